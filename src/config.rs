@@ -1,0 +1,256 @@
+//! Layered configuration: built-in defaults, then `pulse.toml` (or the file named by
+//! `PULSE_CONFIG`), then `PULSE_*` environment variables. The conventional `DATABASE_URL` and
+//! `REDIS_URL` are honoured, and `PULSE_STREAM` / `PULSE_LISTEN` are short forms of the two
+//! settings people change most.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Backend;
+
+/// Every setting of a Pulse process. The README's configuration table mirrors this struct.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub http: HttpSettings,
+    pub ingest: IngestSettings,
+    pub analyzer: AnalyzerSettings,
+    pub store: StoreSettings,
+    /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
+    pub shutdown_timeout_secs: u64,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+/// PostgreSQL connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: usize,
+}
+
+/// Redis connection and the stream Pulse consumes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Stream key producers append to.
+    pub stream: String,
+    /// Consumer group shared by every Pulse process reading the stream.
+    pub group: String,
+    /// Consumer name; empty means `<host>-<pid>-<random>`, unique per process.
+    pub consumer: String,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Address to bind; port 0 picks a free port (the bound address is logged).
+    pub listen: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Most events one `POST /api/v1/events` request may carry.
+    pub max_events_per_request: usize,
+}
+
+/// The stream reader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestSettings {
+    /// Most entries fetched by one XREADGROUP.
+    pub read_batch: usize,
+    /// Most entries read but not yet committed and acknowledged (the credit limit).
+    pub max_in_flight: usize,
+    /// How long one XREADGROUP blocks waiting for entries, in milliseconds.
+    pub block_ms: u64,
+    /// Entries pending longer than this on another consumer are claimed, in milliseconds.
+    pub claim_idle_ms: u64,
+    /// How often to look for such entries, in milliseconds.
+    pub claim_interval_ms: u64,
+    /// An entry delivered more times than this goes to the dead-letter stream.
+    pub max_deliveries: u64,
+}
+
+/// The analyzer worker pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalyzerSettings {
+    pub backend: Backend,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// The PostgreSQL writer and retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    /// Raw posts older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u32,
+    /// How often retention runs, in seconds.
+    pub retention_interval_secs: u64,
+    /// Rows deleted per retention statement, so deletes never hold long locks.
+    pub retention_batch: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            http: HttpSettings::default(),
+            ingest: IngestSettings::default(),
+            analyzer: AnalyzerSettings::default(),
+            store: StoreSettings::default(),
+            shutdown_timeout_secs: 30,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/pulse".into(),
+            pool_size: 16,
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            stream: "pulse:events".into(),
+            group: "pulse".into(),
+            consumer: String::new(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            workers: 0,
+            max_events_per_request: 1_000,
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            read_batch: 500,
+            max_in_flight: 4_000,
+            block_ms: 1_000,
+            claim_idle_ms: 30_000,
+            claim_interval_ms: 5_000,
+            max_deliveries: 5,
+        }
+    }
+}
+
+impl Default for AnalyzerSettings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Lexicon,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 7,
+            retention_interval_secs: 300,
+            retention_batch: 5_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the config file, then the environment.
+    pub fn load() -> Result<Settings, figment::Error> {
+        let file = std::env::var_os("PULSE_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("pulse.toml"));
+        Self::figment(file).extract()
+    }
+
+    fn figment(file: PathBuf) -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(
+                Env::prefixed("PULSE_")
+                    .ignore(&["config", "log", "log_format", "stream", "listen"])
+                    .split("__"),
+            )
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
+            .merge(Env::raw().only(&["PULSE_STREAM"]).map(|_| "redis.stream".into()))
+            .merge(Env::raw().only(&["PULSE_LISTEN"]).map(|_| "http.listen".into()))
+    }
+
+    /// The consumer name to use: the configured one or a fresh unique one.
+    pub fn consumer_name(&self) -> String {
+        if !self.redis.consumer.is_empty() {
+            return self.redis.consumer.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "pulse".into());
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        format!("{host}-{}-{suffix}", std::process::id())
+    }
+
+    /// Worker count for a setting where 0 means one per core.
+    pub fn threads_or_cores(n: usize) -> usize {
+        if n > 0 {
+            n
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+
+    /// The dead-letter stream for the configured stream.
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}:dead", self.redis.stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "pulse.toml",
+                "[redis]\nstream = \"from-file\"\ngroup = \"g\"\n[ingest]\nread_batch = 7\n",
+            )?;
+            jail.set_env("PULSE_STREAM", "from-env");
+            jail.set_env("PULSE_INGEST__MAX_IN_FLIGHT", "99");
+            jail.set_env("DATABASE_URL", "postgres://x@y/z");
+            jail.set_env("PULSE_LISTEN", "127.0.0.1:0");
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.redis.stream, "from-env");
+            assert_eq!(s.redis.group, "g");
+            assert_eq!(s.ingest.read_batch, 7);
+            assert_eq!(s.ingest.max_in_flight, 99);
+            assert_eq!(s.database.url, "postgres://x@y/z");
+            assert_eq!(s.http.listen, "127.0.0.1:0");
+            Ok(())
+        });
+    }
+}

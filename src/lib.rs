@@ -1,0 +1,30 @@
+//! Pulse: a real-time social-media sentiment and virality event server.
+//!
+//! # Layout
+//!
+//! - [`models`]: the event format producers send and the analysis attached to each post;
+//!   validated once at the edge, ranges carried in the types.
+//! - [`analysis`]: text analyzers behind the [`analysis::Analyzer`] trait (the built-in lexicon
+//!   backend today, ONNX transformer bundles alongside it).
+//! - [`actors`]: the supervised pipeline stages, one file each: `ingester` (Redis Streams
+//!   consumer group, credits, claiming, dead letters), `analyzer` (worker pool), `store`
+//!   (batched idempotent PostgreSQL writes), `retention`, and `supervisor`. Their typed messages
+//!   live in `actors::messages`.
+//! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake and post
+//!   queries, with one error shape.
+//! - [`ws`]: the WebSocket protocol for live subscribers.
+//! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
+//!
+//! # The path of one post
+//!
+//! A producer XADDs `{"event": <json>}` to the stream (directly or via `POST /api/v1/events`).
+//! The ingester reads it through the consumer group within its credit limit, parses and
+//! validates it (failures go to `<stream>:dead` and are acknowledged), and hands the batch to
+//! the analyzer pool. The analyzed batch goes to the store, which writes it in one statement
+//! with `ON CONFLICT DO NOTHING`; only after that commit does the ingester XACK the entries and
+//! return their credits. A crash anywhere before the XACK leaves the entry pending, to be
+//! re-read or claimed, and the natural keys make the replay harmless.
+
+pub mod analysis;
+pub mod config;
+pub mod models;

@@ -1,0 +1,136 @@
+//! What the analyzers say about a post. Ranges are carried by the types so that a value that
+//! reaches the database or a client is always in range.
+
+use serde::{Deserialize, Serialize};
+
+/// Sentiment polarity in -1..=1 (negative to positive).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SentimentScore(f32);
+
+impl SentimentScore {
+    /// Clamps into -1..=1; NaN becomes 0 (neutral) so a model glitch cannot poison aggregates.
+    pub fn new(value: f32) -> Self {
+        if value.is_nan() {
+            Self(0.0)
+        } else {
+            Self(value.clamp(-1.0, 1.0))
+        }
+    }
+
+    /// The raw value, always in -1..=1.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// A probability or share in 0..=1.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Probability(f32);
+
+impl Probability {
+    /// Clamps into 0..=1; NaN becomes 0.
+    pub fn new(value: f32) -> Self {
+        if value.is_nan() {
+            Self(0.0)
+        } else {
+            Self(value.clamp(0.0, 1.0))
+        }
+    }
+
+    /// The raw value, always in 0..=1.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// The three-way sentiment label used everywhere in Pulse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentimentLabel {
+    Negative,
+    Neutral,
+    Positive,
+}
+
+impl SentimentLabel {
+    /// Every label, in the order heads and confusion matrices use.
+    pub const ALL: [SentimentLabel; 3] = [
+        SentimentLabel::Negative,
+        SentimentLabel::Neutral,
+        SentimentLabel::Positive,
+    ];
+
+    /// The lowercase name used in JSON, the database and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SentimentLabel::Negative => "negative",
+            SentimentLabel::Neutral => "neutral",
+            SentimentLabel::Positive => "positive",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(name: &str) -> Option<SentimentLabel> {
+        SentimentLabel::ALL.into_iter().find(|l| l.as_str() == name)
+    }
+}
+
+/// The four emotions of the TweetEval emotion task, which Pulse reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Emotion {
+    Anger,
+    Joy,
+    Optimism,
+    Sadness,
+}
+
+impl Emotion {
+    /// Every emotion, in head order.
+    pub const ALL: [Emotion; 4] = [Emotion::Anger, Emotion::Joy, Emotion::Optimism, Emotion::Sadness];
+
+    /// The lowercase name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Emotion::Anger => "anger",
+            Emotion::Joy => "joy",
+            Emotion::Optimism => "optimism",
+            Emotion::Sadness => "sadness",
+        }
+    }
+}
+
+/// A distribution over the four emotions (sums to 1 when any emotion is present).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EmotionScores {
+    pub anger: Probability,
+    pub joy: Probability,
+    pub optimism: Probability,
+    pub sadness: Probability,
+}
+
+impl EmotionScores {
+    /// The most likely emotion, or `None` when the distribution is empty.
+    pub fn dominant(&self) -> Option<Emotion> {
+        let scores = [self.anger, self.joy, self.optimism, self.sadness];
+        let (index, best) = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.get().total_cmp(&b.1.get()))?;
+        (best.get() > 0.0).then_some(Emotion::ALL[index])
+    }
+}
+
+/// Everything Pulse infers from a post's text, with the model that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub sentiment_label: SentimentLabel,
+    pub sentiment_score: SentimentScore,
+    pub emotions: EmotionScores,
+    pub toxicity: Probability,
+    pub churn_risk: Probability,
+    /// Name and version of the model, e.g. `lexicon-vader@1`.
+    pub model: String,
+}

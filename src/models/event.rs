@@ -1,0 +1,400 @@
+//! The one event format producers write to the stream (and to `POST /api/v1/events`).
+//!
+//! Parsing and validation live here so every entry point (Redis stream, HTTP) rejects the
+//! same inputs with the same reasons.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest post text accepted, in bytes. Longer texts are refused, not truncated, so a producer
+/// learns about it instead of silently losing content.
+pub const MAX_TEXT_BYTES: usize = 20_000;
+/// Longest identifier (post id, author id, parent id) accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest short label (city, country, product, channel, lang) accepted, in bytes.
+pub const MAX_LABEL_BYTES: usize = 128;
+/// Longest URL accepted, in bytes.
+pub const MAX_URL_BYTES: usize = 2_048;
+/// Largest encoded event accepted, in bytes; bounds the work a single entry can cause.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// A stream event: either a new post or an engagement with an existing one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Event {
+    /// A social post to analyse and store.
+    Post(Post),
+    /// A like, share, comment or view of a post.
+    Engagement(Engagement),
+}
+
+/// The social networks Pulse knows by name; anything else is `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Twitter,
+    Reddit,
+    Instagram,
+    Tiktok,
+    Youtube,
+    Bluesky,
+    Mastodon,
+    Other,
+}
+
+impl Platform {
+    /// Every platform, for generators and documentation.
+    pub const ALL: [Platform; 8] = [
+        Platform::Twitter,
+        Platform::Reddit,
+        Platform::Instagram,
+        Platform::Tiktok,
+        Platform::Youtube,
+        Platform::Bluesky,
+        Platform::Mastodon,
+        Platform::Other,
+    ];
+
+    /// The lowercase name used in JSON, the database and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Twitter => "twitter",
+            Platform::Reddit => "reddit",
+            Platform::Instagram => "instagram",
+            Platform::Tiktok => "tiktok",
+            Platform::Youtube => "youtube",
+            Platform::Bluesky => "bluesky",
+            Platform::Mastodon => "mastodon",
+            Platform::Other => "other",
+        }
+    }
+
+    /// Parses the lowercase name; `None` for anything unknown.
+    pub fn parse(name: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// Who wrote a post; followers drive reach and virality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub id: String,
+    pub followers: u64,
+}
+
+/// Where a post was written, when the producer knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Geo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// Engagement counts as the platform reported them when the post was captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMetrics {
+    #[serde(default)]
+    pub likes: u64,
+    #[serde(default)]
+    pub shares: u64,
+    #[serde(default)]
+    pub comments: u64,
+    #[serde(default)]
+    pub views: u64,
+}
+
+/// A social post as producers send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Post {
+    pub id: String,
+    pub platform: Platform,
+    pub author: Author,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<PostMetrics>,
+}
+
+/// What kind of engagement happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngagementKind {
+    Like,
+    Share,
+    Comment,
+    View,
+}
+
+impl EngagementKind {
+    /// Every kind, for generators and aggregation.
+    pub const ALL: [EngagementKind; 4] = [
+        EngagementKind::Like,
+        EngagementKind::Share,
+        EngagementKind::Comment,
+        EngagementKind::View,
+    ];
+
+    /// The lowercase name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngagementKind::Like => "like",
+            EngagementKind::Share => "share",
+            EngagementKind::Comment => "comment",
+            EngagementKind::View => "view",
+        }
+    }
+}
+
+/// An engagement with a post. Cascades are rebuilt from `via` (the share it came through).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engagement {
+    /// Optional producer-side id; when absent the stream entry id is the natural key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub post_id: String,
+    pub kind: EngagementKind,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_followers: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// Why an event was refused; the reason travels to the dead-letter stream or the HTTP error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("entry has no `event` field")]
+    MissingEventField,
+    #[error("event is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("event is {0} bytes, larger than the {MAX_EVENT_BYTES} byte limit")]
+    TooLarge(usize),
+    #[error("event is not valid: {0}")]
+    Malformed(String),
+    #[error("field `{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl EventError {
+    /// A low-cardinality class for metric labels and dead-letter entries.
+    pub fn class(&self) -> &'static str {
+        match self {
+            EventError::MissingEventField => "missing_event_field",
+            EventError::InvalidUtf8 => "invalid_utf8",
+            EventError::TooLarge(_) => "too_large",
+            EventError::Malformed(_) => "malformed",
+            EventError::Invalid { .. } => "invalid_field",
+        }
+    }
+}
+
+impl Event {
+    /// Decodes and validates one event from raw bytes (a stream field or an HTTP body element).
+    pub fn from_slice(bytes: &[u8]) -> Result<Event, EventError> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(EventError::TooLarge(bytes.len()));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| EventError::InvalidUtf8)?;
+        let event: Event =
+            serde_json::from_str(text).map_err(|e| EventError::Malformed(e.to_string()))?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Decodes and validates one event already parsed as JSON (HTTP arrays).
+    pub fn from_value(value: serde_json::Value) -> Result<Event, EventError> {
+        let event: Event =
+            serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Checks the limits and invariants serde cannot express.
+    pub fn validate(&self) -> Result<(), EventError> {
+        match self {
+            Event::Post(p) => p.validate(),
+            Event::Engagement(e) => e.validate(),
+        }
+    }
+}
+
+impl Post {
+    fn validate(&self) -> Result<(), EventError> {
+        check_id("id", &self.id)?;
+        check_id("author.id", &self.author.id)?;
+        check_text("text", &self.text, MAX_TEXT_BYTES, true)?;
+        if self.text.trim().is_empty() {
+            return Err(invalid("text", "must not be empty"));
+        }
+        for (field, value, max) in [
+            ("lang", &self.lang, MAX_LABEL_BYTES),
+            ("product", &self.product, MAX_LABEL_BYTES),
+            ("channel", &self.channel, MAX_LABEL_BYTES),
+            ("parent_id", &self.parent_id, MAX_ID_BYTES),
+            ("url", &self.url, MAX_URL_BYTES),
+        ] {
+            if let Some(v) = value {
+                check_text(field, v, max, false)?;
+            }
+        }
+        if let Some(geo) = &self.geo {
+            for (field, value) in [("geo.city", &geo.city), ("geo.country", &geo.country)] {
+                if let Some(v) = value {
+                    check_text(field, v, MAX_LABEL_BYTES, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The post's city, when known.
+    pub fn city(&self) -> Option<&str> {
+        self.geo.as_ref().and_then(|g| g.city.as_deref())
+    }
+
+    /// The post's country, when known.
+    pub fn country(&self) -> Option<&str> {
+        self.geo.as_ref().and_then(|g| g.country.as_deref())
+    }
+}
+
+impl Engagement {
+    fn validate(&self) -> Result<(), EventError> {
+        check_id("post_id", &self.post_id)?;
+        if let Some(id) = &self.id {
+            check_id("id", id)?;
+        }
+        if let Some(via) = &self.via {
+            check_id("via", via)?;
+        }
+        if self.count == Some(0) {
+            return Err(invalid("count", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> EventError {
+    EventError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), EventError> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    check_text(field, value, MAX_ID_BYTES, false)
+}
+
+/// PostgreSQL text cannot hold NUL, and control characters in labels are always a producer bug.
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max_bytes: usize,
+    allow_whitespace_controls: bool,
+) -> Result<(), EventError> {
+    if value.len() > max_bytes {
+        return Err(invalid(
+            field,
+            format!("is {} bytes, the limit is {max_bytes}", value.len()),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(invalid(field, "contains a NUL character"));
+    }
+    if !allow_whitespace_controls && value.chars().any(char::is_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post_json() -> serde_json::Value {
+        serde_json::json!({
+            "type": "post", "id": "p1", "platform": "twitter",
+            "author": {"id": "a1", "followers": 10},
+            "text": "I love it", "created_at": "2026-01-01T00:00:00Z",
+            "geo": {"city": "Paris", "country": "FR"}, "product": "phone"
+        })
+    }
+
+    #[test]
+    fn parses_a_post_with_optional_fields() {
+        let e = Event::from_slice(post_json().to_string().as_bytes()).unwrap();
+        let Event::Post(p) = e else { panic!("not a post") };
+        assert_eq!(p.platform, Platform::Twitter);
+        assert_eq!(p.city(), Some("Paris"));
+        assert_eq!(p.product.as_deref(), Some("phone"));
+    }
+
+    #[test]
+    fn parses_an_engagement() {
+        let raw = r#"{"type":"engagement","post_id":"p1","kind":"share","at":"2026-01-01T00:00:01Z","via":"s9","actor_followers":5}"#;
+        let Event::Engagement(e) = Event::from_slice(raw.as_bytes()).unwrap() else {
+            panic!("not an engagement")
+        };
+        assert_eq!(e.kind, EngagementKind::Share);
+        assert_eq!(e.via.as_deref(), Some("s9"));
+    }
+
+    #[test]
+    fn refuses_bad_inputs_with_a_reason_class() {
+        let mut missing = post_json();
+        missing.as_object_mut().unwrap().remove("text");
+        let mut wrong_type = post_json();
+        wrong_type["author"]["followers"] = serde_json::json!("many");
+        let mut oversize = post_json();
+        oversize["text"] = serde_json::json!("a".repeat(MAX_TEXT_BYTES + 1));
+        let mut nul = post_json();
+        nul["text"] = serde_json::json!("a\u{0}b");
+        let mut platform = post_json();
+        platform["platform"] = serde_json::json!("myspace");
+
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"{not json".to_vec(), "malformed"),
+            (missing.to_string().into_bytes(), "malformed"),
+            (wrong_type.to_string().into_bytes(), "malformed"),
+            (oversize.to_string().into_bytes(), "invalid_field"),
+            (nul.to_string().into_bytes(), "invalid_field"),
+            (platform.to_string().into_bytes(), "malformed"),
+            (vec![b'"', 0xff, 0xfe, b'"'], "invalid_utf8"),
+            (vec![b' '; MAX_EVENT_BYTES + 1], "too_large"),
+        ];
+        for (bytes, class) in cases {
+            let err = Event::from_slice(&bytes).unwrap_err();
+            assert_eq!(err.class(), class, "{err}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let e = Event::from_slice(post_json().to_string().as_bytes()).unwrap();
+        let again = Event::from_slice(serde_json::to_string(&e).unwrap().as_bytes()).unwrap();
+        assert_eq!(e, again);
+    }
+}
