@@ -193,10 +193,22 @@ impl Settings {
                     .ignore(&["config", "log", "log_format", "stream", "listen"])
                     .split("__"),
             )
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
             .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
-            .merge(Env::raw().only(&["PULSE_STREAM"]).map(|_| "redis.stream".into()))
-            .merge(Env::raw().only(&["PULSE_LISTEN"]).map(|_| "http.listen".into()))
+            .merge(
+                Env::raw()
+                    .only(&["PULSE_STREAM"])
+                    .map(|_| "redis.stream".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["PULSE_LISTEN"])
+                    .map(|_| "http.listen".into()),
+            )
     }
 
     /// The consumer name to use: the configured one or a fresh unique one.

@@ -25,6 +25,17 @@
 //! return their credits. A crash anywhere before the XACK leaves the entry pending, to be
 //! re-read or claimed, and the natural keys make the replay harmless.
 
+pub mod actors;
 pub mod analysis;
+pub mod app;
+pub mod bench;
+pub mod cli;
 pub mod config;
+pub mod db;
+pub mod generate;
+pub mod http;
 pub mod models;
+pub mod producer;
+pub mod redis;
+pub mod telemetry;
+pub mod ws;

@@ -89,7 +89,12 @@ pub enum Emotion {
 
 impl Emotion {
     /// Every emotion, in head order.
-    pub const ALL: [Emotion; 4] = [Emotion::Anger, Emotion::Joy, Emotion::Optimism, Emotion::Sadness];
+    pub const ALL: [Emotion; 4] = [
+        Emotion::Anger,
+        Emotion::Joy,
+        Emotion::Optimism,
+        Emotion::Sadness,
+    ];
 
     /// The lowercase name used in JSON and the database.
     pub fn as_str(self) -> &'static str {

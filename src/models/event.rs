@@ -346,7 +346,9 @@ mod tests {
     #[test]
     fn parses_a_post_with_optional_fields() {
         let e = Event::from_slice(post_json().to_string().as_bytes()).unwrap();
-        let Event::Post(p) = e else { panic!("not a post") };
+        let Event::Post(p) = e else {
+            panic!("not a post")
+        };
         assert_eq!(p.platform, Platform::Twitter);
         assert_eq!(p.city(), Some("Paris"));
         assert_eq!(p.product.as_deref(), Some("phone"));

@@ -6,4 +6,6 @@ pub mod analysis;
 pub mod event;
 
 pub use analysis::{Analysis, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore};
-pub use event::{Author, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post, PostMetrics};
+pub use event::{
+    Author, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post, PostMetrics,
+};

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy (warnings are errors), then the test suite against
+# local PostgreSQL and Redis (started when nothing answers at DATABASE_URL / REDIS_URL).
+#
+#   bash scripts/test.sh [test runner arguments, e.g. a test name filter]
+#
+# The tests see DATABASE_URL, REDIS_URL and PULSE_PG_BIN (the directory with initdb/pg_ctl/
+# postgres, for tests that start throwaway clusters). CARGO_TARGET_DIR is honoured as cargo
+# always does. The last lines printed are the test runner's own summary.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() {
+    echo "==> $*" >&2
+    "$@"
+}
+
+# Runs the dashboard's tests. No-op until the frontend has a package.json.
+run_frontend_tests() {
+    [[ -f frontend/package.json ]] || return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "test: error: frontend/package.json exists but npm is not installed (install Node.js and npm)" >&2
+        return 1
+    fi
+    echo "==> frontend tests" >&2
+    (
+        cd frontend
+        if [[ -f package-lock.json ]]; then npm ci; else npm install; fi
+        npm test --if-present
+    )
+}
+
+has_lib_target() {
+    [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml
+}
+
+source scripts/toolchain.sh dev
+source scripts/services.sh
+echo "==> target dir: ${CARGO_TARGET_DIR:-target}" >&2
+
+step cargo fmt --all -- --check
+step cargo clippy --all-targets -- -D warnings
+
+run_frontend_tests
+
+# Doc tests first: `--all-targets` never includes them, and the final runner's summary should
+# be the last thing on screen.
+if has_lib_target; then
+    step cargo test --doc
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step cargo nextest run --all-targets "$@"
+else
+    step cargo test --all-targets "$@"
+fi

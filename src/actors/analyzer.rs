@@ -1,0 +1,122 @@
+//! The analyzer pool: N worker threads (an actix `SyncArbiter`), each owning one analyzer
+//! backend. Workers decode and validate entries as well as analyse them, so the CPU work of
+//! a batch never runs on the I/O thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use actix::{Actor, Handler, SyncContext};
+
+use super::messages::{
+    AnalyzeBatch, AnalyzeError, AnalyzedBatch, AnalyzedPost, InjectFault, Rejected,
+    StreamedEngagement,
+};
+use crate::analysis::{self, Analyzer, Backend};
+use crate::models::{Event, EventError};
+use crate::telemetry::names;
+
+/// One worker of the pool.
+pub struct AnalyzerWorker {
+    backend: Backend,
+    analyzer: Box<dyn Analyzer>,
+    fail_next: bool,
+}
+
+impl AnalyzerWorker {
+    /// Builds a worker; the backend was already checked to load at start-up.
+    pub fn new(backend: Backend) -> Self {
+        let analyzer = analysis::build(backend).expect("analyzer backend failed to load");
+        Self {
+            backend,
+            analyzer,
+            fail_next: false,
+        }
+    }
+
+    fn analyze(&mut self, batch: &[crate::actors::messages::RawEntry]) -> AnalyzedBatch {
+        let mut out = AnalyzedBatch::default();
+        let mut posts = Vec::new();
+        for entry in batch {
+            let decoded = match entry.event_bytes() {
+                Some(bytes) => Event::from_slice(bytes),
+                None => Err(EventError::MissingEventField),
+            };
+            match decoded {
+                Ok(Event::Post(post)) => posts.push((entry.id.clone(), post)),
+                Ok(Event::Engagement(engagement)) => out.engagements.push(StreamedEngagement {
+                    entry_id: entry.id.clone(),
+                    engagement,
+                }),
+                Err(e) => out.rejected.push(Rejected {
+                    entry: entry.clone(),
+                    reason: e.into(),
+                }),
+            }
+        }
+        if self.fail_next {
+            self.fail_next = false;
+            panic!("injected analyzer fault");
+        }
+        let texts: Vec<&str> = posts.iter().map(|(_, p)| p.text.as_str()).collect();
+        let analyses = self.analyzer.analyze_batch(&texts);
+        debug_assert_eq!(analyses.len(), posts.len());
+        out.posts = posts
+            .into_iter()
+            .zip(analyses)
+            .map(|((entry_id, post), analysis)| AnalyzedPost {
+                entry_id,
+                post,
+                analysis,
+            })
+            .collect();
+        out
+    }
+}
+
+impl Actor for AnalyzerWorker {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<AnalyzeBatch> for AnalyzerWorker {
+    type Result = Result<AnalyzedBatch, AnalyzeError>;
+
+    fn handle(&mut self, msg: AnalyzeBatch, _: &mut Self::Context) -> Self::Result {
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.0))) {
+            Ok(batch) => {
+                let model = self.analyzer.model().to_string();
+                metrics::counter!(names::ANALYZED_POSTS, "model" => model)
+                    .increment(batch.posts.len() as u64);
+                metrics::histogram!(names::ANALYZE_BATCH_SECONDS).record(started.elapsed());
+                Ok(batch)
+            }
+            Err(panic) => {
+                let reason = panic_message(&panic);
+                tracing::error!(%reason, entries = msg.0.len(), "analyzer panicked; restarting its backend");
+                metrics::counter!(names::ACTOR_RESTARTS, "actor" => "analyzer").increment(1);
+                // A backend that panicked may hold broken state: start from a fresh one.
+                if let Ok(fresh) = analysis::build(self.backend) {
+                    self.analyzer = fresh;
+                }
+                Err(AnalyzeError(reason))
+            }
+        }
+    }
+}
+
+impl Handler<InjectFault> for AnalyzerWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        self.fail_next = true;
+    }
+}
+
+/// The text of a caught panic, for logs and dead-letter reasons.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}

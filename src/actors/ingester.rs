@@ -1,0 +1,778 @@
+//! The ingester: reads the stream through the consumer group, within a credit limit, and
+//! acknowledges each entry only after what it produced is committed.
+//!
+//! - Reads use a dedicated Redis connection (a blocking XREADGROUP must not delay others).
+//! - Credits: at most `max_in_flight` entries are read and not yet acknowledged; a new read
+//!   asks only for as many entries as there are free credits.
+//! - On start it first re-reads this consumer's own pending entries (id `0`), then new ones.
+//! - At start and every `claim_interval_ms` it XAUTOCLAIMs entries idle on other consumers
+//!   (a dead process) and dead-letters those delivered more than `max_deliveries` times.
+//! - Entries that cannot be decoded, analysed or stored go to `<stream>:dead` with their
+//!   reason and original fields, then are acknowledged. Failing batches are split in halves so
+//!   one bad entry never holds back its neighbours.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use fred::prelude::*;
+use fred::types::streams::XID;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::analyzer::AnalyzerWorker;
+use super::messages::{
+    AnalyzeBatch, Drain, DrainReport, InjectFault, RawEntry, RejectReason, Rejected, StoreBatch,
+    StoreError,
+};
+use super::store::Store;
+use super::supervisor::Supervised;
+use crate::config::Settings;
+use crate::telemetry::names;
+
+/// Longest pause between retries of a batch whose stage is unavailable.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// First pause between retries.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Most claim pages taken in one claim round, so claiming cannot starve new entries.
+const MAX_CLAIM_PAGES: usize = 20;
+
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// State shared by every incarnation of the ingester (it survives a restart).
+pub struct IngestContext {
+    pub settings: Arc<Settings>,
+    pub consumer: String,
+    /// Dedicated connection for blocking reads.
+    pub reader: Client,
+    /// Shared connection for acknowledgements, dead letters and claims.
+    pub redis: Client,
+    pub analyzer: Supervised<AnalyzerWorker>,
+    pub store: Supervised<Store>,
+    credits: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+    state: AtomicU8,
+}
+
+impl IngestContext {
+    /// Context for a consumer named `consumer`.
+    pub fn new(
+        settings: Arc<Settings>,
+        consumer: String,
+        reader: Client,
+        redis: Client,
+        analyzer: Supervised<AnalyzerWorker>,
+        store: Supervised<Store>,
+    ) -> Self {
+        let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
+        Self {
+            settings,
+            consumer,
+            reader,
+            redis,
+            analyzer,
+            store,
+            credits,
+            in_flight: AtomicUsize::new(0),
+            state: AtomicU8::new(RUNNING),
+        }
+    }
+
+    fn stream(&self) -> &str {
+        &self.settings.redis.stream
+    }
+
+    fn group(&self) -> &str {
+        &self.settings.redis.group
+    }
+
+    fn running(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    fn abandoned(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ABANDONED
+    }
+
+    /// Entries read and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// The ingester actor. Its read loop runs inside the actor, so a crash of the actor stops
+/// the loop and a restart starts a fresh one.
+pub struct Ingester {
+    ctx: Arc<IngestContext>,
+}
+
+impl Ingester {
+    /// An ingester over the shared context.
+    pub fn new(ctx: Arc<IngestContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+impl Actor for Ingester {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let shared = self.ctx.clone();
+        ctx.spawn(read_loop(shared).into_actor(self).map(|_, _, _| ()));
+    }
+}
+
+impl Handler<Drain> for Ingester {
+    type Result = ResponseFuture<DrainReport>;
+
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+        let shared = self.ctx.clone();
+        Box::pin(async move {
+            let _ = shared.state.compare_exchange(
+                RUNNING,
+                DRAINING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            let all =
+                u32::try_from(shared.settings.ingest.max_in_flight.max(1)).unwrap_or(u32::MAX);
+            match tokio::time::timeout(msg.timeout, shared.credits.acquire_many(all)).await {
+                Ok(Ok(permits)) => {
+                    drop(permits);
+                    DrainReport::Drained
+                }
+                _ => {
+                    shared.state.store(ABANDONED, Ordering::Release);
+                    DrainReport::TimedOut {
+                        in_flight: shared.in_flight(),
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Handler<InjectFault> for Ingester {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        panic!("injected ingester fault");
+    }
+}
+
+/// Creates the consumer group (and the stream) if missing.
+pub async fn ensure_group(redis: &Client, stream: &str, group: &str) -> Result<(), Error> {
+    let created: Result<Value, Error> = redis.xgroup_create(stream, group, "0", true).await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn read_loop(ctx: Arc<IngestContext>) {
+    let mut failures = 0u32;
+    while ctx.running() {
+        match ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the consumer group yet; retrying");
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+    tracing::info!(consumer = %ctx.consumer, stream = %ctx.stream(), group = %ctx.group(), "ingester reading");
+
+    // Our own pending entries first: they were read by an earlier incarnation of this
+    // consumer and never acknowledged.
+    let mut own_pending_from: Option<String> = Some("0".into());
+    let claim_every = Duration::from_millis(ctx.settings.ingest.claim_interval_ms.max(1));
+    let mut next_claim = Instant::now();
+    let mut failures = 0u32;
+
+    while ctx.running() {
+        if Instant::now() >= next_claim {
+            claim_stale(&ctx).await;
+            next_claim = Instant::now() + claim_every;
+        }
+        let Some(permit) = take_credits(&ctx).await else {
+            break;
+        };
+        let want = permit.num_permits();
+        let (id, block) = match &own_pending_from {
+            Some(from) => (from.clone(), None),
+            None => (">".to_string(), Some(ctx.settings.ingest.block_ms)),
+        };
+        let reply: Result<Value, Error> = ctx
+            .reader
+            .xreadgroup(
+                ctx.group(),
+                ctx.consumer.as_str(),
+                Some(want as u64),
+                block,
+                false,
+                ctx.stream(),
+                XID::from(id.as_str()),
+            )
+            .await;
+        match reply {
+            Ok(value) => {
+                failures = 0;
+                let entries = parse_read_reply(value);
+                if own_pending_from.is_some() {
+                    own_pending_from = entries.last().map(|e| e.id.clone());
+                }
+                dispatch(&ctx, entries, permit);
+            }
+            Err(e) => {
+                drop(permit);
+                failures += 1;
+                let kind = if e.details().contains("NOGROUP") {
+                    let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
+                    "nogroup"
+                } else {
+                    "redis"
+                };
+                metrics::counter!(names::READ_ERRORS, "error_type" => kind).increment(1);
+                tracing::warn!(error = %e, "stream read failed; retrying");
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+    tracing::info!(consumer = %ctx.consumer, "ingester stopped reading");
+}
+
+/// Waits for at least one credit, then takes as many more as are free, up to a read batch.
+async fn take_credits(ctx: &IngestContext) -> Option<OwnedSemaphorePermit> {
+    let mut permit = loop {
+        if !ctx.running() {
+            return None;
+        }
+        // Wake up now and then to notice a drain even when no credit comes back.
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            ctx.credits.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => break p,
+            Ok(Err(_)) => return None,
+            Err(_) => continue,
+        }
+    };
+    let want = ctx.settings.ingest.read_batch.max(1);
+    let extra = want.saturating_sub(1).min(ctx.credits.available_permits());
+    if extra > 0 {
+        if let Ok(more) = ctx.credits.clone().try_acquire_many_owned(extra as u32) {
+            permit.merge(more);
+        }
+    }
+    Some(permit)
+}
+
+/// Hands a read batch to a task of its own, returning unused credits at once.
+fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut permit: OwnedSemaphorePermit) {
+    if entries.is_empty() {
+        return;
+    }
+    let unused = permit.num_permits().saturating_sub(entries.len());
+    if unused > 0 {
+        drop(permit.split(unused));
+    }
+    let n = entries.len();
+    metrics::counter!(names::ENTRIES_READ).increment(n as u64);
+    let now = ctx.in_flight.fetch_add(n, Ordering::Relaxed) + n;
+    metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+    let ctx = ctx.clone();
+    actix_rt::spawn(async move {
+        commit_entries(ctx.clone(), entries).await;
+        let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
+        drop(permit);
+        metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+    });
+}
+
+/// Analyses, stores, dead-letters and acknowledges `entries`, retrying while stages are
+/// unavailable and splitting batches a stage refuses.
+fn commit_entries(
+    ctx: Arc<IngestContext>,
+    entries: Vec<RawEntry>,
+) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(async move {
+        let max = ctx.settings.ingest.max_deliveries;
+        let (entries, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
+            entries.into_iter().partition(|e| e.deliveries <= max);
+        let mut rejected: Vec<Rejected> = worn_out
+            .into_iter()
+            .map(|entry| {
+                let reason = RejectReason::TooManyDeliveries(entry.deliveries);
+                Rejected { entry, reason }
+            })
+            .collect();
+        let entries = Arc::new(entries);
+        let mut attempt = 0u32;
+        let mut retried_analysis = false;
+        loop {
+            if ctx.abandoned() {
+                return;
+            }
+            let outcome = if entries.is_empty() {
+                Attempt::Done(Vec::new())
+            } else {
+                try_once(&ctx, entries.clone()).await
+            };
+            match outcome {
+                Attempt::Done(refused) => {
+                    // Worn-out entries are not in `entries`; the analyzer's rejects are.
+                    let worn_out: Vec<&str> =
+                        rejected.iter().map(|r| r.entry.id.as_str()).collect();
+                    let ids: Vec<&str> = entries
+                        .iter()
+                        .map(|e| e.id.as_str())
+                        .chain(worn_out)
+                        .collect();
+                    let mut dead = rejected.clone();
+                    dead.extend(refused);
+                    match finish(&ctx, &dead, &ids).await {
+                        Ok(()) => {
+                            record_latency(&entries);
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dead-lettering or acknowledging failed; retrying");
+                            retry_pause(&ctx, &mut attempt, "ack").await;
+                        }
+                    }
+                }
+                // A panicking backend was rebuilt; a transient fault passes on a second try,
+                // a poison entry fails again and is isolated below.
+                Attempt::Refused(RejectReason::Analysis(reason)) if !retried_analysis => {
+                    tracing::warn!(%reason, entries = entries.len(), "analysis failed; retrying once");
+                    metrics::counter!(names::BATCH_RETRIES, "stage" => "analyzer").increment(1);
+                    retried_analysis = true;
+                }
+                Attempt::Refused(reason) if entries.len() > 1 => {
+                    tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
+                    let mut left = Arc::unwrap_or_clone(entries);
+                    let right = left.split_off(left.len() / 2);
+                    commit_entries(ctx.clone(), left).await;
+                    commit_entries(ctx.clone(), right).await;
+                    if !rejected.is_empty() {
+                        commit_entries_rejected(&ctx, rejected).await;
+                    }
+                    return;
+                }
+                Attempt::Refused(reason) => {
+                    let entry = entries[0].clone();
+                    rejected.push(Rejected { entry, reason });
+                    commit_entries_rejected(&ctx, rejected).await;
+                    return;
+                }
+                Attempt::Unavailable(stage) => retry_pause(&ctx, &mut attempt, stage).await,
+            }
+        }
+    })
+}
+
+/// Dead-letters and acknowledges entries that were already rejected.
+async fn commit_entries_rejected(ctx: &IngestContext, rejected: Vec<Rejected>) {
+    let mut attempt = 0u32;
+    let ids: Vec<String> = rejected.iter().map(|r| r.entry.id.clone()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    while !ctx.abandoned() {
+        match finish(ctx, &rejected, &ids).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "dead-lettering failed; retrying");
+                retry_pause(ctx, &mut attempt, "ack").await;
+            }
+        }
+    }
+}
+
+enum Attempt {
+    /// Committed; carries the entries the analyzer rejected, still to dead-letter.
+    Done(Vec<Rejected>),
+    Refused(RejectReason),
+    Unavailable(&'static str),
+}
+
+async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
+    let analyzed = match ctx.analyzer.addr().send(AnalyzeBatch(entries)).await {
+        Ok(Ok(batch)) => Arc::new(batch),
+        Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
+        Err(_) => return Attempt::Unavailable("analyzer"),
+    };
+    match ctx.store.addr().send(StoreBatch(analyzed.clone())).await {
+        Ok(Ok(_outcome)) => Attempt::Done(analyzed.rejected.clone()),
+        Ok(Err(StoreError::Refused(reason))) => Attempt::Refused(RejectReason::Storage(reason)),
+        Ok(Err(StoreError::Unavailable(reason))) => {
+            tracing::warn!(%reason, "store unavailable");
+            Attempt::Unavailable("store")
+        }
+        Err(_) => Attempt::Unavailable("store"),
+    }
+}
+
+async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str) {
+    *attempt += 1;
+    metrics::counter!(names::BATCH_RETRIES, "stage" => stage).increment(1);
+    let pause = backoff(*attempt);
+    let deadline = Instant::now() + pause;
+    while Instant::now() < deadline && !ctx.abandoned() {
+        tokio::time::sleep(Duration::from_millis(50).min(pause)).await;
+    }
+}
+
+/// Writes dead letters, then acknowledges every id. Dead letters are written first so a
+/// crash in between re-delivers the entry rather than losing it.
+async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Result<(), Error> {
+    if !rejected.is_empty() {
+        let dead = ctx.settings.dead_letter_stream();
+        let pipeline = ctx.redis.pipeline();
+        for r in rejected {
+            let mut fields: Vec<(String, Value)> = vec![
+                ("dead_reason".into(), r.reason.to_string().into()),
+                ("dead_reason_class".into(), r.reason.class().into()),
+                ("dead_entry_id".into(), r.entry.id.clone().into()),
+                ("dead_stream".into(), ctx.stream().to_string().into()),
+                ("dead_deliveries".into(), (r.entry.deliveries as i64).into()),
+                ("dead_consumer".into(), ctx.consumer.clone().into()),
+            ];
+            for (name, value) in &r.entry.fields {
+                fields.push((name.clone(), Value::Bytes(value.clone().into())));
+            }
+            let _: () = pipeline.xadd(&dead, false, None::<()>, "*", fields).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        for r in rejected {
+            tracing::warn!(entry = %r.entry.id, reason = %r.reason, "entry dead-lettered");
+            metrics::counter!(names::DEAD_LETTERS, "reason" => r.reason.class()).increment(1);
+        }
+    }
+    if !ids.is_empty() {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let n = ids.len();
+        let _: i64 = ctx.redis.xack(ctx.stream(), ctx.group(), ids).await?;
+        metrics::counter!(names::ENTRIES_ACKED).increment(n as u64);
+    }
+    Ok(())
+}
+
+fn record_latency(entries: &[RawEntry]) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let histogram = metrics::histogram!(names::PIPELINE_LATENCY_SECONDS);
+    for entry in entries {
+        if let Some(added) = entry.added_at_ms() {
+            histogram.record((now_ms - added).max(0) as f64 / 1000.0);
+        }
+    }
+}
+
+/// Claims entries idle on other consumers and processes them here.
+async fn claim_stale(ctx: &Arc<IngestContext>) {
+    let mut cursor = "0-0".to_string();
+    for _ in 0..MAX_CLAIM_PAGES {
+        if !ctx.running() {
+            return;
+        }
+        let count = ctx.settings.ingest.read_batch.max(1) as u64;
+        let reply: Result<Value, Error> = ctx
+            .redis
+            .xautoclaim(
+                ctx.stream(),
+                ctx.group(),
+                ctx.consumer.as_str(),
+                ctx.settings.ingest.claim_idle_ms,
+                XID::from(cursor.as_str()),
+                Some(count),
+                false,
+            )
+            .await;
+        let (next, mut entries) = match reply {
+            Ok(value) => parse_claim_reply(value),
+            Err(e) => {
+                if e.details().contains("NOGROUP") {
+                    let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
+                } else {
+                    tracing::warn!(error = %e, "claiming stale entries failed");
+                }
+                return;
+            }
+        };
+        if !entries.is_empty() {
+            fill_delivery_counts(ctx, &mut entries).await;
+            metrics::counter!(names::ENTRIES_CLAIMED).increment(entries.len() as u64);
+            tracing::info!(
+                claimed = entries.len(),
+                "claimed entries left by another consumer"
+            );
+            let want = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+            match ctx.credits.clone().acquire_many_owned(want).await {
+                Ok(permit) => dispatch(ctx, entries, permit),
+                Err(_) => return,
+            }
+        }
+        if next == "0-0" || next.is_empty() {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// Reads how many times each claimed entry has been delivered (XAUTOCLAIM does not say).
+async fn fill_delivery_counts(ctx: &IngestContext, entries: &mut [RawEntry]) {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return;
+    };
+    let reply: Result<Value, Error> = ctx
+        .redis
+        .xpending(
+            ctx.stream(),
+            ctx.group(),
+            (
+                first.id.as_str(),
+                last.id.as_str(),
+                entries.len() as u64,
+                ctx.consumer.as_str(),
+            ),
+        )
+        .await;
+    let Ok(Value::Array(rows)) = reply else {
+        return;
+    };
+    for row in rows {
+        let Value::Array(cols) = row else { continue };
+        let (Some(id), Some(count)) = (cols.first().and_then(as_string), cols.get(3)) else {
+            continue;
+        };
+        let count = match count {
+            Value::Integer(n) => *n as u64,
+            other => as_string(other).and_then(|s| s.parse().ok()).unwrap_or(1),
+        };
+        if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
+            entry.deliveries = count;
+        }
+    }
+}
+
+/// Parses an XREADGROUP reply: `[[stream, [[id, [field, value, ...]], ...]]]` or nil.
+pub fn parse_read_reply(value: Value) -> Vec<RawEntry> {
+    let Value::Array(streams) = value else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            continue;
+        };
+        if parts.len() < 2 {
+            continue;
+        }
+        if let Value::Array(entries) = parts.swap_remove(1) {
+            out.extend(entries.into_iter().filter_map(parse_entry));
+        }
+    }
+    out
+}
+
+/// Parses an XAUTOCLAIM reply: `[next_cursor, [[id, fields], ...], [deleted ids]]`.
+pub fn parse_claim_reply(value: Value) -> (String, Vec<RawEntry>) {
+    let Value::Array(mut parts) = value else {
+        return (String::new(), Vec::new());
+    };
+    if parts.len() < 2 {
+        return (String::new(), Vec::new());
+    }
+    let entries = match parts.swap_remove(1) {
+        Value::Array(entries) => entries.into_iter().filter_map(parse_entry).collect(),
+        _ => Vec::new(),
+    };
+    let next = as_string(&parts[0]).unwrap_or_default();
+    (next, entries)
+}
+
+fn parse_entry(value: Value) -> Option<RawEntry> {
+    let Value::Array(mut parts) = value else {
+        return None;
+    };
+    if parts.len() < 2 {
+        return None;
+    }
+    let fields_value = parts.swap_remove(1);
+    let id = as_string(&parts[0])?;
+    let fields = match fields_value {
+        Value::Array(flat) => {
+            let mut fields = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(name), Some(value)) = (it.next(), it.next()) {
+                fields.push((as_string(&name).unwrap_or_default(), as_bytes(value)));
+            }
+            fields
+        }
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().map(|s| s.to_string()).unwrap_or_default(),
+                    as_bytes(v),
+                )
+            })
+            .collect(),
+        // A pending entry whose data was trimmed away: nothing left to process, but it must
+        // still be acknowledged, so it travels on with no fields and is dead-lettered.
+        _ => Vec::new(),
+    };
+    Some(RawEntry {
+        id,
+        fields,
+        deliveries: 1,
+    })
+}
+
+fn as_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn as_bytes(value: Value) -> Vec<u8> {
+    match value {
+        Value::String(s) => s.into_inner().to_vec(),
+        Value::Bytes(b) => b.to_vec(),
+        Value::Integer(i) => i.to_string().into_bytes(),
+        Value::Double(d) => d.to_string().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(10));
+    (FIRST_RETRY_DELAY * factor).min(MAX_RETRY_DELAY)
+}
+
+/// Consumer-group figures for readiness and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GroupStats {
+    /// Entries not yet delivered to the group (None if Redis cannot tell).
+    pub lag: Option<i64>,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: i64,
+    /// Consumers known to the group.
+    pub consumers: i64,
+    /// Length of the stream.
+    pub length: i64,
+    /// Length of the dead-letter stream.
+    pub dead_letters: i64,
+}
+
+/// Reads the group's lag and pending count from XINFO GROUPS.
+pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupStats, Error> {
+    let stream = settings.redis.stream.as_str();
+    let length: i64 = redis.xlen(stream).await?;
+    let dead_letters: i64 = redis.xlen(settings.dead_letter_stream()).await?;
+    let mut stats = GroupStats {
+        length,
+        dead_letters,
+        ..Default::default()
+    };
+    let groups: Value = match redis.xinfo_groups(stream).await {
+        Ok(v) => v,
+        Err(e) if e.details().contains("no such key") => return Ok(stats),
+        Err(e) => return Err(e),
+    };
+    let Value::Array(groups) = groups else {
+        return Ok(stats);
+    };
+    for group in groups {
+        let pairs: Vec<(String, Value)> = match group {
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((as_string(&k).unwrap_or_default(), v));
+                }
+                pairs
+            }
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().map(|s| s.to_string()).unwrap_or_default(), v))
+                .collect(),
+            _ => continue,
+        };
+        let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        if field("name").and_then(as_string).as_deref() != Some(settings.redis.group.as_str()) {
+            continue;
+        }
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Integer(i)) => Some(*i),
+            Some(other) => as_string(other).and_then(|s| s.parse().ok()),
+            None => None,
+        };
+        stats.pending = int(field("pending")).unwrap_or(0);
+        stats.consumers = int(field("consumers")).unwrap_or(0);
+        stats.lag = int(field("lag"));
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    #[test]
+    fn parses_read_replies_including_binary_and_trimmed_entries() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            s("pulse:events"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    s("1-0"),
+                    Value::Array(vec![s("event"), Value::Bytes(vec![0xff, 0x00].into())]),
+                ]),
+                Value::Array(vec![s("2-0"), Value::Null]),
+            ]),
+        ])]);
+        let entries = parse_read_reply(reply);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].event_bytes(), Some(&[0xff, 0x00][..]));
+        assert_eq!(entries[0].added_at_ms(), Some(1));
+        assert!(entries[1].fields.is_empty());
+        assert!(parse_read_reply(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn parses_claim_replies() {
+        let reply = Value::Array(vec![
+            s("5-0"),
+            Value::Array(vec![Value::Array(vec![
+                s("3-1"),
+                Value::Array(vec![s("event"), s("{}")]),
+            ])]),
+            Value::Array(vec![]),
+        ]);
+        let (next, entries) = parse_claim_reply(reply);
+        assert_eq!(next, "5-0");
+        assert_eq!(entries[0].id, "3-1");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), FIRST_RETRY_DELAY);
+        assert!(backoff(3) > backoff(2));
+        assert_eq!(backoff(30), MAX_RETRY_DELAY);
+    }
+}

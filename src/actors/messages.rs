@@ -1,0 +1,144 @@
+//! Every message the pipeline actors exchange, in one place.
+
+use std::sync::Arc;
+
+use actix::Message;
+
+use crate::models::{Analysis, Engagement, EventError, Post};
+
+/// One stream entry as read from Redis, before decoding.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// The stream entry id (`<ms>-<seq>`), also the acknowledgement handle.
+    pub id: String,
+    /// The entry's fields as the producer wrote them, kept verbatim for dead-lettering.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// How many times the group has delivered this entry (1 on first read).
+    pub deliveries: u64,
+}
+
+impl RawEntry {
+    /// The producer's `event` field, if present.
+    pub fn event_bytes(&self) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == "event")
+            .map(|(_, value)| value.as_slice())
+    }
+
+    /// XADD time in Unix milliseconds, read off the entry id.
+    pub fn added_at_ms(&self) -> Option<i64> {
+        self.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+    }
+}
+
+/// A post with its analysis, ready to store.
+#[derive(Debug, Clone)]
+pub struct AnalyzedPost {
+    pub entry_id: String,
+    pub post: Post,
+    pub analysis: Analysis,
+}
+
+/// An engagement event, ready to store.
+#[derive(Debug, Clone)]
+pub struct StreamedEngagement {
+    pub entry_id: String,
+    pub engagement: Engagement,
+}
+
+/// An entry that cannot be processed, with the reason it goes to the dead-letter stream.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub entry: RawEntry,
+    pub reason: RejectReason,
+}
+
+/// Why an entry was dead-lettered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RejectReason {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("delivered {0} times without being committed")]
+    TooManyDeliveries(u64),
+    #[error("analysis failed: {0}")]
+    Analysis(String),
+    #[error("the database refused it: {0}")]
+    Storage(String),
+}
+
+impl RejectReason {
+    /// A low-cardinality class for metric labels.
+    pub fn class(&self) -> &'static str {
+        match self {
+            RejectReason::Event(e) => e.class(),
+            RejectReason::TooManyDeliveries(_) => "max_deliveries",
+            RejectReason::Analysis(_) => "analysis_failed",
+            RejectReason::Storage(_) => "storage_refused",
+        }
+    }
+}
+
+/// Decode and analyse a batch of raw entries (sent to the analyzer pool).
+#[derive(Message)]
+#[rtype(result = "Result<AnalyzedBatch, AnalyzeError>")]
+pub struct AnalyzeBatch(pub Arc<Vec<RawEntry>>);
+
+/// The analyzer pool's answer: what to store and what to dead-letter.
+#[derive(Debug, Default)]
+pub struct AnalyzedBatch {
+    pub posts: Vec<AnalyzedPost>,
+    pub engagements: Vec<StreamedEngagement>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// The analyzer failed on a batch (a panic in a backend); the batch is retried in halves.
+#[derive(Debug, thiserror::Error)]
+#[error("analyzer failed: {0}")]
+pub struct AnalyzeError(pub String);
+
+/// Write a batch in one statement (sent to the store).
+#[derive(Message)]
+#[rtype(result = "Result<StoreOutcome, StoreError>")]
+pub struct StoreBatch(pub Arc<AnalyzedBatch>);
+
+/// What a committed batch changed: ids of posts that were new (replays are not counted).
+#[derive(Debug, Default, Clone)]
+pub struct StoreOutcome {
+    pub inserted_posts: Vec<String>,
+    pub inserted_engagements: u64,
+}
+
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or busy; retry the same batch later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the data itself; retrying the whole batch cannot succeed.
+    #[error("database refused the batch: {0}")]
+    Refused(String),
+}
+
+/// Makes the receiving actor panic. Only reachable from Rust code (tests), never from the
+/// network, to prove that supervision restarts a crashed stage.
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectFault;
+
+/// Stop reading new entries, wait for in-flight batches to commit and be acknowledged.
+#[derive(Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain {
+    pub timeout: std::time::Duration,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainReport {
+    /// Every batch read was committed and acknowledged.
+    Drained,
+    /// The timeout passed with batches still in flight; they stay pending in Redis.
+    TimedOut { in_flight: usize },
+}

@@ -1,0 +1,133 @@
+//! The pipeline stages as supervised actix actors, one file each, and the [`Pipeline`] that
+//! starts and wires them: ingester -> analyzer pool -> store, with retention and a watchdog
+//! beside them.
+
+pub mod analyzer;
+pub mod ingester;
+pub mod messages;
+pub mod retention;
+pub mod store;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, SyncArbiter};
+use deadpool_postgres::Pool;
+
+use self::analyzer::AnalyzerWorker;
+use self::ingester::{IngestContext, Ingester};
+use self::messages::{Drain, DrainReport, InjectFault};
+use self::retention::Retention;
+use self::store::Store;
+use self::supervisor::{Supervised, Watchdog};
+use crate::config::Settings;
+
+/// A pipeline stage, for fault injection in tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Ingester,
+    Analyzer,
+    Store,
+}
+
+/// The running pipeline of one process.
+pub struct Pipeline {
+    pub ingest: Arc<IngestContext>,
+    ingester: Supervised<Ingester>,
+    analyzer: Supervised<AnalyzerWorker>,
+    store: Supervised<Store>,
+    _watchdog: Addr<Watchdog>,
+    _retention: Addr<Retention>,
+}
+
+impl Pipeline {
+    /// Starts every stage. Must run inside an actix system.
+    pub async fn start(
+        settings: Arc<Settings>,
+        pool: Pool,
+        redis: fred::clients::Client,
+    ) -> anyhow::Result<Pipeline> {
+        let backend = settings.analyzer.backend;
+        // Load the backend once here so a broken model fails start-up with its error
+        // instead of panicking inside a worker thread.
+        let probe = crate::analysis::build(backend)?;
+        tracing::info!(model = probe.model(), "analyzer backend loaded");
+        drop(probe);
+
+        let workers = Settings::threads_or_cores(settings.analyzer.workers);
+        let analyzer = Supervised::start("analyzer", move || {
+            SyncArbiter::start(workers, move || AnalyzerWorker::new(backend))
+        });
+        let store_pool = pool.clone();
+        let stream = settings.redis.stream.clone();
+        let store = Supervised::start("store", move || {
+            Store::new(store_pool.clone(), stream.clone()).start()
+        });
+
+        let consumer = settings.consumer_name();
+        let reader = crate::redis::connect(&settings.redis.url, "stream reader").await?;
+        let ingest = Arc::new(IngestContext::new(
+            settings.clone(),
+            consumer,
+            reader,
+            redis,
+            analyzer.clone(),
+            store.clone(),
+        ));
+        let ingest_ctx = ingest.clone();
+        let ingester = Supervised::start("ingester", move || {
+            Ingester::new(ingest_ctx.clone()).start()
+        });
+
+        let watchdog = Watchdog::new(vec![
+            Box::new(ingester.clone()),
+            Box::new(analyzer.clone()),
+            Box::new(store.clone()),
+        ])
+        .start();
+        let retention = Retention::new(
+            pool,
+            settings.store.retention_days,
+            settings.store.retention_batch,
+            Duration::from_secs(settings.store.retention_interval_secs.max(1)),
+        )
+        .start();
+
+        Ok(Pipeline {
+            ingest,
+            ingester,
+            analyzer,
+            store,
+            _watchdog: watchdog,
+            _retention: retention,
+        })
+    }
+
+    /// Stops reading and waits up to `timeout` for in-flight batches to commit and be
+    /// acknowledged. Entries still in flight after that stay pending in Redis.
+    pub async fn drain(&self, timeout: Duration) -> DrainReport {
+        match self.ingester.addr().send(Drain { timeout }).await {
+            Ok(report) => report,
+            Err(_) => DrainReport::TimedOut {
+                in_flight: self.ingest.in_flight(),
+            },
+        }
+    }
+
+    /// The consumer name of this process.
+    pub fn consumer(&self) -> &str {
+        &self.ingest.consumer
+    }
+
+    /// Makes one stage panic, to prove supervision in tests.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, stage: Stage) {
+        match stage {
+            Stage::Ingester => self.ingester.addr().do_send(InjectFault),
+            Stage::Analyzer => self.analyzer.addr().do_send(InjectFault),
+            Stage::Store => self.store.addr().do_send(InjectFault),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The store: writes analysed posts and engagement events to PostgreSQL, one statement per
+//! batch (UNNEST arrays), idempotent through `ON CONFLICT DO NOTHING` on natural keys.
+
+use std::time::Instant;
+
+use actix::{Actor, Context, Handler, ResponseFuture};
+use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
+
+use super::messages::{AnalyzedBatch, InjectFault, StoreBatch, StoreError, StoreOutcome};
+use crate::telemetry::names;
+
+/// Inserts posts and engagements of a batch in one round trip and returns the keys that were
+/// new. Two CTEs in one statement commit together or not at all.
+const INSERT_BATCH: &str = "
+WITH p AS (
+    INSERT INTO posts (
+        id, platform, author_id, author_followers, text, created_at, lang, city, country,
+        product, channel, parent_id, url, likes, shares, comments, views,
+        sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id)
+    SELECT * FROM UNNEST(
+        $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::int8[], $15::int8[], $16::int8[], $17::int8[],
+        $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
+        $24::text[], $25::text[])
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), e AS (
+    INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
+    SELECT * FROM UNNEST(
+        $26::text[], $27::text[], $28::text[], $29::timestamptz[], $30::int8[], $31::text[],
+        $32::int4[], $33::text[])
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+)
+SELECT 'p'::text AS kind, id FROM p
+UNION ALL
+SELECT 'e'::text, key FROM e";
+
+/// The PostgreSQL writer actor.
+pub struct Store {
+    pool: Pool,
+    stream: String,
+}
+
+impl Store {
+    /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry ids.
+    pub fn new(pool: Pool, stream: String) -> Self {
+        Self { pool, stream }
+    }
+}
+
+impl Actor for Store {
+    type Context = Context<Self>;
+}
+
+impl Handler<StoreBatch> for Store {
+    type Result = ResponseFuture<Result<StoreOutcome, StoreError>>;
+
+    fn handle(&mut self, msg: StoreBatch, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let stream = self.stream.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = write_batch(&pool, &stream, &msg.0).await;
+            match &result {
+                Ok(outcome) => {
+                    metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
+                    metrics::counter!(names::STORED_ROWS, "table" => "posts")
+                        .increment(outcome.inserted_posts.len() as u64);
+                    metrics::counter!(names::STORED_ROWS, "table" => "engagements")
+                        .increment(outcome.inserted_engagements);
+                }
+                Err(e) => {
+                    let kind = match e {
+                        StoreError::Unavailable(_) => "unavailable",
+                        StoreError::Refused(_) => "refused",
+                    };
+                    metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(1);
+                }
+            }
+            result
+        })
+    }
+}
+
+impl Handler<InjectFault> for Store {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        panic!("injected store fault");
+    }
+}
+
+/// The natural key of an engagement: the producer's id, else the stream entry it came from.
+pub fn engagement_key(stream: &str, id: Option<&str>, entry_id: &str) -> String {
+    match id {
+        Some(id) => format!("id:{id}"),
+        None => format!("entry:{stream}/{entry_id}"),
+    }
+}
+
+async fn write_batch(
+    pool: &Pool,
+    stream: &str,
+    batch: &AnalyzedBatch,
+) -> Result<StoreOutcome, StoreError> {
+    if batch.posts.is_empty() && batch.engagements.is_empty() {
+        return Ok(StoreOutcome::default());
+    }
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let statement = client
+        .prepare_cached(INSERT_BATCH)
+        .await
+        .map_err(classify)?;
+
+    let posts = &batch.posts;
+    let col =
+        |f: &dyn Fn(&super::messages::AnalyzedPost) -> Option<String>| -> Vec<Option<String>> {
+            posts.iter().map(f).collect()
+        };
+    let ids: Vec<&str> = posts.iter().map(|p| p.post.id.as_str()).collect();
+    let platforms: Vec<&str> = posts.iter().map(|p| p.post.platform.as_str()).collect();
+    let authors: Vec<&str> = posts.iter().map(|p| p.post.author.id.as_str()).collect();
+    let followers: Vec<i64> = posts
+        .iter()
+        .map(|p| saturating_i64(p.post.author.followers))
+        .collect();
+    let texts: Vec<&str> = posts.iter().map(|p| p.post.text.as_str()).collect();
+    let created: Vec<chrono::DateTime<chrono::Utc>> =
+        posts.iter().map(|p| p.post.created_at).collect();
+    let langs = col(&|p| p.post.lang.clone());
+    let cities = col(&|p| p.post.city().map(str::to_string));
+    let countries = col(&|p| p.post.country().map(str::to_string));
+    let products = col(&|p| p.post.product.clone());
+    let channels = col(&|p| p.post.channel.clone());
+    let parents = col(&|p| p.post.parent_id.clone());
+    let urls = col(&|p| p.post.url.clone());
+    let metric = |f: fn(&crate::models::PostMetrics) -> u64| -> Vec<Option<i64>> {
+        posts
+            .iter()
+            .map(|p| p.post.metrics.as_ref().map(|m| saturating_i64(f(m))))
+            .collect()
+    };
+    let likes = metric(|m| m.likes);
+    let shares = metric(|m| m.shares);
+    let comments = metric(|m| m.comments);
+    let views = metric(|m| m.views);
+    let labels: Vec<&str> = posts
+        .iter()
+        .map(|p| p.analysis.sentiment_label.as_str())
+        .collect();
+    let scores: Vec<f32> = posts
+        .iter()
+        .map(|p| p.analysis.sentiment_score.get())
+        .collect();
+    let emotions: Vec<serde_json::Value> = posts
+        .iter()
+        .map(|p| serde_json::to_value(p.analysis.emotions).unwrap_or_default())
+        .collect();
+    let dominant = col(&|p| {
+        p.analysis
+            .emotions
+            .dominant()
+            .map(|e| e.as_str().to_string())
+    });
+    let toxicity: Vec<f32> = posts.iter().map(|p| p.analysis.toxicity.get()).collect();
+    let churn: Vec<f32> = posts.iter().map(|p| p.analysis.churn_risk.get()).collect();
+    let models: Vec<&str> = posts.iter().map(|p| p.analysis.model.as_str()).collect();
+    let post_entries: Vec<&str> = posts.iter().map(|p| p.entry_id.as_str()).collect();
+
+    let engs = &batch.engagements;
+    let keys: Vec<String> = engs
+        .iter()
+        .map(|e| engagement_key(stream, e.engagement.id.as_deref(), &e.entry_id))
+        .collect();
+    let eng_posts: Vec<&str> = engs.iter().map(|e| e.engagement.post_id.as_str()).collect();
+    let kinds: Vec<&str> = engs.iter().map(|e| e.engagement.kind.as_str()).collect();
+    let ats: Vec<chrono::DateTime<chrono::Utc>> = engs.iter().map(|e| e.engagement.at).collect();
+    let actor_followers: Vec<Option<i64>> = engs
+        .iter()
+        .map(|e| e.engagement.actor_followers.map(saturating_i64))
+        .collect();
+    let vias: Vec<Option<&str>> = engs.iter().map(|e| e.engagement.via.as_deref()).collect();
+    let counts: Vec<i32> = engs
+        .iter()
+        .map(|e| i32::try_from(e.engagement.count.unwrap_or(1)).unwrap_or(i32::MAX))
+        .collect();
+    let eng_entries: Vec<&str> = engs.iter().map(|e| e.entry_id.as_str()).collect();
+
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &ids,
+                &platforms,
+                &authors,
+                &followers,
+                &texts,
+                &created,
+                &langs,
+                &cities,
+                &countries,
+                &products,
+                &channels,
+                &parents,
+                &urls,
+                &likes,
+                &shares,
+                &comments,
+                &views,
+                &labels,
+                &scores,
+                &emotions,
+                &dominant,
+                &toxicity,
+                &churn,
+                &models,
+                &post_entries,
+                &keys,
+                &eng_posts,
+                &kinds,
+                &ats,
+                &actor_followers,
+                &vias,
+                &counts,
+                &eng_entries,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+
+    let mut outcome = StoreOutcome::default();
+    for row in rows {
+        let kind: &str = row.get(0);
+        if kind == "p" {
+            outcome.inserted_posts.push(row.get(1));
+        } else {
+            outcome.inserted_engagements += 1;
+        }
+    }
+    Ok(outcome)
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Data errors (classes 22 and 23) mean the batch itself is bad and must be split; anything
+/// else (connection loss, shutdown, serialization) is worth retrying as is.
+fn classify(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code)
+            if code.code().starts_with("22")
+                || code.code().starts_with("23")
+                || *code == SqlState::PROGRAM_LIMIT_EXCEEDED =>
+        {
+            StoreError::Refused(e.to_string())
+        }
+        _ => StoreError::Unavailable(format!("{e:#}")),
+    }
+}

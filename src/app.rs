@@ -1,0 +1,147 @@
+//! The application: builds every part from [`Settings`], serves until a signal, then shuts
+//! down gracefully. Tests use the same entry points to run the real thing on port 0.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpServer};
+use anyhow::Context;
+
+use crate::actors::messages::DrainReport;
+use crate::actors::Pipeline;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::producer::{self, ProduceOptions};
+
+/// How long the HTTP server lets open requests finish at shutdown, in seconds.
+const HTTP_SHUTDOWN_SECS: u64 = 5;
+
+/// Options of `pulse serve` that are not settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Run the synthetic producer in process at this many events per second.
+    pub demo_rate: Option<f64>,
+}
+
+/// A built, running Pulse process.
+pub struct Application {
+    address: SocketAddr,
+    settings: Arc<Settings>,
+    server: actix_web::dev::ServerHandle,
+    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pipeline: Pipeline,
+    demo: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects, migrates (when configured), starts the pipeline and binds the HTTP server.
+    /// Must run inside an actix system.
+    pub async fn build(settings: Settings, options: ServeOptions) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let metrics = crate::telemetry::metrics_handle();
+        if settings.migrate_on_start {
+            let applied = crate::db::migrate(&settings.database.url).await?;
+            tracing::info!(applied, "database migrations up to date");
+        }
+        let pool = crate::db::pool(&settings.database.url, settings.database.pool_size)?;
+        let redis = crate::redis::connect(&settings.redis.url, "shared").await?;
+        crate::actors::ingester::ensure_group(
+            &redis,
+            &settings.redis.stream,
+            &settings.redis.group,
+        )
+        .await
+        .context("creating the consumer group")?;
+        let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            pool,
+            redis: redis.clone(),
+            metrics,
+            consumer: pipeline.consumer().to_string(),
+            ingest: Some(pipeline.ingest.clone()),
+        });
+        let listener = TcpListener::bind(&settings.http.listen)
+            .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
+        let address = listener.local_addr()?;
+        let workers = Settings::threads_or_cores(settings.http.workers);
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(HTTP_SHUTDOWN_SECS)
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        let server_task = tokio::spawn(server);
+        tracing::info!(%address, consumer = pipeline.consumer(), stream = %settings.redis.stream, "listening on http://{address}");
+
+        let demo = options.demo_rate.map(|rate| {
+            let options = ProduceOptions {
+                rate,
+                ..ProduceOptions::demo()
+            };
+            let stream = settings.redis.stream.clone();
+            tracing::info!(rate, "demo feed running in process");
+            tokio::spawn(async move {
+                if let Err(e) = producer::produce(&redis, &stream, options).await {
+                    tracing::error!(error = %e, "demo feed stopped");
+                }
+            })
+        });
+
+        Ok(Application {
+            address,
+            settings,
+            server: handle,
+            server_task,
+            pipeline,
+            demo,
+        })
+    }
+
+    /// The bound HTTP address (useful with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The running pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<DrainReport> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; draining"),
+            _ = int.recv() => tracing::info!("SIGINT received; draining"),
+        }
+        Ok(self.shutdown().await)
+    }
+
+    /// Stops reading, drains in-flight batches (committing and acknowledging them), then
+    /// stops the HTTP server.
+    pub async fn shutdown(self) -> DrainReport {
+        if let Some(demo) = &self.demo {
+            demo.abort();
+        }
+        let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
+        let report = self.pipeline.drain(timeout).await;
+        match report {
+            DrainReport::Drained => {
+                tracing::info!("pipeline drained; every read entry is committed and acknowledged")
+            }
+            DrainReport::TimedOut { in_flight } => tracing::warn!(
+                in_flight,
+                "drain timed out; unacknowledged entries stay pending for the next consumer"
+            ),
+        }
+        self.server.stop(true).await;
+        let _ = self.server_task.await;
+        report
+    }
+}

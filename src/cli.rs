@@ -1,0 +1,124 @@
+//! The `pulse` command line: one binary, one subcommand per job.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{Application, ServeOptions};
+use crate::config::Settings;
+use crate::producer::{self, ProduceOptions};
+
+/// Real-time social-media sentiment and virality event server.
+#[derive(Debug, Parser)]
+#[command(name = "pulse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline and the HTTP API until SIGTERM/SIGINT.
+    Serve {
+        /// Also run the synthetic producer in process (through Redis, like any producer).
+        #[arg(long)]
+        demo: bool,
+        /// Events per second of the demo feed.
+        #[arg(long, default_value_t = 50.0)]
+        demo_rate: f64,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Append synthetic events to the stream.
+    Generate {
+        /// Events per second; 0 sends as fast as Redis accepts.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Seed for a reproducible sequence.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Posts only, no engagement cascades.
+        #[arg(long)]
+        no_engagements: bool,
+        /// Prefix of generated post ids (default: unique per run).
+        #[arg(long)]
+        id_prefix: Option<String>,
+    },
+    /// Measure this machine's ceilings and Pulse end to end against the real services.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init_logging();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let system = actix_rt::System::new();
+    match system.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { demo, demo_rate } => {
+            let options = ServeOptions {
+                demo_rate: demo.then_some(demo_rate),
+            };
+            let app = Application::build(settings, options).await?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let applied = crate::db::migrate(&settings.database.url).await?;
+            println!("applied {applied} migration(s)");
+            Ok(())
+        }
+        Command::Generate {
+            rate,
+            count,
+            duration,
+            seed,
+            no_engagements,
+            id_prefix,
+        } => {
+            let redis = crate::redis::connect(&settings.redis.url, "generator").await?;
+            let options = ProduceOptions {
+                rate,
+                total: count,
+                duration: duration.map(Duration::from_secs_f64),
+                seed,
+                engagements: !no_engagements,
+                id_prefix: id_prefix.unwrap_or_else(|| {
+                    format!(
+                        "g{seed}-{}-",
+                        &uuid::Uuid::new_v4().simple().to_string()[..6]
+                    )
+                }),
+            };
+            let report = producer::produce(&redis, &settings.redis.stream, options).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(settings, args).await,
+    }
+}

@@ -1,0 +1,142 @@
+//! The one error shape of the API: `{"error":{"code":"...","message":"...","details":{}}}`,
+//! used for every 4xx and 5xx, including the extractor errors actix produces itself.
+
+use actix_web::http::StatusCode;
+use actix_web::{error, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+/// An API error with its HTTP status, a stable machine-readable code and details.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    /// A 400 with `code` and `message`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A 404 for a missing resource.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A 503 when a backing service is down; the client should retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A 500 for an unexpected failure; the cause is logged, not returned.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+
+    /// Any status with `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    /// Attaches structured details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self.body())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        tracing::warn!(error = %e, "database unavailable");
+        ApiError::unavailable("the database is unavailable")
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() || e.code().is_none() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::unavailable("the database is unavailable")
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+impl From<fred::error::Error> for ApiError {
+    fn from(e: fred::error::Error) -> Self {
+        tracing::warn!(error = %e, "redis unavailable");
+        ApiError::unavailable("redis is unavailable")
+    }
+}
+
+/// Maps JSON body errors into the error shape.
+pub fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
+    let api = match &err {
+        error::JsonPayloadError::OverflowKnownLength { .. }
+        | error::JsonPayloadError::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            err.to_string(),
+        ),
+        error::JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        _ => ApiError::bad_request("invalid_json", err.to_string()),
+    };
+    api.into()
+}
+
+/// Maps query-string errors into the error shape.
+pub fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
+    ApiError::bad_request("invalid_query", err.to_string()).into()
+}
+
+/// Maps path errors into the error shape.
+pub fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
+    ApiError::bad_request("invalid_path", err.to_string()).into()
+}
+
+/// Maps raw body read errors into the error shape.
+pub fn payload_error(err: actix_web::Error) -> ApiError {
+    ApiError::bad_request("invalid_body", err.to_string())
+}
+
+/// The response for routes that do not exist.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

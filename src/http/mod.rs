@@ -1,0 +1,68 @@
+//! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake and post
+//! queries. Every error uses the one shape of [`error::ApiError`]; every response carries
+//! `x-request-id`.
+
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod posts;
+pub mod request_id;
+
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::actors::ingester::IngestContext;
+use crate::config::Settings;
+
+/// What every handler may use.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub redis: fred::clients::Client,
+    pub metrics: PrometheusHandle,
+    pub consumer: String,
+    pub ingest: Option<Arc<IngestContext>>,
+}
+
+impl AppState {
+    /// Entries this process has read and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.ingest.as_ref().map_or(0, |i| i.in_flight())
+    }
+}
+
+/// Registers every route and the shared error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .service(health::health)
+        .service(health::ready)
+        .service(health::prometheus)
+        .service(events::create)
+        .service(posts::list)
+        .service(posts::get_one);
+}
+
+/// Builds the actix-web app for `state`.
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(state)
+        .wrap(from_fn(request_id::request_id))
+        .configure(configure)
+        .default_service(web::to(error::not_found))
+}

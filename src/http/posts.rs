@@ -1,0 +1,248 @@
+//! `GET /api/v1/posts` (filtered, newest first, keyset-paginated) and `GET /api/v1/posts/{id}`.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::models::{Platform, SentimentLabel};
+
+/// Page size when the caller does not ask for one.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest page a caller may ask for.
+pub const MAX_PAGE_SIZE: i64 = 500;
+
+const POST_COLUMNS: &str = "id, platform, author_id, author_followers, text, created_at, lang, \
+    city, country, product, channel, parent_id, url, likes, shares, comments, views, \
+    sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, ingested_at";
+
+/// Filters of the post listing; every one is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostQuery {
+    pub platform: Option<String>,
+    pub product: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub channel: Option<String>,
+    pub sentiment: Option<String>,
+    /// Inclusive lower bound on `created_at` (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `created_at` (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// A stored post with its analysis, as the API returns it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PostView {
+    pub id: String,
+    pub platform: String,
+    pub author: serde_json::Value,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub lang: Option<String>,
+    pub geo: serde_json::Value,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+    pub parent_id: Option<String>,
+    pub url: Option<String>,
+    pub metrics: Option<serde_json::Value>,
+    pub analysis: serde_json::Value,
+    pub ingested_at: DateTime<Utc>,
+}
+
+impl PostView {
+    fn from_row(row: &Row) -> PostView {
+        let likes: Option<i64> = row.get("likes");
+        let metrics = likes.map(|likes| {
+            json!({
+                "likes": likes,
+                "shares": row.get::<_, Option<i64>>("shares"),
+                "comments": row.get::<_, Option<i64>>("comments"),
+                "views": row.get::<_, Option<i64>>("views"),
+            })
+        });
+        PostView {
+            id: row.get("id"),
+            platform: row.get("platform"),
+            author: json!({"id": row.get::<_, String>("author_id"), "followers": row.get::<_, i64>("author_followers")}),
+            text: row.get("text"),
+            created_at: row.get("created_at"),
+            lang: row.get("lang"),
+            geo: json!({"city": row.get::<_, Option<String>>("city"), "country": row.get::<_, Option<String>>("country")}),
+            product: row.get("product"),
+            channel: row.get("channel"),
+            parent_id: row.get("parent_id"),
+            url: row.get("url"),
+            metrics,
+            analysis: json!({
+                "sentiment": {"label": row.get::<_, String>("sentiment_label"), "score": row.get::<_, f32>("sentiment_score")},
+                "emotions": row.get::<_, serde_json::Value>("emotions"),
+                "emotion": row.get::<_, Option<String>>("emotion"),
+                "toxicity": row.get::<_, f32>("toxicity"),
+                "churn_risk": row.get::<_, f32>("churn_risk"),
+                "model": row.get::<_, String>("model"),
+            }),
+            ingested_at: row.get("ingested_at"),
+        }
+    }
+}
+
+/// Keyset cursor: the (created_at, id) of the last post of a page, hex-encoded so callers
+/// treat it as opaque.
+fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
+    let raw = format!("{}|{id}", created_at.timestamp_micros());
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
+    if cursor.len() % 2 != 0 || cursor.len() > 1024 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+        .collect();
+    let raw = String::from_utf8(bytes?).ok()?;
+    let (micros, id) = raw.split_once('|')?;
+    let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((created, id.to_string()))
+}
+
+/// Lists posts newest first.
+#[get("/api/v1/posts")]
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<PostQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    if let Some(p) = &q.platform {
+        if Platform::parse(p).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown platform `{p}`"),
+            ));
+        }
+    }
+    if let Some(s) = &q.sentiment {
+        if SentimentLabel::parse(s).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "sentiment must be negative, neutral or positive",
+            ));
+        }
+    }
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
+        ),
+        None => None,
+    };
+
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
+    for (column, value) in [
+        ("platform", &q.platform),
+        ("product", &q.product),
+        ("city", &q.city),
+        ("country", &q.country),
+        ("channel", &q.channel),
+        ("sentiment_label", &q.sentiment),
+    ] {
+        if let Some(v) = value {
+            params.push(Box::new(v.clone()));
+            clauses.push(format!("{column} = ${}", params.len()));
+        }
+    }
+    if let Some(from) = q.from {
+        params.push(Box::new(from));
+        clauses.push(format!("created_at >= ${}", params.len()));
+    }
+    if let Some(to) = q.to {
+        params.push(Box::new(to));
+        clauses.push(format!("created_at < ${}", params.len()));
+    }
+    if let Some((created, id)) = cursor {
+        params.push(Box::new(created));
+        params.push(Box::new(id));
+        clauses.push(format!(
+            "(created_at, id) < (${}, ${})",
+            params.len() - 1,
+            params.len()
+        ));
+    }
+    params.push(Box::new(limit + 1));
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM posts {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${}",
+        params.len()
+    );
+
+    let client = state.pool.get().await?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = client.query(&sql, &refs).await?;
+    let has_more = rows.len() as i64 > limit;
+    let items: Vec<PostView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(PostView::from_row)
+        .collect();
+    let next_cursor = if has_more {
+        items.last().map(|p| encode_cursor(p.created_at, &p.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// One post by id.
+#[get("/api/v1/posts/{id}")]
+pub async fn get_one(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
+    let row = client.query_opt(&sql, &[&id.as_str()]).await?;
+    match row {
+        Some(row) => Ok(HttpResponse::Ok().json(PostView::from_row(&row))),
+        None => Err(ApiError::not_found(format!("no post with id `{id}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let c = encode_cursor(at, "post|with|bars");
+        assert_eq!(decode_cursor(&c), Some((at, "post|with|bars".to_string())));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor("abc"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+}

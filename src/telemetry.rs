@@ -1,0 +1,100 @@
+//! Structured logs (`tracing`) and Prometheus metrics (`metrics`). Metric names live in
+//! [`names`] so every stage reports under one documented scheme.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Metric names: `pulse_<thing>_<unit>`, labels low-cardinality (never a post or user id).
+pub mod names {
+    /// Entries read from the stream (first deliveries and claims).
+    pub const ENTRIES_READ: &str = "pulse_ingest_entries_read_total";
+    /// Entries claimed from consumers that stopped.
+    pub const ENTRIES_CLAIMED: &str = "pulse_ingest_entries_claimed_total";
+    /// Entries acknowledged after commit (or dead-lettering).
+    pub const ENTRIES_ACKED: &str = "pulse_ingest_entries_acked_total";
+    /// Entries sent to the dead-letter stream, by `reason`.
+    pub const DEAD_LETTERS: &str = "pulse_dead_letters_total";
+    /// Entries read and not yet acknowledged.
+    pub const IN_FLIGHT: &str = "pulse_ingest_in_flight_entries";
+    /// Stream errors while reading, by `error_type`.
+    pub const READ_ERRORS: &str = "pulse_ingest_read_errors_total";
+    /// Batch retries after a failed stage, by `stage`.
+    pub const BATCH_RETRIES: &str = "pulse_pipeline_batch_retries_total";
+    /// Time from XADD to commit, per entry.
+    pub const PIPELINE_LATENCY_SECONDS: &str = "pulse_pipeline_latency_seconds";
+    /// Posts analysed, by `model`.
+    pub const ANALYZED_POSTS: &str = "pulse_analyzer_posts_total";
+    /// Time to decode and analyse one batch.
+    pub const ANALYZE_BATCH_SECONDS: &str = "pulse_analyzer_batch_duration_seconds";
+    /// Rows inserted (replays excluded), by `table`.
+    pub const STORED_ROWS: &str = "pulse_store_rows_inserted_total";
+    /// Time to commit one batch.
+    pub const STORE_BATCH_SECONDS: &str = "pulse_store_batch_duration_seconds";
+    /// Failed batch writes, by `error_type`.
+    pub const STORE_ERRORS: &str = "pulse_store_errors_total";
+    /// Rows removed by retention.
+    pub const RETENTION_DELETED: &str = "pulse_retention_deleted_rows_total";
+    /// Actor restarts after a crash, by `actor`.
+    pub const ACTOR_RESTARTS: &str = "pulse_actor_restarts_total";
+    /// Entries in the stream not yet delivered to the group.
+    pub const CONSUMER_LAG: &str = "pulse_consumer_lag_entries";
+    /// Entries delivered to the group and not yet acknowledged.
+    pub const CONSUMER_PENDING: &str = "pulse_consumer_pending_entries";
+    /// Events accepted by `POST /api/v1/events`.
+    pub const HTTP_EVENTS_ACCEPTED: &str = "pulse_http_events_accepted_total";
+    /// HTTP responses, by `status` class.
+    pub const HTTP_RESPONSES: &str = "pulse_http_responses_total";
+}
+
+/// Latency buckets in seconds, from sub-millisecond to tens of seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// How often histogram samples are folded into buckets, bounding their memory.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Installs the log subscriber once: `PULSE_LOG` filters (default `info`), `PULSE_LOG_FORMAT`
+/// picks `json` or `text` (default text).
+pub fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter =
+            EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout);
+        let json = std::env::var("PULSE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+        let _ = if json {
+            builder.json().flatten_event(true).try_init()
+        } else {
+            builder.try_init()
+        };
+    });
+}
+
+/// Installs the Prometheus recorder once per process and returns its handle; later calls (a
+/// test starting several apps in one process) share it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are valid")
+                .install_recorder()
+                .expect("a metrics recorder is installed once");
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                })
+                .expect("spawning the metrics upkeep thread");
+            handle
+        })
+        .clone()
+}

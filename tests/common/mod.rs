@@ -1,0 +1,508 @@
+//! Test harness: every test gets its own database, stream key and ports on the real
+//! PostgreSQL and Redis, so tests run in parallel and survive leftovers of earlier runs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use pulse::config::Settings;
+use tokio_postgres::NoTls;
+
+/// The server tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis tests use unless they start their own.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{db}{query}")
+}
+
+/// A unique name part for this test.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// One test's private database and stream.
+pub struct TestEnv {
+    pub database: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub stream: String,
+    pub group: String,
+}
+
+impl TestEnv {
+    /// A fresh database on the shared server and a fresh stream on the shared Redis.
+    pub async fn new() -> TestEnv {
+        Self::on(admin_url(), redis_url()).await
+    }
+
+    /// A fresh database on `pg_url`'s server and a fresh stream on `redis_url`.
+    pub async fn on(pg_url: String, redis_url: String) -> TestEnv {
+        let database = unique("pulse_test");
+        create_database(&pg_url, &database).await;
+        let stream = format!("pulse:test:{}", unique("s"));
+        TestEnv {
+            database_url: with_database(&pg_url, &database),
+            database,
+            redis_url,
+            stream,
+            group: "pulse".into(),
+        }
+    }
+
+    /// Settings pointing a Pulse at this environment, listening on a free port.
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.database.url = self.database_url.clone();
+        s.database.pool_size = 4;
+        s.redis.url = self.redis_url.clone();
+        s.redis.stream = self.stream.clone();
+        s.redis.group = self.group.clone();
+        s.http.listen = "127.0.0.1:0".into();
+        s.http.workers = 1;
+        s.analyzer.workers = 1;
+        s.ingest.claim_idle_ms = 1_000;
+        s.ingest.claim_interval_ms = 500;
+        s.ingest.block_ms = 200;
+        s.shutdown_timeout_secs = 20;
+        s
+    }
+
+    /// The same settings as environment variables, for a Pulse child process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("REDIS_URL".into(), self.redis_url.clone()),
+            ("PULSE_STREAM".into(), self.stream.clone()),
+            ("PULSE_LISTEN".into(), "127.0.0.1:0".into()),
+            ("PULSE_REDIS__GROUP".into(), self.group.clone()),
+            ("PULSE_HTTP__WORKERS".into(), "1".into()),
+            ("PULSE_ANALYZER__WORKERS".into(), "1".into()),
+            ("PULSE_INGEST__CLAIM_IDLE_MS".into(), "1000".into()),
+            ("PULSE_INGEST__CLAIM_INTERVAL_MS".into(), "500".into()),
+            ("PULSE_INGEST__BLOCK_MS".into(), "200".into()),
+            ("PULSE_CONFIG".into(), "/nonexistent/pulse.toml".into()),
+        ]
+    }
+
+    /// A Redis client for the test's own commands.
+    pub async fn redis(&self) -> Client {
+        pulse::redis::connect(&self.redis_url, "test")
+            .await
+            .expect("redis")
+    }
+
+    /// A PostgreSQL client on the test database.
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        connect(&self.database_url).await
+    }
+
+    /// Number of stored posts.
+    pub async fn post_count(&self) -> i64 {
+        match connect_retry(&self.database_url).await {
+            Some(c) => c
+                .query_one("SELECT count(*) FROM posts", &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(-1),
+            None => -1,
+        }
+    }
+
+    /// Entries delivered to the group and not acknowledged.
+    pub async fn pending(&self, redis: &Client) -> i64 {
+        let mut s = Settings::default();
+        s.redis.stream = self.stream.clone();
+        s.redis.group = self.group.clone();
+        pulse::actors::ingester::group_stats(redis, &s)
+            .await
+            .map(|g| g.pending)
+            .unwrap_or(-1)
+    }
+}
+
+/// Connects to PostgreSQL, spawning the connection driver.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("postgres connect");
+    tokio::spawn(conn);
+    client
+}
+
+async fn connect_retry(url: &str) -> Option<tokio_postgres::Client> {
+    for _ in 0..50 {
+        if let Ok((client, conn)) = tokio_postgres::connect(url, NoTls).await {
+            tokio::spawn(conn);
+            return Some(client);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn create_database(server_url: &str, db: &str) {
+    let admin = connect(&with_database(server_url, "postgres")).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create test database");
+}
+
+/// Polls `check` until it returns true or `timeout` passes; returns whether it did.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A valid post event as JSON.
+pub fn post_json(id: &str, text: &str) -> String {
+    serde_json::json!({
+        "type": "post", "id": id, "platform": "twitter",
+        "author": {"id": format!("author-{id}"), "followers": 120},
+        "text": text, "created_at": chrono::Utc::now().to_rfc3339(),
+        "geo": {"city": "Lyon", "country": "FR"}, "product": "pulse-phone", "channel": "organic"
+    })
+    .to_string()
+}
+
+/// XADDs `{"event": json}` and returns the entry id.
+pub async fn xadd_event(redis: &Client, stream: &str, json: &str) -> String {
+    redis
+        .xadd(stream, false, None::<()>, "*", vec![("event", json)])
+        .await
+        .expect("xadd")
+}
+
+/// XADDs many posts `prefix-0..n` in pipelined chunks, retrying chunks that fail (a Redis
+/// restart); a retried chunk may add an entry twice, which Pulse must absorb.
+pub async fn xadd_posts(redis: &Client, stream: &str, prefix: &str, range: std::ops::Range<usize>) {
+    let ids: Vec<usize> = range.collect();
+    for chunk in ids.chunks(500) {
+        loop {
+            let pipeline = redis.pipeline();
+            for i in chunk {
+                let json = post_json(
+                    &format!("{prefix}-{i}"),
+                    "The new phone is great, I love it",
+                );
+                let _: Result<(), _> = pipeline
+                    .xadd(stream, false, None::<()>, "*", vec![("event", json)])
+                    .await;
+            }
+            let sent: Result<Vec<Value>, _> = pipeline.all().await;
+            if sent.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A `pulse serve` child process with its log captured.
+pub struct PulseProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl PulseProcess {
+    /// Starts the real binary with `env` and waits for it to listen.
+    pub fn start(env: &[(String, String)]) -> PulseProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .arg("serve")
+            .envs(env.iter().cloned())
+            .env("PULSE_LOG", "info")
+            .env("PULSE_LOG_FORMAT", "text")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pulse");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let addr: String =
+                            rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                        let _ = tx.send(addr);
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("pulse did not start listening: {:?}", log.lock().unwrap()));
+        PulseProcess {
+            child,
+            address: addr.parse().expect("address"),
+            log,
+        }
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit code (None if killed by a signal).
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("pulse did not exit in time");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The captured log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for PulseProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a command as the `postgres` OS user when we are root (PostgreSQL refuses root).
+fn as_postgres(program: &PathBuf) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("PULSE_PG_BIN") {
+        return PathBuf::from(dir).join(name);
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin").join(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A private PostgreSQL server for tests that restart it.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    /// initdb and start a server on a free port.
+    pub fn start() -> PrivatePostgres {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("pulse-pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let status = as_postgres(&pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("initdb (set PULSE_PG_BIN to the PostgreSQL bin directory)");
+        assert!(status.success(), "initdb failed");
+        let pg = PrivatePostgres { port, dir };
+        pg.start_server();
+        pg
+    }
+
+    fn start_server(&self) {
+        let status = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.display()
+            ))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl start");
+        assert!(status.success(), "postgres did not start");
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected).
+    pub fn stop(&self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+
+    /// Stops then starts the server on the same port and data.
+    pub fn restart(&self) {
+        self.stop();
+        self.start_server();
+    }
+
+    /// URL of the `postgres` database on this server.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private Redis server (append-only, so a restart keeps the stream) for tests that
+/// restart it.
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts redis-server on a free port.
+    pub fn start() -> PrivateRedis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("pulse-redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = PrivateRedis {
+            port,
+            dir,
+            child: None,
+        };
+        r.start_server();
+        r
+    }
+
+    fn start_server(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Shuts Redis down (it rewrites nothing; the AOF already holds every write) and starts
+    /// it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_server();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// URL of this server.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

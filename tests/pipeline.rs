@@ -1,0 +1,315 @@
+//! The pipeline on the real PostgreSQL and Redis: stored once with its analysis,
+//! acknowledged, replays absorbed, bad entries dead-lettered, crashed stages restarted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fred::prelude::*;
+use pulse::actors::Stage;
+use pulse::app::{Application, ServeOptions};
+
+async fn start(env: &TestEnv) -> Application {
+    Application::build(env.settings(), ServeOptions::default())
+        .await
+        .expect("pulse starts")
+}
+
+#[actix_rt::test]
+async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
+    let env = TestEnv::new().await;
+    let app = start(&env).await;
+    let redis = env.redis().await;
+    let json = post_json("p-1", "I absolutely love the new phone, great battery!");
+    xadd_event(&redis, &env.stream, &json).await;
+
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 1
+        })
+        .await
+    );
+    let pg = env.pg().await;
+    let row = pg
+        .query_one(
+            "SELECT sentiment_label, sentiment_score, model, city, product FROM posts WHERE id = 'p-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "positive");
+    assert!(row.get::<_, f32>(1) > 0.3);
+    assert_eq!(row.get::<_, String>(2), "lexicon-vader@1");
+    assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("Lyon"));
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some("pulse-phone")
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn the_same_entries_delivered_twice_are_stored_once() {
+    let env = TestEnv::new().await;
+    let app = start(&env).await;
+    let redis = env.redis().await;
+    for i in 0..20 {
+        xadd_event(
+            &redis,
+            &env.stream,
+            &post_json(&format!("dup-{i}"), "fine, thanks"),
+        )
+        .await;
+    }
+    let engagement = serde_json::json!({"type": "engagement", "post_id": "dup-0", "kind": "like",
+        "at": chrono::Utc::now().to_rfc3339()})
+    .to_string();
+    xadd_event(&redis, &env.stream, &engagement).await;
+    // The same post id under a second entry, as a producer retry would send it.
+    xadd_event(&redis, &env.stream, &post_json("dup-3", "fine, thanks")).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.pending(&redis).await == 0 && env.post_count().await == 20
+        })
+        .await
+    );
+
+    // Rewind the group: every entry is delivered a second time.
+    let _: Value = redis
+        .custom(
+            fred::cmd!("XGROUP"),
+            vec!["SETID", env.stream.as_str(), env.group.as_str(), "0"],
+        )
+        .await
+        .unwrap();
+    xadd_event(&redis, &env.stream, &post_json("marker", "last one")).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 21
+        })
+        .await
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    let pg = env.pg().await;
+    let engagements: i64 = pg
+        .query_one("SELECT count(*) FROM engagements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(engagements, 1);
+    assert_eq!(env.post_count().await, 21);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline_goes_on() {
+    let env = TestEnv::new().await;
+    let app = start(&env).await;
+    let redis = env.redis().await;
+
+    let mut missing = serde_json::from_str::<serde_json::Value>(&post_json("m", "x")).unwrap();
+    missing.as_object_mut().unwrap().remove("author");
+    let mut wrong_type = serde_json::from_str::<serde_json::Value>(&post_json("w", "x")).unwrap();
+    wrong_type["created_at"] = serde_json::json!(12345);
+    let oversize = post_json("o", &"a".repeat(pulse::models::event::MAX_TEXT_BYTES + 10));
+
+    let cases: Vec<(Vec<(&str, Vec<u8>)>, &str)> = vec![
+        (
+            vec![("event", b"{\"type\": \"post\", ".to_vec())],
+            "malformed",
+        ),
+        (
+            vec![("event", missing.to_string().into_bytes())],
+            "malformed",
+        ),
+        (
+            vec![("event", wrong_type.to_string().into_bytes())],
+            "malformed",
+        ),
+        (vec![("event", oversize.into_bytes())], "invalid_field"),
+        (
+            vec![("event", vec![b'{', 0xc3, 0x28, b'}'])],
+            "invalid_utf8",
+        ),
+        (vec![("payload", b"{}".to_vec())], "missing_event_field"),
+    ];
+    let mut ids = Vec::new();
+    for (fields, _) in &cases {
+        let fields: Vec<(&str, Value)> = fields
+            .iter()
+            .map(|(k, v)| (*k, Value::Bytes(v.clone().into())))
+            .collect();
+        let id: String = redis
+            .xadd(&env.stream, false, None::<()>, "*", fields)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    xadd_event(
+        &redis,
+        &env.stream,
+        &post_json("after-bad", "the pipeline goes on"),
+    )
+    .await;
+
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 1
+        })
+        .await
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    let dead: Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    let dead = pulse::actors::ingester::parse_read_reply(Value::Array(vec![Value::Array(vec![
+        Value::String("dead".into()),
+        dead,
+    ])]));
+    assert_eq!(dead.len(), cases.len(), "one dead letter per bad entry");
+    for ((fields, class), id) in cases.iter().zip(&ids) {
+        let letter = dead
+            .iter()
+            .find(|d| {
+                d.fields
+                    .iter()
+                    .any(|(k, v)| k == "dead_entry_id" && v == id.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("no dead letter for {id}"));
+        let field = |name: &str| {
+            letter
+                .fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(field("dead_reason_class"), class.as_bytes());
+        assert!(!field("dead_reason").is_empty());
+        // The original fields travel verbatim, bytes included.
+        for (name, value) in fields {
+            assert_eq!(&field(name), value);
+        }
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("pulse_dead_letters_total{reason=\"invalid_utf8\"}"));
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
+    let env = TestEnv::new().await;
+    let app = start(&env).await;
+    let redis = env.redis().await;
+    xadd_event(&redis, &env.stream, &post_json("before", "hello")).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 1
+        })
+        .await
+    );
+
+    for (n, stage) in [Stage::Store, Stage::Ingester, Stage::Analyzer]
+        .into_iter()
+        .enumerate()
+    {
+        app.pipeline().inject_fault(stage);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..10 {
+            let id = format!("after-{n}-{i}");
+            xadd_event(
+                &redis,
+                &env.stream,
+                &post_json(&id, "still here, still great"),
+            )
+            .await;
+        }
+        let expected = 1 + 10 * (n as i64 + 1);
+        assert!(
+            wait_until(Duration::from_secs(20), || async {
+                env.post_count().await == expected
+            })
+            .await,
+            "posts after a {stage:?} crash are stored"
+        );
+    }
+    let health = reqwest::get(format!("http://{}/health", app.address()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for actor in ["store", "ingester", "analyzer"] {
+        assert!(
+            metrics.contains(&format!("pulse_actor_restarts_total{{actor=\"{actor}\"}}")),
+            "{actor} restart counted"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn retention_removes_only_posts_older_than_the_limit() {
+    let env = TestEnv::new().await;
+    let app = start(&env).await;
+    let redis = env.redis().await;
+    let mut old =
+        serde_json::from_str::<serde_json::Value>(&post_json("old", "ancient news")).unwrap();
+    old["created_at"] =
+        serde_json::json!((chrono::Utc::now() - chrono::Duration::days(9)).to_rfc3339());
+    xadd_event(&redis, &env.stream, &old.to_string()).await;
+    xadd_event(&redis, &env.stream, &post_json("new", "fresh news")).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 2
+        })
+        .await
+    );
+
+    let pool = pulse::db::pool(&env.database_url, 2).unwrap();
+    let deleted = pulse::actors::retention::sweep(&pool, 7, 1).await.unwrap();
+    assert_eq!(deleted, 1);
+    let pg = env.pg().await;
+    let left: Vec<String> = pg
+        .query("SELECT id FROM posts", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec!["new".to_string()]);
+    app.shutdown().await;
+}
