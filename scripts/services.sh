@@ -453,7 +453,7 @@ _pulse_redis_setup() {
 
 # Stops every project-local server under $PULSE_HOME (never servers we did not start).
 _pulse_services_stop() {
-    local data pidfile bin port
+    local data pidfile bin port pid i
     for data in "$PULSE_HOME"/pg/*/data; do
         [[ -f $data/postmaster.pid ]] || continue
         bin=$(_pulse_find_pg_bin) || {
@@ -466,11 +466,22 @@ _pulse_services_stop() {
     for pidfile in "$PULSE_HOME"/redis/*/redis.pid; do
         [[ -f $pidfile ]] || continue
         port=$(basename "$(dirname "$pidfile")")
-        pulse_log "stopping Redis on port $port"
-        # Shutdown saves the dataset; an unreachable server leaves a stale pid file behind.
-        if ! redis-cli -h 127.0.0.1 -p "$port" shutdown >/dev/null 2>&1; then
-            rm -f "$pidfile"
+        pid=$(cat "$pidfile")
+        # SIGTERM is Redis's graceful shutdown and needs no password; the name check guards
+        # against a stale pid file naming an unrelated process.
+        if [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redis-server* ]]; then
+            pulse_log "stopping Redis on port $port"
+            kill -TERM "$pid" || return 1
+            for ((i = 0; i < 50; i++)); do
+                [[ -d /proc/$pid && $(cat "/proc/$pid/stat" 2>/dev/null) != *") Z "* ]] || break
+                sleep 0.2
+            done
+            if [[ -d /proc/$pid && $(cat "/proc/$pid/stat" 2>/dev/null) != *") Z "* ]]; then
+                pulse_err "Redis (pid $pid) is still running; see $(dirname "$pidfile")/redis.log"
+                return 1
+            fi
         fi
+        rm -f "$pidfile"
     done
 }
 

@@ -25,15 +25,15 @@ pub enum Command {
         /// Also run the synthetic producer in process (through Redis, like any producer).
         #[arg(long)]
         demo: bool,
-        /// Events per second of the demo feed.
-        #[arg(long, default_value_t = 50.0)]
+        /// New posts per second of the demo feed (engagements come on top).
+        #[arg(long, default_value_t = 5.0)]
         demo_rate: f64,
     },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Append synthetic events to the stream.
     Generate {
-        /// Events per second; 0 sends as fast as Redis accepts.
+        /// New posts per second (engagements come on top); 0 sends as fast as Redis accepts.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
         /// Stop after this many events.

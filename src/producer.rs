@@ -18,7 +18,8 @@ const TICK: Duration = Duration::from_millis(10);
 /// What to produce.
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
-    /// Events per second; 0 means as fast as Redis accepts them.
+    /// New posts per second; each post's engagements follow in real time. 0 sends as fast
+    /// as Redis accepts (timestamps then are the moment of sending).
     pub rate: f64,
     /// Stop after this many events.
     pub total: Option<u64>,
@@ -32,10 +33,10 @@ pub struct ProduceOptions {
 }
 
 impl ProduceOptions {
-    /// The live demo feed: a modest rate, forever, with cascades.
+    /// The live demo feed: a few posts per second, forever, with cascades.
     pub fn demo() -> Self {
         Self {
-            rate: 50.0,
+            rate: 5.0,
             total: None,
             duration: None,
             seed: rand::random(),
@@ -68,8 +69,16 @@ pub fn generator(options: &ProduceOptions) -> Generator {
     })
 }
 
+fn timestamp(event: &mut Event) -> &mut chrono::DateTime<Utc> {
+    match event {
+        Event::Post(p) => &mut p.created_at,
+        Event::Engagement(e) => &mut e.at,
+    }
+}
+
 /// Appends generated events to `stream` until the count or duration is reached (forever if
-/// neither is set). Timestamps are set to the moment of sending, so the feed is live.
+/// neither is set). With a rate, the generator's virtual clock starts now and each event is
+/// sent when its timestamp comes due, so the feed is live and cascades unfold in real time.
 pub async fn produce(
     redis: &Client,
     stream: &str,
@@ -78,9 +87,10 @@ pub async fn produce(
     let mut generator = generator(&options);
     let started = Instant::now();
     let mut report = ProduceReport::default();
+    let mut next: Option<Event> = None;
+    let mut batch: Vec<String> = Vec::with_capacity(MAX_PIPELINE);
     loop {
-        let elapsed = started.elapsed();
-        if options.duration.is_some_and(|d| elapsed >= d) {
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
         let remaining = options
@@ -89,34 +99,34 @@ pub async fn produce(
         if remaining == 0 {
             break;
         }
-        let due = if options.rate > 0.0 {
-            ((options.rate * elapsed.as_secs_f64()) as u64).saturating_sub(report.events)
-        } else {
-            MAX_PIPELINE as u64
-        };
-        let batch = due.min(remaining).min(MAX_PIPELINE as u64) as usize;
-        if batch == 0 {
+        let now = Utc::now();
+        while (batch.len() as u64) < remaining.min(MAX_PIPELINE as u64) {
+            let mut event = next.take().unwrap_or_else(|| generator.next_event());
+            if options.rate > 0.0 {
+                if *timestamp(&mut event) > now {
+                    next = Some(event);
+                    break;
+                }
+            } else {
+                *timestamp(&mut event) = now;
+            }
+            if matches!(event, Event::Post(_)) {
+                report.posts += 1;
+            }
+            batch.push(serde_json::to_string(&event)?);
+        }
+        if batch.is_empty() {
             tokio::time::sleep(TICK).await;
             continue;
         }
-        let now = Utc::now();
         let pipeline = redis.pipeline();
-        for _ in 0..batch {
-            let mut event = generator.next_event();
-            match &mut event {
-                Event::Post(p) => {
-                    p.created_at = now;
-                    report.posts += 1;
-                }
-                Event::Engagement(e) => e.at = now,
-            }
-            let json = serde_json::to_string(&event)?;
+        for json in batch.drain(..) {
             let _: () = pipeline
                 .xadd(stream, false, None::<()>, "*", vec![("event", json)])
                 .await?;
+            report.events += 1;
         }
         let _: Vec<Value> = pipeline.all().await?;
-        report.events += batch as u64;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -1,39 +1,811 @@
-//! Temporary stand-in until the generator lands.
-#![allow(missing_docs)]
-use crate::models::*;
+//! Synthetic producer: an endless, reproducible stream of posts and engagements in virtual
+//! time, realistic enough to exercise analysis, aggregation and virality prediction, and fast
+//! enough to drive benchmarks.
+//!
+//! # Posts
+//!
+//! Posts arrive as a Poisson process at `posts_per_sec` (exponential gaps in virtual time;
+//! timestamps have microsecond precision). 35% of texts are positive (joy, optimism), 30%
+//! negative (anger, sadness, churn intent, mild toxicity) and 35% neutral (questions,
+//! announcements), written from templates in the `text` submodule. About 5% are in Spanish,
+//! French, German or Portuguese, from authors in those countries.
+//!
+//! Authors come from a pool of 20,000 recurring accounts (Zipf activity; 40 media and
+//! influencer accounts with 50k to 20M followers, drawn log-uniformly; the rest log-normal with
+//! median 120, sigma 1.7) or are one-off accounts. The pool is built from a fixed seed, so a
+//! handle has the same followers, home city and usual platform in every run. There are 28
+//! cities in 17 countries. Some posts are replies (`parent_id`), some lack geo, product tag or
+//! language, some carry a permalink `url` or capture-time `metrics`.
+//!
+//! # Engagement cascades
+//!
+//! Shares of a post follow a self-exciting (Hawkes) process, simulated through its branching
+//! structure:
+//!
+//! - the post draws Poisson direct shares with mean `0.2 * followers^0.4 * quality`, where
+//!   quality is log-normal with mean 1 and sigma 0.8, and the mean is capped at 200;
+//! - each share triggers Poisson(`b * influence`) further shares. The branching factor `b` is
+//!   uniform in 0.15..0.65 for ordinary posts and in 0.95..1.3 for the 1% of posts that go
+//!   viral (these also get 3x the direct shares). `influence = (actor_followers / 150)^0.15`,
+//!   normalised to mean 1 and capped at 4; sharer audiences are log-normal (median 150,
+//!   sigma 1.8);
+//! - delays come from a power-law memory kernel: Lomax with shape 1.5 and scale 60 s, so
+//!   excitation decays as `(1 + t / 60 s)^-2.5`;
+//! - every cascade ends: at most 5,000 shares and 12 hours of virtual time.
+//!
+//! Each share, and the post itself, draws likes (3 per share), comments (0.4) and views (40),
+//! with log-normal noise and a 20 s kernel scale. Large counts are batched into events with a
+//! `count`, so one share costs about four events. Most cascades have zero to a few shares;
+//! about 0.5% reach thousands. In steady state this gives roughly 130 events per post.
+//!
+//! Engagement ids are `<post_id>:e<n>`; a share's `via` is the id of the share it came
+//! through (none for shares of the post itself). Only cascades with pending events are kept,
+//! and pending events wait on a binary heap, so memory is bounded by the live cascades.
+//!
+//! # Reproducibility
+//!
+//! One `SmallRng` seeded from `seed` drives everything, in a fixed order, and no hash map is
+//! iterated, so equal options give equal streams. Streams may differ across `rand` versions
+//! or platforms, because `SmallRng`'s algorithm is not guaranteed to stay the same.
+
+mod cascade;
+mod text;
+mod world;
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::distr::Distribution;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Exp;
+
+use crate::models::{Author, Event, Geo, Platform, Post, PostMetrics};
+use cascade::{poisson, Cascades};
+use text::{Flavor, TextRequest};
+use world::{Channel, World, CITIES, PRODUCTS};
+
+/// Virtual time is kept in integer microseconds, the precision PostgreSQL timestamps keep.
+pub(crate) const MICROS_PER_SEC: f64 = 1_000_000.0;
+
+/// Share of posts with no channel label.
+const NO_CHANNEL_PROB: f64 = 0.05;
+/// News and influencer posts come from a big account this often.
+const NOTABLE_AUTHOR_PROB: f64 = 0.25;
+/// Other posts come from the recurring pool this often, else from a one-off account.
+const POOL_AUTHOR_PROB: f64 = 0.75;
+/// Geo habits of one-off accounts; pool authors each have their own.
+const ONE_OFF_GEO_PROB: f64 = 0.6;
+/// Among geotagged posts, those that only reveal the country.
+const COUNTRY_ONLY_PROB: f64 = 0.1;
+/// Posts about a product that the producer did not tag with it.
+const UNTAGGED_PRODUCT_PROB: f64 = 0.12;
+/// Posts that reply to one of the recent posts.
+const REPLY_PROB: f64 = 0.12;
+/// How many recent posts replies can point at.
+const RECENT_POSTS: usize = 256;
+/// Posts whose producer did not detect a language.
+const NO_LANG_PROB: f64 = 0.03;
+/// Posts carrying their permalink.
+const URL_PROB: f64 = 0.25;
+/// Posts captured with engagement counts already on them, and those counts' means.
+const METRICS_PROB: f64 = 0.15;
+const METRICS_LIKES_MEAN: f64 = 4.0;
+const METRICS_SHARES_MEAN: f64 = 0.5;
+const METRICS_COMMENTS_MEAN: f64 = 1.0;
+const METRICS_VIEWS_MEAN: f64 = 60.0;
+/// Finished cascades kept for a caller that never drains them; the oldest are dropped first.
+const MAX_UNCLAIMED_FINISHED: usize = 1 << 20;
+/// Subreddits used in Reddit permalinks.
+const SUBREDDITS: [&str; 4] = ["gadgets", "technology", "PulseDevices", "headphones"];
+const URL_CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const URL_CODE_LEN: usize = 11;
+
+/// Options of a generator run.
+#[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorOptions {
+    /// Everything random derives from this, so a run can be replayed exactly.
     pub seed: u64,
+    /// Mean new posts per second of virtual time.
     pub posts_per_sec: f64,
+    /// Emit engagement events (likes, shares, comments, views) as well as posts.
     pub engagements: bool,
-    pub start: chrono::DateTime<chrono::Utc>,
+    /// Virtual time of the first event.
+    pub start: DateTime<Utc>,
+    /// Prefix of generated post ids, so several runs never collide (e.g. "g1-"). One-off
+    /// author ids carry it too.
     pub id_prefix: String,
 }
-pub struct Generator {
-    o: GeneratorOptions,
-    n: u64,
-}
-impl Generator {
-    pub fn new(o: GeneratorOptions) -> Self {
-        Self { o, n: 0 }
+
+impl Default for GeneratorOptions {
+    /// A fixed start time rather than the wall clock, so defaults are reproducible too.
+    fn default() -> Self {
+        GeneratorOptions {
+            seed: 0,
+            posts_per_sec: 10.0,
+            engagements: true,
+            start: DateTime::from_timestamp(DEFAULT_START_UNIX_S, 0).expect("valid timestamp"),
+            id_prefix: "g-".to_string(),
+        }
     }
+}
+
+/// 2026-01-01T00:00:00Z.
+const DEFAULT_START_UNIX_S: i64 = 1_767_225_600;
+
+/// Produces the event stream; one instance per producer task, not shared across threads.
+pub struct Generator {
+    options: GeneratorOptions,
+    rng: SmallRng,
+    world: World,
+    cascades: Cascades,
+    post_gaps: Exp<f64>,
+    /// Virtual seconds of the next post, kept in floating point so gaps never round away.
+    next_post_s: f64,
+    next_post_at: u64,
+    posts: u64,
+    one_off_authors: u64,
+    /// Last emitted event, microseconds since start.
+    now: u64,
+    /// Recent (post id, author handle), for replies.
+    recent: VecDeque<(String, String)>,
+    finished: VecDeque<(String, u64)>,
+}
+
+impl Generator {
+    /// Builds the world and the first post's schedule; no event is drawn yet.
+    ///
+    /// # Panics
+    /// If `posts_per_sec` is not a finite positive number.
+    pub fn new(options: GeneratorOptions) -> Self {
+        assert!(
+            options.posts_per_sec.is_finite() && options.posts_per_sec > 0.0,
+            "posts_per_sec must be a finite positive number, got {}",
+            options.posts_per_sec
+        );
+        let post_gaps = Exp::new(options.posts_per_sec).expect("positive rate");
+        Generator {
+            rng: SmallRng::seed_from_u64(options.seed),
+            world: World::new(),
+            cascades: Cascades::new(),
+            post_gaps,
+            next_post_s: 0.0,
+            next_post_at: 0,
+            posts: 0,
+            one_off_authors: 0,
+            now: 0,
+            recent: VecDeque::with_capacity(RECENT_POSTS),
+            finished: VecDeque::new(),
+            options,
+        }
+    }
+
+    /// The next event in virtual-time order (posts and engagements interleaved).
     pub fn next_event(&mut self) -> Event {
-        self.n += 1;
-        Event::Post(Post {
-            id: format!("{}{}", self.o.id_prefix, self.n),
-            platform: Platform::Twitter,
-            author: Author {
-                id: "a".into(),
-                followers: 1,
-            },
-            text: "I love it".into(),
-            created_at: self.o.start,
-            lang: None,
-            geo: None,
-            product: None,
-            channel: None,
-            parent_id: None,
-            url: None,
-            metrics: None,
-        })
+        match self.cascades.next_at() {
+            Some(at) if at < self.next_post_at => {
+                self.now = at;
+                let fired = self
+                    .cascades
+                    .fire(&mut self.rng, &self.world, self.options.start);
+                if let Some(done) = fired.finished {
+                    self.push_finished(done);
+                }
+                Event::Engagement(fired.engagement)
+            }
+            _ => Event::Post(self.next_post()),
+        }
+    }
+
+    /// True final size (total shares) of every cascade that has ended, drained as they end,
+    /// for later evaluation of virality predictions: (post_id, final_shares).
+    ///
+    /// Posts that drew no engagement at all are reported with 0 as soon as they are emitted.
+    /// Nothing is reported when engagements are off. At most 2^20 undrained results are kept.
+    pub fn take_finished_cascades(&mut self) -> Vec<(String, u64)> {
+        self.finished.drain(..).collect()
+    }
+
+    /// Virtual time of the last event emitted, so a paced producer can sleep until the wall
+    /// clock catches up.
+    pub fn now(&self) -> DateTime<Utc> {
+        virtual_time(self.options.start, self.now)
+    }
+
+    /// Cascades still running, to watch memory in long runs.
+    pub fn active_cascades(&self) -> usize {
+        self.cascades.active()
+    }
+
+    /// Engagements scheduled but not yet emitted, to watch memory in long runs.
+    pub fn pending_engagements(&self) -> usize {
+        self.cascades.pending()
+    }
+
+    /// The options this generator was built with, so a run can be described or replayed.
+    pub fn options(&self) -> &GeneratorOptions {
+        &self.options
+    }
+
+    fn push_finished(&mut self, done: (String, u64)) {
+        if self.finished.len() >= MAX_UNCLAIMED_FINISHED {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(done);
+    }
+
+    fn next_post(&mut self) -> Post {
+        let at = self.next_post_at;
+        self.now = at;
+        self.next_post_s += self.post_gaps.sample(&mut self.rng);
+        self.next_post_at = (self.next_post_s * MICROS_PER_SEC) as u64;
+
+        let id = format!("{}{}", self.options.id_prefix, self.posts);
+        self.posts += 1;
+        let post = self.draw_post(id, at);
+
+        if self.options.engagements
+            && !self
+                .cascades
+                .start(&mut self.rng, &post.id, at, post.author.followers)
+        {
+            self.push_finished((post.id.clone(), 0));
+        }
+        if self.recent.len() == RECENT_POSTS {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((post.id.clone(), post.author.id.clone()));
+        post
+    }
+
+    fn draw_post(&mut self, id: String, at: u64) -> Post {
+        let rng = &mut self.rng;
+        let world = &self.world;
+
+        let flavor = Flavor::pick(rng);
+        let channel = (!rng.random_bool(NO_CHANNEL_PROB)).then(|| flavor.channel(rng));
+        let wants_notable = matches!(channel, Some(Channel::News | Channel::Influencer))
+            && rng.random_bool(NOTABLE_AUTHOR_PROB);
+        let pool_author = if wants_notable {
+            Some(world.notable_author(rng))
+        } else if rng.random_bool(POOL_AUTHOR_PROB) {
+            Some(world.active_author(rng))
+        } else {
+            None
+        };
+        let (author, platform, city, geo_prob) = match pool_author {
+            Some(i) => {
+                let a = &world.authors[i];
+                let author = Author {
+                    id: a.handle.clone(),
+                    followers: a.followers,
+                };
+                (
+                    author,
+                    world.platform_of(rng, i),
+                    a.home_city,
+                    a.geo_tag_prob,
+                )
+            }
+            None => {
+                self.one_off_authors += 1;
+                let author = Author {
+                    id: format!("{}user{}", self.options.id_prefix, self.one_off_authors),
+                    followers: world.author_followers(rng),
+                };
+                (
+                    author,
+                    world.platform(rng),
+                    world.city(rng),
+                    ONE_OFF_GEO_PROB,
+                )
+            }
+        };
+        let place = &CITIES[city];
+        let geo = rng.random_bool(geo_prob).then(|| Geo {
+            city: (!rng.random_bool(COUNTRY_ONLY_PROB)).then(|| place.name.to_string()),
+            country: Some(place.country.to_string()),
+        });
+        let product = world.product(rng);
+        let parent = (!self.recent.is_empty() && rng.random_bool(REPLY_PROB))
+            .then(|| &self.recent[rng.random_range(0..self.recent.len())]);
+        let other_user = &world.authors[world.active_author(rng)].handle;
+
+        let mut text = String::with_capacity(160);
+        let request = TextRequest {
+            flavor,
+            product,
+            channel,
+            city: place.name,
+            country: Some(place.country),
+            reply_to: parent.map(|(_, handle)| handle.as_str()),
+            other_user,
+        };
+        let lang = text::compose(rng, &request, &mut text);
+
+        let url = rng
+            .random_bool(URL_PROB)
+            .then(|| permalink(rng, platform, &author.id));
+        let metrics = rng.random_bool(METRICS_PROB).then(|| {
+            let likes = poisson(rng, METRICS_LIKES_MEAN);
+            PostMetrics {
+                likes,
+                shares: poisson(rng, METRICS_SHARES_MEAN),
+                comments: poisson(rng, METRICS_COMMENTS_MEAN),
+                views: likes + poisson(rng, METRICS_VIEWS_MEAN),
+            }
+        });
+        Post {
+            id,
+            platform,
+            author,
+            text,
+            created_at: virtual_time(self.options.start, at),
+            lang: (!rng.random_bool(NO_LANG_PROB)).then(|| lang.to_string()),
+            geo,
+            product: (!rng.random_bool(UNTAGGED_PRODUCT_PROB))
+                .then(|| PRODUCTS[product].slug.to_string()),
+            channel: channel.map(|c| c.as_str().to_string()),
+            parent_id: parent.map(|(id, _)| id.clone()),
+            url,
+            metrics,
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Event;
+
+    /// Never ends; take as many as needed.
+    fn next(&mut self) -> Option<Event> {
+        Some(self.next_event())
+    }
+}
+
+/// The wall-clock instant of a virtual offset; saturates instead of panicking.
+pub(crate) fn virtual_time(start: DateTime<Utc>, micros: u64) -> DateTime<Utc> {
+    let offset = TimeDelta::microseconds(i64::try_from(micros).unwrap_or(i64::MAX));
+    start
+        .checked_add_signed(offset)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A plausible permalink of a post on its platform.
+fn permalink(rng: &mut SmallRng, platform: Platform, handle: &str) -> String {
+    let number: u64 = rng.random_range(1_000_000_000_000_000_000..2_000_000_000_000_000_000);
+    let code: String = (0..URL_CODE_LEN)
+        .map(|_| URL_CODE_ALPHABET[rng.random_range(0..URL_CODE_ALPHABET.len())] as char)
+        .collect();
+    match platform {
+        Platform::Twitter => format!("https://x.com/{handle}/status/{number}"),
+        Platform::Reddit => {
+            let sub = SUBREDDITS[rng.random_range(0..SUBREDDITS.len())];
+            format!(
+                "https://www.reddit.com/r/{sub}/comments/{}/",
+                code[..7].to_lowercase()
+            )
+        }
+        Platform::Instagram => format!("https://www.instagram.com/p/{code}/"),
+        Platform::Tiktok => format!("https://www.tiktok.com/@{handle}/video/{number}"),
+        Platform::Youtube => format!("https://www.youtube.com/watch?v={code}"),
+        Platform::Bluesky => format!(
+            "https://bsky.app/profile/{handle}.bsky.social/post/{}",
+            code.to_lowercase()
+        ),
+        Platform::Mastodon => format!("https://mastodon.social/@{handle}/{}", number / 10),
+        Platform::Other => format!("https://forum.example.com/t/{}", number % 1_000_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::EngagementKind;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn options(seed: u64) -> GeneratorOptions {
+        GeneratorOptions {
+            seed,
+            posts_per_sec: 20.0,
+            engagements: true,
+            start: DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            id_prefix: "t1-".to_string(),
+        }
+    }
+
+    fn posts(seed: u64, n: usize) -> Vec<Post> {
+        let mut generator = Generator::new(GeneratorOptions {
+            engagements: false,
+            ..options(seed)
+        });
+        (0..n)
+            .map(|_| match generator.next_event() {
+                Event::Post(p) => p,
+                Event::Engagement(_) => panic!("engagements are off"),
+            })
+            .collect()
+    }
+
+    fn at(event: &Event) -> DateTime<Utc> {
+        match event {
+            Event::Post(p) => p.created_at,
+            Event::Engagement(e) => e.at,
+        }
+    }
+
+    #[test]
+    fn one_seed_gives_one_sequence() {
+        let a: Vec<Event> = Generator::new(options(42)).take(10_000).collect();
+        let b: Vec<Event> = Generator::new(options(42)).take(10_000).collect();
+        assert_eq!(a, b);
+        let c: Vec<Event> = Generator::new(options(43)).take(10_000).collect();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn every_event_validates_and_round_trips() {
+        for event in Generator::new(options(1)).take(30_000) {
+            event.validate().unwrap();
+            let json = serde_json::to_vec(&event).unwrap();
+            assert_eq!(Event::from_slice(&json).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn time_never_goes_backwards() {
+        let mut generator = Generator::new(options(2));
+        let mut last = options(2).start;
+        let mut post_times = BTreeMap::new();
+        for _ in 0..50_000 {
+            let event = generator.next_event();
+            let t = at(&event);
+            assert!(t >= last, "{t} after {last}");
+            assert_eq!(generator.now(), t);
+            match &event {
+                Event::Post(p) => {
+                    post_times.insert(p.id.clone(), t);
+                }
+                Event::Engagement(e) => assert!(t > post_times[&e.post_id]),
+            }
+            last = t;
+        }
+        assert_eq!(Generator::new(options(2)).next_event().validate(), Ok(()));
+        assert_eq!(
+            at(&Generator::new(options(2)).next_event()),
+            options(2).start
+        );
+    }
+
+    #[test]
+    fn posts_arrive_at_the_requested_rate() {
+        let all = posts(3, 20_000);
+        let span = (all.last().unwrap().created_at - all[0].created_at).as_seconds_f64();
+        let rate = (all.len() - 1) as f64 / span;
+        assert!((rate - 20.0).abs() < 1.0, "{rate} posts/s");
+        let ids: BTreeSet<&str> = all.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids.len(), all.len());
+        assert!(all.iter().all(|p| p.id.starts_with("t1-")));
+    }
+
+    #[test]
+    fn posts_cover_the_world() {
+        let all = posts(4, 20_000);
+        let cities: BTreeSet<&str> = all.iter().filter_map(|p| p.city()).collect();
+        let countries: BTreeSet<&str> = all.iter().filter_map(|p| p.country()).collect();
+        let platforms: BTreeSet<&str> = all.iter().map(|p| p.platform.as_str()).collect();
+        let products: BTreeSet<&str> = all.iter().filter_map(|p| p.product.as_deref()).collect();
+        let channels: BTreeSet<&str> = all.iter().filter_map(|p| p.channel.as_deref()).collect();
+        assert!(cities.len() >= 20, "{cities:?}");
+        assert!(countries.len() >= 8, "{countries:?}");
+        assert_eq!(platforms.len(), Platform::ALL.len());
+        assert_eq!(products.len(), PRODUCTS.len());
+        assert_eq!(channels.len(), 5, "{channels:?}");
+
+        let count = |f: &dyn Fn(&Post) -> bool| all.iter().filter(|p| f(p)).count();
+        let n = all.len();
+        let english = count(&|p| p.lang.as_deref() == Some("en"));
+        assert!(english * 10 > n * 8 && english < n, "{english} english");
+        let with_geo = count(&|p| p.geo.is_some());
+        assert!(with_geo > n / 3 && with_geo < n, "{with_geo} with geo");
+        for (what, have) in [
+            ("replies", count(&|p| p.parent_id.is_some())),
+            ("urls", count(&|p| p.url.is_some())),
+            ("metrics", count(&|p| p.metrics.is_some())),
+            ("untagged", count(&|p| p.product.is_none())),
+        ] {
+            assert!(have > n / 50 && have < n / 2, "{have} {what}");
+        }
+        let twitter = count(&|p| p.platform == Platform::Twitter);
+        let mastodon = count(&|p| p.platform == Platform::Mastodon);
+        assert!(twitter > 3 * mastodon);
+
+        let ids: BTreeSet<&str> = all.iter().map(|p| p.id.as_str()).collect();
+        let mut seen = BTreeSet::new();
+        for p in &all {
+            if let Some(parent) = &p.parent_id {
+                assert!(seen.contains(parent.as_str()) && ids.contains(parent.as_str()));
+            }
+            seen.insert(p.id.as_str());
+        }
+    }
+
+    #[test]
+    fn authors_recur_and_audiences_are_heavy_tailed() {
+        let all = posts(5, 20_000);
+        let mut per_author: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &all {
+            *per_author.entry(p.author.id.as_str()).or_default() += 1;
+        }
+        assert!(per_author.values().filter(|&&n| n >= 5).count() > 100);
+        let small = all.iter().filter(|p| p.author.followers < 1_000).count();
+        let huge = all
+            .iter()
+            .filter(|p| p.author.followers > 1_000_000)
+            .count();
+        assert!(
+            small * 10 > all.len() * 7,
+            "{small} posts by authors under 1k"
+        );
+        assert!(
+            huge > 0 && huge * 20 < all.len(),
+            "{huge} posts by authors over 1M"
+        );
+    }
+
+    const POSITIVE_WORDS: [&str; 12] = [
+        "love",
+        "great",
+        "amazing",
+        "awesome",
+        "excellent",
+        "fantastic",
+        "happy",
+        "excited",
+        "hopeful",
+        "perfect",
+        "brilliant",
+        "wonderful",
+    ];
+    const NEGATIVE_WORDS: [&str; 12] = [
+        "terrible",
+        "awful",
+        "hate",
+        "worst",
+        "disappointed",
+        "furious",
+        "angry",
+        "sad",
+        "useless",
+        "broken",
+        "pathetic",
+        "horrible",
+    ];
+    const CHURN_PHRASES: [&str; 4] = [
+        "cancelling my subscription",
+        "switching to",
+        "refund",
+        "closing my account",
+    ];
+    const TOXIC_WORDS: [&str; 6] = ["idiots", "clowns", "morons", "crap", "damn", "jokers"];
+
+    fn has_any(text: &str, words: &[&str]) -> bool {
+        let lower = text.to_lowercase();
+        words.iter().any(|w| lower.contains(w))
+    }
+
+    #[test]
+    fn texts_mix_tones_emotions_and_churn() {
+        let all = posts(6, 20_000);
+        let n = all.len();
+        let english: Vec<&str> = all
+            .iter()
+            .filter(|p| p.lang.as_deref() != Some("es") && p.lang.as_deref() != Some("fr"))
+            .filter(|p| p.lang.as_deref() != Some("de") && p.lang.as_deref() != Some("pt"))
+            .map(|p| p.text.as_str())
+            .collect();
+        let m = english.len();
+        let positive = english
+            .iter()
+            .filter(|t| has_any(t, &POSITIVE_WORDS))
+            .count();
+        let negative = english
+            .iter()
+            .filter(|t| has_any(t, &NEGATIVE_WORDS))
+            .count();
+        let neither = english
+            .iter()
+            .filter(|t| !has_any(t, &POSITIVE_WORDS) && !has_any(t, &NEGATIVE_WORDS))
+            .count();
+        assert!(
+            positive * 100 > m * 20 && positive * 100 < m * 50,
+            "{positive}/{m}"
+        );
+        assert!(
+            negative * 100 > m * 15 && negative * 100 < m * 45,
+            "{negative}/{m}"
+        );
+        assert!(neither * 100 > m * 20, "{neither}/{m} neutral");
+
+        for phrase in CHURN_PHRASES {
+            assert!(
+                english.iter().any(|t| t.to_lowercase().contains(phrase)),
+                "{phrase}"
+            );
+        }
+        let churn = english
+            .iter()
+            .filter(|t| has_any(t, &CHURN_PHRASES))
+            .count();
+        assert!(
+            churn * 100 > m * 3 && churn * 100 < m * 15,
+            "{churn}/{m} churn"
+        );
+        let toxic = english.iter().filter(|t| has_any(t, &TOXIC_WORDS)).count();
+        assert!(toxic > 0 && toxic * 100 < m * 10, "{toxic}/{m} toxic");
+
+        for emotion_words in [
+            &["furious", "angry", "outraged", "fed up"][..],
+            &["love", "happy", "smiling", "glad"][..],
+            &["hope", "optimistic", "looking forward", "excited"][..],
+            &["sad", "heartbroken", "miserable", "down"][..],
+        ] {
+            assert!(english.iter().filter(|t| has_any(t, emotion_words)).count() > n / 50);
+        }
+        let with_hashtag = english.iter().filter(|t| t.contains(" #")).count();
+        let with_mention = english.iter().filter(|t| t.contains('@')).count();
+        let with_emoji = english.iter().filter(|t| !t.is_ascii()).count();
+        for have in [with_hashtag, with_mention, with_emoji] {
+            assert!(have > m / 10 && have < m * 9 / 10, "{have}/{m}");
+        }
+        let distinct: BTreeSet<&str> = all.iter().map(|p| p.text.as_str()).collect();
+        assert!(
+            distinct.len() * 100 > n * 90,
+            "{} distinct of {n}",
+            distinct.len()
+        );
+    }
+
+    /// Runs until `posts` posts have finished cascades, checking cascade invariants on the way.
+    fn checked_cascades(seed: u64, posts: usize) -> Vec<(String, u64)> {
+        let mut generator = Generator::new(options(seed));
+        let mut shares: BTreeMap<String, u64> = BTreeMap::new();
+        let mut kinds: BTreeMap<String, EngagementKind> = BTreeMap::new();
+        let mut emitted_posts = BTreeSet::new();
+        let mut finished_posts = BTreeSet::new();
+        let mut finished = Vec::new();
+        while finished.len() < posts {
+            match generator.next_event() {
+                Event::Post(p) => {
+                    emitted_posts.insert(p.id);
+                }
+                Event::Engagement(e) => {
+                    assert!(emitted_posts.contains(&e.post_id));
+                    assert!(!finished_posts.contains(&e.post_id), "after its end");
+                    let id = e.id.clone().expect("every engagement has an id");
+                    assert!(id.starts_with(&format!("{}:e", e.post_id)));
+                    if let Some(via) = &e.via {
+                        assert_eq!(e.kind, EngagementKind::Share);
+                        assert!(via.starts_with(&format!("{}:e", e.post_id)));
+                        assert_eq!(kinds.get(via), Some(&EngagementKind::Share), "{via}");
+                    }
+                    match e.kind {
+                        EngagementKind::Share => {
+                            assert!(e.actor_followers.is_some() && e.count.is_none());
+                            *shares.entry(e.post_id.clone()).or_default() += 1;
+                        }
+                        EngagementKind::View => assert!(e.count.is_some()),
+                        EngagementKind::Like | EngagementKind::Comment => {}
+                    }
+                    assert!(kinds.insert(id, e.kind).is_none(), "duplicate id");
+                }
+            }
+            for (post_id, total) in generator.take_finished_cascades() {
+                assert!(emitted_posts.contains(&post_id));
+                assert_eq!(
+                    shares.get(&post_id).copied().unwrap_or(0),
+                    total,
+                    "{post_id}"
+                );
+                assert!(finished_posts.insert(post_id.clone()), "reported twice");
+                finished.push((post_id, total));
+            }
+        }
+        finished
+    }
+
+    #[test]
+    fn cascades_report_what_they_emitted_and_via_points_back() {
+        let finished = checked_cascades(7, 2_000);
+        assert!(finished.iter().any(|(_, n)| *n > 0));
+    }
+
+    #[test]
+    fn cascade_sizes_are_heavy_tailed() {
+        let mut generator = Generator::new(options(8));
+        let mut sizes = Vec::new();
+        while sizes.len() < 5_000 {
+            generator.next_event();
+            sizes.extend(
+                generator
+                    .take_finished_cascades()
+                    .into_iter()
+                    .map(|(_, n)| n),
+            );
+        }
+        sizes.sort_unstable();
+        let median = sizes[sizes.len() / 2];
+        let max = *sizes.last().unwrap();
+        assert!(median <= 2, "median {median}");
+        assert!(max >= 20 * median.max(1), "median {median}, max {max}");
+        let zero = sizes.iter().filter(|&&n| n == 0).count();
+        assert!(
+            zero > sizes.len() / 10 && zero < sizes.len() * 8 / 10,
+            "{zero} without shares"
+        );
+        let big = sizes.iter().filter(|&&n| n >= 10).count();
+        assert!(
+            big * 200 > sizes.len() && big * 5 < sizes.len(),
+            "{big} with 10+ shares"
+        );
+    }
+
+    #[test]
+    fn every_cascade_ends_within_its_lifetime() {
+        let opts = GeneratorOptions {
+            posts_per_sec: 0.02,
+            ..options(9)
+        };
+        let start = opts.start;
+        let mut generator = Generator::new(opts);
+        let horizon = start + TimeDelta::hours(14);
+        let mut first_hour = BTreeSet::new();
+        let mut finished = BTreeSet::new();
+        while generator.now() < horizon {
+            if let Event::Post(p) = generator.next_event() {
+                if p.created_at < start + TimeDelta::hours(1) {
+                    first_hour.insert(p.id);
+                }
+            }
+            finished.extend(
+                generator
+                    .take_finished_cascades()
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
+        }
+        assert!(!first_hour.is_empty());
+        assert!(first_hour.is_subset(&finished));
+        assert!(generator.active_cascades() < 2_000);
+    }
+
+    #[test]
+    fn engagements_can_be_turned_off() {
+        let mut generator = Generator::new(GeneratorOptions {
+            engagements: false,
+            ..options(10)
+        });
+        for _ in 0..2_000 {
+            assert!(matches!(generator.next_event(), Event::Post(_)));
+        }
+        assert!(generator.take_finished_cascades().is_empty());
+        assert_eq!(generator.pending_engagements(), 0);
+    }
+
+    #[test]
+    fn a_generator_can_move_to_another_thread() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<Generator>();
+    }
+
+    #[test]
+    #[should_panic(expected = "posts_per_sec")]
+    fn a_zero_rate_is_refused() {
+        Generator::new(GeneratorOptions {
+            posts_per_sec: 0.0,
+            ..options(11)
+        });
     }
 }

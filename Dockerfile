@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Two stages: compile with the full Rust image, ship only the binary on a slim Debian of the same
+# release (same glibc). BuildKit cache mounts keep the cargo registry and target dir between
+# builds, so rebuilding after a source change does not recompile every dependency.
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin pulse \
+    && cp target/release/pulse /usr/local/bin/pulse
+
+FROM debian:bookworm-slim
+# ca-certificates for TLS connections to managed PostgreSQL/Redis.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin pulse
+COPY --from=builder /usr/local/bin/pulse /usr/local/bin/pulse
+# pulse.toml, when mounted, is looked up in the working directory.
+WORKDIR /app
+USER pulse
+ENV PULSE_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+CMD ["pulse", "serve", "--demo"]

@@ -1,0 +1,187 @@
+//! Nothing lost, nothing duplicated: a real `pulse` process killed, stopped, and its Redis
+//! and PostgreSQL restarted under load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const BIG: usize = 50_000;
+
+async fn dead_letters(env: &TestEnv, redis: &fred::prelude::Client) -> i64 {
+    use fred::prelude::*;
+    redis.xlen(format!("{}:dead", env.stream)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    xadd_posts(&redis, &env.stream, "kill", 0..BIG).await;
+
+    let first = PulseProcess::start(&env.env());
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await >= 5_000
+        })
+        .await,
+        "the first process makes progress"
+    );
+    first.signal(libc::SIGKILL);
+    drop(first);
+    let at_kill = env.post_count().await;
+    assert!(at_kill < BIG as i64, "killed mid-stream ({at_kill} stored)");
+
+    let second = PulseProcess::start(&env.env());
+    let done = wait_until(Duration::from_secs(240), || async {
+        env.post_count().await == BIG as i64 && env.pending(&redis).await == 0
+    })
+    .await;
+    assert!(
+        done,
+        "all {BIG} posts stored and nothing pending (stored {}, pending {})\n{}",
+        env.post_count().await,
+        env.pending(&redis).await,
+        second.log_text()
+    );
+    assert_eq!(env.post_count().await, BIG as i64);
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_batches_and_exits_zero() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    xadd_posts(&redis, &env.stream, "term", 0..20_000).await;
+
+    let mut process = PulseProcess::start(&env.env());
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await >= 1_000
+        })
+        .await
+    );
+    process.signal(libc::SIGTERM);
+    assert_eq!(
+        process.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        process.log_text()
+    );
+    assert!(process.log_text().contains("pipeline drained"));
+    // Everything the process read was committed and acknowledged before it exited.
+    assert_eq!(env.pending(&redis).await, 0);
+    let stored = env.post_count().await;
+
+    let _next = PulseProcess::start(&env.env());
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await == 20_000
+        })
+        .await,
+        "the rest is stored by the next process (had {stored})"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_loses_nothing() {
+    let mut private = PrivateRedis::start();
+    let env = TestEnv::on(admin_url(), private.url()).await;
+    let redis = env.redis().await;
+    let process = PulseProcess::start(&env.env());
+
+    let producer_redis = env.redis().await;
+    let stream = env.stream.clone();
+    let producer = tokio::spawn(async move {
+        for chunk in 0..40 {
+            xadd_posts(
+                &producer_redis,
+                &stream,
+                "redis",
+                chunk * 500..(chunk + 1) * 500,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await >= 3_000
+        })
+        .await
+    );
+    private.restart();
+    producer.await.unwrap();
+
+    let done = wait_until(Duration::from_secs(180), || async {
+        env.post_count().await == 20_000 && env.pending(&redis).await == 0
+    })
+    .await;
+    assert!(
+        done,
+        "stored {} pending {}\n{}",
+        env.post_count().await,
+        env.pending(&redis).await,
+        process.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+    assert!(
+        process.log_text().contains("stream read failed"),
+        "the restart was felt by the reader"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_load_loses_nothing() {
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let process = PulseProcess::start(&env.env());
+
+    let producer_redis = env.redis().await;
+    let stream = env.stream.clone();
+    let producer = tokio::spawn(async move {
+        for chunk in 0..40 {
+            xadd_posts(
+                &producer_redis,
+                &stream,
+                "pg",
+                chunk * 500..(chunk + 1) * 500,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await >= 3_000
+        })
+        .await
+    );
+    private.restart();
+    producer.await.unwrap();
+
+    let done = wait_until(Duration::from_secs(180), || async {
+        env.post_count().await == 20_000 && env.pending(&redis).await == 0
+    })
+    .await;
+    assert!(
+        done,
+        "stored {} pending {}\n{}",
+        env.post_count().await,
+        env.pending(&redis).await,
+        process.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+    assert!(
+        process.log_text().contains("store unavailable"),
+        "the restart was felt by the store"
+    );
+}

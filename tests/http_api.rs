@@ -1,0 +1,285 @@
+//! The HTTP API against a real Pulse: health, readiness, metrics, event intake, post
+//! queries, and the one error shape.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use pulse::app::{Application, ServeOptions};
+use serde_json::{json, Value};
+
+struct Api {
+    app: Application,
+    env: TestEnv,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let env = TestEnv::new().await;
+        let app = Application::build(env.settings(), ServeOptions::default())
+            .await
+            .unwrap();
+        Api {
+            app,
+            env,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app.address())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        assert!(
+            res.headers().contains_key("x-request-id"),
+            "x-request-id on {path}"
+        );
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_events(&self, body: String) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url("/api/v1/events"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers().contains_key("x-request-id"));
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn assert_error_shape(body: &Value, code: &str) {
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(error["details"].is_object(), "{body}");
+}
+
+fn post(id: &str, platform: &str, text: &str, minutes_ago: i64) -> Value {
+    json!({
+        "type": "post", "id": id, "platform": platform,
+        "author": {"id": "a", "followers": 10}, "text": text,
+        "created_at": (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(),
+    })
+}
+
+#[actix_rt::test]
+async fn health_ready_and_metrics_answer() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+
+    let (status, body) = api.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["postgres"]["status"], "ok");
+    assert_eq!(body["redis"]["status"], "ok");
+    assert!(body["consumer_group"]["pending"].is_i64(), "{body}");
+    assert!(body["consumer_group"]["lag"].is_i64(), "{body}");
+
+    let res = api
+        .http
+        .get(api.url("/health"))
+        .header("x-request-id", "caller-id-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "caller-id-42");
+
+    let text = api
+        .http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("pulse_http_responses_total"), "{text}");
+    api.app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn ready_is_503_when_postgres_is_unreachable() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.database.url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+    settings.migrate_on_start = false;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let res = reqwest::get(format!("http://{}/ready", app.address()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["postgres"]["status"], "error");
+    assert_eq!(body["redis"]["status"], "ok");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn events_posted_over_http_are_stored() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .post_events(post("h-1", "reddit", "I love it", 1).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 1);
+
+    let batch = json!([
+        post("h-2", "twitter", "so bad, I hate it", 2),
+        post("h-3", "tiktok", "ok", 3),
+        {"type": "engagement", "post_id": "h-2", "kind": "share", "at": chrono::Utc::now().to_rfc3339()}
+    ]);
+    let (status, body) = api.post_events(batch.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["ids"].as_array().unwrap().len(), 3);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            api.env.post_count().await == 3
+        })
+        .await
+    );
+
+    let (status, body) = api.get("/api/v1/posts/h-2").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["platform"], "twitter");
+    assert!(body["analysis"]["sentiment"]["label"].is_string());
+    api.app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn bad_event_requests_get_a_4xx_in_the_error_shape_and_append_nothing() {
+    let api = Api::start().await;
+    let (status, body) = api.post_events("{not json".into()).await;
+    assert_eq!(status, 400);
+    assert_error_shape(&body, "invalid_json");
+
+    let mut bad = post("b-2", "myspace", "x", 0);
+    bad["platform"] = json!("myspace");
+    let batch = json!([post("b-1", "twitter", "fine", 0), bad, {"type": "post"}]);
+    let (status, body) = api.post_events(batch.to_string()).await;
+    assert_eq!(status, 400);
+    assert_error_shape(&body, "invalid_event");
+    let errors = body["error"]["details"]["errors"].as_array().unwrap();
+    let indexes: Vec<i64> = errors
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![1, 2]);
+
+    let (status, body) = api.post_events("[]".into()).await;
+    assert_eq!(status, 400);
+    assert_error_shape(&body, "empty_batch");
+
+    let max = api.env.settings().http.max_events_per_request;
+    let many: Vec<Value> = (0..=max)
+        .map(|i| post(&format!("m-{i}"), "twitter", "x", 0))
+        .collect();
+    let (status, body) = api.post_events(Value::Array(many).to_string()).await;
+    assert_eq!(status, 413);
+    assert_error_shape(&body, "too_many_events");
+
+    let (status, body) = api.post_events("42".into()).await;
+    assert_eq!(status, 400);
+    assert_error_shape(&body, "invalid_event");
+
+    let redis = api.env.redis().await;
+    let len: i64 = fred::prelude::StreamsInterface::xlen(&redis, &api.env.stream)
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "no event of a refused request reached the stream");
+    api.app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn posts_are_listed_newest_first_with_filters_and_keyset_pages() {
+    let api = Api::start().await;
+    let events: Vec<Value> = (0..7)
+        .map(|i| {
+            let platform = if i % 2 == 0 { "twitter" } else { "reddit" };
+            post(&format!("l-{i}"), platform, "nice", i)
+        })
+        .collect();
+    let (status, _) = api.post_events(Value::Array(events).to_string()).await;
+    assert_eq!(status, 202);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            api.env.post_count().await == 7
+        })
+        .await
+    );
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/posts?limit=3".to_string();
+    loop {
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        for item in body["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_string());
+        }
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/posts?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("l-{i}")).collect();
+    assert_eq!(seen, expected, "newest first, every post once");
+
+    let (_, body) = api.get("/api/v1/posts?platform=reddit").await;
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["l-1", "l-3", "l-5"]);
+
+    let from = (chrono::Utc::now() - chrono::Duration::seconds(150)).to_rfc3339();
+    let (_, body) = api
+        .get(&format!("/api/v1/posts?from={}", urlencode(&from)))
+        .await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 3, "{body}");
+
+    for (path, code) in [
+        ("/api/v1/posts?limit=0", "invalid_query"),
+        ("/api/v1/posts?limit=abc", "invalid_query"),
+        ("/api/v1/posts?platform=myspace", "invalid_query"),
+        ("/api/v1/posts?sentiment=angry", "invalid_query"),
+        ("/api/v1/posts?bogus=1", "invalid_query"),
+        ("/api/v1/posts?cursor=zz", "invalid_cursor"),
+        ("/api/v1/posts?from=yesterday", "invalid_query"),
+    ] {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 400, "{path}");
+        assert_error_shape(&body, code);
+    }
+    let (status, body) = api.get("/api/v1/posts/does-not-exist").await;
+    assert_eq!(status, 404);
+    assert_error_shape(&body, "not_found");
+    let (status, body) = api.get("/no/such/route").await;
+    assert_eq!(status, 404);
+    assert_error_shape(&body, "not_found");
+    api.app.shutdown().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
