@@ -1,8 +1,535 @@
-//! `pulse bench`: placeholder replaced by the benchmark.
-/// Benchmark arguments.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
-/// Runs the benchmark.
-pub async fn run(_settings: crate::config::Settings, _args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+//! `pulse bench`: in one run against the real services, (a) this machine's ceilings — raw
+//! XADD, raw XREADGROUP+XACK and raw batched inserts into Pulse's own tables with Pulse's own
+//! statement, plus raw analyzer throughput; (b) Pulse end to end: events/s from XADD to
+//! committed and acknowledged, and latency percentiles at a fixed offered rate; (c) Pulse's
+//! throughput as a fraction of the slowest ceiling, and peak resident memory.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler};
+use anyhow::Context as _;
+use fred::prelude::*;
+use fred::types::streams::XID;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::actors::messages::{AnalyzedBatch, AnalyzedPost, Committed};
+use crate::analysis;
+use crate::app::{Application, ServeOptions};
+use crate::config::Settings;
+use crate::models::Event;
+use crate::producer::{self, ProduceOptions};
+
+/// Entries per raw pipeline, read and insert batch (the same as Pulse's default read batch).
+const RAW_BATCH: usize = 500;
+/// Concurrent writers of the raw insert ceiling (Pulse itself commits several batches at once).
+const RAW_INSERT_WRITERS: usize = 4;
+
+/// Options of `pulse bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Posts used for each ceiling and for the end-to-end throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Offered rate of the latency run, in posts per second.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub latency_rate: f64,
+    /// Length of the latency run, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub latency_secs: f64,
+    /// Write the results as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// Every figure of one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BenchReport {
+    pub events: u64,
+    pub cores: usize,
+    pub xadd_per_sec: f64,
+    pub xreadgroup_xack_per_sec: f64,
+    pub insert_rows_per_sec: f64,
+    pub analyzer_posts_per_sec: f64,
+    pub slowest_ceiling: String,
+    pub end_to_end_per_sec: f64,
+    pub fraction_of_slowest_ceiling: f64,
+    pub latency_rate: f64,
+    pub latency_samples: u64,
+    pub latency_p50_ms: f64,
+    pub latency_p90_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Runs every measurement and prints a Markdown table (and JSON when asked).
+pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let database = format!("pulse_bench_{run_id}");
+    let admin_url = settings.database.url.clone();
+    create_database(&admin_url, &database).await?;
+    let db_url = replace_database(&admin_url, &database);
+    crate::db::migrate(&db_url).await?;
+    let redis = crate::redis::connect(&settings.redis.url, "bench").await?;
+    let mut report = BenchReport {
+        events: args.events,
+        cores: Settings::threads_or_cores(0),
+        latency_rate: args.latency_rate,
+        ..Default::default()
+    };
+    let n = args.events;
+    let result = async {
+        eprintln!("preparing {n} posts");
+        let events = generate_posts(n, &format!("raw-{run_id}-"));
+        let raw_stream = format!("pulse:bench:{run_id}:raw");
+
+        report.xadd_per_sec = raw_xadd(&redis, &raw_stream, &events).await?;
+        eprintln!("raw XADD: {:.0}/s", report.xadd_per_sec);
+        report.xreadgroup_xack_per_sec = raw_read_ack(&redis, &raw_stream, n).await?;
+        eprintln!(
+            "raw XREADGROUP+XACK: {:.0}/s",
+            report.xreadgroup_xack_per_sec
+        );
+        let analyzed = analyze_all(&settings, &events)?;
+        report.analyzer_posts_per_sec = analyzed.1;
+        eprintln!("raw analyzer: {:.0}/s", report.analyzer_posts_per_sec);
+        report.insert_rows_per_sec = raw_insert(&db_url, &raw_stream, analyzed.0).await?;
+        eprintln!("raw insert: {:.0}/s", report.insert_rows_per_sec);
+        let _: i64 = redis.del(&raw_stream).await?;
+
+        let ceilings = [
+            ("XADD", report.xadd_per_sec),
+            ("XREADGROUP+XACK", report.xreadgroup_xack_per_sec),
+            ("batched insert", report.insert_rows_per_sec),
+            ("analyzer", report.analyzer_posts_per_sec),
+        ];
+        let (name, slowest) = ceilings
+            .iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or(("none", 0.0));
+        report.slowest_ceiling = name.to_string();
+
+        report.end_to_end_per_sec = end_to_end(&settings, &db_url, &redis, &run_id, n).await?;
+        report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
+        eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
+
+        latency(&settings, &db_url, &redis, &run_id, &args, &mut report).await?;
+        report.peak_rss_mb = peak_rss_mb();
+        anyhow::Ok(())
+    }
+    .await;
+    drop_database(&admin_url, &database).await;
+    result?;
+
+    println!("{}", markdown(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
+    let mut generator = producer::generator(&ProduceOptions {
+        rate: 1_000.0,
+        total: None,
+        duration: None,
+        seed: 7,
+        engagements: false,
+        id_prefix: prefix.to_string(),
+    });
+    (0..n)
+        .map(|_| serde_json::to_string(&generator.next_event()).expect("events serialise"))
+        .collect()
+}
+
+async fn raw_xadd(redis: &Client, stream: &str, events: &[String]) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    for chunk in events.chunks(RAW_BATCH) {
+        let pipeline = redis.pipeline();
+        for json in chunk {
+            let _: () = pipeline
+                .xadd(
+                    stream,
+                    false,
+                    None::<()>,
+                    "*",
+                    vec![("event", json.as_str())],
+                )
+                .await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+    }
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn raw_read_ack(redis: &Client, stream: &str, n: u64) -> anyhow::Result<f64> {
+    crate::actors::ingester::ensure_group(redis, stream, "bench").await?;
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < n {
+        let reply: Value = redis
+            .xreadgroup(
+                "bench",
+                "raw",
+                Some(RAW_BATCH as u64),
+                None,
+                false,
+                stream,
+                XID::NewInGroup,
+            )
+            .await?;
+        let entries = crate::actors::ingester::parse_read_reply(reply);
+        if entries.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        done += ids.len() as u64;
+        let _: i64 = redis.xack(stream, "bench", ids).await?;
+    }
+    Ok(done as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Analyses every post with the configured backend on as many threads as the pool would use.
+fn analyze_all(settings: &Settings, events: &[String]) -> anyhow::Result<(Vec<AnalyzedPost>, f64)> {
+    let posts: Vec<crate::models::Post> = events
+        .iter()
+        .filter_map(|json| match Event::from_slice(json.as_bytes()) {
+            Ok(Event::Post(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let threads = Settings::threads_or_cores(settings.analyzer.workers);
+    let chunk = posts.len().div_ceil(threads).max(1);
+    let started = Instant::now();
+    let results: Vec<Vec<AnalyzedPost>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = posts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut analyzer =
+                        analysis::build(settings.analyzer.backend).expect("backend loads");
+                    part.chunks(RAW_BATCH)
+                        .flat_map(|batch| {
+                            let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
+                            let analyses = analyzer.analyze_batch(&texts);
+                            batch
+                                .iter()
+                                .zip(analyses)
+                                .map(|(post, analysis)| AnalyzedPost {
+                                    entry_id: "0-0".into(),
+                                    post: post.clone(),
+                                    analysis,
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("analyzer thread"))
+            .collect()
+    });
+    let rate = posts.len() as f64 / started.elapsed().as_secs_f64();
+    Ok((results.into_iter().flatten().collect(), rate))
+}
+
+async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> anyhow::Result<f64> {
+    let pool = crate::db::pool(db_url, RAW_INSERT_WRITERS)?;
+    let n = posts.len();
+    let batches: Vec<Arc<AnalyzedBatch>> = posts
+        .chunks(RAW_BATCH)
+        .map(|chunk| {
+            Arc::new(AnalyzedBatch {
+                posts: chunk.to_vec(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let queue = Arc::new(Mutex::new(batches));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..RAW_INSERT_WRITERS)
+        .map(|_| {
+            let (pool, queue, stream) = (pool.clone(), queue.clone(), stream.to_string());
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some(batch) = next else { return Ok(()) };
+                    crate::actors::store::write_batch(&pool, &stream, &batch)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let client = pool.get().await?;
+    client.batch_execute("TRUNCATE posts").await?;
+    Ok(rate)
+}
+
+/// Collects XADD-to-acknowledged latency of every committed post.
+struct LatencyRecorder {
+    histogram: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl Actor for LatencyRecorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Committed> for LatencyRecorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        let mut h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        for post in &msg.batch.posts {
+            if let Some((ms, _)) = post.entry_id.split_once('-') {
+                if let Ok(added) = ms.parse::<i64>() {
+                    let _ = h.record((msg.acked_at_ms - added).max(0) as u64);
+                }
+            }
+        }
+    }
+}
+
+fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
+    let mut s = settings.clone();
+    s.database.url = db_url.to_string();
+    s.redis.stream = stream.to_string();
+    s.redis.group = "pulse".into();
+    s.http.listen = "127.0.0.1:0".into();
+    s.migrate_on_start = false;
+    s
+}
+
+/// Pre-fills a stream, starts Pulse and times it until every entry is committed and
+/// acknowledged.
+async fn end_to_end(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    run_id: &str,
+    n: u64,
+) -> anyhow::Result<f64> {
+    let stream = format!("pulse:bench:{run_id}:e2e");
+    let events = generate_posts(n, &format!("e2e-{run_id}-"));
+    raw_xadd(redis, &stream, &events).await?;
+    drop(events);
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let started = Instant::now();
+    let app = Application::build(
+        bench_settings(settings, db_url, &stream),
+        ServeOptions::default(),
+    )
+    .await?;
+    app.pipeline().subscribe(
+        LatencyRecorder {
+            histogram: histogram.clone(),
+        }
+        .start()
+        .recipient(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let stats =
+            crate::actors::ingester::group_stats(redis, &bench_settings(settings, db_url, &stream))
+                .await?;
+        if stats.lag == Some(0) && stats.pending == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "end-to-end run did not finish in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    app.shutdown().await;
+    let stored = count_posts(db_url).await?;
+    anyhow::ensure!(
+        stored == n as i64,
+        "expected {n} posts stored, found {stored}"
+    );
+    let _: i64 = redis.del(&stream).await?;
+    truncate(db_url).await?;
+    Ok(n as f64 / elapsed)
+}
+
+/// Offers a fixed rate for a fixed time and records XADD-to-acknowledged latency.
+async fn latency(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    run_id: &str,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> anyhow::Result<()> {
+    let stream = format!("pulse:bench:{run_id}:latency");
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let app = Application::build(
+        bench_settings(settings, db_url, &stream),
+        ServeOptions::default(),
+    )
+    .await?;
+    app.pipeline().subscribe(
+        LatencyRecorder {
+            histogram: histogram.clone(),
+        }
+        .start()
+        .recipient(),
+    );
+    let sent = producer::produce(
+        redis,
+        &stream,
+        ProduceOptions {
+            rate: args.latency_rate,
+            total: None,
+            duration: Some(Duration::from_secs_f64(args.latency_secs)),
+            seed: 11,
+            engagements: false,
+            id_prefix: format!("lat-{run_id}-"),
+        },
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while histogram.lock().unwrap_or_else(|p| p.into_inner()).len() < sent.posts
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.shutdown().await;
+    let _: i64 = redis.del(&stream).await?;
+    let h = histogram.lock().unwrap_or_else(|p| p.into_inner());
+    report.latency_rate = sent.posts as f64 / sent.seconds;
+    report.latency_samples = h.len();
+    report.latency_p50_ms = h.value_at_quantile(0.50) as f64;
+    report.latency_p90_ms = h.value_at_quantile(0.90) as f64;
+    report.latency_p99_ms = h.value_at_quantile(0.99) as f64;
+    report.latency_max_ms = h.max() as f64;
+    Ok(())
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn admin(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) =
+        tokio_postgres::connect(&replace_database(url, "postgres"), tokio_postgres::NoTls)
+            .await
+            .context("connecting to PostgreSQL")?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+async fn create_database(url: &str, name: &str) -> anyhow::Result<()> {
+    admin(url)
+        .await?
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .context("creating the benchmark database")
+}
+
+async fn drop_database(url: &str, name: &str) {
+    if let Ok(client) = admin(url).await {
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
+    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client
+        .query_one("SELECT count(*) FROM posts", &[])
+        .await?
+        .get(0))
+}
+
+async fn truncate(db_url: &str) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client.batch_execute("TRUNCATE posts, engagements").await?;
+    Ok(())
+}
+
+fn replace_database(url: &str, db: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    match without_query.rsplit_once('/') {
+        Some((base, _))
+            if base.contains("://") && base.len() > base.find("://").unwrap_or(0) + 3 =>
+        {
+            format!("{base}/{db}{query}")
+        }
+        _ => format!("{without_query}/{db}{query}"),
+    }
+}
+
+/// The report as the README's table.
+pub fn markdown(r: &BenchReport) -> String {
+    format!(
+        "| measure | result |\n|---|---|\n\
+         | posts per run | {events} |\n\
+         | cores | {cores} |\n\
+         | ceiling: raw XADD (pipelined {batch}) | {xadd:.0} /s |\n\
+         | ceiling: raw XREADGROUP + XACK ({batch} per read) | {read:.0} /s |\n\
+         | ceiling: raw batched insert (Pulse's statement, {batch} rows, {writers} writers) | {insert:.0} rows/s |\n\
+         | ceiling: raw analyzer ({cores} threads) | {analyzer:.0} posts/s |\n\
+         | **Pulse end to end** (XADD to committed and acknowledged) | **{e2e:.0} posts/s** |\n\
+         | fraction of the slowest ceiling ({slowest}) | {fraction:.0}% |\n\
+         | latency at {rate:.0} posts/s offered: p50 / p90 / p99 / max | {p50:.0} / {p90:.0} / {p99:.0} / {max:.0} ms ({samples} samples) |\n\
+         | peak resident memory (benchmark process, Pulse included) | {rss:.0} MB |",
+        events = r.events,
+        cores = r.cores,
+        batch = RAW_BATCH,
+        writers = RAW_INSERT_WRITERS,
+        xadd = r.xadd_per_sec,
+        read = r.xreadgroup_xack_per_sec,
+        insert = r.insert_rows_per_sec,
+        analyzer = r.analyzer_posts_per_sec,
+        e2e = r.end_to_end_per_sec,
+        slowest = r.slowest_ceiling,
+        fraction = r.fraction_of_slowest_ceiling * 100.0,
+        rate = r.latency_rate,
+        p50 = r.latency_p50_ms,
+        p90 = r.latency_p90_ms,
+        p99 = r.latency_p99_ms,
+        max = r.latency_max_ms,
+        samples = r.latency_samples,
+        rss = r.peak_rss_mb,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            super::replace_database("postgres://u@h:5432/pulse?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
+    }
 }

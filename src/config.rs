@@ -190,7 +190,15 @@ impl Settings {
             .merge(Toml::file(file))
             .merge(
                 Env::prefixed("PULSE_")
-                    .ignore(&["config", "log", "log_format", "stream", "listen"])
+                    .ignore(&[
+                        "config",
+                        "log",
+                        "log_format",
+                        "stream",
+                        "listen",
+                        "home",
+                        "pg_bin",
+                    ])
                     .split("__"),
             )
             .merge(

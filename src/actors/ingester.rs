@@ -14,18 +14,20 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture,
+};
 use fred::prelude::*;
 use fred::types::streams::XID;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::analyzer::AnalyzerWorker;
 use super::messages::{
-    AnalyzeBatch, Drain, DrainReport, InjectFault, RawEntry, RejectReason, Rejected, StoreBatch,
-    StoreError,
+    AnalyzeBatch, AnalyzedBatch, Committed, Drain, DrainReport, InjectFault, RawEntry,
+    RejectReason, Rejected, StoreBatch, StoreError, StoreOutcome,
 };
 use super::store::Store;
 use super::supervisor::Supervised;
@@ -55,6 +57,7 @@ pub struct IngestContext {
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
 }
 
@@ -78,6 +81,7 @@ impl IngestContext {
             store,
             credits,
             in_flight: AtomicUsize::new(0),
+            subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
         }
     }
@@ -96,6 +100,21 @@ impl IngestContext {
 
     fn abandoned(&self) -> bool {
         self.state.load(Ordering::Acquire) == ABANDONED
+    }
+
+    /// Registers a stage that receives every committed batch.
+    pub fn subscribe(&self, recipient: Recipient<Committed>) {
+        self.subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(recipient);
+    }
+
+    fn publish(&self, committed: Committed) {
+        let subscribers = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+        for s in subscribers.iter() {
+            s.do_send(committed.clone());
+        }
     }
 
     /// Entries read and not yet acknowledged.
@@ -322,12 +341,13 @@ fn commit_entries(
                 return;
             }
             let outcome = if entries.is_empty() {
-                Attempt::Done(Vec::new())
+                Attempt::Done(Arc::default(), StoreOutcome::default())
             } else {
                 try_once(&ctx, entries.clone()).await
             };
             match outcome {
-                Attempt::Done(refused) => {
+                Attempt::Done(batch, outcome) => {
+                    let refused = batch.rejected.clone();
                     // Worn-out entries are not in `entries`; the analyzer's rejects are.
                     let worn_out: Vec<&str> =
                         rejected.iter().map(|r| r.entry.id.as_str()).collect();
@@ -341,6 +361,11 @@ fn commit_entries(
                     match finish(&ctx, &dead, &ids).await {
                         Ok(()) => {
                             record_latency(&entries);
+                            ctx.publish(Committed {
+                                batch,
+                                outcome: Arc::new(outcome),
+                                acked_at_ms: chrono::Utc::now().timestamp_millis(),
+                            });
                             return;
                         }
                         Err(e) => {
@@ -396,8 +421,8 @@ async fn commit_entries_rejected(ctx: &IngestContext, rejected: Vec<Rejected>) {
 }
 
 enum Attempt {
-    /// Committed; carries the entries the analyzer rejected, still to dead-letter.
-    Done(Vec<Rejected>),
+    /// Committed; the batch still carries the entries the analyzer rejected, to dead-letter.
+    Done(Arc<AnalyzedBatch>, StoreOutcome),
     Refused(RejectReason),
     Unavailable(&'static str),
 }
@@ -409,7 +434,7 @@ async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
         Err(_) => return Attempt::Unavailable("analyzer"),
     };
     match ctx.store.addr().send(StoreBatch(analyzed.clone())).await {
-        Ok(Ok(_outcome)) => Attempt::Done(analyzed.rejected.clone()),
+        Ok(Ok(outcome)) => Attempt::Done(analyzed, outcome),
         Ok(Err(StoreError::Refused(reason))) => Attempt::Refused(RejectReason::Storage(reason)),
         Ok(Err(StoreError::Unavailable(reason))) => {
             tracing::warn!(%reason, "store unavailable");

@@ -142,3 +142,14 @@ pub enum DrainReport {
     /// The timeout passed with batches still in flight; they stay pending in Redis.
     TimedOut { in_flight: usize },
 }
+
+/// A batch that is committed and acknowledged, for stages downstream of the store (live
+/// metrics, subscribers, benchmarks). Only posts and engagements new to the database count.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Committed {
+    pub batch: Arc<AnalyzedBatch>,
+    pub outcome: Arc<StoreOutcome>,
+    /// When the acknowledgement returned, in Unix milliseconds.
+    pub acked_at_ms: i64,
+}

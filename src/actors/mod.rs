@@ -116,6 +116,11 @@ impl Pipeline {
         }
     }
 
+    /// Registers a stage that receives every committed batch.
+    pub fn subscribe(&self, recipient: actix::Recipient<messages::Committed>) {
+        self.ingest.subscribe(recipient);
+    }
+
     /// The consumer name of this process.
     pub fn consumer(&self) -> &str {
         &self.ingest.consumer

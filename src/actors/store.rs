@@ -101,7 +101,9 @@ pub fn engagement_key(stream: &str, id: Option<&str>, entry_id: &str) -> String 
     }
 }
 
-async fn write_batch(
+/// Writes one batch in one statement; the store actor and the benchmark's raw insert ceiling
+/// share it, so the ceiling measures exactly the statement Pulse runs.
+pub async fn write_batch(
     pool: &Pool,
     stream: &str,
     batch: &AnalyzedBatch,
