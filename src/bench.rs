@@ -258,7 +258,9 @@ async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> any
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                    let Some(batch) = next else { return Ok(()) };
+                    let Some(batch) = next else {
+                        return anyhow::Ok(());
+                    };
                     crate::actors::store::write_batch(&pool, &stream, &batch)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
