@@ -178,11 +178,11 @@ impl Default for StoreSettings {
 
 impl Settings {
     /// Loads defaults, then the config file, then the environment.
-    pub fn load() -> Result<Settings, figment::Error> {
+    pub fn load() -> Result<Settings, Box<figment::Error>> {
         let file = std::env::var_os("PULSE_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("pulse.toml"));
-        Self::figment(file).extract()
+        Self::figment(file).extract().map_err(Box::new)
     }
 
     fn figment(file: PathBuf) -> Figment {
@@ -249,6 +249,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's test jail fixes the error type
 mod tests {
     use super::*;
 

@@ -10,6 +10,9 @@ use fred::prelude::*;
 use pulse::actors::Stage;
 use pulse::app::{Application, ServeOptions};
 
+/// Stream entry fields as a producer wrote them.
+type Fields = Vec<(&'static str, Vec<u8>)>;
+
 async fn start(env: &TestEnv) -> Application {
     Application::build(env.settings(), ServeOptions::default())
         .await
@@ -125,7 +128,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     wrong_type["created_at"] = serde_json::json!(12345);
     let oversize = post_json("o", &"a".repeat(pulse::models::event::MAX_TEXT_BYTES + 10));
 
-    let cases: Vec<(Vec<(&str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Fields, &str)> = vec![
         (
             vec![("event", b"{\"type\": \"post\", ".to_vec())],
             "malformed",

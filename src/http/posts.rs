@@ -103,7 +103,7 @@ fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
-    if cursor.len() % 2 != 0 || cursor.len() > 1024 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())
