@@ -8,6 +8,19 @@ use super::AppState;
 use crate::actors::ingester;
 use crate::telemetry::names;
 
+/// A map of the API for people who open Pulse in a browser.
+#[get("/")]
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "name": "pulse",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": [
+            "GET /health", "GET /ready", "GET /metrics",
+            "POST /api/v1/events", "GET /api/v1/posts", "GET /api/v1/posts/{id}"
+        ]
+    }))
+}
+
 /// Alive: the process answers HTTP. Load balancers restart a process that stops answering.
 #[get("/health")]
 pub async fn health() -> HttpResponse {

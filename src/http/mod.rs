@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .service(health::index)
         .service(health::health)
         .service(health::ready)
         .service(health::prometheus)
