@@ -46,6 +46,10 @@ pub struct RedisSettings {
     pub group: String,
     /// Consumer name; empty means `<host>-<pid>-<random>`, unique per process.
     pub consumer: String,
+    /// Trim stream entries the group has acknowledged (off when other groups read the stream).
+    pub trim_acknowledged: bool,
+    /// Approximate cap on the dead-letter stream's length; the oldest letters go first.
+    pub dead_letter_max_len: i64,
 }
 
 /// The HTTP listener.
@@ -130,6 +134,8 @@ impl Default for RedisSettings {
             stream: "pulse:events".into(),
             group: "pulse".into(),
             consumer: String::new(),
+            trim_acknowledged: true,
+            dead_letter_max_len: 100_000,
         }
     }
 }

@@ -316,3 +316,73 @@ async fn retention_removes_only_posts_older_than_the_limit() {
     assert_eq!(left, vec!["new".to_string()]);
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn an_entry_delivered_too_many_times_is_dead_lettered() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    pulse::actors::ingester::ensure_group(&redis, &env.stream, &env.group)
+        .await
+        .unwrap();
+    let id = xadd_event(
+        &redis,
+        &env.stream,
+        &post_json("worn", "read and never acknowledged"),
+    )
+    .await;
+    // Another consumer reads it, claims it again, and dies without acknowledging it.
+    let _: Value = redis
+        .xreadgroup(
+            env.group.as_str(),
+            "ghost",
+            Some(1),
+            None,
+            false,
+            env.stream.as_str(),
+            ">",
+        )
+        .await
+        .unwrap();
+    let _: Value = redis
+        .custom(
+            fred::cmd!("XCLAIM"),
+            vec![
+                env.stream.as_str(),
+                env.group.as_str(),
+                "ghost",
+                "0",
+                id.as_str(),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut settings = env.settings();
+    settings.ingest.max_deliveries = 2;
+    settings.ingest.claim_idle_ms = 0;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    let dead: Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    let text = format!("{dead:?}");
+    assert!(text.contains("max_deliveries"), "{text}");
+    assert!(text.contains(&id), "{text}");
+    let rows = env
+        .pg()
+        .await
+        .query("SELECT id, stream_id FROM posts", &[])
+        .await
+        .unwrap();
+    let stored: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert!(stored.is_empty(), "{stored:?} (dead-lettered entry {id})");
+    app.shutdown().await;
+}

@@ -215,7 +215,9 @@ async fn read_loop(ctx: Arc<IngestContext>) {
     let mut failures = 0u32;
 
     while ctx.running() {
-        if Instant::now() >= next_claim {
+        // Claims wait until our own pending entries are re-read: a claimed entry joins our
+        // pending list and must not be read a second time through it.
+        if own_pending_from.is_none() && Instant::now() >= next_claim {
             claim_stale(&ctx).await;
             next_claim = Instant::now() + claim_every;
         }
@@ -242,9 +244,10 @@ async fn read_loop(ctx: Arc<IngestContext>) {
         match reply {
             Ok(value) => {
                 failures = 0;
-                let entries = parse_read_reply(value);
+                let mut entries = parse_read_reply(value);
                 if own_pending_from.is_some() {
                     own_pending_from = entries.last().map(|e| e.id.clone());
+                    fill_delivery_counts(&ctx, &mut entries).await;
                 }
                 dispatch(&ctx, entries, permit);
             }
@@ -472,7 +475,8 @@ async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Res
             for (name, value) in &r.entry.fields {
                 fields.push((name.clone(), Value::Bytes(value.clone().into())));
             }
-            let _: () = pipeline.xadd(&dead, false, None::<()>, "*", fields).await?;
+            let cap = ("MAXLEN", "~", ctx.settings.redis.dead_letter_max_len);
+            let _: () = pipeline.xadd(&dead, false, cap, "*", fields).await?;
         }
         let _: Vec<Value> = pipeline.all().await?;
         for r in rejected {
@@ -698,6 +702,9 @@ pub struct GroupStats {
     pub length: i64,
     /// Length of the dead-letter stream.
     pub dead_letters: i64,
+    /// The last entry id delivered to the group.
+    #[serde(skip)]
+    pub last_delivered_id: Option<String>,
 }
 
 /// Reads the group's lag and pending count from XINFO GROUPS.
@@ -747,6 +754,7 @@ pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupSta
         stats.pending = int(field("pending")).unwrap_or(0);
         stats.consumers = int(field("consumers")).unwrap_or(0);
         stats.lag = int(field("lag"));
+        stats.last_delivered_id = field("last-delivered-id").and_then(as_string);
     }
     Ok(stats)
 }

@@ -5,6 +5,7 @@
 pub mod analyzer;
 pub mod ingester;
 pub mod messages;
+pub mod monitor;
 pub mod retention;
 pub mod store;
 pub mod supervisor;
@@ -18,6 +19,7 @@ use deadpool_postgres::Pool;
 use self::analyzer::AnalyzerWorker;
 use self::ingester::{IngestContext, Ingester};
 use self::messages::{Drain, DrainReport, InjectFault};
+use self::monitor::GroupMonitor;
 use self::retention::Retention;
 use self::store::Store;
 use self::supervisor::{Supervised, Watchdog};
@@ -40,6 +42,7 @@ pub struct Pipeline {
     store: Supervised<Store>,
     _watchdog: Addr<Watchdog>,
     _retention: Addr<Retention>,
+    _monitor: Addr<GroupMonitor>,
 }
 
 impl Pipeline {
@@ -66,6 +69,7 @@ impl Pipeline {
             Store::new(store_pool.clone(), stream.clone()).start()
         });
 
+        let monitor = GroupMonitor::new(settings.clone(), redis.clone()).start();
         let consumer = settings.consumer_name();
         let reader = crate::redis::connect(&settings.redis.url, "stream reader").await?;
         let ingest = Arc::new(IngestContext::new(
@@ -102,6 +106,7 @@ impl Pipeline {
             store,
             _watchdog: watchdog,
             _retention: retention,
+            _monitor: monitor,
         })
     }
 

@@ -59,6 +59,7 @@ impl TestEnv {
 
     /// A fresh database on `pg_url`'s server and a fresh stream on `redis_url`.
     pub async fn on(pg_url: String, redis_url: String) -> TestEnv {
+        pulse::telemetry::init_logging();
         let database = unique("pulse_test");
         create_database(&pg_url, &database).await;
         let stream = format!("pulse:test:{}", unique("s"));
