@@ -8,6 +8,9 @@ use std::time::Duration;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
+use actix::{Actor, Addr};
+
+use crate::actors::aggregator::{Aggregator, FlushTerms};
 use crate::actors::messages::DrainReport;
 use crate::actors::Pipeline;
 use crate::config::Settings;
@@ -31,6 +34,7 @@ pub struct Application {
     server: actix_web::dev::ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
+    aggregator: Addr<Aggregator>,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,6 +58,8 @@ impl Application {
         .await
         .context("creating the consumer group")?;
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
+        let aggregator = Aggregator::new(settings.clone(), pool.clone()).start();
+        pipeline.subscribe(aggregator.clone().recipient());
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -97,6 +103,7 @@ impl Application {
             server: handle,
             server_task,
             pipeline,
+            aggregator,
             demo,
         })
     }
@@ -109,6 +116,11 @@ impl Application {
     /// The running pipeline.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// The aggregator of live metrics and trending terms.
+    pub fn aggregator(&self) -> &Addr<Aggregator> {
+        &self.aggregator
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
@@ -140,6 +152,7 @@ impl Application {
                 "drain timed out; unacknowledged entries stay pending for the next consumer"
             ),
         }
+        let _ = self.aggregator.send(FlushTerms).await;
         self.server.stop(true).await;
         let _ = self.server_task.await;
         report

@@ -255,13 +255,14 @@ async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> any
     let writers: Vec<_> = (0..RAW_INSERT_WRITERS)
         .map(|_| {
             let (pool, queue, stream) = (pool.clone(), queue.clone(), stream.to_string());
+            let high_churn = crate::config::MetricsSettings::default().high_churn_threshold;
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some(batch) = next else {
                         return anyhow::Ok(());
                     };
-                    crate::actors::store::write_batch(&pool, &stream, &batch)
+                    crate::actors::store::write_batch(&pool, &stream, high_churn, &batch)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }

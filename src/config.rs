@@ -21,6 +21,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub analyzer: AnalyzerSettings,
     pub store: StoreSettings,
+    pub metrics: MetricsSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
@@ -103,6 +104,25 @@ pub struct StoreSettings {
     pub retention_batch: i64,
 }
 
+/// Windowed metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// A post with churn risk at or above this counts as high-churn.
+    pub high_churn_threshold: f32,
+    /// Live metrics snapshots pushed to subscribers per second.
+    pub updates_per_sec: f64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            high_churn_threshold: 0.6,
+            updates_per_sec: 2.0,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -112,6 +132,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             analyzer: AnalyzerSettings::default(),
             store: StoreSettings::default(),
+            metrics: MetricsSettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,
         }

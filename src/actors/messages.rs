@@ -153,3 +153,10 @@ pub struct Committed {
     /// When the acknowledgement returned, in Unix milliseconds.
     pub acked_at_ms: i64,
 }
+
+/// A live metrics snapshot (pre-serialised JSON, shared by every subscriber).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct MetricsUpdate {
+    pub json: Arc<str>,
+}

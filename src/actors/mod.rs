@@ -2,6 +2,7 @@
 //! starts and wires them: ingester -> analyzer pool -> store, with retention and a watchdog
 //! beside them.
 
+pub mod aggregator;
 pub mod analyzer;
 pub mod ingester;
 pub mod messages;
@@ -65,8 +66,9 @@ impl Pipeline {
         });
         let store_pool = pool.clone();
         let stream = settings.redis.stream.clone();
+        let high_churn = settings.metrics.high_churn_threshold;
         let store = Supervised::start("store", move || {
-            Store::new(store_pool.clone(), stream.clone()).start()
+            Store::new(store_pool.clone(), stream.clone(), high_churn).start()
         });
 
         let monitor = GroupMonitor::new(settings.clone(), redis.clone()).start();

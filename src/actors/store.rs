@@ -10,8 +10,9 @@ use tokio_postgres::error::SqlState;
 use super::messages::{AnalyzedBatch, InjectFault, StoreBatch, StoreError, StoreOutcome};
 use crate::telemetry::names;
 
-/// Inserts posts and engagements of a batch in one round trip and returns the keys that were
-/// new. Two CTEs in one statement commit together or not at all.
+/// Inserts posts and engagements of a batch in one round trip, adds what was new to the
+/// per-minute rollups, and returns the keys that were new. Everything commits together or
+/// not at all, so rollups count each post exactly once however often it is delivered.
 const INSERT_BATCH: &str = "
 WITH p AS (
     INSERT INTO posts (
@@ -25,14 +26,79 @@ WITH p AS (
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
         $24::text[], $25::text[])
     ON CONFLICT (id) DO NOTHING
-    RETURNING id
+    RETURNING id, created_at, platform, city, country, product, channel,
+              sentiment_label, sentiment_score, toxicity, churn_risk, emotion
 ), e AS (
     INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
     SELECT * FROM UNNEST(
         $26::text[], $27::text[], $28::text[], $29::timestamptz[], $30::int8[], $31::text[],
         $32::int4[], $33::text[])
     ON CONFLICT (key) DO NOTHING
-    RETURNING key
+    RETURNING key, post_id, kind, at, count
+), deltas AS (
+    SELECT date_trunc('minute', p.created_at) AS minute, d.dimension, d.key,
+           1 AS posts, p.sentiment_score::float8 AS sentiment_sum,
+           (p.sentiment_label = 'negative')::int AS negative,
+           (p.sentiment_label = 'neutral')::int AS neutral,
+           (p.sentiment_label = 'positive')::int AS positive,
+           p.toxicity::float8 AS toxicity_sum, p.churn_risk::float8 AS churn_sum,
+           (p.churn_risk >= $34::float4)::int AS high_churn,
+           (p.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
+           (p.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
+           (p.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
+           (p.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
+           0 AS likes, 0 AS shares, 0 AS comments, 0 AS views
+    FROM p CROSS JOIN LATERAL (VALUES
+        ('overall', ''), ('platform', p.platform), ('city', p.city), ('country', p.country),
+        ('product', p.product), ('channel', p.channel)) AS d(dimension, key)
+    WHERE d.key IS NOT NULL
+    UNION ALL
+    SELECT date_trunc('minute', e.at), d.dimension, d.key,
+           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+           CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END,
+           CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END,
+           CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END,
+           CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END
+    FROM e
+    LEFT JOIN posts s ON s.id = e.post_id
+    LEFT JOIN p ON p.id = e.post_id
+    CROSS JOIN LATERAL (VALUES
+        ('overall', ''), ('platform', COALESCE(s.platform, p.platform)),
+        ('city', COALESCE(s.city, p.city)), ('country', COALESCE(s.country, p.country)),
+        ('product', COALESCE(s.product, p.product)),
+        ('channel', COALESCE(s.channel, p.channel))) AS d(dimension, key)
+    WHERE d.key IS NOT NULL
+), r AS (
+    -- Rows are upserted in key order, so concurrent batches lock them in the same order
+    -- and cannot deadlock.
+    INSERT INTO metric_rollups AS m (
+        minute, dimension, key, posts, sentiment_sum, negative, neutral, positive,
+        toxicity_sum, churn_sum, high_churn, anger, joy, optimism, sadness,
+        likes, shares, comments, views)
+    SELECT minute, dimension, key, sum(posts), sum(sentiment_sum), sum(negative),
+           sum(neutral), sum(positive), sum(toxicity_sum), sum(churn_sum), sum(high_churn),
+           sum(anger), sum(joy), sum(optimism), sum(sadness),
+           sum(likes), sum(shares), sum(comments), sum(views)
+    FROM deltas
+    GROUP BY dimension, key, minute
+    ORDER BY dimension, key, minute
+    ON CONFLICT (dimension, key, minute) DO UPDATE SET
+        posts = m.posts + EXCLUDED.posts,
+        sentiment_sum = m.sentiment_sum + EXCLUDED.sentiment_sum,
+        negative = m.negative + EXCLUDED.negative,
+        neutral = m.neutral + EXCLUDED.neutral,
+        positive = m.positive + EXCLUDED.positive,
+        toxicity_sum = m.toxicity_sum + EXCLUDED.toxicity_sum,
+        churn_sum = m.churn_sum + EXCLUDED.churn_sum,
+        high_churn = m.high_churn + EXCLUDED.high_churn,
+        anger = m.anger + EXCLUDED.anger,
+        joy = m.joy + EXCLUDED.joy,
+        optimism = m.optimism + EXCLUDED.optimism,
+        sadness = m.sadness + EXCLUDED.sadness,
+        likes = m.likes + EXCLUDED.likes,
+        shares = m.shares + EXCLUDED.shares,
+        comments = m.comments + EXCLUDED.comments,
+        views = m.views + EXCLUDED.views
 )
 SELECT 'p'::text AS kind, id FROM p
 UNION ALL
@@ -42,12 +108,18 @@ SELECT 'e'::text, key FROM e";
 pub struct Store {
     pool: Pool,
     stream: String,
+    high_churn: f32,
 }
 
 impl Store {
-    /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry ids.
-    pub fn new(pool: Pool, stream: String) -> Self {
-        Self { pool, stream }
+    /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry
+    /// ids; posts with churn risk at or above `high_churn` count as high-churn in rollups.
+    pub fn new(pool: Pool, stream: String, high_churn: f32) -> Self {
+        Self {
+            pool,
+            stream,
+            high_churn,
+        }
     }
 }
 
@@ -61,9 +133,10 @@ impl Handler<StoreBatch> for Store {
     fn handle(&mut self, msg: StoreBatch, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         let stream = self.stream.clone();
+        let high_churn = self.high_churn;
         Box::pin(async move {
             let started = Instant::now();
-            let result = write_batch(&pool, &stream, &msg.0).await;
+            let result = write_batch(&pool, &stream, high_churn, &msg.0).await;
             match &result {
                 Ok(outcome) => {
                     metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
@@ -106,6 +179,7 @@ pub fn engagement_key(stream: &str, id: Option<&str>, entry_id: &str) -> String 
 pub async fn write_batch(
     pool: &Pool,
     stream: &str,
+    high_churn: f32,
     batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
     if batch.posts.is_empty() && batch.engagements.is_empty() {
@@ -231,6 +305,7 @@ pub async fn write_batch(
                 &vias,
                 &counts,
                 &eng_entries,
+                &high_churn,
             ],
         )
         .await
@@ -255,14 +330,18 @@ fn saturating_i64(v: u64) -> i64 {
 /// Data errors (classes 22 and 23) mean the batch itself is bad and must be split; anything
 /// else (connection loss, shutdown, serialization) is worth retrying as is.
 fn classify(e: tokio_postgres::Error) -> StoreError {
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => format!("{e:#}"),
+    };
     match e.code() {
         Some(code)
             if code.code().starts_with("22")
                 || code.code().starts_with("23")
                 || *code == SqlState::PROGRAM_LIMIT_EXCEEDED =>
         {
-            StoreError::Refused(e.to_string())
+            StoreError::Refused(detail)
         }
-        _ => StoreError::Unavailable(format!("{e:#}")),
+        _ => StoreError::Unavailable(detail),
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod metrics_api;
 pub mod posts;
 pub mod request_id;
 
@@ -46,7 +47,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::prometheus)
         .service(events::create)
         .service(posts::list)
-        .service(posts::get_one);
+        .service(posts::get_one)
+        .service(metrics_api::overall)
+        .service(metrics_api::platforms)
+        .service(metrics_api::geo)
+        .service(metrics_api::products)
+        .service(metrics_api::channels)
+        .service(metrics_api::timeseries)
+        .service(metrics_api::trending_terms);
 }
 
 /// Builds the actix-web app for `state`.

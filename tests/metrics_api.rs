@@ -1,0 +1,316 @@
+//! REST metrics against a real Pulse: windowed aggregates equal SQL over the stored posts,
+//! rollups from two processes sharing a group equal those of one, time series and trending
+//! terms add up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fred::prelude::*;
+use pulse::app::{Application, ServeOptions};
+use pulse::models::Event;
+use pulse::producer::{self, ProduceOptions};
+use serde_json::Value;
+
+/// `n` generated events (posts, and engagements when asked), timestamped now.
+fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
+    let mut generator = producer::generator(&ProduceOptions {
+        rate: 0.0,
+        total: None,
+        duration: None,
+        seed,
+        engagements,
+        id_prefix: prefix.into(),
+    });
+    let now = chrono::Utc::now();
+    (0..n)
+        .map(|_| {
+            let mut e = generator.next_event();
+            match &mut e {
+                Event::Post(p) => p.created_at = now,
+                Event::Engagement(g) => g.at = now,
+            }
+            serde_json::to_string(&e).unwrap()
+        })
+        .collect()
+}
+
+async fn xadd_all(redis: &Client, stream: &str, events: &[String]) {
+    for chunk in events.chunks(500) {
+        let pipeline = redis.pipeline();
+        for json in chunk {
+            let _: () = pipeline
+                .xadd(
+                    stream,
+                    false,
+                    None::<()>,
+                    "*",
+                    vec![("event", json.as_str())],
+                )
+                .await
+                .unwrap();
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await.unwrap();
+    }
+}
+
+async fn get(app: &Application, path: &str) -> Value {
+    let res = reqwest::get(format!("http://{}{path}", app.address()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
+async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {
+    wait_until(Duration::from_secs(60), || async {
+        env.post_count().await == posts && env.pending(redis).await == 0
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn window_metrics_equal_sql_over_the_stored_posts() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = env.redis().await;
+    let evs = events(400, 3, false, "w-");
+    xadd_all(&redis, &env.stream, &evs).await;
+    assert!(settled(&env, &redis, 400).await);
+
+    let overall = get(&app, "/api/v1/metrics/overall?window=5m").await;
+    let from: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(overall["from"].clone()).unwrap();
+    let pg = env.pg().await;
+    let row = pg
+        .query_one(
+            "SELECT count(*), avg(sentiment_score)::float8, \
+             count(*) FILTER (WHERE sentiment_label = 'negative'), \
+             count(*) FILTER (WHERE sentiment_label = 'positive'), \
+             count(*) FILTER (WHERE churn_risk >= 0.6), avg(toxicity)::float8 \
+             FROM posts WHERE created_at >= $1",
+            &[&from],
+        )
+        .await
+        .unwrap();
+    let stats = &overall["stats"];
+    assert_eq!(stats["posts"].as_i64().unwrap(), row.get::<_, i64>(0));
+    assert!((stats["sentiment"]["mean"].as_f64().unwrap() - row.get::<_, f64>(1)).abs() < 1e-4);
+    assert_eq!(
+        stats["sentiment"]["negative"].as_i64().unwrap(),
+        row.get::<_, i64>(2)
+    );
+    assert_eq!(
+        stats["sentiment"]["positive"].as_i64().unwrap(),
+        row.get::<_, i64>(3)
+    );
+    assert_eq!(
+        stats["churn"]["high"].as_i64().unwrap(),
+        row.get::<_, i64>(4)
+    );
+    assert!((stats["toxicity_mean"].as_f64().unwrap() - row.get::<_, f64>(5)).abs() < 1e-4);
+
+    for (path, column) in [
+        ("/api/v1/metrics/platforms?window=1h", "platform"),
+        ("/api/v1/metrics/products?window=1h", "product"),
+        ("/api/v1/metrics/channels?window=1h", "channel"),
+    ] {
+        let body = get(&app, path).await;
+        let from: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(body["from"].clone()).unwrap();
+        let sql = format!(
+            "SELECT {column}, count(*) FROM posts WHERE created_at >= $1 AND {column} IS NOT NULL GROUP BY 1"
+        );
+        let expected: std::collections::BTreeMap<String, i64> = pg
+            .query(&sql, &[&from])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let got: std::collections::BTreeMap<String, i64> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["key"].as_str().unwrap().to_string(),
+                    i["posts"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "{path}");
+        assert!(
+            expected.len() > 1,
+            "the generator spreads posts over several {column}s"
+        );
+    }
+
+    // Share of voice adds up to one.
+    let products = get(&app, "/api/v1/metrics/products?window=5m").await;
+    let volume: f64 = products["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["share_of_voice"]["volume"].as_f64().unwrap())
+        .sum();
+    assert!((volume - 1.0).abs() < 1e-9);
+
+    // A filtered query reads the posts themselves and agrees with SQL too.
+    let geo = get(&app, "/api/v1/metrics/geo?window=5m&platform=twitter").await;
+    let from: chrono::DateTime<chrono::Utc> = serde_json::from_value(geo["from"].clone()).unwrap();
+    let expected: i64 = pg
+        .query_one("SELECT count(*) FROM posts WHERE created_at >= $1 AND platform = 'twitter' AND country IS NOT NULL", &[&from])
+        .await
+        .unwrap()
+        .get(0);
+    let got: i64 = geo["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["posts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(got, expected);
+
+    // The time series of the last hour adds up to the hour's total.
+    let series = get(
+        &app,
+        "/api/v1/metrics/timeseries?dimension=overall&bucket=1m",
+    )
+    .await;
+    let total: i64 = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["posts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 400);
+
+    for bad in [
+        "/api/v1/metrics/overall?window=2m",
+        "/api/v1/metrics/platforms?platform=myspace",
+        "/api/v1/metrics/timeseries?dimension=platform",
+        "/api/v1/metrics/timeseries?bucket=7m",
+        "/api/v1/trending/terms?limit=0",
+    ] {
+        let res = reqwest::get(format!("http://{}{bad}", app.address()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{bad}");
+    }
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn trending_terms_count_hashtags_and_words() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = env.redis().await;
+    for i in 0..30 {
+        let text = if i % 3 == 0 {
+            "battery drains so fast #trendcheck"
+        } else {
+            "loving the battery #trendcheck"
+        };
+        xadd_event(&redis, &env.stream, &post_json(&format!("t-{i}"), text)).await;
+    }
+    assert!(settled(&env, &redis, 30).await);
+    app.aggregator()
+        .send(pulse::actors::aggregator::FlushTerms)
+        .await
+        .unwrap();
+    let body = get(&app, "/api/v1/trending/terms?window=1h&limit=5").await;
+    let terms = body["terms"].as_array().unwrap();
+    let find = |t: &str| {
+        terms
+            .iter()
+            .find(|x| x["term"] == t)
+            .unwrap_or_else(|| panic!("{t} in {body}"))
+            .clone()
+    };
+    assert_eq!(find("#trendcheck")["posts"], 30);
+    assert_eq!(find("#trendcheck")["hashtag"], true);
+    assert_eq!(find("battery")["posts"], 30);
+    app.shutdown().await;
+}
+
+/// The columns that depend only on posts (engagements are attributed to dimensions only once
+/// their post is stored, which depends on batch timing across processes).
+const POST_COLUMNS: &str = "minute, dimension, key, posts, round(sentiment_sum::numeric, 3), negative, neutral, \
+    positive, round(toxicity_sum::numeric, 3), round(churn_sum::numeric, 3), high_churn, anger, joy, optimism, sadness";
+
+async fn rollups(env: &TestEnv) -> (Vec<String>, Vec<String>) {
+    let pg = env.pg().await;
+    let posts = pg
+        .query(
+            &format!(
+                "SELECT ({POST_COLUMNS})::text FROM metric_rollups ORDER BY dimension, key, minute"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let engagement = pg
+        .query(
+            "SELECT (minute, likes, shares, comments, views)::text FROM metric_rollups \
+             WHERE dimension = 'overall' ORDER BY minute",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (posts, engagement)
+}
+
+#[actix_rt::test]
+async fn rollups_of_two_processes_sharing_a_group_equal_those_of_one() {
+    let evs = events(3_000, 9, true, "r-");
+    let posts = evs
+        .iter()
+        .filter(|e| e.starts_with("{\"type\":\"post\""))
+        .count() as i64;
+    assert!(
+        posts > 10 && (posts as usize) < evs.len(),
+        "a mix of posts and engagements"
+    );
+
+    let single = TestEnv::new().await;
+    let one = Application::build(single.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = single.redis().await;
+    xadd_all(&redis, &single.stream, &evs).await;
+    assert!(settled(&single, &redis, posts).await);
+    one.shutdown().await;
+
+    let shared = TestEnv::new().await;
+    let a = Application::build(shared.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let b = Application::build(shared.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(a.pipeline().consumer(), b.pipeline().consumer());
+    xadd_all(&redis, &shared.stream, &evs).await;
+    assert!(settled(&shared, &redis, posts).await);
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let (one_posts, one_eng) = rollups(&single).await;
+    let (two_posts, two_eng) = rollups(&shared).await;
+    assert!(one_posts.len() > 20);
+    assert_eq!(one_posts, two_posts);
+    assert_eq!(one_eng, two_eng);
+}
