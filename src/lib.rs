@@ -8,10 +8,11 @@
 //!   backend today, ONNX transformer bundles alongside it).
 //! - [`actors`]: the supervised pipeline stages, one file each: `ingester` (Redis Streams
 //!   consumer group, credits, claiming, dead letters), `analyzer` (worker pool), `store`
-//!   (batched idempotent PostgreSQL writes), `retention`, and `supervisor`. Their typed messages
-//!   live in `actors::messages`.
-//! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake and post
-//!   queries, with one error shape.
+//!   (batched idempotent PostgreSQL writes with exact per-minute rollups), `aggregator` (live
+//!   metrics snapshots, trending terms), `monitor` (group lag, stream trimming), `retention`,
+//!   and `supervisor`. Their typed messages live in `actors::messages`.
+//! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake, post
+//!   queries and windowed metrics, with one error shape.
 //! - [`ws`]: the WebSocket protocol for live subscribers.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
 //!
