@@ -1,5 +1,6 @@
-//! Retention: deletes raw posts and engagements older than the configured age, in small
-//! batches off the hot path, so deletes never hold long locks or stall ingest.
+//! Retention: deletes raw posts, engagements and term counts older than the configured age,
+//! in small batches off the hot path, so deletes never hold long locks or stall ingest.
+//! Per-minute metric rollups are small and kept, so long-range time series stay available.
 
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ DELETE FROM posts WHERE id IN (
 const DELETE_ENGAGEMENTS: &str = "
 DELETE FROM engagements WHERE key IN (
     SELECT key FROM engagements WHERE at < now() - make_interval(days => $1) LIMIT $2)";
+const DELETE_TERMS: &str = "
+DELETE FROM term_rollups WHERE (minute, term) IN (
+    SELECT minute, term FROM term_rollups WHERE minute < now() - make_interval(days => $1) LIMIT $2)";
 /// Pause between two delete batches, leaving room for the store's writes.
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
@@ -65,7 +69,11 @@ impl Actor for Retention {
 pub async fn sweep(pool: &Pool, days: i32, batch: i64) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     let mut total = 0;
-    for (table, sql) in [("posts", DELETE_POSTS), ("engagements", DELETE_ENGAGEMENTS)] {
+    for (table, sql) in [
+        ("posts", DELETE_POSTS),
+        ("engagements", DELETE_ENGAGEMENTS),
+        ("term_rollups", DELETE_TERMS),
+    ] {
         let statement = client.prepare_cached(sql).await?;
         loop {
             let deleted = client.execute(&statement, &[&days, &batch]).await?;

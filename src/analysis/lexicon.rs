@@ -1,13 +1,1409 @@
-//! Placeholder, replaced by the lexicon backend.
-use crate::models::*;
+//! The built-in lexicon analyzer. It needs no model files and costs microseconds per post, so
+//! Pulse can always analyse the full firehose, and it is the fallback when no transformer
+//! bundle is installed. Its scores are deliberately simple and explainable.
+//!
+//! Each text is lowercased and tokenised once, into buffers reused across calls. Tokens are
+//! runs of letters and digits (apostrophes and `*` allowed inside, so `don't` and `f*ck` stay
+//! whole), plus one token per emoji or symbol and per ASCII emoticon (`:)`, `:'(`, `<3`, ...).
+//! Letters repeated three or more times are capped at two (`goooood` -> `good`); when that
+//! form is unknown, the run is collapsed to one letter (`hateeee` -> `hate`). Cue words and
+//! phrases are looked up in one hash map built by [`LexiconAnalyzer::new`]. A phrase match
+//! consumes its tokens, and when several cues start at one token the strongest value of each
+//! score wins. A cue is *negated* when one of the `NEGATION_WINDOW` tokens before it is a
+//! negator (`not`, `never`, `don't`, any `...n't`), except in "can't wait".
+//!
+//! # Scores
+//!
+//! * **Sentiment**: the VADER compound score `c` in -1..=1. The label is negative when
+//!   `c <= NEGATIVE_MAX_COMPOUND`, positive when `c >= POSITIVE_MIN_COMPOUND`, neutral in
+//!   between. The thresholds maximise macro-averaged recall on the TweetEval sentiment
+//!   validation split; VADER's usual +-0.05 calls too many plain statements positive.
+//! * **Emotions**: every cue adds its weight to its emotions. A negated joy or optimism cue
+//!   ("not happy") adds `NEGATED_POSITIVE_TO_SADNESS` of its weight to sadness instead; a
+//!   negated anger or sadness cue is dropped. The four sums are divided by their total, so the
+//!   distribution sums to 1 when any cue fired and is all zero otherwise.
+//! * **Toxicity**: a noisy-OR over the toxic cues found, `t = 1 - prod(1 - w_i)`. Tiers keep
+//!   one mild swear (`MILD_SWEAR`) far from 1. An insult with a second-person word ("you",
+//!   "your", "u", ...) within `TARGET_WINDOW` tokens counts `TARGETED_BOOST` times its weight,
+//!   at most `MAX_CUE_TOXICITY`.
+//! * **Churn risk**:
+//!
+//!   ```text
+//!   intent   = 1 - prod(1 - w_j)          over non-negated churn-intent cues (w_j >= 0.6)
+//!   distress = NEGATIVITY_WEIGHT * max(0, -c) + ANGER_WEIGHT * anger      (in 0..=1)
+//!   churn    = intent + (1 - intent) * distress    when intent > 0
+//!   churn    = NO_INTENT_SCALE * distress          otherwise
+//!   ```
+//!
+//!   where `anger` is the anger share of the emotion distribution. An intent phrase alone
+//!   gives at least 0.6, negativity and anger push it towards 1, and a complaint without
+//!   intent stays at or below `NO_INTENT_SCALE`. A positive text without intent scores 0.
 
-/// The built-in lexicon analyzer.
-pub struct LexiconAnalyzer;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use vader_sentiment::SentimentIntensityAnalyzer;
+
+use super::Analyzer;
+use crate::models::{Analysis, EmotionScores, Probability, SentimentLabel, SentimentScore};
+
+/// Name and version recorded with every result; bump the version when scores change.
+const MODEL_NAME: &str = "lexicon-vader@1";
+
+/// Compound scores at or below this are labelled negative.
+const NEGATIVE_MAX_COMPOUND: f32 = -0.08;
+/// Compound scores at or above this are labelled positive.
+const POSITIVE_MIN_COMPOUND: f32 = 0.40;
+
+/// Longer texts are cut (at a character boundary) so that one huge post cannot stall a worker;
+/// the opening of a post carries its tone.
+const MAX_ANALYZED_BYTES: usize = 8 * 1024;
+
+/// How many tokens before a cue are searched for a negator.
+const NEGATION_WINDOW: usize = 3;
+/// A run of this many identical letters marks an elongated word ("soooo").
+const ELONGATION_RUN: usize = 3;
+/// Trailing stars after a stem this short mask a swear ("f***") rather than add emphasis.
+const MAX_MASKED_STEM: usize = 2;
+/// Share of a negated joy or optimism cue's weight that counts as sadness.
+const NEGATED_POSITIVE_TO_SADNESS: f32 = 0.5;
+
+/// Emotion weight multiplier for a cue written as a hashtag ("#furious"): a tag is the
+/// author naming the feeling.
+const HASHTAG_EMPHASIS: f32 = 2.0;
+/// Anger weight per unit of toxicity: swearing and insults mostly vent anger.
+const TOXICITY_TO_ANGER: f32 = 1.0;
+/// Weight of a cue that names or clearly shows the emotion ("furious", "heartbroken").
+const STRONG: f32 = 1.0;
+/// Weight of a cue that often, but not always, goes with the emotion ("awful", "tired").
+const WEAK: f32 = 0.5;
+
+/// Toxicity of a mild swear ("damn", "crap"): noticeable, nowhere near toxic on its own.
+const MILD_SWEAR: f32 = 0.2;
+/// Toxicity of strong profanity ("fuck", "shit").
+const SWEAR: f32 = 0.45;
+/// Toxicity of an insult ("idiot", "moron"); aimed at "you" it is boosted.
+const INSULT: f32 = 0.5;
+/// Toxicity of a soft insult or harsh judgement ("pathetic", "clueless").
+const SOFT_INSULT: f32 = 0.3;
+/// Toxicity of a directed attack phrase ("fuck you", "piece of shit").
+const ATTACK: f32 = 0.8;
+/// Toxicity of a slur or a threat ("kill yourself").
+const SLUR: f32 = 0.85;
+/// Multiplier for an insult aimed at the reader.
+const TARGETED_BOOST: f32 = 1.6;
+/// Upper bound for one cue, so certainty only comes from several signals.
+const MAX_CUE_TOXICITY: f32 = 0.9;
+/// How many tokens either side of an insult are searched for a second-person word.
+const TARGET_WINDOW: usize = 3;
+
+/// Churn intent of an explicit cancellation ("cancel my subscription", "unsubscribe").
+const EXPLICIT_INTENT: f32 = 0.75;
+/// Churn intent of a cue that usually means leaving ("switching to", "refund").
+const INTENT: f32 = 0.6;
+/// Weight of negativity (the negative part of the compound score) in churn distress.
+const NEGATIVITY_WEIGHT: f32 = 0.6;
+/// Weight of the anger share in churn distress.
+const ANGER_WEIGHT: f32 = 0.4;
+/// Churn risk of an unhappy text that states no intent is at most this.
+const NO_INTENT_SCALE: f32 = 0.35;
+
+/// Emotion slots in the per-cue arrays, in `Emotion::ALL` order.
+const ANGER: usize = 0;
+/// See [`ANGER`].
+const JOY: usize = 1;
+/// See [`ANGER`].
+const OPTIMISM: usize = 2;
+/// See [`ANGER`].
+const SADNESS: usize = 3;
+/// Number of emotion slots.
+const EMOTIONS: usize = 4;
+
+/// FNV-1a offset basis, the start of [`WordHasher`]: short keys hash far faster than with
+/// SipHash, and the maps are never written with user data, so hash flooding is no concern.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a prime, the multiplier of [`WordHasher`].
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+/// Bytes hashed per step by [`WordHasher`].
+const WORD_BYTES: usize = 8;
+/// MurmurHash3 `fmix64` shift and multipliers, the finaliser of [`WordHasher`].
+const FMIX_SHIFT: u32 = 33;
+/// See [`FMIX_SHIFT`].
+const FMIX_MULTIPLIER_1: u64 = 0xff51_afd7_ed55_8ccd;
+/// See [`FMIX_SHIFT`].
+const FMIX_MULTIPLIER_2: u64 = 0xc4ce_b9fe_1a85_ec53;
+
+// ----------------------------------------------------------------------------------------------
+// Cue lists. Multi-word entries are phrases, written in token form (lowercase, ASCII
+// apostrophes, no punctuation).
+// ----------------------------------------------------------------------------------------------
+
+/// Words, phrases and faces that show anger.
+const ANGER_CUES: &[(&str, f32)] = &[
+    ("angry", STRONG),
+    ("angrier", STRONG),
+    ("anger", STRONG),
+    ("angered", STRONG),
+    ("rage", STRONG),
+    ("raging", STRONG),
+    ("enraged", STRONG),
+    ("furious", STRONG),
+    ("fury", STRONG),
+    ("fuming", STRONG),
+    ("livid", STRONG),
+    ("outrage", STRONG),
+    ("outraged", STRONG),
+    ("outrageous", STRONG),
+    ("infuriated", STRONG),
+    ("infuriating", STRONG),
+    ("irate", STRONG),
+    ("seething", STRONG),
+    ("pissed", STRONG),
+    ("mad", WEAK),
+    ("hate", STRONG),
+    ("hated", STRONG),
+    ("hates", STRONG),
+    ("hating", STRONG),
+    ("hateful", STRONG),
+    ("hatred", STRONG),
+    ("resent", STRONG),
+    ("resentment", STRONG),
+    ("wrath", STRONG),
+    ("irritated", STRONG),
+    ("irritating", STRONG),
+    ("annoyed", STRONG),
+    ("annoying", STRONG),
+    ("annoys", STRONG),
+    ("aggravated", STRONG),
+    ("irritate", STRONG),
+    ("fume", STRONG),
+    ("growl", WEAK),
+    ("bully", WEAK),
+    ("horrible", WEAK),
+    ("terrible", WEAK),
+    ("awful", WEAK),
+    ("shocking", WEAK),
+    ("horrid", WEAK),
+    ("lies", WEAK),
+    ("threats", WEAK),
+    ("terrorist", WEAK),
+    ("terror", WEAK),
+    ("racism", WEAK),
+    ("racist", WEAK),
+    ("shit", WEAK),
+    ("offended", STRONG),
+    ("offensive", WEAK),
+    ("disgusted", STRONG),
+    ("disgusting", STRONG),
+    ("disgrace", STRONG),
+    ("disgraceful", STRONG),
+    ("hostile", WEAK),
+    ("grr", STRONG),
+    ("argh", WEAK),
+    ("ffs", STRONG),
+    ("wtf", WEAK),
+    ("fed up", STRONG),
+    ("sick of", STRONG),
+    ("bitter", WEAK),
+    ("revenge", STRONG),
+    ("vengeance", STRONG),
+    ("boiling", WEAK),
+    ("provoke", WEAK),
+    ("provoked", WEAK),
+    ("threat", WEAK),
+    ("threaten", WEAK),
+    ("unacceptable", STRONG),
+    ("ridiculous", WEAK),
+    ("unfair", WEAK),
+    ("injustice", WEAK),
+    ("insult", WEAK),
+    ("insulted", STRONG),
+    ("insulting", STRONG),
+    ("rude", WEAK),
+    ("scream", WEAK),
+    ("screaming", WEAK),
+    ("yelling", WEAK),
+    ("shouting", WEAK),
+    ("blame", WEAK),
+    ("frustrated", WEAK),
+    ("frustrating", WEAK),
+    ("temper", WEAK),
+    ("grudge", WEAK),
+    ("spite", WEAK),
+    ("terrorism", WEAK),
+    ("idiot", WEAK),
+    ("idiots", WEAK),
+    ("stupid", WEAK),
+    ("fuck", WEAK),
+    ("fucking", WEAK),
+    ("bullshit", WEAK),
+    ("liar", WEAK),
+    ("😠", STRONG),
+    ("😡", STRONG),
+    ("🤬", STRONG),
+    ("👿", STRONG),
+    ("💢", STRONG),
+    ("😤", STRONG),
+    ("🖕", STRONG),
+    (">:(", STRONG),
+];
+
+/// Words, phrases and faces that show joy or amusement.
+const JOY_CUES: &[(&str, f32)] = &[
+    ("happy", STRONG),
+    ("happier", STRONG),
+    ("happiest", STRONG),
+    ("happiness", STRONG),
+    ("joy", STRONG),
+    ("joyful", STRONG),
+    ("joyous", STRONG),
+    ("glad", STRONG),
+    ("delighted", STRONG),
+    ("delight", STRONG),
+    ("delightful", STRONG),
+    ("excited", STRONG),
+    ("exciting", STRONG),
+    ("excitement", STRONG),
+    ("thrilled", STRONG),
+    ("elated", STRONG),
+    ("ecstatic", STRONG),
+    ("cheerful", STRONG),
+    ("cheer", WEAK),
+    ("glee", STRONG),
+    ("gleeful", STRONG),
+    ("cheery", STRONG),
+    ("cheering", STRONG),
+    ("rejoice", STRONG),
+    ("rejoicing", STRONG),
+    ("hilarity", STRONG),
+    ("mirth", STRONG),
+    ("lively", WEAK),
+    ("exhilarating", STRONG),
+    ("birthday", WEAK),
+    ("jolly", STRONG),
+    ("yay", STRONG),
+    ("woohoo", STRONG),
+    ("hooray", STRONG),
+    ("lol", STRONG),
+    ("lmao", STRONG),
+    ("lmfao", STRONG),
+    ("rofl", STRONG),
+    ("haha", STRONG),
+    ("hehe", STRONG),
+    ("xd", STRONG),
+    ("hilarious", STRONG),
+    ("funny", WEAK),
+    ("laugh", STRONG),
+    ("laughing", STRONG),
+    ("laughed", STRONG),
+    ("laughter", STRONG),
+    ("smile", STRONG),
+    ("smiling", STRONG),
+    ("smiled", STRONG),
+    ("smiles", STRONG),
+    ("fun", WEAK),
+    ("enjoy", WEAK),
+    ("enjoyed", WEAK),
+    ("enjoying", WEAK),
+    ("love", WEAK),
+    ("loved", WEAK),
+    ("loving", WEAK),
+    ("lovely", WEAK),
+    ("awesome", WEAK),
+    ("amazing", WEAK),
+    ("wonderful", WEAK),
+    ("fantastic", WEAK),
+    ("beautiful", WEAK),
+    ("celebrate", STRONG),
+    ("celebrating", STRONG),
+    ("celebration", STRONG),
+    ("playful", STRONG),
+    ("pleasure", WEAK),
+    ("pleased", WEAK),
+    ("bliss", STRONG),
+    ("blissful", STRONG),
+    ("giggle", STRONG),
+    ("giggling", STRONG),
+    ("grin", STRONG),
+    ("grinning", STRONG),
+    ("amused", STRONG),
+    ("amusing", WEAK),
+    ("cute", WEAK),
+    ("adorable", WEAK),
+    ("congrats", WEAK),
+    ("congratulations", WEAK),
+    ("can't wait", WEAK),
+    ("😂", STRONG),
+    ("🤣", STRONG),
+    ("😀", STRONG),
+    ("😃", STRONG),
+    ("😄", STRONG),
+    ("😁", STRONG),
+    ("😆", STRONG),
+    ("😅", WEAK),
+    ("😊", STRONG),
+    ("☺", STRONG),
+    ("🙂", WEAK),
+    ("😍", STRONG),
+    ("🥰", STRONG),
+    ("😘", WEAK),
+    ("❤", WEAK),
+    ("♥", WEAK),
+    ("💕", WEAK),
+    ("💖", WEAK),
+    ("😎", WEAK),
+    ("😋", WEAK),
+    ("😜", WEAK),
+    ("🎉", STRONG),
+    ("🥳", STRONG),
+    (":)", STRONG),
+    ("<3", WEAK),
+];
+
+/// Words and phrases of hope and confidence in what comes next.
+const OPTIMISM_CUES: &[(&str, f32)] = &[
+    ("optimism", STRONG),
+    ("optimistic", STRONG),
+    ("optimist", STRONG),
+    ("hope", STRONG),
+    ("hopeful", STRONG),
+    ("hopefully", STRONG),
+    ("hoping", STRONG),
+    ("hopes", STRONG),
+    ("don't worry", STRONG),
+    ("dont worry", STRONG),
+    ("no worries", WEAK),
+    ("quote", WEAK),
+    ("faith", STRONG),
+    ("believe", WEAK),
+    ("trust", WEAK),
+    ("confident", STRONG),
+    ("confidence", STRONG),
+    ("courage", STRONG),
+    ("determined", STRONG),
+    ("determination", STRONG),
+    ("motivation", STRONG),
+    ("motivated", STRONG),
+    ("inspire", STRONG),
+    ("inspired", STRONG),
+    ("inspiring", STRONG),
+    ("inspiration", STRONG),
+    ("encourage", STRONG),
+    ("encouraging", STRONG),
+    ("positive", WEAK),
+    ("positivity", STRONG),
+    ("dream", WEAK),
+    ("dreams", WEAK),
+    ("goal", WEAK),
+    ("goals", WEAK),
+    ("future", WEAK),
+    ("bright", WEAK),
+    ("brighter", STRONG),
+    ("better", WEAK),
+    ("improve", WEAK),
+    ("progress", WEAK),
+    ("strength", WEAK),
+    ("success", WEAK),
+    ("succeed", WEAK),
+    ("achieve", WEAK),
+    ("possible", WEAK),
+    ("opportunity", WEAK),
+    ("never give up", STRONG),
+    ("keep going", STRONG),
+    ("stay strong", STRONG),
+    ("persevere", STRONG),
+    ("perseverance", STRONG),
+    ("resilience", STRONG),
+    ("resilient", STRONG),
+    ("fear not", STRONG),
+    ("overcome", STRONG),
+    ("pray", WEAK),
+    ("praying", WEAK),
+    ("prayers", WEAK),
+    ("blessed", WEAK),
+    ("grateful", WEAK),
+    ("thankful", WEAK),
+    ("looking forward", WEAK),
+    ("patience", WEAK),
+    ("heal", WEAK),
+    ("healing", WEAK),
+    ("recovery", WEAK),
+    ("🙏", STRONG),
+    ("💪", STRONG),
+    ("🌟", WEAK),
+    ("✨", WEAK),
+    ("🌈", WEAK),
+    ("🤞", STRONG),
+    ("☀", WEAK),
+    ("🍀", WEAK),
+];
+
+/// Words, phrases and faces that show sadness, loss or worry.
+const SADNESS_CUES: &[(&str, f32)] = &[
+    ("sad", STRONG),
+    ("sadder", STRONG),
+    ("saddest", STRONG),
+    ("sadly", STRONG),
+    ("sadness", STRONG),
+    ("unhappy", STRONG),
+    ("depressed", STRONG),
+    ("depressing", STRONG),
+    ("depression", STRONG),
+    ("depress", STRONG),
+    ("discouraged", STRONG),
+    ("dread", STRONG),
+    ("heartache", STRONG),
+    ("nervous", WEAK),
+    ("panic", WEAK),
+    ("restless", WEAK),
+    ("bored", WEAK),
+    ("dull", WEAK),
+    ("weary", WEAK),
+    ("shy", WEAK),
+    ("scary", WEAK),
+    ("cry", STRONG),
+    ("crying", STRONG),
+    ("cried", STRONG),
+    ("tears", STRONG),
+    ("sob", STRONG),
+    ("sobbing", STRONG),
+    ("heartbroken", STRONG),
+    ("heartbreak", STRONG),
+    ("heartbreaking", STRONG),
+    ("broken", WEAK),
+    ("hurt", WEAK),
+    ("hurts", WEAK),
+    ("lonely", STRONG),
+    ("loneliness", STRONG),
+    ("alone", WEAK),
+    ("lost", WEAK),
+    ("loss", WEAK),
+    ("grief", STRONG),
+    ("grieving", STRONG),
+    ("mourn", STRONG),
+    ("mourning", STRONG),
+    ("miss", WEAK),
+    ("missing", WEAK),
+    ("sorrow", STRONG),
+    ("devastated", STRONG),
+    ("devastating", STRONG),
+    ("gloomy", STRONG),
+    ("gloom", STRONG),
+    ("miserable", STRONG),
+    ("misery", STRONG),
+    ("despair", STRONG),
+    ("hopeless", STRONG),
+    ("helpless", STRONG),
+    ("upset", WEAK),
+    ("disappointed", STRONG),
+    ("disappointing", STRONG),
+    ("disappointment", STRONG),
+    ("pain", WEAK),
+    ("painful", WEAK),
+    ("sigh", WEAK),
+    ("unfortunately", WEAK),
+    ("regret", WEAK),
+    ("tragic", STRONG),
+    ("tragedy", STRONG),
+    ("funeral", STRONG),
+    ("rip", WEAK),
+    ("empty", WEAK),
+    ("numb", WEAK),
+    ("suffering", WEAK),
+    ("tired", WEAK),
+    ("exhausted", WEAK),
+    ("anxiety", WEAK),
+    ("worried", WEAK),
+    ("afraid", WEAK),
+    ("scared", WEAK),
+    ("nightmare", WEAK),
+    ("sorry", WEAK),
+    ("😢", STRONG),
+    ("😭", STRONG),
+    ("😞", STRONG),
+    ("😔", STRONG),
+    ("😟", WEAK),
+    ("😕", WEAK),
+    ("☹", STRONG),
+    ("🙁", STRONG),
+    ("💔", STRONG),
+    ("😿", STRONG),
+    ("😩", WEAK),
+    ("😫", WEAK),
+    ("😥", STRONG),
+    ("😓", WEAK),
+    ("😪", WEAK),
+    ("🥺", WEAK),
+    (":(", STRONG),
+    (":'(", STRONG),
+];
+
+/// Profanity: toxic whoever it is aimed at, never boosted.
+const PROFANITY_CUES: &[(&str, f32)] = &[
+    ("damn", MILD_SWEAR),
+    ("dammit", MILD_SWEAR),
+    ("goddamn", MILD_SWEAR),
+    ("hell", MILD_SWEAR),
+    ("crap", MILD_SWEAR),
+    ("crappy", MILD_SWEAR),
+    ("bloody", MILD_SWEAR),
+    ("piss", MILD_SWEAR),
+    ("pissed", MILD_SWEAR),
+    ("sucks", MILD_SWEAR),
+    ("suck", MILD_SWEAR),
+    ("butt", MILD_SWEAR),
+    ("freaking", MILD_SWEAR),
+    ("screw", MILD_SWEAR),
+    ("wtf", MILD_SWEAR),
+    ("ffs", MILD_SWEAR),
+    ("arse", MILD_SWEAR),
+    ("fuck", SWEAR),
+    ("fucks", SWEAR),
+    ("fucking", SWEAR),
+    ("fuckin", SWEAR),
+    ("fucked", SWEAR),
+    ("fck", SWEAR),
+    ("fcking", SWEAR),
+    ("fuk", SWEAR),
+    ("fukn", SWEAR),
+    ("fucken", SWEAR),
+    ("sh**", SWEAR),
+    ("s**t", SWEAR),
+    ("a**", SWEAR),
+    ("fking", SWEAR),
+    ("f*ck", SWEAR),
+    ("f*cking", SWEAR),
+    ("f**k", SWEAR),
+    ("f***", SWEAR),
+    ("af", MILD_SWEAR),
+    ("shit", SWEAR),
+    ("shitty", SWEAR),
+    ("shits", SWEAR),
+    ("sh*t", SWEAR),
+    ("bullshit", SWEAR),
+    ("pussy", SWEAR),
+    ("ass", SWEAR),
+    ("asses", SWEAR),
+    ("goddamned", SWEAR),
+    ("stfu", ATTACK),
+    ("gtfo", INSULT),
+];
+
+/// Insults and slurs: these are boosted when aimed at the reader.
+const INSULT_CUES: &[(&str, f32)] = &[
+    ("bitch", SWEAR),
+    ("bitches", SWEAR),
+    ("b*tch", SWEAR),
+    ("asshole", INSULT),
+    ("arsehole", INSULT),
+    ("assholes", INSULT),
+    ("a**hole", INSULT),
+    ("bastard", INSULT),
+    ("bastards", INSULT),
+    ("dick", SWEAR),
+    ("dickhead", INSULT),
+    ("prick", INSULT),
+    ("cunt", ATTACK),
+    ("twat", INSULT),
+    ("wanker", INSULT),
+    ("douche", INSULT),
+    ("douchebag", INSULT),
+    ("motherfucker", INSULT),
+    ("fucker", INSULT),
+    ("slut", INSULT),
+    ("whore", INSULT),
+    ("hoe", INSULT),
+    ("hoes", INSULT),
+    ("jackass", INSULT),
+    ("dumbass", INSULT),
+    ("idiot", INSULT),
+    ("idiots", INSULT),
+    ("idiotic", INSULT),
+    ("stupid", INSULT),
+    ("stupidity", SOFT_INSULT),
+    ("moron", INSULT),
+    ("morons", INSULT),
+    ("moronic", INSULT),
+    ("dumb", INSULT),
+    ("dumber", INSULT),
+    ("dumbest", INSULT),
+    ("imbecile", INSULT),
+    ("loser", INSULT),
+    ("losers", INSULT),
+    ("scum", INSULT),
+    ("scumbag", INSULT),
+    ("trash", SOFT_INSULT),
+    ("garbage", SOFT_INSULT),
+    ("clown", SOFT_INSULT),
+    ("clowns", SOFT_INSULT),
+    ("fool", SOFT_INSULT),
+    ("sucker", SOFT_INSULT),
+    ("suckers", SOFT_INSULT),
+    ("looney", SOFT_INSULT),
+    ("fools", SOFT_INSULT),
+    ("ignorant", SOFT_INSULT),
+    ("worthless", INSULT),
+    ("useless", SOFT_INSULT),
+    ("pathetic", SOFT_INSULT),
+    ("crazy", SOFT_INSULT),
+    ("evil", SOFT_INSULT),
+    ("corrupt", SOFT_INSULT),
+    ("disgrace", SOFT_INSULT),
+    ("fraud", SOFT_INSULT),
+    ("silly", SOFT_INSULT),
+    ("unhinged", SOFT_INSULT),
+    ("disgusting", SOFT_INSULT),
+    ("vile", SOFT_INSULT),
+    ("despicable", SOFT_INSULT),
+    ("freak", SOFT_INSULT),
+    ("creep", SOFT_INSULT),
+    ("pig", SOFT_INSULT),
+    ("pigs", SOFT_INSULT),
+    ("liar", SOFT_INSULT),
+    ("liars", SOFT_INSULT),
+    ("hypocrite", SOFT_INSULT),
+    ("hypocrites", SOFT_INSULT),
+    ("coward", SOFT_INSULT),
+    ("cowards", SOFT_INSULT),
+    ("traitor", SOFT_INSULT),
+    ("lunatic", SOFT_INSULT),
+    ("psycho", SOFT_INSULT),
+    ("jerk", SOFT_INSULT),
+    ("ugly", SOFT_INSULT),
+    ("nazi", SOFT_INSULT),
+    ("nazis", SOFT_INSULT),
+    ("fascist", SOFT_INSULT),
+    ("fascists", SOFT_INSULT),
+    ("racist", SOFT_INSULT),
+    ("bigot", SOFT_INSULT),
+    ("thug", SOFT_INSULT),
+    ("thugs", SOFT_INSULT),
+    ("brainless", INSULT),
+    ("clueless", SOFT_INSULT),
+    ("delusional", SOFT_INSULT),
+    ("degenerate", INSULT),
+    ("parasite", INSULT),
+    ("vermin", INSULT),
+    ("libtard", INSULT),
+    ("libtards", INSULT),
+    ("snowflake", SOFT_INSULT),
+    ("retard", SLUR),
+    ("retards", SLUR),
+    ("retarded", SLUR),
+    ("nigger", SLUR),
+    ("niggers", SLUR),
+    ("nigga", SWEAR),
+    ("niggas", SWEAR),
+    ("faggot", SLUR),
+    ("faggots", SLUR),
+    ("fag", SLUR),
+    ("tranny", SLUR),
+    ("kike", SLUR),
+    ("chink", SLUR),
+    ("spic", SLUR),
+    ("wetback", SLUR),
+    ("gook", SLUR),
+    ("raghead", SLUR),
+    ("towelhead", SLUR),
+    ("dyke", SLUR),
+    ("shut up", INSULT),
+    ("get lost", INSULT),
+    ("fuck you", ATTACK),
+    ("fuck off", ATTACK),
+    ("screw you", INSULT),
+    ("go to hell", INSULT),
+    ("piece of shit", ATTACK),
+    ("piece of crap", INSULT),
+    ("son of a bitch", ATTACK),
+    ("suck my", ATTACK),
+    ("eat shit", ATTACK),
+    ("kill yourself", SLUR),
+    ("kys", SLUR),
+    ("go die", SLUR),
+    ("hope you die", SLUR),
+    ("die in a fire", SLUR),
+];
+
+/// Statements of leaving a product or service; each alone is at least `INTENT`.
+const CHURN_CUES: &[(&str, f32)] = &[
+    ("cancel my", EXPLICIT_INTENT),
+    ("cancel our", EXPLICIT_INTENT),
+    ("cancelling", EXPLICIT_INTENT),
+    ("canceling", EXPLICIT_INTENT),
+    ("cancelled my", EXPLICIT_INTENT),
+    ("canceled my", EXPLICIT_INTENT),
+    ("cancellation", INTENT),
+    ("unsubscribe", EXPLICIT_INTENT),
+    ("unsubscribed", EXPLICIT_INTENT),
+    ("unsubscribing", EXPLICIT_INTENT),
+    ("close my account", EXPLICIT_INTENT),
+    ("closing my account", EXPLICIT_INTENT),
+    ("closed my account", EXPLICIT_INTENT),
+    ("delete my account", EXPLICIT_INTENT),
+    ("deleting my account", EXPLICIT_INTENT),
+    ("deleted my account", EXPLICIT_INTENT),
+    ("uninstall", INTENT),
+    ("uninstalled", INTENT),
+    ("uninstalling", INTENT),
+    ("never buying", EXPLICIT_INTENT),
+    ("never buy", EXPLICIT_INTENT),
+    ("never ordering", EXPLICIT_INTENT),
+    ("never shopping", EXPLICIT_INTENT),
+    ("never using", EXPLICIT_INTENT),
+    ("never again", INTENT),
+    ("never going back", EXPLICIT_INTENT),
+    ("never coming back", EXPLICIT_INTENT),
+    ("won't be buying", EXPLICIT_INTENT),
+    ("won't buy", EXPLICIT_INTENT),
+    ("won't renew", EXPLICIT_INTENT),
+    ("won't be renewing", EXPLICIT_INTENT),
+    ("not renewing", EXPLICIT_INTENT),
+    ("switching to", INTENT),
+    ("switched to", INTENT),
+    ("switch to", INTENT),
+    ("switching from", INTENT),
+    ("moving to", INTENT),
+    ("moved to", INTENT),
+    ("refund", INTENT),
+    ("refunds", INTENT),
+    ("refunded", INTENT),
+    ("money back", INTENT),
+    ("chargeback", INTENT),
+    ("returning it", INTENT),
+    ("return it", INTENT),
+    ("returning this", INTENT),
+    ("sending it back", INTENT),
+    ("send it back", INTENT),
+    ("leaving", INTENT),
+    ("done with", INTENT),
+    ("fed up with", INTENT),
+    ("through with", INTENT),
+    ("last straw", INTENT),
+    ("take my business", EXPLICIT_INTENT),
+    ("taking my business", EXPLICIT_INTENT),
+    ("going elsewhere", INTENT),
+    ("looking for alternatives", INTENT),
+    ("ditching", INTENT),
+];
+
+/// Words after "leaving" that mean going somewhere, not leaving a product.
+const LEAVING_NOT_CHURN: &[&str] = &[
+    "for",
+    "work",
+    "home",
+    "school",
+    "town",
+    "a",
+    "tomorrow",
+    "tonight",
+    "today",
+    "soon",
+    "early",
+    "now",
+    "at",
+    "in",
+    "on",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// The word whose churn cue [`LEAVING_NOT_CHURN`] qualifies.
+const LEAVING: &str = "leaving";
+
+/// Words that flip the cue after them (forms with "n't" are caught by their suffix).
+const NEGATORS: &[&str] = &[
+    "not", "no", "never", "nor", "without", "cannot", "hardly", "dont", "doesnt", "didnt", "isnt",
+    "wasnt", "arent", "werent", "cant", "wont", "aint", "shouldnt", "wouldnt", "couldnt", "havent",
+    "hasnt",
+];
+
+/// The word after a negator that makes it an idiom of eagerness ("can't wait").
+const NEGATION_EXCEPTION_NEXT: &str = "wait";
+
+/// Words that aim an insult at the reader.
+const SECOND_PERSON: &[&str] = &[
+    "you",
+    "u",
+    "ya",
+    "your",
+    "ur",
+    "yours",
+    "you're",
+    "youre",
+    "yourself",
+    "yourselves",
+    "y'all",
+    "yall",
+];
+
+/// Prefixes of drawn-out laughter ("hahahaha", "hehehe") that count as the "haha" cue.
+const LAUGHTER_PREFIXES: &[&str] = &["haha", "hehe", "ahah", "lolol"];
+/// The cue that stands for any drawn-out laughter.
+const LAUGHTER_CUE: &str = "haha";
+
+// ----------------------------------------------------------------------------------------------
+
+/// A small multiplicative hash for the many short, trusted keys looked up per text: FNV-1a's
+/// step applied to 8-byte words, then the MurmurHash3 finaliser so that every input bit
+/// reaches the low bits the table indexes by.
+struct WordHasher(u64);
+
+impl Default for WordHasher {
+    fn default() -> Self {
+        WordHasher(FNV_OFFSET)
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        let mut hash = self.0;
+        hash ^= hash >> FMIX_SHIFT;
+        hash = hash.wrapping_mul(FMIX_MULTIPLIER_1);
+        hash ^= hash >> FMIX_SHIFT;
+        hash = hash.wrapping_mul(FMIX_MULTIPLIER_2);
+        hash ^ (hash >> FMIX_SHIFT)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(WORD_BYTES);
+        for chunk in &mut chunks {
+            let mut word = [0u8; WORD_BYTES];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(FNV_PRIME);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        }
+    }
+}
+
+/// The hasher for every lookup table.
+type FastHash = BuildHasherDefault<WordHasher>;
+
+/// What one word or phrase signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Cue {
+    emotion: [f32; EMOTIONS],
+    toxicity: f32,
+    /// Boost toxicity when a second-person word is near.
+    aimable: bool,
+    churn: f32,
+}
+
+impl Cue {
+    /// Field-wise maximum, for cues that start at the same token.
+    fn merge(&mut self, other: &Cue) {
+        for (mine, theirs) in self.emotion.iter_mut().zip(other.emotion) {
+            *mine = mine.max(theirs);
+        }
+        self.toxicity = self.toxicity.max(other.toxicity);
+        self.aimable |= other.aimable;
+        self.churn = self.churn.max(other.churn);
+    }
+}
+
+/// A multi-word cue, stored under its first word.
+struct Phrase {
+    rest: Box<[&'static str]>,
+    cue: Cue,
+}
+
+/// Everything keyed by one first word.
+#[derive(Default)]
+struct Entry {
+    word: Option<Cue>,
+    phrases: Vec<Phrase>,
+}
+
+/// The immutable lookup tables.
+struct Lexicon {
+    entries: HashMap<&'static str, Entry, FastHash>,
+    negators: HashSet<&'static str, FastHash>,
+    second_person: HashSet<&'static str, FastHash>,
+    leaving_not_churn: HashSet<&'static str, FastHash>,
+}
+
+impl Lexicon {
+    /// Builds every table once, merging the lists so one lookup per token finds all cues.
+    fn build() -> Self {
+        let mut lexicon = Lexicon {
+            entries: HashMap::default(),
+            negators: NEGATORS.iter().copied().collect(),
+            second_person: SECOND_PERSON.iter().copied().collect(),
+            leaving_not_churn: LEAVING_NOT_CHURN.iter().copied().collect(),
+        };
+        for (lists, slot) in [
+            (ANGER_CUES, ANGER),
+            (JOY_CUES, JOY),
+            (OPTIMISM_CUES, OPTIMISM),
+            (SADNESS_CUES, SADNESS),
+        ] {
+            for &(text, weight) in lists {
+                lexicon.add(text, |cue| cue.emotion[slot] += weight);
+            }
+        }
+        for &(text, weight) in PROFANITY_CUES {
+            lexicon.add(text, |cue| cue.toxicity = cue.toxicity.max(weight));
+        }
+        for &(text, weight) in INSULT_CUES {
+            lexicon.add(text, |cue| {
+                cue.toxicity = cue.toxicity.max(weight);
+                cue.aimable = true;
+            });
+        }
+        for &(text, weight) in CHURN_CUES {
+            lexicon.add(text, |cue| cue.churn = cue.churn.max(weight));
+        }
+        lexicon
+    }
+
+    /// Adds or updates the cue for a word or phrase.
+    fn add(&mut self, text: &'static str, update: impl FnOnce(&mut Cue)) {
+        let mut words = text.split(' ');
+        let first = words.next().unwrap_or_default();
+        let rest: Vec<&'static str> = words.collect();
+        let entry = self.entries.entry(first).or_default();
+        if rest.is_empty() {
+            update(entry.word.get_or_insert_with(Cue::default));
+        } else if let Some(phrase) = entry.phrases.iter_mut().find(|p| *p.rest == *rest) {
+            update(&mut phrase.cue);
+        } else {
+            let mut cue = Cue::default();
+            update(&mut cue);
+            entry.phrases.push(Phrase {
+                rest: rest.into_boxed_slice(),
+                cue,
+            });
+        }
+    }
+
+    /// Whether `word` flips the cue after it.
+    fn is_negator(&self, word: &str) -> bool {
+        self.negators.contains(word) || word.ends_with("n't")
+    }
+}
+
+/// One token: where it lies in the normalised buffer and in the source text.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+    source_start: usize,
+    source_end: usize,
+    /// Had a run of `ELONGATION_RUN` or more identical letters.
+    elongated: bool,
+    /// Written as a hashtag.
+    hashtag: bool,
+}
+
+/// Buffers reused across texts so the hot path does not allocate.
+#[derive(Default)]
+struct Scratch {
+    norm: String,
+    tokens: Vec<Token>,
+    collapsed: String,
+}
+
+/// The token currently being built.
+struct OpenToken {
+    start: usize,
+    source_start: usize,
+    last: char,
+    run: usize,
+    elongated: bool,
+}
+
+impl Scratch {
+    /// Lowercases and splits `text` into `self.tokens`.
+    fn tokenize(&mut self, text: &str) {
+        self.norm.clear();
+        self.tokens.clear();
+        let bytes = text.as_bytes();
+        let mut open: Option<OpenToken> = None;
+        let mut i = 0;
+        while let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) {
+            let width = c.len_utf8();
+            if c.is_alphanumeric() {
+                let token = open.get_or_insert(OpenToken {
+                    start: self.norm.len(),
+                    source_start: i,
+                    last: '\0',
+                    run: 0,
+                    elongated: false,
+                });
+                if c == token.last && c.is_alphabetic() {
+                    token.run += 1;
+                    if token.run >= ELONGATION_RUN {
+                        token.elongated = true;
+                        i += width;
+                        continue;
+                    }
+                } else {
+                    token.last = c;
+                    token.run = 1;
+                }
+                if c.is_ascii() {
+                    self.norm.push(c.to_ascii_lowercase());
+                } else {
+                    self.norm.extend(c.to_lowercase());
+                }
+            } else if is_apostrophe(c) || c == '*' {
+                if let Some(token) = open.as_mut() {
+                    self.norm.push(if c == '*' { '*' } else { '\'' });
+                    token.last = c;
+                    token.run = 1;
+                }
+            } else if is_invisible(c) {
+                // Joiners, variation selectors and combining marks neither split nor add.
+            } else {
+                self.close(text, open.take(), i);
+                if c.is_ascii() {
+                    if let Some((emoticon, len)) = emoticon(&bytes[i..]) {
+                        self.push_whole(emoticon, i, i + len);
+                        i += len;
+                        continue;
+                    }
+                } else if !c.is_whitespace() {
+                    let start = self.norm.len();
+                    self.norm.push(c);
+                    self.tokens.push(Token {
+                        start,
+                        end: self.norm.len(),
+                        source_start: i,
+                        source_end: i + width,
+                        elongated: false,
+                        hashtag: false,
+                    });
+                }
+            }
+            i += width;
+        }
+        self.close(text, open, text.len());
+    }
+
+    /// Ends the open token, dropping trailing apostrophes and asterisks.
+    fn close(&mut self, source: &str, open: Option<OpenToken>, source_end: usize) {
+        let Some(token) = open else { return };
+        trim_token_end(&mut self.norm, token.start);
+        if self.norm.len() > token.start {
+            self.tokens.push(Token {
+                start: token.start,
+                end: self.norm.len(),
+                source_start: token.source_start,
+                source_end,
+                elongated: token.elongated,
+                hashtag: token.source_start > 0
+                    && source.as_bytes().get(token.source_start - 1) == Some(&b'#'),
+            });
+        }
+    }
+
+    /// Adds a ready-made token, such as a canonical emoticon.
+    fn push_whole(&mut self, text: &str, source_start: usize, source_end: usize) {
+        let start = self.norm.len();
+        self.norm.push_str(text);
+        self.tokens.push(Token {
+            start,
+            end: self.norm.len(),
+            source_start,
+            source_end,
+            elongated: false,
+            hashtag: false,
+        });
+    }
+
+    /// The normalised text of token `index`.
+    fn word(&self, index: usize) -> &str {
+        let token = &self.tokens[index];
+        &self.norm[token.start..token.end]
+    }
+}
+
+/// Apostrophes in all the forms keyboards produce, so "don’t" matches "don't".
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{2018}' | '\u{02BC}')
+}
+
+/// Characters that only decorate their neighbours.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{200B}'..='\u{200D}'
+        | '\u{2060}'
+        | '\u{00AD}'
+        | '\u{1F3FB}'..='\u{1F3FF}')
+}
+
+/// Recognises an ASCII emoticon at the start of `rest`: its canonical form and byte length.
+fn emoticon(rest: &[u8]) -> Option<(&'static str, usize)> {
+    let (canonical, len) = match rest {
+        [b'<', b'3', ..] => ("<3", 2),
+        [b'>', b':', b'(' | b'[', ..] => (">:(", 3),
+        [b'>', b':', b'-', b'(' | b'[', ..] => (">:(", 4),
+        [b':' | b';' | b'=', b'-', mouth, ..] => (mouth_emoticon(*mouth, false)?, 3),
+        [b':', b'\'', mouth, ..] => (mouth_emoticon(*mouth, true)?, 3),
+        [b':' | b';' | b'=', mouth, ..] => (mouth_emoticon(*mouth, false)?, 2),
+        _ => return None,
+    };
+    // ":Done" or "x:password" are words, not faces.
+    let glued = rest.get(len).is_some_and(u8::is_ascii_alphanumeric);
+    (!glued).then_some((canonical, len))
+}
+
+/// The canonical emoticon for a mouth character, with or without a tear.
+fn mouth_emoticon(mouth: u8, tear: bool) -> Option<&'static str> {
+    match (mouth, tear) {
+        (b')' | b']' | b'D' | b'P' | b'p', false) => Some(":)"),
+        (b'(' | b'[', false) => Some(":("),
+        (b'(' | b'[', true) => Some(":'("),
+        (b'@', false) => Some(">:("),
+        _ => None,
+    }
+}
+
+/// Lowercases `source` into `out`, collapsing every run of `min_run` or more identical
+/// characters to one.
+fn collapse_runs(source: &str, min_run: usize, out: &mut String) {
+    out.clear();
+    let mut chars = source.chars().filter(|&c| !is_invisible(c)).peekable();
+    while let Some(c) = chars.next() {
+        let mut run = 1;
+        while chars.peek() == Some(&c) {
+            chars.next();
+            run += 1;
+        }
+        let kept = if run >= min_run { 1 } else { run };
+        for _ in 0..kept {
+            if is_apostrophe(c) {
+                out.push('\'');
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+    trim_token_end(out, 0);
+}
+
+/// Drops trailing apostrophes and emphasis stars from the token that starts at `start`.
+/// Stars stay after a stem of at most `MAX_MASKED_STEM` characters, as in "f***" or "sh**".
+fn trim_token_end(buffer: &mut String, start: usize) {
+    while buffer.len() > start && buffer.ends_with('\'') {
+        buffer.pop();
+    }
+    let stem_end = start + buffer[start..].trim_end_matches('*').len();
+    let stem_chars = buffer[start..stem_end].chars().count();
+    if stem_chars == 0 || stem_chars > MAX_MASKED_STEM {
+        buffer.truncate(stem_end);
+    }
+}
+
+/// What the cues of one text add up to.
+struct CueTotals {
+    emotion: [f32; EMOTIONS],
+    /// Product of (1 - toxicity) over toxic cues.
+    non_toxic: f32,
+    /// Product of (1 - intent) over churn cues.
+    no_intent: f32,
+}
+
+impl Lexicon {
+    /// Sums the cues of the tokenised `text`, one pass over its tokens.
+    fn score(&self, scratch: &mut Scratch, text: &str) -> CueTotals {
+        let mut totals = CueTotals {
+            emotion: [0.0; EMOTIONS],
+            non_toxic: 1.0,
+            no_intent: 1.0,
+        };
+        let count = scratch.tokens.len();
+        let mut i = 0;
+        while i < count {
+            let Some(entry) = self.lookup(scratch, text, i) else {
+                i += 1;
+                continue;
+            };
+            let mut cue = entry.word;
+            let mut end = i + 1;
+            if let Some(word_cue) = cue.as_mut() {
+                if word_cue.churn > 0.0
+                    && scratch.word(i) == LEAVING
+                    && i + 1 < count
+                    && self.leaving_not_churn.contains(scratch.word(i + 1))
+                {
+                    word_cue.churn = 0.0;
+                }
+            }
+            for phrase in &entry.phrases {
+                let phrase_end = i + 1 + phrase.rest.len();
+                let matches = phrase_end <= count
+                    && phrase
+                        .rest
+                        .iter()
+                        .enumerate()
+                        .all(|(k, word)| scratch.word(i + 1 + k) == *word);
+                if matches {
+                    cue.get_or_insert_with(Cue::default).merge(&phrase.cue);
+                    end = end.max(phrase_end);
+                }
+            }
+            if let Some(cue) = cue {
+                self.apply(&cue, scratch, i, end, &mut totals);
+            }
+            i = end;
+        }
+        totals
+    }
+
+    /// The entry for token `index`, trying the laughter, possessive and de-elongated forms on
+    /// a miss.
+    fn lookup<'a>(&'a self, scratch: &mut Scratch, text: &str, index: usize) -> Option<&'a Entry> {
+        let word = scratch.word(index);
+        if let Some(entry) = self.entries.get(word) {
+            return Some(entry);
+        }
+        if LAUGHTER_PREFIXES
+            .iter()
+            .any(|prefix| word.starts_with(prefix))
+        {
+            return self.entries.get(LAUGHTER_CUE);
+        }
+        if let Some(entry) = word
+            .strip_suffix("'s")
+            .and_then(|stem| self.entries.get(stem))
+        {
+            return Some(entry);
+        }
+        let token = scratch.tokens[index];
+        if !token.elongated {
+            return None;
+        }
+        let source = text.get(token.source_start..token.source_end)?;
+        // First undo only the drawn-out runs ("happyyyy"), then every doubled letter too
+        // ("fuuckkkk").
+        for min_run in [ELONGATION_RUN, 2] {
+            collapse_runs(source, min_run, &mut scratch.collapsed);
+            if let Some(entry) = self.entries.get(scratch.collapsed.as_str()) {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Adds the cue found at tokens `start..end` to the totals.
+    fn apply(
+        &self,
+        cue: &Cue,
+        scratch: &Scratch,
+        start: usize,
+        end: usize,
+        totals: &mut CueTotals,
+    ) {
+        let wants_negation = cue.churn > 0.0 || cue.emotion.iter().any(|&w| w > 0.0);
+        let negated = wants_negation && self.negated(scratch, start);
+        let emphasis = if scratch.tokens[start].hashtag {
+            HASHTAG_EMPHASIS
+        } else {
+            1.0
+        };
+        if negated {
+            totals.emotion[SADNESS] +=
+                (cue.emotion[JOY] + cue.emotion[OPTIMISM]) * NEGATED_POSITIVE_TO_SADNESS * emphasis;
+        } else {
+            for (total, weight) in totals.emotion.iter_mut().zip(cue.emotion) {
+                *total += weight * emphasis;
+            }
+            totals.emotion[ANGER] += cue.toxicity * TOXICITY_TO_ANGER * emphasis;
+            totals.no_intent *= 1.0 - cue.churn;
+        }
+        if cue.toxicity > 0.0 {
+            let mut toxicity = cue.toxicity;
+            if cue.aimable && self.aimed_at_reader(scratch, start, end) {
+                toxicity = (toxicity * TARGETED_BOOST)
+                    .min(MAX_CUE_TOXICITY)
+                    .max(cue.toxicity);
+            }
+            totals.non_toxic *= 1.0 - toxicity;
+        }
+    }
+
+    /// Whether a negator precedes token `index`, ignoring the "can't wait" idiom.
+    fn negated(&self, scratch: &Scratch, index: usize) -> bool {
+        (index.saturating_sub(NEGATION_WINDOW)..index).any(|k| {
+            self.is_negator(scratch.word(k))
+                && !(k + 1 < index && scratch.word(k + 1) == NEGATION_EXCEPTION_NEXT)
+        })
+    }
+
+    /// Whether a second-person word is within `TARGET_WINDOW` tokens of `start..end`.
+    fn aimed_at_reader(&self, scratch: &Scratch, start: usize, end: usize) -> bool {
+        let before = start.saturating_sub(TARGET_WINDOW)..start;
+        let after = end..(end + TARGET_WINDOW).min(scratch.tokens.len());
+        before
+            .chain(after)
+            .any(|k| self.second_person.contains(scratch.word(k)))
+    }
+}
+
+/// The built-in analyzer: VADER polarity plus cue lists for emotions, toxicity and churn. One
+/// instance per worker thread; it keeps its tokenising buffers between calls.
+pub struct LexiconAnalyzer {
+    vader: SentimentIntensityAnalyzer<'static>,
+    lexicon: Lexicon,
+    scratch: Scratch,
+}
 
 impl LexiconAnalyzer {
-    /// Loads the lexicons.
+    /// Builds the lookup tables once, so that analysing a text only reads them.
     pub fn new() -> Self {
-        Self
+        Self {
+            vader: SentimentIntensityAnalyzer::new(),
+            lexicon: Lexicon::build(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Analyses one text; the batch API is a loop over this.
+    pub fn analyze(&mut self, text: &str) -> Analysis {
+        let text = truncate(text, MAX_ANALYZED_BYTES);
+        let compound = self
+            .vader
+            .polarity_scores(text)
+            .get("compound")
+            .copied()
+            .unwrap_or(0.0) as f32;
+        let compound = if compound.is_finite() { compound } else { 0.0 };
+
+        self.scratch.tokenize(text);
+        let totals = self.lexicon.score(&mut self.scratch, text);
+
+        let emotions = emotion_scores(totals.emotion);
+        let toxicity = 1.0 - totals.non_toxic;
+        let intent = 1.0 - totals.no_intent;
+        let distress =
+            NEGATIVITY_WEIGHT * (-compound).max(0.0) + ANGER_WEIGHT * emotions.anger.get();
+        let churn = if intent > 0.0 {
+            intent + (1.0 - intent) * distress
+        } else {
+            NO_INTENT_SCALE * distress
+        };
+
+        Analysis {
+            sentiment_label: sentiment_label(compound),
+            sentiment_score: SentimentScore::new(compound),
+            emotions,
+            toxicity: Probability::new(toxicity),
+            churn_risk: Probability::new(churn),
+            model: MODEL_NAME.to_string(),
+        }
     }
 }
 
@@ -17,21 +1413,343 @@ impl Default for LexiconAnalyzer {
     }
 }
 
-impl super::Analyzer for LexiconAnalyzer {
+impl Analyzer for LexiconAnalyzer {
     fn model(&self) -> &str {
-        "lexicon-vader@1"
+        MODEL_NAME
     }
+
     fn analyze_batch(&mut self, texts: &[&str]) -> Vec<Analysis> {
-        texts
-            .iter()
-            .map(|_| Analysis {
-                sentiment_label: SentimentLabel::Neutral,
-                sentiment_score: SentimentScore::new(0.0),
-                emotions: EmotionScores::default(),
-                toxicity: Probability::new(0.0),
-                churn_risk: Probability::new(0.0),
-                model: self.model().to_string(),
-            })
+        texts.iter().map(|text| self.analyze(text)).collect()
+    }
+}
+
+/// The label for a compound score.
+fn sentiment_label(compound: f32) -> SentimentLabel {
+    if compound <= NEGATIVE_MAX_COMPOUND {
+        SentimentLabel::Negative
+    } else if compound >= POSITIVE_MIN_COMPOUND {
+        SentimentLabel::Positive
+    } else {
+        SentimentLabel::Neutral
+    }
+}
+
+/// Normalises the emotion sums to a distribution, or all zero when no cue fired.
+fn emotion_scores(sums: [f32; EMOTIONS]) -> EmotionScores {
+    let total: f32 = sums.iter().sum();
+    if total <= 0.0 || !total.is_finite() {
+        return EmotionScores::default();
+    }
+    let share = |slot: usize| Probability::new(sums[slot] / total);
+    EmotionScores {
+        anger: share(ANGER),
+        joy: share(JOY),
+        optimism: share(OPTIMISM),
+        sadness: share(SADNESS),
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Emotion;
+
+    fn analyze(text: &str) -> Analysis {
+        LexiconAnalyzer::new().analyze(text)
+    }
+
+    fn words(text: &str) -> Vec<String> {
+        let mut scratch = Scratch::default();
+        scratch.tokenize(text);
+        (0..scratch.tokens.len())
+            .map(|i| scratch.word(i).to_string())
             .collect()
+    }
+
+    fn assert_in_range(text: &str, result: &Analysis) {
+        let score = result.sentiment_score.get();
+        assert!((-1.0..=1.0).contains(&score), "{text:?}: sentiment {score}");
+        let e = result.emotions;
+        for p in [
+            e.anger,
+            e.joy,
+            e.optimism,
+            e.sadness,
+            result.toxicity,
+            result.churn_risk,
+        ] {
+            assert!((0.0..=1.0).contains(&p.get()), "{text:?}: {result:?}");
+        }
+        let sum = e.anger.get() + e.joy.get() + e.optimism.get() + e.sadness.get();
+        assert!(
+            sum == 0.0 || (sum - 1.0).abs() < 1e-4,
+            "{text:?}: emotions sum to {sum}"
+        );
+    }
+
+    #[test]
+    fn clear_texts_get_the_right_label() {
+        let cases = [
+            (
+                "I absolutely love this phone, best purchase ever!",
+                SentimentLabel::Positive,
+            ),
+            (
+                "What a wonderful, happy day with great friends :)",
+                SentimentLabel::Positive,
+            ),
+            (
+                "This is terrible. I hate it and the service was awful.",
+                SentimentLabel::Negative,
+            ),
+            (
+                "Worst update ever, the app keeps crashing and I'm furious",
+                SentimentLabel::Negative,
+            ),
+            ("The store opens at 9am on Monday.", SentimentLabel::Neutral),
+            ("Train 14 departs from platform 2.", SentimentLabel::Neutral),
+        ];
+        for (text, label) in cases {
+            assert_eq!(analyze(text).sentiment_label, label, "{text}");
+        }
+    }
+
+    #[test]
+    fn label_thresholds_split_the_compound_range() {
+        assert_eq!(sentiment_label(-1.0), SentimentLabel::Negative);
+        assert_eq!(
+            sentiment_label(NEGATIVE_MAX_COMPOUND),
+            SentimentLabel::Negative
+        );
+        assert_eq!(sentiment_label(0.0), SentimentLabel::Neutral);
+        assert_eq!(
+            sentiment_label(POSITIVE_MIN_COMPOUND),
+            SentimentLabel::Positive
+        );
+        assert_eq!(sentiment_label(1.0), SentimentLabel::Positive);
+    }
+
+    #[test]
+    fn churn_intent_scores_high_and_praise_scores_near_zero() {
+        let churn = analyze("I'm cancelling my subscription and switching to X")
+            .churn_risk
+            .get();
+        assert!(churn >= 0.6, "churn {churn}");
+        let praise = analyze("Loving the new update, great job team!")
+            .churn_risk
+            .get();
+        assert!(praise < 0.05, "praise churn {praise}");
+    }
+
+    #[test]
+    fn every_intent_phrase_alone_reaches_the_floor() {
+        for text in [
+            "cancel my subscription",
+            "I am canceling",
+            "unsubscribe",
+            "switching to another provider",
+            "I will switch to them",
+            "moving to a different bank",
+            "I want a refund",
+            "leaving this platform",
+            "done with this app",
+            "never buying again",
+            "please close my account",
+            "returning it",
+        ] {
+            let churn = analyze(text).churn_risk.get();
+            assert!(churn >= INTENT, "{text}: churn {churn}");
+        }
+    }
+
+    #[test]
+    fn negativity_and_anger_raise_churn_above_intent_alone() {
+        let plain = analyze("switching to another provider").churn_risk.get();
+        let angry =
+            analyze("This is the worst service, I'm furious, switching to another provider")
+                .churn_risk
+                .get();
+        assert!(angry > plain, "angry {angry} <= plain {plain}");
+        let complaint = analyze("This is the worst service, I'm furious")
+            .churn_risk
+            .get();
+        assert!(complaint <= NO_INTENT_SCALE, "complaint {complaint}");
+    }
+
+    #[test]
+    fn negated_or_unrelated_intent_does_not_count() {
+        for text in [
+            "I'm not cancelling my subscription",
+            "I would never switch to them",
+            "leaving for work now",
+            "I can't wait, leaving for school",
+        ] {
+            let churn = analyze(text).churn_risk.get();
+            assert!(churn < INTENT, "{text}: churn {churn}");
+        }
+        let eager = analyze("can't wait to switch to the new plan")
+            .churn_risk
+            .get();
+        assert!(eager >= INTENT, "eager switch {eager}");
+    }
+
+    #[test]
+    fn insults_score_higher_than_neutral_and_aimed_insults_higher_still() {
+        let neutral = analyze("The meeting moved to Thursday afternoon.")
+            .toxicity
+            .get();
+        let insult = analyze("that guy is an idiot").toxicity.get();
+        let aimed = analyze("you are an idiot").toxicity.get();
+        assert_eq!(neutral, 0.0);
+        assert!(insult > neutral, "insult {insult}");
+        assert!(aimed > insult, "aimed {aimed} <= insult {insult}");
+        let mild = analyze("damn, missed the bus").toxicity.get();
+        assert!(mild > 0.0 && mild < 0.5, "mild swear {mild}");
+        let pile = analyze("fuck you, you stupid piece of shit").toxicity.get();
+        assert!(pile > aimed, "pile {pile} <= aimed {aimed}");
+    }
+
+    #[test]
+    fn emotions_follow_their_cues() {
+        let cases = [
+            ("I am so happy today haha", Emotion::Joy),
+            ("feeling sad and lonely tonight 😢", Emotion::Sadness),
+            ("I'm furious, this is outrageous 😡", Emotion::Anger),
+            (
+                "I hope tomorrow will be better, stay strong 🙏",
+                Emotion::Optimism,
+            ),
+            ("soooo happyyyy", Emotion::Joy),
+            ("#depressing", Emotion::Sadness),
+        ];
+        for (text, emotion) in cases {
+            assert_eq!(analyze(text).emotions.dominant(), Some(emotion), "{text}");
+        }
+        assert_eq!(
+            analyze("The store opens at 9am.").emotions,
+            EmotionScores::default()
+        );
+        let negated = analyze("I am not happy").emotions;
+        assert_eq!(negated.dominant(), Some(Emotion::Sadness));
+    }
+
+    #[test]
+    fn scores_stay_in_range() {
+        let long = "I hate you, you idiot! cancel my subscription 😡 ".repeat(500);
+        let texts = [
+            "",
+            " ",
+            "I love it! 😍😍😍 <3 :) :D",
+            "FUCK FUCK FUCK you idiot moron loser, refund, unsubscribe, leaving, done with",
+            "not not not never no",
+            "happy sad angry hopeful furious heartbroken optimistic",
+            long.as_str(),
+        ];
+        let mut analyzer = LexiconAnalyzer::new();
+        for text in texts {
+            let result = analyzer.analyze(text);
+            assert_in_range(text, &result);
+        }
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        let big = "naïve café 😀 שלום עולם مرحبا ".repeat(800);
+        assert!(big.len() > 20_000);
+        let texts = [
+            "",
+            "\0\u{1}\u{7f}",
+            "👨‍👩‍👧‍👦🏳️‍🌈👍🏽❤️",
+            "שלום, זה נהדר! مرحبا بالعالم \u{202E}reversed\u{202C}",
+            "Z\u{0351}\u{036B}A\u{0334}\u{0335}L\u{0360}G\u{0334}O\u{0335} h\u{0336}a\u{0336}t\u{0336}e",
+            "\u{0301}\u{0301}\u{0301}",
+            "'''***:::((()))<3>:(:'(",
+            "İstanbul ǅ ß ﬁ Ⅻ",
+            "http://example.com/a:b?c=d#e",
+            "*sigh* f*** sh** a** 'quoted' don't",
+            big.as_str(),
+        ];
+        let mut analyzer = LexiconAnalyzer::new();
+        let results = analyzer.analyze_batch(&texts);
+        assert_eq!(results.len(), texts.len());
+        for (text, result) in texts.iter().zip(&results) {
+            assert_in_range(text, result);
+            assert_eq!(result.model, MODEL_NAME);
+        }
+    }
+
+    #[test]
+    fn batch_keeps_order_and_names_the_model() {
+        let mut analyzer = LexiconAnalyzer::default();
+        assert_eq!(analyzer.model(), "lexicon-vader@1");
+        let texts = ["I love it", "I hate it", "It is Tuesday"];
+        let batch = analyzer.analyze_batch(&texts);
+        let single: Vec<Analysis> = texts.iter().map(|t| analyze(t)).collect();
+        assert_eq!(batch, single);
+        assert!(analyzer.analyze_batch(&[]).is_empty());
+    }
+
+    #[test]
+    fn tokens_are_normalised() {
+        assert_eq!(words("Don’t STOP"), ["don't", "stop"]);
+        assert_eq!(words("goooood #Sad"), ["good", "sad"]);
+        assert_eq!(
+            words("great:) bad:'( <3 :Done"),
+            ["great", ":)", "bad", ":'(", "<3", "done"]
+        );
+        assert_eq!(words("*sigh* f*** sh**"), ["sigh", "f***", "sh**"]);
+        assert_eq!(words("ok😂👍🏽"), ["ok", "😂", "👍"]);
+        assert_eq!(words("h\u{0336}a\u{0336}t\u{0336}e\u{0336}"), ["hate"]);
+        assert!(words("").is_empty());
+    }
+
+    #[test]
+    fn every_cue_is_reachable_and_listed_once() {
+        let lists: [&[(&str, f32)]; 7] = [
+            ANGER_CUES,
+            JOY_CUES,
+            OPTIMISM_CUES,
+            SADNESS_CUES,
+            PROFANITY_CUES,
+            INSULT_CUES,
+            CHURN_CUES,
+        ];
+        for list in lists {
+            let mut seen = HashSet::new();
+            for &(cue, weight) in list {
+                assert!(seen.insert(cue), "{cue:?} listed twice");
+                assert!(weight > 0.0 && weight <= 1.0, "{cue:?}: weight {weight}");
+                let expected: Vec<&str> = cue.split(' ').collect();
+                assert_eq!(
+                    words(cue),
+                    expected,
+                    "{cue:?} cannot match a tokenised text"
+                );
+            }
+        }
+        for &(cue, weight) in CHURN_CUES {
+            assert!(weight >= INTENT, "{cue:?}: intent {weight}");
+        }
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let text = "é".repeat(MAX_ANALYZED_BYTES);
+        let cut = truncate(&text, MAX_ANALYZED_BYTES + 1);
+        assert!(cut.len() <= MAX_ANALYZED_BYTES + 1);
+        assert_eq!(cut.len() % 'é'.len_utf8(), 0);
+        assert_eq!(truncate("short", MAX_ANALYZED_BYTES), "short");
     }
 }
