@@ -52,6 +52,8 @@ pub enum Command {
         #[arg(long)]
         id_prefix: Option<String>,
     },
+    /// Score an analyzer on a labelled TSV file (`label<TAB>text`).
+    Eval(crate::eval::EvalArgs),
     /// Measure this machine's ceilings and Pulse end to end against the real services.
     Bench(crate::bench::BenchArgs),
 }
@@ -120,5 +122,6 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(settings, args).await,
+        Command::Eval(args) => crate::eval::run(args),
     }
 }

@@ -33,6 +33,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod eval;
 pub mod generate;
 pub mod http;
 pub mod models;

@@ -1,0 +1,267 @@
+//! `pulse eval`: scores an analyzer backend on a labelled TSV file (`label<TAB>text` per line)
+//! with the metric the literature uses for the task, so accuracy claims are reproducible.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::analysis::{self, Backend};
+use crate::models::Analysis;
+
+/// Toxicity at or above this counts as offensive when scoring the offensive task.
+pub const OFFENSIVE_THRESHOLD: f32 = 0.15;
+/// Toxicity at or above this counts as hateful when scoring the hate task (slurs and threats).
+pub const HATE_THRESHOLD: f32 = 0.8;
+/// Texts per analyzer call, as in the pipeline.
+const BATCH: usize = 500;
+
+/// The labelled tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    /// negative / neutral / positive; macro-averaged recall.
+    Sentiment,
+    /// anger / joy / optimism / sadness; macro-F1.
+    Emotion,
+    /// not-offensive / offensive; macro-F1.
+    Offensive,
+    /// not-hate / hate; macro-F1.
+    Hate,
+}
+
+impl Task {
+    fn labels(self) -> &'static [&'static str] {
+        match self {
+            Task::Sentiment => &["negative", "neutral", "positive"],
+            Task::Emotion => &["anger", "joy", "optimism", "sadness"],
+            Task::Offensive => &["not-offensive", "offensive"],
+            Task::Hate => &["not-hate", "hate"],
+        }
+    }
+
+    /// The label an analysis predicts; `none` when the emotion distribution is empty.
+    fn predict(self, a: &Analysis) -> &'static str {
+        match self {
+            Task::Sentiment => a.sentiment_label.as_str(),
+            Task::Emotion => a.emotions.dominant().map_or("none", |e| e.as_str()),
+            Task::Offensive => {
+                if a.toxicity.get() >= OFFENSIVE_THRESHOLD {
+                    "offensive"
+                } else {
+                    "not-offensive"
+                }
+            }
+            Task::Hate => {
+                if a.toxicity.get() >= HATE_THRESHOLD {
+                    "hate"
+                } else {
+                    "not-hate"
+                }
+            }
+        }
+    }
+}
+
+/// Options of `pulse eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// A TSV file: `label<TAB>text` per line.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Analyzer backend to score.
+    #[arg(long, default_value = "lexicon")]
+    pub backend: String,
+}
+
+/// Scores of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalReport {
+    pub task: String,
+    pub model: String,
+    pub examples: usize,
+    /// Macro-recall for sentiment, macro-F1 otherwise, in percent.
+    pub metric_name: String,
+    pub metric: f64,
+    pub accuracy: f64,
+    /// confusion[gold][predicted]
+    pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
+    pub texts_per_sec: f64,
+}
+
+/// Runs the evaluation and prints the report.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let backend: Backend = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
+        .with_context(|| format!("unknown backend `{}`", args.backend))?;
+    let raw = std::fs::read_to_string(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?;
+    let mut gold = Vec::new();
+    let mut texts = Vec::new();
+    for (n, line) in raw
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let (label, text) = line
+            .split_once('\t')
+            .with_context(|| format!("line {}: expected `label<TAB>text`", n + 1))?;
+        anyhow::ensure!(
+            args.task.labels().contains(&label),
+            "line {}: label `{label}` is not one of {:?}",
+            n + 1,
+            args.task.labels()
+        );
+        gold.push(label.to_string());
+        texts.push(text.to_string());
+    }
+    anyhow::ensure!(!texts.is_empty(), "no examples in {}", args.data.display());
+    let mut analyzer = analysis::build(backend)?;
+    let started = Instant::now();
+    let mut predicted = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(BATCH) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for a in analyzer.analyze_batch(&refs) {
+            predicted.push(args.task.predict(&a));
+        }
+    }
+    let texts_per_sec = texts.len() as f64 / started.elapsed().as_secs_f64();
+    let report = score(
+        args.task,
+        analyzer.model(),
+        &gold,
+        &predicted,
+        texts_per_sec,
+    );
+    print_report(&report, args.task);
+    Ok(())
+}
+
+/// Computes the task metric, accuracy and confusion matrix.
+pub fn score(
+    task: Task,
+    model: &str,
+    gold: &[String],
+    predicted: &[&str],
+    texts_per_sec: f64,
+) -> EvalReport {
+    let labels = task.labels();
+    let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for (g, p) in gold.iter().zip(predicted) {
+        *confusion
+            .entry(g.clone())
+            .or_default()
+            .entry(p.to_string())
+            .or_default() += 1;
+    }
+    let correct = gold
+        .iter()
+        .zip(predicted)
+        .filter(|(g, p)| g.as_str() == **p)
+        .count();
+    let count = |g: &str, p: &str| {
+        confusion
+            .get(g)
+            .and_then(|r| r.get(p))
+            .copied()
+            .unwrap_or(0)
+    };
+    let per_label: Vec<(f64, f64)> = labels
+        .iter()
+        .map(|l| {
+            let tp = count(l, l) as f64;
+            let gold_n = gold.iter().filter(|g| g.as_str() == *l).count() as f64;
+            let pred_n = predicted.iter().filter(|p| **p == *l).count() as f64;
+            let recall = if gold_n > 0.0 { tp / gold_n } else { 0.0 };
+            let precision = if pred_n > 0.0 { tp / pred_n } else { 0.0 };
+            (recall, precision)
+        })
+        .collect();
+    let (metric_name, metric) = if task == Task::Sentiment {
+        let r = per_label.iter().map(|(r, _)| r).sum::<f64>() / labels.len() as f64;
+        ("macro-recall", r)
+    } else {
+        let f1 = per_label
+            .iter()
+            .map(|(r, p)| {
+                if r + p > 0.0 {
+                    2.0 * r * p / (r + p)
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>()
+            / labels.len() as f64;
+        ("macro-F1", f1)
+    };
+    EvalReport {
+        task: format!("{task:?}").to_lowercase(),
+        model: model.to_string(),
+        examples: gold.len(),
+        metric_name: metric_name.to_string(),
+        metric: metric * 100.0,
+        accuracy: correct as f64 / gold.len().max(1) as f64 * 100.0,
+        confusion,
+        texts_per_sec,
+    }
+}
+
+fn print_report(r: &EvalReport, task: Task) {
+    println!(
+        "task {}  model {}  examples {}",
+        r.task, r.model, r.examples
+    );
+    println!(
+        "{} {:.1}  accuracy {:.1}  {:.0} texts/s",
+        r.metric_name, r.metric, r.accuracy, r.texts_per_sec
+    );
+    let mut columns: Vec<String> = task.labels().iter().map(|s| s.to_string()).collect();
+    if task == Task::Emotion {
+        columns.push("none".into());
+    }
+    println!("confusion (rows gold, columns predicted):");
+    println!(
+        "{:>14} {}",
+        "",
+        columns
+            .iter()
+            .map(|c| format!("{c:>14}"))
+            .collect::<String>()
+    );
+    for g in task.labels() {
+        let row = r.confusion.get(*g);
+        let cells: String = columns
+            .iter()
+            .map(|c| format!("{:>14}", row.and_then(|r| r.get(c)).copied().unwrap_or(0)))
+            .collect();
+        println!("{g:>14} {cells}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_recall_and_f1_match_hand_computation() {
+        let gold: Vec<String> = ["negative", "negative", "neutral", "positive"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let pred = ["negative", "neutral", "neutral", "neutral"];
+        let r = score(Task::Sentiment, "m", &gold, &pred, 1.0);
+        // recalls: negative 1/2, neutral 1/1, positive 0/1
+        assert!((r.metric - 50.0).abs() < 1e-9);
+        assert!((r.accuracy - 50.0).abs() < 1e-9);
+
+        let gold: Vec<String> = ["hate", "not-hate", "not-hate"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let pred = ["hate", "hate", "not-hate"];
+        let r = score(Task::Hate, "m", &gold, &pred, 1.0);
+        // hate: p 1/2 r 1 f1 2/3; not-hate: p 1 r 1/2 f1 2/3
+        assert!((r.metric - 200.0 / 3.0).abs() < 1e-9);
+    }
+}
