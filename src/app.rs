@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Addr;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
@@ -13,6 +14,7 @@ use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::producer::{self, ProduceOptions};
+use crate::ws::{Broadcaster, Hub};
 
 /// How long the HTTP server lets open requests finish at shutdown, in seconds.
 const HTTP_SHUTDOWN_SECS: u64 = 5;
@@ -31,6 +33,7 @@ pub struct Application {
     server: actix_web::dev::ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
+    hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,6 +57,8 @@ impl Application {
         .await
         .context("creating the consumer group")?;
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
+        let hub = Hub::start(settings.ws.clone());
+        pipeline.subscribe(hub.broadcaster().recipient());
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -62,6 +67,7 @@ impl Application {
             metrics,
             consumer: pipeline.consumer().to_string(),
             ingest: Some(pipeline.ingest.clone()),
+            ws: Some(hub.clone()),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -97,6 +103,7 @@ impl Application {
             server: handle,
             server_task,
             pipeline,
+            hub,
             demo,
         })
     }
@@ -111,6 +118,16 @@ impl Application {
         &self.pipeline
     }
 
+    /// The broadcaster of live events to WebSocket subscribers.
+    pub fn broadcaster(&self) -> Addr<Broadcaster> {
+        self.hub.broadcaster()
+    }
+
+    /// Open WebSocket sessions now.
+    pub fn ws_sessions(&self) -> usize {
+        self.hub.sessions()
+    }
+
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<DrainReport> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -123,8 +140,9 @@ impl Application {
         Ok(self.shutdown().await)
     }
 
-    /// Stops reading, drains in-flight batches (committing and acknowledging them), then
-    /// stops the HTTP server.
+    /// Stops reading, drains in-flight batches (committing and acknowledging them), sends
+    /// WebSocket subscribers what they have queued and closes them, then stops the HTTP
+    /// server.
     pub async fn shutdown(self) -> DrainReport {
         if let Some(demo) = &self.demo {
             demo.abort();
@@ -140,6 +158,7 @@ impl Application {
                 "drain timed out; unacknowledged entries stay pending for the next consumer"
             ),
         }
+        self.hub.shutdown().await;
         self.server.stop(true).await;
         let _ = self.server_task.await;
         report
