@@ -5,10 +5,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::{Actor, Addr};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-
-use actix::{Actor, Addr};
 
 use crate::actors::aggregator::{Aggregator, FlushTerms};
 use crate::actors::messages::DrainReport;
@@ -16,6 +15,7 @@ use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::producer::{self, ProduceOptions};
+use crate::ws::{Broadcaster, Hub};
 
 /// How long the HTTP server lets open requests finish at shutdown, in seconds.
 const HTTP_SHUTDOWN_SECS: u64 = 5;
@@ -35,6 +35,7 @@ pub struct Application {
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
     aggregator: Addr<Aggregator>,
+    hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -58,7 +59,11 @@ impl Application {
         .await
         .context("creating the consumer group")?;
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
-        let aggregator = Aggregator::new(settings.clone(), pool.clone()).start();
+        let hub = Hub::start(settings.ws.clone());
+        pipeline.subscribe(hub.broadcaster().recipient());
+        let aggregator = Aggregator::new(settings.clone(), pool.clone())
+            .with_subscriber(hub.broadcaster().recipient())
+            .start();
         pipeline.subscribe(aggregator.clone().recipient());
 
         let state = web::Data::new(AppState {
@@ -68,6 +73,7 @@ impl Application {
             metrics,
             consumer: pipeline.consumer().to_string(),
             ingest: Some(pipeline.ingest.clone()),
+            ws: Some(hub.clone()),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -104,6 +110,7 @@ impl Application {
             server_task,
             pipeline,
             aggregator,
+            hub,
             demo,
         })
     }
@@ -123,6 +130,16 @@ impl Application {
         &self.aggregator
     }
 
+    /// The broadcaster of live events to WebSocket subscribers.
+    pub fn broadcaster(&self) -> Addr<Broadcaster> {
+        self.hub.broadcaster()
+    }
+
+    /// Open WebSocket sessions now.
+    pub fn ws_sessions(&self) -> usize {
+        self.hub.sessions()
+    }
+
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<DrainReport> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -135,8 +152,9 @@ impl Application {
         Ok(self.shutdown().await)
     }
 
-    /// Stops reading, drains in-flight batches (committing and acknowledging them), then
-    /// stops the HTTP server.
+    /// Stops reading, drains in-flight batches (committing and acknowledging them), sends
+    /// WebSocket subscribers what they have queued and closes them, then stops the HTTP
+    /// server.
     pub async fn shutdown(self) -> DrainReport {
         if let Some(demo) = &self.demo {
             demo.abort();
@@ -153,6 +171,7 @@ impl Application {
             ),
         }
         let _ = self.aggregator.send(FlushTerms).await;
+        self.hub.shutdown().await;
         self.server.stop(true).await;
         let _ = self.server_task.await;
         report

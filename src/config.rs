@@ -22,6 +22,7 @@ pub struct Settings {
     pub analyzer: AnalyzerSettings,
     pub store: StoreSettings,
     pub metrics: MetricsSettings,
+    pub ws: WsSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
@@ -123,6 +124,27 @@ impl Default for MetricsSettings {
     }
 }
 
+/// WebSocket subscribers (`GET /ws`): admission, per-session limits and liveness.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsSettings {
+    /// Most concurrent sessions; further upgrades get 503 so a flood of sockets cannot
+    /// exhaust memory or file descriptors.
+    pub max_sessions: usize,
+    /// Messages queued per session before the oldest posts are dropped (and counted in a
+    /// `lagged` message); bounds what one slow subscriber can hold.
+    pub queue_capacity: usize,
+    /// Largest frame (and reassembled message) a client may send, in bytes; larger closes the
+    /// socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Most topics one session may subscribe to at once.
+    pub max_topics_per_session: usize,
+    /// Interval between server pings, in seconds.
+    pub heartbeat_secs: u64,
+    /// A session that hears nothing from its client for this long is closed, in seconds.
+    pub client_timeout_secs: u64,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -133,6 +155,7 @@ impl Default for Settings {
             analyzer: AnalyzerSettings::default(),
             store: StoreSettings::default(),
             metrics: MetricsSettings::default(),
+            ws: WsSettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,
         }
@@ -199,6 +222,19 @@ impl Default for StoreSettings {
             retention_days: 7,
             retention_interval_secs: 300,
             retention_batch: 5_000,
+        }
+    }
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            max_sessions: crate::ws::DEFAULT_MAX_SESSIONS,
+            queue_capacity: crate::ws::DEFAULT_QUEUE_CAPACITY,
+            max_frame_bytes: crate::ws::DEFAULT_MAX_FRAME_BYTES,
+            max_topics_per_session: crate::ws::protocol::Topic::ALL.len(),
+            heartbeat_secs: crate::ws::session::HEARTBEAT_INTERVAL.as_secs(),
+            client_timeout_secs: crate::ws::session::CLIENT_TIMEOUT.as_secs(),
         }
     }
 }
@@ -291,6 +327,7 @@ mod tests {
             jail.set_env("PULSE_INGEST__MAX_IN_FLIGHT", "99");
             jail.set_env("DATABASE_URL", "postgres://x@y/z");
             jail.set_env("PULSE_LISTEN", "127.0.0.1:0");
+            jail.set_env("PULSE_WS__QUEUE_CAPACITY", "16");
             let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
             assert_eq!(s.redis.stream, "from-env");
             assert_eq!(s.redis.group, "g");
@@ -298,6 +335,8 @@ mod tests {
             assert_eq!(s.ingest.max_in_flight, 99);
             assert_eq!(s.database.url, "postgres://x@y/z");
             assert_eq!(s.http.listen, "127.0.0.1:0");
+            assert_eq!(s.ws.queue_capacity, 16);
+            assert_eq!(s.ws.max_sessions, crate::ws::DEFAULT_MAX_SESSIONS);
             Ok(())
         });
     }

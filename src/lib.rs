@@ -13,7 +13,8 @@
 //!   and `supervisor`. Their typed messages live in `actors::messages`.
 //! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake, post
 //!   queries and windowed metrics, with one error shape.
-//! - [`ws`]: the WebSocket protocol for live subscribers.
+//! - [`ws`]: live subscribers over WebSocket (`GET /ws`): a broadcaster actor fans committed
+//!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
 //!
 //! # The path of one post
@@ -24,7 +25,9 @@
 //! the analyzer pool. The analyzed batch goes to the store, which writes it in one statement
 //! with `ON CONFLICT DO NOTHING`; only after that commit does the ingester XACK the entries and
 //! return their credits. A crash anywhere before the XACK leaves the entry pending, to be
-//! re-read or claimed, and the natural keys make the replay harmless.
+//! re-read or claimed, and the natural keys make the replay harmless. The acknowledged batch is
+//! then published to downstream stages: the WebSocket broadcaster sends each post that was new
+//! to the database, once, to the sessions whose filters match.
 
 pub mod actors;
 pub mod analysis;

@@ -47,6 +47,17 @@ pub mod names {
     pub const HTTP_EVENTS_ACCEPTED: &str = "pulse_http_events_accepted_total";
     /// HTTP responses, by `status` class.
     pub const HTTP_RESPONSES: &str = "pulse_http_responses_total";
+    /// Open WebSocket sessions.
+    pub const WS_SESSIONS: &str = "pulse_ws_sessions";
+    /// WebSocket sessions opened since start.
+    pub const WS_SESSIONS_OPENED: &str = "pulse_ws_sessions_total";
+    /// Messages written to WebSocket clients, by `type` (message, metrics, alert, virality,
+    /// control).
+    pub const WS_MESSAGES_SENT: &str = "pulse_ws_messages_sent_total";
+    /// Messages a slow WebSocket client lost because its queue was full.
+    pub const WS_MESSAGES_DROPPED: &str = "pulse_ws_messages_dropped_total";
+    /// WebSocket upgrades refused, by `reason` (too_many_sessions, bad_handshake).
+    pub const WS_REJECTED: &str = "pulse_ws_rejected_total";
 }
 
 /// Latency buckets in seconds, from sub-millisecond to tens of seconds.

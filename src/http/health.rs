@@ -16,7 +16,7 @@ pub async fn index() -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": [
             "GET /health", "GET /ready", "GET /metrics",
-            "POST /api/v1/events", "GET /api/v1/posts", "GET /api/v1/posts/{id}"
+            "POST /api/v1/events", "GET /api/v1/posts", "GET /api/v1/posts/{id}", "GET /ws"
         ]
     }))
 }

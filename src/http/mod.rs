@@ -1,5 +1,5 @@
-//! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake and post
-//! queries. Every error uses the one shape of [`error::ApiError`]; every response carries
+//! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake, post
+//! queries and the WebSocket upgrade (`GET /ws`, see [`crate::ws`]). Every error uses the one shape of [`error::ApiError`]; every response carries
 //! `x-request-id`.
 
 pub mod error;
@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub consumer: String,
     pub ingest: Option<Arc<IngestContext>>,
+    /// Live subscriptions (`GET /ws`); `None` where a process serves none.
+    pub ws: Option<crate::ws::Hub>,
 }
 
 impl AppState {
@@ -54,7 +56,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(metrics_api::products)
         .service(metrics_api::channels)
         .service(metrics_api::timeseries)
-        .service(metrics_api::trending_terms);
+        .service(metrics_api::trending_terms)
+        .route("/ws", web::get().to(crate::ws::connect));
 }
 
 /// Builds the actix-web app for `state`.

@@ -1,7 +1,7 @@
 //! `GET /api/v1/posts` (filtered, newest first, keyset-paginated) and `GET /api/v1/posts/{id}`.
 
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::types::ToSql;
@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::actors::messages::AnalyzedPost;
 use crate::models::{Platform, SentimentLabel};
 
 /// Page size when the caller does not ask for one.
@@ -62,37 +63,119 @@ impl PostView {
     fn from_row(row: &Row) -> PostView {
         let likes: Option<i64> = row.get("likes");
         let metrics = likes.map(|likes| {
-            json!({
-                "likes": likes,
-                "shares": row.get::<_, Option<i64>>("shares"),
-                "comments": row.get::<_, Option<i64>>("comments"),
-                "views": row.get::<_, Option<i64>>("views"),
-            })
+            metrics_json(
+                likes,
+                row.get::<_, Option<i64>>("shares"),
+                row.get::<_, Option<i64>>("comments"),
+                row.get::<_, Option<i64>>("views"),
+            )
         });
         PostView {
             id: row.get("id"),
             platform: row.get("platform"),
-            author: json!({"id": row.get::<_, String>("author_id"), "followers": row.get::<_, i64>("author_followers")}),
+            author: author_json(row.get("author_id"), row.get("author_followers")),
             text: row.get("text"),
             created_at: row.get("created_at"),
             lang: row.get("lang"),
-            geo: json!({"city": row.get::<_, Option<String>>("city"), "country": row.get::<_, Option<String>>("country")}),
+            geo: geo_json(row.get("city"), row.get("country")),
             product: row.get("product"),
             channel: row.get("channel"),
             parent_id: row.get("parent_id"),
             url: row.get("url"),
             metrics,
-            analysis: json!({
-                "sentiment": {"label": row.get::<_, String>("sentiment_label"), "score": row.get::<_, f32>("sentiment_score")},
-                "emotions": row.get::<_, serde_json::Value>("emotions"),
-                "emotion": row.get::<_, Option<String>>("emotion"),
-                "toxicity": row.get::<_, f32>("toxicity"),
-                "churn_risk": row.get::<_, f32>("churn_risk"),
-                "model": row.get::<_, String>("model"),
-            }),
+            analysis: analysis_json(
+                row.get("sentiment_label"),
+                row.get("sentiment_score"),
+                row.get("emotions"),
+                row.get("emotion"),
+                row.get("toxicity"),
+                row.get("churn_risk"),
+                row.get("model"),
+            ),
             ingested_at: row.get("ingested_at"),
         }
     }
+
+    /// The view of a post that was just committed, built from what the pipeline wrote rather
+    /// than read back, so live subscribers see the same shape as the API without a query.
+    /// `ingested_at` is the caller's commit time (the stored value is the transaction's).
+    pub fn from_analyzed(p: &AnalyzedPost, ingested_at: DateTime<Utc>) -> PostView {
+        let post = &p.post;
+        let analysis = &p.analysis;
+        PostView {
+            id: post.id.clone(),
+            platform: post.platform.as_str().to_string(),
+            author: author_json(&post.author.id, saturating_i64(post.author.followers)),
+            text: post.text.clone(),
+            // PostgreSQL keeps microseconds; the stored value is the truncated one.
+            created_at: post.created_at.trunc_subsecs(6),
+            lang: post.lang.clone(),
+            geo: geo_json(post.city(), post.country()),
+            product: post.product.clone(),
+            channel: post.channel.clone(),
+            parent_id: post.parent_id.clone(),
+            url: post.url.clone(),
+            metrics: post.metrics.map(|m| {
+                metrics_json(
+                    saturating_i64(m.likes),
+                    Some(saturating_i64(m.shares)),
+                    Some(saturating_i64(m.comments)),
+                    Some(saturating_i64(m.views)),
+                )
+            }),
+            analysis: analysis_json(
+                analysis.sentiment_label.as_str(),
+                analysis.sentiment_score.get(),
+                serde_json::to_value(analysis.emotions).unwrap_or_default(),
+                analysis.emotions.dominant().map(|e| e.as_str()),
+                analysis.toxicity.get(),
+                analysis.churn_risk.get(),
+                &analysis.model,
+            ),
+            ingested_at,
+        }
+    }
+}
+
+/// Counts are stored as `int8`; larger values are saturated the same way the store does.
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn author_json(id: &str, followers: i64) -> serde_json::Value {
+    json!({"id": id, "followers": followers})
+}
+
+fn geo_json(city: Option<&str>, country: Option<&str>) -> serde_json::Value {
+    json!({"city": city, "country": country})
+}
+
+fn metrics_json(
+    likes: i64,
+    shares: Option<i64>,
+    comments: Option<i64>,
+    views: Option<i64>,
+) -> serde_json::Value {
+    json!({"likes": likes, "shares": shares, "comments": comments, "views": views})
+}
+
+fn analysis_json(
+    label: &str,
+    score: f32,
+    emotions: serde_json::Value,
+    emotion: Option<&str>,
+    toxicity: f32,
+    churn_risk: f32,
+    model: &str,
+) -> serde_json::Value {
+    json!({
+        "sentiment": {"label": label, "score": score},
+        "emotions": emotions,
+        "emotion": emotion,
+        "toxicity": toxicity,
+        "churn_risk": churn_risk,
+        "model": model,
+    })
 }
 
 /// Keyset cursor: the (created_at, id) of the last post of a page, hex-encoded so callers

@@ -1,4 +1,168 @@
-//! WebSocket subscribers: the live push protocol for dashboards and integrations.
+//! WebSocket subscribers: the live push protocol for dashboards and integrations, served at
+//! `GET /ws` (the protocol is in `docs/websocket.md` and [`protocol`]).
 //!
-//! The pipeline already exposes what this layer consumes (committed posts with their
-//! analysis); sessions, topics and filters are built on it.
+//! - [`protocol`]: the JSON messages both ways, topics and filters, parsed and validated once.
+//! - [`broadcaster`]: the [`Broadcaster`] actor, on a thread of its own, owns the session
+//!   registry. It receives every committed batch from the pipeline (only posts new to the
+//!   database become `message:new`), metrics snapshots ([`MetricsUpdate`]) and other live
+//!   events ([`Publish`]); each is serialized once and pushed to the matching sessions.
+//! - [`outbox`]: each session's bounded queue, shared by the broadcaster and the session.
+//!   Pushing never blocks; a full queue drops its oldest post and the client is told how many
+//!   it lost (`lagged`); metrics are coalesced to the latest snapshot.
+//! - [`session`]: the [`WsSession`] actor per connection: client messages, heartbeat, limits.
+//!
+//! [`Hub`] is what the rest of the application holds: the broadcaster's address and the
+//! admission counter that caps concurrent sessions.
+
+pub mod broadcaster;
+pub mod outbox;
+pub mod protocol;
+pub mod session;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use bytestring::ByteString;
+
+pub use self::broadcaster::{Broadcaster, MetricsUpdate, Publish};
+pub use self::protocol::{FilterKeys, Topic};
+pub use self::session::WsSession;
+use crate::config::WsSettings;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::telemetry::names;
+
+/// Default cap on concurrent sessions (`ws.max_sessions`).
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default messages queued per session before the oldest posts are dropped
+/// (`ws.queue_capacity`).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
+/// Default largest client frame or message, in bytes (`ws.max_frame_bytes`).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The live-subscription service of one process: the broadcaster (on its own thread, so
+/// fan-out to many sessions never delays the pipeline) and session admission.
+#[derive(Clone)]
+pub struct Hub {
+    broadcaster: Addr<Broadcaster>,
+    arbiter: ArbiterHandle,
+    latest_metrics: Arc<RwLock<Option<ByteString>>>,
+    sessions: Arc<AtomicUsize>,
+    next_id: Arc<AtomicU64>,
+    settings: Arc<WsSettings>,
+}
+
+impl Hub {
+    /// Starts the broadcaster on a new arbiter. Must run inside an actix system.
+    pub fn start(settings: WsSettings) -> Hub {
+        let arbiter = Arbiter::new().handle();
+        let latest_metrics = Arc::new(RwLock::new(None));
+        let cache = latest_metrics.clone();
+        let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| Broadcaster::new(cache));
+        Hub {
+            broadcaster,
+            arbiter,
+            latest_metrics,
+            sessions: Arc::new(AtomicUsize::new(0)),
+            next_id: Arc::new(AtomicU64::new(1)),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The broadcaster, for producers of live events ([`MetricsUpdate`], [`Publish`]).
+    pub fn broadcaster(&self) -> Addr<Broadcaster> {
+        self.broadcaster.clone()
+    }
+
+    /// The WebSocket settings in force.
+    pub fn settings(&self) -> &WsSettings {
+        &self.settings
+    }
+
+    /// Open sessions now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// The latest metrics snapshot as a `metrics:initial` message, if one was published.
+    pub fn latest_metrics(&self) -> Option<ByteString> {
+        self.latest_metrics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes a session slot, or `None` at the cap.
+    fn admit(&self) -> Option<SessionPermit> {
+        let max = self.settings.max_sessions;
+        self.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|before| {
+                metrics::gauge!(names::WS_SESSIONS).set((before + 1) as f64);
+                metrics::counter!(names::WS_SESSIONS_OPENED).increment(1);
+                SessionPermit {
+                    sessions: self.sessions.clone(),
+                }
+            })
+    }
+
+    /// Sends every session what it has queued and closes it (server shutdown), then stops
+    /// the broadcaster's thread.
+    pub async fn shutdown(&self) {
+        let _ = self.broadcaster.send(broadcaster::CloseAll).await;
+        self.arbiter.stop();
+    }
+}
+
+/// A session slot, given back when the session is dropped (whatever ends it).
+pub struct SessionPermit {
+    sessions: Arc<AtomicUsize>,
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        let now = self.sessions.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!(names::WS_SESSIONS).set(now as f64);
+    }
+}
+
+/// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
+/// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
+/// shape.
+pub async fn connect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(hub) = state.ws.as_ref() else {
+        return Err(ApiError::unavailable(
+            "live subscriptions are not running in this process",
+        ));
+    };
+    let mut response = ws::handshake(&req).map_err(|e| {
+        metrics::counter!(names::WS_REJECTED, "reason" => "bad_handshake").increment(1);
+        ApiError::bad_request("bad_handshake", e.to_string())
+    })?;
+    let permit = hub.admit().ok_or_else(|| {
+        metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_sessions",
+            format!(
+                "this process serves at most {} live sessions; retry later or elsewhere",
+                hub.settings.max_sessions
+            ),
+        )
+    })?;
+    let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    let session = WsSession::new(hub.clone(), id, permit);
+    let codec = actix_http::ws::Codec::new().max_size(hub.settings.max_frame_bytes);
+    Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
+}

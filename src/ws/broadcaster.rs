@@ -1,0 +1,263 @@
+//! The broadcaster: owns the session registry and fans every live event out to the sessions
+//! that want it. Each event is serialized once and shared; pushing into a session's
+//! [`Outbox`] never blocks or awaits, so one slow subscriber cannot hold up the others or the
+//! pipeline.
+
+pub use crate::actors::messages::MetricsUpdate;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix::{Actor, Addr, Context, Handler, Message};
+use bytestring::ByteString;
+
+use super::outbox::{Outbox, Pushed};
+use super::protocol::{self, FilterKeys, Topic};
+use super::session::{GoingAway, Wake, WsSession};
+use crate::actors::messages::{AnalyzedPost, Committed};
+use crate::http::posts::PostView;
+use crate::telemetry::names;
+
+/// Identifies a session in the registry.
+pub type SessionId = u64;
+
+/// A new session, sent by the session when it starts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Register {
+    pub id: SessionId,
+    pub addr: Addr<WsSession>,
+    pub outbox: Arc<Outbox>,
+}
+
+/// A session that stopped, sent by the session itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    pub id: SessionId,
+}
+
+/// A live event of another topic (`alerts`, `virality`), already serialized, delivered as
+/// `{"type": event_type, "data": data}` to subscribers of `topic` whose filter matches
+/// `keys`. Queued like posts, but dropped only when a session holds nothing else.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub topic: Topic,
+    /// The message `type`, e.g. `alert:negative_spike` or `virality:update`.
+    pub event_type: String,
+    /// The message `data` as JSON.
+    pub data: Arc<str>,
+    /// What the event is about, matched against session filters.
+    pub keys: FilterKeys,
+}
+
+/// Asks every session to send what it has queued and close (server shutdown). Answers once
+/// every session has been told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
+
+/// The number of registered sessions.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SessionCount;
+
+struct Registered {
+    addr: Addr<WsSession>,
+    outbox: Arc<Outbox>,
+}
+
+/// The fan-out actor. See the module documentation.
+pub struct Broadcaster {
+    sessions: HashMap<SessionId, Registered>,
+    /// The latest snapshot as a `metrics:initial` message, read by sessions on subscribe.
+    latest_metrics: Arc<RwLock<Option<ByteString>>>,
+}
+
+impl Broadcaster {
+    /// A broadcaster publishing its latest metrics snapshot into `latest_metrics`.
+    pub fn new(latest_metrics: Arc<RwLock<Option<ByteString>>>) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            latest_metrics,
+        }
+    }
+
+    /// Pushes to every session with `push`, wakes those that need it, forgets those that
+    /// are gone, and records the batch's metrics once.
+    fn fan_out(&mut self, mut push: impl FnMut(&Outbox) -> Pushed) {
+        let mut dropped = 0u64;
+        let mut gone = Vec::new();
+        for (id, session) in &self.sessions {
+            let pushed = push(&session.outbox);
+            dropped += pushed.dropped;
+            if pushed.wake {
+                // Full means a wake-up is already waiting in the mailbox; the session's
+                // heartbeat drains its outbox as well, so none is ever lost for good.
+                if let Err(actix::dev::SendError::Closed(_)) = session.addr.try_send(Wake) {
+                    gone.push(*id);
+                }
+            }
+        }
+        for id in gone {
+            self.sessions.remove(&id);
+        }
+        if dropped > 0 {
+            metrics::counter!(names::WS_MESSAGES_DROPPED).increment(dropped);
+        }
+    }
+}
+
+impl Actor for Broadcaster {
+    type Context = Context<Self>;
+}
+
+impl Handler<Register> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Register, _: &mut Self::Context) {
+        self.sessions.insert(
+            msg.id,
+            Registered {
+                addr: msg.addr,
+                outbox: msg.outbox,
+            },
+        );
+    }
+}
+
+impl Handler<Unregister> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
+        self.sessions.remove(&msg.id);
+    }
+}
+
+/// A post new to the database, serialized on first use only.
+struct NewPost<'a> {
+    post: &'a AnalyzedPost,
+    keys: Arc<FilterKeys>,
+    text: OnceCell<ByteString>,
+}
+
+impl NewPost<'_> {
+    fn text(&self, ingested_at: chrono::DateTime<chrono::Utc>) -> ByteString {
+        self.text
+            .get_or_init(|| {
+                let view = PostView::from_analyzed(self.post, ingested_at);
+                protocol::envelope_of(protocol::MESSAGE_NEW, &view)
+            })
+            .clone()
+    }
+}
+
+/// Whether pre-serialized data is one JSON value, so that every frame a client gets parses.
+fn is_json(data: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok()
+}
+
+/// The filter keys of a post.
+pub fn post_keys(p: &AnalyzedPost) -> FilterKeys {
+    FilterKeys {
+        platform: Some(p.post.platform),
+        product: p.post.product.clone(),
+        city: p.post.city().map(str::to_string),
+        country: p.post.country().map(str::to_string),
+        channel: p.post.channel.clone(),
+        sentiment: Some(p.analysis.sentiment_label),
+    }
+}
+
+impl Handler<Committed> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        if msg.outcome.inserted_posts.is_empty()
+            || !self.sessions.values().any(|s| s.outbox.wants(Topic::Posts))
+        {
+            return;
+        }
+        // Only posts new to the database, once each, in the batch's (stream) order: a
+        // replayed entry was broadcast when it was first committed.
+        let mut new_ids: std::collections::HashSet<&str> = msg
+            .outcome
+            .inserted_posts
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let posts: Vec<NewPost<'_>> = msg
+            .batch
+            .posts
+            .iter()
+            .filter(|p| new_ids.remove(p.post.id.as_str()))
+            .map(|p| NewPost {
+                post: p,
+                keys: Arc::new(post_keys(p)),
+                text: OnceCell::new(),
+            })
+            .collect();
+        let ingested_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
+            .unwrap_or_else(chrono::Utc::now);
+        self.fan_out(|outbox| {
+            outbox.push(
+                Topic::Posts,
+                posts.iter().map(|p| (&p.keys, || p.text(ingested_at))),
+            )
+        });
+    }
+}
+
+impl Handler<MetricsUpdate> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: MetricsUpdate, _: &mut Self::Context) {
+        if !is_json(&msg.json) {
+            tracing::warn!("metrics snapshot is not JSON; not sent to subscribers");
+            return;
+        }
+        let initial = protocol::envelope(protocol::METRICS_INITIAL, &msg.json);
+        *self
+            .latest_metrics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(initial);
+        let update = protocol::envelope(protocol::METRICS_UPDATE, &msg.json);
+        self.fan_out(|outbox| outbox.set_metrics(&update));
+    }
+}
+
+impl Handler<Publish> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) {
+        if !is_json(&msg.data) {
+            tracing::warn!(event_type = %msg.event_type, "event data is not JSON; not sent to subscribers");
+            return;
+        }
+        let text = protocol::envelope(&msg.event_type, &msg.data);
+        let keys = Arc::new(msg.keys);
+        let topic = msg.topic;
+        self.fan_out(|outbox| outbox.push(topic, [(&keys, || text.clone())]));
+    }
+}
+
+impl Handler<CloseAll> for Broadcaster {
+    type Result = usize;
+
+    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
+        let n = self.sessions.len();
+        for (_, session) in self.sessions.drain() {
+            let _ = session.addr.try_send(GoingAway);
+        }
+        n
+    }
+}
+
+impl Handler<SessionCount> for Broadcaster {
+    type Result = usize;
+
+    fn handle(&mut self, _: SessionCount, _: &mut Self::Context) -> usize {
+        self.sessions.len()
+    }
+}

@@ -1,0 +1,415 @@
+//! One session's bounded outbox, shared by the broadcaster (which pushes) and the session
+//! (which drains). It also holds the session's subscription, so the broadcaster filters
+//! without asking the session and a subscription change takes effect atomically.
+//!
+//! The broadcaster never waits on a session: it pushes under a short lock and, when the
+//! session has no wake-up pending, sends it one. A session that is not draining (its client
+//! stopped reading, so its response body is not polled) keeps at most `capacity` messages;
+//! beyond that the oldest post is dropped and counted, and the next drain starts with a
+//! `lagged` notice. Metrics snapshots are not queued: a single slot holds the latest one.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytestring::ByteString;
+
+use super::protocol::{
+    self, ClientError, ErrorCode, Filter, FilterKeys, MessageClass, Topic, TopicSet,
+};
+
+/// A message waiting in an outbox: its payload is shared by every session it goes to.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub topic: Topic,
+    /// What the message is about, to re-check it when the subscription changes.
+    pub keys: Arc<FilterKeys>,
+    pub text: ByteString,
+}
+
+/// A message taken out of an outbox, ready to write.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub class: MessageClass,
+    pub text: ByteString,
+}
+
+/// What one push did, for the broadcaster's per-batch metrics and wake-ups.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub queued: usize,
+    pub dropped: u64,
+    /// The session has no wake-up pending and must be sent one.
+    pub wake: bool,
+}
+
+/// A session's subscription as the ack reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub topics: TopicSet,
+    pub filter: Filter,
+}
+
+#[derive(Debug)]
+struct State {
+    topics: TopicSet,
+    filter: Filter,
+    queue: VecDeque<Queued>,
+    metrics: Option<ByteString>,
+    dropped: u64,
+    wake_pending: bool,
+}
+
+/// The bounded, shared queue of one session.
+#[derive(Debug)]
+pub struct Outbox {
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `capacity` queued messages (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            state: Mutex::new(State {
+                topics: TopicSet::default(),
+                filter: Filter::default(),
+                queue: VecDeque::new(),
+                metrics: None,
+                dropped: 0,
+                wake_pending: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the session currently wants `topic` (a cheap pre-check for the broadcaster).
+    pub fn wants(&self, topic: Topic) -> bool {
+        self.lock().topics.contains(topic)
+    }
+
+    /// Queues the candidates this session's filter lets through, if it subscribes to
+    /// `topic`. A candidate's text is built only when some session takes it, and once.
+    pub fn push<'a, F>(
+        &self,
+        topic: Topic,
+        candidates: impl IntoIterator<Item = (&'a Arc<FilterKeys>, F)>,
+    ) -> Pushed
+    where
+        F: FnOnce() -> ByteString,
+    {
+        let mut state = self.lock();
+        if !state.topics.contains(topic) {
+            return Pushed::default();
+        }
+        let mut pushed = Pushed::default();
+        for (keys, text) in candidates {
+            if !state.filter.matches(keys) {
+                continue;
+            }
+            if state.queue.len() >= self.capacity {
+                // Posts go first: they are the bulk, and `lagged` tells the client to refetch.
+                let oldest = state
+                    .queue
+                    .iter()
+                    .position(|q| q.topic == Topic::Posts)
+                    .unwrap_or(0);
+                state.queue.remove(oldest);
+                state.dropped += 1;
+                pushed.dropped += 1;
+            }
+            state.queue.push_back(Queued {
+                topic,
+                keys: keys.clone(),
+                text: text(),
+            });
+            pushed.queued += 1;
+        }
+        if pushed.queued > 0 && !state.wake_pending {
+            state.wake_pending = true;
+            pushed.wake = true;
+        }
+        pushed
+    }
+
+    /// Replaces the pending metrics snapshot, if the session subscribes to metrics: a
+    /// session never holds more than one, and always the latest.
+    pub fn set_metrics(&self, text: &ByteString) -> Pushed {
+        let mut state = self.lock();
+        if !state.topics.contains(Topic::Metrics) {
+            return Pushed::default();
+        }
+        state.metrics = Some(text.clone());
+        let wake = !state.wake_pending;
+        state.wake_pending = true;
+        Pushed {
+            queued: 1,
+            dropped: 0,
+            wake,
+        }
+    }
+
+    /// Adds `topics` and, when given, replaces the filter. Queued messages the new
+    /// subscription would not let through are discarded, so once the ack is sent every
+    /// message delivered matches it. Refused, changing nothing, past `max_topics`.
+    pub fn subscribe(
+        &self,
+        topics: TopicSet,
+        filter: Option<Filter>,
+        max_topics: usize,
+    ) -> Result<Subscription, ClientError> {
+        let mut state = self.lock();
+        let all = state.topics.union(topics);
+        if all.len() > max_topics {
+            return Err(ClientError::new(
+                ErrorCode::TooManyTopics,
+                format!(
+                    "a session may subscribe to at most {max_topics} topics; it would have {}",
+                    all.len()
+                ),
+            ));
+        }
+        state.topics = all;
+        if let Some(filter) = filter {
+            state.filter = filter;
+            let State { queue, filter, .. } = &mut *state;
+            queue.retain(|q| filter.matches(&q.keys));
+        }
+        Ok(Subscription {
+            topics: state.topics,
+            filter: state.filter.clone(),
+        })
+    }
+
+    /// Removes `topics`, discarding their queued messages.
+    pub fn unsubscribe(&self, topics: TopicSet) -> Subscription {
+        let mut state = self.lock();
+        state.topics = state.topics.difference(topics);
+        let kept = state.topics;
+        state.queue.retain(|q| kept.contains(q.topic));
+        if !kept.contains(Topic::Metrics) {
+            state.metrics = None;
+        }
+        Subscription {
+            topics: state.topics,
+            filter: state.filter.clone(),
+        }
+    }
+
+    /// Moves up to `max` messages into `out`: first a `lagged` notice when messages were
+    /// dropped, then the pending metrics snapshot, then queued messages in order. Returns
+    /// whether more are waiting; when none are, the next push sends a wake-up again.
+    pub fn drain(&self, max: usize, out: &mut Vec<Outgoing>) -> bool {
+        let mut state = self.lock();
+        let mut room = max.max(1);
+        if state.dropped > 0 {
+            out.push(Outgoing {
+                class: MessageClass::Control,
+                text: protocol::lagged(state.dropped).into(),
+            });
+            state.dropped = 0;
+            room -= 1;
+        }
+        if room > 0 {
+            if let Some(text) = state.metrics.take() {
+                out.push(Outgoing {
+                    class: MessageClass::Metrics,
+                    text,
+                });
+                room -= 1;
+            }
+        }
+        let n = room.min(state.queue.len());
+        out.extend(state.queue.drain(..n).map(|q| Outgoing {
+            class: q.topic.class(),
+            text: q.text,
+        }));
+        let more = !state.queue.is_empty() || state.metrics.is_some() || state.dropped > 0;
+        state.wake_pending = more;
+        more
+    }
+
+    /// Messages queued now (not counting a pending metrics snapshot).
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Platform;
+
+    fn topics(list: &[Topic]) -> TopicSet {
+        let mut set = TopicSet::default();
+        for t in list {
+            set.insert(*t);
+        }
+        set
+    }
+
+    fn keys(platform: Platform) -> Arc<FilterKeys> {
+        Arc::new(FilterKeys {
+            platform: Some(platform),
+            ..FilterKeys::default()
+        })
+    }
+
+    /// Pushes posts `range` on `platform`.
+    fn push_posts(outbox: &Outbox, platform: Platform, range: std::ops::Range<usize>) -> Pushed {
+        let keys = keys(platform);
+        outbox.push(
+            Topic::Posts,
+            range.map(|n| (&keys, move || ByteString::from(format!("post-{n}")))),
+        )
+    }
+
+    fn texts(out: &[Outgoing]) -> Vec<String> {
+        out.iter().map(|o| o.text.to_string()).collect()
+    }
+
+    #[test]
+    fn a_full_outbox_drops_the_oldest_posts_and_reports_them_before_the_rest() {
+        let outbox = Outbox::new(3);
+        outbox
+            .subscribe(topics(&[Topic::Posts]), None, 4)
+            .expect("subscribe");
+        let pushed = push_posts(&outbox, Platform::Reddit, 0..5);
+        assert_eq!(
+            pushed,
+            Pushed {
+                queued: 5,
+                dropped: 2,
+                wake: true
+            }
+        );
+        // A second push while the wake-up is pending does not ask for another.
+        let again = push_posts(&outbox, Platform::Reddit, 5..6);
+        assert!(!again.wake);
+        let mut out = Vec::new();
+        assert!(!outbox.drain(10, &mut out));
+        assert_eq!(
+            texts(&out),
+            [
+                r#"{"type":"lagged","dropped":3}"#,
+                "post-3",
+                "post-4",
+                "post-5"
+            ]
+        );
+        let next = push_posts(&outbox, Platform::Reddit, 6..7);
+        assert!(next.wake, "a drained outbox asks for a wake-up again");
+    }
+
+    #[test]
+    fn other_messages_survive_while_posts_can_be_dropped() {
+        let outbox = Outbox::new(2);
+        outbox
+            .subscribe(topics(&[Topic::Posts, Topic::Alerts]), None, 4)
+            .unwrap();
+        let global = Arc::default();
+        outbox.push(Topic::Alerts, [(&global, || ByteString::from("alert"))]);
+        push_posts(&outbox, Platform::Reddit, 0..3);
+        let mut out = Vec::new();
+        outbox.drain(10, &mut out);
+        assert_eq!(
+            texts(&out),
+            [r#"{"type":"lagged","dropped":2}"#, "alert", "post-2"]
+        );
+    }
+
+    #[test]
+    fn metrics_are_coalesced_to_the_latest_and_never_lost() {
+        let outbox = Outbox::new(4);
+        outbox
+            .subscribe(topics(&[Topic::Metrics]), None, 4)
+            .unwrap();
+        assert!(outbox.set_metrics(&"m1".into()).wake);
+        for n in 2..=50 {
+            assert!(!outbox.set_metrics(&format!("m{n}").into()).wake);
+        }
+        let mut out = Vec::new();
+        assert!(!outbox.drain(10, &mut out));
+        assert_eq!(texts(&out), ["m50"]);
+    }
+
+    #[test]
+    fn only_what_the_filter_lets_through_is_queued_and_built() {
+        let outbox = Outbox::new(10);
+        let reddit = protocol::parse_client_message(
+            r#"{"type":"subscribe","topics":["posts"],"filter":{"platform":"reddit"}}"#,
+        )
+        .unwrap();
+        let protocol::ClientMessage::Subscribe { topics: t, filter } = reddit else {
+            unreachable!()
+        };
+        outbox.subscribe(t, filter, 4).unwrap();
+        let twitter = keys(Platform::Twitter);
+        let pushed = outbox.push(
+            Topic::Posts,
+            [(&twitter, || -> ByteString { panic!("built for nobody") })],
+        );
+        assert_eq!(pushed, Pushed::default());
+        assert_eq!(push_posts(&outbox, Platform::Reddit, 0..2).queued, 2);
+    }
+
+    #[test]
+    fn drains_in_bounded_chunks() {
+        let outbox = Outbox::new(100);
+        outbox.subscribe(topics(&[Topic::Posts]), None, 4).unwrap();
+        push_posts(&outbox, Platform::Reddit, 0..10);
+        let mut out = Vec::new();
+        assert!(outbox.drain(4, &mut out));
+        assert_eq!(out.len(), 4);
+        assert!(outbox.drain(4, &mut out));
+        assert!(!outbox.drain(4, &mut out));
+        assert_eq!(out.len(), 10);
+    }
+
+    #[test]
+    fn subscription_changes_discard_what_no_longer_matches() {
+        let outbox = Outbox::new(10);
+        outbox
+            .subscribe(topics(&[Topic::Posts, Topic::Metrics]), None, 4)
+            .unwrap();
+        push_posts(&outbox, Platform::Reddit, 0..1);
+        push_posts(&outbox, Platform::Twitter, 1..2);
+        outbox.set_metrics(&"m".into());
+        let reddit = protocol::parse_client_message(
+            r#"{"type":"subscribe","topics":[],"filter":{"platform":"reddit"}}"#,
+        )
+        .unwrap();
+        let protocol::ClientMessage::Subscribe { topics: t, filter } = reddit else {
+            unreachable!()
+        };
+        outbox.subscribe(t, filter, 4).unwrap();
+        assert_eq!(outbox.len(), 1);
+        let after = outbox.unsubscribe(topics(&[Topic::Posts, Topic::Metrics]));
+        assert!(after.topics.is_empty());
+        let mut out = Vec::new();
+        outbox.drain(10, &mut out);
+        assert!(out.is_empty());
+        // Nothing is queued for topics the session does not hold.
+        let pushed = push_posts(&outbox, Platform::Reddit, 2..3);
+        assert_eq!(pushed, Pushed::default());
+    }
+
+    #[test]
+    fn refuses_more_topics_than_allowed_and_changes_nothing() {
+        let outbox = Outbox::new(10);
+        outbox.subscribe(topics(&[Topic::Posts]), None, 2).unwrap();
+        let err = outbox
+            .subscribe(topics(&[Topic::Metrics, Topic::Alerts]), None, 2)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::TooManyTopics);
+        assert!(outbox.wants(Topic::Posts) && !outbox.wants(Topic::Metrics));
+    }
+}

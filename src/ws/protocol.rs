@@ -1,0 +1,589 @@
+//! The JSON protocol spoken over `GET /ws`, both directions. `docs/websocket.md` documents it
+//! for client authors; this file is the reference it is checked against.
+//!
+//! Client frames are parsed in two steps: the wire shape (serde, unknown fields refused), then
+//! validation into domain types ([`Topic`], [`Filter`]), so every refusal carries a precise
+//! [`ErrorCode`]. Server frames are built here too, each serialized once.
+
+use std::fmt;
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+
+use crate::models::event::MAX_LABEL_BYTES;
+use crate::models::{Platform, SentimentLabel};
+
+/// `type` of a new committed post.
+pub const MESSAGE_NEW: &str = "message:new";
+/// `type` of the metrics snapshot sent on subscribing to `metrics`.
+pub const METRICS_INITIAL: &str = "metrics:initial";
+/// `type` of a later metrics snapshot.
+pub const METRICS_UPDATE: &str = "metrics:update";
+/// `type` of virality updates.
+pub const VIRALITY_UPDATE: &str = "virality:update";
+/// Prefix of alert `type`s: `alert:<kind>`.
+pub const ALERT_PREFIX: &str = "alert:";
+
+/// What a client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every new post (`message:new`), filtered.
+    Posts,
+    /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
+    Metrics,
+    /// Alerts (`alert:<kind>`), filtered by the keys they carry.
+    Alerts,
+    /// Virality updates (`virality:update`), filtered by the keys they carry.
+    Virality,
+}
+
+impl Topic {
+    /// Every topic, in documentation order.
+    pub const ALL: [Topic; 4] = [Topic::Posts, Topic::Metrics, Topic::Alerts, Topic::Virality];
+
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Posts => "posts",
+            Topic::Metrics => "metrics",
+            Topic::Alerts => "alerts",
+            Topic::Virality => "virality",
+        }
+    }
+
+    /// Parses a wire name; `None` for an unknown topic.
+    pub fn parse(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The class of this topic's messages.
+    pub fn class(self) -> MessageClass {
+        match self {
+            Topic::Posts => MessageClass::Message,
+            Topic::Metrics => MessageClass::Metrics,
+            Topic::Alerts => MessageClass::Alert,
+            Topic::Virality => MessageClass::Virality,
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The classes of server messages: the `type` label of `pulse_ws_messages_sent_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageClass {
+    /// `message:new`.
+    Message,
+    /// `metrics:initial` and `metrics:update`.
+    Metrics,
+    /// `alert:<kind>`.
+    Alert,
+    /// `virality:update`.
+    Virality,
+    /// Replies and notices: `subscribed`, `error`, `pong`, `lagged`.
+    Control,
+}
+
+impl MessageClass {
+    /// Every class, in the order of their discriminants.
+    pub const ALL: [MessageClass; 5] = [
+        MessageClass::Message,
+        MessageClass::Metrics,
+        MessageClass::Alert,
+        MessageClass::Virality,
+        MessageClass::Control,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MessageClass::Message => "message",
+            MessageClass::Metrics => "metrics",
+            MessageClass::Alert => "alert",
+            MessageClass::Virality => "virality",
+            MessageClass::Control => "control",
+        }
+    }
+}
+
+/// A set of topics, as one session holds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicSet(u8);
+
+impl TopicSet {
+    /// Whether `topic` is in the set.
+    pub fn contains(self, topic: Topic) -> bool {
+        self.0 & topic.bit() != 0
+    }
+
+    /// Adds `topic`.
+    pub fn insert(&mut self, topic: Topic) {
+        self.0 |= topic.bit();
+    }
+
+    /// Every topic of either set.
+    pub fn union(self, other: TopicSet) -> TopicSet {
+        TopicSet(self.0 | other.0)
+    }
+
+    /// The topics of `self` that are not in `other`.
+    pub fn difference(self, other: TopicSet) -> TopicSet {
+        TopicSet(self.0 & !other.0)
+    }
+
+    /// How many topics the set holds.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The topics in documentation order.
+    pub fn iter(self) -> impl Iterator<Item = Topic> {
+        Topic::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+}
+
+impl Serialize for TopicSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Topic::as_str))
+    }
+}
+
+/// The dimensions an event can be filtered on. On an event, `None` means the event is not
+/// about any particular value of that dimension (a post without a city, a stream-wide alert).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FilterKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<SentimentLabel>,
+}
+
+/// A session's filter: the key values an event must carry to be delivered. An empty filter
+/// lets everything through; a set field excludes events that carry another value *or none*.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Filter(FilterKeys);
+
+impl Filter {
+    /// Whether an event with `keys` passes.
+    pub fn matches(&self, keys: &FilterKeys) -> bool {
+        fn ok<T: PartialEq>(want: &Option<T>, have: &Option<T>) -> bool {
+            want.is_none() || want == have
+        }
+        let f = &self.0;
+        ok(&f.platform, &keys.platform)
+            && ok(&f.sentiment, &keys.sentiment)
+            && ok(&f.product, &keys.product)
+            && ok(&f.city, &keys.city)
+            && ok(&f.country, &keys.country)
+            && ok(&f.channel, &keys.channel)
+    }
+
+    /// Whether the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        self.0 == FilterKeys::default()
+    }
+
+    /// The filter's required values.
+    pub fn keys(&self) -> &FilterKeys {
+        &self.0
+    }
+}
+
+/// A client message after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    /// Adds `topics` to the session's topics; a present `filter` replaces the session's
+    /// filter, an absent one keeps it.
+    Subscribe {
+        topics: TopicSet,
+        filter: Option<Filter>,
+    },
+    /// Removes `topics` from the session's topics; the filter stays.
+    Unsubscribe { topics: TopicSet },
+    /// Asks for a `pong`, for clients that cannot send WebSocket pings (browsers).
+    Ping,
+}
+
+/// Stable machine-readable codes of `error` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    InvalidJson,
+    /// JSON, but not a message of the protocol (missing or unexpected fields, wrong types).
+    InvalidMessage,
+    /// `type` names no client message.
+    UnknownType,
+    /// A topic name is not one of the topics.
+    UnknownTopic,
+    /// A filter field has an unknown or oversized value.
+    InvalidFilter,
+    /// The subscription would exceed the session's topic limit.
+    TooManyTopics,
+    /// Binary frames carry nothing in this protocol.
+    UnsupportedFrame,
+}
+
+/// Why a client message was refused; sent back as an `error` message, the socket stays open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ClientError {
+    /// An error with `code` and a human-readable `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// The wire shape of client messages, before validation.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum WireMessage {
+    Subscribe {
+        topics: Vec<String>,
+        #[serde(default)]
+        filter: Option<WireFilter>,
+    },
+    Unsubscribe {
+        topics: Vec<String>,
+    },
+    // A struct variant, so that unknown fields are refused here too.
+    Ping {},
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFilter {
+    platform: Option<String>,
+    product: Option<String>,
+    city: Option<String>,
+    country: Option<String>,
+    channel: Option<String>,
+    sentiment: Option<String>,
+}
+
+/// The client message types, for the `unknown_type` error.
+const CLIENT_TYPES: [&str; 3] = ["subscribe", "unsubscribe", "ping"];
+
+/// Parses and validates one text frame.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ClientError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    let kind = value.get("type").and_then(|t| t.as_str()).ok_or_else(|| {
+        ClientError::new(
+            ErrorCode::InvalidMessage,
+            "a message is a JSON object with a string `type`",
+        )
+    })?;
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(ClientError::new(
+            ErrorCode::UnknownType,
+            format!(
+                "unknown message type `{}`; expected one of {}",
+                truncate(kind),
+                CLIENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    let wire: WireMessage = serde_json::from_value(value)
+        .map_err(|e| ClientError::new(ErrorCode::InvalidMessage, e.to_string()))?;
+    Ok(match wire {
+        WireMessage::Subscribe { topics, filter } => ClientMessage::Subscribe {
+            topics: parse_topics(&topics)?,
+            filter: filter.map(parse_filter).transpose()?,
+        },
+        WireMessage::Unsubscribe { topics } => ClientMessage::Unsubscribe {
+            topics: parse_topics(&topics)?,
+        },
+        WireMessage::Ping {} => ClientMessage::Ping,
+    })
+}
+
+fn parse_topics(names: &[String]) -> Result<TopicSet, ClientError> {
+    let mut set = TopicSet::default();
+    for name in names {
+        let topic = Topic::parse(name).ok_or_else(|| {
+            ClientError::new(
+                ErrorCode::UnknownTopic,
+                format!(
+                    "unknown topic `{}`; expected one of posts, metrics, alerts, virality",
+                    truncate(name)
+                ),
+            )
+        })?;
+        set.insert(topic);
+    }
+    Ok(set)
+}
+
+fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
+    let invalid = |message: String| ClientError::new(ErrorCode::InvalidFilter, message);
+    let platform = wire
+        .platform
+        .map(|p| {
+            Platform::parse(&p)
+                .ok_or_else(|| invalid(format!("unknown platform `{}`", truncate(&p))))
+        })
+        .transpose()?;
+    let sentiment = wire
+        .sentiment
+        .map(|s| {
+            SentimentLabel::parse(&s).ok_or_else(|| {
+                invalid("sentiment must be negative, neutral or positive".to_string())
+            })
+        })
+        .transpose()?;
+    let label = |field: &str, value: Option<String>| -> Result<Option<String>, ClientError> {
+        match value {
+            Some(v) if v.is_empty() || v.len() > MAX_LABEL_BYTES => Err(invalid(format!(
+                "`{field}` must be 1 to {MAX_LABEL_BYTES} bytes"
+            ))),
+            v => Ok(v),
+        }
+    };
+    Ok(Filter(FilterKeys {
+        platform,
+        product: label("product", wire.product)?,
+        city: label("city", wire.city)?,
+        country: label("country", wire.country)?,
+        channel: label("channel", wire.channel)?,
+        sentiment,
+    }))
+}
+
+/// Client-supplied text echoed in an error, cut so an error is never larger than a label.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_LABEL_BYTES / 4) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+/// Server messages that are answers or notices to one session (not fan-out).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Control<'a> {
+    Subscribed {
+        topics: TopicSet,
+        filter: &'a Filter,
+    },
+    Error {
+        error: ErrorBody<'a>,
+    },
+    Lagged {
+        dropped: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: ErrorCode,
+    message: &'a str,
+}
+
+fn control(message: &Control<'_>) -> String {
+    serde_json::to_string(message).expect("control messages serialize")
+}
+
+/// `{"type":"subscribed","topics":[..],"filter":{..}}`: the session's whole subscription after
+/// a `subscribe` or `unsubscribe`.
+pub fn subscribed(topics: TopicSet, filter: &Filter) -> String {
+    control(&Control::Subscribed { topics, filter })
+}
+
+/// `{"type":"error","error":{"code":..,"message":..}}`.
+pub fn error(e: &ClientError) -> String {
+    control(&Control::Error {
+        error: ErrorBody {
+            code: e.code,
+            message: &e.message,
+        },
+    })
+}
+
+/// `{"type":"lagged","dropped":N}`: this many messages were dropped since the last one.
+pub fn lagged(dropped: u64) -> String {
+    control(&Control::Lagged { dropped })
+}
+
+/// The answer to a client `ping`.
+pub const PONG: &str = r#"{"type":"pong"}"#;
+
+/// `{"type":<event_type>,"data":<data>}` where `data` is already-serialized JSON, built once
+/// and shared by every session it goes to.
+pub fn envelope(event_type: &str, data: &str) -> ByteString {
+    let event_type = serde_json::to_string(event_type).expect("a string serializes");
+    let mut out = String::with_capacity(event_type.len() + data.len() + 20);
+    out.push_str(r#"{"type":"#);
+    out.push_str(&event_type);
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+    out.push('}');
+    out.into()
+}
+
+/// `{"type":<event_type>,"data":<value>}` for a value serialized here.
+pub fn envelope_of<T: Serialize>(event_type: &str, data: &T) -> ByteString {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        r#type: &'a str,
+        data: &'a T,
+    }
+    serde_json::to_string(&Envelope {
+        r#type: event_type,
+        data,
+    })
+    .expect("protocol payloads serialize")
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client_message(text).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_subscribe_with_filter_and_the_other_messages() {
+        let m = parse_client_message(
+            r#"{"type":"subscribe","topics":["posts","metrics"],"filter":{"platform":"reddit","sentiment":"negative","city":"Lyon"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Subscribe { topics, filter } = m else {
+            panic!("not a subscribe")
+        };
+        assert!(topics.contains(Topic::Posts) && topics.contains(Topic::Metrics));
+        assert_eq!(topics.len(), 2);
+        let filter = filter.unwrap();
+        assert_eq!(filter.keys().platform, Some(Platform::Reddit));
+        assert_eq!(filter.keys().sentiment, Some(SentimentLabel::Negative));
+        assert_eq!(filter.keys().city.as_deref(), Some("Lyon"));
+        assert_eq!(
+            parse_client_message(r#"{"type":"ping"}"#).unwrap(),
+            ClientMessage::Ping
+        );
+        assert!(matches!(
+            parse_client_message(r#"{"type":"unsubscribe","topics":["alerts"]}"#).unwrap(),
+            ClientMessage::Unsubscribe { topics } if topics.contains(Topic::Alerts) && topics.len() == 1
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_messages_with_precise_codes() {
+        assert_eq!(code("not json"), ErrorCode::InvalidJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["gossip"]}"#),
+            ErrorCode::UnknownTopic
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["posts"],"filter":{"platform":"myspace"}}"#),
+            ErrorCode::InvalidFilter
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["posts"],"filter":{"sentiment":"meh"}}"#),
+            ErrorCode::InvalidFilter
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["posts"],"filter":{"city":""}}"#),
+            ErrorCode::InvalidFilter
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["posts"],"filter":{"mood":"x"}}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","topics":["posts"],"extra":1}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(code(r#"{"type":"ping","x":1}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn a_filter_requires_every_set_key_and_an_empty_one_passes_everything() {
+        let keys = FilterKeys {
+            platform: Some(Platform::Reddit),
+            sentiment: Some(SentimentLabel::Negative),
+            city: Some("Lyon".into()),
+            ..FilterKeys::default()
+        };
+        assert!(Filter::default().matches(&keys));
+        let reddit_negative = Filter(FilterKeys {
+            platform: Some(Platform::Reddit),
+            sentiment: Some(SentimentLabel::Negative),
+            ..FilterKeys::default()
+        });
+        assert!(reddit_negative.matches(&keys));
+        let twitter = Filter(FilterKeys {
+            platform: Some(Platform::Twitter),
+            ..FilterKeys::default()
+        });
+        assert!(!twitter.matches(&keys));
+        let product = Filter(FilterKeys {
+            product: Some("pulse-phone".into()),
+            ..FilterKeys::default()
+        });
+        assert!(
+            !product.matches(&keys),
+            "an event without the key does not pass"
+        );
+    }
+
+    #[test]
+    fn server_messages_have_the_documented_shapes() {
+        let filter = Filter(FilterKeys {
+            platform: Some(Platform::Reddit),
+            ..FilterKeys::default()
+        });
+        let mut topics = TopicSet::default();
+        topics.insert(Topic::Metrics);
+        topics.insert(Topic::Posts);
+        assert_eq!(
+            subscribed(topics, &filter),
+            r#"{"type":"subscribed","topics":["posts","metrics"],"filter":{"platform":"reddit"}}"#
+        );
+        assert_eq!(lagged(7), r#"{"type":"lagged","dropped":7}"#);
+        assert_eq!(
+            error(&ClientError::new(ErrorCode::UnknownTopic, "no")),
+            r#"{"type":"error","error":{"code":"unknown_topic","message":"no"}}"#
+        );
+        assert_eq!(
+            &*envelope("alert:spike", r#"{"n":1}"#),
+            r#"{"type":"alert:spike","data":{"n":1}}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(PONG).unwrap();
+        assert_eq!(v["type"], "pong");
+    }
+}

@@ -1,0 +1,346 @@
+//! One WebSocket session: parses client messages, keeps the subscription in its [`Outbox`],
+//! drains the outbox onto the socket, and proves the client alive with pings.
+//!
+//! The session actor runs inside the HTTP response body: it is polled only while the
+//! connection's write buffer has room. A client that stops reading therefore stops its
+//! session from draining, and the outbox's bound decides what it loses. Each poll drains at
+//! most [`DRAIN_CHUNK_MESSAGES`], so what is buffered per connection stays small.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use actix::fut::ActorFuture;
+use actix::{Actor, ActorContext, AsyncContext, Handler, Message, StreamHandler};
+use actix_http::ws::Item;
+use actix_web::web::BytesMut;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use bytestring::ByteString;
+
+use super::broadcaster::{Register, SessionId, Unregister};
+use super::outbox::{Outbox, Outgoing, Subscription};
+use super::protocol::{self, ClientError, ClientMessage, ErrorCode, MessageClass, Topic};
+use super::{Hub, SessionPermit};
+use crate::telemetry::names;
+
+/// How often the server pings a client (the default of `ws.heartbeat_secs`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a client may stay silent, pongs included, before it is disconnected (the
+/// default of `ws.client_timeout_secs`).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most messages written per poll of the session: about one write buffer's worth, so a
+/// session never moves its whole outbox into memory the socket has not taken.
+pub const DRAIN_CHUNK_MESSAGES: usize = 64;
+/// A heartbeat that comes this many intervals late means the session itself was not polled
+/// (its client was not reading): the client could not have answered, so its silence until
+/// then is not held against it.
+const STALL_INTERVALS: u32 = 2;
+
+/// The broadcaster queued something for this session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// The server is shutting down: send what is queued, then close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GoingAway;
+
+/// A message being received in several frames.
+struct Fragments {
+    text: bool,
+    data: BytesMut,
+}
+
+/// The session actor. See the module documentation.
+pub struct WsSession {
+    id: SessionId,
+    hub: Hub,
+    outbox: Arc<Outbox>,
+    last_heard: Instant,
+    last_tick: Instant,
+    fragments: Option<Fragments>,
+    chunk_scheduled: bool,
+    drained: Vec<Outgoing>,
+    _permit: SessionPermit,
+}
+
+impl WsSession {
+    /// A session admitted by `permit`, which it holds until it stops.
+    pub fn new(hub: Hub, id: SessionId, permit: SessionPermit) -> Self {
+        let now = Instant::now();
+        Self {
+            id,
+            outbox: Arc::new(Outbox::new(hub.settings().queue_capacity)),
+            hub,
+            last_heard: now,
+            last_tick: now,
+            fragments: None,
+            chunk_scheduled: false,
+            drained: Vec::with_capacity(DRAIN_CHUNK_MESSAGES),
+            _permit: permit,
+        }
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.hub.settings().heartbeat_secs.max(1))
+    }
+
+    fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.hub.settings().client_timeout_secs.max(1))
+    }
+
+    /// Writes the next chunk of the outbox; schedules the following one for the next poll.
+    fn drain(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let more = self.outbox.drain(DRAIN_CHUNK_MESSAGES, &mut self.drained);
+        self.write_drained(ctx);
+        if more && !self.chunk_scheduled {
+            self.chunk_scheduled = true;
+            ctx.spawn(NextChunk { yielded: false });
+        }
+    }
+
+    /// Writes what was drained, counting it per class once per chunk.
+    fn write_drained(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let mut counts = [0u64; MessageClass::ALL.len()];
+        for out in self.drained.drain(..) {
+            counts[out.class as usize] += 1;
+            ctx.text(out.text);
+        }
+        for (class, n) in MessageClass::ALL.into_iter().zip(counts) {
+            if n > 0 {
+                metrics::counter!(names::WS_MESSAGES_SENT, "type" => class.label()).increment(n);
+            }
+        }
+    }
+
+    fn reply(&self, ctx: &mut ws::WebsocketContext<Self>, text: impl Into<ByteString>) {
+        ctx.text(text);
+        metrics::counter!(names::WS_MESSAGES_SENT, "type" => MessageClass::Control.label())
+            .increment(1);
+    }
+
+    fn refuse(&self, ctx: &mut ws::WebsocketContext<Self>, error: &ClientError) {
+        tracing::debug!(session = self.id, %error, "client message refused");
+        self.reply(ctx, protocol::error(error));
+    }
+
+    fn acknowledge(&self, ctx: &mut ws::WebsocketContext<Self>, s: &Subscription) {
+        self.reply(ctx, protocol::subscribed(s.topics, &s.filter));
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let message = match protocol::parse_client_message(text) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(ctx, &e),
+        };
+        match message {
+            ClientMessage::Subscribe { topics, filter } => {
+                let max_topics = self.hub.settings().max_topics_per_session;
+                match self.outbox.subscribe(topics, filter, max_topics) {
+                    Ok(subscription) => {
+                        self.acknowledge(ctx, &subscription);
+                        if topics.contains(Topic::Metrics) {
+                            if let Some(initial) = self.hub.latest_metrics() {
+                                ctx.text(initial);
+                                let class = MessageClass::Metrics.label();
+                                metrics::counter!(names::WS_MESSAGES_SENT, "type" => class)
+                                    .increment(1);
+                            }
+                        }
+                    }
+                    Err(e) => self.refuse(ctx, &e),
+                }
+            }
+            ClientMessage::Unsubscribe { topics } => {
+                let subscription = self.outbox.unsubscribe(topics);
+                self.acknowledge(ctx, &subscription);
+            }
+            ClientMessage::Ping => self.reply(ctx, protocol::PONG),
+        }
+    }
+
+    /// Closes the socket for a protocol abuse: the client broke the framing rules, so
+    /// nothing more it sends can be trusted.
+    fn abort(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: String) {
+        tracing::debug!(session = self.id, ?code, reason = %why, "closing websocket");
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(why),
+        }));
+        ctx.stop();
+    }
+
+    fn on_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let limit = self.hub.settings().max_frame_bytes;
+        let (first, data, last) = match item {
+            Item::FirstText(data) => (Some(true), data, false),
+            Item::FirstBinary(data) => (Some(false), data, false),
+            Item::Continue(data) => (None, data, false),
+            Item::Last(data) => (None, data, true),
+        };
+        match (first, self.fragments.as_mut()) {
+            (Some(text), None) => {
+                self.fragments = Some(Fragments {
+                    text,
+                    data: BytesMut::from(&data[..]),
+                });
+            }
+            (None, Some(fragments)) => fragments.data.extend_from_slice(&data),
+            _ => {
+                return self.abort(
+                    ctx,
+                    CloseCode::Protocol,
+                    "unexpected continuation frame".into(),
+                )
+            }
+        }
+        let size = self.fragments.as_ref().map_or(0, |f| f.data.len());
+        if size > limit {
+            return self.abort(
+                ctx,
+                CloseCode::Size,
+                format!("message larger than {limit} bytes"),
+            );
+        }
+        if last {
+            let Some(done) = self.fragments.take() else {
+                return;
+            };
+            if !done.text {
+                return self.refuse(ctx, &binary_refused());
+            }
+            match std::str::from_utf8(&done.data) {
+                Ok(text) => self.on_text(text, ctx),
+                Err(_) => self.abort(ctx, CloseCode::Invalid, "text is not UTF-8".into()),
+            }
+        }
+    }
+}
+
+fn binary_refused() -> ClientError {
+    ClientError::new(
+        ErrorCode::UnsupportedFrame,
+        "binary frames are not part of the protocol; send JSON text",
+    )
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // One wake-up in the mailbox at a time (the outbox's flag), plus a shutdown notice.
+        ctx.set_mailbox_capacity(4);
+        self.hub.broadcaster().do_send(Register {
+            id: self.id,
+            addr: ctx.address(),
+            outbox: self.outbox.clone(),
+        });
+        ctx.run_interval(self.heartbeat_interval(), |act, ctx| {
+            let now = Instant::now();
+            if now.duration_since(act.last_tick) > act.heartbeat_interval() * STALL_INTERVALS {
+                act.last_heard = now;
+            }
+            act.last_tick = now;
+            if now.duration_since(act.last_heard) > act.client_timeout() {
+                let why = format!("no frame for {}s", act.client_timeout().as_secs());
+                return act.abort(ctx, CloseCode::Policy, why);
+            }
+            ctx.ping(b"");
+            // A wake-up that found the mailbox full is not lost: the heartbeat drains too.
+            if !act.chunk_scheduled {
+                act.drain(ctx);
+            }
+        });
+        tracing::debug!(session = self.id, "websocket session started");
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.hub.broadcaster().do_send(Unregister { id: self.id });
+        tracing::debug!(session = self.id, "websocket session stopped");
+    }
+}
+
+impl Handler<Wake> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        if !self.chunk_scheduled {
+            self.drain(ctx);
+        }
+    }
+}
+
+impl Handler<GoingAway> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: GoingAway, ctx: &mut Self::Context) {
+        // Bounded by the outbox's capacity.
+        while self.outbox.drain(DRAIN_CHUNK_MESSAGES, &mut self.drained) {}
+        self.write_drained(ctx);
+        self.abort(ctx, CloseCode::Away, "server shutting down".into());
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => {
+                if self.fragments.is_some() {
+                    return self.abort(
+                        ctx,
+                        CloseCode::Protocol,
+                        "text frame inside a fragmented message".into(),
+                    );
+                }
+                self.on_text(&text, ctx)
+            }
+            Ok(ws::Message::Binary(_)) => self.refuse(ctx, &binary_refused()),
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                let limit = self.hub.settings().max_frame_bytes;
+                self.abort(
+                    ctx,
+                    CloseCode::Size,
+                    format!("frame larger than {limit} bytes"),
+                )
+            }
+            Err(e) => self.abort(ctx, CloseCode::Protocol, e.to_string()),
+        }
+    }
+}
+
+/// Drains the next chunk on the *next* poll of the session rather than in this one, so each
+/// poll of the response body carries one chunk and the connection's write buffer, not the
+/// session, decides when more is taken from the outbox.
+struct NextChunk {
+    yielded: bool,
+}
+
+impl ActorFuture<WsSession> for NextChunk {
+    type Output = ();
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        act: &mut WsSession,
+        ctx: &mut ws::WebsocketContext<WsSession>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        if !self.yielded {
+            self.yielded = true;
+            task.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        act.chunk_scheduled = false;
+        act.drain(ctx);
+        Poll::Ready(())
+    }
+}

@@ -1,0 +1,736 @@
+//! Live subscribers over `GET /ws` on the real pipeline, PostgreSQL and Redis: filters,
+//! unsubscribe, bad client messages and limits, slow clients that stop reading, metrics
+//! snapshots and heartbeats.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fred::prelude::*;
+use futures::{SinkExt, StreamExt};
+use pulse::app::{Application, ServeOptions};
+use pulse::config::Settings;
+use pulse::models::Platform;
+use pulse::ws::{FilterKeys, MetricsUpdate, Publish, Topic};
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// Longest wait for any one expected message; generous, the machine may be busy.
+const WAIT: Duration = Duration::from_secs(120);
+/// A receive buffer small enough that a client which stops reading stalls its session soon.
+const SMALL_RECEIVE_BUFFER: u32 = 4096;
+
+const NEGATIVE: &str = "This is terrible, I hate it, the worst and most awful phone ever";
+const POSITIVE: &str = "I love it, wonderful and great, the best phone ever";
+const NEUTRAL: &str = "The phone arrived on Tuesday in a box";
+
+async fn start(env: &TestEnv, tweak: impl FnOnce(&mut Settings)) -> Application {
+    let mut settings = env.settings();
+    tweak(&mut settings);
+    Application::build(settings, ServeOptions::default())
+        .await
+        .expect("pulse starts")
+}
+
+/// A post event on `platform` from `country`.
+fn post(id: &str, platform: &str, country: &str, text: &str) -> String {
+    json!({
+        "type": "post", "id": id, "platform": platform,
+        "author": {"id": format!("author-{id}"), "followers": 10},
+        "text": text, "created_at": chrono::Utc::now().to_rfc3339(),
+        "geo": {"city": "Lyon", "country": country}, "product": "pulse-phone", "channel": "organic"
+    })
+    .to_string()
+}
+
+/// XADDs events in pipelined chunks.
+async fn xadd_all(redis: &Client, stream: &str, events: impl IntoIterator<Item = String>) {
+    let events: Vec<String> = events.into_iter().collect();
+    for chunk in events.chunks(500) {
+        let pipeline = redis.pipeline();
+        for json in chunk {
+            let _: Result<(), _> = pipeline
+                .xadd(
+                    stream,
+                    false,
+                    None::<()>,
+                    "*",
+                    vec![("event", json.as_str())],
+                )
+                .await;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await.expect("xadd");
+    }
+}
+
+/// Resident memory of this process (the app runs in it), in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// A WebSocket client speaking the protocol.
+struct WsClient {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl WsClient {
+    async fn connect(addr: SocketAddr) -> WsClient {
+        Self::try_connect(addr, None)
+            .await
+            .expect("websocket connects")
+    }
+
+    /// A client whose socket takes little before the server has to stop writing to it.
+    async fn connect_with_small_window(addr: SocketAddr) -> WsClient {
+        Self::try_connect(addr, Some(SMALL_RECEIVE_BUFFER))
+            .await
+            .expect("websocket connects")
+    }
+
+    async fn try_connect(
+        addr: SocketAddr,
+        receive_buffer: Option<u32>,
+    ) -> Result<WsClient, tungstenite::Error> {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        let stream = socket.connect(addr).await?;
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await?;
+        Ok(WsClient { ws })
+    }
+
+    async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text.to_string()))
+            .await
+            .expect("send");
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    /// The next frame other than a ping or pong; `None` once the connection is over.
+    async fn next_frame(&mut self) -> Option<Message> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait");
+            match frame {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m)) => return Some(m),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The next protocol message.
+    async fn next(&mut self) -> Value {
+        match self.next_frame().await {
+            Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("JSON"),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// Sends `subscribe` (or `unsubscribe`) and returns the `subscribed` ack.
+    async fn subscribe(&mut self, message: Value) -> Value {
+        self.send(message).await;
+        let ack = self.next().await;
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        ack
+    }
+
+    /// The `data` of every `message:new` up to and including the post `last`.
+    async fn posts_until(&mut self, last: &str) -> Vec<Value> {
+        let mut posts = Vec::new();
+        loop {
+            let m = self.next().await;
+            assert_eq!(m["type"], "message:new", "{m}");
+            let done = m["data"]["id"] == last;
+            posts.push(m["data"].clone());
+            if done {
+                return posts;
+            }
+        }
+    }
+}
+
+fn ids(posts: &[Value]) -> Vec<String> {
+    posts
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_order() {
+    let env = TestEnv::new().await;
+    // One entry in flight at a time, so batches commit in stream order.
+    let app = start(&env, |s| s.ingest.max_in_flight = 1).await;
+    let redis = env.redis().await;
+
+    // The sentiment the analyzer gives the neutral text, whatever backend is configured.
+    let mut probe = WsClient::connect(app.address()).await;
+    probe
+        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
+        .await;
+    xadd_event(
+        &redis,
+        &env.stream,
+        &post("a-probe", "twitter", "DE", NEUTRAL),
+    )
+    .await;
+    let label = probe.posts_until("a-probe").await[0]["analysis"]["sentiment"]["label"]
+        .as_str()
+        .expect("a sentiment label")
+        .to_string();
+
+    let mut client = WsClient::connect(app.address()).await;
+    let filter = json!({"platform": "reddit", "country": "FR", "sentiment": label});
+    let ack = client
+        .subscribe(json!({"type": "subscribe", "topics": ["posts"], "filter": filter}))
+        .await;
+    assert_eq!(ack["topics"], json!(["posts"]));
+    assert_eq!(ack["filter"], filter);
+
+    let texts = [NEGATIVE, POSITIVE, NEUTRAL];
+    let event = |i: usize| {
+        let platform = if i.is_multiple_of(2) {
+            "reddit"
+        } else {
+            "twitter"
+        };
+        let country = if i % 4 < 2 { "FR" } else { "DE" };
+        post(&format!("a-{i}"), platform, country, texts[i % texts.len()])
+    };
+    let mut sent = Vec::new();
+    for i in 0..60 {
+        xadd_event(&redis, &env.stream, &event(i)).await;
+        sent.push(format!("a-{i}"));
+    }
+    // The same posts again under new entries (a producer retry): stored once, sent once.
+    for i in 0..12 {
+        xadd_event(&redis, &env.stream, &event(i)).await;
+    }
+    xadd_event(&redis, &env.stream, &post("a-end", "reddit", "FR", NEUTRAL)).await;
+    sent.push("a-end".into());
+
+    let received = client.posts_until("a-end").await;
+
+    let pg = env.pg().await;
+    let matching: HashSet<String> = pg
+        .query(
+            "SELECT id FROM posts WHERE platform = 'reddit' AND country = 'FR' \
+             AND sentiment_label = $1",
+            &[&label],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<String> = sent
+        .iter()
+        .filter(|id| matching.contains(*id))
+        .cloned()
+        .collect();
+    assert!(expected.len() >= 5, "the data set has matching posts");
+    assert_eq!(ids(&received), expected);
+    for p in &received {
+        assert_eq!(p["platform"], "reddit");
+        assert_eq!(p["geo"]["country"], "FR");
+        assert_eq!(p["analysis"]["sentiment"]["label"], label.as_str());
+    }
+
+    // The live message carries the post exactly as the API serves it.
+    let first = &received[0];
+    let mut api: Value = reqwest::get(format!(
+        "http://{}/api/v1/posts/{}",
+        app.address(),
+        first["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut live = first.clone();
+    live.as_object_mut().unwrap().remove("ingested_at");
+    api.as_object_mut().unwrap().remove("ingested_at");
+    assert_eq!(live, api);
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn unsubscribing_stops_delivery() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |_| {}).await;
+    let redis = env.redis().await;
+    let posts = json!({"type": "subscribe", "topics": ["posts"]});
+    let mut client = WsClient::connect(app.address()).await;
+    client.subscribe(posts.clone()).await;
+    let mut witness = WsClient::connect(app.address()).await;
+    witness.subscribe(posts.clone()).await;
+
+    xadd_event(&redis, &env.stream, &post("b-1", "twitter", "FR", POSITIVE)).await;
+    assert_eq!(ids(&client.posts_until("b-1").await), ["b-1"]);
+    assert_eq!(ids(&witness.posts_until("b-1").await), ["b-1"]);
+
+    let ack = client
+        .subscribe(json!({"type": "unsubscribe", "topics": ["posts"]}))
+        .await;
+    assert_eq!(ack["topics"], json!([]));
+    xadd_event(&redis, &env.stream, &post("b-2", "twitter", "FR", POSITIVE)).await;
+    xadd_event(&redis, &env.stream, &post("b-3", "twitter", "FR", POSITIVE)).await;
+    let mut seen = HashSet::new();
+    while seen.len() < 2 {
+        let m = witness.next().await;
+        seen.insert(m["data"]["id"].as_str().unwrap().to_string());
+    }
+
+    // Subscribed again, the next post is the first thing the client receives.
+    client.subscribe(posts).await;
+    xadd_event(&redis, &env.stream, &post("b-4", "twitter", "FR", POSITIVE)).await;
+    assert_eq!(ids(&client.posts_until("b-4").await), ["b-4"]);
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn bad_client_messages_get_errors_and_an_oversize_frame_closes_the_socket() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |s| s.ws.max_topics_per_session = 2).await;
+    let mut client = WsClient::connect(app.address()).await;
+
+    let cases = [
+        ("this is not json", "invalid_json"),
+        (r#"{"no_type": true}"#, "invalid_message"),
+        (r#"{"type": "dance"}"#, "unknown_type"),
+        (
+            r#"{"type": "subscribe", "topics": ["gossip"]}"#,
+            "unknown_topic",
+        ),
+        (
+            r#"{"type": "subscribe", "topics": ["posts"], "filter": {"platform": "myspace"}}"#,
+            "invalid_filter",
+        ),
+        (
+            r#"{"type": "subscribe", "topics": ["posts"], "filter": {"sentiment": "meh"}}"#,
+            "invalid_filter",
+        ),
+        (
+            r#"{"type": "subscribe", "topics": ["posts"], "filter": {"mood": "x"}}"#,
+            "invalid_message",
+        ),
+        (
+            r#"{"type": "subscribe", "topics": ["posts", "metrics", "alerts"]}"#,
+            "too_many_topics",
+        ),
+    ];
+    for (text, code) in cases {
+        client.send_text(text).await;
+        let reply = client.next().await;
+        assert_eq!(reply["type"], "error", "{text} -> {reply}");
+        assert_eq!(reply["error"]["code"], code, "{text} -> {reply}");
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    client
+        .ws
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(client.next().await["error"]["code"], "unsupported_frame");
+
+    // Still open and usable.
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await, json!({"type": "pong"}));
+    let ack = client
+        .subscribe(json!({"type": "subscribe", "topics": ["posts", "metrics"]}))
+        .await;
+    assert_eq!(ack["topics"], json!(["posts", "metrics"]));
+
+    // A frame over the limit is abuse: the server closes with 1009.
+    let oversize = "x".repeat(pulse::ws::DEFAULT_MAX_FRAME_BYTES + 1);
+    client.send_text(&oversize).await;
+    match client.next_frame().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn upgrades_past_the_session_cap_get_503_in_the_api_error_shape() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |s| s.ws.max_sessions = 2).await;
+    let addr = app.address();
+    let mut first = WsClient::connect(addr).await;
+    let _second = WsClient::connect(addr).await;
+
+    match WsClient::try_connect(addr, None).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "too_many_sessions");
+        }
+        Err(e) => panic!("expected a 503, got {e}"),
+        Ok(_) => panic!("a third session was admitted"),
+    }
+
+    first.ws.close(None).await.unwrap();
+    assert!(wait_until(WAIT, || async { app.ws_sessions() == 1 }).await);
+    let mut third = WsClient::connect(addr).await;
+    third.send(json!({"type": "ping"})).await;
+    assert_eq!(third.next().await["type"], "pong");
+
+    let plain = reqwest::get(format!("http://{addr}/ws")).await.unwrap();
+    assert_eq!(plain.status().as_u16(), 400);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_handshake");
+
+    app.shutdown().await;
+}
+
+/// What one reading subscriber saw.
+#[derive(Debug, Default)]
+struct Tally {
+    missing: usize,
+    unexpected: Vec<String>,
+    duplicates: usize,
+    lagged: u64,
+}
+
+/// Reads until every load post on `platform` and the platform's end marker arrived.
+async fn read_platform(mut client: WsClient, platform: &'static str, posts: usize) -> Tally {
+    let platforms = Platform::ALL.map(Platform::as_str);
+    let expected: Vec<bool> = (0..posts)
+        .map(|i| platforms[i % platforms.len()] == platform)
+        .collect();
+    let want = expected.iter().filter(|e| **e).count();
+    let mut seen = vec![false; posts];
+    let mut tally = Tally::default();
+    let (mut got, mut end) = (0, false);
+    while got < want || !end {
+        let m = client.next().await;
+        if m["type"] == "lagged" {
+            tally.lagged += m["dropped"].as_u64().unwrap_or(0);
+            continue;
+        }
+        let id = m["data"]["id"].as_str().unwrap_or_default().to_string();
+        match id
+            .strip_prefix("load-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n < posts && expected[n] => {
+                if seen[n] {
+                    tally.duplicates += 1;
+                } else {
+                    seen[n] = true;
+                    got += 1;
+                }
+            }
+            _ if id == format!("end-{platform}") => end = true,
+            _ => tally.unexpected.push(id),
+        }
+        if !tally.unexpected.is_empty() {
+            break;
+        }
+    }
+    tally.missing = want - got;
+    tally
+}
+
+#[actix_rt::test]
+async fn slow_subscribers_lose_their_oldest_posts_while_the_others_get_every_one() {
+    const READERS: usize = 190;
+    const SLOW: usize = 10;
+    const POSTS: usize = 20_000;
+    const READER_PLATFORMS: [&str; 4] = ["twitter", "reddit", "instagram", "tiktok"];
+    /// Generous: the queues are bounded to about a megabyte per slow session.
+    const MAX_RSS_GROWTH: u64 = 200 * 1024 * 1024;
+
+    let env = TestEnv::new().await;
+    let app = start(&env, |_| {}).await;
+    let addr = app.address();
+    let redis = env.redis().await;
+
+    let mut readers = Vec::new();
+    for i in 0..READERS {
+        let platform = READER_PLATFORMS[i % READER_PLATFORMS.len()];
+        let mut client = WsClient::connect(addr).await;
+        client
+            .subscribe(json!({"type": "subscribe", "topics": ["posts"],
+                "filter": {"platform": platform}}))
+            .await;
+        readers.push((platform, client));
+    }
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        let mut client = WsClient::connect_with_small_window(addr).await;
+        client
+            .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
+            .await;
+        slow.push(client);
+    }
+    // From here on the slow clients are not polled until the flow is over.
+
+    let baseline = rss_bytes();
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let tasks: Vec<_> = readers
+        .into_iter()
+        .map(|(platform, client)| tokio::spawn(read_platform(client, platform, POSTS)))
+        .collect();
+
+    let platforms = Platform::ALL.map(Platform::as_str);
+    xadd_all(
+        &redis,
+        &env.stream,
+        (0..POSTS).map(|i| {
+            let text = if i.is_multiple_of(2) {
+                NEGATIVE
+            } else {
+                POSITIVE
+            };
+            post(
+                &format!("load-{i}"),
+                platforms[i % platforms.len()],
+                "FR",
+                text,
+            )
+        }),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(600), || async {
+            env.post_count().await == POSTS as i64
+        })
+        .await,
+        "the pipeline stores every post"
+    );
+    xadd_all(
+        &redis,
+        &env.stream,
+        READER_PLATFORMS.map(|p| post(&format!("end-{p}"), p, "FR", POSITIVE)),
+    )
+    .await;
+
+    for task in tasks {
+        let tally = task.await.expect("reader");
+        assert_eq!(tally.missing, 0, "{tally:?}");
+        assert!(tally.unexpected.is_empty(), "{tally:?}");
+        assert_eq!(tally.duplicates, 0, "{tally:?}");
+        assert_eq!(tally.lagged, 0, "{tally:?}");
+    }
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    assert!(
+        growth < MAX_RSS_GROWTH,
+        "resident memory grew by {} MB",
+        growth / (1024 * 1024)
+    );
+
+    // The slow clients finally read: what their sockets held, then how much they lost, then
+    // the newest posts, the end markers included.
+    for mut client in slow {
+        let mut dropped = 0;
+        let mut ends = HashSet::new();
+        while ends.len() < READER_PLATFORMS.len() {
+            let m = client.next().await;
+            if m["type"] == "lagged" {
+                assert!(ends.is_empty(), "lagged comes before the newest posts");
+                dropped += m["dropped"].as_u64().expect("dropped count");
+            } else if let Some(end) = m["data"]["id"].as_str().filter(|id| id.starts_with("end-")) {
+                ends.insert(end.to_string());
+            }
+        }
+        assert!(dropped > 0, "a client that stopped reading lost posts");
+    }
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session() {
+    /// Enough padded snapshots that a small-window client cannot hold them all.
+    const UPDATES: u64 = 300;
+    const PADDING_BYTES: usize = 64 * 1024;
+
+    let env = TestEnv::new().await;
+    let app = start(&env, |_| {}).await;
+    let addr = app.address();
+    let broadcaster = app.broadcaster();
+    let metrics = json!({"type": "subscribe", "topics": ["metrics"]});
+
+    let mut early = WsClient::connect(addr).await;
+    early.subscribe(metrics.clone()).await;
+    broadcaster
+        .send(MetricsUpdate {
+            json: json!({"seq": 0}).to_string().into(),
+        })
+        .await
+        .unwrap();
+    let update = early.next().await;
+    assert_eq!(
+        update,
+        json!({"type": "metrics:update", "data": {"seq": 0}})
+    );
+
+    let mut late = WsClient::connect(addr).await;
+    late.subscribe(metrics.clone()).await;
+    assert_eq!(
+        late.next().await,
+        json!({"type": "metrics:initial", "data": {"seq": 0}})
+    );
+
+    let mut slow = WsClient::connect_with_small_window(addr).await;
+    slow.subscribe(metrics).await;
+    assert_eq!(slow.next().await["type"], "metrics:initial");
+    let padding = "x".repeat(PADDING_BYTES);
+    for seq in 1..=UPDATES {
+        broadcaster
+            .send(MetricsUpdate {
+                json: json!({"seq": seq, "padding": padding}).to_string().into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&UPDATES) {
+        let m = slow.next().await;
+        assert_eq!(m["type"], "metrics:update", "only metrics were subscribed");
+        seqs.push(m["data"]["seq"].as_u64().unwrap());
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "updates arrive in order, never twice: {seqs:?}"
+    );
+    assert!(
+        (seqs.len() as u64) < UPDATES,
+        "a session that could not keep up got fewer, coalesced updates"
+    );
+
+    // A client that reads late still ends on the latest snapshot.
+    let mut last = 0;
+    while last != UPDATES {
+        let m = early.next().await;
+        assert_eq!(m["type"], "metrics:update");
+        let seq = m["data"]["seq"].as_u64().unwrap();
+        assert!(seq > last);
+        last = seq;
+    }
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matches() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |_| {}).await;
+    let addr = app.address();
+    let broadcaster = app.broadcaster();
+    let mut phone = WsClient::connect(addr).await;
+    phone
+        .subscribe(json!({"type": "subscribe", "topics": ["alerts"],
+            "filter": {"product": "pulse-phone"}}))
+        .await;
+    let mut everything = WsClient::connect(addr).await;
+    everything
+        .subscribe(json!({"type": "subscribe", "topics": ["alerts", "virality"]}))
+        .await;
+    let mut posts_only = WsClient::connect(addr).await;
+    posts_only
+        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
+        .await;
+
+    let alert = |product: &str| Publish {
+        topic: Topic::Alerts,
+        event_type: "alert:negative_spike".into(),
+        data: json!({"product": product}).to_string().into(),
+        keys: FilterKeys {
+            product: Some(product.into()),
+            ..FilterKeys::default()
+        },
+    };
+    broadcaster.send(alert("pulse-watch")).await.unwrap();
+    broadcaster.send(alert("pulse-phone")).await.unwrap();
+    broadcaster
+        .send(Publish {
+            topic: Topic::Virality,
+            event_type: "virality:update".into(),
+            data: json!({"post_id": "p-1"}).to_string().into(),
+            keys: FilterKeys::default(),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        phone.next().await,
+        json!({"type": "alert:negative_spike", "data": {"product": "pulse-phone"}})
+    );
+    assert_eq!(everything.next().await["data"]["product"], "pulse-watch");
+    assert_eq!(everything.next().await["data"]["product"], "pulse-phone");
+    assert_eq!(
+        everything.next().await,
+        json!({"type": "virality:update", "data": {"post_id": "p-1"}})
+    );
+    posts_only.send(json!({"type": "ping"})).await;
+    assert_eq!(posts_only.next().await["type"], "pong");
+
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_client_that_never_answers_pings_is_disconnected() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |s| {
+        s.ws.heartbeat_secs = 1;
+        s.ws.client_timeout_secs = 2;
+    })
+    .await;
+    let mut client = WsClient::connect(app.address()).await;
+    client
+        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
+        .await;
+
+    // Not reading, the client answers no ping; the server gives up on it.
+    assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
+    match client.next_frame().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Policy),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+
+    app.shutdown().await;
+}
