@@ -28,6 +28,9 @@ use crate::http::metrics_api::{by_dimension, Dimension, KeyedStats, Window};
 pub const TERM_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the 24 h window of the snapshot is recomputed.
 pub const SLOW_WINDOW_REFRESH: Duration = Duration::from_secs(10);
+/// Keys per dimension in a snapshot (the busiest); REST serves the full lists. Every
+/// subscriber's connection buffers a snapshot, so its size is paid once per session.
+pub const SNAPSHOT_KEYS_PER_DIMENSION: usize = 10;
 /// Most distinct terms kept per minute; the rarest are dropped first.
 pub const MAX_TERMS_PER_MINUTE: usize = 500;
 /// Most minutes of unflushed terms kept while the database is unreachable.
@@ -327,7 +330,11 @@ async fn snapshot(
             now,
         )
         .await?;
-        dimensions.insert(dimension.as_str().into(), serde_json::to_value(items)?);
+        let top: Vec<KeyedStats> = items
+            .into_iter()
+            .take(SNAPSHOT_KEYS_PER_DIMENSION)
+            .collect();
+        dimensions.insert(dimension.as_str().into(), serde_json::to_value(top)?);
     }
     let value = json!({
         "at": now,

@@ -17,6 +17,9 @@ use super::protocol::{
     self, ClientError, ErrorCode, Filter, FilterKeys, MessageClass, Topic, TopicSet,
 };
 
+/// Queue slots a drained session keeps allocated.
+const IDLE_QUEUE_CAPACITY: usize = 16;
+
 /// A message waiting in an outbox: its payload is shared by every session it goes to.
 #[derive(Debug, Clone)]
 pub struct Queued {
@@ -227,6 +230,11 @@ impl Outbox {
             class: q.topic.class(),
             text: q.text,
         }));
+        if state.queue.is_empty() && state.queue.capacity() > IDLE_QUEUE_CAPACITY {
+            // A burst grew the queue; give the memory back once it has drained, so idle
+            // sessions stay small however busy they once were.
+            state.queue.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
         let more = !state.queue.is_empty() || state.metrics.is_some() || state.dropped > 0;
         state.wake_pending = more;
         more

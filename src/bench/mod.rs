@@ -2,7 +2,10 @@
 //! XADD, raw XREADGROUP+XACK and raw batched inserts into Pulse's own tables with Pulse's own
 //! statement, plus raw analyzer throughput; (b) Pulse end to end: events/s from XADD to
 //! committed and acknowledged, and latency percentiles at a fixed offered rate; (c) Pulse's
-//! throughput as a fraction of the slowest ceiling, and peak resident memory.
+//! throughput as a fraction of the slowest ceiling, and peak resident memory; (d) the
+//! WebSocket layer (see [`websocket`]).
+
+pub mod websocket;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +44,20 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file as well.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Run only one part.
+    #[arg(long, value_enum)]
+    pub only: Option<Part>,
+    #[command(flatten)]
+    pub ws: websocket::WsBenchArgs,
+}
+
+/// The parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Ceilings, end-to-end throughput and latency of the pipeline.
+    Pipeline,
+    /// WebSocket latency, fan-out and memory.
+    Websocket,
 }
 
 /// Every figure of one run.
@@ -62,6 +79,7 @@ pub struct BenchReport {
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
     pub peak_rss_mb: f64,
+    pub websocket: Option<websocket::WsReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -79,55 +97,80 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         latency_rate: args.latency_rate,
         ..Default::default()
     };
-    let n = args.events;
     let result = async {
-        eprintln!("preparing {n} posts");
-        let events = generate_posts(n, &format!("raw-{run_id}-"));
-        let raw_stream = format!("pulse:bench:{run_id}:raw");
-
-        report.xadd_per_sec = raw_xadd(&redis, &raw_stream, &events).await?;
-        eprintln!("raw XADD: {:.0}/s", report.xadd_per_sec);
-        report.xreadgroup_xack_per_sec = raw_read_ack(&redis, &raw_stream, n).await?;
-        eprintln!(
-            "raw XREADGROUP+XACK: {:.0}/s",
-            report.xreadgroup_xack_per_sec
-        );
-        let analyzed = analyze_all(&settings, &events)?;
-        report.analyzer_posts_per_sec = analyzed.1;
-        eprintln!("raw analyzer: {:.0}/s", report.analyzer_posts_per_sec);
-        report.insert_rows_per_sec = raw_insert(&db_url, &raw_stream, analyzed.0).await?;
-        eprintln!("raw insert: {:.0}/s", report.insert_rows_per_sec);
-        let _: i64 = redis.del(&raw_stream).await?;
-
-        let ceilings = [
-            ("XADD", report.xadd_per_sec),
-            ("XREADGROUP+XACK", report.xreadgroup_xack_per_sec),
-            ("batched insert", report.insert_rows_per_sec),
-            ("analyzer", report.analyzer_posts_per_sec),
-        ];
-        let (name, slowest) = ceilings
-            .iter()
-            .copied()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or(("none", 0.0));
-        report.slowest_ceiling = name.to_string();
-
-        report.end_to_end_per_sec = end_to_end(&settings, &db_url, &redis, &run_id, n).await?;
-        report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
-        eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
-
-        latency(&settings, &db_url, &redis, &run_id, &args, &mut report).await?;
-        report.peak_rss_mb = peak_rss_mb();
+        if args.only != Some(Part::Websocket) {
+            pipeline(&settings, &db_url, &redis, &run_id, &args, &mut report).await?;
+        }
+        if args.only != Some(Part::Pipeline) {
+            eprintln!("websocket runs");
+            report.websocket = Some(
+                websocket::run(&db_url, &redis, &settings.redis.url, &run_id, &args.ws).await?,
+            );
+        }
         anyhow::Ok(())
     }
     .await;
     drop_database(&admin_url, &database).await;
     result?;
 
-    println!("{}", markdown(&report));
+    if args.only != Some(Part::Websocket) {
+        println!("{}", markdown(&report));
+    }
+    if let Some(ws) = &report.websocket {
+        println!("{}", websocket::markdown(ws));
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
+    Ok(())
+}
+
+async fn pipeline(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    run_id: &str,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> anyhow::Result<()> {
+    let n = args.events;
+    eprintln!("preparing {n} posts");
+    let events = generate_posts(n, &format!("raw-{run_id}-"));
+    let raw_stream = format!("pulse:bench:{run_id}:raw");
+
+    report.xadd_per_sec = raw_xadd(&redis, &raw_stream, &events).await?;
+    eprintln!("raw XADD: {:.0}/s", report.xadd_per_sec);
+    report.xreadgroup_xack_per_sec = raw_read_ack(&redis, &raw_stream, n).await?;
+    eprintln!(
+        "raw XREADGROUP+XACK: {:.0}/s",
+        report.xreadgroup_xack_per_sec
+    );
+    let analyzed = analyze_all(&settings, &events)?;
+    report.analyzer_posts_per_sec = analyzed.1;
+    eprintln!("raw analyzer: {:.0}/s", report.analyzer_posts_per_sec);
+    report.insert_rows_per_sec = raw_insert(&db_url, &raw_stream, analyzed.0).await?;
+    eprintln!("raw insert: {:.0}/s", report.insert_rows_per_sec);
+    let _: i64 = redis.del(&raw_stream).await?;
+
+    let ceilings = [
+        ("XADD", report.xadd_per_sec),
+        ("XREADGROUP+XACK", report.xreadgroup_xack_per_sec),
+        ("batched insert", report.insert_rows_per_sec),
+        ("analyzer", report.analyzer_posts_per_sec),
+    ];
+    let (name, slowest) = ceilings
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or(("none", 0.0));
+    report.slowest_ceiling = name.to_string();
+
+    report.end_to_end_per_sec = end_to_end(&settings, &db_url, &redis, &run_id, n).await?;
+    report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
+    eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
+
+    latency(settings, db_url, redis, run_id, args, report).await?;
+    report.peak_rss_mb = peak_rss_mb();
     Ok(())
 }
 
