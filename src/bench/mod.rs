@@ -138,17 +138,17 @@ async fn pipeline(
     let events = generate_posts(n, &format!("raw-{run_id}-"));
     let raw_stream = format!("pulse:bench:{run_id}:raw");
 
-    report.xadd_per_sec = raw_xadd(&redis, &raw_stream, &events).await?;
+    report.xadd_per_sec = raw_xadd(redis, &raw_stream, &events).await?;
     eprintln!("raw XADD: {:.0}/s", report.xadd_per_sec);
-    report.xreadgroup_xack_per_sec = raw_read_ack(&redis, &raw_stream, n).await?;
+    report.xreadgroup_xack_per_sec = raw_read_ack(redis, &raw_stream, n).await?;
     eprintln!(
         "raw XREADGROUP+XACK: {:.0}/s",
         report.xreadgroup_xack_per_sec
     );
-    let analyzed = analyze_all(&settings, &events)?;
+    let analyzed = analyze_all(settings, &events)?;
     report.analyzer_posts_per_sec = analyzed.1;
     eprintln!("raw analyzer: {:.0}/s", report.analyzer_posts_per_sec);
-    report.insert_rows_per_sec = raw_insert(&db_url, &raw_stream, analyzed.0).await?;
+    report.insert_rows_per_sec = raw_insert(db_url, &raw_stream, analyzed.0).await?;
     eprintln!("raw insert: {:.0}/s", report.insert_rows_per_sec);
     let _: i64 = redis.del(&raw_stream).await?;
 
@@ -165,7 +165,7 @@ async fn pipeline(
         .unwrap_or(("none", 0.0));
     report.slowest_ceiling = name.to_string();
 
-    report.end_to_end_per_sec = end_to_end(&settings, &db_url, &redis, &run_id, n).await?;
+    report.end_to_end_per_sec = end_to_end(settings, db_url, redis, run_id, n).await?;
     report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
     eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
 

@@ -282,7 +282,7 @@ pub async fn run(
         }
         let elapsed = started.elapsed().as_secs_f64();
         finish(tasks, &stop).await;
-        let h = latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
         report.offered_posts_per_sec = sent.posts as f64 / sent.seconds;
         report.delivered_messages = tally.posts.load(Ordering::Relaxed);
         report.delivered_per_sec = report.delivered_messages as f64 / elapsed;
@@ -297,13 +297,12 @@ pub async fn run(
     {
         let stream = format!("pulse:bench:{run_id}:ws-memory");
         let server = Server::start(db_url, redis_url, &stream)?;
-        let warm = producer::produce(
+        producer::produce(
             redis,
             &stream,
             posts_only(args.ws_memory_rate, Duration::from_secs(3), run_id, "warm"),
         )
         .await?;
-        drop(warm);
         tokio::time::sleep(Duration::from_secs(1)).await;
         report.server_rss_before_mb = server.rss_mb();
         let tally = Arc::new(Tally::default());
