@@ -734,3 +734,52 @@ async fn a_client_that_never_answers_pings_is_disconnected() {
 
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn live_metrics_updates_carry_the_numbers_in_the_database() {
+    let env = TestEnv::new().await;
+    let app = start(&env, |s| s.metrics.updates_per_sec = 10.0).await;
+    let redis = env.redis().await;
+    let mut client = WsClient::connect(app.address()).await;
+    client
+        .subscribe(json!({"type": "subscribe", "topics": ["metrics"]}))
+        .await;
+
+    let texts = [NEGATIVE, POSITIVE, NEUTRAL];
+    xadd_all(
+        &redis,
+        &env.stream,
+        (0..30).map(|i| post(&format!("live-{i}"), "reddit", "FR", texts[i % 3])),
+    )
+    .await;
+
+    // Snapshots keep coming; wait for one that has seen all 30 posts.
+    let snapshot = loop {
+        let message = client.next().await;
+        let kind = message["type"].as_str().unwrap_or_default().to_string();
+        assert!(kind.starts_with("metrics:"), "{message}");
+        if message["data"]["overall"]["5m"]["posts"] == 30 {
+            break message["data"].clone();
+        }
+    };
+    let rest: Value = reqwest::get(format!(
+        "http://{}/api/v1/metrics/overall?window=5m",
+        app.address()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        snapshot["overall"]["5m"], rest["stats"],
+        "the live figures are the REST figures"
+    );
+    let platforms = snapshot["by_dimension"]["items"]["platform"]
+        .as_array()
+        .unwrap();
+    assert_eq!(platforms[0]["key"], "reddit");
+    assert_eq!(platforms[0]["posts"], 30);
+    assert_eq!(snapshot["overall"]["5m"]["sentiment"]["negative"], 10);
+    app.shutdown().await;
+}
