@@ -38,20 +38,7 @@ fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
 
 async fn xadd_all(redis: &Client, stream: &str, events: &[String]) {
     for chunk in events.chunks(500) {
-        let pipeline = redis.pipeline();
-        for json in chunk {
-            let _: () = pipeline
-                .xadd(
-                    stream,
-                    false,
-                    None::<()>,
-                    "*",
-                    vec![("event", json.as_str())],
-                )
-                .await
-                .unwrap();
-        }
-        let _: Vec<fred::types::Value> = pipeline.all().await.unwrap();
+        producer::xadd_events(redis, stream, chunk).await.unwrap();
     }
 }
 

@@ -191,19 +191,7 @@ fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
 async fn raw_xadd(redis: &Client, stream: &str, events: &[String]) -> anyhow::Result<f64> {
     let started = Instant::now();
     for chunk in events.chunks(RAW_BATCH) {
-        let pipeline = redis.pipeline();
-        for json in chunk {
-            let _: () = pipeline
-                .xadd(
-                    stream,
-                    false,
-                    None::<()>,
-                    "*",
-                    vec![("event", json.as_str())],
-                )
-                .await?;
-        }
-        let _: Vec<Value> = pipeline.all().await?;
+        producer::xadd_events(redis, stream, chunk).await?;
     }
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }

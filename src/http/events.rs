@@ -3,7 +3,6 @@
 //! response lists every invalid index with its reason.
 
 use actix_web::{post, web, HttpResponse};
-use fred::prelude::*;
 use serde_json::{json, Value};
 
 use super::error::{payload_error, ApiError};
@@ -79,19 +78,7 @@ pub async fn create(
     }
 
     let stream = state.settings.redis.stream.as_str();
-    let pipeline = state.redis.pipeline();
-    for event in &encoded {
-        let _: () = pipeline
-            .xadd(
-                stream,
-                false,
-                None::<()>,
-                "*",
-                vec![("event", event.as_str())],
-            )
-            .await?;
-    }
-    let ids: Vec<String> = pipeline.all().await?;
+    let ids = crate::producer::xadd_events(&state.redis, stream, &encoded).await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(json!({"accepted": ids.len(), "ids": ids})))
 }

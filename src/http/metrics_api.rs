@@ -13,8 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::ApiError;
+use super::filters::PostFilters;
 use super::AppState;
-use crate::models::{Platform, SentimentLabel};
 
 /// Most items returned for one dimension.
 pub const MAX_ITEMS: i64 = 200;
@@ -111,33 +111,15 @@ pub struct WindowQuery {
 
 impl WindowQuery {
     fn filters(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
-        if let Some(p) = &self.platform {
-            if Platform::parse(p).is_none() {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    format!("unknown platform `{p}`"),
-                ));
-            }
+        PostFilters {
+            platform: &self.platform,
+            product: &self.product,
+            city: &self.city,
+            country: &self.country,
+            channel: &self.channel,
+            sentiment: &self.sentiment,
         }
-        if let Some(s) = &self.sentiment {
-            if SentimentLabel::parse(s).is_none() {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    "sentiment must be negative, neutral or positive",
-                ));
-            }
-        }
-        Ok([
-            ("platform", &self.platform),
-            ("product", &self.product),
-            ("city", &self.city),
-            ("country", &self.country),
-            ("channel", &self.channel),
-            ("sentiment_label", &self.sentiment),
-        ]
-        .into_iter()
-        .filter_map(|(c, v)| v.clone().map(|v| (c, v)))
-        .collect())
+        .columns()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod events;
+pub mod filters;
 pub mod health;
 pub mod metrics_api;
 pub mod posts;

@@ -8,9 +8,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::ApiError;
+use super::filters::PostFilters;
 use super::AppState;
 use crate::actors::messages::AnalyzedPost;
-use crate::models::{Platform, SentimentLabel};
 
 /// Page size when the caller does not ask for one.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -213,22 +213,15 @@ pub async fn list(
             format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
-    if let Some(p) = &q.platform {
-        if Platform::parse(p).is_none() {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("unknown platform `{p}`"),
-            ));
-        }
+    let filters = PostFilters {
+        platform: &q.platform,
+        product: &q.product,
+        city: &q.city,
+        country: &q.country,
+        channel: &q.channel,
+        sentiment: &q.sentiment,
     }
-    if let Some(s) = &q.sentiment {
-        if SentimentLabel::parse(s).is_none() {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "sentiment must be negative, neutral or positive",
-            ));
-        }
-    }
+    .columns()?;
     let cursor = match &q.cursor {
         Some(c) => Some(
             decode_cursor(c)
@@ -239,18 +232,9 @@ pub async fn list(
 
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     let mut clauses: Vec<String> = Vec::new();
-    for (column, value) in [
-        ("platform", &q.platform),
-        ("product", &q.product),
-        ("city", &q.city),
-        ("country", &q.country),
-        ("channel", &q.channel),
-        ("sentiment_label", &q.sentiment),
-    ] {
-        if let Some(v) = value {
-            params.push(Box::new(v.clone()));
-            clauses.push(format!("{column} = ${}", params.len()));
-        }
+    for (column, value) in filters {
+        params.push(Box::new(value));
+        clauses.push(format!("{column} = ${}", params.len()));
     }
     if let Some(from) = q.from {
         params.push(Box::new(from));

@@ -1,0 +1,47 @@
+//! The post filters shared by the listing and the metrics endpoints, validated in one place.
+
+use super::error::ApiError;
+use crate::models::{Platform, SentimentLabel};
+
+/// Filter values as they arrive in a query string.
+pub struct PostFilters<'a> {
+    pub platform: &'a Option<String>,
+    pub product: &'a Option<String>,
+    pub city: &'a Option<String>,
+    pub country: &'a Option<String>,
+    pub channel: &'a Option<String>,
+    pub sentiment: &'a Option<String>,
+}
+
+impl PostFilters<'_> {
+    /// The `posts` columns to match and their values, or a 400 naming the bad value.
+    pub fn columns(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
+        if let Some(p) = self.platform {
+            if Platform::parse(p).is_none() {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown platform `{p}`"),
+                ));
+            }
+        }
+        if let Some(s) = self.sentiment {
+            if SentimentLabel::parse(s).is_none() {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "sentiment must be negative, neutral or positive",
+                ));
+            }
+        }
+        Ok([
+            ("platform", self.platform),
+            ("product", self.product),
+            ("city", self.city),
+            ("country", self.country),
+            ("channel", self.channel),
+            ("sentiment_label", self.sentiment),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.clone().map(|v| (column, v)))
+        .collect())
+    }
+}
