@@ -52,6 +52,8 @@ pub struct RedisSettings {
     pub trim_acknowledged: bool,
     /// Approximate cap on the dead-letter stream's length; the oldest letters go first.
     pub dead_letter_max_len: i64,
+    /// Consumers idle this long with nothing pending are removed from the group, in seconds.
+    pub stale_consumer_secs: u64,
 }
 
 /// The HTTP listener.
@@ -180,6 +182,7 @@ impl Default for RedisSettings {
             consumer: String::new(),
             trim_acknowledged: true,
             dead_letter_max_len: 100_000,
+            stale_consumer_secs: 3_600,
         }
     }
 }

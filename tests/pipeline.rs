@@ -386,3 +386,65 @@ async fn an_entry_delivered_too_many_times_is_dead_lettered() {
     assert!(stored.is_empty(), "{stored:?} (dead-lettered entry {id})");
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    pulse::actors::ingester::ensure_group(&redis, &env.stream, &env.group)
+        .await
+        .unwrap();
+    // A consumer that read an entry, acknowledged it and went away.
+    let id = xadd_event(&redis, &env.stream, &post_json("seen-by-gone", "hello")).await;
+    let _: Value = redis
+        .xreadgroup(
+            env.group.as_str(),
+            "gone",
+            Some(1),
+            None,
+            false,
+            env.stream.as_str(),
+            ">",
+        )
+        .await
+        .unwrap();
+    let _: i64 = redis
+        .xack(env.stream.as_str(), env.group.as_str(), id.as_str())
+        .await
+        .unwrap();
+    let mut settings = env.settings();
+    settings.redis.stale_consumer_secs = 1;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    // Our consumer exists once something is delivered to it.
+    xadd_event(&redis, &env.stream, &post_json("seen-by-us", "hello")).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.post_count().await == 1
+        })
+        .await
+    );
+    let names = || async {
+        let consumers: Value = redis
+            .xinfo_consumers(env.stream.as_str(), env.group.as_str())
+            .await
+            .unwrap();
+        format!("{consumers:?}")
+    };
+    let before = names().await;
+    assert!(before.contains("\"gone\""), "{before}");
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !names().await.contains("\"gone\"")
+        })
+        .await,
+        "the stale consumer is removed"
+    );
+    let listed = names().await;
+    assert!(
+        listed.contains(app.pipeline().consumer()),
+        "our own consumer stays: {listed}"
+    );
+    app.shutdown().await;
+}

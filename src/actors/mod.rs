@@ -71,8 +71,8 @@ impl Pipeline {
             Store::new(store_pool.clone(), stream.clone(), high_churn).start()
         });
 
-        let monitor = GroupMonitor::new(settings.clone(), redis.clone()).start();
         let consumer = settings.consumer_name();
+        let monitor = GroupMonitor::new(settings.clone(), redis.clone(), consumer.clone()).start();
         let reader = crate::redis::connect(&settings.redis.url, "stream reader").await?;
         let ingest = Arc::new(IngestContext::new(
             settings.clone(),

@@ -23,12 +23,17 @@ pub const MONITOR_INTERVAL: Duration = Duration::from_secs(5);
 pub struct GroupMonitor {
     settings: Arc<Settings>,
     redis: Client,
+    consumer: String,
 }
 
 impl GroupMonitor {
-    /// A monitor of the configured stream and group.
-    pub fn new(settings: Arc<Settings>, redis: Client) -> Self {
-        Self { settings, redis }
+    /// A monitor of the configured stream and group, run by consumer `consumer`.
+    pub fn new(settings: Arc<Settings>, redis: Client, consumer: String) -> Self {
+        Self {
+            settings,
+            redis,
+            consumer,
+        }
     }
 }
 
@@ -38,8 +43,9 @@ impl Actor for GroupMonitor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(MONITOR_INTERVAL, |this, ctx| {
             let (settings, redis) = (this.settings.clone(), this.redis.clone());
+            let consumer = this.consumer.clone();
             ctx.spawn(wrap_future(async move {
-                if let Err(e) = tick(&settings, &redis).await {
+                if let Err(e) = tick(&settings, &redis, &consumer).await {
                     tracing::debug!(error = %e, "group monitor tick failed");
                 }
             }));
@@ -47,12 +53,13 @@ impl Actor for GroupMonitor {
     }
 }
 
-async fn tick(settings: &Settings, redis: &Client) -> Result<(), Error> {
+async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(), Error> {
     let stats = group_stats(redis, settings).await?;
     if let Some(lag) = stats.lag {
         metrics::gauge!(names::CONSUMER_LAG).set(lag as f64);
     }
     metrics::gauge!(names::CONSUMER_PENDING).set(stats.pending as f64);
+    remove_stale_consumers(settings, redis, consumer).await?;
     if settings.redis.trim_acknowledged {
         if let Some(min_id) = safe_trim_id(settings, redis, &stats).await? {
             let trimmed: i64 = redis
@@ -82,4 +89,60 @@ async fn safe_trim_id(
         return Ok(None);
     }
     Ok(stats.last_delivered_id.clone())
+}
+
+/// Deletes consumers of the group, other than `own`, that hold no pending entries and have
+/// been idle for `redis.stale_consumer_secs`: they belong to processes that are gone, and
+/// removing them keeps consumer lists readable after many restarts. A live consumer reads at
+/// least every `ingest.block_ms`, and one that comes back later is recreated by its next read.
+async fn remove_stale_consumers(
+    settings: &Settings,
+    redis: &Client,
+    own: &str,
+) -> Result<(), Error> {
+    let stale_ms =
+        i64::try_from(settings.redis.stale_consumer_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
+    let consumers: Value = redis
+        .xinfo_consumers(&settings.redis.stream, &settings.redis.group)
+        .await?;
+    let Value::Array(consumers) = consumers else {
+        return Ok(());
+    };
+    for consumer in consumers {
+        let fields: Vec<Value> = match consumer {
+            Value::Array(fields) => fields,
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .flat_map(|(k, v)| [Value::from(k), v])
+                .collect(),
+            _ => continue,
+        };
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|kv| kv[0].as_string().as_deref() == Some(name))
+                .and_then(|kv| kv.get(1))
+                .and_then(|v| {
+                    v.as_i64()
+                        .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
+                })
+        };
+        let name = fields
+            .chunks(2)
+            .find(|kv| kv[0].as_string().as_deref() == Some("name"))
+            .and_then(|kv| kv.get(1))
+            .and_then(|v| v.as_string());
+        let (Some(name), Some(pending), Some(idle)) = (name, field("pending"), field("idle"))
+        else {
+            continue;
+        };
+        if name != own && pending == 0 && idle >= stale_ms {
+            let _: i64 = redis
+                .xgroup_delconsumer(&settings.redis.stream, &settings.redis.group, name.as_str())
+                .await?;
+            tracing::info!(consumer = %name, "removed a stale consumer from the group");
+        }
+    }
+    Ok(())
 }

@@ -16,7 +16,11 @@ pub async fn index() -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": [
             "GET /health", "GET /ready", "GET /metrics",
-            "POST /api/v1/events", "GET /api/v1/posts", "GET /api/v1/posts/{id}", "GET /ws"
+            "POST /api/v1/events", "GET /api/v1/posts", "GET /api/v1/posts/{id}",
+            "GET /api/v1/metrics/overall", "GET /api/v1/metrics/platforms",
+            "GET /api/v1/metrics/geo", "GET /api/v1/metrics/products",
+            "GET /api/v1/metrics/channels", "GET /api/v1/metrics/timeseries",
+            "GET /api/v1/trending/terms", "GET /ws"
         ]
     }))
 }

@@ -143,6 +143,45 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// Drops the test's database and stream keys so runs leave nothing behind (best effort:
+    /// a later run never depends on it, every name is unique).
+    fn drop(&mut self) {
+        let (server, db) = (
+            with_database(&self.database_url, "postgres"),
+            self.database.clone(),
+        );
+        let (redis_url, stream) = (self.redis_url.clone(), self.stream.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok((client, conn)) = tokio_postgres::connect(&server, NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await;
+                }
+                if let Ok(config) = fred::types::config::Config::from_url(&redis_url) {
+                    if let Ok(redis) = fred::types::Builder::from_config(config).build() {
+                        if redis.init().await.is_ok() {
+                            let _: Result<i64, _> = redis
+                                .del(vec![stream.clone(), format!("{stream}:dead")])
+                                .await;
+                            let _ = redis.quit().await;
+                        }
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 /// Connects to PostgreSQL, spawning the connection driver.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
