@@ -10,6 +10,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use crate::actors::aggregator::{Aggregator, FlushTerms};
+use crate::actors::alerter::Alerter;
 use crate::actors::messages::DrainReport;
 use crate::actors::Pipeline;
 use crate::config::Settings;
@@ -35,6 +36,7 @@ pub struct Application {
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
     aggregator: Addr<Aggregator>,
+    _alerter: Addr<Alerter>,
     hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
@@ -65,6 +67,12 @@ impl Application {
             .with_subscriber(hub.broadcaster().recipient())
             .start();
         pipeline.subscribe(aggregator.clone().recipient());
+        let alerter = Alerter::new(
+            settings.clone(),
+            pool.clone(),
+            Some(hub.broadcaster().recipient()),
+        )
+        .start();
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -110,6 +118,7 @@ impl Application {
             server_task,
             pipeline,
             aggregator,
+            _alerter: alerter,
             hub,
             demo,
         })

@@ -22,6 +22,7 @@ pub struct Settings {
     pub analyzer: AnalyzerSettings,
     pub store: StoreSettings,
     pub metrics: MetricsSettings,
+    pub alerts: AlertSettings,
     pub ws: WsSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
@@ -117,6 +118,28 @@ pub struct MetricsSettings {
     pub updates_per_sec: f64,
 }
 
+/// Alert evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertSettings {
+    /// Evaluate alert rules in this process.
+    pub enabled: bool,
+    /// How often rules are evaluated, in seconds.
+    pub evaluate_every_secs: f64,
+    /// An open alert whose condition stays clear this long resolves itself, in seconds.
+    pub resolve_after_secs: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            evaluate_every_secs: 10.0,
+            resolve_after_secs: 300,
+        }
+    }
+}
+
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
@@ -157,6 +180,7 @@ impl Default for Settings {
             analyzer: AnalyzerSettings::default(),
             store: StoreSettings::default(),
             metrics: MetricsSettings::default(),
+            alerts: AlertSettings::default(),
             ws: WsSettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,

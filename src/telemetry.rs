@@ -37,6 +37,8 @@ pub mod names {
     pub const STORE_ERRORS: &str = "pulse_store_errors_total";
     /// Rows removed by retention.
     pub const RETENTION_DELETED: &str = "pulse_retention_deleted_rows_total";
+    /// Alerts fired, by `kind`.
+    pub const ALERTS_FIRED: &str = "pulse_alerts_fired_total";
     /// Actor restarts after a crash, by `actor`.
     pub const ACTOR_RESTARTS: &str = "pulse_actor_restarts_total";
     /// Entries in the stream not yet delivered to the group.

@@ -3,6 +3,7 @@
 //! beside them.
 
 pub mod aggregator;
+pub mod alerter;
 pub mod analyzer;
 pub mod ingester;
 pub mod messages;

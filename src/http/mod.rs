@@ -2,6 +2,7 @@
 //! queries and the WebSocket upgrade (`GET /ws`, see [`crate::ws`]). Every error uses the one shape of [`error::ApiError`]; every response carries
 //! `x-request-id`.
 
+pub mod alerts_api;
 pub mod error;
 pub mod events;
 pub mod filters;
@@ -58,6 +59,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(metrics_api::channels)
         .service(metrics_api::timeseries)
         .service(metrics_api::trending_terms)
+        .service(alerts_api::list_rules)
+        .service(alerts_api::create_rule)
+        .service(alerts_api::get_rule)
+        .service(alerts_api::update_rule)
+        .service(alerts_api::delete_rule)
+        .service(alerts_api::enable_rule)
+        .service(alerts_api::disable_rule)
+        .service(alerts_api::list_alerts)
+        .service(alerts_api::acknowledge)
+        .service(alerts_api::resolve)
         .route("/ws", web::get().to(crate::ws::connect));
 }
 

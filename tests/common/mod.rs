@@ -87,6 +87,8 @@ impl TestEnv {
         s.ingest.claim_interval_ms = 500;
         s.ingest.block_ms = 200;
         s.shutdown_timeout_secs = 20;
+        // Alert tests turn evaluation on; elsewhere default rules must not fire mid-test.
+        s.alerts.enabled = false;
         s
     }
 
@@ -104,6 +106,7 @@ impl TestEnv {
             ("PULSE_INGEST__CLAIM_INTERVAL_MS".into(), "500".into()),
             ("PULSE_INGEST__BLOCK_MS".into(), "200".into()),
             ("PULSE_CONFIG".into(), "/nonexistent/pulse.toml".into()),
+            ("PULSE_ALERTS__ENABLED".into(), "false".into()),
         ]
     }
 
