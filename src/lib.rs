@@ -9,7 +9,7 @@
 //! - [`actors`]: the supervised pipeline stages, one file each: `ingester` (Redis Streams
 //!   consumer group, credits, claiming, dead letters), `analyzer` (worker pool), `store`
 //!   (batched idempotent PostgreSQL writes with exact per-minute rollups), `aggregator` (live
-//!   metrics snapshots, trending terms), `monitor` (group lag, stream trimming), `retention`,
+//!   metrics snapshots, trending terms), `alerter` (alert rules over rollup windows), `monitor` (group lag, stream trimming), `retention`,
 //!   and `supervisor`. Their typed messages live in `actors::messages`.
 //! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake, post
 //!   queries and windowed metrics, with one error shape.
