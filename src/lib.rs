@@ -9,10 +9,11 @@
 //! - [`actors`]: the supervised pipeline stages, one file each: `ingester` (Redis Streams
 //!   consumer group, credits, claiming, dead letters), `analyzer` (worker pool), `store`
 //!   (batched idempotent PostgreSQL writes with exact per-minute rollups), `aggregator` (live
-//!   metrics snapshots, trending terms), `alerter` (alert rules over rollup windows), `monitor` (group lag, stream trimming), `retention`,
-//!   and `supervisor`. Their typed messages live in `actors::messages`.
+//!   metrics snapshots, trending terms), `alerter` (alert rules over rollup windows),
+//!   `monitor` (group lag, stream trimming), `retention`, and `supervisor`. Their typed
+//!   messages live in `actors::messages`.
 //! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake, post
-//!   queries and windowed metrics, with one error shape.
+//!   queries, windowed metrics and alerts, with one error shape.
 //! - [`ws`]: live subscribers over WebSocket (`GET /ws`): a broadcaster actor fans committed
 //!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
