@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::actors::aggregator::{Aggregator, FlushTerms};
 use crate::actors::alerter::Alerter;
 use crate::actors::messages::DrainReport;
+use crate::actors::webhooks::Deliverer;
 use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -37,6 +38,7 @@ pub struct Application {
     pipeline: Pipeline,
     aggregator: Addr<Aggregator>,
     _alerter: Addr<Alerter>,
+    _deliverer: Addr<Deliverer>,
     hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
@@ -73,6 +75,7 @@ impl Application {
             Some(hub.broadcaster().recipient()),
         )
         .start();
+        let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -119,6 +122,7 @@ impl Application {
             pipeline,
             aggregator,
             _alerter: alerter,
+            _deliverer: deliverer,
             hub,
             demo,
         })

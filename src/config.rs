@@ -23,6 +23,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub metrics: MetricsSettings,
     pub alerts: AlertSettings,
+    pub webhooks: WebhookSettings,
     pub ws: WsSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
@@ -130,6 +131,34 @@ pub struct AlertSettings {
     pub resolve_after_secs: u64,
 }
 
+/// Webhook delivery of alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// A delivery that failed this many times is given up (`dead`).
+    pub max_attempts: u32,
+    /// First retry delay, in milliseconds; it doubles per attempt, with jitter.
+    pub base_delay_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub max_delay_secs: u64,
+    /// Timeout of one delivery request, in seconds.
+    pub timeout_secs: u64,
+    /// How often due deliveries are looked for, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay_ms: 1_000,
+            max_delay_secs: 600,
+            timeout_secs: 10,
+            poll_ms: 500,
+        }
+    }
+}
+
 impl Default for AlertSettings {
     fn default() -> Self {
         Self {
@@ -181,6 +210,7 @@ impl Default for Settings {
             store: StoreSettings::default(),
             metrics: MetricsSettings::default(),
             alerts: AlertSettings::default(),
+            webhooks: WebhookSettings::default(),
             ws: WsSettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,

@@ -39,6 +39,8 @@ pub mod names {
     pub const RETENTION_DELETED: &str = "pulse_retention_deleted_rows_total";
     /// Alerts fired, by `kind`.
     pub const ALERTS_FIRED: &str = "pulse_alerts_fired_total";
+    /// Webhook delivery attempts, by `outcome` (delivered, retry, dead).
+    pub const WEBHOOK_DELIVERIES: &str = "pulse_webhook_deliveries_total";
     /// Actor restarts after a crash, by `actor`.
     pub const ACTOR_RESTARTS: &str = "pulse_actor_restarts_total";
     /// Entries in the stream not yet delivered to the group.

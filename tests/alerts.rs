@@ -312,3 +312,228 @@ async fn alert_rules_are_managed_over_rest() {
     assert_eq!(missing.status(), 404);
     app.shutdown().await;
 }
+
+/// What a local webhook receiver saw: (headers, body) per request.
+type Seen =
+    std::sync::Arc<std::sync::Mutex<Vec<(std::collections::HashMap<String, String>, String)>>>;
+
+/// Starts a webhook receiver on a free port that fails its first `failures` requests with 500.
+fn receiver(failures: usize) -> (std::net::SocketAddr, Seen, actix_web::dev::ServerHandle) {
+    use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
+    let seen: Seen = Default::default();
+    let state = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        actix_web::App::new().default_service(web::to(move |req: HttpRequest, body: String| {
+            let state = state.clone();
+            async move {
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .collect();
+                let mut seen = state.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() <= failures {
+                    HttpResponse::InternalServerError().finish()
+                } else {
+                    HttpResponse::Ok().finish()
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, seen, handle)
+}
+
+#[actix_rt::test]
+async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.webhooks.base_delay_ms = 50;
+    settings.webhooks.max_attempts = 3;
+    settings.webhooks.poll_ms = 50;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+
+    let (flaky_addr, seen, receiver_handle) = receiver(2);
+    let flaky: Value = http
+        .post(url("/api/v1/webhooks"))
+        .json(&json!({"url": format!("http://{flaky_addr}/hook"), "kinds": ["negativity"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = flaky["secret"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 64);
+    let closed = format!("http://127.0.0.1:{}/nobody-home", free_port());
+    let dead: Value = http
+        .post(url("/api/v1/webhooks"))
+        .json(&json!({"url": closed, "secret": "a-shared-secret-of-some-length", "kinds": ["negativity"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad = http
+        .post(url("/api/v1/webhooks"))
+        .json(&json!({"url": "ftp://x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let angry: Vec<String> = (0..30)
+        .map(|i| {
+            post_at(
+                &format!("hook-{i}"),
+                "This is terrible, I hate it, worst phone ever",
+                0,
+            )
+        })
+        .collect();
+    pulse::producer::xadd_events(&redis, &env.stream, &angry)
+        .await
+        .unwrap();
+
+    // The flaky receiver fails twice, then takes the delivery on the third attempt.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            seen.lock().unwrap().len() >= 3
+        })
+        .await
+    );
+    let log = |id: i64| {
+        let http = http.clone();
+        let u = url(&format!("/api/v1/webhooks/{id}/deliveries"));
+        async move {
+            http.get(u)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let flaky_id = flaky["id"].as_i64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            log(flaky_id).await["items"][0]["status"] == "delivered"
+        })
+        .await
+    );
+    let delivery = log(flaky_id).await["items"][0].clone();
+    assert_eq!(delivery["attempts"], 3, "{delivery}");
+
+    let requests = seen.lock().unwrap().clone();
+    for (headers, body) in &requests {
+        let timestamp: i64 = headers["x-pulse-timestamp"].parse().unwrap();
+        assert_eq!(
+            headers["x-pulse-signature"],
+            pulse::actors::webhooks::signature(&secret, timestamp, body)
+        );
+        assert_eq!(headers["x-pulse-event"], "alert:negativity");
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload["kind"], "negativity");
+        assert!(payload["id"].as_i64().is_some() && payload["evidence"]["top_posts"].is_array());
+    }
+    assert_eq!(
+        requests.len(),
+        3,
+        "delivered once, no duplicate after success"
+    );
+
+    // The unreachable one is given up after max_attempts.
+    let dead_id = dead["id"].as_i64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            log(dead_id).await["items"][0]["status"] == "dead"
+        })
+        .await
+    );
+    let gave_up = log(dead_id).await["items"][0].clone();
+    assert_eq!(gave_up["attempts"], 3);
+    assert!(gave_up["last_error"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
+
+    receiver_handle.stop(false).await;
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.2;
+    settings.alerts.resolve_after_secs = 1;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+    let rule: Value = http
+        .post(url("/api/v1/alert-rules"))
+        .json(
+            &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+                      "key": "pulse-phone", "threshold": 0.5, "min_volume": 5}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rule_id = rule["id"].as_i64().unwrap();
+    let angry: Vec<String> = (0..10)
+        .map(|i| post_at(&format!("r-{i}"), "This is terrible, I hate it", 0))
+        .collect();
+    pulse::producer::xadd_events(&redis, &env.stream, &angry)
+        .await
+        .unwrap();
+    let status = || async {
+        get(&app, &format!("/api/v1/alerts?rule_id={rule_id}")).await["items"][0]["status"].clone()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            status().await == "firing"
+        })
+        .await
+    );
+
+    // Raise the bar above what the window shows: the condition clears, and stays clear.
+    http.patch(url(&format!("/api/v1/alert-rules/{rule_id}")))
+        .json(&json!({"threshold": 1.1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            status().await == "resolved"
+        })
+        .await
+    );
+    let alert = &get(&app, &format!("/api/v1/alerts?rule_id={rule_id}")).await["items"][0];
+    assert!(alert["resolved_at"].is_string());
+    app.shutdown().await;
+}

@@ -237,9 +237,11 @@ async fn observe(
                     &[&rule.dimension, &key, &from, &(window as f64), &baseline_from],
                 )
                 .await?;
-            // Windows with no posts at all count as zero volume (and carry no sentiment).
+            // Quiet windows count as zero volume (and carry no sentiment), but windows from
+            // before the first post of the scope are not history: they are skipped, so a new
+            // installation warms up instead of calling its first posts a spike.
             let n = (i64::from(rule.baseline_minutes.max(1)) / window).max(1);
-            (0..n)
+            let all: Vec<(i64, f64)> = (0..n)
                 .rev()
                 .map(|w| {
                     windows
@@ -252,7 +254,12 @@ async fn observe(
                             )
                         })
                 })
-                .collect()
+                .collect();
+            let first = all
+                .iter()
+                .position(|(posts, _)| *posts > 0)
+                .unwrap_or(all.len());
+            all[first..].to_vec()
         } else {
             Vec::new()
         };
@@ -452,13 +459,27 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
             } else {
                 rule.threshold
             };
+            // The alert and its webhook deliveries are written by one statement, so a crash
+            // can never leave an alert that no subscriber will hear about.
+            let partial = json!({
+                "rule_id": rule.id, "rule_name": rule.name, "kind": rule.kind,
+                "severity": rule.severity, "dimension": rule.dimension, "key": o.key,
+                "status": "firing", "value": value, "threshold": threshold, "evidence": evidence,
+            });
             let inserted = client
                 .query_opt(
-                    "INSERT INTO alerts (rule_id, rule_name, kind, severity, dimension, key, value, threshold, evidence) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (rule_id, dimension, key) WHERE status <> 'resolved' DO NOTHING \
-                     RETURNING id, fired_at",
-                    &[&rule.id, &rule.name, &rule.kind, &rule.severity, &rule.dimension, &o.key, &value, &threshold, &evidence],
+                    "WITH a AS ( \
+                         INSERT INTO alerts (rule_id, rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (rule_id, dimension, key) WHERE status <> 'resolved' DO NOTHING \
+                         RETURNING id, fired_at), \
+                     d AS ( \
+                         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
+                         SELECT w.id, a.id, $10::jsonb || jsonb_build_object('id', a.id, 'fired_at', a.fired_at) \
+                         FROM a CROSS JOIN webhooks w \
+                         WHERE w.enabled AND (w.kinds IS NULL OR $3 = ANY(w.kinds))) \
+                     SELECT id, fired_at FROM a",
+                    &[&rule.id, &rule.name, &rule.kind, &rule.severity, &rule.dimension, &o.key, &value, &threshold, &evidence, &partial],
                 )
                 .await?;
             if let Some(row) = inserted {

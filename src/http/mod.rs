@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics_api;
 pub mod posts;
 pub mod request_id;
+pub mod webhooks_api;
 
 use std::sync::Arc;
 
@@ -69,6 +70,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(alerts_api::list_alerts)
         .service(alerts_api::acknowledge)
         .service(alerts_api::resolve)
+        .service(webhooks_api::create)
+        .service(webhooks_api::list)
+        .service(webhooks_api::remove)
+        .service(webhooks_api::deliveries)
         .route("/ws", web::get().to(crate::ws::connect));
 }
 
