@@ -21,7 +21,7 @@ pub async fn index() -> HttpResponse {
             "GET /api/v1/metrics/geo", "GET /api/v1/metrics/products",
             "GET /api/v1/metrics/channels", "GET /api/v1/metrics/timeseries",
             "GET /api/v1/trending/terms", "GET /api/v1/alert-rules", "GET /api/v1/alerts",
-            "GET /ws"
+            "GET /api/v1/webhooks", "GET /ws"
         ]
     }))
 }
