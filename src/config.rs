@@ -115,7 +115,7 @@ pub struct StoreSettings {
 pub struct MetricsSettings {
     /// A post with churn risk at or above this counts as high-churn.
     pub high_churn_threshold: f32,
-    /// Live metrics snapshots pushed to subscribers per second.
+    /// Live metrics snapshots pushed to subscribers per second (0 turns them off).
     pub updates_per_sec: f64,
 }
 

@@ -475,6 +475,21 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
         .as_str()
         .is_some_and(|e| !e.is_empty()));
 
+    // A new installation has no history: the spike and dip rules are still warming up, so
+    // only the negativity rule fired.
+    let kinds: Vec<String> = get(&app, "/api/v1/alerts").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["negativity"]);
+    assert_eq!(
+        env.post_count().await,
+        30,
+        "the pipeline went on regardless"
+    );
+
     receiver_handle.stop(false).await;
     app.shutdown().await;
 }

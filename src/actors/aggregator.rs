@@ -167,10 +167,13 @@ impl Actor for Aggregator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let rate = self.settings.metrics.updates_per_sec.clamp(0.1, 50.0);
-        ctx.run_interval(Duration::from_secs_f64(1.0 / rate), |this, ctx| {
-            this.refresh(ctx)
-        });
+        let rate = self.settings.metrics.updates_per_sec;
+        if rate > 0.0 {
+            let rate = rate.clamp(0.1, 50.0);
+            ctx.run_interval(Duration::from_secs_f64(1.0 / rate), |this, ctx| {
+                this.refresh(ctx)
+            });
+        }
         ctx.run_interval(TERM_FLUSH_INTERVAL, |this, ctx| this.flush_terms(ctx));
     }
 
