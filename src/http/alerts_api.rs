@@ -7,6 +7,7 @@ use serde_json::json;
 use tokio_postgres::types::ToSql;
 
 use super::error::ApiError;
+use super::sql::Conditions;
 use super::AppState;
 use crate::actors::alerter::{AlertRule, KINDS, RULE_COLUMNS};
 
@@ -315,43 +316,31 @@ pub async fn list_alerts(
             format!("status must be one of {STATUSES:?}"),
         ));
     }
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut clauses = Vec::new();
+    let mut conditions = Conditions::default();
     for (column, value) in [
-        ("status", &q.status),
-        ("kind", &q.kind),
-        ("severity", &q.severity),
-        ("dimension", &q.dimension),
-        ("key", &q.key),
+        ("status", q.status),
+        ("kind", q.kind),
+        ("severity", q.severity),
+        ("dimension", q.dimension),
+        ("key", q.key),
     ] {
         if let Some(v) = value {
-            params.push(Box::new(v.clone()));
-            clauses.push(format!("{column} = ${}", params.len()));
+            conditions.push(&format!("{column} ="), v);
         }
     }
     if let Some(rule) = q.rule_id {
-        params.push(Box::new(rule));
-        clauses.push(format!("rule_id = ${}", params.len()));
+        conditions.push("rule_id =", rule);
     }
     if let Some(before) = q.before {
-        params.push(Box::new(before));
-        clauses.push(format!("id < ${}", params.len()));
+        conditions.push("id <", before);
     }
-    params.push(Box::new(limit + 1));
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    let limit_param = conditions.bind(limit + 1);
     let sql = format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts {where_clause} ORDER BY id DESC LIMIT ${}",
-        params.len()
+        "SELECT {ALERT_COLUMNS} FROM alerts {} ORDER BY id DESC LIMIT {limit_param}",
+        conditions.where_sql()
     );
     let client = state.pool.get().await?;
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
+    let refs = conditions.params();
     let rows = client.query(&sql, &refs).await?;
     let has_more = rows.len() as i64 > limit;
     let items: Vec<serde_json::Value> = rows.iter().take(limit as usize).map(alert_json).collect();

@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics_api;
 pub mod posts;
 pub mod request_id;
+pub mod sql;
 pub mod webhooks_api;
 
 use std::sync::Arc;

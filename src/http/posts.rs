@@ -4,11 +4,11 @@ use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::ApiError;
 use super::filters::PostFilters;
+use super::sql::Conditions;
 use super::AppState;
 use crate::actors::messages::AnalyzedPost;
 
@@ -230,45 +230,28 @@ pub async fn list(
         None => None,
     };
 
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut clauses: Vec<String> = Vec::new();
+    let mut conditions = Conditions::default();
     for (column, value) in filters {
-        params.push(Box::new(value));
-        clauses.push(format!("{column} = ${}", params.len()));
+        conditions.push(&format!("{column} ="), value);
     }
     if let Some(from) = q.from {
-        params.push(Box::new(from));
-        clauses.push(format!("created_at >= ${}", params.len()));
+        conditions.push("created_at >=", from);
     }
     if let Some(to) = q.to {
-        params.push(Box::new(to));
-        clauses.push(format!("created_at < ${}", params.len()));
+        conditions.push("created_at <", to);
     }
     if let Some((created, id)) = cursor {
-        params.push(Box::new(created));
-        params.push(Box::new(id));
-        clauses.push(format!(
-            "(created_at, id) < (${}, ${})",
-            params.len() - 1,
-            params.len()
-        ));
+        let (created, id) = (conditions.bind(created), conditions.bind(id));
+        conditions.clause(format!("(created_at, id) < ({created}, {id})"));
     }
-    params.push(Box::new(limit + 1));
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    let limit_param = conditions.bind(limit + 1);
     let sql = format!(
-        "SELECT {POST_COLUMNS} FROM posts {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${}",
-        params.len()
+        "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit_param}",
+        conditions.where_sql()
     );
 
     let client = state.pool.get().await?;
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
+    let refs = conditions.params();
     let rows = client.query(&sql, &refs).await?;
     let has_more = rows.len() as i64 > limit;
     let items: Vec<PostView> = rows

@@ -1,0 +1,47 @@
+//! Query conditions with bound parameters, so handlers build dynamic filters without ever
+//! putting a value into SQL text.
+
+use tokio_postgres::types::ToSql;
+
+/// The conditions of a WHERE clause and the parameters they bind, numbered in order.
+#[derive(Default)]
+pub struct Conditions {
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+    clauses: Vec<String>,
+}
+
+impl Conditions {
+    /// Binds `value` and returns its placeholder (`$n`), for use in any part of the query.
+    pub fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    /// Adds the condition `<left> <placeholder of value>`, e.g. `left` = `"platform ="`.
+    pub fn push(&mut self, left: &str, value: impl ToSql + Sync + Send + 'static) {
+        let placeholder = self.bind(value);
+        self.clauses.push(format!("{left} {placeholder}"));
+    }
+
+    /// Adds a condition written with placeholders from [`Conditions::bind`].
+    pub fn clause(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
+    /// `WHERE a AND b ...`, or nothing when there is no condition.
+    pub fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The parameters, in placeholder order.
+    pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
