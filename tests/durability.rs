@@ -90,10 +90,15 @@ async fn sigterm_drains_in_flight_batches_and_exits_zero() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_restart_under_load_loses_nothing() {
-    let mut private = PrivateRedis::start();
-    let env = TestEnv::on(admin_url(), private.url()).await;
+/// Starts Pulse on `env`, produces 20,000 posts in paced chunks, calls `restart` once 3,000 are
+/// stored, and checks that every post is stored, nothing is pending or dead-lettered, and the
+/// process logged `felt` (so the restart really hit it).
+async fn survives_a_restart_under_load(
+    env: &TestEnv,
+    prefix: &'static str,
+    restart: impl FnOnce(),
+    felt: &str,
+) {
     let redis = env.redis().await;
     let process = PulseProcess::start(&env.env());
 
@@ -104,7 +109,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
             xadd_posts(
                 &producer_redis,
                 &stream,
-                "redis",
+                prefix,
                 chunk * 500..(chunk + 1) * 500,
             )
             .await;
@@ -117,7 +122,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
         })
         .await
     );
-    private.restart();
+    restart();
     producer.await.unwrap();
 
     let done = wait_until(Duration::from_secs(180), || async {
@@ -131,57 +136,23 @@ async fn a_redis_restart_under_load_loses_nothing() {
         env.pending(&redis).await,
         process.log_text()
     );
-    assert_eq!(dead_letters(&env, &redis).await, 0);
+    assert_eq!(dead_letters(env, &redis).await, 0);
     assert!(
-        process.log_text().contains("stream read failed"),
-        "the restart was felt by the reader"
+        process.log_text().contains(felt),
+        "the restart was felt: `{felt}` logged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_loses_nothing() {
+    let mut private = PrivateRedis::start();
+    let env = TestEnv::on(admin_url(), private.url()).await;
+    survives_a_restart_under_load(&env, "redis", || private.restart(), "stream read failed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_under_load_loses_nothing() {
     let private = PrivatePostgres::start();
     let env = TestEnv::on(private.url(), redis_url()).await;
-    let redis = env.redis().await;
-    let process = PulseProcess::start(&env.env());
-
-    let producer_redis = env.redis().await;
-    let stream = env.stream.clone();
-    let producer = tokio::spawn(async move {
-        for chunk in 0..40 {
-            xadd_posts(
-                &producer_redis,
-                &stream,
-                "pg",
-                chunk * 500..(chunk + 1) * 500,
-            )
-            .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await >= 3_000
-        })
-        .await
-    );
-    private.restart();
-    producer.await.unwrap();
-
-    let done = wait_until(Duration::from_secs(180), || async {
-        env.post_count().await == 20_000 && env.pending(&redis).await == 0
-    })
-    .await;
-    assert!(
-        done,
-        "stored {} pending {}\n{}",
-        env.post_count().await,
-        env.pending(&redis).await,
-        process.log_text()
-    );
-    assert_eq!(dead_letters(&env, &redis).await, 0);
-    assert!(
-        process.log_text().contains("store unavailable"),
-        "the restart was felt by the store"
-    );
+    survives_a_restart_under_load(&env, "pg", || private.restart(), "store unavailable").await;
 }

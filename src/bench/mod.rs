@@ -333,6 +333,25 @@ impl Handler<Committed> for LatencyRecorder {
     }
 }
 
+/// Starts Pulse on `stream` with a recorder of every committed post's latency.
+async fn start_recorded(
+    settings: &Settings,
+    db_url: &str,
+    stream: &str,
+    histogram: &Arc<Mutex<Histogram<u64>>>,
+) -> anyhow::Result<Application> {
+    let app = Application::build(
+        bench_settings(settings, db_url, stream),
+        ServeOptions::default(),
+    )
+    .await?;
+    let recorder = LatencyRecorder {
+        histogram: histogram.clone(),
+    };
+    app.pipeline().subscribe(recorder.start().recipient());
+    Ok(app)
+}
+
 fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
     let mut s = settings.clone();
     s.database.url = db_url.to_string();
@@ -358,18 +377,7 @@ async fn end_to_end(
     drop(events);
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
-    let app = Application::build(
-        bench_settings(settings, db_url, &stream),
-        ServeOptions::default(),
-    )
-    .await?;
-    app.pipeline().subscribe(
-        LatencyRecorder {
-            histogram: histogram.clone(),
-        }
-        .start()
-        .recipient(),
-    );
+    let app = start_recorded(settings, db_url, &stream, &histogram).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let stats =
@@ -407,18 +415,7 @@ async fn latency(
 ) -> anyhow::Result<()> {
     let stream = format!("pulse:bench:{run_id}:latency");
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let app = Application::build(
-        bench_settings(settings, db_url, &stream),
-        ServeOptions::default(),
-    )
-    .await?;
-    app.pipeline().subscribe(
-        LatencyRecorder {
-            histogram: histogram.clone(),
-        }
-        .start()
-        .recipient(),
-    );
+    let app = start_recorded(settings, db_url, &stream, &histogram).await?;
     let sent = producer::produce(
         redis,
         &stream,
