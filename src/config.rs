@@ -92,9 +92,52 @@ pub struct IngestSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AnalyzerSettings {
+    /// `onnx` (transformer bundles) or `lexicon`.
     pub backend: Backend,
-    /// Worker threads; 0 means one per core.
+    /// Worker threads (one ONNX session each); 0 means one per core.
     pub workers: usize,
+    /// Model bundle directories for the onnx backend; the first bundle providing a field wins.
+    pub bundles: Vec<PathBuf>,
+    /// Path of `libonnxruntime.so`; unset means the `ORT_DYLIB_PATH` environment variable.
+    pub onnxruntime: Option<PathBuf>,
+    /// Threads each session uses inside one operator.
+    pub intra_threads: usize,
+    /// Most texts per inference call (B).
+    pub batch_size: usize,
+    /// How long the ingester waits to fill a batch of `batch_size` posts (T), in milliseconds.
+    pub batch_wait_ms: u64,
+    /// Token limit per text; 0 keeps the bundle's own `max_length`.
+    pub max_length: usize,
+    /// When entries are older than this many seconds on arrival, new posts go to the lexicon
+    /// so Pulse never falls further behind; 0 turns the fallback off.
+    pub fallback_lag_secs: f64,
+    /// The model takes over again once arriving entries are at most this many seconds old.
+    pub recover_lag_secs: f64,
+}
+
+impl AnalyzerSettings {
+    /// The bundled model, as `scripts/models.sh` builds it (`PULSE_MODEL_DIR` when set).
+    pub fn default_bundle() -> PathBuf {
+        match std::env::var_os("PULSE_MODEL_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => PathBuf::from(".pulse/models/minilm-tweets-int8"),
+        }
+    }
+
+    /// What the transformer backend needs to load its sessions.
+    pub fn inference_options(&self) -> crate::analysis::transformer::InferenceOptions {
+        crate::analysis::transformer::InferenceOptions {
+            bundles: self
+                .bundles
+                .iter()
+                .map(|b| crate::analysis::transformer::resolve_bundle_dir(b))
+                .collect(),
+            onnxruntime: self.onnxruntime.clone(),
+            intra_threads: self.intra_threads,
+            batch_size: self.batch_size,
+            max_length: self.max_length,
+        }
+    }
 }
 
 /// The PostgreSQL writer and retention.
@@ -267,8 +310,16 @@ impl Default for IngestSettings {
 impl Default for AnalyzerSettings {
     fn default() -> Self {
         Self {
-            backend: Backend::Lexicon,
+            backend: Backend::Onnx,
             workers: 0,
+            bundles: vec![Self::default_bundle()],
+            onnxruntime: None,
+            intra_threads: 1,
+            batch_size: 32,
+            batch_wait_ms: 5,
+            max_length: 0,
+            fallback_lag_secs: 10.0,
+            recover_lag_secs: 2.0,
         }
     }
 }

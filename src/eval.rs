@@ -7,13 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::analysis::{self, Backend};
+use crate::analysis::{self, Backend, DecisionThresholds};
+use crate::config::AnalyzerSettings;
 use crate::models::Analysis;
 
-/// Toxicity at or above this counts as offensive when scoring the offensive task.
-pub const OFFENSIVE_THRESHOLD: f32 = 0.15;
-/// Toxicity at or above this counts as hateful when scoring the hate task (slurs and threats).
-pub const HATE_THRESHOLD: f32 = 0.8;
 /// Texts per analyzer call, as in the pipeline.
 const BATCH: usize = 500;
 
@@ -40,20 +37,21 @@ impl Task {
         }
     }
 
-    /// The label an analysis predicts; `none` when the emotion distribution is empty.
-    fn predict(self, a: &Analysis) -> &'static str {
+    /// The label an analysis predicts with the backend's thresholds; `none` when the emotion
+    /// distribution is empty.
+    pub fn predict(self, a: &Analysis, thresholds: DecisionThresholds) -> &'static str {
         match self {
             Task::Sentiment => a.sentiment_label.as_str(),
             Task::Emotion => a.emotions.dominant().map_or("none", |e| e.as_str()),
             Task::Offensive => {
-                if a.toxicity.get() >= OFFENSIVE_THRESHOLD {
+                if a.toxicity.get() >= thresholds.offensive {
                     "offensive"
                 } else {
                     "not-offensive"
                 }
             }
             Task::Hate => {
-                if a.toxicity.get() >= HATE_THRESHOLD {
+                if a.hate.get() >= thresholds.hate {
                     "hate"
                 } else {
                     "not-hate"
@@ -71,9 +69,21 @@ pub struct EvalArgs {
     /// A TSV file: `label<TAB>text` per line.
     #[arg(long)]
     pub data: PathBuf,
-    /// Analyzer backend to score.
-    #[arg(long, default_value = "lexicon")]
+    /// Analyzer backend to score: `onnx` (model bundles) or `lexicon`.
+    #[arg(long, default_value = "onnx")]
     pub backend: String,
+    /// Model bundle directory (repeatable); defaults to the bundled model.
+    #[arg(long = "bundle")]
+    pub bundles: Vec<PathBuf>,
+    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Inference threads per session.
+    #[arg(long, default_value_t = 2)]
+    pub intra_threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Scores of one run.
@@ -117,13 +127,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         texts.push(text.to_string());
     }
     anyhow::ensure!(!texts.is_empty(), "no examples in {}", args.data.display());
-    let mut analyzer = analysis::build(backend)?;
+    let mut settings = AnalyzerSettings {
+        intra_threads: args.intra_threads,
+        onnxruntime: args.onnxruntime.clone(),
+        ..AnalyzerSettings::default()
+    };
+    if !args.bundles.is_empty() {
+        settings.bundles = args.bundles.clone();
+    }
+    let mut analyzer = analysis::build(backend, &settings)?;
+    let thresholds = analyzer.decision_thresholds();
     let started = Instant::now();
     let mut predicted = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(BATCH) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for a in analyzer.analyze_batch(&refs) {
-            predicted.push(args.task.predict(&a));
+            predicted.push(args.task.predict(&a, thresholds));
         }
     }
     let texts_per_sec = texts.len() as f64 / started.elapsed().as_secs_f64();
@@ -134,7 +153,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         &predicted,
         texts_per_sec,
     );
-    print_report(&report, args.task);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, args.task);
+    }
     Ok(())
 }
 

@@ -62,6 +62,14 @@ pub mod names {
     pub const WS_MESSAGES_DROPPED: &str = "pulse_ws_messages_dropped_total";
     /// WebSocket upgrades refused, by `reason` (too_many_sessions, bad_handshake).
     pub const WS_REJECTED: &str = "pulse_ws_rejected_total";
+    /// 1 while new posts go to the lexicon because the model fell behind, else 0.
+    pub const ANALYZER_FALLBACK: &str = "pulse_analyzer_fallback_active";
+    /// Switches between the model and the lexicon fallback, by `to` (lexicon, model).
+    pub const ANALYZER_SWITCHES: &str = "pulse_analyzer_switches_total";
+    /// Age of the oldest entry of a batch when the ingester routes it, in seconds.
+    pub const INGEST_ENTRY_AGE_SECONDS: &str = "pulse_ingest_entry_age_seconds";
+    /// Texts analysed synchronously through `POST /api/v1/analyze`.
+    pub const HTTP_ANALYZED_TEXTS: &str = "pulse_http_analyzed_texts_total";
 }
 
 /// Latency buckets in seconds, from sub-millisecond to tens of seconds.

@@ -3,33 +3,45 @@
 //! a batch never runs on the I/O thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{
-    AnalyzeBatch, AnalyzeError, AnalyzedBatch, AnalyzedPost, InjectFault, Rejected,
-    StreamedEngagement,
+    AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
+    InjectFault, Rejected, StreamedEngagement,
 };
 use crate::analysis::{self, Analyzer, Backend};
+use crate::config::AnalyzerSettings;
 use crate::models::{Event, EventError};
 use crate::telemetry::names;
 
 /// One worker of the pool.
 pub struct AnalyzerWorker {
     backend: Backend,
+    settings: Arc<AnalyzerSettings>,
     analyzer: Box<dyn Analyzer>,
     fail_next: bool,
 }
 
 impl AnalyzerWorker {
     /// Builds a worker; the backend was already checked to load at start-up.
-    pub fn new(backend: Backend) -> Self {
-        let analyzer = analysis::build(backend).expect("analyzer backend failed to load");
+    pub fn new(backend: Backend, settings: Arc<AnalyzerSettings>) -> Self {
+        let analyzer =
+            analysis::build(backend, &settings).expect("analyzer backend failed to load");
         Self {
             backend,
+            settings,
             analyzer,
             fail_next: false,
+        }
+    }
+
+    /// Replaces a backend that panicked (it may hold broken state) with a fresh one.
+    fn rebuild(&mut self) {
+        if let Ok(fresh) = analysis::build(self.backend, &self.settings) {
+            self.analyzer = fresh;
         }
     }
 
@@ -94,10 +106,27 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
                 let reason = panic_message(&panic);
                 tracing::error!(%reason, entries = msg.0.len(), "analyzer panicked; restarting its backend");
                 metrics::counter!(names::ACTOR_RESTARTS, "actor" => "analyzer").increment(1);
-                // A backend that panicked may hold broken state: start from a fresh one.
-                if let Ok(fresh) = analysis::build(self.backend) {
-                    self.analyzer = fresh;
-                }
+                self.rebuild();
+                Err(AnalyzeError(reason))
+            }
+        }
+    }
+}
+
+impl Handler<AnalyzeTexts> for AnalyzerWorker {
+    type Result = Result<AnalyzedTexts, AnalyzeError>;
+
+    fn handle(&mut self, msg: AnalyzeTexts, _: &mut Self::Context) -> Self::Result {
+        let texts: Vec<&str> = msg.0.iter().map(String::as_str).collect();
+        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_batch(&texts))) {
+            Ok(analyses) => Ok(AnalyzedTexts {
+                analyses,
+                thresholds: self.analyzer.decision_thresholds(),
+            }),
+            Err(panic) => {
+                let reason = panic_message(&panic);
+                tracing::error!(%reason, texts = texts.len(), "analyzer panicked on direct texts");
+                self.rebuild();
                 Err(AnalyzeError(reason))
             }
         }

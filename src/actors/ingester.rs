@@ -24,6 +24,7 @@ use fred::prelude::*;
 use fred::types::streams::XID;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::adaptive::{AdaptiveRoute, Route};
 use super::analyzer::AnalyzerWorker;
 use super::messages::{
     AnalyzeBatch, AnalyzedBatch, Committed, Drain, DrainReport, InjectFault, RawEntry,
@@ -54,6 +55,10 @@ pub struct IngestContext {
     /// Shared connection for acknowledgements, dead letters and claims.
     pub redis: Client,
     pub analyzer: Supervised<AnalyzerWorker>,
+    /// The lexicon pool that takes new posts while the model is behind, if any.
+    pub fallback: Option<Supervised<AnalyzerWorker>>,
+    /// Which of the two pools gets the next batch.
+    pub route: AdaptiveRoute,
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
     in_flight: AtomicUsize,
@@ -69,15 +74,19 @@ impl IngestContext {
         reader: Client,
         redis: Client,
         analyzer: Supervised<AnalyzerWorker>,
+        fallback: Option<Supervised<AnalyzerWorker>>,
         store: Supervised<Store>,
     ) -> Self {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
+        let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
         Self {
             settings,
             consumer,
             reader,
             redis,
             analyzer,
+            fallback,
+            route,
             store,
             credits,
             in_flight: AtomicUsize::new(0),
@@ -248,6 +257,8 @@ async fn read_loop(ctx: Arc<IngestContext>) {
                 if own_pending_from.is_some() {
                     own_pending_from = entries.last().map(|e| e.id.clone());
                     fill_delivery_counts(&ctx, &mut entries).await;
+                } else {
+                    fill_batch(&ctx, &mut entries, want).await;
                 }
                 dispatch(&ctx, entries, permit);
             }
@@ -267,6 +278,52 @@ async fn read_loop(ctx: Arc<IngestContext>) {
         }
     }
     tracing::info!(consumer = %ctx.consumer, "ingester stopped reading");
+}
+
+/// Dynamic batching: a read that returned fewer than `analyzer.batch_size` new entries waits
+/// up to `analyzer.batch_wait_ms` for more, so the model runs on full batches under load while
+/// a lone post is still analysed within milliseconds. Off for the lexicon, which gains nothing
+/// from batching.
+async fn fill_batch(ctx: &IngestContext, entries: &mut Vec<RawEntry>, credits: usize) {
+    let analyzer = &ctx.settings.analyzer;
+    let target = analyzer.batch_size.min(credits);
+    if analyzer.backend == crate::analysis::Backend::Lexicon
+        || analyzer.batch_wait_ms == 0
+        || entries.is_empty()
+        || entries.len() >= target
+    {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_millis(analyzer.batch_wait_ms);
+    while entries.len() < target && ctx.running() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let reply: Result<Value, Error> = ctx
+            .reader
+            .xreadgroup(
+                ctx.group(),
+                ctx.consumer.as_str(),
+                Some((target - entries.len()) as u64),
+                Some(left.as_millis().max(1) as u64),
+                false,
+                ctx.stream(),
+                XID::from(">"),
+            )
+            .await;
+        match reply {
+            Ok(value) => {
+                let more = parse_read_reply(value);
+                if more.is_empty() {
+                    break;
+                }
+                entries.extend(more);
+            }
+            // What was read so far is dispatched; the main loop handles the error.
+            Err(_) => break,
+        }
+    }
 }
 
 /// Waits for at least one credit, then takes as many more as are free, up to a read batch.
@@ -430,8 +487,26 @@ enum Attempt {
     Unavailable(&'static str),
 }
 
+/// The pool for a batch: the model, or the lexicon while entries arrive too old.
+fn pool_for<'a>(ctx: &'a IngestContext, entries: &[RawEntry]) -> &'a Supervised<AnalyzerWorker> {
+    let Some(fallback) = &ctx.fallback else {
+        return &ctx.analyzer;
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let Some(oldest) = entries.iter().filter_map(RawEntry::added_at_ms).min() else {
+        return &ctx.analyzer;
+    };
+    let age = (now_ms - oldest).max(0) as f64 / 1000.0;
+    metrics::histogram!(names::INGEST_ENTRY_AGE_SECONDS).record(age);
+    match ctx.route.route(age) {
+        Route::Model => &ctx.analyzer,
+        Route::Lexicon => fallback,
+    }
+}
+
 async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
-    let analyzed = match ctx.analyzer.addr().send(AnalyzeBatch(entries)).await {
+    let pool = pool_for(ctx, &entries);
+    let analyzed = match pool.addr().send(AnalyzeBatch(entries)).await {
         Ok(Ok(batch)) => Arc::new(batch),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(_) => return Attempt::Unavailable("analyzer"),

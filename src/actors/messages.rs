@@ -97,6 +97,18 @@ pub struct AnalyzedBatch {
 #[error("analyzer failed: {0}")]
 pub struct AnalyzeError(pub String);
 
+/// Analyse texts given directly, outside the stream (the synchronous analyze endpoint).
+#[derive(Message)]
+#[rtype(result = "Result<AnalyzedTexts, AnalyzeError>")]
+pub struct AnalyzeTexts(pub Vec<String>);
+
+/// Analyses of [`AnalyzeTexts`], in order, with the backend's decision thresholds.
+#[derive(Debug, Clone)]
+pub struct AnalyzedTexts {
+    pub analyses: Vec<crate::models::Analysis>,
+    pub thresholds: crate::analysis::DecisionThresholds,
+}
+
 /// Write a batch in one statement (sent to the store).
 #[derive(Message)]
 #[rtype(result = "Result<StoreOutcome, StoreError>")]

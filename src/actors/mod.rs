@@ -2,6 +2,7 @@
 //! starts and wires them: ingester -> analyzer pool -> store, with retention and a watchdog
 //! beside them.
 
+pub mod adaptive;
 pub mod aggregator;
 pub mod alerter;
 pub mod analyzer;
@@ -26,6 +27,7 @@ use self::monitor::GroupMonitor;
 use self::retention::Retention;
 use self::store::Store;
 use self::supervisor::{Supervised, Watchdog};
+use crate::analysis::Backend;
 use crate::config::Settings;
 
 /// A pipeline stage, for fault injection in tests.
@@ -56,16 +58,32 @@ impl Pipeline {
         redis: fred::clients::Client,
     ) -> anyhow::Result<Pipeline> {
         let backend = settings.analyzer.backend;
+        let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error
         // instead of panicking inside a worker thread.
-        let probe = crate::analysis::build(backend)?;
+        let probe = crate::analysis::build(backend, &analyzer_settings)?;
         tracing::info!(model = probe.model(), "analyzer backend loaded");
         drop(probe);
 
         let workers = Settings::threads_or_cores(settings.analyzer.workers);
+        let model_settings = analyzer_settings.clone();
         let analyzer = Supervised::start("analyzer", move || {
-            SyncArbiter::start(workers, move || AnalyzerWorker::new(backend))
+            let settings = model_settings.clone();
+            SyncArbiter::start(workers, move || {
+                AnalyzerWorker::new(backend, settings.clone())
+            })
         });
+        // The lexicon pool that takes new posts while the model is behind.
+        let fallback = (backend != Backend::Lexicon && settings.analyzer.fallback_lag_secs > 0.0)
+            .then(|| {
+                let settings = analyzer_settings.clone();
+                Supervised::start("fallback analyzer", move || {
+                    let settings = settings.clone();
+                    SyncArbiter::start(1, move || {
+                        AnalyzerWorker::new(Backend::Lexicon, settings.clone())
+                    })
+                })
+            });
         let store_pool = pool.clone();
         let stream = settings.redis.stream.clone();
         let high_churn = settings.metrics.high_churn_threshold;
@@ -82,6 +100,7 @@ impl Pipeline {
             reader,
             redis,
             analyzer.clone(),
+            fallback.clone(),
             store.clone(),
         ));
         let ingest_ctx = ingest.clone();
@@ -89,12 +108,15 @@ impl Pipeline {
             Ingester::new(ingest_ctx.clone()).start()
         });
 
-        let watchdog = Watchdog::new(vec![
+        let mut watched: Vec<Box<dyn supervisor::Watched>> = vec![
             Box::new(ingester.clone()),
             Box::new(analyzer.clone()),
             Box::new(store.clone()),
-        ])
-        .start();
+        ];
+        if let Some(fallback) = &fallback {
+            watched.push(Box::new(fallback.clone()));
+        }
+        let watchdog = Watchdog::new(watched).start();
         let retention = Retention::new(
             pool,
             settings.store.retention_days,

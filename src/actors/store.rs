@@ -18,13 +18,14 @@ WITH p AS (
     INSERT INTO posts (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
         product, channel, parent_id, url, likes, shares, comments, views,
-        sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id)
+        sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id,
+        hate)
     SELECT * FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::int8[], $15::int8[], $16::int8[], $17::int8[],
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
-        $24::text[], $25::text[])
+        $24::text[], $25::text[], $35::float4[])
     ON CONFLICT (id) DO NOTHING
     RETURNING id, created_at, platform, city, country, product, channel,
               sentiment_label, sentiment_score, toxicity, churn_risk, emotion
@@ -246,6 +247,7 @@ pub async fn write_batch(
     });
     let toxicity: Vec<f32> = posts.iter().map(|p| p.analysis.toxicity.get()).collect();
     let churn: Vec<f32> = posts.iter().map(|p| p.analysis.churn_risk.get()).collect();
+    let hate: Vec<f32> = posts.iter().map(|p| p.analysis.hate.get()).collect();
     let models: Vec<&str> = posts.iter().map(|p| p.analysis.model.as_str()).collect();
     let post_entries: Vec<&str> = posts.iter().map(|p| p.entry_id.as_str()).collect();
 
@@ -306,6 +308,7 @@ pub async fn write_batch(
                 &counts,
                 &eng_entries,
                 &high_churn,
+                &hate,
             ],
         )
         .await

@@ -30,12 +30,13 @@
 //!
 //!   ```text
 //!   intent   = 1 - prod(1 - w_j)          over non-negated churn-intent cues (w_j >= 0.6)
-//!   distress = NEGATIVITY_WEIGHT * max(0, -c) + ANGER_WEIGHT * anger      (in 0..=1)
+//!   distress = NEGATIVITY_WEIGHT * negativity + ANGER_WEIGHT * anger      (in 0..=1)
 //!   churn    = intent + (1 - intent) * distress    when intent > 0
 //!   churn    = NO_INTENT_SCALE * distress          otherwise
 //!   ```
 //!
-//!   where `anger` is the anger share of the emotion distribution. An intent phrase alone
+//!   where `negativity` is `max(0, -c)` here and P(negative) with a transformer bundle, and
+//!   `anger` is the anger share of the emotion distribution. An intent phrase alone
 //!   gives at least 0.6, negativity and anger push it towards 1, and a complaint without
 //!   intent stays at or below `NO_INTENT_SCALE`. A positive text without intent scores 0.
 
@@ -1388,22 +1389,52 @@ impl LexiconAnalyzer {
         let emotions = emotion_scores(totals.emotion);
         let toxicity = 1.0 - totals.non_toxic;
         let intent = 1.0 - totals.no_intent;
-        let distress =
-            NEGATIVITY_WEIGHT * (-compound).max(0.0) + ANGER_WEIGHT * emotions.anger.get();
-        let churn = if intent > 0.0 {
-            intent + (1.0 - intent) * distress
-        } else {
-            NO_INTENT_SCALE * distress
-        };
+        let churn = churn_risk(intent, (-compound).max(0.0), emotions.anger.get());
 
         Analysis {
             sentiment_label: sentiment_label(compound),
             sentiment_score: SentimentScore::new(compound),
             emotions,
             toxicity: Probability::new(toxicity),
+            // The cue lists do not tell hate from other abuse: slurs and threats are the
+            // cues that reach the hate threshold.
+            hate: Probability::new(toxicity),
             churn_risk: Probability::new(churn),
             model: MODEL_NAME.to_string(),
         }
+    }
+
+    /// The cue scores alone (no VADER): churn intent and toxicity, for backends that bring
+    /// their own sentiment and emotions but share the churn formula.
+    pub fn cues(&mut self, text: &str) -> Cues {
+        let text = truncate(text, MAX_ANALYZED_BYTES);
+        self.scratch.tokenize(text);
+        let totals = self.lexicon.score(&mut self.scratch, text);
+        Cues {
+            intent: 1.0 - totals.no_intent,
+            toxicity: 1.0 - totals.non_toxic,
+        }
+    }
+}
+
+/// Cue scores of one text, see [`LexiconAnalyzer::cues`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cues {
+    /// Churn intent in 0..=1 (0 when no non-negated intent phrase is present).
+    pub intent: f32,
+    /// Noisy-OR toxicity of the toxic cues.
+    pub toxicity: f32,
+}
+
+/// Churn risk in 0..=1 from churn intent, negativity (0..=1) and the anger share, as the
+/// module documentation gives it. Every backend uses this one formula.
+pub fn churn_risk(intent: f32, negativity: f32, anger: f32) -> f32 {
+    let distress =
+        NEGATIVITY_WEIGHT * negativity.clamp(0.0, 1.0) + ANGER_WEIGHT * anger.clamp(0.0, 1.0);
+    if intent > 0.0 {
+        intent + (1.0 - intent) * distress
+    } else {
+        NO_INTENT_SCALE * distress
     }
 }
 

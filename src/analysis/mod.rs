@@ -1,8 +1,12 @@
 //! Text analyzers behind one trait, so backends (the built-in lexicon, ONNX transformer
 //! bundles) can be swapped without touching the actors that call them.
 
+pub mod bundle;
 pub mod lexicon;
+pub mod runtime;
+pub mod transformer;
 
+use crate::config::AnalyzerSettings;
 use crate::models::Analysis;
 
 /// A text analyzer. One instance lives on one worker thread, so it may keep scratch buffers
@@ -13,6 +17,36 @@ pub trait Analyzer: Send + 'static {
 
     /// Analyses a batch of texts; returns exactly one analysis per text, in order.
     fn analyze_batch(&mut self, texts: &[&str]) -> Vec<Analysis>;
+
+    /// Probabilities at which this backend calls a post offensive or hateful.
+    fn decision_thresholds(&self) -> DecisionThresholds {
+        DecisionThresholds::LEXICON
+    }
+}
+
+/// Probabilities at which a post counts as offensive (toxicity) or hateful (hate), as tuned
+/// for each backend; evaluation and badges use them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct DecisionThresholds {
+    pub offensive: f32,
+    pub hate: f32,
+}
+
+impl DecisionThresholds {
+    /// The lexicon's: any strong swear or insult is offensive; only slurs and threats are hate.
+    pub const LEXICON: DecisionThresholds = DecisionThresholds {
+        offensive: 0.15,
+        hate: 0.8,
+    };
+}
+
+impl Default for DecisionThresholds {
+    fn default() -> Self {
+        DecisionThresholds {
+            offensive: 0.5,
+            hate: 0.5,
+        }
+    }
 }
 
 /// Which backend the analyzer pool runs.
@@ -21,11 +55,17 @@ pub trait Analyzer: Send + 'static {
 pub enum Backend {
     /// The built-in lexicon analyzer: fast, no model files.
     Lexicon,
+    /// Transformer model bundles run with ONNX Runtime.
+    Onnx,
 }
 
-/// Builds a fresh analyzer for a worker thread (also used to restart one after a panic).
-pub fn build(backend: Backend) -> anyhow::Result<Box<dyn Analyzer>> {
+/// Builds a fresh analyzer of `backend` for a worker thread (also used to restart one after a
+/// panic).
+pub fn build(backend: Backend, settings: &AnalyzerSettings) -> anyhow::Result<Box<dyn Analyzer>> {
     match backend {
         Backend::Lexicon => Ok(Box::new(lexicon::LexiconAnalyzer::new())),
+        Backend::Onnx => Ok(Box::new(transformer::TransformerAnalyzer::load(
+            &settings.inference_options(),
+        )?)),
     }
 }

@@ -5,6 +5,7 @@
 //! throughput as a fraction of the slowest ceiling, and peak resident memory; (d) the
 //! WebSocket layer (see [`websocket`]).
 
+pub mod model;
 pub mod websocket;
 
 use std::sync::{Arc, Mutex};
@@ -49,13 +50,17 @@ pub struct BenchArgs {
     pub only: Option<Part>,
     #[command(flatten)]
     pub ws: websocket::WsBenchArgs,
+    #[command(flatten)]
+    pub model: model::ModelBenchArgs,
 }
 
 /// The parts of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Part {
-    /// Ceilings, end-to-end throughput and latency of the pipeline.
+    /// Ceilings, end-to-end throughput and latency of the pipeline (lexicon backend).
     Pipeline,
+    /// The transformer model: raw ONNX Runtime ceiling, pipeline throughput, memory.
+    Model,
     /// WebSocket latency, fan-out and memory.
     Websocket,
 }
@@ -79,6 +84,7 @@ pub struct BenchReport {
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
     pub peak_rss_mb: f64,
+    pub model: Option<model::ModelReport>,
     pub websocket: Option<websocket::WsReport>,
 }
 
@@ -97,11 +103,20 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         latency_rate: args.latency_rate,
         ..Default::default()
     };
+    let runs = |part: Part| args.only.is_none() || args.only == Some(part);
     let result = async {
-        if args.only != Some(Part::Websocket) {
-            pipeline(&settings, &db_url, &redis, &run_id, &args, &mut report).await?;
+        if runs(Part::Pipeline) {
+            // The pipeline figures are the lexicon's: the plumbing's own ceiling.
+            let mut lexicon = settings.clone();
+            lexicon.analyzer.backend = analysis::Backend::Lexicon;
+            pipeline(&lexicon, &db_url, &redis, &run_id, &args, &mut report).await?;
         }
-        if args.only != Some(Part::Pipeline) {
+        if runs(Part::Model) {
+            eprintln!("model runs");
+            report.model =
+                Some(model::run(&settings, &db_url, &redis, &run_id, &args.model).await?);
+        }
+        if runs(Part::Websocket) {
             eprintln!("websocket runs");
             report.websocket = Some(
                 websocket::run(&db_url, &redis, &settings.redis.url, &run_id, &args.ws).await?,
@@ -113,8 +128,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     drop_database(&admin_url, &database).await;
     result?;
 
-    if args.only != Some(Part::Websocket) {
+    if runs(Part::Pipeline) {
         println!("{}", markdown(&report));
+    }
+    if let Some(m) = &report.model {
+        println!("{}", model::markdown(m));
     }
     if let Some(ws) = &report.websocket {
         println!("{}", websocket::markdown(ws));
@@ -174,7 +192,7 @@ async fn pipeline(
     Ok(())
 }
 
-fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
+pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
     let mut generator = producer::generator(&ProduceOptions {
         rate: 1_000.0,
         total: None,
@@ -188,7 +206,11 @@ fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-async fn raw_xadd(redis: &Client, stream: &str, events: &[String]) -> anyhow::Result<f64> {
+pub(crate) async fn raw_xadd(
+    redis: &Client,
+    stream: &str,
+    events: &[String],
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     for chunk in events.chunks(RAW_BATCH) {
         producer::xadd_events(redis, stream, chunk).await?;
@@ -241,7 +263,8 @@ fn analyze_all(settings: &Settings, events: &[String]) -> anyhow::Result<(Vec<An
             .map(|part| {
                 scope.spawn(move || {
                     let mut analyzer =
-                        analysis::build(settings.analyzer.backend).expect("backend loads");
+                        analysis::build(settings.analyzer.backend, &settings.analyzer)
+                            .expect("backend loads");
                     part.chunks(RAW_BATCH)
                         .flat_map(|batch| {
                             let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
@@ -484,7 +507,7 @@ async fn drop_database(url: &str, name: &str) {
     }
 }
 
-async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
+pub(crate) async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     Ok(client
@@ -493,7 +516,7 @@ async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
         .get(0))
 }
 
-async fn truncate(db_url: &str) -> anyhow::Result<()> {
+pub(crate) async fn truncate(db_url: &str) -> anyhow::Result<()> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     client.batch_execute("TRUNCATE posts, engagements").await?;

@@ -3,6 +3,7 @@
 //! `x-request-id`.
 
 pub mod alerts_api;
+pub mod analyze;
 pub mod error;
 pub mod events;
 pub mod filters;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::ready)
         .service(health::prometheus)
         .service(events::create)
+        .service(analyze::analyze)
         .service(posts::list)
         .service(posts::get_one)
         .service(metrics_api::overall)

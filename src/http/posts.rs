@@ -19,7 +19,8 @@ pub const MAX_PAGE_SIZE: i64 = 500;
 
 const POST_COLUMNS: &str = "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
-    sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, ingested_at";
+    sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
+    ingested_at";
 
 /// Filters of the post listing; every one is optional.
 #[derive(Debug, Deserialize)]
@@ -83,15 +84,16 @@ impl PostView {
             parent_id: row.get("parent_id"),
             url: row.get("url"),
             metrics,
-            analysis: analysis_json(
-                row.get("sentiment_label"),
-                row.get("sentiment_score"),
-                row.get("emotions"),
-                row.get("emotion"),
-                row.get("toxicity"),
-                row.get("churn_risk"),
-                row.get("model"),
-            ),
+            analysis: analysis_json(AnalysisColumns {
+                label: row.get("sentiment_label"),
+                score: row.get("sentiment_score"),
+                emotions: row.get("emotions"),
+                emotion: row.get("emotion"),
+                toxicity: row.get("toxicity"),
+                hate: row.get("hate"),
+                churn_risk: row.get("churn_risk"),
+                model: row.get("model"),
+            }),
             ingested_at: row.get("ingested_at"),
         }
     }
@@ -123,15 +125,16 @@ impl PostView {
                     Some(saturating_i64(m.views)),
                 )
             }),
-            analysis: analysis_json(
-                analysis.sentiment_label.as_str(),
-                analysis.sentiment_score.get(),
-                serde_json::to_value(analysis.emotions).unwrap_or_default(),
-                analysis.emotions.dominant().map(|e| e.as_str()),
-                analysis.toxicity.get(),
-                analysis.churn_risk.get(),
-                &analysis.model,
-            ),
+            analysis: analysis_json(AnalysisColumns {
+                label: analysis.sentiment_label.as_str(),
+                score: analysis.sentiment_score.get(),
+                emotions: serde_json::to_value(analysis.emotions).unwrap_or_default(),
+                emotion: analysis.emotions.dominant().map(|e| e.as_str()),
+                toxicity: analysis.toxicity.get(),
+                hate: analysis.hate.get(),
+                churn_risk: analysis.churn_risk.get(),
+                model: &analysis.model,
+            }),
             ingested_at,
         }
     }
@@ -159,22 +162,27 @@ fn metrics_json(
     json!({"likes": likes, "shares": shares, "comments": comments, "views": views})
 }
 
-fn analysis_json(
-    label: &str,
+/// The analysis columns of a post, from a row or from the pipeline.
+struct AnalysisColumns<'a> {
+    label: &'a str,
     score: f32,
     emotions: serde_json::Value,
-    emotion: Option<&str>,
+    emotion: Option<&'a str>,
     toxicity: f32,
+    hate: f32,
     churn_risk: f32,
-    model: &str,
-) -> serde_json::Value {
+    model: &'a str,
+}
+
+fn analysis_json(a: AnalysisColumns<'_>) -> serde_json::Value {
     json!({
-        "sentiment": {"label": label, "score": score},
-        "emotions": emotions,
-        "emotion": emotion,
-        "toxicity": toxicity,
-        "churn_risk": churn_risk,
-        "model": model,
+        "sentiment": {"label": a.label, "score": a.score},
+        "emotions": a.emotions,
+        "emotion": a.emotion,
+        "toxicity": a.toxicity,
+        "hate": a.hate,
+        "churn_risk": a.churn_risk,
+        "model": a.model,
     })
 }
 

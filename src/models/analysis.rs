@@ -135,6 +135,9 @@ pub struct Analysis {
     pub sentiment_score: SentimentScore,
     pub emotions: EmotionScores,
     pub toxicity: Probability,
+    /// Probability that the post is hate speech (a narrower call than toxicity).
+    #[serde(default)]
+    pub hate: Probability,
     pub churn_risk: Probability,
     /// Name and version of the model, e.g. `lexicon-vader@1`.
     pub model: String,

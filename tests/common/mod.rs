@@ -83,6 +83,8 @@ impl TestEnv {
         s.http.listen = "127.0.0.1:0".into();
         s.http.workers = 1;
         s.analyzer.workers = 1;
+        // The lexicon keeps pipeline tests fast; the model tests opt in with `with_model`.
+        s.analyzer.backend = pulse::analysis::Backend::Lexicon;
         s.ingest.claim_idle_ms = 1_000;
         s.ingest.claim_interval_ms = 500;
         s.ingest.block_ms = 200;
@@ -102,6 +104,7 @@ impl TestEnv {
             ("PULSE_REDIS__GROUP".into(), self.group.clone()),
             ("PULSE_HTTP__WORKERS".into(), "1".into()),
             ("PULSE_ANALYZER__WORKERS".into(), "1".into()),
+            ("PULSE_ANALYZER__BACKEND".into(), "lexicon".into()),
             ("PULSE_INGEST__CLAIM_IDLE_MS".into(), "1000".into()),
             ("PULSE_INGEST__CLAIM_INTERVAL_MS".into(), "500".into()),
             ("PULSE_INGEST__BLOCK_MS".into(), "200".into()),
