@@ -78,6 +78,7 @@ def bundle_dirs(out: Path) -> dict[str, Path]:
 def write_meta(src: Path, dst: Path, precision: str) -> None:
     meta = json.loads((src / "pulse-model.json").read_text())
     by_precision = meta.pop("metrics_by_precision", None)
+    meta.pop("training", None)  # provenance; stays in the repository's copy
     out = {"name": meta.get("name", NAME), "version": meta.get("version", "1.0.0"), "precision": precision}
     out.update({k: v for k, v in meta.items() if k not in out})
     if by_precision and precision in by_precision:
