@@ -42,6 +42,7 @@ dashboard_url() {
 
 source scripts/toolchain.sh build
 source scripts/services.sh
+source scripts/models.sh
 
 build_frontend
 

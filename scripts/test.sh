@@ -4,7 +4,7 @@
 #
 #   bash scripts/test.sh [test runner arguments, e.g. a test name filter]
 #
-# The tests see DATABASE_URL, REDIS_URL and PULSE_PG_BIN (the directory with initdb/pg_ctl/
+# The tests see DATABASE_URL, REDIS_URL, ORT_DYLIB_PATH, PULSE_MODEL_DIR and PULSE_PG_BIN (initdb/pg_ctl/
 # postgres, for tests that start throwaway clusters). CARGO_TARGET_DIR is honoured as cargo
 # always does. The last lines printed are the test runner's own summary.
 set -euo pipefail
@@ -37,6 +37,8 @@ has_lib_target() {
 
 source scripts/toolchain.sh dev
 source scripts/services.sh
+# The bundled model and ONNX Runtime (exports ORT_DYLIB_PATH and PULSE_MODEL_DIR for the tests).
+source scripts/models.sh
 echo "==> target dir: ${CARGO_TARGET_DIR:-target}" >&2
 
 step cargo fmt --all -- --check

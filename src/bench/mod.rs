@@ -5,6 +5,7 @@
 //! throughput as a fraction of the slowest ceiling, and peak resident memory; (d) the
 //! WebSocket layer (see [`websocket`]).
 
+pub mod alerts;
 pub mod model;
 pub mod websocket;
 
@@ -52,6 +53,8 @@ pub struct BenchArgs {
     pub ws: websocket::WsBenchArgs,
     #[command(flatten)]
     pub model: model::ModelBenchArgs,
+    #[command(flatten)]
+    pub alerts: alerts::AlertBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -63,6 +66,8 @@ pub enum Part {
     Model,
     /// WebSocket latency, fan-out and memory.
     Websocket,
+    /// Time from a negativity spike to its WebSocket alert under load.
+    Alerts,
 }
 
 /// Every figure of one run.
@@ -86,6 +91,7 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
     pub model: Option<model::ModelReport>,
     pub websocket: Option<websocket::WsReport>,
+    pub alerts: Option<alerts::AlertReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -122,6 +128,12 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                 websocket::run(&db_url, &redis, &settings.redis.url, &run_id, &args.ws).await?,
             );
         }
+        if runs(Part::Alerts) {
+            eprintln!("alert runs");
+            report.alerts = Some(
+                alerts::run(&db_url, &redis, &settings.redis.url, &run_id, &args.alerts).await?,
+            );
+        }
         anyhow::Ok(())
     }
     .await;
@@ -136,6 +148,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(ws) = &report.websocket {
         println!("{}", websocket::markdown(ws));
+    }
+    if let Some(a) = &report.alerts {
+        println!("{}", alerts::markdown(a));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;

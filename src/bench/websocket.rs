@@ -59,13 +59,20 @@ pub struct WsReport {
 }
 
 /// A `pulse serve` child process on a free port.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
 }
 
 impl Server {
-    fn start(db_url: &str, redis_url: &str, stream: &str) -> anyhow::Result<Server> {
+    /// A `pulse serve` child on `stream` with the lexicon analyzer (these runs measure the
+    /// live layer, not the model) and `extra` settings as environment variables.
+    pub(crate) fn start(
+        db_url: &str,
+        redis_url: &str,
+        stream: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .env("DATABASE_URL", db_url)
@@ -74,6 +81,8 @@ impl Server {
             .env("PULSE_LISTEN", "127.0.0.1:0")
             .env("PULSE_LOG", "warn,pulse::app=info")
             .env("PULSE_LOG_FORMAT", "text")
+            .env("PULSE_ANALYZER__BACKEND", "lexicon")
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -252,7 +261,7 @@ pub async fn run(
     // Latency and fan-out: every subscriber gets every post.
     {
         let stream = format!("pulse:bench:{run_id}:ws-latency");
-        let server = Server::start(db_url, redis_url, &stream)?;
+        let server = Server::start(db_url, redis_url, &stream, &[])?;
         let tally = Arc::new(Tally::default());
         let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -296,7 +305,7 @@ pub async fn run(
     // Memory: many subscribers, each with metrics updates and a filtered post stream.
     {
         let stream = format!("pulse:bench:{run_id}:ws-memory");
-        let server = Server::start(db_url, redis_url, &stream)?;
+        let server = Server::start(db_url, redis_url, &stream, &[])?;
         producer::produce(
             redis,
             &stream,
