@@ -171,6 +171,15 @@ impl Calibration {
         serde_json::from_str(BUILT_IN).unwrap_or_default()
     }
 
+    /// The built-in calibration, parsed once per process.
+    pub fn shared() -> std::sync::Arc<Calibration> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<Calibration>> =
+            std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| std::sync::Arc::new(Calibration::built_in()))
+            .clone()
+    }
+
     /// Fits the residual bins from samples (the model parameters stay as they are).
     pub fn fit_bins(&mut self, samples: &[Sample]) {
         let shares_bins = SHARE_EDGES.len() + 1;

@@ -28,6 +28,7 @@ pub struct ShareNode {
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Structure {
     /// Nodes in the tree, the post included.
+    #[serde(skip_serializing, default)]
     pub nodes: u64,
     /// Longest path from the post to a share (0 without shares).
     pub depth: u32,
