@@ -71,19 +71,20 @@ async fn post_json(app: &Application, path: &str, body: &str) -> (u16, Value) {
 
 /// Waits until the post's tracked virality has `shares` shares; returns its current object.
 async fn virality_with(app: &Application, id: &str, shares: u64) -> Value {
+    let path = format!("/api/v1/posts/{id}/virality");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = Value::Null;
-    let ok = wait_until(Duration::from_secs(30), || {
-        let path = format!("/api/v1/posts/{id}/virality");
-        let last = &mut last;
-        async move {
-            let (status, body) = get(app, &path).await;
-            *last = body.clone();
-            status == 200 && body["current"]["counts"]["shares"] == json!(shares)
+    let mut ok = false;
+    while std::time::Instant::now() < deadline {
+        let (status, body) = get(app, &path).await;
+        if status == 200 && body["current"]["counts"]["shares"] == json!(shares) {
+            return body;
         }
-    })
-    .await;
+        last = body;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(ok, "virality of {id} never reached {shares} shares: {last}");
-    last
+    unreachable!()
 }
 
 #[actix_rt::test]
