@@ -564,7 +564,11 @@ pub fn evaluate(
         if c.size() >= dynamics::MIN_SHARES {
             let parents: Vec<u32> = c.shares.iter().map(|s| s.parent).collect();
             let d = Dynamics::of(&crate::virality::cascade::structure_of(&parents), c.size());
-            let target = if viral { &mut dyn_viral } else { &mut dyn_other };
+            let target = if viral {
+                &mut dyn_viral
+            } else {
+                &mut dyn_other
+            };
             *target.entry(d.as_str().into()).or_default() += 1;
         }
     }
@@ -663,7 +667,7 @@ pub fn tracker_throughput(seed: u64, events: usize) -> f64 {
 fn split(cascades: Vec<TrueCascade>) -> (Vec<TrueCascade>, Vec<TrueCascade>) {
     cascades
         .into_iter()
-        .partition(|c| calibration::fnv1a(c.id.as_bytes()) % 2 == 0)
+        .partition(|c| calibration::fnv1a(c.id.as_bytes()).is_multiple_of(2))
 }
 
 /// Runs `pulse eval virality`.
@@ -715,7 +719,11 @@ fn print_report(r: &Report) {
     println!("virality evaluation on {}", r.source);
     println!(
         "train {} cascades, test {} ({} with >= {} shares, {} viral)",
-        r.train_cascades, r.test_cascades, r.evaluated_cascades, r.min_shares, r.viral_test_cascades
+        r.train_cascades,
+        r.test_cascades,
+        r.evaluated_cascades,
+        r.min_shares,
+        r.viral_test_cascades
     );
     println!(
         "fitted kernel: scale {:.1} s, shape {:.2}; follower exponent {}; branching prior {:.3}",

@@ -40,7 +40,12 @@ fn cascade(id: &str, n: usize, chain: bool, created: chrono::DateTime<Utc>) -> V
     let mut events = vec![post(id, "twitter", 1_000, created)];
     for i in 0..n {
         let via = (chain && i > 0).then(|| format!("{id}:s{}", i - 1));
-        events.push(share(id, i, created + TimeDelta::seconds(i as i64 + 1), via));
+        events.push(share(
+            id,
+            i,
+            created + TimeDelta::seconds(i as i64 + 1),
+            via,
+        ));
     }
     events
 }
@@ -74,7 +79,6 @@ async fn virality_with(app: &Application, id: &str, shares: u64) -> Value {
     let path = format!("/api/v1/posts/{id}/virality");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = Value::Null;
-    let mut ok = false;
     while std::time::Instant::now() < deadline {
         let (status, body) = get(app, &path).await;
         if status == 200 && body["current"]["counts"]["shares"] == json!(shares) {
@@ -83,8 +87,7 @@ async fn virality_with(app: &Application, id: &str, shares: u64) -> Value {
         last = body;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ok, "virality of {id} never reached {shares} shares: {last}");
-    unreachable!()
+    panic!("virality of {id} never reached {shares} shares: {last}");
 }
 
 #[actix_rt::test]
@@ -170,7 +173,11 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     // Filters.
     let (_, none) = get(&app, "/api/v1/trending/posts?platform=reddit").await;
     assert_eq!(none["items"], json!([]));
-    let (_, tagged) = get(&app, "/api/v1/trending/posts?hashtag=pulsephone&dynamics=broad").await;
+    let (_, tagged) = get(
+        &app,
+        "/api/v1/trending/posts?hashtag=pulsephone&dynamics=broad",
+    )
+    .await;
     assert_eq!(tagged["items"].as_array().unwrap().len(), 2);
     let (status, err) = get(&app, "/api/v1/trending/posts?dynamics=sideways").await;
     assert_eq!(status, 400);
@@ -244,7 +251,9 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let env = TestEnv::new().await;
     let mut s = settings(&env);
     s.virality.enabled = false;
-    let app = Application::build(s, ServeOptions::default()).await.unwrap();
+    let app = Application::build(s, ServeOptions::default())
+        .await
+        .unwrap();
     let created = Utc::now() - TimeDelta::minutes(10);
 
     let mut engagements = Vec::new();
@@ -264,7 +273,13 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     assert_eq!(scored["virality_dynamics"], "deep");
     assert!(scored["virality_score"].as_f64().unwrap() <= 100.0);
     assert!(scored["predicted_final_shares"].as_f64().unwrap() >= 30.0);
-    assert!(scored["model_lineage"]["params_hash"].as_str().unwrap().len() == 16);
+    assert!(
+        scored["model_lineage"]["params_hash"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 16
+    );
 
     let bad = json!({"post": {"platform": "myspace", "created_at": created.to_rfc3339()},
         "engagements": [{"kind": "share", "at": (created - TimeDelta::seconds(5)).to_rfc3339(),
@@ -297,7 +312,10 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_eq!(err["error"]["details"]["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        err["error"]["details"]["errors"].as_array().unwrap().len(),
+        2
+    );
     let (status, ok) = post_json(
         &app,
         "/api/v1/feedback",
@@ -309,7 +327,10 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let stored: i64 = env
         .pg()
         .await
-        .query_one("SELECT count(*) FROM virality_feedback WHERE post_id = 'p1'", &[])
+        .query_one(
+            "SELECT count(*) FROM virality_feedback WHERE post_id = 'p1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

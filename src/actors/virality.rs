@@ -548,8 +548,7 @@ impl ViralityTracker {
                 this.writing = false;
                 metrics::histogram!(names::VIRALITY_TICK_SECONDS).record(started.elapsed());
                 if let Err(e) = result {
-                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "write")
-                        .increment(1);
+                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "write").increment(1);
                     tracing::warn!(error = %e, "writing virality state failed; retrying next tick");
                     for row in rows {
                         this.pending_rows.entry(row.post_id.clone()).or_insert(row);
@@ -984,7 +983,9 @@ async fn load_state(pool: &Pool, settings: &Settings, stream: &str) -> anyhow::R
             id,
             Entry {
                 tracker,
-                last_activity: Instant::now().checked_sub(idle).unwrap_or_else(Instant::now),
+                last_activity: Instant::now()
+                    .checked_sub(idle)
+                    .unwrap_or_else(Instant::now),
                 last_published: score,
                 last_recorded: Some((score, predicted)),
                 meta_lookups: 0,

@@ -383,7 +383,10 @@ pub async fn score(
         Some(p) => match Platform::parse(p) {
             Some(p) => Some(p),
             None => {
-                errors.push(field_error("post.platform", format!("unknown platform `{p}`")));
+                errors.push(field_error(
+                    "post.platform",
+                    format!("unknown platform `{p}`"),
+                ));
                 None
             }
         },
@@ -399,7 +402,12 @@ pub async fn score(
             format!("at most {MAX_SCORE_ENGAGEMENTS} engagements"),
         ));
     }
-    for (i, e) in req.engagements.iter().enumerate().take(MAX_SCORE_ENGAGEMENTS) {
+    for (i, e) in req
+        .engagements
+        .iter()
+        .enumerate()
+        .take(MAX_SCORE_ENGAGEMENTS)
+    {
         if e.at < req.post.created_at {
             errors.push(field_error(
                 format!("engagements[{i}].at"),
@@ -430,7 +438,10 @@ pub async fn score(
     }
     if let Some(at) = req.observed_at {
         if at < req.post.created_at {
-            errors.push(field_error("observed_at", "is before the post's created_at"));
+            errors.push(field_error(
+                "observed_at",
+                "is before the post's created_at",
+            ));
         }
     }
     if !errors.is_empty() {
@@ -438,7 +449,11 @@ pub async fn score(
     }
 
     let v = &state.settings.virality;
-    let mut model = Model::new(Calibration::shared(), v.interval_level, v.classify_probability);
+    let mut model = Model::new(
+        Calibration::shared(),
+        v.interval_level,
+        v.classify_probability,
+    );
     let client = state.pool.get().await?;
     let thresholds = learned_thresholds(&client, v.threshold_quantile, v.threshold_min_history)
         .await

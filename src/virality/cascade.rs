@@ -169,7 +169,7 @@ pub fn structure_of(parents: &[u32]) -> Structure {
         };
     }
     let root = n; // the post, as node n
-    // Children lists as linked lists in two arrays: O(n), no per-node allocation.
+                  // Children lists as linked lists in two arrays: O(n), no per-node allocation.
     let mut first = vec![u32::MAX; n + 1];
     let mut next = vec![u32::MAX; n];
     for (i, &p) in parents.iter().enumerate().rev() {
@@ -189,7 +189,13 @@ pub fn structure_of(parents: &[u32]) -> Structure {
     // Shares caught in a cycle: hang each unreached one under the root.
     let mut parent_of: Vec<usize> = parents
         .iter()
-        .map(|&p| if p == ROOT || p as usize >= n { root } else { p as usize })
+        .map(|&p| {
+            if p == ROOT || p as usize >= n {
+                root
+            } else {
+                p as usize
+            }
+        })
         .collect();
     for i in 0..n {
         if !seen[i] {
@@ -269,7 +275,10 @@ mod tests {
             assert_eq!(s.nodes, k as u64 + 1);
             assert_eq!(s.depth, 1);
             assert_eq!(s.breadth, k as u64);
-            assert!(close(s.structural_virality, 2.0 * k as f64 / (k as f64 + 1.0)));
+            assert!(close(
+                s.structural_virality,
+                2.0 * k as f64 / (k as f64 + 1.0)
+            ));
         }
     }
 
@@ -283,7 +292,10 @@ mod tests {
             let s = structure_of(&parents);
             assert_eq!(s.depth, n as u32 - 1);
             assert_eq!(s.breadth, 1);
-            assert!(close(s.structural_virality, (n as f64 + 1.0) / 3.0), "{n}: {s:?}");
+            assert!(
+                close(s.structural_virality, (n as f64 + 1.0) / 3.0),
+                "{n}: {s:?}"
+            );
         }
     }
 

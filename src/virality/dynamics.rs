@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn stars_are_broad_chains_deep_and_mixtures_hybrid() {
-        let star = structure_of(&vec![ROOT; 50]);
+        let star = structure_of(&[ROOT; 50]);
         assert_eq!(Dynamics::of(&star, 50), Dynamics::Broad);
         let chain: Vec<u32> = (0..50).map(|i| if i == 0 { ROOT } else { i - 1 }).collect();
         assert_eq!(Dynamics::of(&structure_of(&chain), 50), Dynamics::Deep);

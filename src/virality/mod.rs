@@ -218,7 +218,11 @@ fn round_to(x: f64, digits: i32) -> f64 {
 
 impl Model {
     /// A model from a calibration.
-    pub fn new(calibration: Arc<Calibration>, interval_level: f64, classify_probability: f64) -> Model {
+    pub fn new(
+        calibration: Arc<Calibration>,
+        interval_level: f64,
+        classify_probability: f64,
+    ) -> Model {
         let mut model = Model {
             calibration,
             thresholds: BTreeMap::new(),
@@ -282,7 +286,12 @@ impl Model {
     /// The raw point-process prediction for a tracker at `at` (Unix seconds).
     pub fn raw(&self, tracker: &Tracker, at: f64) -> RawPrediction {
         let followers = tracker.meta.as_ref().map_or(0, |m| m.author_followers);
-        let tracked: u64 = tracker.tree.nodes().iter().map(|n| u64::from(n.weight)).sum();
+        let tracked: u64 = tracker
+            .tree
+            .nodes()
+            .iter()
+            .map(|n| u64::from(n.weight))
+            .sum();
         let untracked = tracker.tree.shares().saturating_sub(tracked);
         seismic::predict(
             &self.calibration.params,
@@ -375,15 +384,7 @@ mod tests {
         });
         for (i, (at, via)) in shares.iter().enumerate() {
             let id = format!("s{i}");
-            t.add(
-                Some(&id),
-                EngagementKind::Share,
-                *at,
-                Some(150),
-                *via,
-                1,
-                5,
-            );
+            t.add(Some(&id), EngagementKind::Share, *at, Some(150), *via, 1, 5);
         }
         t
     }
@@ -391,7 +392,11 @@ mod tests {
     #[test]
     fn a_cascade_that_stops_early_gets_a_shrinking_interval() {
         let model = Model::built_in();
-        let t = tracker_with(&(0..15).map(|i| (f64::from(i) * 4.0, None)).collect::<Vec<_>>());
+        let t = tracker_with(
+            &(0..15)
+                .map(|i| (f64::from(i) * 4.0, None))
+                .collect::<Vec<_>>(),
+        );
         let mut widths = Vec::new();
         for age in [120.0, 600.0, 3600.0, 6.0 * 3600.0, 24.0 * 3600.0] {
             let raw = model.raw(&t, age);

@@ -77,7 +77,11 @@ mod tests {
     fn growing_engagement_accelerates() {
         let mut m = Momentum::default();
         for minute in 0..10 {
-            m.add(f64::from(minute) * 60.0 + 1.0, u64::from(minute as u32 + 1), 5);
+            m.add(
+                f64::from(minute) * 60.0 + 1.0,
+                u64::from(minute as u32 + 1),
+                5,
+            );
         }
         let r = m.rates(5);
         assert!((r.velocity - 8.0).abs() < 1e-9); // (6+7+8+9+10)/5

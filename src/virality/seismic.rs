@@ -73,7 +73,7 @@ impl Default for ModelParams {
 impl ModelParams {
     /// Kernel mass elapsed `s` seconds after an event: `Φ(s) = 1 − (1 + s/s₀)^−θ`.
     pub fn kernel_cdf(&self, s: f64) -> f64 {
-        if !(s > 0.0) {
+        if s.is_nan() || s <= 0.0 {
             return 0.0;
         }
         1.0 - (1.0 + s / self.kernel_scale_s).powf(-self.kernel_shape)
@@ -164,7 +164,11 @@ pub fn predict(
     let remaining = first_generation * amplifier;
     RawPrediction {
         observed,
-        remaining: if remaining.is_finite() { remaining } else { 0.0 },
+        remaining: if remaining.is_finite() {
+            remaining
+        } else {
+            0.0
+        },
         variance: first_generation * amplifier.powi(3),
         branching,
         age_s: age,
