@@ -17,6 +17,9 @@
 //! - [`ws`]: live subscribers over WebSocket (`GET /ws`): a broadcaster actor fans committed
 //!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
+//! - [`virality`]: live share cascades, early final-size prediction with calibrated intervals
+//!   and probabilities, deep versus broad spreading; fed by the `virality` actor, served by
+//!   `http::virality_api`, measured by `pulse eval virality` ([`eval_virality`]).
 //!
 //! # The path of one post
 //!
