@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::actors::aggregator::{Aggregator, FlushTerms};
 use crate::actors::alerter::Alerter;
 use crate::actors::messages::DrainReport;
+use crate::actors::virality::{FlushVirality, ViralityTracker};
 use crate::actors::webhooks::Deliverer;
 use crate::actors::Pipeline;
 use crate::config::Settings;
@@ -39,6 +40,7 @@ pub struct Application {
     aggregator: Addr<Aggregator>,
     _alerter: Addr<Alerter>,
     _deliverer: Addr<Deliverer>,
+    virality: Option<Addr<ViralityTracker>>,
     hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
 }
@@ -76,6 +78,16 @@ impl Application {
         )
         .start();
         let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
+        let virality = settings.virality.enabled.then(|| {
+            let tracker = ViralityTracker::new(
+                settings.clone(),
+                pool.clone(),
+                Some(hub.broadcaster().recipient()),
+            )
+            .start();
+            pipeline.subscribe(tracker.clone().recipient());
+            tracker
+        });
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -123,6 +135,7 @@ impl Application {
             aggregator,
             _alerter: alerter,
             _deliverer: deliverer,
+            virality,
             hub,
             demo,
         })
@@ -184,6 +197,9 @@ impl Application {
             ),
         }
         let _ = self.aggregator.send(FlushTerms).await;
+        if let Some(virality) = &self.virality {
+            let _ = virality.send(FlushVirality).await;
+        }
         self.hub.shutdown().await;
         self.server.stop(true).await;
         let _ = self.server_task.await;

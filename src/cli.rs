@@ -52,10 +52,28 @@ pub enum Command {
         #[arg(long)]
         id_prefix: Option<String>,
     },
-    /// Score an analyzer on a labelled TSV file (`label<TAB>text`).
-    Eval(crate::eval::EvalArgs),
+    /// Score an analyzer on a labelled TSV file (`label<TAB>text`), or the virality model
+    /// (`pulse eval virality`).
+    Eval(EvalCommand),
     /// Measure this machine's ceilings and Pulse end to end against the real services.
     Bench(crate::bench::BenchArgs),
+}
+
+/// `pulse eval`: the text analyzers by default, or a subcommand.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EvalCommand {
+    #[command(subcommand)]
+    pub what: Option<EvalWhat>,
+    #[command(flatten)]
+    pub text: Option<crate::eval::EvalArgs>,
+}
+
+/// What `pulse eval` can score besides the text analyzers.
+#[derive(Debug, Subcommand)]
+pub enum EvalWhat {
+    /// Fit the virality model on cascades and report its error, AUC and calibration.
+    Virality(crate::eval_virality::ViralityEvalArgs),
 }
 
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
@@ -122,6 +140,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(settings, args).await,
-        Command::Eval(args) => crate::eval::run(args),
+        Command::Eval(EvalCommand {
+            what: Some(EvalWhat::Virality(args)),
+            ..
+        }) => crate::eval_virality::run(args),
+        Command::Eval(EvalCommand {
+            text: Some(args), ..
+        }) => crate::eval::run(args),
+        Command::Eval(_) => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
     }
 }

@@ -25,6 +25,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub webhooks: WebhookSettings,
     pub ws: WsSettings,
+    pub virality: ViralitySettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
@@ -255,6 +256,7 @@ impl Default for Settings {
             alerts: AlertSettings::default(),
             webhooks: WebhookSettings::default(),
             ws: WsSettings::default(),
+            virality: ViralitySettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,
         }
@@ -343,6 +345,62 @@ impl Default for WsSettings {
             max_topics_per_session: crate::ws::protocol::Topic::ALL.len(),
             heartbeat_secs: crate::ws::session::HEARTBEAT_INTERVAL.as_secs(),
             client_timeout_secs: crate::ws::session::CLIENT_TIMEOUT.as_secs(),
+        }
+    }
+}
+
+/// The virality engine: live cascades, predictions, thresholds and live updates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViralitySettings {
+    /// Track cascades and score posts in this process.
+    pub enabled: bool,
+    /// How often changed cascades are rescored and written, in milliseconds.
+    pub score_interval_ms: u64,
+    /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
+    /// in seconds.
+    pub inactive_expiry_secs: u64,
+    /// Most cascades held in memory; the least recently active are finished first.
+    pub max_cascades: usize,
+    /// Most shares kept per cascade tree; further shares are counted only.
+    pub max_tracked_shares: usize,
+    /// A `virality:update` is published when a post's score moved by at least this many
+    /// points since the last one (0..100).
+    pub publish_step: f64,
+    /// A prediction is added to a post's history when its score moved by at least this many
+    /// points, or its predicted final size by 10%.
+    pub history_step: f64,
+    /// Coverage of the confidence interval.
+    pub interval_level: f64,
+    /// Probability at or above which a post is classified viral.
+    pub classify_probability: f64,
+    /// Quantile of final share counts per platform that defines viral (0.99: top 1%).
+    pub threshold_quantile: f64,
+    /// Finished cascades a platform needs before its threshold is learned from them; until
+    /// then the built-in calibration's threshold applies.
+    pub threshold_min_history: i64,
+    /// A fixed viral threshold (final shares) for every platform; 0 learns it from history.
+    pub threshold_shares: f64,
+    /// Window of engagement velocity and acceleration, in seconds (whole minutes).
+    pub momentum_window_secs: u64,
+}
+
+impl Default for ViralitySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            score_interval_ms: 1_000,
+            inactive_expiry_secs: 1_800,
+            max_cascades: 100_000,
+            max_tracked_shares: 20_000,
+            publish_step: 5.0,
+            history_step: 1.0,
+            interval_level: 0.9,
+            classify_probability: 0.5,
+            threshold_quantile: 0.99,
+            threshold_min_history: 500,
+            threshold_shares: 0.0,
+            momentum_window_secs: 300,
         }
     }
 }

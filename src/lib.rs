@@ -17,6 +17,9 @@
 //! - [`ws`]: live subscribers over WebSocket (`GET /ws`): a broadcaster actor fans committed
 //!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
+//! - [`virality`]: live share cascades, early final-size prediction with calibrated intervals
+//!   and probabilities, deep versus broad spreading; fed by the `virality` actor, served by
+//!   `http::virality_api`, measured by `pulse eval virality` ([`eval_virality`]).
 //!
 //! # The path of one post
 //!
@@ -38,10 +41,12 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod eval;
+pub mod eval_virality;
 pub mod generate;
 pub mod http;
 pub mod models;
 pub mod producer;
 pub mod redis;
 pub mod telemetry;
+pub mod virality;
 pub mod ws;

@@ -70,6 +70,20 @@ pub mod names {
     pub const INGEST_ENTRY_AGE_SECONDS: &str = "pulse_ingest_entry_age_seconds";
     /// Texts analysed synchronously through `POST /api/v1/analyze`.
     pub const HTTP_ANALYZED_TEXTS: &str = "pulse_http_analyzed_texts_total";
+    /// Engagement events applied to live cascades (replays excluded).
+    pub const VIRALITY_EVENTS: &str = "pulse_virality_events_total";
+    /// Cascades held in memory.
+    pub const VIRALITY_CASCADES: &str = "pulse_virality_cascades";
+    /// Cascades finished, by `reason` (inactive, evicted).
+    pub const VIRALITY_FINISHED: &str = "pulse_virality_cascades_finished_total";
+    /// Post predictions computed.
+    pub const VIRALITY_PREDICTIONS: &str = "pulse_virality_predictions_total";
+    /// Time to rescore and write the changed cascades of one tick.
+    pub const VIRALITY_TICK_SECONDS: &str = "pulse_virality_tick_duration_seconds";
+    /// `virality:update` messages published.
+    pub const VIRALITY_UPDATES: &str = "pulse_virality_updates_total";
+    /// Failed virality writes or reads, by `operation`.
+    pub const VIRALITY_ERRORS: &str = "pulse_virality_errors_total";
 }
 
 /// Latency buckets in seconds, from sub-millisecond to tens of seconds.

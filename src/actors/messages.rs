@@ -119,6 +119,8 @@ pub struct StoreBatch(pub Arc<AnalyzedBatch>);
 pub struct StoreOutcome {
     pub inserted_posts: Vec<String>,
     pub inserted_engagements: u64,
+    /// Keys of the engagements that were new (see `store::engagement_key`).
+    pub inserted_engagement_keys: Vec<String>,
 }
 
 /// Why a batch was not committed.

@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod retention;
 pub mod store;
 pub mod supervisor;
+pub mod virality;
 pub mod webhooks;
 
 use std::sync::Arc;

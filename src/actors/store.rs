@@ -321,6 +321,7 @@ pub async fn write_batch(
             outcome.inserted_posts.push(row.get(1));
         } else {
             outcome.inserted_engagements += 1;
+            outcome.inserted_engagement_keys.push(row.get(1));
         }
     }
     Ok(outcome)

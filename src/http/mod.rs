@@ -12,6 +12,7 @@ pub mod metrics_api;
 pub mod posts;
 pub mod request_id;
 pub mod sql;
+pub mod virality_api;
 pub mod webhooks_api;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(events::create)
         .service(analyze::analyze)
         .service(posts::list)
+        .service(virality_api::post_virality)
         .service(posts::get_one)
         .service(metrics_api::overall)
         .service(metrics_api::platforms)
@@ -77,6 +79,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks_api::list)
         .service(webhooks_api::remove)
         .service(webhooks_api::deliveries)
+        .service(virality_api::trending_posts)
+        .service(virality_api::momentum)
+        .service(virality_api::score)
+        .service(virality_api::feedback)
         .route("/ws", web::get().to(crate::ws::connect));
 }
 

@@ -1,0 +1,369 @@
+//! One post's share cascade: the shares seen so far, the tree they form through `via`, and
+//! its structure (depth, breadth, structural virality) computed in O(n).
+//!
+//! The tree's root is the post; a share hangs under the share named by its `via`, or under
+//! the root when it has none. A share whose `via` names a share not seen yet waits as an
+//! orphan (counted under the root) and is re-linked when that share arrives, so the tree of
+//! a set of shares does not depend on their arrival order.
+
+use std::collections::HashMap;
+
+/// Marks a share hanging directly under the post.
+pub const ROOT: u32 = u32::MAX;
+
+/// One share in a cascade.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShareNode {
+    /// Event time, Unix seconds.
+    pub at: f64,
+    /// Followers of the sharer, when known.
+    pub followers: Option<u64>,
+    /// Index of the parent share, or [`ROOT`].
+    pub parent: u32,
+    /// Shares this node stands for (an event's `count`); the tree counts the node once.
+    pub weight: u32,
+}
+
+/// The structure of a share tree.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Structure {
+    /// Nodes in the tree, the post included.
+    #[serde(skip_serializing, default)]
+    pub nodes: u64,
+    /// Longest path from the post to a share (0 without shares).
+    pub depth: u32,
+    /// Most shares at one depth.
+    pub breadth: u64,
+    /// Mean distance between two nodes of the tree (Goel et al. 2016); 0 below two nodes.
+    pub structural_virality: f64,
+}
+
+/// The share cascade of one post.
+#[derive(Debug, Default, Clone)]
+pub struct ShareTree {
+    nodes: Vec<ShareNode>,
+    ids: HashMap<Box<str>, u32>,
+    /// `via` id -> shares waiting for it.
+    orphans: HashMap<Box<str>, Vec<u32>>,
+    /// Shares past the node cap: counted, not kept.
+    untracked: u64,
+    untracked_reach: u64,
+    max_nodes: usize,
+}
+
+impl ShareTree {
+    /// An empty cascade keeping at most `max_nodes` shares (further ones are only counted).
+    pub fn new(max_nodes: usize) -> Self {
+        ShareTree {
+            max_nodes: max_nodes.max(1),
+            ..Default::default()
+        }
+    }
+
+    /// The shares kept, in arrival order.
+    pub fn nodes(&self) -> &[ShareNode] {
+        &self.nodes
+    }
+
+    /// Shares seen (weights included, untracked included).
+    pub fn shares(&self) -> u64 {
+        self.nodes.iter().map(|n| u64::from(n.weight)).sum::<u64>() + self.untracked
+    }
+
+    /// Followers of every sharer (the audience the shares reached).
+    pub fn reach(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| n.followers.unwrap_or(0).saturating_mul(u64::from(n.weight)))
+            .fold(self.untracked_reach, u64::saturating_add)
+    }
+
+    /// Shares waiting for the share their `via` names.
+    pub fn orphans(&self) -> usize {
+        self.orphans.values().map(Vec::len).sum()
+    }
+
+    /// Adds a share. `id` dedupes (a share seen twice counts once) and is what later
+    /// shares' `via` point at. Returns false for a duplicate.
+    pub fn add(
+        &mut self,
+        id: Option<&str>,
+        via: Option<&str>,
+        at: f64,
+        followers: Option<u64>,
+        weight: u32,
+    ) -> bool {
+        if let Some(id) = id {
+            if self.ids.contains_key(id) {
+                return false;
+            }
+        }
+        let weight = weight.max(1);
+        if self.nodes.len() >= self.max_nodes {
+            self.untracked = self.untracked.saturating_add(u64::from(weight));
+            self.untracked_reach = self
+                .untracked_reach
+                .saturating_add(followers.unwrap_or(0).saturating_mul(u64::from(weight)));
+            return true;
+        }
+        let index = self.nodes.len() as u32;
+        let mut parent = ROOT;
+        if let Some(via) = via.filter(|v| Some(*v) != id) {
+            match self.ids.get(via) {
+                Some(&p) => parent = p,
+                None => self.orphans.entry(via.into()).or_default().push(index),
+            }
+        }
+        self.nodes.push(ShareNode {
+            at: if at.is_finite() { at } else { 0.0 },
+            followers,
+            parent,
+            weight,
+        });
+        if let Some(id) = id {
+            self.ids.insert(id.into(), index);
+            if let Some(children) = self.orphans.remove(id) {
+                for child in children {
+                    // A cycle of `via`s would cut shares off the root; such a child stays
+                    // under the root.
+                    if !self.is_ancestor(child, index) {
+                        self.nodes[child as usize].parent = index;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether `a` is `b` or one of its ancestors.
+    fn is_ancestor(&self, a: u32, mut b: u32) -> bool {
+        let mut steps = 0usize;
+        while b != ROOT {
+            if a == b {
+                return true;
+            }
+            b = self.nodes[b as usize].parent;
+            steps += 1;
+            if steps > self.nodes.len() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Depth, breadth and structural virality, in O(n).
+    pub fn structure(&self) -> Structure {
+        structure_of(&self.nodes.iter().map(|n| n.parent).collect::<Vec<_>>())
+    }
+}
+
+/// Structure of a tree given each share's parent (an index into the same list, or [`ROOT`]).
+/// Parents may come after their children; shares unreachable from the root (a cycle) are
+/// counted under the root.
+pub fn structure_of(parents: &[u32]) -> Structure {
+    let n = parents.len();
+    if n == 0 {
+        return Structure {
+            nodes: 1,
+            ..Default::default()
+        };
+    }
+    let root = n; // the post, as node n
+                  // Children lists as linked lists in two arrays: O(n), no per-node allocation.
+    let mut first = vec![u32::MAX; n + 1];
+    let mut next = vec![u32::MAX; n];
+    for (i, &p) in parents.iter().enumerate().rev() {
+        let p = if p == ROOT || p as usize >= n {
+            root
+        } else {
+            p as usize
+        };
+        next[i] = first[p];
+        first[p] = i as u32;
+    }
+    let mut order = Vec::with_capacity(n + 1);
+    let mut depth = vec![0u32; n + 1];
+    let mut seen = vec![false; n + 1];
+    seen[root] = true;
+    visit_detached(root, &first, &next, &mut seen, &mut depth, &mut order);
+    // Shares caught in a cycle: hang each unreached one under the root.
+    let mut parent_of: Vec<usize> = parents
+        .iter()
+        .map(|&p| {
+            if p == ROOT || p as usize >= n {
+                root
+            } else {
+                p as usize
+            }
+        })
+        .collect();
+    for i in 0..n {
+        if !seen[i] {
+            seen[i] = true;
+            parent_of[i] = root;
+            depth[i] = 1;
+            visit_detached(i, &first, &next, &mut seen, &mut depth, &mut order);
+        }
+    }
+    let mut size = vec![1u64; n + 1];
+    for &v in order.iter().rev() {
+        if v != root {
+            let p = parent_of[v];
+            size[p] += size[v];
+        }
+    }
+    let total = (n + 1) as u64;
+    let mut wiener: u128 = 0;
+    let mut levels: Vec<u64> = Vec::new();
+    let mut max_depth = 0u32;
+    for v in 0..n {
+        let s = size[v];
+        wiener += u128::from(s) * u128::from(total - s);
+        let d = depth[v] as usize;
+        if levels.len() <= d {
+            levels.resize(d + 1, 0);
+        }
+        levels[d] += 1;
+        max_depth = max_depth.max(depth[v]);
+    }
+    let pairs = u128::from(total) * u128::from(total - 1) / 2;
+    Structure {
+        nodes: total,
+        depth: max_depth,
+        breadth: levels.iter().skip(1).copied().max().unwrap_or(0),
+        structural_virality: wiener as f64 / pairs as f64,
+    }
+}
+
+/// Visits the subtree under `start` depth-first, recording each node's depth and the order.
+fn visit_detached(
+    start: usize,
+    first: &[u32],
+    next: &[u32],
+    seen: &mut [bool],
+    depth: &mut [u32],
+    order: &mut Vec<usize>,
+) {
+    let mut stack = vec![start];
+    while let Some(v) = stack.pop() {
+        order.push(v);
+        let mut c = first[v];
+        while c != u32::MAX {
+            let cu = c as usize;
+            if !seen[cu] {
+                seen[cu] = true;
+                depth[cu] = depth[v] + 1;
+                stack.push(cu);
+            }
+            c = next[cu];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn a_star_has_structural_virality_two_k_over_k_plus_one() {
+        for k in [1usize, 2, 5, 100] {
+            let s = structure_of(&vec![ROOT; k]);
+            assert_eq!(s.nodes, k as u64 + 1);
+            assert_eq!(s.depth, 1);
+            assert_eq!(s.breadth, k as u64);
+            assert!(close(
+                s.structural_virality,
+                2.0 * k as f64 / (k as f64 + 1.0)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_chain_has_structural_virality_n_plus_one_over_three() {
+        for n in [2usize, 3, 10, 1000] {
+            // n nodes in all: the post and n - 1 shares, each through the previous one.
+            let parents: Vec<u32> = (0..n - 1)
+                .map(|i| if i == 0 { ROOT } else { i as u32 - 1 })
+                .collect();
+            let s = structure_of(&parents);
+            assert_eq!(s.depth, n as u32 - 1);
+            assert_eq!(s.breadth, 1);
+            assert!(
+                close(s.structural_virality, (n as f64 + 1.0) / 3.0),
+                "{n}: {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hand_built_tree_matches_brute_force() {
+        // post -> a, b; a -> c, d; d -> e
+        let parents = [ROOT, ROOT, 0, 0, 3];
+        let s = structure_of(&parents);
+        // Distances by BFS over the 6 nodes (post = 5).
+        let edges = [(5, 0), (5, 1), (0, 2), (0, 3), (3, 4)];
+        let mut adj = vec![Vec::new(); 6];
+        for (a, b) in edges {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        let mut sum = 0u64;
+        for src in 0..6 {
+            let mut dist = [u64::MAX; 6];
+            dist[src] = 0;
+            let mut q = std::collections::VecDeque::from([src]);
+            while let Some(v) = q.pop_front() {
+                for &w in &adj[v] {
+                    if dist[w] == u64::MAX {
+                        dist[w] = dist[v] + 1;
+                        q.push_back(w);
+                    }
+                }
+            }
+            sum += dist.iter().sum::<u64>();
+        }
+        assert!(close(s.structural_virality, sum as f64 / 30.0));
+        assert_eq!(s.depth, 3);
+        assert_eq!(s.breadth, 2);
+    }
+
+    #[test]
+    fn shares_link_in_any_order_and_dedupe() {
+        let mut a = ShareTree::new(100);
+        a.add(Some("s1"), None, 1.0, Some(10), 1);
+        a.add(Some("s2"), Some("s1"), 2.0, Some(20), 1);
+        a.add(Some("s3"), Some("s2"), 3.0, None, 2);
+        let mut b = ShareTree::new(100);
+        b.add(Some("s3"), Some("s2"), 3.0, None, 2);
+        b.add(Some("s2"), Some("s1"), 2.0, Some(20), 1);
+        assert_eq!(b.orphans(), 1);
+        b.add(Some("s1"), None, 1.0, Some(10), 1);
+        assert!(!b.add(Some("s1"), None, 1.0, Some(10), 1));
+        assert_eq!(b.orphans(), 0);
+        assert_eq!(a.structure(), b.structure());
+        assert_eq!(a.structure().depth, 3);
+        assert_eq!(b.shares(), 4);
+        assert_eq!(b.reach(), 30);
+    }
+
+    #[test]
+    fn cycles_and_caps_never_break_the_tree() {
+        let mut t = ShareTree::new(3);
+        t.add(Some("a"), Some("b"), 1.0, None, 1);
+        t.add(Some("b"), Some("a"), 2.0, None, 1);
+        t.add(Some("c"), Some("c"), 3.0, None, 1);
+        t.add(Some("d"), None, 4.0, Some(5), 1);
+        assert_eq!(t.shares(), 4);
+        assert_eq!(t.nodes().len(), 3);
+        let s = t.structure();
+        assert_eq!(s.nodes, 4);
+        assert!(s.structural_virality > 0.0);
+        // A cycle given directly in the parent list.
+        let s = structure_of(&[1, 0, ROOT]);
+        assert_eq!(s.nodes, 4);
+    }
+}

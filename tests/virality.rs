@@ -1,0 +1,383 @@
+//! The virality engine against a real Pulse: cascades built from streamed engagements are
+//! classified deep or broad, ranked on the trending endpoint, survive a restart, reach
+//! WebSocket subscribers; scoring and feedback validate their input.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use pulse::app::{Application, ServeOptions};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn post(id: &str, platform: &str, followers: u64, created: chrono::DateTime<Utc>) -> String {
+    json!({
+        "type": "post", "id": id, "platform": platform,
+        "author": {"id": format!("author-{id}"), "followers": followers},
+        "text": "Look at the new #PulsePhone camera", "created_at": created.to_rfc3339(),
+        "product": "pulse-phone", "channel": "organic"
+    })
+    .to_string()
+}
+
+fn share(post_id: &str, n: usize, at: chrono::DateTime<Utc>, via: Option<String>) -> String {
+    let mut e = json!({
+        "type": "engagement", "id": format!("{post_id}:s{n}"), "post_id": post_id,
+        "kind": "share", "at": at.to_rfc3339(), "actor_followers": 150
+    });
+    if let Some(via) = via {
+        e["via"] = json!(via);
+    }
+    e.to_string()
+}
+
+/// A post and `n` shares one second apart: each through the previous one (`chain`) or all
+/// straight from the post.
+fn cascade(id: &str, n: usize, chain: bool, created: chrono::DateTime<Utc>) -> Vec<String> {
+    let mut events = vec![post(id, "twitter", 1_000, created)];
+    for i in 0..n {
+        let via = (chain && i > 0).then(|| format!("{id}:s{}", i - 1));
+        events.push(share(
+            id,
+            i,
+            created + TimeDelta::seconds(i as i64 + 1),
+            via,
+        ));
+    }
+    events
+}
+
+fn settings(env: &TestEnv) -> pulse::config::Settings {
+    let mut s = env.settings();
+    s.virality.score_interval_ms = 100;
+    s
+}
+
+async fn get(app: &Application, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("http://{}{path}", app.address()))
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_json(app: &Application, path: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}{path}", app.address()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the post's tracked virality has `shares` shares; returns its current object.
+async fn virality_with(app: &Application, id: &str, shares: u64) -> Value {
+    let path = format!("/api/v1/posts/{id}/virality");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let (status, body) = get(app, &path).await;
+        if status == 200 && body["current"]["counts"]["shares"] == json!(shares) {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("virality of {id} never reached {shares} shares: {last}");
+}
+
+#[actix_rt::test]
+async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(settings(&env), ServeOptions::default())
+        .await
+        .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(5);
+    let mut events = cascade("deep", 40, true, created);
+    events.extend(cascade("broad", 40, false, created));
+    pulse::producer::xadd_events(&redis, &env.stream, &events)
+        .await
+        .unwrap();
+
+    let deep = virality_with(&app, "deep", 40).await;
+    let broad = virality_with(&app, "broad", 40).await;
+    assert_eq!(deep["current"]["virality_dynamics"], "deep", "{deep}");
+    assert_eq!(deep["current"]["structure"]["depth"], 40);
+    assert_eq!(broad["current"]["virality_dynamics"], "broad", "{broad}");
+    assert_eq!(broad["current"]["structure"]["depth"], 1);
+    assert_eq!(broad["current"]["structure"]["breadth"], 40);
+    // A chain of n nodes has structural virality (n + 1) / 3; a star of k shares 2k/(k+1).
+    let sv = deep["current"]["structure"]["structural_virality"]
+        .as_f64()
+        .unwrap();
+    assert!((sv - 42.0 / 3.0).abs() < 1e-3, "{sv}");
+    let sv = broad["current"]["structure"]["structural_virality"]
+        .as_f64()
+        .unwrap();
+    assert!((sv - 80.0 / 41.0).abs() < 1e-3, "{sv}");
+    for v in [&deep, &broad] {
+        let c = &v["current"];
+        assert_eq!(c["model_lineage"]["name"], "pulse-seismic");
+        assert_eq!(c["platform"], "twitter");
+        assert_eq!(c["counts"]["shares"], 40);
+        assert_eq!(c["reach"], 40 * 150);
+        let (lo, hi) = (
+            c["confidence_interval"]["lower"].as_f64().unwrap(),
+            c["confidence_interval"]["upper"].as_f64().unwrap(),
+        );
+        let p = c["predicted_final_shares"].as_f64().unwrap();
+        assert!(lo >= 40.0 && lo <= p && p <= hi, "{c}");
+        assert!(!v["history"].as_array().unwrap().is_empty());
+    }
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(settings(&env), ServeOptions::default())
+        .await
+        .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(2);
+    let mut events = vec![post("slow", "twitter", 1_000, created)];
+    events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
+    events.push(share("slow", 1, created + TimeDelta::seconds(100), None));
+    events.extend(cascade("fast", 60, false, created));
+    pulse::producer::xadd_events(&redis, &env.stream, &events)
+        .await
+        .unwrap();
+    virality_with(&app, "slow", 2).await;
+    virality_with(&app, "fast", 60).await;
+
+    let (status, body) = get(&app, "/api/v1/trending/posts?platform=twitter&limit=10").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["post_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["fast", "slow"], "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert!(
+        items[0]["virality_score"].as_f64() > items[1]["virality_score"].as_f64(),
+        "{body}"
+    );
+    assert!(items[0]["momentum"]["velocity"].as_f64() > items[1]["momentum"]["velocity"].as_f64());
+    // Filters.
+    let (_, none) = get(&app, "/api/v1/trending/posts?platform=reddit").await;
+    assert_eq!(none["items"], json!([]));
+    let (_, tagged) = get(
+        &app,
+        "/api/v1/trending/posts?hashtag=pulsephone&dynamics=broad",
+    )
+    .await;
+    assert_eq!(tagged["items"].as_array().unwrap().len(), 2);
+    let (status, err) = get(&app, "/api/v1/trending/posts?dynamics=sideways").await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["code"], "invalid_query");
+    // Momentum by product.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            let (_, m) = get(&app, "/api/v1/trending/momentum?dimension=product").await;
+            m["items"][0]["key"] == "pulse-phone"
+        })
+        .await
+    );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn predictions_survive_a_restart() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(settings(&env), ServeOptions::default())
+        .await
+        .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(3);
+    let mut events = cascade("kept", 25, true, created);
+    // Some broadcast shares on top of the chain.
+    for i in 25..35 {
+        events.push(share("kept", i, created + TimeDelta::seconds(40), None));
+    }
+    pulse::producer::xadd_events(&redis, &env.stream, &events)
+        .await
+        .unwrap();
+    let before = virality_with(&app, "kept", 35).await;
+    app.shutdown().await;
+
+    let app = Application::build(settings(&env), ServeOptions::default())
+        .await
+        .unwrap();
+    // Rebuilt from PostgreSQL: the same prediction, and no new history row for it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = virality_with(&app, "kept", 35).await;
+    for field in [
+        "virality_score",
+        "virality_probability",
+        "predicted_final_shares",
+        "confidence_interval",
+        "virality_dynamics",
+        "structure",
+        "model_lineage",
+        "observed_at",
+    ] {
+        assert_eq!(before["current"][field], after["current"][field], "{field}");
+    }
+    assert_eq!(before["history"], after["history"]);
+    // The live tree was rebuilt too: a share through the chain's tip deepens it.
+    let more = vec![share(
+        "kept",
+        99,
+        created + TimeDelta::seconds(60),
+        Some("kept:s24".into()),
+    )];
+    pulse::producer::xadd_events(&redis, &env.stream, &more)
+        .await
+        .unwrap();
+    let grown = virality_with(&app, "kept", 36).await;
+    assert_eq!(grown["current"]["structure"]["depth"], 26);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn score_and_feedback_validate_in_the_error_shape() {
+    let env = TestEnv::new().await;
+    let mut s = settings(&env);
+    s.virality.enabled = false;
+    let app = Application::build(s, ServeOptions::default())
+        .await
+        .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(10);
+
+    let mut engagements = Vec::new();
+    for i in 0..30 {
+        engagements.push(json!({"id": format!("s{i}"), "kind": "share",
+            "at": (created + TimeDelta::seconds(i)).to_rfc3339(), "actor_followers": 200,
+            "via": if i > 0 { Some(format!("s{}", i - 1)) } else { None }}));
+    }
+    engagements.push(json!({"kind": "like", "at": created.to_rfc3339(), "count": 12}));
+    let body = json!({"post": {"id": "p1", "platform": "reddit",
+        "created_at": created.to_rfc3339(), "author_followers": 5000},
+        "engagements": engagements});
+    let (status, scored) = post_json(&app, "/api/v1/score", &body.to_string()).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["counts"]["shares"], 30);
+    assert_eq!(scored["counts"]["likes"], 12);
+    assert_eq!(scored["virality_dynamics"], "deep");
+    assert!(scored["virality_score"].as_f64().unwrap() <= 100.0);
+    assert!(scored["predicted_final_shares"].as_f64().unwrap() >= 30.0);
+    assert!(
+        scored["model_lineage"]["params_hash"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 16
+    );
+
+    let bad = json!({"post": {"platform": "myspace", "created_at": created.to_rfc3339()},
+        "engagements": [{"kind": "share", "at": (created - TimeDelta::seconds(5)).to_rfc3339(),
+                         "count": 0}]});
+    let (status, err) = post_json(&app, "/api/v1/score", &bad.to_string()).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["code"], "invalid_request");
+    let fields: Vec<&str> = err["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["post.platform", "engagements[0].at", "engagements[0].count"]
+    );
+    let (status, err) = post_json(&app, "/api/v1/score", r#"{"post": {}, "surprise": 1}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["code"], "invalid_json");
+    assert!(err["error"]["message"].is_string());
+
+    let (status, err) = post_json(&app, "/api/v1/feedback", r#"{"post_id": "p1"}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["code"], "invalid_request");
+    let (status, err) = post_json(
+        &app,
+        "/api/v1/feedback",
+        r#"{"post_id": "p1", "final_shares": -3, "sentiment_label": "angry"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["error"]["details"]["errors"].as_array().unwrap().len(),
+        2
+    );
+    let (status, ok) = post_json(
+        &app,
+        "/api/v1/feedback",
+        r#"{"post_id": "p1", "final_shares": 120, "sentiment_label": "positive"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{ok}");
+    assert_eq!(ok["final_shares"], 120);
+    let stored: i64 = env
+        .pg()
+        .await
+        .query_one(
+            "SELECT count(*) FROM virality_feedback WHERE post_id = 'p1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+    let (status, err) = get(&app, "/api/v1/posts/nothing-here/virality").await;
+    assert_eq!(status, 404);
+    assert_eq!(err["error"]["code"], "not_found");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_virality_update_reaches_a_websocket_subscriber() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(settings(&env), ServeOptions::default())
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(app.address()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.address()), stream)
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        r#"{"type":"subscribe","topics":["virality"],"filter":{"product":"pulse-phone"}}"#,
+    ))
+    .await
+    .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(1);
+    pulse::producer::xadd_events(&redis, &env.stream, &cascade("live", 50, false, created))
+        .await
+        .unwrap();
+    let update = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                if msg["type"] == "virality:update" {
+                    return msg;
+                }
+            }
+        }
+        panic!("socket closed");
+    })
+    .await
+    .expect("a virality:update");
+    let data = &update["data"];
+    assert_eq!(data["post_id"], "live");
+    assert_eq!(data["product"], "pulse-phone");
+    assert!(data["virality_score"].as_f64().unwrap() >= 5.0);
+    assert!(data["confidence_interval"]["upper"].is_number());
+    app.shutdown().await;
+}
