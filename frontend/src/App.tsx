@@ -3,6 +3,7 @@ import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-quer
 import { api } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
 import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
+import { compact, percent, rate, signed } from "./lib/format";
 import { LiveSocket, socketUrl, type ConnectionState } from "./lib/socket";
 import { initialLive, liveReducer } from "./state/live";
 import { FilterBar } from "./components/FilterBar";
@@ -15,18 +16,23 @@ import { AlertsPanel } from "./components/Alerts";
 import { ViralPanel } from "./components/Viral";
 import { PipelinePanel } from "./components/Pipeline";
 
-/** Counters the benchmark reads (`window.__pulse`): live flushes and chart renders. */
+/**
+ * What the browser tests read (`window.__pulse`): live flushes and chart renders for the
+ * benchmark, and the page's own formatters, so the end-to-end test formats the REST API's
+ * numbers exactly as the panels do.
+ */
 export interface PulseCounters {
   batches: number;
   chartRenders: number;
   lastChartRender: number;
+  format: { compact: typeof compact; percent: typeof percent; signed: typeof signed; rate: typeof rate };
 }
 declare global {
   interface Window {
     __pulse?: PulseCounters;
   }
 }
-const counters: PulseCounters = { batches: 0, chartRenders: 0, lastChartRender: 0 };
+const counters: PulseCounters = { batches: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate } };
 window.__pulse = counters;
 
 function useFilters(): [Filters, (f: Filters) => void] {
