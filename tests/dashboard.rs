@@ -50,8 +50,9 @@ fn pulse_env(env: &TestEnv, dashboard: &Path) -> Vec<(String, String)> {
     vars
 }
 
-/// Runs `pulse generate` against the test's stream until it has appended `count` posts.
-fn generate(env: &[(String, String)], count: u32) {
+/// Runs `pulse generate` against the test's stream until it has appended `count` events;
+/// returns how many of them are posts.
+fn generate(env: &[(String, String)], count: u32) -> i64 {
     let out = Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args(["generate", "--rate", "500", "--seed", "7", "--count"])
         .arg(count.to_string())
@@ -59,6 +60,10 @@ fn generate(env: &[(String, String)], count: u32) {
         .output()
         .expect("run pulse generate");
     assert!(out.status.success(), "generate failed: {out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("generate report");
+    report["posts"]
+        .as_i64()
+        .expect("posts in the generate report")
 }
 
 async fn wait_for_posts(env: &TestEnv, count: i64) {
@@ -93,8 +98,8 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     let env = TestEnv::new().await;
     let vars = pulse_env(&env, &dist);
     let pulse = PulseProcess::start(&vars);
-    generate(&vars, 300);
-    wait_for_posts(&env, 300).await;
+    let posts = generate(&vars, 320);
+    wait_for_posts(&env, posts).await;
 
     let url = format!("http://{}", pulse.address);
     let out_dir = output_dir("live");
@@ -125,8 +130,8 @@ async fn the_payload_schemas_match_what_the_server_sends() {
     let env = TestEnv::new().await;
     let vars = pulse_env(&env, Path::new("/nonexistent"));
     let pulse = PulseProcess::start(&vars);
-    generate(&vars, 200);
-    wait_for_posts(&env, 200).await;
+    let posts = generate(&vars, 200);
+    wait_for_posts(&env, posts).await;
     let url = format!("http://{}", pulse.address);
     let http = reqwest::Client::new();
     let rule = |dimension: &str| {

@@ -44,6 +44,15 @@ await new Promise((resolve) => {
     ws.send(JSON.stringify({ type: "subscribe", topics: ["posts", "metrics", "alerts", "virality"], filter: {} }));
     ws.send(JSON.stringify({ type: "ping" }));
     ws.send(JSON.stringify({ type: "subscribe", topics: ["nope"] }));
+    // A post of our own, so a message:new is among the samples even on a quiet server.
+    setTimeout(() => {
+      const post = {
+        type: "post", id: `capture-${Date.now()}`, platform: "bluesky", author: { id: "capture", followers: 3 },
+        text: "Sampling the live stream", created_at: new Date().toISOString(), geo: { city: "Lyon", country: "FR" },
+        metrics: { likes: 2, shares: 1 },
+      };
+      fetch(base + "/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(post) });
+    }, 500);
   };
   ws.onmessage = (e) => {
     const msg = JSON.parse(e.data);

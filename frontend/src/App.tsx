@@ -23,6 +23,7 @@ import { PipelinePanel } from "./components/Pipeline";
  */
 export interface PulseCounters {
   batches: number;
+  posts: number;
   chartRenders: number;
   lastChartRender: number;
   format: { compact: typeof compact; percent: typeof percent; signed: typeof signed; rate: typeof rate };
@@ -32,7 +33,7 @@ declare global {
     __pulse?: PulseCounters;
   }
 }
-const counters: PulseCounters = { batches: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate } };
+const counters: PulseCounters = { batches: 0, posts: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate } };
 window.__pulse = counters;
 
 function useFilters(): [Filters, (f: Filters) => void] {
@@ -96,6 +97,7 @@ export function App() {
       ["posts", "metrics", "alerts", "virality"],
       (batch) => {
         counters.batches++;
+        counters.posts += batch.postCount;
         dispatch({ type: "batch", batch });
         if (batch.dropped) queryClient.invalidateQueries({ queryKey: ["posts"] });
       },
