@@ -36,6 +36,11 @@ declare global {
 const counters: PulseCounters = { batches: 0, posts: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate } };
 window.__pulse = counters;
 
+function countChartRender(): void {
+  counters.chartRenders++;
+  counters.lastChartRender = performance.now();
+}
+
 function useFilters(): [Filters, (f: Filters) => void] {
   const [filters, setFilters] = useState(() => parseFilters(window.location.search));
   useEffect(() => {
@@ -197,7 +202,7 @@ export function App() {
   };
   const scope = trendScope(filters);
   const scopeText = scope.dimension === "overall" ? "whole stream" : `${scope.dimension} = ${scope.key}${scope.partial ? " (the trend follows one filter)" : ""}`;
-  const alerts = live.alerts.filter((a) => alertInView(filters, a.dimension, a.key));
+  const alerts = useMemo(() => live.alerts.filter((a) => alertInView(filters, a.dimension, a.key)), [live.alerts, filters]);
   const apiDown = overall.isError && !overall.data;
 
   return (
@@ -218,10 +223,7 @@ export function App() {
         <TrendPanel
           series={series.data}
           scope={scopeText}
-          onRender={() => {
-            counters.chartRenders++;
-            counters.lastChartRender = performance.now();
-          }}
+          onRender={countChartRender}
         />
         <EmotionsPanel stats={overallStats} />
         <ComparePanel id="platforms" title="By platform">

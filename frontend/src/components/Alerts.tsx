@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { Alert } from "../api/schemas";
 import { ago, percent, signed } from "../lib/format";
 import { Empty, Panel } from "./Panel";
@@ -8,7 +9,7 @@ function figure(alert: Alert, v: number): string {
   return percent(v);
 }
 
-export function AlertsPanel(props: {
+export const AlertsPanel = memo(function AlertsPanel(props: {
   alerts: Alert[];
   onAck: (id: number) => void;
   pending: Set<number>;
@@ -51,4 +52,4 @@ export function AlertsPanel(props: {
       )}
     </Panel>
   );
-}
+});

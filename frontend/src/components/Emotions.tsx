@@ -1,10 +1,11 @@
+import { memo } from "react";
 import type { Stats } from "../api/schemas";
 import { compact, percent } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
 const order = ["anger", "sadness", "joy", "optimism"] as const;
 
-export function EmotionsPanel({ stats }: { stats: Stats | undefined }) {
+export const EmotionsPanel = memo(function EmotionsPanel({ stats }: { stats: Stats | undefined }) {
   const total = stats ? order.reduce((s, k) => s + stats.emotions[k], 0) : 0;
   return (
     <Panel id="emotions" title="Emotions">
@@ -35,4 +36,4 @@ export function EmotionsPanel({ stats }: { stats: Stats | undefined }) {
       )}
     </Panel>
   );
-}
+});

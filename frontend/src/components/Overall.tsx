@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { Stats } from "../api/schemas";
 import { compact, mood, percent, signed } from "../lib/format";
 import { Empty, Panel, SentimentBar } from "./Panel";
@@ -24,7 +25,7 @@ function Gauge({ mean }: { mean: number }) {
   );
 }
 
-export function OverallPanel({ stats, source }: { stats: Stats | undefined; source: string }) {
+export const OverallPanel = memo(function OverallPanel({ stats, source }: { stats: Stats | undefined; source: string }) {
   return (
     <Panel id="overall" title="Overall sentiment" aside={<span className="muted small">{source}</span>}>
       {!stats ? (
@@ -65,4 +66,4 @@ export function OverallPanel({ stats, source }: { stats: Stats | undefined; sour
       )}
     </Panel>
   );
-}
+});

@@ -1,8 +1,9 @@
+import { memo } from "react";
 import type { PipelineResponse } from "../api/schemas";
 import { compact, rate } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
-export function PipelinePanel(props: {
+export const PipelinePanel = memo(function PipelinePanel(props: {
   pipeline: PipelineResponse | undefined;
   liveRate: number;
   dropped: number;
@@ -43,4 +44,4 @@ export function PipelinePanel(props: {
       )}
     </Panel>
   );
-}
+});

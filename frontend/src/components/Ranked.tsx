@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { KeyedStats, ProductStats } from "../api/schemas";
 import { compact, percent, signed } from "../lib/format";
 import type { FilterKey } from "../lib/filters";
@@ -10,7 +11,7 @@ const TOP = 8;
  * One dimension's keys ranked by volume, each with its sentiment split. A row is a button:
  * choosing it sets that filter, choosing it again clears it.
  */
-export function RankedList(props: {
+export const RankedList = memo(function RankedList(props: {
   dimension: FilterKey;
   items: (KeyedStats | ProductStats)[] | undefined;
   active?: string;
@@ -49,7 +50,7 @@ export function RankedList(props: {
       })}
     </ol>
   );
-}
+});
 
 export function ComparePanel(props: {
   id: string;

@@ -1,4 +1,4 @@
-import { memo } from "react";
+import { memo, useMemo } from "react";
 import { Bar, CartesianGrid, ComposedChart, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import type { TimeseriesResponse } from "../api/schemas";
 import { clock, compact, percent, signed } from "../lib/format";
@@ -29,7 +29,8 @@ export function trendPoints(series: TimeseriesResponse | undefined, now = Date.n
   return out;
 }
 
-const Chart = memo(function Chart({ points }: { points: Point[] }) {
+const Chart = memo(function Chart({ points, onRender }: { points: Point[]; onRender?: () => void }) {
+  onRender?.();
   return (
     <ResponsiveContainer width="100%" height={220}>
       <ComposedChart data={points} margin={{ top: 8, right: 8, bottom: 0, left: -8 }}>
@@ -52,9 +53,9 @@ const Chart = memo(function Chart({ points }: { points: Point[] }) {
   );
 });
 
-export function TrendPanel(props: { series: TimeseriesResponse | undefined; scope: string; onRender?: () => void }) {
-  const points = trendPoints(props.series);
-  props.onRender?.();
+/** The trend; the chart re-renders only when the series changed (once a second at most). */
+export const TrendPanel = memo(function TrendPanel(props: { series: TimeseriesResponse | undefined; scope: string; onRender?: () => void }) {
+  const points = useMemo(() => trendPoints(props.series), [props.series]);
   const current = props.series?.points.at(-1);
   return (
     <Panel
@@ -71,7 +72,7 @@ export function TrendPanel(props: { series: TimeseriesResponse | undefined; scop
             {current ? `This minute: ${compact(current.posts)} posts, mean ${signed(current.sentiment.mean)}` : "No posts in the last hour"}
           </p>
           <div data-testid="trend-chart" data-points={props.series.points.length} data-last-posts={current?.posts ?? 0}>
-            <Chart points={points} />
+            <Chart points={points} onRender={props.onRender} />
           </div>
           <p className="legend small">
             <span className="key accent" /> mean sentiment <span className="key neg dashed" /> negative share{" "}
@@ -81,4 +82,4 @@ export function TrendPanel(props: { series: TimeseriesResponse | undefined; scop
       )}
     </Panel>
   );
-}
+});

@@ -1,9 +1,10 @@
+import { memo } from "react";
 import type { TermsResponse } from "../api/schemas";
 import type { ViralItem } from "../state/live";
 import { compact, signed } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
-export function ViralPanel(props: { viral: ViralItem[]; terms: TermsResponse | undefined }) {
+export const ViralPanel = memo(function ViralPanel(props: { viral: ViralItem[]; terms: TermsResponse | undefined }) {
   return (
     <Panel id="viral" title="Trending & viral">
       <h3 className="sub">Viral posts</h3>
@@ -42,4 +43,4 @@ export function ViralPanel(props: { viral: ViralItem[]; terms: TermsResponse | u
       )}
     </Panel>
   );
-}
+});
