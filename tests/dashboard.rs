@@ -242,9 +242,16 @@ async fn the_dashboard_is_served_with_client_routes_and_cache_headers() {
     // Client-side routes (a shared filtered view) get the app.
     let route = get("/?platform=reddit&window=1h").await.unwrap();
     assert!(route.text().await.unwrap().contains("id=\"root\""));
-    let deep = get("/views/reddit").await.unwrap();
+    let deep = http
+        .get(format!("{url}/views/reddit"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deep.status(), 200);
     assert!(deep.text().await.unwrap().contains("id=\"root\""));
+    // A client that does not ask for a page gets the API's 404.
+    assert_eq!(get("/views/reddit").await.unwrap().status(), 404);
 
     // API paths and missing assets keep the API's 404.
     for path in ["/api/v1/nope", "/assets/missing.js", "/ws/nope"] {

@@ -2,8 +2,9 @@
 //! people the live view without a separate web server.
 //!
 //! Paths that name a file of the build get it (hashed `assets/` forever cacheable, everything
-//! else revalidated); other browser paths get `index.html`, so client-side URLs with filters
-//! survive a reload. API-looking paths keep the API's JSON 404. When the build is missing, `/`
+//! else revalidated); other paths a browser navigates to (`Accept: text/html`) get
+//! `index.html`, so client-side URLs survive a reload. API paths, and any path asked for by a
+//! client that does not want a page, keep the API's JSON 404. When the build is missing, `/`
 //! says how to make it instead of failing obscurely.
 
 use std::path::{Component, Path, PathBuf};
@@ -96,8 +97,14 @@ pub async fn fallback(
                 return Ok(response);
             }
         }
-        // A missing asset is a broken build, not a client-side route.
-        if path.starts_with("/assets/") {
+        // A missing asset is a broken build, not a client-side route; only browsers
+        // navigating get the app for unknown paths.
+        let wants_page = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        if path.starts_with("/assets/") || !wants_page {
             return error::not_found(req).await;
         }
     }
