@@ -16,18 +16,25 @@ step() {
     "$@"
 }
 
-# Runs the dashboard's tests. No-op until the frontend has a package.json.
+# Runs the dashboard's unit tests and builds it (the Rust browser tests in tests/dashboard.rs
+# serve that build). No-op until the frontend has a package.json.
 run_frontend_tests() {
     [[ -f frontend/package.json ]] || return 0
     if ! command -v npm >/dev/null 2>&1; then
         echo "test: error: frontend/package.json exists but npm is not installed (install Node.js and npm)" >&2
         return 1
     fi
+    # The browser tests drive Debian's Chromium (playwright-core downloads no browser).
+    if [[ ! -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        echo "==> installing chromium for the browser tests" >&2
+        apt-get install -y chromium >&2 || { apt-get update >&2 && apt-get install -y chromium >&2; }
+    fi
     echo "==> frontend tests" >&2
     (
         cd frontend
         if [[ -f package-lock.json ]]; then npm ci; else npm install; fi
         npm test --if-present
+        npm run build
     )
 }
 

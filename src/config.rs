@@ -69,6 +69,8 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Most events one `POST /api/v1/events` request may carry.
     pub max_events_per_request: usize,
+    /// The built dashboard served at `/` (relative paths resolve against the working directory).
+    pub dashboard_dir: String,
 }
 
 /// The stream reader.
@@ -292,6 +294,7 @@ impl Default for HttpSettings {
             listen: "127.0.0.1:8080".into(),
             workers: 0,
             max_events_per_request: 1_000,
+            dashboard_dir: "frontend/dist".into(),
         }
     }
 }

@@ -8,8 +8,8 @@ use super::AppState;
 use crate::actors::ingester;
 use crate::telemetry::names;
 
-/// A map of the API for people who open Pulse in a browser.
-#[get("/")]
+/// A map of the API for people and scripts exploring it (`/` is the dashboard).
+#[get("/api/v1")]
 pub async fn index() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "pulse",
@@ -20,7 +20,7 @@ pub async fn index() -> HttpResponse {
             "GET /api/v1/metrics/overall", "GET /api/v1/metrics/platforms",
             "GET /api/v1/metrics/geo", "GET /api/v1/metrics/products",
             "GET /api/v1/metrics/channels", "GET /api/v1/metrics/timeseries",
-            "GET /api/v1/trending/terms", "GET /api/v1/alert-rules", "GET /api/v1/alerts",
+            "GET /api/v1/trending/terms", "GET /api/v1/pipeline", "GET /api/v1/alert-rules", "GET /api/v1/alerts",
             "GET /api/v1/webhooks", "GET /ws"
         ]
     }))

@@ -1,14 +1,17 @@
 //! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake, post
-//! queries and the WebSocket upgrade (`GET /ws`, see [`crate::ws`]). Every error uses the one shape of [`error::ApiError`]; every response carries
+//! queries, the WebSocket upgrade (`GET /ws`, see [`crate::ws`]) and the dashboard at `/`
+//! ([`dashboard`]). Every error uses the one shape of [`error::ApiError`]; every response carries
 //! `x-request-id`.
 
 pub mod alerts_api;
 pub mod analyze;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod filters;
 pub mod health;
 pub mod metrics_api;
+pub mod pipeline;
 pub mod posts;
 pub mod request_id;
 pub mod sql;
@@ -65,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(metrics_api::channels)
         .service(metrics_api::timeseries)
         .service(metrics_api::trending_terms)
+        .service(pipeline::pipeline)
         .service(alerts_api::list_rules)
         .service(alerts_api::create_rule)
         .service(alerts_api::get_rule)
@@ -102,5 +106,5 @@ pub fn app(
         .app_data(state)
         .wrap(from_fn(request_id::request_id))
         .configure(configure)
-        .default_service(web::to(error::not_found))
+        .default_service(web::to(dashboard::fallback))
 }

@@ -1,0 +1,69 @@
+// Captures one sample of every REST and WebSocket payload the dashboard reads from a running
+// Pulse, one JSON file per kind, for the contract test (src/api/contract.test.ts).
+//
+//   node --experimental-websocket e2e/capture-payloads.mjs http://127.0.0.1:8080 OUT_DIR [SECONDS]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, out, secs = "6"] = process.argv.slice(2);
+if (!base || !out) {
+  console.error("usage: capture-payloads.mjs BASE_URL OUT_DIR [SECONDS]");
+  process.exit(2);
+}
+mkdirSync(out, { recursive: true });
+const save = (name, value) => writeFileSync(join(out, `${name}.json`), JSON.stringify(value, null, 1));
+const get = async (path, init) => {
+  const res = await fetch(base + path, init);
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+};
+
+const rest = {
+  "metrics/overall": "/api/v1/metrics/overall?window=1h",
+  "metrics/platforms": "/api/v1/metrics/platforms?window=1h",
+  "metrics/channels": "/api/v1/metrics/channels?window=1h&platform=twitter",
+  "metrics/products": "/api/v1/metrics/products?window=1h",
+  "metrics/geo": "/api/v1/metrics/geo?window=1h",
+  "metrics/timeseries": "/api/v1/metrics/timeseries",
+  "trending/terms": "/api/v1/trending/terms?window=1h",
+  posts: "/api/v1/posts?limit=20",
+  alerts: "/api/v1/alerts?limit=20",
+  pipeline: "/api/v1/pipeline",
+};
+for (const [name, path] of Object.entries(rest)) save(name.replace("/", "-"), await get(path));
+const posts = await get("/api/v1/posts?limit=1");
+if (posts.items[0]) save("post", await get(`/api/v1/posts/${encodeURIComponent(posts.items[0].id)}`));
+const alerts = await get("/api/v1/alerts?status=firing&limit=1");
+if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
+
+// WebSocket: the first messages of each type within the time allowed.
+const seen = new Map();
+await new Promise((resolve) => {
+  const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws");
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ type: "subscribe", topics: ["posts", "metrics", "alerts", "virality"], filter: {} }));
+    ws.send(JSON.stringify({ type: "ping" }));
+    ws.send(JSON.stringify({ type: "subscribe", topics: ["nope"] }));
+    // A post of our own, so a message:new is among the samples even on a quiet server.
+    setTimeout(() => {
+      const post = {
+        type: "post", id: `capture-${Date.now()}`, platform: "bluesky", author: { id: "capture", followers: 3 },
+        text: "Sampling the live stream", created_at: new Date().toISOString(), geo: { city: "Lyon", country: "FR" },
+        metrics: { likes: 2, shares: 1 },
+      };
+      fetch(base + "/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(post) });
+    }, 500);
+  };
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    const list = seen.get(msg.type) ?? [];
+    if (list.length < 3) list.push(msg);
+    seen.set(msg.type, list);
+  };
+  setTimeout(() => {
+    ws.close();
+    resolve();
+  }, Number(secs) * 1000);
+});
+save("ws", [...seen.values()].flat());
+console.log(`captured ${Object.keys(rest).length} REST payloads and WebSocket types: ${[...seen.keys()].join(", ")}`);

@@ -1,0 +1,258 @@
+// End-to-end test of the dashboard in headless Chromium against a running Pulse that a
+// generator has fed (tests/dashboard.rs sets that up; it also runs by hand):
+//
+//   node e2e/dashboard.mjs http://127.0.0.1:8080 [--out DIR] [--no-spike]
+//
+// Checks that every panel renders, that the numbers on screen equal the REST API's, that the
+// filters drive the view and the URL, that a post POSTed to /api/v1/events (an XADD) is in the
+// live stream within 2 s, and that a burst of negative posts shows up as a negative share
+// rising and a negativity alert, which it acknowledges. Screenshots go to DIR (default
+// e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { launch } from "./browser.mjs";
+
+const args = process.argv.slice(2);
+const base = args.find((a) => !a.startsWith("--"))?.replace(/\/$/, "");
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+if (!base) {
+  console.error("usage: dashboard.mjs BASE_URL [--out DIR] [--no-spike]");
+  process.exit(2);
+}
+const out = resolve(opt("--out", join(import.meta.dirname, "..", "e2e-output")));
+mkdirSync(out, { recursive: true });
+const spike = !args.includes("--no-spike");
+
+const api = async (path, init) => {
+  const res = await fetch(base + path, init);
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+};
+const step = (msg) => console.log(`ok: ${msg}`);
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
+async function until(ms, fn, every = 200) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last || Date.now() > deadline) return last;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+const browser = await launch();
+const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(e.message));
+page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
+const shot = async (name) => {
+  const path = join(out, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`screenshot: ${path}`);
+};
+const attr = (sel, name) => page.locator(sel).first().getAttribute(name);
+const text = async (sel) => (await page.locator(sel).first().textContent())?.trim();
+const fmt = (fn, v) => page.evaluate(([f, x]) => window.__pulse.format[f](x), [fn, v]);
+
+try {
+  // 1. First load.
+  const started = Date.now();
+  await page.goto(`${base}/?window=1h`);
+  await page.waitForSelector('[data-testid="posts"]', { timeout: 15_000 });
+  const nav = await page.evaluate(() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    return { dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd };
+  });
+  step(`first load: DOMContentLoaded ${Math.round(nav.dcl)} ms, load ${Math.round(nav.load)} ms, first figures after ${Date.now() - started} ms`);
+
+  // 2. Every panel renders, with content.
+  const panels = {
+    overall: '[data-testid="negative-share"]',
+    trend: '[data-testid="trend-chart"] svg',
+    emotions: '[data-testid="emotion-anger"], .empty',
+    platforms: '[data-testid="platform-row"]',
+    products: '[data-testid="product-row"] [data-testid="row-sov"]',
+    channels: '[data-testid="channel-row"]',
+    countries: '[data-testid="country-row"]',
+    cities: '[data-testid="city-row"]',
+    stream: '[data-testid="post"]',
+    alerts: '[data-testid="alerts-firing"]',
+    viral: '.empty, [data-testid="viral"]',
+    pipeline: '[data-testid="throughput"]',
+  };
+  for (const [panel, sel] of Object.entries(panels)) {
+    await page.waitForSelector(`[data-panel="${panel}"] :is(${sel})`, { timeout: 10_000 }).catch(() => {
+      throw new Error(`panel ${panel} did not render (${sel})`);
+    });
+  }
+  await page.waitForSelector('[data-testid="connection"][data-status="open"]', { timeout: 10_000 });
+  step(`all ${Object.keys(panels).length} panels render; WebSocket connected`);
+  await page.waitForSelector('[data-testid="term"]', { timeout: 15_000 }).catch(() => {});
+  await shot("dashboard");
+
+  // 3. The numbers on screen are the REST API's (the feed has stopped, so both are settled).
+  const compareOverall = async (query, label) => {
+    let rest;
+    const same = await until(10_000, async () => {
+      rest = (await api(`/api/v1/metrics/overall?${query}`)).stats;
+      return Number(await attr('[data-testid="posts"]', "data-value")) === rest.posts;
+    });
+    check(same, `${label}: page shows ${await attr('[data-testid="posts"]', "data-value")} posts, REST ${rest.posts}`);
+    const expect = {
+      posts: ["compact", rest.posts],
+      "negative-share": ["percent", rest.sentiment.negative_share],
+      "neutral-share": ["percent", rest.sentiment.neutral_share],
+      "positive-share": ["percent", rest.sentiment.positive_share],
+      "sentiment-mean": ["signed", rest.sentiment.mean],
+      "churn-share": ["percent", rest.churn.high_share],
+      toxicity: ["percent", rest.toxicity_mean],
+    };
+    for (const [id, [f, v]] of Object.entries(expect)) {
+      const shown = await text(`[data-testid="${id}"]`);
+      check(shown === (await fmt(f, v)), `${label}: ${id} shows ${shown}, REST says ${v} (${await fmt(f, v)})`);
+      check(Math.abs(Number(await attr(`[data-testid="${id}"]`, "data-value")) - v) < 1e-9, `${label}: ${id} value differs from REST`);
+    }
+    for (const e of ["anger", "joy", "optimism", "sadness"]) {
+      check(Number(await attr(`[data-testid="emotion-${e}"]`, "data-value")) === rest.emotions[e], `${label}: emotion ${e} differs`);
+    }
+    return rest;
+  };
+  const overall = await compareOverall("window=1h", "overall");
+  check(overall.posts > 0, "the generator fed no posts");
+
+  const compareRanked = async (rowId, items, label, sov = false) => {
+    const rows = await until(10_000, async () => {
+      const rows = await page.locator(`[data-testid="${rowId}"]`).evaluateAll((els) =>
+        els.map((el) => ({
+          key: el.dataset.key,
+          posts: Number(el.dataset.posts),
+          text: el.querySelector('[data-testid="row-posts"]').textContent,
+          extra: el.querySelector('[data-testid="row-sov"], [data-testid="row-mean"]').textContent,
+        })),
+      );
+      const ok = rows.length > 0 && rows.every((r, i) => items[i] && items[i].key === r.key && items[i].posts === r.posts);
+      return ok && rows;
+    });
+    check(rows, `${label}: rows differ from REST ${JSON.stringify(items.slice(0, 8).map((i) => [i.key, i.posts]))}`);
+    for (const [i, r] of rows.entries()) {
+      check(r.text === (await fmt("compact", items[i].posts)), `${label} ${r.key}: shows ${r.text}`);
+      const want = sov ? `${await fmt("percent", items[i].share_of_voice.volume)} SoV` : await fmt("signed", items[i].sentiment.mean);
+      check(r.extra === want, `${label} ${r.key}: shows ${r.extra}, REST ${want}`);
+    }
+  };
+  await compareRanked("platform-row", (await api("/api/v1/metrics/platforms?window=1h")).items, "platforms");
+  await compareRanked("product-row", (await api("/api/v1/metrics/products?window=1h")).items, "products", true);
+  await compareRanked("channel-row", (await api("/api/v1/metrics/channels?window=1h")).items, "channels");
+  const geo = await api("/api/v1/metrics/geo?window=1h");
+  await compareRanked("country-row", geo.countries, "countries");
+  await compareRanked("city-row", geo.cities, "cities");
+  const pipeline = await api("/api/v1/pipeline");
+  const dead = await until(5000, async () => Number(await attr('[data-testid="dead-letters"]', "data-value")) === pipeline.consumer_group.dead_letters);
+  check(dead, "pipeline: dead letters differ from REST");
+  check((await page.locator('[data-testid="model"]').first().textContent()).includes(pipeline.models[0]?.model ?? "?"), "pipeline: model in use not shown");
+  step("overall, emotions, platforms, products (share of voice), channels, countries, cities and pipeline figures equal the REST API's");
+
+  // 4. Filters drive every panel and the URL.
+  const platform = (await api("/api/v1/metrics/platforms?window=1h")).items[0].key;
+  await page.selectOption('[data-testid="filter-platform"]', platform);
+  await until(5000, async () => page.url().includes(`platform=${platform}`));
+  check(page.url().includes(`platform=${platform}`) && page.url().includes("window=1h"), `URL does not hold the filter: ${page.url()}`);
+  await compareOverall(`window=1h&platform=${platform}`, `filtered (${platform})`);
+  const platforms = await until(5000, async () => {
+    const shown = await page.locator('[data-testid="post"] .plat').allTextContents();
+    return shown.length > 0 && shown.every((p) => p === platform) && shown;
+  });
+  check(platforms, `stream shows other platforms than ${platform}`);
+  await shot("filtered");
+  await page.reload();
+  await page.waitForSelector('[data-testid="posts"]');
+  check((await page.inputValue('[data-testid="filter-platform"]')) === platform, "a reload lost the filter");
+  await page.click('button:has-text("Clear filters")');
+  await until(5000, async () => !page.url().includes("platform="));
+  step(`filter platform=${platform}: URL, overall figures and stream follow it and survive a reload`);
+
+  // 5. A new post is on screen within 2 s of its XADD.
+  await page.waitForSelector('[data-testid="connection"][data-status="open"]');
+  for (let i = 0; i < 3; i++) {
+    const id = `e2e-${Date.now()}-${i}`;
+    const event = {
+      type: "post", id, platform: "reddit", author: { id: "e2e", followers: 10 },
+      text: "Checking the live stream of the dashboard, works nicely", created_at: new Date().toISOString(),
+      product: "pulse-phone", channel: "organic",
+    };
+    await api("/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event) });
+    const t0 = Date.now();
+    await page.waitForSelector(`[data-testid="post"][data-id="${id}"]`, { timeout: 2000 }).catch(() => {
+      throw new Error(`post ${id} was not in the stream 2 s after its XADD`);
+    });
+    step(`post ${id} in the stream ${Date.now() - t0} ms after its XADD was acknowledged`);
+  }
+
+  // Pause holds the list; resume shows what came meanwhile.
+  await page.click('[data-testid="pause"]');
+  const pausedId = `e2e-paused-${Date.now()}`;
+  await api("/api/v1/events", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "post", id: pausedId, platform: "reddit", author: { id: "e2e", followers: 1 }, text: "held while paused", created_at: new Date().toISOString() }),
+  });
+  await until(3000, async () => (await text('[data-testid="pause"]'))?.includes("new"));
+  check(!(await page.locator(`[data-testid="post"][data-id="${pausedId}"]`).count()), "a paused stream still showed a new post");
+  check((await text('[data-testid="pause"]')).includes("1 new"), `paused button says ${await text('[data-testid="pause"]')}`);
+  await page.click('[data-testid="pause"]');
+  await page.waitForSelector(`[data-testid="post"][data-id="${pausedId}"]`, { timeout: 2000 });
+  step("pause holds the stream and counts new posts; resume shows them");
+
+  // 6. A scripted negativity spike shows up.
+  if (spike) {
+    // The last five minutes, where a burst weighs more than in the hour.
+    await page.selectOption('[data-testid="filter-window"]', "5m");
+    const rest5m = await api("/api/v1/metrics/overall?window=5m");
+    await until(5000, async () => Number(await attr('[data-testid="posts"]', "data-value")) === rest5m.stats.posts);
+    const before = Number(await attr('[data-testid="negative-share"]', "data-value"));
+    const burst = Array.from({ length: 400 }, (_, i) => ({
+      type: "post", id: `spike-${Date.now()}-${i}`, platform: "twitter", author: { id: `angry${i}`, followers: 50 },
+      text: "This is awful, I hate it. Worst update ever, totally broken and useless. Cancelling my subscription.",
+      created_at: new Date().toISOString(), product: "pulse-cloud", channel: "support",
+    }));
+    await api("/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(burst) });
+    // 400 negative posts on top of n: the share should move at least half way to that.
+    const n = rest5m.stats.posts;
+    const expected = (before * n + burst.length) / (n + burst.length);
+    const rose = await until(15_000, async () => {
+      const now = Number(await attr('[data-testid="negative-share"]', "data-value"));
+      return now >= before + (expected - before) / 2 && now;
+    });
+    check(rose, `negative share did not rise after the spike (was ${before})`);
+    step(`negativity spike: negative share ${Math.round(before * 100)}% → ${Math.round(rose * 100)}%`);
+    const alert = await page
+      .waitForSelector('[data-testid="alert"][data-kind="negativity"][data-status="firing"]', { timeout: 30_000 })
+      .catch(() => null);
+    check(alert, "no negativity alert appeared in the alert feed");
+    await shot("spike");
+    await page.locator('[data-testid="alert"][data-kind="negativity"][data-status="firing"] button').first().click();
+    await page.waitForSelector('[data-testid="alert"][data-kind="negativity"][data-status="acknowledged"]', { timeout: 5000 });
+    const acked = await api("/api/v1/alerts?kind=negativity&status=acknowledged");
+    check(acked.items.length >= 1, "the acknowledgement did not reach the API");
+    step("negativity alert appeared live and was acknowledged through the API");
+  }
+
+  // Dark theme renders too (keyboard: the toggle is a button).
+  await page.locator('button[aria-label^="Switch to"]').focus();
+  await page.keyboard.press("Enter");
+  await shot("theme-toggled");
+
+  check(pageErrors.length === 0, `errors in the page: ${pageErrors.join(" | ")}`);
+  console.log("all dashboard checks passed");
+  await browser.close();
+} catch (e) {
+  console.error(`FAILED: ${e.message}`);
+  await shot("failure").catch(() => {});
+  await browser.close();
+  process.exit(1);
+}

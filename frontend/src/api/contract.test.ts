@@ -1,0 +1,62 @@
+// The schemas (and so the TypeScript types) against payloads a real Pulse produced: the
+// committed samples in ./fixtures, or, when PULSE_PAYLOAD_DIR is set, the ones the Rust test
+// `tests/dashboard.rs` just captured from the server it built. Strict schemas: a field the
+// server adds, drops or retypes fails here.
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { z } from "zod";
+import { restSchemas, ServerMessage } from "./schemas";
+
+const dir = process.env.PULSE_PAYLOAD_DIR ?? join(import.meta.dirname, "fixtures");
+const extraRequired = (process.env.PULSE_PAYLOAD_REQUIRE ?? "").split(",").filter(Boolean);
+
+function check(schema: z.ZodType, value: unknown, what: string): void {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issues = result.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`${what} does not match its schema:\n  ${issues.join("\n  ")}`);
+  }
+}
+
+describe(`payloads in ${dir}`, () => {
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".json")) : [];
+  const load = (name: string) => JSON.parse(readFileSync(join(dir, name), "utf8"));
+
+  for (const [name, schema] of Object.entries(restSchemas)) {
+    const file = `${name.replace("/", "-")}.json`;
+    const required = name !== "alert-ack" || extraRequired.includes(name);
+    it(`REST ${name}`, ({ skip }) => {
+      if (!files.includes(file)) {
+        if (required) throw new Error(`no sample ${file}`);
+        return skip();
+      }
+      check(schema, load(file), file);
+    });
+  }
+
+  it("every WebSocket message", () => {
+    const messages: { type: string }[] = load("ws.json");
+    const types = new Set(messages.map((m) => m.type));
+    for (const t of ["subscribed", "message:new", "metrics:initial", "pong", "error"]) {
+      expect(types, `a ${t} message was captured`).toContain(t);
+    }
+    for (const t of extraRequired.filter((r) => r.endsWith(":"))) {
+      expect([...types].some((x) => x.startsWith(t)), `a ${t}* message was captured`).toBe(true);
+    }
+    messages.forEach((m, i) => check(ServerMessage, m, `ws.json[${i}] (${m.type})`));
+  });
+
+  it("messages the capture cannot provoke, as documented", () => {
+    check(ServerMessage, { type: "lagged", dropped: 12 }, "lagged");
+    check(ServerMessage, { type: "virality:update", data: { post_id: "x", score: 0.8 } }, "virality:update");
+  });
+
+  it("a drifted payload is caught", () => {
+    const post = load("post.json");
+    expect(() => check(restSchemas.post, { ...post, surprise: 1 }, "post")).toThrow(/surprise|Unrecognized/);
+    const { analysis, ...missing } = post;
+    expect(analysis).toBeDefined();
+    expect(() => check(restSchemas.post, missing, "post")).toThrow(/analysis/);
+  });
+});

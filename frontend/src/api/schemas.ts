@@ -1,0 +1,232 @@
+// Schemas of every REST and WebSocket payload the dashboard reads, mirroring the Rust types
+// that produce them (src/http/*.rs, src/ws/protocol.rs). The TypeScript types are inferred
+// from these schemas, and the contract test (src/api/contract.test.ts) parses payloads that a
+// real Pulse produced with them in strict mode, so a field added, removed or retyped on
+// either side fails the test suite instead of drifting silently.
+import { z } from "zod";
+import { platforms, windows } from "./constants";
+
+const time = z.string().datetime({ offset: true });
+const count = z.number().int();
+
+export { platforms, windows };
+export const Platform = z.enum(platforms);
+export const SentimentLabel = z.enum(["negative", "neutral", "positive"]);
+export const Window = z.enum(windows);
+export const EmotionName = z.enum(["anger", "joy", "optimism", "sadness"]);
+
+/** `Stats` in src/http/metrics_api.rs. */
+export const Stats = z.strictObject({
+  posts: count,
+  sentiment: z.strictObject({
+    mean: z.number(),
+    negative: count,
+    neutral: count,
+    positive: count,
+    negative_share: z.number(),
+    neutral_share: z.number(),
+    positive_share: z.number(),
+  }),
+  toxicity_mean: z.number(),
+  churn: z.strictObject({ mean: z.number(), high: count, high_share: z.number() }),
+  emotions: z.strictObject({ anger: count, joy: count, optimism: count, sadness: count }),
+  engagement: z.strictObject({ likes: count, shares: count, comments: count, views: count }),
+});
+
+/** `KeyedStats`: `Stats` flattened with the dimension's key. */
+export const KeyedStats = Stats.extend({ key: z.string() });
+
+export const ShareOfVoice = z.strictObject({
+  volume: z.number(),
+  positive: z.number(),
+  negative: z.number(),
+});
+export const ProductStats = KeyedStats.extend({ share_of_voice: ShareOfVoice });
+
+const windowed = { window: Window, from: time, to: time };
+
+/** `GET /api/v1/metrics/overall`. */
+export const OverallResponse = z.strictObject({ ...windowed, stats: Stats });
+/** `GET /api/v1/metrics/platforms` and `/channels`. */
+export const ItemsResponse = z.strictObject({ ...windowed, items: z.array(KeyedStats) });
+/** `GET /api/v1/metrics/products`. */
+export const ProductsResponse = z.strictObject({ ...windowed, items: z.array(ProductStats) });
+/** `GET /api/v1/metrics/geo`. */
+export const GeoResponse = z.strictObject({
+  ...windowed,
+  cities: z.array(KeyedStats),
+  countries: z.array(KeyedStats),
+});
+/** `GET /api/v1/metrics/timeseries`. */
+export const TimeseriesResponse = z.strictObject({
+  dimension: z.enum(["overall", "platform", "city", "country", "product", "channel"]),
+  key: z.string(),
+  from: time,
+  to: time,
+  bucket: z.enum(["1m", "5m", "1h"]),
+  points: z.array(Stats.extend({ at: time })),
+});
+/** `GET /api/v1/trending/terms`. */
+export const TermsResponse = z.strictObject({
+  ...windowed,
+  terms: z.array(
+    z.strictObject({ term: z.string(), hashtag: z.boolean(), posts: count, sentiment_mean: z.number() }),
+  ),
+});
+
+/** `PostView` in src/http/posts.rs: `GET /api/v1/posts/{id}` and `message:new` data. */
+export const Post = z.strictObject({
+  id: z.string(),
+  platform: Platform,
+  author: z.strictObject({ id: z.string(), followers: count }),
+  text: z.string(),
+  created_at: time,
+  lang: z.string().nullable(),
+  geo: z.strictObject({ city: z.string().nullable(), country: z.string().nullable() }),
+  product: z.string().nullable(),
+  channel: z.string().nullable(),
+  parent_id: z.string().nullable(),
+  url: z.string().nullable(),
+  metrics: z
+    .strictObject({
+      likes: count,
+      shares: count.nullable(),
+      comments: count.nullable(),
+      views: count.nullable(),
+    })
+    .nullable(),
+  analysis: z.strictObject({
+    sentiment: z.strictObject({ label: SentimentLabel, score: z.number() }),
+    emotions: z.strictObject({
+      anger: z.number(),
+      joy: z.number(),
+      optimism: z.number(),
+      sadness: z.number(),
+    }),
+    emotion: EmotionName.nullable(),
+    toxicity: z.number(),
+    churn_risk: z.number(),
+    model: z.string(),
+  }),
+  ingested_at: time,
+});
+/** `GET /api/v1/posts`. */
+export const PostsPage = z.strictObject({ items: z.array(Post), next_cursor: z.string().nullable() });
+
+/** An alert: `GET /api/v1/alerts` items, ack/resolve answers and `alert:<kind>` data. */
+export const Alert = z.strictObject({
+  id: count,
+  rule_id: count.nullable(),
+  rule_name: z.string(),
+  kind: z.string(),
+  severity: z.enum(["info", "warning", "critical"]),
+  dimension: z.string(),
+  key: z.string(),
+  status: z.enum(["firing", "acknowledged", "resolved"]),
+  value: z.number(),
+  threshold: z.number(),
+  evidence: z.record(z.string(), z.unknown()),
+  fired_at: time,
+  // The live message is sent as the alert fires, before these can exist.
+  acknowledged_at: time.nullable().optional(),
+  resolved_at: time.nullable().optional(),
+});
+/** `GET /api/v1/alerts`. */
+export const AlertsPage = z.strictObject({ items: z.array(Alert), next_before: count.nullable() });
+
+/** `GroupStats` in src/actors/ingester.rs. */
+export const GroupStats = z.strictObject({
+  lag: count.nullable(),
+  pending: count,
+  consumers: count,
+  length: count,
+  dead_letters: count,
+});
+/** `GET /api/v1/pipeline` (src/http/pipeline.rs). */
+export const PipelineResponse = z.strictObject({
+  at: time,
+  window_secs: count,
+  posts: count,
+  posts_per_sec: z.number(),
+  models: z.array(z.strictObject({ model: z.string(), posts: count })),
+  consumer_group: GroupStats.nullable(),
+  in_flight: count,
+});
+
+/** The live metrics snapshot: `metrics:initial` / `metrics:update` data. */
+export const MetricsSnapshot = z.strictObject({
+  at: time,
+  overall: z.strictObject({ "1m": Stats, "5m": Stats, "1h": Stats, "24h": Stats }),
+  by_dimension: z.strictObject({
+    window: Window,
+    items: z.strictObject({
+      platform: z.array(KeyedStats),
+      product: z.array(KeyedStats),
+      channel: z.array(KeyedStats),
+      city: z.array(KeyedStats),
+      country: z.array(KeyedStats),
+    }),
+  }),
+});
+
+export const Topic = z.enum(["posts", "metrics", "alerts", "virality"]);
+export const WsFilter = z.strictObject({
+  platform: Platform.optional(),
+  sentiment: SentimentLabel.optional(),
+  product: z.string().optional(),
+  city: z.string().optional(),
+  country: z.string().optional(),
+  channel: z.string().optional(),
+});
+
+/** Every server → client WebSocket message (src/ws/protocol.rs). */
+export const ServerMessage = z.union([
+  z.strictObject({ type: z.literal("subscribed"), topics: z.array(Topic), filter: WsFilter }),
+  z.strictObject({ type: z.literal("message:new"), data: Post }),
+  z.strictObject({ type: z.enum(["metrics:initial", "metrics:update"]), data: MetricsSnapshot }),
+  z.strictObject({ type: z.templateLiteral(["alert:", z.string()]), data: Alert }),
+  // The virality engine's payload is not fixed yet; the dashboard reads it defensively.
+  z.strictObject({ type: z.literal("virality:update"), data: z.record(z.string(), z.unknown()) }),
+  z.strictObject({ type: z.literal("lagged"), dropped: count }),
+  z.strictObject({ type: z.literal("pong") }),
+  z.strictObject({
+    type: z.literal("error"),
+    error: z.strictObject({ code: z.string(), message: z.string() }),
+  }),
+]);
+
+export type Stats = z.infer<typeof Stats>;
+export type KeyedStats = z.infer<typeof KeyedStats>;
+export type ProductStats = z.infer<typeof ProductStats>;
+export type OverallResponse = z.infer<typeof OverallResponse>;
+export type ItemsResponse = z.infer<typeof ItemsResponse>;
+export type ProductsResponse = z.infer<typeof ProductsResponse>;
+export type GeoResponse = z.infer<typeof GeoResponse>;
+export type TimeseriesResponse = z.infer<typeof TimeseriesResponse>;
+export type TermsResponse = z.infer<typeof TermsResponse>;
+export type Post = z.infer<typeof Post>;
+export type PostsPage = z.infer<typeof PostsPage>;
+export type Alert = z.infer<typeof Alert>;
+export type AlertsPage = z.infer<typeof AlertsPage>;
+export type PipelineResponse = z.infer<typeof PipelineResponse>;
+export type MetricsSnapshot = z.infer<typeof MetricsSnapshot>;
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type WsFilter = z.infer<typeof WsFilter>;
+export type Platform = z.infer<typeof Platform>;
+export type Window = z.infer<typeof Window>;
+
+/** Which schema checks which REST path, for the contract test. */
+export const restSchemas = {
+  "metrics/overall": OverallResponse,
+  "metrics/platforms": ItemsResponse,
+  "metrics/channels": ItemsResponse,
+  "metrics/products": ProductsResponse,
+  "metrics/geo": GeoResponse,
+  "metrics/timeseries": TimeseriesResponse,
+  "trending/terms": TermsResponse,
+  posts: PostsPage,
+  post: Post,
+  alerts: AlertsPage,
+  "alert-ack": Alert,
+  pipeline: PipelineResponse,
+} as const;

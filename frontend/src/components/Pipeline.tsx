@@ -1,0 +1,47 @@
+import { memo } from "react";
+import type { PipelineResponse } from "../api/schemas";
+import { compact, rate } from "../lib/format";
+import { Empty, Panel } from "./Panel";
+
+export const PipelinePanel = memo(function PipelinePanel(props: {
+  pipeline: PipelineResponse | undefined;
+  liveRate: number;
+  dropped: number;
+  fps: number;
+}) {
+  const p = props.pipeline;
+  const g = p?.consumer_group;
+  return (
+    <Panel id="pipeline" title="Pipeline health">
+      {!p ? (
+        <Empty>Loading…</Empty>
+      ) : (
+        <>
+          <dl className="kpis">
+            <div><dt>Throughput (last min)</dt><dd data-testid="throughput" data-value={p.posts_per_sec}>{rate(p.posts_per_sec)}</dd></div>
+            <div><dt>Consumer lag</dt><dd data-testid="lag" data-value={g?.lag ?? ""}>{g ? (g.lag === null ? "unknown" : compact(g.lag)) : "Redis down"}</dd></div>
+            <div><dt>Pending (unacked)</dt><dd data-testid="pending" data-value={g?.pending ?? ""}>{g ? compact(g.pending) : "–"}</dd></div>
+            <div><dt>Dead-lettered</dt><dd data-testid="dead-letters" data-value={g?.dead_letters ?? ""}>{g ? compact(g.dead_letters) : "–"}</dd></div>
+          </dl>
+          <p className="small">
+            Model{p.models.length === 1 ? "" : "s"}:{" "}
+            {p.models.length === 0 ? (
+              <span className="muted">no posts in the last minute</span>
+            ) : (
+              p.models.map((m) => (
+                <span key={m.model} className="tag" data-testid="model">
+                  {m.model} <span className="muted">{compact(m.posts)}</span>
+                </span>
+              ))
+            )}
+          </p>
+          <p className="small muted">
+            This browser: <span data-testid="live-rate">{rate(props.liveRate)}</span> live posts,{" "}
+            <span data-testid="dropped" data-value={props.dropped}>{compact(props.dropped)}</span> dropped by the
+            server (slow client), {Math.round(props.fps)} renders/s.
+          </p>
+        </>
+      )}
+    </Panel>
+  );
+});

@@ -1,0 +1,60 @@
+import { memo } from "react";
+import type { Post } from "../api/schemas";
+import { ago, compact, percent, signed } from "../lib/format";
+import { Empty, Panel } from "./Panel";
+
+const PostRow = memo(function PostRow({ post }: { post: Post }) {
+  const a = post.analysis;
+  const where = [post.geo.city, post.geo.country].filter(Boolean).join(", ");
+  return (
+    <li className="post" data-testid="post" data-id={post.id}>
+      <div className="post-meta small">
+        <span className={`plat plat-${post.platform}`}>{post.platform}</span>
+        <span className="muted">@{post.author.id} · {compact(post.author.followers)} followers</span>
+        {post.product && <span className="tag">{post.product}</span>}
+        {post.channel && <span className="tag">{post.channel}</span>}
+        {where && <span className="muted">{where}</span>}
+        <time className="muted" dateTime={post.created_at}>{ago(post.created_at)}</time>
+      </div>
+      <p className="post-text">{post.text}</p>
+      <div className="badges small">
+        <span className={`badge ${a.sentiment.label}`} title="Sentiment (VADER compound)">
+          {a.sentiment.label} {signed(a.sentiment.score)}
+        </span>
+        {a.emotion && <span className="badge emo">{a.emotion}</span>}
+        {a.toxicity >= 0.15 && <span className="badge warn" title="Toxicity">toxic {percent(a.toxicity)}</span>}
+        {a.churn_risk >= 0.6 && <span className="badge warn" title="Churn risk">churn risk {percent(a.churn_risk)}</span>}
+      </div>
+    </li>
+  );
+});
+
+export function StreamPanel(props: {
+  posts: Post[];
+  paused: boolean;
+  missed: number;
+  onToggle: () => void;
+}) {
+  return (
+    <Panel
+      id="stream"
+      title="Live posts"
+      className="tall"
+      aside={
+        <button type="button" className="btn" onClick={props.onToggle} aria-pressed={props.paused} data-testid="pause">
+          {props.paused ? `Resume${props.missed ? ` (${compact(props.missed)} new)` : ""}` : "Pause"}
+        </button>
+      }
+    >
+      {props.posts.length === 0 ? (
+        <Empty>No posts yet for these filters. New posts appear here as they are stored.</Empty>
+      ) : (
+        <ol className="posts" aria-live={props.paused ? "off" : "polite"} aria-relevant="additions" aria-busy="false">
+          {props.posts.map((p) => (
+            <PostRow key={p.id} post={p} />
+          ))}
+        </ol>
+      )}
+    </Panel>
+  );
+}

@@ -1,0 +1,79 @@
+// The global filters: every panel reads them, the URL holds them so a view can be shared.
+import { platforms, windows } from "../api/constants";
+import type { Platform, Window } from "../api/schemas";
+
+export interface Filters {
+  platform?: Platform;
+  product?: string;
+  city?: string;
+  country?: string;
+  channel?: string;
+  window: Window;
+}
+
+/** The label filters, in display order. */
+export const filterKeys = ["platform", "product", "channel", "country", "city"] as const;
+export type FilterKey = (typeof filterKeys)[number];
+
+export const defaultFilters: Filters = { window: "5m" };
+
+/** Reads filters from a query string, ignoring values the API would refuse. */
+export function parseFilters(search: string): Filters {
+  const q = new URLSearchParams(search);
+  const out: Filters = { ...defaultFilters };
+  const w = q.get("window");
+  if (w && (windows as readonly string[]).includes(w)) out.window = w as Window;
+  const p = q.get("platform");
+  if (p && (platforms as readonly string[]).includes(p)) out.platform = p as Platform;
+  for (const key of ["product", "city", "country", "channel"] as const) {
+    const v = q.get(key)?.trim();
+    if (v && v.length <= 128) out[key] = v;
+  }
+  return out;
+}
+
+/** The query string for `filters` (without `?`); the default window is left out. */
+export function filtersToSearch(filters: Filters): string {
+  const q = new URLSearchParams();
+  for (const key of filterKeys) {
+    const v = filters[key];
+    if (v) q.set(key, v);
+  }
+  if (filters.window !== defaultFilters.window) q.set("window", filters.window);
+  return q.toString();
+}
+
+/** The label filters only, as the REST API and the WebSocket filter take them. */
+export function labelFilters(filters: Filters): Partial<Record<FilterKey, string>> {
+  const out: Partial<Record<FilterKey, string>> = {};
+  for (const key of filterKeys) {
+    const v = filters[key];
+    if (v) out[key] = v;
+  }
+  return out;
+}
+
+export function hasLabelFilters(filters: Filters): boolean {
+  return filterKeys.some((k) => filters[k]);
+}
+
+/**
+ * The series the trend chart can show: the time series is kept per dimension, so with one
+ * label filter it is that dimension's key; with none, the whole stream; with several, the
+ * first (the chart says so).
+ */
+export function trendScope(filters: Filters): { dimension: string; key?: string; partial: boolean } {
+  const set = filterKeys.filter((k) => filters[k]);
+  if (set.length === 0) return { dimension: "overall", partial: false };
+  return { dimension: set[0], key: filters[set[0]], partial: set.length > 1 };
+}
+
+/**
+ * Whether an alert about (`dimension`, `key`) is in view: the WebSocket's rule, so the REST
+ * list and the live feed agree. Every label filter set must be the alert's own key; an alert
+ * about the whole stream shows only without filters.
+ */
+export function alertInView(filters: Filters, dimension: string, key: string): boolean {
+  const set = filterKeys.filter((k) => filters[k]);
+  return set.every((k) => k === dimension && filters[k] === key);
+}

@@ -1,0 +1,58 @@
+//! `GET /api/v1/pipeline`: the pipeline's health in one read for the dashboard — throughput
+//! over the last minute, the models that analysed those posts, consumer-group lag and pending
+//! entries, and dead letters. Read-only and global (PostgreSQL and Redis, not this process).
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::actors::ingester;
+
+/// Seconds the throughput and model figures look back.
+pub const WINDOW_SECS: i64 = 60;
+
+/// How many of the window's posts one model analysed.
+#[derive(Debug, Serialize)]
+pub struct ModelUse {
+    pub model: String,
+    pub posts: i64,
+}
+
+/// Throughput, models, lag and dead letters. The figures cover posts created in the last
+/// minute and already stored; `consumer_group` is null when Redis does not answer.
+#[get("/api/v1/pipeline")]
+pub async fn pipeline(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let from = now - TimeDelta::seconds(WINDOW_SECS);
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT model, count(*)::int8 FROM posts WHERE created_at >= $1 \
+             GROUP BY model ORDER BY 2 DESC, model",
+            &[&from],
+        )
+        .await?;
+    let models: Vec<ModelUse> = rows
+        .iter()
+        .map(|r| ModelUse {
+            model: r.get(0),
+            posts: r.get(1),
+        })
+        .collect();
+    let posts: i64 = models.iter().map(|m| m.posts).sum();
+    let group = ingester::group_stats(&state.redis, &state.settings)
+        .await
+        .ok();
+    Ok(HttpResponse::Ok().json(json!({
+        "at": now,
+        "window_secs": WINDOW_SECS,
+        "posts": posts,
+        "posts_per_sec": posts as f64 / WINDOW_SECS as f64,
+        "models": models,
+        "consumer_group": group,
+        "in_flight": state.in_flight(),
+    })))
+}

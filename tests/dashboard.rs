@@ -1,0 +1,286 @@
+//! The dashboard: served by `pulse serve` from `http.dashboard_dir`, driven in headless
+//! Chromium against a real Pulse fed by the generator, and its payload schemas checked against
+//! what this server really sends.
+//!
+//! The browser tests need the built frontend (`cd frontend && npm ci && npm run build`, which
+//! `scripts/test.sh` does first), Node.js and `/usr/bin/chromium`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{unique, wait_until, PulseProcess, TestEnv};
+
+fn frontend() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("frontend")
+}
+
+/// The built dashboard; a clear failure when it is missing.
+fn dist() -> PathBuf {
+    let dist = frontend().join("dist");
+    assert!(
+        dist.join("index.html").is_file() && frontend().join("node_modules").is_dir(),
+        "the dashboard is not built: run `cd frontend && npm ci && npm run build` \
+         (scripts/test.sh does it)"
+    );
+    dist
+}
+
+/// Where the browser test leaves its screenshots (ignored by git).
+fn output_dir(test: &str) -> PathBuf {
+    let dir = frontend().join("e2e-output").join(test);
+    std::fs::create_dir_all(&dir).expect("create screenshot dir");
+    dir
+}
+
+fn pulse_env(env: &TestEnv, dashboard: &Path) -> Vec<(String, String)> {
+    let mut vars = env.env();
+    vars.retain(|(k, _)| k != "PULSE_ALERTS__ENABLED");
+    vars.extend([
+        (
+            "PULSE_HTTP__DASHBOARD_DIR".to_string(),
+            dashboard.display().to_string(),
+        ),
+        ("PULSE_HTTP__WORKERS".into(), "2".into()),
+        ("PULSE_ALERTS__ENABLED".into(), "true".into()),
+        ("PULSE_ALERTS__EVALUATE_EVERY_SECS".into(), "1".into()),
+    ]);
+    vars
+}
+
+/// Runs `pulse generate` against the test's stream until it has appended `count` events;
+/// returns how many of them are posts.
+fn generate(env: &[(String, String)], count: u32) -> i64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(["generate", "--rate", "500", "--seed", "7", "--count"])
+        .arg(count.to_string())
+        .envs(env.iter().cloned())
+        .output()
+        .expect("run pulse generate");
+    assert!(out.status.success(), "generate failed: {out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("generate report");
+    report["posts"]
+        .as_i64()
+        .expect("posts in the generate report")
+}
+
+async fn wait_for_posts(env: &TestEnv, count: i64) {
+    let stored = wait_until(Duration::from_secs(60), || async {
+        env.post_count().await >= count
+    })
+    .await;
+    assert!(stored, "the generated posts were not stored");
+}
+
+fn node(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new("node")
+        .args(args)
+        .current_dir(frontend())
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run node (is Node.js installed?)")
+}
+
+fn report(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
+    let dist = dist();
+    let env = TestEnv::new().await;
+    let vars = pulse_env(&env, &dist);
+    let pulse = PulseProcess::start(&vars);
+    let posts = generate(&vars, 320);
+    wait_for_posts(&env, posts).await;
+
+    let url = format!("http://{}", pulse.address);
+    let out_dir = output_dir("live");
+    let out = node(
+        &[
+            "e2e/dashboard.mjs",
+            &url,
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    let text = report(&out);
+    assert!(out.status.success(), "browser test failed\n{text}");
+    assert!(text.contains("all dashboard checks passed"), "{text}");
+    for shot in ["dashboard", "filtered", "spike", "theme-toggled"] {
+        assert!(
+            out_dir.join(format!("{shot}.png")).is_file(),
+            "no {shot} screenshot"
+        );
+    }
+    println!("{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_payload_schemas_match_what_the_server_sends() {
+    dist();
+    let env = TestEnv::new().await;
+    let vars = pulse_env(&env, Path::new("/nonexistent"));
+    let pulse = PulseProcess::start(&vars);
+    let posts = generate(&vars, 200);
+    wait_for_posts(&env, posts).await;
+    let url = format!("http://{}", pulse.address);
+    let http = reqwest::Client::new();
+    let rule = |dimension: &str| {
+        serde_json::json!({"name": unique("contract"), "kind": "negativity", "dimension": dimension,
+                           "threshold": 0.01, "min_volume": 1, "window_minutes": 60})
+    };
+    // One alert fires before the capture (to acknowledge), more while its socket listens.
+    let created = http
+        .post(format!("{url}/api/v1/alert-rules"))
+        .json(&rule("overall"))
+        .send()
+        .await
+        .expect("create rule");
+    assert_eq!(created.status(), 201);
+    let fired = wait_until(Duration::from_secs(20), || async {
+        let page: serde_json::Value = http
+            .get(format!("{url}/api/v1/alerts?status=firing"))
+            .send()
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("alerts json");
+        page["items"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert!(fired, "the contract rule did not fire");
+
+    let samples = tempdir();
+    let capture = std::process::Command::new("node")
+        .args(["--experimental-websocket", "e2e/capture-payloads.mjs", &url])
+        .arg(&samples)
+        .arg("8")
+        .current_dir(frontend())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    http.post(format!("{url}/api/v1/alert-rules"))
+        .json(&rule("platform"))
+        .send()
+        .await
+        .expect("create rule");
+    let out = capture.wait_with_output().expect("capture");
+    assert!(out.status.success(), "capture failed\n{}", report(&out));
+
+    let vitest = frontend().join("node_modules/vitest/vitest.mjs");
+    let out = node(
+        &[
+            vitest.to_str().expect("utf-8 path"),
+            "run",
+            "src/api/contract.test.ts",
+        ],
+        &[
+            ("PULSE_PAYLOAD_DIR", samples.to_str().expect("utf-8 path")),
+            ("PULSE_PAYLOAD_REQUIRE", "alert-ack,alert:"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the schemas disagree with the server\n{}",
+        report(&out)
+    );
+    let _ = std::fs::remove_dir_all(&samples);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("pulse-dashboard"));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_is_served_with_client_routes_and_cache_headers() {
+    let env = TestEnv::new().await;
+    let site = tempdir();
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(
+        site.join("index.html"),
+        "<!doctype html><div id=\"root\"></div>",
+    )
+    .unwrap();
+    std::fs::write(site.join("assets/app-abc123.js"), "console.log(1)").unwrap();
+    std::fs::write(site.join("favicon.svg"), "<svg/>").unwrap();
+    let pulse = PulseProcess::start(&pulse_env(&env, &site));
+    let url = format!("http://{}", pulse.address);
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{url}{path}")).send();
+
+    let index = get("/").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    assert!(index.text().await.unwrap().contains("id=\"root\""));
+
+    let asset = get("/assets/app-abc123.js").await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert!(asset.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(asset.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(get("/favicon.svg").await.unwrap().status(), 200);
+
+    // Client-side routes (a shared filtered view) get the app.
+    let route = get("/?platform=reddit&window=1h").await.unwrap();
+    assert!(route.text().await.unwrap().contains("id=\"root\""));
+    let deep = http
+        .get(format!("{url}/views/reddit"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deep.status(), 200);
+    assert!(deep.text().await.unwrap().contains("id=\"root\""));
+    // A client that does not ask for a page gets the API's 404.
+    assert_eq!(get("/views/reddit").await.unwrap().status(), 404);
+
+    // API paths and missing assets keep the API's 404.
+    for path in ["/api/v1/nope", "/assets/missing.js", "/ws/nope"] {
+        let res = get(path).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+    }
+
+    // The service map moved to /api/v1 and lists the pipeline endpoint.
+    let map: serde_json::Value = get("/api/v1").await.unwrap().json().await.unwrap();
+    assert_eq!(map["name"], "pulse");
+    let pipeline: serde_json::Value = get("/api/v1/pipeline").await.unwrap().json().await.unwrap();
+    assert_eq!(pipeline["window_secs"], 60);
+    assert!(pipeline["consumer_group"]["dead_letters"].is_i64());
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_build_the_root_says_how_to_make_one() {
+    let env = TestEnv::new().await;
+    let pulse = PulseProcess::start(&pulse_env(&env, Path::new("/nonexistent/dist")));
+    let res = reqwest::get(format!("http://{}/", pulse.address))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("npm run build"));
+}
