@@ -1,9 +1,12 @@
 // Captures one sample of every REST and WebSocket payload the dashboard reads from a running
-// Pulse, one JSON file per kind, for the contract test (src/api/contract.test.ts).
+// Pulse, one JSON file per kind, for the contract test (src/api/contract.test.ts). A scripted
+// share cascade (e2e/cascade.mjs) makes the virality tracker publish a `virality:update` while
+// the socket listens and list the post on GET /api/v1/trending/posts.
 //
 //   node --experimental-websocket e2e/capture-payloads.mjs http://127.0.0.1:8080 OUT_DIR [SECONDS]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { postCascade } from "./cascade.mjs";
 
 const [base, out, secs = "6"] = process.argv.slice(2);
 if (!base || !out) {
@@ -36,7 +39,9 @@ if (posts.items[0]) save("post", await get(`/api/v1/posts/${encodeURIComponent(p
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 
-// WebSocket: the first messages of each type within the time allowed.
+// WebSocket: the first messages of each type within the time allowed (and at least until a
+// virality update came, up to 20 s more).
+const cascadeId = `capture-cascade-${Date.now()}`;
 const seen = new Map();
 await new Promise((resolve) => {
   const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws");
@@ -52,6 +57,7 @@ await new Promise((resolve) => {
         metrics: { likes: 2, shares: 1 },
       };
       fetch(base + "/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(post) });
+      postCascade(base, cascadeId).catch((e) => console.error(e.message));
     }, 500);
   };
   ws.onmessage = (e) => {
@@ -60,10 +66,24 @@ await new Promise((resolve) => {
     if (list.length < 3) list.push(msg);
     seen.set(msg.type, list);
   };
-  setTimeout(() => {
-    ws.close();
-    resolve();
-  }, Number(secs) * 1000);
+  const started = Date.now();
+  const done = setInterval(() => {
+    const elapsed = Date.now() - started;
+    if (elapsed >= Number(secs) * 1000 && (seen.has("virality:update") || elapsed >= (Number(secs) + 20) * 1000)) {
+      clearInterval(done);
+      ws.close();
+      resolve();
+    }
+  }, 100);
 });
 save("ws", [...seen.values()].flat());
-console.log(`captured ${Object.keys(rest).length} REST payloads and WebSocket types: ${[...seen.keys()].join(", ")}`);
+
+// The trending listing, once the cascade's row is written.
+let trending;
+for (let i = 0; i < 50; i++) {
+  trending = await get("/api/v1/trending/posts?limit=5");
+  if (trending.items.some((v) => v.post_id === cascadeId)) break;
+  await new Promise((r) => setTimeout(r, 200));
+}
+save("trending-posts", trending);
+console.log(`captured ${Object.keys(rest).length + 1} REST payloads and WebSocket types: ${[...seen.keys()].join(", ")}`);

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
-import { restSchemas, ServerMessage } from "./schemas";
+import { PostVirality, restSchemas, ServerMessage } from "./schemas";
 
 const dir = process.env.PULSE_PAYLOAD_DIR ?? join(import.meta.dirname, "fixtures");
 const extraRequired = (process.env.PULSE_PAYLOAD_REQUIRE ?? "").split(",").filter(Boolean);
@@ -38,7 +38,7 @@ describe(`payloads in ${dir}`, () => {
   it("every WebSocket message", () => {
     const messages: { type: string }[] = load("ws.json");
     const types = new Set(messages.map((m) => m.type));
-    for (const t of ["subscribed", "message:new", "metrics:initial", "pong", "error"]) {
+    for (const t of ["subscribed", "message:new", "metrics:initial", "virality:update", "pong", "error"]) {
       expect(types, `a ${t} message was captured`).toContain(t);
     }
     for (const t of extraRequired.filter((r) => r.endsWith(":"))) {
@@ -49,7 +49,6 @@ describe(`payloads in ${dir}`, () => {
 
   it("messages the capture cannot provoke, as documented", () => {
     check(ServerMessage, { type: "lagged", dropped: 12 }, "lagged");
-    check(ServerMessage, { type: "virality:update", data: { post_id: "x", score: 0.8 } }, "virality:update");
   });
 
   it("a drifted payload is caught", () => {
@@ -58,5 +57,15 @@ describe(`payloads in ${dir}`, () => {
     const { analysis, ...missing } = post;
     expect(analysis).toBeDefined();
     expect(() => check(restSchemas.post, missing, "post")).toThrow(/analysis/);
+    const { hate, ...noHate } = post.analysis;
+    expect(hate).toBeTypeOf("number");
+    expect(() => check(restSchemas.post, { ...post, analysis: noHate }, "post")).toThrow(/hate/);
+    const trending = load("trending-posts.json");
+    expect(trending.items.length, "the trending sample holds a post").toBeGreaterThan(0);
+    const { updated_at, ...live } = trending.items[0];
+    expect(updated_at).toBeTypeOf("string");
+    // The live message is the listing's object without `updated_at`, and strictly so.
+    check(ServerMessage, { type: "virality:update", data: live }, "virality:update from the listing");
+    expect(() => check(PostVirality, trending.items[0], "virality:update data")).toThrow(/updated_at|Unrecognized/);
   });
 });

@@ -105,6 +105,7 @@ export const Post = z.strictObject({
     }),
     emotion: EmotionName.nullable(),
     toxicity: z.number(),
+    hate: z.number(),
     churn_risk: z.number(),
     model: z.string(),
   }),
@@ -169,6 +170,43 @@ export const MetricsSnapshot = z.strictObject({
   }),
 });
 
+export const Dynamics = z.enum(["deep", "broad", "hybrid"]);
+
+/**
+ * A post's virality (`PostVirality` in src/actors/virality.rs): the `virality:update` data.
+ * The trending listing adds `updated_at` (`cascade_json` in src/http/virality_api.rs).
+ */
+export const PostVirality = z.strictObject({
+  post_id: z.string(),
+  platform: Platform.nullable(),
+  product: z.string().nullable(),
+  channel: z.string().nullable(),
+  city: z.string().nullable(),
+  country: z.string().nullable(),
+  sentiment: SentimentLabel.nullable(),
+  hashtags: z.array(z.string()),
+  status: z.enum(["active", "finished"]),
+  observed_at: time,
+  age_secs: z.number(),
+  counts: z.strictObject({ shares: count, likes: count, comments: count, views: count }),
+  reach: count,
+  structure: z.strictObject({ depth: count, breadth: count, structural_virality: z.number() }),
+  momentum: z.strictObject({ velocity: z.number(), acceleration: z.number() }),
+  virality_score: z.number(),
+  virality_probability: z.number(),
+  viral_classification: z.enum(["yes", "no"]),
+  confidence_interval: z.strictObject({ lower: z.number(), upper: z.number(), level: z.number() }),
+  predicted_final_shares: z.number(),
+  threshold: z.number(),
+  virality_dynamics: Dynamics,
+  model_lineage: z.strictObject({ name: z.string(), version: z.string(), params_hash: z.string() }),
+  branching: z.number(),
+});
+/** An item of `GET /api/v1/trending/posts`: a stored cascade, with when it was written. */
+export const TrendingPost = PostVirality.extend({ updated_at: time });
+/** `GET /api/v1/trending/posts`. */
+export const TrendingPostsResponse = z.strictObject({ items: z.array(TrendingPost) });
+
 export const Topic = z.enum(["posts", "metrics", "alerts", "virality"]);
 export const WsFilter = z.strictObject({
   platform: Platform.optional(),
@@ -185,8 +223,7 @@ export const ServerMessage = z.union([
   z.strictObject({ type: z.literal("message:new"), data: Post }),
   z.strictObject({ type: z.enum(["metrics:initial", "metrics:update"]), data: MetricsSnapshot }),
   z.strictObject({ type: z.templateLiteral(["alert:", z.string()]), data: Alert }),
-  // The virality engine's payload is not fixed yet; the dashboard reads it defensively.
-  z.strictObject({ type: z.literal("virality:update"), data: z.record(z.string(), z.unknown()) }),
+  z.strictObject({ type: z.literal("virality:update"), data: PostVirality }),
   z.strictObject({ type: z.literal("lagged"), dropped: count }),
   z.strictObject({ type: z.literal("pong") }),
   z.strictObject({
@@ -210,6 +247,10 @@ export type Alert = z.infer<typeof Alert>;
 export type AlertsPage = z.infer<typeof AlertsPage>;
 export type PipelineResponse = z.infer<typeof PipelineResponse>;
 export type MetricsSnapshot = z.infer<typeof MetricsSnapshot>;
+export type PostVirality = z.infer<typeof PostVirality>;
+export type TrendingPost = z.infer<typeof TrendingPost>;
+export type TrendingPostsResponse = z.infer<typeof TrendingPostsResponse>;
+export type Dynamics = z.infer<typeof Dynamics>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type WsFilter = z.infer<typeof WsFilter>;
 export type Platform = z.infer<typeof Platform>;
@@ -224,6 +265,7 @@ export const restSchemas = {
   "metrics/geo": GeoResponse,
   "metrics/timeseries": TimeseriesResponse,
   "trending/terms": TermsResponse,
+  "trending/posts": TrendingPostsResponse,
   posts: PostsPage,
   post: Post,
   alerts: AlertsPage,
