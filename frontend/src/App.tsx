@@ -3,9 +3,9 @@ import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-quer
 import { api } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
 import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
-import { compact, percent, rate, signed } from "./lib/format";
+import { compact, percent, perMinute, rate, score, signed } from "./lib/format";
 import { LiveSocket, socketUrl, type ConnectionState } from "./lib/socket";
-import { initialLive, liveReducer } from "./state/live";
+import { initialLive, liveReducer, MAX_VIRAL, mergeViral } from "./state/live";
 import { FilterBar } from "./components/FilterBar";
 import { OverallPanel } from "./components/Overall";
 import { TrendPanel } from "./components/Trend";
@@ -26,14 +26,21 @@ export interface PulseCounters {
   posts: number;
   chartRenders: number;
   lastChartRender: number;
-  format: { compact: typeof compact; percent: typeof percent; signed: typeof signed; rate: typeof rate };
+  format: {
+    compact: typeof compact;
+    percent: typeof percent;
+    signed: typeof signed;
+    rate: typeof rate;
+    score: typeof score;
+    perMinute: typeof perMinute;
+  };
 }
 declare global {
   interface Window {
     __pulse?: PulseCounters;
   }
 }
-const counters: PulseCounters = { batches: 0, posts: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate } };
+const counters: PulseCounters = { batches: 0, posts: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate, score, perMinute } };
 window.__pulse = counters;
 
 function countChartRender(): void {
@@ -123,7 +130,7 @@ export function App() {
       firstFilter.current = false;
       return;
     }
-    dispatch({ type: "clearPosts" });
+    dispatch({ type: "filtersChanged" });
     socketRef.current?.setFilter(wsFilter);
   }, [wsFilter]);
 
@@ -135,6 +142,7 @@ export function App() {
   const channelsQ = useQuery({ queryKey: ["channels", filters], queryFn: () => api.channels(filters), refetchInterval: 5000, ...q });
   const geoQ = useQuery({ queryKey: ["geo", filters], queryFn: () => api.geo(filters), refetchInterval: 5000, ...q });
   const termsQ = useQuery({ queryKey: ["terms", filters.window], queryFn: () => api.terms(filters), refetchInterval: 10_000, ...q });
+  const trendingQ = useQuery({ queryKey: ["trending-posts", wsFilter], queryFn: () => api.trendingPosts(filters, MAX_VIRAL), refetchInterval: 5000, ...q });
   const pipelineQ = useQuery({ queryKey: ["pipeline"], queryFn: api.pipeline, refetchInterval: 2000, ...q });
   const postsQ = useQuery({ queryKey: ["posts", wsFilter], queryFn: () => api.posts(filters), staleTime: Infinity });
   const alertsQ = useQuery({ queryKey: ["alerts"], queryFn: api.alerts, refetchInterval: 30_000 });
@@ -203,6 +211,13 @@ export function App() {
   const scope = trendScope(filters);
   const scopeText = scope.dimension === "overall" ? "whole stream" : `${scope.dimension} = ${scope.key}${scope.partial ? " (the trend follows one filter)" : ""}`;
   const alerts = useMemo(() => live.alerts.filter((a) => alertInView(filters, a.dimension, a.key)), [live.alerts, filters]);
+  useEffect(() => {
+    if (trendingQ.data) dispatch({ type: "viralListed", ids: trendingQ.data.items.map((v) => v.post_id), at: trendingQ.dataUpdatedAt });
+  }, [trendingQ.data, trendingQ.dataUpdatedAt]);
+  // The listing as last fetched, with the live updates that came since merged in.
+  const trendingItems = trendingQ.data?.items;
+  const viral = useMemo(() => (trendingItems ? mergeViral(trendingItems, live.viral) : undefined), [trendingItems, live.viral]);
+  const postTexts = useMemo(() => new Map([...live.held, ...live.posts].map((p) => [p.id, p.text])), [live.posts, live.held]);
   const apiDown = overall.isError && !overall.data;
 
   return (
@@ -248,7 +263,12 @@ export function App() {
           onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
         />
         <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />
-        <ViralPanel viral={live.viral} terms={termsQ.data} />
+        <ViralPanel
+          viral={viral}
+          texts={postTexts}
+          error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
+          terms={termsQ.data}
+        />
         <PipelinePanel pipeline={pipelineQ.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
       </main>
       <footer className="muted small">

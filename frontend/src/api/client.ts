@@ -2,7 +2,7 @@
 // against what the server really sends; they are not re-validated at run time.
 import type {
   Alert, AlertsPage, GeoResponse, ItemsResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, TermsResponse, TimeseriesResponse,
+  PostsPage, ProductsResponse, TermsResponse, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 
@@ -53,6 +53,9 @@ export const api = {
     );
   },
   terms: (f: Filters) => request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12 })}`),
+  /** Active cascades by virality score, with the label filters (the listing has no window). */
+  trendingPosts: (f: Filters, limit: number) =>
+    request<TrendingPostsResponse>(`/api/v1/trending/posts${query({ limit, ...labelFilters(f) })}`),
   posts: (f: Filters) => request<PostsPage>(`/api/v1/posts${query({ limit: 50, ...labelFilters(f) })}`),
   alerts: () => request<AlertsPage>(`/api/v1/alerts${query({ limit: 50 })}`),
   acknowledge: (id: number) => request<Alert>(`/api/v1/alerts/${id}/ack`, { method: "POST" }),

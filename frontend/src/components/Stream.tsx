@@ -22,7 +22,16 @@ const PostRow = memo(function PostRow({ post }: { post: Post }) {
           {a.sentiment.label} {signed(a.sentiment.score)}
         </span>
         {a.emotion && <span className="badge emo">{a.emotion}</span>}
-        {a.toxicity >= 0.15 && <span className="badge warn" title="Toxicity">toxic {percent(a.toxicity)}</span>}
+        {a.toxicity >= 0.15 && (
+          <span className="badge warn" title="Toxicity: probability of offensive language" data-testid="toxicity" data-value={a.toxicity}>
+            toxic {percent(a.toxicity)}
+          </span>
+        )}
+        {a.hate >= 0.15 && (
+          <span className="badge warn" title="Hate speech: probability, a narrower call than toxicity" data-testid="hate" data-value={a.hate}>
+            hate {percent(a.hate)}
+          </span>
+        )}
         {a.churn_risk >= 0.6 && <span className="badge warn" title="Churn risk">churn risk {percent(a.churn_risk)}</span>}
       </div>
     </li>

@@ -1,29 +1,82 @@
 import { memo } from "react";
-import type { TermsResponse } from "../api/schemas";
-import type { ViralItem } from "../state/live";
-import { compact, signed } from "../lib/format";
+import type { PostVirality, TermsResponse } from "../api/schemas";
+import { compact, percent, perMinute, score, signed } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
-export const ViralPanel = memo(function ViralPanel(props: { viral: ViralItem[]; terms: TermsResponse | undefined }) {
+const dynamicsTitle = {
+  deep: "Deep: spreads through chains of reshares",
+  broad: "Broad: one big broadcast, shares straight from the post",
+  hybrid: "Hybrid: between a broadcast and reshare chains",
+} as const;
+
+const ViralRow = memo(function ViralRow({ v, text }: { v: PostVirality; text: string | undefined }) {
+  const ci = v.confidence_interval;
+  const m = v.momentum;
+  return (
+    <li
+      className="viral-post"
+      data-testid="viral"
+      data-id={v.post_id}
+      data-platform={v.platform ?? ""}
+      data-score={v.virality_score}
+      data-probability={v.virality_probability}
+      data-lower={ci.lower}
+      data-upper={ci.upper}
+      data-dynamics={v.virality_dynamics}
+      data-velocity={m.velocity}
+      data-acceleration={m.acceleration}
+    >
+      <div className="viral-head">
+        <strong className="viral-score" data-testid="viral-score" title="Virality score (0–100)">
+          {score(v.virality_score)}
+        </strong>
+        <span className="small" data-testid="viral-probability" title="Probability of going viral">
+          {percent(v.virality_probability)} viral
+        </span>
+        {v.viral_classification === "yes" && <span className="badge warn small">viral</span>}
+        <span className={`badge dyn dyn-${v.virality_dynamics} small`} data-testid="viral-dynamics" title={dynamicsTitle[v.virality_dynamics]}>
+          {v.virality_dynamics}
+        </span>
+      </div>
+      <div className="small">
+        <span className="muted">{v.platform ?? "?"}</span> · <span title={v.post_id}>{text ?? v.post_id}</span>
+        {v.product && <span className="tag">{v.product}</span>}
+        {v.hashtags.slice(0, 3).map((h) => (
+          <span key={h} className="tag">{h}</span>
+        ))}
+      </div>
+      <div className="small muted viral-figures">
+        <span data-testid="viral-shares">{compact(v.counts.shares)} {v.counts.shares === 1 ? "share" : "shares"}</span> ·{" "}
+        <span title={`${Math.round(ci.level * 100)}% interval on the final share count`}>
+          final <span data-testid="viral-interval">{compact(ci.lower)}–{compact(ci.upper)}</span>
+        </span>{" "}
+        · <span data-testid="viral-velocity" title="Engagements per minute">{perMinute(m.velocity)}</span>{" "}
+        <span data-testid="viral-acceleration" title="Change of velocity per minute">({signed(m.acceleration, 1)})</span>
+      </div>
+    </li>
+  );
+});
+
+export const ViralPanel = memo(function ViralPanel(props: {
+  viral: PostVirality[] | undefined;
+  texts: Map<string, string>;
+  error?: string;
+  terms: TermsResponse | undefined;
+}) {
   return (
     <Panel id="viral" title="Trending & viral">
-      <h3 className="sub">Viral posts</h3>
-      {props.viral.length === 0 ? (
+      <h3 className="sub">Viral posts <span className="muted small">(active cascades, by virality score)</span></h3>
+      {!props.viral ? (
+        <Empty>{props.error ? `Could not load trending posts: ${props.error}` : "Loading…"}</Empty>
+      ) : props.viral.length === 0 ? (
         <Empty>
-          No virality scores yet: this Pulse publishes none. Posts appear here with their score and interval as
-          <code> virality:update</code> messages arrive.
+          No post has engagement being tracked for these filters yet. Posts appear here, with their virality score,
+          probability and predicted final shares, as their shares arrive.
         </Empty>
       ) : (
-        <ol className="viral">
+        <ol className="viral" aria-label="Posts by virality score">
           {props.viral.map((v) => (
-            <li key={v.id} data-testid="viral">
-              <strong>{v.score === null ? "–" : v.score.toFixed(2)}</strong>
-              {v.low !== null && v.high !== null && (
-                <span className="muted small"> [{v.low.toFixed(2)}, {v.high.toFixed(2)}]</span>
-              )}{" "}
-              <span className="small">{v.text ?? v.id}</span>
-              {v.platform && <span className="tag small">{v.platform}</span>}
-            </li>
+            <ViralRow key={v.post_id} v={v} text={props.texts.get(v.post_id)} />
           ))}
         </ol>
       )}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, compact, mood, percent, rate, signed } from "./format";
+import { ago, bytes, compact, mood, percent, perMinute, rate, score, signed } from "./format";
 
 describe("formatters", () => {
   it("compacts counts for people", () => {
@@ -47,5 +47,14 @@ describe("formatters", () => {
     expect(mood(-0.08)).toBe("negative");
     expect(mood(0.1)).toBe("neutral");
     expect(mood(0.4)).toBe("positive");
+  });
+  it("formats virality scores and per-minute rates", () => {
+    expect(score(61.24)).toBe("61.2");
+    expect(score(0)).toBe("0.0");
+    expect(score(NaN)).toBe("–");
+    expect(perMinute(12.44)).toBe("12.4/min");
+    expect(perMinute(20)).toBe("20/min");
+    expect(perMinute(0)).toBe("0/min");
+    expect(perMinute(2500)).toBe("2.5k/min");
   });
 });

@@ -63,3 +63,16 @@ export function mood(mean: number): "negative" | "neutral" | "positive" {
   if (mean >= 0.4) return "positive";
   return "neutral";
 }
+
+/** A virality score in 0..100 with one decimal: 61.24 → "61.2". */
+export function score(points: number): string {
+  if (!Number.isFinite(points)) return "–";
+  return points.toFixed(1);
+}
+
+/** A rate per minute: 12.44 → "12.4/min", 0 → "0/min", 2500 → "2.5k/min". */
+export function perMinute(perMin: number): string {
+  if (!Number.isFinite(perMin)) return "–";
+  if (Math.abs(perMin) < 100) return `${perMin.toFixed(1).replace(/\.0$/, "")}/min`;
+  return `${compact(perMin)}/min`;
+}

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { Alert, Post } from "../api/schemas";
-import { drain, initialLive, liveReducer, MAX_POSTS, mergeAlerts, readViral, type Batch } from "./live";
+import type { PostVirality } from "../api/schemas";
+import {
+  drain, initialLive, LISTING_GRACE_MS, liveReducer, MAX_POSTS, MAX_VIRAL, mergeAlerts, mergeViral, type Batch,
+} from "./live";
 import { backoff } from "../lib/socket";
 
 function post(id: string): Post {
@@ -23,6 +26,18 @@ function alert(id: number, status: Alert["status"], fired = "2026-11-21T10:00:00
   };
 }
 const batchOf = (frames: string[]): Batch => drain(frames);
+function viral(id: string, score: number, observed = "2026-11-21T10:04:00Z", velocity = 1): PostVirality {
+  return {
+    post_id: id, platform: "twitter", product: "pulse-phone", channel: null, city: null, country: null,
+    sentiment: "positive", hashtags: ["#pulsephone"], status: "active", observed_at: observed, age_secs: 240,
+    counts: { shares: 40, likes: 120, comments: 9, views: 1800 }, reach: 6000,
+    structure: { depth: 1, breadth: 40, structural_virality: 1.95 }, momentum: { velocity, acceleration: 1.3 },
+    virality_score: score, virality_probability: 0.31, viral_classification: "no",
+    confidence_interval: { lower: 41, upper: 310.5, level: 0.9 }, predicted_final_shares: 58.3, threshold: 300,
+    virality_dynamics: "broad", model_lineage: { name: "pulse-seismic", version: "1", params_hash: "h" }, branching: 0.42,
+  };
+}
+const viralFrame = (v: PostVirality) => JSON.stringify({ type: "virality:update", data: v });
 
 describe("drain: one batch per flush", () => {
   it("parses only the newest posts of a burst and counts the rest", () => {
@@ -41,13 +56,13 @@ describe("drain: one batch per flush", () => {
       "not json",
       JSON.stringify({ type: "lagged", dropped: 7 }),
       JSON.stringify({ type: "metrics:update", data: { at: "2" } }),
-      JSON.stringify({ type: "virality:update", data: { post_id: "v1", score: 0.9, interval: [0.8, 0.95] } }),
+      viralFrame(viral("v1", 61.2)),
       JSON.stringify({ type: "error", error: { code: "invalid_filter", message: "bad" } }),
     ]);
     expect(b.snapshot).toEqual({ at: "2" });
     expect(b.alerts.map((a) => a.id)).toEqual([1]);
     expect(b.dropped).toBe(7);
-    expect(b.viral[0]).toMatchObject({ id: "v1", score: 0.9, low: 0.8, high: 0.95 });
+    expect(b.viral[0]).toMatchObject({ post_id: "v1", virality_score: 61.2, confidence_interval: { lower: 41, upper: 310.5 } });
     expect(b.errors).toEqual(["invalid_filter: bad"]);
   });
 });
@@ -88,19 +103,56 @@ describe("live reducer", () => {
     const merged = mergeAlerts([alert(3, "firing", "2026-11-21T11:00:00Z")], s.alerts);
     expect(merged.map((a) => a.id)).toEqual([3, 1]);
   });
-  it("clearing posts on a filter change empties the list and the pause buffer", () => {
-    let s = liveReducer(initialLive, { type: "batch", batch: batchOf([frame(post("a"))]) });
-    s = liveReducer(s, { type: "clearPosts" });
+  it("a filter change empties the posts, the pause buffer and the live virality", () => {
+    let s = liveReducer(initialLive, { type: "batch", batch: batchOf([frame(post("a")), viralFrame(viral("v", 10))]) });
+    expect(s.viral).toHaveLength(1);
+    s = liveReducer(s, { type: "filtersChanged" });
     expect(s.posts).toEqual([]);
+    expect(s.viral).toEqual([]);
   });
 });
 
-describe("virality payloads are read defensively", () => {
-  it("accepts several shapes", () => {
-    expect(readViral({ id: "a", virality: 2, lower: 1, upper: 3 }, "t")).toMatchObject({ id: "a", score: 2, low: 1, high: 3 });
-    expect(readViral({ post: { id: "b", text: "hi", platform: "reddit" }, score: 0.5, interval: { low: 0.4, high: 0.6 } }, "t"))
-      .toMatchObject({ id: "b", text: "hi", platform: "reddit", low: 0.4, high: 0.6 });
-    expect(readViral({}, "t")).toMatchObject({ id: "unknown", score: null });
+describe("virality: the listing with live updates", () => {
+  it("keeps one live reading per post, its latest observation, newest first, capped", () => {
+    let s = liveReducer(initialLive, {
+      type: "batch", at: 1000,
+      batch: batchOf([viralFrame(viral("a", 10, "2026-11-21T10:00:02Z")), viralFrame(viral("b", 20))]),
+    });
+    expect(s.viral.map((v) => v.data.post_id)).toEqual(["b", "a"]);
+    // A message observing earlier events (out of order) does not undo a later one.
+    s = liveReducer(s, {
+      type: "batch", at: 2000,
+      batch: batchOf([viralFrame(viral("a", 30, "2026-11-21T10:05:00Z")), viralFrame(viral("a", 5, "2026-11-21T10:00:01Z"))]),
+    });
+    expect(s.viral.map((v) => [v.data.post_id, v.data.virality_score, v.at])).toEqual([["a", 30, 2000], ["b", 20, 1000]]);
+    const many = Array.from({ length: 50 }, (_, i) => viralFrame(viral(`m${i}`, i)));
+    s = liveReducer(s, { type: "batch", batch: batchOf(many) });
+    expect(s.viral).toHaveLength(MAX_VIRAL);
+    expect(s.viral[0].data.post_id).toBe("m49");
+  });
+  it("merges by latest observation and ranks like the listing", () => {
+    const listed = [
+      { ...viral("a", 50, "2026-11-21T10:04:00Z"), updated_at: "2026-11-21T10:04:01Z" },
+      { ...viral("b", 40, "2026-11-21T10:04:00Z"), updated_at: "2026-11-21T10:04:01Z" },
+      { ...viral("c", 40, "2026-11-21T10:04:00Z", 3), updated_at: "2026-11-21T10:04:01Z" },
+    ];
+    const live = [
+      { data: viral("b", 70, "2026-11-21T10:04:30Z"), at: 0 }, // newer: replaces the listed reading
+      { data: viral("a", 10, "2026-11-21T10:03:00Z"), at: 0 }, // older: the listing's stays
+      { data: viral("d", 45), at: 0 }, // not listed yet: joins
+    ];
+    const merged = mergeViral(listed, live);
+    expect(merged.map((v) => [v.post_id, v.virality_score])).toEqual([["b", 70], ["a", 50], ["d", 45], ["c", 40]]);
+    // Equal scores: the faster first.
+    expect(mergeViral([listed[1], listed[2]], []).map((v) => v.post_id)).toEqual(["c", "b"]);
+    expect(mergeViral(listed, live, 2)).toHaveLength(2);
+  });
+  it("drops live posts a later listing leaves out, after a grace period", () => {
+    let s = liveReducer(initialLive, { type: "batch", at: 10_000, batch: batchOf([viralFrame(viral("gone", 10)), viralFrame(viral("kept", 20))]) });
+    const same = liveReducer(s, { type: "viralListed", ids: [], at: 10_000 + LISTING_GRACE_MS - 1 });
+    expect(same).toBe(s);
+    s = liveReducer(s, { type: "viralListed", ids: ["kept"], at: 10_000 + LISTING_GRACE_MS + 1 });
+    expect(s.viral.map((v) => v.data.post_id)).toEqual(["kept"]);
   });
 });
 

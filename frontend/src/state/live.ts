@@ -1,23 +1,18 @@
 // The live part of the dashboard: what the WebSocket brought, folded in batches. Pure
 // functions, so bursts, pauses and reconnects are unit-tested without a browser.
-import type { Alert, MetricsSnapshot, Post } from "../api/schemas";
+import type { Alert, MetricsSnapshot, Post, PostVirality } from "../api/schemas";
 
 /** Posts the stream shows (and keeps while paused). */
 export const MAX_POSTS = 50;
 /** Alerts the feed keeps. */
 export const MAX_ALERTS = 50;
-/** Virality updates the panel keeps. */
+/** Posts the viral panel shows (and live updates it keeps). */
 export const MAX_VIRAL = 20;
 
-/** A virality update as the panel reads it; the payload is read defensively. */
-export interface ViralItem {
-  id: string;
-  score: number | null;
-  low: number | null;
-  high: number | null;
-  text: string | null;
-  platform: string | null;
-  at: string;
+/** A live virality reading and when it arrived (ms since the epoch). */
+export interface LiveViral {
+  data: PostVirality;
+  at: number;
 }
 
 /** Everything one flush of the socket's queue carries. */
@@ -25,7 +20,8 @@ export interface Batch {
   /** New posts, oldest first (at most MAX_POSTS: older ones in a burst were never shown). */
   posts: Post[];
   alerts: Alert[];
-  viral: ViralItem[];
+  /** `virality:update` data, oldest first. */
+  viral: PostVirality[];
   /** The latest metrics snapshot of the batch, if any. */
   snapshot: MetricsSnapshot | null;
   /** Messages of every kind the batch held, including posts skipped in a burst. */
@@ -46,7 +42,8 @@ export interface LiveState {
   /** The newest posts that arrived while paused, newest first, shown on resume. */
   held: Post[];
   alerts: Alert[];
-  viral: ViralItem[];
+  /** The latest live virality of each post, newest first. */
+  viral: LiveViral[];
   snapshot: MetricsSnapshot | null;
   received: number;
   postCount: number;
@@ -69,13 +66,20 @@ export const initialLive: LiveState = {
 };
 
 export type LiveAction =
-  | { type: "batch"; batch: Batch }
+  | { type: "batch"; batch: Batch; at?: number }
   | { type: "seedPosts"; posts: Post[] }
   | { type: "seedAlerts"; alerts: Alert[] }
   | { type: "alertChanged"; alert: Alert }
   | { type: "pause" }
   | { type: "resume" }
-  | { type: "clearPosts" };
+  | { type: "filtersChanged" }
+  | { type: "viralListed"; ids: string[]; at: number };
+
+/**
+ * How long a live reading is kept after a listing fetched later leaves its post out: the
+ * tracker publishes before it writes the row the listing reads.
+ */
+export const LISTING_GRACE_MS = 3000;
 
 /** `fresh` (newest first) in front of `older`, without duplicates, at most `max`. */
 export function mergeNewestFirst<T extends { id: string | number }>(
@@ -94,6 +98,44 @@ export function mergeNewestFirst<T extends { id: string | number }>(
     }
   }
   return out;
+}
+
+/** The later of two virality readings of one post: the later observation; a tie keeps `a`. */
+function later<T extends PostVirality>(a: T, b: T): T {
+  return Date.parse(b.observed_at) > Date.parse(a.observed_at) ? b : a;
+}
+
+/** Live virality updates, newest first: one per post, its latest observation, at most MAX_VIRAL. */
+export function mergeLiveViral(incoming: PostVirality[], current: LiveViral[], at: number): LiveViral[] {
+  const byId = new Map<string, LiveViral>();
+  // Oldest first throughout, so the latest message of a post puts it at the front.
+  for (const v of [...current].reverse()) byId.set(v.data.post_id, v);
+  for (const v of incoming) {
+    const old = byId.get(v.post_id);
+    byId.delete(v.post_id);
+    byId.set(v.post_id, { data: old ? later(old.data, v) : v, at });
+  }
+  return [...byId.values()].reverse().slice(0, MAX_VIRAL);
+}
+
+/**
+ * What the viral panel shows: the trending listing (REST) with the live updates merged in.
+ * A post's live reading replaces its listed one only when it observed later events (an equal
+ * observation is the same prediction, and the listing's is kept); live posts the listing does
+ * not have yet join it. Ranked like the listing: score, then velocity.
+ */
+export function mergeViral<T extends PostVirality>(listed: T[], live: LiveViral[], max = MAX_VIRAL): (T | PostVirality)[] {
+  const byId = new Map<string, T | PostVirality>();
+  for (const v of listed) byId.set(v.post_id, v);
+  for (const { data: v } of live) {
+    const old = byId.get(v.post_id);
+    byId.set(v.post_id, old ? later<PostVirality>(old, v) : v);
+  }
+  // A stable sort: ties keep the listing's order (its last key, the id, sorts in the
+  // database's collation).
+  return [...byId.values()]
+    .sort((x, y) => y.virality_score - x.virality_score || y.momentum.velocity - x.momentum.velocity)
+    .slice(0, max);
 }
 
 /** Alerts by id, the newer version of one alert winning, newest fired first. */
@@ -123,7 +165,7 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
         dropped: state.dropped + b.dropped,
         snapshot: b.snapshot ?? state.snapshot,
         alerts: b.alerts.length ? mergeAlerts(b.alerts, state.alerts) : state.alerts,
-        viral: b.viral.length ? mergeNewestFirst([...b.viral].reverse(), state.viral, MAX_VIRAL) : state.viral,
+        viral: b.viral.length ? mergeLiveViral(b.viral, state.viral, action.at ?? Date.now()) : state.viral,
         errors: b.errors.length ? [...b.errors, ...state.errors].slice(0, 5) : state.errors,
       };
       if (fresh.length) {
@@ -153,41 +195,16 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
         held: [],
         missed: 0,
       };
-    case "clearPosts":
-      return { ...state, posts: [], held: [], missed: 0 };
+    case "filtersChanged":
+      // Live posts and virality were filtered by the old subscription.
+      return { ...state, posts: [], held: [], missed: 0, viral: [] };
+    case "viralListed": {
+      // A post a later listing leaves out has finished or fallen out of the top: drop it.
+      const listed = new Set(action.ids);
+      const viral = state.viral.filter((v) => listed.has(v.data.post_id) || v.at > action.at - LISTING_GRACE_MS);
+      return viral.length === state.viral.length ? state : { ...state, viral };
+    }
   }
-}
-
-function num(v: unknown): number | null {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-function str(v: unknown): string | null {
-  return typeof v === "string" ? v : null;
-}
-
-/** Reads a `virality:update` payload whatever its exact shape: id, score and interval. */
-export function readViral(data: Record<string, unknown>, now = new Date().toISOString()): ViralItem {
-  const post = (data.post && typeof data.post === "object" ? data.post : {}) as Record<string, unknown>;
-  const interval = (data.interval ?? data.score_interval ?? data.ci) as unknown;
-  let low = num(data.low ?? data.lower);
-  let high = num(data.high ?? data.upper);
-  if (Array.isArray(interval)) {
-    low = num(interval[0]);
-    high = num(interval[1]);
-  } else if (interval && typeof interval === "object") {
-    const i = interval as Record<string, unknown>;
-    low = num(i.low ?? i.lower ?? i.lo);
-    high = num(i.high ?? i.upper ?? i.hi);
-  }
-  return {
-    id: str(data.post_id) ?? str(data.id) ?? str(post.id) ?? "unknown",
-    score: num(data.score ?? data.virality ?? data.virality_score),
-    low,
-    high,
-    text: str(data.text) ?? str(post.text),
-    platform: str(data.platform) ?? str(post.platform),
-    at: str(data.at) ?? str(data.updated_at) ?? now,
-  };
 }
 
 const POST_PREFIX = '{"type":"message:new"';
@@ -234,7 +251,7 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
     } else if (type.startsWith("alert:")) {
       batch.alerts.push(msg.data as Alert);
     } else if (type === "virality:update" && msg.data && typeof msg.data === "object") {
-      batch.viral.push(readViral(msg.data as Record<string, unknown>));
+      batch.viral.push(msg.data as PostVirality);
     } else if (type === "lagged") {
       batch.dropped += msg.dropped ?? 0;
     } else if (type === "error" && msg.error) {
