@@ -1,6 +1,7 @@
 //! The dashboard: served by `pulse serve` from `http.dashboard_dir`, driven in headless
-//! Chromium against a real Pulse fed by the generator, and its payload schemas checked against
-//! what this server really sends.
+//! Chromium against a real Pulse fed by the generator (posts and engagement cascades) and a
+//! scripted share cascade, and its payload schemas checked against what this server really
+//! sends, a `virality:update` and the trending listing included.
 //!
 //! The browser tests need the built frontend (`cd frontend && npm ci && npm run build`, which
 //! `scripts/test.sh` does first), Node.js and `/usr/bin/chromium`.
@@ -115,7 +116,7 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     let text = report(&out);
     assert!(out.status.success(), "browser test failed\n{text}");
     assert!(text.contains("all dashboard checks passed"), "{text}");
-    for shot in ["dashboard", "filtered", "spike", "theme-toggled"] {
+    for shot in ["dashboard", "viral", "filtered", "spike", "theme-toggled"] {
         assert!(
             out_dir.join(format!("{shot}.png")).is_file(),
             "no {shot} screenshot"
@@ -188,7 +189,7 @@ async fn the_payload_schemas_match_what_the_server_sends() {
         ],
         &[
             ("PULSE_PAYLOAD_DIR", samples.to_str().expect("utf-8 path")),
-            ("PULSE_PAYLOAD_REQUIRE", "alert-ack,alert:"),
+            ("PULSE_PAYLOAD_REQUIRE", "alert-ack,alert:,virality:"),
         ],
     );
     assert!(

@@ -5,12 +5,14 @@
 //
 // Checks that every panel renders, that the numbers on screen equal the REST API's, that the
 // filters drive the view and the URL, that a post POSTed to /api/v1/events (an XADD) is in the
-// live stream within 2 s, and that a burst of negative posts shows up as a negative share
+// live stream within 2 s, that a scripted share cascade fills the viral panel with the
+// trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
 // rising and a negativity alert, which it acknowledges. Screenshots go to DIR (default
 // e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { launch } from "./browser.mjs";
+import { postCascade } from "./cascade.mjs";
 
 const args = process.argv.slice(2);
 const base = args.find((a) => !a.startsWith("--"))?.replace(/\/$/, "");
@@ -58,7 +60,7 @@ const shot = async (name) => {
 };
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name);
 const text = async (sel) => (await page.locator(sel).first().textContent())?.trim();
-const fmt = (fn, v) => page.evaluate(([f, x]) => window.__pulse.format[f](x), [fn, v]);
+const fmt = (fn, ...v) => page.evaluate(([f, x]) => window.__pulse.format[f](...x), [fn, v]);
 
 try {
   // 1. First load.
@@ -158,6 +160,81 @@ try {
   check((await page.locator('[data-testid="model"]').first().textContent()).includes(pipeline.models[0]?.model ?? "?"), "pipeline: model in use not shown");
   step("overall, emotions, platforms, products (share of voice), channels, countries, cities and pipeline figures equal the REST API's");
 
+  // 3b. A share cascade fills the viral panel, with the trending listing's figures.
+  const cascadeId = `e2e-cascade-${Date.now()}`;
+  const cascadeAt = Date.now();
+  await postCascade(base, cascadeId);
+  await page.waitForSelector(`[data-testid="viral"][data-id="${cascadeId}"]`, { timeout: 20_000 }).catch(() => {
+    throw new Error(`the cascade ${cascadeId} did not appear in the viral panel`);
+  });
+  step(`cascade ${cascadeId} in the viral panel ${Date.now() - cascadeAt} ms after its XADD`);
+  const tracked = await until(20_000, async () => {
+    const res = await fetch(`${base}/api/v1/posts/${cascadeId}/virality`);
+    return res.ok && (await res.json()).current.counts.shares === 60;
+  });
+  check(tracked, "the tracker did not count the cascade's 60 shares");
+  const compareViral = async (query, label) => {
+    let listed = [];
+    let rows = [];
+    const same = await until(20_000, async () => {
+      listed = (await api(`/api/v1/trending/posts?limit=20${query}`)).items;
+      rows = await page.locator('[data-testid="viral"]').evaluateAll((els) =>
+        els.map((el) => ({
+          id: el.dataset.id,
+          platform: el.dataset.platform,
+          score: Number(el.dataset.score),
+          probability: Number(el.dataset.probability),
+          lower: Number(el.dataset.lower),
+          upper: Number(el.dataset.upper),
+          dynamics: el.dataset.dynamics,
+          velocity: Number(el.dataset.velocity),
+          acceleration: Number(el.dataset.acceleration),
+          text: Object.fromEntries(
+            ["score", "probability", "interval", "dynamics", "velocity", "acceleration", "shares"].map((k) => [
+              k,
+              el.querySelector(`[data-testid="viral-${k}"]`).textContent.trim(),
+            ]),
+          ),
+        })),
+      );
+      return (
+        rows.length === listed.length &&
+        rows.every((r, i) => {
+          const v = listed[i];
+          return (
+            r.id === v.post_id && r.score === v.virality_score && r.probability === v.virality_probability &&
+            r.lower === v.confidence_interval.lower && r.upper === v.confidence_interval.upper &&
+            r.dynamics === v.virality_dynamics && r.velocity === v.momentum.velocity &&
+            r.acceleration === v.momentum.acceleration
+          );
+        })
+      );
+    });
+    check(same, `${label}: viral rows ${JSON.stringify(rows.map((r) => [r.id, r.score]))} differ from REST ${JSON.stringify(listed.map((v) => [v.post_id, v.virality_score]))}`);
+    for (const [i, r] of rows.entries()) {
+      const v = listed[i];
+      const want = {
+        score: await fmt("score", v.virality_score),
+        probability: `${await fmt("percent", v.virality_probability)} viral`,
+        interval: `${await fmt("compact", v.confidence_interval.lower)}–${await fmt("compact", v.confidence_interval.upper)}`,
+        dynamics: v.virality_dynamics,
+        velocity: await fmt("perMinute", v.momentum.velocity),
+        acceleration: `(${await fmt("signed", v.momentum.acceleration, 1)})`,
+        shares: `${await fmt("compact", v.counts.shares)} ${v.counts.shares === 1 ? "share" : "shares"}`,
+      };
+      for (const [k, w] of Object.entries(want)) check(r.text[k] === w, `${label} ${r.id}: ${k} shows ${r.text[k]}, REST ${w}`);
+    }
+    return listed;
+  };
+  const listed = await compareViral("", "viral");
+  const mine = listed.find((v) => v.post_id === cascadeId);
+  check(mine && mine.counts.shares === 60, `the cascade is not listed with its 60 shares: ${JSON.stringify(mine?.counts)}`);
+  check(mine.virality_score > 0 && mine.confidence_interval.upper >= mine.confidence_interval.lower, "the cascade has no score");
+  check(mine.virality_dynamics === "deep", `a binary tree of reshares should be deep, got ${mine.virality_dynamics}`);
+  await page.locator(`[data-testid="viral"][data-id="${cascadeId}"]`).scrollIntoViewIfNeeded();
+  await shot("viral");
+  step(`viral panel: ${listed.length} posts with the listing's score, probability, interval, dynamics and momentum (cascade: score ${mine.virality_score}, ${mine.virality_dynamics})`);
+
   // 4. Filters drive every panel and the URL.
   const platform = (await api("/api/v1/metrics/platforms?window=1h")).items[0].key;
   await page.selectOption('[data-testid="filter-platform"]', platform);
@@ -169,6 +246,7 @@ try {
     return shown.length > 0 && shown.every((p) => p === platform) && shown;
   });
   check(platforms, `stream shows other platforms than ${platform}`);
+  await compareViral(`&platform=${platform}`, `viral (${platform})`);
   await shot("filtered");
   await page.reload();
   await page.waitForSelector('[data-testid="posts"]');
@@ -229,6 +307,17 @@ try {
       return now >= before + (expected - before) / 2 && now;
     });
     check(rose, `negative share did not rise after the spike (was ${before})`);
+    // The hate score is a badge beside toxicity; both equal the API's.
+    const shown = await page.locator('[data-testid="post"]:has([data-testid="hate"])').first().getAttribute("data-id");
+    check(shown, "no post shows a hate badge after the spike");
+    const analysis = (await api(`/api/v1/posts/${encodeURIComponent(shown)}`)).analysis;
+    for (const k of ["toxicity", "hate"]) {
+      const badge = page.locator(`[data-testid="post"][data-id="${shown}"] [data-testid="${k}"]`);
+      check(Number(await badge.getAttribute("data-value")) === analysis[k], `${shown}: ${k} differs from REST ${analysis[k]}`);
+      const want = `${k === "hate" ? "hate" : "toxic"} ${await fmt("percent", analysis[k])}`;
+      check((await badge.textContent()).trim() === want, `${shown}: ${k} badge shows ${await badge.textContent()}, REST ${want}`);
+    }
+    step(`post ${shown}: toxicity ${analysis.toxicity.toFixed(2)} and hate ${analysis.hate.toFixed(2)} badges equal the API's`);
     step(`negativity spike: negative share ${Math.round(before * 100)}% → ${Math.round(rose * 100)}%`);
     const alert = await page
       .waitForSelector('[data-testid="alert"][data-kind="negativity"][data-status="firing"]', { timeout: 30_000 })
