@@ -112,11 +112,15 @@ fn the_bundled_model_labels_known_texts() {
         out[5]
     );
 
-    // Batching, sorting by length and padding do not change a text's result.
+    // Batching, sorting by length and padding do not change a text's label. Scores may move a
+    // little: dynamic int8 quantization scales activations per batch.
     let alone = model.analyze_batch(&texts[1..2]);
     assert_eq!(alone[0].sentiment_label, out[1].sentiment_label);
-    assert!((alone[0].sentiment_score.get() - out[1].sentiment_score.get()).abs() < 1e-3);
-    assert!((alone[0].toxicity.get() - out[1].toxicity.get()).abs() < 1e-3);
+    assert_eq!(alone[0].emotions.dominant(), out[1].emotions.dominant());
+    let drift = (alone[0].sentiment_score.get() - out[1].sentiment_score.get())
+        .abs()
+        .max((alone[0].toxicity.get() - out[1].toxicity.get()).abs());
+    assert!(drift < 0.05, "batch composition moved a score by {drift}");
 }
 
 /// A copy of the bundle with its manifest edited by `edit`.
