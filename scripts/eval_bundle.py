@@ -163,12 +163,19 @@ def main() -> int:
         print(f"  {task:10s} {name:13s} {value * 100:6.2f}  accuracy {acc * 100:6.2f}  "
               f"n={len(y):5d}  {len(y) / secs:7.1f} texts/s")
     if args.record:
-        rec = json.loads(args.record.read_text())
-        by = rec.setdefault("metrics_by_precision", {})
-        by.setdefault(precision, {})[args.split] = {t: f["value"] for t, f in figures.items()}
-        if precision == "int8":
-            rec.setdefault("metrics", {})[args.split] = {t: f["value"] for t, f in figures.items()}
-        args.record.write_text(json.dumps(rec, indent=2) + "\n")
+        import fcntl
+
+        # Several evaluations may run side by side; take turns at the read-modify-write.
+        with open(args.record, "r+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            rec = json.load(f)
+            by = rec.setdefault("metrics_by_precision", {})
+            by.setdefault(precision, {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
+            if precision == "int8":
+                rec.setdefault("metrics", {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(rec, indent=2) + "\n")
     return 0
 
 
