@@ -14,8 +14,8 @@ bundle's own decision rules, exactly as the server does:
 
 and prints, per task, the literature's metric (sentiment: macro-averaged recall; the others:
 macro-F1), the accuracy and the throughput. With --record, the figures are also written into that
-pulse-model.json under metrics_by_precision[<bundle precision>][<split>] (and "metrics" for int8,
-the default bundle). Needs numpy, onnxruntime and tokenizers.
+pulse-model.json under metrics_by_precision[<bundle precision>][<split>] (and under "metrics" for
+the default bundle, float32). Needs numpy, onnxruntime and tokenizers.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+# The bundle scripts/models.sh points PULSE_MODEL_DIR at; its figures are the json's "metrics".
+DEFAULT_PRECISION = "fp32"
 
 _HANDLE = re.compile(r"@\w+")
 _URL = re.compile(r"https?://\S+")
@@ -171,7 +174,7 @@ def main() -> int:
             rec = json.load(f)
             by = rec.setdefault("metrics_by_precision", {})
             by.setdefault(precision, {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
-            if precision == "int8":
+            if precision == DEFAULT_PRECISION:
                 rec.setdefault("metrics", {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
             f.seek(0)
             f.truncate()
