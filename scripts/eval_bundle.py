@@ -14,8 +14,8 @@ bundle's own decision rules, exactly as the server does:
 
 and prints, per task, the literature's metric (sentiment: macro-averaged recall; the others:
 macro-F1), the accuracy and the throughput. With --record, the figures are also written into that
-pulse-model.json under metrics_by_precision[<bundle precision>][<split>] (and "metrics" for int8,
-the default bundle). Needs numpy, onnxruntime and tokenizers.
+pulse-model.json under metrics_by_precision[<bundle precision>][<split>] (and under "metrics" for
+the default bundle, float32). Needs numpy, onnxruntime and tokenizers.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+# The bundle scripts/models.sh points PULSE_MODEL_DIR at; its figures are the json's "metrics".
+DEFAULT_PRECISION = "fp32"
 
 _HANDLE = re.compile(r"@\w+")
 _URL = re.compile(r"https?://\S+")
@@ -163,12 +166,19 @@ def main() -> int:
         print(f"  {task:10s} {name:13s} {value * 100:6.2f}  accuracy {acc * 100:6.2f}  "
               f"n={len(y):5d}  {len(y) / secs:7.1f} texts/s")
     if args.record:
-        rec = json.loads(args.record.read_text())
-        by = rec.setdefault("metrics_by_precision", {})
-        by.setdefault(precision, {})[args.split] = {t: f["value"] for t, f in figures.items()}
-        if precision == "int8":
-            rec.setdefault("metrics", {})[args.split] = {t: f["value"] for t, f in figures.items()}
-        args.record.write_text(json.dumps(rec, indent=2) + "\n")
+        import fcntl
+
+        # Several evaluations may run side by side; take turns at the read-modify-write.
+        with open(args.record, "r+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            rec = json.load(f)
+            by = rec.setdefault("metrics_by_precision", {})
+            by.setdefault(precision, {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
+            if precision == DEFAULT_PRECISION:
+                rec.setdefault("metrics", {})[args.split] = {t: fig["value"] for t, fig in figures.items()}
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(rec, indent=2) + "\n")
     return 0
 
 

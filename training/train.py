@@ -286,7 +286,6 @@ def score(task, y, pred):
 @torch.no_grad()
 def predict_logits(model, seqs, task, batch_size=128):
     model.eval()
-    ti = list(TASKS).index(task)
     order = np.argsort([len(s) for s in seqs])
     out = np.zeros((len(seqs), len(TASKS[task])), dtype=np.float32)
     for i in range(0, len(seqs), batch_size):
@@ -294,7 +293,6 @@ def predict_logits(model, seqs, task, batch_size=128):
         ids, mask = pad_batch([seqs[j] for j in idx])
         p = model.bert(ids, mask)
         out[idx] = model.heads[task](p).numpy()
-    del ti
     return out
 
 
@@ -461,11 +459,11 @@ def main():
     base_lrs = [g["lr"] for g in groups]
 
     def val_scores():
-        res = {}
+        res, logits = {}, {}
         for t in TASKS:
-            lg = predict_logits(model, val[t][0], t)
-            res[t] = score(t, val[t][1], np.argmax(lg, axis=1))
-        return res
+            logits[t] = predict_logits(model, val[t][0], t)
+            res[t] = score(t, val[t][1], np.argmax(logits[t], axis=1))
+        return res, logits
 
     # Measure the speed on a first stretch, then size the run to the time budget.
     total_steps = args.max_steps or 10**9
@@ -473,7 +471,8 @@ def main():
     warmup = 0
     step = 0
     seen = 0
-    best = (-1.0, None, None)
+    best = (-1.0, None, None, None)
+    last_eval = 0
     t_train = time.time()
     eval_every = None
     log_every = 50
@@ -516,15 +515,17 @@ def main():
             el = time.time() - t_train - eval_time
             losses = " ".join(f"{k}={np.mean(v[-50:]):.3f}" for k, v in running.items() if v)
             print(f"step {step}/{total_steps} {seen / el:.1f} ex/s lr={frac * args.lr:.2e} {losses}", flush=True)
-        if eval_every and (step % eval_every == 0 or step == total_steps):
+        due = eval_every and (step % eval_every == 0 or step == total_steps)
+        if due and step - last_eval >= max(1, eval_every // 10):  # no second pass right after one
+            last_eval = step
             te = time.time()
-            s = val_scores()
+            s, val_logits = val_scores()
             eval_time += time.time() - te
             avg = float(np.mean(list(s.values())))
             print(f"val @ {step}: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s.items())
                   + f" mean={avg * 100:.2f} ({time.time() - te:.0f}s)", flush=True)
             if avg > best[0]:
-                best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, val_logits)
     train_secs = time.time() - t_train - eval_time
     print(f"trained {step} steps, {seen} examples in {train_secs:.0f}s ({seen / train_secs:.1f} ex/s); "
           f"best val mean {best[0] * 100:.2f} at step {best[1]}", flush=True)
@@ -535,7 +536,7 @@ def main():
     # Tune the decision rules on val.
     heads, metrics = [], {}
     for t, labels in TASKS.items():
-        lg = predict_logits(model, val[t][0], t)
+        lg = best[3][t]
         y = val[t][1]
         head = {"output": t, "field": FIELDS[t], "activation": "softmax", "labels": labels}
         if t == "sentiment":
