@@ -712,6 +712,10 @@ mod tests {
         v.as_object_mut().unwrap().remove("recalibration");
         let c: Calibration = serde_json::from_value(v).unwrap();
         assert_eq!(c, Calibration::default());
+        // The built-in one carries its recalibration.
+        let built_in = Calibration::built_in();
+        assert_eq!(built_in.version, MODEL_VERSION);
+        assert!(!built_in.recalibration.pooled.knots.is_empty());
     }
 
     #[test]
