@@ -389,7 +389,9 @@ pub fn fit(train: &[TrueCascade], min_shares: u64, fitted_on: String) -> Calibra
     }
     let params = best.map(|(_, p)| p).unwrap_or_default();
     let mut samples = Vec::new();
-    for c in train {
+    // Per sample: its raw prediction and its cascade's index.
+    let mut raws = Vec::new();
+    for (i, c) in train.iter().enumerate() {
         let size = c.size() as f64;
         let lifetime = c.lifetime();
         for age in SAMPLE_AGES_S.iter().copied().chain([0.1 * lifetime]) {
@@ -400,6 +402,7 @@ pub fn fit(train: &[TrueCascade], min_shares: u64, fitted_on: String) -> Calibra
                 predicted_remaining: raw.remaining,
                 true_remaining: size - raw.observed,
             });
+            raws.push((raw, i));
         }
     }
     let mut calibration = Calibration {
@@ -429,7 +432,54 @@ pub fn fit(train: &[TrueCascade], min_shares: u64, fitted_on: String) -> Calibra
         }
     }
     calibration.max_final_shares = all.last().copied().unwrap_or(1e7).max(1.0);
+    calibration.recalibration = fit_recalibration(&calibration, train, &samples, &raws);
     calibration
+}
+
+/// Folds of the cross-fitted raw probabilities the recalibration learns from.
+const RECALIBRATION_FOLDS: usize = 5;
+/// Upper edges of the recalibration's age groups, in seconds.
+pub const RECALIBRATION_AGE_EDGES_S: [f64; 4] = [60.0, 600.0, 3600.0, 14400.0];
+
+/// Fits the monotone recalibration of the probability of going viral. Each training
+/// cascade's raw probabilities (at every sampled age where it had not reached its
+/// platform's threshold yet) come from residual bins fitted on the other folds' cascades,
+/// so the map learns how the bins do on cascades they have not seen, as at run time.
+fn fit_recalibration(
+    calibration: &Calibration,
+    train: &[TrueCascade],
+    samples: &[Sample],
+    raws: &[(seismic::RawPrediction, usize)],
+) -> calibration::Recalibration {
+    let fold = |cascade: usize| {
+        (calibration::fnv1a(train[cascade].id.as_bytes()) % RECALIBRATION_FOLDS as u64) as usize
+    };
+    let mut outcomes = Vec::with_capacity(samples.len());
+    for k in 0..RECALIBRATION_FOLDS {
+        let mut held_out = calibration.clone();
+        held_out.recalibration = calibration::Recalibration::default();
+        let others: Vec<Sample> = samples
+            .iter()
+            .zip(raws)
+            .filter(|(_, (_, c))| fold(*c) != k)
+            .map(|(s, _)| *s)
+            .collect();
+        held_out.fit_bins(&others);
+        for (raw, c) in raws.iter().filter(|(_, c)| fold(*c) == k) {
+            let cascade = &train[*c];
+            let threshold = calibration.threshold(cascade.platform.map(Platform::as_str));
+            if raw.observed >= threshold {
+                continue;
+            }
+            let p = held_out.apply(raw, threshold, 0.9).probability;
+            outcomes.push(calibration::Outcome {
+                age_s: raw.age_s,
+                raw_probability: p,
+                viral: cascade.size() as f64 >= threshold,
+            });
+        }
+    }
+    calibration::Recalibration::fit(&outcomes, &RECALIBRATION_AGE_EDGES_S)
 }
 
 /// The report of a run.
@@ -455,10 +505,65 @@ pub struct Report {
     pub ece_after_1h: f64,
     pub calibration_at_10pct: Vec<CalibrationRow>,
     pub calibration_after_1h: Vec<CalibrationRow>,
+    /// The same figures for the raw probability (the residual bins' tail, before the
+    /// monotone recalibration).
+    pub before_recalibration: ProbabilityFigures,
+    /// The probability at the 20 training ages (5 s to 9 h) of every test cascade that had
+    /// not reached its threshold yet, as the server sees posts: after and before the
+    /// recalibration.
+    pub at_sampled_ages: Figures,
+    pub at_sampled_ages_before_recalibration: Figures,
     pub dynamics_of_viral: BTreeMap<String, usize>,
     pub dynamics_of_others_with_shares: BTreeMap<String, usize>,
     pub tracker_events_per_sec: f64,
     pub params_hash: String,
+}
+
+/// AUC, expected calibration error and calibration table of one set of probabilities.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub predictions: usize,
+    pub auc: f64,
+    pub ece: f64,
+    pub calibration: Vec<CalibrationRow>,
+}
+
+impl Figures {
+    fn of(scores: &[(f64, bool)]) -> Figures {
+        let (calibration, ece) = calibration_table(scores);
+        Figures {
+            predictions: scores.len(),
+            auc: auc(scores),
+            ece,
+            calibration,
+        }
+    }
+}
+
+/// AUC, expected calibration error and calibration table of one probability.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbabilityFigures {
+    pub auc_at_10pct: f64,
+    pub auc_after_1h: f64,
+    pub ece_at_10pct: f64,
+    pub ece_after_1h: f64,
+    pub calibration_at_10pct: Vec<CalibrationRow>,
+    pub calibration_after_1h: Vec<CalibrationRow>,
+}
+
+impl ProbabilityFigures {
+    fn of(at_10pct: &[(f64, bool)], after_1h: &[(f64, bool)]) -> ProbabilityFigures {
+        let (calibration_at_10pct, ece_at_10pct) = calibration_table(at_10pct);
+        let (calibration_after_1h, ece_after_1h) = calibration_table(after_1h);
+        ProbabilityFigures {
+            auc_at_10pct: auc(at_10pct),
+            auc_after_1h: auc(after_1h),
+            ece_at_10pct,
+            ece_after_1h,
+            calibration_at_10pct,
+            calibration_after_1h,
+        }
+    }
 }
 
 /// One row of a calibration table.
@@ -532,6 +637,18 @@ pub fn evaluate(
     train_cascades: usize,
 ) -> Report {
     let model = Model::new(Arc::new(calibration.clone()), 0.9, 0.5);
+    let unrecalibrated = Model::new(
+        Arc::new(Calibration {
+            recalibration: calibration::Recalibration::default(),
+            ..calibration.clone()
+        }),
+        0.9,
+        0.5,
+    );
+    let mut raw_scores_10 = Vec::new();
+    let mut raw_scores_1h = Vec::new();
+    let mut scores_ages = Vec::new();
+    let mut raw_scores_ages = Vec::new();
     let mut rel_10 = Vec::new();
     let mut rel_10_raw = Vec::new();
     let mut rel_1h = Vec::new();
@@ -553,8 +670,22 @@ pub fn evaluate(
         let cal1h = model.calibrate(&raw1h, c.platform);
         if c.size() >= 1 {
             scores_10.push((cal10.probability, viral));
+            let p = unrecalibrated.calibrate(&raw10, c.platform).probability;
+            raw_scores_10.push((p, viral));
         }
         scores_1h.push((cal1h.probability, viral));
+        let p = unrecalibrated.calibrate(&raw1h, c.platform).probability;
+        raw_scores_1h.push((p, viral));
+        for age in SAMPLE_AGES_S {
+            let raw = c.raw(&calibration.params, age);
+            if raw.observed >= threshold {
+                continue;
+            }
+            let after = model.calibrate(&raw, c.platform).probability;
+            let before = unrecalibrated.calibrate(&raw, c.platform).probability;
+            scores_ages.push((after, viral));
+            raw_scores_ages.push((before, viral));
+        }
         if c.size() >= min_shares {
             rel_10.push((cal10.predicted_final - size).abs() / size);
             rel_10_raw.push((raw10.expected_final() - size).abs() / size);
@@ -598,6 +729,9 @@ pub fn evaluate(
         ece_after_1h: ece_1h,
         calibration_at_10pct: table_10,
         calibration_after_1h: table_1h,
+        before_recalibration: ProbabilityFigures::of(&raw_scores_10, &raw_scores_1h),
+        at_sampled_ages: Figures::of(&scores_ages),
+        at_sampled_ages_before_recalibration: Figures::of(&raw_scores_ages),
         dynamics_of_viral: dyn_viral,
         dynamics_of_others_with_shares: dyn_other,
         tracker_events_per_sec: 0.0,
@@ -765,6 +899,24 @@ fn print_report(r: &Report) {
         "| expected calibration error after 1 hour | {:.4} | |",
         r.ece_after_1h
     );
+    let b = &r.before_recalibration;
+    println!(
+        "| before recalibration: AUC after 10% / 1 hour | {:.3} / {:.3} | |",
+        b.auc_at_10pct, b.auc_after_1h
+    );
+    println!(
+        "| before recalibration: expected calibration error after 10% / 1 hour | {:.4} / {:.4} | |",
+        b.ece_at_10pct, b.ece_after_1h
+    );
+    let (a, z) = (&r.at_sampled_ages, &r.at_sampled_ages_before_recalibration);
+    println!(
+        "| at the 20 sampled ages, below the threshold ({} predictions): AUC | {:.3} (before recalibration {:.3}) | |",
+        a.predictions, a.auc, z.auc
+    );
+    println!(
+        "| at the 20 sampled ages: expected calibration error | {:.4} (before recalibration {:.4}) | |",
+        a.ece, z.ece
+    );
     println!(
         "| tracker throughput (one thread) | {:.0} events/s | >= 50,000 |",
         r.tracker_events_per_sec
@@ -772,6 +924,19 @@ fn print_report(r: &Report) {
     for (name, table) in [
         ("after 10% of lifetime", &r.calibration_at_10pct),
         ("after 1 hour", &r.calibration_after_1h),
+        (
+            "after 10% of lifetime, before recalibration",
+            &b.calibration_at_10pct,
+        ),
+        (
+            "after 1 hour, before recalibration",
+            &b.calibration_after_1h,
+        ),
+        ("at the 20 sampled ages", &a.calibration),
+        (
+            "at the 20 sampled ages, before recalibration",
+            &z.calibration,
+        ),
     ] {
         println!();
         println!("calibration {name}:");
@@ -813,5 +978,21 @@ mod tests {
         let calibration = fit(&train, 5, "test".into());
         let report = evaluate(&calibration, &test, 5, "test".into(), train.len());
         assert!(report.median_relative_error_at_10pct.is_finite());
+        // The recalibration was fitted, is monotone and is applied.
+        let map = &calibration.recalibration.pooled;
+        assert!(map.samples > 0 && !map.knots.is_empty());
+        assert!(map.knots.windows(2).all(|w| w[0][1] <= w[1][1]));
+        assert_eq!(
+            calibration.recalibration.by_age.len(),
+            RECALIBRATION_AGE_EDGES_S.len() + 1
+        );
+        assert!(report.at_sampled_ages.predictions > 0);
+        assert_eq!(
+            report.at_sampled_ages.predictions,
+            report.at_sampled_ages_before_recalibration.predictions
+        );
+        assert!(
+            report.ece_at_10pct.is_finite() && report.before_recalibration.ece_at_10pct.is_finite()
+        );
     }
 }

@@ -5,6 +5,11 @@
 //! the virality threshold (the fraction of residuals above the one that would reach it).
 //! Bins with too few samples fall back to the shares bin pooled over ages, then to every
 //! sample; with no samples at all the interval comes from the model's variance.
+//!
+//! That fraction is not itself a calibrated probability (the bins condition on shares seen
+//! and age, not on how close to the threshold the cascade already is), so it goes through a
+//! monotone [`Recalibration`]: isotonic regression (pool-adjacent-violators) of what happened
+//! on training cascades against that raw fraction, per age group.
 
 use std::collections::BTreeMap;
 
@@ -114,6 +119,10 @@ pub struct Calibration {
     pub default_threshold: f64,
     /// Largest final size seen in the history (predictions are capped there).
     pub max_final_shares: f64,
+    /// Monotone map of the raw probability to a calibrated one (absent in calibrations of
+    /// model version 1: the identity).
+    #[serde(default)]
+    pub recalibration: Recalibration,
 }
 
 impl Default for Calibration {
@@ -129,6 +138,7 @@ impl Default for Calibration {
             thresholds: BTreeMap::new(),
             default_threshold: 50.0,
             max_final_shares: 1e7,
+            recalibration: Recalibration::default(),
         }
     }
 }
@@ -136,7 +146,7 @@ impl Default for Calibration {
 /// Name of the model in lineage.
 pub const MODEL_NAME: &str = "pulse-seismic";
 /// Version of the model code; changes whenever predictions would change for equal inputs.
-pub const MODEL_VERSION: &str = "1";
+pub const MODEL_VERSION: &str = "2";
 
 /// The calibration fitted on generated cascades by `pulse eval virality --write-calibration`.
 const BUILT_IN: &str = include_str!("calibration.json");
@@ -261,6 +271,13 @@ impl Calibration {
             }
         };
         let clamp = |x: f64| (observed + x).min(cap);
+        // A cascade already at the threshold has crossed it; below it, the raw tail goes
+        // through the monotone recalibration.
+        let tail = if threshold - observed <= 0.0 {
+            tail
+        } else {
+            self.recalibration.apply(tail, raw.age_s)
+        };
         Calibrated {
             predicted_final: clamp(point),
             lower: clamp(lower),
@@ -278,6 +295,205 @@ impl Calibration {
     pub fn params_hash(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
         format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+/// Fewest training samples a block of the isotonic map holds (adjacent blocks are pooled
+/// until they do): keeps the map from following single cascades.
+pub const MIN_BLOCK_SAMPLES: f64 = 200.0;
+/// Fewest samples, and fewest positives, an age group needs for a map of its own.
+pub const MIN_GROUP_SAMPLES: usize = 5_000;
+pub const MIN_GROUP_POSITIVES: usize = 50;
+
+/// One block of pool-adjacent-violators: consecutive points sharing one fitted value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Block {
+    /// Total weight of the block's points.
+    pub weight: f64,
+    /// Weighted mean of their inputs.
+    pub x: f64,
+    /// Weighted mean of their outcomes: the fitted value.
+    pub y: f64,
+}
+
+/// Isotonic (non-decreasing) regression of `y` on `x` by pool-adjacent-violators, for
+/// weighted points `(x, y, weight)` in any order. Returns the blocks in ascending order of
+/// `x`; their `y` are non-decreasing, and each point's fitted value is the `y` of its block.
+/// Points with equal `x` always share a block.
+pub fn pav(points: &[(f64, f64, f64)]) -> Vec<Block> {
+    let mut sorted: Vec<(f64, f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(x, y, w)| x.is_finite() && y.is_finite() && w > 0.0)
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Sums of weight, weight·x and weight·y per block.
+    let mut stack: Vec<(f64, f64, f64)> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut cur = (0.0, 0.0, 0.0);
+        let x0 = sorted[i].0;
+        while i < sorted.len() && sorted[i].0 == x0 {
+            let (x, y, w) = sorted[i];
+            cur = (cur.0 + w, cur.1 + w * x, cur.2 + w * y);
+            i += 1;
+        }
+        while let Some(&prev) = stack.last() {
+            if prev.2 / prev.0 > cur.2 / cur.0 {
+                stack.pop();
+                cur = (prev.0 + cur.0, prev.1 + cur.1, prev.2 + cur.2);
+            } else {
+                break;
+            }
+        }
+        stack.push(cur);
+    }
+    stack
+        .into_iter()
+        .map(|(w, wx, wy)| Block {
+            weight: w,
+            x: wx / w,
+            y: wy / w,
+        })
+        .collect()
+}
+
+/// Pools adjacent blocks until each weighs at least `min_weight` (a short last run joins the
+/// block before it). Pooling neighbours of a non-decreasing sequence keeps it non-decreasing.
+pub fn pool_blocks(blocks: &[Block], min_weight: f64) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::new();
+    let mut acc: Option<Block> = None;
+    let merge = |a: Block, b: Block| {
+        let w = a.weight + b.weight;
+        Block {
+            weight: w,
+            x: (a.x * a.weight + b.x * b.weight) / w,
+            y: (a.y * a.weight + b.y * b.weight) / w,
+        }
+    };
+    for &b in blocks {
+        let cur = match acc.take() {
+            Some(a) => merge(a, b),
+            None => b,
+        };
+        if cur.weight >= min_weight {
+            out.push(cur);
+        } else {
+            acc = Some(cur);
+        }
+    }
+    if let Some(rest) = acc {
+        match out.pop() {
+            Some(last) => out.push(merge(last, rest)),
+            None => out.push(rest),
+        }
+    }
+    out
+}
+
+/// A fitted monotone map: the blocks' (mean raw probability, observed frequency), both
+/// ascending, linearly interpolated between and held flat beyond the ends. Empty: the
+/// identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Isotonic {
+    pub samples: usize,
+    pub positives: usize,
+    pub knots: Vec<[f64; 2]>,
+}
+
+impl Isotonic {
+    /// Fits the map on `(raw probability, outcome)` pairs.
+    pub fn fit(points: &[(f64, bool)], min_block: f64) -> Isotonic {
+        let weighted: Vec<(f64, f64, f64)> = points
+            .iter()
+            .map(|&(p, y)| (p, f64::from(u8::from(y)), 1.0))
+            .collect();
+        let blocks = pool_blocks(&pav(&weighted), min_block);
+        Isotonic {
+            samples: points.len(),
+            positives: points.iter().filter(|(_, y)| *y).count(),
+            knots: blocks.iter().map(|b| [b.x, b.y]).collect(),
+        }
+    }
+
+    /// The calibrated probability of a raw one.
+    pub fn apply(&self, p: f64) -> f64 {
+        let k = &self.knots;
+        let (Some(first), Some(last)) = (k.first(), k.last()) else {
+            return p;
+        };
+        if p <= first[0] {
+            return first[1];
+        }
+        if p >= last[0] {
+            return last[1];
+        }
+        let i = k.partition_point(|knot| knot[0] <= p);
+        let ([x0, y0], [x1, y1]) = (k[i - 1], k[i]);
+        if x1 > x0 {
+            y0 + (y1 - y0) * (p - x0) / (x1 - x0)
+        } else {
+            y1
+        }
+    }
+}
+
+/// The recalibration of the raw probability: an isotonic map per age group (upper edges in
+/// seconds, the last group open), and one over every age for groups with too few samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recalibration {
+    pub age_edges_s: Vec<f64>,
+    pub by_age: Vec<Isotonic>,
+    pub pooled: Isotonic,
+}
+
+/// One recalibration sample: the raw probability at some age and whether the cascade went
+/// viral.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub age_s: f64,
+    pub raw_probability: f64,
+    pub viral: bool,
+}
+
+impl Recalibration {
+    /// Fits the maps on outcomes, with the age groups ending at `age_edges_s`.
+    pub fn fit(outcomes: &[Outcome], age_edges_s: &[f64]) -> Recalibration {
+        let points = |keep: &dyn Fn(&Outcome) -> bool| -> Vec<(f64, bool)> {
+            outcomes
+                .iter()
+                .filter(|o| keep(o))
+                .map(|o| (o.raw_probability, o.viral))
+                .collect()
+        };
+        let group = |age: f64| age_edges_s.partition_point(|&e| e <= age);
+        let by_age = (0..=age_edges_s.len())
+            .map(|g| {
+                let map = Isotonic::fit(&points(&|o| group(o.age_s) == g), MIN_BLOCK_SAMPLES);
+                if map.samples >= MIN_GROUP_SAMPLES && map.positives >= MIN_GROUP_POSITIVES {
+                    map
+                } else {
+                    Isotonic::default()
+                }
+            })
+            .collect();
+        Recalibration {
+            age_edges_s: age_edges_s.to_vec(),
+            by_age,
+            pooled: Isotonic::fit(&points(&|_| true), MIN_BLOCK_SAMPLES),
+        }
+    }
+
+    /// The calibrated probability of a raw one at `age_s` (the identity when nothing was
+    /// fitted).
+    pub fn apply(&self, p: f64, age_s: f64) -> f64 {
+        let g = self.age_edges_s.partition_point(|&e| e <= age_s);
+        let map = self
+            .by_age
+            .get(g)
+            .filter(|m| !m.knots.is_empty())
+            .unwrap_or(&self.pooled);
+        map.apply(p).clamp(0.0, 1.0)
     }
 }
 
@@ -355,6 +571,151 @@ mod tests {
         assert!(p.lower >= 10.0);
         assert!(p.probability > 0.5 && p.probability < 1.0);
         assert_eq!(c.apply(&raw, 8.0, 0.9).probability, 1.0);
+    }
+
+    #[test]
+    fn pav_pools_violators_into_non_decreasing_blocks() {
+        // 0, 1, 0, 0, 1, 1 at x = 1..6: the 1, 0, 0 in the middle pool to 1/3.
+        let points: Vec<(f64, f64, f64)> = [0.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| (i as f64 + 1.0, y, 1.0))
+            .collect();
+        let blocks = pav(&points);
+        let fitted: Vec<(f64, f64, f64)> = blocks.iter().map(|b| (b.x, b.y, b.weight)).collect();
+        assert_eq!(
+            fitted,
+            vec![
+                (1.0, 0.0, 1.0),
+                (3.0, 1.0 / 3.0, 3.0),
+                (5.0, 1.0, 1.0),
+                (6.0, 1.0, 1.0)
+            ]
+        );
+        // Weights count, equal inputs share a block, order of the input does not matter.
+        let blocks = pav(&[(2.0, 0.0, 3.0), (1.0, 1.0, 1.0), (2.0, 1.0, 1.0)]);
+        assert_eq!(blocks.len(), 1);
+        assert!((blocks[0].y - 0.4).abs() < 1e-12);
+        assert!((blocks[0].x - 1.8).abs() < 1e-12);
+        // Pooling small blocks keeps the sequence non-decreasing.
+        let pooled = pool_blocks(&pav(&points), 2.0);
+        assert!(pooled.iter().all(|b| b.weight >= 2.0));
+        assert!(pooled
+            .windows(2)
+            .all(|w| w[0].y <= w[1].y && w[0].x < w[1].x));
+        assert_eq!(pooled.iter().map(|b| b.weight).sum::<f64>(), 6.0);
+    }
+
+    /// Raw probabilities that are over-confident in the middle, as the bins' tails were: a raw
+    /// 0.1–0.9 comes true a fifth as often as it says.
+    fn over_confident() -> Vec<(f64, bool)> {
+        let mut points = Vec::new();
+        for level in 0..10 {
+            let p = (f64::from(level) + 0.5) / 10.0;
+            let truth = if level == 0 {
+                0.001
+            } else if level == 9 {
+                0.93
+            } else {
+                p / 5.0
+            };
+            let positives = (1000.0 * truth).round() as usize;
+            points.extend((0..1000).map(|i| (p + (i as f64 - 500.0) * 1e-5, i < positives)));
+        }
+        points
+    }
+
+    #[test]
+    fn isotonic_maps_over_confident_middle_probabilities_to_frequencies() {
+        let points = over_confident();
+        let map = Isotonic::fit(&points, 200.0);
+        assert_eq!(map.samples, 10_000);
+        // Monotone knots.
+        assert!(map
+            .knots
+            .windows(2)
+            .all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1]));
+        // The middle comes down to what happened.
+        for level in 1..9 {
+            let p = (f64::from(level) + 0.5) / 10.0;
+            let q = map.apply(p);
+            assert!((q - p / 5.0).abs() < 0.03, "{p} -> {q}");
+        }
+        assert!(map.apply(0.0) < 0.01);
+        assert!(map.apply(1.0) > 0.85);
+        // Monotone everywhere: order is kept, so the ranking (the AUC) is too.
+        let grid: Vec<f64> = (0..=1000)
+            .map(|i| map.apply(f64::from(i) / 1000.0))
+            .collect();
+        assert!(grid.windows(2).all(|w| w[0] <= w[1]));
+        // Calibrated on the data it was fitted on: each decile's mean equals its frequency.
+        for level in 0..10 {
+            let inside: Vec<&(f64, bool)> =
+                points[level * 1000..(level + 1) * 1000].iter().collect();
+            let mean = inside.iter().map(|(p, _)| map.apply(*p)).sum::<f64>() / 1000.0;
+            let freq = inside.iter().filter(|(_, y)| *y).count() as f64 / 1000.0;
+            assert!(
+                (mean - freq).abs() < 0.02,
+                "decile {level}: {mean} vs {freq}"
+            );
+        }
+    }
+
+    #[test]
+    fn recalibration_groups_by_age_and_falls_back() {
+        let young: Vec<Outcome> = over_confident()
+            .into_iter()
+            .map(|(p, viral)| Outcome {
+                age_s: 10.0,
+                raw_probability: p,
+                viral,
+            })
+            .collect();
+        let r = Recalibration::fit(&young, &[60.0, 3600.0]);
+        assert_eq!(r.by_age.len(), 3);
+        assert!(!r.by_age[0].knots.is_empty());
+        // Too few samples older than a minute: those ages use the pooled map.
+        assert!(r.by_age[1].knots.is_empty() && r.by_age[2].knots.is_empty());
+        assert_eq!(r.apply(0.55, 10.0), r.by_age[0].apply(0.55));
+        assert_eq!(r.apply(0.55, 7200.0), r.pooled.apply(0.55));
+        assert!((r.apply(0.55, 10.0) - 0.11).abs() < 0.03);
+        // Nothing fitted: the identity.
+        assert_eq!(Recalibration::default().apply(0.37, 100.0), 0.37);
+    }
+
+    #[test]
+    fn the_recalibration_applies_below_the_threshold_only() {
+        let mut c = Calibration::default();
+        c.recalibration.pooled = Isotonic {
+            samples: 2,
+            positives: 1,
+            knots: vec![[0.0, 0.0], [1.0, 0.2]],
+        };
+        let raw = RawPrediction {
+            observed: 10.0,
+            remaining: 5.0,
+            variance: 4.0,
+            branching: 0.3,
+            age_s: 60.0,
+        };
+        let before = Calibration::default().apply(&raw, 12.0, 0.9).probability;
+        let after = c.apply(&raw, 12.0, 0.9).probability;
+        assert!((after - 0.2 * before).abs() < 1e-12);
+        // Already at the threshold: certain either way.
+        assert_eq!(c.apply(&raw, 8.0, 0.9).probability, 1.0);
+        assert_ne!(c.params_hash(), Calibration::default().params_hash());
+    }
+
+    #[test]
+    fn a_calibration_without_recalibration_still_loads() {
+        let mut v = serde_json::to_value(Calibration::default()).unwrap();
+        v.as_object_mut().unwrap().remove("recalibration");
+        let c: Calibration = serde_json::from_value(v).unwrap();
+        assert_eq!(c, Calibration::default());
+        // The built-in one carries its recalibration.
+        let built_in = Calibration::built_in();
+        assert_eq!(built_in.version, MODEL_VERSION);
+        assert!(!built_in.recalibration.pooled.knots.is_empty());
     }
 
     #[test]
