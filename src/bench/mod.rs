@@ -486,7 +486,12 @@ async fn latency(
 }
 
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_in("/proc/self/status")
+}
+
+/// Peak resident memory (VmHWM) from a `/proc/<pid>/status` file, in MB; 0 when unreadable.
+pub(crate) fn peak_rss_mb_in(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()

@@ -191,7 +191,7 @@ async fn pipeline(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = events.len() as f64 / started.elapsed().as_secs_f64();
-    let rss = peak_rss_of(child.0.id());
+    let rss = super::peak_rss_mb_in(&format!("/proc/{}/status", child.0.id()));
     let stored = super::count_posts(db_url).await?;
     anyhow::ensure!(
         stored == events.len() as i64,
@@ -213,18 +213,6 @@ impl Drop for ServeChild {
         }
         let _ = self.0.wait();
     }
-}
-
-fn peak_rss_of(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The report as a Markdown table.
