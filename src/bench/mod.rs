@@ -416,20 +416,12 @@ async fn end_to_end(
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
     let app = start_recorded(settings, db_url, &stream, &histogram).await?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let stats =
-            crate::actors::ingester::group_stats(redis, &bench_settings(settings, db_url, &stream))
-                .await?;
-        if stats.lag == Some(0) && stats.pending == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "end-to-end run did not finish in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_drained(
+        redis,
+        &bench_settings(settings, db_url, &stream),
+        "end-to-end run",
+    )
+    .await?;
     let elapsed = started.elapsed().as_secs_f64();
     app.shutdown().await;
     let stored = count_posts(db_url).await?;
@@ -440,6 +432,24 @@ async fn end_to_end(
     let _: i64 = redis.del(&stream).await?;
     truncate(db_url).await?;
     Ok(n as f64 / elapsed)
+}
+
+/// Waits until the group of `settings` has read and acknowledged every entry of its stream
+/// (10 minutes at most; `run` names the run in the error).
+pub(crate) async fn wait_drained(
+    redis: &Client,
+    settings: &Settings,
+    run: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let stats = crate::actors::ingester::group_stats(redis, settings).await?;
+        if stats.lag == Some(0) && stats.pending == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{run} did not finish in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Offers a fixed rate for a fixed time and records XADD-to-acknowledged latency.

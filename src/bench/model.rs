@@ -178,18 +178,7 @@ async fn pipeline(
     let mut s = settings.clone();
     s.redis.stream = stream.to_string();
     s.redis.group = "pulse".into();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let stats = crate::actors::ingester::group_stats(redis, &s).await?;
-        if stats.lag == Some(0) && stats.pending == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the model run did not finish in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    super::wait_drained(redis, &s, "the model run").await?;
     let rate = events.len() as f64 / started.elapsed().as_secs_f64();
     let rss = super::peak_rss_mb_in(&format!("/proc/{}/status", child.0.id()));
     let stored = super::count_posts(db_url).await?;
