@@ -156,3 +156,87 @@ async fn a_postgres_restart_under_load_loses_nothing() {
     let env = TestEnv::on(private.url(), redis_url()).await;
     survives_a_restart_under_load(&env, "pg", || private.restart(), "store unavailable").await;
 }
+
+/// Delivery counts of the group's pending entries, from XPENDING.
+async fn delivery_counts(env: &TestEnv, redis: &fred::prelude::Client) -> Vec<i64> {
+    use fred::prelude::*;
+    let rows: Value = redis
+        .xpending(&env.stream, &env.group, ("-", "+", 10_000))
+        .await
+        .unwrap();
+    let Value::Array(rows) = rows else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| match row {
+            Value::Array(cols) => cols.get(3).and_then(|c| c.as_i64()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_a_live_process_retries_through_an_outage_are_not_redelivered() {
+    // A process retrying its batches while PostgreSQL is down still holds them: neither it nor
+    // another process may claim them, so their delivery count stays 1 and none reaches
+    // `max_deliveries` (which would dead-letter a valid post) however long the outage lasts.
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let mut vars = env.env();
+    vars.push(("PULSE_INGEST__MAX_DELIVERIES".into(), "2".into()));
+    let first = PulseProcess::start(&vars);
+    let second = PulseProcess::start(&vars);
+    xadd_posts(&redis, &env.stream, "held", 0..100).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.post_count().await == 100
+        })
+        .await
+    );
+
+    private.stop();
+    assert!(
+        tokio_postgres::connect(&env.database_url, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "PostgreSQL is down"
+    );
+    xadd_posts(&redis, &env.stream, "held", 100..400).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.pending(&redis).await == 300
+        })
+        .await,
+        "both processes read the new entries and hold them"
+    );
+    // Many claim timeouts (1 s in tests) and claim rounds (every 0.5 s) pass.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let counts = delivery_counts(&env, &redis).await;
+    assert_eq!(
+        counts.len(),
+        300,
+        "still pending, dead letters {}\n{}\n{}",
+        dead_letters(&env, &redis).await,
+        first.log_text(),
+        second.log_text()
+    );
+    assert!(
+        counts.iter().all(|&c| c == 1),
+        "held entries were redelivered: {counts:?}"
+    );
+
+    private.start_again();
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await == 400 && env.pending(&redis).await == 0
+        })
+        .await,
+        "stored {} pending {}\n{}\n{}",
+        env.post_count().await,
+        env.pending(&redis).await,
+        first.log_text(),
+        second.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}

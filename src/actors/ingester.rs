@@ -7,14 +7,20 @@
 //! - On start it first re-reads this consumer's own pending entries (id `0`), then new ones.
 //! - At start and every `claim_interval_ms` it XAUTOCLAIMs entries idle on other consumers
 //!   (a dead process) and dead-letters those delivered more than `max_deliveries` times.
+//! - Every quarter of `claim_idle_ms` it resets the idle time of the entries it still holds
+//!   (XCLAIM JUSTID, which leaves their delivery count alone), so a batch that is slow or
+//!   retrying through an outage is never taken for abandoned: only a process that stopped
+//!   working (killed, frozen, cut off from Redis) has its entries claimed, and an entry's
+//!   delivery count counts real redeliveries.
 //! - Entries that cannot be decoded, analysed or stored go to `<stream>:dead` with their
 //!   reason and original fields, then are acknowledged. Failing batches are split in halves so
 //!   one bad entry never holds back its neighbours.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -62,6 +68,9 @@ pub struct IngestContext {
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    /// Ids of the entries being processed here, by batch: what the heartbeat keeps fresh.
+    held: Mutex<HashMap<u64, Arc<[String]>>>,
+    next_batch: AtomicU64,
     subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
 }
@@ -90,6 +99,8 @@ impl IngestContext {
             store,
             credits,
             in_flight: AtomicUsize::new(0),
+            held: Mutex::new(HashMap::new()),
+            next_batch: AtomicU64::new(0),
             subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
         }
@@ -130,6 +141,29 @@ impl IngestContext {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Ids of every entry held here (read or claimed, not yet acknowledged).
+    pub fn held_ids(&self) -> Vec<String> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.values().flat_map(|ids| ids.iter().cloned()).collect()
+    }
+
+    fn hold(&self, entries: &[RawEntry]) -> u64 {
+        let batch = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        let ids: Arc<[String]> = entries.iter().map(|e| e.id.clone()).collect();
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(batch, ids);
+        batch
+    }
+
+    fn release(&self, batch: u64) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&batch);
+    }
 }
 
 /// The ingester actor. Its read loop runs inside the actor, so a crash of the actor stops
@@ -151,6 +185,8 @@ impl Actor for Ingester {
     fn started(&mut self, ctx: &mut Self::Context) {
         let shared = self.ctx.clone();
         ctx.spawn(read_loop(shared).into_actor(self).map(|_, _, _| ()));
+        let shared = self.ctx.clone();
+        ctx.spawn(heartbeat_loop(shared).into_actor(self).map(|_, _, _| ()));
     }
 }
 
@@ -367,9 +403,11 @@ fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut permit: OwnedS
     metrics::counter!(names::ENTRIES_READ).increment(n as u64);
     let now = ctx.in_flight.fetch_add(n, Ordering::Relaxed) + n;
     metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+    let held = ctx.hold(&entries);
     let ctx = ctx.clone();
     actix_rt::spawn(async move {
         commit_entries(ctx.clone(), entries).await;
+        ctx.release(held);
         let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
         drop(permit);
         metrics::gauge!(names::IN_FLIGHT).set(now as f64);
@@ -576,6 +614,56 @@ fn record_latency(entries: &[RawEntry]) {
             histogram.record((now_ms - added).max(0) as f64 / 1000.0);
         }
     }
+}
+
+/// How often the heartbeat runs, and how idle a held entry must be before it is refreshed:
+/// a quarter and a half of the claim timeout, so a held entry is never idle longer than
+/// three quarters of it.
+fn heartbeat_timing(claim_idle_ms: u64) -> (Duration, u64) {
+    (
+        Duration::from_millis((claim_idle_ms / 4).max(1)),
+        claim_idle_ms / 2,
+    )
+}
+
+/// Keeps the entries this process holds from looking abandoned, until the process stops.
+async fn heartbeat_loop(ctx: Arc<IngestContext>) {
+    let (every, min_idle) = heartbeat_timing(ctx.settings.ingest.claim_idle_ms);
+    while !ctx.abandoned() {
+        tokio::time::sleep(every).await;
+        if let Err(e) = refresh_held(&ctx, min_idle).await {
+            tracing::warn!(error = %e, "refreshing held entries failed");
+        }
+    }
+}
+
+/// Resets the idle time of held entries idle at least `min_idle_ms` without counting a
+/// delivery (XCLAIM ... JUSTID); entries already acknowledged are skipped by Redis. Returns
+/// how many were refreshed.
+pub async fn refresh_held(ctx: &IngestContext, min_idle_ms: u64) -> Result<usize, Error> {
+    let ids = ctx.held_ids();
+    let mut refreshed = 0;
+    for chunk in ids.chunks(1_000) {
+        let touched: Value = ctx
+            .redis
+            .xclaim(
+                ctx.stream(),
+                ctx.group(),
+                ctx.consumer.as_str(),
+                min_idle_ms,
+                chunk.to_vec(),
+                None,
+                None,
+                None,
+                false,
+                true,
+            )
+            .await?;
+        if let Value::Array(touched) = touched {
+            refreshed += touched.len();
+        }
+    }
+    Ok(refreshed)
 }
 
 /// Claims entries idle on other consumers and processes them here.
@@ -875,6 +963,15 @@ mod tests {
         let (next, entries) = parse_claim_reply(reply);
         assert_eq!(next, "5-0");
         assert_eq!(entries[0].id, "3-1");
+    }
+
+    #[test]
+    fn held_entries_are_refreshed_well_before_they_can_be_claimed() {
+        for claim_idle in [1_000, 30_000] {
+            let (every, min_idle) = heartbeat_timing(claim_idle);
+            // Refreshed at the first beat after reaching `min_idle`: always under the timeout.
+            assert!(min_idle as u128 + every.as_millis() < claim_idle as u128);
+        }
     }
 
     #[test]

@@ -465,9 +465,20 @@ impl PrivatePostgres {
             .status();
     }
 
+    /// Starts the server again after [`PrivatePostgres::stop`].
+    pub fn start_again(&self) {
+        self.start_server();
+    }
+
     /// Stops then starts the server on the same port and data.
     pub fn restart(&self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Stops the server, leaves it down for `down`, then starts it on the same port and data.
+    pub fn restart_after(&self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.start_server();
     }
 
@@ -533,7 +544,13 @@ impl PrivateRedis {
     /// Shuts Redis down (it rewrites nothing; the AOF already holds every write) and starts
     /// it again on the same port and data.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Shuts Redis down, leaves it down for `down`, then starts it on the same port and data.
+    pub fn restart_after(&mut self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.start_server();
     }
 
