@@ -161,8 +161,8 @@ fn post(prefix: &str, n: usize) -> String {
         "author": {"id": format!("author-{}", n % 97), "followers": n % 5_000},
         "text": TEXTS[n % TEXTS.len()], "created_at": chrono::Utc::now().to_rfc3339(),
         "geo": {"city": city, "country": country},
-        "product": if n % 2 == 0 { "pulse-phone" } else { "pulse-watch" },
-        "channel": if n % 5 == 0 { "support" } else { "organic" }
+        "product": if n.is_multiple_of(2) { "pulse-phone" } else { "pulse-watch" },
+        "channel": if n.is_multiple_of(5) { "support" } else { "organic" }
     })
     .to_string()
 }
