@@ -19,6 +19,8 @@ pub mod names {
     pub const DEAD_LETTERS: &str = "pulse_dead_letters_total";
     /// Entries read and not yet acknowledged.
     pub const IN_FLIGHT: &str = "pulse_ingest_in_flight_entries";
+    /// Batches read and not yet acknowledged.
+    pub const IN_FLIGHT_BATCHES: &str = "pulse_ingest_in_flight_batches";
     /// Stream errors while reading, by `error_type`.
     pub const READ_ERRORS: &str = "pulse_ingest_read_errors_total";
     /// Batch retries after a failed stage, by `stage`.

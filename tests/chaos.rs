@@ -406,21 +406,6 @@ impl Cluster {
     }
 }
 
-/// Sum of every series of `name` on one process's `/metrics`.
-async fn metric(process: &PulseProcess, name: &str) -> f64 {
-    let Ok(response) = reqwest::get(format!("http://{}/metrics", process.address)).await else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The end state of a scenario.
 #[derive(Debug)]
 struct Outcome {

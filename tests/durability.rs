@@ -240,3 +240,58 @@ async fn entries_a_live_process_retries_through_an_outage_are_not_redelivered() 
     );
     assert_eq!(dead_letters(&env, &redis).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
+    // While batches cannot commit, the reader stops at `max_batches_in_flight` batches: what
+    // arrives meanwhile waits in the stream, to be read later in big batches, instead of
+    // being read in slivers as credits come back (thousands of tiny batches, each paying a
+    // statement, kept a backlog from ever being worked off at full speed).
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let mut vars = env.env();
+    vars.push(("PULSE_INGEST__MAX_BATCHES_IN_FLIGHT".into(), "2".into()));
+    let process = PulseProcess::start(&vars);
+    private.stop();
+    // One entry at a time, so every read finds only a few.
+    for i in 0..200 {
+        xadd_event(
+            &redis,
+            &env.stream,
+            &post_json(&format!("trickle-{i}"), "Fine"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let batches = metric(&process, "pulse_ingest_in_flight_batches").await;
+    let entries = metric(&process, "pulse_ingest_in_flight_entries").await;
+    assert!(batches <= 2.0, "{batches} batches in flight");
+    assert!(
+        entries < 200.0,
+        "{entries} entries read while nothing commits"
+    );
+    let lag = {
+        let mut s = pulse::config::Settings::default();
+        s.redis.stream = env.stream.clone();
+        s.redis.group = env.group.clone();
+        pulse::actors::ingester::group_stats(&redis, &s)
+            .await
+            .unwrap()
+            .lag
+    };
+    assert!(lag.unwrap_or(0) > 0, "the rest waits in the stream");
+
+    private.start_again();
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await == 200 && env.pending(&redis).await == 0
+        })
+        .await,
+        "stored {}\n{}",
+        env.post_count().await,
+        process.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}

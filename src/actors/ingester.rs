@@ -4,6 +4,12 @@
 //! - Reads use a dedicated Redis connection (a blocking XREADGROUP must not delay others).
 //! - Credits: at most `max_in_flight` entries are read and not yet acknowledged; a new read
 //!   asks only for as many entries as there are free credits.
+//! - Batch slots: at most `max_batches_in_flight` batches are in flight. When every slot is
+//!   busy the reader waits, and what arrives meanwhile is read as one bigger batch. Without
+//!   this, a backlog under a steady feed was read in slivers as credits trickled back (each
+//!   finished batch of a few entries freed room for another of a few), thousands of tiny
+//!   batches each paid a full statement and its rollup upserts, and throughput stayed at a
+//!   fraction of what large batches reach.
 //! - On start it first re-reads this consumer's own pending entries (id `0`), then new ones.
 //! - At start and every `claim_interval_ms` it XAUTOCLAIMs entries idle on other consumers
 //!   (a dead process) and dead-letters those delivered more than `max_deliveries` times.
@@ -67,7 +73,9 @@ pub struct IngestContext {
     pub route: AdaptiveRoute,
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
+    batch_slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    batches_in_flight: AtomicUsize,
     /// Ids of the entries being processed here, by batch: what the heartbeat keeps fresh.
     held: Mutex<HashMap<u64, Arc<[String]>>>,
     next_batch: AtomicU64,
@@ -87,6 +95,7 @@ impl IngestContext {
         store: Supervised<Store>,
     ) -> Self {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
+        let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
         let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
         Self {
             settings,
@@ -98,7 +107,9 @@ impl IngestContext {
             route,
             store,
             credits,
+            batch_slots,
             in_flight: AtomicUsize::new(0),
+            batches_in_flight: AtomicUsize::new(0),
             held: Mutex::new(HashMap::new()),
             next_batch: AtomicU64::new(0),
             subscribers: RwLock::new(Vec::new()),
@@ -266,10 +277,10 @@ async fn read_loop(ctx: Arc<IngestContext>) {
             claim_stale(&ctx).await;
             next_claim = Instant::now() + claim_every;
         }
-        let Some(permit) = take_credits(&ctx).await else {
+        let Some(lease) = take_lease(&ctx).await else {
             break;
         };
-        let want = permit.num_permits();
+        let want = lease.credits.num_permits();
         let (id, block) = match &own_pending_from {
             Some(from) => (from.clone(), None),
             None => (">".to_string(), Some(ctx.settings.ingest.block_ms)),
@@ -296,10 +307,10 @@ async fn read_loop(ctx: Arc<IngestContext>) {
                 } else {
                     fill_batch(&ctx, &mut entries, want).await;
                 }
-                dispatch(&ctx, entries, permit);
+                dispatch(&ctx, entries, lease);
             }
             Err(e) => {
-                drop(permit);
+                drop(lease);
                 failures += 1;
                 let kind = if e.details().contains("NOGROUP") {
                     let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
@@ -362,55 +373,80 @@ async fn fill_batch(ctx: &IngestContext, entries: &mut Vec<RawEntry>, credits: u
     }
 }
 
-/// Waits for at least one credit, then takes as many more as are free, up to a read batch.
-async fn take_credits(ctx: &IngestContext) -> Option<OwnedSemaphorePermit> {
-    let mut permit = loop {
+/// What a batch holds until it is acknowledged: a batch slot and one credit per entry
+/// (dropping the lease frees both).
+struct Lease {
+    _slot: OwnedSemaphorePermit,
+    credits: OwnedSemaphorePermit,
+}
+
+/// Waits for a permit of `semaphore` (`n` of them), waking now and then to notice a drain;
+/// None once the ingester stops running.
+async fn acquire(
+    ctx: &IngestContext,
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
         if !ctx.running() {
             return None;
         }
-        // Wake up now and then to notice a drain even when no credit comes back.
         match tokio::time::timeout(
             Duration::from_millis(200),
-            ctx.credits.clone().acquire_owned(),
+            semaphore.clone().acquire_many_owned(n),
         )
         .await
         {
-            Ok(Ok(p)) => break p,
+            Ok(Ok(p)) => return Some(p),
             Ok(Err(_)) => return None,
             Err(_) => continue,
         }
-    };
+    }
+}
+
+/// Waits for a batch slot and at least one credit, then takes as many more credits as are
+/// free, up to a read batch.
+async fn take_lease(ctx: &IngestContext) -> Option<Lease> {
+    let slot = acquire(ctx, &ctx.batch_slots, 1).await?;
+    let mut credits = acquire(ctx, &ctx.credits, 1).await?;
     let want = ctx.settings.ingest.read_batch.max(1);
     let extra = want.saturating_sub(1).min(ctx.credits.available_permits());
     if extra > 0 {
         if let Ok(more) = ctx.credits.clone().try_acquire_many_owned(extra as u32) {
-            permit.merge(more);
+            credits.merge(more);
         }
     }
-    Some(permit)
+    Some(Lease {
+        _slot: slot,
+        credits,
+    })
 }
 
 /// Hands a read batch to a task of its own, returning unused credits at once.
-fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut permit: OwnedSemaphorePermit) {
+fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut lease: Lease) {
     if entries.is_empty() {
         return;
     }
-    let unused = permit.num_permits().saturating_sub(entries.len());
+    let unused = lease.credits.num_permits().saturating_sub(entries.len());
     if unused > 0 {
-        drop(permit.split(unused));
+        drop(lease.credits.split(unused));
     }
     let n = entries.len();
     metrics::counter!(names::ENTRIES_READ).increment(n as u64);
     let now = ctx.in_flight.fetch_add(n, Ordering::Relaxed) + n;
     metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+    let batches = ctx.batches_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::gauge!(names::IN_FLIGHT_BATCHES).set(batches as f64);
     let held = ctx.hold(&entries);
     let ctx = ctx.clone();
     actix_rt::spawn(async move {
         commit_entries(ctx.clone(), entries).await;
         ctx.release(held);
         let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
-        drop(permit);
+        let batches = ctx.batches_in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        drop(lease);
         metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+        metrics::gauge!(names::IN_FLIGHT_BATCHES).set(batches as f64);
     });
 }
 
@@ -705,10 +741,20 @@ async fn claim_stale(ctx: &Arc<IngestContext>) {
                 "claimed entries left by another consumer"
             );
             let want = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-            match ctx.credits.clone().acquire_many_owned(want).await {
-                Ok(permit) => dispatch(ctx, entries, permit),
-                Err(_) => return,
-            }
+            let Some(slot) = acquire(ctx, &ctx.batch_slots, 1).await else {
+                return;
+            };
+            let Some(credits) = acquire(ctx, &ctx.credits, want).await else {
+                return;
+            };
+            dispatch(
+                ctx,
+                entries,
+                Lease {
+                    _slot: slot,
+                    credits,
+                },
+            );
         }
         if next == "0-0" || next.is_empty() {
             return;

@@ -362,6 +362,21 @@ impl Drop for PulseProcess {
     }
 }
 
+/// Sum of every series of metric `name` on a process's `/metrics` (0 when unreachable).
+pub async fn metric(process: &PulseProcess, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://{}/metrics", process.address)).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
