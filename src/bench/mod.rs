@@ -3,10 +3,15 @@
 //! statement, plus raw analyzer throughput; (b) Pulse end to end: events/s from XADD to
 //! committed and acknowledged, and latency percentiles at a fixed offered rate; (c) Pulse's
 //! throughput as a fraction of the slowest ceiling, and peak resident memory; (d) the
-//! WebSocket layer (see [`websocket`]).
+//! WebSocket layer (see [`websocket`]). Two parts run only when named with `--only`: several
+//! processes in one group ([`scale`]) and a long run with the model ([`soak`]).
 
 pub mod alerts;
 pub mod model;
+mod plot;
+pub mod scale;
+mod scrape;
+pub mod soak;
 pub mod websocket;
 
 use std::sync::{Arc, Mutex};
@@ -46,15 +51,22 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file as well.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
-    /// Run only one part.
+    /// Run only one part (`scale` and `soak` run only when named here).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
+    /// Where `scale` and `soak` write their tables, JSON and charts.
+    #[arg(long, default_value = "docs/bench")]
+    pub out_dir: std::path::PathBuf,
     #[command(flatten)]
     pub ws: websocket::WsBenchArgs,
     #[command(flatten)]
     pub model: model::ModelBenchArgs,
     #[command(flatten)]
     pub alerts: alerts::AlertBenchArgs,
+    #[command(flatten)]
+    pub scale: scale::ScaleArgs,
+    #[command(flatten)]
+    pub soak: soak::SoakArgs,
 }
 
 /// The parts of the benchmark.
@@ -68,6 +80,10 @@ pub enum Part {
     Websocket,
     /// Time from a negativity spike to its WebSocket alert under load.
     Alerts,
+    /// 1, 2 and 3 `pulse serve` processes in one group at several offered rates (lexicon).
+    Scale,
+    /// A `pulse serve` child with the model at half its capacity for `--minutes`.
+    Soak,
 }
 
 /// Every figure of one run.
@@ -92,6 +108,8 @@ pub struct BenchReport {
     pub model: Option<model::ModelReport>,
     pub websocket: Option<websocket::WsReport>,
     pub alerts: Option<alerts::AlertReport>,
+    pub scale: Option<scale::ScaleReport>,
+    pub soak: Option<soak::SoakReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -109,7 +127,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         latency_rate: args.latency_rate,
         ..Default::default()
     };
-    let runs = |part: Part| args.only.is_none() || args.only == Some(part);
+    let runs = |part: Part| {
+        args.only == Some(part)
+            || (args.only.is_none() && !matches!(part, Part::Scale | Part::Soak))
+    };
     let result = async {
         if runs(Part::Pipeline) {
             // The pipeline figures are the lexicon's: the plumbing's own ceiling.
@@ -134,6 +155,35 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                 alerts::run(&db_url, &redis, &settings.redis.url, &run_id, &args.alerts).await?,
             );
         }
+        if runs(Part::Scale) {
+            eprintln!("scale runs");
+            report.scale = Some(
+                scale::run(
+                    &settings,
+                    &db_url,
+                    &redis,
+                    &run_id,
+                    args.events,
+                    &args.scale,
+                    &args.out_dir,
+                )
+                .await?,
+            );
+        }
+        if runs(Part::Soak) {
+            eprintln!("soak");
+            report.soak = Some(
+                soak::run(
+                    &settings,
+                    &db_url,
+                    &redis,
+                    &run_id,
+                    &args.soak,
+                    &args.out_dir,
+                )
+                .await?,
+            );
+        }
         anyhow::Ok(())
     }
     .await;
@@ -152,6 +202,14 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(a) = &report.alerts {
         println!("{}", alerts::markdown(a));
     }
+    if let Some(s) = &report.scale {
+        println!("{}", scale::markdown(s));
+        eprintln!("scale results written to {}", args.out_dir.display());
+    }
+    if let Some(s) = &report.soak {
+        println!("{}", soak::markdown(s));
+        eprintln!("soak results written to {}", args.out_dir.display());
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
@@ -167,23 +225,11 @@ async fn pipeline(
     report: &mut BenchReport,
 ) -> anyhow::Result<()> {
     let n = args.events;
-    eprintln!("preparing {n} posts");
-    let events = generate_posts(n, &format!("raw-{run_id}-"));
-    let raw_stream = format!("pulse:bench:{run_id}:raw");
-
-    report.xadd_per_sec = raw_xadd(redis, &raw_stream, &events).await?;
-    eprintln!("raw XADD: {:.0}/s", report.xadd_per_sec);
-    report.xreadgroup_xack_per_sec = raw_read_ack(redis, &raw_stream, n).await?;
-    eprintln!(
-        "raw XREADGROUP+XACK: {:.0}/s",
-        report.xreadgroup_xack_per_sec
-    );
-    let analyzed = analyze_all(settings, &events)?;
-    report.analyzer_posts_per_sec = analyzed.1;
-    eprintln!("raw analyzer: {:.0}/s", report.analyzer_posts_per_sec);
-    report.insert_rows_per_sec = raw_insert(db_url, &raw_stream, analyzed.0).await?;
-    eprintln!("raw insert: {:.0}/s", report.insert_rows_per_sec);
-    let _: i64 = redis.del(&raw_stream).await?;
+    let measured = ceilings(settings, db_url, redis, run_id, n).await?;
+    report.xadd_per_sec = measured.xadd_per_sec;
+    report.xreadgroup_xack_per_sec = measured.xreadgroup_xack_per_sec;
+    report.analyzer_posts_per_sec = measured.analyzer_posts_per_sec;
+    report.insert_rows_per_sec = measured.insert_rows_per_sec;
 
     let ceilings = [
         ("XADD", report.xadd_per_sec),
@@ -205,6 +251,53 @@ async fn pipeline(
     latency(settings, db_url, redis, run_id, args, report).await?;
     report.peak_rss_mb = peak_rss_mb();
     Ok(())
+}
+
+/// The machine's raw ceilings, in entries, posts or rows per second.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ceilings {
+    pub xadd_per_sec: f64,
+    pub xreadgroup_xack_per_sec: f64,
+    pub analyzer_posts_per_sec: f64,
+    pub insert_rows_per_sec: f64,
+}
+
+/// Measures the raw ceilings with `n` generated posts: pipelined XADD, XREADGROUP+XACK, the
+/// configured analyzer on as many threads as Pulse would use, and batched inserts with
+/// Pulse's own statement into the tables of `db_url` (emptied afterwards).
+pub(crate) async fn ceilings(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    run_id: &str,
+    n: u64,
+) -> anyhow::Result<Ceilings> {
+    eprintln!("preparing {n} posts");
+    let events = generate_posts(n, &format!("raw-{run_id}-"));
+    let raw_stream = format!("pulse:bench:{run_id}:raw");
+    let mut c = Ceilings {
+        xadd_per_sec: raw_xadd(redis, &raw_stream, &events).await?,
+        ..Default::default()
+    };
+    eprintln!("raw XADD: {:.0}/s", c.xadd_per_sec);
+    c.xreadgroup_xack_per_sec = raw_read_ack(redis, &raw_stream, n).await?;
+    eprintln!("raw XREADGROUP+XACK: {:.0}/s", c.xreadgroup_xack_per_sec);
+    let (analyzed, rate) = analyze_all(settings, &events)?;
+    c.analyzer_posts_per_sec = rate;
+    eprintln!("raw analyzer: {:.0}/s", c.analyzer_posts_per_sec);
+    c.insert_rows_per_sec = raw_insert(db_url, &raw_stream, analyzed).await?;
+    eprintln!("raw insert: {:.0}/s", c.insert_rows_per_sec);
+    let _: i64 = redis.del(&raw_stream).await?;
+    Ok(c)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), to record how busy the machine was during a
+/// run on a shared host; 0 when unreadable.
+pub(crate) fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {

@@ -66,7 +66,8 @@ pub(crate) struct Server {
 
 impl Server {
     /// A `pulse serve` child on `stream` with the lexicon analyzer (these runs measure the
-    /// live layer, not the model) and `extra` settings as environment variables.
+    /// live layer, not the model) and `extra` settings as environment variables, which
+    /// override those (the soak sets the model backend this way).
     pub(crate) fn start(
         db_url: &str,
         redis_url: &str,
@@ -109,7 +110,13 @@ impl Server {
         Ok(Server { child, address })
     }
 
-    fn rss_mb(&self) -> f64 {
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's resident memory now, in MB (0 when unreadable).
+    pub(crate) fn rss_mb(&self) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
