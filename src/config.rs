@@ -26,12 +26,41 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub ws: WsSettings,
     pub virality: ViralitySettings,
+    pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+}
+
+/// Cross-process fan-out of live messages over Redis pub/sub, so that a WebSocket client of
+/// any process of a group sees what every process produced (see `ws::fanout`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FanoutSettings {
+    /// Publish this process's live messages and deliver the other processes' ones.
+    pub enabled: bool,
+    /// The pub/sub channel; empty means `<stream>:fanout`, so groups on other streams of the
+    /// same Redis stay apart.
+    pub channel: String,
+    /// Batches of messages waiting to be published; past it they are dropped and counted,
+    /// so a slow or absent Redis never holds up the pipeline.
+    pub queue_capacity: usize,
+    /// Longest wait for one PUBLISH, in milliseconds; its messages count as dropped after.
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for FanoutSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            channel: String::new(),
+            queue_capacity: 1_024,
+            publish_timeout_ms: 2_000,
+        }
+    }
 }
 
 /// PostgreSQL connection.
@@ -335,6 +364,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             ws: WsSettings::default(),
             virality: ViralitySettings::default(),
+            fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             shutdown_timeout_secs: 30,
@@ -471,8 +501,15 @@ impl Default for WsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ViralitySettings {
-    /// Track cascades and score posts in this process.
+    /// Let this process run the virality tracker. One process of those sharing a database
+    /// runs it at a time (it holds a PostgreSQL advisory lock); the others stand by.
     pub enabled: bool,
+    /// How often a standing-by process tries to take the tracker over, in milliseconds: the
+    /// longest the tracker stays without a process after its process died.
+    pub takeover_interval_ms: u64,
+    /// How often the tracker reads newly committed engagements from PostgreSQL, in
+    /// milliseconds.
+    pub feed_interval_ms: u64,
     /// How often changed cascades are rescored and written, in milliseconds.
     pub score_interval_ms: u64,
     /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
@@ -507,6 +544,8 @@ impl Default for ViralitySettings {
     fn default() -> Self {
         Self {
             enabled: true,
+            takeover_interval_ms: 2_000,
+            feed_interval_ms: 250,
             score_interval_ms: 1_000,
             inactive_expiry_secs: 1_800,
             max_cascades: 100_000,
@@ -586,6 +625,15 @@ impl Settings {
             n
         } else {
             std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+
+    /// The pub/sub channel of the cross-process fan-out.
+    pub fn fanout_channel(&self) -> String {
+        if self.fanout.channel.is_empty() {
+            format!("{}:fanout", self.redis.stream)
+        } else {
+            self.fanout.channel.clone()
         }
     }
 

@@ -157,7 +157,7 @@ impl Serialize for TopicSet {
 
 /// The dimensions an event can be filtered on. On an event, `None` means the event is not
 /// about any particular value of that dimension (a post without a city, a stream-wide alert).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterKeys {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
