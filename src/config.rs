@@ -648,6 +648,65 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The `pulse.toml` embedded in the Kubernetes ConfigMap.
+    fn deployed_toml() -> String {
+        let manifest = include_str!("../deploy/configmap.yaml");
+        let mut lines = manifest.lines().skip_while(|l| l.trim() != "pulse.toml: |");
+        lines.next().expect("the ConfigMap holds pulse.toml");
+        lines
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| l.get(4..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every key of `have` is a key of `known`, recursively; returns the unknown ones.
+    fn unknown_keys(
+        have: &figment::value::Dict,
+        known: &figment::value::Dict,
+        at: &str,
+    ) -> Vec<String> {
+        use figment::value::Value;
+        let mut out = Vec::new();
+        for (key, value) in have {
+            let path = format!("{at}{key}");
+            match (value, known.get(key)) {
+                (_, None) => out.push(path),
+                (Value::Dict(_, inner), Some(Value::Dict(_, known_inner))) => {
+                    out.extend(unknown_keys(inner, known_inner, &format!("{path}.")))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_holds_valid_known_settings() {
+        let toml = deployed_toml();
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(&toml))
+            .extract()
+            .expect("the deployed pulse.toml is valid");
+        assert!(s.fanout.enabled && s.virality.enabled);
+        assert_eq!(s.http.listen, "0.0.0.0:8080");
+        let have: figment::value::Dict = Figment::from(Toml::string(&toml)).extract().unwrap();
+        let known: figment::value::Dict = Figment::from(Serialized::defaults(Settings::default()))
+            .extract()
+            .unwrap();
+        assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
+        // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
+        let deployment = include_str!("../deploy/deployment.yaml");
+        let grace: u64 = deployment
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+            .expect("a grace period")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(grace >= s.shutdown_timeout_secs + 5 + 5, "{grace}");
+    }
+
     #[test]
     fn layers_file_then_environment() {
         figment::Jail::expect_with(|jail| {
