@@ -636,3 +636,79 @@ async fn a_cascade_committed_by_several_processes_counts_every_share_across_a_ta
         "a prediction was recorded twice: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fan_out_resumes_after_redis_restarts_and_never_holds_up_the_pipeline() {
+    let mut redis_server = PrivateRedis::start();
+    let env = TestEnv::on(admin_url(), redis_server.url()).await;
+    let vars = group_env(&env, &[]);
+    let group = start_group(&vars, 2).await;
+    let subs = [
+        Subscriber::connect(
+            group[0].address,
+            json!({"type":"subscribe","topics":["posts"]}),
+        )
+        .await,
+        Subscriber::connect(
+            group[1].address,
+            json!({"type":"subscribe","topics":["posts"]}),
+        )
+        .await,
+    ];
+    let now = Utc::now();
+    let before: Vec<String> = (0..40)
+        .map(|i| post(&format!("before-{i}"), "twitter", "Nice phone", now))
+        .collect();
+    let redis = env.redis().await;
+    trickle(&redis, &env.stream, &before).await;
+    assert!(wait_until(DEADLINE, || async { env.post_count().await == 40 }).await);
+
+    redis_server.restart();
+    // Both processes subscribe again by themselves (their sessions stay open meanwhile).
+    for p in &group {
+        assert!(
+            wait_until(DEADLINE, || async {
+                p.log_text().matches("fan-out subscribed").count() >= 2
+                    && metric(p.address, "pulse_fanout_subscribed").await == 1.0
+            })
+            .await,
+            "{} did not subscribe again\n{}",
+            p.address,
+            p.log_text()
+        );
+    }
+    let after: Vec<String> = (0..60)
+        .map(|i| post(&format!("after-{i}"), "twitter", "Nice phone", now))
+        .collect();
+    let expected: BTreeSet<String> = (0..60).map(|i| format!("after-{i}")).collect();
+    let redis = env.redis().await;
+    trickle(&redis, &env.stream, &after).await;
+    assert!(
+        wait_until(DEADLINE, || async {
+            env.post_count().await == 100 && env.pending(&redis).await == 0
+        })
+        .await,
+        "the pipeline went on ({} stored)",
+        env.post_count().await
+    );
+    assert!(
+        wait_until(DEADLINE, || async {
+            subs.iter().all(|s| {
+                let got: BTreeSet<String> = s
+                    .post_ids()
+                    .into_iter()
+                    .filter(|id| id.starts_with("after-"))
+                    .collect();
+                got == expected
+            })
+        })
+        .await,
+        "posts after the restart reached every subscriber: {:?}",
+        subs.iter().map(|s| s.post_ids().len()).collect::<Vec<_>>()
+    );
+    for s in &subs {
+        let ids = s.post_ids();
+        let distinct: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), distinct.len(), "a post delivered twice");
+    }
+}

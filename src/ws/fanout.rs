@@ -449,18 +449,32 @@ async fn subscribe_loop(
     let mut reconnects = client.reconnect_rx();
     let mut errors = client.error_rx();
     let mut subscribed = false;
+    let mut failed_attempts = 0u32;
     let mut origins = Origins::default();
     let mut last_missed_warning: Option<Instant> = None;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     loop {
         if !subscribed {
-            match client.subscribe(channel.as_str()).await {
-                Ok(()) => {
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(2), client.subscribe(channel.as_str()))
+                    .await;
+            match attempt {
+                Ok(Ok(())) => {
                     subscribed = true;
+                    failed_attempts = 0;
                     metrics::gauge!(names::FANOUT_SUBSCRIBED).set(1.0);
                     tracing::info!(%channel, "fan-out subscribed");
                 }
-                Err(e) => tracing::warn!(error = %e, "fan-out subscribe failed; retrying"),
+                failed => {
+                    failed_attempts += 1;
+                    if failed_attempts == 1 {
+                        let error = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "no answer".into(),
+                        };
+                        tracing::warn!(%error, "fan-out cannot subscribe yet; retrying every second");
+                    }
+                }
             }
         }
         tokio::select! {
@@ -504,9 +518,11 @@ async fn subscribe_loop(
                 }
             }
             error = errors.recv() => {
-                if let Ok((error, _)) = error {
+                if let (Ok((error, _)), true) = (error, subscribed) {
+                    // Once per outage: the client keeps reconnecting by itself.
+                    subscribed = false;
                     metrics::gauge!(names::FANOUT_SUBSCRIBED).set(0.0);
-                    tracing::warn!(%error, "fan-out subscriber lost Redis; reconnecting");
+                    tracing::warn!(%error, "fan-out subscriber lost Redis; messages of other processes are missed until it is back");
                 }
             }
             _ = retry.tick(), if !subscribed => {}
