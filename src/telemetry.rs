@@ -99,6 +99,8 @@ pub mod names {
     pub const FANOUT_DROPPED: &str = "pulse_fanout_messages_dropped_total";
     /// 1 while the fan-out subscription is established, else 0.
     pub const FANOUT_SUBSCRIBED: &str = "pulse_fanout_subscribed";
+    /// Other processes subscribed to this one's live messages (none: nothing is published).
+    pub const FANOUT_PEERS: &str = "pulse_fanout_peers";
     /// Requests refused for their credentials or role, by `reason`.
     pub const AUTH_REFUSED: &str = "pulse_auth_refused_total";
     /// Argon2 checks of presented API keys, by `result` (match or mismatch).

@@ -189,7 +189,8 @@ impl Handler<Committed> for Broadcaster {
 
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         let local = self.sessions.values().any(|s| s.outbox.wants(Topic::Posts));
-        if msg.outcome.inserted_posts.is_empty() || (!local && self.fanout.is_none()) {
+        let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
+        if msg.outcome.inserted_posts.is_empty() || (!local && !remote) {
             return;
         }
         // Only posts new to the database, once each, in the batch's (stream) order: a
@@ -221,7 +222,7 @@ impl Handler<Committed> for Broadcaster {
                 )
             });
         }
-        if let Some(fanout) = &self.fanout {
+        if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
             fanout.offer(
                 posts
                     .iter()

@@ -23,8 +23,14 @@
 //! Nothing here can hold up the pipeline: the queue is bounded and offering never waits
 //! (a full queue drops and counts), publishing has a timeout, both tasks reconnect by
 //! themselves, and a payload that does not parse is counted and skipped.
+//!
+//! A process alone on its channel publishes nothing: the publisher asks Redis how many
+//! subscribers the channel has (`PUBSUB NUMSUB`) every [`PEER_PROBE`] and from every PUBLISH
+//! reply, and messages are only built and queued while another process listens. A process
+//! that just subscribed hears from the others within that interval.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +59,8 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 /// Least time between two warnings about the same kind of loss.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How often the publisher counts the other processes subscribed to the channel.
+pub const PEER_PROBE: Duration = Duration::from_millis(500);
 
 /// One live message as every process delivers it: its topic, what it is about (matched
 /// against session filters) and its final text, serialized once by the process that
@@ -76,13 +84,40 @@ pub struct Remote(pub Vec<FanoutItem>);
 pub struct FanoutSender {
     tx: mpsc::Sender<Vec<FanoutItem>>,
     last_warning: Arc<std::sync::Mutex<Option<Instant>>>,
+    peers: Peers,
+}
+
+/// What the publisher and the subscriber know of the channel: how many other processes
+/// listen, and whether this one is subscribed (its own subscription counts in Redis's figure).
+#[derive(Clone)]
+struct Peers {
+    others: Arc<AtomicUsize>,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Peers {
+    /// Records that the channel has `subscribers` in all, this process included when it is
+    /// subscribed.
+    fn set_subscribers(&self, subscribers: usize) {
+        let own = usize::from(self.subscribed.load(Ordering::Acquire));
+        let others = subscribers.saturating_sub(own);
+        if self.others.swap(others, Ordering::AcqRel) != others {
+            metrics::gauge!(names::FANOUT_PEERS).set(others as f64);
+            tracing::info!(others, "processes listening to this one's live messages");
+        }
+    }
 }
 
 impl FanoutSender {
+    /// Whether another process listens, i.e. whether messages are worth building and offering.
+    pub fn wanted(&self) -> bool {
+        self.peers.others.load(Ordering::Acquire) > 0
+    }
+
     /// Queues `items` for publication; when the queue is full (Redis slow or away) they are
     /// dropped, counted and logged (at most every few seconds), and the caller goes on.
     pub fn offer(&self, items: Vec<FanoutItem>) {
-        if items.is_empty() {
+        if items.is_empty() || !self.wanted() {
             return;
         }
         match self.tx.try_send(items) {
@@ -111,26 +146,36 @@ impl FanoutSender {
 /// The publisher's side of the queue, handed to [`Fanout::start`].
 pub struct FanoutQueue {
     rx: mpsc::Receiver<Vec<FanoutItem>>,
+    peers: Peers,
 }
 
 /// A bounded queue of at most `capacity` batches between the broadcaster and the publisher.
 pub fn queue(capacity: usize) -> (FanoutSender, FanoutQueue) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    // Until the first count (unknown: the largest value), assume someone listens rather than
+    // lose messages.
+    let peers = Peers {
+        others: Arc::new(AtomicUsize::new(usize::MAX)),
+        subscribed: Arc::new(AtomicBool::new(false)),
+    };
     (
         FanoutSender {
             tx,
             last_warning: Arc::new(std::sync::Mutex::new(None)),
+            peers: peers.clone(),
         },
-        FanoutQueue { rx },
+        FanoutQueue { rx, peers },
     )
 }
 
-/// The running fan-out of one process: its publisher and subscriber tasks.
+/// The running fan-out of one process: its publisher and subscriber tasks, on a thread of
+/// their own so that building, publishing and reading payloads never takes time from the
+/// pipeline's actors.
 pub struct Fanout {
     origin: String,
     stop: watch::Sender<bool>,
-    publisher: tokio::task::JoinHandle<()>,
-    subscriber: tokio::task::JoinHandle<()>,
+    published_all: tokio::sync::oneshot::Receiver<()>,
+    arbiter: actix::ArbiterHandle,
 }
 
 impl Fanout {
@@ -147,26 +192,37 @@ impl Fanout {
         let (stop, stopped) = watch::channel(false);
         let timeout = Duration::from_millis(settings.fanout.publish_timeout_ms.max(1));
         tracing::info!(%channel, %origin, "cross-process fan-out on");
-        let publisher = tokio::spawn(publish_loop(
-            settings.redis.url.clone(),
-            channel.clone(),
-            origin.clone(),
-            timeout,
-            queue.rx,
-            stopped.clone(),
-        ));
-        let subscriber = tokio::spawn(subscribe_loop(
+        let arbiter = actix::Arbiter::new().handle();
+        let (done, published_all) = tokio::sync::oneshot::channel();
+        let url = settings.redis.url.clone();
+        let (publish_channel, publish_origin, publish_stop) =
+            (channel.clone(), origin.clone(), stopped.clone());
+        let peers = queue.peers.clone();
+        arbiter.spawn(async move {
+            publish_loop(
+                url,
+                publish_channel,
+                publish_origin,
+                timeout,
+                queue,
+                publish_stop,
+            )
+            .await;
+            let _ = done.send(());
+        });
+        arbiter.spawn(subscribe_loop(
             settings.redis.url.clone(),
             channel,
             origin.clone(),
             broadcaster,
+            peers,
             stopped,
         ));
         Fanout {
             origin,
             stop,
-            publisher,
-            subscriber,
+            published_all,
+            arbiter,
         }
     }
 
@@ -175,17 +231,12 @@ impl Fanout {
         &self.origin
     }
 
-    /// Publishes what is still queued (for a short while at most), then stops both tasks.
+    /// Publishes what is still queued (for a short while at most), then stops both tasks
+    /// and their thread.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let mut publisher = self.publisher;
-        if tokio::time::timeout(SHUTDOWN_FLUSH, &mut publisher)
-            .await
-            .is_err()
-        {
-            publisher.abort();
-        }
-        self.subscriber.abort();
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.published_all).await;
+        self.arbiter.stop();
     }
 }
 
@@ -301,14 +352,17 @@ async fn publish_loop(
     channel: String,
     origin: String,
     timeout: Duration,
-    mut rx: mpsc::Receiver<Vec<FanoutItem>>,
+    queue: FanoutQueue,
     mut stop: watch::Receiver<bool>,
 ) {
+    let FanoutQueue { mut rx, peers } = queue;
     let Some(client) = connect(&url, 16, "publisher", &mut stop).await else {
         return;
     };
     let mut next = 0u64;
     let mut failing_since: Option<(Instant, u64)> = None;
+    let mut probe = tokio::time::interval(PEER_PROBE);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut batches = Vec::new();
         let stopping = tokio::select! {
@@ -316,6 +370,19 @@ async fn publish_loop(
                 Some(b) => { batches.push(b); false }
                 None => true,
             },
+            _ = probe.tick() => {
+                let counted = tokio::time::timeout(
+                    timeout,
+                    client.pubsub_numsub::<Vec<Value>, _>(channel.as_str()),
+                )
+                .await;
+                if let Ok(Ok(reply)) = counted {
+                    if let Some(n) = reply.get(1).and_then(Value::as_u64) {
+                        peers.set_subscribers(usize::try_from(n).unwrap_or(usize::MAX));
+                    }
+                }
+                continue;
+            }
             _ = stop.changed() => true,
         };
         // Whatever else is queued goes in the same payloads.
@@ -329,7 +396,8 @@ async fn publish_loop(
             )
             .await;
             match sent {
-                Ok(Ok(_)) => {
+                Ok(Ok(receivers)) => {
+                    peers.set_subscribers(usize::try_from(receivers).unwrap_or(0));
                     metrics::counter!(names::FANOUT_PUBLISHED).increment(n);
                     if let Some((since, dropped)) = failing_since.take() {
                         tracing::info!(
@@ -416,6 +484,15 @@ impl Origins {
     }
 }
 
+/// The start of every payload `origin` publishes, to recognise its own without parsing them.
+fn own_prefix(origin: &str) -> Vec<u8> {
+    let mut out = String::new();
+    open_payload(&mut out, origin, 0);
+    let end = out.find(r#","first":"#).map_or(out.len(), |i| i + 1);
+    out.truncate(end);
+    out.into_bytes()
+}
+
 /// Parses a payload into items; `None` when it is not one.
 fn parse(bytes: &[u8]) -> Option<(String, u64, Vec<FanoutItem>)> {
     let payload: InPayload<'_> = serde_json::from_slice(bytes).ok()?;
@@ -440,11 +517,13 @@ async fn subscribe_loop(
     channel: String,
     origin: String,
     broadcaster: Addr<Broadcaster>,
+    peers: Peers,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(client) = connect(&url, SUBSCRIBER_BUFFER, "subscriber", &mut stop).await else {
         return;
     };
+    let own = own_prefix(&origin);
     let mut messages = client.message_rx();
     let mut reconnects = client.reconnect_rx();
     let mut errors = client.error_rx();
@@ -462,6 +541,7 @@ async fn subscribe_loop(
                 Ok(Ok(())) => {
                     subscribed = true;
                     failed_attempts = 0;
+                    peers.subscribed.store(true, Ordering::Release);
                     metrics::gauge!(names::FANOUT_SUBSCRIBED).set(1.0);
                     tracing::info!(%channel, "fan-out subscribed");
                 }
@@ -481,6 +561,9 @@ async fn subscribe_loop(
             message = messages.recv() => match message {
                 Ok(message) => {
                     let Some(bytes) = message.value.as_bytes() else { continue };
+                    if bytes.starts_with(&own) {
+                        continue;
+                    }
                     let Some((from, first, items)) = parse(bytes) else {
                         metrics::counter!(names::FANOUT_DROPPED, "reason" => "invalid").increment(1);
                         tracing::debug!("fan-out payload not understood; skipped");
@@ -515,12 +598,14 @@ async fn subscribe_loop(
                     // disconnected is gone (and shows up as missed).
                     tracing::info!("fan-out reconnected to Redis; subscribing again");
                     subscribed = false;
+                    peers.subscribed.store(false, Ordering::Release);
                 }
             }
             error = errors.recv() => {
                 if let (Ok((error, _)), true) = (error, subscribed) {
                     // Once per outage: the client keeps reconnecting by itself.
                     subscribed = false;
+                    peers.subscribed.store(false, Ordering::Release);
                     metrics::gauge!(names::FANOUT_SUBSCRIBED).set(0.0);
                     tracing::warn!(%error, "fan-out subscriber lost Redis; messages of other processes are missed until it is back");
                 }
@@ -568,6 +653,8 @@ mod tests {
         assert_eq!(out.len(), 1);
         let (from, first, items) = parse(out[0].0.as_bytes()).unwrap();
         assert_eq!((from.as_str(), first, out[0].1), ("me", 7, 2));
+        assert!(out[0].0.as_bytes().starts_with(&own_prefix("me")));
+        assert!(!out[0].0.as_bytes().starts_with(&own_prefix("m")));
         assert_eq!(&*items[0].text, text);
         assert_eq!(items[0].topic, Topic::Posts);
         assert_eq!(items[0].keys.platform, Some(Platform::Reddit));
