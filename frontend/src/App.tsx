@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
+import { session } from "./api/auth";
 import { api } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
 import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
@@ -105,7 +106,7 @@ export function App() {
   // The socket lives as long as the page; filter changes resubscribe it.
   useEffect(() => {
     const s = new LiveSocket(
-      socketUrl(),
+      async () => socketUrl(window.location, await session.token()),
       ["posts", "metrics", "alerts", "virality"],
       (batch) => {
         counters.batches++;
@@ -118,6 +119,7 @@ export function App() {
         // Messages are not kept for disconnected clients: catch up through REST.
         if (state.status === "open") queryClient.invalidateQueries();
       },
+      () => session.renew(),
     );
     socketRef.current = s;
     s.start(wsFilter);
