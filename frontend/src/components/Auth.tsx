@@ -7,7 +7,7 @@ export function OpenModeBanner() {
   return (
     <div className="open-banner" role="alert" data-testid="open-mode-banner">
       <strong>⚠ This server runs without authentication.</strong> Anyone who can reach it can read and change
-      everything: posts, metrics, alerts and rules. Only run it this way on a trusted network.
+      everything. Only run it this way on a trusted network.
     </div>
   );
 }
