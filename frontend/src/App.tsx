@@ -109,8 +109,9 @@ export function App({ account }: { account?: ReactNode }) {
       },
       (state) => {
         setConn(state);
-        // Messages are not kept for disconnected clients: catch up through REST.
-        if (state.status === "open") queryClient.invalidateQueries();
+        // Messages are not kept for disconnected clients: catch up through REST (the
+        // server's authentication mode is not data to catch up on).
+        if (state.status === "open") queryClient.invalidateQueries({ predicate: (q) => q.queryKey[0] !== "auth-status" });
       },
       () => session.renew(),
     );
