@@ -32,6 +32,7 @@ const rest = {
   posts: "/api/v1/posts?limit=20",
   alerts: "/api/v1/alerts?limit=20",
   pipeline: "/api/v1/pipeline",
+  "auth/status": "/api/v1/auth/status",
 };
 for (const [name, path] of Object.entries(rest)) save(name.replace("/", "-"), await get(path));
 const posts = await get("/api/v1/posts?limit=1");
