@@ -43,6 +43,17 @@ pub struct Application {
     virality: Option<Addr<ViralityTracker>>,
     hub: Hub,
     demo: Option<tokio::task::JoinHandle<()>>,
+    key_refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Says, as loudly as a log can, that this process serves everyone.
+fn announce_open() {
+    metrics::gauge!(crate::telemetry::names::AUTH_OPEN).set(1.0);
+    tracing::warn!("==================================================================");
+    tracing::warn!("AUTHENTICATION IS OFF (auth.open): anyone who can reach this port");
+    tracing::warn!("can read every post and change rules, webhooks and keys.");
+    tracing::warn!("Set PULSE_AUTH__JWT_SECRET and create keys with `pulse keys create`.");
+    tracing::warn!("==================================================================");
 }
 
 impl Application {
@@ -89,6 +100,26 @@ impl Application {
             tracker
         });
 
+        let auth = match (&settings.auth.open, settings.auth.jwt_secret.is_empty()) {
+            (true, _) => {
+                announce_open();
+                None
+            }
+            (false, true) => anyhow::bail!(
+                "authentication is on and auth.jwt_secret is not set: set PULSE_AUTH__JWT_SECRET \
+                 (32+ random bytes, the same in every process; e.g. `openssl rand -hex 32`), \
+                 or run deliberately without authentication with PULSE_AUTH__OPEN=true \
+                 (`pulse serve --demo` does so when no secret is set)"
+            ),
+            (false, false) => {
+                let auth = crate::auth::Authenticator::new(&settings.auth, pool.clone())?;
+                auth.refresh().await.context("reading API keys")?;
+                metrics::gauge!(crate::telemetry::names::AUTH_OPEN).set(0.0);
+                tracing::info!("authentication on: API keys and bearer tokens required");
+                Some(auth)
+            }
+        };
+        let key_refresher = auth.as_ref().map(|a| a.spawn_refresher());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -97,6 +128,8 @@ impl Application {
             consumer: pipeline.consumer().to_string(),
             ingest: Some(pipeline.ingest.clone()),
             ws: Some(hub.clone()),
+            auth,
+            limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -138,6 +171,7 @@ impl Application {
             virality,
             hub,
             demo,
+            key_refresher,
         })
     }
 
@@ -184,6 +218,9 @@ impl Application {
     pub async fn shutdown(self) -> DrainReport {
         if let Some(demo) = &self.demo {
             demo.abort();
+        }
+        if let Some(refresher) = &self.key_refresher {
+            refresher.abort();
         }
         let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
         let report = self.pipeline.drain(timeout).await;

@@ -28,7 +28,14 @@ pub enum Command {
         /// New posts per second of the demo feed (engagements come on top).
         #[arg(long, default_value_t = 5.0)]
         demo_rate: f64,
+        /// Serve without authentication (as `auth.open = true`): everyone is an admin.
+        /// `--demo` implies it unless `auth.jwt_secret` is set.
+        #[arg(long)]
+        open: bool,
     },
+    /// Create, list and revoke API keys (stored hashed in PostgreSQL; audited).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Append synthetic events to the stream.
@@ -59,6 +66,36 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
+/// `pulse keys`: API key administration from the server's own shell, which is how the first
+/// admin key comes to exist.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// What the key may do: ingest (append events), analyst (read, live updates, work
+        /// alerts) or admin (everything, including rules, webhooks and keys).
+        #[arg(long)]
+        role: crate::auth::Role,
+        /// A label for people: who or what uses the key.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id: every process refuses it within `auth.key_refresh_secs`.
+    Revoke {
+        /// The key's id (the part after `pulse_`, before the second `_`).
+        id: String,
+    },
+}
+
 /// `pulse eval`: the text analyzers by default, or a subcommand.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -79,7 +116,7 @@ pub enum EvalWhat {
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init_logging();
+    crate::telemetry::init_logging_on(matches!(cli.command, Command::Keys(_)));
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -100,7 +137,15 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve { demo, demo_rate } => {
+        Command::Serve {
+            demo,
+            demo_rate,
+            open,
+        } => {
+            let mut settings = settings;
+            if open || (demo && settings.auth.jwt_secret.is_empty()) {
+                settings.auth.open = true;
+            }
             let options = ServeOptions {
                 demo_rate: demo.then_some(demo_rate),
             };
@@ -108,6 +153,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
             Ok(())
         }
+        Command::Keys(command) => crate::auth::cli::run(&settings, command).await,
         Command::Migrate => {
             let applied = crate::db::migrate(&settings.database.url).await?;
             println!("applied {applied} migration(s)");

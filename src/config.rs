@@ -26,6 +26,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub ws: WsSettings,
     pub virality: ViralitySettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
@@ -71,6 +73,80 @@ pub struct HttpSettings {
     pub max_events_per_request: usize,
     /// The built dashboard served at `/` (relative paths resolve against the working directory).
     pub dashboard_dir: String,
+    /// Origins (`https://host[:port]`) other sites may call the API and open WebSockets from;
+    /// `*` allows any. Empty allows only the dashboard's own origin.
+    pub cors_origins: Vec<String>,
+    /// The `Content-Security-Policy` sent with every response.
+    pub content_security_policy: String,
+}
+
+/// Who may use the API. Without a secret `serve` refuses to start unless `open` says the
+/// server is meant to run without authentication (`serve --demo` does, when no secret is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Serve everything to everyone, as an admin. Logged loudly and shown on the dashboard.
+    pub open: bool,
+    /// HMAC key signing access tokens (HS256), at least 32 bytes; every process of a group
+    /// must share it.
+    pub jwt_secret: Secret,
+    /// Lifetime of an access token, in seconds.
+    pub token_ttl_secs: u64,
+    /// `iss` of issued tokens; tokens from another issuer are refused.
+    pub issuer: String,
+    /// How often each process re-reads which keys exist and which are revoked, in seconds:
+    /// the longest a key revoked by another process stays usable here.
+    pub key_refresh_secs: u64,
+}
+
+/// A configured secret: deserialized like a string, never printed by `Debug`.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret's text, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(unset)")
+        } else {
+            f.write_str("Secret([redacted])")
+        }
+    }
+}
+
+/// Request rate and size limits: what one client can cost the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Apply the rate limits (size limits always apply).
+    pub rate_limits: bool,
+    /// Sustained requests per second per API key (or per address on an open server).
+    pub per_key_per_sec: f64,
+    /// Requests per key allowed in a burst above the sustained rate.
+    pub per_key_burst: f64,
+    /// Sustained requests per second per client address to the endpoints that need no key
+    /// (token exchange, documentation) and for requests whose credentials fail.
+    pub per_ip_per_sec: f64,
+    /// Burst per client address.
+    pub per_ip_burst: f64,
+    /// Largest request body, in bytes (bodies of `POST /api/v1/events` excepted).
+    pub max_body_bytes: usize,
+    /// Largest body of `POST /api/v1/events`, in bytes.
+    pub max_events_body_bytes: usize,
+    /// Deepest nesting of arrays and objects a JSON body may have.
+    pub max_json_depth: usize,
 }
 
 /// The stream reader.
@@ -259,6 +335,8 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             ws: WsSettings::default(),
             virality: ViralitySettings::default(),
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,
         }
@@ -295,6 +373,43 @@ impl Default for HttpSettings {
             workers: 0,
             max_events_per_request: 1_000,
             dashboard_dir: "frontend/dist".into(),
+            cors_origins: Vec::new(),
+            content_security_policy: DEFAULT_CSP.into(),
+        }
+    }
+}
+
+/// The dashboard needs scripts and styles from its own origin (styles also inline: the
+/// charts set style attributes), images inline as data URLs, and its own WebSocket. Nothing
+/// may frame it.
+pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+    font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; \
+    object-src 'none'";
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            open: false,
+            jwt_secret: Secret::default(),
+            token_ttl_secs: 3_600,
+            issuer: "pulse".into(),
+            key_refresh_secs: 5,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            rate_limits: true,
+            per_key_per_sec: 100.0,
+            per_key_burst: 200.0,
+            per_ip_per_sec: 5.0,
+            per_ip_burst: 20.0,
+            max_body_bytes: 1024 * 1024,
+            max_events_body_bytes: 8 * 1024 * 1024,
+            max_json_depth: 32,
         }
     }
 }

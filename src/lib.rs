@@ -20,6 +20,8 @@
 //! - [`virality`]: live share cascades, early final-size prediction with calibrated intervals
 //!   and probabilities, deep versus broad spreading; fed by the `virality` actor, served by
 //!   `http::virality_api`, measured by `pulse eval virality` ([`eval_virality`]).
+//! - [`auth`]: API keys, access tokens, roles and the route policy; [`audit`]: the log of
+//!   admin changes. `http::guard` applies both, with rate and size limits, to every request.
 //!
 //! # The path of one post
 //!
@@ -36,6 +38,8 @@
 pub mod actors;
 pub mod analysis;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -84,6 +84,24 @@ pub mod names {
     pub const VIRALITY_UPDATES: &str = "pulse_virality_updates_total";
     /// Failed virality writes or reads, by `operation`.
     pub const VIRALITY_ERRORS: &str = "pulse_virality_errors_total";
+    /// Requests refused for their credentials or role, by `reason`.
+    pub const AUTH_REFUSED: &str = "pulse_auth_refused_total";
+    /// Argon2 checks of presented API keys, by `result` (match or mismatch).
+    pub const AUTH_KEY_VERIFICATIONS: &str = "pulse_auth_key_verifications_total";
+    /// Access tokens issued.
+    pub const AUTH_TOKENS_ISSUED: &str = "pulse_auth_tokens_issued_total";
+    /// API keys that exist and are not revoked.
+    pub const AUTH_ACTIVE_KEYS: &str = "pulse_auth_active_keys";
+    /// 1 while this process serves without authentication.
+    pub const AUTH_OPEN: &str = "pulse_auth_open";
+    /// Requests refused by a rate limit, by `scope` (key or ip).
+    pub const RATE_LIMITED: &str = "pulse_http_rate_limited_total";
+    /// Requests refused for their size or shape before any handler ran, by `reason`.
+    pub const INPUT_REFUSED: &str = "pulse_http_input_refused_total";
+    /// Audit records written, by `outcome`.
+    pub const AUDIT_RECORDS: &str = "pulse_audit_records_total";
+    /// Audit records that could not be written or completed.
+    pub const AUDIT_FAILURES: &str = "pulse_audit_failures_total";
 }
 
 /// Latency buckets in seconds, from sub-millisecond to tens of seconds.
@@ -94,15 +112,26 @@ const LATENCY_BUCKETS: &[f64] = &[
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Installs the log subscriber once: `PULSE_LOG` filters (default `info`), `PULSE_LOG_FORMAT`
-/// picks `json` or `text` (default text).
+/// picks `json` or `text` (default text). Logs go to stdout.
 pub fn init_logging() {
+    init_logging_on(false);
+}
+
+/// [`init_logging`], with logs on stderr for commands whose stdout is their output.
+pub fn init_logging_on(stderr: bool) {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let filter =
             EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stdout);
+            .with_writer(move || -> Box<dyn std::io::Write> {
+                if stderr {
+                    Box::new(std::io::stderr())
+                } else {
+                    Box::new(std::io::stdout())
+                }
+            });
         let json = std::env::var("PULSE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
         let _ = if json {
             builder.json().flatten_event(true).try_init()

@@ -141,7 +141,8 @@ async fn pipeline(
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child = ServeChild(
         Command::new(std::env::current_exe()?)
-            .arg("serve")
+            .args(["serve", "--open"])
+            .env("PULSE_LIMITS__RATE_LIMITS", "false")
             .env("DATABASE_URL", db_url)
             .env("REDIS_URL", &settings.redis.url)
             .env("PULSE_STREAM", stream)

@@ -74,7 +74,8 @@ impl Server {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
         let mut child = Command::new(std::env::current_exe()?)
-            .arg("serve")
+            .args(["serve", "--open"])
+            .env("PULSE_LIMITS__RATE_LIMITS", "false")
             .env("DATABASE_URL", db_url)
             .env("REDIS_URL", redis_url)
             .env("PULSE_STREAM", stream)

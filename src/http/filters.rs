@@ -1,6 +1,7 @@
 //! The post filters shared by the listing and the metrics endpoints, validated in one place.
 
 use super::error::ApiError;
+use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::{Platform, SentimentLabel};
 
 /// Filter values as they arrive in a query string.
@@ -29,6 +30,21 @@ impl PostFilters<'_> {
                 return Err(ApiError::bad_request(
                     "invalid_query",
                     "sentiment must be negative, neutral or positive",
+                ));
+            }
+        }
+        let values = [
+            ("platform", self.platform),
+            ("product", self.product),
+            ("city", self.city),
+            ("country", self.country),
+            ("channel", self.channel),
+        ];
+        for (name, value) in values {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_LABEL_BYTES) {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} is longer than {MAX_LABEL_BYTES} bytes; no stored post has such a value"),
                 ));
             }
         }

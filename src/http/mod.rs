@@ -1,19 +1,25 @@
 //! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake, post
 //! queries, the WebSocket upgrade (`GET /ws`, see [`crate::ws`]) and the dashboard at `/`
 //! ([`dashboard`]). Every error uses the one shape of [`error::ApiError`]; every response carries
-//! `x-request-id`.
+//! `x-request-id`. Before any handler, [`guard`] authenticates, authorizes, rate-limits,
+//! bounds bodies and audits admin changes; [`security_headers`] sets browser protections.
 
 pub mod alerts_api;
 pub mod analyze;
+pub mod auth_api;
+pub mod body_limits;
 pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod guard;
 pub mod health;
 pub mod metrics_api;
 pub mod pipeline;
 pub mod posts;
+pub mod rate_limit;
 pub mod request_id;
+pub mod security_headers;
 pub mod sql;
 pub mod virality_api;
 pub mod webhooks_api;
@@ -38,6 +44,10 @@ pub struct AppState {
     pub ingest: Option<Arc<IngestContext>>,
     /// Live subscriptions (`GET /ws`); `None` where a process serves none.
     pub ws: Option<crate::ws::Hub>,
+    /// Checks credentials; `None` on an open server (`auth.open`).
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
+    /// Per-key and per-address request budgets.
+    pub limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl AppState {
@@ -56,6 +66,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::health)
         .service(health::ready)
         .service(health::prometheus)
+        .service(auth_api::auth_status)
+        .service(auth_api::token)
+        .service(auth_api::list_keys)
+        .service(auth_api::create_key)
+        .service(auth_api::revoke_key)
+        .service(auth_api::audit_log)
         .service(events::create)
         .service(analyze::analyze)
         .service(posts::list)
@@ -104,6 +120,8 @@ pub fn app(
 > {
     actix_web::App::new()
         .app_data(state)
+        .wrap(from_fn(guard::guard))
+        .wrap(from_fn(security_headers::security_headers))
         .wrap(from_fn(request_id::request_id))
         .configure(configure)
         .default_service(web::to(dashboard::fallback))

@@ -24,7 +24,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use bytestring::ByteString;
 
@@ -162,7 +162,15 @@ pub async fn connect(
         )
     })?;
     let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
-    let session = WsSession::new(hub.clone(), id, permit);
+    let mut session = WsSession::new(hub.clone(), id, permit);
+    let expires_at = req
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .and_then(|p| p.expires_at);
+    if let Some(at) = expires_at {
+        let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        session = session.expiring_after(left);
+    }
     let codec = actix_http::ws::Codec::new().max_size(hub.settings.max_frame_bytes);
     Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
 }

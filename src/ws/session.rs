@@ -63,8 +63,14 @@ pub struct WsSession {
     fragments: Option<Fragments>,
     chunk_scheduled: bool,
     drained: Vec<Outgoing>,
+    /// When the credential the session was opened with expires; the session closes then
+    /// with [`TOKEN_EXPIRED`] so the client reconnects with a fresh token.
+    expires_in: Option<Duration>,
     _permit: SessionPermit,
 }
+
+/// Close code of a session whose access token expired (application range 4000–4999).
+pub const TOKEN_EXPIRED: u16 = 4001;
 
 impl WsSession {
     /// A session admitted by `permit`, which it holds until it stops.
@@ -79,8 +85,15 @@ impl WsSession {
             fragments: None,
             chunk_scheduled: false,
             drained: Vec::with_capacity(DRAIN_CHUNK_MESSAGES),
+            expires_in: None,
             _permit: permit,
         }
+    }
+
+    /// Closes the session after `after`, when its access token expires.
+    pub fn expiring_after(mut self, after: Duration) -> Self {
+        self.expires_in = Some(after);
+        self
     }
 
     fn heartbeat_interval(&self) -> Duration {
@@ -253,6 +266,11 @@ impl Actor for WsSession {
                 act.drain(ctx);
             }
         });
+        if let Some(after) = self.expires_in {
+            ctx.run_later(after, |act, ctx| {
+                act.abort(ctx, CloseCode::Other(TOKEN_EXPIRED), "token expired".into())
+            });
+        }
         tracing::debug!(session = self.id, "websocket session started");
     }
 

@@ -91,6 +91,10 @@ impl TestEnv {
         s.shutdown_timeout_secs = 20;
         // Alert tests turn evaluation on; elsewhere default rules must not fire mid-test.
         s.alerts.enabled = false;
+        // Pipeline tests run open (said explicitly); tests/security.rs turns authentication on.
+        s.auth.open = true;
+        // Tests open many connections from one address; the limits have tests of their own.
+        s.limits.rate_limits = false;
         s
     }
 
@@ -110,6 +114,8 @@ impl TestEnv {
             ("PULSE_INGEST__BLOCK_MS".into(), "200".into()),
             ("PULSE_CONFIG".into(), "/nonexistent/pulse.toml".into()),
             ("PULSE_ALERTS__ENABLED".into(), "false".into()),
+            ("PULSE_AUTH__OPEN".into(), "true".into()),
+            ("PULSE_LIMITS__RATE_LIMITS".into(), "false".into()),
         ]
     }
 

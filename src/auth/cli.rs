@@ -1,0 +1,89 @@
+//! `pulse keys`: key administration against the database directly, audited as the shell
+//! user who ran it.
+
+use crate::audit::{self, Outcome};
+use crate::cli::KeysCommand;
+use crate::config::Settings;
+
+/// How the audit log names the command line's user.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Runs one `pulse keys` command.
+pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    crate::db::migrate(&settings.database.url).await?;
+    let pool = crate::db::pool(&settings.database.url, 1)?;
+    let mut client = pool.get().await?;
+    let actor = actor();
+    match command {
+        KeysCommand::Create { role, name, json } => {
+            let tx = client.transaction().await?;
+            let key = super::keys::create(&*tx, role, &name, &actor).await?;
+            let entry = audit::Entry {
+                actor: actor.clone(),
+                action: "key.create".into(),
+                target: Some(key.info.id.clone()),
+                payload: serde_json::json!({"role": role, "name": name}),
+                ..Default::default()
+            };
+            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
+            tx.commit().await?;
+            if json {
+                println!("{}", serde_json::to_string(&key)?);
+            } else {
+                println!("{}", key.key);
+                eprintln!(
+                    "created {} key {} ({}); this is the only time the key is shown",
+                    role,
+                    key.info.id,
+                    if name.is_empty() { "no name" } else { &name }
+                );
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = super::keys::list(&**client).await?;
+            if json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                println!(
+                    "{:<14} {:<8} {:<25} {:<8} name",
+                    "id", "role", "created", "state"
+                );
+                for k in keys {
+                    println!(
+                        "{:<14} {:<8} {:<25} {:<8} {}",
+                        k.id,
+                        k.role.as_str(),
+                        k.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        },
+                        k.name
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let tx = client.transaction().await?;
+            let revoked = super::keys::revoke(&*tx, &id, &actor).await?;
+            anyhow::ensure!(revoked, "no active key with id {id}");
+            let entry = audit::Entry {
+                actor,
+                action: "key.revoke".into(),
+                target: Some(id.clone()),
+                payload: serde_json::Value::Null,
+                ..Default::default()
+            };
+            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
+            tx.commit().await?;
+            eprintln!("revoked key {id}");
+        }
+    }
+    Ok(())
+}

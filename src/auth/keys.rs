@@ -1,0 +1,219 @@
+//! API keys: `pulse_<id>_<secret>`. The id is public and indexes the row; the secret is 32
+//! random bytes, shown once and stored only as an Argon2id hash, so a leaked database does
+//! not leak usable keys.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use super::Role;
+
+/// Every key starts with this, so secret scanners and people recognise one.
+pub const KEY_PREFIX: &str = "pulse_";
+/// Hex digits of the public id.
+const ID_HEX: usize = 12;
+/// Hex digits of the secret (32 bytes).
+const SECRET_HEX: usize = 64;
+
+/// A key as listed: everything but its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly created key: the one time its full text exists outside the caller's hands.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The key itself; not stored, not shown again.
+    pub key: String,
+}
+
+/// The parts of a presented key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+}
+
+/// Splits a presented key, refusing anything not shaped like one of ours (before any
+/// database or hashing work is spent on it).
+pub fn parse(key: &str) -> Option<ParsedKey<'_>> {
+    let rest = key.strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id, ID_HEX) && hex(secret, SECRET_HEX)).then_some(ParsedKey { id, secret })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Argon2id (default parameters) PHC string of `secret`.
+pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing a key: {e}"))
+}
+
+/// Whether `secret` matches the stored `hash` (constant-time inside Argon2).
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at";
+
+fn info(row: &tokio_postgres::Row) -> KeyInfo {
+    KeyInfo {
+        id: row.get(0),
+        name: row.get(1),
+        role: Role::parse(row.get(2)).unwrap_or(Role::Ingest),
+        created_at: row.get(3),
+        created_by: row.get(4),
+        revoked_at: row.get(5),
+        last_used_at: row.get(6),
+    }
+}
+
+/// Creates a key with `role`, recorded as made by `actor`.
+pub async fn create(
+    client: &impl GenericClient,
+    role: Role,
+    name: &str,
+    actor: &str,
+) -> anyhow::Result<NewKey> {
+    let id = random_hex(ID_HEX / 2);
+    let secret = random_hex(SECRET_HEX / 2);
+    let hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO api_keys (id, name, role, hash, created_by) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&id, &name, &role.as_str(), &hash, &actor],
+        )
+        .await?;
+    Ok(NewKey {
+        info: info(&row),
+        key: format!("{KEY_PREFIX}{id}_{secret}"),
+    })
+}
+
+/// Revokes key `id`; `false` when there is no such key or it was already revoked.
+pub async fn revoke(client: &impl GenericClient, id: &str, actor: &str) -> anyhow::Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE api_keys SET revoked_at = now(), revoked_by = $2 \
+             WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &actor],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Every key, newest first.
+pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
+    Ok(client
+        .query(
+            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(info)
+        .collect())
+}
+
+/// What verification needs of one key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub role: Role,
+    pub hash: String,
+    pub revoked: bool,
+}
+
+/// The stored hash and state of key `id`.
+pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
+    Ok(client
+        .query_opt(
+            "SELECT role, hash, revoked_at IS NOT NULL FROM api_keys WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|row| StoredKey {
+            role: Role::parse(row.get(0)).unwrap_or(Role::Ingest),
+            hash: row.get(1),
+            revoked: row.get(2),
+        }))
+}
+
+/// Notes that key `id` was just exchanged for a token.
+pub async fn touch(client: &impl GenericClient, id: &str) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_only_in_their_own_shape() {
+        let id = "0123456789ab";
+        let secret = "f".repeat(64);
+        let key = format!("pulse_{id}_{secret}");
+        assert_eq!(
+            parse(&key),
+            Some(ParsedKey {
+                id,
+                secret: &secret
+            })
+        );
+        assert_eq!(parse(&key[1..]), None);
+        assert_eq!(parse(&format!("pulse_{id}_{}", &secret[1..])), None);
+        assert_eq!(parse(&format!("pulse_0123456789ag_{secret}")), None);
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("pulse__"), None);
+    }
+
+    #[test]
+    fn hashes_verify_only_their_secret() {
+        let hash = hash_secret("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_secret("correct horse", &hash));
+        assert!(!verify_secret("correct hors", &hash));
+        assert!(!verify_secret("correct horse", "not a hash"));
+        assert_ne!(hash, hash_secret("correct horse").unwrap(), "salted");
+    }
+}

@@ -1,0 +1,240 @@
+//! The [`Authenticator`]: turns presented credentials into a [`Principal`]. It keeps every
+//! key's role and revocation state in memory, re-read from PostgreSQL every
+//! `auth.key_refresh_secs`, so checking a token costs no database round trip and a key
+//! revoked by any process stops working everywhere within that interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use deadpool_postgres::Pool;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::keys::{self, StoredKey};
+use super::token::{Issued, TokenCodec};
+use super::{AuthError, Principal, Role};
+use crate::config::AuthSettings;
+use crate::telemetry::names;
+
+/// How long a key presented directly (`X-API-Key`) stays verified without rehashing.
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+/// Most directly-presented keys remembered as verified.
+const VERIFIED_MAX: usize = 10_000;
+/// Argon2 verifications running at once: each takes tens of milliseconds of a core and
+/// 19 MiB, so a flood of guesses queues instead of starving the pipeline.
+const HASHING_CONCURRENCY: usize = 2;
+
+#[derive(Debug, Clone, Copy)]
+struct KeyState {
+    role: Role,
+    revoked: bool,
+}
+
+/// See the module documentation.
+pub struct Authenticator {
+    codec: TokenCodec,
+    pool: Pool,
+    keys: RwLock<HashMap<String, KeyState>>,
+    verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    hashing: Semaphore,
+    refresh_every: Duration,
+}
+
+impl Authenticator {
+    /// An authenticator for `settings` (the secret must be set and long enough).
+    pub fn new(settings: &AuthSettings, pool: Pool) -> anyhow::Result<Arc<Authenticator>> {
+        let codec = TokenCodec::new(
+            settings.jwt_secret.expose(),
+            &settings.issuer,
+            settings.token_ttl_secs,
+        )?;
+        Ok(Arc::new(Authenticator {
+            codec,
+            pool,
+            keys: RwLock::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+            hashing: Semaphore::new(HASHING_CONCURRENCY),
+            refresh_every: Duration::from_secs(settings.key_refresh_secs.max(1)),
+        }))
+    }
+
+    /// Re-reads every key's role and revocation state.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query("SELECT id, role, revoked_at IS NOT NULL FROM api_keys", &[])
+            .await?;
+        let fresh: HashMap<String, KeyState> = rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.get::<_, String>(0),
+                    KeyState {
+                        role: Role::parse(r.get(1))?,
+                        revoked: r.get(2),
+                    },
+                ))
+            })
+            .collect();
+        metrics::gauge!(names::AUTH_ACTIVE_KEYS)
+            .set(fresh.values().filter(|k| !k.revoked).count() as f64);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// Refreshes the key states every `auth.key_refresh_secs` until aborted.
+    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.refresh_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.refresh().await {
+                    tracing::warn!(error = %e, "could not refresh API key states; keeping the last ones");
+                }
+            }
+        })
+    }
+
+    /// Marks key `id` revoked here at once (the database already says so).
+    pub fn revoked(&self, id: &str) {
+        if let Some(state) = self
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(id)
+        {
+            state.revoked = true;
+        }
+    }
+
+    /// The state of key `id`, from memory or, for a key newer than the last refresh, from
+    /// the database.
+    async fn state(&self, id: &str) -> Result<Option<KeyState>, AuthError> {
+        if let Some(state) = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return Ok(Some(*state));
+        }
+        let stored = self.stored(id).await?;
+        let state = stored.map(|k| KeyState {
+            role: k.role,
+            revoked: k.revoked,
+        });
+        if let Some(state) = state {
+            self.keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id.to_string(), state);
+        }
+        Ok(state)
+    }
+
+    async fn stored(&self, id: &str) -> Result<Option<StoredKey>, AuthError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        keys::find(&**client, id)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+
+    /// The caller behind a bearer token.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.codec.verify(token)?;
+        match self.state(&claims.sub).await? {
+            None => Err(AuthError::InvalidToken("unknown key".into())),
+            Some(s) if s.revoked => Err(AuthError::Revoked),
+            Some(s) if s.role != claims.role => Err(AuthError::InvalidToken(
+                "role does not match the key".into(),
+            )),
+            Some(s) => Ok(Principal {
+                key_id: Some(claims.sub.into()),
+                role: s.role,
+                expires_at: Utc.timestamp_opt(claims.exp, 0).single(),
+            }),
+        }
+    }
+
+    /// Checks an API key against its stored hash; returns its id and role.
+    async fn verify_key(&self, key: &str) -> Result<(String, Role), AuthError> {
+        let parsed = keys::parse(key).ok_or(AuthError::InvalidKey)?;
+        let stored = self.stored(parsed.id).await?.ok_or(AuthError::InvalidKey)?;
+        let secret = parsed.secret.to_string();
+        let hash = stored.hash.clone();
+        let matches = {
+            let _permit = self
+                .hashing
+                .acquire()
+                .await
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            tokio::task::spawn_blocking(move || keys::verify_secret(&secret, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        metrics::counter!(names::AUTH_KEY_VERIFICATIONS, "result" => if matches { "match" } else { "mismatch" })
+            .increment(1);
+        if !matches {
+            return Err(AuthError::InvalidKey);
+        }
+        if stored.revoked {
+            return Err(AuthError::Revoked);
+        }
+        Ok((parsed.id.to_string(), stored.role))
+    }
+
+    /// The caller behind an API key presented directly. A verified key is remembered (by
+    /// its SHA-256) so only its first use pays for Argon2; revocation still applies at once.
+    pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
+            .map(|(id, _)| id.clone());
+        let id = match remembered {
+            Some(id) => id,
+            None => {
+                let (id, _) = self.verify_key(key).await?;
+                let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(digest, (id.clone(), Instant::now()));
+                id
+            }
+        };
+        match self.state(&id).await? {
+            Some(s) if !s.revoked => Ok(Principal {
+                key_id: Some(id.into()),
+                role: s.role,
+                expires_at: None,
+            }),
+            Some(_) => Err(AuthError::Revoked),
+            None => Err(AuthError::InvalidKey),
+        }
+    }
+
+    /// Exchanges an API key for an access token.
+    pub async fn exchange(&self, key: &str) -> Result<Issued, AuthError> {
+        let (id, role) = self.verify_key(key).await?;
+        if let Ok(client) = self.pool.get().await {
+            if let Err(e) = keys::touch(&**client, &id).await {
+                tracing::debug!(error = %e, "could not record the key's last use");
+            }
+        }
+        self.codec
+            .issue(&id, role, Utc::now())
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+}
