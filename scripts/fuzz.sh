@@ -8,12 +8,15 @@
 # PULSE_FUZZ_TARGET_DIR  build directory, kept outside the clone because the fuzz build uses
 #                        other compiler flags than the normal one (default /var/tmp/pulse-fuzz-target)
 # PULSE_FUZZ_SANITIZER   address (default) or none
+# PULSE_FUZZ_CORPUS_DIR  keep the inputs runs find in <dir>/<target> instead of next to the
+#                        seeds in fuzz/corpus/<target> (a CI job can point it outside the clone
+#                        so the corpus grows from run to run)
 #
 # cargo-fuzz is installed into cargo's bin directory when missing. It needs unstable compiler
 # flags; on a stable toolchain they are unlocked with RUSTC_BOOTSTRAP=1. Each target starts from
-# fuzz/corpus/<target> (committed seeds plus whatever earlier runs found there) and adds new
-# inputs to it. A crash leaves its input in fuzz/artifacts/<target>/; the script prints the
-# command that replays it and exits 1 once every target has run.
+# the committed seeds in fuzz/corpus/<target> plus whatever earlier runs found. A crash leaves
+# its input in fuzz/artifacts/<target>/; the script prints the command that replays it and
+# exits 1 once every target has run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,9 +68,14 @@ final_stat() {
 
 failed=()
 for target in "${targets[@]}"; do
-    corpus=fuzz/corpus/$target
+    seeds=fuzz/corpus/$target
+    # libFuzzer writes new inputs into the first corpus directory and only reads the others.
+    corpora=("$seeds")
+    if [[ -n ${PULSE_FUZZ_CORPUS_DIR:-} ]]; then
+        corpora=("$PULSE_FUZZ_CORPUS_DIR/$target" "$seeds")
+    fi
     artifacts=fuzz/artifacts/$target
-    mkdir -p "$corpus" "$artifacts"
+    mkdir -p "${corpora[@]}" "$artifacts"
     log=$(mktemp)
     extra=()
     # Keywords of the target's input format, so mutations reach past the JSON syntax sooner.
@@ -77,7 +85,7 @@ for target in "${targets[@]}"; do
     pulse_log "running $target for $seconds s"
     started=$(date +%s)
     # -timeout turns a hang into a reported failure instead of a stalled run.
-    if cargo fuzz run "${fuzz_args[@]}" "$target" -- \
+    if cargo fuzz run "${fuzz_args[@]}" "$target" "${corpora[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${extra[@]}" 2>&1 | tee "$log" >&2; then
         status=0
     else
@@ -86,7 +94,7 @@ for target in "${targets[@]}"; do
     elapsed=$(($(date +%s) - started))
     pulse_log "$target: $(final_stat "$log" number_of_executed_units) execs in ${elapsed} s" \
         "($(final_stat "$log" average_exec_per_sec) execs/s)," \
-        "corpus $(find "$corpus" -type f | wc -l) inputs, peak RSS $(final_stat "$log" peak_rss_mb) MB"
+        "corpus $(find "${corpora[@]}" -type f | wc -l) inputs, peak RSS $(final_stat "$log" peak_rss_mb) MB"
     if ((status != 0)); then
         failed+=("$target")
         # The newest artifact is this run's reproducer.
