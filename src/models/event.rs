@@ -221,14 +221,6 @@ impl Event {
         Ok(event)
     }
 
-    /// Decodes and validates one event already parsed as JSON (HTTP arrays).
-    pub fn from_value(value: serde_json::Value) -> Result<Event, EventError> {
-        let event: Event =
-            serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
-        event.validate()?;
-        Ok(event)
-    }
-
     /// Checks the limits and invariants serde cannot express.
     pub fn validate(&self) -> Result<(), EventError> {
         match self {
