@@ -11,6 +11,7 @@ pub mod events;
 pub mod filters;
 pub mod health;
 pub mod metrics_api;
+pub mod openapi;
 pub mod pipeline;
 pub mod posts;
 pub mod request_id;
@@ -56,6 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::health)
         .service(health::ready)
         .service(health::prometheus)
+        .service(openapi::openapi_json)
+        .service(openapi::docs_page)
+        .service(openapi::docs_script)
+        .service(openapi::docs_style)
         .service(events::create)
         .service(analyze::analyze)
         .service(posts::list)
