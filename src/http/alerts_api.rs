@@ -8,7 +8,8 @@ use tokio_postgres::types::ToSql;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::sql::Conditions;
+use super::filters;
+use super::sql::{self, Conditions};
 use super::AppState;
 use crate::actors::alerter::{AlertRule, KINDS, RULE_COLUMNS};
 
@@ -118,6 +119,12 @@ impl RuleInput {
             if name.trim().is_empty() || name.len() > 200 {
                 return Err(invalid("name must be 1 to 200 bytes"));
             }
+        }
+        if let Some(field) = sql::unstorable([
+            ("name", self.name.as_deref()),
+            ("key", self.key.as_ref().and_then(|k| k.as_deref())),
+        ]) {
+            return Err(invalid(format!("{field} must not contain NUL characters")));
         }
         if let Some(kind) = &self.kind {
             if !KINDS.contains(&kind.as_str()) {
@@ -527,6 +534,14 @@ pub async fn list_alerts(
             "invalid_query",
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
+    }
+    if let Some(name) = sql::unstorable([
+        ("kind", q.kind.as_deref()),
+        ("severity", q.severity.as_deref()),
+        ("dimension", q.dimension.as_deref()),
+        ("key", q.key.as_deref()),
+    ]) {
+        return Err(filters::nul_in_query(name));
     }
     if q.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
         return Err(ApiError::bad_request(

@@ -13,7 +13,7 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::filters::PostFilters;
+use super::filters::{self, PostFilters};
 use super::AppState;
 
 /// Most items returned for one dimension.
@@ -629,6 +629,7 @@ pub async fn timeseries(
     let dimension = q.dimension.unwrap_or(Dimension::Overall);
     let key = match (dimension, q.key) {
         (Dimension::Overall, _) => String::new(),
+        (_, Some(k)) if !super::sql::storable(&k) => return Err(filters::nul_in_query("key")),
         (_, Some(k)) => k,
         (_, None) => {
             return Err(ApiError::bad_request(

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
-use super::sql::Conditions;
+use super::sql::{self, Conditions};
 use super::AppState;
 use crate::actors::messages::AnalyzedPost;
 use crate::models::EmotionScores;
@@ -283,8 +283,23 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
         .collect();
     let raw = String::from_utf8(bytes?).ok()?;
     let (micros, id) = raw.split_once('|')?;
+    if !sql::storable(id) {
+        return None;
+    }
     let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
     Some((created, id.to_string()))
+}
+
+/// A 400 for a path id no post can have (empty, longer than ids may be, or holding NUL), so
+/// lookups only ever bind ids that could be stored.
+pub fn check_post_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > crate::models::event::MAX_ID_BYTES || !sql::storable(id) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "a post id is 1 to 256 bytes without NUL characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Lists posts newest first.
@@ -377,6 +392,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The post's id (1 to 256 bytes)")),
     responses(
         (status = 200, description = "The post with its analysis", body = PostView),
+        (status = 400, description = "Not a possible post id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No post with this id", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
@@ -387,6 +403,7 @@ pub async fn get_one(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    check_post_id(&id)?;
     let client = state.pool.get().await?;
     let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
     let row = client.query_opt(&sql, &[&id.as_str()]).await?;
@@ -408,5 +425,6 @@ mod tests {
         assert_eq!(decode_cursor("zz"), None);
         assert_eq!(decode_cursor("abc"), None);
         assert_eq!(decode_cursor(""), None);
+        assert_eq!(decode_cursor(&encode_cursor(at, "nul\0")), None);
     }
 }

@@ -9,7 +9,8 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::sql::Conditions;
+use super::filters;
+use super::sql::{self, Conditions};
 use super::AppState;
 use crate::actors::virality::learned_thresholds;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
@@ -205,6 +206,15 @@ pub async fn trending_posts(
             "limit must be between 1 and {MAX_TRENDING}"
         )));
     }
+    if let Some(name) = sql::unstorable([
+        ("product", q.product.as_deref()),
+        ("channel", q.channel.as_deref()),
+        ("city", q.city.as_deref()),
+        ("country", q.country.as_deref()),
+        ("hashtag", q.hashtag.as_deref()),
+    ]) {
+        return Err(filters::nul_in_query(name));
+    }
     let mut c = Conditions::default();
     if let Some(p) = &q.platform {
         if Platform::parse(p).is_none() {
@@ -351,6 +361,7 @@ pub async fn post_virality(
     id: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    super::posts::check_post_id(&id)?;
     let limit = query.limit.unwrap_or(200);
     if !(1..=MAX_HISTORY).contains(&limit) {
         return Err(invalid_query(format!(
@@ -798,6 +809,12 @@ pub async fn feedback(
     }
     if f.note.as_ref().is_some_and(|n| n.len() > 2_000) {
         errors.push(field_error("note", "at most 2000 bytes"));
+    }
+    if let Some(field) = sql::unstorable([
+        ("post_id", Some(f.post_id.as_str())),
+        ("note", f.note.as_deref()),
+    ]) {
+        errors.push(field_error(field, "must not contain NUL characters"));
     }
     if f.final_shares.is_none()
         && f.final_likes.is_none()

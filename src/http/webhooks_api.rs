@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::alerts_api::RuleKind;
 use super::error::{ApiError, ErrorBody};
+use super::sql;
 use super::AppState;
 use crate::actors::alerter::KINDS;
 
@@ -127,6 +128,13 @@ pub async fn create(
                 format!("unknown alert kind `{bad}`"),
             ));
         }
+    }
+    if let Some(field) = sql::unstorable([("url", Some(url)), ("secret", input.secret.as_deref())])
+    {
+        return Err(ApiError::bad_request(
+            "invalid_webhook",
+            format!("{field} must not contain NUL characters"),
+        ));
     }
     let secret = match input.secret {
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
