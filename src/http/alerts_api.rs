@@ -32,7 +32,7 @@ const MAX_PAGE: i64 = 500;
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
     /// 1 to 200 bytes, not blank.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
     #[schema(value_type = Option<RuleKind>)]
     pub kind: Option<String>,
@@ -65,6 +65,52 @@ pub struct RuleInput {
     #[schema(minimum = 0)]
     pub cooldown_secs: Option<i32>,
     pub enabled: Option<bool>,
+}
+
+/// The body of `POST /api/v1/alert-rules`: a [`RuleInput`] whose `name` and `kind` are
+/// required (the handler answers 400 without them). Only a schema: the handler reads a
+/// [`RuleInput`].
+pub struct NewRule;
+
+impl utoipa::PartialSchema for NewRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        let RefOr::T(Schema::Object(mut object)) = <RuleInput as utoipa::PartialSchema>::schema()
+        else {
+            panic!("the schema of RuleInput is not an object");
+        };
+        object.required = vec!["name".into(), "kind".into()];
+        object.properties.insert(
+            "name".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(200))
+                .pattern(Some("\\S"))
+                .description(Some("1 to 200 bytes, not blank."))
+                .into(),
+        );
+        object.properties.insert(
+            "kind".into(),
+            Ref::from_schema_name(<RuleKind as ToSchema>::name()).into(),
+        );
+        object.description = Some(
+            "A new rule: `name` and `kind` are required, every other field has a default.".into(),
+        );
+        object.into()
+    }
+}
+
+impl ToSchema for NewRule {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <RuleInput as ToSchema>::schemas(schemas);
+    }
 }
 
 /// What a rule watches for (the stored `kind`).
@@ -219,7 +265,7 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 #[utoipa::path(
     tag = "alerts",
     summary = "Create an alert rule",
-    request_body = RuleInput,
+    request_body = NewRule,
     responses(
         (status = 201, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "A missing or invalid field (`invalid_rule`) or a body \
@@ -715,6 +761,17 @@ mod tests {
                 AlertStatus::Resolved
             ]),
             STATUSES
+        );
+    }
+
+    #[test]
+    fn a_new_rule_requires_name_and_kind() {
+        let schema = serde_json::to_value(<NewRule as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["name", "kind"]));
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"]["kind"]["$ref"],
+            "#/components/schemas/RuleKind"
         );
     }
 }
