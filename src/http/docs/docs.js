@@ -8,6 +8,8 @@
   const DOCUMENT = "/api/openapi.json";
   const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
   const MAX_DEPTH = 8;
+  /** The document being shown, for resolving references. */
+  let current = null;
 
   /** Creates an element; `attrs` may hold `class`, `href`, `id`, `hidden`; children are nodes or text. */
   function el(tag, attrs, ...children) {
@@ -18,7 +20,7 @@
       else if (name === "hidden") node.hidden = true;
       else node.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === undefined || child === null || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -139,9 +141,29 @@
     }));
   }
 
-  /** A schema block: its type line, its description and constraints, and its detail. */
-  function schemaBlock(schema) {
-    return el("div", { class: "schema" }, typeNode(schema), constraints(unwrapNullable(schema).schema), schemaDetail(schema, 0));
+  /** The component a `#/components/schemas/...` reference names. */
+  function component(ref) {
+    const schemas = (current && current.components && current.components.schemas) || {};
+    return schemas[refName(ref)] || {};
+  }
+
+  /** The schema a reference (or an array of references) stands for, one level deep. */
+  function expanded(schema) {
+    const { schema: inner } = unwrapNullable(schema);
+    if (inner && inner.$ref) return component(inner.$ref);
+    if (inner && inner.type === "array" && inner.items && inner.items.$ref) return component(inner.items.$ref);
+    return null;
+  }
+
+  /**
+   * A schema block: its type line, its constraints and its detail. With `expand`, a referenced
+   * schema is shown inline too (its own references stay links), so a body reads in place.
+   */
+  function schemaBlock(schema, expand) {
+    const target = expand ? expanded(schema) : null;
+    return el("div", { class: "schema" }, typeNode(schema), constraints(unwrapNullable(schema).schema),
+      target ? [target.description ? prose(target.description, "span") : null, constraints(target), schemaDetail(target, 1)]
+        : schemaDetail(schema, 0));
   }
 
   function resolve(doc, item) {
@@ -172,21 +194,22 @@
             el("td", {}, el("code", {}, p.name), p.required ? el("span", { class: "required" }, "required") : null),
             el("td", {}, p.in),
             el("td", {}, p.schema ? typeNode(p.schema) : "", p.schema ? constraints(unwrapNullable(p.schema).schema) : null,
+              p.schema && expanded(p.schema) ? constraints(expanded(p.schema)) : null,
               p.schema ? schemaDetail(p.schema, 1) : null),
             el("td", {}, prose(p.description || "")));
         }))));
   }
 
-  function contentList(content) {
+  function contentList(content, expand) {
     return Object.entries(content || {}).map(([type, media]) =>
-      el("div", { class: "media" }, el("code", { class: "content-type" }, type), media.schema ? schemaBlock(media.schema) : null));
+      el("div", { class: "media" }, el("code", { class: "content-type" }, type), media.schema ? schemaBlock(media.schema, expand) : null));
   }
 
   function requestBody(doc, raw) {
     if (!raw) return null;
     const body = resolve(doc, raw);
     return el("div", { class: "block" }, el("h4", {}, "Request body", body.required ? el("span", { class: "required" }, "required") : null),
-      body.description ? prose(body.description) : null, contentList(body.content));
+      body.description ? prose(body.description) : null, contentList(body.content, true));
   }
 
   function responsesTable(doc, responses) {
@@ -198,7 +221,7 @@
           return el("tr", { class: "status-" + status[0] },
             el("td", {}, el("code", { class: "status" }, status)),
             el("td", {}, prose(r.description || ""), headers.length ? el("p", { class: "headers" }, "Headers: ", headers.map((h, i) => [i ? ", " : "", el("code", {}, h)])) : null),
-            el("td", {}, contentList(r.content)));
+            el("td", {}, contentList(r.content, status[0] === "2")));
         }))));
   }
 
@@ -242,6 +265,7 @@
   }
 
   function render(doc) {
+    current = doc;
     const content = document.getElementById("content");
     const toc = document.getElementById("toc");
     const info = doc.info || {};
