@@ -187,14 +187,19 @@ async fn schemathesis_finds_nothing_wrong() {
     let _ = std::fs::remove_dir_all(&work);
     served.app.shutdown().await;
 
-    // The summary lines (operations, test cases, failures) for whoever reads the output.
+    // The summary (operations, phases, test cases, failures) for whoever reads the output.
     println!("schemathesis ran for {:.0?}", started.elapsed());
     for line in stdout.lines().filter(|l| {
-        l.contains("Operations:")
-            || l.contains("Tested:")
-            || l.contains("generated")
-            || l.contains("passed")
-            || l.contains("failed")
+        [
+            "Operations:",
+            "(in ",
+            "Scenarios:",
+            "passed",
+            "failed",
+            "generated",
+        ]
+        .iter()
+        .any(|needle| l.contains(needle))
     }) {
         println!("{}", line.trim());
     }
