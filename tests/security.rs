@@ -785,6 +785,29 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
         )
         .await;
     assert_eq!(next["items"][0]["outcome"], "succeeded");
+
+    // Bodies at the edges of what JSON can say are recorded and read back.
+    let edgy =
+        r#"{"name": "e\u0000dge", "kind": "negativity", "threshold": -1.7976931348623157e308}"#;
+    let res = s
+        .http
+        .post(s.url("/api/v1/alert-rules"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(edgy)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_client_error() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    let (code, _, log) = s
+        .call("GET", "/api/v1/admin/audit?limit=1", Some(&admin), None)
+        .await;
+    assert_eq!(code, 200, "{log}");
+    assert_eq!(log["items"][0]["action"], "rule.create");
 }
 
 #[actix_rt::test]
