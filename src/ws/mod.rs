@@ -147,6 +147,30 @@ impl Drop for SessionPermit {
 /// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
 /// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
 /// shape.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    operation_id = "websocket",
+    summary = "Live updates over a WebSocket",
+    description = "A WebSocket handshake (RFC 6455). Once upgraded, the client sends \
+        `subscribe`/`unsubscribe` messages naming topics and filters, and receives `post:new`, \
+        `metrics:update`, `virality:update` and `alert:*` messages as JSON text frames.",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The handshake nonce (base64 of 16 bytes)"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now a WebSocket"),
+        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)",
+            body = crate::http::error::ErrorBody),
+        (status = 503, description = "Live updates do not run in this process, or it serves \
+            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere",
+            body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,
