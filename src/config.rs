@@ -186,6 +186,10 @@ pub struct IngestSettings {
     pub read_batch: usize,
     /// Most entries read but not yet committed and acknowledged (the credit limit).
     pub max_in_flight: usize,
+    /// Most batches read but not yet committed and acknowledged. When all are busy the reader
+    /// waits, so entries arriving meanwhile are read as one bigger batch rather than many
+    /// small ones that each pay a statement (8 × `read_batch` = `max_in_flight` by default).
+    pub max_batches_in_flight: usize,
     /// How long one XREADGROUP blocks waiting for entries, in milliseconds.
     pub block_ms: u64,
     /// Entries pending longer than this on another consumer are claimed, in milliseconds.
@@ -449,6 +453,7 @@ impl Default for IngestSettings {
         Self {
             read_batch: 500,
             max_in_flight: 4_000,
+            max_batches_in_flight: 8,
             block_ms: 1_000,
             claim_idle_ms: 30_000,
             claim_interval_ms: 5_000,

@@ -165,3 +165,142 @@ async fn a_postgres_restart_under_load_loses_nothing() {
     let env = TestEnv::on(private.url(), redis_url()).await;
     survives_a_restart_under_load(&env, "pg", || private.restart(), &["store unavailable"]).await;
 }
+
+/// Delivery counts of the group's pending entries, from XPENDING.
+async fn delivery_counts(env: &TestEnv, redis: &fred::prelude::Client) -> Vec<i64> {
+    use fred::prelude::*;
+    let rows: Value = redis
+        .xpending(&env.stream, &env.group, ("-", "+", 10_000))
+        .await
+        .unwrap();
+    let Value::Array(rows) = rows else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| match row {
+            Value::Array(cols) => cols.get(3).and_then(|c| c.as_i64()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_a_live_process_retries_through_an_outage_are_not_redelivered() {
+    // A process retrying its batches while PostgreSQL is down still holds them: neither it nor
+    // another process may claim them, so their delivery count stays 1 and none reaches
+    // `max_deliveries` (which would dead-letter a valid post) however long the outage lasts.
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let mut vars = env.env();
+    vars.push(("PULSE_INGEST__MAX_DELIVERIES".into(), "2".into()));
+    let first = PulseProcess::start(&vars);
+    let second = PulseProcess::start(&vars);
+    xadd_posts(&redis, &env.stream, "held", 0..100).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.post_count().await == 100
+        })
+        .await
+    );
+
+    private.stop();
+    assert!(
+        tokio_postgres::connect(&env.database_url, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "PostgreSQL is down"
+    );
+    xadd_posts(&redis, &env.stream, "held", 100..400).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.pending(&redis).await == 300
+        })
+        .await,
+        "both processes read the new entries and hold them"
+    );
+    // Many claim timeouts (1 s in tests) and claim rounds (every 0.5 s) pass.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let counts = delivery_counts(&env, &redis).await;
+    assert_eq!(
+        counts.len(),
+        300,
+        "still pending, dead letters {}\n{}\n{}",
+        dead_letters(&env, &redis).await,
+        first.log_text(),
+        second.log_text()
+    );
+    assert!(
+        counts.iter().all(|&c| c == 1),
+        "held entries were redelivered: {counts:?}"
+    );
+
+    private.start_again();
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await == 400 && env.pending(&redis).await == 0
+        })
+        .await,
+        "stored {} pending {}\n{}\n{}",
+        env.post_count().await,
+        env.pending(&redis).await,
+        first.log_text(),
+        second.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
+    // While batches cannot commit, the reader stops at `max_batches_in_flight` batches: what
+    // arrives meanwhile waits in the stream, to be read later in big batches, instead of
+    // being read in slivers as credits come back (thousands of tiny batches, each paying a
+    // statement, kept a backlog from ever being worked off at full speed).
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let mut vars = env.env();
+    vars.push(("PULSE_INGEST__MAX_BATCHES_IN_FLIGHT".into(), "2".into()));
+    let process = PulseProcess::start(&vars);
+    private.stop();
+    // One entry at a time, so every read finds only a few.
+    for i in 0..200 {
+        xadd_event(
+            &redis,
+            &env.stream,
+            &post_json(&format!("trickle-{i}"), "Fine"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let batches = metric(&process, "pulse_ingest_in_flight_batches").await;
+    let entries = metric(&process, "pulse_ingest_in_flight_entries").await;
+    assert!(batches <= 2.0, "{batches} batches in flight");
+    assert!(
+        entries < 200.0,
+        "{entries} entries read while nothing commits"
+    );
+    let lag = {
+        let mut s = pulse::config::Settings::default();
+        s.redis.stream = env.stream.clone();
+        s.redis.group = env.group.clone();
+        pulse::actors::ingester::group_stats(&redis, &s)
+            .await
+            .unwrap()
+            .lag
+    };
+    assert!(lag.unwrap_or(0) > 0, "the rest waits in the stream");
+
+    private.start_again();
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            env.post_count().await == 200 && env.pending(&redis).await == 0
+        })
+        .await,
+        "stored {}\n{}",
+        env.post_count().await,
+        process.log_text()
+    );
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}

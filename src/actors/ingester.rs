@@ -4,17 +4,29 @@
 //! - Reads use a dedicated Redis connection (a blocking XREADGROUP must not delay others).
 //! - Credits: at most `max_in_flight` entries are read and not yet acknowledged; a new read
 //!   asks only for as many entries as there are free credits.
+//! - Batch slots: at most `max_batches_in_flight` batches are in flight. When every slot is
+//!   busy the reader waits, and what arrives meanwhile is read as one bigger batch. Without
+//!   this, a backlog under a steady feed was read in slivers as credits trickled back (each
+//!   finished batch of a few entries freed room for another of a few), thousands of tiny
+//!   batches each paid a full statement and its rollup upserts, and throughput stayed at a
+//!   fraction of what large batches reach.
 //! - On start it first re-reads this consumer's own pending entries (id `0`), then new ones.
 //! - At start and every `claim_interval_ms` it XAUTOCLAIMs entries idle on other consumers
 //!   (a dead process) and dead-letters those delivered more than `max_deliveries` times.
+//! - Every quarter of `claim_idle_ms` it resets the idle time of the entries it still holds
+//!   (XCLAIM JUSTID, which leaves their delivery count alone), so a batch that is slow or
+//!   retrying through an outage is never taken for abandoned: only a process that stopped
+//!   working (killed, frozen, cut off from Redis) has its entries claimed, and an entry's
+//!   delivery count counts real redeliveries.
 //! - Entries that cannot be decoded, analysed or stored go to `<stream>:dead` with their
 //!   reason and original fields, then are acknowledged. Failing batches are split in halves so
 //!   one bad entry never holds back its neighbours.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -61,7 +73,12 @@ pub struct IngestContext {
     pub route: AdaptiveRoute,
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
+    batch_slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    batches_in_flight: AtomicUsize,
+    /// Ids of the entries being processed here, by batch: what the heartbeat keeps fresh.
+    held: Mutex<HashMap<u64, Arc<[String]>>>,
+    next_batch: AtomicU64,
     subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
 }
@@ -78,6 +95,7 @@ impl IngestContext {
         store: Supervised<Store>,
     ) -> Self {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
+        let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
         let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
         Self {
             settings,
@@ -89,7 +107,11 @@ impl IngestContext {
             route,
             store,
             credits,
+            batch_slots,
             in_flight: AtomicUsize::new(0),
+            batches_in_flight: AtomicUsize::new(0),
+            held: Mutex::new(HashMap::new()),
+            next_batch: AtomicU64::new(0),
             subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
         }
@@ -130,6 +152,29 @@ impl IngestContext {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Ids of every entry held here (read or claimed, not yet acknowledged).
+    pub fn held_ids(&self) -> Vec<String> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.values().flat_map(|ids| ids.iter().cloned()).collect()
+    }
+
+    fn hold(&self, entries: &[RawEntry]) -> u64 {
+        let batch = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        let ids: Arc<[String]> = entries.iter().map(|e| e.id.clone()).collect();
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(batch, ids);
+        batch
+    }
+
+    fn release(&self, batch: u64) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&batch);
+    }
 }
 
 /// The ingester actor. Its read loop runs inside the actor, so a crash of the actor stops
@@ -151,6 +196,8 @@ impl Actor for Ingester {
     fn started(&mut self, ctx: &mut Self::Context) {
         let shared = self.ctx.clone();
         ctx.spawn(read_loop(shared).into_actor(self).map(|_, _, _| ()));
+        let shared = self.ctx.clone();
+        ctx.spawn(heartbeat_loop(shared).into_actor(self).map(|_, _, _| ()));
     }
 }
 
@@ -230,10 +277,10 @@ async fn read_loop(ctx: Arc<IngestContext>) {
             claim_stale(&ctx).await;
             next_claim = Instant::now() + claim_every;
         }
-        let Some(permit) = take_credits(&ctx).await else {
+        let Some(lease) = take_lease(&ctx).await else {
             break;
         };
-        let want = permit.num_permits();
+        let want = lease.credits.num_permits();
         let (id, block) = match &own_pending_from {
             Some(from) => (from.clone(), None),
             None => (">".to_string(), Some(ctx.settings.ingest.block_ms)),
@@ -260,10 +307,10 @@ async fn read_loop(ctx: Arc<IngestContext>) {
                 } else {
                     fill_batch(&ctx, &mut entries, want).await;
                 }
-                dispatch(&ctx, entries, permit);
+                dispatch(&ctx, entries, lease);
             }
             Err(e) => {
-                drop(permit);
+                drop(lease);
                 failures += 1;
                 let kind = if e.details().contains("NOGROUP") {
                     let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
@@ -326,53 +373,80 @@ async fn fill_batch(ctx: &IngestContext, entries: &mut Vec<RawEntry>, credits: u
     }
 }
 
-/// Waits for at least one credit, then takes as many more as are free, up to a read batch.
-async fn take_credits(ctx: &IngestContext) -> Option<OwnedSemaphorePermit> {
-    let mut permit = loop {
+/// What a batch holds until it is acknowledged: a batch slot and one credit per entry
+/// (dropping the lease frees both).
+struct Lease {
+    _slot: OwnedSemaphorePermit,
+    credits: OwnedSemaphorePermit,
+}
+
+/// Waits for a permit of `semaphore` (`n` of them), waking now and then to notice a drain;
+/// None once the ingester stops running.
+async fn acquire(
+    ctx: &IngestContext,
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
         if !ctx.running() {
             return None;
         }
-        // Wake up now and then to notice a drain even when no credit comes back.
         match tokio::time::timeout(
             Duration::from_millis(200),
-            ctx.credits.clone().acquire_owned(),
+            semaphore.clone().acquire_many_owned(n),
         )
         .await
         {
-            Ok(Ok(p)) => break p,
+            Ok(Ok(p)) => return Some(p),
             Ok(Err(_)) => return None,
             Err(_) => continue,
         }
-    };
+    }
+}
+
+/// Waits for a batch slot and at least one credit, then takes as many more credits as are
+/// free, up to a read batch.
+async fn take_lease(ctx: &IngestContext) -> Option<Lease> {
+    let slot = acquire(ctx, &ctx.batch_slots, 1).await?;
+    let mut credits = acquire(ctx, &ctx.credits, 1).await?;
     let want = ctx.settings.ingest.read_batch.max(1);
     let extra = want.saturating_sub(1).min(ctx.credits.available_permits());
     if extra > 0 {
         if let Ok(more) = ctx.credits.clone().try_acquire_many_owned(extra as u32) {
-            permit.merge(more);
+            credits.merge(more);
         }
     }
-    Some(permit)
+    Some(Lease {
+        _slot: slot,
+        credits,
+    })
 }
 
 /// Hands a read batch to a task of its own, returning unused credits at once.
-fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut permit: OwnedSemaphorePermit) {
+fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut lease: Lease) {
     if entries.is_empty() {
         return;
     }
-    let unused = permit.num_permits().saturating_sub(entries.len());
+    let unused = lease.credits.num_permits().saturating_sub(entries.len());
     if unused > 0 {
-        drop(permit.split(unused));
+        drop(lease.credits.split(unused));
     }
     let n = entries.len();
     metrics::counter!(names::ENTRIES_READ).increment(n as u64);
     let now = ctx.in_flight.fetch_add(n, Ordering::Relaxed) + n;
     metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+    let batches = ctx.batches_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::gauge!(names::IN_FLIGHT_BATCHES).set(batches as f64);
+    let held = ctx.hold(&entries);
     let ctx = ctx.clone();
     actix_rt::spawn(async move {
         commit_entries(ctx.clone(), entries).await;
+        ctx.release(held);
         let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
-        drop(permit);
+        let batches = ctx.batches_in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        drop(lease);
         metrics::gauge!(names::IN_FLIGHT).set(now as f64);
+        metrics::gauge!(names::IN_FLIGHT_BATCHES).set(batches as f64);
     });
 }
 
@@ -578,6 +652,56 @@ fn record_latency(entries: &[RawEntry]) {
     }
 }
 
+/// How often the heartbeat runs, and how idle a held entry must be before it is refreshed:
+/// a quarter and a half of the claim timeout, so a held entry is never idle longer than
+/// three quarters of it.
+fn heartbeat_timing(claim_idle_ms: u64) -> (Duration, u64) {
+    (
+        Duration::from_millis((claim_idle_ms / 4).max(1)),
+        claim_idle_ms / 2,
+    )
+}
+
+/// Keeps the entries this process holds from looking abandoned, until the process stops.
+async fn heartbeat_loop(ctx: Arc<IngestContext>) {
+    let (every, min_idle) = heartbeat_timing(ctx.settings.ingest.claim_idle_ms);
+    while !ctx.abandoned() {
+        tokio::time::sleep(every).await;
+        if let Err(e) = refresh_held(&ctx, min_idle).await {
+            tracing::warn!(error = %e, "refreshing held entries failed");
+        }
+    }
+}
+
+/// Resets the idle time of held entries idle at least `min_idle_ms` without counting a
+/// delivery (XCLAIM ... JUSTID); entries already acknowledged are skipped by Redis. Returns
+/// how many were refreshed.
+pub async fn refresh_held(ctx: &IngestContext, min_idle_ms: u64) -> Result<usize, Error> {
+    let ids = ctx.held_ids();
+    let mut refreshed = 0;
+    for chunk in ids.chunks(1_000) {
+        let touched: Value = ctx
+            .redis
+            .xclaim(
+                ctx.stream(),
+                ctx.group(),
+                ctx.consumer.as_str(),
+                min_idle_ms,
+                chunk.to_vec(),
+                None,
+                None,
+                None,
+                false,
+                true,
+            )
+            .await?;
+        if let Value::Array(touched) = touched {
+            refreshed += touched.len();
+        }
+    }
+    Ok(refreshed)
+}
+
 /// Claims entries idle on other consumers and processes them here.
 async fn claim_stale(ctx: &Arc<IngestContext>) {
     let mut cursor = "0-0".to_string();
@@ -617,10 +741,20 @@ async fn claim_stale(ctx: &Arc<IngestContext>) {
                 "claimed entries left by another consumer"
             );
             let want = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-            match ctx.credits.clone().acquire_many_owned(want).await {
-                Ok(permit) => dispatch(ctx, entries, permit),
-                Err(_) => return,
-            }
+            let Some(slot) = acquire(ctx, &ctx.batch_slots, 1).await else {
+                return;
+            };
+            let Some(credits) = acquire(ctx, &ctx.credits, want).await else {
+                return;
+            };
+            dispatch(
+                ctx,
+                entries,
+                Lease {
+                    _slot: slot,
+                    credits,
+                },
+            );
         }
         if next == "0-0" || next.is_empty() {
             return;
@@ -875,6 +1009,15 @@ mod tests {
         let (next, entries) = parse_claim_reply(reply);
         assert_eq!(next, "5-0");
         assert_eq!(entries[0].id, "3-1");
+    }
+
+    #[test]
+    fn held_entries_are_refreshed_well_before_they_can_be_claimed() {
+        for claim_idle in [1_000, 30_000] {
+            let (every, min_idle) = heartbeat_timing(claim_idle);
+            // Refreshed at the first beat after reaching `min_idle`: always under the timeout.
+            assert!(min_idle as u128 + every.as_millis() < claim_idle as u128);
+        }
     }
 
     #[test]

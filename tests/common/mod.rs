@@ -362,6 +362,21 @@ impl Drop for PulseProcess {
     }
 }
 
+/// Sum of every series of metric `name` on a process's `/metrics` (0 when unreachable).
+pub async fn metric(process: &PulseProcess, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://{}/metrics", process.address)).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -465,9 +480,20 @@ impl PrivatePostgres {
             .status();
     }
 
+    /// Starts the server again after [`PrivatePostgres::stop`].
+    pub fn start_again(&self) {
+        self.start_server();
+    }
+
     /// Stops then starts the server on the same port and data.
     pub fn restart(&self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Stops the server, leaves it down for `down`, then starts it on the same port and data.
+    pub fn restart_after(&self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.start_server();
     }
 
@@ -533,7 +559,13 @@ impl PrivateRedis {
     /// Shuts Redis down (it rewrites nothing; the AOF already holds every write) and starts
     /// it again on the same port and data.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Shuts Redis down, leaves it down for `down`, then starts it on the same port and data.
+    pub fn restart_after(&mut self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.start_server();
     }
 
