@@ -10,7 +10,8 @@
 #
 # Exports ORT_DYLIB_PATH (onnxruntime's libonnxruntime.so inside the venv), PULSE_MODEL_DIR (the
 # default bundle: float32, see below; PULSE_MODEL_PRECISION=int8 picks the int8 one),
-# PULSE_MODEL_DIR_FP32, PULSE_MODEL_DIR_INT8 and PULSE_HOME.
+# PULSE_MODEL_DIR_FP32, PULSE_MODEL_DIR_INT8, PULSE_HOME and PULSE_SCHEMATHESIS (the API fuzzer
+# tests/openapi.rs runs, installed into the same venv; PULSE_SKIP_SCHEMATHESIS=1 skips it).
 
 # shellcheck source=scripts/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh" || return 1 2>/dev/null || exit 1
@@ -32,6 +33,10 @@ PULSE_MODEL_NAME=minilm-tweets
 # emotion and offensive against float32 (see models/minilm-tweets/README.md), so float32 is the
 # default.
 PULSE_MODEL_DEFAULT_PRECISION=fp32
+# The OpenAPI fuzzer of tests/openapi.rs, pinned so a run finds the same things tomorrow. Kept
+# apart from the model's packages: a failure to install it only warns (the server does not need
+# it), and the test names what is missing.
+PULSE_SCHEMATHESIS_REQ="schemathesis==4.32.5"
 
 _pulse_models_python() {
     local py
@@ -90,6 +95,24 @@ _pulse_models_pip() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+# Installs the pinned schemathesis unless the venv already records it; fails when it is not there.
+_pulse_models_schemathesis() {
+    local venv=$1 stamp=$1/.pulse-schemathesis
+    if [[ ${PULSE_SKIP_SCHEMATHESIS:-} == 1 ]]; then
+        return 1
+    fi
+    if [[ -f $stamp && $(<"$stamp") == "$PULSE_SCHEMATHESIS_REQ" && -x $venv/bin/schemathesis ]]; then
+        return 0
+    fi
+    pulse_log "installing $PULSE_SCHEMATHESIS_REQ into $venv"
+    rm -f "$stamp"
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check "$PULSE_SCHEMATHESIS_REQ" >&2; then
+        pulse_warn "pip could not install $PULSE_SCHEMATHESIS_REQ; tests/openapi.rs will fail until it is installed"
+        return 1
+    fi
+    printf '%s\n' "$PULSE_SCHEMATHESIS_REQ" >"$stamp"
+}
+
 _pulse_models_main() {
     local PULSE_LOG_TAG=models
     PULSE_HOME=${PULSE_HOME:-$PULSE_REPO_ROOT/.pulse}
@@ -104,6 +127,10 @@ _pulse_models_main() {
             _pulse_models_pip "$venv" &&
             "$venv/bin/python" "$PULSE_REPO_ROOT/scripts/build_model.py" --out "$out" {lockfd}>&-
     } || rc=1
+    local fuzzer=""
+    if [[ $rc -eq 0 ]] && _pulse_models_schemathesis "$venv" {lockfd}>&-; then
+        fuzzer=$venv/bin/schemathesis
+    fi
     pulse_unlock "$lockfd"
     if [[ $rc -ne 0 ]]; then
         pulse_err "model set-up failed; see the messages above"
@@ -127,6 +154,10 @@ _pulse_models_main() {
     PULSE_MODEL_DIR_FP32=$out/$PULSE_MODEL_NAME-fp32
     PULSE_MODEL_DIR_INT8=$out/$PULSE_MODEL_NAME-int8
     export ORT_DYLIB_PATH PULSE_MODEL_DIR PULSE_MODEL_DIR_FP32 PULSE_MODEL_DIR_INT8
+    if [[ -n $fuzzer ]]; then
+        PULSE_SCHEMATHESIS=$fuzzer
+        export PULSE_SCHEMATHESIS
+    fi
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
@@ -134,6 +165,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     _pulse_models_main
     printf 'export PULSE_HOME=%q\nexport ORT_DYLIB_PATH=%q\nexport PULSE_MODEL_DIR=%q\nexport PULSE_MODEL_DIR_FP32=%q\nexport PULSE_MODEL_DIR_INT8=%q\n' \
         "$PULSE_HOME" "$ORT_DYLIB_PATH" "$PULSE_MODEL_DIR" "$PULSE_MODEL_DIR_FP32" "$PULSE_MODEL_DIR_INT8"
+    if [[ -n ${PULSE_SCHEMATHESIS:-} ]]; then
+        printf 'export PULSE_SCHEMATHESIS=%q\n' "$PULSE_SCHEMATHESIS"
+    fi
 else
     _pulse_models_main
 fi

@@ -4,8 +4,9 @@
 #
 #   bash scripts/test.sh [test runner arguments, e.g. a test name filter]
 #
-# The tests see DATABASE_URL, REDIS_URL, ORT_DYLIB_PATH, PULSE_MODEL_DIR and PULSE_PG_BIN (initdb/pg_ctl/
-# postgres, for tests that start throwaway clusters). CARGO_TARGET_DIR is honoured as cargo
+# The tests see DATABASE_URL, REDIS_URL, ORT_DYLIB_PATH, PULSE_MODEL_DIR, PULSE_SCHEMATHESIS (the API
+# fuzzer tests/openapi.rs runs) and PULSE_PG_BIN (initdb/pg_ctl/postgres, for tests that start
+# throwaway clusters). CARGO_TARGET_DIR is honoured as cargo
 # always does. The last lines printed are the test runner's own summary.
 set -euo pipefail
 

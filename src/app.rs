@@ -18,6 +18,7 @@ use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::producer::{self, ProduceOptions};
+use crate::ws::fanout::{self, Fanout};
 use crate::ws::{Broadcaster, Hub};
 
 /// How long the HTTP server lets open requests finish at shutdown, in seconds.
@@ -42,6 +43,7 @@ pub struct Application {
     _deliverer: Addr<Deliverer>,
     virality: Option<Addr<ViralityTracker>>,
     hub: Hub,
+    fanout: Option<Fanout>,
     demo: Option<tokio::task::JoinHandle<()>>,
     key_refresher: Option<tokio::task::JoinHandle<()>>,
 }
@@ -76,7 +78,14 @@ impl Application {
         .await
         .context("creating the consumer group")?;
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
-        let hub = Hub::start(settings.ws.clone());
+        let (fanout_sender, fanout_queue) = if settings.fanout.enabled {
+            let (sender, queue) = fanout::queue(settings.fanout.queue_capacity);
+            (Some(sender), Some(queue))
+        } else {
+            (None, None)
+        };
+        let hub = Hub::start_with(settings.ws.clone(), fanout_sender);
+        let fanout = fanout_queue.map(|queue| Fanout::start(&settings, queue, hub.broadcaster()));
         pipeline.subscribe(hub.broadcaster().recipient());
         let aggregator = Aggregator::new(settings.clone(), pool.clone())
             .with_subscriber(hub.broadcaster().recipient())
@@ -170,6 +179,7 @@ impl Application {
             _deliverer: deliverer,
             virality,
             hub,
+            fanout,
             demo,
             key_refresher,
         })
@@ -238,6 +248,9 @@ impl Application {
             let _ = virality.send(FlushVirality).await;
         }
         self.hub.shutdown().await;
+        if let Some(fanout) = self.fanout {
+            fanout.shutdown().await;
+        }
         self.server.stop(true).await;
         let _ = self.server_task.await;
         report

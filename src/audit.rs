@@ -60,7 +60,7 @@ impl Outcome {
 }
 
 /// A stored record, as `GET /api/v1/admin/audit` returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Record {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -70,6 +70,7 @@ pub struct Record {
     pub target: Option<String>,
     pub outcome: String,
     pub status: Option<i16>,
+    /// The request body (any JSON), secrets redacted; null when there was none.
     pub payload: Value,
     pub request_id: Option<String>,
     pub ip: Option<String>,
@@ -100,18 +101,25 @@ pub fn action_for(method: &str, path: &str) -> String {
 
 /// `value` with every secret field's value replaced, and bounded in size.
 pub fn redact(value: Value) -> Value {
+    fn storable(s: &str) -> String {
+        // PostgreSQL's jsonb cannot hold U+0000.
+        s.replace('\0', "\u{FFFD}")
+    }
     fn walk(v: &mut Value) {
         match v {
             Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
                     if SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) {
-                        *v = Value::String("[redacted]".into());
+                        v = Value::String("[redacted]".into());
                     } else {
-                        walk(v);
+                        walk(&mut v);
                     }
+                    map.insert(storable(&k), v);
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::String(s) if s.contains('\0') => *s = storable(s),
             _ => {}
         }
     }
@@ -179,6 +187,13 @@ pub async fn finish(
     done.map(|_| ())
 }
 
+/// A stored payload as JSON. Read as text: PostgreSQL keeps numbers exactly, and one at the
+/// edge of `f64` (as a client may send) would fail a typed read; such a payload comes back
+/// as its text rather than failing the listing.
+fn readable(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
 /// Filters of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -198,7 +213,7 @@ pub async fn list(
 ) -> Result<Vec<Record>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT id, at, actor, actor_role, action, target, outcome, status, payload, request_id, ip \
+            "SELECT id, at, actor, actor_role, action, target, outcome, status, payload::text, request_id, ip \
              FROM audit_log \
              WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR actor = $2) \
                AND ($3::text IS NULL OR outcome = $3) AND ($4::timestamptz IS NULL OR at >= $4) \
@@ -225,7 +240,7 @@ pub async fn list(
             target: r.get(5),
             outcome: r.get(6),
             status: r.get(7),
-            payload: r.get(8),
+            payload: readable(r.get(8)),
             request_id: r.get(9),
             ip: r.get(10),
         })
@@ -258,6 +273,12 @@ mod tests {
         assert_eq!(
             v,
             json!({"url": "https://x", "secret": "[redacted]", "nested": [{"Token": "[redacted]"}]})
+        );
+        let nul = redact(json!({"a\u{0}": ["b\u{0}"]}));
+        assert_eq!(
+            nul,
+            json!({"a\u{FFFD}": ["b\u{FFFD}"]}),
+            "jsonb holds no NUL"
         );
         let big = redact(json!({"text": "x".repeat(MAX_PAYLOAD_BYTES)}));
         assert!(big.get("note").is_some());

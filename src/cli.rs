@@ -25,7 +25,8 @@ pub enum Command {
         /// Also run the synthetic producer in process (through Redis, like any producer).
         #[arg(long)]
         demo: bool,
-        /// New posts per second of the demo feed (engagements come on top).
+        /// New posts per second of the demo feed (engagements come on top); 0 runs no feed in
+        /// this process, for a group of processes fed by one `pulse generate`.
         #[arg(long, default_value_t = 5.0)]
         demo_rate: f64,
         /// Serve without authentication (as `auth.open = true`): everyone is an admin.
@@ -147,7 +148,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 settings.auth.open = true;
             }
             let options = ServeOptions {
-                demo_rate: demo.then_some(demo_rate),
+                demo_rate: (demo && demo_rate > 0.0).then_some(demo_rate),
             };
             let app = Application::build(settings, options).await?;
             app.run_until_stopped().await?;

@@ -26,12 +26,41 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub ws: WsSettings,
     pub virality: ViralitySettings,
+    pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+}
+
+/// Cross-process fan-out of live messages over Redis pub/sub, so that a WebSocket client of
+/// any process of a group sees what every process produced (see `ws::fanout`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FanoutSettings {
+    /// Publish this process's live messages and deliver the other processes' ones.
+    pub enabled: bool,
+    /// The pub/sub channel; empty means `<stream>:fanout`, so groups on other streams of the
+    /// same Redis stay apart.
+    pub channel: String,
+    /// Batches of messages waiting to be published; past it they are dropped and counted,
+    /// so a slow or absent Redis never holds up the pipeline.
+    pub queue_capacity: usize,
+    /// Longest wait for one PUBLISH, in milliseconds; its messages count as dropped after.
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for FanoutSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            channel: String::new(),
+            queue_capacity: 1_024,
+            publish_timeout_ms: 2_000,
+        }
+    }
 }
 
 /// PostgreSQL connection.
@@ -339,6 +368,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             ws: WsSettings::default(),
             virality: ViralitySettings::default(),
+            fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             shutdown_timeout_secs: 30,
@@ -476,8 +506,15 @@ impl Default for WsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ViralitySettings {
-    /// Track cascades and score posts in this process.
+    /// Let this process run the virality tracker. One process of those sharing a database
+    /// runs it at a time (it holds a PostgreSQL advisory lock); the others stand by.
     pub enabled: bool,
+    /// How often a standing-by process tries to take the tracker over, in milliseconds: the
+    /// longest the tracker stays without a process after its process died.
+    pub takeover_interval_ms: u64,
+    /// How often the tracker reads newly committed engagements from PostgreSQL, in
+    /// milliseconds.
+    pub feed_interval_ms: u64,
     /// How often changed cascades are rescored and written, in milliseconds.
     pub score_interval_ms: u64,
     /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
@@ -512,6 +549,8 @@ impl Default for ViralitySettings {
     fn default() -> Self {
         Self {
             enabled: true,
+            takeover_interval_ms: 2_000,
+            feed_interval_ms: 250,
             score_interval_ms: 1_000,
             inactive_expiry_secs: 1_800,
             max_cascades: 100_000,
@@ -594,6 +633,15 @@ impl Settings {
         }
     }
 
+    /// The pub/sub channel of the cross-process fan-out.
+    pub fn fanout_channel(&self) -> String {
+        if self.fanout.channel.is_empty() {
+            format!("{}:fanout", self.redis.stream)
+        } else {
+            self.fanout.channel.clone()
+        }
+    }
+
     /// The dead-letter stream for the configured stream.
     pub fn dead_letter_stream(&self) -> String {
         format!("{}:dead", self.redis.stream)
@@ -604,6 +652,65 @@ impl Settings {
 #[allow(clippy::result_large_err)] // figment's test jail fixes the error type
 mod tests {
     use super::*;
+
+    /// The `pulse.toml` embedded in the Kubernetes ConfigMap.
+    fn deployed_toml() -> String {
+        let manifest = include_str!("../deploy/configmap.yaml");
+        let mut lines = manifest.lines().skip_while(|l| l.trim() != "pulse.toml: |");
+        lines.next().expect("the ConfigMap holds pulse.toml");
+        lines
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| l.get(4..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every key of `have` is a key of `known`, recursively; returns the unknown ones.
+    fn unknown_keys(
+        have: &figment::value::Dict,
+        known: &figment::value::Dict,
+        at: &str,
+    ) -> Vec<String> {
+        use figment::value::Value;
+        let mut out = Vec::new();
+        for (key, value) in have {
+            let path = format!("{at}{key}");
+            match (value, known.get(key)) {
+                (_, None) => out.push(path),
+                (Value::Dict(_, inner), Some(Value::Dict(_, known_inner))) => {
+                    out.extend(unknown_keys(inner, known_inner, &format!("{path}.")))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_holds_valid_known_settings() {
+        let toml = deployed_toml();
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(&toml))
+            .extract()
+            .expect("the deployed pulse.toml is valid");
+        assert!(s.fanout.enabled && s.virality.enabled);
+        assert_eq!(s.http.listen, "0.0.0.0:8080");
+        let have: figment::value::Dict = Figment::from(Toml::string(&toml)).extract().unwrap();
+        let known: figment::value::Dict = Figment::from(Serialized::defaults(Settings::default()))
+            .extract()
+            .unwrap();
+        assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
+        // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
+        let deployment = include_str!("../deploy/deployment.yaml");
+        let grace: u64 = deployment
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+            .expect("a grace period")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(grace >= s.shutdown_timeout_secs + 5 + 5, "{grace}");
+    }
 
     #[test]
     fn layers_file_then_environment() {

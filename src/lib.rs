@@ -15,10 +15,13 @@
 //! - [`http`]: the actix-web API: health, readiness, Prometheus metrics, event intake, post
 //!   queries, windowed metrics and alerts, with one error shape.
 //! - [`ws`]: live subscribers over WebSocket (`GET /ws`): a broadcaster actor fans committed
-//!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues.
+//!   posts, metrics snapshots and alerts out to sessions through bounded per-session queues;
+//!   `ws::fanout` carries each process's live messages to the other processes of its group
+//!   over Redis pub/sub.
 //! - [`generate`]: the synthetic producer behind `pulse generate` and `serve --demo`.
 //! - [`virality`]: live share cascades, early final-size prediction with calibrated intervals
-//!   and probabilities, deep versus broad spreading; fed by the `virality` actor, served by
+//!   and probabilities, deep versus broad spreading; fed by the `virality` actor (one per
+//!   group, reading committed engagements from PostgreSQL), served by
 //!   `http::virality_api`, measured by `pulse eval virality` ([`eval_virality`]).
 //! - [`auth`]: API keys, access tokens, roles and the route policy; [`audit`]: the log of
 //!   admin changes. `http::guard` applies both, with rate and size limits, to every request.
@@ -33,7 +36,8 @@
 //! return their credits. A crash anywhere before the XACK leaves the entry pending, to be
 //! re-read or claimed, and the natural keys make the replay harmless. The acknowledged batch is
 //! then published to downstream stages: the WebSocket broadcaster sends each post that was new
-//! to the database, once, to the sessions whose filters match.
+//! to the database, once, to the sessions whose filters match, and publishes it for the other
+//! processes of the group, whose broadcasters do the same for their sessions.
 
 pub mod actors;
 pub mod analysis;

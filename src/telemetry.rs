@@ -86,6 +86,23 @@ pub mod names {
     pub const VIRALITY_UPDATES: &str = "pulse_virality_updates_total";
     /// Failed virality writes or reads, by `operation`.
     pub const VIRALITY_ERRORS: &str = "pulse_virality_errors_total";
+    /// 1 while this process runs the virality tracker (holds its lock), else 0.
+    pub const VIRALITY_LEADER: &str = "pulse_virality_leader";
+    /// Times this process took over the virality tracker.
+    pub const VIRALITY_TAKEOVERS: &str = "pulse_virality_takeovers_total";
+    /// Committed engagements the tracker read from PostgreSQL's feed.
+    pub const VIRALITY_FEED_ROWS: &str = "pulse_virality_feed_rows_total";
+    /// Live messages this process produced and published to the other processes.
+    pub const FANOUT_PUBLISHED: &str = "pulse_fanout_messages_published_total";
+    /// Live messages received from other processes and handed to local sessions.
+    pub const FANOUT_RECEIVED: &str = "pulse_fanout_messages_received_total";
+    /// Live messages lost between processes, by `reason` (queue_full, publish_failed on the
+    /// publishing side; missed, invalid on the receiving side).
+    pub const FANOUT_DROPPED: &str = "pulse_fanout_messages_dropped_total";
+    /// 1 while the fan-out subscription is established, else 0.
+    pub const FANOUT_SUBSCRIBED: &str = "pulse_fanout_subscribed";
+    /// Other processes subscribed to this one's live messages (none: nothing is published).
+    pub const FANOUT_PEERS: &str = "pulse_fanout_peers";
     /// Requests refused for their credentials or role, by `reason`.
     pub const AUTH_REFUSED: &str = "pulse_auth_refused_total";
     /// Argon2 checks of presented API keys, by `result` (match or mismatch).

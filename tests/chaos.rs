@@ -609,12 +609,15 @@ async fn three_processes_one_killed_five_times() {
     println!("chaos kill: entries held by the killed process: {held:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     report("kill", &recoveries);
-    assert!(
-        cluster
-            .logs()
-            .contains("claimed entries left by another consumer"),
-        "the killed processes' entries were claimed"
-    );
+    // A kill can land between batches, with nothing held; entries it did leave are claimed.
+    if held.iter().any(|&n| n > 0) {
+        assert!(
+            cluster
+                .logs()
+                .contains("claimed entries left by another consumer"),
+            "the killed processes' entries were claimed"
+        );
+    }
     finish(&cluster, producer, "kill").await;
 }
 

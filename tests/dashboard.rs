@@ -1,7 +1,9 @@
 //! The dashboard: served by `pulse serve` from `http.dashboard_dir`, driven in headless
 //! Chromium against a real Pulse fed by the generator (posts and engagement cascades) and a
 //! scripted share cascade, and its payload schemas checked against what this server really
-//! sends, a `virality:update` and the trending listing included.
+//! sends, a `virality:update` and the trending listing included. With authentication on, the
+//! browser signs in with an API key, is refused with the wrong one, and keeps its session
+//! across a reload, a token renewal and the WebSocket's close on expiry.
 //!
 //! The browser tests need the built frontend (`cd frontend && npm ci && npm run build`, which
 //! `scripts/test.sh` does first), Node.js and `/usr/bin/chromium`.
@@ -13,6 +15,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{unique, wait_until, PulseProcess, TestEnv};
+use pulse::auth::{keys, Role};
 
 fn frontend() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("frontend")
@@ -126,6 +129,69 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn signing_in_to_the_dashboard_in_a_browser() {
+    let dist = dist();
+    let env = TestEnv::new().await;
+    let mut vars = pulse_env(&env, &dist);
+    vars.retain(|(k, _)| k != "PULSE_AUTH__OPEN");
+    vars.extend([
+        (
+            "PULSE_AUTH__JWT_SECRET".to_string(),
+            "dashboard-test-secret-0123456789abcdef".to_string(),
+        ),
+        // Short-lived tokens, so the browser sees a renewal and the WebSocket closed on
+        // expiry (4001) reconnect.
+        ("PULSE_AUTH__TOKEN_TTL_SECS".into(), "30".into()),
+    ]);
+    let pulse = PulseProcess::start(&vars);
+    let pg = env.pg().await;
+    let analyst = keys::create(&pg, Role::Analyst, "dashboard test", "test")
+        .await
+        .expect("analyst key")
+        .key;
+    let ingest = keys::create(&pg, Role::Ingest, "dashboard test feed", "test")
+        .await
+        .expect("ingest key")
+        .key;
+
+    let url = format!("http://{}", pulse.address);
+    let out_dir = output_dir("auth");
+    let out = node(
+        &[
+            "e2e/auth.mjs",
+            &url,
+            "--api-key",
+            &analyst,
+            "--ingest-key",
+            &ingest,
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    let text = report(&out);
+    assert!(out.status.success(), "browser test failed\n{text}");
+    assert!(text.contains("all auth checks passed"), "{text}");
+    assert!(
+        text.contains("renewed, the WebSocket reconnected"),
+        "{text}"
+    );
+    for shot in [
+        "auth-sign-in",
+        "auth-invalid-key",
+        "auth-ingest-key",
+        "auth-signed-in",
+        "auth-signed-out",
+    ] {
+        assert!(
+            out_dir.join(format!("{shot}.png")).is_file(),
+            "no {shot} screenshot"
+        );
+    }
+    println!("{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_payload_schemas_match_what_the_server_sends() {
     dist();
     let env = TestEnv::new().await;
@@ -189,7 +255,10 @@ async fn the_payload_schemas_match_what_the_server_sends() {
         ],
         &[
             ("PULSE_PAYLOAD_DIR", samples.to_str().expect("utf-8 path")),
-            ("PULSE_PAYLOAD_REQUIRE", "alert-ack,alert:,virality:"),
+            (
+                "PULSE_PAYLOAD_REQUIRE",
+                "alert-ack,auth/refused,alert:,virality:",
+            ),
         ],
     );
     assert!(

@@ -92,12 +92,12 @@ async fn sigterm_drains_in_flight_batches_and_exits_zero() {
 
 /// Starts Pulse on `env`, produces 20,000 posts in paced chunks, calls `restart` once 3,000 are
 /// stored, and checks that every post is stored, nothing is pending or dead-lettered, and the
-/// process logged `felt` (so the restart really hit it).
+/// process logged one of `felt` (so the restart really hit it).
 async fn survives_a_restart_under_load(
     env: &TestEnv,
     prefix: &'static str,
     restart: impl FnOnce(),
-    felt: &str,
+    felt: &[&str],
 ) {
     let redis = env.redis().await;
     let process = PulseProcess::start(&env.env());
@@ -137,9 +137,10 @@ async fn survives_a_restart_under_load(
         process.log_text()
     );
     assert_eq!(dead_letters(env, &redis).await, 0);
+    let log = process.log_text();
     assert!(
-        process.log_text().contains(felt),
-        "the restart was felt: `{felt}` logged"
+        felt.iter().any(|sign| log.contains(sign)),
+        "the restart was felt: one of {felt:?} logged\n{log}"
     );
 }
 
@@ -147,14 +148,22 @@ async fn survives_a_restart_under_load(
 async fn a_redis_restart_under_load_loses_nothing() {
     let mut private = PrivateRedis::start();
     let env = TestEnv::on(admin_url(), private.url()).await;
-    survives_a_restart_under_load(&env, "redis", || private.restart(), "stream read failed").await;
+    // Whichever connection meets the outage first says so.
+    let felt = [
+        "stream read failed",
+        "acknowledging failed",
+        "claiming stale entries failed",
+        "subscriber lost Redis",
+        "cannot reach Redis",
+    ];
+    survives_a_restart_under_load(&env, "redis", || private.restart(), &felt).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_under_load_loses_nothing() {
     let private = PrivatePostgres::start();
     let env = TestEnv::on(private.url(), redis_url()).await;
-    survives_a_restart_under_load(&env, "pg", || private.restart(), "store unavailable").await;
+    survives_a_restart_under_load(&env, "pg", || private.restart(), &["store unavailable"]).await;
 }
 
 /// Delivery counts of the group's pending entries, from XPENDING.

@@ -23,7 +23,7 @@ const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 /// A Pulse with authentication on and one key per role.
 struct Secure {
     app: Application,
-    _env: TestEnv,
+    env: TestEnv,
     http: reqwest::Client,
     /// Keys by role: ingest, analyst, admin.
     keys: Vec<(Role, String, String)>,
@@ -50,7 +50,7 @@ impl Secure {
         }
         Secure {
             app,
-            _env: env,
+            env,
             http: reqwest::Client::new(),
             keys: made,
         }
@@ -785,6 +785,29 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
         )
         .await;
     assert_eq!(next["items"][0]["outcome"], "succeeded");
+
+    // Bodies at the edges of what JSON can say are recorded and read back.
+    let edgy =
+        r#"{"name": "e\u0000dge", "kind": "negativity", "threshold": -1.7976931348623157e308}"#;
+    let res = s
+        .http
+        .post(s.url("/api/v1/alert-rules"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(edgy)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_client_error() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    let (code, _, log) = s
+        .call("GET", "/api/v1/admin/audit?limit=1", Some(&admin), None)
+        .await;
+    assert_eq!(code, 200, "{log}");
+    assert_eq!(log["items"][0]["action"], "rule.create");
 }
 
 #[actix_rt::test]
@@ -962,4 +985,92 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     for secret in [SECRET, key.as_str(), token.as_str()] {
         assert!(!log.contains(secret), "the log holds a secret");
     }
+}
+
+/// Sends one raw HTTP/1.1 request line (clients normalise paths; attackers do not) and
+/// returns the status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str, extra: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[actix_rt::test]
+async fn injection_and_traversal_attempts_reach_nothing() {
+    let s = Secure::start(|_| {}).await;
+    let analyst = s.token(Role::Analyst).await;
+    let ingest_key = s.key(Role::Ingest).to_string();
+    let (code, _, _) = s
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(&ingest_key),
+            Some(&serde_json::from_str(&post_json("inj-1", "fine phone")).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 202);
+
+    // SQL in filter values is data, never code.
+    for attempt in [
+        "x' OR '1'='1",
+        "x'; DROP TABLE posts; --",
+        "pulse-phone' UNION SELECT hash FROM api_keys --",
+    ] {
+        let url = reqwest::Url::parse_with_params(&s.url("/api/v1/posts"), &[("product", attempt)])
+            .unwrap();
+        let res = s.http.get(url).bearer_auth(&analyst).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{attempt}");
+    }
+    let stored = s.env.pg().await;
+    let keys: i64 = stored
+        .query_one("SELECT count(*) FROM api_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 3, "the tables are intact");
+
+    // Paths that try to leave the dashboard's directory get nothing from outside it.
+    for target in [
+        "/../Cargo.toml",
+        "/..%2fCargo.toml",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/../../Cargo.toml",
+        "//etc/passwd",
+    ] {
+        let (status, text) = raw_get(s.app.address(), target, "Accept: text/html\r\n").await;
+        assert!(
+            !text.contains("[package]") && !text.contains("root:x:0:0"),
+            "{target} leaked a file ({status})"
+        );
+    }
+
+    // A forged request id cannot inject headers.
+    let (_, text) = raw_get(
+        s.app.address(),
+        "/health",
+        "X-Request-Id: abc\r\nSet-Cookie: pwned=1\r\n",
+    )
+    .await;
+    assert!(!text.to_ascii_lowercase().contains("set-cookie"));
+
+    // Credentials in odd places do not count.
+    let url = format!("/api/v1/posts?access_token={analyst}");
+    let (status, _) = raw_get(s.app.address(), &url, "").await;
+    assert_eq!(
+        status, 401,
+        "tokens in query strings are for the WebSocket only"
+    );
 }

@@ -32,10 +32,17 @@ const rest = {
   posts: "/api/v1/posts?limit=20",
   alerts: "/api/v1/alerts?limit=20",
   pipeline: "/api/v1/pipeline",
+  "auth/status": "/api/v1/auth/status",
 };
 for (const [name, path] of Object.entries(rest)) save(name.replace("/", "-"), await get(path));
 const posts = await get("/api/v1/posts?limit=1");
 if (posts.items[0]) save("post", await get(`/api/v1/posts/${encodeURIComponent(posts.items[0].id)}`));
+// The API's error shape, as a refused token exchange answers it (401 with authentication,
+// 400 `auth_disabled` on an open server).
+const refused = await fetch(`${base}/api/v1/auth/token`, {
+  method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: "pulse_not_a_key" }),
+});
+if (!refused.ok) save("auth-refused", await refused.json());
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

@@ -3,7 +3,8 @@
 //
 //   node e2e/dashboard.mjs http://127.0.0.1:8080 [--out DIR] [--no-spike]
 //
-// Checks that every panel renders, that the numbers on screen equal the REST API's, that the
+// Checks that a server without authentication is flagged by the open-mode banner, that every
+// panel renders, that the numbers on screen equal the REST API's, that the
 // filters drive the view and the URL, that a post POSTed to /api/v1/events (an XADD) is in the
 // live stream within 2 s, that a scripted share cascade fills the viral panel with the
 // trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
@@ -72,6 +73,29 @@ try {
     return { dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd };
   });
   step(`first load: DOMContentLoaded ${Math.round(nav.dcl)} ms, load ${Math.round(nav.load)} ms, first figures after ${Date.now() - started} ms`);
+
+  // 1b. On a server without authentication a warning says so, above everything, in view
+  // however far the page scrolls.
+  const auth = await api("/api/v1/auth/status");
+  const banner = page.locator('[data-testid="open-mode-banner"]');
+  if (auth.mode === "open") {
+    await banner.waitFor({ state: "visible", timeout: 5000 }).catch(() => {
+      throw new Error("the server runs in open mode and the dashboard shows no warning");
+    });
+    const said = (await banner.textContent()).trim();
+    check(/without authentication/i.test(said) && /anyone who can reach it can read and change everything/i.test(said), `the open-mode banner says: ${said}`);
+    check((await banner.getAttribute("role")) === "alert", "the open-mode banner is not role=alert");
+    const top = await banner.evaluate((el) => {
+      window.scrollTo(0, document.body.scrollHeight);
+      const { top, bottom } = el.getBoundingClientRect();
+      window.scrollTo(0, 0);
+      return { top, bottom };
+    });
+    check(top.top >= 0 && top.bottom <= 200, `the open-mode banner scrolls out of view: ${JSON.stringify(top)}`);
+    step(`open mode: the warning banner is shown and stays in view ("${said.slice(0, 60)}…")`);
+  } else {
+    check((await banner.count()) === 0, `the open-mode banner shows on a server in ${auth.mode} mode`);
+  }
 
   // 2. Every panel renders, with content.
   const panels = {

@@ -1,10 +1,12 @@
-import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type ReactNode } from "react";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
+import { session } from "./api/auth";
 import { api } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
 import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
 import { compact, percent, perMinute, rate, score, signed } from "./lib/format";
 import { LiveSocket, socketUrl, type ConnectionState } from "./lib/socket";
+import { useTheme } from "./lib/theme";
 import { initialLive, liveReducer, MAX_VIRAL, mergeViral } from "./state/live";
 import { FilterBar } from "./components/FilterBar";
 import { OverallPanel } from "./components/Overall";
@@ -63,15 +65,6 @@ function useFilters(): [Filters, (f: Filters) => void] {
   return [filters, update];
 }
 
-function useTheme(): [string, () => void] {
-  const [theme, setTheme] = useState(() => localStorage.getItem("pulse-theme") ?? (matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark"));
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-    localStorage.setItem("pulse-theme", theme);
-  }, [theme]);
-  return [theme, () => setTheme((t) => (t === "dark" ? "light" : "dark"))];
-}
-
 function ConnectionBadge({ state }: { state: ConnectionState }) {
   const [, tick] = useState(0);
   useEffect(() => {
@@ -92,7 +85,8 @@ function ConnectionBadge({ state }: { state: ConnectionState }) {
   );
 }
 
-export function App() {
+/** The dashboard; `account` (who is signed in, and signing out) goes in the header. */
+export function App({ account }: { account?: ReactNode }) {
   const [filters, setFilters] = useFilters();
   const [theme, toggleTheme] = useTheme();
   const [live, dispatch] = useReducer(liveReducer, initialLive);
@@ -105,7 +99,7 @@ export function App() {
   // The socket lives as long as the page; filter changes resubscribe it.
   useEffect(() => {
     const s = new LiveSocket(
-      socketUrl(),
+      async () => socketUrl(window.location, await session.token()),
       ["posts", "metrics", "alerts", "virality"],
       (batch) => {
         counters.batches++;
@@ -115,9 +109,11 @@ export function App() {
       },
       (state) => {
         setConn(state);
-        // Messages are not kept for disconnected clients: catch up through REST.
-        if (state.status === "open") queryClient.invalidateQueries();
+        // Messages are not kept for disconnected clients: catch up through REST (the
+        // server's authentication mode is not data to catch up on).
+        if (state.status === "open") queryClient.invalidateQueries({ predicate: (q) => q.queryKey[0] !== "auth-status" });
       },
+      () => session.renew(),
     );
     socketRef.current = s;
     s.start(wsFilter);
@@ -228,6 +224,7 @@ export function App() {
         </h1>
         <ConnectionBadge state={conn} />
         {apiDown && <span className="error small" role="alert">API unreachable: {(overall.error as Error).message}</span>}
+        {account}
         <button type="button" className="btn" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}>
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
         </button>

@@ -31,12 +31,15 @@ use crate::models::Platform;
 use crate::ws::{FilterKeys, Publish, Topic};
 
 /// A stored alert rule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertRule {
     pub id: i64,
     pub name: String,
+    #[schema(value_type = crate::http::alerts_api::RuleKind)]
     pub kind: String,
+    #[schema(value_type = crate::http::alerts_api::RuleDimension)]
     pub dimension: String,
+    /// The key watched; null watches every key of the dimension.
     pub key: Option<String>,
     pub window_minutes: i32,
     pub threshold: f64,
@@ -44,6 +47,7 @@ pub struct AlertRule {
     pub baseline_minutes: i32,
     pub k: f64,
     pub min_baseline_points: i32,
+    #[schema(value_type = crate::http::alerts_api::Severity)]
     pub severity: String,
     pub cooldown_secs: i32,
     pub enabled: bool,

@@ -14,7 +14,7 @@ use super::messages::{
 };
 use crate::analysis::{self, Analyzer, Backend};
 use crate::config::AnalyzerSettings;
-use crate::models::{Event, EventError};
+use crate::models::Event;
 use crate::telemetry::names;
 
 /// One worker of the pool.
@@ -49,11 +49,7 @@ impl AnalyzerWorker {
         let mut out = AnalyzedBatch::default();
         let mut posts = Vec::new();
         for entry in batch {
-            let decoded = match entry.event_bytes() {
-                Some(bytes) => Event::from_slice(bytes),
-                None => Err(EventError::MissingEventField),
-            };
-            match decoded {
+            match entry.decode() {
                 Ok(Event::Post(post)) => posts.push((entry.id.clone(), post)),
                 Ok(Event::Engagement(engagement)) => out.engagements.push(StreamedEngagement {
                     entry_id: entry.id.clone(),

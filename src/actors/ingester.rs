@@ -899,7 +899,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Consumer-group figures for readiness and metrics.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct GroupStats {
     /// Entries not yet delivered to the group (None if Redis cannot tell).
     pub lag: Option<i64>,

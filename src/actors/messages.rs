@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix::Message;
 
-use crate::models::{Analysis, Engagement, EventError, Post};
+use crate::models::{Analysis, Engagement, Event, EventError, Post};
 
 /// One stream entry as read from Redis, before decoding.
 #[derive(Debug, Clone)]
@@ -24,6 +24,16 @@ impl RawEntry {
             .iter()
             .find(|(name, _)| name == "event")
             .map(|(_, value)| value.as_slice())
+    }
+
+    /// Decodes and validates the entry's event: the one path from a stream entry to an
+    /// [`Event`] or the reason it is dead-lettered. Public so the fuzz targets exercise exactly
+    /// what the analyzer workers run.
+    pub fn decode(&self) -> Result<Event, EventError> {
+        match self.event_bytes() {
+            Some(bytes) => Event::from_slice(bytes),
+            None => Err(EventError::MissingEventField),
+        }
     }
 
     /// XADD time in Unix milliseconds, read off the entry id.
@@ -173,4 +183,32 @@ pub struct Committed {
 #[rtype(result = "()")]
 pub struct MetricsUpdate {
     pub json: Arc<str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &[u8])]) -> RawEntry {
+        RawEntry {
+            id: "1-0".into(),
+            fields: fields
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_vec()))
+                .collect(),
+            deliveries: 1,
+        }
+    }
+
+    #[test]
+    fn decodes_the_first_event_field_or_names_why_not() {
+        let engagement =
+            br#"{"type":"engagement","post_id":"p1","kind":"like","at":"2026-01-01T00:00:00Z"}"#;
+        let ok = entry(&[("source", b"x"), ("event", engagement), ("event", b"{}")]);
+        assert!(matches!(ok.decode(), Ok(Event::Engagement(_))));
+        let missing = entry(&[("payload", engagement)]);
+        assert_eq!(missing.decode().unwrap_err(), EventError::MissingEventField);
+        let binary = entry(&[("event", &[0xff, 0x00])]);
+        assert_eq!(binary.decode().unwrap_err(), EventError::InvalidUtf8);
+    }
 }

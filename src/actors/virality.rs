@@ -3,14 +3,27 @@
 //! prediction (and, when it moved, a history row) to PostgreSQL, and publishes
 //! `virality:update` when a score moved by `virality.publish_step` or more.
 //!
+//! **One tracker per database.** A cascade must see every engagement of its post, whichever
+//! process of the group committed it, and its rows must be written once. So one process at a
+//! time runs the tracker: the one holding a PostgreSQL advisory lock, taken on a connection
+//! of its own. The others stand by and try to take the lock every
+//! `virality.takeover_interval_ms`; when the tracking process dies its connection closes, the
+//! lock goes with it and a standing-by process takes over.
+//!
+//! **Fed from PostgreSQL.** The tracker reads committed engagements from the `engagements`
+//! table by transaction id (`tx`, the inserting transaction's id): every
+//! `virality.feed_interval_ms` it reads the rows of transactions between its position and the
+//! oldest transaction still running (`pg_snapshot_xmin`), all of which have ended, so a row is
+//! read exactly once, whichever process committed it and however commits interleave. Its
+//! position is written in the same transaction as the cascades it accounts for, on the
+//! connection that holds the lock: a process that lost the lock cannot write, and a process
+//! that takes over rebuilds the active cascades from the engagements before that position and
+//! reads the feed from it, so no engagement is lost or counted twice across a takeover.
+//!
 //! Memory is bounded: at most `virality.max_cascades` cascades (the least recently active
 //! are finished first), at most `virality.max_tracked_shares` shares per tree, and a
 //! cascade without engagement for `virality.inactive_expiry_secs` is finished (its final
 //! counts stay in `virality_cascades` as history for the thresholds).
-//!
-//! On start the active cascades are rebuilt from `virality_cascades` and the `engagements`
-//! they point at, so a restarted process predicts exactly what it predicted before.
-//! Committed batches that arrive meanwhile wait (bounded) and are applied afterwards.
 //!
 //! Predictions are made at each cascade's latest event time, so they are a function of the
 //! events alone. Every input is checked; nothing a producer sends can make this actor panic.
@@ -23,9 +36,9 @@ use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, Hand
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::NoTls;
 
 use super::messages::{Committed, InjectFault};
-use super::store::engagement_key;
 use crate::config::{Settings, ViralitySettings};
 use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::telemetry::names;
@@ -35,12 +48,19 @@ use crate::virality::{self, unix_seconds, Model, PostMeta, Tracker, Virality};
 use crate::ws::protocol::VIRALITY_UPDATE;
 use crate::ws::{FilterKeys, Publish, Topic};
 
-/// Committed batches kept while the state is being rebuilt; older ones are dropped.
-const MAX_WAITING_BATCHES: usize = 2_000;
+/// The advisory lock (per database) whose holder runs the tracker.
+pub const TRACKER_LOCK: i64 = 0x7075_6c73_6576_6972;
+/// Most transaction ids one read of the feed spans, bounding what one read returns after a
+/// pause; the next read follows at once.
+const FEED_XID_SPAN: u64 = 256;
 /// Posts whose metadata is looked up in PostgreSQL per tick.
 const META_LOOKUPS_PER_TICK: usize = 500;
-/// Lookups of one post's metadata before giving up on it.
+/// Lookups of one post's metadata on consecutive ticks; after them, one every
+/// [`SLOW_LOOKUP_TICKS`] ticks while the cascade lives (its post may be committed late, by
+/// another process).
 const MAX_META_LOOKUPS: u8 = 5;
+/// Ticks between the later lookups of a post's metadata.
+const SLOW_LOOKUP_TICKS: u64 = 30;
 /// How often the thresholds are relearned from finished cascades.
 const THRESHOLD_REFRESH: Duration = Duration::from_secs(60);
 /// Posts of the batch engagements are loaded for at once during a rebuild.
@@ -150,11 +170,102 @@ pub struct PostVirality<'a> {
     pub virality: &'a Virality,
 }
 
-/// The virality tracker actor.
+/// A PostgreSQL connection of the tracker's own: the one holding the advisory lock while this
+/// process tracks, so the lock lives exactly as long as the connection. Dropping it closes
+/// the connection (and releases the lock) at once.
+struct PgSession {
+    client: Arc<tokio::sync::Mutex<tokio_postgres::Client>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl PgSession {
+    /// Opens a connection with TCP keepalives on both ends, so that when the tracking process
+    /// or its machine vanishes the server drops the session (and the lock) in about 25 s
+    /// instead of holding it on a dead socket for the system default of hours.
+    async fn open(url: &str) -> anyhow::Result<PgSession> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        let options = format!(
+            "{} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+            config.get_options().unwrap_or_default()
+        );
+        config
+            .options(options.trim())
+            .application_name("pulse virality tracker")
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        let (client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "virality tracker connection ended");
+            }
+        });
+        Ok(PgSession {
+            client: Arc::new(tokio::sync::Mutex::new(client)),
+            driver,
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.driver.is_finished()
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+type Conn = Arc<tokio::sync::Mutex<tokio_postgres::Client>>;
+
+/// One committed engagement as the feed and the rebuild read it.
+#[derive(Debug, Clone)]
+struct FeedRow {
+    post_id: String,
+    /// The share's identity in the tree: the producer's id, else the engagement's key.
+    share_id: String,
+    kind: EngagementKind,
+    at: f64,
+    followers: Option<u64>,
+    via: Option<String>,
+    count: u32,
+}
+
+/// The columns [`feed_row`] reads, in order.
+const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count";
+
+fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
+    let key: String = row.get(1);
+    let kind: String = row.get(2);
+    let at: DateTime<Utc> = row.get(3);
+    let followers: Option<i64> = row.get(4);
+    let count: i32 = row.get(6);
+    FeedRow {
+        post_id: row.get(0),
+        // The same identity whichever way an engagement arrives: the store keys one with a
+        // producer id as `id:<id>`.
+        share_id: key.strip_prefix("id:").unwrap_or(&key).to_string(),
+        kind: match kind.as_str() {
+            "share" => EngagementKind::Share,
+            "like" => EngagementKind::Like,
+            "comment" => EngagementKind::Comment,
+            _ => EngagementKind::View,
+        },
+        at: unix_seconds(at),
+        followers: followers.and_then(|f| u64::try_from(f).ok()),
+        via: row.get(5),
+        count: u32::try_from(count).unwrap_or(1),
+    }
+}
+
+/// The virality tracker actor. Started in every process where `virality.enabled`; it tracks
+/// only while it holds the tracker lock, and stands by otherwise.
 pub struct ViralityTracker {
     settings: Arc<Settings>,
     pool: Pool,
-    stream: String,
     publisher: Option<Recipient<Publish>>,
     model: Model,
     entries: HashMap<String, Entry>,
@@ -162,15 +273,38 @@ pub struct ViralityTracker {
     /// Metadata of recent posts without engagement yet (bounded, oldest dropped).
     recent: HashMap<String, PostMeta>,
     recent_order: VecDeque<String>,
+    /// The lock-holding connection while this process tracks.
+    leader: Option<PgSession>,
+    /// A connection kept while standing by, to try the lock on.
+    standby: Option<PgSession>,
+    /// A takeover attempt is under way.
+    acquiring: bool,
+    /// Shutting down: never take the tracker (again).
+    retired: bool,
+    /// Bumped at every takeover and step-down, so results of work started under an earlier
+    /// leadership are ignored.
+    epoch: u64,
+    /// Rebuilt and reading the feed.
     ready: bool,
-    waiting: VecDeque<Committed>,
-    writing: bool,
+    /// Every committed engagement of a transaction below this id has been applied.
+    cursor: Option<u64>,
+    /// The position last written with the cascades.
+    persisted_cursor: Option<u64>,
+    /// The epoch of the feed read under way.
+    polling: Option<u64>,
+    /// Held by the write under way: writes never overlap, so rows and position are written
+    /// in the order their state was taken.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
     looking_up: bool,
+    /// Ticks since start, pacing the later metadata lookups.
+    ticks: u64,
     pending_rows: HashMap<String, CascadeRow>,
     pending_history: Vec<HistoryRow>,
     products: HashMap<String, (Momentum, Instant)>,
     hashtags: HashMap<String, (Momentum, Instant)>,
     momentum_dirty: HashSet<(&'static str, String)>,
+    /// Names this process in `virality_feed.holder`.
+    holder: String,
 }
 
 impl ViralityTracker {
@@ -183,8 +317,14 @@ impl ViralityTracker {
             v.classify_probability,
         );
         model.set_thresholds(BTreeMap::new(), v.threshold_shares);
+        let holder = format!(
+            "{}-{}",
+            std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            std::process::id()
+        );
         ViralityTracker {
-            stream: settings.redis.stream.clone(),
             settings,
             pool,
             publisher,
@@ -193,15 +333,24 @@ impl ViralityTracker {
             dirty: HashSet::new(),
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
+            leader: None,
+            standby: None,
+            acquiring: false,
+            retired: false,
+            epoch: 0,
             ready: false,
-            waiting: VecDeque::new(),
-            writing: false,
+            cursor: None,
+            persisted_cursor: None,
+            polling: None,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
             looking_up: false,
+            ticks: 0,
             pending_rows: HashMap::new(),
             pending_history: Vec::new(),
             products: HashMap::new(),
             hashtags: HashMap::new(),
             momentum_dirty: HashSet::new(),
+            holder,
         }
     }
 
@@ -230,7 +379,9 @@ impl ViralityTracker {
         }
     }
 
-    fn apply(&mut self, msg: &Committed) {
+    /// Remembers the metadata of the posts this process committed, so cascades of local
+    /// posts need no lookup.
+    fn remember_posts(&mut self, msg: &Committed) {
         let new_posts: HashSet<&str> = msg
             .outcome
             .inserted_posts
@@ -254,25 +405,29 @@ impl ViralityTracker {
             };
             self.remember_post(&p.post.id, meta);
         }
-        if msg.outcome.inserted_engagement_keys.is_empty() {
-            return;
+    }
+
+    /// Post ids of `rows` whose metadata is not known yet.
+    fn unknown_posts(&self, rows: &[FeedRow]) -> Vec<String> {
+        let mut seen = HashSet::new();
+        rows.iter()
+            .map(|r| r.post_id.as_str())
+            .filter(|id| !self.entries.contains_key(*id) && !self.recent.contains_key(*id))
+            .filter(|id| seen.insert(*id))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Applies committed engagements read from the feed to their cascades.
+    fn apply_feed(&mut self, rows: &[FeedRow], metas: Vec<(String, PostMeta)>) {
+        for (id, meta) in metas {
+            self.remember_post(&id, meta);
         }
-        let new_keys: HashSet<&str> = msg
-            .outcome
-            .inserted_engagement_keys
-            .iter()
-            .map(String::as_str)
-            .collect();
         let window = self.window_min();
         let max_shares = self.cfg().max_tracked_shares;
         let mut applied = 0u64;
-        for e in &msg.batch.engagements {
-            let key = engagement_key(&self.stream, e.engagement.id.as_deref(), &e.entry_id);
-            if !new_keys.contains(key.as_str()) {
-                continue;
-            }
-            let eng = &e.engagement;
-            let post_id = eng.post_id.as_str();
+        for r in rows {
+            let post_id = r.post_id.as_str();
             if !self.entries.contains_key(post_id) {
                 let meta = self.recent.remove(post_id);
                 let mut tracker = Tracker::new(max_shares);
@@ -293,16 +448,13 @@ impl ViralityTracker {
             let Some(entry) = self.entries.get_mut(post_id) else {
                 continue;
             };
-            let share_id = eng.id.as_deref().unwrap_or(key.as_str());
-            let at = unix_seconds(eng.at);
-            let count = eng.count.unwrap_or(1);
             if entry.tracker.add(
-                Some(share_id),
-                eng.kind,
-                at,
-                eng.actor_followers,
-                eng.via.as_deref(),
-                count,
+                Some(&r.share_id),
+                r.kind,
+                r.at,
+                r.followers,
+                r.via.as_deref(),
+                r.count,
                 window,
             ) {
                 applied += 1;
@@ -310,11 +462,11 @@ impl ViralityTracker {
                 if let Some(meta) = &entry.tracker.meta {
                     let now = Instant::now();
                     if let Some(product) = &meta.product {
-                        bump(&mut self.products, product, at, count, window, now);
+                        bump(&mut self.products, product, r.at, r.count, window, now);
                         self.momentum_dirty.insert(("product", product.clone()));
                     }
                     for tag in &meta.hashtags {
-                        bump(&mut self.hashtags, tag, at, count, window, now);
+                        bump(&mut self.hashtags, tag, r.at, r.count, window, now);
                         self.momentum_dirty.insert(("hashtag", tag.clone()));
                     }
                 }
@@ -324,7 +476,6 @@ impl ViralityTracker {
             }
         }
         metrics::counter!(names::VIRALITY_EVENTS).increment(applied);
-        let _ = EngagementKind::Share;
     }
 
     /// Finishes cascades that went quiet and, past the cap, the least recently active.
@@ -525,55 +676,251 @@ impl ViralityTracker {
         rows
     }
 
-    fn write(&mut self, ctx: &mut Context<Self>) {
-        if self.writing
-            || (self.pending_rows.is_empty()
-                && self.pending_history.is_empty()
-                && self.momentum_dirty.is_empty())
+    /// Takes what is to be written (rows, history, momentum) together with the feed position
+    /// they account for; `None` when there is nothing new.
+    fn take_write(&mut self) -> Option<WriteJob> {
+        let conn = self.leader.as_ref()?.client.clone();
+        if self.pending_rows.is_empty()
+            && self.pending_history.is_empty()
+            && self.momentum_dirty.is_empty()
+            && self.cursor == self.persisted_cursor
         {
+            return None;
+        }
+        Some(WriteJob {
+            conn,
+            rows: self.pending_rows.drain().map(|(_, r)| r).collect(),
+            history: std::mem::take(&mut self.pending_history),
+            momentum: self.momentum_rows(),
+            cursor: self.cursor,
+            holder: self.holder.clone(),
+            epoch: self.epoch,
+        })
+    }
+
+    /// What a write's outcome changes: the persisted position, or the rows queued again.
+    fn written(&mut self, job_epoch: u64, cursor: Option<u64>, result: WriteResult) {
+        if job_epoch != self.epoch {
+            // Written under a leadership this process has since given up: whoever tracks
+            // now rebuilt from what was committed.
             return;
         }
-        self.writing = true;
-        let rows: Vec<CascadeRow> = self.pending_rows.drain().map(|(_, r)| r).collect();
-        let history = std::mem::take(&mut self.pending_history);
-        let momentum = self.momentum_rows();
-        let pool = self.pool.clone();
+        match result {
+            Ok(()) => self.persisted_cursor = cursor,
+            Err((e, rows, history)) => {
+                for row in rows {
+                    self.pending_rows.entry(row.post_id.clone()).or_insert(row);
+                }
+                if self.pending_history.len() < 100_000 {
+                    let mut history = history;
+                    history.append(&mut self.pending_history);
+                    self.pending_history = history;
+                }
+                self.on_leader_error("write", &e);
+            }
+        }
+    }
+
+    fn write(&mut self, ctx: &mut Context<Self>) {
+        // One write at a time; the gate is taken here, before the state is, so writes reach
+        // the database in the order their state was taken.
+        let Ok(guard) = self.write_gate.clone().try_lock_owned() else {
+            return;
+        };
+        let Some(job) = self.take_write() else {
+            return;
+        };
+        let (epoch, cursor) = (job.epoch, job.cursor);
         let started = Instant::now();
         ctx.spawn(
             wrap_future::<_, Self>(async move {
-                let result = write_rows(&pool, &rows, &history, &momentum).await;
-                (result, rows, history)
+                let result = job.run().await;
+                drop(guard);
+                result
             })
-            .map(move |(result, rows, history), this, _| {
-                this.writing = false;
+            .map(move |result, this, _| {
                 metrics::histogram!(names::VIRALITY_TICK_SECONDS).record(started.elapsed());
-                if let Err(e) = result {
-                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "write").increment(1);
-                    tracing::warn!(error = %e, "writing virality state failed; retrying next tick");
-                    for row in rows {
-                        this.pending_rows.entry(row.post_id.clone()).or_insert(row);
-                    }
-                    if this.pending_history.len() < 100_000 {
-                        let mut history = history;
-                        history.append(&mut this.pending_history);
-                        this.pending_history = history;
+                this.written(epoch, cursor, result);
+            }),
+        );
+    }
+
+    /// Counts a failed operation on the tracking connection; gives the tracker up when the
+    /// connection is gone (the lock went with it, another process may hold it already).
+    fn on_leader_error(&mut self, operation: &'static str, e: &anyhow::Error) {
+        metrics::counter!(names::VIRALITY_ERRORS, "operation" => operation).increment(1);
+        if self.leader.as_ref().is_some_and(PgSession::is_closed) {
+            self.step_down("its PostgreSQL connection was lost");
+        } else {
+            tracing::warn!(error = %e, operation, "virality tracker operation failed; retrying");
+        }
+    }
+
+    /// Tries to take the tracker lock (standing by when another process holds it).
+    fn try_take_over(&mut self, ctx: &mut Context<Self>) {
+        if self.retired || self.leader.is_some() || self.acquiring {
+            return;
+        }
+        self.acquiring = true;
+        let standby = self.standby.take().filter(|s| !s.is_closed());
+        let url = self.settings.database.url.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                let session = match standby {
+                    Some(s) => s,
+                    None => PgSession::open(&url).await?,
+                };
+                let locked: bool = session
+                    .client
+                    .lock()
+                    .await
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&TRACKER_LOCK])
+                    .await?
+                    .get(0);
+                anyhow::Ok((session, locked))
+            })
+            .map(|result, this, ctx| {
+                this.acquiring = false;
+                match result {
+                    Ok((session, true)) if !this.retired => this.lead(session, ctx),
+                    // Shutting down meanwhile: dropping the session releases the lock.
+                    Ok((_, true)) => {}
+                    Ok((session, false)) => this.standby = Some(session),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot try the virality tracker lock now")
                     }
                 }
             }),
         );
     }
 
+    /// Becomes the tracking process: rebuilds the active cascades, then reads the feed.
+    fn lead(&mut self, session: PgSession, ctx: &mut Context<Self>) {
+        self.epoch += 1;
+        self.leader = Some(session);
+        self.standby = None;
+        metrics::gauge!(names::VIRALITY_LEADER).set(1.0);
+        metrics::counter!(names::VIRALITY_TAKEOVERS).increment(1);
+        tracing::info!("this process now runs the virality tracker; rebuilding its cascades");
+        self.rebuild(ctx);
+    }
+
+    /// Stops tracking and forgets every cascade; dropping the connection releases the lock,
+    /// and the process that takes over rebuilds from what was committed.
+    fn step_down(&mut self, why: &str) {
+        if self.leader.take().is_some() {
+            if self.retired {
+                tracing::info!(why, "virality tracker handed over");
+            } else {
+                tracing::warn!(
+                    why,
+                    "virality tracker given up; another process takes it over"
+                );
+            }
+        }
+        metrics::gauge!(names::VIRALITY_LEADER).set(0.0);
+        self.epoch += 1;
+        self.ready = false;
+        self.cursor = None;
+        self.persisted_cursor = None;
+        self.polling = None;
+        self.entries.clear();
+        self.dirty.clear();
+        self.recent.clear();
+        self.recent_order.clear();
+        self.pending_rows.clear();
+        self.pending_history.clear();
+        self.products.clear();
+        self.hashtags.clear();
+        self.momentum_dirty.clear();
+        metrics::gauge!(names::VIRALITY_CASCADES).set(0.0);
+    }
+
+    /// Reads the engagements committed since the position and applies them.
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready || self.polling.is_some() {
+            return;
+        }
+        let (Some(session), Some(cursor)) = (&self.leader, self.cursor) else {
+            return;
+        };
+        let conn = session.client.clone();
+        let epoch = self.epoch;
+        self.polling = Some(epoch);
+        ctx.spawn(
+            wrap_future::<_, Self>(async move { read_feed(&conn, cursor).await }).map(
+                move |result, this, ctx| {
+                    if this.epoch != epoch {
+                        return;
+                    }
+                    match result {
+                        Ok(read) => this.feed_read(read, ctx),
+                        Err(e) => {
+                            this.polling = None;
+                            this.on_leader_error("feed", &e);
+                        }
+                    }
+                },
+            ),
+        );
+    }
+
+    /// Applies one read of the feed, looking up the posts it names that are not known yet
+    /// first, then moves the position past it.
+    fn feed_read(&mut self, read: FeedRead, ctx: &mut Context<Self>) {
+        metrics::counter!(names::VIRALITY_FEED_ROWS).increment(read.rows.len() as u64);
+        let unknown = self.unknown_posts(&read.rows);
+        let epoch = self.epoch;
+        if unknown.is_empty() {
+            self.feed_applied(read, Vec::new(), ctx);
+            return;
+        }
+        let pool = self.pool.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move { load_meta(&pool, &unknown).await }).map(
+                move |metas, this, ctx| {
+                    if this.epoch != epoch {
+                        return;
+                    }
+                    let metas = metas.unwrap_or_else(|e| {
+                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup")
+                            .increment(1);
+                        tracing::debug!(error = %e, "post lookup failed; retried per cascade");
+                        Vec::new()
+                    });
+                    this.feed_applied(read, metas, ctx);
+                },
+            ),
+        );
+    }
+
+    fn feed_applied(
+        &mut self,
+        read: FeedRead,
+        metas: Vec<(String, PostMeta)>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.apply_feed(&read.rows, metas);
+        self.cursor = Some(read.upper);
+        self.polling = None;
+        if read.more {
+            ctx.run_later(Duration::ZERO, |this, ctx| this.poll(ctx));
+        }
+    }
+
     fn look_up_meta(&mut self, ctx: &mut Context<Self>) {
         if self.looking_up {
             return;
         }
+        self.ticks += 1;
+        let slow_round = self.ticks.is_multiple_of(SLOW_LOOKUP_TICKS);
         let ids: Vec<String> = self
             .entries
             .iter_mut()
-            .filter(|(_, e)| e.meta_pending && e.meta_lookups < MAX_META_LOOKUPS)
+            .filter(|(_, e)| e.meta_pending && (e.meta_lookups < MAX_META_LOOKUPS || slow_round))
             .take(META_LOOKUPS_PER_TICK)
             .map(|(id, e)| {
-                e.meta_lookups += 1;
+                e.meta_lookups = e.meta_lookups.saturating_add(1);
                 id.clone()
             })
             .collect();
@@ -608,6 +955,9 @@ impl ViralityTracker {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.leader.as_ref().is_some_and(PgSession::is_closed) {
+            self.step_down("its PostgreSQL connection was lost");
+        }
         if !self.ready {
             return;
         }
@@ -644,32 +994,51 @@ impl ViralityTracker {
     }
 
     fn rebuild(&mut self, ctx: &mut Context<Self>) {
-        let pool = self.pool.clone();
+        let Some(session) = &self.leader else {
+            return;
+        };
+        let conn = session.client.clone();
         let settings = self.settings.clone();
-        let stream = self.stream.clone();
+        let epoch = self.epoch;
         ctx.spawn(
-            wrap_future::<_, Self>(async move { load_state(&pool, &settings, &stream).await }).map(
-                |result, this, ctx| match result {
-                    Ok((entries, thresholds)) => {
-                        let n = entries.len();
-                        this.model
-                            .set_thresholds(thresholds, this.cfg().threshold_shares);
-                        for (id, entry) in entries {
-                            this.dirty.insert(id.clone());
-                            this.entries.insert(id, entry);
-                        }
-                        this.ready = true;
-                        let waiting = std::mem::take(&mut this.waiting);
-                        for msg in &waiting {
-                            this.apply(msg);
-                        }
-                        tracing::info!(cascades = n, "virality state rebuilt from PostgreSQL");
+            wrap_future::<_, Self>(async move { load_state(&conn, &settings).await }).map(
+                move |result, this, ctx| {
+                    if this.epoch != epoch {
+                        return;
                     }
-                    Err(e) => {
-                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "rebuild")
-                            .increment(1);
-                        tracing::warn!(error = %e, "rebuilding virality state failed; retrying");
-                        ctx.run_later(Duration::from_secs(1), |this, ctx| this.rebuild(ctx));
+                    match result {
+                        Ok(rebuilt) => {
+                            let n = rebuilt.entries.len();
+                            this.model
+                                .set_thresholds(rebuilt.thresholds, this.cfg().threshold_shares);
+                            for (id, entry) in rebuilt.entries {
+                                this.dirty.insert(id.clone());
+                                this.entries.insert(id, entry);
+                            }
+                            this.cursor = Some(rebuilt.cursor);
+                            this.persisted_cursor = rebuilt.stored_cursor;
+                            this.ready = true;
+                            tracing::info!(
+                                cascades = n,
+                                position = rebuilt.cursor,
+                                "virality state rebuilt from PostgreSQL; reading committed engagements from there"
+                            );
+                            this.poll(ctx);
+                        }
+                        Err(e) => {
+                            metrics::counter!(names::VIRALITY_ERRORS, "operation" => "rebuild")
+                                .increment(1);
+                            if this.leader.as_ref().is_some_and(PgSession::is_closed) {
+                                this.step_down("its PostgreSQL connection was lost");
+                                return;
+                            }
+                            tracing::warn!(error = %e, "rebuilding virality state failed; retrying");
+                            ctx.run_later(Duration::from_secs(1), move |this, ctx| {
+                                if this.epoch == epoch {
+                                    this.rebuild(ctx);
+                                }
+                            });
+                        }
                     }
                 },
             ),
@@ -699,30 +1068,36 @@ impl Actor for ViralityTracker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.rebuild(ctx);
+        metrics::gauge!(names::VIRALITY_LEADER).set(0.0);
+        self.try_take_over(ctx);
+        let takeover = Duration::from_millis(self.cfg().takeover_interval_ms.max(10));
+        ctx.run_interval(takeover, |this, ctx| this.try_take_over(ctx));
         let every = Duration::from_millis(self.cfg().score_interval_ms.max(10));
         ctx.run_interval(every, |this, ctx| this.tick(ctx));
-        ctx.run_interval(THRESHOLD_REFRESH, |this, ctx| this.refresh_thresholds(ctx));
+        let feed = Duration::from_millis(self.cfg().feed_interval_ms.max(10));
+        ctx.run_interval(feed, |this, ctx| this.poll(ctx));
+        ctx.run_interval(THRESHOLD_REFRESH, |this, ctx| {
+            if this.ready {
+                this.refresh_thresholds(ctx);
+            }
+        });
     }
 }
 
 impl Handler<Committed> for ViralityTracker {
     type Result = ();
 
+    /// Engagements come from the feed; a local batch only tells the metadata of its posts.
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
-        if self.ready {
-            self.apply(&msg);
-        } else {
-            if self.waiting.len() >= MAX_WAITING_BATCHES {
-                self.waiting.pop_front();
-                tracing::warn!("virality state still rebuilding; dropped the oldest waiting batch");
-            }
-            self.waiting.push_back(msg);
+        if self.leader.is_some() {
+            self.remember_posts(&msg);
         }
     }
 }
 
-/// Rescores and writes everything now (tests and shutdown).
+/// Rescores and writes everything now, then hands the tracker over: the lock is released so
+/// another process takes over without waiting (shutdown). A standing-by process only stops
+/// trying.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
 pub struct FlushVirality;
@@ -731,20 +1106,35 @@ impl Handler<FlushVirality> for ViralityTracker {
     type Result = actix::ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: FlushVirality, _: &mut Self::Context) -> Self::Result {
-        if self.ready {
-            self.score_dirty();
-        }
-        let rows: Vec<CascadeRow> = self.pending_rows.drain().map(|(_, r)| r).collect();
-        let history = std::mem::take(&mut self.pending_history);
-        let momentum = self.momentum_rows();
-        let pool = self.pool.clone();
+        self.retired = true;
+        self.standby = None;
+        let gate = self.write_gate.clone();
         Box::pin(
-            wrap_future::<_, Self>(async move {
-                if let Err(e) = write_rows(&pool, &rows, &history, &momentum).await {
-                    tracing::warn!(error = %e, "writing virality state failed");
-                }
-            })
-            .map(|_, _, _| ()),
+            // After the write under way, if any, so that this one is the last.
+            wrap_future::<_, Self>(gate.lock_owned())
+                .then(|guard, this, _| {
+                    if this.ready {
+                        this.score_dirty();
+                    }
+                    let job = this.take_write();
+                    wrap_future::<_, Self>(async move {
+                        let outcome = match job {
+                            Some(job) => Some((job.epoch, job.cursor, job.run().await)),
+                            None => None,
+                        };
+                        drop(guard);
+                        outcome
+                    })
+                })
+                .map(|outcome, this, _| {
+                    if let Some((epoch, cursor, result)) = outcome {
+                        if let Err((e, _, _)) = &result {
+                            tracing::warn!(error = %e, "writing virality state at shutdown failed");
+                        }
+                        this.written(epoch, cursor, result);
+                    }
+                    this.step_down("shutting down");
+                }),
         )
     }
 }
@@ -826,32 +1216,119 @@ ON CONFLICT (dimension, key) DO UPDATE SET velocity = EXCLUDED.velocity,
 /// Rows per statement.
 const WRITE_CHUNK: usize = 2_000;
 
+const UPSERT_FEED_POSITION: &str = "
+INSERT INTO virality_feed (id, position, holder, updated_at)
+VALUES (true, $1::text::xid8, $2, now())
+ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, holder = EXCLUDED.holder,
+    updated_at = now()";
+
+/// A failed write gives its rows and history back, to be written next time.
+type WriteResult = Result<(), (anyhow::Error, Vec<CascadeRow>, Vec<HistoryRow>)>;
+
+/// One write: cascades, history and momentum with the feed position they account for, in one
+/// transaction on the lock-holding connection.
+struct WriteJob {
+    conn: Conn,
+    rows: Vec<CascadeRow>,
+    history: Vec<HistoryRow>,
+    momentum: Vec<MomentumRow>,
+    cursor: Option<u64>,
+    holder: String,
+    epoch: u64,
+}
+
+impl WriteJob {
+    async fn run(self) -> WriteResult {
+        match write_rows(
+            &self.conn,
+            &self.rows,
+            &self.history,
+            &self.momentum,
+            self.cursor,
+            &self.holder,
+        )
+        .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, self.rows, self.history)),
+        }
+    }
+}
+
 async fn write_rows(
-    pool: &Pool,
+    conn: &Conn,
     rows: &[CascadeRow],
     history: &[HistoryRow],
     momentum: &[MomentumRow],
+    cursor: Option<u64>,
+    holder: &str,
 ) -> anyhow::Result<()> {
-    if rows.is_empty() && history.is_empty() && momentum.is_empty() {
-        return Ok(());
-    }
-    let client = pool.get().await?;
+    let mut client = conn.lock().await;
+    let tx = client.transaction().await?;
     for chunk in rows.chunks(WRITE_CHUNK) {
-        client
-            .execute(UPSERT_CASCADES, &[&serde_json::to_value(chunk)?])
+        tx.execute(UPSERT_CASCADES, &[&serde_json::to_value(chunk)?])
             .await?;
     }
     for chunk in history.chunks(WRITE_CHUNK) {
-        client
-            .execute(INSERT_HISTORY, &[&serde_json::to_value(chunk)?])
+        tx.execute(INSERT_HISTORY, &[&serde_json::to_value(chunk)?])
             .await?;
     }
     for chunk in momentum.chunks(WRITE_CHUNK) {
-        client
-            .execute(UPSERT_MOMENTUM, &[&serde_json::to_value(chunk)?])
+        tx.execute(UPSERT_MOMENTUM, &[&serde_json::to_value(chunk)?])
             .await?;
     }
+    if let Some(cursor) = cursor {
+        tx.execute(UPSERT_FEED_POSITION, &[&cursor.to_string(), &holder])
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// The id below which every transaction has ended: the oldest one still running.
+async fn horizon(client: &tokio_postgres::Client) -> anyhow::Result<u64> {
+    let row = client
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        .await?;
+    Ok(row.get::<_, String>(0).parse()?)
+}
+
+/// One read of the feed: the rows of the transactions in `[position, upper)`, and whether
+/// more ended transactions lie beyond `upper`.
+struct FeedRead {
+    rows: Vec<FeedRow>,
+    upper: u64,
+    more: bool,
+}
+
+/// Reads the engagements committed by transactions from `cursor` up to the oldest one still
+/// running (at most [`FEED_XID_SPAN`] ids): every transaction in that range has ended, so
+/// what it committed is visible now and nothing will be added to the range later.
+async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
+    let client = conn.lock().await;
+    let horizon = horizon(&client).await?;
+    if horizon <= cursor {
+        return Ok(FeedRead {
+            rows: Vec::new(),
+            upper: cursor,
+            more: false,
+        });
+    }
+    let upper = horizon.min(cursor.saturating_add(FEED_XID_SPAN));
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {FEED_COLUMNS} FROM engagements
+                 WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 ORDER BY at, key"
+            ),
+            &[&cursor.to_string(), &upper.to_string()],
+        )
+        .await?;
+    Ok(FeedRead {
+        rows: rows.iter().map(feed_row).collect(),
+        upper,
+        more: upper < horizon,
+    })
 }
 
 /// Thresholds learned from finished cascades (feedback outcomes win over observed counts):
@@ -939,13 +1416,49 @@ async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(String, P
         .collect())
 }
 
-type Rebuilt = (Vec<(String, Entry)>, BTreeMap<String, f64>);
+/// What a takeover starts from.
+struct Rebuilt {
+    entries: Vec<(String, Entry)>,
+    thresholds: BTreeMap<String, f64>,
+    /// Where the feed resumes: the stored position, or the present on a first start.
+    cursor: u64,
+    /// The stored position, if any.
+    stored_cursor: Option<u64>,
+}
 
 /// Finishes cascades that went quiet while no process tracked them, then rebuilds the
-/// active ones from their stored engagements.
-async fn load_state(pool: &Pool, settings: &Settings, stream: &str) -> anyhow::Result<Rebuilt> {
+/// active ones from their engagements before the stored feed position (the ones after it
+/// come through the feed).
+async fn load_state(conn: &Conn, settings: &Settings) -> anyhow::Result<Rebuilt> {
     let v = &settings.virality;
-    let client = pool.get().await?;
+    let client = conn.lock().await;
+    let now_horizon = horizon(&client).await?;
+    let stored: Option<u64> = client
+        .query_opt("SELECT position::text FROM virality_feed", &[])
+        .await?
+        .map(|r| r.get::<_, String>(0).parse())
+        .transpose()?;
+    let cursor = match stored {
+        Some(position) if position <= now_horizon => position,
+        Some(position) => {
+            // Transaction ids went back (the database was restored elsewhere): ids stored
+            // with old rows mean nothing here. Those rows count for rebuilds only; the feed
+            // starts from now.
+            tracing::warn!(
+                position,
+                horizon = now_horizon,
+                "stored virality feed position is ahead of this database's transactions; restarting the feed from now"
+            );
+            client
+                .execute(
+                    "UPDATE engagements SET tx = NULL WHERE tx >= $1::text::xid8",
+                    &[&now_horizon.to_string()],
+                )
+                .await?;
+            now_horizon
+        }
+        None => now_horizon,
+    };
     let expiry = v.inactive_expiry_secs as f64;
     client
         .execute(
@@ -995,45 +1508,39 @@ async fn load_state(pool: &Pool, settings: &Settings, stream: &str) -> anyhow::R
     }
     let ids: Vec<String> = entries.keys().cloned().collect();
     for chunk in ids.chunks(REBUILD_CHUNK) {
+        // Rows without a transaction id predate the feed; all of them are before it.
         let rows = client
             .query(
-                "SELECT post_id, key, kind, at, actor_followers, via, count
-                 FROM engagements WHERE post_id = ANY($1) ORDER BY at, key",
-                &[&chunk],
+                &format!(
+                    "SELECT {FEED_COLUMNS} FROM engagements
+                     WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8)
+                     ORDER BY at, key"
+                ),
+                &[&chunk, &cursor.to_string()],
             )
             .await?;
         for row in rows {
-            let post_id: String = row.get(0);
-            let Some(entry) = entries.get_mut(&post_id) else {
+            let r = feed_row(&row);
+            let Some(entry) = entries.get_mut(&r.post_id) else {
                 continue;
             };
-            let key: String = row.get(1);
-            let kind: String = row.get(2);
-            let at: DateTime<Utc> = row.get(3);
-            let followers: Option<i64> = row.get(4);
-            let via: Option<String> = row.get(5);
-            let count: i32 = row.get(6);
-            let kind = match kind.as_str() {
-                "share" => EngagementKind::Share,
-                "like" => EngagementKind::Like,
-                "comment" => EngagementKind::Comment,
-                _ => EngagementKind::View,
-            };
-            // The live path names a share by its producer id, else by its key.
-            let share_id = key.strip_prefix("id:").unwrap_or(&key);
             entry.tracker.add(
-                Some(share_id),
-                kind,
-                unix_seconds(at),
-                followers.and_then(|f| u64::try_from(f).ok()),
-                via.as_deref(),
-                u32::try_from(count).unwrap_or(1),
+                Some(&r.share_id),
+                r.kind,
+                r.at,
+                r.followers,
+                r.via.as_deref(),
+                r.count,
                 window,
             );
         }
     }
-    let _ = stream;
     let thresholds =
         learned_thresholds(&client, v.threshold_quantile, v.threshold_min_history).await?;
-    Ok((entries.into_iter().collect(), thresholds))
+    Ok(Rebuilt {
+        entries: entries.into_iter().collect(),
+        thresholds,
+        cursor,
+        stored_cursor: stored.filter(|p| *p == cursor),
+    })
 }

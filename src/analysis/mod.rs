@@ -26,7 +26,7 @@ pub trait Analyzer: Send + 'static {
 
 /// Probabilities at which a post counts as offensive (toxicity) or hateful (hate), as tuned
 /// for each backend; evaluation and badges use them.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct DecisionThresholds {
     pub offensive: f32,
     pub hate: f32,

@@ -19,7 +19,7 @@ const ID_HEX: usize = 12;
 const SECRET_HEX: usize = 64;
 
 /// A key as listed: everything but its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -31,7 +31,7 @@ pub struct KeyInfo {
 }
 
 /// A freshly created key: the one time its full text exists outside the caller's hands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewKey {
     #[serde(flatten)]
     pub info: KeyInfo,

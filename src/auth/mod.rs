@@ -19,7 +19,7 @@ pub use self::registry::Authenticator;
 
 /// What a key may do. `admin` may do everything; `analyst` reads (REST, WebSocket) and
 /// works alerts; `ingest` only appends events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Ingest,

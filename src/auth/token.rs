@@ -25,9 +25,10 @@ pub struct Claims {
 }
 
 /// A token handed to a client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Issued {
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
     pub expires_in: u64,
     pub expires_at: DateTime<Utc>,

@@ -2,12 +2,14 @@
 //! and alerts (`/api/v1/alerts`: list with filters and pagination, acknowledge, resolve).
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::sql::Conditions;
+use super::error::{ApiError, ErrorBody};
+use super::filters;
+use super::sql::{self, Conditions};
 use super::AppState;
 use crate::actors::alerter::{AlertRule, KINDS, RULE_COLUMNS};
 
@@ -24,23 +26,132 @@ const DEFAULT_PAGE: i64 = 50;
 /// Largest page of the alert list.
 const MAX_PAGE: i64 = 500;
 
-/// A rule as clients write it; on update every field is optional.
-#[derive(Debug, Default, Deserialize)]
+/// A rule as clients write it; on update every field is optional. On create `name` and
+/// `kind` are required.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
+    /// 1 to 200 bytes, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(value_type = Option<RuleKind>)]
     pub kind: Option<String>,
+    /// Default `overall`.
+    #[schema(value_type = Option<RuleDimension>)]
     pub dimension: Option<String>,
+    /// The key watched within the dimension; null watches every key.
     pub key: Option<Option<String>>,
+    /// 1 to 1440 (default 5).
+    #[schema(minimum = 1, maximum = 1440)]
     pub window_minutes: Option<i32>,
+    /// A finite number (default 0.5).
     pub threshold: Option<f64>,
+    /// At least 0 (default 20).
+    #[schema(minimum = 0)]
     pub min_volume: Option<i64>,
+    /// 1 to 10080 (default 60).
+    #[schema(minimum = 1, maximum = 10080)]
     pub baseline_minutes: Option<i32>,
+    /// A finite number, at least 0 (default 3).
+    #[schema(minimum = 0.0)]
     pub k: Option<f64>,
+    /// At least 1 (default 6).
+    #[schema(minimum = 1)]
     pub min_baseline_points: Option<i32>,
+    /// Default `warning`.
+    #[schema(value_type = Option<Severity>)]
     pub severity: Option<String>,
+    /// At least 0 (default 900).
+    #[schema(minimum = 0)]
     pub cooldown_secs: Option<i32>,
     pub enabled: Option<bool>,
+}
+
+/// The body of `POST /api/v1/alert-rules`: a [`RuleInput`] whose `name` and `kind` are
+/// required (the handler answers 400 without them). Only a schema: the handler reads a
+/// [`RuleInput`].
+pub struct NewRule;
+
+impl utoipa::PartialSchema for NewRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        let RefOr::T(Schema::Object(mut object)) = <RuleInput as utoipa::PartialSchema>::schema()
+        else {
+            panic!("the schema of RuleInput is not an object");
+        };
+        object.required = vec!["name".into(), "kind".into()];
+        object.properties.insert(
+            "name".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(200))
+                .pattern(Some("\\S"))
+                .description(Some("1 to 200 bytes, not blank."))
+                .into(),
+        );
+        object.properties.insert(
+            "kind".into(),
+            Ref::from_schema_name(<RuleKind as ToSchema>::name()).into(),
+        );
+        object.description = Some(
+            "A new rule: `name` and `kind` are required, every other field has a default.".into(),
+        );
+        object.into()
+    }
+}
+
+impl ToSchema for NewRule {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <RuleInput as ToSchema>::schemas(schemas);
+    }
+}
+
+/// What a rule watches for (the stored `kind`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Negativity,
+    Churn,
+    VolumeSpike,
+    SentimentDip,
+    Toxicity,
+}
+
+/// The dimension a rule watches.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleDimension {
+    Overall,
+    Platform,
+    City,
+    Country,
+    Product,
+    Channel,
+}
+
+/// How urgent a rule's alerts are.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Acknowledged,
+    Resolved,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -54,6 +165,12 @@ impl RuleInput {
             if name.trim().is_empty() || name.len() > 200 {
                 return Err(invalid("name must be 1 to 200 bytes"));
             }
+        }
+        if let Some(field) = sql::unstorable([
+            ("name", self.name.as_deref()),
+            ("key", self.key.as_ref().and_then(|k| k.as_deref())),
+        ]) {
+            return Err(invalid(format!("{field} must not contain NUL characters")));
         }
         if let Some(kind) = &self.kind {
             if !KINDS.contains(&kind.as_str()) {
@@ -112,7 +229,23 @@ async fn fetch_rule(client: &tokio_postgres::Client, id: i64) -> Result<AlertRul
         .ok_or_else(|| ApiError::not_found(format!("no alert rule {id}")))
 }
 
+/// Every alert rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    /// Oldest first.
+    pub items: Vec<AlertRule>,
+}
+
 /// Every rule, oldest first.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "List alert rules",
+    responses(
+        (status = 200, description = "Every rule, oldest first", body = RuleList),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/alert-rules")]
 pub async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
@@ -125,10 +258,24 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         .iter()
         .map(AlertRule::from_row)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": rules})))
+    Ok(HttpResponse::Ok().json(RuleList { items: rules }))
 }
 
 /// Creates a rule; `name` and `kind` are required, the rest have defaults.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "Create an alert rule",
+    request_body = NewRule,
+    responses(
+        (status = 201, description = "The rule as stored", body = AlertRule),
+        (status = 400, description = "A missing or invalid field (`invalid_rule`) or a body \
+            that is not a rule (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/alert-rules")]
 pub async fn create_rule(
     state: web::Data<AppState>,
@@ -200,6 +347,18 @@ async fn apply(
 }
 
 /// One rule.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "One alert rule",
+    params(("id" = i64, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The rule", body = AlertRule),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No rule with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/alert-rules/{id}")]
 pub async fn get_rule(
     state: web::Data<AppState>,
@@ -210,6 +369,22 @@ pub async fn get_rule(
 }
 
 /// Updates the given fields of a rule.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "Update an alert rule",
+    params(("id" = i64, Path, description = "The rule's id")),
+    request_body(content = RuleInput, description = "The fields to change; absent fields keep their value"),
+    responses(
+        (status = 200, description = "The rule as stored", body = AlertRule),
+        (status = 400, description = "The id is not an integer (`invalid_path`), an invalid \
+            field (`invalid_rule`) or a body that is not a rule (`invalid_json`)", body = ErrorBody),
+        (status = 404, description = "No rule with this id", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[patch("/api/v1/alert-rules/{id}")]
 pub async fn update_rule(
     state: web::Data<AppState>,
@@ -222,6 +397,18 @@ pub async fn update_rule(
 }
 
 /// Deletes a rule; its alerts stay, without a rule.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "Delete an alert rule",
+    params(("id" = i64, Path, description = "The rule's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No rule with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[delete("/api/v1/alert-rules/{id}")]
 pub async fn delete_rule(
     state: web::Data<AppState>,
@@ -238,6 +425,18 @@ pub async fn delete_rule(
 }
 
 /// Enables a rule.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "Enable an alert rule",
+    params(("id" = i64, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The rule as stored", body = AlertRule),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No rule with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/alert-rules/{id}/enable")]
 pub async fn enable_rule(
     state: web::Data<AppState>,
@@ -247,6 +446,18 @@ pub async fn enable_rule(
 }
 
 /// Disables a rule.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "Disable an alert rule",
+    params(("id" = i64, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The rule as stored", body = AlertRule),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No rule with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/alert-rules/{id}/disable")]
 pub async fn disable_rule(
     state: web::Data<AppState>,
@@ -265,38 +476,98 @@ async fn set_enabled(state: &AppState, id: i64, enabled: bool) -> Result<HttpRes
 }
 
 /// Filters of the alert list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
+    #[param(value_type = Option<AlertStatus>, inline)]
     pub status: Option<String>,
+    /// The rule kind (an unknown kind matches nothing).
     pub kind: Option<String>,
+    /// The severity (an unknown severity matches nothing).
     pub severity: Option<String>,
+    /// The dimension (an unknown dimension matches nothing).
     pub dimension: Option<String>,
     pub key: Option<String>,
     pub rule_id: Option<i64>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only alerts with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,
+}
+
+/// An alert a rule raised.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertView {
+    pub id: i64,
+    /// The rule that raised it; null once the rule is deleted.
+    pub rule_id: Option<i64>,
+    pub rule_name: String,
+    #[schema(value_type = RuleKind)]
+    pub kind: String,
+    #[schema(value_type = Severity)]
+    pub severity: String,
+    #[schema(value_type = RuleDimension)]
+    pub dimension: String,
+    /// The key within the dimension (empty for `overall`).
+    pub key: String,
+    #[schema(value_type = AlertStatus)]
+    pub status: String,
+    /// The figure that crossed the threshold.
+    pub value: f64,
+    pub threshold: f64,
+    /// What the rule saw when it fired (figures depend on the kind).
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    pub fired_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A page of alerts, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertPage {
+    pub items: Vec<AlertView>,
+    /// Pass as `before` for the next page; null on the last page.
+    pub next_before: Option<i64>,
 }
 
 const ALERT_COLUMNS: &str =
     "id, rule_id, rule_name, kind, severity, dimension, key, status, value, \
     threshold, evidence, fired_at, acknowledged_at, resolved_at";
 
-fn alert_json(r: &tokio_postgres::Row) -> serde_json::Value {
-    json!({
-        "id": r.get::<_, i64>(0), "rule_id": r.get::<_, Option<i64>>(1), "rule_name": r.get::<_, String>(2),
-        "kind": r.get::<_, String>(3), "severity": r.get::<_, String>(4),
-        "dimension": r.get::<_, String>(5), "key": r.get::<_, String>(6),
-        "status": r.get::<_, String>(7), "value": r.get::<_, f64>(8), "threshold": r.get::<_, f64>(9),
-        "evidence": r.get::<_, serde_json::Value>(10),
-        "fired_at": r.get::<_, chrono::DateTime<chrono::Utc>>(11),
-        "acknowledged_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(12),
-        "resolved_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(13),
-    })
+fn alert_json(r: &tokio_postgres::Row) -> AlertView {
+    AlertView {
+        id: r.get(0),
+        rule_id: r.get(1),
+        rule_name: r.get(2),
+        kind: r.get(3),
+        severity: r.get(4),
+        dimension: r.get(5),
+        key: r.get(6),
+        status: r.get(7),
+        value: r.get(8),
+        threshold: r.get(9),
+        evidence: r.get(10),
+        fired_at: r.get(11),
+        acknowledged_at: r.get(12),
+        resolved_at: r.get(13),
+    }
 }
 
 /// Alerts, newest first.
+#[utoipa::path(
+    tag = "alerts",
+    summary = "List alerts",
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "A page of alerts, newest first", body = AlertPage),
+        (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/alerts")]
 pub async fn list_alerts(
     state: web::Data<AppState>,
@@ -309,6 +580,14 @@ pub async fn list_alerts(
             "invalid_query",
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
+    }
+    if let Some(name) = sql::unstorable([
+        ("kind", q.kind.as_deref()),
+        ("severity", q.severity.as_deref()),
+        ("dimension", q.dimension.as_deref()),
+        ("key", q.key.as_deref()),
+    ]) {
+        return Err(filters::nul_in_query(name));
     }
     if q.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
         return Err(ApiError::bad_request(
@@ -343,16 +622,30 @@ pub async fn list_alerts(
     let refs = conditions.params();
     let rows = client.query(&sql, &refs).await?;
     let has_more = rows.len() as i64 > limit;
-    let items: Vec<serde_json::Value> = rows.iter().take(limit as usize).map(alert_json).collect();
+    let items: Vec<AlertView> = rows.iter().take(limit as usize).map(alert_json).collect();
     let next_before = if has_more {
-        items.last().and_then(|a| a["id"].as_i64())
+        items.last().map(|a| a.id)
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_before": next_before})))
+    Ok(HttpResponse::Ok().json(AlertPage { items, next_before }))
 }
 
 /// Acknowledges a firing alert (someone is on it).
+#[utoipa::path(
+    tag = "alerts",
+    operation_id = "acknowledge_alert",
+    summary = "Acknowledge an alert",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert, now acknowledged", body = AlertView),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No alert with this id", body = ErrorBody),
+        (status = 409, description = "The alert is not firing (`invalid_transition`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/alerts/{id}/ack")]
 pub async fn acknowledge(
     state: web::Data<AppState>,
@@ -367,6 +660,20 @@ pub async fn acknowledge(
 }
 
 /// Resolves an alert by hand.
+#[utoipa::path(
+    tag = "alerts",
+    operation_id = "resolve_alert",
+    summary = "Resolve an alert",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert, now resolved", body = AlertView),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No alert with this id", body = ErrorBody),
+        (status = 409, description = "The alert is already resolved (`invalid_transition`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/alerts/{id}/resolve")]
 pub async fn resolve(
     state: web::Data<AppState>,
@@ -398,4 +705,73 @@ async fn transition(state: &AppState, id: i64, sql: &str) -> Result<HttpResponse
         ));
     }
     Ok(HttpResponse::Ok().json(alert_json(&row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names an enum serialises to, in declaration order.
+    fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| {
+                serde_json::to_value(v)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn documented_enums_are_the_validated_values() {
+        use RuleDimension as D;
+        use RuleKind as K;
+        assert_eq!(
+            names(&[
+                K::Negativity,
+                K::Churn,
+                K::VolumeSpike,
+                K::SentimentDip,
+                K::Toxicity
+            ]),
+            KINDS
+        );
+        assert_eq!(
+            names(&[
+                D::Overall,
+                D::Platform,
+                D::City,
+                D::Country,
+                D::Product,
+                D::Channel
+            ]),
+            DIMENSIONS
+        );
+        assert_eq!(
+            names(&[Severity::Info, Severity::Warning, Severity::Critical]),
+            SEVERITIES
+        );
+        assert_eq!(
+            names(&[
+                AlertStatus::Firing,
+                AlertStatus::Acknowledged,
+                AlertStatus::Resolved
+            ]),
+            STATUSES
+        );
+    }
+
+    #[test]
+    fn a_new_rule_requires_name_and_kind() {
+        let schema = serde_json::to_value(<NewRule as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["name", "kind"]));
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"]["kind"]["$ref"],
+            "#/components/schemas/RuleKind"
+        );
+    }
 }

@@ -3,26 +3,80 @@
 //! stream. Nothing is stored.
 
 use actix_web::{post, web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::actors::messages::AnalyzeTexts;
+use crate::analysis::DecisionThresholds;
 use crate::models::event::MAX_TEXT_BYTES;
+use crate::models::{Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore};
 use crate::telemetry::names;
 
 /// Most texts in one request; larger jobs belong on the stream.
 pub const MAX_TEXTS: usize = 256;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
+    /// 1 to 256 texts of at most 20,000 bytes each.
+    #[schema(min_items = 1, max_items = 256)]
     pub texts: Vec<String>,
 }
 
+/// The sentiment of a text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SentimentView {
+    pub label: SentimentLabel,
+    pub score: SentimentScore,
+}
+
+/// What the analyzer says about one text, with the backend's decisions applied.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TextAnalysis {
+    pub sentiment: SentimentView,
+    pub emotions: EmotionScores,
+    /// The dominant emotion; null when no emotion scores above zero.
+    pub emotion: Option<Emotion>,
+    pub toxicity: Probability,
+    /// Whether `toxicity` reaches the backend's offensive threshold.
+    pub offensive: bool,
+    pub hate: Probability,
+    /// Whether `hate` reaches the backend's hate threshold.
+    pub hateful: bool,
+    pub churn_risk: Probability,
+    /// Name and version of the model that produced it.
+    pub model: String,
+}
+
+/// The answer: one analysis per text, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyzeResponse {
+    /// The model of the first analysis (every text of a request goes to one backend).
+    pub model: Option<String>,
+    pub thresholds: DecisionThresholds,
+    pub analyses: Vec<TextAnalysis>,
+}
+
 /// Analyses up to [`MAX_TEXTS`] texts and returns one analysis per text, in order.
+#[utoipa::path(
+    tag = "analysis",
+    summary = "Analyse texts synchronously",
+    request_body = AnalyzeRequest,
+    responses(
+        (status = 200, description = "One analysis per text, in order", body = AnalyzeResponse),
+        (status = 400, description = "Not valid JSON for this body (`invalid_json`), no texts \
+            (`empty_batch`), more than 256 texts (`too_many_texts`) or a text longer than 20,000 \
+            bytes (`text_too_long`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "The analyzer failed", body = ErrorBody),
+        (status = 503, description = "No analyzer in this process, or it is restarting", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/analyze")]
 pub async fn analyze(
     state: web::Data<AppState>,
@@ -65,26 +119,27 @@ pub async fn analyze(
         .map_err(|e| ApiError::internal(format!("analysis failed: {}", e.0)))?;
     metrics::counter!(names::HTTP_ANALYZED_TEXTS).increment(n as u64);
     let thresholds = reply.thresholds;
-    let analyses: Vec<serde_json::Value> = reply
+    let analyses: Vec<TextAnalysis> = reply
         .analyses
         .iter()
-        .map(|a| {
-            json!({
-                "sentiment": {"label": a.sentiment_label, "score": a.sentiment_score},
-                "emotions": a.emotions,
-                "emotion": a.emotions.dominant(),
-                "toxicity": a.toxicity,
-                "offensive": a.toxicity.get() >= thresholds.offensive,
-                "hate": a.hate,
-                "hateful": a.hate.get() >= thresholds.hate,
-                "churn_risk": a.churn_risk,
-                "model": a.model,
-            })
+        .map(|a| TextAnalysis {
+            sentiment: SentimentView {
+                label: a.sentiment_label,
+                score: a.sentiment_score,
+            },
+            emotions: a.emotions,
+            emotion: a.emotions.dominant(),
+            toxicity: a.toxicity,
+            offensive: a.toxicity.get() >= thresholds.offensive,
+            hate: a.hate,
+            hateful: a.hate.get() >= thresholds.hate,
+            churn_risk: a.churn_risk,
+            model: a.model.clone(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "model": reply.analyses.first().map(|a| a.model.as_str()),
-        "thresholds": thresholds,
-        "analyses": analyses,
-    })))
+    Ok(HttpResponse::Ok().json(AnalyzeResponse {
+        model: reply.analyses.first().map(|a| a.model.clone()),
+        thresholds,
+        analyses,
+    }))
 }

@@ -4,10 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::auth::{keys, AuthError, Principal, Role};
 use crate::telemetry::names;
@@ -17,24 +17,70 @@ const MAX_NAME_BYTES: usize = 128;
 /// Most audit records per page.
 const MAX_AUDIT_PAGE: i64 = 500;
 
+/// How this server authenticates.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Everyone is an admin: no credentials are asked for.
+    Open,
+    /// API keys and bearer tokens are required.
+    Token,
+}
+
+/// `GET /api/v1/auth/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthStatus {
+    pub mode: AuthMode,
+    /// Lifetime of the tokens `POST /api/v1/auth/token` issues.
+    pub token_ttl_secs: u64,
+}
+
 /// Whether this server asks for credentials, so the dashboard knows to show a sign-in or
 /// the open-server warning.
+#[utoipa::path(
+    tag = "auth",
+    summary = "Whether the server requires credentials",
+    security(()),
+    responses(
+        (status = 200, description = "The authentication mode", body = AuthStatus),
+        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/auth/status")]
 pub async fn auth_status(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "mode": if state.auth.is_some() { "token" } else { "open" },
-        "token_ttl_secs": state.settings.auth.token_ttl_secs,
-    }))
+    HttpResponse::Ok().json(AuthStatus {
+        mode: if state.auth.is_some() {
+            AuthMode::Token
+        } else {
+            AuthMode::Open
+        },
+        token_ttl_secs: state.settings.auth.token_ttl_secs,
+    })
 }
 
 /// The token exchange's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub api_key: String,
 }
 
 /// Exchanges an API key for an access token (`Authorization: Bearer <token>`).
+#[utoipa::path(
+    tag = "auth",
+    summary = "Exchange an API key for an access token",
+    security(()),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "A bearer token for the key's role", body = crate::auth::token::Issued),
+        (status = 400, description = "Not a token request (`invalid_json`), or the server runs open (`auth_disabled`)", body = ErrorBody),
+        (status = 401, description = "The key is unknown, wrong (`invalid_api_key`) or revoked (`revoked_api_key`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "Keys cannot be checked now", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/auth/token")]
 pub async fn token(
     state: web::Data<AppState>,
@@ -70,23 +116,53 @@ fn principal(req: &HttpRequest) -> Principal {
         .unwrap_or_else(Principal::open)
 }
 
+/// `GET /api/v1/admin/keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub items: Vec<keys::KeyInfo>,
+}
+
 /// Every API key, without secrets.
+#[utoipa::path(
+    tag = "admin",
+    summary = "List API keys",
+    responses(
+        (status = 200, description = "Every key, newest first, without secrets", body = KeyList),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/admin/keys")]
 pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let items = keys::list(&**client).await.map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(KeyList { items }))
 }
 
 /// A new key's role and name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
+    #[schema(value_type = Role)]
     pub role: String,
+    /// A label for people, at most 128 bytes.
     pub name: Option<String>,
 }
 
 /// Creates a key. The response holds the key itself, the only time it is shown.
+#[utoipa::path(
+    tag = "admin",
+    summary = "Create an API key",
+    request_body = NewKeyRequest,
+    responses(
+        (status = 201, description = "The key, shown this once", body = keys::NewKey),
+        (status = 400, description = "Unknown role or bad name (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/admin/keys")]
 pub async fn create_key(
     req: HttpRequest,
@@ -113,6 +189,18 @@ pub async fn create_key(
 
 /// Revokes a key: its tokens and direct uses stop working in every process within
 /// `auth.key_refresh_secs` (at once in this one).
+#[utoipa::path(
+    tag = "admin",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No active key with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+    )
+)]
 #[delete("/api/v1/admin/keys/{id}")]
 pub async fn revoke_key(
     req: HttpRequest,
@@ -134,18 +222,45 @@ pub async fn revoke_key(
 }
 
 /// Filters of the audit listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// e.g. `rule.create`, `webhook.delete`, `key.revoke`.
     pub action: Option<String>,
+    /// e.g. `key:<id>` or `cli:<user>`.
     pub actor: Option<String>,
+    /// `attempted`, `succeeded`, `failed` or `denied`.
     pub outcome: Option<String>,
+    /// Only records at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
+    /// Only records with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
+/// `GET /api/v1/admin/audit`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<crate::audit::Record>,
+    /// Pass as `before` for the next page; null on the last.
+    pub next_before: Option<i64>,
+}
+
 /// The audit log, newest first, with keyset pagination (`next_before`).
+#[utoipa::path(
+    tag = "admin",
+    summary = "The audit log of admin changes",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Records, newest first", body = AuditPage),
+        (status = 400, description = "A bad filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/admin/audit")]
 pub async fn audit_log(
     state: web::Data<AppState>,
@@ -175,5 +290,5 @@ pub async fn audit_log(
     let next_before = (items.len() as i64 == limit)
         .then(|| items.last().map(|r| r.id))
         .flatten();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_before": next_before })))
+    Ok(HttpResponse::Ok().json(AuditPage { items, next_before }))
 }

@@ -3,7 +3,31 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{error, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// The body of every 4xx and 5xx response; the OpenAPI document's `ErrorBody` is this type, so
+/// the documented shape and the one sent cannot differ.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code to branch on, a message for people, structured details.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_query`, `not_found`, `unavailable`.
+    #[schema(example = "invalid_query")]
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Structured details (which field, which limit); `{}` when there are none.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
 
 /// An API error with its HTTP status, a stable machine-readable code and details.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +81,15 @@ impl ApiError {
         self
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+    /// The JSON body, in the documented [`ErrorBody`] shape.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
     }
 }
 

@@ -1,11 +1,18 @@
 //! `POST /api/v1/events`: producers without a Redis client push the same JSON they would
 //! XADD. A request is all-or-nothing: if any event is invalid, none is appended and the
 //! response lists every invalid index with its reason.
+//!
+//! Each event is judged on its own bytes by the stream's decoder and appended as sent, so the
+//! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
+//! its content later.
 
 use actix_web::{post, web, HttpResponse};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
-use super::error::{payload_error, ApiError};
+use super::error::{payload_error, ApiError, ErrorBody};
 use super::AppState;
 use crate::models::Event;
 use crate::telemetry::names;
@@ -13,7 +20,69 @@ use crate::telemetry::names;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The schema of what `POST /api/v1/events` takes: one event, or a non-empty array of events
+/// (at most `http.max_events_per_request`). The handler reads each element as an [`Event`], so
+/// this schema is built from [`Event`]'s.
+pub struct EventsInput;
+
+impl utoipa::PartialSchema for EventsInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        use utoipa::openapi::Ref;
+        let event = || Ref::from_schema_name(Event::name());
+        OneOfBuilder::new()
+            .item(event())
+            .item(ArrayBuilder::new().items(event()).min_items(Some(1)))
+            .description(Some(
+                "One event, or an array of at least one event (at most \
+                 `http.max_events_per_request`)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for EventsInput {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            Event::name().into(),
+            <Event as utoipa::PartialSchema>::schema(),
+        ));
+        <Event as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The answer to an accepted request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsAccepted {
+    /// Events appended to the stream.
+    pub accepted: usize,
+    /// Their stream entry ids, in request order.
+    pub ids: Vec<String>,
+}
+
 /// Appends one event or an array of events to the stream.
+#[utoipa::path(
+    tag = "events",
+    operation_id = "append_events",
+    summary = "Append events to the stream",
+    request_body(content = EventsInput, content_type = "application/json",
+        description = "One event or an array of events; all-or-nothing"),
+    responses(
+        (status = 202, description = "Every event was appended", body = EventsAccepted),
+        (status = 400, description = "Not JSON (`invalid_json`), not an event or array \
+            (`invalid_event`, `details.errors` lists each invalid index), or empty (`empty_batch`)",
+            body = ErrorBody),
+        (status = 413, description = "Body larger than 8 MiB (`payload_too_large`) or more \
+            events than allowed (`too_many_events`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/events")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -27,18 +96,7 @@ pub async fn create(
         )
     })?;
     let bytes = bytes.map_err(payload_error)?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-    let items = match value {
-        Value::Array(items) => items,
-        single @ Value::Object(_) => vec![single],
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_event",
-                "expected an event object or an array of events",
-            ))
-        }
-    };
+    let items = split_events(&bytes)?;
     let max = state.settings.http.max_events_per_request;
     if items.is_empty() {
         return Err(ApiError::bad_request(
@@ -58,8 +116,8 @@ pub async fn create(
     let mut encoded = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        match Event::from_value(item) {
-            Ok(event) => encoded.push(serde_json::to_string(&event).map_err(ApiError::internal)?),
+        match Event::from_slice(item.get().as_bytes()) {
+            Ok(_) => encoded.push(item.get()),
             Err(e) => {
                 errors.push(json!({"index": index, "code": e.class(), "reason": e.to_string()}))
             }
@@ -80,5 +138,90 @@ pub async fn create(
     let stream = state.settings.redis.stream.as_str();
     let ids = crate::producer::xadd_events(&state.redis, stream, &encoded).await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
-    Ok(HttpResponse::Accepted().json(json!({"accepted": ids.len(), "ids": ids})))
+    Ok(HttpResponse::Accepted().json(EventsAccepted {
+        accepted: ids.len(),
+        ids,
+    }))
+}
+
+/// Splits a request body, one event object or an array of them, into each event's own JSON
+/// text, as the client wrote it (surrounding whitespace aside).
+///
+/// The events are not parsed into `serde_json::Value`s: a `Value` silently keeps the last of
+/// two equal keys, which the stream's decoder refuses, and an event encoded again from one can
+/// grow past the stream's size limit (control characters come back as six-byte escapes).
+pub fn split_events(body: &[u8]) -> Result<Vec<&RawValue>, ApiError> {
+    let invalid_json = |e: serde_json::Error| ApiError::bad_request("invalid_json", e.to_string());
+    let whole: &RawValue = serde_json::from_slice(body).map_err(invalid_json)?;
+    match whole.get().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(whole.get()).map_err(invalid_json),
+        Some(b'{') => Ok(vec![whole]),
+        _ => Err(ApiError::bad_request(
+            "invalid_event",
+            "expected an event object or an array of events",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::event::MAX_EVENT_BYTES;
+    use crate::models::EventError;
+
+    const ENGAGEMENT: &str =
+        r#"{"type":"engagement","post_id":"p1","kind":"like","at":"2026-01-01T00:00:00Z"}"#;
+
+    fn texts(body: &str) -> Vec<String> {
+        let items = split_events(body.as_bytes()).unwrap();
+        items.iter().map(|item| item.get().to_string()).collect()
+    }
+
+    #[test]
+    fn splits_one_event_or_an_array_into_the_texts_sent() {
+        assert_eq!(texts(&format!(" {ENGAGEMENT}\n")), vec![ENGAGEMENT]);
+        let pretty = "{ \"type\" : \"ping\" }";
+        assert_eq!(
+            texts(&format!("[ {ENGAGEMENT} ,\n\t{pretty} ]")),
+            vec![ENGAGEMENT, pretty]
+        );
+        assert!(texts("[]").is_empty());
+        for (body, code) in [
+            ("{not json", "invalid_json"),
+            ("[1,", "invalid_json"),
+            ("42", "invalid_event"),
+            ("\"event\"", "invalid_event"),
+        ] {
+            assert_eq!(
+                split_events(body.as_bytes()).unwrap_err().code,
+                code,
+                "{body}"
+            );
+        }
+    }
+
+    /// Both cases were accepted here and then dead-lettered by the ingester: the body went
+    /// through `serde_json::Value`, which drops duplicated keys, and was encoded again.
+    #[test]
+    fn refuses_what_the_stream_would_refuse() {
+        let duplicate = ENGAGEMENT.replace(r#""kind""#, r#""post_id":"p2","kind""#);
+        let items = split_events(duplicate.as_bytes()).unwrap();
+        let verdict = Event::from_slice(items[0].get().as_bytes()).unwrap_err();
+        assert_eq!(verdict.class(), "malformed", "{verdict}");
+
+        // 12,000 bytes of text, within its limit, written as 72,000 bytes of escapes.
+        let text = "\u{1}".repeat(12_000);
+        let post = serde_json::json!({
+            "type": "post", "id": "p1", "platform": "other",
+            "author": {"id": "a1", "followers": 0},
+            "text": text, "created_at": "2026-01-01T00:00:00Z",
+        })
+        .to_string();
+        assert!(post.len() > MAX_EVENT_BYTES);
+        let items = split_events(post.as_bytes()).unwrap();
+        assert_eq!(
+            Event::from_slice(items[0].get().as_bytes()),
+            Err(EventError::TooLarge(post.len()))
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The post filters shared by the listing and the metrics endpoints, validated in one place.
 
 use super::error::ApiError;
+use super::sql;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::{Platform, SentimentLabel};
 
@@ -17,6 +18,14 @@ pub struct PostFilters<'a> {
 impl PostFilters<'_> {
     /// The `posts` columns to match and their values, or a 400 naming the bad value.
     pub fn columns(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
+        if let Some(name) = sql::unstorable([
+            ("product", self.product.as_deref()),
+            ("city", self.city.as_deref()),
+            ("country", self.country.as_deref()),
+            ("channel", self.channel.as_deref()),
+        ]) {
+            return Err(nul_in_query(name));
+        }
         if let Some(p) = self.platform {
             if Platform::parse(p).is_none() {
                 return Err(ApiError::bad_request(
@@ -60,4 +69,12 @@ impl PostFilters<'_> {
         .filter_map(|(column, value)| value.clone().map(|v| (column, v)))
         .collect())
     }
+}
+
+/// The 400 for a query parameter that contains NUL, which no stored text can.
+pub fn nul_in_query(name: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_query",
+        format!("{name} must not contain NUL characters"),
+    )
 }

@@ -8,12 +8,12 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::filters::PostFilters;
+use super::error::{ApiError, ErrorBody};
+use super::filters::{self, PostFilters};
 use super::AppState;
 
 /// Most items returned for one dimension.
@@ -22,7 +22,7 @@ pub const MAX_ITEMS: i64 = 200;
 pub const MAX_POINTS: i64 = 1_500;
 
 /// A rolling window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 pub enum Window {
     #[serde(rename = "1m")]
     OneMinute,
@@ -71,7 +71,7 @@ impl Window {
 }
 
 /// The dimensions Pulse aggregates by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dimension {
     Overall,
@@ -97,15 +97,20 @@ impl Dimension {
 }
 
 /// Query of the window endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WindowQuery {
+    /// The window (default `5m`).
+    #[param(inline)]
     pub window: Option<Window>,
+    #[param(value_type = Option<crate::models::Platform>)]
     pub platform: Option<String>,
     pub product: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
     pub channel: Option<String>,
+    #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
 }
 
@@ -124,7 +129,7 @@ impl WindowQuery {
 }
 
 /// Aggregates of one slice of posts over a window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
     pub posts: i64,
     pub sentiment: SentimentStats,
@@ -135,7 +140,7 @@ pub struct Stats {
 }
 
 /// Sentiment of a slice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SentimentStats {
     pub mean: f64,
     pub negative: i64,
@@ -147,7 +152,7 @@ pub struct SentimentStats {
 }
 
 /// Churn risk of a slice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChurnStats {
     pub mean: f64,
     pub high: i64,
@@ -155,7 +160,7 @@ pub struct ChurnStats {
 }
 
 /// Posts per dominant emotion.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EmotionCounts {
     pub anger: i64,
     pub joy: i64,
@@ -164,7 +169,7 @@ pub struct EmotionCounts {
 }
 
 /// Engagement totals by kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EngagementTotals {
     pub likes: i64,
     pub shares: i64,
@@ -228,7 +233,7 @@ impl Stats {
 }
 
 /// One key of a dimension with its stats.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct KeyedStats {
     pub key: String,
     #[serde(flatten)]
@@ -308,12 +313,72 @@ pub async fn by_dimension(
         .collect())
 }
 
-fn window_body(window: Window, now: DateTime<Utc>, extra: serde_json::Value) -> serde_json::Value {
-    let mut body = json!({"window": window.as_str(), "from": window.start(now), "to": now});
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
+/// The window an answer covers: `from` is the start of its first minute, `to` the time of
+/// the query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WindowSpan {
+    pub window: Window,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl WindowSpan {
+    fn new(window: Window, now: DateTime<Utc>) -> WindowSpan {
+        WindowSpan {
+            window,
+            from: window.start(now),
+            to: now,
+        }
     }
-    body
+}
+
+/// `GET /api/v1/metrics/overall`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OverallMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    pub stats: Stats,
+}
+
+/// The stats of every key of one dimension, most posts first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DimensionMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    pub items: Vec<KeyedStats>,
+}
+
+/// `GET /api/v1/metrics/geo`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GeoMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    pub cities: Vec<KeyedStats>,
+    pub countries: Vec<KeyedStats>,
+}
+
+/// A product's share of product-tagged volume, of positive and of negative volume (0 to 1).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShareOfVoice {
+    pub volume: f64,
+    pub positive: f64,
+    pub negative: f64,
+}
+
+/// One product's stats with its share of voice.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductStats {
+    #[serde(flatten)]
+    pub keyed: KeyedStats,
+    pub share_of_voice: ShareOfVoice,
+}
+
+/// `GET /api/v1/metrics/products`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProductMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    pub items: Vec<ProductStats>,
 }
 
 async fn items(
@@ -338,6 +403,17 @@ async fn items(
 }
 
 /// Overall stats of the window.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Overall stats of a window",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "Stats of every post of the window", body = OverallMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/overall")]
 pub async fn overall(
     state: web::Data<AppState>,
@@ -349,30 +425,72 @@ pub async fn overall(
         .next()
         .map(|k| k.stats)
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(window_body(window, now, json!({"stats": stats}))))
+    Ok(HttpResponse::Ok().json(OverallMetrics {
+        span: WindowSpan::new(window, now),
+        stats,
+    }))
 }
 
 /// Stats per platform.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats per platform",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/platforms")]
 pub async fn platforms(
     state: web::Data<AppState>,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Platform).await?;
-    Ok(HttpResponse::Ok().json(window_body(window, now, json!({"items": items}))))
+    Ok(HttpResponse::Ok().json(DimensionMetrics {
+        span: WindowSpan::new(window, now),
+        items,
+    }))
 }
 
 /// Stats per channel.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats per channel",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/channels")]
 pub async fn channels(
     state: web::Data<AppState>,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Channel).await?;
-    Ok(HttpResponse::Ok().json(window_body(window, now, json!({"items": items}))))
+    Ok(HttpResponse::Ok().json(DimensionMetrics {
+        span: WindowSpan::new(window, now),
+        items,
+    }))
 }
 
 /// Stats per city and per country.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats per city and per country",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "Cities and countries, most posts first", body = GeoMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/geo")]
 pub async fn geo(
     state: web::Data<AppState>,
@@ -380,15 +498,26 @@ pub async fn geo(
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, cities) = items(&state, &query, Dimension::City).await?;
     let (_, _, countries) = items(&state, &query, Dimension::Country).await?;
-    Ok(HttpResponse::Ok().json(window_body(
-        window,
-        now,
-        json!({"cities": cities, "countries": countries}),
-    )))
+    Ok(HttpResponse::Ok().json(GeoMetrics {
+        span: WindowSpan::new(window, now),
+        cities,
+        countries,
+    }))
 }
 
 /// Stats per product with share of voice: each product's share of product-tagged volume,
 /// of positive volume and of negative volume.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats per product with share of voice",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "Products, most posts first", body = ProductMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/products")]
 pub async fn products(
     state: web::Data<AppState>,
@@ -398,36 +527,99 @@ pub async fn products(
     let total: i64 = items.iter().map(|i| i.stats.posts).sum();
     let positive: i64 = items.iter().map(|i| i.stats.sentiment.positive).sum();
     let negative: i64 = items.iter().map(|i| i.stats.sentiment.negative).sum();
-    let items: Vec<serde_json::Value> = items
+    let items: Vec<ProductStats> = items
         .into_iter()
-        .map(|i| {
-            let sov = json!({
-                "volume": share(i.stats.posts, total),
-                "positive": share(i.stats.sentiment.positive, positive),
-                "negative": share(i.stats.sentiment.negative, negative),
-            });
-            let mut v = serde_json::to_value(&i).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("share_of_voice".into(), sov);
-            }
-            v
+        .map(|i| ProductStats {
+            share_of_voice: ShareOfVoice {
+                volume: share(i.stats.posts, total),
+                positive: share(i.stats.sentiment.positive, positive),
+                negative: share(i.stats.sentiment.negative, negative),
+            },
+            keyed: i,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(window_body(window, now, json!({"items": items}))))
+    Ok(HttpResponse::Ok().json(ProductMetrics {
+        span: WindowSpan::new(window, now),
+        items,
+    }))
 }
 
 /// Query of the time series endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
+    /// The dimension (default `overall`).
+    #[param(inline)]
     pub dimension: Option<Dimension>,
+    /// The key within the dimension; required unless the dimension is `overall`.
     pub key: Option<String>,
+    /// Start (inclusive; default an hour before `to`).
     pub from: Option<DateTime<Utc>>,
+    /// End (exclusive; default now).
     pub to: Option<DateTime<Utc>>,
-    pub bucket: Option<String>,
+    /// Bucket width (default `1m`); at most 1,500 buckets per query.
+    #[param(inline)]
+    pub bucket: Option<Bucket>,
+}
+
+/// Width of a time-series bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+pub enum Bucket {
+    #[serde(rename = "1m")]
+    OneMinute,
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+impl Bucket {
+    /// Minutes one bucket spans.
+    pub fn minutes(self) -> i64 {
+        match self {
+            Bucket::OneMinute => 1,
+            Bucket::FiveMinutes => 5,
+            Bucket::OneHour => 60,
+        }
+    }
+}
+
+/// One bucket of a time series.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Start of the bucket.
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// `GET /api/v1/metrics/timeseries`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimeSeries {
+    pub dimension: Dimension,
+    /// The key (empty for `overall`).
+    pub key: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub bucket: Bucket,
+    /// Buckets with posts, oldest first (empty buckets are left out).
+    pub points: Vec<SeriesPoint>,
 }
 
 /// Stats per time bucket of one dimension key, oldest first.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Time series of one dimension key",
+    params(SeriesQuery),
+    responses(
+        (status = 200, description = "Buckets with posts, oldest first", body = TimeSeries),
+        (status = 400, description = "A bad dimension, key, range or bucket, or too many \
+            buckets (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/metrics/timeseries")]
 pub async fn timeseries(
     state: web::Data<AppState>,
@@ -437,6 +629,7 @@ pub async fn timeseries(
     let dimension = q.dimension.unwrap_or(Dimension::Overall);
     let key = match (dimension, q.key) {
         (Dimension::Overall, _) => String::new(),
+        (_, Some(k)) if !super::sql::storable(&k) => return Err(filters::nul_in_query("key")),
         (_, Some(k)) => k,
         (_, None) => {
             return Err(ApiError::bad_request(
@@ -445,17 +638,8 @@ pub async fn timeseries(
             ))
         }
     };
-    let bucket_minutes: i64 = match q.bucket.as_deref().unwrap_or("1m") {
-        "1m" => 1,
-        "5m" => 5,
-        "1h" => 60,
-        other => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("bucket `{other}` is not 1m, 5m or 1h"),
-            ))
-        }
-    };
+    let bucket = q.bucket.unwrap_or(Bucket::OneMinute);
+    let bucket_minutes = bucket.minutes();
     let now = Utc::now();
     let to = q.to.unwrap_or(now);
     let from = q.from.unwrap_or(to - TimeDelta::hours(1));
@@ -484,32 +668,70 @@ pub async fn timeseries(
             &[&dimension.as_str(), &key, &from, &bucket_param, &to],
         )
         .await?;
-    let points: Vec<serde_json::Value> = rows
+    let points: Vec<SeriesPoint> = rows
         .iter()
-        .map(|row| {
-            let at: DateTime<Utc> = row.get(0);
-            let mut v = serde_json::to_value(Stats::from_row(row, 1)).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("at".into(), json!(at));
-            }
-            v
+        .map(|row| SeriesPoint {
+            at: row.get(0),
+            stats: Stats::from_row(row, 1),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "dimension": dimension.as_str(), "key": key, "from": from, "to": to,
-        "bucket": format!("{}", q.bucket.as_deref().unwrap_or("1m")), "points": points
-    })))
+    Ok(HttpResponse::Ok().json(TimeSeries {
+        dimension,
+        key,
+        from,
+        to,
+        bucket,
+        points,
+    }))
 }
 
 /// Query of the trending terms endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TermsQuery {
+    /// The window (default `1h`).
+    #[param(inline)]
     pub window: Option<Window>,
+    /// How many terms, 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
+/// One trending term.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TermStats {
+    /// The term, or the hashtag with its `#`.
+    pub term: String,
+    /// Whether the term is a hashtag.
+    pub hashtag: bool,
+    /// Posts of the window that contain it.
+    pub posts: i64,
+    /// Mean sentiment score of those posts (-1 to 1).
+    pub sentiment_mean: f64,
+}
+
+/// `GET /api/v1/trending/terms`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrendingTerms {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    /// Most frequent first.
+    pub terms: Vec<TermStats>,
+}
+
 /// The most frequent terms and hashtags of the window with their mean sentiment.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Trending terms and hashtags",
+    params(TermsQuery),
+    responses(
+        (status = 200, description = "The most frequent terms, with their mean sentiment", body = TrendingTerms),
+        (status = 400, description = "A bad window or limit (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/trending/terms")]
 pub async fn trending_terms(
     state: web::Data<AppState>,
@@ -532,13 +754,20 @@ pub async fn trending_terms(
             &[&window.start(now), &limit],
         )
         .await?;
-    let terms: Vec<serde_json::Value> = rows
+    let terms: Vec<TermStats> = rows
         .iter()
         .map(|r| {
             let term: String = r.get(0);
-            json!({"term": term, "hashtag": term.starts_with('#'), "posts": r.get::<_, i64>(1),
-                   "sentiment_mean": r.get::<_, Option<f64>>(2).unwrap_or(0.0)})
+            TermStats {
+                hashtag: term.starts_with('#'),
+                term,
+                posts: r.get(1),
+                sentiment_mean: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(window_body(window, now, json!({"terms": terms}))))
+    Ok(HttpResponse::Ok().json(TrendingTerms {
+        span: WindowSpan::new(window, now),
+        terms,
+    }))
 }

@@ -15,6 +15,7 @@ pub mod filters;
 pub mod guard;
 pub mod health;
 pub mod metrics_api;
+pub mod openapi;
 pub mod pipeline;
 pub mod posts;
 pub mod rate_limit;
@@ -72,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth_api::create_key)
         .service(auth_api::revoke_key)
         .service(auth_api::audit_log)
+        .service(openapi::openapi_json)
+        .service(openapi::docs_page)
+        .service(openapi::docs_script)
+        .service(openapi::docs_style)
         .service(events::create)
         .service(analyze::analyze)
         .service(posts::list)

@@ -3,26 +3,54 @@
 //! entries, and dead letters. Read-only and global (PostgreSQL and Redis, not this process).
 
 use actix_web::{get, web, HttpResponse};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::actors::ingester;
+use crate::actors::ingester::{self, GroupStats};
 
 /// Seconds the throughput and model figures look back.
 pub const WINDOW_SECS: i64 = 60;
 
 /// How many of the window's posts one model analysed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelUse {
     pub model: String,
     pub posts: i64,
 }
 
+/// The pipeline's health in one read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineStatus {
+    /// When the figures were taken.
+    pub at: DateTime<Utc>,
+    /// Seconds the throughput and model figures look back.
+    #[schema(example = 60)]
+    pub window_secs: i64,
+    /// Posts created in the window and already stored.
+    pub posts: i64,
+    pub posts_per_sec: f64,
+    /// The models that analysed those posts, busiest first.
+    pub models: Vec<ModelUse>,
+    /// Consumer-group lag, pending entries and dead letters; null when Redis does not answer.
+    pub consumer_group: Option<GroupStats>,
+    /// Entries this process has read and not yet acknowledged.
+    pub in_flight: usize,
+}
+
 /// Throughput, models, lag and dead letters. The figures cover posts created in the last
 /// minute and already stored; `consumer_group` is null when Redis does not answer.
+#[utoipa::path(
+    tag = "pipeline",
+    summary = "Pipeline health",
+    responses(
+        (status = 200, description = "Throughput, models, lag and dead letters", body = PipelineStatus),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/pipeline")]
 pub async fn pipeline(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
@@ -46,13 +74,13 @@ pub async fn pipeline(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
     let group = ingester::group_stats(&state.redis, &state.settings)
         .await
         .ok();
-    Ok(HttpResponse::Ok().json(json!({
-        "at": now,
-        "window_secs": WINDOW_SECS,
-        "posts": posts,
-        "posts_per_sec": posts as f64 / WINDOW_SECS as f64,
-        "models": models,
-        "consumer_group": group,
-        "in_flight": state.in_flight(),
-    })))
+    Ok(HttpResponse::Ok().json(PipelineStatus {
+        at: now,
+        window_secs: WINDOW_SECS,
+        posts,
+        posts_per_sec: posts as f64 / WINDOW_SECS as f64,
+        models,
+        consumer_group: group,
+        in_flight: state.in_flight(),
+    }))
 }

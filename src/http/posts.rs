@@ -3,14 +3,15 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
-use super::sql::Conditions;
+use super::sql::{self, Conditions};
 use super::AppState;
 use crate::actors::messages::AnalyzedPost;
+use crate::models::EmotionScores;
 
 /// Page size when the caller does not ask for one.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -23,41 +24,106 @@ const POST_COLUMNS: &str = "id, platform, author_id, author_followers, text, cre
     ingested_at";
 
 /// Filters of the post listing; every one is optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PostQuery {
+    #[param(value_type = Option<crate::models::Platform>)]
     pub platform: Option<String>,
     pub product: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
     pub channel: Option<String>,
+    #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
     /// Inclusive lower bound on `created_at` (RFC 3339).
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `created_at` (RFC 3339).
     pub to: Option<DateTime<Utc>>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Opaque cursor from the previous page's `next_cursor`.
     pub cursor: Option<String>,
 }
 
-/// A stored post with its analysis, as the API returns it.
-#[derive(Debug, Serialize, Deserialize)]
+/// A stored post with its analysis, as the API (and the live `post:new` message) returns it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PostView {
     pub id: String,
+    #[schema(value_type = crate::models::Platform)]
     pub platform: String,
-    pub author: serde_json::Value,
+    pub author: AuthorView,
     pub text: String,
     pub created_at: DateTime<Utc>,
     pub lang: Option<String>,
-    pub geo: serde_json::Value,
+    pub geo: GeoView,
     pub product: Option<String>,
     pub channel: Option<String>,
     pub parent_id: Option<String>,
     pub url: Option<String>,
-    pub metrics: Option<serde_json::Value>,
-    pub analysis: serde_json::Value,
+    /// Engagement counts the producer reported with the post; null when it sent none.
+    pub metrics: Option<MetricsView>,
+    pub analysis: AnalysisView,
     pub ingested_at: DateTime<Utc>,
+}
+
+/// Who wrote a post.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorView {
+    pub id: String,
+    pub followers: i64,
+}
+
+/// Where a post was written, when known.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GeoView {
+    pub city: Option<String>,
+    pub country: Option<String>,
+}
+
+/// Engagement counts as the producer reported them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricsView {
+    pub likes: i64,
+    pub shares: Option<i64>,
+    pub comments: Option<i64>,
+    pub views: Option<i64>,
+}
+
+/// The stored analysis of a post.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisView {
+    pub sentiment: StoredSentiment,
+    pub emotions: EmotionScores,
+    /// The dominant emotion; null when none scored above zero.
+    #[schema(value_type = Option<crate::models::Emotion>)]
+    pub emotion: Option<String>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub toxicity: f32,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub hate: f32,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub churn_risk: f32,
+    /// Name and version of the model, e.g. `lexicon-vader@1`.
+    pub model: String,
+}
+
+/// A stored sentiment label and score.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredSentiment {
+    #[schema(value_type = crate::models::SentimentLabel)]
+    pub label: String,
+    #[schema(minimum = -1.0, maximum = 1.0)]
+    pub score: f32,
+}
+
+/// A page of posts, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PostPage {
+    pub items: Vec<PostView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 impl PostView {
@@ -87,7 +153,7 @@ impl PostView {
             analysis: analysis_json(AnalysisColumns {
                 label: row.get("sentiment_label"),
                 score: row.get("sentiment_score"),
-                emotions: row.get("emotions"),
+                emotions: serde_json::from_value(row.get("emotions")).unwrap_or_default(),
                 emotion: row.get("emotion"),
                 toxicity: row.get("toxicity"),
                 hate: row.get("hate"),
@@ -128,7 +194,7 @@ impl PostView {
             analysis: analysis_json(AnalysisColumns {
                 label: analysis.sentiment_label.as_str(),
                 score: analysis.sentiment_score.get(),
-                emotions: serde_json::to_value(analysis.emotions).unwrap_or_default(),
+                emotions: analysis.emotions,
                 emotion: analysis.emotions.dominant().map(|e| e.as_str()),
                 toxicity: analysis.toxicity.get(),
                 hate: analysis.hate.get(),
@@ -145,12 +211,18 @@ fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn author_json(id: &str, followers: i64) -> serde_json::Value {
-    json!({"id": id, "followers": followers})
+fn author_json(id: &str, followers: i64) -> AuthorView {
+    AuthorView {
+        id: id.to_string(),
+        followers,
+    }
 }
 
-fn geo_json(city: Option<&str>, country: Option<&str>) -> serde_json::Value {
-    json!({"city": city, "country": country})
+fn geo_json(city: Option<&str>, country: Option<&str>) -> GeoView {
+    GeoView {
+        city: city.map(str::to_string),
+        country: country.map(str::to_string),
+    }
 }
 
 fn metrics_json(
@@ -158,15 +230,20 @@ fn metrics_json(
     shares: Option<i64>,
     comments: Option<i64>,
     views: Option<i64>,
-) -> serde_json::Value {
-    json!({"likes": likes, "shares": shares, "comments": comments, "views": views})
+) -> MetricsView {
+    MetricsView {
+        likes,
+        shares,
+        comments,
+        views,
+    }
 }
 
 /// The analysis columns of a post, from a row or from the pipeline.
 struct AnalysisColumns<'a> {
     label: &'a str,
     score: f32,
-    emotions: serde_json::Value,
+    emotions: EmotionScores,
     emotion: Option<&'a str>,
     toxicity: f32,
     hate: f32,
@@ -174,16 +251,19 @@ struct AnalysisColumns<'a> {
     model: &'a str,
 }
 
-fn analysis_json(a: AnalysisColumns<'_>) -> serde_json::Value {
-    json!({
-        "sentiment": {"label": a.label, "score": a.score},
-        "emotions": a.emotions,
-        "emotion": a.emotion,
-        "toxicity": a.toxicity,
-        "hate": a.hate,
-        "churn_risk": a.churn_risk,
-        "model": a.model,
-    })
+fn analysis_json(a: AnalysisColumns<'_>) -> AnalysisView {
+    AnalysisView {
+        sentiment: StoredSentiment {
+            label: a.label.to_string(),
+            score: a.score,
+        },
+        emotions: a.emotions,
+        emotion: a.emotion.map(str::to_string),
+        toxicity: a.toxicity,
+        hate: a.hate,
+        churn_risk: a.churn_risk,
+        model: a.model.to_string(),
+    }
 }
 
 /// Keyset cursor: the (created_at, id) of the last post of a page, hex-encoded so callers
@@ -203,11 +283,40 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
         .collect();
     let raw = String::from_utf8(bytes?).ok()?;
     let (micros, id) = raw.split_once('|')?;
+    if !sql::storable(id) {
+        return None;
+    }
     let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
     Some((created, id.to_string()))
 }
 
+/// A 400 for a path id no post can have (empty, longer than ids may be, or holding NUL), so
+/// lookups only ever bind ids that could be stored.
+pub fn check_post_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > crate::models::event::MAX_ID_BYTES || !sql::storable(id) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "a post id is 1 to 256 bytes without NUL characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Lists posts newest first.
+#[utoipa::path(
+    tag = "posts",
+    operation_id = "list_posts",
+    summary = "List posts",
+    description = "Stored posts with their analysis, newest first, filtered and keyset-paginated.",
+    params(PostQuery),
+    responses(
+        (status = 200, description = "A page of posts", body = PostPage),
+        (status = 400, description = "A bad filter, limit or cursor (`invalid_query`, \
+            `invalid_cursor`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/posts")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -272,15 +381,29 @@ pub async fn list(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(PostPage { items, next_cursor }))
 }
 
 /// One post by id.
+#[utoipa::path(
+    tag = "posts",
+    operation_id = "get_post",
+    summary = "One post",
+    params(("id" = String, Path, description = "The post's id (1 to 256 bytes)")),
+    responses(
+        (status = 200, description = "The post with its analysis", body = PostView),
+        (status = 400, description = "Not a possible post id (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No post with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/posts/{id}")]
 pub async fn get_one(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    check_post_id(&id)?;
     let client = state.pool.get().await?;
     let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
     let row = client.query_opt(&sql, &[&id.as_str()]).await?;
@@ -302,5 +425,6 @@ mod tests {
         assert_eq!(decode_cursor("zz"), None);
         assert_eq!(decode_cursor("abc"), None);
         assert_eq!(decode_cursor(""), None);
+        assert_eq!(decode_cursor(&encode_cursor(at, "nul\0")), None);
     }
 }

@@ -45,3 +45,41 @@ impl Conditions {
             .collect()
     }
 }
+
+/// Whether PostgreSQL can hold `text`: its `text` type cannot contain NUL, and binding a string
+/// that does fails the whole query. Handlers check caller-supplied strings with this and answer
+/// 400 instead.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// The first of `fields` (name, value) whose value PostgreSQL cannot hold, by name.
+pub fn unstorable<'a>(
+    fields: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<&'a str> {
+    fields
+        .into_iter()
+        .find(|(_, value)| value.is_some_and(|v| !storable(v)))
+        .map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_the_one_character_text_cannot_hold() {
+        assert!(storable("any text, even \u{1} or ü"));
+        assert!(!storable("a\0b"));
+        assert_eq!(
+            unstorable([
+                ("a", Some("ok")),
+                ("b", None),
+                ("c", Some("x\0")),
+                ("d", Some("\0"))
+            ]),
+            Some("c")
+        );
+        assert_eq!(unstorable([("a", Some("ok"))]), None);
+    }
+}

@@ -3,18 +3,24 @@
 
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::sql::Conditions;
+use super::error::{ApiError, ErrorBody};
+use super::filters;
+use super::sql::{self, Conditions};
 use super::AppState;
-use crate::actors::virality::{learned_thresholds, PostVirality};
+use crate::actors::virality::learned_thresholds;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::virality::calibration::Calibration;
+use crate::virality::cascade::Structure;
 use crate::virality::dynamics::Dynamics;
-use crate::virality::{unix_seconds, Model, PostMeta, Tracker};
+use crate::virality::momentum::Rates;
+use crate::virality::{
+    unix_seconds, Counts, Interval, Lineage, Model, PostMeta, Tracker, Virality,
+};
 
 /// Largest page of trending posts.
 pub const MAX_TRENDING: i64 = 200;
@@ -31,80 +37,145 @@ const CASCADE_COLUMNS: &str = "post_id, platform, product, channel, city, countr
     viral, predicted_final_shares, ci_lower, ci_upper, ci_level, threshold, dynamics, \
     model_name, model_version, params_hash, branching, updated_at";
 
-/// The API's virality object of a stored cascade (the shape of `virality:update`'s data).
-fn cascade_json(row: &Row) -> Value {
-    let observed: DateTime<Utc> = row.get("observed_at");
-    let created: DateTime<Utc> = row.get("created_at");
-    let age = (observed - created).num_microseconds().unwrap_or(0) as f64 / 1e6;
-    json!({
-        "post_id": row.get::<_, String>("post_id"),
-        "platform": row.get::<_, Option<String>>("platform"),
-        "product": row.get::<_, Option<String>>("product"),
-        "channel": row.get::<_, Option<String>>("channel"),
-        "city": row.get::<_, Option<String>>("city"),
-        "country": row.get::<_, Option<String>>("country"),
-        "sentiment": row.get::<_, Option<String>>("sentiment"),
-        "hashtags": row.get::<_, Vec<String>>("hashtags"),
-        "status": row.get::<_, String>("status"),
-        "observed_at": observed,
-        "age_secs": age,
-        "counts": {
-            "shares": row.get::<_, i64>("shares"),
-            "likes": row.get::<_, i64>("likes"),
-            "comments": row.get::<_, i64>("comments"),
-            "views": row.get::<_, i64>("views"),
-        },
-        "reach": row.get::<_, i64>("reach"),
-        "structure": {
-            "depth": row.get::<_, i32>("depth"),
-            "breadth": row.get::<_, i64>("breadth"),
-            "structural_virality": row.get::<_, f64>("structural_virality"),
-        },
-        "momentum": {
-            "velocity": row.get::<_, f64>("velocity"),
-            "acceleration": row.get::<_, f64>("acceleration"),
-        },
-        "virality_score": row.get::<_, f64>("virality_score"),
-        "virality_probability": row.get::<_, f64>("virality_probability"),
-        "viral_classification": if row.get::<_, bool>("viral") { "yes" } else { "no" },
-        "confidence_interval": {
-            "lower": row.get::<_, f64>("ci_lower"),
-            "upper": row.get::<_, f64>("ci_upper"),
-            "level": row.get::<_, f64>("ci_level"),
-        },
-        "predicted_final_shares": row.get::<_, f64>("predicted_final_shares"),
-        "threshold": row.get::<_, f64>("threshold"),
-        "virality_dynamics": row.get::<_, String>("dynamics"),
-        "model_lineage": {
-            "name": row.get::<_, String>("model_name"),
-            "version": row.get::<_, String>("model_version"),
-            "params_hash": row.get::<_, String>("params_hash"),
-        },
-        "branching": row.get::<_, f64>("branching"),
-        "updated_at": row.get::<_, DateTime<Utc>>("updated_at"),
-    })
+/// Where a post's cascade stands: `active` and `finished` are tracked cascades, `scored` is
+/// the answer of `POST /api/v1/score` (nothing tracked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CascadeStatus {
+    Active,
+    Finished,
+    Scored,
 }
 
-/// Filters of the trending listing.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrendingQuery {
+/// A post's virality: what it is, where it was seen, and the model's reading of its cascade.
+/// The same shape as the data of the live `virality:update` message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ViralityView {
+    pub post_id: String,
+    #[schema(value_type = Option<Platform>)]
     pub platform: Option<String>,
     pub product: Option<String>,
     pub channel: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
+    #[schema(value_type = Option<SentimentLabel>)]
     pub sentiment: Option<String>,
+    /// Lowercase hashtags of the post, with their `#`.
+    pub hashtags: Vec<String>,
+    #[schema(value_type = CascadeStatus)]
+    pub status: String,
+    #[serde(flatten)]
+    pub virality: Virality,
+    /// When the stored cascade last changed (absent from scoring answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The API's virality object of a stored cascade (the shape of `virality:update`'s data).
+fn cascade_json(row: &Row) -> Result<ViralityView, ApiError> {
+    let observed: DateTime<Utc> = row.get("observed_at");
+    let created: DateTime<Utc> = row.get("created_at");
+    let age = (observed - created).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let dynamics: String = row.get("dynamics");
+    let virality_dynamics = Dynamics::parse(&dynamics)
+        .ok_or_else(|| ApiError::internal(format!("stored dynamics `{dynamics}` is unknown")))?;
+    Ok(ViralityView {
+        post_id: row.get("post_id"),
+        platform: row.get("platform"),
+        product: row.get("product"),
+        channel: row.get("channel"),
+        city: row.get("city"),
+        country: row.get("country"),
+        sentiment: row.get("sentiment"),
+        hashtags: row.get("hashtags"),
+        status: row.get("status"),
+        virality: Virality {
+            observed_at: observed,
+            age_secs: age,
+            counts: Counts {
+                shares: unsigned(row.get("shares")),
+                likes: unsigned(row.get("likes")),
+                comments: unsigned(row.get("comments")),
+                views: unsigned(row.get("views")),
+            },
+            reach: unsigned(row.get("reach")),
+            structure: Structure {
+                nodes: 0,
+                depth: u32::try_from(row.get::<_, i32>("depth")).unwrap_or(0),
+                breadth: unsigned(row.get("breadth")),
+                structural_virality: row.get("structural_virality"),
+            },
+            momentum: Rates {
+                velocity: row.get("velocity"),
+                acceleration: row.get("acceleration"),
+            },
+            virality_score: row.get("virality_score"),
+            virality_probability: row.get("virality_probability"),
+            viral_classification: if row.get::<_, bool>("viral") {
+                "yes"
+            } else {
+                "no"
+            },
+            confidence_interval: Interval {
+                lower: row.get("ci_lower"),
+                upper: row.get("ci_upper"),
+                level: row.get("ci_level"),
+            },
+            predicted_final_shares: row.get("predicted_final_shares"),
+            threshold: row.get("threshold"),
+            virality_dynamics,
+            model_lineage: Lineage {
+                name: row.get("model_name"),
+                version: row.get("model_version"),
+                params_hash: row.get("params_hash"),
+            },
+            branching: row.get("branching"),
+        },
+        updated_at: Some(row.get("updated_at")),
+    })
+}
+
+/// Filters of the trending listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TrendingQuery {
+    #[param(value_type = Option<Platform>)]
+    pub platform: Option<String>,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    #[param(value_type = Option<SentimentLabel>)]
+    pub sentiment: Option<String>,
+    /// A hashtag, with or without its `#` (case-insensitive).
     pub hashtag: Option<String>,
+    #[param(value_type = Option<Dynamics>)]
     pub dynamics: Option<String>,
     /// `yes` or `no`.
+    #[param(pattern = "^(yes|no)$")]
     pub viral: Option<String>,
+    /// Lowest virality score, 0 to 100.
+    #[param(minimum = 0.0, maximum = 100.0)]
     pub min_score: Option<f64>,
     /// `active` (default), `finished` or `all`.
+    #[param(pattern = "^(active|finished|all)$")]
     pub status: Option<String>,
     /// Only cascades with an engagement in the last this many seconds.
     pub active_within_secs: Option<u64>,
+    /// How many posts, 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+/// Trending posts, highest virality score first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendingPosts {
+    pub items: Vec<ViralityView>,
 }
 
 fn invalid_query(message: impl Into<String>) -> ApiError {
@@ -112,6 +183,17 @@ fn invalid_query(message: impl Into<String>) -> ApiError {
 }
 
 /// Posts ranked by virality score, highest first.
+#[utoipa::path(
+    tag = "virality",
+    summary = "Trending posts by virality score",
+    params(TrendingQuery),
+    responses(
+        (status = 200, description = "Posts by virality score, highest first", body = TrendingPosts),
+        (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/trending/posts")]
 pub async fn trending_posts(
     state: web::Data<AppState>,
@@ -123,6 +205,15 @@ pub async fn trending_posts(
         return Err(invalid_query(format!(
             "limit must be between 1 and {MAX_TRENDING}"
         )));
+    }
+    if let Some(name) = sql::unstorable([
+        ("product", q.product.as_deref()),
+        ("channel", q.channel.as_deref()),
+        ("city", q.city.as_deref()),
+        ("country", q.country.as_deref()),
+        ("hashtag", q.hashtag.as_deref()),
+    ]) {
+        return Err(filters::nul_in_query(name));
     }
     let mut c = Conditions::default();
     if let Some(p) = &q.platform {
@@ -196,24 +287,81 @@ pub async fn trending_posts(
     );
     let client = state.pool.get().await?;
     let rows = client.query(&sql, &c.params()).await?;
-    let items: Vec<Value> = rows.iter().map(cascade_json).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    let items = rows.iter().map(cascade_json).collect::<Result<_, _>>()?;
+    Ok(HttpResponse::Ok().json(TrendingPosts { items }))
 }
 
 /// Query of a post's virality history.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// How many of the newest predictions, 1 to 1000 (default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
+/// The lower and upper bounds of a past prediction's interval.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Bounds {
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// One recorded prediction of a post's virality.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Prediction {
+    pub recorded_at: DateTime<Utc>,
+    pub observed_at: DateTime<Utc>,
+    pub age_secs: f64,
+    pub shares: i64,
+    pub virality_score: f64,
+    pub virality_probability: f64,
+    /// `yes` or `no`.
+    #[schema(pattern = "^(yes|no)$")]
+    pub viral_classification: String,
+    pub predicted_final_shares: f64,
+    pub confidence_interval: Bounds,
+    #[schema(value_type = Dynamics)]
+    pub virality_dynamics: String,
+    pub structural_virality: f64,
+    pub momentum: Rates,
+    pub params_hash: String,
+}
+
+/// A post's current virality and its predictions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostViralityHistory {
+    pub post_id: String,
+    pub current: ViralityView,
+    /// Oldest first.
+    pub history: Vec<Prediction>,
+}
+
 /// A post's current virality and its history of predictions, oldest first.
+#[utoipa::path(
+    tag = "virality",
+    summary = "A post's virality and its history",
+    params(
+        ("id" = String, Path, description = "The post's id (1 to 256 bytes)"),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "Current virality and predictions, oldest first", body = PostViralityHistory),
+        (status = 400, description = "A bad limit (`invalid_query`) or not a possible post id \
+            (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No virality tracked for this post", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/posts/{id}/virality")]
 pub async fn post_virality(
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    super::posts::check_post_id(&id)?;
     let limit = query.limit.unwrap_or(200);
     if !(1..=MAX_HISTORY).contains(&limit) {
         return Err(invalid_query(format!(
@@ -243,49 +391,95 @@ pub async fn post_virality(
             &[&id.as_str(), &limit],
         )
         .await?;
-    let history: Vec<Value> = rows
+    let history: Vec<Prediction> = rows
         .iter()
-        .map(|r| {
-            json!({
-                "recorded_at": r.get::<_, DateTime<Utc>>("recorded_at"),
-                "observed_at": r.get::<_, DateTime<Utc>>("observed_at"),
-                "age_secs": r.get::<_, f64>("age_secs"),
-                "shares": r.get::<_, i64>("shares"),
-                "virality_score": r.get::<_, f64>("virality_score"),
-                "virality_probability": r.get::<_, f64>("virality_probability"),
-                "viral_classification": if r.get::<_, bool>("viral") { "yes" } else { "no" },
-                "predicted_final_shares": r.get::<_, f64>("predicted_final_shares"),
-                "confidence_interval": {
-                    "lower": r.get::<_, f64>("ci_lower"),
-                    "upper": r.get::<_, f64>("ci_upper"),
-                },
-                "virality_dynamics": r.get::<_, String>("dynamics"),
-                "structural_virality": r.get::<_, f64>("structural_virality"),
-                "momentum": {
-                    "velocity": r.get::<_, f64>("velocity"),
-                    "acceleration": r.get::<_, f64>("acceleration"),
-                },
-                "params_hash": r.get::<_, String>("params_hash"),
-            })
+        .map(|r| Prediction {
+            recorded_at: r.get("recorded_at"),
+            observed_at: r.get("observed_at"),
+            age_secs: r.get("age_secs"),
+            shares: r.get("shares"),
+            virality_score: r.get("virality_score"),
+            virality_probability: r.get("virality_probability"),
+            viral_classification: if r.get::<_, bool>("viral") {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+            predicted_final_shares: r.get("predicted_final_shares"),
+            confidence_interval: Bounds {
+                lower: r.get("ci_lower"),
+                upper: r.get("ci_upper"),
+            },
+            virality_dynamics: r.get("dynamics"),
+            structural_virality: r.get("structural_virality"),
+            momentum: Rates {
+                velocity: r.get("velocity"),
+                acceleration: r.get("acceleration"),
+            },
+            params_hash: r.get("params_hash"),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "post_id": id.as_str(),
-        "current": cascade_json(&current),
-        "history": history,
-    })))
+    Ok(HttpResponse::Ok().json(PostViralityHistory {
+        post_id: id.into_inner(),
+        current: cascade_json(&current)?,
+        history,
+    }))
 }
 
 /// Query of the momentum listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MomentumQuery {
     /// `product` (default) or `hashtag`.
+    #[param(value_type = Option<MomentumDimension>, inline)]
     pub dimension: Option<String>,
+    /// How many keys, 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
+/// What momentum is tracked by.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MomentumDimension {
+    Product,
+    Hashtag,
+}
+
+/// The momentum of one product or hashtag.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MomentumItem {
+    pub key: String,
+    /// Engagements per minute over the momentum window.
+    pub velocity: f64,
+    /// Change of velocity from the window before, per minute.
+    pub acceleration: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/trending/momentum`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MomentumList {
+    #[schema(value_type = MomentumDimension)]
+    pub dimension: String,
+    /// Fastest first.
+    pub items: Vec<MomentumItem>,
+}
+
 /// Engagement velocity and acceleration by product or hashtag, fastest first.
+#[utoipa::path(
+    tag = "virality",
+    summary = "Momentum by product or hashtag",
+    params(MomentumQuery),
+    responses(
+        (status = 200, description = "Keys by velocity, fastest first", body = MomentumList),
+        (status = 400, description = "A bad dimension or limit (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/trending/momentum")]
 pub async fn momentum(
     state: web::Data<AppState>,
@@ -309,25 +503,29 @@ pub async fn momentum(
             &[&dimension, &limit],
         )
         .await?;
-    let items: Vec<Value> = rows
+    let items: Vec<MomentumItem> = rows
         .iter()
-        .map(|r| {
-            json!({
-                "key": r.get::<_, String>(0),
-                "velocity": r.get::<_, f64>(1),
-                "acceleration": r.get::<_, f64>(2),
-                "updated_at": r.get::<_, DateTime<Utc>>(3),
-            })
+        .map(|r| MomentumItem {
+            key: r.get(0),
+            velocity: r.get(1),
+            acceleration: r.get(2),
+            updated_at: r.get(3),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"dimension": dimension, "items": items})))
+    Ok(HttpResponse::Ok().json(MomentumList {
+        dimension: dimension.to_string(),
+        items,
+    }))
 }
 
 /// The post of a scoring request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScorePost {
+    /// 1 to 256 bytes; echoed as `post_id`.
+    #[schema(min_length = 1, max_length = 256)]
     pub id: Option<String>,
+    #[schema(value_type = Option<Platform>)]
     pub platform: Option<String>,
     pub created_at: DateTime<Utc>,
     #[serde(default)]
@@ -335,25 +533,35 @@ pub struct ScorePost {
 }
 
 /// One engagement of a scoring request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreEngagement {
+    /// 1 to 256 bytes; shares name each other by it in `via`.
+    #[schema(min_length = 1, max_length = 256)]
     pub id: Option<String>,
     pub kind: EngagementKind,
+    /// Not before the post's `created_at`.
     pub at: DateTime<Utc>,
     pub actor_followers: Option<u64>,
+    /// The id of the share this one came through (1 to 256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
     pub via: Option<String>,
+    /// How many engagements this one stands for, 1 to 1,000,000 (default 1).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub count: Option<u32>,
 }
 
 /// `POST /api/v1/score`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
     pub post: ScorePost,
+    /// At most 50,000.
     #[serde(default)]
+    #[schema(max_items = 50000)]
     pub engagements: Vec<ScoreEngagement>,
-    /// Observation time; default the latest engagement (or the post's creation).
+    /// Observation time (not before the post's `created_at`); default the latest engagement
+    /// (or the post's creation).
     pub observed_at: Option<DateTime<Utc>>,
 }
 
@@ -371,6 +579,20 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> Value {
 
 /// Scores a post given with its engagement series, with the model in force (no state is
 /// kept).
+#[utoipa::path(
+    tag = "virality",
+    summary = "Score a post and its engagements",
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "The post's virality (status `scored`)", body = ViralityView),
+        (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
+            each) or a body that is not a scoring request (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/score")]
 pub async fn score(
     state: web::Data<AppState>,
@@ -489,36 +711,74 @@ pub async fn score(
         tracker.last_at = tracker.last_at.max(unix_seconds(o));
     }
     let scored = model.score(&tracker, window);
-    let id = req.post.id.clone().unwrap_or_default();
-    let body = PostVirality {
-        post_id: &id,
-        platform: platform.map(Platform::as_str),
+    Ok(HttpResponse::Ok().json(ViralityView {
+        post_id: req.post.id.clone().unwrap_or_default(),
+        platform: platform.map(|p| p.as_str().to_string()),
         product: None,
         channel: None,
         city: None,
         country: None,
         sentiment: None,
-        hashtags: &[],
-        status: "scored",
-        virality: &scored,
-    };
-    Ok(HttpResponse::Ok().json(body))
+        hashtags: Vec::new(),
+        status: "scored".into(),
+        virality: scored,
+        updated_at: None,
+    }))
 }
 
-/// `POST /api/v1/feedback`: an observed outcome or a corrected label for a post.
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/feedback`: an observed outcome or a corrected label for a post. At least one
+/// outcome or a label is required.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
+    /// 1 to 256 bytes.
+    #[schema(min_length = 1, max_length = 256)]
+    pub post_id: String,
+    #[schema(minimum = 0)]
+    pub final_shares: Option<i64>,
+    #[schema(minimum = 0)]
+    pub final_likes: Option<i64>,
+    #[schema(minimum = 0)]
+    pub final_comments: Option<i64>,
+    #[schema(minimum = 0)]
+    pub final_views: Option<i64>,
+    #[schema(value_type = Option<SentimentLabel>)]
+    pub sentiment_label: Option<String>,
+    /// At most 2,000 bytes.
+    #[schema(max_length = 2000)]
+    pub note: Option<String>,
+}
+
+/// Feedback as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackRecord {
+    pub id: i64,
     pub post_id: String,
     pub final_shares: Option<i64>,
     pub final_likes: Option<i64>,
     pub final_comments: Option<i64>,
     pub final_views: Option<i64>,
+    #[schema(value_type = Option<SentimentLabel>)]
     pub sentiment_label: Option<String>,
     pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Records feedback.
+#[utoipa::path(
+    tag = "virality",
+    summary = "Record an outcome or a corrected label",
+    request_body = Feedback,
+    responses(
+        (status = 201, description = "The feedback as recorded", body = FeedbackRecord),
+        (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
+            each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/feedback")]
 pub async fn feedback(
     state: web::Data<AppState>,
@@ -549,6 +809,12 @@ pub async fn feedback(
     }
     if f.note.as_ref().is_some_and(|n| n.len() > 2_000) {
         errors.push(field_error("note", "at most 2000 bytes"));
+    }
+    if let Some(field) = sql::unstorable([
+        ("post_id", Some(f.post_id.as_str())),
+        ("note", f.note.as_deref()),
+    ]) {
+        errors.push(field_error(field, "must not contain NUL characters"));
     }
     if f.final_shares.is_none()
         && f.final_likes.is_none()
@@ -581,15 +847,15 @@ pub async fn feedback(
             ],
         )
         .await?;
-    Ok(HttpResponse::Created().json(json!({
-        "id": row.get::<_, i64>(0),
-        "post_id": f.post_id,
-        "final_shares": f.final_shares,
-        "final_likes": f.final_likes,
-        "final_comments": f.final_comments,
-        "final_views": f.final_views,
-        "sentiment_label": f.sentiment_label,
-        "note": f.note,
-        "created_at": row.get::<_, DateTime<Utc>>(1),
-    })))
+    Ok(HttpResponse::Created().json(FeedbackRecord {
+        id: row.get(0),
+        post_id: f.post_id,
+        final_shares: f.final_shares,
+        final_likes: f.final_likes,
+        final_comments: f.final_comments,
+        final_views: f.final_views,
+        sentiment_label: f.sentiment_label,
+        note: f.note,
+        created_at: row.get(1),
+    }))
 }

@@ -1,11 +1,14 @@
 //! Webhook subscriptions (`/api/v1/webhooks`) and their delivery log.
 
 use actix_web::{delete, get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use rand::Rng;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::alerts_api::RuleKind;
+use super::error::{ApiError, ErrorBody};
+use super::sql;
 use super::AppState;
 use crate::actors::alerter::KINDS;
 
@@ -15,17 +18,96 @@ const MAX_URL_BYTES: usize = 2_048;
 const DELIVERY_PAGE: i64 = 100;
 
 /// A new subscription.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// An `http://` or `https://` URL, at most 2,048 bytes.
+    #[schema(max_length = 2048, example = "https://example.com/hooks/pulse")]
     pub url: String,
-    /// Signing secret; generated (and returned once) when absent.
+    /// Signing secret (16 to 256 bytes); generated (and returned once) when absent.
+    #[schema(min_length = 16, max_length = 256)]
     pub secret: Option<String>,
     /// Alert kinds to deliver; all when absent.
+    #[schema(value_type = Option<Vec<RuleKind>>)]
     pub kinds: Option<Vec<String>>,
 }
 
+/// A subscription as listed (the secret is never returned after creation).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    /// Alert kinds delivered; null for all.
+    #[schema(value_type = Option<Vec<RuleKind>>)]
+    pub kinds: Option<Vec<String>>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subscription just created, with its signing secret (returned this once).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// Signs every delivery (HMAC-SHA256); keep it, it is not shown again.
+    pub secret: String,
+}
+
+/// Every subscription.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    pub items: Vec<Webhook>,
+}
+
+/// Where one delivery stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+/// One delivery of an alert to a subscription.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    pub alert_id: i64,
+    #[schema(value_type = DeliveryStatus)]
+    pub status: String,
+    pub attempts: i32,
+    /// HTTP status of the last attempt; null before the first or when it got no answer.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// The newest deliveries of a subscription.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first, at most 100.
+    pub items: Vec<Delivery>,
+}
+
 /// Subscribes a URL to alerts. The response carries the secret; later reads do not.
+#[utoipa::path(
+    tag = "webhooks",
+    operation_id = "create_webhook",
+    summary = "Subscribe a URL to alerts",
+    request_body = WebhookInput,
+    responses(
+        (status = 201, description = "The subscription with its secret", body = WebhookCreated),
+        (status = 400, description = "A bad URL, secret or kind (`invalid_webhook`) or a body \
+            that is not a subscription (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/v1/webhooks")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -47,6 +129,13 @@ pub async fn create(
             ));
         }
     }
+    if let Some(field) = sql::unstorable([("url", Some(url)), ("secret", input.secret.as_deref())])
+    {
+        return Err(ApiError::bad_request(
+            "invalid_webhook",
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
     let secret = match input.secret {
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
         Some(_) => {
@@ -67,33 +156,64 @@ pub async fn create(
             &[&url, &secret, &input.kinds],
         )
         .await?;
-    Ok(HttpResponse::Created().json(json!({
-        "id": row.get::<_, i64>(0), "url": url, "secret": secret, "kinds": input.kinds,
-        "enabled": true, "created_at": row.get::<_, chrono::DateTime<chrono::Utc>>(1),
-    })))
+    Ok(HttpResponse::Created().json(WebhookCreated {
+        webhook: Webhook {
+            id: row.get(0),
+            url: url.to_string(),
+            kinds: input.kinds,
+            enabled: true,
+            created_at: row.get(1),
+        },
+        secret,
+    }))
 }
 
 /// Every subscription (secrets are never returned again).
+#[utoipa::path(
+    tag = "webhooks",
+    operation_id = "list_webhooks",
+    summary = "List webhook subscriptions",
+    responses(
+        (status = 200, description = "Every subscription, without secrets", body = WebhookList),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/webhooks")]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let items: Vec<serde_json::Value> = client
+    let items: Vec<Webhook> = client
         .query(
             "SELECT id, url, kinds, enabled, created_at FROM webhooks ORDER BY id",
             &[],
         )
         .await?
         .iter()
-        .map(|r| {
-            json!({"id": r.get::<_, i64>(0), "url": r.get::<_, String>(1),
-                   "kinds": r.get::<_, Option<Vec<String>>>(2), "enabled": r.get::<_, bool>(3),
-                   "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>(4)})
+        .map(|r| Webhook {
+            id: r.get(0),
+            url: r.get(1),
+            kinds: r.get(2),
+            enabled: r.get(3),
+            created_at: r.get(4),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(WebhookList { items }))
 }
 
 /// Removes a subscription and its delivery log.
+#[utoipa::path(
+    tag = "webhooks",
+    operation_id = "delete_webhook",
+    summary = "Remove a webhook subscription",
+    params(("id" = i64, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Removed, with its delivery log"),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No subscription with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[delete("/api/v1/webhooks/{id}")]
 pub async fn remove(
     state: web::Data<AppState>,
@@ -111,6 +231,19 @@ pub async fn remove(
 }
 
 /// The newest deliveries of a subscription with their status, attempts and last error.
+#[utoipa::path(
+    tag = "webhooks",
+    operation_id = "list_webhook_deliveries",
+    summary = "Deliveries of a webhook subscription",
+    params(("id" = i64, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "The newest deliveries, newest first", body = DeliveryList),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No subscription with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/v1/webhooks/{id}/deliveries")]
 pub async fn deliveries(
     state: web::Data<AppState>,
@@ -124,7 +257,7 @@ pub async fn deliveries(
     {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     }
-    let items: Vec<serde_json::Value> = client
+    let items: Vec<Delivery> = client
         .query(
             "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at \
              FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
@@ -132,14 +265,17 @@ pub async fn deliveries(
         )
         .await?
         .iter()
-        .map(|r| {
-            json!({"id": r.get::<_, i64>(0), "alert_id": r.get::<_, i64>(1), "status": r.get::<_, String>(2),
-                   "attempts": r.get::<_, i32>(3), "last_status": r.get::<_, Option<i32>>(4),
-                   "last_error": r.get::<_, Option<String>>(5),
-                   "created_at": r.get::<_, chrono::DateTime<chrono::Utc>>(6),
-                   "delivered_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(7),
-                   "next_attempt_at": r.get::<_, chrono::DateTime<chrono::Utc>>(8)})
+        .map(|r| Delivery {
+            id: r.get(0),
+            alert_id: r.get(1),
+            status: r.get(2),
+            attempts: r.get(3),
+            last_status: r.get(4),
+            last_error: r.get(5),
+            created_at: r.get(6),
+            delivered_at: r.get(7),
+            next_attempt_at: r.get(8),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(DeliveryList { items }))
 }

@@ -2,6 +2,7 @@
 //! reaches the database or a client is always in range.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Sentiment polarity in -1..=1 (negative to positive).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
@@ -45,8 +46,35 @@ impl Probability {
     }
 }
 
+/// A JSON number schema bounded to `min..=max`, for the range-carrying newtypes above.
+fn bounded_number(min: f64, max: f64) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float)))
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .into()
+}
+
+impl utoipa::PartialSchema for SentimentScore {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        bounded_number(-1.0, 1.0)
+    }
+}
+
+impl ToSchema for SentimentScore {}
+
+impl utoipa::PartialSchema for Probability {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        bounded_number(0.0, 1.0)
+    }
+}
+
+impl ToSchema for Probability {}
+
 /// The three-way sentiment label used everywhere in Pulse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentLabel {
     Negative,
@@ -78,7 +106,7 @@ impl SentimentLabel {
 }
 
 /// The four emotions of the TweetEval emotion task, which Pulse reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Emotion {
     Anger,
@@ -108,7 +136,7 @@ impl Emotion {
 }
 
 /// A distribution over the four emotions (sums to 1 when any emotion is present).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct EmotionScores {
     pub anger: Probability,
     pub joy: Probability,

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Longest post text accepted, in bytes. Longer texts are refused, not truncated, so a producer
 /// learns about it instead of silently losing content.
@@ -28,8 +29,60 @@ pub enum Event {
     Engagement(Engagement),
 }
 
+/// The schema of an event: each variant is its struct's object with the `type` tag among its
+/// properties, as serde reads it. (A derived schema would combine the struct with the tag in
+/// an `allOf`, which the structs' `additionalProperties: false` makes unsatisfiable.)
+impl utoipa::PartialSchema for Event {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        use utoipa::openapi::RefOr;
+        fn tagged(tag: &str, description: &str, variant: RefOr<Schema>) -> Schema {
+            let RefOr::T(Schema::Object(mut object)) = variant else {
+                panic!("the schema of the `{tag}` variant is not an object");
+            };
+            object.properties.insert(
+                "type".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([tag]))
+                    .into(),
+            );
+            object.required.insert(0, "type".into());
+            object.description = Some(description.into());
+            Schema::Object(object)
+        }
+        OneOfBuilder::new()
+            .item(tagged(
+                "post",
+                "A social post to analyse and store.",
+                <Post as utoipa::PartialSchema>::schema(),
+            ))
+            .item(tagged(
+                "engagement",
+                "A like, share, comment or view of a post.",
+                <Engagement as utoipa::PartialSchema>::schema(),
+            ))
+            .description(Some(
+                "A stream event, told apart by `type`: a new post or an engagement with one.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Event {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Post as ToSchema>::schemas(schemas);
+        <Engagement as ToSchema>::schemas(schemas);
+    }
+}
+
 /// The social networks Pulse knows by name; anything else is `other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Twitter,
@@ -76,15 +129,16 @@ impl Platform {
 }
 
 /// Who wrote a post; followers drive reach and virality.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Author {
+    #[schema(min_length = 1, max_length = 256)]
     pub id: String,
     pub followers: u64,
 }
 
 /// Where a post was written, when the producer knows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Geo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +148,7 @@ pub struct Geo {
 }
 
 /// Engagement counts as the platform reported them when the post was captured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostMetrics {
     #[serde(default)]
@@ -108,12 +162,16 @@ pub struct PostMetrics {
 }
 
 /// A social post as producers send it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Post {
+    /// The producer's post id (1 to 256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
     pub id: String,
     pub platform: Platform,
     pub author: Author,
+    /// The text to analyse: not blank, at most 20,000 bytes.
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,7 +191,7 @@ pub struct Post {
 }
 
 /// What kind of engagement happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EngagementKind {
     Like,
@@ -163,12 +221,14 @@ impl EngagementKind {
 }
 
 /// An engagement with a post. Cascades are rebuilt from `via` (the share it came through).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Engagement {
     /// Optional producer-side id; when absent the stream entry id is the natural key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 256)]
     pub post_id: String,
     pub kind: EngagementKind,
     pub at: DateTime<Utc>,
@@ -176,7 +236,9 @@ pub struct Engagement {
     pub actor_followers: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// How many engagements this one stands for (at least 1; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub count: Option<u32>,
 }
 
@@ -217,14 +279,6 @@ impl Event {
         let text = std::str::from_utf8(bytes).map_err(|_| EventError::InvalidUtf8)?;
         let event: Event =
             serde_json::from_str(text).map_err(|e| EventError::Malformed(e.to_string()))?;
-        event.validate()?;
-        Ok(event)
-    }
-
-    /// Decodes and validates one event already parsed as JSON (HTTP arrays).
-    pub fn from_value(value: serde_json::Value) -> Result<Event, EventError> {
-        let event: Event =
-            serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
         event.validate()?;
         Ok(event)
     }

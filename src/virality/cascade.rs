@@ -25,7 +25,9 @@ pub struct ShareNode {
 }
 
 /// The structure of a share tree.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Structure {
     /// Nodes in the tree, the post included.
     #[serde(skip_serializing, default)]

@@ -15,7 +15,7 @@ pub const DEEP_FROM: f64 = 4.0;
 pub const MIN_SHARES: u64 = 3;
 
 /// How a cascade spreads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dynamics {
     Deep,

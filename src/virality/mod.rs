@@ -163,7 +163,7 @@ pub struct Model {
 }
 
 /// Lineage of a prediction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Lineage {
     pub name: String,
     pub version: String,
@@ -171,7 +171,7 @@ pub struct Lineage {
 }
 
 /// Engagement counts of a post.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Counts {
     pub shares: u64,
     pub likes: u64,
@@ -180,7 +180,7 @@ pub struct Counts {
 }
 
 /// A confidence interval on the final share count.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Interval {
     pub lower: f64,
     pub upper: f64,
@@ -188,7 +188,7 @@ pub struct Interval {
 }
 
 /// The virality of a post at one observation time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Virality {
     pub observed_at: DateTime<Utc>,
     pub age_secs: f64,
@@ -200,6 +200,7 @@ pub struct Virality {
     pub virality_score: f64,
     pub virality_probability: f64,
     /// `yes` or `no`.
+    #[schema(value_type = String, pattern = "^(yes|no)$")]
     pub viral_classification: &'static str,
     pub confidence_interval: Interval,
     pub predicted_final_shares: f64,

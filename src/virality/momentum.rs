@@ -12,7 +12,7 @@ pub struct Momentum {
 }
 
 /// Velocity and acceleration at the latest minute seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rates {
     /// Engagements per minute over the last window.
     pub velocity: f64,

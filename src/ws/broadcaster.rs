@@ -2,6 +2,10 @@
 //! that want it. Each event is serialized once and shared; pushing into a session's
 //! [`Outbox`] never blocks or awaits, so one slow subscriber cannot hold up the others or the
 //! pipeline.
+//!
+//! With the cross-process fan-out on, what this process produced (new posts, alerts,
+//! virality updates) is also offered, already serialized, to the other processes of the
+//! group, and what they produced arrives as [`Remote`] and goes to the local sessions only.
 
 pub use crate::actors::messages::MetricsUpdate;
 use std::cell::OnceCell;
@@ -11,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use actix::{Actor, Addr, Context, Handler, Message};
 use bytestring::ByteString;
 
+use super::fanout::{FanoutItem, FanoutSender, Remote};
 use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
 use super::session::{GoingAway, Wake, WsSession};
@@ -73,6 +78,8 @@ pub struct Broadcaster {
     sessions: HashMap<SessionId, Registered>,
     /// The latest snapshot as a `metrics:initial` message, read by sessions on subscribe.
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
+    /// Where this process's own live messages go for the other processes, when fanned out.
+    fanout: Option<FanoutSender>,
 }
 
 impl Broadcaster {
@@ -81,7 +88,14 @@ impl Broadcaster {
         Self {
             sessions: HashMap::new(),
             latest_metrics,
+            fanout: None,
         }
+    }
+
+    /// Also offers every message this process produces to the other processes.
+    pub fn with_fanout(mut self, fanout: Option<FanoutSender>) -> Self {
+        self.fanout = fanout;
+        self
     }
 
     /// Pushes to every session with `push`, wakes those that need it, forgets those that
@@ -174,9 +188,9 @@ impl Handler<Committed> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
-        if msg.outcome.inserted_posts.is_empty()
-            || !self.sessions.values().any(|s| s.outbox.wants(Topic::Posts))
-        {
+        let local = self.sessions.values().any(|s| s.outbox.wants(Topic::Posts));
+        let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
+        if msg.outcome.inserted_posts.is_empty() || (!local && !remote) {
             return;
         }
         // Only posts new to the database, once each, in the batch's (stream) order: a
@@ -200,12 +214,26 @@ impl Handler<Committed> for Broadcaster {
             .collect();
         let ingested_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
             .unwrap_or_else(chrono::Utc::now);
-        self.fan_out(|outbox| {
-            outbox.push(
-                Topic::Posts,
-                posts.iter().map(|p| (&p.keys, || p.text(ingested_at))),
-            )
-        });
+        if local {
+            self.fan_out(|outbox| {
+                outbox.push(
+                    Topic::Posts,
+                    posts.iter().map(|p| (&p.keys, || p.text(ingested_at))),
+                )
+            });
+        }
+        if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
+            fanout.offer(
+                posts
+                    .iter()
+                    .map(|p| FanoutItem {
+                        topic: Topic::Posts,
+                        keys: p.keys.clone(),
+                        text: p.text(ingested_at),
+                    })
+                    .collect(),
+            );
+        }
     }
 }
 
@@ -239,6 +267,31 @@ impl Handler<Publish> for Broadcaster {
         let keys = Arc::new(msg.keys);
         let topic = msg.topic;
         self.fan_out(|outbox| outbox.push(topic, [(&keys, || text.clone())]));
+        if let Some(fanout) = &self.fanout {
+            fanout.offer(vec![FanoutItem { topic, keys, text }]);
+        }
+    }
+}
+
+impl Handler<Remote> for Broadcaster {
+    type Result = ();
+
+    /// Another process's messages: to the local sessions, in order, and nowhere else.
+    fn handle(&mut self, msg: Remote, _: &mut Self::Context) {
+        let items = msg.0;
+        let mut start = 0;
+        while start < items.len() {
+            let topic = items[start].topic;
+            let end = items[start..]
+                .iter()
+                .position(|i| i.topic != topic)
+                .map_or(items.len(), |n| start + n);
+            let run = &items[start..end];
+            self.fan_out(|outbox| {
+                outbox.push(topic, run.iter().map(|i| (&i.keys, || i.text.clone())))
+            });
+            start = end;
+        }
     }
 }
 

@@ -10,11 +10,14 @@
 //!   Pushing never blocks; a full queue drops its oldest post and the client is told how many
 //!   it lost (`lagged`); metrics are coalesced to the latest snapshot.
 //! - [`session`]: the [`WsSession`] actor per connection: client messages, heartbeat, limits.
+//! - [`fanout`]: the cross-process fan-out over Redis pub/sub: what this process produced
+//!   goes to the other processes of the group, what they produced comes to these sessions.
 //!
 //! [`Hub`] is what the rest of the application holds: the broadcaster's address and the
 //! admission counter that caps concurrent sessions.
 
 pub mod broadcaster;
+pub mod fanout;
 pub mod outbox;
 pub mod protocol;
 pub mod session;
@@ -59,10 +62,18 @@ pub struct Hub {
 impl Hub {
     /// Starts the broadcaster on a new arbiter. Must run inside an actix system.
     pub fn start(settings: WsSettings) -> Hub {
+        Self::start_with(settings, None)
+    }
+
+    /// [`Hub::start`], offering every message this process produces to `fanout` for the other
+    /// processes of the group.
+    pub fn start_with(settings: WsSettings, fanout: Option<fanout::FanoutSender>) -> Hub {
         let arbiter = Arbiter::new().handle();
         let latest_metrics = Arc::new(RwLock::new(None));
         let cache = latest_metrics.clone();
-        let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| Broadcaster::new(cache));
+        let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| {
+            Broadcaster::new(cache).with_fanout(fanout)
+        });
         Hub {
             broadcaster,
             arbiter,
@@ -136,6 +147,30 @@ impl Drop for SessionPermit {
 /// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
 /// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
 /// shape.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    operation_id = "websocket",
+    summary = "Live updates over a WebSocket",
+    description = "A WebSocket handshake (RFC 6455). Once upgraded, the client sends \
+        `subscribe`/`unsubscribe` messages naming topics and filters, and receives `post:new`, \
+        `metrics:update`, `virality:update` and `alert:*` messages as JSON text frames.",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The handshake nonce (base64 of 16 bytes)"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now a WebSocket"),
+        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)",
+            body = crate::http::error::ErrorBody),
+        (status = 503, description = "Live updates do not run in this process, or it serves \
+            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere",
+            body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,

@@ -157,7 +157,7 @@ impl Serialize for TopicSet {
 
 /// The dimensions an event can be filtered on. On an event, `None` means the event is not
 /// about any particular value of that dimension (a post without a city, a stream-wide alert).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterKeys {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
@@ -240,20 +240,33 @@ pub enum ErrorCode {
     UnsupportedFrame,
 }
 
+/// Longest `message` of an `error` reply, in bytes. serde's messages quote the offending name
+/// or value whole (`unknown field `...``), so without a bound a client could have up to a frame
+/// of its own text echoed back and logged for every refusal.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 256;
+
 /// Why a client message was refused; sent back as an `error` message, the socket stays open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {
     pub code: ErrorCode,
+    /// At most [`MAX_ERROR_MESSAGE_BYTES`]; a longer one is cut and ends with `…`.
     pub message: String,
 }
 
 impl ClientError {
-    /// An error with `code` and a human-readable `message`.
+    /// An error with `code` and a human-readable `message`, cut to
+    /// [`MAX_ERROR_MESSAGE_BYTES`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE_BYTES {
+            let mut end = MAX_ERROR_MESSAGE_BYTES - '…'.len_utf8();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
+        Self { code, message }
     }
 }
 
@@ -529,6 +542,35 @@ mod tests {
         );
         assert_eq!(code(r#"{"type":"ping","x":1}"#), ErrorCode::InvalidMessage);
         assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn error_messages_are_bounded_whatever_the_client_sent() {
+        // serde quotes an unknown field name whole; a frame-sized name came back whole.
+        let long_field = format!(
+            r#"{{"type":"subscribe","top{}ics":["posts"]}}"#,
+            "é".repeat(300)
+        );
+        let e = parse_client_message(&long_field).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidMessage);
+        assert!(
+            e.message.starts_with("unknown field `topéé"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.len() <= MAX_ERROR_MESSAGE_BYTES && e.message.ends_with('…'));
+        let long_value = format!(
+            r#"{{"type":"unsubscribe","topics":"{}"}}"#,
+            "x".repeat(70_000)
+        );
+        let e = parse_client_message(&long_value).unwrap_err();
+        assert!(
+            e.message.len() <= MAX_ERROR_MESSAGE_BYTES,
+            "{}",
+            e.message.len()
+        );
+        // Short messages are left alone.
+        assert_eq!(ClientError::new(ErrorCode::UnknownType, "no").message, "no");
     }
 
     #[test]

@@ -5,29 +5,68 @@ import type {
   PostsPage, ProductsResponse, TermsResponse, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
+import { session } from "./auth";
+import { ApiError, apiError } from "./errors";
 
-export class ApiError extends Error {
-  constructor(public status: number, public code: string, message: string) {
-    super(message);
-  }
+export { ApiError };
+
+/** What the REST client needs from the sign-in session (`session` in ./auth). */
+export interface Credentials {
+  /** The bearer token to send, or null when the server asks for none. */
+  token(): Promise<string | null>;
+  /** A fresh token after a 401; rejects, having ended the session, when that fails. */
+  renew(): Promise<string>;
+  /** Ends the session, saying why on the sign-in screen. */
+  signOut(reason: string): void;
 }
 
-async function request<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(path, init);
-  if (!res.ok) {
-    let code = "http_error";
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      const body = await res.json();
-      code = body.error?.code ?? code;
-      message = body.error?.message ?? message;
-    } catch {
-      /* not the API's error shape */
+/**
+ * The REST API with `credentials`: every call carries `Authorization: Bearer` when there is a
+ * token; a 401 renews the token once and retries once, since a token can expire between the
+ * check and the call (a sleeping laptop, a skewed clock).
+ */
+export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, o) => fetch(i, o)) {
+  const send = (path: string, init: RequestInit | undefined, token: string | null) => {
+    const headers = new Headers(init?.headers);
+    if (token) headers.set("Authorization", `Bearer ${token}`);
+    return fetchFn(path, { ...init, headers });
+  };
+
+  async function request<T>(path: string, init?: RequestInit): Promise<T> {
+    let res = await send(path, init, await credentials.token());
+    if (res.status === 401) {
+      res = await send(path, init, await credentials.renew());
+      if (res.status === 401) credentials.signOut("The server refused a freshly issued access token.");
     }
-    throw new ApiError(res.status, code, message);
+    if (!res.ok) throw await apiError(res);
+    return res.json() as Promise<T>;
   }
-  return res.json() as Promise<T>;
+
+  return {
+    overall: (f: Filters) => request<OverallResponse>(`/api/v1/metrics/overall${windowQuery(f)}`),
+    platforms: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/platforms${windowQuery(f)}`),
+    channels: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/channels${windowQuery(f)}`),
+    products: (f: Filters) => request<ProductsResponse>(`/api/v1/metrics/products${windowQuery(f)}`),
+    geo: (f: Filters) => request<GeoResponse>(`/api/v1/metrics/geo${windowQuery(f)}`),
+    timeseries: (f: Filters) => {
+      const scope = trendScope(f);
+      return request<TimeseriesResponse>(
+        `/api/v1/metrics/timeseries${query({ dimension: scope.dimension, key: scope.key, bucket: "1m" })}`,
+      );
+    },
+    terms: (f: Filters) => request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12 })}`),
+    /** Active cascades by virality score, with the label filters (the listing has no window). */
+    trendingPosts: (f: Filters, limit: number) =>
+      request<TrendingPostsResponse>(`/api/v1/trending/posts${query({ limit, ...labelFilters(f) })}`),
+    posts: (f: Filters) => request<PostsPage>(`/api/v1/posts${query({ limit: 50, ...labelFilters(f) })}`),
+    alerts: () => request<AlertsPage>(`/api/v1/alerts${query({ limit: 50 })}`),
+    acknowledge: (id: number) => request<Alert>(`/api/v1/alerts/${id}/ack`, { method: "POST" }),
+    pipeline: () => request<PipelineResponse>(`/api/v1/pipeline`),
+  };
 }
+
+/** The page's REST API, signed in through the page's session. */
+export const api = createApi(session);
 
 function query(params: Record<string, string | number | undefined>): string {
   const q = new URLSearchParams();
@@ -39,25 +78,3 @@ function query(params: Record<string, string | number | undefined>): string {
 function windowQuery(f: Filters): string {
   return query({ window: f.window, ...labelFilters(f) });
 }
-
-export const api = {
-  overall: (f: Filters) => request<OverallResponse>(`/api/v1/metrics/overall${windowQuery(f)}`),
-  platforms: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/platforms${windowQuery(f)}`),
-  channels: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/channels${windowQuery(f)}`),
-  products: (f: Filters) => request<ProductsResponse>(`/api/v1/metrics/products${windowQuery(f)}`),
-  geo: (f: Filters) => request<GeoResponse>(`/api/v1/metrics/geo${windowQuery(f)}`),
-  timeseries: (f: Filters) => {
-    const scope = trendScope(f);
-    return request<TimeseriesResponse>(
-      `/api/v1/metrics/timeseries${query({ dimension: scope.dimension, key: scope.key, bucket: "1m" })}`,
-    );
-  },
-  terms: (f: Filters) => request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12 })}`),
-  /** Active cascades by virality score, with the label filters (the listing has no window). */
-  trendingPosts: (f: Filters, limit: number) =>
-    request<TrendingPostsResponse>(`/api/v1/trending/posts${query({ limit, ...labelFilters(f) })}`),
-  posts: (f: Filters) => request<PostsPage>(`/api/v1/posts${query({ limit: 50, ...labelFilters(f) })}`),
-  alerts: () => request<AlertsPage>(`/api/v1/alerts${query({ limit: 50 })}`),
-  acknowledge: (id: number) => request<Alert>(`/api/v1/alerts/${id}/ack`, { method: "POST" }),
-  pipeline: () => request<PipelineResponse>(`/api/v1/pipeline`),
-};

@@ -232,6 +232,24 @@ export const ServerMessage = z.union([
   }),
 ]);
 
+/** A key's role: `ingest` only appends events; the dashboard needs `analyst` or `admin`. */
+export const Role = z.enum(["ingest", "analyst", "admin"]);
+/** `GET /api/v1/auth/status`: whether the server asks for credentials at all. */
+export const AuthStatus = z.strictObject({ mode: z.enum(["open", "token"]), token_ttl_secs: count });
+/** `POST /api/v1/auth/token`: an API key exchanged for a short-lived bearer token. */
+export const TokenResponse = z.strictObject({
+  access_token: z.string().min(1),
+  token_type: z.literal("Bearer"),
+  expires_in: count,
+  expires_at: time,
+  role: Role,
+  key_id: z.string(),
+});
+/** The API's one error shape (src/http/error.rs), as a refused sign-in answers. */
+export const ErrorBody = z.strictObject({
+  error: z.strictObject({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+});
+
 export type Stats = z.infer<typeof Stats>;
 export type KeyedStats = z.infer<typeof KeyedStats>;
 export type ProductStats = z.infer<typeof ProductStats>;
@@ -255,6 +273,10 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 export type WsFilter = z.infer<typeof WsFilter>;
 export type Platform = z.infer<typeof Platform>;
 export type Window = z.infer<typeof Window>;
+export type Role = z.infer<typeof Role>;
+export type AuthStatus = z.infer<typeof AuthStatus>;
+export type TokenResponse = z.infer<typeof TokenResponse>;
+export type ErrorBody = z.infer<typeof ErrorBody>;
 
 /** Which schema checks which REST path, for the contract test. */
 export const restSchemas = {
@@ -271,4 +293,7 @@ export const restSchemas = {
   alerts: AlertsPage,
   "alert-ack": Alert,
   pipeline: PipelineResponse,
+  "auth/status": AuthStatus,
+  "auth/token": TokenResponse,
+  "auth/refused": ErrorBody,
 } as const;

@@ -1,12 +1,16 @@
 // The WebSocket client: connects, subscribes, reconnects with exponential backoff and
 // jitter, resubscribes with the current filter, and hands what arrived to the page in
-// batches at most `FLUSH_MS` apart, so a burst of thousands of posts is one render.
+// batches at most `FLUSH_MS` apart, so a burst of thousands of posts is one render. On a
+// server with authentication the URL carries the access token, taken afresh for every
+// connection; a close with `TOKEN_EXPIRED` renews the token and reconnects at once.
 import { drain, type Batch } from "../state/live";
 import type { WsFilter } from "../api/schemas";
 
 /** Longest gap between renders of live data: 10 frames per second at most. */
 export const FLUSH_MS = 100;
 const PING_MS = 10_000;
+/** The close code of a session whose access token expired. */
+export const TOKEN_EXPIRED = 4001;
 
 export type ConnectionState =
   | { status: "connecting"; attempt: number }
@@ -30,18 +34,23 @@ export class LiveSocket {
   private stopped = false;
   private filter: WsFilter = {};
 
+  /**
+   * `url` is asked before every connection (it carries the current token); `renew` gets a
+   * fresh token after a `TOKEN_EXPIRED` close.
+   */
   constructor(
-    private readonly url: string,
+    private readonly url: () => string | Promise<string>,
     private readonly topics: string[],
     private readonly onBatch: (batch: Batch) => void,
     private readonly onState: (state: ConnectionState) => void,
+    private readonly renew: () => Promise<unknown> = async () => {},
   ) {}
 
   start(filter: WsFilter): void {
     this.filter = filter;
     this.stopped = false;
     this.flusher = setInterval(() => this.flush(), FLUSH_MS);
-    this.connect();
+    void this.connect();
   }
 
   stop(): void {
@@ -65,9 +74,18 @@ export class LiveSocket {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
 
-  private connect(): void {
+  private async connect(): Promise<void> {
     this.onState({ status: "connecting", attempt: this.attempt });
-    const ws = new WebSocket(this.url);
+    let url: string;
+    try {
+      url = await this.url();
+    } catch {
+      // No token (the session ended or renewal failed): try later, unless stopped meanwhile.
+      if (!this.stopped) this.retryLater();
+      return;
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
@@ -95,16 +113,32 @@ export class LiveSocket {
       this.awaitingPong = false;
       this.queue.push(event.data);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (this.pinger) clearInterval(this.pinger);
       if (this.ws !== ws || this.stopped) return;
       this.ws = null;
-      this.attempt += 1;
-      const delay = backoff(this.attempt);
-      this.onState({ status: "reconnecting", attempt: this.attempt, retryAt: Date.now() + delay });
-      this.timer = setTimeout(() => this.connect(), delay);
+      if (event.code === TOKEN_EXPIRED) {
+        this.onState({ status: "connecting", attempt: this.attempt });
+        this.renew().then(
+          () => {
+            if (!this.stopped) void this.connect();
+          },
+          () => {
+            if (!this.stopped) this.retryLater();
+          },
+        );
+        return;
+      }
+      this.retryLater();
     };
     ws.onerror = () => ws.close();
+  }
+
+  private retryLater(): void {
+    this.attempt += 1;
+    const delay = backoff(this.attempt);
+    this.onState({ status: "reconnecting", attempt: this.attempt, retryAt: Date.now() + delay });
+    this.timer = setTimeout(() => void this.connect(), delay);
   }
 
   private flush(): void {
@@ -115,7 +149,11 @@ export class LiveSocket {
   }
 }
 
-/** The socket URL of the page's own server. */
-export function socketUrl(loc: Location = window.location): string {
-  return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws`;
+/**
+ * The socket URL of the page's own server, with the access token as a query parameter when
+ * there is one: browsers cannot set headers on a WebSocket handshake.
+ */
+export function socketUrl(loc: Pick<Location, "protocol" | "host"> = window.location, accessToken?: string | null): string {
+  const url = `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws`;
+  return accessToken ? `${url}?access_token=${encodeURIComponent(accessToken)}` : url;
 }

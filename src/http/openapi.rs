@@ -1,0 +1,563 @@
+//! The OpenAPI 3 document of the HTTP API and its reference page.
+//!
+//! The document is generated from the handlers' `#[utoipa::path]` annotations and the types the
+//! handlers take and send, so it cannot drift from the code: `GET /api/openapi.json` serves it,
+//! `GET /api/docs` renders it for people. The page is self-contained (HTML, script and style
+//! are compiled into the binary, nothing is fetched from elsewhere, no inline script), so it
+//! works offline and under `Content-Security-Policy: script-src 'self'`.
+//!
+//! Conventions applied to every operation here rather than repeated on each handler: the
+//! security schemes (`bearer` JWT or `apiKey` header) are required everywhere except on
+//! operations that declare `security(())`; those others also document 401, 403 and 429; and
+//! every response documents the `x-request-id` header.
+
+use std::sync::OnceLock;
+
+use actix_web::http::header;
+use actix_web::{get, HttpResponse};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
+};
+use utoipa::{Modify, OpenApi};
+
+use super::error::ErrorBody;
+use super::{
+    alerts_api, analyze, auth_api, events, health, metrics_api, pipeline, posts, virality_api,
+    webhooks_api,
+};
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+/// Where the reference page is served.
+pub const DOCS_PATH: &str = "/api/docs";
+
+/// The reference page, its script and its style, compiled in so the page needs nothing else.
+const DOCS_HTML: &str = include_str!("docs/index.html");
+const DOCS_JS: &str = include_str!("docs/docs.js");
+const DOCS_CSS: &str = include_str!("docs/docs.css");
+
+/// The document's definition: every route `configure` registers, in one list.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Pulse",
+        description = "Real-time social-media sentiment and virality. Every error is \
+            `{\"error\":{\"code\",\"message\",\"details\"}}` (`ErrorBody`); every response \
+            carries `x-request-id`. Live updates are on the WebSocket at `GET /ws`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        health::index,
+        health::health,
+        health::ready,
+        health::prometheus,
+        openapi_json,
+        docs_page,
+        docs_script,
+        docs_style,
+        events::create,
+        analyze::analyze,
+        posts::list,
+        posts::get_one,
+        virality_api::post_virality,
+        metrics_api::overall,
+        metrics_api::platforms,
+        metrics_api::geo,
+        metrics_api::products,
+        metrics_api::channels,
+        metrics_api::timeseries,
+        metrics_api::trending_terms,
+        pipeline::pipeline,
+        alerts_api::list_rules,
+        alerts_api::create_rule,
+        alerts_api::get_rule,
+        alerts_api::update_rule,
+        alerts_api::delete_rule,
+        alerts_api::enable_rule,
+        alerts_api::disable_rule,
+        alerts_api::list_alerts,
+        alerts_api::acknowledge,
+        alerts_api::resolve,
+        webhooks_api::create,
+        webhooks_api::list,
+        webhooks_api::remove,
+        webhooks_api::deliveries,
+        virality_api::trending_posts,
+        virality_api::momentum,
+        virality_api::score,
+        virality_api::feedback,
+        crate::ws::connect,
+        auth_api::auth_status,
+        auth_api::token,
+        auth_api::list_keys,
+        auth_api::create_key,
+        auth_api::revoke_key,
+        auth_api::audit_log,
+    ),
+    components(schemas(ErrorBody)),
+    security(("bearer" = []), ("apiKey" = [])),
+    modifiers(&Conventions),
+    tags(
+        (name = "service", description = "Liveness, readiness, metrics and the service map"),
+        (name = "docs", description = "This document and its reference page"),
+        (name = "events", description = "Event intake: posts and engagements onto the stream"),
+        (name = "analysis", description = "Synchronous text analysis"),
+        (name = "posts", description = "Stored posts and their analysis"),
+        (name = "metrics", description = "Windowed aggregates, time series and trending terms"),
+        (name = "pipeline", description = "Pipeline throughput, lag and dead letters"),
+        (name = "alerts", description = "Alert rules and the alerts they raise"),
+        (name = "webhooks", description = "Webhook subscriptions and their deliveries"),
+        (name = "virality", description = "Virality scores, momentum, scoring and feedback"),
+        (name = "live", description = "The WebSocket of live updates"),
+        (name = "auth", description = "The authentication mode and the token exchange"),
+        (name = "admin", description = "API keys and the audit log (admin role)"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Names of the reusable responses every protected operation refers to.
+const UNAUTHORIZED: &str = "Unauthorized";
+const FORBIDDEN: &str = "Forbidden";
+const TOO_MANY_REQUESTS: &str = "TooManyRequests";
+
+/// Applies the conventions described in the module documentation.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("`Authorization: Bearer <jwt>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key in the `X-API-Key` header",
+            ))),
+        );
+        for (name, description) in [
+            (
+                UNAUTHORIZED,
+                "No valid credentials: neither a valid bearer token nor a valid API key",
+            ),
+            (FORBIDDEN, "The credentials do not allow this operation"),
+            (
+                TOO_MANY_REQUESTS,
+                "Too many requests; retry after the number of seconds in `Retry-After`",
+            ),
+        ] {
+            let mut response = error_response(description);
+            if name == TOO_MANY_REQUESTS {
+                response.headers.insert(
+                    "retry-after".into(),
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait before retrying"))
+                        .build(),
+                );
+            }
+            components.responses.insert(name.into(), response.into());
+        }
+
+        for item in openapi.paths.paths.values_mut() {
+            for (_, operation) in operations_mut(item) {
+                if !is_public(operation) {
+                    for (status, name) in [
+                        ("401", UNAUTHORIZED),
+                        ("403", FORBIDDEN),
+                        ("429", TOO_MANY_REQUESTS),
+                    ] {
+                        operation
+                            .responses
+                            .responses
+                            .entry(status.into())
+                            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                    }
+                }
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        add_request_id(response);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A response with the one error body.
+fn error_response(description: &str) -> Response {
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    add_request_id(&mut response);
+    response
+}
+
+/// Documents the `x-request-id` header the middleware puts on every response.
+fn add_request_id(response: &mut Response) {
+    response
+        .headers
+        .entry("x-request-id".into())
+        .or_insert_with(|| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(
+                    "The caller's `x-request-id` when it sent a sane one, else a new UUID; \
+                 the server log carries it too",
+                ))
+                .build()
+        });
+}
+
+/// Whether an operation needs no credentials (it declares the empty requirement).
+fn is_public(operation: &Operation) -> bool {
+    operation
+        .security
+        .as_ref()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|r| *r == SecurityRequirement::default()))
+}
+
+/// The operations of a path item with their HTTP methods.
+fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("GET", item.get.as_mut()),
+        ("PUT", item.put.as_mut()),
+        ("POST", item.post.as_mut()),
+        ("DELETE", item.delete.as_mut()),
+        ("OPTIONS", item.options.as_mut()),
+        ("HEAD", item.head.as_mut()),
+        ("PATCH", item.patch.as_mut()),
+        ("TRACE", item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(ApiDoc::openapi)
+}
+
+/// The document as JSON, serialised once.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_json()
+            .expect("the OpenAPI document serialises to JSON")
+    })
+}
+
+/// Every operation of the document as `METHOD /path`, sorted by path, for the service map.
+pub fn endpoints() -> &'static [String] {
+    static ENDPOINTS: OnceLock<Vec<String>> = OnceLock::new();
+    ENDPOINTS.get_or_init(|| {
+        let mut document = document().clone();
+        let mut endpoints = Vec::new();
+        for (path, item) in document.paths.paths.iter_mut() {
+            for (method, _) in operations_mut(item) {
+                endpoints.push(format!("{method} {path}"));
+            }
+        }
+        endpoints
+    })
+}
+
+/// The OpenAPI 3 document of this server.
+#[utoipa::path(
+    tag = "docs",
+    summary = "OpenAPI document",
+    security(()),
+    responses(
+        (status = 200, description = "This document (OpenAPI 3.1, JSON)",
+            content_type = "application/json", body = Object),
+    )
+)]
+#[get("/api/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(document_json())
+}
+
+/// The API reference page: renders the document for people.
+#[utoipa::path(
+    tag = "docs",
+    summary = "API reference page",
+    security(()),
+    responses(
+        (status = 200, description = "The reference page; it loads /api/docs.js and \
+            /api/docs.css and reads /api/openapi.json", content_type = "text/html", body = String),
+    )
+)]
+#[get("/api/docs")]
+pub async fn docs_page() -> HttpResponse {
+    static_text("text/html; charset=utf-8", DOCS_HTML)
+}
+
+/// The reference page's script.
+#[utoipa::path(
+    tag = "docs",
+    summary = "API reference script",
+    security(()),
+    responses(
+        (status = 200, description = "The script of the reference page",
+            content_type = "text/javascript", body = String),
+    )
+)]
+#[get("/api/docs.js")]
+pub async fn docs_script() -> HttpResponse {
+    static_text("text/javascript; charset=utf-8", DOCS_JS)
+}
+
+/// The reference page's style sheet.
+#[utoipa::path(
+    tag = "docs",
+    summary = "API reference style sheet",
+    security(()),
+    responses(
+        (status = 200, description = "The style sheet of the reference page",
+            content_type = "text/css", body = String),
+    )
+)]
+#[get("/api/docs.css")]
+pub async fn docs_style() -> HttpResponse {
+    static_text("text/css; charset=utf-8", DOCS_CSS)
+}
+
+fn static_text(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use regex::Regex;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The sources of the modules `configure` registers handlers from, to read each handler's
+    /// route attribute.
+    const SOURCES: [(&str, &str); 11] = [
+        ("health", include_str!("health.rs")),
+        ("auth_api", include_str!("auth_api.rs")),
+        ("openapi", include_str!("openapi.rs")),
+        ("events", include_str!("events.rs")),
+        ("analyze", include_str!("analyze.rs")),
+        ("posts", include_str!("posts.rs")),
+        ("virality_api", include_str!("virality_api.rs")),
+        ("metrics_api", include_str!("metrics_api.rs")),
+        ("pipeline", include_str!("pipeline.rs")),
+        ("alerts_api", include_str!("alerts_api.rs")),
+        ("webhooks_api", include_str!("webhooks_api.rs")),
+    ];
+
+    /// Every `METHOD /path` that `configure` registers, read from its source.
+    fn registered_routes() -> BTreeSet<String> {
+        let module = include_str!("mod.rs");
+        let start = module
+            .find("pub fn configure")
+            .expect("configure in mod.rs");
+        let body = &module[start..];
+        let body = &body[..body.find("\n}\n").expect("end of configure")];
+        let service = Regex::new(r"\.service\((\w+)::(\w+)\)").unwrap();
+        let route = Regex::new(r#"\.route\(\s*"([^"]+)",\s*web::(\w+)\(\)"#).unwrap();
+        let mut routes = BTreeSet::new();
+        for c in service.captures_iter(body) {
+            let (module, handler) = (&c[1], &c[2]);
+            let source = SOURCES
+                .iter()
+                .find(|(name, _)| *name == module)
+                .unwrap_or_else(|| panic!("add src/http/{module}.rs to SOURCES"))
+                .1;
+            let attribute = Regex::new(&format!(
+                r#"#\[(get|post|put|patch|delete)\("([^"]+)"\)\]\s*pub async fn {handler}\b"#
+            ))
+            .unwrap();
+            let found = attribute
+                .captures(source)
+                .unwrap_or_else(|| panic!("no route attribute on {module}::{handler}"));
+            routes.insert(format!("{} {}", found[1].to_uppercase(), &found[2]));
+        }
+        for c in route.captures_iter(body) {
+            routes.insert(format!("{} {}", c[2].to_uppercase(), &c[1]));
+        }
+        routes
+    }
+
+    fn document_value() -> Value {
+        serde_json::from_str(document_json()).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut all = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                all.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_registered_route_is_documented_and_nothing_else() {
+        let registered = registered_routes();
+        assert!(registered.len() >= 40, "{registered:?}");
+        let documented: BTreeSet<String> = endpoints().iter().cloned().collect();
+        assert_eq!(
+            registered.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "registered in configure() but missing from the document"
+        );
+        assert_eq!(
+            documented.difference(&registered).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "documented but not registered in configure()"
+        );
+    }
+
+    #[test]
+    fn every_operation_is_described_and_answers() {
+        let doc = document_value();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut ids = BTreeSet::new();
+        for (method, path, op) in operations(&doc) {
+            let name = format!("{method} {path}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{name}: summary"
+            );
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{name}: tag"
+            );
+            let id = op["operationId"].as_str().unwrap().to_string();
+            assert!(
+                ids.insert(id.clone()),
+                "{name}: operationId {id} is used twice"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses
+                    .keys()
+                    .any(|s| s.starts_with('1') || s.starts_with('2')),
+                "{name}: no success response"
+            );
+            for (status, response) in responses {
+                // Readiness answers 503 with its own body, which says what is down.
+                let readiness = name == "GET /ready" && status == "503";
+                if (status.starts_with('4') || status.starts_with('5')) && !readiness {
+                    let body = response
+                        .get("$ref")
+                        .map(|_| Value::Null)
+                        .unwrap_or_else(|| {
+                            response["content"]["application/json"]["schema"]["$ref"].clone()
+                        });
+                    assert!(
+                        response.get("$ref").is_some() || body == "#/components/schemas/ErrorBody",
+                        "{name} {status}: errors use ErrorBody, got {response}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn protected_operations_name_their_auth_errors_and_public_ones_opt_out() {
+        let doc = document_value();
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+        assert_eq!(schemes["apiKey"]["in"], "header");
+        assert_eq!(schemes["apiKey"]["name"], "X-API-Key");
+        assert_eq!(
+            doc["security"],
+            serde_json::json!([{"bearer": []}, {"apiKey": []}])
+        );
+        let public: BTreeSet<&str> = [
+            "GET /health",
+            "GET /ready",
+            "GET /metrics",
+            "GET /api/openapi.json",
+            "GET /api/docs",
+            "GET /api/docs.js",
+            "GET /api/docs.css",
+            "GET /api/v1/auth/status",
+            "POST /api/v1/auth/token",
+        ]
+        .into();
+        for (method, path, op) in operations(&doc) {
+            let name = format!("{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            if public.contains(name.as_str()) {
+                assert_eq!(op["security"], serde_json::json!([{}]), "{name}");
+                // The token exchange is public but answers 401 to a wrong key.
+                if name != "POST /api/v1/auth/token" {
+                    assert!(!responses.contains_key("401"), "{name}");
+                }
+            } else {
+                assert!(
+                    op.get("security").is_none(),
+                    "{name} inherits the global security"
+                );
+                for status in ["401", "403", "429"] {
+                    assert!(responses.contains_key(status), "{name}: {status}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_text_and_the_upgrade_is_a_101() {
+        let doc = document_value();
+        let metrics = &doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+        assert!(
+            metrics.get("text/plain; version=0.0.4").is_some(),
+            "{metrics}"
+        );
+        let ws = &doc["paths"]["/ws"]["get"]["responses"];
+        assert!(ws.get("101").is_some(), "{ws}");
+    }
+
+    #[test]
+    fn the_page_loads_only_its_own_script_and_style() {
+        assert!(DOCS_HTML.contains(r#"<script src="/api/docs.js""#));
+        assert!(DOCS_HTML.contains(r#"href="/api/docs.css""#));
+        // One script element, with a src: nothing inline for a `script-src 'self'` policy.
+        assert_eq!(DOCS_HTML.matches("<script").count(), 1);
+        let inline_handler = Regex::new(r"<[^>]*\son\w+=").unwrap();
+        for text in [DOCS_HTML, DOCS_JS, DOCS_CSS] {
+            assert!(!text.contains("http://") && !text.contains("https://"));
+            // No inline event handlers either.
+            assert!(!inline_handler.is_match(text));
+        }
+        assert!(DOCS_JS.contains(DOCUMENT_PATH));
+    }
+}

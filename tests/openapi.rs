@@ -1,0 +1,225 @@
+//! The OpenAPI document against the server it describes: a real Pulse serves
+//! `/api/openapi.json` and its reference page, and schemathesis generates requests from the
+//! document and checks every answer (no server error, status, content type and body as
+//! documented).
+//!
+//! schemathesis comes from the project venv (`scripts/models.sh` installs it and exports
+//! `PULSE_SCHEMATHESIS`; `bash scripts/test.sh` does both).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pulse::app::{Application, ServeOptions};
+use pulse::config::Settings;
+use serde_json::Value;
+
+/// Test cases per operation and phase: enough to reach past validation on every operation,
+/// few enough for the whole run to take about a minute on two cores.
+const MAX_EXAMPLES: &str = "30";
+/// Fixed so a run generates the same cases as the last one.
+const SEED: &str = "20251121";
+/// The run is killed past this. Alone it takes about a minute on two cores; beside the rest
+/// of the suite, which nextest runs in parallel, up to twice that.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+/// The checks the run enforces.
+const CHECKS: &str = "not_a_server_error,response_schema_conformance,\
+    status_code_conformance,content_type_conformance";
+
+/// What a schemathesis run needs to know about the server under test.
+pub struct AppInfo {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// The settings it runs with.
+    pub settings: Settings,
+    /// An admin key, so the run reaches every operation past authentication.
+    pub admin_key: String,
+}
+
+/// Extra headers for every request of the run, as `Name: value`: an admin's credentials.
+fn schemathesis_headers(app: &AppInfo) -> Vec<String> {
+    vec![format!("X-API-Key: {}", app.admin_key)]
+}
+
+/// The schemathesis executable: `PULSE_SCHEMATHESIS`, else the project venv's.
+fn schemathesis() -> PathBuf {
+    let path = std::env::var_os("PULSE_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".pulse/venv/bin/schemathesis")
+        });
+    assert!(
+        path.is_file(),
+        "schemathesis not found at {}: run `eval \"$(bash scripts/models.sh)\"` (it installs \
+         schemathesis into .pulse/venv and exports PULSE_SCHEMATHESIS), or run the suite with \
+         `bash scripts/test.sh`",
+        path.display()
+    );
+    path
+}
+
+struct Served {
+    app: Application,
+    info: AppInfo,
+    _env: TestEnv,
+}
+
+async fn serve() -> Served {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    // Authentication on, as a normal server runs: the documented 401/403 apply.
+    settings.auth.open = false;
+    settings.auth.jwt_secret = pulse::config::Secret("openapi-test-secret-0123456789abcdef".into());
+    let app = Application::build(settings.clone(), ServeOptions::default())
+        .await
+        .unwrap();
+    let admin_key = pulse::auth::keys::create(
+        &env.pg().await,
+        pulse::auth::Role::Admin,
+        "schemathesis",
+        "test",
+    )
+    .await
+    .unwrap()
+    .key;
+    let info = AppInfo {
+        base_url: format!("http://{}", app.address()),
+        settings,
+        admin_key,
+    };
+    Served {
+        app,
+        info,
+        _env: env,
+    }
+}
+
+#[actix_rt::test]
+async fn the_document_and_its_page_are_served() {
+    let served = serve().await;
+    let base = &served.info.base_url;
+    let http = reqwest::Client::new();
+
+    let res = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/v1",
+        "/ws",
+        "/api/v1/posts/{id}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+
+    // The service map lists what the document lists.
+    let map: Value = http
+        .get(format!("{base}/api/v1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoints: Vec<&str> = map["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(endpoints.contains(&"GET /ws"), "{map}");
+    assert!(endpoints.contains(&"POST /api/v1/score"), "{map}");
+    assert_eq!(map["openapi"], "/api/openapi.json");
+
+    // The page and its assets come from this server, with their types.
+    for (path, content_type, needle) in [
+        ("/api/docs", "text/html", r#"<script src="/api/docs.js""#),
+        ("/api/docs.js", "text/javascript", "/api/openapi.json"),
+        ("/api/docs.css", "text/css", ".operation"),
+    ] {
+        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let got = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(got.starts_with(content_type), "{path}: {got}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains(needle), "{path}");
+        assert!(
+            !body.contains("https://"),
+            "{path} loads nothing from elsewhere"
+        );
+    }
+    served.app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn schemathesis_finds_nothing_wrong() {
+    let bin = schemathesis();
+    let served = serve().await;
+    let info = &served.info;
+    let work = std::env::temp_dir().join(unique("pulse-schemathesis"));
+    std::fs::create_dir_all(&work).unwrap();
+
+    let mut command = tokio::process::Command::new(&bin);
+    command
+        .arg("run")
+        .arg(format!("{}/api/openapi.json", info.base_url))
+        .args(["--checks", CHECKS])
+        .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
+        .args(["--generation-database", "none"])
+        .args(["--request-timeout", "10", "--workers", "1"])
+        // The WebSocket upgrade is not a request/response exchange; tests/websocket.rs
+        // covers it.
+        .args(["--exclude-path", "/ws"])
+        .args(["--no-color", "--output-truncate", "false"])
+        .current_dir(&work)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    for header in schemathesis_headers(info) {
+        command.arg("--header").arg(header);
+    }
+
+    let started = Instant::now();
+    let output = tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("schemathesis ran past {RUN_LIMIT:?}"))
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&work);
+    served.app.shutdown().await;
+
+    // The summary (operations, phases, test cases, failures) for whoever reads the output.
+    println!("schemathesis ran for {:.0?}", started.elapsed());
+    for line in stdout.lines().filter(|l| {
+        [
+            "Operations:",
+            "(in ",
+            "Scenarios:",
+            "passed",
+            "failed",
+            "generated",
+        ]
+        .iter()
+        .any(|needle| l.contains(needle))
+    }) {
+        println!("{}", line.trim());
+    }
+    assert!(
+        output.status.success(),
+        "schemathesis exited with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+}
