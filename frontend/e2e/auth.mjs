@@ -12,39 +12,18 @@
 // two minutes it also waits for a renewal and the WebSocket's reconnection after the server
 // closes the expired session (4001). Screenshots go to DIR (default e2e-output/). Exits 0 and
 // prints "all auth checks passed" when everything holds.
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { launch } from "./browser.mjs";
+import { check, cli, screenshots, step, until } from "./harness.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const base = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))?.replace(/\/$/, "");
+const usage = "auth.mjs BASE_URL --api-key KEY --ingest-key KEY2 [--out DIR]";
+const { base, opt, out } = cli(usage);
 const apiKey = opt("--api-key");
 const ingestKey = opt("--ingest-key");
-if (!base || !apiKey || !ingestKey) {
-  console.error("usage: auth.mjs BASE_URL --api-key KEY --ingest-key KEY2 [--out DIR]");
+if (!apiKey || !ingestKey) {
+  console.error(`usage: ${usage}`);
   process.exit(2);
 }
-const out = resolve(opt("--out", join(import.meta.dirname, "..", "e2e-output")));
-mkdirSync(out, { recursive: true });
 
-const step = (msg) => console.log(`ok: ${msg}`);
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-async function until(ms, fn, every = 200) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last || Date.now() > deadline) return last;
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
 /** A token for `key`, straight from the API. */
 async function exchange(key) {
   const res = await fetch(`${base}/api/v1/auth/token`, {
@@ -118,11 +97,7 @@ page.on("request", (r) => {
 const sockets = [];
 page.on("websocket", (ws) => sockets.push(new URL(ws.url()).searchParams.get("access_token")));
 
-const shot = async (name) => {
-  const path = join(out, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  console.log(`screenshot: ${path}`);
-};
+const shot = screenshots(page, out);
 const text = async (sel) => (await page.locator(sel).first().textContent())?.trim();
 const stored = () => page.evaluate(() => ({ session: { ...sessionStorage }, local: { ...localStorage } }));
 const signIn = async (key) => {

@@ -10,55 +10,25 @@
 // trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
 // rising and a negativity alert, which it acknowledges. Screenshots go to DIR (default
 // e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { launch } from "./browser.mjs";
 import { postCascade } from "./cascade.mjs";
+import { check, cli, screenshots, step, until } from "./harness.mjs";
 
-const args = process.argv.slice(2);
-const base = args.find((a) => !a.startsWith("--"))?.replace(/\/$/, "");
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-if (!base) {
-  console.error("usage: dashboard.mjs BASE_URL [--out DIR] [--no-spike]");
-  process.exit(2);
-}
-const out = resolve(opt("--out", join(import.meta.dirname, "..", "e2e-output")));
-mkdirSync(out, { recursive: true });
-const spike = !args.includes("--no-spike");
+const { base, flag, out } = cli("dashboard.mjs BASE_URL [--out DIR] [--no-spike]");
+const spike = !flag("--no-spike");
 
 const api = async (path, init) => {
   const res = await fetch(base + path, init);
   if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   return res.json();
 };
-const step = (msg) => console.log(`ok: ${msg}`);
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-async function until(ms, fn, every = 200) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last || Date.now() > deadline) return last;
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
 
 const browser = await launch();
 const page = browser.context.pages()[0] ?? (await browser.context.newPage());
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(e.message));
 page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
-const shot = async (name) => {
-  const path = join(out, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  console.log(`screenshot: ${path}`);
-};
+const shot = screenshots(page, out);
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name);
 const text = async (sel) => (await page.locator(sel).first().textContent())?.trim();
 const fmt = (fn, ...v) => page.evaluate(([f, x]) => window.__pulse.format[f](...x), [fn, v]);

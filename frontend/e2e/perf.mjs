@@ -7,24 +7,14 @@
 //
 // Writes DIR/perf.json (default e2e-output/) and prints a summary. It measures; it does not
 // fail on thresholds, so run it where the figures mean something (a release build of Pulse).
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { launch } from "./browser.mjs";
+import { cli } from "./harness.mjs";
 
-const args = process.argv.slice(2);
-const base = args.find((a) => !a.startsWith("--") && /^https?:/.test(a))?.replace(/\/$/, "");
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-if (!base) {
-  console.error("usage: perf.mjs BASE_URL [--duration SECONDS] [--out DIR]");
-  process.exit(2);
-}
+const { base, opt, out } = cli("perf.mjs BASE_URL [--duration SECONDS] [--out DIR]");
 const duration = Number(opt("--duration", "300"));
-const out = resolve(opt("--out", join(import.meta.dirname, "..", "e2e-output")));
-mkdirSync(out, { recursive: true });
 const SAMPLE_MS = 5000;
 
 // Bundle: what the browser downloads for a first visit.
