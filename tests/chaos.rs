@@ -294,6 +294,15 @@ impl Cluster {
         }
     }
 
+    /// Returns once `consumer` holds at least one entry, or after a few seconds of trying (a
+    /// kill then lands between batches, which the scenario also handles).
+    async fn wait_until_holding(&self, consumer: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && self.held_by(consumer).await == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     fn logs(&self) -> String {
         let mut all = self.old_logs.clone();
         all.extend(self.processes.iter().map(PulseProcess::log_text));
@@ -591,10 +600,12 @@ async fn three_processes_one_killed_five_times() {
     let mut held = Vec::new();
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = cluster.last_id().await;
-        let fault = Instant::now();
         let victim = cluster.processes.pop().expect("a process");
         let consumer = cluster.consumers.pop().expect("its consumer");
+        // Aim for a moment when the victim holds entries, so the kill leaves work to claim.
+        cluster.wait_until_holding(&consumer).await;
+        let before = cluster.last_id().await;
+        let fault = Instant::now();
         victim.signal(libc::SIGKILL);
         held.push(cluster.held_by(&consumer).await);
         cluster.old_logs.push(victim.log_text());
@@ -707,6 +718,7 @@ async fn a_stopped_process_is_claimed_from_and_resumes_without_duplicates() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let victim = &cluster.processes[2];
     let acked_before = metric(victim, "pulse_ingest_entries_acked_total").await;
+    cluster.wait_until_holding(&cluster.consumers[2]).await;
     let before = cluster.last_id().await;
     let fault = Instant::now();
     victim.signal(libc::SIGSTOP);
