@@ -24,6 +24,7 @@ use anyhow::Context as _;
 use fred::prelude::*;
 use serde::Serialize;
 
+use super::plot::{self, Panel, Series};
 use super::scrape::{self, Reading};
 use super::websocket::Server;
 use crate::config::Settings;
@@ -438,7 +439,8 @@ async fn model_of(address: SocketAddr) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Writes `soak.md` and `soak.json`.
+/// Writes `soak.md` and `soak.json`; when the soak is over, also `soak.svg` and (when
+/// Chromium is there) `soak.png`.
 pub fn write_files(report: &SoakReport, out_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     std::fs::write(out_dir.join("soak.md"), markdown(report))?;
@@ -446,7 +448,71 @@ pub fn write_files(report: &SoakReport, out_dir: &Path) -> anyhow::Result<()> {
         out_dir.join("soak.json"),
         serde_json::to_vec_pretty(report)?,
     )?;
+    if report.verdict != "running" {
+        let panels = panels(report);
+        let (svg, png) = (out_dir.join("soak.svg"), out_dir.join("soak.png"));
+        std::fs::write(
+            &svg,
+            plot::svg(
+                &format!(
+                    "Soak: pulse serve with {} at {:.0} posts/s for {} min",
+                    report.model, report.rate, report.minutes
+                ),
+                &panels,
+            ),
+        )?;
+        if let Err(e) = plot::render_png(&svg, &png, plot::size(panels.len())) {
+            eprintln!("soak.png not written: {e:#}");
+        }
+    }
     Ok(())
+}
+
+/// Memory, latency and throughput against the minutes of the soak.
+fn panels(r: &SoakReport) -> [Panel; 3] {
+    let line = |label: &str, f: fn(&SoakSample) -> f64| Series {
+        label: label.to_string(),
+        points: r
+            .samples
+            .iter()
+            .map(|s| (s.elapsed_secs / 60.0, f(s)))
+            .collect(),
+    };
+    let panel = |title: &str, y_label: &str, series: Vec<Series>| Panel {
+        title: title.to_string(),
+        x_label: "minutes".into(),
+        y_label: y_label.to_string(),
+        log_y: false,
+        diagonal: false,
+        series,
+        rules: Vec::new(),
+    };
+    [
+        panel(
+            "Resident memory",
+            "MB",
+            vec![
+                line("resident", |s| s.rss_mb),
+                line("peak", |s| s.peak_rss_mb),
+            ],
+        ),
+        panel(
+            "Latency, XADD to commit",
+            "ms",
+            vec![
+                line("p50", |s| s.latency_p50_ms),
+                line("p99", |s| s.latency_p99_ms),
+            ],
+        ),
+        panel(
+            "Throughput",
+            "posts/s",
+            vec![
+                line("offered", |s| s.offered_per_sec),
+                line("acknowledged", |s| s.throughput_per_sec),
+            ],
+        ),
+    ]
 }
 
 /// The report as Markdown: one row per sample, then the checks.
@@ -561,6 +627,9 @@ mod tests {
         assert_eq!(r.verdict, "passed", "{:?}", r.failures);
         assert!((r.rss_growth_pct - 1.666).abs() < 0.01);
         assert!(markdown(&r).contains("Verdict: passed"));
+        let [memory, latency, _] = panels(&r);
+        assert_eq!(memory.series[0].points.len(), 3);
+        assert_eq!(latency.series[1].points[2].1, 390.0);
     }
 
     #[test]
