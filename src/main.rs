@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    pulse::malloc::bound_arenas();
     pulse::cli::main()
 }
