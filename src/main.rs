@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    pulse::malloc::bound_arenas();
     pulse::cli::main()
 }

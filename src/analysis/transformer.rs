@@ -111,11 +111,7 @@ impl TransformerAnalyzer {
         Ok(analyzer)
     }
 
-    /// Runs two texts of different lengths through every bundle and checks output shapes;
-    /// then runs the largest sub-batch this worker will ever run (`batch_size` texts of the
-    /// bundle's `max_length` tokens), so ONNX Runtime's memory arena reaches its full size
-    /// before the first post: resident memory is flat from the start instead of creeping up
-    /// each time a larger batch than any before arrives, and that batch pays no allocation.
+    /// Runs two texts of different lengths through every bundle and checks output shapes.
     fn trial_run(&mut self) -> anyhow::Result<()> {
         let texts = [
             "ok",
@@ -133,28 +129,8 @@ impl TransformerAnalyzer {
                 "trial run returned {} rows",
                 probs.len()
             );
-            let largest = self.largest_batch(b);
-            self.run_prepared(b, &largest).with_context(|| {
-                format!(
-                    "model bundle `{}` failed its warm-up run",
-                    self.bundles[b].bundle.dir.display()
-                )
-            })?;
         }
         Ok(())
-    }
-
-    /// A sub-batch of the largest shape bundle `b` can be given: `batch_size` rows of
-    /// `max_length` tokens (their values do not matter to the memory it takes).
-    fn largest_batch(&self, b: usize) -> PreparedBatch {
-        let bundle = &self.bundles[b];
-        let (rows, width) = (self.batch_size, bundle.max_length.max(1));
-        PreparedBatch {
-            texts: (0..rows).collect(),
-            width,
-            ids: vec![bundle.pad_id; rows * width],
-            mask: vec![1; rows * width],
-        }
     }
 
     /// Tokenises `texts` for bundle `b` and cuts them into padded sub-batches, shortest texts
