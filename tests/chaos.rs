@@ -602,9 +602,9 @@ async fn three_processes_one_killed_five_times() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let victim = cluster.processes.pop().expect("a process");
         let consumer = cluster.consumers.pop().expect("its consumer");
+        let before = cluster.last_id().await;
         // Aim for a moment when the victim holds entries, so the kill leaves work to claim.
         cluster.wait_until_holding(&consumer).await;
-        let before = cluster.last_id().await;
         let fault = Instant::now();
         victim.signal(libc::SIGKILL);
         held.push(cluster.held_by(&consumer).await);
@@ -718,8 +718,8 @@ async fn a_stopped_process_is_claimed_from_and_resumes_without_duplicates() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let victim = &cluster.processes[2];
     let acked_before = metric(victim, "pulse_ingest_entries_acked_total").await;
-    cluster.wait_until_holding(&cluster.consumers[2]).await;
     let before = cluster.last_id().await;
+    cluster.wait_until_holding(&cluster.consumers[2]).await;
     let fault = Instant::now();
     victim.signal(libc::SIGSTOP);
     // Stopped well past the claim timeout, then resumed with whatever it still held, while
