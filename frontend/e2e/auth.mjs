@@ -13,7 +13,7 @@
 // closes the expired session (4001). Screenshots go to DIR (default e2e-output/). Exits 0 and
 // prints "all auth checks passed" when everything holds.
 import { launch } from "./browser.mjs";
-import { check, cli, screenshots, step, until } from "./harness.mjs";
+import { PANELS, check, cli, screenshots, step, until, waitForPanels } from "./harness.mjs";
 
 const usage = "auth.mjs BASE_URL --api-key KEY --ingest-key KEY2 [--out DIR]";
 const { base, opt, out } = cli(usage);
@@ -155,25 +155,7 @@ try {
   await page.waitForSelector('[data-testid="role"]', { timeout: 10_000 });
   const role = await page.getAttribute('[data-testid="role"]', "data-role");
   check(role === analystRole, `the header shows role ${role}, the key has ${analystRole}`);
-  const panels = {
-    overall: '[data-testid="negative-share"]',
-    trend: '[data-testid="trend-chart"] svg',
-    emotions: '[data-testid="emotion-anger"], .empty',
-    platforms: '[data-testid="platform-row"]',
-    products: '[data-testid="product-row"]',
-    channels: '[data-testid="channel-row"]',
-    countries: '[data-testid="country-row"]',
-    cities: '[data-testid="city-row"]',
-    stream: '[data-testid="post"]',
-    alerts: '[data-testid="alerts-firing"]',
-    viral: '.empty, [data-testid="viral"]',
-    pipeline: '[data-testid="throughput"]',
-  };
-  for (const [panel, sel] of Object.entries(panels)) {
-    await page.waitForSelector(`[data-panel="${panel}"] :is(${sel})`, { timeout: 20_000 }).catch(() => {
-      throw new Error(`panel ${panel} did not render (${sel})`);
-    });
-  }
+  await waitForPanels(page, PANELS, 20_000);
   await page.waitForSelector('[data-testid="connection"][data-status="open"]', { timeout: 10_000 });
   const ms = [];
   for (let i = 0; i < 3; i++) ms.push(await livePost(`live${i}`));
@@ -188,7 +170,7 @@ try {
   check(!sockets.some((t) => everywhere.includes(t)), "an access token was written to storage");
   check(!JSON.stringify(kept.local).includes(apiKey), "the API key was written to localStorage");
   await shot("auth-signed-in");
-  step(`the ${role} key signs in: ${Object.keys(panels).length} panels render, ${api.length} REST calls all with a bearer token, live posts in ${ms.join(", ")} ms`);
+  step(`the ${role} key signs in: ${Object.keys(PANELS).length} panels render, ${api.length} REST calls all with a bearer token, live posts in ${ms.join(", ")} ms`);
 
   // 5. A reload signs in again with the key this tab kept.
   const exchangesBefore = requests.filter((r) => r.path === "/api/v1/auth/token").length;

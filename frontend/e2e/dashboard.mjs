@@ -12,7 +12,7 @@
 // e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
 import { launch } from "./browser.mjs";
 import { postCascade } from "./cascade.mjs";
-import { check, cli, screenshots, step, until } from "./harness.mjs";
+import { PANELS, check, cli, screenshots, step, until, waitForPanels } from "./harness.mjs";
 
 const { base, flag, out } = cli("dashboard.mjs BASE_URL [--out DIR] [--no-spike]");
 const spike = !flag("--no-spike");
@@ -68,25 +68,8 @@ try {
   }
 
   // 2. Every panel renders, with content.
-  const panels = {
-    overall: '[data-testid="negative-share"]',
-    trend: '[data-testid="trend-chart"] svg',
-    emotions: '[data-testid="emotion-anger"], .empty',
-    platforms: '[data-testid="platform-row"]',
-    products: '[data-testid="product-row"] [data-testid="row-sov"]',
-    channels: '[data-testid="channel-row"]',
-    countries: '[data-testid="country-row"]',
-    cities: '[data-testid="city-row"]',
-    stream: '[data-testid="post"]',
-    alerts: '[data-testid="alerts-firing"]',
-    viral: '.empty, [data-testid="viral"]',
-    pipeline: '[data-testid="throughput"]',
-  };
-  for (const [panel, sel] of Object.entries(panels)) {
-    await page.waitForSelector(`[data-panel="${panel}"] :is(${sel})`, { timeout: 10_000 }).catch(() => {
-      throw new Error(`panel ${panel} did not render (${sel})`);
-    });
-  }
+  const panels = { ...PANELS, products: '[data-testid="product-row"] [data-testid="row-sov"]' };
+  await waitForPanels(page, panels, 10_000);
   await page.waitForSelector('[data-testid="connection"][data-status="open"]', { timeout: 10_000 });
   step(`all ${Object.keys(panels).length} panels render; WebSocket connected`);
   await page.waitForSelector('[data-testid="term"]', { timeout: 15_000 }).catch(() => {});

@@ -52,3 +52,28 @@ export function screenshots(page, out) {
     console.log(`screenshot: ${path}`);
   };
 }
+
+/** What shows that each dashboard panel rendered with content, by its `data-panel` name. */
+export const PANELS = {
+  overall: '[data-testid="negative-share"]',
+  trend: '[data-testid="trend-chart"] svg',
+  emotions: '[data-testid="emotion-anger"], .empty',
+  platforms: '[data-testid="platform-row"]',
+  products: '[data-testid="product-row"]',
+  channels: '[data-testid="channel-row"]',
+  countries: '[data-testid="country-row"]',
+  cities: '[data-testid="city-row"]',
+  stream: '[data-testid="post"]',
+  alerts: '[data-testid="alerts-firing"]',
+  viral: '.empty, [data-testid="viral"]',
+  pipeline: '[data-testid="throughput"]',
+};
+
+/** Waits until every panel of `panels` shows its content; fails naming the first that does not. */
+export async function waitForPanels(page, panels, timeout) {
+  for (const [panel, sel] of Object.entries(panels)) {
+    await page.waitForSelector(`[data-panel="${panel}"] :is(${sel})`, { timeout }).catch(() => {
+      throw new Error(`panel ${panel} did not render (${sel})`);
+    });
+  }
+}
