@@ -632,49 +632,59 @@ async fn three_processes_one_killed_five_times() {
     finish(&cluster, producer, "kill").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restart_under_load() {
+/// Restarts one of the servers under load: `restart` starts the restart on a blocking
+/// thread while the recovery is measured; `felt` is the log line that shows the processes
+/// noticed the outage.
+async fn restart_under_load(
+    name: &str,
+    restart: impl FnOnce(&Cluster) -> tokio::task::JoinHandle<()>,
+    felt: &str,
+) {
     let cluster = Cluster::start(3).await;
     let producer = Producer::start(&cluster.env, false);
     cluster.warm_up(RATE as i64).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = cluster.last_id().await;
     let fault = Instant::now();
-    let server = cluster.redis_server.clone();
-    let restart = tokio::task::spawn_blocking(move || {
-        server.lock().unwrap().restart_after(Duration::from_secs(2))
-    });
+    let restarting = restart(&cluster);
     let recovery = cluster.time_to_recover(fault, before).await;
-    restart.await.unwrap();
+    restarting.await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    report("redis restart", &[recovery]);
+    report(name, &[recovery]);
     assert!(
-        cluster.logs().contains("stream read failed"),
-        "the restart was felt"
+        cluster.logs().contains(felt),
+        "{name}: the restart was felt"
     );
-    finish(&cluster, producer, "redis restart").await;
+    finish(&cluster, producer, name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_load() {
+    restart_under_load(
+        "redis restart",
+        |cluster| {
+            let server = cluster.redis_server.clone();
+            tokio::task::spawn_blocking(move || {
+                server.lock().unwrap().restart_after(Duration::from_secs(2))
+            })
+        },
+        "stream read failed",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_under_load() {
-    let cluster = Cluster::start(3).await;
-    let producer = Producer::start(&cluster.env, false);
-    cluster.warm_up(RATE as i64).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = cluster.last_id().await;
-    let fault = Instant::now();
-    // Down for several claim timeouts: entries the processes are retrying stay theirs.
-    let server = cluster.postgres.clone();
-    let restart = tokio::task::spawn_blocking(move || server.restart_after(CLAIM_IDLE * 6));
-    let recovery = cluster.time_to_recover(fault, before).await;
-    restart.await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    report("postgres restart", &[recovery]);
-    assert!(
-        cluster.logs().contains("store unavailable"),
-        "the restart was felt"
-    );
-    finish(&cluster, producer, "postgres restart").await;
+    restart_under_load(
+        "postgres restart",
+        |cluster| {
+            // Down for several claim timeouts: entries the processes are retrying stay theirs.
+            let server = cluster.postgres.clone();
+            tokio::task::spawn_blocking(move || server.restart_after(CLAIM_IDLE * 6))
+        },
+        "store unavailable",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
