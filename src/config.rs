@@ -220,6 +220,10 @@ pub struct AnalyzerSettings {
     pub batch_wait_ms: u64,
     /// Token limit per text; 0 keeps the bundle's own `max_length`.
     pub max_length: usize,
+    /// Whether ONNX Runtime keeps its CPU memory arena. The arena never gives memory back, so
+    /// with batches of varying shape resident memory ratchets up to the largest block it has
+    /// ever had to carve; off (the default), each run's buffers go back to the allocator.
+    pub memory_arena: bool,
     /// When entries are older than this many seconds on arrival, new posts go to the lexicon
     /// so Pulse never falls further behind; 0 turns the fallback off.
     pub fallback_lag_secs: f64,
@@ -248,6 +252,7 @@ impl AnalyzerSettings {
             intra_threads: self.intra_threads,
             batch_size: self.batch_size,
             max_length: self.max_length,
+            memory_arena: self.memory_arena,
         }
     }
 }
@@ -473,6 +478,7 @@ impl Default for AnalyzerSettings {
             batch_size: 32,
             batch_wait_ms: 5,
             max_length: 0,
+            memory_arena: false,
             fallback_lag_secs: 10.0,
             recover_lag_secs: 2.0,
         }

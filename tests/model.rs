@@ -35,6 +35,7 @@ fn options(bundles: Vec<PathBuf>) -> InferenceOptions {
         intra_threads: 1,
         batch_size: 8,
         max_length: 0,
+        memory_arena: false,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct InferenceOptions {
     pub batch_size: usize,
     /// Token limit overriding the bundles' own `max_length` when smaller; 0 keeps theirs.
     pub max_length: usize,
+    /// Keep ONNX Runtime's CPU arena, which holds on to its high-water mark for good.
+    pub memory_arena: bool,
 }
 
 /// One loaded bundle: its session, tokenizer and heads.
@@ -129,6 +131,21 @@ impl TransformerAnalyzer {
                 "trial run returned {} rows",
                 probs.len()
             );
+            self.run_largest_batch(b)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one batch of the largest shape this analyzer will ever see (`batch_size` texts of
+    /// `max_length` tokens). Some of ONNX Runtime's buffers stay at the size of the largest run
+    /// so far; growing them now puts resident memory at its ceiling from the start, instead of
+    /// stepping up whenever traffic first brings a longer batch.
+    fn run_largest_batch(&mut self, b: usize) -> anyhow::Result<()> {
+        let long = "pulse ".repeat(self.bundles[b].max_length);
+        let texts = vec![long.as_str(); self.batch_size];
+        for batch in self.prepare(b, &texts)? {
+            self.run_prepared(b, &batch)
+                .context("the warm-up run at the largest batch failed")?;
         }
         Ok(())
     }
@@ -369,6 +386,10 @@ fn load_bundle(
         .with_intra_threads(options.intra_threads.max(1))
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_inter_threads(1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_execution_providers([ort::ep::CPU::default()
+            .with_arena_allocator(options.memory_arena)
+            .build()])
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .commit_from_file(bundle.dir.join(MODEL_FILE))
         .with_context(|| format!("ONNX Runtime cannot load {MODEL_FILE}"))?;

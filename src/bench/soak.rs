@@ -4,8 +4,10 @@
 //! counters must stay flat.
 //!
 //! The capacity is measured first in the same run (a burst of generated posts, timed until
-//! every entry is committed and acknowledged) unless `--soak-rate` is given. Then posts are
-//! offered at the soak rate and, every `--soak-sample-secs`, the child is sampled: resident
+//! every entry is committed and acknowledged) unless `--soak-rate` is given. That child is then
+//! stopped and the soak runs in a fresh one, so the soak measures steady load, not the
+//! aftermath of a burst of full batches (which is bounded by the burst's own peak; the README
+//! says how). Then posts are offered at the soak rate and, every `--soak-sample-secs`, the child is sampled: resident
 //! memory, throughput, p50/p99 latency of that interval (XADD to commit, from its
 //! `pulse_pipeline_latency_seconds` histogram), backlog, and its error counters. The table
 //! and JSON are rewritten after every sample, so an unattended run leaves its figures even if
@@ -151,19 +153,22 @@ pub async fn run(
         args.soak_warmup_samples
     );
     let stream = format!("pulse:bench:{run_id}:soak");
-    let server = Server::start(
-        db_url,
-        &settings.redis.url,
-        &stream,
-        &[
-            ("PULSE_ANALYZER__BACKEND", "onnx"),
-            ("PULSE_ANALYZER__FALLBACK_LAG_SECS", "0"),
-            ("PULSE_MIGRATE_ON_START", "false"),
-        ],
-    )
-    .context(
-        "starting pulse serve with the model (run `eval \"$(bash scripts/models.sh)\"` first)",
-    )?;
+    let start = || {
+        Server::start(
+            db_url,
+            &settings.redis.url,
+            &stream,
+            &[
+                ("PULSE_ANALYZER__BACKEND", "onnx"),
+                ("PULSE_ANALYZER__FALLBACK_LAG_SECS", "0"),
+                ("PULSE_MIGRATE_ON_START", "false"),
+            ],
+        )
+        .context(
+            "starting pulse serve with the model (run `eval \"$(bash scripts/models.sh)\"` first)",
+        )
+    };
+    let mut server = start()?;
     let mut group = settings.clone();
     group.redis.stream = stream.clone();
     group.redis.group = "pulse".into();
@@ -187,10 +192,13 @@ pub async fn run(
             super::wait_drained(redis, &group, "the capacity burst").await?;
             report.capacity_posts = n;
             report.capacity_per_sec = n as f64 / started.elapsed().as_secs_f64();
+            report.model = model_of(server.address).await.unwrap_or_default();
+            // Stopped gracefully (SIGTERM) with the burst drained; the soak gets a new process.
+            drop(server);
+            server = start()?;
             report.capacity_per_sec / 2.0
         }
     };
-    report.model = model_of(server.address).await.unwrap_or_default();
     eprintln!(
         "soak: {} posts/s for {} min with {} (capacity {:.0}/s)",
         report.rate.round(),
