@@ -64,7 +64,6 @@ impl Application {
     pub async fn build(settings: Settings, options: ServeOptions) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let metrics = crate::telemetry::metrics_handle();
-        crate::memory::start_trimming();
         if settings.migrate_on_start {
             let applied = crate::db::migrate(&settings.database.url).await?;
             tracing::info!(applied, "database migrations up to date");

@@ -52,7 +52,6 @@ pub mod eval;
 pub mod eval_virality;
 pub mod generate;
 pub mod http;
-pub mod memory;
 pub mod models;
 pub mod producer;
 pub mod redis;
