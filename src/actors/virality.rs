@@ -28,7 +28,7 @@
 //! Predictions are made at each cascade's latest event time, so they are a function of the
 //! events alone. Every input is checked; nothing a producer sends can make this actor panic.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::telemetry::names;
 use crate::virality::calibration::Calibration;
 use crate::virality::momentum::Momentum;
+use crate::virality::recent::RecentPosts;
 use crate::virality::{self, unix_seconds, Model, PostMeta, Tracker, Virality};
 use crate::ws::protocol::VIRALITY_UPDATE;
 use crate::ws::{FilterKeys, Publish, Topic};
@@ -271,8 +272,7 @@ pub struct ViralityTracker {
     entries: HashMap<String, Entry>,
     dirty: HashSet<String>,
     /// Metadata of recent posts without engagement yet (bounded, oldest dropped).
-    recent: HashMap<String, PostMeta>,
-    recent_order: VecDeque<String>,
+    recent: RecentPosts,
     /// The lock-holding connection while this process tracks.
     leader: Option<PgSession>,
     /// A connection kept while standing by, to try the lock on.
@@ -324,6 +324,7 @@ impl ViralityTracker {
                 .unwrap_or_default(),
             std::process::id()
         );
+        let recent_bound = v.max_cascades;
         ViralityTracker {
             settings,
             pool,
@@ -331,8 +332,7 @@ impl ViralityTracker {
             model,
             entries: HashMap::new(),
             dirty: HashSet::new(),
-            recent: HashMap::new(),
-            recent_order: VecDeque::new(),
+            recent: RecentPosts::new(recent_bound),
             leader: None,
             standby: None,
             acquiring: false,
@@ -369,14 +369,7 @@ impl ViralityTracker {
             self.dirty.insert(id.to_string());
             return;
         }
-        if self.recent.insert(id.to_string(), meta).is_none() {
-            self.recent_order.push_back(id.to_string());
-        }
-        while self.recent_order.len() > self.cfg().max_cascades.max(1) {
-            if let Some(old) = self.recent_order.pop_front() {
-                self.recent.remove(&old);
-            }
-        }
+        self.recent.insert(id, meta);
     }
 
     /// Remembers the metadata of the posts this process committed, so cascades of local
@@ -412,7 +405,7 @@ impl ViralityTracker {
         let mut seen = HashSet::new();
         rows.iter()
             .map(|r| r.post_id.as_str())
-            .filter(|id| !self.entries.contains_key(*id) && !self.recent.contains_key(*id))
+            .filter(|id| !self.entries.contains_key(*id) && !self.recent.contains(id))
             .filter(|id| seen.insert(*id))
             .map(str::to_string)
             .collect()
@@ -429,7 +422,7 @@ impl ViralityTracker {
         for r in rows {
             let post_id = r.post_id.as_str();
             if !self.entries.contains_key(post_id) {
-                let meta = self.recent.remove(post_id);
+                let meta = self.recent.take(post_id);
                 let mut tracker = Tracker::new(max_shares);
                 let pending = meta.is_none();
                 tracker.meta = meta;
@@ -827,7 +820,6 @@ impl ViralityTracker {
         self.entries.clear();
         self.dirty.clear();
         self.recent.clear();
-        self.recent_order.clear();
         self.pending_rows.clear();
         self.pending_history.clear();
         self.products.clear();

@@ -17,6 +17,7 @@ pub mod calibration;
 pub mod cascade;
 pub mod dynamics;
 pub mod momentum;
+pub mod recent;
 pub mod seismic;
 
 use std::collections::BTreeMap;
