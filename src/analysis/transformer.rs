@@ -131,21 +131,6 @@ impl TransformerAnalyzer {
                 "trial run returned {} rows",
                 probs.len()
             );
-            self.run_largest_batch(b)?;
-        }
-        Ok(())
-    }
-
-    /// Runs one batch of the largest shape this analyzer will ever see (`batch_size` texts of
-    /// `max_length` tokens). Some of ONNX Runtime's buffers stay at the size of the largest run
-    /// so far; growing them now puts resident memory at its ceiling from the start, instead of
-    /// stepping up whenever traffic first brings a longer batch.
-    fn run_largest_batch(&mut self, b: usize) -> anyhow::Result<()> {
-        let long = "pulse ".repeat(self.bundles[b].max_length);
-        let texts = vec![long.as_str(); self.batch_size];
-        for batch in self.prepare(b, &texts)? {
-            self.run_prepared(b, &batch)
-                .context("the warm-up run at the largest batch failed")?;
         }
         Ok(())
     }
