@@ -5,13 +5,12 @@
 //!
 //! The capacity is measured first in the same run (a burst of generated posts, timed until
 //! every entry is committed and acknowledged) unless `--soak-rate` is given. That child is then
-//! stopped and the soak runs in a fresh one, so the soak measures steady load, not the
-//! aftermath of a burst of full batches (which is bounded by the burst's own peak; the README
-//! says how). Then posts are offered at the soak rate and, every `--soak-sample-secs`, the child is sampled: resident
-//! memory, throughput, p50/p99 latency of that interval (XADD to commit, from its
-//! `pulse_pipeline_latency_seconds` histogram), backlog, and its error counters. The table
-//! and JSON are rewritten after every sample, so an unattended run leaves its figures even if
-//! it is interrupted. It fails when, after the warm-up samples, resident memory grows by
+//! stopped and the soak runs in a fresh one, so it measures steady load, not what a burst of
+//! full batches leaves in the allocator. Then posts are offered at the soak rate and, every
+//! `--soak-sample-secs`, the child is sampled: resident memory, throughput, p50/p99 latency
+//! of that interval (XADD to commit, from its `pulse_pipeline_latency_seconds` histogram),
+//! backlog, and its error counters. The table and JSON are rewritten after every sample, so an
+//! unattended run leaves its figures even if it is interrupted. It fails when, after the warm-up samples, resident memory grows by
 //! more than `--soak-memory-tolerance-pct`, the median p50 or p99 of the last third of the
 //! samples exceeds `--soak-latency-factor` times that of the first third, any error counter
 //! grows, or a post sent is not stored.
