@@ -114,14 +114,18 @@ mod tests {
         let mut recent = RecentPosts::new(bound);
         let reserved = recent.capacity();
         assert!(reserved >= 2 * bound);
+        // Deleted slots count against `capacity()` until the next rehash, so under churn it
+        // may dip below the reserve; a table that doubled would report about twice as much.
+        let mut largest = 0;
         for i in 0..50 * bound as u64 {
             recent.insert(&format!("post-{i}"), meta(i));
             if i % 7 == 0 {
                 recent.take(&format!("post-{}", i / 2));
             }
+            largest = largest.max(recent.capacity());
         }
         assert!(recent.len() <= bound);
-        assert_eq!(recent.capacity(), reserved);
+        assert!(largest <= reserved, "grew from {reserved} to {largest}");
         recent.clear();
         assert!(recent.is_empty());
         assert_eq!(recent.capacity(), reserved);
