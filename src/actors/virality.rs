@@ -324,7 +324,7 @@ impl ViralityTracker {
                 .unwrap_or_default(),
             std::process::id()
         );
-        let recent_bound = v.max_cascades;
+        let recent = RecentPosts::new(v.max_cascades);
         ViralityTracker {
             settings,
             pool,
@@ -332,7 +332,7 @@ impl ViralityTracker {
             model,
             entries: HashMap::new(),
             dirty: HashSet::new(),
-            recent: RecentPosts::new(recent_bound),
+            recent,
             leader: None,
             standby: None,
             acquiring: false,

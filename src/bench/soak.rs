@@ -10,10 +10,10 @@
 //! `--soak-sample-secs`, the child is sampled: resident memory, throughput, p50/p99 latency
 //! of that interval (XADD to commit, from its `pulse_pipeline_latency_seconds` histogram),
 //! backlog, and its error counters. The table and JSON are rewritten after every sample, so an
-//! unattended run leaves its figures even if it is interrupted. It fails when, after the warm-up samples, resident memory grows by
-//! more than `--soak-memory-tolerance-pct`, the median p50 or p99 of the last third of the
-//! samples exceeds `--soak-latency-factor` times that of the first third, any error counter
-//! grows, or a post sent is not stored.
+//! unattended run leaves its figures even if it is interrupted. It fails when, after the
+//! warm-up samples, resident memory grows by more than `--soak-memory-tolerance-pct`, the
+//! median p50 or p99 of the last third of the samples exceeds `--soak-latency-factor` times
+//! that of the first third, any error counter grows, or a post sent is not stored.
 
 use std::net::SocketAddr;
 use std::path::Path;
