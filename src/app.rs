@@ -18,6 +18,7 @@ use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::producer::{self, ProduceOptions};
+use crate::ws::broadcaster::KeyRevoked;
 use crate::ws::fanout::{self, Fanout};
 use crate::ws::{Broadcaster, Hub};
 
@@ -46,6 +47,30 @@ pub struct Application {
     fanout: Option<Fanout>,
     demo: Option<tokio::task::JoinHandle<()>>,
     key_refresher: Option<tokio::task::JoinHandle<()>>,
+    revocations: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Closes the live sessions of every key revoked from now on, by this process or another.
+fn close_revoked_sessions(
+    auth: Arc<crate::auth::Authenticator>,
+    broadcaster: Addr<Broadcaster>,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut revoked = auth.revocations();
+    tokio::spawn(async move {
+        loop {
+            match revoked.recv().await {
+                Ok(id) => broadcaster.do_send(KeyRevoked(id)),
+                // Missed some: close the sessions of every revoked key, which covers them.
+                Err(RecvError::Lagged(_)) => {
+                    for id in auth.revoked_ids() {
+                        broadcaster.do_send(KeyRevoked(id));
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
 }
 
 /// Says, as loudly as a log can, that this process serves everyone.
@@ -129,6 +154,11 @@ impl Application {
             }
         };
         let key_refresher = auth.as_ref().map(|a| a.spawn_refresher());
+        let revocations = auth
+            .as_ref()
+            .map(|a| close_revoked_sessions(a.clone(), hub.broadcaster()));
+        let proxies = crate::http::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
+            .map_err(anyhow::Error::msg)?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -139,6 +169,7 @@ impl Application {
             ws: Some(hub.clone()),
             auth,
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
+            proxies,
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -182,6 +213,7 @@ impl Application {
             fanout,
             demo,
             key_refresher,
+            revocations,
         })
     }
 
@@ -229,8 +261,11 @@ impl Application {
         if let Some(demo) = &self.demo {
             demo.abort();
         }
-        if let Some(refresher) = &self.key_refresher {
-            refresher.abort();
+        for task in [&self.key_refresher, &self.revocations]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
         let report = self.pipeline.drain(timeout).await;

@@ -13,6 +13,8 @@ use tokio_postgres::GenericClient;
 use crate::telemetry::names;
 
 /// Payload fields whose values are never stored.
+/// Fields holding URLs, kept without their user information and query values.
+const URL_FIELDS: [&str; 2] = ["url", "webhook_url"];
 const SECRET_FIELDS: [&str; 6] = [
     "secret",
     "password",
@@ -112,6 +114,11 @@ pub fn redact(value: Value) -> Value {
                 for (k, mut v) in entries {
                     if SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) {
                         v = Value::String("[redacted]".into());
+                    } else if let (true, Value::String(url)) =
+                        (URL_FIELDS.contains(&k.to_ascii_lowercase().as_str()), &v)
+                    {
+                        // Receivers' URLs often carry credentials or a token.
+                        v = Value::String(crate::egress::redact_url(url));
                     } else {
                         walk(&mut v);
                     }
@@ -269,10 +276,12 @@ mod tests {
 
     #[test]
     fn secrets_never_reach_the_log() {
-        let v = redact(json!({"url": "https://x", "secret": "s3cr3t", "nested": [{"Token": "t"}]}));
+        let v = redact(
+            json!({"url": "https://u:p@x/hook?token=t0k", "secret": "s3cr3t", "nested": [{"Token": "t"}]}),
+        );
         assert_eq!(
             v,
-            json!({"url": "https://x", "secret": "[redacted]", "nested": [{"Token": "[redacted]"}]})
+            json!({"url": "https://***@x/hook?token=***", "secret": "[redacted]", "nested": [{"Token": "[redacted]"}]})
         );
         let nul = redact(json!({"a\u{0}": ["b\u{0}"]}));
         assert_eq!(

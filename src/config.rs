@@ -107,6 +107,14 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// The `Content-Security-Policy` sent with every response.
     pub content_security_policy: String,
+    /// Host names this server answers to besides IP addresses and `localhost` (`*.example.com`
+    /// matches subdomains, `*` any name). A request naming another Host is refused with 400
+    /// `host_not_allowed`: it stops DNS rebinding, where a page on another site reaches this
+    /// server under that site's name.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client
+    /// for rate limits and the audit log; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Who may use the API. Without a secret `serve` refuses to start unless `open` says the
@@ -305,6 +313,18 @@ pub struct WebhookSettings {
     pub timeout_secs: u64,
     /// How often due deliveries are looked for, in milliseconds.
     pub poll_ms: u64,
+    /// Let webhooks reach loopback, private, link-local and other internal addresses (for
+    /// receivers on the same network); off, only public addresses are reached. Logged when on.
+    pub allow_private_targets: bool,
+}
+
+impl WebhookSettings {
+    /// Which targets deliveries may reach.
+    pub fn target_policy(&self) -> crate::egress::TargetPolicy {
+        crate::egress::TargetPolicy {
+            allow_private: self.allow_private_targets,
+        }
+    }
 }
 
 impl Default for WebhookSettings {
@@ -315,6 +335,7 @@ impl Default for WebhookSettings {
             max_delay_secs: 600,
             timeout_secs: 10,
             poll_ms: 500,
+            allow_private_targets: false,
         }
     }
 }
@@ -414,6 +435,8 @@ impl Default for HttpSettings {
             dashboard_dir: "frontend/dist".into(),
             cors_origins: Vec::new(),
             content_security_policy: DEFAULT_CSP.into(),
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

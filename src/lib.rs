@@ -48,6 +48,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod eval;
 pub mod eval_virality;
 pub mod generate;

@@ -64,6 +64,8 @@ pub mod names {
     pub const WS_MESSAGES_DROPPED: &str = "pulse_ws_messages_dropped_total";
     /// WebSocket upgrades refused, by `reason` (too_many_sessions, bad_handshake).
     pub const WS_REJECTED: &str = "pulse_ws_rejected_total";
+    /// Sessions closed because the API key they were opened with was revoked.
+    pub const WS_CLOSED_REVOKED: &str = "pulse_ws_sessions_revoked_total";
     /// 1 while new posts go to the lexicon because the model fell behind, else 0.
     pub const ANALYZER_FALLBACK: &str = "pulse_analyzer_fallback_active";
     /// Switches between the model and the lexicon fallback, by `to` (lexicon, model).
@@ -117,6 +119,12 @@ pub mod names {
     pub const RATE_LIMITED: &str = "pulse_http_rate_limited_total";
     /// Requests refused for their size or shape before any handler ran, by `reason`.
     pub const INPUT_REFUSED: &str = "pulse_http_input_refused_total";
+    /// Requests the gate refused (each spends its address's rate budget), by `reason`: the
+    /// error code answered.
+    pub const HTTP_REFUSED: &str = "pulse_http_refused_total";
+    /// API requests answered 503 `busy` (every API connection taken) or 504 `query_timeout`
+    /// (past the statement timeout), by `reason` (pool or timeout).
+    pub const API_BUSY: &str = "pulse_api_busy_total";
     /// Audit records written, by `outcome`.
     pub const AUDIT_RECORDS: &str = "pulse_audit_records_total";
     /// Audit records that could not be written or completed.

@@ -328,7 +328,7 @@ async fn the_dashboard_is_served_with_client_routes_and_cache_headers() {
         let res = get(path).await.unwrap();
         assert_eq!(res.status(), 404, "{path}");
         let body: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "not_found", "{path}");
+        assert_eq!(body["error"]["code"], "route_not_found", "{path}");
     }
 
     // The service map moved to /api/v1 and lists the pipeline endpoint.

@@ -50,6 +50,14 @@ pub struct AnalyzedPost {
     pub analysis: Analysis,
 }
 
+impl AnalyzedPost {
+    /// When the post reached Pulse: its stream entry's XADD time.
+    pub fn received_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let ms = self.entry_id.split_once('-')?.0.parse().ok()?;
+        chrono::DateTime::from_timestamp_millis(ms)
+    }
+}
+
 /// An engagement event, ready to store.
 #[derive(Debug, Clone)]
 pub struct StreamedEngagement {

@@ -54,12 +54,14 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A deliverer sending through its own HTTP client.
+    /// A deliverer sending through its own HTTP client, which reaches only the targets
+    /// `webhooks.allow_private_targets` allows (see [`crate::egress`]).
     pub fn new(settings: Arc<Settings>, pool: Pool) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.webhooks.timeout_secs.max(1)))
-            .build()
-            .expect("HTTP client builds");
+        let policy = settings.webhooks.target_policy();
+        if policy.allow_private {
+            tracing::warn!("webhooks.allow_private_targets is on: webhooks may reach loopback and internal addresses");
+        }
+        let http = policy.client(Duration::from_secs(settings.webhooks.timeout_secs.max(1)));
         Self {
             settings,
             pool,
@@ -142,6 +144,7 @@ async fn deliver_due(
     .await?;
     tx.commit().await?;
 
+    let policy = settings.webhooks.target_policy();
     let sends = due.into_iter().map(|d| async move {
         let body = d.payload.to_string();
         let timestamp = chrono::Utc::now().timestamp();
@@ -150,6 +153,15 @@ async fn deliver_due(
         } else {
             format!("alert:{}", d.kind)
         };
+        // IP literals are not resolved, so the resolver cannot refuse them: checked here,
+        // on every delivery, against the policy in force now.
+        if policy.check_url(&d.url).is_err() {
+            return (
+                d.id,
+                d.attempts,
+                Err((None, "target not allowed".to_string())),
+            );
+        }
         let result = http
             .post(&d.url)
             .header("content-type", "application/json")
@@ -162,11 +174,16 @@ async fn deliver_due(
             .await;
         let outcome = match result {
             Ok(res) if res.status().is_success() => Ok(res.status().as_u16()),
+            // Redirects are not followed: a receiver could point at an internal address.
+            Ok(res) if res.status().is_redirection() => Err((
+                Some(res.status().as_u16()),
+                "receiver answered a redirect, which is not followed".to_string(),
+            )),
             Ok(res) => Err((
                 Some(res.status().as_u16()),
                 format!("receiver answered {}", res.status()),
             )),
-            Err(e) => Err((None, e.to_string())),
+            Err(e) => Err((None, crate::egress::describe(&e).to_string())),
         };
         (d.id, d.attempts, outcome)
     });

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{broadcast, Semaphore};
 
 use super::keys::{self, StoredKey};
 use super::token::{Issued, TokenCodec};
@@ -25,6 +25,8 @@ const VERIFIED_MAX: usize = 10_000;
 /// Argon2 verifications running at once: each takes tens of milliseconds of a core and
 /// 19 MiB, so a flood of guesses queues instead of starving the pipeline.
 const HASHING_CONCURRENCY: usize = 2;
+/// Revocations buffered for a slow listener before it is told it lagged.
+const REVOCATION_BUFFER: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 struct KeyState {
@@ -40,6 +42,10 @@ pub struct Authenticator {
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     hashing: Semaphore,
     refresh_every: Duration,
+    /// Ids of keys as they are found revoked, here or by another process.
+    revocations: broadcast::Sender<Arc<str>>,
+    /// The hash checked when a presented key's id is unknown (of a secret nobody has).
+    decoy_hash: String,
 }
 
 impl Authenticator {
@@ -57,6 +63,8 @@ impl Authenticator {
             verified: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(HASHING_CONCURRENCY),
             refresh_every: Duration::from_secs(settings.key_refresh_secs.max(1)),
+            revocations: broadcast::channel(REVOCATION_BUFFER).0,
+            decoy_hash: keys::hash_secret(&uuid::Uuid::new_v4().simple().to_string())?,
         }))
     }
 
@@ -80,8 +88,37 @@ impl Authenticator {
             .collect();
         metrics::gauge!(names::AUTH_ACTIVE_KEYS)
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        let newly_revoked: Vec<String> = {
+            let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            let newly = fresh
+                .iter()
+                .filter(|(id, k)| k.revoked && keys.get(*id).is_none_or(|old| !old.revoked))
+                .map(|(id, _)| id.clone())
+                .collect();
+            *keys = fresh;
+            newly
+        };
+        for id in newly_revoked {
+            let _ = self.revocations.send(id.into());
+        }
         Ok(())
+    }
+
+    /// Ids of keys as they are found revoked from now on, by this process or another: what
+    /// must end the sessions opened with them.
+    pub fn revocations(&self) -> broadcast::Receiver<Arc<str>> {
+        self.revocations.subscribe()
+    }
+
+    /// Every key known to be revoked (for a listener that lagged behind [`Self::revocations`]).
+    pub fn revoked_ids(&self) -> Vec<Arc<str>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, k)| k.revoked)
+            .map(|(id, _)| Arc::from(id.as_str()))
+            .collect()
     }
 
     /// Refreshes the key states every `auth.key_refresh_secs` until aborted.
@@ -99,7 +136,8 @@ impl Authenticator {
         })
     }
 
-    /// Marks key `id` revoked here at once (the database already says so).
+    /// Marks key `id` revoked here at once (the database already says so) and tells the
+    /// listeners.
     pub fn revoked(&self, id: &str) {
         if let Some(state) = self
             .keys
@@ -109,6 +147,7 @@ impl Authenticator {
         {
             state.revoked = true;
         }
+        let _ = self.revocations.send(id.into());
     }
 
     /// The state of key `id`, from memory or, for a key newer than the last refresh, from
@@ -167,9 +206,13 @@ impl Authenticator {
     /// Checks an API key against its stored hash; returns its id and role.
     async fn verify_key(&self, key: &str) -> Result<(String, Role), AuthError> {
         let parsed = keys::parse(key).ok_or(AuthError::InvalidKey)?;
-        let stored = self.stored(parsed.id).await?.ok_or(AuthError::InvalidKey)?;
+        // An unknown id costs the same Argon2 check as a known one, so the answer's timing
+        // does not tell which key ids exist.
+        let stored = self.stored(parsed.id).await?;
         let secret = parsed.secret.to_string();
-        let hash = stored.hash.clone();
+        let hash = stored
+            .as_ref()
+            .map_or_else(|| self.decoy_hash.clone(), |k| k.hash.clone());
         let matches = {
             let _permit = self
                 .hashing
@@ -182,9 +225,9 @@ impl Authenticator {
         };
         metrics::counter!(names::AUTH_KEY_VERIFICATIONS, "result" => if matches { "match" } else { "mismatch" })
             .increment(1);
-        if !matches {
+        let Some(stored) = stored.filter(|_| matches) else {
             return Err(AuthError::InvalidKey);
-        }
+        };
         if stored.revoked {
             return Err(AuthError::Revoked);
         }

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::filters;
 use super::sql::{self, Conditions};
+use super::state::State;
 use super::AppState;
 use crate::actors::alerter::{AlertRule, KINDS, RULE_COLUMNS};
 
@@ -247,7 +248,7 @@ pub struct RuleList {
     )
 )]
 #[get("/api/v1/alert-rules")]
-pub async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let rules: Vec<AlertRule> = client
         .query(
@@ -278,7 +279,7 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 )]
 #[post("/api/v1/alert-rules")]
 pub async fn create_rule(
-    state: web::Data<AppState>,
+    state: State,
     input: web::Json<RuleInput>,
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
@@ -360,10 +361,7 @@ async fn apply(
     )
 )]
 #[get("/api/v1/alert-rules/{id}")]
-pub async fn get_rule(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(fetch_rule(&client, *id).await?))
 }
@@ -387,7 +385,7 @@ pub async fn get_rule(
 )]
 #[patch("/api/v1/alert-rules/{id}")]
 pub async fn update_rule(
-    state: web::Data<AppState>,
+    state: State,
     id: web::Path<i64>,
     input: web::Json<RuleInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -410,10 +408,7 @@ pub async fn update_rule(
     )
 )]
 #[delete("/api/v1/alert-rules/{id}")]
-pub async fn delete_rule(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let n = client
         .execute("DELETE FROM alert_rules WHERE id = $1", &[&*id])
@@ -438,10 +433,7 @@ pub async fn delete_rule(
     )
 )]
 #[post("/api/v1/alert-rules/{id}/enable")]
-pub async fn enable_rule(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     set_enabled(&state, *id, true).await
 }
 
@@ -459,10 +451,7 @@ pub async fn enable_rule(
     )
 )]
 #[post("/api/v1/alert-rules/{id}/disable")]
-pub async fn disable_rule(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn disable_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     set_enabled(&state, *id, false).await
 }
 
@@ -570,7 +559,7 @@ fn alert_json(r: &tokio_postgres::Row) -> AlertView {
 )]
 #[get("/api/v1/alerts")]
 pub async fn list_alerts(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<AlertQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -647,10 +636,7 @@ pub async fn list_alerts(
     )
 )]
 #[post("/api/v1/alerts/{id}/ack")]
-pub async fn acknowledge(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     transition(
         &state,
         *id,
@@ -675,10 +661,7 @@ pub async fn acknowledge(
     )
 )]
 #[post("/api/v1/alerts/{id}/resolve")]
-pub async fn resolve(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn resolve(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     transition(
         &state,
         *id,

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::AppState;
+use super::state::State;
 use crate::actors::messages::AnalyzeTexts;
 use crate::analysis::DecisionThresholds;
 use crate::models::event::MAX_TEXT_BYTES;
@@ -79,7 +79,7 @@ pub struct AnalyzeResponse {
 )]
 #[post("/api/v1/analyze")]
 pub async fn analyze(
-    state: web::Data<AppState>,
+    state: State,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let texts = body.into_inner().texts;

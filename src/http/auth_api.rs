@@ -2,14 +2,14 @@
 //! API keys (`/api/v1/admin/keys`) and the audit log (`/api/v1/admin/audit`).
 
 use actix_web::http::StatusCode;
-use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::AppState;
-use crate::auth::{keys, AuthError, Principal, Role};
+use super::state::State;
+use crate::auth::{keys, AuthError, Role};
 use crate::telemetry::names;
 
 /// Longest key name accepted.
@@ -47,7 +47,7 @@ pub struct AuthStatus {
     )
 )]
 #[get("/api/v1/auth/status")]
-pub async fn auth_status(state: web::Data<AppState>) -> HttpResponse {
+pub async fn auth_status(state: State) -> HttpResponse {
     HttpResponse::Ok().json(AuthStatus {
         mode: if state.auth.is_some() {
             AuthMode::Token
@@ -82,10 +82,7 @@ pub struct TokenRequest {
     )
 )]
 #[post("/api/v1/auth/token")]
-pub async fn token(
-    state: web::Data<AppState>,
-    input: web::Json<TokenRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn token(state: State, input: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
     let Some(auth) = &state.auth else {
         return Err(ApiError::bad_request(
             "auth_disabled",
@@ -109,13 +106,6 @@ pub async fn token(
     }
 }
 
-fn principal(req: &HttpRequest) -> Principal {
-    req.extensions()
-        .get::<Principal>()
-        .cloned()
-        .unwrap_or_else(Principal::open)
-}
-
 /// `GET /api/v1/admin/keys`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyList {
@@ -133,7 +123,7 @@ pub struct KeyList {
     )
 )]
 #[get("/api/v1/admin/keys")]
-pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_keys(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let items = keys::list(&**client).await.map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(KeyList { items }))
@@ -165,8 +155,7 @@ pub struct NewKeyRequest {
 )]
 #[post("/api/v1/admin/keys")]
 pub async fn create_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    state: State,
     input: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let role = Role::parse(&input.role).ok_or_else(|| {
@@ -180,7 +169,7 @@ pub async fn create_key(
         ));
     }
     let client = state.pool.get().await?;
-    let key = keys::create(&**client, role, name, &principal(&req).actor())
+    let key = keys::create(&**client, role, name, &state.actor())
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(key_id = %key.info.id, role = %role, "API key created");
@@ -202,13 +191,9 @@ pub async fn create_key(
     )
 )]
 #[delete("/api/v1/admin/keys/{id}")]
-pub async fn revoke_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    if !keys::revoke(&**client, &id, &principal(&req).actor())
+    if !keys::revoke(&**client, &id, &state.actor())
         .await
         .map_err(ApiError::internal)?
     {
@@ -263,7 +248,7 @@ pub struct AuditPage {
 )]
 #[get("/api/v1/admin/audit")]
 pub async fn audit_log(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();

@@ -11,10 +11,10 @@ use std::path::{Component, Path, PathBuf};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::{self, ApiError};
-use super::AppState;
+use super::state::State;
 
 /// `Cache-Control` of content-hashed assets: their name changes whenever their bytes do.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -75,10 +75,7 @@ async fn file_response(path: &Path, cache: &'static str) -> Option<HttpResponse>
 }
 
 /// Serves the dashboard for every GET the API does not route, and the API's 404 otherwise.
-pub async fn fallback(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     let is_page = req.method() == Method::GET || req.method() == Method::HEAD;
     if !is_page || API_PREFIXES.iter().any(|p| path.starts_with(p)) {

@@ -99,20 +99,57 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.details.get("retry_after_secs").and_then(Value::as_u64) {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        res.json(self.body())
+    }
+}
+
+impl ApiError {
+    /// A 503 when every database connection the API may use is busy: the database answers,
+    /// this server is at its limit; the client should retry shortly.
+    pub fn busy() -> Self {
+        metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "pool").increment(1);
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is busy answering other queries; retry shortly",
+        )
+        .with_details(json!({"retry_after_secs": 1}))
+    }
+
+    /// A 504 when a query ran past the API's statement timeout.
+    pub fn query_timeout() -> Self {
+        metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "timeout").increment(1);
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "query_timeout",
+            "the query took longer than the server allows (database.api_statement_timeout_ms); \
+             narrow it (a shorter window, fewer filters) or retry",
+        )
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        tracing::warn!(error = %e, "database unavailable");
-        ApiError::unavailable("the database is unavailable")
+        use deadpool_postgres::{PoolError, TimeoutType};
+        match e {
+            PoolError::Timeout(TimeoutType::Wait) => ApiError::busy(),
+            e => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::unavailable("the database is unavailable")
+            }
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.code().is_none() {
+        if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+            ApiError::query_timeout()
+        } else if e.is_closed() || e.code().is_none() {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::unavailable("the database is unavailable")
         } else {
@@ -164,9 +201,9 @@ pub fn payload_error(err: actix_web::Error) -> ApiError {
 
 /// The response for routes that do not exist.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
 }

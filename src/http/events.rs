@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::error::{payload_error, ApiError, ErrorBody};
-use super::AppState;
+use super::state::State;
 use crate::models::Event;
 use crate::telemetry::names;
 
@@ -84,10 +84,7 @@ pub struct EventsAccepted {
     )
 )]
 #[post("/api/v1/events")]
-pub async fn create(
-    state: web::Data<AppState>,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let bytes = body.to_bytes_limited(MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,23 +1,35 @@
-//! The gate every request passes before its handler: rate limits, authentication, the
-//! route policy ([`crate::auth::policy`]), the WebSocket's Origin check, body limits, and the
-//! audit record of admin changes. Each refusal is a 4xx in the API's error shape (401
-//! without valid credentials, 403 for a role that may not, 413/400 for oversize or too
-//! deep bodies, 429 with `Retry-After`).
+//! The gate every request passes before its handler, in this order: one spelling per path
+//! ([`super::canonical`]), a `Host` this server answers to ([`super::peer`]), the route the
+//! router will match and the role it needs ([`crate::auth::policy`]), authentication, rate
+//! limits, the WebSocket's Origin check, body limits, and the audit record of admin changes.
+//!
+//! Access is decided on the matched route (its pattern), found with the router's own resource
+//! map on the router's own decoded path, never on the path text as sent. Handlers check it
+//! again after routing ([`super::state::State`]), so a request that reaches a protected
+//! handler without an admitted caller is refused there too.
+//!
+//! Each refusal is a 4xx in the API's error shape (400 for a second spelling of a path or a
+//! foreign Host, 401 without valid credentials, 403 for a role that may not, 404 for an API
+//! path no route serves, 413/400 for oversize or too deep bodies), and each one spends a
+//! request of the caller's address's budget: refusals are what guessing and probing are made
+//! of, so they are never free, and an empty budget answers 429 with `Retry-After`. Metered
+//! responses carry `RateLimit-Limit` and `RateLimit-Remaining`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rate_limit::retry_after_secs;
+use super::rate_limit::{retry_after_secs, Buckets};
 use super::request_id::REQUEST_ID;
-use super::AppState;
+use super::{canonical, peer, AppState};
 use crate::audit::{self, Outcome};
 use crate::auth::policy::{self, Access};
 use crate::auth::{AuthError, Principal, Role};
@@ -29,13 +41,27 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// Query parameter carrying a token where headers cannot (browser WebSockets).
 pub const TOKEN_QUERY: &str = "access_token";
 
+/// The route pattern of the WebSocket upgrade.
+pub const WS_PATTERN: &str = "/ws";
+
+/// The route whose bodies may be as large as `limits.max_events_body_bytes`.
+const EVENTS_PATTERN: &str = "/api/v1/events";
+
+/// Requests a full bucket allows (the burst).
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// Requests left in the bucket this request was counted in.
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+
 /// Credentials as presented.
 enum Credentials<'a> {
     Token(&'a str),
     Key(&'a str),
 }
 
-fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, AuthError> {
+fn credentials<'a>(
+    req: &'a ServiceRequest,
+    pattern: &str,
+) -> Result<Option<Credentials<'a>>, AuthError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -59,7 +85,7 @@ fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, AuthErro
             .map_err(|_| AuthError::Malformed("X-API-Key is not ASCII"))?;
         return Ok(Some(Credentials::Key(value.trim())));
     }
-    if req.path() == "/ws" {
+    if pattern == WS_PATTERN {
         let token = req.query_string().split('&').find_map(|pair| {
             pair.strip_prefix(TOKEN_QUERY)
                 .and_then(|rest| rest.strip_prefix('='))
@@ -71,14 +97,34 @@ fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, AuthErro
     Ok(None)
 }
 
-fn client_ip(req: &ServiceRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+/// The client's address as the rate limits and the audit log know it.
+fn client_ip(req: &ServiceRequest, state: &AppState) -> String {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    state
+        .proxies
+        .client(req.peer_addr().map(|a| a.ip()), forwarded)
+        .map_or_else(|| "unknown".into(), |ip: IpAddr| ip.to_string())
 }
 
-fn refuse(req: ServiceRequest, error: ApiError) -> ServiceResponse<BoxBody> {
-    req.into_response(error.error_response())
+/// A request's place in one budget, for the response's rate-limit headers.
+struct Metered {
+    limit: u64,
+    remaining: u64,
+}
+
+fn with_rate_headers(
+    mut res: ServiceResponse<BoxBody>,
+    metered: Option<Metered>,
+) -> ServiceResponse<BoxBody> {
+    if let Some(m) = metered {
+        let headers = res.headers_mut();
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(m.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(m.remaining));
+    }
+    res
 }
 
 fn rate_limited(scope: &'static str, wait: Duration) -> ApiError {
@@ -92,18 +138,53 @@ fn rate_limited(scope: &'static str, wait: Duration) -> ApiError {
     .with_details(json!({"retry_after_secs": secs, "scope": scope}))
 }
 
-fn with_retry_after(
-    mut res: ServiceResponse<BoxBody>,
-    error_details: &Value,
-) -> ServiceResponse<BoxBody> {
-    if let Some(secs) = error_details
+/// Takes one request of `who`'s budget in `buckets`: `Ok` with the headers to send, or the
+/// 429 to answer instead.
+fn spend(
+    state: &AppState,
+    buckets: &Buckets,
+    scope: &'static str,
+    who: &str,
+) -> Result<Option<Metered>, ApiError> {
+    if !state.limiter.enabled() {
+        return Ok(None);
+    }
+    match buckets.take(who) {
+        Ok(remaining) => Ok(Some(Metered {
+            limit: buckets.burst(),
+            remaining,
+        })),
+        Err(wait) => Err(rate_limited(scope, wait)),
+    }
+}
+
+/// The response for `error`, with `Retry-After` when it is a 429.
+fn respond(req: ServiceRequest, error: ApiError) -> ServiceResponse<BoxBody> {
+    let retry = error
+        .details
         .get("retry_after_secs")
-        .and_then(Value::as_u64)
-    {
+        .and_then(Value::as_u64);
+    let mut res = req.into_response(error.error_response());
+    if let Some(secs) = retry {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
+}
+
+/// Refuses `req` with `error`, spending a request of the address's budget (see the module
+/// documentation); an empty budget answers 429 instead.
+fn refuse(
+    req: ServiceRequest,
+    state: &AppState,
+    ip: &str,
+    error: ApiError,
+) -> ServiceResponse<BoxBody> {
+    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code).increment(1);
+    match spend(state, &state.limiter.per_ip, "ip", ip) {
+        Ok(metered) => with_rate_headers(respond(req, error), metered),
+        Err(limited) => respond(req, limited),
+    }
 }
 
 fn auth_refusal(error: &AuthError) -> ApiError {
@@ -116,6 +197,21 @@ fn auth_refusal(error: &AuthError) -> ApiError {
     ApiError::new(status, reason, error.to_string())
 }
 
+async fn authenticate(
+    state: &AppState,
+    req: &ServiceRequest,
+    pattern: &str,
+) -> Result<Principal, AuthError> {
+    let Some(auth) = &state.auth else {
+        return Ok(Principal::open());
+    };
+    match credentials(req, pattern)? {
+        Some(Credentials::Token(t)) => auth.authenticate_token(t).await,
+        Some(Credentials::Key(k)) => auth.authenticate_key(k).await,
+        None => Err(AuthError::Missing),
+    }
+}
+
 /// Middleware function, used with `actix_web::middleware::from_fn`.
 pub async fn guard(
     mut req: ServiceRequest,
@@ -126,139 +222,120 @@ pub async fn guard(
     };
     let method = req.method().clone();
     let path = req.path().to_string();
-    let access = policy::required(&method, &path);
-    let ip = client_ip(&req);
-    let limits = &state.limiter;
-    let unmetered = matches!(path.as_str(), "/health" | "/ready" | "/metrics")
-        || !(path.starts_with("/api") || path == "/ws");
+    let ip = client_ip(&req, &state);
 
+    if let Some(problem) = canonical::problem(&path) {
+        let error = ApiError::bad_request("non_canonical_path", problem)
+            .with_details(json!({"rule": "one spelling per path: no encoded letters, digits or `-._~`, no `//`, `.` or `..` segments, no backslash"}));
+        return Ok(refuse(req, &state, &ip, error));
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if !peer::host_allowed(&state.settings.http.allowed_hosts, host.as_deref()) {
+        let error = ApiError::bad_request(
+            "host_not_allowed",
+            "this server does not answer to that Host; add the name to http.allowed_hosts",
+        );
+        return Ok(refuse(req, &state, &ip, error));
+    }
     if req.query_string().len() > MAX_QUERY_BYTES {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "query_too_long").increment(1);
-        return Ok(refuse(
-            req,
-            ApiError::new(
-                StatusCode::URI_TOO_LONG,
-                "query_too_long",
-                format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
-            ),
-        ));
+        let error = ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "query_too_long",
+            format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
+        );
+        return Ok(refuse(req, &state, &ip, error));
     }
 
+    // The route the router will match, on the path the router matches.
+    let pattern = req.resource_map().match_pattern(req.match_info().as_str());
+    let Some(pattern) = pattern else {
+        if policy::is_api_path(&path) {
+            let error = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("no route for {method} {path}"),
+            );
+            return Ok(refuse(req, &state, &ip, error));
+        }
+        // The dashboard's files and client-side routes.
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+
     // Who is calling, and may they?
-    let principal = match access {
+    let principal = match policy::required(&method, Some(&pattern), &path) {
         Access::Public => None,
         Access::Role(needed) => {
-            let principal = match &state.auth {
-                None => Principal::open(),
-                Some(auth) => {
-                    let presented = credentials(&req);
-                    let result = match presented {
-                        Ok(Some(Credentials::Token(t))) => auth.authenticate_token(t).await,
-                        Ok(Some(Credentials::Key(k))) => auth.authenticate_key(k).await,
-                        Ok(None) => Err(AuthError::Missing),
-                        Err(e) => Err(e),
-                    };
-                    match result {
-                        Ok(p) => p,
-                        Err(e) => {
-                            // Failed credentials spend the address's budget: guessing is slow.
-                            if limits.enabled() {
-                                if let Err(wait) = limits.per_ip.take(&ip) {
-                                    let err = rate_limited("ip", wait);
-                                    let details = err.details.clone();
-                                    return Ok(with_retry_after(refuse(req, err), &details));
-                                }
-                            }
-                            let mut res = refuse(req, auth_refusal(&e));
-                            res.headers_mut().insert(
-                                header::WWW_AUTHENTICATE,
-                                HeaderValue::from_static("Bearer realm=\"pulse\""),
-                            );
-                            return Ok(res);
-                        }
+            let principal = match authenticate(&state, &req, &pattern).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut res = refuse(req, &state, &ip, auth_refusal(&e));
+                    if res.status() == StatusCode::UNAUTHORIZED {
+                        res.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Bearer realm=\"pulse\""),
+                        );
                     }
+                    return Ok(res);
                 }
             };
             if !principal.role.allows(needed) {
-                metrics::counter!(names::AUTH_REFUSED, "reason" => "forbidden").increment(1);
-                if policy::audited(&method, &path) {
-                    let entry = audit_entry(&req, &principal, &path, Value::Null, &ip);
-                    if let Ok(client) = state.pool.get().await {
-                        let _ = audit::record(&**client, &entry, Outcome::Denied, Some(403)).await;
-                    }
-                }
-                return Ok(refuse(
-                    req,
-                    ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        format!(
-                            "role `{}` may not {method} {path}; it needs `{needed}`{}",
-                            principal.role,
-                            if needed == Role::Admin {
-                                ""
-                            } else {
-                                " or `admin`"
-                            }
-                        ),
-                    ),
-                ));
+                return Ok(forbid(req, &state, &ip, &principal, needed, &pattern).await);
             }
             Some(principal)
         }
     };
 
     // Rate limits: per key for callers with one, per address otherwise.
-    if limits.enabled() && !unmetered {
-        let taken = match &principal {
+    let metered = if pattern == "/health" {
+        None
+    } else {
+        let spent = match &principal {
             Some(Principal {
                 key_id: Some(id), ..
-            }) => limits.per_key.take(id).map_err(|w| ("key", w)),
-            Some(_) => limits.per_key.take(&ip).map_err(|w| ("key", w)),
-            None => limits.per_ip.take(&ip).map_err(|w| ("ip", w)),
+            }) => spend(&state, &state.limiter.per_key, "key", id),
+            Some(_) => spend(&state, &state.limiter.per_key, "key", &ip),
+            None => spend(&state, &state.limiter.per_ip, "ip", &ip),
         };
-        if let Err((scope, wait)) = taken {
-            let err = rate_limited(scope, wait);
-            let details = err.details.clone();
-            return Ok(with_retry_after(refuse(req, err), &details));
+        match spent {
+            Ok(m) => m,
+            Err(limited) => return Ok(respond(req, limited)),
         }
-    }
+    };
 
     // Browsers send their page's Origin on WebSocket handshakes; only the dashboard's own
     // origin and the configured ones may open one.
-    if path == "/ws" {
+    if pattern == WS_PATTERN {
         if let Some(origin) = req
             .headers()
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
         {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok());
-            if !super::security_headers::same_origin(origin, host)
+            if !super::security_headers::same_origin(origin, host.as_deref())
                 && !super::security_headers::origin_allowed(
                     &state.settings.http.cors_origins,
                     origin,
                 )
             {
                 metrics::counter!(names::WS_REJECTED, "reason" => "origin").increment(1);
-                return Ok(refuse(
-                    req,
-                    ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "origin_not_allowed",
-                        "WebSocket connections from this origin are not allowed (http.cors_origins)",
-                    ),
-                ));
+                let error = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "WebSocket connections from this origin are not allowed (http.cors_origins)",
+                );
+                return Ok(refuse(req, &state, &ip, error));
             }
         }
     }
 
     // Bodies: size and depth, before any handler reads them.
     let mut body = None;
-    if matches!(method, Method::POST | Method::PUT | Method::PATCH) && path.starts_with("/api") {
-        let limit = if path == "/api/v1/events" {
+    if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+        let limit = if pattern == EVENTS_PATTERN {
             state.settings.limits.max_events_body_bytes
         } else {
             state.settings.limits.max_body_bytes
@@ -266,16 +343,18 @@ pub async fn guard(
         match super::body_limits::check(&mut req, limit, state.settings.limits.max_json_depth).await
         {
             Ok(bytes) => body = Some(bytes),
-            Err(e) => return Ok(refuse(req, e)),
+            Err(e) => return Ok(with_rate_headers(respond(req, e), metered)),
         }
     }
 
     let Some(principal) = principal else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        let res = next.call(req).await?.map_into_boxed_body();
+        return Ok(with_rate_headers(res, metered));
     };
     req.extensions_mut().insert(principal.clone());
-    if !policy::audited(&method, &path) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    if !policy::audited(&method, &pattern) {
+        let res = next.call(req).await?.map_into_boxed_body();
+        return Ok(with_rate_headers(res, metered));
     }
 
     // Admin changes: recorded before they run; no record, no change.
@@ -284,7 +363,7 @@ pub async fn guard(
         .filter(|b| !b.is_empty())
         .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| json!({"note": "body is not JSON"})))
         .unwrap_or(Value::Null);
-    let entry = audit_entry(&req, &principal, &path, payload, &ip);
+    let entry = audit_entry(&req, &principal, &path, &pattern, payload, &ip);
     let audit_id = match state.pool.get().await {
         Ok(client) => audit::record(&**client, &entry, Outcome::Attempted, None)
             .await
@@ -292,12 +371,10 @@ pub async fn guard(
         Err(_) => None,
     };
     let Some(audit_id) = audit_id else {
-        return Ok(refuse(
-            req,
-            ApiError::unavailable(
-                "the audit log cannot be written; admin changes are refused until it can",
-            ),
-        ));
+        let error = ApiError::unavailable(
+            "the audit log cannot be written; admin changes are refused until it can",
+        );
+        return Ok(with_rate_headers(respond(req, error), metered));
     };
     let res = next.call(req).await?;
     let status = res.status();
@@ -324,20 +401,62 @@ pub async fn guard(
         }
         Err(e) => tracing::error!(error = %e, audit_id, "could not complete an audit record"),
     }
-    Ok(res)
+    Ok(with_rate_headers(res, metered))
+}
+
+/// The 403 for a caller whose role may not use the route. It spends the address's budget
+/// like every refusal, and only a refusal the budget allows is written to the audit log, so
+/// a flood of forbidden admin changes costs a few rows, then 429s.
+async fn forbid(
+    req: ServiceRequest,
+    state: &AppState,
+    ip: &str,
+    principal: &Principal,
+    needed: Role,
+    pattern: &str,
+) -> ServiceResponse<BoxBody> {
+    metrics::counter!(names::AUTH_REFUSED, "reason" => "forbidden").increment(1);
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let error = ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "role `{}` may not {method} {path}; it needs `{needed}`{}",
+            principal.role,
+            if needed == Role::Admin {
+                ""
+            } else {
+                " or `admin`"
+            }
+        ),
+    );
+    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code).increment(1);
+    let metered = match spend(state, &state.limiter.per_ip, "ip", ip) {
+        Ok(m) => m,
+        Err(limited) => return respond(req, limited),
+    };
+    if policy::audited(&method, pattern) {
+        let entry = audit_entry(&req, principal, &path, pattern, Value::Null, ip);
+        if let Ok(client) = state.pool.get().await {
+            let _ = audit::record(&**client, &entry, Outcome::Denied, Some(403)).await;
+        }
+    }
+    with_rate_headers(respond(req, error), metered)
 }
 
 fn audit_entry(
     req: &ServiceRequest,
     principal: &Principal,
     path: &str,
+    pattern: &str,
     payload: Value,
     ip: &str,
 ) -> audit::Entry {
     audit::Entry {
         actor: principal.actor(),
         actor_role: Some(principal.role.to_string()),
-        action: audit::action_for(req.method().as_str(), path),
+        action: audit::action_for(req.method().as_str(), pattern),
         target: Some(path.to_string()),
         payload,
         request_id: req

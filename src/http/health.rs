@@ -1,13 +1,12 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, HttpResponse};
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{openapi, AppState};
-use crate::actors::ingester::{self, GroupStats};
-use crate::telemetry::names;
+use super::openapi;
+use super::state::State;
 
 /// The map of the API at `GET /api/v1`, for people and scripts exploring it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -87,46 +86,39 @@ pub enum DependencyStatus {
     Error,
 }
 
-/// One dependency's state, with the error when it does not answer.
+/// One dependency's state. Why a dependency does not answer is logged, not sent: `/ready`
+/// is public, and error texts name hosts, users and databases.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DependencyHealth {
     pub status: DependencyStatus,
-    /// Why the dependency does not answer (absent when it does).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 impl DependencyHealth {
-    fn of(result: &Result<(), String>) -> DependencyHealth {
+    fn of(name: &'static str, result: &Result<(), String>) -> DependencyHealth {
         match result {
             Ok(()) => DependencyHealth {
                 status: DependencyStatus::Ok,
-                error: None,
             },
-            Err(e) => DependencyHealth {
-                status: DependencyStatus::Error,
-                error: Some(e.clone()),
-            },
+            Err(e) => {
+                tracing::warn!(dependency = name, error = %e, "not ready: a dependency does not answer");
+                DependencyHealth {
+                    status: DependencyStatus::Error,
+                }
+            }
         }
     }
 }
 
-/// The readiness answer: dependencies, consumer-group figures and this process's backlog.
-#[derive(Debug, Serialize, ToSchema)]
+/// The readiness answer: whether each dependency answers, and nothing else a stranger could
+/// use (consumer names, lag and backlog are at `GET /api/v1/pipeline`, for analysts).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     pub status: ReadyStatus,
     pub postgres: DependencyHealth,
     pub redis: DependencyHealth,
-    /// Consumer-group figures; null when Redis does not answer.
-    pub consumer_group: Option<GroupStats>,
-    /// This process's consumer name in the group.
-    pub consumer: String,
-    /// Entries this process has read and not yet acknowledged.
-    pub in_flight: usize,
 }
 
-/// Ready: PostgreSQL and Redis answer. The body carries consumer-group lag and pending
-/// counts so an operator sees at once whether Pulse keeps up; 503 when a dependency is down.
+/// Ready: PostgreSQL and Redis answer; 503 when one does not (the log says why).
 #[utoipa::path(
     tag = "service",
     summary = "Readiness",
@@ -137,7 +129,7 @@ pub struct Readiness {
     )
 )]
 #[get("/ready")]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub async fn ready(state: State) -> HttpResponse {
     let postgres = match state.pool.get().await {
         Ok(client) => client
             .simple_query("SELECT 1")
@@ -148,18 +140,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     };
     let ping: Result<String, _> = state.redis.ping(None).await;
     let redis = ping.map(|_| ()).map_err(|e| e.to_string());
-    let stats = match &redis {
-        Ok(()) => ingester::group_stats(&state.redis, &state.settings)
-            .await
-            .ok(),
-        Err(_) => None,
-    };
-    if let Some(stats) = &stats {
-        if let Some(lag) = stats.lag {
-            metrics::gauge!(names::CONSUMER_LAG).set(lag as f64);
-        }
-        metrics::gauge!(names::CONSUMER_PENDING).set(stats.pending as f64);
-    }
     let ready = postgres.is_ok() && redis.is_ok();
     let body = Readiness {
         status: if ready {
@@ -167,11 +147,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         } else {
             ReadyStatus::NotReady
         },
-        postgres: DependencyHealth::of(&postgres),
-        redis: DependencyHealth::of(&redis),
-        consumer_group: stats,
-        consumer: state.consumer.clone(),
-        in_flight: state.in_flight(),
+        postgres: DependencyHealth::of("postgres", &postgres),
+        redis: DependencyHealth::of("redis", &redis),
     };
     if ready {
         HttpResponse::Ok().json(body)
@@ -195,7 +172,7 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
     )
 )]
 #[get("/metrics")]
-pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+pub async fn prometheus(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(PROMETHEUS_CONTENT_TYPE)
         .body(state.metrics.render())

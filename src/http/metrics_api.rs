@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::filters::{self, PostFilters};
+use super::state::State;
 use super::AppState;
 
 /// Most items returned for one dimension.
@@ -416,7 +417,7 @@ async fn items(
 )]
 #[get("/api/v1/metrics/overall")]
 pub async fn overall(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Overall).await?;
@@ -445,7 +446,7 @@ pub async fn overall(
 )]
 #[get("/api/v1/metrics/platforms")]
 pub async fn platforms(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Platform).await?;
@@ -469,7 +470,7 @@ pub async fn platforms(
 )]
 #[get("/api/v1/metrics/channels")]
 pub async fn channels(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Channel).await?;
@@ -492,10 +493,7 @@ pub async fn channels(
     )
 )]
 #[get("/api/v1/metrics/geo")]
-pub async fn geo(
-    state: web::Data<AppState>,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpResponse, ApiError> {
     let (window, now, cities) = items(&state, &query, Dimension::City).await?;
     let (_, _, countries) = items(&state, &query, Dimension::Country).await?;
     Ok(HttpResponse::Ok().json(GeoMetrics {
@@ -520,7 +518,7 @@ pub async fn geo(
 )]
 #[get("/api/v1/metrics/products")]
 pub async fn products(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Product).await?;
@@ -622,7 +620,7 @@ pub struct TimeSeries {
 )]
 #[get("/api/v1/metrics/timeseries")]
 pub async fn timeseries(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<SeriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -734,7 +732,7 @@ pub struct TrendingTerms {
 )]
 #[get("/api/v1/trending/terms")]
 pub async fn trending_terms(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<TermsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let window = query.window.unwrap_or(Window::OneHour);

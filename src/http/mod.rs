@@ -1,13 +1,17 @@
 //! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake, post
 //! queries, the WebSocket upgrade (`GET /ws`, see [`crate::ws`]) and the dashboard at `/`
 //! ([`dashboard`]). Every error uses the one shape of [`error::ApiError`]; every response carries
-//! `x-request-id`. Before any handler, [`guard`] authenticates, authorizes, rate-limits,
-//! bounds bodies and audits admin changes; [`security_headers`] sets browser protections.
+//! `x-request-id`. Before any handler, [`guard`] refuses second spellings of paths and foreign
+//! Hosts, then authenticates, authorizes on the matched route, rate-limits, bounds bodies and
+//! audits admin changes; handlers receive the application through [`state::State`], which
+//! checks the matched route's policy again after routing; [`security_headers`] sets browser
+//! protections.
 
 pub mod alerts_api;
 pub mod analyze;
 pub mod auth_api;
 pub mod body_limits;
+pub mod canonical;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -16,12 +20,14 @@ pub mod guard;
 pub mod health;
 pub mod metrics_api;
 pub mod openapi;
+pub mod peer;
 pub mod pipeline;
 pub mod posts;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
 pub mod sql;
+pub mod state;
 pub mod virality_api;
 pub mod webhooks_api;
 
@@ -49,6 +55,8 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Authenticator>>,
     /// Per-key and per-address request budgets.
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub proxies: peer::TrustedProxies,
 }
 
 impl AppState {

@@ -2,13 +2,13 @@
 //! over the last minute, the models that analysed those posts, consumer-group lag and pending
 //! entries, and dead letters. Read-only and global (PostgreSQL and Redis, not this process).
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::AppState;
+use super::state::State;
 use crate::actors::ingester::{self, GroupStats};
 
 /// Seconds the throughput and model figures look back.
@@ -36,6 +36,8 @@ pub struct PipelineStatus {
     pub models: Vec<ModelUse>,
     /// Consumer-group lag, pending entries and dead letters; null when Redis does not answer.
     pub consumer_group: Option<GroupStats>,
+    /// This process's consumer name in the group.
+    pub consumer: String,
     /// Entries this process has read and not yet acknowledged.
     pub in_flight: usize,
 }
@@ -52,7 +54,7 @@ pub struct PipelineStatus {
     )
 )]
 #[get("/api/v1/pipeline")]
-pub async fn pipeline(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let from = now - TimeDelta::seconds(WINDOW_SECS);
     let client = state.pool.get().await?;
@@ -81,6 +83,7 @@ pub async fn pipeline(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         posts_per_sec: posts as f64 / WINDOW_SECS as f64,
         models,
         consumer_group: group,
+        consumer: state.consumer.clone(),
         in_flight: state.in_flight(),
     }))
 }

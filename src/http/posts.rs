@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
 use super::sql::{self, Conditions};
-use super::AppState;
+use super::state::State;
 use crate::actors::messages::AnalyzedPost;
 use crate::models::EmotionScores;
 
@@ -318,10 +318,7 @@ pub fn check_post_id(id: &str) -> Result<(), ApiError> {
     )
 )]
 #[get("/api/v1/posts")]
-pub async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<PostQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
@@ -399,10 +396,7 @@ pub async fn list(
     )
 )]
 #[get("/api/v1/posts/{id}")]
-pub async fn get_one(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     check_post_id(&id)?;
     let client = state.pool.get().await?;
     let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");

@@ -36,9 +36,9 @@ impl Buckets {
         }
     }
 
-    /// Takes one request from `who`'s bucket at `now`; `Err` holds how long until one is
-    /// available.
-    pub fn take_at(&self, who: &str, now: Instant) -> Result<(), Duration> {
+    /// Takes one request from `who`'s bucket at `now`: `Ok` holds the whole requests left,
+    /// `Err` how long until one is available.
+    pub fn take_at(&self, who: &str, now: Instant) -> Result<u64, Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= SWEEP_AT && !buckets.contains_key(who) {
             let (per_sec, burst) = (self.per_sec, self.burst);
@@ -55,7 +55,7 @@ impl Buckets {
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            Ok(())
+            Ok(bucket.tokens.floor() as u64)
         } else {
             Err(Duration::from_secs_f64(
                 (1.0 - bucket.tokens) / self.per_sec,
@@ -64,8 +64,13 @@ impl Buckets {
     }
 
     /// [`Buckets::take_at`] now.
-    pub fn take(&self, who: &str) -> Result<(), Duration> {
+    pub fn take(&self, who: &str) -> Result<u64, Duration> {
         self.take_at(who, Instant::now())
+    }
+
+    /// Requests a full bucket holds.
+    pub fn burst(&self) -> u64 {
+        self.burst as u64
     }
 }
 
@@ -108,8 +113,8 @@ mod tests {
     fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
         let b = Buckets::new(2.0, 3.0);
         let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(b.take_at("k", t0).is_ok());
+        for left in [2, 1, 0] {
+            assert_eq!(b.take_at("k", t0), Ok(left));
         }
         let wait = b.take_at("k", t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::filters;
 use super::sql::{self, Conditions};
-use super::AppState;
+use super::state::State;
 use crate::actors::virality::learned_thresholds;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::virality::calibration::Calibration;
@@ -196,7 +196,7 @@ fn invalid_query(message: impl Into<String>) -> ApiError {
 )]
 #[get("/api/v1/trending/posts")]
 pub async fn trending_posts(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<TrendingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -357,7 +357,7 @@ pub struct PostViralityHistory {
 )]
 #[get("/api/v1/posts/{id}/virality")]
 pub async fn post_virality(
-    state: web::Data<AppState>,
+    state: State,
     id: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -482,7 +482,7 @@ pub struct MomentumList {
 )]
 #[get("/api/v1/trending/momentum")]
 pub async fn momentum(
-    state: web::Data<AppState>,
+    state: State,
     query: web::Query<MomentumQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let dimension = query.dimension.as_deref().unwrap_or("product");
@@ -594,10 +594,7 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> Value {
     )
 )]
 #[post("/api/v1/score")]
-pub async fn score(
-    state: web::Data<AppState>,
-    body: web::Json<ScoreRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let mut errors = Vec::new();
     let platform = match &req.post.platform {
@@ -780,10 +777,7 @@ pub struct FeedbackRecord {
     )
 )]
 #[post("/api/v1/feedback")]
-pub async fn feedback(
-    state: web::Data<AppState>,
-    body: web::Json<Feedback>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpResponse, ApiError> {
     let f = body.into_inner();
     let mut errors = Vec::new();
     if f.post_id.is_empty() || f.post_id.len() > crate::models::event::MAX_ID_BYTES {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::alerts_api::RuleKind;
 use super::error::{ApiError, ErrorBody};
 use super::sql;
-use super::AppState;
+use super::state::State;
 use crate::actors::alerter::KINDS;
 
 /// Longest webhook URL accepted.
@@ -36,6 +36,8 @@ pub struct WebhookInput {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
     pub id: i64,
+    /// The receiver; in listings its user information and query values are hidden, like the
+    /// signing secret.
     pub url: String,
     /// Alert kinds delivered; null for all.
     #[schema(value_type = Option<Vec<RuleKind>>)]
@@ -110,7 +112,7 @@ pub struct DeliveryList {
 )]
 #[post("/api/v1/webhooks")]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: State,
     input: web::Json<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
@@ -120,6 +122,15 @@ pub async fn create(
             "invalid_webhook",
             "url must be an http:// or https:// URL",
         ));
+    }
+    if let Err(e) = state
+        .settings
+        .webhooks
+        .target_policy()
+        .check_target(url)
+        .await
+    {
+        return Err(ApiError::bad_request("invalid_webhook", e.to_string()));
     }
     if let Some(kinds) = &input.kinds {
         if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
@@ -180,7 +191,7 @@ pub async fn create(
     )
 )]
 #[get("/api/v1/webhooks")]
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let items: Vec<Webhook> = client
         .query(
@@ -191,7 +202,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         .iter()
         .map(|r| Webhook {
             id: r.get(0),
-            url: r.get(1),
+            url: crate::egress::redact_url(r.get(1)),
             kinds: r.get(2),
             enabled: r.get(3),
             created_at: r.get(4),
@@ -215,10 +226,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     )
 )]
 #[delete("/api/v1/webhooks/{id}")]
-pub async fn remove(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     if client
         .execute("DELETE FROM webhooks WHERE id = $1", &[&*id])
@@ -245,10 +253,7 @@ pub async fn remove(
     )
 )]
 #[get("/api/v1/webhooks/{id}/deliveries")]
-pub async fn deliveries(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     if client
         .query_opt("SELECT 1 FROM webhooks WHERE id = $1", &[&*id])

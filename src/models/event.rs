@@ -3,7 +3,7 @@
 //! Parsing and validation live here so every entry point (Redis stream, HTTP) rejects the
 //! same inputs with the same reasons.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -18,6 +18,15 @@ pub const MAX_LABEL_BYTES: usize = 128;
 pub const MAX_URL_BYTES: usize = 2_048;
 /// Largest encoded event accepted, in bytes; bounds the work a single entry can cause.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// How far a timestamp may lie ahead of the moment the event reaches Pulse: producers' clocks
+/// drift a little, but a post from the future would sit at the top of every live window.
+pub const MAX_FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
+/// The earliest timestamp accepted (the Unix epoch): nothing on social media predates it,
+/// and far-off years are typos or attacks on date handling.
+pub const EARLIEST_TIMESTAMP: DateTime<Utc> = DateTime::UNIX_EPOCH;
+/// A post created longer than this before it reached Pulse is backfill: stored, analysed and
+/// counted in the minutes it belongs to, but never pushed to subscribers as a live post.
+pub const BACKFILL_AFTER: TimeDelta = TimeDelta::hours(1);
 
 /// A stream event: either a new post or an engagement with an existing one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,25 +280,67 @@ impl EventError {
 }
 
 impl Event {
-    /// Decodes and validates one event from raw bytes (a stream field or an HTTP body element).
+    /// Decodes and validates one event from raw bytes (a stream field or an HTTP body element),
+    /// as it reaches Pulse now. A decision only ever turns from refused to accepted as time
+    /// passes (timestamps are bounded ahead of the present), so an event accepted over HTTP is
+    /// accepted again when the ingester reads it, and a redelivered entry is never refused
+    /// after it was once accepted.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, EventError> {
+        Self::from_slice_at(bytes, Utc::now())
+    }
+
+    /// [`Event::from_slice`] for an event that reached Pulse at `received`.
+    pub fn from_slice_at(bytes: &[u8], received: DateTime<Utc>) -> Result<Event, EventError> {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge(bytes.len()));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| EventError::InvalidUtf8)?;
         let event: Event =
             serde_json::from_str(text).map_err(|e| EventError::Malformed(e.to_string()))?;
-        event.validate()?;
+        event.validate_at(received)?;
         Ok(event)
     }
 
-    /// Checks the limits and invariants serde cannot express.
+    /// Checks the limits and invariants serde cannot express, for an event received now.
     pub fn validate(&self) -> Result<(), EventError> {
+        self.validate_at(Utc::now())
+    }
+
+    /// [`Event::validate`] for an event that reached Pulse at `received`.
+    pub fn validate_at(&self, received: DateTime<Utc>) -> Result<(), EventError> {
         match self {
-            Event::Post(p) => p.validate(),
-            Event::Engagement(e) => e.validate(),
+            Event::Post(p) => {
+                p.validate()?;
+                check_time("created_at", p.created_at, received)
+            }
+            Event::Engagement(e) => {
+                e.validate()?;
+                check_time("at", e.at, received)
+            }
         }
     }
+}
+
+/// A timestamp no earlier than [`EARLIEST_TIMESTAMP`] and at most [`MAX_FUTURE_SKEW`] ahead of
+/// `received`.
+fn check_time(
+    field: &'static str,
+    at: DateTime<Utc>,
+    received: DateTime<Utc>,
+) -> Result<(), EventError> {
+    if at < EARLIEST_TIMESTAMP {
+        return Err(invalid(field, "is before 1970-01-01T00:00:00Z"));
+    }
+    if at > received + MAX_FUTURE_SKEW {
+        return Err(invalid(
+            field,
+            format!(
+                "is more than {} minutes in the future",
+                MAX_FUTURE_SKEW.num_minutes()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Post {
@@ -319,6 +370,12 @@ impl Post {
             }
         }
         Ok(())
+    }
+
+    /// Whether the post reached Pulse at `received` so long after it was created that it is
+    /// backfill rather than live (see [`BACKFILL_AFTER`]).
+    pub fn is_backfill(&self, received: DateTime<Utc>) -> bool {
+        received - self.created_at > BACKFILL_AFTER
     }
 
     /// The post's city, when known.
@@ -445,6 +502,39 @@ mod tests {
             let err = Event::from_slice(&bytes).unwrap_err();
             assert_eq!(err.class(), class, "{err}");
         }
+    }
+
+    #[test]
+    fn timestamps_are_bounded_by_the_epoch_and_a_little_skew() {
+        let received: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let at = |created: &str| {
+            let mut p = post_json();
+            p["created_at"] = serde_json::json!(created);
+            Event::from_slice_at(p.to_string().as_bytes(), received)
+        };
+        assert!(at("2026-06-01T12:04:59Z").is_ok());
+        assert!(at("2011-03-01T00:00:00Z").is_ok());
+        for bad in [
+            "2026-06-01T12:05:01Z",
+            "2099-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "-5000-01-01T00:00:00Z",
+        ] {
+            let err = at(bad).unwrap_err();
+            assert_eq!(err.class(), "invalid_field", "{bad}: {err}");
+        }
+        let engagement =
+            r#"{"type":"engagement","post_id":"p1","kind":"like","at":"2099-01-01T00:00:00Z"}"#;
+        assert!(Event::from_slice_at(engagement.as_bytes(), received).is_err());
+        // An old post is backfill, not refused.
+        let Event::Post(old) = at("2025-01-01T00:00:00Z").unwrap() else {
+            panic!("not a post")
+        };
+        assert!(old.is_backfill(received));
+        let Event::Post(live) = at("2026-06-01T11:30:00Z").unwrap() else {
+            panic!("not a post")
+        };
+        assert!(!live.is_backfill(received));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use bytestring::ByteString;
 use super::fanout::{FanoutItem, FanoutSender, Remote};
 use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
-use super::session::{GoingAway, Wake, WsSession};
+use super::session::{CredentialRevoked, GoingAway, Wake, WsSession};
 use crate::actors::messages::{AnalyzedPost, Committed};
 use crate::http::posts::PostView;
 use crate::telemetry::names;
@@ -33,6 +33,8 @@ pub struct Register {
     pub id: SessionId,
     pub addr: Addr<WsSession>,
     pub outbox: Arc<Outbox>,
+    /// The API key the session was opened with.
+    pub key_id: Option<Arc<str>>,
 }
 
 /// A session that stopped, sent by the session itself.
@@ -71,7 +73,13 @@ pub struct SessionCount;
 struct Registered {
     addr: Addr<WsSession>,
     outbox: Arc<Outbox>,
+    key_id: Option<Arc<str>>,
 }
+
+/// API key `0` was revoked: its sessions close.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct KeyRevoked(pub Arc<str>);
 
 /// The fan-out actor. See the module documentation.
 pub struct Broadcaster {
@@ -136,6 +144,7 @@ impl Handler<Register> for Broadcaster {
             Registered {
                 addr: msg.addr,
                 outbox: msg.outbox,
+                key_id: msg.key_id,
             },
         );
     }
@@ -201,19 +210,22 @@ impl Handler<Committed> for Broadcaster {
             .iter()
             .map(String::as_str)
             .collect();
+        let acked_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
+            .unwrap_or_else(chrono::Utc::now);
         let posts: Vec<NewPost<'_>> = msg
             .batch
             .posts
             .iter()
             .filter(|p| new_ids.remove(p.post.id.as_str()))
+            // Backfill is stored and counted where it belongs, never pushed as live.
+            .filter(|p| !p.post.is_backfill(p.received_at().unwrap_or(acked_at)))
             .map(|p| NewPost {
                 post: p,
                 keys: Arc::new(post_keys(p)),
                 text: OnceCell::new(),
             })
             .collect();
-        let ingested_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
-            .unwrap_or_else(chrono::Utc::now);
+        let ingested_at = acked_at;
         if local {
             self.fan_out(|outbox| {
                 outbox.push(
@@ -304,6 +316,27 @@ impl Handler<CloseAll> for Broadcaster {
             let _ = session.addr.try_send(GoingAway);
         }
         n
+    }
+}
+
+impl Handler<KeyRevoked> for Broadcaster {
+    type Result = usize;
+
+    /// Closes every session of the key; returns how many. `do_send`, not `try_send`: a session
+    /// whose mailbox is full must close all the same.
+    fn handle(&mut self, msg: KeyRevoked, _: &mut Self::Context) -> usize {
+        let mut closed = 0;
+        for session in self.sessions.values() {
+            if session.key_id.as_deref() == Some(&*msg.0) {
+                session.addr.do_send(CredentialRevoked);
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            metrics::counter!(names::WS_CLOSED_REVOKED).increment(closed as u64);
+            tracing::info!(key_id = %msg.0, sessions = closed, "closed the live sessions of a revoked key");
+        }
+        closed
     }
 }
 

@@ -27,7 +27,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use bytestring::ByteString;
 
@@ -36,7 +36,7 @@ pub use self::protocol::{FilterKeys, Topic};
 pub use self::session::WsSession;
 use crate::config::WsSettings;
 use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::http::state::State;
 use crate::telemetry::names;
 
 /// Default cap on concurrent sessions (`ws.max_sessions`).
@@ -174,7 +174,7 @@ impl Drop for SessionPermit {
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: State,
 ) -> Result<HttpResponse, ApiError> {
     let Some(hub) = state.ws.as_ref() else {
         return Err(ApiError::unavailable(
@@ -197,11 +197,20 @@ pub async fn connect(
         )
     })?;
     let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
-    let mut session = WsSession::new(hub.clone(), id, permit);
-    let expires_at = req
-        .extensions()
-        .get::<crate::auth::Principal>()
-        .and_then(|p| p.expires_at);
+    let caller = state.caller();
+    let mut session =
+        WsSession::new(hub.clone(), id, permit).for_key(caller.and_then(|p| p.key_id.clone()));
+    // A session lives no longer than the credential it was opened with: a token's own expiry,
+    // or for an API key presented directly, one token lifetime, after which the client
+    // reconnects and the key is checked again.
+    let expires_at = caller.and_then(|p| {
+        p.expires_at.or_else(|| {
+            p.key_id.as_ref().map(|_| {
+                chrono::Utc::now()
+                    + chrono::TimeDelta::seconds(state.settings.auth.token_ttl_secs as i64)
+            })
+        })
+    });
     if let Some(at) = expires_at {
         let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
         session = session.expiring_after(left);

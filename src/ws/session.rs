@@ -47,6 +47,11 @@ pub struct Wake;
 #[rtype(result = "()")]
 pub struct GoingAway;
 
+/// The credential the session was opened with was revoked: close at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CredentialRevoked;
+
 /// A message being received in several frames.
 struct Fragments {
     text: bool,
@@ -66,11 +71,16 @@ pub struct WsSession {
     /// When the credential the session was opened with expires; the session closes then
     /// with [`TOKEN_EXPIRED`] so the client reconnects with a fresh token.
     expires_in: Option<Duration>,
+    /// The API key the session was opened with (directly or through a token); its revocation
+    /// ends the session with [`CREDENTIAL_REVOKED`].
+    key_id: Option<Arc<str>>,
     _permit: SessionPermit,
 }
 
 /// Close code of a session whose access token expired (application range 4000–4999).
 pub const TOKEN_EXPIRED: u16 = 4001;
+/// Close code of a session whose API key was revoked.
+pub const CREDENTIAL_REVOKED: u16 = 4003;
 
 impl WsSession {
     /// A session admitted by `permit`, which it holds until it stops.
@@ -86,6 +96,7 @@ impl WsSession {
             chunk_scheduled: false,
             drained: Vec::with_capacity(DRAIN_CHUNK_MESSAGES),
             expires_in: None,
+            key_id: None,
             _permit: permit,
         }
     }
@@ -93,6 +104,12 @@ impl WsSession {
     /// Closes the session after `after`, when its access token expires.
     pub fn expiring_after(mut self, after: Duration) -> Self {
         self.expires_in = Some(after);
+        self
+    }
+
+    /// Ends the session when API key `key_id` is revoked.
+    pub fn for_key(mut self, key_id: Option<Arc<str>>) -> Self {
+        self.key_id = key_id;
         self
     }
 
@@ -249,6 +266,7 @@ impl Actor for WsSession {
             id: self.id,
             addr: ctx.address(),
             outbox: self.outbox.clone(),
+            key_id: self.key_id.clone(),
         });
         ctx.run_interval(self.heartbeat_interval(), |act, ctx| {
             let now = Instant::now();
@@ -287,6 +305,18 @@ impl Handler<Wake> for WsSession {
         if !self.chunk_scheduled {
             self.drain(ctx);
         }
+    }
+}
+
+impl Handler<CredentialRevoked> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: CredentialRevoked, ctx: &mut Self::Context) {
+        self.abort(
+            ctx,
+            CloseCode::Other(CREDENTIAL_REVOKED),
+            "credential revoked".into(),
+        );
     }
 }
 

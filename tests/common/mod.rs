@@ -95,6 +95,8 @@ impl TestEnv {
         s.auth.open = true;
         // Tests open many connections from one address; the limits have tests of their own.
         s.limits.rate_limits = false;
+        // Webhook receivers in tests listen on loopback; the SSRF tests turn this off.
+        s.webhooks.allow_private_targets = true;
         s
     }
 
@@ -116,6 +118,10 @@ impl TestEnv {
             ("PULSE_ALERTS__ENABLED".into(), "false".into()),
             ("PULSE_AUTH__OPEN".into(), "true".into()),
             ("PULSE_LIMITS__RATE_LIMITS".into(), "false".into()),
+            (
+                "PULSE_WEBHOOKS__ALLOW_PRIVATE_TARGETS".into(),
+                "true".into(),
+            ),
         ]
     }
 
