@@ -161,7 +161,8 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            pool,
+            pool: crate::db::ApiPool::new(&settings.database)?,
+            pipeline_pool: pool,
             redis: redis.clone(),
             metrics,
             consumer: pipeline.consumer().to_string(),
@@ -170,6 +171,7 @@ impl Application {
             auth,
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
             proxies,
+            thresholds: Default::default(),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;

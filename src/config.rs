@@ -63,12 +63,29 @@ impl Default for FanoutSettings {
     }
 }
 
-/// PostgreSQL connection.
+/// PostgreSQL connections. The pipeline and the HTTP API have pools of their own, so no
+/// amount of API traffic can take the connections the pipeline commits through, and API
+/// queries run under a statement timeout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// Connections of the pipeline (store, alerter, virality tracker, retention).
     pub pool_size: usize,
+    /// Connections the HTTP API may use at once: also how many API queries run at once.
+    /// 0 means half the cores (at least one), so API queries can never take every core the
+    /// pipeline needs.
+    pub api_pool_size: usize,
+    /// Longest an API query may run before PostgreSQL cancels it (504 `query_timeout`), in
+    /// milliseconds.
+    pub api_statement_timeout_ms: u64,
+    /// Longest an API request waits for a free connection before it is answered 503 `busy`,
+    /// in milliseconds.
+    pub api_wait_ms: u64,
+    /// Largest share of the time (0 to 1) an API connection may be busy: after holding a
+    /// connection for `t`, a request leaves it unused for `t × (1/share − 1)`, so however hard
+    /// the API is called its queries take at most this share of a core per connection.
+    pub api_busy_share: f64,
 }
 
 /// Redis connection and the stream Pulse consumes.
@@ -269,8 +286,14 @@ impl AnalyzerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreSettings {
-    /// Raw posts older than this many days are deleted; 0 keeps them forever.
+    /// Raw posts and engagements are deleted this many days after they reached Pulse;
+    /// 0 keeps them forever.
     pub retention_days: u32,
+    /// Resolved alerts, finished webhook deliveries, finished cascades and their predictions
+    /// are deleted this many days after they ended; 0 keeps them forever.
+    pub history_retention_days: u32,
+    /// Audit records are deleted this many days after they were written; 0 keeps them forever.
+    pub audit_retention_days: u32,
     /// How often retention runs, in seconds.
     pub retention_interval_secs: u64,
     /// Rows deleted per retention statement, so deletes never hold long locks.
@@ -408,6 +431,10 @@ impl Default for DatabaseSettings {
         Self {
             url: "postgres://postgres@127.0.0.1:5432/pulse".into(),
             pool_size: 16,
+            api_pool_size: 0,
+            api_statement_timeout_ms: 5_000,
+            api_wait_ms: 2_000,
+            api_busy_share: 0.5,
         }
     }
 }
@@ -512,6 +539,8 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             retention_days: 7,
+            history_retention_days: 90,
+            audit_retention_days: 365,
             retention_interval_secs: 300,
             retention_batch: 5_000,
         }

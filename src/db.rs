@@ -1,8 +1,12 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -12,6 +16,103 @@ mod embedded {
 /// makes requests fail (and the pipeline retry) instead of the process refusing to start.
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let pg: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a valid URL")?;
+    build(pg, size, Duration::from_secs(10))
+}
+
+/// The HTTP API's own pool: `settings.api_pool_size` connections (half the cores when 0), on
+/// which PostgreSQL cancels any statement after `api_statement_timeout_ms`, never compiles one
+/// (JIT compilation costs more than the API's short queries save from it) and never runs one
+/// on parallel workers (one API query takes one core, not all of them). A request waits at
+/// most `api_wait_ms` for a connection.
+pub fn api_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    let mut pg: tokio_postgres::Config = settings
+        .url
+        .parse()
+        .context("DATABASE_URL is not a valid URL")?;
+    let options = format!(
+        "{} -c statement_timeout={} -c jit=off -c max_parallel_workers_per_gather=0",
+        pg.get_options().unwrap_or(""),
+        settings.api_statement_timeout_ms.max(1)
+    );
+    pg.options(options.trim());
+    build(
+        pg,
+        api_pool_size(settings),
+        Duration::from_millis(settings.api_wait_ms.max(1)),
+    )
+}
+
+/// The HTTP API's connections: [`api_pool`], with a duty cycle. A connection that was held
+/// for `t` rests `t × (1/share − 1)` before the next request may take it, so API queries keep
+/// a connection busy at most `database.api_busy_share` of the time: with one connection per
+/// two cores, the API's queries can never take more than that share of one core from the
+/// pipeline, however hard it is called. A query of a few milliseconds rests as long again.
+#[derive(Clone)]
+pub struct ApiPool {
+    pool: Pool,
+    rest_factor: f64,
+}
+
+impl ApiPool {
+    /// The API's pool under `settings`.
+    pub fn new(settings: &DatabaseSettings) -> anyhow::Result<ApiPool> {
+        let share = settings.api_busy_share.clamp(0.01, 1.0);
+        Ok(ApiPool {
+            pool: api_pool(settings)?,
+            rest_factor: 1.0 / share - 1.0,
+        })
+    }
+
+    /// A connection, waiting at most `database.api_wait_ms` for one.
+    pub async fn get(&self) -> Result<ApiConnection, deadpool_postgres::PoolError> {
+        Ok(ApiConnection {
+            conn: Some(self.pool.get().await?),
+            taken: std::time::Instant::now(),
+            rest_factor: self.rest_factor,
+        })
+    }
+}
+
+/// A connection of the [`ApiPool`]; dropping it starts its rest.
+pub struct ApiConnection {
+    conn: Option<deadpool_postgres::Object>,
+    taken: std::time::Instant,
+    rest_factor: f64,
+}
+
+impl std::ops::Deref for ApiConnection {
+    type Target = deadpool_postgres::ClientWrapper;
+
+    fn deref(&self) -> &Self::Target {
+        self.conn.as_ref().expect("a connection is held until dropped")
+    }
+}
+
+impl Drop for ApiConnection {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let rest = self.taken.elapsed().mul_f64(self.rest_factor);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !rest.is_zero() => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(rest).await;
+                    drop(conn);
+                });
+            }
+            _ => drop(conn),
+        }
+    }
+}
+
+/// The API pool's size in force.
+pub fn api_pool_size(settings: &DatabaseSettings) -> usize {
+    match settings.api_pool_size {
+        0 => (crate::config::Settings::threads_or_cores(0) / 2).max(1),
+        n => n,
+    }
+}
+
+fn build(pg: tokio_postgres::Config, size: usize, wait: Duration) -> anyhow::Result<Pool> {
     let manager = deadpool_postgres::Manager::from_config(
         pg,
         NoTls,
@@ -20,10 +121,10 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
         },
     );
     Pool::builder(manager)
-        .max_size(size)
+        .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
-        .create_timeout(Some(std::time::Duration::from_secs(5)))
-        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(wait))
         .build()
         .context("building the PostgreSQL pool")
 }

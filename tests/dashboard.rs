@@ -137,7 +137,7 @@ async fn signing_in_to_the_dashboard_in_a_browser() {
     vars.extend([
         (
             "PULSE_AUTH__JWT_SECRET".to_string(),
-            "dashboard-test-secret-0123456789abcdef".to_string(),
+            "b81e4f27ac093d5e6f1a2c48d79e0b3a5c6d7e8f90a1b2c3".to_string(),
         ),
         // Short-lived tokens, so the browser sees a renewal and the WebSocket closed on
         // expiry (4001) reconnect.

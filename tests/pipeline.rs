@@ -284,36 +284,52 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     app.shutdown().await;
 }
 
+/// Raw posts are kept for `store.retention_days` after they reached Pulse: a post that
+/// arrived long ago goes, a backfilled post created long ago but just arrived stays.
 #[actix_rt::test]
-async fn retention_removes_only_posts_older_than_the_limit() {
+async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfill() {
     let env = TestEnv::new().await;
     let app = start(&env).await;
     let redis = env.redis().await;
-    let mut old =
-        serde_json::from_str::<serde_json::Value>(&post_json("old", "ancient news")).unwrap();
-    old["created_at"] =
-        serde_json::json!((chrono::Utc::now() - chrono::Duration::days(9)).to_rfc3339());
-    xadd_event(&redis, &env.stream, &old.to_string()).await;
+    let mut backfill =
+        serde_json::from_str::<serde_json::Value>(&post_json("backfill", "ancient news")).unwrap();
+    backfill["created_at"] =
+        serde_json::json!((chrono::Utc::now() - chrono::Duration::days(900)).to_rfc3339());
+    xadd_event(&redis, &env.stream, &backfill.to_string()).await;
+    xadd_event(&redis, &env.stream, &post_json("arrived-long-ago", "old news")).await;
     xadd_event(&redis, &env.stream, &post_json("new", "fresh news")).await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 2
+            env.post_count().await == 3
         })
         .await
     );
+    let pg = env.pg().await;
+    pg.execute(
+        "UPDATE posts SET ingested_at = now() - interval '9 days' WHERE id = 'arrived-long-ago'",
+        &[],
+    )
+    .await
+    .unwrap();
 
     let pool = pulse::db::pool(&env.database_url, 2).unwrap();
-    let deleted = pulse::actors::retention::sweep(&pool, 7, 1).await.unwrap();
+    let policy = pulse::actors::retention::RetentionPolicy {
+        raw_days: 7,
+        history_days: 0,
+        audit_days: 0,
+        batch: 1,
+    };
+    let deleted = pulse::actors::retention::sweep(&pool, &policy).await.unwrap();
     assert_eq!(deleted, 1);
-    let pg = env.pg().await;
-    let left: Vec<String> = pg
+    let mut left: Vec<String> = pg
         .query("SELECT id FROM posts", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(left, vec!["new".to_string()]);
+    left.sort();
+    assert_eq!(left, vec!["backfill".to_string(), "new".to_string()]);
     app.shutdown().await;
 }
 

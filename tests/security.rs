@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+const SECRET: &str = "5f0c9a1e7b3d42c8a6e1f09b7d3c5a2e8f41b6d09c7e3a5f";
 
 /// A Pulse with authentication on and one key per role.
 struct Secure {
@@ -336,7 +336,7 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     assert_eq!(code, 200);
 
     // Signed with another secret; from another issuer; unsigned; tampered; garbage.
-    let other = TokenCodec::new(&"k".repeat(40), "pulse", 600).unwrap();
+    let other = TokenCodec::new("0d9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170", "pulse", 600).unwrap();
     let forged = other
         .issue(s.key_id(Role::Admin), Role::Admin, chrono::Utc::now())
         .unwrap()

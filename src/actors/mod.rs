@@ -118,13 +118,7 @@ impl Pipeline {
             watched.push(Box::new(fallback.clone()));
         }
         let watchdog = Watchdog::new(watched).start();
-        let retention = Retention::new(
-            pool,
-            settings.store.retention_days,
-            settings.store.retention_batch,
-            Duration::from_secs(settings.store.retention_interval_secs.max(1)),
-        )
-        .start();
+        let retention = Retention::new(pool, &settings.store).start();
 
         Ok(Pipeline {
             ingest,

@@ -1,52 +1,144 @@
-//! Retention: deletes raw posts, engagements and term counts older than the configured age,
-//! in small batches off the hot path, so deletes never hold long locks or stall ingest.
+//! Retention: deletes what would otherwise grow without bound, in small batches off the hot
+//! path, so deletes never hold long locks or stall ingest.
+//!
+//! - Raw posts and engagements, `store.retention_days` after they reached Pulse (by arrival,
+//!   not by their own timestamps: a backfilled post from years ago stays as long as a live
+//!   one), and per-minute term counts of that age.
+//! - History, `store.history_retention_days` after it ended: resolved alerts, delivered and
+//!   dead webhook deliveries, finished cascades and their predictions.
+//! - The audit log, `store.audit_retention_days` after each record.
+//!
 //! Per-minute metric rollups are small and kept, so long-range time series stay available.
+//! A setting of 0 days keeps that family forever.
 
 use std::time::Duration;
 
 use actix::{fut::wrap_future, Actor, AsyncContext, Context};
 use deadpool_postgres::Pool;
 
+use crate::config::StoreSettings;
 use crate::telemetry::names;
 
-const DELETE_POSTS: &str = "
-DELETE FROM posts WHERE id IN (
-    SELECT id FROM posts WHERE created_at < now() - make_interval(days => $1) LIMIT $2)";
-const DELETE_ENGAGEMENTS: &str = "
-DELETE FROM engagements WHERE key IN (
-    SELECT key FROM engagements WHERE at < now() - make_interval(days => $1) LIMIT $2)";
-const DELETE_TERMS: &str = "
-DELETE FROM term_rollups WHERE (minute, term) IN (
-    SELECT minute, term FROM term_rollups WHERE minute < now() - make_interval(days => $1) LIMIT $2)";
+/// What is deleted after how many days, by table.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    pub raw_days: u32,
+    pub history_days: u32,
+    pub audit_days: u32,
+    /// Rows per delete statement.
+    pub batch: i64,
+}
+
+impl RetentionPolicy {
+    /// The policy of the settings.
+    pub fn of(settings: &StoreSettings) -> RetentionPolicy {
+        RetentionPolicy {
+            raw_days: settings.retention_days,
+            history_days: settings.history_retention_days,
+            audit_days: settings.audit_retention_days,
+            batch: settings.retention_batch.max(1),
+        }
+    }
+}
+
+/// One family of rows: its table (the metric label), its delete statement (`$1` days, `$2`
+/// batch) and how many days it keeps.
+struct Sweep {
+    table: &'static str,
+    sql: &'static str,
+    days: u32,
+}
+
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 9] {
+    let raw = policy.raw_days;
+    let history = policy.history_days;
+    [
+        Sweep {
+            table: "posts",
+            sql: "DELETE FROM posts WHERE id IN (SELECT id FROM posts \
+                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "engagements",
+            sql: "DELETE FROM engagements WHERE key IN (SELECT key FROM engagements \
+                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "term_rollups",
+            sql: "DELETE FROM term_rollups WHERE (minute, term) IN (SELECT minute, term \
+                  FROM term_rollups WHERE minute < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "alerts",
+            sql: "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'resolved' \
+                  AND resolved_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "webhook_deliveries",
+            sql: "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+                  WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1) \
+                  LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_cascades",
+            sql: "DELETE FROM virality_cascades WHERE post_id IN (SELECT post_id \
+                  FROM virality_cascades WHERE status = 'finished' \
+                  AND last_activity_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_predictions",
+            sql: "DELETE FROM virality_predictions WHERE id IN (SELECT id FROM virality_predictions \
+                  WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_momentum",
+            sql: "DELETE FROM virality_momentum WHERE (dimension, key) IN (SELECT dimension, key \
+                  FROM virality_momentum WHERE updated_at < now() - make_interval(days => $1) \
+                  LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "audit_log",
+            sql: "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                  WHERE at < now() - make_interval(days => $1) LIMIT $2)",
+            days: policy.audit_days,
+        },
+    ]
+}
+
 /// Pause between two delete batches, leaving room for the store's writes.
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
 /// The retention actor.
 pub struct Retention {
     pool: Pool,
-    days: i32,
-    batch: i64,
+    policy: RetentionPolicy,
     every: Duration,
 }
 
 impl Retention {
-    /// Retention keeping `days` days (0 keeps everything), deleting `batch` rows per
-    /// statement, every `every`.
-    pub fn new(pool: Pool, days: u32, batch: i64, every: Duration) -> Self {
+    /// Retention under `settings`, through `pool`.
+    pub fn new(pool: Pool, settings: &StoreSettings) -> Self {
         Self {
             pool,
-            days: i32::try_from(days).unwrap_or(i32::MAX),
-            batch: batch.max(1),
-            every,
+            policy: RetentionPolicy::of(settings),
+            every: Duration::from_secs(settings.retention_interval_secs.max(1)),
         }
     }
 
     fn spawn_sweep(&self, ctx: &mut Context<Self>) {
-        let (pool, days, batch) = (self.pool.clone(), self.days, self.batch);
+        let (pool, policy) = (self.pool.clone(), self.policy);
         ctx.spawn(wrap_future(async move {
-            match sweep(&pool, days, batch).await {
+            match sweep(&pool, &policy).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, days, "retention removed old rows"),
+                Ok(n) => tracing::info!(deleted = n, "retention removed old rows"),
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
             }
         }));
@@ -57,29 +149,24 @@ impl Actor for Retention {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.days == 0 {
-            return;
-        }
         self.spawn_sweep(ctx);
         ctx.run_interval(self.every, |this, ctx| this.spawn_sweep(ctx));
     }
 }
 
 /// Deletes expired rows batch by batch until none are left; returns how many went.
-pub async fn sweep(pool: &Pool, days: i32, batch: i64) -> anyhow::Result<u64> {
+pub async fn sweep(pool: &Pool, policy: &RetentionPolicy) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     let mut total = 0;
-    for (table, sql) in [
-        ("posts", DELETE_POSTS),
-        ("engagements", DELETE_ENGAGEMENTS),
-        ("term_rollups", DELETE_TERMS),
-    ] {
-        let statement = client.prepare_cached(sql).await?;
+    for sweep in sweeps(policy).into_iter().filter(|s| s.days > 0) {
+        let days = i32::try_from(sweep.days).unwrap_or(i32::MAX);
+        let statement = client.prepare_cached(sweep.sql).await?;
         loop {
-            let deleted = client.execute(&statement, &[&days, &batch]).await?;
+            let deleted = client.execute(&statement, &[&days, &policy.batch]).await?;
             total += deleted;
-            metrics::counter!(names::RETENTION_DELETED, "table" => table).increment(deleted);
-            if deleted < batch as u64 {
+            metrics::counter!(names::RETENTION_DELETED, "table" => sweep.table)
+                .increment(deleted);
+            if deleted < policy.batch as u64 {
                 break;
             }
             tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;

@@ -1323,25 +1323,49 @@ async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
     })
 }
 
-/// Thresholds learned from finished cascades (feedback outcomes win over observed counts):
-/// the `quantile` of final shares per platform with at least `min_history` cascades.
+/// Finished cascades per platform the thresholds are learned from: the most recent ones, so
+/// the cost of learning is bounded however long history grows, and the threshold follows
+/// what is viral now.
+pub const THRESHOLD_HISTORY: i64 = 10_000;
+/// An analyst's reported final share count counts for at most this many times the shares
+/// Pulse observed (plus [`FEEDBACK_SLACK`]): feedback corrects an outcome Pulse saw part of,
+/// it cannot move a platform's threshold without bound.
+pub const FEEDBACK_FACTOR: i64 = 10;
+/// See [`FEEDBACK_FACTOR`].
+pub const FEEDBACK_SLACK: i64 = 100;
+
+/// Thresholds learned from finished cascades (feedback outcomes, bounded, win over observed
+/// counts): the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most
+/// recent finished cascades, for platforms with at least `min_history` of them.
 pub async fn learned_thresholds(
     client: &tokio_postgres::Client,
     quantile: f64,
     min_history: i64,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
+    let platforms: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
     let rows = client
         .query(
-            "SELECT c.platform, count(*),
-                    percentile_disc($1::float8) WITHIN GROUP (ORDER BY COALESCE(f.final_shares, c.shares))
-             FROM virality_cascades c
-             LEFT JOIN LATERAL (
-                 SELECT final_shares FROM virality_feedback
-                 WHERE post_id = c.post_id AND final_shares IS NOT NULL
-                 ORDER BY id DESC LIMIT 1) f ON true
-             WHERE c.status = 'finished' AND c.platform IS NOT NULL
-             GROUP BY c.platform",
-            &[&quantile.clamp(0.5, 0.9999)],
+            "SELECT pl.platform, count(*),
+                    percentile_disc($1::float8) WITHIN GROUP (ORDER BY h.shares)
+             FROM unnest($2::text[]) AS pl(platform)
+             CROSS JOIN LATERAL (
+                 SELECT COALESCE(LEAST(f.final_shares, c.shares * $4 + $5), c.shares) AS shares
+                 FROM virality_cascades c
+                 LEFT JOIN LATERAL (
+                     SELECT final_shares FROM virality_feedback
+                     WHERE post_id = c.post_id AND final_shares IS NOT NULL
+                     ORDER BY id DESC LIMIT 1) f ON true
+                 WHERE c.status = 'finished' AND c.platform = pl.platform
+                 ORDER BY c.last_activity_at DESC
+                 LIMIT $3) h
+             GROUP BY pl.platform",
+            &[
+                &quantile.clamp(0.5, 0.9999),
+                &platforms,
+                &THRESHOLD_HISTORY,
+                &FEEDBACK_FACTOR,
+                &FEEDBACK_SLACK,
+            ],
         )
         .await?;
     let mut out = BTreeMap::new();

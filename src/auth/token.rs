@@ -10,6 +10,36 @@ use super::{AuthError, Role};
 
 /// Shortest secret accepted: HS256 is only as strong as its key.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Least entropy a secret's characters must show, in bits, by their frequencies: what
+/// `openssl rand -hex 32` gives has about 240, a 32-character phrase about 120.
+pub const MIN_SECRET_BITS: f64 = 128.0;
+/// Words that mark a value copied from an example rather than generated.
+const PLACEHOLDER_WORDS: [&str; 7] = [
+    "replace", "change", "example", "secret", "password", "your-", "xxxx",
+];
+
+/// Why `secret` is not fit to sign tokens, if it is not: an example's placeholder, or text too
+/// regular to be random (estimated from its characters' frequencies, a lower bound for any
+/// random string and a generous estimate for phrases).
+pub fn weakness(secret: &str) -> Option<&'static str> {
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
+        return Some("like a placeholder");
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = secret.chars().count() as f64;
+    let bits: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -(k as f64) * p.log2()
+        })
+        .sum();
+    (bits < MIN_SECRET_BITS).then_some("too regular to be random")
+}
 
 /// The claims Pulse signs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +83,11 @@ impl TokenCodec {
             "auth.jwt_secret must be at least {MIN_SECRET_BYTES} bytes (it is {})",
             secret.len()
         );
+        if let Some(why) = weakness(secret) {
+            anyhow::bail!(
+                "auth.jwt_secret looks {why}: use random bytes, e.g. `openssl rand -hex 32`"
+            );
+        }
         anyhow::ensure!(ttl_secs > 0, "auth.token_ttl_secs must be positive");
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
@@ -126,6 +161,27 @@ mod tests {
     }
 
     #[test]
+    fn placeholder_and_regular_secrets_are_refused() {
+        for weak in [
+            "replace-with-openssl-rand-hex-32",
+            "my-jwt-secret-for-production-use-only",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababababab",
+            "pulsepulsepulsepulsepulsepulsepulse",
+        ] {
+            assert!(weakness(weak).is_some(), "{weak}");
+            assert!(TokenCodec::new(weak, "pulse", 60).is_err(), "{weak}");
+        }
+        // What `openssl rand -hex 32` and `-base64 32` print.
+        for strong in [
+            "9d1f4b7e2a6c80d35e9f1b2c4a6d8e0f13579bdf2468ace0f1e2d3c4b5a69788",
+            "q3J8v+T1zKc0Wm5yR9hN2bX7pLa4sE6dF0gH1iJ2kL8=",
+        ] {
+            assert_eq!(weakness(strong), None, "{strong}");
+        }
+    }
+
+    #[test]
     fn issued_tokens_verify_with_their_claims() {
         let issued = codec().issue("abc", Role::Analyst, Utc::now()).unwrap();
         let claims = codec().verify(&issued.access_token).unwrap();
@@ -142,7 +198,9 @@ mod tests {
             AuthError::Expired
         );
 
-        let other = TokenCodec::new(&"x".repeat(32), "pulse", 60).unwrap();
+        let other =
+            TokenCodec::new("f7e6d5c4b3a2918070615243342516079f8e7d6c5b4a3928", "pulse", 60)
+                .unwrap();
         let forged = other.issue("abc", Role::Admin, Utc::now()).unwrap();
         assert!(matches!(
             codec().verify(&forged.access_token),

@@ -7,6 +7,7 @@
 //! processes in one group ([`scale`]) and a long run with the model ([`soak`]).
 
 pub mod alerts;
+pub mod isolation;
 pub mod model;
 mod plot;
 pub mod scale;
@@ -67,6 +68,8 @@ pub struct BenchArgs {
     pub scale: scale::ScaleArgs,
     #[command(flatten)]
     pub soak: soak::SoakArgs,
+    #[command(flatten)]
+    pub isolation: isolation::IsolationArgs,
 }
 
 /// The parts of the benchmark.
@@ -84,6 +87,8 @@ pub enum Part {
     Scale,
     /// A `pulse serve` child with the model at half its capacity for `--minutes`.
     Soak,
+    /// Ingest latency with and without clients hammering the most expensive API queries.
+    Isolation,
 }
 
 /// Every figure of one run.
@@ -110,6 +115,7 @@ pub struct BenchReport {
     pub alerts: Option<alerts::AlertReport>,
     pub scale: Option<scale::ScaleReport>,
     pub soak: Option<soak::SoakReport>,
+    pub isolation: Option<isolation::IsolationReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -129,7 +135,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     };
     let runs = |part: Part| {
         args.only == Some(part)
-            || (args.only.is_none() && !matches!(part, Part::Scale | Part::Soak))
+            || (args.only.is_none() && !matches!(part, Part::Scale | Part::Soak | Part::Isolation))
     };
     let result = async {
         if runs(Part::Pipeline) {
@@ -184,6 +190,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                 .await?,
             );
         }
+        if runs(Part::Isolation) {
+            eprintln!("isolation runs");
+            report.isolation =
+                Some(isolation::run(&settings, &db_url, &redis, &run_id, &args.isolation).await?);
+        }
         anyhow::Ok(())
     }
     .await;
@@ -209,6 +220,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(s) = &report.soak {
         println!("{}", soak::markdown(s));
         eprintln!("soak results written to {}", args.out_dir.display());
+    }
+    if let Some(i) = &report.isolation {
+        println!("{}", isolation::markdown(i));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -490,6 +504,8 @@ fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
     s.redis.group = "pulse".into();
     s.http.listen = "127.0.0.1:0".into();
     s.migrate_on_start = false;
+    // The benchmark's own servers listen on loopback for the benchmark alone.
+    s.auth.open = true;
     s
 }
 

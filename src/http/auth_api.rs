@@ -218,6 +218,7 @@ pub struct AuditQuery {
     /// `attempted`, `succeeded`, `failed` or `denied`.
     pub outcome: Option<String>,
     /// Only records at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub since: Option<DateTime<Utc>>,
     /// Only records with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,

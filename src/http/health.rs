@@ -130,7 +130,7 @@ pub struct Readiness {
 )]
 #[get("/ready")]
 pub async fn ready(state: State) -> HttpResponse {
-    let postgres = match state.pool.get().await {
+    let postgres = match state.pipeline_pool.get().await {
         Ok(client) => client
             .simple_query("SELECT 1")
             .await

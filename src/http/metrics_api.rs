@@ -273,28 +273,31 @@ pub async fn by_dimension(
             params.push(Box::new(value.clone()));
             clauses.push(format!("p.{column} = ${}", params.len()));
         }
+        // Only the columns the sums need, and the window's engagements summed per post once:
+        // no copy of whole rows (texts included) is materialised.
         let sql = format!(
-            "WITH f AS (SELECT * FROM posts p WHERE {where_}), \
-             eng AS (SELECT e.post_id, \
-                 sum(CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END) AS likes, \
-                 sum(CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END) AS shares, \
-                 sum(CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END) AS comments, \
-                 sum(CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END) AS views \
-                 FROM engagements e JOIN f ON f.id = e.post_id WHERE e.at >= $1 GROUP BY e.post_id) \
-             SELECT {key} AS key, {SUMS} FROM ( \
-                 SELECT f.platform, f.city, f.country, f.product, f.channel, 1 AS posts, f.sentiment_score::float8 AS sentiment_sum, \
-                 (f.sentiment_label = 'negative')::int AS negative, \
-                 (f.sentiment_label = 'neutral')::int AS neutral, \
-                 (f.sentiment_label = 'positive')::int AS positive, \
-                 f.toxicity::float8 AS toxicity_sum, f.churn_risk::float8 AS churn_sum, \
-                 (f.churn_risk >= $2)::int AS high_churn, \
-                 (f.emotion IS NOT DISTINCT FROM 'anger')::int AS anger, \
-                 (f.emotion IS NOT DISTINCT FROM 'joy')::int AS joy, \
-                 (f.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism, \
-                 (f.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness, \
+            "SELECT {key} AS key, {SUMS} FROM ( \
+                 SELECT p.platform, p.city, p.country, p.product, p.channel, 1 AS posts, \
+                 p.sentiment_score::float8 AS sentiment_sum, \
+                 (p.sentiment_label = 'negative')::int AS negative, \
+                 (p.sentiment_label = 'neutral')::int AS neutral, \
+                 (p.sentiment_label = 'positive')::int AS positive, \
+                 p.toxicity::float8 AS toxicity_sum, p.churn_risk::float8 AS churn_sum, \
+                 (p.churn_risk >= $2)::int AS high_churn, \
+                 (p.emotion IS NOT DISTINCT FROM 'anger')::int AS anger, \
+                 (p.emotion IS NOT DISTINCT FROM 'joy')::int AS joy, \
+                 (p.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism, \
+                 (p.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness, \
                  COALESCE(eng.likes, 0) AS likes, COALESCE(eng.shares, 0) AS shares, \
                  COALESCE(eng.comments, 0) AS comments, COALESCE(eng.views, 0) AS views \
-                 FROM f LEFT JOIN eng ON eng.post_id = f.id) s \
+                 FROM posts p LEFT JOIN ( \
+                     SELECT e.post_id, \
+                     sum(CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END) AS likes, \
+                     sum(CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END) AS shares, \
+                     sum(CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END) AS comments, \
+                     sum(CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END) AS views \
+                     FROM engagements e WHERE e.at >= $1 GROUP BY e.post_id) eng \
+                 ON eng.post_id = p.id WHERE {where_}) s \
              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
             where_ = clauses.join(" AND "),
             key = if dimension == Dimension::Overall { key } else { format!("s.{key}") },
@@ -553,8 +556,10 @@ pub struct SeriesQuery {
     /// The key within the dimension; required unless the dimension is `overall`.
     pub key: Option<String>,
     /// Start (inclusive; default an hour before `to`).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub from: Option<DateTime<Utc>>,
     /// End (exclusive; default now).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub to: Option<DateTime<Utc>>,
     /// Bucket width (default `1m`); at most 1,500 buckets per query.
     #[param(inline)]

@@ -44,7 +44,12 @@ use crate::config::Settings;
 /// What every handler may use.
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub pool: Pool,
+    /// The API's own connections, under a statement timeout and a duty cycle (see
+    /// [`crate::db::ApiPool`]).
+    pub pool: crate::db::ApiPool,
+    /// The pipeline's connections: only readiness looks at them from here, so an API at its
+    /// limit never makes the process look unready.
+    pub pipeline_pool: Pool,
     pub redis: fred::clients::Client,
     pub metrics: PrometheusHandle,
     pub consumer: String,
@@ -57,6 +62,8 @@ pub struct AppState {
     pub limiter: Arc<rate_limit::RateLimiter>,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub proxies: peer::TrustedProxies,
+    /// Learned viral thresholds for the score endpoint.
+    pub thresholds: virality_api::ThresholdCache,
 }
 
 impl AppState {

@@ -37,8 +37,10 @@ pub struct PostQuery {
     #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
     /// Inclusive lower bound on `created_at` (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `created_at` (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]

@@ -1,6 +1,8 @@
 //! The virality API: trending posts ranked by virality score, a post's prediction history,
 //! momentum by product and hashtag, scoring a post sent in the request, and feedback.
 
+use std::collections::BTreeMap;
+
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use super::filters;
 use super::sql::{self, Conditions};
 use super::state::State;
 use crate::actors::virality::learned_thresholds;
+use crate::config::ViralitySettings;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::virality::calibration::Calibration;
 use crate::virality::cascade::Structure;
@@ -673,11 +676,7 @@ pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Result<HttpRe
         v.interval_level,
         v.classify_probability,
     );
-    let client = state.pool.get().await?;
-    let thresholds = learned_thresholds(&client, v.threshold_quantile, v.threshold_min_history)
-        .await
-        .map_err(ApiError::internal)?;
-    drop(client);
+    let thresholds = state.thresholds.get(&state.pool, v).await?;
     model.set_thresholds(thresholds, v.threshold_shares);
 
     let window = (v.momentum_window_secs / 60).max(1) as i64;
@@ -853,3 +852,43 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpRes
         created_at: row.get(1),
     }))
 }
+
+/// How long learned thresholds serve the score endpoint before they are learned again.
+const THRESHOLD_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The learned viral thresholds as the score endpoint uses them: learned at most once a
+/// minute per process, so a score costs no aggregate over the cascade history.
+#[derive(Default)]
+pub struct ThresholdCache {
+    cached: tokio::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, f64>)>>,
+}
+
+impl ThresholdCache {
+    /// The thresholds, learned again when the cached ones are older than a minute.
+    pub async fn get(
+        &self,
+        pool: &crate::db::ApiPool,
+        settings: &ViralitySettings,
+    ) -> Result<BTreeMap<String, f64>, ApiError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, thresholds)) = cached.as_ref() {
+            if at.elapsed() < THRESHOLD_TTL {
+                return Ok(thresholds.clone());
+            }
+        }
+        let client = pool.get().await?;
+        let thresholds = learned_thresholds(
+            &client,
+            settings.threshold_quantile,
+            settings.threshold_min_history,
+        )
+        .await
+        .map_err(|e| match e.downcast::<tokio_postgres::Error>() {
+            Ok(db) => ApiError::from(db),
+            Err(other) => ApiError::internal(other),
+        })?;
+        *cached = Some((std::time::Instant::now(), thresholds.clone()));
+        Ok(thresholds)
+    }
+}
+

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod event;
+pub mod time;
 
 pub use analysis::{Analysis, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore};
 pub use event::{
