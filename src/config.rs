@@ -103,6 +103,9 @@ pub struct RedisSettings {
     pub trim_acknowledged: bool,
     /// Approximate cap on the dead-letter stream's length; the oldest letters go first.
     pub dead_letter_max_len: i64,
+    /// Cap on the dead-letter stream's memory in Redis, in bytes; past it the oldest letters
+    /// are trimmed (checked every few seconds).
+    pub dead_letter_max_bytes: u64,
     /// Consumers idle this long with nothing pending are removed from the group, in seconds.
     pub stale_consumer_secs: u64,
 }
@@ -223,6 +226,10 @@ pub struct IngestSettings {
     pub claim_interval_ms: u64,
     /// An entry delivered more times than this goes to the dead-letter stream.
     pub max_deliveries: u64,
+    /// Largest stream entry (field names and values together) read whole, in bytes. A larger
+    /// one is read as a truncated copy and dead-lettered with its size, so no producer can
+    /// make a read hold more than about `read_batch` times this.
+    pub max_entry_bytes: usize,
 }
 
 /// The analyzer worker pool.
@@ -448,6 +455,7 @@ impl Default for RedisSettings {
             consumer: String::new(),
             trim_acknowledged: true,
             dead_letter_max_len: 100_000,
+            dead_letter_max_bytes: 64 * 1024 * 1024,
             stale_consumer_secs: 3_600,
         }
     }
@@ -513,6 +521,7 @@ impl Default for IngestSettings {
             claim_idle_ms: 30_000,
             claim_interval_ms: 5_000,
             max_deliveries: 5,
+            max_entry_bytes: 256 * 1024,
         }
     }
 }

@@ -84,7 +84,9 @@ impl std::ops::Deref for ApiConnection {
     type Target = deadpool_postgres::ClientWrapper;
 
     fn deref(&self) -> &Self::Target {
-        self.conn.as_ref().expect("a connection is held until dropped")
+        self.conn
+            .as_ref()
+            .expect("a connection is held until dropped")
     }
 }
 

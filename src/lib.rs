@@ -56,6 +56,7 @@ pub mod http;
 pub mod models;
 pub mod producer;
 pub mod redis;
+pub mod streams;
 pub mod telemetry;
 pub mod virality;
 pub mod ws;

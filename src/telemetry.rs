@@ -17,6 +17,10 @@ pub mod names {
     pub const ENTRIES_ACKED: &str = "pulse_ingest_entries_acked_total";
     /// Entries sent to the dead-letter stream, by `reason`.
     pub const DEAD_LETTERS: &str = "pulse_dead_letters_total";
+    /// Dead letters trimmed because the dead-letter stream was over its byte cap.
+    pub const DEAD_LETTERS_TRIMMED: &str = "pulse_dead_letters_trimmed_total";
+    /// Often redelivered entries tried again on their own before any is dead-lettered.
+    pub const ENTRY_TRIALS: &str = "pulse_ingest_entry_trials_total";
     /// Entries read and not yet acknowledged.
     pub const IN_FLIGHT: &str = "pulse_ingest_in_flight_entries";
     /// Batches read and not yet acknowledged.

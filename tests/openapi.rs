@@ -71,7 +71,8 @@ async fn serve() -> Served {
     let mut settings = env.settings();
     // Authentication on, as a normal server runs: the documented 401/403 apply.
     settings.auth.open = false;
-    settings.auth.jwt_secret = pulse::config::Secret("e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into());
+    settings.auth.jwt_secret =
+        pulse::config::Secret("e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into());
     let app = Application::build(settings.clone(), ServeOptions::default())
         .await
         .unwrap();

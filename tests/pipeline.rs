@@ -296,7 +296,12 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     backfill["created_at"] =
         serde_json::json!((chrono::Utc::now() - chrono::Duration::days(900)).to_rfc3339());
     xadd_event(&redis, &env.stream, &backfill.to_string()).await;
-    xadd_event(&redis, &env.stream, &post_json("arrived-long-ago", "old news")).await;
+    xadd_event(
+        &redis,
+        &env.stream,
+        &post_json("arrived-long-ago", "old news"),
+    )
+    .await;
     xadd_event(&redis, &env.stream, &post_json("new", "fresh news")).await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
@@ -319,7 +324,9 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
         audit_days: 0,
         batch: 1,
     };
-    let deleted = pulse::actors::retention::sweep(&pool, &policy).await.unwrap();
+    let deleted = pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
     assert_eq!(deleted, 1);
     let mut left: Vec<String> = pg
         .query("SELECT id FROM posts", &[])
@@ -333,25 +340,25 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     app.shutdown().await;
 }
 
+/// An entry redelivered past `max_deliveries` is not dead-lettered for that alone (a process
+/// in a crash loop takes good entries down with it): it is tried on its own, and only an
+/// entry whose lone trials were cut short `MAX_TRIALS` times (it took its process down by
+/// itself) goes to the dead letters.
 #[actix_rt::test]
-async fn an_entry_delivered_too_many_times_is_dead_lettered() {
+async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its_trials_died() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
     pulse::actors::ingester::ensure_group(&redis, &env.stream, &env.group)
         .await
         .unwrap();
-    let id = xadd_event(
-        &redis,
-        &env.stream,
-        &post_json("worn", "read and never acknowledged"),
-    )
-    .await;
-    // Another consumer reads it, claims it again, and dies without acknowledging it.
+    let good = xadd_event(&redis, &env.stream, &post_json("worn-good", "a fine post")).await;
+    let poison = xadd_event(&redis, &env.stream, &post_json("worn-poison", "a bad one")).await;
+    // Another consumer reads them, claims them again, and dies without acknowledging them.
     let _: Value = redis
         .xreadgroup(
             env.group.as_str(),
             "ghost",
-            Some(1),
+            Some(2),
             None,
             false,
             env.stream.as_str(),
@@ -359,16 +366,29 @@ async fn an_entry_delivered_too_many_times_is_dead_lettered() {
         )
         .await
         .unwrap();
-    let _: Value = redis
-        .custom(
-            fred::cmd!("XCLAIM"),
-            vec![
-                env.stream.as_str(),
-                env.group.as_str(),
-                "ghost",
-                "0",
-                id.as_str(),
-            ],
+    for id in [&good, &poison] {
+        let _: Value = redis
+            .custom(
+                fred::cmd!("XCLAIM"),
+                vec![
+                    env.stream.as_str(),
+                    env.group.as_str(),
+                    "ghost",
+                    "0",
+                    id.as_str(),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    // The poison entry's lone trials were cut short as often as allowed.
+    let _: () = redis
+        .set(
+            format!("{}:trial:{poison}", env.stream),
+            pulse::actors::ingester::MAX_TRIALS,
+            None,
+            None,
+            false,
         )
         .await
         .unwrap();
@@ -391,15 +411,21 @@ async fn an_entry_delivered_too_many_times_is_dead_lettered() {
         .unwrap();
     let text = format!("{dead:?}");
     assert!(text.contains("max_deliveries"), "{text}");
-    assert!(text.contains(&id), "{text}");
+    assert!(text.contains(&poison), "{text}");
+    assert!(!text.contains(&good), "{text}");
     let rows = env
         .pg()
         .await
-        .query("SELECT id, stream_id FROM posts", &[])
+        .query("SELECT id FROM posts", &[])
         .await
         .unwrap();
-    let stored: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert!(stored.is_empty(), "{stored:?} (dead-lettered entry {id})");
+    let stored: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(stored, vec!["worn-good".to_string()]);
+    let trial: Option<String> = redis
+        .get(format!("{}:trial:{good}", env.stream))
+        .await
+        .unwrap();
+    assert_eq!(trial, None, "a finished trial is forgotten");
     app.shutdown().await;
 }
 

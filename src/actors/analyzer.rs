@@ -10,7 +10,7 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{
     AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
-    InjectFault, Rejected, StreamedEngagement,
+    InjectFault, RejectReason, Rejected, StreamedEngagement,
 };
 use crate::analysis::{self, Analyzer, Backend};
 use crate::config::AnalyzerSettings;
@@ -49,6 +49,13 @@ impl AnalyzerWorker {
         let mut out = AnalyzedBatch::default();
         let mut posts = Vec::new();
         for entry in batch {
+            if let Some(size) = entry.oversize {
+                out.rejected.push(Rejected {
+                    entry: entry.clone(),
+                    reason: RejectReason::EntryTooLarge(size),
+                });
+                continue;
+            }
             match entry.decode() {
                 Ok(Event::Post(post)) => posts.push((entry.id.clone(), post)),
                 Ok(Event::Engagement(engagement)) => out.engagements.push(StreamedEngagement {

@@ -33,7 +33,6 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture,
 };
 use fred::prelude::*;
-use fred::types::streams::XID;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::adaptive::{AdaptiveRoute, Route};
@@ -281,26 +280,17 @@ async fn read_loop(ctx: Arc<IngestContext>) {
             break;
         };
         let want = lease.credits.num_permits();
-        let (id, block) = match &own_pending_from {
-            Some(from) => (from.clone(), None),
-            None => (">".to_string(), Some(ctx.settings.ingest.block_ms)),
+        let id = own_pending_from.clone().unwrap_or_else(|| ">".to_string());
+        let reply = match read_bounded(&ctx, want as u64, &id).await {
+            // Nothing new: wait for the next entry, then read the rest of the batch.
+            Ok(entries) if entries.is_empty() && own_pending_from.is_none() => {
+                wait_then_read(&ctx, want as u64).await
+            }
+            other => other,
         };
-        let reply: Result<Value, Error> = ctx
-            .reader
-            .xreadgroup(
-                ctx.group(),
-                ctx.consumer.as_str(),
-                Some(want as u64),
-                block,
-                false,
-                ctx.stream(),
-                XID::from(id.as_str()),
-            )
-            .await;
         match reply {
-            Ok(value) => {
+            Ok(mut entries) => {
                 failures = 0;
-                let mut entries = parse_read_reply(value);
                 if own_pending_from.is_some() {
                     own_pending_from = entries.last().map(|e| e.id.clone());
                     fill_delivery_counts(&ctx, &mut entries).await;
@@ -342,35 +332,58 @@ async fn fill_batch(ctx: &IngestContext, entries: &mut Vec<RawEntry>, credits: u
         return;
     }
     let deadline = Instant::now() + Duration::from_millis(analyzer.batch_wait_ms);
-    while entries.len() < target && ctx.running() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let reply: Result<Value, Error> = ctx
-            .reader
-            .xreadgroup(
-                ctx.group(),
-                ctx.consumer.as_str(),
-                Some((target - entries.len()) as u64),
-                Some(left.as_millis().max(1) as u64),
-                false,
-                ctx.stream(),
-                XID::from(">"),
-            )
-            .await;
-        match reply {
-            Ok(value) => {
-                let more = parse_read_reply(value);
-                if more.is_empty() {
-                    break;
-                }
-                entries.extend(more);
-            }
+    while entries.len() < target && ctx.running() && Instant::now() < deadline {
+        match read_bounded(ctx, (target - entries.len()) as u64, ">").await {
+            Ok(more) if more.is_empty() => tokio::time::sleep(FILL_POLL).await,
+            Ok(more) => entries.extend(more),
             // What was read so far is dispatched; the main loop handles the error.
             Err(_) => break,
         }
     }
+}
+
+/// How often a batch being filled looks for more entries.
+const FILL_POLL: Duration = Duration::from_millis(1);
+
+/// Reads up to `count` entries from `id` without blocking, each bounded in size.
+async fn read_bounded(ctx: &IngestContext, count: u64, id: &str) -> Result<Vec<RawEntry>, Error> {
+    let value = crate::streams::bounded::read_group(
+        &ctx.reader,
+        ctx.stream(),
+        ctx.group(),
+        &ctx.consumer,
+        count,
+        id,
+        ctx.settings.ingest.max_entry_bytes,
+    )
+    .await?;
+    Ok(parse_read_reply(value))
+}
+
+/// Blocks up to `ingest.block_ms` for one new entry (bounded as soon as it arrives), then
+/// reads up to `count - 1` more without blocking.
+async fn wait_then_read(ctx: &IngestContext, count: u64) -> Result<Vec<RawEntry>, Error> {
+    let value = crate::streams::bounded::wait_for_one(
+        &ctx.reader,
+        ctx.stream(),
+        ctx.group(),
+        &ctx.consumer,
+        ctx.settings.ingest.block_ms,
+    )
+    .await?;
+    let mut entries = parse_read_reply(value);
+    for entry in &mut entries {
+        if entry.oversize.is_none() {
+            entry.oversize = crate::streams::bounded::bound_entry(
+                &mut entry.fields,
+                ctx.settings.ingest.max_entry_bytes,
+            );
+        }
+    }
+    if !entries.is_empty() && count > 1 {
+        entries.extend(read_bounded(ctx, count - 1, ">").await?);
+    }
+    Ok(entries)
 }
 
 /// What a batch holds until it is acknowledged: a batch slot and one credit per entry
@@ -450,23 +463,51 @@ fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut lease: Lease) 
     });
 }
 
-/// Analyses, stores, dead-letters and acknowledges `entries`, retrying while stages are
-/// unavailable and splitting batches a stage refuses.
-fn commit_entries(
+/// Commits a batch read from the stream.
+///
+/// An entry delivered more than `ingest.max_deliveries` times was in a batch whose process
+/// died before committing it, again and again. That may be the entry's fault or not (a
+/// process in a crash loop takes good entries down with it), so it is tried once more on
+/// its own, with the trial recorded in Redis first: only an entry whose lone trials were cut
+/// short [`MAX_TRIALS`] times, so that it took its process down alone, is dead-lettered.
+async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntry>) {
+    let max = ctx.settings.ingest.max_deliveries;
+    let (fresh, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
+        entries.into_iter().partition(|e| e.deliveries <= max);
+    let mut rejected = Vec::new();
+    for entry in worn_out {
+        let key = format!("{}:trial:{}", ctx.stream(), entry.id);
+        let trials: Result<i64, Error> = ctx.redis.incr(&key).await;
+        let _: Result<bool, Error> = ctx.redis.expire(&key, TRIAL_TTL_SECS, None).await;
+        match trials {
+            Ok(n) if n > MAX_TRIALS => {
+                let reason = RejectReason::TooManyDeliveries(entry.deliveries);
+                rejected.push(Rejected { entry, reason });
+            }
+            _ => {
+                tracing::info!(entry = %entry.id, deliveries = entry.deliveries, "trying an often redelivered entry on its own");
+                metrics::counter!(names::ENTRY_TRIALS).increment(1);
+                commit_batch(ctx.clone(), vec![entry], Vec::new()).await;
+                let _: Result<i64, Error> = ctx.redis.del(&key).await;
+            }
+        }
+    }
+    commit_batch(ctx, fresh, rejected).await;
+}
+
+/// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
+pub const MAX_TRIALS: i64 = 2;
+/// How long a trial is remembered, in seconds.
+const TRIAL_TTL_SECS: i64 = 86_400;
+
+/// Analyses, stores, dead-letters and acknowledges `entries` with `rejected`, retrying while
+/// stages are unavailable and splitting batches a stage refuses.
+fn commit_batch(
     ctx: Arc<IngestContext>,
     entries: Vec<RawEntry>,
+    mut rejected: Vec<Rejected>,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(async move {
-        let max = ctx.settings.ingest.max_deliveries;
-        let (entries, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
-            entries.into_iter().partition(|e| e.deliveries <= max);
-        let mut rejected: Vec<Rejected> = worn_out
-            .into_iter()
-            .map(|entry| {
-                let reason = RejectReason::TooManyDeliveries(entry.deliveries);
-                Rejected { entry, reason }
-            })
-            .collect();
         let entries = Arc::new(entries);
         let mut attempt = 0u32;
         let mut retried_analysis = false;
@@ -519,8 +560,8 @@ fn commit_entries(
                     tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
                     let mut left = Arc::unwrap_or_clone(entries);
                     let right = left.split_off(left.len() / 2);
-                    commit_entries(ctx.clone(), left).await;
-                    commit_entries(ctx.clone(), right).await;
+                    commit_batch(ctx.clone(), left, Vec::new()).await;
+                    commit_batch(ctx.clone(), right, Vec::new()).await;
                     if !rejected.is_empty() {
                         commit_entries_rejected(&ctx, rejected).await;
                     }
@@ -620,6 +661,13 @@ async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Res
                 ("dead_stream".into(), ctx.stream().to_string().into()),
                 ("dead_deliveries".into(), (r.entry.deliveries as i64).into()),
                 ("dead_consumer".into(), ctx.consumer.clone().into()),
+                (
+                    "dead_entry_bytes".into(),
+                    r.entry
+                        .oversize
+                        .map_or_else(|| entry_bytes(&r.entry) as i64, |n| n as i64)
+                        .into(),
+                ),
             ];
             for (name, value) in &r.entry.fields {
                 fields.push((name.clone(), Value::Bytes(value.clone().into())));
@@ -710,18 +758,17 @@ async fn claim_stale(ctx: &Arc<IngestContext>) {
             return;
         }
         let count = ctx.settings.ingest.read_batch.max(1) as u64;
-        let reply: Result<Value, Error> = ctx
-            .redis
-            .xautoclaim(
-                ctx.stream(),
-                ctx.group(),
-                ctx.consumer.as_str(),
-                ctx.settings.ingest.claim_idle_ms,
-                XID::from(cursor.as_str()),
-                Some(count),
-                false,
-            )
-            .await;
+        let reply = crate::streams::bounded::claim(
+            &ctx.redis,
+            ctx.stream(),
+            ctx.group(),
+            &ctx.consumer,
+            ctx.settings.ingest.claim_idle_ms,
+            &cursor,
+            count,
+            ctx.settings.ingest.max_entry_bytes,
+        )
+        .await;
         let (next, mut entries) = match reply {
             Ok(value) => parse_claim_reply(value),
             Err(e) => {
@@ -844,7 +891,7 @@ fn parse_entry(value: Value) -> Option<RawEntry> {
     }
     let fields_value = parts.swap_remove(1);
     let id = as_string(&parts[0])?;
-    let fields = match fields_value {
+    let mut fields = match fields_value {
         Value::Array(flat) => {
             let mut fields = Vec::with_capacity(flat.len() / 2);
             let mut it = flat.into_iter();
@@ -867,11 +914,26 @@ fn parse_entry(value: Value) -> Option<RawEntry> {
         // still be acknowledged, so it travels on with no fields and is dead-lettered.
         _ => Vec::new(),
     };
+    // A bounded read's mark of an oversize entry (see `streams::bounded`).
+    let oversize = match fields.last() {
+        Some((name, size)) if name == crate::streams::bounded::ENTRY_BYTES_FIELD => {
+            let size = std::str::from_utf8(size).ok().and_then(|s| s.parse().ok());
+            fields.pop();
+            size
+        }
+        _ => None,
+    };
     Some(RawEntry {
         id,
         fields,
         deliveries: 1,
+        oversize,
     })
+}
+
+/// Bytes of an entry's field names and values.
+fn entry_bytes(entry: &RawEntry) -> usize {
+    entry.fields.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 fn as_string(value: &Value) -> Option<String> {

@@ -15,6 +15,9 @@ pub struct RawEntry {
     pub fields: Vec<(String, Vec<u8>)>,
     /// How many times the group has delivered this entry (1 on first read).
     pub deliveries: u64,
+    /// The entry's real size when it was larger than `ingest.max_entry_bytes`: it was read
+    /// as a truncated copy (see [`crate::streams::bounded`]) and goes to the dead letters.
+    pub oversize: Option<u64>,
 }
 
 impl RawEntry {
@@ -79,6 +82,8 @@ pub enum RejectReason {
     Event(#[from] EventError),
     #[error("delivered {0} times without being committed")]
     TooManyDeliveries(u64),
+    #[error("the stream entry is {0} bytes, over ingest.max_entry_bytes; read truncated")]
+    EntryTooLarge(u64),
     #[error("analysis failed: {0}")]
     Analysis(String),
     #[error("the database refused it: {0}")]
@@ -91,6 +96,7 @@ impl RejectReason {
         match self {
             RejectReason::Event(e) => e.class(),
             RejectReason::TooManyDeliveries(_) => "max_deliveries",
+            RejectReason::EntryTooLarge(_) => "entry_too_large",
             RejectReason::Analysis(_) => "analysis_failed",
             RejectReason::Storage(_) => "storage_refused",
         }
@@ -205,6 +211,7 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_vec()))
                 .collect(),
             deliveries: 1,
+            oversize: None,
         }
     }
 

@@ -60,6 +60,7 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
     }
     metrics::gauge!(names::CONSUMER_PENDING).set(stats.pending as f64);
     remove_stale_consumers(settings, redis, consumer).await?;
+    cap_dead_letters(settings, redis).await?;
     if settings.redis.trim_acknowledged {
         if let Some(min_id) = safe_trim_id(settings, redis, &stats).await? {
             let trimmed: i64 = redis
@@ -70,6 +71,29 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
             }
         }
     }
+    Ok(())
+}
+
+/// Trims the dead-letter stream's oldest letters while it holds more than
+/// `redis.dead_letter_max_bytes` (as `MEMORY USAGE` estimates it): each letter is bounded (an
+/// oversize entry is kept as a truncated copy), and so is their total.
+async fn cap_dead_letters(settings: &Settings, redis: &Client) -> Result<(), Error> {
+    let dead = settings.dead_letter_stream();
+    let cap = settings.redis.dead_letter_max_bytes as f64;
+    let used: Option<i64> = redis.memory_usage(&dead, None).await?;
+    let Some(used) = used.map(|u| u as f64).filter(|&u| u > cap) else {
+        return Ok(());
+    };
+    let len: i64 = redis.xlen(&dead).await?;
+    let keep = ((len as f64) * cap / used * 0.9).floor() as i64;
+    let trimmed: i64 = redis.xtrim(&dead, ("MAXLEN", keep.max(0))).await?;
+    metrics::counter!(names::DEAD_LETTERS_TRIMMED).increment(trimmed.max(0) as u64);
+    tracing::warn!(
+        trimmed,
+        kept = keep,
+        bytes = used,
+        "the dead-letter stream was over redis.dead_letter_max_bytes; its oldest letters were trimmed"
+    );
     Ok(())
 }
 

@@ -93,7 +93,8 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 9] {
         },
         Sweep {
             table: "virality_predictions",
-            sql: "DELETE FROM virality_predictions WHERE id IN (SELECT id FROM virality_predictions \
+            sql:
+                "DELETE FROM virality_predictions WHERE id IN (SELECT id FROM virality_predictions \
                   WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)",
             days: history,
         },
@@ -164,8 +165,7 @@ pub async fn sweep(pool: &Pool, policy: &RetentionPolicy) -> anyhow::Result<u64>
         loop {
             let deleted = client.execute(&statement, &[&days, &policy.batch]).await?;
             total += deleted;
-            metrics::counter!(names::RETENTION_DELETED, "table" => sweep.table)
-                .increment(deleted);
+            metrics::counter!(names::RETENTION_DELETED, "table" => sweep.table).increment(deleted);
             if deleted < policy.batch as u64 {
                 break;
             }

@@ -198,9 +198,12 @@ mod tests {
             AuthError::Expired
         );
 
-        let other =
-            TokenCodec::new("f7e6d5c4b3a2918070615243342516079f8e7d6c5b4a3928", "pulse", 60)
-                .unwrap();
+        let other = TokenCodec::new(
+            "f7e6d5c4b3a2918070615243342516079f8e7d6c5b4a3928",
+            "pulse",
+            60,
+        )
+        .unwrap();
         let forged = other.issue("abc", Role::Admin, Utc::now()).unwrap();
         assert!(matches!(
             codec().verify(&forged.access_token),

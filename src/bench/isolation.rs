@@ -104,12 +104,32 @@ fn queries() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ]
     });
     vec![
-        ("GET", "/api/v1/metrics/geo?window=24h&sentiment=negative", None),
-        ("GET", "/api/v1/metrics/overall?window=24h&platform=twitter", None),
-        ("GET", "/api/v1/metrics/products?window=24h&channel=support", None),
-        ("GET", "/api/v1/metrics/platforms?window=24h&country=FR", None),
+        (
+            "GET",
+            "/api/v1/metrics/geo?window=24h&sentiment=negative",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/overall?window=24h&platform=twitter",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/products?window=24h&channel=support",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/platforms?window=24h&country=FR",
+            None,
+        ),
         ("GET", "/api/v1/posts?city=Nowhere&limit=500", None),
-        ("GET", "/api/v1/posts?sentiment=negative&channel=news&limit=500", None),
+        (
+            "GET",
+            "/api/v1/posts?sentiment=negative&channel=news&limit=500",
+            None,
+        ),
         ("GET", "/api/v1/trending/terms?window=24h&limit=100", None),
         ("GET", "/api/v1/trending/posts?limit=100", None),
         ("POST", "/api/v1/score", Some(score)),
@@ -141,10 +161,21 @@ pub async fn run(
     let (mut alone, mut loaded) = (Measured::new(), Measured::new());
     for round in 1..=args.isolation_rounds.max(1) {
         eprintln!("isolation: round {round}, ingest alone");
-        let run = ingest_run(&settings, db_url, redis, run_id, &format!("alone-{round}"), args, 0)
-            .await?;
+        let run = ingest_run(
+            &settings,
+            db_url,
+            redis,
+            run_id,
+            &format!("alone-{round}"),
+            args,
+            0,
+        )
+        .await?;
         alone.add(run);
-        eprintln!("isolation: round {round}, with {} API clients", args.isolation_clients);
+        eprintln!(
+            "isolation: round {round}, with {} API clients",
+            args.isolation_clients
+        );
         let run = ingest_run(
             &settings,
             db_url,
@@ -177,7 +208,12 @@ fn hung_after(settings: &Settings) -> Duration {
 
 /// Stores `n` generated posts with created times spread evenly over the last 24 hours, and an
 /// engagement for every third one, through the store's own statement.
-async fn seed_posts(settings: &Settings, db_url: &str, run_id: &str, n: u64) -> anyhow::Result<u64> {
+async fn seed_posts(
+    settings: &Settings,
+    db_url: &str,
+    run_id: &str,
+    n: u64,
+) -> anyhow::Result<u64> {
     let events = generate_posts(n, &format!("iso-{run_id}-"));
     let (mut posts, _) = analyze_all(settings, &events)?;
     drop(events);
@@ -188,7 +224,11 @@ async fn seed_posts(settings: &Settings, db_url: &str, run_id: &str, n: u64) -> 
     }
     let pool = crate::db::pool(db_url, 4)?;
     let stored = posts.len() as u64;
-    let kinds = [EngagementKind::Like, EngagementKind::Share, EngagementKind::View];
+    let kinds = [
+        EngagementKind::Like,
+        EngagementKind::Share,
+        EngagementKind::View,
+    ];
     for (c, chunk) in posts.chunks(2_000).enumerate() {
         let engagements = chunk
             .iter()
@@ -371,7 +411,9 @@ async fn ingest_run(
     }
     let errors = pipeline_errors(&base).await - errors_before;
     app.shutdown().await;
-    let _: i64 = redis.del(vec![stream.clone(), format!("{stream}:dead")]).await?;
+    let _: i64 = redis
+        .del(vec![stream.clone(), format!("{stream}:dead")])
+        .await?;
     let mut measured = Measured::new();
     for client in per_client {
         for (mine, theirs) in measured.tallies.iter_mut().zip(client) {

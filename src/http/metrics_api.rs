@@ -300,7 +300,11 @@ pub async fn by_dimension(
                  ON eng.post_id = p.id WHERE {where_}) s \
              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
             where_ = clauses.join(" AND "),
-            key = if dimension == Dimension::Overall { key } else { format!("s.{key}") },
+            key = if dimension == Dimension::Overall {
+                key
+            } else {
+                format!("s.{key}")
+            },
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()

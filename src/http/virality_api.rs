@@ -891,4 +891,3 @@ impl ThresholdCache {
         Ok(thresholds)
     }
 }
-

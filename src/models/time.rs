@@ -17,11 +17,9 @@ where
 {
     let value = Option::<DateTime<Utc>>::deserialize(deserializer)?;
     match value {
-        Some(at) if !(MIN_YEAR..=MAX_YEAR).contains(&at.year()) => {
-            Err(serde::de::Error::custom(format!(
-                "timestamps must lie in the years {MIN_YEAR} to {MAX_YEAR}"
-            )))
-        }
+        Some(at) if !(MIN_YEAR..=MAX_YEAR).contains(&at.year()) => Err(serde::de::Error::custom(
+            format!("timestamps must lie in the years {MIN_YEAR} to {MAX_YEAR}"),
+        )),
         other => Ok(other),
     }
 }
@@ -42,9 +40,16 @@ mod tests {
 
     #[test]
     fn years_outside_the_range_are_refused() {
-        assert!(parse(r#"{"from":"2026-01-01T00:00:00Z"}"#).unwrap().from.is_some());
+        assert!(parse(r#"{"from":"2026-01-01T00:00:00Z"}"#)
+            .unwrap()
+            .from
+            .is_some());
         assert!(parse("{}").unwrap().from.is_none());
-        for bad in ["-5000-01-01T00:00:00Z", "+20000-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "-5000-01-01T00:00:00Z",
+            "+20000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert!(parse(&format!(r#"{{"from":"{bad}"}}"#)).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,167 @@
+//! Reads of the stream whose replies are bounded in size. XREADGROUP and XAUTOCLAIM return
+//! every entry whole, so a producer that appends entries of megabytes would make each read
+//! hold megabytes times the batch. These run the same commands inside a Lua script that
+//! measures each entry (its field names and values together) on the Redis side: an entry
+//! over the limit comes back with each value cut to [`PREVIEW_BYTES`] and one more field,
+//! [`ENTRY_BYTES_FIELD`], holding its real size, so Pulse dead-letters it with a truncated
+//! copy instead of reading it.
+//!
+//! Blocking reads cannot run in a script. The reader blocks for at most one entry when the
+//! stream is idle (an entry read that way is bounded by [`bound_entry`] as soon as it
+//! arrives, so only one oversize entry at a time is ever held whole), then reads the rest of
+//! its batch through [`read_group`].
+
+use fred::prelude::*;
+use fred::types::streams::XID;
+
+/// The field a bounded reply adds to an oversize entry: its size in bytes.
+pub const ENTRY_BYTES_FIELD: &str = "__pulse_entry_bytes";
+/// Bytes of each value kept in the copy of an oversize entry.
+pub const PREVIEW_BYTES: usize = 1024;
+
+/// The script: `KEYS[1]` the stream; `ARGV[1]` the size limit, `ARGV[2]` the bytes kept per
+/// value, `ARGV[3]` `read` or `claim`, then the command's own arguments.
+const SCRIPT: &str = r#"
+local limit = tonumber(ARGV[1])
+local keep = tonumber(ARGV[2])
+local function bound(entries)
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    if type(fields) == 'table' then
+      local size = 0
+      for i = 1, #fields do size = size + #fields[i] end
+      if size > limit then
+        for i = 1, #fields do
+          if #fields[i] > keep then fields[i] = string.sub(fields[i], 1, keep) end
+        end
+        fields[#fields + 1] = '__pulse_entry_bytes'
+        fields[#fields + 1] = tostring(size)
+      end
+    end
+  end
+end
+if ARGV[3] == 'read' then
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[4], ARGV[5], 'COUNT', ARGV[6],
+    'STREAMS', KEYS[1], ARGV[7])
+  if not reply then return false end
+  for _, stream in ipairs(reply) do bound(stream[2]) end
+  return reply
+end
+local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7],
+  'COUNT', ARGV[8])
+bound(reply[2])
+return reply
+"#;
+
+/// XREADGROUP `COUNT count` from `id` (`>` for new entries), without blocking, bounded: the
+/// reply has XREADGROUP's shape.
+pub async fn read_group(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    count: u64,
+    id: &str,
+    max_entry_bytes: usize,
+) -> Result<Value, Error> {
+    redis
+        .eval(
+            SCRIPT,
+            vec![stream],
+            vec![
+                max_entry_bytes.to_string(),
+                PREVIEW_BYTES.to_string(),
+                "read".to_string(),
+                group.to_string(),
+                consumer.to_string(),
+                count.max(1).to_string(),
+                id.to_string(),
+            ],
+        )
+        .await
+}
+
+/// XAUTOCLAIM of entries idle at least `min_idle_ms`, from `start`, bounded: the reply has
+/// XAUTOCLAIM's shape.
+#[allow(clippy::too_many_arguments)]
+pub async fn claim(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    start: &str,
+    count: u64,
+    max_entry_bytes: usize,
+) -> Result<Value, Error> {
+    redis
+        .eval(
+            SCRIPT,
+            vec![stream],
+            vec![
+                max_entry_bytes.to_string(),
+                PREVIEW_BYTES.to_string(),
+                "claim".to_string(),
+                group.to_string(),
+                consumer.to_string(),
+                min_idle_ms.to_string(),
+                start.to_string(),
+                count.max(1).to_string(),
+            ],
+        )
+        .await
+}
+
+/// A blocking XREADGROUP of at most one new entry (what wakes an idle reader).
+pub async fn wait_for_one(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    block_ms: u64,
+) -> Result<Value, Error> {
+    redis
+        .xreadgroup(
+            group,
+            consumer,
+            Some(1),
+            Some(block_ms),
+            false,
+            stream,
+            XID::from(">"),
+        )
+        .await
+}
+
+/// The size of an entry read whole, when it is over `max_entry_bytes`; its values are then
+/// cut to [`PREVIEW_BYTES`] as the script would have cut them.
+pub fn bound_entry(fields: &mut [(String, Vec<u8>)], max_entry_bytes: usize) -> Option<u64> {
+    let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size <= max_entry_bytes {
+        return None;
+    }
+    for (_, value) in fields.iter_mut() {
+        value.truncate(PREVIEW_BYTES);
+        value.shrink_to_fit();
+    }
+    Some(size as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_over_the_limit_are_cut_and_measured() {
+        let mut small = vec![("event".to_string(), vec![b'x'; 100])];
+        assert_eq!(bound_entry(&mut small, 1_000), None);
+        assert_eq!(small[0].1.len(), 100);
+        let mut big = vec![
+            ("event".to_string(), vec![b'x'; 5_000]),
+            ("junk".to_string(), vec![b'y'; 10]),
+        ];
+        assert_eq!(bound_entry(&mut big, 1_000), Some(5_000 + 5 + 10 + 4));
+        assert_eq!(big[0].1.len(), PREVIEW_BYTES);
+        assert_eq!(big[1].1.len(), 10);
+    }
+}
