@@ -13,7 +13,8 @@
 //! path no route serves, 413/400 for oversize or too deep bodies), and each one spends a
 //! request of the caller's address's budget: refusals are what guessing and probing are made
 //! of, so they are never free, and an empty budget answers 429 with `Retry-After`. Metered
-//! responses carry `RateLimit-Limit` and `RateLimit-Remaining`.
+//! responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Scope` (`key` or
+//! `ip`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -51,6 +52,8 @@ const EVENTS_PATTERN: &str = "/api/v1/events";
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 /// Requests left in the bucket this request was counted in.
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// Which budget the request was counted in: `key` (the caller's) or `ip` (its address's).
+const RATELIMIT_SCOPE: HeaderName = HeaderName::from_static("ratelimit-scope");
 
 /// Credentials as presented.
 enum Credentials<'a> {
@@ -111,6 +114,7 @@ fn client_ip(req: &ServiceRequest, state: &AppState) -> String {
 
 /// A request's place in one budget, for the response's rate-limit headers.
 struct Metered {
+    scope: &'static str,
     limit: u64,
     remaining: u64,
 }
@@ -123,6 +127,7 @@ fn with_rate_headers(
         let headers = res.headers_mut();
         headers.insert(RATELIMIT_LIMIT, HeaderValue::from(m.limit));
         headers.insert(RATELIMIT_REMAINING, HeaderValue::from(m.remaining));
+        headers.insert(RATELIMIT_SCOPE, HeaderValue::from_static(m.scope));
     }
     res
 }
@@ -151,6 +156,7 @@ fn spend(
     }
     match buckets.take(who) {
         Ok(remaining) => Ok(Some(Metered {
+            scope,
             limit: buckets.burst(),
             remaining,
         })),
@@ -262,8 +268,20 @@ pub async fn guard(
             );
             return Ok(refuse(req, &state, &ip, error));
         }
-        // The dashboard's files and client-side routes.
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        // The dashboard's files and client-side routes: free, but a miss is a refusal like
+        // any other (probing for files costs the address's budget).
+        let res = next.call(req).await?.map_into_boxed_body();
+        if res.status() != StatusCode::NOT_FOUND {
+            return Ok(res);
+        }
+        metrics::counter!(names::HTTP_REFUSED, "reason" => "route_not_found").increment(1);
+        return Ok(match spend(&state, &state.limiter.per_ip, "ip", &ip) {
+            Ok(metered) => with_rate_headers(res, metered),
+            Err(limited) => {
+                let (req, _) = res.into_parts();
+                ServiceResponse::new(req.clone(), limited.error_response())
+            }
+        });
     };
 
     // Who is calling, and may they?
@@ -291,7 +309,7 @@ pub async fn guard(
     };
 
     // Rate limits: per key for callers with one, per address otherwise.
-    let metered = if pattern == "/health" {
+    let metered = if pattern == "/health" && method == Method::GET {
         None
     } else {
         let spent = match &principal {

@@ -146,3 +146,29 @@ pub fn app(
         .configure(configure)
         .default_service(web::to(dashboard::fallback))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The route policy and the documented routes are the same set: a route cannot be served
+    /// without a rule, and no rule names a route that does not exist.
+    #[test]
+    fn the_policy_lists_exactly_the_documented_routes() {
+        let documented: BTreeSet<String> = super::openapi::endpoints().iter().cloned().collect();
+        let ruled: BTreeSet<String> = crate::auth::policy::ROUTES
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.pattern))
+            .collect();
+        assert_eq!(
+            documented.difference(&ruled).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "documented routes without a rule"
+        );
+        assert_eq!(
+            ruled.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "rules for routes that are not documented"
+        );
+    }
+}

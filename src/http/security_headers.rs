@@ -18,7 +18,8 @@ const CORS_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Headers cross-origin callers may send.
 const CORS_HEADERS: &str = "authorization, content-type, x-api-key, x-request-id";
 /// Headers cross-origin callers may read.
-const CORS_EXPOSE: &str = "x-request-id, retry-after";
+const CORS_EXPOSE: &str =
+    "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-scope";
 
 /// Whether `origin` may call the API cross-origin under `allowed`.
 pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {

@@ -87,3 +87,82 @@ impl FromRequest for State {
         ready(admit(req))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::{test, web, App, HttpMessage, HttpResponse};
+
+    use super::*;
+    use crate::auth::Role;
+    use crate::config::Settings;
+
+    /// An application state whose connections are never opened (nothing here queries).
+    fn app_state() -> web::Data<AppState> {
+        let settings = Settings::default();
+        let redis = fred::types::Builder::default_centralized()
+            .build()
+            .expect("a client that is never connected");
+        web::Data::new(AppState {
+            pool: crate::db::ApiPool::new(&settings.database).unwrap(),
+            pipeline_pool: crate::db::pool(&settings.database.url, 1).unwrap(),
+            redis,
+            metrics: crate::telemetry::metrics_handle(),
+            consumer: "test".into(),
+            ingest: None,
+            ws: None,
+            auth: None,
+            limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
+            proxies: Default::default(),
+            thresholds: Default::default(),
+            settings: Arc::new(settings),
+        })
+    }
+
+    async fn handler(state: State) -> HttpResponse {
+        HttpResponse::Ok().body(state.actor())
+    }
+
+    /// Without the guard in front, handlers still refuse a caller the route's policy does not
+    /// allow, and never stand in the open server's caller for a missing one.
+    #[actix_web::test]
+    async fn handlers_refuse_what_the_matched_route_does_not_allow_without_the_guard() {
+        let app = test::init_service(
+            App::new()
+                .app_data(app_state())
+                .route("/api/v1/admin/keys", web::get().to(handler))
+                .route("/api/v1/posts", web::get().to(handler))
+                .route("/health", web::get().to(handler)),
+        )
+        .await;
+        let caller = |role| Principal {
+            key_id: Some(Arc::from("k1")),
+            role,
+            expires_at: None,
+        };
+        let cases = [
+            ("/api/v1/admin/keys", None, 401),
+            ("/api/v1/admin/keys", Some(caller(Role::Analyst)), 403),
+            ("/api/v1/admin/keys", Some(caller(Role::Admin)), 200),
+            ("/api/v1/posts", None, 401),
+            ("/api/v1/posts", Some(caller(Role::Ingest)), 403),
+            ("/api/v1/posts", Some(caller(Role::Analyst)), 200),
+            ("/health", None, 200),
+        ];
+        for (path, principal, status) in cases {
+            let req = test::TestRequest::get().uri(path).to_request();
+            if let Some(p) = &principal {
+                req.extensions_mut().insert(p.clone());
+            }
+            let res = test::call_service(&app, req).await;
+            assert_eq!(res.status().as_u16(), status, "{path} as {principal:?}");
+        }
+        // A second spelling reaches the same handler, which judges it by the matched route.
+        let req = test::TestRequest::get()
+            .uri("/api/v1/%61dmin/keys")
+            .to_request();
+        req.extensions_mut().insert(caller(Role::Analyst));
+        assert_eq!(test::call_service(&app, req).await.status().as_u16(), 403);
+    }
+}

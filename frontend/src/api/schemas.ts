@@ -151,6 +151,8 @@ export const PipelineResponse = z.strictObject({
   posts_per_sec: z.number(),
   models: z.array(z.strictObject({ model: z.string(), posts: count })),
   consumer_group: GroupStats.nullable(),
+  /** This process's consumer name in the group. */
+  consumer: z.string(),
   in_flight: count,
 });
 

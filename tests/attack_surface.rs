@@ -1,0 +1,285 @@
+//! The attack surface, generated from the routes themselves, so a new route is covered
+//! without anyone remembering to: every operation of the served OpenAPI document, in every
+//! spelling of its path (as listed, a percent-encoded letter, a doubled slash, `.` and `..`
+//! segments, a trailing slash, upper case), with every method, from every kind of caller (no
+//! credentials, each role, a revoked key, an expired token, a forged token), against a real
+//! server with authentication on. No combination may do more than the route policy allows,
+//! nothing may answer 500, and every response but the liveness probe's is counted against a
+//! rate budget: refusals against the address's, in the order they happen.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::{Duration as TimeDelta, Utc};
+use common::*;
+use pulse::app::{Application, ServeOptions};
+use pulse::auth::policy::{self, Access};
+use pulse::auth::token::TokenCodec;
+use pulse::auth::{keys, Role};
+use pulse::config::Secret;
+use serde_json::Value;
+
+const SECRET: &str = "7c1e9a3f5b2d8e4061a7c3f9e5b1d2a8c4f6e0b9d3a7c5e1";
+const OTHER_SECRET: &str = "2b8d4f6a0c9e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e";
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// One kind of caller: its name, the header it sends, and the role it really has.
+struct Caller {
+    name: &'static str,
+    header: Option<(&'static str, String)>,
+    role: Option<Role>,
+}
+
+/// Every spelling of `path`: (name, spelled path, whether it is the route's own spelling).
+fn spellings(path: &str) -> Vec<(&'static str, String, bool)> {
+    let first = path[1..].find('/').map_or(path.len(), |i| i + 1);
+    let letter = path.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+    let encoded = format!(
+        "{}%{:02x}{}",
+        &path[..letter],
+        path.as_bytes()[letter],
+        &path[letter + 1..]
+    );
+    vec![
+        ("as listed", path.to_string(), true),
+        ("encoded letter", encoded, false),
+        (
+            "doubled slash",
+            if first < path.len() {
+                format!("{}/{}", &path[..first], &path[first..])
+            } else {
+                format!("/{path}")
+            },
+            false,
+        ),
+        ("dot segment", format!("/.{path}"), false),
+        ("dot-dot segment", format!("/x/..{path}"), false),
+        ("trailing slash", format!("{path}/"), false),
+        ("upper case", path.to_uppercase(), false),
+    ]
+}
+
+/// What an answer was, as far as the policy is concerned.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Refused before any handler ran, with this status.
+    Refused(u16),
+    /// Anything else: a handler (or the dashboard) answered.
+    Answered(u16),
+}
+
+fn verdict(status: u16, code: &str) -> Verdict {
+    match (status, code) {
+        (400, "non_canonical_path") | (401, _) | (403, _) | (404, "route_not_found") => {
+            Verdict::Refused(status)
+        }
+        _ => Verdict::Answered(status),
+    }
+}
+
+#[actix_rt::test]
+async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.auth.open = false;
+    settings.auth.jwt_secret = Secret(SECRET.into());
+    // Budgets that never run out but count every request, so each answer says how many
+    // requests its budget has counted.
+    settings.limits.rate_limits = true;
+    settings.limits.per_ip_burst = 1e12;
+    settings.limits.per_ip_per_sec = 1e-9;
+    settings.limits.per_key_burst = 1e12;
+    settings.limits.per_key_per_sec = 1e-9;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.address());
+    let http = reqwest::Client::new();
+    let pg = env.pg().await;
+
+    // Credentials of every kind.
+    let mut tokens = HashMap::new();
+    let mut admin_id = String::new();
+    for role in Role::ALL {
+        let key = keys::create(&pg, role, "attack", "test").await.unwrap();
+        if role == Role::Admin {
+            admin_id = key.info.id.clone();
+        }
+        let body: Value = http
+            .post(format!("{base}/api/v1/auth/token"))
+            .json(&serde_json::json!({"api_key": key.key}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.insert(role, body["access_token"].as_str().unwrap().to_string());
+    }
+    let revoked = keys::create(&pg, Role::Admin, "revoked", "test")
+        .await
+        .unwrap();
+    assert!(keys::revoke(&pg, &revoked.info.id, "test").await.unwrap());
+    let codec = TokenCodec::new(SECRET, "pulse", 60).unwrap();
+    let expired = codec
+        .issue(&admin_id, Role::Admin, Utc::now() - TimeDelta::hours(2))
+        .unwrap()
+        .access_token;
+    let forged = TokenCodec::new(OTHER_SECRET, "pulse", 3600)
+        .unwrap()
+        .issue(&admin_id, Role::Admin, Utc::now())
+        .unwrap()
+        .access_token;
+    let bearer = |t: &str| Some(("authorization", format!("Bearer {t}")));
+    let callers = vec![
+        Caller {
+            name: "nobody",
+            header: None,
+            role: None,
+        },
+        Caller {
+            name: "ingest",
+            header: bearer(&tokens[&Role::Ingest]),
+            role: Some(Role::Ingest),
+        },
+        Caller {
+            name: "analyst",
+            header: bearer(&tokens[&Role::Analyst]),
+            role: Some(Role::Analyst),
+        },
+        Caller {
+            name: "admin",
+            header: bearer(&tokens[&Role::Admin]),
+            role: Some(Role::Admin),
+        },
+        Caller {
+            name: "revoked key",
+            header: Some(("x-api-key", revoked.key.clone())),
+            role: None,
+        },
+        Caller {
+            name: "expired token",
+            header: bearer(&expired),
+            role: None,
+        },
+        Caller {
+            name: "forged token",
+            header: bearer(&forged),
+            role: None,
+        },
+    ];
+
+    // The routes, as the server itself documents them.
+    let doc: Value = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut patterns: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    patterns.sort();
+    assert!(patterns.len() >= 40, "{patterns:?}");
+
+    let mut budgets: HashMap<String, u64> = HashMap::new();
+    let mut failures = Vec::new();
+    let mut requests = 0u64;
+    for pattern in &patterns {
+        // Ids nobody has: a request that is allowed through changes nothing.
+        let concrete = pattern.replace("{id}", "424242");
+        for (spelling, path, canonical) in spellings(&concrete) {
+            for method in METHODS {
+                let access = policy::rule_for(&method.parse().unwrap(), pattern)
+                    .map(|r| r.access)
+                    .filter(|_| canonical);
+                for caller in &callers {
+                    let header: Vec<(&str, &str)> = caller
+                        .header
+                        .iter()
+                        .map(|(k, v)| (*k, v.as_str()))
+                        .collect();
+                    let body = (method != "GET" && method != "DELETE").then_some("{}");
+                    let res = raw_request(app.address(), method, &path, &header, body).await;
+                    requests += 1;
+                    let status = res.status;
+                    let scope = res.headers.get("ratelimit-scope").cloned();
+                    let remaining: Option<u64> = res
+                        .headers
+                        .get("ratelimit-remaining")
+                        .and_then(|v| v.parse().ok());
+                    let code = res.json()["error"]["code"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let got = verdict(status, &code);
+                    let case = format!(
+                        "{method} {path} ({spelling}) as {}: {status} {code}",
+                        caller.name
+                    );
+
+                    let allowed = match access {
+                        Some(Access::Public) => true,
+                        Some(Access::Role(needed)) => caller.role.is_some_and(|r| r.allows(needed)),
+                        None => false,
+                    };
+                    let ok = if allowed {
+                        matches!(got, Verdict::Answered(s) if s < 500)
+                    } else if access.is_some() {
+                        // A listed route the caller may not use: 401 without valid
+                        // credentials, 403 with a role that may not.
+                        got == Verdict::Refused(if caller.role.is_some() { 403 } else { 401 })
+                    } else if canonical {
+                        // A method the route does not serve: refused, or the router's 404
+                        // for a caller admitted by the strictest rule.
+                        matches!(got, Verdict::Refused(_))
+                    } else {
+                        matches!(got, Verdict::Refused(_))
+                            && (spelling == "trailing slash"
+                                || spelling == "upper case"
+                                || got == Verdict::Refused(400))
+                    };
+                    if !ok {
+                        failures.push(case.clone());
+                    }
+
+                    // Every request but the liveness probe is counted in a budget, and the
+                    // budget it names shrank by at least this request.
+                    if (method, pattern.as_str()) == ("GET", "/health") && canonical {
+                        continue;
+                    }
+                    match (scope, remaining) {
+                        (Some(scope), Some(left)) => {
+                            let who = if scope == "ip" {
+                                "ip".to_string()
+                            } else {
+                                format!("key:{}", caller.name)
+                            };
+                            if let Some(before) = budgets.insert(who, left) {
+                                if left >= before {
+                                    failures.push(format!("{case}: budget not spent"));
+                                }
+                            }
+                            if matches!(got, Verdict::Refused(_)) && scope != "ip" && !allowed {
+                                let admin_past_the_gate = caller.role == Some(Role::Admin);
+                                if !admin_past_the_gate {
+                                    failures
+                                        .push(format!("{case}: refusal not counted per address"));
+                                }
+                            }
+                        }
+                        _ => failures.push(format!("{case}: not metered")),
+                    }
+                }
+            }
+        }
+    }
+    app.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests did more than the policy allows or were not counted:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
