@@ -441,7 +441,7 @@ impl Default for DatabaseSettings {
             api_pool_size: 0,
             api_statement_timeout_ms: 5_000,
             api_wait_ms: 2_000,
-            api_busy_share: 0.5,
+            api_busy_share: 0.25,
         }
     }
 }

@@ -77,6 +77,13 @@ pub struct QueryOutcome {
 /// Every figure of the isolation part.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IsolationReport {
+    /// When and where it ran, and the API's database settings in force.
+    pub date: String,
+    pub machine: String,
+    pub api_pool_size: usize,
+    pub api_busy_share: f64,
+    pub api_statement_timeout_ms: u64,
+    pub api_wait_ms: u64,
     pub seeded_posts: u64,
     pub seeded_finished_cascades: u64,
     pub clients: usize,
@@ -149,6 +156,12 @@ pub async fn run(
     settings.limits.rate_limits = false;
     settings.alerts.enabled = false;
     let mut report = IsolationReport {
+        date: Utc::now().format("%Y-%m-%d").to_string(),
+        machine: super::machine_description(),
+        api_pool_size: crate::db::api_pool_size(&settings.database),
+        api_busy_share: settings.database.api_busy_share,
+        api_statement_timeout_ms: settings.database.api_statement_timeout_ms,
+        api_wait_ms: settings.database.api_wait_ms,
         clients: args.isolation_clients,
         rounds: args.isolation_rounds.max(1),
         ..Default::default()
@@ -535,9 +548,20 @@ fn outcomes(tallies: Vec<Tally>) -> Vec<QueryOutcome> {
 pub fn markdown(r: &IsolationReport) -> String {
     let mut out = format!(
         "### API isolation: {} posts and {} finished cascades stored, {} API clients, {} runs of each kind\n\n\
+         {} on {}. API pool: {} connection(s), busy share {}, statement timeout {} ms, wait {} ms \
+         (`pulse bench --only isolation`).\n\n\
          | run | offered posts/s | posts | p50 ms | p99 ms | max ms | pipeline errors |\n\
          |---|---|---|---|---|---|---|\n",
-        r.seeded_posts, r.seeded_finished_cascades, r.clients, r.rounds
+        r.seeded_posts,
+        r.seeded_finished_cascades,
+        r.clients,
+        r.rounds,
+        r.date,
+        r.machine,
+        r.api_pool_size,
+        r.api_busy_share,
+        r.api_statement_timeout_ms,
+        r.api_wait_ms
     );
     for (name, run) in [("alone", &r.alone), ("with API load", &r.with_api_load)] {
         out.push_str(&format!(
@@ -571,4 +595,15 @@ pub fn markdown(r: &IsolationReport) -> String {
         ));
     }
     out
+}
+
+/// Writes `isolation.md` and `isolation.json` to `out_dir`.
+pub fn write_files(report: &IsolationReport, out_dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::write(out_dir.join("isolation.md"), markdown(report))?;
+    std::fs::write(
+        out_dir.join("isolation.json"),
+        serde_json::to_vec_pretty(report)?,
+    )?;
+    Ok(())
 }

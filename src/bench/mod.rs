@@ -192,8 +192,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if runs(Part::Isolation) {
             eprintln!("isolation runs");
-            report.isolation =
-                Some(isolation::run(&settings, &db_url, &redis, &run_id, &args.isolation).await?);
+            let isolation =
+                isolation::run(&settings, &db_url, &redis, &run_id, &args.isolation).await?;
+            isolation::write_files(&isolation, &args.out_dir)?;
+            report.isolation = Some(isolation);
         }
         anyhow::Ok(())
     }
@@ -312,6 +314,34 @@ pub(crate) fn load_average() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// This machine for a report: CPU model, cores, and the vector extensions model speed
+/// depends on (from `/proc/cpuinfo`).
+pub(crate) fn machine_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let have: Vec<&str> = ["avx2", "avx512f", "avx512_vnni", "avx_vnni"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    format!(
+        "{}, {} cores, {}",
+        field("model name"),
+        Settings::threads_or_cores(0),
+        if have.is_empty() {
+            "no AVX2".to_string()
+        } else {
+            have.join(" ")
+        }
+    )
 }
 
 pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {

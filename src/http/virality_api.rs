@@ -676,7 +676,7 @@ pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Result<HttpRe
         v.interval_level,
         v.classify_probability,
     );
-    let thresholds = state.thresholds.get(&state.pool, v).await?;
+    let thresholds = state.thresholds.get(&state.pool, v).await;
     model.set_thresholds(thresholds, v.threshold_shares);
 
     let window = (v.momentum_window_secs / 60).max(1) as i64;
@@ -857,10 +857,14 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpRes
 const THRESHOLD_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The learned viral thresholds as the score endpoint uses them: learned at most once a
-/// minute per process, so a score costs no aggregate over the cascade history.
+/// minute per process, so a score costs no aggregate over the cascade history. No request
+/// waits for them: while one request learns them again the others score with the previous
+/// ones, and until any were learned (or when learning fails) with none, which leaves the
+/// built-in calibration's threshold in force, as for a platform without enough history.
 #[derive(Default)]
 pub struct ThresholdCache {
-    cached: tokio::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, f64>)>>,
+    cached: std::sync::RwLock<Option<(std::time::Instant, BTreeMap<String, f64>)>>,
+    learning: tokio::sync::Mutex<()>,
 }
 
 impl ThresholdCache {
@@ -869,25 +873,45 @@ impl ThresholdCache {
         &self,
         pool: &crate::db::ApiPool,
         settings: &ViralitySettings,
-    ) -> Result<BTreeMap<String, f64>, ApiError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, thresholds)) = cached.as_ref() {
-            if at.elapsed() < THRESHOLD_TTL {
-                return Ok(thresholds.clone());
+    ) -> BTreeMap<String, f64> {
+        let cached = self
+            .cached
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let (fresh, previous) = match cached {
+            Some((at, thresholds)) => (at.elapsed() < THRESHOLD_TTL, thresholds),
+            None => (false, BTreeMap::new()),
+        };
+        if fresh {
+            return previous;
+        }
+        let Ok(_learning) = self.learning.try_lock() else {
+            return previous;
+        };
+        let learned = async {
+            let client = pool.get().await?;
+            learned_thresholds(
+                &client,
+                settings.threshold_quantile,
+                settings.threshold_min_history,
+            )
+            .await
+        }
+        .await;
+        match learned {
+            Ok(thresholds) => {
+                *self
+                    .cached
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((std::time::Instant::now(), thresholds.clone()));
+                thresholds
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not learn the viral thresholds now; scoring with the previous ones");
+                previous
             }
         }
-        let client = pool.get().await?;
-        let thresholds = learned_thresholds(
-            &client,
-            settings.threshold_quantile,
-            settings.threshold_min_history,
-        )
-        .await
-        .map_err(|e| match e.downcast::<tokio_postgres::Error>() {
-            Ok(db) => ApiError::from(db),
-            Err(other) => ApiError::internal(other),
-        })?;
-        *cached = Some((std::time::Instant::now(), thresholds.clone()));
-        Ok(thresholds)
     }
 }
