@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers that read untrusted input (see fuzz/ and the README's "Fuzzing" section):
+# Fuzzes the parsers that read untrusted input (see fuzz/ and docs/operations.md, "Fuzzing"):
 # builds the cargo-fuzz targets, runs each for a fixed time, and fails on any crash.
 #
 #   bash scripts/fuzz.sh [seconds-per-target]      # default 60

@@ -1,0 +1,483 @@
+//! The documentation, checked against the code from the outside.
+//!
+//! README.md and docs/ describe Pulse in prose and tables that nothing compiles: a metric
+//! renamed in the code, a setting added without its row or a page moved would leave them
+//! wrong, and no other test would notice. This test reads the sources and the pages as text,
+//! as a reader would, and fails when they disagree:
+//!
+//! - every metric the code records is in the metrics table of `docs/operations.md`, and every
+//!   metric of that table is recorded somewhere in `src/`;
+//! - every setting of `src/config.rs` is in the settings table of `docs/configuration.md`, and
+//!   every setting of that table is a field there;
+//! - every local link of README.md and `docs/` points to a file that exists, and a link to a
+//!   heading (`page.md#heading`) to a heading of that page;
+//! - README.md stays short enough to read on a screen or two.
+//!
+//! It uses the standard library only and links nothing of the crate, so it runs in a second
+//! and sees the code exactly as the documentation's reader does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Longest README.md, in lines: what Pulse is, how to run it, and where to read on.
+const README_MAX_LINES: usize = 300;
+
+/// Macros of the `metrics` crate whose first argument is a metric name.
+const METRIC_MACROS: &[&str] = &[
+    "counter",
+    "gauge",
+    "histogram",
+    "describe_counter",
+    "describe_gauge",
+    "describe_histogram",
+];
+
+/// Header of the metrics table in `docs/operations.md`.
+const METRICS_TABLE: &[&str] = &["metric", "type", "labels"];
+
+/// Header of the settings table in `docs/configuration.md`.
+const SETTINGS_TABLE: &[&str] = &["setting", "environment", "default", "meaning"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Files under `dir` (recursively) whose name ends with `.{extension}`, sorted.
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The text of a Rust file without its line comments (doc comments included).
+fn code_of(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The text between the first pair of double quotes of `text`.
+fn string_literal(text: &str) -> Option<&str> {
+    let start = text.find('"')? + 1;
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
+/// The rows of the markdown table whose header cells are `header`, as cells; `None` when
+/// `markdown` has no such table.
+fn table(markdown: &str, header: &[&str]) -> Option<Vec<Vec<String>>> {
+    let mut lines = markdown.lines();
+    lines.find(|line| cells(line) == header)?;
+    let rows = lines
+        .skip(1) // the |---| line
+        .take_while(|line| line.trim_start().starts_with('|'))
+        .map(cells)
+        .collect();
+    Some(rows)
+}
+
+/// The cells of one table row; `\|` inside a cell is not a separator.
+fn cells(line: &str) -> Vec<String> {
+    let line = line.trim();
+    if !line.starts_with('|') {
+        return Vec::new();
+    }
+    line.replace("\\|", "\u{0}")
+        .trim_matches('|')
+        .split('|')
+        .map(|cell| cell.trim().replace('\u{0}', "|"))
+        .collect()
+}
+
+/// The contents of the code spans (`like this`) of a piece of markdown.
+fn code_spans(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names in the first column of a table's rows (a row may name several).
+fn first_column_names(rows: &[Vec<String>]) -> BTreeSet<String> {
+    rows.iter()
+        .filter_map(|row| row.first())
+        .flat_map(|cell| code_spans(cell))
+        .collect()
+}
+
+/// A table of a page under `docs/`, failing the test when the page has none.
+fn docs_table(page: &str, header: &[&str]) -> Vec<Vec<String>> {
+    let path = root().join("docs").join(page);
+    table(&read(&path), header)
+        .unwrap_or_else(|| panic!("docs/{page} has no table headed | {} |", header.join(" | ")))
+}
+
+/// Says what is on one side only, or nothing when both sides agree.
+fn differences(
+    only_code: &BTreeSet<String>,
+    code_side: &str,
+    only_docs: &BTreeSet<String>,
+    docs_side: &str,
+) -> Option<String> {
+    let mut out = Vec::new();
+    if !only_code.is_empty() {
+        out.push(format!("{code_side}: {only_code:?}"));
+    }
+    if !only_docs.is_empty() {
+        out.push(format!("{docs_side}: {only_docs:?}"));
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+// Metrics.
+
+/// Every `const NAME: &str = "value";` of the sources, by name.
+fn string_constants(sources: &[(PathBuf, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (_, code) in sources {
+        for line in code.lines() {
+            let Some((_, rest)) = line.split_once("const ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": &str =") else {
+                continue;
+            };
+            if let Some(value) = string_literal(value) {
+                out.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The first argument of every metric macro call in `code`, as written.
+fn metric_arguments(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices("!(") {
+        let before = &code[..at];
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        if !METRIC_MACROS.contains(&&before[start..]) {
+            continue;
+        }
+        let args = &code[at + 2..];
+        let end = args.find([',', ')']).unwrap_or(args.len());
+        out.push(args[..end].trim().to_owned());
+    }
+    out
+}
+
+/// The metric a macro argument names: a string literal, or a constant (`names::X`) defined in
+/// the sources.
+fn metric_name(argument: &str, constants: &BTreeMap<String, String>) -> Option<String> {
+    if argument.starts_with('"') {
+        return string_literal(argument).map(str::to_owned);
+    }
+    let constant = argument.rsplit("::").next().unwrap_or(argument);
+    constants.get(constant).cloned()
+}
+
+/// Every Rust file of `src/`, without comments.
+fn sources() -> Vec<(PathBuf, String)> {
+    files(&root().join("src"), "rs")
+        .into_iter()
+        .map(|path| {
+            let code = code_of(&read(&path));
+            (path, code)
+        })
+        .collect()
+}
+
+/// Every metric name the code records; panics on an argument it cannot read, since a name
+/// it cannot see is a name it cannot check.
+fn recorded_metrics() -> BTreeSet<String> {
+    let sources = sources();
+    let constants = string_constants(&sources);
+    let mut names = BTreeSet::new();
+    for (path, code) in &sources {
+        for argument in metric_arguments(code) {
+            let name = metric_name(&argument, &constants).unwrap_or_else(|| {
+                panic!(
+                    "{}: the metric `{argument}` is neither a string literal nor a `&str` \
+                     constant of src/; name metrics so this test can read them",
+                    path.display()
+                )
+            });
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[test]
+fn the_metrics_table_lists_exactly_the_metrics_the_code_records() {
+    let recorded = recorded_metrics();
+    assert!(!recorded.is_empty(), "found no metric recorded in src/");
+    let documented = first_column_names(&docs_table("operations.md", METRICS_TABLE));
+    let problems = differences(
+        &recorded.difference(&documented).cloned().collect(),
+        "recorded in src/ but missing from the metrics table of docs/operations.md",
+        &documented.difference(&recorded).cloned().collect(),
+        "in the metrics table of docs/operations.md but recorded nowhere in src/",
+    );
+    assert!(problems.is_none(), "{}", problems.unwrap_or_default());
+}
+
+// Settings.
+
+/// One field of a settings struct: its key in the configuration and its type.
+struct Field {
+    key: String,
+    ty: String,
+}
+
+/// The fields of every braced struct of `code`, by struct name. A field marked
+/// `#[serde(skip...)]` is no setting; `#[serde(rename = "...")]` changes its key.
+fn structs(code: &str) -> BTreeMap<String, Vec<Field>> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, Vec<Field>)> = None;
+    let mut attributes = String::new();
+    for line in code.lines() {
+        if let Some(name) = struct_start(line) {
+            current = Some((name, Vec::new()));
+        } else if line == "}" {
+            if let Some((name, fields)) = current.take() {
+                out.insert(name, fields);
+            }
+        } else if let Some((_, fields)) = current.as_mut() {
+            let line = line.trim();
+            if line.starts_with("#[") {
+                attributes.push_str(line);
+                continue;
+            }
+            if let Some(field) = field(line, &attributes) {
+                fields.push(field);
+            }
+        }
+        attributes.clear();
+    }
+    out
+}
+
+/// The name of the struct a `pub struct Name {` line opens.
+fn struct_start(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("pub struct ")?.strip_suffix('{')?;
+    Some(rest.trim().to_owned())
+}
+
+/// The setting a `pub name: Type,` line declares, given the attributes above it.
+fn field(line: &str, attributes: &str) -> Option<Field> {
+    let line = line.strip_prefix("pub ").unwrap_or(line);
+    let (name, ty) = line.split_once(':')?;
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    if attributes.contains("serde(skip") {
+        return None;
+    }
+    let key = attributes
+        .split_once("rename =")
+        .and_then(|(_, rest)| string_literal(rest))
+        .unwrap_or(name);
+    Some(Field {
+        key: key.to_owned(),
+        ty: ty.trim().trim_end_matches(',').trim().to_owned(),
+    })
+}
+
+/// The settings under struct `name`, as dotted keys: a field whose type is another struct of
+/// the configuration is a section, and its fields are `section.key`.
+fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str) -> Vec<String> {
+    let fields = structs
+        .get(name)
+        .unwrap_or_else(|| panic!("src/config.rs has no `pub struct {name} {{`"));
+    let mut out = Vec::new();
+    for field in fields {
+        let key = format!("{prefix}{}", field.key);
+        if structs.contains_key(&field.ty) {
+            out.extend(setting_keys(structs, &field.ty, &format!("{key}.")));
+        } else {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// The code of the configuration: `src/config.rs`, and `src/config/` should it become one.
+fn configuration_code() -> String {
+    let mut code = code_of(&read(&root().join("src/config.rs")));
+    let dir = root().join("src/config");
+    if dir.is_dir() {
+        for path in files(&dir, "rs") {
+            code.push('\n');
+            code.push_str(&code_of(&read(&path)));
+        }
+    }
+    code
+}
+
+#[test]
+fn the_settings_table_lists_exactly_the_fields_of_the_settings() {
+    let structs = structs(&configuration_code());
+    let settings: BTreeSet<String> = setting_keys(&structs, "Settings", "").into_iter().collect();
+    assert!(
+        settings.iter().any(|key| key.contains('.')),
+        "found no `section.key` setting in src/config.rs"
+    );
+    let documented = first_column_names(&docs_table("configuration.md", SETTINGS_TABLE));
+    let problems = differences(
+        &settings.difference(&documented).cloned().collect(),
+        "settings of src/config.rs missing from the table of docs/configuration.md",
+        &documented.difference(&settings).cloned().collect(),
+        "in the table of docs/configuration.md but no field of src/config.rs",
+    );
+    assert!(problems.is_none(), "{}", problems.unwrap_or_default());
+}
+
+// Links.
+
+/// README.md and every page under `docs/`.
+fn pages() -> Vec<PathBuf> {
+    let mut out = vec![root().join("README.md")];
+    out.extend(files(&root().join("docs"), "md"));
+    out
+}
+
+/// The lines of a page outside its fenced code blocks.
+fn outside_code_blocks(markdown: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// A line with its code spans removed, so that code is never read as a link.
+fn without_code_spans(line: &str) -> String {
+    line.split('`').step_by(2).collect()
+}
+
+/// The targets of the inline links and images of a page: `[text](target)`.
+fn link_targets(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in outside_code_blocks(markdown) {
+        let line = without_code_spans(line);
+        for (at, _) in line.match_indices("](") {
+            let rest = &line[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split_whitespace().next().unwrap_or("");
+            out.push(target.trim_matches(['<', '>']).to_owned());
+        }
+    }
+    out
+}
+
+/// Whether a link target leaves the repository (a URL or an e-mail address).
+fn is_external(target: &str) -> bool {
+    target.contains("://") || target.starts_with("mailto:")
+}
+
+/// The anchors of a page's headings, as GitHub makes them: lower case, letters, digits, `-`
+/// and `_` kept, spaces made `-`, the rest dropped; a repeated anchor gets `-1`, `-2`, ….
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for line in outside_code_blocks(markdown) {
+        let Some(title) = heading(line) else { continue };
+        let slug: String = title
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let count = seen.entry(slug.clone()).or_insert(0);
+        out.insert(match *count {
+            0 => slug,
+            n => format!("{slug}-{n}"),
+        });
+        *count += 1;
+    }
+    out
+}
+
+/// The title of a `#`…`######` heading line.
+fn heading(line: &str) -> Option<&str> {
+    let rest = line.trim_start_matches('#');
+    let level = line.len() - rest.len();
+    ((1..=6).contains(&level) && rest.starts_with(' ')).then(|| rest.trim())
+}
+
+/// What is wrong with one link of `page`, if anything.
+fn broken_link(page: &Path, target: &str) -> Option<String> {
+    let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+    let file = if path.is_empty() {
+        page.to_path_buf()
+    } else {
+        page.parent().expect("a page is in a folder").join(path)
+    };
+    if !file.exists() {
+        return Some(format!("{target}: no such file"));
+    }
+    let is_page = file.extension().is_some_and(|e| e == "md");
+    if anchor.is_empty() || !is_page {
+        return None;
+    }
+    (!anchors(&read(&file)).contains(anchor)).then(|| format!("{target}: no such heading"))
+}
+
+#[test]
+fn local_links_point_to_files_and_headings_that_exist() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in pages() {
+        let text = read(&page);
+        for target in link_targets(&text) {
+            if is_external(&target) {
+                continue;
+            }
+            checked += 1;
+            if let Some(problem) = broken_link(&page, &target) {
+                let page = page.strip_prefix(root()).unwrap_or(&page);
+                broken.push(format!("{}: {problem}", page.display()));
+            }
+        }
+    }
+    assert!(checked > 0, "found no local link in README.md or docs/");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+// The README.
+
+#[test]
+fn the_readme_fits_on_a_screen() {
+    let lines = read(&root().join("README.md")).lines().count();
+    assert!(
+        lines <= README_MAX_LINES,
+        "README.md has {lines} lines, more than {README_MAX_LINES}: move reference material to docs/"
+    );
+}
