@@ -51,17 +51,18 @@ echo "==> target dir: ${CARGO_TARGET_DIR:-target}" >&2
 
 step cargo fmt --all -- --check
 step cargo clippy --all-targets -- -D warnings
+step cargo clippy --all-targets --features fault-injection -- -D warnings
 
 run_frontend_tests
 
 # Doc tests first: `--all-targets` never includes them, and the final runner's summary should
 # be the last thing on screen.
 if has_lib_target; then
-    step cargo test --doc
+    step cargo test --doc --features fault-injection
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
-    step cargo nextest run --all-targets "$@"
+    step cargo nextest run --all-targets --features fault-injection "$@"
 else
-    step cargo test --all-targets "$@"
+    step cargo test --all-targets --features fault-injection "$@"
 fi

@@ -17,9 +17,9 @@ use crate::actors::webhooks::Deliverer;
 use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
-use crate::producer::{self, ProduceOptions};
-use crate::ws::broadcaster::KeyRevoked;
+use crate::sources::demo::{self as producer, ProduceOptions};
 use crate::ws::fanout::{self, Fanout};
+use crate::ws::messages::KeyRevoked;
 use crate::ws::{Broadcaster, Hub};
 
 /// How long the HTTP server lets open requests finish at shutdown, in seconds.
@@ -94,7 +94,7 @@ impl Application {
             tracing::info!(applied, "database migrations up to date");
         }
         let pool = crate::db::pool(&settings.database.url, settings.database.pool_size)?;
-        let redis = crate::redis::connect(&settings.redis.url, "shared").await?;
+        let redis = crate::streams::connect(&settings.redis.url, "shared").await?;
         crate::actors::ingester::ensure_group(
             &redis,
             &settings.redis.stream,
@@ -110,7 +110,8 @@ impl Application {
             (None, None)
         };
         let hub = Hub::start_with(settings.ws.clone(), fanout_sender);
-        let fanout = fanout_queue.map(|queue| Fanout::start(&settings, queue, hub.broadcaster()));
+        let fanout = fanout_queue
+            .map(|queue| Fanout::start(&settings, queue, hub.broadcaster().recipient()));
         pipeline.subscribe(hub.broadcaster().recipient());
         let aggregator = Aggregator::new(settings.clone(), pool.clone())
             .with_subscriber(hub.broadcaster().recipient())

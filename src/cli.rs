@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{Application, ServeOptions};
 use crate::config::Settings;
-use crate::producer::{self, ProduceOptions};
+use crate::sources::demo::{self as producer, ProduceOptions};
 
 /// Real-time social-media sentiment and virality event server.
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ pub enum Command {
     },
     /// Create, list and revoke API keys (stored hashed in PostgreSQL; audited).
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(crate::auth::cli::KeysCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Append synthetic events to the stream.
@@ -64,37 +64,7 @@ pub enum Command {
     /// (`pulse eval virality`).
     Eval(EvalCommand),
     /// Measure this machine's ceilings and Pulse end to end against the real services.
-    Bench(crate::bench::BenchArgs),
-}
-
-/// `pulse keys`: API key administration from the server's own shell, which is how the first
-/// admin key comes to exist.
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a key and print it (the only time it is shown).
-    Create {
-        /// What the key may do: ingest (append events), analyst (read, live updates, work
-        /// alerts) or admin (everything, including rules, webhooks and keys).
-        #[arg(long)]
-        role: crate::auth::Role,
-        /// A label for people: who or what uses the key.
-        #[arg(long, default_value = "")]
-        name: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List keys (never their secrets).
-    List {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a key by id: every process refuses it within `auth.key_refresh_secs`.
-    Revoke {
-        /// The key's id (the part after `pulse_`, before the second `_`).
-        id: String,
-    },
+    Bench(crate::tools::bench::BenchArgs),
 }
 
 /// `pulse eval`: the text analyzers by default, or a subcommand.
@@ -104,14 +74,14 @@ pub struct EvalCommand {
     #[command(subcommand)]
     pub what: Option<EvalWhat>,
     #[command(flatten)]
-    pub text: Option<crate::eval::EvalArgs>,
+    pub text: Option<crate::tools::eval::sentiment::EvalArgs>,
 }
 
 /// What `pulse eval` can score besides the text analyzers.
 #[derive(Debug, Subcommand)]
 pub enum EvalWhat {
     /// Fit the virality model on cascades and report its error, AUC and calibration.
-    Virality(crate::eval_virality::ViralityEvalArgs),
+    Virality(crate::tools::eval::virality::ViralityEvalArgs),
 }
 
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
@@ -168,7 +138,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             no_engagements,
             id_prefix,
         } => {
-            let redis = crate::redis::connect(&settings.redis.url, "generator").await?;
+            let redis = crate::streams::connect(&settings.redis.url, "generator").await?;
             let options = ProduceOptions {
                 rate,
                 total: count,
@@ -186,14 +156,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(settings, args).await,
+        Command::Bench(args) => crate::tools::bench::run(settings, args).await,
         Command::Eval(EvalCommand {
             what: Some(EvalWhat::Virality(args)),
             ..
-        }) => crate::eval_virality::run(args),
+        }) => crate::tools::eval::virality::run(args),
         Command::Eval(EvalCommand {
             text: Some(args), ..
-        }) => crate::eval::run(args),
+        }) => crate::tools::eval::sentiment::run(args),
         Command::Eval(_) => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
     }
 }

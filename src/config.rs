@@ -4,14 +4,36 @@
 //! settings people change most.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::Backend;
+/// Which backend the analyzer pool runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The built-in lexicon analyzer: fast, no model files.
+    Lexicon,
+    /// Transformer model bundles run with ONNX Runtime.
+    Onnx,
+}
 
-/// Every setting of a Pulse process. The README's configuration table mirrors this struct.
+/// Default cap on concurrent WebSocket sessions (`ws.max_sessions`).
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default messages queued per session before the oldest posts are dropped
+/// (`ws.queue_capacity`).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
+/// Default largest client frame or message, in bytes (`ws.max_frame_bytes`).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+/// How often the server pings a client (the default of `ws.heartbeat_secs`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a client may stay silent, pongs included, before it is disconnected (the
+/// default of `ws.client_timeout_secs`).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Every setting of a Pulse process. `docs/configuration.md`'s table mirrors this struct (`tests/docs.rs` checks it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -271,22 +293,6 @@ impl AnalyzerSettings {
             _ => PathBuf::from(".pulse/models/minilm-tweets-fp32"),
         }
     }
-
-    /// What the transformer backend needs to load its sessions.
-    pub fn inference_options(&self) -> crate::analysis::transformer::InferenceOptions {
-        crate::analysis::transformer::InferenceOptions {
-            bundles: self
-                .bundles
-                .iter()
-                .map(|b| crate::analysis::transformer::resolve_bundle_dir(b))
-                .collect(),
-            onnxruntime: self.onnxruntime.clone(),
-            intra_threads: self.intra_threads,
-            batch_size: self.batch_size,
-            max_length: self.max_length,
-            memory_arena: self.memory_arena,
-        }
-    }
 }
 
 /// The PostgreSQL writer and retention.
@@ -346,15 +352,6 @@ pub struct WebhookSettings {
     /// Let webhooks reach loopback, private, link-local and other internal addresses (for
     /// receivers on the same network); off, only public addresses are reached. Logged when on.
     pub allow_private_targets: bool,
-}
-
-impl WebhookSettings {
-    /// Which targets deliveries may reach.
-    pub fn target_policy(&self) -> crate::egress::TargetPolicy {
-        crate::egress::TargetPolicy {
-            allow_private: self.allow_private_targets,
-        }
-    }
 }
 
 impl Default for WebhookSettings {
@@ -559,12 +556,12 @@ impl Default for StoreSettings {
 impl Default for WsSettings {
     fn default() -> Self {
         Self {
-            max_sessions: crate::ws::DEFAULT_MAX_SESSIONS,
-            queue_capacity: crate::ws::DEFAULT_QUEUE_CAPACITY,
-            max_frame_bytes: crate::ws::DEFAULT_MAX_FRAME_BYTES,
-            max_topics_per_session: crate::ws::protocol::Topic::ALL.len(),
-            heartbeat_secs: crate::ws::session::HEARTBEAT_INTERVAL.as_secs(),
-            client_timeout_secs: crate::ws::session::CLIENT_TIMEOUT.as_secs(),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_topics_per_session: crate::models::live::Topic::ALL.len(),
+            heartbeat_secs: HEARTBEAT_INTERVAL.as_secs(),
+            client_timeout_secs: CLIENT_TIMEOUT.as_secs(),
         }
     }
 }
@@ -799,7 +796,7 @@ mod tests {
             assert_eq!(s.database.url, "postgres://x@y/z");
             assert_eq!(s.http.listen, "127.0.0.1:0");
             assert_eq!(s.ws.queue_capacity, 16);
-            assert_eq!(s.ws.max_sessions, crate::ws::DEFAULT_MAX_SESSIONS);
+            assert_eq!(s.ws.max_sessions, DEFAULT_MAX_SESSIONS);
             Ok(())
         });
     }

@@ -83,6 +83,13 @@ pub struct TargetPolicy {
 }
 
 impl TargetPolicy {
+    /// The targets `settings` allow.
+    pub fn from_settings(settings: &crate::config::WebhookSettings) -> TargetPolicy {
+        TargetPolicy {
+            allow_private: settings.allow_private_targets,
+        }
+    }
+
     fn allows(&self, ip: IpAddr) -> bool {
         self.allow_private || is_public(ip)
     }

@@ -90,7 +90,7 @@ impl Producer {
             prefix.clone(),
         );
         let task = tokio::spawn(async move {
-            let redis = pulse::redis::connect(&url, "chaos-producer")
+            let redis = pulse::streams::connect(&url, "chaos-producer")
                 .await
                 .expect("producer connects");
             let mut produced = Produced::default();
@@ -110,7 +110,7 @@ impl Producer {
                     produced.likes += 1;
                     produced.like_total += count;
                 }
-                while pulse::producer::xadd_events(&redis, &stream, &events)
+                while pulse::streams::producer::xadd_events(&redis, &stream, &events)
                     .await
                     .is_err()
                 {

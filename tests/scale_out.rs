@@ -194,7 +194,7 @@ fn engagement(post_id: &str, kind: &str, n: usize, at: chrono::DateTime<Utc>) ->
 /// Appends events a few at a time with pauses, so that every process of the group gets some.
 async fn trickle(redis: &fred::prelude::Client, stream: &str, events: &[String]) {
     for chunk in events.chunks(10) {
-        pulse::producer::xadd_events(redis, stream, chunk)
+        pulse::streams::producer::xadd_events(redis, stream, chunk)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -589,7 +589,7 @@ async fn a_cascade_committed_by_several_processes_counts_every_share_across_a_ta
             created + TimeDelta::seconds(i as i64 + 1),
         ));
     }
-    pulse::producer::xadd_events(&redis, &env.stream, &more[..15])
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &more[..15])
         .await
         .unwrap();
     let dead = group.remove(leader);

@@ -21,8 +21,10 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 
 use super::messages::{Committed, MetricsUpdate};
+use crate::analysis::terms::extract_terms;
 use crate::config::Settings;
-use crate::http::metrics_api::{by_dimension, Dimension, KeyedStats, Window};
+use crate::db::rollups::by_dimension;
+use crate::models::metrics::{Dimension, KeyedStats, Window};
 
 /// How often counted terms are written to PostgreSQL.
 pub const TERM_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -347,72 +349,9 @@ async fn snapshot(
     Ok((value, fresh_day))
 }
 
-/// Words that say nothing about a topic.
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with", "have",
-    "has", "had", "not", "but", "just", "all", "any", "can", "could", "would", "should", "will",
-    "they", "them", "their", "there", "what", "when", "where", "which", "who", "why", "how",
-    "from", "about", "into", "out", "our", "ours", "its", "it's", "i'm", "im", "ive", "i've",
-    "dont", "don't", "didnt", "didn't", "cant", "can't", "won't", "wont", "isn't", "isnt", "been",
-    "being", "than", "then", "too", "very", "more", "most", "some", "such", "only", "own", "same",
-    "also", "got", "get", "gets", "one", "two", "out", "over", "again", "still", "even", "really",
-    "much", "many", "like", "now", "today", "her", "him", "his", "she", "he's", "she's", "let",
-    "lets", "let's", "yet", "does", "did", "doing", "done", "way", "these", "those", "because",
-    "after", "before", "while", "here", "off", "via", "new", "amp", "http", "https", "www", "com",
-];
-
-/// Hashtags (kept with their `#`) and topical words of a text, lowercased, each once.
-pub fn extract_terms(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for raw in text.split_whitespace() {
-        if raw.starts_with('@') || raw.contains("://") || raw.starts_with("www.") {
-            continue;
-        }
-        let (is_tag, body) = match raw.strip_prefix('#') {
-            Some(rest) => (true, rest),
-            None => (false, raw),
-        };
-        let body: String = body
-            .trim_matches(|c: char| !c.is_alphanumeric())
-            .chars()
-            .flat_map(char::to_lowercase)
-            .collect();
-        let term = if is_tag {
-            if !(2..=40).contains(&body.chars().count())
-                || !body.chars().all(|c| c.is_alphanumeric() || c == '_')
-            {
-                continue;
-            }
-            format!("#{body}")
-        } else {
-            let len = body.chars().count();
-            if !(3..=30).contains(&len)
-                || !body
-                    .chars()
-                    .all(|c| c.is_alphabetic() || c == '\'' || c == '-')
-                || STOPWORDS.contains(&body.as_str())
-            {
-                continue;
-            }
-            body
-        };
-        if !out.contains(&term) {
-            out.push(term);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extracts_hashtags_and_topical_words_once() {
-        let terms =
-            extract_terms("Loving the #PulsePhone camera!! @bob the CAMERA rocks https://x.y/z #a");
-        assert_eq!(terms, vec!["loving", "#pulsephone", "camera", "rocks"]);
-    }
 
     #[test]
     fn prune_keeps_the_cap() {

@@ -10,7 +10,7 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{
     AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
-    InjectFault, RejectReason, Rejected, StreamedEngagement,
+    RejectReason, Rejected, StreamedEngagement,
 };
 use crate::analysis::{self, Analyzer, Backend};
 use crate::config::AnalyzerSettings;
@@ -136,10 +136,11 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
     }
 }
 
-impl Handler<InjectFault> for AnalyzerWorker {
+#[cfg(feature = "fault-injection")]
+impl Handler<super::messages::InjectFault> for AnalyzerWorker {
     type Result = ();
 
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+    fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         self.fail_next = true;
     }
 }

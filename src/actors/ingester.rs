@@ -38,8 +38,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::adaptive::{AdaptiveRoute, Route};
 use super::analyzer::AnalyzerWorker;
 use super::messages::{
-    AnalyzeBatch, AnalyzedBatch, Committed, Drain, DrainReport, InjectFault, RawEntry,
-    RejectReason, Rejected, StoreBatch, StoreError, StoreOutcome,
+    AnalyzeBatch, AnalyzedBatch, Committed, Drain, DrainReport, RawEntry, RejectReason, Rejected,
+    StoreBatch, StoreError, StoreOutcome,
 };
 use super::store::Store;
 use super::supervisor::Supervised;
@@ -230,10 +230,11 @@ impl Handler<Drain> for Ingester {
     }
 }
 
-impl Handler<InjectFault> for Ingester {
+#[cfg(feature = "fault-injection")]
+impl Handler<super::messages::InjectFault> for Ingester {
     type Result = ();
 
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+    fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         panic!("injected ingester fault");
     }
 }

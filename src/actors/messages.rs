@@ -1,10 +1,12 @@
 //! Every message the pipeline actors exchange, in one place.
 
+pub use crate::models::AnalyzedPost;
 use std::sync::Arc;
 
 use actix::Message;
 
-use crate::models::{Analysis, Engagement, Event, EventError, Post};
+use crate::models::live::{FilterKeys, Topic};
+use crate::models::{Engagement, Event, EventError};
 
 /// One stream entry as read from Redis, before decoding.
 #[derive(Debug, Clone)]
@@ -42,22 +44,6 @@ impl RawEntry {
     /// XADD time in Unix milliseconds, read off the entry id.
     pub fn added_at_ms(&self) -> Option<i64> {
         self.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
-    }
-}
-
-/// A post with its analysis, ready to store.
-#[derive(Debug, Clone)]
-pub struct AnalyzedPost {
-    pub entry_id: String,
-    pub post: Post,
-    pub analysis: Analysis,
-}
-
-impl AnalyzedPost {
-    /// When the post reached Pulse: its stream entry's XADD time.
-    pub fn received_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let ms = self.entry_id.split_once('-')?.0.parse().ok()?;
-        chrono::DateTime::from_timestamp_millis(ms)
     }
 }
 
@@ -158,8 +144,10 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// Makes the receiving actor panic. Only reachable from Rust code (tests), never from the
-/// network, to prove that supervision restarts a crashed stage.
+/// Makes the receiving actor panic. Only compiled with the `fault-injection` feature (the test
+/// command enables it) and never reachable from the network, to prove that supervision
+/// restarts a crashed stage.
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -197,6 +185,21 @@ pub struct Committed {
 #[rtype(result = "()")]
 pub struct MetricsUpdate {
     pub json: Arc<str>,
+}
+
+/// A live event of another topic (`alerts`, `virality`), already serialized, delivered as
+/// `{"type": event_type, "data": data}` to subscribers of `topic` whose filter matches
+/// `keys`. Queued like posts, but dropped only when a session holds nothing else.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub topic: Topic,
+    /// The message `type`, e.g. `alert:negative_spike` or `virality:update`.
+    pub event_type: String,
+    /// The message `data` as JSON.
+    pub data: Arc<str>,
+    /// What the event is about, matched against session filters.
+    pub keys: FilterKeys,
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use deadpool_postgres::Pool;
 
 use self::analyzer::AnalyzerWorker;
 use self::ingester::{IngestContext, Ingester};
-use self::messages::{Drain, DrainReport, InjectFault};
+use self::messages::{Drain, DrainReport};
 use self::monitor::GroupMonitor;
 use self::retention::Retention;
 use self::store::Store;
@@ -44,7 +44,10 @@ pub enum Stage {
 pub struct Pipeline {
     pub ingest: Arc<IngestContext>,
     ingester: Supervised<Ingester>,
+    // Held for the pipeline's lifetime; read only by fault injection.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     analyzer: Supervised<AnalyzerWorker>,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     store: Supervised<Store>,
     _watchdog: Addr<Watchdog>,
     _retention: Addr<Retention>,
@@ -94,7 +97,7 @@ impl Pipeline {
 
         let consumer = settings.consumer_name();
         let monitor = GroupMonitor::new(settings.clone(), redis.clone(), consumer.clone()).start();
-        let reader = crate::redis::connect(&settings.redis.url, "stream reader").await?;
+        let reader = crate::streams::connect(&settings.redis.url, "stream reader").await?;
         let ingest = Arc::new(IngestContext::new(
             settings.clone(),
             consumer,
@@ -153,8 +156,10 @@ impl Pipeline {
     }
 
     /// Makes one stage panic, to prove supervision in tests.
+    #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn inject_fault(&self, stage: Stage) {
+        use self::messages::InjectFault;
         match stage {
             Stage::Ingester => self.ingester.addr().do_send(InjectFault),
             Stage::Analyzer => self.analyzer.addr().do_send(InjectFault),

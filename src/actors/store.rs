@@ -7,7 +7,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 
-use super::messages::{AnalyzedBatch, InjectFault, StoreBatch, StoreError, StoreOutcome};
+use super::messages::{AnalyzedBatch, StoreBatch, StoreError, StoreOutcome};
 use crate::telemetry::names;
 
 /// Inserts posts and engagements of a batch in one round trip, adds what was new to the
@@ -159,10 +159,11 @@ impl Handler<StoreBatch> for Store {
     }
 }
 
-impl Handler<InjectFault> for Store {
+#[cfg(feature = "fault-injection")]
+impl Handler<super::messages::InjectFault> for Store {
     type Result = ();
 
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+    fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         panic!("injected store fault");
     }
 }

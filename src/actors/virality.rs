@@ -36,24 +36,26 @@ use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, Hand
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
-use tokio_postgres::NoTls;
 
-use super::messages::{Committed, InjectFault};
+use super::messages::Committed;
+use super::messages::Publish;
 use crate::config::{Settings, ViralitySettings};
-use crate::models::{EngagementKind, Platform, SentimentLabel};
+use crate::db::lock::{Conn, PgSession};
+use crate::db::virality::{
+    feed_row, horizon, learned_thresholds, load_meta, meta_of, read_feed, CascadeRow, FeedRead,
+    FeedRow, HistoryRow, MomentumRow, WriteJob, WriteResult, FEED_COLUMNS,
+};
+use crate::models::live::VIRALITY_UPDATE;
+use crate::models::live::{FilterKeys, Topic};
+use crate::models::{Platform, SentimentLabel};
 use crate::telemetry::names;
 use crate::virality::calibration::Calibration;
 use crate::virality::momentum::Momentum;
 use crate::virality::recent::RecentPosts;
 use crate::virality::{self, unix_seconds, Model, PostMeta, Tracker, Virality};
-use crate::ws::protocol::VIRALITY_UPDATE;
-use crate::ws::{FilterKeys, Publish, Topic};
 
 /// The advisory lock (per database) whose holder runs the tracker.
 pub const TRACKER_LOCK: i64 = 0x7075_6c73_6576_6972;
-/// Most transaction ids one read of the feed spans, bounding what one read returns after a
-/// pause; the next read follows at once.
-const FEED_XID_SPAN: u64 = 256;
 /// Posts whose metadata is looked up in PostgreSQL per tick.
 const META_LOOKUPS_PER_TICK: usize = 500;
 /// Lookups of one post's metadata on consecutive ticks; after them, one every
@@ -80,77 +82,6 @@ struct Entry {
     meta_pending: bool,
 }
 
-/// A row of `virality_cascades`, written as JSON through `jsonb_to_recordset`.
-#[derive(Debug, Clone, Serialize)]
-struct CascadeRow {
-    post_id: String,
-    platform: Option<&'static str>,
-    product: Option<String>,
-    channel: Option<String>,
-    city: Option<String>,
-    country: Option<String>,
-    sentiment: Option<&'static str>,
-    hashtags: Vec<String>,
-    author_followers: i64,
-    post_known: bool,
-    created_at: DateTime<Utc>,
-    observed_at: DateTime<Utc>,
-    last_activity_at: DateTime<Utc>,
-    status: &'static str,
-    shares: i64,
-    likes: i64,
-    comments: i64,
-    views: i64,
-    reach: i64,
-    depth: i64,
-    breadth: i64,
-    structural_virality: f64,
-    velocity: f64,
-    acceleration: f64,
-    virality_score: f64,
-    virality_probability: f64,
-    viral: bool,
-    predicted_final_shares: f64,
-    ci_lower: f64,
-    ci_upper: f64,
-    ci_level: f64,
-    threshold: f64,
-    branching: f64,
-    dynamics: &'static str,
-    model_name: String,
-    model_version: String,
-    params_hash: String,
-}
-
-/// A row of `virality_predictions`.
-#[derive(Debug, Clone, Serialize)]
-struct HistoryRow {
-    post_id: String,
-    observed_at: DateTime<Utc>,
-    age_secs: f64,
-    shares: i64,
-    virality_score: f64,
-    virality_probability: f64,
-    viral: bool,
-    predicted_final_shares: f64,
-    ci_lower: f64,
-    ci_upper: f64,
-    dynamics: &'static str,
-    structural_virality: f64,
-    velocity: f64,
-    acceleration: f64,
-    params_hash: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct MomentumRow {
-    dimension: &'static str,
-    key: String,
-    velocity: f64,
-    acceleration: f64,
-    posts: i64,
-}
-
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -169,97 +100,6 @@ pub struct PostVirality<'a> {
     pub status: &'static str,
     #[serde(flatten)]
     pub virality: &'a Virality,
-}
-
-/// A PostgreSQL connection of the tracker's own: the one holding the advisory lock while this
-/// process tracks, so the lock lives exactly as long as the connection. Dropping it closes
-/// the connection (and releases the lock) at once.
-struct PgSession {
-    client: Arc<tokio::sync::Mutex<tokio_postgres::Client>>,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-impl PgSession {
-    /// Opens a connection with TCP keepalives on both ends, so that when the tracking process
-    /// or its machine vanishes the server drops the session (and the lock) in about 25 s
-    /// instead of holding it on a dead socket for the system default of hours.
-    async fn open(url: &str) -> anyhow::Result<PgSession> {
-        let mut config: tokio_postgres::Config = url.parse()?;
-        let options = format!(
-            "{} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
-            config.get_options().unwrap_or_default()
-        );
-        config
-            .options(options.trim())
-            .application_name("pulse virality tracker")
-            .connect_timeout(Duration::from_secs(5))
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3);
-        let (client, connection) = config.connect(NoTls).await?;
-        let driver = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "virality tracker connection ended");
-            }
-        });
-        Ok(PgSession {
-            client: Arc::new(tokio::sync::Mutex::new(client)),
-            driver,
-        })
-    }
-
-    fn is_closed(&self) -> bool {
-        self.driver.is_finished()
-    }
-}
-
-impl Drop for PgSession {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-type Conn = Arc<tokio::sync::Mutex<tokio_postgres::Client>>;
-
-/// One committed engagement as the feed and the rebuild read it.
-#[derive(Debug, Clone)]
-struct FeedRow {
-    post_id: String,
-    /// The share's identity in the tree: the producer's id, else the engagement's key.
-    share_id: String,
-    kind: EngagementKind,
-    at: f64,
-    followers: Option<u64>,
-    via: Option<String>,
-    count: u32,
-}
-
-/// The columns [`feed_row`] reads, in order.
-const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count";
-
-fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
-    let key: String = row.get(1);
-    let kind: String = row.get(2);
-    let at: DateTime<Utc> = row.get(3);
-    let followers: Option<i64> = row.get(4);
-    let count: i32 = row.get(6);
-    FeedRow {
-        post_id: row.get(0),
-        // The same identity whichever way an engagement arrives: the store keys one with a
-        // producer id as `id:<id>`.
-        share_id: key.strip_prefix("id:").unwrap_or(&key).to_string(),
-        kind: match kind.as_str() {
-            "share" => EngagementKind::Share,
-            "like" => EngagementKind::Like,
-            "comment" => EngagementKind::Comment,
-            _ => EngagementKind::View,
-        },
-        at: unix_seconds(at),
-        followers: followers.and_then(|f| u64::try_from(f).ok()),
-        via: row.get(5),
-        count: u32::try_from(count).unwrap_or(1),
-    }
 }
 
 /// The virality tracker actor. Started in every process where `virality.enabled`; it tracks
@@ -1131,305 +971,13 @@ impl Handler<FlushVirality> for ViralityTracker {
     }
 }
 
-impl Handler<InjectFault> for ViralityTracker {
+#[cfg(feature = "fault-injection")]
+impl Handler<super::messages::InjectFault> for ViralityTracker {
     type Result = ();
 
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+    fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         panic!("injected virality fault");
     }
-}
-
-const UPSERT_CASCADES: &str = "
-INSERT INTO virality_cascades AS c (
-    post_id, platform, product, channel, city, country, sentiment, hashtags, author_followers,
-    post_known, created_at, observed_at, last_activity_at, status, shares, likes, comments,
-    views, reach, depth, breadth, structural_virality, velocity, acceleration, virality_score,
-    virality_probability, viral, predicted_final_shares, ci_lower, ci_upper, ci_level,
-    threshold, branching, dynamics, model_name, model_version, params_hash, updated_at)
-SELECT post_id, platform, product, channel, city, country, sentiment, hashtags,
-       author_followers, post_known, created_at, observed_at, last_activity_at, status, shares,
-       likes, comments, views, reach, depth, breadth, structural_virality, velocity,
-       acceleration, virality_score, virality_probability, viral, predicted_final_shares,
-       ci_lower, ci_upper, ci_level, threshold, branching, dynamics, model_name,
-       model_version, params_hash, now()
-FROM jsonb_to_recordset($1::jsonb) AS r(
-    post_id text, platform text, product text, channel text, city text, country text,
-    sentiment text, hashtags text[], author_followers int8, post_known bool,
-    created_at timestamptz, observed_at timestamptz, last_activity_at timestamptz,
-    status text, shares int8, likes int8, comments int8, views int8, reach int8, depth int4,
-    breadth int8, structural_virality float8, velocity float8, acceleration float8,
-    virality_score float8, virality_probability float8, viral bool,
-    predicted_final_shares float8, ci_lower float8, ci_upper float8, ci_level float8,
-    threshold float8, branching float8, dynamics text, model_name text,
-    model_version text, params_hash text)
-ORDER BY post_id
-ON CONFLICT (post_id) DO UPDATE SET
-    platform = EXCLUDED.platform, product = EXCLUDED.product, channel = EXCLUDED.channel,
-    city = EXCLUDED.city, country = EXCLUDED.country, sentiment = EXCLUDED.sentiment,
-    hashtags = EXCLUDED.hashtags, author_followers = EXCLUDED.author_followers,
-    post_known = EXCLUDED.post_known, created_at = EXCLUDED.created_at,
-    observed_at = EXCLUDED.observed_at, last_activity_at = EXCLUDED.last_activity_at,
-    status = EXCLUDED.status, shares = EXCLUDED.shares, likes = EXCLUDED.likes,
-    comments = EXCLUDED.comments, views = EXCLUDED.views, reach = EXCLUDED.reach,
-    depth = EXCLUDED.depth, breadth = EXCLUDED.breadth,
-    structural_virality = EXCLUDED.structural_virality, velocity = EXCLUDED.velocity,
-    acceleration = EXCLUDED.acceleration, virality_score = EXCLUDED.virality_score,
-    virality_probability = EXCLUDED.virality_probability, viral = EXCLUDED.viral,
-    predicted_final_shares = EXCLUDED.predicted_final_shares, ci_lower = EXCLUDED.ci_lower,
-    ci_upper = EXCLUDED.ci_upper, ci_level = EXCLUDED.ci_level,
-    threshold = EXCLUDED.threshold, branching = EXCLUDED.branching,
-    dynamics = EXCLUDED.dynamics, model_name = EXCLUDED.model_name,
-    model_version = EXCLUDED.model_version, params_hash = EXCLUDED.params_hash,
-    updated_at = now()";
-
-const INSERT_HISTORY: &str = "
-INSERT INTO virality_predictions (
-    post_id, observed_at, age_secs, shares, virality_score, virality_probability, viral,
-    predicted_final_shares, ci_lower, ci_upper, dynamics, structural_virality, velocity,
-    acceleration, params_hash)
-SELECT post_id, observed_at, age_secs, shares, virality_score, virality_probability, viral,
-       predicted_final_shares, ci_lower, ci_upper, dynamics, structural_virality, velocity,
-       acceleration, params_hash
-FROM jsonb_to_recordset($1::jsonb) AS r(
-    post_id text, observed_at timestamptz, age_secs float8, shares int8,
-    virality_score float8, virality_probability float8, viral bool,
-    predicted_final_shares float8, ci_lower float8, ci_upper float8, dynamics text,
-    structural_virality float8, velocity float8, acceleration float8, params_hash text)";
-
-const UPSERT_MOMENTUM: &str = "
-INSERT INTO virality_momentum AS m (dimension, key, velocity, acceleration, posts, updated_at)
-SELECT dimension, key, velocity, acceleration, posts, now()
-FROM jsonb_to_recordset($1::jsonb) AS r(
-    dimension text, key text, velocity float8, acceleration float8, posts int8)
-ORDER BY dimension, key
-ON CONFLICT (dimension, key) DO UPDATE SET velocity = EXCLUDED.velocity,
-    acceleration = EXCLUDED.acceleration, updated_at = now()";
-
-/// Rows per statement.
-const WRITE_CHUNK: usize = 2_000;
-
-const UPSERT_FEED_POSITION: &str = "
-INSERT INTO virality_feed (id, position, holder, updated_at)
-VALUES (true, $1::text::xid8, $2, now())
-ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, holder = EXCLUDED.holder,
-    updated_at = now()";
-
-/// A failed write gives its rows and history back, to be written next time.
-type WriteResult = Result<(), (anyhow::Error, Vec<CascadeRow>, Vec<HistoryRow>)>;
-
-/// One write: cascades, history and momentum with the feed position they account for, in one
-/// transaction on the lock-holding connection.
-struct WriteJob {
-    conn: Conn,
-    rows: Vec<CascadeRow>,
-    history: Vec<HistoryRow>,
-    momentum: Vec<MomentumRow>,
-    cursor: Option<u64>,
-    holder: String,
-    epoch: u64,
-}
-
-impl WriteJob {
-    async fn run(self) -> WriteResult {
-        match write_rows(
-            &self.conn,
-            &self.rows,
-            &self.history,
-            &self.momentum,
-            self.cursor,
-            &self.holder,
-        )
-        .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => Err((e, self.rows, self.history)),
-        }
-    }
-}
-
-async fn write_rows(
-    conn: &Conn,
-    rows: &[CascadeRow],
-    history: &[HistoryRow],
-    momentum: &[MomentumRow],
-    cursor: Option<u64>,
-    holder: &str,
-) -> anyhow::Result<()> {
-    let mut client = conn.lock().await;
-    let tx = client.transaction().await?;
-    for chunk in rows.chunks(WRITE_CHUNK) {
-        tx.execute(UPSERT_CASCADES, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
-    for chunk in history.chunks(WRITE_CHUNK) {
-        tx.execute(INSERT_HISTORY, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
-    for chunk in momentum.chunks(WRITE_CHUNK) {
-        tx.execute(UPSERT_MOMENTUM, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
-    if let Some(cursor) = cursor {
-        tx.execute(UPSERT_FEED_POSITION, &[&cursor.to_string(), &holder])
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The id below which every transaction has ended: the oldest one still running.
-async fn horizon(client: &tokio_postgres::Client) -> anyhow::Result<u64> {
-    let row = client
-        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
-        .await?;
-    Ok(row.get::<_, String>(0).parse()?)
-}
-
-/// One read of the feed: the rows of the transactions in `[position, upper)`, and whether
-/// more ended transactions lie beyond `upper`.
-struct FeedRead {
-    rows: Vec<FeedRow>,
-    upper: u64,
-    more: bool,
-}
-
-/// Reads the engagements committed by transactions from `cursor` up to the oldest one still
-/// running (at most [`FEED_XID_SPAN`] ids): every transaction in that range has ended, so
-/// what it committed is visible now and nothing will be added to the range later.
-async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
-    let client = conn.lock().await;
-    let horizon = horizon(&client).await?;
-    if horizon <= cursor {
-        return Ok(FeedRead {
-            rows: Vec::new(),
-            upper: cursor,
-            more: false,
-        });
-    }
-    let upper = horizon.min(cursor.saturating_add(FEED_XID_SPAN));
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {FEED_COLUMNS} FROM engagements
-                 WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 ORDER BY at, key"
-            ),
-            &[&cursor.to_string(), &upper.to_string()],
-        )
-        .await?;
-    Ok(FeedRead {
-        rows: rows.iter().map(feed_row).collect(),
-        upper,
-        more: upper < horizon,
-    })
-}
-
-/// Finished cascades per platform the thresholds are learned from: the most recent ones, so
-/// the cost of learning is bounded however long history grows, and the threshold follows
-/// what is viral now.
-pub const THRESHOLD_HISTORY: i64 = 10_000;
-/// An analyst's reported final share count counts for at most this many times the shares
-/// Pulse observed (plus [`FEEDBACK_SLACK`]): feedback corrects an outcome Pulse saw part of,
-/// it cannot move a platform's threshold without bound.
-pub const FEEDBACK_FACTOR: i64 = 10;
-/// See [`FEEDBACK_FACTOR`].
-pub const FEEDBACK_SLACK: i64 = 100;
-
-/// Thresholds learned from finished cascades (feedback outcomes, bounded, win over observed
-/// counts): the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most
-/// recent finished cascades, for platforms with at least `min_history` of them.
-pub async fn learned_thresholds(
-    client: &tokio_postgres::Client,
-    quantile: f64,
-    min_history: i64,
-) -> anyhow::Result<BTreeMap<String, f64>> {
-    let platforms: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
-    let rows = client
-        .query(
-            "SELECT pl.platform, count(*),
-                    percentile_disc($1::float8) WITHIN GROUP (ORDER BY h.shares)
-             FROM unnest($2::text[]) AS pl(platform)
-             CROSS JOIN LATERAL (
-                 SELECT COALESCE(LEAST(f.final_shares, c.shares * $4 + $5), c.shares) AS shares
-                 FROM virality_cascades c
-                 LEFT JOIN LATERAL (
-                     SELECT final_shares FROM virality_feedback
-                     WHERE post_id = c.post_id AND final_shares IS NOT NULL
-                     ORDER BY id DESC LIMIT 1) f ON true
-                 WHERE c.status = 'finished' AND c.platform = pl.platform
-                 ORDER BY c.last_activity_at DESC
-                 LIMIT $3) h
-             GROUP BY pl.platform",
-            &[
-                &quantile.clamp(0.5, 0.9999),
-                &platforms,
-                &THRESHOLD_HISTORY,
-                &FEEDBACK_FACTOR,
-                &FEEDBACK_SLACK,
-            ],
-        )
-        .await?;
-    let mut out = BTreeMap::new();
-    for row in rows {
-        let platform: String = row.get(0);
-        let n: i64 = row.get(1);
-        let value: i64 = row.get(2);
-        if n >= min_history.max(1) {
-            out.insert(platform, (value as f64).max(1.0));
-        }
-    }
-    Ok(out)
-}
-
-fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
-    let platform: Option<String> = row.get(offset);
-    let sentiment: Option<String> = row.get(offset + 5);
-    let created: DateTime<Utc> = row.get(offset + 8);
-    PostMeta {
-        platform: platform.as_deref().and_then(Platform::parse),
-        product: row.get(offset + 1),
-        channel: row.get(offset + 2),
-        city: row.get(offset + 3),
-        country: row.get(offset + 4),
-        sentiment: sentiment.as_deref().and_then(SentimentLabel::parse),
-        hashtags: row.get(offset + 6),
-        author_followers: u64::try_from(row.get::<_, i64>(offset + 7)).unwrap_or(0),
-        created_at: unix_seconds(created),
-    }
-}
-
-async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(String, PostMeta)>> {
-    let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, platform, product, channel, city, country, sentiment_label, text,
-                    author_followers, created_at
-             FROM posts WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let platform: String = row.get(1);
-            let sentiment: String = row.get(6);
-            let text: String = row.get(7);
-            let created: DateTime<Utc> = row.get(9);
-            (
-                row.get(0),
-                PostMeta {
-                    platform: Platform::parse(&platform),
-                    product: row.get(2),
-                    channel: row.get(3),
-                    city: row.get(4),
-                    country: row.get(5),
-                    sentiment: SentimentLabel::parse(&sentiment),
-                    hashtags: virality::hashtags(&text),
-                    author_followers: u64::try_from(row.get::<_, i64>(8)).unwrap_or(0),
-                    created_at: unix_seconds(created),
-                },
-            )
-        })
-        .collect())
 }
 
 /// What a takeover starts from.

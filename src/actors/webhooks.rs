@@ -57,7 +57,7 @@ impl Deliverer {
     /// A deliverer sending through its own HTTP client, which reaches only the targets
     /// `webhooks.allow_private_targets` allows (see [`crate::egress`]).
     pub fn new(settings: Arc<Settings>, pool: Pool) -> Self {
-        let policy = settings.webhooks.target_policy();
+        let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
         if policy.allow_private {
             tracing::warn!("webhooks.allow_private_targets is on: webhooks may reach loopback and internal addresses");
         }
@@ -144,7 +144,7 @@ async fn deliver_due(
     .await?;
     tx.commit().await?;
 
-    let policy = settings.webhooks.target_policy();
+    let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
     let sends = due.into_iter().map(|d| async move {
         let body = d.payload.to_string();
         let timestamp = chrono::Utc::now().timestamp();

@@ -4,9 +4,11 @@
 pub mod bundle;
 pub mod lexicon;
 pub mod runtime;
+pub mod terms;
 pub mod transformer;
 
 use crate::config::AnalyzerSettings;
+pub use crate::config::Backend;
 use crate::models::Analysis;
 
 /// A text analyzer. One instance lives on one worker thread, so it may keep scratch buffers
@@ -49,23 +51,13 @@ impl Default for DecisionThresholds {
     }
 }
 
-/// Which backend the analyzer pool runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// The built-in lexicon analyzer: fast, no model files.
-    Lexicon,
-    /// Transformer model bundles run with ONNX Runtime.
-    Onnx,
-}
-
 /// Builds a fresh analyzer of `backend` for a worker thread (also used to restart one after a
 /// panic).
 pub fn build(backend: Backend, settings: &AnalyzerSettings) -> anyhow::Result<Box<dyn Analyzer>> {
     match backend {
         Backend::Lexicon => Ok(Box::new(lexicon::LexiconAnalyzer::new())),
         Backend::Onnx => Ok(Box::new(transformer::TransformerAnalyzer::load(
-            &settings.inference_options(),
+            &transformer::InferenceOptions::from_settings(settings),
         )?)),
     }
 }

@@ -19,6 +19,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 use super::bundle::{Activation, Bundle, Field, Head, Preprocess, MODEL_FILE, TOKENIZER_FILE};
 use super::lexicon::{churn_risk, LexiconAnalyzer};
 use super::{runtime, Analyzer, DecisionThresholds};
+use crate::config::AnalyzerSettings;
 use crate::models::{
     Analysis, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,
 };
@@ -38,6 +39,24 @@ pub struct InferenceOptions {
     pub max_length: usize,
     /// Keep ONNX Runtime's CPU arena, which holds on to its high-water mark for good.
     pub memory_arena: bool,
+}
+
+impl InferenceOptions {
+    /// What the transformer backend needs to load its sessions under `settings`.
+    pub fn from_settings(settings: &AnalyzerSettings) -> InferenceOptions {
+        InferenceOptions {
+            bundles: settings
+                .bundles
+                .iter()
+                .map(|b| resolve_bundle_dir(b))
+                .collect(),
+            onnxruntime: settings.onnxruntime.clone(),
+            intra_threads: settings.intra_threads,
+            batch_size: settings.batch_size,
+            max_length: settings.max_length,
+            memory_arena: settings.memory_arena,
+        }
+    }
 }
 
 /// One loaded bundle: its session, tokenizer and heads.

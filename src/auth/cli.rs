@@ -2,8 +2,38 @@
 //! user who ran it.
 
 use crate::audit::{self, Outcome};
-use crate::cli::KeysCommand;
 use crate::config::Settings;
+use clap::Subcommand;
+
+/// `pulse keys`: API key administration from the server's own shell, which is how the first
+/// admin key comes to exist.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// What the key may do: ingest (append events), analyst (read, live updates, work
+        /// alerts) or admin (everything, including rules, webhooks and keys).
+        #[arg(long)]
+        role: crate::auth::Role,
+        /// A label for people: who or what uses the key.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id: every process refuses it within `auth.key_refresh_secs`.
+    Revoke {
+        /// The key's id (the part after `pulse_`, before the second `_`).
+        id: String,
+    },
+}
 
 /// How the audit log names the command line's user.
 fn actor() -> String {

@@ -8,6 +8,14 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 
+pub mod alerts;
+pub mod lock;
+pub mod posts;
+pub mod query;
+pub mod rollups;
+mod text;
+pub mod virality;
+
 mod embedded {
     refinery::embed_migrations!("migrations");
 }

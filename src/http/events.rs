@@ -133,7 +133,7 @@ pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, Ap
     }
 
     let stream = state.settings.redis.stream.as_str();
-    let ids = crate::producer::xadd_events(&state.redis, stream, &encoded).await?;
+    let ids = crate::streams::producer::xadd_events(&state.redis, stream, &encoded).await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: ids.len(),

@@ -1,7 +1,7 @@
 //! The post filters shared by the listing and the metrics endpoints, validated in one place.
 
 use super::error::ApiError;
-use super::sql;
+use crate::db::query as sql;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::{Platform, SentimentLabel};
 

@@ -5,48 +5,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::openapi;
 use super::state::State;
-
-/// The map of the API at `GET /api/v1`, for people and scripts exploring it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ServiceMap {
-    /// Always `pulse`.
-    #[schema(example = "pulse")]
-    pub name: String,
-    /// The server's version.
-    pub version: String,
-    /// Every operation as `METHOD /path`, read from the OpenAPI document.
-    #[schema(example = json!(["GET /health", "GET /api/v1/posts"]))]
-    pub endpoints: Vec<String>,
-    /// Path of the OpenAPI document.
-    #[schema(example = "/api/openapi.json")]
-    pub openapi: String,
-    /// Path of the human-readable API reference.
-    #[schema(example = "/api/docs")]
-    pub docs: String,
-}
-
-/// A map of the API for people and scripts exploring it (`/` is the dashboard). The endpoint
-/// list comes from the OpenAPI document, so it names every route.
-#[utoipa::path(
-    tag = "service",
-    operation_id = "service_map",
-    summary = "Service map",
-    responses(
-        (status = 200, description = "Name, version and every endpoint", body = ServiceMap),
-    )
-)]
-#[get("/api/v1")]
-pub async fn index() -> HttpResponse {
-    HttpResponse::Ok().json(ServiceMap {
-        name: "pulse".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        endpoints: openapi::endpoints().to_vec(),
-        openapi: openapi::DOCUMENT_PATH.into(),
-        docs: openapi::DOCS_PATH.into(),
-    })
-}
 
 /// The liveness answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -6,96 +6,23 @@
 //! where it starts. Queries with filters read the stored posts of the same window.
 
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::filters::{self, PostFilters};
 use super::state::State;
 use super::AppState;
+use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
+use crate::models::metrics::share;
+pub use crate::models::metrics::{
+    ChurnStats, Dimension, EmotionCounts, EngagementTotals, KeyedStats, SentimentStats, Stats,
+    TermStats, Window,
+};
 
-/// Most items returned for one dimension.
-pub const MAX_ITEMS: i64 = 200;
 /// Most points a time series may have.
 pub const MAX_POINTS: i64 = 1_500;
-
-/// A rolling window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-pub enum Window {
-    #[serde(rename = "1m")]
-    OneMinute,
-    #[serde(rename = "5m")]
-    FiveMinutes,
-    #[serde(rename = "1h")]
-    OneHour,
-    #[serde(rename = "24h")]
-    OneDay,
-}
-
-impl Window {
-    /// Every window, shortest first.
-    pub const ALL: [Window; 4] = [
-        Window::OneMinute,
-        Window::FiveMinutes,
-        Window::OneHour,
-        Window::OneDay,
-    ];
-
-    /// Minutes the window spans.
-    pub fn minutes(self) -> i64 {
-        match self {
-            Window::OneMinute => 1,
-            Window::FiveMinutes => 5,
-            Window::OneHour => 60,
-            Window::OneDay => 1_440,
-        }
-    }
-
-    /// The query-string name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::OneMinute => "1m",
-            Window::FiveMinutes => "5m",
-            Window::OneHour => "1h",
-            Window::OneDay => "24h",
-        }
-    }
-
-    /// Start of the window: the first minute bucket it includes.
-    pub fn start(self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
-        minute - TimeDelta::minutes(self.minutes() - 1)
-    }
-}
-
-/// The dimensions Pulse aggregates by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Dimension {
-    Overall,
-    Platform,
-    City,
-    Country,
-    Product,
-    Channel,
-}
-
-impl Dimension {
-    /// Name in the rollup table and in `posts`' column names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Overall => "overall",
-            Dimension::Platform => "platform",
-            Dimension::City => "city",
-            Dimension::Country => "country",
-            Dimension::Product => "product",
-            Dimension::Channel => "channel",
-        }
-    }
-}
 
 /// Query of the window endpoints.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -127,198 +54,6 @@ impl WindowQuery {
         }
         .columns()
     }
-}
-
-/// Aggregates of one slice of posts over a window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Stats {
-    pub posts: i64,
-    pub sentiment: SentimentStats,
-    pub toxicity_mean: f64,
-    pub churn: ChurnStats,
-    pub emotions: EmotionCounts,
-    pub engagement: EngagementTotals,
-}
-
-/// Sentiment of a slice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct SentimentStats {
-    pub mean: f64,
-    pub negative: i64,
-    pub neutral: i64,
-    pub positive: i64,
-    pub negative_share: f64,
-    pub neutral_share: f64,
-    pub positive_share: f64,
-}
-
-/// Churn risk of a slice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ChurnStats {
-    pub mean: f64,
-    pub high: i64,
-    pub high_share: f64,
-}
-
-/// Posts per dominant emotion.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct EmotionCounts {
-    pub anger: i64,
-    pub joy: i64,
-    pub optimism: i64,
-    pub sadness: i64,
-}
-
-/// Engagement totals by kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct EngagementTotals {
-    pub likes: i64,
-    pub shares: i64,
-    pub comments: i64,
-    pub views: i64,
-}
-
-/// The sums every aggregate query selects, in this order, after any leading columns.
-const SUMS: &str = "sum(posts)::int8, sum(sentiment_sum)::float8, sum(negative)::int8, \
-    sum(neutral)::int8, sum(positive)::int8, sum(toxicity_sum)::float8, sum(churn_sum)::float8, \
-    sum(high_churn)::int8, sum(anger)::int8, sum(joy)::int8, sum(optimism)::int8, \
-    sum(sadness)::int8, sum(likes)::int8, sum(shares)::int8, sum(comments)::int8, sum(views)::int8";
-
-fn share(part: i64, whole: i64) -> f64 {
-    if whole > 0 {
-        part as f64 / whole as f64
-    } else {
-        0.0
-    }
-}
-
-impl Stats {
-    /// Reads the sums starting at column `at`.
-    pub fn from_row(row: &Row, at: usize) -> Stats {
-        let int = |i: usize| row.get::<_, Option<i64>>(at + i).unwrap_or(0);
-        let float = |i: usize| row.get::<_, Option<f64>>(at + i).unwrap_or(0.0);
-        let posts = int(0);
-        let mean = |sum: f64| if posts > 0 { sum / posts as f64 } else { 0.0 };
-        let (negative, neutral, positive) = (int(2), int(3), int(4));
-        Stats {
-            posts,
-            sentiment: SentimentStats {
-                mean: mean(float(1)),
-                negative,
-                neutral,
-                positive,
-                negative_share: share(negative, posts),
-                neutral_share: share(neutral, posts),
-                positive_share: share(positive, posts),
-            },
-            toxicity_mean: mean(float(5)),
-            churn: ChurnStats {
-                mean: mean(float(6)),
-                high: int(7),
-                high_share: share(int(7), posts),
-            },
-            emotions: EmotionCounts {
-                anger: int(8),
-                joy: int(9),
-                optimism: int(10),
-                sadness: int(11),
-            },
-            engagement: EngagementTotals {
-                likes: int(12),
-                shares: int(13),
-                comments: int(14),
-                views: int(15),
-            },
-        }
-    }
-}
-
-/// One key of a dimension with its stats.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct KeyedStats {
-    pub key: String,
-    #[serde(flatten)]
-    pub stats: Stats,
-}
-
-/// Stats per key of `dimension` over `window` (keys with the most posts first), from the
-/// rollups, or from the posts when `filters` are given.
-pub async fn by_dimension(
-    client: &tokio_postgres::Client,
-    dimension: Dimension,
-    window: Window,
-    filters: &[(&'static str, String)],
-    high_churn: f32,
-    now: DateTime<Utc>,
-) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
-    let from = window.start(now);
-    let rows = if filters.is_empty() {
-        let sql = format!(
-            "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 \
-             GROUP BY key ORDER BY 2 DESC, key LIMIT {MAX_ITEMS}"
-        );
-        client.query(&sql, &[&dimension.as_str(), &from]).await?
-    } else {
-        let key = match dimension {
-            Dimension::Overall => "''".to_string(),
-            d => d.as_str().to_string(),
-        };
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(from), Box::new(high_churn)];
-        let mut clauses = vec!["p.created_at >= $1".to_string()];
-        if dimension != Dimension::Overall {
-            clauses.push(format!("p.{key} IS NOT NULL"));
-        }
-        for (column, value) in filters {
-            params.push(Box::new(value.clone()));
-            clauses.push(format!("p.{column} = ${}", params.len()));
-        }
-        // Only the columns the sums need, and the window's engagements summed per post once:
-        // no copy of whole rows (texts included) is materialised.
-        let sql = format!(
-            "SELECT {key} AS key, {SUMS} FROM ( \
-                 SELECT p.platform, p.city, p.country, p.product, p.channel, 1 AS posts, \
-                 p.sentiment_score::float8 AS sentiment_sum, \
-                 (p.sentiment_label = 'negative')::int AS negative, \
-                 (p.sentiment_label = 'neutral')::int AS neutral, \
-                 (p.sentiment_label = 'positive')::int AS positive, \
-                 p.toxicity::float8 AS toxicity_sum, p.churn_risk::float8 AS churn_sum, \
-                 (p.churn_risk >= $2)::int AS high_churn, \
-                 (p.emotion IS NOT DISTINCT FROM 'anger')::int AS anger, \
-                 (p.emotion IS NOT DISTINCT FROM 'joy')::int AS joy, \
-                 (p.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism, \
-                 (p.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness, \
-                 COALESCE(eng.likes, 0) AS likes, COALESCE(eng.shares, 0) AS shares, \
-                 COALESCE(eng.comments, 0) AS comments, COALESCE(eng.views, 0) AS views \
-                 FROM posts p LEFT JOIN ( \
-                     SELECT e.post_id, \
-                     sum(CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END) AS likes, \
-                     sum(CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END) AS shares, \
-                     sum(CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END) AS comments, \
-                     sum(CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END) AS views \
-                     FROM engagements e WHERE e.at >= $1 GROUP BY e.post_id) eng \
-                 ON eng.post_id = p.id WHERE {where_}) s \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
-            where_ = clauses.join(" AND "),
-            key = if dimension == Dimension::Overall {
-                key
-            } else {
-                format!("s.{key}")
-            },
-        );
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        client.query(&sql, &refs).await?
-    };
-    Ok(rows
-        .iter()
-        .map(|row| KeyedStats {
-            key: row.get(0),
-            stats: Stats::from_row(row, 1),
-        })
-        .collect())
 }
 
 /// The window an answer covers: `from` is the start of its first minute, `to` the time of
@@ -636,7 +371,9 @@ pub async fn timeseries(
     let dimension = q.dimension.unwrap_or(Dimension::Overall);
     let key = match (dimension, q.key) {
         (Dimension::Overall, _) => String::new(),
-        (_, Some(k)) if !super::sql::storable(&k) => return Err(filters::nul_in_query("key")),
+        (_, Some(k)) if !crate::db::query::storable(&k) => {
+            return Err(filters::nul_in_query("key"))
+        }
         (_, Some(k)) => k,
         (_, None) => {
             return Err(ApiError::bad_request(
@@ -663,25 +400,12 @@ pub async fn timeseries(
         ));
     }
     let client = state.pool.get().await?;
-    let sql = format!(
-        "SELECT date_bin(make_interval(mins => $4), minute, TIMESTAMPTZ '2000-01-01') AS bucket, {SUMS} \
-         FROM metric_rollups WHERE dimension = $1 AND key = $2 AND minute >= $3 AND minute < $5 \
-         GROUP BY 1 ORDER BY 1"
-    );
-    let bucket_param = bucket_minutes as i32;
-    let rows = client
-        .query(
-            &sql,
-            &[&dimension.as_str(), &key, &from, &bucket_param, &to],
-        )
-        .await?;
-    let points: Vec<SeriesPoint> = rows
-        .iter()
-        .map(|row| SeriesPoint {
-            at: row.get(0),
-            stats: Stats::from_row(row, 1),
-        })
-        .collect();
+    let points: Vec<SeriesPoint> =
+        rollups::series(&client, dimension, &key, from, to, bucket_minutes)
+            .await?
+            .into_iter()
+            .map(|(at, stats)| SeriesPoint { at, stats })
+            .collect();
     Ok(HttpResponse::Ok().json(TimeSeries {
         dimension,
         key,
@@ -703,19 +427,6 @@ pub struct TermsQuery {
     /// How many terms, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-}
-
-/// One trending term.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TermStats {
-    /// The term, or the hashtag with its `#`.
-    pub term: String,
-    /// Whether the term is a hashtag.
-    pub hashtag: bool,
-    /// Posts of the window that contain it.
-    pub posts: i64,
-    /// Mean sentiment score of those posts (-1 to 1).
-    pub sentiment_mean: f64,
 }
 
 /// `GET /api/v1/trending/terms`.
@@ -754,25 +465,7 @@ pub async fn trending_terms(
     }
     let now = Utc::now();
     let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT term, sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
-             FROM term_rollups WHERE minute >= $1 GROUP BY term ORDER BY 2 DESC, term LIMIT $2",
-            &[&window.start(now), &limit],
-        )
-        .await?;
-    let terms: Vec<TermStats> = rows
-        .iter()
-        .map(|r| {
-            let term: String = r.get(0);
-            TermStats {
-                hashtag: term.starts_with('#'),
-                term,
-                posts: r.get(1),
-                sentiment_mean: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
-            }
-        })
-        .collect();
+    let terms = rollups::trending_terms(&client, window.start(now), limit).await?;
     Ok(HttpResponse::Ok().json(TrendingTerms {
         span: WindowSpan::new(window, now),
         terms,

@@ -18,6 +18,7 @@ pub mod events;
 pub mod filters;
 pub mod guard;
 pub mod health;
+pub mod live;
 pub mod metrics_api;
 pub mod openapi;
 pub mod peer;
@@ -26,7 +27,6 @@ pub mod posts;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
-pub mod sql;
 pub mod state;
 pub mod virality_api;
 pub mod webhooks_api;
@@ -78,7 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .service(health::index)
+        .service(openapi::index)
         .service(health::health)
         .service(health::ready)
         .service(health::prometheus)
@@ -123,7 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(virality_api::momentum)
         .service(virality_api::score)
         .service(virality_api::feedback)
-        .route("/ws", web::get().to(crate::ws::connect));
+        .route("/ws", web::get().to(live::connect));
 }
 
 /// Builds the actix-web app for `state`.

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use actix_web::http::header;
 use actix_web::{get, HttpResponse};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -22,7 +23,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
 };
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::ErrorBody;
 use super::{
@@ -51,7 +52,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        health::index,
+        index,
         health::health,
         health::ready,
         health::prometheus,
@@ -90,7 +91,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         virality_api::momentum,
         virality_api::score,
         virality_api::feedback,
-        crate::ws::connect,
+        super::live::connect,
         auth_api::auth_status,
         auth_api::token,
         auth_api::list_keys,
@@ -352,6 +353,46 @@ fn static_text(content_type: &'static str, body: &'static str) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-content-type-options", "nosniff"))
         .body(body)
+}
+
+/// The map of the API at `GET /api/v1`, for people and scripts exploring it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceMap {
+    /// Always `pulse`.
+    #[schema(example = "pulse")]
+    pub name: String,
+    /// The server's version.
+    pub version: String,
+    /// Every operation as `METHOD /path`, read from the OpenAPI document.
+    #[schema(example = json!(["GET /health", "GET /api/v1/posts"]))]
+    pub endpoints: Vec<String>,
+    /// Path of the OpenAPI document.
+    #[schema(example = "/api/openapi.json")]
+    pub openapi: String,
+    /// Path of the human-readable API reference.
+    #[schema(example = "/api/docs")]
+    pub docs: String,
+}
+
+/// A map of the API for people and scripts exploring it (`/` is the dashboard). The endpoint
+/// list comes from the OpenAPI document, so it names every route.
+#[utoipa::path(
+    tag = "service",
+    operation_id = "service_map",
+    summary = "Service map",
+    responses(
+        (status = 200, description = "Name, version and every endpoint", body = ServiceMap),
+    )
+)]
+#[get("/api/v1")]
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(ServiceMap {
+        name: "pulse".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        endpoints: endpoints().to_vec(),
+        openapi: DOCUMENT_PATH.into(),
+        docs: DOCS_PATH.into(),
+    })
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::filters;
-use super::sql::{self, Conditions};
 use super::state::State;
-use crate::actors::virality::learned_thresholds;
 use crate::config::ViralitySettings;
+use crate::db::query::{self as sql, Conditions};
+use crate::db::virality::learned_thresholds;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
 use crate::virality::calibration::Calibration;
 use crate::virality::cascade::Structure;

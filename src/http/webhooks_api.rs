@@ -6,11 +6,10 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::alerts_api::RuleKind;
 use super::error::{ApiError, ErrorBody};
-use super::sql;
 use super::state::State;
-use crate::actors::alerter::KINDS;
+use crate::db::query as sql;
+use crate::models::alerts::RuleKind;
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;
@@ -28,8 +27,7 @@ pub struct WebhookInput {
     #[schema(min_length = 16, max_length = 256)]
     pub secret: Option<String>,
     /// Alert kinds to deliver; all when absent.
-    #[schema(value_type = Option<Vec<RuleKind>>)]
-    pub kinds: Option<Vec<String>>,
+    pub kinds: Option<Vec<RuleKind>>,
 }
 
 /// A subscription as listed (the secret is never returned after creation).
@@ -40,8 +38,7 @@ pub struct Webhook {
     /// signing secret.
     pub url: String,
     /// Alert kinds delivered; null for all.
-    #[schema(value_type = Option<Vec<RuleKind>>)]
-    pub kinds: Option<Vec<String>>,
+    pub kinds: Option<Vec<RuleKind>>,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -123,22 +120,11 @@ pub async fn create(
             "url must be an http:// or https:// URL",
         ));
     }
-    if let Err(e) = state
-        .settings
-        .webhooks
-        .target_policy()
+    if let Err(e) = crate::egress::TargetPolicy::from_settings(&state.settings.webhooks)
         .check_target(url)
         .await
     {
         return Err(ApiError::bad_request("invalid_webhook", e.to_string()));
-    }
-    if let Some(kinds) = &input.kinds {
-        if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(
-                "invalid_webhook",
-                format!("unknown alert kind `{bad}`"),
-            ));
-        }
     }
     if let Some(field) = sql::unstorable([("url", Some(url)), ("secret", input.secret.as_deref())])
     {

@@ -170,3 +170,19 @@ pub struct Analysis {
     /// Name and version of the model, e.g. `lexicon-vader@1`.
     pub model: String,
 }
+
+/// A post with its analysis, ready to store.
+#[derive(Debug, Clone)]
+pub struct AnalyzedPost {
+    pub entry_id: String,
+    pub post: super::Post,
+    pub analysis: Analysis,
+}
+
+impl AnalyzedPost {
+    /// When the post reached Pulse: its stream entry's XADD time.
+    pub fn received_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let ms = self.entry_id.split_once('-')?.0.parse().ok()?;
+        chrono::DateTime::from_timestamp_millis(ms)
+    }
+}

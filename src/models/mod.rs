@@ -2,11 +2,17 @@
 //! attaches to each post. Values are validated once, at the edge, and carry their ranges in
 //! their types.
 
+pub mod alerts;
 pub mod analysis;
 pub mod event;
+pub mod live;
+pub mod metrics;
 pub mod time;
+pub mod views;
 
-pub use analysis::{Analysis, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore};
+pub use analysis::{
+    Analysis, AnalyzedPost, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,
+};
 pub use event::{
     Author, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post, PostMetrics,
 };

@@ -9,9 +9,8 @@ use fred::prelude::*;
 
 use crate::generate::{Generator, GeneratorOptions};
 use crate::models::Event;
+use crate::streams::producer::{xadd_events, MAX_PIPELINE};
 
-/// Most events sent in one pipelined round trip.
-pub const MAX_PIPELINE: usize = 500;
 /// How often the pacer wakes up to send what is due.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -52,28 +51,6 @@ pub struct ProduceReport {
     pub events: u64,
     pub posts: u64,
     pub seconds: f64,
-}
-
-/// Appends encoded events to `stream` as `{"event": json}` entries in one pipelined round
-/// trip, the format every producer uses; returns the entry ids in order.
-pub async fn xadd_events<S: AsRef<str>>(
-    redis: &Client,
-    stream: &str,
-    events: &[S],
-) -> Result<Vec<String>, Error> {
-    let pipeline = redis.pipeline();
-    for json in events {
-        let _: () = pipeline
-            .xadd(
-                stream,
-                false,
-                None::<()>,
-                "*",
-                vec![("event", json.as_ref())],
-            )
-            .await?;
-    }
-    pipeline.all().await
 }
 
 /// Builds the generator for `options`, starting its virtual clock now.

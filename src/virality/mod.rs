@@ -365,7 +365,7 @@ impl Model {
 
 /// Hashtags of a post text, lowercased with their `#`, each once.
 pub fn hashtags(text: &str) -> Vec<String> {
-    crate::actors::aggregator::extract_terms(text)
+    crate::analysis::terms::extract_terms(text)
         .into_iter()
         .filter(|t| t.starts_with('#'))
         .take(16)

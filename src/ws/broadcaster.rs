@@ -12,74 +12,26 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use actix::{Actor, Addr, Context, Handler, Message};
+use actix::{Actor, Context, Handler};
 use bytestring::ByteString;
 
 use super::fanout::{FanoutItem, FanoutSender, Remote};
+use super::messages::{
+    CloseAll, CredentialRevoked, GoingAway, KeyRevoked, Register, SessionCount, SessionHandle,
+    SessionId, Unregister, Wake,
+};
 use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
-use super::session::{CredentialRevoked, GoingAway, Wake, WsSession};
+pub use crate::actors::messages::Publish;
 use crate::actors::messages::{AnalyzedPost, Committed};
-use crate::http::posts::PostView;
+use crate::models::views::PostView;
 use crate::telemetry::names;
 
-/// Identifies a session in the registry.
-pub type SessionId = u64;
-
-/// A new session, sent by the session when it starts.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Register {
-    pub id: SessionId,
-    pub addr: Addr<WsSession>,
-    pub outbox: Arc<Outbox>,
-    /// The API key the session was opened with.
-    pub key_id: Option<Arc<str>>,
-}
-
-/// A session that stopped, sent by the session itself.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Unregister {
-    pub id: SessionId,
-}
-
-/// A live event of another topic (`alerts`, `virality`), already serialized, delivered as
-/// `{"type": event_type, "data": data}` to subscribers of `topic` whose filter matches
-/// `keys`. Queued like posts, but dropped only when a session holds nothing else.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
-pub struct Publish {
-    pub topic: Topic,
-    /// The message `type`, e.g. `alert:negative_spike` or `virality:update`.
-    pub event_type: String,
-    /// The message `data` as JSON.
-    pub data: Arc<str>,
-    /// What the event is about, matched against session filters.
-    pub keys: FilterKeys,
-}
-
-/// Asks every session to send what it has queued and close (server shutdown). Answers once
-/// every session has been told.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CloseAll;
-
-/// The number of registered sessions.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct SessionCount;
-
 struct Registered {
-    addr: Addr<WsSession>,
+    session: SessionHandle,
     outbox: Arc<Outbox>,
     key_id: Option<Arc<str>>,
 }
-
-/// API key `0` was revoked: its sessions close.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct KeyRevoked(pub Arc<str>);
 
 /// The fan-out actor. See the module documentation.
 pub struct Broadcaster {
@@ -117,7 +69,7 @@ impl Broadcaster {
             if pushed.wake {
                 // Full means a wake-up is already waiting in the mailbox; the session's
                 // heartbeat drains its outbox as well, so none is ever lost for good.
-                if let Err(actix::dev::SendError::Closed(_)) = session.addr.try_send(Wake) {
+                if let Err(actix::dev::SendError::Closed(_)) = session.session.wake.try_send(Wake) {
                     gone.push(*id);
                 }
             }
@@ -142,7 +94,7 @@ impl Handler<Register> for Broadcaster {
         self.sessions.insert(
             msg.id,
             Registered {
-                addr: msg.addr,
+                session: msg.session,
                 outbox: msg.outbox,
                 key_id: msg.key_id,
             },
@@ -313,7 +265,7 @@ impl Handler<CloseAll> for Broadcaster {
     fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
         let n = self.sessions.len();
         for (_, session) in self.sessions.drain() {
-            let _ = session.addr.try_send(GoingAway);
+            let _ = session.session.going_away.try_send(GoingAway);
         }
         n
     }
@@ -328,7 +280,7 @@ impl Handler<KeyRevoked> for Broadcaster {
         let mut closed = 0;
         for session in self.sessions.values() {
             if session.key_id.as_deref() == Some(&*msg.0) {
-                session.addr.do_send(CredentialRevoked);
+                session.session.revoked.do_send(CredentialRevoked);
                 closed += 1;
             }
         }

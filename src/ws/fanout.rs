@@ -34,13 +34,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Addr, Message};
+use actix::{Message, Recipient};
 use bytestring::ByteString;
 use fred::prelude::*;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use super::broadcaster::Broadcaster;
 use super::protocol::{FilterKeys, Topic};
 use crate::config::Settings;
 use crate::telemetry::names;
@@ -185,7 +184,7 @@ impl Fanout {
     pub fn start(
         settings: &Settings,
         queue: FanoutQueue,
-        broadcaster: Addr<Broadcaster>,
+        broadcaster: Recipient<Remote>,
     ) -> Fanout {
         let origin = uuid::Uuid::new_v4().simple().to_string();
         let channel = settings.fanout_channel();
@@ -246,17 +245,17 @@ fn client(url: &str, buffer: usize) -> anyhow::Result<Client> {
     let config = Config::from_url(url)?;
     Ok(Builder::from_config(config)
         .with_connection_config(|c| {
-            c.connection_timeout = crate::redis::CONNECT_TIMEOUT;
+            c.connection_timeout = crate::streams::connect::CONNECT_TIMEOUT;
             c.max_command_attempts = 1;
         })
         .with_performance_config(|p| {
-            p.default_command_timeout = crate::redis::COMMAND_TIMEOUT;
+            p.default_command_timeout = crate::streams::connect::COMMAND_TIMEOUT;
             p.broadcast_channel_capacity = buffer;
         })
         .set_policy(ReconnectPolicy::new_exponential(
             0,
             50,
-            crate::redis::MAX_RECONNECT_DELAY_MS,
+            crate::streams::connect::MAX_RECONNECT_DELAY_MS,
             2,
         ))
         .build()?)
@@ -516,7 +515,7 @@ async fn subscribe_loop(
     url: String,
     channel: String,
     origin: String,
-    broadcaster: Addr<Broadcaster>,
+    broadcaster: Recipient<Remote>,
     peers: Peers,
     mut stop: watch::Receiver<bool>,
 ) {

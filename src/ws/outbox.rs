@@ -227,7 +227,7 @@ impl Outbox {
         }
         let n = room.min(state.queue.len());
         out.extend(state.queue.drain(..n).map(|q| Outgoing {
-            class: q.topic.class(),
+            class: protocol::class_of(q.topic),
             text: q.text,
         }));
         if state.queue.is_empty() && state.queue.capacity() > IDLE_QUEUE_CAPACITY {

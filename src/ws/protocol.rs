@@ -11,64 +11,23 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use crate::models::event::MAX_LABEL_BYTES;
+pub use crate::models::live::{
+    FilterKeys, Topic, ALERT_PREFIX, MESSAGE_NEW, METRICS_INITIAL, METRICS_UPDATE, VIRALITY_UPDATE,
+};
 use crate::models::{Platform, SentimentLabel};
 
-/// `type` of a new committed post.
-pub const MESSAGE_NEW: &str = "message:new";
-/// `type` of the metrics snapshot sent on subscribing to `metrics`.
-pub const METRICS_INITIAL: &str = "metrics:initial";
-/// `type` of a later metrics snapshot.
-pub const METRICS_UPDATE: &str = "metrics:update";
-/// `type` of virality updates.
-pub const VIRALITY_UPDATE: &str = "virality:update";
-/// Prefix of alert `type`s: `alert:<kind>`.
-pub const ALERT_PREFIX: &str = "alert:";
-
-/// What a client can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Topic {
-    /// Every new post (`message:new`), filtered.
-    Posts,
-    /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
-    Metrics,
-    /// Alerts (`alert:<kind>`), filtered by the keys they carry.
-    Alerts,
-    /// Virality updates (`virality:update`), filtered by the keys they carry.
-    Virality,
+/// The class of `topic`'s messages.
+pub fn class_of(topic: Topic) -> MessageClass {
+    match topic {
+        Topic::Posts => MessageClass::Message,
+        Topic::Metrics => MessageClass::Metrics,
+        Topic::Alerts => MessageClass::Alert,
+        Topic::Virality => MessageClass::Virality,
+    }
 }
 
-impl Topic {
-    /// Every topic, in documentation order.
-    pub const ALL: [Topic; 4] = [Topic::Posts, Topic::Metrics, Topic::Alerts, Topic::Virality];
-
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Topic::Posts => "posts",
-            Topic::Metrics => "metrics",
-            Topic::Alerts => "alerts",
-            Topic::Virality => "virality",
-        }
-    }
-
-    /// Parses a wire name; `None` for an unknown topic.
-    pub fn parse(name: &str) -> Option<Topic> {
-        Topic::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-
-    /// The class of this topic's messages.
-    pub fn class(self) -> MessageClass {
-        match self {
-            Topic::Posts => MessageClass::Message,
-            Topic::Metrics => MessageClass::Metrics,
-            Topic::Alerts => MessageClass::Alert,
-            Topic::Virality => MessageClass::Virality,
-        }
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
+fn bit(topic: Topic) -> u8 {
+    1 << (topic as u8)
 }
 
 /// The classes of server messages: the `type` label of `pulse_ws_messages_sent_total`.
@@ -115,12 +74,12 @@ pub struct TopicSet(u8);
 impl TopicSet {
     /// Whether `topic` is in the set.
     pub fn contains(self, topic: Topic) -> bool {
-        self.0 & topic.bit() != 0
+        self.0 & bit(topic) != 0
     }
 
     /// Adds `topic`.
     pub fn insert(&mut self, topic: Topic) {
-        self.0 |= topic.bit();
+        self.0 |= bit(topic);
     }
 
     /// Every topic of either set.
@@ -153,24 +112,6 @@ impl Serialize for TopicSet {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter().map(Topic::as_str))
     }
-}
-
-/// The dimensions an event can be filtered on. On an event, `None` means the event is not
-/// about any particular value of that dimension (a post without a city, a stream-wide alert).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FilterKeys {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub product: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sentiment: Option<SentimentLabel>,
 }
 
 /// A session's filter: the key values an event must carry to be delivered. An empty filter

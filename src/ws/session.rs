@@ -12,23 +12,20 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::fut::ActorFuture;
-use actix::{Actor, ActorContext, AsyncContext, Handler, Message, StreamHandler};
+use actix::{Actor, ActorContext, AsyncContext, Handler, StreamHandler};
 use actix_http::ws::Item;
 use actix_web::web::BytesMut;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use super::broadcaster::{Register, SessionId, Unregister};
+use super::hub::{Hub, SessionPermit};
+use super::messages::{
+    CredentialRevoked, GoingAway, Register, SessionHandle, SessionId, Unregister, Wake,
+};
 use super::outbox::{Outbox, Outgoing, Subscription};
 use super::protocol::{self, ClientError, ClientMessage, ErrorCode, MessageClass, Topic};
-use super::{Hub, SessionPermit};
 use crate::telemetry::names;
 
-/// How often the server pings a client (the default of `ws.heartbeat_secs`).
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a client may stay silent, pongs included, before it is disconnected (the
-/// default of `ws.client_timeout_secs`).
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most messages written per poll of the session: about one write buffer's worth, so a
 /// session never moves its whole outbox into memory the socket has not taken.
 pub const DRAIN_CHUNK_MESSAGES: usize = 64;
@@ -36,21 +33,6 @@ pub const DRAIN_CHUNK_MESSAGES: usize = 64;
 /// (its client was not reading): the client could not have answered, so its silence until
 /// then is not held against it.
 const STALL_INTERVALS: u32 = 2;
-
-/// The broadcaster queued something for this session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Wake;
-
-/// The server is shutting down: send what is queued, then close.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct GoingAway;
-
-/// The credential the session was opened with was revoked: close at once.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CredentialRevoked;
 
 /// A message being received in several frames.
 struct Fragments {
@@ -264,7 +246,14 @@ impl Actor for WsSession {
         ctx.set_mailbox_capacity(4);
         self.hub.broadcaster().do_send(Register {
             id: self.id,
-            addr: ctx.address(),
+            session: {
+                let addr = ctx.address();
+                SessionHandle {
+                    wake: addr.clone().recipient(),
+                    going_away: addr.clone().recipient(),
+                    revoked: addr.recipient(),
+                }
+            },
             outbox: self.outbox.clone(),
             key_id: self.key_id.clone(),
         });

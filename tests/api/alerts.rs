@@ -2,8 +2,7 @@
 //! spike fires exactly the expected alerts, once, with their evidence, over REST and WebSocket;
 //! rules are managed over REST.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;
@@ -23,12 +22,7 @@ fn post_at(id: &str, text: &str, minutes_ago: i64) -> String {
 }
 
 async fn get(app: &Application, path: &str) -> Value {
-    reqwest::get(format!("http://{}{path}", app.address()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    http_get(app, path).await.1
 }
 
 #[actix_rt::test]
@@ -52,7 +46,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
             ));
         }
     }
-    pulse::producer::xadd_events(&redis, &env.stream, &events)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
         .await
         .unwrap();
 
@@ -91,7 +85,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
             )
         })
         .collect();
-    pulse::producer::xadd_events(&redis, &env.stream, &spike)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &spike)
         .await
         .unwrap();
     assert!(
@@ -409,7 +403,7 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
             )
         })
         .collect();
-    pulse::producer::xadd_events(&redis, &env.stream, &angry)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
         .await
         .unwrap();
 
@@ -523,7 +517,7 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     let angry: Vec<String> = (0..10)
         .map(|i| post_at(&format!("r-{i}"), "This is terrible, I hate it", 0))
         .collect();
-    pulse::producer::xadd_events(&redis, &env.stream, &angry)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
         .await
         .unwrap();
     let status = || async {

@@ -7,8 +7,7 @@
 //! nothing may answer 500, and every response but the liveness probe's is counted against a
 //! rate budget: refusals against the address's, in the order they happen.
 
-mod common;
-
+use crate::common;
 use std::collections::HashMap;
 
 use chrono::{Duration as TimeDelta, Utc};

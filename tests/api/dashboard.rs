@@ -8,8 +8,7 @@
 //! The browser tests need the built frontend (`cd frontend && npm ci && npm run build`, which
 //! `scripts/test.sh` does first), Node.js and `/usr/bin/chromium`.
 
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! The HTTP API against a real Pulse: health, readiness, metrics, event intake, post
 //! queries, and the one error shape.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;
@@ -17,15 +16,8 @@ struct Api {
 
 impl Api {
     async fn start() -> Api {
-        let env = TestEnv::new().await;
-        let app = Application::build(env.settings(), ServeOptions::default())
-            .await
-            .unwrap();
-        Api {
-            app,
-            env,
-            http: reqwest::Client::new(),
-        }
+        let TestApp { app, env, http } = spawn_app().await;
+        Api { app, env, http }
     }
 
     fn url(&self, path: &str) -> String {

@@ -2,20 +2,20 @@
 //! rollups from two processes sharing a group equal those of one, time series and trending
 //! terms add up.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
 use pulse::app::{Application, ServeOptions};
 use pulse::models::Event;
-use pulse::producer::{self, ProduceOptions};
+use pulse::sources::demo::ProduceOptions;
+use pulse::streams::producer;
 use serde_json::Value;
 
 /// `n` generated events (posts, and engagements when asked), timestamped now.
 fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
-    let mut generator = producer::generator(&ProduceOptions {
+    let mut generator = pulse::sources::demo::generator(&ProduceOptions {
         rate: 0.0,
         total: None,
         duration: None,
@@ -43,11 +43,9 @@ async fn xadd_all(redis: &Client, stream: &str, events: &[String]) {
 }
 
 async fn get(app: &Application, path: &str) -> Value {
-    let res = reqwest::get(format!("http://{}{path}", app.address()))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().await.unwrap()
+    let (status, body) = http_get(app, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {

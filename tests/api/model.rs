@@ -3,8 +3,7 @@
 //! the model with every post and falls back to the lexicon under a backlog, and the analyze
 //! endpoint answers synchronously.
 
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -6,14 +6,12 @@
 //! schemathesis comes from the project venv (`scripts/models.sh` installs it and exports
 //! `PULSE_SCHEMATHESIS`; `bash scripts/test.sh` does both).
 
-mod common;
-
+use crate::common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
 use pulse::app::{Application, ServeOptions};
-use pulse::config::Settings;
 use serde_json::Value;
 
 /// Test cases per operation and phase: enough to reach past validation on every operation,
@@ -32,8 +30,6 @@ const CHECKS: &str = "not_a_server_error,response_schema_conformance,\
 pub struct AppInfo {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
-    /// The settings it runs with.
-    pub settings: Settings,
     /// An admin key, so the run reaches every operation past authentication.
     pub admin_key: String,
 }
@@ -73,7 +69,7 @@ async fn serve() -> Served {
     settings.auth.open = false;
     settings.auth.jwt_secret =
         pulse::config::Secret("e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into());
-    let app = Application::build(settings.clone(), ServeOptions::default())
+    let app = Application::build(settings, ServeOptions::default())
         .await
         .unwrap();
     let admin_key = pulse::auth::keys::create(
@@ -87,7 +83,6 @@ async fn serve() -> Served {
     .key;
     let info = AppInfo {
         base_url: format!("http://{}", app.address()),
-        settings,
         admin_key,
     };
     Served {

@@ -1,12 +1,12 @@
 //! The pipeline on the real PostgreSQL and Redis: stored once with its analysis,
 //! acknowledged, replays absorbed, bad entries dead-lettered, crashed stages restarted.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
+#[cfg(feature = "fault-injection")]
 use pulse::actors::Stage;
 use pulse::app::{Application, ServeOptions};
 
@@ -222,6 +222,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     app.shutdown().await;
 }
 
+#[cfg(feature = "fault-injection")]
 #[actix_rt::test]
 async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     let env = TestEnv::new().await;

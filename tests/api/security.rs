@@ -3,8 +3,7 @@
 //! and recover, oversize and deeply nested inputs, the audit log, browser protections, and
 //! the refusal to start open by accident. Every attack here is one a client could send.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;

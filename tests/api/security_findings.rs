@@ -5,8 +5,7 @@
 //! megabytes, and the smaller findings (foreign Hosts, forwarded addresses, secrets in URLs,
 //! key-id timing, out-of-range queries, unbounded history, feedback that moves thresholds).
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;
@@ -905,11 +904,11 @@ async fn feedback_moves_the_viral_threshold_only_within_bounds() {
     )
     .await
     .unwrap();
-    let learned = pulse::actors::virality::learned_thresholds(&pg, 0.99, 500)
+    let learned = pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
         .await
         .unwrap();
-    let bound = (10 * pulse::actors::virality::FEEDBACK_FACTOR
-        + pulse::actors::virality::FEEDBACK_SLACK) as f64;
+    let bound =
+        (10 * pulse::db::virality::FEEDBACK_FACTOR + pulse::db::virality::FEEDBACK_SLACK) as f64;
     assert!(learned["twitter"] <= bound, "{learned:?}");
     assert!(
         learned["twitter"] > 10.0,

@@ -2,8 +2,7 @@
 //! classified deep or broad, ranked on the trending endpoint, survive a restart, reach
 //! WebSocket subscribers; scoring and feedback validate their input.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -57,21 +56,11 @@ fn settings(env: &TestEnv) -> pulse::config::Settings {
 }
 
 async fn get(app: &Application, path: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("http://{}{path}", app.address()))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    http_get(app, path).await
 }
 
 async fn post_json(app: &Application, path: &str, body: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{}{path}", app.address()))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    http_post(app, path, body).await
 }
 
 /// Waits until the post's tracked virality has `shares` shares; returns its current object.
@@ -100,7 +89,7 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
     let created = Utc::now() - TimeDelta::minutes(5);
     let mut events = cascade("deep", 40, true, created);
     events.extend(cascade("broad", 40, false, created));
-    pulse::producer::xadd_events(&redis, &env.stream, &events)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
         .await
         .unwrap();
 
@@ -149,7 +138,7 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
     events.push(share("slow", 1, created + TimeDelta::seconds(100), None));
     events.extend(cascade("fast", 60, false, created));
-    pulse::producer::xadd_events(&redis, &env.stream, &events)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
         .await
         .unwrap();
     virality_with(&app, "slow", 2).await;
@@ -206,7 +195,7 @@ async fn predictions_survive_a_restart() {
     for i in 25..35 {
         events.push(share("kept", i, created + TimeDelta::seconds(40), None));
     }
-    pulse::producer::xadd_events(&redis, &env.stream, &events)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
         .await
         .unwrap();
     let before = virality_with(&app, "kept", 35).await;
@@ -238,7 +227,7 @@ async fn predictions_survive_a_restart() {
         created + TimeDelta::seconds(60),
         Some("kept:s24".into()),
     )];
-    pulse::producer::xadd_events(&redis, &env.stream, &more)
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &more)
         .await
         .unwrap();
     let grown = virality_with(&app, "kept", 36).await;
@@ -358,9 +347,13 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
     .await
     .unwrap();
     let created = Utc::now() - TimeDelta::minutes(1);
-    pulse::producer::xadd_events(&redis, &env.stream, &cascade("live", 50, false, created))
-        .await
-        .unwrap();
+    pulse::streams::producer::xadd_events(
+        &redis,
+        &env.stream,
+        &cascade("live", 50, false, created),
+    )
+    .await
+    .unwrap();
     let update = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(frame)) = ws.next().await {
             if let Message::Text(text) = frame {

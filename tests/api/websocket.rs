@@ -2,8 +2,7 @@
 //! unsubscribe, bad client messages and limits, slow clients that stop reading, metrics
 //! snapshots and heartbeats.
 
-mod common;
-
+use crate::common;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -13,6 +13,10 @@ use fred::prelude::*;
 use pulse::config::Settings;
 use tokio_postgres::NoTls;
 
+pub mod app;
+#[allow(unused_imports)]
+pub use app::{http_get, http_post, spawn_app, spawn_app_with, TestApp};
+
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
     std::env::var("DATABASE_URL")
@@ -127,7 +131,7 @@ impl TestEnv {
 
     /// A Redis client for the test's own commands.
     pub async fn redis(&self) -> Client {
-        pulse::redis::connect(&self.redis_url, "test")
+        pulse::streams::connect(&self.redis_url, "test")
             .await
             .expect("redis")
     }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::websocket::Server;
-use crate::producer::{self, ProduceOptions};
+use crate::sources::demo::{self as producer, ProduceOptions};
 
 /// Options of the alert benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -175,7 +175,7 @@ async fn send_spike(
             "created_at": chrono::Utc::now().to_rfc3339(), "product": product,
         })
         .to_string();
-        producer::xadd_events(redis, stream, &[event]).await?;
+        crate::streams::producer::xadd_events(redis, stream, &[event]).await?;
         tokio::time::sleep(Duration::from_millis(8)).await;
     }
     Ok(())

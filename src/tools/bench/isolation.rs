@@ -22,7 +22,7 @@ use crate::actors::messages::{AnalyzedBatch, StreamedEngagement};
 use crate::analysis;
 use crate::config::Settings;
 use crate::models::{Engagement, EngagementKind};
-use crate::producer::{self, ProduceOptions};
+use crate::sources::demo::{self as producer, ProduceOptions};
 use crate::telemetry::names;
 
 /// Options of the isolation part.

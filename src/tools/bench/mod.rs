@@ -30,7 +30,7 @@ use crate::analysis;
 use crate::app::{Application, ServeOptions};
 use crate::config::Settings;
 use crate::models::Event;
-use crate::producer::{self, ProduceOptions};
+use crate::sources::demo::{self as producer, ProduceOptions};
 
 /// Entries per raw pipeline, read and insert batch (the same as Pulse's default read batch).
 const RAW_BATCH: usize = 500;
@@ -126,7 +126,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     create_database(&admin_url, &database).await?;
     let db_url = replace_database(&admin_url, &database);
     crate::db::migrate(&db_url).await?;
-    let redis = crate::redis::connect(&settings.redis.url, "bench").await?;
+    let redis = crate::streams::connect(&settings.redis.url, "bench").await?;
     let mut report = BenchReport {
         events: args.events,
         cores: Settings::threads_or_cores(0),
@@ -365,7 +365,7 @@ pub(crate) async fn raw_xadd(
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     for chunk in events.chunks(RAW_BATCH) {
-        producer::xadd_events(redis, stream, chunk).await?;
+        crate::streams::producer::xadd_events(redis, stream, chunk).await?;
     }
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
@@ -707,7 +707,7 @@ fn replace_database(url: &str, db: &str) -> String {
     }
 }
 
-/// The report as the README's table.
+/// The report as the table of `docs/benchmarks.md`.
 pub fn markdown(r: &BenchReport) -> String {
     format!(
         "| measure | result |\n|---|---|\n\

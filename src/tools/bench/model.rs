@@ -88,7 +88,7 @@ fn raw_onnx(
     texts: &[String],
     workers: usize,
 ) -> anyhow::Result<(String, f64)> {
-    let options = settings.analyzer.inference_options();
+    let options = crate::analysis::transformer::InferenceOptions::from_settings(&settings.analyzer);
     let share = texts.len().div_ceil(workers).max(1);
     let results: Vec<anyhow::Result<(String, Duration, usize)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = texts

@@ -196,7 +196,7 @@ async fn one_run(
     args: &ScaleArgs,
 ) -> anyhow::Result<ScaleRun> {
     let n = ((rate * args.scale_secs).ceil() as usize).min(events.len());
-    let producer = crate::redis::connect(&settings.redis.url, "bench-producer").await?;
+    let producer = crate::streams::connect(&settings.redis.url, "bench-producer").await?;
     let offer = tokio::spawn(offer(producer, stream.to_string(), events.clone(), n, rate));
 
     tokio::time::sleep(Duration::from_secs_f64(args.scale_warmup_secs)).await;
@@ -256,8 +256,8 @@ async fn offer(
     while sent < n {
         let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(n);
         if due > sent {
-            for chunk in events[sent..due].chunks(crate::producer::MAX_PIPELINE) {
-                crate::producer::xadd_events(&redis, &stream, chunk).await?;
+            for chunk in events[sent..due].chunks(crate::streams::producer::MAX_PIPELINE) {
+                crate::streams::producer::xadd_events(&redis, &stream, chunk).await?;
             }
             sent = due;
         } else {

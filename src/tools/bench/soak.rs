@@ -209,7 +209,7 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let producer = tokio::spawn(produce(
-        crate::redis::connect(&settings.redis.url, "soak-producer").await?,
+        crate::streams::connect(&settings.redis.url, "soak-producer").await?,
         stream.clone(),
         report.rate,
         format!("soak-{run_id}-"),
@@ -401,7 +401,7 @@ async fn produce(
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) -> anyhow::Result<u64> {
-    let mut generator = crate::producer::generator(&crate::producer::ProduceOptions {
+    let mut generator = crate::sources::demo::generator(&crate::sources::demo::ProduceOptions {
         rate,
         total: None,
         duration: None,
@@ -415,12 +415,12 @@ async fn produce(
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
         let have = sent.load(Ordering::Relaxed);
         if due > have {
-            let n = (due - have).min(crate::producer::MAX_PIPELINE as u64);
+            let n = (due - have).min(crate::streams::producer::MAX_PIPELINE as u64);
             batch.clear();
             for _ in 0..n {
                 batch.push(serde_json::to_string(&generator.next_event())?);
             }
-            crate::producer::xadd_events(&redis, &stream, &batch).await?;
+            crate::streams::producer::xadd_events(&redis, &stream, &batch).await?;
             sent.fetch_add(n, Ordering::Relaxed);
         } else {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::producer::{self, ProduceOptions};
+use crate::sources::demo::{self as producer, ProduceOptions};
 
 /// Options of the WebSocket benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -387,7 +387,7 @@ fn posts_only(rate: f64, duration: Duration, run_id: &str, tag: &str) -> Produce
     }
 }
 
-/// The report as README rows.
+/// The report as the rows of `docs/benchmarks.md`.
 pub fn markdown(r: &WsReport) -> String {
     format!(
         "| WebSocket: XADD → `message:new` at {rate:.0} posts/s, {subs} subscribers: p50 / p99 / max | {p50:.0} / {p99:.0} / {max:.0} ms |\n\

@@ -1,0 +1,423 @@
+//! Alert rules and alerts: the rules' CRUD, the alert list and its transitions, and what the
+//! alerter reads and writes when it evaluates the rules.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use super::query::Conditions;
+use super::rollups::{stats_at, SUMS};
+use crate::models::alerts::{AlertRule, AlertStatus, AlertView, RuleInput, RuleKind};
+use crate::models::metrics::{Dimension, Stats};
+
+type Result<T> = std::result::Result<T, tokio_postgres::Error>;
+
+/// Columns of `alert_rules` in [`AlertRule`] order.
+const RULE_COLUMNS: &str = "id, name, kind, dimension, key, window_minutes, threshold, \
+    min_volume, baseline_minutes, k, min_baseline_points, severity, cooldown_secs, enabled, \
+    created_at, updated_at";
+
+const ALERT_COLUMNS: &str = "id, rule_id, rule_name, kind, severity, dimension, key, status, \
+    value, threshold, evidence, fired_at, acknowledged_at, resolved_at";
+
+fn rule_from_row(row: &Row) -> Result<AlertRule> {
+    Ok(AlertRule {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        dimension: row.try_get(3)?,
+        key: row.try_get(4)?,
+        window_minutes: row.try_get(5)?,
+        threshold: row.try_get(6)?,
+        min_volume: row.try_get(7)?,
+        baseline_minutes: row.try_get(8)?,
+        k: row.try_get(9)?,
+        min_baseline_points: row.try_get(10)?,
+        severity: row.try_get(11)?,
+        cooldown_secs: row.try_get(12)?,
+        enabled: row.try_get(13)?,
+        created_at: row.try_get(14)?,
+        updated_at: row.try_get(15)?,
+    })
+}
+
+fn alert_from_row(r: &Row) -> Result<AlertView> {
+    Ok(AlertView {
+        id: r.try_get(0)?,
+        rule_id: r.try_get(1)?,
+        rule_name: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        severity: r.try_get(4)?,
+        dimension: r.try_get(5)?,
+        key: r.try_get(6)?,
+        status: r.try_get(7)?,
+        value: r.try_get(8)?,
+        threshold: r.try_get(9)?,
+        evidence: r.try_get(10)?,
+        fired_at: r.try_get(11)?,
+        acknowledged_at: r.try_get(12)?,
+        resolved_at: r.try_get(13)?,
+    })
+}
+
+/// Every rule (oldest first), or only the enabled ones.
+pub async fn rules(client: &Client, only_enabled: bool) -> Result<Vec<AlertRule>> {
+    let filter = if only_enabled { "WHERE enabled" } else { "" };
+    let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules {filter} ORDER BY id");
+    client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(rule_from_row)
+        .collect()
+}
+
+/// One rule.
+pub async fn rule(client: &Client, id: i64) -> Result<Option<AlertRule>> {
+    let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1");
+    client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(rule_from_row)
+        .transpose()
+}
+
+/// Creates a rule with defaults for every field but its name and kind; returns its id.
+pub async fn create_rule(client: &Client, name: &str, kind: RuleKind) -> Result<i64> {
+    let row = client
+        .query_one(
+            "INSERT INTO alert_rules (name, kind) VALUES ($1, $2) RETURNING id",
+            &[&name, &kind],
+        )
+        .await?;
+    row.try_get(0)
+}
+
+/// Writes the given fields of `input` to rule `id`; `None` when there is no such rule.
+pub async fn update_rule(client: &Client, id: i64, input: &RuleInput) -> Result<Option<AlertRule>> {
+    let mut sets: Vec<String> = Vec::new();
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    macro_rules! set {
+        ($($field:ident),+) => {$(
+            if let Some(v) = &input.$field {
+                params.push(Box::new(v.clone()));
+                sets.push(format!("{} = ${}", stringify!($field), params.len()));
+            }
+        )+};
+    }
+    set!(
+        name,
+        kind,
+        dimension,
+        key,
+        window_minutes,
+        threshold,
+        min_volume,
+        baseline_minutes,
+        k,
+        min_baseline_points,
+        severity,
+        cooldown_secs,
+        enabled
+    );
+    if !sets.is_empty() {
+        params.push(Box::new(id));
+        let sql = format!(
+            "UPDATE alert_rules SET {}, updated_at = now() WHERE id = ${}",
+            sets.join(", "),
+            params.len()
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        if client.execute(&sql, &refs).await? == 0 {
+            return Ok(None);
+        }
+    }
+    rule(client, id).await
+}
+
+/// Deletes a rule (its alerts stay); whether it existed.
+pub async fn delete_rule(client: &Client, id: i64) -> Result<bool> {
+    Ok(client
+        .execute("DELETE FROM alert_rules WHERE id = $1", &[&id])
+        .await?
+        > 0)
+}
+
+/// Filters of the alert list; kinds, severities and dimensions are matched as given, so an
+/// unknown one matches nothing.
+#[derive(Debug, Default)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub kind: Option<String>,
+    pub severity: Option<String>,
+    pub dimension: Option<String>,
+    pub key: Option<String>,
+    pub rule_id: Option<i64>,
+    /// Only alerts with an id below this.
+    pub before: Option<i64>,
+}
+
+/// Up to `rows` alerts matching `filter`, newest first.
+pub async fn alerts(client: &Client, filter: AlertFilter, rows: i64) -> Result<Vec<AlertView>> {
+    let mut conditions = Conditions::default();
+    if let Some(status) = filter.status {
+        conditions.push("status =", status);
+    }
+    for (column, value) in [
+        ("kind", filter.kind),
+        ("severity", filter.severity),
+        ("dimension", filter.dimension),
+        ("key", filter.key),
+    ] {
+        if let Some(v) = value {
+            conditions.push(&format!("{column} ="), v);
+        }
+    }
+    if let Some(rule) = filter.rule_id {
+        conditions.push("rule_id =", rule);
+    }
+    if let Some(before) = filter.before {
+        conditions.push("id <", before);
+    }
+    let limit = conditions.bind(rows);
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts {} ORDER BY id DESC LIMIT {limit}",
+        conditions.where_sql()
+    );
+    client
+        .query(&sql, &conditions.params())
+        .await?
+        .iter()
+        .map(alert_from_row)
+        .collect()
+}
+
+/// One alert.
+pub async fn alert(client: &Client, id: i64) -> Result<Option<AlertView>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
+    client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(alert_from_row)
+        .transpose()
+}
+
+/// Moves alert `id` to `to` if it may go there (only a firing alert is acknowledged; any
+/// open alert is resolved); whether it moved.
+pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<bool> {
+    let sql = match to {
+        AlertStatus::Acknowledged => {
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() \
+             WHERE id = $1 AND status = 'firing'"
+        }
+        AlertStatus::Resolved => {
+            "UPDATE alerts SET status = 'resolved', resolved_at = now() \
+             WHERE id = $1 AND status <> 'resolved'"
+        }
+        AlertStatus::Firing => return Ok(false),
+    };
+    Ok(client.execute(sql, &[&id]).await? > 0)
+}
+
+/// The stats of each key of `rule`'s scope over the window starting at `from`.
+pub async fn window_stats(
+    client: &Client,
+    rule: &AlertRule,
+    from: DateTime<Utc>,
+) -> Result<Vec<(String, Stats)>> {
+    let key_filter = if rule.key.is_some() {
+        "AND key = $3"
+    } else {
+        "AND $3::text IS NULL"
+    };
+    let sql = format!(
+        "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 {key_filter} \
+         GROUP BY key"
+    );
+    let rows = client
+        .query(&sql, &[&rule.dimension, &from, &rule.key])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), stats_at(row, 1)))
+        .collect())
+}
+
+/// Posts and mean sentiment of each earlier window of `window_minutes` between
+/// `baseline_from` and `from`, by its distance from `from` in windows (0 the latest);
+/// windows without posts are absent.
+pub async fn baseline_windows(
+    client: &Client,
+    dimension: Dimension,
+    key: &str,
+    from: DateTime<Utc>,
+    window_minutes: i64,
+    baseline_from: DateTime<Utc>,
+) -> Result<Vec<(i64, i64, Option<f64>)>> {
+    let rows = client
+        .query(
+            "SELECT floor(extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 / $4::float8)::int8 AS w, \
+             sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
+             FROM metric_rollups WHERE dimension = $1 AND key = $2 \
+             AND minute >= $5 AND minute < $3 GROUP BY 1 ORDER BY 1 DESC",
+            &[&dimension, &key, &from, &(window_minutes as f64), &baseline_from],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// A post offered as evidence of an alert.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvidencePost {
+    pub id: String,
+    pub platform: String,
+    pub text: String,
+    pub sentiment: String,
+    pub sentiment_score: f32,
+    pub churn_risk: f32,
+    pub toxicity: f32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to 200 posts of the scope since `from` that drove a rule of `kind`: the most negative,
+/// most at risk, most toxic or newest first.
+pub async fn evidence_posts(
+    client: &Client,
+    kind: RuleKind,
+    dimension: Dimension,
+    key: &str,
+    from: DateTime<Utc>,
+) -> Result<Vec<EvidencePost>> {
+    let order = match kind {
+        RuleKind::Churn => "churn_risk DESC",
+        RuleKind::Toxicity => "toxicity DESC",
+        RuleKind::VolumeSpike => "created_at DESC",
+        RuleKind::Negativity | RuleKind::SentimentDip => "sentiment_score ASC",
+    };
+    let scope = match dimension {
+        Dimension::Overall => "$2::text IS NOT NULL".to_string(),
+        d => format!("{} = $2", d.as_str()),
+    };
+    let sql = format!(
+        "SELECT id, platform, text, sentiment_label, sentiment_score, churn_risk, toxicity, created_at \
+         FROM posts WHERE created_at >= $1 AND {scope} ORDER BY {order} LIMIT 200"
+    );
+    let rows = client.query(&sql, &[&from, &key]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| EvidencePost {
+            id: r.get(0),
+            platform: r.get(1),
+            text: r.get(2),
+            sentiment: r.get(3),
+            sentiment_score: r.get(4),
+            churn_risk: r.get(5),
+            toxicity: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
+}
+
+/// Marks the open alert of `rule` on `key` as not clearing; whether one is open.
+pub async fn keep_open(client: &Client, rule: &AlertRule, key: &str) -> Result<bool> {
+    Ok(client
+        .execute(
+            "UPDATE alerts SET cleared_since = NULL WHERE rule_id = $1 AND dimension = $2 \
+             AND key = $3 AND status <> 'resolved'",
+            &[&rule.id, &rule.dimension, &key],
+        )
+        .await?
+        > 0)
+}
+
+/// Whether `rule` fired on `key` within its cooldown.
+pub async fn cooling_down(client: &Client, rule: &AlertRule, key: &str) -> Result<bool> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE rule_id = $1 AND dimension = $2 AND key = $3 \
+             AND fired_at > now() - make_interval(secs => $4))",
+            &[&rule.id, &rule.dimension, &key, &f64::from(rule.cooldown_secs)],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// An alert about to fire.
+pub struct NewAlert<'a> {
+    pub rule: &'a AlertRule,
+    pub key: &'a str,
+    pub value: f64,
+    pub threshold: f64,
+    pub evidence: &'a serde_json::Value,
+    /// The webhook payload without `id` and `fired_at`, which the insert adds.
+    pub payload: &'a serde_json::Value,
+}
+
+/// Inserts the alert and its webhook deliveries in one statement, so a crash can never leave
+/// an alert that no subscriber will hear about; `None` when an open alert of the rule and key
+/// exists (another process fired it).
+pub async fn fire(client: &Client, alert: NewAlert<'_>) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let rule = alert.rule;
+    let row = client
+        .query_opt(
+            "WITH a AS ( \
+                 INSERT INTO alerts (rule_id, rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (rule_id, dimension, key) WHERE status <> 'resolved' DO NOTHING \
+                 RETURNING id, fired_at), \
+             d AS ( \
+                 INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
+                 SELECT w.id, a.id, $10::jsonb || jsonb_build_object('id', a.id, 'fired_at', a.fired_at) \
+                 FROM a CROSS JOIN webhooks w \
+                 WHERE w.enabled AND (w.kinds IS NULL OR $3 = ANY(w.kinds))) \
+             SELECT id, fired_at FROM a",
+            &[
+                &rule.id,
+                &rule.name,
+                &rule.kind,
+                &rule.severity,
+                &rule.dimension,
+                &alert.key,
+                &alert.value,
+                &alert.threshold,
+                alert.evidence,
+                alert.payload,
+            ],
+        )
+        .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// Open alerts of `rule` on keys outside `holding` start (or go on) clearing; those clear
+/// for `resolve_after_secs` are resolved.
+pub async fn clear(
+    client: &Client,
+    rule_id: i64,
+    holding: &[String],
+    resolve_after_secs: f64,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE alerts SET cleared_since = COALESCE(cleared_since, now()) \
+             WHERE rule_id = $1 AND status <> 'resolved' AND NOT (key = ANY($2))",
+            &[&rule_id, &holding],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = now() \
+             WHERE rule_id = $1 AND status <> 'resolved' AND cleared_since IS NOT NULL \
+             AND cleared_since <= now() - make_interval(secs => $2)",
+            &[&rule_id, &resolve_after_secs],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Stored posts as the API reads them.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, Row};
+
+use super::query::Conditions;
+use crate::models::views::{
+    analysis_view, author_view, geo_view, metrics_view, AnalysisColumns, PostView,
+};
+
+/// Columns of `posts` that [`post_view`] reads.
+pub const POST_COLUMNS: &str =
+    "id, platform, author_id, author_followers, text, created_at, lang, \
+    city, country, product, channel, parent_id, url, likes, shares, comments, views, \
+    sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
+    ingested_at";
+
+/// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
+pub struct PostSelection {
+    pub filters: Vec<(&'static str, String)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// `(created_at, id)` of the last post of the previous page.
+    pub after: Option<(DateTime<Utc>, String)>,
+    /// Rows read: one more than the page, to tell whether another page follows.
+    pub rows: i64,
+}
+
+/// Posts of `selection`, newest first.
+pub async fn list(
+    client: &Client,
+    selection: PostSelection,
+) -> Result<Vec<PostView>, tokio_postgres::Error> {
+    let mut conditions = Conditions::default();
+    for (column, value) in selection.filters {
+        conditions.push(&format!("{column} ="), value);
+    }
+    if let Some(from) = selection.from {
+        conditions.push("created_at >=", from);
+    }
+    if let Some(to) = selection.to {
+        conditions.push("created_at <", to);
+    }
+    if let Some((created, id)) = selection.after {
+        let (created, id) = (conditions.bind(created), conditions.bind(id));
+        conditions.clause(format!("(created_at, id) < ({created}, {id})"));
+    }
+    let limit = conditions.bind(selection.rows);
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
+        conditions.where_sql()
+    );
+    let rows = client.query(&sql, &conditions.params()).await?;
+    Ok(rows.iter().map(post_view).collect())
+}
+
+/// One post by id.
+pub async fn get(client: &Client, id: &str) -> Result<Option<PostView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(post_view))
+}
+
+/// A post row selected with [`POST_COLUMNS`].
+pub fn post_view(row: &Row) -> PostView {
+    let likes: Option<i64> = row.get("likes");
+    let metrics = likes.map(|likes| {
+        metrics_view(
+            likes,
+            row.get::<_, Option<i64>>("shares"),
+            row.get::<_, Option<i64>>("comments"),
+            row.get::<_, Option<i64>>("views"),
+        )
+    });
+    PostView {
+        id: row.get("id"),
+        platform: row.get("platform"),
+        author: author_view(row.get("author_id"), row.get("author_followers")),
+        text: row.get("text"),
+        created_at: row.get("created_at"),
+        lang: row.get("lang"),
+        geo: geo_view(row.get("city"), row.get("country")),
+        product: row.get("product"),
+        channel: row.get("channel"),
+        parent_id: row.get("parent_id"),
+        url: row.get("url"),
+        metrics,
+        analysis: analysis_view(AnalysisColumns {
+            label: row.get("sentiment_label"),
+            score: row.get("sentiment_score"),
+            emotions: serde_json::from_value(row.get("emotions")).unwrap_or_default(),
+            emotion: row.get("emotion"),
+            toxicity: row.get("toxicity"),
+            hate: row.get("hate"),
+            churn_risk: row.get("churn_risk"),
+            model: row.get("model"),
+        }),
+        ingested_at: row.get("ingested_at"),
+    }
+}

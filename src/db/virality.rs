@@ -1,0 +1,420 @@
+//! What the virality tracker reads and writes: the engagement feed by transaction id, the
+//! cascades with their prediction history and momentum, the learned thresholds, and the
+//! metadata of the posts it tracks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde::Serialize;
+
+use super::lock::Conn;
+use crate::models::{EngagementKind, Platform, SentimentLabel};
+use crate::virality::{self, unix_seconds, PostMeta};
+
+/// Most transaction ids one read of the feed spans, bounding what one read returns after a
+/// pause; the next read follows at once.
+pub const FEED_XID_SPAN: u64 = 256;
+/// A row of `virality_cascades`, written as JSON through `jsonb_to_recordset`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CascadeRow {
+    pub post_id: String,
+    pub platform: Option<&'static str>,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub sentiment: Option<&'static str>,
+    pub hashtags: Vec<String>,
+    pub author_followers: i64,
+    pub post_known: bool,
+    pub created_at: DateTime<Utc>,
+    pub observed_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub shares: i64,
+    pub likes: i64,
+    pub comments: i64,
+    pub views: i64,
+    pub reach: i64,
+    pub depth: i64,
+    pub breadth: i64,
+    pub structural_virality: f64,
+    pub velocity: f64,
+    pub acceleration: f64,
+    pub virality_score: f64,
+    pub virality_probability: f64,
+    pub viral: bool,
+    pub predicted_final_shares: f64,
+    pub ci_lower: f64,
+    pub ci_upper: f64,
+    pub ci_level: f64,
+    pub threshold: f64,
+    pub branching: f64,
+    pub dynamics: &'static str,
+    pub model_name: String,
+    pub model_version: String,
+    pub params_hash: String,
+}
+
+/// A row of `virality_predictions`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub post_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub age_secs: f64,
+    pub shares: i64,
+    pub virality_score: f64,
+    pub virality_probability: f64,
+    pub viral: bool,
+    pub predicted_final_shares: f64,
+    pub ci_lower: f64,
+    pub ci_upper: f64,
+    pub dynamics: &'static str,
+    pub structural_virality: f64,
+    pub velocity: f64,
+    pub acceleration: f64,
+    pub params_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MomentumRow {
+    pub dimension: &'static str,
+    pub key: String,
+    pub velocity: f64,
+    pub acceleration: f64,
+    pub posts: i64,
+}
+
+/// One committed engagement as the feed and the rebuild read it.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    pub post_id: String,
+    /// The share's identity in the tree: the producer's id, else the engagement's key.
+    pub share_id: String,
+    pub kind: EngagementKind,
+    pub at: f64,
+    pub followers: Option<u64>,
+    pub via: Option<String>,
+    pub count: u32,
+}
+
+/// The columns [`feed_row`] reads, in order.
+pub const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count";
+
+pub fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
+    let key: String = row.get(1);
+    let kind: String = row.get(2);
+    let at: DateTime<Utc> = row.get(3);
+    let followers: Option<i64> = row.get(4);
+    let count: i32 = row.get(6);
+    FeedRow {
+        post_id: row.get(0),
+        // The same identity whichever way an engagement arrives: the store keys one with a
+        // producer id as `id:<id>`.
+        share_id: key.strip_prefix("id:").unwrap_or(&key).to_string(),
+        kind: match kind.as_str() {
+            "share" => EngagementKind::Share,
+            "like" => EngagementKind::Like,
+            "comment" => EngagementKind::Comment,
+            _ => EngagementKind::View,
+        },
+        at: unix_seconds(at),
+        followers: followers.and_then(|f| u64::try_from(f).ok()),
+        via: row.get(5),
+        count: u32::try_from(count).unwrap_or(1),
+    }
+}
+
+pub const UPSERT_CASCADES: &str = "
+INSERT INTO virality_cascades AS c (
+    post_id, platform, product, channel, city, country, sentiment, hashtags, author_followers,
+    post_known, created_at, observed_at, last_activity_at, status, shares, likes, comments,
+    views, reach, depth, breadth, structural_virality, velocity, acceleration, virality_score,
+    virality_probability, viral, predicted_final_shares, ci_lower, ci_upper, ci_level,
+    threshold, branching, dynamics, model_name, model_version, params_hash, updated_at)
+SELECT post_id, platform, product, channel, city, country, sentiment, hashtags,
+       author_followers, post_known, created_at, observed_at, last_activity_at, status, shares,
+       likes, comments, views, reach, depth, breadth, structural_virality, velocity,
+       acceleration, virality_score, virality_probability, viral, predicted_final_shares,
+       ci_lower, ci_upper, ci_level, threshold, branching, dynamics, model_name,
+       model_version, params_hash, now()
+FROM jsonb_to_recordset($1::jsonb) AS r(
+    post_id text, platform text, product text, channel text, city text, country text,
+    sentiment text, hashtags text[], author_followers int8, post_known bool,
+    created_at timestamptz, observed_at timestamptz, last_activity_at timestamptz,
+    status text, shares int8, likes int8, comments int8, views int8, reach int8, depth int4,
+    breadth int8, structural_virality float8, velocity float8, acceleration float8,
+    virality_score float8, virality_probability float8, viral bool,
+    predicted_final_shares float8, ci_lower float8, ci_upper float8, ci_level float8,
+    threshold float8, branching float8, dynamics text, model_name text,
+    model_version text, params_hash text)
+ORDER BY post_id
+ON CONFLICT (post_id) DO UPDATE SET
+    platform = EXCLUDED.platform, product = EXCLUDED.product, channel = EXCLUDED.channel,
+    city = EXCLUDED.city, country = EXCLUDED.country, sentiment = EXCLUDED.sentiment,
+    hashtags = EXCLUDED.hashtags, author_followers = EXCLUDED.author_followers,
+    post_known = EXCLUDED.post_known, created_at = EXCLUDED.created_at,
+    observed_at = EXCLUDED.observed_at, last_activity_at = EXCLUDED.last_activity_at,
+    status = EXCLUDED.status, shares = EXCLUDED.shares, likes = EXCLUDED.likes,
+    comments = EXCLUDED.comments, views = EXCLUDED.views, reach = EXCLUDED.reach,
+    depth = EXCLUDED.depth, breadth = EXCLUDED.breadth,
+    structural_virality = EXCLUDED.structural_virality, velocity = EXCLUDED.velocity,
+    acceleration = EXCLUDED.acceleration, virality_score = EXCLUDED.virality_score,
+    virality_probability = EXCLUDED.virality_probability, viral = EXCLUDED.viral,
+    predicted_final_shares = EXCLUDED.predicted_final_shares, ci_lower = EXCLUDED.ci_lower,
+    ci_upper = EXCLUDED.ci_upper, ci_level = EXCLUDED.ci_level,
+    threshold = EXCLUDED.threshold, branching = EXCLUDED.branching,
+    dynamics = EXCLUDED.dynamics, model_name = EXCLUDED.model_name,
+    model_version = EXCLUDED.model_version, params_hash = EXCLUDED.params_hash,
+    updated_at = now()";
+
+pub const INSERT_HISTORY: &str = "
+INSERT INTO virality_predictions (
+    post_id, observed_at, age_secs, shares, virality_score, virality_probability, viral,
+    predicted_final_shares, ci_lower, ci_upper, dynamics, structural_virality, velocity,
+    acceleration, params_hash)
+SELECT post_id, observed_at, age_secs, shares, virality_score, virality_probability, viral,
+       predicted_final_shares, ci_lower, ci_upper, dynamics, structural_virality, velocity,
+       acceleration, params_hash
+FROM jsonb_to_recordset($1::jsonb) AS r(
+    post_id text, observed_at timestamptz, age_secs float8, shares int8,
+    virality_score float8, virality_probability float8, viral bool,
+    predicted_final_shares float8, ci_lower float8, ci_upper float8, dynamics text,
+    structural_virality float8, velocity float8, acceleration float8, params_hash text)";
+
+pub const UPSERT_MOMENTUM: &str = "
+INSERT INTO virality_momentum AS m (dimension, key, velocity, acceleration, posts, updated_at)
+SELECT dimension, key, velocity, acceleration, posts, now()
+FROM jsonb_to_recordset($1::jsonb) AS r(
+    dimension text, key text, velocity float8, acceleration float8, posts int8)
+ORDER BY dimension, key
+ON CONFLICT (dimension, key) DO UPDATE SET velocity = EXCLUDED.velocity,
+    acceleration = EXCLUDED.acceleration, updated_at = now()";
+
+/// Rows per statement.
+pub const WRITE_CHUNK: usize = 2_000;
+
+pub const UPSERT_FEED_POSITION: &str = "
+INSERT INTO virality_feed (id, position, holder, updated_at)
+VALUES (true, $1::text::xid8, $2, now())
+ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, holder = EXCLUDED.holder,
+    updated_at = now()";
+
+/// A failed write gives its rows and history back, to be written next time.
+pub type WriteResult = Result<(), (anyhow::Error, Vec<CascadeRow>, Vec<HistoryRow>)>;
+
+/// One write: cascades, history and momentum with the feed position they account for, in one
+/// transaction on the lock-holding connection.
+pub struct WriteJob {
+    pub conn: Conn,
+    pub rows: Vec<CascadeRow>,
+    pub history: Vec<HistoryRow>,
+    pub momentum: Vec<MomentumRow>,
+    pub cursor: Option<u64>,
+    pub holder: String,
+    pub epoch: u64,
+}
+
+impl WriteJob {
+    pub async fn run(self) -> WriteResult {
+        match write_rows(
+            &self.conn,
+            &self.rows,
+            &self.history,
+            &self.momentum,
+            self.cursor,
+            &self.holder,
+        )
+        .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, self.rows, self.history)),
+        }
+    }
+}
+
+pub async fn write_rows(
+    conn: &Conn,
+    rows: &[CascadeRow],
+    history: &[HistoryRow],
+    momentum: &[MomentumRow],
+    cursor: Option<u64>,
+    holder: &str,
+) -> anyhow::Result<()> {
+    let mut client = conn.lock().await;
+    let tx = client.transaction().await?;
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        tx.execute(UPSERT_CASCADES, &[&serde_json::to_value(chunk)?])
+            .await?;
+    }
+    for chunk in history.chunks(WRITE_CHUNK) {
+        tx.execute(INSERT_HISTORY, &[&serde_json::to_value(chunk)?])
+            .await?;
+    }
+    for chunk in momentum.chunks(WRITE_CHUNK) {
+        tx.execute(UPSERT_MOMENTUM, &[&serde_json::to_value(chunk)?])
+            .await?;
+    }
+    if let Some(cursor) = cursor {
+        tx.execute(UPSERT_FEED_POSITION, &[&cursor.to_string(), &holder])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The id below which every transaction has ended: the oldest one still running.
+pub async fn horizon(client: &tokio_postgres::Client) -> anyhow::Result<u64> {
+    let row = client
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        .await?;
+    Ok(row.get::<_, String>(0).parse()?)
+}
+
+/// One read of the feed: the rows of the transactions in `[position, upper)`, and whether
+/// more ended transactions lie beyond `upper`.
+pub struct FeedRead {
+    pub rows: Vec<FeedRow>,
+    pub upper: u64,
+    pub more: bool,
+}
+
+/// Reads the engagements committed by transactions from `cursor` up to the oldest one still
+/// running (at most [`FEED_XID_SPAN`] ids): every transaction in that range has ended, so
+/// what it committed is visible now and nothing will be added to the range later.
+pub async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
+    let client = conn.lock().await;
+    let horizon = horizon(&client).await?;
+    if horizon <= cursor {
+        return Ok(FeedRead {
+            rows: Vec::new(),
+            upper: cursor,
+            more: false,
+        });
+    }
+    let upper = horizon.min(cursor.saturating_add(FEED_XID_SPAN));
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {FEED_COLUMNS} FROM engagements
+                 WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 ORDER BY at, key"
+            ),
+            &[&cursor.to_string(), &upper.to_string()],
+        )
+        .await?;
+    Ok(FeedRead {
+        rows: rows.iter().map(feed_row).collect(),
+        upper,
+        more: upper < horizon,
+    })
+}
+
+/// Finished cascades per platform the thresholds are learned from: the most recent ones, so
+/// the cost of learning is bounded however long history grows, and the threshold follows
+/// what is viral now.
+pub const THRESHOLD_HISTORY: i64 = 10_000;
+/// An analyst's reported final share count counts for at most this many times the shares
+/// Pulse observed (plus [`FEEDBACK_SLACK`]): feedback corrects an outcome Pulse saw part of,
+/// it cannot move a platform's threshold without bound.
+pub const FEEDBACK_FACTOR: i64 = 10;
+/// See [`FEEDBACK_FACTOR`].
+pub const FEEDBACK_SLACK: i64 = 100;
+
+/// Thresholds learned from finished cascades (feedback outcomes, bounded, win over observed
+/// counts): the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most
+/// recent finished cascades, for platforms with at least `min_history` of them.
+pub async fn learned_thresholds(
+    client: &tokio_postgres::Client,
+    quantile: f64,
+    min_history: i64,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let platforms: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT pl.platform, count(*),
+                    percentile_disc($1::float8) WITHIN GROUP (ORDER BY h.shares)
+             FROM unnest($2::text[]) AS pl(platform)
+             CROSS JOIN LATERAL (
+                 SELECT COALESCE(LEAST(f.final_shares, c.shares * $4 + $5), c.shares) AS shares
+                 FROM virality_cascades c
+                 LEFT JOIN LATERAL (
+                     SELECT final_shares FROM virality_feedback
+                     WHERE post_id = c.post_id AND final_shares IS NOT NULL
+                     ORDER BY id DESC LIMIT 1) f ON true
+                 WHERE c.status = 'finished' AND c.platform = pl.platform
+                 ORDER BY c.last_activity_at DESC
+                 LIMIT $3) h
+             GROUP BY pl.platform",
+            &[
+                &quantile.clamp(0.5, 0.9999),
+                &platforms,
+                &THRESHOLD_HISTORY,
+                &FEEDBACK_FACTOR,
+                &FEEDBACK_SLACK,
+            ],
+        )
+        .await?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let platform: String = row.get(0);
+        let n: i64 = row.get(1);
+        let value: i64 = row.get(2);
+        if n >= min_history.max(1) {
+            out.insert(platform, (value as f64).max(1.0));
+        }
+    }
+    Ok(out)
+}
+
+pub fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
+    let platform: Option<String> = row.get(offset);
+    let sentiment: Option<String> = row.get(offset + 5);
+    let created: DateTime<Utc> = row.get(offset + 8);
+    PostMeta {
+        platform: platform.as_deref().and_then(Platform::parse),
+        product: row.get(offset + 1),
+        channel: row.get(offset + 2),
+        city: row.get(offset + 3),
+        country: row.get(offset + 4),
+        sentiment: sentiment.as_deref().and_then(SentimentLabel::parse),
+        hashtags: row.get(offset + 6),
+        author_followers: u64::try_from(row.get::<_, i64>(offset + 7)).unwrap_or(0),
+        created_at: unix_seconds(created),
+    }
+}
+
+pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(String, PostMeta)>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, platform, product, channel, city, country, sentiment_label, text,
+                    author_followers, created_at
+             FROM posts WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let platform: String = row.get(1);
+            let sentiment: String = row.get(6);
+            let text: String = row.get(7);
+            let created: DateTime<Utc> = row.get(9);
+            (
+                row.get(0),
+                PostMeta {
+                    platform: Platform::parse(&platform),
+                    product: row.get(2),
+                    channel: row.get(3),
+                    city: row.get(4),
+                    country: row.get(5),
+                    sentiment: SentimentLabel::parse(&sentiment),
+                    hashtags: virality::hashtags(&text),
+                    author_followers: u64::try_from(row.get::<_, i64>(8)).unwrap_or(0),
+                    created_at: unix_seconds(created),
+                },
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,256 @@
+//! Alert rules and the alerts they raise. Kinds, severities and statuses are enums end to end:
+//! the API refuses any other value, the database stores their names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::metrics::Dimension;
+
+/// Defines a unit enum named on the wire and in the database by the `snake_case` form of its
+/// variants (serde's, which the OpenAPI document reads too), with `ALL`, `as_str` and `parse`.
+/// The `names_round_trip_through_serde_and_parse` test keeps the given names equal to serde's.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// Parses a stored or wire name; `None` for an unknown one.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// What a rule watches for.
+    RuleKind {
+        /// Negative share of the window at or above `threshold`.
+        Negativity = "negativity",
+        /// Share of high-churn posts at or above `threshold`.
+        Churn = "churn",
+        /// Posts in the window above the baseline mean + `k` standard deviations.
+        VolumeSpike = "volume_spike",
+        /// Mean sentiment below the baseline mean - `k` standard deviations.
+        SentimentDip = "sentiment_dip",
+        /// Mean toxicity at or above `threshold`.
+        Toxicity = "toxicity",
+    }
+}
+
+named_enum! {
+    /// How urgent a rule's alerts are.
+    Severity {
+        Info = "info",
+        Warning = "warning",
+        Critical = "critical",
+    }
+}
+
+named_enum! {
+    /// Where an alert stands.
+    AlertStatus {
+        Firing = "firing",
+        Acknowledged = "acknowledged",
+        Resolved = "resolved",
+    }
+}
+
+impl RuleKind {
+    /// Whether the rule compares the window with a baseline of earlier windows.
+    pub fn uses_baseline(self) -> bool {
+        matches!(self, RuleKind::VolumeSpike | RuleKind::SentimentDip)
+    }
+
+    /// The WebSocket message type of this kind's alerts.
+    pub fn event_type(self) -> String {
+        let suffix = match self {
+            RuleKind::VolumeSpike => "spike",
+            other => other.as_str(),
+        };
+        format!("alert:{suffix}")
+    }
+}
+
+/// A stored alert rule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertRule {
+    pub id: i64,
+    pub name: String,
+    pub kind: RuleKind,
+    pub dimension: Dimension,
+    /// The key watched; null watches every key of the dimension.
+    pub key: Option<String>,
+    pub window_minutes: i32,
+    pub threshold: f64,
+    pub min_volume: i64,
+    pub baseline_minutes: i32,
+    pub k: f64,
+    pub min_baseline_points: i32,
+    pub severity: Severity,
+    pub cooldown_secs: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AlertRule {
+    /// The WebSocket message type of this rule's alerts.
+    pub fn event_type(&self) -> String {
+        self.kind.event_type()
+    }
+}
+
+/// An alert a rule raised.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertView {
+    pub id: i64,
+    /// The rule that raised it; null once the rule is deleted.
+    pub rule_id: Option<i64>,
+    pub rule_name: String,
+    pub kind: RuleKind,
+    pub severity: Severity,
+    pub dimension: Dimension,
+    /// The key within the dimension (empty for `overall`).
+    pub key: String,
+    pub status: AlertStatus,
+    /// The figure that crossed the threshold.
+    pub value: f64,
+    pub threshold: f64,
+    /// What the rule saw when it fired (figures depend on the kind).
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    pub fired_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A rule as clients write it; on update every field is optional. On create `name` and
+/// `kind` are required.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    /// 1 to 200 bytes, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    pub name: Option<String>,
+    pub kind: Option<RuleKind>,
+    /// Default `overall`.
+    pub dimension: Option<Dimension>,
+    /// The key watched within the dimension; null watches every key.
+    pub key: Option<Option<String>>,
+    /// 1 to 1440 (default 5).
+    #[schema(minimum = 1, maximum = 1440)]
+    pub window_minutes: Option<i32>,
+    /// A finite number (default 0.5).
+    pub threshold: Option<f64>,
+    /// At least 0 (default 20).
+    #[schema(minimum = 0)]
+    pub min_volume: Option<i64>,
+    /// 1 to 10080 (default 60).
+    #[schema(minimum = 1, maximum = 10080)]
+    pub baseline_minutes: Option<i32>,
+    /// A finite number, at least 0 (default 3).
+    #[schema(minimum = 0.0)]
+    pub k: Option<f64>,
+    /// At least 1 (default 6).
+    #[schema(minimum = 1)]
+    pub min_baseline_points: Option<i32>,
+    /// Default `warning`.
+    pub severity: Option<Severity>,
+    /// At least 0 (default 900).
+    #[schema(minimum = 0)]
+    pub cooldown_secs: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+impl RuleInput {
+    /// Checks every given field (the database checks them again); the error says which field
+    /// is wrong and why.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() || name.len() > 200 {
+                return Err("name must be 1 to 200 bytes".into());
+            }
+        }
+        for (field, value) in [
+            ("name", self.name.as_deref()),
+            ("key", self.key.as_ref().and_then(|k| k.as_deref())),
+        ] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(format!("{field} must not contain NUL characters"));
+            }
+        }
+        if self
+            .window_minutes
+            .is_some_and(|w| !(1..=1440).contains(&w))
+        {
+            return Err("window_minutes must be between 1 and 1440".into());
+        }
+        if self
+            .baseline_minutes
+            .is_some_and(|w| !(1..=10080).contains(&w))
+        {
+            return Err("baseline_minutes must be between 1 and 10080".into());
+        }
+        if self.min_volume.is_some_and(|v| v < 0)
+            || self.cooldown_secs.is_some_and(|v| v < 0)
+            || self.min_baseline_points.is_some_and(|v| v < 1)
+        {
+            return Err("min_volume and cooldown_secs must be ≥ 0, min_baseline_points ≥ 1".into());
+        }
+        if self.threshold.is_some_and(|t| !t.is_finite())
+            || self.k.is_some_and(|k| !k.is_finite() || k < 0.0)
+        {
+            return Err("threshold must be finite and k a non-negative number".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde_and_parse() {
+        for kind in RuleKind::ALL {
+            let wire = serde_json::to_value(kind).unwrap();
+            assert_eq!(wire, kind.as_str());
+            assert_eq!(RuleKind::parse(kind.as_str()), Some(*kind));
+        }
+        for s in Severity::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in AlertStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(RuleKind::parse("spike"), None);
+        assert_eq!(RuleKind::VolumeSpike.event_type(), "alert:spike");
+        assert_eq!(RuleKind::Churn.event_type(), "alert:churn");
+    }
+}

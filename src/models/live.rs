@@ -1,0 +1,68 @@
+//! What the pipeline publishes live: the topics clients subscribe to, the message types, and
+//! the keys an event carries for subscribers' filters.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Platform, SentimentLabel};
+
+/// `type` of a new committed post.
+pub const MESSAGE_NEW: &str = "message:new";
+/// `type` of the metrics snapshot sent on subscribing to `metrics`.
+pub const METRICS_INITIAL: &str = "metrics:initial";
+/// `type` of a later metrics snapshot.
+pub const METRICS_UPDATE: &str = "metrics:update";
+/// `type` of virality updates.
+pub const VIRALITY_UPDATE: &str = "virality:update";
+/// Prefix of alert `type`s: `alert:<kind>`.
+pub const ALERT_PREFIX: &str = "alert:";
+
+/// What a client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every new post (`message:new`), filtered.
+    Posts,
+    /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
+    Metrics,
+    /// Alerts (`alert:<kind>`), filtered by the keys they carry.
+    Alerts,
+    /// Virality updates (`virality:update`), filtered by the keys they carry.
+    Virality,
+}
+
+impl Topic {
+    /// Every topic, in documentation order.
+    pub const ALL: [Topic; 4] = [Topic::Posts, Topic::Metrics, Topic::Alerts, Topic::Virality];
+
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Posts => "posts",
+            Topic::Metrics => "metrics",
+            Topic::Alerts => "alerts",
+            Topic::Virality => "virality",
+        }
+    }
+
+    /// Parses a wire name; `None` for an unknown topic.
+    pub fn parse(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// The dimensions an event can be filtered on. On an event, `None` means the event is not
+/// about any particular value of that dimension (a post without a city, a stream-wide alert).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<SentimentLabel>,
+}

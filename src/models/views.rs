@@ -1,0 +1,182 @@
+//! The one JSON shape of a stored post, as the REST API returns it and as live subscribers
+//! receive it in `message:new`.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{AnalyzedPost, EmotionScores};
+
+/// A stored post with its analysis, as the API (and the live `post:new` message) returns it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PostView {
+    pub id: String,
+    #[schema(value_type = crate::models::Platform)]
+    pub platform: String,
+    pub author: AuthorView,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub lang: Option<String>,
+    pub geo: GeoView,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+    pub parent_id: Option<String>,
+    pub url: Option<String>,
+    /// Engagement counts the producer reported with the post; null when it sent none.
+    pub metrics: Option<MetricsView>,
+    pub analysis: AnalysisView,
+    pub ingested_at: DateTime<Utc>,
+}
+
+/// Who wrote a post.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorView {
+    pub id: String,
+    pub followers: i64,
+}
+
+/// Where a post was written, when known.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GeoView {
+    pub city: Option<String>,
+    pub country: Option<String>,
+}
+
+/// Engagement counts as the producer reported them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricsView {
+    pub likes: i64,
+    pub shares: Option<i64>,
+    pub comments: Option<i64>,
+    pub views: Option<i64>,
+}
+
+/// The stored analysis of a post.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisView {
+    pub sentiment: StoredSentiment,
+    pub emotions: EmotionScores,
+    /// The dominant emotion; null when none scored above zero.
+    #[schema(value_type = Option<crate::models::Emotion>)]
+    pub emotion: Option<String>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub toxicity: f32,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub hate: f32,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub churn_risk: f32,
+    /// Name and version of the model, e.g. `lexicon-vader@1`.
+    pub model: String,
+}
+
+/// A stored sentiment label and score.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredSentiment {
+    #[schema(value_type = crate::models::SentimentLabel)]
+    pub label: String,
+    #[schema(minimum = -1.0, maximum = 1.0)]
+    pub score: f32,
+}
+
+impl PostView {
+    /// The view of a post that was just committed, built from what the pipeline wrote rather
+    /// than read back, so live subscribers see the same shape as the API without a query.
+    /// `ingested_at` is the caller's commit time (the stored value is the transaction's).
+    pub fn from_analyzed(p: &AnalyzedPost, ingested_at: DateTime<Utc>) -> PostView {
+        let post = &p.post;
+        let analysis = &p.analysis;
+        PostView {
+            id: post.id.clone(),
+            platform: post.platform.as_str().to_string(),
+            author: author_view(&post.author.id, saturating_i64(post.author.followers)),
+            text: post.text.clone(),
+            // PostgreSQL keeps microseconds; the stored value is the truncated one.
+            created_at: post.created_at.trunc_subsecs(6),
+            lang: post.lang.clone(),
+            geo: geo_view(post.city(), post.country()),
+            product: post.product.clone(),
+            channel: post.channel.clone(),
+            parent_id: post.parent_id.clone(),
+            url: post.url.clone(),
+            metrics: post.metrics.map(|m| {
+                metrics_view(
+                    saturating_i64(m.likes),
+                    Some(saturating_i64(m.shares)),
+                    Some(saturating_i64(m.comments)),
+                    Some(saturating_i64(m.views)),
+                )
+            }),
+            analysis: analysis_view(AnalysisColumns {
+                label: analysis.sentiment_label.as_str(),
+                score: analysis.sentiment_score.get(),
+                emotions: analysis.emotions,
+                emotion: analysis.emotions.dominant().map(|e| e.as_str()),
+                toxicity: analysis.toxicity.get(),
+                hate: analysis.hate.get(),
+                churn_risk: analysis.churn_risk.get(),
+                model: &analysis.model,
+            }),
+            ingested_at,
+        }
+    }
+}
+
+/// Counts are stored as `int8`; larger values are saturated the same way the store does.
+pub fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub fn author_view(id: &str, followers: i64) -> AuthorView {
+    AuthorView {
+        id: id.to_string(),
+        followers,
+    }
+}
+
+pub fn geo_view(city: Option<&str>, country: Option<&str>) -> GeoView {
+    GeoView {
+        city: city.map(str::to_string),
+        country: country.map(str::to_string),
+    }
+}
+
+pub fn metrics_view(
+    likes: i64,
+    shares: Option<i64>,
+    comments: Option<i64>,
+    views: Option<i64>,
+) -> MetricsView {
+    MetricsView {
+        likes,
+        shares,
+        comments,
+        views,
+    }
+}
+
+/// The analysis columns of a post, from a row or from the pipeline.
+pub struct AnalysisColumns<'a> {
+    pub label: &'a str,
+    pub score: f32,
+    pub emotions: EmotionScores,
+    pub emotion: Option<&'a str>,
+    pub toxicity: f32,
+    pub hate: f32,
+    pub churn_risk: f32,
+    pub model: &'a str,
+}
+
+pub fn analysis_view(a: AnalysisColumns<'_>) -> AnalysisView {
+    AnalysisView {
+        sentiment: StoredSentiment {
+            label: a.label.to_string(),
+            score: a.score,
+        },
+        emotions: a.emotions,
+        emotion: a.emotion.map(str::to_string),
+        toxicity: a.toxicity,
+        hate: a.hate,
+        churn_risk: a.churn_risk,
+        model: a.model.to_string(),
+    }
+}

@@ -1,0 +1,5 @@
+//! `pulse eval`: scores on labelled data, each printed beside a simple baseline measured in
+//! the same run.
+
+pub mod sentiment;
+pub mod virality;

@@ -1,0 +1,115 @@
+//! [`Hub`]: what the rest of the process holds of the live service: the broadcaster's
+//! address and the admission counter that caps concurrent sessions.
+
+use crate::config::WsSettings;
+use crate::telemetry::names;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use bytestring::ByteString;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::broadcaster::Broadcaster;
+use super::fanout;
+use super::messages::CloseAll;
+
+/// The live-subscription service of one process: the broadcaster (on its own thread, so
+/// fan-out to many sessions never delays the pipeline) and session admission.
+#[derive(Clone)]
+pub struct Hub {
+    broadcaster: Addr<Broadcaster>,
+    arbiter: ArbiterHandle,
+    latest_metrics: Arc<RwLock<Option<ByteString>>>,
+    sessions: Arc<AtomicUsize>,
+    next_id: Arc<AtomicU64>,
+    settings: Arc<WsSettings>,
+}
+
+impl Hub {
+    /// Starts the broadcaster on a new arbiter. Must run inside an actix system.
+    pub fn start(settings: WsSettings) -> Hub {
+        Self::start_with(settings, None)
+    }
+
+    /// [`Hub::start`], offering every message this process produces to `fanout` for the other
+    /// processes of the group.
+    pub fn start_with(settings: WsSettings, fanout: Option<fanout::FanoutSender>) -> Hub {
+        let arbiter = Arbiter::new().handle();
+        let latest_metrics = Arc::new(RwLock::new(None));
+        let cache = latest_metrics.clone();
+        let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| {
+            Broadcaster::new(cache).with_fanout(fanout)
+        });
+        Hub {
+            broadcaster,
+            arbiter,
+            latest_metrics,
+            sessions: Arc::new(AtomicUsize::new(0)),
+            next_id: Arc::new(AtomicU64::new(1)),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The broadcaster, for producers of live events ([`MetricsUpdate`], [`Publish`]).
+    pub fn broadcaster(&self) -> Addr<Broadcaster> {
+        self.broadcaster.clone()
+    }
+
+    /// The WebSocket settings in force.
+    pub fn settings(&self) -> &WsSettings {
+        &self.settings
+    }
+
+    /// Open sessions now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// The latest metrics snapshot as a `metrics:initial` message, if one was published.
+    pub fn latest_metrics(&self) -> Option<ByteString> {
+        self.latest_metrics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A new session's id, unique in this process.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes a session slot, or `None` at the cap.
+    pub fn admit(&self) -> Option<SessionPermit> {
+        let max = self.settings.max_sessions;
+        self.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|before| {
+                metrics::gauge!(names::WS_SESSIONS).set((before + 1) as f64);
+                metrics::counter!(names::WS_SESSIONS_OPENED).increment(1);
+                SessionPermit {
+                    sessions: self.sessions.clone(),
+                }
+            })
+    }
+
+    /// Sends every session what it has queued and closes it (server shutdown), then stops
+    /// the broadcaster's thread.
+    pub async fn shutdown(&self) {
+        let _ = self.broadcaster.send(CloseAll).await;
+        self.arbiter.stop();
+    }
+}
+
+/// A session slot, given back when the session is dropped (whatever ends it).
+pub struct SessionPermit {
+    sessions: Arc<AtomicUsize>,
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        let now = self.sessions.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!(names::WS_SESSIONS).set(now as f64);
+    }
+}

@@ -1,0 +1,20 @@
+//! Every test of one Pulse application in the test process: the HTTP API, WebSocket
+//! subscribers, the dashboard, the pipeline and the model, each module against its own
+//! database and stream. One binary, so the crate is linked once for all of them; the suites
+//! that run Pulse as child processes (durability, chaos, scale-out) have binaries of their own.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod alerts;
+mod attack_surface;
+mod dashboard;
+mod http_api;
+mod metrics_api;
+mod model;
+mod openapi;
+mod pipeline;
+mod security;
+mod security_findings;
+mod virality;
+mod websocket;

@@ -1,0 +1,329 @@
+//! The crate's layers, kept by a test: every `crate::` import in `src/` points to the same layer
+//! or one below it, `ws` never imports `http`, and no files import each other in a circle.
+//!
+//! It reads the sources as text and links nothing of the crate, so it runs in a second.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Top-level modules by layer, lowest first. A module may import its own layer or lower.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("vocabulary", &["models", "config", "telemetry"]),
+    ("engines", &["analysis", "virality", "generate"]),
+    ("storage", &["db", "streams", "egress", "audit"]),
+    ("access", &["auth"]),
+    ("pipeline", &["actors", "sources"]),
+    ("live transport", &["ws"]),
+    ("http transport", &["http"]),
+    ("composition", &["app"]),
+    ("commands", &["tools", "cli"]),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS
+        .iter()
+        .position(|(_, modules)| modules.contains(&module))
+}
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).expect("src/ is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The module path of a file relative to `src/`: `http/routes/live.rs` is `[http, routes, live]`.
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let last = parts.pop().unwrap_or_default();
+    let stem = last.trim_end_matches(".rs");
+    if !matches!(stem, "mod" | "lib" | "main") {
+        parts.push(stem.to_owned());
+    }
+    parts
+}
+
+/// Every path a file names through `crate::` or `super::`, as absolute module paths; group
+/// imports (`crate::{a, b::c}`) give one path per item. Comments are skipped.
+fn imported_paths(text: &str, own: &[String], is_mod_file: bool) -> Vec<Vec<String>> {
+    // Unit tests sit at the end of a file, in a module whose `super` is the file itself. A
+    // folder's re-exports of its own children (`pub use self::x::Y`) are its face, not a use.
+    let code: String = text
+        .lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .filter(|l| !l.trim_start().starts_with("pub use self::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let own_module = if is_mod_file {
+        own.to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut found = Vec::new();
+    for (prefix, base) in [
+        ("crate::", Vec::new()),
+        ("super::", parent_of(own)),
+        ("self::", own_module),
+    ] {
+        if prefix == "self::" && !is_mod_file {
+            continue;
+        }
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(prefix) {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + prefix.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            for tail in expand(rest) {
+                let mut path = base.clone();
+                path.extend(tail);
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// `super` of a file: in `a/b.rs` and in `a/b/mod.rs` it is `a`.
+fn parent_of(own: &[String]) -> Vec<String> {
+    let mut parent = own.to_vec();
+    parent.pop();
+    parent
+}
+
+/// The paths one `crate::`/`super::` occurrence names: `a::b::C` or `{a, b::{c, d}}`.
+fn expand(text: &str) -> Vec<Vec<String>> {
+    let text = text.trim_start();
+    if let Some(inner) = text.strip_prefix('{') {
+        let mut depth = 1;
+        let mut end = 0;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let body = &inner[..end];
+        let mut items = Vec::new();
+        let (mut depth, mut start) = (0, 0);
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(&body[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        items.push(&body[start..]);
+        return items
+            .into_iter()
+            .filter(|i| !i.trim().is_empty())
+            .flat_map(|item| {
+                let item = item.trim();
+                match item.find("::") {
+                    Some(sep) if !item.starts_with('{') => {
+                        let head = item[..sep].to_owned();
+                        let mut paths = expand(&item[sep + 2..]);
+                        if paths.is_empty() {
+                            paths.push(Vec::new());
+                        }
+                        paths
+                            .into_iter()
+                            .map(|mut p| {
+                                p.insert(0, head.clone());
+                                p
+                            })
+                            .collect::<Vec<_>>()
+                    }
+                    _ => vec![vec![ident(item)]],
+                }
+            })
+            .collect();
+    }
+    let head = ident(text);
+    if head.is_empty() {
+        return Vec::new();
+    }
+    let rest = &text[head.len()..];
+    match rest.strip_prefix("::") {
+        Some(tail) => {
+            let mut paths = expand(tail);
+            if paths.is_empty() {
+                paths.push(Vec::new());
+            }
+            paths
+                .into_iter()
+                .map(|mut p| {
+                    p.insert(0, head.clone());
+                    p
+                })
+                .collect()
+        }
+        None => vec![vec![head]],
+    }
+}
+
+fn ident(text: &str) -> String {
+    text.trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The file a module path lives in: the longest prefix that is a file of `src/`.
+fn file_of(path: &[String], files: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
+    (1..=path.len())
+        .rev()
+        .map(|n| path[..n].to_vec())
+        .find(|p| files.contains(p))
+}
+
+struct Crate {
+    /// file (as module path) -> files it imports
+    edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+}
+
+fn read_crate() -> Crate {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut texts = BTreeMap::new();
+    for file in &files {
+        let relative = file.strip_prefix(&root).expect("under src/");
+        if relative == Path::new("main.rs") {
+            continue;
+        }
+        let is_mod = relative.file_name().is_some_and(|n| n == "mod.rs");
+        texts.insert(
+            module_path(relative),
+            (fs::read_to_string(file).expect("source is UTF-8"), is_mod),
+        );
+    }
+    let known: BTreeSet<Vec<String>> = texts.keys().cloned().collect();
+    let mut edges = BTreeMap::new();
+    for (own, (text, is_mod)) in &texts {
+        let targets: BTreeSet<Vec<String>> = imported_paths(text, own, *is_mod)
+            .iter()
+            .filter_map(|p| file_of(p, &known))
+            .filter(|t| t != own && !t.is_empty())
+            .collect();
+        edges.insert(own.clone(), targets);
+    }
+    Crate { edges }
+}
+
+fn name(path: &[String]) -> String {
+    if path.is_empty() {
+        "lib".to_owned()
+    } else {
+        path.join("::")
+    }
+}
+
+#[test]
+fn imports_point_down_the_layers() {
+    let krate = read_crate();
+    let mut upward = Vec::new();
+    for (from, targets) in &krate.edges {
+        let Some(from_module) = from.first() else {
+            continue;
+        };
+        let from_layer = layer_of(from_module);
+        assert!(
+            from_layer.is_some(),
+            "src/{from_module} has no layer in LAYERS"
+        );
+        for to in targets {
+            let to_module = &to[0];
+            let to_layer = layer_of(to_module);
+            assert!(to_layer.is_some(), "src/{to_module} has no layer in LAYERS");
+            if to_layer > from_layer {
+                upward.push(format!(
+                    "{} ({}) -> {} ({})",
+                    name(from),
+                    LAYERS[from_layer.unwrap()].0,
+                    name(to),
+                    LAYERS[to_layer.unwrap()].0
+                ));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "{} imports point up a layer:\n{}",
+        upward.len(),
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn no_files_import_each_other_in_a_circle() {
+    let krate = read_crate();
+    let mut circles = Vec::new();
+    // A file is in a circle when it can reach itself; report each circle once by its members.
+    let mut seen = BTreeSet::new();
+    for start in krate.edges.keys() {
+        let reach = reachable(&krate.edges, start);
+        if reach.contains(start) && !seen.contains(start) {
+            let members: Vec<_> = krate
+                .edges
+                .keys()
+                .filter(|f| reach.contains(*f) && reachable(&krate.edges, f).contains(start))
+                .cloned()
+                .collect();
+            seen.extend(members.iter().cloned());
+            circles.push(
+                members
+                    .iter()
+                    .map(|m| name(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "{} import circles:\n{}",
+        circles.len(),
+        circles.join("\n")
+    );
+}
+
+fn reachable(
+    edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+    start: &Vec<String>,
+) -> BTreeSet<Vec<String>> {
+    let mut reach = BTreeSet::new();
+    let mut stack: Vec<&Vec<String>> = edges
+        .get(start)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    while let Some(next) = stack.pop() {
+        if reach.insert(next.clone()) {
+            if let Some(t) = edges.get(next) {
+                stack.extend(t.iter());
+            }
+        }
+    }
+    reach
+}
