@@ -56,3 +56,13 @@ impl Drop for PgSession {
 }
 
 pub type Conn = Arc<tokio::sync::Mutex<tokio_postgres::Client>>;
+
+/// Tries the session-level advisory lock `key` on `conn`; held until the connection closes.
+pub async fn try_advisory_lock(conn: &Conn, key: i64) -> anyhow::Result<bool> {
+    Ok(conn
+        .lock()
+        .await
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await?
+        .get(0))
+}

@@ -418,3 +418,99 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
         })
         .collect())
 }
+
+/// The feed position stored with the cascades, if any.
+pub async fn stored_feed_position(client: &tokio_postgres::Client) -> anyhow::Result<Option<u64>> {
+    Ok(client
+        .query_opt("SELECT position::text FROM virality_feed", &[])
+        .await?
+        .map(|r| r.get::<_, String>(0).parse())
+        .transpose()?)
+}
+
+/// Forgets the transaction ids at or above `horizon`: after a restore elsewhere they name
+/// transactions of another database, and such rows count for rebuilds only.
+pub async fn forget_foreign_tx(
+    client: &tokio_postgres::Client,
+    horizon: u64,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE engagements SET tx = NULL WHERE tx >= $1::text::xid8",
+            &[&horizon.to_string()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Finishes the active cascades without engagement for `expiry_secs`.
+pub async fn finish_quiet_cascades(
+    client: &tokio_postgres::Client,
+    expiry_secs: f64,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE virality_cascades SET status = 'finished', updated_at = now()
+             WHERE status = 'active' AND last_activity_at < now() - make_interval(secs => $1)",
+            &[&expiry_secs],
+        )
+        .await?;
+    Ok(())
+}
+
+/// An active cascade as stored, from which a takeover rebuilds it.
+pub struct ActiveCascade {
+    pub post_id: String,
+    /// The post's metadata, when the post was known when the row was written.
+    pub meta: Option<PostMeta>,
+    pub last_activity_at: DateTime<Utc>,
+    pub virality_score: f64,
+    pub predicted_final_shares: f64,
+}
+
+/// The `limit` most recently active cascades.
+pub async fn active_cascades(
+    client: &tokio_postgres::Client,
+    limit: i64,
+) -> anyhow::Result<Vec<ActiveCascade>> {
+    let rows = client
+        .query(
+            "SELECT post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
+                    platform, product, channel, city, country, sentiment, hashtags,
+                    author_followers, created_at
+             FROM virality_cascades WHERE status = 'active'
+             ORDER BY last_activity_at DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ActiveCascade {
+            post_id: row.get(0),
+            meta: row.get::<_, bool>(1).then(|| meta_of(row, 5)),
+            last_activity_at: row.get(2),
+            virality_score: row.get(3),
+            predicted_final_shares: row.get(4),
+        })
+        .collect())
+}
+
+/// The engagements of `post_ids` committed before the feed position `cursor` (rows without a
+/// transaction id predate the feed, so all of them are before it), oldest first.
+pub async fn engagements_before(
+    client: &tokio_postgres::Client,
+    post_ids: &[String],
+    cursor: u64,
+) -> anyhow::Result<Vec<FeedRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {FEED_COLUMNS} FROM engagements
+                 WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8)
+                 ORDER BY at, key"
+            ),
+            &[&post_ids, &cursor.to_string()],
+        )
+        .await?;
+    Ok(rows.iter().map(feed_row).collect())
+}

@@ -1,0 +1,711 @@
+//! The tracker's state, apart from how it reaches PostgreSQL: the live cascades with their
+//! post metadata, which of them changed since they were last scored, product and hashtag
+//! momentum, and the rows and live updates waiting to be written or sent. Plain data driven
+//! by the actor, so its rules are tested without a database.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::actors::messages::{Committed, Publish};
+use crate::config::ViralitySettings;
+use crate::db::virality::{ActiveCascade, CascadeRow, FeedRow, HistoryRow, MomentumRow};
+use crate::models::live::{FilterKeys, Topic, VIRALITY_UPDATE};
+use crate::models::{Platform, SentimentLabel};
+use crate::telemetry::names;
+use crate::virality::calibration::Calibration;
+use crate::virality::momentum::Momentum;
+use crate::virality::recent::RecentPosts;
+use crate::virality::{self, unix_seconds, Model, PostMeta, Tracker, Virality};
+
+/// Lookups of one post's metadata on consecutive ticks; after them, one every
+/// [`SLOW_LOOKUP_TICKS`] ticks while the cascade lives (its post may be committed late, by
+/// another process).
+const MAX_META_LOOKUPS: u8 = 5;
+/// Ticks between the later lookups of a post's metadata.
+const SLOW_LOOKUP_TICKS: u64 = 30;
+/// Most product and hashtag momentum keys kept.
+const MAX_MOMENTUM_KEYS: usize = 10_000;
+/// Relative change of the predicted final size that adds a history row.
+const HISTORY_RELATIVE_STEP: f64 = 0.1;
+/// History rows kept for the next write after a failed one; older ones are dropped first.
+const MAX_PENDING_HISTORY: usize = 100_000;
+
+struct Entry {
+    tracker: Tracker,
+    last_activity: Instant,
+    last_published: f64,
+    last_recorded: Option<(f64, f64)>,
+    meta_lookups: u8,
+    meta_pending: bool,
+}
+
+impl Entry {
+    fn new(tracker: Tracker) -> Entry {
+        let meta_pending = tracker.meta.is_none();
+        Entry {
+            tracker,
+            last_activity: Instant::now(),
+            last_published: 0.0,
+            last_recorded: None,
+            meta_lookups: 0,
+            meta_pending,
+        }
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The `virality:update` payload and the API's post virality object share this shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostVirality<'a> {
+    pub post_id: &'a str,
+    pub platform: Option<&'static str>,
+    pub product: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub sentiment: Option<&'static str>,
+    pub hashtags: &'a [String],
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub virality: &'a Virality,
+}
+
+/// What one write carries, taken out of the state together.
+pub struct Pending {
+    pub rows: Vec<CascadeRow>,
+    pub history: Vec<HistoryRow>,
+    pub momentum: Vec<MomentumRow>,
+}
+
+/// The cascades one tracking process follows.
+pub struct Cascades {
+    cfg: ViralitySettings,
+    model: Model,
+    entries: HashMap<String, Entry>,
+    dirty: HashSet<String>,
+    /// Metadata of recent posts without engagement yet (bounded, oldest dropped).
+    recent: RecentPosts,
+    pending_rows: HashMap<String, CascadeRow>,
+    pending_history: Vec<HistoryRow>,
+    products: HashMap<String, (Momentum, Instant)>,
+    hashtags: HashMap<String, (Momentum, Instant)>,
+    momentum_dirty: HashSet<(&'static str, String)>,
+    /// Metadata lookup rounds so far, pacing the later lookups.
+    lookup_rounds: u64,
+}
+
+impl Cascades {
+    pub fn new(cfg: &ViralitySettings) -> Cascades {
+        let mut model = Model::new(
+            Calibration::shared(),
+            cfg.interval_level,
+            cfg.classify_probability,
+        );
+        model.set_thresholds(BTreeMap::new(), cfg.threshold_shares);
+        Cascades {
+            cfg: cfg.clone(),
+            model,
+            entries: HashMap::new(),
+            dirty: HashSet::new(),
+            recent: RecentPosts::new(cfg.max_cascades),
+            pending_rows: HashMap::new(),
+            pending_history: Vec::new(),
+            products: HashMap::new(),
+            hashtags: HashMap::new(),
+            momentum_dirty: HashSet::new(),
+            lookup_rounds: 0,
+        }
+    }
+
+    fn window_min(&self) -> i64 {
+        (self.cfg.momentum_window_secs / 60).max(1) as i64
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Forgets everything (the tracker was given up).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.dirty.clear();
+        self.recent.clear();
+        self.pending_rows.clear();
+        self.pending_history.clear();
+        self.products.clear();
+        self.hashtags.clear();
+        self.momentum_dirty.clear();
+    }
+
+    /// Sets the learned thresholds; every cascade is rescored when they changed.
+    pub fn set_thresholds(&mut self, thresholds: BTreeMap<String, f64>) -> bool {
+        if thresholds == self.model.thresholds {
+            return false;
+        }
+        self.model
+            .set_thresholds(thresholds, self.cfg.threshold_shares);
+        self.dirty.extend(self.entries.keys().cloned());
+        true
+    }
+
+    pub fn thresholds(&self) -> &BTreeMap<String, f64> {
+        &self.model.thresholds
+    }
+
+    /// Takes over stored cascades and their engagements before the feed position.
+    pub fn restore(&mut self, stored: Vec<ActiveCascade>, engagements: &[FeedRow]) {
+        let now = Utc::now();
+        let window = self.window_min();
+        for c in stored {
+            let idle = (now - c.last_activity_at).to_std().unwrap_or_default();
+            let mut tracker = Tracker::new(self.cfg.max_tracked_shares);
+            tracker.meta = c.meta;
+            let mut entry = Entry::new(tracker);
+            entry.last_activity = Instant::now()
+                .checked_sub(idle)
+                .unwrap_or_else(Instant::now);
+            entry.last_published = c.virality_score;
+            entry.last_recorded = Some((c.virality_score, c.predicted_final_shares));
+            self.dirty.insert(c.post_id.clone());
+            self.entries.insert(c.post_id, entry);
+        }
+        for r in engagements {
+            if let Some(entry) = self.entries.get_mut(&r.post_id) {
+                entry.tracker.add(
+                    Some(&r.share_id),
+                    r.kind,
+                    r.at,
+                    r.followers,
+                    r.via.as_deref(),
+                    r.count,
+                    window,
+                );
+            }
+        }
+    }
+
+    pub fn remember_post(&mut self, id: &str, meta: PostMeta) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.tracker.meta = Some(meta);
+            entry.meta_pending = false;
+            self.dirty.insert(id.to_string());
+            return;
+        }
+        self.recent.insert(id, meta);
+    }
+
+    /// Remembers the metadata of the posts this process committed, so cascades of local
+    /// posts need no lookup.
+    pub fn remember_posts(&mut self, msg: &Committed) {
+        let new_posts: HashSet<&str> = msg
+            .outcome
+            .inserted_posts
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for p in &msg.batch.posts {
+            if !new_posts.contains(p.post.id.as_str()) {
+                continue;
+            }
+            let meta = PostMeta {
+                platform: Some(p.post.platform),
+                product: p.post.product.clone(),
+                channel: p.post.channel.clone(),
+                city: p.post.city().map(str::to_string),
+                country: p.post.country().map(str::to_string),
+                sentiment: Some(p.analysis.sentiment_label),
+                hashtags: virality::hashtags(&p.post.text),
+                author_followers: p.post.author.followers,
+                created_at: unix_seconds(p.post.created_at),
+            };
+            self.remember_post(&p.post.id, meta);
+        }
+    }
+
+    /// Post ids of `rows` whose metadata is not known yet.
+    pub fn unknown_posts(&self, rows: &[FeedRow]) -> Vec<String> {
+        let mut seen = HashSet::new();
+        rows.iter()
+            .map(|r| r.post_id.as_str())
+            .filter(|id| !self.entries.contains_key(*id) && !self.recent.contains(id))
+            .filter(|id| seen.insert(*id))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Applies committed engagements to their cascades, starting the cascades they begin.
+    pub fn apply(&mut self, rows: &[FeedRow]) {
+        let window = self.window_min();
+        let max_shares = self.cfg.max_tracked_shares;
+        let mut applied = 0u64;
+        for r in rows {
+            let post_id = r.post_id.as_str();
+            if !self.entries.contains_key(post_id) {
+                let mut tracker = Tracker::new(max_shares);
+                tracker.meta = self.recent.take(post_id);
+                self.entries
+                    .insert(post_id.to_string(), Entry::new(tracker));
+            }
+            let Some(entry) = self.entries.get_mut(post_id) else {
+                continue;
+            };
+            if !entry.tracker.add(
+                Some(&r.share_id),
+                r.kind,
+                r.at,
+                r.followers,
+                r.via.as_deref(),
+                r.count,
+                window,
+            ) {
+                continue;
+            }
+            applied += 1;
+            let now = Instant::now();
+            entry.last_activity = now;
+            if let Some(meta) = &entry.tracker.meta {
+                if let Some(product) = &meta.product {
+                    bump(&mut self.products, product, r.at, r.count, window, now);
+                    self.momentum_dirty.insert(("product", product.clone()));
+                }
+                for tag in &meta.hashtags {
+                    bump(&mut self.hashtags, tag, r.at, r.count, window, now);
+                    self.momentum_dirty.insert(("hashtag", tag.clone()));
+                }
+            }
+            if !self.dirty.contains(post_id) {
+                self.dirty.insert(post_id.to_string());
+            }
+        }
+        metrics::counter!(names::VIRALITY_EVENTS).increment(applied);
+    }
+
+    /// Finishes cascades that went quiet and, past the cap, the least recently active.
+    pub fn expire(&mut self) {
+        let expiry = Duration::from_secs(self.cfg.inactive_expiry_secs.max(1));
+        let quiet: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.last_activity.elapsed() >= expiry)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in quiet {
+            self.finish(&id, "inactive");
+        }
+        let cap = self.cfg.max_cascades.max(1);
+        if self.entries.len() > cap {
+            let mut by_age: Vec<(Instant, String)> = self
+                .entries
+                .iter()
+                .map(|(id, e)| (e.last_activity, id.clone()))
+                .collect();
+            by_age.sort();
+            let surplus = self.entries.len() - cap;
+            for (_, id) in by_age.into_iter().take(surplus) {
+                self.finish(&id, "evicted");
+            }
+        }
+        self.products.retain(|_, (_, at)| at.elapsed() < expiry);
+        self.hashtags.retain(|_, (_, at)| at.elapsed() < expiry);
+        metrics::gauge!(names::VIRALITY_CASCADES).set(self.entries.len() as f64);
+    }
+
+    fn finish(&mut self, id: &str, reason: &'static str) {
+        if let Some(entry) = self.entries.remove(id) {
+            self.dirty.remove(id);
+            let v = self.model.score(&entry.tracker, self.window_min());
+            let row = cascade_row(id, &entry, &v, "finished");
+            self.pending_rows.insert(id.to_string(), row);
+            metrics::counter!(names::VIRALITY_FINISHED, "reason" => reason).increment(1);
+        }
+    }
+
+    /// The posts whose metadata is to be looked up now (at most `limit`): each on its first
+    /// [`MAX_META_LOOKUPS`] rounds, then every [`SLOW_LOOKUP_TICKS`] rounds.
+    pub fn posts_to_look_up(&mut self, limit: usize) -> Vec<String> {
+        self.lookup_rounds += 1;
+        let slow_round = self.lookup_rounds.is_multiple_of(SLOW_LOOKUP_TICKS);
+        self.entries
+            .iter_mut()
+            .filter(|(_, e)| e.meta_pending && (e.meta_lookups < MAX_META_LOOKUPS || slow_round))
+            .take(limit)
+            .map(|(id, e)| {
+                e.meta_lookups = e.meta_lookups.saturating_add(1);
+                id.clone()
+            })
+            .collect()
+    }
+
+    /// Metadata found by a lookup, for cascades that may still lack it.
+    pub fn found_meta(&mut self, found: Vec<(String, PostMeta)>) {
+        for (id, meta) in found {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.tracker.meta = Some(meta);
+                e.meta_pending = false;
+                self.dirty.insert(id);
+            }
+        }
+    }
+
+    /// Rescores every changed cascade and queues its row and, when it moved enough, a history
+    /// row; returns the live updates for the cascades whose score moved by
+    /// `virality.publish_step` or more.
+    pub fn score_changed(&mut self) -> Vec<Publish> {
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        let window = self.window_min();
+        let (publish_step, history_step) = (self.cfg.publish_step, self.cfg.history_step);
+        let mut updates = Vec::new();
+        let mut scored = 0u64;
+        for id in dirty {
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let v = self.model.score(&entry.tracker, window);
+            scored += 1;
+            let row = cascade_row(&id, entry, &v, "active");
+            let record = match entry.last_recorded {
+                None => true,
+                Some((score, predicted)) => {
+                    (v.virality_score - score).abs() >= history_step
+                        || (v.predicted_final_shares - predicted).abs()
+                            >= HISTORY_RELATIVE_STEP * predicted.max(1.0)
+                }
+            };
+            if record {
+                entry.last_recorded = Some((v.virality_score, v.predicted_final_shares));
+                self.pending_history.push(history_row(&row, &v));
+            }
+            if (v.virality_score - entry.last_published).abs() >= publish_step {
+                entry.last_published = v.virality_score;
+                if let Some(update) = live_update(&id, entry.tracker.meta.as_ref(), &v) {
+                    updates.push(update);
+                }
+            }
+            self.pending_rows.insert(id, row);
+        }
+        metrics::counter!(names::VIRALITY_PREDICTIONS).increment(scored);
+        updates
+    }
+
+    /// Whether anything waits to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending_rows.is_empty()
+            || !self.pending_history.is_empty()
+            || !self.momentum_dirty.is_empty()
+    }
+
+    /// Takes what waits to be written.
+    pub fn take_pending(&mut self) -> Pending {
+        let window = self.window_min();
+        let mut momentum = Vec::new();
+        for (dimension, key) in self.momentum_dirty.drain() {
+            let map = if dimension == "product" {
+                &self.products
+            } else {
+                &self.hashtags
+            };
+            if let Some((m, _)) = map.get(&key) {
+                let r = m.rates(window);
+                momentum.push(MomentumRow {
+                    dimension,
+                    key,
+                    velocity: r.velocity,
+                    acceleration: r.acceleration,
+                    posts: 0,
+                });
+            }
+        }
+        Pending {
+            rows: self.pending_rows.drain().map(|(_, r)| r).collect(),
+            history: std::mem::take(&mut self.pending_history),
+            momentum,
+        }
+    }
+
+    /// Queues again what a failed write gave back, behind anything newer for the same post.
+    pub fn requeue(&mut self, rows: Vec<CascadeRow>, mut history: Vec<HistoryRow>) {
+        for row in rows {
+            self.pending_rows.entry(row.post_id.clone()).or_insert(row);
+        }
+        if self.pending_history.len() < MAX_PENDING_HISTORY {
+            history.append(&mut self.pending_history);
+            self.pending_history = history;
+        }
+    }
+}
+
+fn cascade_row(id: &str, entry: &Entry, v: &Virality, status: &'static str) -> CascadeRow {
+    let t = &entry.tracker;
+    let meta = t.meta.clone().unwrap_or_default();
+    let idle = chrono::TimeDelta::from_std(entry.last_activity.elapsed()).unwrap_or_default();
+    CascadeRow {
+        post_id: id.to_string(),
+        platform: meta.platform.map(Platform::as_str),
+        product: meta.product,
+        channel: meta.channel,
+        city: meta.city,
+        country: meta.country,
+        sentiment: meta.sentiment.map(SentimentLabel::as_str),
+        hashtags: meta.hashtags,
+        author_followers: clamp_i64(meta.author_followers),
+        post_known: t.meta.is_some(),
+        created_at: virality::from_unix_seconds(t.origin()),
+        observed_at: v.observed_at,
+        last_activity_at: Utc::now() - idle,
+        status,
+        shares: clamp_i64(v.counts.shares),
+        likes: clamp_i64(v.counts.likes),
+        comments: clamp_i64(v.counts.comments),
+        views: clamp_i64(v.counts.views),
+        reach: clamp_i64(v.reach),
+        depth: i64::from(v.structure.depth),
+        breadth: clamp_i64(v.structure.breadth),
+        structural_virality: v.structure.structural_virality,
+        velocity: v.momentum.velocity,
+        acceleration: v.momentum.acceleration,
+        virality_score: v.virality_score,
+        virality_probability: v.virality_probability,
+        viral: v.viral_classification == "yes",
+        predicted_final_shares: v.predicted_final_shares,
+        ci_lower: v.confidence_interval.lower,
+        ci_upper: v.confidence_interval.upper,
+        ci_level: v.confidence_interval.level,
+        threshold: v.threshold,
+        branching: v.branching,
+        dynamics: v.virality_dynamics.as_str(),
+        model_name: v.model_lineage.name.clone(),
+        model_version: v.model_lineage.version.clone(),
+        params_hash: v.model_lineage.params_hash.clone(),
+    }
+}
+
+fn history_row(row: &CascadeRow, v: &Virality) -> HistoryRow {
+    HistoryRow {
+        post_id: row.post_id.clone(),
+        observed_at: v.observed_at,
+        age_secs: v.age_secs,
+        shares: row.shares,
+        virality_score: v.virality_score,
+        virality_probability: v.virality_probability,
+        viral: row.viral,
+        predicted_final_shares: v.predicted_final_shares,
+        ci_lower: v.confidence_interval.lower,
+        ci_upper: v.confidence_interval.upper,
+        dynamics: row.dynamics,
+        structural_virality: v.structure.structural_virality,
+        velocity: v.momentum.velocity,
+        acceleration: v.momentum.acceleration,
+        params_hash: row.params_hash.clone(),
+    }
+}
+
+fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publish> {
+    let meta = meta.cloned().unwrap_or_default();
+    let body = PostVirality {
+        post_id: id,
+        platform: meta.platform.map(Platform::as_str),
+        product: meta.product.as_deref(),
+        channel: meta.channel.as_deref(),
+        city: meta.city.as_deref(),
+        country: meta.country.as_deref(),
+        sentiment: meta.sentiment.map(SentimentLabel::as_str),
+        hashtags: &meta.hashtags,
+        status: "active",
+        virality: v,
+    };
+    let data = serde_json::to_string(&body).ok()?;
+    Some(Publish {
+        topic: Topic::Virality,
+        event_type: VIRALITY_UPDATE.to_string(),
+        data: Arc::from(data),
+        keys: FilterKeys {
+            platform: meta.platform,
+            product: meta.product,
+            city: meta.city,
+            country: meta.country,
+            channel: meta.channel,
+            sentiment: meta.sentiment,
+        },
+    })
+}
+
+fn bump(
+    map: &mut HashMap<String, (Momentum, Instant)>,
+    key: &str,
+    at: f64,
+    count: u32,
+    window: i64,
+    now: Instant,
+) {
+    if !map.contains_key(key) && map.len() >= MAX_MOMENTUM_KEYS {
+        return;
+    }
+    let slot = map
+        .entry(key.to_string())
+        .or_insert_with(|| (Momentum::default(), now));
+    slot.0.add(at, u64::from(count), window);
+    slot.1 = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::EngagementKind;
+
+    fn settings() -> ViralitySettings {
+        ViralitySettings {
+            max_cascades: 3,
+            publish_step: 0.0,
+            ..ViralitySettings::default()
+        }
+    }
+
+    fn share(post: &str, share: &str, at: f64, via: Option<&str>) -> FeedRow {
+        FeedRow {
+            post_id: post.to_string(),
+            share_id: share.to_string(),
+            kind: EngagementKind::Share,
+            at,
+            followers: Some(100),
+            via: via.map(str::to_string),
+            count: 1,
+        }
+    }
+
+    fn meta(product: &str) -> PostMeta {
+        PostMeta {
+            platform: Some(Platform::Twitter),
+            product: Some(product.to_string()),
+            hashtags: vec!["launch".to_string()],
+            author_followers: 1_000,
+            created_at: 1_700_000_000.0,
+            ..PostMeta::default()
+        }
+    }
+
+    #[test]
+    fn a_replayed_engagement_is_counted_once() {
+        let mut c = Cascades::new(&settings());
+        let rows = [share("p", "s1", 1_700_000_010.0, None)];
+        c.apply(&rows);
+        c.apply(&rows);
+        c.score_changed();
+        let pending = c.take_pending();
+        assert_eq!(pending.rows.len(), 1);
+        assert_eq!(pending.rows[0].shares, 1);
+    }
+
+    #[test]
+    fn metadata_seen_before_the_first_share_is_used_and_needs_no_lookup() {
+        let mut c = Cascades::new(&settings());
+        c.remember_post("p", meta("buds"));
+        let rows = [share("p", "s1", 1_700_000_010.0, None)];
+        assert!(c.unknown_posts(&rows).is_empty());
+        c.apply(&rows);
+        assert!(c.posts_to_look_up(10).is_empty());
+        let updates = c.score_changed();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].keys.product.as_deref(), Some("buds"));
+        let pending = c.take_pending();
+        assert!(pending.rows[0].post_known);
+        assert!(pending
+            .momentum
+            .iter()
+            .any(|m| m.dimension == "product" && m.key == "buds"));
+    }
+
+    #[test]
+    fn a_post_without_metadata_is_looked_up_a_few_times_then_slowly() {
+        let mut c = Cascades::new(&settings());
+        c.apply(&[share("p", "s1", 1_700_000_010.0, None)]);
+        let mut asked = 0;
+        for _ in 0..SLOW_LOOKUP_TICKS {
+            asked += c.posts_to_look_up(10).len();
+        }
+        assert_eq!(asked, usize::from(MAX_META_LOOKUPS) + 1);
+        c.found_meta(vec![("p".to_string(), meta("buds"))]);
+        for _ in 0..SLOW_LOOKUP_TICKS {
+            assert!(c.posts_to_look_up(10).is_empty());
+        }
+    }
+
+    #[test]
+    fn past_the_cap_the_least_recently_active_cascades_finish() {
+        let mut c = Cascades::new(&settings());
+        for (i, post) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            c.apply(&[share(post, "s", 1_700_000_000.0 + i as f64, None)]);
+        }
+        c.expire();
+        assert_eq!(c.len(), 3);
+        let pending = c.take_pending();
+        let mut finished: Vec<&str> = pending
+            .rows
+            .iter()
+            .filter(|r| r.status == "finished")
+            .map(|r| r.post_id.as_str())
+            .collect();
+        finished.sort();
+        assert_eq!(finished, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_failed_write_is_queued_again_behind_newer_rows() {
+        let mut c = Cascades::new(&settings());
+        c.apply(&[share("p", "s1", 1_700_000_010.0, None)]);
+        c.score_changed();
+        let old = c.take_pending();
+        assert!(!c.has_pending());
+        c.apply(&[share("p", "s2", 1_700_000_020.0, Some("s1"))]);
+        c.score_changed();
+        c.requeue(old.rows, old.history);
+        let pending = c.take_pending();
+        assert_eq!(pending.rows.len(), 1);
+        assert_eq!(pending.rows[0].shares, 2, "the newer row wins");
+        assert_eq!(pending.history.len(), 2, "history keeps both, oldest first");
+        assert!(pending.history[0].shares <= pending.history[1].shares);
+    }
+
+    #[test]
+    fn a_takeover_restores_cascades_with_their_engagements() {
+        let mut c = Cascades::new(&settings());
+        c.restore(
+            vec![ActiveCascade {
+                post_id: "p".to_string(),
+                meta: Some(meta("buds")),
+                last_activity_at: Utc::now(),
+                virality_score: 0.2,
+                predicted_final_shares: 3.0,
+            }],
+            &[
+                share("p", "s1", 1_700_000_010.0, None),
+                share("p", "s2", 1_700_000_011.0, Some("s1")),
+                share("other", "s3", 1_700_000_012.0, None),
+            ],
+        );
+        assert_eq!(c.len(), 1);
+        c.score_changed();
+        let pending = c.take_pending();
+        assert_eq!(pending.rows[0].shares, 2);
+        assert!(pending.rows[0].depth >= 2);
+    }
+
+    #[test]
+    fn changed_thresholds_rescore_every_cascade() {
+        let mut c = Cascades::new(&settings());
+        c.apply(&[share("p", "s1", 1_700_000_010.0, None)]);
+        c.score_changed();
+        c.take_pending();
+        let learned = BTreeMap::from([("twitter".to_string(), 50.0)]);
+        assert!(c.set_thresholds(learned.clone()));
+        assert!(!c.set_thresholds(learned));
+        c.score_changed();
+        assert_eq!(c.take_pending().rows.len(), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! What the tracker reads while it tracks: committed engagements by transaction id, the
+//! metadata of posts it has not seen committed here, and the thresholds learned from
+//! finished cascades.
+
+use std::time::Duration;
+
+use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
+
+use super::ViralityTracker;
+use crate::db::virality::{learned_thresholds, load_meta, read_feed, FeedRead};
+use crate::telemetry::names;
+use crate::virality::PostMeta;
+
+/// Posts whose metadata is looked up in PostgreSQL per tick.
+const META_LOOKUPS_PER_TICK: usize = 500;
+
+impl ViralityTracker {
+    /// Reads the engagements committed since the position and applies them.
+    pub(super) fn poll(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready || self.polling.is_some() {
+            return;
+        }
+        let (Some(session), Some(cursor)) = (&self.leader, self.cursor) else {
+            return;
+        };
+        let conn = session.client.clone();
+        let epoch = self.epoch;
+        self.polling = Some(epoch);
+        ctx.spawn(
+            wrap_future::<_, Self>(async move { read_feed(&conn, cursor).await }).map(
+                move |result, this, ctx| {
+                    if this.epoch != epoch {
+                        return;
+                    }
+                    match result {
+                        Ok(read) => this.feed_read(read, ctx),
+                        Err(e) => {
+                            this.polling = None;
+                            this.on_leader_error("feed", &e);
+                        }
+                    }
+                },
+            ),
+        );
+    }
+
+    /// Applies one read of the feed, looking up the posts it names that are not known yet
+    /// first, then moves the position past it.
+    fn feed_read(&mut self, read: FeedRead, ctx: &mut Context<Self>) {
+        metrics::counter!(names::VIRALITY_FEED_ROWS).increment(read.rows.len() as u64);
+        let unknown = self.cascades.unknown_posts(&read.rows);
+        let epoch = self.epoch;
+        if unknown.is_empty() {
+            self.feed_applied(read, Vec::new(), ctx);
+            return;
+        }
+        let pool = self.pool.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move { load_meta(&pool, &unknown).await }).map(
+                move |metas, this, ctx| {
+                    if this.epoch != epoch {
+                        return;
+                    }
+                    let metas = metas.unwrap_or_else(|e| {
+                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup")
+                            .increment(1);
+                        tracing::debug!(error = %e, "post lookup failed; retried per cascade");
+                        Vec::new()
+                    });
+                    this.feed_applied(read, metas, ctx);
+                },
+            ),
+        );
+    }
+
+    fn feed_applied(
+        &mut self,
+        read: FeedRead,
+        metas: Vec<(String, PostMeta)>,
+        ctx: &mut Context<Self>,
+    ) {
+        for (id, meta) in metas {
+            self.cascades.remember_post(&id, meta);
+        }
+        self.cascades.apply(&read.rows);
+        self.cursor = Some(read.upper);
+        self.polling = None;
+        if read.more {
+            ctx.run_later(Duration::ZERO, |this, ctx| this.poll(ctx));
+        }
+    }
+
+    /// Looks up the metadata of cascades whose post was not committed here (or not yet).
+    pub(super) fn look_up_meta(&mut self, ctx: &mut Context<Self>) {
+        if self.looking_up {
+            return;
+        }
+        let ids = self.cascades.posts_to_look_up(META_LOOKUPS_PER_TICK);
+        if ids.is_empty() {
+            return;
+        }
+        self.looking_up = true;
+        let pool = self.pool.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move { load_meta(&pool, &ids).await }).map(
+                |result, this, _| {
+                    this.looking_up = false;
+                    match result {
+                        Ok(found) => this.cascades.found_meta(found),
+                        Err(e) => {
+                            metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup")
+                                .increment(1);
+                            tracing::debug!(error = %e, "post lookup failed");
+                        }
+                    }
+                },
+            ),
+        );
+    }
+
+    pub(super) fn refresh_thresholds(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let (quantile, min_history) = (
+            self.cfg().threshold_quantile,
+            self.cfg().threshold_min_history,
+        );
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                let client = pool.get().await?;
+                learned_thresholds(&client, quantile, min_history).await
+            })
+            .map(move |result: anyhow::Result<_>, this, _| match result {
+                Ok(thresholds) => {
+                    if this.cascades.set_thresholds(thresholds) {
+                        tracing::info!(
+                            thresholds = ?this.cascades.thresholds(),
+                            "virality thresholds learned from history"
+                        );
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "learning virality thresholds failed"),
+            }),
+        );
+    }
+}
