@@ -95,13 +95,9 @@ impl Application {
         }
         let pool = crate::db::pool(&settings.database.url, settings.database.pool_size)?;
         let redis = crate::streams::connect(&settings.redis.url, "shared").await?;
-        crate::actors::ingester::ensure_group(
-            &redis,
-            &settings.redis.stream,
-            &settings.redis.group,
-        )
-        .await
-        .context("creating the consumer group")?;
+        crate::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
+            .await
+            .context("creating the consumer group")?;
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
         let (fanout_sender, fanout_queue) = if settings.fanout.enabled {
             let (sender, queue) = fanout::queue(settings.fanout.queue_capacity);

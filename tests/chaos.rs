@@ -354,7 +354,7 @@ impl Cluster {
         let mut settings = pulse::config::Settings::default();
         settings.redis.stream = stream.to_string();
         settings.redis.group = self.env.group.clone();
-        let stats = pulse::actors::ingester::group_stats(&self.redis, &settings).await?;
+        let stats = pulse::streams::group::group_stats(&self.redis, &settings).await?;
         let undelivered = if stats.lag == Some(0) {
             None
         } else {
@@ -437,7 +437,7 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
     settings.redis.group = env.group.clone();
     let drained = wait_until(DRAIN_PATIENCE, || async {
         matches!(
-            pulse::actors::ingester::group_stats(&cluster.redis, &settings).await,
+            pulse::streams::group::group_stats(&cluster.redis, &settings).await,
             Ok(s) if s.lag == Some(0) && s.pending == 0
         )
     })

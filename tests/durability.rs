@@ -285,7 +285,7 @@ async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
         let mut s = pulse::config::Settings::default();
         s.redis.stream = env.stream.clone();
         s.redis.group = env.group.clone();
-        pulse::actors::ingester::group_stats(&redis, &s)
+        pulse::streams::group::group_stats(&redis, &s)
             .await
             .unwrap()
             .lag

@@ -1,51 +1,13 @@
 //! Every message the pipeline actors exchange, in one place.
 
 pub use crate::models::AnalyzedPost;
+pub use crate::streams::entry::RawEntry;
 use std::sync::Arc;
 
 use actix::Message;
 
 use crate::models::live::{FilterKeys, Topic};
-use crate::models::{Engagement, Event, EventError};
-
-/// One stream entry as read from Redis, before decoding.
-#[derive(Debug, Clone)]
-pub struct RawEntry {
-    /// The stream entry id (`<ms>-<seq>`), also the acknowledgement handle.
-    pub id: String,
-    /// The entry's fields as the producer wrote them, kept verbatim for dead-lettering.
-    pub fields: Vec<(String, Vec<u8>)>,
-    /// How many times the group has delivered this entry (1 on first read).
-    pub deliveries: u64,
-    /// The entry's real size when it was larger than `ingest.max_entry_bytes`: it was read
-    /// as a truncated copy (see [`crate::streams::bounded`]) and goes to the dead letters.
-    pub oversize: Option<u64>,
-}
-
-impl RawEntry {
-    /// The producer's `event` field, if present.
-    pub fn event_bytes(&self) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(name, _)| name == "event")
-            .map(|(_, value)| value.as_slice())
-    }
-
-    /// Decodes and validates the entry's event: the one path from a stream entry to an
-    /// [`Event`] or the reason it is dead-lettered. Public so the fuzz targets exercise exactly
-    /// what the analyzer workers run.
-    pub fn decode(&self) -> Result<Event, EventError> {
-        match self.event_bytes() {
-            Some(bytes) => Event::from_slice(bytes),
-            None => Err(EventError::MissingEventField),
-        }
-    }
-
-    /// XADD time in Unix milliseconds, read off the entry id.
-    pub fn added_at_ms(&self) -> Option<i64> {
-        self.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
-    }
-}
+use crate::models::{Engagement, EventError};
 
 /// An engagement event, ready to store.
 #[derive(Debug, Clone)]
@@ -200,33 +162,4 @@ pub struct Publish {
     pub data: Arc<str>,
     /// What the event is about, matched against session filters.
     pub keys: FilterKeys,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(fields: &[(&str, &[u8])]) -> RawEntry {
-        RawEntry {
-            id: "1-0".into(),
-            fields: fields
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_vec()))
-                .collect(),
-            deliveries: 1,
-            oversize: None,
-        }
-    }
-
-    #[test]
-    fn decodes_the_first_event_field_or_names_why_not() {
-        let engagement =
-            br#"{"type":"engagement","post_id":"p1","kind":"like","at":"2026-01-01T00:00:00Z"}"#;
-        let ok = entry(&[("source", b"x"), ("event", engagement), ("event", b"{}")]);
-        assert!(matches!(ok.decode(), Ok(Event::Engagement(_))));
-        let missing = entry(&[("payload", engagement)]);
-        assert_eq!(missing.decode().unwrap_err(), EventError::MissingEventField);
-        let binary = entry(&[("event", &[0xff, 0x00])]);
-        assert_eq!(binary.decode().unwrap_err(), EventError::InvalidUtf8);
-    }
 }

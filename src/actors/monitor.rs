@@ -12,8 +12,8 @@ use std::time::Duration;
 use actix::{fut::wrap_future, Actor, AsyncContext, Context};
 use fred::prelude::*;
 
-use crate::actors::ingester::group_stats;
 use crate::config::Settings;
+use crate::streams::group::group_stats;
 use crate::telemetry::names;
 
 /// How often figures are refreshed and the stream trimmed.
@@ -101,7 +101,7 @@ async fn cap_dead_letters(settings: &Settings, redis: &Client) -> Result<(), Err
 async fn safe_trim_id(
     settings: &Settings,
     redis: &Client,
-    stats: &crate::actors::ingester::GroupStats,
+    stats: &crate::streams::group::GroupStats,
 ) -> Result<Option<String>, Error> {
     if stats.pending > 0 {
         let summary: Value = redis

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
-use crate::actors::ingester::{self, GroupStats};
+use crate::streams::group::{self, GroupStats};
 
 /// Seconds the throughput and model figures look back.
 pub const WINDOW_SECS: i64 = 60;
@@ -73,9 +73,7 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
         })
         .collect();
     let posts: i64 = models.iter().map(|m| m.posts).sum();
-    let group = ingester::group_stats(&state.redis, &state.settings)
-        .await
-        .ok();
+    let group = group::group_stats(&state.redis, &state.settings).await.ok();
     Ok(HttpResponse::Ok().json(PipelineStatus {
         at: now,
         window_secs: WINDOW_SECS,

@@ -14,8 +14,11 @@
 use fred::prelude::*;
 use fred::types::streams::XID;
 
-/// The field a bounded reply adds to an oversize entry: its size in bytes.
-pub const ENTRY_BYTES_FIELD: &str = "__pulse_entry_bytes";
+use super::entry::RawEntry;
+pub use super::entry::ENTRY_BYTES_FIELD;
+use super::group::Member;
+use super::reply::{parse_claim_reply, parse_read_reply};
+
 /// Bytes of each value kept in the copy of an oversize entry.
 pub const PREVIEW_BYTES: usize = 1024;
 
@@ -53,84 +56,83 @@ bound(reply[2])
 return reply
 "#;
 
-/// XREADGROUP `COUNT count` from `id` (`>` for new entries), without blocking, bounded: the
-/// reply has XREADGROUP's shape.
+/// Runs the script in `mode` (`read` or `claim`) with the command's own arguments.
+async fn run_script(
+    redis: &Client,
+    member: Member<'_>,
+    max_entry_bytes: usize,
+    mode: &str,
+    args: &[String],
+) -> Result<Value, Error> {
+    let mut argv = vec![
+        max_entry_bytes.to_string(),
+        PREVIEW_BYTES.to_string(),
+        mode.to_string(),
+        member.group.to_string(),
+        member.consumer.to_string(),
+    ];
+    argv.extend_from_slice(args);
+    redis.eval(SCRIPT, vec![member.stream], argv).await
+}
+
+/// XREADGROUP `COUNT count` from `id` (`>` for new entries), without blocking, bounded.
 pub async fn read_group(
     redis: &Client,
-    stream: &str,
-    group: &str,
-    consumer: &str,
+    member: Member<'_>,
     count: u64,
     id: &str,
     max_entry_bytes: usize,
-) -> Result<Value, Error> {
-    redis
-        .eval(
-            SCRIPT,
-            vec![stream],
-            vec![
-                max_entry_bytes.to_string(),
-                PREVIEW_BYTES.to_string(),
-                "read".to_string(),
-                group.to_string(),
-                consumer.to_string(),
-                count.max(1).to_string(),
-                id.to_string(),
-            ],
-        )
-        .await
+) -> Result<Vec<RawEntry>, Error> {
+    let args = [count.max(1).to_string(), id.to_string()];
+    let reply = run_script(redis, member, max_entry_bytes, "read", &args).await?;
+    Ok(parse_read_reply(reply))
 }
 
-/// XAUTOCLAIM of entries idle at least `min_idle_ms`, from `start`, bounded: the reply has
-/// XAUTOCLAIM's shape.
-#[allow(clippy::too_many_arguments)]
+/// XAUTOCLAIM of entries idle at least `min_idle_ms`, from `start`, bounded: the cursor to
+/// continue from (`0-0` when the pending list was walked through) and the entries claimed.
 pub async fn claim(
     redis: &Client,
-    stream: &str,
-    group: &str,
-    consumer: &str,
+    member: Member<'_>,
     min_idle_ms: u64,
     start: &str,
     count: u64,
     max_entry_bytes: usize,
-) -> Result<Value, Error> {
-    redis
-        .eval(
-            SCRIPT,
-            vec![stream],
-            vec![
-                max_entry_bytes.to_string(),
-                PREVIEW_BYTES.to_string(),
-                "claim".to_string(),
-                group.to_string(),
-                consumer.to_string(),
-                min_idle_ms.to_string(),
-                start.to_string(),
-                count.max(1).to_string(),
-            ],
-        )
-        .await
+) -> Result<(String, Vec<RawEntry>), Error> {
+    let args = [
+        min_idle_ms.to_string(),
+        start.to_string(),
+        count.max(1).to_string(),
+    ];
+    let reply = run_script(redis, member, max_entry_bytes, "claim", &args).await?;
+    Ok(parse_claim_reply(reply))
 }
 
-/// A blocking XREADGROUP of at most one new entry (what wakes an idle reader).
+/// A blocking XREADGROUP of at most one new entry (what wakes an idle reader), bounded as
+/// soon as it arrives.
 pub async fn wait_for_one(
     redis: &Client,
-    stream: &str,
-    group: &str,
-    consumer: &str,
+    member: Member<'_>,
     block_ms: u64,
-) -> Result<Value, Error> {
-    redis
+    max_entry_bytes: usize,
+) -> Result<Vec<RawEntry>, Error> {
+    let reply: Value = redis
         .xreadgroup(
-            group,
-            consumer,
+            member.group,
+            member.consumer,
             Some(1),
             Some(block_ms),
             false,
-            stream,
+            member.stream,
             XID::from(">"),
         )
-        .await
+        .await?;
+    let mut entries = parse_read_reply(reply);
+    for entry in &mut entries {
+        if entry.oversize.is_none() {
+            entry.oversize = bound_entry(&mut entry.fields, max_entry_bytes);
+        }
+    }
+    Ok(entries)
 }
 
 /// The size of an entry read whole, when it is over `max_entry_bytes`; its values are then

@@ -2,11 +2,18 @@
 //!
 //! - [`connect`]: clients with the process's timeouts and reconnect policy.
 //! - [`producer`]: appending events to the stream.
+//! - [`entry`]: a stream entry as read, before it is decoded; [`reply`] turns Redis's replies
+//!   into entries.
 //! - [`bounded`]: reads and claims through the consumer group that never bring an entry back
 //!   whole when it is larger than `ingest.max_entry_bytes`.
+//! - [`group`]: the rest of the consumer group's commands (creating it, refreshing held
+//!   entries, delivery counts, acknowledgements, dead letters, lag and pending figures).
 
 pub mod bounded;
 pub mod connect;
+pub mod entry;
+pub mod group;
 pub mod producer;
+pub mod reply;
 
 pub use self::connect::connect;

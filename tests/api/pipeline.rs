@@ -183,7 +183,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
         .xrange(format!("{}:dead", env.stream), "-", "+", None)
         .await
         .unwrap();
-    let dead = pulse::actors::ingester::parse_read_reply(Value::Array(vec![Value::Array(vec![
+    let dead = pulse::streams::reply::parse_read_reply(Value::Array(vec![Value::Array(vec![
         Value::String("dead".into()),
         dead,
     ])]));
@@ -349,7 +349,7 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
 async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its_trials_died() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    pulse::actors::ingester::ensure_group(&redis, &env.stream, &env.group)
+    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
         .await
         .unwrap();
     let good = xadd_event(&redis, &env.stream, &post_json("worn-good", "a fine post")).await;
@@ -434,7 +434,7 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
 async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    pulse::actors::ingester::ensure_group(&redis, &env.stream, &env.group)
+    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
         .await
         .unwrap();
     // A consumer that read an entry, acknowledged it and went away.

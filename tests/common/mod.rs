@@ -158,7 +158,7 @@ impl TestEnv {
         let mut s = Settings::default();
         s.redis.stream = self.stream.clone();
         s.redis.group = self.group.clone();
-        pulse::actors::ingester::group_stats(redis, &s)
+        pulse::streams::group::group_stats(redis, &s)
             .await
             .map(|g| g.pending)
             .unwrap_or(-1)

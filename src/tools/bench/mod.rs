@@ -371,7 +371,7 @@ pub(crate) async fn raw_xadd(
 }
 
 async fn raw_read_ack(redis: &Client, stream: &str, n: u64) -> anyhow::Result<f64> {
-    crate::actors::ingester::ensure_group(redis, stream, "bench").await?;
+    crate::streams::group::ensure_group(redis, stream, "bench").await?;
     let started = Instant::now();
     let mut done = 0u64;
     while done < n {
@@ -386,7 +386,7 @@ async fn raw_read_ack(redis: &Client, stream: &str, n: u64) -> anyhow::Result<f6
                 XID::NewInGroup,
             )
             .await?;
-        let entries = crate::actors::ingester::parse_read_reply(reply);
+        let entries = crate::streams::reply::parse_read_reply(reply);
         if entries.is_empty() {
             break;
         }
@@ -582,7 +582,7 @@ pub(crate) async fn wait_drained(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let stats = crate::actors::ingester::group_stats(redis, settings).await?;
+        let stats = crate::streams::group::group_stats(redis, settings).await?;
         if stats.lag == Some(0) && stats.pending == 0 {
             return Ok(());
         }

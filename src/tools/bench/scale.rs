@@ -207,7 +207,7 @@ async fn one_run(
     let mut group = settings.clone();
     group.redis.stream = stream.to_string();
     group.redis.group = "pulse".into();
-    let stats = crate::actors::ingester::group_stats(redis, &group).await?;
+    let stats = crate::streams::group::group_stats(redis, &group).await?;
     let backlog = stats.lag.unwrap_or(0) + stats.pending;
     let drained = Instant::now();
     super::wait_drained(redis, &group, "the scale run").await?;

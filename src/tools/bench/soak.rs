@@ -275,7 +275,7 @@ async fn sample(
         tokio::time::sleep_until((started + interval * index as u32).into()).await;
         let now = scrape::read(server.address).await?;
         let now_sent = sent.load(Ordering::Relaxed);
-        let stats = crate::actors::ingester::group_stats(redis, group).await?;
+        let stats = crate::streams::group::group_stats(redis, group).await?;
         let secs = previous_at.elapsed().as_secs_f64();
         previous_at = Instant::now();
         let latency = now.latency.since(&previous.latency);

@@ -1,0 +1,238 @@
+//! Committing a batch: analysis, storage, dead letters, then the acknowledgement, retried
+//! while a stage is unavailable and split when a stage refuses it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+
+use super::{backoff, IngestContext};
+use crate::actors::adaptive::Route;
+use crate::actors::analyzer::AnalyzerWorker;
+use crate::actors::messages::{
+    AnalyzeBatch, AnalyzedBatch, Committed, RawEntry, RejectReason, Rejected, StoreBatch,
+    StoreError, StoreOutcome,
+};
+use crate::actors::supervisor::Supervised;
+use crate::streams::group::{self, DeadLetter};
+use crate::telemetry::names;
+
+/// Commits a batch read from the stream.
+///
+/// An entry delivered more than `ingest.max_deliveries` times was in a batch whose process
+/// died before committing it, again and again. That may be the entry's fault or not (a
+/// process in a crash loop takes good entries down with it), so it is tried once more on
+/// its own, with the trial recorded in Redis first: only an entry whose lone trials were cut
+/// short [`MAX_TRIALS`] times, so that it took its process down alone, is dead-lettered.
+pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntry>) {
+    let max = ctx.settings.ingest.max_deliveries;
+    let (fresh, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
+        entries.into_iter().partition(|e| e.deliveries <= max);
+    let mut rejected = Vec::new();
+    for entry in worn_out {
+        let trials = group::count_trial(&ctx.redis, ctx.stream(), &entry.id, TRIAL_TTL_SECS).await;
+        match trials {
+            Ok(n) if n > MAX_TRIALS => {
+                let reason = RejectReason::TooManyDeliveries(entry.deliveries);
+                rejected.push(Rejected { entry, reason });
+            }
+            _ => {
+                tracing::info!(entry = %entry.id, deliveries = entry.deliveries, "trying an often redelivered entry on its own");
+                metrics::counter!(names::ENTRY_TRIALS).increment(1);
+                let id = entry.id.clone();
+                commit_batch(ctx.clone(), vec![entry], Vec::new()).await;
+                group::forget_trials(&ctx.redis, ctx.stream(), &id).await;
+            }
+        }
+    }
+    commit_batch(ctx, fresh, rejected).await;
+}
+
+/// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
+pub const MAX_TRIALS: i64 = 2;
+/// How long a trial is remembered, in seconds.
+const TRIAL_TTL_SECS: i64 = 86_400;
+
+/// Analyses, stores, dead-letters and acknowledges `entries` with `rejected`, retrying while
+/// stages are unavailable and splitting batches a stage refuses.
+fn commit_batch(
+    ctx: Arc<IngestContext>,
+    entries: Vec<RawEntry>,
+    mut rejected: Vec<Rejected>,
+) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(async move {
+        let entries = Arc::new(entries);
+        let mut attempt = 0u32;
+        let mut retried_analysis = false;
+        loop {
+            if ctx.abandoned() {
+                return;
+            }
+            let outcome = if entries.is_empty() {
+                Attempt::Done(Arc::default(), StoreOutcome::default())
+            } else {
+                try_once(&ctx, entries.clone()).await
+            };
+            match outcome {
+                Attempt::Done(batch, outcome) => {
+                    let refused = batch.rejected.clone();
+                    // Worn-out entries are not in `entries`; the analyzer's rejects are.
+                    let worn_out: Vec<&str> =
+                        rejected.iter().map(|r| r.entry.id.as_str()).collect();
+                    let ids: Vec<&str> = entries
+                        .iter()
+                        .map(|e| e.id.as_str())
+                        .chain(worn_out)
+                        .collect();
+                    let mut dead = rejected.clone();
+                    dead.extend(refused);
+                    match finish(&ctx, &dead, &ids).await {
+                        Ok(()) => {
+                            record_latency(&entries);
+                            ctx.publish(Committed {
+                                batch,
+                                outcome: Arc::new(outcome),
+                                acked_at_ms: chrono::Utc::now().timestamp_millis(),
+                            });
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dead-lettering or acknowledging failed; retrying");
+                            retry_pause(&ctx, &mut attempt, "ack").await;
+                        }
+                    }
+                }
+                // A panicking backend was rebuilt; a transient fault passes on a second try,
+                // a poison entry fails again and is isolated below.
+                Attempt::Refused(RejectReason::Analysis(reason)) if !retried_analysis => {
+                    tracing::warn!(%reason, entries = entries.len(), "analysis failed; retrying once");
+                    metrics::counter!(names::BATCH_RETRIES, "stage" => "analyzer").increment(1);
+                    retried_analysis = true;
+                }
+                Attempt::Refused(reason) if entries.len() > 1 => {
+                    tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
+                    let mut left = Arc::unwrap_or_clone(entries);
+                    let right = left.split_off(left.len() / 2);
+                    commit_batch(ctx.clone(), left, Vec::new()).await;
+                    commit_batch(ctx.clone(), right, Vec::new()).await;
+                    if !rejected.is_empty() {
+                        commit_entries_rejected(&ctx, rejected).await;
+                    }
+                    return;
+                }
+                Attempt::Refused(reason) => {
+                    let entry = entries[0].clone();
+                    rejected.push(Rejected { entry, reason });
+                    commit_entries_rejected(&ctx, rejected).await;
+                    return;
+                }
+                Attempt::Unavailable(stage) => retry_pause(&ctx, &mut attempt, stage).await,
+            }
+        }
+    })
+}
+
+/// Dead-letters and acknowledges entries that were already rejected.
+async fn commit_entries_rejected(ctx: &IngestContext, rejected: Vec<Rejected>) {
+    let mut attempt = 0u32;
+    let ids: Vec<String> = rejected.iter().map(|r| r.entry.id.clone()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    while !ctx.abandoned() {
+        match finish(ctx, &rejected, &ids).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "dead-lettering failed; retrying");
+                retry_pause(ctx, &mut attempt, "ack").await;
+            }
+        }
+    }
+}
+
+enum Attempt {
+    /// Committed; the batch still carries the entries the analyzer rejected, to dead-letter.
+    Done(Arc<AnalyzedBatch>, StoreOutcome),
+    Refused(RejectReason),
+    Unavailable(&'static str),
+}
+
+/// The pool for a batch: the model, or the lexicon while entries arrive too old.
+fn pool_for<'a>(ctx: &'a IngestContext, entries: &[RawEntry]) -> &'a Supervised<AnalyzerWorker> {
+    let Some(fallback) = &ctx.fallback else {
+        return &ctx.analyzer;
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let Some(oldest) = entries.iter().filter_map(RawEntry::added_at_ms).min() else {
+        return &ctx.analyzer;
+    };
+    let age = (now_ms - oldest).max(0) as f64 / 1000.0;
+    metrics::histogram!(names::INGEST_ENTRY_AGE_SECONDS).record(age);
+    match ctx.route.route(age) {
+        Route::Model => &ctx.analyzer,
+        Route::Lexicon => fallback,
+    }
+}
+
+async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
+    let pool = pool_for(ctx, &entries);
+    let analyzed = match pool.addr().send(AnalyzeBatch(entries)).await {
+        Ok(Ok(batch)) => Arc::new(batch),
+        Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
+        Err(_) => return Attempt::Unavailable("analyzer"),
+    };
+    match ctx.store.addr().send(StoreBatch(analyzed.clone())).await {
+        Ok(Ok(outcome)) => Attempt::Done(analyzed, outcome),
+        Ok(Err(StoreError::Refused(reason))) => Attempt::Refused(RejectReason::Storage(reason)),
+        Ok(Err(StoreError::Unavailable(reason))) => {
+            tracing::warn!(%reason, "store unavailable");
+            Attempt::Unavailable("store")
+        }
+        Err(_) => Attempt::Unavailable("store"),
+    }
+}
+
+async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str) {
+    *attempt += 1;
+    metrics::counter!(names::BATCH_RETRIES, "stage" => stage).increment(1);
+    let pause = backoff(*attempt);
+    let deadline = Instant::now() + pause;
+    while Instant::now() < deadline && !ctx.abandoned() {
+        tokio::time::sleep(Duration::from_millis(50).min(pause)).await;
+    }
+}
+
+/// Writes dead letters, then acknowledges every id. Dead letters are written first so a
+/// crash in between re-delivers the entry rather than losing it.
+async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Result<(), Error> {
+    let letters: Vec<DeadLetter> = rejected
+        .iter()
+        .map(|r| DeadLetter {
+            entry: &r.entry,
+            reason: r.reason.to_string(),
+            class: r.reason.class(),
+        })
+        .collect();
+    let dead = ctx.settings.dead_letter_stream();
+    let cap = ctx.settings.redis.dead_letter_max_len;
+    group::dead_letter(&ctx.redis, ctx.member(), &dead, cap, &letters).await?;
+    for r in rejected {
+        tracing::warn!(entry = %r.entry.id, reason = %r.reason, "entry dead-lettered");
+        metrics::counter!(names::DEAD_LETTERS, "reason" => r.reason.class()).increment(1);
+    }
+    if !ids.is_empty() {
+        group::ack(&ctx.redis, ctx.member(), ids).await?;
+        metrics::counter!(names::ENTRIES_ACKED).increment(ids.len() as u64);
+    }
+    Ok(())
+}
+
+fn record_latency(entries: &[RawEntry]) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let histogram = metrics::histogram!(names::PIPELINE_LATENCY_SECONDS);
+    for entry in entries {
+        if let Some(added) = entry.added_at_ms() {
+            histogram.record((now_ms - added).max(0) as f64 / 1000.0);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The read loop: own pending entries first, then new ones, in batches sized by the free
+//! credits, each handed to a task of its own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+
+use super::claim::claim_stale;
+use super::lease::{dispatch, take_lease};
+use super::{backoff, IngestContext};
+use crate::actors::messages::RawEntry;
+use crate::streams::bounded;
+use crate::streams::group::{self, ensure_group};
+use crate::telemetry::names;
+
+/// Reads until the ingester stops running; a failed read is retried with backoff.
+pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
+    let mut failures = 0u32;
+    while ctx.running() {
+        match ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the consumer group yet; retrying");
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+    tracing::info!(consumer = %ctx.consumer, stream = %ctx.stream(), group = %ctx.group(), "ingester reading");
+
+    // Our own pending entries first: they were read by an earlier incarnation of this
+    // consumer and never acknowledged.
+    let mut own_pending_from: Option<String> = Some("0".into());
+    let claim_every = Duration::from_millis(ctx.settings.ingest.claim_interval_ms.max(1));
+    let mut next_claim = Instant::now();
+    let mut failures = 0u32;
+
+    while ctx.running() {
+        // Claims wait until our own pending entries are re-read: a claimed entry joins our
+        // pending list and must not be read a second time through it.
+        if own_pending_from.is_none() && Instant::now() >= next_claim {
+            claim_stale(&ctx).await;
+            next_claim = Instant::now() + claim_every;
+        }
+        let Some(lease) = take_lease(&ctx).await else {
+            break;
+        };
+        let want = lease.credits.num_permits();
+        let id = own_pending_from.clone().unwrap_or_else(|| ">".to_string());
+        let reply = match read_bounded(&ctx, want as u64, &id).await {
+            // Nothing new: wait for the next entry, then read the rest of the batch.
+            Ok(entries) if entries.is_empty() && own_pending_from.is_none() => {
+                wait_then_read(&ctx, want as u64).await
+            }
+            other => other,
+        };
+        match reply {
+            Ok(mut entries) => {
+                failures = 0;
+                if own_pending_from.is_some() {
+                    own_pending_from = entries.last().map(|e| e.id.clone());
+                    group::fill_delivery_counts(&ctx.redis, ctx.member(), &mut entries).await;
+                } else {
+                    fill_batch(&ctx, &mut entries, want).await;
+                }
+                dispatch(&ctx, entries, lease);
+            }
+            Err(e) => {
+                drop(lease);
+                failures += 1;
+                let kind = if e.details().contains("NOGROUP") {
+                    let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
+                    "nogroup"
+                } else {
+                    "redis"
+                };
+                metrics::counter!(names::READ_ERRORS, "error_type" => kind).increment(1);
+                tracing::warn!(error = %e, "stream read failed; retrying");
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+    tracing::info!(consumer = %ctx.consumer, "ingester stopped reading");
+}
+
+/// Dynamic batching: a read that returned fewer than `analyzer.batch_size` new entries waits
+/// up to `analyzer.batch_wait_ms` for more, so the model runs on full batches under load while
+/// a lone post is still analysed within milliseconds. Off for the lexicon, which gains nothing
+/// from batching.
+async fn fill_batch(ctx: &IngestContext, entries: &mut Vec<RawEntry>, credits: usize) {
+    let analyzer = &ctx.settings.analyzer;
+    let target = analyzer.batch_size.min(credits);
+    if analyzer.backend == crate::analysis::Backend::Lexicon
+        || analyzer.batch_wait_ms == 0
+        || entries.is_empty()
+        || entries.len() >= target
+    {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_millis(analyzer.batch_wait_ms);
+    while entries.len() < target && ctx.running() && Instant::now() < deadline {
+        match read_bounded(ctx, (target - entries.len()) as u64, ">").await {
+            Ok(more) if more.is_empty() => tokio::time::sleep(FILL_POLL).await,
+            Ok(more) => entries.extend(more),
+            // What was read so far is dispatched; the main loop handles the error.
+            Err(_) => break,
+        }
+    }
+}
+
+/// How often a batch being filled looks for more entries.
+const FILL_POLL: Duration = Duration::from_millis(1);
+
+/// Reads up to `count` entries from `id` without blocking, each bounded in size.
+async fn read_bounded(ctx: &IngestContext, count: u64, id: &str) -> Result<Vec<RawEntry>, Error> {
+    bounded::read_group(
+        &ctx.reader,
+        ctx.member(),
+        count,
+        id,
+        ctx.settings.ingest.max_entry_bytes,
+    )
+    .await
+}
+
+/// Blocks up to `ingest.block_ms` for one new entry (bounded as soon as it arrives), then
+/// reads up to `count - 1` more without blocking.
+async fn wait_then_read(ctx: &IngestContext, count: u64) -> Result<Vec<RawEntry>, Error> {
+    let mut entries = bounded::wait_for_one(
+        &ctx.reader,
+        ctx.member(),
+        ctx.settings.ingest.block_ms,
+        ctx.settings.ingest.max_entry_bytes,
+    )
+    .await?;
+    if !entries.is_empty() && count > 1 {
+        entries.extend(read_bounded(ctx, count - 1, ">").await?);
+    }
+    Ok(entries)
+}

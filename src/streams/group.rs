@@ -1,0 +1,240 @@
+//! The consumer group's commands: creating it, keeping held entries from looking abandoned,
+//! delivery counts, acknowledgements, dead letters and the figures readiness reports.
+
+use fred::prelude::*;
+
+use super::entry::{entry_bytes, RawEntry};
+use super::reply::as_string;
+use crate::config::Settings;
+
+/// Where a group's stream, group and consumer are.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub stream: &'a str,
+    pub group: &'a str,
+    pub consumer: &'a str,
+}
+
+/// Creates the consumer group (and the stream) if missing.
+pub async fn ensure_group(redis: &Client, stream: &str, group: &str) -> Result<(), Error> {
+    let created: Result<Value, Error> = redis.xgroup_create(stream, group, "0", true).await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Resets the idle time of the entries `ids` held by `member` when idle at least
+/// `min_idle_ms`, without counting a delivery (XCLAIM ... JUSTID); entries already
+/// acknowledged are skipped by Redis. Returns how many were refreshed.
+pub async fn refresh_held(
+    redis: &Client,
+    member: Member<'_>,
+    ids: &[String],
+    min_idle_ms: u64,
+) -> Result<usize, Error> {
+    let mut refreshed = 0;
+    for chunk in ids.chunks(1_000) {
+        let touched: Value = redis
+            .xclaim(
+                member.stream,
+                member.group,
+                member.consumer,
+                min_idle_ms,
+                chunk.to_vec(),
+                None,
+                None,
+                None,
+                false,
+                true,
+            )
+            .await?;
+        if let Value::Array(touched) = touched {
+            refreshed += touched.len();
+        }
+    }
+    Ok(refreshed)
+}
+
+/// Sets how many times each of `entries` (consecutive, held by `member`) has been delivered:
+/// XAUTOCLAIM and a re-read of one's own pending entries do not say. Left as they are when
+/// Redis cannot tell.
+pub async fn fill_delivery_counts(redis: &Client, member: Member<'_>, entries: &mut [RawEntry]) {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return;
+    };
+    let reply: Result<Value, Error> = redis
+        .xpending(
+            member.stream,
+            member.group,
+            (
+                first.id.as_str(),
+                last.id.as_str(),
+                entries.len() as u64,
+                member.consumer,
+            ),
+        )
+        .await;
+    let Ok(Value::Array(rows)) = reply else {
+        return;
+    };
+    for row in rows {
+        let Value::Array(cols) = row else { continue };
+        let (Some(id), Some(count)) = (cols.first().and_then(as_string), cols.get(3)) else {
+            continue;
+        };
+        let count = match count {
+            Value::Integer(n) => *n as u64,
+            other => as_string(other).and_then(|s| s.parse().ok()).unwrap_or(1),
+        };
+        if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
+            entry.deliveries = count;
+        }
+    }
+}
+
+/// Acknowledges `ids` for `member`'s group.
+pub async fn ack(redis: &Client, member: Member<'_>, ids: &[&str]) -> Result<(), Error> {
+    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let _: i64 = redis.xack(member.stream, member.group, ids).await?;
+    Ok(())
+}
+
+/// An entry on its way to the dead-letter stream.
+pub struct DeadLetter<'a> {
+    pub entry: &'a RawEntry,
+    pub reason: String,
+    /// A low-cardinality class of the reason.
+    pub class: &'static str,
+}
+
+/// Appends `letters` to `dead_stream` (capped at about `max_len` entries) in one pipeline:
+/// each with its reason, where it came from, its size and its original fields verbatim.
+pub async fn dead_letter(
+    redis: &Client,
+    member: Member<'_>,
+    dead_stream: &str,
+    max_len: i64,
+    letters: &[DeadLetter<'_>],
+) -> Result<(), Error> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let pipeline = redis.pipeline();
+    for letter in letters {
+        let entry = letter.entry;
+        let size = entry
+            .oversize
+            .map_or_else(|| entry_bytes(entry) as i64, |n| n as i64);
+        let mut fields: Vec<(String, Value)> = vec![
+            ("dead_reason".into(), letter.reason.clone().into()),
+            ("dead_reason_class".into(), letter.class.into()),
+            ("dead_entry_id".into(), entry.id.clone().into()),
+            ("dead_stream".into(), member.stream.to_string().into()),
+            ("dead_deliveries".into(), (entry.deliveries as i64).into()),
+            ("dead_consumer".into(), member.consumer.to_string().into()),
+            ("dead_entry_bytes".into(), size.into()),
+        ];
+        for (name, value) in &entry.fields {
+            fields.push((name.clone(), Value::Bytes(value.clone().into())));
+        }
+        let cap = ("MAXLEN", "~", max_len);
+        let _: () = pipeline.xadd(dead_stream, false, cap, "*", fields).await?;
+    }
+    let _: Vec<Value> = pipeline.all().await?;
+    Ok(())
+}
+
+/// Counts one more lone trial of the entry `id` (remembered for `ttl_secs`); returns the
+/// count.
+pub async fn count_trial(
+    redis: &Client,
+    stream: &str,
+    id: &str,
+    ttl_secs: i64,
+) -> Result<i64, Error> {
+    let key = trial_key(stream, id);
+    let trials: i64 = redis.incr(&key).await?;
+    let _: Result<bool, Error> = redis.expire(&key, ttl_secs, None).await;
+    Ok(trials)
+}
+
+/// Forgets the trials of the entry `id` (it was committed).
+pub async fn forget_trials(redis: &Client, stream: &str, id: &str) {
+    let _: Result<i64, Error> = redis.del(trial_key(stream, id)).await;
+}
+
+fn trial_key(stream: &str, id: &str) -> String {
+    format!("{stream}:trial:{id}")
+}
+
+/// Consumer-group figures for readiness and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct GroupStats {
+    /// Entries not yet delivered to the group (None if Redis cannot tell).
+    pub lag: Option<i64>,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: i64,
+    /// Consumers known to the group.
+    pub consumers: i64,
+    /// Length of the stream.
+    pub length: i64,
+    /// Length of the dead-letter stream.
+    pub dead_letters: i64,
+    /// The last entry id delivered to the group.
+    #[serde(skip)]
+    pub last_delivered_id: Option<String>,
+}
+
+/// Reads the group's lag and pending count from XINFO GROUPS.
+pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupStats, Error> {
+    let stream = settings.redis.stream.as_str();
+    let length: i64 = redis.xlen(stream).await?;
+    let dead_letters: i64 = redis.xlen(settings.dead_letter_stream()).await?;
+    let mut stats = GroupStats {
+        length,
+        dead_letters,
+        ..Default::default()
+    };
+    let groups: Value = match redis.xinfo_groups(stream).await {
+        Ok(v) => v,
+        Err(e) if e.details().contains("no such key") => return Ok(stats),
+        Err(e) => return Err(e),
+    };
+    let Value::Array(groups) = groups else {
+        return Ok(stats);
+    };
+    for group in groups {
+        let pairs: Vec<(String, Value)> = match group {
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((as_string(&k).unwrap_or_default(), v));
+                }
+                pairs
+            }
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().map(|s| s.to_string()).unwrap_or_default(), v))
+                .collect(),
+            _ => continue,
+        };
+        let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        if field("name").and_then(as_string).as_deref() != Some(settings.redis.group.as_str()) {
+            continue;
+        }
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Integer(i)) => Some(*i),
+            Some(other) => as_string(other).and_then(|s| s.parse().ok()),
+            None => None,
+        };
+        stats.pending = int(field("pending")).unwrap_or(0);
+        stats.consumers = int(field("consumers")).unwrap_or(0);
+        stats.lag = int(field("lag"));
+        stats.last_delivered_id = field("last-delivered-id").and_then(as_string);
+    }
+    Ok(stats)
+}
