@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | vocabulary | [`models`], [`config`], [`telemetry`] | plain data: events, analyses, metrics windows and dimensions, alert rules, post views, live messages; every setting; metric names |
 //! | engines | [`analysis`], [`virality`], [`generate`] | pure computation: analyzers, term extraction, cascades and prediction, the synthetic world |
-//! | storage | [`db`], [`streams`], [`egress`], [`audit`] | every SQL statement (one file per table family), every Redis stream command, outbound HTTP, the audit log |
+//! | storage | [`db`], [`streams`], [`egress`] | every SQL statement (one file per table family, the audit log among them), every Redis stream command, outbound HTTP |
 //! | access | [`auth`] | keys, tokens, roles, the route policy |
 //! | pipeline | [`actors`], [`sources`] | the supervised stages, wired in [`actors::Pipeline::start`]; producers into the stream |
 //! | live transport | [`ws`] | WebSocket sessions, the broadcaster, cross-process fan-out |
@@ -43,7 +43,6 @@
 pub mod actors;
 pub mod analysis;
 pub mod app;
-pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["models", "config", "telemetry"]),
     ("engines", &["analysis", "virality", "generate"]),
-    ("storage", &["db", "streams", "egress", "audit"]),
+    ("storage", &["db", "streams", "egress"]),
     ("access", &["auth"]),
     ("pipeline", &["actors", "sources"]),
     ("live transport", &["ws"]),

@@ -245,33 +245,8 @@ async fn write_terms(
     pool: &Pool,
     terms: &BTreeMap<DateTime<Utc>, BTreeMap<String, (i64, f64)>>,
 ) -> anyhow::Result<()> {
-    if terms.is_empty() {
-        return Ok(());
-    }
-    let mut minutes = Vec::new();
-    let mut names = Vec::new();
-    let mut counts = Vec::new();
-    let mut sums = Vec::new();
-    for (minute, bucket) in terms {
-        for (term, (n, s)) in bucket {
-            minutes.push(*minute);
-            names.push(term.as_str());
-            counts.push(*n);
-            sums.push(*s);
-        }
-    }
     let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO term_rollups AS t (minute, term, posts, sentiment_sum) \
-             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[], $4::float8[]) \
-             ORDER BY 1, 2 \
-             ON CONFLICT (minute, term) DO UPDATE SET posts = t.posts + EXCLUDED.posts, \
-             sentiment_sum = t.sentiment_sum + EXCLUDED.sentiment_sum",
-            &[&minutes, &names, &counts, &sums],
-        )
-        .await?;
-    Ok(())
+    crate::db::rollups::add_terms(&client, terms).await
 }
 
 fn first_stats(items: Vec<KeyedStats>) -> serde_json::Value {

@@ -18,6 +18,7 @@ use rand::Rng;
 use sha2::Sha256;
 
 use crate::config::Settings;
+use crate::db::webhooks;
 use crate::telemetry::names;
 
 /// Deliveries claimed per poll.
@@ -96,53 +97,16 @@ impl Actor for Deliverer {
     }
 }
 
-struct Due {
-    id: i64,
-    url: String,
-    secret: String,
-    payload: serde_json::Value,
-    attempts: i32,
-    kind: String,
-}
-
 async fn deliver_due(
     pool: &Pool,
     http: &reqwest::Client,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let rows = tx
-        .query(
-            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind' \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
-             ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
-            &[&CLAIM_BATCH],
-        )
-        .await?;
-    let due: Vec<Due> = rows
-        .iter()
-        .map(|r| Due {
-            id: r.get(0),
-            url: r.get(1),
-            secret: r.get(2),
-            payload: r.get(3),
-            attempts: r.get(4),
-            kind: r.get::<_, Option<String>>(5).unwrap_or_default(),
-        })
-        .collect();
+    let due = webhooks::claim_due(&mut client, CLAIM_BATCH, LEASE_SECS).await?;
     if due.is_empty() {
-        tx.commit().await?;
         return Ok(());
     }
-    let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
-    tx.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = ANY($1)",
-        &[&ids, &LEASE_SECS],
-    )
-    .await?;
-    tx.commit().await?;
 
     let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
     let sends = due.into_iter().map(|d| async move {
@@ -196,27 +160,14 @@ async fn deliver_due(
         match outcome {
             Ok(status) => {
                 metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => "delivered").increment(1);
-                client
-                    .execute(
-                        "UPDATE webhook_deliveries SET status = 'delivered', attempts = $2, \
-                         last_status = $3, last_error = NULL, delivered_at = now() WHERE id = $1",
-                        &[&id, &attempts, &i32::from(status)],
-                    )
-                    .await?;
+                webhooks::mark_delivered(&client, id, attempts, status).await?;
             }
             Err((status, error)) => {
                 let dead = attempts >= settings.webhooks.max_attempts as i32;
                 let outcome = if dead { "dead" } else { "retry" };
                 metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
                 let delay = retry_delay(attempts - 1, base, max).as_secs_f64();
-                client
-                    .execute(
-                        "UPDATE webhook_deliveries SET status = CASE WHEN $5 THEN 'dead' ELSE 'pending' END, \
-                         attempts = $2, last_status = $3, last_error = $4, \
-                         next_attempt_at = now() + make_interval(secs => $6) WHERE id = $1",
-                        &[&id, &attempts, &status.map(i32::from), &error, &dead, &delay],
-                    )
-                    .await?;
+                webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
                 if dead {
                     tracing::warn!(delivery = id, attempts, %error, "webhook delivery dead-lettered");
                 }

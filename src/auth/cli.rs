@@ -1,8 +1,8 @@
 //! `pulse keys`: key administration against the database directly, audited as the shell
 //! user who ran it.
 
-use crate::audit::{self, Outcome};
 use crate::config::Settings;
+use crate::db::audit::{self, Outcome};
 use clap::Subcommand;
 
 /// `pulse keys`: API key administration from the server's own shell, which is how the first

@@ -4,12 +4,13 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 use super::Role;
+use crate::db;
+pub use crate::db::keys::{find, list, revoke, touch, KeyInfo, StoredKey};
 
 /// Every key starts with this, so secret scanners and people recognise one.
 pub const KEY_PREFIX: &str = "pulse_";
@@ -17,18 +18,6 @@ pub const KEY_PREFIX: &str = "pulse_";
 const ID_HEX: usize = 12;
 /// Hex digits of the secret (32 bytes).
 const SECRET_HEX: usize = 64;
-
-/// A key as listed: everything but its secret.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct KeyInfo {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-    pub created_by: String,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
 
 /// A freshly created key: the one time its full text exists outside the caller's hands.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -83,20 +72,6 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at";
-
-fn info(row: &tokio_postgres::Row) -> KeyInfo {
-    KeyInfo {
-        id: row.get(0),
-        name: row.get(1),
-        role: Role::parse(row.get(2)).unwrap_or(Role::Ingest),
-        created_at: row.get(3),
-        created_by: row.get(4),
-        revoked_at: row.get(5),
-        last_used_at: row.get(6),
-    }
-}
-
 /// Creates a key with `role`, recorded as made by `actor`.
 pub async fn create(
     client: &impl GenericClient,
@@ -110,78 +85,11 @@ pub async fn create(
         let secret = secret.clone();
         tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
     };
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO api_keys (id, name, role, hash, created_by) VALUES ($1, $2, $3, $4, $5) \
-                 RETURNING {COLUMNS}"
-            ),
-            &[&id, &name, &role.as_str(), &hash, &actor],
-        )
-        .await?;
+    let info = db::keys::insert(client, &id, name, role, &hash, actor).await?;
     Ok(NewKey {
-        info: info(&row),
+        info,
         key: format!("{KEY_PREFIX}{id}_{secret}"),
     })
-}
-
-/// Revokes key `id`; `false` when there is no such key or it was already revoked.
-pub async fn revoke(client: &impl GenericClient, id: &str, actor: &str) -> anyhow::Result<bool> {
-    let n = client
-        .execute(
-            "UPDATE api_keys SET revoked_at = now(), revoked_by = $2 \
-             WHERE id = $1 AND revoked_at IS NULL",
-            &[&id, &actor],
-        )
-        .await?;
-    Ok(n == 1)
-}
-
-/// Every key, newest first.
-pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
-    Ok(client
-        .query(
-            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(info)
-        .collect())
-}
-
-/// What verification needs of one key.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    pub role: Role,
-    pub hash: String,
-    pub revoked: bool,
-}
-
-/// The stored hash and state of key `id`.
-pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
-    Ok(client
-        .query_opt(
-            "SELECT role, hash, revoked_at IS NOT NULL FROM api_keys WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .map(|row| StoredKey {
-            role: Role::parse(row.get(0)).unwrap_or(Role::Ingest),
-            hash: row.get(1),
-            revoked: row.get(2),
-        }))
-}
-
-/// Notes that key `id` was just exchanged for a token.
-pub async fn touch(client: &impl GenericClient, id: &str) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

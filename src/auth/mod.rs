@@ -9,62 +9,13 @@ pub mod policy;
 pub mod registry;
 pub mod token;
 
-use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 pub use self::registry::Authenticator;
-
-/// What a key may do. `admin` may do everything; `analyst` reads (REST, WebSocket) and
-/// works alerts; `ingest` only appends events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Ingest,
-    Analyst,
-    Admin,
-}
-
-impl Role {
-    /// Every role, least privileged first.
-    pub const ALL: [Role; 3] = [Role::Ingest, Role::Analyst, Role::Admin];
-
-    /// The name used in keys, tokens and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Ingest => "ingest",
-            Role::Analyst => "analyst",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses a role name.
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    /// Whether this role may do what `needed` may.
-    pub fn allows(self, needed: Role) -> bool {
-        self == needed || self == Role::Admin
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::parse(s)
-            .ok_or_else(|| format!("unknown role `{s}`; expected ingest, analyst or admin"))
-    }
-}
+use crate::models::errors::ErrorCode;
+pub use crate::models::role::Role;
 
 /// The authenticated caller of one request, kept in the request's extensions for the
 /// handlers, the audit log and the WebSocket session.
@@ -119,15 +70,15 @@ pub enum AuthError {
 
 impl AuthError {
     /// The stable code of the API's error shape.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing => "unauthorized",
-            AuthError::Malformed(_) => "malformed_credentials",
-            AuthError::InvalidKey => "invalid_api_key",
-            AuthError::Revoked => "revoked_api_key",
-            AuthError::InvalidToken(_) => "invalid_token",
-            AuthError::Expired => "token_expired",
-            AuthError::Unavailable(_) => "unavailable",
+            AuthError::Missing => ErrorCode::Unauthorized,
+            AuthError::Malformed(_) => ErrorCode::MalformedCredentials,
+            AuthError::InvalidKey => ErrorCode::InvalidApiKey,
+            AuthError::Revoked => ErrorCode::RevokedApiKey,
+            AuthError::InvalidToken(_) => ErrorCode::InvalidToken,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 }

@@ -71,20 +71,10 @@ impl Authenticator {
     /// Re-reads every key's role and revocation state.
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query("SELECT id, role, revoked_at IS NOT NULL FROM api_keys", &[])
-            .await?;
-        let fresh: HashMap<String, KeyState> = rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.get::<_, String>(0),
-                    KeyState {
-                        role: Role::parse(r.get(1))?,
-                        revoked: r.get(2),
-                    },
-                ))
-            })
+        let fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
+            .await?
+            .into_iter()
+            .map(|(id, role, revoked)| (id, KeyState { role, revoked }))
             .collect();
         metrics::gauge!(names::AUTH_ACTIVE_KEYS)
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);

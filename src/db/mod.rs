@@ -9,12 +9,22 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 
 pub mod alerts;
+pub mod audit;
+pub mod cascades;
+pub mod keys;
 pub mod lock;
 pub mod posts;
 pub mod query;
+pub mod retention;
 pub mod rollups;
 mod text;
 pub mod virality;
+pub mod webhooks;
+
+/// Whether the server answers a statement on `client`.
+pub async fn ping(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    client.simple_query("SELECT 1").await.map(|_| ())
+}
 
 mod embedded {
     refinery::embed_migrations!("migrations");

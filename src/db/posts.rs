@@ -101,3 +101,20 @@ pub fn post_view(row: &Row) -> PostView {
         ingested_at: row.get("ingested_at"),
     }
 }
+
+/// Posts per model (the lexicon counts as one) created since `from`, most used first.
+pub async fn by_model_since(
+    client: &Client,
+    from: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT model, count(*)::int8 FROM posts WHERE created_at >= $1 \
+             GROUP BY model ORDER BY 2 DESC, model",
+            &[&from],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

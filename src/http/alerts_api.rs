@@ -1,6 +1,7 @@
 //! Alert rules (`/api/v1/alert-rules`: create, list, read, update, delete, enable, disable)
 //! and alerts (`/api/v1/alerts`: list with filters and pagination, acknowledge, resolve).
 
+use crate::models::errors::ErrorCode;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -65,7 +66,7 @@ impl ToSchema for NewRule {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_rule", message)
+    ApiError::bad_request(ErrorCode::InvalidRule, message)
 }
 
 fn validate(input: &RuleInput) -> Result<(), ApiError> {
@@ -309,7 +310,7 @@ pub async fn list_alerts(
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
@@ -390,8 +391,7 @@ async fn transition(state: &AppState, id: i64, to: AlertStatus) -> Result<HttpRe
         .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     if !moved {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             format!("alert {id} is {}", alert.status),
         ));
     }

@@ -2,6 +2,7 @@
 //! pipeline, for trying Pulse out, checking a model, or scoring text that never enters the
 //! stream. Nothing is stored.
 
+use crate::models::errors::ErrorCode;
 use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -85,13 +86,13 @@ pub async fn analyze(
     let texts = body.into_inner().texts;
     if texts.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "no texts in the request",
         ));
     }
     if texts.len() > MAX_TEXTS {
         return Err(ApiError::bad_request(
-            "too_many_texts",
+            ErrorCode::TooManyTexts,
             format!(
                 "{} texts in one request; the limit is {MAX_TEXTS}",
                 texts.len()
@@ -101,7 +102,7 @@ pub async fn analyze(
     }
     if let Some(index) = texts.iter().position(|t| t.len() > MAX_TEXT_BYTES) {
         return Err(ApiError::bad_request(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             format!("text {index} is longer than {MAX_TEXT_BYTES} bytes"),
         )
         .with_details(json!({"index": index, "limit": MAX_TEXT_BYTES})));

@@ -1,7 +1,7 @@
 //! Authentication and administration endpoints: the token exchange, the server's auth mode,
 //! API keys (`/api/v1/admin/keys`) and the audit log (`/api/v1/admin/audit`).
 
-use actix_web::http::StatusCode;
+use crate::models::errors::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
-use crate::auth::{keys, AuthError, Role};
+use crate::auth::{keys, Role};
 use crate::telemetry::names;
 
 /// Longest key name accepted.
@@ -85,7 +85,7 @@ pub struct TokenRequest {
 pub async fn token(state: State, input: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
     let Some(auth) = &state.auth else {
         return Err(ApiError::bad_request(
-            "auth_disabled",
+            ErrorCode::AuthDisabled,
             "this server runs without authentication; requests need no token",
         ));
     };
@@ -96,12 +96,8 @@ pub async fn token(state: State, input: web::Json<TokenRequest>) -> Result<HttpR
             Ok(HttpResponse::Ok().json(issued))
         }
         Err(e) => {
-            metrics::counter!(names::AUTH_REFUSED, "reason" => e.code()).increment(1);
-            let status = match e {
-                AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            Err(ApiError::new(status, e.code(), e.to_string()))
+            metrics::counter!(names::AUTH_REFUSED, "reason" => e.code().as_str()).increment(1);
+            Err(ApiError::new(e.code(), e.to_string()))
         }
     }
 }
@@ -159,12 +155,15 @@ pub async fn create_key(
     input: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let role = Role::parse(&input.role).ok_or_else(|| {
-        ApiError::bad_request("invalid_key", "role must be ingest, analyst or admin")
+        ApiError::bad_request(
+            ErrorCode::InvalidKey,
+            "role must be ingest, analyst or admin",
+        )
     })?;
     let name = input.name.as_deref().unwrap_or("").trim();
     if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_key",
+            ErrorCode::InvalidKey,
             format!("name must be at most {MAX_NAME_BYTES} bytes without control characters"),
         ));
     }
@@ -230,7 +229,7 @@ pub struct AuditQuery {
 /// `GET /api/v1/admin/audit`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    pub items: Vec<crate::audit::Record>,
+    pub items: Vec<crate::db::audit::Record>,
     /// Pass as `before` for the next page; null on the last.
     pub next_before: Option<i64>,
 }
@@ -256,14 +255,14 @@ pub async fn audit_log(
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit must be 1 to {MAX_AUDIT_PAGE}"),
         ));
     }
     let client = state.pool.get().await?;
-    let items = crate::audit::list(
+    let items = crate::db::audit::list(
         &**client,
-        &crate::audit::Query {
+        &crate::db::audit::Query {
             action: q.action,
             actor: q.actor,
             outcome: q.outcome,

@@ -3,9 +3,9 @@
 //! oversize body is never held in memory) and the nesting depth of its JSON (deep nesting is
 //! how small bodies make parsers recurse).
 
+use crate::models::errors::ErrorCode;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
 use futures::StreamExt;
 
@@ -45,8 +45,7 @@ pub fn json_too_deep(body: &[u8], max: usize) -> bool {
 fn too_large(limit: usize) -> ApiError {
     metrics::counter!(names::INPUT_REFUSED, "reason" => "body_too_large").increment(1);
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("request body is larger than {limit} bytes"),
     )
     .with_details(serde_json::json!({"limit": limit}))
@@ -70,7 +69,8 @@ pub async fn check(
     let mut payload = std::mem::replace(req.parts_mut().1, actix_web::dev::Payload::None);
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -80,7 +80,7 @@ pub async fn check(
     if json_too_deep(&body, max_depth) {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "json_too_deep").increment(1);
         return Err(ApiError::bad_request(
-            "json_too_deep",
+            ErrorCode::JsonTooDeep,
             format!("JSON nests deeper than {max_depth} levels"),
         )
         .with_details(serde_json::json!({"limit": max_depth})));

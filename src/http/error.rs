@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+pub use crate::models::errors::ErrorCode;
+
 /// The body of every 4xx and 5xx response; the OpenAPI document's `ErrorBody` is this type, so
 /// the documented shape and the one sent cannot differ.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -19,9 +21,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `invalid_query`, `not_found`, `unavailable`.
-    #[schema(example = "invalid_query")]
-    pub code: String,
+    /// Stable machine-readable code, the same over HTTP and the WebSocket.
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// Structured details (which field, which limit); `{}` when there are none.
@@ -33,42 +34,37 @@ pub struct ErrorDetail {
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Value,
 }
 
 impl ApiError {
     /// A 400 with `code` and `message`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), 400, "{code} is not a 400");
+        Self::new(code, message)
     }
 
     /// A 404 for a missing resource.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// A 503 when a backing service is down; the client should retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(ErrorCode::Unavailable, message)
     }
 
     /// A 500 for an unexpected failure; the cause is logged, not returned.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the server log",
-        )
+        Self::new(ErrorCode::Internal, "internal error; see the server log")
     }
 
-    /// Any status with `code` and `message`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` (which decides the status) and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: json!({}),
@@ -85,7 +81,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message.clone(),
                 details: self.details.clone(),
             },
@@ -95,11 +91,11 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status);
+        let mut res = HttpResponse::build(self.status());
         if let Some(secs) = self.details.get("retry_after_secs").and_then(Value::as_u64) {
             res.insert_header((actix_web::http::header::RETRY_AFTER, secs));
         }
@@ -108,13 +104,17 @@ impl ResponseError for ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// A 503 when every database connection the API may use is busy: the database answers,
     /// this server is at its limit; the client should retry shortly.
     pub fn busy() -> Self {
         metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "pool").increment(1);
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "the server is busy answering other queries; retry shortly",
         )
         .with_details(json!({"retry_after_secs": 1}))
@@ -124,8 +124,7 @@ impl ApiError {
     pub fn query_timeout() -> Self {
         metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "timeout").increment(1);
         Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "query_timeout",
+            ErrorCode::QueryTimeout,
             "the query took longer than the server allows (database.api_statement_timeout_ms); \
              narrow it (a shorter window, fewer filters) or retry",
         )
@@ -158,6 +157,15 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
+impl From<crate::db::cascades::ReadError> for ApiError {
+    fn from(e: crate::db::cascades::ReadError) -> Self {
+        match e {
+            crate::db::cascades::ReadError::Db(e) => e.into(),
+            crate::db::cascades::ReadError::Corrupt(what) => ApiError::internal(what),
+        }
+    }
+}
+
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
         tracing::warn!(error = %e, "redis unavailable");
@@ -169,41 +177,37 @@ impl From<fred::error::Error> for ApiError {
 pub fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
     let api = match &err {
         error::JsonPayloadError::OverflowKnownLength { .. }
-        | error::JsonPayloadError::Overflow { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            err.to_string(),
-        ),
+        | error::JsonPayloadError::Overflow { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, err.to_string())
+        }
         error::JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
-        _ => ApiError::bad_request("invalid_json", err.to_string()),
+        _ => ApiError::bad_request(ErrorCode::InvalidJson, err.to_string()),
     };
     api.into()
 }
 
 /// Maps query-string errors into the error shape.
 pub fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
-    ApiError::bad_request("invalid_query", err.to_string()).into()
+    ApiError::bad_request(ErrorCode::InvalidQuery, err.to_string()).into()
 }
 
 /// Maps path errors into the error shape.
 pub fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
-    ApiError::bad_request("invalid_path", err.to_string()).into()
+    ApiError::bad_request(ErrorCode::InvalidPath, err.to_string()).into()
 }
 
 /// Maps raw body read errors into the error shape.
 pub fn payload_error(err: actix_web::Error) -> ApiError {
-    ApiError::bad_request("invalid_body", err.to_string())
+    ApiError::bad_request(ErrorCode::InvalidBody, err.to_string())
 }
 
 /// The response for routes that do not exist.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "route_not_found",
+        ErrorCode::RouteNotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }

@@ -6,6 +6,7 @@
 //! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
 //! its content later.
 
+use crate::models::errors::ErrorCode;
 use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -87,8 +88,7 @@ pub struct EventsAccepted {
 pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let bytes = body.to_bytes_limited(MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),
         )
     })?;
@@ -97,14 +97,13 @@ pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, Ap
     let max = state.settings.http.max_events_per_request;
     if items.is_empty() {
         return Err(ApiError::bad_request(
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "no events in the request",
         ));
     }
     if items.len() > max {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
+            ErrorCode::TooManyEvents,
             format!("{} events in one request; the limit is {max}", items.len()),
         )
         .with_details(json!({"limit": max, "received": items.len()})));
@@ -122,7 +121,7 @@ pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, Ap
     }
     if !errors.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_event",
+            ErrorCode::InvalidEvent,
             format!(
                 "{} of {} events are invalid; none was accepted",
                 errors.len(),
@@ -148,13 +147,14 @@ pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, Ap
 /// two equal keys, which the stream's decoder refuses, and an event encoded again from one can
 /// grow past the stream's size limit (control characters come back as six-byte escapes).
 pub fn split_events(body: &[u8]) -> Result<Vec<&RawValue>, ApiError> {
-    let invalid_json = |e: serde_json::Error| ApiError::bad_request("invalid_json", e.to_string());
+    let invalid_json =
+        |e: serde_json::Error| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string());
     let whole: &RawValue = serde_json::from_slice(body).map_err(invalid_json)?;
     match whole.get().as_bytes().first() {
         Some(b'[') => serde_json::from_str(whole.get()).map_err(invalid_json),
         Some(b'{') => Ok(vec![whole]),
         _ => Err(ApiError::bad_request(
-            "invalid_event",
+            ErrorCode::InvalidEvent,
             "expected an event object or an array of events",
         )),
     }
@@ -184,10 +184,10 @@ mod tests {
         );
         assert!(texts("[]").is_empty());
         for (body, code) in [
-            ("{not json", "invalid_json"),
-            ("[1,", "invalid_json"),
-            ("42", "invalid_event"),
-            ("\"event\"", "invalid_event"),
+            ("{not json", ErrorCode::InvalidJson),
+            ("[1,", ErrorCode::InvalidJson),
+            ("42", ErrorCode::InvalidEvent),
+            ("\"event\"", ErrorCode::InvalidEvent),
         ] {
             assert_eq!(
                 split_events(body.as_bytes()).unwrap_err().code,

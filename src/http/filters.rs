@@ -2,6 +2,7 @@
 
 use super::error::ApiError;
 use crate::db::query as sql;
+use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::{Platform, SentimentLabel};
 
@@ -29,7 +30,7 @@ impl PostFilters<'_> {
         if let Some(p) = self.platform {
             if Platform::parse(p).is_none() {
                 return Err(ApiError::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     format!("unknown platform `{p}`"),
                 ));
             }
@@ -37,7 +38,7 @@ impl PostFilters<'_> {
         if let Some(s) = self.sentiment {
             if SentimentLabel::parse(s).is_none() {
                 return Err(ApiError::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     "sentiment must be negative, neutral or positive",
                 ));
             }
@@ -51,8 +52,7 @@ impl PostFilters<'_> {
         ];
         for (name, value) in values {
             if value.as_ref().is_some_and(|v| v.len() > MAX_LABEL_BYTES) {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
+                return Err(ApiError::bad_request(ErrorCode::InvalidQuery,
                     format!("{name} is longer than {MAX_LABEL_BYTES} bytes; no stored post has such a value"),
                 ));
             }
@@ -74,7 +74,7 @@ impl PostFilters<'_> {
 /// The 400 for a query parameter that contains NUL, which no stored text can.
 pub fn nul_in_query(name: &str) -> ApiError {
     ApiError::bad_request(
-        "invalid_query",
+        ErrorCode::InvalidQuery,
         format!("{name} must not contain NUL characters"),
     )
 }

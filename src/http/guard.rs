@@ -16,6 +16,7 @@
 //! responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Scope` (`key` or
 //! `ip`).
 
+use crate::models::errors::ErrorCode;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -31,9 +32,9 @@ use super::error::ApiError;
 use super::rate_limit::{retry_after_secs, Buckets};
 use super::request_id::REQUEST_ID;
 use super::{canonical, peer, AppState};
-use crate::audit::{self, Outcome};
 use crate::auth::policy::{self, Access};
 use crate::auth::{AuthError, Principal, Role};
+use crate::db::audit::{self, Outcome};
 use crate::telemetry::names;
 
 /// Longest query string accepted, in bytes.
@@ -136,8 +137,7 @@ fn rate_limited(scope: &'static str, wait: Duration) -> ApiError {
     metrics::counter!(names::RATE_LIMITED, "scope" => scope).increment(1);
     let secs = retry_after_secs(wait);
     ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         format!("too many requests; retry in {secs} s"),
     )
     .with_details(json!({"retry_after_secs": secs, "scope": scope}))
@@ -186,7 +186,7 @@ fn refuse(
     ip: &str,
     error: ApiError,
 ) -> ServiceResponse<BoxBody> {
-    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code).increment(1);
+    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code.as_str()).increment(1);
     match spend(state, &state.limiter.per_ip, "ip", ip) {
         Ok(metered) => with_rate_headers(respond(req, error), metered),
         Err(limited) => respond(req, limited),
@@ -194,13 +194,9 @@ fn refuse(
 }
 
 fn auth_refusal(error: &AuthError) -> ApiError {
-    let reason = error.code();
-    metrics::counter!(names::AUTH_REFUSED, "reason" => reason).increment(1);
-    let status = match error {
-        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNAUTHORIZED,
-    };
-    ApiError::new(status, reason, error.to_string())
+    let code = error.code();
+    metrics::counter!(names::AUTH_REFUSED, "reason" => code.as_str()).increment(1);
+    ApiError::new(code, error.to_string())
 }
 
 async fn authenticate(
@@ -231,7 +227,7 @@ pub async fn guard(
     let ip = client_ip(&req, &state);
 
     if let Some(problem) = canonical::problem(&path) {
-        let error = ApiError::bad_request("non_canonical_path", problem)
+        let error = ApiError::bad_request(ErrorCode::NonCanonicalPath, problem)
             .with_details(json!({"rule": "one spelling per path: no encoded letters, digits or `-._~`, no `//`, `.` or `..` segments, no backslash"}));
         return Ok(refuse(req, &state, &ip, error));
     }
@@ -242,7 +238,7 @@ pub async fn guard(
         .map(str::to_string);
     if !peer::host_allowed(&state.settings.http.allowed_hosts, host.as_deref()) {
         let error = ApiError::bad_request(
-            "host_not_allowed",
+            ErrorCode::HostNotAllowed,
             "this server does not answer to that Host; add the name to http.allowed_hosts",
         );
         return Ok(refuse(req, &state, &ip, error));
@@ -250,8 +246,7 @@ pub async fn guard(
     if req.query_string().len() > MAX_QUERY_BYTES {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "query_too_long").increment(1);
         let error = ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "query_too_long",
+            ErrorCode::QueryTooLong,
             format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
         );
         return Ok(refuse(req, &state, &ip, error));
@@ -262,8 +257,7 @@ pub async fn guard(
     let Some(pattern) = pattern else {
         if policy::is_api_path(&path) {
             let error = ApiError::new(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
+                ErrorCode::RouteNotFound,
                 format!("no route for {method} {path}"),
             );
             return Ok(refuse(req, &state, &ip, error));
@@ -341,8 +335,7 @@ pub async fn guard(
             {
                 metrics::counter!(names::WS_REJECTED, "reason" => "origin").increment(1);
                 let error = ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "origin_not_allowed",
+                    ErrorCode::OriginNotAllowed,
                     "WebSocket connections from this origin are not allowed (http.cors_origins)",
                 );
                 return Ok(refuse(req, &state, &ip, error));
@@ -437,8 +430,7 @@ async fn forbid(
     let method = req.method().clone();
     let path = req.path().to_string();
     let error = ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
+        ErrorCode::Forbidden,
         format!(
             "role `{}` may not {method} {path}; it needs `{needed}`{}",
             principal.role,
@@ -449,7 +441,7 @@ async fn forbid(
             }
         ),
     );
-    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code).increment(1);
+    metrics::counter!(names::HTTP_REFUSED, "reason" => error.code.as_str()).increment(1);
     let metered = match spend(state, &state.limiter.per_ip, "ip", ip) {
         Ok(m) => m,
         Err(limited) => return respond(req, limited),

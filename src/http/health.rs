@@ -90,11 +90,7 @@ pub struct Readiness {
 #[get("/ready")]
 pub async fn ready(state: State) -> HttpResponse {
     let postgres = match state.pipeline_pool.get().await {
-        Ok(client) => client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Ok(client) => crate::db::ping(&client).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     let ping: Result<String, _> = state.redis.ping(None).await;

@@ -1,7 +1,7 @@
 //! `GET /ws`: the WebSocket upgrade. The sessions themselves live in [`crate::ws`]; this is the
 //! HTTP side of the handshake, with the caller's credential and the API's error shape.
 
-use actix_web::http::StatusCode;
+use crate::models::errors::ErrorCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
@@ -49,13 +49,12 @@ pub async fn connect(
     };
     let mut response = ws::handshake(&req).map_err(|e| {
         metrics::counter!(names::WS_REJECTED, "reason" => "bad_handshake").increment(1);
-        ApiError::bad_request("bad_handshake", e.to_string())
+        ApiError::bad_request(ErrorCode::BadHandshake, e.to_string())
     })?;
     let permit = hub.admit().ok_or_else(|| {
         metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_sessions",
+            ErrorCode::TooManySessions,
             format!(
                 "this process serves at most {} live sessions; retry later or elsewhere",
                 hub.settings().max_sessions

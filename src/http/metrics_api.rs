@@ -5,6 +5,7 @@
 //! `5m` covers the current minute and the four before it; the response's `from` says exactly
 //! where it starts. Queries with filters read the stored posts of the same window.
 
+use crate::models::errors::ErrorCode;
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -377,7 +378,7 @@ pub async fn timeseries(
         (_, Some(k)) => k,
         (_, None) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "key is required for this dimension",
             ))
         }
@@ -389,13 +390,13 @@ pub async fn timeseries(
     let from = q.from.unwrap_or(to - TimeDelta::hours(1));
     if from >= to {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "from must be before to",
         ));
     }
     if (to - from).num_minutes() / bucket_minutes > MAX_POINTS {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("more than {MAX_POINTS} points; use a larger bucket or a shorter range"),
         ));
     }
@@ -459,7 +460,7 @@ pub async fn trending_terms(
     let limit = query.limit.unwrap_or(20);
     if !(1..=MAX_ITEMS).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {MAX_ITEMS}"),
         ));
     }

@@ -58,19 +58,10 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let from = now - TimeDelta::seconds(WINDOW_SECS);
     let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT model, count(*)::int8 FROM posts WHERE created_at >= $1 \
-             GROUP BY model ORDER BY 2 DESC, model",
-            &[&from],
-        )
-        .await?;
-    let models: Vec<ModelUse> = rows
-        .iter()
-        .map(|r| ModelUse {
-            model: r.get(0),
-            posts: r.get(1),
-        })
+    let models: Vec<ModelUse> = crate::db::posts::by_model_since(&client, from)
+        .await?
+        .into_iter()
+        .map(|(model, posts)| ModelUse { model, posts })
         .collect();
     let posts: i64 = models.iter().map(|m| m.posts).sum();
     let group = group::group_stats(&state.redis, &state.settings).await.ok();

@@ -1,5 +1,6 @@
 //! `GET /api/v1/posts` (filtered, newest first, keyset-paginated) and `GET /api/v1/posts/{id}`.
 
+use crate::models::errors::ErrorCode;
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,7 +81,7 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
 pub fn check_post_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > crate::models::event::MAX_ID_BYTES || !sql::storable(id) {
         return Err(ApiError::bad_request(
-            "invalid_path",
+            ErrorCode::InvalidPath,
             "a post id is 1 to 256 bytes without NUL characters",
         ));
     }
@@ -108,7 +109,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
     let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
@@ -122,10 +123,9 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
     }
     .columns()?;
     let cursor = match &q.cursor {
-        Some(c) => Some(
-            decode_cursor(c)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
-        ),
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not valid")
+        })?),
         None => None,
     };
 

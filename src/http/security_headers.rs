@@ -4,6 +4,7 @@
 //! Preflight requests are answered here, before authentication, as browsers send them
 //! without credentials.
 
+use crate::models::errors::ErrorCode;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -72,8 +73,7 @@ pub async fn security_headers(
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, "3600"))
                 .finish(),
             None => super::error::ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                ErrorCode::OriginNotAllowed,
                 "this origin may not call the API (http.cors_origins)",
             )
             .error_response(),

@@ -9,11 +9,11 @@
 //! to an open server's all-powerful caller: the guard attaches that caller, once the
 //! server was started open, and a request without one is refused.
 
+use crate::models::errors::ErrorCode;
 use std::future::{ready, Ready};
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
@@ -52,10 +52,10 @@ impl Deref for State {
 
 /// Refusal of a request that got past the guard without the caller its route needs: a bug
 /// somewhere before the handler, so it is logged and counted as one.
-fn unguarded(req: &HttpRequest, status: StatusCode, code: &'static str) -> ApiError {
+fn unguarded(req: &HttpRequest, code: ErrorCode) -> ApiError {
     metrics::counter!(names::AUTH_REFUSED, "reason" => "unguarded").increment(1);
     tracing::error!(method = %req.method(), path = %req.path(), "a request reached a protected handler without an admitted caller; refused");
-    ApiError::new(status, code, "this route needs a caller with another role")
+    ApiError::new(code, "this route needs a caller with another role")
 }
 
 /// The check itself, apart from the extractor so tests can call it.
@@ -73,8 +73,8 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
                 app,
                 caller: Some(p),
             }),
-            Some(_) => Err(unguarded(req, StatusCode::FORBIDDEN, "forbidden")),
-            None => Err(unguarded(req, StatusCode::UNAUTHORIZED, "unauthorized")),
+            Some(_) => Err(unguarded(req, ErrorCode::Forbidden)),
+            None => Err(unguarded(req, ErrorCode::Unauthorized)),
         },
     }
 }

@@ -1,7 +1,7 @@
 //! Webhook subscriptions (`/api/v1/webhooks`) and their delivery log.
 
+use crate::models::errors::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use crate::db::query as sql;
+use crate::db::webhooks;
 use crate::models::alerts::RuleKind;
+pub use crate::models::webhooks::{Delivery, DeliveryStatus, Webhook};
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;
@@ -30,19 +32,6 @@ pub struct WebhookInput {
     pub kinds: Option<Vec<RuleKind>>,
 }
 
-/// A subscription as listed (the secret is never returned after creation).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Webhook {
-    pub id: i64,
-    /// The receiver; in listings its user information and query values are hidden, like the
-    /// signing secret.
-    pub url: String,
-    /// Alert kinds delivered; null for all.
-    pub kinds: Option<Vec<RuleKind>>,
-    pub enabled: bool,
-    pub created_at: DateTime<Utc>,
-}
-
 /// A subscription just created, with its signing secret (returned this once).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WebhookCreated {
@@ -57,31 +46,6 @@ pub struct WebhookCreated {
 pub struct WebhookList {
     /// Oldest first.
     pub items: Vec<Webhook>,
-}
-
-/// Where one delivery stands.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Dead,
-}
-
-/// One delivery of an alert to a subscription.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Delivery {
-    pub id: i64,
-    pub alert_id: i64,
-    #[schema(value_type = DeliveryStatus)]
-    pub status: String,
-    pub attempts: i32,
-    /// HTTP status of the last attempt; null before the first or when it got no answer.
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub next_attempt_at: DateTime<Utc>,
 }
 
 /// The newest deliveries of a subscription.
@@ -116,7 +80,7 @@ pub async fn create(
     let url = input.url.trim();
     if url.len() > MAX_URL_BYTES || !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ApiError::bad_request(
-            "invalid_webhook",
+            ErrorCode::InvalidWebhook,
             "url must be an http:// or https:// URL",
         ));
     }
@@ -124,12 +88,15 @@ pub async fn create(
         .check_target(url)
         .await
     {
-        return Err(ApiError::bad_request("invalid_webhook", e.to_string()));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidWebhook,
+            e.to_string(),
+        ));
     }
     if let Some(field) = sql::unstorable([("url", Some(url)), ("secret", input.secret.as_deref())])
     {
         return Err(ApiError::bad_request(
-            "invalid_webhook",
+            ErrorCode::InvalidWebhook,
             format!("{field} must not contain NUL characters"),
         ));
     }
@@ -137,7 +104,7 @@ pub async fn create(
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_webhook",
+                ErrorCode::InvalidWebhook,
                 "secret must be 16 to 256 bytes",
             ))
         }
@@ -147,22 +114,8 @@ pub async fn create(
         }
     };
     let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "INSERT INTO webhooks (url, secret, kinds) VALUES ($1, $2, $3) RETURNING id, created_at",
-            &[&url, &secret, &input.kinds],
-        )
-        .await?;
-    Ok(HttpResponse::Created().json(WebhookCreated {
-        webhook: Webhook {
-            id: row.get(0),
-            url: url.to_string(),
-            kinds: input.kinds,
-            enabled: true,
-            created_at: row.get(1),
-        },
-        secret,
-    }))
+    let webhook = webhooks::insert(&client, url, &secret, input.kinds).await?;
+    Ok(HttpResponse::Created().json(WebhookCreated { webhook, secret }))
 }
 
 /// Every subscription (secrets are never returned again).
@@ -179,21 +132,10 @@ pub async fn create(
 #[get("/api/v1/webhooks")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let items: Vec<Webhook> = client
-        .query(
-            "SELECT id, url, kinds, enabled, created_at FROM webhooks ORDER BY id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| Webhook {
-            id: r.get(0),
-            url: crate::egress::redact_url(r.get(1)),
-            kinds: r.get(2),
-            enabled: r.get(3),
-            created_at: r.get(4),
-        })
-        .collect();
+    let mut items = webhooks::list(&client).await?;
+    for webhook in &mut items {
+        webhook.url = crate::egress::redact_url(&webhook.url);
+    }
     Ok(HttpResponse::Ok().json(WebhookList { items }))
 }
 
@@ -214,11 +156,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 #[delete("/api/v1/webhooks/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    if client
-        .execute("DELETE FROM webhooks WHERE id = $1", &[&*id])
-        .await?
-        == 0
-    {
+    if !webhooks::delete(&client, *id).await? {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -241,32 +179,9 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 #[get("/api/v1/webhooks/{id}/deliveries")]
 pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM webhooks WHERE id = $1", &[&*id])
-        .await?
-        .is_none()
-    {
+    if !webhooks::exists(&client, *id).await? {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     }
-    let items: Vec<Delivery> = client
-        .query(
-            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at \
-             FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
-            &[&*id, &DELIVERY_PAGE],
-        )
-        .await?
-        .iter()
-        .map(|r| Delivery {
-            id: r.get(0),
-            alert_id: r.get(1),
-            status: r.get(2),
-            attempts: r.get(3),
-            last_status: r.get(4),
-            last_error: r.get(5),
-            created_at: r.get(6),
-            delivered_at: r.get(7),
-            next_attempt_at: r.get(8),
-        })
-        .collect();
+    let items = webhooks::deliveries(&client, *id, DELIVERY_PAGE).await?;
     Ok(HttpResponse::Ok().json(DeliveryList { items }))
 }

@@ -4,11 +4,14 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod errors;
 pub mod event;
 pub mod live;
 pub mod metrics;
+pub mod role;
 pub mod time;
 pub mod views;
+pub mod webhooks;
 
 pub use analysis::{
     Analysis, AnalyzedPost, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,

@@ -161,25 +161,8 @@ pub enum ClientMessage {
     Ping,
 }
 
-/// Stable machine-readable codes of `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is not JSON.
-    InvalidJson,
-    /// JSON, but not a message of the protocol (missing or unexpected fields, wrong types).
-    InvalidMessage,
-    /// `type` names no client message.
-    UnknownType,
-    /// A topic name is not one of the topics.
-    UnknownTopic,
-    /// A filter field has an unknown or oversized value.
-    InvalidFilter,
-    /// The subscription would exceed the session's topic limit.
-    TooManyTopics,
-    /// Binary frames carry nothing in this protocol.
-    UnsupportedFrame,
-}
+/// The codes of `error` messages: the API's codes (`invalid_json`, `unknown_topic`, ...).
+pub use crate::models::errors::ErrorCode;
 
 /// Longest `message` of an `error` reply, in bytes. serde's messages quote the offending name
 /// or value whole (`unknown field `...``), so without a bound a client could have up to a frame

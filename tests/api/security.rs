@@ -321,7 +321,12 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
         "pulse_",
         "nonsense",
         &format!("pulse_{}_{}", "0".repeat(12), "0".repeat(64)),
-        &format!("{}0", &s.key(Role::Admin)[..s.key(Role::Admin).len() - 1]),
+        // The admin key with its last digit changed (to another digit, never to itself).
+        &{
+            let key = s.key(Role::Admin);
+            let last = if key.ends_with('0') { '1' } else { '0' };
+            format!("{}{last}", &key[..key.len() - 1])
+        },
     ] {
         let (code, body) = s.exchange(bad).await;
         assert_eq!(code, 401, "key {bad:?}: {body}");

@@ -1,0 +1,125 @@
+//! The `api_keys` table: ids, names, roles, Argon2 hashes and their revocation.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::models::role::Role;
+
+/// A key as listed: everything but its secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at";
+
+fn info(row: &tokio_postgres::Row) -> KeyInfo {
+    KeyInfo {
+        id: row.get(0),
+        name: row.get(1),
+        role: Role::parse(row.get(2)).unwrap_or(Role::Ingest),
+        created_at: row.get(3),
+        created_by: row.get(4),
+        revoked_at: row.get(5),
+        last_used_at: row.get(6),
+    }
+}
+
+/// Stores a key's id, name, role and hash, recorded as made by `actor`.
+pub async fn insert(
+    client: &impl GenericClient,
+    id: &str,
+    name: &str,
+    role: Role,
+    hash: &str,
+    actor: &str,
+) -> anyhow::Result<KeyInfo> {
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO api_keys (id, name, role, hash, created_by) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&id, &name, &role.as_str(), &hash, &actor],
+        )
+        .await?;
+    Ok(info(&row))
+}
+
+/// Revokes key `id`; `false` when there is no such key or it was already revoked.
+pub async fn revoke(client: &impl GenericClient, id: &str, actor: &str) -> anyhow::Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE api_keys SET revoked_at = now(), revoked_by = $2 \
+             WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &actor],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Every key, newest first.
+pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
+    Ok(client
+        .query(
+            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(info)
+        .collect())
+}
+
+/// What verification needs of one key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub role: Role,
+    pub hash: String,
+    pub revoked: bool,
+}
+
+/// The stored hash and state of key `id`.
+pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
+    Ok(client
+        .query_opt(
+            "SELECT role, hash, revoked_at IS NOT NULL FROM api_keys WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|row| StoredKey {
+            role: Role::parse(row.get(0)).unwrap_or(Role::Ingest),
+            hash: row.get(1),
+            revoked: row.get(2),
+        }))
+}
+
+/// Notes that key `id` was just exchanged for a token.
+pub async fn touch(client: &impl GenericClient, id: &str) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every key's role and whether it is revoked; keys with a role this version does not know
+/// are left out.
+pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<(String, Role, bool)>> {
+    let rows = client
+        .query("SELECT id, role, revoked_at IS NOT NULL FROM api_keys", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.get(0), Role::parse(r.get(1))?, r.get(2))))
+        .collect())
+}

@@ -1,0 +1,126 @@
+//! Retention's deletes: per table family, rows older than its days, in batches.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+use crate::config::StoreSettings;
+use crate::telemetry::names;
+
+/// What is deleted after how many days, by table.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    pub raw_days: u32,
+    pub history_days: u32,
+    pub audit_days: u32,
+    /// Rows per delete statement.
+    pub batch: i64,
+}
+
+impl RetentionPolicy {
+    /// The policy of the settings.
+    pub fn of(settings: &StoreSettings) -> RetentionPolicy {
+        RetentionPolicy {
+            raw_days: settings.retention_days,
+            history_days: settings.history_retention_days,
+            audit_days: settings.audit_retention_days,
+            batch: settings.retention_batch.max(1),
+        }
+    }
+}
+
+/// One family of rows: its table (the metric label), its delete statement (`$1` days, `$2`
+/// batch) and how many days it keeps.
+struct Sweep {
+    table: &'static str,
+    sql: &'static str,
+    days: u32,
+}
+
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 9] {
+    let raw = policy.raw_days;
+    let history = policy.history_days;
+    [
+        Sweep {
+            table: "posts",
+            sql: "DELETE FROM posts WHERE id IN (SELECT id FROM posts \
+                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "engagements",
+            sql: "DELETE FROM engagements WHERE key IN (SELECT key FROM engagements \
+                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "term_rollups",
+            sql: "DELETE FROM term_rollups WHERE (minute, term) IN (SELECT minute, term \
+                  FROM term_rollups WHERE minute < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "alerts",
+            sql: "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'resolved' \
+                  AND resolved_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "webhook_deliveries",
+            sql: "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+                  WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1) \
+                  LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_cascades",
+            sql: "DELETE FROM virality_cascades WHERE post_id IN (SELECT post_id \
+                  FROM virality_cascades WHERE status = 'finished' \
+                  AND last_activity_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_predictions",
+            sql:
+                "DELETE FROM virality_predictions WHERE id IN (SELECT id FROM virality_predictions \
+                  WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "virality_momentum",
+            sql: "DELETE FROM virality_momentum WHERE (dimension, key) IN (SELECT dimension, key \
+                  FROM virality_momentum WHERE updated_at < now() - make_interval(days => $1) \
+                  LIMIT $2)",
+            days: history,
+        },
+        Sweep {
+            table: "audit_log",
+            sql: "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                  WHERE at < now() - make_interval(days => $1) LIMIT $2)",
+            days: policy.audit_days,
+        },
+    ]
+}
+
+/// Pause between two delete batches, leaving room for the store's writes.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(50);
+
+/// Deletes expired rows batch by batch until none are left; returns how many went.
+pub async fn sweep(pool: &Pool, policy: &RetentionPolicy) -> anyhow::Result<u64> {
+    let client = pool.get().await?;
+    let mut total = 0;
+    for sweep in sweeps(policy).into_iter().filter(|s| s.days > 0) {
+        let days = i32::try_from(sweep.days).unwrap_or(i32::MAX);
+        let statement = client.prepare_cached(sweep.sql).await?;
+        loop {
+            let deleted = client.execute(&statement, &[&days, &policy.batch]).await?;
+            total += deleted;
+            metrics::counter!(names::RETENTION_DELETED, "table" => sweep.table).increment(deleted);
+            if deleted < policy.batch as u64 {
+                break;
+            }
+            tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
+        }
+    }
+    Ok(total)
+}

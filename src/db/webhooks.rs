@@ -1,0 +1,177 @@
+//! The `webhooks` subscriptions and their `webhook_deliveries`: the API's reads and writes,
+//! and the delivery worker's claims and outcomes.
+
+use tokio_postgres::Client;
+
+use crate::models::alerts::RuleKind;
+use crate::models::webhooks::{Delivery, Webhook};
+
+type Result<T> = std::result::Result<T, tokio_postgres::Error>;
+
+/// Stores a subscription.
+pub async fn insert(
+    client: &Client,
+    url: &str,
+    secret: &str,
+    kinds: Option<Vec<RuleKind>>,
+) -> Result<Webhook> {
+    let row = client
+        .query_one(
+            "INSERT INTO webhooks (url, secret, kinds) VALUES ($1, $2, $3) RETURNING id, created_at",
+            &[&url, &secret, &kinds],
+        )
+        .await?;
+    Ok(Webhook {
+        id: row.get(0),
+        url: url.to_string(),
+        kinds,
+        enabled: true,
+        created_at: row.get(1),
+    })
+}
+
+/// Every subscription, oldest first, with its URL as stored.
+pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
+    Ok(client
+        .query(
+            "SELECT id, url, kinds, enabled, created_at FROM webhooks ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Webhook {
+            id: r.get(0),
+            url: r.get(1),
+            kinds: r.get(2),
+            enabled: r.get(3),
+            created_at: r.get(4),
+        })
+        .collect())
+}
+
+/// Removes subscription `id` with its delivery log; `false` when there is none.
+pub async fn delete(client: &Client, id: i64) -> Result<bool> {
+    Ok(client
+        .execute("DELETE FROM webhooks WHERE id = $1", &[&id])
+        .await?
+        == 1)
+}
+
+pub async fn exists(client: &Client, id: i64) -> Result<bool> {
+    Ok(client
+        .query_opt("SELECT 1 FROM webhooks WHERE id = $1", &[&id])
+        .await?
+        .is_some())
+}
+
+/// The `limit` newest deliveries of subscription `id`, newest first.
+pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Delivery>> {
+    Ok(client
+        .query(
+            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at \
+             FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
+            &[&id, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Delivery {
+            id: r.get(0),
+            alert_id: r.get(1),
+            status: r.get(2),
+            attempts: r.get(3),
+            last_status: r.get(4),
+            last_error: r.get(5),
+            created_at: r.get(6),
+            delivered_at: r.get(7),
+            next_attempt_at: r.get(8),
+        })
+        .collect())
+}
+
+/// A delivery due now, claimed by this process.
+pub struct Due {
+    pub id: i64,
+    pub url: String,
+    pub secret: String,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    /// The alert's kind, from its payload.
+    pub kind: String,
+}
+
+/// Claims up to `limit` pending deliveries due now and reserves them for `lease_secs`, in one
+/// transaction that skips deliveries another process holds: each is sent by one process.
+pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Result<Vec<Due>> {
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind' \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
+             ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
+            &[&limit],
+        )
+        .await?;
+    let due: Vec<Due> = rows
+        .iter()
+        .map(|r| Due {
+            id: r.get(0),
+            url: r.get(1),
+            secret: r.get(2),
+            payload: r.get(3),
+            attempts: r.get(4),
+            kind: r.get::<_, Option<String>>(5).unwrap_or_default(),
+        })
+        .collect();
+    if !due.is_empty() {
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        tx.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = ANY($1)",
+            &[&ids, &lease_secs],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(due)
+}
+
+/// Records a delivery the receiver accepted with `status` on attempt `attempts`.
+pub async fn mark_delivered(client: &Client, id: i64, attempts: i32, status: u16) -> Result<()> {
+    client
+        .execute(
+            "UPDATE webhook_deliveries SET status = 'delivered', attempts = $2, \
+             last_status = $3, last_error = NULL, delivered_at = now() WHERE id = $1",
+            &[&id, &attempts, &i32::from(status)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: `dead` when no attempt is left, else due again in
+/// `retry_in_secs`.
+pub async fn mark_failed(
+    client: &Client,
+    id: i64,
+    attempts: i32,
+    status: Option<u16>,
+    error: &str,
+    dead: bool,
+    retry_in_secs: f64,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE webhook_deliveries SET status = CASE WHEN $5 THEN 'dead' ELSE 'pending' END, \
+             attempts = $2, last_status = $3, last_error = $4, \
+             next_attempt_at = now() + make_interval(secs => $6) WHERE id = $1",
+            &[
+                &id,
+                &attempts,
+                &status.map(i32::from),
+                &error,
+                &dead,
+                &retry_in_secs,
+            ],
+        )
+        .await?;
+    Ok(())
+}
