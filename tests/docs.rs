@@ -481,3 +481,58 @@ fn the_readme_fits_on_a_screen() {
         "README.md has {lines} lines, more than {README_MAX_LINES}: move reference material to docs/"
     );
 }
+
+/// Every error code with its HTTP status, read from `src/models/errors.rs`: the arms of
+/// `as_str` name each variant's code, the arms of `status` its status.
+fn error_codes() -> BTreeMap<String, String> {
+    let text = code_of(&read(&root().join("src/models/errors.rs")));
+    let body = |name: &str| {
+        let start = text
+            .find(&format!("pub fn {name}("))
+            .unwrap_or_else(|| panic!("no fn {name} in errors.rs"));
+        let end = text[start..].find("\n    }\n").expect("the end of the fn") + start;
+        text[start..end].to_string()
+    };
+    let mut status_of = BTreeMap::new();
+    let status = body("status");
+    let arms = status
+        .split_once("match self {")
+        .expect("status matches on self")
+        .1;
+    for arm in arms.split(',') {
+        if let Some((variants, status)) = arm.split_once("=>") {
+            for variant in variants.split('|') {
+                status_of.insert(variant.trim().to_string(), status.trim().to_string());
+            }
+        }
+    }
+    body("as_str")
+        .lines()
+        .filter_map(|line| {
+            let (variant, code) = line.split_once("=>")?;
+            let code = string_literal(code)?;
+            let status = status_of
+                .get(variant.trim())
+                .unwrap_or_else(|| panic!("{} has no status", variant.trim()));
+            Some((code.to_string(), status.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_error_code_table_lists_every_code_with_its_status() {
+    let documented: BTreeMap<String, String> = docs_table("api.md", &["code", "status", "meaning"])
+        .iter()
+        .map(|row| (code_spans(&row[0]).concat(), row[1].clone()))
+        .collect();
+    let code = error_codes();
+    assert!(
+        code.len() > 30,
+        "read only {} codes from errors.rs",
+        code.len()
+    );
+    assert_eq!(
+        documented, code,
+        "docs/api.md's code table and src/models/errors.rs disagree"
+    );
+}

@@ -8,6 +8,7 @@ mod common;
 
 mod alerts;
 mod attack_surface;
+mod bench_command;
 mod dashboard;
 mod http_api;
 mod metrics_api;

@@ -73,6 +73,8 @@ pub async fn run(
     eprintln!("raw ONNX Runtime: {raw:.0} posts/s");
 
     let stream = format!("pulse:bench:{run_id}:model");
+    // The parts before this one may have left posts behind; the count below is of this run's.
+    super::truncate(db_url).await?;
     let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events).await?;
     report.pipeline_posts_per_sec = rate;
     report.fraction_of_raw = rate / raw;

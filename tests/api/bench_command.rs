@@ -1,0 +1,67 @@
+//! The benchmark command as the docs give it: `pulse bench` with every default part (pipeline,
+//! model, WebSocket, alerts) in one run, and nothing but the addresses of PostgreSQL and Redis
+//! and the model's files in its environment (no authentication switch, no settings file), run
+//! small. The figures are not judged here; that the command runs as written, its parts one
+//! after another, and reports what the docs say it reports, is.
+
+use std::process::Command;
+
+use crate::common::{admin_url, redis_url};
+
+#[test]
+fn the_documented_benchmark_command_runs_as_written() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args([
+            "bench",
+            "--events",
+            "2000",
+            "--latency-rate",
+            "200",
+            "--latency-secs",
+            "2",
+            "--model-events",
+            "200",
+            "--ws-subscribers",
+            "4",
+            "--ws-rate",
+            "50",
+            "--ws-secs",
+            "2",
+            "--ws-memory-subscribers",
+            "10",
+            "--ws-memory-rate",
+            "20",
+            "--alert-rate",
+            "50",
+            "--alert-trials",
+            "1",
+        ])
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "ORT_DYLIB_PATH", "PULSE_MODEL_DIR"]
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
+        .env("DATABASE_URL", admin_url())
+        .env("REDIS_URL", redis_url())
+        .output()
+        .expect("pulse runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pulse bench failed:\n{stderr}");
+    for row in [
+        "ceiling: raw XADD",
+        "ceiling: raw XREADGROUP + XACK",
+        "ceiling: raw batched insert",
+        "Pulse end to end",
+        "latency at",
+        "raw ONNX Runtime",
+        "WebSocket",
+        "alert",
+    ] {
+        assert!(
+            stdout.contains(row),
+            "no `{row}` row in the report:\n{stdout}"
+        );
+    }
+}
