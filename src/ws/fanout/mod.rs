@@ -40,12 +40,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Message, Recipient};
-use bytestring::ByteString;
 use fred::prelude::*;
 use tokio::sync::{mpsc, watch};
 
+pub use self::wire::FanoutItem;
 use self::wire::{own_prefix, parse, payloads};
-use super::protocol::{FilterKeys, Topic};
 use crate::config::Settings;
 use crate::telemetry::names;
 
@@ -61,16 +60,6 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often the publisher counts the other processes subscribed to the channel.
 pub const PEER_PROBE: Duration = Duration::from_millis(500);
-
-/// One live message as every process delivers it: its topic, what it is about (matched
-/// against session filters) and its final text, serialized once by the process that
-/// produced it.
-#[derive(Debug, Clone)]
-pub struct FanoutItem {
-    pub topic: Topic,
-    pub keys: Arc<FilterKeys>,
-    pub text: ByteString,
-}
 
 /// Messages produced by another process, for this process's sessions only (never
 /// published again).

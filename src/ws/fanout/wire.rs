@@ -6,8 +6,17 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde::Deserialize;
 
-use super::FanoutItem;
 use crate::ws::protocol::{FilterKeys, Topic};
+
+/// One live message as every process delivers it: its topic, what it is about (matched
+/// against session filters) and its final text, serialized once by the process that
+/// produced it.
+#[derive(Debug, Clone)]
+pub struct FanoutItem {
+    pub topic: Topic,
+    pub keys: Arc<FilterKeys>,
+    pub text: ByteString,
+}
 
 /// Version of the payload format, so a mixed-version group skips what it cannot read.
 const WIRE_VERSION: u8 = 1;
