@@ -15,13 +15,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::seismic::{ModelParams, RawPrediction};
+use super::cascade::ShareNode;
+use super::growth::{self, GrowthModel};
+use super::seismic::{self, ModelParams, RawPrediction};
 
 /// Upper edges of the shares-observed bins (the last bin is open).
 pub const SHARE_EDGES: [f64; 9] = [0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5, 127.5, 255.5];
 /// Upper edges of the age bins, in seconds (the last bin is open).
-pub const AGE_EDGES_S: [f64; 10] = [
-    30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 5400.0, 10800.0, 21600.0,
+pub const AGE_EDGES_S: [f64; 13] = [
+    30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 5400.0, 10800.0, 21600.0, 43200.0, 86400.0,
+    172800.0,
 ];
 /// Quantile levels stored per bin: 0%, 1%, ..., 100%.
 pub const LEVELS: usize = 101;
@@ -123,6 +126,31 @@ pub struct Calibration {
     /// model version 1: the identity).
     #[serde(default)]
     pub recalibration: Recalibration,
+    /// The growth-curve model that predicts what remains (absent: the point process does).
+    #[serde(default)]
+    pub growth: GrowthModel,
+    /// Where in the residual bins the point prediction is read, by age.
+    #[serde(default)]
+    pub point_levels: PointLevels,
+}
+
+/// The quantile level of the residual bins the point prediction is read at, per age group
+/// (upper edges in seconds, the last group open). The median (0.5) minimises the absolute log
+/// error; the relative error `|predicted − final| / final` weighs an overestimate of a small
+/// cascade more than an underestimate of a large one, so the level that minimised it on
+/// held-out training cascades is usually lower. Empty: the median.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PointLevels {
+    pub age_edges_s: Vec<f64>,
+    pub levels: Vec<f64>,
+}
+
+impl PointLevels {
+    /// The level at `age_s`.
+    pub fn at(&self, age_s: f64) -> f64 {
+        let g = self.age_edges_s.partition_point(|&e| e <= age_s);
+        self.levels.get(g).copied().unwrap_or(0.5).clamp(0.01, 0.99)
+    }
 }
 
 impl Default for Calibration {
@@ -139,16 +167,19 @@ impl Default for Calibration {
             default_threshold: 50.0,
             max_final_shares: 1e7,
             recalibration: Recalibration::default(),
+            growth: GrowthModel::default(),
+            point_levels: PointLevels::default(),
         }
     }
 }
 
 /// Name of the model in lineage.
-pub const MODEL_NAME: &str = "pulse-seismic";
+pub const MODEL_NAME: &str = "pulse-growth";
 /// Version of the model code; changes whenever predictions would change for equal inputs.
-pub const MODEL_VERSION: &str = "2";
+pub const MODEL_VERSION: &str = "3";
 
-/// The calibration fitted on generated cascades by `pulse eval virality --write-calibration`.
+/// The calibration fitted on real Twitter cascades by `scripts/fit-virality.sh` (`pulse eval
+/// virality --data ... --write-calibration`).
 const BUILT_IN: &str = include_str!("calibration.json");
 
 fn share_bin(observed: f64) -> usize {
@@ -188,6 +219,33 @@ impl Calibration {
         SHARED
             .get_or_init(|| std::sync::Arc::new(Calibration::built_in()))
             .clone()
+    }
+
+    /// The uncalibrated prediction from the shares of a post created at `origin` (Unix
+    /// seconds) by an author with `author_followers`, observed at `at`: what remains from the
+    /// growth model when there is one, else from the point process (which also gives the
+    /// infectiousness and the variance either way).
+    pub fn raw(
+        &self,
+        origin: f64,
+        author_followers: u64,
+        shares: &[ShareNode],
+        extra_shares: u64,
+        at: f64,
+    ) -> RawPrediction {
+        let mut raw = seismic::predict(
+            &self.params,
+            origin,
+            author_followers,
+            shares,
+            extra_shares,
+            at,
+        );
+        if !self.growth.is_empty() {
+            let observation = growth::observe(origin, shares, extra_shares, at);
+            raw.remaining = self.growth.remaining(&observation);
+        }
+        raw
     }
 
     /// Fits the residual bins from samples (the model parameters stay as they are).
@@ -249,7 +307,7 @@ impl Calibration {
                     bin.tail(((need + 1.0) / (mu + 1.0)).ln())
                 };
                 (
-                    at(0.5),
+                    at(self.point_levels.at(raw.age_s)),
                     at((1.0 - level) / 2.0),
                     at((1.0 + level) / 2.0),
                     tail,

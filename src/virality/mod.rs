@@ -4,9 +4,12 @@
 //!
 //! - [`cascade`]: the share tree of a post from `via` links; depth, breadth and structural
 //!   virality in O(n);
-//! - [`seismic`]: the self-exciting point process that predicts the final size;
-//! - [`calibration`]: residual quantiles that turn it into a calibrated point, interval and
-//!   probability, plus the per-platform virality thresholds;
+//! - [`growth`]: the final size from the growth curve so far (median regression per age,
+//!   fitted on real cascades);
+//! - [`seismic`]: the self-exciting point process, for the infectiousness it reports and as
+//!   the predictor of calibrations without a growth model;
+//! - [`calibration`]: residual quantiles that turn a prediction into a calibrated point,
+//!   interval and probability, plus the per-platform virality thresholds;
 //! - [`dynamics`]: deep / broad / hybrid from structural virality;
 //! - [`momentum`]: engagement velocity and acceleration.
 //!
@@ -16,6 +19,7 @@
 pub mod calibration;
 pub mod cascade;
 pub mod dynamics;
+pub mod growth;
 pub mod momentum;
 pub mod recent;
 pub mod seismic;
@@ -285,7 +289,7 @@ impl Model {
         }
     }
 
-    /// The raw point-process prediction for a tracker at `at` (Unix seconds).
+    /// The uncalibrated prediction for a tracker at `at` (Unix seconds).
     pub fn raw(&self, tracker: &Tracker, at: f64) -> RawPrediction {
         let followers = tracker.meta.as_ref().map_or(0, |m| m.author_followers);
         let tracked: u64 = tracker
@@ -295,8 +299,7 @@ impl Model {
             .map(|n| u64::from(n.weight))
             .sum();
         let untracked = tracker.tree.shares().saturating_sub(tracked);
-        seismic::predict(
-            &self.calibration.params,
+        self.calibration.raw(
             tracker.origin(),
             followers,
             tracker.tree.nodes(),
@@ -391,6 +394,8 @@ mod tests {
         t
     }
 
+    /// Real cascades come in bursts with long gaps (their delays have a power-law tail), so a
+    /// few minutes of silence say little; once the silence lasts, the interval shrinks.
     #[test]
     fn a_cascade_that_stops_early_gets_a_shrinking_interval() {
         let model = Model::built_in();
@@ -400,7 +405,7 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         let mut widths = Vec::new();
-        for age in [120.0, 600.0, 3600.0, 6.0 * 3600.0, 24.0 * 3600.0] {
+        for age in [600.0, 3600.0, 6.0 * 3600.0, 24.0 * 3600.0, 96.0 * 3600.0] {
             let raw = model.raw(&t, age);
             let c = model.calibrate(&raw, Some(Platform::Twitter));
             assert!(c.lower >= 15.0 && c.lower <= c.upper, "{c:?}");
@@ -409,7 +414,7 @@ mod tests {
         for w in widths.windows(2) {
             assert!(w[1] <= w[0] + 1e-9, "{widths:?}");
         }
-        assert!(widths[4] < widths[0], "{widths:?}");
+        assert!(widths[4] < widths[0] / 10.0, "{widths:?}");
     }
 
     #[test]
@@ -422,6 +427,6 @@ mod tests {
         assert!((0.0..=1.0).contains(&a.virality_probability));
         assert_eq!(a.counts.shares, 3);
         assert_eq!(a.structure.depth, 3);
-        assert_eq!(a.model_lineage.name, "pulse-seismic");
+        assert_eq!(a.model_lineage.name, calibration::MODEL_NAME);
     }
 }

@@ -111,7 +111,7 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
     assert!((sv - 80.0 / 41.0).abs() < 1e-3, "{sv}");
     for v in [&deep, &broad] {
         let c = &v["current"];
-        assert_eq!(c["model_lineage"]["name"], "pulse-seismic");
+        assert_eq!(c["model_lineage"]["name"], "pulse-growth");
         assert_eq!(c["platform"], "twitter");
         assert_eq!(c["counts"]["shares"], 40);
         assert_eq!(c["reach"], 40 * 150);
@@ -372,5 +372,77 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
     assert_eq!(data["product"], "pulse-phone");
     assert!(data["virality_score"].as_f64().unwrap() >= 5.0);
     assert!(data["confidence_interval"]["upper"].is_number());
+    app.shutdown().await;
+}
+
+/// A young cascade on real platforms has most of its shares ahead of it: ten minutes in, the
+/// service predicts well above the count, and says exactly what `pulse eval virality` says for
+/// the same shares at the same age (the evaluation and the API are one model).
+#[actix_rt::test]
+async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
+    use pulse::tools::eval::virality::{data::TrueCascade, report};
+    use pulse::virality::calibration::Calibration;
+    use pulse::virality::cascade::{ShareNode, ROOT};
+
+    let env = TestEnv::new().await;
+    let mut s = settings(&env);
+    s.virality.enabled = false;
+    let app = Application::build(s, ServeOptions::default())
+        .await
+        .unwrap();
+    let created = chrono::DateTime::from_timestamp(1_420_070_400, 0).unwrap();
+    // 40 shares over the first ten minutes, one in four resharing an earlier share.
+    let delays: Vec<i64> = (0..40).map(|i| 5 + i * 14).collect();
+    let mut engagements = Vec::new();
+    let mut shares = Vec::new();
+    for (i, d) in delays.iter().enumerate() {
+        let via = (i % 4 == 3).then(|| i - 2);
+        engagements.push(json!({"id": format!("s{i}"), "kind": "share",
+            "at": (created + TimeDelta::seconds(*d)).to_rfc3339(),
+            "via": via.map(|v| format!("s{v}"))}));
+        shares.push(ShareNode {
+            at: created.timestamp() as f64 + *d as f64,
+            followers: None,
+            parent: via.map_or(ROOT, |v| v as u32),
+            weight: 1,
+        });
+    }
+    let observed = created + TimeDelta::seconds(600);
+    let body = json!({"post": {"id": "young", "platform": "twitter",
+        "created_at": created.to_rfc3339()},
+        "engagements": engagements, "observed_at": observed.to_rfc3339()});
+    let (status, scored) = post_json(&app, "/api/v1/score", &body.to_string()).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["counts"]["shares"], 40);
+    let predicted = scored["predicted_final_shares"].as_f64().unwrap();
+    assert!(predicted > 60.0, "{scored}");
+    let interval = &scored["confidence_interval"];
+    assert!(interval["lower"].as_f64().unwrap() >= 40.0);
+    assert!(interval["upper"].as_f64().unwrap() > predicted);
+
+    let cascade = TrueCascade {
+        id: "young".into(),
+        platform: Some(pulse::models::Platform::Twitter),
+        author_followers: 0,
+        created_at: created.timestamp() as f64,
+        shares,
+    };
+    let mut rows = Vec::new();
+    report::predict(
+        &Calibration::built_in(),
+        &[&cascade],
+        &[&cascade],
+        0,
+        &mut rows,
+    );
+    let ten_minutes = rows
+        .iter()
+        .find(|r| r.age == 0)
+        .expect("a prediction at 10 minutes");
+    assert!(
+        (ten_minutes.pulse.point - predicted).abs() < 0.01,
+        "evaluation {} vs service {predicted}",
+        ten_minutes.pulse.point
+    );
     app.shutdown().await;
 }
