@@ -26,32 +26,63 @@ const FOLLOWER_EXPONENT: f64 = 0.4;
 const MAX_DIRECT_SHARES_MEAN: f64 = 200.0;
 /// Spread of the log-normal content quality (mean 1) multiplying the base intensity.
 const QUALITY_SIGMA: f64 = 0.8;
-/// Branching factor (mean children per share) of ordinary posts: subcritical, dies out fast.
-const BRANCHING_MIN: f64 = 0.15;
-const BRANCHING_MAX: f64 = 0.65;
-/// Share of posts whose content "catches on": branching near or above 1.
-const VIRAL_PROB: f64 = 0.01;
-const VIRAL_BRANCHING_MIN: f64 = 0.95;
-const VIRAL_BRANCHING_MAX: f64 = 1.3;
-/// Viral content also draws more direct shares, so it rarely dies in the first generation.
-const VIRAL_DIRECT_BOOST: f64 = 3.0;
-const VIRAL_DIRECT_MIN: f64 = 3.0;
+/// Branching factor (mean children per share) of ordinary posts: subcritical, so most shares
+/// come straight from the post, as in real share trees (85% direct in the median Twitter15
+/// cascade of 50 or more, depth 3).
+const BRANCHING_MIN: f64 = 0.02;
+const BRANCHING_MAX: f64 = 0.25;
+/// Share of posts whose content "catches on". In real trees a large cascade is a broad one:
+/// many direct shares, reshares a minority, so catching on multiplies the direct shares and
+/// raises the branching only moderately.
+const VIRAL_PROB: f64 = 0.025;
+const VIRAL_BRANCHING_MIN: f64 = 0.1;
+const VIRAL_BRANCHING_MAX: f64 = 0.4;
+/// Catching on multiplies the expected direct shares by a log-normal factor (median and
+/// spread of its logarithm), at least to the minimum, at most to the ceiling.
+const VIRAL_DIRECT_BOOST_MEDIAN: f64 = 120.0;
+const VIRAL_DIRECT_BOOST_SIGMA: f64 = 1.2;
+const VIRAL_DIRECT_MIN: f64 = 100.0;
+const MAX_VIRAL_DIRECT_MEAN: f64 = 3_000.0;
 /// A sharer's audience scales their children by `(followers / median) ^ INFLUENCE_EXPONENT`,
 /// normalised to mean 1 over sharers and capped.
 const INFLUENCE_EXPONENT: f64 = 0.15;
 const MAX_INFLUENCE: f64 = 4.0;
-/// Memory kernel: a Lomax (shifted Pareto) delay, shape 1.5, so the excitation decays as a
-/// power law `(1 + t / scale) ^ -2.5`; mean delay is `2 * scale`.
-const KERNEL_SHAPE: f64 = 1.5;
-/// Scale of the delay between a share and the shares it triggers.
-const SHARE_DELAY_SCALE_S: f64 = 60.0;
-/// Scale of the delay between a post or share and the likes, comments and views it draws.
-const REACTION_DELAY_SCALE_S: f64 = 20.0;
+/// A Lomax (shifted Pareto) delay: `P(delay > t) = (1 + t / scale) ^ -shape`, so the
+/// excitation decays as a power law; below shape 1 the mean is infinite and the lifetime cap
+/// bounds it.
+#[derive(Debug, Clone, Copy)]
+struct Lomax {
+    scale_s: f64,
+    shape: f64,
+}
+/// Delay of a direct share after its post, fitted by maximum likelihood on real Twitter
+/// propagation trees (Twitter15: scale 18 min, shape 0.58; half arrive within about 50
+/// minutes, a tenth after 16 hours). See `pulse eval virality --data`.
+const DIRECT_SHARE_DELAY: Lomax = Lomax {
+    scale_s: 1_100.0,
+    shape: 0.58,
+};
+/// Delay of a reshare after the share it came through (Twitter15: scale 7 min, shape 0.50).
+const RESHARE_DELAY: Lomax = Lomax {
+    scale_s: 420.0,
+    shape: 0.50,
+};
+/// Delay between a post or share and the likes, comments and views it draws.
+const REACTION_DELAY: Lomax = Lomax {
+    scale_s: 20.0,
+    shape: 1.5,
+};
+/// Spread of a cascade's own pace (log-normal, median 1) multiplying all of its delays: real
+/// cascades differ in tempo, half of one arriving within minutes and of another within hours
+/// (Twitter15: 10% / 50% / 90% of cascades reach half their final size in 11 / 40 / 282
+/// minutes).
+const PACE_SIGMA: f64 = 1.0;
 /// Nobody reacts faster than this.
 const MIN_REACTION_DELAY_S: f64 = 0.5;
-/// Hard caps that make every cascade end: total shares and virtual lifetime.
+/// Hard caps that make every cascade end: total shares and lifetime (the horizon the real
+/// trees' final sizes are counted over).
 const MAX_CASCADE_SHARES: u32 = 5_000;
-const CASCADE_LIFETIME_S: f64 = 12.0 * 3600.0;
+const CASCADE_LIFETIME_S: f64 = 7.0 * 86_400.0;
 /// Reactions per unit of exposure (one share, or the post's own expected direct shares).
 const LIKES_PER_SHARE: f64 = 3.0;
 const COMMENTS_PER_SHARE: f64 = 0.4;
@@ -128,6 +159,9 @@ struct Cascade {
     shares_emitted: u64,
     next_engagement: u32,
     pending: u32,
+    /// Virtual seconds per real-world second of this cascade's delays: the generator's time
+    /// scale over the cascade's own pace.
+    time_scale: f64,
 }
 
 struct Queue {
@@ -156,7 +190,11 @@ pub(crate) struct Cascades {
     free: Vec<u32>,
     quality: LogNormal<f64>,
     noise: LogNormal<f64>,
+    pace: LogNormal<f64>,
+    viral_boost: LogNormal<f64>,
     influence_norm: f64,
+    /// Real-world seconds per virtual second: every delay and the lifetime are divided by it.
+    time_scale: f64,
 }
 
 /// An engagement that fired, and the final share count if it was its cascade's last event.
@@ -166,8 +204,14 @@ pub(crate) struct Fired {
 }
 
 impl Cascades {
-    pub(crate) fn new() -> Self {
+    /// Cascades whose timing runs `time_scale` times faster than the real trees' (1: as fast).
+    pub(crate) fn new(time_scale: f64) -> Self {
         Cascades {
+            time_scale: if time_scale.is_finite() && time_scale > 0.0 {
+                time_scale
+            } else {
+                1.0
+            },
             queue: Queue {
                 heap: BinaryHeap::new(),
                 seq: 0,
@@ -175,6 +219,9 @@ impl Cascades {
             slots: Vec::new(),
             free: Vec::new(),
             quality: mean_one_log_normal(QUALITY_SIGMA),
+            pace: LogNormal::new(0.0, PACE_SIGMA).expect("valid log-normal"),
+            viral_boost: LogNormal::new(VIRAL_DIRECT_BOOST_MEDIAN.ln(), VIRAL_DIRECT_BOOST_SIGMA)
+                .expect("valid log-normal"),
             noise: mean_one_log_normal(REACTION_NOISE_SIGMA),
             // E[(F / median) ^ k] for log-normal F is exp((k * sigma) ^ 2 / 2).
             influence_norm: ((INFLUENCE_EXPONENT * ACTOR_FOLLOWERS_SIGMA).powi(2) / 2.0).exp(),
@@ -206,11 +253,13 @@ impl Cascades {
         followers: u64,
     ) -> bool {
         let quality = self.quality.sample(rng);
+        let pace = self.pace.sample(rng);
         let mut direct_mean =
             (SHARE_BASE_RATE * (followers as f64).powf(FOLLOWER_EXPONENT) * quality)
                 .min(MAX_DIRECT_SHARES_MEAN);
         let branching = if rng.random_bool(VIRAL_PROB) {
-            direct_mean = (direct_mean * VIRAL_DIRECT_BOOST).max(VIRAL_DIRECT_MIN);
+            direct_mean = (direct_mean * self.viral_boost.sample(rng))
+                .clamp(VIRAL_DIRECT_MIN, MAX_VIRAL_DIRECT_MEAN);
             rng.random_range(VIRAL_BRANCHING_MIN..VIRAL_BRANCHING_MAX)
         } else {
             rng.random_range(BRANCHING_MIN..BRANCHING_MAX)
@@ -227,6 +276,7 @@ impl Cascades {
                     shares_emitted: 0,
                     next_engagement: 0,
                     pending: 0,
+                    time_scale: 1.0,
                 });
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 active cascades")
             }
@@ -234,15 +284,29 @@ impl Cascades {
         let cascade = &mut self.slots[slot as usize];
         cascade.post_id.clear();
         cascade.post_id.push_str(post_id);
-        cascade.end = at + seconds_to_micros(CASCADE_LIFETIME_S);
+        cascade.end = at + seconds_to_micros(CASCADE_LIFETIME_S / self.time_scale);
         cascade.branching = branching;
         cascade.shares_scheduled = 0;
         cascade.shares_emitted = 0;
         cascade.next_engagement = 0;
         cascade.pending = 0;
+        cascade.time_scale = self.time_scale / pace;
 
         let direct = poisson(rng, direct_mean);
-        schedule_shares(&mut self.queue, rng, cascade, slot, at, direct, NO_VIA);
+        let timing = Timing {
+            kernel: DIRECT_SHARE_DELAY,
+            time_scale: cascade.time_scale,
+        };
+        schedule_shares(
+            &mut self.queue,
+            rng,
+            cascade,
+            slot,
+            at,
+            direct,
+            NO_VIA,
+            timing,
+        );
         let exposure = (direct_mean + ROOT_EXPOSURE_FLOOR) * self.noise.sample(rng);
         schedule_reactions(
             &mut self.queue,
@@ -252,6 +316,7 @@ impl Cascades {
             at,
             exposure,
             ROOT_REACTION_EVENTS,
+            cascade.time_scale,
         );
 
         if cascade.pending == 0 {
@@ -286,6 +351,10 @@ impl Cascades {
                     .powf(INFLUENCE_EXPONENT)
                     / self.influence_norm;
                 let children = poisson(rng, cascade.branching * influence.min(MAX_INFLUENCE));
+                let timing = Timing {
+                    kernel: RESHARE_DELAY,
+                    time_scale: cascade.time_scale,
+                };
                 schedule_shares(
                     &mut self.queue,
                     rng,
@@ -294,6 +363,7 @@ impl Cascades {
                     event.at,
                     children,
                     number,
+                    timing,
                 );
                 let exposure = self.noise.sample(rng);
                 schedule_reactions(
@@ -304,6 +374,7 @@ impl Cascades {
                     event.at,
                     exposure,
                     SHARE_REACTION_EVENTS,
+                    cascade.time_scale,
                 );
                 let via =
                     (event.extra != NO_VIA).then(|| engagement_id(&cascade.post_id, event.extra));
@@ -353,7 +424,15 @@ impl Cascades {
     }
 }
 
+/// A delay distribution and how much faster than real time it runs.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    kernel: Lomax,
+    time_scale: f64,
+}
+
 /// Schedules up to `n` shares after `from`, within the cascade's size and lifetime caps.
+#[allow(clippy::too_many_arguments)]
 fn schedule_shares(
     queue: &mut Queue,
     rng: &mut SmallRng,
@@ -362,12 +441,13 @@ fn schedule_shares(
     from: u64,
     n: u64,
     via: u32,
+    timing: Timing,
 ) {
     for _ in 0..n {
         if cascade.shares_scheduled >= MAX_CASCADE_SHARES {
             return;
         }
-        let at = from + delay(rng, SHARE_DELAY_SCALE_S);
+        let at = from + delay(rng, timing);
         if at <= cascade.end {
             cascade.shares_scheduled += 1;
             queue.push(cascade, slot, at, Action::Share, via);
@@ -376,6 +456,7 @@ fn schedule_shares(
 }
 
 /// Schedules the likes, comments and views one node (the post or a share) draws.
+#[allow(clippy::too_many_arguments)]
 fn schedule_reactions(
     queue: &mut Queue,
     rng: &mut SmallRng,
@@ -384,7 +465,12 @@ fn schedule_reactions(
     from: u64,
     exposure: f64,
     max_events: ReactionEvents,
+    time_scale: f64,
 ) {
+    let timing = Timing {
+        kernel: REACTION_DELAY,
+        time_scale,
+    };
     let likes = poisson(rng, LIKES_PER_SHARE * exposure);
     let comments = poisson(rng, COMMENTS_PER_SHARE * exposure);
     let views = poisson(rng, VIEWS_PER_SHARE * exposure);
@@ -397,7 +483,7 @@ fn schedule_reactions(
         for i in 0..events {
             // Spread `total` over `events` as evenly as possible; each part is at least 1.
             let count = total / events + u64::from(i < total % events);
-            let at = from + delay(rng, REACTION_DELAY_SCALE_S);
+            let at = from + delay(rng, timing);
             if at <= cascade.end {
                 let count = u32::try_from(count).unwrap_or(u32::MAX);
                 queue.push(cascade, slot, at, action, count);
@@ -406,11 +492,13 @@ fn schedule_reactions(
     }
 }
 
-/// A Lomax delay in microseconds: `scale * ((1 - u) ^ (-1 / shape) - 1)`, plus reaction time.
-fn delay(rng: &mut SmallRng, scale_s: f64) -> u64 {
+/// A delay in virtual microseconds: the reaction time plus `scale * ((1 - u) ^ (-1 / shape) -
+/// 1)`, capped at the lifetime, over the time scale.
+fn delay(rng: &mut SmallRng, timing: Timing) -> u64 {
     let u: f64 = rng.random();
-    let lomax = scale_s * ((1.0 - u).powf(-1.0 / KERNEL_SHAPE) - 1.0);
-    seconds_to_micros(MIN_REACTION_DELAY_S + lomax.min(CASCADE_LIFETIME_S))
+    let k = timing.kernel;
+    let lomax = k.scale_s * ((1.0 - u).powf(-1.0 / k.shape) - 1.0);
+    seconds_to_micros((MIN_REACTION_DELAY_S + lomax.min(CASCADE_LIFETIME_S)) / timing.time_scale)
 }
 
 fn seconds_to_micros(seconds: f64) -> u64 {
@@ -474,7 +562,15 @@ mod tests {
     fn delays_are_positive_heavy_tailed_and_bounded() {
         let mut rng = SmallRng::seed_from_u64(4);
         let mut delays: Vec<u64> = (0..50_000)
-            .map(|_| delay(&mut rng, SHARE_DELAY_SCALE_S))
+            .map(|_| {
+                delay(
+                    &mut rng,
+                    Timing {
+                        kernel: RESHARE_DELAY,
+                        time_scale: 1.0,
+                    },
+                )
+            })
             .collect();
         delays.sort_unstable();
         let min = seconds_to_micros(MIN_REACTION_DELAY_S);
@@ -489,7 +585,7 @@ mod tests {
     #[test]
     fn reactions_spread_counts_without_losing_any() {
         let mut rng = SmallRng::seed_from_u64(5);
-        let mut cascades = Cascades::new();
+        let mut cascades = Cascades::new(1.0);
         assert!(cascades.start(&mut rng, "p", 0, 50_000_000));
         let mut counted = 0u64;
         for pending in cascades.queue.heap.iter() {

@@ -115,6 +115,13 @@ pub struct GeneratorOptions {
     /// Prefix of generated post ids, so several runs never collide (e.g. "g1-"). One-off
     /// author ids carry it too.
     pub id_prefix: String,
+    /// How many times faster than real cascades the engagements unfold: 1 gives the timing
+    /// fitted on real share trees (most of a cascade within a day, its tail up to a week);
+    /// 60 plays an hour of it in a minute.
+    pub time_scale: f64,
+    /// After this many posts, only engagements come until none is pending (then posts
+    /// resume), so a run can wait for its cascades to end without starting new ones.
+    pub max_posts: Option<u64>,
 }
 
 impl Default for GeneratorOptions {
@@ -126,6 +133,8 @@ impl Default for GeneratorOptions {
             engagements: true,
             start: DateTime::from_timestamp(DEFAULT_START_UNIX_S, 0).expect("valid timestamp"),
             id_prefix: "g-".to_string(),
+            time_scale: 1.0,
+            max_posts: None,
         }
     }
 }
@@ -167,7 +176,7 @@ impl Generator {
         Generator {
             rng: SmallRng::seed_from_u64(options.seed),
             world: World::new(),
-            cascades: Cascades::new(),
+            cascades: Cascades::new(options.time_scale),
             post_gaps,
             next_post_s: 0.0,
             next_post_at: 0,
@@ -182,8 +191,9 @@ impl Generator {
 
     /// The next event in virtual-time order (posts and engagements interleaved).
     pub fn next_event(&mut self) -> Event {
+        let posts_done = self.options.max_posts.is_some_and(|m| self.posts >= m);
         match self.cascades.next_at() {
-            Some(at) if at < self.next_post_at => {
+            Some(at) if at < self.next_post_at || posts_done => {
                 self.now = at;
                 let fired = self
                     .cascades
@@ -413,6 +423,10 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             id_prefix: "t1-".to_string(),
+            // Cascades a thousand times faster than real ones (a week of lifetime in ten
+            // minutes), so tests about sizes and ids see many of them end.
+            time_scale: 1000.0,
+            max_posts: None,
         }
     }
 
@@ -754,19 +768,26 @@ mod tests {
 
     #[test]
     fn every_cascade_ends_within_its_lifetime() {
+        // At real speed: a week of lifetime, so every post of the first hour has ended
+        // eight days later.
         let opts = GeneratorOptions {
-            posts_per_sec: 0.02,
+            posts_per_sec: 0.005,
+            time_scale: 1.0,
             ..options(9)
         };
         let start = opts.start;
         let mut generator = Generator::new(opts);
-        let horizon = start + TimeDelta::hours(14);
+        let horizon = start + TimeDelta::days(8);
         let mut first_hour = BTreeSet::new();
         let mut finished = BTreeSet::new();
+        let mut last_week = 0usize;
         while generator.now() < horizon {
             if let Event::Post(p) = generator.next_event() {
                 if p.created_at < start + TimeDelta::hours(1) {
                     first_hour.insert(p.id);
+                }
+                if p.created_at >= horizon - TimeDelta::days(7) {
+                    last_week += 1;
                 }
             }
             finished.extend(
@@ -778,7 +799,8 @@ mod tests {
         }
         assert!(!first_hour.is_empty());
         assert!(first_hour.is_subset(&finished));
-        assert!(generator.active_cascades() < 2_000);
+        // Only posts of the last week can still be running.
+        assert!(generator.active_cascades() <= last_week, "{last_week}");
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub fn generator(options: &ProduceOptions) -> Generator {
         engagements: options.engagements,
         start: Utc::now(),
         id_prefix: options.id_prefix.clone(),
+        time_scale: 1.0,
+        max_posts: None,
     })
 }
 

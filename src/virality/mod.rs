@@ -10,6 +10,7 @@
 //!   the predictor of calibrations without a growth model;
 //! - [`calibration`]: residual quantiles that turn a prediction into a calibrated point,
 //!   interval and probability, plus the per-platform virality thresholds;
+//! - [`fit`]: fitting all of the above on finished cascades;
 //! - [`dynamics`]: deep / broad / hybrid from structural virality;
 //! - [`momentum`]: engagement velocity and acceleration.
 //!
@@ -19,6 +20,7 @@
 pub mod calibration;
 pub mod cascade;
 pub mod dynamics;
+pub mod fit;
 pub mod growth;
 pub mod momentum;
 pub mod recent;

@@ -12,52 +12,18 @@ use crate::models::{EngagementKind, Event, Platform};
 use crate::virality::cascade::{ShareNode, ShareTree, ROOT};
 use crate::virality::unix_seconds;
 
-/// One finished cascade with its truth.
-#[derive(Debug, Clone)]
-pub struct TrueCascade {
-    pub id: String,
-    pub platform: Option<Platform>,
-    pub author_followers: u64,
-    /// Unix seconds.
-    pub created_at: f64,
-    /// Shares in time order; parents index into the same list.
-    pub shares: Vec<ShareNode>,
-}
-
-impl TrueCascade {
-    pub fn size(&self) -> u64 {
-        self.shares.iter().map(|s| u64::from(s.weight)).sum()
-    }
-
-    /// Seconds from the post to its last share.
-    pub fn lifetime(&self) -> f64 {
-        self.shares
-            .iter()
-            .map(|s| s.at - self.created_at)
-            .fold(0.0, f64::max)
-    }
-
-    /// Shares seen `age` seconds after the post.
-    pub fn seen_at(&self, age: f64) -> u64 {
-        let at = self.created_at + age;
-        self.shares
-            .iter()
-            .filter(|s| s.at <= at)
-            .map(|s| u64::from(s.weight))
-            .sum()
-    }
-}
+pub use crate::virality::fit::TrueCascade;
 
 /// Generates `posts` posts with `seed` and runs the generator until each of their cascades
 /// has ended, keeping their shares.
 pub fn generate(seed: u64, posts: usize) -> Vec<TrueCascade> {
     let mut generator = Generator::new(GeneratorOptions {
         seed,
-        // A slow post rate keeps the run short: the generator keeps starting posts while the
-        // last ones end.
         posts_per_sec: 0.5,
         engagements: true,
         id_prefix: format!("v{seed}-"),
+        // No post after the last one kept, so the run ends with the last cascade.
+        max_posts: Some(posts as u64),
         ..GeneratorOptions::default()
     });
     let mut index: HashMap<String, usize> = HashMap::with_capacity(posts);

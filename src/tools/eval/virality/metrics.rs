@@ -13,21 +13,7 @@ pub struct CalibrationRow {
     pub observed_frequency: f64,
 }
 
-/// The value at quantile `q` of sorted values (nearest rank).
-pub fn quantile_of(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = (q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[pos]
-}
-
-/// The median of values in any order.
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-    v.sort_by(f64::total_cmp);
-    quantile_of(&v, 0.5)
-}
+pub use crate::virality::fit::{median, quantile_of};
 
 /// Kendall's tau-b between two series (ties in either count for neither side). O(n²).
 pub fn kendall_tau(pairs: &[(f64, f64)]) -> f64 {

@@ -9,9 +9,9 @@
 //! cascade: the server's built-in one is such a file.
 
 pub mod data;
-pub mod fit;
 pub mod metrics;
 pub mod report;
+pub mod shapes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::generate::{Generator, GeneratorOptions};
 use crate::models::Event;
+use crate::virality::fit;
 use crate::virality::{unix_seconds, Model, PostMeta, Tracker};
 use data::{TreeCleaning, TrueCascade};
 use report::{AgeFigures, Figures};
@@ -54,6 +55,10 @@ pub struct ViralityEvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// With `--data`, also generate this many posts and set the shapes of their cascades
+    /// beside the real ones (0: do not).
+    #[arg(long, default_value_t = 20_000)]
+    pub generated_posts: usize,
 }
 
 /// The report of a run.
@@ -65,6 +70,9 @@ pub struct Report {
     pub folds: u64,
     pub min_shares: u64,
     pub cleaning: Option<TreeCleaning>,
+    /// Shapes of the cascades evaluated, and of generated ones beside real data.
+    pub shapes: shapes::Shapes,
+    pub generated_shapes: Option<shapes::Shapes>,
     pub ages: Vec<AgeFigures>,
     pub tracker_events_per_sec: f64,
 }
@@ -128,12 +136,20 @@ pub fn run(args: ViralityEvalArgs) -> anyhow::Result<()> {
             (source, test.len(), 1, None, train)
         }
     };
+    let generated_shapes = (args.data.is_some() && args.generated_posts > 0).then(|| {
+        shapes::Shapes::of(
+            &data::generate(args.seed, args.generated_posts),
+            args.min_shares,
+        )
+    });
     let report = Report {
         source: source.clone(),
         cascades,
         folds,
         min_shares: args.min_shares,
         cleaning,
+        shapes: shapes::Shapes::of(&everything, args.min_shares),
+        generated_shapes,
         ages: report::figures(&rows, args.min_shares),
         tracker_events_per_sec: tracker_throughput(args.seed, 1_000_000),
     };
@@ -245,6 +261,30 @@ fn print_report(r: &Report) {
             "cleaning: {} edges; dropped {} repeated edges, {} reshares by the source's author, {} repeat sharers (earliest kept), {} negative delays, {} after the horizon; {} parents later than their child made direct",
             c.edges, c.repeated_edges, c.source_author_again, c.repeat_sharers, c.negative_delays, c.after_horizon, c.parents_after_child
         );
+    }
+    println!();
+    println!(
+        "shapes of cascades with >= {} shares (10% / 50% / 90%):",
+        r.min_shares
+    );
+    match &r.generated_shapes {
+        Some(g) => {
+            println!(
+                "| measure | these {} cascades | {} generated cascades |",
+                r.shapes.cascades, g.cascades
+            );
+            println!("|---|---|---|");
+            for ((name, real), (_, generated)) in r.shapes.cells().into_iter().zip(g.cells()) {
+                println!("| {name} | {real} | {generated} |");
+            }
+        }
+        None => {
+            println!("| measure | {} cascades |", r.shapes.cascades);
+            println!("|---|---|");
+            for (name, value) in r.shapes.cells() {
+                println!("| {name} | {value} |");
+            }
+        }
     }
     for a in &r.ages {
         println!();

@@ -4,17 +4,69 @@
 //! (behind the infectiousness it reports).
 //!
 //! Everything after the growth model learns from predictions the growth model made for
-//! cascades it was not fitted on (five folds inside the training set), as at run time.
+//! cascades it was not fitted on (five folds inside the training set), as at run time. Where
+//! the cascades come from (files, the generator) and how the result is judged is the business
+//! of `pulse eval virality`.
 
 use std::collections::BTreeMap;
 
-use super::data::TrueCascade;
-use super::metrics::{median, quantile_of};
+use super::calibration::{self, Calibration, PointLevels, Sample};
+use super::cascade::{ShareNode, ROOT};
+use super::growth::{self, AgeModel, GrowthModel};
+use super::seismic::{self, ModelParams, RawPrediction};
 use crate::models::Platform;
-use crate::virality::calibration::{self, Calibration, PointLevels, Sample};
-use crate::virality::cascade::ROOT;
-use crate::virality::growth::{self, AgeModel, GrowthModel};
-use crate::virality::seismic::{self, ModelParams, RawPrediction};
+
+/// One finished cascade with its truth.
+#[derive(Debug, Clone)]
+pub struct TrueCascade {
+    pub id: String,
+    pub platform: Option<Platform>,
+    pub author_followers: u64,
+    /// Unix seconds.
+    pub created_at: f64,
+    /// Shares in time order; parents index into the same list.
+    pub shares: Vec<ShareNode>,
+}
+
+impl TrueCascade {
+    pub fn size(&self) -> u64 {
+        self.shares.iter().map(|s| u64::from(s.weight)).sum()
+    }
+
+    /// Seconds from the post to its last share.
+    pub fn lifetime(&self) -> f64 {
+        self.shares
+            .iter()
+            .map(|s| s.at - self.created_at)
+            .fold(0.0, f64::max)
+    }
+
+    /// Shares seen `age` seconds after the post.
+    pub fn seen_at(&self, age: f64) -> u64 {
+        let at = self.created_at + age;
+        self.shares
+            .iter()
+            .filter(|s| s.at <= at)
+            .map(|s| u64::from(s.weight))
+            .sum()
+    }
+}
+
+/// The value at quantile `q` of sorted values (nearest rank); NaN for none.
+pub fn quantile_of(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = (q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[pos]
+}
+
+/// The median of values in any order (NaNs left out).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    quantile_of(&v, 0.5)
+}
 
 /// Ages at which training samples are taken, in seconds (plus 10% of each lifetime).
 pub const SAMPLE_AGES_S: [f64; 24] = [
