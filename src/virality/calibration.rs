@@ -120,7 +120,8 @@ pub struct Calibration {
     pub thresholds: BTreeMap<String, f64>,
     /// Threshold of platforms without their own.
     pub default_threshold: f64,
-    /// Largest final size seen in the history (predictions are capped there).
+    /// Ceiling on predicted final sizes (ten times the largest final size of the training
+    /// cascades; a cascade already larger is never predicted below its count).
     pub max_final_shares: f64,
     /// Monotone map of the raw probability to a calibrated one (absent in calibrations of
     /// model version 1: the identity).

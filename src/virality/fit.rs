@@ -187,7 +187,7 @@ pub fn fit(train: &[TrueCascade], min_shares: u64, fitted_on: String) -> Calibra
 }
 
 /// Thresholds: the top 1% of final sizes, per platform with at least 200 cascades and over
-/// every cascade; and the largest final size.
+/// every cascade; and the ceiling on predictions.
 fn set_thresholds(calibration: &mut Calibration, train: &[TrueCascade]) {
     let mut by_platform: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut all = Vec::new();
@@ -208,7 +208,9 @@ fn set_thresholds(calibration: &mut Calibration, train: &[TrueCascade]) {
                 .insert(platform, quantile_of(&sizes, 0.99).max(1.0));
         }
     }
-    calibration.max_final_shares = all.last().copied().unwrap_or(1e7).max(1.0);
+    // Ten times the largest final size: a guard against runaway predictions that still lets
+    // a platform whose cascades grow larger than the training set's be predicted to grow.
+    calibration.max_final_shares = 10.0 * all.last().copied().unwrap_or(1e6).max(1.0);
 }
 
 /// Fits the monotone recalibration of the probability of going viral. Each training
