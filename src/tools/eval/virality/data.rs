@@ -77,13 +77,17 @@ pub fn generate(seed: u64, posts: usize) -> Vec<TrueCascade> {
         .collect()
 }
 
-/// Reads cascades from `path`: a folder of propagation trees (see [`read_trees`]) or a file of
-/// JSON lines (see [`read_json_lines`]).
-pub fn read(path: &Path, horizon_s: f64) -> anyhow::Result<Vec<TrueCascade>> {
+/// Reads cascades from `path`: a folder of propagation trees (see [`read_trees`], with what
+/// its cleaning dropped) or a file of JSON lines (see [`read_json_lines`]).
+pub fn read(
+    path: &Path,
+    horizon_s: f64,
+) -> anyhow::Result<(Vec<TrueCascade>, Option<TreeCleaning>)> {
     if path.is_dir() {
-        read_trees(path, horizon_s)
+        let (cascades, cleaning) = read_trees(path, horizon_s, usize::MAX)?;
+        Ok((cascades, Some(cleaning)))
     } else {
-        read_json_lines(path)
+        Ok((read_json_lines(path)?, None))
     }
 }
 
@@ -198,14 +202,9 @@ pub struct TreeCleaning {
 /// a share; a user who appears more than once shares once, at their earliest delay; delays
 /// below zero (the share predates the post) and beyond `horizon_s` are dropped; a share's
 /// parent is the parent user's own share when it exists and is not later, else the post.
-/// The post's time comes from its id.
-pub fn read_trees(dir: &Path, horizon_s: f64) -> anyhow::Result<Vec<TrueCascade>> {
-    read_trees_counted(dir, horizon_s, usize::MAX).map(|(c, _)| c)
-}
-
-/// [`read_trees`] of at most `limit` trees (in file-name order), with the counts of what was
-/// dropped.
-pub fn read_trees_counted(
+/// The post's time comes from its id. Reads at most `limit` trees (in file-name order) and
+/// counts what the cleaning dropped.
+pub fn read_trees(
     dir: &Path,
     horizon_s: f64,
     limit: usize,

@@ -84,12 +84,7 @@ pub fn run(args: ViralityEvalArgs) -> anyhow::Result<()> {
     let (source, cascades, folds, cleaning, everything) = match &args.data {
         Some(path) => {
             let horizon = args.horizon_days * 86400.0;
-            let (cascades, cleaning) = if path.is_dir() {
-                let (c, cleaning) = data::read_trees_counted(path, horizon, usize::MAX)?;
-                (c, Some(cleaning))
-            } else {
-                (data::read_json_lines(path)?, None)
-            };
+            let (cascades, cleaning) = data::read(path, horizon)?;
             anyhow::ensure!(args.folds >= 2, "--folds must be at least 2");
             anyhow::ensure!(
                 cascades.len() as u64 >= args.folds,
@@ -366,7 +361,7 @@ mod tests {
             eprintln!("SKIPPED: no real cascades at {}", dir.display());
             return;
         }
-        let (cascades, _) = data::read_trees_counted(&dir, 7.0 * 86400.0, 400).unwrap();
+        let (cascades, _) = data::read_trees(&dir, 7.0 * 86400.0, 400).unwrap();
         let mut rows = Vec::new();
         for k in 0..2 {
             let (train, test): (Vec<&TrueCascade>, Vec<&TrueCascade>) = cascades
