@@ -584,6 +584,11 @@ pub struct ViralitySettings {
     /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
     /// in seconds.
     pub inactive_expiry_secs: u64,
+    /// A finished cascade that gets an engagement within this long of its last one is taken
+    /// up again from its stored engagements, so a burst after a quiet hour (common: most real
+    /// cascades have one) adds to the whole tree instead of starting a new one; in seconds,
+    /// 0 never.
+    pub revive_window_secs: u64,
     /// Most cascades held in memory; the least recently active are finished first.
     pub max_cascades: usize,
     /// Most shares kept per cascade tree; further shares are counted only.
@@ -617,6 +622,7 @@ impl Default for ViralitySettings {
             feed_interval_ms: 250,
             score_interval_ms: 1_000,
             inactive_expiry_secs: 1_800,
+            revive_window_secs: 7 * 24 * 3_600,
             max_cascades: 100_000,
             max_tracked_shares: 20_000,
             publish_step: 5.0,

@@ -84,6 +84,8 @@ pub mod names {
     pub const VIRALITY_CASCADES: &str = "pulse_virality_cascades";
     /// Cascades finished, by `reason` (inactive, evicted).
     pub const VIRALITY_FINISHED: &str = "pulse_virality_cascades_finished_total";
+    /// Finished cascades taken up again because they were engaged again.
+    pub const VIRALITY_REVIVED: &str = "pulse_virality_cascades_revived_total";
     /// Post predictions computed.
     pub const VIRALITY_PREDICTIONS: &str = "pulse_virality_predictions_total";
     /// Time to rescore and write the changed cascades of one tick.

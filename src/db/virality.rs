@@ -458,8 +458,8 @@ pub async fn finish_quiet_cascades(
     Ok(())
 }
 
-/// An active cascade as stored, from which a takeover rebuilds it.
-pub struct ActiveCascade {
+/// A cascade as stored, from which a takeover (or an engagement after it finished) rebuilds it.
+pub struct StoredCascade {
     pub post_id: String,
     /// The post's metadata, when the post was known when the row was written.
     pub meta: Option<PostMeta>,
@@ -472,27 +472,52 @@ pub struct ActiveCascade {
 pub async fn active_cascades(
     client: &tokio_postgres::Client,
     limit: i64,
-) -> anyhow::Result<Vec<ActiveCascade>> {
+) -> anyhow::Result<Vec<StoredCascade>> {
     let rows = client
         .query(
-            "SELECT post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
-                    platform, product, channel, city, country, sentiment, hashtags,
-                    author_followers, created_at
-             FROM virality_cascades WHERE status = 'active'
-             ORDER BY last_activity_at DESC LIMIT $1",
+            &format!(
+                "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades WHERE status = 'active'
+                 ORDER BY last_activity_at DESC LIMIT $1"
+            ),
             &[&limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| ActiveCascade {
-            post_id: row.get(0),
-            meta: row.get::<_, bool>(1).then(|| meta_of(row, 5)),
-            last_activity_at: row.get(2),
-            virality_score: row.get(3),
-            predicted_final_shares: row.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(stored_cascade).collect())
+}
+
+const STORED_CASCADE_COLUMNS: &str =
+    "post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
+     platform, product, channel, city, country, sentiment, hashtags, author_followers,
+     created_at";
+
+fn stored_cascade(row: &tokio_postgres::Row) -> StoredCascade {
+    StoredCascade {
+        post_id: row.get(0),
+        meta: row.get::<_, bool>(1).then(|| meta_of(row, 5)),
+        last_activity_at: row.get(2),
+        virality_score: row.get(3),
+        predicted_final_shares: row.get(4),
+    }
+}
+
+/// The finished cascades among `post_ids` whose last engagement is less than `window_secs`
+/// old: those an engagement arriving now takes up again.
+pub async fn finished_cascades(
+    client: &tokio_postgres::Client,
+    post_ids: &[String],
+    window_secs: f64,
+) -> anyhow::Result<Vec<StoredCascade>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades
+                 WHERE post_id = ANY($1) AND status = 'finished'
+                   AND last_activity_at > now() - make_interval(secs => $2)"
+            ),
+            &[&post_ids, &window_secs],
+        )
+        .await?;
+    Ok(rows.iter().map(stored_cascade).collect())
 }
 
 /// The engagements of `post_ids` committed before the feed position `cursor` (rows without a

@@ -236,6 +236,59 @@ async fn predictions_survive_a_restart() {
 }
 
 #[actix_rt::test]
+async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut s = settings(&env);
+    s.virality.inactive_expiry_secs = 1;
+    let app = Application::build(s, ServeOptions::default())
+        .await
+        .unwrap();
+    let created = Utc::now() - TimeDelta::minutes(3);
+    let events = cascade("quiet", 10, true, created);
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
+        .await
+        .unwrap();
+    virality_with(&app, "quiet", 10).await;
+    let path = "/api/v1/posts/quiet/virality";
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            get(&app, path).await.1["current"]["status"] == "finished"
+        })
+        .await,
+        "the quiet cascade never finished"
+    );
+
+    // A burst after the quiet spell, through the chain's tip and from the post.
+    let later = created + TimeDelta::seconds(100);
+    let more = vec![
+        share("quiet", 10, later, Some("quiet:s9".into())),
+        share("quiet", 11, later, None),
+    ];
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &more)
+        .await
+        .unwrap();
+    let revived = virality_with(&app, "quiet", 12).await;
+    let current = &revived["current"];
+    assert_eq!(current["status"], "active", "{revived}");
+    assert_eq!(current["structure"]["depth"], 11, "{revived}");
+    assert_eq!(current["structure"]["breadth"], 2, "{revived}");
+    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "pulse_virality_cascades_revived_total 1"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn score_and_feedback_validate_in_the_error_shape() {
     let env = TestEnv::new().await;
     let mut s = settings(&env);

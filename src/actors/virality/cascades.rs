@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::actors::messages::{Committed, Publish};
 use crate::config::ViralitySettings;
-use crate::db::virality::{ActiveCascade, CascadeRow, FeedRow, HistoryRow, MomentumRow};
+use crate::db::virality::{CascadeRow, FeedRow, HistoryRow, MomentumRow, StoredCascade};
 use crate::models::live::{FilterKeys, Topic, VIRALITY_UPDATE};
 use crate::models::{Platform, SentimentLabel};
 use crate::telemetry::names;
@@ -160,7 +160,7 @@ impl Cascades {
     }
 
     /// Takes over stored cascades and their engagements before the feed position.
-    pub fn restore(&mut self, stored: Vec<ActiveCascade>, engagements: &[FeedRow]) {
+    pub fn restore(&mut self, stored: Vec<StoredCascade>, engagements: &[FeedRow]) {
         let now = Utc::now();
         let window = self.window_min();
         for c in stored {
@@ -189,6 +189,24 @@ impl Cascades {
                 );
             }
         }
+    }
+
+    /// Takes finished cascades up again, from their engagements before the feed position,
+    /// because the feed brought a new engagement of theirs. Cascades tracked meanwhile are
+    /// left as they are.
+    pub fn revive(&mut self, stored: Vec<StoredCascade>, engagements: &[FeedRow]) {
+        let stored: Vec<StoredCascade> = stored
+            .into_iter()
+            .filter(|c| !self.entries.contains_key(&c.post_id))
+            .collect();
+        let revived: HashSet<&str> = stored.iter().map(|c| c.post_id.as_str()).collect();
+        let engagements: Vec<FeedRow> = engagements
+            .iter()
+            .filter(|r| revived.contains(r.post_id.as_str()))
+            .cloned()
+            .collect();
+        metrics::counter!(names::VIRALITY_REVIVED).increment(stored.len() as u64);
+        self.restore(stored, &engagements);
     }
 
     pub fn remember_post(&mut self, id: &str, meta: PostMeta) {
@@ -676,7 +694,7 @@ mod tests {
     fn a_takeover_restores_cascades_with_their_engagements() {
         let mut c = Cascades::new(&settings());
         c.restore(
-            vec![ActiveCascade {
+            vec![StoredCascade {
                 post_id: "p".to_string(),
                 meta: Some(meta("buds")),
                 last_activity_at: Utc::now(),
@@ -694,6 +712,37 @@ mod tests {
         let pending = c.take_pending();
         assert_eq!(pending.rows[0].shares, 2);
         assert!(pending.rows[0].depth >= 2);
+    }
+
+    #[test]
+    fn a_revived_cascade_keeps_its_tree_and_a_live_one_is_not_replaced() {
+        let mut c = Cascades::new(&settings());
+        c.apply(&[share("live", "l1", 1_700_000_010.0, None)]);
+        let stored = |id: &str| StoredCascade {
+            post_id: id.to_string(),
+            meta: Some(meta("buds")),
+            last_activity_at: Utc::now() - chrono::TimeDelta::hours(2),
+            virality_score: 0.2,
+            predicted_final_shares: 3.0,
+        };
+        c.revive(
+            vec![stored("quiet"), stored("live")],
+            &[
+                share("quiet", "q1", 1_700_000_000.0, None),
+                share("quiet", "q2", 1_700_000_001.0, Some("q1")),
+                share("live", "l1", 1_700_000_010.0, None),
+                share("live", "l0", 1_700_000_009.0, None),
+            ],
+        );
+        c.apply(&[share("quiet", "q3", 1_700_007_200.0, Some("q2"))]);
+        c.expire();
+        assert_eq!(c.len(), 2, "the engagement made the revived cascade active");
+        c.score_changed();
+        let rows = c.take_pending().rows;
+        let row = |id: &str| rows.iter().find(|r| r.post_id == id).unwrap();
+        assert_eq!((row("quiet").shares, row("quiet").depth), (3, 3));
+        assert_eq!(row("quiet").status, "active");
+        assert_eq!(row("live").shares, 1, "a live cascade is left as it is");
     }
 
     #[test]

@@ -4,10 +4,15 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::Pool;
+
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
 use super::ViralityTracker;
-use crate::db::virality::{learned_thresholds, load_meta, read_feed, FeedRead};
+use crate::db::virality::{
+    engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
+    FeedRow, StoredCascade,
+};
 use crate::telemetry::names;
 use crate::virality::PostMeta;
 
@@ -55,21 +60,36 @@ impl ViralityTracker {
             return;
         }
         let pool = self.pool.clone();
+        let (window, cursor) = (self.cfg().revive_window_secs, self.cursor);
         ctx.spawn(
-            wrap_future::<_, Self>(async move { load_meta(&pool, &unknown).await }).map(
-                move |metas, this, ctx| {
-                    if this.epoch != epoch {
-                        return;
-                    }
-                    let metas = metas.unwrap_or_else(|e| {
-                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup")
+            wrap_future::<_, Self>(async move {
+                let metas = load_meta(&pool, &unknown).await;
+                let revived = match cursor {
+                    Some(cursor) if window > 0 => revivable(&pool, &unknown, window, cursor).await,
+                    _ => Ok(Revived::default()),
+                };
+                (metas, revived)
+            })
+            .map(move |(metas, revived), this, ctx| {
+                if this.epoch != epoch {
+                    return;
+                }
+                let metas = metas.unwrap_or_else(|e| {
+                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup").increment(1);
+                    tracing::debug!(error = %e, "post lookup failed; retried per cascade");
+                    Vec::new()
+                });
+                match revived {
+                    Ok(r) => this.cascades.revive(r.cascades, &r.engagements),
+                    Err(e) => {
+                        // The engagement starts a new cascade, as it would without the window.
+                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "revive")
                             .increment(1);
-                        tracing::debug!(error = %e, "post lookup failed; retried per cascade");
-                        Vec::new()
-                    });
-                    this.feed_applied(read, metas, ctx);
-                },
-            ),
+                        tracing::debug!(error = %e, "looking up finished cascades failed");
+                    }
+                }
+                this.feed_applied(read, metas, ctx);
+            }),
         );
     }
 
@@ -142,4 +162,32 @@ impl ViralityTracker {
             }),
         );
     }
+}
+
+/// Finished cascades to take up again, with their engagements before the feed position.
+#[derive(Default)]
+struct Revived {
+    cascades: Vec<StoredCascade>,
+    engagements: Vec<FeedRow>,
+}
+
+/// The finished cascades among `ids` engaged again within `window_secs` of their last
+/// engagement, and what they held.
+async fn revivable(
+    pool: &Pool,
+    ids: &[String],
+    window_secs: u64,
+    cursor: u64,
+) -> anyhow::Result<Revived> {
+    let client = pool.get().await?;
+    let cascades = finished_cascades(&client, ids, window_secs as f64).await?;
+    if cascades.is_empty() {
+        return Ok(Revived::default());
+    }
+    let found: Vec<String> = cascades.iter().map(|c| c.post_id.clone()).collect();
+    let engagements = engagements_before(&client, &found, cursor).await?;
+    Ok(Revived {
+        cascades,
+        engagements,
+    })
 }

@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::db::lock::{try_advisory_lock, Conn, PgSession};
 use crate::db::virality::{
     active_cascades, engagements_before, finish_quiet_cascades, forget_foreign_tx, horizon,
-    learned_thresholds, stored_feed_position, ActiveCascade, FeedRow,
+    learned_thresholds, stored_feed_position, FeedRow, StoredCascade,
 };
 use crate::telemetry::names;
 
@@ -149,7 +149,7 @@ impl ViralityTracker {
 
 /// What a takeover starts from.
 struct Rebuilt {
-    active: Vec<ActiveCascade>,
+    active: Vec<StoredCascade>,
     /// The engagements of the active cascades before the position.
     engagements: Vec<FeedRow>,
     thresholds: BTreeMap<String, f64>,
