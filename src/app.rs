@@ -18,6 +18,7 @@ use crate::actors::Pipeline;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::sources::demo::{self as producer, ProduceOptions};
+use crate::sources::Sources;
 use crate::ws::fanout::{self, Fanout};
 use crate::ws::messages::KeyRevoked;
 use crate::ws::{Broadcaster, Hub};
@@ -46,6 +47,7 @@ pub struct Application {
     hub: Hub,
     fanout: Option<Fanout>,
     demo: Option<tokio::task::JoinHandle<()>>,
+    sources: Sources,
     key_refresher: Option<tokio::task::JoinHandle<()>>,
     revocations: Option<tokio::task::JoinHandle<()>>,
 }
@@ -154,6 +156,7 @@ impl Application {
         let revocations = auth
             .as_ref()
             .map(|a| close_revoked_sessions(a.clone(), hub.broadcaster()));
+        let sources = Sources::start(&settings.sources, &redis, &settings.redis.stream)?;
         let proxies = crate::http::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
             .map_err(anyhow::Error::msg)?;
         let state = web::Data::new(AppState {
@@ -169,6 +172,7 @@ impl Application {
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
             proxies,
             thresholds: Default::default(),
+            sources: sources.statuses(),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -211,6 +215,7 @@ impl Application {
             hub,
             fanout,
             demo,
+            sources,
             key_refresher,
             revocations,
         })
@@ -260,6 +265,7 @@ impl Application {
         if let Some(demo) = &self.demo {
             demo.abort();
         }
+        self.sources.stop().await;
         for task in [&self.key_refresher, &self.revocations]
             .into_iter()
             .flatten()

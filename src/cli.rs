@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(long)]
         id_prefix: Option<String>,
     },
+    /// Run one source by itself, next to a group of `pulse serve` processes: a name from
+    /// `[[sources]]`, or a kind (`jetstream`) with its defaults. Stops on SIGTERM/SIGINT.
+    Ingest {
+        /// The source's name or kind.
+        source: String,
+    },
     /// Score an analyzer on a labelled TSV file (`label<TAB>text`), or the virality model
     /// (`pulse eval virality`).
     Eval(EvalCommand),
@@ -157,6 +163,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::tools::bench::run(settings, args).await,
+        Command::Ingest { source } => ingest(&settings, &source).await,
         Command::Eval(EvalCommand {
             what: Some(EvalWhat::Virality(args)),
             ..
@@ -166,4 +173,35 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => crate::tools::eval::sentiment::run(args),
         Command::Eval(_) => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
     }
+}
+
+/// `pulse ingest`: one source until a signal.
+async fn ingest(settings: &Settings, source: &str) -> anyhow::Result<()> {
+    use actix::Actor;
+    let chosen = settings
+        .sources
+        .iter()
+        .find(|s| s.name() == source)
+        .cloned()
+        .or_else(|| crate::config::SourceSettings::of_kind(source))
+        .ok_or_else(|| {
+            let names: Vec<&str> = settings.sources.iter().map(|s| s.name()).collect();
+            anyhow::anyhow!(
+                "no source named {source:?}: configured are {names:?}, and the kinds are {:?}",
+                crate::config::SourceSettings::KINDS
+            )
+        })?;
+    let redis = crate::streams::connect(&settings.redis.url, "source").await?;
+    let actor =
+        crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream).start();
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping the source");
+    let _ = actor.send(crate::sources::runner::StopSource).await;
+    Ok(())
 }

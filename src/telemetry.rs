@@ -135,6 +135,21 @@ pub mod names {
     pub const AUDIT_RECORDS: &str = "pulse_audit_records_total";
     /// Audit records that could not be written or completed.
     pub const AUDIT_FAILURES: &str = "pulse_audit_failures_total";
+    /// Events a source appended to the stream, by `source` and `event` (post, share, like,
+    /// comment, view).
+    pub const SOURCE_EVENTS: &str = "pulse_source_events_total";
+    /// Platform records a source read and left out, by `source` and `reason` (filtered,
+    /// unsupported, empty_text, invalid, malformed, deleted).
+    pub const SOURCE_SKIPPED: &str = "pulse_source_skipped_total";
+    /// Failures of a source, by `source` and `reason` (connect, refused, read, append, ...).
+    pub const SOURCE_ERRORS: &str = "pulse_source_errors_total";
+    /// Connections a source opened again after losing one.
+    pub const SOURCE_RECONNECTS: &str = "pulse_source_reconnects_total";
+    /// 1 while a source is connected to its platform (or polling it without errors), else 0.
+    pub const SOURCE_CONNECTED: &str = "pulse_source_connected";
+    /// How far behind the platform a source is: now minus the platform time of its latest
+    /// event, in seconds.
+    pub const SOURCE_LAG_SECONDS: &str = "pulse_source_lag_seconds";
 }
 
 /// Latency buckets in seconds, from sub-millisecond to tens of seconds.

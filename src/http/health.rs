@@ -75,6 +75,18 @@ pub struct Readiness {
     pub status: ReadyStatus,
     pub postgres: DependencyHealth,
     pub redis: DependencyHealth,
+    /// How many of this process's sources are connected to their platforms. A disconnected
+    /// source does not make the process unready: it reconnects by itself, and the API and
+    /// the rest of the stream are served meanwhile. Names, lag and errors are at
+    /// `GET /api/v1/pipeline`.
+    pub sources: SourcesReadiness,
+}
+
+/// Counts of sources, without their names (the probe is public).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourcesReadiness {
+    pub total: usize,
+    pub connected: usize,
 }
 
 /// Ready: PostgreSQL and Redis answer; 503 when one does not (the log says why).
@@ -104,6 +116,10 @@ pub async fn ready(state: State) -> HttpResponse {
         },
         postgres: DependencyHealth::of("postgres", &postgres),
         redis: DependencyHealth::of("redis", &redis),
+        sources: SourcesReadiness {
+            total: state.sources.len(),
+            connected: state.sources.iter().filter(|s| s.state().connected).count(),
+        },
     };
     if ready {
         HttpResponse::Ok().json(body)

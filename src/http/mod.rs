@@ -64,6 +64,8 @@ pub struct AppState {
     pub proxies: peer::TrustedProxies,
     /// Learned viral thresholds for the score endpoint.
     pub thresholds: virality_api::ThresholdCache,
+    /// The sources this process runs.
+    pub sources: Vec<Arc<crate::sources::SourceStatus>>,
 }
 
 impl AppState {

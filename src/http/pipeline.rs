@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
+use crate::sources::SourceState;
 use crate::streams::group::{self, GroupStats};
 
 /// Seconds the throughput and model figures look back.
@@ -40,6 +41,8 @@ pub struct PipelineStatus {
     pub consumer: String,
     /// Entries this process has read and not yet acknowledged.
     pub in_flight: usize,
+    /// The sources this process runs: connected or not, how far behind, the last error.
+    pub sources: Vec<SourceState>,
 }
 
 /// Throughput, models, lag and dead letters. The figures cover posts created in the last
@@ -74,5 +77,6 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
         consumer_group: group,
         consumer: state.consumer.clone(),
         in_flight: state.in_flight(),
+        sources: state.sources.iter().map(|s| s.state()).collect(),
     }))
 }

@@ -116,6 +116,7 @@ mod tests {
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
             proxies: Default::default(),
             thresholds: Default::default(),
+            sources: Vec::new(),
             settings: Arc::new(settings),
         })
     }

@@ -26,3 +26,38 @@ pub async fn xadd_events<S: AsRef<str>>(
     }
     pipeline.all().await
 }
+
+/// Appends encoded events to `stream` and then stores `cursor` under `cursor_key`, in one
+/// pipelined round trip on one connection: Redis runs them in order, so the stored position
+/// never passes an event that was not appended. A failure part way leaves the old position,
+/// and the events after it are appended again on resume (their ids make that harmless).
+pub async fn append_with_cursor<S: AsRef<str>>(
+    redis: &Client,
+    stream: &str,
+    events: &[S],
+    cursor_key: &str,
+    cursor: Option<&str>,
+) -> Result<(), Error> {
+    let pipeline = redis.pipeline();
+    for json in events {
+        let _: () = pipeline
+            .xadd(
+                stream,
+                false,
+                None::<()>,
+                "*",
+                vec![("event", json.as_ref())],
+            )
+            .await?;
+    }
+    if let Some(cursor) = cursor {
+        let _: () = pipeline.set(cursor_key, cursor, None, None, false).await?;
+    }
+    let _: Vec<Value> = pipeline.all().await?;
+    Ok(())
+}
+
+/// The position a source stored under `key`, if any.
+pub async fn read_cursor(redis: &Client, key: &str) -> Result<Option<String>, Error> {
+    redis.get(key).await
+}

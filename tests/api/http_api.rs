@@ -78,7 +78,11 @@ async fn health_ready_and_metrics_answer() {
     assert_eq!(body["postgres"]["status"], "ok");
     assert_eq!(body["redis"]["status"], "ok");
     // The public probe names nothing a stranger could use; the figures are for analysts.
-    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 4, "{body}");
+    assert_eq!(
+        body["sources"],
+        serde_json::json!({"total": 0, "connected": 0})
+    );
     let (status, body) = api.get("/api/v1/pipeline").await;
     assert_eq!(status, 200, "{body}");
     assert!(body["consumer_group"]["pending"].is_i64(), "{body}");

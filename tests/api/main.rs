@@ -17,5 +17,6 @@ mod openapi;
 mod pipeline;
 mod security;
 mod security_findings;
+mod sources;
 mod virality;
 mod websocket;

@@ -10,6 +10,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod sources;
+pub use sources::{JetstreamSettings, SourceKind, SourceSettings, PUBLIC_JETSTREAMS};
+
 /// Which backend the analyzer pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +54,9 @@ pub struct Settings {
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    /// Real platforms and feeds read into the stream by `pulse serve` (and, one at a time, by
+    /// `pulse ingest NAME`).
+    pub sources: Vec<SourceSettings>,
     /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
@@ -424,6 +430,7 @@ impl Default for Settings {
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
+            sources: Vec::new(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,
         }
@@ -725,7 +732,7 @@ mod tests {
 
     /// The `pulse.toml` embedded in the Kubernetes ConfigMap.
     fn deployed_toml() -> String {
-        let manifest = include_str!("../deploy/configmap.yaml");
+        let manifest = include_str!("../../deploy/configmap.yaml");
         let mut lines = manifest.lines().skip_while(|l| l.trim() != "pulse.toml: |");
         lines.next().expect("the ConfigMap holds pulse.toml");
         lines
@@ -771,7 +778,7 @@ mod tests {
             .unwrap();
         assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
         // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
-        let deployment = include_str!("../deploy/deployment.yaml");
+        let deployment = include_str!("../../deploy/deployment.yaml");
         let grace: u64 = deployment
             .lines()
             .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
@@ -780,6 +787,38 @@ mod tests {
             .parse()
             .unwrap();
         assert!(grace >= s.shutdown_timeout_secs + 5 + 5, "{grace}");
+    }
+
+    #[test]
+    fn sources_come_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "pulse.toml",
+                "[[sources]]\nkind = \"jetstream\"\nkeywords = [\"buds\"]\nchannel = \"social\"\n",
+            )?;
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.sources.len(), 1);
+            assert_eq!(s.sources[0].name(), "jetstream");
+            assert_eq!(s.sources[0].channel.as_deref(), Some("social"));
+            let SourceKind::Jetstream(j) = &s.sources[0].kind;
+            assert_eq!(j.keywords, ["buds"]);
+            assert_eq!(
+                j.endpoints.len(),
+                PUBLIC_JETSTREAMS.len(),
+                "defaults fill the rest"
+            );
+
+            jail.set_env(
+                "PULSE_SOURCES",
+                r#"[{kind="jetstream", name="bsky-de", languages=["de"]}]"#,
+            );
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.sources[0].name(), "bsky-de");
+            let SourceKind::Jetstream(j) = &s.sources[0].kind;
+            assert_eq!(j.languages, ["de"]);
+            assert!(j.keywords.is_empty());
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Settings of the sources that feed the stream from real platforms: a list, each with its
+//! own name, kind and filters.
+//!
+//! ```toml
+//! [[sources]]
+//! kind = "jetstream"           # Bluesky, no account needed
+//! keywords = ["pulse buds"]
+//! languages = ["en", "de"]
+//! ```
+//!
+//! or, from the environment, `PULSE_SOURCES='[{kind="jetstream"}]'`.
+
+use serde::{Deserialize, Serialize};
+
+/// One configured source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceSettings {
+    /// Names the source in metrics, logs, `/ready` and its stored position; defaults to the
+    /// kind. Two sources of one group of processes must not share a name.
+    #[serde(default)]
+    pub name: String,
+    /// What it reads and how.
+    #[serde(flatten)]
+    pub kind: SourceKind,
+    /// Product and channel given to every post of this source, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Longest wait between reconnection attempts, in seconds (the wait doubles from one
+    /// second, with jitter, up to it).
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_max_backoff_secs() -> u64 {
+    60
+}
+
+impl SourceSettings {
+    /// The kinds there are.
+    pub const KINDS: [&'static str; 1] = ["jetstream"];
+
+    /// A source of `kind` with every default.
+    pub fn of_kind(kind: &str) -> Option<SourceSettings> {
+        let kind = match kind {
+            "jetstream" => SourceKind::Jetstream(JetstreamSettings::default()),
+            _ => return None,
+        };
+        Some(SourceSettings {
+            name: String::new(),
+            kind,
+            product: None,
+            channel: None,
+            max_backoff_secs: default_max_backoff_secs(),
+        })
+    }
+
+    /// The name, or the kind's when none was given.
+    pub fn name(&self) -> &str {
+        if self.name.is_empty() {
+            self.kind.as_str()
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The kinds of source, told apart by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Bluesky through a Jetstream service (JSON over WebSocket).
+    Jetstream(JetstreamSettings),
+}
+
+impl SourceKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceKind::Jetstream(_) => "jetstream",
+        }
+    }
+}
+
+/// Bluesky posts, reposts and likes from Jetstream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct JetstreamSettings {
+    /// Subscribe URLs, tried in turn: a failed connection moves to the next.
+    pub endpoints: Vec<String>,
+    /// Record collections to read: posts, reposts (shares) and likes by default.
+    pub collections: Vec<String>,
+    /// Only posts whose text contains one of these (case-insensitive), and the reposts and
+    /// likes of those posts; empty keeps every post.
+    pub keywords: Vec<String>,
+    /// Only posts tagged with one of these languages (`en`, `de`, ...); empty keeps all.
+    pub languages: Vec<String>,
+    /// Only these accounts (DIDs), filtered by the service; empty reads everyone.
+    pub accounts: Vec<String>,
+    /// How far to go back when resuming, in seconds: positions are each service's own
+    /// clock, so a little overlap covers a switch between services (what is read twice is
+    /// stored once).
+    pub rewind_secs: u64,
+    /// Posts remembered as matching the keyword and language filters, so their reposts and
+    /// likes are kept; the oldest are forgotten first.
+    pub remembered_posts: usize,
+}
+
+/// The public Jetstream services run by Bluesky.
+pub const PUBLIC_JETSTREAMS: [&str; 4] = [
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream2.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+];
+
+impl Default for JetstreamSettings {
+    fn default() -> Self {
+        Self {
+            endpoints: PUBLIC_JETSTREAMS.iter().map(|e| e.to_string()).collect(),
+            collections: [
+                "app.bsky.feed.post",
+                "app.bsky.feed.repost",
+                "app.bsky.feed.like",
+            ]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+            keywords: Vec::new(),
+            languages: Vec::new(),
+            accounts: Vec::new(),
+            rewind_secs: 5,
+            remembered_posts: 200_000,
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Jetstream messages to Pulse events. A message is one JSON object: `{"did", "time_us",
+//! "kind": "commit" | "identity" | "account", "commit": {"operation", "collection", "rkey",
+//! "record"}}`, and the record is the AT Protocol record as written (lexicons
+//! `app.bsky.feed.post`, `.repost`, `.like`).
+//!
+//! Ids are the records' AT URIs (`at://<did>/<collection>/<rkey>`), stable across services
+//! and replays: a post is its URI, a repost or like is an engagement with its own URI as id,
+//! the subject post's URI as `post_id`, and, when the record names the repost it came through
+//! (`via`), that repost's URI as `via`, so cascades get the platform's own tree. Authors'
+//! follower counts are not in Jetstream; they are sent as 0 (unknown).
+
+use std::collections::{HashSet, VecDeque};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+
+use crate::config::JetstreamSettings;
+use crate::models::event::MAX_FUTURE_SKEW;
+use crate::models::{Author, Engagement, EngagementKind, Event, Platform, Post};
+
+const POST: &str = "app.bsky.feed.post";
+const REPOST: &str = "app.bsky.feed.repost";
+const LIKE: &str = "app.bsky.feed.like";
+
+#[derive(Deserialize)]
+struct Message {
+    did: String,
+    time_us: i64,
+    kind: String,
+    #[serde(default)]
+    commit: Option<Commit>,
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    operation: String,
+    collection: String,
+    rkey: String,
+    #[serde(default)]
+    record: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PostRecord {
+    #[serde(default)]
+    text: String,
+    #[serde(rename = "createdAt", default)]
+    created_at: String,
+    #[serde(default)]
+    langs: Vec<String>,
+    #[serde(default)]
+    reply: Option<Reply>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    parent: StrongRef,
+}
+
+#[derive(Deserialize)]
+struct StrongRef {
+    uri: String,
+}
+
+#[derive(Deserialize)]
+struct SubjectRecord {
+    subject: StrongRef,
+    #[serde(rename = "createdAt", default)]
+    created_at: String,
+    #[serde(default)]
+    via: Option<StrongRef>,
+}
+
+/// What one message gave.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Event(Box<Event>),
+    /// Left out, with the reason counted in `pulse_source_skipped_total`.
+    Skipped(&'static str),
+}
+
+/// One message read: its position (the service's `time_us`, when it could be read) and what
+/// it gave.
+#[derive(Debug, PartialEq)]
+pub struct Read {
+    pub time_us: Option<i64>,
+    pub outcome: Outcome,
+}
+
+/// The keyword and language filters, and the posts that passed them (so that their reposts
+/// and likes pass too).
+pub struct Filter {
+    keywords: Vec<String>,
+    languages: Vec<String>,
+    kept: HashSet<String>,
+    order: VecDeque<String>,
+    capacity: usize,
+    product: Option<String>,
+    channel: Option<String>,
+}
+
+impl Filter {
+    pub fn new(s: &JetstreamSettings, product: Option<String>, channel: Option<String>) -> Filter {
+        Filter {
+            keywords: s.keywords.iter().map(|k| k.to_lowercase()).collect(),
+            languages: s.languages.iter().map(|l| l.to_lowercase()).collect(),
+            kept: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: s.remembered_posts.max(1),
+            product,
+            channel,
+        }
+    }
+
+    fn filters_text(&self) -> bool {
+        !self.keywords.is_empty() || !self.languages.is_empty()
+    }
+
+    fn keeps_post(&self, text: &str, langs: &[String]) -> bool {
+        let lang_ok = self.languages.is_empty()
+            || langs.iter().any(|l| {
+                let l = l.to_lowercase();
+                self.languages
+                    .iter()
+                    .any(|want| l == *want || l.starts_with(&format!("{want}-")))
+            });
+        if !lang_ok {
+            return false;
+        }
+        if self.keywords.is_empty() {
+            return true;
+        }
+        let text = text.to_lowercase();
+        self.keywords.iter().any(|k| text.contains(k.as_str()))
+    }
+
+    fn remember(&mut self, uri: &str) {
+        if !self.filters_text() || !self.kept.insert(uri.to_string()) {
+            return;
+        }
+        self.order.push_back(uri.to_string());
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.kept.remove(&old);
+            }
+        }
+    }
+
+    fn keeps_subject(&self, uri: &str) -> bool {
+        !self.filters_text() || self.kept.contains(uri)
+    }
+}
+
+/// Reads one message received at `now`.
+pub fn read(text: &str, filter: &mut Filter, now: DateTime<Utc>) -> Read {
+    let Ok(message) = serde_json::from_str::<Message>(text) else {
+        return Read {
+            time_us: None,
+            outcome: Outcome::Skipped("malformed"),
+        };
+    };
+    let time_us = Some(message.time_us);
+    let outcome = outcome(message, filter, now);
+    Read { time_us, outcome }
+}
+
+fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome {
+    let Some(commit) = message.commit.filter(|_| message.kind == "commit") else {
+        return Outcome::Skipped("unsupported");
+    };
+    let uri = format!("at://{}/{}/{}", message.did, commit.collection, commit.rkey);
+    let seen = DateTime::from_timestamp_micros(message.time_us).unwrap_or(now);
+    match (commit.operation.as_str(), commit.collection.as_str()) {
+        ("create", POST) => {
+            let Some(record) = commit
+                .record
+                .and_then(|r| serde_json::from_value::<PostRecord>(r).ok())
+            else {
+                return Outcome::Skipped("malformed");
+            };
+            if record.text.trim().is_empty() {
+                return Outcome::Skipped("empty_text");
+            }
+            if !filter.keeps_post(&record.text, &record.langs) {
+                return Outcome::Skipped("filtered");
+            }
+            filter.remember(&uri);
+            let post = Post {
+                url: Some(format!(
+                    "https://bsky.app/profile/{}/post/{}",
+                    message.did, commit.rkey
+                )),
+                id: uri,
+                platform: Platform::Bluesky,
+                author: Author {
+                    id: message.did,
+                    followers: 0,
+                },
+                text: record.text,
+                created_at: time_of(&record.created_at, seen, now),
+                lang: record.langs.into_iter().next(),
+                geo: None,
+                product: filter.product.clone(),
+                channel: filter.channel.clone(),
+                parent_id: record.reply.map(|r| r.parent.uri),
+                metrics: None,
+            };
+            Outcome::Event(Box::new(Event::Post(post)))
+        }
+        ("create", REPOST | LIKE) => {
+            let Some(record) = commit
+                .record
+                .and_then(|r| serde_json::from_value::<SubjectRecord>(r).ok())
+            else {
+                return Outcome::Skipped("malformed");
+            };
+            if !is_post_uri(&record.subject.uri) {
+                return Outcome::Skipped("unsupported");
+            }
+            if !filter.keeps_subject(&record.subject.uri) {
+                return Outcome::Skipped("filtered");
+            }
+            let kind = if commit.collection == REPOST {
+                EngagementKind::Share
+            } else {
+                EngagementKind::Like
+            };
+            let engagement = Engagement {
+                id: Some(uri),
+                post_id: record.subject.uri,
+                kind,
+                at: time_of(&record.created_at, seen, now),
+                actor_followers: None,
+                via: record
+                    .via
+                    .map(|v| v.uri)
+                    .filter(|v| v.contains(&format!("/{REPOST}/"))),
+                count: None,
+            };
+            Outcome::Event(Box::new(Event::Engagement(engagement)))
+        }
+        ("delete", _) => Outcome::Skipped("deleted"),
+        _ => Outcome::Skipped("unsupported"),
+    }
+}
+
+fn is_post_uri(uri: &str) -> bool {
+    uri.starts_with("at://") && uri.contains(&format!("/{POST}/"))
+}
+
+/// The record's own time when it is plausible, else when the service saw it: clients set
+/// `createdAt` themselves, and a clock far ahead would otherwise be refused.
+fn time_of(created_at: &str, seen: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    match DateTime::parse_from_rfc3339(created_at) {
+        Ok(t) => {
+            let t = t.with_timezone(&Utc);
+            if t > now + MAX_FUTURE_SKEW - TimeDelta::seconds(1) || t < DateTime::UNIX_EPOCH {
+                seen.min(now)
+            } else {
+                t
+            }
+        }
+        Err(_) => seen.min(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(keywords: &[&str], languages: &[&str]) -> Filter {
+        let s = JetstreamSettings {
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            languages: languages.iter().map(|k| k.to_string()).collect(),
+            remembered_posts: 2,
+            ..JetstreamSettings::default()
+        };
+        Filter::new(&s, None, Some("social".into()))
+    }
+
+    fn post_line(did: &str, rkey: &str, text: &str, langs: &str, extra: &str) -> String {
+        format!(
+            r#"{{"did":"{did}","time_us":1783175888090631,"kind":"commit","commit":{{"rev":"3mptbypcq372f","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2026-07-04T14:38:06.240Z","langs":{langs},"text":"{text}"{extra}}},"cid":"bafyrei"}}}}"#
+        )
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-07-04T14:40:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn event(r: Read) -> Event {
+        match r.outcome {
+            Outcome::Event(e) => *e,
+            other => panic!("no event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_becomes_a_post_with_its_parent_language_and_link() {
+        let line = post_line(
+            "did:plc:a",
+            "3mp1",
+            "Seit 14 Tagen geht es nicht",
+            r#"["de"]"#,
+            r#","reply":{"parent":{"cid":"c","uri":"at://did:plc:b/app.bsky.feed.post/3mp0"},"root":{"cid":"c","uri":"at://did:plc:b/app.bsky.feed.post/3mp0"}}"#,
+        );
+        let r = read(&line, &mut filter(&[], &[]), now());
+        assert_eq!(r.time_us, Some(1783175888090631));
+        let Event::Post(p) = event(r) else {
+            panic!("not a post")
+        };
+        assert_eq!(p.id, "at://did:plc:a/app.bsky.feed.post/3mp1");
+        assert_eq!(p.author.id, "did:plc:a");
+        assert_eq!(p.lang.as_deref(), Some("de"));
+        assert_eq!(p.channel.as_deref(), Some("social"));
+        assert_eq!(
+            p.parent_id.as_deref(),
+            Some("at://did:plc:b/app.bsky.feed.post/3mp0")
+        );
+        assert_eq!(
+            p.url.as_deref(),
+            Some("https://bsky.app/profile/did:plc:a/post/3mp1")
+        );
+        assert_eq!(p.created_at.to_rfc3339(), "2026-07-04T14:38:06.240+00:00");
+        assert!(Event::Post(p).validate_at(now()).is_ok());
+    }
+
+    #[test]
+    fn a_repost_through_another_is_a_share_with_via() {
+        let line = r#"{"did":"did:plc:c","time_us":1783175888114190,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.repost","rkey":"3mr2","record":{"$type":"app.bsky.feed.repost","createdAt":"2026-07-04T14:38:07.594Z","subject":{"cid":"c","uri":"at://did:plc:a/app.bsky.feed.post/3mp1"},"via":{"cid":"c","uri":"at://did:plc:b/app.bsky.feed.repost/3mr1"}},"cid":"c"}}"#;
+        let Event::Engagement(e) = event(read(line, &mut filter(&[], &[]), now())) else {
+            panic!("not an engagement")
+        };
+        assert_eq!(e.kind, EngagementKind::Share);
+        assert_eq!(
+            e.id.as_deref(),
+            Some("at://did:plc:c/app.bsky.feed.repost/3mr2")
+        );
+        assert_eq!(e.post_id, "at://did:plc:a/app.bsky.feed.post/3mp1");
+        assert_eq!(
+            e.via.as_deref(),
+            Some("at://did:plc:b/app.bsky.feed.repost/3mr1")
+        );
+    }
+
+    #[test]
+    fn filters_keep_matching_posts_and_their_engagements_only() {
+        let mut f = filter(&["Buds"], &["en"]);
+        let kept = post_line("did:plc:a", "k1", "my pulse BUDS died", r#"["en-US"]"#, "");
+        let other_lang = post_line("did:plc:a", "k2", "meine buds", r#"["de"]"#, "");
+        let other_text = post_line("did:plc:a", "k3", "nice weather", r#"["en"]"#, "");
+        assert!(matches!(
+            read(&kept, &mut f, now()).outcome,
+            Outcome::Event(_)
+        ));
+        assert_eq!(
+            read(&other_lang, &mut f, now()).outcome,
+            Outcome::Skipped("filtered")
+        );
+        assert_eq!(
+            read(&other_text, &mut f, now()).outcome,
+            Outcome::Skipped("filtered")
+        );
+        let like = |post: &str| {
+            format!(
+                r#"{{"did":"did:plc:z","time_us":1783175888114190,"kind":"commit","commit":{{"rev":"r","operation":"create","collection":"app.bsky.feed.like","rkey":"l","record":{{"$type":"app.bsky.feed.like","createdAt":"2026-07-04T14:38:07.594Z","subject":{{"cid":"c","uri":"at://did:plc:a/app.bsky.feed.post/{post}"}}}},"cid":"c"}}}}"#
+            )
+        };
+        assert!(matches!(
+            read(&like("k1"), &mut f, now()).outcome,
+            Outcome::Event(_)
+        ));
+        assert_eq!(
+            read(&like("k3"), &mut f, now()).outcome,
+            Outcome::Skipped("filtered")
+        );
+        // Remembered posts are bounded: the oldest is forgotten first.
+        for k in ["k4", "k5"] {
+            read(
+                &post_line("did:plc:a", k, "buds", r#"["en"]"#, ""),
+                &mut f,
+                now(),
+            );
+        }
+        assert_eq!(
+            read(&like("k1"), &mut f, now()).outcome,
+            Outcome::Skipped("filtered")
+        );
+    }
+
+    #[test]
+    fn odd_messages_are_skipped_with_a_reason_and_never_panic() {
+        let mut f = filter(&[], &[]);
+        let cases = [
+            ("{", "malformed"),
+            ("[]", "malformed"),
+            (
+                r#"{"did":"d","time_us":1,"kind":"identity","identity":{}}"#,
+                "unsupported",
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"x"}}"#,
+                "deleted",
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.graph.follow","rkey":"x","record":{}}}"#,
+                "unsupported",
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"x","record":{"text":12}}}"#,
+                "malformed",
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"x","record":{"text":"  ","createdAt":"x"}}}"#,
+                "empty_text",
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.like","rkey":"x","record":{"subject":{"uri":"at://d/app.bsky.feed.generator/x"},"createdAt":"x"}}}"#,
+                "unsupported",
+            ),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(
+                read(line, &mut f, now()).outcome,
+                Outcome::Skipped(reason),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clock_far_ahead_falls_back_to_the_service_time() {
+        let line = post_line("did:plc:a", "f1", "from the future", "[]", "")
+            .replace("2026-07-04T14:38:06.240Z", "2099-01-01T00:00:00Z");
+        let Event::Post(p) = event(read(&line, &mut filter(&[], &[]), now())) else {
+            panic!("not a post")
+        };
+        assert_eq!(p.created_at.timestamp_micros(), 1783175888090631);
+        assert_eq!(p.lang, None);
+    }
+}

@@ -1,0 +1,107 @@
+//! One actor per configured source. The actor runs its source as a task and watches it: a
+//! source that panics or gives up is counted and started again after a backoff, from its
+//! stored position, while the rest of the process goes on.
+
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
+use fred::prelude::Client;
+use futures::FutureExt;
+
+use super::backoff::Backoff;
+use super::{jetstream, SourceContext};
+use crate::config::{SourceKind, SourceSettings};
+use crate::telemetry::names;
+
+/// How often the actor looks at its task.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+pub struct SourceActor {
+    settings: SourceSettings,
+    context: SourceContext,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    backoff: Backoff,
+    restarting: bool,
+}
+
+impl SourceActor {
+    pub fn new(settings: SourceSettings, redis: Client, stream: &str) -> SourceActor {
+        let context = SourceContext::new(&settings, redis, stream);
+        let backoff = Backoff::new(Duration::from_secs(1), context.max_backoff);
+        SourceActor {
+            settings,
+            context,
+            task: None,
+            backoff,
+            restarting: false,
+        }
+    }
+
+    pub fn context(&self) -> &SourceContext {
+        &self.context
+    }
+
+    fn spawn(&mut self) {
+        let context = self.context.clone();
+        let task = match self.settings.kind.clone() {
+            SourceKind::Jetstream(s) => tokio::spawn(jetstream::run(context, s)),
+        };
+        self.task = Some(task);
+        self.restarting = false;
+    }
+
+    fn watch(&mut self, ctx: &mut Context<Self>) {
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
+        if !task.is_finished() || self.restarting {
+            return;
+        }
+        let outcome = task.now_or_never();
+        self.task = None;
+        let name = &self.context.name;
+        match outcome {
+            Some(Ok(Ok(()))) => tracing::warn!(source = %name, "source stopped; starting it again"),
+            Some(Ok(Err(e))) => self.context.error("stopped", &e),
+            Some(Err(e)) => {
+                tracing::error!(source = %name, error = %e, "source panicked; starting it again");
+                metrics::counter!(names::ACTOR_RESTARTS, "actor" => "source").increment(1);
+            }
+            None => {}
+        }
+        self.context.set_connected(false);
+        self.restarting = true;
+        let wait = self.backoff.next_wait();
+        ctx.run_later(wait, |this, _| this.spawn());
+    }
+}
+
+impl Actor for SourceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(source = %self.context.name, kind = self.settings.kind.as_str(), "source starting");
+        self.spawn();
+        ctx.run_interval(WATCH_EVERY, |this, ctx| this.watch(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.context.set_connected(false);
+    }
+}
+
+/// Stops the source (its task is aborted; the stored position covers what was appended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopSource;
+
+impl Handler<StopSource> for SourceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSource, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

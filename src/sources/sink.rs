@@ -1,0 +1,140 @@
+//! Where a source puts what it read: events are checked as the ingester will check them,
+//! gathered into batches, and appended to the stream together with the source's position.
+//! The position is stored only after the events up to it, in the same round trip, so a
+//! restart resumes without a gap; what it reads twice is stored once, because every event a
+//! source makes carries the platform's own id.
+
+use std::time::{Duration, Instant};
+
+use fred::prelude::Client;
+
+use crate::models::Event;
+use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
+use crate::telemetry::names;
+
+/// Longest an event waits in the batch before it is appended.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+pub struct Sink {
+    redis: Client,
+    stream: String,
+    source: String,
+    cursor_key: String,
+    encoded: Vec<String>,
+    kinds: Vec<&'static str>,
+    cursor: Option<String>,
+    oldest: Option<Instant>,
+}
+
+impl Sink {
+    pub fn new(redis: Client, stream: &str, source: &str) -> Sink {
+        Sink {
+            cursor_key: format!("{stream}:source:{source}:cursor"),
+            redis,
+            stream: stream.to_string(),
+            source: source.to_string(),
+            encoded: Vec::new(),
+            kinds: Vec::new(),
+            cursor: None,
+            oldest: None,
+        }
+    }
+
+    /// The Redis key holding the position.
+    pub fn cursor_key(&self) -> &str {
+        &self.cursor_key
+    }
+
+    /// The position stored by the last run, if any.
+    pub async fn stored_cursor(&self) -> anyhow::Result<Option<String>> {
+        Ok(read_cursor(&self.redis, &self.cursor_key).await?)
+    }
+
+    /// Adds an event read at position `cursor`; an event the ingester would refuse is left
+    /// out and counted, so the stream holds only what Pulse can store.
+    pub fn push(&mut self, event: Event, cursor: Option<String>) {
+        if let Err(e) = event.validate() {
+            tracing::debug!(source = %self.source, error = %e, "platform record refused");
+            self.skipped("invalid");
+        } else {
+            match serde_json::to_string(&event) {
+                Ok(json) => {
+                    self.encoded.push(json);
+                    self.kinds.push(kind_of(&event));
+                }
+                Err(_) => self.skipped("invalid"),
+            }
+        }
+        self.advance(cursor);
+    }
+
+    /// Moves the position past a record that produced no event.
+    pub fn advance(&mut self, cursor: Option<String>) {
+        if cursor.is_some() {
+            self.cursor = cursor;
+        }
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    /// Counts a record left out.
+    pub fn skipped(&self, reason: &'static str) {
+        metrics::counter!(names::SOURCE_SKIPPED, "source" => self.source.clone(), "reason" => reason)
+            .increment(1);
+    }
+
+    /// Whether the batch is due: full, or its oldest record waited [`FLUSH_EVERY`].
+    pub fn due(&self) -> bool {
+        self.encoded.len() >= MAX_PIPELINE
+            || self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// The position of the last record handled (stored, or to be with the batch).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// Events waiting to be appended.
+    pub fn pending(&self) -> usize {
+        self.encoded.len()
+    }
+
+    /// Appends the batch and stores the position; on failure what was not appended stays
+    /// for the next attempt.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.oldest.is_none() {
+            return Ok(());
+        }
+        loop {
+            let n = self.encoded.len().min(MAX_PIPELINE);
+            // The position goes with the last part only: an earlier one does not reach it.
+            let cursor = (n == self.encoded.len())
+                .then_some(self.cursor.as_deref())
+                .flatten();
+            append_with_cursor(
+                &self.redis,
+                &self.stream,
+                &self.encoded[..n],
+                &self.cursor_key,
+                cursor,
+            )
+            .await?;
+            for kind in self.kinds.drain(..n) {
+                metrics::counter!(names::SOURCE_EVENTS, "source" => self.source.clone(), "event" => kind)
+                    .increment(1);
+            }
+            self.encoded.drain(..n);
+            if self.encoded.is_empty() {
+                break;
+            }
+        }
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+fn kind_of(event: &Event) -> &'static str {
+    match event {
+        Event::Post(_) => "post",
+        Event::Engagement(e) => e.kind.as_str(),
+    }
+}
