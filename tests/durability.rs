@@ -50,6 +50,58 @@ async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_once() {
+    const POSTS: usize = 600;
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let lines: Vec<String> = (0..POSTS).map(common::jetstream::post_message).collect();
+    let standin =
+        common::jetstream::JetstreamStandIn::start(lines, None, Duration::from_millis(5)).await;
+    let mut vars = env.env();
+    vars.push((
+        "PULSE_SOURCES".into(),
+        format!(
+            r#"[{{kind="jetstream", name="bsky", endpoints=["{}"], max_backoff_secs=1}}]"#,
+            standin.endpoint
+        ),
+    ));
+
+    let first = PulseProcess::start(&vars);
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.post_count().await >= 150
+        })
+        .await,
+        "the source makes progress\n{}",
+        first.log_text()
+    );
+    first.signal(libc::SIGKILL);
+    drop(first);
+    let stored_at_kill = env.post_count().await;
+    assert!(
+        stored_at_kill < POSTS as i64,
+        "killed before the replay ended"
+    );
+
+    let second = PulseProcess::start(&vars);
+    let done = wait_until(Duration::from_secs(60), || async {
+        env.post_count().await == POSTS as i64 && env.pending(&redis).await == 0
+    })
+    .await;
+    assert!(
+        done,
+        "all {POSTS} posts stored (stored {}, {stored_at_kill} at the kill)\n{}",
+        env.post_count().await,
+        second.log_text()
+    );
+    // The restarted source resumed from its stored position, not from the start.
+    let uris = standin.uris.lock().unwrap().clone();
+    let resumed = uris.last().unwrap();
+    assert!(uris.len() >= 2 && resumed.contains("cursor="), "{uris:?}");
+    assert_eq!(dead_letters(&env, &redis).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_batches_and_exits_zero() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;

@@ -2,81 +2,15 @@
 //! own shapes (tests/fixtures/*/README.md says where each shape comes from).
 
 use crate::common;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::jetstream::JetstreamStandIn;
 use common::*;
-use futures::SinkExt;
 use pulse::app::{Application, ServeOptions};
 use pulse::config::{JetstreamSettings, SourceKind, SourceSettings};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::Message;
 
-const REPLAY: &str = include_str!("../fixtures/jetstream/replay.jsonl");
 const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.post/3mpa1";
 const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.post/3mpb1";
-
-/// The `time_us` of a replay line (the truncated one is always sent).
-fn time_us(line: &str) -> i64 {
-    serde_json::from_str::<serde_json::Value>(line)
-        .ok()
-        .and_then(|v| v["time_us"].as_i64())
-        .unwrap_or(i64::MAX)
-}
-
-/// A Jetstream stand-in: each connection gets the replay's messages from its `cursor` on
-/// (all without one). The first connection is cut, without a close frame, after
-/// `cut_after` messages; later ones stay open. Returns its address and the request URIs.
-async fn jetstream(lines: Vec<String>, cut_after: usize) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let uris = Arc::new(Mutex::new(Vec::new()));
-    let seen = uris.clone();
-    tokio::spawn(async move {
-        let mut connection = 0;
-        while let Ok((tcp, _)) = listener.accept().await {
-            connection += 1;
-            let seen = seen.clone();
-            let mut uri = String::new();
-            let callback = |req: &Request, res: Response| {
-                uri = req.uri().to_string();
-                Ok(res)
-            };
-            let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-                continue;
-            };
-            seen.lock().unwrap().push(uri.clone());
-            let cursor: i64 = url::Url::parse(&format!("ws://x{uri}"))
-                .unwrap()
-                .query_pairs()
-                .find(|(k, _)| k == "cursor")
-                .map(|(_, v)| v.parse().unwrap())
-                .unwrap_or(0);
-            let from_cursor: Vec<&String> = lines.iter().filter(|l| time_us(l) >= cursor).collect();
-            let limit = if connection == 1 {
-                cut_after
-            } else {
-                usize::MAX
-            };
-            for line in from_cursor.into_iter().take(limit) {
-                if socket.send(Message::text(line.clone())).await.is_err() {
-                    break;
-                }
-            }
-            if connection == 1 {
-                // Cut: the TCP connection goes away without a close frame.
-                drop(socket);
-                continue;
-            }
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(120)).await;
-                drop(socket);
-            });
-        }
-    });
-    (format!("ws://{address}/subscribe"), uris)
-}
 
 fn source(endpoint: String) -> SourceSettings {
     SourceSettings {
@@ -93,9 +27,13 @@ fn source(endpoint: String) -> SourceSettings {
 
 #[actix_rt::test]
 async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
-    let lines: Vec<String> = REPLAY.lines().map(str::to_string).collect();
+    let lines: Vec<String> = common::jetstream::REPLAY
+        .lines()
+        .map(str::to_string)
+        .collect();
     // Cut after the first repost: the reply and the repost must not be lost or doubled.
-    let (endpoint, uris) = jetstream(lines, 3).await;
+    let standin = JetstreamStandIn::start(lines, Some(3), Duration::ZERO).await;
+    let (endpoint, uris) = (standin.endpoint, standin.uris);
     let env = TestEnv::new().await;
     let mut settings = env.settings();
     settings.sources = vec![source(endpoint)];

@@ -14,6 +14,7 @@ use pulse::config::Settings;
 use tokio_postgres::NoTls;
 
 pub mod app;
+pub mod jetstream;
 #[allow(unused_imports)]
 pub use app::{http_get, http_post, spawn_app, spawn_app_with, TestApp};
 
