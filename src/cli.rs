@@ -66,6 +66,9 @@ pub enum Command {
         /// The source's name or kind.
         source: String,
     },
+    /// Append a file of events (JSON lines, or CSV with a column mapping) to the stream,
+    /// resumably, with a summary of what was accepted and refused.
+    Import(crate::sources::import::ImportArgs),
     /// Score an analyzer on a labelled TSV file (`label<TAB>text`), or the virality model
     /// (`pulse eval virality`).
     Eval(EvalCommand),
@@ -164,6 +167,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Bench(args) => crate::tools::bench::run(settings, args).await,
         Command::Ingest { source } => ingest(&settings, &source).await,
+        Command::Import(args) => {
+            let summary = crate::sources::import::run(&settings, args).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
         Command::Eval(EvalCommand {
             what: Some(EvalWhat::Virality(args)),
             ..

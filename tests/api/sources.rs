@@ -144,3 +144,117 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     }
     app.shutdown().await;
 }
+
+fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs {
+    pulse::sources::import::ImportArgs {
+        file: file.to_path_buf(),
+        format: None,
+        map: String::new(),
+        platform: "other".into(),
+        restart: false,
+        max_backlog: 0,
+        quiet: true,
+    }
+}
+
+#[actix_rt::test]
+async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each_post_once() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(unique("pulse-import"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("backfill.jsonl");
+    let mut lines: Vec<String> = (0..1_000)
+        .map(|i| post_json(&format!("imp-{i}"), "Imported post about the Pulse Phone"))
+        .collect();
+    lines.insert(10, "{\"type\": \"post\", \"id\": ".into());
+    lines.insert(20, r#"{"type":"post","id":"x","platform":"twitter","author":{"id":"a","followers":1},"text":"   ","created_at":"2024-01-01T00:00:00Z"}"#.into());
+    lines.insert(30, String::new());
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let settings = env.settings();
+    let first = pulse::sources::import::run(&settings, import_args(&file))
+        .await
+        .unwrap();
+    assert_eq!(first.started_at_line, 1);
+    assert_eq!((first.accepted, first.refused), (1_000, 2), "{first:?}");
+    assert_eq!(first.refused_by_reason.get("malformed"), Some(&1));
+    assert_eq!(first.refused_by_reason.get("invalid_field"), Some(&1));
+    assert!(
+        first.examples[0].starts_with("line 11:"),
+        "{:?}",
+        first.examples
+    );
+
+    // More lines arrive; the next import starts after the ones already appended.
+    let more: Vec<String> = (1_000..1_200)
+        .map(|i| post_json(&format!("imp-{i}"), "Imported post about the Pulse Phone"))
+        .collect();
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(&(more.join("\n") + "\n"));
+    std::fs::write(&file, text).unwrap();
+    let second = pulse::sources::import::run(&settings, import_args(&file))
+        .await
+        .unwrap();
+    assert_eq!(second.started_at_line, first.lines + 1, "{second:?}");
+    assert_eq!((second.lines, second.accepted), (200, 200));
+
+    // From the start again: appended twice, stored once.
+    let mut again = import_args(&file);
+    again.restart = true;
+    let third = pulse::sources::import::run(&settings, again).await.unwrap();
+    assert_eq!(third.accepted, 1_200);
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.post_count().await >= 1_200
+        })
+        .await
+    );
+    let redis = env.redis().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.pending(&redis).await == 0
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, 1_200);
+
+    // CSV through a column mapping.
+    let csv = dir.join("export.csv");
+    std::fs::write(
+        &csv,
+        "tweet_id,content,created_at,country\n\
+         c1,\"Great battery, love it\",1700000000,DE\n\
+         c2,,1700000001,FR\n\
+         c3,\"Broke after a day\",2023-11-14T22:13:20Z,\n",
+    )
+    .unwrap();
+    let mut args = import_args(&csv);
+    args.map = "id=tweet_id,text=content".into();
+    args.platform = "twitter".into();
+    let summary = pulse::sources::import::run(&settings, args).await.unwrap();
+    assert_eq!((summary.accepted, summary.refused), (2, 1), "{summary:?}");
+    assert!(
+        summary.examples[0].contains("content"),
+        "{:?}",
+        summary.examples
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await == 1_202
+        })
+        .await
+    );
+    let country: Option<String> = env
+        .pg()
+        .await
+        .query_one("SELECT country FROM posts WHERE id = 'c1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(country.as_deref(), Some("DE"));
+    std::fs::remove_dir_all(&dir).ok();
+    app.shutdown().await;
+}

@@ -53,6 +53,7 @@ impl JetstreamStandIn {
             while let Ok((tcp, _)) = listener.accept().await {
                 connection += 1;
                 let mut uri = String::new();
+                #[allow(clippy::result_large_err)] // the handshake's callback type
                 let callback = |req: &Request, res: Response| {
                     uri = req.uri().to_string();
                     Ok(res)

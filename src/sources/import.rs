@@ -1,0 +1,487 @@
+//! `pulse import FILE`: a file of events into the stream, for backfills and for data kept
+//! elsewhere. JSON lines in Pulse's event format, or CSV with a column mapping (`--map
+//! id=tweet_id,text=content,...`), each line checked as the ingester checks it; a refused line
+//! is counted with its reason (the first few quoted with their line numbers) and the rest go
+//! on. The position (byte offset and line) is stored in Redis with each batch, so an
+//! interrupted import resumes where it stopped; what it appends twice is stored once because
+//! posts carry their ids. A backlog ceiling keeps the stream from growing far ahead of the
+//! pipeline.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use fred::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Settings;
+use crate::models::{Author, Event, Geo, Platform, Post};
+use crate::streams::group::group_stats;
+use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
+
+/// Refused lines quoted in the summary.
+const EXAMPLES: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// One event per line, as producers write them to the stream.
+    Jsonl,
+    /// Comma-separated posts with a header row, read through `--map`.
+    Csv,
+}
+
+/// `pulse import`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// The file to import.
+    pub file: PathBuf,
+    /// Its format; by default from the extension (`.csv` is CSV, anything else JSON lines).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// CSV columns for post fields, `field=column,...`: id, text and created_at are needed;
+    /// author_id, author_followers, platform, lang, product, channel, city, country, url and
+    /// parent_id are optional. A field named like its column needs no entry.
+    #[arg(long, default_value = "")]
+    pub map: String,
+    /// Platform of CSV posts without a platform column.
+    #[arg(long, default_value = "other")]
+    pub platform: String,
+    /// Start from the beginning even if an earlier import of this file stopped part way.
+    #[arg(long)]
+    pub restart: bool,
+    /// Pause while the consumer group has more than this many entries to read or
+    /// acknowledge (0: never pause).
+    #[arg(long, default_value_t = 200_000)]
+    pub max_backlog: i64,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What an import did, printed as JSON at the end.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportSummary {
+    pub file: String,
+    /// The line it started from (1 unless it resumed).
+    pub started_at_line: u64,
+    pub lines: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    /// Refused lines by reason.
+    pub refused_by_reason: BTreeMap<String, u64>,
+    /// The first refused lines: `line N: reason`.
+    pub examples: Vec<String>,
+    pub seconds: f64,
+    pub lines_per_sec: f64,
+}
+
+/// The Redis key of a file's import position: the stream and the file's absolute path.
+fn position_key(stream: &str, file: &Path) -> String {
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let digest = Sha256::digest(path.to_string_lossy().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stream}:import:{hex}")
+}
+
+/// A stored position: `offset:line`.
+fn parse_position(stored: &str) -> Option<(u64, u64)> {
+    let (offset, line) = stored.split_once(':')?;
+    Some((offset.parse().ok()?, line.parse().ok()?))
+}
+
+pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<ImportSummary> {
+    let format =
+        args.format
+            .unwrap_or_else(|| match args.file.extension().and_then(|e| e.to_str()) {
+                Some(e) if e.eq_ignore_ascii_case("csv") => ImportFormat::Csv,
+                _ => ImportFormat::Jsonl,
+            });
+    let mapping = match format {
+        ImportFormat::Csv => Some(CsvMapping::parse(&args.map, &args.platform)?),
+        ImportFormat::Jsonl => None,
+    };
+    let mut file = std::fs::File::open(&args.file)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.file.display()))?;
+    let size = file.metadata()?.len();
+    let redis = crate::streams::connect(&settings.redis.url, "import").await?;
+    let stream = settings.redis.stream.as_str();
+    let key = position_key(stream, &args.file);
+    let (mut offset, mut line) = match (args.restart, read_cursor(&redis, &key).await?) {
+        (false, Some(stored)) => parse_position(&stored)
+            .filter(|(o, _)| *o <= size)
+            .unwrap_or((0, 0)),
+        _ => (0, 0),
+    };
+    let mut summary = ImportSummary {
+        file: args.file.display().to_string(),
+        started_at_line: line + 1,
+        ..ImportSummary::default()
+    };
+    if offset > 0 {
+        tracing::info!(line = line + 1, "resuming an earlier import of this file");
+    }
+    let started = Instant::now();
+    let mut progress = Progress::new(size, args.quiet);
+    let mut batch: Vec<String> = Vec::with_capacity(MAX_PIPELINE);
+    let mut records = Records::open(&mut file, format, offset)?;
+    loop {
+        let next = records.next_record()?;
+        let done = next.is_none();
+        if let Some(record) = next {
+            line += 1;
+            offset = record.end;
+            summary.lines += 1;
+            let event = match (&record.body, &mapping) {
+                (Body::Line(bytes), _) => Event::from_slice(bytes).map(|_| bytes.clone()),
+                (Body::Csv(row), Some(m)) => m
+                    .event(row)
+                    .map(|e| serde_json::to_vec(&e).unwrap_or_default()),
+                (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
+            };
+            match event {
+                Ok(json) => {
+                    summary.accepted += 1;
+                    batch.push(String::from_utf8(json).unwrap_or_default());
+                }
+                Err(e) => {
+                    summary.refused += 1;
+                    *summary
+                        .refused_by_reason
+                        .entry(e.class().to_string())
+                        .or_default() += 1;
+                    if summary.examples.len() < EXAMPLES {
+                        summary.examples.push(format!("line {line}: {e}"));
+                    }
+                }
+            }
+        }
+        if batch.len() >= MAX_PIPELINE || (done && (line > 0)) {
+            wait_for_backlog(&redis, settings, args.max_backlog).await?;
+            let position = format!("{offset}:{line}");
+            append_with_cursor(&redis, stream, &batch, &key, Some(&position)).await?;
+            batch.clear();
+            progress.show(offset, &summary, started);
+        }
+        if done {
+            break;
+        }
+    }
+    progress.finish();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.lines_per_sec = summary.lines as f64 / summary.seconds.max(1e-9);
+    Ok(summary)
+}
+
+/// Waits while the group has more than `max` entries to read or acknowledge.
+async fn wait_for_backlog(redis: &Client, settings: &Settings, max: i64) -> anyhow::Result<()> {
+    if max <= 0 {
+        return Ok(());
+    }
+    loop {
+        let stats = group_stats(redis, settings).await?;
+        let backlog = stats.lag.unwrap_or(stats.length) + stats.pending;
+        if backlog <= max {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+enum Body {
+    Line(Vec<u8>),
+    Csv(BTreeMap<String, String>),
+}
+
+struct Record {
+    body: Body,
+    /// Byte offset just past the record.
+    end: u64,
+}
+
+/// Records of the file from a byte offset.
+enum Records<'a> {
+    Lines {
+        reader: BufReader<&'a mut std::fs::File>,
+        offset: u64,
+        buf: Vec<u8>,
+    },
+    Csv {
+        reader: csv::Reader<&'a mut std::fs::File>,
+        headers: Vec<String>,
+    },
+}
+
+impl<'a> Records<'a> {
+    fn open(
+        file: &'a mut std::fs::File,
+        format: ImportFormat,
+        offset: u64,
+    ) -> anyhow::Result<Self> {
+        match format {
+            ImportFormat::Jsonl => {
+                file.seek(SeekFrom::Start(offset))?;
+                Ok(Records::Lines {
+                    reader: BufReader::with_capacity(1 << 20, file),
+                    offset,
+                    buf: Vec::new(),
+                })
+            }
+            ImportFormat::Csv => {
+                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+                let headers: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+                if offset > 0 {
+                    let mut position = csv::Position::new();
+                    position.set_byte(offset);
+                    reader.seek(position)?;
+                }
+                Ok(Records::Csv { reader, headers })
+            }
+        }
+    }
+
+    fn next_record(&mut self) -> anyhow::Result<Option<Record>> {
+        match self {
+            Records::Lines {
+                reader,
+                offset,
+                buf,
+            } => loop {
+                buf.clear();
+                let n = reader.by_ref().take(1 << 24).read_until(b'\n', buf)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                *offset += n as u64;
+                let line = buf.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                return Ok(Some(Record {
+                    body: Body::Line(line.to_vec()),
+                    end: *offset,
+                }));
+            },
+            Records::Csv { reader, headers } => {
+                let mut row = csv::StringRecord::new();
+                if !reader.read_record(&mut row)? {
+                    return Ok(None);
+                }
+                let end = reader.position().byte();
+                let fields = headers
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().map(str::to_string))
+                    .collect();
+                Ok(Some(Record {
+                    body: Body::Csv(fields),
+                    end,
+                }))
+            }
+        }
+    }
+}
+
+/// Post fields to CSV columns.
+struct CsvMapping {
+    columns: BTreeMap<&'static str, String>,
+    platform: Platform,
+}
+
+const CSV_FIELDS: [&str; 13] = [
+    "id",
+    "text",
+    "created_at",
+    "author_id",
+    "author_followers",
+    "platform",
+    "lang",
+    "product",
+    "channel",
+    "city",
+    "country",
+    "url",
+    "parent_id",
+];
+
+impl CsvMapping {
+    fn parse(map: &str, platform: &str) -> anyhow::Result<CsvMapping> {
+        let mut columns: BTreeMap<&'static str, String> =
+            CSV_FIELDS.iter().map(|f| (*f, f.to_string())).collect();
+        for pair in map.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (field, column) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--map entry {pair:?} is not field=column"))?;
+            let field = CSV_FIELDS
+                .iter()
+                .find(|f| **f == field.trim())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--map: unknown field {field:?}; the fields are {CSV_FIELDS:?}")
+                })?;
+            columns.insert(field, column.trim().to_string());
+        }
+        let platform = Platform::parse(platform)
+            .ok_or_else(|| anyhow::anyhow!("--platform {platform:?} is not a known platform"))?;
+        Ok(CsvMapping { columns, platform })
+    }
+
+    fn event(&self, row: &BTreeMap<String, String>) -> Result<Event, crate::models::EventError> {
+        use crate::models::EventError;
+        let get = |field: &str| {
+            self.columns
+                .get(field)
+                .and_then(|c| row.get(c))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |field: &'static str| {
+            get(field).ok_or(EventError::Invalid {
+                field,
+                reason: format!("column {:?} is missing or empty", self.columns[field]),
+            })
+        };
+        let id = required("id")?;
+        let created = required("created_at")?;
+        let created_at = parse_time(&created).ok_or(EventError::Invalid {
+            field: "created_at",
+            reason: format!("{created:?} is neither RFC 3339 nor Unix seconds"),
+        })?;
+        let followers = match get("author_followers") {
+            Some(f) => f.parse::<u64>().map_err(|_| EventError::Invalid {
+                field: "author.followers",
+                reason: format!("{f:?} is not a count"),
+            })?,
+            None => 0,
+        };
+        let platform = match get("platform") {
+            Some(p) => Platform::parse(&p.to_lowercase()).unwrap_or(Platform::Other),
+            None => self.platform,
+        };
+        let (city, country) = (get("city"), get("country"));
+        let post = Post {
+            author: Author {
+                id: get("author_id").unwrap_or_else(|| "unknown".into()),
+                followers,
+            },
+            id,
+            platform,
+            text: required("text")?,
+            created_at,
+            lang: get("lang"),
+            geo: (city.is_some() || country.is_some()).then_some(Geo { city, country }),
+            product: get("product"),
+            channel: get("channel"),
+            parent_id: get("parent_id"),
+            url: get("url"),
+            metrics: None,
+        };
+        let event = Event::Post(post);
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let seconds: f64 = value.parse().ok()?;
+    DateTime::from_timestamp_micros((seconds * 1e6) as i64)
+}
+
+/// A progress line on stderr, at most once a second.
+struct Progress {
+    size: u64,
+    quiet: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(size: u64, quiet: bool) -> Progress {
+        Progress {
+            size,
+            quiet,
+            last: None,
+        }
+    }
+
+    fn show(&mut self, offset: u64, summary: &ImportSummary, started: Instant) {
+        if self.quiet
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let percent = 100.0 * offset as f64 / self.size.max(1) as f64;
+        let rate = summary.lines as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r{percent:5.1}%  {} lines  {rate:.0}/s  accepted {}  refused {}   ",
+            summary.lines, summary.accepted, summary.refused
+        );
+    }
+
+    fn finish(&self) {
+        if !self.quiet && self.last.is_some() {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_map_to_posts_and_bad_rows_say_why() {
+        let m = CsvMapping::parse("id=tweet_id, text=content", "twitter").unwrap();
+        let row = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let Event::Post(p) = m
+            .event(&row(&[
+                ("tweet_id", "t1"),
+                ("content", "love it"),
+                ("created_at", "1700000000"),
+                ("country", "DE"),
+            ]))
+            .unwrap()
+        else {
+            panic!("not a post")
+        };
+        assert_eq!((p.id.as_str(), p.platform), ("t1", Platform::Twitter));
+        assert_eq!(p.created_at.timestamp(), 1_700_000_000);
+        assert_eq!(p.geo.unwrap().country.as_deref(), Some("DE"));
+        let e = m
+            .event(&row(&[("tweet_id", "t2"), ("created_at", "1700000000")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("content"), "{e}");
+        let e = m
+            .event(&row(&[
+                ("tweet_id", "t3"),
+                ("content", "x"),
+                ("created_at", "yesterday"),
+            ]))
+            .unwrap_err();
+        assert!(e.to_string().contains("yesterday"), "{e}");
+        assert!(CsvMapping::parse("nope=x", "twitter").is_err());
+        assert!(CsvMapping::parse("id", "twitter").is_err());
+        assert!(CsvMapping::parse("", "myspace").is_err());
+    }
+
+    #[test]
+    fn positions_round_trip_and_keys_differ_per_file() {
+        assert_eq!(parse_position("120:7"), Some((120, 7)));
+        assert_eq!(parse_position("garbage"), None);
+        assert_ne!(
+            position_key("s", Path::new("/tmp/a.jsonl")),
+            position_key("s", Path::new("/tmp/b.jsonl"))
+        );
+    }
+}
