@@ -11,6 +11,7 @@
 
 pub mod backoff;
 pub mod demo;
+pub mod filter;
 pub mod import;
 pub mod jetstream;
 pub mod runner;

@@ -9,14 +9,13 @@
 //! (`via`), that repost's URI as `via`, so cascades get the platform's own tree. Authors'
 //! follower counts are not in Jetstream; they are sent as 0 (unknown).
 
-use std::collections::{HashSet, VecDeque};
-
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
 use crate::config::JetstreamSettings;
 use crate::models::event::MAX_FUTURE_SKEW;
 use crate::models::{Author, Engagement, EngagementKind, Event, Platform, Post};
+use crate::sources::filter::TextFilter;
 
 const POST: &str = "app.bsky.feed.post";
 const REPOST: &str = "app.bsky.feed.repost";
@@ -87,14 +86,9 @@ pub struct Read {
     pub outcome: Outcome,
 }
 
-/// The keyword and language filters, and the posts that passed them (so that their reposts
-/// and likes pass too).
+/// The filters of one Jetstream source, and the tags it gives its posts.
 pub struct Filter {
-    keywords: Vec<String>,
-    languages: Vec<String>,
-    kept: HashSet<String>,
-    order: VecDeque<String>,
-    capacity: usize,
+    text: TextFilter,
     product: Option<String>,
     channel: Option<String>,
 }
@@ -102,52 +96,10 @@ pub struct Filter {
 impl Filter {
     pub fn new(s: &JetstreamSettings, product: Option<String>, channel: Option<String>) -> Filter {
         Filter {
-            keywords: s.keywords.iter().map(|k| k.to_lowercase()).collect(),
-            languages: s.languages.iter().map(|l| l.to_lowercase()).collect(),
-            kept: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: s.remembered_posts.max(1),
+            text: TextFilter::new(&s.keywords, &s.languages, s.remembered_posts),
             product,
             channel,
         }
-    }
-
-    fn filters_text(&self) -> bool {
-        !self.keywords.is_empty() || !self.languages.is_empty()
-    }
-
-    fn keeps_post(&self, text: &str, langs: &[String]) -> bool {
-        let lang_ok = self.languages.is_empty()
-            || langs.iter().any(|l| {
-                let l = l.to_lowercase();
-                self.languages
-                    .iter()
-                    .any(|want| l == *want || l.starts_with(&format!("{want}-")))
-            });
-        if !lang_ok {
-            return false;
-        }
-        if self.keywords.is_empty() {
-            return true;
-        }
-        let text = text.to_lowercase();
-        self.keywords.iter().any(|k| text.contains(k.as_str()))
-    }
-
-    fn remember(&mut self, uri: &str) {
-        if !self.filters_text() || !self.kept.insert(uri.to_string()) {
-            return;
-        }
-        self.order.push_back(uri.to_string());
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.kept.remove(&old);
-            }
-        }
-    }
-
-    fn keeps_subject(&self, uri: &str) -> bool {
-        !self.filters_text() || self.kept.contains(uri)
     }
 }
 
@@ -181,10 +133,9 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
             if record.text.trim().is_empty() {
                 return Outcome::Skipped("empty_text");
             }
-            if !filter.keeps_post(&record.text, &record.langs) {
+            if !filter.text.keeps_post(&uri, &record.text, &record.langs) {
                 return Outcome::Skipped("filtered");
             }
-            filter.remember(&uri);
             let post = Post {
                 url: Some(format!(
                     "https://bsky.app/profile/{}/post/{}",
@@ -217,7 +168,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
             if !is_post_uri(&record.subject.uri) {
                 return Outcome::Skipped("unsupported");
             }
-            if !filter.keeps_subject(&record.subject.uri) {
+            if !filter.text.keeps_engagement(&record.subject.uri) {
                 return Outcome::Skipped("filtered");
             }
             let kind = if commit.collection == REPOST {
