@@ -11,7 +11,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod sources;
-pub use sources::{JetstreamSettings, SourceKind, SourceSettings, PUBLIC_JETSTREAMS};
+pub use sources::{
+    JetstreamSettings, MastodonSettings, SourceKind, SourceSettings, PUBLIC_JETSTREAMS,
+};
 
 /// Which backend the analyzer pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -800,7 +802,9 @@ mod tests {
             assert_eq!(s.sources.len(), 1);
             assert_eq!(s.sources[0].name(), "jetstream");
             assert_eq!(s.sources[0].channel.as_deref(), Some("social"));
-            let SourceKind::Jetstream(j) = &s.sources[0].kind;
+            let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+                panic!("not jetstream")
+            };
             assert_eq!(j.keywords, ["buds"]);
             assert_eq!(
                 j.endpoints.len(),
@@ -814,7 +818,9 @@ mod tests {
             );
             let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
             assert_eq!(s.sources[0].name(), "bsky-de");
-            let SourceKind::Jetstream(j) = &s.sources[0].kind;
+            let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+                panic!("not jetstream")
+            };
             assert_eq!(j.languages, ["de"]);
             assert!(j.keywords.is_empty());
             Ok(())

@@ -39,12 +39,13 @@ fn default_max_backoff_secs() -> u64 {
 
 impl SourceSettings {
     /// The kinds there are.
-    pub const KINDS: [&'static str; 1] = ["jetstream"];
+    pub const KINDS: [&'static str; 2] = ["jetstream", "mastodon"];
 
     /// A source of `kind` with every default.
     pub fn of_kind(kind: &str) -> Option<SourceSettings> {
         let kind = match kind {
             "jetstream" => SourceKind::Jetstream(JetstreamSettings::default()),
+            "mastodon" => SourceKind::Mastodon(MastodonSettings::default()),
             _ => return None,
         };
         Some(SourceSettings {
@@ -72,12 +73,15 @@ impl SourceSettings {
 pub enum SourceKind {
     /// Bluesky through a Jetstream service (JSON over WebSocket).
     Jetstream(JetstreamSettings),
+    /// A Mastodon instance's streaming API (server-sent events).
+    Mastodon(MastodonSettings),
 }
 
 impl SourceKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             SourceKind::Jetstream(_) => "jetstream",
+            SourceKind::Mastodon(_) => "mastodon",
         }
     }
 }
@@ -130,6 +134,68 @@ impl Default for JetstreamSettings {
             languages: Vec::new(),
             accounts: Vec::new(),
             rewind_secs: 5,
+            remembered_posts: 200_000,
+        }
+    }
+}
+
+/// Statuses and boosts from one Mastodon instance.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MastodonSettings {
+    /// The instance's base URL.
+    pub instance: String,
+    /// `public` (federated), `local`, `hashtag` (with `tag`) or `list` (with `list`, needs a
+    /// token).
+    pub timeline: String,
+    pub tag: String,
+    pub list: String,
+    /// An access token, for instances that require one (or for lists); empty sends none.
+    /// Never logged.
+    pub access_token: String,
+    /// Only statuses containing one of these (case-insensitive); empty keeps all.
+    pub keywords: Vec<String>,
+    /// Only statuses in one of these languages; empty keeps all.
+    pub languages: Vec<String>,
+    /// Pages of 40 statuses read from the REST timeline on reconnecting, to fill what the
+    /// stream missed while away.
+    pub backfill_pages: u32,
+    /// Statuses remembered as matching the filters, so that their boosts are kept.
+    pub remembered_posts: usize,
+}
+
+impl std::fmt::Debug for MastodonSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MastodonSettings")
+            .field("instance", &self.instance)
+            .field("timeline", &self.timeline)
+            .field("tag", &self.tag)
+            .field("list", &self.list)
+            .field(
+                "access_token",
+                &if self.access_token.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field("keywords", &self.keywords)
+            .field("languages", &self.languages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MastodonSettings {
+    fn default() -> Self {
+        Self {
+            instance: "https://mastodon.social".into(),
+            timeline: "public".into(),
+            tag: String::new(),
+            list: String::new(),
+            access_token: String::new(),
+            keywords: Vec::new(),
+            languages: Vec::new(),
+            backfill_pages: 10,
             remembered_posts: 200_000,
         }
     }

@@ -12,10 +12,13 @@
 pub mod backoff;
 pub mod demo;
 pub mod filter;
+pub mod html;
 pub mod import;
 pub mod jetstream;
+pub mod mastodon;
 pub mod runner;
 pub mod sink;
+pub mod sse;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

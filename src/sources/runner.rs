@@ -9,7 +9,7 @@ use fred::prelude::Client;
 use futures::FutureExt;
 
 use super::backoff::Backoff;
-use super::{jetstream, SourceContext};
+use super::{jetstream, mastodon, SourceContext};
 use crate::config::{SourceKind, SourceSettings};
 use crate::telemetry::names;
 
@@ -45,6 +45,7 @@ impl SourceActor {
         let context = self.context.clone();
         let task = match self.settings.kind.clone() {
             SourceKind::Jetstream(s) => tokio::spawn(jetstream::run(context, s)),
+            SourceKind::Mastodon(s) => tokio::spawn(mastodon::run(context, s)),
         };
         self.task = Some(task);
         self.restarting = false;

@@ -2,6 +2,7 @@
 //! own shapes (tests/fixtures/*/README.md says where each shape comes from).
 
 use crate::common;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::jetstream::JetstreamStandIn;
@@ -256,5 +257,185 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .get(0);
     assert_eq!(country.as_deref(), Some("DE"));
     std::fs::remove_dir_all(&dir).ok();
+    app.shutdown().await;
+}
+
+/// A Mastodon instance stand-in on loopback. The first stream request is answered 429 with
+/// `Retry-After: 1`; the second gets tests/fixtures/mastodon/stream-first.txt and is closed;
+/// later ones get stream-second.txt and stay open. The public timeline answers the statuses
+/// of timeline-missed.json newer than `min_id`. Returns the base URL and each request's
+/// path and Authorization header.
+async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        let mut streams = 0;
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            let auth = head
+                .lines()
+                .find_map(|l| {
+                    l.to_lowercase()
+                        .strip_prefix("authorization: ")
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            seen.lock().unwrap().push(format!("{path} auth={auth}"));
+            if path.starts_with("/api/v1/streaming/public") {
+                streams += 1;
+                let n = streams;
+                tokio::spawn(async move {
+                    if n == 1 {
+                        let _ = tcp
+                            .write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let body = if n == 2 {
+                        include_str!("../fixtures/mastodon/stream-first.txt")
+                    } else {
+                        include_str!("../fixtures/mastodon/stream-second.txt")
+                    };
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+                        .await;
+                    let _ = tcp.write_all(body.as_bytes()).await;
+                    if n > 2 {
+                        tokio::time::sleep(Duration::from_secs(120)).await;
+                    }
+                });
+            } else if path.starts_with("/api/v1/timelines/public") {
+                let min_id: u128 = url::Url::parse(&format!("http://x{path}"))
+                    .unwrap()
+                    .query_pairs()
+                    .find(|(k, _)| k == "min_id")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                let missed: Vec<serde_json::Value> =
+                    serde_json::from_str(include_str!("../fixtures/mastodon/timeline-missed.json"))
+                        .unwrap();
+                let newer: Vec<&serde_json::Value> = missed
+                    .iter()
+                    .filter(|s| s["id"].as_str().unwrap().parse::<u128>().unwrap() > min_id)
+                    .collect();
+                let body = serde_json::to_string(&newer).unwrap();
+                let _ = tcp
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            } else {
+                let _ = tcp
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            }
+        }
+    });
+    (format!("http://{address}/"), requests)
+}
+
+#[actix_rt::test]
+async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
+    let (instance, requests) = mastodon().await;
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.sources = vec![SourceSettings {
+        name: "masto".into(),
+        kind: SourceKind::Mastodon(pulse::config::MastodonSettings {
+            instance,
+            access_token: "secret-token".into(),
+            ..Default::default()
+        }),
+        product: None,
+        channel: Some("social".into()),
+        max_backoff_secs: 1,
+    }];
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await >= 4
+        })
+        .await,
+        "four statuses stored: {:?}",
+        requests.lock().unwrap()
+    );
+    let pg = env.pg().await;
+    let shares = || async {
+        pg.query_one("SELECT count(*) FROM engagements WHERE kind = 'share'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert!(wait_until(Duration::from_secs(10), || async { shares().await >= 2 }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.post_count().await, 4);
+    assert_eq!(shares().await, 2);
+
+    let reply = pg
+        .query_one(
+            "SELECT text, lang, parent_id, author_id, author_followers, channel FROM posts WHERE id = 'localhost:110000000000000002' OR id LIKE '%:110000000000000002'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.get::<_, String>(0),
+        "@ann Meine auch, seit 14 Tagen kaputt. Furchtbar"
+    );
+    assert_eq!(reply.get::<_, Option<String>>(1).as_deref(), Some("de"));
+    assert!(reply
+        .get::<_, Option<String>>(2)
+        .unwrap()
+        .ends_with(":110000000000000001"));
+    assert!(reply.get::<_, String>(3).starts_with("cid@"));
+    assert_eq!(reply.get::<_, i64>(4), 7);
+    assert_eq!(reply.get::<_, Option<String>>(5).as_deref(), Some("social"));
+
+    let requests = requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.ends_with("auth=bearer secret-token")),
+        "{requests:?}"
+    );
+    let backfill = requests
+        .iter()
+        .find(|r| r.starts_with("/api/v1/timelines/public"))
+        .expect("the gap was read back");
+    assert!(
+        backfill.contains("min_id=110000000000000003"),
+        "{requests:?}"
+    );
+
+    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
+        r#"pulse_source_skipped_total{source="masto",reason="deleted"}"#,
+        r#"pulse_source_skipped_total{source="masto",reason="malformed"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     app.shutdown().await;
 }

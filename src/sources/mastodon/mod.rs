@@ -1,0 +1,394 @@
+//! Mastodon through an instance's streaming API: one server-sent-events connection to a
+//! timeline (federated, local, a hashtag or a list), read into events batch by batch.
+//!
+//! The stream has no position of its own, so the source keeps the newest status id it
+//! handled and, on every (re)connection, first reads the REST timeline from that id on
+//! (`min_id`, up to `backfill_pages` pages of 40) to fill what the stream missed while away;
+//! what it reads twice is stored once. A refused token (401/403) is logged as such; 429 waits
+//! for `Retry-After`; other failures back off with jitter.
+
+pub mod statuses;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use url::Url;
+
+use self::statuses::{Mapped, Status, Tags};
+use super::backoff::Backoff;
+use super::filter::TextFilter;
+use super::sink::{Sink, FLUSH_EVERY};
+use super::sse::SseParser;
+use super::SourceContext;
+use crate::config::MastodonSettings;
+
+/// Statuses per page of the REST timeline (the API's maximum).
+const PAGE: usize = 40;
+/// A stream silent this long is taken for dead (instances send a heartbeat every ~15 s).
+const IDLE: Duration = Duration::from_secs(90);
+
+/// Where a timeline streams from and is read back from.
+struct Timeline {
+    stream: Url,
+    rest: Url,
+}
+
+fn timeline(s: &MastodonSettings) -> anyhow::Result<Timeline> {
+    let base = Url::parse(&s.instance)
+        .map_err(|e| anyhow::anyhow!("Mastodon instance {:?} is not a URL: {e}", s.instance))?;
+    let join = |path: &str| {
+        base.join(path)
+            .map_err(|e| anyhow::anyhow!("Mastodon instance {:?}: {e}", s.instance))
+    };
+    let (mut stream, mut rest) = match s.timeline.as_str() {
+        "public" => (
+            join("api/v1/streaming/public")?,
+            join("api/v1/timelines/public")?,
+        ),
+        "local" => (
+            join("api/v1/streaming/public/local")?,
+            join("api/v1/timelines/public")?,
+        ),
+        "hashtag" if !s.tag.is_empty() => (
+            join("api/v1/streaming/hashtag")?,
+            join(&format!("api/v1/timelines/tag/{}", urlencode(&s.tag)))?,
+        ),
+        "list" if !s.list.is_empty() => (
+            join("api/v1/streaming/list")?,
+            join(&format!("api/v1/timelines/list/{}", urlencode(&s.list)))?,
+        ),
+        other => anyhow::bail!(
+            "Mastodon timeline {other:?}: use public, local, hashtag (with tag) or list (with list)"
+        ),
+    };
+    match s.timeline.as_str() {
+        "local" => {
+            rest.query_pairs_mut().append_pair("local", "true");
+        }
+        "hashtag" => {
+            stream.query_pairs_mut().append_pair("tag", &s.tag);
+        }
+        "list" => {
+            stream.query_pairs_mut().append_pair("list", &s.list);
+        }
+        _ => {}
+    }
+    Ok(Timeline { stream, rest })
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// How a request failed.
+enum Failure {
+    Refused(anyhow::Error),
+    RetryAfter(Duration, anyhow::Error),
+    Other(anyhow::Error),
+}
+
+fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
+    let error = anyhow::anyhow!("{what} answered {status}");
+    match status.as_u16() {
+        401 | 403 => Failure::Refused(error),
+        429 => {
+            let wait = headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(60);
+            Failure::RetryAfter(Duration::from_secs(wait.min(3_600)), error)
+        }
+        _ => Failure::Other(error),
+    }
+}
+
+struct Reader {
+    ctx: SourceContext,
+    settings: MastodonSettings,
+    client: reqwest::Client,
+    sink: Sink,
+    filter: TextFilter,
+    tags: Tags,
+    /// The newest status id handled.
+    cursor: Option<String>,
+}
+
+/// Reads the instance until the task is stopped; returns only on a configuration error.
+pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Result<()> {
+    let timeline = timeline(&settings)?;
+    let host = timeline.stream.host_str().unwrap_or("mastodon").to_string();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+    let sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let cursor = loop {
+        match sink.stored_cursor().await {
+            Ok(c) => break c,
+            Err(e) => {
+                ctx.error("cursor", &e);
+                tokio::time::sleep(backoff.next_wait()).await;
+            }
+        }
+    };
+    let mut reader = Reader {
+        filter: TextFilter::new(
+            &settings.keywords,
+            &settings.languages,
+            settings.remembered_posts,
+        ),
+        tags: Tags {
+            host,
+            product: ctx.product.clone(),
+            channel: ctx.channel.clone(),
+        },
+        ctx,
+        settings,
+        client,
+        sink,
+        cursor,
+    };
+    let mut connections = 0u64;
+    loop {
+        let outcome = reader
+            .connect_and_read(&timeline, &mut backoff, &mut connections)
+            .await;
+        reader.ctx.set_connected(false);
+        let wait = match outcome {
+            Ok(()) => backoff.next_wait(),
+            Err(Failure::Refused(e)) => {
+                reader.ctx.error("refused", &e);
+                backoff.next_wait().max(Duration::from_secs(60))
+            }
+            Err(Failure::RetryAfter(after, e)) => {
+                reader.ctx.error("rate_limited", &e);
+                backoff.next_wait_at_least(after)
+            }
+            Err(Failure::Other(e)) => {
+                reader.ctx.error("read", &e);
+                backoff.next_wait()
+            }
+        };
+        reader.flush_until_done(&mut backoff).await;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl Reader {
+    fn get(&self, url: Url) -> reqwest::RequestBuilder {
+        let request = self.client.get(url);
+        if self.settings.access_token.is_empty() {
+            request
+        } else {
+            request.header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.settings.access_token),
+            )
+        }
+    }
+
+    async fn connect_and_read(
+        &mut self,
+        timeline: &Timeline,
+        backoff: &mut Backoff,
+        connections: &mut u64,
+    ) -> Result<(), Failure> {
+        tracing::info!(source = %self.ctx.name, url = %timeline.stream, "connecting to Mastodon");
+        let response = self
+            .get(timeline.stream.clone())
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| Failure::Other(e.into()))?;
+        if !response.status().is_success() {
+            return Err(failure_of(
+                response.status(),
+                response.headers(),
+                "the stream",
+            ));
+        }
+        if *connections > 0 {
+            metrics::counter!(crate::telemetry::names::SOURCE_RECONNECTS, "source" => self.ctx.name.clone())
+                .increment(1);
+        }
+        *connections += 1;
+        self.ctx.set_connected(true);
+        // The stream is open (what arrives now waits in it): fill the gap since the last
+        // status handled, then read on.
+        if self.cursor.is_some() {
+            self.backfill(&timeline.rest).await?;
+            self.flush_until_done(backoff).await;
+        }
+        let mut body = response.bytes_stream();
+        let mut parser = SseParser::default();
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        let mut last_bytes = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                chunk = body.next() => {
+                    let Some(chunk) = chunk else { return Ok(()) };
+                    let chunk = chunk.map_err(|e| Failure::Other(e.into()))?;
+                    last_bytes = tokio::time::Instant::now();
+                    backoff.reset();
+                    let (events, dropped) = parser.feed(&chunk);
+                    for _ in 0..dropped {
+                        self.sink.skipped("malformed");
+                    }
+                    for event in events {
+                        self.handle(&event.event, &event.data);
+                    }
+                    if self.sink.due() {
+                        self.flush_until_done(backoff).await;
+                    }
+                }
+                _ = tick.tick() => {
+                    if last_bytes.elapsed() > IDLE {
+                        return Err(Failure::Other(anyhow::anyhow!("the stream went silent")));
+                    }
+                    if self.sink.due() {
+                        self.flush_until_done(backoff).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the REST timeline from the cursor on, oldest first.
+    async fn backfill(&mut self, rest: &Url) -> Result<(), Failure> {
+        for _ in 0..self.settings.backfill_pages {
+            let Some(cursor) = self.cursor.clone() else {
+                return Ok(());
+            };
+            let mut url = rest.clone();
+            url.query_pairs_mut()
+                .append_pair("min_id", &cursor)
+                .append_pair("limit", &PAGE.to_string());
+            let response = self
+                .get(url)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map_err(|e| Failure::Other(e.into()))?;
+            if !response.status().is_success() {
+                return Err(failure_of(
+                    response.status(),
+                    response.headers(),
+                    "the timeline",
+                ));
+            }
+            let page: Vec<serde_json::Value> = response
+                .json()
+                .await
+                .map_err(|e| Failure::Other(e.into()))?;
+            let n = page.len();
+            let mut statuses: Vec<Status> = page
+                .into_iter()
+                .filter_map(|v| {
+                    serde_json::from_value(v)
+                        .map_err(|_| self.sink.skipped("malformed"))
+                        .ok()
+                })
+                .collect();
+            statuses.sort_by(|a, b| {
+                if statuses::newer(&a.id, &b.id) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            });
+            for status in statuses {
+                self.status(status);
+            }
+            if n < PAGE || self.cursor.as_deref() == Some(cursor.as_str()) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: &str, data: &str) {
+        match event {
+            "update" => match serde_json::from_str::<Status>(data) {
+                Ok(status) => self.status(status),
+                Err(_) => self.sink.skipped("malformed"),
+            },
+            "delete" => self.sink.skipped("deleted"),
+            "status.update" => self.sink.skipped("edited"),
+            _ => self.sink.skipped("unsupported"),
+        }
+    }
+
+    fn status(&mut self, status: Status) {
+        let id = status.id.clone();
+        let position = match &self.cursor {
+            Some(c) if !statuses::newer(&id, c) => None,
+            _ => Some(id),
+        };
+        if let Some(p) = &position {
+            self.cursor = Some(p.clone());
+        }
+        match statuses::map(status, &mut self.filter, &self.tags, Utc::now()) {
+            Mapped::Events(events) => {
+                let last = events.len().saturating_sub(1);
+                for (i, event) in events.into_iter().enumerate() {
+                    // The position goes with the last event of the status.
+                    let at = if i == last { position.clone() } else { None };
+                    self.sink.push(event, at);
+                }
+            }
+            Mapped::Skipped(reason) => {
+                self.sink.skipped(reason);
+                self.sink.advance(position);
+            }
+        }
+    }
+
+    async fn flush_until_done(&mut self, backoff: &mut Backoff) {
+        while let Err(e) = self.sink.flush().await {
+            self.ctx.error("append", &e);
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timelines_map_to_stream_and_rest_urls() {
+        let mut s = MastodonSettings {
+            instance: "https://m.example/".into(),
+            ..MastodonSettings::default()
+        };
+        let t = timeline(&s).unwrap();
+        assert_eq!(
+            t.stream.as_str(),
+            "https://m.example/api/v1/streaming/public"
+        );
+        s.timeline = "hashtag".into();
+        s.tag = "pulse buds".into();
+        let t = timeline(&s).unwrap();
+        assert_eq!(
+            t.stream.as_str(),
+            "https://m.example/api/v1/streaming/hashtag?tag=pulse+buds"
+        );
+        assert_eq!(
+            t.rest.as_str(),
+            "https://m.example/api/v1/timelines/tag/pulse+buds"
+        );
+        s.timeline = "list".into();
+        assert!(timeline(&s).is_err(), "a list needs its id");
+        s.timeline = "local".into();
+        assert!(timeline(&s)
+            .unwrap()
+            .rest
+            .as_str()
+            .ends_with("public?local=true"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Mastodon statuses to Pulse events. A status (the `Status` entity of the REST and streaming
+//! APIs) becomes a post; a boost, which arrives as a status whose `reblog` holds the boosted
+//! one, becomes a `share` of the boosted status by the booster (with their follower count).
+//!
+//! Ids are the instance's host and its status id (`mastodon.social:1093486...`): replies name
+//! their parent by the instance's id (`in_reply_to_id`), so parents and boosts resolve on the
+//! same instance. The same status seen through two instances has two ids.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::models::event::MAX_FUTURE_SKEW;
+use crate::models::{Author, Engagement, EngagementKind, Event, Platform, Post, PostMetrics};
+use crate::sources::filter::TextFilter;
+use crate::sources::html;
+
+#[derive(Debug, Deserialize)]
+pub struct Status {
+    pub id: String,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    in_reply_to_id: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    spoiler_text: String,
+    #[serde(default)]
+    replies_count: u64,
+    #[serde(default)]
+    reblogs_count: u64,
+    #[serde(default)]
+    favourites_count: u64,
+    #[serde(default)]
+    reblog: Option<Box<Status>>,
+    account: Account,
+}
+
+#[derive(Debug, Deserialize)]
+struct Account {
+    #[serde(default)]
+    acct: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    followers_count: Option<u64>,
+}
+
+/// What a status gave: events (a boost also gives the boosted status as a post, so the share
+/// has its post), or why nothing.
+pub enum Mapped {
+    Events(Vec<Event>),
+    Skipped(&'static str),
+}
+
+/// Tags every post of the source gets.
+pub struct Tags {
+    pub host: String,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+}
+
+pub fn map(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<Utc>) -> Mapped {
+    match status.reblog {
+        Some(boosted) => {
+            let booster = status.account;
+            let at = plausible(status.created_at, now);
+            let boosted_id = format!("{}:{}", tags.host, boosted.id);
+            let mut events = Vec::new();
+            if let Mapped::Events(post) = post(*boosted, filter, tags, now) {
+                events.extend(post);
+            }
+            if !filter.keeps_engagement(&boosted_id) {
+                return Mapped::Skipped("filtered");
+            }
+            events.push(Event::Engagement(Engagement {
+                id: Some(format!("{}:{}", tags.host, status.id)),
+                post_id: boosted_id,
+                kind: EngagementKind::Share,
+                at,
+                actor_followers: booster.followers_count,
+                via: None,
+                count: None,
+            }));
+            Mapped::Events(events)
+        }
+        None => post(status, filter, tags, now),
+    }
+}
+
+fn post(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<Utc>) -> Mapped {
+    let mut text = html::to_text(&status.content);
+    if !status.spoiler_text.trim().is_empty() {
+        text = format!("{}\n{text}", status.spoiler_text.trim());
+    }
+    if text.trim().is_empty() {
+        return Mapped::Skipped("empty_text");
+    }
+    let id = format!("{}:{}", tags.host, status.id);
+    let langs: Vec<String> = status.language.iter().cloned().collect();
+    if !filter.keeps_post(&id, &text, &langs) {
+        return Mapped::Skipped("filtered");
+    }
+    let author = if status.account.acct.is_empty() {
+        format!("{}:{}", tags.host, status.account.id)
+    } else if status.account.acct.contains('@') {
+        status.account.acct
+    } else {
+        format!("{}@{}", status.account.acct, tags.host)
+    };
+    Mapped::Events(vec![Event::Post(Post {
+        id,
+        platform: Platform::Mastodon,
+        author: Author {
+            id: author,
+            followers: status.account.followers_count.unwrap_or(0),
+        },
+        text,
+        created_at: plausible(status.created_at, now),
+        lang: status.language,
+        geo: None,
+        product: tags.product.clone(),
+        channel: tags.channel.clone(),
+        parent_id: status.in_reply_to_id.map(|p| format!("{}:{p}", tags.host)),
+        url: status.url.or(status.uri),
+        metrics: Some(PostMetrics {
+            likes: status.favourites_count,
+            shares: status.reblogs_count,
+            comments: status.replies_count,
+            views: 0,
+        }),
+    })])
+}
+
+/// The status's time unless it is missing or ahead of the present (remote servers' clocks).
+fn plausible(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    match at {
+        Some(t) if t <= now + MAX_FUTURE_SKEW / 2 && t >= DateTime::UNIX_EPOCH => t,
+        _ => now,
+    }
+}
+
+/// Orders status ids: snowflakes as numbers, anything else as text after them.
+pub fn newer(a: &str, b: &str) -> bool {
+    match (a.parse::<u128>(), b.parse::<u128>()) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => (a.len(), a) > (b.len(), b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> Tags {
+        Tags {
+            host: "mastodon.example".into(),
+            product: None,
+            channel: Some("social".into()),
+        }
+    }
+
+    const STATUS: &str = r#"{"id":"109348699525106378","created_at":"2022-11-15T16:12:20.310Z","in_reply_to_id":"109348674754176227","language":"en","uri":"https://mastodon.example/users/greg/statuses/109348699525106378","url":"https://mastodon.example/@greg/109348699525106378","replies_count":1,"reblogs_count":2,"favourites_count":3,"content":"<p>NetNewsWire doesn&#39;t show any image, boo!</p>","spoiler_text":"","reblog":null,"account":{"id":"30437","username":"greg","acct":"greg","followers_count":2307}}"#;
+
+    #[test]
+    fn a_status_becomes_a_post_on_its_instance() {
+        let status: Status = serde_json::from_str(STATUS).unwrap();
+        let now = Utc::now();
+        let Mapped::Events(events) = map(status, &mut TextFilter::new(&[], &[], 10), &tags(), now)
+        else {
+            panic!("skipped")
+        };
+        let Event::Post(p) = &events[0] else {
+            panic!("not a post")
+        };
+        assert_eq!(p.id, "mastodon.example:109348699525106378");
+        assert_eq!(p.text, "NetNewsWire doesn't show any image, boo!");
+        assert_eq!(p.author.id, "greg@mastodon.example");
+        assert_eq!(p.author.followers, 2307);
+        assert_eq!(
+            p.parent_id.as_deref(),
+            Some("mastodon.example:109348674754176227")
+        );
+        assert_eq!(p.metrics.unwrap().shares, 2);
+        assert!(events[0].validate_at(now).is_ok());
+    }
+
+    #[test]
+    fn a_boost_is_a_share_of_the_boosted_status() {
+        let boost = format!(
+            r#"{{"id":"200","created_at":"2022-11-15T16:20:00Z","content":"","reblog":{STATUS},"account":{{"id":"9","acct":"ann@other.example","followers_count":40}}}}"#
+        );
+        let status: Status = serde_json::from_str(&boost).unwrap();
+        let Mapped::Events(events) = map(
+            status,
+            &mut TextFilter::new(&[], &[], 10),
+            &tags(),
+            Utc::now(),
+        ) else {
+            panic!("skipped")
+        };
+        assert_eq!(events.len(), 2);
+        let Event::Engagement(e) = &events[1] else {
+            panic!("not an engagement")
+        };
+        assert_eq!(e.kind, EngagementKind::Share);
+        assert_eq!(e.id.as_deref(), Some("mastodon.example:200"));
+        assert_eq!(e.post_id, "mastodon.example:109348699525106378");
+        assert_eq!(e.actor_followers, Some(40));
+    }
+
+    #[test]
+    fn ids_order_as_numbers() {
+        assert!(newer("109348699525106378", "99999999999999999"));
+        assert!(!newer("1", "2"));
+    }
+}
