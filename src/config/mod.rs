@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 mod sources;
 pub use sources::{
-    JetstreamSettings, MastodonSettings, SourceKind, SourceSettings, PUBLIC_JETSTREAMS,
+    FeedSettings, JetstreamSettings, MastodonSettings, SourceKind, SourceSettings,
+    PUBLIC_JETSTREAMS,
 };
 
 /// Which backend the analyzer pool runs.

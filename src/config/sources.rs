@@ -39,13 +39,14 @@ fn default_max_backoff_secs() -> u64 {
 
 impl SourceSettings {
     /// The kinds there are.
-    pub const KINDS: [&'static str; 2] = ["jetstream", "mastodon"];
+    pub const KINDS: [&'static str; 3] = ["jetstream", "mastodon", "feed"];
 
     /// A source of `kind` with every default.
     pub fn of_kind(kind: &str) -> Option<SourceSettings> {
         let kind = match kind {
             "jetstream" => SourceKind::Jetstream(JetstreamSettings::default()),
             "mastodon" => SourceKind::Mastodon(MastodonSettings::default()),
+            "feed" => SourceKind::Feed(FeedSettings::default()),
             _ => return None,
         };
         Some(SourceSettings {
@@ -75,6 +76,8 @@ pub enum SourceKind {
     Jetstream(JetstreamSettings),
     /// A Mastodon instance's streaming API (server-sent events).
     Mastodon(MastodonSettings),
+    /// RSS and Atom feeds, polled.
+    Feed(FeedSettings),
 }
 
 impl SourceKind {
@@ -82,6 +85,7 @@ impl SourceKind {
         match self {
             SourceKind::Jetstream(_) => "jetstream",
             SourceKind::Mastodon(_) => "mastodon",
+            SourceKind::Feed(_) => "feed",
         }
     }
 }
@@ -197,6 +201,34 @@ impl Default for MastodonSettings {
             languages: Vec::new(),
             backfill_pages: 10,
             remembered_posts: 200_000,
+        }
+    }
+}
+
+/// News and blog coverage from RSS and Atom feeds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FeedSettings {
+    /// The feeds' URLs.
+    pub urls: Vec<String>,
+    /// Seconds between two polls of one feed (a feed's own `ttl` can only lengthen it).
+    pub poll_secs: u64,
+    /// Only entries containing one of these (case-insensitive); empty keeps all.
+    pub keywords: Vec<String>,
+    /// Only entries in one of these languages (the entry's or the feed's); empty keeps all.
+    pub languages: Vec<String>,
+    /// Characters of an entry's text kept (title, then summary or content).
+    pub max_text_chars: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            poll_secs: 300,
+            keywords: Vec::new(),
+            languages: Vec::new(),
+            max_text_chars: 4_000,
         }
     }
 }

@@ -43,6 +43,17 @@ impl Backoff {
     }
 }
 
+/// The wait a `Retry-After` header asks for (seconds; a minute when absent or a date, an hour
+/// at most).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    let secs = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs.min(3_600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

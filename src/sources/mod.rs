@@ -11,6 +11,7 @@
 
 pub mod backoff;
 pub mod demo;
+pub mod feed;
 pub mod filter;
 pub mod html;
 pub mod import;

@@ -9,7 +9,7 @@ use fred::prelude::Client;
 use futures::FutureExt;
 
 use super::backoff::Backoff;
-use super::{jetstream, mastodon, SourceContext};
+use super::{feed, jetstream, mastodon, SourceContext};
 use crate::config::{SourceKind, SourceSettings};
 use crate::telemetry::names;
 
@@ -46,6 +46,7 @@ impl SourceActor {
         let task = match self.settings.kind.clone() {
             SourceKind::Jetstream(s) => tokio::spawn(jetstream::run(context, s)),
             SourceKind::Mastodon(s) => tokio::spawn(mastodon::run(context, s)),
+            SourceKind::Feed(s) => tokio::spawn(feed::run(context, s)),
         };
         self.task = Some(task);
         self.restarting = false;

@@ -439,3 +439,136 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     }
     app.shutdown().await;
 }
+
+/// A news site stand-in: `/news.rss` and `/blog.atom` from tests/fixtures/feeds with an ETag
+/// each (304 to a request that sends it back); the first request for the Atom feed fails
+/// with a 500. Returns the base URL and each request's path and If-None-Match header.
+async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        let mut atom_requests = 0;
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            let etag_sent = head
+                .lines()
+                .find_map(|l| {
+                    l.to_lowercase()
+                        .strip_prefix("if-none-match: ")
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            seen.lock()
+                .unwrap()
+                .push(format!("{path} if-none-match={etag_sent}"));
+            let (body, etag) = match path.as_str() {
+                "/news.rss" => (include_str!("../fixtures/feeds/news.rss"), "\"rss-1\""),
+                "/blog.atom" => {
+                    atom_requests += 1;
+                    if atom_requests == 1 {
+                        let _ = tcp
+                            .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        continue;
+                    }
+                    (include_str!("../fixtures/feeds/blog.atom"), "\"atom-1\"")
+                }
+                _ => ("", ""),
+            };
+            let response = if body.is_empty() {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            } else if etag_sent == etag {
+                format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = tcp.write_all(response.as_bytes()).await;
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+#[actix_rt::test]
+async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
+    let (site, requests) = news_site().await;
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.sources = vec![SourceSettings {
+        name: "news".into(),
+        kind: SourceKind::Feed(pulse::config::FeedSettings {
+            urls: vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
+            poll_secs: 1,
+            ..Default::default()
+        }),
+        product: None,
+        channel: None,
+        max_backoff_secs: 1,
+    }];
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await >= 3
+        })
+        .await,
+        "{:?}",
+        requests.lock().unwrap()
+    );
+    // Polled again, conditionally, and nothing stored twice.
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            let r = requests.lock().unwrap();
+            r.iter().any(|r| r == "/news.rss if-none-match=\"rss-1\"")
+                && r.iter().any(|r| r == "/blog.atom if-none-match=\"atom-1\"")
+        })
+        .await,
+        "{:?}",
+        requests.lock().unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.post_count().await, 3);
+    let pg = env.pg().await;
+    let row = pg
+        .query_one(
+            "SELECT text, lang, channel, author_id, url FROM posts WHERE id = 'feed:urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        "Pulse Buds Lite: seit 14 Tagen kaputt\nFurchtbar: der Akku hält keinen Tag."
+    );
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("de"));
+    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("news"));
+    assert_eq!(row.get::<_, String>(3), "Jana Beispiel");
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some("https://blog.example/2026/11/pulse-buds")
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}

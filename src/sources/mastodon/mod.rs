@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 use url::Url;
 
 use self::statuses::{Mapped, Status, Tags};
-use super::backoff::Backoff;
+use super::backoff::{retry_after, Backoff};
 use super::filter::TextFilter;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::sse::SseParser;
@@ -94,14 +94,7 @@ fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
     let error = anyhow::anyhow!("{what} answered {status}");
     match status.as_u16() {
         401 | 403 => Failure::Refused(error),
-        429 => {
-            let wait = headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(60);
-            Failure::RetryAfter(Duration::from_secs(wait.min(3_600)), error)
-        }
+        429 => Failure::RetryAfter(retry_after(headers), error),
         _ => Failure::Other(error),
     }
 }
