@@ -310,7 +310,7 @@ fn field(line: &str, attributes: &str) -> Option<Field> {
 fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str) -> Vec<String> {
     let fields = structs
         .get(name)
-        .unwrap_or_else(|| panic!("src/config.rs has no `pub struct {name} {{`"));
+        .unwrap_or_else(|| panic!("src/config/ has no `pub struct {name} {{`"));
     let mut out = Vec::new();
     for field in fields {
         let key = format!("{prefix}{}", field.key);
@@ -323,15 +323,16 @@ fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str
     out
 }
 
-/// The code of the configuration: `src/config.rs`, and `src/config/` should it become one.
+/// The code of the configuration: every file of `src/config/` (or `src/config.rs`).
 fn configuration_code() -> String {
-    let mut code = code_of(&read(&root().join("src/config.rs")));
     let dir = root().join("src/config");
-    if dir.is_dir() {
-        for path in files(&dir, "rs") {
-            code.push('\n');
-            code.push_str(&code_of(&read(&path)));
-        }
+    if !dir.is_dir() {
+        return code_of(&read(&root().join("src/config.rs")));
+    }
+    let mut code = String::new();
+    for path in files(&dir, "rs") {
+        code.push('\n');
+        code.push_str(&code_of(&read(&path)));
     }
     code
 }
