@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 mod sources;
 pub use sources::{
-    FeedSettings, JetstreamSettings, MastodonSettings, SourceKind, SourceSettings,
+    FeedSettings, JetstreamSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings,
     PUBLIC_JETSTREAMS,
 };
 

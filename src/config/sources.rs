@@ -39,7 +39,7 @@ fn default_max_backoff_secs() -> u64 {
 
 impl SourceSettings {
     /// The kinds there are.
-    pub const KINDS: [&'static str; 3] = ["jetstream", "mastodon", "feed"];
+    pub const KINDS: [&'static str; 4] = ["jetstream", "mastodon", "feed", "reddit"];
 
     /// A source of `kind` with every default.
     pub fn of_kind(kind: &str) -> Option<SourceSettings> {
@@ -47,6 +47,7 @@ impl SourceSettings {
             "jetstream" => SourceKind::Jetstream(JetstreamSettings::default()),
             "mastodon" => SourceKind::Mastodon(MastodonSettings::default()),
             "feed" => SourceKind::Feed(FeedSettings::default()),
+            "reddit" => SourceKind::Reddit(RedditSettings::default()),
             _ => return None,
         };
         Some(SourceSettings {
@@ -78,6 +79,8 @@ pub enum SourceKind {
     Mastodon(MastodonSettings),
     /// RSS and Atom feeds, polled.
     Feed(FeedSettings),
+    /// New posts and comments of subreddits, through Reddit's OAuth API.
+    Reddit(RedditSettings),
 }
 
 impl SourceKind {
@@ -86,6 +89,7 @@ impl SourceKind {
             SourceKind::Jetstream(_) => "jetstream",
             SourceKind::Mastodon(_) => "mastodon",
             SourceKind::Feed(_) => "feed",
+            SourceKind::Reddit(_) => "reddit",
         }
     }
 }
@@ -229,6 +233,63 @@ impl Default for FeedSettings {
             keywords: Vec::new(),
             languages: Vec::new(),
             max_text_chars: 4_000,
+        }
+    }
+}
+
+/// Subreddits' new posts and comments, through Reddit's OAuth API with an application's
+/// credentials (app-only, client credentials grant).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RedditSettings {
+    /// Subreddit names, without `r/`.
+    pub subreddits: Vec<String>,
+    /// Read new comments as well as new posts.
+    pub comments: bool,
+    /// The application's id and secret (reddit.com/prefs/apps). The secret is never logged.
+    pub client_id: String,
+    pub client_secret: String,
+    /// Reddit asks for a descriptive User-Agent naming the application and its author.
+    pub user_agent: String,
+    /// Seconds between two polls of one listing.
+    pub poll_secs: u64,
+    /// Only posts and comments containing one of these (case-insensitive); empty keeps all.
+    pub keywords: Vec<String>,
+    pub token_url: String,
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for RedditSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedditSettings")
+            .field("subreddits", &self.subreddits)
+            .field("comments", &self.comments)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &if self.client_secret.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field("poll_secs", &self.poll_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RedditSettings {
+    fn default() -> Self {
+        Self {
+            subreddits: Vec::new(),
+            comments: true,
+            client_id: String::new(),
+            client_secret: String::new(),
+            user_agent: concat!("pulse/", env!("CARGO_PKG_VERSION"), " (social listening)").into(),
+            poll_secs: 30,
+            keywords: Vec::new(),
+            token_url: "https://www.reddit.com/api/v1/access_token".into(),
+            api_url: "https://oauth.reddit.com".into(),
         }
     }
 }

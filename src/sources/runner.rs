@@ -9,7 +9,7 @@ use fred::prelude::Client;
 use futures::FutureExt;
 
 use super::backoff::Backoff;
-use super::{feed, jetstream, mastodon, SourceContext};
+use super::{feed, jetstream, mastodon, reddit, SourceContext};
 use crate::config::{SourceKind, SourceSettings};
 use crate::telemetry::names;
 
@@ -47,6 +47,7 @@ impl SourceActor {
             SourceKind::Jetstream(s) => tokio::spawn(jetstream::run(context, s)),
             SourceKind::Mastodon(s) => tokio::spawn(mastodon::run(context, s)),
             SourceKind::Feed(s) => tokio::spawn(feed::run(context, s)),
+            SourceKind::Reddit(s) => tokio::spawn(reddit::run(context, s)),
         };
         self.task = Some(task);
         self.restarting = false;

@@ -572,3 +572,169 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     );
     app.shutdown().await;
 }
+
+/// A Reddit stand-in: the token endpoint (checking the application's credentials) and the
+/// two listings of r/pulsebuds from tests/fixtures/reddit. The first listing request is
+/// refused 401 (an expired token); every listing answers that the request budget is spent
+/// until a reset a second away. Returns the base URL and each request's method, path and
+/// Authorization and User-Agent headers.
+async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        let (mut tokens, mut listings) = (0, 0);
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(": ")?;
+                        k.eq_ignore_ascii_case(name).then(|| v.to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let length: usize = header("content-length").parse().unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = tcp.read_exact(&mut body).await;
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            seen.lock().unwrap().push(format!(
+                "{method} {path} auth={} ua={}",
+                header("authorization"),
+                header("user-agent")
+            ));
+            let path = path.split('?').next().unwrap_or("").to_string();
+            let (status, extra, body) = match (method, path.as_str()) {
+                ("POST", "/api/v1/access_token") => {
+                    // Basic base64("app-id:app-secret")
+                    if header("authorization") != "Basic YXBwLWlkOmFwcC1zZWNyZXQ="
+                        || !String::from_utf8_lossy(&body).contains("grant_type=client_credentials")
+                    {
+                        ("401 Unauthorized", String::new(), "{}".to_string())
+                    } else {
+                        tokens += 1;
+                        let token = format!(
+                            r#"{{"access_token":"tok-{tokens}","token_type":"bearer","expires_in":86400,"scope":"*"}}"#
+                        );
+                        ("200 OK", String::new(), token)
+                    }
+                }
+                ("GET", "/r/pulsebuds/new" | "/r/pulsebuds/comments") => {
+                    listings += 1;
+                    if listings == 1 {
+                        ("401 Unauthorized", String::new(), "{}".to_string())
+                    } else {
+                        let body = if path.ends_with("new") {
+                            include_str!("../fixtures/reddit/new.json")
+                        } else {
+                            include_str!("../fixtures/reddit/comments.json")
+                        };
+                        (
+                            "200 OK",
+                            "x-ratelimit-remaining: 0.0\r\nx-ratelimit-used: 100\r\nx-ratelimit-reset: 1\r\n".to_string(),
+                            body.to_string(),
+                        )
+                    }
+                }
+                _ => ("404 Not Found", String::new(), "{}".to_string()),
+            };
+            let _ = tcp
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+#[actix_rt::test]
+async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
+    let (site, requests) = reddit().await;
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.sources = vec![SourceSettings {
+        name: "reddit".into(),
+        kind: SourceKind::Reddit(pulse::config::RedditSettings {
+            subreddits: vec!["pulsebuds".into()],
+            client_id: "app-id".into(),
+            client_secret: "app-secret".into(),
+            user_agent: "pulse-test/1 (by /u/pulse)".into(),
+            poll_secs: 1,
+            token_url: format!("{site}/api/v1/access_token"),
+            api_url: site.clone(),
+            ..Default::default()
+        }),
+        product: None,
+        channel: None,
+        max_backoff_secs: 1,
+    }];
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await >= 3
+        })
+        .await,
+        "{:?}",
+        requests.lock().unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.post_count().await, 3, "the removed comment is left out");
+    let pg = env.pg().await;
+    let comment = pg
+        .query_one(
+            "SELECT text, parent_id, channel, likes, url FROM posts WHERE id = 'reddit:t1_c1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        comment.get::<_, String>(0),
+        "Same, support told me to wait 14 days >:("
+    );
+    assert_eq!(
+        comment.get::<_, Option<String>>(1).as_deref(),
+        Some("reddit:t3_p2")
+    );
+    assert_eq!(
+        comment.get::<_, Option<String>>(2).as_deref(),
+        Some("r/pulsebuds")
+    );
+    assert_eq!(comment.get::<_, Option<i64>>(3), Some(12));
+
+    let requests = requests.lock().unwrap().clone();
+    let tokens = requests.iter().filter(|r| r.starts_with("POST")).count();
+    assert_eq!(
+        tokens, 2,
+        "the refused token was renewed once: {requests:?}"
+    );
+    let listings: Vec<&String> = requests.iter().filter(|r| r.starts_with("GET")).collect();
+    assert!(
+        listings
+            .iter()
+            .all(|r| r.contains("auth=Bearer tok-") && r.contains("ua=pulse-test/1 (by /u/pulse)")),
+        "{requests:?}"
+    );
+    assert!(
+        listings
+            .iter()
+            .skip(1)
+            .all(|r| r.contains("auth=Bearer tok-2")),
+        "{requests:?}"
+    );
+    app.shutdown().await;
+}

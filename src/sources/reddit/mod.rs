@@ -1,0 +1,264 @@
+//! Reddit: each subreddit's new posts (`/r/<sub>/new`) and, optionally, new comments
+//! (`/r/<sub>/comments`), polled through the OAuth API with an application token (client
+//! credentials grant), refreshed before it expires or when refused.
+//!
+//! The request budget is Reddit's, read from every response (`X-Ratelimit-Remaining`,
+//! `X-Ratelimit-Reset`): when it is nearly spent the source waits for the reset. The position
+//! is, per listing, the newest creation time handled, stored with the events; only newer
+//! things are sent after a restart. A listing holds the latest 100 things, so a subreddit
+//! busier than 100 per `poll_secs` loses the surplus between polls: a full listing of new
+//! things is logged and counted (`pulse_source_errors_total{reason="overflow"}`), telling
+//! the operator to poll more often.
+
+pub mod things;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use self::things::{Listing, Tags};
+use super::backoff::{retry_after, Backoff};
+use super::filter::TextFilter;
+use super::sink::Sink;
+use super::SourceContext;
+use crate::config::RedditSettings;
+
+/// Requests left in the window below which the source waits for the window's reset.
+const BUDGET_RESERVE: f64 = 2.0;
+
+#[derive(Deserialize)]
+struct Token {
+    access_token: String,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+struct Client {
+    http: reqwest::Client,
+    settings: RedditSettings,
+    token: Option<(String, Instant)>,
+}
+
+/// Why a request failed, and how long to wait at least.
+type Failure = (&'static str, anyhow::Error, Duration);
+
+impl Client {
+    async fn token(&mut self) -> Result<String, Failure> {
+        if let Some((token, expires)) = &self.token {
+            if Instant::now() < *expires {
+                return Ok(token.clone());
+            }
+        }
+        let response = self
+            .http
+            .post(&self.settings.token_url)
+            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
+            .header(USER_AGENT, &self.settings.user_agent)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| ("connect", e.into(), Duration::ZERO))?;
+        let status = response.status();
+        if !status.is_success() {
+            let error = anyhow::anyhow!("the token endpoint answered {status}");
+            return Err(match status.as_u16() {
+                400 | 401 | 403 => ("refused", error, Duration::from_secs(60)),
+                429 => ("rate_limited", error, retry_after(response.headers())),
+                _ => ("http", error, Duration::ZERO),
+            });
+        }
+        let token: Token = response
+            .json()
+            .await
+            .map_err(|e| ("malformed", e.into(), Duration::ZERO))?;
+        // Renewed a minute early, so a poll never goes out with an expired token.
+        let lifetime = Duration::from_secs(token.expires_in.max(120) - 60);
+        self.token = Some((token.access_token.clone(), Instant::now() + lifetime));
+        Ok(token.access_token)
+    }
+
+    /// One listing, and how long to wait before the next request to stay in budget.
+    async fn listing(&mut self, path: &str) -> Result<(Listing, Duration), Failure> {
+        let token = self.token().await?;
+        let url = format!(
+            "{}{path}?limit=100&raw_json=1",
+            self.settings.api_url.trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .get(&url)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(USER_AGENT, &self.settings.user_agent)
+            .send()
+            .await
+            .map_err(|e| ("connect", e.into(), Duration::ZERO))?;
+        let status = response.status();
+        let pause = budget_pause(response.headers());
+        if status.as_u16() == 401 {
+            self.token = None;
+            return Err((
+                "refused",
+                anyhow::anyhow!("{path}: the token was refused; renewing it"),
+                Duration::ZERO,
+            ));
+        }
+        if !status.is_success() {
+            let error = anyhow::anyhow!("{path} answered {status}");
+            return Err(match status.as_u16() {
+                403 => ("refused", error, Duration::from_secs(60)),
+                429 => (
+                    "rate_limited",
+                    error,
+                    retry_after(response.headers()).max(pause),
+                ),
+                _ => ("http", error, pause),
+            });
+        }
+        let listing = response
+            .json()
+            .await
+            .map_err(|e| ("malformed", e.into(), Duration::ZERO))?;
+        Ok((listing, pause))
+    }
+}
+
+/// The wait Reddit's rate-limit headers ask for: until the reset when the remaining budget is
+/// nearly spent, else none.
+fn budget_pause(headers: &HeaderMap) -> Duration {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    match (number("x-ratelimit-remaining"), number("x-ratelimit-reset")) {
+        (Some(remaining), Some(reset)) if remaining < BUDGET_RESERVE => {
+            Duration::from_secs_f64(reset.clamp(0.0, 900.0))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// Polls the subreddits until the task is stopped.
+pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result<()> {
+    if settings.subreddits.is_empty() {
+        anyhow::bail!(
+            "source {}: no subreddit configured (subreddits = [...])",
+            ctx.name
+        );
+    }
+    if settings.client_id.is_empty() || settings.client_secret.is_empty() {
+        anyhow::bail!(
+            "source {}: Reddit needs an application's client_id and client_secret (reddit.com/prefs/apps)",
+            ctx.name
+        );
+    }
+    let mut paths = Vec::new();
+    for sub in &settings.subreddits {
+        paths.push(format!("/r/{sub}/new"));
+        if settings.comments {
+            paths.push(format!("/r/{sub}/comments"));
+        }
+    }
+    let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let mut retry = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+    let mut positions: BTreeMap<String, f64> = loop {
+        match sink.stored_cursor().await {
+            Ok(c) => {
+                break c
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default()
+            }
+            Err(e) => {
+                ctx.error("cursor", &e);
+                tokio::time::sleep(retry.next_wait()).await;
+            }
+        }
+    };
+    let mut filter = TextFilter::new(&settings.keywords, &[], 100_000);
+    let tags = Tags {
+        product: ctx.product.clone(),
+        channel: ctx.channel.clone(),
+    };
+    let every = Duration::from_secs(settings.poll_secs.max(1));
+    let mut client = Client {
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        settings,
+        token: None,
+    };
+    let mut failures = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+    loop {
+        let round = Instant::now();
+        let mut failed = false;
+        for path in &paths {
+            match client.listing(path).await {
+                Ok((listing, pause)) => {
+                    let after = positions.get(path).copied().unwrap_or(0.0);
+                    let read = things::events(listing, after, &mut filter, &tags, Utc::now());
+                    if read.overflowed {
+                        ctx.error(
+                            "overflow",
+                            &anyhow::anyhow!(
+                                "{path}: every thing of the listing was new, so some may have been missed; lower poll_secs"
+                            ),
+                        );
+                    }
+                    for reason in read.skipped {
+                        sink.skipped(reason);
+                    }
+                    for event in read.events {
+                        sink.push(event, None);
+                    }
+                    let newest = read.newest;
+                    if newest > 0.0 {
+                        ctx.set_lag(((Utc::now().timestamp() as f64 - newest) * 1e6) as i64);
+                    }
+                    positions.insert(path.clone(), newest);
+                    sink.advance(Some(serde_json::to_string(&positions)?));
+                    if !pause.is_zero() {
+                        tracing::info!(source = %ctx.name, wait_secs = pause.as_secs(), "Reddit's request budget is nearly spent; waiting for its reset");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                Err((reason, e, at_least)) => {
+                    failed = true;
+                    ctx.error(reason, &e);
+                    tokio::time::sleep(failures.next_wait_at_least(at_least)).await;
+                }
+            }
+        }
+        ctx.set_connected(!failed);
+        if !failed {
+            failures.reset();
+        }
+        while let Err(e) = sink.flush().await {
+            ctx.error("append", &e);
+            tokio::time::sleep(retry.next_wait()).await;
+        }
+        retry.reset();
+        tokio::time::sleep_until(round + every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_pauses_only_when_nearly_spent() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", "57.0".parse().unwrap());
+        h.insert("x-ratelimit-reset", "120".parse().unwrap());
+        assert_eq!(budget_pause(&h), Duration::ZERO);
+        h.insert("x-ratelimit-remaining", "1.0".parse().unwrap());
+        assert_eq!(budget_pause(&h), Duration::from_secs(120));
+        assert_eq!(budget_pause(&HeaderMap::new()), Duration::ZERO);
+    }
+}
