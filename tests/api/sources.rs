@@ -9,6 +9,7 @@ use common::jetstream::JetstreamStandIn;
 use common::*;
 use pulse::app::{Application, ServeOptions};
 use pulse::config::{JetstreamSettings, SourceKind, SourceSettings};
+use serde_json::json;
 
 const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.post/3mpa1";
 const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.post/3mpb1";
@@ -129,6 +130,14 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
 
     let (_, ready) = http_get(&app, "/ready").await;
     assert_eq!(ready["sources"]["total"], 1, "{ready}");
+    let (_, pipeline) = http_get(&app, "/api/v1/pipeline").await;
+    let state = &pipeline["sources"][0];
+    assert_eq!(
+        (&state["name"], &state["kind"], &state["connected"]),
+        (&json!("bsky"), &json!("jetstream"), &json!(true)),
+        "{pipeline}"
+    );
+    assert!(state["lag_seconds"].as_f64().unwrap() > 0.0, "{pipeline}");
     let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
         .await
         .unwrap()

@@ -154,6 +154,16 @@ export const PipelineResponse = z.strictObject({
   /** This process's consumer name in the group. */
   consumer: z.string(),
   in_flight: count,
+  /** The sources this process runs (src/sources/mod.rs `SourceState`). */
+  sources: z.array(
+    z.strictObject({
+      name: z.string(),
+      kind: z.string(),
+      connected: z.boolean(),
+      lag_seconds: z.number().nullable(),
+      last_error: z.string().nullable(),
+    }),
+  ),
 });
 
 /** The live metrics snapshot: `metrics:initial` / `metrics:update` data. */

@@ -35,6 +35,29 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
               ))
             )}
           </p>
+          {p.sources.length > 0 && (
+            <p className="small">
+              Sources:{" "}
+              {p.sources.map((s) => (
+                <span
+                  key={s.name}
+                  className="tag"
+                  data-testid="source"
+                  data-connected={s.connected}
+                  title={s.last_error ?? `${s.kind}, connected`}
+                >
+                  {s.connected ? "●" : "○"} {s.name}{" "}
+                  <span className="muted">
+                    {s.connected
+                      ? s.lag_seconds === null
+                        ? "waiting"
+                        : `${compact(Math.round(s.lag_seconds))} s behind`
+                      : "disconnected"}
+                  </span>
+                </span>
+              ))}
+            </p>
+          )}
           <p className="small muted">
             This browser: <span data-testid="live-rate">{rate(props.liveRate)}</span> live posts,{" "}
             <span data-testid="dropped" data-value={props.dropped}>{compact(props.dropped)}</span> dropped by the
