@@ -79,7 +79,7 @@ pub struct ImportSummary {
 }
 
 /// The Redis key of a file's import position: the stream and the file's absolute path.
-fn position_key(stream: &str, file: &Path) -> String {
+pub fn position_key(stream: &str, file: &Path) -> String {
     let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let digest = Sha256::digest(path.to_string_lossy().as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

@@ -13,6 +13,7 @@ mod plot;
 pub mod scale;
 mod scrape;
 pub mod soak;
+pub mod sources;
 pub mod websocket;
 
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,8 @@ pub struct BenchArgs {
     pub soak: soak::SoakArgs,
     #[command(flatten)]
     pub isolation: isolation::IsolationArgs,
+    #[command(flatten)]
+    pub sources: sources::SourcesBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -89,6 +92,8 @@ pub enum Part {
     Soak,
     /// Ingest latency with and without clients hammering the most expensive API queries.
     Isolation,
+    /// The Bluesky source alone and feeding `pulse serve`, and `pulse import` of a large file.
+    Sources,
 }
 
 /// Every figure of one run.
@@ -116,6 +121,7 @@ pub struct BenchReport {
     pub scale: Option<scale::ScaleReport>,
     pub soak: Option<soak::SoakReport>,
     pub isolation: Option<isolation::IsolationReport>,
+    pub sources: Option<sources::SourcesReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -135,7 +141,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     };
     let runs = |part: Part| {
         args.only == Some(part)
-            || (args.only.is_none() && !matches!(part, Part::Scale | Part::Soak | Part::Isolation))
+            || (args.only.is_none()
+                && !matches!(
+                    part,
+                    Part::Scale | Part::Soak | Part::Isolation | Part::Sources
+                ))
     };
     let result = async {
         if runs(Part::Pipeline) {
@@ -197,6 +207,13 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             isolation::write_files(&isolation, &args.out_dir)?;
             report.isolation = Some(isolation);
         }
+        if runs(Part::Sources) {
+            eprintln!("source runs");
+            let mut lexicon = settings.clone();
+            lexicon.analyzer.backend = analysis::Backend::Lexicon;
+            report.sources =
+                Some(sources::run(&lexicon, &db_url, &redis, &run_id, &args.sources).await?);
+        }
         anyhow::Ok(())
     }
     .await;
@@ -225,6 +242,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(i) = &report.isolation {
         println!("{}", isolation::markdown(i));
+    }
+    if let Some(s) = &report.sources {
+        println!("{}", sources::markdown(s));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -527,7 +547,7 @@ async fn start_recorded(
     Ok(app)
 }
 
-fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
+pub(crate) fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
     let mut s = settings.clone();
     s.database.url = db_url.to_string();
     s.redis.stream = stream.to_string();
@@ -541,7 +561,7 @@ fn bench_settings(settings: &Settings, db_url: &str, stream: &str) -> Settings {
 
 /// Pre-fills a stream, starts Pulse and times it until every entry is committed and
 /// acknowledged.
-async fn end_to_end(
+pub(crate) async fn end_to_end(
     settings: &Settings,
     db_url: &str,
     redis: &Client,
