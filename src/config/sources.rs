@@ -116,6 +116,16 @@ pub struct JetstreamSettings {
     /// Posts remembered as matching the keyword and language filters, so their reposts and
     /// likes are kept; the oldest are forgotten first.
     pub remembered_posts: usize,
+    /// Look up authors' and sharers' follower counts (Jetstream does not carry them) from
+    /// the public profile API, in batches of 25, cached; without it, or while a lookup is
+    /// pending or failing, they are sent as 0.
+    pub fetch_followers: bool,
+    /// The AppView serving `app.bsky.actor.getProfiles`.
+    pub profiles_url: String,
+    /// Most profile requests per second.
+    pub profile_requests_per_sec: f64,
+    /// Follower counts cached (each for six hours); the oldest are forgotten first.
+    pub profile_cache: usize,
 }
 
 /// The public Jetstream services run by Bluesky.
@@ -143,6 +153,10 @@ impl Default for JetstreamSettings {
             accounts: Vec::new(),
             rewind_secs: 5,
             remembered_posts: 200_000,
+            fetch_followers: false,
+            profiles_url: "https://public.api.bsky.app".into(),
+            profile_requests_per_sec: 5.0,
+            profile_cache: 200_000,
         }
     }
 }

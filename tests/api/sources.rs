@@ -747,3 +747,112 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     );
     app.shutdown().await;
 }
+
+/// A Bluesky AppView stand-in answering `app.bsky.actor.getProfiles` with made-up follower
+/// counts (the response shape of the lexicon `app.bsky.actor.getProfiles`: `{"profiles":
+/// [{"did", "handle", "followersCount", ...}]}`); counts the requests.
+async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            seen.lock().unwrap().push(path.clone());
+            let url = url::Url::parse(&format!("http://x{path}")).unwrap();
+            let profiles: Vec<serde_json::Value> = url
+                .query_pairs()
+                .filter(|(k, _)| k == "actors")
+                .filter_map(|(_, did)| {
+                    let followers = match &did[..12] {
+                        "did:plc:alic" => 1_200,
+                        "did:plc:bob0" => 85,
+                        "did:plc:dave" => 7_000,
+                        _ => return None, // unknown to the AppView
+                    };
+                    Some(json!({"did": did, "handle": "someone.bsky.social", "followersCount": followers}))
+                })
+                .collect();
+            let body = json!({ "profiles": profiles }).to_string();
+            let _ = tcp
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+#[actix_rt::test]
+async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
+    let lines: Vec<String> = common::jetstream::REPLAY
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let (appview, requests) = profiles().await;
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    let mut source = source(standin.endpoint);
+    if let SourceKind::Jetstream(j) = &mut source.kind {
+        j.fetch_followers = true;
+        j.profiles_url = appview;
+    }
+    settings.sources = vec![source];
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await >= 3
+        })
+        .await
+    );
+    let pg = env.pg().await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            pg.query_one("SELECT count(*) FROM engagements", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                >= 3
+        })
+        .await
+    );
+    let followers = |sql: &'static str, id: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.query_one(sql, &[&id])
+                .await
+                .unwrap()
+                .get::<_, Option<i64>>(0)
+        }
+    };
+    let posts = "SELECT author_followers FROM posts WHERE id = $1";
+    assert_eq!(followers(posts, BOB_REPLY).await, Some(85));
+    assert_eq!(followers(posts, ALICE_POST).await, Some(1_200));
+    let shares =
+        "SELECT actor_followers FROM engagements WHERE post_id = $1 AND key LIKE '%3mpr2%'";
+    assert_eq!(followers(shares, ALICE_POST).await, Some(7_000));
+    // An account the AppView does not know stays unknown (0), and is asked for once.
+    let requests = requests.lock().unwrap().clone();
+    let asked: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("did%3Aplc%3Aerin"))
+        .collect();
+    assert_eq!(asked.len(), 1, "{requests:?}");
+    app.shutdown().await;
+}

@@ -7,6 +7,7 @@
 //! reads a few seconds twice and loses nothing. A lost or refused connection moves to the next
 //! endpoint after a backoff with jitter.
 
+pub mod profiles;
 pub mod records;
 
 use std::sync::Arc;
@@ -18,11 +19,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 use url::Url;
 
+use self::profiles::ProfileCache;
 use self::records::{Filter, Outcome};
 use super::backoff::Backoff;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::SourceContext;
 use crate::config::JetstreamSettings;
+use crate::models::Event;
 use crate::telemetry::names;
 
 /// Largest message accepted from the service; records are small, so anything bigger is
@@ -34,12 +37,20 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     if settings.endpoints.is_empty() {
         anyhow::bail!("source {}: no Jetstream endpoint configured", ctx.name);
     }
-    let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let mut out = Output {
+        sink: Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name),
+        pending: Vec::new(),
+        since: None,
+        profiles: settings
+            .fetch_followers
+            .then(|| ProfileCache::new(&settings))
+            .transpose()?,
+    };
     let mut filter = Filter::new(&settings, ctx.product.clone(), ctx.channel.clone());
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     let connector = Connector::Rustls(Arc::new(tls_config()));
     let mut cursor: Option<i64> = loop {
-        match sink.stored_cursor().await {
+        match out.sink.stored_cursor().await {
             Ok(stored) => break stored.and_then(|c| c.parse().ok()),
             Err(e) => {
                 ctx.error("cursor", &e);
@@ -70,7 +81,7 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
                 }
                 connections += 1;
                 ctx.set_connected(true);
-                let ended = read(&ctx, &mut socket, &mut sink, &mut filter, &mut backoff).await;
+                let ended = read(&ctx, &mut socket, &mut out, &mut filter, &mut backoff).await;
                 ctx.set_connected(false);
                 match ended {
                     Ok(()) => tracing::warn!(source = %ctx.name, "Jetstream closed the connection"),
@@ -91,8 +102,8 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
             Err(_) => ctx.error("connect", &anyhow::anyhow!("connecting timed out")),
         }
         // What was read is appended before reconnecting, so the position moves past it.
-        flush_until_done(&ctx, &mut sink, &mut backoff).await;
-        if let Some(c) = sink_cursor(&sink) {
+        out.flush(&ctx, &mut backoff).await;
+        if let Some(c) = sink_cursor(&out.sink) {
             cursor = Some(c);
         }
         endpoint = (endpoint + 1) % settings.endpoints.len();
@@ -109,7 +120,7 @@ fn sink_cursor(sink: &Sink) -> Option<i64> {
 async fn read<S>(
     ctx: &SourceContext,
     socket: &mut S,
-    sink: &mut Sink,
+    out: &mut Output,
     filter: &mut Filter,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()>
@@ -124,7 +135,7 @@ where
                 let text = match message? {
                     Message::Text(text) => text,
                     Message::Binary(_) => {
-                        sink.skipped("unsupported");
+                        out.sink.skipped("unsupported");
                         continue;
                     }
                     Message::Close(_) => return Ok(()),
@@ -137,31 +148,81 @@ where
                 }
                 let position = read.time_us.map(|us| us.to_string());
                 match read.outcome {
-                    Outcome::Event(event) => sink.push(*event, position),
-                    Outcome::Skipped(reason) => {
-                        sink.skipped(reason);
-                        sink.advance(position);
-                    }
+                    Outcome::Event(event) => out.event(*event, position),
+                    Outcome::Skipped(reason) => out.skip(reason, position),
                 }
-                if sink.due() {
-                    flush_until_done(ctx, sink, backoff).await;
+                if out.due() {
+                    out.flush(ctx, backoff).await;
                 }
             }
             _ = tick.tick() => {
-                if sink.due() {
-                    flush_until_done(ctx, sink, backoff).await;
+                if out.due() {
+                    out.flush(ctx, backoff).await;
                 }
             }
         }
     }
 }
 
-/// Appends the batch, retrying with backoff while Redis is away: reading stops meanwhile,
-/// and the service holds what follows.
-async fn flush_until_done(ctx: &SourceContext, sink: &mut Sink, backoff: &mut Backoff) {
-    while let Err(e) = sink.flush().await {
-        ctx.error("append", &e);
-        tokio::time::sleep(backoff.next_wait()).await;
+/// Where read events go: straight into the sink, or, when follower counts are looked up,
+/// held until the batch is due, filled in, then handed to the sink in order.
+struct Output {
+    sink: Sink,
+    /// Events (or skipped records' positions) waiting for their follower counts.
+    pending: Vec<(Option<Event>, Option<String>)>,
+    since: Option<std::time::Instant>,
+    profiles: Option<ProfileCache>,
+}
+
+impl Output {
+    fn event(&mut self, event: Event, position: Option<String>) {
+        if self.profiles.is_some() {
+            self.since.get_or_insert_with(std::time::Instant::now);
+            self.pending.push((Some(event), position));
+        } else {
+            self.sink.push(event, position);
+        }
+    }
+
+    fn skip(&mut self, reason: &'static str, position: Option<String>) {
+        self.sink.skipped(reason);
+        if self.pending.is_empty() {
+            self.sink.advance(position);
+        } else {
+            self.pending.push((None, position));
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.sink.due()
+            || self.pending.len() >= crate::streams::producer::MAX_PIPELINE
+            || self.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// Fills in follower counts, then appends the batch, retrying with backoff while Redis is
+    /// away: reading stops meanwhile, and the service holds what follows.
+    async fn flush(&mut self, ctx: &SourceContext, backoff: &mut Backoff) {
+        if let Some(profiles) = self.profiles.as_mut() {
+            let mut events: Vec<&mut Event> = self
+                .pending
+                .iter_mut()
+                .filter_map(|(e, _)| e.as_mut())
+                .collect();
+            if let Err(e) = profiles.fill(&mut events).await {
+                ctx.error("profiles", &e);
+            }
+        }
+        for (event, position) in self.pending.drain(..) {
+            match event {
+                Some(event) => self.sink.push(event, position),
+                None => self.sink.advance(position),
+            }
+        }
+        self.since = None;
+        while let Err(e) = self.sink.flush().await {
+            ctx.error("append", &e);
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
     }
 }
 

@@ -1,0 +1,155 @@
+//! Follower counts of Bluesky accounts, which Jetstream does not carry, from the public
+//! profile API (`app.bsky.actor.getProfiles`, 25 accounts a request), cached for six hours
+//! and rate-limited. A batch of events waits for at most [`REQUESTS_PER_BATCH`] requests;
+//! accounts still unknown after them (or while the API fails) are sent as 0 and looked up
+//! with a later batch, so a slow or absent API never holds up the source.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::config::JetstreamSettings;
+use crate::models::Event;
+
+/// Accounts per request (the API's maximum).
+const ACCOUNTS_PER_REQUEST: usize = 25;
+/// Requests one batch of events waits for.
+pub const REQUESTS_PER_BATCH: usize = 4;
+/// How long a follower count is used.
+const TTL: Duration = Duration::from_secs(6 * 3_600);
+/// How long lookups pause after a failure.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+struct Profiles {
+    #[serde(default)]
+    profiles: Vec<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    did: String,
+    #[serde(rename = "followersCount", default)]
+    followers_count: u64,
+}
+
+pub struct ProfileCache {
+    client: reqwest::Client,
+    url: String,
+    counts: HashMap<String, (u64, Instant)>,
+    order: VecDeque<String>,
+    capacity: usize,
+    interval: Duration,
+    next_request: Instant,
+    paused_until: Option<Instant>,
+}
+
+/// The DID an event's author or actor is: the post's author, or the account in the
+/// engagement's own AT URI.
+fn account_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::Post(p) => Some(p.author.id.as_str()),
+        Event::Engagement(e) => e.id.as_deref()?.strip_prefix("at://")?.split('/').next(),
+    }
+    .filter(|did| did.starts_with("did:"))
+}
+
+impl ProfileCache {
+    pub fn new(settings: &JetstreamSettings) -> anyhow::Result<ProfileCache> {
+        Ok(ProfileCache {
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            url: format!(
+                "{}/xrpc/app.bsky.actor.getProfiles",
+                settings.profiles_url.trim_end_matches('/')
+            ),
+            counts: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: settings.profile_cache.max(1),
+            interval: Duration::from_secs_f64(1.0 / settings.profile_requests_per_sec.max(0.01)),
+            next_request: Instant::now(),
+            paused_until: None,
+        })
+    }
+
+    fn known(&self, did: &str) -> Option<u64> {
+        self.counts
+            .get(did)
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(n, _)| *n)
+    }
+
+    fn remember(&mut self, did: String, followers: u64) {
+        if self
+            .counts
+            .insert(did.clone(), (followers, Instant::now()))
+            .is_none()
+        {
+            self.order.push_back(did);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.counts.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Sets the follower counts of `events`' accounts, looking up a few unknown ones first;
+    /// returns the error of a failed lookup (the events then carry what is known).
+    pub async fn fill(&mut self, events: &mut [&mut Event]) -> anyhow::Result<()> {
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for e in events.iter() {
+            if let Some(did) = account_of(e) {
+                if self.known(did).is_none() && seen.insert(did.to_string()) {
+                    wanted.push(did.to_string());
+                }
+            }
+        }
+        let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
+        let mut result = Ok(());
+        if !paused {
+            for chunk in wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH) {
+                tokio::time::sleep_until(self.next_request).await;
+                self.next_request = Instant::now() + self.interval;
+                if let Err(e) = self.look_up(chunk).await {
+                    self.paused_until = Some(Instant::now() + PAUSE_AFTER_FAILURE);
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        for e in events.iter_mut() {
+            let Some(n) = account_of(e).and_then(|did| self.known(did)) else {
+                continue;
+            };
+            match &mut **e {
+                Event::Post(p) => p.author.followers = n,
+                Event::Engagement(g) => g.actor_followers = Some(n),
+            }
+        }
+        result
+    }
+
+    async fn look_up(&mut self, dids: &[String]) -> anyhow::Result<()> {
+        let query: Vec<(&str, &str)> = dids.iter().map(|d| ("actors", d.as_str())).collect();
+        let response = self.client.get(&self.url).query(&query).send().await?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "the profile API answered {status}");
+        let profiles: Profiles = response.json().await?;
+        let found: HashSet<String> = profiles.profiles.iter().map(|p| p.did.clone()).collect();
+        for p in profiles.profiles {
+            self.remember(p.did, p.followers_count);
+        }
+        // Accounts the API does not know (deleted, taken down) are not asked for again soon.
+        for did in dids.iter().filter(|d| !found.contains(*d)) {
+            self.remember(did.clone(), 0);
+        }
+        Ok(())
+    }
+}
