@@ -102,6 +102,57 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
+    use fred::prelude::*;
+    const POSTS: usize = 200;
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let lines: Vec<String> = (0..POSTS).map(common::jetstream::post_message).collect();
+    let standin = common::jetstream::JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(["ingest", "bsky"])
+        .envs(env.env())
+        .env(
+            "PULSE_SOURCES",
+            format!(
+                r#"[{{kind="jetstream", name="bsky", endpoints=["{}"]}}]"#,
+                standin.endpoint
+            ),
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pulse ingest");
+    let appended = wait_until(Duration::from_secs(30), || async {
+        redis.xlen::<i64, _>(&env.stream).await.unwrap_or(0) >= POSTS as i64
+    })
+    .await;
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("pulse ingest exits");
+    assert!(appended, "the source appended every post to the stream");
+    assert!(status.success(), "{status:?}");
+    let cursor: Option<String> = redis
+        .get(format!("{}:source:bsky:cursor", env.stream))
+        .await
+        .unwrap();
+    let last = common::jetstream::post_message(POSTS - 1);
+    let last_time = serde_json::from_str::<serde_json::Value>(&last).unwrap()["time_us"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        cursor,
+        Some(last_time.to_string()),
+        "the position is the last message's"
+    );
+    // One connection, read once: each message appended once.
+    assert_eq!(
+        redis.xlen::<i64, _>(&env.stream).await.unwrap(),
+        POSTS as i64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_batches_and_exits_zero() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
