@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
 
+use super::backoff::Backoff;
+use super::SourceContext;
 use crate::models::Event;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 use crate::telemetry::names;
@@ -48,6 +50,31 @@ impl Sink {
     /// The position stored by the last run, if any.
     pub async fn stored_cursor(&self) -> anyhow::Result<Option<String>> {
         Ok(read_cursor(&self.redis, &self.cursor_key).await?)
+    }
+
+    /// [`Sink::stored_cursor`], retried with backoff while Redis does not answer (each
+    /// failure logged and counted against `ctx`).
+    pub async fn stored_cursor_retrying(&self, ctx: &SourceContext) -> Option<String> {
+        let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+        loop {
+            match self.stored_cursor().await {
+                Ok(cursor) => return cursor,
+                Err(e) => {
+                    ctx.error("cursor", &e);
+                    tokio::time::sleep(backoff.next_wait()).await;
+                }
+            }
+        }
+    }
+
+    /// [`Sink::flush`], retried with backoff while Redis is away: the source reads nothing
+    /// meanwhile, and the platform (or its own position) holds what follows.
+    pub async fn flush_retrying(&mut self, ctx: &SourceContext) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), ctx.max_backoff);
+        while let Err(e) = self.flush().await {
+            ctx.error("append", &e);
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
     }
 
     /// Adds an event read at position `cursor`; an event the ingester would refuse is left

@@ -13,6 +13,16 @@ pub async fn xadd_events<S: AsRef<str>>(
     events: &[S],
 ) -> Result<Vec<String>, Error> {
     let pipeline = redis.pipeline();
+    queue_xadds(&pipeline, stream, events).await?;
+    pipeline.all().await
+}
+
+/// Queues one `{"event": json}` XADD per event on `pipeline`.
+async fn queue_xadds<S: AsRef<str>>(
+    pipeline: &fred::clients::Pipeline<Client>,
+    stream: &str,
+    events: &[S],
+) -> Result<(), Error> {
     for json in events {
         let _: () = pipeline
             .xadd(
@@ -24,7 +34,7 @@ pub async fn xadd_events<S: AsRef<str>>(
             )
             .await?;
     }
-    pipeline.all().await
+    Ok(())
 }
 
 /// Appends encoded events to `stream` and then stores `cursor` under `cursor_key`, in one
@@ -39,17 +49,7 @@ pub async fn append_with_cursor<S: AsRef<str>>(
     cursor: Option<&str>,
 ) -> Result<(), Error> {
     let pipeline = redis.pipeline();
-    for json in events {
-        let _: () = pipeline
-            .xadd(
-                stream,
-                false,
-                None::<()>,
-                "*",
-                vec![("event", json.as_ref())],
-            )
-            .await?;
-    }
+    queue_xadds(&pipeline, stream, events).await?;
     if let Some(cursor) = cursor {
         let _: () = pipeline.set(cursor_key, cursor, None, None, false).await?;
     }

@@ -5,6 +5,7 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::http_standin::{listen, read_request, respond, respond_streaming};
 use common::jetstream::JetstreamStandIn;
 use common::*;
 use pulse::app::{Application, ServeOptions};
@@ -13,6 +14,16 @@ use serde_json::json;
 
 const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.post/3mpa1";
 const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.post/3mpb1";
+
+/// A Pulse on `env` running `source`.
+async fn serve_with(env: &TestEnv, source: SourceSettings) -> Application {
+    let mut settings = env.settings();
+    settings.sources = vec![source];
+    settings.virality.score_interval_ms = 100;
+    Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap()
+}
 
 fn source(endpoint: String) -> SourceSettings {
     SourceSettings {
@@ -138,12 +149,7 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         "{pipeline}"
     );
     assert!(state["lag_seconds"].as_f64().unwrap() > 0.0, "{pipeline}");
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     for series in [
         r#"pulse_source_skipped_total{source="bsky",reason="malformed"}"#,
         r#"pulse_source_skipped_total{source="bsky",reason="empty_text"}"#,
@@ -275,83 +281,68 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
 /// of timeline-missed.json newer than `min_id`. Returns the base URL and each request's
 /// path and Authorization header.
 async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (listener, address, requests) = listen().await;
     let seen = requests.clone();
     tokio::spawn(async move {
         let mut streams = 0;
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-            let auth = head
-                .lines()
-                .find_map(|l| {
-                    l.to_lowercase()
-                        .strip_prefix("authorization: ")
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            seen.lock().unwrap().push(format!("{path} auth={auth}"));
-            if path.starts_with("/api/v1/streaming/public") {
-                streams += 1;
-                let n = streams;
-                tokio::spawn(async move {
-                    if n == 1 {
-                        let _ = tcp
-                            .write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            let req = read_request(&mut tcp).await;
+            let auth = req.header("authorization").to_lowercase();
+            seen.lock()
+                .unwrap()
+                .push(format!("{} auth={auth}", req.path));
+            match req.route() {
+                "/api/v1/streaming/public" => {
+                    streams += 1;
+                    let n = streams;
+                    tokio::spawn(async move {
+                        if n == 1 {
+                            respond(
+                                &mut tcp,
+                                "429 Too Many Requests",
+                                &[("Retry-After", "1")],
+                                "",
+                            )
                             .await;
-                        return;
-                    }
-                    let body = if n == 2 {
-                        include_str!("../fixtures/mastodon/stream-first.txt")
-                    } else {
-                        include_str!("../fixtures/mastodon/stream-second.txt")
-                    };
-                    let _ = tcp
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
-                        .await;
-                    let _ = tcp.write_all(body.as_bytes()).await;
-                    if n > 2 {
-                        tokio::time::sleep(Duration::from_secs(120)).await;
-                    }
-                });
-            } else if path.starts_with("/api/v1/timelines/public") {
-                let min_id: u128 = url::Url::parse(&format!("http://x{path}"))
-                    .unwrap()
-                    .query_pairs()
-                    .find(|(k, _)| k == "min_id")
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let missed: Vec<serde_json::Value> =
-                    serde_json::from_str(include_str!("../fixtures/mastodon/timeline-missed.json"))
-                        .unwrap();
-                let newer: Vec<&serde_json::Value> = missed
-                    .iter()
-                    .filter(|s| s["id"].as_str().unwrap().parse::<u128>().unwrap() > min_id)
-                    .collect();
-                let body = serde_json::to_string(&newer).unwrap();
-                let _ = tcp
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .as_bytes(),
+                            return;
+                        }
+                        respond_streaming(&mut tcp, "text/event-stream").await;
+                        let body = if n == 2 {
+                            include_str!("../fixtures/mastodon/stream-first.txt")
+                        } else {
+                            include_str!("../fixtures/mastodon/stream-second.txt")
+                        };
+                        let _ =
+                            tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes()).await;
+                        if n > 2 {
+                            tokio::time::sleep(Duration::from_secs(120)).await;
+                        }
+                    });
+                }
+                "/api/v1/timelines/public" => {
+                    let min_id: u128 = req
+                        .query("min_id")
+                        .first()
+                        .map(|v| v.parse().unwrap())
+                        .unwrap_or(0);
+                    let missed: Vec<serde_json::Value> = serde_json::from_str(include_str!(
+                        "../fixtures/mastodon/timeline-missed.json"
+                    ))
+                    .unwrap();
+                    let newer: Vec<&serde_json::Value> = missed
+                        .iter()
+                        .filter(|s| s["id"].as_str().unwrap().parse::<u128>().unwrap() > min_id)
+                        .collect();
+                    let body = serde_json::to_string(&newer).unwrap();
+                    respond(
+                        &mut tcp,
+                        "200 OK",
+                        &[("Content-Type", "application/json")],
+                        &body,
                     )
                     .await;
-            } else {
-                let _ = tcp
-                    .write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    )
-                    .await;
+                }
+                _ => respond(&mut tcp, "404 Not Found", &[], "").await,
             }
         }
     });
@@ -362,21 +353,21 @@ async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     let (instance, requests) = mastodon().await;
     let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.sources = vec![SourceSettings {
-        name: "masto".into(),
-        kind: SourceKind::Mastodon(pulse::config::MastodonSettings {
-            instance,
-            access_token: "secret-token".into(),
-            ..Default::default()
-        }),
-        product: None,
-        channel: Some("social".into()),
-        max_backoff_secs: 1,
-    }];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = serve_with(
+        &env,
+        SourceSettings {
+            name: "masto".into(),
+            kind: SourceKind::Mastodon(pulse::config::MastodonSettings {
+                instance,
+                access_token: "secret-token".into(),
+                ..Default::default()
+            }),
+            product: None,
+            channel: Some("social".into()),
+            max_backoff_secs: 1,
+        },
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 4
@@ -433,12 +424,7 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
         "{requests:?}"
     );
 
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     for series in [
         r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
         r#"pulse_source_skipped_total{source="masto",reason="deleted"}"#,
@@ -453,58 +439,37 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
 /// each (304 to a request that sends it back); the first request for the Atom feed fails
 /// with a 500. Returns the base URL and each request's path and If-None-Match header.
 async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (listener, address, requests) = listen().await;
     let seen = requests.clone();
     tokio::spawn(async move {
         let mut atom_requests = 0;
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-            let etag_sent = head
-                .lines()
-                .find_map(|l| {
-                    l.to_lowercase()
-                        .strip_prefix("if-none-match: ")
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
+            let req = read_request(&mut tcp).await;
+            let etag_sent = req.header("if-none-match");
             seen.lock()
                 .unwrap()
-                .push(format!("{path} if-none-match={etag_sent}"));
-            let (body, etag) = match path.as_str() {
+                .push(format!("{} if-none-match={etag_sent}", req.path));
+            let (body, etag) = match req.route() {
                 "/news.rss" => (include_str!("../fixtures/feeds/news.rss"), "\"rss-1\""),
                 "/blog.atom" => {
                     atom_requests += 1;
                     if atom_requests == 1 {
-                        let _ = tcp
-                            .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                            .await;
+                        respond(&mut tcp, "500 Internal Server Error", &[], "").await;
                         continue;
                     }
                     (include_str!("../fixtures/feeds/blog.atom"), "\"atom-1\"")
                 }
-                _ => ("", ""),
+                _ => {
+                    respond(&mut tcp, "404 Not Found", &[], "").await;
+                    continue;
+                }
             };
-            let response = if body.is_empty() {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_string()
-            } else if etag_sent == etag {
-                format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
+            if etag_sent == etag {
+                respond(&mut tcp, "304 Not Modified", &[("ETag", etag)], "").await;
             } else {
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let _ = tcp.write_all(response.as_bytes()).await;
+                let headers = [("Content-Type", "application/xml"), ("ETag", etag)];
+                respond(&mut tcp, "200 OK", &headers, body).await;
+            }
         }
     });
     (format!("http://{address}"), requests)
@@ -514,21 +479,21 @@ async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     let (site, requests) = news_site().await;
     let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.sources = vec![SourceSettings {
-        name: "news".into(),
-        kind: SourceKind::Feed(pulse::config::FeedSettings {
-            urls: vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
-            poll_secs: 1,
-            ..Default::default()
-        }),
-        product: None,
-        channel: None,
-        max_backoff_secs: 1,
-    }];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = serve_with(
+        &env,
+        SourceSettings {
+            name: "news".into(),
+            kind: SourceKind::Feed(pulse::config::FeedSettings {
+                urls: vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
+                poll_secs: 1,
+                ..Default::default()
+            }),
+            product: None,
+            channel: None,
+            max_backoff_secs: 1,
+        },
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -569,12 +534,7 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
         row.get::<_, Option<String>>(4).as_deref(),
         Some("https://blog.example/2026/11/pulse-buds")
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
         "{metrics}"
@@ -588,82 +548,57 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
 /// until a reset a second away. Returns the base URL and each request's method, path and
 /// Authorization and User-Agent headers.
 async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (listener, address, requests) = listen().await;
     let seen = requests.clone();
     tokio::spawn(async move {
         let (mut tokens, mut listings) = (0, 0);
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let header = |name: &str| {
-                head.lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(": ")?;
-                        k.eq_ignore_ascii_case(name).then(|| v.to_string())
-                    })
-                    .unwrap_or_default()
-            };
-            let length: usize = header("content-length").parse().unwrap_or(0);
-            let mut body = vec![0u8; length];
-            let _ = tcp.read_exact(&mut body).await;
-            let mut words = head.split_whitespace();
-            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let req = read_request(&mut tcp).await;
             seen.lock().unwrap().push(format!(
-                "{method} {path} auth={} ua={}",
-                header("authorization"),
-                header("user-agent")
+                "{} {} auth={} ua={}",
+                req.method,
+                req.path,
+                req.header("authorization"),
+                req.header("user-agent")
             ));
-            let path = path.split('?').next().unwrap_or("").to_string();
-            let (status, extra, body) = match (method, path.as_str()) {
+            let json = [("Content-Type", "application/json")];
+            match (req.method.as_str(), req.route()) {
                 ("POST", "/api/v1/access_token") => {
                     // Basic base64("app-id:app-secret")
-                    if header("authorization") != "Basic YXBwLWlkOmFwcC1zZWNyZXQ="
-                        || !String::from_utf8_lossy(&body).contains("grant_type=client_credentials")
+                    if req.header("authorization") != "Basic YXBwLWlkOmFwcC1zZWNyZXQ="
+                        || !String::from_utf8_lossy(&req.body)
+                            .contains("grant_type=client_credentials")
                     {
-                        ("401 Unauthorized", String::new(), "{}".to_string())
+                        respond(&mut tcp, "401 Unauthorized", &json, "{}").await;
                     } else {
                         tokens += 1;
                         let token = format!(
                             r#"{{"access_token":"tok-{tokens}","token_type":"bearer","expires_in":86400,"scope":"*"}}"#
                         );
-                        ("200 OK", String::new(), token)
+                        respond(&mut tcp, "200 OK", &json, &token).await;
                     }
                 }
-                ("GET", "/r/pulsebuds/new" | "/r/pulsebuds/comments") => {
+                ("GET", route @ ("/r/pulsebuds/new" | "/r/pulsebuds/comments")) => {
                     listings += 1;
                     if listings == 1 {
-                        ("401 Unauthorized", String::new(), "{}".to_string())
-                    } else {
-                        let body = if path.ends_with("new") {
-                            include_str!("../fixtures/reddit/new.json")
-                        } else {
-                            include_str!("../fixtures/reddit/comments.json")
-                        };
-                        (
-                            "200 OK",
-                            "x-ratelimit-remaining: 0.0\r\nx-ratelimit-used: 100\r\nx-ratelimit-reset: 1\r\n".to_string(),
-                            body.to_string(),
-                        )
+                        respond(&mut tcp, "401 Unauthorized", &json, "{}").await;
+                        continue;
                     }
+                    let body = if route.ends_with("new") {
+                        include_str!("../fixtures/reddit/new.json")
+                    } else {
+                        include_str!("../fixtures/reddit/comments.json")
+                    };
+                    let headers = [
+                        ("Content-Type", "application/json"),
+                        ("x-ratelimit-remaining", "0.0"),
+                        ("x-ratelimit-used", "100"),
+                        ("x-ratelimit-reset", "1"),
+                    ];
+                    respond(&mut tcp, "200 OK", &headers, body).await;
                 }
-                _ => ("404 Not Found", String::new(), "{}".to_string()),
-            };
-            let _ = tcp
-                .write_all(
-                    format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await;
+                _ => respond(&mut tcp, "404 Not Found", &json, "{}").await,
+            }
         }
     });
     (format!("http://{address}"), requests)
@@ -673,26 +608,26 @@ async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     let (site, requests) = reddit().await;
     let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.sources = vec![SourceSettings {
-        name: "reddit".into(),
-        kind: SourceKind::Reddit(pulse::config::RedditSettings {
-            subreddits: vec!["pulsebuds".into()],
-            client_id: "app-id".into(),
-            client_secret: "app-secret".into(),
-            user_agent: "pulse-test/1 (by /u/pulse)".into(),
-            poll_secs: 1,
-            token_url: format!("{site}/api/v1/access_token"),
-            api_url: site.clone(),
-            ..Default::default()
-        }),
-        product: None,
-        channel: None,
-        max_backoff_secs: 1,
-    }];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = serve_with(
+        &env,
+        SourceSettings {
+            name: "reddit".into(),
+            kind: SourceKind::Reddit(pulse::config::RedditSettings {
+                subreddits: vec!["pulsebuds".into()],
+                client_id: "app-id".into(),
+                client_secret: "app-secret".into(),
+                user_agent: "pulse-test/1 (by /u/pulse)".into(),
+                poll_secs: 1,
+                token_url: format!("{site}/api/v1/access_token"),
+                api_url: site.clone(),
+                ..Default::default()
+            }),
+            product: None,
+            channel: None,
+            max_backoff_secs: 1,
+        },
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -752,26 +687,16 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
 /// counts (the response shape of the lexicon `app.bsky.actor.getProfiles`: `{"profiles":
 /// [{"did", "handle", "followersCount", ...}]}`); counts the requests.
 async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (listener, address, requests) = listen().await;
     let seen = requests.clone();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-            seen.lock().unwrap().push(path.clone());
-            let url = url::Url::parse(&format!("http://x{path}")).unwrap();
-            let profiles: Vec<serde_json::Value> = url
-                .query_pairs()
-                .filter(|(k, _)| k == "actors")
-                .filter_map(|(_, did)| {
+            let req = read_request(&mut tcp).await;
+            seen.lock().unwrap().push(req.path.clone());
+            let profiles: Vec<serde_json::Value> = req
+                .query("actors")
+                .into_iter()
+                .filter_map(|did| {
                     let followers = match &did[..12] {
                         "did:plc:alic" => 1_200,
                         "did:plc:bob0" => 85,
@@ -782,15 +707,13 @@ async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
                 })
                 .collect();
             let body = json!({ "profiles": profiles }).to_string();
-            let _ = tcp
-                .write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await;
+            respond(
+                &mut tcp,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                &body,
+            )
+            .await;
         }
     });
     (format!("http://{address}"), requests)

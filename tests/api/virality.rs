@@ -273,12 +273,7 @@ async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree()
     assert_eq!(current["status"], "active", "{revived}");
     assert_eq!(current["structure"]["depth"], 11, "{revived}");
     assert_eq!(current["structure"]["breadth"], 2, "{revived}");
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics
             .lines()

@@ -112,3 +112,13 @@ pub async fn http_post(app: &Application, path: &str, body: &str) -> (u16, Value
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// The Prometheus text of `app`'s `GET /metrics`.
+pub async fn metrics_text(app: &Application) -> String {
+    reqwest::get(format!("http://{}/metrics", app.address()))
+        .await
+        .expect("the metrics are answered")
+        .text()
+        .await
+        .expect("the metrics are text")
+}

@@ -55,20 +55,11 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
-    let mut retry = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
-    let stored: BTreeMap<String, FeedState> = loop {
-        match sink.stored_cursor().await {
-            Ok(c) => {
-                break c
-                    .and_then(|c| serde_json::from_str(&c).ok())
-                    .unwrap_or_default()
-            }
-            Err(e) => {
-                ctx.error("cursor", &e);
-                tokio::time::sleep(retry.next_wait()).await;
-            }
-        }
-    };
+    let stored: BTreeMap<String, FeedState> = sink
+        .stored_cursor_retrying(&ctx)
+        .await
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or_default();
     let mut feeds: Vec<Polled> = settings
         .urls
         .iter()
@@ -133,11 +124,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         let states: BTreeMap<&str, &FeedState> =
             feeds.iter().map(|f| (f.url.as_str(), &f.state)).collect();
         sink.advance(Some(serde_json::to_string(&states)?));
-        while let Err(e) = sink.flush().await {
-            ctx.error("append", &e);
-            tokio::time::sleep(retry.next_wait()).await;
-        }
-        retry.reset();
+        sink.flush_retrying(&ctx).await;
     }
 }
 

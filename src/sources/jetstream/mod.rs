@@ -49,16 +49,11 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     let mut filter = Filter::new(&settings, ctx.product.clone(), ctx.channel.clone());
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     let connector = Connector::Rustls(Arc::new(tls_config()));
-    let mut cursor: Option<i64> = loop {
-        match out.sink.stored_cursor().await {
-            Ok(stored) => break stored.and_then(|c| c.parse().ok()),
-            Err(e) => {
-                ctx.error("cursor", &e);
-                tokio::time::sleep(backoff.next_wait()).await;
-            }
-        }
-    };
-    backoff.reset();
+    let mut cursor: Option<i64> = out
+        .sink
+        .stored_cursor_retrying(&ctx)
+        .await
+        .and_then(|c| c.parse().ok());
     let mut endpoint = 0usize;
     let mut connections = 0u64;
     loop {
@@ -102,7 +97,7 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
             Err(_) => ctx.error("connect", &anyhow::anyhow!("connecting timed out")),
         }
         // What was read is appended before reconnecting, so the position moves past it.
-        out.flush(&ctx, &mut backoff).await;
+        out.flush(&ctx).await;
         if let Some(c) = sink_cursor(&out.sink) {
             cursor = Some(c);
         }
@@ -152,12 +147,12 @@ where
                     Outcome::Skipped(reason) => out.skip(reason, position),
                 }
                 if out.due() {
-                    out.flush(ctx, backoff).await;
+                    out.flush(ctx).await;
                 }
             }
             _ = tick.tick() => {
                 if out.due() {
-                    out.flush(ctx, backoff).await;
+                    out.flush(ctx).await;
                 }
             }
         }
@@ -201,7 +196,7 @@ impl Output {
 
     /// Fills in follower counts, then appends the batch, retrying with backoff while Redis is
     /// away: reading stops meanwhile, and the service holds what follows.
-    async fn flush(&mut self, ctx: &SourceContext, backoff: &mut Backoff) {
+    async fn flush(&mut self, ctx: &SourceContext) {
         if let Some(profiles) = self.profiles.as_mut() {
             let mut events: Vec<&mut Event> = self
                 .pending
@@ -219,10 +214,7 @@ impl Output {
             }
         }
         self.since = None;
-        while let Err(e) = self.sink.flush().await {
-            ctx.error("append", &e);
-            tokio::time::sleep(backoff.next_wait()).await;
-        }
+        self.sink.flush_retrying(ctx).await;
     }
 }
 

@@ -120,15 +120,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
         .build()?;
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     let sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
-    let cursor = loop {
-        match sink.stored_cursor().await {
-            Ok(c) => break c,
-            Err(e) => {
-                ctx.error("cursor", &e);
-                tokio::time::sleep(backoff.next_wait()).await;
-            }
-        }
-    };
+    let cursor = sink.stored_cursor_retrying(&ctx).await;
     let mut reader = Reader {
         filter: TextFilter::new(
             &settings.keywords,
@@ -167,7 +159,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
                 backoff.next_wait()
             }
         };
-        reader.flush_until_done(&mut backoff).await;
+        reader.sink.flush_retrying(&reader.ctx).await;
         tokio::time::sleep(wait).await;
     }
 }
@@ -215,7 +207,7 @@ impl Reader {
         // status handled, then read on.
         if self.cursor.is_some() {
             self.backfill(&timeline.rest).await?;
-            self.flush_until_done(backoff).await;
+            self.sink.flush_retrying(&self.ctx).await;
         }
         let mut body = response.bytes_stream();
         let mut parser = SseParser::default();
@@ -236,7 +228,7 @@ impl Reader {
                         self.handle(&event.event, &event.data);
                     }
                     if self.sink.due() {
-                        self.flush_until_done(backoff).await;
+                        self.sink.flush_retrying(&self.ctx).await;
                     }
                 }
                 _ = tick.tick() => {
@@ -244,7 +236,7 @@ impl Reader {
                         return Err(Failure::Other(anyhow::anyhow!("the stream went silent")));
                     }
                     if self.sink.due() {
-                        self.flush_until_done(backoff).await;
+                        self.sink.flush_retrying(&self.ctx).await;
                     }
                 }
             }
@@ -338,13 +330,6 @@ impl Reader {
                 self.sink.skipped(reason);
                 self.sink.advance(position);
             }
-        }
-    }
-
-    async fn flush_until_done(&mut self, backoff: &mut Backoff) {
-        while let Err(e) = self.sink.flush().await {
-            self.ctx.error("append", &e);
-            tokio::time::sleep(backoff.next_wait()).await;
         }
     }
 }

@@ -165,20 +165,11 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         }
     }
     let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
-    let mut retry = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
-    let mut positions: BTreeMap<String, f64> = loop {
-        match sink.stored_cursor().await {
-            Ok(c) => {
-                break c
-                    .and_then(|c| serde_json::from_str(&c).ok())
-                    .unwrap_or_default()
-            }
-            Err(e) => {
-                ctx.error("cursor", &e);
-                tokio::time::sleep(retry.next_wait()).await;
-            }
-        }
-    };
+    let mut positions: BTreeMap<String, f64> = sink
+        .stored_cursor_retrying(&ctx)
+        .await
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or_default();
     let mut filter = TextFilter::new(&settings.keywords, &[], 100_000);
     let tags = Tags {
         product: ctx.product.clone(),
@@ -238,11 +229,7 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         if !failed {
             failures.reset();
         }
-        while let Err(e) = sink.flush().await {
-            ctx.error("append", &e);
-            tokio::time::sleep(retry.next_wait()).await;
-        }
-        retry.reset();
+        sink.flush_retrying(&ctx).await;
         tokio::time::sleep_until(round + every).await;
     }
 }
