@@ -65,6 +65,9 @@ pub enum Command {
     Ingest {
         /// The source's name or kind.
         source: String,
+        /// Serve `GET /metrics` (the source's `pulse_source_*` series) on this address.
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// Append a file of events (JSON lines, or CSV with a column mapping) to the stream,
     /// resumably, with a summary of what was accepted and refused.
@@ -166,7 +169,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::tools::bench::run(settings, args).await,
-        Command::Ingest { source } => ingest(&settings, &source).await,
+        Command::Ingest {
+            source,
+            metrics_listen,
+        } => ingest(&settings, &source, metrics_listen.as_deref()).await,
         Command::Import(args) => {
             let summary = crate::sources::import::run(&settings, args).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -184,7 +190,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 /// `pulse ingest`: one source until a signal.
-async fn ingest(settings: &Settings, source: &str) -> anyhow::Result<()> {
+async fn ingest(
+    settings: &Settings,
+    source: &str,
+    metrics_listen: Option<&str>,
+) -> anyhow::Result<()> {
     use actix::Actor;
     let chosen = settings
         .sources
@@ -199,6 +209,7 @@ async fn ingest(settings: &Settings, source: &str) -> anyhow::Result<()> {
                 crate::config::SourceSettings::KINDS
             )
         })?;
+    let metrics_server = metrics_listen.map(serve_metrics).transpose()?;
     let redis = crate::streams::connect(&settings.redis.url, "source").await?;
     let actor =
         crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream).start();
@@ -211,5 +222,37 @@ async fn ingest(settings: &Settings, source: &str) -> anyhow::Result<()> {
     }
     tracing::info!("stopping the source");
     let _ = actor.send(crate::sources::runner::StopSource).await;
+    if let Some(server) = metrics_server {
+        server.stop(true).await;
+    }
     Ok(())
+}
+
+/// A server of `GET /metrics` alone, for a process without the API.
+fn serve_metrics(listen: &str) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let handle = crate::telemetry::metrics_handle();
+    let server = HttpServer::new(move || {
+        let handle = handle.clone();
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                let body = handle.render();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type(crate::http::health::PROMETHEUS_CONTENT_TYPE)
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(listen)
+    .map_err(|e| anyhow::anyhow!("binding the metrics listener to {listen}: {e}"))?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%listen, "serving GET /metrics");
+    Ok(handle)
 }

@@ -109,8 +109,10 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
     let redis = env.redis().await;
     let lines: Vec<String> = (0..POSTS).map(common::jetstream::post_message).collect();
     let standin = common::jetstream::JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let metrics_port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-        .args(["ingest", "bsky"])
+        .args(["ingest", "bsky", "--metrics-listen"])
+        .arg(format!("127.0.0.1:{metrics_port}"))
         .envs(env.env())
         .env(
             "PULSE_SOURCES",
@@ -126,11 +128,23 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
         redis.xlen::<i64, _>(&env.stream).await.unwrap_or(0) >= POSTS as i64
     })
     .await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .expect("pulse ingest serves its metrics")
+        .text()
+        .await
+        .unwrap();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = child.wait().expect("pulse ingest exits");
     assert!(appended, "the source appended every post to the stream");
+    assert!(
+        metrics.contains(&format!(
+            r#"pulse_source_events_total{{source="bsky",event="post"}} {POSTS}"#
+        )),
+        "{metrics}"
+    );
     assert!(status.success(), "{status:?}");
     let cursor: Option<String> = redis
         .get(format!("{}:source:bsky:cursor", env.stream))
