@@ -135,6 +135,9 @@ pub mod names {
     pub const AUDIT_RECORDS: &str = "pulse_audit_records_total";
     /// Audit records that could not be written or completed.
     pub const AUDIT_FAILURES: &str = "pulse_audit_failures_total";
+    /// Stored posts marked deleted by a `delete` event (a post stored already deleted is not
+    /// counted).
+    pub const POSTS_DELETED: &str = "pulse_posts_deleted_total";
     /// Events a source appended to the stream, by `source` and `event` (post, share, like,
     /// comment, view).
     pub const SOURCE_EVENTS: &str = "pulse_source_events_total";

@@ -10,7 +10,7 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{
     AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
-    RejectReason, Rejected, StreamedEngagement,
+    RejectReason, Rejected, StreamedDeletion, StreamedEngagement,
 };
 use crate::analysis::{self, Analyzer, Backend};
 use crate::config::AnalyzerSettings;
@@ -61,6 +61,10 @@ impl AnalyzerWorker {
                 Ok(Event::Engagement(engagement)) => out.engagements.push(StreamedEngagement {
                     entry_id: entry.id.clone(),
                     engagement,
+                }),
+                Ok(Event::Delete(deletion)) => out.deletions.push(StreamedDeletion {
+                    entry_id: entry.id.clone(),
+                    deletion,
                 }),
                 Err(e) => out.rejected.push(Rejected {
                     entry: entry.clone(),

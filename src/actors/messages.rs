@@ -16,6 +16,13 @@ pub struct StreamedEngagement {
     pub engagement: Engagement,
 }
 
+/// A post's deletion, ready to store.
+#[derive(Debug, Clone)]
+pub struct StreamedDeletion {
+    pub entry_id: String,
+    pub deletion: crate::models::Deletion,
+}
+
 /// An entry that cannot be processed, with the reason it goes to the dead-letter stream.
 #[derive(Debug, Clone)]
 pub struct Rejected {
@@ -61,6 +68,7 @@ pub struct AnalyzeBatch(pub Arc<Vec<RawEntry>>);
 pub struct AnalyzedBatch {
     pub posts: Vec<AnalyzedPost>,
     pub engagements: Vec<StreamedEngagement>,
+    pub deletions: Vec<StreamedDeletion>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -93,6 +101,8 @@ pub struct StoreOutcome {
     pub inserted_engagements: u64,
     /// Keys of the engagements that were new (see `store::engagement_key`).
     pub inserted_engagement_keys: Vec<String>,
+    /// Stored posts this batch marked deleted.
+    pub deleted_posts: Vec<String>,
 }
 
 /// Why a batch was not committed.

@@ -121,7 +121,7 @@ impl Pipeline {
             watched.push(Box::new(fallback.clone()));
         }
         let watchdog = Watchdog::new(watched).start();
-        let retention = Retention::new(pool, &settings.store).start();
+        let retention = Retention::new(pool, &settings.store, high_churn).start();
 
         Ok(Pipeline {
             ingest,

@@ -1,5 +1,6 @@
-//! The store: writes analysed posts and engagement events to PostgreSQL, one statement per
-//! batch (UNNEST arrays), idempotent through `ON CONFLICT DO NOTHING` on natural keys.
+//! The store: writes analysed posts, engagement events and deletions to PostgreSQL, one
+//! statement per batch (UNNEST arrays), idempotent through `ON CONFLICT DO NOTHING` on
+//! natural keys.
 
 use std::time::Instant;
 
@@ -19,16 +20,29 @@ WITH p AS (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
         product, channel, parent_id, url, likes, shares, comments, views,
         sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id,
-        hate)
-    SELECT * FROM UNNEST(
+        hate, deleted_at)
+    SELECT u.*, dl.at FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::int8[], $15::int8[], $16::int8[], $17::int8[],
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
         $24::text[], $25::text[], $35::float4[])
+        AS u(id, platform, author_id, author_followers, text, created_at, lang, city, country,
+             product, channel, parent_id, url, likes, shares, comments, views,
+             sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model,
+             stream_id, hate)
+    -- A post whose deletion came first (earlier or in this batch) is stored deleted.
+    LEFT JOIN (
+        SELECT post_id, min(at) AS at FROM (
+            SELECT post_id, at FROM post_deletions WHERE post_id = ANY($1::text[])
+            UNION ALL
+            SELECT * FROM UNNEST($36::text[], $37::timestamptz[])
+        ) AS known (post_id, at)
+        GROUP BY post_id
+    ) AS dl ON dl.post_id = u.id
     ON CONFLICT (id) DO NOTHING
     RETURNING id, created_at, platform, city, country, product, channel,
-              sentiment_label, sentiment_score, toxicity, churn_risk, emotion
+              sentiment_label, sentiment_score, toxicity, churn_risk, emotion, deleted_at
 ), e AS (
     INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
     SELECT * FROM UNNEST(
@@ -36,22 +50,47 @@ WITH p AS (
         $32::int4[], $33::text[])
     ON CONFLICT (key) DO NOTHING
     RETURNING key, post_id, kind, at, count
+), del AS (
+    INSERT INTO post_deletions (post_id, at, stream_id)
+    SELECT * FROM UNNEST($36::text[], $37::timestamptz[], $38::text[])
+    ON CONFLICT (post_id) DO NOTHING
+    RETURNING post_id
+), gone AS (
+    -- Posts stored before this batch that it deletes (once: a replayed deletion finds them
+    -- marked already). Posts this batch inserts are not visible here; the join above marks
+    -- them.
+    UPDATE posts SET deleted_at = d.at
+    FROM (SELECT post_id, min(at) AS at FROM UNNEST($36::text[], $37::timestamptz[])
+          AS x (post_id, at) GROUP BY post_id) AS d
+    WHERE posts.id = d.post_id AND posts.deleted_at IS NULL
+    RETURNING posts.id, posts.created_at, posts.platform, posts.city, posts.country,
+              posts.product, posts.channel, posts.sentiment_label, posts.sentiment_score,
+              posts.toxicity, posts.churn_risk, posts.emotion
+), counted AS (
+    -- New live posts count once; deleted ones are taken back out.
+    SELECT 1 AS sign, created_at, platform, city, country, product, channel, sentiment_label,
+           sentiment_score, toxicity, churn_risk, emotion
+    FROM p WHERE deleted_at IS NULL
+    UNION ALL
+    SELECT -1, created_at, platform, city, country, product, channel, sentiment_label,
+           sentiment_score, toxicity, churn_risk, emotion
+    FROM gone
 ), deltas AS (
-    SELECT date_trunc('minute', p.created_at) AS minute, d.dimension, d.key,
-           1 AS posts, p.sentiment_score::float8 AS sentiment_sum,
-           (p.sentiment_label = 'negative')::int AS negative,
-           (p.sentiment_label = 'neutral')::int AS neutral,
-           (p.sentiment_label = 'positive')::int AS positive,
-           p.toxicity::float8 AS toxicity_sum, p.churn_risk::float8 AS churn_sum,
-           (p.churn_risk >= $34::float4)::int AS high_churn,
-           (p.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
-           (p.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
-           (p.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
-           (p.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
+    SELECT date_trunc('minute', c.created_at) AS minute, d.dimension, d.key,
+           c.sign AS posts, c.sign * c.sentiment_score::float8 AS sentiment_sum,
+           c.sign * (c.sentiment_label = 'negative')::int AS negative,
+           c.sign * (c.sentiment_label = 'neutral')::int AS neutral,
+           c.sign * (c.sentiment_label = 'positive')::int AS positive,
+           c.sign * c.toxicity::float8 AS toxicity_sum, c.sign * c.churn_risk::float8 AS churn_sum,
+           c.sign * (c.churn_risk >= $34::float4)::int AS high_churn,
+           c.sign * (c.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
+           c.sign * (c.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
+           c.sign * (c.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
+           c.sign * (c.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
            0 AS likes, 0 AS shares, 0 AS comments, 0 AS views
-    FROM p CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', p.platform), ('city', p.city), ('country', p.country),
-        ('product', p.product), ('channel', p.channel)) AS d(dimension, key)
+    FROM counted c CROSS JOIN LATERAL (VALUES
+        ('overall', ''), ('platform', c.platform), ('city', c.city), ('country', c.country),
+        ('product', c.product), ('channel', c.channel)) AS d(dimension, key)
     WHERE d.key IS NOT NULL
     UNION ALL
     SELECT date_trunc('minute', e.at), d.dimension, d.key,
@@ -103,7 +142,9 @@ WITH p AS (
 )
 SELECT 'p'::text AS kind, id FROM p
 UNION ALL
-SELECT 'e'::text, key FROM e";
+SELECT 'e'::text, key FROM e
+UNION ALL
+SELECT 'g'::text, id FROM gone";
 
 /// The PostgreSQL writer actor.
 pub struct Store {
@@ -145,6 +186,8 @@ impl Handler<StoreBatch> for Store {
                         .increment(outcome.inserted_posts.len() as u64);
                     metrics::counter!(names::STORED_ROWS, "table" => "engagements")
                         .increment(outcome.inserted_engagements);
+                    metrics::counter!(names::POSTS_DELETED)
+                        .increment(outcome.deleted_posts.len() as u64);
                 }
                 Err(e) => {
                     let kind = match e {
@@ -184,7 +227,7 @@ pub async fn write_batch(
     high_churn: f32,
     batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
-    if batch.posts.is_empty() && batch.engagements.is_empty() {
+    if batch.posts.is_empty() && batch.engagements.is_empty() && batch.deletions.is_empty() {
         return Ok(StoreOutcome::default());
     }
     let client = pool
@@ -270,6 +313,11 @@ pub async fn write_batch(
         .map(|e| i32::try_from(e.engagement.count.unwrap_or(1)).unwrap_or(i32::MAX))
         .collect();
     let eng_entries: Vec<&str> = engs.iter().map(|e| e.entry_id.as_str()).collect();
+    let dels = &batch.deletions;
+    let deleted_ids: Vec<&str> = dels.iter().map(|d| d.deletion.post_id.as_str()).collect();
+    let deleted_ats: Vec<chrono::DateTime<chrono::Utc>> =
+        dels.iter().map(|d| d.deletion.at).collect();
+    let deleted_entries: Vec<&str> = dels.iter().map(|d| d.entry_id.as_str()).collect();
 
     let rows = client
         .query(
@@ -310,6 +358,9 @@ pub async fn write_batch(
                 &eng_entries,
                 &high_churn,
                 &hate,
+                &deleted_ids,
+                &deleted_ats,
+                &deleted_entries,
             ],
         )
         .await
@@ -318,11 +369,13 @@ pub async fn write_batch(
     let mut outcome = StoreOutcome::default();
     for row in rows {
         let kind: &str = row.get(0);
-        if kind == "p" {
-            outcome.inserted_posts.push(row.get(1));
-        } else {
-            outcome.inserted_engagements += 1;
-            outcome.inserted_engagement_keys.push(row.get(1));
+        match kind {
+            "p" => outcome.inserted_posts.push(row.get(1)),
+            "g" => outcome.deleted_posts.push(row.get(1)),
+            _ => {
+                outcome.inserted_engagements += 1;
+                outcome.inserted_engagement_keys.push(row.get(1));
+            }
         }
     }
     Ok(outcome)

@@ -11,6 +11,7 @@ use crate::config::DatabaseSettings;
 pub mod alerts;
 pub mod audit;
 pub mod cascades;
+pub mod deletions;
 pub mod keys;
 pub mod lock;
 pub mod posts;

@@ -13,7 +13,7 @@ pub const POST_COLUMNS: &str =
     "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
-    ingested_at";
+    ingested_at, deleted_at";
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -32,6 +32,7 @@ pub async fn list(
     selection: PostSelection,
 ) -> Result<Vec<PostView>, tokio_postgres::Error> {
     let mut conditions = Conditions::default();
+    conditions.clause("deleted_at IS NULL".to_string());
     for (column, value) in selection.filters {
         conditions.push(&format!("{column} ="), value);
     }
@@ -99,6 +100,7 @@ pub fn post_view(row: &Row) -> PostView {
             model: row.get("model"),
         }),
         ingested_at: row.get("ingested_at"),
+        deleted_at: row.try_get("deleted_at").ok().flatten(),
     }
 }
 

@@ -37,7 +37,7 @@ struct Sweep {
     days: u32,
 }
 
-fn sweeps(policy: &RetentionPolicy) -> [Sweep; 9] {
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 10] {
     let raw = policy.raw_days;
     let history = policy.history_days;
     [
@@ -50,6 +50,12 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 9] {
         Sweep {
             table: "engagements",
             sql: "DELETE FROM engagements WHERE key IN (SELECT key FROM engagements \
+                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            days: raw,
+        },
+        Sweep {
+            table: "post_deletions",
+            sql: "DELETE FROM post_deletions WHERE post_id IN (SELECT post_id FROM post_deletions \
                   WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
             days: raw,
         },

@@ -439,6 +439,7 @@ mod tests {
             .map(|_| match generator.next_event() {
                 Event::Post(p) => p,
                 Event::Engagement(_) => panic!("engagements are off"),
+                Event::Delete(_) => unreachable!("the generator deletes nothing"),
             })
             .collect()
     }
@@ -447,6 +448,7 @@ mod tests {
         match event {
             Event::Post(p) => p.created_at,
             Event::Engagement(e) => e.at,
+            Event::Delete(d) => d.at,
         }
     }
 
@@ -483,6 +485,7 @@ mod tests {
                     post_times.insert(p.id.clone(), t);
                 }
                 Event::Engagement(e) => assert!(t > post_times[&e.post_id]),
+                Event::Delete(_) => unreachable!("the generator deletes nothing"),
             }
             last = t;
         }
@@ -715,6 +718,7 @@ mod tests {
                     }
                     assert!(kinds.insert(id, e.kind).is_none(), "duplicate id");
                 }
+                Event::Delete(_) => unreachable!("the generator deletes nothing"),
             }
             for (post_id, total) in generator.take_finished_cascades() {
                 assert!(emitted_posts.contains(&post_id));

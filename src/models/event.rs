@@ -36,6 +36,8 @@ pub enum Event {
     Post(Post),
     /// A like, share, comment or view of a post.
     Engagement(Engagement),
+    /// The platform deleted a post: it is marked, left out of listings and of the metrics.
+    Delete(Deletion),
 }
 
 /// The schema of an event: each variant is its struct's object with the `type` tag among its
@@ -71,8 +73,13 @@ impl utoipa::PartialSchema for Event {
                 "A like, share, comment or view of a post.",
                 <Engagement as utoipa::PartialSchema>::schema(),
             ))
+            .item(tagged(
+                "delete",
+                "The platform deleted a post.",
+                <Deletion as utoipa::PartialSchema>::schema(),
+            ))
             .description(Some(
-                "A stream event, told apart by `type`: a new post or an engagement with one.",
+                "A stream event, told apart by `type`: a new post, an engagement with one, or a post's deletion.",
             ))
             .into()
     }
@@ -87,6 +94,7 @@ impl ToSchema for Event {
     ) {
         <Post as ToSchema>::schemas(schemas);
         <Engagement as ToSchema>::schemas(schemas);
+        <Deletion as ToSchema>::schemas(schemas);
     }
 }
 
@@ -251,6 +259,17 @@ pub struct Engagement {
     pub count: Option<u32>,
 }
 
+/// A post the platform deleted. It may arrive before the post (replays, backfills): the post is
+/// then stored already deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    #[schema(min_length = 1, max_length = 256)]
+    pub post_id: String,
+    /// When it was deleted.
+    pub at: DateTime<Utc>,
+}
+
 /// Why an event was refused; the reason travels to the dead-letter stream or the HTTP error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -316,6 +335,10 @@ impl Event {
             Event::Engagement(e) => {
                 e.validate()?;
                 check_time("at", e.at, received)
+            }
+            Event::Delete(d) => {
+                check_id("post_id", &d.post_id)?;
+                check_time("at", d.at, received)
             }
         }
     }

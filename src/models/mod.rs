@@ -17,5 +17,6 @@ pub use analysis::{
     Analysis, AnalyzedPost, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,
 };
 pub use event::{
-    Author, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post, PostMetrics,
+    Author, Deletion, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post,
+    PostMetrics,
 };

@@ -26,6 +26,10 @@ pub struct PostView {
     pub metrics: Option<MetricsView>,
     pub analysis: AnalysisView,
     pub ingested_at: DateTime<Utc>,
+    /// When the platform deleted the post (only a post read by its id can be deleted:
+    /// listings leave deleted posts out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Who wrote a post.
@@ -117,6 +121,7 @@ impl PostView {
                 model: &analysis.model,
             }),
             ingested_at,
+            deleted_at: None,
         }
     }
 }

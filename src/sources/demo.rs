@@ -74,6 +74,7 @@ fn timestamp(event: &mut Event) -> &mut chrono::DateTime<Utc> {
     match event {
         Event::Post(p) => &mut p.created_at,
         Event::Engagement(e) => &mut e.at,
+        Event::Delete(d) => &mut d.at,
     }
 }
 

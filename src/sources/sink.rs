@@ -163,5 +163,6 @@ fn kind_of(event: &Event) -> &'static str {
     match event {
         Event::Post(_) => "post",
         Event::Engagement(e) => e.kind.as_str(),
+        Event::Delete(_) => "delete",
     }
 }

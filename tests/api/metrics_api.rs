@@ -30,6 +30,7 @@ fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
             match &mut e {
                 Event::Post(p) => p.created_at = now,
                 Event::Engagement(g) => g.at = now,
+                Event::Delete(d) => d.at = now,
             }
             serde_json::to_string(&e).unwrap()
         })

@@ -139,6 +139,39 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         http_get(&app, &path).await.1
     );
 
+    // The reply was deleted on Bluesky: kept, marked, out of the listing and the metrics.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            pg.query_one(
+                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
+                &[&BOB_REPLY],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+        })
+        .await
+    );
+    let (_, listed) = http_get(&app, "/api/v1/posts?limit=10").await;
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&ALICE_POST) && !ids.contains(&BOB_REPLY),
+        "{listed}"
+    );
+    let counted: i64 = pg
+        .query_one(
+            "SELECT sum(posts)::int8 FROM metric_rollups WHERE dimension = 'platform' AND key = 'bluesky'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 2, "the deleted reply is taken out of the rollups");
     let (_, ready) = http_get(&app, "/ready").await;
     assert_eq!(ready["sources"]["total"], 1, "{ready}");
     let (_, pipeline) = http_get(&app, "/api/v1/pipeline").await;
@@ -427,7 +460,7 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     let metrics = metrics_text(&app).await;
     for series in [
         r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
-        r#"pulse_source_skipped_total{source="masto",reason="deleted"}"#,
+        r#"pulse_source_events_total{source="masto",event="delete"} 1"#,
         r#"pulse_source_skipped_total{source="masto",reason="malformed"}"#,
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");

@@ -110,6 +110,8 @@ export const Post = z.strictObject({
     model: z.string(),
   }),
   ingested_at: time,
+  /** When the platform deleted the post (only present on a deleted post). */
+  deleted_at: time.optional(),
 });
 /** `GET /api/v1/posts`. */
 export const PostsPage = z.strictObject({ items: z.array(Post), next_cursor: z.string().nullable() });

@@ -52,6 +52,7 @@ fn account_of(event: &Event) -> Option<&str> {
     match event {
         Event::Post(p) => Some(p.author.id.as_str()),
         Event::Engagement(e) => e.id.as_deref()?.strip_prefix("at://")?.split('/').next(),
+        Event::Delete(_) => None,
     }
     .filter(|did| did.starts_with("did:"))
 }
@@ -131,6 +132,7 @@ impl ProfileCache {
             match &mut **e {
                 Event::Post(p) => p.author.followers = n,
                 Event::Engagement(g) => g.actor_followers = Some(n),
+                Event::Delete(_) => {}
             }
         }
         result

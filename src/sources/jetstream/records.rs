@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::config::JetstreamSettings;
 use crate::models::event::MAX_FUTURE_SKEW;
-use crate::models::{Author, Engagement, EngagementKind, Event, Platform, Post};
+use crate::models::{Author, Deletion, Engagement, EngagementKind, Event, Platform, Post};
 use crate::sources::filter::TextFilter;
 
 const POST: &str = "app.bsky.feed.post";
@@ -190,6 +190,11 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
             };
             Outcome::Event(Box::new(Event::Engagement(engagement)))
         }
+        ("delete", POST) => Outcome::Event(Box::new(Event::Delete(Deletion {
+            post_id: uri,
+            at: seen.min(now),
+        }))),
+        // An undone repost or like: the engagement stays counted.
         ("delete", _) => Outcome::Skipped("deleted"),
         _ => Outcome::Skipped("unsupported"),
     }
@@ -352,7 +357,7 @@ mod tests {
                 "unsupported",
             ),
             (
-                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"x"}}"#,
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.like","rkey":"x"}}"#,
                 "deleted",
             ),
             (
@@ -379,6 +384,16 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn a_deleted_post_becomes_a_delete_event() {
+        let line = r#"{"did":"did:plc:a","time_us":1783175888090631,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"3mp1"}}"#;
+        let Event::Delete(d) = event(read(line, &mut filter(&[], &[]), now())) else {
+            panic!("not a deletion")
+        };
+        assert_eq!(d.post_id, "at://did:plc:a/app.bsky.feed.post/3mp1");
+        assert_eq!(d.at.timestamp_micros(), 1783175888090631);
     }
 
     #[test]

@@ -302,7 +302,18 @@ impl Reader {
                 Ok(status) => self.status(status),
                 Err(_) => self.sink.skipped("malformed"),
             },
-            "delete" => self.sink.skipped("deleted"),
+            "delete" => {
+                let id = data.trim().trim_matches('"');
+                if id.is_empty() {
+                    self.sink.skipped("malformed");
+                } else {
+                    let deletion = crate::models::Deletion {
+                        post_id: format!("{}:{id}", self.tags.host),
+                        at: Utc::now(),
+                    };
+                    self.sink.push(crate::models::Event::Delete(deletion), None);
+                }
+            }
             "status.update" => self.sink.skipped("edited"),
             _ => self.sink.skipped("unsupported"),
         }

@@ -263,6 +263,7 @@ async fn seed_posts(
         let batch = AnalyzedBatch {
             posts: chunk.to_vec(),
             engagements,
+            deletions: Vec::new(),
             rejected: Vec::new(),
         };
         crate::actors::store::write_batch(

@@ -61,6 +61,7 @@ pub fn generate(seed: u64, posts: usize) -> Vec<TrueCascade> {
                     }
                 }
             }
+            Event::Delete(_) => {}
         }
         for (id, _) in generator.take_finished_cascades() {
             if index.contains_key(&id) {

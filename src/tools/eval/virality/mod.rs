@@ -208,6 +208,7 @@ pub fn tracker_throughput(seed: u64, events: usize) -> f64 {
                 );
                 dirty.push(e.post_id.clone());
             }
+            Event::Delete(_) => {}
         }
         if (i + 1) % 50_000 == 0 {
             dirty.sort_unstable();
