@@ -1,8 +1,10 @@
 //! Deletions that raced their post: a batch that stores a post and a concurrent batch that
 //! deletes it each see the database as it was before the other committed, so neither marks
-//! the post. [`mark_raced`] finds such posts among the deletions of the last hour and marks
-//! them, taking them back out of the rollups, once (a post already marked is skipped, and two
-//! processes running it at once are serialised by the row lock).
+//! the post. [`mark_raced`] finds such posts among the deletions of the last five minutes (a
+//! race is between batches committed seconds apart, and the window keeps each run to the
+//! deletions of those minutes) and marks them, taking them back out of the rollups, once (a
+//! post already marked is skipped, and two processes running it at once are serialised by
+//! the row lock).
 
 use tokio_postgres::Client;
 
@@ -10,7 +12,7 @@ const MARK_RACED: &str = "
 WITH gone AS (
     UPDATE posts SET deleted_at = d.at
     FROM post_deletions d
-    WHERE d.ingested_at > now() - interval '1 hour'
+    WHERE d.ingested_at > now() - interval '5 minutes'
       AND posts.id = d.post_id AND posts.deleted_at IS NULL
     RETURNING posts.created_at, posts.platform, posts.city, posts.country, posts.product,
               posts.channel, posts.sentiment_label, posts.sentiment_score, posts.toxicity,

@@ -129,14 +129,7 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
         "only the kept post counts"
     );
     assert_eq!(deleted("kept").await, Some(false));
-    let (_, listed) = http_get(&app, "/api/v1/posts").await;
-    let ids: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["kept"], "{listed}");
+    assert_eq!(listed_post_ids(&app, "").await, ["kept"]);
     let (status, one) = http_get(&app, "/api/v1/posts/del-early").await;
     assert_eq!(status, 200);
     assert!(one["deleted_at"].is_string(), "{one}");

@@ -122,3 +122,15 @@ pub async fn metrics_text(app: &Application) -> String {
         .await
         .expect("the metrics are text")
 }
+
+/// The ids `GET /api/v1/posts` (with `query`) lists on its first page, newest first.
+pub async fn listed_post_ids(app: &Application, query: &str) -> Vec<String> {
+    let (status, listed) = http_get(app, &format!("/api/v1/posts{query}")).await;
+    assert_eq!(status, 200, "{listed}");
+    listed["items"]
+        .as_array()
+        .expect("a page of posts")
+        .iter()
+        .map(|p| p["id"].as_str().expect("an id").to_string())
+        .collect()
+}

@@ -17,7 +17,9 @@ pub mod app;
 pub mod http_standin;
 pub mod jetstream;
 #[allow(unused_imports)]
-pub use app::{http_get, http_post, metrics_text, spawn_app, spawn_app_with, TestApp};
+pub use app::{
+    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with, TestApp,
+};
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {

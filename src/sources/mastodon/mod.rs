@@ -99,6 +99,15 @@ fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
     }
 }
 
+/// Sends a request; an answer other than success is a [`Failure`] naming `what`.
+async fn send(request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, Failure> {
+    let response = request.send().await.map_err(|e| Failure::Other(e.into()))?;
+    if !response.status().is_success() {
+        return Err(failure_of(response.status(), response.headers(), what));
+    }
+    Ok(response)
+}
+
 struct Reader {
     ctx: SourceContext,
     settings: MastodonSettings,
@@ -184,19 +193,10 @@ impl Reader {
         connections: &mut u64,
     ) -> Result<(), Failure> {
         tracing::info!(source = %self.ctx.name, url = %timeline.stream, "connecting to Mastodon");
-        let response = self
+        let request = self
             .get(timeline.stream.clone())
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| Failure::Other(e.into()))?;
-        if !response.status().is_success() {
-            return Err(failure_of(
-                response.status(),
-                response.headers(),
-                "the stream",
-            ));
-        }
+            .header("accept", "text/event-stream");
+        let response = send(request, "the stream").await?;
         if *connections > 0 {
             metrics::counter!(crate::telemetry::names::SOURCE_RECONNECTS, "source" => self.ctx.name.clone())
                 .increment(1);
@@ -253,19 +253,8 @@ impl Reader {
             url.query_pairs_mut()
                 .append_pair("min_id", &cursor)
                 .append_pair("limit", &PAGE.to_string());
-            let response = self
-                .get(url)
-                .timeout(Duration::from_secs(30))
-                .send()
-                .await
-                .map_err(|e| Failure::Other(e.into()))?;
-            if !response.status().is_success() {
-                return Err(failure_of(
-                    response.status(),
-                    response.headers(),
-                    "the timeline",
-                ));
-            }
+            let request = self.get(url).timeout(Duration::from_secs(30));
+            let response = send(request, "the timeline").await?;
             let page: Vec<serde_json::Value> = response
                 .json()
                 .await
