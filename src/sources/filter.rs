@@ -14,14 +14,14 @@ pub struct TextFilter {
 impl TextFilter {
     /// Keeps posts containing one of `keywords` (case-insensitive; none: any text) in one of
     /// `languages` (a tag `en-US` matches `en`; none: any language), and remembers the last
-    /// `capacity` of them.
+    /// `capacity` of them (0 for sources whose records carry no engagements).
     pub fn new(keywords: &[String], languages: &[String], capacity: usize) -> TextFilter {
         TextFilter {
             keywords: keywords.iter().map(|k| k.to_lowercase()).collect(),
             languages: languages.iter().map(|l| l.to_lowercase()).collect(),
             kept: HashSet::new(),
             order: VecDeque::new(),
-            capacity: capacity.max(1),
+            capacity,
         }
     }
 
@@ -49,7 +49,7 @@ impl TextFilter {
         if !(lang_ok && text_ok) {
             return false;
         }
-        if self.kept.insert(id.to_string()) {
+        if self.capacity > 0 && self.kept.insert(id.to_string()) {
             self.order.push_back(id.to_string());
             while self.order.len() > self.capacity {
                 if let Some(old) = self.order.pop_front() {
@@ -81,6 +81,12 @@ mod tests {
         assert!(f.keeps_engagement("a") && !f.keeps_engagement("b"));
         assert!(f.keeps_post("e", "buds", &["en".into()]));
         assert!(!f.keeps_engagement("a"), "forgotten past the capacity");
+        let mut forgetful = TextFilter::new(&["buds".into()], &[], 0);
+        assert!(forgetful.keeps_post("f", "buds", &[]));
+        assert!(
+            !forgetful.keeps_engagement("f"),
+            "capacity 0 remembers nothing"
+        );
         let open = TextFilter::new(&[], &[], 1);
         assert!(open.keeps_engagement("anything"));
     }

@@ -70,7 +70,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             backoff: Backoff::new(Duration::from_secs(5), ctx.max_backoff),
         })
         .collect();
-    let mut filter = TextFilter::new(&settings.keywords, &settings.languages, 100_000);
+    let mut filter = TextFilter::new(&settings.keywords, &settings.languages, 0);
     let tags = Tags {
         product: ctx.product.clone(),
         channel: ctx.channel.clone(),

@@ -138,9 +138,6 @@ where
                 };
                 backoff.reset();
                 let read = records::read(text.as_str(), filter, Utc::now());
-                if let Some(us) = read.time_us {
-                    ctx.set_lag(Utc::now().timestamp_micros() - us);
-                }
                 let position = read.time_us.map(|us| us.to_string());
                 match read.outcome {
                     Outcome::Event(event) => out.event(*event, position),
@@ -215,6 +212,10 @@ impl Output {
         }
         self.since = None;
         self.sink.flush_retrying(ctx).await;
+        // Measured once a batch, from the position just stored.
+        if let Some(us) = sink_cursor(&self.sink) {
+            ctx.set_lag(Utc::now().timestamp_micros() - us);
+        }
     }
 }
 

@@ -20,6 +20,9 @@ use crate::sources::filter::TextFilter;
 const POST: &str = "app.bsky.feed.post";
 const REPOST: &str = "app.bsky.feed.repost";
 const LIKE: &str = "app.bsky.feed.like";
+/// The collection segments of post and repost AT URIs.
+const POST_PATH: &str = "/app.bsky.feed.post/";
+const REPOST_PATH: &str = "/app.bsky.feed.repost/";
 
 #[derive(Deserialize)]
 struct Message {
@@ -185,7 +188,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
                 via: record
                     .via
                     .map(|v| v.uri)
-                    .filter(|v| v.contains(&format!("/{REPOST}/"))),
+                    .filter(|v| v.contains(REPOST_PATH)),
                 count: None,
             };
             Outcome::Event(Box::new(Event::Engagement(engagement)))
@@ -201,7 +204,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
 }
 
 fn is_post_uri(uri: &str) -> bool {
-    uri.starts_with("at://") && uri.contains(&format!("/{POST}/"))
+    uri.starts_with("at://") && uri.contains(POST_PATH)
 }
 
 /// The record's own time when it is plausible, else when the service saw it: clients set
