@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::actors::aggregator::{Aggregator, FlushTerms};
 use crate::actors::alerter::Alerter;
-use crate::actors::messages::DrainReport;
+use crate::actors::messages::{DrainReport, Stop};
 use crate::actors::virality::{FlushVirality, ViralityTracker};
 use crate::actors::webhooks::Deliverer;
 use crate::actors::Pipeline;
@@ -41,8 +41,8 @@ pub struct Application {
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
     aggregator: Addr<Aggregator>,
-    _alerter: Addr<Alerter>,
-    _deliverer: Addr<Deliverer>,
+    alerter: Addr<Alerter>,
+    deliverer: Addr<Deliverer>,
     virality: Option<Addr<ViralityTracker>>,
     hub: Hub,
     fanout: Option<Fanout>,
@@ -209,8 +209,8 @@ impl Application {
             server_task,
             pipeline,
             aggregator,
-            _alerter: alerter,
-            _deliverer: deliverer,
+            alerter,
+            deliverer,
             virality,
             hub,
             fanout,
@@ -293,6 +293,15 @@ impl Application {
         }
         self.server.stop(true).await;
         let _ = self.server_task.await;
+        // Stages on timers stop with the application (see `messages::Stop`).
+        self.pipeline.stop_timers();
+        for stop in [
+            self.aggregator.clone().recipient::<Stop>(),
+            self.alerter.clone().recipient(),
+            self.deliverer.clone().recipient(),
+        ] {
+            stop.do_send(Stop);
+        }
         report
     }
 }

@@ -173,3 +173,11 @@ pub struct Publish {
     /// What the event is about, matched against session filters.
     pub keys: FilterKeys,
 }
+
+/// Stops a stage that works on timers, at shutdown. Its timers would otherwise keep it
+/// running after the application shut down: harmless in a process that exits next, but an
+/// application run inside a test or a benchmark would go on evaluating rules, delivering
+/// webhooks or sweeping tables of a database it no longer owns.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;

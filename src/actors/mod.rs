@@ -145,6 +145,14 @@ impl Pipeline {
         }
     }
 
+    /// Stops the stages that work on timers (retention, the group monitor); after [`drain`].
+    ///
+    /// [`drain`]: Pipeline::drain
+    pub fn stop_timers(&self) {
+        self._retention.do_send(messages::Stop);
+        self._monitor.do_send(messages::Stop);
+    }
+
     /// Registers a stage that receives every committed batch.
     pub fn subscribe(&self, recipient: actix::Recipient<messages::Committed>) {
         self.ingest.subscribe(recipient);
@@ -167,3 +175,24 @@ impl Pipeline {
         }
     }
 }
+
+/// [`messages::Stop`] stops these stages.
+macro_rules! stop_on_request {
+    ($($actor:ty),+) => {$(
+        impl actix::Handler<messages::Stop> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _: messages::Stop, ctx: &mut Self::Context) {
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    )+};
+}
+
+stop_on_request!(
+    Retention,
+    GroupMonitor,
+    alerter::Alerter,
+    webhooks::Deliverer,
+    aggregator::Aggregator
+);
