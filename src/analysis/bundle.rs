@@ -50,6 +50,14 @@ pub struct Manifest {
     pub preprocess: Preprocess,
     pub inputs: Inputs,
     pub heads: Vec<Head>,
+    /// Prepended to every text before tokenizing (e5 models expect `query: `).
+    #[serde(default)]
+    pub text_prefix: Option<String>,
+    /// Languages (ISO 639-1) the bundle was trained and measured on; empty means English only.
+    /// A bundle listing others is multilingual: it gets every post not in English, and fields it
+    /// has no head for are left empty rather than filled by the English lexicon.
+    #[serde(default)]
+    pub languages: Vec<String>,
     /// Free-form figures recorded by the training run (shown, never interpreted).
     #[serde(default)]
     pub metrics: Option<serde_json::Value>,

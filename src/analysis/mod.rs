@@ -2,7 +2,9 @@
 //! bundles) can be swapped without touching the actors that call them.
 
 pub mod bundle;
+pub mod language;
 pub mod lexicon;
+pub mod routing;
 pub mod runtime;
 pub mod terms;
 pub mod transformer;
@@ -23,6 +25,11 @@ pub trait Analyzer: Send + 'static {
     /// Probabilities at which this backend calls a post offensive or hateful.
     fn decision_thresholds(&self) -> DecisionThresholds {
         DecisionThresholds::LEXICON
+    }
+
+    /// Languages (ISO 639-1) this backend was trained and measured on.
+    fn languages(&self) -> Vec<String> {
+        vec!["en".to_string()]
     }
 }
 
@@ -60,4 +67,31 @@ pub fn build(backend: Backend, settings: &AnalyzerSettings) -> anyhow::Result<Bo
             &transformer::InferenceOptions::from_settings(settings),
         )?)),
     }
+}
+
+/// Builds what a worker thread runs: `backend` for English, and with the onnx backend the
+/// multilingual bundle (when configured) for every other language.
+pub fn build_router(
+    backend: Backend,
+    settings: &AnalyzerSettings,
+) -> anyhow::Result<routing::LanguageRouter> {
+    let primary = build(backend, settings)?;
+    let multilingual = match backend {
+        Backend::Onnx if !settings.multilingual_bundles.is_empty() => {
+            let mut options = transformer::InferenceOptions::from_settings(settings);
+            options.bundles = settings
+                .multilingual_bundles
+                .iter()
+                .map(|b| transformer::resolve_bundle_dir(b))
+                .collect();
+            let model = transformer::TransformerAnalyzer::load(&options)?;
+            anyhow::ensure!(
+                model.is_multilingual(),
+                "analyzer.multilingual_bundles: the bundle lists no language besides English in `languages`"
+            );
+            Some(Box::new(model) as Box<dyn Analyzer>)
+        }
+        _ => None,
+    };
+    Ok(routing::LanguageRouter::new(primary, multilingual))
 }

@@ -21,7 +21,8 @@ use super::lexicon::{churn_risk, LexiconAnalyzer};
 use super::{runtime, Analyzer, DecisionThresholds};
 use crate::config::AnalyzerSettings;
 use crate::models::{
-    Analysis, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,
+    Analysis, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
+    SentimentScore,
 };
 
 /// Inference options shared by every worker.
@@ -159,8 +160,13 @@ impl TransformerAnalyzer {
     pub fn prepare(&mut self, b: usize, texts: &[&str]) -> anyhow::Result<Vec<PreparedBatch>> {
         let bundle = &self.bundles[b];
         let mut encoded: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
+        let prefix = bundle.bundle.manifest.text_prefix.as_deref();
         for text in texts {
             let text = preprocess(bundle.bundle.manifest.preprocess, text);
+            let text = match prefix {
+                Some(prefix) => Cow::Owned(format!("{prefix}{text}")),
+                None => text,
+            };
             let enc = bundle
                 .tokenizer
                 .encode_fast(text.as_ref(), true)
@@ -279,10 +285,14 @@ impl TransformerAnalyzer {
         let emotion = provided(Field::Emotion);
         let toxicity = provided(Field::Toxicity);
         let hate = provided(Field::Hate);
+        // A multilingual bundle's missing fields stay empty: the lexicon reads English only.
+        let english_lexicon = !self.is_multilingual();
         let mut results = Vec::with_capacity(texts.len());
         for (t, text) in texts.iter().enumerate() {
             let cues = self.lexicon.cues(text);
-            let lexical = if sentiment.is_none() || emotion.is_none() || toxicity.is_none() {
+            let lexical = if english_lexicon
+                && (sentiment.is_none() || emotion.is_none() || toxicity.is_none())
+            {
                 Some(self.lexicon.analyze(text))
             } else {
                 None
@@ -295,7 +305,9 @@ impl TransformerAnalyzer {
                     sentiment_of(head, probs)
                 }
                 None => {
-                    let a = lexical.as_ref().expect("lexical analysis");
+                    let Some(a) = lexical.as_ref() else {
+                        bail!("a multilingual bundle must have a sentiment head");
+                    };
                     let s = a.sentiment_score.get();
                     (a.sentiment_label, s, (-s).max(0.0))
                 }
@@ -305,21 +317,22 @@ impl TransformerAnalyzer {
                     let (head, probs) = head(at);
                     emotions_of(head, probs)
                 }
-                None => lexical.as_ref().expect("lexical analysis").emotions,
+                None => lexical.as_ref().map(|a| a.emotions).unwrap_or_default(),
             };
             let toxicity_p = match toxicity {
                 Some(at) => {
                     let (head, probs) = head(at);
                     positive_probability(head, probs)
                 }
-                None => lexical.as_ref().expect("lexical analysis").toxicity.get(),
+                None => lexical.as_ref().map_or(0.0, |a| a.toxicity.get()),
             };
             let hate_p = match hate {
                 Some(at) => {
                     let (head, probs) = head(at);
                     positive_probability(head, probs)
                 }
-                None => cues.toxicity,
+                None if english_lexicon => cues.toxicity,
+                None => 0.0,
             };
             results.push(Analysis {
                 sentiment_label: label,
@@ -333,9 +346,40 @@ impl TransformerAnalyzer {
                     emotions.anger.get(),
                 )),
                 model: self.name.clone(),
+                lang: None,
+                lang_source: LanguageSource::Unknown,
+                language_support: LanguageSupport::Supported,
             });
         }
         Ok(results)
+    }
+}
+
+impl TransformerAnalyzer {
+    /// Languages the loaded bundles were trained and measured on (English when none says).
+    pub fn languages(&self) -> Vec<String> {
+        let mut langs: Vec<String> = self
+            .bundles
+            .iter()
+            .flat_map(|b| b.bundle.manifest.languages.iter().cloned())
+            .collect();
+        if langs.is_empty() {
+            langs.push("en".to_string());
+        }
+        langs.sort();
+        langs.dedup();
+        langs
+    }
+
+    /// Whether a bundle names languages other than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.bundles.iter().any(|b| {
+            b.bundle
+                .manifest
+                .languages
+                .iter()
+                .any(|l| l.as_str() != "en")
+        })
     }
 }
 
@@ -355,6 +399,10 @@ impl Analyzer for TransformerAnalyzer {
 
     fn decision_thresholds(&self) -> DecisionThresholds {
         self.thresholds
+    }
+
+    fn languages(&self) -> Vec<String> {
+        TransformerAnalyzer::languages(self)
     }
 }
 

@@ -156,6 +156,84 @@ impl EmotionScores {
     }
 }
 
+/// Whether the analysis of a post's language can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LanguageSupport {
+    /// A model trained and measured on this language analysed the post.
+    #[default]
+    Supported,
+    /// The multilingual model analysed it, but was never measured on this language (or the
+    /// detector was unsure which language it is).
+    Unverified,
+    /// No model here understands the language: the scores are the English lexicon's or model's
+    /// and must not be read as sentiment. Aggregates and alerts leave such posts out.
+    Unsupported,
+}
+
+impl LanguageSupport {
+    /// Every class, best first.
+    pub const ALL: [LanguageSupport; 3] = [
+        LanguageSupport::Supported,
+        LanguageSupport::Unverified,
+        LanguageSupport::Unsupported,
+    ];
+
+    /// The lowercase name used in JSON, the database and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LanguageSupport::Supported => "supported",
+            LanguageSupport::Unverified => "unverified",
+            LanguageSupport::Unsupported => "unsupported",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(name: &str) -> Option<LanguageSupport> {
+        LanguageSupport::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Where a post's language came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LanguageSource {
+    /// The producer's `lang`.
+    Given,
+    /// Detected with a confidence the detector calls reliable.
+    Detected,
+    /// Detected, but the detector was unsure (short or mixed text): the code is its best guess.
+    Unsure,
+    /// No letters to detect from (emoji, numbers, links only).
+    Unknown,
+}
+
+impl LanguageSource {
+    /// The lowercase name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LanguageSource::Given => "given",
+            LanguageSource::Detected => "detected",
+            LanguageSource::Unsure => "unsure",
+            LanguageSource::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(name: &str) -> Option<LanguageSource> {
+        [
+            LanguageSource::Given,
+            LanguageSource::Detected,
+            LanguageSource::Unsure,
+            LanguageSource::Unknown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
 /// Everything Pulse infers from a post's text, with the model that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
@@ -169,6 +247,17 @@ pub struct Analysis {
     pub churn_risk: Probability,
     /// Name and version of the model, e.g. `lexicon-vader@1`.
     pub model: String,
+    /// The post's language (ISO 639-1 where it has a code), given or detected.
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default = "unknown_source")]
+    pub lang_source: LanguageSource,
+    #[serde(default)]
+    pub language_support: LanguageSupport,
+}
+
+fn unknown_source() -> LanguageSource {
+    LanguageSource::Unknown
 }
 
 /// A post with its analysis, ready to store.

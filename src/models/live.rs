@@ -65,4 +65,7 @@ pub struct FilterKeys {
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentiment: Option<SentimentLabel>,
+    /// The post's language (ISO 639-1 where it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
 }

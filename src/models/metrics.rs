@@ -64,17 +64,23 @@ pub enum Dimension {
     Country,
     Product,
     Channel,
+    /// The post's language (`und` when none could be said).
+    Language,
+    /// The language support class (supported, unverified, unsupported).
+    Support,
 }
 
 impl Dimension {
     /// Every dimension, in documentation order.
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::Overall,
         Dimension::Platform,
         Dimension::City,
         Dimension::Country,
         Dimension::Product,
         Dimension::Channel,
+        Dimension::Language,
+        Dimension::Support,
     ];
 
     /// Parses a stored or query name; `None` for an unknown one.
@@ -82,7 +88,7 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.as_str() == name)
     }
 
-    /// Name in the rollup table and in `posts`' column names.
+    /// Name in the rollup table.
     pub fn as_str(self) -> &'static str {
         match self {
             Dimension::Overall => "overall",
@@ -91,6 +97,17 @@ impl Dimension {
             Dimension::Country => "country",
             Dimension::Product => "product",
             Dimension::Channel => "channel",
+            Dimension::Language => "language",
+            Dimension::Support => "support",
+        }
+    }
+
+    /// The `posts` column holding this dimension's key (`overall` has none).
+    pub fn post_column(self) -> &'static str {
+        match self {
+            Dimension::Language => "lang",
+            Dimension::Support => "language_support",
+            d => d.as_str(),
         }
     }
 }

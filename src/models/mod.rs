@@ -14,7 +14,8 @@ pub mod views;
 pub mod webhooks;
 
 pub use analysis::{
-    Analysis, AnalyzedPost, Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore,
+    Analysis, AnalyzedPost, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability,
+    SentimentLabel, SentimentScore,
 };
 pub use event::{
     Author, Deletion, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post,

@@ -71,6 +71,15 @@ pub struct AnalysisView {
     pub churn_risk: f32,
     /// Name and version of the model, e.g. `lexicon-vader@1`.
     pub model: String,
+    /// Where the post's `lang` came from: the producer (`given`), the detector (`detected`),
+    /// the detector's best guess (`unsure`), or nowhere (`unknown`).
+    #[schema(value_type = crate::models::LanguageSource)]
+    pub lang_source: String,
+    /// Whether a model trained and measured on the post's language analysed it
+    /// (`supported`), one not measured on it (`unverified`), or none understands it
+    /// (`unsupported`: the scores are not sentiment and aggregates leave the post out).
+    #[schema(value_type = crate::models::LanguageSupport)]
+    pub language_support: String,
 }
 
 /// A stored sentiment label and score.
@@ -96,7 +105,7 @@ impl PostView {
             text: post.text.clone(),
             // PostgreSQL keeps microseconds; the stored value is the truncated one.
             created_at: post.created_at.trunc_subsecs(6),
-            lang: post.lang.clone(),
+            lang: analysis.lang.clone(),
             geo: geo_view(post.city(), post.country()),
             product: post.product.clone(),
             channel: post.channel.clone(),
@@ -119,6 +128,8 @@ impl PostView {
                 hate: analysis.hate.get(),
                 churn_risk: analysis.churn_risk.get(),
                 model: &analysis.model,
+                lang_source: analysis.lang_source.as_str(),
+                language_support: analysis.language_support.as_str(),
             }),
             ingested_at,
             deleted_at: None,
@@ -169,6 +180,8 @@ pub struct AnalysisColumns<'a> {
     pub hate: f32,
     pub churn_risk: f32,
     pub model: &'a str,
+    pub lang_source: &'a str,
+    pub language_support: &'a str,
 }
 
 pub fn analysis_view(a: AnalysisColumns<'_>) -> AnalysisView {
@@ -183,5 +196,7 @@ pub fn analysis_view(a: AnalysisColumns<'_>) -> AnalysisView {
         hate: a.hate,
         churn_risk: a.churn_risk,
         model: a.model.to_string(),
+        lang_source: a.lang_source.to_string(),
+        language_support: a.language_support.to_string(),
     }
 }

@@ -49,7 +49,10 @@ mod words;
 
 use self::words::*;
 use super::Analyzer;
-use crate::models::{Analysis, EmotionScores, Probability, SentimentLabel, SentimentScore};
+use crate::models::{
+    Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
+    SentimentScore,
+};
 
 /// Name and version recorded with every result; bump the version when scores change.
 const MODEL_NAME: &str = "lexicon-vader@1";
@@ -668,6 +671,9 @@ impl LexiconAnalyzer {
             hate: Probability::new(toxicity),
             churn_risk: Probability::new(churn),
             model: MODEL_NAME.to_string(),
+            lang: None,
+            lang_source: LanguageSource::Unknown,
+            language_support: LanguageSupport::Supported,
         }
     }
 
