@@ -94,6 +94,8 @@ pub struct EvalCommand {
 pub enum EvalWhat {
     /// Fit the virality model on cascades and report its error, AUC and calibration.
     Virality(crate::tools::eval::virality::ViralityEvalArgs),
+    /// Score the language detector on texts of known language.
+    Language(crate::tools::eval::language::LanguageEvalArgs),
 }
 
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
@@ -182,6 +184,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             what: Some(EvalWhat::Virality(args)),
             ..
         }) => crate::tools::eval::virality::run(args),
+        Command::Eval(EvalCommand {
+            what: Some(EvalWhat::Language(args)),
+            ..
+        }) => crate::tools::eval::language::run(args),
         Command::Eval(EvalCommand {
             text: Some(args), ..
         }) => crate::tools::eval::sentiment::run(args),

@@ -33,6 +33,8 @@ pub mod names {
     pub const PIPELINE_LATENCY_SECONDS: &str = "pulse_pipeline_latency_seconds";
     /// Posts analysed, by `model`.
     pub const ANALYZED_POSTS: &str = "pulse_analyzer_posts_total";
+    /// Posts analysed, by `support` of their language (supported, unverified, unsupported).
+    pub const POSTS_BY_LANGUAGE_SUPPORT: &str = "pulse_analyzer_language_support_posts_total";
     /// Time to decode and analyse one batch.
     pub const ANALYZE_BATCH_SECONDS: &str = "pulse_analyzer_batch_duration_seconds";
     /// Rows inserted (replays excluded), by `table`.

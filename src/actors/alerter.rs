@@ -110,7 +110,8 @@ fn scope_keys(dimension: Dimension, key: &str) -> FilterKeys {
         Dimension::City => keys.city = Some(key.to_string()),
         Dimension::Country => keys.country = Some(key.to_string()),
         Dimension::Channel => keys.channel = Some(key.to_string()),
-        Dimension::Overall => {}
+        Dimension::Language => keys.lang = Some(key.to_string()),
+        Dimension::Overall | Dimension::Support => {}
     }
     keys
 }

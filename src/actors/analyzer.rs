@@ -12,7 +12,7 @@ use super::messages::{
     AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
     RejectReason, Rejected, StreamedDeletion, StreamedEngagement,
 };
-use crate::analysis::{self, Analyzer, Backend};
+use crate::analysis::{self, routing::LanguageRouter, Backend};
 use crate::config::AnalyzerSettings;
 use crate::models::Event;
 use crate::telemetry::names;
@@ -21,7 +21,7 @@ use crate::telemetry::names;
 pub struct AnalyzerWorker {
     backend: Backend,
     settings: Arc<AnalyzerSettings>,
-    analyzer: Box<dyn Analyzer>,
+    analyzer: LanguageRouter,
     fail_next: bool,
 }
 
@@ -29,7 +29,7 @@ impl AnalyzerWorker {
     /// Builds a worker; the backend was already checked to load at start-up.
     pub fn new(backend: Backend, settings: Arc<AnalyzerSettings>) -> Self {
         let analyzer =
-            analysis::build(backend, &settings).expect("analyzer backend failed to load");
+            analysis::build_router(backend, &settings).expect("analyzer backend failed to load");
         Self {
             backend,
             settings,
@@ -40,7 +40,7 @@ impl AnalyzerWorker {
 
     /// Replaces a backend that panicked (it may hold broken state) with a fresh one.
     fn rebuild(&mut self) {
-        if let Ok(fresh) = analysis::build(self.backend, &self.settings) {
+        if let Ok(fresh) = analysis::build_router(self.backend, &self.settings) {
             self.analyzer = fresh;
         }
     }
@@ -76,8 +76,11 @@ impl AnalyzerWorker {
             self.fail_next = false;
             panic!("injected analyzer fault");
         }
-        let texts: Vec<&str> = posts.iter().map(|(_, p)| p.text.as_str()).collect();
-        let analyses = self.analyzer.analyze_batch(&texts);
+        let texts: Vec<(&str, Option<&str>)> = posts
+            .iter()
+            .map(|(_, p)| (p.text.as_str(), p.lang.as_deref()))
+            .collect();
+        let analyses = self.analyzer.analyze_posts(&texts);
         debug_assert_eq!(analyses.len(), posts.len());
         out.posts = posts
             .into_iter()
@@ -103,9 +106,7 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
         let started = Instant::now();
         match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.0))) {
             Ok(batch) => {
-                let model = self.analyzer.model().to_string();
-                metrics::counter!(names::ANALYZED_POSTS, "model" => model)
-                    .increment(batch.posts.len() as u64);
+                count_analyses(batch.posts.iter().map(|p| &p.analysis));
                 metrics::histogram!(names::ANALYZE_BATCH_SECONDS).record(started.elapsed());
                 Ok(batch)
             }
@@ -125,8 +126,18 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
 
     fn handle(&mut self, msg: AnalyzeTexts, _: &mut Self::Context) -> Self::Result {
         let texts: Vec<&str> = msg.0.iter().map(String::as_str).collect();
-        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_batch(&texts))) {
+        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_texts(&texts))) {
             Ok(analyses) => Ok(AnalyzedTexts {
+                thresholds_each: analyses
+                    .iter()
+                    .map(|a| {
+                        self.analyzer
+                            .decision_thresholds_for(&analysis::language::PostLanguage {
+                                code: a.lang.clone(),
+                                source: a.lang_source,
+                            })
+                    })
+                    .collect(),
                 analyses,
                 thresholds: self.analyzer.decision_thresholds(),
             }),
@@ -146,6 +157,26 @@ impl Handler<super::messages::InjectFault> for AnalyzerWorker {
 
     fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         self.fail_next = true;
+    }
+}
+
+/// Counts analysed posts per model and per language support class, one increment per distinct
+/// label set of the batch.
+fn count_analyses<'a>(analyses: impl Iterator<Item = &'a crate::models::Analysis>) {
+    let mut counts: Vec<(&str, crate::models::LanguageSupport, u64)> = Vec::new();
+    for a in analyses {
+        match counts
+            .iter_mut()
+            .find(|(m, s, _)| *m == a.model && *s == a.language_support)
+        {
+            Some(c) => c.2 += 1,
+            None => counts.push((a.model.as_str(), a.language_support, 1)),
+        }
+    }
+    for (model, support, n) in counts {
+        metrics::counter!(names::ANALYZED_POSTS, "model" => model.to_string()).increment(n);
+        metrics::counter!(names::POSTS_BY_LANGUAGE_SUPPORT, "support" => support.as_str())
+            .increment(n);
     }
 }
 

@@ -86,7 +86,10 @@ pub struct AnalyzeTexts(pub Vec<String>);
 #[derive(Debug, Clone)]
 pub struct AnalyzedTexts {
     pub analyses: Vec<crate::models::Analysis>,
+    /// The English backend's decision thresholds.
     pub thresholds: crate::analysis::DecisionThresholds,
+    /// The thresholds of the backend that analysed each text, in order.
+    pub thresholds_each: Vec<crate::analysis::DecisionThresholds>,
 }
 
 /// Write a batch in one statement (sent to the store).

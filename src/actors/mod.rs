@@ -65,8 +65,15 @@ impl Pipeline {
         let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error
         // instead of panicking inside a worker thread.
-        let probe = crate::analysis::build(backend, &analyzer_settings)?;
-        tracing::info!(model = probe.model(), "analyzer backend loaded");
+        let probe = crate::analysis::build_router(backend, &analyzer_settings)?;
+        tracing::info!(
+            model = probe.model(),
+            languages = ?probe.supported_languages(),
+            "analyzer backend loaded"
+        );
+        if backend == Backend::Onnx && settings.analyzer.multilingual_bundles.is_empty() {
+            tracing::warn!("no multilingual model: posts not in English are stored as unsupported and left out of aggregates (scripts/models.sh builds one)");
+        }
         drop(probe);
 
         let workers = Settings::threads_or_cores(settings.analyzer.workers);

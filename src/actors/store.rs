@@ -20,17 +20,17 @@ WITH p AS (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
         product, channel, parent_id, url, likes, shares, comments, views,
         sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id,
-        hate, deleted_at)
+        hate, lang_source, language_support, deleted_at)
     SELECT u.*, dl.at FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::int8[], $15::int8[], $16::int8[], $17::int8[],
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
-        $24::text[], $25::text[], $35::float4[])
+        $24::text[], $25::text[], $35::float4[], $39::text[], $40::text[])
         AS u(id, platform, author_id, author_followers, text, created_at, lang, city, country,
              product, channel, parent_id, url, likes, shares, comments, views,
              sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model,
-             stream_id, hate)
+             stream_id, hate, lang_source, language_support)
     -- A post whose deletion came first (earlier or in this batch) is stored deleted.
     LEFT JOIN (
         SELECT post_id, min(at) AS at FROM (
@@ -42,7 +42,8 @@ WITH p AS (
     ) AS dl ON dl.post_id = u.id
     ON CONFLICT (id) DO NOTHING
     RETURNING id, created_at, platform, city, country, product, channel,
-              sentiment_label, sentiment_score, toxicity, churn_risk, emotion, deleted_at
+              sentiment_label, sentiment_score, toxicity, churn_risk, emotion, deleted_at,
+              lang, language_support
 ), e AS (
     INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
     SELECT * FROM UNNEST(
@@ -65,33 +66,41 @@ WITH p AS (
     WHERE posts.id = d.post_id AND posts.deleted_at IS NULL
     RETURNING posts.id, posts.created_at, posts.platform, posts.city, posts.country,
               posts.product, posts.channel, posts.sentiment_label, posts.sentiment_score,
-              posts.toxicity, posts.churn_risk, posts.emotion
+              posts.toxicity, posts.churn_risk, posts.emotion, posts.lang,
+              posts.language_support
 ), counted AS (
-    -- New live posts count once; deleted ones are taken back out.
+    -- New live posts count once; deleted ones are taken back out. A post in a language no
+    -- model understands counts only under `language` and `support`, with no scores (`w` 0).
     SELECT 1 AS sign, created_at, platform, city, country, product, channel, sentiment_label,
-           sentiment_score, toxicity, churn_risk, emotion
+           sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
+           (language_support <> 'unsupported')::int AS w
     FROM p WHERE deleted_at IS NULL
     UNION ALL
     SELECT -1, created_at, platform, city, country, product, channel, sentiment_label,
-           sentiment_score, toxicity, churn_risk, emotion
+           sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
+           (language_support <> 'unsupported')::int
     FROM gone
 ), deltas AS (
     SELECT date_trunc('minute', c.created_at) AS minute, d.dimension, d.key,
-           c.sign AS posts, c.sign * c.sentiment_score::float8 AS sentiment_sum,
-           c.sign * (c.sentiment_label = 'negative')::int AS negative,
-           c.sign * (c.sentiment_label = 'neutral')::int AS neutral,
-           c.sign * (c.sentiment_label = 'positive')::int AS positive,
-           c.sign * c.toxicity::float8 AS toxicity_sum, c.sign * c.churn_risk::float8 AS churn_sum,
-           c.sign * (c.churn_risk >= $34::float4)::int AS high_churn,
-           c.sign * (c.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
-           c.sign * (c.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
-           c.sign * (c.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
-           c.sign * (c.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
+           c.sign AS posts, c.w * c.sign * c.sentiment_score::float8 AS sentiment_sum,
+           c.w * c.sign * (c.sentiment_label = 'negative')::int AS negative,
+           c.w * c.sign * (c.sentiment_label = 'neutral')::int AS neutral,
+           c.w * c.sign * (c.sentiment_label = 'positive')::int AS positive,
+           c.w * c.sign * c.toxicity::float8 AS toxicity_sum,
+           c.w * c.sign * c.churn_risk::float8 AS churn_sum,
+           c.w * c.sign * (c.churn_risk >= $34::float4)::int AS high_churn,
+           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
+           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
+           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
+           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
            0 AS likes, 0 AS shares, 0 AS comments, 0 AS views
     FROM counted c CROSS JOIN LATERAL (VALUES
         ('overall', ''), ('platform', c.platform), ('city', c.city), ('country', c.country),
-        ('product', c.product), ('channel', c.channel)) AS d(dimension, key)
+        ('product', c.product), ('channel', c.channel),
+        ('language', COALESCE(c.lang, 'und')), ('support', c.language_support))
+        AS d(dimension, key)
     WHERE d.key IS NOT NULL
+      AND (c.w = 1 OR d.dimension IN ('language', 'support'))
     UNION ALL
     SELECT date_trunc('minute', e.at), d.dimension, d.key,
            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -254,7 +263,15 @@ pub async fn write_batch(
     let texts: Vec<&str> = posts.iter().map(|p| p.post.text.as_str()).collect();
     let created: Vec<chrono::DateTime<chrono::Utc>> =
         posts.iter().map(|p| p.post.created_at).collect();
-    let langs = col(&|p| p.post.lang.clone());
+    let langs = col(&|p| p.analysis.lang.clone());
+    let lang_sources: Vec<&str> = posts
+        .iter()
+        .map(|p| p.analysis.lang_source.as_str())
+        .collect();
+    let supports: Vec<&str> = posts
+        .iter()
+        .map(|p| p.analysis.language_support.as_str())
+        .collect();
     let cities = col(&|p| p.post.city().map(str::to_string));
     let countries = col(&|p| p.post.country().map(str::to_string));
     let products = col(&|p| p.post.product.clone());
@@ -361,6 +378,8 @@ pub async fn write_batch(
                 &deleted_ids,
                 &deleted_ats,
                 &deleted_entries,
+                &lang_sources,
+                &supports,
             ],
         )
         .await

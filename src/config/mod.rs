@@ -273,6 +273,10 @@ pub struct AnalyzerSettings {
     pub workers: usize,
     /// Model bundle directories for the onnx backend; the first bundle providing a field wins.
     pub bundles: Vec<PathBuf>,
+    /// Bundles of the multilingual model that analyses posts not in English (onnx backend);
+    /// empty marks such posts unsupported. Defaults to the bundle `scripts/models.sh` builds
+    /// (`PULSE_MULTILINGUAL_MODEL_DIR` when set) when it is there.
+    pub multilingual_bundles: Vec<PathBuf>,
     /// Path of `libonnxruntime.so`; unset means the `ORT_DYLIB_PATH` environment variable.
     pub onnxruntime: Option<PathBuf>,
     /// Threads each session uses inside one operator.
@@ -300,6 +304,22 @@ impl AnalyzerSettings {
         match std::env::var_os("PULSE_MODEL_DIR") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => PathBuf::from(".pulse/models/minilm-tweets-fp32"),
+        }
+    }
+
+    /// The bundled multilingual model when it has been built (`PULSE_MULTILINGUAL_MODEL_DIR`
+    /// when set, which must then exist).
+    pub fn default_multilingual_bundles() -> Vec<PathBuf> {
+        match std::env::var_os("PULSE_MULTILINGUAL_MODEL_DIR") {
+            Some(dir) if !dir.is_empty() => vec![PathBuf::from(dir)],
+            _ => {
+                let dir = PathBuf::from(".pulse/models/e5-multilingual-int8");
+                if dir.join("pulse-model.json").is_file() {
+                    vec![dir]
+                } else {
+                    Vec::new()
+                }
+            }
         }
     }
 }
@@ -539,6 +559,7 @@ impl Default for AnalyzerSettings {
             backend: Backend::Onnx,
             workers: 0,
             bundles: vec![Self::default_bundle()],
+            multilingual_bundles: Self::default_multilingual_bundles(),
             onnxruntime: None,
             intra_threads: 1,
             batch_size: 32,

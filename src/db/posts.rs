@@ -13,7 +13,7 @@ pub const POST_COLUMNS: &str =
     "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
-    ingested_at, deleted_at";
+    lang_source, language_support, ingested_at, deleted_at";
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -98,6 +98,8 @@ pub fn post_view(row: &Row) -> PostView {
             hate: row.get("hate"),
             churn_risk: row.get("churn_risk"),
             model: row.get("model"),
+            lang_source: row.get("lang_source"),
+            language_support: row.get("language_support"),
         }),
         ingested_at: row.get("ingested_at"),
         deleted_at: row.try_get("deleted_at").ok().flatten(),

@@ -44,13 +44,17 @@ pub async fn by_dimension(
     } else {
         let key = match dimension {
             Dimension::Overall => "''".to_string(),
-            d => d.as_str().to_string(),
+            d => d.post_column().to_string(),
         };
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
             vec![Box::new(from), Box::new(high_churn)];
         let mut clauses = vec!["p.created_at >= $1".to_string()];
-        if dimension != Dimension::Overall {
+        if !matches!(dimension, Dimension::Overall | Dimension::Language) {
             clauses.push(format!("p.{key} IS NOT NULL"));
+        }
+        // As in the rollups: posts no model understands count only by language and support.
+        if !matches!(dimension, Dimension::Language | Dimension::Support) {
+            clauses.push("p.language_support <> 'unsupported'".to_string());
         }
         for (column, value) in filters {
             params.push(Box::new(value.clone()));
@@ -60,7 +64,8 @@ pub async fn by_dimension(
         // no copy of whole rows (texts included) is materialised.
         let sql = format!(
             "SELECT {key} AS key, {SUMS} FROM ( \
-                 SELECT p.platform, p.city, p.country, p.product, p.channel, 1 AS posts, \
+                 SELECT p.platform, p.city, p.country, p.product, p.channel, \
+                 COALESCE(p.lang, 'und') AS lang, p.language_support, 1 AS posts, \
                  p.sentiment_score::float8 AS sentiment_sum, \
                  (p.sentiment_label = 'negative')::int AS negative, \
                  (p.sentiment_label = 'neutral')::int AS neutral, \

@@ -85,7 +85,7 @@ const REPLY_PROB: f64 = 0.12;
 /// How many recent posts replies can point at.
 const RECENT_POSTS: usize = 256;
 /// Posts whose producer did not detect a language.
-const NO_LANG_PROB: f64 = 0.03;
+const NO_LANG_PROB: f64 = 0.1;
 /// Posts carrying their permalink.
 const URL_PROB: f64 = 0.25;
 /// Posts captured with engagement counts already on them, and those counts' means.
@@ -523,8 +523,13 @@ mod tests {
 
         let count = |f: &dyn Fn(&Post) -> bool| all.iter().filter(|p| f(p)).count();
         let n = all.len();
-        let english = count(&|p| p.lang.as_deref() == Some("en"));
-        assert!(english * 10 > n * 8 && english < n, "{english} english");
+        // Of the posts whose producer named a language, about a quarter are not in English.
+        let tagged = count(&|p| p.lang.is_some());
+        let other = count(&|p| p.lang.as_deref().is_some_and(|l| l != "en"));
+        assert!(
+            other * 100 > tagged * 15 && other * 100 < tagged * 35,
+            "{other} of {tagged} not in English"
+        );
         let with_geo = count(&|p| p.geo.is_some());
         assert!(with_geo > n / 3 && with_geo < n, "{with_geo} with geo");
         for (what, have) in [
@@ -619,8 +624,7 @@ mod tests {
         let n = all.len();
         let english: Vec<&str> = all
             .iter()
-            .filter(|p| p.lang.as_deref() != Some("es") && p.lang.as_deref() != Some("fr"))
-            .filter(|p| p.lang.as_deref() != Some("de") && p.lang.as_deref() != Some("pt"))
+            .filter(|p| p.lang.as_deref().is_none_or(|l| l == "en"))
             .map(|p| p.text.as_str())
             .collect();
         let m = english.len();

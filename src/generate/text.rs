@@ -415,11 +415,15 @@ const EMOJI_PROB: f64 = 0.35;
 const DOUBLE_EMOJI_PROB: f64 = 0.3;
 const LOWERCASE_PROB: f64 = 0.07;
 
-/// Probability that a post from a country with its own language is written in it.
-const LOCAL_LANGUAGE_PROB: f64 = 0.35;
+/// Probability that a post from a country with its own language is written in it (the rest
+/// are in English, as brand talk often is).
+const LOCAL_LANGUAGE_PROB: f64 = 0.85;
+/// Probability that a post without a place is written in one of the other languages, drawn
+/// as the places' volumes say.
+const UNPLACED_LOCAL_PROB: f64 = 0.2;
 
 /// Short texts in other languages, per (language, tone).
-const LOCAL_TEXTS: [(&str, &[&str], Tone); 12] = [
+const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
     (
         "es",
         &[
@@ -528,6 +532,99 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 12] = [
         ],
         Tone::Neutral,
     ),
+    (
+        "it",
+        &[
+            "Adoro il mio {product}, funziona benissimo",
+            "Il {product} è fantastico, lo consiglio a tutti",
+            "Davvero contento del {product}, grazie Pulse",
+        ],
+        Tone::Positive,
+    ),
+    (
+        "it",
+        &[
+            "Il mio {product} non funziona più da {n} giorni. Che schifo",
+            "Disdico l'abbonamento, il {product} è una delusione totale",
+            "Assistenza pessima, rivoglio i miei soldi per il {product}",
+        ],
+        Tone::Negative,
+    ),
+    (
+        "it",
+        &[
+            "Qualcuno sa quando arriva il {product} a {city}?",
+            "Sto confrontando il {product} con il {competitor}",
+            "Ho appena ordinato il {product}, vediamo come va",
+        ],
+        Tone::Neutral,
+    ),
+    (
+        "nl",
+        &[
+            "Ik ben echt blij met mijn {product}, werkt perfect",
+            "De {product} is geweldig, aanrader",
+            "Wat een fijne {product}, dank je Pulse",
+        ],
+        Tone::Positive,
+    ),
+    (
+        "nl",
+        &[
+            "Mijn {product} doet het al {n} dagen niet meer. Belachelijk",
+            "Ik zeg mijn abonnement op, de {product} is waardeloos",
+            "Slechte klantenservice, ik wil mijn geld terug voor de {product}",
+        ],
+        Tone::Negative,
+    ),
+    (
+        "nl",
+        &[
+            "Weet iemand wanneer de {product} in {city} uitkomt?",
+            "Ik vergelijk de {product} met de {competitor}",
+            "Net mijn {product} binnen, eerst even instellen",
+        ],
+        Tone::Neutral,
+    ),
+    (
+        "ja",
+        &[
+            "{product}最高！すごく使いやすい",
+            "新しい{product}、本当に気に入っています",
+            "{product}を買って大満足です",
+        ],
+        Tone::Positive,
+    ),
+    (
+        "ja",
+        &[
+            "{product}が{n}日も動かない。最悪です",
+            "{product}のサポートがひどい。返金してほしい",
+            "{product}の解約を考えています。がっかりしました",
+        ],
+        Tone::Negative,
+    ),
+    (
+        "ja",
+        &[
+            "{product}は{city}でいつ発売されますか？",
+            "{product}と{competitor}を比較しています",
+            "{product}が届いたので設定中です",
+        ],
+        Tone::Neutral,
+    ),
+];
+
+/// Languages a post without a place may be written in, weighted like the places that speak
+/// them.
+const UNPLACED_LANGUAGES: [(&str, u32); 7] = [
+    ("es", 9),
+    ("fr", 7),
+    ("de", 7),
+    ("pt", 4),
+    ("ja", 4),
+    ("it", 3),
+    ("nl", 3),
 ];
 
 /// The language spoken in a country when it is not English.
@@ -537,6 +634,9 @@ fn local_language(country: &str) -> Option<&'static str> {
         "FR" => Some("fr"),
         "DE" => Some("de"),
         "BR" => Some("pt"),
+        "IT" => Some("it"),
+        "NL" => Some("nl"),
+        "JP" => Some("ja"),
         _ => None,
     }
 }
@@ -570,10 +670,22 @@ pub(crate) fn compose(
         out.push(' ');
     }
 
-    let local = request
-        .country
-        .and_then(local_language)
-        .filter(|_| rng.random_bool(LOCAL_LANGUAGE_PROB));
+    let local = match request.country {
+        Some(country) => local_language(country).filter(|_| rng.random_bool(LOCAL_LANGUAGE_PROB)),
+        None if rng.random_bool(UNPLACED_LOCAL_PROB) => {
+            let total: u32 = UNPLACED_LANGUAGES.iter().map(|(_, w)| w).sum();
+            let mut at = rng.random_range(0..total);
+            UNPLACED_LANGUAGES.iter().find_map(|(lang, w)| {
+                if at < *w {
+                    Some(*lang)
+                } else {
+                    at -= w;
+                    None
+                }
+            })
+        }
+        None => None,
+    };
     if let Some(lang) = local {
         let templates = LOCAL_TEXTS
             .iter()

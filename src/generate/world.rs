@@ -31,7 +31,7 @@ const fn city(name: &'static str, country: &'static str, weight: u32) -> City {
 }
 
 /// Cities across four continents, weighted roughly by English-language social volume.
-pub(crate) const CITIES: [City; 28] = [
+pub(crate) const CITIES: [City; 29] = [
     city("New York", "US", 14),
     city("San Francisco", "US", 8),
     city("Chicago", "US", 6),
@@ -46,6 +46,7 @@ pub(crate) const CITIES: [City; 28] = [
     city("Lyon", "FR", 2),
     city("Berlin", "DE", 5),
     city("Munich", "DE", 2),
+    city("Milan", "IT", 3),
     city("Madrid", "ES", 3),
     city("Barcelona", "ES", 3),
     city("Amsterdam", "NL", 3),

@@ -13,7 +13,10 @@ use super::state::State;
 use crate::actors::messages::AnalyzeTexts;
 use crate::analysis::DecisionThresholds;
 use crate::models::event::MAX_TEXT_BYTES;
-use crate::models::{Emotion, EmotionScores, Probability, SentimentLabel, SentimentScore};
+use crate::models::{
+    Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
+    SentimentScore,
+};
 use crate::telemetry::names;
 
 /// Most texts in one request; larger jobs belong on the stream.
@@ -51,6 +54,11 @@ pub struct TextAnalysis {
     pub churn_risk: Probability,
     /// Name and version of the model that produced it.
     pub model: String,
+    /// The text's detected language (ISO 639-1 where it has one); null when it has no letters.
+    pub lang: Option<String>,
+    pub lang_source: LanguageSource,
+    /// Whether a model trained and measured on that language analysed the text.
+    pub language_support: LanguageSupport,
 }
 
 /// The answer: one analysis per text, in request order.
@@ -123,7 +131,8 @@ pub async fn analyze(
     let analyses: Vec<TextAnalysis> = reply
         .analyses
         .iter()
-        .map(|a| TextAnalysis {
+        .zip(&reply.thresholds_each)
+        .map(|(a, thresholds)| TextAnalysis {
             sentiment: SentimentView {
                 label: a.sentiment_label,
                 score: a.sentiment_score,
@@ -136,6 +145,9 @@ pub async fn analyze(
             hateful: a.hate.get() >= thresholds.hate,
             churn_risk: a.churn_risk,
             model: a.model.clone(),
+            lang: a.lang.clone(),
+            lang_source: a.lang_source,
+            language_support: a.language_support,
         })
         .collect();
     Ok(HttpResponse::Ok().json(AnalyzeResponse {

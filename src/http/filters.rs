@@ -4,7 +4,7 @@ use super::error::ApiError;
 use crate::db::query as sql;
 use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
-use crate::models::{Platform, SentimentLabel};
+use crate::models::{LanguageSupport, Platform, SentimentLabel};
 
 /// Filter values as they arrive in a query string.
 pub struct PostFilters<'a> {
@@ -13,6 +13,8 @@ pub struct PostFilters<'a> {
     pub city: &'a Option<String>,
     pub country: &'a Option<String>,
     pub channel: &'a Option<String>,
+    pub lang: &'a Option<String>,
+    pub language_support: &'a Option<String>,
     pub sentiment: &'a Option<String>,
 }
 
@@ -24,6 +26,7 @@ impl PostFilters<'_> {
             ("city", self.city.as_deref()),
             ("country", self.country.as_deref()),
             ("channel", self.channel.as_deref()),
+            ("lang", self.lang.as_deref()),
         ]) {
             return Err(nul_in_query(name));
         }
@@ -43,12 +46,21 @@ impl PostFilters<'_> {
                 ));
             }
         }
+        if let Some(s) = self.language_support {
+            if LanguageSupport::parse(s).is_none() {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    "language_support must be supported, unverified or unsupported",
+                ));
+            }
+        }
         let values = [
             ("platform", self.platform),
             ("product", self.product),
             ("city", self.city),
             ("country", self.country),
             ("channel", self.channel),
+            ("lang", self.lang),
         ];
         for (name, value) in values {
             if value.as_ref().is_some_and(|v| v.len() > MAX_LABEL_BYTES) {
@@ -63,6 +75,8 @@ impl PostFilters<'_> {
             ("city", self.city),
             ("country", self.country),
             ("channel", self.channel),
+            ("lang", self.lang),
+            ("language_support", self.language_support),
             ("sentiment_label", self.sentiment),
         ]
         .into_iter()

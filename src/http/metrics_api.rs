@@ -39,6 +39,11 @@ pub struct WindowQuery {
     pub city: Option<String>,
     pub country: Option<String>,
     pub channel: Option<String>,
+    /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
+    pub lang: Option<String>,
+    /// How far the analysis of the post's language can be trusted.
+    #[param(value_type = Option<crate::models::LanguageSupport>)]
+    pub language_support: Option<String>,
     #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
 }
@@ -51,6 +56,8 @@ impl WindowQuery {
             city: &self.city,
             country: &self.country,
             channel: &self.channel,
+            lang: &self.lang,
+            language_support: &self.language_support,
             sentiment: &self.sentiment,
         }
         .columns()
@@ -220,6 +227,46 @@ pub async fn channels(
     Ok(HttpResponse::Ok().json(DimensionMetrics {
         span: WindowSpan::new(window, now),
         items,
+    }))
+}
+
+/// Stats per language and per language support class.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LanguageMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    /// One entry per language (`und`: none could be said), most posts first. Posts in a
+    /// language no model understands count in `posts` with zero scores.
+    pub languages: Vec<KeyedStats>,
+    /// Posts per support class: `supported` (a model trained and measured on the language),
+    /// `unverified` (the multilingual model, not measured on it, or the detector was unsure),
+    /// `unsupported` (left out of every other aggregate and of alerts).
+    pub support: Vec<KeyedStats>,
+}
+
+/// Stats per language and per support class.
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats per language and per language support class",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "Languages and support classes, most posts first", body = LanguageMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/metrics/languages")]
+pub async fn languages(
+    state: State,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (window, now, languages) = items(&state, &query, Dimension::Language).await?;
+    let (_, _, support) = items(&state, &query, Dimension::Support).await?;
+    Ok(HttpResponse::Ok().json(LanguageMetrics {
+        span: WindowSpan::new(window, now),
+        languages,
+        support,
     }))
 }
 

@@ -104,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(metrics_api::geo)
         .service(metrics_api::products)
         .service(metrics_api::channels)
+        .service(metrics_api::languages)
         .service(metrics_api::timeseries)
         .service(metrics_api::trending_terms)
         .service(pipeline::pipeline)

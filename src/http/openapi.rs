@@ -67,6 +67,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         virality_api::post_virality,
         metrics_api::overall,
         metrics_api::platforms,
+        metrics_api::languages,
         metrics_api::geo,
         metrics_api::products,
         metrics_api::channels,

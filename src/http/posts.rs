@@ -29,6 +29,11 @@ pub struct PostQuery {
     pub city: Option<String>,
     pub country: Option<String>,
     pub channel: Option<String>,
+    /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
+    pub lang: Option<String>,
+    /// How far the analysis of the post's language can be trusted.
+    #[param(value_type = Option<crate::models::LanguageSupport>)]
+    pub language_support: Option<String>,
     #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
     /// Inclusive lower bound on `created_at` (RFC 3339).
@@ -119,6 +124,8 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         city: &q.city,
         country: &q.country,
         channel: &q.channel,
+        lang: &q.lang,
+        language_support: &q.language_support,
         sentiment: &q.sentiment,
     }
     .columns()?;

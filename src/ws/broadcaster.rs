@@ -142,6 +142,7 @@ pub fn post_keys(p: &AnalyzedPost) -> FilterKeys {
         country: p.post.country().map(str::to_string),
         channel: p.post.channel.clone(),
         sentiment: Some(p.analysis.sentiment_label),
+        lang: p.analysis.lang.clone(),
     }
 }
 

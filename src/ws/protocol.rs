@@ -133,6 +133,7 @@ impl Filter {
             && ok(&f.city, &keys.city)
             && ok(&f.country, &keys.country)
             && ok(&f.channel, &keys.channel)
+            && ok(&f.lang, &keys.lang)
     }
 
     /// Whether the filter lets everything through.
@@ -225,6 +226,7 @@ struct WireFilter {
     country: Option<String>,
     channel: Option<String>,
     sentiment: Option<String>,
+    lang: Option<String>,
 }
 
 /// The client message types, for the `unknown_type` error.
@@ -313,6 +315,7 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
         country: label("country", wire.country)?,
         channel: label("channel", wire.channel)?,
         sentiment,
+        lang: label("lang", wire.lang)?.map(|l| l.to_ascii_lowercase()),
     }))
 }
 
@@ -551,5 +554,26 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(PONG).unwrap();
         assert_eq!(v["type"], "pong");
+    }
+
+    #[test]
+    fn a_language_filter_passes_only_posts_in_that_language() {
+        let ClientMessage::Subscribe {
+            filter: Some(filter),
+            ..
+        } = parse_client_message(
+            r#"{"type":"subscribe","topics":["posts"],"filter":{"lang":"DE"}}"#,
+        )
+        .unwrap()
+        else {
+            panic!("a subscribe with a filter");
+        };
+        let post = |lang: Option<&str>| FilterKeys {
+            lang: lang.map(str::to_string),
+            ..FilterKeys::default()
+        };
+        assert!(filter.matches(&post(Some("de"))));
+        assert!(!filter.matches(&post(Some("en"))));
+        assert!(!filter.matches(&post(None)));
     }
 }

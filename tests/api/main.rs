@@ -11,6 +11,7 @@ mod attack_surface;
 mod bench_command;
 mod dashboard;
 mod http_api;
+mod languages;
 mod metrics_api;
 mod model;
 mod openapi;

@@ -550,6 +550,7 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
             country: meta.country,
             channel: meta.channel,
             sentiment: meta.sentiment,
+            lang: None,
         },
     })
 }

@@ -1,8 +1,10 @@
 //! The transformer part of `pulse bench`: in one run, (a) the raw ONNX Runtime ceiling — a
 //! loop of `session.run` over pre-tokenised batches, with the same bundle, sub-batches, worker
-//! threads and intra-op threads as the pipeline; (b) a real `pulse serve` child process with
-//! the model analysing posts XADDed as fast as Redis takes them, timed until every entry is
-//! committed and acknowledged; (c) the child's peak resident memory.
+//! threads and intra-op threads as the pipeline — for the English model on English posts and
+//! for the multilingual model on posts in other languages; (b) real `pulse serve` child
+//! processes with both models analysing posts XADDed as fast as Redis takes them, timed until
+//! every entry is committed and acknowledged: English posts, posts in other languages, and the
+//! demo generator's mix; (c) the children's peak resident memory.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +14,7 @@ use anyhow::Context as _;
 use fred::prelude::*;
 use serde::Serialize;
 
+use crate::analysis::language::PostLanguage;
 use crate::analysis::transformer::TransformerAnalyzer;
 use crate::analysis::Analyzer;
 use crate::config::Settings;
@@ -36,13 +39,44 @@ pub struct ModelReport {
     pub workers: usize,
     pub intra_threads: usize,
     pub batch_size: usize,
+    /// English posts only: the English model's ceiling and Pulse end to end.
     pub raw_onnx_posts_per_sec: f64,
     pub pipeline_posts_per_sec: f64,
     pub fraction_of_raw: f64,
+    /// The multilingual model, when one is configured: its ceiling and Pulse end to end on
+    /// posts in other languages, and on the demo's mix of languages.
+    pub multilingual_model: Option<String>,
+    pub other_language_events: u64,
+    pub raw_multilingual_posts_per_sec: Option<f64>,
+    pub pipeline_other_languages_posts_per_sec: Option<f64>,
+    pub mixed_events: u64,
+    /// Share of the mix not in English (by the producer's tag or detection), in 0..=1.
+    pub mixed_other_share: f64,
+    pub pipeline_mixed_posts_per_sec: Option<f64>,
+    /// The highest peak resident memory of the `pulse serve` children (both models loaded when
+    /// a multilingual one is configured).
     pub peak_rss_mb: f64,
 }
 
-/// Runs the raw loop and the pipeline on `events` generated posts.
+/// Generated posts split by language: (English, other), each as (event JSON, text).
+fn by_language(events: Vec<String>) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut english = Vec::new();
+    let mut other = Vec::new();
+    for json in events {
+        if let Ok(Event::Post(p)) = Event::from_slice(json.as_bytes()) {
+            let lang = PostLanguage::resolve(p.lang.as_deref(), &p.text);
+            if lang.code.as_deref().is_none_or(|c| c == "en") {
+                english.push((json, p.text));
+            } else {
+                other.push((json, p.text));
+            }
+        }
+    }
+    (english, other)
+}
+
+/// Runs the raw loops and the pipelines on generated posts: `events` in English, half as many
+/// in other languages, and `events` of the demo's mix.
 pub async fn run(
     settings: &Settings,
     db_url: &str,
@@ -51,46 +85,95 @@ pub async fn run(
     args: &ModelBenchArgs,
 ) -> anyhow::Result<ModelReport> {
     let n = args.model_events;
-    let events = super::generate_posts(n, &format!("model-{run_id}-"));
-    let texts: Vec<String> = events
-        .iter()
-        .filter_map(|json| match Event::from_slice(json.as_bytes()) {
-            Ok(Event::Post(p)) => Some(p.text),
-            _ => None,
-        })
-        .collect();
+    let mixed = super::generate_posts(n, &format!("model-{run_id}-mix-"));
+    let (mix_en, mix_other) = by_language(mixed.clone());
+    let mixed_other_share = mix_other.len() as f64 / mixed.len().max(1) as f64;
+    // Enough generated posts to have `n` in English and `n / 2` in other languages.
+    let (mut english, mut other) = (Vec::new(), Vec::new());
+    let mut round = 0;
+    while (english.len() < n as usize || other.len() < n as usize / 2) && round < 20 {
+        let (e, o) = by_language(super::generate_posts(
+            n,
+            &format!("model-{run_id}-{round}-"),
+        ));
+        english.extend(e);
+        other.extend(o);
+        round += 1;
+    }
+    english.truncate(n as usize);
+    other.truncate(n as usize / 2);
+    drop((mix_en, mix_other));
+
     let workers = Settings::threads_or_cores(settings.analyzer.workers);
     let mut report = ModelReport {
-        events: n,
+        events: english.len() as u64,
         workers,
         intra_threads: settings.analyzer.intra_threads,
         batch_size: settings.analyzer.batch_size,
+        mixed_events: mixed.len() as u64,
+        mixed_other_share,
         ..Default::default()
     };
-    let (model, raw) = raw_onnx(settings, &texts, workers)?;
+    let options = crate::analysis::transformer::InferenceOptions::from_settings(&settings.analyzer);
+    let texts: Vec<String> = english.iter().map(|(_, t)| t.clone()).collect();
+    let (model, raw) = raw_onnx(&options, &texts, workers)?;
     report.model = model;
     report.raw_onnx_posts_per_sec = raw;
-    eprintln!("raw ONNX Runtime: {raw:.0} posts/s");
+    eprintln!("raw ONNX Runtime, English model on English posts: {raw:.0} posts/s");
+    let multilingual = !settings.analyzer.multilingual_bundles.is_empty();
+    if multilingual {
+        let mut ml = options.clone();
+        ml.bundles = settings
+            .analyzer
+            .multilingual_bundles
+            .iter()
+            .map(|b| crate::analysis::transformer::resolve_bundle_dir(b))
+            .collect();
+        let texts: Vec<String> = other.iter().map(|(_, t)| t.clone()).collect();
+        let (model, raw) = raw_onnx(&ml, &texts, workers)?;
+        eprintln!("raw ONNX Runtime, multilingual model on other languages: {raw:.0} posts/s");
+        report.multilingual_model = Some(model);
+        report.raw_multilingual_posts_per_sec = Some(raw);
+        report.other_language_events = texts.len() as u64;
+    }
 
-    let stream = format!("pulse:bench:{run_id}:model");
-    // The parts before this one may have left posts behind; the count below is of this run's.
-    super::truncate(db_url).await?;
-    let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events).await?;
-    report.pipeline_posts_per_sec = rate;
-    report.fraction_of_raw = rate / raw;
-    report.peak_rss_mb = rss;
-    eprintln!("pipeline with the model: {rate:.0} posts/s, peak RSS {rss:.0} MB");
+    // The parts before this one may have left posts behind; the counts below are this run's.
+    let runs: Vec<(&str, Vec<String>)> = if multilingual {
+        vec![
+            ("english", english.into_iter().map(|(j, _)| j).collect()),
+            ("other", other.into_iter().map(|(j, _)| j).collect()),
+            ("mixed", mixed),
+        ]
+    } else {
+        vec![("english", english.into_iter().map(|(j, _)| j).collect())]
+    };
+    for (name, events) in runs {
+        super::truncate(db_url).await?;
+        let stream = format!("pulse:bench:{run_id}:model-{name}");
+        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events).await?;
+        eprintln!(
+            "pipeline with the models, {name} posts: {rate:.0} posts/s, peak RSS {rss:.0} MB"
+        );
+        report.peak_rss_mb = report.peak_rss_mb.max(rss);
+        match name {
+            "english" => {
+                report.pipeline_posts_per_sec = rate;
+                report.fraction_of_raw = rate / report.raw_onnx_posts_per_sec;
+            }
+            "other" => report.pipeline_other_languages_posts_per_sec = Some(rate),
+            _ => report.pipeline_mixed_posts_per_sec = Some(rate),
+        }
+    }
     super::truncate(db_url).await?;
     Ok(report)
 }
 
 /// `session.run` alone over pre-tokenised batches on `workers` threads.
 fn raw_onnx(
-    settings: &Settings,
+    options: &crate::analysis::transformer::InferenceOptions,
     texts: &[String],
     workers: usize,
 ) -> anyhow::Result<(String, f64)> {
-    let options = crate::analysis::transformer::InferenceOptions::from_settings(&settings.analyzer);
     let share = texts.len().div_ceil(workers).max(1);
     let results: Vec<anyhow::Result<(String, Duration, usize)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = texts
@@ -209,13 +292,12 @@ impl Drop for ServeChild {
 
 /// The report as a Markdown table.
 pub fn markdown(r: &ModelReport) -> String {
-    format!(
+    let mut out = format!(
         "| measure ({model}, {workers} workers x {intra} intra-op threads, batches of {batch}) | result |\n|---|---|\n\
-         | posts | {events} |\n\
-         | ceiling: raw ONNX Runtime (`session.run` on pre-tokenised batches) | {raw:.0} posts/s |\n\
-         | **Pulse end to end with the model** (XADD to committed and acknowledged) | **{e2e:.0} posts/s** |\n\
-         | fraction of the raw ONNX Runtime ceiling | {fraction:.0}% |\n\
-         | peak resident memory of `pulse serve` with the model loaded, under this load | {rss:.0} MB |",
+         | English posts | {events} |\n\
+         | ceiling: raw ONNX Runtime (`session.run` on pre-tokenised batches), English model | {raw:.0} posts/s |\n\
+         | **Pulse end to end, English posts** (XADD to committed and acknowledged) | **{e2e:.0} posts/s** |\n\
+         | fraction of the raw ONNX Runtime ceiling | {fraction:.0}% |",
         model = r.model,
         workers = r.workers,
         intra = r.intra_threads,
@@ -224,6 +306,26 @@ pub fn markdown(r: &ModelReport) -> String {
         raw = r.raw_onnx_posts_per_sec,
         e2e = r.pipeline_posts_per_sec,
         fraction = r.fraction_of_raw * 100.0,
-        rss = r.peak_rss_mb,
-    )
+    );
+    if let (Some(model), Some(raw), Some(other), Some(mixed)) = (
+        &r.multilingual_model,
+        r.raw_multilingual_posts_per_sec,
+        r.pipeline_other_languages_posts_per_sec,
+        r.pipeline_mixed_posts_per_sec,
+    ) {
+        out.push_str(&format!(
+            "\n| posts in other languages ({model}) | {n} |\n\
+             | ceiling: raw ONNX Runtime, multilingual model | {raw:.0} posts/s |\n\
+             | **Pulse end to end, posts in other languages** | **{other:.0} posts/s** |\n\
+             | Pulse end to end, the demo's mix ({mixed_n} posts, {share:.0}% not in English) | {mixed:.0} posts/s |",
+            n = r.other_language_events,
+            mixed_n = r.mixed_events,
+            share = r.mixed_other_share * 100.0,
+        ));
+    }
+    out.push_str(&format!(
+        "\n| peak resident memory of `pulse serve` with the models loaded, under this load | {:.0} MB |",
+        r.peak_rss_mb
+    ));
+    out
 }

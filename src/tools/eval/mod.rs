@@ -1,5 +1,6 @@
 //! `pulse eval`: scores on labelled data, each printed beside a simple baseline measured in
 //! the same run.
 
+pub mod language;
 pub mod sentiment;
 pub mod virality;

@@ -75,6 +75,15 @@ pub struct EvalArgs {
     /// Model bundle directory (repeatable); defaults to the bundled model.
     #[arg(long = "bundle")]
     pub bundles: Vec<PathBuf>,
+    /// The language of every text (`de`, `es`, ...), routed as a post tagged so would be: the
+    /// English model for `en`, the multilingual model for the others; `detect` lets the
+    /// language detector decide per text. Without it every text goes to the English backend,
+    /// as before languages were routed.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Multilingual model bundle directory (repeatable); defaults to the bundled one.
+    #[arg(long = "multilingual-bundle")]
+    pub multilingual_bundles: Vec<PathBuf>,
     /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
     #[arg(long)]
     pub onnxruntime: Option<PathBuf>,
@@ -95,6 +104,10 @@ pub struct EvalReport {
     /// Macro-recall for sentiment, macro-F1 otherwise, in percent.
     pub metric_name: String,
     pub metric: f64,
+    /// Macro-F1 in percent (the multilingual sentiment literature's metric).
+    pub macro_f1: f64,
+    /// The language the texts were tagged with, if any.
+    pub lang: Option<String>,
     pub accuracy: f64,
     /// confusion[gold][predicted]
     pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
@@ -135,24 +148,42 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if !args.bundles.is_empty() {
         settings.bundles = args.bundles.clone();
     }
-    let mut analyzer = analysis::build(backend, &settings)?;
-    let thresholds = analyzer.decision_thresholds();
+    if !args.multilingual_bundles.is_empty() {
+        settings.multilingual_bundles = args.multilingual_bundles.clone();
+    }
     let started = Instant::now();
     let mut predicted = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(BATCH) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for a in analyzer.analyze_batch(&refs) {
-            predicted.push(args.task.predict(&a, thresholds));
+    let model = match args.lang.as_deref() {
+        None => {
+            let mut analyzer = analysis::build(backend, &settings)?;
+            let thresholds = analyzer.decision_thresholds();
+            for chunk in texts.chunks(BATCH) {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                for a in analyzer.analyze_batch(&refs) {
+                    predicted.push(args.task.predict(&a, thresholds));
+                }
+            }
+            analyzer.model().to_string()
         }
-    }
+        Some(lang) => {
+            let mut router = analysis::build_router(backend, &settings)?;
+            let given = (lang != "detect").then_some(lang);
+            let mut models = std::collections::BTreeSet::new();
+            for chunk in texts.chunks(BATCH) {
+                let posts: Vec<(&str, Option<&str>)> =
+                    chunk.iter().map(|t| (t.as_str(), given)).collect();
+                for (a, (text, _)) in router.analyze_posts(&posts).iter().zip(&posts) {
+                    let lang = analysis::language::PostLanguage::resolve(given, text);
+                    predicted.push(args.task.predict(a, router.decision_thresholds_for(&lang)));
+                    models.insert(a.model.clone());
+                }
+            }
+            models.into_iter().collect::<Vec<_>>().join(", ")
+        }
+    };
     let texts_per_sec = texts.len() as f64 / started.elapsed().as_secs_f64();
-    let report = score(
-        args.task,
-        analyzer.model(),
-        &gold,
-        &predicted,
-        texts_per_sec,
-    );
+    let mut report = score(args.task, &model, &gold, &predicted, texts_per_sec);
+    report.lang = args.lang.clone();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -201,21 +232,21 @@ pub fn score(
             (recall, precision)
         })
         .collect();
+    let f1 = per_label
+        .iter()
+        .map(|(r, p)| {
+            if r + p > 0.0 {
+                2.0 * r * p / (r + p)
+            } else {
+                0.0
+            }
+        })
+        .sum::<f64>()
+        / labels.len() as f64;
     let (metric_name, metric) = if task == Task::Sentiment {
         let r = per_label.iter().map(|(r, _)| r).sum::<f64>() / labels.len() as f64;
         ("macro-recall", r)
     } else {
-        let f1 = per_label
-            .iter()
-            .map(|(r, p)| {
-                if r + p > 0.0 {
-                    2.0 * r * p / (r + p)
-                } else {
-                    0.0
-                }
-            })
-            .sum::<f64>()
-            / labels.len() as f64;
         ("macro-F1", f1)
     };
     EvalReport {
@@ -224,6 +255,8 @@ pub fn score(
         examples: gold.len(),
         metric_name: metric_name.to_string(),
         metric: metric * 100.0,
+        macro_f1: f1 * 100.0,
+        lang: None,
         accuracy: correct as f64 / gold.len().max(1) as f64 * 100.0,
         confusion,
         texts_per_sec,
@@ -232,12 +265,15 @@ pub fn score(
 
 fn print_report(r: &EvalReport, task: Task) {
     println!(
-        "task {}  model {}  examples {}",
-        r.task, r.model, r.examples
+        "task {}  model {}  examples {}  lang {}",
+        r.task,
+        r.model,
+        r.examples,
+        r.lang.as_deref().unwrap_or("(English backend)")
     );
     println!(
-        "{} {:.1}  accuracy {:.1}  {:.0} texts/s",
-        r.metric_name, r.metric, r.accuracy, r.texts_per_sec
+        "{} {:.2}  macro-F1 {:.2}  accuracy {:.1}  {:.0} texts/s",
+        r.metric_name, r.metric, r.macro_f1, r.accuracy, r.texts_per_sec
     );
     let mut columns: Vec<String> = task.labels().iter().map(|s| s.to_string()).collect();
     if task == Task::Emotion {

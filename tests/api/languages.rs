@@ -1,0 +1,179 @@
+//! Posts in many languages: each is stored with its language and how far its analysis can be
+//! trusted; posts no model here understands are kept but left out of aggregates; a German
+//! complaint reaches the multilingual model and comes out negative; the real UMSAB and English
+//! test texts are detected as their language.
+
+use crate::common;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use pulse::analysis::Backend;
+use pulse::config::AnalyzerSettings;
+use serde_json::{json, Value};
+
+const GERMAN_COMPLAINT: &str = "Seit 14 Tagen geht mein Pulse Buds Lite nicht. Furchtbar";
+
+fn post_in(id: &str, text: &str, lang: Option<&str>) -> String {
+    let mut post: Value = serde_json::from_str(&post_json(id, text)).unwrap();
+    if let Some(lang) = lang {
+        post["lang"] = json!(lang);
+    }
+    post.to_string()
+}
+
+fn key_posts(items: &Value, key: &str) -> i64 {
+    items
+        .as_array()
+        .expect("a list of keyed stats")
+        .iter()
+        .find(|i| i["key"] == key)
+        .map_or(0, |i| i["posts"].as_i64().unwrap())
+}
+
+#[actix_rt::test]
+async fn posts_no_model_understands_are_kept_flagged_and_counted_apart() {
+    // The lexicon backend reads English only: nothing here understands German or Japanese.
+    let t = spawn_app().await;
+    t.xadd(&post_in(
+        "en-1",
+        "This phone is the worst, it broke after a day",
+        None,
+    ))
+    .await;
+    t.xadd(&post_in("de-1", GERMAN_COMPLAINT, None)).await;
+    t.xadd(&post_in("ja-1", "最悪です。返金してほしい", Some("ja")))
+        .await;
+    assert!(t.wait_for_posts(3, Duration::from_secs(30)).await);
+
+    let (status, page) = t.get("/api/v1/posts?lang=de").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["id"], "de-1");
+    assert_eq!(items[0]["lang"], "de");
+    assert_eq!(items[0]["analysis"]["lang_source"], "detected");
+    assert_eq!(items[0]["analysis"]["language_support"], "unsupported");
+    let (_, ja) = t.get("/api/v1/posts?language_support=unsupported").await;
+    assert_eq!(ja["items"].as_array().unwrap().len(), 2, "{ja}");
+    let (_, en) = t.get("/api/v1/posts?lang=en").await;
+    assert_eq!(en["items"][0]["analysis"]["language_support"], "supported");
+
+    // Aggregates and alerts read only what was understood; the language breakdown has all.
+    let (_, overall) = t.get("/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(overall["stats"]["posts"], 1, "{overall}");
+    assert_eq!(overall["stats"]["sentiment"]["negative"], 1, "{overall}");
+    let (_, langs) = t.get("/api/v1/metrics/languages?window=1h").await;
+    for (key, n) in [("en", 1), ("de", 1), ("ja", 1)] {
+        assert_eq!(key_posts(&langs["languages"], key), n, "{key}: {langs}");
+    }
+    assert_eq!(key_posts(&langs["support"], "supported"), 1, "{langs}");
+    assert_eq!(key_posts(&langs["support"], "unsupported"), 2, "{langs}");
+    // Filtered metrics are computed from the posts, with the same rule.
+    let (_, filtered) = t.get("/api/v1/metrics/overall?window=1h&country=FR").await;
+    assert_eq!(filtered["stats"]["posts"], 1, "{filtered}");
+
+    let (status, bad) = t.get("/api/v1/posts?language_support=maybe").await;
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["error"]["code"], "invalid_query");
+    let metrics = metrics_text(&t.app).await;
+    assert!(
+        metrics.contains("pulse_analyzer_language_support_posts_total{support=\"unsupported\"} 2"),
+        "{metrics}"
+    );
+    t.app.shutdown().await;
+}
+
+fn multilingual_bundle() -> PathBuf {
+    let dirs = AnalyzerSettings::default_multilingual_bundles();
+    assert!(
+        !dirs.is_empty(),
+        "no multilingual bundle: run the tests with `bash scripts/test.sh` (scripts/models.sh builds it)"
+    );
+    dirs[0].clone()
+}
+
+#[actix_rt::test]
+async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its_own() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.analyzer.backend = Backend::Onnx;
+    settings.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
+    settings.analyzer.multilingual_bundles = vec![multilingual_bundle()];
+    let t = spawn_app_with(env, settings).await;
+    let texts = json!({"texts": [
+        GERMAN_COMPLAINT,
+        "I love my new headphones, thank you!",
+        "Me encanta mi teléfono nuevo, funciona genial",
+        "Mijn koptelefoon doet het al twee weken niet meer. Belachelijk slecht",
+    ]});
+    let (status, body) = t.post("/api/v1/analyze", &texts).await;
+    assert_eq!(status, 200, "{body}");
+    let a = body["analyses"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str, bool)> = a
+        .iter()
+        .map(|x| {
+            (
+                x["lang"].as_str().unwrap_or("-"),
+                x["sentiment"]["label"].as_str().unwrap(),
+                x["language_support"].as_str().unwrap(),
+                x["model"].as_str().unwrap().starts_with("e5-multilingual"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("de", "negative", "supported", true),
+            ("en", "positive", "supported", false),
+            ("es", "positive", "supported", true),
+            // Dutch: the multilingual model reads it, but it was never measured on it.
+            ("nl", "negative", "unverified", true),
+        ],
+        "{body}"
+    );
+    // No emotion is made up for a language no emotion head was trained on.
+    assert_eq!(a[0]["emotion"], Value::Null, "{body}");
+
+    // Through the pipeline: stored with its language, counted in the aggregates.
+    t.xadd(&post_in("de-2", GERMAN_COMPLAINT, None)).await;
+    assert!(t.wait_for_posts(1, Duration::from_secs(60)).await);
+    let (_, page) = t.get("/api/v1/posts?lang=de").await;
+    assert_eq!(
+        page["items"][0]["analysis"]["sentiment"]["label"], "negative",
+        "{page}"
+    );
+    assert_eq!(
+        page["items"][0]["analysis"]["language_support"],
+        "supported"
+    );
+    let (_, overall) = t.get("/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(overall["stats"]["sentiment"]["negative"], 1, "{overall}");
+    t.app.shutdown().await;
+}
+
+/// The detector on real tweets: the UMSAB test texts of each language and the English test set.
+#[test]
+fn the_detector_names_the_language_of_real_tweets() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !data.join("umsab").is_dir() {
+        eprintln!("SKIPPED: no labelled tweets at {}", data.display());
+        return;
+    }
+    for (dir, lang, floor) in [
+        ("sentiment", "en", 90.0),
+        ("umsab/german", "de", 85.0),
+        ("umsab/spanish", "es", 80.0),
+        ("umsab/french", "fr", 85.0),
+        ("umsab/arabic", "ar", 90.0),
+    ] {
+        let raw = std::fs::read_to_string(data.join(dir).join("test.tsv")).unwrap();
+        let texts: Vec<String> = raw
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(_, t)| t.to_string()))
+            .take(800)
+            .collect();
+        let score = pulse::tools::eval::language::score(lang, &texts);
+        assert!(score.accuracy >= floor, "{lang}: {score:?}");
+    }
+}
