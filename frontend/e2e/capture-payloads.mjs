@@ -25,6 +25,7 @@ const rest = {
   "metrics/overall": "/api/v1/metrics/overall?window=1h",
   "metrics/platforms": "/api/v1/metrics/platforms?window=1h",
   "metrics/channels": "/api/v1/metrics/channels?window=1h&platform=twitter",
+  "metrics/languages": "/api/v1/metrics/languages?window=1h",
   "metrics/products": "/api/v1/metrics/products?window=1h",
   "metrics/geo": "/api/v1/metrics/geo?window=1h",
   "metrics/timeseries": "/api/v1/metrics/timeseries",

@@ -63,6 +63,7 @@ export const PANELS = {
   channels: '[data-testid="channel-row"]',
   countries: '[data-testid="country-row"]',
   cities: '[data-testid="city-row"]',
+  languages: '[data-testid="language-row"]',
   stream: '[data-testid="post"]',
   alerts: '[data-testid="alerts-firing"]',
   viral: '.empty, [data-testid="viral"]',

@@ -12,6 +12,7 @@ import { FilterBar } from "./components/FilterBar";
 import { OverallPanel } from "./components/Overall";
 import { TrendPanel } from "./components/Trend";
 import { EmotionsPanel } from "./components/Emotions";
+import { LanguagesPanel } from "./components/Languages";
 import { ComparePanel, RankedList } from "./components/Ranked";
 import { StreamPanel } from "./components/Stream";
 import { AlertsPanel } from "./components/Alerts";
@@ -136,6 +137,7 @@ export function App({ account }: { account?: ReactNode }) {
   const platformsQ = useQuery({ queryKey: ["platforms", filters], queryFn: () => api.platforms(filters), refetchInterval: 5000, ...q });
   const productsQ = useQuery({ queryKey: ["products", filters], queryFn: () => api.products(filters), refetchInterval: 5000, ...q });
   const channelsQ = useQuery({ queryKey: ["channels", filters], queryFn: () => api.channels(filters), refetchInterval: 5000, ...q });
+  const languagesQ = useQuery({ queryKey: ["languages", filters], queryFn: () => api.languages(filters), refetchInterval: 5000, ...q });
   const geoQ = useQuery({ queryKey: ["geo", filters], queryFn: () => api.geo(filters), refetchInterval: 5000, ...q });
   const termsQ = useQuery({ queryKey: ["terms", filters.window], queryFn: () => api.terms(filters), refetchInterval: 10_000, ...q });
   const trendingQ = useQuery({ queryKey: ["trending-posts", wsFilter], queryFn: () => api.trendingPosts(filters, MAX_VIRAL), refetchInterval: 5000, ...q });
@@ -247,6 +249,7 @@ export function App({ account }: { account?: ReactNode }) {
         <ComparePanel id="channels" title="By channel">
           <RankedList dimension="channel" items={channelsQ.data?.items} active={filters.channel} onPick={pick} />
         </ComparePanel>
+        <LanguagesPanel data={languagesQ.data} />
         <ComparePanel id="countries" title="By country">
           <RankedList dimension="country" items={geoQ.data?.countries} active={filters.country} onPick={pick} />
         </ComparePanel>

@@ -1,7 +1,7 @@
 // REST calls. Responses are typed by the schemas in ./schemas, which the contract test checks
 // against what the server really sends; they are not re-validated at run time.
 import type {
-  Alert, AlertsPage, GeoResponse, ItemsResponse, OverallResponse, PipelineResponse,
+  Alert, AlertsPage, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
   PostsPage, ProductsResponse, TermsResponse, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
@@ -46,6 +46,7 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     overall: (f: Filters) => request<OverallResponse>(`/api/v1/metrics/overall${windowQuery(f)}`),
     platforms: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/platforms${windowQuery(f)}`),
     channels: (f: Filters) => request<ItemsResponse>(`/api/v1/metrics/channels${windowQuery(f)}`),
+    languages: (f: Filters) => request<LanguagesResponse>(`/api/v1/metrics/languages${windowQuery(f)}`),
     products: (f: Filters) => request<ProductsResponse>(`/api/v1/metrics/products${windowQuery(f)}`),
     geo: (f: Filters) => request<GeoResponse>(`/api/v1/metrics/geo${windowQuery(f)}`),
     timeseries: (f: Filters) => {

@@ -49,6 +49,12 @@ const windowed = { window: Window, from: time, to: time };
 export const OverallResponse = z.strictObject({ ...windowed, stats: Stats });
 /** `GET /api/v1/metrics/platforms` and `/channels`. */
 export const ItemsResponse = z.strictObject({ ...windowed, items: z.array(KeyedStats) });
+/** `GET /api/v1/metrics/languages`. */
+export const LanguagesResponse = z.strictObject({
+  ...windowed,
+  languages: z.array(KeyedStats),
+  support: z.array(KeyedStats),
+});
 /** `GET /api/v1/metrics/products`. */
 export const ProductsResponse = z.strictObject({ ...windowed, items: z.array(ProductStats) });
 /** `GET /api/v1/metrics/geo`. */
@@ -108,6 +114,8 @@ export const Post = z.strictObject({
     hate: z.number(),
     churn_risk: z.number(),
     model: z.string(),
+    lang_source: z.enum(["given", "detected", "unsure", "unknown"]),
+    language_support: z.enum(["supported", "unverified", "unsupported"]),
   }),
   ingested_at: time,
   /** When the platform deleted the post (only present on a deleted post). */
@@ -229,6 +237,7 @@ export const WsFilter = z.strictObject({
   city: z.string().optional(),
   country: z.string().optional(),
   channel: z.string().optional(),
+  lang: z.string().optional(),
 });
 
 /** Every server → client WebSocket message (src/ws/protocol.rs). */
@@ -269,6 +278,7 @@ export type KeyedStats = z.infer<typeof KeyedStats>;
 export type ProductStats = z.infer<typeof ProductStats>;
 export type OverallResponse = z.infer<typeof OverallResponse>;
 export type ItemsResponse = z.infer<typeof ItemsResponse>;
+export type LanguagesResponse = z.infer<typeof LanguagesResponse>;
 export type ProductsResponse = z.infer<typeof ProductsResponse>;
 export type GeoResponse = z.infer<typeof GeoResponse>;
 export type TimeseriesResponse = z.infer<typeof TimeseriesResponse>;
@@ -297,6 +307,7 @@ export const restSchemas = {
   "metrics/overall": OverallResponse,
   "metrics/platforms": ItemsResponse,
   "metrics/channels": ItemsResponse,
+  "metrics/languages": LanguagesResponse,
   "metrics/products": ProductsResponse,
   "metrics/geo": GeoResponse,
   "metrics/timeseries": TimeseriesResponse,

@@ -13,7 +13,8 @@ function post(id: string): Post {
     metrics: null,
     analysis: {
       sentiment: { label: "neutral", score: 0 }, emotions: { anger: 0, joy: 0, optimism: 0, sadness: 0 },
-      emotion: null, toxicity: 0, hate: 0, churn_risk: 0, model: "m",
+      emotion: null, toxicity: 0, hate: 0, churn_risk: 0, model: "m", lang_source: "given",
+      language_support: "supported",
     },
     ingested_at: "2026-11-21T10:00:00Z",
   };
