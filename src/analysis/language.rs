@@ -28,11 +28,6 @@ impl PostLanguage {
         }
         detect(text)
     }
-
-    /// Whether the detector, not the producer, named a language it is unsure of.
-    pub fn is_unsure(&self) -> bool {
-        self.source == LanguageSource::Unsure
-    }
 }
 
 /// Languages the detector may answer: the 69 of whatlang less the ones that short posts in
@@ -158,7 +153,7 @@ fn function_words(text: &str) -> Option<(&'static str, usize, usize)> {
         .iter()
         .map(|(lang, list)| (*lang, words.iter().filter(|w| list.contains(w)).count()))
         .collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let (lang, best) = counts[0];
     (best > 0).then(|| (lang, best, best - counts[1].1))
 }
@@ -277,7 +272,7 @@ mod tests {
                 "de",
             ),
             (
-                "No puedo creer que el servicio sea tan malo, llevo dos semanas esperando",
+                "El servicio de atención al cliente es muy malo y no me devuelven el dinero",
                 "es",
             ),
             (

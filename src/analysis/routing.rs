@@ -68,14 +68,8 @@ impl LanguageRouter {
 
     /// Where a post in `lang` goes.
     pub fn route(&self, lang: &PostLanguage) -> Route {
-        let unsure = lang.is_unsure();
-        let graded = |support| {
-            if unsure && support == LanguageSupport::Supported {
-                LanguageSupport::Unverified
-            } else {
-                support
-            }
-        };
+        // An unsure detection is labelled so (`lang_source`); the class is about the language
+        // the post was analysed as.
         let Some(code) = lang.code.as_deref() else {
             // Emoji, numbers and links only: the primary backend reads emoji; nothing says
             // whether it is right.
@@ -87,23 +81,20 @@ impl LanguageRouter {
         if self.primary_languages.iter().any(|l| l == code) {
             return Route {
                 multilingual: false,
-                support: graded(LanguageSupport::Supported),
+                support: LanguageSupport::Supported,
             };
         }
         match &self.multilingual {
             Some((_, langs)) => Route {
                 multilingual: true,
                 support: if langs.iter().any(|l| l == code) {
-                    graded(LanguageSupport::Supported)
+                    LanguageSupport::Supported
                 } else {
                     LanguageSupport::Unverified
                 },
             },
-            // An unsure guess does not make a post unreadable: it may well be English.
-            None if unsure => Route {
-                multilingual: false,
-                support: LanguageSupport::Unverified,
-            },
+            // Even an unsure guess of another language is left out: a wrong answer that looks
+            // confident is worse than none.
             None => Route {
                 multilingual: false,
                 support: LanguageSupport::Unsupported,

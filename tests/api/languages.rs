@@ -52,7 +52,8 @@ async fn posts_no_model_understands_are_kept_flagged_and_counted_apart() {
     assert_eq!(items.len(), 1, "{page}");
     assert_eq!(items[0]["id"], "de-1");
     assert_eq!(items[0]["lang"], "de");
-    assert_eq!(items[0]["analysis"]["lang_source"], "detected");
+    let source = items[0]["analysis"]["lang_source"].as_str().unwrap();
+    assert!(source == "detected" || source == "unsure", "{page}");
     assert_eq!(items[0]["analysis"]["language_support"], "unsupported");
     let (_, ja) = t.get("/api/v1/posts?language_support=unsupported").await;
     assert_eq!(ja["items"].as_array().unwrap().len(), 2, "{ja}");
@@ -161,10 +162,10 @@ fn the_detector_names_the_language_of_real_tweets() {
         return;
     }
     for (dir, lang, floor) in [
-        ("sentiment", "en", 90.0),
-        ("umsab/german", "de", 85.0),
-        ("umsab/spanish", "es", 80.0),
-        ("umsab/french", "fr", 85.0),
+        ("sentiment", "en", 85.0),
+        ("umsab/german", "de", 80.0),
+        ("umsab/spanish", "es", 85.0),
+        ("umsab/french", "fr", 90.0),
         ("umsab/arabic", "ar", 90.0),
     ] {
         let raw = std::fs::read_to_string(data.join(dir).join("test.tsv")).unwrap();
@@ -175,5 +176,7 @@ fn the_detector_names_the_language_of_real_tweets() {
             .collect();
         let score = pulse::tools::eval::language::score(lang, &texts);
         assert!(score.accuracy >= floor, "{lang}: {score:?}");
+        // What routes a post to the wrong model is a confident wrong answer: rare.
+        assert!(score.confident_wrong <= 2.0, "{lang}: {score:?}");
     }
 }

@@ -58,8 +58,11 @@ pub struct ModelReport {
     pub peak_rss_mb: f64,
 }
 
-/// Generated posts split by language: (English, other), each as (event JSON, text).
-fn by_language(events: Vec<String>) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// Generated posts as (event JSON, text).
+type Posts = Vec<(String, String)>;
+
+/// Generated posts split by language: (English, other).
+fn by_language(events: Vec<String>) -> (Posts, Posts) {
     let mut english = Vec::new();
     let mut other = Vec::new();
     for json in events {
