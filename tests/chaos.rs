@@ -469,9 +469,11 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
                         count(*) AS posts
                  FROM posts CROSS JOIN LATERAL (VALUES
                      ('overall', ''), ('platform', platform), ('city', city),
-                     ('country', country), ('product', product), ('channel', channel))
+                     ('country', country), ('product', product), ('channel', channel),
+                     ('language', COALESCE(lang, 'und')), ('support', language_support))
                      AS d(dimension, key)
                  WHERE d.key IS NOT NULL
+                   AND (language_support <> 'unsupported' OR d.dimension IN ('language', 'support'))
                  GROUP BY 1, 2, 3),
              r AS (SELECT minute, dimension, key, posts FROM metric_rollups WHERE posts <> 0)
              SELECT count(*) FROM r FULL JOIN p USING (minute, dimension, key)
@@ -483,7 +485,8 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
         .get(0);
     let rollup_total: i64 = pg
         .query_one(
-            "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
+            // Every post counts once by support class (unsupported ones are not in `overall`).
+            "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'support'",
             &[],
         )
         .await

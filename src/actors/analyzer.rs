@@ -130,13 +130,7 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
             Ok(analyses) => Ok(AnalyzedTexts {
                 thresholds_each: analyses
                     .iter()
-                    .map(|a| {
-                        self.analyzer
-                            .decision_thresholds_for(&analysis::language::PostLanguage {
-                                code: a.lang.clone(),
-                                source: a.lang_source,
-                            })
-                    })
+                    .map(|a| self.analyzer.decision_thresholds_of(a))
                     .collect(),
                 analyses,
                 thresholds: self.analyzer.decision_thresholds(),

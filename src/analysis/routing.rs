@@ -47,10 +47,10 @@ impl LanguageRouter {
         self.primary.decision_thresholds()
     }
 
-    /// The decision thresholds of the backend that analyses posts in `lang`.
-    pub fn decision_thresholds_for(&self, lang: &PostLanguage) -> DecisionThresholds {
-        match (&self.multilingual, self.route(lang).multilingual) {
-            (Some((m, _)), true) => m.decision_thresholds(),
+    /// The decision thresholds of the backend that made `analysis`.
+    pub fn decision_thresholds_of(&self, analysis: &Analysis) -> DecisionThresholds {
+        match &self.multilingual {
+            Some((m, _)) if m.model() == analysis.model => m.decision_thresholds(),
             _ => self.primary.decision_thresholds(),
         }
     }
@@ -78,6 +78,13 @@ impl LanguageRouter {
                 support: LanguageSupport::Unverified,
             };
         };
+        if lang.weak && !self.primary_languages.iter().any(|l| l == code) {
+            // A bare guess does not outweigh what most posts are written in.
+            return Route {
+                multilingual: false,
+                support: LanguageSupport::Unverified,
+            };
+        }
         if self.primary_languages.iter().any(|l| l == code) {
             return Route {
                 multilingual: false,

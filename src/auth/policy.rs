@@ -63,6 +63,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/v1/metrics/geo", ANALYST),
     rule("GET", "/api/v1/metrics/products", ANALYST),
     rule("GET", "/api/v1/metrics/channels", ANALYST),
+    rule("GET", "/api/v1/metrics/languages", ANALYST),
     rule("GET", "/api/v1/metrics/timeseries", ANALYST),
     rule("GET", "/api/v1/trending/terms", ANALYST),
     rule("GET", "/api/v1/trending/posts", ANALYST),

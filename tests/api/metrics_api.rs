@@ -174,7 +174,11 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
         .iter()
         .map(|p| p["posts"].as_i64().unwrap())
         .sum();
-    assert_eq!(total, row.get::<_, i64>(0), "the posts the lexicon understood");
+    assert_eq!(
+        total,
+        row.get::<_, i64>(0),
+        "the posts the lexicon understood"
+    );
 
     for bad in [
         "/api/v1/metrics/overall?window=2m",

@@ -172,9 +172,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             for chunk in texts.chunks(BATCH) {
                 let posts: Vec<(&str, Option<&str>)> =
                     chunk.iter().map(|t| (t.as_str(), given)).collect();
-                for (a, (text, _)) in router.analyze_posts(&posts).iter().zip(&posts) {
-                    let lang = analysis::language::PostLanguage::resolve(given, text);
-                    predicted.push(args.task.predict(a, router.decision_thresholds_for(&lang)));
+                for a in router.analyze_posts(&posts) {
+                    predicted.push(args.task.predict(&a, router.decision_thresholds_of(&a)));
                     models.insert(a.model.clone());
                 }
             }
