@@ -44,7 +44,7 @@ fn post(id: &str, platform: &str, country: &str, text: &str) -> String {
     json!({
         "type": "post", "id": id, "platform": platform,
         "author": {"id": format!("author-{id}"), "followers": 10},
-        "text": text, "created_at": chrono::Utc::now().to_rfc3339(),
+        "text": text, "created_at": chrono::Utc::now().to_rfc3339(), "lang": "en",
         "geo": {"city": "Lyon", "country": country}, "product": "pulse-phone", "channel": "organic"
     })
     .to_string()
