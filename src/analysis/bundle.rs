@@ -58,12 +58,45 @@ pub struct Manifest {
     /// has no head for are left empty rather than filled by the English lexicon.
     #[serde(default)]
     pub languages: Vec<String>,
+    /// Large initializers kept as raw files beside the model: loaded once per process and
+    /// handed to every worker's session instead of each session holding its own copy.
+    #[serde(default)]
+    pub shared_initializers: Vec<SharedInitializer>,
     /// Free-form figures recorded by the training run (shown, never interpreted).
     #[serde(default)]
     pub metrics: Option<serde_json::Value>,
     /// Free-form description of the training run (shown, never interpreted).
     #[serde(default)]
     pub training: Option<serde_json::Value>,
+}
+
+/// An initializer of the graph stored as raw little-endian bytes in its own file (the graph
+/// refers to the same file as ONNX external data, so the bundle also loads without Pulse).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedInitializer {
+    pub name: String,
+    /// A file name inside the bundle directory.
+    pub file: String,
+    pub dtype: InitializerType,
+    pub shape: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitializerType {
+    Uint8,
+    Int8,
+    Float32,
+}
+
+impl InitializerType {
+    pub fn size(self) -> usize {
+        match self {
+            InitializerType::Uint8 | InitializerType::Int8 => 1,
+            InitializerType::Float32 => 4,
+        }
+    }
 }
 
 /// Graph input names.
@@ -258,6 +291,34 @@ impl Bundle {
         let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let manifest: Manifest = serde_json::from_slice(&raw)
             .with_context(|| format!("{} is not a valid model manifest", path.display()))?;
+        for shared in &manifest.shared_initializers {
+            let file = Path::new(&shared.file);
+            ensure!(
+                file.components().count() == 1
+                    && matches!(
+                        file.components().next(),
+                        Some(std::path::Component::Normal(_))
+                    ),
+                "{}: shared initializer file {:?} must be a plain file name",
+                path.display(),
+                shared.file
+            );
+            let elements = shared.shape.iter().try_fold(1usize, |n, &d| {
+                usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+            });
+            let want = elements.and_then(|n| n.checked_mul(shared.dtype.size()));
+            let have = std::fs::metadata(dir.join(file)).map(|m| m.len()).ok();
+            ensure!(
+                want.is_some() && have == want.map(|w| w as u64),
+                "model bundle `{}`: {} should hold {:?} bytes for {} {:?}, found {:?}",
+                dir.display(),
+                shared.file,
+                want,
+                shared.name,
+                shared.shape,
+                have
+            );
+        }
         manifest
             .validate()
             .with_context(|| format!("{} is inconsistent", path.display()))?;
@@ -353,6 +414,38 @@ mod tests {
             let err = format!("{:#}", manifest(heads).unwrap_err());
             assert!(err.contains(expected), "{heads}: {err}");
         }
+    }
+
+    #[test]
+    fn shared_initializer_files_must_be_plain_names_of_the_right_size() {
+        let dir = std::env::temp_dir().join(format!("pulse-bundle-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(MODEL_FILE), b"").unwrap();
+        std::fs::write(dir.join(TOKENIZER_FILE), b"{}").unwrap();
+        std::fs::write(dir.join("emb.bin"), vec![0u8; 12]).unwrap();
+        let open_with = |file: &str, shape: &str| {
+            let raw = format!(
+                r#"{{"name":"m","version":"1","max_length":64,
+                     "inputs":{{"input_ids":"input_ids"}},
+                     "heads":[{{"output":"o","field":"toxicity","activation":"sigmoid",
+                                "labels":["toxic"],"positive":["toxic"]}}],
+                     "shared_initializers":[{{"name":"e","file":"{file}","dtype":"float32",
+                                              "shape":{shape}}}]}}"#
+            );
+            std::fs::write(dir.join(MANIFEST_FILE), raw).unwrap();
+            Bundle::open(&dir).map(|_| ()).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(open_with("emb.bin", "[3]"), Ok(()));
+        let short = open_with("emb.bin", "[2, 3]").unwrap_err();
+        assert!(
+            short.contains("Some(24)") && short.contains("Some(12)"),
+            "{short}"
+        );
+        assert!(open_with("../emb.bin", "[3]")
+            .unwrap_err()
+            .contains("plain file name"));
+        assert!(open_with("emb.bin", "[-1]").is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

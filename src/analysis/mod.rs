@@ -6,8 +6,11 @@ pub mod language;
 pub mod lexicon;
 pub mod routing;
 pub mod runtime;
+pub mod shared_initializers;
+pub mod shared_tokenizers;
 pub mod terms;
 pub mod transformer;
+pub mod unigram;
 
 use crate::config::AnalyzerSettings;
 pub use crate::config::Backend;

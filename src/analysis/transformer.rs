@@ -14,7 +14,6 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use regex::Regex;
-use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bundle::{Activation, Bundle, Field, Head, Preprocess, MODEL_FILE, TOKENIZER_FILE};
 use super::lexicon::{churn_risk, LexiconAnalyzer};
@@ -64,7 +63,7 @@ impl InferenceOptions {
 struct LoadedBundle {
     bundle: Bundle,
     session: Session,
-    tokenizer: Tokenizer,
+    tokenizer: std::sync::Arc<super::shared_tokenizers::TextTokenizer>,
     pad_id: i64,
     max_length: usize,
     /// Per head: (output index in the session, head).
@@ -412,27 +411,20 @@ fn load_bundle(
     options: &InferenceOptions,
 ) -> anyhow::Result<LoadedBundle> {
     let manifest = &bundle.manifest;
-    let mut tokenizer = Tokenizer::from_file(bundle.dir.join(TOKENIZER_FILE))
-        .map_err(|e| anyhow::anyhow!("{TOKENIZER_FILE} cannot be read: {e}"))?;
-    let pad_id = tokenizer
-        .get_padding()
-        .map(|p| p.pad_id)
-        .or_else(|| tokenizer.token_to_id("[PAD]"))
-        .or_else(|| tokenizer.token_to_id("<pad>"))
-        .unwrap_or(0) as i64;
     let max_length = match options.max_length {
         0 => manifest.max_length,
         limit => limit.clamp(2, manifest.max_length),
     };
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length,
-            ..TruncationParams::default()
-        }))
-        .map_err(|e| anyhow::anyhow!("cannot set truncation: {e}"))?;
+    let super::shared_tokenizers::SharedTokenizer { tokenizer, pad_id } =
+        super::shared_tokenizers::load(&bundle.dir.join(TOKENIZER_FILE), max_length)?;
 
-    let session = Session::builder(env)?
+    let shared = bundle
+        .manifest
+        .shared_initializers
+        .iter()
+        .map(|init| super::shared_initializers::load(&bundle.dir, init))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_intra_threads(options.intra_threads.max(1))
@@ -443,6 +435,14 @@ fn load_bundle(
             .with_arena_allocator(options.memory_arena)
             .build()])
         .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_prepacked_weights(&prepacked_weights_of(&bundle.dir))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (name, value) in shared {
+        builder = builder
+            .with_initializer(name, value)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let session = builder
         .commit_from_file(bundle.dir.join(MODEL_FILE))
         .with_context(|| format!("ONNX Runtime cannot load {MODEL_FILE}"))?;
 
@@ -459,6 +459,22 @@ fn load_bundle(
         max_length,
         heads,
     })
+}
+
+/// One container per bundle for the whole process, so the workers' sessions of one model share
+/// the weights ONNX Runtime repacks for its matrix kernels instead of each keeping a copy.
+fn prepacked_weights_of(dir: &Path) -> ort::session::builder::PrepackedWeights {
+    static CONTAINERS: std::sync::Mutex<Vec<(PathBuf, ort::session::builder::PrepackedWeights)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut containers = CONTAINERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, weights)) = containers.iter().find(|(d, _)| d == dir) {
+        return weights.clone();
+    }
+    let weights = ort::session::builder::PrepackedWeights::new();
+    containers.push((dir.to_path_buf(), weights.clone()));
+    weights
 }
 
 /// Every graph input is one the manifest names, and every named input exists.

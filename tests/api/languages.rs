@@ -180,3 +180,59 @@ fn the_detector_names_the_language_of_real_tweets() {
         assert!(score.confident_wrong <= 2.0, "{lang}: {score:?}");
     }
 }
+
+/// The compact Unigram model cuts the multilingual tokenizer's memory; it must not change one
+/// id. Every UMSAB test tweet and the English test set, through the real bundled tokenizer.
+#[test]
+fn the_compact_tokenizer_gives_the_crates_ids_on_real_tweets() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !data.join("umsab").is_dir() {
+        eprintln!("SKIPPED: no labelled tweets at {}", data.display());
+        return;
+    }
+    let bundle = pulse::config::AnalyzerSettings::default_multilingual_bundles()
+        .into_iter()
+        .next()
+        .expect("the multilingual bundle (scripts/models.sh builds it)");
+    let file = bundle.join("tokenizer.json");
+    let compact = pulse::analysis::shared_tokenizers::load(&file, 512).unwrap();
+    assert!(compact.tokenizer.is_compact());
+    let reference = tokenizers::Tokenizer::from_file(&file).unwrap();
+    let mut texts = 0;
+    for dir in [
+        "umsab/arabic",
+        "umsab/french",
+        "umsab/german",
+        "umsab/hindi",
+        "umsab/italian",
+        "umsab/portuguese",
+        "umsab/spanish",
+        "sentiment",
+    ] {
+        let raw = std::fs::read_to_string(data.join(dir).join("test.tsv")).unwrap();
+        for text in raw
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(_, t)| t))
+        {
+            let text = format!("query: {text}");
+            let want = reference.encode_fast(text.as_str(), true).unwrap();
+            let got = compact.tokenizer.encode_fast(&text, true).unwrap();
+            assert_eq!(got.get_ids(), want.get_ids(), "{dir}: {text:?}");
+            texts += 1;
+        }
+    }
+    // Edge cases real tweets may not hold: unknown characters, runs of them, emoji, controls.
+    for text in [
+        "\u{e000}\u{e001} x",
+        "🙂🙂🙂",
+        "a\u{0}b",
+        "",
+        "   ",
+        "ﷺ ㈱ Ⅻ",
+    ] {
+        let want = reference.encode_fast(text, true).unwrap();
+        let got = compact.tokenizer.encode_fast(text, true).unwrap();
+        assert_eq!(got.get_ids(), want.get_ids(), "{text:?}");
+    }
+    assert!(texts > 6_000, "{texts}");
+}

@@ -53,6 +53,10 @@ pub struct ModelReport {
     /// Share of the mix not in English (by the producer's tag or detection), in 0..=1.
     pub mixed_other_share: f64,
     pub pipeline_mixed_posts_per_sec: Option<f64>,
+    /// English posts through a `pulse serve` with the English model alone, in the same run:
+    /// what loading the multilingual model costs the English path.
+    pub pipeline_english_alone_posts_per_sec: Option<f64>,
+    pub peak_rss_english_alone_mb: Option<f64>,
     /// The highest peak resident memory of the `pulse serve` children (both models loaded when
     /// a multilingual one is configured).
     pub peak_rss_mb: f64,
@@ -61,18 +65,28 @@ pub struct ModelReport {
 /// Generated posts as (event JSON, text).
 type Posts = Vec<(String, String)>;
 
+/// The text of a generated post and whether Pulse reads it as English (or finds no language,
+/// which also goes to the English model); `None` when the event is not a post.
+fn text_and_englishness(json: &str) -> Option<(String, bool)> {
+    match Event::from_slice(json.as_bytes()) {
+        Ok(Event::Post(p)) => {
+            let lang = PostLanguage::resolve(p.lang.as_deref(), &p.text);
+            let english = lang.code.as_deref().is_none_or(|c| c == "en");
+            Some((p.text, english))
+        }
+        _ => None,
+    }
+}
+
 /// Generated posts split by language: (English, other).
 fn by_language(events: Vec<String>) -> (Posts, Posts) {
     let mut english = Vec::new();
     let mut other = Vec::new();
     for json in events {
-        if let Ok(Event::Post(p)) = Event::from_slice(json.as_bytes()) {
-            let lang = PostLanguage::resolve(p.lang.as_deref(), &p.text);
-            if lang.code.as_deref().is_none_or(|c| c == "en") {
-                english.push((json, p.text));
-            } else {
-                other.push((json, p.text));
-            }
+        match text_and_englishness(&json) {
+            Some((text, true)) => english.push((json, text)),
+            Some((text, false)) => other.push((json, text)),
+            None => {}
         }
     }
     (english, other)
@@ -89,8 +103,11 @@ pub async fn run(
 ) -> anyhow::Result<ModelReport> {
     let n = args.model_events;
     let mixed = super::generate_posts(n, &format!("model-{run_id}-mix-"));
-    let (mix_en, mix_other) = by_language(mixed.clone());
-    let mixed_other_share = mix_other.len() as f64 / mixed.len().max(1) as f64;
+    let mixed_other = mixed
+        .iter()
+        .filter(|json| matches!(text_and_englishness(json), Some((_, false))))
+        .count();
+    let mixed_other_share = mixed_other as f64 / mixed.len().max(1) as f64;
     // Enough generated posts to have `n` in English and `n / 2` in other languages.
     let (mut english, mut other) = (Vec::new(), Vec::new());
     let mut round = 0;
@@ -105,7 +122,6 @@ pub async fn run(
     }
     english.truncate(n as usize);
     other.truncate(n as usize / 2);
-    drop((mix_en, mix_other));
 
     let workers = Settings::threads_or_cores(settings.analyzer.workers);
     let mut report = ModelReport {
@@ -141,22 +157,28 @@ pub async fn run(
     }
 
     // The parts before this one may have left posts behind; the counts below are this run's.
+    let english: Vec<String> = english.into_iter().map(|(j, _)| j).collect();
     let runs: Vec<(&str, Vec<String>)> = if multilingual {
         vec![
-            ("english", english.into_iter().map(|(j, _)| j).collect()),
+            ("english alone", english.clone()),
+            ("english", english),
             ("other", other.into_iter().map(|(j, _)| j).collect()),
             ("mixed", mixed),
         ]
     } else {
-        vec![("english", english.into_iter().map(|(j, _)| j).collect())]
+        vec![("english", english)]
     };
     for (name, events) in runs {
         super::truncate(db_url).await?;
-        let stream = format!("pulse:bench:{run_id}:model-{name}");
-        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events).await?;
-        eprintln!(
-            "pipeline with the models, {name} posts: {rate:.0} posts/s, peak RSS {rss:.0} MB"
-        );
+        let stream = format!("pulse:bench:{run_id}:model-{}", name.replace(' ', "-"));
+        let alone = name == "english alone";
+        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events, !alone).await?;
+        eprintln!("pipeline, {name} posts: {rate:.0} posts/s, peak RSS {rss:.0} MB");
+        if alone {
+            report.pipeline_english_alone_posts_per_sec = Some(rate);
+            report.peak_rss_english_alone_mb = Some(rss);
+            continue;
+        }
         report.peak_rss_mb = report.peak_rss_mb.max(rss);
         match name {
             "english" => {
@@ -218,17 +240,23 @@ fn raw_onnx(
     Ok((model, total as f64 / slowest.as_secs_f64()))
 }
 
-/// A `pulse serve` child with the model and no fallback, fed `events` at full speed.
+/// A `pulse serve` child with the model (and the multilingual one when configured and
+/// `multilingual`) and no fallback, fed `events` at full speed.
 async fn pipeline(
     settings: &Settings,
     db_url: &str,
     redis: &Client,
     stream: &str,
     events: &[String],
+    multilingual: bool,
 ) -> anyhow::Result<(f64, f64)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut command = Command::new(std::env::current_exe()?);
+    if !multilingual {
+        command.env("PULSE_ANALYZER__MULTILINGUAL_BUNDLES", "[]");
+    }
     let mut child = ServeChild(
-        Command::new(std::env::current_exe()?)
+        command
             .args(["serve", "--open"])
             .env("PULSE_LIMITS__RATE_LIMITS", "false")
             .env("DATABASE_URL", db_url)
@@ -324,6 +352,15 @@ pub fn markdown(r: &ModelReport) -> String {
             n = r.other_language_events,
             mixed_n = r.mixed_events,
             share = r.mixed_other_share * 100.0,
+        ));
+    }
+    if let (Some(rate), Some(rss)) = (
+        r.pipeline_english_alone_posts_per_sec,
+        r.peak_rss_english_alone_mb,
+    ) {
+        out.push_str(&format!(
+            "\n| Pulse end to end, English posts, the English model alone | {rate:.0} posts/s |\n\
+             | peak resident memory, the English model alone, under this load | {rss:.0} MB |"
         ));
     }
     out.push_str(&format!(
