@@ -115,7 +115,10 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
         let started = Instant::now();
         match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.0))) {
             Ok(batch) => {
-                release_free_memory();
+                // The lexicon allocates little, and its pool is the one that must be fast.
+                if self.backend == Backend::Onnx {
+                    release_free_memory();
+                }
                 count_analyses(batch.posts.iter().map(|p| &p.analysis));
                 metrics::histogram!(names::ANALYZE_BATCH_SECONDS).record(started.elapsed());
                 Ok(batch)

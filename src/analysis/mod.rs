@@ -6,6 +6,7 @@ pub mod language;
 pub mod lexicon;
 pub mod routing;
 pub mod runtime;
+pub mod shared;
 pub mod shared_initializers;
 pub mod shared_tokenizers;
 pub mod terms;

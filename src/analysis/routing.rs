@@ -78,17 +78,17 @@ impl LanguageRouter {
                 support: LanguageSupport::Unverified,
             };
         };
-        if lang.weak && !self.primary_languages.iter().any(|l| l == code) {
-            // A bare guess does not outweigh what most posts are written in.
-            return Route {
-                multilingual: false,
-                support: LanguageSupport::Unverified,
-            };
-        }
         if self.primary_languages.iter().any(|l| l == code) {
             return Route {
                 multilingual: false,
                 support: LanguageSupport::Supported,
+            };
+        }
+        if lang.weak {
+            // A bare guess does not outweigh what most posts are written in.
+            return Route {
+                multilingual: false,
+                support: LanguageSupport::Unverified,
             };
         }
         match &self.multilingual {

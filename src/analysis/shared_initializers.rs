@@ -3,33 +3,27 @@
 //! tensor in place: without this each session deserialises its own copy from the model.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 
 use anyhow::Context;
 use ort::value::{DynValue, Tensor};
 
 use super::bundle::{InitializerType, SharedInitializer};
+use super::shared::SharedByKey;
 
-type Key = (PathBuf, String);
-
-/// Held weakly: the tensor goes when the last session using it does.
-static LOADED: Mutex<Vec<(Key, Weak<DynValue>)>> = Mutex::new(Vec::new());
+static LOADED: SharedByKey<(PathBuf, String), DynValue> = SharedByKey::new();
 
 /// The named initializer of the bundle in `dir`, loaded now or shared with a live session.
 pub fn load(dir: &Path, init: &SharedInitializer) -> anyhow::Result<(String, Arc<DynValue>)> {
-    let key = (dir.join(&init.file), init.name.clone());
-    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
-    loaded.retain(|(_, weak)| weak.strong_count() > 0);
-    if let Some(value) = loaded
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, weak)| weak.upgrade())
-    {
-        return Ok((init.name.clone(), value));
-    }
-    let bytes = std::fs::read(&key.0).with_context(|| format!("reading {}", key.0.display()))?;
+    let file = dir.join(&init.file);
+    let value = LOADED.get_or_load((file.clone(), init.name.clone()), || read(&file, init))?;
+    Ok((init.name.clone(), value))
+}
+
+fn read(file: &Path, init: &SharedInitializer) -> anyhow::Result<DynValue> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let shape = init.shape.clone();
-    let value: DynValue = match init.dtype {
+    Ok(match init.dtype {
         InitializerType::Uint8 => Tensor::from_array((shape, bytes))?.into_dyn(),
         InitializerType::Int8 => Tensor::from_array((
             shape,
@@ -43,8 +37,5 @@ pub fn load(dir: &Path, init: &SharedInitializer) -> anyhow::Result<(String, Arc
                 .collect();
             Tensor::from_array((shape, floats))?.into_dyn()
         }
-    };
-    let value = Arc::new(value);
-    loaded.push((key, Arc::downgrade(&value)));
-    Ok((init.name.clone(), value))
+    })
 }

@@ -4,13 +4,14 @@
 //! would take close to 300 MB per copy.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 
 use tokenizers::{
     DecoderWrapper, Encoding, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
     Tokenizer, TokenizerImpl, TruncationParams,
 };
 
+use super::shared::SharedByKey;
 use super::unigram::CompactUnigram;
 
 type CompactTokenizer = TokenizerImpl<
@@ -21,10 +22,16 @@ type CompactTokenizer = TokenizerImpl<
     DecoderWrapper,
 >;
 
-/// A tokenizer with the crate's model, or a Unigram one with the compact model.
-pub enum TextTokenizer {
+/// The crate's model, or the compact one for a Unigram vocabulary.
+enum Model {
     Standard(Box<Tokenizer>),
     Compact(Box<CompactTokenizer>),
+}
+
+/// A tokenizer configured to truncate and not pad, with the id Pulse pads with.
+pub struct TextTokenizer {
+    model: Model,
+    pad_id: i64,
 }
 
 impl TextTokenizer {
@@ -33,58 +40,37 @@ impl TextTokenizer {
         text: &str,
         add_special_tokens: bool,
     ) -> tokenizers::Result<Encoding> {
-        match self {
-            TextTokenizer::Standard(t) => t.encode_fast(text, add_special_tokens),
-            TextTokenizer::Compact(t) => t.encode_fast(text, add_special_tokens),
+        match &self.model {
+            Model::Standard(t) => t.encode_fast(text, add_special_tokens),
+            Model::Compact(t) => t.encode_fast(text, add_special_tokens),
         }
+    }
+
+    pub fn pad_id(&self) -> i64 {
+        self.pad_id
     }
 
     pub fn is_compact(&self) -> bool {
-        matches!(self, TextTokenizer::Compact(_))
+        matches!(self.model, Model::Compact(_))
     }
 }
 
-/// A configured tokenizer and the id it pads with.
-#[derive(Clone)]
-pub struct SharedTokenizer {
-    pub tokenizer: Arc<TextTokenizer>,
-    pub pad_id: i64,
-}
-
-type Key = (PathBuf, usize);
-
-/// Held weakly: when the last analyzer using a tokenizer is dropped, its memory goes too.
-static LOADED: Mutex<Vec<(Key, Weak<TextTokenizer>, i64)>> = Mutex::new(Vec::new());
+static LOADED: SharedByKey<(PathBuf, usize), TextTokenizer> = SharedByKey::new();
 
 /// The tokenizer in `file`, truncating at `max_length`, loaded now or shared with a live one.
-pub fn load(file: &Path, max_length: usize) -> anyhow::Result<SharedTokenizer> {
-    let key = (file.to_path_buf(), max_length);
-    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
-    loaded.retain(|(_, weak, _)| weak.strong_count() > 0);
-    if let Some((_, weak, pad_id)) = loaded.iter().find(|(k, _, _)| *k == key) {
-        if let Some(tokenizer) = weak.upgrade() {
-            return Ok(SharedTokenizer {
-                tokenizer,
-                pad_id: *pad_id,
-            });
-        }
-    }
-    // Parsed under the lock so that workers starting together wait for one parse instead of
-    // each making their own copy.
-    let shared = parse(file, max_length)?;
-    loaded.push((key, Arc::downgrade(&shared.tokenizer), shared.pad_id));
-    Ok(shared)
+pub fn load(file: &Path, max_length: usize) -> anyhow::Result<Arc<TextTokenizer>> {
+    LOADED.get_or_load((file.to_path_buf(), max_length), || parse(file, max_length))
 }
 
-fn parse(file: &Path, max_length: usize) -> anyhow::Result<SharedTokenizer> {
+fn parse(file: &Path, max_length: usize) -> anyhow::Result<TextTokenizer> {
     let name = file.file_name().map(Path::new).unwrap_or(file).display();
     let json =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{name} cannot be read: {e}"))?;
     // Anything the compact model does not take (another model, byte fallback) is read by the
     // crate, whose error is the one reported.
-    let mut tokenizer = match serde_json::from_str::<CompactTokenizer>(&json) {
-        Ok(compact) => TextTokenizer::Compact(Box::new(compact)),
-        Err(_) => TextTokenizer::Standard(Box::new(
+    let mut model = match serde_json::from_str::<CompactTokenizer>(&json) {
+        Ok(compact) => Model::Compact(Box::new(compact)),
+        Err(_) => Model::Standard(Box::new(
             json.parse::<Tokenizer>()
                 .map_err(|e| anyhow::anyhow!("{name} cannot be read: {e}"))?,
         )),
@@ -107,14 +93,11 @@ fn parse(file: &Path, max_length: usize) -> anyhow::Result<SharedTokenizer> {
             pad_id
         }};
     }
-    let pad_id = match &mut tokenizer {
-        TextTokenizer::Standard(t) => configure!(t),
-        TextTokenizer::Compact(t) => configure!(t),
+    let pad_id = match &mut model {
+        Model::Standard(t) => configure!(t),
+        Model::Compact(t) => configure!(t),
     };
-    Ok(SharedTokenizer {
-        tokenizer: Arc::new(tokenizer),
-        pad_id,
-    })
+    Ok(TextTokenizer { model, pad_id })
 }
 
 #[cfg(test)]
@@ -140,15 +123,15 @@ mod tests {
         let file = written("shared", TINY);
         let a = load(&file, 8).unwrap();
         let b = load(&file, 8).unwrap();
-        assert!(Arc::ptr_eq(&a.tokenizer, &b.tokenizer));
-        assert_eq!(a.pad_id, 1);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.pad_id(), 1);
         let other_length = load(&file, 4).unwrap();
-        assert!(!Arc::ptr_eq(&a.tokenizer, &other_length.tokenizer));
-        let ids = a.tokenizer.encode_fast("hello world", false).unwrap();
-        assert!(!a.tokenizer.is_compact());
+        assert!(!Arc::ptr_eq(&a, &other_length));
+        let ids = a.encode_fast("hello world", false).unwrap();
+        assert!(!a.is_compact());
         assert_eq!(ids.get_ids(), &[2, 3]);
 
-        let weak = Arc::downgrade(&a.tokenizer);
+        let weak = Arc::downgrade(&a);
         drop((a, b));
         assert!(weak.upgrade().is_none(), "the last user's drop frees it");
     }

@@ -355,21 +355,6 @@ impl TransformerAnalyzer {
 }
 
 impl TransformerAnalyzer {
-    /// Languages the loaded bundles were trained and measured on (English when none says).
-    pub fn languages(&self) -> Vec<String> {
-        let mut langs: Vec<String> = self
-            .bundles
-            .iter()
-            .flat_map(|b| b.bundle.manifest.languages.iter().cloned())
-            .collect();
-        if langs.is_empty() {
-            langs.push("en".to_string());
-        }
-        langs.sort();
-        langs.dedup();
-        langs
-    }
-
     /// Whether a bundle names languages other than English.
     pub fn is_multilingual(&self) -> bool {
         self.bundles.iter().any(|b| {
@@ -400,8 +385,19 @@ impl Analyzer for TransformerAnalyzer {
         self.thresholds
     }
 
+    /// Languages the loaded bundles were trained and measured on (English when none says).
     fn languages(&self) -> Vec<String> {
-        TransformerAnalyzer::languages(self)
+        let mut langs: Vec<String> = self
+            .bundles
+            .iter()
+            .flat_map(|b| b.bundle.manifest.languages.iter().cloned())
+            .collect();
+        if langs.is_empty() {
+            langs.push("en".to_string());
+        }
+        langs.sort();
+        langs.dedup();
+        langs
     }
 }
 
@@ -415,8 +411,7 @@ fn load_bundle(
         0 => manifest.max_length,
         limit => limit.clamp(2, manifest.max_length),
     };
-    let super::shared_tokenizers::SharedTokenizer { tokenizer, pad_id } =
-        super::shared_tokenizers::load(&bundle.dir.join(TOKENIZER_FILE), max_length)?;
+    let tokenizer = super::shared_tokenizers::load(&bundle.dir.join(TOKENIZER_FILE), max_length)?;
 
     let shared = bundle
         .manifest
@@ -454,8 +449,8 @@ fn load_bundle(
     Ok(LoadedBundle {
         bundle,
         session,
+        pad_id: tokenizer.pad_id(),
         tokenizer,
-        pad_id,
         max_length,
         heads,
     })

@@ -220,18 +220,6 @@ impl LanguageSource {
             LanguageSource::Unknown => "unknown",
         }
     }
-
-    /// Parses the lowercase name.
-    pub fn parse(name: &str) -> Option<LanguageSource> {
-        [
-            LanguageSource::Given,
-            LanguageSource::Detected,
-            LanguageSource::Unsure,
-            LanguageSource::Unknown,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
-    }
 }
 
 /// Everything Pulse infers from a post's text, with the model that produced it.

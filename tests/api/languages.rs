@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::*;
 use pulse::analysis::Backend;
 use pulse::config::AnalyzerSettings;
+use pulse::tools::eval::language::{read_texts, SETS};
 use serde_json::{json, Value};
 
 const GERMAN_COMPLAINT: &str = "Seit 14 Tagen geht mein Pulse Buds Lite nicht. Furchtbar";
@@ -153,14 +154,21 @@ async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its
     t.app.shutdown().await;
 }
 
+/// The shared labelled tweets beside the checkout, when they are there.
+fn shared_data() -> Option<PathBuf> {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if data.join("umsab").is_dir() {
+        Some(data)
+    } else {
+        eprintln!("SKIPPED: no labelled tweets at {}", data.display());
+        None
+    }
+}
+
 /// The detector on real tweets: the UMSAB test texts of each language and the English test set.
 #[test]
 fn the_detector_names_the_language_of_real_tweets() {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if !data.join("umsab").is_dir() {
-        eprintln!("SKIPPED: no labelled tweets at {}", data.display());
-        return;
-    }
+    let Some(data) = shared_data() else { return };
     for (dir, lang, floor) in [
         ("sentiment", "en", 85.0),
         ("umsab/german", "de", 80.0),
@@ -168,12 +176,8 @@ fn the_detector_names_the_language_of_real_tweets() {
         ("umsab/french", "fr", 90.0),
         ("umsab/arabic", "ar", 90.0),
     ] {
-        let raw = std::fs::read_to_string(data.join(dir).join("test.tsv")).unwrap();
-        let texts: Vec<String> = raw
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(_, t)| t.to_string()))
-            .take(800)
-            .collect();
+        let mut texts = read_texts(&data.join(dir).join("test.tsv")).unwrap();
+        texts.truncate(800);
         let score = pulse::tools::eval::language::score(lang, &texts);
         assert!(score.accuracy >= floor, "{lang}: {score:?}");
         // What routes a post to the wrong model is a confident wrong answer: rare.
@@ -185,38 +189,21 @@ fn the_detector_names_the_language_of_real_tweets() {
 /// id. Every UMSAB test tweet and the English test set, through the real bundled tokenizer.
 #[test]
 fn the_compact_tokenizer_gives_the_crates_ids_on_real_tweets() {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if !data.join("umsab").is_dir() {
-        eprintln!("SKIPPED: no labelled tweets at {}", data.display());
-        return;
-    }
-    let bundle = pulse::config::AnalyzerSettings::default_multilingual_bundles()
+    let Some(data) = shared_data() else { return };
+    let bundle = AnalyzerSettings::default_multilingual_bundles()
         .into_iter()
         .next()
         .expect("the multilingual bundle (scripts/models.sh builds it)");
     let file = bundle.join("tokenizer.json");
     let compact = pulse::analysis::shared_tokenizers::load(&file, 512).unwrap();
-    assert!(compact.tokenizer.is_compact());
+    assert!(compact.is_compact());
     let reference = tokenizers::Tokenizer::from_file(&file).unwrap();
     let mut texts = 0;
-    for dir in [
-        "umsab/arabic",
-        "umsab/french",
-        "umsab/german",
-        "umsab/hindi",
-        "umsab/italian",
-        "umsab/portuguese",
-        "umsab/spanish",
-        "sentiment",
-    ] {
-        let raw = std::fs::read_to_string(data.join(dir).join("test.tsv")).unwrap();
-        for text in raw
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(_, t)| t))
-        {
+    for (dir, _) in SETS {
+        for text in read_texts(&data.join(dir).join("test.tsv")).unwrap() {
             let text = format!("query: {text}");
             let want = reference.encode_fast(text.as_str(), true).unwrap();
-            let got = compact.tokenizer.encode_fast(&text, true).unwrap();
+            let got = compact.encode_fast(&text, true).unwrap();
             assert_eq!(got.get_ids(), want.get_ids(), "{dir}: {text:?}");
             texts += 1;
         }
@@ -231,7 +218,7 @@ fn the_compact_tokenizer_gives_the_crates_ids_on_real_tweets() {
         "ﷺ ㈱ Ⅻ",
     ] {
         let want = reference.encode_fast(text, true).unwrap();
-        let got = compact.tokenizer.encode_fast(text, true).unwrap();
+        let got = compact.encode_fast(text, true).unwrap();
         assert_eq!(got.get_ids(), want.get_ids(), "{text:?}");
     }
     assert!(texts > 6_000, "{texts}");

@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::analysis::language::{detect, LanguageSource};
 
 /// The data directory's folders and the ISO 639-1 code of their language.
-const SETS: [(&str, &str); 8] = [
+pub const SETS: [(&str, &str); 8] = [
     ("sentiment", "en"),
     ("umsab/arabic", "ar"),
     ("umsab/french", "fr"),
@@ -101,7 +101,8 @@ pub fn run(args: LanguageEvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
+/// The texts of a `label<TAB>text` file, labels left out.
+pub fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
     let raw =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(raw
