@@ -95,6 +95,16 @@ describe("live reducer", () => {
     expect(s.missed).toBe(0);
     expect(s.paused).toBe(false);
   });
+  it("a REST page arriving while paused waits for the resume", () => {
+    let s = liveReducer(initialLive, { type: "batch", batch: batchOf([frame(post("a"))]) });
+    s = liveReducer(s, { type: "pause" });
+    s = liveReducer(s, { type: "batch", batch: batchOf([frame(post("live"))]) });
+    s = liveReducer(s, { type: "seedPosts", posts: [post("stored"), post("a")] });
+    expect(s.posts.map((p) => p.id)).toEqual(["a"]);
+    expect(s.missed).toBe(1);
+    s = liveReducer(s, { type: "resume" });
+    expect(s.posts.map((p) => p.id)).toEqual(["live", "stored", "a"]);
+  });
   it("merges alerts by id and keeps an acknowledgement", () => {
     let s = liveReducer(initialLive, { type: "seedAlerts", alerts: [alert(1, "firing")] });
     s = liveReducer(s, { type: "alertChanged", alert: { ...alert(1, "acknowledged"), acknowledged_at: "2026-11-21T10:01:00Z" } });

@@ -179,8 +179,12 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
       return next;
     }
     case "seedPosts":
-      // REST pages come newest first; live posts already shown stay in front.
-      return { ...state, posts: mergeNewestFirst(state.posts, action.posts, MAX_POSTS) };
+      // REST pages come newest first; live posts already shown stay in front. A page that
+      // lands while paused (one fetched after a filter change can be slow) waits behind the
+      // held posts: it may hold posts newer than the frozen list.
+      return state.paused
+        ? { ...state, held: mergeNewestFirst(state.held, action.posts, MAX_POSTS) }
+        : { ...state, posts: mergeNewestFirst(state.posts, action.posts, MAX_POSTS) };
     case "seedAlerts":
       return { ...state, alerts: mergeAlerts(action.alerts, state.alerts) };
     case "alertChanged":
