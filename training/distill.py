@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Distils the bundled tweet model into a shallower student with the same heads and files.
+
+The teacher is the float32 bundle scripts/build_model.py writes (model.onnx run with
+onnxruntime, so torch never needs the teacher's training state). Its logits for all four heads
+are computed once for every training text of every task and cached; the student then learns,
+on every text, all four of the teacher's distributions (temperature-scaled KL) plus the text's
+own hard label (the class-weighted cross-entropy of train.py). A sentiment tweet thus also
+teaches emotion, offensiveness and hate through the teacher, which is what lets a 3-layer
+student keep up on emotion's 3,257 labelled texts.
+
+The student starts from the teacher: its layers are copies of the teacher layers named by
+--layers (recovered from the ONNX graph: each MatMul's weight is named after the bias added to
+its output), the embeddings are the base model's (frozen, so the export can leave the word
+embeddings out as train.py's does) and the heads are the teacher's.
+
+    python training/distill.py DATA --teacher .pulse/models/minilm-tweets-fp32 \
+        --out models/minilm-tweets-l3 --layers 0,3,5 --minutes 45
+
+Writes graph.onnx, weights.safetensors and pulse-model.json into --out, as train.py does; val
+decides the checkpoint, the sentiment biases and the thresholds; test is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train  # noqa: E402  (the data, model, metrics and export of the teacher's training)
+
+TASKS = train.TASKS
+
+
+def teacher_session(bundle: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
+
+
+def teacher_logits(bundle: Path, seqs: list[list[int]], cache: Path, threads: int) -> dict[str, np.ndarray]:
+    """The teacher's logits for every head on every sequence, cached by model and input hash."""
+    h = hashlib.sha256((bundle / "model.onnx").read_bytes())
+    h.update(json.dumps(seqs).encode())
+    path = cache / f"teacher-{h.hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {t: z[t] for t in TASKS}
+    sess = teacher_session(bundle, threads)
+    out = {t: np.zeros((len(seqs), len(l)), dtype=np.float32) for t, l in TASKS.items()}
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    t0 = time.time()
+    for i in range(0, len(seqs), 64):
+        idx = order[i : i + 64]
+        ids, mask = train.pad_batch([seqs[j] for j in idx])
+        res = sess.run(list(TASKS), {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        for t, v in zip(TASKS, res):
+            out[t][idx] = v
+    print(f"teacher logits for {len(seqs)} texts in {time.time() - t0:.0f}s", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def teacher_state(bundle: Path) -> dict[str, torch.Tensor]:
+    """The teacher's parameters under train.py's names, read back from its ONNX graph.
+
+    Biases, LayerNorm parameters, embeddings and heads keep their names in the export; a
+    Linear's weight becomes an anonymous MatMul initializer (transposed), found through the Add
+    of its bias.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(bundle / "model.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    state = {k: torch.from_numpy(v.copy()) for k, v in inits.items() if k.startswith(("bert.", "heads."))}
+    consumers: dict[str, list] = {}
+    for n in m.graph.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    for n in m.graph.node:
+        if n.op_type != "MatMul" or n.input[1] not in inits or n.input[1].startswith("bert."):
+            continue
+        for c in consumers.get(n.output[0], []):
+            bias = next((x for x in c.input if x.endswith(".bias") and x in inits), None)
+            if c.op_type == "Add" and bias:
+                state[bias[: -len(".bias")] + ".weight"] = torch.from_numpy(inits[n.input[1]].T.copy())
+    return state
+
+
+def build_student(teacher: dict[str, torch.Tensor], layers: list[int]) -> train.MultiTask:
+    cfg = json.loads((train.base_model_dir() / "config.json").read_text())
+    cfg = dict(cfg, num_hidden_layers=len(layers))
+    model = train.MultiTask(cfg)
+    from safetensors.torch import load_file
+
+    # The embedding block was frozen in the teacher's training, so the base model's is the
+    # teacher's (the export may fold the token-type embedding away; the base file has it).
+    base = load_file(str(train.base_model_dir() / "model.safetensors"))
+    sd = {"bert." + k: v for k, v in base.items() if k.startswith("embeddings.") and not k.endswith("position_ids")}
+    for k, v in teacher.items():
+        if k.startswith("bert.encoder.layer."):
+            src = int(k.split(".")[3])
+            if src in layers:
+                parts = k.split(".")
+                parts[3] = str(layers.index(src))
+                sd[".".join(parts)] = v
+        elif k.startswith("heads."):
+            sd[k] = v
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected, unexpected
+    assert not missing, missing
+    for p in model.bert.embeddings.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    s = F.log_softmax(student / temperature, dim=1)
+    t = F.softmax(teacher / temperature, dim=1)
+    return F.kl_div(s, t, reduction="batchmean") * temperature**2
+
+
+def tune_rules(val_logits: dict, val: dict) -> tuple[list, dict]:
+    """Sentiment biases and offensive/hate thresholds tuned on val, and the val figures."""
+    heads, metrics = [], {}
+    for t, labels in TASKS.items():
+        lg, y = val_logits[t], val[t][1]
+        head = {"output": t, "field": train.FIELDS[t], "activation": "softmax", "labels": labels}
+        if t == "sentiment":
+            head["logit_bias"], _ = train.tune_sentiment_bias(lg, y)
+        elif t in ("offensive", "hate"):
+            head["positive"] = [labels[1]]
+            head["threshold"], _ = train.tune_threshold(t, lg, y)
+        pred = train.decide(t, lg, head)
+        metrics[t] = {
+            "metric": "macro_recall" if t == "sentiment" else "macro_f1",
+            "value": round(train.score(t, y, pred) * 100, 2),
+            "accuracy": round(float(np.mean(pred == y)) * 100, 2),
+            "argmax_value": round(train.score(t, y, np.argmax(lg, axis=1)) * 100, 2),
+        }
+        print(f"val {t}: {metrics[t]} {dict((k, v) for k, v in head.items() if k in ('logit_bias', 'threshold'))}", flush=True)
+        heads.append(head)
+    return heads, metrics
+
+
+def retune(bundle: Path, model_dir: Path, val: dict) -> None:
+    """Tunes the decision rules again on a built float32 bundle's own val logits and writes
+    them into the committed pulse-model.json (for a model exported before rules were tuned
+    on its float16 weights)."""
+    sess = teacher_session(bundle, 2)
+    logits = {}
+    for t in TASKS:
+        out = np.zeros((len(val[t][0]), len(TASKS[t])), dtype=np.float32)
+        order = np.argsort([len(s) for s in val[t][0]], kind="stable")
+        for i in range(0, len(order), 64):
+            idx = order[i : i + 64]
+            ids, mask = train.pad_batch([val[t][0][j] for j in idx])
+            out[idx] = sess.run([t], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        logits[t] = out
+    heads, metrics = tune_rules(logits, val)
+    path = model_dir / "pulse-model.json"
+    meta = json.loads(path.read_text())
+    meta["heads"] = heads
+    meta["metrics"] = {"val": {k: v["value"] for k, v in metrics.items()}}
+    meta["training"]["val_bundle_fp32"] = metrics
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("--teacher", type=Path, required=True, help="the float32 bundle directory")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--layers", default="0,3,5", help="teacher layers the student starts from")
+    ap.add_argument("--init", type=Path,
+                    help="start from this built bundle's layers instead of the teacher's (a second stage: "
+                         "--layers then names its layers, e.g. 0,1,2)")
+    ap.add_argument("--minutes", type=float, default=45.0, help="training time budget (wall clock)")
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--head-lr", type=float, default=2e-4)
+    ap.add_argument("--temperature", type=float, default=2.0)
+    ap.add_argument("--hard-weight", type=float, default=0.5, help="weight of the hard-label loss")
+    ap.add_argument("--head-weight", action="append", default=[], metavar="TASK=W",
+                    help="weight of one head's losses (repeatable; default 1 each)")
+    ap.add_argument("--evals", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/pulse-train/cache"))
+    ap.add_argument("--retune", type=Path, metavar="BUNDLE",
+                    help="only tune the decision rules again on this built float32 bundle of --out")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    random.seed(args.seed)
+    layers = [int(x) for x in args.layers.split(",")]
+    head_weight = {t: 1.0 for t in TASKS}
+    for item in args.head_weight:
+        task, _, w = item.partition("=")
+        if task not in head_weight:
+            sys.exit(f"distill: --head-weight names an unknown task: {task}")
+        head_weight[task] = float(w)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    tok = train.load_tokenizer()
+    seqs, task_of, label_of, val = [], [], [], {}
+    for ti, t in enumerate(TASKS):
+        x, y = train.load_split(args.data_dir, t, "train")
+        seqs.extend(train.encode(tok, x))
+        task_of.extend([ti] * len(y))
+        label_of.extend(y.tolist())
+        vx, vy = train.load_split(args.data_dir, t, "val")
+        val[t] = (train.encode(tok, vx), vy)
+    if args.retune:
+        retune(args.retune, args.out, val)
+        return 0
+    task_of = np.array(task_of)
+    label_of = np.array(label_of)
+    print(f"{len(seqs)} training texts", flush=True)
+    soft = teacher_logits(args.teacher, seqs, args.cache, threads=2)
+    soft_t = {t: torch.from_numpy(v) for t, v in soft.items()}
+    teacher_val = {}
+    for t in TASKS:
+        lg = teacher_logits(args.teacher, val[t][0], args.cache, threads=2)[t]
+        teacher_val[t] = train.score(t, val[t][1], np.argmax(lg, axis=1))
+    print("teacher val (argmax): " + " ".join(f"{k}={v * 100:.2f}" for k, v in teacher_val.items()), flush=True)
+
+    model = build_student(teacher_state(args.init or args.teacher), layers)
+    weights = {}
+    for ti, t in enumerate(TASKS):
+        y = label_of[task_of == ti]
+        k = len(TASKS[t])
+        weights[t] = torch.tensor((len(y) / (k * np.bincount(y, minlength=k))) ** 0.5, dtype=torch.float32)
+
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")
+                    and not (n.endswith(".bias") or "LayerNorm" in n)], "lr": args.lr, "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")
+                    and (n.endswith(".bias") or "LayerNorm" in n)], "lr": args.lr, "weight_decay": 0.0},
+        {"params": list(model.heads.parameters()), "lr": args.head_lr, "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups)
+    base_lrs = [g["lr"] for g in groups]
+    stream = train.batches_for(seqs, args.batch_size, rng)
+
+    def val_scores():
+        res, logits = {}, {}
+        for t in TASKS:
+            logits[t] = train.predict_logits(model, val[t][0], t)
+            res[t] = train.score(t, val[t][1], np.argmax(logits[t], axis=1))
+        return res, logits
+
+    s0, _ = val_scores()
+    print("student val before training: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s0.items()), flush=True)
+
+    total_steps = args.max_steps or 10**9
+    calib, warmup, step, seen = 60, 0, 0, 0
+    best = (-1.0, None, None, None)
+    eval_every, eval_time, last_eval = None, 0.0, 0
+    running = {"kd": [], "hard": []}
+    t_train = time.time()
+    while step < total_steps:
+        if step == calib and not args.max_steps:
+            rate = step / (time.time() - t_train)
+            remaining = args.minutes * 60 - (time.time() - t_start) - 90
+            n_val = sum(len(v[1]) for v in val.values())
+            remaining -= args.evals * n_val / (3 * rate * args.batch_size)
+            total_steps = int(max(calib + 100, remaining * rate))
+            print(f"calibration: {rate:.2f} steps/s -> {total_steps} steps", flush=True)
+        if warmup == 0 and (step == calib or args.max_steps):
+            warmup = max(1, int(0.06 * total_steps))
+            eval_every = max(1, total_steps // args.evals)
+        if warmup:
+            frac = min(1.0, (step + 1) / warmup) if step < warmup else max(0.0, (total_steps - step) / (total_steps - warmup))
+        else:
+            frac = (step + 1) / (calib * 10)
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * frac
+        idx = next(stream)
+        ids, mask = train.pad_batch([seqs[j] for j in idx])
+        model.train()
+        outs = model(ids, mask)
+        kd = sum(head_weight[t] * kd_loss(o, soft_t[t][idx], args.temperature) for t, o in zip(TASKS, outs))
+        hard = torch.zeros(())
+        for ti, (t, o) in enumerate(zip(TASKS, outs)):
+            sel = np.nonzero(task_of[idx] == ti)[0]
+            if len(sel):
+                y = torch.from_numpy(label_of[idx][sel])
+                hard = hard + head_weight[t] * F.cross_entropy(o[sel], y, weight=weights[t]) * len(sel) / len(idx)
+        loss = kd + args.hard_weight * hard
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running["kd"].append(kd.item())
+        running["hard"].append(hard.item())
+        step += 1
+        seen += len(idx)
+        if step % 100 == 0:
+            el = time.time() - t_train - eval_time
+            print(f"step {step}/{total_steps} {seen / el:.1f} ex/s lr={frac * args.lr:.2e} "
+                  f"kd={np.mean(running['kd'][-100:]):.4f} hard={np.mean(running['hard'][-100:]):.4f}", flush=True)
+        due = eval_every and (step % eval_every == 0 or step == total_steps)
+        if due and step - last_eval >= max(1, eval_every // 10):
+            last_eval = step
+            te = time.time()
+            s, val_logits = val_scores()
+            eval_time += time.time() - te
+            avg = float(np.mean(list(s.values())))
+            print(f"val @ {step}: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s.items())
+                  + f" mean={avg * 100:.2f} ({time.time() - te:.0f}s)", flush=True)
+            if avg > best[0]:
+                best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, val_logits)
+    train_secs = time.time() - t_train - eval_time
+    print(f"trained {step} steps, {seen} examples in {train_secs:.0f}s ({seen / train_secs:.1f} ex/s); "
+          f"best val mean {best[0] * 100:.2f} at step {best[1]}", flush=True)
+    model.load_state_dict(best[2])
+    # The bundle keeps float16 weights; the decision rules are tuned on what it will compute.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    _, val_logits = val_scores()
+    heads, metrics = tune_rules(val_logits, val)
+
+    teacher_meta = json.loads((args.teacher / "pulse-model.json").read_text())
+    meta = {
+        "name": args.out.name,
+        "version": "1.0.0",
+        "max_length": train.MAX_LENGTH,
+        "preprocess": "tweet",
+        "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": None},
+        "heads": heads,
+        "metrics": {"val": {k: v["value"] for k, v in metrics.items()}},
+        "training": {
+            "method": "distillation",
+            "teacher": f"{teacher_meta['name']} {teacher_meta.get('version', '')} float32",
+            "teacher_layers": layers,
+            "init": str(args.init.name) if args.init else "teacher",
+            "steps": step,
+            "best_step": best[1],
+            "examples": seen,
+            "train_seconds": round(train_secs),
+            "examples_per_second": round(seen / train_secs, 1),
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "head_lr": args.head_lr,
+            "temperature": args.temperature,
+            "hard_weight": args.hard_weight,
+            "head_weights": head_weight,
+            "seed": args.seed,
+            "torch": torch.__version__,
+            "val_torch_fp32": metrics,
+        },
+    }
+    train.export(model, args.out, meta)
+    print(f"wrote {args.out} in {time.time() - t_start:.0f}s total", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
