@@ -15,7 +15,8 @@ use pulse::config::AnalyzerSettings;
 use pulse::models::{Emotion, SentimentLabel};
 use serde_json::{json, Value};
 
-/// The int8 bundle `scripts/models.sh` builds (`PULSE_MODEL_DIR`, exported by the test command).
+/// The default bundle `scripts/models.sh` builds (`PULSE_MODEL_DIR`, exported by the test
+/// command).
 fn bundle() -> PathBuf {
     let dir = AnalyzerSettings::default_bundle();
     assert!(
@@ -25,6 +26,19 @@ fn bundle() -> PathBuf {
         std::env::var("ORT_DYLIB_PATH").ok()
     );
     dir
+}
+
+/// How the default bundle names itself in analyses: its manifest's name and `@`.
+fn bundle_model_prefix() -> String {
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(bundle().join("pulse-model.json")).expect("the bundle's manifest"),
+    )
+    .expect("the manifest is JSON");
+    let name = manifest["name"]
+        .as_str()
+        .expect("the manifest names the model");
+    assert!(name.starts_with("minilm-tweets"), "{name}");
+    format!("{name}@")
 }
 
 fn options(bundles: Vec<PathBuf>) -> InferenceOptions {
@@ -42,7 +56,7 @@ fn options(bundles: Vec<PathBuf>) -> InferenceOptions {
 fn the_bundled_model_labels_known_texts() {
     let mut model = TransformerAnalyzer::load(&options(vec![bundle()])).expect("bundle loads");
     assert!(
-        model.model().starts_with("minilm-tweets@"),
+        model.model().starts_with(&bundle_model_prefix()),
         "{}",
         model.model()
     );
@@ -271,7 +285,10 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         .collect();
     assert_eq!(models.len(), 2, "{models:?}");
     assert_eq!(models[0].0, "new");
-    assert!(models[0].1.starts_with("minilm-tweets@"), "{models:?}");
+    assert!(
+        models[0].1.starts_with(&bundle_model_prefix()),
+        "{models:?}"
+    );
     assert_eq!(models[0].2, 20);
     assert_eq!(
         (models[1].0.as_str(), models[1].1.as_str(), models[1].2),
@@ -334,7 +351,7 @@ async fn the_analyze_endpoint_answers_synchronously_and_refuses_bad_requests() {
     assert!(body["model"]
         .as_str()
         .unwrap()
-        .starts_with("minilm-tweets@"));
+        .starts_with(&bundle_model_prefix()));
     assert_eq!(env.post_count().await, 0, "analysis stores nothing");
 
     for (body, code) in [
