@@ -10,6 +10,9 @@ use crate::common::{admin_url, redis_url};
 
 #[test]
 fn the_documented_benchmark_command_runs_as_written() {
+    let fast = std::env::var("PULSE_FAST_MODEL_DIR")
+        .ok()
+        .zip(std::env::var("PULSE_FULL_MODEL_DIR").ok());
     let out = Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args([
             "bench",
@@ -42,6 +45,13 @@ fn the_documented_benchmark_command_runs_as_written() {
                 .iter()
                 .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
         )
+        // With the 3-layer model configured, the model part also runs the 6-layer reference.
+        .envs(fast.iter().flat_map(|(fast, full)| {
+            [
+                ("PULSE_MODEL_DIR", fast.clone()),
+                ("PULSE_FULL_MODEL_DIR", full.clone()),
+            ]
+        }))
         .env("DATABASE_URL", admin_url())
         .env("REDIS_URL", redis_url())
         .output()
@@ -49,7 +59,7 @@ fn the_documented_benchmark_command_runs_as_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pulse bench failed:\n{stderr}");
-    for row in [
+    let mut rows = vec![
         "ceiling: raw XADD",
         "ceiling: raw XREADGROUP + XACK",
         "ceiling: raw batched insert",
@@ -58,7 +68,15 @@ fn the_documented_benchmark_command_runs_as_written() {
         "raw ONNX Runtime",
         "WebSocket",
         "alert",
-    ] {
+        "| machine |",
+    ];
+    if fast.is_some() {
+        rows.extend([
+            "reference model (minilm-tweets@",
+            "speed-up over the reference",
+        ]);
+    }
+    for row in rows {
         assert!(
             stdout.contains(row),
             "no `{row}` row in the report:\n{stdout}"

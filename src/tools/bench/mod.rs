@@ -348,19 +348,20 @@ pub(crate) fn machine_description() -> String {
             .unwrap_or_default()
     };
     let flags = field("flags");
-    let have: Vec<&str> = ["avx2", "avx512f", "avx512_vnni", "avx_vnni"]
+    // Every extension is named, present or not, so two reports from different machines line
+    // up at a glance.
+    let extensions: Vec<String> = ["avx2", "avx512f", "avx512_vnni", "avx_vnni"]
         .into_iter()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .map(|f| {
+            let have = flags.split_whitespace().any(|x| x == f);
+            format!("{f} {}", if have { "yes" } else { "no" })
+        })
         .collect();
     format!(
         "{}, {} cores, {}",
         field("model name"),
         Settings::threads_or_cores(0),
-        if have.is_empty() {
-            "no AVX2".to_string()
-        } else {
-            have.join(" ")
-        }
+        extensions.join(", ")
     )
 }
 

@@ -4,7 +4,9 @@
 //! for the multilingual model on posts in other languages; (b) real `pulse serve` child
 //! processes with both models analysing posts XADDed as fast as Redis takes them, timed until
 //! every entry is committed and acknowledged: English posts, posts in other languages, and the
-//! demo generator's mix; (c) the children's peak resident memory.
+//! demo generator's mix; (c) the children's peak resident memory. When a reference bundle is
+//! given (by default the 6-layer float32 model, `PULSE_FULL_MODEL_DIR`), its ceiling and Pulse
+//! end to end are measured in the same run on the same English posts, and the ratios printed.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -29,11 +31,17 @@ pub struct ModelBenchArgs {
     /// Posts analysed by the raw loop and by the pipeline.
     #[arg(long, default_value_t = 6_000)]
     pub model_events: u64,
+    /// A bundle to compare the configured English model with, on the same posts in the same
+    /// run; empty skips the comparison.
+    #[arg(long, env = "PULSE_FULL_MODEL_DIR", default_value = "")]
+    pub reference_bundle: String,
 }
 
 /// Figures of one model run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ModelReport {
+    /// CPU model, cores and vector extensions: model speed depends on them.
+    pub machine: String,
     pub model: String,
     pub events: u64,
     pub workers: usize,
@@ -60,6 +68,21 @@ pub struct ModelReport {
     /// The highest peak resident memory of the `pulse serve` children (both models loaded when
     /// a multilingual one is configured).
     pub peak_rss_mb: f64,
+    /// The reference bundle on the same English posts: its ceiling, Pulse end to end with it
+    /// in place of the configured English model (everything else the same), and the
+    /// configured model's speed-ups over it.
+    pub reference: Option<ReferenceReport>,
+}
+
+/// The comparison with the reference bundle.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReferenceReport {
+    pub model: String,
+    pub raw_onnx_posts_per_sec: f64,
+    pub pipeline_posts_per_sec: f64,
+    pub peak_rss_mb: f64,
+    pub raw_speedup: f64,
+    pub pipeline_speedup: f64,
 }
 
 /// Generated posts as (event JSON, text).
@@ -125,6 +148,7 @@ pub async fn run(
 
     let workers = Settings::threads_or_cores(settings.analyzer.workers);
     let mut report = ModelReport {
+        machine: super::machine_description(),
         events: english.len() as u64,
         workers,
         intra_threads: settings.analyzer.intra_threads,
@@ -139,6 +163,20 @@ pub async fn run(
     report.model = model;
     report.raw_onnx_posts_per_sec = raw;
     eprintln!("raw ONNX Runtime, English model on English posts: {raw:.0} posts/s");
+    let reference = reference_bundle(args, &options);
+    let mut reference_report = None;
+    if let Some(dir) = &reference {
+        let mut ro = options.clone();
+        ro.bundles = vec![dir.clone()];
+        let (model, raw) = raw_onnx(&ro, &texts, workers)?;
+        eprintln!("raw ONNX Runtime, reference {model} on English posts: {raw:.0} posts/s");
+        reference_report = Some(ReferenceReport {
+            model,
+            raw_onnx_posts_per_sec: raw,
+            raw_speedup: report.raw_onnx_posts_per_sec / raw,
+            ..Default::default()
+        });
+    }
     let multilingual = !settings.analyzer.multilingual_bundles.is_empty();
     if multilingual {
         let mut ml = options.clone();
@@ -158,22 +196,36 @@ pub async fn run(
 
     // The parts before this one may have left posts behind; the counts below are this run's.
     let english: Vec<String> = english.into_iter().map(|(j, _)| j).collect();
-    let runs: Vec<(&str, Vec<String>)> = if multilingual {
-        vec![
-            ("english alone", english.clone()),
-            ("english", english),
-            ("other", other.into_iter().map(|(j, _)| j).collect()),
-            ("mixed", mixed),
-        ]
-    } else {
-        vec![("english", english)]
-    };
+    let mut runs: Vec<(&str, Vec<String>)> = vec![("english", english.clone())];
+    if reference.is_some() {
+        runs.push(("english reference", english.clone()));
+    }
+    if multilingual {
+        runs.push(("english alone", english));
+        runs.push(("other", other.into_iter().map(|(j, _)| j).collect()));
+        runs.push(("mixed", mixed));
+    }
     for (name, events) in runs {
         super::truncate(db_url).await?;
         let stream = format!("pulse:bench:{run_id}:model-{}", name.replace(' ', "-"));
         let alone = name == "english alone";
-        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events, !alone).await?;
+        let mut env: Vec<(&str, String)> = Vec::new();
+        if alone {
+            env.push(("PULSE_ANALYZER__MULTILINGUAL_BUNDLES", "[]".into()));
+        }
+        if let (Some(dir), "english reference") = (&reference, name) {
+            env.push(("PULSE_ANALYZER__BUNDLES", bundles_env(dir)?));
+        }
+        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events, &env).await?;
         eprintln!("pipeline, {name} posts: {rate:.0} posts/s, peak RSS {rss:.0} MB");
+        if name == "english reference" {
+            if let Some(r) = reference_report.as_mut() {
+                r.pipeline_posts_per_sec = rate;
+                r.peak_rss_mb = rss;
+                r.pipeline_speedup = report.pipeline_posts_per_sec / rate;
+            }
+            continue;
+        }
         if alone {
             report.pipeline_english_alone_posts_per_sec = Some(rate);
             report.peak_rss_english_alone_mb = Some(rss);
@@ -190,7 +242,35 @@ pub async fn run(
         }
     }
     super::truncate(db_url).await?;
+    report.reference = reference_report;
     Ok(report)
+}
+
+/// The reference bundle to compare with, unless it is not given or is the configured one.
+fn reference_bundle(
+    args: &ModelBenchArgs,
+    options: &crate::analysis::transformer::InferenceOptions,
+) -> Option<std::path::PathBuf> {
+    if args.reference_bundle.is_empty() {
+        return None;
+    }
+    let dir = crate::analysis::transformer::resolve_bundle_dir(std::path::Path::new(
+        &args.reference_bundle,
+    ));
+    let same = |a: &std::path::Path| {
+        a.canonicalize()
+            .ok()
+            .is_some_and(|a| dir.canonicalize().ok() == Some(a))
+    };
+    (!options.bundles.iter().any(|b| same(b))).then_some(dir)
+}
+
+/// `PULSE_ANALYZER__BUNDLES` for one bundle directory: a JSON list.
+fn bundles_env(dir: &std::path::Path) -> anyhow::Result<String> {
+    let dir = dir
+        .to_str()
+        .context("the reference bundle's path is not UTF-8")?;
+    Ok(serde_json::to_string(&[dir])?)
 }
 
 /// `session.run` alone over pre-tokenised batches on `workers` threads.
@@ -240,21 +320,19 @@ fn raw_onnx(
     Ok((model, total as f64 / slowest.as_secs_f64()))
 }
 
-/// A `pulse serve` child with the model (and the multilingual one when configured and
-/// `multilingual`) and no fallback, fed `events` at full speed.
+/// A `pulse serve` child with the configured models, `env` on top, and no fallback, fed
+/// `events` at full speed.
 async fn pipeline(
     settings: &Settings,
     db_url: &str,
     redis: &Client,
     stream: &str,
     events: &[String],
-    multilingual: bool,
+    env: &[(&str, String)],
 ) -> anyhow::Result<(f64, f64)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut command = Command::new(std::env::current_exe()?);
-    if !multilingual {
-        command.env("PULSE_ANALYZER__MULTILINGUAL_BUNDLES", "[]");
-    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = ServeChild(
         command
             .args(["serve", "--open"])
@@ -367,5 +445,20 @@ pub fn markdown(r: &ModelReport) -> String {
         "\n| peak resident memory of `pulse serve` with the models loaded, under this load | {:.0} MB |",
         r.peak_rss_mb
     ));
+    if let Some(f) = &r.reference {
+        out.push_str(&format!(
+            "\n| reference model ({model}): ceiling, raw ONNX Runtime, English posts | {raw:.0} posts/s |\n\
+             | reference model: Pulse end to end, English posts | {e2e:.0} posts/s |\n\
+             | reference model: peak resident memory under this load | {rss:.0} MB |\n\
+             | **speed-up over the reference**: raw ceiling / end to end | **{rs:.2}x / {ps:.2}x** |",
+            model = f.model,
+            raw = f.raw_onnx_posts_per_sec,
+            e2e = f.pipeline_posts_per_sec,
+            rss = f.peak_rss_mb,
+            rs = f.raw_speedup,
+            ps = f.pipeline_speedup,
+        ));
+    }
+    out.push_str(&format!("\n| machine | {} |", r.machine));
     out
 }

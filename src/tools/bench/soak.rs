@@ -40,6 +40,13 @@ pub struct SoakArgs {
     /// Offered posts per second; without it, half of the capacity measured first.
     #[arg(long)]
     pub soak_rate: Option<f64>,
+    /// Offered rate as a fraction of the capacity measured first (without `--soak-rate`).
+    #[arg(long, default_value_t = 0.5)]
+    pub soak_load: f64,
+    /// Keeps the configured lexicon fallback on during the soak (the capacity burst runs
+    /// without it), and reports the share of posts it took.
+    #[arg(long)]
+    pub soak_fallback: bool,
     /// Posts of the capacity measurement.
     #[arg(long, default_value_t = 4_000)]
     pub soak_capacity_posts: u64,
@@ -95,6 +102,8 @@ pub struct SoakSample {
     pub load_average: f64,
     /// Entries appended and not yet acknowledged (lag plus pending).
     pub backlog: i64,
+    /// Share of the interval's analysed posts that went to the lexicon fallback, in 0..=1.
+    pub fallback_share: f64,
     #[serde(flatten)]
     pub errors: ErrorCounts,
 }
@@ -110,6 +119,9 @@ pub struct SoakReport {
     /// Posts per second the child sustained in the capacity burst (0 when `--soak-rate`).
     pub capacity_per_sec: f64,
     pub rate: f64,
+    /// Whether the lexicon fallback was on, and the share of all posts it analysed.
+    pub fallback: bool,
+    pub fallback_share: f64,
     pub memory_tolerance_pct: f64,
     pub latency_factor: f64,
     /// Error counters when sampling started (after the capacity burst).
@@ -152,22 +164,19 @@ pub async fn run(
         args.soak_warmup_samples
     );
     let stream = format!("pulse:bench:{run_id}:soak");
-    let start = || {
-        Server::start(
-            db_url,
-            &settings.redis.url,
-            &stream,
-            &[
-                ("PULSE_ANALYZER__BACKEND", "onnx"),
-                ("PULSE_ANALYZER__FALLBACK_LAG_SECS", "0"),
-                ("PULSE_MIGRATE_ON_START", "false"),
-            ],
-        )
-        .context(
+    let start = |fallback: bool| {
+        let mut env = vec![
+            ("PULSE_ANALYZER__BACKEND", "onnx"),
+            ("PULSE_MIGRATE_ON_START", "false"),
+        ];
+        if !fallback {
+            env.push(("PULSE_ANALYZER__FALLBACK_LAG_SECS", "0"));
+        }
+        Server::start(db_url, &settings.redis.url, &stream, &env).context(
             "starting pulse serve with the model (run `eval \"$(bash scripts/models.sh)\"` first)",
         )
     };
-    let mut server = start()?;
+    let mut server = start(args.soak_fallback && args.soak_rate.is_some())?;
     let mut group = settings.clone();
     group.redis.stream = stream.clone();
     group.redis.group = "pulse".into();
@@ -177,6 +186,7 @@ pub async fn run(
         warmup_samples: args.soak_warmup_samples,
         memory_tolerance_pct: args.soak_memory_tolerance_pct,
         latency_factor: args.soak_latency_factor,
+        fallback: args.soak_fallback,
         verdict: "running".into(),
         ..Default::default()
     };
@@ -194,8 +204,8 @@ pub async fn run(
             report.model = model_of(server.address).await.unwrap_or_default();
             // Stopped gracefully (SIGTERM) with the burst drained; the soak gets a new process.
             drop(server);
-            server = start()?;
-            report.capacity_per_sec / 2.0
+            server = start(args.soak_fallback)?;
+            report.capacity_per_sec * args.soak_load
         }
     };
     eprintln!(
@@ -270,11 +280,14 @@ async fn sample(
     let mut previous = scrape::read(server.address).await?;
     report.errors_at_start = ErrorCounts::of(&previous);
     let mut previous_sent = sent.load(Ordering::Relaxed);
+    let mut previous_posts = posts_by_model(server.address).await;
+    let first_posts = previous_posts.clone();
     let mut previous_at = Instant::now();
     for index in 1..=samples {
         tokio::time::sleep_until((started + interval * index as u32).into()).await;
         let now = scrape::read(server.address).await?;
         let now_sent = sent.load(Ordering::Relaxed);
+        let now_posts = posts_by_model(server.address).await;
         let stats = crate::streams::group::group_stats(redis, group).await?;
         let secs = previous_at.elapsed().as_secs_f64();
         previous_at = Instant::now();
@@ -294,6 +307,7 @@ async fn sample(
             load_average: super::load_average(),
             peak_rss_mb: super::peak_rss_mb_in(&format!("/proc/{}/status", server.pid())),
             backlog: stats.lag.unwrap_or(0) + stats.pending,
+            fallback_share: now_posts.lexicon_share_since(&previous_posts),
             errors: ErrorCounts::of(&now),
         };
         eprintln!(
@@ -308,6 +322,7 @@ async fn sample(
             report.model = model_of(server.address).await.unwrap_or_default();
         }
         report.samples.push(sample);
+        report.fallback_share = now_posts.lexicon_share_since(&first_posts);
         judge(report);
         if index < samples {
             report.verdict = "running".into();
@@ -315,6 +330,7 @@ async fn sample(
         write_files(report, out_dir)?;
         previous = now;
         previous_sent = now_sent;
+        previous_posts = now_posts;
     }
     Ok(())
 }
@@ -430,20 +446,68 @@ async fn produce(
     Ok(sent.load(Ordering::Relaxed))
 }
 
-/// The model that analysed the child's posts, from the `model` label of
-/// `pulse_analyzer_posts_total` (None before its first post).
-async fn model_of(address: SocketAddr) -> Option<String> {
-    let text = reqwest::get(format!("http://{address}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+/// `pulse_analyzer_posts_total` by its `model` label.
+#[derive(Debug, Clone, Default)]
+struct PostsByModel(Vec<(String, f64)>);
+
+impl PostsByModel {
+    fn lexicon(&self) -> f64 {
+        self.0
+            .iter()
+            .filter(|(m, _)| m.starts_with("lexicon"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn total(&self) -> f64 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The lexicon's share of the posts analysed since `earlier`, in 0..=1.
+    fn lexicon_share_since(&self, earlier: &PostsByModel) -> f64 {
+        let total = self.total() - earlier.total();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        ((self.lexicon() - earlier.lexicon()) / total).clamp(0.0, 1.0)
+    }
+}
+
+async fn posts_by_model(address: SocketAddr) -> PostsByModel {
+    let text = match reqwest::get(format!("http://{address}/metrics")).await {
+        Ok(reply) => reply.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     let prefix = format!("{}{{model=\"", names::ANALYZED_POSTS);
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split('"').next())
-        .map(str::to_string)
+    PostsByModel(
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| {
+                let (model, tail) = rest.split_once('"')?;
+                let count = tail.rsplit_once(' ')?.1.parse().ok()?;
+                Some((model.to_string(), count))
+            })
+            .fold(Vec::new(), |mut acc: Vec<(String, f64)>, (model, count)| {
+                match acc.iter_mut().find(|(m, _)| *m == model) {
+                    Some((_, n)) => *n += count,
+                    None => acc.push((model, count)),
+                }
+                acc
+            }),
+    )
+}
+
+/// The transformer models that analysed the child's posts, from the `model` label of
+/// `pulse_analyzer_posts_total` (None before their first post).
+async fn model_of(address: SocketAddr) -> Option<String> {
+    let models: Vec<String> = posts_by_model(address)
+        .await
+        .0
+        .into_iter()
+        .map(|(m, _)| m)
+        .filter(|m| !m.starts_with("lexicon"))
+        .collect();
+    (!models.is_empty()).then(|| models.join(" + "))
 }
 
 /// Writes `soak.md` and `soak.json`; when the soak is over, also `soak.svg` and (when
@@ -526,23 +590,35 @@ fn panels(r: &SoakReport) -> [Panel; 3] {
 pub fn markdown(r: &SoakReport) -> String {
     let mut out = format!(
         "Soak of `pulse serve` with the {model} model: {rate:.0} posts/s offered ({how}) for {minutes} min, \
-         sampled every {secs} s; the first {warmup} samples are warm-up.\n\n\
-         | sample | min | offered/s | acked/s | p50 ms | p99 ms | RSS MB | peak RSS MB | backlog | dead letters | store errors | restarts | read errors | load |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         sampled every {secs} s; the first {warmup} samples are warm-up; the lexicon fallback {fallback}.\n\n\
+         | sample | min | offered/s | acked/s | p50 ms | p99 ms | RSS MB | peak RSS MB | backlog | to the lexicon | dead letters | store errors | restarts | read errors | load |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         model = r.model,
         rate = r.rate,
         how = if r.capacity_per_sec > 0.0 {
-            format!("half of the {:.0} posts/s measured first", r.capacity_per_sec)
+            format!(
+                "{:.0}% of the {:.0} posts/s measured first",
+                r.rate / r.capacity_per_sec * 100.0,
+                r.capacity_per_sec
+            )
         } else {
             "as given".to_string()
         },
         minutes = r.minutes,
         secs = r.sample_secs,
         warmup = r.warmup_samples,
+        fallback = if r.fallback {
+            format!(
+                "on (it took {:.1}% of the posts)",
+                r.fallback_share * 100.0
+            )
+        } else {
+            "off".to_string()
+        },
     );
     for s in &r.samples {
         out.push_str(&format!(
-            "| {}{} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.1} |\n",
+            "| {}{} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1}% | {} | {} | {} | {} | {:.1} |\n",
             s.index,
             if s.index <= r.warmup_samples { " (warm-up)" } else { "" },
             s.elapsed_secs / 60.0,
@@ -553,6 +629,7 @@ pub fn markdown(r: &SoakReport) -> String {
             s.rss_mb,
             s.peak_rss_mb,
             s.backlog,
+            s.fallback_share * 100.0,
             s.errors.dead_letters,
             s.errors.store_errors,
             s.errors.actor_restarts,
@@ -598,6 +675,25 @@ pub fn markdown(r: &SoakReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lexicon_share_counts_only_the_interval_and_every_lexicon_version() {
+        let posts = |model: f64, lexicon: f64| {
+            PostsByModel(vec![
+                ("minilm-tweets@1.0.0-fp32".into(), model),
+                ("lexicon-vader@1".into(), lexicon),
+            ])
+        };
+        let earlier = posts(1_000.0, 0.0);
+        assert_eq!(earlier.lexicon_share_since(&earlier), 0.0);
+        assert_eq!(posts(1_300.0, 100.0).lexicon_share_since(&earlier), 0.25);
+        // No posts in the interval, or a restarted child whose counters went back: no share.
+        assert_eq!(posts(10.0, 0.0).lexicon_share_since(&earlier), 0.0);
+        assert_eq!(
+            PostsByModel::default().lexicon_share_since(&PostsByModel::default()),
+            0.0
+        );
+    }
 
     fn sample(index: usize, rss: f64, p99: f64, dead: f64) -> SoakSample {
         SoakSample {
