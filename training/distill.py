@@ -135,29 +135,6 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return F.kl_div(s, t, reduction="batchmean") * temperature**2
 
 
-def tune_rules(val_logits: dict, val: dict) -> tuple[list, dict]:
-    """Sentiment biases and offensive/hate thresholds tuned on val, and the val figures."""
-    heads, metrics = [], {}
-    for t, labels in TASKS.items():
-        lg, y = val_logits[t], val[t][1]
-        head = {"output": t, "field": train.FIELDS[t], "activation": "softmax", "labels": labels}
-        if t == "sentiment":
-            head["logit_bias"], _ = train.tune_sentiment_bias(lg, y)
-        elif t in ("offensive", "hate"):
-            head["positive"] = [labels[1]]
-            head["threshold"], _ = train.tune_threshold(t, lg, y)
-        pred = train.decide(t, lg, head)
-        metrics[t] = {
-            "metric": "macro_recall" if t == "sentiment" else "macro_f1",
-            "value": round(train.score(t, y, pred) * 100, 2),
-            "accuracy": round(float(np.mean(pred == y)) * 100, 2),
-            "argmax_value": round(train.score(t, y, np.argmax(lg, axis=1)) * 100, 2),
-        }
-        print(f"val {t}: {metrics[t]} {dict((k, v) for k, v in head.items() if k in ('logit_bias', 'threshold'))}", flush=True)
-        heads.append(head)
-    return heads, metrics
-
-
 def retune(bundle: Path, model_dir: Path, val: dict) -> None:
     """Tunes the decision rules again on a built float32 bundle's own val logits and writes
     them into the committed pulse-model.json (for a model exported before rules were tuned
@@ -172,7 +149,7 @@ def retune(bundle: Path, model_dir: Path, val: dict) -> None:
             ids, mask = train.pad_batch([val[t][0][j] for j in idx])
             out[idx] = sess.run([t], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
         logits[t] = out
-    heads, metrics = tune_rules(logits, val)
+    heads, metrics = train.tune_rules(logits, val)
     path = model_dir / "pulse-model.json"
     meta = json.loads(path.read_text())
     meta["heads"] = heads
@@ -339,7 +316,7 @@ def main() -> int:
         for p in model.parameters():
             p.copy_(p.half().float())
     _, val_logits = val_scores()
-    heads, metrics = tune_rules(val_logits, val)
+    heads, metrics = train.tune_rules(val_logits, val)
 
     teacher_meta = json.loads((args.teacher / "pulse-model.json").read_text())
     meta = {

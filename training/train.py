@@ -336,6 +336,29 @@ def tune_threshold(task, logits, y):
     return best_t, best
 
 
+def tune_rules(val_logits: dict, val: dict) -> tuple[list, dict]:
+    """Sentiment biases and offensive/hate thresholds tuned on val, and the val figures."""
+    heads, metrics = [], {}
+    for t, labels in TASKS.items():
+        lg, y = val_logits[t], val[t][1]
+        head = {"output": t, "field": FIELDS[t], "activation": "softmax", "labels": labels}
+        if t == "sentiment":
+            head["logit_bias"], _ = tune_sentiment_bias(lg, y)
+        elif t in ("offensive", "hate"):
+            head["positive"] = [labels[1]]
+            head["threshold"], _ = tune_threshold(t, lg, y)
+        pred = decide(t, lg, head)
+        metrics[t] = {
+            "metric": "macro_recall" if t == "sentiment" else "macro_f1",
+            "value": round(score(t, y, pred) * 100, 2),
+            "accuracy": round(float(np.mean(pred == y)) * 100, 2),
+            "argmax_value": round(score(t, y, np.argmax(lg, axis=1)) * 100, 2),
+        }
+        print(f"val {t}: {metrics[t]} {dict((k, v) for k, v in head.items() if k in ('logit_bias', 'threshold'))}", flush=True)
+        heads.append(head)
+    return heads, metrics
+
+
 def export(model, out: Path, meta: dict):
     import onnx
     from safetensors.numpy import save_file
@@ -533,26 +556,7 @@ def main():
     if args.save_state:
         torch.save(best[2], args.save_state)
 
-    # Tune the decision rules on val.
-    heads, metrics = [], {}
-    for t, labels in TASKS.items():
-        lg = best[3][t]
-        y = val[t][1]
-        head = {"output": t, "field": FIELDS[t], "activation": "softmax", "labels": labels}
-        if t == "sentiment":
-            head["logit_bias"], _ = tune_sentiment_bias(lg, y)
-        elif t in ("offensive", "hate"):
-            head["positive"] = [labels[1]]
-            head["threshold"], _ = tune_threshold(t, lg, y)
-        pred = decide(t, lg, head)
-        metrics[t] = {
-            "metric": "macro_recall" if t == "sentiment" else "macro_f1",
-            "value": round(score(t, y, pred) * 100, 2),
-            "accuracy": round(float(np.mean(pred == y)) * 100, 2),
-            "argmax_value": round(score(t, y, np.argmax(lg, axis=1)) * 100, 2),
-        }
-        print(f"val {t}: {metrics[t]} {dict((k, v) for k, v in head.items() if k in ('logit_bias', 'threshold'))}", flush=True)
-        heads.append(head)
+    heads, metrics = tune_rules(best[3], val)
 
     meta = {
         "name": "minilm-tweets",
