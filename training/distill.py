@@ -239,14 +239,7 @@ def main() -> int:
     base_lrs = [g["lr"] for g in groups]
     stream = train.batches_for(seqs, args.batch_size, rng)
 
-    def val_scores():
-        res, logits = {}, {}
-        for t in TASKS:
-            logits[t] = train.predict_logits(model, val[t][0], t)
-            res[t] = train.score(t, val[t][1], np.argmax(logits[t], axis=1))
-        return res, logits
-
-    s0, _ = val_scores()
+    s0, _ = train.val_scores(model, val)
     print("student val before training: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s0.items()), flush=True)
 
     total_steps = args.max_steps or 10**9
@@ -299,14 +292,8 @@ def main() -> int:
         due = eval_every and (step % eval_every == 0 or step == total_steps)
         if due and step - last_eval >= max(1, eval_every // 10):
             last_eval = step
-            te = time.time()
-            s, val_logits = val_scores()
-            eval_time += time.time() - te
-            avg = float(np.mean(list(s.values())))
-            print(f"val @ {step}: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s.items())
-                  + f" mean={avg * 100:.2f} ({time.time() - te:.0f}s)", flush=True)
-            if avg > best[0]:
-                best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, val_logits)
+            best, secs = train.checkpoint(model, val, step, best)
+            eval_time += secs
     train_secs = time.time() - t_train - eval_time
     print(f"trained {step} steps, {seen} examples in {train_secs:.0f}s ({seen / train_secs:.1f} ex/s); "
           f"best val mean {best[0] * 100:.2f} at step {best[1]}", flush=True)
@@ -315,7 +302,7 @@ def main() -> int:
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())
-    _, val_logits = val_scores()
+    _, val_logits = train.val_scores(model, val)
     heads, metrics = train.tune_rules(val_logits, val)
 
     teacher_meta = json.loads((args.teacher / "pulse-model.json").read_text())

@@ -296,6 +296,29 @@ def predict_logits(model, seqs, task, batch_size=128):
     return out
 
 
+def val_scores(model, val):
+    """Argmax score and logits of every task on val."""
+    res, logits = {}, {}
+    for t in TASKS:
+        logits[t] = predict_logits(model, val[t][0], t)
+        res[t] = score(t, val[t][1], np.argmax(logits[t], axis=1))
+    return res, logits
+
+
+def checkpoint(model, val, step, best):
+    """Scores val and prints it; returns the better of `best` and this step, as (mean, step,
+    state, val logits), and the seconds the pass took."""
+    te = time.time()
+    s, val_logits = val_scores(model, val)
+    secs = time.time() - te
+    avg = float(np.mean(list(s.values())))
+    print(f"val @ {step}: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s.items())
+          + f" mean={avg * 100:.2f} ({secs:.0f}s)", flush=True)
+    if avg > best[0]:
+        best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, val_logits)
+    return best, secs
+
+
 def batches_for(seqs, batch_size, rng):
     """Endless stream of index batches; length-bucketed within chunks to cut padding."""
     n = len(seqs)
@@ -481,13 +504,6 @@ def main():
     opt = torch.optim.AdamW(groups)
     base_lrs = [g["lr"] for g in groups]
 
-    def val_scores():
-        res, logits = {}, {}
-        for t in TASKS:
-            logits[t] = predict_logits(model, val[t][0], t)
-            res[t] = score(t, val[t][1], np.argmax(logits[t], axis=1))
-        return res, logits
-
     # Measure the speed on a first stretch, then size the run to the time budget.
     total_steps = args.max_steps or 10**9
     calib = 60
@@ -541,14 +557,8 @@ def main():
         due = eval_every and (step % eval_every == 0 or step == total_steps)
         if due and step - last_eval >= max(1, eval_every // 10):  # no second pass right after one
             last_eval = step
-            te = time.time()
-            s, val_logits = val_scores()
-            eval_time += time.time() - te
-            avg = float(np.mean(list(s.values())))
-            print(f"val @ {step}: " + " ".join(f"{k}={v * 100:.2f}" for k, v in s.items())
-                  + f" mean={avg * 100:.2f} ({time.time() - te:.0f}s)", flush=True)
-            if avg > best[0]:
-                best = (avg, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, val_logits)
+            best, secs = checkpoint(model, val, step, best)
+            eval_time += secs
     train_secs = time.time() - t_train - eval_time
     print(f"trained {step} steps, {seen} examples in {train_secs:.0f}s ({seen / train_secs:.1f} ex/s); "
           f"best val mean {best[0] * 100:.2f} at step {best[1]}", flush=True)
