@@ -259,10 +259,7 @@ def main() -> int:
         if warmup == 0 and (step == calib or args.max_steps):
             warmup = max(1, int(0.06 * total_steps))
             eval_every = max(1, total_steps // args.evals)
-        if warmup:
-            frac = min(1.0, (step + 1) / warmup) if step < warmup else max(0.0, (total_steps - step) / (total_steps - warmup))
-        else:
-            frac = (step + 1) / (calib * 10)
+        frac = train.lr_fraction(step, warmup, total_steps, calib)
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * frac
         idx = next(stream)

@@ -305,6 +305,17 @@ def val_scores(model, val):
     return res, logits
 
 
+def lr_fraction(step, warmup, total_steps, calib):
+    """The learning rate's share of its peak: a slow ramp while the speed is calibrated, then
+    linear warm-up over `warmup` steps and linear decay to `total_steps` (warmup 0: not yet
+    sized)."""
+    if warmup:
+        if step < warmup:
+            return min(1.0, (step + 1) / warmup)
+        return max(0.0, (total_steps - step) / (total_steps - warmup))
+    return (step + 1) / max(1, calib * 10)
+
+
 def checkpoint(model, val, step, best):
     """Scores val and prints it; returns the better of `best` and this step, as (mean, step,
     state, val logits), and the seconds the pass took."""
@@ -529,11 +540,7 @@ def main():
         if warmup == 0 and (step == calib or args.max_steps):
             warmup = max(1, int(0.06 * total_steps))
             eval_every = max(1, total_steps // args.evals)
-        # learning rate: linear warm-up (from the calibration on), linear decay
-        if warmup:
-            frac = min(1.0, (step + 1) / warmup) if step < warmup else max(0.0, (total_steps - step) / (total_steps - warmup))
-        else:
-            frac = (step + 1) / max(1, calib * 10)
+        frac = lr_fraction(step, warmup, total_steps, calib)
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * frac
         t = list(TASKS)[rng.choice(len(TASKS), p=probs)]
