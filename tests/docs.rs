@@ -149,15 +149,22 @@ fn differences(
 
 // Metrics.
 
-/// Every `const NAME: &str = "value";` of the sources, by name.
+/// Every `const NAME: &str = "value";` of the sources, and every `counter NAME = "value";` (or
+/// `gauge`, `histogram`) of the metric names' table, by name.
 fn string_constants(sources: &[(PathBuf, String)]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (_, code) in sources {
         for line in code.lines() {
-            let Some((_, rest)) = line.split_once("const ") else {
-                continue;
-            };
-            let Some((name, value)) = rest.split_once(": &str =") else {
+            let declared = line
+                .split_once("const ")
+                .and_then(|(_, rest)| rest.split_once(": &str ="))
+                .or_else(|| {
+                    let rest = ["counter ", "gauge ", "histogram "]
+                        .iter()
+                        .find_map(|kind| line.trim_start().strip_prefix(kind))?;
+                    rest.split_once(" = ")
+                });
+            let Some((name, value)) = declared else {
                 continue;
             };
             if let Some(value) = string_literal(value) {

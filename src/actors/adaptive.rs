@@ -4,6 +4,12 @@
 //! further behind. The model takes over again once entries arrive at most
 //! `analyzer.recover_lag_secs` old; the gap between the two thresholds is the hysteresis that
 //! keeps the route from flapping. Every stored analysis names the model that made it.
+//!
+//! A batch is routed when it is read, but it may then wait in the model pool's queue behind
+//! others (up to `ingest.max_in_flight` entries are read ahead); a model worker that reaches a
+//! batch already older than the threshold hands it back, and it goes to the lexicon then. So
+//! the route reacts to the wait where it happens, not only once the backlog spills back into
+//! the stream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -66,6 +72,11 @@ impl AdaptiveRoute {
         } else {
             Route::Model
         }
+    }
+
+    /// The age over which a batch belongs to the lexicon, when the fallback is on.
+    pub fn fallback_after_secs(&self) -> Option<f64> {
+        self.thresholds.map(|(fallback, _)| fallback)
     }
 
     /// Whether new posts currently go to the lexicon.

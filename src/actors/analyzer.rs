@@ -9,8 +9,8 @@ use std::time::Instant;
 use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{
-    AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost, AnalyzedTexts,
-    RejectReason, Rejected, StreamedDeletion, StreamedEngagement,
+    oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost,
+    AnalyzedTexts, RejectReason, Rejected, StreamedDeletion, StreamedEngagement,
 };
 use crate::analysis::{self, routing::LanguageRouter, Backend};
 use crate::config::AnalyzerSettings;
@@ -109,11 +109,16 @@ impl Actor for AnalyzerWorker {
 }
 
 impl Handler<AnalyzeBatch> for AnalyzerWorker {
-    type Result = Result<AnalyzedBatch, AnalyzeError>;
+    type Result = Result<Option<AnalyzedBatch>, AnalyzeError>;
 
     fn handle(&mut self, msg: AnalyzeBatch, _: &mut Self::Context) -> Self::Result {
+        if let Some(limit) = msg.hand_back_after_secs {
+            if oldest_age_secs(&msg.entries).is_some_and(|age| age > limit) {
+                return Ok(None);
+            }
+        }
         let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.0))) {
+        match catch_unwind(AssertUnwindSafe(|| self.analyze(&msg.entries))) {
             Ok(batch) => {
                 // The lexicon allocates little, and its pool is the one that must be fast.
                 if self.backend == Backend::Onnx {
@@ -121,11 +126,11 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
                 }
                 count_analyses(batch.posts.iter().map(|p| &p.analysis));
                 metrics::histogram!(names::ANALYZE_BATCH_SECONDS).record(started.elapsed());
-                Ok(batch)
+                Ok(Some(batch))
             }
             Err(panic) => {
                 let reason = panic_message(&panic);
-                tracing::error!(%reason, entries = msg.0.len(), "analyzer panicked; restarting its backend");
+                tracing::error!(%reason, entries = msg.entries.len(), "analyzer panicked; restarting its backend");
                 metrics::counter!(names::ACTOR_RESTARTS, "actor" => "analyzer").increment(1);
                 self.rebuild();
                 Err(AnalyzeError(reason))
@@ -209,3 +214,46 @@ fn release_free_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_memory() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::messages::RawEntry;
+    use actix::SyncArbiter;
+
+    fn entry_added_secs_ago(secs: i64) -> RawEntry {
+        let ms = chrono::Utc::now().timestamp_millis() - secs * 1000;
+        RawEntry {
+            id: format!("{ms}-0"),
+            fields: vec![(
+                "event".to_string(),
+                br#"{"type":"engagement","post_id":"p1","kind":"like","at":"2026-01-01T00:00:00Z"}"#
+                    .to_vec(),
+            )],
+            deliveries: 1,
+            oversize: None,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_batch_that_waited_past_the_threshold_is_handed_back_unanalysed() {
+        let settings = Arc::new(AnalyzerSettings::default());
+        let worker = SyncArbiter::start(1, move || {
+            AnalyzerWorker::new(Backend::Lexicon, settings.clone())
+        });
+        let ask = |age: i64, limit: Option<f64>| {
+            worker.send(AnalyzeBatch {
+                entries: Arc::new(vec![entry_added_secs_ago(age)]),
+                hand_back_after_secs: limit,
+            })
+        };
+        assert!(ask(30, Some(10.0)).await.unwrap().unwrap().is_none());
+        let fresh = ask(1, Some(10.0))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("analysed");
+        assert_eq!(fresh.engagements.len(), 1);
+        assert!(ask(30, None).await.unwrap().unwrap().is_some());
+    }
+}

@@ -46,6 +46,19 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every value [`RejectReason::class`] can take.
+    pub const CLASSES: &'static [&'static str] = &[
+        "missing_event_field",
+        "invalid_utf8",
+        "too_large",
+        "malformed",
+        "invalid_field",
+        "max_deliveries",
+        "entry_too_large",
+        "analysis_failed",
+        "storage_refused",
+    ];
+
     /// A low-cardinality class for metric labels.
     pub fn class(&self) -> &'static str {
         match self {
@@ -58,10 +71,25 @@ impl RejectReason {
     }
 }
 
-/// Decode and analyse a batch of raw entries (sent to the analyzer pool).
+/// Decode and analyse a batch of raw entries (sent to the analyzer pool). The answer is `None`
+/// when the batch was handed back unanalysed (see `hand_back_after_secs`).
 #[derive(Message)]
-#[rtype(result = "Result<AnalyzedBatch, AnalyzeError>")]
-pub struct AnalyzeBatch(pub Arc<Vec<RawEntry>>);
+#[rtype(result = "Result<Option<AnalyzedBatch>, AnalyzeError>")]
+pub struct AnalyzeBatch {
+    pub entries: Arc<Vec<RawEntry>>,
+    /// Set on batches sent to the model while a lexicon fallback exists: a worker that reaches
+    /// the batch only when its oldest entry is older than this hands it back, because the
+    /// batch waited in the pool's queue, where the route cannot see its age, and the lexicon
+    /// would analyse it now.
+    pub hand_back_after_secs: Option<f64>,
+}
+
+/// Seconds since the oldest of `entries` was added to the stream, if any carries its time.
+pub fn oldest_age_secs(entries: &[RawEntry]) -> Option<f64> {
+    let oldest = entries.iter().filter_map(RawEntry::added_at_ms).min()?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    Some((now_ms - oldest).max(0) as f64 / 1000.0)
+}
 
 /// The analyzer pool's answer: what to store and what to dead-letter.
 #[derive(Debug, Default)]
@@ -184,3 +212,28 @@ pub struct Publish {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reject_class_is_listed() {
+        let reasons = [
+            RejectReason::Event(EventError::MissingEventField),
+            RejectReason::Event(EventError::InvalidUtf8),
+            RejectReason::Event(EventError::TooLarge(1)),
+            RejectReason::Event(EventError::Malformed(String::new())),
+            RejectReason::Event(EventError::Invalid {
+                field: "text",
+                reason: String::new(),
+            }),
+            RejectReason::TooManyDeliveries(9),
+            RejectReason::EntryTooLarge(1),
+            RejectReason::Analysis(String::new()),
+            RejectReason::Storage(String::new()),
+        ];
+        let classes: Vec<&str> = reasons.iter().map(RejectReason::class).collect();
+        assert_eq!(classes, RejectReason::CLASSES);
+    }
+}

@@ -12,8 +12,8 @@ use super::{backoff, IngestContext};
 use crate::actors::adaptive::Route;
 use crate::actors::analyzer::AnalyzerWorker;
 use crate::actors::messages::{
-    AnalyzeBatch, AnalyzedBatch, Committed, RawEntry, RejectReason, Rejected, StoreBatch,
-    StoreError, StoreOutcome,
+    oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzedBatch, Committed, RawEntry, RejectReason,
+    Rejected, StoreBatch, StoreError, StoreOutcome,
 };
 use crate::actors::supervisor::Supervised;
 use crate::streams::group::{self, DeadLetter};
@@ -159,27 +159,66 @@ enum Attempt {
 
 /// The pool for a batch: the model, or the lexicon while entries arrive too old.
 fn pool_for<'a>(ctx: &'a IngestContext, entries: &[RawEntry]) -> &'a Supervised<AnalyzerWorker> {
+    let Some(age) = oldest_age_secs(entries) else {
+        return &ctx.analyzer;
+    };
+    metrics::histogram!(names::INGEST_ENTRY_AGE_SECONDS).record(age);
     let Some(fallback) = &ctx.fallback else {
         return &ctx.analyzer;
     };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let Some(oldest) = entries.iter().filter_map(RawEntry::added_at_ms).min() else {
-        return &ctx.analyzer;
-    };
-    let age = (now_ms - oldest).max(0) as f64 / 1000.0;
-    metrics::histogram!(names::INGEST_ENTRY_AGE_SECONDS).record(age);
     match ctx.route.route(age) {
         Route::Model => &ctx.analyzer,
         Route::Lexicon => fallback,
     }
 }
 
+/// Analyses a batch in the pool `pool_for` picks; a batch the model hands back because it
+/// waited too long in its queue goes to the lexicon, and the route switches with it.
+async fn analyze(
+    ctx: &IngestContext,
+    entries: &Arc<Vec<RawEntry>>,
+) -> Result<Result<AnalyzedBatch, AnalyzeError>, &'static str> {
+    let pool = pool_for(ctx, entries);
+    let on_model = std::ptr::eq(pool, &ctx.analyzer);
+    let hand_back_after_secs = if on_model {
+        ctx.fallback.as_ref().and(ctx.route.fallback_after_secs())
+    } else {
+        None
+    };
+    let msg = AnalyzeBatch {
+        entries: entries.clone(),
+        hand_back_after_secs,
+    };
+    match pool.addr().send(msg).await {
+        Ok(Ok(Some(batch))) => return Ok(Ok(batch)),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => return Ok(Err(e)),
+        Err(_) => return Err("analyzer"),
+    }
+    let Some(fallback) = &ctx.fallback else {
+        return Err("analyzer");
+    };
+    metrics::counter!(names::ANALYZER_HANDED_BACK).increment(1);
+    if let Some(age) = oldest_age_secs(entries) {
+        ctx.route.route(age);
+    }
+    let msg = AnalyzeBatch {
+        entries: entries.clone(),
+        hand_back_after_secs: None,
+    };
+    match fallback.addr().send(msg).await {
+        Ok(Ok(Some(batch))) => Ok(Ok(batch)),
+        Ok(Ok(None)) => Err("analyzer"),
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(_) => Err("analyzer"),
+    }
+}
+
 async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
-    let pool = pool_for(ctx, &entries);
-    let analyzed = match pool.addr().send(AnalyzeBatch(entries)).await {
+    let analyzed = match analyze(ctx, &entries).await {
         Ok(Ok(batch)) => Arc::new(batch),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
-        Err(_) => return Attempt::Unavailable("analyzer"),
+        Err(stage) => return Attempt::Unavailable(stage),
     };
     match ctx.store.addr().send(StoreBatch(analyzed.clone())).await {
         Ok(Ok(outcome)) => Attempt::Done(analyzed, outcome),
