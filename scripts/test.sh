@@ -39,6 +39,24 @@ run_frontend_tests() {
     )
 }
 
+# The operations kit: the alert rules pass `promtool check rules` and their own unit tests, the
+# Kubernetes PrometheusRule carries the same rules, and the Grafana dashboard is what its
+# generator writes and fits Grafana's dashboard schema. (That every metric they query is one
+# Pulse exposes is a Rust test: tests/api/monitoring.rs.)
+run_deploy_checks() {
+    if ! command -v promtool >/dev/null 2>&1; then
+        # Debian's prometheus package ships promtool; nothing else of it is used.
+        pulse_pkg_install prometheus || return 1
+    fi
+    step python3 deploy/prometheus/check.py
+    step python3 deploy/grafana/dashboard.py --check
+    (
+        cd deploy/grafana/schema
+        npm ci --no-audit --no-fund
+        node check.mjs
+    )
+}
+
 has_lib_target() {
     [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml
 }
@@ -54,6 +72,8 @@ step cargo clippy --all-targets -- -D warnings
 step cargo clippy --all-targets --features fault-injection -- -D warnings
 
 run_frontend_tests
+echo "==> deploy checks" >&2
+run_deploy_checks
 
 # Doc tests first: `--all-targets` never includes them, and the final runner's summary should
 # be the last thing on screen.

@@ -10,6 +10,7 @@ pub mod ingester;
 pub mod messages;
 pub mod monitor;
 pub mod retention;
+mod series;
 pub mod store;
 pub mod supervisor;
 pub mod virality;
@@ -61,6 +62,7 @@ impl Pipeline {
         pool: Pool,
         redis: fred::clients::Client,
     ) -> anyhow::Result<Pipeline> {
+        series::seed();
         let backend = settings.analyzer.backend;
         let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error

@@ -41,6 +41,8 @@ impl<A: Actor> Supervised<A> {
         factory: impl Fn() -> Addr<A> + Send + Sync + 'static,
     ) -> Self {
         let addr = factory();
+        // A zero series, so "no restarts" reads as 0 rather than as no data.
+        metrics::counter!(names::ACTOR_RESTARTS, "actor" => name).increment(0);
         Self {
             name,
             addr: Arc::new(RwLock::new(addr)),

@@ -92,8 +92,16 @@ impl SourceContext {
             lag_us: AtomicI64::new(i64::MIN),
             ..SourceStatus::default()
         };
+        let name = settings.name().to_string();
+        // Zero series, so a dashboard or an alert over this source reads 0, not no data, until
+        // it connects, fails or appends.
+        metrics::gauge!(names::SOURCE_CONNECTED, "source" => name.clone()).set(0.0);
+        metrics::counter!(names::SOURCE_ERRORS, "source" => name.clone(), "reason" => "connect")
+            .increment(0);
+        metrics::counter!(names::SOURCE_EVENTS, "source" => name.clone(), "event" => "post")
+            .increment(0);
         SourceContext {
-            name: settings.name().to_string(),
+            name,
             redis,
             stream: stream.to_string(),
             product: settings.product.clone(),

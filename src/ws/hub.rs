@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::broadcaster::Broadcaster;
 use super::fanout;
 use super::messages::CloseAll;
+use super::protocol::MessageClass;
 
 /// The live-subscription service of one process: the broadcaster (on its own thread, so
 /// fan-out to many sessions never delays the pipeline) and session admission.
@@ -24,6 +25,25 @@ pub struct Hub {
     settings: Arc<WsSettings>,
 }
 
+/// Zero series for the live connections' metrics, so a dashboard reads 0 before the first
+/// session, message or refusal rather than no data.
+fn seed_series() {
+    metrics::gauge!(names::WS_SESSIONS).increment(0.0);
+    metrics::counter!(names::WS_MESSAGES_DROPPED).increment(0);
+    for class in [
+        MessageClass::Message,
+        MessageClass::Metrics,
+        MessageClass::Alert,
+        MessageClass::Virality,
+        MessageClass::Control,
+    ] {
+        metrics::counter!(names::WS_MESSAGES_SENT, "type" => class.label()).increment(0);
+    }
+    for reason in ["origin", "bad_handshake", "too_many_sessions"] {
+        metrics::counter!(names::WS_REJECTED, "reason" => reason).increment(0);
+    }
+}
+
 impl Hub {
     /// Starts the broadcaster on a new arbiter. Must run inside an actix system.
     pub fn start(settings: WsSettings) -> Hub {
@@ -33,6 +53,7 @@ impl Hub {
     /// [`Hub::start`], offering every message this process produces to `fanout` for the other
     /// processes of the group.
     pub fn start_with(settings: WsSettings, fanout: Option<fanout::FanoutSender>) -> Hub {
+        seed_series();
         let arbiter = Arbiter::new().handle();
         let latest_metrics = Arc::new(RwLock::new(None));
         let cache = latest_metrics.clone();

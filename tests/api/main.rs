@@ -14,6 +14,7 @@ mod http_api;
 mod languages;
 mod metrics_api;
 mod model;
+mod monitoring;
 mod openapi;
 mod pipeline;
 mod security;

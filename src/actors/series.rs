@@ -1,0 +1,39 @@
+//! Zero series for the label values the pipeline knows in advance, written when it starts, so
+//! a dashboard panel or an alert rule over them reads 0 instead of no data until the first
+//! event (a rule over "no data" never fires, and `increase` needs a first sample to rise from).
+
+use super::messages::RejectReason;
+use crate::models::alerts::RuleKind;
+use crate::telemetry::names;
+
+/// Writes every known series at 0 (a counter's `increment(0)` creates it without changing it).
+pub fn seed() {
+    for reason in RejectReason::CLASSES {
+        metrics::counter!(names::DEAD_LETTERS, "reason" => *reason).increment(0);
+    }
+    for outcome in ["delivered", "retry", "dead"] {
+        metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for kind in RuleKind::ALL {
+        metrics::counter!(names::ALERTS_FIRED, "kind" => kind.as_str()).increment(0);
+    }
+    for stage in ["analyzer", "store", "ack"] {
+        metrics::counter!(names::BATCH_RETRIES, "stage" => stage).increment(0);
+    }
+    for kind in ["unavailable", "refused"] {
+        metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(0);
+    }
+    for kind in ["redis", "nogroup"] {
+        metrics::counter!(names::READ_ERRORS, "error_type" => kind).increment(0);
+    }
+    for to in ["lexicon", "model"] {
+        metrics::counter!(names::ANALYZER_SWITCHES, "to" => to).increment(0);
+    }
+    for operation in ["lookup", "revive", "rebuild", "feed", "write"] {
+        metrics::counter!(names::VIRALITY_ERRORS, "operation" => operation).increment(0);
+    }
+    metrics::counter!(names::ENTRIES_CLAIMED).increment(0);
+    metrics::counter!(names::ANALYZER_HANDED_BACK).increment(0);
+    metrics::counter!(names::DEAD_LETTERS_TRIMMED).increment(0);
+    metrics::counter!(names::VIRALITY_PREDICTIONS).increment(0);
+}
