@@ -53,20 +53,35 @@ fn post(id: &str, platform: &str, country: &str, text: &str) -> String {
 /// XADDs events in pipelined chunks.
 async fn xadd_all(redis: &Client, stream: &str, events: impl IntoIterator<Item = String>) {
     let events: Vec<String> = events.into_iter().collect();
-    for chunk in events.chunks(500) {
-        let pipeline = redis.pipeline();
-        for json in chunk {
-            let _: Result<(), _> = pipeline
-                .xadd(
-                    stream,
-                    false,
-                    None::<()>,
-                    "*",
-                    vec![("event", json.as_str())],
-                )
-                .await;
+    // Small pipelines, retried: on a loaded 2-core machine a 500-entry pipeline can run past the
+    // client's timeout. A retry may append an entry twice; Pulse stores and publishes a post
+    // once by its id, which is what this test relies on anyway.
+    for chunk in events.chunks(100) {
+        let mut attempts = 0;
+        loop {
+            let pipeline = redis.pipeline();
+            for json in chunk {
+                let _: Result<(), _> = pipeline
+                    .xadd(
+                        stream,
+                        false,
+                        None::<()>,
+                        "*",
+                        vec![("event", json.as_str())],
+                    )
+                    .await;
+            }
+            let sent: Result<Vec<fred::types::Value>, _> = pipeline.all().await;
+            attempts += 1;
+            match sent {
+                Ok(_) => break,
+                Err(e) if attempts < 5 => {
+                    eprintln!("xadd pipeline failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("xadd: {e}"),
+            }
         }
-        let _: Vec<fred::types::Value> = pipeline.all().await.expect("xadd");
     }
 }
 
