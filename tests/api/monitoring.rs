@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use common::jetstream::JetstreamStandIn;
 use common::*;
-use pulse::app::{Application, ServeOptions};
-use pulse::config::{JetstreamSettings, SourceKind, SourceSettings};
 
 /// The files whose queries name metrics.
 const QUERYING: [&str; 3] = [
@@ -98,21 +96,8 @@ async fn every_metric_the_dashboard_and_the_alert_rules_query_is_exposed() {
     let lines: Vec<String> = jetstream::REPLAY.lines().map(str::to_string).collect();
     let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
     let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.sources = vec![SourceSettings {
-        name: "bsky".into(),
-        kind: SourceKind::Jetstream(JetstreamSettings {
-            endpoints: vec![standin.endpoint.clone()],
-            ..JetstreamSettings::default()
-        }),
-        product: None,
-        channel: None,
-        max_backoff_secs: 1,
-    }];
-    settings.virality.score_interval_ms = 100;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app =
+        crate::sources::serve_with(&env, crate::sources::source(standin.endpoint.clone())).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3

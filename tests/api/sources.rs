@@ -15,8 +15,8 @@ use serde_json::json;
 const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.post/3mpa1";
 const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.post/3mpb1";
 
-/// A Pulse on `env` running `source`.
-async fn serve_with(env: &TestEnv, source: SourceSettings) -> Application {
+/// A Pulse on `env` running `source`, its virality tracker ticking every 100 ms.
+pub(crate) async fn serve_with(env: &TestEnv, source: SourceSettings) -> Application {
     let mut settings = env.settings();
     settings.sources = vec![source];
     settings.virality.score_interval_ms = 100;
@@ -25,7 +25,8 @@ async fn serve_with(env: &TestEnv, source: SourceSettings) -> Application {
         .unwrap()
 }
 
-fn source(endpoint: String) -> SourceSettings {
+/// A Jetstream source named `bsky` reading `endpoint`.
+pub(crate) fn source(endpoint: String) -> SourceSettings {
     SourceSettings {
         name: "bsky".into(),
         kind: SourceKind::Jetstream(JetstreamSettings {
