@@ -173,6 +173,7 @@ impl Application {
             proxies,
             thresholds: Default::default(),
             sources: sources.statuses(),
+            traces: pipeline.traces().clone(),
         });
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
@@ -302,6 +303,7 @@ impl Application {
         ] {
             stop.do_send(Stop);
         }
+        self.pipeline.traces().shutdown().await;
         report
     }
 }

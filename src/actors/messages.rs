@@ -181,6 +181,8 @@ pub struct Committed {
     pub outcome: Arc<StoreOutcome>,
     /// When the acknowledgement returned, in Unix milliseconds.
     pub acked_at_ms: i64,
+    /// The spans of the batch's sampled posts, for the stages that publish them.
+    pub trace: Option<Arc<crate::telemetry::traces::BatchTrace>>,
 }
 
 /// A live metrics snapshot (pre-serialised JSON, shared by every subscriber).

@@ -31,6 +31,7 @@ use self::store::Store;
 use self::supervisor::{Supervised, Watchdog};
 use crate::analysis::Backend;
 use crate::config::Settings;
+use crate::telemetry::traces::{Source, Traces};
 
 /// A pipeline stage, for fault injection in tests.
 #[doc(hidden)]
@@ -117,8 +118,17 @@ impl Pipeline {
         let consumer = settings.consumer_name();
         let monitor = GroupMonitor::new(settings.clone(), redis.clone(), consumer.clone()).start();
         let reader = crate::streams::connect(&settings.redis.url, "stream reader").await?;
+        let traces = Traces::start(
+            &settings.traces,
+            Source {
+                stream: &settings.redis.stream,
+                group: &settings.redis.group,
+                consumer: &consumer,
+            },
+        )?;
         let ingest = Arc::new(IngestContext::new(
             settings.clone(),
+            traces,
             consumer,
             reader,
             redis,
@@ -180,6 +190,11 @@ impl Pipeline {
     /// The consumer name of this process.
     pub fn consumer(&self) -> &str {
         &self.ingest.consumer
+    }
+
+    /// This process's tracer (off unless `traces.otlp_endpoint` is set).
+    pub fn traces(&self) -> &Traces {
+        &self.ingest.traces
     }
 
     /// Makes one stage panic, to prove supervision in tests.

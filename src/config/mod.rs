@@ -57,6 +57,7 @@ pub struct Settings {
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub traces: TraceSettings,
     /// Real platforms and feeds read into the stream by `pulse serve` (and, one at a time, by
     /// `pulse ingest NAME`).
     pub sources: Vec<SourceSettings>,
@@ -342,6 +343,43 @@ pub struct StoreSettings {
     pub retention_batch: i64,
 }
 
+/// OpenTelemetry traces, exported over OTLP/HTTP (protobuf) to a collector: each HTTP request
+/// and each post's path through the pipeline (read, analyse, store, acknowledge, publish) as
+/// spans. `OTEL_EXPORTER_OTLP_HEADERS` adds headers (a vendor's token), `OTEL_SERVICE_NAME` and
+/// `OTEL_RESOURCE_ATTRIBUTES` describe the process, as everywhere else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TraceSettings {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://localhost:4318`; spans are sent to
+    /// `<endpoint>/v1/traces`. Empty turns traces off, which costs nothing.
+    pub otlp_endpoint: String,
+    /// Share (0 to 1) of new traces recorded: of HTTP requests, and of posts that arrive without
+    /// a caller's trace. A post or request that continues a caller's sampled trace is recorded
+    /// whatever the share, when `follow_incoming` is on.
+    pub sample_ratio: f64,
+    /// Continue the trace a caller names: the W3C `traceparent` header of an HTTP request, and a
+    /// stream entry's `traceparent` field (the HTTP intake writes it, so a post's spans sit
+    /// under the request that sent it). Off: every request and post starts a trace of its own.
+    pub follow_incoming: bool,
+    /// Longest a finished span waits before it is sent, in milliseconds.
+    pub export_interval_ms: u64,
+    /// Finished spans held for sending; past it new ones are dropped (with a warning in the
+    /// log), so a slow or absent collector never holds up the pipeline.
+    pub max_queue_spans: usize,
+}
+
+impl Default for TraceSettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            sample_ratio: 0.1,
+            follow_incoming: true,
+            export_interval_ms: 5_000,
+            max_queue_spans: 8_192,
+        }
+    }
+}
+
 /// Windowed metrics.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -453,6 +491,7 @@ impl Default for Settings {
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
+            traces: TraceSettings::default(),
             sources: Vec::new(),
             shutdown_timeout_secs: 30,
             migrate_on_start: true,

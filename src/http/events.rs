@@ -7,7 +7,7 @@
 //! its content later.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -17,6 +17,7 @@ use super::error::{payload_error, ApiError, ErrorBody};
 use super::state::State;
 use crate::models::Event;
 use crate::telemetry::names;
+use crate::telemetry::traces::RequestSpan;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -85,7 +86,11 @@ pub struct EventsAccepted {
     )
 )]
 #[post("/api/v1/events")]
-pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let bytes = body.to_bytes_limited(MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -132,7 +137,13 @@ pub async fn create(state: State, body: web::Payload) -> Result<HttpResponse, Ap
     }
 
     let stream = state.settings.redis.stream.as_str();
-    let ids = crate::streams::producer::xadd_events(&state.redis, stream, &encoded).await?;
+    // Each post continues this request's trace (when traces are on and it is sampled).
+    let trace_fields = state
+        .traces
+        .entry_fields(req.extensions().get::<RequestSpan>());
+    let ids =
+        crate::streams::producer::xadd_events_with(&state.redis, stream, &encoded, &trace_fields)
+            .await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: ids.len(),

@@ -66,6 +66,8 @@ pub struct AppState {
     pub thresholds: virality_api::ThresholdCache,
     /// The sources this process runs.
     pub sources: Vec<Arc<crate::sources::SourceStatus>>,
+    /// Spans of requests (off unless `traces.otlp_endpoint` is set).
+    pub traces: crate::telemetry::traces::Traces,
 }
 
 impl AppState {

@@ -117,6 +117,7 @@ mod tests {
             proxies: Default::default(),
             thresholds: Default::default(),
             sources: Vec::new(),
+            traces: Default::default(),
             settings: Arc::new(settings),
         })
     }

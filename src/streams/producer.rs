@@ -12,27 +12,34 @@ pub async fn xadd_events<S: AsRef<str>>(
     stream: &str,
     events: &[S],
 ) -> Result<Vec<String>, Error> {
+    xadd_events_with(redis, stream, events, &[]).await
+}
+
+/// [`xadd_events`], with `fields` (such as a `traceparent`) added to every entry after its
+/// `event`.
+pub async fn xadd_events_with<S: AsRef<str>>(
+    redis: &Client,
+    stream: &str,
+    events: &[S],
+    fields: &[(&str, String)],
+) -> Result<Vec<String>, Error> {
     let pipeline = redis.pipeline();
-    queue_xadds(&pipeline, stream, events).await?;
+    queue_xadds(&pipeline, stream, events, fields).await?;
     pipeline.all().await
 }
 
-/// Queues one `{"event": json}` XADD per event on `pipeline`.
+/// Queues one `{"event": json, ...fields}` XADD per event on `pipeline`.
 async fn queue_xadds<S: AsRef<str>>(
     pipeline: &fred::clients::Pipeline<Client>,
     stream: &str,
     events: &[S],
+    fields: &[(&str, String)],
 ) -> Result<(), Error> {
     for json in events {
-        let _: () = pipeline
-            .xadd(
-                stream,
-                false,
-                None::<()>,
-                "*",
-                vec![("event", json.as_ref())],
-            )
-            .await?;
+        let mut entry = Vec::with_capacity(1 + fields.len());
+        entry.push(("event", json.as_ref()));
+        entry.extend(fields.iter().map(|(name, value)| (*name, value.as_str())));
+        let _: () = pipeline.xadd(stream, false, None::<()>, "*", entry).await?;
     }
     Ok(())
 }
@@ -49,7 +56,7 @@ pub async fn append_with_cursor<S: AsRef<str>>(
     cursor: Option<&str>,
 ) -> Result<(), Error> {
     let pipeline = redis.pipeline();
-    queue_xadds(&pipeline, stream, events).await?;
+    queue_xadds(&pipeline, stream, events, &[]).await?;
     if let Some(cursor) = cursor {
         let _: () = pipeline.set(cursor_key, cursor, None, None, false).await?;
     }

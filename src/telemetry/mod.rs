@@ -1,5 +1,6 @@
-//! Structured logs (`tracing`) and Prometheus metrics (`metrics`). Metric names live in
-//! [`names`] so every stage reports under one documented scheme.
+//! Structured logs (`tracing`), Prometheus metrics (`metrics`) and OpenTelemetry traces
+//! ([`traces`]). Metric names live in [`names`] so every stage reports under one documented
+//! scheme.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub mod process;
+pub mod traces;
 
 /// Metric names: `pulse_<thing>_<unit>`, labels low-cardinality (never a post or user id).
 /// Each name's doc comment is also its `# HELP` text on `/metrics`.

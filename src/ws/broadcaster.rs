@@ -150,8 +150,20 @@ impl Handler<Committed> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        let started = std::time::SystemTime::now();
         let local = self.sessions.values().any(|s| s.outbox.wants(Topic::Posts));
         let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
+        self.publish_posts(&msg, local, remote);
+        if let Some(trace) = &msg.trace {
+            trace_publish(trace, &msg, started, local, remote);
+        }
+    }
+}
+
+impl Broadcaster {
+    /// Pushes a committed batch's new posts to the local sessions (`local`) and the other
+    /// processes (`remote`) that want posts.
+    fn publish_posts(&mut self, msg: &Committed, local: bool, remote: bool) {
         if msg.outcome.inserted_posts.is_empty() || (!local && !remote) {
             return;
         }
@@ -200,6 +212,47 @@ impl Handler<Committed> for Broadcaster {
             );
         }
     }
+}
+
+/// Records the `publish` stage of a committed batch's sampled posts.
+fn trace_publish(
+    trace: &crate::telemetry::traces::BatchTrace,
+    msg: &Committed,
+    started: std::time::SystemTime,
+    local: bool,
+    remote: bool,
+) {
+    use opentelemetry::KeyValue;
+    let new: std::collections::HashSet<&str> = msg
+        .outcome
+        .inserted_posts
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let posts: std::collections::HashMap<&str, &str> = msg
+        .batch
+        .posts
+        .iter()
+        .map(|p| (p.entry_id.as_str(), p.post.id.as_str()))
+        .collect();
+    let ids = msg.batch.posts.iter().map(|p| p.entry_id.as_str());
+    trace.stage(
+        "publish",
+        ids,
+        started,
+        std::time::SystemTime::now(),
+        |id| {
+            vec![
+                // A replayed post was published when it was first committed.
+                KeyValue::new(
+                    "pulse.publish.new",
+                    posts.get(id).is_some_and(|post| new.contains(post)),
+                ),
+                KeyValue::new("pulse.publish.local_subscribers", local),
+                KeyValue::new("pulse.publish.fanout", remote),
+            ]
+        },
+    );
 }
 
 impl Handler<MetricsUpdate> for Broadcaster {

@@ -20,5 +20,6 @@ mod pipeline;
 mod security;
 mod security_findings;
 mod sources;
+mod traces;
 mod virality;
 mod websocket;

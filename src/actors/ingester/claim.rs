@@ -40,6 +40,7 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
             return;
         }
         let count = ctx.settings.ingest.read_batch.max(1) as u64;
+        let claim_started = std::time::SystemTime::now();
         let reply = bounded::claim(
             &ctx.redis,
             ctx.member(),
@@ -81,6 +82,7 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
                     _slot: slot,
                     credits,
                 },
+                claim_started,
             );
         }
         if next == "0-0" || next.is_empty() {

@@ -1,12 +1,14 @@
 //! Committing a batch: analysis, storage, dead letters, then the acknowledgement, retried
 //! while a stage is unavailable and split when a stage refuses it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use fred::prelude::*;
+use opentelemetry::KeyValue;
 
 use super::{backoff, IngestContext};
 use crate::actors::adaptive::Route;
@@ -18,6 +20,10 @@ use crate::actors::messages::{
 use crate::actors::supervisor::Supervised;
 use crate::streams::group::{self, DeadLetter};
 use crate::telemetry::names;
+use crate::telemetry::traces::BatchTrace;
+
+/// The spans of a batch's sampled posts, when traces are on.
+type Trace = Option<Arc<BatchTrace>>;
 
 /// Commits a batch read from the stream.
 ///
@@ -26,7 +32,7 @@ use crate::telemetry::names;
 /// process in a crash loop takes good entries down with it), so it is tried once more on
 /// its own, with the trial recorded in Redis first: only an entry whose lone trials were cut
 /// short [`MAX_TRIALS`] times, so that it took its process down alone, is dead-lettered.
-pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntry>) {
+pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntry>, trace: Trace) {
     let max = ctx.settings.ingest.max_deliveries;
     let (fresh, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
         entries.into_iter().partition(|e| e.deliveries <= max);
@@ -42,12 +48,12 @@ pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntr
                 tracing::info!(entry = %entry.id, deliveries = entry.deliveries, "trying an often redelivered entry on its own");
                 metrics::counter!(names::ENTRY_TRIALS).increment(1);
                 let id = entry.id.clone();
-                commit_batch(ctx.clone(), vec![entry], Vec::new()).await;
+                commit_batch(ctx.clone(), vec![entry], Vec::new(), trace.clone()).await;
                 group::forget_trials(&ctx.redis, ctx.stream(), &id).await;
             }
         }
     }
-    commit_batch(ctx, fresh, rejected).await;
+    commit_batch(ctx, fresh, rejected, trace).await;
 }
 
 /// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
@@ -61,6 +67,7 @@ fn commit_batch(
     ctx: Arc<IngestContext>,
     entries: Vec<RawEntry>,
     mut rejected: Vec<Rejected>,
+    trace: Trace,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(async move {
         let entries = Arc::new(entries);
@@ -73,7 +80,7 @@ fn commit_batch(
             let outcome = if entries.is_empty() {
                 Attempt::Done(Arc::default(), StoreOutcome::default())
             } else {
-                try_once(&ctx, entries.clone()).await
+                try_once(&ctx, entries.clone(), trace.as_deref()).await
             };
             match outcome {
                 Attempt::Done(batch, outcome) => {
@@ -88,13 +95,14 @@ fn commit_batch(
                         .collect();
                     let mut dead = rejected.clone();
                     dead.extend(refused);
-                    match finish(&ctx, &dead, &ids).await {
+                    match finish(&ctx, &dead, &ids, trace.as_deref()).await {
                         Ok(()) => {
                             record_latency(&entries);
                             ctx.publish(Committed {
                                 batch,
                                 outcome: Arc::new(outcome),
                                 acked_at_ms: chrono::Utc::now().timestamp_millis(),
+                                trace: trace.clone(),
                             });
                             return;
                         }
@@ -115,17 +123,17 @@ fn commit_batch(
                     tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
                     let mut left = Arc::unwrap_or_clone(entries);
                     let right = left.split_off(left.len() / 2);
-                    commit_batch(ctx.clone(), left, Vec::new()).await;
-                    commit_batch(ctx.clone(), right, Vec::new()).await;
+                    commit_batch(ctx.clone(), left, Vec::new(), trace.clone()).await;
+                    commit_batch(ctx.clone(), right, Vec::new(), trace.clone()).await;
                     if !rejected.is_empty() {
-                        commit_entries_rejected(&ctx, rejected).await;
+                        commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
                     }
                     return;
                 }
                 Attempt::Refused(reason) => {
                     let entry = entries[0].clone();
                     rejected.push(Rejected { entry, reason });
-                    commit_entries_rejected(&ctx, rejected).await;
+                    commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
                     return;
                 }
                 Attempt::Unavailable(stage) => retry_pause(&ctx, &mut attempt, stage).await,
@@ -135,12 +143,16 @@ fn commit_batch(
 }
 
 /// Dead-letters and acknowledges entries that were already rejected.
-async fn commit_entries_rejected(ctx: &IngestContext, rejected: Vec<Rejected>) {
+async fn commit_entries_rejected(
+    ctx: &IngestContext,
+    rejected: Vec<Rejected>,
+    trace: Option<&BatchTrace>,
+) {
     let mut attempt = 0u32;
     let ids: Vec<String> = rejected.iter().map(|r| r.entry.id.clone()).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     while !ctx.abandoned() {
-        match finish(ctx, &rejected, &ids).await {
+        match finish(ctx, &rejected, &ids, trace).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "dead-lettering failed; retrying");
@@ -214,13 +226,47 @@ async fn analyze(
     }
 }
 
-async fn try_once(ctx: &IngestContext, entries: Arc<Vec<RawEntry>>) -> Attempt {
-    let analyzed = match analyze(ctx, &entries).await {
+async fn try_once(
+    ctx: &IngestContext,
+    entries: Arc<Vec<RawEntry>>,
+    trace: Option<&BatchTrace>,
+) -> Attempt {
+    let started = SystemTime::now();
+    let analyzed = analyze(ctx, &entries).await;
+    if let Some(trace) = trace {
+        trace_analysis(trace, &entries, &analyzed, started);
+    }
+    let analyzed = match analyzed {
         Ok(Ok(batch)) => Arc::new(batch),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(stage) => return Attempt::Unavailable(stage),
     };
-    match ctx.store.addr().send(StoreBatch(analyzed.clone())).await {
+    let started = SystemTime::now();
+    let stored = ctx.store.addr().send(StoreBatch(analyzed.clone())).await;
+    if let Some(trace) = trace {
+        // What the analyzer rejected goes to the dead letters, not to the database.
+        let rejected: Vec<&str> = analyzed
+            .rejected
+            .iter()
+            .map(|r| r.entry.id.as_str())
+            .collect();
+        let ids = entries
+            .iter()
+            .map(|e| e.id.as_str())
+            .filter(|id| !rejected.contains(id));
+        let outcome = match &stored {
+            Ok(Ok(_)) => "committed",
+            Ok(Err(StoreError::Refused(_))) => "refused",
+            _ => "unavailable",
+        };
+        trace.stage("store", ids, started, SystemTime::now(), |_| {
+            vec![
+                KeyValue::new("pulse.batch.size", entries.len() as i64),
+                KeyValue::new("pulse.outcome", outcome),
+            ]
+        });
+    }
+    match stored {
         Ok(Ok(outcome)) => Attempt::Done(analyzed, outcome),
         Ok(Err(StoreError::Refused(reason))) => Attempt::Refused(RejectReason::Storage(reason)),
         Ok(Err(StoreError::Unavailable(reason))) => {
@@ -243,7 +289,39 @@ async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str
 
 /// Writes dead letters, then acknowledges every id. Dead letters are written first so a
 /// crash in between re-delivers the entry rather than losing it.
-async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Result<(), Error> {
+async fn finish(
+    ctx: &IngestContext,
+    rejected: &[Rejected],
+    ids: &[&str],
+    trace: Option<&BatchTrace>,
+) -> Result<(), Error> {
+    let started = SystemTime::now();
+    let finished = dead_letter_and_ack(ctx, rejected, ids).await;
+    if let Some(trace) = trace {
+        let ended = SystemTime::now();
+        let outcome = if finished.is_ok() {
+            "acknowledged"
+        } else {
+            "failed"
+        };
+        trace.stage("acknowledge", ids.iter().copied(), started, ended, |_| {
+            vec![KeyValue::new("pulse.outcome", outcome)]
+        });
+        if finished.is_ok() {
+            for r in rejected {
+                trace.dead_lettered(&r.entry.id, &r.reason.to_string(), r.reason.class());
+            }
+            trace.end(ids.iter().copied(), ended);
+        }
+    }
+    finished
+}
+
+async fn dead_letter_and_ack(
+    ctx: &IngestContext,
+    rejected: &[Rejected],
+    ids: &[&str],
+) -> Result<(), Error> {
     let letters: Vec<DeadLetter> = rejected
         .iter()
         .map(|r| DeadLetter {
@@ -264,6 +342,56 @@ async fn finish(ctx: &IngestContext, rejected: &[Rejected], ids: &[&str]) -> Res
         metrics::counter!(names::ENTRIES_ACKED).increment(ids.len() as u64);
     }
     Ok(())
+}
+
+/// Records the `analyse` stage of a batch, with what each entry turned out to be.
+fn trace_analysis(
+    trace: &BatchTrace,
+    entries: &[RawEntry],
+    analyzed: &Result<Result<AnalyzedBatch, AnalyzeError>, &'static str>,
+    started: SystemTime,
+) {
+    let ended = SystemTime::now();
+    let ids = entries.iter().map(|e| e.id.as_str());
+    let size = KeyValue::new("pulse.batch.size", entries.len() as i64);
+    let Ok(Ok(batch)) = analyzed else {
+        let outcome = KeyValue::new("pulse.outcome", "failed");
+        trace.stage("analyse", ids, started, ended, |_| {
+            vec![size.clone(), outcome.clone()]
+        });
+        return;
+    };
+    let mut posts: HashMap<&str, &crate::models::AnalyzedPost> = HashMap::new();
+    for p in &batch.posts {
+        posts.insert(p.entry_id.as_str(), p);
+        trace.describe(
+            &p.entry_id,
+            vec![
+                KeyValue::new("pulse.event", "post"),
+                KeyValue::new("pulse.post.id", p.post.id.clone()),
+                KeyValue::new("pulse.platform", p.post.platform.as_str()),
+            ],
+        );
+    }
+    for e in &batch.engagements {
+        trace.describe(
+            &e.entry_id,
+            vec![
+                KeyValue::new("pulse.event", "engagement"),
+                KeyValue::new("pulse.post.id", e.engagement.post_id.clone()),
+            ],
+        );
+    }
+    trace.stage("analyse", ids, started, ended, |id| {
+        let mut attributes = vec![size.clone()];
+        if let Some(p) = posts.get(id) {
+            attributes.push(KeyValue::new("pulse.model", p.analysis.model.clone()));
+            if let Some(lang) = &p.analysis.lang {
+                attributes.push(KeyValue::new("pulse.lang", lang.clone()));
+            }
+        }
+        attributes
+    });
 }
 
 fn record_latency(entries: &[RawEntry]) {

@@ -3,14 +3,14 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::commit_entries;
 use super::IngestContext;
 use crate::actors::messages::RawEntry;
-use crate::telemetry::names;
+use crate::telemetry::{names, traces};
 
 /// What a batch holds until it is acknowledged: a batch slot and one credit per entry
 /// (dropping the lease frees both).
@@ -61,8 +61,14 @@ pub(super) async fn take_lease(ctx: &IngestContext) -> Option<Lease> {
     })
 }
 
-/// Hands a read batch to a task of its own, returning unused credits at once.
-pub(super) fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut lease: Lease) {
+/// Hands a read batch (whose read began at `read_started`) to a task of its own, returning
+/// unused credits at once.
+pub(super) fn dispatch(
+    ctx: &Arc<IngestContext>,
+    entries: Vec<RawEntry>,
+    mut lease: Lease,
+    read_started: SystemTime,
+) {
     if entries.is_empty() {
         return;
     }
@@ -77,9 +83,18 @@ pub(super) fn dispatch(ctx: &Arc<IngestContext>, entries: Vec<RawEntry>, mut lea
     let batches = ctx.batches_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!(names::IN_FLIGHT_BATCHES).set(batches as f64);
     let held = ctx.hold(&entries);
+    let trace = ctx.traces.batch(
+        entries.iter().map(|e| traces::Entry {
+            id: &e.id,
+            added_at_ms: e.added_at_ms(),
+            deliveries: e.deliveries,
+            fields: &e.fields,
+        }),
+        read_started,
+    );
     let ctx = ctx.clone();
     actix_rt::spawn(async move {
-        commit_entries(ctx.clone(), entries).await;
+        commit_entries(ctx.clone(), entries, trace).await;
         ctx.release(held);
         let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
         let batches = ctx.batches_in_flight.fetch_sub(1, Ordering::Relaxed) - 1;

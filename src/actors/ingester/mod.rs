@@ -49,6 +49,7 @@ use super::store::Store;
 use super::supervisor::Supervised;
 use crate::config::Settings;
 use crate::streams::group::Member;
+use crate::telemetry::traces::Traces;
 
 /// Longest pause between retries of a batch whose stage is unavailable.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
@@ -64,6 +65,8 @@ const ABANDONED: u8 = 2;
 /// State shared by every incarnation of the ingester (it survives a restart).
 pub struct IngestContext {
     pub settings: Arc<Settings>,
+    /// Spans of each sampled post's path (off unless configured).
+    pub traces: Traces,
     pub consumer: String,
     /// Dedicated connection for blocking reads.
     pub reader: Client,
@@ -88,8 +91,10 @@ pub struct IngestContext {
 
 impl IngestContext {
     /// Context for a consumer named `consumer`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Arc<Settings>,
+        traces: Traces,
         consumer: String,
         reader: Client,
         redis: Client,
@@ -102,6 +107,7 @@ impl IngestContext {
         let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
         Self {
             settings,
+            traces,
             consumer,
             reader,
             redis,

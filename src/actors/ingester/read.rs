@@ -2,7 +2,7 @@
 //! credits, each handed to a task of its own.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use fred::prelude::*;
 
@@ -48,6 +48,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
         };
         let want = lease.credits.num_permits();
         let id = own_pending_from.clone().unwrap_or_else(|| ">".to_string());
+        let read_started = SystemTime::now();
         let reply = match read_bounded(&ctx, want as u64, &id).await {
             // Nothing new: wait for the next entry, then read the rest of the batch.
             Ok(entries) if entries.is_empty() && own_pending_from.is_none() => {
@@ -64,7 +65,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
                 } else {
                     fill_batch(&ctx, &mut entries, want).await;
                 }
-                dispatch(&ctx, entries, lease);
+                dispatch(&ctx, entries, lease, read_started);
             }
             Err(e) => {
                 drop(lease);
