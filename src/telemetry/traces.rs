@@ -175,21 +175,22 @@ impl Traces {
                 .and_then(|ms| u64::try_from(ms).ok())
                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
                 .map_or(read_started, |at| at.min(dispatched));
-            let span = tracer
+            let mut span = tracer
                 .span_builder("post")
                 .with_kind(SpanKind::Consumer)
                 .with_start_time(arrived)
-                .with_attributes([
-                    KeyValue::new("messaging.system", "redis"),
-                    exporting.stream.clone(),
-                    exporting.group.clone(),
-                    KeyValue::new("messaging.message.id", entry.id.to_string()),
-                    KeyValue::new("pulse.deliveries", entry.deliveries as i64),
-                ])
                 .start_with_context(tracer, &parent);
+            // Attributes only on sampled spans: most entries are not, and their cost counts.
             if !span.span_context().is_sampled() {
                 continue;
             }
+            span.set_attributes([
+                KeyValue::new("messaging.system", "redis"),
+                exporting.stream.clone(),
+                exporting.group.clone(),
+                KeyValue::new("messaging.message.id", entry.id.to_string()),
+                KeyValue::new("pulse.deliveries", entry.deliveries as i64),
+            ]);
             let context = parent.with_span(span);
             stage_span(
                 tracer,
