@@ -59,6 +59,10 @@ pub enum Command {
         /// Prefix of generated post ids (default: unique per run).
         #[arg(long)]
         id_prefix: Option<String>,
+        /// Add the demo scenarios: a product incident, a viral post and a praise wave every
+        /// 15 minutes, the first incident 40 s after the start (`serve --demo` always does).
+        #[arg(long)]
+        scenarios: bool,
     },
     /// Run one source by itself, next to a group of `pulse serve` processes: a name from
     /// `[[sources]]`, or a kind (`jetstream`) with its defaults. Stops on SIGTERM/SIGINT.
@@ -151,6 +155,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             seed,
             no_engagements,
             id_prefix,
+            scenarios,
         } => {
             let redis = crate::streams::connect(&settings.redis.url, "generator").await?;
             let options = ProduceOptions {
@@ -165,6 +170,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                         &uuid::Uuid::new_v4().simple().to_string()[..6]
                     )
                 }),
+                scenarios,
             };
             let report = producer::produce(&redis, &settings.redis.stream, options).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -43,6 +43,9 @@ const VIRAL_DIRECT_BOOST_MEDIAN: f64 = 120.0;
 const VIRAL_DIRECT_BOOST_SIGMA: f64 = 1.2;
 const VIRAL_DIRECT_MIN: f64 = 100.0;
 const MAX_VIRAL_DIRECT_MEAN: f64 = 3_000.0;
+/// Expected direct shares, at least, of a cascade made viral on purpose (a demo scenario's):
+/// among the largest real ones, so it stands out within minutes.
+pub(crate) const FORCED_VIRAL_DIRECT_MIN: f64 = 1_500.0;
 /// A sharer's audience scales their children by `(followers / median) ^ INFLUENCE_EXPONENT`,
 /// normalised to mean 1 over sharers and capped.
 const INFLUENCE_EXPONENT: f64 = 0.15;
@@ -243,23 +246,29 @@ impl Cascades {
         self.queue.heap.len()
     }
 
-    /// Draws a post's cascade parameters and schedules its first generation. Returns false
-    /// when nothing was scheduled, i.e. the cascade is already over with zero shares.
+    /// Draws a post's cascade parameters and schedules its first generation; `viral` makes
+    /// it one that catches on, with at least [`FORCED_VIRAL_DIRECT_MIN`] expected direct
+    /// shares. Returns false when nothing was scheduled, i.e. the cascade is already over with
+    /// zero shares.
     pub(crate) fn start(
         &mut self,
         rng: &mut SmallRng,
         post_id: &str,
         at: u64,
         followers: u64,
+        viral: bool,
     ) -> bool {
         let quality = self.quality.sample(rng);
         let pace = self.pace.sample(rng);
         let mut direct_mean =
             (SHARE_BASE_RATE * (followers as f64).powf(FOLLOWER_EXPONENT) * quality)
                 .min(MAX_DIRECT_SHARES_MEAN);
-        let branching = if rng.random_bool(VIRAL_PROB) {
+        let branching = if viral || rng.random_bool(VIRAL_PROB) {
             direct_mean = (direct_mean * self.viral_boost.sample(rng))
                 .clamp(VIRAL_DIRECT_MIN, MAX_VIRAL_DIRECT_MEAN);
+            if viral {
+                direct_mean = direct_mean.max(FORCED_VIRAL_DIRECT_MIN);
+            }
             rng.random_range(VIRAL_BRANCHING_MIN..VIRAL_BRANCHING_MAX)
         } else {
             rng.random_range(BRANCHING_MIN..BRANCHING_MAX)
@@ -586,7 +595,7 @@ mod tests {
     fn reactions_spread_counts_without_losing_any() {
         let mut rng = SmallRng::seed_from_u64(5);
         let mut cascades = Cascades::new(1.0);
-        assert!(cascades.start(&mut rng, "p", 0, 50_000_000));
+        assert!(cascades.start(&mut rng, "p", 0, 50_000_000, false));
         let mut counted = 0u64;
         for pending in cascades.queue.heap.iter() {
             assert!(pending.extra >= 1);

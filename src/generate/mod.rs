@@ -42,6 +42,13 @@
 //! through (none for shares of the post itself). Only cascades with pending events are kept,
 //! and pending events wait on a binary heap, so memory is bounded by the live cascades.
 //!
+//! # Demo scenarios
+//!
+//! [`Generator::with_scenarios`] adds what Pulse exists to catch, every 15 minutes from the
+//! start: a product incident (an outage wave of angry and churn-intent posts on one product,
+//! channel and country), a post that goes viral, and a praise wave on another product. The
+//! `scenarios` module has the timetable.
+//!
 //! # Reproducibility
 //!
 //! One `SmallRng` seeded from `seed` drives everything, in a fixed order, and no hash map is
@@ -49,6 +56,7 @@
 //! or platforms, because `SmallRng`'s algorithm is not guaranteed to stay the same.
 
 mod cascade;
+mod scenarios;
 mod text;
 mod world;
 
@@ -62,6 +70,7 @@ use rand_distr::Exp;
 
 use crate::models::{Author, Event, Geo, Platform, Post, PostMetrics};
 use cascade::{poisson, Cascades};
+use scenarios::{ScenarioPost, Scenarios};
 use text::{Flavor, TextRequest};
 use world::{Channel, World, CITIES, PRODUCTS};
 
@@ -80,6 +89,8 @@ const ONE_OFF_GEO_PROB: f64 = 0.6;
 const COUNTRY_ONLY_PROB: f64 = 0.1;
 /// Posts about a product that the producer did not tag with it.
 const UNTAGGED_PRODUCT_PROB: f64 = 0.12;
+/// Geotagged share, at least, of the posts of a regional scenario.
+const SCENARIO_GEO_PROB: f64 = 0.7;
 /// Posts that reply to one of the recent posts.
 const REPLY_PROB: f64 = 0.12;
 /// How many recent posts replies can point at.
@@ -159,6 +170,8 @@ pub struct Generator {
     /// Recent (post id, author handle), for replies.
     recent: VecDeque<(String, String)>,
     finished: VecDeque<(String, u64)>,
+    /// The demo's incidents, praise waves and viral posts, when on.
+    scenarios: Option<Scenarios>,
 }
 
 impl Generator {
@@ -185,13 +198,38 @@ impl Generator {
             now: 0,
             recent: VecDeque::with_capacity(RECENT_POSTS),
             finished: VecDeque::new(),
+            scenarios: None,
             options,
         }
+    }
+
+    /// Lays the demo scenarios over the steady feed: product incidents, praise waves and viral
+    /// posts on a timetable counted from the start (the `scenarios` module says which, when).
+    pub fn with_scenarios(mut self) -> Self {
+        self.scenarios = Some(Scenarios::new(&mut self.rng, self.options.posts_per_sec));
+        self
     }
 
     /// The next event in virtual-time order (posts and engagements interleaved).
     pub fn next_event(&mut self) -> Event {
         let posts_done = self.options.max_posts.is_some_and(|m| self.posts >= m);
+        let scenario_at = self
+            .scenarios
+            .as_ref()
+            .map(|s| (s.next_at_s() * MICROS_PER_SEC) as u64)
+            .filter(|&at| {
+                !posts_done
+                    && at < self.next_post_at
+                    && self.cascades.next_at().is_none_or(|c| at <= c)
+            });
+        if let Some(at) = scenario_at {
+            let spec = self
+                .scenarios
+                .as_mut()
+                .map(|s| s.take(&mut self.rng))
+                .expect("scenarios are on");
+            return Event::Post(self.emit_post(at, Some(spec)));
+        }
         match self.cascades.next_at() {
             Some(at) if at < self.next_post_at || posts_done => {
                 self.now = at;
@@ -246,18 +284,23 @@ impl Generator {
 
     fn next_post(&mut self) -> Post {
         let at = self.next_post_at;
-        self.now = at;
         self.next_post_s += self.post_gaps.sample(&mut self.rng);
         self.next_post_at = (self.next_post_s * MICROS_PER_SEC) as u64;
+        self.emit_post(at, None)
+    }
 
+    /// Draws the post due `at` (a scenario's when `spec` is given) and starts its cascade.
+    fn emit_post(&mut self, at: u64, spec: Option<ScenarioPost>) -> Post {
+        self.now = at;
         let id = format!("{}{}", self.options.id_prefix, self.posts);
         self.posts += 1;
-        let post = self.draw_post(id, at);
+        let post = self.draw_post(id, at, spec);
 
+        let viral = spec.is_some_and(|s| s.viral);
         if self.options.engagements
             && !self
                 .cascades
-                .start(&mut self.rng, &post.id, at, post.author.followers)
+                .start(&mut self.rng, &post.id, at, post.author.followers, viral)
         {
             self.push_finished((post.id.clone(), 0));
         }
@@ -269,14 +312,22 @@ impl Generator {
         post
     }
 
-    fn draw_post(&mut self, id: String, at: u64) -> Post {
+    fn draw_post(&mut self, id: String, at: u64, spec: Option<ScenarioPost>) -> Post {
         let rng = &mut self.rng;
         let world = &self.world;
 
-        let flavor = Flavor::pick(rng);
-        let channel = (!rng.random_bool(NO_CHANNEL_PROB)).then(|| flavor.channel(rng));
-        let wants_notable = matches!(channel, Some(Channel::News | Channel::Influencer))
-            && rng.random_bool(NOTABLE_AUTHOR_PROB);
+        let flavor = spec.map_or_else(|| Flavor::pick(rng), |s| s.flavor);
+        let channel = match spec {
+            Some(s) => Some(s.channel),
+            None => (!rng.random_bool(NO_CHANNEL_PROB)).then(|| flavor.channel(rng)),
+        };
+        let wants_notable = spec.map_or_else(
+            || {
+                matches!(channel, Some(Channel::News | Channel::Influencer))
+                    && rng.random_bool(NOTABLE_AUTHOR_PROB)
+            },
+            |s| s.viral,
+        );
         let pool_author = if wants_notable {
             Some(world.notable_author(rng))
         } else if rng.random_bool(POOL_AUTHOR_PROB) {
@@ -312,13 +363,18 @@ impl Generator {
                 )
             }
         };
+        // A regional scenario's posts come from its region, and say so more often.
+        let (city, geo_prob) = match spec.and_then(|s| s.city) {
+            Some(region) => (region, geo_prob.max(SCENARIO_GEO_PROB)),
+            None => (city, geo_prob),
+        };
         let place = &CITIES[city];
         let geo = rng.random_bool(geo_prob).then(|| Geo {
             city: (!rng.random_bool(COUNTRY_ONLY_PROB)).then(|| place.name.to_string()),
             country: Some(place.country.to_string()),
         });
-        let product = world.product(rng);
-        let parent = (!self.recent.is_empty() && rng.random_bool(REPLY_PROB))
+        let product = spec.map_or_else(|| world.product(rng), |s| s.product);
+        let parent = (spec.is_none() && !self.recent.is_empty() && rng.random_bool(REPLY_PROB))
             .then(|| &self.recent[rng.random_range(0..self.recent.len())]);
         let other_user = &world.authors[world.active_author(rng)].handle;
 

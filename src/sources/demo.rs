@@ -29,10 +29,12 @@ pub struct ProduceOptions {
     pub engagements: bool,
     /// Prefix of post ids, so runs never collide.
     pub id_prefix: String,
+    /// Lay the demo scenarios over the feed (see [`Generator::with_scenarios`]).
+    pub scenarios: bool,
 }
 
 impl ProduceOptions {
-    /// The live demo feed: a few posts per second, forever, with cascades.
+    /// The live demo feed: a few posts per second, forever, with cascades and the scenarios.
     pub fn demo() -> Self {
         Self {
             rate: 5.0,
@@ -41,6 +43,7 @@ impl ProduceOptions {
             seed: rand::random(),
             engagements: true,
             id_prefix: format!("demo-{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+            scenarios: true,
         }
     }
 }
@@ -55,7 +58,7 @@ pub struct ProduceReport {
 
 /// Builds the generator for `options`, starting its virtual clock now.
 pub fn generator(options: &ProduceOptions) -> Generator {
-    Generator::new(GeneratorOptions {
+    let generator = Generator::new(GeneratorOptions {
         seed: options.seed,
         posts_per_sec: if options.rate > 0.0 {
             options.rate
@@ -67,7 +70,12 @@ pub fn generator(options: &ProduceOptions) -> Generator {
         id_prefix: options.id_prefix.clone(),
         time_scale: 1.0,
         max_posts: None,
-    })
+    });
+    if options.scenarios {
+        generator.with_scenarios()
+    } else {
+        generator
+    }
 }
 
 fn timestamp(event: &mut Event) -> &mut chrono::DateTime<Utc> {

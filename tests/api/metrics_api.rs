@@ -22,6 +22,7 @@ fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
         seed,
         engagements,
         id_prefix: prefix.into(),
+        scenarios: false,
     });
     let now = chrono::Utc::now();
     (0..n)

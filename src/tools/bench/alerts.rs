@@ -119,6 +119,7 @@ pub async fn run(
             seed: 13,
             engagements: false,
             id_prefix: format!("bg-{run_id}-"),
+            scenarios: false,
         };
         tokio::spawn(async move { producer::produce(&redis, &stream, options).await })
     };

@@ -405,6 +405,7 @@ async fn ingest_run(
             seed: 13,
             engagements: false,
             id_prefix: format!("iso-{name}-{run_id}-"),
+            scenarios: false,
         },
     )
     .await?;

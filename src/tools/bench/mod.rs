@@ -373,6 +373,7 @@ pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
         seed: 7,
         engagements: false,
         id_prefix: prefix.to_string(),
+        scenarios: false,
     });
     (0..n)
         .map(|_| serde_json::to_string(&generator.next_event()).expect("events serialise"))
@@ -634,6 +635,7 @@ async fn latency(
             seed: 11,
             engagements: false,
             id_prefix: format!("lat-{run_id}-"),
+            scenarios: false,
         },
     )
     .await?;

@@ -424,6 +424,7 @@ async fn produce(
         seed: 23,
         engagements: false,
         id_prefix: prefix,
+        scenarios: false,
     });
     let started = Instant::now();
     let mut batch = Vec::new();

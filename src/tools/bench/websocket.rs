@@ -384,6 +384,7 @@ fn posts_only(rate: f64, duration: Duration, run_id: &str, tag: &str) -> Produce
         seed: 5,
         engagements: false,
         id_prefix: format!("ws-{tag}-{run_id}-"),
+        scenarios: false,
     }
 }
 
