@@ -93,7 +93,7 @@ pub async fn token(state: State, input: web::Json<TokenRequest>) -> Result<HttpR
         Ok(issued) => {
             metrics::counter!(names::AUTH_TOKENS_ISSUED).increment(1);
             tracing::info!(key_id = %issued.key_id, role = %issued.role, "access token issued");
-            Ok(HttpResponse::Ok().json(issued))
+            Ok(secret(HttpResponse::Ok()).json(issued))
         }
         Err(e) => {
             metrics::counter!(names::AUTH_REFUSED, "reason" => e.code().as_str()).increment(1);
@@ -172,7 +172,7 @@ pub async fn create_key(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(key_id = %key.info.id, role = %role, "API key created");
-    Ok(HttpResponse::Created().json(key))
+    Ok(secret(HttpResponse::Created()).json(key))
 }
 
 /// Revokes a key: its tokens and direct uses stop working in every process within
@@ -276,4 +276,11 @@ pub async fn audit_log(
         .then(|| items.last().map(|r| r.id))
         .flatten();
     Ok(HttpResponse::Ok().json(AuditPage { items, next_before }))
+}
+
+/// A response that carries a credential is never compressed: compressed next to text an
+/// attacker can make the server reflect, its length would leak the secret (BREACH).
+fn secret(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    response.insert_header((actix_web::http::header::CONTENT_ENCODING, "identity"));
+    response
 }

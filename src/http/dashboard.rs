@@ -6,10 +6,14 @@
 //! `index.html`, so client-side URLs survive a reload. API paths, and any path asked for by a
 //! client that does not want a page, keep the API's JSON 404. When the build is missing, `/`
 //! says how to make it instead of failing obscurely.
+//!
+//! The build writes a brotli and a gzip copy beside each text file (`frontend/scripts/
+//! precompress.mjs`); the copy the browser accepts is served as is, so the dashboard travels
+//! compressed at the best ratio without compressing anything per request.
 
 use std::path::{Component, Path, PathBuf};
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -63,15 +67,60 @@ fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-async fn file_response(path: &Path, cache: &'static str) -> Option<HttpResponse> {
-    let bytes = tokio::fs::read(path).await.ok()?;
-    let mut response = HttpResponse::Ok()
-        .content_type(content_type(path))
-        .body(bytes);
+/// Precompressed copies a build may hold beside a file: `Content-Encoding`, file suffix.
+const PRECOMPRESSED: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
+/// Whether an `Accept-Encoding` value accepts `coding` (by name or `*`, with a q above 0).
+fn accepts(accept_encoding: &str, coding: &str) -> bool {
+    let mut by_name = None;
+    let mut any = None;
+    for part in accept_encoding.split(',') {
+        let mut fields = part.split(';');
+        let name = fields.next().unwrap_or("").trim();
+        let q = fields
+            .filter_map(|f| f.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            by_name = Some(q > 0.0);
+        } else if name == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    by_name.or(any).unwrap_or(false)
+}
+
+async fn file_response(
+    path: &Path,
+    cache: &'static str,
+    accept_encoding: Option<&str>,
+) -> Option<HttpResponse> {
+    let mut encoded = None;
+    for (coding, suffix) in PRECOMPRESSED {
+        if !accept_encoding.is_some_and(|a| accepts(a, coding)) {
+            continue;
+        }
+        let mut copy = path.as_os_str().to_owned();
+        copy.push(".");
+        copy.push(suffix);
+        if let Ok(bytes) = tokio::fs::read(&copy).await {
+            encoded = Some((coding, bytes));
+            break;
+        }
+    }
+    let mut response = HttpResponse::Ok();
     response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    Some(response)
+        .content_type(content_type(path))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    let body = match encoded {
+        Some((coding, bytes)) => {
+            response.insert_header((header::CONTENT_ENCODING, coding));
+            bytes
+        }
+        None => tokio::fs::read(path).await.ok()?,
+    };
+    Some(response.body(body))
 }
 
 /// Serves the dashboard for every GET the API does not route, and the API's 404 otherwise.
@@ -83,6 +132,10 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
     }
     let root = Path::new(&state.settings.http.dashboard_dir);
     let index = root.join("index.html");
+    let accept_encoding = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     if path != "/" {
         if let Some(file) = resolve(root, path).filter(|f| f.is_file()) {
             let cache = if path.starts_with("/assets/") {
@@ -90,7 +143,7 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
             } else {
                 REVALIDATE
             };
-            if let Some(response) = file_response(&file, cache).await {
+            if let Some(response) = file_response(&file, cache, accept_encoding).await {
                 return Ok(response);
             }
         }
@@ -105,7 +158,7 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
             return error::not_found(req).await;
         }
     }
-    match file_response(&index, REVALIDATE).await {
+    match file_response(&index, REVALIDATE, accept_encoding).await {
         Some(response) => Ok(response),
         None => Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
@@ -127,6 +180,18 @@ mod tests {
         );
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/assets/../../x"), None);
+    }
+
+    #[test]
+    fn accept_encoding_is_read_with_its_weights() {
+        assert!(accepts("gzip, deflate, br, zstd", "br"));
+        assert!(accepts("gzip;q=1.0, br;q=0.5", "br"));
+        assert!(!accepts("gzip, br;q=0", "br"));
+        assert!(!accepts("gzip", "br"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("*, br;q=0", "br"));
+        assert!(!accepts("identity", "gzip"));
+        assert!(accepts("GZIP", "gzip"));
     }
 
     #[test]

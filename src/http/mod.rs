@@ -148,6 +148,10 @@ pub fn app(
         .wrap(from_fn(guard::guard))
         .wrap(from_fn(security_headers::security_headers))
         .wrap(from_fn(request_id::request_id))
+        // Outermost, so it sees every response whole: gzip or brotli as the client accepts,
+        // skipping WebSocket upgrades and what is already encoded (precompressed dashboard
+        // files) or must not be (credentials, see `auth_api`).
+        .wrap(actix_web::middleware::Compress::default())
         .configure(configure)
         .default_service(web::to(dashboard::fallback))
 }

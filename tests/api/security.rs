@@ -1066,3 +1066,57 @@ async fn injection_and_traversal_attempts_reach_nothing() {
         "tokens in query strings are for the WebSocket only"
     );
 }
+
+/// Compressed beside text an attacker can have reflected, a secret's length leaks it (BREACH):
+/// a token or a new key is never compressed, while other API answers are.
+#[actix_rt::test]
+async fn responses_that_carry_credentials_are_never_compressed() {
+    let s = Secure::start(|_| {}).await;
+    let encoding = |res: &reqwest::Response| {
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let res = s
+        .http
+        .post(s.url("/api/v1/auth/token"))
+        .header("accept-encoding", "gzip, br")
+        .json(&json!({"api_key": s.key(Role::Admin)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(!["gzip", "br"].contains(&encoding(&res).as_str()));
+    let body: Value = res.json().await.unwrap();
+    let token = body["access_token"].as_str().expect("a token").to_string();
+
+    let res = s
+        .http
+        .post(s.url("/api/v1/admin/keys"))
+        .bearer_auth(&token)
+        .header("accept-encoding", "gzip, br")
+        .json(&json!({"role": "analyst", "name": "compression"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    assert!(!["gzip", "br"].contains(&encoding(&res).as_str()));
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["key"].as_str().is_some_and(|k| !k.is_empty()),
+        "{body}"
+    );
+
+    let res = s
+        .http
+        .get(s.url("/api/v1/admin/keys"))
+        .bearer_auth(&token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(encoding(&res), "gzip", "other answers are compressed");
+    s.app.shutdown().await;
+}
