@@ -1,6 +1,9 @@
 import type { ReactNode } from "react";
 
-/** A titled dashboard card; `id` is the panel's landmark and test hook. */
+/**
+ * A titled dashboard card; `id` is the panel's landmark and test hook. Cards have fixed heights
+ * (the grid's rows) and scroll inside, so data arriving in one never moves another.
+ */
 export function Panel(props: { id: string; title: string; aside?: ReactNode; className?: string; children: ReactNode }) {
   return (
     <section className={`panel ${props.className ?? ""}`} aria-labelledby={`${props.id}-title`} data-panel={props.id}>
@@ -8,7 +11,7 @@ export function Panel(props: { id: string; title: string; aside?: ReactNode; cla
         <h2 id={`${props.id}-title`}>{props.title}</h2>
         {props.aside}
       </header>
-      {props.children}
+      <div className="panel-body">{props.children}</div>
     </section>
   );
 }
