@@ -3,6 +3,43 @@ import type { Alert } from "../api/schemas";
 import { ago, percent, signed } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
+/** The words and posts that drove an alert, as its evidence recorded them. */
+function evidenceOf(alert: Alert): { terms: string[]; posts: { id: string; text: string }[] } {
+  const e = alert.evidence;
+  const terms = Array.isArray(e.top_terms)
+    ? e.top_terms.flatMap((t) => (t && typeof t === "object" && typeof (t as { term?: unknown }).term === "string" ? [(t as { term: string }).term] : []))
+    : [];
+  const posts = Array.isArray(e.top_posts)
+    ? e.top_posts.flatMap((p) => {
+        const { id, text } = (p ?? {}) as { id?: unknown; text?: unknown };
+        return typeof id === "string" && typeof text === "string" ? [{ id, text }] : [];
+      })
+    : [];
+  return { terms: terms.slice(0, 5), posts: posts.slice(0, 2) };
+}
+
+function Evidence({ alert }: { alert: Alert }) {
+  const { terms, posts } = evidenceOf(alert);
+  if (terms.length === 0 && posts.length === 0) return null;
+  return (
+    <div className="alert-evidence small" data-testid="alert-evidence">
+      {terms.length > 0 && (
+        <div>
+          <span className="muted">Words: </span>
+          {terms.map((t) => (
+            <span key={t} className="tag">{t}</span>
+          ))}
+        </div>
+      )}
+      {posts.map((p) => (
+        <blockquote key={p.id} className="evidence-post" title={p.id}>
+          {p.text}
+        </blockquote>
+      ))}
+    </div>
+  );
+}
+
 function figure(alert: Alert, v: number): string {
   if (alert.kind === "volume_spike") return String(Math.round(v));
   if (alert.kind === "sentiment_dip") return signed(v);
@@ -46,6 +83,7 @@ export const AlertsPanel = memo(function AlertsPanel(props: {
                   </button>
                 )}
               </div>
+              <Evidence alert={a} />
             </li>
           ))}
         </ul>
