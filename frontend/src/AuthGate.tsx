@@ -1,9 +1,20 @@
-import { useEffect, useSyncExternalStore } from "react";
+import { lazy, Suspense, useEffect, useSyncExternalStore } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { fetchAuthStatus, session } from "./api/auth";
-import { App } from "./App";
 import { Account, OpenModeBanner, SignIn, Splash } from "./components/Auth";
 import { applyTheme, storedTheme } from "./lib/theme";
+
+/**
+ * The dashboard's code is its own chunk, so the sign-in screen does not wait for it; it is
+ * requested as this module runs, in parallel with the server's authentication status.
+ */
+const dashboard = import("./App");
+const App = lazy(() => dashboard.then((m) => ({ default: m.App })));
+
+/** What shows while the dashboard's chunk arrives: the splash, which takes the same place. */
+function Loading() {
+  return <Splash><p className="muted">Loading…</p></Splash>;
+}
 
 /**
  * What the page shows first: the server's authentication mode decides between the dashboard
@@ -28,11 +39,17 @@ export function AuthGate() {
       return (
         <>
           <OpenModeBanner />
-          <App />
+          <Suspense fallback={<Loading />}>
+            <App />
+          </Suspense>
         </>
       );
     case "signedIn":
-      return <App account={<Account role={state.role} onSignOut={() => session.signOut()} />} />;
+      return (
+        <Suspense fallback={<Loading />}>
+          <App account={<Account role={state.role} onSignOut={() => session.signOut()} />} />
+        </Suspense>
+      );
     case "signedOut":
       return <SignIn notice={state.notice} busy={false} onSubmit={(key) => void session.signIn(key).catch(() => {})} />;
     case "signingIn":
