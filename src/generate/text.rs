@@ -18,6 +18,15 @@ pub(crate) enum Tone {
     Neutral,
 }
 
+/// The sets of short texts in other languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mood {
+    Positive,
+    Negative,
+    Churn,
+    Neutral,
+}
+
 /// What a text expresses; each flavor has its own templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -64,6 +73,17 @@ impl Flavor {
             Flavor::Joy | Flavor::Optimism => Tone::Positive,
             Flavor::Anger | Flavor::Sadness | Flavor::Churn | Flavor::Toxic => Tone::Negative,
             Flavor::Neutral | Flavor::News => Tone::Neutral,
+        }
+    }
+
+    /// Which of a language's short texts fit the flavor: churn has its own, so that intent to
+    /// leave is said in every language.
+    fn mood(self) -> Mood {
+        match (self, self.tone()) {
+            (Flavor::Churn, _) => Mood::Churn,
+            (_, Tone::Positive) => Mood::Positive,
+            (_, Tone::Negative) => Mood::Negative,
+            (_, Tone::Neutral) => Mood::Neutral,
         }
     }
 
@@ -422,8 +442,8 @@ const LOCAL_LANGUAGE_PROB: f64 = 0.85;
 /// as the places' volumes say.
 const UNPLACED_LOCAL_PROB: f64 = 0.2;
 
-/// Short texts in other languages, per (language, tone).
-const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
+/// Short texts in other languages, per (language, mood).
+const LOCAL_TEXTS: [(&str, &[&str], Mood); 28] = [
     (
         "es",
         &[
@@ -431,16 +451,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Muy feliz con el {product}, funciona genial",
             "El {product} es lo mejor que he comprado este año",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "es",
         &[
             "Mi {product} no funciona desde ayer. Qué desastre",
             "Odio el nuevo {product}, muy decepcionado",
-            "Quiero un reembolso, el {product} es horrible",
+            "El {product} se rompió otra vez. Qué mal servicio",
         ],
-        Tone::Negative,
+        Mood::Negative,
+    ),
+    (
+        "es",
+        &[
+            "Voy a cancelar mi suscripción, el {product} es un desastre",
+            "Quiero un reembolso, el {product} es horrible",
+            "Me cambio a {competitor}, harto del {product}",
+        ],
+        Mood::Churn,
     ),
     (
         "es",
@@ -449,7 +478,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Comparando el {product} con el {competitor}",
             "Configurando mi {product} nuevo, paso {n} de 14",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "fr",
@@ -458,16 +487,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Très content du {product}, super qualité",
             "Le {product} est vraiment excellent, bravo Pulse",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "fr",
         &[
             "Mon {product} ne marche plus, c'est nul",
-            "Je résilie mon abonnement, le {product} est une catastrophe",
+            "Le {product} plante sans arrêt, c'est insupportable",
             "Service client horrible, mon {product} est en panne depuis {n} jours",
         ],
-        Tone::Negative,
+        Mood::Negative,
+    ),
+    (
+        "fr",
+        &[
+            "Je résilie mon abonnement, le {product} est une catastrophe",
+            "Je veux être remboursé, mon {product} est en panne depuis {n} jours",
+            "Je passe chez {competitor}, marre du {product}",
+        ],
+        Mood::Churn,
     ),
     (
         "fr",
@@ -476,7 +514,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Le {product} arrive à {city} la semaine prochaine",
             "Je compare le {product} et le {competitor} ce week-end",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "de",
@@ -485,16 +523,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Das {product} ist wirklich toll",
             "Bin total begeistert vom {product}, danke Pulse",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "de",
         &[
             "Mein {product} ist schon wieder kaputt. Schrecklich",
-            "Ich kündige mein Abo, das {product} ist eine Katastrophe",
+            "Das {product} stürzt ständig ab. Sehr enttäuschend",
             "Seit {n} Tagen geht mein {product} nicht. Furchtbar",
         ],
-        Tone::Negative,
+        Mood::Negative,
+    ),
+    (
+        "de",
+        &[
+            "Ich kündige mein Abo, das {product} ist eine Katastrophe",
+            "Ich will mein Geld zurück, das {product} ist Schrott",
+            "Ich wechsle zu {competitor}, vom {product} habe ich genug",
+        ],
+        Mood::Churn,
     ),
     (
         "de",
@@ -503,7 +550,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Erste Eindrücke vom {product} folgen morgen",
             "Vergleiche gerade das {product} mit dem {competitor}",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "pt",
@@ -512,16 +559,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "O {product} é incrível, recomendo",
             "Muito feliz com o {product}, valeu Pulse",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "pt",
         &[
             "Meu {product} parou de funcionar, que raiva",
-            "Quero meu dinheiro de volta, o {product} é horrível",
+            "O {product} travou de novo. Que decepção",
             "Há {n} dias sem conseguir usar o {product}. Péssimo",
         ],
-        Tone::Negative,
+        Mood::Negative,
+    ),
+    (
+        "pt",
+        &[
+            "Quero meu dinheiro de volta, o {product} é horrível",
+            "Vou cancelar minha assinatura, o {product} é péssimo",
+            "Vou trocar para o {competitor}, cansei do {product}",
+        ],
+        Mood::Churn,
     ),
     (
         "pt",
@@ -530,7 +586,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Chegou meu {product}, configurando agora",
             "Comparando o {product} com o {competitor} hoje",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "it",
@@ -539,16 +595,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Il {product} è fantastico, lo consiglio a tutti",
             "Davvero contento del {product}, grazie Pulse",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "it",
         &[
             "Il mio {product} non funziona più da {n} giorni. Che schifo",
+            "Il {product} si blocca di continuo. Che delusione",
+            "Assistenza inesistente, il {product} è peggiorato",
+        ],
+        Mood::Negative,
+    ),
+    (
+        "it",
+        &[
             "Disdico l'abbonamento, il {product} è una delusione totale",
             "Assistenza pessima, rivoglio i miei soldi per il {product}",
+            "Chiudo il mio account e passo a {competitor}, basta con il {product}",
         ],
-        Tone::Negative,
+        Mood::Churn,
     ),
     (
         "it",
@@ -557,7 +622,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Sto confrontando il {product} con il {competitor}",
             "Ho appena ordinato il {product}, vediamo come va",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "nl",
@@ -566,16 +631,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "De {product} is geweldig, aanrader",
             "Wat een fijne {product}, dank je Pulse",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "nl",
         &[
             "Mijn {product} doet het al {n} dagen niet meer. Belachelijk",
+            "De {product} crasht steeds. Wat een teleurstelling",
+            "De klantenservice reageert niet, de {product} is kapot",
+        ],
+        Mood::Negative,
+    ),
+    (
+        "nl",
+        &[
             "Ik zeg mijn abonnement op, de {product} is waardeloos",
             "Slechte klantenservice, ik wil mijn geld terug voor de {product}",
+            "Ik stap over naar {competitor}, klaar met de {product}",
         ],
-        Tone::Negative,
+        Mood::Churn,
     ),
     (
         "nl",
@@ -584,7 +658,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "Ik vergelijk de {product} met de {competitor}",
             "Net mijn {product} binnen, eerst even instellen",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
     (
         "ja",
@@ -593,16 +667,25 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "新しい{product}、本当に気に入っています",
             "{product}を買って大満足です",
         ],
-        Tone::Positive,
+        Mood::Positive,
     ),
     (
         "ja",
         &[
             "{product}が{n}日も動かない。最悪です",
-            "{product}のサポートがひどい。返金してほしい",
-            "{product}の解約を考えています。がっかりしました",
+            "{product}がまた固まった。本当に残念です",
+            "{product}のサポートに何度連絡しても返事がない",
         ],
-        Tone::Negative,
+        Mood::Negative,
+    ),
+    (
+        "ja",
+        &[
+            "{product}の解約を考えています。がっかりしました",
+            "{product}のサポートがひどい。返金してほしい",
+            "{competitor}に乗り換えます。{product}には失望しました",
+        ],
+        Mood::Churn,
     ),
     (
         "ja",
@@ -611,7 +694,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Tone); 21] = [
             "{product}と{competitor}を比較しています",
             "{product}が届いたので設定中です",
         ],
-        Tone::Neutral,
+        Mood::Neutral,
     ),
 ];
 
@@ -687,9 +770,10 @@ pub(crate) fn compose(
         None => None,
     };
     if let Some(lang) = local {
+        let mood = request.flavor.mood();
         let templates = LOCAL_TEXTS
             .iter()
-            .find(|(l, _, t)| *l == lang && *t == tone)
+            .find(|(l, _, m)| *l == lang && *m == mood)
             .map(|(_, templates, _)| *templates)
             .unwrap_or(&[]);
         if !templates.is_empty() {

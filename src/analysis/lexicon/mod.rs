@@ -227,7 +227,7 @@ impl Lexicon {
                 cue.aimable = true;
             });
         }
-        for &(text, weight) in CHURN_CUES {
+        for &(text, weight) in CHURN_CUES.iter().chain(LOCAL_CHURN_CUES) {
             lexicon.add(text, |cue| cue.churn = cue.churn.max(weight));
         }
         lexicon
@@ -531,6 +531,9 @@ impl Lexicon {
             }
             i = end;
         }
+        if !text.is_ascii() {
+            unspaced_churn(text, &mut totals);
+        }
         totals
     }
 
@@ -621,6 +624,20 @@ impl Lexicon {
         before
             .chain(after)
             .any(|k| self.second_person.contains(scratch.word(k)))
+    }
+}
+
+/// Adds the churn cues of scripts without spaces, which the tokens cannot separate: each cue
+/// once, unless a negating ending follows it.
+fn unspaced_churn(text: &str, totals: &mut CueTotals) {
+    for &(cue, weight) in UNSPACED_CHURN_CUES {
+        let stated = text.match_indices(cue).any(|(at, _)| {
+            let after: String = text[at + cue.len()..].chars().take(6).collect();
+            !UNSPACED_NEGATIONS.iter().any(|n| after.contains(n))
+        });
+        if stated {
+            totals.no_intent *= 1.0 - weight;
+        }
     }
 }
 
@@ -1043,8 +1060,48 @@ mod tests {
                 );
             }
         }
-        for &(cue, weight) in CHURN_CUES {
+        for &(cue, weight) in CHURN_CUES.iter().chain(LOCAL_CHURN_CUES) {
             assert!(weight >= INTENT, "{cue:?}: intent {weight}");
+        }
+        let mut seen = HashSet::new();
+        for &(cue, _) in CHURN_CUES.iter().chain(LOCAL_CHURN_CUES) {
+            assert!(seen.insert(cue), "{cue:?} listed in two languages");
+        }
+    }
+
+    #[test]
+    fn intent_to_leave_counts_in_other_languages() {
+        for text in [
+            "Voy a cancelar mi suscripción, el Pulse Phone es un desastre",
+            "Quiero un reembolso, el Pulse Watch es horrible",
+            "Je résilie mon abonnement, le Pulse Buds est une catastrophe",
+            "Je veux être remboursé, mon Pulse Phone est en panne",
+            "Ich kündige mein Abo, das Pulse Phone ist eine Katastrophe",
+            "Ich will mein Geld zurück, das Pulse TV ist Schrott",
+            "Vou cancelar minha assinatura, o Pulse Phone é péssimo",
+            "Disdico l'abbonamento, il Pulse Watch è una delusione totale",
+            "Ik zeg mijn abonnement op, de Pulse Buds is waardeloos",
+            "Pulse Phoneの解約を考えています。がっかりしました",
+            "サポートがひどい。返金してほしい",
+        ] {
+            let cues = LexiconAnalyzer::new().cues(text);
+            assert!(cues.intent >= INTENT, "{text}: intent {}", cues.intent);
+        }
+    }
+
+    #[test]
+    fn negated_intent_does_not_count_in_other_languages() {
+        for text in [
+            "Je ne vais pas résilier, le support a réglé le problème",
+            "Ich werde nicht kündigen, der Support war super",
+            "No voy a cancelar mi suscripción, ya funciona",
+            "Non disdico, adesso funziona",
+            "解約しないことにしました",
+            "Mi Pulse Phone no funciona desde ayer. Qué desastre",
+            "Le Pulse Phone plante sans arrêt, c'est insupportable",
+        ] {
+            let cues = LexiconAnalyzer::new().cues(text);
+            assert!(cues.intent < INTENT, "{text}: intent {}", cues.intent);
         }
     }
 

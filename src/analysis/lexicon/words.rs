@@ -673,6 +673,97 @@ pub(super) const CHURN_CUES: &[(&str, f32)] = &[
     ("ditching", INTENT),
 ];
 
+/// Statements of leaving in the other languages people complain in (Spanish, French, German,
+/// Portuguese, Italian, Dutch): the model reads their sentiment, and these say the intent.
+pub(super) const LOCAL_CHURN_CUES: &[(&str, f32)] = &[
+    // Spanish
+    ("cancelar mi", EXPLICIT_INTENT),
+    ("cancelo mi", EXPLICIT_INTENT),
+    ("cancelé mi", EXPLICIT_INTENT),
+    ("voy a cancelar", EXPLICIT_INTENT),
+    ("darme de baja", EXPLICIT_INTENT),
+    ("me doy de baja", EXPLICIT_INTENT),
+    ("me di de baja", EXPLICIT_INTENT),
+    ("cerrar mi cuenta", EXPLICIT_INTENT),
+    ("cierro mi cuenta", EXPLICIT_INTENT),
+    ("reembolso", INTENT),
+    ("devolución", INTENT),
+    ("me cambio a", INTENT),
+    ("me paso a", INTENT),
+    ("nunca más", INTENT),
+    // French
+    ("résilier", EXPLICIT_INTENT),
+    ("je résilie", EXPLICIT_INTENT),
+    ("résilié", EXPLICIT_INTENT),
+    ("résiliation", EXPLICIT_INTENT),
+    ("me désabonner", EXPLICIT_INTENT),
+    ("je me désabonne", EXPLICIT_INTENT),
+    ("désabonnement", EXPLICIT_INTENT),
+    ("j'annule", EXPLICIT_INTENT),
+    ("annuler mon", EXPLICIT_INTENT),
+    ("fermer mon compte", EXPLICIT_INTENT),
+    ("je ferme mon compte", EXPLICIT_INTENT),
+    ("supprimer mon compte", EXPLICIT_INTENT),
+    ("remboursé", INTENT),
+    ("remboursement", INTENT),
+    ("rembourser", INTENT),
+    ("je passe chez", INTENT),
+    ("je pars chez", INTENT),
+    ("plus jamais", INTENT),
+    // German
+    ("kündige", EXPLICIT_INTENT),
+    ("kündigen", EXPLICIT_INTENT),
+    ("gekündigt", EXPLICIT_INTENT),
+    ("kündigung", EXPLICIT_INTENT),
+    ("konto löschen", EXPLICIT_INTENT),
+    ("geld zurück", INTENT),
+    ("rückerstattung", INTENT),
+    ("erstattung", INTENT),
+    ("wechsle zu", INTENT),
+    ("wechsel zu", INTENT),
+    ("nie wieder", INTENT),
+    // Portuguese
+    ("cancelar minha", EXPLICIT_INTENT),
+    ("cancelar meu", EXPLICIT_INTENT),
+    ("vou cancelar", EXPLICIT_INTENT),
+    ("cancelei", EXPLICIT_INTENT),
+    ("encerrar minha conta", EXPLICIT_INTENT),
+    ("dinheiro de volta", INTENT),
+    ("estorno", INTENT),
+    ("vou trocar para", INTENT),
+    ("nunca mais", INTENT),
+    // Italian
+    ("disdico", EXPLICIT_INTENT),
+    ("disdire", EXPLICIT_INTENT),
+    ("disdetta", EXPLICIT_INTENT),
+    ("chiudo il mio account", EXPLICIT_INTENT),
+    ("chiudere il mio account", EXPLICIT_INTENT),
+    ("rivoglio i miei soldi", INTENT),
+    ("rimborso", INTENT),
+    ("mai più", INTENT),
+    // Dutch
+    ("zeg mijn abonnement op", EXPLICIT_INTENT),
+    ("opzeggen", EXPLICIT_INTENT),
+    ("opgezegd", EXPLICIT_INTENT),
+    ("geld terug", INTENT),
+    ("terugbetaling", INTENT),
+    ("stap over naar", INTENT),
+    ("overstappen naar", INTENT),
+    ("nooit meer", INTENT),
+];
+
+/// Statements of leaving in scripts written without spaces (Japanese), found as substrings:
+/// cancellation, refund, leaving a membership, switching.
+pub(super) const UNSPACED_CHURN_CUES: &[(&str, f32)] = &[
+    ("解約", EXPLICIT_INTENT),
+    ("退会", EXPLICIT_INTENT),
+    ("返金", INTENT),
+    ("乗り換え", INTENT),
+];
+
+/// Endings that negate an unspaced cue just before them ("won't cancel").
+pub(super) const UNSPACED_NEGATIONS: &[&str] = &["しない", "しません", "しなかった", "しないで"];
+
 /// Words after "leaving" that mean going somewhere, not leaving a product.
 pub(super) const LEAVING_NOT_CHURN: &[&str] = &[
     "for",
@@ -706,7 +797,9 @@ pub(super) const LEAVING: &str = "leaving";
 pub(super) const NEGATORS: &[&str] = &[
     "not", "no", "never", "nor", "without", "cannot", "hardly", "dont", "doesnt", "didnt", "isnt",
     "wasnt", "arent", "werent", "cant", "wont", "aint", "shouldnt", "wouldnt", "couldnt", "havent",
-    "hasnt",
+    "hasnt", // and in the other languages of the churn cues
+    "pas", "ne", "jamais", "nicht", "nie", "kein", "keine", "nunca", "não", "nao", "non", "niet",
+    "nooit", "geen",
 ];
 
 /// The word after a negator that makes it an idiom of eagerness ("can't wait").
