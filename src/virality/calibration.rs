@@ -451,13 +451,20 @@ pub fn pool_blocks(blocks: &[Block], min_weight: f64) -> Vec<Block> {
 }
 
 /// A fitted monotone map: the blocks' (mean raw probability, observed frequency), both
-/// ascending, linearly interpolated between and held flat beyond the ends. Empty: the
-/// identity.
+/// ascending, linearly interpolated between and held flat beyond the ends, up to the largest
+/// raw probability it was fitted on. Above that it has seen nothing, so it runs straight to
+/// (1, 1): a raw probability higher than any in the fit keeps its rank and tends to itself,
+/// where holding flat would score a cascade that is near the threshold within minutes like
+/// the top block of ordinary ones. Empty: the identity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Isotonic {
     pub samples: usize,
     pub positives: usize,
     pub knots: Vec<[f64; 2]>,
+    /// The largest raw probability of the fit (absent in maps fitted before it was kept:
+    /// those hold flat to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_max: Option<f64>,
 }
 
 impl Isotonic {
@@ -472,6 +479,11 @@ impl Isotonic {
             samples: points.len(),
             positives: points.iter().filter(|(_, y)| *y).count(),
             knots: blocks.iter().map(|b| [b.x, b.y]).collect(),
+            support_max: points
+                .iter()
+                .map(|&(p, _)| p)
+                .filter(|p| p.is_finite())
+                .reduce(f64::max),
         }
     }
 
@@ -485,7 +497,13 @@ impl Isotonic {
             return first[1];
         }
         if p >= last[0] {
-            return last[1];
+            return match self.support_max {
+                Some(max) if p > max && max < 1.0 && last[1] < 1.0 => {
+                    let from = last[1].max(0.0);
+                    from + (1.0 - from) * (p - max) / (1.0 - max)
+                }
+                _ => last[1],
+            };
         }
         let i = k.partition_point(|knot| knot[0] <= p);
         let ([x0, y0], [x1, y1]) = (k[i - 1], k[i]);
@@ -685,6 +703,36 @@ mod tests {
     }
 
     #[test]
+    fn beyond_its_support_the_map_runs_to_certainty() {
+        // Fitted on raw probabilities up to 0.3 that came true a tenth as often as they said.
+        let points: Vec<(f64, bool)> = (0..3000)
+            .map(|i| {
+                let p = 0.3 * f64::from(i) / 2999.0;
+                (p, i % 100 < (p * 10.0 * 100.0 / 3.0) as i32 / 10)
+            })
+            .collect();
+        let map = Isotonic::fit(&points, 200.0);
+        assert_eq!(map.support_max, Some(0.3));
+        let top = map.knots.last().unwrap()[1];
+        // Within the support, flat beyond the last block's mean, as before.
+        assert_eq!(map.apply(0.3), top);
+        // Above it, monotone up to 1.
+        assert!(map.apply(0.31) > top);
+        assert!((map.apply(0.65) - (top + (1.0 - top) * 0.5)).abs() < 1e-12);
+        assert_eq!(map.apply(1.0), 1.0);
+        let grid: Vec<f64> = (0..=1000)
+            .map(|i| map.apply(f64::from(i) / 1000.0))
+            .collect();
+        assert!(grid.windows(2).all(|w| w[0] <= w[1]));
+        // A map saved without its support holds flat, as maps always did.
+        let old = Isotonic {
+            support_max: None,
+            ..map.clone()
+        };
+        assert_eq!(old.apply(0.9), top);
+    }
+
+    #[test]
     fn isotonic_maps_over_confident_middle_probabilities_to_frequencies() {
         let points = over_confident();
         let map = Isotonic::fit(&points, 200.0);
@@ -749,6 +797,7 @@ mod tests {
             samples: 2,
             positives: 1,
             knots: vec![[0.0, 0.0], [1.0, 0.2]],
+            support_max: None,
         };
         let raw = RawPrediction {
             observed: 10.0,
