@@ -11,7 +11,8 @@
 //!   5-minute windows) so do the volume spike and sentiment dip rules.
 //! - at 1:10, a **post that goes viral**: a large account's post whose cascade is drawn as a
 //!   viral one (the same process and delays as every cascade, with the direct shares of the
-//!   largest real cascades), so hundreds of shares arrive within minutes.
+//!   largest real cascades and the pace of the fastest tenth), so hundreds of shares arrive
+//!   within two minutes and the post is classified viral before it reaches the threshold.
 //! - at 7:00, a **praise wave**: joy and optimism about another product, through campaign and
 //!   influencer channels, adding twice the steady rate for two and a half minutes.
 //!
