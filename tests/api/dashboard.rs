@@ -127,6 +127,50 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     println!("{text}");
 }
 
+/// The demo as a new user meets it: `pulse serve --demo` with its own feed and scenarios and
+/// the analyzer a user gets, watched from the start; the incident's alerts and the viral post
+/// must reach the dashboard within four minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_shows_an_incident_and_a_viral_post_in_a_browser() {
+    let dist = dist();
+    let env = TestEnv::new().await;
+    let mut vars = env.env();
+    vars.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "PULSE_ALERTS__ENABLED" | "PULSE_ANALYZER__BACKEND" | "PULSE_ANALYZER__WORKERS"
+        )
+    });
+    vars.push((
+        "PULSE_HTTP__DASHBOARD_DIR".into(),
+        dist.display().to_string(),
+    ));
+    let pulse = PulseProcess::start_with_args(&vars, &["serve", "--demo"]);
+    let url = format!("http://{}", pulse.address);
+    let out_dir = output_dir("demo");
+    let out = node(
+        &[
+            "e2e/demo.mjs",
+            &url,
+            "--within-s",
+            "240",
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    let text = report(&out);
+    assert!(out.status.success(), "demo browser test failed\n{text}");
+    assert!(text.contains("all demo checks passed"), "{text}");
+    for shot in ["demo-alerts", "demo-viral"] {
+        assert!(
+            out_dir.join(format!("{shot}.png")).is_file(),
+            "no {shot} screenshot"
+        );
+    }
+    println!("{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_in_to_the_dashboard_in_a_browser() {
     let dist = dist();

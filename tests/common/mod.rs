@@ -306,8 +306,14 @@ pub struct PulseProcess {
 impl PulseProcess {
     /// Starts the real binary with `env` and waits for it to listen.
     pub fn start(env: &[(String, String)]) -> PulseProcess {
+        Self::start_with_args(env, &["serve"])
+    }
+
+    /// Starts the real binary with `args` (a `serve` command line) and `env`, and waits for
+    /// it to listen.
+    pub fn start_with_args(env: &[(String, String)], args: &[&str]) -> PulseProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pulse"))
-            .arg("serve")
+            .args(args)
             .envs(env.iter().cloned())
             .env("PULSE_LOG", "info")
             .env("PULSE_LOG_FORMAT", "text")

@@ -25,6 +25,7 @@ const ViralRow = memo(function ViralRow({ v, text }: { v: PostVirality; text: st
       data-dynamics={v.virality_dynamics}
       data-velocity={m.velocity}
       data-acceleration={m.acceleration}
+      data-classification={v.viral_classification}
     >
       <div className="viral-head">
         <strong className="viral-score" data-testid="viral-score" title="Virality score (0–100)">
@@ -33,7 +34,7 @@ const ViralRow = memo(function ViralRow({ v, text }: { v: PostVirality; text: st
         <span className="small" data-testid="viral-probability" title="Probability of going viral">
           {percent(v.virality_probability)} viral
         </span>
-        {v.viral_classification === "yes" && <span className="badge warn small">viral</span>}
+        {v.viral_classification === "yes" && <span className="badge warn small" data-testid="viral-classified">viral</span>}
         <span className={`badge dyn dyn-${v.virality_dynamics} small`} data-testid="viral-dynamics" title={dynamicsTitle[v.virality_dynamics]}>
           {v.virality_dynamics}
         </span>
