@@ -212,9 +212,27 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// `url` reduced to its scheme, host and port, for receivers whose path is the secret (Slack
+/// and Teams incoming webhooks).
+pub fn origin_only(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(parsed) => format!("{}/***", parsed.origin().ascii_serialization()),
+        Err(_) => "[unparseable URL]".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_only_hides_the_path() {
+        assert_eq!(
+            origin_only("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/***"
+        );
+        assert_eq!(origin_only("not a url"), "[unparseable URL]");
+    }
 
     fn public(s: &str) -> bool {
         is_public(s.parse().unwrap())

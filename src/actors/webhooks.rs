@@ -1,4 +1,5 @@
-//! Webhook delivery: POSTs every pending delivery (one per alert and subscription) with an
+//! Webhook delivery: POSTs every pending delivery (one per alert, event and subscription) in
+//! its channel's format (see [`crate::models::channel_messages`]), Pulse's own with an
 //! HMAC-SHA256 signature, retries failures with exponential backoff and jitter, and gives up
 //! (`dead`) after `webhooks.max_attempts`. It runs on its own timer, so a slow or failing
 //! receiver never delays the alerter.
@@ -19,6 +20,8 @@ use sha2::Sha256;
 
 use crate::config::Settings;
 use crate::db::webhooks;
+use crate::models::channel_messages::render;
+use crate::models::webhooks::ChannelKind;
 use crate::telemetry::names;
 
 /// Deliveries claimed per poll.
@@ -110,7 +113,14 @@ async fn deliver_due(
 
     let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
     let sends = due.into_iter().map(|d| async move {
-        let body = d.payload.to_string();
+        let body = render(
+            d.channel,
+            d.event,
+            &d.payload,
+            &settings.webhooks.dashboard_url,
+            &d.secret,
+        )
+        .to_string();
         let timestamp = chrono::Utc::now().timestamp();
         let event = if d.kind == "volume_spike" {
             "alert:spike".to_string()
@@ -126,16 +136,17 @@ async fn deliver_due(
                 Err((None, "target not allowed".to_string())),
             );
         }
-        let result = http
-            .post(&d.url)
-            .header("content-type", "application/json")
-            .header("x-pulse-event", event)
-            .header("x-pulse-delivery", d.id.to_string())
-            .header("x-pulse-timestamp", timestamp.to_string())
-            .header("x-pulse-signature", signature(&d.secret, timestamp, &body))
-            .body(body)
-            .send()
-            .await;
+        let mut request = http.post(&d.url).header("content-type", "application/json");
+        // Only Pulse's own format is signed: the secret of the others is the URL (Slack,
+        // Teams) or a routing key in the body (PagerDuty).
+        if d.channel == ChannelKind::Webhook {
+            request = request
+                .header("x-pulse-event", event)
+                .header("x-pulse-delivery", d.id.to_string())
+                .header("x-pulse-timestamp", timestamp.to_string())
+                .header("x-pulse-signature", signature(&d.secret, timestamp, &body));
+        }
+        let result = request.body(body).send().await;
         let outcome = match result {
             Ok(res) if res.status().is_success() => Ok(res.status().as_u16()),
             // Redirects are not followed: a receiver could point at an internal address.

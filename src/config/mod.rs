@@ -419,6 +419,9 @@ pub struct WebhookSettings {
     /// Let webhooks reach loopback, private, link-local and other internal addresses (for
     /// receivers on the same network); off, only public addresses are reached. Logged when on.
     pub allow_private_targets: bool,
+    /// The dashboard's address as people reach it, for the links in Slack, Teams and PagerDuty
+    /// messages.
+    pub dashboard_url: String,
 }
 
 impl Default for WebhookSettings {
@@ -430,6 +433,7 @@ impl Default for WebhookSettings {
             timeout_secs: 10,
             poll_ms: 500,
             allow_private_targets: false,
+            dashboard_url: "http://localhost:8080".into(),
         }
     }
 }

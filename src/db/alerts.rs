@@ -207,6 +207,18 @@ pub async fn alert(client: &Client, id: i64) -> Result<Option<AlertView>> {
         .transpose()
 }
 
+/// Queues the resolution of the alerts in `r` (id, resolved_at) for each channel that was told
+/// of their firing and announces resolutions, in the statement that resolves them, so a
+/// resolution is never lost between the two.
+const ANNOUNCE_RESOLVED: &str =
+    "INSERT INTO webhook_deliveries (webhook_id, alert_id, event, payload) \
+     SELECT d.webhook_id, r.id, 'resolve', \
+            d.payload || jsonb_build_object('status', 'resolved', 'resolved_at', r.resolved_at) \
+     FROM r JOIN webhook_deliveries d ON d.alert_id = r.id AND d.event = 'fire' \
+     JOIN webhooks w ON w.id = d.webhook_id \
+     WHERE w.enabled AND w.kind <> 'webhook' \
+     ON CONFLICT (webhook_id, alert_id, event) DO NOTHING";
+
 /// Moves alert `id` to `to` if it may go there (only a firing alert is acknowledged; any
 /// open alert is resolved); whether it moved.
 pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<bool> {
@@ -216,8 +228,13 @@ pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<boo
              WHERE id = $1 AND status = 'firing'"
         }
         AlertStatus::Resolved => {
-            "UPDATE alerts SET status = 'resolved', resolved_at = now() \
-             WHERE id = $1 AND status <> 'resolved'"
+            let sql = format!(
+                "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
+                 WHERE id = $1 AND status <> 'resolved' RETURNING id, resolved_at), \
+                 d AS ({ANNOUNCE_RESOLVED}) SELECT count(*) FROM r"
+            );
+            let row = client.query_one(&sql, &[&id]).await?;
+            return Ok(row.get::<_, i64>(0) > 0);
         }
         AlertStatus::Firing => return Ok(false),
     };
@@ -377,7 +394,9 @@ pub async fn fire(client: &Client, alert: NewAlert<'_>) -> Result<Option<(i64, D
                  INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
                  SELECT w.id, a.id, $10::jsonb || jsonb_build_object('id', a.id, 'fired_at', a.fired_at) \
                  FROM a CROSS JOIN webhooks w \
-                 WHERE w.enabled AND (w.kinds IS NULL OR $3 = ANY(w.kinds))) \
+                 WHERE w.enabled AND (w.kinds IS NULL OR $3 = ANY(w.kinds)) \
+                 AND array_position(ARRAY['info', 'warning', 'critical'], $4::text) \
+                     >= array_position(ARRAY['info', 'warning', 'critical'], w.min_severity)) \
              SELECT id, fired_at FROM a",
             &[
                 &rule.id,
@@ -413,9 +432,13 @@ pub async fn clear(
         .await?;
     client
         .execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = now() \
-             WHERE rule_id = $1 AND status <> 'resolved' AND cleared_since IS NOT NULL \
-             AND cleared_since <= now() - make_interval(secs => $2)",
+            &format!(
+                "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
+                 WHERE rule_id = $1 AND status <> 'resolved' AND cleared_since IS NOT NULL \
+                 AND cleared_since <= now() - make_interval(secs => $2) \
+                 RETURNING id, resolved_at) \
+                 {ANNOUNCE_RESOLVED}"
+            ),
             &[&rule_id, &resolve_after_secs],
         )
         .await?;

@@ -110,6 +110,11 @@ pub fn redact(value: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {
             Value::Object(map) => {
+                // Slack's and Teams' incoming-webhook URLs carry their secret in the path.
+                let path_is_secret = matches!(
+                    map.get("kind").and_then(Value::as_str),
+                    Some("slack" | "teams")
+                );
                 let entries = std::mem::take(map);
                 for (k, mut v) in entries {
                     if SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) {
@@ -118,7 +123,11 @@ pub fn redact(value: Value) -> Value {
                         (URL_FIELDS.contains(&k.to_ascii_lowercase().as_str()), &v)
                     {
                         // Receivers' URLs often carry credentials or a token.
-                        v = Value::String(crate::egress::redact_url(url));
+                        v = Value::String(if path_is_secret {
+                            crate::egress::origin_only(url)
+                        } else {
+                            crate::egress::redact_url(url)
+                        });
                     } else {
                         walk(&mut v);
                     }
@@ -282,6 +291,10 @@ mod tests {
         assert_eq!(
             v,
             json!({"url": "https://***@x/hook?token=***", "secret": "[redacted]", "nested": [{"Token": "[redacted]"}]})
+        );
+        assert_eq!(
+            redact(json!({"kind": "slack", "url": "https://hooks.slack.com/services/T/B/s3cret"})),
+            json!({"kind": "slack", "url": "https://hooks.slack.com/***"})
         );
         let nul = redact(json!({"a\u{0}": ["b\u{0}"]}));
         assert_eq!(

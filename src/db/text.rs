@@ -8,6 +8,7 @@ use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 use crate::models::alerts::{AlertStatus, RuleKind, Severity};
 use crate::models::metrics::Dimension;
+use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 
 macro_rules! stored_as_text {
     ($($name:ty),+) => {$(
@@ -37,4 +38,11 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(RuleKind, Severity, AlertStatus, Dimension);
+stored_as_text!(
+    RuleKind,
+    Severity,
+    AlertStatus,
+    Dimension,
+    ChannelKind,
+    DeliveryEvent
+);

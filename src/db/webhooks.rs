@@ -3,28 +3,45 @@
 
 use tokio_postgres::Client;
 
-use crate::models::alerts::RuleKind;
-use crate::models::webhooks::{Delivery, Webhook};
+use crate::models::alerts::{RuleKind, Severity};
+use crate::models::webhooks::{ChannelKind, Delivery, DeliveryEvent, Webhook};
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
+/// A subscription to store.
+pub struct NewWebhook<'a> {
+    pub kind: ChannelKind,
+    pub name: &'a str,
+    pub url: &'a str,
+    /// The signing secret, or PagerDuty's routing key.
+    pub secret: &'a str,
+    pub kinds: Option<Vec<RuleKind>>,
+    pub min_severity: Severity,
+}
+
 /// Stores a subscription.
-pub async fn insert(
-    client: &Client,
-    url: &str,
-    secret: &str,
-    kinds: Option<Vec<RuleKind>>,
-) -> Result<Webhook> {
+pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
     let row = client
         .query_one(
-            "INSERT INTO webhooks (url, secret, kinds) VALUES ($1, $2, $3) RETURNING id, created_at",
-            &[&url, &secret, &kinds],
+            "INSERT INTO webhooks (kind, name, url, secret, kinds, min_severity) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+            &[
+                &new.kind,
+                &new.name,
+                &new.url,
+                &new.secret,
+                &new.kinds,
+                &new.min_severity,
+            ],
         )
         .await?;
     Ok(Webhook {
         id: row.get(0),
-        url: url.to_string(),
-        kinds,
+        kind: new.kind,
+        name: new.name.to_string(),
+        min_severity: new.min_severity,
+        url: new.url.to_string(),
+        kinds: new.kinds,
         enabled: true,
         created_at: row.get(1),
     })
@@ -34,17 +51,21 @@ pub async fn insert(
 pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
     Ok(client
         .query(
-            "SELECT id, url, kinds, enabled, created_at FROM webhooks ORDER BY id",
+            "SELECT id, kind, name, min_severity, url, kinds, enabled, created_at \
+             FROM webhooks ORDER BY id",
             &[],
         )
         .await?
         .iter()
         .map(|r| Webhook {
             id: r.get(0),
-            url: r.get(1),
-            kinds: r.get(2),
-            enabled: r.get(3),
-            created_at: r.get(4),
+            kind: r.get(1),
+            name: r.get(2),
+            min_severity: r.get(3),
+            url: r.get(4),
+            kinds: r.get(5),
+            enabled: r.get(6),
+            created_at: r.get(7),
         })
         .collect())
 }
@@ -68,7 +89,7 @@ pub async fn exists(client: &Client, id: i64) -> Result<bool> {
 pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Delivery>> {
     Ok(client
         .query(
-            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at \
+            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event \
              FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
             &[&id, &limit],
         )
@@ -84,6 +105,7 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
             created_at: r.get(6),
             delivered_at: r.get(7),
             next_attempt_at: r.get(8),
+            event: r.get(9),
         })
         .collect())
 }
@@ -91,6 +113,8 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
 /// A delivery due now, claimed by this process.
 pub struct Due {
     pub id: i64,
+    pub channel: ChannelKind,
+    pub event: DeliveryEvent,
     pub url: String,
     pub secret: String,
     pub payload: serde_json::Value,
@@ -105,7 +129,7 @@ pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Resu
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind' \
+            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
              ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
@@ -121,6 +145,8 @@ pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Resu
             payload: r.get(3),
             attempts: r.get(4),
             kind: r.get::<_, Option<String>>(5).unwrap_or_default(),
+            channel: r.get(6),
+            event: r.get(7),
         })
         .collect();
     if !due.is_empty() {

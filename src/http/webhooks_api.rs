@@ -10,26 +10,42 @@ use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use crate::db::query as sql;
 use crate::db::webhooks;
-use crate::models::alerts::RuleKind;
-pub use crate::models::webhooks::{Delivery, DeliveryStatus, Webhook};
+use crate::models::alerts::{RuleKind, Severity};
+pub use crate::models::webhooks::{ChannelKind, Delivery, DeliveryStatus, Webhook};
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;
 /// Deliveries listed per request.
 const DELIVERY_PAGE: i64 = 100;
 
+/// PagerDuty's Events API v2 endpoint, where a `pagerduty` subscription sends by default.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Longest subscription name.
+const MAX_NAME_BYTES: usize = 200;
+
 /// A new subscription.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
-    /// An `http://` or `https://` URL, at most 2,048 bytes.
+    /// The format delivered: `webhook` (default), `slack`, `teams` or `pagerduty`.
+    pub kind: Option<ChannelKind>,
+    /// A label for people, at most 200 bytes.
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    /// An `http://` or `https://` URL, at most 2,048 bytes: the receiver, or the Slack or
+    /// Teams incoming-webhook URL. Required except for `pagerduty`, which defaults to
+    /// PagerDuty's Events API v2 endpoint.
     #[schema(max_length = 2048, example = "https://example.com/hooks/pulse")]
-    pub url: String,
-    /// Signing secret (16 to 256 bytes); generated (and returned once) when absent.
+    pub url: Option<String>,
+    /// For `webhook`: the signing secret (16 to 256 bytes), generated (and returned once) when
+    /// absent. For `pagerduty`: the integration's routing key (required, 16 to 256 bytes).
+    /// Not used by `slack` and `teams`, whose URL is their secret.
     #[schema(min_length = 16, max_length = 256)]
     pub secret: Option<String>,
     /// Alert kinds to deliver; all when absent.
     pub kinds: Option<Vec<RuleKind>>,
+    /// Alerts below this severity are not delivered (default `info`: all).
+    pub min_severity: Option<Severity>,
 }
 
 /// A subscription just created, with its signing secret (returned this once).
@@ -77,7 +93,24 @@ pub async fn create(
     input: web::Json<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
-    let url = input.url.trim();
+    let kind = input.kind.unwrap_or(ChannelKind::Webhook);
+    let name = input.name.as_deref().unwrap_or("").trim();
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidWebhook,
+            "name must be at most 200 bytes",
+        ));
+    }
+    let url = match (input.url.as_deref(), kind) {
+        (Some(url), _) => url.trim(),
+        (None, ChannelKind::Pagerduty) => PAGERDUTY_EVENTS_URL,
+        (None, _) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidWebhook,
+                "url is required",
+            ))
+        }
+    };
     if url.len() > MAX_URL_BYTES || !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidWebhook,
@@ -93,8 +126,11 @@ pub async fn create(
             e.to_string(),
         ));
     }
-    if let Some(field) = sql::unstorable([("url", Some(url)), ("secret", input.secret.as_deref())])
-    {
+    if let Some(field) = sql::unstorable([
+        ("url", Some(url)),
+        ("secret", input.secret.as_deref()),
+        ("name", Some(name)),
+    ]) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidWebhook,
             format!("{field} must not contain NUL characters"),
@@ -105,7 +141,17 @@ pub async fn create(
         Some(_) => {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidWebhook,
-                "secret must be 16 to 256 bytes",
+                if kind == ChannelKind::Pagerduty {
+                    "secret (the routing key) must be 16 to 256 bytes"
+                } else {
+                    "secret must be 16 to 256 bytes"
+                },
+            ))
+        }
+        None if kind == ChannelKind::Pagerduty => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidWebhook,
+                "a pagerduty subscription needs its routing key as secret",
             ))
         }
         None => {
@@ -114,7 +160,18 @@ pub async fn create(
         }
     };
     let client = state.pool.get().await?;
-    let webhook = webhooks::insert(&client, url, &secret, input.kinds).await?;
+    let webhook = webhooks::insert(
+        &client,
+        webhooks::NewWebhook {
+            kind,
+            name,
+            url,
+            secret: &secret,
+            kinds: input.kinds,
+            min_severity: input.min_severity.unwrap_or(Severity::Info),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Created().json(WebhookCreated { webhook, secret }))
 }
 
@@ -134,7 +191,11 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let mut items = webhooks::list(&client).await?;
     for webhook in &mut items {
-        webhook.url = crate::egress::redact_url(&webhook.url);
+        webhook.url = match webhook.kind {
+            // Slack's and Teams' incoming-webhook URLs carry their secret in the path.
+            ChannelKind::Slack | ChannelKind::Teams => crate::egress::origin_only(&webhook.url),
+            _ => crate::egress::redact_url(&webhook.url),
+        };
     }
     Ok(HttpResponse::Ok().json(WebhookList { items }))
 }

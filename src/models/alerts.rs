@@ -47,6 +47,8 @@ macro_rules! named_enum {
     };
 }
 
+pub(crate) use named_enum;
+
 named_enum! {
     /// What a rule watches for.
     RuleKind {
@@ -78,6 +80,17 @@ named_enum! {
         Firing = "firing",
         Acknowledged = "acknowledged",
         Resolved = "resolved",
+    }
+}
+
+impl Severity {
+    /// Rank of urgency: info 0, warning 1, critical 2.
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Info => 0,
+            Severity::Warning => 1,
+            Severity::Critical => 2,
+        }
     }
 }
 

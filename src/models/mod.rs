@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod channel_messages;
 pub mod errors;
 pub mod event;
 pub mod live;

@@ -4,12 +4,48 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::alerts::RuleKind;
+use super::alerts::{named_enum, RuleKind, Severity};
+
+named_enum! {
+    /// The format a subscription delivers in.
+    ChannelKind {
+        /// Pulse's own JSON alert, signed with HMAC-SHA256.
+        Webhook = "webhook",
+        /// A Slack incoming webhook: a message of blocks.
+        Slack = "slack",
+        /// A Microsoft Teams incoming webhook: an Adaptive Card.
+        Teams = "teams",
+        /// PagerDuty Events API v2: trigger on firing, resolve on resolution, the alert's id
+        /// as the deduplication key.
+        Pagerduty = "pagerduty",
+    }
+}
+
+impl ChannelKind {
+    /// Whether the channel is told when an alert resolves (the generic webhook keeps its
+    /// one event per alert).
+    pub fn announces_resolution(self) -> bool {
+        !matches!(self, ChannelKind::Webhook)
+    }
+}
+
+named_enum! {
+    /// What a delivery announces.
+    DeliveryEvent {
+        Fire = "fire",
+        Resolve = "resolve",
+    }
+}
 
 /// A subscription as listed (the secret is never returned after creation).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
     pub id: i64,
+    pub kind: ChannelKind,
+    /// A label for people; may be empty.
+    pub name: String,
+    /// Alerts below this severity are not delivered here.
+    pub min_severity: Severity,
     /// The receiver; in listings its user information and query values are hidden, like the
     /// signing secret.
     pub url: String,
@@ -33,6 +69,7 @@ pub enum DeliveryStatus {
 pub struct Delivery {
     pub id: i64,
     pub alert_id: i64,
+    pub event: DeliveryEvent,
     #[schema(value_type = DeliveryStatus)]
     pub status: String,
     pub attempts: i32,

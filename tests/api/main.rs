@@ -9,6 +9,7 @@ mod common;
 mod alerts;
 mod attack_surface;
 mod bench_command;
+mod channels;
 mod compression;
 mod dashboard;
 mod http_api;

@@ -1,0 +1,437 @@
+//! What an alert looks like in each channel: a Slack message of blocks, a Microsoft Teams
+//! Adaptive Card, a PagerDuty Events API v2 event. Each is built from the alert as the generic
+//! webhook sends it (kind, scope, figures, evidence), so every channel says the same thing:
+//! what fired, where, the figures that fired it, two or three example posts, and a link to the
+//! dashboard filtered on the scope.
+
+use serde_json::{json, Value};
+
+use super::webhooks::{ChannelKind, DeliveryEvent};
+
+/// Example posts quoted in a message.
+const EXAMPLE_POSTS: usize = 3;
+/// Longest quoted post, in characters; longer ones are cut with an ellipsis.
+const POST_CHARS: usize = 280;
+/// PagerDuty refuses a summary longer than this.
+const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
+/// Slack refuses a header longer than this.
+const SLACK_HEADER_CHARS: usize = 150;
+
+/// The parts of an alert a message shows, read from the alert's webhook payload.
+struct Alert<'a> {
+    id: i64,
+    rule_name: &'a str,
+    kind: &'a str,
+    severity: &'a str,
+    dimension: &'a str,
+    key: &'a str,
+    value: f64,
+    threshold: f64,
+    window_minutes: Option<i64>,
+    posts: Option<i64>,
+    fired_at: &'a str,
+    resolved_at: Option<&'a str>,
+    examples: Vec<String>,
+    terms: Vec<&'a str>,
+}
+
+impl<'a> Alert<'a> {
+    fn read(payload: &'a Value) -> Alert<'a> {
+        let text = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or("");
+        let evidence = &payload["evidence"];
+        Alert {
+            id: payload["id"].as_i64().unwrap_or(0),
+            rule_name: text("rule_name"),
+            kind: text("kind"),
+            severity: text("severity"),
+            dimension: text("dimension"),
+            key: text("key"),
+            value: payload["value"].as_f64().unwrap_or(f64::NAN),
+            threshold: payload["threshold"].as_f64().unwrap_or(f64::NAN),
+            window_minutes: evidence["window"]["minutes"].as_i64(),
+            posts: evidence["window"]["stats"]["posts"].as_i64(),
+            fired_at: text("fired_at"),
+            resolved_at: payload.get("resolved_at").and_then(Value::as_str),
+            examples: evidence["top_posts"]
+                .as_array()
+                .map(|posts| {
+                    posts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .take(EXAMPLE_POSTS)
+                        .map(|t| cut(t, POST_CHARS))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            terms: evidence["top_terms"]
+                .as_array()
+                .map(|terms| {
+                    terms
+                        .iter()
+                        .filter_map(|t| t["term"].as_str())
+                        .take(5)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// "whole stream", or "product pulse-phone".
+    fn scope(&self) -> String {
+        if self.dimension == "overall" || self.key.is_empty() {
+            "whole stream".into()
+        } else {
+            format!("{} {}", self.dimension, self.key)
+        }
+    }
+
+    /// What was measured against what, in the units of the kind.
+    fn figures(&self) -> String {
+        let share = |v: f64| format!("{:.0}%", v * 100.0);
+        let (value, threshold) = match self.kind {
+            "negativity" | "churn" => (share(self.value), share(self.threshold)),
+            "volume_spike" => (
+                format!("{:.0} posts", self.value),
+                format!("{:.0}", self.threshold),
+            ),
+            _ => (
+                format!("{:.2}", self.value),
+                format!("{:.2}", self.threshold),
+            ),
+        };
+        let what = match self.kind {
+            "negativity" => "negative share",
+            "churn" => "high churn-risk share",
+            "volume_spike" => "volume",
+            "sentiment_dip" => "mean sentiment",
+            "toxicity" => "mean toxicity",
+            other => other,
+        };
+        let limit = if self.kind == "sentiment_dip" {
+            "below"
+        } else {
+            "threshold"
+        };
+        let mut out = format!("{what} {value} ({limit} {threshold})");
+        if let (Some(minutes), Some(posts)) = (self.window_minutes, self.posts) {
+            out.push_str(&format!(", {posts} posts in {minutes} min"));
+        }
+        out
+    }
+
+    fn title(&self, event: DeliveryEvent) -> String {
+        match event {
+            DeliveryEvent::Fire => format!(
+                "[{}] {}: {}",
+                self.severity.to_uppercase(),
+                self.rule_name,
+                self.scope()
+            ),
+            DeliveryEvent::Resolve => format!("Resolved: {}: {}", self.rule_name, self.scope()),
+        }
+    }
+
+    /// The dashboard, filtered on the alert's scope where the dashboard has that filter.
+    fn link(&self, dashboard_url: &str) -> String {
+        let base = dashboard_url.trim_end_matches('/');
+        match self.dimension {
+            "platform" | "product" | "channel" | "country" | "city" if !self.key.is_empty() => {
+                let key: String =
+                    url::form_urlencoded::byte_serialize(self.key.as_bytes()).collect();
+                format!("{base}/?{}={key}", self.dimension)
+            }
+            _ => format!("{base}/"),
+        }
+    }
+}
+
+/// Cuts `text` to `max` characters, with an ellipsis when it was longer.
+fn cut(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Escapes the three characters Slack's mrkdwn gives a meaning to.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The request body for a channel, from the alert's webhook `payload`; `routing_key` is
+/// PagerDuty's integration key. The generic webhook sends the payload itself.
+pub fn render(
+    kind: ChannelKind,
+    event: DeliveryEvent,
+    payload: &Value,
+    dashboard_url: &str,
+    routing_key: &str,
+) -> Value {
+    let alert = Alert::read(payload);
+    match kind {
+        ChannelKind::Webhook => payload.clone(),
+        ChannelKind::Slack => slack(&alert, event, dashboard_url),
+        ChannelKind::Teams => teams(&alert, event, dashboard_url),
+        ChannelKind::Pagerduty => pagerduty(&alert, event, dashboard_url, routing_key),
+    }
+}
+
+fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
+    let title = alert.title(event);
+    let link = alert.link(dashboard_url);
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": cut(&title, SLACK_HEADER_CHARS), "emoji": true},
+    })];
+    let mut summary = format!("*{}*", slack_escape(&alert.figures()));
+    if event == DeliveryEvent::Resolve {
+        summary = format!(
+            "The condition has held clear since it fired at {}. Last figures: {summary}",
+            alert.fired_at
+        );
+    }
+    blocks.push(json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": summary},
+        "fields": [
+            {"type": "mrkdwn", "text": format!("*Kind*\n{}", alert.kind)},
+            {"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity)},
+            {"type": "mrkdwn", "text": format!("*Scope*\n{}", slack_escape(&alert.scope()))},
+            {"type": "mrkdwn", "text": format!("*Fired*\n{}", alert.fired_at)},
+        ],
+    }));
+    if event == DeliveryEvent::Fire {
+        if !alert.terms.is_empty() {
+            blocks.push(json!({
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": format!("Words: {}", slack_escape(&alert.terms.join(", ")))}],
+            }));
+        }
+        for post in &alert.examples {
+            blocks.push(json!({
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": format!("> {}", slack_escape(post).replace('\n', "\n> "))},
+            }));
+        }
+    }
+    blocks.push(json!({
+        "type": "actions",
+        "elements": [{
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open in Pulse"},
+            "url": link,
+        }],
+    }));
+    json!({
+        "text": format!("{title}: {}", alert.figures()),
+        "blocks": blocks,
+    })
+}
+
+fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
+    let title = alert.title(event);
+    let color = match (event, alert.severity) {
+        (DeliveryEvent::Resolve, _) => "Good",
+        (_, "critical") => "Attention",
+        (_, "warning") => "Warning",
+        _ => "Default",
+    };
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "color": color, "wrap": true}),
+        json!({"type": "TextBlock", "text": alert.figures(), "wrap": true}),
+        json!({"type": "FactSet", "facts": [
+            {"title": "Kind", "value": alert.kind},
+            {"title": "Severity", "value": alert.severity},
+            {"title": "Scope", "value": alert.scope()},
+            {"title": "Fired", "value": alert.fired_at},
+        ]}),
+    ];
+    if let (DeliveryEvent::Resolve, Some(at)) = (event, alert.resolved_at) {
+        body.push(json!({"type": "TextBlock", "text": format!("Resolved at {at}"), "wrap": true}));
+    }
+    if event == DeliveryEvent::Fire {
+        if !alert.terms.is_empty() {
+            body.push(json!({"type": "TextBlock", "text": format!("Words: {}", alert.terms.join(", ")), "isSubtle": true, "wrap": true}));
+        }
+        for post in &alert.examples {
+            body.push(json!({"type": "TextBlock", "text": format!("“{post}”"), "isSubtle": true, "wrap": true}));
+        }
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": [{"type": "Action.OpenUrl", "title": "Open in Pulse", "url": alert.link(dashboard_url)}],
+            },
+        }],
+    })
+}
+
+fn pagerduty(alert: &Alert, event: DeliveryEvent, dashboard_url: &str, routing_key: &str) -> Value {
+    let dedup_key = format!("pulse-alert-{}", alert.id);
+    if event == DeliveryEvent::Resolve {
+        return json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": dedup_key,
+        });
+    }
+    // PagerDuty's severities: critical, error, warning, info.
+    let severity = match alert.severity {
+        "critical" => "critical",
+        "warning" => "warning",
+        _ => "info",
+    };
+    let summary = cut(
+        &format!("{}: {}", alert.title(event), alert.figures()),
+        PAGERDUTY_SUMMARY_CHARS,
+    );
+    let mut payload = json!({
+        "summary": summary,
+        "source": "pulse",
+        "severity": severity,
+        "component": alert.scope(),
+        "group": alert.dimension,
+        "class": alert.kind,
+        "custom_details": {
+            "rule": alert.rule_name,
+            "figures": alert.figures(),
+            "value": alert.value,
+            "threshold": alert.threshold,
+            "words": alert.terms,
+            "example_posts": alert.examples,
+        },
+    });
+    if !alert.fired_at.is_empty() {
+        payload["timestamp"] = json!(alert.fired_at);
+    }
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "client": "Pulse",
+        "client_url": alert.link(dashboard_url),
+        "links": [{"href": alert.link(dashboard_url), "text": "Open in Pulse"}],
+        "payload": payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload() -> Value {
+        json!({
+            "id": 42, "rule_id": 1, "rule_name": "Negativity above half of posts",
+            "kind": "negativity", "severity": "warning", "dimension": "product",
+            "key": "pulse phone", "status": "firing", "value": 0.72, "threshold": 0.5,
+            "fired_at": "2026-11-24T10:00:00Z",
+            "evidence": {
+                "window": {"minutes": 5, "stats": {"posts": 120}},
+                "top_posts": [
+                    {"id": "p1", "text": "My <Pulse> phone & charger both died"},
+                    {"id": "p2", "text": "Worst update ever"},
+                    {"id": "p3", "text": "x".repeat(400)},
+                    {"id": "p4", "text": "not quoted"},
+                ],
+                "top_terms": [{"term": "update", "posts": 9}, {"term": "died", "posts": 4}],
+            },
+        })
+    }
+
+    #[test]
+    fn slack_says_what_fired_where_with_figures_posts_and_a_scoped_link() {
+        let body = render(
+            ChannelKind::Slack,
+            DeliveryEvent::Fire,
+            &payload(),
+            "https://pulse.example/",
+            "",
+        );
+        let text = body.to_string();
+        assert!(body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[WARNING] Negativity above half of posts: product pulse phone"));
+        assert!(text.contains("negative share 72% (threshold 50%), 120 posts in 5 min"));
+        assert!(text.contains("&lt;Pulse&gt; phone &amp; charger"));
+        assert!(text.contains("Worst update ever") && !text.contains("not quoted"));
+        assert!(text.contains(&format!("{}…", "x".repeat(POST_CHARS - 1))));
+        let button = &body["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
+        assert_eq!(button["url"], "https://pulse.example/?product=pulse+phone");
+    }
+
+    #[test]
+    fn teams_sends_an_adaptive_card() {
+        let body = render(
+            ChannelKind::Teams,
+            DeliveryEvent::Resolve,
+            &json!({"id": 7, "rule_name": "Churn", "kind": "churn", "severity": "critical",
+                    "dimension": "overall", "key": "", "value": 0.3, "threshold": 0.2,
+                    "resolved_at": "2026-11-24T11:00:00Z"}),
+            "http://localhost:8080",
+            "",
+        );
+        let card = &body["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert_eq!(
+            card["content"]["body"][0]["text"],
+            "Resolved: Churn: whole stream"
+        );
+        assert_eq!(
+            card["content"]["actions"][0]["url"],
+            "http://localhost:8080/"
+        );
+    }
+
+    #[test]
+    fn pagerduty_triggers_and_resolves_with_one_dedup_key() {
+        let trigger = render(
+            ChannelKind::Pagerduty,
+            DeliveryEvent::Fire,
+            &payload(),
+            "http://localhost:8080",
+            "R0UT1NGKEY",
+        );
+        assert_eq!(trigger["event_action"], "trigger");
+        assert_eq!(trigger["routing_key"], "R0UT1NGKEY");
+        assert_eq!(trigger["payload"]["severity"], "warning");
+        assert_eq!(trigger["payload"]["source"], "pulse");
+        assert!(trigger["payload"]["summary"].as_str().unwrap().len() <= PAGERDUTY_SUMMARY_CHARS);
+        let resolve = render(
+            ChannelKind::Pagerduty,
+            DeliveryEvent::Resolve,
+            &payload(),
+            "",
+            "R0UT1NGKEY",
+        );
+        assert_eq!(resolve["event_action"], "resolve");
+        assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+        assert_eq!(resolve["dedup_key"], "pulse-alert-42");
+    }
+
+    #[test]
+    fn a_payload_missing_fields_still_renders() {
+        for kind in ChannelKind::ALL {
+            for event in DeliveryEvent::ALL {
+                let body = render(*kind, *event, &json!({}), "", "k");
+                assert!(body.is_object(), "{kind} {event}");
+            }
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Alert channels against local receivers: Slack, Microsoft Teams and PagerDuty stand-ins that
+//! check each body against the documented shape of that service's payload (and answer 400 to
+//! anything else, as the services do), a receiver that fails twice before taking the alert,
+//! a channel that asks for critical alerts only, and the resolution of the alert announced
+//! with PagerDuty's same deduplication key. What a person would read is asserted, not only
+//! the status.
+
+use crate::common;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use pulse::app::{Application, ServeOptions};
+use serde_json::{json, Value};
+
+/// One request a stand-in received: its body, and why it refused it (None: accepted or failed
+/// on purpose).
+type Seen = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+
+/// Checks a body against a service's documented payload shape.
+type Shape = fn(&Value) -> Result<(), String>;
+
+fn need(ok: bool, what: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
+}
+
+fn text_of(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// Slack incoming webhooks: `text` (the notification's fallback) and Block Kit `blocks`.
+fn slack_shape(b: &Value) -> Result<(), String> {
+    need(!text_of(&b["text"]).is_empty(), "text is required")?;
+    let blocks = b["blocks"].as_array().ok_or("blocks must be an array")?;
+    need(!blocks.is_empty() && blocks.len() <= 50, "1 to 50 blocks")?;
+    for block in blocks {
+        match text_of(&block["type"]) {
+            "header" => {
+                need(
+                    block["text"]["type"] == "plain_text",
+                    "header text is plain_text",
+                )?;
+                need(
+                    text_of(&block["text"]["text"]).chars().count() <= 150,
+                    "header ≤ 150",
+                )?;
+            }
+            "section" => {
+                let t = text_of(&block["text"]["type"]);
+                need(t == "mrkdwn" || t == "plain_text", "section text type")?;
+                need(
+                    text_of(&block["text"]["text"]).len() <= 3000,
+                    "section text ≤ 3000",
+                )?;
+                if let Some(fields) = block.get("fields") {
+                    let fields = fields.as_array().ok_or("fields must be an array")?;
+                    need(fields.len() <= 10, "≤ 10 fields")?;
+                    for f in fields {
+                        need(!text_of(&f["text"]).is_empty(), "field text")?;
+                    }
+                }
+            }
+            "context" => {
+                let elements = block["elements"].as_array().ok_or("context elements")?;
+                need(
+                    !elements.is_empty() && elements.len() <= 10,
+                    "1 to 10 context elements",
+                )?;
+            }
+            "actions" => {
+                for e in block["elements"].as_array().ok_or("actions elements")? {
+                    need(e["type"] == "button", "action is a button")?;
+                    need(
+                        e["text"]["type"] == "plain_text",
+                        "button text is plain_text",
+                    )?;
+                    need(text_of(&e["url"]).starts_with("http"), "button url")?;
+                }
+            }
+            other => return Err(format!("unknown block type {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Teams incoming webhooks: a `message` with one Adaptive Card attachment.
+fn teams_shape(b: &Value) -> Result<(), String> {
+    need(b["type"] == "message", "type message")?;
+    let card = &b["attachments"][0];
+    need(
+        card["contentType"] == "application/vnd.microsoft.card.adaptive",
+        "an Adaptive Card attachment",
+    )?;
+    let content = &card["content"];
+    need(
+        content["type"] == "AdaptiveCard",
+        "content type AdaptiveCard",
+    )?;
+    need(!text_of(&content["version"]).is_empty(), "card version")?;
+    for element in content["body"].as_array().ok_or("card body")? {
+        match text_of(&element["type"]) {
+            "TextBlock" => need(!text_of(&element["text"]).is_empty(), "TextBlock text")?,
+            "FactSet" => {
+                for fact in element["facts"].as_array().ok_or("facts")? {
+                    need(
+                        fact["title"].is_string() && fact["value"].is_string(),
+                        "fact",
+                    )?;
+                }
+            }
+            other => return Err(format!("unexpected element {other:?}")),
+        }
+    }
+    for action in content["actions"].as_array().ok_or("actions")? {
+        need(action["type"] == "Action.OpenUrl", "OpenUrl action")?;
+        need(text_of(&action["url"]).starts_with("http"), "action url")?;
+    }
+    Ok(())
+}
+
+/// PagerDuty Events API v2.
+fn pagerduty_shape(b: &Value) -> Result<(), String> {
+    need(!text_of(&b["routing_key"]).is_empty(), "routing_key")?;
+    let dedup = text_of(&b["dedup_key"]);
+    need(!dedup.is_empty() && dedup.len() <= 255, "dedup_key ≤ 255")?;
+    match text_of(&b["event_action"]) {
+        "trigger" => {
+            let p = &b["payload"];
+            let summary = text_of(&p["summary"]);
+            need(
+                !summary.is_empty() && summary.len() <= 1024,
+                "summary ≤ 1024",
+            )?;
+            need(!text_of(&p["source"]).is_empty(), "source")?;
+            need(
+                ["critical", "error", "warning", "info"].contains(&text_of(&p["severity"])),
+                "severity",
+            )?;
+        }
+        "resolve" | "acknowledge" => {}
+        other => return Err(format!("event_action {other:?}")),
+    }
+    Ok(())
+}
+
+/// A stand-in on a free port that fails its first `failures` well-formed requests with 500,
+/// refuses malformed ones with 400, and takes the rest (202 for PagerDuty, 200 otherwise).
+fn stand_in(
+    shape: Shape,
+    failures: usize,
+) -> (std::net::SocketAddr, Seen, actix_web::dev::ServerHandle) {
+    use actix_web::{web, HttpResponse, HttpServer};
+    let seen: Seen = Default::default();
+    let state = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        actix_web::App::new().default_service(web::to(move |body: String| {
+            let state = state.clone();
+            async move {
+                let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let verdict = shape(&parsed).err();
+                let mut seen = state.lock().unwrap();
+                let bad = verdict.is_some();
+                seen.push((parsed, verdict));
+                if bad {
+                    HttpResponse::BadRequest().finish()
+                } else if seen.len() <= failures {
+                    HttpResponse::InternalServerError().finish()
+                } else {
+                    HttpResponse::Accepted().json(json!({"status": "success"}))
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, seen, handle)
+}
+
+async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let res = http.post(url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 201, "{body}");
+    res.json().await.unwrap()
+}
+
+fn bodies(seen: &Seen) -> Vec<Value> {
+    let seen = seen.lock().unwrap();
+    for (body, verdict) in seen.iter() {
+        assert!(verdict.is_none(), "malformed body ({verdict:?}): {body}");
+    }
+    seen.iter().map(|(b, _)| b.clone()).collect()
+}
+
+#[actix_rt::test]
+async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_there() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.alerts.resolve_after_secs = 1;
+    settings.webhooks.base_delay_ms = 50;
+    settings.webhooks.poll_ms = 50;
+    settings.webhooks.dashboard_url = "https://pulse.example.com/".into();
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+
+    // The default rules watch the whole stream; this test's rule watches one product.
+    for rule in get_json(&http, &url("/api/v1/alert-rules")).await["items"]
+        .as_array()
+        .unwrap()
+    {
+        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
+            .send()
+            .await
+            .unwrap();
+    }
+    let rule = create(
+        &http,
+        &url("/api/v1/alert-rules"),
+        json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+               "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "warning"}),
+    )
+    .await;
+
+    let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 2);
+    let (teams_addr, teams, teams_handle) = stand_in(teams_shape, 0);
+    let (pd_addr, pd, pd_handle) = stand_in(pagerduty_shape, 0);
+    let (quiet_addr, quiet, quiet_handle) = stand_in(slack_shape, 0);
+    let hooks = url("/api/v1/webhooks");
+    let slack_channel = create(
+        &http,
+        &hooks,
+        json!({"kind": "slack", "name": "#brand-alerts",
+               "url": format!("http://{slack_addr}/services/T000/B000/s3cr3tpath")}),
+    )
+    .await;
+    assert_eq!(slack_channel["kind"], "slack");
+    create(
+        &http,
+        &hooks,
+        json!({"kind": "teams", "url": format!("http://{teams_addr}/webhookb2/x")}),
+    )
+    .await;
+    let routing_key = "R0UT1NGKEY0123456789abcdefabcdef";
+    create(
+        &http,
+        &hooks,
+        json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
+               "secret": routing_key}),
+    )
+    .await;
+    create(
+        &http,
+        &hooks,
+        json!({"kind": "slack", "url": format!("http://{quiet_addr}/services/critical"),
+               "min_severity": "critical"}),
+    )
+    .await;
+    // A PagerDuty channel needs its routing key; a Slack one its URL.
+    for bad in [
+        json!({"kind": "pagerduty"}),
+        json!({"kind": "slack"}),
+        json!({"kind": "email", "url": "http://x"}),
+    ] {
+        let res = http.post(&hooks).json(&bad).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    // Listings hide the path that is Slack's secret.
+    let listed = get_json(&http, &hooks).await;
+    assert!(
+        !listed.to_string().contains("s3cr3tpath"),
+        "the Slack URL's path is listed: {listed}"
+    );
+
+    let angry: Vec<String> = (0..8)
+        .map(|i| {
+            json!({"type": "post", "id": format!("ch-{i}"), "platform": "twitter",
+                   "author": {"id": format!("u{i}"), "followers": 10},
+                   "text": format!("The Pulse Phone update bricked it again, terrible #{i}"),
+                   "created_at": chrono::Utc::now().to_rfc3339(), "product": "pulse-phone"})
+            .to_string()
+        })
+        .collect();
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
+        .await
+        .unwrap();
+
+    // Slack fails twice, then takes the alert: three requests, one alert.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slack.lock().unwrap().len() >= 3
+                && !teams.lock().unwrap().is_empty()
+                && !pd.lock().unwrap().is_empty()
+        })
+        .await,
+        "slack {} teams {} pagerduty {}",
+        slack.lock().unwrap().len(),
+        teams.lock().unwrap().len(),
+        pd.lock().unwrap().len()
+    );
+    let alert = &get_json(&http, &url("/api/v1/alerts")).await["items"][0];
+    let alert_id = alert["id"].as_i64().unwrap();
+
+    let message = bodies(&slack)[2].clone();
+    let text = message.to_string();
+    assert!(
+        text_of(&message["text"]).starts_with("[WARNING] Phone negativity: product pulse-phone"),
+        "{message}"
+    );
+    assert!(
+        text.contains("negative share 100% (threshold 50%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The Pulse Phone update bricked it again"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://pulse.example.com/?product=pulse-phone"),
+        "{text}"
+    );
+
+    let card = &bodies(&teams)[0]["attachments"][0]["content"];
+    assert_eq!(
+        card["body"][0]["text"],
+        "[WARNING] Phone negativity: product pulse-phone"
+    );
+    assert!(card.to_string().contains("bricked it again"), "{card}");
+
+    let trigger = bodies(&pd)[0].clone();
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], routing_key);
+    assert_eq!(trigger["dedup_key"], format!("pulse-alert-{alert_id}"));
+    assert_eq!(trigger["payload"]["severity"], "warning");
+    assert_eq!(trigger["payload"]["component"], "product pulse-phone");
+
+    // Resolution: the condition clears (the bar is raised above what the window shows).
+    http.patch(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
+        .json(&json!({"threshold": 1.1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            pd.lock().unwrap().len() >= 2
+                && slack.lock().unwrap().len() >= 4
+                && teams.lock().unwrap().len() >= 2
+        })
+        .await,
+        "the resolution did not reach every channel"
+    );
+    let resolve = bodies(&pd)[1].clone();
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+    assert!(text_of(&bodies(&slack)[3]["text"]).starts_with("Resolved: Phone negativity"));
+
+    // Exactly once each: no duplicate after a success, nothing for the critical-only channel.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(slack.lock().unwrap().len(), 4);
+    assert_eq!(teams.lock().unwrap().len(), 2);
+    assert_eq!(pd.lock().unwrap().len(), 2);
+    assert!(
+        quiet.lock().unwrap().is_empty(),
+        "a warning reached a critical-only channel"
+    );
+
+    let log = get_json(
+        &http,
+        &url(&format!(
+            "/api/v1/webhooks/{}/deliveries",
+            slack_channel["id"]
+        )),
+    )
+    .await;
+    let events: Vec<(String, String, i64)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["event"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+                d["attempts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("resolve".to_string(), "delivered".to_string(), 1),
+            ("fire".to_string(), "delivered".to_string(), 3)
+        ]
+    );
+
+    for handle in [slack_handle, teams_handle, pd_handle, quiet_handle] {
+        handle.stop(false).await;
+    }
+    app.shutdown().await;
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
