@@ -49,6 +49,59 @@ pub fn retry_delay(attempt: i32, base: Duration, max: Duration) -> Duration {
     exp.mul_f64(rand::rng().random_range(0.5..1.5))
 }
 
+/// Where a message goes.
+pub struct Target<'a> {
+    pub channel: ChannelKind,
+    pub url: &'a str,
+    /// The signing secret (generic webhooks; other channels carry theirs in URL or body).
+    pub secret: &'a str,
+}
+
+/// Sends one message: the receiver's status when it took it, else the status (if any) and
+/// what went wrong. Only Pulse's own format is signed (`event` and `delivery` go in its
+/// headers).
+pub async fn send(
+    http: &reqwest::Client,
+    policy: &crate::egress::TargetPolicy,
+    target: &Target<'_>,
+    event: &str,
+    delivery: i64,
+    body: String,
+) -> Result<u16, (Option<u16>, String)> {
+    // IP literals are not resolved, so the resolver cannot refuse them: checked here, on
+    // every delivery, against the policy in force now.
+    if policy.check_url(target.url).is_err() {
+        return Err((None, "target not allowed".to_string()));
+    }
+    let mut request = http
+        .post(target.url)
+        .header("content-type", "application/json");
+    if target.channel == ChannelKind::Webhook {
+        let timestamp = chrono::Utc::now().timestamp();
+        request = request
+            .header("x-pulse-event", event)
+            .header("x-pulse-delivery", delivery.to_string())
+            .header("x-pulse-timestamp", timestamp.to_string())
+            .header(
+                "x-pulse-signature",
+                signature(target.secret, timestamp, &body),
+            );
+    }
+    match request.body(body).send().await {
+        Ok(res) if res.status().is_success() => Ok(res.status().as_u16()),
+        // Redirects are not followed: a receiver could point at an internal address.
+        Ok(res) if res.status().is_redirection() => Err((
+            Some(res.status().as_u16()),
+            "receiver answered a redirect, which is not followed".to_string(),
+        )),
+        Ok(res) => Err((
+            Some(res.status().as_u16()),
+            format!("receiver answered {}", res.status()),
+        )),
+        Err(e) => Err((None, crate::egress::describe(&e).to_string())),
+    }
+}
+
 /// The delivery actor.
 pub struct Deliverer {
     settings: Arc<Settings>,
@@ -112,6 +165,7 @@ async fn deliver_due(
     }
 
     let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
+    let policy = &policy;
     let sends = due.into_iter().map(|d| async move {
         let body = render(
             d.channel,
@@ -121,45 +175,17 @@ async fn deliver_due(
             &d.secret,
         )
         .to_string();
-        let timestamp = chrono::Utc::now().timestamp();
         let event = if d.kind == "volume_spike" {
             "alert:spike".to_string()
         } else {
             format!("alert:{}", d.kind)
         };
-        // IP literals are not resolved, so the resolver cannot refuse them: checked here,
-        // on every delivery, against the policy in force now.
-        if policy.check_url(&d.url).is_err() {
-            return (
-                d.id,
-                d.attempts,
-                Err((None, "target not allowed".to_string())),
-            );
-        }
-        let mut request = http.post(&d.url).header("content-type", "application/json");
-        // Only Pulse's own format is signed: the secret of the others is the URL (Slack,
-        // Teams) or a routing key in the body (PagerDuty).
-        if d.channel == ChannelKind::Webhook {
-            request = request
-                .header("x-pulse-event", event)
-                .header("x-pulse-delivery", d.id.to_string())
-                .header("x-pulse-timestamp", timestamp.to_string())
-                .header("x-pulse-signature", signature(&d.secret, timestamp, &body));
-        }
-        let result = request.body(body).send().await;
-        let outcome = match result {
-            Ok(res) if res.status().is_success() => Ok(res.status().as_u16()),
-            // Redirects are not followed: a receiver could point at an internal address.
-            Ok(res) if res.status().is_redirection() => Err((
-                Some(res.status().as_u16()),
-                "receiver answered a redirect, which is not followed".to_string(),
-            )),
-            Ok(res) => Err((
-                Some(res.status().as_u16()),
-                format!("receiver answered {}", res.status()),
-            )),
-            Err(e) => Err((None, crate::egress::describe(&e).to_string())),
+        let target = Target {
+            channel: d.channel,
+            url: &d.url,
+            secret: &d.secret,
         };
+        let outcome = send(http, policy, &target, &event, d.id, body).await;
         (d.id, d.attempts, outcome)
     });
     let results = futures::future::join_all(sends).await;

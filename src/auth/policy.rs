@@ -85,6 +85,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/v1/webhooks", ADMIN),
     rule("DELETE", "/api/v1/webhooks/{id}", ADMIN),
     rule("GET", "/api/v1/webhooks/{id}/deliveries", ADMIN),
+    rule("POST", "/api/v1/webhooks/{id}/test", ADMIN),
     rule("GET", "/api/v1/admin/keys", ADMIN),
     rule("POST", "/api/v1/admin/keys", ADMIN),
     rule("DELETE", "/api/v1/admin/keys/{id}", ADMIN),

@@ -15,7 +15,7 @@ type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 /// Columns of `alert_rules` in [`AlertRule`] order.
 const RULE_COLUMNS: &str = "id, name, kind, dimension, key, window_minutes, threshold, \
     min_volume, baseline_minutes, k, min_baseline_points, severity, cooldown_secs, enabled, \
-    created_at, updated_at";
+    created_at, updated_at, channels";
 
 const ALERT_COLUMNS: &str = "id, rule_id, rule_name, kind, severity, dimension, key, status, \
     value, threshold, evidence, fired_at, acknowledged_at, resolved_at";
@@ -38,6 +38,7 @@ fn rule_from_row(row: &Row) -> Result<AlertRule> {
         enabled: row.try_get(13)?,
         created_at: row.try_get(14)?,
         updated_at: row.try_get(15)?,
+        channels: row.try_get(16)?,
     })
 }
 
@@ -119,7 +120,8 @@ pub async fn update_rule(client: &Client, id: i64, input: &RuleInput) -> Result<
         min_baseline_points,
         severity,
         cooldown_secs,
-        enabled
+        enabled,
+        channels
     );
     if !sets.is_empty() {
         params.push(Box::new(id));
@@ -207,13 +209,15 @@ pub async fn alert(client: &Client, id: i64) -> Result<Option<AlertView>> {
         .transpose()
 }
 
-/// Queues the resolution of the alerts in `r` (id, resolved_at) for each channel that was told
+/// Queues the resolution of the alerts in `r` (id, resolved_at, severity) for each channel that was told
 /// of their firing and announces resolutions, in the statement that resolves them, so a
 /// resolution is never lost between the two.
 const ANNOUNCE_RESOLVED: &str =
-    "INSERT INTO webhook_deliveries (webhook_id, alert_id, event, payload) \
+    "INSERT INTO webhook_deliveries (webhook_id, alert_id, event, payload, next_attempt_at) \
      SELECT d.webhook_id, r.id, 'resolve', \
-            d.payload || jsonb_build_object('status', 'resolved', 'resolved_at', r.resolved_at) \
+            d.payload || jsonb_build_object('status', 'resolved', 'resolved_at', r.resolved_at), \
+            CASE WHEN r.severity = 'critical' THEN now() ELSE COALESCE( \
+                pulse_quiet_until(w.quiet_from, w.quiet_to, w.quiet_timezone, now()), now()) END \
      FROM r JOIN webhook_deliveries d ON d.alert_id = r.id AND d.event = 'fire' \
      JOIN webhooks w ON w.id = d.webhook_id \
      WHERE w.enabled AND w.kind <> 'webhook' \
@@ -230,7 +234,7 @@ pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<boo
         AlertStatus::Resolved => {
             let sql = format!(
                 "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
-                 WHERE id = $1 AND status <> 'resolved' RETURNING id, resolved_at), \
+                 WHERE id = $1 AND status <> 'resolved' RETURNING id, resolved_at, severity), \
                  d AS ({ANNOUNCE_RESOLVED}) SELECT count(*) FROM r"
             );
             let row = client.query_one(&sql, &[&id]).await?;
@@ -391,10 +395,13 @@ pub async fn fire(client: &Client, alert: NewAlert<'_>) -> Result<Option<(i64, D
                  ON CONFLICT (rule_id, dimension, key) WHERE status <> 'resolved' DO NOTHING \
                  RETURNING id, fired_at), \
              d AS ( \
-                 INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
-                 SELECT w.id, a.id, $10::jsonb || jsonb_build_object('id', a.id, 'fired_at', a.fired_at) \
+                 INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at) \
+                 SELECT w.id, a.id, $10::jsonb || jsonb_build_object('id', a.id, 'fired_at', a.fired_at), \
+                        CASE WHEN $4::text = 'critical' THEN now() ELSE COALESCE( \
+                            pulse_quiet_until(w.quiet_from, w.quiet_to, w.quiet_timezone, now()), now()) END \
                  FROM a CROSS JOIN webhooks w \
                  WHERE w.enabled AND (w.kinds IS NULL OR $3 = ANY(w.kinds)) \
+                 AND ($11::bigint[] IS NULL OR w.id = ANY($11)) \
                  AND array_position(ARRAY['info', 'warning', 'critical'], $4::text) \
                      >= array_position(ARRAY['info', 'warning', 'critical'], w.min_severity)) \
              SELECT id, fired_at FROM a",
@@ -409,6 +416,7 @@ pub async fn fire(client: &Client, alert: NewAlert<'_>) -> Result<Option<(i64, D
                 &alert.threshold,
                 alert.evidence,
                 alert.payload,
+                &rule.channels,
             ],
         )
         .await?;
@@ -436,7 +444,7 @@ pub async fn clear(
                 "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
                  WHERE rule_id = $1 AND status <> 'resolved' AND cleared_since IS NOT NULL \
                  AND cleared_since <= now() - make_interval(secs => $2) \
-                 RETURNING id, resolved_at) \
+                 RETURNING id, resolved_at, severity) \
                  {ANNOUNCE_RESOLVED}"
             ),
             &[&rule_id, &resolve_after_secs],

@@ -4,7 +4,7 @@
 use tokio_postgres::Client;
 
 use crate::models::alerts::{RuleKind, Severity};
-use crate::models::webhooks::{ChannelKind, Delivery, DeliveryEvent, Webhook};
+use crate::models::webhooks::{ChannelKind, Delivery, DeliveryEvent, QuietHours, Webhook};
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
@@ -17,14 +17,16 @@ pub struct NewWebhook<'a> {
     pub secret: &'a str,
     pub kinds: Option<Vec<RuleKind>>,
     pub min_severity: Severity,
+    /// (from, to, time zone), already checked.
+    pub quiet: Option<(chrono::NaiveTime, chrono::NaiveTime, String)>,
 }
 
 /// Stores a subscription.
 pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
     let row = client
         .query_one(
-            "INSERT INTO webhooks (kind, name, url, secret, kinds, min_severity) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+            "INSERT INTO webhooks (kind, name, url, secret, kinds, min_severity, quiet_from, quiet_to, quiet_timezone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, 'UTC')) RETURNING id, created_at",
             &[
                 &new.kind,
                 &new.name,
@@ -32,6 +34,9 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
                 &new.secret,
                 &new.kinds,
                 &new.min_severity,
+                &new.quiet.as_ref().map(|q| q.0),
+                &new.quiet.as_ref().map(|q| q.1),
+                &new.quiet.as_ref().map(|q| q.2.as_str()),
             ],
         )
         .await?;
@@ -40,6 +45,7 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
         kind: new.kind,
         name: new.name.to_string(),
         min_severity: new.min_severity,
+        quiet_hours: new.quiet.map(|(from, to, tz)| quiet_hours(from, to, tz)),
         url: new.url.to_string(),
         kinds: new.kinds,
         enabled: true,
@@ -51,8 +57,8 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
 pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
     Ok(client
         .query(
-            "SELECT id, kind, name, min_severity, url, kinds, enabled, created_at \
-             FROM webhooks ORDER BY id",
+            "SELECT id, kind, name, min_severity, url, kinds, enabled, created_at, \
+             quiet_from, quiet_to, quiet_timezone FROM webhooks ORDER BY id",
             &[],
         )
         .await?
@@ -66,8 +72,53 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
             kinds: r.get(5),
             enabled: r.get(6),
             created_at: r.get(7),
+            quiet_hours: match (r.get(8), r.get(9)) {
+                (Some(from), Some(to)) => Some(quiet_hours(from, to, r.get(10))),
+                _ => None,
+            },
         })
         .collect())
+}
+
+fn quiet_hours(from: chrono::NaiveTime, to: chrono::NaiveTime, timezone: String) -> QuietHours {
+    QuietHours {
+        from: from.format("%H:%M").to_string(),
+        to: to.format("%H:%M").to_string(),
+        timezone: Some(timezone),
+    }
+}
+
+/// Whether PostgreSQL knows the time zone `name`.
+pub async fn known_timezone(client: &Client, name: &str) -> Result<bool> {
+    Ok(client
+        .query_opt("SELECT 1 FROM pg_timezone_names WHERE name = $1", &[&name])
+        .await?
+        .is_some())
+}
+
+/// Which of `ids` are not channels.
+pub async fn unknown(client: &Client, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(client
+        .query(
+            "SELECT u.id FROM unnest($1::bigint[]) AS u(id) WHERE NOT EXISTS \
+             (SELECT 1 FROM webhooks w WHERE w.id = u.id)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// One subscription's target: (kind, url, secret).
+pub async fn target(client: &Client, id: i64) -> Result<Option<(ChannelKind, String, String)>> {
+    Ok(client
+        .query_opt(
+            "SELECT kind, url, secret FROM webhooks WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
 /// Removes subscription `id` with its delivery log; `false` when there is none.
@@ -124,7 +175,9 @@ pub struct Due {
 }
 
 /// Claims up to `limit` pending deliveries due now and reserves them for `lease_secs`, in one
-/// transaction that skips deliveries another process holds: each is sent by one process.
+/// transaction that skips deliveries another process holds: each is sent by one process. A
+/// resolution waits while its firing is still pending, so no channel hears of a resolution
+/// before the alert (PagerDuty would open an incident nothing resolves).
 pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Result<Vec<Due>> {
     let tx = client.transaction().await?;
     let rows = tx
@@ -132,6 +185,9 @@ pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Resu
             "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
+             AND NOT (d.event = 'resolve' AND EXISTS (SELECT 1 FROM webhook_deliveries f \
+                 WHERE f.webhook_id = d.webhook_id AND f.alert_id = d.alert_id \
+                 AND f.event = 'fire' AND f.status = 'pending')) \
              ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
             &[&limit],
         )

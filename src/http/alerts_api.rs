@@ -73,6 +73,20 @@ fn validate(input: &RuleInput) -> Result<(), ApiError> {
     input.check().map_err(invalid)
 }
 
+/// Refuses channel ids that name no channel.
+async fn known_channels(
+    client: &tokio_postgres::Client,
+    input: &RuleInput,
+) -> Result<(), ApiError> {
+    if let Some(Some(ids)) = &input.channels {
+        let unknown = crate::db::webhooks::unknown(client, ids).await?;
+        if !unknown.is_empty() {
+            return Err(invalid(format!("channels {unknown:?} do not exist")));
+        }
+    }
+    Ok(())
+}
+
 async fn fetch_rule(client: &tokio_postgres::Client, id: i64) -> Result<AlertRule, ApiError> {
     db::rule(client, id)
         .await?
@@ -140,6 +154,7 @@ pub async fn create_rule(
         return Err(invalid("name and kind are required"));
     };
     let client = state.pool.get().await?;
+    known_channels(&client, &input).await?;
     let id = db::create_rule(&client, name, kind).await?;
     let rule = apply(&client, id, &input).await?;
     Ok(HttpResponse::Created().json(rule))
@@ -189,6 +204,7 @@ pub async fn update_rule(
 ) -> Result<HttpResponse, ApiError> {
     validate(&input)?;
     let client = state.pool.get().await?;
+    known_channels(&client, &input).await?;
     Ok(HttpResponse::Ok().json(apply(&client, *id, &input).await?))
 }
 

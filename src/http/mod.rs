@@ -124,6 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks_api::list)
         .service(webhooks_api::remove)
         .service(webhooks_api::deliveries)
+        .service(webhooks_api::test)
         .service(virality_api::trending_posts)
         .service(virality_api::momentum)
         .service(virality_api::score)

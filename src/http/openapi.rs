@@ -88,6 +88,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         webhooks_api::list,
         webhooks_api::remove,
         webhooks_api::deliveries,
+        webhooks_api::test,
         virality_api::trending_posts,
         virality_api::momentum,
         virality_api::score,

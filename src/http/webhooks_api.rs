@@ -11,7 +11,7 @@ use super::state::State;
 use crate::db::query as sql;
 use crate::db::webhooks;
 use crate::models::alerts::{RuleKind, Severity};
-pub use crate::models::webhooks::{ChannelKind, Delivery, DeliveryStatus, Webhook};
+pub use crate::models::webhooks::{ChannelKind, Delivery, DeliveryStatus, QuietHours, Webhook};
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;
@@ -46,6 +46,9 @@ pub struct WebhookInput {
     pub kinds: Option<Vec<RuleKind>>,
     /// Alerts below this severity are not delivered (default `info`: all).
     pub min_severity: Option<Severity>,
+    /// Hours during which only critical alerts are delivered at once; the others wait until
+    /// they end.
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// A subscription just created, with its signing secret (returned this once).
@@ -160,6 +163,29 @@ pub async fn create(
         }
     };
     let client = state.pool.get().await?;
+    let quiet = match &input.quiet_hours {
+        None => None,
+        Some(q) => {
+            let time = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok();
+            let (Some(from), Some(to)) = (time(&q.from), time(&q.to)) else {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidWebhook,
+                    "quiet_hours from and to must be HH:MM",
+                ));
+            };
+            let timezone = q.timezone.clone().unwrap_or_else(|| "UTC".into());
+            if timezone.len() > 64
+                || timezone.contains('\0')
+                || !webhooks::known_timezone(&client, &timezone).await?
+            {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidWebhook,
+                    "quiet_hours timezone must be an IANA time zone, such as Europe/Paris",
+                ));
+            }
+            Some((from, to, timezone))
+        }
+    };
     let webhook = webhooks::insert(
         &client,
         webhooks::NewWebhook {
@@ -169,6 +195,7 @@ pub async fn create(
             secret: &secret,
             kinds: input.kinds,
             min_severity: input.min_severity.unwrap_or(Severity::Info),
+            quiet,
         },
     )
     .await?;
@@ -245,4 +272,92 @@ pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse
     }
     let items = webhooks::deliveries(&client, *id, DELIVERY_PAGE).await?;
     Ok(HttpResponse::Ok().json(DeliveryList { items }))
+}
+
+/// What a test message met.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestOutcome {
+    /// Whether the receiver took it (a 2xx answer).
+    pub delivered: bool,
+    /// The receiver's HTTP status; null when it gave none.
+    pub status: Option<u16>,
+    /// What went wrong, when it was not delivered.
+    pub error: Option<String>,
+}
+
+/// A sample alert in the shape the alerter sends, for test messages.
+fn sample_alert() -> serde_json::Value {
+    serde_json::json!({
+        "id": 0, "rule_id": null, "rule_name": "Test message from Pulse", "kind": "negativity",
+        "severity": "info", "dimension": "overall", "key": "", "status": "firing",
+        "value": 0.62, "threshold": 0.5, "fired_at": chrono::Utc::now(),
+        "evidence": {
+            "window": {"minutes": 5, "stats": {"posts": 100}},
+            "top_posts": [{"id": "test", "text": "This is a test: this channel receives Pulse alerts."}],
+            "top_terms": [{"term": "test", "posts": 1}],
+        },
+    })
+}
+
+/// Sends a test message to a channel now, in its format, and says what the receiver answered.
+/// PagerDuty gets a trigger and, once it is taken, the matching resolve, so no incident stays
+/// open. Nothing is written to the delivery log.
+#[utoipa::path(
+    tag = "webhooks",
+    operation_id = "test_webhook",
+    summary = "Send a test message to a channel",
+    params(("id" = i64, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "What the receiver answered", body = TestOutcome),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No subscription with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/webhooks/{id}/test")]
+pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    use crate::actors::webhooks::{send, Target};
+    use crate::models::channel_messages::render;
+    use crate::models::webhooks::DeliveryEvent;
+
+    let client = state.pool.get().await?;
+    let Some((kind, url, secret)) = webhooks::target(&client, *id).await? else {
+        return Err(ApiError::not_found(format!("no webhook {id}")));
+    };
+    drop(client);
+    let settings = &state.settings.webhooks;
+    let policy = crate::egress::TargetPolicy::from_settings(settings);
+    let http = policy.client(std::time::Duration::from_secs(settings.timeout_secs.max(1)));
+    let target = Target {
+        channel: kind,
+        url: &url,
+        secret: &secret,
+    };
+    let alert = sample_alert();
+    let events: &[DeliveryEvent] = if kind == ChannelKind::Pagerduty {
+        &[DeliveryEvent::Fire, DeliveryEvent::Resolve]
+    } else {
+        &[DeliveryEvent::Fire]
+    };
+    let mut outcome = Ok(0);
+    for &event in events {
+        let body = render(kind, event, &alert, &settings.dashboard_url, &secret).to_string();
+        outcome = send(&http, &policy, &target, "test", 0, body).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    Ok(HttpResponse::Ok().json(match outcome {
+        Ok(status) => TestOutcome {
+            delivered: true,
+            status: Some(status),
+            error: None,
+        },
+        Err((status, error)) => TestOutcome {
+            delivered: false,
+            status,
+            error: Some(error),
+        },
+    }))
 }

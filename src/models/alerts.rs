@@ -128,6 +128,8 @@ pub struct AlertRule {
     pub severity: Severity,
     pub cooldown_secs: i32,
     pub enabled: bool,
+    /// The channels (webhook subscriptions) its alerts go to; null: every channel.
+    pub channels: Option<Vec<i64>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -199,6 +201,9 @@ pub struct RuleInput {
     #[schema(minimum = 0)]
     pub cooldown_secs: Option<i32>,
     pub enabled: Option<bool>,
+    /// Ids of the channels (webhook subscriptions) to notify, at most 50; null or absent on
+    /// create: every channel.
+    pub channels: Option<Option<Vec<i64>>>,
 }
 
 impl RuleInput {
@@ -235,6 +240,11 @@ impl RuleInput {
             || self.min_baseline_points.is_some_and(|v| v < 1)
         {
             return Err("min_volume and cooldown_secs must be ≥ 0, min_baseline_points ≥ 1".into());
+        }
+        if let Some(Some(channels)) = &self.channels {
+            if channels.len() > 50 || channels.iter().any(|&id| id < 1) {
+                return Err("channels must be at most 50 channel ids".into());
+            }
         }
         if self.threshold.is_some_and(|t| !t.is_finite())
             || self.k.is_some_and(|k| !k.is_finite() || k < 0.0)

@@ -37,6 +37,22 @@ named_enum! {
     }
 }
 
+/// Local times during which a channel gets only critical alerts; the others wait until the
+/// quiet hours end. `to` before `from` runs overnight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// `HH:MM`, local time.
+    #[schema(example = "22:00")]
+    pub from: String,
+    /// `HH:MM`, local time.
+    #[schema(example = "07:00")]
+    pub to: String,
+    /// An IANA time zone (default `UTC`).
+    #[schema(example = "Europe/Paris")]
+    pub timezone: Option<String>,
+}
+
 /// A subscription as listed (the secret is never returned after creation).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
@@ -46,6 +62,8 @@ pub struct Webhook {
     pub name: String,
     /// Alerts below this severity are not delivered here.
     pub min_severity: Severity,
+    /// Null: none.
+    pub quiet_hours: Option<QuietHours>,
     /// The receiver; in listings its user information and query values are hidden, like the
     /// signing secret.
     pub url: String,

@@ -416,3 +416,210 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+#[actix_rt::test]
+async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.webhooks.base_delay_ms = 50;
+    settings.webhooks.poll_ms = 50;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+    for rule in get_json(&http, &url("/api/v1/alert-rules")).await["items"]
+        .as_array()
+        .unwrap()
+    {
+        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let (routed_addr, routed, h1) = stand_in(slack_shape, 0);
+    let (other_addr, other, h2) = stand_in(slack_shape, 0);
+    let (asleep_addr, asleep, h3) = stand_in(teams_shape, 0);
+    let (pd_addr, pd, h4) = stand_in(pagerduty_shape, 0);
+    let (down_addr, _down, h5) = stand_in(slack_shape, 1_000);
+    let hooks = url("/api/v1/webhooks");
+    let routed_channel = create(
+        &http,
+        &hooks,
+        json!({"kind": "slack", "url": format!("http://{routed_addr}/services/a")}),
+    )
+    .await;
+    create(
+        &http,
+        &hooks,
+        json!({"kind": "slack", "url": format!("http://{other_addr}/services/b")}),
+    )
+    .await;
+    // Quiet from an hour ago to two hours from now in Kiritimati (UTC+14, so the quiet hours
+    // run over local midnight on some runs): nothing below critical goes now.
+    let local = chrono::Utc::now() + chrono::Duration::hours(14);
+    let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let quiet = json!({"from": hhmm(local - chrono::Duration::hours(1)),
+                       "to": hhmm(local + chrono::Duration::hours(2)),
+                       "timezone": "Pacific/Kiritimati"});
+    let asleep_channel = create(
+        &http,
+        &hooks,
+        json!({"kind": "teams", "url": format!("http://{asleep_addr}/x"), "quiet_hours": quiet}),
+    )
+    .await;
+    assert_eq!(asleep_channel["quiet_hours"], quiet);
+    let pd_channel = create(
+        &http,
+        &hooks,
+        json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
+               "secret": "R0UT1NGKEY0123456789abcdefabcdef"}),
+    )
+    .await;
+    let down_channel = create(
+        &http,
+        &hooks,
+        json!({"kind": "slack", "url": format!("http://{down_addr}/services/c")}),
+    )
+    .await;
+    for bad in [
+        json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "22:00", "to": "07:00", "timezone": "Mars/Olympus"}}),
+        json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "25:00", "to": "07:00"}}),
+        json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "22:00", "to": "07:00", "timezone": "UTC\u{0}"}}),
+    ] {
+        let res = http.post(&hooks).json(&bad).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_webhook", "{body}");
+    }
+
+    // A rule naming channels that do not exist is refused.
+    let res = http
+        .post(url("/api/v1/alert-rules"))
+        .json(&json!({"name": "x", "kind": "negativity", "channels": [987654]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let rule = create(
+        &http,
+        &url("/api/v1/alert-rules"),
+        json!({"name": "Routed negativity", "kind": "negativity", "threshold": 0.5,
+               "min_volume": 5, "severity": "warning",
+               "channels": [routed_channel["id"], asleep_channel["id"]]}),
+    )
+    .await;
+    assert_eq!(
+        rule["channels"],
+        json!([routed_channel["id"], asleep_channel["id"]])
+    );
+
+    let angry: Vec<String> = (0..6)
+        .map(|i| {
+            json!({"type": "post", "id": format!("rt-{i}"), "platform": "reddit",
+                   "author": {"id": format!("u{i}"), "followers": 10},
+                   "text": "Awful support, terrible product, I hate it",
+                   "created_at": chrono::Utc::now().to_rfc3339()})
+            .to_string()
+        })
+        .collect();
+    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !routed.lock().unwrap().is_empty()
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(bodies(&routed).len(), 1);
+    assert!(
+        other.lock().unwrap().is_empty(),
+        "a channel the rule does not name got it"
+    );
+    assert!(
+        asleep.lock().unwrap().is_empty(),
+        "a channel in its quiet hours got it now"
+    );
+    let held = get_json(
+        &http,
+        &url(&format!(
+            "/api/v1/webhooks/{}/deliveries",
+            asleep_channel["id"]
+        )),
+    )
+    .await["items"][0]
+        .clone();
+    assert_eq!(held["status"], "pending", "{held}");
+    let due: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(held["next_attempt_at"].clone()).unwrap();
+    assert!(
+        due > chrono::Utc::now(),
+        "held until the quiet hours end: {held}"
+    );
+
+    // Test messages: in the channel's format, and the receiver's answer reported.
+    let tested: Value = http
+        .post(url(&format!(
+            "/api/v1/webhooks/{}/test",
+            routed_channel["id"]
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tested,
+        json!({"delivered": true, "status": 202, "error": null})
+    );
+    let test_message = bodies(&routed).pop().unwrap();
+    assert!(
+        text_of(&test_message["text"]).contains("Test message from Pulse"),
+        "{test_message}"
+    );
+    let paged: Value = http
+        .post(url(&format!("/api/v1/webhooks/{}/test", pd_channel["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paged["delivered"], true);
+    let actions: Vec<Value> = bodies(&pd)
+        .iter()
+        .map(|b| b["event_action"].clone())
+        .collect();
+    assert_eq!(actions, [json!("trigger"), json!("resolve")]);
+    let failed: Value = http
+        .post(url(&format!(
+            "/api/v1/webhooks/{}/test",
+            down_channel["id"]
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["delivered"], false);
+    assert_eq!(failed["status"], 500);
+    let missing = http
+        .post(url("/api/v1/webhooks/987654/test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    for handle in [h1, h2, h3, h4, h5] {
+        handle.stop(false).await;
+    }
+    app.shutdown().await;
+}
