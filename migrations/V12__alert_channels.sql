@@ -1,9 +1,9 @@
 -- Channels: besides the generic signed webhook, a subscription may deliver in the format of
--- Slack or Microsoft Teams (incoming webhooks) or PagerDuty (Events API v2, the routing key
--- kept in `secret`), and only alerts of a minimum severity.
+-- Slack or Microsoft Teams (incoming webhooks), PagerDuty (Events API v2, the routing key kept
+-- in `secret`) or email (`url` = mailto:recipients), and only alerts of a minimum severity.
 ALTER TABLE webhooks
     ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'
-        CHECK (kind IN ('webhook', 'slack', 'teams', 'pagerduty')),
+        CHECK (kind IN ('webhook', 'slack', 'teams', 'pagerduty', 'email')),
     ADD COLUMN name TEXT NOT NULL DEFAULT '',
     ADD COLUMN min_severity TEXT NOT NULL DEFAULT 'info'
         CHECK (min_severity IN ('info', 'warning', 'critical'));

@@ -14,8 +14,9 @@
 # PULSE_MODEL_DIR_INT8 (the chosen model in each precision), PULSE_FULL_MODEL_DIR (the 6-layer
 # model in float32: the reference `pulse bench --only model` compares with), PULSE_FAST_MODEL_DIR
 # (the 3-layer model in float32), PULSE_MULTILINGUAL_MODEL_DIR (the multilingual bundle scripts/e5_bundle.py builds),
-# PULSE_HOME and PULSE_SCHEMATHESIS (the API fuzzer tests/openapi.rs runs, installed into the
-# same venv; PULSE_SKIP_SCHEMATHESIS=1 skips it).
+# PULSE_HOME, PULSE_SCHEMATHESIS (the API fuzzer tests/openapi.rs runs, installed into the
+# same venv with the local SMTP server the email tests send to; PULSE_SKIP_SCHEMATHESIS=1 skips
+# both) and PULSE_TEST_PYTHON (the venv's python, which has that SMTP server).
 
 # shellcheck source=scripts/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh" || return 1 2>/dev/null || exit 1
@@ -50,7 +51,7 @@ PULSE_MODEL_DEFAULT_PRECISION=fp32
 # The OpenAPI fuzzer of tests/openapi.rs, pinned so a run finds the same things tomorrow. Kept
 # apart from the model's packages: a failure to install it only warns (the server does not need
 # it), and the test names what is missing.
-PULSE_SCHEMATHESIS_REQ="schemathesis==4.32.5"
+PULSE_SCHEMATHESIS_REQ="schemathesis==4.32.5 aiosmtpd==1.4.6"
 
 _pulse_models_python() {
     local py
@@ -113,7 +114,8 @@ _pulse_models_pip() {
     printf '%s\n' "$want" >"$stamp"
 }
 
-# Installs the pinned schemathesis unless the venv already records it; fails when it is not there.
+# Installs the pinned test tools (schemathesis, aiosmtpd) unless the venv already records them;
+# fails when they are not there.
 _pulse_models_schemathesis() {
     local venv=$1 stamp=$1/.pulse-schemathesis
     if [[ ${PULSE_SKIP_SCHEMATHESIS:-} == 1 ]]; then
@@ -124,8 +126,9 @@ _pulse_models_schemathesis() {
     fi
     pulse_log "installing $PULSE_SCHEMATHESIS_REQ into $venv"
     rm -f "$stamp"
-    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check "$PULSE_SCHEMATHESIS_REQ" >&2; then
-        pulse_warn "pip could not install $PULSE_SCHEMATHESIS_REQ; tests/openapi.rs will fail until it is installed"
+    # shellcheck disable=SC2086 # the requirement list is split on purpose
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check $PULSE_SCHEMATHESIS_REQ >&2; then
+        pulse_warn "pip could not install $PULSE_SCHEMATHESIS_REQ; tests/openapi.rs and the email tests will fail until it is installed"
         return 1
     fi
     printf '%s\n' "$PULSE_SCHEMATHESIS_REQ" >"$stamp"
@@ -189,7 +192,8 @@ _pulse_models_main() {
     export ORT_DYLIB_PATH PULSE_MODEL_DIR PULSE_MODEL_DIR_FP32 PULSE_MODEL_DIR_INT8 PULSE_FULL_MODEL_DIR PULSE_FAST_MODEL_DIR PULSE_MULTILINGUAL_MODEL_DIR
     if [[ -n $fuzzer ]]; then
         PULSE_SCHEMATHESIS=$fuzzer
-        export PULSE_SCHEMATHESIS
+        PULSE_TEST_PYTHON=$venv/bin/python
+        export PULSE_SCHEMATHESIS PULSE_TEST_PYTHON
     fi
 }
 
@@ -199,7 +203,7 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     printf 'export PULSE_HOME=%q\nexport ORT_DYLIB_PATH=%q\nexport PULSE_MODEL_DIR=%q\nexport PULSE_MODEL_DIR_FP32=%q\nexport PULSE_MODEL_DIR_INT8=%q\nexport PULSE_FULL_MODEL_DIR=%q\nexport PULSE_FAST_MODEL_DIR=%q\nexport PULSE_MULTILINGUAL_MODEL_DIR=%q\n' \
         "$PULSE_HOME" "$ORT_DYLIB_PATH" "$PULSE_MODEL_DIR" "$PULSE_MODEL_DIR_FP32" "$PULSE_MODEL_DIR_INT8" "$PULSE_FULL_MODEL_DIR" "$PULSE_FAST_MODEL_DIR" "$PULSE_MULTILINGUAL_MODEL_DIR"
     if [[ -n ${PULSE_SCHEMATHESIS:-} ]]; then
-        printf 'export PULSE_SCHEMATHESIS=%q\n' "$PULSE_SCHEMATHESIS"
+        printf 'export PULSE_SCHEMATHESIS=%q\nexport PULSE_TEST_PYTHON=%q\n' "$PULSE_SCHEMATHESIS" "$PULSE_TEST_PYTHON"
     fi
 else
     _pulse_models_main

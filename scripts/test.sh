@@ -57,6 +57,11 @@ run_deploy_checks() {
     )
 }
 
+# The email tests make their TLS certificates with the openssl command.
+ensure_openssl() {
+    command -v openssl >/dev/null 2>&1 || pulse_pkg_install openssl
+}
+
 has_lib_target() {
     [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml
 }
@@ -74,6 +79,7 @@ step cargo clippy --all-targets --features fault-injection -- -D warnings
 run_frontend_tests
 echo "==> deploy checks" >&2
 run_deploy_checks
+ensure_openssl
 
 # Doc tests first: `--all-targets` never includes them, and the final runner's summary should
 # be the last thing on screen.

@@ -7,6 +7,7 @@ pub mod aggregator;
 pub mod alerter;
 pub mod analyzer;
 pub mod ingester;
+pub mod mailer;
 pub mod messages;
 pub mod monitor;
 pub mod retention;

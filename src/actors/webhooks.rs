@@ -18,6 +18,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 
+use super::mailer::Mailer;
 use crate::config::Settings;
 use crate::db::webhooks;
 use crate::models::channel_messages::render;
@@ -102,11 +103,31 @@ pub async fn send(
     }
 }
 
+/// Sends one rendered message by its channel's means: SMTP for email, HTTP for the others.
+pub async fn deliver(
+    http: &reqwest::Client,
+    policy: &crate::egress::TargetPolicy,
+    mailer: Option<&Mailer>,
+    target: &Target<'_>,
+    event: &str,
+    delivery: i64,
+    body: serde_json::Value,
+) -> Result<u16, (Option<u16>, String)> {
+    if target.channel == ChannelKind::Email {
+        return match mailer {
+            Some(mailer) => mailer.send(target.url, &body).await,
+            None => Err((None, "email is not configured (email.smtp_host)".into())),
+        };
+    }
+    send(http, policy, target, event, delivery, body.to_string()).await
+}
+
 /// The delivery actor.
 pub struct Deliverer {
     settings: Arc<Settings>,
     pool: Pool,
     http: reqwest::Client,
+    mailer: Option<Arc<Mailer>>,
     busy: bool,
 }
 
@@ -119,10 +140,18 @@ impl Deliverer {
             tracing::warn!("webhooks.allow_private_targets is on: webhooks may reach loopback and internal addresses");
         }
         let http = policy.client(Duration::from_secs(settings.webhooks.timeout_secs.max(1)));
+        let mailer = match Mailer::from_settings(&settings.email) {
+            Ok(mailer) => mailer.map(Arc::new),
+            Err(e) => {
+                tracing::error!(error = %e, "email is misconfigured: email channels will fail until it is fixed");
+                None
+            }
+        };
         Self {
             settings,
             pool,
             http,
+            mailer,
             busy: false,
         }
     }
@@ -138,16 +167,22 @@ impl Actor for Deliverer {
                 return;
             }
             this.busy = true;
-            let (pool, http, settings) =
-                (this.pool.clone(), this.http.clone(), this.settings.clone());
+            let (pool, http, settings, mailer) = (
+                this.pool.clone(),
+                this.http.clone(),
+                this.settings.clone(),
+                this.mailer.clone(),
+            );
             ctx.spawn(
-                wrap_future::<_, Self>(async move { deliver_due(&pool, &http, &settings).await })
-                    .map(|result, this, _| {
-                        this.busy = false;
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, "webhook delivery round failed");
-                        }
-                    }),
+                wrap_future::<_, Self>(async move {
+                    deliver_due(&pool, &http, mailer.as_deref(), &settings).await
+                })
+                .map(|result, this, _| {
+                    this.busy = false;
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "webhook delivery round failed");
+                    }
+                }),
             );
         });
     }
@@ -156,6 +191,7 @@ impl Actor for Deliverer {
 async fn deliver_due(
     pool: &Pool,
     http: &reqwest::Client,
+    mailer: Option<&Mailer>,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
@@ -173,8 +209,7 @@ async fn deliver_due(
             &d.payload,
             &settings.webhooks.dashboard_url,
             &d.secret,
-        )
-        .to_string();
+        );
         let event = if d.kind == "volume_spike" {
             "alert:spike".to_string()
         } else {
@@ -185,7 +220,7 @@ async fn deliver_due(
             url: &d.url,
             secret: &d.secret,
         };
-        let outcome = send(http, policy, &target, &event, d.id, body).await;
+        let outcome = deliver(http, policy, mailer, &target, &event, d.id, body).await;
         (d.id, d.attempts, outcome)
     });
     let results = futures::future::join_all(sends).await;

@@ -52,6 +52,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub alerts: AlertSettings,
     pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
     pub ws: WsSettings,
     pub virality: ViralitySettings,
     pub fanout: FanoutSettings,
@@ -424,6 +425,52 @@ pub struct WebhookSettings {
     pub dashboard_url: String,
 }
 
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine (a loopback host).
+    None,
+}
+
+/// The SMTP relay email channels send through; email channels are refused until `smtp_host`
+/// is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailSettings {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: EmailTls,
+    /// Empty: no authentication.
+    pub username: String,
+    pub password: Secret,
+    /// The sender, as `Name <address>` or a bare address.
+    pub from: String,
+    /// A PEM file of extra root certificates, for a relay with a private CA.
+    pub ca_file: String,
+    /// Timeout of one SMTP exchange, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            tls: EmailTls::Starttls,
+            username: String::new(),
+            password: Secret::default(),
+            from: "Pulse <pulse@localhost>".into(),
+            ca_file: String::new(),
+            timeout_secs: 10,
+        }
+    }
+}
+
 impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
@@ -490,6 +537,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             alerts: AlertSettings::default(),
             webhooks: WebhookSettings::default(),
+            email: EmailSettings::default(),
             ws: WsSettings::default(),
             virality: ViralitySettings::default(),
             fanout: FanoutSettings::default(),

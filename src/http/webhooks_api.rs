@@ -104,6 +104,18 @@ pub async fn create(
             "name must be at most 200 bytes",
         ));
     }
+    if kind == ChannelKind::Email {
+        if state.settings.email.smtp_host.is_empty() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidWebhook,
+                "email is not configured: set email.smtp_host (and its credentials) first",
+            ));
+        }
+        let url = input.url.as_deref().unwrap_or("").trim();
+        if let Err(e) = crate::actors::mailer::recipients(url) {
+            return Err(ApiError::bad_request(ErrorCode::InvalidWebhook, e));
+        }
+    }
     let url = match (input.url.as_deref(), kind) {
         (Some(url), _) => url.trim(),
         (None, ChannelKind::Pagerduty) => PAGERDUTY_EVENTS_URL,
@@ -114,20 +126,25 @@ pub async fn create(
             ))
         }
     };
-    if url.len() > MAX_URL_BYTES || !(url.starts_with("http://") || url.starts_with("https://")) {
+    let http_target = kind != ChannelKind::Email;
+    if url.len() > MAX_URL_BYTES
+        || (http_target && !(url.starts_with("http://") || url.starts_with("https://")))
+    {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidWebhook,
             "url must be an http:// or https:// URL",
         ));
     }
-    if let Err(e) = crate::egress::TargetPolicy::from_settings(&state.settings.webhooks)
-        .check_target(url)
-        .await
-    {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidWebhook,
-            e.to_string(),
-        ));
+    if http_target {
+        if let Err(e) = crate::egress::TargetPolicy::from_settings(&state.settings.webhooks)
+            .check_target(url)
+            .await
+        {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidWebhook,
+                e.to_string(),
+            ));
+        }
     }
     if let Some(field) = sql::unstorable([
         ("url", Some(url)),
@@ -317,7 +334,8 @@ fn sample_alert() -> serde_json::Value {
 )]
 #[post("/api/v1/webhooks/{id}/test")]
 pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    use crate::actors::webhooks::{send, Target};
+    use crate::actors::mailer::Mailer;
+    use crate::actors::webhooks::{deliver, Target};
     use crate::models::channel_messages::render;
     use crate::models::webhooks::DeliveryEvent;
 
@@ -329,6 +347,10 @@ pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
     let settings = &state.settings.webhooks;
     let policy = crate::egress::TargetPolicy::from_settings(settings);
     let http = policy.client(std::time::Duration::from_secs(settings.timeout_secs.max(1)));
+    let mailer = match kind {
+        ChannelKind::Email => Mailer::from_settings(&state.settings.email).unwrap_or(None),
+        _ => None,
+    };
     let target = Target {
         channel: kind,
         url: &url,
@@ -342,8 +364,8 @@ pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
     };
     let mut outcome = Ok(0);
     for &event in events {
-        let body = render(kind, event, &alert, &settings.dashboard_url, &secret).to_string();
-        outcome = send(&http, &policy, &target, "test", 0, body).await;
+        let body = render(kind, event, &alert, &settings.dashboard_url, &secret);
+        outcome = deliver(&http, &policy, mailer.as_ref(), &target, "test", 0, body).await;
         if outcome.is_err() {
             break;
         }

@@ -1,5 +1,5 @@
 //! What an alert looks like in each channel: a Slack message of blocks, a Microsoft Teams
-//! Adaptive Card, a PagerDuty Events API v2 event. Each is built from the alert as the generic
+//! Adaptive Card, a PagerDuty Events API v2 event, an email with a plain-text and an HTML part. Each is built from the alert as the generic
 //! webhook sends it (kind, scope, figures, evidence), so every channel says the same thing:
 //! what fired, where, the figures that fired it, two or three example posts, and a link to the
 //! dashboard filtered on the scope.
@@ -178,7 +178,66 @@ pub fn render(
         ChannelKind::Slack => slack(&alert, event, dashboard_url),
         ChannelKind::Teams => teams(&alert, event, dashboard_url),
         ChannelKind::Pagerduty => pagerduty(&alert, event, dashboard_url, routing_key),
+        ChannelKind::Email => email(&alert, event, dashboard_url),
     }
+}
+
+/// Escapes text for HTML.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `{"subject", "text", "html"}`.
+fn email(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
+    let title = alert.title(event);
+    let link = alert.link(dashboard_url);
+    let facts = [
+        ("Kind", alert.kind.to_string()),
+        ("Severity", alert.severity.to_string()),
+        ("Scope", alert.scope()),
+        ("Fired", alert.fired_at.to_string()),
+    ];
+    let mut text = format!("{title}\n\n{}\n\n", alert.figures());
+    for (k, v) in &facts {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    if let (DeliveryEvent::Resolve, Some(at)) = (event, alert.resolved_at) {
+        text.push_str(&format!("Resolved: {at}\n"));
+    }
+    let mut html = format!(
+        "<h2>{}</h2><p><strong>{}</strong></p><table>",
+        html_escape(&title),
+        html_escape(&alert.figures())
+    );
+    for (k, v) in &facts {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
+            html_escape(v)
+        ));
+    }
+    html.push_str("</table>");
+    if event == DeliveryEvent::Fire {
+        if !alert.terms.is_empty() {
+            text.push_str(&format!("Words: {}\n", alert.terms.join(", ")));
+            html.push_str(&format!(
+                "<p>Words: {}</p>",
+                html_escape(&alert.terms.join(", "))
+            ));
+        }
+        for post in &alert.examples {
+            text.push_str(&format!("\n> {}\n", post.replace('\n', "\n> ")));
+            html.push_str(&format!("<blockquote>{}</blockquote>", html_escape(post)));
+        }
+    }
+    text.push_str(&format!("\nOpen in Pulse: {link}\n"));
+    html.push_str(&format!(
+        "<p><a href=\"{}\">Open in Pulse</a></p>",
+        html_escape(&link)
+    ));
+    json!({"subject": title, "text": text, "html": html})
 }
 
 fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
@@ -423,6 +482,29 @@ mod tests {
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
         assert_eq!(resolve["dedup_key"], "pulse-alert-42");
+    }
+
+    #[test]
+    fn email_has_a_subject_a_text_and_an_escaped_html_part() {
+        let body = render(
+            ChannelKind::Email,
+            DeliveryEvent::Fire,
+            &payload(),
+            "https://pulse.example",
+            "",
+        );
+        assert_eq!(
+            body["subject"],
+            "[WARNING] Negativity above half of posts: product pulse phone"
+        );
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("negative share 72% (threshold 50%)"));
+        assert!(text.contains("> My <Pulse> phone & charger both died"));
+        assert!(text.contains("Open in Pulse: https://pulse.example/?product=pulse+phone"));
+        let html = body["html"].as_str().unwrap();
+        assert!(html
+            .contains("<blockquote>My &lt;Pulse&gt; phone &amp; charger both died</blockquote>"));
+        assert!(!html.contains("<Pulse>"));
     }
 
     #[test]

@@ -18,6 +18,8 @@ named_enum! {
         /// PagerDuty Events API v2: trigger on firing, resolve on resolution, the alert's id
         /// as the deduplication key.
         Pagerduty = "pagerduty",
+        /// Email through the configured SMTP relay, to the recipients of a `mailto:` URL.
+        Email = "email",
     }
 }
 
