@@ -44,6 +44,14 @@ const refused = await fetch(`${base}/api/v1/auth/token`, {
   method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: "pulse_not_a_key" }),
 });
 if (!refused.ok) save("auth-refused", await refused.json());
+// An alert channel, listed, and a test message to a port nobody listens on (delivered: false).
+await get("/api/v1/webhooks", {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ kind: "slack", name: "capture", url: "http://127.0.0.1:9/services/capture", min_severity: "warning", quiet_hours: { from: "22:00", to: "07:00", timezone: "Europe/Paris" } }),
+});
+const channels = await get("/api/v1/webhooks");
+save("webhooks", channels);
+save("webhook-test", await get(`/api/v1/webhooks/${channels.items[0].id}/test`, { method: "POST" }));
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

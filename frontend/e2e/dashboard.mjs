@@ -8,8 +8,10 @@
 // filters drive the view and the URL, that a post POSTed to /api/v1/events (an XADD) is in the
 // live stream within 2 s, that a scripted share cascade fills the viral panel with the
 // trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
-// rising and a negativity alert, which it acknowledges. Screenshots go to DIR (default
+// rising and a negativity alert, which it acknowledges, and that a new alert channel is listed
+// and its test message arrives. Screenshots go to DIR (default
 // e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
+import { createServer } from "node:http";
 import { launch } from "./browser.mjs";
 import { postCascade } from "./cascade.mjs";
 import { PANELS, check, cli, screenshots, step, until, waitForPanels } from "./harness.mjs";
@@ -307,6 +309,39 @@ try {
     check(acked.items.length >= 1, "the acknowledgement did not reach the API");
     step("negativity alert appeared live and was acknowledged through the API");
   }
+
+  // Alert channels: a Slack channel to a receiver of ours is listed, and its test message
+  // arrives in Slack's shape and is reported in the panel.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push(JSON.parse(body));
+      res.writeHead(200).end("ok");
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const created = await api("/api/v1/webhooks", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ kind: "slack", name: "e2e slack", url: `http://127.0.0.1:${receiver.address().port}/services/e2e` }),
+  });
+  await page.reload();
+  const row = page.locator(`[data-panel="alert-channels"] [data-testid="channel"][data-id="${created.id}"]`);
+  await row.waitFor({ timeout: 15_000 }).catch(() => {
+    throw new Error(`channel ${created.id} is not in the alert channels panel`);
+  });
+  check((await row.textContent()).includes("e2e slack"), `the channel row shows ${await row.textContent()}`);
+  await row.locator('[data-testid="channel-test"]').click();
+  const result = row.locator('[data-testid="channel-test-result"]');
+  await result.waitFor({ timeout: 15_000 });
+  check((await result.textContent()).trim() === "test delivered (200)", `the test result reads ${await result.textContent()}`);
+  check(received.length === 1 && received[0].text.includes("Test message from Pulse") && Array.isArray(received[0].blocks), `the receiver got ${JSON.stringify(received)}`);
+  receiver.close();
+  await row.scrollIntoViewIfNeeded();
+  await shot("channels");
+  step("alert channels: the new Slack channel is listed and its test message arrived in Slack's shape");
 
   // Dark theme renders too (keyboard: the toggle is a button).
   await page.locator('button[aria-label^="Switch to"]').focus();

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type ReactNode } from "react";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { session } from "./api/auth";
-import { api } from "./api/client";
+import { api, ApiError } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
 import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
 import { compact, percent, perMinute, rate, score, signed } from "./lib/format";
@@ -18,6 +18,7 @@ import { StreamPanel } from "./components/Stream";
 import { AlertsPanel } from "./components/Alerts";
 import { ViralPanel } from "./components/Viral";
 import { PipelinePanel } from "./components/Pipeline";
+import { ChannelsPanel } from "./components/Channels";
 
 /**
  * What the browser tests read (`window.__pulse`): live flushes and chart renders for the
@@ -86,8 +87,11 @@ function ConnectionBadge({ state }: { state: ConnectionState }) {
   );
 }
 
-/** The dashboard; `account` (who is signed in, and signing out) goes in the header. */
-export function App({ account }: { account?: ReactNode }) {
+/**
+ * The dashboard; `account` (who is signed in, and signing out) goes in the header. `admin`:
+ * whether the caller may manage alert channels (the panel asks the API only then).
+ */
+export function App({ account, admin }: { account?: ReactNode; admin: boolean }) {
   const [filters, setFilters] = useFilters();
   const [theme, toggleTheme] = useTheme();
   const [live, dispatch] = useReducer(liveReducer, initialLive);
@@ -144,6 +148,15 @@ export function App({ account }: { account?: ReactNode }) {
   const pipelineQ = useQuery({ queryKey: ["pipeline"], queryFn: api.pipeline, refetchInterval: 2000, ...q });
   const postsQ = useQuery({ queryKey: ["posts", wsFilter], queryFn: () => api.posts(filters), staleTime: Infinity });
   const alertsQ = useQuery({ queryKey: ["alerts"], queryFn: api.alerts, refetchInterval: 30_000 });
+  // Admins only; a 403 (a role changed under the session) stops the polling too.
+  const channelListQ = useQuery({
+    queryKey: ["alert-channels"],
+    queryFn: api.channelList,
+    enabled: admin,
+    refetchInterval: (query) => (query.state.error instanceof ApiError && query.state.error.status === 403 ? false : 15_000),
+    retry: false,
+  });
+  const channelsForbidden = !admin || (channelListQ.error instanceof ApiError && channelListQ.error.status === 403);
 
   useEffect(() => {
     if (postsQ.data) dispatch({ type: "seedPosts", posts: postsQ.data.items });
@@ -198,6 +211,15 @@ export function App({ account }: { account?: ReactNode }) {
       });
     }
   }, [queryClient]);
+
+  const testChannel = useCallback(
+    async (id: number) => {
+      const outcome = await api.testChannel(id);
+      queryClient.invalidateQueries({ queryKey: ["alert-channels"] });
+      return outcome;
+    },
+    [queryClient],
+  );
 
   const pick = useCallback((dimension: FilterKey, key: string | undefined) => setFilters({ ...filters, [dimension]: key }), [filters, setFilters]);
   const options = {
@@ -270,6 +292,12 @@ export function App({ account }: { account?: ReactNode }) {
           terms={termsQ.data}
         />
         <PipelinePanel pipeline={pipelineQ.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
+        <ChannelsPanel
+          list={channelListQ.data}
+          forbidden={channelsForbidden}
+          error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
+          onTest={testChannel}
+        />
       </main>
       <footer className="muted small">
         Figures come from Pulse's REST API and live WebSocket; window: {filters.window}. Numbers are exact counts from

@@ -40,14 +40,14 @@ export function AuthGate() {
         <>
           <OpenModeBanner />
           <Suspense fallback={<Loading />}>
-            <App />
+            <App admin />
           </Suspense>
         </>
       );
     case "signedIn":
       return (
         <Suspense fallback={<Loading />}>
-          <App account={<Account role={state.role} onSignOut={() => session.signOut()} />} />
+          <App admin={state.role === "admin"} account={<Account role={state.role} onSignOut={() => session.signOut()} />} />
         </Suspense>
       );
     case "signedOut":

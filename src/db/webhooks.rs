@@ -4,7 +4,9 @@
 use tokio_postgres::Client;
 
 use crate::models::alerts::{RuleKind, Severity};
-use crate::models::webhooks::{ChannelKind, Delivery, DeliveryEvent, QuietHours, Webhook};
+use crate::models::webhooks::{
+    ChannelKind, Delivery, DeliveryEvent, LastDelivery, QuietHours, Webhook,
+};
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
@@ -46,6 +48,7 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
         name: new.name.to_string(),
         min_severity: new.min_severity,
         quiet_hours: new.quiet.map(|(from, to, tz)| quiet_hours(from, to, tz)),
+        last_delivery: None,
         url: new.url.to_string(),
         kinds: new.kinds,
         enabled: true,
@@ -57,8 +60,13 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
 pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
     Ok(client
         .query(
-            "SELECT id, kind, name, min_severity, url, kinds, enabled, created_at, \
-             quiet_from, quiet_to, quiet_timezone FROM webhooks ORDER BY id",
+            "SELECT w.id, w.kind, w.name, w.min_severity, w.url, w.kinds, w.enabled, w.created_at, \
+             w.quiet_from, w.quiet_to, w.quiet_timezone, \
+             d.alert_id, d.event, d.status, d.attempts, d.last_status, d.last_error, \
+             COALESCE(d.delivered_at, d.created_at) \
+             FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries x \
+                 WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 1) d ON true \
+             ORDER BY w.id",
             &[],
         )
         .await?
@@ -76,6 +84,15 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
                 (Some(from), Some(to)) => Some(quiet_hours(from, to, r.get(10))),
                 _ => None,
             },
+            last_delivery: r.get::<_, Option<i64>>(11).map(|alert_id| LastDelivery {
+                alert_id,
+                event: r.get(12),
+                status: r.get(13),
+                attempts: r.get(14),
+                last_status: r.get(15),
+                last_error: r.get(16),
+                at: r.get(17),
+            }),
         })
         .collect())
 }

@@ -55,6 +55,21 @@ pub struct QuietHours {
     pub timezone: Option<String>,
 }
 
+/// How a channel's newest delivery went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LastDelivery {
+    pub alert_id: i64,
+    pub event: DeliveryEvent,
+    #[schema(value_type = DeliveryStatus)]
+    pub status: String,
+    pub attempts: i32,
+    /// The receiver's last status (HTTP, or the SMTP reply code); null before an answer.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    /// When it was delivered, or else when it was written.
+    pub at: DateTime<Utc>,
+}
+
 /// A subscription as listed (the secret is never returned after creation).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
@@ -66,6 +81,8 @@ pub struct Webhook {
     pub min_severity: Severity,
     /// Null: none.
     pub quiet_hours: Option<QuietHours>,
+    /// The newest delivery, or null before the first.
+    pub last_delivery: Option<LastDelivery>,
     /// The receiver; in listings its user information and query values are hidden, like the
     /// signing secret.
     pub url: String,

@@ -408,6 +408,22 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         ]
     );
 
+    // The listing carries each channel's newest delivery.
+    let listed = get_json(&http, &hooks).await;
+    let slack_listed = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == slack_channel["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(
+        slack_listed["last_delivery"]["event"], "resolve",
+        "{slack_listed}"
+    );
+    assert_eq!(slack_listed["last_delivery"]["status"], "delivered");
+    assert_eq!(slack_listed["last_delivery"]["alert_id"], alert_id);
+
     for handle in [slack_handle, teams_handle, pd_handle, quiet_handle] {
         handle.stop(false).await;
     }

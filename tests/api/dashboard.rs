@@ -118,7 +118,14 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     let text = report(&out);
     assert!(out.status.success(), "browser test failed\n{text}");
     assert!(text.contains("all dashboard checks passed"), "{text}");
-    for shot in ["dashboard", "viral", "filtered", "spike", "theme-toggled"] {
+    for shot in [
+        "dashboard",
+        "viral",
+        "filtered",
+        "spike",
+        "channels",
+        "theme-toggled",
+    ] {
         assert!(
             out_dir.join(format!("{shot}.png")).is_file(),
             "no {shot} screenshot"

@@ -1,8 +1,8 @@
 // REST calls. Responses are typed by the schemas in ./schemas, which the contract test checks
 // against what the server really sends; they are not re-validated at run time.
 import type {
-  Alert, AlertsPage, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, TermsResponse, TimeseriesResponse, TrendingPostsResponse,
+  Alert, AlertsPage, ChannelList, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
+  PostsPage, ProductsResponse, TermsResponse, TestOutcome, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { session } from "./auth";
@@ -63,6 +63,9 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     alerts: () => request<AlertsPage>(`/api/v1/alerts${query({ limit: 50 })}`),
     acknowledge: (id: number) => request<Alert>(`/api/v1/alerts/${id}/ack`, { method: "POST" }),
     pipeline: () => request<PipelineResponse>(`/api/v1/pipeline`),
+    /** Alert channels (admins only). */
+    channelList: () => request<ChannelList>(`/api/v1/webhooks`),
+    testChannel: (id: number) => request<TestOutcome>(`/api/v1/webhooks/${id}/test`, { method: "POST" }),
   };
 }
 

@@ -145,6 +145,34 @@ export const Alert = z.strictObject({
 /** `GET /api/v1/alerts`. */
 export const AlertsPage = z.strictObject({ items: z.array(Alert), next_before: count.nullable() });
 
+/** `Webhook` in src/models/webhooks.rs: an alert channel as `GET /api/v1/webhooks` lists it. */
+export const Channel = z.strictObject({
+  id: count,
+  kind: z.enum(["webhook", "slack", "teams", "pagerduty", "email"]),
+  name: z.string(),
+  min_severity: z.enum(["info", "warning", "critical"]),
+  quiet_hours: z.strictObject({ from: z.string(), to: z.string(), timezone: z.string().nullable().optional() }).nullable(),
+  last_delivery: z
+    .strictObject({
+      alert_id: count,
+      event: z.enum(["fire", "resolve"]),
+      status: z.enum(["pending", "delivered", "dead"]),
+      attempts: count,
+      last_status: count.nullable(),
+      last_error: z.string().nullable(),
+      at: time,
+    })
+    .nullable(),
+  url: z.string(),
+  kinds: z.array(z.string()).nullable(),
+  enabled: z.boolean(),
+  created_at: time,
+});
+/** `GET /api/v1/webhooks`. */
+export const ChannelList = z.strictObject({ items: z.array(Channel) });
+/** `POST /api/v1/webhooks/{id}/test`. */
+export const TestOutcome = z.strictObject({ delivered: z.boolean(), status: count.nullable(), error: z.string().nullable() });
+
 /** `GroupStats` in src/actors/ingester.rs. */
 export const GroupStats = z.strictObject({
   lag: count.nullable(),
@@ -288,6 +316,9 @@ export type PostsPage = z.infer<typeof PostsPage>;
 export type Alert = z.infer<typeof Alert>;
 export type AlertsPage = z.infer<typeof AlertsPage>;
 export type PipelineResponse = z.infer<typeof PipelineResponse>;
+export type Channel = z.infer<typeof Channel>;
+export type ChannelList = z.infer<typeof ChannelList>;
+export type TestOutcome = z.infer<typeof TestOutcome>;
 export type MetricsSnapshot = z.infer<typeof MetricsSnapshot>;
 export type PostVirality = z.infer<typeof PostVirality>;
 export type TrendingPost = z.infer<typeof TrendingPost>;
@@ -318,6 +349,8 @@ export const restSchemas = {
   alerts: AlertsPage,
   "alert-ack": Alert,
   pipeline: PipelineResponse,
+  webhooks: ChannelList,
+  "webhook-test": TestOutcome,
   "auth/status": AuthStatus,
   "auth/token": TokenResponse,
   "auth/refused": ErrorBody,
