@@ -188,6 +188,29 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The baseline's centre and spread, robustly: the median and 1.4826 × the median absolute
+/// deviation (the standard deviation, for normal data). An earlier spike or dip in the
+/// baseline moves neither much, where it inflates the mean and the standard deviation enough
+/// to hide the next one (with incidents every quarter hour, a third of an hour's windows).
+fn robust_center_spread(values: &[f64]) -> (f64, f64) {
+    let center = median(values);
+    let deviations: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+    (center, 1.4826 * median(&deviations))
+}
+
 /// Whether the rule's condition holds, with the observed value, the effective threshold and
 /// the baseline used.
 fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Value) {
@@ -223,12 +246,16 @@ fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Valu
                 );
             }
             let (mean, std) = mean_std(&points);
-            let limit = mean + rule.k * std.max(1.0);
+            let (median, spread) = robust_center_spread(&points);
+            // A count varies by about its square root even when nothing happens (Poisson), so
+            // the spread is never taken below that.
+            let limit = median + rule.k * spread.max(median.max(1.0).sqrt());
             (
                 enough && s.posts as f64 > limit,
                 s.posts as f64,
                 limit,
-                json!({"mean": mean, "std": std, "points": points.len(), "window_minutes": rule.window_minutes}),
+                json!({"median": median, "spread": spread, "mean": mean, "std": std,
+                       "points": points.len(), "window_minutes": rule.window_minutes}),
             )
         }
         RuleKind::SentimentDip => {
@@ -247,12 +274,14 @@ fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Valu
                 );
             }
             let (mean, std) = mean_std(&points);
-            let limit = mean - rule.k * std.max(0.05);
+            let (median, spread) = robust_center_spread(&points);
+            let limit = median - rule.k * spread.max(0.05);
             (
                 enough && s.sentiment.mean < limit,
                 s.sentiment.mean,
                 limit,
-                json!({"mean": mean, "std": std, "points": points.len(), "window_minutes": rule.window_minutes}),
+                json!({"median": median, "spread": spread, "mean": mean, "std": std,
+                       "points": points.len(), "window_minutes": rule.window_minutes}),
             )
         }
     }
@@ -357,4 +386,29 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
         db::clear(&client, rule.id, &holding, resolve_after).await?;
     }
     Ok(fired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_spike_in_the_baseline_does_not_hide_the_next() {
+        // Six five-minute windows of a steady 1,500 posts, two of them with an incident.
+        let baseline = [3_500.0, 1_480.0, 1_530.0, 3_450.0, 1_510.0, 1_495.0];
+        let (mean, std) = mean_std(&baseline);
+        assert!(3_500.0 < mean + 3.0 * std, "mean and std hide it");
+        let (center, spread) = robust_center_spread(&baseline);
+        assert!((center - 1_520.0).abs() < 1e-9, "{center}");
+        let limit = center + 3.0 * spread.max(center.sqrt());
+        assert!(3_500.0 > limit && 1_600.0 < limit, "limit {limit}");
+    }
+
+    #[test]
+    fn medians_of_odd_even_and_empty_lists() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(robust_center_spread(&[5.0, 5.0, 5.0]), (5.0, 0.0));
+    }
 }
