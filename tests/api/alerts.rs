@@ -95,7 +95,15 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .await
     );
 
-    let expected = ["negativity", "sentiment_dip", "volume_spike"];
+    // The stock rules: overall negativity, spike and dip, and the spike and dip on each product
+    // (every post here is about one product).
+    let expected = [
+        "negativity overall ",
+        "sentiment_dip overall ",
+        "sentiment_dip product pulse-phone",
+        "volume_spike overall ",
+        "volume_spike product pulse-phone",
+    ];
     assert!(
         wait_until(Duration::from_secs(30), || async {
             get(&app, "/api/v1/alerts").await["items"]
@@ -113,7 +121,14 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a["kind"].as_str().unwrap(),
+                a["dimension"].as_str().unwrap(),
+                a["key"].as_str().unwrap_or_default()
+            )
+        })
         .collect();
     kinds.sort();
     assert_eq!(kinds, expected, "{alerts}");
@@ -144,7 +159,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["kind"] == "volume_spike")
+        .find(|a| a["kind"] == "volume_spike" && a["dimension"] == "overall")
         .unwrap();
     assert!(
         spike_alert["evidence"]["baseline"]["points"]
@@ -154,9 +169,9 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     );
     assert!(spike_alert["value"].as_f64().unwrap() > spike_alert["threshold"].as_f64().unwrap());
 
-    // The same three reached the WebSocket subscriber as alert:<kind>.
+    // The same five reached the WebSocket subscriber as alert:<kind>.
     let mut seen = Vec::new();
-    while seen.len() < 3 {
+    while seen.len() < expected.len() {
         let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
             .unwrap()
@@ -173,7 +188,13 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     seen.sort();
     assert_eq!(
         seen,
-        ["alert:negativity", "alert:sentiment_dip", "alert:spike"]
+        [
+            "alert:negativity",
+            "alert:sentiment_dip",
+            "alert:sentiment_dip",
+            "alert:spike",
+            "alert:spike"
+        ]
     );
 
     // Acknowledge, then resolve; a second acknowledge is a conflict.
@@ -205,7 +226,10 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .unwrap();
     assert_eq!(resolved["status"], "resolved");
     let firing = get(&app, "/api/v1/alerts?status=firing").await;
-    assert_eq!(firing["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        firing["items"].as_array().unwrap().len(),
+        expected.len() - 1
+    );
     app.shutdown().await;
 }
 
@@ -219,10 +243,31 @@ async fn alert_rules_are_managed_over_rest() {
     let url = |p: &str| format!("http://{}{p}", app.address());
 
     let defaults = get(&app, "/api/v1/alert-rules").await;
+    let mut stock: Vec<String> = defaults["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["kind"].as_str().unwrap(),
+                r["dimension"].as_str().unwrap()
+            )
+        })
+        .collect();
+    stock.sort();
     assert_eq!(
-        defaults["items"].as_array().unwrap().len(),
-        5,
-        "default rules exist"
+        stock,
+        [
+            "churn overall",
+            "negativity overall",
+            "sentiment_dip overall",
+            "sentiment_dip product",
+            "toxicity overall",
+            "volume_spike overall",
+            "volume_spike product"
+        ],
+        "the stock rules exist"
     );
 
     let created = http
