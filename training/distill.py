@@ -41,33 +41,52 @@ import train  # noqa: E402  (the data, model, metrics and export of the teacher'
 TASKS = train.TASKS
 
 
-def teacher_session(bundle: Path, threads: int):
+def pooled_output(model) -> str:
+    """The tensor the heads read: the input every head's Gemm shares."""
+    return next(n.input[0] for n in model.graph.node if n.op_type == "Gemm" and n.output[0] in TASKS)
+
+
+def teacher_session(bundle: Path, threads: int, pooled: bool = False):
+    import onnx
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    model = str(bundle / "model.onnx")
+    if pooled:
+        m = onnx.load(model)
+        m.graph.output.append(onnx.helper.make_tensor_value_info(pooled_output(m), onnx.TensorProto.FLOAT, None))
+        model = m.SerializeToString()
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def teacher_logits(bundle: Path, seqs: list[list[int]], cache: Path, threads: int) -> dict[str, np.ndarray]:
-    """The teacher's logits for every head on every sequence, cached by model and input hash."""
+def teacher_logits(bundle: Path, seqs: list[list[int]], cache: Path, threads: int,
+                   pooled: bool = False) -> dict[str, np.ndarray]:
+    """The teacher's logits for every head on every sequence, cached by model and input hash;
+    with `pooled`, also its sentence embedding (the mean-pooled last layer the heads read) under
+    the key "pooled"."""
     h = hashlib.sha256((bundle / "model.onnx").read_bytes())
     h.update(json.dumps(seqs).encode())
-    path = cache / f"teacher-{h.hexdigest()[:16]}.npz"
+    keys = [*TASKS, "pooled"] if pooled else list(TASKS)
+    path = cache / f"teacher-{h.hexdigest()[:16]}{'-pooled' if pooled else ''}.npz"
     if path.exists():
         with np.load(path) as z:
-            return {t: z[t] for t in TASKS}
-    sess = teacher_session(bundle, threads)
-    out = {t: np.zeros((len(seqs), len(l)), dtype=np.float32) for t, l in TASKS.items()}
+            return {t: z[t] for t in keys}
+    sess = teacher_session(bundle, threads, pooled)
+    out: dict[str, np.ndarray] = {}
+    # The heads by name, in TASKS order; the embedding is the output appended last.
+    names = [*TASKS, sess.get_outputs()[-1].name] if pooled else list(TASKS)
     order = np.argsort([len(s) for s in seqs], kind="stable")
     t0 = time.time()
     for i in range(0, len(seqs), 64):
         idx = order[i : i + 64]
         ids, mask = train.pad_batch([seqs[j] for j in idx])
-        res = sess.run(list(TASKS), {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-        for t, v in zip(TASKS, res):
+        res = sess.run(names, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        for t, v in zip(keys, res):
+            if t not in out:
+                out[t] = np.zeros((len(seqs), v.shape[1]), dtype=np.float32)
             out[t][idx] = v
     print(f"teacher logits for {len(seqs)} texts in {time.time() - t0:.0f}s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
@@ -197,6 +216,8 @@ def main() -> int:
     ap.add_argument("--hard-weight", type=float, default=0.5, help="weight of the hard-label loss")
     ap.add_argument("--head-weight", action="append", default=[], metavar="TASK=W",
                     help="weight of one head's losses (repeatable; default 1 each)")
+    ap.add_argument("--pooled-weight", type=float, default=0.0, metavar="W",
+                    help="weight of the mean squared distance to the teacher's sentence embedding")
     ap.add_argument("--augment", type=int, default=0, metavar="N",
                     help="add N unlabelled variants of every training text, labelled by the teacher only")
     ap.add_argument("--evals", type=int, default=4)
@@ -234,11 +255,12 @@ def main() -> int:
         retune(args.retune, args.out, val)
         return 0
     print(f"{len(seqs)} training texts", flush=True)
-    soft = teacher_logits(args.teacher, seqs, args.cache, threads=2)
+    use_pooled = args.pooled_weight > 0
+    soft = teacher_logits(args.teacher, seqs, args.cache, threads=2, pooled=use_pooled)
     if args.augment:
         extra = augment(seqs, args.augment, np.random.default_rng(args.seed + 1))
-        more = teacher_logits(args.teacher, extra, args.cache, threads=2)
-        soft = {t: np.concatenate([soft[t], more[t]]) for t in TASKS}
+        more = teacher_logits(args.teacher, extra, args.cache, threads=2, pooled=use_pooled)
+        soft = {t: np.concatenate([soft[t], more[t]]) for t in soft}
         seqs.extend(extra)
         task_of.extend([-1] * len(extra))
         label_of.extend([0] * len(extra))
@@ -277,7 +299,7 @@ def main() -> int:
     calib, warmup, step, seen = 60, 0, 0, 0
     best = (-1.0, None, None, None)
     eval_every, eval_time, last_eval = None, 0.0, 0
-    running = {"kd": [], "hard": []}
+    running = {"kd": [], "hard": [], "emb": []}
     t_train = time.time()
     while step < total_steps:
         if step == calib and not args.max_steps:
@@ -296,7 +318,8 @@ def main() -> int:
         idx = next(stream)
         ids, mask = train.pad_batch([seqs[j] for j in idx])
         model.train()
-        outs = model(ids, mask)
+        pooled = model.bert(ids, mask)
+        outs = model.classify(pooled)
         kd = sum(head_weight[t] * kd_loss(o, soft_t[t][idx], args.temperature) for t, o in zip(TASKS, outs))
         hard = torch.zeros(())
         for ti, (t, o) in enumerate(zip(TASKS, outs)):
@@ -305,6 +328,10 @@ def main() -> int:
                 y = torch.from_numpy(label_of[idx][sel])
                 hard = hard + head_weight[t] * F.cross_entropy(o[sel], y, weight=weights[t]) * len(sel) / len(idx)
         loss = kd + args.hard_weight * hard
+        if use_pooled:
+            emb = F.mse_loss(pooled, soft_t["pooled"][idx])
+            loss = loss + args.pooled_weight * emb
+            running["emb"].append(emb.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -315,8 +342,10 @@ def main() -> int:
         seen += len(idx)
         if step % 100 == 0:
             el = time.time() - t_train - eval_time
+            emb_note = f" emb={np.mean(running['emb'][-100:]):.5f}" if use_pooled else ""
             print(f"step {step}/{total_steps} {seen / el:.1f} ex/s lr={frac * args.lr:.2e} "
-                  f"kd={np.mean(running['kd'][-100:]):.4f} hard={np.mean(running['hard'][-100:]):.4f}", flush=True)
+                  f"kd={np.mean(running['kd'][-100:]):.4f} hard={np.mean(running['hard'][-100:]):.4f}{emb_note}",
+                  flush=True)
         due = eval_every and (step % eval_every == 0 or step == total_steps)
         if due and step - last_eval >= max(1, eval_every // 10):
             last_eval = step
@@ -358,6 +387,7 @@ def main() -> int:
             "temperature": args.temperature,
             "hard_weight": args.hard_weight,
             "augment": args.augment,
+            "pooled_weight": args.pooled_weight,
             "head_weights": head_weight,
             "seed": args.seed,
             "torch": torch.__version__,

@@ -221,9 +221,13 @@ class MultiTask(nn.Module):
     def pooled(self, input_ids, attention_mask):
         return self.drop(self.bert(input_ids, attention_mask))
 
-    def forward(self, input_ids, attention_mask):
-        p = self.pooled(input_ids, attention_mask)
+    def classify(self, embedding):
+        """Every head's logits from the sentence embedding `bert` returns."""
+        p = self.drop(embedding)
         return tuple(self.heads[t](p) for t in TASKS)
+
+    def forward(self, input_ids, attention_mask):
+        return self.classify(self.bert(input_ids, attention_mask))
 
 
 def build_model() -> MultiTask:
