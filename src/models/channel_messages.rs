@@ -292,6 +292,16 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     })
 }
 
+/// A block of plain text: a `TextRun` is never read as Markdown, where a `TextBlock` or a
+/// fact's value is, so a post or a product name cannot turn into a link in the card.
+fn teams_text(text: String, style: Value) -> Value {
+    let mut run = json!({"type": "TextRun", "text": text});
+    if let (Some(run), Some(style)) = (run.as_object_mut(), style.as_object()) {
+        run.extend(style.clone());
+    }
+    json!({"type": "RichTextBlock", "inlines": [run]})
+}
+
 fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     let title = alert.title(event);
     let color = match (event, alert.severity) {
@@ -300,25 +310,34 @@ fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
         (_, "warning") => "Warning",
         _ => "Default",
     };
+    let subtle = || json!({"isSubtle": true});
     let mut body = vec![
-        json!({"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "color": color, "wrap": true}),
-        json!({"type": "TextBlock", "text": alert.figures(), "wrap": true}),
+        teams_text(
+            title,
+            json!({"weight": "Bolder", "size": "Medium", "color": color}),
+        ),
+        teams_text(alert.figures(), json!({})),
+        // Kind, severity and time are Pulse's own words; the scope, which may name a
+        // product, stays out of the fact set's Markdown.
         json!({"type": "FactSet", "facts": [
             {"title": "Kind", "value": alert.kind},
             {"title": "Severity", "value": alert.severity},
-            {"title": "Scope", "value": alert.scope()},
             {"title": "Fired", "value": alert.fired_at},
         ]}),
+        teams_text(format!("Scope: {}", alert.scope()), json!({})),
     ];
     if let (DeliveryEvent::Resolve, Some(at)) = (event, alert.resolved_at) {
-        body.push(json!({"type": "TextBlock", "text": format!("Resolved at {at}"), "wrap": true}));
+        body.push(teams_text(format!("Resolved at {at}"), json!({})));
     }
     if event == DeliveryEvent::Fire {
         if !alert.terms.is_empty() {
-            body.push(json!({"type": "TextBlock", "text": format!("Words: {}", alert.terms.join(", ")), "isSubtle": true, "wrap": true}));
+            body.push(teams_text(
+                format!("Words: {}", alert.terms.join(", ")),
+                subtle(),
+            ));
         }
         for post in &alert.examples {
-            body.push(json!({"type": "TextBlock", "text": format!("“{post}”"), "isSubtle": true, "wrap": true}));
+            body.push(teams_text(format!("“{post}”"), subtle()));
         }
     }
     json!({
@@ -449,12 +468,79 @@ mod tests {
         );
         assert_eq!(card["content"]["type"], "AdaptiveCard");
         assert_eq!(
-            card["content"]["body"][0]["text"],
+            card["content"]["body"][0]["inlines"][0]["text"],
             "Resolved: Churn: whole stream"
         );
         assert_eq!(
             card["content"]["actions"][0]["url"],
             "http://localhost:8080/"
+        );
+    }
+
+    /// A post and a product name are anyone's words: in a card they must stay text, not
+    /// become a link, a mention or formatting.
+    #[test]
+    fn posts_and_product_names_cannot_add_links_or_mentions() {
+        let mut alert = payload();
+        alert["key"] = json!("[Open](https://evil.example/login)");
+        alert["evidence"]["top_posts"] = json!([
+            {"id": "p1", "text": "**Verify your account** [here](https://evil.example/x) <!channel> <https://evil.example|Pulse>"},
+        ]);
+        alert["evidence"]["top_terms"] = json!([{"term": "[a](https://evil.example)", "posts": 3}]);
+
+        let card = render(
+            ChannelKind::Teams,
+            DeliveryEvent::Fire,
+            &alert,
+            "https://p.example",
+            "",
+        );
+        let body = card["attachments"][0]["content"]["body"]
+            .as_array()
+            .unwrap();
+        let mut runs = Vec::new();
+        for element in body {
+            match element["type"].as_str().unwrap() {
+                // Markdown is read here: nothing of the attacker's may appear.
+                "TextBlock" => assert!(!element.to_string().contains("evil"), "{element}"),
+                "FactSet" => assert!(!element.to_string().contains("evil"), "{element}"),
+                "RichTextBlock" => {
+                    for run in element["inlines"].as_array().unwrap() {
+                        assert_eq!(run["type"], "TextRun");
+                        runs.push(run["text"].as_str().unwrap().to_string());
+                    }
+                }
+                other => panic!("unexpected element {other}"),
+            }
+        }
+        let shown = runs.join("\n");
+        assert!(
+            shown.contains("Scope: product [Open](https://evil.example/login)"),
+            "{shown}"
+        );
+        assert!(shown.contains("[here](https://evil.example/x)"), "{shown}");
+        assert!(
+            shown.contains("Words: [a](https://evil.example)"),
+            "{shown}"
+        );
+
+        let slack = render(
+            ChannelKind::Slack,
+            DeliveryEvent::Fire,
+            &alert,
+            "https://p.example",
+            "",
+        );
+        let text = slack.to_string();
+        for forbidden in ["<!channel>", "<https://evil.example|"] {
+            assert!(!text.contains(forbidden), "{forbidden} in {text}");
+        }
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+        // The dashboard link's filter value is URL-encoded, not spliced into the URL.
+        let button = &slack["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
+        assert_eq!(
+            button["url"],
+            "https://p.example/?product=%5BOpen%5D%28https%3A%2F%2Fevil.example%2Flogin%29"
         );
     }
 

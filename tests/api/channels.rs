@@ -105,6 +105,14 @@ fn teams_shape(b: &Value) -> Result<(), String> {
     for element in content["body"].as_array().ok_or("card body")? {
         match text_of(&element["type"]) {
             "TextBlock" => need(!text_of(&element["text"]).is_empty(), "TextBlock text")?,
+            "RichTextBlock" => {
+                let inlines = element["inlines"].as_array().ok_or("inlines")?;
+                need(!inlines.is_empty(), "at least one inline")?;
+                for run in inlines {
+                    need(run["type"] == "TextRun", "inline TextRun")?;
+                    need(!text_of(&run["text"]).is_empty(), "TextRun text")?;
+                }
+            }
             "FactSet" => {
                 for fact in element["facts"].as_array().ok_or("facts")? {
                     need(
@@ -338,7 +346,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
 
     let card = &bodies(&teams)[0]["attachments"][0]["content"];
     assert_eq!(
-        card["body"][0]["text"],
+        card["body"][0]["inlines"][0]["text"],
         "[WARNING] Phone negativity: product pulse-phone"
     );
     assert!(card.to_string().contains("bricked it again"), "{card}");
