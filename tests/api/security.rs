@@ -802,6 +802,127 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     assert_eq!(log["items"][0]["action"], "rule.create");
 }
 
+/// POSTs `body` with `Content-Encoding: encoding`.
+async fn post_encoded(
+    s: &Secure,
+    path: &str,
+    token: &str,
+    encoding: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let res = s
+        .http
+        .post(s.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    gzip_repeated(data, 1)
+}
+
+/// `data` repeated `times`, gzipped, without holding the repetition.
+fn gzip_repeated(data: &[u8], times: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..times {
+        e.write_all(data).unwrap();
+    }
+    e.finish().unwrap()
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    brotli_repeated(data, 1)
+}
+
+/// `data` repeated `times`, brotli-compressed, without holding the repetition.
+fn brotli_repeated(data: &[u8], times: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+    for _ in 0..times {
+        w.write_all(data).unwrap();
+    }
+    w.into_inner()
+}
+
+#[actix_rt::test]
+async fn compressed_bodies_are_decoded_and_held_to_the_same_limits() {
+    // Made before any connection: they take seconds of this thread, which would keep the
+    // client from seeing the server close an idle connection it then reuses.
+    let mib = vec![b' '; 1 << 20];
+    let bombs = [
+        ("br", brotli_repeated(&mib, 200)),
+        ("gzip", gzip_repeated(&mib, 200)),
+    ];
+    let s = Secure::start(|s| {
+        s.limits.max_body_bytes = 256 * 1024;
+        s.limits.max_json_depth = 16;
+    })
+    .await;
+    let admin = s.token(Role::Admin).await;
+
+    // A compressed batch of events is taken like a plain one.
+    let events: Vec<Value> = (0..3)
+        .map(|i| serde_json::from_str(&post_json(&format!("gz-{i}"), "shipping was fast")).unwrap())
+        .collect();
+    let batch = serde_json::to_vec(&events).unwrap();
+    let (code, body) = post_encoded(&s, "/api/v1/events", &admin, "gzip", gzip(&batch)).await;
+    assert_eq!((code, body["accepted"].clone()), (202, json!(3)), "{body}");
+    let (code, body) = post_encoded(&s, "/api/v1/events", &admin, "br", brotli(&batch)).await;
+    assert_eq!((code, body["accepted"].clone()), (202, json!(3)), "{body}");
+
+    // An admin change sent compressed is audited with its JSON.
+    let rule = json!({"name": "compressed", "kind": "negativity", "threshold": 0.61});
+    let (code, body) = post_encoded(
+        &s,
+        "/api/v1/alert-rules",
+        &admin,
+        "gzip",
+        gzip(rule.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let (_, _, log) = s
+        .call("GET", "/api/v1/admin/audit?limit=1", Some(&admin), None)
+        .await;
+    assert_eq!(log["items"][0]["payload"]["threshold"], 0.61, "{log}");
+
+    // Nesting hidden by compression is still measured.
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let (code, body) =
+        post_encoded(&s, "/api/v1/analyze", &admin, "gzip", gzip(deep.as_bytes())).await;
+    assert_eq!((code, error_code(&body)), (400, "json_too_deep"));
+
+    // Bombs: a few hundred kilobytes at most that stand for 200 MiB are refused once the
+    // decoded limit is passed, without the memory of what they stand for.
+    let before = peak_rss_mib();
+    for (encoding, bomb) in bombs {
+        assert!(bomb.len() < 256 * 1024, "{encoding}: {} bytes", bomb.len());
+        let (code, body) = post_encoded(&s, "/api/v1/analyze", &admin, encoding, bomb).await;
+        assert_eq!(
+            (code, error_code(&body)),
+            (413, "payload_too_large"),
+            "{encoding}"
+        );
+    }
+    let grown = peak_rss_mib() - before;
+    assert!(grown < 64.0, "peak memory grew by {grown:.0} MiB");
+
+    // Not an encoding Pulse reads, or not what it claims to be.
+    let (code, body) = post_encoded(&s, "/api/v1/analyze", &admin, "zstd", b"{}".to_vec()).await;
+    assert_eq!((code, error_code(&body)), (415, "unsupported_media_type"));
+    let (code, body) = post_encoded(&s, "/api/v1/analyze", &admin, "gzip", b"{}".to_vec()).await;
+    assert_eq!((code, error_code(&body)), (400, "invalid_body"));
+}
+
 #[actix_rt::test]
 async fn browser_protections_cors_and_websocket_origins() {
     let s = Secure::start(|s| s.http.cors_origins = vec!["https://brand.example".into()]).await;
