@@ -96,6 +96,31 @@ impl Application {
             tracing::info!(applied, "database migrations up to date");
         }
         let pool = crate::db::pool(&settings.database.url, settings.database.pool_size)?;
+        // What can refuse to start is checked before any actor runs: an actor dropped before
+        // its first poll, when the runtime ends, panics in its own start.
+        let auth = match (&settings.auth.open, settings.auth.jwt_secret.is_empty()) {
+            (true, _) => {
+                announce_open();
+                None
+            }
+            (false, true) => anyhow::bail!(
+                "authentication is on and auth.jwt_secret is not set: set PULSE_AUTH__JWT_SECRET \
+                 (32+ random bytes, the same in every process; e.g. `openssl rand -hex 32`), \
+                 or run deliberately without authentication with PULSE_AUTH__OPEN=true \
+                 (`pulse serve --demo` does so when no secret is set)"
+            ),
+            (false, false) => {
+                let auth = crate::auth::Authenticator::new(&settings.auth, pool.clone())?;
+                auth.refresh().await.context("reading API keys")?;
+                metrics::gauge!(crate::telemetry::names::AUTH_OPEN).set(0.0);
+                tracing::info!("authentication on: API keys and bearer tokens required");
+                Some(auth)
+            }
+        };
+        let proxies = crate::http::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
+            .map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(&settings.http.listen)
+            .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
         let redis = crate::streams::connect(&settings.redis.url, "shared").await?;
         crate::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
             .await
@@ -133,32 +158,11 @@ impl Application {
             tracker
         });
 
-        let auth = match (&settings.auth.open, settings.auth.jwt_secret.is_empty()) {
-            (true, _) => {
-                announce_open();
-                None
-            }
-            (false, true) => anyhow::bail!(
-                "authentication is on and auth.jwt_secret is not set: set PULSE_AUTH__JWT_SECRET \
-                 (32+ random bytes, the same in every process; e.g. `openssl rand -hex 32`), \
-                 or run deliberately without authentication with PULSE_AUTH__OPEN=true \
-                 (`pulse serve --demo` does so when no secret is set)"
-            ),
-            (false, false) => {
-                let auth = crate::auth::Authenticator::new(&settings.auth, pool.clone())?;
-                auth.refresh().await.context("reading API keys")?;
-                metrics::gauge!(crate::telemetry::names::AUTH_OPEN).set(0.0);
-                tracing::info!("authentication on: API keys and bearer tokens required");
-                Some(auth)
-            }
-        };
         let key_refresher = auth.as_ref().map(|a| a.spawn_refresher());
         let revocations = auth
             .as_ref()
             .map(|a| close_revoked_sessions(a.clone(), hub.broadcaster()));
         let sources = Sources::start(&settings.sources, &redis, &settings.redis.stream)?;
-        let proxies = crate::http::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
-            .map_err(anyhow::Error::msg)?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: crate::db::ApiPool::new(&settings.database)?,
@@ -175,8 +179,6 @@ impl Application {
             sources: sources.statuses(),
             traces: pipeline.traces().clone(),
         });
-        let listener = TcpListener::bind(&settings.http.listen)
-            .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
         let server = HttpServer::new(move || http::app(state.clone()))

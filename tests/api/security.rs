@@ -1001,6 +1001,66 @@ async fn browser_protections_cors_and_websocket_origins() {
     );
 }
 
+/// Whatever stops `serve` from starting, it says why in one error and exits 1, without the
+/// panics of actors torn down before they ran.
+#[test]
+fn serve_that_cannot_start_says_why_and_exits_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(TestEnv::new());
+    let base = env.env();
+    let with = |changes: &[(&str, &str)]| {
+        let mut vars: Vec<(String, String)> = base
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+            .cloned()
+            .collect();
+        vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        vars
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap().to_string();
+    let cases = [
+        (
+            with(&[("PULSE_AUTH__OPEN", "false")]),
+            "auth.jwt_secret is not set",
+        ),
+        (
+            with(&[
+                ("PULSE_AUTH__OPEN", "false"),
+                (
+                    "PULSE_AUTH__JWT_SECRET",
+                    "replace-me-with-32-random-bytes-please",
+                ),
+            ]),
+            "looks like a placeholder",
+        ),
+        (
+            with(&[("PULSE_LISTEN", &taken_at)]),
+            "binding the HTTP listener",
+        ),
+        (
+            with(&[
+                ("PULSE_ANALYZER__BACKEND", "onnx"),
+                ("PULSE_ANALYZER__BUNDLES", r#"["/nonexistent/bundle"]"#),
+            ]),
+            "/nonexistent/bundle",
+        ),
+    ];
+    for (vars, reason) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .arg("serve")
+            .env_remove("PULSE_MODEL_DIR")
+            .envs(vars.iter().cloned())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{reason}: {said}");
+        assert!(said.contains(reason), "{reason}: {said}");
+        assert!(!said.contains("panicked"), "{reason}: {said}");
+    }
+    drop(taken);
+}
+
 #[test]
 fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     let rt = tokio::runtime::Runtime::new().unwrap();
