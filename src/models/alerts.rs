@@ -241,9 +241,20 @@ impl RuleInput {
         {
             return Err("min_volume and cooldown_secs must be ≥ 0, min_baseline_points ≥ 1".into());
         }
+        if let Some(Some(key)) = &self.key {
+            if key.is_empty() || key.len() > super::event::MAX_LABEL_BYTES {
+                return Err(format!(
+                    "key must be 1 to {} bytes, or null for every value of the dimension",
+                    super::event::MAX_LABEL_BYTES
+                ));
+            }
+        }
         if let Some(Some(channels)) = &self.channels {
-            if channels.len() > 50 || channels.iter().any(|&id| id < 1) {
+            if channels.len() > 50 {
                 return Err("channels must be at most 50 channel ids".into());
+            }
+            if channels.iter().any(|&id| id < 1) {
+                return Err("channel ids are positive".into());
             }
         }
         if self.threshold.is_some_and(|t| !t.is_finite())
@@ -258,6 +269,21 @@ impl RuleInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_names_a_value_and_channel_ids_are_positive() {
+        let input = |body: serde_json::Value| serde_json::from_value::<RuleInput>(body).unwrap();
+        let empty = input(serde_json::json!({"dimension": "product", "key": ""}));
+        assert!(empty.check().unwrap_err().starts_with("key must be"));
+        let long = input(serde_json::json!({"key": "p".repeat(1000)}));
+        assert!(long.check().is_err());
+        assert!(input(serde_json::json!({"key": "pulse-phone"}))
+            .check()
+            .is_ok());
+        assert!(input(serde_json::json!({"key": null})).check().is_ok());
+        let negative = input(serde_json::json!({"channels": [-1]}));
+        assert_eq!(negative.check().unwrap_err(), "channel ids are positive");
+    }
 
     #[test]
     fn names_round_trip_through_serde_and_parse() {
