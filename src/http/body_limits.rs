@@ -12,7 +12,7 @@ use crate::models::errors::ErrorCode;
 use actix_web::dev::ServiceRequest;
 use std::io::Read;
 
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
 use actix_web::web::{Bytes, BytesMut};
 use futures::StreamExt;
 
@@ -123,7 +123,9 @@ pub async fn check(
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     if let Some(encoding) = encoding.filter(|e| !e.is_empty() && e != "identity") {
         body = decode(&body, &encoding, limit)?;
-        req.headers_mut().remove(CONTENT_ENCODING);
+        let headers = req.headers_mut();
+        headers.remove(CONTENT_ENCODING);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     if json_too_deep(&body, max_depth) {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "json_too_deep").increment(1);
