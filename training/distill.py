@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Distils the bundled tweet model into a shallower student with the same heads and files.
+"""Distils the bundled tweet model into a smaller student with the same heads and files.
 
 The teacher is the float32 bundle scripts/build_model.py writes (model.onnx run with
 onnxruntime, so torch never needs the teacher's training state). Its logits for all four heads
@@ -12,7 +12,9 @@ student keep up on emotion's 3,257 labelled texts.
 The student starts from the teacher: its layers are copies of the teacher layers named by
 --layers (recovered from the ONNX graph: each MatMul's weight is named after the bias added to
 its output), the embeddings are the base model's (frozen, so the export can leave the word
-embeddings out as train.py's does) and the heads are the teacher's.
+embeddings out as train.py's does) and the heads are the teacher's. With --ffn N the student
+keeps all the layers it is given but only N of each layer's 1,536 feed-forward neurons, those
+that carry the most on 2,000 training tweets.
 
     python training/distill.py DATA --teacher .pulse/models/minilm-tweets-fp32 \
         --out models/minilm-tweets-l3 --layers 0,3,5 --minutes 45
@@ -148,6 +150,43 @@ def build_student(teacher: dict[str, torch.Tensor], layers: list[int]) -> train.
     return model
 
 
+def prune_ffn(model: train.MultiTask, sample: list[list[int]], width: int) -> None:
+    """Keeps each layer's `width` feed-forward neurons that carry the most: their mean absolute
+    activation on real tweets times the norm of their output weights.
+
+    A narrower feed-forward block keeps all six layers (and the attention of each) while doing
+    a fraction of the work; the neurons that stay start where the teacher's were.
+    """
+    layers = list(model.bert.encoder.layer)
+    carried = [torch.zeros(layer.intermediate.dense.out_features) for layer in layers]
+    mask_of: dict[str, torch.Tensor] = {}
+
+    def hook(i):
+        def record(_module, _inputs, out):
+            carried[i] += (F.gelu(out).abs() * mask_of["mask"]).sum((0, 1))
+        return record
+
+    hooks = [layer.intermediate.dense.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(sample), 64):
+            ids, mask = train.pad_batch(sample[start:start + 64])
+            mask_of["mask"] = mask.unsqueeze(-1).float()
+            model.bert(ids, mask)
+    for h in hooks:
+        h.remove()
+    for i, layer in enumerate(layers):
+        w_in, b_in = layer.intermediate.dense.weight.data, layer.intermediate.dense.bias.data
+        w_out, b_out = layer.output.dense.weight.data, layer.output.dense.bias.data
+        score = carried[i] * w_out.norm(dim=0)
+        keep = torch.sort(torch.topk(score, width).indices).values
+        inner = torch.nn.Linear(w_in.shape[1], width)
+        inner.weight.data, inner.bias.data = w_in[keep].clone(), b_in[keep].clone()
+        outer = torch.nn.Linear(width, w_out.shape[0])
+        outer.weight.data, outer.bias.data = w_out[:, keep].clone(), b_out.clone()
+        layer.intermediate.dense, layer.output.dense = inner, outer
+
+
 def augment(seqs: list[list[int]], copies: int, rng: np.random.Generator) -> list[list[int]]:
     """Unlabelled variants of the training texts, for the teacher to label and the student to
     imitate (the data augmentation of TinyBERT, without a masked-language model to draw
@@ -220,6 +259,8 @@ def main() -> int:
                     help="weight of the mean squared distance to the teacher's sentence embedding")
     ap.add_argument("--augment", type=int, default=0, metavar="N",
                     help="add N unlabelled variants of every training text, labelled by the teacher only")
+    ap.add_argument("--ffn", type=int, default=0, metavar="N",
+                    help="keep N feed-forward neurons per layer (of 1,536), the ones that carry the most")
     ap.add_argument("--evals", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
@@ -275,6 +316,9 @@ def main() -> int:
     print("teacher val (argmax): " + " ".join(f"{k}={v * 100:.2f}" for k, v in teacher_val.items()), flush=True)
 
     model = build_student(teacher_state(args.init or args.teacher), layers)
+    if args.ffn:
+        pick = np.random.default_rng(args.seed + 2).choice(len(seqs), 2000, replace=False)
+        prune_ffn(model, [seqs[i] for i in pick], args.ffn)
     weights = {}
     for ti, t in enumerate(TASKS):
         y = label_of[task_of == ti]
@@ -375,6 +419,7 @@ def main() -> int:
             "method": "distillation",
             "teacher": f"{teacher_meta['name']} {teacher_meta.get('version', '')} float32",
             "teacher_layers": layers,
+            "ffn": args.ffn or None,
             "init": str(args.init.name) if args.init else "teacher",
             "steps": step,
             "best_step": best[1],
