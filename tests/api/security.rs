@@ -122,15 +122,26 @@ impl Secure {
         bearer: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
-        let res = self
+        self.post_raw_with(path, bearer, &[], body).await
+    }
+
+    /// [`Secure::post_raw`] with more headers.
+    async fn post_raw_with(
+        &self,
+        path: &str,
+        bearer: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self
             .http
             .post(self.url(path))
             .bearer_auth(bearer)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.body(body).send().await.unwrap();
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -810,19 +821,8 @@ async fn post_encoded(
     encoding: &str,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let res = s
-        .http
-        .post(s.url(path))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("content-encoding", encoding)
-        .body(body)
-        .send()
+    s.post_raw_with(path, token, &[("content-encoding", encoding)], body)
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
