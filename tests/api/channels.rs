@@ -910,6 +910,11 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
         let http = http.clone();
         async move { get_json(&http, &u).await }
     };
+    // The relay has the message before the delivery row records it.
+    wait_until(Duration::from_secs(10), || async {
+        log(&channel["id"]).await["items"][0]["status"] == "delivered"
+    })
+    .await;
     let fired = log(&channel["id"]).await["items"][0].clone();
     assert_eq!(fired["status"], "delivered", "{fired}");
     assert_eq!(fired["attempts"], 3, "{fired}");
