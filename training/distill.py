@@ -17,7 +17,7 @@ keeps all the layers it is given but only N of each layer's 1,536 feed-forward n
 that carry the most on 2,000 training tweets.
 
     python training/distill.py DATA --teacher .pulse/models/minilm-tweets-fp32 \
-        --out models/minilm-tweets-l3 --layers 0,3,5 --minutes 45
+        --out models/minilm-tweets-l4 --layers 0,3,4,5 --ffn 768 --head-weight offensive=2 --minutes 75
 
 Writes graph.onnx, weights.safetensors and pulse-model.json into --out, as train.py does; val
 decides the checkpoint, the sentiment biases and the thresholds; test is never read.
