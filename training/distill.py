@@ -125,7 +125,9 @@ def teacher_state(bundle: Path) -> dict[str, torch.Tensor]:
 
 def build_student(teacher: dict[str, torch.Tensor], layers: list[int]) -> train.MultiTask:
     cfg = json.loads((train.base_model_dir() / "config.json").read_text())
-    cfg = dict(cfg, num_hidden_layers=len(layers))
+    # A student built by an earlier stage may have narrower feed-forward blocks than the base.
+    width = teacher["bert.encoder.layer.0.intermediate.dense.bias"].shape[0]
+    cfg = dict(cfg, num_hidden_layers=len(layers), intermediate_size=width)
     model = train.MultiTask(cfg)
     from safetensors.torch import load_file
 
