@@ -261,6 +261,8 @@ def main() -> int:
                     help="weight of the mean squared distance to the teacher's sentence embedding")
     ap.add_argument("--augment", type=int, default=0, metavar="N",
                     help="add N unlabelled variants of every training text, labelled by the teacher only")
+    ap.add_argument("--unlabelled", type=Path, metavar="FILE",
+                    help="more texts, one per line, labelled by the teacher only (training/unlabelled_corpus.py)")
     ap.add_argument("--ffn", type=int, default=0, metavar="N",
                     help="keep N feed-forward neurons per layer (of 1,536), the ones that carry the most")
     ap.add_argument("--evals", type=int, default=4)
@@ -308,6 +310,15 @@ def main() -> int:
         task_of.extend([-1] * len(extra))
         label_of.extend([0] * len(extra))
         print(f"{len(extra)} unlabelled variants added", flush=True)
+    if args.unlabelled:
+        lines = args.unlabelled.read_text(encoding="utf-8").splitlines()
+        extra = train.encode(tok, [t for t in lines if t.strip()])
+        more = teacher_logits(args.teacher, extra, args.cache, threads=2, pooled=use_pooled)
+        soft = {t: np.concatenate([soft[t], more[t]]) for t in soft}
+        seqs.extend(extra)
+        task_of.extend([-1] * len(extra))
+        label_of.extend([0] * len(extra))
+        print(f"{len(extra)} unlabelled texts added from {args.unlabelled}", flush=True)
     task_of = np.array(task_of)
     label_of = np.array(label_of)
     soft_t = {t: torch.from_numpy(v) for t, v in soft.items()}
@@ -434,6 +445,7 @@ def main() -> int:
             "temperature": args.temperature,
             "hard_weight": args.hard_weight,
             "augment": args.augment,
+            "unlabelled": args.unlabelled.name if args.unlabelled else None,
             "pooled_weight": args.pooled_weight,
             "head_weights": head_weight,
             "seed": args.seed,
