@@ -302,23 +302,22 @@ def main() -> int:
     print(f"{len(seqs)} training texts", flush=True)
     use_pooled = args.pooled_weight > 0
     soft = teacher_logits(args.teacher, seqs, args.cache, threads=2, pooled=use_pooled)
+    # Texts only the teacher labels: variants of the training texts and texts from elsewhere.
+    unlabelled = []
     if args.augment:
-        extra = augment(seqs, args.augment, np.random.default_rng(args.seed + 1))
-        more = teacher_logits(args.teacher, extra, args.cache, threads=2, pooled=use_pooled)
-        soft = {t: np.concatenate([soft[t], more[t]]) for t in soft}
-        seqs.extend(extra)
-        task_of.extend([-1] * len(extra))
-        label_of.extend([0] * len(extra))
-        print(f"{len(extra)} unlabelled variants added", flush=True)
+        unlabelled.append((augment(seqs, args.augment, np.random.default_rng(args.seed + 1)),
+                           "unlabelled variants added"))
     if args.unlabelled:
         lines = args.unlabelled.read_text(encoding="utf-8").splitlines()
-        extra = train.encode(tok, [t for t in lines if t.strip()])
+        unlabelled.append((train.encode(tok, [t for t in lines if t.strip()]),
+                           f"unlabelled texts added from {args.unlabelled}"))
+    for extra, what in unlabelled:
         more = teacher_logits(args.teacher, extra, args.cache, threads=2, pooled=use_pooled)
         soft = {t: np.concatenate([soft[t], more[t]]) for t in soft}
         seqs.extend(extra)
         task_of.extend([-1] * len(extra))
         label_of.extend([0] * len(extra))
-        print(f"{len(extra)} unlabelled texts added from {args.unlabelled}", flush=True)
+        print(f"{len(extra)} {what}", flush=True)
     task_of = np.array(task_of)
     label_of = np.array(label_of)
     soft_t = {t: torch.from_numpy(v) for t, v in soft.items()}
