@@ -26,15 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train  # noqa: E402
 
 SOURCES = ("emoji", "irony", "stance")
-_MENTION = re.compile(r"@\w+")
-_URL = re.compile(r"https?://\S+")
 _SPACE = re.compile(r"\s+")
 
 
 def key(text: str) -> str:
     """The form two texts are compared in: Pulse's tweet preprocessing, lower case, one space."""
-    text = _URL.sub("http", _MENTION.sub("@user", text))
-    return _SPACE.sub(" ", text).strip().lower()
+    return _SPACE.sub(" ", train.tweet_preprocess(text)).strip().lower()
 
 
 def main() -> int:
