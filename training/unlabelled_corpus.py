@@ -9,8 +9,13 @@ our own data directory, so no evaluation tweet reaches the student, not even unl
 texts are read for that comparison only, never their labels. Duplicates and texts shorter than
 three words are dropped too.
 
+`--csv FILE:COLUMN` adds the tweets of one column of a CSV file, under the same rules; the one used
+for the 4-layer model is Davidson et al.'s (2017, MIT licence,
+https://github.com/t-davidson/hate-speech-and-offensive-language) `data/labeled_data.csv:tweet`,
+raw tweets with real handles, which the preprocessing writes `@user` as Pulse does at run time.
+
     python training/unlabelled_corpus.py /path/to/tweeteval /path/to/data \
-        --out /var/tmp/pulse-train/unlabelled.txt
+        [--csv labeled_data.csv:tweet] --out /var/tmp/pulse-train/unlabelled.txt
 
 Writes one text per line (UTF-8, newlines folded to spaces); distill.py --unlabelled reads it.
 """
@@ -18,6 +23,7 @@ Writes one text per line (UTF-8, newlines folded to spaces); distill.py --unlabe
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 from pathlib import Path
@@ -27,6 +33,9 @@ import train  # noqa: E402
 
 SOURCES = ("emoji", "irony", "stance")
 _SPACE = re.compile(r"\s+")
+# Raw exports write emoji as `&#128514;`; the tweets Pulse and our splits hold carry them as
+# characters (`&amp;` stays as it is in both).
+_NUMERIC_ENTITY = re.compile(r"&#(\d{2,7});")
 
 
 def key(text: str) -> str:
@@ -34,10 +43,25 @@ def key(text: str) -> str:
     return _SPACE.sub(" ", train.tweet_preprocess(text)).strip().lower()
 
 
+def source_texts(tweeteval: Path, csv_columns: list[str]):
+    for name in SOURCES:
+        for path in sorted((tweeteval / "datasets" / name).rglob("*_text.txt")):
+            yield from path.read_text(encoding="utf-8").splitlines()
+    for spec in csv_columns:
+        file, _, column = spec.rpartition(":")
+        with open(file, encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                if column not in row:
+                    sys.exit(f"unlabelled_corpus: {file} has no column {column!r}")
+                yield _NUMERIC_ENTITY.sub(lambda m: chr(int(m.group(1))), row[column])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tweeteval", type=Path, help="a checkout of cardiffnlp/tweeteval")
     ap.add_argument("data_dir", type=Path, help="our labelled data (every split is excluded)")
+    ap.add_argument("--csv", action="append", default=[], metavar="FILE:COLUMN",
+                    help="more tweets: one column of a CSV file with a header row")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -48,20 +72,18 @@ def main() -> int:
             ours.update(key(t) for t in texts)
 
     seen, kept, overlap, short, dup = set(), [], 0, 0, 0
-    for name in SOURCES:
-        for path in sorted((args.tweeteval / "datasets" / name).rglob("*_text.txt")):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                text = _SPACE.sub(" ", line).strip()
-                k = key(text)
-                if len(k.split()) < 3:
-                    short += 1
-                elif k in ours:
-                    overlap += 1
-                elif k in seen:
-                    dup += 1
-                else:
-                    seen.add(k)
-                    kept.append(text)
+    for line in source_texts(args.tweeteval, args.csv):
+        text = _SPACE.sub(" ", line).strip()
+        k = key(text)
+        if len(k.split()) < 3:
+            short += 1
+        elif k in ours:
+            overlap += 1
+        elif k in seen:
+            dup += 1
+        else:
+            seen.add(k)
+            kept.append(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(t + "\n" for t in kept), encoding="utf-8")
     print(f"{len(kept)} texts written to {args.out}; left out: {overlap} equal to one of ours, "
