@@ -50,10 +50,18 @@ def source_texts(tweeteval: Path, csv_columns: list[str]):
     for spec in csv_columns:
         file, _, column = spec.rpartition(":")
         with open(file, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                if column not in row:
-                    sys.exit(f"unlabelled_corpus: {file} has no column {column!r}")
-                yield _NUMERIC_ENTITY.sub(lambda m: chr(int(m.group(1))), row[column])
+            rows = csv.DictReader(f)
+            if column not in (rows.fieldnames or []):
+                sys.exit(f"unlabelled_corpus: {file} has no column {column!r}")
+            for row in rows:
+                yield _NUMERIC_ENTITY.sub(_entity_char, row[column])
+
+
+def _entity_char(m: re.Match) -> str:
+    """The character a numeric entity names; one that names no character (beyond Unicode, or a
+    lone surrogate, which UTF-8 cannot write) stays as it was written."""
+    code = int(m.group(1))
+    return chr(code) if code <= sys.maxunicode and not 0xD800 <= code <= 0xDFFF else m.group(0)
 
 
 def main() -> int:
