@@ -27,7 +27,7 @@ COPY --from=builder /usr/local/bin/pulse /usr/local/bin/pulse
 COPY --from=builder /opt/pulse/lib /opt/pulse/lib
 COPY --from=builder /opt/pulse/models /opt/pulse/models
 ENV ORT_DYLIB_PATH=/opt/pulse/lib/libonnxruntime.so \
-    PULSE_MODEL_DIR=/opt/pulse/models/minilm-tweets-int8 \
+    PULSE_MODEL_DIR=/opt/pulse/models/minilm-tweets-l4-fp32 \
     PULSE_MULTILINGUAL_MODEL_DIR=/opt/pulse/models/e5-multilingual-int8
 # pulse.toml, when mounted, is looked up in the working directory.
 WORKDIR /app

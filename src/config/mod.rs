@@ -305,7 +305,7 @@ impl AnalyzerSettings {
     pub fn default_bundle() -> PathBuf {
         match std::env::var_os("PULSE_MODEL_DIR") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => PathBuf::from(".pulse/models/minilm-tweets-fp32"),
+            _ => PathBuf::from(".pulse/models/minilm-tweets-l4-fp32"),
         }
     }
 

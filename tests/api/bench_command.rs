@@ -45,7 +45,7 @@ fn the_documented_benchmark_command_runs_as_written() {
                 .iter()
                 .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
         )
-        // With the faster model configured, the model part also runs the 6-layer reference.
+        // With both models built, the model part runs the default against the 6-layer reference.
         .envs(fast.iter().flat_map(|(fast, full)| {
             [
                 ("PULSE_MODEL_DIR", fast.clone()),
