@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
 /// The two thresholds stop glibc from handing an inference's activations back to the kernel as
 /// soon as they are freed: blocks up to 32 MB come from the heap instead of their own mapping,
 /// and a freed heap top is kept instead of being trimmed at 128 KB, so the next batch does not
-/// fault the same pages in again (raw inference 18% faster, Pulse end to end 5%). The analyzer
+/// fault the same pages in again (raw inference 18% faster, Pulse end to end 5-12%). The analyzer
 /// workers still return free pages themselves, at most once a second while busy.
 ///
 /// Whatever `MALLOC_*` variable or `GLIBC_TUNABLES` entry whoever runs Pulse sets for one of
