@@ -65,10 +65,10 @@ impl AnalyzerWorker {
         let mut out = AnalyzedBatch::default();
         let mut posts = Vec::new();
         for entry in batch {
-            if let Some(size) = entry.oversize {
+            if let Some(cut) = entry.cut {
                 out.rejected.push(Rejected {
                     entry: entry.clone(),
-                    reason: RejectReason::EntryTooLarge(size),
+                    reason: RejectReason::EntryTooLarge(cut),
                 });
                 continue;
             }
@@ -243,7 +243,7 @@ mod tests {
                     .to_vec(),
             )],
             deliveries: 1,
-            oversize: None,
+            cut: None,
         }
     }
 

@@ -37,8 +37,11 @@ pub enum RejectReason {
     Event(#[from] EventError),
     #[error("delivered {0} times without being committed")]
     TooManyDeliveries(u64),
-    #[error("the stream entry is {0} bytes, over ingest.max_entry_bytes; read truncated")]
-    EntryTooLarge(u64),
+    #[error(
+        "the stream entry is {} bytes in {} fields, over ingest.max_entry_bytes or \
+         ingest.max_entry_fields; read as a truncated copy", .0.bytes, .0.fields
+    )]
+    EntryTooLarge(crate::streams::entry::Cut),
     #[error("analysis failed: {0}")]
     Analysis(String),
     #[error("the database refused it: {0}")]
@@ -231,7 +234,10 @@ mod tests {
                 reason: String::new(),
             }),
             RejectReason::TooManyDeliveries(9),
-            RejectReason::EntryTooLarge(1),
+            RejectReason::EntryTooLarge(crate::streams::entry::Cut {
+                bytes: 1,
+                fields: 1,
+            }),
             RejectReason::Analysis(String::new()),
             RejectReason::Storage(String::new()),
         ];

@@ -118,7 +118,7 @@ async fn safe_trim_id(
 /// Deletes consumers of the group, other than `own`, that hold no pending entries and have
 /// been idle for `redis.stale_consumer_secs`: they belong to processes that are gone, and
 /// removing them keeps consumer lists readable after many restarts. A live consumer reads at
-/// least every `ingest.block_ms`, and one that comes back later is recreated by its next read.
+/// least every `ingest.idle_poll_ms`, and one that comes back later is recreated by its next read.
 async fn remove_stale_consumers(
     settings: &Settings,
     redis: &Client,

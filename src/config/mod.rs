@@ -231,12 +231,32 @@ pub struct LimitSettings {
     pub per_ip_per_sec: f64,
     /// Burst per client address.
     pub per_ip_burst: f64,
-    /// Largest request body, in bytes (bodies of `POST /api/v1/events` excepted).
+    /// Sustained requests per second of the same kinds per client network (the address's
+    /// /24 or /64), whichever of its addresses they come from.
+    pub per_network_per_sec: f64,
+    /// Burst per client network.
+    pub per_network_burst: f64,
+    /// Sustained events per second one key may append through `POST /api/v1/events`.
+    pub per_key_events_per_sec: f64,
+    /// Events per key allowed in a burst above that rate.
+    pub per_key_events_burst: f64,
+    /// Largest request body of a caller with credentials, in bytes (bodies of `POST
+    /// /api/v1/events` excepted); without credentials (the token exchange), 16 KiB.
     pub max_body_bytes: usize,
     /// Largest body of `POST /api/v1/events`, in bytes.
     pub max_events_body_bytes: usize,
     /// Deepest nesting of arrays and objects a JSON body may have.
     pub max_json_depth: usize,
+    /// Longest a request body may take to arrive, in seconds; a slower one is answered 408
+    /// `body_timeout` and its connection closed.
+    pub body_timeout_secs: u64,
+    /// Request bodies one client (a key, or a network without one) may be sending at once.
+    pub bodies_per_client: usize,
+    /// Bytes of request bodies one client may have held in memory at once.
+    pub body_memory_per_client_bytes: usize,
+    /// Bytes of request bodies held in memory at once by every client together; past it a
+    /// request is answered 503 `busy`.
+    pub body_memory_bytes: usize,
 }
 
 /// The stream reader.
@@ -251,8 +271,11 @@ pub struct IngestSettings {
     /// waits, so entries arriving meanwhile are read as one bigger batch rather than many
     /// small ones that each pay a statement (8 × `read_batch` = `max_in_flight` by default).
     pub max_batches_in_flight: usize,
-    /// How long one XREADGROUP blocks waiting for entries, in milliseconds.
-    pub block_ms: u64,
+    /// Longest pause between two reads of a stream with nothing new, in milliseconds: the
+    /// most a post that ends an idle spell waits to be read. (Reads never block in Redis: a
+    /// blocking read returns its entry whole, however large.)
+    #[serde(alias = "block_ms")]
+    pub idle_poll_ms: u64,
     /// Entries pending longer than this on another consumer are claimed, in milliseconds.
     pub claim_idle_ms: u64,
     /// How often to look for such entries, in milliseconds.
@@ -263,6 +286,12 @@ pub struct IngestSettings {
     /// one is read as a truncated copy and dead-lettered with its size, so no producer can
     /// make a read hold more than about `read_batch` times this.
     pub max_entry_bytes: usize,
+    /// Most fields (name and value pairs) a stream entry may have; an entry with more is read
+    /// as a copy of its first few and dead-lettered, like an oversize one.
+    pub max_entry_fields: usize,
+    /// Entries the consumer group may have to read or acknowledge before `POST
+    /// /api/v1/events` answers 503 `busy` with `Retry-After` (0: never).
+    pub max_backlog: u64,
 }
 
 /// The analyzer worker pool.
@@ -298,6 +327,13 @@ pub struct AnalyzerSettings {
     pub fallback_lag_secs: f64,
     /// The model takes over again once arriving entries are at most this many seconds old.
     pub recover_lag_secs: f64,
+    /// Largest share (0 to 1) of one analyzer worker's time `POST /api/v1/analyze` may take:
+    /// after a chunk of its texts took `t`, the next waits `t × (1/share − 1)`, and none runs
+    /// while the pipeline is behind, so the pipeline always comes first.
+    pub api_share: f64,
+    /// Longest an analysis request waits for its turn before it is answered 503 `busy`, in
+    /// milliseconds.
+    pub api_wait_ms: u64,
 }
 
 impl AnalyzerSettings {
@@ -338,6 +374,9 @@ pub struct StoreSettings {
     pub history_retention_days: u32,
     /// Audit records are deleted this many days after they were written; 0 keeps them forever.
     pub audit_retention_days: u32,
+    /// Per-minute metric rollups are deleted this many days after their minute; 0 keeps them
+    /// forever.
+    pub rollup_retention_days: u32,
     /// How often retention runs, in seconds.
     pub retention_interval_secs: u64,
     /// Rows deleted per retention statement, so deletes never hold long locks.
@@ -389,6 +428,10 @@ pub struct MetricsSettings {
     pub high_churn_threshold: f32,
     /// Live metrics snapshots pushed to subscribers per second (0 turns them off).
     pub updates_per_sec: f64,
+    /// Keys of each producer-named dimension (city, country, product, channel, language) that
+    /// get rollups of their own per day; posts with further keys that day are counted under
+    /// `(other)`.
+    pub max_keys_per_dimension: usize,
 }
 
 /// Alert evaluation.
@@ -500,6 +543,7 @@ impl Default for MetricsSettings {
         Self {
             high_churn_threshold: 0.6,
             updates_per_sec: 2.0,
+            max_keys_per_dimension: 1_000,
         }
     }
 }
@@ -523,6 +567,18 @@ pub struct WsSettings {
     pub heartbeat_secs: u64,
     /// A session that hears nothing from its client for this long is closed, in seconds.
     pub client_timeout_secs: u64,
+    /// Bytes of messages queued per session; past it the oldest posts are dropped, as past
+    /// `queue_capacity`.
+    pub max_queued_bytes: usize,
+    /// A session whose client has taken nothing it was sent for this long is closed (its
+    /// connection shut), in seconds.
+    pub write_timeout_secs: u64,
+    /// The kernel's send buffer of each session's connection, in bytes (0: the kernel's own,
+    /// which grows to megabytes): what a client that stops reading leaves queued in the
+    /// kernel, and how soon the stall is seen.
+    pub send_buffer_bytes: usize,
+    /// Concurrent sessions per client: per key, or per network (/24, /64) without one.
+    pub max_sessions_per_client: usize,
 }
 
 impl Default for Settings {
@@ -622,9 +678,17 @@ impl Default for LimitSettings {
             per_key_burst: 200.0,
             per_ip_per_sec: 5.0,
             per_ip_burst: 20.0,
+            per_network_per_sec: 20.0,
+            per_network_burst: 80.0,
+            per_key_events_per_sec: 1_000.0,
+            per_key_events_burst: 2_000.0,
             max_body_bytes: 1024 * 1024,
             max_events_body_bytes: 8 * 1024 * 1024,
             max_json_depth: 32,
+            body_timeout_secs: 10,
+            bodies_per_client: 4,
+            body_memory_per_client_bytes: 8 * 1024 * 1024,
+            body_memory_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -635,11 +699,13 @@ impl Default for IngestSettings {
             read_batch: 500,
             max_in_flight: 4_000,
             max_batches_in_flight: 8,
-            block_ms: 1_000,
+            idle_poll_ms: 20,
             claim_idle_ms: 30_000,
             claim_interval_ms: 5_000,
             max_deliveries: 5,
             max_entry_bytes: 256 * 1024,
+            max_entry_fields: 16,
+            max_backlog: 50_000,
         }
     }
 }
@@ -659,6 +725,8 @@ impl Default for AnalyzerSettings {
             memory_arena: false,
             fallback_lag_secs: 10.0,
             recover_lag_secs: 2.0,
+            api_share: 0.25,
+            api_wait_ms: 2_000,
         }
     }
 }
@@ -669,6 +737,7 @@ impl Default for StoreSettings {
             retention_days: 7,
             history_retention_days: 90,
             audit_retention_days: 365,
+            rollup_retention_days: 400,
             retention_interval_secs: 300,
             retention_batch: 5_000,
         }
@@ -684,6 +753,10 @@ impl Default for WsSettings {
             max_topics_per_session: crate::models::live::Topic::ALL.len(),
             heartbeat_secs: HEARTBEAT_INTERVAL.as_secs(),
             client_timeout_secs: CLIENT_TIMEOUT.as_secs(),
+            max_queued_bytes: 256 * 1024,
+            write_timeout_secs: 30,
+            send_buffer_bytes: 256 * 1024,
+            max_sessions_per_client: 100,
         }
     }
 }

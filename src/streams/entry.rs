@@ -2,9 +2,22 @@
 
 use crate::models::{Event, EventError};
 
-/// The field a bounded read adds to an oversize entry: its size in bytes (see
+/// The field a bounded read adds to an entry it cut: its size in bytes (see
 /// [`crate::streams::bounded`]).
 pub const ENTRY_BYTES_FIELD: &str = "__pulse_entry_bytes";
+/// The field a bounded read adds to an entry it cut, after [`ENTRY_BYTES_FIELD`]: its number
+/// of fields.
+pub const ENTRY_FIELDS_FIELD: &str = "__pulse_entry_fields";
+
+/// What a bounded read measured of an entry over `ingest.max_entry_bytes` or
+/// `ingest.max_entry_fields`, which it returned as a truncated copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// The entry's field names and values together, in bytes.
+    pub bytes: u64,
+    /// Its fields (name and value pairs).
+    pub fields: u64,
+}
 
 /// One stream entry as read from Redis, before decoding.
 #[derive(Debug, Clone)]
@@ -15,9 +28,10 @@ pub struct RawEntry {
     pub fields: Vec<(String, Vec<u8>)>,
     /// How many times the group has delivered this entry (1 on first read).
     pub deliveries: u64,
-    /// The entry's real size when it was larger than `ingest.max_entry_bytes`: it was read
-    /// as a truncated copy (see [`crate::streams::bounded`]) and goes to the dead letters.
-    pub oversize: Option<u64>,
+    /// The entry's real size and field count when it was over `ingest.max_entry_bytes` or
+    /// `ingest.max_entry_fields`: it was read as a truncated copy (see
+    /// [`crate::streams::bounded`]) and goes to the dead letters.
+    pub cut: Option<Cut>,
 }
 
 impl RawEntry {
@@ -62,7 +76,7 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_vec()))
                 .collect(),
             deliveries: 1,
-            oversize: None,
+            cut: None,
         }
     }
 

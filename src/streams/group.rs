@@ -124,9 +124,10 @@ pub async fn dead_letter(
     let pipeline = redis.pipeline();
     for letter in letters {
         let entry = letter.entry;
-        let size = entry
-            .oversize
-            .map_or_else(|| entry_bytes(entry) as i64, |n| n as i64);
+        let (size, count) = entry.cut.map_or_else(
+            || (entry_bytes(entry) as i64, entry.fields.len() as i64),
+            |cut| (cut.bytes as i64, cut.fields as i64),
+        );
         let mut fields: Vec<(String, Value)> = vec![
             ("dead_reason".into(), letter.reason.clone().into()),
             ("dead_reason_class".into(), letter.class.into()),
@@ -135,6 +136,7 @@ pub async fn dead_letter(
             ("dead_deliveries".into(), (entry.deliveries as i64).into()),
             ("dead_consumer".into(), member.consumer.to_string().into()),
             ("dead_entry_bytes".into(), size.into()),
+            ("dead_entry_fields".into(), count.into()),
         ];
         for (name, value) in &entry.fields {
             fields.push((name.clone(), Value::Bytes(value.clone().into())));
@@ -185,6 +187,14 @@ pub struct GroupStats {
     /// The last entry id delivered to the group.
     #[serde(skip)]
     pub last_delivered_id: Option<String>,
+}
+
+impl GroupStats {
+    /// Entries the group still has to read or acknowledge (the whole stream when Redis cannot
+    /// tell the lag).
+    pub fn backlog(&self) -> i64 {
+        self.lag.unwrap_or(self.length) + self.pending
+    }
 }
 
 /// Reads the group's lag and pending count from XINFO GROUPS.

@@ -5,7 +5,8 @@
 //! - [`entry`]: a stream entry as read, before it is decoded; [`reply`] turns Redis's replies
 //!   into entries.
 //! - [`bounded`]: reads and claims through the consumer group that never bring an entry back
-//!   whole when it is larger than `ingest.max_entry_bytes`.
+//!   whole when it is larger than `ingest.max_entry_bytes` or has more than
+//!   `ingest.max_entry_fields` fields.
 //! - [`group`]: the rest of the consumer group's commands (creating it, refreshing held
 //!   entries, delivery counts, acknowledgements, dead letters, lag and pending figures).
 

@@ -3,7 +3,7 @@
 
 use fred::types::Value;
 
-use super::entry::{RawEntry, ENTRY_BYTES_FIELD};
+use super::entry::{Cut, RawEntry, ENTRY_BYTES_FIELD, ENTRY_FIELDS_FIELD};
 
 /// Parses an XREADGROUP reply: `[[stream, [[id, [field, value, ...]], ...]]]` or nil.
 pub fn parse_read_reply(value: Value) -> Vec<RawEntry> {
@@ -73,21 +73,32 @@ fn parse_entry(value: Value) -> Option<RawEntry> {
         // still be acknowledged, so it travels on with no fields and is dead-lettered.
         _ => Vec::new(),
     };
-    // A bounded read's mark of an oversize entry (see `streams::bounded`).
-    let oversize = match fields.last() {
-        Some((name, size)) if name == ENTRY_BYTES_FIELD => {
-            let size = std::str::from_utf8(size).ok().and_then(|s| s.parse().ok());
-            fields.pop();
-            size
-        }
-        _ => None,
-    };
     Some(RawEntry {
         id,
+        cut: take_cut_marks(&mut fields),
         fields,
         deliveries: 1,
-        oversize,
     })
+}
+
+/// A bounded read's marks of an entry it cut (see `streams::bounded`), taken off its fields.
+fn take_cut_marks(fields: &mut Vec<(String, Vec<u8>)>) -> Option<Cut> {
+    let n = fields.len();
+    if n < 2 || fields[n - 2].0 != ENTRY_BYTES_FIELD || fields[n - 1].0 != ENTRY_FIELDS_FIELD {
+        return None;
+    }
+    let number = |value: &[u8]| {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let cut = Cut {
+        bytes: number(&fields[n - 2].1),
+        fields: number(&fields[n - 1].1),
+    };
+    fields.truncate(n - 2);
+    Some(cut)
 }
 
 pub(crate) fn as_string(value: &Value) -> Option<String> {
@@ -135,6 +146,42 @@ mod tests {
         assert_eq!(entries[0].added_at_ms(), Some(1));
         assert!(entries[1].fields.is_empty());
         assert!(parse_read_reply(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn a_cut_entry_carries_its_measures_not_its_marks() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            s("pulse:events"),
+            Value::Array(vec![Value::Array(vec![
+                s("1-0"),
+                Value::Array(vec![
+                    s("f0"),
+                    s("x"),
+                    s(ENTRY_BYTES_FIELD),
+                    s("3900000"),
+                    s(ENTRY_FIELDS_FIELD),
+                    s("500001"),
+                ]),
+            ])]),
+        ])]);
+        let entries = parse_read_reply(reply);
+        assert_eq!(
+            entries[0].cut,
+            Some(Cut {
+                bytes: 3_900_000,
+                fields: 500_001
+            })
+        );
+        assert_eq!(entries[0].fields, vec![("f0".to_string(), b"x".to_vec())]);
+        // A producer's own field of that name, alone, is not a mark.
+        let own = Value::Array(vec![Value::Array(vec![
+            s("pulse:events"),
+            Value::Array(vec![Value::Array(vec![
+                s("2-0"),
+                Value::Array(vec![s(ENTRY_BYTES_FIELD), s("1")]),
+            ])]),
+        ])]);
+        assert_eq!(parse_read_reply(own)[0].cut, None);
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub mod names {
         counter WS_REJECTED = "pulse_ws_rejected_total";
         /// Sessions closed because the API key they were opened with was revoked.
         counter WS_CLOSED_REVOKED = "pulse_ws_sessions_revoked_total";
+        /// Sessions closed because their client took nothing it was sent for
+        /// `ws.write_timeout_secs`.
+        counter WS_CLOSED_STALLED = "pulse_ws_sessions_stalled_total";
         /// 1 while new posts go to the lexicon because the model fell behind, else 0.
         gauge ANALYZER_FALLBACK = "pulse_analyzer_fallback_active";
         /// Switches between the model and the lexicon fallback, by `to` (lexicon, model).
@@ -145,6 +148,8 @@ pub mod names {
         counter AUTH_REFUSED = "pulse_auth_refused_total";
         /// Argon2 checks of presented API keys, by `result` (match or mismatch).
         counter AUTH_KEY_VERIFICATIONS = "pulse_auth_key_verifications_total";
+        /// Presented keys refused without a check because the same key failed moments ago.
+        counter AUTH_REMEMBERED_FAILURES = "pulse_auth_remembered_failures_total";
         /// Access tokens issued.
         counter AUTH_TOKENS_ISSUED = "pulse_auth_tokens_issued_total";
         /// API keys that exist and are not revoked.
@@ -155,6 +160,14 @@ pub mod names {
         counter RATE_LIMITED = "pulse_http_rate_limited_total";
         /// Requests refused for their size or shape before any handler ran, by `reason`.
         counter INPUT_REFUSED = "pulse_http_input_refused_total";
+        /// Request bodies refused for the memory they would hold, by `reason` (client_bodies,
+        /// client_memory, total_memory).
+        counter BODIES_REFUSED = "pulse_http_bodies_refused_total";
+        /// Bytes of request bodies held in memory now (arrived and not yet answered).
+        gauge BODY_BYTES_HELD = "pulse_http_body_bytes";
+        /// Events `POST /api/v1/events` refused before reaching the stream, by `reason`
+        /// (backlog: the group is too far behind; rate: the key's events budget is spent).
+        counter EVENTS_REFUSED = "pulse_http_events_refused_total";
         /// Requests the gate refused (each spends its address's rate budget), by `reason`: the
         /// error code answered.
         counter HTTP_REFUSED = "pulse_http_refused_total";
@@ -165,6 +178,9 @@ pub mod names {
         counter AUDIT_RECORDS = "pulse_audit_records_total";
         /// Audit records that could not be written or completed.
         counter AUDIT_FAILURES = "pulse_audit_failures_total";
+        /// Keys counted under `(other)` in the rollups because their dimension had
+        /// `metrics.max_keys_per_dimension` keys that day already, by `dimension`.
+        counter ROLLUP_KEYS_OTHER = "pulse_rollup_other_keys_total";
         /// Stored posts marked deleted by a `delete` event (a post stored already deleted is not
         /// counted).
         counter POSTS_DELETED = "pulse_posts_deleted_total";

@@ -95,7 +95,6 @@ impl TestEnv {
         s.analyzer.backend = pulse::analysis::Backend::Lexicon;
         s.ingest.claim_idle_ms = 1_000;
         s.ingest.claim_interval_ms = 500;
-        s.ingest.block_ms = 200;
         s.shutdown_timeout_secs = 20;
         // Alert tests turn evaluation on; elsewhere default rules must not fire mid-test.
         s.alerts.enabled = false;
@@ -103,6 +102,8 @@ impl TestEnv {
         s.auth.open = true;
         // Tests open many connections from one address; the limits have tests of their own.
         s.limits.rate_limits = false;
+        s.limits.bodies_per_client = 256;
+        s.ws.max_sessions_per_client = 100_000;
         // Webhook receivers in tests listen on loopback; the SSRF tests turn this off.
         s.webhooks.allow_private_targets = true;
         s
@@ -121,7 +122,6 @@ impl TestEnv {
             ("PULSE_ANALYZER__BACKEND".into(), "lexicon".into()),
             ("PULSE_INGEST__CLAIM_IDLE_MS".into(), "1000".into()),
             ("PULSE_INGEST__CLAIM_INTERVAL_MS".into(), "500".into()),
-            ("PULSE_INGEST__BLOCK_MS".into(), "200".into()),
             ("PULSE_CONFIG".into(), "/nonexistent/pulse.toml".into()),
             ("PULSE_ALERTS__ENABLED".into(), "false".into()),
             ("PULSE_AUTH__OPEN".into(), "true".into()),

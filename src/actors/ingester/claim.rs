@@ -47,7 +47,7 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
             ctx.settings.ingest.claim_idle_ms,
             &cursor,
             count,
-            ctx.settings.ingest.max_entry_bytes,
+            ctx.entry_limits(),
         )
         .await;
         let (next, mut entries) = match reply {

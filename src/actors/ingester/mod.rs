@@ -68,7 +68,7 @@ pub struct IngestContext {
     /// Spans of each sampled post's path (off unless configured).
     pub traces: Traces,
     pub consumer: String,
-    /// Dedicated connection for blocking reads.
+    /// Dedicated connection for reads.
     pub reader: Client,
     /// Shared connection for acknowledgements, dead letters and claims.
     pub redis: Client,
@@ -131,6 +131,14 @@ impl IngestContext {
             stream: self.stream(),
             group: self.group(),
             consumer: &self.consumer,
+        }
+    }
+
+    /// What one read may return of each entry.
+    fn entry_limits(&self) -> crate::streams::bounded::EntryLimits {
+        crate::streams::bounded::EntryLimits {
+            bytes: self.settings.ingest.max_entry_bytes,
+            fields: self.settings.ingest.max_entry_fields,
         }
     }
 

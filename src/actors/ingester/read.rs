@@ -35,6 +35,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
     let claim_every = Duration::from_millis(ctx.settings.ingest.claim_interval_ms.max(1));
     let mut next_claim = Instant::now();
     let mut failures = 0u32;
+    let mut idle = IdlePause::new(Duration::from_millis(ctx.settings.ingest.idle_poll_ms));
 
     while ctx.running() {
         // Claims wait until our own pending entries are re-read: a claimed entry joins our
@@ -49,16 +50,16 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
         let want = lease.credits.num_permits();
         let id = own_pending_from.clone().unwrap_or_else(|| ">".to_string());
         let read_started = SystemTime::now();
-        let reply = match read_bounded(&ctx, want as u64, &id).await {
-            // Nothing new: wait for the next entry, then read the rest of the batch.
+        match read_bounded(&ctx, want as u64, &id).await {
+            // Nothing new: look again after a pause that grows while the stream stays idle.
             Ok(entries) if entries.is_empty() && own_pending_from.is_none() => {
-                wait_then_read(&ctx, want as u64).await
+                drop(lease);
+                failures = 0;
+                tokio::time::sleep(idle.next_pause()).await;
             }
-            other => other,
-        };
-        match reply {
             Ok(mut entries) => {
                 failures = 0;
+                idle.reset();
                 if own_pending_from.is_some() {
                     own_pending_from = entries.last().map(|e| e.id.clone());
                     group::fill_delivery_counts(&ctx.redis, ctx.member(), &mut entries).await;
@@ -115,28 +116,52 @@ const FILL_POLL: Duration = Duration::from_millis(1);
 
 /// Reads up to `count` entries from `id` without blocking, each bounded in size.
 async fn read_bounded(ctx: &IngestContext, count: u64, id: &str) -> Result<Vec<RawEntry>, Error> {
-    bounded::read_group(
-        &ctx.reader,
-        ctx.member(),
-        count,
-        id,
-        ctx.settings.ingest.max_entry_bytes,
-    )
-    .await
+    bounded::read_group(&ctx.reader, ctx.member(), count, id, ctx.entry_limits()).await
 }
 
-/// Blocks up to `ingest.block_ms` for one new entry (bounded as soon as it arrives), then
-/// reads up to `count - 1` more without blocking.
-async fn wait_then_read(ctx: &IngestContext, count: u64) -> Result<Vec<RawEntry>, Error> {
-    let mut entries = bounded::wait_for_one(
-        &ctx.reader,
-        ctx.member(),
-        ctx.settings.ingest.block_ms,
-        ctx.settings.ingest.max_entry_bytes,
-    )
-    .await?;
-    if !entries.is_empty() && count > 1 {
-        entries.extend(read_bounded(ctx, count - 1, ">").await?);
+/// The pauses of a reader whose stream has nothing new: 1 ms after the first empty read,
+/// doubling up to `ingest.idle_poll_ms`, so a busy stream is read within a millisecond of an
+/// entry and an idle one costs Redis a cheap script call every few tens of milliseconds.
+struct IdlePause {
+    next: Duration,
+    max: Duration,
+}
+
+impl IdlePause {
+    const FIRST: Duration = Duration::from_millis(1);
+
+    fn new(max: Duration) -> IdlePause {
+        IdlePause {
+            next: Self::FIRST,
+            max: max.max(Self::FIRST),
+        }
     }
-    Ok(entries)
+
+    fn next_pause(&mut self) -> Duration {
+        let pause = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_pauses_double_up_to_the_setting_and_restart_on_entries() {
+        let mut idle = IdlePause::new(Duration::from_millis(20));
+        let pauses: Vec<u128> = (0..7).map(|_| idle.next_pause().as_millis()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 20, 20]);
+        idle.reset();
+        assert_eq!(idle.next_pause(), Duration::from_millis(1));
+        assert_eq!(
+            IdlePause::new(Duration::ZERO).next_pause(),
+            Duration::from_millis(1)
+        );
+    }
 }
