@@ -174,6 +174,8 @@ impl Application {
             ws: Some(hub.clone()),
             auth,
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
+            bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
+            backlog: Default::default(),
             proxies,
             thresholds: Default::default(),
             sources: sources.statuses(),
@@ -182,6 +184,12 @@ impl Application {
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
         let server = HttpServer::new(move || http::app(state.clone()))
+            .on_connect(|connection, data| {
+                use std::os::fd::AsRawFd;
+                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    data.insert(crate::ws::socket::ConnectionFd(tcp.as_raw_fd()));
+                }
+            })
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(HTTP_SHUTDOWN_SECS)

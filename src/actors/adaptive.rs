@@ -11,10 +11,14 @@
 //! the route reacts to the wait where it happens, not only once the backlog spills back into
 //! the stream.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::AnalyzerSettings;
 use crate::telemetry::names;
+
+/// A batch routed longer ago than this says nothing about the pipeline now.
+const FRESH: Duration = Duration::from_secs(5);
 
 /// Which pool analyses a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,11 @@ pub struct AdaptiveRoute {
     /// `None` when the fallback is off (lexicon backend, or `fallback_lag_secs = 0`).
     thresholds: Option<(f64, f64)>,
     on_fallback: AtomicBool,
+    /// When the latest batch was routed (ms since `epoch`) and the age of its oldest entry
+    /// then (ms): how far behind the pipeline is, whichever pool it uses.
+    epoch: Instant,
+    last_at_ms: AtomicU64,
+    last_age_ms: AtomicU64,
 }
 
 impl AdaptiveRoute {
@@ -41,7 +50,32 @@ impl AdaptiveRoute {
         Self {
             thresholds,
             on_fallback: AtomicBool::new(false),
+            epoch: Instant::now(),
+            last_at_ms: AtomicU64::new(0),
+            last_age_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Notes that a batch whose oldest entry is `age_secs` old is being analysed.
+    pub fn observe(&self, age_secs: f64) {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_age_ms
+            .store((age_secs.max(0.0) * 1000.0) as u64, Ordering::Release);
+        self.last_at_ms.store(now_ms.max(1), Ordering::Release);
+    }
+
+    /// Whether the pipeline is behind: new posts go to the lexicon, or the latest batch, routed
+    /// within the last few seconds, was older than `lag` when it was read.
+    pub fn behind(&self, lag: Duration) -> bool {
+        if self.on_fallback() {
+            return true;
+        }
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let at = self.last_at_ms.load(Ordering::Acquire);
+        let age = self.last_age_ms.load(Ordering::Acquire);
+        at > 0
+            && now_ms.saturating_sub(at) <= FRESH.as_millis() as u64
+            && age > lag.as_millis() as u64
     }
 
     /// Routes a batch whose oldest entry is `age_secs` old, switching when a threshold is

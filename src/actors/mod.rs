@@ -6,6 +6,7 @@ pub mod adaptive;
 pub mod aggregator;
 pub mod alerter;
 pub mod analyzer;
+pub mod analyzer_share;
 pub mod ingester;
 pub mod mailer;
 pub mod messages;

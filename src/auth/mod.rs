@@ -4,6 +4,7 @@
 //! place for the REST API and the WebSocket alike.
 
 pub mod cli;
+pub mod hashing;
 pub mod keys;
 pub mod policy;
 pub mod registry;

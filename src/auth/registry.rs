@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::broadcast;
 
+use super::hashing::Verifier;
 use super::keys::{self, StoredKey};
 use super::token::{Issued, TokenCodec};
 use super::{AuthError, Principal, Role};
@@ -22,9 +23,10 @@ use crate::telemetry::names;
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 /// Most directly-presented keys remembered as verified.
 const VERIFIED_MAX: usize = 10_000;
-/// Argon2 verifications running at once: each takes tens of milliseconds of a core and
-/// 19 MiB, so a flood of guesses queues instead of starving the pipeline.
-const HASHING_CONCURRENCY: usize = 2;
+/// How long a presented key that failed its check is refused without another one.
+const FAILED_TTL: Duration = Duration::from_secs(60);
+/// Most failed keys remembered.
+const FAILED_MAX: usize = 4_096;
 /// Revocations buffered for a slow listener before it is told it lagged.
 const REVOCATION_BUFFER: usize = 256;
 
@@ -34,13 +36,20 @@ struct KeyState {
     revoked: bool,
 }
 
+/// The SHA-256 a presented key is remembered by.
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
 /// See the module documentation.
 pub struct Authenticator {
     codec: TokenCodec,
     pool: Pool,
     keys: RwLock<HashMap<String, KeyState>>,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-    hashing: Semaphore,
+    /// Presented keys that failed lately (by SHA-256): a client repeating one pays no check.
+    failed: Mutex<HashMap<[u8; 32], Instant>>,
+    verifier: Verifier,
     refresh_every: Duration,
     /// Ids of keys as they are found revoked, here or by another process.
     revocations: broadcast::Sender<Arc<str>>,
@@ -61,7 +70,8 @@ impl Authenticator {
             pool,
             keys: RwLock::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
-            hashing: Semaphore::new(HASHING_CONCURRENCY),
+            failed: Mutex::new(HashMap::new()),
+            verifier: Verifier::start()?,
             refresh_every: Duration::from_secs(settings.key_refresh_secs.max(1)),
             revocations: broadcast::channel(REVOCATION_BUFFER).0,
             decoy_hash: keys::hash_secret(&uuid::Uuid::new_v4().simple().to_string())?,
@@ -193,9 +203,53 @@ impl Authenticator {
         }
     }
 
-    /// Checks an API key against its stored hash; returns its id and role.
+    /// Whether `key` would be answered without an Argon2 check: it was verified or refused
+    /// lately, or is not shaped like a key at all.
+    pub fn remembers(&self, key: &str) -> bool {
+        if keys::parse(key).is_none() {
+            return true;
+        }
+        let digest = digest(key);
+        self.remembered_id(&digest).is_some() || self.failed_lately(&digest)
+    }
+
+    fn remembered_id(&self, digest: &[u8; 32]) -> Option<String> {
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn failed_lately(&self, digest: &[u8; 32]) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .is_some_and(|at| at.elapsed() < FAILED_TTL)
+    }
+
+    fn remember_failure(&self, digest: [u8; 32]) {
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.len() >= FAILED_MAX {
+            failed.retain(|_, at| at.elapsed() < FAILED_TTL);
+            if failed.len() >= FAILED_MAX {
+                failed.clear();
+            }
+        }
+        failed.insert(digest, Instant::now());
+    }
+
+    /// Checks an API key against its stored hash; returns its id and role. A key that failed
+    /// within [`FAILED_TTL`] is refused again without a check.
     async fn verify_key(&self, key: &str) -> Result<(String, Role), AuthError> {
         let parsed = keys::parse(key).ok_or(AuthError::InvalidKey)?;
+        let digest = digest(key);
+        if self.failed_lately(&digest) {
+            metrics::counter!(names::AUTH_REMEMBERED_FAILURES).increment(1);
+            return Err(AuthError::InvalidKey);
+        }
         // An unknown id costs the same Argon2 check as a known one, so the answer's timing
         // does not tell which key ids exist.
         let stored = self.stored(parsed.id).await?;
@@ -203,19 +257,14 @@ impl Authenticator {
         let hash = stored
             .as_ref()
             .map_or_else(|| self.decoy_hash.clone(), |k| k.hash.clone());
-        let matches = {
-            let _permit = self
-                .hashing
-                .acquire()
-                .await
-                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-            tokio::task::spawn_blocking(move || keys::verify_secret(&secret, &hash))
-                .await
-                .unwrap_or(false)
-        };
+        let matches =
+            self.verifier.verify(secret, hash).await.map_err(|_| {
+                AuthError::Unavailable("every key check is busy; retry shortly".into())
+            })?;
         metrics::counter!(names::AUTH_KEY_VERIFICATIONS, "result" => if matches { "match" } else { "mismatch" })
             .increment(1);
         let Some(stored) = stored.filter(|_| matches) else {
+            self.remember_failure(digest);
             return Err(AuthError::InvalidKey);
         };
         if stored.revoked {
@@ -227,15 +276,8 @@ impl Authenticator {
     /// The caller behind an API key presented directly. A verified key is remembered (by
     /// its SHA-256) so only its first use pays for Argon2; revocation still applies at once.
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let remembered = self
-            .verified
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&digest)
-            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
-            .map(|(id, _)| id.clone());
-        let id = match remembered {
+        let digest = digest(key);
+        let id = match self.remembered_id(&digest) {
             Some(id) => id,
             None => {
                 let (id, _) = self.verify_key(key).await?;

@@ -1,16 +1,17 @@
 //! `POST /api/v1/analyze`: analyses texts synchronously with the same analyzer pool as the
 //! pipeline, for trying Pulse out, checking a model, or scoring text that never enters the
-//! stream. Nothing is stored.
+//! stream. Nothing is stored. The endpoint takes only the share of the pool the pipeline
+//! leaves it (see [`crate::actors::analyzer_share`]); past it, 503 `busy`.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
-use crate::actors::messages::AnalyzeTexts;
+use crate::actors::analyzer_share::ShareError;
 use crate::analysis::DecisionThresholds;
 use crate::models::event::MAX_TEXT_BYTES;
 use crate::models::{
@@ -82,13 +83,18 @@ pub struct AnalyzeResponse {
             bytes (`text_too_long`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "The caller's previous analysis is still running \
+            (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
         (status = 500, description = "The analyzer failed", body = ErrorBody),
-        (status = 503, description = "No analyzer in this process, or it is restarting", body = ErrorBody),
+        (status = 503, description = "No analyzer in this process, or it is restarting \
+            (`unavailable`); the API's share of the analyzer is taken, or the pipeline is behind \
+            (`busy`, `Retry-After`)", body = ErrorBody),
     )
 )]
 #[post("/api/v1/analyze")]
 pub async fn analyze(
     state: State,
+    req: HttpRequest,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let texts = body.into_inner().texts;
@@ -119,13 +125,28 @@ pub async fn analyze(
         return Err(ApiError::unavailable("this process runs no analyzer"));
     };
     let n = texts.len();
+    let caller = state.client_id(&req);
     let reply = ingest
-        .analyzer
-        .addr()
-        .send(AnalyzeTexts(texts))
+        .api_share
+        .analyze(&ingest.analyzer, &ingest.route, &caller, texts)
         .await
-        .map_err(|_| ApiError::unavailable("the analyzer pool is restarting; retry"))?
-        .map_err(|e| ApiError::internal(format!("analysis failed: {}", e.0)))?;
+        .map_err(|e| match e {
+            ShareError::CallerBusy => ApiError::new(
+                ErrorCode::RateLimited,
+                "this caller's previous analysis is still running; one at a time",
+            )
+            .with_details(json!({"retry_after_secs": 1, "scope": "analysis"})),
+            ShareError::Busy => ApiError::busy_for(
+                "analyzer",
+                "the analyzer's share for direct analysis is in use, or the pipeline is behind; \
+                 retry shortly",
+                1,
+            ),
+            ShareError::Unavailable => {
+                ApiError::unavailable("the analyzer pool is restarting; retry")
+            }
+            ShareError::Failed(e) => ApiError::internal(format!("analysis failed: {}", e.0)),
+        })?;
     metrics::counter!(names::HTTP_ANALYZED_TEXTS).increment(n as u64);
     let thresholds = reply.thresholds;
     let analyses: Vec<TextAnalysis> = reply

@@ -5,7 +5,8 @@
 //! percent-encoded characters that need no encoding (letters, digits, `-`, `.`, `_`, `~`),
 //! malformed escapes, empty segments (`//`), `.` and `..` segments, and backslashes (which
 //! some proxies turn into slashes). Encodings a path needs (spaces, `%2F` inside an id) stay
-//! allowed: the router keeps `%2F` encoded, so it never splits a segment.
+//! allowed: the router keeps `%2F` encoded, so it never splits a segment. An encoded NUL is
+//! refused too: no id, key or name Pulse stores can hold one.
 
 /// Why `path` is not in its one canonical spelling, or `None` when it is.
 pub fn problem(path: &str) -> Option<&'static str> {
@@ -25,6 +26,7 @@ pub fn problem(path: &str) -> Option<&'static str> {
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok());
             match decoded {
                 None => return Some("the path has a malformed percent-encoding"),
+                Some(0) => return Some("the path holds a NUL (%00), which no name can hold"),
                 Some(c) if is_unreserved(c) => {
                     return Some("the path percent-encodes a character that needs no encoding")
                 }
@@ -77,6 +79,7 @@ mod tests {
     fn second_spellings_are_refused() {
         for path in [
             "/%61pi/v1/admin/keys",
+            "/api/v1/admin/keys/%00",
             "/api/v1/%61dmin/audit",
             "/%77s",
             "/api/v1/posts/%2e%2e",

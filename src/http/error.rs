@@ -112,12 +112,23 @@ impl ApiError {
     /// A 503 when every database connection the API may use is busy: the database answers,
     /// this server is at its limit; the client should retry shortly.
     pub fn busy() -> Self {
-        metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "pool").increment(1);
-        Self::new(
-            ErrorCode::Busy,
+        Self::busy_for(
+            "pool",
             "the server is busy answering other queries; retry shortly",
+            1,
         )
-        .with_details(json!({"retry_after_secs": 1}))
+    }
+
+    /// A 503 `busy` for a shared budget other than the connections, named by `reason` (the
+    /// metric's label and `details.reason`), with `Retry-After: retry_after_secs`.
+    pub fn busy_for(
+        reason: &'static str,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => reason).increment(1);
+        Self::new(ErrorCode::Busy, message)
+            .with_details(json!({"retry_after_secs": retry_after_secs.max(1), "reason": reason}))
     }
 
     /// A 504 when a query ran past the API's statement timeout.
@@ -151,6 +162,14 @@ impl From<tokio_postgres::Error> for ApiError {
         } else if e.is_closed() || e.code().is_none() {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::unavailable("the database is unavailable")
+        } else if e.code().is_some_and(|c| c.code().starts_with("22")) {
+            // A data exception: a value the request carried that PostgreSQL cannot hold (a
+            // time out of its range, a NUL in text). The request is what is wrong.
+            tracing::warn!(error = %e, "a request parameter was refused by the database");
+            ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                "a value in the request is outside what the server can store or compare",
+            )
         } else {
             ApiError::internal(e)
         }

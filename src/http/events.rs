@@ -5,6 +5,13 @@
 //! Each event is judged on its own bytes by the stream's decoder and appended as sent, so the
 //! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
 //! its content later.
+//!
+//! Two budgets keep producers from burying the pipeline: each key (each network on an open
+//! server) may append
+//! `limits.per_key_events_per_sec` events (a token bucket counted in events; past it 429 with
+//! `Retry-After`), and no request is appended while the consumer group has more than
+//! `ingest.max_backlog` entries to read or acknowledge (503 `busy` with `Retry-After`, as
+//! `pulse import --max-backlog` pauses).
 
 use crate::models::errors::ErrorCode;
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
@@ -81,8 +88,12 @@ pub struct EventsAccepted {
             body = ErrorBody),
         (status = 413, description = "Body larger than 8 MiB (`payload_too_large`) or more \
             events than allowed (`too_many_events`)", body = ErrorBody),
+        (status = 429, description = "The key's events budget is spent (`rate_limited`, \
+            `details.scope` `events`; `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable, or the consumer group is more than \
+            `ingest.max_backlog` entries behind (`busy`, `details.reason` `backlog`; \
+            `Retry-After`)", body = ErrorBody),
     )
 )]
 #[post("/api/v1/events")]
@@ -113,6 +124,8 @@ pub async fn create(
         )
         .with_details(json!({"limit": max, "received": items.len()})));
     }
+    // Before any event is checked: a refused request costs the server no more than its split.
+    admit(&state, &req, items.len()).await?;
 
     let mut encoded = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -145,10 +158,49 @@ pub async fn create(
         crate::streams::producer::xadd_events_with(&state.redis, stream, &encoded, &trace_fields)
             .await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
+    state.backlog.appended(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: ids.len(),
         ids,
     }))
+}
+
+/// Whether `n` more events may be appended now: the group's backlog, then the caller's events
+/// budget (see the module documentation).
+async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiError> {
+    let max = state.settings.ingest.max_backlog;
+    if max > 0 {
+        let backlog = state.backlog.entries(&state.redis, &state.settings).await?;
+        if backlog > max {
+            metrics::counter!(names::EVENTS_REFUSED, "reason" => "backlog").increment(n as u64);
+            return Err(ApiError::busy_for(
+                "backlog",
+                format!(
+                    "the pipeline is {backlog} entries behind (ingest.max_backlog is {max}); \
+                     retry shortly"
+                ),
+                1,
+            ));
+        }
+    }
+    if state.limiter.enabled() {
+        let caller = state.client_id(req);
+        if let Err(wait) = state.limiter.events_per_key.take_n(&caller, n as f64) {
+            metrics::counter!(names::EVENTS_REFUSED, "reason" => "rate").increment(n as u64);
+            metrics::counter!(names::RATE_LIMITED, "scope" => "events").increment(1);
+            let secs = super::rate_limit::retry_after_secs(wait);
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this key may append {} events per second (limits.per_key_events_per_sec); \
+                     retry in {secs} s",
+                    state.settings.limits.per_key_events_per_sec
+                ),
+            )
+            .with_details(json!({"retry_after_secs": secs, "scope": "events"})));
+        }
+    }
+    Ok(())
 }
 
 /// Splits a request body, one event object or an array of them, into each event's own JSON

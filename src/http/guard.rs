@@ -8,16 +8,17 @@
 //! again after routing ([`super::state::State`]), so a request that reaches a protected
 //! handler without an admitted caller is refused there too.
 //!
-//! Each refusal is a 4xx in the API's error shape (400 for a second spelling of a path or a
-//! foreign Host, 401 without valid credentials, 403 for a role that may not, 404 for an API
-//! path no route serves, 413/400 for oversize or too deep bodies), and each one spends a
-//! request of the caller's address's budget: refusals are what guessing and probing are made
-//! of, so they are never free, and an empty budget answers 429 with `Retry-After`. Metered
-//! responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Scope` (`key` or
-//! `ip`).
+//! Each refusal is a 4xx in the API's error shape (400 for a second spelling of a path, a
+//! foreign Host or an encoded NUL, 401 without valid credentials, 403 for a role that may not,
+//! 404 for an API path no route serves, 413/400/408 for oversize, too deep or too slow bodies),
+//! and each one spends a request of the caller's address's budget and of its network's (/24,
+//! /64): refusals are what guessing and probing are made of, so they are never free, and an
+//! empty budget answers 429 with `Retry-After`. A key that would cost an Argon2 check is paid
+//! for the same way before it is checked. Bodies are charged to their client's share of memory
+//! as they arrive ([`super::body_budget`]). Metered responses carry `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Scope` (`key` or `ip`).
 
 use crate::models::errors::ErrorCode;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -48,6 +49,10 @@ pub const WS_PATTERN: &str = "/ws";
 
 /// The route whose bodies may be as large as `limits.max_events_body_bytes`.
 const EVENTS_PATTERN: &str = "/api/v1/events";
+
+/// Largest body of a request without credentials (the token exchange's is a hundred bytes):
+/// a body anyone may send is one anyone may send slowly, many times over.
+pub const MAX_PUBLIC_BODY_BYTES: usize = 16 * 1024;
 
 /// Requests a full bucket allows (the burst).
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -101,16 +106,32 @@ fn credentials<'a>(
     Ok(None)
 }
 
-/// The client's address as the rate limits and the audit log know it.
-fn client_ip(req: &ServiceRequest, state: &AppState) -> String {
+/// Where a request comes from, as the budgets and the audit log know it.
+struct Client {
+    /// The address (the audit log's `ip`).
+    address: String,
+    /// Its network (/24, /64): the budgets of callers without a key.
+    network: String,
+}
+
+fn client_of(req: &ServiceRequest, state: &AppState) -> Client {
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    state
+    match state
         .proxies
         .client(req.peer_addr().map(|a| a.ip()), forwarded)
-        .map_or_else(|| "unknown".into(), |ip: IpAddr| ip.to_string())
+    {
+        Some(ip) => Client {
+            address: ip.to_string(),
+            network: peer::network_of(ip),
+        },
+        None => Client {
+            address: "unknown".into(),
+            network: "unknown".into(),
+        },
+    }
 }
 
 /// A request's place in one budget, for the response's rate-limit headers.
@@ -164,6 +185,18 @@ fn spend(
     }
 }
 
+/// Takes one request of the client's address budget and of its network's: both must allow it.
+fn spend_address(state: &AppState, client: &Client) -> Result<Option<Metered>, ApiError> {
+    let metered = spend(state, &state.limiter.per_ip, "ip", &client.address)?;
+    spend(
+        state,
+        &state.limiter.per_network,
+        "network",
+        &client.network,
+    )?;
+    Ok(metered)
+}
+
 /// The response for `error`, with `Retry-After` when it is a 429.
 fn respond(req: ServiceRequest, error: ApiError) -> ServiceResponse<BoxBody> {
     let retry = error
@@ -183,11 +216,11 @@ fn respond(req: ServiceRequest, error: ApiError) -> ServiceResponse<BoxBody> {
 fn refuse(
     req: ServiceRequest,
     state: &AppState,
-    ip: &str,
+    client: &Client,
     error: ApiError,
 ) -> ServiceResponse<BoxBody> {
     metrics::counter!(names::HTTP_REFUSED, "reason" => error.code.as_str()).increment(1);
-    match spend(state, &state.limiter.per_ip, "ip", ip) {
+    match spend_address(state, client) {
         Ok(metered) => with_rate_headers(respond(req, error), metered),
         Err(limited) => respond(req, limited),
     }
@@ -199,18 +232,36 @@ fn auth_refusal(error: &AuthError) -> ApiError {
     ApiError::new(code, error.to_string())
 }
 
+/// Why a request was not admitted as a caller.
+enum Unadmitted {
+    /// Its credentials are missing or wrong.
+    Refused(AuthError),
+    /// Checking its key would cost a hash its address's budget cannot pay for.
+    Limited(ApiError),
+}
+
+/// The caller behind the request's credentials. A key not verified lately costs an Argon2
+/// check, so it is paid for from the address's budget first: a flood of made-up keys gets
+/// 429s, not hashing.
 async fn authenticate(
     state: &AppState,
     req: &ServiceRequest,
     pattern: &str,
-) -> Result<Principal, AuthError> {
+    client: &Client,
+) -> Result<Principal, Unadmitted> {
     let Some(auth) = &state.auth else {
         return Ok(Principal::open());
     };
-    match credentials(req, pattern)? {
-        Some(Credentials::Token(t)) => auth.authenticate_token(t).await,
-        Some(Credentials::Key(k)) => auth.authenticate_key(k).await,
-        None => Err(AuthError::Missing),
+    let refused = Unadmitted::Refused;
+    match credentials(req, pattern).map_err(refused)? {
+        Some(Credentials::Token(t)) => auth.authenticate_token(t).await.map_err(refused),
+        Some(Credentials::Key(k)) => {
+            if !auth.remembers(k) {
+                spend_address(state, client).map_err(Unadmitted::Limited)?;
+            }
+            auth.authenticate_key(k).await.map_err(refused)
+        }
+        None => Err(refused(AuthError::Missing)),
     }
 }
 
@@ -224,12 +275,15 @@ pub async fn guard(
     };
     let method = req.method().clone();
     let path = req.path().to_string();
-    let ip = client_ip(&req, &state);
+    let client = client_of(&req, &state);
+    let ip = client.address.clone();
+    req.extensions_mut()
+        .insert(peer::ClientNetwork(client.network.clone()));
 
     if let Some(problem) = canonical::problem(&path) {
         let error = ApiError::bad_request(ErrorCode::NonCanonicalPath, problem)
-            .with_details(json!({"rule": "one spelling per path: no encoded letters, digits or `-._~`, no `//`, `.` or `..` segments, no backslash"}));
-        return Ok(refuse(req, &state, &ip, error));
+            .with_details(json!({"rule": "one spelling per path: no encoded letters, digits or `-._~`, no `//`, `.` or `..` segments, no backslash, no NUL"}));
+        return Ok(refuse(req, &state, &client, error));
     }
     let host = req
         .headers()
@@ -241,7 +295,7 @@ pub async fn guard(
             ErrorCode::HostNotAllowed,
             "this server does not answer to that Host; add the name to http.allowed_hosts",
         );
-        return Ok(refuse(req, &state, &ip, error));
+        return Ok(refuse(req, &state, &client, error));
     }
     if req.query_string().len() > MAX_QUERY_BYTES {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "query_too_long").increment(1);
@@ -249,7 +303,16 @@ pub async fn guard(
             ErrorCode::QueryTooLong,
             format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
         );
-        return Ok(refuse(req, &state, &ip, error));
+        return Ok(refuse(req, &state, &client, error));
+    }
+    // No text Pulse stores or compares can hold NUL (PostgreSQL's text cannot).
+    if has_encoded_nul(req.query_string()) {
+        metrics::counter!(names::INPUT_REFUSED, "reason" => "nul").increment(1);
+        let error = ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            "the query string holds a NUL (%00)",
+        );
+        return Ok(refuse(req, &state, &client, error));
     }
 
     // The route the router will match, on the path the router matches.
@@ -260,7 +323,7 @@ pub async fn guard(
                 ErrorCode::RouteNotFound,
                 format!("no route for {method} {path}"),
             );
-            return Ok(refuse(req, &state, &ip, error));
+            return Ok(refuse(req, &state, &client, error));
         }
         // The dashboard's files and client-side routes: free, but a miss is a refusal like
         // any other (probing for files costs the address's budget).
@@ -269,7 +332,7 @@ pub async fn guard(
             return Ok(res);
         }
         metrics::counter!(names::HTTP_REFUSED, "reason" => "route_not_found").increment(1);
-        return Ok(match spend(&state, &state.limiter.per_ip, "ip", &ip) {
+        return Ok(match spend_address(&state, &client) {
             Ok(metered) => with_rate_headers(res, metered),
             Err(limited) => {
                 let (req, _) = res.into_parts();
@@ -282,10 +345,11 @@ pub async fn guard(
     let principal = match policy::required(&method, Some(&pattern), &path) {
         Access::Public => None,
         Access::Role(needed) => {
-            let principal = match authenticate(&state, &req, &pattern).await {
+            let principal = match authenticate(&state, &req, &pattern, &client).await {
                 Ok(p) => p,
-                Err(e) => {
-                    let mut res = refuse(req, &state, &ip, auth_refusal(&e));
+                Err(Unadmitted::Limited(limited)) => return Ok(respond(req, limited)),
+                Err(Unadmitted::Refused(e)) => {
+                    let mut res = refuse(req, &state, &client, auth_refusal(&e));
                     if res.status() == StatusCode::UNAUTHORIZED {
                         res.headers_mut().insert(
                             header::WWW_AUTHENTICATE,
@@ -296,7 +360,7 @@ pub async fn guard(
                 }
             };
             if !principal.role.allows(needed) {
-                return Ok(forbid(req, &state, &ip, &principal, needed, &pattern).await);
+                return Ok(forbid(req, &state, &client, &principal, needed, &pattern).await);
             }
             Some(principal)
         }
@@ -311,7 +375,7 @@ pub async fn guard(
                 key_id: Some(id), ..
             }) => spend(&state, &state.limiter.per_key, "key", id),
             Some(_) => spend(&state, &state.limiter.per_key, "key", &ip),
-            None => spend(&state, &state.limiter.per_ip, "ip", &ip),
+            None => spend_address(&state, &client),
         };
         match spent {
             Ok(m) => m,
@@ -338,24 +402,49 @@ pub async fn guard(
                     ErrorCode::OriginNotAllowed,
                     "WebSocket connections from this origin are not allowed (http.cors_origins)",
                 );
-                return Ok(refuse(req, &state, &ip, error));
+                return Ok(refuse(req, &state, &client, error));
             }
         }
     }
 
-    // Bodies: size and depth, before any handler reads them.
+    // Bodies: size, depth and time, charged to the caller's share, before any handler reads
+    // them; the charge is held until the response is ready.
     let mut body = None;
+    let mut _charge = None;
     if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        let limit = if pattern == EVENTS_PATTERN {
-            state.settings.limits.max_events_body_bytes
-        } else {
-            state.settings.limits.max_body_bytes
+        let limits = &state.settings.limits;
+        let body_limits = super::body_limits::BodyLimits {
+            bytes: if principal.is_none() {
+                MAX_PUBLIC_BODY_BYTES
+            } else if pattern == EVENTS_PATTERN {
+                limits.max_events_body_bytes
+            } else {
+                limits.max_body_bytes
+            },
+            max_depth: limits.max_json_depth,
+            timeout: Duration::from_secs(limits.body_timeout_secs.max(1)),
         };
-        match super::body_limits::check(&mut req, limit, state.settings.limits.max_json_depth).await
-        {
+        let key_id = principal.as_ref().and_then(|p| p.key_id.as_deref());
+        let owner = peer::client_id(key_id, &client.network);
+        let mut charge = match state.bodies.start(&owner) {
+            Ok(charge) => charge,
+            Err(refusal) => {
+                let error = super::body_limits::budget_refusal(refusal);
+                return Ok(with_rate_headers(respond(req, error), metered));
+            }
+        };
+        match super::body_limits::check(&mut req, body_limits, &mut charge).await {
             Ok(bytes) => body = Some(bytes),
-            Err(e) => return Ok(with_rate_headers(respond(req, e), metered)),
+            Err(e) => {
+                let mut res = with_rate_headers(respond(req, e), metered);
+                // The rest of an unread body would be read as the next request.
+                res.response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                return Ok(res);
+            }
         }
+        _charge = Some(charge);
     }
 
     let Some(principal) = principal else {
@@ -415,13 +504,21 @@ pub async fn guard(
     Ok(with_rate_headers(res, metered))
 }
 
+/// Whether a query string percent-encodes a NUL character.
+fn has_encoded_nul(query: &str) -> bool {
+    query
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
 /// The 403 for a caller whose role may not use the route. It spends the address's budget
 /// like every refusal, and only a refusal the budget allows is written to the audit log, so
 /// a flood of forbidden admin changes costs a few rows, then 429s.
 async fn forbid(
     req: ServiceRequest,
     state: &AppState,
-    ip: &str,
+    client: &Client,
     principal: &Principal,
     needed: Role,
     pattern: &str,
@@ -442,12 +539,19 @@ async fn forbid(
         ),
     );
     metrics::counter!(names::HTTP_REFUSED, "reason" => error.code.as_str()).increment(1);
-    let metered = match spend(state, &state.limiter.per_ip, "ip", ip) {
+    let metered = match spend_address(state, client) {
         Ok(m) => m,
         Err(limited) => return respond(req, limited),
     };
     if policy::audited(&method, pattern) {
-        let entry = audit_entry(&req, principal, &path, pattern, Value::Null, ip);
+        let entry = audit_entry(
+            &req,
+            principal,
+            &path,
+            pattern,
+            Value::Null,
+            &client.address,
+        );
         if let Ok(client) = state.pool.get().await {
             let _ = audit::record(&**client, &entry, Outcome::Denied, Some(403)).await;
         }

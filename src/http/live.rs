@@ -8,6 +8,8 @@ use actix_web_actors::ws;
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use crate::telemetry::names;
+use crate::ws::hub::Refused;
+use crate::ws::socket::{ConnectionFd, SocketHandle};
 use crate::ws::WsSession;
 
 /// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
@@ -32,6 +34,8 @@ use crate::ws::WsSession;
         (status = 101, description = "Switching Protocols: the connection is now a WebSocket"),
         (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)",
             body = ErrorBody),
+        (status = 429, description = "The caller (its key, or its network without one) holds \
+            `ws.max_sessions_per_client` sessions already (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Live updates do not run in this process, or it serves \
             `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere",
             body = ErrorBody),
@@ -51,20 +55,43 @@ pub async fn connect(
         metrics::counter!(names::WS_REJECTED, "reason" => "bad_handshake").increment(1);
         ApiError::bad_request(ErrorCode::BadHandshake, e.to_string())
     })?;
-    let permit = hub.admit().ok_or_else(|| {
-        metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);
-        ApiError::new(
-            ErrorCode::TooManySessions,
-            format!(
-                "this process serves at most {} live sessions; retry later or elsewhere",
-                hub.settings().max_sessions
-            ),
-        )
+    let caller = state.caller();
+    let client = state.client_id(&req);
+    let permit = hub.admit(&client).map_err(|refused| match refused {
+        Refused::Full => {
+            metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);
+            ApiError::new(
+                ErrorCode::TooManySessions,
+                format!(
+                    "this process serves at most {} live sessions; retry later or elsewhere",
+                    hub.settings().max_sessions
+                ),
+            )
+        }
+        Refused::ClientFull => {
+            metrics::counter!(names::WS_REJECTED, "reason" => "too_many_client_sessions")
+                .increment(1);
+            ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this client holds {} live sessions already (ws.max_sessions_per_client); \
+                     close one first",
+                    hub.settings().max_sessions_per_client
+                ),
+            )
+            .with_details(serde_json::json!({"retry_after_secs": 5, "scope": "sessions"}))
+        }
     })?;
     let id = hub.next_session_id();
-    let caller = state.caller();
-    let mut session =
-        WsSession::new(hub.clone(), id, permit).for_key(caller.and_then(|p| p.key_id.clone()));
+    let socket = req
+        .conn_data::<ConnectionFd>()
+        .and_then(|fd| SocketHandle::duplicate(*fd).ok());
+    if let Some(socket) = &socket {
+        socket.limit_send_buffer(hub.settings().send_buffer_bytes);
+    }
+    let mut session = WsSession::new(hub.clone(), id, permit)
+        .for_key(caller.and_then(|p| p.key_id.clone()))
+        .with_socket(socket);
     // A session lives no longer than the credential it was opened with: a token's own expiry,
     // or for an API key presented directly, one token lifetime, after which the client
     // reconnects and the key is checked again.

@@ -10,6 +10,8 @@
 pub mod alerts_api;
 pub mod analyze;
 pub mod auth_api;
+pub mod backlog;
+pub mod body_budget;
 pub mod body_limits;
 pub mod canonical;
 pub mod dashboard;
@@ -60,6 +62,11 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Authenticator>>,
     /// Per-key and per-address request budgets.
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// What request bodies may hold, per client and in total.
+    pub bodies: Arc<body_budget::BodyBudget>,
+    /// The consumer group's backlog, which `POST /api/v1/events` refuses to grow past
+    /// `ingest.max_backlog`.
+    pub backlog: backlog::Backlog,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub proxies: peer::TrustedProxies,
     /// Learned viral thresholds for the score endpoint.

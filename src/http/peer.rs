@@ -59,6 +59,43 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Prefix length of the IPv4 networks whose addresses share one budget.
+pub const IPV4_NETWORK_BITS: u8 = 24;
+/// Prefix length of the IPv6 networks whose addresses share one budget: a /64 is what one
+/// subscriber is given, so each of its addresses is the same client.
+pub const IPV6_NETWORK_BITS: u8 = 64;
+
+/// The network `ip` belongs to for budgets (its /24 or /64), as `base/bits`. One host holds
+/// many addresses (all of 127.0.0.0/8, a whole IPv6 /64), so budgets per address alone would
+/// multiply with the addresses a client cares to use.
+pub fn network_of(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX << (32 - u32::from(IPV4_NETWORK_BITS));
+            let base = std::net::Ipv4Addr::from(u32::from(v4) & mask);
+            format!("{base}/{IPV4_NETWORK_BITS}")
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - u32::from(IPV6_NETWORK_BITS));
+            let base = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{base}/{IPV6_NETWORK_BITS}")
+        }
+    }
+}
+
+/// The network a request came from (see [`network_of`]), as the gate found it: kept in the
+/// request's extensions for handlers that budget per client.
+#[derive(Debug, Clone)]
+pub struct ClientNetwork(pub String);
+
+/// The client a budget is kept for: the API key when the caller has one, else its network.
+pub fn client_id(key_id: Option<&str>, network: &str) -> String {
+    match key_id {
+        Some(key) => format!("key:{key}"),
+        None => format!("net:{network}"),
+    }
+}
+
 /// The reverse proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<Network>);
@@ -156,6 +193,19 @@ mod tests {
         assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(Network::parse("10.0.0.0/33").is_none());
         assert!(Network::parse("proxy.local").is_none());
+    }
+
+    #[test]
+    fn addresses_of_one_network_share_it() {
+        assert_eq!(network_of(ip("127.0.0.7")), "127.0.0.0/24");
+        assert_eq!(network_of(ip("127.0.0.250")), network_of(ip("127.0.0.2")));
+        assert_ne!(network_of(ip("127.0.1.2")), network_of(ip("127.0.0.2")));
+        assert_eq!(network_of(ip("::ffff:10.1.2.3")), "10.1.2.0/24");
+        assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            network_of(ip("2001:db8:1:2:ffff::9")),
+            network_of(ip("2001:db8:1:2::1"))
+        );
     }
 
     #[test]

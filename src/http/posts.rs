@@ -78,6 +78,10 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
         return None;
     }
     let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    let years = crate::models::time::MIN_YEAR..=crate::models::time::MAX_YEAR;
+    if !years.contains(&chrono::Datelike::year(&created)) {
+        return None;
+    }
     Some((created, id.to_string()))
 }
 
@@ -195,5 +199,10 @@ mod tests {
         assert_eq!(decode_cursor("abc"), None);
         assert_eq!(decode_cursor(""), None);
         assert_eq!(decode_cursor(&encode_cursor(at, "nul\0")), None);
+        let ancient: String = "-3000000000000000000|x"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(decode_cursor(&ancient), None);
     }
 }

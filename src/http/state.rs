@@ -34,6 +34,18 @@ impl State {
         self.caller.as_ref()
     }
 
+    /// The client the request is budgeted to (see [`super::peer::client_id`]).
+    pub fn client_id(&self, req: &HttpRequest) -> String {
+        let network = req
+            .extensions()
+            .get::<super::peer::ClientNetwork>()
+            .map_or_else(|| "unknown".to_string(), |n| n.0.clone());
+        super::peer::client_id(
+            self.caller.as_ref().and_then(|c| c.key_id.as_deref()),
+            &network,
+        )
+    }
+
     /// How the audit log and the key records name the caller.
     pub fn actor(&self) -> String {
         self.caller
@@ -114,6 +126,8 @@ mod tests {
             ws: None,
             auth: None,
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
+            bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
+            backlog: Default::default(),
             proxies: Default::default(),
             thresholds: Default::default(),
             sources: Vec::new(),

@@ -88,6 +88,8 @@ pub enum ErrorCode {
     TooManyEvents,
     /// A query string over its size limit.
     QueryTooLong,
+    /// The request body did not arrive within `limits.body_timeout_secs`.
+    BodyTimeout,
     /// A `Content-Type` the route does not take.
     UnsupportedMediaType,
     /// Over a rate limit; `RateLimit-*` headers say when to retry.
@@ -97,7 +99,8 @@ pub enum ErrorCode {
     Internal,
     /// A backing service (PostgreSQL, Redis, the key store) is down; retry.
     Unavailable,
-    /// Every connection the API may use is busy; retry shortly.
+    /// A shared budget is spent for now (the API's connections, the analyzer's share, memory
+    /// for request bodies, the stream's backlog); retry after `Retry-After`.
     Busy,
     /// The WebSocket session limit is reached.
     TooManySessions,
@@ -119,6 +122,7 @@ impl ErrorCode {
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed => 403,
             NotFound | RouteNotFound => 404,
+            BodyTimeout => 408,
             InvalidTransition => 409,
             PayloadTooLarge | TooManyEvents => 413,
             QueryTooLong => 414,
@@ -172,6 +176,7 @@ impl ErrorCode {
             PayloadTooLarge => "payload_too_large",
             TooManyEvents => "too_many_events",
             QueryTooLong => "query_too_long",
+            BodyTimeout => "body_timeout",
             UnsupportedMediaType => "unsupported_media_type",
             RateLimited => "rate_limited",
             Internal => "internal",

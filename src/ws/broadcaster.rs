@@ -11,8 +11,9 @@ pub use crate::actors::messages::MetricsUpdate;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, AsyncContext, Context, Handler};
 use bytestring::ByteString;
 
 use super::fanout::{FanoutItem, FanoutSender, Remote};
@@ -22,6 +23,7 @@ use super::messages::{
 };
 use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
+use super::socket::SocketHandle;
 pub use crate::actors::messages::Publish;
 use crate::actors::messages::{AnalyzedPost, Committed};
 use crate::models::views::PostView;
@@ -31,7 +33,11 @@ struct Registered {
     session: SessionHandle,
     outbox: Arc<Outbox>,
     key_id: Option<Arc<str>>,
+    socket: Option<Arc<SocketHandle>>,
 }
+
+/// How often sessions are checked for clients that stopped reading.
+const STALL_CHECK: Duration = Duration::from_secs(1);
 
 /// The fan-out actor. See the module documentation.
 pub struct Broadcaster {
@@ -40,6 +46,8 @@ pub struct Broadcaster {
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
     /// Where this process's own live messages go for the other processes, when fanned out.
     fanout: Option<FanoutSender>,
+    /// A session whose outbox waited this long without its client taking anything is closed.
+    write_timeout: Duration,
 }
 
 impl Broadcaster {
@@ -49,6 +57,9 @@ impl Broadcaster {
             sessions: HashMap::new(),
             latest_metrics,
             fanout: None,
+            write_timeout: Duration::from_secs(
+                crate::config::WsSettings::default().write_timeout_secs,
+            ),
         }
     }
 
@@ -56,6 +67,37 @@ impl Broadcaster {
     pub fn with_fanout(mut self, fanout: Option<FanoutSender>) -> Self {
         self.fanout = fanout;
         self
+    }
+
+    /// Closes sessions whose client has taken nothing for `timeout`.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Closes the sessions whose client stopped reading: their outbox is emptied at once
+    /// (whatever it held is freed), and their connection shut so the server drops it.
+    fn close_stalled(&mut self) {
+        let timeout = self.write_timeout;
+        let stalled: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.outbox.waiting_for() > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            if let Some(session) = self.sessions.remove(&id) {
+                tracing::debug!(
+                    session = id,
+                    "closing a websocket whose client stopped reading"
+                );
+                metrics::counter!(names::WS_CLOSED_STALLED).increment(1);
+                session.outbox.close();
+                if let Some(socket) = &session.socket {
+                    socket.shut_down();
+                }
+            }
+        }
     }
 
     /// Pushes to every session with `push`, wakes those that need it, forgets those that
@@ -85,6 +127,10 @@ impl Broadcaster {
 
 impl Actor for Broadcaster {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(STALL_CHECK, |this, _| this.close_stalled());
+    }
 }
 
 impl Handler<Register> for Broadcaster {
@@ -97,6 +143,7 @@ impl Handler<Register> for Broadcaster {
                 session: msg.session,
                 outbox: msg.outbox,
                 key_id: msg.key_id,
+                socket: msg.socket,
             },
         );
     }

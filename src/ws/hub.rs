@@ -5,8 +5,10 @@ use crate::config::WsSettings;
 use crate::telemetry::names;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use bytestring::ByteString;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use super::broadcaster::Broadcaster;
 use super::fanout;
@@ -21,8 +23,19 @@ pub struct Hub {
     arbiter: ArbiterHandle,
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
     sessions: Arc<AtomicUsize>,
+    /// Sessions per client (a key, or a network without one).
+    per_client: Arc<Mutex<HashMap<String, usize>>>,
     next_id: Arc<AtomicU64>,
     settings: Arc<WsSettings>,
+}
+
+/// Why a session was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The process holds `ws.max_sessions`.
+    Full,
+    /// The client holds `ws.max_sessions_per_client`.
+    ClientFull,
 }
 
 /// Zero series for the live connections' metrics, so a dashboard reads 0 before the first
@@ -39,7 +52,12 @@ fn seed_series() {
     ] {
         metrics::counter!(names::WS_MESSAGES_SENT, "type" => class.label()).increment(0);
     }
-    for reason in ["origin", "bad_handshake", "too_many_sessions"] {
+    for reason in [
+        "origin",
+        "bad_handshake",
+        "too_many_sessions",
+        "too_many_client_sessions",
+    ] {
         metrics::counter!(names::WS_REJECTED, "reason" => reason).increment(0);
     }
 }
@@ -57,14 +75,18 @@ impl Hub {
         let arbiter = Arbiter::new().handle();
         let latest_metrics = Arc::new(RwLock::new(None));
         let cache = latest_metrics.clone();
+        let write_timeout = Duration::from_secs(settings.write_timeout_secs.max(1));
         let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| {
-            Broadcaster::new(cache).with_fanout(fanout)
+            Broadcaster::new(cache)
+                .with_fanout(fanout)
+                .with_write_timeout(write_timeout)
         });
         Hub {
             broadcaster,
             arbiter,
             latest_metrics,
             sessions: Arc::new(AtomicUsize::new(0)),
+            per_client: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             settings: Arc::new(settings),
         }
@@ -98,21 +120,37 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Takes a session slot, or `None` at the cap.
-    pub fn admit(&self) -> Option<SessionPermit> {
+    /// Takes a session slot for `client` (a key, or a network without one), or says which
+    /// cap refused it.
+    pub fn admit(&self, client: &str) -> Result<SessionPermit, Refused> {
+        {
+            let mut per_client = self
+                .per_client
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let held = per_client.entry(client.to_string()).or_default();
+            if *held >= self.settings.max_sessions_per_client.max(1) {
+                return Err(Refused::ClientFull);
+            }
+            *held += 1;
+        }
+        let client_slot = ClientSlot {
+            per_client: self.per_client.clone(),
+            client: client.to_string(),
+        };
         let max = self.settings.max_sessions;
-        self.sessions
+        let before = self
+            .sessions
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|before| {
-                metrics::gauge!(names::WS_SESSIONS).set((before + 1) as f64);
-                metrics::counter!(names::WS_SESSIONS_OPENED).increment(1);
-                SessionPermit {
-                    sessions: self.sessions.clone(),
-                }
-            })
+            .map_err(|_| Refused::Full)?;
+        metrics::gauge!(names::WS_SESSIONS).set((before + 1) as f64);
+        metrics::counter!(names::WS_SESSIONS_OPENED).increment(1);
+        Ok(SessionPermit {
+            sessions: self.sessions.clone(),
+            _client: client_slot,
+        })
     }
 
     /// Sends every session what it has queued and closes it (server shutdown), then stops
@@ -126,6 +164,28 @@ impl Hub {
 /// A session slot, given back when the session is dropped (whatever ends it).
 pub struct SessionPermit {
     sessions: Arc<AtomicUsize>,
+    _client: ClientSlot,
+}
+
+/// One of a client's sessions, given back when dropped.
+struct ClientSlot {
+    per_client: Arc<Mutex<HashMap<String, usize>>>,
+    client: String,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = per_client.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Drop for SessionPermit {

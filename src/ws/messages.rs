@@ -28,6 +28,9 @@ pub struct Register {
     pub outbox: Arc<Outbox>,
     /// The API key the session was opened with.
     pub key_id: Option<Arc<str>>,
+    /// What shuts its connection if its client stops reading (none where the connection's
+    /// descriptor is unknown).
+    pub socket: Option<Arc<super::socket::SocketHandle>>,
 }
 
 /// A session that stopped, sent by the session itself.

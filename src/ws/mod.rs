@@ -10,6 +10,8 @@
 //!   Pushing never blocks; a full queue drops its oldest post and the client is told how many
 //!   it lost (`lagged`); metrics are coalesced to the latest snapshot.
 //! - [`session`]: the [`WsSession`] actor per connection: client messages, heartbeat, limits.
+//! - [`socket`]: a handle that shuts a session's connection from outside, for clients that
+//!   stopped reading (their session no longer runs; see `ws.write_timeout_secs`).
 //! - [`fanout`]: the cross-process fan-out over Redis pub/sub: what this process produced
 //!   goes to the other processes of the group, what they produced comes to these sessions.
 //!
@@ -23,6 +25,7 @@ pub mod messages;
 pub mod outbox;
 pub mod protocol;
 pub mod session;
+pub mod socket;
 
 pub use self::broadcaster::{Broadcaster, MetricsUpdate, Publish};
 pub use self::hub::{Hub, SessionPermit};

@@ -4,12 +4,15 @@
 //!
 //! The broadcaster never waits on a session: it pushes under a short lock and, when the
 //! session has no wake-up pending, sends it one. A session that is not draining (its client
-//! stopped reading, so its response body is not polled) keeps at most `capacity` messages;
-//! beyond that the oldest post is dropped and counted, and the next drain starts with a
-//! `lagged` notice. Metrics snapshots are not queued: a single slot holds the latest one.
+//! stopped reading, so its response body is not polled) keeps at most `capacity` messages and
+//! `max_bytes` of them; beyond that the oldest post is dropped and counted, and the next drain
+//! starts with a `lagged` notice. Metrics snapshots are not queued: a single slot holds the
+//! latest one. The outbox also knows since when it has waited for its session to take
+//! anything ([`Outbox::waiting_for`]), so a client that stopped reading can be closed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 
@@ -57,30 +60,45 @@ struct State {
     topics: TopicSet,
     filter: Filter,
     queue: VecDeque<Queued>,
+    /// Bytes of the queued messages' texts.
+    bytes: usize,
     metrics: Option<ByteString>,
     dropped: u64,
     wake_pending: bool,
+    /// Since when messages have waited without the session taking any.
+    waiting_since: Option<Instant>,
 }
 
 /// The bounded, shared queue of one session.
 #[derive(Debug)]
 pub struct Outbox {
     capacity: usize,
+    max_bytes: usize,
     state: Mutex<State>,
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` queued messages (at least one).
+    /// An empty outbox holding at most `capacity` queued messages (at least one), whatever
+    /// their size.
     pub fn new(capacity: usize) -> Self {
+        Self::with_limits(capacity, usize::MAX)
+    }
+
+    /// An empty outbox holding at most `capacity` queued messages and, past the first,
+    /// `max_bytes` of them.
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes,
             state: Mutex::new(State {
                 topics: TopicSet::default(),
                 filter: Filter::default(),
                 queue: VecDeque::new(),
+                bytes: 0,
                 metrics: None,
                 dropped: 0,
                 wake_pending: false,
+                waiting_since: None,
             }),
         }
     }
@@ -113,27 +131,37 @@ impl Outbox {
             if !state.filter.matches(keys) {
                 continue;
             }
-            if state.queue.len() >= self.capacity {
+            let text = text();
+            while !state.queue.is_empty()
+                && (state.queue.len() >= self.capacity
+                    || state.bytes.saturating_add(text.len()) > self.max_bytes)
+            {
                 // Posts go first: they are the bulk, and `lagged` tells the client to refetch.
                 let oldest = state
                     .queue
                     .iter()
                     .position(|q| q.topic == Topic::Posts)
                     .unwrap_or(0);
-                state.queue.remove(oldest);
+                if let Some(gone) = state.queue.remove(oldest) {
+                    state.bytes -= gone.text.len();
+                }
                 state.dropped += 1;
                 pushed.dropped += 1;
             }
+            state.bytes += text.len();
             state.queue.push_back(Queued {
                 topic,
                 keys: keys.clone(),
-                text: text(),
+                text,
             });
             pushed.queued += 1;
         }
-        if pushed.queued > 0 && !state.wake_pending {
-            state.wake_pending = true;
-            pushed.wake = true;
+        if pushed.queued > 0 {
+            state.waiting_since.get_or_insert_with(Instant::now);
+            if !state.wake_pending {
+                state.wake_pending = true;
+                pushed.wake = true;
+            }
         }
         pushed
     }
@@ -146,6 +174,7 @@ impl Outbox {
             return Pushed::default();
         }
         state.metrics = Some(text.clone());
+        state.waiting_since.get_or_insert_with(Instant::now);
         let wake = !state.wake_pending;
         state.wake_pending = true;
         Pushed {
@@ -180,6 +209,7 @@ impl Outbox {
             state.filter = filter;
             let State { queue, filter, .. } = &mut *state;
             queue.retain(|q| filter.matches(&q.keys));
+            state.bytes = state.queue.iter().map(|q| q.text.len()).sum();
         }
         Ok(Subscription {
             topics: state.topics,
@@ -193,6 +223,7 @@ impl Outbox {
         state.topics = state.topics.difference(topics);
         let kept = state.topics;
         state.queue.retain(|q| kept.contains(q.topic));
+        state.bytes = state.queue.iter().map(|q| q.text.len()).sum();
         if !kept.contains(Topic::Metrics) {
             state.metrics = None;
         }
@@ -226,6 +257,8 @@ impl Outbox {
             }
         }
         let n = room.min(state.queue.len());
+        let taken: usize = state.queue.range(..n).map(|q| q.text.len()).sum();
+        state.bytes -= taken;
         out.extend(state.queue.drain(..n).map(|q| Outgoing {
             class: protocol::class_of(q.topic),
             text: q.text,
@@ -237,7 +270,32 @@ impl Outbox {
         }
         let more = !state.queue.is_empty() || state.metrics.is_some() || state.dropped > 0;
         state.wake_pending = more;
+        // The session took something: what is left has waited only since now.
+        state.waiting_since = more.then(Instant::now);
         more
+    }
+
+    /// How long messages have waited without the session taking any; zero when none wait.
+    pub fn waiting_for(&self) -> Duration {
+        self.lock()
+            .waiting_since
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// Empties the outbox and its subscription, for a session being closed: it holds and
+    /// receives nothing more.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.topics = TopicSet::default();
+        state.queue = VecDeque::new();
+        state.bytes = 0;
+        state.metrics = None;
+        state.waiting_since = None;
+    }
+
+    /// Bytes of the messages queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Messages queued now (not counting a pending metrics snapshot).
@@ -315,6 +373,47 @@ mod tests {
         );
         let next = push_posts(&outbox, Platform::Reddit, 6..7);
         assert!(next.wake, "a drained outbox asks for a wake-up again");
+    }
+
+    #[test]
+    fn a_byte_budget_drops_the_oldest_posts_too() {
+        let outbox = Outbox::with_limits(100, 20);
+        outbox.subscribe(topics(&[Topic::Posts]), None, 4).unwrap();
+        // Each text is six bytes (`post-N`): three fit in twenty.
+        let pushed = push_posts(&outbox, Platform::Reddit, 0..5);
+        assert_eq!((pushed.queued, pushed.dropped), (5, 2));
+        assert_eq!((outbox.len(), outbox.queued_bytes()), (3, 18));
+        let mut out = Vec::new();
+        // The `lagged` notice, then two of the three posts.
+        outbox.drain(3, &mut out);
+        assert_eq!(outbox.queued_bytes(), 6);
+        // One message over the whole budget still goes through, alone.
+        let keys = keys(Platform::Reddit);
+        outbox.push(Topic::Posts, [(&keys, || ByteString::from("x".repeat(50)))]);
+        assert_eq!((outbox.len(), outbox.queued_bytes()), (1, 50));
+    }
+
+    #[test]
+    fn the_outbox_knows_how_long_its_session_has_taken_nothing() {
+        let outbox = Outbox::new(10);
+        outbox.subscribe(topics(&[Topic::Posts]), None, 4).unwrap();
+        assert_eq!(outbox.waiting_for(), Duration::ZERO);
+        push_posts(&outbox, Platform::Reddit, 0..3);
+        std::thread::sleep(Duration::from_millis(50));
+        let before = outbox.waiting_for();
+        assert!(before >= Duration::from_millis(50));
+        let mut out = Vec::new();
+        outbox.drain(1, &mut out);
+        assert!(outbox.waiting_for() < before, "the clock restarts");
+        outbox.drain(10, &mut out);
+        assert_eq!(outbox.waiting_for(), Duration::ZERO);
+        push_posts(&outbox, Platform::Reddit, 3..4);
+        outbox.close();
+        assert_eq!((outbox.len(), outbox.waiting_for()), (0, Duration::ZERO));
+        assert_eq!(
+            push_posts(&outbox, Platform::Reddit, 4..5),
+            Pushed::default()
+        );
     }
 
     #[test]

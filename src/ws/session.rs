@@ -3,8 +3,10 @@
 //!
 //! The session actor runs inside the HTTP response body: it is polled only while the
 //! connection's write buffer has room. A client that stops reading therefore stops its
-//! session from draining, and the outbox's bound decides what it loses. Each poll drains at
-//! most [`DRAIN_CHUNK_MESSAGES`], so what is buffered per connection stays small.
+//! session from draining, and the outbox's bounds decide what it loses; past
+//! `ws.write_timeout_secs` the broadcaster shuts its connection (see [`super::socket`]). Each
+//! poll drains at most [`DRAIN_CHUNK_MESSAGES`], so what is buffered per connection stays
+//! small.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use super::messages::{
 };
 use super::outbox::{Outbox, Outgoing, Subscription};
 use super::protocol::{self, ClientError, ClientMessage, ErrorCode, MessageClass, Topic};
+use super::socket::SocketHandle;
 use crate::telemetry::names;
 
 /// Most messages written per poll of the session: about one write buffer's worth, so a
@@ -56,6 +59,8 @@ pub struct WsSession {
     /// The API key the session was opened with (directly or through a token); its revocation
     /// ends the session with [`CREDENTIAL_REVOKED`].
     key_id: Option<Arc<str>>,
+    /// Shuts the connection if its client stops reading (see [`super::socket`]).
+    socket: Option<Arc<SocketHandle>>,
     _permit: SessionPermit,
 }
 
@@ -68,9 +73,11 @@ impl WsSession {
     /// A session admitted by `permit`, which it holds until it stops.
     pub fn new(hub: Hub, id: SessionId, permit: SessionPermit) -> Self {
         let now = Instant::now();
+        let settings = hub.settings();
+        let outbox = Outbox::with_limits(settings.queue_capacity, settings.max_queued_bytes);
         Self {
             id,
-            outbox: Arc::new(Outbox::new(hub.settings().queue_capacity)),
+            outbox: Arc::new(outbox),
             hub,
             last_heard: now,
             last_tick: now,
@@ -79,8 +86,16 @@ impl WsSession {
             drained: Vec::with_capacity(DRAIN_CHUNK_MESSAGES),
             expires_in: None,
             key_id: None,
+            socket: None,
             _permit: permit,
         }
+    }
+
+    /// Lets the broadcaster shut the connection through `socket` when the client stops
+    /// reading.
+    pub fn with_socket(mut self, socket: Option<SocketHandle>) -> Self {
+        self.socket = socket.map(Arc::new);
+        self
     }
 
     /// Closes the session after `after`, when its access token expires.
@@ -256,6 +271,7 @@ impl Actor for WsSession {
             },
             outbox: self.outbox.clone(),
             key_id: self.key_id.clone(),
+            socket: self.socket.clone(),
         });
         ctx.run_interval(self.heartbeat_interval(), |act, ctx| {
             let now = Instant::now();

@@ -175,6 +175,7 @@ fn pool_for<'a>(ctx: &'a IngestContext, entries: &[RawEntry]) -> &'a Supervised<
         return &ctx.analyzer;
     };
     metrics::histogram!(names::INGEST_ENTRY_AGE_SECONDS).record(age);
+    ctx.route.observe(age);
     let Some(fallback) = &ctx.fallback else {
         return &ctx.analyzer;
     };

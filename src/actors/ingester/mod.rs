@@ -77,6 +77,8 @@ pub struct IngestContext {
     pub fallback: Option<Supervised<AnalyzerWorker>>,
     /// Which of the two pools gets the next batch.
     pub route: AdaptiveRoute,
+    /// What `POST /api/v1/analyze` may take of the analyzer.
+    pub api_share: crate::actors::analyzer_share::AnalyzerShare,
     pub store: Supervised<Store>,
     credits: Arc<Semaphore>,
     batch_slots: Arc<Semaphore>,
@@ -105,6 +107,7 @@ impl IngestContext {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
         let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
         let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
+        let api_share = crate::actors::analyzer_share::AnalyzerShare::new(&settings.analyzer);
         Self {
             settings,
             traces,
@@ -114,6 +117,7 @@ impl IngestContext {
             analyzer,
             fallback,
             route,
+            api_share,
             store,
             credits,
             batch_slots,

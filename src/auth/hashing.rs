@@ -1,0 +1,162 @@
+//! Argon2 verification on threads of its own. Each check needs 19 MiB of working memory (the
+//! default parameters); made on the runtime's blocking threads, every thread's allocator arena
+//! kept its own copy, and a flood of guesses grew the process by hundreds of megabytes. Here a
+//! fixed number of threads each keep one buffer and reuse it, so verification costs
+//! [`THREADS`] buffers whatever the load, and a full queue answers at once instead of growing.
+//! The threads run at the lowest priority (nice 19): checks take the CPU the pipeline leaves,
+//! never the pipeline's.
+
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argon2::password_hash::{Output, PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+
+/// Threads verifying at once: each check takes tens of milliseconds of a core, and keys
+/// presented directly are checked once per five minutes, tokens never.
+pub const THREADS: usize = 1;
+/// Checks waiting for a thread; past it a check is refused as busy.
+const QUEUE: usize = 64;
+/// Largest memory a stored hash may ask for, in KiB (Argon2's `m`): a hash with more is not
+/// ours, and checking it would allocate whatever it names.
+const MAX_MEMORY_KIB: u32 = 64 * 1024;
+
+struct Job {
+    secret: String,
+    hash: String,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The verification threads.
+pub struct Verifier {
+    jobs: SyncSender<Job>,
+}
+
+/// Why a check was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl Verifier {
+    /// Starts [`THREADS`] threads.
+    pub fn start() -> std::io::Result<Verifier> {
+        let (jobs, queue) = sync_channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..THREADS {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    let mut memory: Vec<Block> = Vec::new();
+                    loop {
+                        let job = {
+                            let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                            queue.recv()
+                        };
+                        let Ok(job) = job else { return };
+                        let matches = verify_with(&job.secret, &job.hash, &mut memory);
+                        let _ = job.reply.send(matches);
+                    }
+                })?;
+        }
+        Ok(Verifier { jobs })
+    }
+
+    /// Whether `secret` matches the PHC string `hash`; `Err` when every thread is busy and the
+    /// queue is full.
+    pub async fn verify(&self, secret: String, hash: String) -> Result<bool, Busy> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match self.jobs.try_send(Job {
+            secret,
+            hash,
+            reply,
+        }) {
+            Ok(()) => Ok(answer.await.unwrap_or(false)),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(Busy),
+        }
+    }
+}
+
+/// Makes the calling thread the last to get a core (nice 19). Raising one's own nice value
+/// needs no privilege.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its
+    // scheduling priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+/// Whether `secret` matches the PHC string `hash` (as [`super::keys::hash_secret`] writes
+/// them), with `memory` as Argon2's working memory, grown once to what the hash needs and
+/// reused.
+pub fn verify_with(secret: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        secret.as_bytes(),
+        salt,
+        &mut out,
+        &mut memory[..blocks],
+    );
+    // `Output`'s equality is constant-time.
+    hashed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_what_the_key_store_hashes_reusing_its_memory() {
+        let hash = super::super::keys::hash_secret("s3cret").unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_with("s3cret", &hash, &mut memory));
+        let grown = memory.len();
+        assert!(grown > 0);
+        assert!(!verify_with("s3cre7", &hash, &mut memory));
+        assert_eq!(memory.len(), grown, "the buffer is reused, not regrown");
+        assert!(!verify_with("s3cret", "not a hash", &mut memory));
+        // A hash asking for more memory than any of ours is refused without allocating it.
+        let greedy = hash.replace("m=19456", "m=4000000");
+        assert_ne!(greedy, hash);
+        assert!(!verify_with("s3cret", &greedy, &mut memory));
+        assert_eq!(memory.len(), grown);
+    }
+
+    #[tokio::test]
+    async fn the_threads_answer_checks() {
+        let verifier = Verifier::start().unwrap();
+        let hash = super::super::keys::hash_secret("k").unwrap();
+        assert_eq!(verifier.verify("k".into(), hash.clone()).await, Ok(true));
+        assert_eq!(verifier.verify("j".into(), hash).await, Ok(false));
+    }
+}
