@@ -113,8 +113,18 @@ impl Pipeline {
         let store_pool = pool.clone();
         let stream = settings.redis.stream.clone();
         let high_churn = settings.metrics.high_churn_threshold;
+        // One admission for every incarnation of the store: what it learned survives a restart.
+        let admission = Arc::new(crate::db::rollup_keys::KeyAdmission::new(
+            settings.metrics.max_keys_per_dimension,
+        ));
         let store = Supervised::start("store", move || {
-            Store::new(store_pool.clone(), stream.clone(), high_churn).start()
+            Store::new(
+                store_pool.clone(),
+                stream.clone(),
+                high_churn,
+                admission.clone(),
+            )
+            .start()
         });
 
         let consumer = settings.consumer_name();

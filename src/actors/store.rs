@@ -2,6 +2,7 @@
 //! statement per batch (UNNEST arrays), idempotent through `ON CONFLICT DO NOTHING` on
 //! natural keys.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, Context, Handler, ResponseFuture};
@@ -9,6 +10,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 
 use super::messages::{AnalyzedBatch, StoreBatch, StoreError, StoreOutcome};
+use crate::db::rollup_keys::{KeyAdmission, PostKeys};
 use crate::telemetry::names;
 
 /// Inserts posts and engagements of a batch in one round trip, adds what was new to the
@@ -20,17 +22,17 @@ WITH p AS (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
         product, channel, parent_id, url, likes, shares, comments, views,
         sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id,
-        hate, lang_source, language_support, deleted_at)
+        hate, lang_source, language_support, rollup_other, deleted_at)
     SELECT u.*, dl.at FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::int8[], $15::int8[], $16::int8[], $17::int8[],
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
-        $24::text[], $25::text[], $35::float4[], $39::text[], $40::text[])
+        $24::text[], $25::text[], $35::float4[], $39::text[], $40::text[], $41::int2[])
         AS u(id, platform, author_id, author_followers, text, created_at, lang, city, country,
              product, channel, parent_id, url, likes, shares, comments, views,
              sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model,
-             stream_id, hate, lang_source, language_support)
+             stream_id, hate, lang_source, language_support, rollup_other)
     -- A post whose deletion came first (earlier or in this batch) is stored deleted.
     LEFT JOIN (
         SELECT post_id, min(at) AS at FROM (
@@ -43,7 +45,7 @@ WITH p AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING id, created_at, platform, city, country, product, channel,
               sentiment_label, sentiment_score, toxicity, churn_risk, emotion, deleted_at,
-              lang, language_support
+              lang, language_support, rollup_other
 ), e AS (
     INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
     SELECT * FROM UNNEST(
@@ -67,18 +69,18 @@ WITH p AS (
     RETURNING posts.id, posts.created_at, posts.platform, posts.city, posts.country,
               posts.product, posts.channel, posts.sentiment_label, posts.sentiment_score,
               posts.toxicity, posts.churn_risk, posts.emotion, posts.lang,
-              posts.language_support
+              posts.language_support, posts.rollup_other
 ), counted AS (
     -- New live posts count once; deleted ones are taken back out. A post in a language no
     -- model understands counts only under `language` and `support`, with no scores (`w` 0).
     SELECT 1 AS sign, created_at, platform, city, country, product, channel, sentiment_label,
            sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
-           (language_support <> 'unsupported')::int AS w
+           (language_support <> 'unsupported')::int AS w, rollup_other
     FROM p WHERE deleted_at IS NULL
     UNION ALL
     SELECT -1, created_at, platform, city, country, product, channel, sentiment_label,
            sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
-           (language_support <> 'unsupported')::int
+           (language_support <> 'unsupported')::int, rollup_other
     FROM gone
 ), deltas AS (
     SELECT date_trunc('minute', c.created_at) AS minute, d.dimension, d.key,
@@ -95,9 +97,13 @@ WITH p AS (
            c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
            0 AS likes, 0 AS shares, 0 AS comments, 0 AS views
     FROM counted c CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', c.platform), ('city', c.city), ('country', c.country),
-        ('product', c.product), ('channel', c.channel),
-        ('language', COALESCE(c.lang, 'und')), ('support', c.language_support))
+        ('overall', ''), ('platform', c.platform),
+        ('city', rollup_key('city', c.city, c.rollup_other)),
+        ('country', rollup_key('country', c.country, c.rollup_other)),
+        ('product', rollup_key('product', c.product, c.rollup_other)),
+        ('channel', rollup_key('channel', c.channel, c.rollup_other)),
+        ('language', rollup_key('language', COALESCE(c.lang, 'und'), c.rollup_other)),
+        ('support', c.language_support))
         AS d(dimension, key)
     WHERE d.key IS NOT NULL
       AND (c.w = 1 OR d.dimension IN ('language', 'support'))
@@ -111,11 +117,14 @@ WITH p AS (
     FROM e
     LEFT JOIN posts s ON s.id = e.post_id
     LEFT JOIN p ON p.id = e.post_id
+    CROSS JOIN LATERAL (SELECT COALESCE(s.rollup_other, p.rollup_other, 0::int2) AS bits) AS o
     CROSS JOIN LATERAL (VALUES
         ('overall', ''), ('platform', COALESCE(s.platform, p.platform)),
-        ('city', COALESCE(s.city, p.city)), ('country', COALESCE(s.country, p.country)),
-        ('product', COALESCE(s.product, p.product)),
-        ('channel', COALESCE(s.channel, p.channel))) AS d(dimension, key)
+        ('city', rollup_key('city', COALESCE(s.city, p.city), o.bits)),
+        ('country', rollup_key('country', COALESCE(s.country, p.country), o.bits)),
+        ('product', rollup_key('product', COALESCE(s.product, p.product), o.bits)),
+        ('channel', rollup_key('channel', COALESCE(s.channel, p.channel), o.bits)))
+        AS d(dimension, key)
     WHERE d.key IS NOT NULL
 ), r AS (
     -- Rows are upserted in key order, so concurrent batches lock them in the same order
@@ -160,16 +169,19 @@ pub struct Store {
     pool: Pool,
     stream: String,
     high_churn: f32,
+    admission: Arc<KeyAdmission>,
 }
 
 impl Store {
     /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry
-    /// ids; posts with churn risk at or above `high_churn` count as high-churn in rollups.
-    pub fn new(pool: Pool, stream: String, high_churn: f32) -> Self {
+    /// ids; posts with churn risk at or above `high_churn` count as high-churn in rollups;
+    /// `admission` decides which keys get rollups of their own.
+    pub fn new(pool: Pool, stream: String, high_churn: f32, admission: Arc<KeyAdmission>) -> Self {
         Self {
             pool,
             stream,
             high_churn,
+            admission,
         }
     }
 }
@@ -185,9 +197,10 @@ impl Handler<StoreBatch> for Store {
         let pool = self.pool.clone();
         let stream = self.stream.clone();
         let high_churn = self.high_churn;
+        let admission = self.admission.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let result = write_batch(&pool, &stream, high_churn, &msg.0).await;
+            let result = write_batch(&pool, &stream, high_churn, &admission, &msg.0).await;
             match &result {
                 Ok(outcome) => {
                     metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
@@ -234,6 +247,7 @@ pub async fn write_batch(
     pool: &Pool,
     stream: &str,
     high_churn: f32,
+    admission: &KeyAdmission,
     batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
     if batch.posts.is_empty() && batch.engagements.is_empty() && batch.deletions.is_empty() {
@@ -249,6 +263,23 @@ pub async fn write_batch(
         .map_err(classify)?;
 
     let posts = &batch.posts;
+    let keys_of: Vec<PostKeys<'_>> = posts
+        .iter()
+        .map(|p| PostKeys {
+            created_at: p.post.created_at,
+            keys: [
+                p.post.city(),
+                p.post.country(),
+                p.post.product.as_deref(),
+                p.post.channel.as_deref(),
+                Some(p.analysis.lang.as_deref().unwrap_or("und")),
+            ],
+        })
+        .collect();
+    let rollup_other = admission
+        .other_bits(&**client, &keys_of)
+        .await
+        .map_err(classify)?;
     let col =
         |f: &dyn Fn(&super::messages::AnalyzedPost) -> Option<String>| -> Vec<Option<String>> {
             posts.iter().map(f).collect()
@@ -380,6 +411,7 @@ pub async fn write_batch(
                 &deleted_entries,
                 &lang_sources,
                 &supports,
+                &rollup_other,
             ],
         )
         .await

@@ -16,7 +16,7 @@ WITH gone AS (
       AND posts.id = d.post_id AND posts.deleted_at IS NULL
     RETURNING posts.created_at, posts.platform, posts.city, posts.country, posts.product,
               posts.channel, posts.sentiment_label, posts.sentiment_score, posts.toxicity,
-              posts.churn_risk, posts.emotion
+              posts.churn_risk, posts.emotion, posts.rollup_other
 ), deltas AS (
     SELECT date_trunc('minute', g.created_at) AS minute, d.dimension, d.key,
            -1 AS posts, -g.sentiment_score::float8 AS sentiment_sum,
@@ -30,8 +30,11 @@ WITH gone AS (
            -(g.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
            -(g.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness
     FROM gone g CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', g.platform), ('city', g.city), ('country', g.country),
-        ('product', g.product), ('channel', g.channel)) AS d(dimension, key)
+        ('overall', ''), ('platform', g.platform),
+        ('city', rollup_key('city', g.city, g.rollup_other)),
+        ('country', rollup_key('country', g.country, g.rollup_other)),
+        ('product', rollup_key('product', g.product, g.rollup_other)),
+        ('channel', rollup_key('channel', g.channel, g.rollup_other))) AS d(dimension, key)
     WHERE d.key IS NOT NULL
 ), r AS (
     UPDATE metric_rollups AS m SET

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod posts;
 pub mod query;
 pub mod retention;
+pub mod rollup_keys;
 pub mod rollups;
 mod text;
 pub mod virality;

@@ -13,6 +13,7 @@ pub struct RetentionPolicy {
     pub raw_days: u32,
     pub history_days: u32,
     pub audit_days: u32,
+    pub rollup_days: u32,
     /// Rows per delete statement.
     pub batch: i64,
 }
@@ -24,6 +25,7 @@ impl RetentionPolicy {
             raw_days: settings.retention_days,
             history_days: settings.history_retention_days,
             audit_days: settings.audit_retention_days,
+            rollup_days: settings.rollup_retention_days,
             batch: settings.retention_batch.max(1),
         }
     }
@@ -37,7 +39,7 @@ struct Sweep {
     days: u32,
 }
 
-fn sweeps(policy: &RetentionPolicy) -> [Sweep; 10] {
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 12] {
     let raw = policy.raw_days;
     let history = policy.history_days;
     [
@@ -98,6 +100,20 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 10] {
                   FROM virality_momentum WHERE updated_at < now() - make_interval(days => $1) \
                   LIMIT $2)",
             days: history,
+        },
+        Sweep {
+            table: "metric_rollups",
+            sql: "DELETE FROM metric_rollups WHERE (dimension, key, minute) IN \
+                  (SELECT dimension, key, minute FROM metric_rollups \
+                  WHERE minute < now() - make_interval(days => $1) LIMIT $2)",
+            days: policy.rollup_days,
+        },
+        Sweep {
+            table: "rollup_keys",
+            sql: "DELETE FROM rollup_keys WHERE (day, dimension, key) IN \
+                  (SELECT day, dimension, key FROM rollup_keys \
+                  WHERE day < (now() - make_interval(days => $1))::date LIMIT $2)",
+            days: policy.rollup_days,
         },
         Sweep {
             table: "audit_log",

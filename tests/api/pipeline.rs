@@ -425,6 +425,7 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
         raw_days: 7,
         history_days: 0,
         audit_days: 0,
+        rollup_days: 0,
         batch: 1,
     };
     let deleted = pulse::actors::retention::sweep(&pool, &policy)

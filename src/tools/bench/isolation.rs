@@ -236,6 +236,8 @@ async fn seed_posts(
         p.post.created_at = now - TimeDelta::milliseconds((i as f64 * step * 1000.0) as i64);
     }
     let pool = crate::db::pool(db_url, 4)?;
+    let admission =
+        crate::db::rollup_keys::KeyAdmission::new(settings.metrics.max_keys_per_dimension);
     let stored = posts.len() as u64;
     let kinds = [
         EngagementKind::Like,
@@ -270,6 +272,7 @@ async fn seed_posts(
             &pool,
             "seed",
             settings.metrics.high_churn_threshold,
+            &admission,
             &batch,
         )
         .await

@@ -479,20 +479,26 @@ async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> any
         })
         .collect();
     let queue = Arc::new(Mutex::new(batches));
+    let metrics = crate::config::MetricsSettings::default();
+    let admission = Arc::new(crate::db::rollup_keys::KeyAdmission::new(
+        metrics.max_keys_per_dimension,
+    ));
     let started = Instant::now();
     let writers: Vec<_> = (0..RAW_INSERT_WRITERS)
         .map(|_| {
             let (pool, queue, stream) = (pool.clone(), queue.clone(), stream.to_string());
-            let high_churn = crate::config::MetricsSettings::default().high_churn_threshold;
+            let (high_churn, admission) = (metrics.high_churn_threshold, admission.clone());
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some(batch) = next else {
                         return anyhow::Ok(());
                     };
-                    crate::actors::store::write_batch(&pool, &stream, high_churn, &batch)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    crate::actors::store::write_batch(
+                        &pool, &stream, high_churn, &admission, &batch,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
             })
         })
