@@ -8,7 +8,7 @@
 //! pipeline.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use fred::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES};
 use crate::config::Settings;
 use crate::models::{Author, Event, Geo, Platform, Post};
 use crate::streams::group::group_stats;
@@ -130,30 +131,40 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     loop {
         let next = records.next_record()?;
         let done = next.is_none();
-        if let Some(record) = next {
+        if let Some((body, end)) = next {
             line += 1;
-            offset = record.end;
+            offset = end;
             summary.lines += 1;
-            let event = match (&record.body, &mapping) {
-                (Body::Line(bytes), _) => Event::from_slice(bytes).map(|_| bytes.clone()),
+            let event = match (&body, &mapping) {
+                (Body::Line(bytes), _) => Event::from_slice(bytes)
+                    .map(|_| bytes.clone())
+                    .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(row), Some(m)) => m
                     .event(row)
-                    .map(|e| serde_json::to_vec(&e).unwrap_or_default()),
+                    .map(|e| serde_json::to_vec(&e).unwrap_or_default())
+                    .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
+                (Body::TooLong, _) => Err((
+                    "record_too_long",
+                    format!(
+                        "the record is longer than {MAX_RECORD_BYTES} bytes or {MAX_CSV_FIELDS} \
+                         fields; skipped whole"
+                    ),
+                )),
             };
             match event {
                 Ok(json) => {
                     summary.accepted += 1;
                     batch.push(String::from_utf8(json).unwrap_or_default());
                 }
-                Err(e) => {
+                Err((class, reason)) => {
                     summary.refused += 1;
                     *summary
                         .refused_by_reason
-                        .entry(e.class().to_string())
+                        .entry(class.to_string())
                         .or_default() += 1;
                     if summary.examples.len() < EXAMPLES {
-                        summary.examples.push(format!("line {line}: {e}"));
+                        summary.examples.push(format!("line {line}: {reason}"));
                     }
                 }
             }
@@ -182,36 +193,28 @@ async fn wait_for_backlog(redis: &Client, settings: &Settings, max: i64) -> anyh
     }
     loop {
         let stats = group_stats(redis, settings).await?;
-        let backlog = stats.lag.unwrap_or(stats.length) + stats.pending;
-        if backlog <= max {
+        if stats.backlog() <= max {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// Records of the file from a byte offset (see [`super::records`]), CSV ones keyed by the
+/// header's column names.
+enum Records<'a> {
+    Lines(Lines<BufReader<&'a mut std::fs::File>>),
+    Csv {
+        records: Box<CsvRecords<BufReader<&'a mut std::fs::File>>>,
+        headers: Vec<String>,
+    },
+}
+
+/// One record of the file, as the mapping reads it.
 enum Body {
     Line(Vec<u8>),
     Csv(BTreeMap<String, String>),
-}
-
-struct Record {
-    body: Body,
-    /// Byte offset just past the record.
-    end: u64,
-}
-
-/// Records of the file from a byte offset.
-enum Records<'a> {
-    Lines {
-        reader: BufReader<&'a mut std::fs::File>,
-        offset: u64,
-        buf: Vec<u8>,
-    },
-    Csv {
-        reader: csv::Reader<&'a mut std::fs::File>,
-        headers: Vec<String>,
-    },
+    TooLong,
 }
 
 impl<'a> Records<'a> {
@@ -223,64 +226,55 @@ impl<'a> Records<'a> {
         match format {
             ImportFormat::Jsonl => {
                 file.seek(SeekFrom::Start(offset))?;
-                Ok(Records::Lines {
-                    reader: BufReader::with_capacity(1 << 20, file),
-                    offset,
-                    buf: Vec::new(),
-                })
+                let reader = BufReader::with_capacity(1 << 20, file);
+                Ok(Records::Lines(Lines::new(reader, offset)))
             }
             ImportFormat::Csv => {
-                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-                let headers: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
-                if offset > 0 {
-                    let mut position = csv::Position::new();
-                    position.set_byte(offset);
-                    reader.seek(position)?;
-                }
-                Ok(Records::Csv { reader, headers })
+                file.seek(SeekFrom::Start(0))?;
+                let mut records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), 0);
+                let headers = match records.next_record()? {
+                    Some((Record::Fields(headers), _)) => headers,
+                    Some((Record::TooLong, _)) => {
+                        anyhow::bail!("the CSV header is longer than its limits")
+                    }
+                    _ => Vec::new(),
+                };
+                let header_end = records.offset();
+                let start = offset.max(header_end);
+                let file = records.into_inner().into_inner();
+                file.seek(SeekFrom::Start(start))?;
+                let records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), start);
+                Ok(Records::Csv {
+                    records: Box::new(records),
+                    headers,
+                })
             }
         }
     }
 
-    fn next_record(&mut self) -> anyhow::Result<Option<Record>> {
-        match self {
-            Records::Lines {
-                reader,
-                offset,
-                buf,
-            } => loop {
-                buf.clear();
-                let n = reader.by_ref().take(1 << 24).read_until(b'\n', buf)?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                *offset += n as u64;
-                let line = buf.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                return Ok(Some(Record {
-                    body: Body::Line(line.to_vec()),
-                    end: *offset,
-                }));
+    /// The next record and the byte offset just past it.
+    fn next_record(&mut self) -> anyhow::Result<Option<(Body, u64)>> {
+        let (record, end) = match self {
+            Records::Lines(lines) => match lines.next_record()? {
+                Some(next) => next,
+                None => return Ok(None),
             },
-            Records::Csv { reader, headers } => {
-                let mut row = csv::StringRecord::new();
-                if !reader.read_record(&mut row)? {
-                    return Ok(None);
-                }
-                let end = reader.position().byte();
-                let fields = headers
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().map(str::to_string))
-                    .collect();
-                Ok(Some(Record {
-                    body: Body::Csv(fields),
-                    end,
-                }))
+            Records::Csv { records, .. } => match records.next_record()? {
+                Some(next) => next,
+                None => return Ok(None),
+            },
+        };
+        let body = match record {
+            Record::Line(line) => Body::Line(line),
+            Record::TooLong => Body::TooLong,
+            Record::Fields(fields) => {
+                let Records::Csv { headers, .. } = self else {
+                    unreachable!("only CSV records have fields")
+                };
+                Body::Csv(headers.iter().cloned().zip(fields).collect())
             }
-        }
+        };
+        Ok(Some((body, end)))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod html;
 pub mod import;
 pub mod jetstream;
 pub mod mastodon;
+pub mod records;
 pub mod reddit;
 pub mod runner;
 pub mod sink;
