@@ -7,6 +7,7 @@
 //! processes in one group ([`scale`]) and a long run with the model ([`soak`]).
 
 pub mod alerts;
+pub mod hostile;
 pub mod isolation;
 pub mod model;
 mod plot;
@@ -73,6 +74,8 @@ pub struct BenchArgs {
     pub isolation: isolation::IsolationArgs,
     #[command(flatten)]
     pub sources: sources::SourcesBenchArgs,
+    #[command(flatten)]
+    pub hostile: hostile::HostileArgs,
 }
 
 /// The parts of the benchmark.
@@ -94,6 +97,9 @@ pub enum Part {
     Isolation,
     /// The Bluesky source alone and feeding `pulse serve`, and `pulse import` of a large file.
     Sources,
+    /// A `pulse serve` child with authentication on, under each attack of the last outside
+    /// probe in turn, beside legitimate traffic.
+    Hostile,
 }
 
 /// Every figure of one run.
@@ -122,6 +128,7 @@ pub struct BenchReport {
     pub soak: Option<soak::SoakReport>,
     pub isolation: Option<isolation::IsolationReport>,
     pub sources: Option<sources::SourcesReport>,
+    pub hostile: Option<hostile::HostileReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -144,7 +151,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             || (args.only.is_none()
                 && !matches!(
                     part,
-                    Part::Scale | Part::Soak | Part::Isolation | Part::Sources
+                    Part::Scale | Part::Soak | Part::Isolation | Part::Sources | Part::Hostile
                 ))
     };
     let result = async {
@@ -214,6 +221,12 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             report.sources =
                 Some(sources::run(&lexicon, &db_url, &redis, &run_id, &args.sources).await?);
         }
+        if runs(Part::Hostile) {
+            eprintln!("hostile runs");
+            report.hostile = Some(
+                hostile::run(&db_url, &redis, &settings.redis.url, &run_id, &args.hostile).await?,
+            );
+        }
         anyhow::Ok(())
     }
     .await;
@@ -245,6 +258,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = &report.sources {
         println!("{}", sources::markdown(s));
+    }
+    if let Some(h) = &report.hostile {
+        println!("{}", hostile::markdown(h));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;

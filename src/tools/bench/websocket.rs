@@ -74,16 +74,38 @@ impl Server {
         stream: &str,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--open"])
-            .env("PULSE_LIMITS__RATE_LIMITS", "false")
+        let mut env = vec![
+            ("PULSE_LIMITS__RATE_LIMITS", "false"),
+            ("PULSE_ANALYZER__BACKEND", "lexicon"),
+        ];
+        env.extend_from_slice(extra);
+        Self::start_as(
+            &std::env::current_exe()?,
+            &["serve", "--open"],
+            db_url,
+            redis_url,
+            stream,
+            &env,
+        )
+    }
+
+    /// `binary` run with `args` on `stream`, with `extra` settings as environment variables.
+    pub(crate) fn start_as(
+        binary: &std::path::Path,
+        args: &[&str],
+        db_url: &str,
+        redis_url: &str,
+        stream: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        let mut child = Command::new(binary)
+            .args(args)
             .env("DATABASE_URL", db_url)
             .env("REDIS_URL", redis_url)
             .env("PULSE_STREAM", stream)
             .env("PULSE_LISTEN", "127.0.0.1:0")
             .env("PULSE_LOG", "warn,pulse::app=info")
             .env("PULSE_LOG_FORMAT", "text")
-            .env("PULSE_ANALYZER__BACKEND", "lexicon")
             .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -113,6 +135,11 @@ impl Server {
     /// The child's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the child is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The child's resident memory now, in MB (0 when unreadable).
