@@ -5,7 +5,8 @@
 //! credentials, each role, a revoked key, an expired token, a forged token), against a real
 //! server with authentication on. No combination may do more than the route policy allows,
 //! nothing may answer 500, and every response but the liveness probe's is counted against a
-//! rate budget: refusals against the address's, in the order they happen.
+//! rate budget: refusals against the address's, in the order they happen. A second pass sends
+//! every operation a body that never finishes and an encoded NUL in its path and query.
 
 use crate::common;
 use std::collections::HashMap;
@@ -88,6 +89,8 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
     settings.limits.rate_limits = true;
     settings.limits.per_ip_burst = 1e12;
     settings.limits.per_ip_per_sec = 1e-9;
+    settings.limits.per_network_burst = 1e12;
+    settings.limits.per_network_per_sec = 1e-9;
     settings.limits.per_key_burst = 1e12;
     settings.limits.per_key_per_sec = 1e-9;
     let app = Application::build(settings, ServeOptions::default())
@@ -281,4 +284,82 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Every operation of the served document, from an admitted admin: one whose body is declared
+/// and never finished is cut off with 408 `body_timeout` (every route that takes a body reads
+/// it through the same budget), and an encoded NUL in a path id or a query answers 400. Nothing
+/// answers 500, nothing hangs past the timeout.
+#[actix_rt::test]
+async fn every_route_cuts_off_an_unfinished_body_and_refuses_nul() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.auth.open = false;
+    settings.auth.jwt_secret = Secret(SECRET.into());
+    settings.limits.body_timeout_secs = 1;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let addr = app.address();
+    let key = keys::create(&env.pg().await, Role::Admin, "slow", "test")
+        .await
+        .unwrap()
+        .key;
+    let doc: Value = reqwest::get(format!("http://{addr}/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut cases = Vec::new();
+    for (pattern, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+                cases.push((method.clone(), pattern.replace("{id}", "424242"), true));
+            }
+            if pattern.contains("{id}") {
+                cases.push((method.clone(), pattern.replace("{id}", "%00"), false));
+            }
+            if method == "GET" && pattern != "/ws" {
+                let path = pattern.replace("{id}", "424242");
+                cases.push((method.clone(), format!("{path}?x=%00"), false));
+            }
+        }
+    }
+    assert!(cases.iter().filter(|c| c.2).count() >= 12, "{cases:?}");
+    let answers = futures::future::join_all(cases.iter().map(|(method, path, slow)| {
+        let key = key.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                if *slow { 1000 } else { 0 },
+                if *slow { "{\"a\":" } else { "" }
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut raw = vec![0u8; 4096];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut raw))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
+            let text = String::from_utf8_lossy(&raw[..n]).into_owned();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            (status, text)
+        }
+    }))
+    .await;
+    let mut failures = Vec::new();
+    for ((method, path, slow), (status, text)) in cases.iter().zip(answers) {
+        let expected = if *slow { 408 } else { 400 };
+        if status != expected || !text.contains("\"error\"") {
+            failures.push(format!("{method} {path}: {status} (expected {expected})"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -9,6 +9,7 @@ mod common;
 mod alerts;
 mod attack_surface;
 mod bench_command;
+mod budgets;
 mod channels;
 mod compression;
 mod dashboard;

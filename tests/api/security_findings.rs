@@ -12,83 +12,14 @@ use common::*;
 use fred::prelude::*;
 use futures::StreamExt;
 use pulse::app::{Application, ServeOptions};
-use pulse::auth::{keys, Role};
-use pulse::config::{Secret, Settings};
+use pulse::auth::Role;
+use pulse::config::Settings;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "a4c8e2f6b0d9a3c7e1f5b9d2a6c0e4f8b3d7a1c5e9f2b6d0";
-
-/// A Pulse with authentication on and a key of each role.
-struct Server {
-    app: Application,
-    env: TestEnv,
-    keys: Vec<(Role, keys::NewKey)>,
-}
-
-impl Server {
-    async fn start(tweak: impl FnOnce(&mut Settings)) -> Server {
-        let env = TestEnv::new().await;
-        Self::start_in(env, tweak).await
-    }
-
-    async fn start_in(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> Server {
-        let mut settings = env.settings();
-        settings.auth.open = false;
-        settings.auth.jwt_secret = Secret(SECRET.into());
-        tweak(&mut settings);
-        let app = Application::build(settings, ServeOptions::default())
-            .await
-            .unwrap();
-        let pg = env.pg().await;
-        let mut made = Vec::new();
-        for role in Role::ALL {
-            made.push((role, keys::create(&pg, role, "k", "test").await.unwrap()));
-        }
-        Server {
-            app,
-            env,
-            keys: made,
-        }
-    }
-
-    fn key(&self, role: Role) -> &keys::NewKey {
-        &self.keys.iter().find(|k| k.0 == role).unwrap().1
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.app.address())
-    }
-
-    /// Sends `method path` with `role`'s key and an optional JSON body.
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        role: Option<Role>,
-        body: Option<Value>,
-    ) -> RawResponse {
-        let key = role.map(|r| self.key(r).key.clone());
-        let mut headers = Vec::new();
-        if let Some(k) = &key {
-            headers.push(("x-api-key", k.as_str()));
-        }
-        let body = body.map(|b| b.to_string());
-        raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        self.env
-            .pg()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap()
-            .get(0)
-    }
-}
+use common::secured::SecuredServer as Server;
 
 fn code(res: &RawResponse) -> String {
     res.json()["error"]["code"]

@@ -16,6 +16,7 @@ use tokio_postgres::NoTls;
 pub mod app;
 pub mod http_standin;
 pub mod jetstream;
+pub mod secured;
 #[allow(unused_imports)]
 pub use app::{
     http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with, TestApp,

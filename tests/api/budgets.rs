@@ -1,0 +1,652 @@
+//! One test per finding of the outside probe of budgets: what one client, often without
+//! credentials, could make a running server hold or do. Each attacks a real server the way the
+//! probe did (slow bodies, stream entries of many fields, made-up keys, gzip members, direct
+//! analysis, sockets that stop reading, made-up labels, floods of events, hostile import files,
+//! inputs that answered 500, many addresses of one network) and checks the budget holds.
+
+use crate::common;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::secured::SecuredServer;
+use common::*;
+use fred::prelude::*;
+use pulse::auth::Role;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A connection to `server` from `source` with a small receive buffer (so a client that does
+/// not read fills it soon).
+async fn connect_from(source: &str, server: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// The status of the answer on `stream`, waiting up to a minute (0: closed unanswered).
+async fn status_of(stream: &mut tokio::net::TcpStream) -> u16 {
+    let mut buf = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await;
+    match read {
+        Ok(Ok(n)) if n > 0 => String::from_utf8_lossy(&buf[..n])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `GET /metrics` sent from `source`.
+async fn metrics_from(source: &str, server: SocketAddr) -> String {
+    let mut stream = connect_from(source, server).await;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await;
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn code(res: &RawResponse) -> String {
+    res.json()["error"]["code"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Finding 1: bodies that never finish were held whole, from what `Content-Length` promised,
+/// with no timeout, and a client could start as many as its request budget allowed.
+#[actix_rt::test]
+async fn slow_bodies_are_cut_off_and_few_per_client() {
+    let s = SecuredServer::start(|s| {
+        s.limits.body_timeout_secs = 1;
+        s.limits.bodies_per_client = 2;
+    })
+    .await;
+    let addr = s.app.address();
+    // A body anyone may send is small: a megabyte is refused from its length alone.
+    let huge = format!(
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1048576\r\n\r\n{{\"api_key\":"
+    );
+    let mut stream = connect_from("127.0.0.1", addr).await;
+    stream.write_all(huge.as_bytes()).await.unwrap();
+    assert_eq!(status_of(&mut stream).await, 413);
+    let head = format!(
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 10000\r\n\r\n{{\"api_key\":"
+    );
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.1", addr).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    // Both bodies have started (their requests were read) before the third comes.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            metrics_text(&s.app)
+                .await
+                .lines()
+                .any(|l| l.starts_with("pulse_http_body_bytes ") && !l.ends_with(" 0"))
+        })
+        .await,
+        "the two bodies were never charged"
+    );
+    let mut third = connect_from("127.0.0.1", addr).await;
+    third.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(status_of(&mut third).await, 429, "a third body at once");
+    for stream in &mut held {
+        assert_eq!(status_of(stream).await, 408, "a body that never finishes");
+    }
+    // The connection of a timed-out body is closed: nothing of it is read as a request.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(30), held[0].read_to_end(&mut rest)).await;
+    assert!(end.is_ok(), "the connection stays open");
+}
+
+/// Finding 2: the size bound cut each value but kept every field, and an idle reader read its
+/// first entry whole: 500,000 tiny fields cost Pulse 68 times their bytes.
+#[actix_rt::test]
+async fn stream_entries_with_many_fields_are_cut_where_they_are_read() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let stream = app.env.stream.clone();
+    // Under the size limit (about 160 KB) but 20,001 fields, appended while the stream is idle.
+    let mut fields: Vec<(String, String)> = vec![("event".into(), "{}".into())];
+    fields.extend((0..20_000).map(|i| (format!("f{i}"), "x".to_string())));
+    let _: String = redis.xadd(&stream, false, None, "*", fields).await.unwrap();
+    app.xadd(&post_json(
+        "after-many-fields",
+        "A post after the wide entry",
+    ))
+    .await;
+    assert!(app.wait_for_posts(1, Duration::from_secs(60)).await);
+    let dead = format!("{stream}:dead");
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            redis.xlen::<i64, _>(&dead).await.unwrap_or(0) >= 1
+        })
+        .await
+    );
+    let letters: Vec<(String, Vec<(String, String)>)> =
+        redis.xrange(&dead, "-", "+", None).await.unwrap();
+    let (_, letter) = &letters[0];
+    let field = |name: &str| {
+        letter
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("dead_reason_class"), "entry_too_large");
+    assert_eq!(field("dead_entry_fields"), "20001");
+    let kept = letter
+        .iter()
+        .filter(|(k, _)| !k.starts_with("dead_"))
+        .count();
+    assert!(kept <= 4, "the letter keeps {kept} of the entry's fields");
+}
+
+/// Finding 3: every made-up key cost an Argon2 check, even when the answer was 429.
+#[actix_rt::test]
+async fn made_up_keys_are_refused_before_any_hashing() {
+    let s = SecuredServer::start(|s| {
+        s.limits.rate_limits = true;
+        s.limits.per_ip_burst = 3.0;
+        s.limits.per_ip_per_sec = 0.01;
+    })
+    .await;
+    // Read from another network than the guesses, so reading spends none of their budget.
+    let verifications = || async {
+        metrics_from("127.0.7.1", s.app.address())
+            .await
+            .lines()
+            .filter(|l| l.starts_with("pulse_auth_key_verifications_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = verifications().await;
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let key = format!("pulse_{:012x}_{:064x}", i, i * 7919);
+        let res = raw_request(
+            s.app.address(),
+            "GET",
+            "/api/v1/posts",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+        statuses.push(res.status);
+    }
+    let checked = verifications().await - before;
+    assert!(
+        checked <= 3.0,
+        "{checked} hashes for 20 guesses: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 17,
+        "{statuses:?}"
+    );
+
+    // The same wrong key again is refused without another check.
+    let t = SecuredServer::start(|_| {}).await;
+    let wrong = format!(
+        "{}0",
+        &t.key(Role::Analyst).key[..t.key(Role::Analyst).key.len() - 1]
+    );
+    for _ in 0..5 {
+        let res = raw_request(
+            t.app.address(),
+            "GET",
+            "/api/v1/posts",
+            &[("x-api-key", &wrong)],
+            None,
+        )
+        .await;
+        assert_eq!(res.status, 401);
+    }
+    let text = metrics_text(&t.app).await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pulse_auth_remembered_failures_total") && l.ends_with(" 4")),
+        "{text}"
+    );
+}
+
+/// Finding 4: a megabyte of empty gzip members took half a second of an HTTP worker each.
+#[actix_rt::test]
+async fn gzip_bodies_of_many_members_are_refused_unread() {
+    use std::io::Write;
+    let s = SecuredServer::start(|_| {}).await;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(b"").unwrap();
+    let member = encoder.finish().unwrap();
+    let body: Vec<u8> = member
+        .iter()
+        .copied()
+        .cycle()
+        .take(member.len() * 100)
+        .collect();
+    let res = reqwest::Client::new()
+        .post(s.url("/api/v1/auth/token"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_body");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gzip members"),
+        "{body}"
+    );
+}
+
+/// Finding 5: direct analysis shared the pipeline's analyzer without a budget.
+#[actix_rt::test]
+async fn direct_analysis_takes_only_its_share() {
+    let s = SecuredServer::start(|s| {
+        // A share this small makes each chunk's rest far longer than the wait.
+        s.analyzer.api_share = 0.001;
+        s.analyzer.api_wait_ms = 200;
+    })
+    .await;
+    // One chunk: answered at once; the rest it owes is served by whoever comes next.
+    let texts: Vec<String> = (0..16)
+        .map(|i| format!("text {i} ") + &"the app keeps crashing ".repeat(200))
+        .collect();
+    let first = s
+        .call(
+            "POST",
+            "/api/v1/analyze",
+            Some(Role::Analyst),
+            Some(json!({ "texts": texts })),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["analyses"].as_array().unwrap().len(), 16);
+    let second = s
+        .call(
+            "POST",
+            "/api/v1/analyze",
+            Some(Role::Analyst),
+            Some(json!({"texts": ["hello"]})),
+        )
+        .await;
+    assert_eq!((second.status, code(&second).as_str()), (503, "busy"));
+    assert_eq!(second.json()["error"]["details"]["reason"], "analyzer");
+    assert!(second.headers.contains_key("retry-after"));
+}
+
+/// Finding 6: a session whose client stopped reading held its queue (a megabyte) forever.
+#[actix_rt::test]
+async fn sockets_that_stop_reading_are_closed_and_capped_per_client() {
+    let s = SecuredServer::start(|s| {
+        s.ws.write_timeout_secs = 1;
+        s.ws.max_sessions_per_client = 2;
+        s.ws.send_buffer_bytes = 4096;
+        // Only the write timeout may end these sessions.
+        s.ws.client_timeout_secs = 600;
+    })
+    .await;
+    let addr = s.app.address();
+    let token = s.token(Role::Analyst).await;
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.1", addr).await;
+        stream.write_all(handshake.as_bytes()).await.unwrap();
+        assert_eq!(status_of(&mut stream).await, 101);
+        // A masked text frame subscribing to every post; then the client never reads again.
+        let payload = br#"{"type":"subscribe","topics":["posts"]}"#;
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).await.unwrap();
+        sockets.push(stream);
+    }
+    let mut third = connect_from("127.0.0.1", addr).await;
+    third.write_all(handshake.as_bytes()).await.unwrap();
+    assert_eq!(
+        status_of(&mut third).await,
+        429,
+        "a third session of one key"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            s.app.ws_sessions() == 2
+        })
+        .await
+    );
+
+    // Posts of 15 KB each until the sessions' sockets are full and the server gives up on them.
+    let redis = s.env.redis().await;
+    let text = "the new watch stopped charging overnight ".repeat(380);
+    let mut sent = 0;
+    let app = &s.app;
+    let closed = wait_until(Duration::from_secs(120), || {
+        let (redis, stream, text) = (&redis, &s.env.stream, &text);
+        sent += 1;
+        let batch = sent;
+        async move {
+            for i in 0..50 {
+                xadd_event(redis, stream, &post_json(&format!("big-{batch}-{i}"), text)).await;
+            }
+            app.ws_sessions() == 0
+        }
+    })
+    .await;
+    assert!(
+        closed,
+        "sessions whose client stopped reading were never closed"
+    );
+    let metrics = metrics_text(&s.app).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pulse_ws_sessions_stalled_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+/// Finding 7: posts with made-up labels made one rollup row each, which every aggregate read.
+#[actix_rt::test]
+async fn made_up_labels_beyond_the_days_keys_count_under_other() {
+    let s = SecuredServer::start(|s| s.metrics.max_keys_per_dimension = 3).await;
+    for i in 0..10 {
+        let post = json!({
+            "type": "post", "id": format!("label-{i}"), "platform": "twitter",
+            "author": {"id": "a", "followers": 1}, "text": "what a day",
+            "created_at": chrono::Utc::now().to_rfc3339(),
+            "geo": {"city": format!("city-{i}")},
+        });
+        xadd_event(&s.env.redis().await, &s.env.stream, &post.to_string()).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            s.env.post_count().await >= 10
+        })
+        .await
+    );
+    let cities = |res: RawResponse| -> Vec<(String, i64)> {
+        res.json()["cities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap().to_string(),
+                    c["posts"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let geo = cities(
+        s.call(
+            "GET",
+            "/api/v1/metrics/geo?window=1h",
+            Some(Role::Analyst),
+            None,
+        )
+        .await,
+    );
+    assert_eq!(geo.len(), 4, "{geo:?}");
+    assert!(geo.contains(&("(other)".to_string(), 7)), "{geo:?}");
+    assert_eq!(geo.iter().map(|(_, n)| n).sum::<i64>(), 10);
+
+    // A deleted post leaves exactly the rows it was counted in.
+    let other_post: String = s
+        .env
+        .pg()
+        .await
+        .query_one(
+            "SELECT id FROM posts WHERE rollup_other & 1 <> 0 ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let deletion = json!({"type": "delete", "post_id": other_post,
+        "at": chrono::Utc::now().to_rfc3339()});
+    xadd_event(&s.env.redis().await, &s.env.stream, &deletion.to_string()).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            let geo = cities(
+                s.call(
+                    "GET",
+                    "/api/v1/metrics/geo?window=1h",
+                    Some(Role::Analyst),
+                    None,
+                )
+                .await,
+            );
+            geo.contains(&("(other)".to_string(), 6))
+        })
+        .await
+    );
+    let recount = s
+        .count("SELECT count(*) FROM posts WHERE deleted_at IS NULL AND city IS NOT NULL")
+        .await;
+    let rolled = s
+        .count("SELECT sum(posts)::int8 FROM metric_rollups WHERE dimension = 'city'")
+        .await;
+    assert_eq!(rolled, recount);
+    let admitted = s
+        .count("SELECT count(*) FROM rollup_keys WHERE dimension = 'city'")
+        .await;
+    assert_eq!(admitted, 3);
+}
+
+/// Finding 8: nothing held back `POST /api/v1/events`: two clients grew the backlog by 10,000
+/// entries a second.
+#[actix_rt::test]
+async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backlog() {
+    let s = SecuredServer::start(|s| {
+        s.limits.rate_limits = true;
+        s.limits.per_key_events_per_sec = 1.0;
+        s.limits.per_key_events_burst = 20.0;
+        s.ingest.max_backlog = 100;
+    })
+    .await;
+    let events = |prefix: &str, n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| serde_json::from_str(&post_json(&format!("{prefix}-{i}"), "hi")).unwrap())
+                .collect(),
+        )
+    };
+    let first = s
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(Role::Ingest),
+            Some(events("a", 15)),
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let over = s
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(Role::Ingest),
+            Some(events("b", 10)),
+        )
+        .await;
+    assert_eq!((over.status, code(&over).as_str()), (429, "rate_limited"));
+    assert_eq!(over.json()["error"]["details"]["scope"], "events");
+    assert!(over.headers.contains_key("retry-after"));
+
+    // A backlog past the limit: the group has thousands of entries to read.
+    let t = SecuredServer::start(|s| s.ingest.max_backlog = 100).await;
+    let redis = t.env.redis().await;
+    let refused = wait_until(Duration::from_secs(60), || async {
+        xadd_posts(&redis, &t.env.stream, &unique("burst"), 0..5_000).await;
+        let res = t
+            .call(
+                "POST",
+                "/api/v1/events",
+                Some(Role::Ingest),
+                Some(events("c", 1)),
+            )
+            .await;
+        res.status == 503 && res.json()["error"]["details"]["reason"] == "backlog"
+    })
+    .await;
+    assert!(refused, "the intake never pushed back");
+}
+
+/// Finding 9: a 16 MiB JSON line was read as two, and the event after its padding accepted;
+/// one quoted CSV field of 300 MB was held whole.
+#[actix_rt::test]
+async fn import_refuses_an_overlong_record_whole() {
+    let env = TestEnv::new().await;
+    let dir = std::env::temp_dir().join(unique("pulse-hostile-import"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("padded.jsonl");
+    let padded = format!(
+        "{}{}\n{}\n",
+        " ".repeat(2 << 20),
+        post_json("hidden", "after the padding"),
+        post_json("seen", "a good line")
+    );
+    std::fs::write(&jsonl, padded).unwrap();
+    let csv = dir.join("huge.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "id,text,created_at\nhidden,\"{}\",1700000000\nseen-csv,a good line,1700000000\n",
+            "x".repeat(2 << 20)
+        ),
+    )
+    .unwrap();
+    for (file, seen) in [(jsonl, "seen"), (csv, "seen-csv")] {
+        let summary = pulse::sources::import::run(
+            &env.settings(),
+            pulse::sources::import::ImportArgs {
+                file: file.clone(),
+                format: None,
+                map: String::new(),
+                platform: "other".into(),
+                restart: true,
+                max_backlog: 0,
+                quiet: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.accepted, 1, "{summary:?}");
+        assert_eq!(summary.refused_by_reason.get("record_too_long"), Some(&1));
+        let entries: Vec<(String, Vec<(String, String)>)> = env
+            .redis()
+            .await
+            .xrange(&env.stream, "-", "+", None)
+            .await
+            .unwrap();
+        let ids: Vec<String> = entries
+            .iter()
+            .filter_map(|(_, f)| f.iter().find(|(k, _)| k == "event"))
+            .filter_map(|(_, e)| serde_json::from_str::<Value>(e).ok())
+            .filter_map(|e| e["id"].as_str().map(str::to_string))
+            .collect();
+        assert!(ids.contains(&seen.to_string()), "{ids:?}");
+        assert!(!ids.contains(&"hidden".to_string()), "{ids:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding 10: three inputs answered 500.
+#[actix_rt::test]
+async fn inputs_the_database_cannot_hold_are_bad_requests() {
+    let s = SecuredServer::start(|_| {}).await;
+    // A time a hundred thousand years ago: a time the server's clock can hold, PostgreSQL not.
+    let cursor: String = "-3000000000000000000|x"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for (method, path, role) in [
+        (
+            "GET",
+            format!("/api/v1/posts?cursor={cursor}"),
+            Role::Analyst,
+        ),
+        ("DELETE", "/api/v1/admin/keys/%00".to_string(), Role::Admin),
+        (
+            "GET",
+            "/api/v1/admin/audit?actor=%00".to_string(),
+            Role::Admin,
+        ),
+        (
+            "GET",
+            "/api/v1/admin/audit?action=%00".to_string(),
+            Role::Admin,
+        ),
+        (
+            "GET",
+            "/api/v1/admin/audit?outcome=%00".to_string(),
+            Role::Admin,
+        ),
+    ] {
+        let res = s.call(method, &path, Some(role), None).await;
+        assert_eq!(res.status, 400, "{method} {path}: {}", res.body);
+    }
+}
+
+/// Finding 11: the budgets were per address, and a host has a whole /8 (or /64) of them.
+#[actix_rt::test]
+async fn the_addresses_of_one_network_share_its_budget() {
+    let s = SecuredServer::start(|s| {
+        s.limits.rate_limits = true;
+        s.limits.per_ip_burst = 20.0;
+        s.limits.per_network_burst = 5.0;
+        s.limits.per_network_per_sec = 0.01;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 2..22 {
+        let mut stream = connect_from(&format!("127.0.0.{i}"), s.app.address()).await;
+        let request = format!(
+            "GET /api/v1/auth/status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.app.address()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        statuses.push(status_of(&mut stream).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        15,
+        "{statuses:?}"
+    );
+    // Another network has its own.
+    let mut other = connect_from("127.0.9.2", s.app.address()).await;
+    other
+        .write_all(
+            format!(
+                "GET /api/v1/auth/status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                s.app.address()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status_of(&mut other).await, 200);
+}

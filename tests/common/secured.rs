@@ -1,0 +1,98 @@
+//! A Pulse with authentication on and a key of each role, for the tests that attack it as
+//! outsiders and callers of each role would.
+
+use pulse::app::{Application, ServeOptions};
+use pulse::auth::{keys, Role};
+use pulse::config::{Secret, Settings};
+use serde_json::Value;
+
+use super::{raw_request, RawResponse, TestEnv};
+
+const SECRET: &str = "a4c8e2f6b0d9a3c7e1f5b9d2a6c0e4f8b3d7a1c5e9f2b6d0";
+
+/// See the module documentation.
+pub struct SecuredServer {
+    pub app: Application,
+    pub env: TestEnv,
+    pub keys: Vec<(Role, keys::NewKey)>,
+}
+
+impl SecuredServer {
+    /// A server on a fresh environment, its settings changed by `tweak`.
+    pub async fn start(tweak: impl FnOnce(&mut Settings)) -> SecuredServer {
+        let env = TestEnv::new().await;
+        Self::start_in(env, tweak).await
+    }
+
+    /// A server on `env`, its settings changed by `tweak`.
+    pub async fn start_in(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> SecuredServer {
+        let mut settings = env.settings();
+        settings.auth.open = false;
+        settings.auth.jwt_secret = Secret(SECRET.into());
+        tweak(&mut settings);
+        let app = Application::build(settings, ServeOptions::default())
+            .await
+            .unwrap();
+        let pg = env.pg().await;
+        let mut made = Vec::new();
+        for role in Role::ALL {
+            made.push((role, keys::create(&pg, role, "k", "test").await.unwrap()));
+        }
+        SecuredServer {
+            app,
+            env,
+            keys: made,
+        }
+    }
+
+    /// The key of `role`.
+    pub fn key(&self, role: Role) -> &keys::NewKey {
+        &self.keys.iter().find(|k| k.0 == role).unwrap().1
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app.address())
+    }
+
+    /// Sends `method path` with `role`'s key and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        role: Option<Role>,
+        body: Option<Value>,
+    ) -> RawResponse {
+        let key = role.map(|r| self.key(r).key.clone());
+        let mut headers = Vec::new();
+        if let Some(k) = &key {
+            headers.push(("x-api-key", k.as_str()));
+        }
+        let body = body.map(|b| b.to_string());
+        raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
+    }
+
+    /// The first column of the first row of `sql` (a count).
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.env
+            .pg()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// An access token for `role`'s key.
+    pub async fn token(&self, role: Role) -> String {
+        let res = self
+            .call(
+                "POST",
+                "/api/v1/auth/token",
+                None,
+                Some(serde_json::json!({"api_key": self.key(role).key})),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.json()["access_token"].as_str().unwrap().to_string()
+    }
+}
