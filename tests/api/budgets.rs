@@ -50,13 +50,6 @@ async fn metrics_from(source: &str, server: SocketAddr) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-fn code(res: &RawResponse) -> String {
-    res.json()["error"]["code"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Finding 1: bodies that never finish were held whole, from what `Content-Length` promised,
 /// with no timeout, and a client could start as many as its request budget allowed.
 #[actix_rt::test]
@@ -283,7 +276,7 @@ async fn direct_analysis_takes_only_its_share() {
             Some(json!({"texts": ["hello"]})),
         )
         .await;
-    assert_eq!((second.status, code(&second).as_str()), (503, "busy"));
+    assert_eq!((second.status, second.code().as_str()), (503, "busy"));
     assert_eq!(second.json()["error"]["details"]["reason"], "analyzer");
     assert!(second.headers.contains_key("retry-after"));
 }
@@ -487,7 +480,7 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
             Some(events("b", 10)),
         )
         .await;
-    assert_eq!((over.status, code(&over).as_str()), (429, "rate_limited"));
+    assert_eq!((over.status, over.code().as_str()), (429, "rate_limited"));
     assert_eq!(over.json()["error"]["details"]["scope"], "events");
     assert!(over.headers.contains_key("retry-after"));
 

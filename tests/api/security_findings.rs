@@ -21,13 +21,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::secured::SecuredServer as Server;
 
-fn code(res: &RawResponse) -> String {
-    res.json()["error"]["code"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Finding 1: the gate read the raw path, the router the decoded one.
 #[actix_rt::test]
 async fn a_second_spelling_of_a_path_reaches_nothing() {
@@ -42,7 +35,7 @@ async fn a_second_spelling_of_a_path_reaches_nothing() {
         )
         .await;
     assert_eq!(
-        (created.status, code(&created).as_str()),
+        (created.status, created.code().as_str()),
         (400, "non_canonical_path")
     );
     let audit = s
@@ -56,7 +49,7 @@ async fn a_second_spelling_of_a_path_reaches_nothing() {
     ] {
         let res = s.call("GET", path, Some(Role::Analyst), None).await;
         assert_eq!(
-            (res.status, code(&res).as_str()),
+            (res.status, res.code().as_str()),
             (400, "non_canonical_path"),
             "{path}"
         );
@@ -195,7 +188,7 @@ async fn webhooks_reach_no_internal_address_and_follow_no_redirect() {
             )
             .await;
         assert_eq!(
-            (res.status, code(&res).as_str()),
+            (res.status, res.code().as_str()),
             (400, "invalid_webhook"),
             "{url}"
         );
@@ -296,7 +289,7 @@ async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connect
         )
         .await;
     assert_eq!(
-        (res.status, code(&res).as_str()),
+        (res.status, res.code().as_str()),
         (504, "query_timeout"),
         "{}",
         res.body
@@ -334,7 +327,7 @@ async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connect
     let second = s
         .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
         .await;
-    assert_eq!((second.status, code(&second).as_str()), (503, "busy"));
+    assert_eq!((second.status, second.code().as_str()), (503, "busy"));
     assert_eq!(
         second.headers.get("retry-after").map(String::as_str),
         Some("1")
@@ -365,7 +358,7 @@ async fn timestamps_far_ahead_or_before_1970_are_refused_and_backfill_is_never_l
             )
             .await;
         assert_eq!(
-            (res.status, code(&res).as_str()),
+            (res.status, res.code().as_str()),
             (400, "invalid_event"),
             "{at}"
         );
@@ -605,7 +598,7 @@ async fn foreign_host_names_are_refused() {
         None,
     )
     .await;
-    assert_eq!((res.status, code(&res).as_str()), (400, "host_not_allowed"));
+    assert_eq!((res.status, res.code().as_str()), (400, "host_not_allowed"));
     let origin = format!("http://evil.example:{port}");
     let upgrade = raw_request(
         s.app.address(),
@@ -755,7 +748,7 @@ async fn out_of_range_times_are_bad_requests() {
     ] {
         let res = s.call("GET", path, Some(Role::Admin), None).await;
         assert_eq!(
-            (res.status, code(&res).as_str()),
+            (res.status, res.code().as_str()),
             (400, "invalid_query"),
             "{path}: {}",
             res.body

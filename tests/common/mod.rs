@@ -626,6 +626,14 @@ impl RawResponse {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The error code of an answer in the API's error shape (empty when there is none).
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
 }
 
 /// Sends one HTTP/1.1 request with `target` exactly as given (HTTP clients normalise paths,

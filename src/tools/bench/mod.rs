@@ -683,6 +683,18 @@ fn peak_rss_mb() -> f64 {
     peak_rss_mb_in("/proc/self/status")
 }
 
+/// Resident memory (VmRSS) of process `pid` now, in MB; 0 when unreadable.
+pub(crate) fn rss_mb_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Peak resident memory (VmHWM) from a `/proc/<pid>/status` file, in MB; 0 when unreadable.
 pub(crate) fn peak_rss_mb_in(status: &str) -> f64 {
     std::fs::read_to_string(status)

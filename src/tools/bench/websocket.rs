@@ -144,14 +144,7 @@ impl Server {
 
     /// The child's resident memory now, in MB (0 when unreadable).
     pub(crate) fn rss_mb(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
+        super::rss_mb_of(self.child.id())
     }
 }
 
@@ -367,16 +360,7 @@ pub async fn run(
             let (peak, pid) = (peak.clone(), server.child.id());
             tokio::spawn(async move {
                 loop {
-                    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                        .ok()
-                        .and_then(|s| {
-                            s.lines()
-                                .find_map(|l| l.strip_prefix("VmRSS:"))
-                                .and_then(|v| {
-                                    v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()
-                                })
-                        })
-                        .map_or(0.0, |kb| kb / 1024.0);
+                    let rss = super::rss_mb_of(pid);
                     {
                         let mut p = peak.lock().unwrap_or_else(|p| p.into_inner());
                         *p = p.max(rss);

@@ -556,7 +556,7 @@ async fn phase<'a>(
         let (peak, stop, pid) = (peak.clone(), stop.clone(), server.pid());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let rss = rss_mb(pid);
+                let rss = super::rss_mb_of(pid);
                 {
                     let mut p = peak.lock().unwrap_or_else(|p| p.into_inner());
                     *p = p.max(rss);
@@ -618,17 +618,6 @@ async fn phase<'a>(
         legit,
         alive,
     })
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The legitimate client: health, a page of posts, the geographic breakdown and a one-text
