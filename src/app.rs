@@ -146,6 +146,7 @@ impl Application {
             Some(hub.broadcaster().recipient()),
         )
         .start();
+        pipeline.subscribe(alerter.clone().recipient());
         let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
         let virality = settings.virality.enabled.then(|| {
             let tracker = ViralityTracker::new(

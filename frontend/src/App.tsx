@@ -7,7 +7,7 @@ import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilte
 import { compact, percent, perMinute, rate, score, signed } from "./lib/format";
 import { LiveSocket, socketUrl, type ConnectionState } from "./lib/socket";
 import { useTheme } from "./lib/theme";
-import { initialLive, liveReducer, MAX_VIRAL, mergeViral } from "./state/live";
+import { initialLive, liveReducer, MAX_VIRAL, mergeViral, notDeleted } from "./state/live";
 import { FilterBar } from "./components/FilterBar";
 import { OverallPanel } from "./components/Overall";
 import { TrendPanel } from "./components/Trend";
@@ -236,7 +236,11 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
   }, [trendingQ.data, trendingQ.dataUpdatedAt]);
   // The listing as last fetched, with the live updates that came since merged in.
   const trendingItems = trendingQ.data?.items;
-  const viral = useMemo(() => (trendingItems ? mergeViral(trendingItems, live.viral) : undefined), [trendingItems, live.viral]);
+  // A listing fetched before a deletion may still hold the post: the deletion wins.
+  const viral = useMemo(
+    () => (trendingItems ? mergeViral(trendingItems.filter(notDeleted(live.deleted)), live.viral) : undefined),
+    [trendingItems, live.viral, live.deleted],
+  );
   const postTexts = useMemo(() => new Map([...live.held, ...live.posts].map((p) => [p.id, p.text])), [live.posts, live.held]);
   const apiDown = overall.isError && !overall.data;
 

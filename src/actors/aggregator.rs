@@ -7,9 +7,9 @@
 //! are computed at `metrics.updates_per_sec`; the 24 h window, which reads the most rows, is
 //! refreshed every [`SLOW_WINDOW_REFRESH`].
 //!
-//! Terms are counted in memory per minute from committed new posts and flushed with additive
-//! upserts every [`TERM_FLUSH_INTERVAL`]; a crash loses at most that much of the term counts
-//! (never posts or metrics).
+//! Terms are counted in memory per minute from committed new posts, taken back out for posts
+//! deleted since, and flushed with additive upserts every [`TERM_FLUSH_INTERVAL`]; a crash
+//! loses at most that much of the term counts (never posts or metrics).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use super::messages::{Committed, MetricsUpdate};
 use crate::analysis::terms::extract_terms;
 use crate::config::Settings;
 use crate::db::rollups::by_dimension;
+use crate::models::deletion::DeletedPost;
 use crate::models::metrics::{Dimension, KeyedStats, Window};
 
 /// How often counted terms are written to PostgreSQL.
@@ -96,6 +97,27 @@ impl Aggregator {
             }
             if bucket.len() > MAX_TERMS_PER_MINUTE * 2 {
                 prune(bucket);
+            }
+        }
+        while self.terms.len() > MAX_PENDING_MINUTES {
+            self.terms.pop_first();
+        }
+    }
+
+    /// Takes the terms of posts just deleted back out: from the pending counts, and through
+    /// them from `term_rollups` at the next flush (a negative count there).
+    fn uncount_terms(&mut self, deleted: &[DeletedPost]) {
+        for post in deleted {
+            let minute = post
+                .created_at
+                .duration_trunc(TimeDelta::minutes(1))
+                .unwrap_or(post.created_at);
+            let score = f64::from(post.sentiment_score);
+            let bucket = self.terms.entry(minute).or_default();
+            for term in extract_terms(&post.text) {
+                let slot = bucket.entry(term).or_insert((0, 0.0));
+                slot.0 -= 1;
+                slot.1 -= score;
             }
         }
         while self.terms.len() > MAX_PENDING_MINUTES {
@@ -195,6 +217,7 @@ impl Handler<Committed> for Aggregator {
 
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         self.count_terms(&msg);
+        self.uncount_terms(&msg.outcome.deleted);
     }
 }
 
@@ -237,7 +260,8 @@ fn prune(bucket: &mut BTreeMap<String, (i64, f64)>) {
     let mut counts: Vec<i64> = bucket.values().map(|(n, _)| *n).collect();
     counts.sort_unstable_by(|a, b| b.cmp(a));
     let cutoff = counts[MAX_TERMS_PER_MINUTE - 1];
-    bucket.retain(|_, (n, _)| *n > cutoff);
+    // Removals (negative counts, of deleted posts) are kept: they undo what was written.
+    bucket.retain(|_, (n, _)| *n > cutoff || *n < 0);
     // Ties at the cutoff are dropped together, so the bucket never exceeds the cap.
 }
 
@@ -245,8 +269,8 @@ async fn write_terms(
     pool: &Pool,
     terms: &BTreeMap<DateTime<Utc>, BTreeMap<String, (i64, f64)>>,
 ) -> anyhow::Result<()> {
-    let client = pool.get().await?;
-    crate::db::rollups::add_terms(&client, terms).await
+    let mut client = pool.get().await?;
+    crate::db::rollups::apply_terms(&mut client, terms).await
 }
 
 fn first_stats(items: Vec<KeyedStats>) -> serde_json::Value {

@@ -18,16 +18,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, Recipient};
+use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use deadpool_postgres::Pool;
 use serde_json::json;
 
-use super::messages::Publish;
+use super::messages::{Committed, Publish};
 use crate::analysis::terms::extract_terms;
 use crate::config::Settings;
 use crate::db::alerts::{self as db, NewAlert};
 use crate::models::alerts::{AlertRule, RuleKind};
+use crate::models::deletion::DeletedPost;
 use crate::models::live::{FilterKeys, Topic};
 use crate::models::metrics::{Dimension, Stats};
 use crate::models::Platform;
@@ -82,6 +83,26 @@ impl Actor for Alerter {
                 ),
             );
         });
+    }
+}
+
+impl Handler<Committed> for Alerter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
+        if msg.outcome.deleted.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        ctx.spawn(wrap_future(async move {
+            match scrub_evidence(&pool, &msg.outcome.deleted).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(alerts = n, "deleted posts taken out of alert evidence"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking deleted posts out of alert evidence failed")
+                }
+            }
+        }));
     }
 }
 
@@ -288,14 +309,16 @@ fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Valu
 }
 
 /// The posts and terms that drove an alert: the most negative (or most at-risk, or most
-/// toxic) posts of the window in the scope, and the terms most frequent among them.
+/// toxic) live posts of the window `[from, to]` in the scope, and the terms most frequent
+/// among them.
 async fn examples(
     client: &tokio_postgres::Client,
-    rule: &AlertRule,
+    kind: RuleKind,
+    dimension: Dimension,
     key: &str,
-    from: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(serde_json::Value, serde_json::Value), tokio_postgres::Error> {
-    let posts = db::evidence_posts(client, rule.kind, rule.dimension, key, from).await?;
+    let posts = db::evidence_posts(client, kind, dimension, key, from, to).await?;
     let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
     for post in &posts {
         for term in extract_terms(&post.text) {
@@ -311,6 +334,47 @@ async fn examples(
         .collect();
     let top: Vec<&db::EvidencePost> = posts.iter().take(5).collect();
     Ok((json!(top), json!(terms)))
+}
+
+/// Takes posts just deleted out of the evidence of the alerts that quote them: their posts
+/// and terms are chosen again from the window's posts still live, and `deleted_posts` counts
+/// the quoted posts that went. The alert keeps its status and figures.
+async fn scrub_evidence(pool: &Pool, deleted: &[DeletedPost]) -> anyhow::Result<usize> {
+    let Some(since) = deleted.iter().map(|p| p.created_at).min() else {
+        return Ok(0);
+    };
+    let ids: Vec<&str> = deleted.iter().map(|p| p.id.as_str()).collect();
+    let mut client = pool.get().await?;
+    let alerts = db::quoting(&client, &ids, since).await?;
+    for alert in &alerts {
+        let mut evidence = alert.evidence.clone();
+        let window = |field: &str| {
+            evidence["window"][field]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let (Some(from), Some(to)) = (window("from"), window("to")) else {
+            continue;
+        };
+        let quoted = evidence["top_posts"]
+            .as_array()
+            .map(|posts| {
+                posts
+                    .iter()
+                    .filter(|p| p["id"].as_str().is_some_and(|id| ids.contains(&id)))
+                    .count()
+            })
+            .unwrap_or(0);
+        let (posts, terms) =
+            examples(&client, alert.kind, alert.dimension, &alert.key, (from, to)).await?;
+        let before = evidence["deleted_posts"].as_u64().unwrap_or(0);
+        evidence["top_posts"] = posts;
+        evidence["top_terms"] = terms;
+        evidence["deleted_posts"] = json!(before + quoted as u64);
+        db::replace_evidence(&mut client, alert.id, &evidence).await?;
+    }
+    Ok(alerts.len())
 }
 
 /// One evaluation of every enabled rule; returns the alerts this call fired.
@@ -337,7 +401,8 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
             {
                 continue;
             }
-            let (posts, terms) = examples(&client, &rule, &o.key, from).await?;
+            let (posts, terms) =
+                examples(&client, rule.kind, rule.dimension, &o.key, (from, now)).await?;
             let evidence = json!({
                 "window": {"minutes": rule.window_minutes, "from": from, "to": now, "stats": o.stats},
                 "value": value, "threshold": if threshold.is_finite() { json!(threshold) } else { json!(null) },

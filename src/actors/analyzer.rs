@@ -72,14 +72,19 @@ impl AnalyzerWorker {
                 });
                 continue;
             }
-            match entry.decode() {
-                Ok(Event::Post(post)) => posts.push((entry.id.clone(), post)),
-                Ok(Event::Engagement(engagement)) => out.engagements.push(StreamedEngagement {
+            let decoded = entry.producer().and_then(|p| Ok((p, entry.decode()?)));
+            match decoded {
+                Ok((producer, Event::Post(post))) => posts.push((entry.id.clone(), producer, post)),
+                Ok((producer, Event::Engagement(engagement))) => {
+                    out.engagements.push(StreamedEngagement {
+                        entry_id: entry.id.clone(),
+                        producer,
+                        engagement,
+                    })
+                }
+                Ok((producer, Event::Delete(deletion))) => out.deletions.push(StreamedDeletion {
                     entry_id: entry.id.clone(),
-                    engagement,
-                }),
-                Ok(Event::Delete(deletion)) => out.deletions.push(StreamedDeletion {
-                    entry_id: entry.id.clone(),
+                    producer,
                     deletion,
                 }),
                 Err(e) => out.rejected.push(Rejected {
@@ -94,15 +99,16 @@ impl AnalyzerWorker {
         }
         let texts: Vec<(&str, Option<&str>)> = posts
             .iter()
-            .map(|(_, p)| (p.text.as_str(), p.lang.as_deref()))
+            .map(|(_, _, p)| (p.text.as_str(), p.lang.as_deref()))
             .collect();
         let analyses = self.analyzer.analyze_posts(&texts);
         debug_assert_eq!(analyses.len(), posts.len());
         out.posts = posts
             .into_iter()
             .zip(analyses)
-            .map(|((entry_id, post), analysis)| AnalyzedPost {
+            .map(|((entry_id, producer, post), analysis)| AnalyzedPost {
                 entry_id,
+                producer,
                 post,
                 analysis,
             })

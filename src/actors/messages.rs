@@ -13,6 +13,8 @@ use crate::models::{Engagement, EventError};
 #[derive(Debug, Clone)]
 pub struct StreamedEngagement {
     pub entry_id: String,
+    /// Who wrote it (see [`crate::models::producer`]).
+    pub producer: String,
     pub engagement: Engagement,
 }
 
@@ -20,6 +22,8 @@ pub struct StreamedEngagement {
 #[derive(Debug, Clone)]
 pub struct StreamedDeletion {
     pub entry_id: String,
+    /// Who wrote it (see [`crate::models::producer`]).
+    pub producer: String,
     pub deletion: crate::models::Deletion,
 }
 
@@ -137,6 +141,43 @@ pub struct StoreOutcome {
     pub inserted_engagement_keys: Vec<String>,
     /// Stored posts this batch marked deleted.
     pub deleted_posts: Vec<String>,
+    /// The same posts, as the live stages need them.
+    pub deleted: Vec<crate::models::deletion::DeletedPost>,
+    /// Posts new to the database but stored deleted (their deletion came first): never shown
+    /// or counted.
+    pub inserted_deleted_posts: Vec<String>,
+    /// Engagements stored `held`, waiting for their post.
+    pub held_engagements: u64,
+    /// What ownership refused.
+    pub refused: Refusals,
+}
+
+/// Events refused because another producer owns the post they name (see
+/// [`crate::models::producer`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refusals {
+    /// Posts whose id another producer stored first.
+    pub id_taken: u64,
+    /// Engagements of another producer's post.
+    pub not_owner_engagement: u64,
+    /// Deletions of another producer's post.
+    pub not_owner_deletion: u64,
+}
+
+impl Refusals {
+    /// Adds them to `pulse_events_refused_total{reason}`.
+    pub fn count(&self) {
+        for (reason, n) in [
+            ("id_taken", self.id_taken),
+            ("not_owner_engagement", self.not_owner_engagement),
+            ("not_owner_deletion", self.not_owner_deletion),
+        ] {
+            if n > 0 {
+                metrics::counter!(crate::telemetry::names::EVENTS_NOT_OWNED, "reason" => reason)
+                    .increment(n);
+            }
+        }
+    }
 }
 
 /// Why a batch was not committed.

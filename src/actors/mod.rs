@@ -117,12 +117,18 @@ impl Pipeline {
         let admission = Arc::new(crate::db::rollup_keys::KeyAdmission::new(
             settings.metrics.max_keys_per_dimension,
         ));
+        let trust = Arc::new(crate::models::producer::Trust::new(
+            &settings.ingest.producer_trust,
+        ));
+        let store_trust = trust.clone();
         let store = Supervised::start("store", move || {
+            let trust = store_trust.clone();
             Store::new(
                 store_pool.clone(),
                 stream.clone(),
                 high_churn,
                 admission.clone(),
+                trust.clone(),
             )
             .start()
         });
@@ -162,7 +168,13 @@ impl Pipeline {
             watched.push(Box::new(fallback.clone()));
         }
         let watchdog = Watchdog::new(watched).start();
-        let retention = Retention::new(pool, &settings.store, high_churn).start();
+        let settling = retention::Settling {
+            high_churn,
+            trust: trust.pairs().to_vec(),
+            hold_secs: settings.ingest.unknown_post_hold_secs,
+            ingest: Some(ingest.clone()),
+        };
+        let retention = Retention::new(pool, &settings.store, settling).start();
 
         Ok(Pipeline {
             ingest,

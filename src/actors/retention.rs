@@ -16,49 +16,92 @@ use std::time::Duration;
 use actix::{fut::wrap_future, Actor, AsyncContext, Context};
 use deadpool_postgres::Pool;
 
+use std::sync::Arc;
+
+use crate::actors::ingester::IngestContext;
 use crate::config::StoreSettings;
+use crate::db::deletions;
 pub use crate::db::retention::{sweep, RetentionPolicy};
+use crate::telemetry::names;
 
-/// How often deletions that raced their post are looked for.
-const RACED_DELETIONS_EVERY: Duration = Duration::from_secs(2);
+/// How often deletions that raced their post, and engagements held for their post, are
+/// looked at.
+const SETTLE_EVERY: Duration = Duration::from_secs(2);
 
-/// The retention actor. It also marks posts whose deletion raced them
-/// ([`crate::db::deletions`]): upkeep of the same kind, off the hot path.
+/// What the retention actor settles besides retention: raced deletions and held engagements
+/// ([`crate::db::deletions`]).
+pub struct Settling {
+    /// Churn risk at or above which a post counts as high-churn in the rollups.
+    pub high_churn: f32,
+    /// The `actor=owner` pairs of `ingest.producer_trust`.
+    pub trust: Vec<String>,
+    /// `ingest.unknown_post_hold_secs`.
+    pub hold_secs: u64,
+    /// Told of the posts marked deleted.
+    pub ingest: Option<Arc<IngestContext>>,
+}
+
+/// The retention actor. It also settles deletions that raced their post and held
+/// engagements: upkeep of the same kind, off the hot path.
 pub struct Retention {
     pool: Pool,
     policy: RetentionPolicy,
     every: Duration,
-    high_churn: f32,
+    settling: Arc<Settling>,
 }
 
 impl Retention {
     /// Retention under `settings`, through `pool`.
-    pub fn new(pool: Pool, settings: &StoreSettings, high_churn: f32) -> Self {
+    pub fn new(pool: Pool, settings: &StoreSettings, settling: Settling) -> Self {
         Self {
             pool,
             policy: RetentionPolicy::of(settings),
             every: Duration::from_secs(settings.retention_interval_secs.max(1)),
-            high_churn,
+            settling: Arc::new(settling),
         }
     }
 
-    fn spawn_mark_raced(&self, ctx: &mut Context<Self>) {
-        let (pool, high_churn) = (self.pool.clone(), self.high_churn);
+    fn spawn_settle(&self, ctx: &mut Context<Self>) {
+        let (pool, settling) = (self.pool.clone(), self.settling.clone());
         ctx.spawn(wrap_future(async move {
-            let marked = match pool.get().await {
-                Ok(client) => crate::db::deletions::mark_raced(&client, high_churn).await,
+            let client = match pool.get().await {
+                Ok(client) => client,
                 Err(e) => {
-                    tracing::debug!(error = %e, "no connection to mark raced deletions");
+                    tracing::debug!(error = %e, "no connection to settle deletions");
                     return;
                 }
             };
-            match marked {
-                Ok(0) => {}
-                Ok(n) => {
-                    metrics::counter!(crate::telemetry::names::POSTS_DELETED).increment(n as u64);
-                    tracing::debug!(marked = n, "posts whose deletion raced them marked");
+            match deletions::mark_raced(&client, settling.high_churn, &settling.trust).await {
+                Ok(marked) if marked.is_empty() => {}
+                Ok(marked) => {
+                    metrics::counter!(names::POSTS_DELETED).increment(marked.len() as u64);
+                    tracing::debug!(
+                        marked = marked.len(),
+                        "posts whose deletion raced them marked"
+                    );
+                    if let Some(ingest) = &settling.ingest {
+                        ingest.publish_deleted(marked);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "marking raced deletions failed"),
+            }
+            let hold = settling.hold_secs as f64;
+            match deletions::settle_held(&client, &settling.trust, hold).await {
+                Ok(settled) => {
+                    for (reason, n) in [
+                        ("not_owner_engagement", settled.refused),
+                        ("unknown_post", settled.dropped),
+                    ] {
+                        if n > 0 {
+                            metrics::counter!(names::EVENTS_NOT_OWNED, "reason" => reason)
+                                .increment(n as u64);
+                        }
+                    }
+                    if settled != Default::default() {
+                        tracing::debug!(?settled, "held engagements settled");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "settling held engagements failed"),
             }
         }));
     }
@@ -81,8 +124,6 @@ impl Actor for Retention {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.spawn_sweep(ctx);
         ctx.run_interval(self.every, |this, ctx| this.spawn_sweep(ctx));
-        ctx.run_interval(RACED_DELETIONS_EVERY, |this, ctx| {
-            this.spawn_mark_raced(ctx)
-        });
+        ctx.run_interval(SETTLE_EVERY, |this, ctx| this.spawn_settle(ctx));
     }
 }

@@ -11,158 +11,169 @@ use tokio_postgres::error::SqlState;
 
 use super::messages::{AnalyzedBatch, StoreBatch, StoreError, StoreOutcome};
 use crate::db::rollup_keys::{KeyAdmission, PostKeys};
+use crate::models::event::MAX_ENGAGEMENT_COUNT;
+use crate::models::producer::Trust;
 use crate::telemetry::names;
 
-/// Inserts posts and engagements of a batch in one round trip, adds what was new to the
-/// per-minute rollups, and returns the keys that were new. Everything commits together or
-/// not at all, so rollups count each post exactly once however often it is delivered.
-const INSERT_BATCH: &str = "
-WITH p AS (
-    INSERT INTO posts (
+/// The writes of a batch, before its rollup deltas: posts, engagements and deletions, each
+/// idempotent on its natural key, with ownership applied (see [`crate::models::producer`]):
+///
+/// - a post whose id another producer stored first is not stored (`t`);
+/// - a deletion or engagement of a post another producer owns is refused (`d`, `r`) unless
+///   `$45`'s trust pairs allow it; a deletion of a post not stored yet is kept, and applies
+///   to the post when it arrives only if its producer may act for the post's;
+/// - an engagement whose post is not stored yet is kept `held` (`h`), uncounted, and released
+///   (or refused) when its post arrives in a later batch.
+///
+/// Every change to the rollups goes through `post_rollup_deltas` and
+/// `engagement_rollup_deltas`: new live posts and the engagements that count with them, and
+/// deleted posts taken back out with the engagements that had counted.
+const INSERT_BATCH_WRITES: &str = "
+WITH dl AS (
+    -- Deletions that may apply to this batch's posts: stored earlier or in this batch.
+    SELECT post_id, at, producer FROM post_deletions WHERE post_id = ANY($1::text[])
+    UNION ALL
+    SELECT * FROM UNNEST($36::text[], $37::timestamptz[], $44::text[])
+), p AS (
+    INSERT INTO posts AS t (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
         product, channel, parent_id, url, likes, shares, comments, views,
         sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model, stream_id,
-        hate, lang_source, language_support, rollup_other, deleted_at)
-    SELECT u.*, dl.at FROM UNNEST(
+        hate, lang_source, language_support, rollup_other, producer, deleted_at)
+    SELECT u.*, (SELECT min(dl.at) FROM dl
+                 WHERE dl.post_id = u.id AND may_act(dl.producer, u.producer, $45::text[]))
+    FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::int8[], $15::int8[], $16::int8[], $17::int8[],
         $18::text[], $19::float4[], $20::jsonb[], $21::text[], $22::float4[], $23::float4[],
-        $24::text[], $25::text[], $35::float4[], $39::text[], $40::text[], $41::int2[])
+        $24::text[], $25::text[], $35::float4[], $39::text[], $40::text[], $41::int2[],
+        $42::text[])
         AS u(id, platform, author_id, author_followers, text, created_at, lang, city, country,
              product, channel, parent_id, url, likes, shares, comments, views,
              sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model,
-             stream_id, hate, lang_source, language_support, rollup_other)
-    -- A post whose deletion came first (earlier or in this batch) is stored deleted.
-    LEFT JOIN (
-        SELECT post_id, min(at) AS at FROM (
-            SELECT post_id, at FROM post_deletions WHERE post_id = ANY($1::text[])
-            UNION ALL
-            SELECT * FROM UNNEST($36::text[], $37::timestamptz[])
-        ) AS known (post_id, at)
-        GROUP BY post_id
-    ) AS dl ON dl.post_id = u.id
+             stream_id, hate, lang_source, language_support, rollup_other, producer)
     ON CONFLICT (id) DO NOTHING
-    RETURNING id, created_at, platform, city, country, product, channel,
-              sentiment_label, sentiment_score, toxicity, churn_risk, emotion, deleted_at,
-              lang, language_support, rollup_other
+    RETURNING t
+), taken AS (
+    -- Posts of this batch whose id belongs to another producer (stored before, or by an
+    -- earlier post of this batch).
+    SELECT u.id FROM UNNEST($1::text[], $42::text[]) AS u (id, producer)
+    LEFT JOIN posts s ON s.id = u.id
+    LEFT JOIN p ON (p.t).id = u.id
+    WHERE COALESCE(s.producer, (p.t).producer) <> u.producer
+), ev AS MATERIALIZED (
+    -- The batch's engagements, each with the producer that owns its post, if stored.
+    SELECT u.*, COALESCE(s.producer, (p.t).producer) AS owner
+    FROM UNNEST($26::text[], $27::text[], $28::text[], $29::timestamptz[], $30::int8[],
+                $31::text[], $32::int4[], $33::text[], $43::text[])
+        AS u (key, post_id, kind, at, actor_followers, via, count, stream_id, producer)
+    LEFT JOIN posts s ON s.id = u.post_id
+    LEFT JOIN p ON (p.t).id = u.post_id
 ), e AS (
-    INSERT INTO engagements (key, post_id, kind, at, actor_followers, via, count, stream_id)
-    SELECT * FROM UNNEST(
-        $26::text[], $27::text[], $28::text[], $29::timestamptz[], $30::int8[], $31::text[],
-        $32::int4[], $33::text[])
+    INSERT INTO engagements AS t (
+        key, post_id, kind, at, actor_followers, via, count, stream_id, producer, held)
+    SELECT key, post_id, kind, at, actor_followers, via, count, stream_id, producer,
+           owner IS NULL
+    FROM ev WHERE owner IS NULL OR may_act(producer, owner, $45::text[])
     ON CONFLICT (key) DO NOTHING
-    RETURNING key, post_id, kind, at, count
+    RETURNING t
+), dv AS MATERIALIZED (
+    -- The batch's deletions, each with the producer that owns its post, if stored.
+    SELECT u.*, COALESCE(s.producer, (p.t).producer) AS owner
+    FROM UNNEST($36::text[], $37::timestamptz[], $38::text[], $44::text[])
+        AS u (post_id, at, stream_id, producer)
+    LEFT JOIN posts s ON s.id = u.post_id
+    LEFT JOIN p ON (p.t).id = u.post_id
 ), del AS (
-    INSERT INTO post_deletions (post_id, at, stream_id)
-    SELECT * FROM UNNEST($36::text[], $37::timestamptz[], $38::text[])
-    ON CONFLICT (post_id) DO NOTHING
+    INSERT INTO post_deletions (post_id, at, stream_id, producer)
+    SELECT post_id, at, stream_id, producer FROM dv
+    WHERE owner IS NULL OR may_act(producer, owner, $45::text[])
+    ON CONFLICT (post_id, producer) DO NOTHING
     RETURNING post_id
+), refused_deletions AS (
+    SELECT post_id FROM dv WHERE owner IS NOT NULL AND NOT may_act(producer, owner, $45::text[])
+    UNION ALL
+    -- Deletions kept for a post that has now arrived from a producer they may not act for.
+    SELECT k.post_id FROM p JOIN post_deletions k ON k.post_id = (p.t).id
+    WHERE NOT may_act(k.producer, (p.t).producer, $45::text[])
 ), gone AS (
     -- Posts stored before this batch that it deletes (once: a replayed deletion finds them
-    -- marked already). Posts this batch inserts are not visible here; the join above marks
-    -- them.
-    UPDATE posts SET deleted_at = d.at
-    FROM (SELECT post_id, min(at) AS at FROM UNNEST($36::text[], $37::timestamptz[])
-          AS x (post_id, at) GROUP BY post_id) AS d
-    WHERE posts.id = d.post_id AND posts.deleted_at IS NULL
-    RETURNING posts.id, posts.created_at, posts.platform, posts.city, posts.country,
-              posts.product, posts.channel, posts.sentiment_label, posts.sentiment_score,
-              posts.toxicity, posts.churn_risk, posts.emotion, posts.lang,
-              posts.language_support, posts.rollup_other
-), counted AS (
-    -- New live posts count once; deleted ones are taken back out. A post in a language no
-    -- model understands counts only under `language` and `support`, with no scores (`w` 0).
-    SELECT 1 AS sign, created_at, platform, city, country, product, channel, sentiment_label,
-           sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
-           (language_support <> 'unsupported')::int AS w, rollup_other
-    FROM p WHERE deleted_at IS NULL
-    UNION ALL
-    SELECT -1, created_at, platform, city, country, product, channel, sentiment_label,
-           sentiment_score, toxicity, churn_risk, emotion, lang, language_support,
-           (language_support <> 'unsupported')::int, rollup_other
-    FROM gone
+    -- marked already). Posts this batch inserts are not visible here; `p` marks them.
+    UPDATE posts AS t SET deleted_at = d.at
+    FROM (SELECT post_id, min(at) AS at FROM dv
+          WHERE owner IS NOT NULL AND may_act(producer, owner, $45::text[])
+          GROUP BY post_id) AS d
+    WHERE t.id = d.post_id AND t.deleted_at IS NULL
+    RETURNING t
+), released AS (
+    -- Held engagements of the posts this batch stores, from producers that may act for them;
+    -- they reach the virality tracker's feed as of this transaction.
+    UPDATE engagements AS eg SET held = false, tx = pg_current_xact_id()
+    FROM p
+    WHERE eg.held AND eg.post_id = (p.t).id
+      AND may_act(eg.producer, (p.t).producer, $45::text[])
+    RETURNING eg AS t, p.t AS post
+), refused_held AS (
+    DELETE FROM engagements AS eg USING p
+    WHERE eg.held AND eg.post_id = (p.t).id
+      AND NOT may_act(eg.producer, (p.t).producer, $45::text[])
+    RETURNING eg.key
 ), deltas AS (
-    SELECT date_trunc('minute', c.created_at) AS minute, d.dimension, d.key,
-           c.sign AS posts, c.w * c.sign * c.sentiment_score::float8 AS sentiment_sum,
-           c.w * c.sign * (c.sentiment_label = 'negative')::int AS negative,
-           c.w * c.sign * (c.sentiment_label = 'neutral')::int AS neutral,
-           c.w * c.sign * (c.sentiment_label = 'positive')::int AS positive,
-           c.w * c.sign * c.toxicity::float8 AS toxicity_sum,
-           c.w * c.sign * c.churn_risk::float8 AS churn_sum,
-           c.w * c.sign * (c.churn_risk >= $34::float4)::int AS high_churn,
-           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
-           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
-           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
-           c.w * c.sign * (c.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness,
-           0 AS likes, 0 AS shares, 0 AS comments, 0 AS views
-    FROM counted c CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', c.platform),
-        ('city', rollup_key('city', c.city, c.rollup_other)),
-        ('country', rollup_key('country', c.country, c.rollup_other)),
-        ('product', rollup_key('product', c.product, c.rollup_other)),
-        ('channel', rollup_key('channel', c.channel, c.rollup_other)),
-        ('language', rollup_key('language', COALESCE(c.lang, 'und'), c.rollup_other)),
-        ('support', c.language_support))
-        AS d(dimension, key)
-    WHERE d.key IS NOT NULL
-      AND (c.w = 1 OR d.dimension IN ('language', 'support'))
+    SELECT d.* FROM p CROSS JOIN LATERAL post_rollup_deltas(p.t, 1, $34::float4) d
+    WHERE (p.t).deleted_at IS NULL
     UNION ALL
-    SELECT date_trunc('minute', e.at), d.dimension, d.key,
-           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-           CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END,
-           CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END,
-           CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END,
-           CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END
-    FROM e
-    LEFT JOIN posts s ON s.id = e.post_id
-    LEFT JOIN p ON p.id = e.post_id
-    CROSS JOIN LATERAL (SELECT COALESCE(s.rollup_other, p.rollup_other, 0::int2) AS bits) AS o
-    CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', COALESCE(s.platform, p.platform)),
-        ('city', rollup_key('city', COALESCE(s.city, p.city), o.bits)),
-        ('country', rollup_key('country', COALESCE(s.country, p.country), o.bits)),
-        ('product', rollup_key('product', COALESCE(s.product, p.product), o.bits)),
-        ('channel', rollup_key('channel', COALESCE(s.channel, p.channel), o.bits)))
-        AS d(dimension, key)
-    WHERE d.key IS NOT NULL
-), r AS (
-    -- Rows are upserted in key order, so concurrent batches lock them in the same order
-    -- and cannot deadlock.
-    INSERT INTO metric_rollups AS m (
-        minute, dimension, key, posts, sentiment_sum, negative, neutral, positive,
-        toxicity_sum, churn_sum, high_churn, anger, joy, optimism, sadness,
-        likes, shares, comments, views)
-    SELECT minute, dimension, key, sum(posts), sum(sentiment_sum), sum(negative),
-           sum(neutral), sum(positive), sum(toxicity_sum), sum(churn_sum), sum(high_churn),
-           sum(anger), sum(joy), sum(optimism), sum(sadness),
-           sum(likes), sum(shares), sum(comments), sum(views)
-    FROM deltas
-    GROUP BY dimension, key, minute
-    ORDER BY dimension, key, minute
-    ON CONFLICT (dimension, key, minute) DO UPDATE SET
-        posts = m.posts + EXCLUDED.posts,
-        sentiment_sum = m.sentiment_sum + EXCLUDED.sentiment_sum,
-        negative = m.negative + EXCLUDED.negative,
-        neutral = m.neutral + EXCLUDED.neutral,
-        positive = m.positive + EXCLUDED.positive,
-        toxicity_sum = m.toxicity_sum + EXCLUDED.toxicity_sum,
-        churn_sum = m.churn_sum + EXCLUDED.churn_sum,
-        high_churn = m.high_churn + EXCLUDED.high_churn,
-        anger = m.anger + EXCLUDED.anger,
-        joy = m.joy + EXCLUDED.joy,
-        optimism = m.optimism + EXCLUDED.optimism,
-        sadness = m.sadness + EXCLUDED.sadness,
-        likes = m.likes + EXCLUDED.likes,
-        shares = m.shares + EXCLUDED.shares,
-        comments = m.comments + EXCLUDED.comments,
-        views = m.views + EXCLUDED.views
+    SELECT d.* FROM gone CROSS JOIN LATERAL post_rollup_deltas(gone.t, -1, $34::float4) d
+    UNION ALL
+    SELECT d.* FROM gone JOIN engagements x ON x.post_id = (gone.t).id AND NOT x.held
+    CROSS JOIN LATERAL engagement_rollup_deltas(x, gone.t, -1) d
+    UNION ALL
+    SELECT d.* FROM released r CROSS JOIN LATERAL engagement_rollup_deltas(r.t, r.post, 1) d
+    WHERE (r.post).deleted_at IS NULL
+    UNION ALL
+    -- This batch's engagements on posts that are live once it commits.
+    SELECT d.* FROM e
+    LEFT JOIN p ON (p.t).id = (e.t).post_id
+    LEFT JOIN posts s ON s.id = (e.t).post_id
+    CROSS JOIN LATERAL engagement_rollup_deltas(e.t, COALESCE(p.t, s), 1) d
+    WHERE NOT (e.t).held AND (COALESCE(p.t, s)).deleted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM gone WHERE (gone.t).id = (e.t).post_id)
+), r AS (";
+
+/// What the batch statement returns: one row per change, its kind, key and, for a deleted
+/// post, what the live stages need of it.
+const INSERT_BATCH_RESULT: &str = "
 )
-SELECT 'p'::text AS kind, id FROM p
+SELECT 'p'::text AS kind, (t).id, NULL::jsonb FROM p WHERE (t).deleted_at IS NULL
 UNION ALL
-SELECT 'e'::text, key FROM e
+SELECT 'x', (t).id, NULL FROM p WHERE (t).deleted_at IS NOT NULL
 UNION ALL
-SELECT 'g'::text, id FROM gone";
+SELECT 'e', (t).key, NULL FROM e WHERE NOT (t).held
+UNION ALL
+SELECT 'h', (t).key, NULL FROM e WHERE (t).held
+UNION ALL
+SELECT 'l', (t).key, NULL FROM released
+UNION ALL
+SELECT 'g', (t).id, deleted_post(t) FROM gone
+UNION ALL
+SELECT 't', id, NULL FROM taken
+UNION ALL
+SELECT 'r', key, NULL FROM ev WHERE owner IS NOT NULL AND NOT may_act(producer, owner, $45::text[])
+UNION ALL
+SELECT 'r', key, NULL FROM refused_held
+UNION ALL
+SELECT 'd', post_id, NULL FROM refused_deletions";
+
+/// Stores a batch in one round trip: [`INSERT_BATCH_WRITES`], the rollups
+/// ([`crate::db::rollups::ADD_DELTAS`]), then [`INSERT_BATCH_RESULT`]. Everything commits
+/// together or not at all, so rollups count each post exactly once however often it is
+/// delivered.
+static INSERT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{INSERT_BATCH_WRITES}{}{INSERT_BATCH_RESULT}",
+        crate::db::rollups::ADD_DELTAS
+    )
+});
 
 /// The PostgreSQL writer actor.
 pub struct Store {
@@ -170,18 +181,27 @@ pub struct Store {
     stream: String,
     high_churn: f32,
     admission: Arc<KeyAdmission>,
+    trust: Arc<Trust>,
 }
 
 impl Store {
     /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry
     /// ids; posts with churn risk at or above `high_churn` count as high-churn in rollups;
-    /// `admission` decides which keys get rollups of their own.
-    pub fn new(pool: Pool, stream: String, high_churn: f32, admission: Arc<KeyAdmission>) -> Self {
+    /// `admission` decides which keys get rollups of their own; `trust` which producers may
+    /// act for others' posts.
+    pub fn new(
+        pool: Pool,
+        stream: String,
+        high_churn: f32,
+        admission: Arc<KeyAdmission>,
+        trust: Arc<Trust>,
+    ) -> Self {
         Self {
             pool,
             stream,
             high_churn,
             admission,
+            trust,
         }
     }
 }
@@ -198,18 +218,26 @@ impl Handler<StoreBatch> for Store {
         let stream = self.stream.clone();
         let high_churn = self.high_churn;
         let admission = self.admission.clone();
+        let trust = self.trust.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let result = write_batch(&pool, &stream, high_churn, &admission, &msg.0).await;
+            let result = write_batch(&pool, &stream, high_churn, &admission, &trust, &msg.0).await;
             match &result {
                 Ok(outcome) => {
                     metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
-                    metrics::counter!(names::STORED_ROWS, "table" => "posts")
-                        .increment(outcome.inserted_posts.len() as u64);
+                    metrics::counter!(names::STORED_ROWS, "table" => "posts").increment(
+                        (outcome.inserted_posts.len() + outcome.inserted_deleted_posts.len())
+                            as u64,
+                    );
                     metrics::counter!(names::STORED_ROWS, "table" => "engagements")
                         .increment(outcome.inserted_engagements);
                     metrics::counter!(names::POSTS_DELETED)
                         .increment(outcome.deleted_posts.len() as u64);
+                    outcome.refused.count();
+                    if outcome.held_engagements > 0 {
+                        metrics::counter!(names::ENGAGEMENTS_HELD)
+                            .increment(outcome.held_engagements);
+                    }
                 }
                 Err(e) => {
                     let kind = match e {
@@ -233,10 +261,13 @@ impl Handler<super::messages::InjectFault> for Store {
     }
 }
 
-/// The natural key of an engagement: the producer's id, else the stream entry it came from.
-pub fn engagement_key(stream: &str, id: Option<&str>, entry_id: &str) -> String {
+/// The natural key of an engagement: the producer's id (in the producer's own space, so one
+/// producer cannot take another's ids; entries written straight to the stream keep the bare
+/// id they always had), else the stream entry it came from.
+pub fn engagement_key(stream: &str, producer: &str, id: Option<&str>, entry_id: &str) -> String {
     match id {
-        Some(id) => format!("id:{id}"),
+        Some(id) if producer == crate::models::producer::STREAM => format!("id:{id}"),
+        Some(id) => format!("id:{producer}/{id}"),
         None => format!("entry:{stream}/{entry_id}"),
     }
 }
@@ -248,6 +279,7 @@ pub async fn write_batch(
     stream: &str,
     high_churn: f32,
     admission: &KeyAdmission,
+    trust: &Trust,
     batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
     if batch.posts.is_empty() && batch.engagements.is_empty() && batch.deletions.is_empty() {
@@ -258,7 +290,7 @@ pub async fn write_batch(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let statement = client
-        .prepare_cached(INSERT_BATCH)
+        .prepare_cached(&INSERT_BATCH)
         .await
         .map_err(classify)?;
 
@@ -342,11 +374,12 @@ pub async fn write_batch(
     let hate: Vec<f32> = posts.iter().map(|p| p.analysis.hate.get()).collect();
     let models: Vec<&str> = posts.iter().map(|p| p.analysis.model.as_str()).collect();
     let post_entries: Vec<&str> = posts.iter().map(|p| p.entry_id.as_str()).collect();
+    let post_producers: Vec<&str> = posts.iter().map(|p| p.producer.as_str()).collect();
 
     let engs = &batch.engagements;
     let keys: Vec<String> = engs
         .iter()
-        .map(|e| engagement_key(stream, e.engagement.id.as_deref(), &e.entry_id))
+        .map(|e| engagement_key(stream, &e.producer, e.engagement.id.as_deref(), &e.entry_id))
         .collect();
     let eng_posts: Vec<&str> = engs.iter().map(|e| e.engagement.post_id.as_str()).collect();
     let kinds: Vec<&str> = engs.iter().map(|e| e.engagement.kind.as_str()).collect();
@@ -358,14 +391,20 @@ pub async fn write_batch(
     let vias: Vec<Option<&str>> = engs.iter().map(|e| e.engagement.via.as_deref()).collect();
     let counts: Vec<i32> = engs
         .iter()
-        .map(|e| i32::try_from(e.engagement.count.unwrap_or(1)).unwrap_or(i32::MAX))
+        .map(|e| {
+            let count = e.engagement.count.unwrap_or(1).min(MAX_ENGAGEMENT_COUNT);
+            i32::try_from(count).unwrap_or(i32::MAX)
+        })
         .collect();
+    let eng_producers: Vec<&str> = engs.iter().map(|e| e.producer.as_str()).collect();
     let eng_entries: Vec<&str> = engs.iter().map(|e| e.entry_id.as_str()).collect();
     let dels = &batch.deletions;
     let deleted_ids: Vec<&str> = dels.iter().map(|d| d.deletion.post_id.as_str()).collect();
     let deleted_ats: Vec<chrono::DateTime<chrono::Utc>> =
         dels.iter().map(|d| d.deletion.at).collect();
     let deleted_entries: Vec<&str> = dels.iter().map(|d| d.entry_id.as_str()).collect();
+    let deletion_producers: Vec<&str> = dels.iter().map(|d| d.producer.as_str()).collect();
+    let trust_pairs = trust.pairs();
 
     let rows = client
         .query(
@@ -412,6 +451,10 @@ pub async fn write_batch(
                 &lang_sources,
                 &supports,
                 &rollup_other,
+                &post_producers,
+                &eng_producers,
+                &deletion_producers,
+                &trust_pairs,
             ],
         )
         .await
@@ -422,11 +465,24 @@ pub async fn write_batch(
         let kind: &str = row.get(0);
         match kind {
             "p" => outcome.inserted_posts.push(row.get(1)),
-            "g" => outcome.deleted_posts.push(row.get(1)),
-            _ => {
+            "x" => outcome.inserted_deleted_posts.push(row.get(1)),
+            "e" | "l" => {
                 outcome.inserted_engagements += 1;
                 outcome.inserted_engagement_keys.push(row.get(1));
             }
+            "h" => outcome.held_engagements += 1,
+            "g" => {
+                outcome.deleted_posts.push(row.get(1));
+                let json: serde_json::Value = row.get(2);
+                match serde_json::from_value(json) {
+                    Ok(post) => outcome.deleted.push(post),
+                    Err(e) => tracing::warn!(error = %e, "a deleted post's summary did not parse"),
+                }
+            }
+            "t" => outcome.refused.id_taken += 1,
+            "r" => outcome.refused.not_owner_engagement += 1,
+            "d" => outcome.refused.not_owner_deletion += 1,
+            _ => {}
         }
     }
     Ok(outcome)

@@ -292,6 +292,13 @@ pub struct IngestSettings {
     /// Entries the consumer group may have to read or acknowledge before `POST
     /// /api/v1/events` answers 503 `busy` with `Retry-After` (0: never).
     pub max_backlog: u64,
+    /// Producers that may delete and engage with posts other producers stored first: each
+    /// producer (`key:<key id>`, `source:<name>`, `import`, `http`, `stream`) maps to the
+    /// owners it may act for, `*` for every one. A producer always acts for its own posts.
+    pub producer_trust: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds an engagement whose post is not stored yet is held for it, uncounted; then
+    /// it is dropped and counted as refused (`unknown_post`).
+    pub unknown_post_hold_secs: u64,
 }
 
 /// The analyzer worker pool.
@@ -706,6 +713,8 @@ impl Default for IngestSettings {
             max_entry_bytes: 256 * 1024,
             max_entry_fields: 16,
             max_backlog: 50_000,
+            producer_trust: crate::models::producer::default_trust(),
+            unknown_post_hold_secs: 300,
         }
     }
 }

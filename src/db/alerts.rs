@@ -308,14 +308,15 @@ pub struct EvidencePost {
     pub created_at: DateTime<Utc>,
 }
 
-/// Up to 200 posts of the scope since `from` that drove a rule of `kind`: the most negative,
-/// most at risk, most toxic or newest first.
+/// Up to 200 live (not deleted) posts of the scope created in `[from, to]` that drove a rule
+/// of `kind`: the most negative, most at risk, most toxic or newest first.
 pub async fn evidence_posts(
     client: &Client,
     kind: RuleKind,
     dimension: Dimension,
     key: &str,
     from: DateTime<Utc>,
+    to: DateTime<Utc>,
 ) -> Result<Vec<EvidencePost>> {
     let order = match kind {
         RuleKind::Churn => "churn_risk DESC",
@@ -325,13 +326,15 @@ pub async fn evidence_posts(
     };
     let scope = match dimension {
         Dimension::Overall => "$2::text IS NOT NULL".to_string(),
-        d => format!("{} = $2", d.as_str()),
+        Dimension::Language => "COALESCE(lang, 'und') = $2".to_string(),
+        d => format!("{} = $2", d.post_column()),
     };
     let sql = format!(
         "SELECT id, platform, text, sentiment_label, sentiment_score, churn_risk, toxicity, created_at \
-         FROM posts WHERE created_at >= $1 AND {scope} ORDER BY {order} LIMIT 200"
+         FROM posts WHERE created_at >= $1 AND created_at <= $3 AND deleted_at IS NULL AND {scope} \
+         ORDER BY {order} LIMIT 200"
     );
-    let rows = client.query(&sql, &[&from, &key]).await?;
+    let rows = client.query(&sql, &[&from, &key, &to]).await?;
     Ok(rows
         .iter()
         .map(|r| EvidencePost {
@@ -450,5 +453,65 @@ pub async fn clear(
             &[&rule_id, &resolve_after_secs],
         )
         .await?;
+    Ok(())
+}
+
+/// An alert whose evidence quotes a post that was deleted.
+pub struct Quoting {
+    pub id: i64,
+    pub kind: RuleKind,
+    pub dimension: Dimension,
+    pub key: String,
+    pub evidence: serde_json::Value,
+}
+
+/// The alerts whose `top_posts` quote any of `ids`, among those fired since `since` (an alert
+/// fired before a post was created cannot quote it).
+pub async fn quoting(client: &Client, ids: &[&str], since: DateTime<Utc>) -> Result<Vec<Quoting>> {
+    let rows = client
+        .query(
+            "SELECT a.id, a.kind, a.dimension, a.key, a.evidence FROM alerts a \
+             WHERE a.fired_at >= $2 AND EXISTS ( \
+                 SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(a.evidence->'top_posts') \
+                     WHEN 'array' THEN a.evidence->'top_posts' ELSE '[]' END) AS q \
+                 WHERE q->>'id' = ANY($1))",
+            &[&ids, &since],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get(1)?;
+            let dimension: String = r.try_get(2)?;
+            Ok(Quoting {
+                id: r.try_get(0)?,
+                kind: RuleKind::parse(&kind).unwrap_or(RuleKind::Negativity),
+                dimension: Dimension::parse(&dimension).unwrap_or(Dimension::Overall),
+                key: r.try_get(3)?,
+                evidence: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Replaces the evidence of alert `id`, and in every delivery of it (pending ones send it;
+/// delivered ones are what the deliveries log shows).
+pub async fn replace_evidence(
+    client: &mut Client,
+    id: i64,
+    evidence: &serde_json::Value,
+) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE alerts SET evidence = $2 WHERE id = $1",
+        &[&id, evidence],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE webhook_deliveries SET payload = jsonb_set(payload, '{evidence}', $2) \
+         WHERE alert_id = $1 AND payload ? 'evidence'",
+        &[&id, evidence],
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -169,12 +169,18 @@ pub struct MomentumItem {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Cascades are shown only for posts that are stored and not deleted: engagements of a post
+/// never stored (held, then dropped) or of a deleted one make no trending post.
+const LIVE_POST: &str = "EXISTS (SELECT 1 FROM posts p \
+    WHERE p.id = virality_cascades.post_id AND p.deleted_at IS NULL)";
+
 /// The cascades matching `filter`, highest virality score first, at most `limit`.
 pub async fn trending(
     client: &Client,
     mut filter: Conditions,
     limit: i64,
 ) -> Result<Vec<ViralityView>, ReadError> {
+    filter.clause(LIVE_POST.to_string());
     let limit_param = filter.bind(limit);
     let sql = format!(
         "SELECT {CASCADE_COLUMNS} FROM virality_cascades {} \
@@ -189,7 +195,9 @@ pub async fn trending(
 pub async fn current(client: &Client, id: &str) -> Result<Option<ViralityView>, ReadError> {
     client
         .query_opt(
-            &format!("SELECT {CASCADE_COLUMNS} FROM virality_cascades WHERE post_id = $1"),
+            &format!(
+                "SELECT {CASCADE_COLUMNS} FROM virality_cascades WHERE post_id = $1 AND {LIVE_POST}"
+            ),
             &[&id],
         )
         .await?

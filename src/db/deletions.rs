@@ -1,61 +1,119 @@
+//! Upkeep of deletions and held engagements, off the hot path.
+//!
 //! Deletions that raced their post: a batch that stores a post and a concurrent batch that
 //! deletes it each see the database as it was before the other committed, so neither marks
 //! the post. [`mark_raced`] finds such posts among the deletions of the last five minutes (a
 //! race is between batches committed seconds apart, and the window keeps each run to the
-//! deletions of those minutes) and marks them, taking them back out of the rollups, once (a
-//! post already marked is skipped, and two processes running it at once are serialised by
-//! the row lock).
+//! deletions of those minutes) and marks them, taking them and the engagements that counted
+//! with them back out of the rollups through the same `post_rollup_deltas` and
+//! `engagement_rollup_deltas` the store adds them with, once (a post already marked is
+//! skipped, and two processes running it at once are serialised by the row lock).
+//!
+//! Engagements held for a post that was stored by a concurrent batch (which could not see
+//! them) are released by [`settle_held`], or refused when their producer may not act for the
+//! post's; those still without a post after the hold are dropped.
+
+use std::sync::LazyLock;
 
 use tokio_postgres::Client;
 
-const MARK_RACED: &str = "
-WITH gone AS (
-    UPDATE posts SET deleted_at = d.at
-    FROM post_deletions d
-    WHERE d.ingested_at > now() - interval '5 minutes'
-      AND posts.id = d.post_id AND posts.deleted_at IS NULL
-    RETURNING posts.created_at, posts.platform, posts.city, posts.country, posts.product,
-              posts.channel, posts.sentiment_label, posts.sentiment_score, posts.toxicity,
-              posts.churn_risk, posts.emotion, posts.rollup_other
-), deltas AS (
-    SELECT date_trunc('minute', g.created_at) AS minute, d.dimension, d.key,
-           -1 AS posts, -g.sentiment_score::float8 AS sentiment_sum,
-           -(g.sentiment_label = 'negative')::int AS negative,
-           -(g.sentiment_label = 'neutral')::int AS neutral,
-           -(g.sentiment_label = 'positive')::int AS positive,
-           -g.toxicity::float8 AS toxicity_sum, -g.churn_risk::float8 AS churn_sum,
-           -(g.churn_risk >= $1::float4)::int AS high_churn,
-           -(g.emotion IS NOT DISTINCT FROM 'anger')::int AS anger,
-           -(g.emotion IS NOT DISTINCT FROM 'joy')::int AS joy,
-           -(g.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism,
-           -(g.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness
-    FROM gone g CROSS JOIN LATERAL (VALUES
-        ('overall', ''), ('platform', g.platform),
-        ('city', rollup_key('city', g.city, g.rollup_other)),
-        ('country', rollup_key('country', g.country, g.rollup_other)),
-        ('product', rollup_key('product', g.product, g.rollup_other)),
-        ('channel', rollup_key('channel', g.channel, g.rollup_other))) AS d(dimension, key)
-    WHERE d.key IS NOT NULL
-), r AS (
-    UPDATE metric_rollups AS m SET
-        posts = m.posts + x.posts, sentiment_sum = m.sentiment_sum + x.sentiment_sum,
-        negative = m.negative + x.negative, neutral = m.neutral + x.neutral,
-        positive = m.positive + x.positive, toxicity_sum = m.toxicity_sum + x.toxicity_sum,
-        churn_sum = m.churn_sum + x.churn_sum, high_churn = m.high_churn + x.high_churn,
-        anger = m.anger + x.anger, joy = m.joy + x.joy, optimism = m.optimism + x.optimism,
-        sadness = m.sadness + x.sadness
-    FROM (SELECT minute, dimension, key, sum(posts) AS posts,
-                 sum(sentiment_sum) AS sentiment_sum, sum(negative) AS negative,
-                 sum(neutral) AS neutral, sum(positive) AS positive,
-                 sum(toxicity_sum) AS toxicity_sum, sum(churn_sum) AS churn_sum,
-                 sum(high_churn) AS high_churn, sum(anger) AS anger, sum(joy) AS joy,
-                 sum(optimism) AS optimism, sum(sadness) AS sadness
-          FROM deltas GROUP BY minute, dimension, key) AS x
-    WHERE m.minute = x.minute AND m.dimension = x.dimension AND m.key = x.key
-)
-SELECT count(*) FROM gone";
+use crate::db::rollups::ADD_DELTAS;
+use crate::models::deletion::DeletedPost;
 
-/// Marks the posts whose deletion raced them; returns how many.
-pub async fn mark_raced(client: &Client, high_churn: f32) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one(MARK_RACED, &[&high_churn]).await?.get(0))
+static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH gone AS (
+    UPDATE posts AS t SET deleted_at = d.at
+    FROM (SELECT k.post_id, min(k.at) AS at FROM post_deletions k JOIN posts s ON s.id = k.post_id
+          WHERE k.ingested_at > now() - interval '5 minutes'
+            AND may_act(k.producer, s.producer, $2::text[])
+          GROUP BY k.post_id) AS d
+    WHERE t.id = d.post_id AND t.deleted_at IS NULL
+    RETURNING t
+), deltas AS (
+    SELECT d.* FROM gone CROSS JOIN LATERAL post_rollup_deltas(gone.t, -1, $1::float4) d
+    UNION ALL
+    SELECT d.* FROM gone JOIN engagements x ON x.post_id = (gone.t).id AND NOT x.held
+    CROSS JOIN LATERAL engagement_rollup_deltas(x, gone.t, -1) d
+), r AS ({ADD_DELTAS}
+)
+SELECT deleted_post(t) FROM gone"
+    )
+});
+
+/// Marks the posts whose deletion raced them; returns them.
+pub async fn mark_raced(
+    client: &Client,
+    high_churn: f32,
+    trust: &[String],
+) -> Result<Vec<DeletedPost>, tokio_postgres::Error> {
+    let rows = client
+        .query(MARK_RACED.as_str(), &[&high_churn, &trust])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_value(r.get(0)).ok())
+        .collect())
+}
+
+/// Most held engagements one [`settle_held`] looks at.
+const SETTLE_BATCH: i64 = 5_000;
+
+static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH h AS MATERIALIZED (
+    SELECT e.key, s.id IS NOT NULL AS known,
+           s.id IS NOT NULL AND may_act(e.producer, s.producer, $1::text[]) AS allowed
+    FROM engagements e LEFT JOIN posts s ON s.id = e.post_id
+    WHERE e.held ORDER BY e.ingested_at LIMIT {SETTLE_BATCH}
+), released AS (
+    UPDATE engagements AS t SET held = false, tx = pg_current_xact_id()
+    FROM h, posts s
+    WHERE t.key = h.key AND h.allowed AND t.held AND s.id = t.post_id
+    RETURNING t, s AS post
+), refused AS (
+    DELETE FROM engagements AS t USING h
+    WHERE t.key = h.key AND t.held AND h.known AND NOT h.allowed
+    RETURNING t.key
+), dropped AS (
+    DELETE FROM engagements AS t USING h
+    WHERE t.key = h.key AND t.held AND NOT h.known
+      AND t.ingested_at < now() - make_interval(secs => $2)
+    RETURNING t.key
+), deltas AS (
+    SELECT d.* FROM released r CROSS JOIN LATERAL engagement_rollup_deltas(r.t, r.post, 1) d
+    WHERE (r.post).deleted_at IS NULL
+), r AS ({ADD_DELTAS}
+)
+SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM refused),
+       (SELECT count(*) FROM dropped)"
+    )
+});
+
+/// What [`settle_held`] did with held engagements.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Their post arrived: released, and counted if it is live.
+    pub released: i64,
+    /// Their post arrived from a producer theirs may not act for: deleted.
+    pub refused: i64,
+    /// No post after the hold: deleted.
+    pub dropped: i64,
+}
+
+/// Releases, refuses or drops the oldest held engagements (see the module documentation);
+/// engagements without a post are kept until `hold_secs` after they arrived.
+pub async fn settle_held(
+    client: &Client,
+    trust: &[String],
+    hold_secs: f64,
+) -> Result<Settled, tokio_postgres::Error> {
+    let row = client
+        .query_one(SETTLE_HELD.as_str(), &[&trust, &hold_secs])
+        .await?;
+    Ok(Settled {
+        released: row.get(0),
+        refused: row.get(1),
+        dropped: row.get(2),
+    })
 }

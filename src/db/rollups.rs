@@ -16,6 +16,40 @@ pub const SUMS: &str = "sum(posts)::int8, sum(sentiment_sum)::float8, sum(negati
     sum(high_churn)::int8, sum(anger)::int8, sum(joy)::int8, sum(optimism)::int8, \
     sum(sadness)::int8, sum(likes)::int8, sum(shares)::int8, sum(comments)::int8, sum(views)::int8";
 
+/// Adds the rows of a `deltas` relation (the columns `post_rollup_deltas` returns) to the
+/// rollups, one upsert per key and minute. Rows are upserted in key order, so concurrent
+/// writers lock them in the same order and cannot deadlock. Every statement that changes the
+/// rollups ends with it.
+pub const ADD_DELTAS: &str = "
+    INSERT INTO metric_rollups AS m (
+        minute, dimension, key, posts, sentiment_sum, negative, neutral, positive,
+        toxicity_sum, churn_sum, high_churn, anger, joy, optimism, sadness,
+        likes, shares, comments, views)
+    SELECT minute, dimension, key, sum(posts), sum(sentiment_sum), sum(negative),
+           sum(neutral), sum(positive), sum(toxicity_sum), sum(churn_sum), sum(high_churn),
+           sum(anger), sum(joy), sum(optimism), sum(sadness),
+           sum(likes), sum(shares), sum(comments), sum(views)
+    FROM deltas
+    GROUP BY dimension, key, minute
+    ORDER BY dimension, key, minute
+    ON CONFLICT (dimension, key, minute) DO UPDATE SET
+        posts = m.posts + EXCLUDED.posts,
+        sentiment_sum = m.sentiment_sum + EXCLUDED.sentiment_sum,
+        negative = m.negative + EXCLUDED.negative,
+        neutral = m.neutral + EXCLUDED.neutral,
+        positive = m.positive + EXCLUDED.positive,
+        toxicity_sum = m.toxicity_sum + EXCLUDED.toxicity_sum,
+        churn_sum = m.churn_sum + EXCLUDED.churn_sum,
+        high_churn = m.high_churn + EXCLUDED.high_churn,
+        anger = m.anger + EXCLUDED.anger,
+        joy = m.joy + EXCLUDED.joy,
+        optimism = m.optimism + EXCLUDED.optimism,
+        sadness = m.sadness + EXCLUDED.sadness,
+        likes = m.likes + EXCLUDED.likes,
+        shares = m.shares + EXCLUDED.shares,
+        comments = m.comments + EXCLUDED.comments,
+        views = m.views + EXCLUDED.views";
+
 /// The stats whose [`SUMS`] start at column `at`.
 pub fn stats_at(row: &Row, at: usize) -> Stats {
     Stats::from_sums(
@@ -42,57 +76,30 @@ pub async fn by_dimension(
         );
         client.query(&sql, &[&dimension.as_str(), &from]).await?
     } else {
-        let key = match dimension {
-            Dimension::Overall => "''".to_string(),
-            d => d.post_column().to_string(),
-        };
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(from), Box::new(high_churn)];
-        let mut clauses = vec!["p.created_at >= $1".to_string()];
-        if !matches!(dimension, Dimension::Overall | Dimension::Language) {
-            clauses.push(format!("p.{key} IS NOT NULL"));
-        }
-        // As in the rollups: posts no model understands count only by language and support.
-        if !matches!(dimension, Dimension::Language | Dimension::Support) {
-            clauses.push("p.language_support <> 'unsupported'".to_string());
-        }
+        // The same contributions the rollups add up (`post_rollup_deltas`), from the posts
+        // and engagements that pass the filters: filtered and unfiltered figures agree.
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
+            Box::new(from),
+            Box::new(high_churn),
+            Box::new(dimension.as_str()),
+        ];
+        let mut clauses = vec!["p.deleted_at IS NULL".to_string()];
         for (column, value) in filters {
             params.push(Box::new(value.clone()));
             clauses.push(format!("p.{column} = ${}", params.len()));
         }
-        // Only the columns the sums need, and the window's engagements summed per post once:
-        // no copy of whole rows (texts included) is materialised.
+        let where_ = clauses.join(" AND ");
         let sql = format!(
-            "SELECT {key} AS key, {SUMS} FROM ( \
-                 SELECT p.platform, p.city, p.country, p.product, p.channel, \
-                 COALESCE(p.lang, 'und') AS lang, p.language_support, 1 AS posts, \
-                 p.sentiment_score::float8 AS sentiment_sum, \
-                 (p.sentiment_label = 'negative')::int AS negative, \
-                 (p.sentiment_label = 'neutral')::int AS neutral, \
-                 (p.sentiment_label = 'positive')::int AS positive, \
-                 p.toxicity::float8 AS toxicity_sum, p.churn_risk::float8 AS churn_sum, \
-                 (p.churn_risk >= $2)::int AS high_churn, \
-                 (p.emotion IS NOT DISTINCT FROM 'anger')::int AS anger, \
-                 (p.emotion IS NOT DISTINCT FROM 'joy')::int AS joy, \
-                 (p.emotion IS NOT DISTINCT FROM 'optimism')::int AS optimism, \
-                 (p.emotion IS NOT DISTINCT FROM 'sadness')::int AS sadness, \
-                 COALESCE(eng.likes, 0) AS likes, COALESCE(eng.shares, 0) AS shares, \
-                 COALESCE(eng.comments, 0) AS comments, COALESCE(eng.views, 0) AS views \
-                 FROM posts p LEFT JOIN ( \
-                     SELECT e.post_id, \
-                     sum(CASE WHEN e.kind = 'like' THEN e.count ELSE 0 END) AS likes, \
-                     sum(CASE WHEN e.kind = 'share' THEN e.count ELSE 0 END) AS shares, \
-                     sum(CASE WHEN e.kind = 'comment' THEN e.count ELSE 0 END) AS comments, \
-                     sum(CASE WHEN e.kind = 'view' THEN e.count ELSE 0 END) AS views \
-                     FROM engagements e WHERE e.at >= $1 GROUP BY e.post_id) eng \
-                 ON eng.post_id = p.id WHERE {where_}) s \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
-            where_ = clauses.join(" AND "),
-            key = if dimension == Dimension::Overall {
-                key
-            } else {
-                format!("s.{key}")
-            },
+            "SELECT d.key, {SUMS} FROM ( \
+                 SELECT d.* FROM posts p \
+                 CROSS JOIN LATERAL post_rollup_deltas(p, 1, $2::float4) d \
+                 WHERE p.created_at >= $1::timestamptz - interval '1 minute' AND {where_} \
+                 UNION ALL \
+                 SELECT d.* FROM engagements e JOIN posts p ON p.id = e.post_id \
+                 CROSS JOIN LATERAL engagement_rollup_deltas(e, p, 1) d \
+                 WHERE e.at >= $1::timestamptz - interval '1 minute' AND NOT e.held AND {where_}) d \
+             WHERE d.dimension = $3::text AND d.minute >= $1::timestamptz \
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}"
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
@@ -143,7 +150,8 @@ pub async fn trending_terms(
     let rows = client
         .query(
             "SELECT term, sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
-             FROM term_rollups WHERE minute >= $1 GROUP BY term ORDER BY 2 DESC, term LIMIT $2",
+             FROM term_rollups WHERE minute >= $1 GROUP BY term HAVING sum(posts) > 0 \
+             ORDER BY 2 DESC, term LIMIT $2",
             &[&from, &limit],
         )
         .await?;
@@ -161,38 +169,76 @@ pub async fn trending_terms(
         .collect())
 }
 
-/// Adds per-minute term counts and sentiment sums to `term_rollups`.
-pub async fn add_terms(
-    client: &tokio_postgres::Client,
+/// Applies per-minute term deltas (posts and sentiment sums) to `term_rollups`: additions
+/// upserted, removals (negative counts, of deleted posts) subtracted from the rows they were
+/// added to, never below zero, in one transaction.
+pub async fn apply_terms(
+    client: &mut tokio_postgres::Client,
     terms: &std::collections::BTreeMap<
         DateTime<Utc>,
         std::collections::BTreeMap<String, (i64, f64)>,
     >,
 ) -> anyhow::Result<()> {
-    if terms.is_empty() {
-        return Ok(());
-    }
-    let mut minutes = Vec::new();
-    let mut names = Vec::new();
-    let mut counts = Vec::new();
-    let mut sums = Vec::new();
+    let (mut added, mut removed) = (TermRows::default(), TermRows::default());
     for (minute, bucket) in terms {
         for (term, (n, s)) in bucket {
-            minutes.push(*minute);
-            names.push(term.as_str());
-            counts.push(*n);
-            sums.push(*s);
+            match n.cmp(&0) {
+                std::cmp::Ordering::Greater => added.push(*minute, term, *n, *s),
+                std::cmp::Ordering::Less => removed.push(*minute, term, -*n, -*s),
+                std::cmp::Ordering::Equal => {}
+            }
         }
     }
-    client
-        .execute(
+    if added.minutes.is_empty() && removed.minutes.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    if !added.minutes.is_empty() {
+        tx.execute(
             "INSERT INTO term_rollups AS t (minute, term, posts, sentiment_sum) \
              SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[], $4::float8[]) \
              ORDER BY 1, 2 \
              ON CONFLICT (minute, term) DO UPDATE SET posts = t.posts + EXCLUDED.posts, \
              sentiment_sum = t.sentiment_sum + EXCLUDED.sentiment_sum",
-            &[&minutes, &names, &counts, &sums],
+            &[&added.minutes, &added.terms, &added.posts, &added.sums],
         )
         .await?;
+    }
+    if !removed.minutes.is_empty() {
+        tx.execute(
+            "UPDATE term_rollups AS t SET posts = GREATEST(t.posts - r.posts, 0), \
+             sentiment_sum = CASE WHEN t.posts - r.posts > 0 \
+                 THEN t.sentiment_sum - r.sentiment_sum ELSE 0 END \
+             FROM (SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[], $4::float8[]) \
+                   ORDER BY 1, 2) AS r (minute, term, posts, sentiment_sum) \
+             WHERE t.minute = r.minute AND t.term = r.term",
+            &[
+                &removed.minutes,
+                &removed.terms,
+                &removed.posts,
+                &removed.sums,
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// Term rows as the columns of an UNNEST.
+#[derive(Default)]
+struct TermRows<'a> {
+    minutes: Vec<DateTime<Utc>>,
+    terms: Vec<&'a str>,
+    posts: Vec<i64>,
+    sums: Vec<f64>,
+}
+
+impl<'a> TermRows<'a> {
+    fn push(&mut self, minute: DateTime<Utc>, term: &'a str, posts: i64, sum: f64) {
+        self.minutes.push(minute);
+        self.terms.push(term);
+        self.posts.push(posts);
+        self.sums.push(sum);
+    }
 }

@@ -298,7 +298,10 @@ pub async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
         .query(
             &format!(
                 "SELECT {FEED_COLUMNS} FROM engagements
-                 WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 ORDER BY at, key"
+                 WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 AND NOT held
+                   AND NOT EXISTS (SELECT 1 FROM posts p
+                                   WHERE p.id = engagements.post_id AND p.deleted_at IS NOT NULL)
+                 ORDER BY at, key"
             ),
             &[&cursor.to_string(), &upper.to_string()],
         )
@@ -531,7 +534,7 @@ pub async fn engagements_before(
         .query(
             &format!(
                 "SELECT {FEED_COLUMNS} FROM engagements
-                 WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8)
+                 WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
                  ORDER BY at, key"
             ),
             &[&post_ids, &cursor.to_string()],

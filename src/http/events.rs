@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::error::{payload_error, ApiError, ErrorBody};
 use super::state::State;
-use crate::models::Event;
+use crate::models::{producer, Event};
 use crate::telemetry::names;
 use crate::telemetry::traces::RequestSpan;
 
@@ -151,12 +151,22 @@ pub async fn create(
 
     let stream = state.settings.redis.stream.as_str();
     // Each post continues this request's trace (when traces are on and it is sampled).
-    let trace_fields = state
+    let mut fields = state
         .traces
         .entry_fields(req.extensions().get::<RequestSpan>());
+    // The caller's events carry who sent them; the field is not part of an event, so no
+    // caller can name another producer.
+    let producer = match req
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .and_then(|p| p.key_id.clone())
+    {
+        Some(key_id) => producer::key(&key_id),
+        None => producer::OPEN_HTTP.to_string(),
+    };
+    fields.push((producer::PRODUCER_FIELD, producer));
     let ids =
-        crate::streams::producer::xadd_events_with(&state.redis, stream, &encoded, &trace_fields)
-            .await?;
+        crate::streams::producer::xadd_events_with(&state.redis, stream, &encoded, &fields).await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     state.backlog.appended(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {

@@ -252,6 +252,8 @@ fn unknown_source() -> LanguageSource {
 #[derive(Debug, Clone)]
 pub struct AnalyzedPost {
     pub entry_id: String,
+    /// Who wrote it (see [`super::producer`]).
+    pub producer: String,
     pub post: super::Post,
     pub analysis: Analysis,
 }

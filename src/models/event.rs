@@ -16,6 +16,9 @@ pub const MAX_ID_BYTES: usize = 256;
 pub const MAX_LABEL_BYTES: usize = 128;
 /// Longest URL accepted, in bytes.
 pub const MAX_URL_BYTES: usize = 2_048;
+/// Largest `count` of one engagement, on every path (stream, HTTP, import, `/score`): no
+/// single event may stand for more, so one forged event cannot swamp a post's figures.
+pub const MAX_ENGAGEMENT_COUNT: u32 = 1_000_000;
 /// Largest encoded event accepted, in bytes; bounds the work a single entry can cause.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// How far a timestamp may lie ahead of the moment the event reaches Pulse: producers' clocks
@@ -253,9 +256,9 @@ pub struct Engagement {
     pub actor_followers: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
-    /// How many engagements this one stands for (at least 1; default 1).
+    /// How many engagements this one stands for (1 to 1,000,000; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub count: Option<u32>,
 }
 
@@ -418,11 +421,16 @@ impl Engagement {
         if let Some(id) = &self.id {
             check_id("id", id)?;
         }
+        if let Some(count) = self.count {
+            if count == 0 || count > MAX_ENGAGEMENT_COUNT {
+                return Err(invalid(
+                    "count",
+                    format!("must be between 1 and {MAX_ENGAGEMENT_COUNT}"),
+                ));
+            }
+        }
         if let Some(via) = &self.via {
             check_id("via", via)?;
-        }
-        if self.count == Some(0) {
-            return Err(invalid("count", "must be at least 1"));
         }
         Ok(())
     }

@@ -7,6 +7,9 @@ use super::{Platform, SentimentLabel};
 
 /// `type` of a new committed post.
 pub const MESSAGE_NEW: &str = "message:new";
+/// `type` of a post deleted after it was pushed (`{"id", "deleted_at"}`): dashboards take
+/// it out of what they show.
+pub const MESSAGE_DELETED: &str = "message:deleted";
 /// `type` of the metrics snapshot sent on subscribing to `metrics`.
 pub const METRICS_INITIAL: &str = "metrics:initial";
 /// `type` of a later metrics snapshot.
@@ -19,7 +22,7 @@ pub const ALERT_PREFIX: &str = "alert:";
 /// What a client can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// Every new post (`message:new`), filtered.
+    /// Every new post (`message:new`) and deletion of one (`message:deleted`), filtered.
     Posts,
     /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
     Metrics,

@@ -5,10 +5,12 @@
 pub mod alerts;
 pub mod analysis;
 pub mod channel_messages;
+pub mod deletion;
 pub mod errors;
 pub mod event;
 pub mod live;
 pub mod metrics;
+pub mod producer;
 pub mod role;
 pub mod time;
 pub mod views;

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES};
 use crate::config::Settings;
+use crate::models::producer;
 use crate::models::{Author, Event, Geo, Platform, Post};
 use crate::streams::group::group_stats;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
@@ -172,7 +173,15 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
         if batch.len() >= MAX_PIPELINE || (done && (line > 0)) {
             wait_for_backlog(&redis, settings, args.max_backlog).await?;
             let position = format!("{offset}:{line}");
-            append_with_cursor(&redis, stream, &batch, &key, Some(&position)).await?;
+            append_with_cursor(
+                &redis,
+                stream,
+                &batch,
+                &[(producer::PRODUCER_FIELD, producer::IMPORT.to_string())],
+                &key,
+                Some(&position),
+            )
+            .await?;
             batch.clear();
             progress.show(offset, &summary, started);
         }

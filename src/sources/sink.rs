@@ -10,6 +10,7 @@ use fred::prelude::Client;
 
 use super::backoff::Backoff;
 use super::SourceContext;
+use crate::models::producer;
 use crate::models::Event;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 use crate::telemetry::names;
@@ -141,6 +142,7 @@ impl Sink {
                 &self.redis,
                 &self.stream,
                 &self.encoded[..n],
+                &[(producer::PRODUCER_FIELD, producer::source(&self.source))],
                 &self.cursor_key,
                 cursor,
             )

@@ -53,6 +53,30 @@ impl RawEntry {
         }
     }
 
+    /// The producer the entry names (see [`crate::models::producer`]), `stream` when it
+    /// names none.
+    pub fn producer(&self) -> Result<String, EventError> {
+        use crate::models::producer;
+        let Some((_, value)) = self
+            .fields
+            .iter()
+            .find(|(name, _)| name == producer::PRODUCER_FIELD)
+        else {
+            return Ok(producer::STREAM.to_string());
+        };
+        match std::str::from_utf8(value) {
+            Ok(name) if producer::valid(name) => Ok(name.to_string()),
+            _ => Err(EventError::Invalid {
+                field: "producer",
+                reason: format!(
+                    "the entry's producer field must be 1 to {} bytes of printable UTF-8 \
+                     without '='",
+                    producer::MAX_PRODUCER_BYTES
+                ),
+            }),
+        }
+    }
+
     /// XADD time in Unix milliseconds, read off the entry id.
     pub fn added_at_ms(&self) -> Option<i64> {
         self.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())

@@ -48,15 +48,17 @@ async fn queue_xadds<S: AsRef<str>>(
 /// pipelined round trip on one connection: Redis runs them in order, so the stored position
 /// never passes an event that was not appended. A failure part way leaves the old position,
 /// and the events after it are appended again on resume (their ids make that harmless).
+/// `fields` (the producer's name) go with every entry, as in [`xadd_events_with`].
 pub async fn append_with_cursor<S: AsRef<str>>(
     redis: &Client,
     stream: &str,
     events: &[S],
+    fields: &[(&str, String)],
     cursor_key: &str,
     cursor: Option<&str>,
 ) -> Result<(), Error> {
     let pipeline = redis.pipeline();
-    queue_xadds(&pipeline, stream, events, &[]).await?;
+    queue_xadds(&pipeline, stream, events, fields).await?;
     if let Some(cursor) = cursor {
         let _: () = pipeline.set(cursor_key, cursor, None, None, false).await?;
     }

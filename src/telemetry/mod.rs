@@ -184,6 +184,13 @@ pub mod names {
         /// Stored posts marked deleted by a `delete` event (a post stored already deleted is not
         /// counted).
         counter POSTS_DELETED = "pulse_posts_deleted_total";
+        /// Events refused because another producer owns the post they name, by `reason`:
+        /// `id_taken` (a post whose id another producer stored first), `not_owner_deletion`,
+        /// `not_owner_engagement`; and `unknown_post`, engagements dropped after waiting
+        /// `ingest.unknown_post_hold_secs` for a post that never came.
+        counter EVENTS_NOT_OWNED = "pulse_events_refused_total";
+        /// Engagements stored held, waiting for their post.
+        counter ENGAGEMENTS_HELD = "pulse_engagements_held_total";
         /// Events a source appended to the stream, by `source` and `event` (post, share, like,
         /// comment, view).
         counter SOURCE_EVENTS = "pulse_source_events_total";

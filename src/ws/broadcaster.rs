@@ -26,6 +26,7 @@ use super::protocol::{self, FilterKeys, Topic};
 use super::socket::SocketHandle;
 pub use crate::actors::messages::Publish;
 use crate::actors::messages::{AnalyzedPost, Committed};
+use crate::models::deletion::DeletedPost;
 use crate::models::views::PostView;
 use crate::telemetry::names;
 
@@ -201,6 +202,7 @@ impl Handler<Committed> for Broadcaster {
         let local = self.sessions.values().any(|s| s.outbox.wants(Topic::Posts));
         let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
         self.publish_posts(&msg, local, remote);
+        self.publish_deleted(&msg.outcome.deleted, local, remote);
         if let Some(trace) = &msg.trace {
             trace_publish(trace, &msg, started, local, remote);
         }
@@ -208,6 +210,41 @@ impl Handler<Committed> for Broadcaster {
 }
 
 impl Broadcaster {
+    /// Tells the sessions (`local`) and the other processes (`remote`) that want posts of the
+    /// posts just deleted, with the keys the posts had, so the same filters let them through.
+    fn publish_deleted(&mut self, deleted: &[DeletedPost], local: bool, remote: bool) {
+        if deleted.is_empty() || (!local && !remote) {
+            return;
+        }
+        let items: Vec<(Arc<FilterKeys>, ByteString)> = deleted
+            .iter()
+            .map(|p| {
+                let text = protocol::envelope_of(protocol::MESSAGE_DELETED, &p.notice());
+                (Arc::new(p.filter_keys()), text)
+            })
+            .collect();
+        if local {
+            self.fan_out(|outbox| {
+                outbox.push(
+                    Topic::Posts,
+                    items.iter().map(|(keys, text)| (keys, || text.clone())),
+                )
+            });
+        }
+        if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
+            fanout.offer(
+                items
+                    .into_iter()
+                    .map(|(keys, text)| FanoutItem {
+                        topic: Topic::Posts,
+                        keys,
+                        text,
+                    })
+                    .collect(),
+            );
+        }
+    }
+
     /// Pushes a committed batch's new posts to the local sessions (`local`) and the other
     /// processes (`remote`) that want posts.
     fn publish_posts(&mut self, msg: &Committed, local: bool, remote: bool) {

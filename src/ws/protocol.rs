@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::event::MAX_LABEL_BYTES;
 pub use crate::models::live::{
-    FilterKeys, Topic, ALERT_PREFIX, MESSAGE_NEW, METRICS_INITIAL, METRICS_UPDATE, VIRALITY_UPDATE,
+    FilterKeys, Topic, ALERT_PREFIX, MESSAGE_DELETED, MESSAGE_NEW, METRICS_INITIAL, METRICS_UPDATE,
+    VIRALITY_UPDATE,
 };
 use crate::models::{Platform, SentimentLabel};
 

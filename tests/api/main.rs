@@ -13,6 +13,7 @@ mod budgets;
 mod channels;
 mod compression;
 mod dashboard;
+mod deletions;
 mod http_api;
 mod languages;
 mod metrics_api;

@@ -50,9 +50,13 @@ async fn get(app: &Application, path: &str) -> Value {
     body
 }
 
+/// Every post stored and acknowledged, and every engagement that came before its post (in
+/// a batch committed before or beside it) released to be counted.
 async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {
     wait_until(Duration::from_secs(60), || async {
-        env.post_count().await == posts && env.pending(redis).await == 0
+        env.post_count().await == posts
+            && env.pending(redis).await == 0
+            && env.held_engagements().await == 0
     })
     .await
 }

@@ -158,6 +158,16 @@ impl TestEnv {
         }
     }
 
+    /// Engagements stored held, waiting for their post.
+    pub async fn held_engagements(&self) -> i64 {
+        self.pg()
+            .await
+            .query_one("SELECT count(*) FROM engagements WHERE held", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1)
+    }
+
     /// Entries delivered to the group and not acknowledged.
     pub async fn pending(&self, redis: &Client) -> i64 {
         let mut s = Settings::default();

@@ -272,6 +272,7 @@ export const WsFilter = z.strictObject({
 export const ServerMessage = z.union([
   z.strictObject({ type: z.literal("subscribed"), topics: z.array(Topic), filter: WsFilter }),
   z.strictObject({ type: z.literal("message:new"), data: Post }),
+  z.strictObject({ type: z.literal("message:deleted"), data: z.strictObject({ id: z.string(), deleted_at: time }) }),
   z.strictObject({ type: z.enum(["metrics:initial", "metrics:update"]), data: MetricsSnapshot }),
   z.strictObject({ type: z.templateLiteral(["alert:", z.string()]), data: Alert }),
   z.strictObject({ type: z.literal("virality:update"), data: PostVirality }),

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { Alert, Post } from "../api/schemas";
 import type { PostVirality } from "../api/schemas";
 import {
-  drain, initialLive, LISTING_GRACE_MS, liveReducer, MAX_POSTS, MAX_VIRAL, mergeAlerts, mergeViral, type Batch,
+  drain, initialLive, LISTING_GRACE_MS, liveReducer, MAX_POSTS, MAX_VIRAL, mergeAlerts, mergeViral, notDeleted,
+  type Batch,
 } from "./live";
 import { backoff } from "../lib/socket";
 
@@ -173,5 +174,36 @@ describe("reconnect backoff", () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8].map((a) => backoff(a, mid))).toEqual([500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
     expect(backoff(1, () => 0)).toBe(375);
     expect(backoff(1, () => 1)).toBe(625);
+  });
+});
+
+const deletedFrame = (id: string) =>
+  JSON.stringify({ type: "message:deleted", data: { id, deleted_at: "2026-11-21T10:05:00Z" } });
+
+describe("deletions", () => {
+  it("take a shown post, a held post and its live virality out, and keep it out of later pages", () => {
+    let s = liveReducer(initialLive, { type: "batch", batch: batchOf([frame(post("a")), frame(post("b")), viralFrame(viral("a", 70))]) });
+    expect(s.posts.map((p) => p.id)).toEqual(["b", "a"]);
+    s = liveReducer(s, { type: "pause" });
+    s = liveReducer(s, { type: "batch", batch: batchOf([frame(post("c"))]) });
+    expect(s.held.map((p) => p.id)).toEqual(["c"]);
+    s = liveReducer(s, { type: "batch", batch: batchOf([deletedFrame("a"), deletedFrame("c")]) });
+    expect(s.posts.map((p) => p.id)).toEqual(["b"]);
+    expect(s.held).toEqual([]);
+    expect(s.viral).toEqual([]);
+    // A REST page fetched before the deletion still lists the post: it stays out.
+    s = liveReducer(s, { type: "resume" });
+    s = liveReducer(s, { type: "seedPosts", posts: [post("a"), post("d")] });
+    expect(s.posts.map((p) => p.id)).toEqual(["b", "d"]);
+  });
+  it("filter a trending listing fetched before the deletion", () => {
+    const s = liveReducer(initialLive, { type: "batch", batch: batchOf([deletedFrame("v1")]) });
+    const listed = [viral("v1", 90), viral("v2", 50)].filter(notDeleted(s.deleted));
+    expect(mergeViral(listed, s.viral).map((v) => v.post_id)).toEqual(["v2"]);
+  });
+  it("a deletion and the post in one batch: the post is not shown", () => {
+    const s = liveReducer(initialLive, { type: "batch", batch: batchOf([frame(post("x")), deletedFrame("x")]) });
+    expect(s.posts).toEqual([]);
+    expect(s.deleted).toEqual(["x"]);
   });
 });

@@ -8,6 +8,8 @@ export const MAX_POSTS = 50;
 export const MAX_ALERTS = 50;
 /** Posts the viral panel shows (and live updates it keeps). */
 export const MAX_VIRAL = 20;
+/** Ids of deleted posts remembered, so a REST page fetched before the deletion cannot bring one back. */
+export const MAX_DELETED = 500;
 
 /** A live virality reading and when it arrived (ms since the epoch). */
 export interface LiveViral {
@@ -22,6 +24,8 @@ export interface Batch {
   alerts: Alert[];
   /** `virality:update` data, oldest first. */
   viral: PostVirality[];
+  /** Ids of posts deleted (`message:deleted`), oldest first. */
+  deleted: string[];
   /** The latest metrics snapshot of the batch, if any. */
   snapshot: MetricsSnapshot | null;
   /** Messages of every kind the batch held, including posts skipped in a burst. */
@@ -44,6 +48,8 @@ export interface LiveState {
   alerts: Alert[];
   /** The latest live virality of each post, newest first. */
   viral: LiveViral[];
+  /** Ids of posts deleted since the page opened, newest last (at most MAX_DELETED). */
+  deleted: string[];
   snapshot: MetricsSnapshot | null;
   received: number;
   postCount: number;
@@ -58,6 +64,7 @@ export const initialLive: LiveState = {
   held: [],
   alerts: [],
   viral: [],
+  deleted: [],
   snapshot: null,
   received: 0,
   postCount: 0,
@@ -153,6 +160,20 @@ export function mergeAlerts(incoming: Alert[], current: Alert[]): Alert[] {
     .slice(0, MAX_ALERTS);
 }
 
+/** `items` without those whose id (or `post_id`) is in `deleted`. */
+export function withoutDeleted<T extends { id?: string | number; post_id?: string }>(items: T[], deleted: string[]): T[] {
+  if (!deleted.length) return items;
+  const gone = new Set(deleted);
+  const kept = items.filter((i) => !gone.has(String(i.post_id ?? i.id)));
+  return kept.length === items.length ? items : kept;
+}
+
+/** A predicate for lists the dashboard fetches itself (trending): not a post deleted since. */
+export function notDeleted(deleted: string[]): (item: { post_id: string }) => boolean {
+  const gone = new Set(deleted);
+  return (item) => !gone.has(item.post_id);
+}
+
 export function liveReducer(state: LiveState, action: LiveAction): LiveState {
   switch (action.type) {
     case "batch": {
@@ -176,15 +197,25 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
           next.posts = mergeNewestFirst(fresh, state.posts, MAX_POSTS);
         }
       }
+      if (b.deleted.length) {
+        // A deletion applies wherever the post is shown, paused or not.
+        next.deleted = [...state.deleted, ...b.deleted].slice(-MAX_DELETED);
+        next.posts = withoutDeleted(next.posts, b.deleted);
+        next.held = withoutDeleted(next.held, b.deleted);
+        next.viral = next.viral.filter((v) => !b.deleted.includes(v.data.post_id));
+      }
       return next;
     }
     case "seedPosts":
       // REST pages come newest first; live posts already shown stay in front. A page that
       // lands while paused (one fetched after a filter change can be slow) waits behind the
       // held posts: it may hold posts newer than the frozen list.
-      return state.paused
-        ? { ...state, held: mergeNewestFirst(state.held, action.posts, MAX_POSTS) }
-        : { ...state, posts: mergeNewestFirst(state.posts, action.posts, MAX_POSTS) };
+      {
+        const posts = withoutDeleted(action.posts, state.deleted);
+        return state.paused
+          ? { ...state, held: mergeNewestFirst(state.held, posts, MAX_POSTS) }
+          : { ...state, posts: mergeNewestFirst(state.posts, posts, MAX_POSTS) };
+      }
     case "seedAlerts":
       return { ...state, alerts: mergeAlerts(action.alerts, state.alerts) };
     case "alertChanged":
@@ -223,6 +254,7 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
     posts: [],
     alerts: [],
     viral: [],
+    deleted: [],
     snapshot: null,
     received: frames.length,
     postCount: 0,
@@ -254,6 +286,9 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
       if (!batch.snapshot) batch.snapshot = msg.data as MetricsSnapshot;
     } else if (type.startsWith("alert:")) {
       batch.alerts.push(msg.data as Alert);
+    } else if (type === "message:deleted" && msg.data && typeof msg.data === "object") {
+      const id = (msg.data as { id?: unknown }).id;
+      if (typeof id === "string") batch.deleted.push(id);
     } else if (type === "virality:update" && msg.data && typeof msg.data === "object") {
       batch.viral.push(msg.data as PostVirality);
     } else if (type === "lagged") {
@@ -266,5 +301,6 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
   batch.posts.reverse();
   batch.alerts.reverse();
   batch.viral.reverse();
+  batch.deleted.reverse();
   return batch;
 }

@@ -177,6 +177,26 @@ impl IngestContext {
         }
     }
 
+    /// Tells every subscriber of posts that upkeep marked deleted (deletions that raced
+    /// their post), as a committed batch that holds nothing else: the stages take a deleted
+    /// post out of what they show the same way whichever path deleted it.
+    pub fn publish_deleted(&self, deleted: Vec<crate::models::deletion::DeletedPost>) {
+        if deleted.is_empty() {
+            return;
+        }
+        let outcome = super::messages::StoreOutcome {
+            deleted_posts: deleted.iter().map(|p| p.id.clone()).collect(),
+            deleted,
+            ..Default::default()
+        };
+        self.publish(Committed {
+            batch: Default::default(),
+            outcome: std::sync::Arc::new(outcome),
+            acked_at_ms: chrono::Utc::now().timestamp_millis(),
+            trace: None,
+        });
+    }
+
     /// Entries read and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)

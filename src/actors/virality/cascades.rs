@@ -335,6 +335,15 @@ impl Cascades {
         metrics::gauge!(names::VIRALITY_CASCADES).set(self.entries.len() as f64);
     }
 
+    /// Finishes the cascades of posts just deleted: no more scores or updates for them (the
+    /// API and trending leave them out from now on).
+    pub fn finish_deleted(&mut self, ids: &[String]) {
+        for id in ids {
+            self.recent.take(id);
+            self.finish(id, "deleted");
+        }
+    }
+
     fn finish(&mut self, id: &str, reason: &'static str) {
         if let Some(entry) = self.entries.remove(id) {
             self.dirty.remove(id);

@@ -234,6 +234,7 @@ impl Handler<Committed> for ViralityTracker {
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         if self.leader.is_some() {
             self.cascades.remember_posts(&msg);
+            self.cascades.finish_deleted(&msg.outcome.deleted_posts);
         }
     }
 }

@@ -27,7 +27,7 @@ pub const MAX_TRENDING: i64 = 200;
 /// Most engagements `POST /api/v1/score` accepts.
 pub const MAX_SCORE_ENGAGEMENTS: usize = 50_000;
 /// Largest `count` of one engagement.
-pub const MAX_COUNT: u32 = 1_000_000;
+pub const MAX_COUNT: u32 = crate::models::event::MAX_ENGAGEMENT_COUNT;
 /// Most history rows returned for a post.
 pub const MAX_HISTORY: i64 = 1_000;
 

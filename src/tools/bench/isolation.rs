@@ -251,6 +251,7 @@ async fn seed_posts(
             .enumerate()
             .map(|(i, p)| StreamedEngagement {
                 entry_id: format!("{}-{c}-{i}", p.post.created_at.timestamp_millis()),
+                producer: p.producer.clone(),
                 engagement: Engagement {
                     id: Some(format!("seed-{}", p.post.id)),
                     post_id: p.post.id.clone(),
@@ -273,6 +274,7 @@ async fn seed_posts(
             "seed",
             settings.metrics.high_churn_threshold,
             &admission,
+            &Default::default(),
             &batch,
         )
         .await

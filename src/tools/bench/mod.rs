@@ -464,6 +464,7 @@ fn analyze_all(settings: &Settings, events: &[String]) -> anyhow::Result<(Vec<An
                                 .zip(analyses)
                                 .map(|(post, analysis)| AnalyzedPost {
                                     entry_id: "0-0".into(),
+                                    producer: crate::models::producer::STREAM.into(),
                                     post: post.clone(),
                                     analysis,
                                 })
@@ -511,7 +512,12 @@ async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> any
                         return anyhow::Ok(());
                     };
                     crate::actors::store::write_batch(
-                        &pool, &stream, high_churn, &admission, &batch,
+                        &pool,
+                        &stream,
+                        high_churn,
+                        &admission,
+                        &Default::default(),
+                        &batch,
                     )
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,0 +1,770 @@
+//! Deletions and ownership on the real pipeline: a deleted post leaves every surface that
+//! showed or counted it, the rollups always equal a recount from the posts, and a producer
+//! cannot delete, squat on or inflate another producer's posts.
+
+use crate::common;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use common::*;
+use fred::prelude::*;
+use futures::{SinkExt, StreamExt};
+use pulse::app::{Application, ServeOptions};
+use pulse::auth::{keys, Role};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn post_at(id: &str, text: &str, created: DateTime<Utc>) -> Value {
+    json!({
+        "type": "post", "id": id, "platform": "twitter",
+        "author": {"id": format!("author-{id}"), "followers": 120},
+        "text": text, "created_at": created.to_rfc3339(),
+        "geo": {"city": "Lyon", "country": "FR"}, "product": "pulse-phone", "channel": "organic"
+    })
+}
+
+fn engagement(id: &str, post: &str, kind: &str, count: u32, at: DateTime<Utc>) -> Value {
+    json!({"type": "engagement", "id": id, "post_id": post, "kind": kind, "count": count,
+           "at": at.to_rfc3339(), "actor_followers": 150})
+}
+
+fn deletion(post: &str, at: DateTime<Utc>) -> Value {
+    json!({"type": "delete", "post_id": post, "at": at.to_rfc3339()})
+}
+
+async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
+    let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
+    pulse::streams::producer::xadd_events(redis, stream, &encoded)
+        .await
+        .expect("xadd");
+}
+
+/// Waits until every entry of the stream was read and acknowledged.
+async fn read_all(env: &TestEnv, redis: &Client) -> bool {
+    let mut s = pulse::config::Settings::default();
+    s.redis.stream = env.stream.clone();
+    s.redis.group = env.group.clone();
+    wait_until(WAIT, || async {
+        pulse::streams::group::group_stats(redis, &s)
+            .await
+            .is_ok_and(|g| g.lag == Some(0) && g.pending == 0)
+    })
+    .await
+}
+
+/// Waits until every entry was read and acknowledged and no engagement is held.
+async fn settled(env: &TestEnv, redis: &Client) -> bool {
+    let pg = env.pg().await;
+    read_all(env, redis).await
+        && wait_until(WAIT, || async {
+            let held: i64 = pg
+                .query_one("SELECT count(*) FROM engagements WHERE held", &[])
+                .await
+                .unwrap()
+                .get(0);
+            held == 0
+        })
+        .await
+}
+
+/// A WebSocket subscriber of every post.
+struct Subscriber {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Subscriber {
+    async fn posts(app: &Application) -> Subscriber {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
+            .await
+            .expect("websocket connects");
+        ws.send(Message::text(
+            json!({"type": "subscribe", "topics": ["posts"]}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let mut s = Subscriber { ws };
+        assert_eq!(s.next().await["type"], "subscribed");
+        s
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).expect("JSON");
+            }
+        }
+    }
+
+    /// Every `posts` message up to and including the first that `last` matches.
+    async fn until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let m = self.next().await;
+            let done = last(&m);
+            seen.push(m);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn has_term(terms: &Value, term: &str) -> bool {
+    terms["terms"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["term"] == term))
+}
+
+fn trending_ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["post_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_post_leaves_every_surface_once_deleted() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.virality.score_interval_ms = 100;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+    for rule in http
+        .get(url("/api/v1/alert-rules"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["items"]
+        .as_array()
+        .unwrap()
+    {
+        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
+            .send()
+            .await
+            .unwrap();
+    }
+    let created = http
+        .post(url("/api/v1/alert-rules"))
+        .json(
+            &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+                      "key": "pulse-phone", "threshold": 0.5, "min_volume": 3,
+                      "severity": "warning"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut live = Subscriber::posts(&app).await;
+
+    // The post under watch quotes a word no other post has.
+    let now = Utc::now();
+    let mut events = vec![post_at(
+        "walk",
+        "zorblax crashed again, terrible awful phone, I hate it",
+        now - TimeDelta::seconds(30),
+    )];
+    for i in 0..3 {
+        events.push(post_at(
+            &format!("other-{i}"),
+            "terrible awful phone, I hate it, the worst",
+            now - TimeDelta::seconds(20),
+        ));
+    }
+    for i in 0..5 {
+        events.push(engagement(
+            &format!("s{i}"),
+            "walk",
+            "share",
+            1,
+            now - TimeDelta::seconds(25 - i),
+        ));
+    }
+    // A post whose deletion came first is never pushed live nor shown.
+    events.push(deletion("early", now));
+    events.push(post_at("early", "zorblax early bird post", now));
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(&env, &redis).await);
+    let stats = |query: &'static str| {
+        let url = url(&format!("/api/v1/metrics/overall?window=1h{query}"));
+        let http = http.clone();
+        async move {
+            let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            (
+                body["stats"]["posts"].as_i64().unwrap(),
+                body["stats"]["engagement"]["shares"].as_i64().unwrap_or(-1),
+            )
+        }
+    };
+
+    // Before: everywhere.
+    let (status, one) = http_get(&app, "/api/v1/posts/walk").await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["deleted_at"], Value::Null);
+    let listed = listed_post_ids(&app, "").await;
+    assert!(listed.contains(&"walk".to_string()) && !listed.contains(&"early".to_string()));
+    assert!(wait_until(WAIT, || async { stats("").await.0 == 4 }).await);
+    assert_eq!(stats("").await, stats("&product=pulse-phone").await);
+    app.aggregator()
+        .send(pulse::actors::aggregator::FlushTerms)
+        .await
+        .unwrap();
+    let (_, terms) = http_get(&app, "/api/v1/trending/terms?window=1h&limit=200").await;
+    assert!(has_term(&terms, "zorblax"), "{terms}");
+    assert!(
+        wait_until(WAIT, || async {
+            let (_, body) = http_get(&app, "/api/v1/trending/posts?limit=10").await;
+            trending_ids(&body).contains(&"walk".to_string())
+        })
+        .await
+    );
+    let alert = || async {
+        let (_, body) = http_get(&app, "/api/v1/alerts").await;
+        body["items"][0].clone()
+    };
+    assert!(
+        wait_until(WAIT, || async {
+            alert().await["evidence"]["top_posts"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["id"] == "walk"))
+        })
+        .await,
+        "{}",
+        alert().await
+    );
+    let pushed = live
+        .until(|m| m["type"] == "message:new" && m["data"]["id"] == "walk")
+        .await;
+    assert!(
+        pushed.iter().all(|m| m["data"]["id"] != "early"),
+        "{pushed:?}"
+    );
+
+    // The deletion.
+    xadd_all(&redis, &env.stream, &[deletion("walk", Utc::now())]).await;
+    assert!(
+        wait_until(WAIT, || async {
+            http_get(&app, "/api/v1/posts/walk").await.1["deleted_at"].is_string()
+        })
+        .await
+    );
+
+    // After: gone from every surface but the post's own page, which says it is deleted.
+    let gone = live
+        .until(|m| m["type"] == "message:deleted" && m["data"]["id"] == "walk")
+        .await;
+    assert!(gone.last().unwrap()["data"]["deleted_at"].is_string());
+    assert!(!listed_post_ids(&app, "")
+        .await
+        .contains(&"walk".to_string()));
+    assert!(wait_until(WAIT, || async { stats("").await == (3, 0) }).await);
+    assert_eq!(stats("&product=pulse-phone").await, (3, 0));
+    assert_eq!(stats("&sentiment=negative").await, (3, 0));
+    app.aggregator()
+        .send(pulse::actors::aggregator::FlushTerms)
+        .await
+        .unwrap();
+    let (_, terms) = http_get(&app, "/api/v1/trending/terms?window=1h&limit=200").await;
+    assert!(!has_term(&terms, "zorblax"), "{terms}");
+    assert!(has_term(&terms, "terrible"), "{terms}");
+    let (_, trending) = http_get(&app, "/api/v1/trending/posts?limit=10").await;
+    assert!(
+        !trending_ids(&trending).contains(&"walk".to_string()),
+        "{trending}"
+    );
+    let (status, _) = http_get(&app, "/api/v1/posts/walk/virality").await;
+    assert_eq!(status, 404);
+    assert!(
+        wait_until(WAIT, || async {
+            alert().await["evidence"]["deleted_posts"] == 1
+        })
+        .await,
+        "{}",
+        alert().await
+    );
+    let alert = alert().await;
+    assert_eq!(alert["status"], "firing", "{alert}");
+    assert!(!alert.to_string().contains("zorblax"), "{alert}");
+    assert_eq!(
+        alert["evidence"]["top_posts"].as_array().unwrap().len(),
+        3,
+        "{alert}"
+    );
+    app.shutdown().await;
+}
+
+/// Every dimension's rollups, as the API reads them: (dimension, key) -> posts, negative,
+/// neutral, positive, sentiment sum (rounded), likes, shares.
+async fn rollups(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<i64>> {
+    let rows = pg
+        .query(
+            "SELECT dimension, key, sum(posts)::int8, sum(negative)::int8, sum(neutral)::int8, \
+             sum(positive)::int8, round(sum(sentiment_sum) * 1000)::int8, sum(likes)::int8, \
+             sum(shares)::int8 FROM metric_rollups GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                (2..9).map(|i| r.get::<_, i64>(i)).collect(),
+            )
+        })
+        .filter(|(_, v): &(_, Vec<i64>)| v.iter().any(|x| *x != 0))
+        .collect()
+}
+
+/// The same, recounted from the posts that are not deleted and the engagements that are not
+/// held, written out here independently of the database's own definition.
+async fn recount(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<i64>> {
+    let rows = pg
+        .query(
+            "WITH p AS (SELECT * FROM posts WHERE deleted_at IS NULL), \
+             keyed AS ( \
+                 SELECT p.*, d.dimension, d.key FROM p CROSS JOIN LATERAL (VALUES \
+                     ('overall', ''), ('platform', p.platform), ('city', p.city), \
+                     ('country', p.country), ('product', p.product), ('channel', p.channel), \
+                     ('language', COALESCE(p.lang, 'und')), ('support', p.language_support)) \
+                     AS d (dimension, key) \
+                 WHERE d.key IS NOT NULL AND (p.language_support <> 'unsupported' \
+                     OR d.dimension IN ('language', 'support'))), \
+             scored AS ( \
+                 SELECT dimension, key, count(*) AS posts, \
+                     count(*) FILTER (WHERE sentiment_label = 'negative' AND language_support <> 'unsupported') AS negative, \
+                     count(*) FILTER (WHERE sentiment_label = 'neutral' AND language_support <> 'unsupported') AS neutral, \
+                     count(*) FILTER (WHERE sentiment_label = 'positive' AND language_support <> 'unsupported') AS positive, \
+                     COALESCE(sum(sentiment_score::float8) FILTER (WHERE language_support <> 'unsupported'), 0) AS sentiment \
+                 FROM keyed GROUP BY 1, 2), \
+             engaged AS ( \
+                 SELECT k.dimension, k.key, \
+                     sum(e.count) FILTER (WHERE e.kind = 'like') AS likes, \
+                     sum(e.count) FILTER (WHERE e.kind = 'share') AS shares \
+                 FROM engagements e JOIN p ON p.id = e.post_id CROSS JOIN LATERAL (VALUES \
+                     ('overall', ''), ('platform', p.platform), ('city', p.city), \
+                     ('country', p.country), ('product', p.product), ('channel', p.channel)) \
+                     AS k (dimension, key) \
+                 WHERE NOT e.held AND k.key IS NOT NULL GROUP BY 1, 2) \
+             SELECT COALESCE(s.dimension, g.dimension), COALESCE(s.key, g.key), \
+                 COALESCE(s.posts, 0)::int8, COALESCE(s.negative, 0)::int8, \
+                 COALESCE(s.neutral, 0)::int8, COALESCE(s.positive, 0)::int8, \
+                 round(COALESCE(s.sentiment, 0) * 1000)::int8, COALESCE(g.likes, 0)::int8, \
+                 COALESCE(g.shares, 0)::int8 \
+             FROM scored s FULL JOIN engaged g ON g.dimension = s.dimension AND g.key = s.key",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                (2..9).map(|i| r.get::<_, i64>(i)).collect(),
+            )
+        })
+        .filter(|(_, v): &(_, Vec<i64>)| v.iter().any(|x| *x != 0))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_support_class() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = env.redis().await;
+    let pg = env.pg().await;
+    let now = Utc::now();
+    // The lexicon reads English (supported); emoji alone name no language (unverified);
+    // German is read by no model here (unsupported).
+    let texts = [
+        ("en", "This phone is the worst, it broke after a day"),
+        ("en", "I love the new phone, great battery"),
+        ("emoji", "😀😀😀 👍👍 🎉"),
+        (
+            "de",
+            "Das Telefon ist kaputt und der Kundendienst antwortet nicht. Schrecklich!",
+        ),
+    ];
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for (i, (class, text)) in texts.iter().enumerate() {
+            let id = format!("{class}-{round}-{i}");
+            let created = now - TimeDelta::minutes(round * 2 + i as i64);
+            events.push(post_at(&id, text, created));
+            events.push(engagement(&format!("{id}-l"), &id, "like", 3, created));
+            events.push(engagement(&format!("{id}-s"), &id, "share", 2, created));
+        }
+    }
+    // Deletions that come first: those posts are stored deleted.
+    for (i, (class, _)) in texts.iter().enumerate() {
+        events.insert(0, deletion(&format!("{class}-0-{i}"), now));
+    }
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(&env, &redis).await);
+    let supports: Vec<String> = pg
+        .query(
+            "SELECT DISTINCT language_support FROM posts ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(supports, ["supported", "unsupported", "unverified"]);
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+
+    // Deleted after they were stored, one of each class.
+    let later: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (class, _))| deletion(&format!("{class}-1-{i}"), now))
+        .collect();
+    xadd_all(&redis, &env.stream, &later).await;
+    assert!(settled(&env, &redis).await);
+    assert!(
+        wait_until(WAIT, || async {
+            let n: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n == 8
+        })
+        .await
+    );
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+
+    // Deletions that raced their posts (committed where neither batch saw the other), one of
+    // each class: repaired by the upkeep, through the same definition.
+    for (i, (class, _)) in texts.iter().enumerate() {
+        pg.execute(
+            "INSERT INTO post_deletions (post_id, at, stream_id) VALUES ($1, now(), 'raced')",
+            &[&format!("{class}-2-{i}")],
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        wait_until(WAIT, || async {
+            let n: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n == 12
+        })
+        .await
+    );
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+    // Everything is deleted: every rollup is back to zero.
+    assert!(rollups(&pg).await.is_empty(), "{:?}", rollups(&pg).await);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.ingest.unknown_post_hold_secs = 2;
+    settings.virality.score_interval_ms = 100;
+    let app = Application::build(settings, ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = env.redis().await;
+    let pg = env.pg().await;
+    let now = Utc::now();
+    let shares = |post: &str, n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| engagement(&format!("{post}-{i}"), post, "share", 1, now))
+            .collect()
+    };
+    xadd_all(&redis, &env.stream, &shares("ghost", 30)).await;
+    xadd_all(&redis, &env.stream, &shares("late", 4)).await;
+    assert!(read_all(&env, &redis).await);
+    // Held engagements are counted nowhere and make no trending post.
+    let (_, overall) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(overall["stats"]["engagement"]["shares"], 0, "{overall}");
+    // The late post arrives: its engagements count from then on.
+    xadd_all(&redis, &env.stream, &[post_at("late", "fine phone", now)]).await;
+    assert!(
+        wait_until(WAIT, || async {
+            let (_, o) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+            o["stats"]["engagement"]["shares"] == 4
+        })
+        .await
+    );
+    // The ghost never comes: dropped after the hold, and counted.
+    assert!(settled(&env, &redis).await);
+    let (_, trending) = http_get(&app, "/api/v1/trending/posts?limit=50").await;
+    assert!(
+        !trending_ids(&trending).contains(&"ghost".to_string()),
+        "{trending}"
+    );
+    let (status, _) = http_get(&app, "/api/v1/posts/ghost/virality").await;
+    assert_eq!(status, 404);
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("pulse_events_refused_total{reason=\"unknown_post\"} 30"),
+        "{metrics}"
+    );
+    let (_, o) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(o["stats"]["engagement"]["shares"], 4, "{o}");
+
+    // A forged count is refused at the door on every path.
+    let huge = engagement("huge", "late", "share", 1_000_001, now);
+    let (status, body) = http_post(&app, "/api/v1/events", &huge.to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("count"), "{body}");
+    xadd_all(&redis, &env.stream, &[huge]).await;
+    assert!(settled(&env, &redis).await);
+    let dead: fred::prelude::Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    assert!(format!("{dead:?}").contains("count"), "{dead:?}");
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("pulse_dead_letters_total{reason=\"invalid_field\"} 1"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
+/// What the first producer's data looks like to everyone: its posts, every rollup, the shares
+/// the virality tracker counted for each of its posts, and the trending posts.
+type Observed = (
+    Vec<Value>,
+    BTreeMap<(String, String), Vec<i64>>,
+    Vec<(String, i64)>,
+    Vec<String>,
+);
+
+async fn observed(server: &common::secured::SecuredServer) -> Observed {
+    let pg = server.env.pg().await;
+    let posts = pg
+        .query(
+            "SELECT id, text, deleted_at IS NULL FROM posts ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            json!([
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, bool>(2)
+            ])
+        })
+        .collect();
+    let mut shares = Vec::new();
+    for i in 0..10 {
+        let id = format!("v-{i}");
+        let res = server
+            .call(
+                "GET",
+                &format!("/api/v1/posts/{id}/virality"),
+                Some(Role::Analyst),
+                None,
+            )
+            .await;
+        let n = match res.status {
+            200 => res.json()["current"]["counts"]["shares"]
+                .as_i64()
+                .unwrap_or(0),
+            status => -i64::from(status),
+        };
+        shares.push((id, n));
+    }
+    let trending = server
+        .call(
+            "GET",
+            "/api/v1/trending/posts?limit=50",
+            Some(Role::Analyst),
+            None,
+        )
+        .await;
+    let mut trending = trending_ids(&trending.json());
+    trending.sort();
+    (posts, rollups(&pg).await, shares, trending)
+}
+
+#[actix_rt::test]
+async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts() {
+    let base = (Utc::now() - TimeDelta::minutes(10))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
+    let victim_posts: Vec<Value> = (0..10)
+        .map(|i| {
+            let text = if i % 2 == 0 {
+                "I love this phone"
+            } else {
+                "this phone is awful"
+            };
+            post_at(&format!("v-{i}"), text, base + TimeDelta::seconds(i))
+        })
+        .chain((0..5).map(|i| {
+            engagement(
+                &format!("e{i}"),
+                &format!("v-{i}"),
+                "share",
+                1,
+                base + TimeDelta::seconds(30),
+            )
+        }))
+        .collect();
+    let victim_deletes = vec![deletion("v-9", base + TimeDelta::seconds(40))];
+
+    // The same victim alone, on a server of its own, and then beside an attacker.
+    let mut runs = Vec::new();
+    for attacked in [false, true] {
+        let server = common::secured::SecuredServer::start(|s| {
+            s.virality.score_interval_ms = 100;
+        })
+        .await;
+        let pg = server.env.pg().await;
+        let victim = server.key(Role::Ingest).key.clone();
+        let attacker = keys::create(&pg, Role::Ingest, "attacker", "test")
+            .await
+            .unwrap()
+            .key;
+        let redis = server.env.redis().await;
+        let send = |key: &str, events: &[Value]| {
+            let body = Value::Array(events.to_vec()).to_string();
+            let (addr, key) = (server.app.address(), key.to_string());
+            async move {
+                let res = raw_request(
+                    addr,
+                    "POST",
+                    "/api/v1/events",
+                    &[
+                        ("x-api-key", key.as_str()),
+                        ("content-type", "application/json"),
+                    ],
+                    Some(&body),
+                )
+                .await;
+                assert_eq!(res.status, 202, "{}", res.body);
+            }
+        };
+        if attacked {
+            // Before the victim: pre-delete a post it will send, and engage with another.
+            send(
+                &attacker,
+                &[
+                    deletion("v-7", base),
+                    engagement(
+                        "x-held",
+                        "v-3",
+                        "share",
+                        100_000,
+                        base + TimeDelta::seconds(31),
+                    ),
+                ],
+            )
+            .await;
+            assert!(read_all(&server.env, &redis).await);
+        }
+        send(&victim, &victim_posts).await;
+        assert!(settled(&server.env, &redis).await);
+        if attacked {
+            let mut attack = vec![
+                deletion("v-2", base + TimeDelta::seconds(35)),
+                post_at(
+                    "v-1",
+                    "squatted: this phone is a scam",
+                    base + TimeDelta::seconds(1),
+                ),
+                engagement("e0", "v-0", "like", 1_000, base + TimeDelta::seconds(32)),
+            ];
+            for i in 0..20 {
+                attack.push(engagement(
+                    &format!("forged-{i}"),
+                    "v-0",
+                    "share",
+                    100_000,
+                    base + TimeDelta::seconds(33),
+                ));
+            }
+            send(&attacker, &attack).await;
+            assert!(settled(&server.env, &redis).await);
+        }
+        send(&victim, &victim_deletes).await;
+        assert!(settled(&server.env, &redis).await);
+        assert!(
+            wait_until(WAIT, || async {
+                let n: i64 = pg
+                    .query_one(
+                        "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                n == 1
+            })
+            .await
+        );
+        // The tracker has read every share the victim sent.
+        assert!(
+            wait_until(WAIT, || async {
+                let res = server
+                    .call(
+                        "GET",
+                        "/api/v1/posts/v-4/virality",
+                        Some(Role::Analyst),
+                        None,
+                    )
+                    .await;
+                res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
+            })
+            .await
+        );
+        let seen = observed(&server).await;
+        let metrics = server.call("GET", "/metrics", None, None).await.body;
+        runs.push((seen, metrics));
+        server.app.shutdown().await;
+    }
+    let (alone, _) = &runs[0];
+    let (attacked, metrics) = &runs[1];
+    assert_eq!(
+        alone, attacked,
+        "the attacker changed what the victim's data looks like"
+    );
+    for (reason, n) in [
+        ("id_taken", 1),
+        ("not_owner_deletion", 2),
+        ("not_owner_engagement", 22),
+    ] {
+        let line = format!("pulse_events_refused_total{{reason=\"{reason}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+}
