@@ -137,7 +137,7 @@ pub struct StoreBatch(pub Arc<AnalyzedBatch>);
 pub struct StoreOutcome {
     pub inserted_posts: Vec<String>,
     pub inserted_engagements: u64,
-    /// Keys of the engagements that were new (see `store::engagement_key`).
+    /// Keys of the engagements that were new (see `producer::engagement_key`).
     pub inserted_engagement_keys: Vec<String>,
     /// Stored posts this batch marked deleted.
     pub deleted_posts: Vec<String>,

@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 use super::messages::{AnalyzedBatch, StoreBatch, StoreError, StoreOutcome};
 use crate::db::rollup_keys::{KeyAdmission, PostKeys};
 use crate::models::event::MAX_ENGAGEMENT_COUNT;
-use crate::models::producer::Trust;
+use crate::models::producer::{engagement_key, Trust};
 use crate::telemetry::names;
 
 /// The writes of a batch, before its rollup deltas: posts, engagements and deletions, each
@@ -258,17 +258,6 @@ impl Handler<super::messages::InjectFault> for Store {
 
     fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         panic!("injected store fault");
-    }
-}
-
-/// The natural key of an engagement: the producer's id (in the producer's own space, so one
-/// producer cannot take another's ids; entries written straight to the stream keep the bare
-/// id they always had), else the stream entry it came from.
-pub fn engagement_key(stream: &str, producer: &str, id: Option<&str>, entry_id: &str) -> String {
-    match id {
-        Some(id) if producer == crate::models::producer::STREAM => format!("id:{id}"),
-        Some(id) => format!("id:{producer}/{id}"),
-        None => format!("entry:{stream}/{entry_id}"),
     }
 }
 

@@ -100,7 +100,7 @@ pub struct FeedRow {
 }
 
 /// The columns [`feed_row`] reads, in order.
-pub const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count";
+pub const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count, producer";
 
 pub fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
     let key: String = row.get(1);
@@ -110,9 +110,7 @@ pub fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
     let count: i32 = row.get(6);
     FeedRow {
         post_id: row.get(0),
-        // The same identity whichever way an engagement arrives: the store keys one with a
-        // producer id as `id:<id>`.
-        share_id: key.strip_prefix("id:").unwrap_or(&key).to_string(),
+        share_id: share_id(&key, row.get(7)),
         kind: match kind.as_str() {
             "share" => EngagementKind::Share,
             "like" => EngagementKind::Like,
@@ -124,6 +122,19 @@ pub fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
         via: row.get(5),
         count: u32::try_from(count).unwrap_or(1),
     }
+}
+
+/// The id other shares' `via` name: the producer's own id, whichever way the engagement
+/// arrived (the store keys it `id:<id>`, or `id:<producer>/<id>` for a producer other than the
+/// stream, see `producer::engagement_key`), else its key.
+fn share_id(key: &str, producer: &str) -> String {
+    let Some(id) = key.strip_prefix("id:") else {
+        return key.to_string();
+    };
+    id.strip_prefix(producer)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(id)
+        .to_string()
 }
 
 pub const UPSERT_CASCADES: &str = "
@@ -541,4 +552,28 @@ pub async fn engagements_before(
         )
         .await?;
     Ok(rows.iter().map(feed_row).collect())
+}
+
+#[cfg(test)]
+mod share_id_tests {
+    use super::share_id;
+    use crate::models::producer::engagement_key;
+
+    #[test]
+    fn a_share_is_named_by_its_producer_id_whoever_produced_it() {
+        for producer in ["stream", "key:k_1", "source:bsky", "import"] {
+            let key = engagement_key(
+                "s",
+                producer,
+                Some("at://did:plc:x/app.bsky.feed.repost/1"),
+                "1-0",
+            );
+            assert_eq!(
+                share_id(&key, producer),
+                "at://did:plc:x/app.bsky.feed.repost/1"
+            );
+        }
+        let key = engagement_key("s", "key:k_1", None, "1-0");
+        assert_eq!(share_id(&key, "key:k_1"), key);
+    }
 }

@@ -30,6 +30,17 @@ pub fn source(name: &str) -> String {
     format!("source:{name}")
 }
 
+/// The natural key of an engagement: the producer's id (in the producer's own space, so one
+/// producer cannot take another's ids; entries written straight to the stream keep the bare
+/// id they always had), else the stream entry it came from.
+pub fn engagement_key(stream: &str, producer: &str, id: Option<&str>, entry_id: &str) -> String {
+    match id {
+        Some(id) if producer == STREAM => format!("id:{id}"),
+        Some(id) => format!("id:{producer}/{id}"),
+        None => format!("entry:{stream}/{entry_id}"),
+    }
+}
+
 /// Whether `name` may name a producer: not empty, at most [`MAX_PRODUCER_BYTES`], printable,
 /// without `=` (which separates the pairs of the trust setting).
 pub fn valid(name: &str) -> bool {

@@ -499,7 +499,6 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
         .await
         .unwrap();
     let redis = env.redis().await;
-    let pg = env.pg().await;
     let now = Utc::now();
     let shares = |post: &str, n: usize| -> Vec<Value> {
         (0..n)

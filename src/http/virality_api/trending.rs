@@ -185,7 +185,7 @@ pub struct PostViralityHistory {
         (status = 200, description = "Current virality and predictions, oldest first", body = PostViralityHistory),
         (status = 400, description = "A bad limit (`invalid_query`) or not a possible post id \
             (`invalid_path`)", body = ErrorBody),
-        (status = 404, description = "No virality tracked for this post", body = ErrorBody),
+        (status = 404, description = "No virality tracked for this post, or the post was deleted", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
     )
