@@ -3,6 +3,10 @@
 //! webhook sends it (kind, scope, figures, evidence), so every channel says the same thing:
 //! what fired, where, the figures that fired it, two or three example posts, and a link to the
 //! dashboard filtered on the scope.
+//!
+//! Rule names, dimension keys, posts and terms are anyone's words: wherever a channel reads
+//! markup (Slack's mrkdwn, including the notification `text`; email's HTML) they go through
+//! that channel's one escaping function, and Teams gets them only in `TextRun`s.
 
 use serde_json::{json, Value};
 
@@ -286,8 +290,11 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
             "url": link,
         }],
     }));
+    // The notification text is mrkdwn too, and the one people see first (and their phones
+    // show): a rule name or product read as markup here would mention the channel or link
+    // anywhere.
     json!({
-        "text": format!("{title}: {}", alert.figures()),
+        "text": slack_escape(&format!("{title}: {}", alert.figures())),
         "blocks": blocks,
     })
 }
@@ -542,6 +549,58 @@ mod tests {
             button["url"],
             "https://p.example/?product=%5BOpen%5D%28https%3A%2F%2Fevil.example%2Flogin%29"
         );
+    }
+
+    /// Every mrkdwn text of a Slack message: the notification `text` and the blocks' own.
+    fn slack_mrkdwn(message: &Value) -> Vec<String> {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    if o.get("type") == Some(&json!("mrkdwn")) {
+                        out.push(o["text"].as_str().unwrap_or("").to_string());
+                    }
+                    o.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = vec![message["text"].as_str().unwrap().to_string()];
+        walk(&message["blocks"], &mut out);
+        out
+    }
+
+    /// The notification `text` is read as mrkdwn like the blocks, and it is what a phone shows:
+    /// a rule name or a product label must not mention the channel or link there either.
+    #[test]
+    fn slack_notification_text_is_escaped_like_the_blocks() {
+        let mut alert = payload();
+        alert["rule_name"] = json!("Ops <!channel> & <https://evil.example|click>");
+        alert["key"] = json!("<!channel> <https://evil.example|click>");
+        alert["resolved_at"] = json!("2026-11-24T11:00:00Z");
+        for event in DeliveryEvent::ALL {
+            let slack = render(
+                ChannelKind::Slack,
+                *event,
+                &alert,
+                "https://p.example",
+                "",
+            );
+            let text = slack["text"].as_str().unwrap();
+            assert!(
+                text.contains("Ops &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
+                "{text}"
+            );
+            assert!(
+                text.contains("product &lt;!channel&gt; &lt;https://evil.example|click&gt;"),
+                "{text}"
+            );
+            for mrkdwn in slack_mrkdwn(&slack) {
+                for forbidden in ["<!channel>", "<https://evil.example|click>", " & "] {
+                    assert!(!mrkdwn.contains(forbidden), "{forbidden} in {mrkdwn}");
+                }
+            }
+        }
     }
 
     #[test]
