@@ -40,7 +40,7 @@ impl utoipa::PartialSchema for NewRule {
                 .min_length(Some(1))
                 .max_length(Some(200))
                 .pattern(Some("\\S"))
-                .description(Some("1 to 200 bytes, not blank."))
+                .description(Some("1 to 200 bytes, not blank, without control characters."))
                 .into(),
         );
         object.properties.insert(

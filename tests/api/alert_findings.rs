@@ -69,3 +69,72 @@ async fn a_cross_site_text_plain_post_appends_no_events() {
     assert_eq!(appended, 1);
     app.shutdown().await;
 }
+
+/// A rule name with a line break wrote a second, forged line into the `alert fired` log. Names
+/// and keys with control characters are refused on create and on update; what a name that is
+/// already stored logs is tested with the alerter (`src/actors/alerter.rs`).
+#[actix_rt::test]
+async fn rule_names_and_keys_with_control_characters_are_refused() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+    let rules = || async {
+        http.get(url("/api/v1/alert-rules"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .clone()
+    };
+    let before = rules().await;
+    let forged = "Churn\n2026-11-24T10:00:00.000000Z  INFO pulse::actors::alerter: all clear";
+
+    let invalid_rule = |res: Value| {
+        assert_eq!(res["error"]["code"], "invalid_rule", "{res}");
+        assert_eq!(res["error"]["details"], json!({}), "{res}");
+        res["error"]["message"].as_str().unwrap().to_string()
+    };
+    for body in [
+        json!({"name": forged, "kind": "churn"}),
+        json!({"name": "bell\u{7}", "kind": "churn"}),
+        json!({"name": "\u{1b}[2Jwiped", "kind": "churn"}),
+        json!({"name": "Phone", "kind": "churn", "dimension": "product", "key": "pulse\r\nphone"}),
+    ] {
+        let res = http
+            .post(url("/api/v1/alert-rules"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        let message = invalid_rule(res.json().await.unwrap());
+        assert!(message.contains("control characters"), "{message}");
+    }
+    assert_eq!(rules().await, before, "a refused rule was stored");
+
+    let id = before[0]["id"].as_i64().unwrap();
+    let res = http
+        .patch(url(&format!("/api/v1/alert-rules/{id}")))
+        .json(&json!({"name": forged}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    invalid_rule(res.json().await.unwrap());
+    assert_eq!(rules().await, before, "a refused update was applied");
+
+    // Names in any script, with spaces and punctuation, are still names.
+    let res = http
+        .post(url("/api/v1/alert-rules"))
+        .json(&json!({"name": "Négativité ≥ 50 % — « Pulse »", "kind": "churn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.shutdown().await;
+}
