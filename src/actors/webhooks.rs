@@ -242,7 +242,12 @@ async fn deliver_due(
                 webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
                 if dead {
                     // The error may quote a receiver or relay: logged escaped.
-                    tracing::warn!(delivery = id, attempts, ?error, "webhook delivery dead-lettered");
+                    tracing::warn!(
+                        delivery = id,
+                        attempts,
+                        ?error,
+                        "webhook delivery dead-lettered"
+                    );
                 }
             }
         }

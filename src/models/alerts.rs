@@ -293,10 +293,18 @@ mod tests {
     #[test]
     fn names_and_keys_refuse_control_characters() {
         let input = |body: serde_json::Value| serde_json::from_value::<RuleInput>(body).unwrap();
-        for name in ["Churn\nINFO pulse: all clear", "tab\there", "\u{1b}[2Jwiped", "nul\0"] {
+        for name in [
+            "Churn\nINFO pulse: all clear",
+            "tab\there",
+            "\u{1b}[2Jwiped",
+            "nul\0",
+        ] {
             let named = input(serde_json::json!({"name": name}));
             assert!(
-                named.check().unwrap_err().starts_with("name must not contain control"),
+                named
+                    .check()
+                    .unwrap_err()
+                    .starts_with("name must not contain control"),
                 "{name:?}"
             );
         }
@@ -305,9 +313,11 @@ mod tests {
             .check()
             .unwrap_err()
             .starts_with("key must not contain control"));
-        assert!(input(serde_json::json!({"name": "Négativité ≥ 50 % — Pulse"}))
-            .check()
-            .is_ok());
+        assert!(
+            input(serde_json::json!({"name": "Négativité ≥ 50 % — Pulse"}))
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]
