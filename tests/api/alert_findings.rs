@@ -20,7 +20,10 @@ async fn a_cross_site_text_plain_post_appends_no_events() {
     let app = Application::build(env.settings(), ServeOptions::default())
         .await
         .unwrap();
-    assert!(env.settings().auth.open, "the finding is about an open server");
+    assert!(
+        env.settings().auth.open,
+        "the finding is about an open server"
+    );
     let http = reqwest::Client::new();
     let url = format!("http://{}/api/v1/events", app.address());
     let event = json!({"type": "post", "id": "xsite-1", "platform": "other",
@@ -137,4 +140,165 @@ async fn rule_names_and_keys_with_control_characters_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 201);
     app.shutdown().await;
+}
+
+/// After a manual resolve, Slack said "The condition has held clear": whoever read it stopped
+/// looking at a problem that may still be there. One alert is resolved by hand with an
+/// analyst's key, another clears by itself; each resolution says which it was.
+#[actix_rt::test]
+async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() {
+    use crate::channels::{bodies, slack_shape, stand_in, text_of};
+    use pulse::auth::Role;
+    use std::time::Duration;
+
+    let s = common::secured::SecuredServer::start(|settings| {
+        settings.alerts.enabled = true;
+        settings.alerts.evaluate_every_secs = 0.3;
+        settings.alerts.resolve_after_secs = 1;
+        settings.webhooks.poll_ms = 50;
+        settings.webhooks.base_delay_ms = 50;
+    })
+    .await;
+    let admin = Some(Role::Admin);
+    for rule in s
+        .call("GET", "/api/v1/alert-rules", admin, None)
+        .await
+        .json()["items"]
+        .as_array()
+        .unwrap()
+    {
+        let path = format!("/api/v1/alert-rules/{}", rule["id"]);
+        assert_eq!(s.call("DELETE", &path, admin, None).await.status, 204);
+    }
+    let mut rules = Vec::new();
+    for (name, product) in [
+        ("Phone negativity", "pulse-phone"),
+        ("Watch negativity", "pulse-watch"),
+    ] {
+        let rule = s
+            .call(
+                "POST",
+                "/api/v1/alert-rules",
+                admin,
+                Some(
+                    json!({"name": name, "kind": "negativity", "dimension": "product",
+                            "key": product, "threshold": 0.5, "min_volume": 5}),
+                ),
+            )
+            .await;
+        assert_eq!(rule.status, 201, "{}", rule.body);
+        rules.push(rule.json());
+    }
+    let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 0);
+    let channel = s
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            admin,
+            Some(json!({"kind": "slack", "url": format!("http://{slack_addr}/services/T/B/x")})),
+        )
+        .await;
+    assert_eq!(channel.status, 201, "{}", channel.body);
+
+    let redis = s.env.redis().await;
+    let angry: Vec<String> = ["pulse-phone", "pulse-watch"]
+        .iter()
+        .flat_map(|product| {
+            (0..8).map(move |i| {
+                json!({"type": "post", "id": format!("{product}-{i}"), "platform": "twitter",
+                       "author": {"id": format!("u{i}"), "followers": 10},
+                       "text": format!("The update bricked it again, terrible #{i}"),
+                       "created_at": chrono::Utc::now().to_rfc3339(), "product": product})
+                .to_string()
+            })
+        })
+        .collect();
+    pulse::streams::producer::xadd_events(&redis, &s.env.stream, &angry)
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slack.lock().unwrap().len() >= 2
+        })
+        .await,
+        "the alerts did not reach Slack"
+    );
+
+    // The phone's alert is resolved by hand while its condition still holds; the watch's
+    // condition clears (its bar is raised above what the window shows).
+    let alerts = s
+        .call(
+            "GET",
+            "/api/v1/alerts?status=firing",
+            Some(Role::Analyst),
+            None,
+        )
+        .await
+        .json();
+    let phone = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "pulse-phone")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let resolved = s
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{phone}/resolve"),
+            Some(Role::Analyst),
+            None,
+        )
+        .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    let patched = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/alert-rules/{}", rules[1]["id"]),
+            admin,
+            Some(json!({"threshold": 1.1})),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slack.lock().unwrap().len() >= 4
+        })
+        .await,
+        "the resolutions did not reach Slack"
+    );
+
+    let messages = bodies(&slack);
+    let resolution = |rule: &str| {
+        messages
+            .iter()
+            .find(|m| text_of(&m["text"]).starts_with(&format!("Resolved: {rule}")))
+            .unwrap_or_else(|| panic!("no resolution of {rule} in {messages:?}"))
+            .to_string()
+    };
+    let analyst = &s.key(Role::Analyst).info;
+    let manual = resolution("Phone negativity");
+    assert!(
+        manual.contains(&format!(
+            "Resolved manually by {} (key:{}) at ",
+            analyst.name, analyst.id
+        )),
+        "{manual}"
+    );
+    assert!(
+        manual.contains("not by the condition clearing: it may still hold"),
+        "{manual}"
+    );
+    assert!(!manual.contains("held clear"), "{manual}");
+
+    let cleared = resolution("Watch negativity");
+    assert!(
+        cleared.contains("The condition has held clear, so Pulse resolved the alert at "),
+        "{cleared}"
+    );
+    assert!(!cleared.contains("manually"), "{cleared}");
+
+    slack_handle.stop(false).await;
+    s.app.shutdown().await;
 }
