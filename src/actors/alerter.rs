@@ -108,7 +108,7 @@ impl Handler<Committed> for Alerter {
 
 impl Alerter {
     fn announce(&self, alert: Fired) {
-        tracing::warn!(rule = %alert.rule.name, kind = %alert.rule.kind, key = %alert.key, value = alert.value, "alert fired");
+        log_fired(&alert);
         metrics::counter!(crate::telemetry::names::ALERTS_FIRED, "kind" => alert.rule.kind.as_str())
             .increment(1);
         if let Some(publish) = &self.publish {
@@ -120,6 +120,13 @@ impl Alerter {
             });
         }
     }
+}
+
+/// Logs a fired alert. The rule name and the key are written quoted, with line breaks and
+/// other control characters escaped (`Debug`), so neither can forge a log line or a field of
+/// this one, whatever was stored before names were checked.
+fn log_fired(alert: &Fired) {
+    tracing::warn!(rule = ?alert.rule.name, kind = %alert.rule.kind, key = ?alert.key, value = alert.value, "alert fired");
 }
 
 /// What an alert is about, for WebSocket filters.
@@ -456,6 +463,52 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log writer for one test: everything logged while it is the default subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_rule_name_or_key_cannot_forge_log_lines() {
+        let name = "Churn\n2026-01-01T00:00:00Z  INFO pulse: all clear \u{1b}[2K\rkey=\"x\"";
+        let rule: AlertRule = serde_json::from_value(json!({
+            "id": 1, "name": name,
+            "kind": "churn", "dimension": "product", "key": null, "window_minutes": 5,
+            "threshold": 0.2, "min_volume": 20, "baseline_minutes": 60, "k": 3.0,
+            "min_baseline_points": 6, "severity": "critical", "cooldown_secs": 900,
+            "enabled": true, "channels": null,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        let alert = Fired {
+            rule,
+            key: "pulse\nphone".into(),
+            value: 0.5,
+            body: json!({}),
+        };
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log_fired(&alert));
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(!log.contains('\r') && !log.contains('\u{1b}'), "{log:?}");
+        assert!(log.contains(&format!("rule={name:?}")), "{log}");
+        assert!(log.contains(r#"key="pulse\nphone""#), "{log}");
+    }
 
     #[test]
     fn an_earlier_spike_in_the_baseline_does_not_hide_the_next() {

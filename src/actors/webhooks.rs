@@ -241,7 +241,13 @@ async fn deliver_due(
                 let delay = retry_delay(attempts - 1, base, max).as_secs_f64();
                 webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
                 if dead {
-                    tracing::warn!(delivery = id, attempts, %error, "webhook delivery dead-lettered");
+                    // The error may quote a receiver or relay: logged escaped.
+                    tracing::warn!(
+                        delivery = id,
+                        attempts,
+                        ?error,
+                        "webhook delivery dead-lettered"
+                    );
                 }
             }
         }

@@ -209,13 +209,17 @@ pub async fn alert(client: &Client, id: i64) -> Result<Option<AlertView>> {
         .transpose()
 }
 
-/// Queues the resolution of the alerts in `r` (id, resolved_at, severity) for each channel that was told
-/// of their firing and announces resolutions, in the statement that resolves them, so a
-/// resolution is never lost between the two.
+/// Queues the resolution of the alerts in `r` (id, resolved_at, severity, resolution,
+/// resolved_by) for each channel that was told of their firing and announces resolutions, in
+/// the statement that resolves them, so a resolution is never lost between the two. The
+/// payload says how the alert was resolved (`resolution`: `cleared` or `manual`) and by whom
+/// (`resolved_by`, null when not known), so no channel says a condition cleared when a person
+/// closed the alert.
 const ANNOUNCE_RESOLVED: &str =
     "INSERT INTO webhook_deliveries (webhook_id, alert_id, event, payload, next_attempt_at) \
      SELECT d.webhook_id, r.id, 'resolve', \
-            d.payload || jsonb_build_object('status', 'resolved', 'resolved_at', r.resolved_at), \
+            d.payload || jsonb_build_object('status', 'resolved', 'resolved_at', r.resolved_at, \
+                'resolution', r.resolution, 'resolved_by', r.resolved_by), \
             CASE WHEN r.severity = 'critical' THEN now() ELSE COALESCE( \
                 pulse_quiet_until(w.quiet_from, w.quiet_to, w.quiet_timezone, now()), now()) END \
      FROM r JOIN webhook_deliveries d ON d.alert_id = r.id AND d.event = 'fire' \
@@ -224,8 +228,14 @@ const ANNOUNCE_RESOLVED: &str =
      ON CONFLICT (webhook_id, alert_id, event) DO NOTHING";
 
 /// Moves alert `id` to `to` if it may go there (only a firing alert is acknowledged; any
-/// open alert is resolved); whether it moved.
-pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<bool> {
+/// open alert is resolved); whether it moved. A resolution here is a manual one, by the API
+/// key `key_id` when the caller had one: its channels are told so, with the key's name.
+pub async fn transition(
+    client: &Client,
+    id: i64,
+    to: AlertStatus,
+    key_id: Option<&str>,
+) -> Result<bool> {
     let sql = match to {
         AlertStatus::Acknowledged => {
             "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() \
@@ -234,10 +244,13 @@ pub async fn transition(client: &Client, id: i64, to: AlertStatus) -> Result<boo
         AlertStatus::Resolved => {
             let sql = format!(
                 "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
-                 WHERE id = $1 AND status <> 'resolved' RETURNING id, resolved_at, severity), \
+                 WHERE id = $1 AND status <> 'resolved' \
+                 RETURNING id, resolved_at, severity, 'manual'::text AS resolution, \
+                     COALESCE((SELECT k.name || ' (key:' || k.id || ')' FROM api_keys k \
+                         WHERE k.id = $2::text), 'key:' || $2::text) AS resolved_by), \
                  d AS ({ANNOUNCE_RESOLVED}) SELECT count(*) FROM r"
             );
-            let row = client.query_one(&sql, &[&id]).await?;
+            let row = client.query_one(&sql, &[&id, &key_id]).await?;
             return Ok(row.get::<_, i64>(0) > 0);
         }
         AlertStatus::Firing => return Ok(false),
@@ -447,7 +460,8 @@ pub async fn clear(
                 "WITH r AS (UPDATE alerts SET status = 'resolved', resolved_at = now() \
                  WHERE rule_id = $1 AND status <> 'resolved' AND cleared_since IS NOT NULL \
                  AND cleared_since <= now() - make_interval(secs => $2) \
-                 RETURNING id, resolved_at, severity) \
+                 RETURNING id, resolved_at, severity, 'cleared'::text AS resolution, \
+                     NULL::text AS resolved_by) \
                  {ANNOUNCE_RESOLVED}"
             ),
             &[&rule_id, &resolve_after_secs],

@@ -40,7 +40,9 @@ impl utoipa::PartialSchema for NewRule {
                 .min_length(Some(1))
                 .max_length(Some(200))
                 .pattern(Some("\\S"))
-                .description(Some("1 to 200 bytes, not blank."))
+                .description(Some(
+                    "1 to 200 bytes, not blank, without control characters.",
+                ))
                 .into(),
         );
         object.properties.insert(
@@ -379,7 +381,8 @@ pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpRespons
     transition(&state, *id, AlertStatus::Acknowledged).await
 }
 
-/// Resolves an alert by hand.
+/// Resolves an alert by hand. The channels that were told of its firing are told it was
+/// resolved manually (by the caller's key, when it has one), not that its condition cleared.
 #[utoipa::path(
     tag = "alerts",
     operation_id = "resolve_alert",
@@ -399,9 +402,10 @@ pub async fn resolve(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     transition(&state, *id, AlertStatus::Resolved).await
 }
 
-async fn transition(state: &AppState, id: i64, to: AlertStatus) -> Result<HttpResponse, ApiError> {
+async fn transition(state: &State, id: i64, to: AlertStatus) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let moved = db::transition(&client, id, to).await?;
+    let key_id = state.caller().and_then(|c| c.key_id.as_deref());
+    let moved = db::transition(&client, id, to, key_id).await?;
     let alert = db::alert(&client, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;

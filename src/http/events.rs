@@ -12,6 +12,10 @@
 //! `Retry-After`), and no request is appended while the consumer group has more than
 //! `ingest.max_backlog` entries to read or acknowledge (503 `busy` with `Retry-After`, as
 //! `pulse import --max-backlog` pauses).
+//!
+//! The body must be declared JSON (`Content-Type: application/json`), as on every other route
+//! that takes one, else 415: a web page can make a browser POST `text/plain` anywhere without
+//! asking first, and on a server without authentication that would append its events.
 
 use crate::models::errors::ErrorCode;
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
@@ -88,6 +92,8 @@ pub struct EventsAccepted {
             body = ErrorBody),
         (status = 413, description = "Body larger than 8 MiB (`payload_too_large`) or more \
             events than allowed (`too_many_events`)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json \
+            (`unsupported_media_type`)", body = ErrorBody),
         (status = 429, description = "The key's events budget is spent (`rate_limited`, \
             `details.scope` `events`; `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
@@ -102,6 +108,12 @@ pub async fn create(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if !declares_json(&req) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json",
+        ));
+    }
     let bytes = body.to_bytes_limited(MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -213,6 +225,14 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Whether the request declares a JSON body, by the rule the `Json` extractor applies on the
+/// other routes (`application/json`, or a `+json` type), so every route that takes JSON
+/// accepts and refuses the same content types. A missing `Content-Type` is refused too.
+pub fn declares_json(req: &HttpRequest) -> bool {
+    use actix_web::mime;
+    matches!(req.mime_type(), Ok(Some(m)) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+}
+
 /// Splits a request body, one event object or an array of them, into each event's own JSON
 /// text, as the client wrote it (surrounding whitespace aside).
 ///
@@ -245,6 +265,32 @@ mod tests {
     fn texts(body: &str) -> Vec<String> {
         let items = split_events(body.as_bytes()).unwrap();
         items.iter().map(|item| item.get().to_string()).collect()
+    }
+
+    #[test]
+    fn only_a_json_content_type_is_taken() {
+        use actix_web::test::TestRequest;
+        let with = |ct: &str| {
+            declares_json(
+                &TestRequest::post()
+                    .insert_header(("content-type", ct))
+                    .to_http_request(),
+            )
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("application/vnd.pulse+json"));
+        for refused in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/octet-stream",
+            "not a type",
+        ] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(!declares_json(&TestRequest::post().to_http_request()));
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub struct AlertView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
-    /// 1 to 200 bytes, not blank.
+    /// 1 to 200 bytes, not blank, without control characters.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
     pub kind: Option<RuleKind>,
@@ -219,8 +219,13 @@ impl RuleInput {
             ("name", self.name.as_deref()),
             ("key", self.key.as_ref().and_then(|k| k.as_deref())),
         ] {
-            if value.is_some_and(|v| v.contains('\0')) {
-                return Err(format!("{field} must not contain NUL characters"));
+            // A name or key is logged, shown in every channel and stored; a line break or an
+            // escape sequence in it could forge log lines or rewrite a terminal, and no label
+            // an event carries has one, so no key with one could ever match.
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err(format!(
+                    "{field} must not contain control characters (line breaks, tabs, NUL, escapes)"
+                ));
             }
         }
         if self
@@ -283,6 +288,36 @@ mod tests {
         assert!(input(serde_json::json!({"key": null})).check().is_ok());
         let negative = input(serde_json::json!({"channels": [-1]}));
         assert_eq!(negative.check().unwrap_err(), "channel ids are positive");
+    }
+
+    #[test]
+    fn names_and_keys_refuse_control_characters() {
+        let input = |body: serde_json::Value| serde_json::from_value::<RuleInput>(body).unwrap();
+        for name in [
+            "Churn\nINFO pulse: all clear",
+            "tab\there",
+            "\u{1b}[2Jwiped",
+            "nul\0",
+        ] {
+            let named = input(serde_json::json!({"name": name}));
+            assert!(
+                named
+                    .check()
+                    .unwrap_err()
+                    .starts_with("name must not contain control"),
+                "{name:?}"
+            );
+        }
+        let keyed = input(serde_json::json!({"key": "pulse\rphone"}));
+        assert!(keyed
+            .check()
+            .unwrap_err()
+            .starts_with("key must not contain control"));
+        assert!(
+            input(serde_json::json!({"name": "Négativité ≥ 50 % — Pulse"}))
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! Adaptive Card, a PagerDuty Events API v2 event, an email with a plain-text and an HTML part. Each is built from the alert as the generic
 //! webhook sends it (kind, scope, figures, evidence), so every channel says the same thing:
 //! what fired, where, the figures that fired it, two or three example posts, and a link to the
-//! dashboard filtered on the scope.
+//! dashboard filtered on the scope; and, when it resolves, whether the condition cleared or
+//! someone resolved it by hand.
+//!
+//! Rule names, dimension keys, posts, terms and key names are anyone's words: wherever a channel reads
+//! markup (Slack's mrkdwn, including the notification `text`; email's HTML) they go through
+//! that channel's one escaping function, and Teams gets them only in `TextRun`s.
 
 use serde_json::{json, Value};
 
@@ -31,6 +36,11 @@ struct Alert<'a> {
     posts: Option<i64>,
     fired_at: &'a str,
     resolved_at: Option<&'a str>,
+    /// How it was resolved: `cleared` (the condition held clear) or `manual` (by hand, through
+    /// the API); absent from resolutions queued by earlier versions.
+    resolution: Option<&'a str>,
+    /// Who resolved it by hand, when known (an API key; nobody on an open server).
+    resolved_by: Option<&'a str>,
     examples: Vec<String>,
     terms: Vec<&'a str>,
 }
@@ -52,6 +62,11 @@ impl<'a> Alert<'a> {
             posts: evidence["window"]["stats"]["posts"].as_i64(),
             fired_at: text("fired_at"),
             resolved_at: payload.get("resolved_at").and_then(Value::as_str),
+            resolution: payload.get("resolution").and_then(Value::as_str),
+            resolved_by: payload
+                .get("resolved_by")
+                .and_then(Value::as_str)
+                .filter(|by| !by.is_empty()),
             examples: evidence["top_posts"]
                 .as_array()
                 .map(|posts| {
@@ -131,6 +146,36 @@ impl<'a> Alert<'a> {
         }
     }
 
+    /// How the alert was resolved, in one sentence. A manual resolution must never read as if
+    /// the condition had cleared: whoever reads it would stop looking at a problem that may
+    /// still be there.
+    fn resolution_note(&self) -> String {
+        let at = self
+            .resolved_at
+            .map(|at| format!(" at {at}"))
+            .unwrap_or_default();
+        let fired = if self.fired_at.is_empty() {
+            String::new()
+        } else {
+            format!(" It fired at {}.", self.fired_at)
+        };
+        match self.resolution {
+            Some("manual") => {
+                let by = self
+                    .resolved_by
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default();
+                format!(
+                    "Resolved manually{by}{at}, not by the condition clearing: it may still hold.{fired}"
+                )
+            }
+            Some("cleared") => {
+                format!("The condition has held clear, so Pulse resolved the alert{at}.{fired}")
+            }
+            _ => format!("Resolved{at}.{fired}"),
+        }
+    }
+
     /// The dashboard, filtered on the alert's scope where the dashboard has that filter.
     fn link(&self, dashboard_url: &str) -> String {
         let base = dashboard_url.trim_end_matches('/');
@@ -200,18 +245,21 @@ fn email(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
         ("Scope", alert.scope()),
         ("Fired", alert.fired_at.to_string()),
     ];
-    let mut text = format!("{title}\n\n{}\n\n", alert.figures());
+    let mut text = format!("{title}\n\n");
+    let mut html = format!("<h2>{}</h2>", html_escape(&title));
+    if event == DeliveryEvent::Resolve {
+        let note = alert.resolution_note();
+        text.push_str(&format!("{note}\nFigures when it fired: "));
+        html.push_str(&format!("<p>{}</p>", html_escape(&note)));
+    }
+    text.push_str(&format!("{}\n\n", alert.figures()));
     for (k, v) in &facts {
         text.push_str(&format!("{k}: {v}\n"));
     }
-    if let (DeliveryEvent::Resolve, Some(at)) = (event, alert.resolved_at) {
-        text.push_str(&format!("Resolved: {at}\n"));
-    }
-    let mut html = format!(
-        "<h2>{}</h2><p><strong>{}</strong></p><table>",
-        html_escape(&title),
+    html.push_str(&format!(
+        "<p><strong>{}</strong></p><table>",
         html_escape(&alert.figures())
-    );
+    ));
     for (k, v) in &facts {
         html.push_str(&format!(
             "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
@@ -250,8 +298,8 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     let mut summary = format!("*{}*", slack_escape(&alert.figures()));
     if event == DeliveryEvent::Resolve {
         summary = format!(
-            "The condition has held clear since it fired at {}. Last figures: {summary}",
-            alert.fired_at
+            "{} Figures when it fired: {summary}",
+            slack_escape(&alert.resolution_note())
         );
     }
     blocks.push(json!({
@@ -286,8 +334,15 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
             "url": link,
         }],
     }));
+    // The notification text is mrkdwn too, and the one people see first (and their phones
+    // show): a rule name or product read as markup here would mention the channel or link
+    // anywhere.
+    let text = match event {
+        DeliveryEvent::Fire => format!("{title}: {}", alert.figures()),
+        DeliveryEvent::Resolve => format!("{title}. {}", alert.resolution_note()),
+    };
     json!({
-        "text": format!("{title}: {}", alert.figures()),
+        "text": slack_escape(&text),
         "blocks": blocks,
     })
 }
@@ -326,8 +381,8 @@ fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
         ]}),
         teams_text(format!("Scope: {}", alert.scope()), json!({})),
     ];
-    if let (DeliveryEvent::Resolve, Some(at)) = (event, alert.resolved_at) {
-        body.push(teams_text(format!("Resolved at {at}"), json!({})));
+    if event == DeliveryEvent::Resolve {
+        body.push(teams_text(alert.resolution_note(), json!({})));
     }
     if event == DeliveryEvent::Fire {
         if !alert.terms.is_empty() {
@@ -542,6 +597,123 @@ mod tests {
             button["url"],
             "https://p.example/?product=%5BOpen%5D%28https%3A%2F%2Fevil.example%2Flogin%29"
         );
+    }
+
+    /// Every mrkdwn text of a Slack message: the notification `text` and the blocks' own.
+    fn slack_mrkdwn(message: &Value) -> Vec<String> {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    if o.get("type") == Some(&json!("mrkdwn")) {
+                        out.push(o["text"].as_str().unwrap_or("").to_string());
+                    }
+                    o.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = vec![message["text"].as_str().unwrap().to_string()];
+        walk(&message["blocks"], &mut out);
+        out
+    }
+
+    /// The notification `text` is read as mrkdwn like the blocks, and it is what a phone shows:
+    /// a rule name or a product label must not mention the channel or link there either.
+    #[test]
+    fn slack_notification_text_is_escaped_like_the_blocks() {
+        let mut alert = payload();
+        alert["rule_name"] = json!("Ops <!channel> & <https://evil.example|click>");
+        alert["key"] = json!("<!channel> <https://evil.example|click>");
+        alert["resolved_at"] = json!("2026-11-24T11:00:00Z");
+        for event in DeliveryEvent::ALL {
+            let slack = render(ChannelKind::Slack, *event, &alert, "https://p.example", "");
+            let text = slack["text"].as_str().unwrap();
+            assert!(
+                text.contains("Ops &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
+                "{text}"
+            );
+            assert!(
+                text.contains("product &lt;!channel&gt; &lt;https://evil.example|click&gt;"),
+                "{text}"
+            );
+            for mrkdwn in slack_mrkdwn(&slack) {
+                for forbidden in ["<!channel>", "<https://evil.example|click>", " & "] {
+                    assert!(!mrkdwn.contains(forbidden), "{forbidden} in {mrkdwn}");
+                }
+            }
+        }
+    }
+
+    fn resolved(resolution: Value, by: Value) -> Value {
+        let mut alert = payload();
+        alert["status"] = json!("resolved");
+        alert["resolved_at"] = json!("2026-11-24T11:00:00Z");
+        alert["resolution"] = resolution;
+        alert["resolved_by"] = by;
+        alert
+    }
+
+    /// Someone resolving an alert by hand says nothing about the condition: the message must
+    /// not tell people it cleared, and says who resolved it when that is known.
+    #[test]
+    fn a_manual_resolution_is_never_announced_as_the_condition_clearing() {
+        let manual = resolved(json!("manual"), json!("ops <!channel> (key:k1)"));
+        let cleared = resolved(json!("cleared"), Value::Null);
+        let anonymous = resolved(json!("manual"), Value::Null);
+        let before = resolved(Value::Null, Value::Null);
+        let render_as = |kind, alert: &Value| {
+            render(kind, DeliveryEvent::Resolve, alert, "https://p.example", "").to_string()
+        };
+        for kind in [ChannelKind::Slack, ChannelKind::Teams, ChannelKind::Email] {
+            let text = render_as(kind, &manual);
+            assert!(text.contains("Resolved manually by ops "), "{kind}: {text}");
+            assert!(text.contains("(key:k1) at 2026-11-24T11:00:00Z, not by the condition clearing: it may still hold."), "{kind}: {text}");
+            assert!(!text.contains("held clear"), "{kind}: {text}");
+
+            let text = render_as(kind, &cleared);
+            assert!(
+                text.contains("The condition has held clear, so Pulse resolved the alert at 2026-11-24T11:00:00Z."),
+                "{kind}: {text}"
+            );
+            assert!(!text.contains("manually"), "{kind}: {text}");
+
+            let text = render_as(kind, &anonymous);
+            assert!(
+                text.contains(
+                    "Resolved manually at 2026-11-24T11:00:00Z, not by the condition clearing"
+                ),
+                "{kind}: {text}"
+            );
+
+            // Queued before resolutions said how: neither story is told.
+            let text = render_as(kind, &before);
+            assert!(
+                text.contains(
+                    "Resolved at 2026-11-24T11:00:00Z. It fired at 2026-11-24T10:00:00Z."
+                ),
+                "{kind}: {text}"
+            );
+            assert!(
+                !text.contains("held clear") && !text.contains("manually"),
+                "{kind}: {text}"
+            );
+        }
+        // The key's name is anyone's text too: escaped where it is read as markup.
+        let slack = render(ChannelKind::Slack, DeliveryEvent::Resolve, &manual, "", "");
+        for mrkdwn in slack_mrkdwn(&slack) {
+            assert!(!mrkdwn.contains("<!channel>"), "{mrkdwn}");
+        }
+        let text = slack["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Resolved: Negativity above half of posts: product pulse phone. Resolved manually by ops &lt;!channel&gt; (key:k1)"),
+            "{text}"
+        );
+        let email = render(ChannelKind::Email, DeliveryEvent::Resolve, &manual, "", "");
+        assert!(email["html"]
+            .as_str()
+            .unwrap()
+            .contains("by ops &lt;!channel&gt; (key:k1)"));
     }
 
     #[test]

@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 /// One request a stand-in received: its body, and why it refused it (None: accepted or failed
 /// on purpose).
-type Seen = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(Value, Option<String>)>>>;
 
 /// Checks a body against a service's documented payload shape.
-type Shape = fn(&Value) -> Result<(), String>;
+pub(crate) type Shape = fn(&Value) -> Result<(), String>;
 
 fn need(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -29,12 +29,12 @@ fn need(ok: bool, what: &str) -> Result<(), String> {
     }
 }
 
-fn text_of(v: &Value) -> &str {
+pub(crate) fn text_of(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
 /// Slack incoming webhooks: `text` (the notification's fallback) and Block Kit `blocks`.
-fn slack_shape(b: &Value) -> Result<(), String> {
+pub(crate) fn slack_shape(b: &Value) -> Result<(), String> {
     need(!text_of(&b["text"]).is_empty(), "text is required")?;
     let blocks = b["blocks"].as_array().ok_or("blocks must be an array")?;
     need(!blocks.is_empty() && blocks.len() <= 50, "1 to 50 blocks")?;
@@ -158,7 +158,7 @@ fn pagerduty_shape(b: &Value) -> Result<(), String> {
 
 /// A stand-in on a free port that fails its first `failures` well-formed requests with 500,
 /// refuses malformed ones with 400, and takes the rest (202 for PagerDuty, 200 otherwise).
-fn stand_in(
+pub(crate) fn stand_in(
     shape: Shape,
     failures: usize,
 ) -> (std::net::SocketAddr, Seen, actix_web::dev::ServerHandle) {
@@ -203,7 +203,7 @@ async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
     res.json().await.unwrap()
 }
 
-fn bodies(seen: &Seen) -> Vec<Value> {
+pub(crate) fn bodies(seen: &Seen) -> Vec<Value> {
     let seen = seen.lock().unwrap();
     for (body, verdict) in seen.iter() {
         assert!(verdict.is_none(), "malformed body ({verdict:?}): {body}");

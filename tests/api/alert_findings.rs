@@ -1,0 +1,304 @@
+//! One test per finding of the outside probe of alert messages and the events intake, each
+//! against a real server: a web page's `text/plain` POST appending events to an open server,
+//! control characters in a rule name, and a manual resolution announced as if the condition had
+//! cleared.
+
+use crate::common;
+
+use common::*;
+use fred::prelude::*;
+use pulse::app::{Application, ServeOptions};
+use serde_json::{json, Value};
+
+/// A web page can make a browser POST `text/plain` (or a form) anywhere without a preflight;
+/// on an open server `/api/v1/events` took it and appended its events, where every other
+/// route that takes JSON answers 415.
+#[actix_rt::test]
+async fn a_cross_site_text_plain_post_appends_no_events() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        env.settings().auth.open,
+        "the finding is about an open server"
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/events", app.address());
+    let event = json!({"type": "post", "id": "xsite-1", "platform": "other",
+                       "author": {"id": "a", "followers": 0}, "text": "forged",
+                       "created_at": chrono::Utc::now().to_rfc3339()})
+    .to_string();
+
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = http
+            .post(&url)
+            .header("origin", "https://evil.example")
+            .body(event.clone());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{content_type:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "unsupported_media_type",
+                             "message": "expected Content-Type: application/json",
+                             "details": {}}}),
+            "{content_type:?}"
+        );
+    }
+    let appended: i64 = redis.xlen(&env.stream).await.unwrap_or(0);
+    assert_eq!(appended, 0, "a refused request appended events");
+
+    // The same body declared as JSON is taken.
+    let res = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let appended: i64 = redis.xlen(&env.stream).await.unwrap();
+    assert_eq!(appended, 1);
+    app.shutdown().await;
+}
+
+/// A rule name with a line break wrote a second, forged line into the `alert fired` log. Names
+/// and keys with control characters are refused on create and on update; what a name that is
+/// already stored logs is tested with the alerter (`src/actors/alerter.rs`).
+#[actix_rt::test]
+async fn rule_names_and_keys_with_control_characters_are_refused() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", app.address());
+    let rules = || async {
+        http.get(url("/api/v1/alert-rules"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .clone()
+    };
+    let before = rules().await;
+    let forged = "Churn\n2026-11-24T10:00:00.000000Z  INFO pulse::actors::alerter: all clear";
+
+    let invalid_rule = |res: Value| {
+        assert_eq!(res["error"]["code"], "invalid_rule", "{res}");
+        assert_eq!(res["error"]["details"], json!({}), "{res}");
+        res["error"]["message"].as_str().unwrap().to_string()
+    };
+    for body in [
+        json!({"name": forged, "kind": "churn"}),
+        json!({"name": "bell\u{7}", "kind": "churn"}),
+        json!({"name": "\u{1b}[2Jwiped", "kind": "churn"}),
+        json!({"name": "Phone", "kind": "churn", "dimension": "product", "key": "pulse\r\nphone"}),
+    ] {
+        let res = http
+            .post(url("/api/v1/alert-rules"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        let message = invalid_rule(res.json().await.unwrap());
+        assert!(message.contains("control characters"), "{message}");
+    }
+    assert_eq!(rules().await, before, "a refused rule was stored");
+
+    let id = before[0]["id"].as_i64().unwrap();
+    let res = http
+        .patch(url(&format!("/api/v1/alert-rules/{id}")))
+        .json(&json!({"name": forged}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    invalid_rule(res.json().await.unwrap());
+    assert_eq!(rules().await, before, "a refused update was applied");
+
+    // Names in any script, with spaces and punctuation, are still names.
+    let res = http
+        .post(url("/api/v1/alert-rules"))
+        .json(&json!({"name": "Négativité ≥ 50 % — « Pulse »", "kind": "churn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.shutdown().await;
+}
+
+/// After a manual resolve, Slack said "The condition has held clear": whoever read it stopped
+/// looking at a problem that may still be there. One alert is resolved by hand with an
+/// analyst's key, another clears by itself; each resolution says which it was.
+#[actix_rt::test]
+async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() {
+    use crate::channels::{bodies, slack_shape, stand_in, text_of};
+    use pulse::auth::Role;
+    use std::time::Duration;
+
+    let s = common::secured::SecuredServer::start(|settings| {
+        settings.alerts.enabled = true;
+        settings.alerts.evaluate_every_secs = 0.3;
+        settings.alerts.resolve_after_secs = 1;
+        settings.webhooks.poll_ms = 50;
+        settings.webhooks.base_delay_ms = 50;
+    })
+    .await;
+    let admin = Some(Role::Admin);
+    for rule in s
+        .call("GET", "/api/v1/alert-rules", admin, None)
+        .await
+        .json()["items"]
+        .as_array()
+        .unwrap()
+    {
+        let path = format!("/api/v1/alert-rules/{}", rule["id"]);
+        assert_eq!(s.call("DELETE", &path, admin, None).await.status, 204);
+    }
+    let mut rules = Vec::new();
+    for (name, product) in [
+        ("Phone negativity", "pulse-phone"),
+        ("Watch negativity", "pulse-watch"),
+    ] {
+        let rule = s
+            .call(
+                "POST",
+                "/api/v1/alert-rules",
+                admin,
+                Some(
+                    json!({"name": name, "kind": "negativity", "dimension": "product",
+                            "key": product, "threshold": 0.5, "min_volume": 5}),
+                ),
+            )
+            .await;
+        assert_eq!(rule.status, 201, "{}", rule.body);
+        rules.push(rule.json());
+    }
+    let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 0);
+    let channel = s
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            admin,
+            Some(json!({"kind": "slack", "url": format!("http://{slack_addr}/services/T/B/x")})),
+        )
+        .await;
+    assert_eq!(channel.status, 201, "{}", channel.body);
+
+    let redis = s.env.redis().await;
+    let angry: Vec<String> = ["pulse-phone", "pulse-watch"]
+        .iter()
+        .flat_map(|product| {
+            (0..8).map(move |i| {
+                json!({"type": "post", "id": format!("{product}-{i}"), "platform": "twitter",
+                       "author": {"id": format!("u{i}"), "followers": 10},
+                       "text": format!("The update bricked it again, terrible #{i}"),
+                       "created_at": chrono::Utc::now().to_rfc3339(), "product": product})
+                .to_string()
+            })
+        })
+        .collect();
+    pulse::streams::producer::xadd_events(&redis, &s.env.stream, &angry)
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slack.lock().unwrap().len() >= 2
+        })
+        .await,
+        "the alerts did not reach Slack"
+    );
+
+    // The phone's alert is resolved by hand while its condition still holds; the watch's
+    // condition clears (its bar is raised above what the window shows).
+    let alerts = s
+        .call(
+            "GET",
+            "/api/v1/alerts?status=firing",
+            Some(Role::Analyst),
+            None,
+        )
+        .await
+        .json();
+    let phone = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "pulse-phone")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let resolved = s
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{phone}/resolve"),
+            Some(Role::Analyst),
+            None,
+        )
+        .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    let patched = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/alert-rules/{}", rules[1]["id"]),
+            admin,
+            Some(json!({"threshold": 1.1})),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            slack.lock().unwrap().len() >= 4
+        })
+        .await,
+        "the resolutions did not reach Slack"
+    );
+
+    let messages = bodies(&slack);
+    let resolution = |rule: &str| {
+        messages
+            .iter()
+            .find(|m| text_of(&m["text"]).starts_with(&format!("Resolved: {rule}")))
+            .unwrap_or_else(|| panic!("no resolution of {rule} in {messages:?}"))
+            .to_string()
+    };
+    let analyst = &s.key(Role::Analyst).info;
+    let manual = resolution("Phone negativity");
+    assert!(
+        manual.contains(&format!(
+            "Resolved manually by {} (key:{}) at ",
+            analyst.name, analyst.id
+        )),
+        "{manual}"
+    );
+    assert!(
+        manual.contains("not by the condition clearing: it may still hold"),
+        "{manual}"
+    );
+    assert!(!manual.contains("held clear"), "{manual}");
+
+    let cleared = resolution("Watch negativity");
+    assert!(
+        cleared.contains("The condition has held clear, so Pulse resolved the alert at "),
+        "{cleared}"
+    );
+    assert!(!cleared.contains("manually"), "{cleared}");
+
+    slack_handle.stop(false).await;
+    s.app.shutdown().await;
+}
