@@ -43,6 +43,9 @@ struct Alert<'a> {
     resolved_by: Option<&'a str>,
     examples: Vec<String>,
     terms: Vec<&'a str>,
+    /// Posts the alert quoted that were deleted since it fired: a condition that clears then
+    /// may have cleared because they no longer count.
+    deleted_posts: u64,
 }
 
 impl<'a> Alert<'a> {
@@ -67,6 +70,7 @@ impl<'a> Alert<'a> {
                 .get("resolved_by")
                 .and_then(Value::as_str)
                 .filter(|by| !by.is_empty()),
+            deleted_posts: evidence["deleted_posts"].as_u64().unwrap_or(0),
             examples: evidence["top_posts"]
                 .as_array()
                 .map(|posts| {
@@ -170,7 +174,17 @@ impl<'a> Alert<'a> {
                 )
             }
             Some("cleared") => {
-                format!("The condition has held clear, so Pulse resolved the alert{at}.{fired}")
+                let deleted = match self.deleted_posts {
+                    0 => String::new(),
+                    1 => " One post it quoted was deleted since it fired and no longer counts."
+                        .to_string(),
+                    n => format!(
+                        " {n} posts it quoted were deleted since it fired and no longer count."
+                    ),
+                };
+                format!(
+                    "The condition has held clear, so Pulse resolved the alert{at}.{deleted}{fired}"
+                )
             }
             _ => format!("Resolved{at}.{fired}"),
         }
@@ -652,6 +666,28 @@ mod tests {
         alert["resolution"] = resolution;
         alert["resolved_by"] = by;
         alert
+    }
+
+    /// An alert whose quoted posts were deleted may clear because they no longer count: the
+    /// resolution says so rather than resolving silently.
+    #[test]
+    fn a_condition_that_cleared_after_deletions_says_so() {
+        let mut cleared = resolved(json!("cleared"), Value::Null);
+        cleared["evidence"]["deleted_posts"] = json!(3);
+        for kind in [ChannelKind::Slack, ChannelKind::Teams, ChannelKind::Email] {
+            let text = render(
+                kind,
+                DeliveryEvent::Resolve,
+                &cleared,
+                "https://p.example",
+                "",
+            )
+            .to_string();
+            assert!(
+                text.contains("3 posts it quoted were deleted since it fired and no longer count."),
+                "{kind}: {text}"
+            );
+        }
     }
 
     /// Someone resolving an alert by hand says nothing about the condition: the message must
