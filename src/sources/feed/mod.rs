@@ -47,6 +47,8 @@ struct Polled {
     state: FeedState,
     due: Instant,
     backoff: Backoff,
+    /// Its last poll failed.
+    failing: bool,
 }
 
 /// Polls the feeds until the task is stopped.
@@ -81,6 +83,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             state: stored.get(url).cloned().unwrap_or_default(),
             due: Instant::now(),
             backoff: Backoff::new(Duration::from_secs(5), ctx.max_backoff),
+            failing: false,
         })
         .collect();
     let mut filter = TextFilter::new(&settings.keywords, &settings.languages, 0);
@@ -97,7 +100,6 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             .min()
             .unwrap_or_else(Instant::now);
         tokio::time::sleep_until(next).await;
-        let mut failed = 0;
         for feed in feeds.iter_mut().filter(|f| f.due <= Instant::now()) {
             match poll(&client, &policy, feed).await {
                 Ok(Some((parsed, ttl, asked))) => {
@@ -121,13 +123,15 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                     }
                     feed.due = Instant::now() + every.max(ttl).max(budget(&ctx, feed, asked));
                     feed.backoff.reset();
+                    feed.failing = false;
                 }
                 Ok(None) => {
                     feed.due = Instant::now() + every;
                     feed.backoff.reset();
+                    feed.failing = false;
                 }
                 Err(failure) => {
-                    failed += 1;
+                    feed.failing = true;
                     let at_least = match failure.asked {
                         Some(asked) => {
                             ctx.rate_limited(asked, &failure.error);
@@ -142,7 +146,9 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                 }
             }
         }
-        ctx.set_connected(failed == 0);
+        // Connected while every feed's last poll succeeded: one feed's success does not hide
+        // (or clear the last error of) another that keeps failing.
+        ctx.set_connected(feeds.iter().all(|f| !f.failing));
         let states: BTreeMap<&str, &FeedState> =
             feeds.iter().map(|f| (f.url.as_str(), &f.state)).collect();
         sink.advance(Some(serde_json::to_string(&states)?));
