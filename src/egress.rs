@@ -119,11 +119,15 @@ impl Network {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -162,9 +166,7 @@ impl TargetPolicy {
     }
 
     fn allows(&self, ip: IpAddr) -> bool {
-        self.allow_private
-            || is_public(ip)
-            || self.allowed_networks.iter().any(|n| n.contains(ip))
+        self.allow_private || is_public(ip) || self.allowed_networks.iter().any(|n| n.contains(ip))
     }
 
     /// Checks what can be checked of `url` without resolving it: the scheme, a host, and an IP
@@ -551,7 +553,8 @@ mod tests {
 
     #[test]
     fn urls_quoted_in_text_are_redacted_wherever_they_stand() {
-        let text = "error sending request for url (https://u:pw@feeds.example/rss?token=s3cret&x=1): \
+        let text =
+            "error sending request for url (https://u:pw@feeds.example/rss?token=s3cret&x=1): \
                     connection refused; feed URL \"wss://js.example/sub?api_key=k3y\", \
                     then http://plain.example/a.";
         let redacted = redact_urls_in(text);

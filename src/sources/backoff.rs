@@ -76,7 +76,12 @@ pub struct AskedWait {
 ///
 /// Every wait is at most [`MAX_ASKED_WAIT`]. `None` when the answer asks nothing.
 pub fn asked_wait(status: u16, headers: &HeaderMap, now: DateTime<Utc>) -> Option<AskedWait> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let remaining = text("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok());
     let spent = remaining.is_some_and(|r| r < BUDGET_RESERVE);
     let reset = text("x-ratelimit-reset").and_then(|v| until_reset(v, now));
@@ -166,8 +171,14 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_in_seconds_and_as_an_http_date_on_429_and_503() {
-        assert_eq!(asked(429, &[("retry-after", "3")]), Some((3, "retry-after")));
-        assert_eq!(asked(503, &[("retry-after", " 2 ")]), Some((2, "retry-after")));
+        assert_eq!(
+            asked(429, &[("retry-after", "3")]),
+            Some((3, "retry-after"))
+        );
+        assert_eq!(
+            asked(503, &[("retry-after", " 2 ")]),
+            Some((2, "retry-after"))
+        );
         assert_eq!(
             asked(429, &[("retry-after", "Fri, 20 Nov 2026 10:00:42 GMT")]),
             Some((42, "retry-after"))
@@ -205,9 +216,15 @@ mod tests {
     #[test]
     fn rate_limit_windows_are_waited_out_when_spent_whatever_their_reset_format() {
         // Reddit: seconds to the reset, the remaining count a float.
-        let reddit = [("x-ratelimit-remaining", "1.0"), ("x-ratelimit-reset", "120")];
+        let reddit = [
+            ("x-ratelimit-remaining", "1.0"),
+            ("x-ratelimit-reset", "120"),
+        ];
         assert_eq!(asked(200, &reddit), Some((120, "x-ratelimit-reset")));
-        let plenty = [("x-ratelimit-remaining", "57.0"), ("x-ratelimit-reset", "120")];
+        let plenty = [
+            ("x-ratelimit-remaining", "57.0"),
+            ("x-ratelimit-reset", "120"),
+        ];
         assert_eq!(asked(200, &plenty), None);
         // Mastodon: a timestamp.
         let mastodon = [
@@ -217,16 +234,40 @@ mod tests {
         assert_eq!(asked(200, &mastodon), Some((300, "x-ratelimit-reset")));
         assert_eq!(asked(429, &mastodon), Some((300, "x-ratelimit-reset")));
         // Unix seconds.
-        let unix = [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1795168810")];
+        let unix = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1795168810"),
+        ];
         assert_eq!(asked(200, &unix), Some((10, "x-ratelimit-reset")));
         // A 429 waits for the later of Retry-After and a spent window's reset.
-        let both = [("retry-after", "5"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "30")];
+        let both = [
+            ("retry-after", "5"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "30"),
+        ];
         assert_eq!(asked(429, &both), Some((30, "x-ratelimit-reset")));
-        let sooner = [("retry-after", "50"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "30")];
+        let sooner = [
+            ("retry-after", "50"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "30"),
+        ];
         assert_eq!(asked(429, &sooner), Some((50, "retry-after")));
         // A window that is not spent does not lengthen a 503's wait.
-        let open = [("retry-after", "5"), ("x-ratelimit-remaining", "80"), ("x-ratelimit-reset", "30")];
+        let open = [
+            ("retry-after", "5"),
+            ("x-ratelimit-remaining", "80"),
+            ("x-ratelimit-reset", "30"),
+        ];
         assert_eq!(asked(503, &open), Some((5, "retry-after")));
-        assert_eq!(asked(200, &[("x-ratelimit-reset", "nonsense"), ("x-ratelimit-remaining", "0")]), None);
+        assert_eq!(
+            asked(
+                200,
+                &[
+                    ("x-ratelimit-reset", "nonsense"),
+                    ("x-ratelimit-remaining", "0")
+                ]
+            ),
+            None
+        );
     }
 }

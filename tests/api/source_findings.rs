@@ -217,11 +217,9 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
                                 let body: String = (from..from + count)
                                     .map(|id| format!("event: update\ndata: {}\n\n", status(id)))
                                     .collect();
-                                let _ = tokio::io::AsyncWriteExt::write_all(
-                                    &mut tcp,
-                                    body.as_bytes(),
-                                )
-                                .await;
+                                let _ =
+                                    tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes())
+                                        .await;
                                 let open = if close { 200 } else { 120_000 };
                                 tokio::time::sleep(Duration::from_millis(open)).await;
                             });
@@ -234,8 +232,7 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
                     match script {
                         Timeline::Refuse(line, headers) => {
                             answered = headers(at);
-                            respond(&mut tcp, line, &pairs(&answered), "{\"error\":\"no\"}")
-                                .await;
+                            respond(&mut tcp, line, &pairs(&answered), "{\"error\":\"no\"}").await;
                         }
                         Timeline::Empty => {
                             let json = [("Content-Type", "application/json")];
@@ -309,7 +306,9 @@ async fn mastodon_waits_out_retry_after_and_the_rate_limit_reset_on_the_stream()
     assert_eq!(assert_waited_out(&streams), 2, "{streams:?}");
     let metrics = metrics_text(&app).await;
     assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="masto-limited",reason="rate_limited"} 2"#),
+        metrics.contains(
+            r#"pulse_source_errors_total{source="masto-limited",reason="rate_limited"} 2"#
+        ),
         "{metrics}"
     );
     app.shutdown().await;
@@ -448,9 +447,15 @@ async fn reddit_limited() -> (String, Log) {
             let mut answered = Vec::new();
             match req.route() {
                 "/api/v1/access_token" => {
-                    let token = r#"{"access_token":"tok","token_type":"bearer","expires_in":86400}"#;
-                    respond(&mut tcp, "200 OK", &[("Content-Type", "application/json")], token)
-                        .await;
+                    let token =
+                        r#"{"access_token":"tok","token_type":"bearer","expires_in":86400}"#;
+                    respond(
+                        &mut tcp,
+                        "200 OK",
+                        &[("Content-Type", "application/json")],
+                        token,
+                    )
+                    .await;
                 }
                 "/r/pulsebuds/new" => {
                     listings += 1;
@@ -527,7 +532,9 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
     assert_eq!(assert_waited_out(&listings[..3]), 2, "{listings:?}");
     let metrics = metrics_text(&app).await;
     assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="reddit-limited",reason="rate_limited"} 2"#),
+        metrics.contains(
+            r#"pulse_source_errors_total{source="reddit-limited",reason="rate_limited"} 2"#
+        ),
         "{metrics}"
     );
     app.shutdown().await;
@@ -557,8 +564,13 @@ async fn news_limited() -> (String, Log) {
                 2 => respond(&mut tcp, "429 Too Many Requests", &headers, "").await,
                 _ => {
                     let xml = [("Content-Type", "application/xml")];
-                    respond(&mut tcp, "200 OK", &xml, include_str!("../fixtures/feeds/news.rss"))
-                        .await
+                    respond(
+                        &mut tcp,
+                        "200 OK",
+                        &xml,
+                        include_str!("../fixtures/feeds/news.rss"),
+                    )
+                    .await
                 }
             }
             seen.lock().unwrap().push(Seen {
@@ -591,7 +603,11 @@ fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
 async fn feeds_wait_out_retry_after_in_seconds_and_as_a_date() {
     let (site, log) = news_limited().await;
     let env = TestEnv::new().await;
-    let app = serve_with(&env, feeds("news-limited", vec![format!("{site}/news.rss")])).await;
+    let app = serve_with(
+        &env,
+        feeds("news-limited", vec![format!("{site}/news.rss")]),
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 2
@@ -604,7 +620,9 @@ async fn feeds_wait_out_retry_after_in_seconds_and_as_a_date() {
     assert_eq!(assert_waited_out(&polls[..3]), 2, "{polls:?}");
     let metrics = metrics_text(&app).await;
     assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="news-limited",reason="rate_limited"} 2"#),
+        metrics.contains(
+            r#"pulse_source_errors_total{source="news-limited",reason="rate_limited"} 2"#
+        ),
         "{metrics}"
     );
     app.shutdown().await;
@@ -625,8 +643,13 @@ async fn redirecting_site(inside: String) -> (String, Arc<Mutex<Vec<String>>>) {
             let (line, location) = match req.route() {
                 "/news.rss" => {
                     let xml = [("Content-Type", "application/xml")];
-                    respond(&mut tcp, "200 OK", &xml, include_str!("../fixtures/feeds/news.rss"))
-                        .await;
+                    respond(
+                        &mut tcp,
+                        "200 OK",
+                        &xml,
+                        include_str!("../fixtures/feeds/news.rss"),
+                    )
+                    .await;
                     continue;
                 }
                 "/moved.rss" => ("301 Moved Permanently", to("/news.rss")),
@@ -691,9 +714,8 @@ async fn feeds_reach_no_internal_address_through_a_redirect_or_without_being_all
         let app = &app;
         async move {
             let text = metrics_text(app).await;
-            let series = format!(
-                r#"pulse_source_errors_total{{source="{source}",reason="not_allowed"}} "#
-            );
+            let series =
+                format!(r#"pulse_source_errors_total{{source="{source}",reason="not_allowed"}} "#);
             text.lines()
                 .find_map(|l| l.strip_prefix(series.as_str()))
                 .and_then(|n| n.parse::<f64>().ok())
@@ -754,9 +776,17 @@ async fn credentials_in_a_feed_url_stay_out_of_the_pipeline_status_and_the_log()
         }
     });
     let closed = free_port();
-    let secrets = ["hunter2pw", "t0kensecret", "k3ysecret", "acc3sssecret", "s1gsecret"];
+    let secrets = [
+        "hunter2pw",
+        "t0kensecret",
+        "k3ysecret",
+        "acc3sssecret",
+        "s1gsecret",
+    ];
     let urls = [
-        format!("http://feeduser:hunter2pw@{address}/private.rss?token=t0kensecret&api_key=k3ysecret"),
+        format!(
+            "http://feeduser:hunter2pw@{address}/private.rss?token=t0kensecret&api_key=k3ysecret"
+        ),
         format!("http://127.0.0.1:{closed}/feed.rss?access_token=acc3sssecret&sig=s1gsecret"),
     ];
     let env = TestEnv::new().await;
@@ -769,9 +799,7 @@ async fn credentials_in_a_feed_url_stay_out_of_the_pipeline_status_and_the_log()
         ),
     ));
     let server = PulseProcess::start(&vars);
-    let errors = || async {
-        metric(&server, "pulse_source_errors_total").await
-    };
+    let errors = || async { metric(&server, "pulse_source_errors_total").await };
     assert!(
         wait_until(Duration::from_secs(30), || async { errors().await >= 4.0 }).await,
         "{}",

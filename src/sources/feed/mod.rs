@@ -57,8 +57,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         anyhow::bail!("source {}: no feed URL configured (urls = [...])", ctx.name);
     }
     for url in &settings.urls {
-        url::Url::parse(url)
-            .map_err(|e| anyhow::anyhow!("feed URL {}: {e}", redact_url(url)))?;
+        url::Url::parse(url).map_err(|e| anyhow::anyhow!("feed URL {}: {e}", redact_url(url)))?;
     }
     let policy = TargetPolicy::allowing(&settings.allowed_private_networks)
         .map_err(|e| anyhow::anyhow!("source {}: allowed_private_networks: {e}", ctx.name))?;

@@ -251,13 +251,12 @@ fn subscribe_url(
     endpoint: &str,
     cursor: Option<i64>,
 ) -> anyhow::Result<Url> {
-    let mut url = Url::parse(endpoint)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "Jetstream endpoint {} is not a URL: {e}",
-                redact_url(endpoint)
-            )
-        })?;
+    let mut url = Url::parse(endpoint).map_err(|e| {
+        anyhow::anyhow!(
+            "Jetstream endpoint {} is not a URL: {e}",
+            redact_url(endpoint)
+        )
+    })?;
     {
         let mut query = url.query_pairs_mut();
         for c in &settings.collections {

@@ -45,13 +45,12 @@ struct Timeline {
 }
 
 fn timeline(s: &MastodonSettings) -> anyhow::Result<Timeline> {
-    let base = Url::parse(&s.instance)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "Mastodon instance {} is not a URL: {e}",
-                redact_url(&s.instance)
-            )
-        })?;
+    let base = Url::parse(&s.instance).map_err(|e| {
+        anyhow::anyhow!(
+            "Mastodon instance {} is not a URL: {e}",
+            redact_url(&s.instance)
+        )
+    })?;
     let join = |path: &str| {
         base.join(path)
             .map_err(|e| anyhow::anyhow!("Mastodon instance {}: {e}", redact_url(&s.instance)))
@@ -116,10 +115,9 @@ fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
 
 /// Sends a request; an answer other than success is a [`Failure`] naming `what`.
 async fn send(request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, Failure> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Failure::Other(anyhow::Error::new(e.without_url()).context(what.to_string())))?;
+    let response = request.send().await.map_err(|e| {
+        Failure::Other(anyhow::Error::new(e.without_url()).context(what.to_string()))
+    })?;
     if !response.status().is_success() {
         return Err(failure_of(response.status(), response.headers(), what));
     }

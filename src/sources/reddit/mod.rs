@@ -61,7 +61,11 @@ fn fail(reason: &'static str, error: anyhow::Error, at_least: Duration) -> Failu
 }
 
 /// The failure of an answer that is not a success (and not a refused token).
-fn failure_of(status: reqwest::StatusCode, asked: Option<AskedWait>, error: anyhow::Error) -> Failure {
+fn failure_of(
+    status: reqwest::StatusCode,
+    asked: Option<AskedWait>,
+    error: anyhow::Error,
+) -> Failure {
     match (status.as_u16(), asked) {
         (403, _) => fail("refused", error, Duration::from_secs(60)),
         (429 | 503, Some(asked)) => Failure {
