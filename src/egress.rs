@@ -1,5 +1,6 @@
-//! Outbound requests to addresses that users configure (webhook receivers): which addresses
-//! may be reached, and an HTTP client that reaches no others.
+//! Outbound requests to addresses that users configure (webhook receivers, feeds): which
+//! addresses may be reached, an HTTP client that reaches no others, and the redaction of URLs
+//! for logs and errors.
 //!
 //! By default a target may not be loopback, private, shared (carrier-grade NAT), link-local
 //! (cloud metadata services live there), unique-local, multicast, reserved, documentation or
@@ -7,10 +8,18 @@
 //! are resolved by [`GuardedResolver`], which hands the connector only allowed addresses, so a
 //! name that resolved to a public address when the webhook was created and to an internal one
 //! later (DNS rebinding) reaches nothing; IP literals, which skip resolution, are checked by
-//! [`check_url`] before each request. Redirects are never followed (a receiver could send the
-//! request on to an internal address), no proxy from the environment is used, and failures are
-//! described in a few generic words ([`describe`]), so delivery results cannot map an internal
-//! network. `webhooks.allow_private_targets` lifts the address rule for on-premises receivers.
+//! [`TargetPolicy::check_url`] before each request. The client follows no redirect by itself
+//! (a server could send the request on to an internal address): webhooks follow none, feeds
+//! follow a few through [`TargetPolicy::get_following_redirects`], which checks every hop as
+//! it checks the first. No proxy from the environment is used (a proxy would resolve and
+//! connect where the policy cannot look). Webhook failures are described in a few generic
+//! words ([`describe`]), so delivery results cannot map an internal network.
+//! `webhooks.allow_private_targets` lifts the address rule for on-premises receivers; a feed
+//! source's `allowed_private_networks` lifts it for the networks it names.
+//!
+//! [`redact_url`] is the one place a URL is made fit to show: user information and query
+//! values hidden. Whatever logs or shows a URL that may carry a credential goes through it
+//! (or through [`redact_urls_in`] for text quoting URLs).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -75,11 +84,65 @@ pub enum TargetError {
     Unresolved,
 }
 
+/// An IP network (an address and a prefix length): `10.20.0.0/16`, `fd00::/8`, or one address
+/// (`192.168.1.5`, a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Network, String> {
+        let bad = || format!("{s:?} is not a network (an address, or address/prefix length)");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Network {
+            addr: addr.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl Network {
+    /// Whether `ip` is in the network (an IPv4-mapped IPv6 address as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Who may be reached.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct TargetPolicy {
     /// Internal and reserved addresses too (on-premises receivers).
     pub allow_private: bool,
+    /// Internal networks that may be reached although `allow_private` is off (an intranet
+    /// feed server, without opening the whole inside).
+    pub allowed_networks: Vec<Network>,
 }
 
 impl TargetPolicy {
@@ -87,11 +150,23 @@ impl TargetPolicy {
     pub fn from_settings(settings: &crate::config::WebhookSettings) -> TargetPolicy {
         TargetPolicy {
             allow_private: settings.allow_private_targets,
+            allowed_networks: Vec::new(),
         }
     }
 
+    /// Public addresses, and those of `networks` (as a source's settings list them).
+    pub fn allowing(networks: &[String]) -> Result<TargetPolicy, String> {
+        Ok(TargetPolicy {
+            allow_private: false,
+            allowed_networks: networks
+                .iter()
+                .map(|n| n.parse())
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     fn allows(&self, ip: IpAddr) -> bool {
-        self.allow_private || is_public(ip)
+        self.allow_private || is_public(ip) || self.allowed_networks.iter().any(|n| n.contains(ip))
     }
 
     /// Checks what can be checked of `url` without resolving it: the scheme, a host, and an IP
@@ -137,14 +212,22 @@ impl TargetPolicy {
     /// An HTTP client for targets under this policy: names resolve to allowed addresses only,
     /// no redirects, no proxy, `timeout` per request.
     pub fn client(&self, timeout: Duration) -> reqwest::Client {
+        self.client_builder(timeout)
+            .build()
+            .expect("the HTTP client builds")
+    }
+
+    /// [`Self::client`]'s builder, for a caller to add what leaves the policy as it is (a
+    /// User-Agent).
+    pub fn client_builder(&self, timeout: Duration) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy: *self }))
-            .build()
-            .expect("the HTTP client builds")
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: self.clone(),
+            }))
     }
 }
 
@@ -156,7 +239,7 @@ pub struct GuardedResolver {
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
@@ -169,6 +252,103 @@ impl Resolve for GuardedResolver {
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
+    }
+}
+
+/// Most redirects [`TargetPolicy::get_following_redirects`] follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why a request made under a policy failed. Every URL it names is redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The policy refused a target: the URL asked for, or a redirect's.
+    #[error("{}", if *.redirected {
+        format!("redirected to {url}, an internal or reserved address, which is not allowed")
+    } else {
+        format!("{url} is an internal or reserved address, which is not allowed")
+    })]
+    NotAllowed { url: String, redirected: bool },
+    /// A redirect that cannot be followed: without a usable `Location`, to another scheme
+    /// than http(s), or one too many.
+    #[error("{0}")]
+    BadRedirect(String),
+    /// The request failed (connecting, timing out, ...); the error names no URL.
+    #[error("{0}")]
+    Request(reqwest::Error),
+}
+
+impl FetchError {
+    fn of(error: reqwest::Error, url: &Url, redirected: bool) -> FetchError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(e) = source {
+            if e.downcast_ref::<TargetError>() == Some(&TargetError::NotAllowed) {
+                return FetchError::NotAllowed {
+                    url: redact_url(url.as_str()),
+                    redirected,
+                };
+            }
+            source = e.source();
+        }
+        FetchError::Request(error.without_url())
+    }
+}
+
+impl TargetPolicy {
+    /// GETs `url` with `client` (one of [`Self::client`], which follows no redirect by
+    /// itself), following up to [`MAX_REDIRECTS`] redirects here, each one's target checked
+    /// against the policy before it is asked (an IP literal by [`Self::check_url`], a name as
+    /// it resolves), so a server cannot send the request on to an internal address.
+    /// `prepare` adds each request's headers. User information of `url` goes only to its own
+    /// origin. The answer is the first that is not a redirect (a `304` included).
+    pub async fn get_following_redirects(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        prepare: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut hop = url.clone();
+        for redirects in 0..=MAX_REDIRECTS {
+            let redirected = redirects > 0;
+            if self.check_url(hop.as_str()).is_err() {
+                return Err(FetchError::NotAllowed {
+                    url: redact_url(hop.as_str()),
+                    redirected,
+                });
+            }
+            let response = prepare(client.get(hop.clone()))
+                .send()
+                .await
+                .map_err(|e| FetchError::of(e, &hop, redirected))?;
+            let status = response.status();
+            if !status.is_redirection() || status.as_u16() == 304 {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| {
+                    FetchError::BadRedirect(format!("answered {status} without a Location"))
+                })?;
+            let mut next = hop.join(location).map_err(|_| {
+                FetchError::BadRedirect(format!("answered {status} to an unusable Location"))
+            })?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::BadRedirect(format!(
+                    "redirected to {}, which is not http(s)",
+                    redact_url(next.as_str())
+                )));
+            }
+            let same_origin = next.origin() == url.origin();
+            if same_origin && next.username().is_empty() && !url.username().is_empty() {
+                let _ = next.set_username(url.username());
+                let _ = next.set_password(url.password());
+            }
+            hop = next;
+        }
+        Err(FetchError::BadRedirect(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 }
 
@@ -210,6 +390,40 @@ pub fn redact_url(url: &str) -> String {
     }
     parsed.set_fragment(None);
     parsed.to_string()
+}
+
+/// `text` with every URL in it (`scheme://...` up to a blank, a quote or an angle bracket)
+/// passed through [`redact_url`]: for errors and log lines that quote URLs they did not
+/// build (HTTP clients name the URL they failed on).
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let scheme_start = rest[..i]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(i, |(j, _)| j);
+        let after = i + 3;
+        if scheme_start == i || !rest[scheme_start..].starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            out.push_str(&rest[..after]);
+            rest = &rest[after..];
+            continue;
+        }
+        let end = rest[after..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .map_or(rest.len(), |n| after + n);
+        let found = &rest[scheme_start..end];
+        let url = found.trim_end_matches([')', ',', '.', ';', ':']);
+        out.push_str(&rest[..scheme_start]);
+        out.push_str(&redact_url(url));
+        out.push_str(&found[url.len()..]);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `url` reduced to its scheme, host and port, for receivers whose path is the secret (Slack
@@ -278,9 +492,7 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_scheme_host_and_literal_addresses() {
-        let strict = TargetPolicy {
-            allow_private: false,
-        };
+        let strict = TargetPolicy::default();
         assert!(strict.check_url("https://hooks.example.com/x").is_ok());
         assert_eq!(
             strict.check_url("http://127.0.0.1:6379/").unwrap_err(),
@@ -309,15 +521,14 @@ mod tests {
         }
         let open = TargetPolicy {
             allow_private: true,
+            ..TargetPolicy::default()
         };
         assert!(open.check_url("http://127.0.0.1:9/").is_ok());
     }
 
     #[tokio::test]
     async fn names_that_resolve_only_to_internal_addresses_are_refused() {
-        let strict = TargetPolicy {
-            allow_private: false,
-        };
+        let strict = TargetPolicy::default();
         assert_eq!(
             strict
                 .check_target("http://localhost:8080/hook")
@@ -338,5 +549,50 @@ mod tests {
             "https://hooks.example.com/p"
         );
         assert_eq!(redact_url("::"), "[unparseable URL]");
+    }
+
+    #[test]
+    fn urls_quoted_in_text_are_redacted_wherever_they_stand() {
+        let text =
+            "error sending request for url (https://u:pw@feeds.example/rss?token=s3cret&x=1): \
+                    connection refused; feed URL \"wss://js.example/sub?api_key=k3y\", \
+                    then http://plain.example/a.";
+        let redacted = redact_urls_in(text);
+        for secret in ["pw", "s3cret", "k3y"] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        assert_eq!(
+            redacted,
+            "error sending request for url (https://***@feeds.example/rss?token=***&x=***): \
+             connection refused; feed URL \"wss://js.example/sub?api_key=***\", \
+             then http://plain.example/a."
+        );
+        assert_eq!(redact_urls_in("no URL here: 10:30"), "no URL here: 10:30");
+    }
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let net: Network = "10.20.0.0/16".parse().unwrap();
+        assert!(net.contains("10.20.3.4".parse().unwrap()));
+        assert!(net.contains("::ffff:10.20.3.4".parse().unwrap()));
+        assert!(!net.contains("10.21.0.1".parse().unwrap()));
+        let one: Network = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: Network = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("169.254.169.254".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+        let policy = TargetPolicy::allowing(&["127.0.0.1/32".into()]).unwrap();
+        assert!(policy.check_url("http://127.0.0.1:8080/feed").is_ok());
+        assert_eq!(
+            policy.check_url("http://127.0.0.2/feed").unwrap_err(),
+            TargetError::NotAllowed
+        );
+        assert!(TargetPolicy::allowing(&["bad".into()]).is_err());
     }
 }

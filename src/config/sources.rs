@@ -189,7 +189,7 @@ pub struct MastodonSettings {
 impl std::fmt::Debug for MastodonSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MastodonSettings")
-            .field("instance", &self.instance)
+            .field("instance", &crate::egress::redact_url(&self.instance))
             .field("timeline", &self.timeline)
             .field("tag", &self.tag)
             .field("list", &self.list)
@@ -224,7 +224,7 @@ impl Default for MastodonSettings {
 }
 
 /// News and blog coverage from RSS and Atom feeds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FeedSettings {
     /// The feeds' URLs.
@@ -237,6 +237,28 @@ pub struct FeedSettings {
     pub languages: Vec<String>,
     /// Characters of an entry's text kept (title, then summary or content).
     pub max_text_chars: usize,
+    /// Internal networks the feeds (and their redirects) may reach, as addresses or
+    /// address/prefix (`10.20.0.0/16`, `192.168.1.5`); empty, only public addresses are
+    /// reached, as for webhooks. `0.0.0.0/0` and `::/0` allow every address.
+    pub allowed_private_networks: Vec<String>,
+}
+
+impl std::fmt::Debug for FeedSettings {
+    /// URLs redacted: a feed URL can carry credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .urls
+            .iter()
+            .map(|u| crate::egress::redact_url(u))
+            .collect();
+        f.debug_struct("FeedSettings")
+            .field("urls", &urls)
+            .field("poll_secs", &self.poll_secs)
+            .field("keywords", &self.keywords)
+            .field("languages", &self.languages)
+            .field("allowed_private_networks", &self.allowed_private_networks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FeedSettings {
@@ -247,6 +269,7 @@ impl Default for FeedSettings {
             keywords: Vec::new(),
             languages: Vec::new(),
             max_text_chars: 4_000,
+            allowed_private_networks: Vec::new(),
         }
     }
 }

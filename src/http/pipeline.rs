@@ -41,7 +41,8 @@ pub struct PipelineStatus {
     pub consumer: String,
     /// Entries this process has read and not yet acknowledged.
     pub in_flight: usize,
-    /// The sources this process runs: connected or not, how far behind, the last error.
+    /// The sources this process runs: connected or not, how far behind, the last error, and
+    /// the gaps they know of (records missed that could not be read back).
     pub sources: Vec<SourceState>,
 }
 

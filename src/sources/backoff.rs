@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
+use reqwest::header::HeaderMap;
 
 pub struct Backoff {
     base: Duration,
@@ -43,15 +45,95 @@ impl Backoff {
     }
 }
 
-/// The wait a `Retry-After` header asks for (seconds; a minute when absent or a date, an hour
-/// at most).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
-    let secs = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(60);
-    Duration::from_secs(secs.min(3_600))
+/// Longest wait a platform's headers can impose: a platform asking for more (or a header
+/// garbled into a huge number) is asked again after this, rather than never.
+pub const MAX_ASKED_WAIT: Duration = Duration::from_secs(3_600);
+/// The wait after a `429` that names no time: the platform asked for less traffic without
+/// saying until when.
+pub const UNSPECIFIED_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// Requests left in a rate-limit window below which a source waits for the window's reset
+/// rather than spend the last ones (and be answered 429).
+pub const BUDGET_RESERVE: f64 = 2.0;
+
+/// A wait a platform asked for before its next request, and which header asked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskedWait {
+    pub wait: Duration,
+    /// `retry-after`, `x-ratelimit-reset`, or `unspecified` (a 429 naming no time).
+    pub by: &'static str,
+}
+
+/// What an answer asks of the next request to the same service: every source decides its
+/// waits here, so a platform's `Retry-After` (in seconds or as an HTTP date) and its
+/// rate-limit headers mean the same in each.
+///
+/// - A `429` or `503` waits for its `Retry-After`, or for the reset of a spent rate-limit
+///   window (`X-RateLimit-Reset`, in seconds from now as Reddit sends it, as a timestamp as
+///   Mastodon sends it, or as Unix seconds), whichever is later; a `429` naming neither waits
+///   [`UNSPECIFIED_RATE_LIMIT_WAIT`]; a `503` naming neither asks nothing (ordinary backoff).
+/// - Any other answer asks for a wait only when its rate-limit window is nearly spent
+///   (`X-RateLimit-Remaining` below [`BUDGET_RESERVE`]): until the window's reset.
+///
+/// Every wait is at most [`MAX_ASKED_WAIT`]. `None` when the answer asks nothing.
+pub fn asked_wait(status: u16, headers: &HeaderMap, now: DateTime<Utc>) -> Option<AskedWait> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let remaining = text("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok());
+    let spent = remaining.is_some_and(|r| r < BUDGET_RESERVE);
+    let reset = text("x-ratelimit-reset").and_then(|v| until_reset(v, now));
+    let limited = status == 429 || status == 503;
+    let asked = if limited {
+        let retry_after = text("retry-after").and_then(|v| until_retry(v, now));
+        // A 429 with a reset and no count left to read means that window is spent.
+        let reset = reset.filter(|_| spent || (status == 429 && remaining.is_none()));
+        match (retry_after, reset) {
+            (Some(r), Some(w)) if w > r => Some((w, "x-ratelimit-reset")),
+            (Some(r), _) => Some((r, "retry-after")),
+            (None, Some(w)) => Some((w, "x-ratelimit-reset")),
+            (None, None) if status == 429 => Some((UNSPECIFIED_RATE_LIMIT_WAIT, "unspecified")),
+            (None, None) => None,
+        }
+    } else if spent {
+        reset.map(|w| (w, "x-ratelimit-reset"))
+    } else {
+        None
+    };
+    asked.map(|(wait, by)| AskedWait {
+        wait: wait.min(MAX_ASKED_WAIT),
+        by,
+    })
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP date (zero when it has passed).
+fn until_retry(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(MAX_ASKED_WAIT.as_secs())));
+    }
+    let at: DateTime<Utc> = httpdate::parse_http_date(value).ok()?.into();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// An `X-RateLimit-Reset` value: seconds from now (Reddit), Unix seconds (a number past
+/// 10^9), an RFC 3339 timestamp (Mastodon) or an HTTP date.
+fn until_reset(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let at = if let Ok(n) = value.parse::<f64>() {
+        if !n.is_finite() || n < 0.0 {
+            return None;
+        }
+        if n < 1e9 {
+            return Some(Duration::from_secs_f64(n.min(MAX_ASKED_WAIT.as_secs_f64())));
+        }
+        DateTime::<Utc>::from_timestamp(n as i64, 0)?
+    } else if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        at.with_timezone(&Utc)
+    } else {
+        httpdate::parse_http_date(value).ok()?.into()
+    };
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -70,5 +152,122 @@ mod tests {
         b.reset();
         assert!(b.next_wait() <= Duration::from_secs(1));
         assert!(b.next_wait_at_least(Duration::from_secs(30)) >= Duration::from_secs(30));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn asked(status: u16, pairs: &[(&'static str, &str)]) -> Option<(u64, &'static str)> {
+        let now = DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        asked_wait(status, &headers(pairs), now).map(|a| (a.wait.as_secs(), a.by))
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_as_an_http_date_on_429_and_503() {
+        assert_eq!(
+            asked(429, &[("retry-after", "3")]),
+            Some((3, "retry-after"))
+        );
+        assert_eq!(
+            asked(503, &[("retry-after", " 2 ")]),
+            Some((2, "retry-after"))
+        );
+        assert_eq!(
+            asked(429, &[("retry-after", "Fri, 20 Nov 2026 10:00:42 GMT")]),
+            Some((42, "retry-after"))
+        );
+        // The two obsolete date forms HTTP still accepts.
+        assert_eq!(
+            asked(503, &[("retry-after", "Friday, 20-Nov-26 10:01:00 GMT")]),
+            Some((60, "retry-after"))
+        );
+        assert_eq!(
+            asked(503, &[("retry-after", "Fri Nov 20 10:00:05 2026")]),
+            Some((5, "retry-after"))
+        );
+        // A date already past: no wait beyond the ordinary backoff.
+        assert_eq!(
+            asked(429, &[("retry-after", "Fri, 20 Nov 2026 09:00:00 GMT")]),
+            Some((0, "retry-after"))
+        );
+        // Capped, so a garbled header cannot stop a source for good.
+        assert_eq!(
+            asked(429, &[("retry-after", "99999999999")]),
+            Some((MAX_ASKED_WAIT.as_secs(), "retry-after"))
+        );
+        // A 429 naming no time waits a minute; a 503 naming none backs off as usual.
+        assert_eq!(
+            asked(429, &[("retry-after", "soon")]),
+            Some((60, "unspecified"))
+        );
+        assert_eq!(asked(503, &[]), None);
+        // Other answers do not carry Retry-After's meaning.
+        assert_eq!(asked(500, &[("retry-after", "30")]), None);
+        assert_eq!(asked(200, &[("retry-after", "30")]), None);
+    }
+
+    #[test]
+    fn rate_limit_windows_are_waited_out_when_spent_whatever_their_reset_format() {
+        // Reddit: seconds to the reset, the remaining count a float.
+        let reddit = [
+            ("x-ratelimit-remaining", "1.0"),
+            ("x-ratelimit-reset", "120"),
+        ];
+        assert_eq!(asked(200, &reddit), Some((120, "x-ratelimit-reset")));
+        let plenty = [
+            ("x-ratelimit-remaining", "57.0"),
+            ("x-ratelimit-reset", "120"),
+        ];
+        assert_eq!(asked(200, &plenty), None);
+        // Mastodon: a timestamp.
+        let mastodon = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2026-11-20T10:05:00.000Z"),
+        ];
+        assert_eq!(asked(200, &mastodon), Some((300, "x-ratelimit-reset")));
+        assert_eq!(asked(429, &mastodon), Some((300, "x-ratelimit-reset")));
+        // Unix seconds.
+        let unix = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1795168810"),
+        ];
+        assert_eq!(asked(200, &unix), Some((10, "x-ratelimit-reset")));
+        // A 429 waits for the later of Retry-After and a spent window's reset.
+        let both = [
+            ("retry-after", "5"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "30"),
+        ];
+        assert_eq!(asked(429, &both), Some((30, "x-ratelimit-reset")));
+        let sooner = [
+            ("retry-after", "50"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "30"),
+        ];
+        assert_eq!(asked(429, &sooner), Some((50, "retry-after")));
+        // A window that is not spent does not lengthen a 503's wait.
+        let open = [
+            ("retry-after", "5"),
+            ("x-ratelimit-remaining", "80"),
+            ("x-ratelimit-reset", "30"),
+        ];
+        assert_eq!(asked(503, &open), Some((5, "retry-after")));
+        assert_eq!(
+            asked(
+                200,
+                &[
+                    ("x-ratelimit-reset", "nonsense"),
+                    ("x-ratelimit-remaining", "0")
+                ]
+            ),
+            None
+        );
     }
 }

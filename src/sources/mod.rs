@@ -23,14 +23,17 @@ pub mod runner;
 pub mod sink;
 pub mod sse;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use fred::prelude::Client;
 use serde::Serialize;
 
+use self::backoff::AskedWait;
 use crate::config::SourceSettings;
+use crate::egress::redact_urls_in;
 use crate::telemetry::names;
 
 /// What a running source shares with `/ready` and the dashboard.
@@ -41,6 +44,22 @@ pub struct SourceStatus {
     connected: AtomicBool,
     lag_us: AtomicI64,
     last_error: Mutex<Option<String>>,
+    gaps: AtomicU64,
+    last_gap: Mutex<Option<SourceGap>>,
+}
+
+/// Records of the platform a source knows it missed: a backfill that failed or was cut short,
+/// a listing that overflowed between two polls.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SourceGap {
+    /// When the source found the gap.
+    pub at: DateTime<Utc>,
+    /// Why the records could not be read.
+    pub reason: String,
+    /// The source's position before the gap (for Mastodon, the newest status id handled):
+    /// records after it and before the next one read may be missing. Null when the source
+    /// has no such position.
+    pub after: Option<String>,
 }
 
 /// A source's state as `/ready` shows it.
@@ -52,8 +71,13 @@ pub struct SourceState {
     pub connected: bool,
     /// Seconds behind the platform's latest event, once one was read.
     pub lag_seconds: Option<f64>,
-    /// The last error, until the source connects again.
+    /// The last error, until the source connects again. URLs in it are redacted (user
+    /// information and query values hidden).
     pub last_error: Option<String>,
+    /// Gaps found since the process started: times the source knows it missed records.
+    pub gaps: u64,
+    /// The latest of them, null when there was none.
+    pub last_gap: Option<SourceGap>,
 }
 
 impl SourceStatus {
@@ -66,6 +90,12 @@ impl SourceStatus {
             lag_seconds: (lag != i64::MIN).then_some(lag as f64 / 1e6),
             last_error: self
                 .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            gaps: self.gaps.load(Ordering::Relaxed),
+            last_gap: self
+                .last_gap
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
@@ -101,6 +131,11 @@ impl SourceContext {
             .increment(0);
         metrics::counter!(names::SOURCE_EVENTS, "source" => name.clone(), "event" => "post")
             .increment(0);
+        metrics::counter!(names::SOURCE_RATE_LIMIT_WAIT, "source" => name.clone()).increment(0);
+        if matches!(settings.kind, crate::config::SourceKind::Mastodon(_)) {
+            metrics::counter!(names::SOURCE_BACKFILL_FAILURES, "source" => name.clone())
+                .increment(0);
+        }
         SourceContext {
             name,
             redis,
@@ -137,11 +172,14 @@ impl SourceContext {
     }
 
     /// Logs and counts a failure; `reason` is a short class (connect, refused, read, ...).
+    /// Every URL in the error is redacted before it is logged or shown: feed URLs and
+    /// instances can carry credentials, and HTTP clients quote the URL they failed on.
     pub fn error(&self, reason: &'static str, error: &anyhow::Error) {
+        let text = redact_urls_in(&format!("{error:#}"));
         if reason == "refused" {
-            tracing::error!(source = %self.name, error = %format!("{error:#}"), "the platform refused the source's credentials");
+            tracing::error!(source = %self.name, error = %text, "the platform refused the source's credentials");
         } else {
-            tracing::warn!(source = %self.name, reason, error = %format!("{error:#}"), "source error");
+            tracing::warn!(source = %self.name, reason, error = %text, "source error");
         }
         metrics::counter!(names::SOURCE_ERRORS, "source" => self.name.clone(), "reason" => reason)
             .increment(1);
@@ -149,7 +187,57 @@ impl SourceContext {
             .status
             .last_error
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason}: {error:#}"));
+            .unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason}: {text}"));
+    }
+
+    /// Logs and counts a refusal for too many requests (`reason="rate_limited"`), saying how
+    /// long the platform asked the source to wait, and counts the wait.
+    pub fn rate_limited(&self, asked: AskedWait, error: &anyhow::Error) {
+        let error = anyhow::anyhow!(
+            "{error:#}; waiting {:.0} s as the platform asked ({})",
+            asked.wait.as_secs_f64().ceil(),
+            asked.by
+        );
+        self.error("rate_limited", &error);
+        self.count_wait(asked);
+    }
+
+    /// Logs and counts a wait a platform asked for in an answer that succeeded (its
+    /// rate-limit window is nearly spent).
+    pub fn budget_wait(&self, asked: AskedWait, what: &str) {
+        tracing::info!(source = %self.name, wait_secs = asked.wait.as_secs_f64().ceil(), by = asked.by, "{what}: the platform's request budget is nearly spent; waiting for its reset");
+        self.count_wait(asked);
+    }
+
+    /// Counts a wait a platform asked for (`pulse_source_rate_limit_wait_seconds_total`).
+    pub fn count_wait(&self, asked: AskedWait) {
+        metrics::counter!(names::SOURCE_RATE_LIMIT_WAIT, "source" => self.name.clone())
+            .increment(asked.wait.as_secs_f64().ceil() as u64);
+    }
+
+    /// Records a gap: records the source knows it missed, shown in `GET /api/v1/pipeline`
+    /// and logged.
+    pub fn gap(&self, reason: String, after: Option<String>) {
+        let reason = redact_urls_in(&reason);
+        tracing::warn!(source = %self.name, reason = %reason, after = ?after, "the source missed records it could not read back");
+        self.status.gaps.fetch_add(1, Ordering::Relaxed);
+        *self
+            .status
+            .last_gap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(SourceGap {
+            at: Utc::now(),
+            reason,
+            after,
+        });
+    }
+
+    /// A backfill that failed or stopped short: counted, and recorded as a [`Self::gap`].
+    /// The connection it was made for goes on.
+    pub fn backfill_failed(&self, reason: String, after: Option<String>) {
+        metrics::counter!(names::SOURCE_BACKFILL_FAILURES, "source" => self.name.clone())
+            .increment(1);
+        self.gap(reason, after);
     }
 }
 

@@ -201,6 +201,12 @@ pub mod names {
         counter SOURCE_ERRORS = "pulse_source_errors_total";
         /// Connections a source opened again after losing one.
         counter SOURCE_RECONNECTS = "pulse_source_reconnects_total";
+        /// Seconds a source was asked to wait by a platform (`Retry-After`, a spent rate-limit
+        /// window), by `source`.
+        counter SOURCE_RATE_LIMIT_WAIT = "pulse_source_rate_limit_wait_seconds_total";
+        /// Reconnections whose backfill (the Mastodon REST timeline read to fill what the
+        /// stream missed) failed or was cut short, leaving a gap, by `source`.
+        counter SOURCE_BACKFILL_FAILURES = "pulse_source_backfill_failures_total";
         /// 1 while a source is connected to its platform (or polling it without errors), else 0.
         gauge SOURCE_CONNECTED = "pulse_source_connected";
         /// How far behind the platform a source is: now minus the platform time of its latest

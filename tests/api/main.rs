@@ -24,6 +24,7 @@ mod openapi;
 mod pipeline;
 mod security;
 mod security_findings;
+mod source_findings;
 mod sources;
 mod traces;
 mod virality;

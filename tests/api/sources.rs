@@ -529,6 +529,9 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
             kind: SourceKind::Feed(pulse::config::FeedSettings {
                 urls: vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
                 poll_secs: 1,
+                // The stand-in listens on loopback, an internal address feeds do not reach
+                // unless allowed.
+                allowed_private_networks: vec!["127.0.0.1".into()],
                 ..Default::default()
             }),
             product: None,

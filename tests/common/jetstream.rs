@@ -1,9 +1,11 @@
 //! A Jetstream stand-in on loopback: each connection gets the given messages from its
 //! `cursor` query parameter on (all of them without one), `pace` apart. The first connection
-//! can be cut, without a close frame, after some messages; later ones stay open.
+//! can be cut, without a close frame, after some messages; later ones stay open. The first
+//! upgrades can be refused with a status and headers (a 429 with `Retry-After`), and the time
+//! of every upgrade request is kept.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::SinkExt;
 use tokio::net::TcpListener;
@@ -18,7 +20,19 @@ pub struct JetstreamStandIn {
     pub endpoint: String,
     /// The request URIs, one per connection.
     pub uris: Arc<Mutex<Vec<String>>>,
+    /// When each upgrade request arrived (refused ones included), in order, with the
+    /// headers of its refusal (none when it was accepted).
+    pub attempts: Arc<Mutex<Vec<Attempt>>>,
 }
+
+/// Headers of a refusal, made when the upgrade request arrives (so a date is relative to it).
+pub type Headers = fn(SystemTime) -> Vec<(&'static str, String)>;
+
+/// An answer refusing an upgrade: its status and headers.
+pub type Refusal = (u16, Headers);
+
+/// An upgrade request: when it arrived, and the headers of its refusal.
+pub type Attempt = (SystemTime, Vec<(&'static str, String)>);
 
 /// The `time_us` of a message (a line without one is always sent).
 fn time_us(line: &str) -> i64 {
@@ -43,25 +57,57 @@ pub fn post_message(n: usize) -> String {
 
 impl JetstreamStandIn {
     pub async fn start(lines: Vec<String>, cut_after: Option<usize>, pace: Duration) -> Self {
+        Self::start_refusing(lines, cut_after, pace, Vec::new()).await
+    }
+
+    /// [`Self::start`], the first upgrades answered with `refusals`, one each, in order.
+    pub async fn start_refusing(
+        lines: Vec<String>,
+        cut_after: Option<usize>,
+        pace: Duration,
+        refusals: Vec<Refusal>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let uris = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(Vec::new()));
         let seen = uris.clone();
+        let tried = attempts.clone();
         let lines = Arc::new(lines);
+        let mut refusals = std::collections::VecDeque::from(refusals);
         tokio::spawn(async move {
             let mut connection = 0;
             while let Ok((tcp, _)) = listener.accept().await {
-                connection += 1;
+                let refusal = refusals.pop_front();
                 let mut uri = String::new();
+                let tried = tried.clone();
                 #[allow(clippy::result_large_err)] // the handshake's callback type
                 let callback = |req: &Request, res: Response| {
+                    let at = SystemTime::now();
                     uri = req.uri().to_string();
-                    Ok(res)
+                    match refusal {
+                        None => {
+                            tried.lock().unwrap().push((at, Vec::new()));
+                            Ok(res)
+                        }
+                        Some((status, headers)) => {
+                            let headers = headers(at);
+                            let mut refused =
+                                tokio_tungstenite::tungstenite::http::Response::builder()
+                                    .status(status);
+                            for (name, value) in &headers {
+                                refused = refused.header(*name, value);
+                            }
+                            tried.lock().unwrap().push((at, headers));
+                            Err(refused.body(None).unwrap())
+                        }
+                    }
                 };
                 let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(tcp, callback).await
                 else {
                     continue;
                 };
+                connection += 1;
                 seen.lock().unwrap().push(uri.clone());
                 let cursor: i64 = url::Url::parse(&format!("ws://x{uri}"))
                     .unwrap()
@@ -94,6 +140,7 @@ impl JetstreamStandIn {
         JetstreamStandIn {
             endpoint: format!("ws://{address}/subscribe"),
             uris,
+            attempts,
         }
     }
 }

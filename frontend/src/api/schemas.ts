@@ -200,6 +200,11 @@ export const PipelineResponse = z.strictObject({
       connected: z.boolean(),
       lag_seconds: z.number().nullable(),
       last_error: z.string().nullable(),
+      /** Times since start the source knew it missed records it could not read back. */
+      gaps: count,
+      last_gap: z
+        .strictObject({ at: time, reason: z.string(), after: z.string().nullable() })
+        .nullable(),
     }),
   ),
 });

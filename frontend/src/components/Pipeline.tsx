@@ -44,7 +44,12 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
                   className="tag"
                   data-testid="source"
                   data-connected={s.connected}
-                  title={s.last_error ?? `${s.kind}, connected`}
+                  title={[
+                    s.last_error ?? `${s.kind}, connected`,
+                    s.last_gap && `last gap ${s.last_gap.at}: ${s.last_gap.reason}`,
+                  ]
+                    .filter(Boolean)
+                    .join("\n")}
                 >
                   {s.connected ? "●" : "○"} {s.name}{" "}
                   <span className="muted">
@@ -53,6 +58,12 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
                         ? "waiting"
                         : `${compact(Math.round(s.lag_seconds))} s behind`
                       : "disconnected"}
+                    {s.gaps > 0 && (
+                      <span className="error" data-testid="source-gaps">
+                        {" "}
+                        · {compact(s.gaps)} {s.gaps === 1 ? "gap" : "gaps"}
+                      </span>
+                    )}
                   </span>
                 </span>
               ))}

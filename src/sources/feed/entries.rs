@@ -35,7 +35,8 @@ pub fn events(
         .filter(|n| !n.is_empty())
         .or_else(|| feed.title.as_ref().map(|t| html::to_text(&t.content)))
         .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| url.to_string());
+        // Shown to analysts, so without the credentials a feed URL can carry.
+        .unwrap_or_else(|| crate::egress::redact_url(url));
     let feed_lang = feed.language.clone();
     let mut out = Vec::new();
     let mut skipped = Vec::new();

@@ -3,6 +3,13 @@
 //! costs one 304. The position is, per feed, the newest entry time handled, stored with the
 //! events; entries up to it are not sent again, and those sent twice are stored once (ids
 //! are the entries' own).
+//!
+//! Feed URLs come from configuration but their servers choose where a redirect goes, so
+//! feeds are fetched under the webhooks' egress policy ([`crate::egress`]): only public
+//! addresses (and the networks the source's `allowed_private_networks` names), checked on
+//! every redirect hop and on the address actually connected to. A feed URL can carry
+//! credentials (user information, a token in the query): it is shown and logged only
+//! through [`redact_url`].
 
 pub mod entries;
 
@@ -15,11 +22,12 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::entries::Tags;
-use super::backoff::{retry_after, Backoff};
+use super::backoff::{asked_wait, AskedWait, Backoff};
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
 use crate::config::FeedSettings;
+use crate::egress::{redact_url, FetchError, TargetPolicy};
 
 /// Largest feed document read.
 const MAX_FEED_BYTES: usize = 10 << 20;
@@ -39,6 +47,8 @@ struct Polled {
     state: FeedState,
     due: Instant,
     backoff: Backoff,
+    /// Its last poll failed.
+    failing: bool,
 }
 
 /// Polls the feeds until the task is stopped.
@@ -47,11 +57,15 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         anyhow::bail!("source {}: no feed URL configured (urls = [...])", ctx.name);
     }
     for url in &settings.urls {
-        url::Url::parse(url).map_err(|e| anyhow::anyhow!("feed URL {url:?}: {e}"))?;
+        url::Url::parse(url).map_err(|e| anyhow::anyhow!("feed URL {}: {e}", redact_url(url)))?;
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
+    let policy = TargetPolicy::allowing(&settings.allowed_private_networks)
+        .map_err(|e| anyhow::anyhow!("source {}: allowed_private_networks: {e}", ctx.name))?;
+    if !policy.allowed_networks.is_empty() {
+        tracing::warn!(source = %ctx.name, networks = ?settings.allowed_private_networks, "feeds may reach these internal networks");
+    }
+    let client = policy
+        .client_builder(Duration::from_secs(60))
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
@@ -68,6 +82,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             state: stored.get(url).cloned().unwrap_or_default(),
             due: Instant::now(),
             backoff: Backoff::new(Duration::from_secs(5), ctx.max_backoff),
+            failing: false,
         })
         .collect();
     let mut filter = TextFilter::new(&settings.keywords, &settings.languages, 0);
@@ -84,10 +99,9 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             .min()
             .unwrap_or_else(Instant::now);
         tokio::time::sleep_until(next).await;
-        let mut failed = 0;
         for feed in feeds.iter_mut().filter(|f| f.due <= Instant::now()) {
-            match poll(&client, feed).await {
-                Ok(Some((parsed, ttl))) => {
+            match poll(&client, &policy, feed).await {
+                Ok(Some((parsed, ttl, asked))) => {
                     let (events, skipped, newest) = entries::events(
                         parsed,
                         &feed.url,
@@ -106,21 +120,34 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                     for event in events {
                         sink.push(event, None);
                     }
-                    feed.due = Instant::now() + every.max(ttl);
+                    feed.due = Instant::now() + every.max(ttl).max(budget(&ctx, feed, asked));
                     feed.backoff.reset();
+                    feed.failing = false;
                 }
                 Ok(None) => {
                     feed.due = Instant::now() + every;
                     feed.backoff.reset();
+                    feed.failing = false;
                 }
-                Err((reason, e, at_least)) => {
-                    failed += 1;
-                    ctx.error(reason, &e);
+                Err(failure) => {
+                    feed.failing = true;
+                    let at_least = match failure.asked {
+                        Some(asked) => {
+                            ctx.rate_limited(asked, &failure.error);
+                            asked.wait
+                        }
+                        None => {
+                            ctx.error(failure.reason, &failure.error);
+                            Duration::ZERO
+                        }
+                    };
                     feed.due = Instant::now() + feed.backoff.next_wait_at_least(at_least);
                 }
             }
         }
-        ctx.set_connected(failed == 0);
+        // Connected while every feed's last poll succeeded: one feed's success does not hide
+        // (or clear the last error of) another that keeps failing.
+        ctx.set_connected(feeds.iter().all(|f| !f.failing));
         let states: BTreeMap<&str, &FeedState> =
             feeds.iter().map(|f| (f.url.as_str(), &f.state)).collect();
         sink.advance(Some(serde_json::to_string(&states)?));
@@ -128,36 +155,93 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
     }
 }
 
-type PollError = (&'static str, anyhow::Error, Duration);
+/// The wait a feed's answer asked for although it succeeded (a rate-limit window nearly
+/// spent), logged and counted.
+fn budget(ctx: &SourceContext, feed: &Polled, asked: Option<AskedWait>) -> Duration {
+    match asked {
+        Some(asked) => {
+            ctx.budget_wait(asked, &format!("feed {}", redact_url(&feed.url)));
+            asked.wait
+        }
+        None => Duration::ZERO,
+    }
+}
 
-/// Fetches one feed: `None` when it did not change, else the parsed feed and its `ttl`.
+/// Why a poll failed: the class counted, the error (URLs redacted), and the wait the feed's
+/// server asked for, if any.
+struct PollError {
+    reason: &'static str,
+    error: anyhow::Error,
+    asked: Option<AskedWait>,
+}
+
+fn failed(reason: &'static str, error: anyhow::Error) -> PollError {
+    PollError {
+        reason,
+        error,
+        asked: None,
+    }
+}
+
+/// A parsed feed, its `ttl`, and a wait its server asked for.
+type Fetched = (feed_rs::model::Feed, Duration, Option<AskedWait>);
+
+/// Fetches one feed: `None` when it did not change, else the parsed feed, its `ttl` and any
+/// wait its answer asked for.
 async fn poll(
     client: &reqwest::Client,
+    policy: &TargetPolicy,
     feed: &mut Polled,
-) -> Result<Option<(feed_rs::model::Feed, Duration)>, PollError> {
-    let mut request = client.get(&feed.url);
-    if let Some(etag) = &feed.state.etag {
-        request = request.header(IF_NONE_MATCH, etag);
-    }
-    if let Some(modified) = &feed.state.last_modified {
-        request = request.header(IF_MODIFIED_SINCE, modified);
-    }
-    let mut response = request
-        .send()
+) -> Result<Option<Fetched>, PollError> {
+    let shown = redact_url(&feed.url);
+    let url = url::Url::parse(&feed.url)
+        .map_err(|e| failed("malformed", anyhow::anyhow!("feed URL {shown}: {e}")))?;
+    let (etag, modified) = (feed.state.etag.clone(), feed.state.last_modified.clone());
+    let mut response = policy
+        .get_following_redirects(client, &url, |mut request| {
+            if let Some(etag) = &etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &modified {
+                request = request.header(IF_MODIFIED_SINCE, modified);
+            }
+            request
+        })
         .await
-        .map_err(|e| ("connect", e.into(), Duration::ZERO))?;
+        .map_err(|e| match e {
+            FetchError::NotAllowed { .. } => failed(
+                "not_allowed",
+                anyhow::anyhow!(
+                    "feed {shown}: {e}; a feed reaches internal addresses only in the networks its source's allowed_private_networks names"
+                ),
+            ),
+            FetchError::BadRedirect(_) => failed("redirect", anyhow::anyhow!("feed {shown}: {e}")),
+            FetchError::Request(e) => failed(
+                "connect",
+                anyhow::Error::new(e).context(format!("feed {shown}")),
+            ),
+        })?;
     let status = response.status();
     if status.as_u16() == 304 {
         return Ok(None);
     }
     if !status.is_success() {
-        let error = anyhow::anyhow!("feed {} answered {status}", feed.url);
-        return Err(match status.as_u16() {
-            401 | 403 => ("refused", error, Duration::ZERO),
-            429 => ("rate_limited", error, retry_after(response.headers())),
-            _ => ("http", error, Duration::ZERO),
-        });
+        let error = anyhow::anyhow!("feed {shown} answered {status}");
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(failed("refused", error));
+        }
+        return Err(
+            match asked_wait(status.as_u16(), response.headers(), Utc::now()) {
+                Some(asked) => PollError {
+                    reason: "rate_limited",
+                    error,
+                    asked: Some(asked),
+                },
+                None => failed("http", error),
+            },
+        );
     }
+    let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
     let header = |h: &HeaderMap, name| {
         h.get(name)
             .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
@@ -168,29 +252,28 @@ async fn poll(
         header(response.headers(), LAST_MODIFIED),
     );
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| ("read", e.into(), Duration::ZERO))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        failed(
+            "read",
+            anyhow::Error::new(e.without_url()).context(format!("feed {shown}")),
+        )
+    })? {
         if body.len() + chunk.len() > MAX_FEED_BYTES {
-            return Err((
+            return Err(failed(
                 "too_large",
-                anyhow::anyhow!("feed {} is larger than {MAX_FEED_BYTES} bytes", feed.url),
-                Duration::ZERO,
+                anyhow::anyhow!("feed {shown} is larger than {MAX_FEED_BYTES} bytes"),
             ));
         }
         body.extend_from_slice(&chunk);
     }
     let parsed = feed_rs::parser::parse(body.as_slice()).map_err(|e| {
-        (
+        failed(
             "malformed",
-            anyhow::anyhow!("feed {} is not RSS or Atom: {e}", feed.url),
-            Duration::ZERO,
+            anyhow::anyhow!("feed {shown} is not RSS or Atom: {e}"),
         )
     })?;
     feed.state.etag = etag;
     feed.state.last_modified = modified;
     let ttl = Duration::from_secs(u64::from(parsed.ttl.unwrap_or(0)) * 60);
-    Ok(Some((parsed, ttl)))
+    Ok(Some((parsed, ttl, asked)))
 }

@@ -5,7 +5,9 @@
 //! events it covers. A connection resumes from it, minus `rewind_secs` (positions are each
 //! service's clock, and the services are not in step), so a restart or a switch of service
 //! reads a few seconds twice and loses nothing. A lost or refused connection moves to the next
-//! endpoint after a backoff with jitter.
+//! endpoint after a backoff with jitter. A service that answers the upgrade with 429 or 503
+//! is not asked again before the wait it named ([`asked_wait`]: `Retry-After` in seconds or as
+//! a date, or a rate-limit window's reset); the other endpoints are not held up by it.
 
 pub mod profiles;
 pub mod records;
@@ -21,10 +23,11 @@ use url::Url;
 
 use self::profiles::ProfileCache;
 use self::records::{Filter, Outcome};
-use super::backoff::Backoff;
+use super::backoff::{asked_wait, Backoff};
 use super::sink::{Sink, FLUSH_EVERY};
 use super::SourceContext;
 use crate::config::JetstreamSettings;
+use crate::egress::redact_url;
 use crate::models::Event;
 use crate::telemetry::names;
 
@@ -56,9 +59,14 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
         .and_then(|c| c.parse().ok());
     let mut endpoint = 0usize;
     let mut connections = 0u64;
+    // Per endpoint, the instant before which it asked not to be asked again.
+    let mut not_before: Vec<Option<tokio::time::Instant>> = vec![None; settings.endpoints.len()];
     loop {
+        if let Some(at) = not_before[endpoint].take() {
+            tokio::time::sleep_until(at).await;
+        }
         let url = subscribe_url(&settings, &settings.endpoints[endpoint], cursor)?;
-        tracing::info!(source = %ctx.name, url = %url, "connecting to Jetstream");
+        tracing::info!(source = %ctx.name, endpoint = %redact_url(&settings.endpoints[endpoint]), cursor = ?cursor, "connecting to Jetstream");
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
@@ -83,17 +91,22 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
                     Err(e) => ctx.error("read", &e),
                 }
             }
-            Ok(Err(e)) => {
-                let reason = match &e {
-                    tokio_tungstenite::tungstenite::Error::Http(r)
-                        if r.status().as_u16() == 401 || r.status().as_u16() == 403 =>
-                    {
-                        "refused"
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                let status = response.status();
+                let error = anyhow::anyhow!(
+                    "Jetstream {} answered the upgrade with {status}",
+                    redact_url(&settings.endpoints[endpoint])
+                );
+                match asked_wait(status.as_u16(), response.headers(), Utc::now()) {
+                    _ if matches!(status.as_u16(), 401 | 403) => ctx.error("refused", &error),
+                    Some(asked) => {
+                        ctx.rate_limited(asked, &error);
+                        not_before[endpoint] = Some(tokio::time::Instant::now() + asked.wait);
                     }
-                    _ => "connect",
-                };
-                ctx.error(reason, &anyhow::Error::new(e));
+                    None => ctx.error("connect", &error),
+                }
             }
+            Ok(Err(e)) => ctx.error("connect", &anyhow::Error::new(e)),
             Err(_) => ctx.error("connect", &anyhow::anyhow!("connecting timed out")),
         }
         // What was read is appended before reconnecting, so the position moves past it.
@@ -201,7 +214,20 @@ impl Output {
                 .filter_map(|(e, _)| e.as_mut())
                 .collect();
             if let Err(e) = profiles.fill(&mut events).await {
-                ctx.error("profiles", &e);
+                match e.asked {
+                    Some(asked) => {
+                        ctx.error(
+                            "profiles",
+                            &e.error.context(format!(
+                                "lookups pause for {:.0} s as the API asked ({})",
+                                asked.wait.as_secs_f64().ceil(),
+                                asked.by
+                            )),
+                        );
+                        ctx.count_wait(asked);
+                    }
+                    None => ctx.error("profiles", &e.error),
+                }
             }
         }
         for (event, position) in self.pending.drain(..) {
@@ -225,8 +251,12 @@ fn subscribe_url(
     endpoint: &str,
     cursor: Option<i64>,
 ) -> anyhow::Result<Url> {
-    let mut url = Url::parse(endpoint)
-        .map_err(|e| anyhow::anyhow!("Jetstream endpoint {endpoint:?} is not a URL: {e}"))?;
+    let mut url = Url::parse(endpoint).map_err(|e| {
+        anyhow::anyhow!(
+            "Jetstream endpoint {} is not a URL: {e}",
+            redact_url(endpoint)
+        )
+    })?;
     {
         let mut query = url.query_pairs_mut();
         for c in &settings.collections {

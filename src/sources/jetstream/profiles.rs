@@ -2,7 +2,9 @@
 //! profile API (`app.bsky.actor.getProfiles`, 25 accounts a request), cached for six hours
 //! and rate-limited. A batch of events waits for at most [`REQUESTS_PER_BATCH`] requests;
 //! accounts still unknown after them (or while the API fails) are sent as 0 and looked up
-//! with a later batch, so a slow or absent API never holds up the source.
+//! with a later batch, so a slow or absent API never holds up the source. After a failure,
+//! lookups pause for a minute, or for as long as the API asked ([`asked_wait`]: a 429's or
+//! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::super::backoff::{asked_wait, AskedWait};
 use crate::config::JetstreamSettings;
 use crate::models::Event;
 
@@ -19,8 +22,28 @@ const ACCOUNTS_PER_REQUEST: usize = 25;
 pub const REQUESTS_PER_BATCH: usize = 4;
 /// How long a follower count is used.
 const TTL: Duration = Duration::from_secs(6 * 3_600);
-/// How long lookups pause after a failure.
+/// How long lookups pause after a failure, at least.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// A failed lookup, and the wait the API asked for.
+#[derive(Debug)]
+pub struct LookupError {
+    pub error: anyhow::Error,
+    pub asked: Option<AskedWait>,
+}
+
+impl From<anyhow::Error> for LookupError {
+    fn from(error: anyhow::Error) -> LookupError {
+        LookupError { error, asked: None }
+    }
+}
+
+/// How long lookups pause after `failure`.
+fn pause_after(failure: &LookupError) -> Duration {
+    failure
+        .asked
+        .map_or(PAUSE_AFTER_FAILURE, |a| a.wait.max(PAUSE_AFTER_FAILURE))
+}
 
 #[derive(Deserialize)]
 struct Profiles {
@@ -102,7 +125,7 @@ impl ProfileCache {
 
     /// Sets the follower counts of `events`' accounts, looking up a few unknown ones first;
     /// returns the error of a failed lookup (the events then carry what is known).
-    pub async fn fill(&mut self, events: &mut [&mut Event]) -> anyhow::Result<()> {
+    pub async fn fill(&mut self, events: &mut [&mut Event]) -> Result<(), LookupError> {
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for e in events.iter() {
@@ -119,7 +142,7 @@ impl ProfileCache {
                 tokio::time::sleep_until(self.next_request).await;
                 self.next_request = Instant::now() + self.interval;
                 if let Err(e) = self.look_up(chunk).await {
-                    self.paused_until = Some(Instant::now() + PAUSE_AFTER_FAILURE);
+                    self.paused_until = Some(Instant::now() + pause_after(&e));
                     result = Err(e);
                     break;
                 }
@@ -138,12 +161,26 @@ impl ProfileCache {
         result
     }
 
-    async fn look_up(&mut self, dids: &[String]) -> anyhow::Result<()> {
+    async fn look_up(&mut self, dids: &[String]) -> Result<(), LookupError> {
         let query: Vec<(&str, &str)> = dids.iter().map(|d| ("actors", d.as_str())).collect();
-        let response = self.client.get(&self.url).query(&query).send().await?;
+        let response = self
+            .client
+            .get(&self.url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))?;
         let status = response.status();
-        anyhow::ensure!(status.is_success(), "the profile API answered {status}");
-        let profiles: Profiles = response.json().await?;
+        if !status.is_success() {
+            return Err(LookupError {
+                error: anyhow::anyhow!("the profile API answered {status}"),
+                asked: asked_wait(status.as_u16(), response.headers(), chrono::Utc::now()),
+            });
+        }
+        let profiles: Profiles = response
+            .json()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()))?;
         let found: HashSet<String> = profiles.profiles.iter().map(|p| p.did.clone()).collect();
         for p in profiles.profiles {
             self.remember(p.did, p.followers_count);
@@ -153,5 +190,24 @@ impl ProfileCache {
             self.remember(did.clone(), 0);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_pause_a_minute_or_as_long_as_the_api_asked() {
+        let failure = |asked: Option<u64>| LookupError {
+            error: anyhow::anyhow!("the profile API answered 429 Too Many Requests"),
+            asked: asked.map(|s| AskedWait {
+                wait: Duration::from_secs(s),
+                by: "retry-after",
+            }),
+        };
+        assert_eq!(pause_after(&failure(None)), PAUSE_AFTER_FAILURE);
+        assert_eq!(pause_after(&failure(Some(5))), PAUSE_AFTER_FAILURE);
+        assert_eq!(pause_after(&failure(Some(600))), Duration::from_secs(600));
     }
 }

@@ -4,8 +4,15 @@
 //! The stream has no position of its own, so the source keeps the newest status id it
 //! handled and, on every (re)connection, first reads the REST timeline from that id on
 //! (`min_id`, up to `backfill_pages` pages of 40) to fill what the stream missed while away;
-//! what it reads twice is stored once. A refused token (401/403) is logged as such; 429 waits
-//! for `Retry-After`; other failures back off with jitter.
+//! what it reads twice is stored once. The backfill is a best effort beside the stream, which
+//! is what the source is for: when the timeline cannot be read (an instance that refuses it,
+//! fails, or asks for fewer requests) or holds more than `backfill_pages` pages, the stream
+//! goes on and the statuses missed are reported as a gap (logged, counted, and shown in
+//! `GET /api/v1/pipeline`), never made worse by dropping the stream.
+//!
+//! A refused token (401/403) on the stream is logged as such; a 429 or 503 waits for what the
+//! instance asked ([`asked_wait`]: `Retry-After`, `X-RateLimit-Reset`), and the timeline is
+//! not asked again before that either; other failures back off with jitter.
 
 pub mod statuses;
 
@@ -18,12 +25,13 @@ use reqwest::StatusCode;
 use url::Url;
 
 use self::statuses::{Mapped, Status, Tags};
-use super::backoff::{retry_after, Backoff};
+use super::backoff::{asked_wait, AskedWait, Backoff};
 use super::filter::TextFilter;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::sse::SseParser;
 use super::SourceContext;
 use crate::config::MastodonSettings;
+use crate::egress::redact_url;
 
 /// Statuses per page of the REST timeline (the API's maximum).
 const PAGE: usize = 40;
@@ -37,11 +45,15 @@ struct Timeline {
 }
 
 fn timeline(s: &MastodonSettings) -> anyhow::Result<Timeline> {
-    let base = Url::parse(&s.instance)
-        .map_err(|e| anyhow::anyhow!("Mastodon instance {:?} is not a URL: {e}", s.instance))?;
+    let base = Url::parse(&s.instance).map_err(|e| {
+        anyhow::anyhow!(
+            "Mastodon instance {} is not a URL: {e}",
+            redact_url(&s.instance)
+        )
+    })?;
     let join = |path: &str| {
         base.join(path)
-            .map_err(|e| anyhow::anyhow!("Mastodon instance {:?}: {e}", s.instance))
+            .map_err(|e| anyhow::anyhow!("Mastodon instance {}: {e}", redact_url(&s.instance)))
     };
     let (mut stream, mut rest) = match s.timeline.as_str() {
         "public" => (
@@ -86,7 +98,7 @@ fn urlencode(s: &str) -> String {
 /// How a request failed.
 enum Failure {
     Refused(anyhow::Error),
-    RetryAfter(Duration, anyhow::Error),
+    RetryAfter(AskedWait, anyhow::Error),
     Other(anyhow::Error),
 }
 
@@ -94,14 +106,18 @@ fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
     let error = anyhow::anyhow!("{what} answered {status}");
     match status.as_u16() {
         401 | 403 => Failure::Refused(error),
-        429 => Failure::RetryAfter(retry_after(headers), error),
-        _ => Failure::Other(error),
+        code => match asked_wait(code, headers, Utc::now()) {
+            Some(asked) => Failure::RetryAfter(asked, error),
+            None => Failure::Other(error),
+        },
     }
 }
 
 /// Sends a request; an answer other than success is a [`Failure`] naming `what`.
 async fn send(request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, Failure> {
-    let response = request.send().await.map_err(|e| Failure::Other(e.into()))?;
+    let response = request.send().await.map_err(|e| {
+        Failure::Other(anyhow::Error::new(e.without_url()).context(what.to_string()))
+    })?;
     if !response.status().is_success() {
         return Err(failure_of(response.status(), response.headers(), what));
     }
@@ -117,6 +133,16 @@ struct Reader {
     tags: Tags,
     /// The newest status id handled.
     cursor: Option<String>,
+    /// Before this the instance asked for no request to the timeline.
+    rest_not_before: Option<tokio::time::Instant>,
+}
+
+/// How a backfill ended without failing.
+enum Backfilled {
+    /// Everything newer than the cursor was read.
+    Complete,
+    /// It stopped with statuses left unread, for this reason.
+    Cut(String),
 }
 
 /// Reads the instance until the task is stopped; returns only on a configuration error.
@@ -146,6 +172,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
         client,
         sink,
         cursor,
+        rest_not_before: None,
     };
     let mut connections = 0u64;
     loop {
@@ -159,9 +186,9 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
                 reader.ctx.error("refused", &e);
                 backoff.next_wait().max(Duration::from_secs(60))
             }
-            Err(Failure::RetryAfter(after, e)) => {
-                reader.ctx.error("rate_limited", &e);
-                backoff.next_wait_at_least(after)
+            Err(Failure::RetryAfter(asked, e)) => {
+                reader.ctx.rate_limited(asked, &e);
+                backoff.next_wait_at_least(asked.wait)
             }
             Err(Failure::Other(e)) => {
                 reader.ctx.error("read", &e);
@@ -192,7 +219,7 @@ impl Reader {
         backoff: &mut Backoff,
         connections: &mut u64,
     ) -> Result<(), Failure> {
-        tracing::info!(source = %self.ctx.name, url = %timeline.stream, "connecting to Mastodon");
+        tracing::info!(source = %self.ctx.name, url = %redact_url(timeline.stream.as_str()), "connecting to Mastodon");
         let request = self
             .get(timeline.stream.clone())
             .header("accept", "text/event-stream");
@@ -204,9 +231,9 @@ impl Reader {
         *connections += 1;
         self.ctx.set_connected(true);
         // The stream is open (what arrives now waits in it): fill the gap since the last
-        // status handled, then read on.
+        // status handled, then read on, whether the gap could be filled or not.
         if self.cursor.is_some() {
-            self.backfill(&timeline.rest).await?;
+            self.backfill_or_report(&timeline.rest).await;
             self.sink.flush_retrying(&self.ctx).await;
         }
         let mut body = response.bytes_stream();
@@ -217,7 +244,7 @@ impl Reader {
             tokio::select! {
                 chunk = body.next() => {
                     let Some(chunk) = chunk else { return Ok(()) };
-                    let chunk = chunk.map_err(|e| Failure::Other(e.into()))?;
+                    let chunk = chunk.map_err(|e| Failure::Other(e.without_url().into()))?;
                     last_bytes = tokio::time::Instant::now();
                     backoff.reset();
                     let (events, dropped) = parser.feed(&chunk);
@@ -243,11 +270,58 @@ impl Reader {
         }
     }
 
+    /// Reads what the stream missed from the REST timeline; what cannot be read is reported
+    /// as a gap, and the caller reads the stream on either way.
+    async fn backfill_or_report(&mut self, rest: &Url) {
+        let now = tokio::time::Instant::now();
+        if self.settings.backfill_pages == 0 {
+            self.ctx.gap(
+                "backfill_pages is 0: statuses posted while the stream was away were not read"
+                    .into(),
+                self.cursor.clone(),
+            );
+            return;
+        }
+        if let Some(until) = self.rest_not_before.filter(|t| *t > now) {
+            self.ctx.backfill_failed(
+                format!(
+                    "the timeline was not read: the instance asked for no request to it for {:.0} s more",
+                    (until - now).as_secs_f64().ceil()
+                ),
+                self.cursor.clone(),
+            );
+            return;
+        }
+        let reason = match self.backfill(rest).await {
+            Ok(Backfilled::Complete) => return,
+            Ok(Backfilled::Cut(reason)) => reason,
+            Err(Failure::Refused(e)) => {
+                format!("{e:#}: the instance refused the token (or its absence) for the timeline")
+            }
+            Err(Failure::RetryAfter(asked, e)) => {
+                self.not_before(asked);
+                format!(
+                    "{e:#}; the timeline is not asked again for {:.0} s ({})",
+                    asked.wait.as_secs_f64().ceil(),
+                    asked.by
+                )
+            }
+            Err(Failure::Other(e)) => format!("{e:#}"),
+        };
+        self.ctx.backfill_failed(reason, self.cursor.clone());
+    }
+
+    /// Remembers a wait the instance asked for before the next timeline request.
+    fn not_before(&mut self, asked: AskedWait) {
+        self.ctx.count_wait(asked);
+        self.rest_not_before = Some(tokio::time::Instant::now() + asked.wait);
+    }
+
     /// Reads the REST timeline from the cursor on, oldest first.
-    async fn backfill(&mut self, rest: &Url) -> Result<(), Failure> {
-        for _ in 0..self.settings.backfill_pages {
+    async fn backfill(&mut self, rest: &Url) -> Result<Backfilled, Failure> {
+        for pages in 1..=self.settings.backfill_pages {
             let Some(cursor) = self.cursor.clone() else {
-                return Ok(());
+                return Ok(Backfilled::Complete);
             };
             let mut url = rest.clone();
             url.query_pairs_mut()
@@ -255,10 +329,11 @@ impl Reader {
                 .append_pair("limit", &PAGE.to_string());
             let request = self.get(url).timeout(Duration::from_secs(30));
             let response = send(request, "the timeline").await?;
+            let budget = asked_wait(response.status().as_u16(), response.headers(), Utc::now());
             let page: Vec<serde_json::Value> = response
                 .json()
                 .await
-                .map_err(|e| Failure::Other(e.into()))?;
+                .map_err(|e| Failure::Other(e.without_url().into()))?;
             let n = page.len();
             let mut statuses: Vec<Status> = page
                 .into_iter()
@@ -279,10 +354,20 @@ impl Reader {
                 self.status(status);
             }
             if n < PAGE || self.cursor.as_deref() == Some(cursor.as_str()) {
-                return Ok(());
+                return Ok(Backfilled::Complete);
+            }
+            if let Some(asked) = budget {
+                self.not_before(asked);
+                return Ok(Backfilled::Cut(format!(
+                    "the instance's request budget is nearly spent: the backfill stopped after {pages} pages, with more statuses left ({:.0} s to its reset)",
+                    asked.wait.as_secs_f64().ceil()
+                )));
             }
         }
-        Ok(())
+        Ok(Backfilled::Cut(format!(
+            "more statuses were missed than the {} pages of {PAGE} read back (backfill_pages)",
+            self.settings.backfill_pages
+        )))
     }
 
     fn handle(&mut self, event: &str, data: &str) {

@@ -3,12 +3,14 @@
 //! credentials grant), refreshed before it expires or when refused.
 //!
 //! The request budget is Reddit's, read from every response (`X-Ratelimit-Remaining`,
-//! `X-Ratelimit-Reset`): when it is nearly spent the source waits for the reset. The position
+//! `X-Ratelimit-Reset`): when it is nearly spent the source waits for the reset, and a 429 or
+//! 503 waits for its `Retry-After` or that reset, whichever is later (the decision is
+//! [`asked_wait`]'s, shared by every source). The position
 //! is, per listing, the newest creation time handled, stored with the events; only newer
 //! things are sent after a restart. A listing holds the latest 100 things, so a subreddit
 //! busier than 100 per `poll_secs` loses the surplus between polls: a full listing of new
-//! things is logged and counted (`pulse_source_errors_total{reason="overflow"}`), telling
-//! the operator to poll more often.
+//! things is logged, counted (`pulse_source_errors_total{reason="overflow"}`) and reported
+//! as a gap in `GET /api/v1/pipeline`, telling the operator to poll more often.
 
 pub mod things;
 
@@ -16,19 +18,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
+use reqwest::header::{AUTHORIZATION, USER_AGENT};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use self::things::{Listing, Tags};
-use super::backoff::{retry_after, Backoff};
+use super::backoff::{asked_wait, AskedWait, Backoff};
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
 use crate::config::RedditSettings;
-
-/// Requests left in the window below which the source waits for the window's reset.
-const BUDGET_RESERVE: f64 = 2.0;
 
 #[derive(Deserialize)]
 struct Token {
@@ -43,8 +42,47 @@ struct Client {
     token: Option<(String, Instant)>,
 }
 
-/// Why a request failed, and how long to wait at least.
-type Failure = (&'static str, anyhow::Error, Duration);
+/// Why a request failed, and how long to wait at least: the wait Reddit asked for, when it
+/// asked for one (a 429 or 503).
+struct Failure {
+    reason: &'static str,
+    error: anyhow::Error,
+    at_least: Duration,
+    asked: Option<AskedWait>,
+}
+
+fn fail(reason: &'static str, error: anyhow::Error, at_least: Duration) -> Failure {
+    Failure {
+        reason,
+        error,
+        at_least,
+        asked: None,
+    }
+}
+
+/// The failure of an answer that is not a success (and not a refused token).
+fn failure_of(
+    status: reqwest::StatusCode,
+    asked: Option<AskedWait>,
+    error: anyhow::Error,
+) -> Failure {
+    match (status.as_u16(), asked) {
+        (403, _) => fail("refused", error, Duration::from_secs(60)),
+        (429 | 503, Some(asked)) => Failure {
+            reason: "rate_limited",
+            error,
+            at_least: asked.wait,
+            asked: Some(asked),
+        },
+        // Another failure whose answer says the budget is spent waits for its reset too.
+        (_, asked) => fail("http", error, asked.map_or(Duration::ZERO, |a| a.wait)),
+    }
+}
+
+/// A request that did not get an answer, without the URL reqwest would quote.
+fn unanswered(e: reqwest::Error) -> Failure {
+    fail("connect", e.without_url().into(), Duration::ZERO)
+}
 
 impl Client {
     async fn token(&mut self) -> Result<String, Failure> {
@@ -61,28 +99,28 @@ impl Client {
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .map_err(|e| ("connect", e.into(), Duration::ZERO))?;
+            .map_err(unanswered)?;
         let status = response.status();
         if !status.is_success() {
             let error = anyhow::anyhow!("the token endpoint answered {status}");
-            return Err(match status.as_u16() {
-                400 | 401 | 403 => ("refused", error, Duration::from_secs(60)),
-                429 => ("rate_limited", error, retry_after(response.headers())),
-                _ => ("http", error, Duration::ZERO),
-            });
+            if matches!(status.as_u16(), 400 | 401 | 403) {
+                return Err(fail("refused", error, Duration::from_secs(60)));
+            }
+            let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
+            return Err(failure_of(status, asked, error));
         }
         let token: Token = response
             .json()
             .await
-            .map_err(|e| ("malformed", e.into(), Duration::ZERO))?;
+            .map_err(|e| fail("malformed", e.without_url().into(), Duration::ZERO))?;
         // Renewed a minute early, so a poll never goes out with an expired token.
         let lifetime = Duration::from_secs(token.expires_in.max(120) - 60);
         self.token = Some((token.access_token.clone(), Instant::now() + lifetime));
         Ok(token.access_token)
     }
 
-    /// One listing, and how long to wait before the next request to stay in budget.
-    async fn listing(&mut self, path: &str) -> Result<(Listing, Duration), Failure> {
+    /// One listing, and the wait Reddit asks for before the next request to stay in budget.
+    async fn listing(&mut self, path: &str) -> Result<(Listing, Option<AskedWait>), Failure> {
         let token = self.token().await?;
         let url = format!(
             "{}{path}?limit=100&raw_json=1",
@@ -95,12 +133,12 @@ impl Client {
             .header(USER_AGENT, &self.settings.user_agent)
             .send()
             .await
-            .map_err(|e| ("connect", e.into(), Duration::ZERO))?;
+            .map_err(unanswered)?;
         let status = response.status();
-        let pause = budget_pause(response.headers());
+        let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
         if status.as_u16() == 401 {
             self.token = None;
-            return Err((
+            return Err(fail(
                 "refused",
                 anyhow::anyhow!("{path}: the token was refused; renewing it"),
                 Duration::ZERO,
@@ -108,38 +146,13 @@ impl Client {
         }
         if !status.is_success() {
             let error = anyhow::anyhow!("{path} answered {status}");
-            return Err(match status.as_u16() {
-                403 => ("refused", error, Duration::from_secs(60)),
-                429 => (
-                    "rate_limited",
-                    error,
-                    retry_after(response.headers()).max(pause),
-                ),
-                _ => ("http", error, pause),
-            });
+            return Err(failure_of(status, asked, error));
         }
         let listing = response
             .json()
             .await
-            .map_err(|e| ("malformed", e.into(), Duration::ZERO))?;
-        Ok((listing, pause))
-    }
-}
-
-/// The wait Reddit's rate-limit headers ask for: until the reset when the remaining budget is
-/// nearly spent, else none.
-fn budget_pause(headers: &HeaderMap) -> Duration {
-    let number = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    match (number("x-ratelimit-remaining"), number("x-ratelimit-reset")) {
-        (Some(remaining), Some(reset)) if remaining < BUDGET_RESERVE => {
-            Duration::from_secs_f64(reset.clamp(0.0, 900.0))
-        }
-        _ => Duration::ZERO,
+            .map_err(|e| fail("malformed", e.without_url().into(), Duration::ZERO))?;
+        Ok((listing, asked))
     }
 }
 
@@ -194,12 +207,11 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                     let after = positions.get(path).copied().unwrap_or(0.0);
                     let read = things::events(listing, after, &mut filter, &tags, Utc::now());
                     if read.overflowed {
-                        ctx.error(
-                            "overflow",
-                            &anyhow::anyhow!(
-                                "{path}: every thing of the listing was new, so some may have been missed; lower poll_secs"
-                            ),
+                        let error = anyhow::anyhow!(
+                            "{path}: every thing of the listing was new, so some may have been missed; lower poll_secs"
                         );
+                        ctx.error("overflow", &error);
+                        ctx.gap(format!("{error:#}"), None);
                     }
                     for reason in read.skipped {
                         sink.skipped(reason);
@@ -213,15 +225,20 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                     }
                     positions.insert(path.clone(), newest);
                     sink.advance(Some(serde_json::to_string(&positions)?));
-                    if !pause.is_zero() {
-                        tracing::info!(source = %ctx.name, wait_secs = pause.as_secs(), "Reddit's request budget is nearly spent; waiting for its reset");
-                        tokio::time::sleep(pause).await;
+                    if let Some(asked) = pause {
+                        ctx.budget_wait(asked, path);
+                        tokio::time::sleep(asked.wait).await;
                     }
                 }
-                Err((reason, e, at_least)) => {
+                Err(failure) => {
                     failed = true;
-                    ctx.error(reason, &e);
-                    tokio::time::sleep(failures.next_wait_at_least(at_least)).await;
+                    match failure.asked {
+                        Some(asked) if failure.reason == "rate_limited" => {
+                            ctx.rate_limited(asked, &failure.error)
+                        }
+                        _ => ctx.error(failure.reason, &failure.error),
+                    }
+                    tokio::time::sleep(failures.next_wait_at_least(failure.at_least)).await;
                 }
             }
         }
@@ -231,21 +248,5 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         }
         sink.flush_retrying(&ctx).await;
         tokio::time::sleep_until(round + every).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_pauses_only_when_nearly_spent() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", "57.0".parse().unwrap());
-        h.insert("x-ratelimit-reset", "120".parse().unwrap());
-        assert_eq!(budget_pause(&h), Duration::ZERO);
-        h.insert("x-ratelimit-remaining", "1.0".parse().unwrap());
-        assert_eq!(budget_pause(&h), Duration::from_secs(120));
-        assert_eq!(budget_pause(&HeaderMap::new()), Duration::ZERO);
     }
 }
