@@ -189,7 +189,10 @@ pub struct MastodonSettings {
 impl std::fmt::Debug for MastodonSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MastodonSettings")
-            .field("instance", &crate::egress::redact_url(&self.instance))
+            .field(
+                "instance",
+                &crate::telemetry::redact::redact_url(&self.instance),
+            )
             .field("timeline", &self.timeline)
             .field("tag", &self.tag)
             .field("list", &self.list)
@@ -249,7 +252,7 @@ impl std::fmt::Debug for FeedSettings {
         let urls: Vec<String> = self
             .urls
             .iter()
-            .map(|u| crate::egress::redact_url(u))
+            .map(|u| crate::telemetry::redact::redact_url(u))
             .collect();
         f.debug_struct("FeedSettings")
             .field("urls", &urls)

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub mod process;
+pub mod redact;
 pub mod traces;
 
 /// Metric names: `pulse_<thing>_<unit>`, labels low-cardinality (never a post or user id).

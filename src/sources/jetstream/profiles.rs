@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::super::backoff::{asked_wait, AskedWait};
 use crate::config::JetstreamSettings;
 use crate::models::Event;
+use crate::sources::backoff::{asked_wait, AskedWait};
 
 /// Accounts per request (the API's maximum).
 const ACCOUNTS_PER_REQUEST: usize = 25;
