@@ -54,22 +54,21 @@ WITH dl AS (
              sentiment_label, sentiment_score, emotions, emotion, toxicity, churn_risk, model,
              stream_id, hate, lang_source, language_support, rollup_other, producer)
     ON CONFLICT (id) DO NOTHING
-    RETURNING t
+    RETURNING id, producer, deleted_at, {POST_COLUMNS}
 ), taken AS (
     -- Posts of this batch whose id belongs to another producer (stored before, or by an
-    -- earlier post of this batch).
+    -- earlier post of this batch). Only the posts not stored now are looked up.
     SELECT u.id FROM UNNEST($1::text[], $42::text[]) AS u (id, producer)
-    LEFT JOIN posts s ON s.id = u.id
-    LEFT JOIN p ON (p.t).id = u.id
-    WHERE COALESCE(s.producer, (p.t).producer) <> u.producer
+    WHERE NOT EXISTS (SELECT 1 FROM p WHERE p.id = u.id AND p.producer = u.producer)
+      AND NOT EXISTS (SELECT 1 FROM posts s WHERE s.id = u.id AND s.producer = u.producer)
 ), ev AS MATERIALIZED (
     -- The batch's engagements, each with the producer that owns its post, if stored.
-    SELECT u.*, COALESCE(s.producer, (p.t).producer) AS owner
+    SELECT u.*, COALESCE(s.producer, p.producer) AS owner
     FROM UNNEST($26::text[], $27::text[], $28::text[], $29::timestamptz[], $30::int8[],
                 $31::text[], $32::int4[], $33::text[], $43::text[])
         AS u (key, post_id, kind, at, actor_followers, via, count, stream_id, producer)
     LEFT JOIN posts s ON s.id = u.post_id
-    LEFT JOIN p ON (p.t).id = u.post_id
+    LEFT JOIN p ON p.id = u.post_id
 ), e AS (
     INSERT INTO engagements AS t (
         key, post_id, kind, at, actor_followers, via, count, stream_id, producer, held)
@@ -77,14 +76,14 @@ WITH dl AS (
            owner IS NULL
     FROM ev WHERE owner IS NULL OR may_act(producer, owner, $45::text[])
     ON CONFLICT (key) DO NOTHING
-    RETURNING t
+    RETURNING key, post_id, kind, at, count, held
 ), dv AS MATERIALIZED (
     -- The batch's deletions, each with the producer that owns its post, if stored.
-    SELECT u.*, COALESCE(s.producer, (p.t).producer) AS owner
+    SELECT u.*, COALESCE(s.producer, p.producer) AS owner
     FROM UNNEST($36::text[], $37::timestamptz[], $38::text[], $44::text[])
         AS u (post_id, at, stream_id, producer)
     LEFT JOIN posts s ON s.id = u.post_id
-    LEFT JOIN p ON (p.t).id = u.post_id
+    LEFT JOIN p ON p.id = u.post_id
 ), del AS (
     INSERT INTO post_deletions (post_id, at, stream_id, producer)
     SELECT post_id, at, stream_id, producer FROM dv
@@ -95,8 +94,8 @@ WITH dl AS (
     SELECT post_id FROM dv WHERE owner IS NOT NULL AND NOT may_act(producer, owner, $45::text[])
     UNION ALL
     -- Deletions kept for a post that has now arrived from a producer they may not act for.
-    SELECT k.post_id FROM p JOIN post_deletions k ON k.post_id = (p.t).id
-    WHERE NOT may_act(k.producer, (p.t).producer, $45::text[])
+    SELECT k.post_id FROM p JOIN post_deletions k ON k.post_id = p.id
+    WHERE NOT may_act(k.producer, p.producer, $45::text[])
 ), gone AS (
     -- Posts stored before this batch that it deletes (once: a replayed deletion finds them
     -- marked already). Posts this batch inserts are not visible here; `p` marks them.
@@ -105,56 +104,57 @@ WITH dl AS (
           WHERE owner IS NOT NULL AND may_act(producer, owner, $45::text[])
           GROUP BY post_id) AS d
     WHERE t.id = d.post_id AND t.deleted_at IS NULL
-    RETURNING t
+    RETURNING t.id, deleted_post(t) AS summary, {POST_COLUMNS_OF_T}
 ), released AS (
     -- Held engagements of the posts this batch stores, from producers that may act for them;
     -- they reach the virality tracker's feed as of this transaction.
     UPDATE engagements AS eg SET held = false, tx = pg_current_xact_id()
     FROM p
-    WHERE eg.held AND eg.post_id = (p.t).id
-      AND may_act(eg.producer, (p.t).producer, $45::text[])
-    RETURNING eg AS t, p.t AS post
+    WHERE eg.held AND eg.post_id = p.id
+      AND may_act(eg.producer, p.producer, $45::text[])
+    RETURNING eg.key, eg.at, eg.kind, eg.count, p.deleted_at, {ENGAGEMENT_POST_COLUMNS_OF_P}
 ), refused_held AS (
     DELETE FROM engagements AS eg USING p
-    WHERE eg.held AND eg.post_id = (p.t).id
-      AND NOT may_act(eg.producer, (p.t).producer, $45::text[])
+    WHERE eg.held AND eg.post_id = p.id
+      AND NOT may_act(eg.producer, p.producer, $45::text[])
     RETURNING eg.key
+), live AS (
+    -- The posts of this batch's engagements, as they stand once it commits.
+    SELECT id, deleted_at, {ENGAGEMENT_POST_COLUMNS} FROM p
+    UNION ALL
+    SELECT s.id, s.deleted_at, {ENGAGEMENT_POST_COLUMNS_OF_S} FROM posts s
+    WHERE s.id IN (SELECT post_id FROM e WHERE NOT held)
+      AND NOT EXISTS (SELECT 1 FROM gone WHERE gone.id = s.id)
 ), deltas AS (
-    SELECT d.* FROM p CROSS JOIN LATERAL post_rollup_deltas(p.t, 1, $34::float4) d
-    WHERE (p.t).deleted_at IS NULL
+    SELECT d.* FROM p CROSS JOIN LATERAL {NEW_POSTS} d WHERE p.deleted_at IS NULL
     UNION ALL
-    SELECT d.* FROM gone CROSS JOIN LATERAL post_rollup_deltas(gone.t, -1, $34::float4) d
+    SELECT d.* FROM gone CROSS JOIN LATERAL {GONE_POSTS} d
     UNION ALL
-    SELECT d.* FROM gone JOIN engagements x ON x.post_id = (gone.t).id AND NOT x.held
-    CROSS JOIN LATERAL engagement_rollup_deltas(x, gone.t, -1) d
+    SELECT d.* FROM gone JOIN engagements x ON x.post_id = gone.id AND NOT x.held
+    CROSS JOIN LATERAL {GONE_ENGAGEMENTS} d
     UNION ALL
-    SELECT d.* FROM released r CROSS JOIN LATERAL engagement_rollup_deltas(r.t, r.post, 1) d
-    WHERE (r.post).deleted_at IS NULL
+    SELECT d.* FROM released r CROSS JOIN LATERAL {RELEASED} d WHERE r.deleted_at IS NULL
     UNION ALL
-    -- This batch's engagements on posts that are live once it commits.
-    SELECT d.* FROM e
-    LEFT JOIN p ON (p.t).id = (e.t).post_id
-    LEFT JOIN posts s ON s.id = (e.t).post_id
-    CROSS JOIN LATERAL engagement_rollup_deltas(e.t, COALESCE(p.t, s), 1) d
-    WHERE NOT (e.t).held AND (COALESCE(p.t, s)).deleted_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM gone WHERE (gone.t).id = (e.t).post_id)
+    SELECT d.* FROM e JOIN live q ON q.id = e.post_id
+    CROSS JOIN LATERAL {BATCH_ENGAGEMENTS} d
+    WHERE NOT e.held AND q.deleted_at IS NULL
 ), r AS (";
 
 /// What the batch statement returns: one row per change, its kind, key and, for a deleted
 /// post, what the live stages need of it.
 const INSERT_BATCH_RESULT: &str = "
 )
-SELECT 'p'::text AS kind, (t).id, NULL::jsonb FROM p WHERE (t).deleted_at IS NULL
+SELECT 'p'::text AS kind, id, NULL::jsonb FROM p WHERE deleted_at IS NULL
 UNION ALL
-SELECT 'x', (t).id, NULL FROM p WHERE (t).deleted_at IS NOT NULL
+SELECT 'x', id, NULL FROM p WHERE deleted_at IS NOT NULL
 UNION ALL
-SELECT 'e', (t).key, NULL FROM e WHERE NOT (t).held
+SELECT 'e', key, NULL FROM e WHERE NOT held
 UNION ALL
-SELECT 'h', (t).key, NULL FROM e WHERE (t).held
+SELECT 'h', key, NULL FROM e WHERE held
 UNION ALL
-SELECT 'l', (t).key, NULL FROM released
+SELECT 'l', key, NULL FROM released
 UNION ALL
-SELECT 'g', (t).id, deleted_post(t) FROM gone
+SELECT 'g', id, summary FROM gone
 UNION ALL
 SELECT 't', id, NULL FROM taken
 UNION ALL
@@ -169,10 +169,37 @@ SELECT 'd', post_id, NULL FROM refused_deletions";
 /// together or not at all, so rollups count each post exactly once however often it is
 /// delivered.
 static INSERT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "{INSERT_BATCH_WRITES}{}{INSERT_BATCH_RESULT}",
-        crate::db::rollups::ADD_DELTAS
-    )
+    use crate::db::rollups::{
+        engagement_deltas, post_deltas, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS, POST_DELTA_COLUMNS,
+    };
+    let of = |alias: &str, columns: &[&str]| -> String {
+        columns
+            .iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let writes = INSERT_BATCH_WRITES
+        .replace("{POST_COLUMNS_OF_T}", &of("t", &POST_DELTA_COLUMNS))
+        .replace("{POST_COLUMNS}", &POST_DELTA_COLUMNS.join(", "))
+        .replace(
+            "{ENGAGEMENT_POST_COLUMNS_OF_P}",
+            &of("p", &ENGAGEMENT_POST_COLUMNS),
+        )
+        .replace(
+            "{ENGAGEMENT_POST_COLUMNS_OF_S}",
+            &of("s", &ENGAGEMENT_POST_COLUMNS),
+        )
+        .replace(
+            "{ENGAGEMENT_POST_COLUMNS}",
+            &ENGAGEMENT_POST_COLUMNS.join(", "),
+        )
+        .replace("{NEW_POSTS}", &post_deltas("1", "p", "$34::float4"))
+        .replace("{GONE_POSTS}", &post_deltas("-1", "gone", "$34::float4"))
+        .replace("{GONE_ENGAGEMENTS}", &engagement_deltas("-1", "x", "gone"))
+        .replace("{RELEASED}", &engagement_deltas("1", "r", "r"))
+        .replace("{BATCH_ENGAGEMENTS}", &engagement_deltas("1", "e", "q"));
+    format!("{writes}{ADD_DELTAS}{INSERT_BATCH_RESULT}")
 });
 
 /// The PostgreSQL writer actor.

@@ -17,10 +17,16 @@ use std::sync::LazyLock;
 
 use tokio_postgres::Client;
 
-use crate::db::rollups::ADD_DELTAS;
+use crate::db::rollups::{
+    engagement_deltas, post_deltas, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS, POST_DELTA_COLUMNS,
+};
 use crate::models::deletion::DeletedPost;
 
 static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
+    let returned: Vec<String> = POST_DELTA_COLUMNS
+        .iter()
+        .map(|c| format!("t.{c}"))
+        .collect();
     format!(
         "WITH gone AS (
     UPDATE posts AS t SET deleted_at = d.at
@@ -29,15 +35,18 @@ static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
             AND may_act(k.producer, s.producer, $2::text[])
           GROUP BY k.post_id) AS d
     WHERE t.id = d.post_id AND t.deleted_at IS NULL
-    RETURNING t
+    RETURNING t.id, deleted_post(t) AS summary, {returned}
 ), deltas AS (
-    SELECT d.* FROM gone CROSS JOIN LATERAL post_rollup_deltas(gone.t, -1, $1::float4) d
+    SELECT d.* FROM gone CROSS JOIN LATERAL {gone_posts} d
     UNION ALL
-    SELECT d.* FROM gone JOIN engagements x ON x.post_id = (gone.t).id AND NOT x.held
-    CROSS JOIN LATERAL engagement_rollup_deltas(x, gone.t, -1) d
+    SELECT d.* FROM gone JOIN engagements x ON x.post_id = gone.id AND NOT x.held
+    CROSS JOIN LATERAL {gone_engagements} d
 ), r AS ({ADD_DELTAS}
 )
-SELECT deleted_post(t) FROM gone"
+SELECT summary FROM gone",
+        returned = returned.join(", "),
+        gone_posts = post_deltas("-1", "gone", "$1::float4"),
+        gone_engagements = engagement_deltas("-1", "x", "gone"),
     )
 });
 
@@ -60,6 +69,10 @@ pub async fn mark_raced(
 const SETTLE_BATCH: i64 = 5_000;
 
 static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
+    let post: Vec<String> = ENGAGEMENT_POST_COLUMNS
+        .iter()
+        .map(|c| format!("s.{c}"))
+        .collect();
     format!(
         "WITH h AS MATERIALIZED (
     SELECT e.key, s.id IS NOT NULL AS known,
@@ -70,7 +83,7 @@ static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
     UPDATE engagements AS t SET held = false, tx = pg_current_xact_id()
     FROM h, posts s
     WHERE t.key = h.key AND h.allowed AND t.held AND s.id = t.post_id
-    RETURNING t, s AS post
+    RETURNING t.at, t.kind, t.count, s.deleted_at, {post}
 ), refused AS (
     DELETE FROM engagements AS t USING h
     WHERE t.key = h.key AND t.held AND h.known AND NOT h.allowed
@@ -81,12 +94,13 @@ static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
       AND t.ingested_at < now() - make_interval(secs => $2)
     RETURNING t.key
 ), deltas AS (
-    SELECT d.* FROM released r CROSS JOIN LATERAL engagement_rollup_deltas(r.t, r.post, 1) d
-    WHERE (r.post).deleted_at IS NULL
+    SELECT d.* FROM released r CROSS JOIN LATERAL {released} d WHERE r.deleted_at IS NULL
 ), r AS ({ADD_DELTAS}
 )
 SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM refused),
-       (SELECT count(*) FROM dropped)"
+       (SELECT count(*) FROM dropped)",
+        post = post.join(", "),
+        released = engagement_deltas("1", "r", "r"),
     )
 });
 

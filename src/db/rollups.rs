@@ -16,6 +16,61 @@ pub const SUMS: &str = "sum(posts)::int8, sum(sentiment_sum)::float8, sum(negati
     sum(high_churn)::int8, sum(anger)::int8, sum(joy)::int8, sum(optimism)::int8, \
     sum(sadness)::int8, sum(likes)::int8, sum(shares)::int8, sum(comments)::int8, sum(views)::int8";
 
+/// The columns of a post its rollup contribution depends on, in the order
+/// `post_rollup_deltas` takes them (migration V15).
+pub const POST_DELTA_COLUMNS: [&str; 14] = [
+    "created_at",
+    "platform",
+    "city",
+    "country",
+    "product",
+    "channel",
+    "lang",
+    "language_support",
+    "rollup_other",
+    "sentiment_label",
+    "sentiment_score",
+    "toxicity",
+    "churn_risk",
+    "emotion",
+];
+
+/// The columns of a post its engagements' contribution depends on.
+pub const ENGAGEMENT_POST_COLUMNS: [&str; 6] = [
+    "platform",
+    "city",
+    "country",
+    "product",
+    "channel",
+    "rollup_other",
+];
+
+/// `post_rollup_deltas` called on the post whose columns `post` qualifies, with the SQL
+/// expressions `sign` (1 or -1) and `high_churn`.
+pub fn post_deltas(sign: &str, post: &str, high_churn: &str) -> String {
+    let columns: Vec<String> = POST_DELTA_COLUMNS
+        .iter()
+        .map(|c| format!("{post}.{c}"))
+        .collect();
+    format!(
+        "post_rollup_deltas({sign}, {}, {high_churn})",
+        columns.join(", ")
+    )
+}
+
+/// `engagement_rollup_deltas` called on the engagement whose columns `engagement` qualifies
+/// (`at`, `kind`, `count`), counted under the post whose columns `post` qualifies.
+pub fn engagement_deltas(sign: &str, engagement: &str, post: &str) -> String {
+    let columns: Vec<String> = ENGAGEMENT_POST_COLUMNS
+        .iter()
+        .map(|c| format!("{post}.{c}"))
+        .collect();
+    format!(
+        "engagement_rollup_deltas({sign}, {engagement}.at, {engagement}.kind, {engagement}.count, {})",
+        columns.join(", ")
+    )
+}
+
 /// Adds the rows of a `deltas` relation (the columns `post_rollup_deltas` returns) to the
 /// rollups, one upsert per key and minute. Rows are upserted in key order, so concurrent
 /// writers lock them in the same order and cannot deadlock. Every statement that changes the
@@ -92,14 +147,16 @@ pub async fn by_dimension(
         let sql = format!(
             "SELECT d.key, {SUMS} FROM ( \
                  SELECT d.* FROM posts p \
-                 CROSS JOIN LATERAL post_rollup_deltas(p, 1, $2::float4) d \
+                 CROSS JOIN LATERAL {} d \
                  WHERE p.created_at >= $1::timestamptz - interval '1 minute' AND {where_} \
                  UNION ALL \
                  SELECT d.* FROM engagements e JOIN posts p ON p.id = e.post_id \
-                 CROSS JOIN LATERAL engagement_rollup_deltas(e, p, 1) d \
+                 CROSS JOIN LATERAL {} d \
                  WHERE e.at >= $1::timestamptz - interval '1 minute' AND NOT e.held AND {where_}) d \
              WHERE d.dimension = $3::text AND d.minute >= $1::timestamptz \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}"
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
+            post_deltas("1", "p", "$2::float4"),
+            engagement_deltas("1", "e", "p"),
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()

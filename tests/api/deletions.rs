@@ -70,6 +70,19 @@ async fn settled(env: &TestEnv, redis: &Client) -> bool {
         .await
 }
 
+/// Waits until `n` stored posts are marked deleted.
+async fn deleted_posts_reach(pg: &tokio_postgres::Client, n: i64) -> bool {
+    wait_until(WAIT, || async {
+        pg.query_one(
+            "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .is_ok_and(|r| r.get::<_, i64>(0) == n)
+    })
+    .await
+}
+
 /// A WebSocket subscriber of every post.
 struct Subscriber {
     ws: tokio_tungstenite::WebSocketStream<
@@ -443,20 +456,7 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
         .collect();
     xadd_all(&redis, &env.stream, &later).await;
     assert!(settled(&env, &redis).await);
-    assert!(
-        wait_until(WAIT, || async {
-            let n: i64 = pg
-                .query_one(
-                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            n == 8
-        })
-        .await
-    );
+    assert!(deleted_posts_reach(&pg, 8).await);
     assert_eq!(rollups(&pg).await, recount(&pg).await);
 
     // Deletions that raced their posts (committed where neither batch saw the other), one of
@@ -469,20 +469,7 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
         .await
         .unwrap();
     }
-    assert!(
-        wait_until(WAIT, || async {
-            let n: i64 = pg
-                .query_one(
-                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            n == 12
-        })
-        .await
-    );
+    assert!(deleted_posts_reach(&pg, 12).await);
     assert_eq!(rollups(&pg).await, recount(&pg).await);
     // Everything is deleted: every rollup is back to zero.
     assert!(rollups(&pg).await.is_empty(), "{:?}", rollups(&pg).await);
@@ -718,20 +705,7 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
         }
         send(&victim, &victim_deletes).await;
         assert!(settled(&server.env, &redis).await);
-        assert!(
-            wait_until(WAIT, || async {
-                let n: i64 = pg
-                    .query_one(
-                        "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-                        &[],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
-                n == 1
-            })
-            .await
-        );
+        assert!(deleted_posts_reach(&pg, 1).await);
         // The tracker has read every share the victim sent.
         assert!(
             wait_until(WAIT, || async {
