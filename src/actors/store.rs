@@ -29,11 +29,15 @@ use crate::telemetry::names;
 /// `engagement_rollup_deltas`: new live posts and the engagements that count with them, and
 /// deleted posts taken back out with the engagements that had counted.
 const INSERT_BATCH_WRITES: &str = "
-WITH dl AS (
-    -- Deletions that may apply to this batch's posts: stored earlier or in this batch.
-    SELECT post_id, at, producer FROM post_deletions WHERE post_id = ANY($1::text[])
+WITH dl AS MATERIALIZED (
+    -- Deletions that may apply to this batch's posts: stored earlier or in this batch. Read
+    -- once: as a subquery of each post, a generic plan would look the batch's ids up again
+    -- for every post.
+    SELECT post_id, at, producer, true AS stored FROM post_deletions
+    WHERE post_id = ANY($1::text[])
     UNION ALL
-    SELECT * FROM UNNEST($36::text[], $37::timestamptz[], $44::text[])
+    SELECT u.*, false FROM UNNEST($36::text[], $37::timestamptz[], $44::text[])
+        AS u (post_id, at, producer)
 ), p AS (
     INSERT INTO posts AS t (
         id, platform, author_id, author_followers, text, created_at, lang, city, country,
@@ -94,8 +98,8 @@ WITH dl AS (
     SELECT post_id FROM dv WHERE owner IS NOT NULL AND NOT may_act(producer, owner, $45::text[])
     UNION ALL
     -- Deletions kept for a post that has now arrived from a producer they may not act for.
-    SELECT k.post_id FROM p JOIN post_deletions k ON k.post_id = p.id
-    WHERE NOT may_act(k.producer, p.producer, $45::text[])
+    SELECT dl.post_id FROM p JOIN dl ON dl.post_id = p.id
+    WHERE dl.stored AND NOT may_act(dl.producer, p.producer, $45::text[])
 ), gone AS (
     -- Posts stored before this batch that it deletes (once: a replayed deletion finds them
     -- marked already). Posts this batch inserts are not visible here; `p` marks them.
