@@ -62,7 +62,9 @@ fn the_documented_benchmark_command_runs_as_written() {
     let mut rows = vec![
         "ceiling: raw XADD",
         "ceiling: raw XREADGROUP + XACK",
-        "ceiling: raw batched insert",
+        "ceiling: PostgreSQL `COPY`",
+        "Pulse's batch write alone",
+        "% of `COPY`",
         "Pulse end to end",
         "latency at",
         "raw ONNX Runtime",

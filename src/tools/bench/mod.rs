@@ -7,6 +7,7 @@
 //! processes in one group ([`scale`]) and a long run with the model ([`soak`]).
 
 pub mod alerts;
+mod copy_ceiling;
 pub mod hostile;
 pub mod isolation;
 pub mod model;
@@ -54,6 +55,11 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file as well.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// A JSON file an earlier run wrote (`--json`, e.g. one of `docs/bench/pipeline-*.json`):
+    /// print how each fraction of a ceiling changed since, so a drop shows as a drop whatever
+    /// the two machines.
+    #[arg(long)]
+    pub compare: Option<std::path::PathBuf>,
     /// Run only one part (`scale` and `soak` run only when named here).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
@@ -111,9 +117,17 @@ pub struct BenchReport {
     pub xreadgroup_xack_per_sec: f64,
     pub insert_rows_per_sec: f64,
     pub analyzer_posts_per_sec: f64,
+    /// PostgreSQL's `COPY` of the same posts into a table of the posts table's shape.
+    pub copy_rows_per_sec: f64,
+    /// The slowest of the ceilings from outside Pulse's code (XADD, XREADGROUP+XACK, `COPY`,
+    /// the analyzer).
     pub slowest_ceiling: String,
     pub end_to_end_per_sec: f64,
     pub fraction_of_slowest_ceiling: f64,
+    /// Pulse's batch write (posts and rollups) as a fraction of the `COPY` ceiling.
+    pub insert_fraction_of_copy: f64,
+    /// Pulse end to end as a fraction of the `COPY` ceiling.
+    pub end_to_end_fraction_of_copy: f64,
     pub latency_rate: f64,
     pub latency_samples: u64,
     pub latency_p50_ms: f64,
@@ -265,6 +279,13 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
+    if let Some(path) = &args.compare {
+        let saved: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not a report `--json` wrote", path.display()))?;
+        println!("{}", compare(&saved, &serde_json::to_value(&report)?, path));
+    }
     Ok(())
 }
 
@@ -282,11 +303,15 @@ async fn pipeline(
     report.xreadgroup_xack_per_sec = measured.xreadgroup_xack_per_sec;
     report.analyzer_posts_per_sec = measured.analyzer_posts_per_sec;
     report.insert_rows_per_sec = measured.insert_rows_per_sec;
+    report.copy_rows_per_sec = measured.copy_rows_per_sec;
+    report.insert_fraction_of_copy = report.insert_rows_per_sec / report.copy_rows_per_sec;
 
+    // Only ceilings from outside Pulse's code: one built from Pulse's own statement would slow
+    // down with it and hide the regression.
     let ceilings = [
         ("XADD", report.xadd_per_sec),
         ("XREADGROUP+XACK", report.xreadgroup_xack_per_sec),
-        ("batched insert", report.insert_rows_per_sec),
+        ("COPY", report.copy_rows_per_sec),
         ("analyzer", report.analyzer_posts_per_sec),
     ];
     let (name, slowest) = ceilings
@@ -298,6 +323,7 @@ async fn pipeline(
 
     report.end_to_end_per_sec = end_to_end(settings, db_url, redis, run_id, n).await?;
     report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
+    report.end_to_end_fraction_of_copy = report.end_to_end_per_sec / report.copy_rows_per_sec;
     eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
 
     latency(settings, db_url, redis, run_id, args, report).await?;
@@ -312,6 +338,7 @@ pub struct Ceilings {
     pub xreadgroup_xack_per_sec: f64,
     pub analyzer_posts_per_sec: f64,
     pub insert_rows_per_sec: f64,
+    pub copy_rows_per_sec: f64,
 }
 
 /// Measures the raw ceilings with `n` generated posts: pipelined XADD, XREADGROUP+XACK, the
@@ -337,6 +364,8 @@ pub(crate) async fn ceilings(
     let (analyzed, rate) = analyze_all(settings, &events)?;
     c.analyzer_posts_per_sec = rate;
     eprintln!("raw analyzer: {:.0}/s", c.analyzer_posts_per_sec);
+    c.copy_rows_per_sec = copy_ceiling::copy_rows_per_sec(db_url, &analyzed).await?;
+    eprintln!("COPY: {:.0}/s", c.copy_rows_per_sec);
     c.insert_rows_per_sec = raw_insert(db_url, &raw_stream, analyzed).await?;
     eprintln!("raw insert: {:.0}/s", c.insert_rows_per_sec);
     let _: i64 = redis.del(&raw_stream).await?;
@@ -770,6 +799,44 @@ fn replace_database(url: &str, db: &str) -> String {
     }
 }
 
+/// The fractions of a ceiling a run reports, with their names in a comparison.
+const FRACTIONS: [(&str, &str); 3] = [
+    ("insert_fraction_of_copy", "Pulse's batch write / `COPY`"),
+    ("end_to_end_fraction_of_copy", "Pulse end to end / `COPY`"),
+    (
+        "fraction_of_slowest_ceiling",
+        "Pulse end to end / slowest ceiling",
+    ),
+];
+
+/// How each fraction of a ceiling changed from `saved` (an earlier run's JSON, from `path`)
+/// to `now`, as a Markdown table; a fraction the earlier run did not record is `n/a`.
+pub fn compare(
+    saved: &serde_json::Value,
+    now: &serde_json::Value,
+    path: &std::path::Path,
+) -> String {
+    let mut out = format!(
+        "| fraction | {} | this run | change |\n|---|---|---|---|\n",
+        path.display()
+    );
+    for (key, name) in FRACTIONS {
+        let (before, after) = (saved[key].as_f64(), now[key].as_f64());
+        let percent =
+            |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.0}%", v * 100.0));
+        let change = match (before, after) {
+            (Some(b), Some(a)) if b > 0.0 => format!("{:+.0}%", (a / b - 1.0) * 100.0),
+            _ => "n/a".to_string(),
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {} | {change} |\n",
+            percent(before),
+            percent(after)
+        ));
+    }
+    out
+}
+
 /// The report as the table of `docs/benchmarks.md`.
 pub fn markdown(r: &BenchReport) -> String {
     format!(
@@ -778,9 +845,10 @@ pub fn markdown(r: &BenchReport) -> String {
          | cores | {cores} |\n\
          | ceiling: raw XADD (pipelined {batch}) | {xadd:.0} /s |\n\
          | ceiling: raw XREADGROUP + XACK ({batch} per read) | {read:.0} /s |\n\
-         | ceiling: raw batched insert (Pulse's statement, {batch} rows, {writers} writers) | {insert:.0} rows/s |\n\
+         | ceiling: PostgreSQL `COPY` of the same posts into a table of the posts table's shape | {copy:.0} rows/s |\n\
          | ceiling: raw analyzer ({cores} threads) | {analyzer:.0} posts/s |\n\
-         | **Pulse end to end** (XADD to committed and acknowledged) | **{e2e:.0} posts/s** |\n\
+         | Pulse's batch write alone (its statement with rollups, {batch} rows, {writers} writers) | {insert:.0} rows/s, {insert_copy:.0}% of `COPY` |\n\
+         | **Pulse end to end** (XADD to committed and acknowledged) | **{e2e:.0} posts/s, {e2e_copy:.0}% of `COPY`** |\n\
          | fraction of the slowest ceiling ({slowest}) | {fraction:.0}% |\n\
          | latency at {rate:.0} posts/s offered: p50 / p90 / p99 / max | {p50:.0} / {p90:.0} / {p99:.0} / {max:.0} ms ({samples} samples) |\n\
          | peak resident memory (benchmark process, Pulse included) | {rss:.0} MB |",
@@ -791,6 +859,9 @@ pub fn markdown(r: &BenchReport) -> String {
         xadd = r.xadd_per_sec,
         read = r.xreadgroup_xack_per_sec,
         insert = r.insert_rows_per_sec,
+        copy = r.copy_rows_per_sec,
+        insert_copy = r.insert_fraction_of_copy * 100.0,
+        e2e_copy = r.end_to_end_fraction_of_copy * 100.0,
         analyzer = r.analyzer_posts_per_sec,
         e2e = r.end_to_end_per_sec,
         slowest = r.slowest_ceiling,
@@ -807,6 +878,27 @@ pub fn markdown(r: &BenchReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_comparison_shows_each_fraction_before_and_after_and_its_change() {
+        let saved =
+            serde_json::json!({"insert_fraction_of_copy": 0.5, "fraction_of_slowest_ceiling": 0.8});
+        let now = serde_json::json!({"insert_fraction_of_copy": 0.25,
+            "end_to_end_fraction_of_copy": 0.3, "fraction_of_slowest_ceiling": 0.8});
+        let table = super::compare(&saved, &now, std::path::Path::new("old.json"));
+        assert!(
+            table.contains("| Pulse's batch write / `COPY` | 50% | 25% | -50% |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| Pulse end to end / `COPY` | n/a | 30% | n/a |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| Pulse end to end / slowest ceiling | 80% | 80% | +0% |"),
+            "{table}"
+        );
+    }
+
     #[test]
     fn replaces_the_database_of_a_url() {
         assert_eq!(
