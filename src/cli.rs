@@ -80,7 +80,7 @@ pub enum Command {
     /// (`pulse eval virality`).
     Eval(EvalCommand),
     /// Measure this machine's ceilings and Pulse end to end against the real services.
-    Bench(crate::tools::bench::BenchArgs),
+    Bench(Box<crate::tools::bench::BenchArgs>),
 }
 
 /// `pulse eval`: the text analyzers by default, or a subcommand.
@@ -176,7 +176,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Bench(args) => crate::tools::bench::run(settings, args).await,
+        Command::Bench(args) => crate::tools::bench::run(settings, *args).await,
         Command::Ingest {
             source,
             metrics_listen,
