@@ -741,3 +741,74 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
 }
+
+#[actix_rt::test]
+async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
+    let env = TestEnv::new().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    let redis = env.redis().await;
+    let pg = env.pg().await;
+    let now = Utc::now();
+    // An event cannot carry a producer: the field is not part of any event.
+    let mut claimed = post_at("claimed", "fine phone", now);
+    claimed["producer"] = json!("stream");
+    let (status, body) = http_post(&app, "/api/v1/events", &claimed.to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    // Through the open intake, the producer is the intake's.
+    let (status, body) = http_post(
+        &app,
+        "/api/v1/events",
+        &post_at("by-http", "fine phone", now).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // A stream entry may name its producer; a name that would break the trust pairs, or that
+    // is not text, is dead-lettered with the reason.
+    let entry = |producer: &[u8], id: &str| {
+        let event = post_at(id, "fine phone", now).to_string();
+        let redis = redis.clone();
+        let stream = env.stream.clone();
+        let producer = producer.to_vec();
+        async move {
+            let _: String = redis
+                .xadd(
+                    stream,
+                    false,
+                    None::<()>,
+                    "*",
+                    vec![
+                        ("event", fred::types::Value::from(event)),
+                        ("producer", fred::types::Value::Bytes(producer.into())),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    entry(b"source:forum", "by-source").await;
+    entry(b"key:a=*", "forged-trust").await;
+    entry(&[0xff, 0xfe], "not-text").await;
+    assert!(read_all(&env, &redis).await);
+    let producers: Vec<(String, String)> = pg
+        .query("SELECT id, producer FROM posts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        producers,
+        [
+            ("by-http".to_string(), "http".to_string()),
+            ("by-source".to_string(), "source:forum".to_string()),
+        ]
+    );
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("pulse_dead_letters_total{reason=\"invalid_field\"} 2"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
