@@ -325,18 +325,10 @@ async fn a_post_leaves_every_surface_once_deleted() {
     app.shutdown().await;
 }
 
-/// Every dimension's rollups, as the API reads them: (dimension, key) -> posts, negative,
-/// neutral, positive, sentiment sum (rounded), likes, shares.
-async fn rollups(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<i64>> {
-    let rows = pg
-        .query(
-            "SELECT dimension, key, sum(posts)::int8, sum(negative)::int8, sum(neutral)::int8, \
-             sum(positive)::int8, round(sum(sentiment_sum) * 1000)::int8, sum(likes)::int8, \
-             sum(shares)::int8 FROM metric_rollups GROUP BY 1, 2",
-            &[],
-        )
-        .await
-        .unwrap();
+type Keyed = BTreeMap<(String, String), Vec<i64>>;
+
+/// Rows of (dimension, key, figures...) by dimension and key, leaving out all-zero ones.
+fn keyed(rows: &[tokio_postgres::Row]) -> Keyed {
     rows.iter()
         .map(|r| {
             (
@@ -348,9 +340,24 @@ async fn rollups(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<
         .collect()
 }
 
+/// Every dimension's rollups, as the API reads them: (dimension, key) -> posts, negative,
+/// neutral, positive, sentiment sum (rounded), likes, shares.
+async fn rollups(pg: &tokio_postgres::Client) -> Keyed {
+    let rows = pg
+        .query(
+            "SELECT dimension, key, sum(posts)::int8, sum(negative)::int8, sum(neutral)::int8, \
+             sum(positive)::int8, round(sum(sentiment_sum) * 1000)::int8, sum(likes)::int8, \
+             sum(shares)::int8 FROM metric_rollups GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    keyed(&rows)
+}
+
 /// The same, recounted from the posts that are not deleted and the engagements that are not
 /// held, written out here independently of the database's own definition.
-async fn recount(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<i64>> {
+async fn recount(pg: &tokio_postgres::Client) -> Keyed {
     let rows = pg
         .query(
             "WITH p AS (SELECT * FROM posts WHERE deleted_at IS NULL), \
@@ -388,15 +395,7 @@ async fn recount(pg: &tokio_postgres::Client) -> BTreeMap<(String, String), Vec<
         )
         .await
         .unwrap();
-    rows.iter()
-        .map(|r| {
-            (
-                (r.get(0), r.get(1)),
-                (2..9).map(|i| r.get::<_, i64>(i)).collect(),
-            )
-        })
-        .filter(|(_, v): &(_, Vec<i64>)| v.iter().any(|x| *x != 0))
-        .collect()
+    keyed(&rows)
 }
 
 #[actix_rt::test]
@@ -546,12 +545,7 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
 
 /// What the first producer's data looks like to everyone: its posts, every rollup, the shares
 /// the virality tracker counted for each of its posts, and the trending posts.
-type Observed = (
-    Vec<Value>,
-    BTreeMap<(String, String), Vec<i64>>,
-    Vec<(String, i64)>,
-    Vec<String>,
-);
+type Observed = (Vec<Value>, Keyed, Vec<(String, i64)>, Vec<String>);
 
 async fn observed(server: &common::secured::SecuredServer) -> Observed {
     let pg = server.env.pg().await;
