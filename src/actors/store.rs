@@ -174,14 +174,8 @@ SELECT 'd', post_id, NULL FROM refused_deletions";
 /// delivered.
 static INSERT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     use crate::db::rollups::{
-        engagement_deltas, post_deltas, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS, POST_DELTA_COLUMNS,
-    };
-    let of = |alias: &str, columns: &[&str]| -> String {
-        columns
-            .iter()
-            .map(|c| format!("{alias}.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        engagement_deltas, post_deltas, qualified as of, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS,
+        POST_DELTA_COLUMNS,
     };
     let writes = INSERT_BATCH_WRITES
         .replace("{POST_COLUMNS_OF_T}", &of("t", &POST_DELTA_COLUMNS))

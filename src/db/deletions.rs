@@ -18,15 +18,12 @@ use std::sync::LazyLock;
 use tokio_postgres::Client;
 
 use crate::db::rollups::{
-    engagement_deltas, post_deltas, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS, POST_DELTA_COLUMNS,
+    engagement_deltas, post_deltas, qualified, ADD_DELTAS, ENGAGEMENT_POST_COLUMNS,
+    POST_DELTA_COLUMNS,
 };
 use crate::models::deletion::DeletedPost;
 
 static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
-    let returned: Vec<String> = POST_DELTA_COLUMNS
-        .iter()
-        .map(|c| format!("t.{c}"))
-        .collect();
     format!(
         "WITH gone AS (
     UPDATE posts AS t SET deleted_at = d.at
@@ -44,7 +41,7 @@ static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
 ), r AS ({ADD_DELTAS}
 )
 SELECT summary FROM gone",
-        returned = returned.join(", "),
+        returned = qualified("t", &POST_DELTA_COLUMNS),
         gone_posts = post_deltas("-1", "gone", "$1::float4"),
         gone_engagements = engagement_deltas("-1", "x", "gone"),
     )
@@ -69,10 +66,6 @@ pub async fn mark_raced(
 const SETTLE_BATCH: i64 = 5_000;
 
 static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
-    let post: Vec<String> = ENGAGEMENT_POST_COLUMNS
-        .iter()
-        .map(|c| format!("s.{c}"))
-        .collect();
     format!(
         "WITH h AS MATERIALIZED (
     SELECT e.key, s.id IS NOT NULL AS known,
@@ -99,7 +92,7 @@ static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
 )
 SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM refused),
        (SELECT count(*) FROM dropped)",
-        post = post.join(", "),
+        post = qualified("s", &ENGAGEMENT_POST_COLUMNS),
         released = engagement_deltas("1", "r", "r"),
     )
 });

@@ -45,29 +45,30 @@ pub const ENGAGEMENT_POST_COLUMNS: [&str; 6] = [
     "rollup_other",
 ];
 
+/// `columns` qualified by `alias`, comma-separated, for a select list or a call.
+pub fn qualified(alias: &str, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `post_rollup_deltas` called on the post whose columns `post` qualifies, with the SQL
 /// expressions `sign` (1 or -1) and `high_churn`.
 pub fn post_deltas(sign: &str, post: &str, high_churn: &str) -> String {
-    let columns: Vec<String> = POST_DELTA_COLUMNS
-        .iter()
-        .map(|c| format!("{post}.{c}"))
-        .collect();
     format!(
         "post_rollup_deltas({sign}, {}, {high_churn})",
-        columns.join(", ")
+        qualified(post, &POST_DELTA_COLUMNS)
     )
 }
 
 /// `engagement_rollup_deltas` called on the engagement whose columns `engagement` qualifies
 /// (`at`, `kind`, `count`), counted under the post whose columns `post` qualifies.
 pub fn engagement_deltas(sign: &str, engagement: &str, post: &str) -> String {
-    let columns: Vec<String> = ENGAGEMENT_POST_COLUMNS
-        .iter()
-        .map(|c| format!("{post}.{c}"))
-        .collect();
     format!(
         "engagement_rollup_deltas({sign}, {engagement}.at, {engagement}.kind, {engagement}.count, {})",
-        columns.join(", ")
+        qualified(post, &ENGAGEMENT_POST_COLUMNS)
     )
 }
 
