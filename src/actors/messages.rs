@@ -1,5 +1,7 @@
 //! Every message the pipeline actors exchange, in one place.
 
+pub use crate::db::batch::{Refusals, StoreError, StoreOutcome};
+pub use crate::models::event::{StreamedDeletion, StreamedEngagement};
 pub use crate::models::AnalyzedPost;
 pub use crate::streams::entry::RawEntry;
 use std::sync::Arc;
@@ -7,25 +9,7 @@ use std::sync::Arc;
 use actix::Message;
 
 use crate::models::live::{FilterKeys, Topic};
-use crate::models::{Engagement, EventError};
-
-/// An engagement event, ready to store.
-#[derive(Debug, Clone)]
-pub struct StreamedEngagement {
-    pub entry_id: String,
-    /// Who wrote it (see [`crate::models::producer`]).
-    pub producer: String,
-    pub engagement: Engagement,
-}
-
-/// A post's deletion, ready to store.
-#[derive(Debug, Clone)]
-pub struct StreamedDeletion {
-    pub entry_id: String,
-    /// Who wrote it (see [`crate::models::producer`]).
-    pub producer: String,
-    pub deletion: crate::models::Deletion,
-}
+use crate::models::EventError;
 
 /// An entry that cannot be processed, with the reason it goes to the dead-letter stream.
 #[derive(Debug, Clone)]
@@ -131,65 +115,6 @@ pub struct AnalyzedTexts {
 #[derive(Message)]
 #[rtype(result = "Result<StoreOutcome, StoreError>")]
 pub struct StoreBatch(pub Arc<AnalyzedBatch>);
-
-/// What a committed batch changed: ids of posts that were new (replays are not counted).
-#[derive(Debug, Default, Clone)]
-pub struct StoreOutcome {
-    pub inserted_posts: Vec<String>,
-    pub inserted_engagements: u64,
-    /// Keys of the engagements that were new (see `producer::engagement_key`).
-    pub inserted_engagement_keys: Vec<String>,
-    /// Stored posts this batch marked deleted.
-    pub deleted_posts: Vec<String>,
-    /// The same posts, as the live stages need them.
-    pub deleted: Vec<crate::models::deletion::DeletedPost>,
-    /// Posts new to the database but stored deleted (their deletion came first): never shown
-    /// or counted.
-    pub inserted_deleted_posts: Vec<String>,
-    /// Engagements stored `held`, waiting for their post.
-    pub held_engagements: u64,
-    /// What ownership refused.
-    pub refused: Refusals,
-}
-
-/// Events refused because another producer owns the post they name (see
-/// [`crate::models::producer`]).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Refusals {
-    /// Posts whose id another producer stored first.
-    pub id_taken: u64,
-    /// Engagements of another producer's post.
-    pub not_owner_engagement: u64,
-    /// Deletions of another producer's post.
-    pub not_owner_deletion: u64,
-}
-
-impl Refusals {
-    /// Adds them to `pulse_events_refused_total{reason}`.
-    pub fn count(&self) {
-        for (reason, n) in [
-            ("id_taken", self.id_taken),
-            ("not_owner_engagement", self.not_owner_engagement),
-            ("not_owner_deletion", self.not_owner_deletion),
-        ] {
-            if n > 0 {
-                metrics::counter!(crate::telemetry::names::EVENTS_NOT_OWNED, "reason" => reason)
-                    .increment(n);
-            }
-        }
-    }
-}
-
-/// Why a batch was not committed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database is unreachable or busy; retry the same batch later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The database refused the data itself; retrying the whole batch cannot succeed.
-    #[error("database refused the batch: {0}")]
-    Refused(String),
-}
 
 /// Makes the receiving actor panic. Only compiled with the `fault-injection` feature (the test
 /// command enables it) and never reachable from the network, to prove that supervision

@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use crate::actors::ingester::IngestContext;
 use crate::config::StoreSettings;
-use crate::db::deletions;
 pub use crate::db::retention::{sweep, RetentionPolicy};
+use crate::db::{deletions, statistics};
 use crate::telemetry::names;
 
-/// How often deletions that raced their post, and engagements held for their post, are
-/// looked at.
+/// How often deletions that raced their post, engagements held for their post, and the
+/// statistics of young tables ([`crate::db::statistics`]) are looked at.
 const SETTLE_EVERY: Duration = Duration::from_secs(2);
 
 /// What the retention actor settles besides retention: raced deletions and held engagements
@@ -42,7 +42,8 @@ pub struct Settling {
 }
 
 /// The retention actor. It also settles deletions that raced their post and held
-/// engagements: upkeep of the same kind, off the hot path.
+/// engagements, and analyses young tables as they grow: upkeep of the same kind, off the
+/// hot path.
 pub struct Retention {
     pool: Pool,
     policy: RetentionPolicy,
@@ -102,6 +103,11 @@ impl Retention {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "settling held engagements failed"),
+            }
+            match statistics::analyze_grown(&**client).await {
+                Ok(tables) if tables.is_empty() => {}
+                Ok(tables) => tracing::debug!(?tables, "grown tables analysed"),
+                Err(e) => tracing::warn!(error = %e, "analysing grown tables failed"),
             }
         }));
     }

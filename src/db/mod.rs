@@ -10,6 +10,7 @@ use crate::config::DatabaseSettings;
 
 pub mod alerts;
 pub mod audit;
+pub mod batch;
 pub mod cascades;
 pub mod deletions;
 pub mod keys;
@@ -19,6 +20,7 @@ pub mod query;
 pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
+pub mod statistics;
 mod text;
 pub mod virality;
 pub mod webhooks;

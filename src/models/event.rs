@@ -472,6 +472,24 @@ fn check_text(
     Ok(())
 }
 
+/// An engagement event read from the stream, ready to store.
+#[derive(Debug, Clone)]
+pub struct StreamedEngagement {
+    pub entry_id: String,
+    /// Who wrote it (see [`super::producer`]).
+    pub producer: String,
+    pub engagement: Engagement,
+}
+
+/// A post's deletion read from the stream, ready to store.
+#[derive(Debug, Clone)]
+pub struct StreamedDeletion {
+    pub entry_id: String,
+    /// Who wrote it (see [`super::producer`]).
+    pub producer: String,
+    pub deletion: Deletion,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -594,3 +594,42 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     );
     app.shutdown().await;
 }
+
+/// A plan PostgreSQL cached for the store's statement while its tables were nearly empty
+/// stays until they are analysed; a table that doubled since its last analysis is analysed
+/// (its key columns), once.
+#[actix_rt::test]
+async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
+    let env = TestEnv::new().await;
+    pulse::db::migrate(&env.database_url).await.unwrap();
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO post_deletions (post_id, at, stream_id, producer) \
+         SELECT 'p' || i, now(), 's' || i, 'stream' FROM generate_series(1, 600) AS i",
+    )
+    .await
+    .unwrap();
+    // The server counts the inserted rows a moment after the transaction ends.
+    let analysed = wait_until(Duration::from_secs(30), || async {
+        pulse::db::statistics::analyze_grown(&pg)
+            .await
+            .unwrap()
+            .contains(&"post_deletions")
+    })
+    .await;
+    assert!(analysed, "post_deletions was never found grown");
+    let rows: f32 = pg
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE oid = 'post_deletions'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 600.0);
+    assert_eq!(
+        pulse::db::statistics::analyze_grown(&pg).await.unwrap(),
+        Vec::<&str>::new(),
+        "nothing grew since"
+    );
+}
