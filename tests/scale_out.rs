@@ -192,12 +192,14 @@ fn engagement(post_id: &str, kind: &str, n: usize, at: chrono::DateTime<Utc>) ->
 }
 
 /// Appends events a few at a time with pauses, so that every process of the group gets some.
+/// A reader that has just read entries polls every millisecond for the next 200 ms, so a
+/// shorter pause would let the process that read one chunk read every later one too.
 async fn trickle(redis: &fred::prelude::Client, stream: &str, events: &[String]) {
     for chunk in events.chunks(10) {
         pulse::streams::producer::xadd_events(redis, stream, chunk)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -59,7 +59,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
             }
             Ok(mut entries) => {
                 failures = 0;
-                idle.reset();
+                idle.entries(Instant::now());
                 if own_pending_from.is_some() {
                     own_pending_from = entries.last().map(|e| e.id.clone());
                     group::fill_delivery_counts(&ctx.redis, ctx.member(), &mut entries).await;
@@ -119,32 +119,49 @@ async fn read_bounded(ctx: &IngestContext, count: u64, id: &str) -> Result<Vec<R
     bounded::read_group(&ctx.reader, ctx.member(), count, id, ctx.entry_limits()).await
 }
 
-/// The pauses of a reader whose stream has nothing new: 1 ms after the first empty read,
-/// doubling up to `ingest.idle_poll_ms`, so a busy stream is read within a millisecond of an
-/// entry and an idle one costs Redis a cheap script call every few tens of milliseconds.
+/// The pauses of a reader whose stream has nothing new. While entries came within the last
+/// [`IdlePause::BUSY_SPELL`], 1 ms: producers append in bursts a few milliseconds apart, and
+/// a pause that grew between two bursts would hold the next one back for as long. After that,
+/// doubling up to `ingest.idle_poll_ms`, so an idle stream costs Redis a cheap script call
+/// every few tens of milliseconds.
 struct IdlePause {
     next: Duration,
     max: Duration,
+    entries_at: Option<Instant>,
 }
 
 impl IdlePause {
     const FIRST: Duration = Duration::from_millis(1);
+    const BUSY_SPELL: Duration = Duration::from_millis(200);
 
     fn new(max: Duration) -> IdlePause {
         IdlePause {
             next: Self::FIRST,
             max: max.max(Self::FIRST),
+            entries_at: None,
         }
     }
 
     fn next_pause(&mut self) -> Duration {
+        self.next_pause_at(Instant::now())
+    }
+
+    fn next_pause_at(&mut self, now: Instant) -> Duration {
+        if self
+            .entries_at
+            .is_some_and(|at| now.saturating_duration_since(at) < Self::BUSY_SPELL)
+        {
+            return Self::FIRST;
+        }
         let pause = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
         pause
     }
 
-    fn reset(&mut self) {
+    /// A read returned entries at `now`.
+    fn entries(&mut self, now: Instant) {
         self.next = Self::FIRST;
+        self.entries_at = Some(now);
     }
 }
 
@@ -153,14 +170,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idle_pauses_double_up_to_the_setting_and_restart_on_entries() {
+    fn idle_pauses_stay_short_while_entries_are_recent_then_double_up_to_the_setting() {
+        let start = Instant::now();
         let mut idle = IdlePause::new(Duration::from_millis(20));
-        let pauses: Vec<u128> = (0..7).map(|_| idle.next_pause().as_millis()).collect();
+        let pauses: Vec<u128> = (0..7)
+            .map(|_| idle.next_pause_at(start).as_millis())
+            .collect();
         assert_eq!(pauses, [1, 2, 4, 8, 16, 20, 20]);
-        idle.reset();
-        assert_eq!(idle.next_pause(), Duration::from_millis(1));
+
+        idle.entries(start);
+        let busy = start + IdlePause::BUSY_SPELL / 2;
+        for _ in 0..10 {
+            assert_eq!(idle.next_pause_at(busy), Duration::from_millis(1));
+        }
+        let quiet = start + IdlePause::BUSY_SPELL;
+        let pauses: Vec<u128> = (0..6)
+            .map(|_| idle.next_pause_at(quiet).as_millis())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 20]);
         assert_eq!(
-            IdlePause::new(Duration::ZERO).next_pause(),
+            IdlePause::new(Duration::ZERO).next_pause_at(start),
             Duration::from_millis(1)
         );
     }
