@@ -22,7 +22,7 @@ use crate::actors::messages::{AnalyzedBatch, StreamedEngagement};
 use crate::analysis;
 use crate::config::Settings;
 use crate::models::{Engagement, EngagementKind};
-use crate::sources::demo::{self as producer, ProduceOptions};
+use crate::sources::demo::ProduceOptions;
 use crate::telemetry::names;
 
 /// Options of the isolation part.
@@ -269,12 +269,14 @@ async fn seed_posts(
             deletions: Vec::new(),
             rejected: Vec::new(),
         };
-        crate::actors::store::write_batch(
+        crate::actors::store::write(
             &pool,
-            "seed",
-            settings.metrics.high_churn_threshold,
-            &admission,
-            &Default::default(),
+            &crate::db::batch::WriteOptions {
+                stream: "seed",
+                high_churn: settings.metrics.high_churn_threshold,
+                admission: &admission,
+                trust: &Default::default(),
+            },
             &batch,
         )
         .await
@@ -400,8 +402,8 @@ async fn ingest_run(
                 })
         })
     };
-    let sent = producer::produce(
-        redis,
+    let sent = super::produce_beside(
+        &settings.redis.url,
         &stream,
         ProduceOptions {
             rate: args.isolation_rate,
