@@ -7,10 +7,11 @@
 //!
 //! - every metric the code records is in the metrics table of `docs/operations.md`, and every
 //!   metric of that table is recorded somewhere in `src/`;
-//! - every setting of `src/config.rs` is in the settings table of `docs/configuration.md`, and
+//! - every setting of `src/config/mod.rs` is in the settings table of `docs/configuration.md`, and
 //!   every setting of that table is a field there;
 //! - every local link of README.md and `docs/` points to a file that exists, and a link to a
 //!   heading (`page.md#heading`) to a heading of that page;
+//! - every repository path named in backticks, in the pages and in comments, exists;
 //! - README.md stays short enough to read on a screen or two.
 //!
 //! It uses the standard library only and links nothing of the crate, so it runs in a second
@@ -330,12 +331,9 @@ fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str
     out
 }
 
-/// The code of the configuration: every file of `src/config/` (or `src/config.rs`).
+/// The code of the configuration: every file of `src/config/`.
 fn configuration_code() -> String {
     let dir = root().join("src/config");
-    if !dir.is_dir() {
-        return code_of(&read(&root().join("src/config.rs")));
-    }
     let mut code = String::new();
     for path in files(&dir, "rs") {
         code.push('\n');
@@ -542,5 +540,134 @@ fn the_error_code_table_lists_every_code_with_its_status() {
     assert_eq!(
         documented, code,
         "docs/api.md's code table and src/models/errors.rs disagree"
+    );
+}
+
+// Paths named in prose.
+
+/// Top-level folders whose paths pages and comments name.
+const NAMED_ROOTS: &[&str] = &[
+    "src",
+    "tests",
+    "scripts",
+    "docs",
+    "migrations",
+    "frontend",
+    "deploy",
+    "training",
+    "benches",
+    "fuzz",
+    ".ci",
+];
+
+/// Build outputs a page may name though a clone does not have them until it builds.
+const BUILT: &[&str] = &["frontend/dist", "e2e-output", "node_modules", "target/"];
+
+/// Folders never read for named paths: build outputs and dependencies.
+const UNREAD: &[&str] = &[
+    "target",
+    "node_modules",
+    "dist",
+    ".git",
+    "e2e-output",
+    "fuzz/corpus",
+];
+
+/// Files whose comments (or, for markdown, whose prose outside code blocks) name paths, with
+/// the lines to read.
+fn texts_naming_paths() -> Vec<(PathBuf, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![root().to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            let relative = path
+                .strip_prefix(root())
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .to_string();
+            if UNREAD
+                .iter()
+                .any(|u| relative == *u || relative.ends_with(&format!("/{u}")))
+            {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let lines: Vec<String> = match extension {
+                "md" => outside_code_blocks(&read(&path))
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                "rs" | "sh" | "ts" | "tsx" | "toml" | "yml" | "yaml" => read(&path)
+                    .lines()
+                    .filter(|l| {
+                        let t = l.trim_start();
+                        t.starts_with("//") || t.starts_with('#') || t.starts_with('*')
+                    })
+                    .map(str::to_owned)
+                    .collect(),
+                _ => continue,
+            };
+            out.push((path, lines));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The repository paths a line names in code spans: under a top-level folder of
+/// [`NAMED_ROOTS`], or a `.rs` file under a module folder of `src/` (`db/batch.rs`).
+fn named_paths(line: &str, src_modules: &BTreeSet<String>) -> Vec<(String, PathBuf)> {
+    code_spans(line)
+        .into_iter()
+        .map(|span| span.trim_end_matches(['.', ',', ':', ';']).to_owned())
+        .filter(|span| span.contains('/') && !span.contains(|c: char| "*<>{}$()[]| =".contains(c)))
+        .filter_map(|span| {
+            let first = span.split('/').next().unwrap_or("").to_owned();
+            let path = if NAMED_ROOTS.contains(&first.as_str()) {
+                PathBuf::from(&span)
+            } else if src_modules.contains(&first) && span.ends_with(".rs") {
+                Path::new("src").join(&span)
+            } else {
+                return None;
+            };
+            Some((span, path))
+        })
+        .collect()
+}
+
+#[test]
+fn every_path_named_in_the_docs_and_comments_exists() {
+    let src_modules: BTreeSet<String> = fs::read_dir(root().join("src"))
+        .expect("src/ is readable")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut missing = Vec::new();
+    for (file, lines) in texts_naming_paths() {
+        // A page inside a folder (frontend/README.md) may name paths from that folder.
+        let folder = file.parent().unwrap_or(root()).to_path_buf();
+        for (n, line) in lines.iter().enumerate() {
+            for (span, path) in named_paths(line, &src_modules) {
+                let built = BUILT.iter().any(|b| span.contains(b));
+                if !built && !root().join(&path).exists() && !folder.join(&span).exists() {
+                    let shown = file.strip_prefix(root()).unwrap_or(&file).display();
+                    missing.push(format!(
+                        "{shown} (line {} of its prose or comments): `{span}`",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "paths named that do not exist:\n{}",
+        missing.join("\n")
     );
 }

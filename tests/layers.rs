@@ -37,7 +37,8 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a file relative to `src/`: `http/routes/live.rs` is `[http, routes, live]`.
+/// The module path of a file relative to `src/`: `http/live.rs` is `[http, live]`, `http/mod.rs`
+/// is `[http]`.
 fn module_path(relative: &Path) -> Vec<String> {
     let mut parts: Vec<String> = relative
         .iter()

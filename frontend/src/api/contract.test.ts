@@ -1,6 +1,6 @@
 // The schemas (and so the TypeScript types) against payloads a real Pulse produced: the
 // committed samples in ./fixtures, or, when PULSE_PAYLOAD_DIR is set, the ones the Rust test
-// `tests/dashboard.rs` just captured from the server it built. Strict schemas: a field the
+// `tests/api/dashboard.rs` just captured from the server it built. Strict schemas: a field the
 // server adds, drops or retypes fails here.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
