@@ -9,6 +9,8 @@
 //!   `ingest.max_entry_fields` fields.
 //! - [`group`]: the rest of the consumer group's commands (creating it, refreshing held
 //!   entries, delivery counts, acknowledgements, dead letters, lag and pending figures).
+//! - [`upkeep`]: the group monitor's commands (trimming acknowledged entries and dead letters,
+//!   removing stale consumers).
 
 pub mod bounded;
 pub mod connect;
@@ -16,5 +18,6 @@ pub mod entry;
 pub mod group;
 pub mod producer;
 pub mod reply;
+pub mod upkeep;
 
 pub use self::connect::connect;

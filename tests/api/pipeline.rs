@@ -633,3 +633,32 @@ async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
         "nothing grew since"
     );
 }
+
+/// The group monitor trims the entries the group has acknowledged, so Redis memory stays
+/// bounded however long the stream runs.
+#[actix_rt::test]
+async fn acknowledged_entries_are_trimmed_from_the_stream() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let app = Application::build(env.settings(), ServeOptions::default())
+        .await
+        .unwrap();
+    xadd_posts(&redis, &env.stream, "trim", 0..400).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.post_count().await == 400
+        })
+        .await
+    );
+    // `XTRIM MINID ~` removes whole nodes of the stream's radix tree (100 entries each).
+    let trimmed = wait_until(Duration::from_secs(30), || async {
+        redis
+            .xlen::<i64, _>(env.stream.as_str())
+            .await
+            .unwrap_or(i64::MAX)
+            < 400
+    })
+    .await;
+    assert!(trimmed, "the acknowledged entries stayed in the stream");
+    app.shutdown().await;
+}

@@ -425,12 +425,7 @@ async fn ingest_run(
     } else {
         0.0
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while histogram.lock().unwrap_or_else(|p| p.into_inner()).len() < sent.posts
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    super::wait_recorded(&histogram, sent.posts, Duration::from_secs(120)).await;
     let errors = pipeline_errors(&base).await - errors_before;
     app.shutdown().await;
     let _: i64 = redis

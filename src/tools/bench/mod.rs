@@ -704,9 +704,9 @@ pub(crate) async fn produce_beside(
 /// Seconds the latency run offers its rate before it starts recording.
 const LATENCY_WARM_UP_SECS: f64 = 3.0;
 
-/// Waits until `histogram` holds `n` samples, or a minute.
-async fn wait_recorded(histogram: &Mutex<Histogram<u64>>, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Waits until `histogram` holds `n` samples, or `patience` has passed.
+pub(crate) async fn wait_recorded(histogram: &Mutex<Histogram<u64>>, n: u64, patience: Duration) {
+    let deadline = Instant::now() + patience;
     while histogram.lock().unwrap_or_else(|p| p.into_inner()).len() < n && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -744,7 +744,7 @@ async fn latency(
         offer(LATENCY_WARM_UP_SECS, "warm"),
     )
     .await?;
-    wait_recorded(&histogram, warm.posts).await;
+    wait_recorded(&histogram, warm.posts, Duration::from_secs(60)).await;
     histogram.lock().unwrap_or_else(|p| p.into_inner()).reset();
     let sent = produce_beside(
         &settings.redis.url,
@@ -752,7 +752,7 @@ async fn latency(
         offer(args.latency_secs, "lat"),
     )
     .await?;
-    wait_recorded(&histogram, sent.posts).await;
+    wait_recorded(&histogram, sent.posts, Duration::from_secs(60)).await;
     app.shutdown().await;
     let _: i64 = redis.del(&stream).await?;
     let h = histogram.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,109 @@
+//! The stream's upkeep, for the group monitor: trimming entries the group acknowledged,
+//! capping the dead-letter stream and removing consumers of processes that are gone.
+
+use fred::prelude::*;
+
+use super::group::GroupStats;
+
+/// Trims `stream` below the lowest id `group` may still need (`XTRIM MINID ~`): the oldest
+/// pending entry, else the last delivered one. Every entry below it has been acknowledged by
+/// this group. Returns how many entries went.
+pub async fn trim_acknowledged(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    stats: &GroupStats,
+) -> Result<i64, Error> {
+    let min_id = if stats.pending > 0 {
+        let summary: Value = redis.xpending(stream, group, ()).await?;
+        match summary {
+            Value::Array(parts) => parts.get(1).and_then(|v| v.as_string()),
+            _ => None,
+        }
+    } else {
+        stats.last_delivered_id.clone()
+    };
+    let Some(min_id) = min_id else { return Ok(0) };
+    redis.xtrim(stream, ("MINID", "~", min_id.as_str())).await
+}
+
+/// What [`cap_dead_letters`] trimmed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeadLettersTrimmed {
+    pub trimmed: i64,
+    pub kept: i64,
+    /// The stream's size before, in bytes, as `MEMORY USAGE` estimates it.
+    pub bytes: f64,
+}
+
+/// Trims the oldest letters of `dead` while it holds more than `cap_bytes` (as `MEMORY USAGE`
+/// estimates it), keeping a tenth below the cap. `None` when it was under the cap.
+pub async fn cap_dead_letters(
+    redis: &Client,
+    dead: &str,
+    cap_bytes: f64,
+) -> Result<Option<DeadLettersTrimmed>, Error> {
+    let used: Option<i64> = redis.memory_usage(dead, None).await?;
+    let Some(used) = used.map(|u| u as f64).filter(|&u| u > cap_bytes) else {
+        return Ok(None);
+    };
+    let len: i64 = redis.xlen(dead).await?;
+    let keep = (((len as f64) * cap_bytes / used * 0.9).floor() as i64).max(0);
+    let trimmed: i64 = redis.xtrim(dead, ("MAXLEN", keep)).await?;
+    Ok(Some(DeadLettersTrimmed {
+        trimmed,
+        kept: keep,
+        bytes: used,
+    }))
+}
+
+/// Deletes the consumers of `group`, other than `own`, that hold no pending entries and have
+/// been idle for `stale_ms`; returns their names.
+pub async fn remove_stale_consumers(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    own: &str,
+    stale_ms: i64,
+) -> Result<Vec<String>, Error> {
+    let consumers: Value = redis.xinfo_consumers(stream, group).await?;
+    let Value::Array(consumers) = consumers else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for consumer in consumers {
+        let fields: Vec<Value> = match consumer {
+            Value::Array(fields) => fields,
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .flat_map(|(k, v)| [Value::from(k), v])
+                .collect(),
+            _ => continue,
+        };
+        let value = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|kv| kv[0].as_string().as_deref() == Some(name))
+                .and_then(|kv| kv.get(1))
+        };
+        let number = |name: &str| {
+            value(name).and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
+            })
+        };
+        let name = value("name").and_then(|v| v.as_string());
+        let (Some(name), Some(pending), Some(idle)) = (name, number("pending"), number("idle"))
+        else {
+            continue;
+        };
+        if name != own && pending == 0 && idle >= stale_ms {
+            let _: i64 = redis
+                .xgroup_delconsumer(stream, group, name.as_str())
+                .await?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
