@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { Alert, Post } from "../api/schemas";
+import type { Alert, MetricsSnapshot, Post } from "../api/schemas";
 import type { PostVirality } from "../api/schemas";
 import {
   drain, initialLive, LISTING_GRACE_MS, liveReducer, MAX_POSTS, MAX_VIRAL, mergeAlerts, mergeViral, notDeleted,
@@ -40,6 +41,13 @@ function viral(id: string, score: number, observed = "2026-11-21T10:04:00Z", vel
   };
 }
 const viralFrame = (v: PostVirality) => JSON.stringify({ type: "virality:update", data: v });
+/** A metrics snapshot a real Pulse sent (the captured fixture), at time `at`. */
+function snapshot(at: string): MetricsSnapshot {
+  const captured: { type: string; data?: unknown }[] = JSON.parse(
+    readFileSync(new URL("../api/fixtures/ws.json", import.meta.url), "utf8"),
+  );
+  return { ...(captured.find((m) => m.type === "metrics:update")!.data as MetricsSnapshot), at };
+}
 
 describe("drain: one batch per flush", () => {
   it("parses only the newest posts of a burst and counts the rest", () => {
@@ -53,19 +61,44 @@ describe("drain: one batch per flush", () => {
   });
   it("keeps the latest snapshot, every alert and lag, and skips garbage", () => {
     const b = drain([
-      JSON.stringify({ type: "metrics:update", data: { at: "1" } }),
+      JSON.stringify({ type: "metrics:update", data: snapshot("2026-11-21T10:00:01Z") }),
       JSON.stringify({ type: "alert:negativity", data: alert(1, "firing") }),
       "not json",
       JSON.stringify({ type: "lagged", dropped: 7 }),
-      JSON.stringify({ type: "metrics:update", data: { at: "2" } }),
+      JSON.stringify({ type: "metrics:update", data: snapshot("2026-11-21T10:00:02Z") }),
       viralFrame(viral("v1", 61.2)),
       JSON.stringify({ type: "error", error: { code: "invalid_filter", message: "bad" } }),
     ]);
-    expect(b.snapshot).toEqual({ at: "2" });
+    expect(b.snapshot?.at).toBe("2026-11-21T10:00:02Z");
     expect(b.alerts.map((a) => a.id)).toEqual([1]);
     expect(b.dropped).toBe(7);
     expect(b.viral[0]).toMatchObject({ post_id: "v1", virality_score: 61.2, confidence_interval: { lower: 41, upper: 310.5 } });
     expect(b.errors).toEqual(["invalid_filter: bad"]);
+  });
+});
+
+describe("drain: every message checked against its schema", () => {
+  it("applies none that does not match and says which kind it was", () => {
+    const { text: _text, ...textless } = post("no-text");
+    const b = drain([
+      JSON.stringify({ type: "metrics:update", data: { at: "1" } }),
+      JSON.stringify({ type: "message:new", data: textless }),
+      JSON.stringify({ type: "message:new", data: { ...post("extra"), surprise: 1 } }),
+      JSON.stringify({ type: "alert:negativity", data: { ...alert(2, "firing"), status: "exploded" } }),
+      JSON.stringify({ type: "message:deleted", data: { id: 7 } }),
+      frame(post("fine")),
+    ]);
+    expect(b.snapshot).toBeNull();
+    expect(b.posts.map((p) => p.id)).toEqual(["fine"]);
+    expect(b.alerts).toEqual([]);
+    expect(b.deleted).toEqual([]);
+    expect(b.postCount).toBe(3);
+    expect(b.errors.sort()).toEqual([
+      "a message of type alert:negativity did not match the dashboard's schema",
+      "a message of type message:deleted did not match the dashboard's schema",
+      "a message of type message:new did not match the dashboard's schema",
+      "a message of type metrics:update did not match the dashboard's schema",
+    ]);
   });
 });
 

@@ -1,5 +1,6 @@
 // The live part of the dashboard: what the WebSocket brought, folded in batches. Pure
 // functions, so bursts, pauses and reconnects are unit-tested without a browser.
+import { ServerMessage } from "../api/schemas";
 import type { Alert, MetricsSnapshot, Post, PostVirality } from "../api/schemas";
 
 /** Posts the stream shows (and keeps while paused). */
@@ -245,9 +246,28 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
 const POST_PREFIX = '{"type":"message:new"';
 
 /**
- * Turns the raw frames queued since the last flush into one batch. Posts are recognised by
- * their prefix and only the newest `maxPosts` are parsed: in a burst of thousands, the ones
- * that could never be on screen cost a string comparison, not a JSON parse.
+ * A frame parsed and checked against the schema of every server message; `undefined` for a
+ * frame that is not JSON (it cannot come from Pulse), an error text for one that is JSON but
+ * matches no message the dashboard knows.
+ */
+function parseFrame(frame: string): ServerMessage | string | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(frame);
+  } catch {
+    return undefined;
+  }
+  const parsed = ServerMessage.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const type = json && typeof json === "object" && "type" in json ? String(json.type) : "untyped";
+  return `a message of type ${type} did not match the dashboard's schema`;
+}
+
+/**
+ * Turns the raw frames queued since the last flush into one batch, each message parsed with
+ * its schema. Posts are recognised by their prefix and only the newest `maxPosts` are parsed:
+ * in a burst of thousands, the ones that could never be on screen cost a string comparison,
+ * not a parse.
  */
 export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
   const batch: Batch = {
@@ -263,38 +283,40 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
   };
   let postsToParse = maxPosts;
   for (let i = frames.length - 1; i >= 0; i--) {
-    if (frames[i].startsWith(POST_PREFIX)) {
+    const isPost = frames[i].startsWith(POST_PREFIX);
+    if (isPost) {
       batch.postCount++;
-      if (postsToParse > 0) {
-        postsToParse--;
-        try {
-          batch.posts.push(JSON.parse(frames[i]).data as Post);
-        } catch {
-          /* a frame that is not JSON cannot come from Pulse; skip it */
-        }
-      }
+      if (postsToParse === 0) continue;
+      postsToParse--;
+    }
+    const msg = parseFrame(frames[i]);
+    if (msg === undefined) continue;
+    if (typeof msg === "string") {
+      if (!batch.errors.includes(msg)) batch.errors.push(msg);
       continue;
     }
-    let msg: { type?: string; data?: unknown; dropped?: number; error?: { code: string; message: string } };
-    try {
-      msg = JSON.parse(frames[i]);
-    } catch {
-      continue;
-    }
-    const type = msg.type ?? "";
-    if (type === "metrics:initial" || type === "metrics:update") {
-      if (!batch.snapshot) batch.snapshot = msg.data as MetricsSnapshot;
-    } else if (type.startsWith("alert:")) {
-      batch.alerts.push(msg.data as Alert);
-    } else if (type === "message:deleted" && msg.data && typeof msg.data === "object") {
-      const id = (msg.data as { id?: unknown }).id;
-      if (typeof id === "string") batch.deleted.push(id);
-    } else if (type === "virality:update" && msg.data && typeof msg.data === "object") {
-      batch.viral.push(msg.data as PostVirality);
-    } else if (type === "lagged") {
-      batch.dropped += msg.dropped ?? 0;
-    } else if (type === "error" && msg.error) {
-      batch.errors.push(`${msg.error.code}: ${msg.error.message}`);
+    switch (msg.type) {
+      case "message:new":
+        batch.posts.push(msg.data);
+        break;
+      case "metrics:initial":
+      case "metrics:update":
+        if (!batch.snapshot) batch.snapshot = msg.data;
+        break;
+      case "message:deleted":
+        batch.deleted.push(msg.data.id);
+        break;
+      case "virality:update":
+        batch.viral.push(msg.data);
+        break;
+      case "lagged":
+        batch.dropped += msg.dropped;
+        break;
+      case "error":
+        batch.errors.push(`${msg.error.code}: ${msg.error.message}`);
+        break;
+      default:
+        if ("data" in msg) batch.alerts.push(msg.data);
     }
   }
   // Walked newest first; hand back oldest first.
