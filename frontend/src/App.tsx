@@ -1,13 +1,15 @@
-import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type ReactNode } from "react";
-import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
-import { session } from "./api/auth";
-import { api, ApiError } from "./api/client";
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { api } from "./api/client";
 import type { Stats, WsFilter } from "./api/schemas";
-import { alertInView, filtersToSearch, hasLabelFilters, labelFilters, parseFilters, trendScope, type FilterKey, type Filters } from "./lib/filters";
-import { compact, percent, perMinute, rate, score, signed } from "./lib/format";
-import { LiveSocket, socketUrl, type ConnectionState } from "./lib/socket";
+import { alertInView, hasLabelFilters, labelFilters, trendScope, type FilterKey } from "./lib/filters";
+import { countChartRender } from "./lib/counters";
+import type { ConnectionState } from "./lib/socket";
 import { useTheme } from "./lib/theme";
-import { initialLive, liveReducer, MAX_VIRAL, mergeViral, notDeleted } from "./state/live";
+import { mergeViral, notDeleted } from "./state/live";
+import { useFilters } from "./hooks/useFilters";
+import { useLive, useLiveRates } from "./hooks/useLive";
+import { usePanelData } from "./hooks/usePanelData";
 import { FilterBar } from "./components/FilterBar";
 import { OverallPanel } from "./components/Overall";
 import { TrendPanel } from "./components/Trend";
@@ -19,53 +21,6 @@ import { AlertsPanel } from "./components/Alerts";
 import { ViralPanel } from "./components/Viral";
 import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
-
-/**
- * What the browser tests read (`window.__pulse`): live flushes and chart renders for the
- * benchmark, and the page's own formatters, so the end-to-end test formats the REST API's
- * numbers exactly as the panels do.
- */
-export interface PulseCounters {
-  batches: number;
-  posts: number;
-  chartRenders: number;
-  lastChartRender: number;
-  format: {
-    compact: typeof compact;
-    percent: typeof percent;
-    signed: typeof signed;
-    rate: typeof rate;
-    score: typeof score;
-    perMinute: typeof perMinute;
-  };
-}
-declare global {
-  interface Window {
-    __pulse?: PulseCounters;
-  }
-}
-const counters: PulseCounters = { batches: 0, posts: 0, chartRenders: 0, lastChartRender: 0, format: { compact, percent, signed, rate, score, perMinute } };
-window.__pulse = counters;
-
-function countChartRender(): void {
-  counters.chartRenders++;
-  counters.lastChartRender = performance.now();
-}
-
-function useFilters(): [Filters, (f: Filters) => void] {
-  const [filters, setFilters] = useState(() => parseFilters(window.location.search));
-  useEffect(() => {
-    const onPop = () => setFilters(parseFilters(window.location.search));
-    window.addEventListener("popstate", onPop);
-    return () => window.removeEventListener("popstate", onPop);
-  }, []);
-  const update = useCallback((next: Filters) => {
-    const search = filtersToSearch(next);
-    window.history.pushState(null, "", search ? `?${search}` : window.location.pathname);
-    setFilters(next);
-  }, []);
-  return [filters, update];
-}
 
 function ConnectionBadge({ state }: { state: ConnectionState }) {
   const [, tick] = useState(0);
@@ -94,69 +49,12 @@ function ConnectionBadge({ state }: { state: ConnectionState }) {
 export function App({ account, admin }: { account?: ReactNode; admin: boolean }) {
   const [filters, setFilters] = useFilters();
   const [theme, toggleTheme] = useTheme();
-  const [live, dispatch] = useReducer(liveReducer, initialLive);
-  const [conn, setConn] = useState<ConnectionState>({ status: "connecting", attempt: 0 });
-  const socketRef = useRef<LiveSocket | null>(null);
   const queryClient = useQueryClient();
   const wsFilter = useMemo(() => labelFilters(filters) as WsFilter, [filters]);
   const filtered = hasLabelFilters(filters);
-
-  // The socket lives as long as the page; filter changes resubscribe it.
-  useEffect(() => {
-    const s = new LiveSocket(
-      async () => socketUrl(window.location, await session.token()),
-      ["posts", "metrics", "alerts", "virality"],
-      (batch) => {
-        counters.batches++;
-        counters.posts += batch.postCount;
-        dispatch({ type: "batch", batch });
-        if (batch.dropped) queryClient.invalidateQueries({ queryKey: ["posts"] });
-      },
-      (state) => {
-        setConn(state);
-        // Messages are not kept for disconnected clients: catch up through REST (the
-        // server's authentication mode is not data to catch up on).
-        if (state.status === "open") queryClient.invalidateQueries({ predicate: (q) => q.queryKey[0] !== "auth-status" });
-      },
-      () => session.renew(),
-    );
-    socketRef.current = s;
-    s.start(wsFilter);
-    return () => s.stop();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
-  const firstFilter = useRef(true);
-  useEffect(() => {
-    if (firstFilter.current) {
-      firstFilter.current = false;
-      return;
-    }
-    dispatch({ type: "filtersChanged" });
-    socketRef.current?.setFilter(wsFilter);
-  }, [wsFilter]);
-
-  const q = { placeholderData: keepPreviousData, retry: 1 } as const;
-  const overall = useQuery({ queryKey: ["overall", filters], queryFn: () => api.overall(filters), refetchInterval: 2000, ...q });
-  const series = useQuery({ queryKey: ["timeseries", trendScope(filters)], queryFn: () => api.timeseries(filters), refetchInterval: 1000, ...q });
-  const platformsQ = useQuery({ queryKey: ["platforms", filters], queryFn: () => api.platforms(filters), refetchInterval: 5000, ...q });
-  const productsQ = useQuery({ queryKey: ["products", filters], queryFn: () => api.products(filters), refetchInterval: 5000, ...q });
-  const channelsQ = useQuery({ queryKey: ["channels", filters], queryFn: () => api.channels(filters), refetchInterval: 5000, ...q });
-  const languagesQ = useQuery({ queryKey: ["languages", filters], queryFn: () => api.languages(filters), refetchInterval: 5000, ...q });
-  const geoQ = useQuery({ queryKey: ["geo", filters], queryFn: () => api.geo(filters), refetchInterval: 5000, ...q });
-  const termsQ = useQuery({ queryKey: ["terms", filters.window], queryFn: () => api.terms(filters), refetchInterval: 10_000, ...q });
-  const trendingQ = useQuery({ queryKey: ["trending-posts", wsFilter], queryFn: () => api.trendingPosts(filters, MAX_VIRAL), refetchInterval: 5000, ...q });
-  const pipelineQ = useQuery({ queryKey: ["pipeline"], queryFn: api.pipeline, refetchInterval: 2000, ...q });
-  const postsQ = useQuery({ queryKey: ["posts", wsFilter], queryFn: () => api.posts(filters), staleTime: Infinity });
-  const alertsQ = useQuery({ queryKey: ["alerts"], queryFn: api.alerts, refetchInterval: 30_000 });
-  // Admins only; a 403 (a role changed under the session) stops the polling too.
-  const channelListQ = useQuery({
-    queryKey: ["alert-channels"],
-    queryFn: api.channelList,
-    enabled: admin,
-    refetchInterval: (query) => (query.state.error instanceof ApiError && query.state.error.status === 403 ? false : 15_000),
-    retry: false,
-  });
-  const channelsForbidden = !admin || (channelListQ.error instanceof ApiError && channelListQ.error.status === 403);
+  const [live, dispatch, conn] = useLive(wsFilter);
+  const data = usePanelData(filters, wsFilter, admin);
+  const { overall, series, trending: trendingQ, posts: postsQ, alerts: alertsQ, channelList: channelListQ } = data;
 
   useEffect(() => {
     if (postsQ.data) dispatch({ type: "seedPosts", posts: postsQ.data.items });
@@ -174,23 +72,7 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
     source = "live";
   }
 
-  // Live rate and render rate over the last few seconds, for the health panel.
-  const [rates, setRates] = useState({ posts: 0, fps: 0 });
-  const last = useRef({ t: performance.now(), posts: 0, batches: 0 });
-  const postCountRef = useRef(0);
-  postCountRef.current = live.postCount;
-  useEffect(() => {
-    const t = setInterval(() => {
-      const now = performance.now();
-      const dt = (now - last.current.t) / 1000;
-      setRates({
-        posts: (postCountRef.current - last.current.posts) / dt,
-        fps: (counters.batches - last.current.batches) / dt,
-      });
-      last.current = { t: now, posts: postCountRef.current, batches: counters.batches };
-    }, 2000);
-    return () => clearInterval(t);
-  }, []);
+  const rates = useLiveRates(live.postCount);
 
   const [acking, setAcking] = useState<Set<number>>(new Set());
   const [ackError, setAckError] = useState<string>();
@@ -223,10 +105,10 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
 
   const pick = useCallback((dimension: FilterKey, key: string | undefined) => setFilters({ ...filters, [dimension]: key }), [filters, setFilters]);
   const options = {
-    product: productsQ.data?.items.map((i) => i.key) ?? [],
-    channel: channelsQ.data?.items.map((i) => i.key) ?? [],
-    country: geoQ.data?.countries.map((i) => i.key) ?? [],
-    city: geoQ.data?.cities.map((i) => i.key) ?? [],
+    product: data.products.data?.items.map((i) => i.key) ?? [],
+    channel: data.channels.data?.items.map((i) => i.key) ?? [],
+    country: data.geo.data?.countries.map((i) => i.key) ?? [],
+    city: data.geo.data?.cities.map((i) => i.key) ?? [],
   };
   const scope = trendScope(filters);
   const scopeText = scope.dimension === "overall" ? "whole stream" : `${scope.dimension} = ${scope.key}${scope.partial ? " (the trend follows one filter)" : ""}`;
@@ -267,20 +149,20 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
         />
         <EmotionsPanel stats={overallStats} />
         <ComparePanel id="platforms" title="By platform">
-          <RankedList dimension="platform" items={platformsQ.data?.items} active={filters.platform} onPick={pick} />
+          <RankedList dimension="platform" items={data.platforms.data?.items} active={filters.platform} onPick={pick} />
         </ComparePanel>
         <ComparePanel id="products" title="Share of voice by product">
-          <RankedList dimension="product" items={productsQ.data?.items} active={filters.product} onPick={pick} />
+          <RankedList dimension="product" items={data.products.data?.items} active={filters.product} onPick={pick} />
         </ComparePanel>
         <ComparePanel id="channels" title="By channel">
-          <RankedList dimension="channel" items={channelsQ.data?.items} active={filters.channel} onPick={pick} />
+          <RankedList dimension="channel" items={data.channels.data?.items} active={filters.channel} onPick={pick} />
         </ComparePanel>
-        <LanguagesPanel data={languagesQ.data} />
+        <LanguagesPanel data={data.languages.data} />
         <ComparePanel id="countries" title="By country">
-          <RankedList dimension="country" items={geoQ.data?.countries} active={filters.country} onPick={pick} />
+          <RankedList dimension="country" items={data.geo.data?.countries} active={filters.country} onPick={pick} />
         </ComparePanel>
         <ComparePanel id="cities" title="By city">
-          <RankedList dimension="city" items={geoQ.data?.cities} active={filters.city} onPick={pick} />
+          <RankedList dimension="city" items={data.geo.data?.cities} active={filters.city} onPick={pick} />
         </ComparePanel>
         <StreamPanel
           posts={live.paused ? live.posts : live.posts}
@@ -293,12 +175,12 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
           viral={viral}
           texts={postTexts}
           error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
-          terms={termsQ.data}
+          terms={data.terms.data}
         />
-        <PipelinePanel pipeline={pipelineQ.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
+        <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
         <ChannelsPanel
           list={channelListQ.data}
-          forbidden={channelsForbidden}
+          forbidden={data.channelsForbidden}
           error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
           onTest={testChannel}
         />
