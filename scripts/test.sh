@@ -2,22 +2,39 @@
 # Runs every check CI runs: formatting, clippy (warnings are errors), then the test suite against
 # local PostgreSQL and Redis (started when nothing answers at DATABASE_URL / REDIS_URL).
 #
-#   bash scripts/test.sh [test runner arguments, e.g. a test name filter]
+#   bash scripts/test.sh [--under-load] [test runner arguments, e.g. a test name filter]
+#
+# Every failing test is reported: the runner goes on past the first failure unless given
+# --fail-fast. --under-load keeps every core busy (stress-ng) while the tests run, to find
+# tests that assume an idle machine.
 #
 # The tests see DATABASE_URL, REDIS_URL, ORT_DYLIB_PATH, PULSE_MODEL_DIR, PULSE_SCHEMATHESIS (the API
-# fuzzer tests/openapi.rs runs) and PULSE_PG_BIN (initdb/pg_ctl/postgres, for tests that start
+# fuzzer tests/api/openapi.rs runs) and PULSE_PG_BIN (initdb/pg_ctl/postgres, for tests that start
 # throwaway clusters). CARGO_TARGET_DIR is honoured as cargo
 # always does. The last lines printed are the test runner's own summary.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+under_load=false
+runner_args=()
+for arg in "$@"; do
+    case $arg in
+        --under-load) under_load=true ;;
+        *) runner_args+=("$arg") ;;
+    esac
+done
+fail_fast=(--no-fail-fast)
+for arg in "${runner_args[@]}"; do
+    if [[ $arg == --fail-fast || $arg == --ff ]]; then fail_fast=(); fi
+done
+
 step() {
     echo "==> $*" >&2
     "$@"
 }
 
-# Runs the dashboard's unit tests and builds it (the Rust browser tests in tests/dashboard.rs
+# Runs the dashboard's unit tests and builds it (the Rust browser tests in tests/api/dashboard.rs
 # serve that build). No-op until the frontend has a package.json.
 run_frontend_tests() {
     [[ -f frontend/package.json ]] || return 0
@@ -87,8 +104,16 @@ if has_lib_target; then
     step cargo test --doc --features fault-injection
 fi
 
+if [[ $under_load == true ]]; then
+    command -v stress-ng >/dev/null 2>&1 || pulse_pkg_install stress-ng
+    stress-ng --cpu "$(nproc)" --quiet &
+    load_pid=$!
+    trap 'kill "$load_pid" 2>/dev/null || true' EXIT
+    echo "==> under load: stress-ng --cpu $(nproc) beside the tests" >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
-    step cargo nextest run --all-targets --features fault-injection "$@"
+    step cargo nextest run --all-targets --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
 else
-    step cargo test --all-targets --features fault-injection "$@"
+    step cargo test --all-targets --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
 fi
