@@ -20,6 +20,7 @@ use super::rollups::{
 use crate::models::deletion::DeletedPost;
 use crate::models::event::{StreamedDeletion, StreamedEngagement, MAX_ENGAGEMENT_COUNT};
 use crate::models::producer::{engagement_key, Trust};
+use crate::models::views::saturating_i64;
 use crate::models::AnalyzedPost;
 
 /// The array inputs of the statement by relation: each column's name and SQL element type.
@@ -668,10 +669,6 @@ pub async fn write<'a>(
         }
     }
     Ok(outcome)
-}
-
-fn saturating_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Data errors (classes 22 and 23) mean the batch itself is bad and must be split; anything

@@ -14,6 +14,7 @@ use crate::actors::messages::{Committed, Publish};
 use crate::config::ViralitySettings;
 use crate::db::virality::{CascadeRow, FeedRow, HistoryRow, MomentumRow, StoredCascade};
 use crate::models::live::{FilterKeys, Topic, VIRALITY_UPDATE};
+use crate::models::views::saturating_i64;
 use crate::models::{Platform, SentimentLabel};
 use crate::telemetry::names;
 use crate::virality::calibration::Calibration;
@@ -55,10 +56,6 @@ impl Entry {
             meta_pending,
         }
     }
-}
-
-fn clamp_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The `virality:update` payload and the API's post virality object share this shape.
@@ -481,19 +478,19 @@ fn cascade_row(id: &str, entry: &Entry, v: &Virality, status: &'static str) -> C
         country: meta.country,
         sentiment: meta.sentiment.map(SentimentLabel::as_str),
         hashtags: meta.hashtags,
-        author_followers: clamp_i64(meta.author_followers),
+        author_followers: saturating_i64(meta.author_followers),
         post_known: t.meta.is_some(),
         created_at: virality::from_unix_seconds(t.origin()),
         observed_at: v.observed_at,
         last_activity_at: Utc::now() - idle,
         status,
-        shares: clamp_i64(v.counts.shares),
-        likes: clamp_i64(v.counts.likes),
-        comments: clamp_i64(v.counts.comments),
-        views: clamp_i64(v.counts.views),
-        reach: clamp_i64(v.reach),
+        shares: saturating_i64(v.counts.shares),
+        likes: saturating_i64(v.counts.likes),
+        comments: saturating_i64(v.counts.comments),
+        views: saturating_i64(v.counts.views),
+        reach: saturating_i64(v.reach),
         depth: i64::from(v.structure.depth),
-        breadth: clamp_i64(v.structure.breadth),
+        breadth: saturating_i64(v.structure.breadth),
         structural_virality: v.structure.structural_virality,
         velocity: v.momentum.velocity,
         acceleration: v.momentum.acceleration,
