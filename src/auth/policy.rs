@@ -1,8 +1,8 @@
 //! The route policy: which role each route needs. Access is decided on the route the router
 //! matched (its pattern, such as `/api/v1/admin/keys/{id}`), never on the text of the request
-//! path, so no spelling of a path can reach a route under another route's rule. One table
-//! for the whole API, read top to bottom; a method and pattern it does not list needs the
-//! most privileged role, so a route nobody listed is closed by default, not open.
+//! path, so no spelling of a path can reach a route under another route's rule. The rules come
+//! from the API's one route table (`http::routes`); a method and pattern they do not list
+//! needs the most privileged role, so a route nobody listed is closed by default, not open.
 
 use actix_web::http::Method;
 
@@ -18,95 +18,67 @@ pub enum Access {
 }
 
 /// One route and the access it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRule {
-    pub method: &'static str,
+    pub method: Method,
     /// The router's pattern, exactly as the route is registered.
-    pub pattern: &'static str,
+    pub pattern: String,
     pub access: Access,
 }
 
-const fn rule(method: &'static str, pattern: &'static str, access: Access) -> RouteRule {
-    RouteRule {
-        method,
-        pattern,
-        access,
+pub const PUBLIC: Access = Access::Public;
+pub const INGEST: Access = Access::Role(Role::Ingest);
+pub const ANALYST: Access = Access::Role(Role::Analyst);
+pub const ADMIN: Access = Access::Role(Role::Admin);
+
+/// The rules of every route Pulse serves (the HTTP layer's route table produces them).
+#[derive(Debug, Clone)]
+pub struct RoutePolicy {
+    rules: Vec<RouteRule>,
+}
+
+impl RoutePolicy {
+    /// The policy of `rules`; refused when two rules name the same method and pattern, since
+    /// which of them applied would depend on their order.
+    pub fn new(rules: Vec<RouteRule>) -> Result<Self, String> {
+        for (i, a) in rules.iter().enumerate() {
+            if rules[i + 1..]
+                .iter()
+                .any(|b| a.method == b.method && a.pattern == b.pattern)
+            {
+                return Err(format!("{} {} has two rules", a.method, a.pattern));
+            }
+        }
+        Ok(Self { rules })
     }
-}
 
-const PUBLIC: Access = Access::Public;
-const INGEST: Access = Access::Role(Role::Ingest);
-const ANALYST: Access = Access::Role(Role::Analyst);
-const ADMIN: Access = Access::Role(Role::Admin);
+    pub fn rules(&self) -> &[RouteRule] {
+        &self.rules
+    }
 
-/// Every route Pulse serves. A test checks that this list and the registered routes are the
-/// same set, so a new route cannot be served without a line here.
-pub const ROUTES: &[RouteRule] = &[
-    rule("GET", "/health", PUBLIC),
-    rule("GET", "/ready", PUBLIC),
-    rule("GET", "/metrics", PUBLIC),
-    rule("GET", "/api/v1", PUBLIC),
-    rule("GET", "/api/openapi.json", PUBLIC),
-    rule("GET", "/api/docs", PUBLIC),
-    rule("GET", "/api/docs.js", PUBLIC),
-    rule("GET", "/api/docs.css", PUBLIC),
-    rule("GET", "/api/v1/auth/status", PUBLIC),
-    rule("POST", "/api/v1/auth/token", PUBLIC),
-    rule("POST", "/api/v1/events", INGEST),
-    rule("GET", "/ws", ANALYST),
-    rule("POST", "/api/v1/analyze", ANALYST),
-    rule("GET", "/api/v1/posts", ANALYST),
-    rule("GET", "/api/v1/posts/{id}", ANALYST),
-    rule("GET", "/api/v1/posts/{id}/virality", ANALYST),
-    rule("GET", "/api/v1/metrics/overall", ANALYST),
-    rule("GET", "/api/v1/metrics/platforms", ANALYST),
-    rule("GET", "/api/v1/metrics/geo", ANALYST),
-    rule("GET", "/api/v1/metrics/products", ANALYST),
-    rule("GET", "/api/v1/metrics/channels", ANALYST),
-    rule("GET", "/api/v1/metrics/languages", ANALYST),
-    rule("GET", "/api/v1/metrics/timeseries", ANALYST),
-    rule("GET", "/api/v1/trending/terms", ANALYST),
-    rule("GET", "/api/v1/trending/posts", ANALYST),
-    rule("GET", "/api/v1/trending/momentum", ANALYST),
-    rule("POST", "/api/v1/score", ANALYST),
-    rule("POST", "/api/v1/feedback", ANALYST),
-    rule("GET", "/api/v1/pipeline", ANALYST),
-    rule("GET", "/api/v1/alerts", ANALYST),
-    rule("POST", "/api/v1/alerts/{id}/ack", ANALYST),
-    rule("POST", "/api/v1/alerts/{id}/resolve", ANALYST),
-    rule("GET", "/api/v1/alert-rules", ANALYST),
-    rule("GET", "/api/v1/alert-rules/{id}", ANALYST),
-    rule("POST", "/api/v1/alert-rules", ADMIN),
-    rule("PATCH", "/api/v1/alert-rules/{id}", ADMIN),
-    rule("DELETE", "/api/v1/alert-rules/{id}", ADMIN),
-    rule("POST", "/api/v1/alert-rules/{id}/enable", ADMIN),
-    rule("POST", "/api/v1/alert-rules/{id}/disable", ADMIN),
-    rule("GET", "/api/v1/webhooks", ADMIN),
-    rule("POST", "/api/v1/webhooks", ADMIN),
-    rule("DELETE", "/api/v1/webhooks/{id}", ADMIN),
-    rule("GET", "/api/v1/webhooks/{id}/deliveries", ADMIN),
-    rule("POST", "/api/v1/webhooks/{id}/test", ADMIN),
-    rule("GET", "/api/v1/admin/keys", ADMIN),
-    rule("POST", "/api/v1/admin/keys", ADMIN),
-    rule("DELETE", "/api/v1/admin/keys/{id}", ADMIN),
-    rule("GET", "/api/v1/admin/audit", ADMIN),
-];
+    /// The rule of `method pattern`, if there is one.
+    pub fn rule_for(&self, method: &Method, pattern: &str) -> Option<&RouteRule> {
+        self.rules
+            .iter()
+            .find(|r| r.method == method && r.pattern == pattern)
+    }
 
-/// The rule of `method pattern`, if the table lists it.
-pub fn rule_for(method: &Method, pattern: &str) -> Option<&'static RouteRule> {
-    ROUTES
-        .iter()
-        .find(|r| r.method == method.as_str() && r.pattern == pattern)
-}
+    /// The access `method` on the route matched as `pattern` needs; `None` (no route matched)
+    /// for paths outside the API and the WebSocket is public (the dashboard's files and its
+    /// client-side routes), and the API's own unmatched paths need the strictest role.
+    pub fn required(&self, method: &Method, pattern: Option<&str>, path: &str) -> Access {
+        match pattern {
+            Some(pattern) => self.rule_for(method, pattern).map_or(ADMIN, |r| r.access),
+            None if is_api_path(path) => ADMIN,
+            None => PUBLIC,
+        }
+    }
 
-/// The access `method` on the route matched as `pattern` needs; `None` (no route matched)
-/// for paths outside the API and the WebSocket is public (the dashboard's files and its
-/// client-side routes), and the API's own unmatched paths need the strictest role.
-pub fn required(method: &Method, pattern: Option<&str>, path: &str) -> Access {
-    match pattern {
-        Some(pattern) => rule_for(method, pattern).map_or(ADMIN, |r| r.access),
-        None if is_api_path(path) => ADMIN,
-        None => PUBLIC,
+    /// Whether a request to the route is an admin change the audit log records: every write
+    /// that needs the admin role.
+    pub fn audited(&self, method: &Method, pattern: &str) -> bool {
+        self.rule_for(method, pattern)
+            .is_some_and(|r| r.access == ADMIN && r.method != Method::GET)
     }
 }
 
@@ -115,70 +87,75 @@ pub fn is_api_path(path: &str) -> bool {
     path.starts_with("/api") || path.starts_with("/ws")
 }
 
-/// Whether a request to the route is an admin change the audit log records: every write
-/// that needs the admin role.
-pub fn audited(method: &Method, pattern: &str) -> bool {
-    rule_for(method, pattern).is_some_and(|r| r.access == ADMIN && r.method != "GET")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn needs(method: Method, pattern: &str) -> Access {
-        required(&method, Some(pattern), pattern)
+    fn rule(method: Method, pattern: &str, access: Access) -> RouteRule {
+        RouteRule {
+            method,
+            pattern: pattern.into(),
+            access,
+        }
+    }
+
+    fn policy() -> RoutePolicy {
+        RoutePolicy::new(vec![
+            rule(Method::GET, "/health", PUBLIC),
+            rule(Method::POST, "/api/v1/events", INGEST),
+            rule(Method::GET, "/api/v1/posts", ANALYST),
+            rule(Method::GET, "/api/v1/posts/{id}", ANALYST),
+            rule(Method::GET, "/api/v1/admin/audit", ADMIN),
+            rule(Method::POST, "/api/v1/admin/keys", ADMIN),
+        ])
+        .unwrap()
     }
 
     #[test]
-    fn the_table_gives_each_route_its_role() {
+    fn each_route_needs_its_rules_access() {
+        let policy = policy();
+        let needs =
+            |method: Method, pattern: &str| policy.required(&method, Some(pattern), pattern);
         assert_eq!(needs(Method::GET, "/health"), PUBLIC);
-        assert_eq!(needs(Method::POST, "/api/v1/auth/token"), PUBLIC);
         assert_eq!(needs(Method::POST, "/api/v1/events"), INGEST);
         assert_eq!(needs(Method::GET, "/api/v1/posts/{id}"), ANALYST);
-        assert_eq!(needs(Method::GET, "/ws"), ANALYST);
-        assert_eq!(needs(Method::POST, "/api/v1/alerts/{id}/ack"), ANALYST);
-        assert_eq!(needs(Method::POST, "/api/v1/alert-rules"), ADMIN);
         assert_eq!(needs(Method::GET, "/api/v1/admin/audit"), ADMIN);
     }
 
     #[test]
-    fn what_the_table_does_not_list_needs_an_admin() {
+    fn what_the_rules_do_not_list_needs_an_admin() {
+        let policy = policy();
+        let needs =
+            |method: Method, pattern: &str| policy.required(&method, Some(pattern), pattern);
         // A listed pattern with an unlisted method.
         assert_eq!(needs(Method::PUT, "/api/v1/posts/{id}"), ADMIN);
         assert_eq!(needs(Method::HEAD, "/api/v1/posts"), ADMIN);
-        // A pattern the table does not know.
+        // A pattern no rule names.
         assert_eq!(needs(Method::GET, "/api/v1/whatever"), ADMIN);
         // No route matched: inside the API, the strictest; outside, the dashboard's files.
         for path in ["/api", "/api/v1/nothing", "/api.json", "/ws/x", "/wsx"] {
-            assert_eq!(required(&Method::GET, None, path), ADMIN, "{path}");
+            assert_eq!(policy.required(&Method::GET, None, path), ADMIN, "{path}");
         }
         for path in ["/", "/assets/index.js", "/alerts", "/w"] {
-            assert_eq!(required(&Method::GET, None, path), PUBLIC, "{path}");
+            assert_eq!(policy.required(&Method::GET, None, path), PUBLIC, "{path}");
         }
     }
 
     #[test]
-    fn every_route_is_listed_once() {
-        for (i, a) in ROUTES.iter().enumerate() {
-            assert!(
-                !ROUTES[i + 1..]
-                    .iter()
-                    .any(|b| a.method == b.method && a.pattern == b.pattern),
-                "{} {} is listed twice",
-                a.method,
-                a.pattern
-            );
-        }
+    fn a_route_with_two_rules_is_refused() {
+        let twice = RoutePolicy::new(vec![
+            rule(Method::GET, "/api/v1/posts", ANALYST),
+            rule(Method::GET, "/api/v1/posts", PUBLIC),
+        ]);
+        assert!(twice.is_err());
     }
 
     #[test]
-    fn admin_changes_are_audited_and_reads_are_not() {
-        assert!(audited(&Method::POST, "/api/v1/alert-rules"));
-        assert!(audited(&Method::PATCH, "/api/v1/alert-rules/{id}"));
-        assert!(audited(&Method::DELETE, "/api/v1/webhooks/{id}"));
-        assert!(audited(&Method::POST, "/api/v1/admin/keys"));
-        assert!(!audited(&Method::GET, "/api/v1/admin/audit"));
-        assert!(!audited(&Method::POST, "/api/v1/alerts/{id}/ack"));
-        assert!(!audited(&Method::PUT, "/api/v1/admin/keys"));
+    fn only_admin_writes_are_audited() {
+        let policy = policy();
+        assert!(policy.audited(&Method::POST, "/api/v1/admin/keys"));
+        assert!(!policy.audited(&Method::GET, "/api/v1/admin/audit"));
+        assert!(!policy.audited(&Method::POST, "/api/v1/events"));
+        assert!(!policy.audited(&Method::PUT, "/api/v1/admin/keys"));
     }
 }

@@ -2,7 +2,7 @@
 //! HTTP side of the handshake, with the caller's credential and the API's error shape.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
 use super::error::{ApiError, ErrorBody};
@@ -16,8 +16,6 @@ use crate::ws::WsSession;
 /// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
 /// shape.
 #[utoipa::path(
-    get,
-    path = "/ws",
     tag = "live",
     operation_id = "websocket",
     summary = "Live updates over a WebSocket",
@@ -41,6 +39,7 @@ use crate::ws::WsSession;
             body = ErrorBody),
     )
 )]
+#[get("/ws")]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,

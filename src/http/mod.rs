@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod posts;
 pub mod rate_limit;
 pub mod request_id;
+pub mod routes;
 pub mod security_headers;
 pub mod state;
 pub mod virality_api;
@@ -84,59 +85,12 @@ impl AppState {
     }
 }
 
-/// Registers every route and the shared error handlers.
+/// Registers every route (see [`routes`]) and the shared error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .service(openapi::index)
-        .service(health::health)
-        .service(health::ready)
-        .service(health::prometheus)
-        .service(auth_api::auth_status)
-        .service(auth_api::token)
-        .service(auth_api::list_keys)
-        .service(auth_api::create_key)
-        .service(auth_api::revoke_key)
-        .service(auth_api::audit_log)
-        .service(openapi::openapi_json)
-        .service(openapi::docs_page)
-        .service(openapi::docs_script)
-        .service(openapi::docs_style)
-        .service(events::create)
-        .service(analyze::analyze)
-        .service(posts::list)
-        .service(virality_api::post_virality)
-        .service(posts::get_one)
-        .service(metrics_api::overall)
-        .service(metrics_api::platforms)
-        .service(metrics_api::geo)
-        .service(metrics_api::products)
-        .service(metrics_api::channels)
-        .service(metrics_api::languages)
-        .service(metrics_api::timeseries)
-        .service(metrics_api::trending_terms)
-        .service(pipeline::pipeline)
-        .service(alerts_api::list_rules)
-        .service(alerts_api::create_rule)
-        .service(alerts_api::get_rule)
-        .service(alerts_api::update_rule)
-        .service(alerts_api::delete_rule)
-        .service(alerts_api::enable_rule)
-        .service(alerts_api::disable_rule)
-        .service(alerts_api::list_alerts)
-        .service(alerts_api::acknowledge)
-        .service(alerts_api::resolve)
-        .service(webhooks_api::create)
-        .service(webhooks_api::list)
-        .service(webhooks_api::remove)
-        .service(webhooks_api::deliveries)
-        .service(webhooks_api::test)
-        .service(virality_api::trending_posts)
-        .service(virality_api::momentum)
-        .service(virality_api::score)
-        .service(virality_api::feedback)
-        .route("/ws", web::get().to(live::connect));
+        .configure(routes::register);
 }
 
 /// Builds the actix-web app for `state`.
@@ -162,30 +116,4 @@ pub fn app(
         .wrap(actix_web::middleware::Compress::default())
         .configure(configure)
         .default_service(web::to(dashboard::fallback))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    /// The route policy and the documented routes are the same set: a route cannot be served
-    /// without a rule, and no rule names a route that does not exist.
-    #[test]
-    fn the_policy_lists_exactly_the_documented_routes() {
-        let documented: BTreeSet<String> = super::openapi::endpoints().iter().cloned().collect();
-        let ruled: BTreeSet<String> = crate::auth::policy::ROUTES
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.pattern))
-            .collect();
-        assert_eq!(
-            documented.difference(&ruled).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "documented routes without a rule"
-        );
-        assert_eq!(
-            ruled.difference(&documented).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "rules for routes that are not documented"
-        );
-    }
 }

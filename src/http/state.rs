@@ -17,8 +17,8 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
-use super::AppState;
-use crate::auth::policy::{self, Access};
+use super::{routes, AppState};
+use crate::auth::policy::Access;
 use crate::auth::Principal;
 use crate::telemetry::names;
 
@@ -78,7 +78,7 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
         .ok_or_else(|| ApiError::internal("the application state is missing"))?;
     let pattern = req.match_pattern();
     let caller = req.extensions().get::<Principal>().cloned();
-    match policy::required(req.method(), pattern.as_deref(), req.path()) {
+    match routes::policy().required(req.method(), pattern.as_deref(), req.path()) {
         Access::Public => Ok(State { app, caller }),
         Access::Role(needed) => match caller {
             Some(p) if p.role.allows(needed) => Ok(State {

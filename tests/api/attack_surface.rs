@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use chrono::{Duration as TimeDelta, Utc};
 use common::*;
 use pulse::app::{Application, ServeOptions};
-use pulse::auth::policy::{self, Access};
+use pulse::auth::policy::Access;
 use pulse::auth::token::TokenCodec;
 use pulse::auth::{keys, Role};
 use pulse::config::Secret;
+use pulse::http::routes;
 use serde_json::Value;
 
 const SECRET: &str = "7c1e9a3f5b2d8e4061a7c3f9e5b1d2a8c4f6e0b9d3a7c5e1";
@@ -193,7 +194,8 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
         let concrete = pattern.replace("{id}", "424242");
         for (spelling, path, canonical) in spellings(&concrete) {
             for method in METHODS {
-                let access = policy::rule_for(&method.parse().unwrap(), pattern)
+                let access = routes::policy()
+                    .rule_for(&method.parse().unwrap(), pattern)
                     .map(|r| r.access)
                     .filter(|_| canonical);
                 for caller in &callers {

@@ -1,0 +1,179 @@
+//! Every endpoint of the API, declared once: its handler and the access it needs.
+//!
+//! A handler's method and path are written once, on the handler (`#[get("/health")]`), and its
+//! documentation beside it (`#[utoipa::path]`). The table below names each handler and its
+//! role; from it come the actix configuration ([`register`]), the OpenAPI operations
+//! ([`documented`]) and the route policy ([`policy`]), so a new endpoint is one handler and one
+//! line here, and none can be served undocumented or without a rule.
+
+use std::sync::OnceLock;
+
+use actix_web::web;
+
+use super::{
+    alerts_api, analyze, auth_api, events, health, live, metrics_api, openapi, pipeline, posts,
+    virality_api, webhooks_api,
+};
+use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, INGEST, PUBLIC};
+
+/// Produces [`register`] and the endpoints' documents from one list of `handler => access`.
+/// Each handler's document comes from its own `#[utoipa::path]` through a derive in a block of
+/// its own, so its operation and the schemas it names travel together.
+macro_rules! endpoints {
+    ($($($handler:ident)::+ => $access:expr),* $(,)?) => {
+        /// Registers every endpoint's handler, in the table's order.
+        pub fn register(cfg: &mut web::ServiceConfig) {
+            $(cfg.service($($handler)::+);)*
+        }
+
+        /// Each endpoint's OpenAPI document (its operations and their schemas) with its access.
+        fn declared() -> Vec<(utoipa::openapi::OpenApi, Access)> {
+            vec![$({
+                #[derive(utoipa::OpenApi)]
+                #[openapi(paths($($handler)::+))]
+                struct Endpoint;
+                (<Endpoint as utoipa::OpenApi>::openapi(), $access)
+            }),*]
+        }
+    };
+}
+
+endpoints! {
+    health::health => PUBLIC,
+    health::ready => PUBLIC,
+    health::prometheus => PUBLIC,
+    openapi::index => PUBLIC,
+    openapi::openapi_json => PUBLIC,
+    openapi::docs_page => PUBLIC,
+    openapi::docs_script => PUBLIC,
+    openapi::docs_style => PUBLIC,
+    auth_api::auth_status => PUBLIC,
+    auth_api::token => PUBLIC,
+
+    events::create => INGEST,
+
+    live::connect => ANALYST,
+    analyze::analyze => ANALYST,
+    posts::list => ANALYST,
+    virality_api::post_virality => ANALYST,
+    posts::get_one => ANALYST,
+    metrics_api::overall => ANALYST,
+    metrics_api::platforms => ANALYST,
+    metrics_api::geo => ANALYST,
+    metrics_api::products => ANALYST,
+    metrics_api::channels => ANALYST,
+    metrics_api::languages => ANALYST,
+    metrics_api::timeseries => ANALYST,
+    metrics_api::trending_terms => ANALYST,
+    virality_api::trending_posts => ANALYST,
+    virality_api::momentum => ANALYST,
+    virality_api::score => ANALYST,
+    virality_api::feedback => ANALYST,
+    pipeline::pipeline => ANALYST,
+    alerts_api::list_alerts => ANALYST,
+    alerts_api::acknowledge => ANALYST,
+    alerts_api::resolve => ANALYST,
+    alerts_api::list_rules => ANALYST,
+    alerts_api::get_rule => ANALYST,
+
+    alerts_api::create_rule => ADMIN,
+    alerts_api::update_rule => ADMIN,
+    alerts_api::delete_rule => ADMIN,
+    alerts_api::enable_rule => ADMIN,
+    alerts_api::disable_rule => ADMIN,
+    webhooks_api::list => ADMIN,
+    webhooks_api::create => ADMIN,
+    webhooks_api::remove => ADMIN,
+    webhooks_api::deliveries => ADMIN,
+    webhooks_api::test => ADMIN,
+    auth_api::list_keys => ADMIN,
+    auth_api::create_key => ADMIN,
+    auth_api::revoke_key => ADMIN,
+    auth_api::audit_log => ADMIN,
+}
+
+/// Every endpoint's operations and the schemas they use, merged into one document.
+pub fn documented() -> utoipa::openapi::OpenApi {
+    let mut merged = utoipa::openapi::OpenApi::default();
+    for (document, _) in declared() {
+        merged.merge(document);
+    }
+    merged
+}
+
+/// The route policy: each endpoint's method and pattern, as the router matches them, and the
+/// access it needs.
+pub fn policy() -> &'static RoutePolicy {
+    static POLICY: OnceLock<RoutePolicy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let mut rules = Vec::new();
+        for (mut document, access) in declared() {
+            for (pattern, item) in document.paths.paths.iter_mut() {
+                for (method, _) in openapi::operations_mut(item) {
+                    rules.push(RouteRule {
+                        method: method.parse().expect("an HTTP method"),
+                        pattern: pattern.clone(),
+                        access,
+                    });
+                }
+            }
+        }
+        RoutePolicy::new(rules).expect("every endpoint is declared once")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::*;
+    use crate::auth::policy::Access;
+
+    fn needs(method: Method, pattern: &str) -> Access {
+        policy().required(&method, Some(pattern), pattern)
+    }
+
+    #[test]
+    fn the_table_gives_each_route_its_role() {
+        assert_eq!(needs(Method::GET, "/health"), PUBLIC);
+        assert_eq!(needs(Method::POST, "/api/v1/auth/token"), PUBLIC);
+        assert_eq!(needs(Method::POST, "/api/v1/events"), INGEST);
+        assert_eq!(needs(Method::GET, "/api/v1/posts/{id}"), ANALYST);
+        assert_eq!(needs(Method::GET, "/ws"), ANALYST);
+        assert_eq!(needs(Method::POST, "/api/v1/alerts/{id}/ack"), ANALYST);
+        assert_eq!(needs(Method::POST, "/api/v1/alert-rules"), ADMIN);
+        assert_eq!(needs(Method::GET, "/api/v1/admin/audit"), ADMIN);
+        assert_eq!(needs(Method::GET, "/api/v1/alert-rules"), ANALYST);
+    }
+
+    /// One rule per operation the table declares: the handlers' own methods and paths, each
+    /// endpoint with one method.
+    #[test]
+    fn every_declared_operation_has_exactly_one_rule() {
+        let operations: usize = declared()
+            .iter_mut()
+            .map(|(document, _)| {
+                document
+                    .paths
+                    .paths
+                    .values_mut()
+                    .map(|item| openapi::operations_mut(item).len())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(operations, declared().len());
+        assert_eq!(policy().rules().len(), operations);
+    }
+
+    #[test]
+    fn admin_changes_are_audited_and_reads_are_not() {
+        let policy = policy();
+        assert!(policy.audited(&Method::POST, "/api/v1/alert-rules"));
+        assert!(policy.audited(&Method::PATCH, "/api/v1/alert-rules/{id}"));
+        assert!(policy.audited(&Method::DELETE, "/api/v1/webhooks/{id}"));
+        assert!(policy.audited(&Method::POST, "/api/v1/admin/keys"));
+        assert!(!policy.audited(&Method::GET, "/api/v1/admin/audit"));
+        assert!(!policy.audited(&Method::POST, "/api/v1/alerts/{id}/ack"));
+        assert!(!policy.audited(&Method::PUT, "/api/v1/admin/keys"));
+    }
+}
