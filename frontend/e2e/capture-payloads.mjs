@@ -1,7 +1,9 @@
 // Captures one sample of every REST and WebSocket payload the dashboard reads from a running
 // Pulse, one JSON file per kind, for the contract test (src/api/contract.test.ts). A scripted
 // share cascade (e2e/cascade.mjs) makes the virality tracker publish a `virality:update` while
-// the socket listens and list the post on GET /api/v1/trending/posts.
+// the socket listens and list the post on GET /api/v1/trending/posts; an alert rule of its own
+// (created once the socket is subscribed, so it needs an open server or an admin's) makes an
+// `alert:*` message come while it listens.
 //
 //   node --experimental-websocket e2e/capture-payloads.mjs http://127.0.0.1:8080 OUT_DIR [SECONDS]
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -55,37 +57,50 @@ save("webhook-test", await get(`/api/v1/webhooks/${channels.items[0].id}/test`, 
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 
-// WebSocket: the first messages of each type within the time allowed (and at least until a
-// virality update came, up to 20 s more).
+// WebSocket: the first messages of each type within the time allowed, and past it until a
+// virality update and an alert came (up to a minute more, for a busy machine).
 const cascadeId = `capture-cascade-${Date.now()}`;
 const seen = new Map();
+const alerted = () => [...seen.keys()].some((type) => type.startsWith("alert:"));
 await new Promise((resolve) => {
   const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws");
+  let started = false;
   ws.onopen = () => {
     ws.send(JSON.stringify({ type: "subscribe", topics: ["posts", "metrics", "alerts", "virality"], filter: {} }));
     ws.send(JSON.stringify({ type: "ping" }));
     ws.send(JSON.stringify({ type: "subscribe", topics: ["nope"] }));
-    // A post of our own, so a message:new is among the samples even on a quiet server.
-    setTimeout(() => {
-      const post = {
-        type: "post", id: `capture-${Date.now()}`, platform: "bluesky", author: { id: "capture", followers: 3 },
-        text: "Sampling the live stream", created_at: new Date().toISOString(), geo: { city: "Lyon", country: "FR" },
-        metrics: { likes: 2, shares: 1 },
-      };
-      fetch(base + "/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(post) });
-      postCascade(base, cascadeId).catch((e) => console.error(e.message));
-    }, 500);
+  };
+  const subscribed = () => {
+    // A post of our own, so a post:new is among the samples even on a quiet server, a share
+    // cascade and an alert rule that fires on any negativity in a platform.
+    const post = {
+      type: "post", id: `capture-${Date.now()}`, platform: "bluesky", author: { id: "capture", followers: 3 },
+      text: "Sampling the live stream", created_at: new Date().toISOString(), geo: { city: "Lyon", country: "FR" },
+      metrics: { likes: 2, shares: 1 },
+    };
+    fetch(base + "/api/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(post) });
+    postCascade(base, cascadeId).catch((e) => console.error(e.message));
+    const rule = {
+      name: `capture-${Date.now()}`, kind: "negativity", dimension: "platform", threshold: 0.01, min_volume: 1, window_minutes: 60,
+    };
+    get("/api/v1/alert-rules", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(rule) })
+      .catch((e) => console.error(e.message));
   };
   ws.onmessage = (e) => {
     const msg = JSON.parse(e.data);
+    if (msg.type === "subscribed" && !started) {
+      started = true;
+      subscribed();
+    }
     const list = seen.get(msg.type) ?? [];
     if (list.length < 3) list.push(msg);
     seen.set(msg.type, list);
   };
-  const started = Date.now();
+  const opened = Date.now();
   const done = setInterval(() => {
-    const elapsed = Date.now() - started;
-    if (elapsed >= Number(secs) * 1000 && (seen.has("virality:update") || elapsed >= (Number(secs) + 20) * 1000)) {
+    const elapsed = Date.now() - opened;
+    const complete = seen.has("virality:update") && alerted();
+    if (elapsed >= Number(secs) * 1000 && (complete || elapsed >= (Number(secs) + 60) * 1000)) {
       clearInterval(done);
       ws.close();
       resolve();
