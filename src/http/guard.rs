@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::rate_limit::{retry_after_secs, Buckets};
 use super::request_id::REQUEST_ID;
-use super::{canonical, peer, routes, AppState};
+use super::{canonical, peer, AppState};
 use crate::auth::policy::{self, Access};
 use crate::auth::{AuthError, Principal, Role};
 use crate::db::audit::{self, Outcome};
@@ -342,7 +342,7 @@ pub async fn guard(
     };
 
     // Who is calling, and may they?
-    let principal = match routes::policy().required(&method, Some(&pattern), &path) {
+    let principal = match state.policy.required(&method, Some(&pattern), &path) {
         Access::Public => None,
         Access::Role(needed) => {
             let principal = match authenticate(&state, &req, &pattern, &client).await {
@@ -452,7 +452,7 @@ pub async fn guard(
         return Ok(with_rate_headers(res, metered));
     };
     req.extensions_mut().insert(principal.clone());
-    if !routes::policy().audited(&method, &pattern) {
+    if !state.policy.audited(&method, &pattern) {
         let res = next.call(req).await?.map_into_boxed_body();
         return Ok(with_rate_headers(res, metered));
     }
@@ -543,7 +543,7 @@ async fn forbid(
         Ok(m) => m,
         Err(limited) => return respond(req, limited),
     };
-    if routes::policy().audited(&method, pattern) {
+    if state.policy.audited(&method, pattern) {
         let entry = audit_entry(
             &req,
             principal,

@@ -76,6 +76,8 @@ pub struct AppState {
     pub sources: Vec<Arc<crate::sources::SourceStatus>>,
     /// Spans of requests (off unless `traces.otlp_endpoint` is set).
     pub traces: crate::telemetry::traces::Traces,
+    /// The access each route needs ([`routes::policy`]).
+    pub policy: &'static crate::auth::policy::RoutePolicy,
 }
 
 impl AppState {

@@ -11,10 +11,8 @@
 //! operations that declare `security(())`; those others also document 401, 403 and 429; and
 //! every response documents the `x-request-id` header.
 
-use std::sync::OnceLock;
-
 use actix_web::http::header;
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{
@@ -201,40 +199,50 @@ pub(super) fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Ope
     .collect()
 }
 
-/// The document, built once.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
+/// The API's document, built once by the route table from its operations
+/// ([`super::routes::document`]) and given to the handlers that serve it as app data.
+pub struct ApiDocument {
+    document: utoipa::openapi::OpenApi,
+    json: web::Bytes,
+    endpoints: Vec<String>,
+}
+
+impl ApiDocument {
+    /// The document of `operations` (each endpoint's, merged) in this module's frame and
+    /// conventions.
+    pub fn new(operations: utoipa::openapi::OpenApi) -> Self {
         let mut document = ApiDoc::openapi();
-        document.merge(super::routes::documented());
+        document.merge(operations);
         Conventions.modify(&mut document);
-        document
-    })
-}
-
-/// The document as JSON, serialised once.
-pub fn document_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        document()
+        let json = document
             .to_json()
-            .expect("the OpenAPI document serialises to JSON")
-    })
-}
-
-/// Every operation of the document as `METHOD /path`, sorted by path, for the service map.
-pub fn endpoints() -> &'static [String] {
-    static ENDPOINTS: OnceLock<Vec<String>> = OnceLock::new();
-    ENDPOINTS.get_or_init(|| {
-        let mut document = document().clone();
+            .expect("the OpenAPI document serialises to JSON");
         let mut endpoints = Vec::new();
-        for (path, item) in document.paths.paths.iter_mut() {
+        for (path, item) in document.clone().paths.paths.iter_mut() {
             for (method, _) in operations_mut(item) {
                 endpoints.push(format!("{method} {path}"));
             }
         }
-        endpoints
-    })
+        Self {
+            document,
+            json: json.into(),
+            endpoints,
+        }
+    }
+
+    pub fn document(&self) -> &utoipa::openapi::OpenApi {
+        &self.document
+    }
+
+    /// The document as JSON.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Every operation as `METHOD /path`, sorted by path, for the service map.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
 }
 
 /// The OpenAPI 3 document of this server.
@@ -248,11 +256,11 @@ pub fn endpoints() -> &'static [String] {
     )
 )]
 #[get("/api/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json(document: web::Data<ApiDocument>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(document_json())
+        .body(document.json.clone())
 }
 
 /// The API reference page: renders the document for people.
@@ -338,11 +346,11 @@ pub struct ServiceMap {
     )
 )]
 #[get("/api/v1")]
-pub async fn index() -> HttpResponse {
+pub async fn index(document: web::Data<ApiDocument>) -> HttpResponse {
     HttpResponse::Ok().json(ServiceMap {
         name: "pulse".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        endpoints: endpoints().to_vec(),
+        endpoints: document.endpoints().to_vec(),
         openapi: DOCUMENT_PATH.into(),
         docs: DOCS_PATH.into(),
     })
@@ -358,7 +366,7 @@ mod tests {
     use super::*;
 
     fn document_value() -> Value {
-        serde_json::from_str(document_json()).unwrap()
+        serde_json::from_slice(super::super::routes::document().json()).unwrap()
     }
 
     fn operations(doc: &Value) -> Vec<(String, String, Value)> {
@@ -383,7 +391,8 @@ mod tests {
                 .default_service(web::to(HttpResponse::ImATeapot)),
         )
         .await;
-        let documented = endpoints();
+        let document = super::super::routes::document();
+        let documented = document.endpoints();
         assert!(documented.len() >= 40, "{documented:?}");
         for endpoint in documented {
             let (method, path) = endpoint.split_once(' ').unwrap();

@@ -2,14 +2,17 @@
 //!
 //! A handler's method and path are written once, on the handler (`#[get("/health")]`), and its
 //! documentation beside it (`#[utoipa::path]`). The table below names each handler and its
-//! role; from it come the actix configuration ([`register`]), the OpenAPI operations
-//! ([`documented`]) and the route policy ([`policy`]), so a new endpoint is one handler and one
-//! line here, and none can be served undocumented or without a rule.
+//! role; from it come the actix configuration ([`register`]), the OpenAPI document
+//! ([`document`]) and the route policy ([`policy`]), so a new endpoint is one handler and one
+//! line here, and none can be served undocumented or without a rule. The document and the
+//! policy reach the handlers and the gate as data (app data, [`super::AppState::policy`]), so
+//! nothing below this table imports it.
 
 use std::sync::OnceLock;
 
 use actix_web::web;
 
+use super::openapi::ApiDocument;
 use super::{
     alerts_api, analyze, auth_api, events, health, live, metrics_api, openapi, pipeline, posts,
     virality_api, webhooks_api,
@@ -21,8 +24,10 @@ use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, INGEST
 /// its own, so its operation and the schemas it names travel together.
 macro_rules! endpoints {
     ($($($handler:ident)::+ => $access:expr),* $(,)?) => {
-        /// Registers every endpoint's handler, in the table's order.
+        /// Registers every endpoint's handler, in the table's order, and the API's document
+        /// for the handlers that serve it.
         pub fn register(cfg: &mut web::ServiceConfig) {
+            cfg.app_data(document());
             $(cfg.service($($handler)::+);)*
         }
 
@@ -93,12 +98,20 @@ endpoints! {
 }
 
 /// Every endpoint's operations and the schemas they use, merged into one document.
-pub fn documented() -> utoipa::openapi::OpenApi {
+fn documented() -> utoipa::openapi::OpenApi {
     let mut merged = utoipa::openapi::OpenApi::default();
     for (document, _) in declared() {
         merged.merge(document);
     }
     merged
+}
+
+/// The API's OpenAPI document, built once.
+pub fn document() -> web::Data<ApiDocument> {
+    static DOCUMENT: OnceLock<web::Data<ApiDocument>> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| web::Data::new(ApiDocument::new(documented())))
+        .clone()
 }
 
 /// The route policy: each endpoint's method and pattern, as the router matches them, and the

@@ -17,7 +17,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
-use super::{routes, AppState};
+use super::AppState;
 use crate::auth::policy::Access;
 use crate::auth::Principal;
 use crate::telemetry::names;
@@ -78,7 +78,10 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
         .ok_or_else(|| ApiError::internal("the application state is missing"))?;
     let pattern = req.match_pattern();
     let caller = req.extensions().get::<Principal>().cloned();
-    match routes::policy().required(req.method(), pattern.as_deref(), req.path()) {
+    match app
+        .policy
+        .required(req.method(), pattern.as_deref(), req.path())
+    {
         Access::Public => Ok(State { app, caller }),
         Access::Role(needed) => match caller {
             Some(p) if p.role.allows(needed) => Ok(State {
@@ -132,6 +135,7 @@ mod tests {
             thresholds: Default::default(),
             sources: Vec::new(),
             traces: Default::default(),
+            policy: crate::http::routes::policy(),
             settings: Arc::new(settings),
         })
     }
