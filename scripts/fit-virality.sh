@@ -14,7 +14,7 @@ data="${1:-../shared/data/cascades/twitter15}"
 [[ -d $data ]] || { echo "fit-virality: no folder $data" >&2; exit 1; }
 
 source scripts/toolchain.sh build
-cargo build --release --bin pulse
+cargo build --release --bin pulse --bin pulse-tools
 target="${CARGO_TARGET_DIR:-target}"
 {
     echo "# Virality on real cascades"

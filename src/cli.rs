@@ -1,5 +1,6 @@
 //! The `pulse` command line: one binary, one subcommand per job.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -77,35 +78,40 @@ pub enum Command {
     /// resumably, with a summary of what was accepted and refused.
     Import(crate::sources::import::ImportArgs),
     /// Score an analyzer on a labelled TSV file (`label<TAB>text`), or the virality model
-    /// (`pulse eval virality`).
-    Eval(EvalCommand),
-    /// Measure this machine's ceilings and Pulse end to end against the real services.
-    Bench(Box<crate::tools::bench::BenchArgs>),
-}
-
-/// `pulse eval`: the text analyzers by default, or a subcommand.
-#[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct EvalCommand {
-    #[command(subcommand)]
-    pub what: Option<EvalWhat>,
-    #[command(flatten)]
-    pub text: Option<crate::tools::eval::sentiment::EvalArgs>,
-}
-
-/// What `pulse eval` can score besides the text analyzers.
-#[derive(Debug, Subcommand)]
-pub enum EvalWhat {
-    /// Fit the virality model on cascades and report its error, AUC and calibration.
-    Virality(crate::tools::eval::virality::ViralityEvalArgs),
-    /// Score the language detector on texts of known language.
-    Language(crate::tools::eval::language::LanguageEvalArgs),
+    /// (`pulse eval virality`). Runs the `pulse-tools` binary built beside this one.
+    #[command(disable_help_flag = true)]
+    Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Measure this machine's ceilings and Pulse end to end against the real services. Runs the
+    /// `pulse-tools` binary built beside this one.
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { args } => return tool("bench", args),
+        Command::Eval { args } => return tool("eval", args),
+        _ => {}
+    }
     crate::telemetry::init_logging_on(matches!(cli.command, Command::Keys(_)));
+    run_command(|settings| run(cli.command, settings))
+}
+
+/// Loads the settings and runs `command` on an actix system: exit code 2 for invalid settings,
+/// 1 with the whole error chain for a failure.
+pub fn run_command<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -114,7 +120,7 @@ pub fn main() -> ExitCode {
         }
     };
     let system = actix_rt::System::new();
-    match system.block_on(run(cli.command, settings)) {
+    match system.block_on(command(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -176,7 +182,6 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Bench(args) => crate::tools::bench::run(settings, *args).await,
         Command::Ingest {
             source,
             metrics_listen,
@@ -186,19 +191,36 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
-        Command::Eval(EvalCommand {
-            what: Some(EvalWhat::Virality(args)),
-            ..
-        }) => crate::tools::eval::virality::run(args),
-        Command::Eval(EvalCommand {
-            what: Some(EvalWhat::Language(args)),
-            ..
-        }) => crate::tools::eval::language::run(args),
-        Command::Eval(EvalCommand {
-            text: Some(args), ..
-        }) => crate::tools::eval::sentiment::run(args),
-        Command::Eval(_) => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
+        Command::Bench { .. } | Command::Eval { .. } => {
+            anyhow::bail!("`pulse bench` and `pulse eval` run in the pulse-tools binary")
+        }
     }
+}
+
+/// Replaces this process with `pulse-tools SUBCOMMAND ARGS` from beside this binary.
+fn tool(subcommand: &str, args: Vec<OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let tools = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("pulse-tools"),
+        Err(e) => {
+            eprintln!("error: cannot find this binary to find pulse-tools beside it: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !tools.is_file() {
+        eprintln!(
+            "error: `pulse {subcommand}` runs {}, which is not built: \
+             cargo build --release --workspace (or -p pulse-tools)",
+            tools.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let error = std::process::Command::new(&tools)
+        .arg(subcommand)
+        .args(args)
+        .exec();
+    eprintln!("error: running {}: {error}", tools.display());
+    ExitCode::FAILURE
 }
 
 /// `pulse ingest`: one source until a signal.

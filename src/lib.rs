@@ -5,7 +5,9 @@
 //! Every module sits on one layer and uses only its own layer and those below it; the rule a
 //! reader can rely on is "look one layer down for what a file uses, never up".
 //! `tests/layers.rs` fails the build on an import that points up or files that import each
-//! other in a circle.
+//! other in a circle. The four lowest layers are the crate `pulse-core` (re-exported here under
+//! their own names, so `crate::models` reads the same everywhere); the commands' tools are the
+//! crate `pulse-tools`, so the server builds without them.
 //!
 //! | layer | modules | what lives there |
 //! |---|---|---|
@@ -17,7 +19,7 @@
 //! | live transport | [`ws`] | WebSocket sessions, the broadcaster, cross-process fan-out |
 //! | HTTP transport | [`http`] | the actix-web API: middleware, handlers, one error shape; `GET /ws` upgrades into [`ws`] |
 //! | composition | [`app`] | one Pulse process: pools, pipeline, live service, HTTP server, shutdown |
-//! | commands | [`cli`], [`tools`] | the command line, `pulse bench` and `pulse eval` |
+//! | commands | [`cli`]; the crate `pulse-tools` | the command line; `pulse bench` and `pulse eval` |
 //!
 //! # The path of one post
 //!
@@ -40,20 +42,13 @@
 //! them; the monitor reports group lag and trims the stream; retention deletes what has aged
 //! out.
 
+pub use pulse_core::{
+    analysis, auth, config, db, egress, generate, models, streams, telemetry, virality,
+};
+
 pub mod actors;
-pub mod analysis;
 pub mod app;
-pub mod auth;
 pub mod cli;
-pub mod config;
-pub mod db;
-pub mod egress;
-pub mod generate;
 pub mod http;
-pub mod models;
 pub mod sources;
-pub mod streams;
-pub mod telemetry;
-pub mod tools;
-pub mod virality;
 pub mod ws;

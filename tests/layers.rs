@@ -1,7 +1,8 @@
-//! The crate's layers, kept by a test: every `crate::` import in `src/` points to the same layer
-//! or one below it, `ws` never imports `http`, and no files import each other in a circle.
+//! The layers and the crates, kept by a test: every `crate::` import in `src/` points to the same
+//! layer or one below it, no files import each other in a circle, and each crate of the
+//! workspace compiles whole layers, those of the crates before it coming only as dependencies.
 //!
-//! It reads the sources as text and links nothing of the crate, so it runs in a second.
+//! It reads the sources as text and links nothing of the crates, so it runs in a second.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -17,8 +18,41 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("live transport", &["ws"]),
     ("http transport", &["http"]),
     ("composition", &["app"]),
-    ("commands", &["tools", "cli"]),
+    ("commands", &["cli"]),
+    ("tools", &["tools"]),
 ];
+
+/// The crates of the workspace, lowest first: a manifest, the root file of its library and the
+/// layers it compiles. A crate may depend on the crates before it, never on one after it.
+const CRATES: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "pulse-core",
+        "crates/core/Cargo.toml",
+        "src/pulse_core.rs",
+        &["vocabulary", "engines", "storage", "access"],
+    ),
+    (
+        "pulse",
+        "Cargo.toml",
+        "src/lib.rs",
+        &[
+            "pipeline",
+            "live transport",
+            "http transport",
+            "composition",
+            "commands",
+        ],
+    ),
+    (
+        "pulse-tools",
+        "crates/tools/Cargo.toml",
+        "src/tools/mod.rs",
+        &["tools"],
+    ),
+];
+
+/// Files that are a crate's root or a binary's, not modules of the layers.
+const ROOTS: &[&str] = &["main.rs", "lib.rs", "pulse_core.rs", "tools/main.rs"];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS
@@ -211,7 +245,7 @@ fn read_crate() -> Crate {
     let mut texts = BTreeMap::new();
     for file in &files {
         let relative = file.strip_prefix(&root).expect("under src/");
-        if relative == Path::new("main.rs") {
+        if ROOTS.iter().any(|r| relative == Path::new(r)) {
             continue;
         }
         let is_mod = relative.file_name().is_some_and(|n| n == "mod.rs");
@@ -225,12 +259,26 @@ fn read_crate() -> Crate {
     for (own, (text, is_mod)) in &texts {
         let targets: BTreeSet<Vec<String>> = imported_paths(text, own, *is_mod)
             .iter()
-            .filter_map(|p| file_of(p, &known))
+            .map(|p| in_tools_crate(own, p, &known))
+            .filter_map(|p| file_of(&p, &known))
             .filter(|t| t != own && !t.is_empty())
             .collect();
         edges.insert(own.clone(), targets);
     }
     Crate { edges }
+}
+
+/// In the tools' crate, `crate::bench` is `tools::bench`; the server's modules keep their names
+/// there (the crate's root imports them).
+fn in_tools_crate(own: &[String], path: &[String], known: &BTreeSet<Vec<String>>) -> Vec<String> {
+    if own.first().is_some_and(|m| m == "tools") && path.first().is_some_and(|m| m != "tools") {
+        let mut inside = vec!["tools".to_owned()];
+        inside.extend(path.iter().cloned());
+        if file_of(&inside, known).is_some_and(|f| f.len() > 1) {
+            return inside;
+        }
+    }
+    path.to_vec()
 }
 
 fn name(path: &[String]) -> String {
@@ -327,4 +375,105 @@ fn reachable(
         }
     }
     reach
+}
+
+/// The modules a crate root declares (`pub mod x;`) and those it re-exports from a crate below
+/// (`pub use pulse_core::{x, y};`).
+fn declared_modules(root: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(root))
+        .expect("crate root is readable");
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut declared = BTreeSet::new();
+    for line in code.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("pub mod ").or(line.strip_prefix("mod ")) {
+            declared.insert(ident(rest));
+        }
+    }
+    let mut reexported = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("pub use pulse_core::") {
+        rest = &rest[at + "pub use pulse_core::".len()..];
+        for path in expand(rest) {
+            reexported.insert(path[0].clone());
+        }
+    }
+    (declared, reexported)
+}
+
+/// The workspace dependencies a manifest's `[dependencies]` names (not its dev-dependencies).
+fn crate_dependencies(manifest: &str) -> BTreeSet<String> {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest))
+        .expect("manifest is readable");
+    let mut section = "";
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if section == "[dependencies]" {
+            let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            if CRATES.iter().any(|(krate, ..)| *krate == name) {
+                found.insert(name.to_owned());
+            }
+        }
+    }
+    found
+}
+
+fn modules_of(layers: &[&str]) -> BTreeSet<String> {
+    LAYERS
+        .iter()
+        .filter(|(layer, _)| layers.contains(layer))
+        .flat_map(|(_, modules)| modules.iter().map(|m| m.to_string()))
+        .collect()
+}
+
+#[test]
+fn each_crate_compiles_its_layers_and_depends_only_on_the_crates_below() {
+    let every_layer: Vec<&str> = CRATES
+        .iter()
+        .flat_map(|(.., l)| l.iter().copied())
+        .collect();
+    let named: Vec<&str> = LAYERS.iter().map(|(layer, _)| *layer).collect();
+    assert_eq!(
+        every_layer, named,
+        "the crates take the layers in order, each once"
+    );
+
+    let core = modules_of(CRATES[0].3);
+    let (core_declared, _) = declared_modules(CRATES[0].2);
+    assert_eq!(
+        core_declared, core,
+        "{} declares its layers' modules",
+        CRATES[0].2
+    );
+
+    let server = modules_of(CRATES[1].3);
+    let (server_declared, server_reexported) = declared_modules(CRATES[1].2);
+    assert_eq!(
+        server_declared, server,
+        "{} declares its layers' modules",
+        CRATES[1].2
+    );
+    assert_eq!(
+        server_reexported, core,
+        "{} re-exports the core's modules under their names",
+        CRATES[1].2
+    );
+
+    for (i, (krate, manifest, ..)) in CRATES.iter().enumerate() {
+        let allowed: BTreeSet<String> = CRATES[..i].iter().map(|c| c.0.to_owned()).collect();
+        let depends = crate_dependencies(manifest);
+        assert!(
+            depends.is_subset(&allowed),
+            "{krate} depends on {depends:?}; it may depend only on {allowed:?}"
+        );
+    }
 }

@@ -31,7 +31,8 @@ pub async fn ping(client: &tokio_postgres::Client) -> Result<(), tokio_postgres:
 }
 
 mod embedded {
-    refinery::embed_migrations!("migrations");
+    // The path is the core crate's (crates/core): the migrations are the repository's.
+    refinery::embed_migrations!("../../migrations");
 }
 
 /// Builds the pool. Connections are opened lazily, so a database that is down at start-up

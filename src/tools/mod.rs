@@ -1,5 +1,96 @@
-//! The command-line tools beside the server: `pulse bench` (every benchmark, against the real
-//! services) and `pulse eval` (the analyzers and the virality model on labelled data).
+//! The command-line tools beside the server, in a crate of their own (`pulse-tools`) so the
+//! server builds without them: `pulse bench` (every benchmark, against the real services) and
+//! `pulse eval` (the analyzers and the virality model on labelled data). `pulse bench` and
+//! `pulse eval` run the `pulse-tools` binary built beside `pulse`.
+
+// The server's modules under their usual names, so the tools read like the rest of Pulse.
+use pulse::{actors, analysis, app, auth, config, db, generate, models, sources, streams};
+use pulse::{telemetry, virality};
 
 pub mod bench;
 pub mod eval;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+/// Benchmarks and evaluations of Pulse (run as `pulse bench` and `pulse eval`).
+#[derive(Debug, Parser)]
+#[command(name = "pulse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The tools.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score an analyzer on a labelled TSV file (`label<TAB>text`), or the virality model
+    /// (`pulse eval virality`).
+    Eval(Box<EvalCommand>),
+    /// Measure this machine's ceilings and Pulse end to end against the real services.
+    Bench(Box<bench::BenchArgs>),
+}
+
+/// `pulse eval`: the text analyzers by default, or a subcommand.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EvalCommand {
+    #[command(subcommand)]
+    pub what: Option<EvalWhat>,
+    #[command(flatten)]
+    pub text: Option<eval::sentiment::EvalArgs>,
+}
+
+/// What `pulse eval` can score besides the text analyzers.
+#[derive(Debug, Subcommand)]
+pub enum EvalWhat {
+    /// Fit the virality model on cascades and report its error, AUC and calibration.
+    Virality(eval::virality::ViralityEvalArgs),
+    /// Score the language detector on texts of known language.
+    Language(eval::language::LanguageEvalArgs),
+}
+
+/// Parses arguments, runs the tool, maps failures to exit code 1 with the whole error chain.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    pulse::cli::run_command(|settings| run(cli.command, settings))
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let command = match command {
+        Command::Bench(args) => return bench::run(settings, *args).await,
+        Command::Eval(eval) => *eval,
+    };
+    match command {
+        EvalCommand {
+            what: Some(EvalWhat::Virality(args)),
+            ..
+        } => eval::virality::run(args),
+        EvalCommand {
+            what: Some(EvalWhat::Language(args)),
+            ..
+        } => eval::language::run(args),
+        EvalCommand {
+            text: Some(args), ..
+        } => eval::sentiment::run(args),
+        _ => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
+    }
+}
+
+/// The `pulse` server binary the benchmarks start: the one beside this binary (both are built
+/// into the same directory).
+pub fn server_binary() -> anyhow::Result<PathBuf> {
+    let tools = std::env::current_exe()?;
+    let server = tools.with_file_name("pulse");
+    anyhow::ensure!(
+        server.is_file(),
+        "{} is missing: the benchmarks run the server binary built beside the tools \
+         (cargo build --release --workspace)",
+        server.display()
+    );
+    Ok(server)
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use pulse::analysis::Backend;
 use pulse::config::AnalyzerSettings;
-use pulse::tools::eval::language::{read_texts, SETS};
+use pulse_tools::eval::language::{read_texts, SETS};
 use serde_json::{json, Value};
 
 const GERMAN_COMPLAINT: &str = "Seit 14 Tagen geht mein Pulse Buds Lite nicht. Furchtbar";
@@ -178,7 +178,7 @@ fn the_detector_names_the_language_of_real_tweets() {
     ] {
         let mut texts = read_texts(&data.join(dir).join("test.tsv")).unwrap();
         texts.truncate(800);
-        let score = pulse::tools::eval::language::score(lang, &texts);
+        let score = pulse_tools::eval::language::score(lang, &texts);
         assert!(score.accuracy >= floor, "{lang}: {score:?}");
         // What routes a post to the wrong model is a confident wrong answer: rare.
         assert!(score.confident_wrong <= 2.0, "{lang}: {score:?}");

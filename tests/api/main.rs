@@ -9,7 +9,6 @@ mod common;
 mod alert_findings;
 mod alerts;
 mod attack_surface;
-mod bench_command;
 mod budgets;
 mod channels;
 mod compression;

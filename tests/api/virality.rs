@@ -428,9 +428,9 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
 /// the same shares at the same age (the evaluation and the API are one model).
 #[actix_rt::test]
 async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
-    use pulse::tools::eval::virality::{data::TrueCascade, report};
     use pulse::virality::calibration::Calibration;
     use pulse::virality::cascade::{ShareNode, ROOT};
+    use pulse_tools::eval::virality::{data::TrueCascade, report};
 
     let env = TestEnv::new().await;
     let mut s = settings(&env);

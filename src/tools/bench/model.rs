@@ -331,7 +331,7 @@ async fn pipeline(
     env: &[(&str, String)],
 ) -> anyhow::Result<(f64, f64)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = Command::new(crate::server_binary()?);
     command.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = ServeChild(
         command

@@ -80,7 +80,7 @@ impl Server {
         ];
         env.extend_from_slice(extra);
         Self::start_as(
-            &std::env::current_exe()?,
+            &crate::server_binary()?,
             &["serve", "--open"],
             db_url,
             redis_url,

@@ -326,7 +326,7 @@ pub async fn unique_labels(t: &Target, posts: usize, rate: f64) -> anyhow::Resul
                 .to_string()
             })
             .collect();
-        crate::tools::bench::raw_xadd(&t.redis, &t.stream, &events).await?;
+        crate::bench::raw_xadd(&t.redis, &t.stream, &events).await?;
         let due = started + Duration::from_secs_f64((start + chunk) as f64 / rate);
         tokio::time::sleep_until(due).await;
     }

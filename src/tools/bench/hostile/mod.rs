@@ -360,7 +360,7 @@ pub async fn run(
 ) -> anyhow::Result<HostileReport> {
     let binary = match &args.hostile_server {
         Some(path) => path.clone(),
-        None => std::env::current_exe()?,
+        None => crate::server_binary()?,
     };
     let pg = connect(db_url).await?;
     let mut made = Vec::new();

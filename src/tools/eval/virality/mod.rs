@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn on_real_cascades_the_model_beats_seen_times_c() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/cascades/twitter15");
+            .join("../../../shared/data/cascades/twitter15");
         if !dir.is_dir() {
             eprintln!("SKIPPED: no real cascades at {}", dir.display());
             return;

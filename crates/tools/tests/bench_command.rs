@@ -1,0 +1,105 @@
+//! The benchmark command as the docs give it: `pulse bench` with every default part (pipeline,
+//! model, WebSocket, alerts) in one run, and nothing but the addresses of PostgreSQL and Redis
+//! and the model's files in its environment (no authentication switch, no settings file), run
+//! small. The figures are not judged here; that the command runs as written, its parts one
+//! after another, and reports what the docs say it reports, is.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `pulse` binary beside this crate's `pulse-tools`, as a build of the workspace leaves
+/// them; `pulse bench` runs the tools from there.
+fn pulse() -> PathBuf {
+    let pulse = PathBuf::from(env!("CARGO_BIN_EXE_pulse-tools")).with_file_name("pulse");
+    assert!(
+        pulse.is_file(),
+        "{} is not built: run the workspace's tests (cargo test from the repository root)",
+        pulse.display()
+    );
+    pulse
+}
+
+#[test]
+fn the_documented_benchmark_command_runs_as_written() {
+    let fast = std::env::var("PULSE_FAST_MODEL_DIR")
+        .ok()
+        .zip(std::env::var("PULSE_FULL_MODEL_DIR").ok());
+    let out = Command::new(pulse())
+        .args([
+            "bench",
+            "--events",
+            "2000",
+            "--latency-rate",
+            "200",
+            "--latency-secs",
+            "2",
+            "--model-events",
+            "200",
+            "--ws-subscribers",
+            "4",
+            "--ws-rate",
+            "50",
+            "--ws-secs",
+            "2",
+            "--ws-memory-subscribers",
+            "10",
+            "--ws-memory-rate",
+            "20",
+            "--alert-rate",
+            "50",
+            "--alert-trials",
+            "1",
+        ])
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "ORT_DYLIB_PATH", "PULSE_MODEL_DIR"]
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
+        // With both models built, the model part runs the default against the 6-layer reference.
+        .envs(fast.iter().flat_map(|(fast, full)| {
+            [
+                ("PULSE_MODEL_DIR", fast.clone()),
+                ("PULSE_FULL_MODEL_DIR", full.clone()),
+            ]
+        }))
+        .env(
+            "DATABASE_URL",
+            std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        )
+        .env(
+            "REDIS_URL",
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        )
+        .output()
+        .expect("pulse runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pulse bench failed:\n{stderr}");
+    let mut rows = vec![
+        "ceiling: raw XADD",
+        "ceiling: raw XREADGROUP + XACK",
+        "ceiling: PostgreSQL `COPY`",
+        "Pulse's batch write alone",
+        "% of `COPY`",
+        "Pulse end to end",
+        "latency at",
+        "raw ONNX Runtime",
+        "WebSocket",
+        "alert",
+        "| machine |",
+    ];
+    if fast.is_some() {
+        rows.extend([
+            "reference model (minilm-tweets@",
+            "speed-up over the reference",
+        ]);
+    }
+    for row in rows {
+        assert!(
+            stdout.contains(row),
+            "no `{row}` row in the report:\n{stdout}"
+        );
+    }
+}
