@@ -5,16 +5,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
-use crate::actors::aggregator::{Aggregator, FlushTerms};
-use crate::actors::alerter::Alerter;
-use crate::actors::messages::{DrainReport, Stop};
-use crate::actors::virality::{FlushVirality, ViralityTracker};
-use crate::actors::webhooks::Deliverer;
-use crate::actors::Pipeline;
+use crate::actors::aggregator::Aggregator;
+use crate::actors::messages::DrainReport;
+use crate::actors::{LiveOutput, Pipeline};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::sources::demo::{self as producer, ProduceOptions};
@@ -40,10 +37,6 @@ pub struct Application {
     server: actix_web::dev::ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     pipeline: Pipeline,
-    aggregator: Addr<Aggregator>,
-    alerter: Addr<Alerter>,
-    deliverer: Addr<Deliverer>,
-    virality: Option<Addr<ViralityTracker>>,
     hub: Hub,
     fanout: Option<Fanout>,
     demo: Option<tokio::task::JoinHandle<()>>,
@@ -125,7 +118,6 @@ impl Application {
         crate::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
             .await
             .context("creating the consumer group")?;
-        let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone()).await?;
         let (fanout_sender, fanout_queue) = if settings.fanout.enabled {
             let (sender, queue) = fanout::queue(settings.fanout.queue_capacity);
             (Some(sender), Some(queue))
@@ -135,29 +127,12 @@ impl Application {
         let hub = Hub::start_with(settings.ws.clone(), fanout_sender);
         let fanout = fanout_queue
             .map(|queue| Fanout::start(&settings, queue, hub.broadcaster().recipient()));
-        pipeline.subscribe(hub.broadcaster().recipient());
-        let aggregator = Aggregator::new(settings.clone(), pool.clone())
-            .with_subscriber(hub.broadcaster().recipient())
-            .start();
-        pipeline.subscribe(aggregator.clone().recipient());
-        let alerter = Alerter::new(
-            settings.clone(),
-            pool.clone(),
-            Some(hub.broadcaster().recipient()),
-        )
-        .start();
-        pipeline.subscribe(alerter.clone().recipient());
-        let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
-        let virality = settings.virality.enabled.then(|| {
-            let tracker = ViralityTracker::new(
-                settings.clone(),
-                pool.clone(),
-                Some(hub.broadcaster().recipient()),
-            )
-            .start();
-            pipeline.subscribe(tracker.clone().recipient());
-            tracker
-        });
+        let live = LiveOutput {
+            committed: Some(hub.broadcaster().recipient()),
+            metrics: Some(hub.broadcaster().recipient()),
+            publish: Some(hub.broadcaster().recipient()),
+        };
+        let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone(), live).await?;
 
         let key_refresher = auth.as_ref().map(|a| a.spawn_refresher());
         let revocations = auth
@@ -221,10 +196,6 @@ impl Application {
             server: handle,
             server_task,
             pipeline,
-            aggregator,
-            alerter,
-            deliverer,
-            virality,
             hub,
             fanout,
             demo,
@@ -246,7 +217,7 @@ impl Application {
 
     /// The aggregator of live metrics and trending terms.
     pub fn aggregator(&self) -> &Addr<Aggregator> {
-        &self.aggregator
+        self.pipeline.aggregator()
     }
 
     /// The broadcaster of live events to WebSocket subscribers.
@@ -296,10 +267,7 @@ impl Application {
                 "drain timed out; unacknowledged entries stay pending for the next consumer"
             ),
         }
-        let _ = self.aggregator.send(FlushTerms).await;
-        if let Some(virality) = &self.virality {
-            let _ = virality.send(FlushVirality).await;
-        }
+        self.pipeline.flush().await;
         self.hub.shutdown().await;
         if let Some(fanout) = self.fanout {
             fanout.shutdown().await;
@@ -308,13 +276,6 @@ impl Application {
         let _ = self.server_task.await;
         // Stages on timers stop with the application (see `messages::Stop`).
         self.pipeline.stop_timers();
-        for stop in [
-            self.aggregator.clone().recipient::<Stop>(),
-            self.alerter.clone().recipient(),
-            self.deliverer.clone().recipient(),
-        ] {
-            stop.do_send(Stop);
-        }
         self.pipeline.traces().shutdown().await;
         report
     }

@@ -15,7 +15,7 @@
 //! | engines | [`analysis`], [`virality`], [`generate`] | pure computation: analyzers, term extraction, cascades and prediction, the synthetic world |
 //! | storage | [`db`], [`streams`], [`egress`] | every SQL statement (one file per table family, the audit log among them), every Redis stream command, outbound HTTP |
 //! | access | [`auth`] | keys, tokens, roles, the route policy |
-//! | pipeline | [`actors`], [`sources`] | the supervised stages, wired in [`actors::Pipeline::start`]; producers into the stream: platform connectors, file import, the demo feed |
+//! | pipeline | [`actors`], [`sources`] | the supervised stages, every one wired in [`actors::Pipeline::start`]; producers into the stream: platform connectors, file import, the demo feed |
 //! | live transport | [`ws`] | WebSocket sessions, the broadcaster, cross-process fan-out |
 //! | HTTP transport | [`http`] | the actix-web API: middleware, handlers, one error shape; `GET /ws` upgrades into [`ws`] |
 //! | composition | [`app`] | one Pulse process: pools, pipeline, live service, HTTP server, shutdown |

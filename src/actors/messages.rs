@@ -111,11 +111,6 @@ pub struct AnalyzedTexts {
     pub thresholds_each: Vec<crate::analysis::DecisionThresholds>,
 }
 
-/// Write a batch in one statement (sent to the store).
-#[derive(Message)]
-#[rtype(result = "Result<StoreOutcome, StoreError>")]
-pub struct StoreBatch(pub Arc<AnalyzedBatch>);
-
 /// Makes the receiving actor panic. Only compiled with the `fault-injection` feature (the test
 /// command enables it) and never reachable from the network, to prove that supervision
 /// restarts a crashed stage.

@@ -1,6 +1,6 @@
 //! The pipeline stages as supervised actix actors, one file each, and the [`Pipeline`] that
-//! starts and wires them: ingester -> analyzer pool -> store, with retention and a watchdog
-//! beside them.
+//! starts and wires them: ingester -> analyzer pool -> store (a call: it holds no state), with
+//! retention and a watchdog beside them.
 
 pub mod adaptive;
 pub mod aggregator;
@@ -24,6 +24,8 @@ use std::time::Duration;
 use actix::{Actor, Addr, SyncArbiter};
 use deadpool_postgres::Pool;
 
+use self::aggregator::{Aggregator, FlushTerms};
+use self::alerter::Alerter;
 use self::analyzer::AnalyzerWorker;
 use self::ingester::{IngestContext, Ingester};
 use self::messages::{Drain, DrainReport};
@@ -31,6 +33,8 @@ use self::monitor::GroupMonitor;
 use self::retention::Retention;
 use self::store::Store;
 use self::supervisor::{Supervised, Watchdog};
+use self::virality::{FlushVirality, ViralityTracker};
+use self::webhooks::Deliverer;
 use crate::analysis::Backend;
 use crate::config::Settings;
 use crate::telemetry::traces::{Source, Traces};
@@ -44,26 +48,44 @@ pub enum Stage {
     Store,
 }
 
-/// The running pipeline of one process.
+/// Where the pipeline's live output goes: the live service's broadcaster, when this process
+/// serves live updates.
+#[derive(Default)]
+pub struct LiveOutput {
+    /// Receives every committed batch (new posts), before the stages downstream do.
+    pub committed: Option<actix::Recipient<messages::Committed>>,
+    /// Receives each metrics snapshot.
+    pub metrics: Option<actix::Recipient<messages::MetricsUpdate>>,
+    /// Receives alerts and virality updates.
+    pub publish: Option<actix::Recipient<messages::Publish>>,
+}
+
+/// The running pipeline of one process: every stage, from the stream to the alerts.
 pub struct Pipeline {
     pub ingest: Arc<IngestContext>,
     ingester: Supervised<Ingester>,
+    aggregator: Addr<Aggregator>,
+    alerter: Addr<Alerter>,
+    deliverer: Addr<Deliverer>,
+    virality: Option<Addr<ViralityTracker>>,
     // Held for the pipeline's lifetime; read only by fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     analyzer: Supervised<AnalyzerWorker>,
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    store: Supervised<Store>,
     _watchdog: Addr<Watchdog>,
     _retention: Addr<Retention>,
     _monitor: Addr<GroupMonitor>,
 }
 
 impl Pipeline {
-    /// Starts every stage. Must run inside an actix system.
+    /// Starts every stage: ingester -> analyzer pool -> store, then the stages each committed
+    /// batch goes to (the live output, the aggregator, the alerter, the virality tracker), the
+    /// webhook deliverer, retention, the group monitor and the watchdog. Must run inside an
+    /// actix system.
     pub async fn start(
         settings: Arc<Settings>,
         pool: Pool,
         redis: fred::clients::Client,
+        live: LiveOutput,
     ) -> anyhow::Result<Pipeline> {
         series::seed();
         let backend = settings.analyzer.backend;
@@ -120,18 +142,13 @@ impl Pipeline {
         let trust = Arc::new(crate::models::producer::Trust::new(
             &settings.ingest.producer_trust,
         ));
-        let store_trust = trust.clone();
-        let store = Supervised::start("store", move || {
-            let trust = store_trust.clone();
-            Store::new(
-                store_pool.clone(),
-                stream.clone(),
-                high_churn,
-                admission.clone(),
-                trust.clone(),
-            )
-            .start()
-        });
+        let store = Arc::new(Store::new(
+            store_pool,
+            stream,
+            high_churn,
+            admission,
+            trust.clone(),
+        ));
 
         let consumer = settings.consumer_name();
         let monitor = GroupMonitor::new(settings.clone(), redis.clone(), consumer.clone()).start();
@@ -159,11 +176,8 @@ impl Pipeline {
             Ingester::new(ingest_ctx.clone()).start()
         });
 
-        let mut watched: Vec<Box<dyn supervisor::Watched>> = vec![
-            Box::new(ingester.clone()),
-            Box::new(analyzer.clone()),
-            Box::new(store.clone()),
-        ];
+        let mut watched: Vec<Box<dyn supervisor::Watched>> =
+            vec![Box::new(ingester.clone()), Box::new(analyzer.clone())];
         if let Some(fallback) = &fallback {
             watched.push(Box::new(fallback.clone()));
         }
@@ -174,13 +188,35 @@ impl Pipeline {
             hold_secs: settings.ingest.unknown_post_hold_secs,
             ingest: Some(ingest.clone()),
         };
-        let retention = Retention::new(pool, &settings.store, settling).start();
+        let retention = Retention::new(pool.clone(), &settings.store, settling).start();
+
+        // Downstream of the commit, in the order each batch reaches them.
+        if let Some(committed) = live.committed {
+            ingest.subscribe(committed);
+        }
+        let mut aggregator = Aggregator::new(settings.clone(), pool.clone());
+        if let Some(metrics) = live.metrics {
+            aggregator = aggregator.with_subscriber(metrics);
+        }
+        let aggregator = aggregator.start();
+        ingest.subscribe(aggregator.clone().recipient());
+        let alerter = Alerter::new(settings.clone(), pool.clone(), live.publish.clone()).start();
+        ingest.subscribe(alerter.clone().recipient());
+        let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
+        let virality = settings.virality.enabled.then(|| {
+            let tracker = ViralityTracker::new(settings.clone(), pool, live.publish).start();
+            ingest.subscribe(tracker.clone().recipient());
+            tracker
+        });
 
         Ok(Pipeline {
             ingest,
             ingester,
+            aggregator,
+            alerter,
+            deliverer,
+            virality,
             analyzer,
-            store,
             _watchdog: watchdog,
             _retention: retention,
             _monitor: monitor,
@@ -198,12 +234,32 @@ impl Pipeline {
         }
     }
 
-    /// Stops the stages that work on timers (retention, the group monitor); after [`drain`].
+    /// Writes what the stages downstream keep in memory (trending terms, virality scores);
+    /// after [`drain`].
+    ///
+    /// [`drain`]: Pipeline::drain
+    pub async fn flush(&self) {
+        let _ = self.aggregator.send(FlushTerms).await;
+        if let Some(virality) = &self.virality {
+            let _ = virality.send(FlushVirality).await;
+        }
+    }
+
+    /// Stops the stages that work on timers (retention, the group monitor, the aggregator, the
+    /// alerter, the webhook deliverer); after [`drain`].
     ///
     /// [`drain`]: Pipeline::drain
     pub fn stop_timers(&self) {
         self._retention.do_send(messages::Stop);
         self._monitor.do_send(messages::Stop);
+        self.aggregator.do_send(messages::Stop);
+        self.alerter.do_send(messages::Stop);
+        self.deliverer.do_send(messages::Stop);
+    }
+
+    /// The aggregator of live metrics and trending terms.
+    pub fn aggregator(&self) -> &Addr<Aggregator> {
+        &self.aggregator
     }
 
     /// Registers a stage that receives every committed batch.
@@ -229,7 +285,7 @@ impl Pipeline {
         match stage {
             Stage::Ingester => self.ingester.addr().do_send(InjectFault),
             Stage::Analyzer => self.analyzer.addr().do_send(InjectFault),
-            Stage::Store => self.store.addr().do_send(InjectFault),
+            Stage::Store => self.ingest.store.inject_fault(),
         }
     }
 }

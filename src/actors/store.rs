@@ -1,25 +1,30 @@
 //! The store: writes each analysed batch with [`crate::db::batch`], counting what it wrote
-//! and refused.
+//! and refused. The commit calls it directly (see [`Store`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler, ResponseFuture};
 use deadpool_postgres::Pool;
 
-use super::messages::{StoreBatch, StoreError, StoreOutcome};
+use super::messages::{AnalyzedBatch, StoreError, StoreOutcome};
 use crate::db::batch::{Batch, WriteOptions};
 use crate::db::rollup_keys::KeyAdmission;
 use crate::models::producer::Trust;
 use crate::telemetry::names;
 
-/// The PostgreSQL writer actor.
+/// The store: holds nothing between batches, so it is a call on the commit path rather than
+/// an actor behind a mailbox. A panic inside a write (a bug) is caught: the write is tried
+/// once more, and a batch that fails twice is refused, which the commit then splits, so a
+/// panic never takes the commit or the process down.
 pub struct Store {
     pool: Pool,
     stream: String,
     high_churn: f32,
     admission: Arc<KeyAdmission>,
     trust: Arc<Trust>,
+    /// Makes the next write panic, to prove the panic is contained.
+    #[cfg(feature = "fault-injection")]
+    fault: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -40,68 +45,83 @@ impl Store {
             high_churn,
             admission,
             trust,
+            #[cfg(feature = "fault-injection")]
+            fault: Default::default(),
         }
     }
-}
 
-impl Actor for Store {
-    type Context = Context<Self>;
-}
-
-impl Handler<StoreBatch> for Store {
-    type Result = ResponseFuture<Result<StoreOutcome, StoreError>>;
-
-    fn handle(&mut self, msg: StoreBatch, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        let stream = self.stream.clone();
-        let high_churn = self.high_churn;
-        let admission = self.admission.clone();
-        let trust = self.trust.clone();
-        Box::pin(async move {
-            let started = Instant::now();
-            let options = WriteOptions {
-                stream: &stream,
-                high_churn,
-                admission: &admission,
-                trust: &trust,
-            };
-            let result = write(&pool, &options, &msg.0).await;
-            match &result {
-                Ok(outcome) => {
-                    metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
-                    metrics::counter!(names::STORED_ROWS, "table" => "posts").increment(
-                        (outcome.inserted_posts.len() + outcome.inserted_deleted_posts.len())
-                            as u64,
-                    );
-                    metrics::counter!(names::STORED_ROWS, "table" => "engagements")
-                        .increment(outcome.inserted_engagements);
-                    metrics::counter!(names::POSTS_DELETED)
-                        .increment(outcome.deleted_posts.len() as u64);
-                    outcome.refused.count();
-                    if outcome.held_engagements > 0 {
-                        metrics::counter!(names::ENGAGEMENTS_HELD)
-                            .increment(outcome.held_engagements);
-                    }
+    /// Writes `batch` in one transaction and counts what it wrote and refused.
+    pub async fn store(&self, batch: &AnalyzedBatch) -> Result<StoreOutcome, StoreError> {
+        use futures::FutureExt;
+        let started = Instant::now();
+        let options = WriteOptions {
+            stream: &self.stream,
+            high_churn: self.high_churn,
+            admission: &self.admission,
+            trust: &self.trust,
+        };
+        // A transient fault passes on a second try; a batch that fails twice is refused, and
+        // the commit splits it to isolate the entry at fault.
+        let mut result = None;
+        for _ in 0..2 {
+            let written = std::panic::AssertUnwindSafe(async {
+                #[cfg(feature = "fault-injection")]
+                if self.fault.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                    panic!("injected store fault");
                 }
-                Err(e) => {
-                    let kind = match e {
-                        StoreError::Unavailable(_) => "unavailable",
-                        StoreError::Refused(_) => "refused",
-                    };
-                    metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(1);
+                write(&self.pool, &options, batch).await
+            })
+            .catch_unwind()
+            .await;
+            match written {
+                Ok(written) => {
+                    result = Some(written);
+                    break;
+                }
+                Err(_) => {
+                    tracing::error!(
+                        posts = batch.posts.len(),
+                        "the store panicked writing a batch"
+                    );
+                    metrics::counter!(names::STORE_ERRORS, "error_type" => "panicked").increment(1);
                 }
             }
-            result
-        })
+        }
+        let result = result.unwrap_or_else(|| {
+            Err(StoreError::Refused(
+                "the store failed on this batch twice".into(),
+            ))
+        });
+        match &result {
+            Ok(outcome) => {
+                metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
+                metrics::counter!(names::STORED_ROWS, "table" => "posts").increment(
+                    (outcome.inserted_posts.len() + outcome.inserted_deleted_posts.len()) as u64,
+                );
+                metrics::counter!(names::STORED_ROWS, "table" => "engagements")
+                    .increment(outcome.inserted_engagements);
+                metrics::counter!(names::POSTS_DELETED)
+                    .increment(outcome.deleted_posts.len() as u64);
+                outcome.refused.count();
+                if outcome.held_engagements > 0 {
+                    metrics::counter!(names::ENGAGEMENTS_HELD).increment(outcome.held_engagements);
+                }
+            }
+            Err(e) => {
+                let kind = match e {
+                    StoreError::Unavailable(_) => "unavailable",
+                    StoreError::Refused(_) => "refused",
+                };
+                metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(1);
+            }
+        }
+        result
     }
-}
 
-#[cfg(feature = "fault-injection")]
-impl Handler<super::messages::InjectFault> for Store {
-    type Result = ();
-
-    fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
-        panic!("injected store fault");
+    /// Makes the next write panic.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self) {
+        self.fault.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -109,7 +129,7 @@ impl Handler<super::messages::InjectFault> for Store {
 pub async fn write(
     pool: &Pool,
     options: &WriteOptions<'_>,
-    batch: &super::messages::AnalyzedBatch,
+    batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
     let client = pool
         .get()

@@ -1,21 +1,19 @@
 //! Committing a batch: analysis, storage, dead letters, then the acknowledgement, retried
 //! while a stage is unavailable and split when a stage refuses it.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use fred::prelude::*;
-use opentelemetry::KeyValue;
 
-use super::{backoff, IngestContext};
+use super::{backoff, traced, IngestContext};
 use crate::actors::adaptive::Route;
 use crate::actors::analyzer::AnalyzerWorker;
 use crate::actors::messages::{
     oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzedBatch, Committed, RawEntry, RejectReason,
-    Rejected, StoreBatch, StoreError, StoreOutcome,
+    Rejected, StoreError, StoreOutcome,
 };
 use crate::actors::supervisor::Supervised;
 use crate::streams::group::{self, DeadLetter};
@@ -234,47 +232,22 @@ async fn try_once(
 ) -> Attempt {
     let started = SystemTime::now();
     let analyzed = analyze(ctx, &entries).await;
-    if let Some(trace) = trace {
-        trace_analysis(trace, &entries, &analyzed, started);
-    }
+    traced::analysis(trace, &entries, &analyzed, started);
     let analyzed = match analyzed {
         Ok(Ok(batch)) => Arc::new(batch),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(stage) => return Attempt::Unavailable(stage),
     };
     let started = SystemTime::now();
-    let stored = ctx.store.addr().send(StoreBatch(analyzed.clone())).await;
-    if let Some(trace) = trace {
-        // What the analyzer rejected goes to the dead letters, not to the database.
-        let rejected: Vec<&str> = analyzed
-            .rejected
-            .iter()
-            .map(|r| r.entry.id.as_str())
-            .collect();
-        let ids = entries
-            .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| !rejected.contains(id));
-        let outcome = match &stored {
-            Ok(Ok(_)) => "committed",
-            Ok(Err(StoreError::Refused(_))) => "refused",
-            _ => "unavailable",
-        };
-        trace.stage("store", ids, started, SystemTime::now(), |_| {
-            vec![
-                KeyValue::new("pulse.batch.size", entries.len() as i64),
-                KeyValue::new("pulse.outcome", outcome),
-            ]
-        });
-    }
+    let stored = ctx.store.store(&analyzed).await;
+    traced::store(trace, &entries, &analyzed, &stored, started);
     match stored {
-        Ok(Ok(outcome)) => Attempt::Done(analyzed, outcome),
-        Ok(Err(StoreError::Refused(reason))) => Attempt::Refused(RejectReason::Storage(reason)),
-        Ok(Err(StoreError::Unavailable(reason))) => {
+        Ok(outcome) => Attempt::Done(analyzed, outcome),
+        Err(StoreError::Refused(reason)) => Attempt::Refused(RejectReason::Storage(reason)),
+        Err(StoreError::Unavailable(reason)) => {
             tracing::warn!(%reason, "store unavailable");
             Attempt::Unavailable("store")
         }
-        Err(_) => Attempt::Unavailable("store"),
     }
 }
 
@@ -298,23 +271,7 @@ async fn finish(
 ) -> Result<(), Error> {
     let started = SystemTime::now();
     let finished = dead_letter_and_ack(ctx, rejected, ids).await;
-    if let Some(trace) = trace {
-        let ended = SystemTime::now();
-        let outcome = if finished.is_ok() {
-            "acknowledged"
-        } else {
-            "failed"
-        };
-        trace.stage("acknowledge", ids.iter().copied(), started, ended, |_| {
-            vec![KeyValue::new("pulse.outcome", outcome)]
-        });
-        if finished.is_ok() {
-            for r in rejected {
-                trace.dead_lettered(&r.entry.id, &r.reason.to_string(), r.reason.class());
-            }
-            trace.end(ids.iter().copied(), ended);
-        }
-    }
+    traced::finish(trace, rejected, ids, finished.is_ok(), started);
     finished
 }
 
@@ -343,56 +300,6 @@ async fn dead_letter_and_ack(
         metrics::counter!(names::ENTRIES_ACKED).increment(ids.len() as u64);
     }
     Ok(())
-}
-
-/// Records the `analyse` stage of a batch, with what each entry turned out to be.
-fn trace_analysis(
-    trace: &BatchTrace,
-    entries: &[RawEntry],
-    analyzed: &Result<Result<AnalyzedBatch, AnalyzeError>, &'static str>,
-    started: SystemTime,
-) {
-    let ended = SystemTime::now();
-    let ids = entries.iter().map(|e| e.id.as_str());
-    let size = KeyValue::new("pulse.batch.size", entries.len() as i64);
-    let Ok(Ok(batch)) = analyzed else {
-        let outcome = KeyValue::new("pulse.outcome", "failed");
-        trace.stage("analyse", ids, started, ended, |_| {
-            vec![size.clone(), outcome.clone()]
-        });
-        return;
-    };
-    let mut posts: HashMap<&str, &crate::models::AnalyzedPost> = HashMap::new();
-    for p in &batch.posts {
-        posts.insert(p.entry_id.as_str(), p);
-        trace.describe(
-            &p.entry_id,
-            vec![
-                KeyValue::new("pulse.event", "post"),
-                KeyValue::new("pulse.post.id", p.post.id.clone()),
-                KeyValue::new("pulse.platform", p.post.platform.as_str()),
-            ],
-        );
-    }
-    for e in &batch.engagements {
-        trace.describe(
-            &e.entry_id,
-            vec![
-                KeyValue::new("pulse.event", "engagement"),
-                KeyValue::new("pulse.post.id", e.engagement.post_id.clone()),
-            ],
-        );
-    }
-    trace.stage("analyse", ids, started, ended, |id| {
-        let mut attributes = vec![size.clone()];
-        if let Some(p) = posts.get(id) {
-            attributes.push(KeyValue::new("pulse.model", p.analysis.model.clone()));
-            if let Some(lang) = &p.analysis.lang {
-                attributes.push(KeyValue::new("pulse.lang", lang.clone()));
-            }
-        }
-        attributes
-    });
 }
 
 fn record_latency(entries: &[RawEntry]) {

@@ -23,12 +23,14 @@
 //!   one bad entry never holds back its neighbours.
 //!
 //! Reading is in `read`, committing (analysis, storage, dead letters, acknowledgement) in
-//! `commit`, credits and batch slots in `lease`, and keeping held entries alive and claiming abandoned ones in `claim`.
+//! `commit` (what it records in traces in `traced`), credits and batch slots in `lease`, and
+//! keeping held entries alive and claiming abandoned ones in `claim`.
 
 mod claim;
 mod commit;
 mod lease;
 mod read;
+mod traced;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -79,7 +81,7 @@ pub struct IngestContext {
     pub route: AdaptiveRoute,
     /// What `POST /api/v1/analyze` may take of the analyzer.
     pub api_share: crate::actors::analyzer_share::AnalyzerShare,
-    pub store: Supervised<Store>,
+    pub store: Arc<Store>,
     credits: Arc<Semaphore>,
     batch_slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
@@ -102,7 +104,7 @@ impl IngestContext {
         redis: Client,
         analyzer: Supervised<AnalyzerWorker>,
         fallback: Option<Supervised<AnalyzerWorker>>,
-        store: Supervised<Store>,
+        store: Arc<Store>,
     ) -> Self {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
         let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
