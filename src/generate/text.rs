@@ -4,6 +4,9 @@
 //! in an opener, a closing remark, @mentions, hashtags and emoji. Sentiment is carried by
 //! ordinary words ("love", "terrible", "disappointed") so lexicon analyzers read it the way a
 //! person would; neutral templates avoid such words.
+//!
+//! Most of its length is the template tables (one per flavor and language); the code that fills
+//! them follows the tables.
 
 use rand::rngs::SmallRng;
 use rand::Rng;

@@ -1,6 +1,9 @@
 //! The lexicon's word lists and their weights: what each cue word, phrase or face adds to
 //! which score. Multi-word entries are phrases, written in token form (lowercase, ASCII
 //! apostrophes, no punctuation). The algorithm that reads them is in the parent module.
+//!
+//! It is long because it is data: the lists are kept in one file so a reviewer sees every cue
+//! and weight of a score side by side.
 
 /// Weight of a cue that names or clearly shows the emotion ("furious", "heartbroken").
 pub(super) const STRONG: f32 = 1.0;

@@ -8,6 +8,7 @@
 //! processes in one group ([`scale`]) and a long run with the model ([`soak`]).
 
 pub mod alerts;
+mod ceilings;
 mod copy_ceiling;
 pub mod hostile;
 pub mod isolation;
@@ -19,27 +20,24 @@ pub mod soak;
 pub mod sources;
 pub mod websocket;
 
+pub use self::ceilings::Ceilings;
+use self::ceilings::{analyze_all, ceilings};
+pub(crate) use self::ceilings::{generate_posts, raw_xadd};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
 use anyhow::Context as _;
 use fred::prelude::*;
-use fred::types::streams::XID;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::actors::messages::{AnalyzedBatch, AnalyzedPost, Committed};
+use crate::actors::messages::Committed;
 use crate::analysis;
 use crate::app::{Application, ServeOptions};
 use crate::config::Settings;
-use crate::models::Event;
 use crate::sources::demo::{self as producer, ProduceOptions};
-
-/// Entries per raw pipeline, read and insert batch (the same as Pulse's default read batch).
-const RAW_BATCH: usize = 500;
-/// Concurrent writers of the raw insert ceiling (Pulse itself commits several batches at once).
-const RAW_INSERT_WRITERS: usize = 4;
 
 /// Options of `pulse bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -332,47 +330,6 @@ async fn pipeline(
     Ok(())
 }
 
-/// The machine's raw ceilings, in entries, posts or rows per second.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Ceilings {
-    pub xadd_per_sec: f64,
-    pub xreadgroup_xack_per_sec: f64,
-    pub analyzer_posts_per_sec: f64,
-    pub insert_rows_per_sec: f64,
-    pub copy_rows_per_sec: f64,
-}
-
-/// Measures the raw ceilings with `n` generated posts: pipelined XADD, XREADGROUP+XACK, the
-/// configured analyzer on as many threads as Pulse would use, and batched inserts with
-/// Pulse's own statement into the tables of `db_url` (emptied afterwards).
-pub(crate) async fn ceilings(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    n: u64,
-) -> anyhow::Result<Ceilings> {
-    eprintln!("preparing {n} posts");
-    let events = generate_posts(n, &format!("raw-{run_id}-"));
-    let raw_stream = format!("pulse:bench:{run_id}:raw");
-    let mut c = Ceilings {
-        xadd_per_sec: raw_xadd(redis, &raw_stream, &events).await?,
-        ..Default::default()
-    };
-    eprintln!("raw XADD: {:.0}/s", c.xadd_per_sec);
-    c.xreadgroup_xack_per_sec = raw_read_ack(redis, &raw_stream, n).await?;
-    eprintln!("raw XREADGROUP+XACK: {:.0}/s", c.xreadgroup_xack_per_sec);
-    let (analyzed, rate) = analyze_all(settings, &events)?;
-    c.analyzer_posts_per_sec = rate;
-    eprintln!("raw analyzer: {:.0}/s", c.analyzer_posts_per_sec);
-    c.copy_rows_per_sec = copy_ceiling::copy_rows_per_sec(db_url, &analyzed).await?;
-    eprintln!("COPY: {:.0}/s", c.copy_rows_per_sec);
-    c.insert_rows_per_sec = raw_insert(db_url, &raw_stream, analyzed).await?;
-    eprintln!("raw insert: {:.0}/s", c.insert_rows_per_sec);
-    let _: i64 = redis.del(&raw_stream).await?;
-    Ok(c)
-}
-
 /// The 1-minute load average (`/proc/loadavg`), to record how busy the machine was during a
 /// run on a shared host; 0 when unreadable.
 pub(crate) fn load_average() -> f64 {
@@ -409,161 +366,6 @@ pub(crate) fn machine_description() -> String {
         Settings::threads_or_cores(0),
         extensions.join(", ")
     )
-}
-
-pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
-    let mut generator = producer::generator(&ProduceOptions {
-        rate: 1_000.0,
-        total: None,
-        duration: None,
-        seed: 7,
-        engagements: false,
-        id_prefix: prefix.to_string(),
-        scenarios: false,
-    });
-    (0..n)
-        .map(|_| serde_json::to_string(&generator.next_event()).expect("events serialise"))
-        .collect()
-}
-
-pub(crate) async fn raw_xadd(
-    redis: &Client,
-    stream: &str,
-    events: &[String],
-) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    for chunk in events.chunks(RAW_BATCH) {
-        crate::streams::producer::xadd_events(redis, stream, chunk).await?;
-    }
-    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
-}
-
-async fn raw_read_ack(redis: &Client, stream: &str, n: u64) -> anyhow::Result<f64> {
-    crate::streams::group::ensure_group(redis, stream, "bench").await?;
-    let started = Instant::now();
-    let mut done = 0u64;
-    while done < n {
-        let reply: Value = redis
-            .xreadgroup(
-                "bench",
-                "raw",
-                Some(RAW_BATCH as u64),
-                None,
-                false,
-                stream,
-                XID::NewInGroup,
-            )
-            .await?;
-        let entries = crate::streams::reply::parse_read_reply(reply);
-        if entries.is_empty() {
-            break;
-        }
-        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-        done += ids.len() as u64;
-        let _: i64 = redis.xack(stream, "bench", ids).await?;
-    }
-    Ok(done as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Analyses every post with the configured backend on as many threads as the pool would use.
-fn analyze_all(settings: &Settings, events: &[String]) -> anyhow::Result<(Vec<AnalyzedPost>, f64)> {
-    let posts: Vec<crate::models::Post> = events
-        .iter()
-        .filter_map(|json| match Event::from_slice(json.as_bytes()) {
-            Ok(Event::Post(p)) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let threads = Settings::threads_or_cores(settings.analyzer.workers);
-    let chunk = posts.len().div_ceil(threads).max(1);
-    let started = Instant::now();
-    let results: Vec<Vec<AnalyzedPost>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = posts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut analyzer =
-                        analysis::build(settings.analyzer.backend, &settings.analyzer)
-                            .expect("backend loads");
-                    part.chunks(RAW_BATCH)
-                        .flat_map(|batch| {
-                            let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
-                            let analyses = analyzer.analyze_batch(&texts);
-                            batch
-                                .iter()
-                                .zip(analyses)
-                                .map(|(post, analysis)| AnalyzedPost {
-                                    entry_id: "0-0".into(),
-                                    producer: crate::models::producer::STREAM.into(),
-                                    post: post.clone(),
-                                    analysis,
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("analyzer thread"))
-            .collect()
-    });
-    let rate = posts.len() as f64 / started.elapsed().as_secs_f64();
-    Ok((results.into_iter().flatten().collect(), rate))
-}
-
-async fn raw_insert(db_url: &str, stream: &str, posts: Vec<AnalyzedPost>) -> anyhow::Result<f64> {
-    let pool = crate::db::pool(db_url, RAW_INSERT_WRITERS)?;
-    let n = posts.len();
-    let batches: Vec<Arc<AnalyzedBatch>> = posts
-        .chunks(RAW_BATCH)
-        .map(|chunk| {
-            Arc::new(AnalyzedBatch {
-                posts: chunk.to_vec(),
-                ..Default::default()
-            })
-        })
-        .collect();
-    let queue = Arc::new(Mutex::new(batches));
-    let metrics = crate::config::MetricsSettings::default();
-    let admission = Arc::new(crate::db::rollup_keys::KeyAdmission::new(
-        metrics.max_keys_per_dimension,
-    ));
-    let started = Instant::now();
-    let writers: Vec<_> = (0..RAW_INSERT_WRITERS)
-        .map(|_| {
-            let (pool, queue, stream) = (pool.clone(), queue.clone(), stream.to_string());
-            let (high_churn, admission) = (metrics.high_churn_threshold, admission.clone());
-            tokio::spawn(async move {
-                loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                    let Some(batch) = next else {
-                        return anyhow::Ok(());
-                    };
-                    crate::actors::store::write(
-                        &pool,
-                        &crate::db::batch::WriteOptions {
-                            stream: &stream,
-                            high_churn,
-                            admission: &admission,
-                            trust: &Default::default(),
-                        },
-                        &batch,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await??;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    let client = pool.get().await?;
-    client.batch_execute("TRUNCATE posts").await?;
-    Ok(rate)
 }
 
 /// Collects XADD-to-acknowledged latency of every committed post.
@@ -905,8 +707,8 @@ pub fn markdown(r: &BenchReport) -> String {
          | peak resident memory (benchmark process, Pulse included) | {rss:.0} MB |",
         events = r.events,
         cores = r.cores,
-        batch = RAW_BATCH,
-        writers = RAW_INSERT_WRITERS,
+        batch = ceilings::RAW_BATCH,
+        writers = ceilings::RAW_INSERT_WRITERS,
         xadd = r.xadd_per_sec,
         read = r.xreadgroup_xack_per_sec,
         insert = r.insert_rows_per_sec,
