@@ -7,7 +7,6 @@ use crate::common;
 
 use common::*;
 use fred::prelude::*;
-use pulse::app::{Application, ServeOptions};
 use serde_json::{json, Value};
 
 /// A web page can make a browser POST `text/plain` (or a form) anywhere without a preflight;
@@ -15,17 +14,14 @@ use serde_json::{json, Value};
 /// route that takes JSON answers 415.
 #[actix_rt::test]
 async fn a_cross_site_text_plain_post_appends_no_events() {
-    let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
     assert!(
         env.settings().auth.open,
         "the finding is about an open server"
     );
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/api/v1/events", app.address());
+    let http = &app.http;
+    let url = app.url("/api/v1/events");
     let event = json!({"type": "post", "id": "xsite-1", "platform": "other",
                        "author": {"id": "a", "followers": 0}, "text": "forged",
                        "created_at": chrono::Utc::now().to_rfc3339()})
@@ -78,22 +74,8 @@ async fn a_cross_site_text_plain_post_appends_no_events() {
 /// already stored logs is tested with the alerter (`src/actors/alerter.rs`).
 #[actix_rt::test]
 async fn rule_names_and_keys_with_control_characters_are_refused() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    let rules = || async {
-        http.get(url("/api/v1/alert-rules"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["items"]
-            .clone()
-    };
+    let app = spawn_app().await;
+    let rules = || async { app.get("/api/v1/alert-rules").await.1["items"].clone() };
     let before = rules().await;
     let forged = "Churn\n2026-11-24T10:00:00.000000Z  INFO pulse::actors::alerter: all clear";
 
@@ -108,37 +90,27 @@ async fn rule_names_and_keys_with_control_characters_are_refused() {
         json!({"name": "\u{1b}[2Jwiped", "kind": "churn"}),
         json!({"name": "Phone", "kind": "churn", "dimension": "product", "key": "pulse\r\nphone"}),
     ] {
-        let res = http
-            .post(url("/api/v1/alert-rules"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 400, "{body}");
-        let message = invalid_rule(res.json().await.unwrap());
+        let (status, res) = app.post("/api/v1/alert-rules", &body).await;
+        assert_eq!(status, 400, "{body}");
+        let message = invalid_rule(res);
         assert!(message.contains("control characters"), "{message}");
     }
     assert_eq!(rules().await, before, "a refused rule was stored");
 
     let id = before[0]["id"].as_i64().unwrap();
-    let res = http
-        .patch(url(&format!("/api/v1/alert-rules/{id}")))
-        .json(&json!({"name": forged}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    invalid_rule(res.json().await.unwrap());
+    let (status, res) = app
+        .patch(
+            &format!("/api/v1/alert-rules/{id}"),
+            &json!({"name": forged}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    invalid_rule(res);
     assert_eq!(rules().await, before, "a refused update was applied");
 
     // Names in any script, with spaces and punctuation, are still names.
-    let res = http
-        .post(url("/api/v1/alert-rules"))
-        .json(&json!({"name": "Négativité ≥ 50 % — « Pulse »", "kind": "churn"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    app.create_rule(&json!({"name": "Négativité ≥ 50 % — « Pulse »", "kind": "churn"}))
+        .await;
     app.shutdown().await;
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use pulse::app::{Application, ServeOptions};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -19,10 +18,6 @@ fn post_at(id: &str, text: &str, minutes_ago: i64) -> String {
         "product": "pulse-phone"
     })
     .to_string()
-}
-
-async fn get(app: &Application, path: &str) -> Value {
-    http_get(app, path).await.1
 }
 
 #[actix_rt::test]
@@ -53,9 +48,8 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     let mut settings = env.settings();
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.3;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await == 120
@@ -73,7 +67,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
 
     // Calm evaluations fire nothing.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(get(&app, "/api/v1/alerts").await["items"], json!([]));
+    assert_eq!(app.get("/api/v1/alerts").await.1["items"], json!([]));
 
     // The spike: sixty angry posts now.
     let spike: Vec<String> = (0..60)
@@ -85,9 +79,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
             )
         })
         .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &spike)
-        .await
-        .unwrap();
+    app.send_events(&spike).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await == 180
@@ -106,7 +98,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     ];
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            get(&app, "/api/v1/alerts").await["items"]
+            app.get("/api/v1/alerts").await.1["items"]
                 .as_array()
                 .unwrap()
                 .len()
@@ -116,7 +108,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     );
     // Several more evaluations must not fire anything again.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let alerts = get(&app, "/api/v1/alerts").await;
+    let alerts = app.get("/api/v1/alerts").await.1;
     let mut kinds: Vec<String> = alerts["items"]
         .as_array()
         .unwrap()
@@ -199,33 +191,15 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
 
     // Acknowledge, then resolve; a second acknowledge is a conflict.
     let id = negativity["id"].as_i64().unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    let acked: Value = http
-        .post(url(&format!("/api/v1/alerts/{id}/ack")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, acked) = app.post_empty(&format!("/api/v1/alerts/{id}/ack")).await;
     assert_eq!(acked["status"], "acknowledged");
-    let again = http
-        .post(url(&format!("/api/v1/alerts/{id}/ack")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
-    let resolved: Value = http
-        .post(url(&format!("/api/v1/alerts/{id}/resolve")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (again, _) = app.post_empty(&format!("/api/v1/alerts/{id}/ack")).await;
+    assert_eq!(again, 409);
+    let (_, resolved) = app
+        .post_empty(&format!("/api/v1/alerts/{id}/resolve"))
+        .await;
     assert_eq!(resolved["status"], "resolved");
-    let firing = get(&app, "/api/v1/alerts?status=firing").await;
+    let firing = app.get("/api/v1/alerts?status=firing").await.1;
     assert_eq!(
         firing["items"].as_array().unwrap().len(),
         expected.len() - 1
@@ -235,14 +209,9 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
 
 #[actix_rt::test]
 async fn alert_rules_are_managed_over_rest() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
+    let app = spawn_app().await;
 
-    let defaults = get(&app, "/api/v1/alert-rules").await;
+    let defaults = app.get("/api/v1/alert-rules").await.1;
     let mut stock: Vec<String> = defaults["items"]
         .as_array()
         .unwrap()
@@ -270,30 +239,22 @@ async fn alert_rules_are_managed_over_rest() {
         "the stock rules exist"
     );
 
-    let created = http
-        .post(url("/api/v1/alert-rules"))
-        .json(
+    let rule = app
+        .create_rule(
             &json!({"name": "Reddit negativity", "kind": "negativity", "dimension": "platform",
                       "key": "reddit", "threshold": 0.6, "severity": "critical"}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let rule: Value = created.json().await.unwrap();
+        .await;
     let id = rule["id"].as_i64().unwrap();
     assert_eq!(rule["key"], "reddit");
     assert_eq!(rule["window_minutes"], 5);
 
-    let patched: Value = http
-        .patch(url(&format!("/api/v1/alert-rules/{id}")))
-        .json(&json!({"window_minutes": 15, "cooldown_secs": 60}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, patched) = app
+        .patch(
+            &format!("/api/v1/alert-rules/{id}"),
+            &json!({"window_minutes": 15, "cooldown_secs": 60}),
+        )
+        .await;
     assert_eq!(
         (
             patched["window_minutes"].as_i64(),
@@ -301,23 +262,13 @@ async fn alert_rules_are_managed_over_rest() {
         ),
         (Some(15), Some(0.6))
     );
-    let disabled: Value = http
-        .post(url(&format!("/api/v1/alert-rules/{id}/disable")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, disabled) = app
+        .post_empty(&format!("/api/v1/alert-rules/{id}/disable"))
+        .await;
     assert_eq!(disabled["enabled"], false);
-    let enabled: Value = http
-        .post(url(&format!("/api/v1/alert-rules/{id}/enable")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, enabled) = app
+        .post_empty(&format!("/api/v1/alert-rules/{id}/enable"))
+        .await;
     assert_eq!(enabled["enabled"], true);
 
     for bad in [
@@ -327,28 +278,13 @@ async fn alert_rules_are_managed_over_rest() {
         json!({"kind": "churn"}),
         json!({"name": "x", "kind": "churn", "surprise": true}),
     ] {
-        let res = http
-            .post(url("/api/v1/alert-rules"))
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 400, "{bad}");
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.post("/api/v1/alert-rules", &bad).await;
+        assert_eq!(status, 400, "{bad}");
         assert!(body["error"]["code"].is_string(), "{body}");
     }
-    let deleted = http
-        .delete(url(&format!("/api/v1/alert-rules/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
-    let missing = http
-        .get(url(&format!("/api/v1/alert-rules/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    assert_eq!(app.delete(&format!("/api/v1/alert-rules/{id}")).await, 204);
+    let (missing, _) = app.get(&format!("/api/v1/alert-rules/{id}")).await;
+    assert_eq!(missing, 404);
     app.shutdown().await;
 }
 
@@ -396,48 +332,32 @@ fn receiver(failures: usize) -> (std::net::SocketAddr, Seen, actix_web::dev::Ser
 #[actix_rt::test]
 async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
     let mut settings = env.settings();
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.3;
     settings.webhooks.base_delay_ms = 50;
     settings.webhooks.max_attempts = 3;
     settings.webhooks.poll_ms = 50;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
+    let app = spawn_app_with(env, settings).await;
 
     let (flaky_addr, seen, receiver_handle) = receiver(2);
-    let flaky: Value = http
-        .post(url("/api/v1/webhooks"))
-        .json(&json!({"url": format!("http://{flaky_addr}/hook"), "kinds": ["negativity"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flaky = app
+        .create_channel(
+            &json!({"url": format!("http://{flaky_addr}/hook"), "kinds": ["negativity"]}),
+        )
+        .await;
     let secret = flaky["secret"].as_str().unwrap().to_string();
     assert_eq!(secret.len(), 64);
     let closed = format!("http://127.0.0.1:{}/nobody-home", free_port());
-    let dead: Value = http
-        .post(url("/api/v1/webhooks"))
-        .json(&json!({"url": closed, "secret": "a-shared-secret-of-some-length", "kinds": ["negativity"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bad = http
-        .post(url("/api/v1/webhooks"))
-        .json(&json!({"url": "ftp://x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let dead = app
+        .create_channel(
+            &json!({"url": closed, "secret": "a-shared-secret-of-some-length", "kinds": ["negativity"]}),
+        )
+        .await;
+    let (bad, _) = app
+        .post("/api/v1/webhooks", &json!({"url": "ftp://x"}))
+        .await;
+    assert_eq!(bad, 400);
 
     let angry: Vec<String> = (0..30)
         .map(|i| {
@@ -448,9 +368,7 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
             )
         })
         .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
-        .await
-        .unwrap();
+    app.send_events(&angry).await;
 
     // The flaky receiver fails twice, then takes the delivery on the third attempt.
     assert!(
@@ -460,16 +378,11 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
         .await
     );
     let log = |id: i64| {
-        let http = http.clone();
-        let u = url(&format!("/api/v1/webhooks/{id}/deliveries"));
+        let app = &app;
         async move {
-            http.get(u)
-                .send()
+            app.get(&format!("/api/v1/webhooks/{id}/deliveries"))
                 .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
+                .1
         }
     };
     let flaky_id = flaky["id"].as_i64().unwrap();
@@ -516,7 +429,7 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
 
     // A new installation has no history: the spike and dip rules are still warming up, so
     // only the negativity rule fired.
-    let kinds: Vec<String> = get(&app, "/api/v1/alerts").await["items"]
+    let kinds: Vec<String> = app.get("/api/v1/alerts").await.1["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -524,7 +437,7 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
         .collect();
     assert_eq!(kinds, ["negativity"]);
     assert_eq!(
-        env.post_count().await,
+        app.env.post_count().await,
         30,
         "the pipeline went on regardless"
     );
@@ -536,37 +449,27 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
 #[actix_rt::test]
 async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
     let mut settings = env.settings();
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.2;
     settings.alerts.resolve_after_secs = 1;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    let rule: Value = http
-        .post(url("/api/v1/alert-rules"))
-        .json(
+    let app = spawn_app_with(env, settings).await;
+    let rule = app
+        .create_rule(
             &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
                       "key": "pulse-phone", "threshold": 0.5, "min_volume": 5}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let rule_id = rule["id"].as_i64().unwrap();
     let angry: Vec<String> = (0..10)
         .map(|i| post_at(&format!("r-{i}"), "This is terrible, I hate it", 0))
         .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
-        .await
-        .unwrap();
+    app.send_events(&angry).await;
     let status = || async {
-        get(&app, &format!("/api/v1/alerts?rule_id={rule_id}")).await["items"][0]["status"].clone()
+        app.get(&format!("/api/v1/alerts?rule_id={rule_id}"))
+            .await
+            .1["items"][0]["status"]
+            .clone()
     };
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -576,18 +479,21 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     );
 
     // Raise the bar above what the window shows: the condition clears, and stays clear.
-    http.patch(url(&format!("/api/v1/alert-rules/{rule_id}")))
-        .json(&json!({"threshold": 1.1}))
-        .send()
-        .await
-        .unwrap();
+    app.patch(
+        &format!("/api/v1/alert-rules/{rule_id}"),
+        &json!({"threshold": 1.1}),
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             status().await == "resolved"
         })
         .await
     );
-    let alert = &get(&app, &format!("/api/v1/alerts?rule_id={rule_id}")).await["items"][0];
+    let alert = &app
+        .get(&format!("/api/v1/alerts?rule_id={rule_id}"))
+        .await
+        .1["items"][0];
     assert!(alert["resolved_at"].is_string());
     app.shutdown().await;
 }

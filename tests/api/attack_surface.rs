@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use chrono::{Duration as TimeDelta, Utc};
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use pulse::auth::policy::Access;
 use pulse::auth::token::TokenCodec;
 use pulse::auth::{keys, Role};
@@ -94,35 +93,28 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
     settings.limits.per_network_per_sec = 1e-9;
     settings.limits.per_key_burst = 1e12;
     settings.limits.per_key_per_sec = 1e-9;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
     let base = format!("http://{}", app.address());
-    let http = reqwest::Client::new();
-    let pg = env.pg().await;
+    let http = &app.http;
+    let pg = app.env.pg().await;
 
     // Credentials of every kind.
     let mut tokens = HashMap::new();
     let mut admin_id = String::new();
     for role in Role::ALL {
-        let key = keys::create(&pg, role, "attack", "test").await.unwrap();
+        let key = app.create_key(role, "attack").await;
         if role == Role::Admin {
             admin_id = key.info.id.clone();
         }
-        let body: Value = http
-            .post(format!("{base}/api/v1/auth/token"))
-            .json(&serde_json::json!({"api_key": key.key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, body) = app
+            .post(
+                "/api/v1/auth/token",
+                &serde_json::json!({"api_key": key.key}),
+            )
+            .await;
         tokens.insert(role, body["access_token"].as_str().unwrap().to_string());
     }
-    let revoked = keys::create(&pg, Role::Admin, "revoked", "test")
-        .await
-        .unwrap();
+    let revoked = app.create_key(Role::Admin, "revoked").await;
     assert!(keys::revoke(&pg, &revoked.info.id, "test").await.unwrap());
     let codec = TokenCodec::new(SECRET, "pulse", 60).unwrap();
     let expired = codec
@@ -300,14 +292,9 @@ async fn every_route_cuts_off_an_unfinished_body_and_refuses_nul() {
     settings.auth.open = false;
     settings.auth.jwt_secret = Secret(SECRET.into());
     settings.limits.body_timeout_secs = 1;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
     let addr = app.address();
-    let key = keys::create(&env.pg().await, Role::Admin, "slow", "test")
-        .await
-        .unwrap()
-        .key;
+    let key = app.create_key(Role::Admin, "slow").await.key;
     let doc: Value = reqwest::get(format!("http://{addr}/api/openapi.json"))
         .await
         .unwrap()

@@ -6,12 +6,10 @@
 //! the status.
 
 use crate::common;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use serde_json::{json, Value};
 
 /// One request a stand-in received: its body, and why it refused it (None: accepted or failed
@@ -197,12 +195,6 @@ pub(crate) fn stand_in(
     (addr, seen, handle)
 }
 
-async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
-    let res = http.post(url).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 201, "{body}");
-    res.json().await.unwrap()
-}
-
 pub(crate) fn bodies(seen: &Seen) -> Vec<Value> {
     let seen = seen.lock().unwrap();
     for (body, verdict) in seen.iter() {
@@ -214,7 +206,6 @@ pub(crate) fn bodies(seen: &Seen) -> Vec<Value> {
 #[actix_rt::test]
 async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_there() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
     let mut settings = env.settings();
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.3;
@@ -222,61 +213,39 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     settings.webhooks.base_delay_ms = 50;
     settings.webhooks.poll_ms = 50;
     settings.webhooks.dashboard_url = "https://pulse.example.com/".into();
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
+    let app = spawn_app_with(env, settings).await;
 
     // The default rules watch the whole stream; this test's rule watches one product.
-    for rule in get_json(&http, &url("/api/v1/alert-rules")).await["items"]
-        .as_array()
-        .unwrap()
-    {
-        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-            .send()
-            .await
-            .unwrap();
-    }
-    let rule = create(
-        &http,
-        &url("/api/v1/alert-rules"),
-        json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+    app.remove_rules().await;
+    let rule = app
+        .create_rule(
+            &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
                "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "warning"}),
-    )
-    .await;
+        )
+        .await;
 
     let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 2);
     let (teams_addr, teams, teams_handle) = stand_in(teams_shape, 0);
     let (pd_addr, pd, pd_handle) = stand_in(pagerduty_shape, 0);
     let (quiet_addr, quiet, quiet_handle) = stand_in(slack_shape, 0);
-    let hooks = url("/api/v1/webhooks");
-    let slack_channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "slack", "name": "#brand-alerts",
-               "url": format!("http://{slack_addr}/services/T000/B000/s3cr3tpath")}),
-    )
-    .await;
+    let hooks = "/api/v1/webhooks";
+    let slack_channel = app
+        .create_channel(&json!({"kind": "slack", "name": "#brand-alerts",
+               "url": format!("http://{slack_addr}/services/T000/B000/s3cr3tpath")}))
+        .await;
     assert_eq!(slack_channel["kind"], "slack");
-    create(
-        &http,
-        &hooks,
-        json!({"kind": "teams", "url": format!("http://{teams_addr}/webhookb2/x")}),
+    app.create_channel(
+        &json!({"kind": "teams", "url": format!("http://{teams_addr}/webhookb2/x")}),
     )
     .await;
     let routing_key = "R0UT1NGKEY0123456789abcdefabcdef";
-    create(
-        &http,
-        &hooks,
-        json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
+    app.create_channel(
+        &json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
                "secret": routing_key}),
     )
     .await;
-    create(
-        &http,
-        &hooks,
-        json!({"kind": "slack", "url": format!("http://{quiet_addr}/services/critical"),
+    app.create_channel(
+        &json!({"kind": "slack", "url": format!("http://{quiet_addr}/services/critical"),
                "min_severity": "critical"}),
     )
     .await;
@@ -286,11 +255,11 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         json!({"kind": "slack"}),
         json!({"kind": "email", "url": "http://x"}),
     ] {
-        let res = http.post(&hooks).json(&bad).send().await.unwrap();
-        assert_eq!(res.status(), 400, "{bad}");
+        let (status, _) = app.post(hooks, &bad).await;
+        assert_eq!(status, 400, "{bad}");
     }
     // Listings hide the path that is Slack's secret.
-    let listed = get_json(&http, &hooks).await;
+    let listed = app.get(hooks).await.1;
     assert!(
         !listed.to_string().contains("s3cr3tpath"),
         "the Slack URL's path is listed: {listed}"
@@ -305,9 +274,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
             .to_string()
         })
         .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
-        .await
-        .unwrap();
+    app.send_events(&angry).await;
 
     // Slack fails twice, then takes the alert: three requests, one alert.
     assert!(
@@ -322,7 +289,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         teams.lock().unwrap().len(),
         pd.lock().unwrap().len()
     );
-    let alert = &get_json(&http, &url("/api/v1/alerts")).await["items"][0];
+    let alert = &app.get("/api/v1/alerts").await.1["items"][0];
     let alert_id = alert["id"].as_i64().unwrap();
 
     let message = bodies(&slack)[2].clone();
@@ -359,11 +326,11 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     assert_eq!(trigger["payload"]["component"], "product pulse-phone");
 
     // Resolution: the condition clears (the bar is raised above what the window shows).
-    http.patch(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-        .json(&json!({"threshold": 1.1}))
-        .send()
-        .await
-        .unwrap();
+    app.patch(
+        &format!("/api/v1/alert-rules/{}", rule["id"]),
+        &json!({"threshold": 1.1}),
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             pd.lock().unwrap().len() >= 2
@@ -388,14 +355,13 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         "a warning reached a critical-only channel"
     );
 
-    let log = get_json(
-        &http,
-        &url(&format!(
+    let log = app
+        .get(&format!(
             "/api/v1/webhooks/{}/deliveries",
             slack_channel["id"]
-        )),
-    )
-    .await;
+        ))
+        .await
+        .1;
     let events: Vec<(String, String, i64)> = log["items"]
         .as_array()
         .unwrap()
@@ -417,7 +383,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     );
 
     // The listing carries each channel's newest delivery.
-    let listed = get_json(&http, &hooks).await;
+    let listed = app.get(hooks).await.1;
     let slack_listed = listed["items"]
         .as_array()
         .unwrap()
@@ -438,52 +404,30 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     app.shutdown().await;
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
 #[actix_rt::test]
 async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
     let mut settings = env.settings();
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.3;
     settings.webhooks.base_delay_ms = 50;
     settings.webhooks.poll_ms = 50;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    for rule in get_json(&http, &url("/api/v1/alert-rules")).await["items"]
-        .as_array()
-        .unwrap()
-    {
-        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-            .send()
-            .await
-            .unwrap();
-    }
+    let app = spawn_app_with(env, settings).await;
+    app.remove_rules().await;
 
     let (routed_addr, routed, h1) = stand_in(slack_shape, 0);
     let (other_addr, other, h2) = stand_in(slack_shape, 0);
     let (asleep_addr, asleep, h3) = stand_in(teams_shape, 0);
     let (pd_addr, pd, h4) = stand_in(pagerduty_shape, 0);
     let (down_addr, _down, h5) = stand_in(slack_shape, 1_000);
-    let hooks = url("/api/v1/webhooks");
-    let routed_channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "slack", "url": format!("http://{routed_addr}/services/a")}),
-    )
-    .await;
-    create(
-        &http,
-        &hooks,
-        json!({"kind": "slack", "url": format!("http://{other_addr}/services/b")}),
-    )
-    .await;
+    let hooks = "/api/v1/webhooks";
+    let routed_channel = app
+        .create_channel(
+            &json!({"kind": "slack", "url": format!("http://{routed_addr}/services/a")}),
+        )
+        .await;
+    app.create_channel(&json!({"kind": "slack", "url": format!("http://{other_addr}/services/b")}))
+        .await;
     // Quiet from an hour ago to two hours from now in Kiritimati (UTC+14, so the quiet hours
     // run over local midnight on some runs): nothing below critical goes now.
     let local = chrono::Utc::now() + chrono::Duration::hours(14);
@@ -491,53 +435,42 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
     let quiet = json!({"from": hhmm(local - chrono::Duration::hours(1)),
                        "to": hhmm(local + chrono::Duration::hours(2)),
                        "timezone": "Pacific/Kiritimati"});
-    let asleep_channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "teams", "url": format!("http://{asleep_addr}/x"), "quiet_hours": quiet}),
-    )
-    .await;
+    let asleep_channel = app.create_channel(&json!({"kind": "teams", "url": format!("http://{asleep_addr}/x"), "quiet_hours": quiet})).await;
     assert_eq!(asleep_channel["quiet_hours"], quiet);
-    let pd_channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
+    let pd_channel = app
+        .create_channel(
+            &json!({"kind": "pagerduty", "url": format!("http://{pd_addr}/v2/enqueue"),
                "secret": "R0UT1NGKEY0123456789abcdefabcdef"}),
-    )
-    .await;
-    let down_channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "slack", "url": format!("http://{down_addr}/services/c")}),
-    )
-    .await;
+        )
+        .await;
+    let down_channel = app
+        .create_channel(&json!({"kind": "slack", "url": format!("http://{down_addr}/services/c")}))
+        .await;
     for bad in [
         json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "22:00", "to": "07:00", "timezone": "Mars/Olympus"}}),
         json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "25:00", "to": "07:00"}}),
         json!({"kind": "teams", "url": "http://127.0.0.1:9/x", "quiet_hours": {"from": "22:00", "to": "07:00", "timezone": "UTC\u{0}"}}),
     ] {
-        let res = http.post(&hooks).json(&bad).send().await.unwrap();
-        assert_eq!(res.status(), 400, "{bad}");
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.post(hooks, &bad).await;
+        assert_eq!(status, 400, "{bad}");
         assert_eq!(body["error"]["code"], "invalid_webhook", "{body}");
     }
 
     // A rule naming channels that do not exist is refused.
-    let res = http
-        .post(url("/api/v1/alert-rules"))
-        .json(&json!({"name": "x", "kind": "negativity", "channels": [987654]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let rule = create(
-        &http,
-        &url("/api/v1/alert-rules"),
-        json!({"name": "Routed negativity", "kind": "negativity", "threshold": 0.5,
+    let (status, _) = app
+        .post(
+            "/api/v1/alert-rules",
+            &json!({"name": "x", "kind": "negativity", "channels": [987654]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let rule = app
+        .create_rule(
+            &json!({"name": "Routed negativity", "kind": "negativity", "threshold": 0.5,
                "min_volume": 5, "severity": "warning",
                "channels": [routed_channel["id"], asleep_channel["id"]]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(
         rule["channels"],
         json!([routed_channel["id"], asleep_channel["id"]])
@@ -552,9 +485,7 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
             .to_string()
         })
         .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
-        .await
-        .unwrap();
+    app.send_events(&angry).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             !routed.lock().unwrap().is_empty()
@@ -571,14 +502,13 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         asleep.lock().unwrap().is_empty(),
         "a channel in its quiet hours got it now"
     );
-    let held = get_json(
-        &http,
-        &url(&format!(
+    let held = app
+        .get(&format!(
             "/api/v1/webhooks/{}/deliveries",
             asleep_channel["id"]
-        )),
-    )
-    .await["items"][0]
+        ))
+        .await
+        .1["items"][0]
         .clone();
     assert_eq!(held["status"], "pending", "{held}");
     let due: chrono::DateTime<chrono::Utc> =
@@ -589,17 +519,9 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
     );
 
     // Test messages: in the channel's format, and the receiver's answer reported.
-    let tested: Value = http
-        .post(url(&format!(
-            "/api/v1/webhooks/{}/test",
-            routed_channel["id"]
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, tested) = app
+        .post_empty(&format!("/api/v1/webhooks/{}/test", routed_channel["id"]))
+        .await;
     assert_eq!(
         tested,
         json!({"delivered": true, "status": 202, "error": null})
@@ -609,348 +531,25 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         text_of(&test_message["text"]).contains("Test message from Pulse"),
         "{test_message}"
     );
-    let paged: Value = http
-        .post(url(&format!("/api/v1/webhooks/{}/test", pd_channel["id"])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, paged) = app
+        .post_empty(&format!("/api/v1/webhooks/{}/test", pd_channel["id"]))
+        .await;
     assert_eq!(paged["delivered"], true);
     let actions: Vec<Value> = bodies(&pd)
         .iter()
         .map(|b| b["event_action"].clone())
         .collect();
     assert_eq!(actions, [json!("trigger"), json!("resolve")]);
-    let failed: Value = http
-        .post(url(&format!(
-            "/api/v1/webhooks/{}/test",
-            down_channel["id"]
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, failed) = app
+        .post_empty(&format!("/api/v1/webhooks/{}/test", down_channel["id"]))
+        .await;
     assert_eq!(failed["delivered"], false);
     assert_eq!(failed["status"], 500);
-    let missing = http
-        .post(url("/api/v1/webhooks/987654/test"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    let (missing, _) = app.post_empty("/api/v1/webhooks/987654/test").await;
+    assert_eq!(missing, 404);
 
     for handle in [h1, h2, h3, h4, h5] {
         handle.stop(false).await;
     }
     app.shutdown().await;
-}
-
-/// A test CA and a certificate for `localhost` signed by it, made with the openssl command:
-/// (CA PEM, server certificate PEM, server key PEM) paths.
-fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl (install it: apt-get install openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Pulse test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
-/// The local SMTP server (tests/support/smtp_sink.py), killed on drop.
-struct SmtpSink {
-    child: std::process::Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl SmtpSink {
-    fn start(dir: &std::path::Path, fail_first: u32) -> SmtpSink {
-        use std::io::BufRead;
-        let python = std::env::var("PULSE_TEST_PYTHON").expect(
-            "PULSE_TEST_PYTHON is not set: source scripts/models.sh (it installs aiosmtpd)",
-        );
-        let (_, cert, key) = test_certificates(dir);
-        let out = dir.join("messages.jsonl");
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let mut child = std::process::Command::new(python)
-            .arg(script)
-            .args([
-                "--cert",
-                cert.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-            ])
-            .args(["--user", "pulse", "--password", "s3cret-smtp-password"])
-            .args(["--fail-first", &fail_first.to_string()])
-            .args(["--out", out.to_str().unwrap()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the SMTP sink");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the SMTP sink did not start: {line:?}"));
-        SmtpSink { child, port, out }
-    }
-
-    /// The messages accepted so far: (envelope recipients, the message with its
-    /// quoted-printable soft line breaks undone).
-    fn messages(&self) -> Vec<(Vec<String>, String)> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                let to = v["to"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t.as_str().unwrap().to_string())
-                    .collect();
-                let data = v["data"]
-                    .as_str()
-                    .unwrap()
-                    .replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "=");
-                (to, data)
-            })
-            .collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[actix_rt::test]
-async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
-    let dir = std::env::temp_dir().join(unique("pulse-smtp"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sink = SmtpSink::start(&dir, 2);
-    let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.alerts.resolve_after_secs = 1;
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.poll_ms = 50;
-    settings.email.smtp_host = "localhost".into();
-    settings.email.smtp_port = sink.port;
-    settings.email.username = "pulse".into();
-    settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
-    settings.email.ca_file = dir.join("ca.pem").display().to_string();
-    settings.email.from = "Pulse Alerts <alerts@pulse.test>".into();
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    for rule in get_json(&http, &url("/api/v1/alert-rules")).await["items"]
-        .as_array()
-        .unwrap()
-    {
-        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-            .send()
-            .await
-            .unwrap();
-    }
-    let rule = create(
-        &http,
-        &url("/api/v1/alert-rules"),
-        json!({"name": "Phone churn", "kind": "negativity", "dimension": "product",
-               "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "critical"}),
-    )
-    .await;
-    let hooks = url("/api/v1/webhooks");
-    for bad in ["mailto:", "mailto:nobody", "https://example.com/"] {
-        let res = http
-            .post(&hooks)
-            .json(&json!({"kind": "email", "url": bad}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 400, "{bad}");
-    }
-    let channel = create(
-        &http,
-        &hooks,
-        json!({"kind": "email", "name": "on-call mail",
-               "url": "mailto:ops@example.com, Brand Team <brand@example.com>"}),
-    )
-    .await;
-
-    let angry: Vec<String> = (0..6)
-        .map(|i| {
-            json!({"type": "post", "id": format!("em-{i}"), "platform": "twitter",
-                   "author": {"id": format!("u{i}"), "followers": 10},
-                   "text": format!("Cancelling, the Pulse Phone <b>bricked</b> again & again, awful #{i}"),
-                   "created_at": chrono::Utc::now().to_rfc3339(), "product": "pulse-phone"})
-            .to_string()
-        })
-        .collect();
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &angry)
-        .await
-        .unwrap();
-    // The relay refuses twice (451), then takes the alert: one message.
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            !sink.messages().is_empty()
-        })
-        .await,
-        "no email arrived"
-    );
-    let (to, message) = sink.messages()[0].clone();
-    assert_eq!(to, ["ops@example.com", "brand@example.com"]);
-    assert!(
-        message.contains("Subject: [CRITICAL] Phone churn: product pulse-phone"),
-        "{message}"
-    );
-    assert!(
-        message.contains("From: \"Pulse Alerts\" <alerts@pulse.test>")
-            || message.contains("From: Pulse Alerts <alerts@pulse.test>"),
-        "{message}"
-    );
-    assert!(message.contains("multipart/alternative"), "{message}");
-    assert!(
-        message.contains("text/plain") && message.contains("text/html"),
-        "{message}"
-    );
-    assert!(
-        message.contains("negative share 100% (threshold 50%)"),
-        "{message}"
-    );
-    assert!(
-        message.contains("> Cancelling, the Pulse Phone <b>bricked</b> again & again"),
-        "the text part quotes the post as written: {message}"
-    );
-    assert!(
-        message.contains(
-            "<blockquote>Cancelling, the Pulse Phone &lt;b&gt;bricked&lt;/b&gt; again &amp; again"
-        ),
-        "the HTML part escapes the post: {message}"
-    );
-    assert!(
-        message.contains("http://localhost:8080/?product=pulse-phone"),
-        "{message}"
-    );
-    let log = |id: &Value| {
-        let u = url(&format!("/api/v1/webhooks/{id}/deliveries"));
-        let http = http.clone();
-        async move { get_json(&http, &u).await }
-    };
-    // The relay has the message before the delivery row records it.
-    wait_until(Duration::from_secs(10), || async {
-        log(&channel["id"]).await["items"][0]["status"] == "delivered"
-    })
-    .await;
-    let fired = log(&channel["id"]).await["items"][0].clone();
-    assert_eq!(fired["status"], "delivered", "{fired}");
-    assert_eq!(fired["attempts"], 3, "{fired}");
-    assert_eq!(fired["last_status"], 250, "{fired}");
-
-    // Resolution by email too; then a test message.
-    http.patch(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-        .json(&json!({"threshold": 1.1}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            sink.messages().len() >= 2
-        })
-        .await,
-        "the resolution was not emailed"
-    );
-    assert!(sink.messages()[1]
-        .1
-        .contains("Subject: Resolved: Phone churn: product pulse-phone"));
-    let tested: Value = http
-        .post(url(&format!("/api/v1/webhooks/{}/test", channel["id"])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        tested,
-        json!({"delivered": true, "status": 250, "error": null})
-    );
-    assert_eq!(sink.messages().len(), 3);
-    assert!(sink.messages()[2].1.contains("Test message from Pulse"));
-    app.shutdown().await;
-    drop(sink);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,6 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use common::*;
 use fred::prelude::*;
 use futures::{SinkExt, StreamExt};
-use pulse::app::{Application, ServeOptions};
 use pulse::auth::{keys, Role};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -91,7 +90,7 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    async fn posts(app: &Application) -> Subscriber {
+    async fn posts(app: &TestApp) -> Subscriber {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
             .await
             .expect("websocket connects");
@@ -155,38 +154,15 @@ async fn a_post_leaves_every_surface_once_deleted() {
     settings.alerts.enabled = true;
     settings.alerts.evaluate_every_secs = 0.3;
     settings.virality.score_interval_ms = 100;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{}{p}", app.address());
-    for rule in http
-        .get(url("/api/v1/alert-rules"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["items"]
-        .as_array()
-        .unwrap()
-    {
-        http.delete(url(&format!("/api/v1/alert-rules/{}", rule["id"])))
-            .send()
-            .await
-            .unwrap();
-    }
-    let created = http
-        .post(url("/api/v1/alert-rules"))
-        .json(
-            &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
-                      "key": "pulse-phone", "threshold": 0.5, "min_volume": 3,
-                      "severity": "warning"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
+    app.remove_rules().await;
+    app.create_rule(
+        &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+                  "key": "pulse-phone", "threshold": 0.5, "min_volume": 3,
+                  "severity": "warning"}),
+    )
+    .await;
     let mut live = Subscriber::posts(&app).await;
 
     // The post under watch quotes a word no other post has.
@@ -216,12 +192,13 @@ async fn a_post_leaves_every_surface_once_deleted() {
     events.push(deletion("early", now));
     events.push(post_at("early", "zorblax early bird post", now));
     xadd_all(&redis, &env.stream, &events).await;
-    assert!(settled(&env, &redis).await);
+    assert!(settled(env, &redis).await);
     let stats = |query: &'static str| {
-        let url = url(&format!("/api/v1/metrics/overall?window=1h{query}"));
-        let http = http.clone();
+        let app = &app;
         async move {
-            let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let (_, body) = app
+                .get(&format!("/api/v1/metrics/overall?window=1h{query}"))
+                .await;
             (
                 body["stats"]["posts"].as_i64().unwrap(),
                 body["stats"]["engagement"]["shares"].as_i64().unwrap_or(-1),
@@ -230,7 +207,7 @@ async fn a_post_leaves_every_surface_once_deleted() {
     };
 
     // Before: everywhere.
-    let (status, one) = http_get(&app, "/api/v1/posts/walk").await;
+    let (status, one) = app.get("/api/v1/posts/walk").await;
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["deleted_at"], Value::Null);
     let listed = listed_post_ids(&app, "").await;
@@ -241,17 +218,17 @@ async fn a_post_leaves_every_surface_once_deleted() {
         .send(pulse::actors::aggregator::FlushTerms)
         .await
         .unwrap();
-    let (_, terms) = http_get(&app, "/api/v1/trending/terms?window=1h&limit=200").await;
+    let (_, terms) = app.get("/api/v1/trending/terms?window=1h&limit=200").await;
     assert!(has_term(&terms, "zorblax"), "{terms}");
     assert!(
         wait_until(WAIT, || async {
-            let (_, body) = http_get(&app, "/api/v1/trending/posts?limit=10").await;
+            let (_, body) = app.get("/api/v1/trending/posts?limit=10").await;
             trending_ids(&body).contains(&"walk".to_string())
         })
         .await
     );
     let alert = || async {
-        let (_, body) = http_get(&app, "/api/v1/alerts").await;
+        let (_, body) = app.get("/api/v1/alerts").await;
         body["items"][0].clone()
     };
     assert!(
@@ -274,12 +251,10 @@ async fn a_post_leaves_every_surface_once_deleted() {
 
     // The deletion.
     xadd_all(&redis, &env.stream, &[deletion("walk", Utc::now())]).await;
-    assert!(
-        wait_until(WAIT, || async {
-            http_get(&app, "/api/v1/posts/walk").await.1["deleted_at"].is_string()
-        })
-        .await
-    );
+    app.wait_for("/api/v1/posts/walk", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
 
     // After: gone from every surface but the post's own page, which says it is deleted.
     let gone = live
@@ -296,15 +271,15 @@ async fn a_post_leaves_every_surface_once_deleted() {
         .send(pulse::actors::aggregator::FlushTerms)
         .await
         .unwrap();
-    let (_, terms) = http_get(&app, "/api/v1/trending/terms?window=1h&limit=200").await;
+    let (_, terms) = app.get("/api/v1/trending/terms?window=1h&limit=200").await;
     assert!(!has_term(&terms, "zorblax"), "{terms}");
     assert!(has_term(&terms, "terrible"), "{terms}");
-    let (_, trending) = http_get(&app, "/api/v1/trending/posts?limit=10").await;
+    let (_, trending) = app.get("/api/v1/trending/posts?limit=10").await;
     assert!(
         !trending_ids(&trending).contains(&"walk".to_string()),
         "{trending}"
     );
-    let (status, _) = http_get(&app, "/api/v1/posts/walk/virality").await;
+    let (status, _) = app.get("/api/v1/posts/walk/virality").await;
     assert_eq!(status, 404);
     assert!(
         wait_until(WAIT, || async {
@@ -400,11 +375,8 @@ async fn recount(pg: &tokio_postgres::Client) -> Keyed {
 
 #[actix_rt::test]
 async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_support_class() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = env.redis().await;
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
     let now = Utc::now();
     // The lexicon reads English (supported); emoji alone name no language (unverified);
@@ -433,7 +405,7 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
         events.insert(0, deletion(&format!("{class}-0-{i}"), now));
     }
     xadd_all(&redis, &env.stream, &events).await;
-    assert!(settled(&env, &redis).await);
+    assert!(settled(env, &redis).await);
     let supports: Vec<String> = pg
         .query(
             "SELECT DISTINCT language_support FROM posts ORDER BY 1",
@@ -454,7 +426,7 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
         .map(|(i, (class, _))| deletion(&format!("{class}-1-{i}"), now))
         .collect();
     xadd_all(&redis, &env.stream, &later).await;
-    assert!(settled(&env, &redis).await);
+    assert!(settled(env, &redis).await);
     assert!(deleted_posts_reach(&pg, 8).await);
     assert_eq!(rollups(&pg).await, recount(&pg).await);
 
@@ -481,10 +453,8 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     let mut settings = env.settings();
     settings.ingest.unknown_post_hold_secs = 2;
     settings.virality.score_interval_ms = 100;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = env.redis().await;
+    let app = spawn_app_with(env, settings).await;
+    let (env, redis) = (&app.env, app.redis().await);
     let now = Utc::now();
     let shares = |post: &str, n: usize| -> Vec<Value> {
         (0..n)
@@ -493,34 +463,34 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     };
     xadd_all(&redis, &env.stream, &shares("ghost", 30)).await;
     xadd_all(&redis, &env.stream, &shares("late", 4)).await;
-    assert!(read_all(&env, &redis).await);
+    assert!(read_all(env, &redis).await);
     // Held engagements are counted nowhere and make no trending post.
-    let (_, overall) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+    let (_, overall) = app.get("/api/v1/metrics/overall?window=1h").await;
     assert_eq!(overall["stats"]["engagement"]["shares"], 0, "{overall}");
     // The late post arrives: its engagements count from then on.
     xadd_all(&redis, &env.stream, &[post_at("late", "fine phone", now)]).await;
     assert!(
         wait_until(WAIT, || async {
-            let (_, o) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+            let (_, o) = app.get("/api/v1/metrics/overall?window=1h").await;
             o["stats"]["engagement"]["shares"] == 4
         })
         .await
     );
     // The ghost never comes: dropped after the hold, and counted.
-    assert!(settled(&env, &redis).await);
-    let (_, trending) = http_get(&app, "/api/v1/trending/posts?limit=50").await;
+    assert!(settled(env, &redis).await);
+    let (_, trending) = app.get("/api/v1/trending/posts?limit=50").await;
     assert!(
         !trending_ids(&trending).contains(&"ghost".to_string()),
         "{trending}"
     );
-    let (status, _) = http_get(&app, "/api/v1/posts/ghost/virality").await;
+    let (status, _) = app.get("/api/v1/posts/ghost/virality").await;
     assert_eq!(status, 404);
     let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pulse_events_refused_total{reason=\"unknown_post\"} 30"),
         "{metrics}"
     );
-    let (_, o) = http_get(&app, "/api/v1/metrics/overall?window=1h").await;
+    let (_, o) = app.get("/api/v1/metrics/overall?window=1h").await;
     assert_eq!(o["stats"]["engagement"]["shares"], 4, "{o}");
 
     // A forged count is refused at the door on every path.
@@ -529,7 +499,7 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("count"), "{body}");
     xadd_all(&redis, &env.stream, &[huge]).await;
-    assert!(settled(&env, &redis).await);
+    assert!(settled(env, &redis).await);
     let dead: fred::prelude::Value = redis
         .xrange(format!("{}:dead", env.stream), "-", "+", None)
         .await
@@ -738,11 +708,8 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
 
 #[actix_rt::test]
 async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = env.redis().await;
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
     let now = Utc::now();
     // An event cannot carry a producer: the field is not part of any event.
@@ -784,7 +751,7 @@ async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
     entry(b"source:forum", "by-source").await;
     entry(b"key:a=*", "forged-trust").await;
     entry(&[0xff, 0xfe], "not-text").await;
-    assert!(read_all(&env, &redis).await);
+    assert!(read_all(env, &redis).await);
     let producers: Vec<(String, String)> = pg
         .query("SELECT id, producer FROM posts ORDER BY id", &[])
         .await

@@ -5,27 +5,22 @@ use crate::common;
 use std::time::Duration;
 
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use serde_json::{json, Value};
 
+/// A [`TestApp`] whose requests also check that every answer carries an `x-request-id`.
 struct Api {
-    app: Application,
-    env: TestEnv,
-    http: reqwest::Client,
+    app: TestApp,
 }
 
 impl Api {
     async fn start() -> Api {
-        let TestApp { app, env, http } = spawn_app().await;
-        Api { app, env, http }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.app.address())
+        Api {
+            app: spawn_app().await,
+        }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self.http.get(self.url(path)).send().await.unwrap();
+        let res = self.app.http.get(self.app.url(path)).send().await.unwrap();
         assert!(
             res.headers().contains_key("x-request-id"),
             "x-request-id on {path}"
@@ -36,8 +31,9 @@ impl Api {
 
     async fn post_events(&self, body: String) -> (u16, Value) {
         let res = self
+            .app
             .http
-            .post(self.url("/api/v1/events"))
+            .post(self.app.url("/api/v1/events"))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -90,8 +86,9 @@ async fn health_ready_and_metrics_answer() {
     assert!(body["consumer"].is_string(), "{body}");
 
     let res = api
+        .app
         .http
-        .get(api.url("/health"))
+        .get(api.app.url("/health"))
         .header("x-request-id", "caller-id-42")
         .send()
         .await
@@ -99,8 +96,9 @@ async fn health_ready_and_metrics_answer() {
     assert_eq!(res.headers()["x-request-id"], "caller-id-42");
 
     let text = api
+        .app
         .http
-        .get(api.url("/metrics"))
+        .get(api.app.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -117,14 +115,9 @@ async fn ready_is_503_when_postgres_is_unreachable() {
     let mut settings = env.settings();
     settings.database.url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
     settings.migrate_on_start = false;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let res = reqwest::get(format!("http://{}/ready", app.address()))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
-    let body: Value = res.json().await.unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, 503);
     assert_eq!(body["postgres"]["status"], "error");
     assert_eq!(body["redis"]["status"], "ok");
     app.shutdown().await;
@@ -149,7 +142,7 @@ async fn events_posted_over_http_are_stored() {
     assert_eq!(body["ids"].as_array().unwrap().len(), 3);
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            api.env.post_count().await == 3
+            api.app.env.post_count().await == 3
         })
         .await
     );
@@ -185,7 +178,7 @@ async fn bad_event_requests_get_a_4xx_in_the_error_shape_and_append_nothing() {
     assert_eq!(status, 400);
     assert_error_shape(&body, "empty_batch");
 
-    let max = api.env.settings().http.max_events_per_request;
+    let max = api.app.env.settings().http.max_events_per_request;
     let many: Vec<Value> = (0..=max)
         .map(|i| post(&format!("m-{i}"), "twitter", "x", 0))
         .collect();
@@ -197,8 +190,8 @@ async fn bad_event_requests_get_a_4xx_in_the_error_shape_and_append_nothing() {
     assert_eq!(status, 400);
     assert_error_shape(&body, "invalid_event");
 
-    let redis = api.env.redis().await;
-    let len: i64 = fred::prelude::StreamsInterface::xlen(&redis, &api.env.stream)
+    let redis = api.app.env.redis().await;
+    let len: i64 = fred::prelude::StreamsInterface::xlen(&redis, &api.app.env.stream)
         .await
         .unwrap();
     assert_eq!(len, 0, "no event of a refused request reached the stream");
@@ -218,7 +211,7 @@ async fn posts_are_listed_newest_first_with_filters_and_keyset_pages() {
     assert_eq!(status, 202);
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            api.env.post_count().await == 7
+            api.app.env.post_count().await == 7
         })
         .await
     );

@@ -14,6 +14,7 @@ mod channels;
 mod compression;
 mod dashboard;
 mod deletions;
+mod email_channels;
 mod http_api;
 mod languages;
 mod metrics_api;

@@ -7,11 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
-use pulse::app::{Application, ServeOptions};
 use pulse::models::Event;
 use pulse::sources::demo::ProduceOptions;
-use pulse::streams::producer;
-use serde_json::Value;
 
 /// `n` generated events (posts, and engagements when asked), timestamped now.
 fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
@@ -38,18 +35,6 @@ fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-async fn xadd_all(redis: &Client, stream: &str, events: &[String]) {
-    for chunk in events.chunks(500) {
-        producer::xadd_events(redis, stream, chunk).await.unwrap();
-    }
-}
-
-async fn get(app: &Application, path: &str) -> Value {
-    let (status, body) = http_get(app, path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
 /// Every post stored and acknowledged, and every engagement that came before its post (in
 /// a batch committed before or beside it) released to be counted.
 async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {
@@ -63,16 +48,12 @@ async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {
 
 #[actix_rt::test]
 async fn window_metrics_equal_sql_over_the_stored_posts() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = env.redis().await;
-    let evs = events(400, 3, false, "w-");
-    xadd_all(&redis, &env.stream, &evs).await;
-    assert!(settled(&env, &redis, 400).await);
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    app.send_events(&events(400, 3, false, "w-")).await;
+    assert!(settled(env, &redis, 400).await);
 
-    let overall = get(&app, "/api/v1/metrics/overall?window=5m").await;
+    let overall = app.get_ok("/api/v1/metrics/overall?window=5m").await;
     let from: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(overall["from"].clone()).unwrap();
     let pg = env.pg().await;
@@ -109,7 +90,7 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
         ("/api/v1/metrics/products?window=1h", "product"),
         ("/api/v1/metrics/channels?window=1h", "channel"),
     ] {
-        let body = get(&app, path).await;
+        let body = app.get_ok(path).await;
         let from: chrono::DateTime<chrono::Utc> =
             serde_json::from_value(body["from"].clone()).unwrap();
         let sql = format!(
@@ -142,7 +123,7 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
     }
 
     // Share of voice adds up to one.
-    let products = get(&app, "/api/v1/metrics/products?window=5m").await;
+    let products = app.get_ok("/api/v1/metrics/products?window=5m").await;
     let volume: f64 = products["items"]
         .as_array()
         .unwrap()
@@ -152,7 +133,9 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
     assert!((volume - 1.0).abs() < 1e-9);
 
     // A filtered query reads the posts themselves and agrees with SQL too.
-    let geo = get(&app, "/api/v1/metrics/geo?window=5m&platform=twitter").await;
+    let geo = app
+        .get_ok("/api/v1/metrics/geo?window=5m&platform=twitter")
+        .await;
     let from: chrono::DateTime<chrono::Utc> = serde_json::from_value(geo["from"].clone()).unwrap();
     let expected: i64 = pg
         .query_one("SELECT count(*) FROM posts WHERE created_at >= $1 AND platform = 'twitter' AND country IS NOT NULL AND language_support <> 'unsupported'", &[&from])
@@ -168,11 +151,9 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
     assert_eq!(got, expected);
 
     // The time series of the last hour adds up to the hour's total.
-    let series = get(
-        &app,
-        "/api/v1/metrics/timeseries?dimension=overall&bucket=1m",
-    )
-    .await;
+    let series = app
+        .get_ok("/api/v1/metrics/timeseries?dimension=overall&bucket=1m")
+        .await;
     let total: i64 = series["points"]
         .as_array()
         .unwrap()
@@ -192,11 +173,8 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
         "/api/v1/metrics/timeseries?bucket=7m",
         "/api/v1/trending/terms?limit=0",
     ] {
-        let res = reqwest::get(format!("http://{}{bad}", app.address()))
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 400, "{bad}");
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.get(bad).await;
+        assert_eq!(status, 400, "{bad}");
         assert_eq!(body["error"]["code"], "invalid_query", "{bad}");
     }
     app.shutdown().await;
@@ -204,11 +182,8 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
 
 #[actix_rt::test]
 async fn trending_terms_count_hashtags_and_words() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = env.redis().await;
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
     for i in 0..30 {
         let text = if i % 3 == 0 {
             "battery drains so fast #trendcheck"
@@ -217,12 +192,12 @@ async fn trending_terms_count_hashtags_and_words() {
         };
         xadd_event(&redis, &env.stream, &post_json(&format!("t-{i}"), text)).await;
     }
-    assert!(settled(&env, &redis, 30).await);
+    assert!(settled(env, &redis, 30).await);
     app.aggregator()
         .send(pulse::actors::aggregator::FlushTerms)
         .await
         .unwrap();
-    let body = get(&app, "/api/v1/trending/terms?window=1h&limit=5").await;
+    let body = app.get_ok("/api/v1/trending/terms?window=1h&limit=5").await;
     let terms = body["terms"].as_array().unwrap();
     let find = |t: &str| {
         terms
@@ -282,26 +257,18 @@ async fn rollups_of_two_processes_sharing_a_group_equal_those_of_one() {
         "a mix of posts and engagements"
     );
 
-    let single = TestEnv::new().await;
-    let one = Application::build(single.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let redis = single.redis().await;
-    xadd_all(&redis, &single.stream, &evs).await;
-    assert!(settled(&single, &redis, posts).await);
-    one.shutdown().await;
+    let one = spawn_app().await;
+    let redis = one.redis().await;
+    one.send_events(&evs).await;
+    assert!(settled(&one.env, &redis, posts).await);
+    let single = one.shutdown().await;
 
-    let shared = TestEnv::new().await;
-    let a = Application::build(shared.settings(), ServeOptions::default())
-        .await
-        .unwrap();
-    let b = Application::build(shared.settings(), ServeOptions::default())
-        .await
-        .unwrap();
+    let a = spawn_app().await;
+    let b = a.spawn_replica().await;
     assert_ne!(a.pipeline().consumer(), b.pipeline().consumer());
-    xadd_all(&redis, &shared.stream, &evs).await;
-    assert!(settled(&shared, &redis, posts).await);
-    a.shutdown().await;
+    a.send_events(&evs).await;
+    assert!(settled(&a.env, &redis, posts).await);
+    let shared = a.shutdown().await;
     b.shutdown().await;
 
     let (one_posts, one_eng) = rollups(&single).await;

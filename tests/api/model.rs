@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use pulse::analysis::transformer::{InferenceOptions, TransformerAnalyzer};
 use pulse::analysis::{Analyzer, Backend};
-use pulse::app::{Application, ServeOptions};
 use pulse::config::AnalyzerSettings;
 use pulse::models::{Emotion, SentimentLabel};
 use serde_json::{json, Value};
@@ -245,9 +244,8 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
     settings.analyzer.bundles = vec![bundle()];
     settings.analyzer.fallback_lag_secs = 30.0;
     settings.analyzer.recover_lag_secs = 10.0;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .expect("pulse starts with the model");
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(60), || async {
             env.post_count().await == 40
@@ -307,12 +305,7 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         .collect();
     assert_eq!(labels, vec!["negative".to_string()]);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pulse_analyzer_switches_total{to=\"lexicon\"} 1"),
         "{metrics}"
@@ -328,19 +321,14 @@ async fn the_analyze_endpoint_answers_synchronously_and_refuses_bad_requests() {
     let mut settings = env.settings();
     settings.analyzer.backend = Backend::Onnx;
     settings.analyzer.bundles = vec![bundle()];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
-    let url = format!("http://{}/api/v1/analyze", app.address());
-    let client = reqwest::Client::new();
-    let reply = client
-        .post(&url)
-        .json(&json!({"texts": ["I love it, thank you so much!", "worst update ever, cancel my account"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    let body: Value = reply.json().await.unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/analyze",
+            &json!({"texts": ["I love it, thank you so much!", "worst update ever, cancel my account"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let analyses = body["analyses"].as_array().unwrap();
     assert_eq!(analyses.len(), 2);
     assert_eq!(analyses[0]["sentiment"]["label"], "positive");
@@ -352,7 +340,7 @@ async fn the_analyze_endpoint_answers_synchronously_and_refuses_bad_requests() {
         .as_str()
         .unwrap()
         .starts_with(&bundle_model_prefix()));
-    assert_eq!(env.post_count().await, 0, "analysis stores nothing");
+    assert_eq!(app.env.post_count().await, 0, "analysis stores nothing");
 
     for (body, code) in [
         (json!({"texts": []}), "empty_batch"),
@@ -360,9 +348,8 @@ async fn the_analyze_endpoint_answers_synchronously_and_refuses_bad_requests() {
         (json!({"texts": ["a".repeat(20_001)]}), "text_too_long"),
         (json!({"text": "x"}), "invalid_json"),
     ] {
-        let reply = client.post(&url).json(&body).send().await.unwrap();
-        assert_eq!(reply.status(), 400);
-        let err: Value = reply.json().await.unwrap();
+        let (status, err) = app.post("/api/v1/analyze", &body).await;
+        assert_eq!(status, 400);
         assert_eq!(err["error"]["code"], code, "{err}");
     }
     app.shutdown().await;

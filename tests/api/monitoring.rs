@@ -95,17 +95,16 @@ async fn every_metric_the_dashboard_and_the_alert_rules_query_is_exposed() {
     // ticking, so every stage has run once.
     let lines: Vec<String> = jetstream::REPLAY.lines().map(str::to_string).collect();
     let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
-    let env = TestEnv::new().await;
-    let app =
-        crate::sources::serve_with(&env, crate::sources::source(standin.endpoint.clone())).await;
+    let app = crate::sources::serve_with(
+        TestEnv::new().await,
+        crate::sources::source(standin.endpoint.clone()),
+    )
+    .await;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
+        app.wait_for_posts(3, Duration::from_secs(30)).await,
         "the replay's posts were not stored"
     );
-    let (status, _) = http_get(&app, "/api/v1/posts").await;
+    let (status, _) = app.get("/api/v1/posts").await;
     assert_eq!(status, 200);
 
     // Histograms appear with their first sample; give every stage a moment after the posts.

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use serde_json::Value;
 
 /// Test cases per operation and phase: enough to reach past validation on every operation,
@@ -57,9 +56,8 @@ fn schemathesis() -> PathBuf {
 }
 
 struct Served {
-    app: Application,
+    app: TestApp,
     info: AppInfo,
-    _env: TestEnv,
 }
 
 async fn serve() -> Served {
@@ -69,27 +67,16 @@ async fn serve() -> Served {
     settings.auth.open = false;
     settings.auth.jwt_secret =
         pulse::config::Secret("e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into());
-    let app = Application::build(settings, ServeOptions::default())
+    let app = spawn_app_with(env, settings).await;
+    let admin_key = app
+        .create_key(pulse::auth::Role::Admin, "schemathesis")
         .await
-        .unwrap();
-    let admin_key = pulse::auth::keys::create(
-        &env.pg().await,
-        pulse::auth::Role::Admin,
-        "schemathesis",
-        "test",
-    )
-    .await
-    .unwrap()
-    .key;
+        .key;
     let info = AppInfo {
         base_url: format!("http://{}", app.address()),
         admin_key,
     };
-    Served {
-        app,
-        info,
-        _env: env,
-    }
+    Served { app, info }
 }
 
 #[actix_rt::test]

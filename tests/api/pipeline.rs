@@ -8,21 +8,14 @@ use common::*;
 use fred::prelude::*;
 #[cfg(feature = "fault-injection")]
 use pulse::actors::Stage;
-use pulse::app::{Application, ServeOptions};
 
 /// Stream entry fields as a producer wrote them.
 type Fields = Vec<(&'static str, Vec<u8>)>;
 
-async fn start(env: &TestEnv) -> Application {
-    Application::build(env.settings(), ServeOptions::default())
-        .await
-        .expect("pulse starts")
-}
-
 #[actix_rt::test]
 async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
     let json = post_json("p-1", "I absolutely love the new phone, great battery!");
     xadd_event(&redis, &env.stream, &json).await;
@@ -60,8 +53,8 @@ async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
 
 #[actix_rt::test]
 async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
     let pg = env.pg().await;
     let delete = |id: &str| {
@@ -162,8 +155,8 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
 
 #[actix_rt::test]
 async fn the_same_entries_delivered_twice_are_stored_once() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
     for i in 0..20 {
         xadd_event(
@@ -220,8 +213,8 @@ async fn the_same_entries_delivered_twice_are_stored_once() {
 
 #[actix_rt::test]
 async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline_goes_on() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
 
     let mut missing = serde_json::from_str::<serde_json::Value>(&post_json("m", "x")).unwrap();
@@ -327,8 +320,8 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
 #[cfg(feature = "fault-injection")]
 #[actix_rt::test]
 async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
     xadd_event(&redis, &env.stream, &post_json("before", "hello")).await;
     assert!(
@@ -396,8 +389,8 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
 /// arrived long ago goes, a backfilled post created long ago but just arrived stays.
 #[actix_rt::test]
 async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfill() {
-    let env = TestEnv::new().await;
-    let app = start(&env).await;
+    let app = spawn_app().await;
+    let env = &app.env;
     let redis = env.redis().await;
     let mut backfill =
         serde_json::from_str::<serde_json::Value>(&post_json("backfill", "ancient news")).unwrap();
@@ -504,9 +497,8 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
     let mut settings = env.settings();
     settings.ingest.max_deliveries = 2;
     settings.ingest.claim_idle_ms = 0;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
 
     assert!(
         wait_until(Duration::from_secs(20), || async {
@@ -565,9 +557,8 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
         .unwrap();
     let mut settings = env.settings();
     settings.redis.stale_consumer_secs = 1;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
     // Our consumer exists once something is delivered to it.
     xadd_event(&redis, &env.stream, &post_json("seen-by-us", "hello")).await;
     assert!(
@@ -643,11 +634,8 @@ async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
 /// bounded however long the stream runs.
 #[actix_rt::test]
 async fn acknowledged_entries_are_trimmed_from_the_stream() {
-    let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
     xadd_posts(&redis, &env.stream, "trim", 0..400).await;
     assert!(
         wait_until(Duration::from_secs(60), || async {

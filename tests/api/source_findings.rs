@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use common::http_standin::{listen, read_request, respond, respond_streaming};
 use common::jetstream::{post_message, JetstreamStandIn};
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use pulse::config::{FeedSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
@@ -118,7 +117,8 @@ async fn jetstream_waits_out_retry_after_on_a_refused_upgrade() {
     let env = TestEnv::new().await;
     let mut bsky = source(standin.endpoint.clone());
     bsky.name = "bsky-limited".into();
-    let app = serve_with(&env, bsky).await;
+    let app = serve_with(env, bsky).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -293,7 +293,8 @@ async fn mastodon_waits_out_retry_after_and_the_rate_limit_reset_on_the_stream()
     )
     .await;
     let env = TestEnv::new().await;
-    let app = serve_with(&env, mastodon_source("masto-limited", base)).await;
+    let app = serve_with(env, mastodon_source("masto-limited", base)).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -344,7 +345,8 @@ async fn a_refused_mastodon_timeline_leaves_the_stream_open_and_reports_the_gap(
     let env = TestEnv::new().await;
     // A position from an earlier run: the connection backfills from it.
     store_position(&env, "masto-gap", "110000000000000000").await;
-    let app = serve_with(&env, mastodon_source("masto-gap", base)).await;
+    let app = serve_with(env, mastodon_source("masto-gap", base)).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= N as i64
@@ -407,7 +409,8 @@ async fn a_rate_limited_mastodon_timeline_is_not_asked_again_before_its_retry_af
     .await;
     let env = TestEnv::new().await;
     store_position(&env, "masto-rest", "110000000000000000").await;
-    let app = serve_with(&env, mastodon_source("masto-rest", base)).await;
+    let app = serve_with(env, mastodon_source("masto-rest", base)).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             seen(&log, "/api/v1/timelines/public").len() >= 2
@@ -501,7 +504,7 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
     let (site, log) = reddit_limited().await;
     let env = TestEnv::new().await;
     let app = serve_with(
-        &env,
+        env,
         SourceSettings {
             name: "reddit-limited".into(),
             kind: SourceKind::Reddit(RedditSettings {
@@ -520,6 +523,7 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
         },
     )
     .await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 2
@@ -603,11 +607,8 @@ fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
 async fn feeds_wait_out_retry_after_in_seconds_and_as_a_date() {
     let (site, log) = news_limited().await;
     let env = TestEnv::new().await;
-    let app = serve_with(
-        &env,
-        feeds("news-limited", vec![format!("{site}/news.rss")]),
-    )
-    .await;
+    let app = serve_with(env, feeds("news-limited", vec![format!("{site}/news.rss")])).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 2
@@ -698,9 +699,8 @@ async fn feeds_reach_no_internal_address_through_a_redirect_or_without_being_all
         ),
         strict,
     ];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
     // A redirect within the allowed server is followed.
     assert!(
         wait_until(Duration::from_secs(30), || async {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::http_standin::{listen, read_request, respond, respond_streaming};
 use common::jetstream::JetstreamStandIn;
 use common::*;
-use pulse::app::{Application, ServeOptions};
 use pulse::config::{JetstreamSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
@@ -16,13 +15,11 @@ const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.po
 const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.post/3mpb1";
 
 /// A Pulse on `env` running `source`, its virality tracker ticking every 100 ms.
-pub(crate) async fn serve_with(env: &TestEnv, source: SourceSettings) -> Application {
+pub(crate) async fn serve_with(env: TestEnv, source: SourceSettings) -> TestApp {
     let mut settings = env.settings();
     settings.sources = vec![source];
     settings.virality.score_interval_ms = 100;
-    Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap()
+    spawn_app_with(env, settings).await
 }
 
 /// A Jetstream source named `bsky` reading `endpoint`.
@@ -52,9 +49,8 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     let mut settings = env.settings();
     settings.sources = vec![source(endpoint)];
     settings.virality.score_interval_ms = 100;
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
 
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -130,15 +126,10 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         "/api/v1/posts/{}/virality",
         url::form_urlencoded::byte_serialize(ALICE_POST.as_bytes()).collect::<String>()
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            let (_, v) = http_get(&app, &path).await;
-            v["current"]["counts"]["shares"] == 2 && v["current"]["structure"]["depth"] == 2
-        })
-        .await,
-        "{}",
-        http_get(&app, &path).await.1
-    );
+    app.wait_for(&path, Duration::from_secs(20), |v| {
+        v["current"]["counts"]["shares"] == 2 && v["current"]["structure"]["depth"] == 2
+    })
+    .await;
 
     // The reply was deleted on Bluesky: kept, marked, out of the listing and the metrics.
     assert!(
@@ -218,10 +209,8 @@ fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs {
 
 #[actix_rt::test]
 async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each_post_once() {
-    let env = TestEnv::new().await;
-    let app = Application::build(env.settings(), ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    let env = &app.env;
     let dir = std::env::temp_dir().join(unique("pulse-import"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("backfill.jsonl");
@@ -397,7 +386,7 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     let (instance, requests) = mastodon().await;
     let env = TestEnv::new().await;
     let app = serve_with(
-        &env,
+        env,
         SourceSettings {
             name: "masto".into(),
             kind: SourceKind::Mastodon(pulse::config::MastodonSettings {
@@ -411,6 +400,7 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
         },
     )
     .await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 4
@@ -523,7 +513,7 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     let (site, requests) = news_site().await;
     let env = TestEnv::new().await;
     let app = serve_with(
-        &env,
+        env,
         SourceSettings {
             name: "news".into(),
             kind: SourceKind::Feed(pulse::config::FeedSettings {
@@ -540,6 +530,7 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
         },
     )
     .await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -655,7 +646,7 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     let (site, requests) = reddit().await;
     let env = TestEnv::new().await;
     let app = serve_with(
-        &env,
+        env,
         SourceSettings {
             name: "reddit".into(),
             kind: SourceKind::Reddit(pulse::config::RedditSettings {
@@ -674,6 +665,7 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
         },
     )
     .await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3
@@ -781,9 +773,8 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
         j.profiles_url = appview;
     }
     settings.sources = vec![source];
-    let app = Application::build(settings, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await >= 3

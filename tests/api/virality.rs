@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::*;
 use futures::{SinkExt, StreamExt};
-use pulse::app::{Application, ServeOptions};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -55,43 +54,25 @@ fn settings(env: &TestEnv) -> pulse::config::Settings {
     s
 }
 
-async fn get(app: &Application, path: &str) -> (u16, Value) {
-    http_get(app, path).await
-}
-
-async fn post_json(app: &Application, path: &str, body: &str) -> (u16, Value) {
-    http_post(app, path, body).await
-}
-
 /// Waits until the post's tracked virality has `shares` shares; returns its current object.
-async fn virality_with(app: &Application, id: &str, shares: u64) -> Value {
-    let path = format!("/api/v1/posts/{id}/virality");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut last = Value::Null;
-    while std::time::Instant::now() < deadline {
-        let (status, body) = get(app, &path).await;
-        if status == 200 && body["current"]["counts"]["shares"] == json!(shares) {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("virality of {id} never reached {shares} shares: {last}");
+async fn virality_with(app: &TestApp, id: &str, shares: u64) -> Value {
+    app.wait_for(
+        &format!("/api/v1/posts/{id}/virality"),
+        Duration::from_secs(30),
+        |body| body["current"]["counts"]["shares"] == json!(shares),
+    )
+    .await
 }
 
 #[actix_rt::test]
 async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(settings(&env), ServeOptions::default())
-        .await
-        .unwrap();
+    let s = settings(&env);
+    let app = spawn_app_with(env, s).await;
     let created = Utc::now() - TimeDelta::minutes(5);
     let mut events = cascade("deep", 40, true, created);
     events.extend(cascade("broad", 40, false, created));
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
-        .await
-        .unwrap();
+    app.send_events(&events).await;
 
     let deep = virality_with(&app, "deep", 40).await;
     let broad = virality_with(&app, "broad", 40).await;
@@ -129,22 +110,20 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
 #[actix_rt::test]
 async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(settings(&env), ServeOptions::default())
-        .await
-        .unwrap();
+    let s = settings(&env);
+    let app = spawn_app_with(env, s).await;
     let created = Utc::now() - TimeDelta::minutes(2);
     let mut events = vec![post("slow", "twitter", 1_000, created)];
     events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
     events.push(share("slow", 1, created + TimeDelta::seconds(100), None));
     events.extend(cascade("fast", 60, false, created));
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
-        .await
-        .unwrap();
+    app.send_events(&events).await;
     virality_with(&app, "slow", 2).await;
     virality_with(&app, "fast", 60).await;
 
-    let (status, body) = get(&app, "/api/v1/trending/posts?platform=twitter&limit=10").await;
+    let (status, body) = app
+        .get("/api/v1/trending/posts?platform=twitter&limit=10")
+        .await;
     assert_eq!(status, 200);
     let ids: Vec<&str> = body["items"]
         .as_array()
@@ -160,21 +139,19 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     );
     assert!(items[0]["momentum"]["velocity"].as_f64() > items[1]["momentum"]["velocity"].as_f64());
     // Filters.
-    let (_, none) = get(&app, "/api/v1/trending/posts?platform=reddit").await;
+    let (_, none) = app.get("/api/v1/trending/posts?platform=reddit").await;
     assert_eq!(none["items"], json!([]));
-    let (_, tagged) = get(
-        &app,
-        "/api/v1/trending/posts?hashtag=pulsephone&dynamics=broad",
-    )
-    .await;
+    let (_, tagged) = app
+        .get("/api/v1/trending/posts?hashtag=pulsephone&dynamics=broad")
+        .await;
     assert_eq!(tagged["items"].as_array().unwrap().len(), 2);
-    let (status, err) = get(&app, "/api/v1/trending/posts?dynamics=sideways").await;
+    let (status, err) = app.get("/api/v1/trending/posts?dynamics=sideways").await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_query");
     // Momentum by product.
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            let (_, m) = get(&app, "/api/v1/trending/momentum?dimension=product").await;
+            let (_, m) = app.get("/api/v1/trending/momentum?dimension=product").await;
             m["items"][0]["key"] == "pulse-phone"
         })
         .await
@@ -185,25 +162,20 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
 #[actix_rt::test]
 async fn predictions_survive_a_restart() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(settings(&env), ServeOptions::default())
-        .await
-        .unwrap();
+    let s = settings(&env);
+    let app = spawn_app_with(env, s).await;
     let created = Utc::now() - TimeDelta::minutes(3);
     let mut events = cascade("kept", 25, true, created);
     // Some broadcast shares on top of the chain.
     for i in 25..35 {
         events.push(share("kept", i, created + TimeDelta::seconds(40), None));
     }
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
-        .await
-        .unwrap();
+    app.send_events(&events).await;
     let before = virality_with(&app, "kept", 35).await;
-    app.shutdown().await;
+    let env = app.shutdown().await;
 
-    let app = Application::build(settings(&env), ServeOptions::default())
-        .await
-        .unwrap();
+    let s = settings(&env);
+    let app = spawn_app_with(env, s).await;
     // Rebuilt from PostgreSQL: the same prediction, and no new history row for it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = virality_with(&app, "kept", 35).await;
@@ -227,9 +199,7 @@ async fn predictions_survive_a_restart() {
         created + TimeDelta::seconds(60),
         Some("kept:s24".into()),
     )];
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &more)
-        .await
-        .unwrap();
+    app.send_events(&more).await;
     let grown = virality_with(&app, "kept", 36).await;
     assert_eq!(grown["current"]["structure"]["depth"], 26);
     app.shutdown().await;
@@ -238,22 +208,17 @@ async fn predictions_survive_a_restart() {
 #[actix_rt::test]
 async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
     let mut s = settings(&env);
     s.virality.inactive_expiry_secs = 1;
-    let app = Application::build(s, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, s).await;
     let created = Utc::now() - TimeDelta::minutes(3);
     let events = cascade("quiet", 10, true, created);
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &events)
-        .await
-        .unwrap();
+    app.send_events(&events).await;
     virality_with(&app, "quiet", 10).await;
     let path = "/api/v1/posts/quiet/virality";
     assert!(
         wait_until(Duration::from_secs(15), || async {
-            get(&app, path).await.1["current"]["status"] == "finished"
+            app.get(path).await.1["current"]["status"] == "finished"
         })
         .await,
         "the quiet cascade never finished"
@@ -265,9 +230,7 @@ async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree()
         share("quiet", 10, later, Some("quiet:s9".into())),
         share("quiet", 11, later, None),
     ];
-    pulse::streams::producer::xadd_events(&redis, &env.stream, &more)
-        .await
-        .unwrap();
+    app.send_events(&more).await;
     let revived = virality_with(&app, "quiet", 12).await;
     let current = &revived["current"];
     assert_eq!(current["status"], "active", "{revived}");
@@ -288,9 +251,8 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let env = TestEnv::new().await;
     let mut s = settings(&env);
     s.virality.enabled = false;
-    let app = Application::build(s, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, s).await;
+    let env = &app.env;
     let created = Utc::now() - TimeDelta::minutes(10);
 
     let mut engagements = Vec::new();
@@ -303,7 +265,7 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let body = json!({"post": {"id": "p1", "platform": "reddit",
         "created_at": created.to_rfc3339(), "author_followers": 5000},
         "engagements": engagements});
-    let (status, scored) = post_json(&app, "/api/v1/score", &body.to_string()).await;
+    let (status, scored) = http_post(&app, "/api/v1/score", &body.to_string()).await;
     assert_eq!(status, 200, "{scored}");
     assert_eq!(scored["counts"]["shares"], 30);
     assert_eq!(scored["counts"]["likes"], 12);
@@ -321,7 +283,7 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let bad = json!({"post": {"platform": "myspace", "created_at": created.to_rfc3339()},
         "engagements": [{"kind": "share", "at": (created - TimeDelta::seconds(5)).to_rfc3339(),
                          "count": 0}]});
-    let (status, err) = post_json(&app, "/api/v1/score", &bad.to_string()).await;
+    let (status, err) = http_post(&app, "/api/v1/score", &bad.to_string()).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_request");
     let fields: Vec<&str> = err["error"]["details"]["errors"]
@@ -334,15 +296,15 @@ async fn score_and_feedback_validate_in_the_error_shape() {
         fields,
         ["post.platform", "engagements[0].at", "engagements[0].count"]
     );
-    let (status, err) = post_json(&app, "/api/v1/score", r#"{"post": {}, "surprise": 1}"#).await;
+    let (status, err) = http_post(&app, "/api/v1/score", r#"{"post": {}, "surprise": 1}"#).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_json");
     assert!(err["error"]["message"].is_string());
 
-    let (status, err) = post_json(&app, "/api/v1/feedback", r#"{"post_id": "p1"}"#).await;
+    let (status, err) = http_post(&app, "/api/v1/feedback", r#"{"post_id": "p1"}"#).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_request");
-    let (status, err) = post_json(
+    let (status, err) = http_post(
         &app,
         "/api/v1/feedback",
         r#"{"post_id": "p1", "final_shares": -3, "sentiment_label": "angry"}"#,
@@ -353,7 +315,7 @@ async fn score_and_feedback_validate_in_the_error_shape() {
         err["error"]["details"]["errors"].as_array().unwrap().len(),
         2
     );
-    let (status, ok) = post_json(
+    let (status, ok) = http_post(
         &app,
         "/api/v1/feedback",
         r#"{"post_id": "p1", "final_shares": 120, "sentiment_label": "positive"}"#,
@@ -372,7 +334,7 @@ async fn score_and_feedback_validate_in_the_error_shape() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 1);
-    let (status, err) = get(&app, "/api/v1/posts/nothing-here/virality").await;
+    let (status, err) = app.get("/api/v1/posts/nothing-here/virality").await;
     assert_eq!(status, 404);
     assert_eq!(err["error"]["code"], "not_found");
     app.shutdown().await;
@@ -381,10 +343,8 @@ async fn score_and_feedback_validate_in_the_error_shape() {
 #[actix_rt::test]
 async fn a_virality_update_reaches_a_websocket_subscriber() {
     let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let app = Application::build(settings(&env), ServeOptions::default())
-        .await
-        .unwrap();
+    let s = settings(&env);
+    let app = spawn_app_with(env, s).await;
     let stream = tokio::net::TcpStream::connect(app.address()).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.address()), stream)
         .await
@@ -395,13 +355,7 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
     .await
     .unwrap();
     let created = Utc::now() - TimeDelta::minutes(1);
-    pulse::streams::producer::xadd_events(
-        &redis,
-        &env.stream,
-        &cascade("live", 50, false, created),
-    )
-    .await
-    .unwrap();
+    app.send_events(&cascade("live", 50, false, created)).await;
     let update = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(frame)) = ws.next().await {
             if let Message::Text(text) = frame {
@@ -435,9 +389,7 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     let env = TestEnv::new().await;
     let mut s = settings(&env);
     s.virality.enabled = false;
-    let app = Application::build(s, ServeOptions::default())
-        .await
-        .unwrap();
+    let app = spawn_app_with(env, s).await;
     let created = chrono::DateTime::from_timestamp(1_420_070_400, 0).unwrap();
     // 40 shares over the first ten minutes, one in four resharing an earlier share.
     let delays: Vec<i64> = (0..40).map(|i| 5 + i * 14).collect();
@@ -459,7 +411,7 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     let body = json!({"post": {"id": "young", "platform": "twitter",
         "created_at": created.to_rfc3339()},
         "engagements": engagements, "observed_at": observed.to_rfc3339()});
-    let (status, scored) = post_json(&app, "/api/v1/score", &body.to_string()).await;
+    let (status, scored) = http_post(&app, "/api/v1/score", &body.to_string()).await;
     assert_eq!(status, 200, "{scored}");
     assert_eq!(scored["counts"]["shares"], 40);
     let predicted = scored["predicted_final_shares"].as_f64().unwrap();

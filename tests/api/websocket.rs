@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use fred::prelude::*;
 use futures::{SinkExt, StreamExt};
-use pulse::app::{Application, ServeOptions};
 use pulse::config::Settings;
 use pulse::models::Platform;
 use pulse::ws::{FilterKeys, MetricsUpdate, Publish, Topic};
@@ -31,12 +30,10 @@ const NEGATIVE: &str = "This is terrible, I hate it, the worst and most awful ph
 const POSITIVE: &str = "I love it, wonderful and great, the best phone ever";
 const NEUTRAL: &str = "The phone arrived on Tuesday in a box";
 
-async fn start(env: &TestEnv, tweak: impl FnOnce(&mut Settings)) -> Application {
+async fn start(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = env.settings();
     tweak(&mut settings);
-    Application::build(settings, ServeOptions::default())
-        .await
-        .expect("pulse starts")
+    spawn_app_with(env, settings).await
 }
 
 /// A post event on `platform` from `country`.
@@ -195,7 +192,8 @@ fn ids(posts: &[Value]) -> Vec<String> {
 async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_order() {
     let env = TestEnv::new().await;
     // One entry in flight at a time, so batches commit in stream order.
-    let app = start(&env, |s| s.ingest.max_in_flight = 1).await;
+    let app = start(env, |s| s.ingest.max_in_flight = 1).await;
+    let env = &app.env;
     let redis = env.redis().await;
 
     // The sentiment the analyzer gives the neutral text, whatever backend is configured.
@@ -294,7 +292,8 @@ async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_ord
 #[actix_rt::test]
 async fn unsubscribing_stops_delivery() {
     let env = TestEnv::new().await;
-    let app = start(&env, |_| {}).await;
+    let app = start(env, |_| {}).await;
+    let env = &app.env;
     let redis = env.redis().await;
     let posts = json!({"type": "subscribe", "topics": ["posts"]});
     let mut client = WsClient::connect(app.address()).await;
@@ -336,7 +335,7 @@ async fn unsubscribing_stops_delivery() {
 #[actix_rt::test]
 async fn bad_client_messages_get_errors_and_an_oversize_frame_closes_the_socket() {
     let env = TestEnv::new().await;
-    let app = start(&env, |s| s.ws.max_topics_per_session = 2).await;
+    let app = start(env, |s| s.ws.max_topics_per_session = 2).await;
     let mut client = WsClient::connect(app.address()).await;
 
     let cases = [
@@ -403,7 +402,7 @@ async fn bad_client_messages_get_errors_and_an_oversize_frame_closes_the_socket(
 #[actix_rt::test]
 async fn upgrades_past_the_session_cap_get_503_in_the_api_error_shape() {
     let env = TestEnv::new().await;
-    let app = start(&env, |s| s.ws.max_sessions = 2).await;
+    let app = start(env, |s| s.ws.max_sessions = 2).await;
     let addr = app.address();
     let mut first = WsClient::connect(addr).await;
     let _second = WsClient::connect(addr).await;
@@ -494,7 +493,8 @@ async fn slow_subscribers_lose_their_oldest_posts_while_the_others_get_every_one
     let env = TestEnv::new().await;
     // The slow clients stop reading for as long as the flow lasts; this test is about what
     // their queues keep meanwhile, not about the write timeout that would end them.
-    let app = start(&env, |s| s.ws.write_timeout_secs = 3_600).await;
+    let app = start(env, |s| s.ws.write_timeout_secs = 3_600).await;
+    let env = &app.env;
     let addr = app.address();
     let redis = env.redis().await;
 
@@ -612,7 +612,7 @@ async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session(
 
     let env = TestEnv::new().await;
     // The test publishes its own snapshots; the aggregator's would interleave with them.
-    let app = start(&env, |s| s.metrics.updates_per_sec = 0.0).await;
+    let app = start(env, |s| s.metrics.updates_per_sec = 0.0).await;
     let addr = app.address();
     let broadcaster = app.broadcaster();
     let metrics = json!({"type": "subscribe", "topics": ["metrics"]});
@@ -682,7 +682,7 @@ async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session(
 #[actix_rt::test]
 async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matches() {
     let env = TestEnv::new().await;
-    let app = start(&env, |_| {}).await;
+    let app = start(env, |_| {}).await;
     let addr = app.address();
     let broadcaster = app.broadcaster();
     let mut phone = WsClient::connect(addr).await;
@@ -739,7 +739,7 @@ async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matche
 #[actix_rt::test]
 async fn a_client_that_never_answers_pings_is_disconnected() {
     let env = TestEnv::new().await;
-    let app = start(&env, |s| {
+    let app = start(env, |s| {
         s.ws.heartbeat_secs = 1;
         s.ws.client_timeout_secs = 2;
     })
@@ -762,7 +762,8 @@ async fn a_client_that_never_answers_pings_is_disconnected() {
 #[actix_rt::test]
 async fn live_metrics_updates_carry_the_numbers_in_the_database() {
     let env = TestEnv::new().await;
-    let app = start(&env, |s| s.metrics.updates_per_sec = 10.0).await;
+    let app = start(env, |s| s.metrics.updates_per_sec = 10.0).await;
+    let env = &app.env;
     let redis = env.redis().await;
     let mut client = WsClient::connect(app.address()).await;
     client

@@ -2,10 +2,12 @@
 //! gives a [`TestApp`] on a private database and stream, open (no credentials needed);
 //! `spawn_app_with` takes settings, for tests of authentication or limits.
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use fred::prelude::Client;
 use pulse::app::{Application, ServeOptions};
+use pulse::auth::{keys, Role};
 use pulse::config::Settings;
 use serde_json::Value;
 
@@ -27,7 +29,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// A Pulse on `env` with `settings` (usually `env.settings()` changed).
 pub async fn spawn_app_with(env: TestEnv, settings: Settings) -> TestApp {
-    let app = Application::build(settings, ServeOptions::default())
+    spawn_app_with_options(env, settings, ServeOptions::default()).await
+}
+
+/// A Pulse on `env` with `settings` and serve options (the in-process demo producer).
+pub async fn spawn_app_with_options(
+    env: TestEnv,
+    settings: Settings,
+    options: ServeOptions,
+) -> TestApp {
+    let app = Application::build(settings, options)
         .await
         .expect("the application starts");
     TestApp {
@@ -37,7 +48,31 @@ pub async fn spawn_app_with(env: TestEnv, settings: Settings) -> TestApp {
     }
 }
 
+/// The application's own accessors (address, pipeline, sessions) read through the harness.
+impl Deref for TestApp {
+    type Target = Application;
+
+    fn deref(&self) -> &Application {
+        &self.app
+    }
+}
+
 impl TestApp {
+    /// Drains and stops the application; the environment comes back so a test can start
+    /// another Pulse on the same database and stream, or read what this one left.
+    pub async fn shutdown(self) -> TestEnv {
+        self.app.shutdown().await;
+        self.env
+    }
+
+    /// A second Pulse on this one's database and stream (another consumer of the group), as a
+    /// scaled-out deployment runs; the caller shuts it down.
+    pub async fn spawn_replica(&self) -> Application {
+        Application::build(self.env.settings(), ServeOptions::default())
+            .await
+            .expect("the replica starts")
+    }
+
     /// The URL of `path` on this application.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.app.address())
@@ -69,10 +104,80 @@ impl TestApp {
         self.request(reqwest::Method::GET, path, None, None).await
     }
 
+    /// The body of `GET path`, which must answer 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
     /// `POST path` with a JSON body, without credentials.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.request(reqwest::Method::POST, path, Some(body), None)
             .await
+    }
+
+    /// `POST path` without a body, as the actions on a resource (ack, resolve, enable) are
+    /// sent.
+    pub async fn post_empty(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, None, None).await
+    }
+
+    /// `PATCH path` with a JSON body, without credentials.
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::PATCH, path, Some(body), None)
+            .await
+    }
+
+    /// `DELETE path` without credentials; the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.request(reqwest::Method::DELETE, path, None, None)
+            .await
+            .0
+    }
+
+    /// A new API key of `role` written straight to the database, as `pulse keys create`
+    /// does, since the HTTP route to make one needs a key already.
+    pub async fn create_key(&self, role: Role, name: &str) -> keys::NewKey {
+        keys::create(&self.env.pg().await, role, name, "test")
+            .await
+            .expect("the key is created")
+    }
+
+    /// Creates an alert rule on an open server; the stored rule.
+    pub async fn create_rule(&self, rule: &Value) -> Value {
+        let (status, created) = self.post("/api/v1/alert-rules", rule).await;
+        assert_eq!(status, 201, "{rule}: {created}");
+        created
+    }
+
+    /// Deletes every alert rule, the stock ones included, so only the rules a test creates
+    /// fire.
+    pub async fn remove_rules(&self) {
+        let (_, rules) = self.get("/api/v1/alert-rules").await;
+        for rule in rules["items"].as_array().expect("a list of rules") {
+            let path = format!("/api/v1/alert-rules/{}", rule["id"]);
+            assert_eq!(self.delete(&path).await, 204, "{rule}");
+        }
+    }
+
+    /// Creates a notification channel (a webhook of any kind) on an open server; the stored
+    /// channel, with its secret.
+    pub async fn create_channel(&self, channel: &Value) -> Value {
+        let (status, created) = self.post("/api/v1/webhooks", channel).await;
+        assert_eq!(status, 201, "{channel}: {created}");
+        created
+    }
+
+    /// Appends encoded events to the test's stream as a producer does, pipelined in chunks
+    /// so a large batch is not one reply of thousands of ids.
+    pub async fn send_events(&self, events: &[String]) {
+        let redis = self.redis().await;
+        for chunk in events.chunks(500) {
+            pulse::streams::producer::xadd_events(&redis, &self.env.stream, chunk)
+                .await
+                .expect("the events are appended");
+        }
     }
 
     /// A client of the test's Redis.
@@ -88,6 +193,28 @@ impl TestApp {
     /// Waits up to `timeout` until `posts` posts are stored.
     pub async fn wait_for_posts(&self, posts: i64, timeout: Duration) -> bool {
         wait_until(timeout, || async { self.env.post_count().await >= posts }).await
+    }
+
+    /// Waits up to `timeout` until `GET path` answers 200 with a body `ready` accepts; that
+    /// body. Panics with the last answer when none came, so a failure shows what was served.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "GET {path} did not become ready: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -19,7 +19,8 @@ pub mod jetstream;
 pub mod secured;
 #[allow(unused_imports)]
 pub use app::{
-    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with, TestApp,
+    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with,
+    spawn_app_with_options, TestApp,
 };
 
 /// The server tests create their databases on.

@@ -1,0 +1,287 @@
+//! Alerts by email: a local SMTP relay that speaks STARTTLS with a test CA's certificate,
+//! refuses twice before taking a message, and records what a person would read in the text
+//! and HTML parts.
+
+use crate::common;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A test CA and a certificate for `localhost` signed by it, made with the openssl command:
+/// (CA PEM, server certificate PEM, server key PEM) paths.
+fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (install it: apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Pulse test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// The local SMTP server (tests/support/smtp_sink.py), killed on drop.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &std::path::Path, fail_first: u32) -> SmtpSink {
+        use std::io::BufRead;
+        let python = std::env::var("PULSE_TEST_PYTHON").expect(
+            "PULSE_TEST_PYTHON is not set: source scripts/models.sh (it installs aiosmtpd)",
+        );
+        let (_, cert, key) = test_certificates(dir);
+        let out = dir.join("messages.jsonl");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .args([
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ])
+            .args(["--user", "pulse", "--password", "s3cret-smtp-password"])
+            .args(["--fail-first", &fail_first.to_string()])
+            .args(["--out", out.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP sink did not start: {line:?}"));
+        SmtpSink { child, port, out }
+    }
+
+    /// The messages accepted so far: (envelope recipients, the message with its
+    /// quoted-printable soft line breaks undone).
+    fn messages(&self) -> Vec<(Vec<String>, String)> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let to = v["to"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect();
+                let data = v["data"]
+                    .as_str()
+                    .unwrap()
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=");
+                (to, data)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_rt::test]
+async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
+    let dir = std::env::temp_dir().join(unique("pulse-smtp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = SmtpSink::start(&dir, 2);
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.alerts.resolve_after_secs = 1;
+    settings.webhooks.base_delay_ms = 50;
+    settings.webhooks.poll_ms = 50;
+    settings.email.smtp_host = "localhost".into();
+    settings.email.smtp_port = sink.port;
+    settings.email.username = "pulse".into();
+    settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
+    settings.email.ca_file = dir.join("ca.pem").display().to_string();
+    settings.email.from = "Pulse Alerts <alerts@pulse.test>".into();
+    let app = spawn_app_with(env, settings).await;
+    app.remove_rules().await;
+    let rule = app
+        .create_rule(
+            &json!({"name": "Phone churn", "kind": "negativity", "dimension": "product",
+               "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "critical"}),
+        )
+        .await;
+    let hooks = "/api/v1/webhooks";
+    for bad in ["mailto:", "mailto:nobody", "https://example.com/"] {
+        let (status, _) = app.post(hooks, &json!({"kind": "email", "url": bad})).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let channel = app
+        .create_channel(&json!({"kind": "email", "name": "on-call mail",
+               "url": "mailto:ops@example.com, Brand Team <brand@example.com>"}))
+        .await;
+
+    let angry: Vec<String> = (0..6)
+        .map(|i| {
+            json!({"type": "post", "id": format!("em-{i}"), "platform": "twitter",
+                   "author": {"id": format!("u{i}"), "followers": 10},
+                   "text": format!("Cancelling, the Pulse Phone <b>bricked</b> again & again, awful #{i}"),
+                   "created_at": chrono::Utc::now().to_rfc3339(), "product": "pulse-phone"})
+            .to_string()
+        })
+        .collect();
+    app.send_events(&angry).await;
+    // The relay refuses twice (451), then takes the alert: one message.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !sink.messages().is_empty()
+        })
+        .await,
+        "no email arrived"
+    );
+    let (to, message) = sink.messages()[0].clone();
+    assert_eq!(to, ["ops@example.com", "brand@example.com"]);
+    assert!(
+        message.contains("Subject: [CRITICAL] Phone churn: product pulse-phone"),
+        "{message}"
+    );
+    assert!(
+        message.contains("From: \"Pulse Alerts\" <alerts@pulse.test>")
+            || message.contains("From: Pulse Alerts <alerts@pulse.test>"),
+        "{message}"
+    );
+    assert!(message.contains("multipart/alternative"), "{message}");
+    assert!(
+        message.contains("text/plain") && message.contains("text/html"),
+        "{message}"
+    );
+    assert!(
+        message.contains("negative share 100% (threshold 50%)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("> Cancelling, the Pulse Phone <b>bricked</b> again & again"),
+        "the text part quotes the post as written: {message}"
+    );
+    assert!(
+        message.contains(
+            "<blockquote>Cancelling, the Pulse Phone &lt;b&gt;bricked&lt;/b&gt; again &amp; again"
+        ),
+        "the HTML part escapes the post: {message}"
+    );
+    assert!(
+        message.contains("http://localhost:8080/?product=pulse-phone"),
+        "{message}"
+    );
+    let log = |id: &Value| {
+        let path = format!("/api/v1/webhooks/{id}/deliveries");
+        let app = &app;
+        async move { app.get(&path).await.1 }
+    };
+    // The relay has the message before the delivery row records it.
+    wait_until(Duration::from_secs(10), || async {
+        log(&channel["id"]).await["items"][0]["status"] == "delivered"
+    })
+    .await;
+    let fired = log(&channel["id"]).await["items"][0].clone();
+    assert_eq!(fired["status"], "delivered", "{fired}");
+    assert_eq!(fired["attempts"], 3, "{fired}");
+    assert_eq!(fired["last_status"], 250, "{fired}");
+
+    // Resolution by email too; then a test message.
+    app.patch(
+        &format!("/api/v1/alert-rules/{}", rule["id"]),
+        &json!({"threshold": 1.1}),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            sink.messages().len() >= 2
+        })
+        .await,
+        "the resolution was not emailed"
+    );
+    assert!(sink.messages()[1]
+        .1
+        .contains("Subject: Resolved: Phone churn: product pulse-phone"));
+    let (_, tested) = app
+        .post_empty(&format!("/api/v1/webhooks/{}/test", channel["id"]))
+        .await;
+    assert_eq!(
+        tested,
+        json!({"delivered": true, "status": 250, "error": null})
+    );
+    assert_eq!(sink.messages().len(), 3);
+    assert!(sink.messages()[2].1.contains("Test message from Pulse"));
+    app.shutdown().await;
+    drop(sink);
+    let _ = std::fs::remove_dir_all(&dir);
+}

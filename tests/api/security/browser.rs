@@ -1,0 +1,180 @@
+//! Browser protections (CORS, WebSocket origins) and injection and traversal attempts.
+
+use super::*;
+
+#[actix_rt::test]
+async fn browser_protections_cors_and_websocket_origins() {
+    let s = Secure::start(|s| s.http.cors_origins = vec!["https://brand.example".into()]).await;
+    let analyst = s.token(Role::Analyst).await;
+    for path in ["/", "/api/v1/posts", "/health"] {
+        let res = s
+            .app
+            .http
+            .get(s.url(path))
+            .bearer_auth(&analyst)
+            .send()
+            .await
+            .unwrap();
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+
+    // CORS: the configured origin is allowed, others get no grant.
+    let res = s
+        .app
+        .http
+        .get(s.url("/api/v1/posts"))
+        .bearer_auth(&analyst)
+        .header("origin", "https://brand.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://brand.example"
+    );
+    let res = s
+        .app
+        .http
+        .get(s.url("/api/v1/posts"))
+        .bearer_auth(&analyst)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+    let preflight = |origin: &'static str| {
+        s.app
+            .http
+            .request(reqwest::Method::OPTIONS, s.url("/api/v1/posts"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://brand.example").await.unwrap();
+    assert_eq!(ok.status().as_u16(), 204);
+    assert!(ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    assert_eq!(
+        preflight("https://evil.example")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+
+    // WebSocket origins: same origin and configured ones, not others.
+    let own = format!("http://{}", s.app.address());
+    assert_eq!(s.ws(Some(&analyst), Some(&own)).await.0, 101);
+    assert_eq!(
+        s.ws(Some(&analyst), Some("https://brand.example")).await.0,
+        101
+    );
+    assert_eq!(
+        s.ws(Some(&analyst), Some("https://evil.example")).await.0,
+        403
+    );
+}
+
+/// Sends one raw HTTP/1.1 request line (clients normalise paths; attackers do not) and
+/// returns the status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str, extra: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[actix_rt::test]
+async fn injection_and_traversal_attempts_reach_nothing() {
+    let s = Secure::start(|_| {}).await;
+    let analyst = s.token(Role::Analyst).await;
+    let ingest_key = s.key(Role::Ingest).to_string();
+    let (code, _, _) = s
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(&ingest_key),
+            Some(&serde_json::from_str(&post_json("inj-1", "fine phone")).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 202);
+
+    // SQL in filter values is data, never code.
+    for attempt in [
+        "x' OR '1'='1",
+        "x'; DROP TABLE posts; --",
+        "pulse-phone' UNION SELECT hash FROM api_keys --",
+    ] {
+        let url = reqwest::Url::parse_with_params(&s.url("/api/v1/posts"), &[("product", attempt)])
+            .unwrap();
+        let res = s
+            .app
+            .http
+            .get(url)
+            .bearer_auth(&analyst)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), 0, "{attempt}");
+    }
+    let stored = s.app.env.pg().await;
+    let keys: i64 = stored
+        .query_one("SELECT count(*) FROM api_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 3, "the tables are intact");
+
+    // Paths that try to leave the dashboard's directory get nothing from outside it.
+    for target in [
+        "/../Cargo.toml",
+        "/..%2fCargo.toml",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/../../Cargo.toml",
+        "//etc/passwd",
+    ] {
+        let (status, text) = raw_get(s.app.address(), target, "Accept: text/html\r\n").await;
+        assert!(
+            !text.contains("[package]") && !text.contains("root:x:0:0"),
+            "{target} leaked a file ({status})"
+        );
+    }
+
+    // A forged request id cannot inject headers.
+    let (_, text) = raw_get(
+        s.app.address(),
+        "/health",
+        "X-Request-Id: abc\r\nSet-Cookie: pwned=1\r\n",
+    )
+    .await;
+    assert!(!text.to_ascii_lowercase().contains("set-cookie"));
+
+    // Credentials in odd places do not count.
+    let url = format!("/api/v1/posts?access_token={analyst}");
+    let (status, _) = raw_get(s.app.address(), &url, "").await;
+    assert_eq!(
+        status, 401,
+        "tokens in query strings are for the WebSocket only"
+    );
+}

@@ -1,0 +1,163 @@
+//! `serve` refusing to start: with a reason in one error, never open by accident, and never
+//! logging a secret.
+
+use super::*;
+
+/// Whatever stops `serve` from starting, it says why in one error and exits 1, without the
+/// panics of actors torn down before they ran.
+#[test]
+fn serve_that_cannot_start_says_why_and_exits_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(TestEnv::new());
+    let base = env.env();
+    let with = |changes: &[(&str, &str)]| {
+        let mut vars: Vec<(String, String)> = base
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+            .cloned()
+            .collect();
+        vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        vars
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap().to_string();
+    let cases = [
+        (
+            with(&[("PULSE_AUTH__OPEN", "false")]),
+            "auth.jwt_secret is not set",
+        ),
+        (
+            with(&[
+                ("PULSE_AUTH__OPEN", "false"),
+                (
+                    "PULSE_AUTH__JWT_SECRET",
+                    "replace-me-with-32-random-bytes-please",
+                ),
+            ]),
+            "looks like a placeholder",
+        ),
+        (
+            with(&[("PULSE_LISTEN", &taken_at)]),
+            "binding the HTTP listener",
+        ),
+        (
+            with(&[
+                ("PULSE_ANALYZER__BACKEND", "onnx"),
+                ("PULSE_ANALYZER__BUNDLES", r#"["/nonexistent/bundle"]"#),
+            ]),
+            "/nonexistent/bundle",
+        ),
+    ];
+    for (vars, reason) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .arg("serve")
+            .env_remove("PULSE_MODEL_DIR")
+            .envs(vars.iter().cloned())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{reason}: {said}");
+        assert!(said.contains(reason), "{reason}: {said}");
+        assert!(!said.contains("panicked"), "{reason}: {said}");
+    }
+    drop(taken);
+}
+
+#[test]
+fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(TestEnv::new());
+    let mut vars = env.env();
+    vars.retain(|(k, _)| k != "PULSE_AUTH__OPEN");
+
+    // Neither a secret nor an explicit open: refused, with the fix.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .arg("serve")
+        .envs(vars.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("PULSE_AUTH__JWT_SECRET") && said.contains("PULSE_AUTH__OPEN"),
+        "{said}"
+    );
+
+    // Told explicitly: it runs open and says so loudly, and the dashboard is told.
+    let mut open = vars.clone();
+    open.push(("PULSE_AUTH__OPEN".into(), "true".into()));
+    let server = PulseProcess::start(&open);
+    assert!(server.log_text().contains("AUTHENTICATION IS OFF"));
+    let status: Value = rt.block_on(async {
+        reqwest::get(format!("http://{}/api/v1/auth/status", server.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(status["mode"], "open");
+    drop(server);
+
+    // With a secret: keys from the command line, used over HTTP; nothing secret is logged.
+    let mut secure = vars.clone();
+    secure.push(("PULSE_AUTH__JWT_SECRET".into(), SECRET.into()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args([
+            "keys", "create", "--role", "analyst", "--name", "cli", "--json",
+        ])
+        .envs(secure.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let server = PulseProcess::start(&secure);
+    let token = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let base = format!("http://{}", server.address);
+        let issued: Value = http
+            .post(format!("{base}/api/v1/auth/token"))
+            .json(&json!({"api_key": key}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = issued["access_token"].as_str().unwrap().to_string();
+        let res = http
+            .get(format!("{base}/api/v1/posts"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let res = http
+            .get(format!("{base}/api/v1/posts"))
+            .bearer_auth(format!("{token}x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        token
+    });
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(["keys", "list", "--json"])
+        .envs(secure.iter().cloned())
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["id"], created["id"]);
+    assert!(listed[0]["last_used_at"].is_string());
+    assert!(!listed.to_string().contains(&key));
+    let log = server.log_text();
+    assert!(log.contains("access token issued"), "{log}");
+    for secret in [SECRET, key.as_str(), token.as_str()] {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
+}
