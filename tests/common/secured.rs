@@ -1,20 +1,27 @@
 //! A Pulse with authentication on and a key of each role, for the tests that attack it as
 //! outsiders and callers of each role would.
 
-use pulse::app::{Application, ServeOptions};
 use pulse::auth::{keys, Role};
 use pulse::config::{Secret, Settings};
 use serde_json::Value;
 
+use super::app::{spawn_app_with, TestApp};
 use super::{raw_request, RawResponse, TestEnv};
 
 const SECRET: &str = "a4c8e2f6b0d9a3c7e1f5b9d2a6c0e4f8b3d7a1c5e9f2b6d0";
 
-/// See the module documentation.
+/// See the module documentation. It reads as its [`TestApp`] (`s.env`, `s.address()`).
 pub struct SecuredServer {
-    pub app: Application,
-    pub env: TestEnv,
+    pub app: TestApp,
     pub keys: Vec<(Role, keys::NewKey)>,
+}
+
+impl std::ops::Deref for SecuredServer {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl SecuredServer {
@@ -30,28 +37,18 @@ impl SecuredServer {
         settings.auth.open = false;
         settings.auth.jwt_secret = Secret(SECRET.into());
         tweak(&mut settings);
-        let app = Application::build(settings, ServeOptions::default())
-            .await
-            .unwrap();
-        let pg = env.pg().await;
+        let app = spawn_app_with(env, settings).await;
+        let pg = app.env.pg().await;
         let mut made = Vec::new();
         for role in Role::ALL {
             made.push((role, keys::create(&pg, role, "k", "test").await.unwrap()));
         }
-        SecuredServer {
-            app,
-            env,
-            keys: made,
-        }
+        SecuredServer { app, keys: made }
     }
 
     /// The key of `role`.
     pub fn key(&self, role: Role) -> &keys::NewKey {
         &self.keys.iter().find(|k| k.0 == role).unwrap().1
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.app.address())
     }
 
     /// Sends `method path` with `role`'s key and an optional JSON body.
@@ -73,7 +70,8 @@ impl SecuredServer {
 
     /// The first column of the first row of `sql` (a count).
     pub async fn count(&self, sql: &str) -> i64 {
-        self.env
+        self.app
+            .env
             .pg()
             .await
             .query_one(sql, &[])
