@@ -241,10 +241,11 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_caller_has_one_request_at_a_time() {
-        let share = Arc::new(AnalyzerShare::new(&settings(1.0, 5_000)));
+        // Another caller waits for the first request, however slow the machine: a minute.
+        let share = Arc::new(AnalyzerShare::new(&settings(1.0, 60_000)));
         let route = Arc::new(AdaptiveRoute::new(&AnalyzerSettings::default(), false));
         let pool = lexicon_pool();
-        let long: Vec<String> = (0..CHUNK_TEXTS * 8)
+        let long: Vec<String> = (0..CHUNK_TEXTS * 2)
             .map(|_| "word ".repeat(4_000))
             .collect();
         let (first, second, other) = futures::join!(

@@ -15,21 +15,25 @@ async fn rate_limits_trigger_and_recover() {
     .await;
     let token = s.token(Role::Analyst).await;
 
-    // A key's burst passes, then 429 with Retry-After.
-    let mut statuses = Vec::new();
+    // A key's burst passes, then 429 with Retry-After. The requests go at once, so the
+    // bucket cannot refill between them however slow the machine.
+    let calls = (0..8).map(|_| s.call("GET", "/api/v1/posts", Some(&token), None));
+    let answers = futures::future::join_all(calls).await;
+    let statuses: Vec<u16> = answers.iter().map(|(code, ..)| *code).collect();
     let mut retry_after = None;
-    for _ in 0..8 {
-        let (code, headers, body) = s.call("GET", "/api/v1/posts", Some(&token), None).await;
-        statuses.push(code);
-        if code == 429 {
-            assert_eq!(error_code(&body), "rate_limited");
+    for (code, headers, body) in &answers {
+        if *code == 429 {
+            assert_eq!(error_code(body), "rate_limited");
             retry_after = headers
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
         }
     }
-    assert!(statuses.iter().take(4).all(|&c| c == 200), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|&&c| c == 200).count() >= 4,
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&429), "{statuses:?}");
     let wait = retry_after.expect("429 carries Retry-After");
     assert!(wait >= 1);
@@ -44,16 +48,18 @@ async fn rate_limits_trigger_and_recover() {
     let (code, _, body) = s.call("GET", "/api/v1/posts", Some(&token), None).await;
     assert_eq!(code, 200, "{body}");
 
-    // Guessing keys spends the address's budget: soon every guess is 429, unverified.
-    let mut guesses = Vec::new();
-    for i in 0..12 {
-        let (code, _) = s
-            .exchange(&format!("pulse_{:012x}_{}", i, "a".repeat(64)))
-            .await;
-        guesses.push(code);
-    }
+    // Guessing keys spends the address's budget: past its burst every guess is 429,
+    // unverified. The guesses go at once, as an attacker's would.
+    let keys: Vec<String> = (0..12)
+        .map(|i| format!("pulse_{:012x}_{}", i, "a".repeat(64)))
+        .collect();
+    let guesses: Vec<u16> = futures::future::join_all(keys.iter().map(|k| s.exchange(k)))
+        .await
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
     assert!(
-        guesses.contains(&401) && guesses.ends_with(&[429]),
+        guesses.contains(&401) && guesses.contains(&429),
         "{guesses:?}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
