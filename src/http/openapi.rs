@@ -202,7 +202,6 @@ pub(super) fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Ope
 /// The API's document, built once by the route table from its operations
 /// ([`super::routes::document`]) and given to the handlers that serve it as app data.
 pub struct ApiDocument {
-    document: utoipa::openapi::OpenApi,
     json: web::Bytes,
     endpoints: Vec<String>,
 }
@@ -218,20 +217,15 @@ impl ApiDocument {
             .to_json()
             .expect("the OpenAPI document serialises to JSON");
         let mut endpoints = Vec::new();
-        for (path, item) in document.clone().paths.paths.iter_mut() {
+        for (path, item) in document.paths.paths.iter_mut() {
             for (method, _) in operations_mut(item) {
                 endpoints.push(format!("{method} {path}"));
             }
         }
         Self {
-            document,
             json: json.into(),
             endpoints,
         }
-    }
-
-    pub fn document(&self) -> &utoipa::openapi::OpenApi {
-        &self.document
     }
 
     /// The document as JSON.
