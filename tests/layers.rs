@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first. A module may import its own layer or lower.
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["models", "config", "telemetry"]),
-    ("engines", &["analysis", "virality", "generate"]),
+    ("engines", &["analysis", "virality", "stories", "generate"]),
     ("storage", &["db", "streams", "egress"]),
     ("access", &["auth"]),
     ("pipeline", &["actors", "sources"]),

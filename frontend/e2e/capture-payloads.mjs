@@ -33,6 +33,7 @@ const rest = {
   "metrics/timeseries": "/api/v1/metrics/timeseries",
   "trending/terms": "/api/v1/trending/terms?window=1h",
   posts: "/api/v1/posts?limit=20",
+  stories: "/api/v1/stories?sort=growing",
   alerts: "/api/v1/alerts?limit=20",
   pipeline: "/api/v1/pipeline",
   "auth/status": "/api/v1/auth/status",
@@ -66,7 +67,7 @@ await new Promise((resolve) => {
   const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws");
   let started = false;
   ws.onopen = () => {
-    ws.send(JSON.stringify({ type: "subscribe", topics: ["posts", "metrics", "alerts", "virality"], filter: {} }));
+    ws.send(JSON.stringify({ type: "subscribe", topics: ["posts", "metrics", "alerts", "virality", "stories"], filter: {} }));
     ws.send(JSON.stringify({ type: "ping" }));
     ws.send(JSON.stringify({ type: "subscribe", topics: ["nope"] }));
   };

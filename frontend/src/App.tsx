@@ -19,6 +19,7 @@ import { ComparePanel, RankedList } from "./components/Ranked";
 import { StreamPanel } from "./components/Stream";
 import { AlertsPanel } from "./components/Alerts";
 import { ViralPanel } from "./components/Viral";
+import { StoriesPanel } from "./components/Stories";
 import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
 
@@ -176,6 +177,10 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
           texts={postTexts}
           error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
           terms={data.terms.data}
+        />
+        <StoriesPanel
+          stories={data.stories.data?.items}
+          error={data.stories.isError ? (data.stories.error as Error).message : undefined}
         />
         <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
         <ChannelsPanel

@@ -13,7 +13,14 @@
 //! - `volume_spike`: posts in the window above the baseline mean + `k` standard deviations,
 //!   the baseline being the windows of the same length in the `baseline_minutes` before it
 //!   (at least `min_baseline_points` of them);
-//! - `sentiment_dip`: mean sentiment below the baseline mean - `k` standard deviations.
+//! - `sentiment_dip`: mean sentiment below the baseline mean - `k` standard deviations;
+//! - `new_story`: a story born in the window with at least `min_volume` posts (one alert per
+//!   story, keyed by its id, the story as evidence);
+//! - `story_surge`: a story with at least `threshold` posts written in the window (and
+//!   `min_volume`).
+//!
+//! Story rules with a dimension other than `overall` and a key watch the stories with a post of
+//! that key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -312,6 +319,8 @@ fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Valu
                        "points": points.len(), "window_minutes": rule.window_minutes}),
             )
         }
+        // Story rules are checked on stories, not on a dimension's figures.
+        RuleKind::NewStory | RuleKind::StorySurge => (false, 0.0, rule.threshold, json!(null)),
     }
 }
 
@@ -384,6 +393,72 @@ async fn scrub_evidence(pool: &Pool, deleted: &[DeletedPost]) -> anyhow::Result<
     Ok(alerts.len())
 }
 
+/// An alert a rule's condition calls for.
+struct Candidate<'a> {
+    key: &'a str,
+    value: f64,
+    threshold: f64,
+    evidence: serde_json::Value,
+}
+
+/// Fires `alert` unless one is open for its scope or the scope is cooling down; an open alert
+/// whose condition still holds is not clearing.
+async fn fire_unless_open(
+    client: &tokio_postgres::Client,
+    rule: &AlertRule,
+    alert: Candidate<'_>,
+) -> anyhow::Result<Option<Fired>> {
+    if db::keep_open(client, rule, alert.key).await?
+        || db::cooling_down(client, rule, alert.key).await?
+    {
+        return Ok(None);
+    }
+    fire(client, rule, alert).await
+}
+
+/// Stores an alert (the database lets one process of a group fire it) and answers what to
+/// announce when this call fired it.
+async fn fire(
+    client: &tokio_postgres::Client,
+    rule: &AlertRule,
+    alert: Candidate<'_>,
+) -> anyhow::Result<Option<Fired>> {
+    let Candidate {
+        key,
+        value,
+        threshold,
+        evidence,
+    } = alert;
+    let partial = json!({
+        "rule_id": rule.id, "rule_name": rule.name, "kind": rule.kind,
+        "severity": rule.severity, "dimension": rule.dimension, "key": key,
+        "status": "firing", "value": value, "threshold": threshold, "evidence": evidence,
+    });
+    let inserted = db::fire(
+        client,
+        NewAlert {
+            rule,
+            key,
+            value,
+            threshold,
+            evidence: &evidence,
+            payload: &partial,
+        },
+    )
+    .await?;
+    Ok(inserted.map(|(id, fired_at)| Fired {
+        rule: rule.clone(),
+        key: key.to_string(),
+        value,
+        body: json!({
+            "id": id, "rule_id": rule.id, "rule_name": rule.name, "kind": rule.kind,
+            "severity": rule.severity, "dimension": rule.dimension, "key": key,
+            "status": "firing", "value": value, "threshold": threshold,
+            "fired_at": fired_at, "evidence": evidence,
+        }),
+    }))
+}
+
 /// One evaluation of every enabled rule; returns the alerts this call fired.
 async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>> {
     let client = pool.get().await?;
@@ -392,9 +467,29 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
     let resolve_after = settings.alerts.resolve_after_secs as f64;
     let mut fired = Vec::new();
     for rule in rules {
-        let observations = observe(&client, &rule, now).await?;
         let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
         let from = minute - TimeDelta::minutes(i64::from(rule.window_minutes.max(1)) - 1);
+        if rule.kind.watches_stories() {
+            let mut holding = Vec::new();
+            for c in crate::db::stories::alert_candidates(&client, &rule, from).await? {
+                holding.push(c.key.clone());
+                let evidence = json!({
+                    "window": {"minutes": rule.window_minutes, "from": from, "to": now},
+                    "value": c.value, "threshold": c.threshold, "min_volume": rule.min_volume,
+                    "story": c.story, "top_posts": c.posts, "top_terms": c.terms,
+                });
+                let alert = Candidate {
+                    key: &c.key,
+                    value: c.value,
+                    threshold: c.threshold,
+                    evidence,
+                };
+                fired.extend(fire_unless_open(&client, &rule, alert).await?);
+            }
+            db::clear(&client, rule.id, &holding, resolve_after).await?;
+            continue;
+        }
+        let observations = observe(&client, &rule, now).await?;
         let mut holding = Vec::new();
         for o in &observations {
             let (holds, value, threshold, baseline) = check(&rule, o);
@@ -402,7 +497,6 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
                 continue;
             }
             holding.push(o.key.clone());
-            // Already open: the condition still holds, so it is not clearing.
             if db::keep_open(&client, &rule, &o.key).await?
                 || db::cooling_down(&client, &rule, &o.key).await?
             {
@@ -421,37 +515,13 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
             } else {
                 rule.threshold
             };
-            let partial = json!({
-                "rule_id": rule.id, "rule_name": rule.name, "kind": rule.kind,
-                "severity": rule.severity, "dimension": rule.dimension, "key": o.key,
-                "status": "firing", "value": value, "threshold": threshold, "evidence": evidence,
-            });
-            let inserted = db::fire(
-                &client,
-                NewAlert {
-                    rule: &rule,
-                    key: &o.key,
-                    value,
-                    threshold,
-                    evidence: &evidence,
-                    payload: &partial,
-                },
-            )
-            .await?;
-            if let Some((id, fired_at)) = inserted {
-                let body = json!({
-                    "id": id, "rule_id": rule.id, "rule_name": rule.name, "kind": rule.kind,
-                    "severity": rule.severity, "dimension": rule.dimension, "key": o.key,
-                    "status": "firing", "value": value, "threshold": threshold,
-                    "fired_at": fired_at, "evidence": evidence,
-                });
-                fired.push(Fired {
-                    rule: rule.clone(),
-                    key: o.key.clone(),
-                    value,
-                    body,
-                });
-            }
+            let alert = Candidate {
+                key: &o.key,
+                value,
+                threshold,
+                evidence,
+            };
+            fired.extend(fire(&client, &rule, alert).await?);
         }
         // Open alerts whose condition no longer holds start (or continue) clearing, and
         // resolve once clear for long enough.

@@ -111,6 +111,7 @@ impl AnalyzerWorker {
                 producer,
                 post,
                 analysis,
+                story_id: None,
             })
             .collect();
         out

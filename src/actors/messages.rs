@@ -82,10 +82,21 @@ pub fn oldest_age_secs(entries: &[RawEntry]) -> Option<f64> {
     Some((now_ms - oldest).max(0) as f64 / 1000.0)
 }
 
+/// What placing one batch's posts in stories changed: written and published after the batch
+/// commits.
+#[derive(Debug, Default)]
+pub struct StoryChanges {
+    pub write: crate::db::stories::StoryWrite,
+    /// Stories born in this batch.
+    pub born: Vec<crate::stories::StoryId>,
+}
+
 /// The analyzer pool's answer: what to store and what to dead-letter.
 #[derive(Debug, Default)]
 pub struct AnalyzedBatch {
     pub posts: Vec<AnalyzedPost>,
+    /// What placing the posts in stories changed, written once the batch commits.
+    pub stories: Option<Arc<StoryChanges>>,
     pub engagements: Vec<StreamedEngagement>,
     pub deletions: Vec<StreamedDeletion>,
     pub rejected: Vec<Rejected>,

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod retention;
 mod series;
 pub mod store;
+pub mod stories;
 pub mod supervisor;
 pub mod virality;
 pub mod webhooks;
@@ -88,6 +89,7 @@ impl Pipeline {
         live: LiveOutput,
     ) -> anyhow::Result<Pipeline> {
         series::seed();
+        settings.stories.validate()?;
         let backend = settings.analyzer.backend;
         let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error
@@ -170,6 +172,10 @@ impl Pipeline {
             analyzer.clone(),
             fallback.clone(),
             store.clone(),
+            settings
+                .stories
+                .enabled
+                .then(|| Arc::new(stories::StoryDesk::new(&settings.stories))),
         ));
         let ingest_ctx = ingest.clone();
         let ingester = Supervised::start("ingester", move || {
@@ -203,6 +209,10 @@ impl Pipeline {
         let alerter = Alerter::new(settings.clone(), pool.clone(), live.publish.clone()).start();
         ingest.subscribe(alerter.clone().recipient());
         let deliverer = Deliverer::new(settings.clone(), pool.clone()).start();
+        if settings.stories.enabled {
+            let keeper = stories::StoryKeeper::new(pool.clone(), live.publish.clone()).start();
+            ingest.subscribe(keeper.recipient());
+        }
         let virality = settings.virality.enabled.then(|| {
             let tracker = ViralityTracker::new(settings.clone(), pool, live.publish).start();
             ingest.subscribe(tracker.clone().recipient());

@@ -334,10 +334,12 @@ pub async fn evidence_posts(
     let order = match kind {
         RuleKind::Churn => "churn_risk DESC",
         RuleKind::Toxicity => "toxicity DESC",
-        RuleKind::VolumeSpike => "created_at DESC",
+        RuleKind::VolumeSpike | RuleKind::NewStory | RuleKind::StorySurge => "created_at DESC",
         RuleKind::Negativity | RuleKind::SentimentDip => "sentiment_score ASC",
     };
     let scope = match dimension {
+        // A story rule's key is the story.
+        _ if kind.watches_stories() => "story_id::text = $2".to_string(),
         Dimension::Overall => "$2::text IS NOT NULL".to_string(),
         Dimension::Language => "COALESCE(lang, 'und') = $2".to_string(),
         d => format!("{} = $2", d.post_column()),

@@ -21,6 +21,7 @@ pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
 pub mod statistics;
+pub mod stories;
 mod text;
 pub mod virality;
 pub mod webhooks;

@@ -13,7 +13,7 @@ pub const POST_COLUMNS: &str =
     "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
-    lang_source, language_support, ingested_at, deleted_at";
+    lang_source, language_support, story_id, ingested_at, deleted_at";
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -101,6 +101,7 @@ pub fn post_view(row: &Row) -> PostView {
             lang_source: row.get("lang_source"),
             language_support: row.get("language_support"),
         }),
+        story_id: row.get("story_id"),
         ingested_at: row.get("ingested_at"),
         deleted_at: row.try_get("deleted_at").ok().flatten(),
     }

@@ -31,6 +31,7 @@ pub mod request_id;
 pub mod routes;
 pub mod security_headers;
 pub mod state;
+pub mod stories;
 pub mod virality_api;
 pub mod webhooks_api;
 

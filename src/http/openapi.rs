@@ -59,6 +59,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         (name = "alerts", description = "Alert rules and the alerts they raise"),
         (name = "webhooks", description = "Webhook subscriptions and their deliveries"),
         (name = "virality", description = "Virality scores, momentum, scoring and feedback"),
+        (name = "stories", description = "What the posts are about: stories found live"),
         (name = "live", description = "The WebSocket of live updates"),
         (name = "auth", description = "The authentication mode and the token exchange"),
         (name = "admin", description = "API keys and the audit log (admin role)"),

@@ -15,7 +15,7 @@ use actix_web::web;
 use super::openapi::ApiDocument;
 use super::{
     alerts_api, analyze, auth_api, events, health, live, metrics_api, openapi, pipeline, posts,
-    virality_api, webhooks_api,
+    stories, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, INGEST, PUBLIC};
 
@@ -71,6 +71,8 @@ endpoints! {
     metrics_api::timeseries => ANALYST,
     metrics_api::trending_terms => ANALYST,
     virality_api::trending_posts => ANALYST,
+    stories::list => ANALYST,
+    stories::get_one => ANALYST,
     virality_api::momentum => ANALYST,
     virality_api::score => ANALYST,
     virality_api::feedback => ANALYST,

@@ -62,6 +62,10 @@ named_enum! {
         SentimentDip = "sentiment_dip",
         /// Mean toxicity at or above `threshold`.
         Toxicity = "toxicity",
+        /// A story born in the window with at least `min_volume` posts.
+        NewStory = "new_story",
+        /// A story with at least `threshold` posts written in the window.
+        StorySurge = "story_surge",
     }
 }
 
@@ -98,6 +102,11 @@ impl RuleKind {
     /// Whether the rule compares the window with a baseline of earlier windows.
     pub fn uses_baseline(self) -> bool {
         matches!(self, RuleKind::VolumeSpike | RuleKind::SentimentDip)
+    }
+
+    /// Whether the rule watches stories (one alert per story) rather than a dimension's figures.
+    pub fn watches_stories(self) -> bool {
+        matches!(self, RuleKind::NewStory | RuleKind::StorySurge)
     }
 
     /// The WebSocket message type of this kind's alerts.

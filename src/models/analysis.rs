@@ -256,6 +256,8 @@ pub struct AnalyzedPost {
     pub producer: String,
     pub post: super::Post,
     pub analysis: Analysis,
+    /// The story the post was placed in when it was committed, if any yet.
+    pub story_id: Option<i64>,
 }
 
 impl AnalyzedPost {

@@ -16,6 +16,10 @@ pub const METRICS_INITIAL: &str = "metrics:initial";
 pub const METRICS_UPDATE: &str = "metrics:update";
 /// `type` of virality updates.
 pub const VIRALITY_UPDATE: &str = "virality:update";
+/// `type` of a story just born.
+pub const STORY_NEW: &str = "story:new";
+/// `type` of a story that grew.
+pub const STORY_UPDATE: &str = "story:update";
 /// Prefix of alert `type`s: `alert:<kind>`.
 pub const ALERT_PREFIX: &str = "alert:";
 
@@ -30,11 +34,19 @@ pub enum Topic {
     Alerts,
     /// Virality updates (`virality:update`), filtered by the keys they carry.
     Virality,
+    /// Stories born (`story:new`) and grown (`story:update`).
+    Stories,
 }
 
 impl Topic {
     /// Every topic, in documentation order.
-    pub const ALL: [Topic; 4] = [Topic::Posts, Topic::Metrics, Topic::Alerts, Topic::Virality];
+    pub const ALL: [Topic; 5] = [
+        Topic::Posts,
+        Topic::Metrics,
+        Topic::Alerts,
+        Topic::Virality,
+        Topic::Stories,
+    ];
 
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +55,7 @@ impl Topic {
             Topic::Metrics => "metrics",
             Topic::Alerts => "alerts",
             Topic::Virality => "virality",
+            Topic::Stories => "stories",
         }
     }
 

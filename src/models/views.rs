@@ -25,6 +25,9 @@ pub struct PostView {
     /// Engagement counts the producer reported with the post; null when it sent none.
     pub metrics: Option<MetricsView>,
     pub analysis: AnalysisView,
+    /// The story the post belongs to (`GET /api/v1/stories/{id}`); null while it is in none.
+    #[serde(default)]
+    pub story_id: Option<i64>,
     pub ingested_at: DateTime<Utc>,
     /// When the platform deleted the post (only a post read by its id can be deleted:
     /// listings leave deleted posts out).
@@ -131,6 +134,7 @@ impl PostView {
                 lang_source: analysis.lang_source.as_str(),
                 language_support: analysis.language_support.as_str(),
             }),
+            story_id: p.story_id,
             ingested_at,
             deleted_at: None,
         }

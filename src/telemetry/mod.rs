@@ -134,6 +134,14 @@ pub mod names {
         counter VIRALITY_TAKEOVERS = "pulse_virality_takeovers_total";
         /// Committed engagements the tracker read from PostgreSQL's feed.
         counter VIRALITY_FEED_ROWS = "pulse_virality_feed_rows_total";
+        /// Live stories in this process's story tracker.
+        gauge STORIES_LIVE = "pulse_stories_live";
+        /// Stories born.
+        counter STORIES_BORN = "pulse_stories_born_total";
+        /// Time to place one batch's posts in stories.
+        histogram STORY_PLACEMENT_SECONDS = "pulse_story_placement_duration_seconds";
+        /// Failed writes of a batch's story changes.
+        counter STORY_WRITE_ERRORS = "pulse_story_write_errors_total";
         /// Live messages this process produced and published to the other processes.
         counter FANOUT_PUBLISHED = "pulse_fanout_messages_published_total";
         /// Live messages received from other processes and handed to local sessions.

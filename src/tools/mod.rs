@@ -5,7 +5,7 @@
 
 // The server's modules under their usual names, so the tools read like the rest of Pulse.
 use pulse::{actors, analysis, app, auth, config, db, generate, models, sources, streams};
-use pulse::{telemetry, virality};
+use pulse::{stories, telemetry, virality};
 
 pub mod bench;
 pub mod eval;
@@ -52,6 +52,8 @@ pub enum EvalWhat {
     Virality(eval::virality::ViralityEvalArgs),
     /// Score the language detector on texts of known language.
     Language(eval::language::LanguageEvalArgs),
+    /// Replay labelled posts through story detection and the tf-idf baseline.
+    Stories(eval::stories::StoriesEvalArgs),
 }
 
 /// Parses arguments, runs the tool, maps failures to exit code 1 with the whole error chain.
@@ -74,6 +76,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             what: Some(EvalWhat::Language(args)),
             ..
         } => eval::language::run(args),
+        EvalCommand {
+            what: Some(EvalWhat::Stories(args)),
+            ..
+        } => eval::stories::run(args),
         EvalCommand {
             text: Some(args), ..
         } => eval::sentiment::run(args),

@@ -48,6 +48,7 @@ fn seed_series() {
         MessageClass::Metrics,
         MessageClass::Alert,
         MessageClass::Virality,
+        MessageClass::Story,
         MessageClass::Control,
     ] {
         metrics::counter!(names::WS_MESSAGES_SENT, "type" => class.label()).increment(0);

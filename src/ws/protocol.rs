@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::event::MAX_LABEL_BYTES;
 pub use crate::models::live::{
     FilterKeys, Topic, ALERT_PREFIX, MESSAGE_DELETED, MESSAGE_NEW, METRICS_INITIAL, METRICS_UPDATE,
-    VIRALITY_UPDATE,
+    STORY_NEW, STORY_UPDATE, VIRALITY_UPDATE,
 };
 use crate::models::{Platform, SentimentLabel};
 
@@ -24,6 +24,7 @@ pub fn class_of(topic: Topic) -> MessageClass {
         Topic::Metrics => MessageClass::Metrics,
         Topic::Alerts => MessageClass::Alert,
         Topic::Virality => MessageClass::Virality,
+        Topic::Stories => MessageClass::Story,
     }
 }
 
@@ -42,17 +43,20 @@ pub enum MessageClass {
     Alert,
     /// `virality:update`.
     Virality,
+    /// `story:new` and `story:update`.
+    Story,
     /// Replies and notices: `subscribed`, `error`, `pong`, `lagged`.
     Control,
 }
 
 impl MessageClass {
     /// Every class, in the order of their discriminants.
-    pub const ALL: [MessageClass; 5] = [
+    pub const ALL: [MessageClass; 6] = [
         MessageClass::Message,
         MessageClass::Metrics,
         MessageClass::Alert,
         MessageClass::Virality,
+        MessageClass::Story,
         MessageClass::Control,
     ];
 
@@ -63,6 +67,7 @@ impl MessageClass {
             MessageClass::Metrics => "metrics",
             MessageClass::Alert => "alert",
             MessageClass::Virality => "virality",
+            MessageClass::Story => "story",
             MessageClass::Control => "control",
         }
     }

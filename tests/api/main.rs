@@ -26,6 +26,7 @@ mod security;
 mod security_findings;
 mod source_findings;
 mod sources;
+mod stories;
 mod traces;
 mod virality;
 mod websocket;

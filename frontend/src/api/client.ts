@@ -2,7 +2,7 @@
 // against what the server really sends; they are not re-validated at run time.
 import type {
   Alert, AlertsPage, ChannelList, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, TermsResponse, TestOutcome, TimeseriesResponse, TrendingPostsResponse,
+  PostsPage, ProductsResponse, StoryList, TermsResponse, TestOutcome, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { session } from "./auth";
@@ -57,6 +57,8 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     },
     terms: (f: Filters) => request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12 })}`),
     /** Active cascades by virality score, with the label filters (the listing has no window). */
+    stories: (f: Filters, limit: number) =>
+      request<StoryList>(`/api/v1/stories${query({ sort: "growing", limit, ...labelFilters(f) })}`),
     trendingPosts: (f: Filters, limit: number) =>
       request<TrendingPostsResponse>(`/api/v1/trending/posts${query({ limit, ...labelFilters(f) })}`),
     posts: (f: Filters) => request<PostsPage>(`/api/v1/posts${query({ limit: 50, ...labelFilters(f) })}`),

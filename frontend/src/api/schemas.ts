@@ -122,6 +122,8 @@ export const Post = z.strictObject({
     lang_source: z.enum(["given", "detected", "unsure", "unknown"]),
     language_support: z.enum(["supported", "unverified", "unsupported"]),
   }),
+  /** The story the post belongs to; null while it is in none. */
+  story_id: z.number().int().nullable(),
   ingested_at: time,
   /** When the platform deleted the post (only present on a deleted post). */
   deleted_at: time.optional(),
@@ -267,7 +269,33 @@ export const TrendingPost = PostVirality.extend({ updated_at: time });
 /** `GET /api/v1/trending/posts`. */
 export const TrendingPostsResponse = z.strictObject({ items: z.array(TrendingPost) });
 
-export const Topic = z.enum(["posts", "metrics", "alerts", "virality"]);
+export const Topic = z.enum(["posts", "metrics", "alerts", "virality", "stories"]);
+
+/** A story: `GET /api/v1/stories` items (`StorySummary` in src/db/stories.rs). */
+export const Story = z.strictObject({
+  id: z.number().int(),
+  label: z.string(),
+  terms: z.array(z.string()),
+  status: z.enum(["live", "faded", "merged"]),
+  merged_into: z.number().int().nullable(),
+  born_at: time,
+  first_at: time,
+  last_at: time,
+  size: count,
+  recent: count,
+});
+/** `GET /api/v1/stories`. */
+export const StoryList = z.strictObject({ items: z.array(Story) });
+/** `story:new` and `story:update` data (`StoryKeeper::announce` in src/actors/stories.rs). */
+export const StoryEvent = z.strictObject({
+  id: z.number().int(),
+  label: z.string(),
+  terms: z.array(z.string()),
+  born_at: time,
+  first_at: time,
+  last_at: time,
+  added: count,
+});
 export const WsFilter = z.strictObject({
   platform: Platform.optional(),
   sentiment: SentimentLabel.optional(),
@@ -286,6 +314,7 @@ export const ServerMessage = z.union([
   z.strictObject({ type: z.enum(["metrics:initial", "metrics:update"]), data: MetricsSnapshot }),
   z.strictObject({ type: z.templateLiteral(["alert:", z.string()]), data: Alert }),
   z.strictObject({ type: z.literal("virality:update"), data: PostVirality }),
+  z.strictObject({ type: z.enum(["story:new", "story:update"]), data: StoryEvent }),
   z.strictObject({ type: z.literal("lagged"), dropped: count }),
   z.strictObject({ type: z.literal("pong") }),
   z.strictObject({
@@ -336,6 +365,8 @@ export type TrendingPost = z.infer<typeof TrendingPost>;
 export type TrendingPostsResponse = z.infer<typeof TrendingPostsResponse>;
 export type Dynamics = z.infer<typeof Dynamics>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
+export type Story = z.infer<typeof Story>;
+export type StoryList = z.infer<typeof StoryList>;
 export type WsFilter = z.infer<typeof WsFilter>;
 export type Platform = z.infer<typeof Platform>;
 export type Window = z.infer<typeof Window>;
@@ -355,6 +386,7 @@ export const restSchemas = {
   "metrics/timeseries": TimeseriesResponse,
   "trending/terms": TermsResponse,
   "trending/posts": TrendingPostsResponse,
+  stories: StoryList,
   posts: PostsPage,
   post: Post,
   alerts: AlertsPage,

@@ -20,6 +20,7 @@ export function usePanelData(filters: Filters, wsFilter: WsFilter, admin: boolea
   const geo = useQuery({ queryKey: ["geo", filters], queryFn: () => api.geo(filters), refetchInterval: 5000, ...q });
   const terms = useQuery({ queryKey: ["terms", filters.window], queryFn: () => api.terms(filters), refetchInterval: 10_000, ...q });
   const trending = useQuery({ queryKey: ["trending-posts", wsFilter], queryFn: () => api.trendingPosts(filters, MAX_VIRAL), refetchInterval: 5000, ...q });
+  const stories = useQuery({ queryKey: ["stories", wsFilter], queryFn: () => api.stories(filters, 8), refetchInterval: 3000, ...q });
   const pipeline = useQuery({ queryKey: ["pipeline"], queryFn: api.pipeline, refetchInterval: 2000, ...q });
   const posts = useQuery({ queryKey: ["posts", wsFilter], queryFn: () => api.posts(filters), staleTime: Infinity });
   const alerts = useQuery({ queryKey: ["alerts"], queryFn: api.alerts, refetchInterval: 30_000 });
@@ -31,5 +32,5 @@ export function usePanelData(filters: Filters, wsFilter: WsFilter, admin: boolea
     retry: false,
   });
   const channelsForbidden = !admin || (channelList.error instanceof ApiError && channelList.error.status === 403);
-  return { overall, series, platforms, products, channels, languages, geo, terms, trending, pipeline, posts, alerts, channelList, channelsForbidden };
+  return { overall, series, platforms, products, channels, languages, geo, terms, trending, stories, pipeline, posts, alerts, channelList, channelsForbidden };
 }

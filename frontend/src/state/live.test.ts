@@ -18,6 +18,7 @@ function post(id: string): Post {
       emotion: null, toxicity: 0, hate: 0, churn_risk: 0, model: "m", lang_source: "given",
       language_support: "supported",
     },
+    story_id: null,
     ingested_at: "2026-11-21T10:00:00Z",
   };
 }

@@ -309,6 +309,10 @@ export function drain(frames: string[], maxPosts = MAX_POSTS): Batch {
       case "virality:update":
         batch.viral.push(msg.data);
         break;
+      // The stories panel polls the listing; these only keep the socket's stream typed.
+      case "story:new":
+      case "story:update":
+        break;
       case "lagged":
         batch.dropped += msg.dropped;
         break;

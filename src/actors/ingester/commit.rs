@@ -234,7 +234,13 @@ async fn try_once(
     let analyzed = analyze(ctx, &entries).await;
     traced::analysis(trace, &entries, &analyzed, started);
     let analyzed = match analyzed {
-        Ok(Ok(batch)) => Arc::new(batch),
+        Ok(Ok(mut batch)) => {
+            // Placing again a post placed by an earlier try answers its story unchanged.
+            if let Some(desk) = &ctx.stories {
+                batch.stories = Some(Arc::new(desk.place(&mut batch.posts)));
+            }
+            Arc::new(batch)
+        }
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(stage) => return Attempt::Unavailable(stage),
     };

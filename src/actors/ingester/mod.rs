@@ -82,6 +82,8 @@ pub struct IngestContext {
     /// What `POST /api/v1/analyze` may take of the analyzer.
     pub api_share: crate::actors::analyzer_share::AnalyzerShare,
     pub store: Arc<Store>,
+    /// Places posts in stories before they are stored (off when `stories.enabled` is false).
+    pub stories: Option<Arc<crate::actors::stories::StoryDesk>>,
     credits: Arc<Semaphore>,
     batch_slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
@@ -105,6 +107,7 @@ impl IngestContext {
         analyzer: Supervised<AnalyzerWorker>,
         fallback: Option<Supervised<AnalyzerWorker>>,
         store: Arc<Store>,
+        stories: Option<Arc<crate::actors::stories::StoryDesk>>,
     ) -> Self {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
         let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
@@ -121,6 +124,7 @@ impl IngestContext {
             route,
             api_share,
             store,
+            stories,
             credits,
             batch_slots,
             in_flight: AtomicUsize::new(0),

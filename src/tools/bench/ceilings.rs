@@ -151,6 +151,7 @@ pub(super) fn analyze_all(
                                     producer: crate::models::producer::STREAM.into(),
                                     post: post.clone(),
                                     analysis,
+                                    story_id: None,
                                 })
                                 .collect::<Vec<_>>()
                         })

@@ -268,6 +268,7 @@ async fn seed_posts(
             engagements,
             deletions: Vec::new(),
             rejected: Vec::new(),
+            stories: None,
         };
         crate::actors::store::write(
             &pool,

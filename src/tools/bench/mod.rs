@@ -18,6 +18,7 @@ pub mod scale;
 mod scrape;
 pub mod soak;
 pub mod sources;
+pub mod stories;
 pub mod websocket;
 
 pub use self::ceilings::Ceilings;
@@ -81,6 +82,8 @@ pub struct BenchArgs {
     pub sources: sources::SourcesBenchArgs,
     #[command(flatten)]
     pub hostile: hostile::HostileArgs,
+    #[command(flatten)]
+    pub stories: stories::StoriesBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -105,6 +108,9 @@ pub enum Part {
     /// A `pulse serve` child with authentication on, under each attack of the last outside
     /// probe in turn, beside legitimate traffic.
     Hostile,
+    /// Story detection per post beside the analysis of the post, and its memory over a long
+    /// stream.
+    Stories,
 }
 
 /// Every figure of one run.
@@ -142,6 +148,7 @@ pub struct BenchReport {
     pub isolation: Option<isolation::IsolationReport>,
     pub sources: Option<sources::SourcesReport>,
     pub hostile: Option<hostile::HostileReport>,
+    pub stories: Option<stories::StoriesReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -164,7 +171,12 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             || (args.only.is_none()
                 && !matches!(
                     part,
-                    Part::Scale | Part::Soak | Part::Isolation | Part::Sources | Part::Hostile
+                    Part::Scale
+                        | Part::Soak
+                        | Part::Isolation
+                        | Part::Sources
+                        | Part::Hostile
+                        | Part::Stories
                 ))
     };
     let result = async {
@@ -234,6 +246,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             report.sources =
                 Some(sources::run(&lexicon, &db_url, &redis, &run_id, &args.sources).await?);
         }
+        if runs(Part::Stories) {
+            eprintln!("story runs");
+            report.stories = Some(stories::run(&args.stories)?);
+        }
         if runs(Part::Hostile) {
             eprintln!("hostile runs");
             report.hostile = Some(
@@ -271,6 +287,20 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = &report.sources {
         println!("{}", sources::markdown(s));
+    }
+    if let Some(s) = &report.stories {
+        println!(
+            "\n| stories | figure |\n|---|---|\n| posts (event time {} /s) | {} |\n| placing one post | {:.1} µs |\n| analysing one post (lexicon, same run) | {:.1} µs |\n| stories born / live at the end | {} / {} |\n| tracker memory after a tenth / peak / end | {:.1} / {:.1} / {:.1} MB |",
+            s.posts_per_sec_event_time,
+            s.posts,
+            s.micros_per_post,
+            s.analysis_micros_per_post,
+            s.stories_born,
+            s.live_stories_at_end,
+            s.memory_at_tenth_mb,
+            s.peak_memory_mb,
+            s.end_memory_mb
+        );
     }
     if let Some(h) = &report.hostile {
         println!("{}", hostile::markdown(h));

@@ -3,4 +3,5 @@
 
 pub mod language;
 pub mod sentiment;
+pub mod stories;
 pub mod virality;

@@ -24,6 +24,7 @@ fn cases() -> Vec<Case> {
         case("GET", "/api/v1/posts", None, Role::Analyst),
         case("GET", "/api/v1/metrics/overall", None, Role::Analyst),
         case("GET", "/api/v1/trending/posts", None, Role::Analyst),
+        case("GET", "/api/v1/stories", None, Role::Analyst),
         case("GET", "/api/v1/pipeline", None, Role::Analyst),
         case("GET", "/api/v1/alerts", None, Role::Analyst),
         case("GET", "/api/v1/alert-rules", None, Role::Analyst),

@@ -1,0 +1,433 @@
+//! Stories in PostgreSQL: what the story tracker found (written after each commit), and the
+//! story views the API reads, with their mixes computed from the stories' posts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+use utoipa::ToSchema;
+
+use super::query::Conditions;
+use crate::models::views::PostView;
+
+/// A story as the tracker sees it after a batch.
+#[derive(Debug, Clone)]
+pub struct StoryRow {
+    pub id: i64,
+    pub label: String,
+    pub terms: Vec<String>,
+    pub born_at: DateTime<Utc>,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// Posts the batch added to it (its founders included).
+    pub added: i64,
+    pub representatives: Vec<String>,
+}
+
+/// What one committed batch changed in the stories.
+#[derive(Debug, Clone, Default)]
+pub struct StoryWrite {
+    pub rows: Vec<StoryRow>,
+    /// Posts stored before their story was born: `(story, post ids)`.
+    pub founders: Vec<(i64, Vec<String>)>,
+    /// `(from, into)`: `from`'s posts are `into`'s now.
+    pub merges: Vec<(i64, i64)>,
+    pub faded: Vec<i64>,
+}
+
+impl StoryWrite {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.founders.is_empty()
+            && self.merges.is_empty()
+            && self.faded.is_empty()
+    }
+}
+
+/// Applies a batch's story changes in one transaction. A story seen again after it faded (the
+/// same words) is live again and keeps its birth.
+pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    for row in &write.rows {
+        tx.execute(
+            "INSERT INTO stories AS s (id, label, terms, born_at, first_at, last_at, size, status, representatives)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'live', $8)
+             ON CONFLICT (id) DO UPDATE SET
+                label = EXCLUDED.label, terms = EXCLUDED.terms,
+                first_at = LEAST(s.first_at, EXCLUDED.first_at),
+                last_at = GREATEST(s.last_at, EXCLUDED.last_at),
+                size = s.size + EXCLUDED.size,
+                status = 'live', merged_into = NULL,
+                representatives = EXCLUDED.representatives, updated_at = now()",
+            &[
+                &row.id,
+                &row.label,
+                &row.terms,
+                &row.born_at,
+                &row.first_at,
+                &row.last_at,
+                &row.added,
+                &row.representatives,
+            ],
+        )
+        .await?;
+    }
+    for (story, posts) in &write.founders {
+        tx.execute(
+            "UPDATE posts SET story_id = $1 WHERE id = ANY($2) AND story_id IS NULL",
+            &[story, posts],
+        )
+        .await?;
+    }
+    for (from, into) in &write.merges {
+        tx.execute(
+            "UPDATE posts SET story_id = $2 WHERE story_id = $1",
+            &[from, into],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE stories SET size = size + COALESCE((SELECT size FROM stories WHERE id = $1), 0),
+                first_at = LEAST(first_at, COALESCE((SELECT first_at FROM stories WHERE id = $1), first_at)),
+                updated_at = now()
+             WHERE id = $2",
+            &[from, into],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE stories SET status = 'merged', merged_into = $2, size = 0, updated_at = now() WHERE id = $1",
+            &[from, into],
+        )
+        .await?;
+    }
+    if !write.faded.is_empty() {
+        tx.execute(
+            "UPDATE stories SET status = 'faded', updated_at = now() WHERE id = ANY($1) AND status = 'live'",
+            &[&write.faded],
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// A story in a listing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StorySummary {
+    pub id: i64,
+    /// A few words that name it.
+    pub label: String,
+    /// Its heaviest terms, heaviest first.
+    pub terms: Vec<String>,
+    /// `live`, `faded` or `merged`.
+    pub status: String,
+    /// The story that holds this one's posts, when it was merged.
+    pub merged_into: Option<i64>,
+    /// When Pulse found it (event time of the post that gave birth to it).
+    pub born_at: DateTime<Utc>,
+    /// Its first and latest post.
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// Posts in it.
+    pub size: i64,
+    /// Posts in it written in the `window_secs` before its latest post.
+    pub recent: i64,
+}
+
+/// Sort order of the listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoryOrder {
+    /// Born most recently first.
+    Newest,
+    /// Most posts in the window before its latest post first.
+    Growing,
+}
+
+/// A page of the story listing.
+pub struct StorySelection {
+    /// Equality filters on the stories' posts (`product`, `platform`, ...).
+    pub filters: Vec<(&'static str, String)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub status: Option<String>,
+    pub order: StoryOrder,
+    pub window_secs: i64,
+    pub limit: i64,
+}
+
+const SUMMARY_COLUMNS: &str =
+    "s.id, s.label, s.terms, s.status, s.merged_into, s.born_at, s.first_at, s.last_at, s.size";
+
+fn summary(row: &tokio_postgres::Row) -> StorySummary {
+    StorySummary {
+        id: row.get("id"),
+        label: row.get("label"),
+        terms: row.get("terms"),
+        status: row.get("status"),
+        merged_into: row.get("merged_into"),
+        born_at: row.get("born_at"),
+        first_at: row.get("first_at"),
+        last_at: row.get("last_at"),
+        size: row.get("size"),
+        recent: row.get("recent"),
+    }
+}
+
+/// Stories of `selection`: those with a post in the time range (and matching the filters).
+pub async fn list(
+    client: &Client,
+    selection: StorySelection,
+) -> Result<Vec<StorySummary>, tokio_postgres::Error> {
+    let mut conditions = Conditions::default();
+    match &selection.status {
+        Some(status) => conditions.push("s.status =", status.clone()),
+        None => conditions.clause("s.status <> 'merged'".to_string()),
+    }
+    if let Some(from) = selection.from {
+        conditions.push("s.last_at >=", from);
+    }
+    if let Some(to) = selection.to {
+        conditions.push("s.first_at <", to);
+    }
+    if !selection.filters.is_empty() {
+        let mut inner = Vec::new();
+        for (column, value) in selection.filters {
+            let at = conditions.bind(value);
+            inner.push(format!("p.{column} = {at}"));
+        }
+        conditions.clause(format!(
+            "EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND {})",
+            inner.join(" AND ")
+        ));
+    }
+    let window = conditions.bind(selection.window_secs as f64);
+    let limit = conditions.bind(selection.limit);
+    let order = match selection.order {
+        StoryOrder::Newest => "s.born_at DESC, s.id",
+        StoryOrder::Growing => "recent DESC, s.last_at DESC, s.id",
+    };
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS},
+            (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.deleted_at IS NULL
+               AND p.created_at > s.last_at - make_interval(secs => {window})) AS recent
+         FROM stories s {} ORDER BY {order} LIMIT {limit}",
+        conditions.where_sql()
+    );
+    let rows = client.query(&sql, &conditions.params()).await?;
+    Ok(rows.iter().map(summary).collect())
+}
+
+/// A share of a story's posts with one value.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Share {
+    pub value: String,
+    pub posts: i64,
+}
+
+/// Posts of a story per time bucket.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Bucket {
+    pub at: DateTime<Utc>,
+    pub posts: i64,
+}
+
+/// One story with what its posts say.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoryDetail {
+    #[serde(flatten)]
+    pub story: StorySummary,
+    /// Posts by sentiment label, emotion, language, product and place (city or country),
+    /// most first (at most ten values each).
+    pub sentiment: Vec<Share>,
+    pub emotions: Vec<Share>,
+    pub languages: Vec<Share>,
+    pub products: Vec<Share>,
+    pub places: Vec<Share>,
+    /// Posts per hour over its life (the latest 72 hours with posts).
+    pub growth: Vec<Bucket>,
+    /// Up to three of its posts closest to its centre, never a deleted one.
+    pub representatives: Vec<PostView>,
+}
+
+/// A story by id, with its mixes; `None` when there is no such story.
+pub async fn detail(
+    client: &Client,
+    id: i64,
+    window_secs: i64,
+) -> Result<Option<StoryDetail>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, s.representatives,
+            (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.deleted_at IS NULL
+               AND p.created_at > s.last_at - make_interval(secs => $2)) AS recent
+         FROM stories s WHERE s.id = $1"
+    );
+    let Some(row) = client
+        .query_opt(&sql, &[&id, &(window_secs as f64)])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let story = summary(&row);
+    let wanted: Vec<String> = row.get("representatives");
+    let shares = |column: &'static str| async move {
+        let sql = format!(
+            "SELECT {column} AS value, count(*) AS posts FROM posts
+             WHERE story_id = $1 AND deleted_at IS NULL AND {column} IS NOT NULL
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        );
+        client.query(&sql, &[&id]).await.map(|rows| {
+            rows.iter()
+                .map(|r| Share {
+                    value: r.get("value"),
+                    posts: r.get("posts"),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let sentiment = shares("sentiment_label").await?;
+    let emotions = shares("emotion").await?;
+    let languages = shares("lang").await?;
+    let products = shares("product").await?;
+    let places = shares("COALESCE(city, country)").await?;
+    let growth = client
+        .query(
+            "SELECT date_trunc('hour', created_at) AS at, count(*) AS posts FROM posts
+             WHERE story_id = $1 AND deleted_at IS NULL GROUP BY 1 ORDER BY 1 DESC LIMIT 72",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .rev()
+        .map(|r| Bucket {
+            at: r.get("at"),
+            posts: r.get("posts"),
+        })
+        .collect();
+    let representatives = representatives(client, id, &wanted).await?;
+    Ok(Some(StoryDetail {
+        story,
+        sentiment,
+        emotions,
+        languages,
+        products,
+        places,
+        growth,
+        representatives,
+    }))
+}
+
+/// The tracker's closest posts that are still there, topped up with the story's earliest.
+async fn representatives(
+    client: &Client,
+    id: i64,
+    wanted: &[String],
+) -> Result<Vec<PostView>, tokio_postgres::Error> {
+    use super::posts::{post_view, POST_COLUMNS};
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE id = ANY($1) AND story_id = $2 AND deleted_at IS NULL"
+    );
+    let rows = client.query(&sql, &[&wanted, &id]).await?;
+    let mut found: Vec<PostView> = rows.iter().map(post_view).collect();
+    found.sort_by_key(|p| wanted.iter().position(|w| *w == p.id));
+    found.truncate(3);
+    if found.len() < 3 {
+        let sql = format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE story_id = $1 AND deleted_at IS NULL
+             AND NOT (id = ANY($2)) ORDER BY created_at, id LIMIT $3"
+        );
+        let have: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
+        let more = client
+            .query(&sql, &[&id, &have, &(3 - found.len() as i64)])
+            .await?;
+        found.extend(more.iter().map(post_view));
+    }
+    Ok(found)
+}
+
+/// A story a `new_story` or `story_surge` rule calls for, with its evidence.
+pub struct StoryCandidate {
+    /// The story's id, the alert's key.
+    pub key: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub story: serde_json::Value,
+    pub posts: serde_json::Value,
+    pub terms: serde_json::Value,
+}
+
+/// Stories a story rule fires for at this evaluation: born in the window with `min_volume`
+/// posts (`new_story`), or with `threshold` (and `min_volume`) posts written since `from`
+/// (`story_surge`). A rule with a dimension and a key watches the stories with a post of it.
+pub async fn alert_candidates(
+    client: &Client,
+    rule: &crate::models::alerts::AlertRule,
+    from: DateTime<Utc>,
+) -> Result<Vec<StoryCandidate>, tokio_postgres::Error> {
+    use crate::models::alerts::RuleKind;
+    use crate::models::metrics::Dimension;
+    let mut conditions = Conditions::default();
+    conditions.clause("s.status <> 'merged'".to_string());
+    let scoped = match (&rule.key, rule.dimension) {
+        (Some(key), d) if d != Dimension::Overall => {
+            let at = conditions.bind(key.clone());
+            format!("AND p.{} = {at}", d.post_column())
+        }
+        _ => String::new(),
+    };
+    let from_at = conditions.bind(from);
+    let min_volume = conditions.bind(rule.min_volume);
+    let sql = match rule.kind {
+        RuleKind::NewStory => format!(
+            "SELECT {SUMMARY_COLUMNS}, s.size::float8 AS value,
+                (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}) AS recent
+             FROM stories s {} AND s.born_at >= {from_at} AND s.size >= {min_volume}
+               AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id {scoped})
+             ORDER BY s.born_at DESC LIMIT 50",
+            conditions.where_sql()
+        ),
+        RuleKind::StorySurge => {
+            let threshold = conditions.bind(rule.threshold);
+            format!(
+                "SELECT {SUMMARY_COLUMNS}, w.n::float8 AS value, w.n AS recent
+                 FROM stories s JOIN (
+                    SELECT p.story_id, count(*) AS n FROM posts p
+                    WHERE p.story_id IS NOT NULL AND p.created_at >= {from_at} AND p.deleted_at IS NULL {scoped}
+                    GROUP BY 1
+                 ) w ON w.story_id = s.id
+                 {} AND w.n >= {min_volume} AND w.n::float8 >= {threshold}
+                 ORDER BY w.n DESC LIMIT 50",
+                conditions.where_sql()
+            )
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let rows = client.query(&sql, &conditions.params()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let story = summary(row);
+        let posts = representatives(client, story.id, &[]).await?;
+        let threshold = match rule.kind {
+            RuleKind::NewStory => rule.min_volume as f64,
+            _ => rule.threshold,
+        };
+        out.push(StoryCandidate {
+            key: story.id.to_string(),
+            value: row.get("value"),
+            threshold,
+            terms: serde_json::json!(story
+                .terms
+                .iter()
+                .map(|t| serde_json::json!({"term": t, "posts": null}))
+                .collect::<Vec<_>>()),
+            posts: serde_json::json!(posts
+                .iter()
+                .map(|p| serde_json::json!({
+                    "id": p.id, "platform": p.platform, "text": p.text,
+                    "sentiment": p.analysis.sentiment.label,
+                    "sentiment_score": p.analysis.sentiment.score,
+                    "churn_risk": p.analysis.churn_risk, "toxicity": p.analysis.toxicity,
+                    "created_at": p.created_at,
+                }))
+                .collect::<Vec<_>>()),
+            story: serde_json::to_value(&story).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,243 @@
+//! What a post is about, as a sparse vector: its content words and hashtags, hashed, weighted by
+//! how rare they have been lately (tf-idf with document frequencies that decay in event time, so
+//! last month's news does not make today's words look common).
+
+/// One weighted term of a post or a story centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighted {
+    pub term: u32,
+    pub weight: f32,
+}
+
+/// A post's terms with unit length (cosine similarity is a dot product).
+#[derive(Debug, Clone, Default)]
+pub struct PostVector {
+    pub terms: Vec<Weighted>,
+    /// The words behind the terms, for story labels (same order as `terms`).
+    pub words: Vec<Box<str>>,
+}
+
+impl PostVector {
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Cosine similarity of two unit vectors (both sorted by term).
+    pub fn dot(&self, other: &PostVector) -> f32 {
+        let (mut i, mut j, mut sum) = (0, 0, 0.0);
+        while i < self.terms.len() && j < other.terms.len() {
+            let (a, b) = (self.terms[i], other.terms[j]);
+            match a.term.cmp(&b.term) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    sum += a.weight * b.weight;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// Words that say nothing about a story, in the languages posts about one event mix most
+/// (English, Spanish, Portuguese, Italian, French, German), and the platforms' own tokens.
+const STOPWORDS: &[&str] = &[
+    // English
+    "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with", "have", "has",
+    "had", "not", "but", "just", "all", "any", "can", "could", "would", "should", "will", "they",
+    "them", "their", "there", "what", "when", "where", "which", "who", "why", "how", "from",
+    "about", "into", "out", "our", "its", "it's", "i'm", "dont", "don't", "been", "being", "than",
+    "then", "too", "very", "more", "most", "some", "only", "also", "get", "got", "one", "over",
+    "again", "still", "even", "really", "much", "many", "like", "now", "her", "him", "his", "she",
+    "let", "yet", "does", "did", "these", "those", "because", "after", "before", "while", "here",
+    "off", "via", "amp", "http", "https", "www", "com", "just", "know", "see", "say", "says",
+    "said", "people", "today", "new", "via", "our", "ours", "let's", "can't", "gonna", "lol",
+    "omg", "yes", "thanks", "thank", "please", "going", "want", "think", "need", "make", "good",
+    "great", "day", "time", "every", "everyone", "thoughts", "prayers", "pray",
+    // Spanish and Portuguese
+    "que", "los", "las", "del", "por", "para", "con", "una", "uno", "como", "más", "mas", "pero",
+    "sus", "este", "esta", "está", "son", "hay", "fue", "ser", "muy", "todo", "todos", "sin",
+    "sobre", "entre", "desde", "hasta", "nos", "les", "ese", "esa", "eso", "ya", "el", "la", "não",
+    "nao", "uma", "com", "dos", "das", "pelo", "pela", "isso", "ele", "ela", "são",
+    // Italian
+    "che", "non", "per", "della", "delle", "degli", "dei", "del", "nel", "nella", "alla", "alle",
+    "sono", "una", "come", "anche", "più", "piu", "tutti", "questo", "questa", "dalla", "sul",
+    "sulla", "gli", "hanno", "essere", "stato", "ancora", "dopo", // French and German
+    "les", "des", "une", "est", "pour", "dans", "pas", "sur", "qui", "avec", "plus", "sont", "und",
+    "der", "die", "das", "ist", "nicht", "mit", "ein", "eine", "auf", "für", "von", "den",
+];
+
+/// Splits a text into the lowercase words and hashtags (without `#`) that can name a story;
+/// mentions, links, numbers and stop words are left out.
+pub fn words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for raw in text.split_whitespace() {
+        if raw.starts_with('@') || raw.contains("://") || raw.starts_with("www.") {
+            continue;
+        }
+        let raw = raw.trim_start_matches('#');
+        for piece in raw.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+            let word: String = piece
+                .trim_matches('\'')
+                .chars()
+                .flat_map(char::to_lowercase)
+                .collect();
+            let len = word.chars().count();
+            if !(3..=40).contains(&len)
+                || !word.chars().any(char::is_alphabetic)
+                || word == "rt"
+                || STOPWORDS.contains(&word.as_str())
+            {
+                continue;
+            }
+            if !out.contains(&word) {
+                out.push(word);
+            }
+        }
+    }
+    out
+}
+
+/// A word's bucket in the hashed vocabulary (FNV-1a; stable across processes and versions, so
+/// stored story centres stay comparable).
+pub fn term_of(word: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in word.as_bytes() {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash & (VOCABULARY - 1)
+}
+
+/// Buckets of the hashed vocabulary: collisions between two words of one day's news are rare.
+pub const VOCABULARY: u32 = 1 << 20;
+
+/// How common each term has been lately, decayed in event time.
+///
+/// A document seen at time `t` adds `exp((t - origin) / half_life·ln2)` rather than 1, so every
+/// count decays without touching the table; the origin moves (and the table is rescaled) only
+/// when that factor would grow too large for `f32`.
+pub struct DocumentFrequencies {
+    counts: Vec<f32>,
+    total: f64,
+    origin_ms: i64,
+    scale_ms: f64,
+}
+
+impl DocumentFrequencies {
+    pub fn new(half_life_secs: f64) -> Self {
+        DocumentFrequencies {
+            counts: vec![0.0; VOCABULARY as usize],
+            total: 0.0,
+            origin_ms: i64::MIN,
+            scale_ms: half_life_secs.max(1.0) * 1000.0 / std::f64::consts::LN_2,
+        }
+    }
+
+    fn weight_at(&mut self, at_ms: i64) -> f32 {
+        if self.origin_ms == i64::MIN {
+            self.origin_ms = at_ms;
+        }
+        let mut exponent = (at_ms - self.origin_ms) as f64 / self.scale_ms;
+        if exponent > 30.0 {
+            let shrink = (-exponent) as f32;
+            let factor = shrink.exp();
+            for c in &mut self.counts {
+                *c *= factor;
+            }
+            self.total *= f64::from(factor);
+            self.origin_ms = at_ms;
+            exponent = 0.0;
+        }
+        // A late post counts as much as one at the origin, no more.
+        exponent.max(0.0).exp() as f32
+    }
+
+    /// Counts one document's terms and returns its tf-idf vector, unit length, sorted by term.
+    pub fn vector(&mut self, at_ms: i64, words: Vec<String>) -> PostVector {
+        let weight = self.weight_at(at_ms);
+        let mut pairs: Vec<(u32, String)> = words.into_iter().map(|w| (term_of(&w), w)).collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        self.total += f64::from(weight);
+        let total = self.total as f32;
+        let mut vector = PostVector::default();
+        let mut norm = 0.0f32;
+        for (term, word) in pairs {
+            let count = &mut self.counts[term as usize];
+            *count += weight;
+            let idf = ((total + 1.0) / (*count + 1.0)).ln() + 1.0;
+            norm += idf * idf;
+            vector.terms.push(Weighted { term, weight: idf });
+            vector.words.push(word.into_boxed_str());
+        }
+        let norm = norm.sqrt();
+        if norm > 0.0 {
+            for t in &mut vector.terms {
+                t.weight /= norm;
+            }
+        }
+        vector
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.counts.len() * std::mem::size_of::<f32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_topics_and_drop_noise() {
+        let w = words("RT @bob: Explosion at the #BostonMarathon finish line!! http://t.co/x 2013");
+        assert_eq!(w, vec!["explosion", "bostonmarathon", "finish", "line"]);
+        assert_eq!(
+            words("Terremoto en Guatemala, más de 40 muertos"),
+            vec!["terremoto", "guatemala", "muertos"]
+        );
+    }
+
+    #[test]
+    fn rare_words_weigh_more_and_vectors_are_unit_length() {
+        let mut df = DocumentFrequencies::new(86_400.0);
+        for i in 0..50 {
+            df.vector(i * 1000, words("flood warning"));
+        }
+        let v = df.vector(60_000, words("flood calgary"));
+        let weight = |w: &str| {
+            v.terms
+                .iter()
+                .find(|t| t.term == term_of(w))
+                .unwrap()
+                .weight
+        };
+        assert!(weight("calgary") > weight("flood"));
+        assert!((v.dot(&v) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn frequencies_decay_in_event_time() {
+        let mut df = DocumentFrequencies::new(3600.0);
+        for i in 0..50 {
+            df.vector(i, words("meteor"));
+        }
+        let soon = df.vector(1000, words("meteor chelyabinsk"));
+        let mut later = DocumentFrequencies::new(3600.0);
+        for i in 0..50 {
+            later.vector(i, words("meteor"));
+        }
+        let much_later = later.vector(48 * 3_600_000, words("meteor chelyabinsk"));
+        let share = |v: &PostVector| {
+            v.terms
+                .iter()
+                .find(|t| t.term == term_of("meteor"))
+                .unwrap()
+                .weight
+        };
+        assert!(share(&much_later) > share(&soon));
+    }
+}

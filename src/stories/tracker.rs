@@ -1,0 +1,891 @@
+//! Online story detection in event time: each post joins the live story whose centre it is
+//! closest to, or waits among the recent unplaced posts; a story is born when enough of those
+//! are alike, grows, absorbs a story that turns out to be the same, and fades when quiet.
+//!
+//! Memory and work per post are bounded whatever the stream's length: at most `max_stories`
+//! live stories of at most `2 x centre_terms` terms each, at most `max_pending` waiting posts,
+//! and at most `per_term_candidates` waiting posts compared per term of a post.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::features::{words, DocumentFrequencies, PostVector};
+pub use crate::config::StorySettings;
+
+/// A story's id: derived from the post it was born with, so the same posts in the same order
+/// give the same ids in any process, a live stream or an import.
+pub type StoryId = i64;
+
+/// What happened to the live stories while placing posts, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoryEvent<K> {
+    /// A story was born; `members` are the waiting posts it was born from (the placed post is
+    /// among them and is also answered by `place`).
+    Born { id: StoryId, members: Vec<K> },
+    /// Waiting posts alike enough to found a story turned out to be a live story's: its posts now.
+    Grew { id: StoryId, members: Vec<K> },
+    /// Story `from` turned out to be story `into`: its posts are `into`'s now.
+    Merged { from: StoryId, into: StoryId },
+    /// The story went quiet (or was the quietest when too many were live).
+    Faded { id: StoryId },
+}
+
+/// A post close to a story's centre, for the story's representative posts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representative<K> {
+    pub key: K,
+    pub similarity: f32,
+}
+
+/// What a live story looks like now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorySnapshot<K> {
+    pub id: StoryId,
+    /// Its heaviest words, heaviest first.
+    pub terms: Vec<String>,
+    pub born_ms: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub size: u64,
+    /// Up to five posts closest to the centre when they joined, closest first.
+    pub representatives: Vec<Representative<K>>,
+}
+
+struct CentreTerm {
+    weight: f32,
+    word: Box<str>,
+}
+
+struct Story<K> {
+    id: StoryId,
+    centre: HashMap<u32, CentreTerm>,
+    norm: f32,
+    centre_ms: i64,
+    born_ms: i64,
+    first_ms: i64,
+    last_ms: i64,
+    size: u64,
+    representatives: Vec<Representative<K>>,
+}
+
+/// A recent post: a neighbour new posts may link to, or, while in no story, a possible founder.
+struct Waiting<K> {
+    key: K,
+    at_ms: i64,
+    vector: PostVector,
+    story: Option<StoryId>,
+}
+
+const REPRESENTATIVES: usize = 5;
+
+/// A growing story looks for its duplicates at birth, as it doubles, and every this many posts.
+const MERGE_CHECK_POSTS: u64 = 32;
+
+/// The story detector. One per process that places posts (the leader, in a group).
+pub struct StoryTracker<K> {
+    settings: StorySettings,
+    frequencies: DocumentFrequencies,
+    stories: Vec<Option<Story<K>>>,
+    free: Vec<usize>,
+    by_id: HashMap<StoryId, usize>,
+    /// Term -> slots of the stories whose centre holds it.
+    index: HashMap<u32, Vec<usize>>,
+    waiting: VecDeque<Waiting<K>>,
+    /// Sequence number of `waiting[0]`.
+    first_seq: u64,
+    /// Term -> sequence numbers of waiting posts holding it, oldest first.
+    waiting_index: HashMap<u32, VecDeque<u64>>,
+    /// Key -> sequence number of recent posts, so a post placed again (a batch retried or
+    /// delivered twice) is answered, not counted twice.
+    recent_keys: HashMap<K, u64>,
+    now_ms: i64,
+    next_fade_ms: i64,
+    placed: u64,
+    events: Vec<StoryEvent<K>>,
+}
+
+impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
+    pub fn new(settings: StorySettings) -> Self {
+        StoryTracker {
+            frequencies: DocumentFrequencies::new(settings.vocabulary_half_life_secs as f64),
+            settings,
+            stories: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            index: HashMap::new(),
+            waiting: VecDeque::new(),
+            first_seq: 0,
+            waiting_index: HashMap::new(),
+            recent_keys: HashMap::new(),
+            now_ms: i64::MIN,
+            next_fade_ms: i64::MIN,
+            placed: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &StorySettings {
+        &self.settings
+    }
+
+    /// Places one post written at `at_ms` (event time); answers its story, if any yet. Posts
+    /// should come in time order; a late one is placed against the stories live now.
+    pub fn place(&mut self, key: K, at_ms: i64, text: &str) -> Option<StoryId> {
+        if let Some(&seq) = self.recent_keys.get(&key) {
+            let story = self.waiting[(seq - self.first_seq) as usize].story;
+            return story.and_then(|id| self.current(id));
+        }
+        self.now_ms = self.now_ms.max(at_ms);
+        self.placed += 1;
+        // Quiet stories fade before a post can join them.
+        if self.now_ms >= self.next_fade_ms {
+            self.fade_quiet();
+            self.next_fade_ms = self
+                .now_ms
+                .saturating_add(self.settings.fade_secs * 1000 / 32);
+        }
+        let vector = self.frequencies.vector(at_ms, words(text));
+        if vector.is_empty() {
+            return None;
+        }
+        self.expire_waiting();
+        let neighbours = self.neighbours(&vector);
+        let by_centre = self
+            .closest_story(&vector)
+            .filter(|&(_, similarity)| similarity >= self.settings.join_similarity);
+        let by_neighbour = || {
+            neighbours
+                .iter()
+                .filter(|n| n.1 >= self.settings.link_similarity)
+                .filter_map(|&(seq, sim)| {
+                    let story = self.waiting[(seq - self.first_seq) as usize].story?;
+                    self.by_id.get(&story).map(|&slot| (slot, sim))
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        };
+        if let Some((slot, _)) = by_centre.or_else(by_neighbour) {
+            let similarity = self.similarity(slot, &vector);
+            self.join(slot, key.clone(), at_ms, &vector, similarity);
+            let id = self.slot(slot).id;
+            self.remember_recent(key, at_ms, vector, Some(id));
+            self.maybe_merge(slot);
+            return self.current(id);
+        }
+        let alike: Vec<u64> = neighbours
+            .iter()
+            .filter(|&&(seq, sim)| {
+                sim >= self.settings.birth_similarity
+                    && self.waiting[(seq - self.first_seq) as usize]
+                        .story
+                        .is_none()
+            })
+            .map(|n| n.0)
+            .collect();
+        if alike.len() + 1 >= self.settings.birth_posts {
+            let id = self.give_birth(key, at_ms, vector, alike);
+            return self.current(id);
+        }
+        self.remember_recent(key, at_ms, vector, None);
+        None
+    }
+
+    /// The live story that holds a story's posts now (itself, or the one it was folded into).
+    fn current(&self, id: StoryId) -> Option<StoryId> {
+        if self.by_id.contains_key(&id) {
+            Some(id)
+        } else {
+            self.resolve(id)
+        }
+    }
+
+    /// The events since the last call, in order.
+    pub fn drain_events(&mut self) -> Vec<StoryEvent<K>> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Live stories now.
+    pub fn live(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn snapshot(&self, id: StoryId) -> Option<StorySnapshot<K>> {
+        let story = self.slot(*self.by_id.get(&id)?);
+        let mut terms: Vec<(&CentreTerm, u32)> =
+            story.centre.iter().map(|(t, c)| (c, *t)).collect();
+        terms.sort_by(|a, b| b.0.weight.total_cmp(&a.0.weight).then(a.1.cmp(&b.1)));
+        Some(StorySnapshot {
+            id: story.id,
+            terms: terms
+                .iter()
+                .take(8)
+                .map(|(c, _)| c.word.to_string())
+                .collect(),
+            born_ms: story.born_ms,
+            first_ms: story.first_ms,
+            last_ms: story.last_ms,
+            size: story.size,
+            representatives: story.representatives.clone(),
+        })
+    }
+
+    /// Approximate bytes held: the frequency table, the centres and the waiting posts.
+    pub fn memory_bytes(&self) -> usize {
+        let centre: usize = self
+            .stories
+            .iter()
+            .flatten()
+            .map(|s| {
+                s.centre.capacity() * 48 + s.centre.values().map(|c| c.word.len()).sum::<usize>()
+            })
+            .sum();
+        let waiting: usize = self
+            .waiting
+            .iter()
+            .map(|w| {
+                64 + w.vector.terms.capacity() * 8
+                    + w.vector.words.iter().map(|w| w.len() + 16).sum::<usize>()
+            })
+            .sum();
+        let index: usize = self
+            .index
+            .values()
+            .map(|v| 32 + v.capacity() * 8)
+            .sum::<usize>()
+            + self
+                .waiting_index
+                .values()
+                .map(|v| 40 + v.capacity() * 8)
+                .sum::<usize>();
+        self.frequencies.memory_bytes() + centre + waiting + index
+    }
+
+    fn slot(&self, slot: usize) -> &Story<K> {
+        self.stories[slot]
+            .as_ref()
+            .expect("indexed slots hold a story")
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> &mut Story<K> {
+        self.stories[slot]
+            .as_mut()
+            .expect("indexed slots hold a story")
+    }
+
+    /// A story id that was merged away, followed to the story that holds its posts now.
+    fn resolve(&self, id: StoryId) -> Option<StoryId> {
+        self.events.iter().rev().find_map(|e| match e {
+            StoryEvent::Merged { from, into } if *from == id => {
+                Some(self.resolve(*into).unwrap_or(*into))
+            }
+            _ => None,
+        })
+    }
+
+    /// The live story most similar to a vector (cosine), through the term index.
+    fn closest_story(&self, vector: &PostVector) -> Option<(usize, f32)> {
+        let mut dots: HashMap<usize, f32> = HashMap::new();
+        for t in &vector.terms {
+            let Some(slots) = self.index.get(&t.term) else {
+                continue;
+            };
+            for &slot in slots {
+                let story = self.slot(slot);
+                if let Some(c) = story.centre.get(&t.term) {
+                    *dots.entry(slot).or_default() += t.weight * c.weight;
+                }
+            }
+        }
+        dots.into_iter()
+            .map(|(slot, dot)| (slot, dot / self.slot(slot).norm.max(f32::EPSILON)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+    }
+
+    fn similarity(&self, slot: usize, vector: &PostVector) -> f32 {
+        let s = self.slot(slot);
+        let dot: f32 = vector
+            .terms
+            .iter()
+            .filter_map(|t| s.centre.get(&t.term).map(|c| c.weight * t.weight))
+            .sum();
+        dot / s.norm.max(f32::EPSILON)
+    }
+
+    fn decay_factor(&self, from_ms: i64, to_ms: i64) -> f32 {
+        let dt = (to_ms - from_ms).max(0) as f64 / 1000.0;
+        (-(dt * std::f64::consts::LN_2) / self.settings.half_life_secs as f64).exp() as f32
+    }
+
+    fn join(&mut self, slot: usize, key: K, at_ms: i64, vector: &PostVector, similarity: f32) {
+        let now = self.now_ms;
+        let factor = {
+            let s = self.slot(slot);
+            self.decay_factor(s.centre_ms, now)
+        };
+        let cap = self.settings.centre_terms;
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        {
+            let story = self.slot_mut(slot);
+            if factor < 0.999 {
+                for c in story.centre.values_mut() {
+                    c.weight *= factor;
+                }
+            }
+            story.centre_ms = now;
+            for (t, word) in vector.terms.iter().zip(&vector.words) {
+                story
+                    .centre
+                    .entry(t.term)
+                    .and_modify(|c| c.weight += t.weight)
+                    .or_insert_with(|| {
+                        added.push(t.term);
+                        CentreTerm {
+                            weight: t.weight,
+                            word: word.clone(),
+                        }
+                    });
+            }
+            if story.centre.len() > 2 * cap {
+                let mut weights: Vec<(u32, f32)> =
+                    story.centre.iter().map(|(t, c)| (*t, c.weight)).collect();
+                weights.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                for (t, _) in weights.into_iter().skip(cap) {
+                    story.centre.remove(&t);
+                    removed.push(t);
+                }
+            }
+            story.norm = story
+                .centre
+                .values()
+                .map(|c| c.weight * c.weight)
+                .sum::<f32>()
+                .sqrt();
+            story.size += 1;
+            story.first_ms = story.first_ms.min(at_ms);
+            story.last_ms = story.last_ms.max(at_ms);
+            remember(&mut story.representatives, key, similarity);
+        }
+        // A term added and pruned in the same step was never indexed.
+        let pruned_new: Vec<u32> = added
+            .iter()
+            .copied()
+            .filter(|t| removed.contains(t))
+            .collect();
+        added.retain(|t| !pruned_new.contains(t));
+        removed.retain(|t| !pruned_new.contains(t));
+        for t in added {
+            self.index.entry(t).or_default().push(slot);
+        }
+        for t in removed {
+            self.unindex(t, slot);
+        }
+    }
+
+    fn unindex(&mut self, term: u32, slot: usize) {
+        if let Some(slots) = self.index.get_mut(&term) {
+            slots.retain(|&s| s != slot);
+            if slots.is_empty() {
+                self.index.remove(&term);
+            }
+        }
+    }
+
+    /// Recent posts within the birth window sharing a term with `vector`, with their
+    /// similarity (at most `per_term_candidates` per term, the newest).
+    fn neighbours(&self, vector: &PostVector) -> Vec<(u64, f32)> {
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut out = Vec::new();
+        let oldest = self
+            .now_ms
+            .saturating_sub(self.settings.birth_window_secs * 1000);
+        for t in &vector.terms {
+            let Some(seqs) = self.waiting_index.get(&t.term) else {
+                continue;
+            };
+            for &seq in seqs.iter().rev().take(self.settings.per_term_candidates) {
+                if seq < self.first_seq || !seen.insert(seq) {
+                    continue;
+                }
+                let w = &self.waiting[(seq - self.first_seq) as usize];
+                if w.at_ms < oldest {
+                    continue;
+                }
+                let sim = w.vector.dot(vector);
+                if sim
+                    >= self
+                        .settings
+                        .birth_similarity
+                        .min(self.settings.link_similarity)
+                {
+                    out.push((seq, sim));
+                }
+            }
+        }
+        out
+    }
+
+    fn remember_recent(&mut self, key: K, at_ms: i64, vector: PostVector, story: Option<StoryId>) {
+        let seq = self.first_seq + self.waiting.len() as u64;
+        self.recent_keys.insert(key.clone(), seq);
+        for t in &vector.terms {
+            let seqs = self.waiting_index.entry(t.term).or_default();
+            seqs.push_back(seq);
+            if seqs.len() > self.settings.per_term_candidates * 2 {
+                seqs.pop_front();
+            }
+        }
+        self.waiting.push_back(Waiting {
+            key,
+            at_ms,
+            vector,
+            story,
+        });
+    }
+
+    fn give_birth(&mut self, key: K, at_ms: i64, vector: PostVector, alike: Vec<u64>) -> StoryId {
+        let mut founders: Vec<(K, i64, PostVector)> = alike
+            .iter()
+            .map(|&seq| {
+                let w = &self.waiting[(seq - self.first_seq) as usize];
+                (w.key.clone(), w.at_ms, w.vector.clone())
+            })
+            .collect();
+        founders.push((key.clone(), at_ms, vector.clone()));
+        let id = story_id(&founders);
+        for &seq in &alike {
+            self.waiting[(seq - self.first_seq) as usize].story = Some(id);
+        }
+        self.remember_recent(key, at_ms, vector, Some(id));
+        if let Some(&slot) = self.by_id.get(&id) {
+            // The live story with the same words: the founders are its posts.
+            let mut members = Vec::with_capacity(founders.len());
+            for (key, at, vector) in founders {
+                let similarity = self.similarity(slot, &vector);
+                self.join(slot, key.clone(), at, &vector, similarity);
+                members.push(key);
+            }
+            self.events.push(StoryEvent::Grew { id, members });
+            return id;
+        }
+        if self.by_id.len() >= self.settings.max_stories {
+            self.fade_quietest();
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.stories.push(None);
+                self.stories.len() - 1
+            }
+        };
+        self.stories[slot] = Some(Story {
+            id,
+            centre: HashMap::new(),
+            norm: 0.0,
+            centre_ms: self.now_ms,
+            born_ms: self.now_ms,
+            first_ms: at_ms,
+            last_ms: at_ms,
+            size: 0,
+            representatives: Vec::new(),
+        });
+        self.by_id.insert(id, slot);
+        let mut members = Vec::with_capacity(founders.len());
+        for (key, at, vector) in &founders {
+            self.join(slot, key.clone(), *at, vector, 0.0);
+            members.push(key.clone());
+        }
+        // Founders' closeness is measured against the finished centre.
+        let reps: Vec<Representative<K>> = founders
+            .iter()
+            .map(|(key, _, v)| Representative {
+                key: key.clone(),
+                similarity: self.similarity(slot, v),
+            })
+            .collect();
+        let story = self.slot_mut(slot);
+        story.representatives.clear();
+        for r in reps {
+            remember(&mut story.representatives, r.key, r.similarity);
+        }
+        self.events.push(StoryEvent::Born { id, members });
+        self.maybe_merge(slot);
+        id
+    }
+
+    fn expire_waiting(&mut self) {
+        let oldest = self
+            .now_ms
+            .saturating_sub(self.settings.birth_window_secs * 1000);
+        while let Some(front) = self.waiting.front() {
+            if self.waiting.len() <= self.settings.max_pending && front.at_ms >= oldest {
+                break;
+            }
+            if let Some(gone) = self.waiting.pop_front() {
+                if self.recent_keys.get(&gone.key) == Some(&self.first_seq) {
+                    self.recent_keys.remove(&gone.key);
+                }
+            }
+            self.first_seq += 1;
+        }
+        if self.placed.is_multiple_of(4096) {
+            let first = self.first_seq;
+            self.waiting_index.retain(|_, seqs| {
+                while seqs.front().is_some_and(|&s| s < first) {
+                    seqs.pop_front();
+                }
+                !seqs.is_empty()
+            });
+        }
+    }
+
+    /// Folds the story at `slot` into an older live story whose centre is close enough, or a
+    /// younger one into it.
+    fn maybe_merge(&mut self, slot: usize) {
+        let size = self.slot(slot).size;
+        if size > 8 && !size.is_power_of_two() && !size.is_multiple_of(MERGE_CHECK_POSTS) {
+            return;
+        }
+        let story = self.slot(slot);
+        let mut dots: HashMap<usize, f32> = HashMap::new();
+        for (term, c) in &story.centre {
+            for &other in self.index.get(term).into_iter().flatten() {
+                if other == slot {
+                    continue;
+                }
+                if let Some(o) = self.slot(other).centre.get(term) {
+                    *dots.entry(other).or_default() += c.weight * o.weight;
+                }
+            }
+        }
+        let best = dots
+            .into_iter()
+            .map(|(other, dot)| {
+                let cos = dot / (story.norm * self.slot(other).norm).max(f32::EPSILON);
+                (other, cos)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        let Some((other, cos)) = best else { return };
+        if cos < self.settings.merge_similarity {
+            return;
+        }
+        let (a, b) = (self.slot(slot), self.slot(other));
+        let (keep, fold) = if (a.born_ms, a.id) <= (b.born_ms, b.id) {
+            (slot, other)
+        } else {
+            (other, slot)
+        };
+        self.merge(keep, fold);
+    }
+
+    fn merge(&mut self, keep: usize, fold: usize) {
+        let folded = self.remove(fold);
+        let now = self.now_ms;
+        let factor = self.decay_factor(folded.centre_ms, now);
+        let into = self.slot(keep).id;
+        let centre: Vec<(u32, CentreTerm)> = folded.centre.into_iter().collect();
+        let mut vector = PostVector::default();
+        for (term, c) in centre {
+            vector.terms.push(super::features::Weighted {
+                term,
+                weight: c.weight * factor,
+            });
+            vector.words.push(c.word);
+        }
+        let (size, first, last, reps) = (
+            folded.size,
+            folded.first_ms,
+            folded.last_ms,
+            folded.representatives,
+        );
+        // Join the folded centre as one weighted post, then fix the counts.
+        let placeholder = reps.first().map(|r| r.key.clone());
+        if let Some(key) = placeholder {
+            self.join(keep, key, last, &vector, 0.0);
+            let story = self.slot_mut(keep);
+            story.size = story.size - 1 + size;
+            story.first_ms = story.first_ms.min(first);
+            story.representatives.retain(|r| r.similarity > 0.0);
+            for r in reps {
+                remember(&mut story.representatives, r.key, r.similarity);
+            }
+        }
+        for w in &mut self.waiting {
+            if w.story == Some(folded.id) {
+                w.story = Some(into);
+            }
+        }
+        self.events.push(StoryEvent::Merged {
+            from: folded.id,
+            into,
+        });
+    }
+
+    fn remove(&mut self, slot: usize) -> Story<K> {
+        let story = self.stories[slot]
+            .take()
+            .expect("indexed slots hold a story");
+        for term in story.centre.keys() {
+            if let Some(slots) = self.index.get_mut(term) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.index.remove(term);
+                }
+            }
+        }
+        self.by_id.remove(&story.id);
+        self.free.push(slot);
+        story
+    }
+
+    fn fade_quiet(&mut self) {
+        let oldest = self.now_ms.saturating_sub(self.settings.fade_secs * 1000);
+        let quiet: Vec<usize> = self
+            .by_id
+            .values()
+            .copied()
+            .filter(|&slot| self.slot(slot).last_ms < oldest)
+            .collect();
+        for slot in quiet {
+            let story = self.remove(slot);
+            self.events.push(StoryEvent::Faded { id: story.id });
+        }
+    }
+
+    fn fade_quietest(&mut self) {
+        let quietest = self
+            .by_id
+            .values()
+            .copied()
+            .min_by_key(|&slot| (self.slot(slot).last_ms, self.slot(slot).id));
+        if let Some(slot) = quietest {
+            let story = self.remove(slot);
+            self.events.push(StoryEvent::Faded { id: story.id });
+        }
+    }
+}
+
+fn remember<K>(reps: &mut Vec<Representative<K>>, key: K, similarity: f32) {
+    if reps.len() == REPRESENTATIVES && reps.last().is_some_and(|r| r.similarity >= similarity) {
+        return;
+    }
+    let at = reps
+        .iter()
+        .position(|r| r.similarity < similarity)
+        .unwrap_or(reps.len());
+    reps.insert(at, Representative { key, similarity });
+    reps.truncate(REPRESENTATIVES);
+}
+
+/// A story's id from its founders' heaviest words: processes that see different halves of one
+/// story, or see it again after it faded, usually name it the same.
+fn story_id<K>(founders: &[(K, i64, PostVector)]) -> StoryId {
+    use std::hash::Hasher;
+    let mut weights: HashMap<u32, (f32, &str)> = HashMap::new();
+    for (_, _, v) in founders {
+        for (t, w) in v.terms.iter().zip(&v.words) {
+            weights.entry(t.term).or_insert((0.0, w)).0 += t.weight;
+        }
+    }
+    let mut heaviest: Vec<(f32, &str)> = weights.into_values().collect();
+    heaviest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut top: Vec<&str> = heaviest.iter().take(ID_WORDS).map(|h| h.1).collect();
+    top.sort_unstable();
+    let mut hasher = Fnv64(0xcbf2_9ce4_8422_2325);
+    for word in top {
+        hasher.write(word.as_bytes());
+        hasher.write(&[0xff]);
+    }
+    // 53 bits: a JSON number every client reads exactly.
+    (hasher.finish() >> 11) as i64
+}
+
+/// Words that name a story.
+const ID_WORDS: usize = 3;
+
+/// FNV-1a: unlike the standard library's hasher it has no per-process key, so every process
+/// derives the same id.
+struct Fnv64(u64);
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+
+    fn tracker() -> StoryTracker<String> {
+        StoryTracker::new(StorySettings::default())
+    }
+
+    /// Places `(minute, text)` posts keyed `p0, p1, ...`; answers each post's final story.
+    fn replay(tracker: &mut StoryTracker<String>, posts: &[(i64, &str)]) -> Vec<Option<StoryId>> {
+        let mut story: Vec<Option<StoryId>> = vec![None; posts.len()];
+        for (i, (minute, text)) in posts.iter().enumerate() {
+            story[i] = tracker.place(format!("p{i}"), minute * MINUTE, text);
+            for event in tracker.drain_events() {
+                match event {
+                    StoryEvent::Born { id, members } | StoryEvent::Grew { id, members } => {
+                        for m in members {
+                            story[m[1..].parse::<usize>().unwrap()] = Some(id);
+                        }
+                    }
+                    StoryEvent::Merged { from, into } => {
+                        for s in story.iter_mut().flatten() {
+                            if *s == from {
+                                *s = into;
+                            }
+                        }
+                    }
+                    StoryEvent::Faded { .. } => {}
+                }
+            }
+        }
+        story
+    }
+
+    const OUTAGE: [&str; 5] = [
+        "pulse-buds outage in Lyon, nothing connects",
+        "Lyon outage again, pulse-buds dead since noon",
+        "is the pulse-buds outage in Lyon fixed yet?",
+        "panne pulse-buds à Lyon, outage total",
+        "Lyon pulse-buds outage day two",
+    ];
+    const PRICE: [&str; 4] = [
+        "pulsephone price rise announced, 20% more",
+        "that pulsephone price rise is a joke",
+        "price rise on the pulsephone from March",
+        "pulsephone price rise: switching brands",
+    ];
+
+    #[test]
+    fn alike_posts_found_a_story_and_its_founders_join_it() {
+        let mut t = tracker();
+        let posts: Vec<(i64, &str)> = OUTAGE
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as i64, *s))
+            .collect();
+        let story = replay(&mut t, &posts);
+        let id = story[4].expect("the outage is a story");
+        assert!(story.iter().all(|s| *s == Some(id)), "{story:?}");
+        let snapshot = t.snapshot(id).unwrap();
+        assert_eq!(snapshot.size, 5);
+        assert!(
+            snapshot.terms.iter().any(|w| w == "outage"),
+            "{:?}",
+            snapshot.terms
+        );
+        assert!(snapshot.representatives.len() <= 5 && !snapshot.representatives.is_empty());
+    }
+
+    #[test]
+    fn two_conversations_become_two_stories_and_unrelated_posts_none() {
+        let mut t = tracker();
+        let mut posts: Vec<(i64, &str)> = Vec::new();
+        for i in 0..4 {
+            posts.push((i * 2, OUTAGE[i as usize]));
+            posts.push((i * 2 + 1, PRICE[i as usize]));
+        }
+        posts.push((10, "lovely sunset over the harbour tonight"));
+        posts.push((11, "my cat ignores me completely"));
+        let story = replay(&mut t, &posts);
+        let outage: BTreeSetOf = (0..4).map(|i| story[i * 2]).collect();
+        let price: BTreeSetOf = (0..4).map(|i| story[i * 2 + 1]).collect();
+        assert_eq!(outage.len(), 1, "{story:?}");
+        assert_eq!(price.len(), 1, "{story:?}");
+        assert_ne!(outage, price);
+        assert!(!outage.contains(&None) && !price.contains(&None));
+        assert_eq!(story[8], None);
+        assert_eq!(story[9], None);
+    }
+
+    type BTreeSetOf = std::collections::BTreeSet<Option<StoryId>>;
+
+    #[test]
+    fn the_same_posts_in_the_same_order_give_the_same_ids() {
+        let posts: Vec<(i64, &str)> = OUTAGE
+            .iter()
+            .chain(PRICE.iter())
+            .enumerate()
+            .map(|(i, s)| (i as i64, *s))
+            .collect();
+        let a = replay(&mut tracker(), &posts);
+        let b = replay(&mut tracker(), &posts);
+        assert_eq!(a, b);
+        assert!(a.iter().flatten().all(|id| *id > 0));
+    }
+
+    #[test]
+    fn a_quiet_story_fades_and_a_late_post_does_not_join_it() {
+        let mut t = tracker();
+        let posts: Vec<(i64, &str)> = OUTAGE
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as i64, *s))
+            .collect();
+        let story = replay(&mut t, &posts);
+        let id = story[0].unwrap();
+        let later = 10 * 24 * 60;
+        let late = t.place(
+            "late".to_string(),
+            later * MINUTE,
+            "pulse-buds outage in Lyon",
+        );
+        assert!(t.drain_events().contains(&StoryEvent::Faded { id }));
+        assert_ne!(late, Some(id));
+        assert!(t.snapshot(id).is_none());
+    }
+
+    #[test]
+    fn memory_stays_bounded_however_long_the_stream() {
+        let settings = StorySettings {
+            max_stories: 50,
+            max_pending: 2_000,
+            ..StorySettings::default()
+        };
+        let mut t: StoryTracker<u64> = StoryTracker::new(settings);
+        let mut peak_after_warmup = 0;
+        for i in 0..40_000u64 {
+            // Ever new topics, a few posts each, so stories keep being born.
+            let topic = i / 4;
+            let text = format!(
+                "topic{topic} word{} common story about things{}",
+                topic * 7,
+                topic % 13
+            );
+            t.place(i, i as i64 * 1000, &text);
+            t.drain_events();
+            assert!(t.live() <= 50);
+            if i == 10_000 {
+                peak_after_warmup = t.memory_bytes();
+            }
+        }
+        assert!(
+            t.memory_bytes() < peak_after_warmup * 2,
+            "{} vs {}",
+            t.memory_bytes(),
+            peak_after_warmup
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(StorySettings::default().validate().is_ok());
+        let bad = StorySettings {
+            birth_posts: 1,
+            ..StorySettings::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! Stories on the real pipeline, PostgreSQL and Redis: posts of two conversations become two
+//! stories with their posts' `story_id`, shown by the API and published live; posts of nothing
+//! stay in none; a live stream and an import of the same posts give the same stories.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::app::{spawn_app, spawn_app_with};
+use crate::common::unique;
+use crate::common::TestEnv;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const OUTAGE: [&str; 8] = [
+    "pulse-buds outage in Lyon, nothing connects",
+    "Lyon outage again, my pulse-buds are dead since noon",
+    "is the pulse-buds outage in Lyon fixed yet?",
+    "panne pulse-buds à Lyon, outage total depuis ce matin",
+    "Lyon pulse-buds outage day two, support says nothing",
+    "still no pulse-buds in Lyon, this outage is a joke",
+    "pulse-buds outage Lyon: refund please",
+    "the Lyon outage killed my pulse-buds playlist",
+];
+
+const PRICE: [&str; 8] = [
+    "pulsephone price rise announced, 20% more",
+    "that pulsephone price rise is a joke",
+    "price rise on the pulsephone from March",
+    "pulsephone price rise: switching brands",
+    "who approved this pulsephone price rise",
+    "the pulsephone price rise makes the upgrade pointless",
+    "pulsephone price rise, again, third time",
+    "price rise for pulsephone owners is insulting",
+];
+
+const NOTHING: [&str; 3] = [
+    "lovely sunset over the harbour tonight",
+    "my cat ignores me completely",
+    "made pancakes for breakfast",
+];
+
+fn post_at(id: &str, text: &str, created: DateTime<Utc>, lang: &str) -> String {
+    json!({
+        "type": "post", "id": id, "platform": "twitter",
+        "author": {"id": format!("author-{id}"), "followers": 120},
+        "text": text, "created_at": created.to_rfc3339(), "lang": lang,
+        "geo": {"city": "Lyon", "country": "FR"}, "product": "pulse-buds", "channel": "organic"
+    })
+    .to_string()
+}
+
+/// The conversation, interleaved, a minute apart: `(id, event)`.
+fn conversation(prefix: &str) -> Vec<(String, String)> {
+    let start = Utc::now() - chrono::Duration::hours(2);
+    let mut out = Vec::new();
+    for i in 0..OUTAGE.len() {
+        for (kind, text) in [("outage", OUTAGE[i]), ("price", PRICE[i])] {
+            let n = out.len() as i64;
+            let id = format!("{prefix}-{kind}-{i}");
+            let lang = if text.starts_with("panne") {
+                "fr"
+            } else {
+                "en"
+            };
+            out.push((
+                id.clone(),
+                post_at(&id, text, start + chrono::Duration::minutes(n), lang),
+            ));
+        }
+        if let Some(text) = NOTHING.get(i) {
+            let n = out.len() as i64;
+            let id = format!("{prefix}-nothing-{i}");
+            out.push((
+                id.clone(),
+                post_at(&id, text, start + chrono::Duration::minutes(n), "en"),
+            ));
+        }
+    }
+    out
+}
+
+/// Post id -> story id (null: none), from the post listing.
+async fn stories_of_posts(app: &crate::common::app::TestApp) -> BTreeMap<String, Value> {
+    let page = app.get_ok("/api/v1/posts?limit=500").await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap().to_string(), p["story_id"].clone()))
+        .collect()
+}
+
+/// The posts of each story, as sets of post-id kinds (`outage`, `price`, `nothing`).
+fn partition(stories: &BTreeMap<String, Value>, prefix: &str) -> BTreeSet<BTreeSet<String>> {
+    let mut by_story: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (post, story) in stories {
+        if !story.is_null() {
+            let short = post.trim_start_matches(prefix).to_string();
+            by_story.entry(story.to_string()).or_default().insert(short);
+        }
+    }
+    by_story.into_values().collect()
+}
+
+#[actix_rt::test]
+async fn two_conversations_become_two_stories_shown_with_their_posts_and_published_live() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    let app = spawn_app_with(env, settings).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
+        .await
+        .expect("websocket connects");
+    ws.send(Message::text(
+        json!({"type": "subscribe", "topics": ["stories"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+
+    app.remove_rules().await;
+    app.create_rule(&json!({"name": "New stories", "kind": "new_story", "window_minutes": 1440, "min_volume": 3}))
+        .await;
+    app.create_rule(
+        &json!({"name": "Surging stories", "kind": "story_surge", "window_minutes": 1440,
+        "threshold": 6, "min_volume": 1, "dimension": "product", "key": "pulse-buds"}),
+    )
+    .await;
+
+    let prefix = unique("story");
+    let posts = conversation(&prefix);
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+
+    let list = app
+        .wait_for("/api/v1/stories?sort=growing", WAIT, |b| {
+            b["items"].as_array().is_some_and(|items| {
+                items.len() == 2
+                    && items
+                        .iter()
+                        .map(|s| s["size"].as_i64().unwrap_or(0))
+                        .sum::<i64>()
+                        == 16
+            })
+        })
+        .await;
+    let items = list["items"].as_array().unwrap();
+    let labels: Vec<&str> = items.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("outage") || l.contains("lyon")),
+        "{labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("price") || l.contains("rise")),
+        "{labels:?}"
+    );
+
+    // Every post of a conversation carries its story; the posts of nothing carry none.
+    let stories = stories_of_posts(&app).await;
+    let kinds = partition(&stories, &format!("{prefix}-"));
+    assert_eq!(kinds.len(), 2, "{stories:?}");
+    for group in &kinds {
+        let kind: BTreeSet<&str> = group.iter().map(|p| p.split('-').next().unwrap()).collect();
+        assert_eq!(kind.len(), 1, "a story mixes conversations: {group:?}");
+        assert_eq!(group.len(), 8, "{group:?}");
+    }
+    for i in 0..NOTHING.len() {
+        assert!(stories[&format!("{prefix}-nothing-{i}")].is_null());
+    }
+
+    // One story: what its posts say, and representative posts that are still there.
+    let outage = items
+        .iter()
+        .find(|s| s["terms"].as_array().unwrap().iter().any(|t| t == "outage"))
+        .expect("the outage story");
+    let id = outage["id"].as_i64().unwrap();
+    let detail = app.get_ok(&format!("/api/v1/stories/{id}")).await;
+    assert_eq!(detail["size"], 8, "{detail}");
+    assert_eq!(detail["status"], "live");
+    let languages: Vec<&str> = detail["languages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        languages.contains(&"en") && languages.contains(&"fr"),
+        "{languages:?}"
+    );
+    assert_eq!(detail["products"][0]["value"], "pulse-buds");
+    assert_eq!(detail["places"][0]["value"], "Lyon");
+    let sentiment_total: i64 = detail["sentiment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["posts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sentiment_total, 8);
+    assert!(!detail["growth"].as_array().unwrap().is_empty());
+    let reps = detail["representatives"].as_array().unwrap();
+    assert_eq!(reps.len(), 3, "{detail}");
+    assert!(reps.iter().all(|p| p["story_id"] == id));
+
+    // A deleted representative is never shown.
+    let gone = reps[0]["id"].as_str().unwrap().to_string();
+    app.send_events(&[
+        json!({"type": "delete", "post_id": gone, "at": Utc::now().to_rfc3339()}).to_string(),
+    ])
+    .await;
+    let detail = app
+        .wait_for(&format!("/api/v1/stories/{id}"), WAIT, |d| {
+            d["representatives"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|p| p["id"] != gone.as_str()))
+        })
+        .await;
+    assert_eq!(detail["representatives"].as_array().unwrap().len(), 3);
+
+    // Both births were published on the stories topic.
+    let mut born = BTreeSet::new();
+    while born.len() < 2 {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a story message in time");
+        let Some(Ok(Message::Text(text))) = frame else {
+            continue;
+        };
+        let m: Value = serde_json::from_str(text.as_str()).unwrap();
+        if m["type"] == "story:new" {
+            born.insert(m["data"]["id"].as_i64().unwrap());
+        }
+    }
+    let listed: BTreeSet<i64> = items.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(born, listed);
+
+    // Each story fired a new_story alert and a story_surge alert with itself as evidence.
+    for kind in ["new_story", "story_surge"] {
+        let alerts = app
+            .wait_for("/api/v1/alerts?status=firing&limit=50", WAIT, |b| {
+                b["items"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().filter(|x| x["kind"] == kind).count() == 2)
+            })
+            .await;
+        let keys: BTreeSet<i64> = alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == kind)
+            .map(|a| {
+                assert_eq!(
+                    a["evidence"]["story"]["id"].to_string(),
+                    a["key"].as_str().unwrap(),
+                    "{a}"
+                );
+                assert!(
+                    !a["evidence"]["top_posts"].as_array().unwrap().is_empty(),
+                    "{a}"
+                );
+                a["key"].as_str().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(keys, listed, "{kind}");
+    }
+
+    // Bad requests get the documented error shape.
+    assert_eq!(app.get("/api/v1/stories/not-a-number").await.0, 400);
+    assert_eq!(app.get("/api/v1/stories/12345").await.0, 404);
+    for bad in [
+        "sort=loudest",
+        "limit=0",
+        "window_secs=5",
+        "status=merged",
+        "colour=red",
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/stories?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    // Filters keep the stories with a post of that value.
+    let none = app.get_ok("/api/v1/stories?product=nothing-like-it").await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_live_stream_and_an_import_of_the_same_posts_give_the_same_stories() {
+    let prefix = unique("same");
+    let posts = conversation(&prefix);
+
+    let live = spawn_app().await;
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    live.send_events(&events).await;
+    assert!(live.wait_for_posts(posts.len() as i64, WAIT).await);
+
+    let imported = spawn_app().await;
+    let dir = std::env::temp_dir().join(unique("pulse-story-import"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("posts.jsonl");
+    std::fs::write(&file, events.join("\n") + "\n").unwrap();
+    let summary = pulse::sources::import::run(
+        &imported.env.settings(),
+        pulse::sources::import::ImportArgs {
+            file: file.clone(),
+            format: None,
+            map: String::new(),
+            platform: "other".into(),
+            restart: false,
+            max_backlog: 0,
+            quiet: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.accepted, posts.len() as u64);
+    assert!(imported.wait_for_posts(posts.len() as i64, WAIT).await);
+
+    for app in [&live, &imported] {
+        app.wait_for("/api/v1/stories", WAIT, |b| {
+            b["items"].as_array().is_some_and(|i| i.len() == 2)
+        })
+        .await;
+    }
+    let a = stories_of_posts(&live).await;
+    let b = stories_of_posts(&imported).await;
+    assert_eq!(a, b, "the same posts, the same stories and ids");
+    std::fs::remove_dir_all(&dir).ok();
+    live.shutdown().await;
+    imported.shutdown().await;
+}
