@@ -214,7 +214,7 @@ impl Handler<Committed> for StoryKeeper {
                     this.announce(&changes);
                 }
                 Err(e) => {
-                    metrics::counter!(names::STORY_WRITE_ERRORS).increment(1);
+                    metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
                     tracing::warn!(error = %e, "writing story changes failed; the stories of this batch's posts stand, their counts lag");
                 }
             }),

@@ -387,6 +387,7 @@ impl Generator {
             country: Some(place.country),
             reply_to: parent.map(|(_, handle)| handle.as_str()),
             other_user,
+            topic: spec.and_then(|s| s.topic),
         };
         let lang = text::compose(rng, &request, &mut text);
 
@@ -469,6 +470,88 @@ mod tests {
     use super::*;
     use crate::models::EngagementKind;
     use std::collections::{BTreeMap, BTreeSet};
+
+    /// The demo's incident and praise waves come out as stories of their own: most of a
+    /// wave's posts in one story whose heaviest words include the wave's, and no two waves in
+    /// one story.
+    #[test]
+    fn the_demo_waves_become_stories_of_their_own() {
+        use crate::stories::{StoryEvent, StoryTracker};
+        let mut generator = Generator::new(GeneratorOptions {
+            seed: 11,
+            posts_per_sec: 5.0,
+            engagements: false,
+            ..GeneratorOptions::default()
+        })
+        .with_scenarios();
+        let mut tracker = StoryTracker::new(crate::config::StorySettings::default());
+        let mut texts: Vec<String> = Vec::new();
+        let mut story: Vec<Option<i64>> = Vec::new();
+        while texts.len() < 6_000 {
+            let Event::Post(post) = generator.next_event() else {
+                continue;
+            };
+            let i = texts.len();
+            let at = post.created_at.timestamp_millis();
+            story.push(tracker.place(i, at, &post.text));
+            texts.push(post.text);
+            for event in tracker.drain_events() {
+                match event {
+                    StoryEvent::Born { id, members } | StoryEvent::Grew { id, members } => {
+                        for m in members {
+                            story[m] = Some(id);
+                        }
+                    }
+                    StoryEvent::Merged { from, into } => {
+                        for s in story.iter_mut().flatten() {
+                            if *s == from {
+                                *s = into;
+                            }
+                        }
+                    }
+                    StoryEvent::Faded { .. } => {}
+                }
+            }
+        }
+        let mut stories_of_waves = BTreeSet::new();
+        for topic in scenarios::ISSUES.iter().chain(scenarios::CAMPAIGNS.iter()) {
+            let wave: Vec<usize> = (0..texts.len())
+                .filter(|&i| texts[i].contains(topic))
+                .collect();
+            if wave.len() < 20 {
+                continue;
+            }
+            let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+            for &i in &wave {
+                if let Some(id) = story[i] {
+                    *counts.entry(id).or_default() += 1;
+                }
+            }
+            let (&main, &held) = counts.iter().max_by_key(|(_, n)| **n).expect("a story");
+            assert!(
+                held * 10 >= wave.len() * 8,
+                "{topic}: {held} of {} posts in its story",
+                wave.len()
+            );
+            let label = tracker
+                .snapshot(main)
+                .expect("the wave's story is live")
+                .terms;
+            let words = crate::stories::features::words(topic);
+            assert!(
+                label.iter().filter(|w| words.contains(w)).count() >= 2,
+                "{topic}: its story's words are {label:?}"
+            );
+            assert!(
+                stories_of_waves.insert(main),
+                "{topic}: two waves in one story"
+            );
+        }
+        assert!(
+            stories_of_waves.len() >= 2,
+            "the run holds an incident and a praise wave"
+        );
+    }
 
     fn options(seed: u64) -> GeneratorOptions {
         GeneratorOptions {

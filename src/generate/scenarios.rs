@@ -113,7 +113,26 @@ pub(crate) struct ScenarioPost {
     pub city: Option<usize>,
     /// From one of the large accounts, with a cascade drawn as a viral one.
     pub viral: bool,
+    /// What the wave is about, in the words its posts share (a real outage's posts say
+    /// "outage" and "won't connect"; a campaign's carry its hashtag).
+    pub topic: Option<&'static str>,
 }
+
+/// What went wrong in an incident; a cycle's is chosen by its number, so the steady feed of a
+/// seed is the same whatever the scenarios say.
+pub(crate) const ISSUES: [&str; 4] = [
+    "outage: servers down, won't connect since the firmware update",
+    "battery recall, units overheating while charging",
+    "the update bricked it, stuck on the boot logo",
+    "login outage, accounts locked out after the password reset",
+];
+
+/// What a praise wave celebrates.
+pub(crate) const CAMPAIGNS: [&str; 3] = [
+    "#LaunchDay the new colours drop is gorgeous",
+    "#UnboxingWeek giveaway winners announced",
+    "the anniversary edition reveal, limited run",
+];
 
 /// The timetable of scenario posts of one generator.
 pub(crate) struct Scenarios {
@@ -162,6 +181,7 @@ impl Scenarios {
                 channel: Channel::Influencer,
                 city: None,
                 viral: true,
+                topic: None,
             };
         }
         let plan = self.plan_for(rng, self.next_wave_s);
@@ -180,6 +200,7 @@ impl Scenarios {
                 },
                 city: Some(city_near(rng, plan.incident_city)),
                 viral: false,
+                topic: Some(ISSUES[(plan.cycle as usize + plan.incident_product) % ISSUES.len()]),
             },
             Wave::Praise => ScenarioPost {
                 flavor: if rng.random_bool(0.6) {
@@ -195,6 +216,9 @@ impl Scenarios {
                 },
                 city: None,
                 viral: false,
+                topic: Some(
+                    CAMPAIGNS[(plan.cycle as usize + plan.praise_product) % CAMPAIGNS.len()],
+                ),
             },
         };
         self.advance_wave(rng);

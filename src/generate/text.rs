@@ -739,6 +739,8 @@ pub(crate) struct TextRequest<'a> {
     pub reply_to: Option<&'a str>,
     /// Handle of another user that may be mentioned.
     pub other_user: &'a str,
+    /// What a scenario wave is about, added to every post of it.
+    pub topic: Option<&'static str>,
 }
 
 /// Writes a post text into `out` (cleared first) and returns its language code.
@@ -790,6 +792,7 @@ pub(crate) fn compose(
                 out.push(' ');
                 out.push_str(slots.product.hashtag);
             }
+            push_topic(request, out);
             push_emoji(rng, tone, out);
             return lang;
         }
@@ -852,8 +855,16 @@ pub(crate) fn compose(
             out.push_str(pick(rng, &SPONSORED_TAGS));
         }
     }
+    push_topic(request, out);
     push_emoji(rng, tone, out);
     "en"
+}
+
+fn push_topic(request: &TextRequest<'_>, out: &mut String) {
+    if let Some(topic) = request.topic {
+        out.push_str(" — ");
+        out.push_str(topic);
+    }
 }
 
 fn push_emoji(rng: &mut SmallRng, tone: Tone, out: &mut String) {

@@ -111,6 +111,10 @@ pub fn term_of(word: &str) -> u32 {
     hash & (VOCABULARY - 1)
 }
 
+/// Weight a word has on top of its rarity: a word every post uses still says a little (so a
+/// young stream, where every word is in every post, is not all zeros), far less than a rare one.
+const IDF_FLOOR: f32 = 0.3;
+
 /// Buckets of the hashed vocabulary: collisions between two words of one day's news are rare.
 pub const VOCABULARY: u32 = 1 << 20;
 
@@ -168,7 +172,7 @@ impl DocumentFrequencies {
         for (term, word) in pairs {
             let count = &mut self.counts[term as usize];
             *count += weight;
-            let idf = ((total + 1.0) / (*count + 1.0)).ln() + 1.0;
+            let idf = ((total + 1.0) / (*count + 1.0)).ln() + IDF_FLOOR;
             norm += idf * idf;
             vector.terms.push(Weighted { term, weight: idf });
             vector.words.push(word.into_boxed_str());

@@ -148,10 +148,15 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
             return None;
         }
         self.expire_waiting();
-        let neighbours = self.neighbours(&vector);
         let by_centre = self
             .closest_story(&vector)
             .filter(|&(_, similarity)| similarity >= self.settings.join_similarity);
+        // Most posts join by a centre; only the others are compared with recent posts.
+        let neighbours = if by_centre.is_some() {
+            Vec::new()
+        } else {
+            self.neighbours(&vector)
+        };
         let by_neighbour = || {
             neighbours
                 .iter()
@@ -724,8 +729,17 @@ mod tests {
 
     const MINUTE: i64 = 60_000;
 
+    /// A tracker that has seen an hour of unrelated chatter before the test's posts, so word
+    /// weights are those of a running stream (in a stream of only one conversation, every word
+    /// is common and none tells posts apart).
     fn tracker() -> StoryTracker<String> {
-        StoryTracker::new(StorySettings::default())
+        let mut t = StoryTracker::new(StorySettings::default());
+        for i in 0..60 {
+            let text = format!("chatter{i} about topic{} and thing{}", i * 7, i * 13);
+            t.place(format!("bg{i}"), (i - 60) * MINUTE, &text);
+        }
+        t.drain_events();
+        t
     }
 
     /// Places `(minute, text)` posts keyed `p0, p1, ...`; answers each post's final story.

@@ -140,8 +140,8 @@ pub mod names {
         counter STORIES_BORN = "pulse_stories_born_total";
         /// Time to place one batch's posts in stories.
         histogram STORY_PLACEMENT_SECONDS = "pulse_story_placement_duration_seconds";
-        /// Failed writes of a batch's story changes.
-        counter STORY_WRITE_ERRORS = "pulse_story_write_errors_total";
+        /// Story detection failures, by `operation` (`place`, `write`).
+        counter STORY_ERRORS = "pulse_story_errors_total";
         /// Live messages this process produced and published to the other processes.
         counter FANOUT_PUBLISHED = "pulse_fanout_messages_published_total";
         /// Live messages received from other processes and handed to local sessions.

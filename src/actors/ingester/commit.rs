@@ -234,13 +234,7 @@ async fn try_once(
     let analyzed = analyze(ctx, &entries).await;
     traced::analysis(trace, &entries, &analyzed, started);
     let analyzed = match analyzed {
-        Ok(Ok(mut batch)) => {
-            // Placing again a post placed by an earlier try answers its story unchanged.
-            if let Some(desk) = &ctx.stories {
-                batch.stories = Some(Arc::new(desk.place(&mut batch.posts)));
-            }
-            Arc::new(batch)
-        }
+        Ok(Ok(batch)) => Arc::new(place_in_stories(ctx, batch).await),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(stage) => return Attempt::Unavailable(stage),
     };
@@ -255,6 +249,40 @@ async fn try_once(
             Attempt::Unavailable("store")
         }
     }
+}
+
+/// Places the batch's posts in stories on a blocking thread (a batch takes milliseconds, which
+/// the event loop must not wait out). Placing again a post placed by an earlier try answers its
+/// story unchanged.
+async fn place_in_stories(ctx: &IngestContext, mut batch: AnalyzedBatch) -> AnalyzedBatch {
+    let Some(desk) = ctx.stories.clone() else {
+        return batch;
+    };
+    let posts = std::mem::take(&mut batch.posts);
+    let placed = tokio::task::spawn_blocking(move || {
+        let mut posts = posts;
+        // A fault in story detection must not lose the posts: they are stored in no story.
+        let changes =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| desk.place(&mut posts)));
+        (posts, changes)
+    })
+    .await
+    .expect("the placement task catches its panics");
+    let (posts, changes) = placed;
+    batch.posts = posts;
+    match changes {
+        Ok(changes) => batch.stories = Some(Arc::new(changes)),
+        Err(_) => {
+            metrics::counter!(names::STORY_ERRORS, "operation" => "place").increment(1);
+            tracing::error!(
+                "placing posts in stories panicked; the batch is stored without stories"
+            );
+            for post in &mut batch.posts {
+                post.story_id = None;
+            }
+        }
+    }
+    batch
 }
 
 async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str) {
