@@ -69,6 +69,10 @@ const STOPWORDS: &[&str] = &[
     "der", "die", "das", "ist", "nicht", "mit", "ein", "eine", "auf", "für", "von", "den",
 ];
 
+/// [`STOPWORDS`] as a set: every word of every post is looked up.
+static STOP: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
 /// Splits a text into the lowercase words and hashtags (without `#`) that can name a story;
 /// mentions, links, numbers and stop words are left out.
 pub fn words(text: &str) -> Vec<String> {
@@ -88,7 +92,7 @@ pub fn words(text: &str) -> Vec<String> {
             if !(3..=40).contains(&len)
                 || !word.chars().any(char::is_alphabetic)
                 || word == "rt"
-                || STOPWORDS.contains(&word.as_str())
+                || STOP.contains(word.as_str())
             {
                 continue;
             }

@@ -59,6 +59,7 @@ struct Story<K> {
     id: StoryId,
     centre: HashMap<u32, CentreTerm>,
     norm: f32,
+    norm_sq: f32,
     centre_ms: i64,
     born_ms: i64,
     first_ms: i64,
@@ -330,24 +331,32 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         let mut removed = Vec::new();
         {
             let story = self.slot_mut(slot);
+            // Decay is applied once it is worth a pass over the centre; until then the centre
+            // keeps the time it was last decayed to.
             if factor < 0.999 {
                 for c in story.centre.values_mut() {
                     c.weight *= factor;
                 }
+                story.norm_sq *= factor * factor;
+                story.centre_ms = now;
             }
-            story.centre_ms = now;
             for (t, word) in vector.terms.iter().zip(&vector.words) {
-                story
-                    .centre
-                    .entry(t.term)
-                    .and_modify(|c| c.weight += t.weight)
-                    .or_insert_with(|| {
+                let w = t.weight;
+                match story.centre.entry(t.term) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let c = e.get_mut();
+                        story.norm_sq += 2.0 * c.weight * w + w * w;
+                        c.weight += w;
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
                         added.push(t.term);
-                        CentreTerm {
-                            weight: t.weight,
+                        story.norm_sq += w * w;
+                        e.insert(CentreTerm {
+                            weight: w,
                             word: word.clone(),
-                        }
-                    });
+                        });
+                    }
+                }
             }
             if story.centre.len() > 2 * cap {
                 let mut weights: Vec<(u32, f32)> =
@@ -357,13 +366,10 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
                     story.centre.remove(&t);
                     removed.push(t);
                 }
+                // Recomputed here, which also keeps rounding from adding up.
+                story.norm_sq = story.centre.values().map(|c| c.weight * c.weight).sum();
             }
-            story.norm = story
-                .centre
-                .values()
-                .map(|c| c.weight * c.weight)
-                .sum::<f32>()
-                .sqrt();
+            story.norm = story.norm_sq.max(0.0).sqrt();
             story.size += 1;
             story.first_ms = story.first_ms.min(at_ms);
             story.last_ms = story.last_ms.max(at_ms);
@@ -485,6 +491,7 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
             id,
             centre: HashMap::new(),
             norm: 0.0,
+            norm_sq: 0.0,
             centre_ms: self.now_ms,
             born_ms: self.now_ms,
             first_ms: at_ms,
