@@ -96,7 +96,12 @@ pub fn words(text: &str) -> Vec<String> {
             {
                 continue;
             }
-            if !out.contains(&word) {
+            // Short posts are checked for repeats here; longer ones are deduplicated by term
+            // in `vector`, so a 20 kB post costs no more than its length.
+            if out.len() >= MAX_WORDS {
+                return out;
+            }
+            if out.len() > 64 || !out.contains(&word) {
                 out.push(word);
             }
         }
@@ -118,6 +123,11 @@ pub fn term_of(word: &str) -> u32 {
 /// Weight a word has on top of its rarity: a word every post uses still says a little (so a
 /// young stream, where every word is in every post, is not all zeros), far less than a rare one.
 const IDF_FLOOR: f32 = 0.3;
+
+/// Words read from one post at most.
+const MAX_WORDS: usize = 256;
+/// Terms a post's vector keeps at most: its heaviest.
+pub const MAX_POST_TERMS: usize = 32;
 
 /// Buckets of the hashed vocabulary: collisions between two words of one day's news are rare.
 pub const VOCABULARY: u32 = 1 << 20;
@@ -181,6 +191,23 @@ impl DocumentFrequencies {
             vector.terms.push(Weighted { term, weight: idf });
             vector.words.push(word.into_boxed_str());
         }
+        if vector.terms.len() > MAX_POST_TERMS {
+            // The heaviest terms say what the post is about; the rest would only add work.
+            let mut kept: Vec<(Weighted, Box<str>)> =
+                vector.terms.drain(..).zip(vector.words.drain(..)).collect();
+            kept.sort_by(|a, b| {
+                b.0.weight
+                    .total_cmp(&a.0.weight)
+                    .then(a.0.term.cmp(&b.0.term))
+            });
+            kept.truncate(MAX_POST_TERMS);
+            kept.sort_by_key(|k| k.0.term);
+            norm = kept.iter().map(|k| k.0.weight * k.0.weight).sum();
+            for (t, w) in kept {
+                vector.terms.push(t);
+                vector.words.push(w);
+            }
+        }
         let norm = norm.sqrt();
         if norm > 0.0 {
             for t in &mut vector.terms {
@@ -224,6 +251,18 @@ mod tests {
                 .weight
         };
         assert!(weight("calgary") > weight("flood"));
+        assert!((v.dot(&v) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_post_of_thousands_of_words_keeps_its_heaviest_terms() {
+        let text: String = (0..5_000).map(|i| format!("w{i}x ")).collect();
+        let w = words(&text);
+        assert_eq!(w.len(), MAX_WORDS);
+        let mut df = DocumentFrequencies::new(86_400.0);
+        let v = df.vector(0, w);
+        assert_eq!(v.terms.len(), MAX_POST_TERMS);
+        assert!(v.terms.windows(2).all(|p| p[0].term < p[1].term));
         assert!((v.dot(&v) - 1.0).abs() < 1e-4);
     }
 
