@@ -789,14 +789,19 @@ mod tests {
         "pulsephone price rise: switching brands",
     ];
 
-    #[test]
-    fn alike_posts_found_a_story_and_its_founders_join_it() {
-        let mut t = tracker();
-        let posts: Vec<(i64, &str)> = OUTAGE
+    /// `texts` as `(minute, text)` posts, one a minute from minute 0.
+    fn minutes_apart<'a>(texts: &[&'a str]) -> Vec<(i64, &'a str)> {
+        texts
             .iter()
             .enumerate()
             .map(|(i, s)| (i as i64, *s))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn alike_posts_found_a_story_and_its_founders_join_it() {
+        let mut t = tracker();
+        let posts = minutes_apart(&OUTAGE);
         let story = replay(&mut t, &posts);
         let id = story[4].expect("the outage is a story");
         assert!(story.iter().all(|s| *s == Some(id)), "{story:?}");
@@ -835,12 +840,7 @@ mod tests {
 
     #[test]
     fn the_same_posts_in_the_same_order_give_the_same_ids() {
-        let posts: Vec<(i64, &str)> = OUTAGE
-            .iter()
-            .chain(PRICE.iter())
-            .enumerate()
-            .map(|(i, s)| (i as i64, *s))
-            .collect();
+        let posts = minutes_apart(&[OUTAGE.as_slice(), PRICE.as_slice()].concat());
         let a = replay(&mut tracker(), &posts);
         let b = replay(&mut tracker(), &posts);
         assert_eq!(a, b);
@@ -850,11 +850,7 @@ mod tests {
     #[test]
     fn a_quiet_story_fades_and_a_late_post_does_not_join_it() {
         let mut t = tracker();
-        let posts: Vec<(i64, &str)> = OUTAGE
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as i64, *s))
-            .collect();
+        let posts = minutes_apart(&OUTAGE);
         let story = replay(&mut t, &posts);
         let id = story[0].unwrap();
         let later = 10 * 24 * 60;

@@ -1,7 +1,7 @@
 //! Sources against local stand-ins for the platforms, replaying payloads of the platforms'
 //! own shapes (tests/fixtures/*/README.md says where each shape comes from).
 
-use crate::common;
+use crate::common::{self, import_args};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -193,18 +193,6 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");
     }
     app.shutdown().await;
-}
-
-fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs {
-    pulse::sources::import::ImportArgs {
-        file: file.to_path_buf(),
-        format: None,
-        map: String::new(),
-        platform: "other".into(),
-        restart: false,
-        max_backlog: 0,
-        quiet: true,
-    }
 }
 
 #[actix_rt::test]

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::{spawn_app, spawn_app_with};
-use crate::common::unique;
 use crate::common::TestEnv;
+use crate::common::{import_args, unique};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -308,20 +308,9 @@ async fn a_live_stream_and_an_import_of_the_same_posts_give_the_same_stories() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("posts.jsonl");
     std::fs::write(&file, events.join("\n") + "\n").unwrap();
-    let summary = pulse::sources::import::run(
-        &imported.env.settings(),
-        pulse::sources::import::ImportArgs {
-            file: file.clone(),
-            format: None,
-            map: String::new(),
-            platform: "other".into(),
-            restart: false,
-            max_backlog: 0,
-            quiet: true,
-        },
-    )
-    .await
-    .unwrap();
+    let summary = pulse::sources::import::run(&imported.env.settings(), import_args(&file))
+        .await
+        .unwrap();
     assert_eq!(summary.accepted, posts.len() as u64);
     assert!(imported.wait_for_posts(posts.len() as i64, WAIT).await);
 

@@ -264,6 +264,19 @@ where
     false
 }
 
+/// `pulse import` of `file` as the tests run it: detected format, no mapping, quiet.
+pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs {
+    pulse::sources::import::ImportArgs {
+        file: file.to_path_buf(),
+        format: None,
+        map: String::new(),
+        platform: "other".into(),
+        restart: false,
+        max_backlog: 0,
+        quiet: true,
+    }
+}
+
 /// A valid post event as JSON.
 pub fn post_json(id: &str, text: &str) -> String {
     serde_json::json!({
