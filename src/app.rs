@@ -133,6 +133,10 @@ impl Application {
             publish: Some(hub.broadcaster().recipient()),
         };
         let pipeline = Pipeline::start(settings.clone(), pool.clone(), redis.clone(), live).await?;
+        if let Some(desk) = pipeline.ingest.stories.clone() {
+            hub.broadcaster()
+                .do_send(crate::ws::messages::HearStories(desk));
+        }
 
         let key_refresher = auth.as_ref().map(|a| a.spawn_refresher());
         let revocations = auth

@@ -163,6 +163,13 @@ impl Pipeline {
                 consumer: &consumer,
             },
         )?;
+        let stories_desk = settings
+            .stories
+            .enabled
+            .then(|| Arc::new(stories::StoryDesk::new(&settings.stories)));
+        if let Some(desk) = &stories_desk {
+            stories::take_in_stored(desk, &pool, &settings.stories).await;
+        }
         let ingest = Arc::new(IngestContext::new(
             settings.clone(),
             traces,
@@ -172,10 +179,7 @@ impl Pipeline {
             analyzer.clone(),
             fallback.clone(),
             store.clone(),
-            settings
-                .stories
-                .enabled
-                .then(|| Arc::new(stories::StoryDesk::new(&settings.stories))),
+            stories_desk,
         ));
         let ingest_ctx = ingest.clone();
         let ingester = Supervised::start("ingester", move || {

@@ -2,11 +2,12 @@
 //! stored (so the post is stored and pushed with its `story_id`), and the keeper writes what the
 //! batch changed in the stories once it is committed, and publishes it on the `stories` topic.
 //!
-//! Each process places the posts it commits. Story ids come from a story's words, so two
-//! processes of a group that see halves of one story usually name it the same, and the stored
-//! row adds both halves up (docs/stories.md says what holds and what does not).
+//! Each process places the posts it commits. A story born in one process of a group is announced
+//! to the others with its `story:new` message (through the fan-out), and they take it in, so
+//! their posts of the same story join it under its id; the stored row adds up what each process
+//! placed (docs/stories.md says what holds and what does not).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
@@ -15,16 +16,22 @@ use deadpool_postgres::Pool;
 
 use super::messages::{Committed, Publish, StoryChanges};
 use crate::config::StorySettings;
-use crate::db::stories::StoryRow;
+use crate::db::stories::{StoredCentre, StoryRow};
 use crate::models::live::{FilterKeys, Topic, STORY_NEW, STORY_UPDATE};
 use crate::models::AnalyzedPost;
-use crate::stories::{StoryEvent, StoryId, StoryTracker};
+use crate::stories::{AnnouncedStory, StoryEvent, StoryId, StoryTracker};
 use crate::telemetry::names;
 
 /// Places posts in stories; shared by the commits of one process.
 pub struct StoryDesk {
     tracker: Mutex<StoryTracker<String>>,
+    /// Stories the other processes announced, taken in before the next batch is placed (so
+    /// the fan-out never waits for a batch being placed).
+    announced: Mutex<VecDeque<AnnouncedStory>>,
 }
+
+/// Announcements held at most until the next batch; the oldest go first past this.
+pub const MAX_ANNOUNCED: usize = 4096;
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -34,6 +41,43 @@ impl StoryDesk {
     pub fn new(settings: &StorySettings) -> Self {
         StoryDesk {
             tracker: Mutex::new(StoryTracker::new(settings.clone())),
+            announced: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Reads another process's `story:new` message (the whole `{"type","data"}` text) and
+    /// holds the story for the next batch; anything else is ignored.
+    pub fn hear(&self, message: &str) {
+        let Some(story) = announced_story(message) else {
+            return;
+        };
+        let mut queue = self
+            .announced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if queue.len() >= MAX_ANNOUNCED {
+            queue.pop_front();
+        }
+        queue.push_back(story);
+    }
+
+    /// Holds the live stories stored by earlier processes (oldest first) for the first batch,
+    /// so a process that starts or restarts goes on with the group's stories under their ids.
+    pub fn take_in_stored(&self, stored: Vec<StoredCentre>) {
+        let mut queue = self
+            .announced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in stored.into_iter().rev() {
+            if queue.len() >= MAX_ANNOUNCED {
+                queue.pop_front();
+            }
+            queue.push_back(announced(
+                s.id,
+                s.terms,
+                &s.weights,
+                [s.born_at, s.first_at, s.last_at],
+            ));
         }
     }
 
@@ -46,6 +90,17 @@ impl StoryDesk {
             .tracker
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let announced: Vec<AnnouncedStory> = self
+            .announced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for story in &announced {
+            if tracker.adopt(story) {
+                metrics::counter!(names::STORIES_ADOPTED).increment(1);
+            }
+        }
         let mut changes = StoryChanges::default();
         let mut added: HashMap<StoryId, i64> = HashMap::new();
         let mut in_batch: HashMap<&str, usize> = HashMap::new();
@@ -132,6 +187,7 @@ impl StoryDesk {
                     .collect::<Vec<_>>()
                     .join(" "),
                 terms: s.terms,
+                weights: s.weights,
                 born_at: at(s.born_ms),
                 first_at: at(s.first_ms),
                 last_at: at(s.last_ms),
@@ -143,6 +199,85 @@ impl StoryDesk {
         metrics::gauge!(names::STORIES_LIVE).set(tracker.live() as f64);
         metrics::histogram!(names::STORY_PLACEMENT_SECONDS).record(started.elapsed().as_secs_f64());
         changes
+    }
+}
+
+/// Reads the live stories stored by earlier processes into `desk`, before the first batch. A
+/// failure only costs continuity: the stories are found again from their next posts.
+pub async fn take_in_stored(desk: &StoryDesk, pool: &Pool, settings: &StorySettings) {
+    let limit = settings.max_stories.min(MAX_ANNOUNCED) as i64;
+    let read = async {
+        let client = pool.get().await.map_err(anyhow::Error::from)?;
+        crate::db::stories::live_centres(&client, limit)
+            .await
+            .map_err(anyhow::Error::from)
+    };
+    match read.await {
+        Ok(stored) => {
+            tracing::info!(
+                stories = stored.len(),
+                "live stories read for the story tracker"
+            );
+            desk.take_in_stored(stored);
+        }
+        Err(e) => {
+            metrics::counter!(names::STORY_ERRORS, "operation" => "read").increment(1);
+            tracing::warn!(error = %e, "reading the live stories failed; they are found again from their next posts");
+        }
+    }
+}
+
+/// The story a `story:new` message announces, if it is one.
+fn announced_story(message: &str) -> Option<AnnouncedStory> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        r#type: String,
+        data: Announcement,
+    }
+    #[derive(serde::Deserialize)]
+    struct Announcement {
+        id: StoryId,
+        terms: Vec<String>,
+        #[serde(default)]
+        weights: Vec<f32>,
+        born_at: DateTime<Utc>,
+        first_at: DateTime<Utc>,
+        last_at: DateTime<Utc>,
+    }
+    let envelope: Envelope = serde_json::from_str(message).ok()?;
+    if envelope.r#type != STORY_NEW {
+        return None;
+    }
+    let a = envelope.data;
+    Some(announced(
+        a.id,
+        a.terms,
+        &a.weights,
+        [a.born_at, a.first_at, a.last_at],
+    ))
+}
+
+/// A story to take in from its terms, their weights and its birth, first and last post times.
+/// Terms without a weight (an older sender, a row stored before weights were) weigh by their
+/// rank.
+fn announced(
+    id: StoryId,
+    terms: Vec<String>,
+    weights: &[f32],
+    [born, first, last]: [DateTime<Utc>; 3],
+) -> AnnouncedStory {
+    let weights = (0..terms.len()).map(|i| {
+        weights
+            .get(i)
+            .copied()
+            .unwrap_or(1.0 / (i as f32 + 1.0).sqrt())
+    });
+    AnnouncedStory {
+        id,
+        born_ms: born.timestamp_millis(),
+        first_ms: first.timestamp_millis(),
+        last_ms: last.timestamp_millis(),
+        terms: terms.iter().cloned().zip(weights).collect(),
     }
 }
 
@@ -169,6 +304,7 @@ impl StoryKeeper {
                 "id": row.id,
                 "label": row.label,
                 "terms": row.terms,
+                "weights": row.weights,
                 "born_at": row.born_at,
                 "first_at": row.first_at,
                 "last_at": row.last_at,

@@ -15,6 +15,9 @@ pub struct StoryRow {
     pub id: i64,
     pub label: String,
     pub terms: Vec<String>,
+    /// The terms' weights in the story's centre, relative to the heaviest: announced to the
+    /// group with the story, and read back by a process that starts.
+    pub weights: Vec<f32>,
     pub born_at: DateTime<Utc>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
@@ -43,16 +46,52 @@ impl StoryWrite {
     }
 }
 
+/// A live story as stored: what a starting process needs to take it in.
+#[derive(Debug, Clone)]
+pub struct StoredCentre {
+    pub id: i64,
+    pub terms: Vec<String>,
+    pub weights: Vec<f32>,
+    pub born_at: DateTime<Utc>,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+}
+
+/// The `limit` live stories with the latest posts, latest first.
+pub async fn live_centres(
+    client: &Client,
+    limit: i64,
+) -> Result<Vec<StoredCentre>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, terms, weights, born_at, first_at, last_at FROM stories
+             WHERE status = 'live' ORDER BY last_at DESC, id LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StoredCentre {
+            id: r.get("id"),
+            terms: r.get("terms"),
+            weights: r.get("weights"),
+            born_at: r.get("born_at"),
+            first_at: r.get("first_at"),
+            last_at: r.get("last_at"),
+        })
+        .collect())
+}
+
 /// Applies a batch's story changes in one transaction. A story seen again after it faded (the
 /// same words) is live again and keeps its birth.
 pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     for row in &write.rows {
         tx.execute(
-            "INSERT INTO stories AS s (id, label, terms, born_at, first_at, last_at, size, status, representatives)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'live', $8)
+            "INSERT INTO stories AS s (id, label, terms, born_at, first_at, last_at, size, status, representatives, weights)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'live', $8, $9)
              ON CONFLICT (id) DO UPDATE SET
-                label = EXCLUDED.label, terms = EXCLUDED.terms,
+                label = EXCLUDED.label, terms = EXCLUDED.terms, weights = EXCLUDED.weights,
                 first_at = LEAST(s.first_at, EXCLUDED.first_at),
                 last_at = GREATEST(s.last_at, EXCLUDED.last_at),
                 size = s.size + EXCLUDED.size,
@@ -67,6 +106,7 @@ pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_
                 &row.last_at,
                 &row.added,
                 &row.representatives,
+                &row.weights,
             ],
         )
         .await?;

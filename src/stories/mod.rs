@@ -6,5 +6,5 @@ pub mod features;
 pub mod tracker;
 
 pub use tracker::{
-    Representative, StoryEvent, StoryId, StorySettings, StorySnapshot, StoryTracker,
+    AnnouncedStory, Representative, StoryEvent, StoryId, StorySettings, StorySnapshot, StoryTracker,
 };

@@ -36,12 +36,26 @@ pub struct Representative<K> {
     pub similarity: f32,
 }
 
+/// A story another process of the group found: enough of its centre for posts here to join it
+/// under the same id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnouncedStory {
+    pub id: StoryId,
+    pub born_ms: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// Its heaviest words with their weights.
+    pub terms: Vec<(String, f32)>,
+}
+
 /// What a live story looks like now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorySnapshot<K> {
     pub id: StoryId,
     /// Its heaviest words, heaviest first.
     pub terms: Vec<String>,
+    /// The words' weights in the centre (same order), relative to the heaviest.
+    pub weights: Vec<f32>,
     pub born_ms: i64,
     pub first_ms: i64,
     pub last_ms: i64,
@@ -77,6 +91,9 @@ struct Waiting<K> {
 }
 
 const REPRESENTATIVES: usize = 5;
+
+/// Words a snapshot (and so an announcement to the group) carries.
+const SNAPSHOT_TERMS: usize = 8;
 
 /// A growing story looks for its duplicates at birth, as it doubles, and every this many posts.
 const MERGE_CHECK_POSTS: u64 = 32;
@@ -208,6 +225,71 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         std::mem::take(&mut self.events)
     }
 
+    /// Takes in a story another process of the group was born with, so that posts placed here
+    /// join it under its id instead of founding a story of their own; a story of this process
+    /// that turns out to be the same merges with it the same way in both processes (the older
+    /// birth stays). Answers whether it was new here.
+    pub fn adopt(&mut self, story: &AnnouncedStory) -> bool {
+        if self.by_id.contains_key(&story.id) || story.terms.is_empty() {
+            return false;
+        }
+        if self.by_id.len() >= self.settings.max_stories {
+            self.fade_quietest();
+        }
+        let mut by_term: HashMap<u32, (f32, Box<str>)> = HashMap::new();
+        for (word, weight) in story.terms.iter().take(self.settings.centre_terms) {
+            if weight.is_finite() && *weight > 0.0 {
+                by_term
+                    .entry(super::features::term_of(word))
+                    .or_insert((0.0, word.as_str().into()))
+                    .0 += weight;
+            }
+        }
+        let mut terms: Vec<(u32, f32, Box<str>)> = by_term
+            .into_iter()
+            .map(|(t, (w, word))| (t, w, word))
+            .collect();
+        terms.sort_by_key(|t| t.0);
+        let norm = terms.iter().map(|t| t.1 * t.1).sum::<f32>().sqrt();
+        if norm <= 0.0 {
+            return false;
+        }
+        let mut vector = PostVector::default();
+        for (term, weight, word) in terms {
+            vector.terms.push(super::features::Weighted {
+                term,
+                weight: weight / norm,
+            });
+            vector.words.push(word);
+        }
+        if self.now_ms == i64::MIN {
+            self.now_ms = story.last_ms;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.stories.push(None);
+                self.stories.len() - 1
+            }
+        };
+        self.stories[slot] = Some(Story {
+            id: story.id,
+            centre: HashMap::new(),
+            norm: 0.0,
+            norm_sq: 0.0,
+            centre_ms: self.now_ms,
+            born_ms: story.born_ms,
+            first_ms: story.first_ms,
+            last_ms: story.last_ms,
+            size: 0,
+            representatives: Vec::new(),
+        });
+        self.by_id.insert(story.id, slot);
+        self.add_to_centre(slot, &vector);
+        self.maybe_merge(slot);
+        true
+    }
+
     /// Live stories now.
     pub fn live(&self) -> usize {
         self.by_id.len()
@@ -218,13 +300,14 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         let mut terms: Vec<(&CentreTerm, u32)> =
             story.centre.iter().map(|(t, c)| (c, *t)).collect();
         terms.sort_by(|a, b| b.0.weight.total_cmp(&a.0.weight).then(a.1.cmp(&b.1)));
+        terms.truncate(SNAPSHOT_TERMS);
+        let heaviest = terms
+            .first()
+            .map_or(1.0, |(c, _)| c.weight.max(f32::EPSILON));
         Some(StorySnapshot {
             id: story.id,
-            terms: terms
-                .iter()
-                .take(8)
-                .map(|(c, _)| c.word.to_string())
-                .collect(),
+            terms: terms.iter().map(|(c, _)| c.word.to_string()).collect(),
+            weights: terms.iter().map(|(c, _)| c.weight / heaviest).collect(),
             born_ms: story.born_ms,
             first_ms: story.first_ms,
             last_ms: story.last_ms,
@@ -278,12 +361,22 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
 
     /// A story id that was merged away, followed to the story that holds its posts now.
     fn resolve(&self, id: StoryId) -> Option<StoryId> {
-        self.events.iter().rev().find_map(|e| match e {
-            StoryEvent::Merged { from, into } if *from == id => {
-                Some(self.resolve(*into).unwrap_or(*into))
+        let merged_into = |id: StoryId| {
+            self.events.iter().rev().find_map(|e| match e {
+                StoryEvent::Merged { from, into } if *from == id => Some(*into),
+                _ => None,
+            })
+        };
+        // An id can come back (born again from the same words, or announced again) and be
+        // merged the other way: the chain is followed at most once round.
+        let mut current = merged_into(id)?;
+        for _ in 0..self.events.len() {
+            match merged_into(current) {
+                Some(next) if next != id => current = next,
+                _ => break,
             }
-            _ => None,
-        })
+        }
+        Some(current)
     }
 
     /// The live story most similar to a vector (cosine), through the term index.
@@ -321,6 +414,16 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
     }
 
     fn join(&mut self, slot: usize, key: K, at_ms: i64, vector: &PostVector, similarity: f32) {
+        self.add_to_centre(slot, vector);
+        let story = self.slot_mut(slot);
+        story.size += 1;
+        story.first_ms = story.first_ms.min(at_ms);
+        story.last_ms = story.last_ms.max(at_ms);
+        remember(&mut story.representatives, key, similarity);
+    }
+
+    /// Decays the centre to now and adds `vector` to it, keeping the index in step.
+    fn add_to_centre(&mut self, slot: usize, vector: &PostVector) {
         let now = self.now_ms;
         let factor = {
             let s = self.slot(slot);
@@ -370,10 +473,6 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
                 story.norm_sq = story.centre.values().map(|c| c.weight * c.weight).sum();
             }
             story.norm = story.norm_sq.max(0.0).sqrt();
-            story.size += 1;
-            story.first_ms = story.first_ms.min(at_ms);
-            story.last_ms = story.last_ms.max(at_ms);
-            remember(&mut story.representatives, key, similarity);
         }
         // A term added and pruned in the same step was never indexed.
         let pruned_new: Vec<u32> = added
@@ -845,6 +944,67 @@ mod tests {
         let b = replay(&mut tracker(), &posts);
         assert_eq!(a, b);
         assert!(a.iter().flatten().all(|id| *id > 0));
+    }
+
+    /// What the keeper announces of a story born in `t`.
+    fn announcement(t: &StoryTracker<String>, id: StoryId) -> AnnouncedStory {
+        let s = t.snapshot(id).expect("a live story");
+        AnnouncedStory {
+            id,
+            born_ms: s.born_ms,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            terms: s.terms.into_iter().zip(s.weights).collect(),
+        }
+    }
+
+    #[test]
+    fn a_story_announced_by_another_process_takes_its_posts_here() {
+        let mut first = tracker();
+        let id = replay(&mut first, &minutes_apart(&OUTAGE))[4].expect("a story");
+        let post = (6 * MINUTE, "Lyon pulse-buds outage, third day now");
+
+        // Alone, the second process holds the post back: one post is no story.
+        let mut alone = tracker();
+        assert_eq!(alone.place("q".to_string(), post.0, post.1), None);
+
+        let mut second = tracker();
+        assert!(second.adopt(&announcement(&first, id)));
+        assert!(!second.adopt(&announcement(&first, id)), "taken in once");
+        assert_eq!(second.place("q".to_string(), post.0, post.1), Some(id));
+        assert_eq!(second.snapshot(id).unwrap().size, 1);
+    }
+
+    #[test]
+    fn two_processes_that_found_one_story_at_once_settle_on_one_id() {
+        let mut first = tracker();
+        let a = replay(&mut first, &minutes_apart(&OUTAGE))[4].expect("a story");
+        let mut second = tracker();
+        let other = [
+            "servers down, servers down: pulse-buds outage in Lyon",
+            "pulse-buds servers down in Lyon? servers down everywhere, outage",
+            "Lyon outage: pulse-buds servers down, servers down since noon",
+        ];
+        let b = replay(&mut second, &minutes_apart(&other))[2].expect("a story");
+        assert_ne!(a, b, "founded from other words, named otherwise");
+
+        let (to_second, to_first) = (announcement(&first, a), announcement(&second, b));
+        first.adopt(&to_first);
+        second.adopt(&to_second);
+        let merges = |t: &mut StoryTracker<String>| -> Vec<StoryEvent<String>> {
+            t.drain_events()
+                .into_iter()
+                .filter(|e| matches!(e, StoryEvent::Merged { .. }))
+                .collect()
+        };
+        let (in_first, in_second) = (merges(&mut first), merges(&mut second));
+        assert_eq!(in_first.len(), 1, "{in_first:?}");
+        assert_eq!(in_first, in_second, "both processes keep the same story");
+        let post = (9 * MINUTE, "pulse-buds outage in Lyon still going");
+        let here = first.place("x".to_string(), post.0, post.1);
+        let there = second.place("y".to_string(), post.0, post.1);
+        assert!(here.is_some());
+        assert_eq!(here, there);
     }
 
     #[test]

@@ -138,9 +138,11 @@ pub mod names {
         gauge STORIES_LIVE = "pulse_stories_live";
         /// Stories born.
         counter STORIES_BORN = "pulse_stories_born_total";
+        /// Stories born in another process of the group and taken in here.
+        counter STORIES_ADOPTED = "pulse_stories_adopted_total";
         /// Time to place one batch's posts in stories.
         histogram STORY_PLACEMENT_SECONDS = "pulse_story_placement_duration_seconds";
-        /// Story detection failures, by `operation` (`place`, `write`).
+        /// Story detection failures, by `operation` (`place`, `write`, `read`).
         counter STORY_ERRORS = "pulse_story_errors_total";
         /// Live messages this process produced and published to the other processes.
         counter FANOUT_PUBLISHED = "pulse_fanout_messages_published_total";

@@ -18,8 +18,8 @@ use bytestring::ByteString;
 
 use super::fanout::{FanoutItem, FanoutSender, Remote};
 use super::messages::{
-    CloseAll, CredentialRevoked, GoingAway, KeyRevoked, Register, SessionCount, SessionHandle,
-    SessionId, Unregister, Wake,
+    CloseAll, CredentialRevoked, GoingAway, HearStories, KeyRevoked, Register, SessionCount,
+    SessionHandle, SessionId, Unregister, Wake,
 };
 use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
@@ -47,6 +47,8 @@ pub struct Broadcaster {
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
     /// Where this process's own live messages go for the other processes, when fanned out.
     fanout: Option<FanoutSender>,
+    /// Where the other processes' story announcements go (none with stories off).
+    stories: Option<Arc<crate::actors::stories::StoryDesk>>,
     /// A session whose outbox waited this long without its client taking anything is closed.
     write_timeout: Duration,
 }
@@ -58,6 +60,7 @@ impl Broadcaster {
             sessions: HashMap::new(),
             latest_metrics,
             fanout: None,
+            stories: None,
             write_timeout: Duration::from_secs(
                 crate::config::WsSettings::default().write_timeout_secs,
             ),
@@ -378,9 +381,15 @@ impl Handler<Publish> for Broadcaster {
 impl Handler<Remote> for Broadcaster {
     type Result = ();
 
-    /// Another process's messages: to the local sessions, in order, and nowhere else.
+    /// Another process's messages: to the local sessions, in order; its story announcements
+    /// also to the story desk.
     fn handle(&mut self, msg: Remote, _: &mut Self::Context) {
         let items = msg.0;
+        if let Some(desk) = &self.stories {
+            for item in items.iter().filter(|i| i.topic == Topic::Stories) {
+                desk.hear(&item.text);
+            }
+        }
         let mut start = 0;
         while start < items.len() {
             let topic = items[start].topic;
@@ -394,6 +403,14 @@ impl Handler<Remote> for Broadcaster {
             });
             start = end;
         }
+    }
+}
+
+impl Handler<HearStories> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: HearStories, _: &mut Self::Context) {
+        self.stories = Some(msg.0);
     }
 }
 

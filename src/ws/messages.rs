@@ -19,6 +19,12 @@ pub struct SessionHandle {
     pub revoked: Recipient<CredentialRevoked>,
 }
 
+/// The process's story desk: stories the other processes announce (their `story:new` messages
+/// through the fan-out) are handed to it, so posts placed here join them under their ids.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HearStories(pub Arc<crate::actors::stories::StoryDesk>);
+
 /// A new session, sent by the session when it starts.
 #[derive(Message)]
 #[rtype(result = "()")]

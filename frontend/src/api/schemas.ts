@@ -291,6 +291,8 @@ export const StoryEvent = z.strictObject({
   id: z.number().int(),
   label: z.string(),
   terms: z.array(z.string()),
+  /** The terms' weights in the story's centre, relative to the heaviest (same order). */
+  weights: z.array(z.number().min(0).max(1)),
   born_at: time,
   first_at: time,
   last_at: time,

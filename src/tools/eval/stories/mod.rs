@@ -10,7 +10,7 @@
 pub mod baseline;
 pub mod scores;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::stories::{StoryEvent, StorySettings, StoryTracker};
+use crate::stories::{AnnouncedStory, StoryEvent, StorySettings, StoryTracker};
 
 /// Options of `pulse eval stories`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +43,14 @@ pub struct StoriesEvalArgs {
     /// Write each post's story as `id<TAB>story` lines (empty: no story), to look into.
     #[arg(long)]
     pub assignments: Option<PathBuf>,
+    /// Also replay as this many processes of one consumer group, each placing every n-th post
+    /// with a tracker of its own, and score their stories together (do their ids agree?).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub processes: u16,
+    /// Also score the group with no story announced between its processes (each finds its
+    /// own), as with the fan-out off.
+    #[arg(long)]
+    pub unannounced: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +93,12 @@ pub struct StoriesReport {
     pub replay_days: usize,
     pub settings: StorySettings,
     pub pulse: MethodScore,
+    /// Pulse as `processes` processes of one group, each placing every n-th post: their story
+    /// ids taken together (None with one process).
+    pub group: Option<MethodScore>,
+    /// The same group with no story announced between its processes (with `--unannounced`).
+    pub group_unannounced: Option<MethodScore>,
+    pub processes: usize,
     /// The baseline at its best threshold by AMI.
     pub baseline: MethodScore,
     pub baseline_threshold: f32,
@@ -143,16 +157,47 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<(Vec<ReplayPost>, Vec<Stri
     Ok((posts, names))
 }
 
-/// Replays the posts through the story tracker.
-fn run_pulse(posts: &[ReplayPost], settings: &StorySettings) -> Outcome {
-    let mut tracker: StoryTracker<usize> = StoryTracker::new(settings.clone());
+/// Posts of the stream that go by between a birth and its announcement reaching the other
+/// processes of a group (the batch committing, the story row written, the fan-out).
+const ANNOUNCE_DELAY_POSTS: usize = 64;
+
+/// Replays the posts through the story tracker of each of `processes` processes, post `i` going
+/// to process `i % processes` as entries of a consumer group are spread among its consumers;
+/// each process announces the stories born in it to the others, as the live `story:new`
+/// messages do.
+fn run_pulse(
+    posts: &[ReplayPost],
+    settings: &StorySettings,
+    processes: usize,
+    announce: bool,
+) -> Outcome {
+    let mut trackers: Vec<StoryTracker<usize>> = (0..processes.max(1))
+        .map(|_| StoryTracker::new(settings.clone()))
+        .collect();
+    let memory = |trackers: &[StoryTracker<usize>]| -> usize {
+        trackers.iter().map(StoryTracker::memory_bytes).sum()
+    };
     let mut story_of: Vec<Option<i64>> = vec![None; posts.len()];
     let mut births = Vec::new();
     let mut merged_into: HashMap<i64, i64> = HashMap::new();
-    let mut peak = tracker.memory_bytes();
+    let mut peak = memory(&trackers);
     let mut spent = std::time::Duration::ZERO;
+    // Births announced by each process, reaching the others `ANNOUNCE_DELAY_POSTS` later.
+    let mut announced: VecDeque<(usize, usize, AnnouncedStory)> = VecDeque::new();
+    let group = processes.max(1);
     for (i, post) in posts.iter().enumerate() {
         let started = Instant::now();
+        while announced.front().is_some_and(|(due, _, _)| *due <= i) {
+            if let Some((_, from, story)) = announced.pop_front() {
+                for (p, tracker) in trackers.iter_mut().enumerate() {
+                    if p != from {
+                        tracker.adopt(&story);
+                    }
+                }
+            }
+        }
+        let process = i % group;
+        let tracker = &mut trackers[process];
         let story = tracker.place(i, post.at_ms, &post.text);
         let events = tracker.drain_events();
         spent += started.elapsed();
@@ -164,6 +209,21 @@ fn run_pulse(posts: &[ReplayPost], settings: &StorySettings) -> Outcome {
                         story_of[m] = Some(id);
                     }
                     births.push((id, i, members));
+                    if group > 1 && announce {
+                        if let Some(s) = trackers[process].snapshot(id) {
+                            announced.push_back((
+                                i + ANNOUNCE_DELAY_POSTS,
+                                process,
+                                AnnouncedStory {
+                                    id,
+                                    born_ms: s.born_ms,
+                                    first_ms: s.first_ms,
+                                    last_ms: s.last_ms,
+                                    terms: s.terms.into_iter().zip(s.weights).collect(),
+                                },
+                            ));
+                        }
+                    }
                 }
                 StoryEvent::Grew { id, members } => {
                     for &m in &members {
@@ -177,13 +237,19 @@ fn run_pulse(posts: &[ReplayPost], settings: &StorySettings) -> Outcome {
             }
         }
         if i % 1000 == 0 {
-            peak = peak.max(tracker.memory_bytes());
+            peak = peak.max(memory(&trackers));
         }
     }
-    peak = peak.max(tracker.memory_bytes());
-    let resolve = |mut id: i64| {
-        while let Some(&next) = merged_into.get(&id) {
-            id = next;
+    peak = peak.max(memory(&trackers));
+    // In a group an id can be merged one way in one process and come back to be merged the
+    // other way later: a chain is followed at most once round.
+    let resolve = |start: i64| {
+        let mut id = start;
+        for _ in 0..merged_into.len() {
+            match merged_into.get(&id) {
+                Some(&next) if next != start => id = next,
+                _ => break,
+            }
         }
         id
     };
@@ -320,12 +386,15 @@ fn score(
     )
 }
 
-/// Scores Pulse and the baseline on a replay of `posts`.
+/// Scores Pulse (alone, and as `processes` processes of one group) and the baseline on a replay
+/// of `posts`.
 pub fn evaluate(
     posts: &[ReplayPost],
     names: &[String],
     settings: &StorySettings,
     thresholds: &[f32],
+    processes: usize,
+    unannounced: bool,
 ) -> StoriesReport {
     let days: BTreeSet<i64> = posts
         .iter()
@@ -336,8 +405,18 @@ pub fn evaluate(
         posts,
         names.len(),
         days.len(),
-        &run_pulse(posts, settings),
+        &run_pulse(posts, settings, 1, true),
     );
+    let group = |announce: bool| {
+        let name = match announce {
+            true => format!("pulse, {processes} processes"),
+            false => "  not announced".to_string(),
+        };
+        let outcome = run_pulse(posts, settings, processes, announce);
+        score(&name, posts, names.len(), days.len(), &outcome).0
+    };
+    let group_unannounced = (processes > 1 && unannounced).then(|| group(false));
+    let group = (processes > 1).then(|| group(true));
     let tried: Vec<(MethodScore, Vec<Option<usize>>, f32)> = thresholds
         .iter()
         .map(|&t| {
@@ -371,6 +450,9 @@ pub fn evaluate(
         replay_days: days.len(),
         settings: settings.clone(),
         pulse,
+        group,
+        group_unannounced,
+        processes,
         baseline,
         baseline_threshold: threshold,
         baselines,
@@ -396,7 +478,7 @@ pub fn run(args: StoriesEvalArgs) -> anyhow::Result<()> {
         args.data.display()
     );
     if let Some(path) = &args.assignments {
-        let outcome = run_pulse(&posts, &settings);
+        let outcome = run_pulse(&posts, &settings, 1, true);
         let lines: String = posts
             .iter()
             .zip(&outcome.story_of)
@@ -404,7 +486,14 @@ pub fn run(args: StoriesEvalArgs) -> anyhow::Result<()> {
             .collect();
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
     }
-    let report = evaluate(&posts, &names, &settings, &args.baseline_thresholds);
+    let report = evaluate(
+        &posts,
+        &names,
+        &settings,
+        &args.baseline_thresholds,
+        usize::from(args.processes),
+        args.unannounced,
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -431,12 +520,20 @@ pub fn run(args: StoriesEvalArgs) -> anyhow::Result<()> {
         "us/post",
         "peak MB"
     );
-    let rows = std::iter::once(("pulse".to_string(), &report.pulse)).chain(
-        report
-            .baselines
-            .iter()
-            .map(|(t, s)| (format!("{} @{t}", s.method), s)),
-    );
+    let rows = std::iter::once(("pulse".to_string(), &report.pulse))
+        .chain(report.group.iter().map(|s| (s.method.clone(), s)))
+        .chain(
+            report
+                .group_unannounced
+                .iter()
+                .map(|s| (s.method.clone(), s)),
+        )
+        .chain(
+            report
+                .baselines
+                .iter()
+                .map(|(t, s)| (format!("{} @{t}", s.method), s)),
+        );
     for (name, s) in rows {
         println!(
             "{:<22} {:>6.3} {:>6.3} {:>8} {:>6}/{:<2} {:>10.1} {:>10} {:>10.2} {:>8.1}% {:>8.1} {:>9.1}",
