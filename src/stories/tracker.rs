@@ -48,6 +48,19 @@ pub struct AnnouncedStory {
     pub terms: Vec<(String, f32)>,
 }
 
+impl<K> From<StorySnapshot<K>> for AnnouncedStory {
+    /// What a process announces of a story born in it.
+    fn from(s: StorySnapshot<K>) -> Self {
+        AnnouncedStory {
+            id: s.id,
+            born_ms: s.born_ms,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            terms: s.terms.into_iter().zip(s.weights).collect(),
+        }
+    }
+}
+
 /// What a live story looks like now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorySnapshot<K> {
@@ -265,13 +278,7 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         if self.now_ms == i64::MIN {
             self.now_ms = story.last_ms;
         }
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.stories.push(None);
-                self.stories.len() - 1
-            }
-        };
+        let slot = self.free_slot();
         self.stories[slot] = Some(Story {
             id: story.id,
             centre: HashMap::new(),
@@ -579,13 +586,7 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         if self.by_id.len() >= self.settings.max_stories {
             self.fade_quietest();
         }
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.stories.push(None);
-                self.stories.len() - 1
-            }
-        };
+        let slot = self.free_slot();
         self.stories[slot] = Some(Story {
             id,
             centre: HashMap::new(),
@@ -728,6 +729,14 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
             from: folded.id,
             into,
         });
+    }
+
+    /// A slot for a new story: one a faded or merged story left, else a new one.
+    fn free_slot(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.stories.push(None);
+            self.stories.len() - 1
+        })
     }
 
     fn remove(&mut self, slot: usize) -> Story<K> {
@@ -948,14 +957,7 @@ mod tests {
 
     /// What the keeper announces of a story born in `t`.
     fn announcement(t: &StoryTracker<String>, id: StoryId) -> AnnouncedStory {
-        let s = t.snapshot(id).expect("a live story");
-        AnnouncedStory {
-            id,
-            born_ms: s.born_ms,
-            first_ms: s.first_ms,
-            last_ms: s.last_ms,
-            terms: s.terms.into_iter().zip(s.weights).collect(),
-        }
+        t.snapshot(id).expect("a live story").into()
     }
 
     #[test]

@@ -211,17 +211,7 @@ fn run_pulse(
                     births.push((id, i, members));
                     if group > 1 && announce {
                         if let Some(s) = trackers[process].snapshot(id) {
-                            announced.push_back((
-                                i + ANNOUNCE_DELAY_POSTS,
-                                process,
-                                AnnouncedStory {
-                                    id,
-                                    born_ms: s.born_ms,
-                                    first_ms: s.first_ms,
-                                    last_ms: s.last_ms,
-                                    terms: s.terms.into_iter().zip(s.weights).collect(),
-                                },
-                            ));
+                            announced.push_back((i + ANNOUNCE_DELAY_POSTS, process, s.into()));
                         }
                     }
                 }
