@@ -120,6 +120,9 @@ impl TestEnv {
             ("PULSE_LISTEN".into(), "127.0.0.1:0".into()),
             ("PULSE_REDIS__GROUP".into(), self.group.clone()),
             ("PULSE_HTTP__WORKERS".into(), "1".into()),
+            // As the in-process servers: a group of processes at the default 16 each, beside the
+            // other tests, can run the shared PostgreSQL out of connections.
+            ("PULSE_DATABASE__POOL_SIZE".into(), "4".into()),
             ("PULSE_ANALYZER__WORKERS".into(), "1".into()),
             ("PULSE_ANALYZER__BACKEND".into(), "lexicon".into()),
             ("PULSE_INGEST__CLAIM_IDLE_MS".into(), "1000".into()),
