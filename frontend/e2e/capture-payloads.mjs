@@ -55,6 +55,11 @@ await get("/api/v1/webhooks", {
 const channels = await get("/api/v1/webhooks");
 save("webhooks", channels);
 save("webhook-test", await get(`/api/v1/webhooks/${channels.items[0].id}/test`, { method: "POST" }));
+// A reach forecast of a draft (nothing is stored).
+save("forecast", await get("/api/v1/forecast", {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ posts: [{ text: "Our new headphones ship today #launch https://example.com/x", platform: "twitter", author: { id: "capture", followers: 1200 } }] }),
+}));
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

@@ -77,6 +77,27 @@ try {
   await page.waitForSelector('[data-testid="term"]', { timeout: 15_000 }).catch(() => {});
   await shot("dashboard");
 
+  // 2b. "Forecast a post": the draft's forecast on screen is the API's for the same draft.
+  {
+    const draft = { text: "Our new headphones ship today, and they are lovely #launch", platform: "twitter", author: { id: "e2e-forecaster", followers: 1200 } };
+    await page.fill('[data-testid="forecast-text"]', draft.text);
+    await page.fill('[data-testid="forecast-author-id"]', draft.author.id);
+    await page.fill('[data-testid="forecast-followers"]', String(draft.author.followers));
+    await page.click('[data-testid="forecast-submit"]');
+    const shown = await page.waitForSelector('[data-testid="forecast-result"]', { timeout: 15_000 }).catch(() => null);
+    check(shown, `no forecast appeared: ${await page.locator('[data-testid="forecast-error"]').textContent().catch(() => "no error shown")}`);
+    const onScreen = Number(await shown.getAttribute("data-expected"));
+    const direct = await api("/api/v1/forecast", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ posts: [draft] }),
+    });
+    const expected = direct.forecasts[0].expected_shares;
+    // Both were asked "now": only the hour of day can differ between them.
+    check(Math.abs(onScreen - expected) <= 0.02 * expected, `the forecast on screen (${onScreen}) is not the API's (${expected})`);
+    const author = await page.locator('[data-testid="forecast-author"]').textContent();
+    check(author.startsWith("New author"), `a never-seen author is not called new: ${author}`);
+    step(`forecast a post: ${Math.round(onScreen)} shares expected on screen, ${Math.round(expected)} from the API`);
+  }
+
   // 3. The numbers on screen are the REST API's (the feed has stopped, so both are settled).
   const compareOverall = async (query, label) => {
     let rest;

@@ -68,6 +68,7 @@ export const PANELS = {
   alerts: '[data-testid="alerts-firing"]',
   viral: '.empty, [data-testid="viral"]',
   pipeline: '[data-testid="throughput"]',
+  forecast: '[data-testid="forecast-submit"]',
 };
 
 /** Waits until every panel of `panels` shows its content; fails naming the first that does not. */

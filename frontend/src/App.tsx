@@ -20,6 +20,7 @@ import { StreamPanel } from "./components/Stream";
 import { AlertsPanel } from "./components/Alerts";
 import { ViralPanel } from "./components/Viral";
 import { StoriesPanel } from "./components/Stories";
+import { ForecastPanel } from "./components/Forecast";
 import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
 
@@ -182,6 +183,7 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
           stories={data.stories.data?.items}
           error={data.stories.isError ? (data.stories.error as Error).message : undefined}
         />
+        <ForecastPanel />
         <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
         <ChannelsPanel
           list={channelListQ.data}

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod batch;
 pub mod cascades;
 pub mod deletions;
+pub mod forecast;
 pub mod keys;
 pub mod lock;
 pub mod posts;

@@ -130,23 +130,7 @@ pub async fn analyze(
         .api_share
         .analyze(&ingest.analyzer, &ingest.route, &caller, texts)
         .await
-        .map_err(|e| match e {
-            ShareError::CallerBusy => ApiError::new(
-                ErrorCode::RateLimited,
-                "this caller's previous analysis is still running; one at a time",
-            )
-            .with_details(json!({"retry_after_secs": 1, "scope": "analysis"})),
-            ShareError::Busy => ApiError::busy_for(
-                "analyzer",
-                "the analyzer's share for direct analysis is in use, or the pipeline is behind; \
-                 retry shortly",
-                1,
-            ),
-            ShareError::Unavailable => {
-                ApiError::unavailable("the analyzer pool is restarting; retry")
-            }
-            ShareError::Failed(e) => ApiError::internal(format!("analysis failed: {}", e.0)),
-        })?;
+        .map_err(share_error)?;
     metrics::counter!(names::HTTP_ANALYZED_TEXTS).increment(n as u64);
     let thresholds = reply.thresholds;
     let analyses: Vec<TextAnalysis> = reply
@@ -176,4 +160,23 @@ pub async fn analyze(
         thresholds,
         analyses,
     }))
+}
+
+/// The answer to a request the analyzer's API share could not serve.
+pub(super) fn share_error(e: ShareError) -> ApiError {
+    match e {
+        ShareError::CallerBusy => ApiError::new(
+            ErrorCode::RateLimited,
+            "this caller's previous analysis is still running; one at a time",
+        )
+        .with_details(json!({"retry_after_secs": 1, "scope": "analysis"})),
+        ShareError::Busy => ApiError::busy_for(
+            "analyzer",
+            "the analyzer's share for direct analysis is in use, or the pipeline is behind; \
+             retry shortly",
+            1,
+        ),
+        ShareError::Unavailable => ApiError::unavailable("the analyzer pool is restarting; retry"),
+        ShareError::Failed(e) => ApiError::internal(format!("analysis failed: {}", e.0)),
+    }
 }

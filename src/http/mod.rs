@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod forecast;
 pub mod guard;
 pub mod health;
 pub mod live;

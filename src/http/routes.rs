@@ -14,8 +14,8 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, events, health, live, metrics_api, openapi, pipeline, posts,
-    stories, virality_api, webhooks_api,
+    alerts_api, analyze, auth_api, events, forecast, health, live, metrics_api, openapi, pipeline,
+    posts, stories, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, INGEST, PUBLIC};
 
@@ -75,6 +75,7 @@ endpoints! {
     stories::get_one => ANALYST,
     virality_api::momentum => ANALYST,
     virality_api::score => ANALYST,
+    forecast::forecast => ANALYST,
     virality_api::feedback => ANALYST,
     pipeline::pipeline => ANALYST,
     alerts_api::list_alerts => ANALYST,

@@ -112,6 +112,10 @@ pub mod names {
         histogram INGEST_ENTRY_AGE_SECONDS = "pulse_ingest_entry_age_seconds";
         /// Texts analysed synchronously through `POST /api/v1/analyze`.
         counter HTTP_ANALYZED_TEXTS = "pulse_http_analyzed_texts_total";
+        /// Posts forecast through `POST /api/v1/forecast`.
+        counter FORECASTS = "pulse_forecasts_total";
+        /// Finished cascades recorded in their authors' track records.
+        counter FORECAST_RECORDED_CASCADES = "pulse_forecast_recorded_cascades_total";
         /// Engagement events applied to live cascades (replays excluded).
         counter VIRALITY_EVENTS = "pulse_virality_events_total";
         /// Cascades held in memory.

@@ -54,6 +54,8 @@ pub enum EvalWhat {
     Language(eval::language::LanguageEvalArgs),
     /// Replay labelled posts through story detection and the tf-idf baseline.
     Stories(eval::stories::StoriesEvalArgs),
+    /// Forecast cascades' final size before any share, against three baselines.
+    Forecast(eval::forecast::ForecastEvalArgs),
 }
 
 /// Parses arguments, runs the tool, maps failures to exit code 1 with the whole error chain.
@@ -80,6 +82,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             what: Some(EvalWhat::Stories(args)),
             ..
         } => eval::stories::run(args),
+        EvalCommand {
+            what: Some(EvalWhat::Forecast(args)),
+            ..
+        } => eval::forecast::run(args),
         EvalCommand {
             text: Some(args), ..
         } => eval::sentiment::run(args),

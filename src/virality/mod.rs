@@ -21,6 +21,7 @@ pub mod calibration;
 pub mod cascade;
 pub mod dynamics;
 pub mod fit;
+pub mod forecast;
 pub mod growth;
 pub mod momentum;
 pub mod recent;

@@ -1,7 +1,7 @@
 // REST calls. Responses are typed by the schemas in ./schemas, which the contract test checks
 // against what the server really sends; they are not re-validated at run time.
 import type {
-  Alert, AlertsPage, ChannelList, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
+  Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
   PostsPage, ProductsResponse, StoryList, TermsResponse, TestOutcome, TimeseriesResponse, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
@@ -68,7 +68,21 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** Alert channels (admins only). */
     channelList: () => request<ChannelList>(`/api/v1/webhooks`),
     testChannel: (id: number) => request<TestOutcome>(`/api/v1/webhooks/${id}/test`, { method: "POST" }),
+    /** The reach forecast of one draft (nothing is stored). */
+    forecast: (draft: Draft) =>
+      request<ForecastResponse>(`/api/v1/forecast`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ posts: [draft] }),
+      }),
   };
+}
+
+/** A post to forecast, as `POST /api/v1/forecast` takes it. */
+export interface Draft {
+  text: string;
+  platform: string;
+  author: { id: string; followers?: number };
 }
 
 /** The page's REST API, signed in through the page's session. */

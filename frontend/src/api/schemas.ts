@@ -377,6 +377,34 @@ export type AuthStatus = z.infer<typeof AuthStatus>;
 export type TokenResponse = z.infer<typeof TokenResponse>;
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
+/** One group of a forecast's inputs, with the factor it multiplied the expected shares by. */
+export const ForecastDriver = z.strictObject({
+  group: z.string(),
+  factor: z.number(),
+  spearman_loss_without: z.number().nullable(),
+});
+export const PostForecast = z.strictObject({
+  expected_shares: z.number(),
+  interval: z.strictObject({ low: z.number(), high: z.number(), level: z.number() }),
+  percentile: z.number().nullable(),
+  percentile_among: z.number().int(),
+  viral_probability: z.number(),
+  viral_threshold_shares: z.number(),
+  score: z.number().int(),
+  author: z.strictObject({ cascades: z.number().int(), typical_shares: z.number().nullable(), new_author: z.boolean() }),
+  drivers: z.array(ForecastDriver),
+  sentiment: z.strictObject({ label: SentimentLabel, score: z.number() }),
+  emotion: EmotionName.nullable(),
+  lang: z.string().nullable(),
+});
+export const ForecastResponse = z.strictObject({
+  model: z.strictObject({ id: z.string(), version: z.string(), data: z.string(), analyzer: z.string().nullable() }),
+  forecasts: z.array(PostForecast),
+});
+export type ForecastDriver = z.infer<typeof ForecastDriver>;
+export type PostForecast = z.infer<typeof PostForecast>;
+export type ForecastResponse = z.infer<typeof ForecastResponse>;
+
 /** Which schema checks which REST path, for the contract test. */
 export const restSchemas = {
   "metrics/overall": OverallResponse,
@@ -399,4 +427,5 @@ export const restSchemas = {
   "auth/status": AuthStatus,
   "auth/token": TokenResponse,
   "auth/refused": ErrorBody,
+  forecast: ForecastResponse,
 } as const;

@@ -9,6 +9,7 @@ use deadpool_postgres::Pool;
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
 use super::ViralityTracker;
+use crate::db::forecast::{record_finished_cascades, RECORD_BATCH};
 use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
     FeedRow, StoredCascade,
@@ -135,6 +136,37 @@ impl ViralityTracker {
                     }
                 },
             ),
+        );
+    }
+
+    /// Records the cascades finished since the last pass in their authors' track records,
+    /// which reach forecasts read.
+    pub(super) fn record_authors(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                let mut client = pool.get().await?;
+                let mut read = 0;
+                // A backlog (a first start on a large store) is read in bounded passes.
+                for _ in 0..10 {
+                    let n = record_finished_cascades(&mut client).await?;
+                    read += n;
+                    if n < RECORD_BATCH {
+                        break;
+                    }
+                }
+                anyhow::Ok(read)
+            })
+            .map(|result, _, _| match result {
+                Ok(read) => {
+                    metrics::counter!(names::FORECAST_RECORDED_CASCADES).increment(read as u64)
+                }
+                Err(e) => {
+                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
+                        .increment(1);
+                    tracing::warn!(error = %e, "recording authors' finished cascades failed");
+                }
+            }),
         );
     }
 

@@ -222,6 +222,7 @@ impl Actor for ViralityTracker {
         ctx.run_interval(THRESHOLD_REFRESH, |this, ctx| {
             if this.ready {
                 this.refresh_thresholds(ctx);
+                this.record_authors(ctx);
             }
         });
     }

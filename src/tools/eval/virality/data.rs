@@ -210,6 +210,23 @@ pub fn read_trees(
     horizon_s: f64,
     limit: usize,
 ) -> anyhow::Result<(Vec<TrueCascade>, TreeCleaning)> {
+    let (trees, cleaning) = read_authored_trees(dir, horizon_s, limit)?;
+    Ok((trees.into_iter().map(|t| t.cascade).collect(), cleaning))
+}
+
+/// A tree read with the user who posted its source.
+pub struct AuthoredTree {
+    pub cascade: TrueCascade,
+    /// The source's user id; empty when the tree has no `ROOT` line.
+    pub author: String,
+}
+
+/// [`read_trees`], keeping each source's author.
+pub fn read_authored_trees(
+    dir: &Path,
+    horizon_s: f64,
+    limit: usize,
+) -> anyhow::Result<(Vec<AuthoredTree>, TreeCleaning)> {
     let folder: PathBuf = if dir.join("tree").is_dir() {
         dir.join("tree")
     } else {
@@ -260,7 +277,7 @@ fn parse_tree(
     text: &str,
     horizon_s: f64,
     cleaning: &mut TreeCleaning,
-) -> anyhow::Result<TrueCascade> {
+) -> anyhow::Result<AuthoredTree> {
     let mut seen_edges = std::collections::HashSet::new();
     let mut source_author: Option<&str> = None;
     // Per user: earliest delay (minutes) and the parent user of that share.
@@ -330,12 +347,15 @@ fn parse_tree(
             }
         })
         .collect();
-    Ok(TrueCascade {
-        id: name.to_string(),
-        platform: Some(Platform::Twitter),
-        author_followers: 0,
-        created_at,
-        shares,
+    Ok(AuthoredTree {
+        cascade: TrueCascade {
+            id: name.to_string(),
+            platform: Some(Platform::Twitter),
+            author_followers: 0,
+            created_at,
+            shares,
+        },
+        author: source_author.unwrap_or_default().to_string(),
     })
 }
 
@@ -358,7 +378,9 @@ mod tests {
 ['10', '500', '0.0']->['16', '507', '99999.0']
 ";
         let mut cleaning = TreeCleaning::default();
-        let c = parse_tree("x", 1 << 22, text, 7.0 * 86400.0, &mut cleaning).unwrap();
+        let tree = parse_tree("x", 1 << 22, text, 7.0 * 86400.0, &mut cleaning).unwrap();
+        assert_eq!(tree.author, "10");
+        let c = tree.cascade;
         assert_eq!(
             cleaning,
             TreeCleaning {

@@ -1,0 +1,147 @@
+//! What a reach forecast reads from the store: authors' track records and the final shares of a
+//! platform's recent finished cascades.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::virality::forecast::{AuthorRecord, RECORD_HISTORY};
+
+/// Finished cascades a percentile is taken among, the most recent first.
+pub const PERCENTILE_HISTORY: i64 = 10_000;
+/// Finished cascades recorded in one pass (the next pass goes on from there).
+pub const RECORD_BATCH: i64 = 10_000;
+
+/// Records the finished cascades not recorded yet in their authors' track records, at most
+/// [`RECORD_BATCH`] of them, keeping each author's [`RECORD_HISTORY`] most recent posts; returns
+/// how many it read. Safe to repeat: a cascade is keyed by its post, so recording it again (or
+/// after it finished a second time) replaces its size instead of adding it. The virality
+/// tracker's leader runs it, so one process at a time.
+pub async fn record_finished_cascades(
+    client: &mut tokio_postgres::Client,
+) -> Result<i64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let position = tx
+        .query_opt(
+            "SELECT updated_at, post_id FROM author_records_position FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let (after, after_id): (DateTime<Utc>, String) = match position {
+        Some(row) => (row.get(0), row.get(1)),
+        None => (DateTime::<Utc>::UNIX_EPOCH, String::new()),
+    };
+    let row = tx
+        .query_one(
+            "WITH done AS (
+                 SELECT c.post_id, c.updated_at, c.shares, p.platform, p.author_id,
+                        extract(epoch FROM p.created_at)::float8 AS at
+                 FROM virality_cascades c
+                 JOIN posts p ON p.id = c.post_id
+                 WHERE c.status = 'finished' AND (c.updated_at, c.post_id) > ($1, $2)
+                 ORDER BY c.updated_at, c.post_id
+                 LIMIT $3),
+             grouped AS (
+                 SELECT platform, author_id,
+                        jsonb_object_agg(post_id, jsonb_build_array(shares, at)) AS finals
+                 FROM (SELECT *, row_number() OVER (PARTITION BY platform, author_id
+                                                    ORDER BY at DESC, post_id DESC) AS k
+                       FROM done) d
+                 WHERE k <= $4
+                 GROUP BY platform, author_id),
+             written AS (
+                 INSERT INTO author_records AS r (platform, author_id, finals, updated_at)
+                 SELECT platform, author_id, finals, now() FROM grouped
+                 ON CONFLICT (platform, author_id) DO UPDATE SET
+                     finals = (SELECT jsonb_object_agg(key, value) FROM (
+                                   SELECT key, value FROM jsonb_each(r.finals || EXCLUDED.finals)
+                                   ORDER BY (value->>1)::float8 DESC, key DESC
+                                   LIMIT $4) kept),
+                     updated_at = now()
+                 RETURNING 1),
+             last AS (SELECT updated_at, post_id FROM done
+                      ORDER BY updated_at DESC, post_id DESC LIMIT 1)
+             SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM written),
+                    (SELECT updated_at FROM last), (SELECT post_id FROM last)",
+            &[&after, &after_id, &RECORD_BATCH, &RECORD_HISTORY],
+        )
+        .await?;
+    let read: i64 = row.get(0);
+    let last_at: Option<DateTime<Utc>> = row.get(2);
+    let last_id: Option<String> = row.get(3);
+    if let (Some(at), Some(id)) = (last_at, last_id) {
+        tx.execute(
+            "INSERT INTO author_records_position (singleton, updated_at, post_id)
+             VALUES (true, $1, $2)
+             ON CONFLICT (singleton) DO UPDATE SET updated_at = $1, post_id = $2",
+            &[&at, &id],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(read)
+}
+
+/// The track record of each of `authors` on `platform` (authors without one are left out).
+pub async fn author_records(
+    client: &tokio_postgres::Client,
+    platform: &str,
+    authors: &[String],
+) -> Result<HashMap<String, AuthorRecord>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT r.author_id, f.value->>0
+             FROM author_records r, jsonb_each(r.finals) f
+             WHERE r.platform = $1 AND r.author_id = ANY($2)",
+            &[&platform, &authors],
+        )
+        .await?;
+    let mut out: HashMap<String, AuthorRecord> = HashMap::new();
+    for row in rows {
+        let shares: Option<String> = row.get(1);
+        let shares = shares
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            .max(0.0);
+        out.entry(row.get(0)).or_default().add(shares as u64);
+    }
+    Ok(out)
+}
+
+/// The percentiles 1 to 99 of the final shares of `platform`'s (and `product`'s, when given)
+/// [`PERCENTILE_HISTORY`] most recently finished cascades, and how many there were.
+pub async fn share_percentiles(
+    client: &tokio_postgres::Client,
+    platform: &str,
+    product: Option<&str>,
+) -> Result<(Vec<f64>, i64), tokio_postgres::Error> {
+    let levels: Vec<f64> = (1..100).map(|p| f64::from(p) / 100.0).collect();
+    let row = client
+        .query_one(
+            "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares)
+             FROM (SELECT shares FROM virality_cascades
+                   WHERE status = 'finished' AND platform = $1
+                     AND ($2::text IS NULL OR product = $2)
+                   ORDER BY last_activity_at DESC LIMIT $3) h",
+            &[&platform, &product, &PERCENTILE_HISTORY, &levels],
+        )
+        .await?;
+    let n: i64 = row.get(0);
+    let values: Option<Vec<i64>> = row.get(1);
+    Ok((
+        values
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        n,
+    ))
+}
+
+/// Where `shares` falls among percentiles 1 to 99: the share of stored cascades below it, in
+/// percent (0 to 100).
+pub fn percentile_of(percentiles: &[f64], shares: f64) -> f64 {
+    let below = percentiles.iter().filter(|&&p| p < shares).count();
+    let equal = percentiles.iter().filter(|&&p| p == shares).count();
+    (below as f64 + equal as f64 / 2.0) * 100.0 / (percentiles.len() as f64 + 1.0)
+}

@@ -1,0 +1,330 @@
+//! `POST /api/v1/forecast`: the reach of posts nobody has shared yet (drafts, or posts just
+//! published), from their author's track record in the store, their audience and their text.
+//! The text is analysed once, by the same analyzer share as `/analyze` (so the pipeline keeps
+//! its priority); its sentiment and emotion are inputs of the forecast. Nothing is stored.
+
+use std::collections::HashMap;
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::analyze::{share_error, SentimentView};
+use super::error::{ApiError, ErrorBody};
+use super::state::State;
+use super::virality_api::{field_error, invalid_request};
+use crate::db::forecast::{author_records, percentile_of, share_percentiles};
+use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+use crate::models::{Emotion, Platform};
+use crate::telemetry::names;
+use crate::virality::calibration::Calibration;
+use crate::virality::forecast::{Draft, Driver, ForecastModel};
+use crate::virality::{unix_seconds, Model};
+
+/// Most posts in one request.
+pub const MAX_DRAFTS: usize = 64;
+/// Finished cascades a platform needs before a forecast says where it falls among them.
+pub const MIN_PERCENTILE_HISTORY: i64 = 20;
+/// Largest follower count taken (beyond any account's).
+pub const MAX_FOLLOWERS: u64 = 10_000_000_000;
+
+/// Who posts it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftAuthor {
+    /// The author's id on the platform (1 to 256 bytes), as their posts carry it.
+    #[schema(min_length = 1, max_length = 256)]
+    pub id: String,
+    /// Followers, when known (at most 10,000,000,000).
+    pub followers: Option<u64>,
+}
+
+/// A post to forecast.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftPost {
+    /// 1 to 20,000 bytes.
+    #[schema(min_length = 1, max_length = 20000)]
+    pub text: String,
+    #[schema(value_type = Platform)]
+    pub platform: String,
+    pub author: DraftAuthor,
+    /// When it is (or will be) posted; default now.
+    pub at: Option<DateTime<Utc>>,
+    /// Compare with this product's stored posts only (1 to 256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
+    pub product: Option<String>,
+}
+
+/// `POST /api/v1/forecast`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastRequest {
+    /// 1 to 64 posts.
+    #[schema(min_items = 1, max_items = 64)]
+    pub posts: Vec<DraftPost>,
+}
+
+/// The expected shares' 80% interval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareInterval {
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+}
+
+/// What Pulse knew of the author.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorEvidence {
+    /// Finished cascades of theirs in the store that the forecast read.
+    pub cascades: u64,
+    /// Their median-like typical final shares: exp of their mean ln(1 + shares), minus 1;
+    /// null without cascades.
+    pub typical_shares: Option<f64>,
+    /// True when Pulse had no finished cascade of theirs: the forecast stands on audience and
+    /// text, and is less certain.
+    pub new_author: bool,
+}
+
+/// One post's forecast.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostForecast {
+    /// Expected shares within 7 days of posting.
+    pub expected_shares: f64,
+    pub interval: ShareInterval,
+    /// Where the expected shares fall among the platform's (and product's) recently finished
+    /// cascades, 0 to 100; null with fewer than 20 of them.
+    pub percentile: Option<f64>,
+    /// Finished cascades that percentile is taken among.
+    pub percentile_among: i64,
+    /// Probability of reaching `viral_threshold_shares`.
+    pub viral_probability: f64,
+    /// The platform's viral threshold, as the live predictor uses it.
+    pub viral_threshold_shares: f64,
+    /// 0 to 100: where this forecast falls among the forecasts of the data the model was
+    /// fitted on.
+    pub score: u8,
+    pub author: AuthorEvidence,
+    /// Each group of inputs and the factor it multiplied the expected shares by, with the
+    /// group's effect measured on held-out folds.
+    pub drivers: Vec<Driver>,
+    pub sentiment: SentimentView,
+    pub emotion: Option<Emotion>,
+    pub lang: Option<String>,
+}
+
+/// The model that forecast.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForecastLineage {
+    /// `<version>:<hash of its parameters>`.
+    pub id: String,
+    pub version: String,
+    /// What it was fitted on.
+    pub data: String,
+    /// The analyzer that read the texts.
+    pub analyzer: Option<String>,
+}
+
+/// The answer: one forecast per post, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForecastResponse {
+    pub model: ForecastLineage,
+    pub forecasts: Vec<PostForecast>,
+}
+
+/// Forecasts the reach of up to 64 posts before any share.
+#[utoipa::path(
+    tag = "virality",
+    summary = "Forecast the reach of posts before anyone shares them",
+    request_body = ForecastRequest,
+    responses(
+        (status = 200, description = "One forecast per post, in order", body = ForecastResponse),
+        (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
+            each) or not a forecast request (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "The caller's previous analysis is still running \
+            (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "No analyzer in this process, the analyzer's API share is \
+            in use (`busy`, `Retry-After`), or PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/forecast")]
+pub async fn forecast(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<ForecastRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let posts = body.into_inner().posts;
+    let platforms = validate(&posts)?;
+    let Some(ingest) = state.ingest.as_ref() else {
+        return Err(ApiError::unavailable("this process runs no analyzer"));
+    };
+    let texts: Vec<String> = posts.iter().map(|p| p.text.clone()).collect();
+    let analysed = ingest
+        .api_share
+        .analyze(
+            &ingest.analyzer,
+            &ingest.route,
+            &state.client_id(&req),
+            texts,
+        )
+        .await
+        .map_err(share_error)?;
+
+    let client = state.pool.get().await?;
+    let mut records = HashMap::new();
+    let mut authors_of: HashMap<Platform, Vec<String>> = HashMap::new();
+    for (p, platform) in posts.iter().zip(&platforms) {
+        authors_of
+            .entry(*platform)
+            .or_default()
+            .push(p.author.id.clone());
+    }
+    for (platform, mut authors) in authors_of {
+        authors.sort();
+        authors.dedup();
+        for (author, record) in author_records(&client, platform.as_str(), &authors).await? {
+            records.insert((platform, author), record);
+        }
+    }
+    let mut percentiles = HashMap::new();
+    for (p, platform) in posts.iter().zip(&platforms) {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            percentiles.entry((*platform, p.product.clone()))
+        {
+            slot.insert(share_percentiles(&client, platform.as_str(), p.product.as_deref()).await?);
+        }
+    }
+    drop(client);
+    let v = &state.settings.virality;
+    let mut live = Model::new(
+        Calibration::shared(),
+        v.interval_level,
+        v.classify_probability,
+    );
+    live.set_thresholds(
+        state.thresholds.get(&state.pool, v).await,
+        v.threshold_shares,
+    );
+
+    let model = ForecastModel::built_in();
+    let now = unix_seconds(Utc::now());
+    let mut forecasts = Vec::with_capacity(posts.len());
+    for ((p, platform), analysis) in posts.iter().zip(&platforms).zip(&analysed.analyses) {
+        let record = records
+            .get(&(*platform, p.author.id.clone()))
+            .copied()
+            .unwrap_or_default();
+        let draft = Draft::new(
+            &p.text,
+            p.author.followers,
+            p.at.map_or(now, unix_seconds),
+            record,
+            analysis,
+        );
+        let threshold = live.threshold(Some(*platform));
+        let f = model.forecast(&draft, Some(threshold));
+        let (stored, among) = &percentiles[&(*platform, p.product.clone())];
+        forecasts.push(PostForecast {
+            expected_shares: f.expected_shares,
+            interval: ShareInterval {
+                low: f.low,
+                high: f.high,
+                level: 0.8,
+            },
+            percentile: (*among >= MIN_PERCENTILE_HISTORY)
+                .then(|| percentile_of(stored, f.expected_shares)),
+            percentile_among: *among,
+            viral_probability: f.viral_probability,
+            viral_threshold_shares: threshold,
+            score: f.score,
+            author: AuthorEvidence {
+                cascades: record.cascades,
+                typical_shares: (record.cascades > 0)
+                    .then(|| (record.sum_log / record.cascades as f64).exp_m1()),
+                new_author: f.new_author,
+            },
+            drivers: f.drivers,
+            sentiment: SentimentView {
+                label: analysis.sentiment_label,
+                score: analysis.sentiment_score,
+            },
+            emotion: analysis.emotions.dominant(),
+            lang: analysis.lang.clone(),
+        });
+    }
+    metrics::counter!(names::FORECASTS).increment(forecasts.len() as u64);
+    Ok(HttpResponse::Ok().json(ForecastResponse {
+        model: ForecastLineage {
+            id: model.id(),
+            version: model.version.clone(),
+            data: model.data.clone(),
+            analyzer: analysed.analyses.first().map(|a| a.model.clone()),
+        },
+        forecasts,
+    }))
+}
+
+/// Checks every field, naming each that is wrong; the posts' platforms when all are right.
+fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
+    let mut errors = Vec::new();
+    if posts.is_empty() || posts.len() > MAX_DRAFTS {
+        errors.push(field_error(
+            "posts",
+            format!("must hold 1 to {MAX_DRAFTS} posts"),
+        ));
+    }
+    let mut platforms = Vec::with_capacity(posts.len());
+    for (i, p) in posts.iter().enumerate().take(MAX_DRAFTS) {
+        if p.text.trim().is_empty() || p.text.len() > MAX_TEXT_BYTES {
+            errors.push(field_error(
+                format!("posts[{i}].text"),
+                format!("must be 1 to {MAX_TEXT_BYTES} bytes, not only spaces"),
+            ));
+        }
+        match Platform::parse(&p.platform) {
+            Some(platform) => platforms.push(platform),
+            None => errors.push(field_error(
+                format!("posts[{i}].platform"),
+                format!("unknown platform `{}`", truncated(&p.platform)),
+            )),
+        }
+        if p.author.id.is_empty() || p.author.id.len() > MAX_ID_BYTES {
+            errors.push(field_error(
+                format!("posts[{i}].author.id"),
+                format!("must be 1 to {MAX_ID_BYTES} bytes"),
+            ));
+        }
+        if p.author.followers.is_some_and(|f| f > MAX_FOLLOWERS) {
+            errors.push(field_error(
+                format!("posts[{i}].author.followers"),
+                format!("must be at most {MAX_FOLLOWERS}"),
+            ));
+        }
+        if p.product
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > MAX_ID_BYTES)
+        {
+            errors.push(field_error(
+                format!("posts[{i}].product"),
+                format!("must be 1 to {MAX_ID_BYTES} bytes"),
+            ));
+        }
+        if errors.len() >= 20 {
+            break;
+        }
+    }
+    if errors.is_empty() {
+        Ok(platforms)
+    } else {
+        Err(invalid_request(errors))
+    }
+}
+
+/// At most 64 characters of a value echoed in an error.
+fn truncated(s: &str) -> String {
+    s.chars().take(64).collect()
+}

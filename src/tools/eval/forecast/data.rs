@@ -1,0 +1,282 @@
+//! Cascades with their source texts and authors, the track record each author had in the
+//! store when each was posted, and folds that keep an author's and a story's cascades together.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::eval::virality::data::read_authored_trees;
+use crate::virality::forecast::AuthorRecord;
+
+/// Shares counted towards a cascade's final size: within 7 days of the post.
+pub const HORIZON_S: f64 = 7.0 * 86_400.0;
+
+/// One cascade of the evaluation set.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub author: String,
+    /// Unix seconds.
+    pub at: f64,
+    pub text: String,
+    pub final_shares: u64,
+    /// ln(1 + final shares).
+    pub y: f64,
+    /// The author's finished cascades when this one was posted: those posted at least
+    /// [`HORIZON_S`] before, whose final size the store knew by then.
+    pub record: AuthorRecord,
+    pub followers: Option<u64>,
+}
+
+/// Reads `dir`: the propagation trees (`tree/<id>.txt`) and `source_tweets.tsv` (`id<TAB>text`).
+/// Trees without a text are left out and counted.
+pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
+    let tsv = dir.join("source_tweets.tsv");
+    let raw =
+        std::fs::read_to_string(&tsv).with_context(|| format!("reading {}", tsv.display()))?;
+    let texts: HashMap<&str, &str> = raw
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, text)| (id.trim(), text))
+        .collect();
+    let (trees, _) = read_authored_trees(dir, HORIZON_S, usize::MAX)?;
+    let mut rows = Vec::with_capacity(trees.len());
+    let mut without_text = 0;
+    for tree in trees {
+        let Some(text) = texts.get(tree.cascade.id.as_str()) else {
+            without_text += 1;
+            continue;
+        };
+        let final_shares = tree.cascade.size();
+        rows.push(Row {
+            author: tree.author,
+            at: tree.cascade.created_at,
+            text: text.to_string(),
+            final_shares,
+            y: (final_shares as f64).ln_1p(),
+            record: AuthorRecord::default(),
+            followers: (tree.cascade.author_followers > 0).then_some(tree.cascade.author_followers),
+        });
+    }
+    rows.sort_by(|a, b| a.at.total_cmp(&b.at));
+    set_records(&mut rows);
+    Ok((rows, without_text))
+}
+
+/// Fills each row's track record from the author's cascades posted at least a horizon before.
+fn set_records(rows: &mut [Row]) {
+    let mut by_author: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        by_author.entry(r.author.clone()).or_default().push(i);
+    }
+    for indices in by_author.values() {
+        for &i in indices {
+            let mut record = AuthorRecord::default();
+            for &j in indices {
+                if j != i && rows[j].at + HORIZON_S <= rows[i].at {
+                    record.add(rows[j].final_shares);
+                }
+            }
+            rows[i].record = record;
+        }
+    }
+}
+
+/// Words of a text for finding near-duplicates: links, mentions and punctuation dropped.
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| *w != "URL" && !w.starts_with('@') && !w.starts_with("http"))
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+struct UnionFind(Vec<usize>);
+
+impl UnionFind {
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.0[x] != x {
+            self.0[x] = self.0[self.0[x]];
+            x = self.0[x];
+        }
+        x
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        self.0[a] = b;
+    }
+}
+
+/// Group ids joining cascades that tell one story (tf-idf over words and word pairs, cosine
+/// at least 0.5, or the same words) or share an author, so that no fold learns a story or an
+/// author another is tested on.
+pub fn groups(rows: &[Row]) -> Vec<usize> {
+    let n = rows.len();
+    let docs: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let w = words(&r.text);
+            let pairs: Vec<String> = w.windows(2).map(|p| format!("{} {}", p[0], p[1])).collect();
+            w.into_iter().chain(pairs).collect()
+        })
+        .collect();
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    for d in &docs {
+        let mut seen: Vec<&str> = d.iter().map(String::as_str).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for t in seen {
+            *df.entry(t).or_default() += 1;
+        }
+    }
+    // Sparse unit vectors, sublinear tf, smooth idf.
+    let vectors: Vec<HashMap<&str, f64>> = docs
+        .iter()
+        .map(|d| {
+            let mut tf: HashMap<&str, f64> = HashMap::new();
+            for t in d {
+                *tf.entry(t.as_str()).or_default() += 1.0;
+            }
+            let mut v: HashMap<&str, f64> = tf
+                .into_iter()
+                .map(|(t, c)| {
+                    let idf = ((1.0 + n as f64) / (1.0 + df[t] as f64)).ln() + 1.0;
+                    (t, (1.0 + c.ln()) * idf)
+                })
+                .collect();
+            let norm = v.values().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                v.values_mut().for_each(|x| *x /= norm);
+            }
+            v
+        })
+        .collect();
+    let mut postings: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, v) in vectors.iter().enumerate() {
+        for t in v.keys() {
+            postings.entry(t).or_default().push(i);
+        }
+    }
+    let mut uf = UnionFind((0..n).collect());
+    for (i, v) in vectors.iter().enumerate() {
+        let mut dot: HashMap<usize, f64> = HashMap::new();
+        for (t, x) in v {
+            for &j in &postings[t] {
+                if j > i {
+                    *dot.entry(j).or_default() += x * vectors[j][t];
+                }
+            }
+        }
+        for (j, d) in dot {
+            if d >= 0.5 {
+                uf.union(i, j);
+            }
+        }
+    }
+    let mut first: HashMap<String, usize> = HashMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        let key = d.join(" ");
+        match first.get(&key) {
+            Some(&j) => uf.union(i, j),
+            None => {
+                first.insert(key, i);
+            }
+        }
+    }
+    let mut by_author: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        match by_author.get(r.author.as_str()) {
+            Some(&j) => uf.union(i, j),
+            None => {
+                by_author.insert(&r.author, i);
+            }
+        }
+    }
+    // Named by their first row, so the folds do not depend on the order unions happened in.
+    let mut first_row: HashMap<usize, usize> = HashMap::new();
+    (0..n)
+        .map(|i| *first_row.entry(uf.find(i)).or_insert(i))
+        .collect()
+}
+
+/// Assigns whole groups to `k` folds, largest first, each to the fold with fewest rows so far
+/// (ties between groups of one size broken by `seed`).
+pub fn folds(groups: &[usize], k: usize, seed: u64) -> Vec<usize> {
+    let mut size: HashMap<usize, usize> = HashMap::new();
+    for &g in groups {
+        *size.entry(g).or_default() += 1;
+    }
+    let mut keys: Vec<usize> = size.keys().copied().collect();
+    keys.sort_by_key(|&g| {
+        (
+            std::cmp::Reverse(size[&g]),
+            (g as u64 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+    });
+    let mut load = vec![0usize; k];
+    let mut fold_of: HashMap<usize, usize> = HashMap::new();
+    for g in keys {
+        let f = (0..k).min_by_key(|&f| load[f]).unwrap_or(0);
+        fold_of.insert(g, f);
+        load[f] += size[&g];
+    }
+    groups.iter().map(|g| fold_of[g]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(author: &str, at: f64, text: &str, shares: u64) -> Row {
+        Row {
+            author: author.into(),
+            at,
+            text: text.into(),
+            final_shares: shares,
+            y: (shares as f64).ln_1p(),
+            record: AuthorRecord::default(),
+            followers: None,
+        }
+    }
+
+    #[test]
+    fn a_record_holds_only_cascades_finished_before_the_post() {
+        let day = 86_400.0;
+        let mut rows = vec![
+            row("a", 0.0, "one", 10),
+            row("a", 3.0 * day, "two", 100),
+            row("a", 8.0 * day, "three", 1),
+            row("b", 9.0 * day, "four", 5),
+        ];
+        set_records(&mut rows);
+        assert_eq!(rows[0].record.cascades, 0);
+        assert_eq!(rows[1].record.cascades, 0);
+        assert_eq!(rows[2].record.cascades, 1);
+        assert!((rows[2].record.sum_log - 11f64.ln()).abs() < 1e-12);
+        assert_eq!(rows[3].record.cascades, 0);
+    }
+
+    #[test]
+    fn retellings_and_authors_share_a_group_and_a_fold() {
+        let rows = vec![
+            row("a", 0.0, "earthquake hits the city centre tonight URL", 1),
+            row("b", 1.0, "Earthquake hits the city centre tonight! @x", 1),
+            row("c", 2.0, "a cat wins the election", 1),
+            row("c", 3.0, "stock markets fall on rate fears", 1),
+            row("d", 4.0, "new phone launched today", 1),
+        ];
+        let g = groups(&rows);
+        assert_eq!(g[0], g[1]);
+        assert_eq!(g[2], g[3]);
+        assert_ne!(g[0], g[2]);
+        assert_ne!(g[4], g[0]);
+        let f = folds(&g, 2, 0);
+        assert_eq!(f[0], f[1]);
+        assert_eq!(f[2], f[3]);
+    }
+}

@@ -1,0 +1,462 @@
+//! `pulse eval forecast`: the reach forecast against three baselines (a constant, the author's
+//! track record alone, the audience alone where follower counts exist), out of fold over folds
+//! that keep each author's and each story's cascades together. With `--write-model`, also fits
+//! the model on every cascade and writes it in the form Pulse ships.
+
+pub mod data;
+pub mod fit;
+pub mod scores;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::analysis;
+use crate::config::{AnalyzerSettings, Backend};
+use crate::eval::virality::metrics::auc;
+use crate::virality::forecast::{
+    cdf, feature_names, features, quantile, Draft, ForecastModel, HeldOutEffect, Residuals, GROUPS,
+};
+use fit::{level_quantiles, out_of_fold, pick_alpha, Ridge};
+use scores::{brier, mean_abs_error, paired_bootstrap, same_author_order, spearman};
+
+/// Pseudo-cascades an author's record is shrunk by (the best of 0.5 to 16 on Twitter15).
+pub const SHRINK: f64 = 4.0;
+/// The share of cascades the ranking figures call viral: the top 10% by final size.
+pub const VIRAL_SHARE: f64 = 0.10;
+/// The share Pulse calls viral by default (`virality.threshold_quantile`): the top 1%.
+pub const PULSE_VIRAL_SHARE: f64 = 0.01;
+
+/// Options of `pulse eval forecast`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ForecastEvalArgs {
+    /// A folder of propagation trees (`tree/<id>.txt`) with `source_tweets.tsv` (`id<TAB>text`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Analyzer backend for the text's sentiment and emotion: `onnx` (as the server by default)
+    /// or `lexicon`.
+    #[arg(long, default_value = "onnx")]
+    pub backend: String,
+    /// Model bundle directory (repeatable); defaults to the bundled model.
+    #[arg(long = "bundle")]
+    pub bundles: Vec<PathBuf>,
+    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Resamples of the paired bootstrap.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Also fit on every cascade and write the model here (src/virality/forecast.json ships).
+    #[arg(long)]
+    pub write_model: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One predictor's figures, out of fold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    pub predictor: String,
+    pub spearman: f64,
+    pub mae_log: f64,
+    pub auc_top10: f64,
+    pub coverage_80: f64,
+    pub brier: f64,
+    /// 1 - Brier / Brier of the base rate.
+    pub brier_skill: f64,
+    /// The same for Pulse's own definition of viral (the top 1%).
+    pub brier_skill_top1: f64,
+    pub same_author_pairs: f64,
+    /// Spearman over the cascades whose author had no finished cascade yet.
+    pub new_authors_spearman: f64,
+    pub mae_log_by_fold: Vec<f64>,
+}
+
+/// The run's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub cascades: usize,
+    pub without_text: usize,
+    pub authors: usize,
+    pub groups: usize,
+    pub new_author_cascades: usize,
+    pub viral_threshold_shares: u64,
+    pub pulse_viral_threshold_shares: u64,
+    pub analyzer: String,
+    pub scores: Vec<Scores>,
+    /// Pulse minus the track record, Spearman: 2.5%, 50%, 97.5% of a paired bootstrap over
+    /// groups.
+    pub bootstrap_over_track_record: (f64, f64, f64),
+    pub effects: Vec<HeldOutEffect>,
+    pub alphas: Vec<f64>,
+    pub forecast_micros: f64,
+    pub analysis_millis_per_text: f64,
+}
+
+/// Out-of-fold forecasts of one predictor: each row's point (log) and the residual quantiles
+/// its interval and probabilities come from.
+#[derive(Default, Clone)]
+struct Oof {
+    pred: Vec<f64>,
+    residuals: Vec<Vec<f64>>,
+}
+
+impl Oof {
+    fn new(n: usize) -> Self {
+        Oof {
+            pred: vec![0.0; n],
+            residuals: vec![Vec::new(); n],
+        }
+    }
+    fn set(&mut self, i: usize, pred: f64, residuals: &[f64]) {
+        self.pred[i] = pred;
+        self.residuals[i] = residuals.to_vec();
+    }
+    fn low(&self, i: usize) -> f64 {
+        self.pred[i] + quantile(&self.residuals[i], 0.10)
+    }
+    fn high(&self, i: usize) -> f64 {
+        self.pred[i] + quantile(&self.residuals[i], 0.90)
+    }
+    /// Each row's probability of reaching ln(1 + shares) `log`.
+    fn probabilities(&self, log: f64) -> Vec<f64> {
+        self.pred
+            .iter()
+            .zip(&self.residuals)
+            .map(|(p, r)| 1.0 - cdf(r, log - p))
+            .collect()
+    }
+}
+
+/// Runs the evaluation and prints the report.
+pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
+    let (rows, without_text) = data::read(&args.data)?;
+    anyhow::ensure!(
+        rows.len() >= 50,
+        "{} cascades with text: too few to evaluate",
+        rows.len()
+    );
+    let backend: Backend = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
+        .with_context(|| format!("unknown backend `{}`", args.backend))?;
+    let mut settings = AnalyzerSettings {
+        onnxruntime: args.onnxruntime.clone(),
+        intra_threads: 1,
+        ..AnalyzerSettings::default()
+    };
+    if !args.bundles.is_empty() {
+        settings.bundles = args.bundles.clone();
+    }
+    let mut analyzer = analysis::build(backend, &settings)?;
+    let started = Instant::now();
+    let mut analyses = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(32) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        analyses.extend(analyzer.analyze_batch(&texts));
+    }
+    let analysis_millis_per_text = started.elapsed().as_secs_f64() * 1e3 / rows.len() as f64;
+    let drafts: Vec<Draft> = rows
+        .iter()
+        .zip(&analyses)
+        .map(|(r, a)| Draft::new(&r.text, r.followers, r.at, r.record, a))
+        .collect();
+
+    let groups = data::groups(&rows);
+    let fold = data::folds(&groups, args.folds, 0);
+    let y: Vec<f64> = rows.iter().map(|r| r.y).collect();
+    let mut sizes: Vec<f64> = rows.iter().map(|r| r.final_shares as f64).collect();
+    sizes.sort_by(f64::total_cmp);
+    let threshold = crate::eval::virality::metrics::quantile_of(&sizes, 1.0 - VIRAL_SHARE);
+    let viral: Vec<bool> = rows
+        .iter()
+        .map(|r| r.final_shares as f64 >= threshold)
+        .collect();
+    let viral_log = threshold.ln_1p();
+    let threshold1 = crate::eval::virality::metrics::quantile_of(&sizes, 1.0 - PULSE_VIRAL_SHARE);
+    let viral1: Vec<bool> = rows
+        .iter()
+        .map(|r| r.final_shares as f64 >= threshold1)
+        .collect();
+    let names = feature_names();
+    let followers_exist = rows.iter().any(|r| r.followers.is_some());
+    let audience_cols = |j: usize| matches!(names[j], "log_followers" | "followers_known");
+
+    let n = rows.len();
+    let mut pulse = Oof::new(n);
+    let mut constant = Oof::new(n);
+    let mut track = Oof::new(n);
+    let mut audience = Oof::new(n);
+    let mut without: Vec<Vec<f64>> = vec![vec![0.0; n]; GROUPS.len()];
+    let mut base_rate = vec![0.0; n];
+    let mut base_rate1 = vec![0.0; n];
+    let mut alphas = Vec::new();
+    for f in 0..args.folds {
+        let train: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
+        let test: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
+        let prior = train.iter().map(|&i| y[i]).sum::<f64>() / train.len() as f64;
+        let x: Vec<Vec<f64>> = drafts.iter().map(|d| features(d, prior, SHRINK)).collect();
+        let xt: Vec<Vec<f64>> = train.iter().map(|&i| x[i].clone()).collect();
+        let yt: Vec<f64> = train.iter().map(|&i| y[i]).collect();
+        let inner = data::folds(&train.iter().map(|&i| groups[i]).collect::<Vec<_>>(), 3, 1);
+        let all = |_: usize| true;
+        let alpha = pick_alpha(&xt, &yt, &inner, &all);
+        alphas.push(alpha);
+        let inner_pred = out_of_fold(&xt, &yt, &inner, alpha, &all);
+        let known = |i: usize| rows[i].record.cascades > 0;
+        let residuals = |pred: &dyn Fn(usize, usize) -> f64| {
+            let split = |want: bool| {
+                let r: Vec<f64> = train
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &i)| known(i) == want)
+                    .map(|(k, &i)| y[i] - pred(k, i))
+                    .collect();
+                level_quantiles(&r)
+            };
+            (split(true), split(false))
+        };
+        let (pk, pn) = residuals(&|k, _| inner_pred[k]);
+        let model = Ridge::fit(&xt, &yt, alpha, &all);
+        let (ck, cn) = residuals(&|_, _| prior);
+        let record = |i: usize| rows[i].record.shrunk_mean(prior, SHRINK);
+        let (tk, tn) = residuals(&|_, i| record(i));
+        let rate_of =
+            |v: &[bool]| train.iter().filter(|&&i| v[i]).count() as f64 / train.len() as f64;
+        let (rate, rate1) = (rate_of(&viral), rate_of(&viral1));
+        let audience_model = followers_exist.then(|| {
+            let p = out_of_fold(&xt, &yt, &inner, 10.0, &audience_cols);
+            let (ak, an) = residuals(&|k, _| p[k]);
+            (Ridge::fit(&xt, &yt, 10.0, &audience_cols), ak, an)
+        });
+        let ablated: Vec<Ridge> = GROUPS
+            .iter()
+            .map(|(_, members)| {
+                Ridge::fit(&xt, &yt, alpha, &|j: usize| !members.contains(&names[j]))
+            })
+            .collect();
+        for &i in &test {
+            let pick = |k: &Vec<f64>, nw: &Vec<f64>| if known(i) { k.clone() } else { nw.clone() };
+            pulse.set(i, model.predict(&x[i]), &pick(&pk, &pn));
+            constant.set(i, prior, &pick(&ck, &cn));
+            track.set(i, record(i), &pick(&tk, &tn));
+            if let Some((m, ak, an)) = &audience_model {
+                audience.set(i, m.predict(&x[i]), &pick(ak, an));
+            }
+            for (g, m) in ablated.iter().enumerate() {
+                without[g][i] = m.predict(&x[i]);
+            }
+            base_rate[i] = rate;
+            base_rate1[i] = rate1;
+        }
+    }
+
+    let authors: Vec<String> = rows.iter().map(|r| r.author.clone()).collect();
+    let new_rows: Vec<usize> = (0..n).filter(|&i| rows[i].record.cascades == 0).collect();
+    let base_brier = brier(&base_rate, &viral);
+    let base_brier1 = brier(&base_rate1, &viral1);
+    let score = |name: &str, o: &Oof| {
+        let prob = o.probabilities(viral_log);
+        let prob1 = o.probabilities(threshold1.ln_1p());
+        let sub = |v: &[f64]| new_rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        Scores {
+            predictor: name.to_string(),
+            spearman: spearman(&o.pred, &y),
+            mae_log: mean_abs_error(&o.pred, &y),
+            auc_top10: auc(&o
+                .pred
+                .iter()
+                .zip(&viral)
+                .map(|(p, v)| (*p, *v))
+                .collect::<Vec<_>>()),
+            coverage_80: (0..n)
+                .filter(|&i| o.low(i) <= y[i] && y[i] <= o.high(i))
+                .count() as f64
+                / n as f64,
+            brier: brier(&prob, &viral),
+            brier_skill: 1.0 - brier(&prob, &viral) / base_brier,
+            brier_skill_top1: 1.0 - brier(&prob1, &viral1) / base_brier1,
+            same_author_pairs: same_author_order(&authors, &o.pred, &y),
+            new_authors_spearman: spearman(&sub(&o.pred), &sub(&y)),
+            mae_log_by_fold: (0..args.folds)
+                .map(|f| {
+                    let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
+                    let p: Vec<f64> = idx.iter().map(|&i| o.pred[i]).collect();
+                    let t: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+                    mean_abs_error(&p, &t)
+                })
+                .collect(),
+        }
+    };
+    let mut all_scores = vec![
+        score("constant", &constant),
+        score("author track record", &track),
+    ];
+    if followers_exist {
+        all_scores.push(score("audience (followers)", &audience));
+    }
+    all_scores.push(score("pulse", &pulse));
+    let full = spearman(&pulse.pred, &y);
+    let effects: Vec<HeldOutEffect> = GROUPS
+        .iter()
+        .zip(&without)
+        .map(|((group, _), p)| HeldOutEffect {
+            group: group.to_string(),
+            spearman_loss_without: full - spearman(p, &y),
+        })
+        .collect();
+    let bootstrap = paired_bootstrap(&groups, args.bootstrap, 7, &|idx| {
+        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let truth = pick(&y);
+        spearman(&pick(&pulse.pred), &truth) - spearman(&pick(&track.pred), &truth)
+    });
+
+    // The shipped model: every cascade, the penalty and residuals from the same folds.
+    let prior = y.iter().sum::<f64>() / n as f64;
+    let x: Vec<Vec<f64>> = drafts.iter().map(|d| features(d, prior, SHRINK)).collect();
+    let all = |_: usize| true;
+    let alpha = pick_alpha(&x, &y, &fold, &all);
+    let oof = out_of_fold(&x, &y, &fold, alpha, &all);
+    let split = |want: bool| {
+        let r: Vec<f64> = (0..n)
+            .filter(|&i| (rows[i].record.cascades > 0) == want)
+            .map(|i| y[i] - oof[i])
+            .collect();
+        level_quantiles(&r)
+    };
+    let ridge = Ridge::fit(&x, &y, alpha, &all);
+    let model = ForecastModel {
+        version: "reach-1".into(),
+        data: format!(
+            "{} ({} cascades with text, {} folds grouped by author and story, analyzer {})",
+            args.data
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            n,
+            args.folds,
+            analyzer.model()
+        ),
+        prior,
+        shrink: SHRINK,
+        intercept: ridge.intercept,
+        weights: ridge.weights(&names),
+        residuals: Residuals {
+            known: split(true),
+            new: split(false),
+        },
+        viral_log,
+        forecast_quantiles: level_quantiles(&oof),
+        effects: effects.clone(),
+    };
+    let started = Instant::now();
+    let mut sink = 0.0;
+    for d in &drafts {
+        sink += model.forecast(d, None).log_shares;
+    }
+    let forecast_micros = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    anyhow::ensure!(sink.is_finite(), "a forecast is not finite");
+    if let Some(path) = &args.write_model {
+        std::fs::write(path, serde_json::to_string_pretty(&model)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    let report = Report {
+        cascades: n,
+        without_text,
+        authors: {
+            let mut a = authors.clone();
+            a.sort();
+            a.dedup();
+            a.len()
+        },
+        groups: {
+            let mut g = groups.clone();
+            g.sort_unstable();
+            g.dedup();
+            g.len()
+        },
+        new_author_cascades: new_rows.len(),
+        viral_threshold_shares: threshold as u64,
+        pulse_viral_threshold_shares: threshold1 as u64,
+        analyzer: analyzer.model().to_string(),
+        scores: all_scores,
+        bootstrap_over_track_record: bootstrap,
+        effects,
+        alphas,
+        forecast_micros,
+        analysis_millis_per_text,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, args.write_model.as_deref(), &model);
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastModel) {
+    println!(
+        "cascades {} ({} without text left out), authors {}, author+story groups {}, \
+         cascades of authors with no finished cascade {}; viral = top 10% = >= {} shares \
+         (top 1%, Pulse's default: >= {}); analyzer {}",
+        r.cascades,
+        r.without_text,
+        r.authors,
+        r.groups,
+        r.new_author_cascades,
+        r.viral_threshold_shares,
+        r.pulse_viral_threshold_shares,
+        r.analyzer
+    );
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}  MAE by fold",
+        "predictor",
+        "Spearman",
+        "MAE log",
+        "AUC10%",
+        "cover80",
+        "Brier",
+        "skill",
+        "skill1%",
+        "same-auth",
+        "new-auth"
+    );
+    for s in &r.scores {
+        println!(
+            "{:<22} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.4} {:>7.1}% {:>7.1}% {:>10.3} {:>10.3}  {}",
+            s.predictor,
+            s.spearman,
+            s.mae_log,
+            s.auc_top10,
+            s.coverage_80,
+            s.brier,
+            100.0 * s.brier_skill,
+            100.0 * s.brier_skill_top1,
+            s.same_author_pairs,
+            s.new_authors_spearman,
+            s.mae_log_by_fold
+                .iter()
+                .map(|m| format!("{m:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let (lo, mid, hi) = r.bootstrap_over_track_record;
+    println!(
+        "pulse - track record, Spearman, paired bootstrap over groups: {mid:+.3} [{lo:+.3}, {hi:+.3}]"
+    );
+    println!("held-out effect of each group (Spearman lost without it):");
+    for e in &r.effects {
+        println!("  {:<22} {:+.3}", e.group, e.spearman_loss_without);
+    }
+    println!(
+        "penalties by fold {:?}; {:.1} us a forecast (model), {:.2} ms a text (analysis)",
+        r.alphas, r.forecast_micros, r.analysis_millis_per_text
+    );
+    if let Some(path) = written {
+        println!("model {} written to {}", model.id(), path.display());
+    }
+}

@@ -1,0 +1,154 @@
+//! How well forecasts rank, fit and bound what happened.
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+
+/// Ranks from 1, ties given their average rank.
+pub fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut out = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            out[k] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman's rank correlation (Pearson's over average ranks); NaN when either side is flat.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        return f64::NAN;
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+pub fn mean_abs_error(predicted: &[f64], truth: &[f64]) -> f64 {
+    predicted
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| (p - t).abs())
+        .sum::<f64>()
+        / truth.len().max(1) as f64
+}
+
+/// Mean squared error of probabilities against outcomes.
+pub fn brier(probability: &[f64], outcome: &[bool]) -> f64 {
+    probability
+        .iter()
+        .zip(outcome)
+        .map(|(p, &o)| (p - f64::from(u8::from(o))).powi(2))
+        .sum::<f64>()
+        / outcome.len().max(1) as f64
+}
+
+/// Of the pairs of cascades by one author with different final sizes, the share the forecast
+/// orders the same way (ties in the forecast count half); NaN without such pairs.
+pub fn same_author_order(authors: &[String], predicted: &[f64], truth: &[f64]) -> f64 {
+    let mut by_author: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, a) in authors.iter().enumerate() {
+        by_author.entry(a).or_default().push(i);
+    }
+    let (mut right, mut pairs) = (0.0, 0.0);
+    for rows in by_author.values() {
+        for (k, &i) in rows.iter().enumerate() {
+            for &j in &rows[k + 1..] {
+                if truth[i] == truth[j] {
+                    continue;
+                }
+                pairs += 1.0;
+                let agree = (predicted[i] - predicted[j]) * (truth[i] - truth[j]);
+                right += if agree > 0.0 {
+                    1.0
+                } else if agree == 0.0 {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    if pairs == 0.0 {
+        f64::NAN
+    } else {
+        right / pairs
+    }
+}
+
+/// A paired bootstrap over groups of `metric(a) - metric(b)`: the 2.5th, 50th and 97.5th
+/// percentiles of `draws` resamples of whole groups.
+pub fn paired_bootstrap(
+    groups: &[usize],
+    draws: usize,
+    seed: u64,
+    metric: &dyn Fn(&[usize]) -> f64,
+) -> (f64, f64, f64) {
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        members.entry(*g).or_default().push(i);
+    }
+    let mut keys: Vec<usize> = members.keys().copied().collect();
+    keys.sort_unstable();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out: Vec<f64> = (0..draws)
+        .map(|_| {
+            let mut rows = Vec::with_capacity(groups.len());
+            for _ in 0..keys.len() {
+                rows.extend(&members[&keys[rng.random_range(0..keys.len())]]);
+            }
+            metric(&rows)
+        })
+        .filter(|x| x.is_finite())
+        .collect();
+    out.sort_by(f64::total_cmp);
+    let at = |q: f64| crate::eval::virality::metrics::quantile_of(&out, q);
+    (at(0.025), at(0.5), at(0.975))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_matches_a_hand_computed_case_with_ties() {
+        // scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9486832980505138
+        let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]);
+        assert!((r - 0.948_683_298_050_513_8).abs() < 1e-12, "{r}");
+        assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+    }
+
+    #[test]
+    fn pairs_of_one_author_are_counted_within_the_author() {
+        let authors: Vec<String> = ["a", "a", "a", "b"].iter().map(|s| s.to_string()).collect();
+        let truth = [1.0, 2.0, 3.0, 0.0];
+        // a: (0,1) right, (0,2) right, (1,2) wrong; b has no pair.
+        let predicted = [0.0, 5.0, 4.0, 100.0];
+        assert!((same_author_order(&authors, &predicted, &truth) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_bootstrap_of_a_constant_difference_is_that_difference() {
+        let groups: Vec<usize> = (0..50).map(|i| i % 10).collect();
+        let (lo, mid, hi) =
+            paired_bootstrap(&groups, 100, 1, &|rows| rows.len() as f64 * 0.0 + 0.25);
+        assert_eq!((lo, mid, hi), (0.25, 0.25, 0.25));
+    }
+}

@@ -1,0 +1,472 @@
+//! A post's reach before anyone has shared it: the expected final shares from who posts it
+//! (their track record in Pulse's store, their audience) and, much more weakly, from what it
+//! says and when. A linear model in log space (ridge, fitted offline by `pulse eval forecast`),
+//! with its interval and viral probability read from the residuals it left on held-out folds,
+//! separately for authors with a track record and for new ones.
+//!
+//! Every input is something known before the first share; nothing here reads engagements.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::models::Analysis;
+
+/// The fitted model shipped with Pulse (written by `pulse eval forecast --write-model`).
+const BUILT_IN: &str = include_str!("forecast.json");
+
+/// A draft's cascades counted towards its author's record: at most this many, the most recent.
+pub const RECORD_HISTORY: i64 = 200;
+
+/// What Pulse knows of an author on one platform: their finished cascades' final shares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuthorRecord {
+    pub cascades: u64,
+    /// Sum over them of ln(1 + final shares).
+    pub sum_log: f64,
+    /// Largest ln(1 + final shares).
+    pub max_log: f64,
+}
+
+impl AuthorRecord {
+    pub fn add(&mut self, final_shares: u64) {
+        let y = (final_shares as f64).ln_1p();
+        self.cascades += 1;
+        self.sum_log += y;
+        self.max_log = if self.cascades == 1 {
+            y
+        } else {
+            self.max_log.max(y)
+        };
+    }
+
+    /// The record's mean log size shrunk towards `prior` by `k` pseudo-cascades.
+    pub fn shrunk_mean(&self, prior: f64, k: f64) -> f64 {
+        (self.sum_log + k * prior) / (self.cascades as f64 + k)
+    }
+}
+
+/// A post that has not been shared yet, with what its analysis found.
+#[derive(Debug, Clone)]
+pub struct Draft<'a> {
+    pub text: &'a str,
+    pub followers: Option<u64>,
+    /// Unix seconds it is (or will be) posted at.
+    pub at: f64,
+    pub record: AuthorRecord,
+    pub sentiment: f64,
+    pub anger: f64,
+    pub joy: f64,
+    pub sadness: f64,
+    pub toxicity: f64,
+}
+
+impl<'a> Draft<'a> {
+    pub fn new(
+        text: &'a str,
+        followers: Option<u64>,
+        at: f64,
+        record: AuthorRecord,
+        analysis: &Analysis,
+    ) -> Self {
+        Draft {
+            text,
+            followers,
+            at,
+            record,
+            sentiment: f64::from(analysis.sentiment_score.get()),
+            anger: f64::from(analysis.emotions.anger.get()),
+            joy: f64::from(analysis.emotions.joy.get()),
+            sadness: f64::from(analysis.emotions.sadness.get()),
+            toxicity: f64::from(analysis.toxicity.get()),
+        }
+    }
+}
+
+/// The groups a forecast's drivers are reported by, each with the features it is made of.
+pub const GROUPS: [(&str, &[&str]); 9] = [
+    (
+        "author track record",
+        &["record_mean", "record_max", "record_count", "record_known"],
+    ),
+    ("audience", &["log_followers", "followers_known"]),
+    ("hour", &["hour_sin", "hour_cos"]),
+    ("length", &["log_chars", "words"]),
+    ("link", &["links"]),
+    ("hashtags", &["hashtags"]),
+    ("mentions", &["mentions"]),
+    ("sentiment", &["sentiment", "toxicity"]),
+    ("emotion", &["anger", "joy", "sadness"]),
+];
+
+/// Every feature's name, in the order [`features`] writes them.
+pub fn feature_names() -> Vec<&'static str> {
+    GROUPS.iter().flat_map(|(_, f)| f.iter().copied()).collect()
+}
+
+/// The features of `draft`, in [`feature_names`] order; `prior` and `shrink` as the model's.
+pub fn features(draft: &Draft, prior: f64, shrink: f64) -> Vec<f64> {
+    let r = &draft.record;
+    let known = r.cascades > 0;
+    let hour = (draft.at.rem_euclid(86_400.0)) / 3_600.0;
+    let angle = std::f64::consts::TAU * hour / 24.0;
+    let text = Surface::of(draft.text);
+    vec![
+        r.shrunk_mean(prior, shrink) - prior,
+        if known { r.max_log - prior } else { 0.0 },
+        (r.cascades as f64).ln_1p(),
+        f64::from(u8::from(known)),
+        draft.followers.map_or(0.0, |f| (f as f64).ln_1p()),
+        f64::from(u8::from(draft.followers.is_some())),
+        angle.sin(),
+        angle.cos(),
+        (text.chars as f64).ln_1p(),
+        text.words as f64,
+        text.links as f64,
+        text.hashtags as f64,
+        text.mentions as f64,
+        draft.sentiment,
+        draft.toxicity,
+        draft.anger,
+        draft.joy,
+        draft.sadness,
+    ]
+}
+
+/// What a text's surface shows: links, hashtags, mentions and length without them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Surface {
+    pub chars: usize,
+    pub words: usize,
+    pub links: usize,
+    pub hashtags: usize,
+    pub mentions: usize,
+}
+
+impl Surface {
+    pub fn of(text: &str) -> Surface {
+        let mut s = Surface::default();
+        for word in text.split_whitespace() {
+            let lower = word.to_ascii_lowercase();
+            // Datasets that strip links leave the token `URL` in their place.
+            if lower.starts_with("http://") || lower.starts_with("https://") || word == "URL" {
+                s.links += 1;
+                continue;
+            }
+            if word.len() > 1 && word.starts_with('#') {
+                s.hashtags += 1;
+            } else if word.len() > 1 && word.starts_with('@') {
+                s.mentions += 1;
+            }
+            s.words += 1;
+            s.chars += word.chars().count();
+        }
+        s
+    }
+}
+
+/// One feature's place in the model: standardised by `mean` and `scale`, then weighted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Weight {
+    pub name: String,
+    pub mean: f64,
+    pub scale: f64,
+    pub weight: f64,
+}
+
+/// Residual quantiles (truth minus forecast, log space) at [`LEVELS`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Residuals {
+    pub known: Vec<f64>,
+    pub new: Vec<f64>,
+}
+
+/// The levels residual quantiles are kept at: every 5% and, for the tails a viral threshold
+/// lies in, 1%, 2%, 98% and 99%.
+pub const LEVELS: [f64; 23] = [
+    0.01, 0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70,
+    0.75, 0.80, 0.85, 0.90, 0.95, 0.98, 0.99,
+];
+
+/// A group's effect measured on held-out folds: how much worse the forecast ranks final
+/// sizes (Spearman) with that group left out of the fit.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeldOutEffect {
+    pub group: String,
+    pub spearman_loss_without: f64,
+}
+
+/// The fitted forecast model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForecastModel {
+    pub version: String,
+    /// What it was fitted on.
+    pub data: String,
+    /// Mean ln(1 + final shares) of the training cascades: an author's record is shrunk to it.
+    pub prior: f64,
+    /// Pseudo-cascades of that shrinkage.
+    pub shrink: f64,
+    pub intercept: f64,
+    pub weights: Vec<Weight>,
+    pub residuals: Residuals,
+    /// ln(1 + shares) from which a cascade counts as viral when the platform has no learned
+    /// threshold (the top 10% of the training cascades).
+    pub viral_log: f64,
+    /// Quantiles at [`LEVELS`] of the held-out forecasts (log), for the 0-100 score.
+    pub forecast_quantiles: Vec<f64>,
+    pub effects: Vec<HeldOutEffect>,
+}
+
+/// One group's part in a forecast: the factor it multiplied the expected shares by, against a
+/// draft at the training average.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Driver {
+    pub group: String,
+    /// exp(contribution in log space); 1 is no effect.
+    pub factor: f64,
+    /// The group's held-out effect (see [`HeldOutEffect`]); null when not measured.
+    pub spearman_loss_without: Option<f64>,
+}
+
+/// A forecast of one draft.
+#[derive(Debug, Clone, Serialize)]
+pub struct Forecast {
+    /// Expected ln(1 + final shares).
+    pub log_shares: f64,
+    pub expected_shares: f64,
+    pub low: f64,
+    pub high: f64,
+    pub viral_probability: f64,
+    pub score: u8,
+    /// Whether Pulse had no finished cascade of this author: the forecast stands on audience
+    /// and text alone.
+    pub new_author: bool,
+    pub drivers: Vec<Driver>,
+}
+
+impl ForecastModel {
+    /// The model shipped with Pulse.
+    pub fn built_in() -> &'static ForecastModel {
+        static MODEL: std::sync::OnceLock<ForecastModel> = std::sync::OnceLock::new();
+        MODEL.get_or_init(|| {
+            serde_json::from_str(BUILT_IN).expect("the built-in forecast model parses")
+        })
+    }
+
+    /// `<version>:<first 12 hex digits of the SHA-256 of its JSON>`.
+    pub fn id(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let hash = Sha256::digest(&json);
+        let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:{hex}", self.version)
+    }
+
+    /// Each feature's contribution (log space) to the forecast of `x`.
+    fn contributions(&self, x: &[f64]) -> Vec<f64> {
+        self.weights
+            .iter()
+            .zip(x)
+            .map(|(w, v)| {
+                if w.scale > 0.0 {
+                    w.weight * (v - w.mean) / w.scale
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    /// The expected ln(1 + final shares) of features `x`.
+    pub fn predict_log(&self, x: &[f64]) -> f64 {
+        self.intercept + self.contributions(x).iter().sum::<f64>()
+    }
+
+    /// The forecast of `draft`; `viral_shares` is the platform's learned viral threshold when
+    /// it has one.
+    pub fn forecast(&self, draft: &Draft, viral_shares: Option<f64>) -> Forecast {
+        let x = features(draft, self.prior, self.shrink);
+        let contributions = self.contributions(&x);
+        let log_shares = self.intercept + contributions.iter().sum::<f64>();
+        let new_author = draft.record.cascades == 0;
+        let residuals = if new_author {
+            &self.residuals.new
+        } else {
+            &self.residuals.known
+        };
+        let shares = |log: f64| log.exp_m1().max(0.0);
+        let viral_log = viral_shares.map_or(self.viral_log, |s| s.ln_1p());
+        let viral_probability = 1.0 - cdf(residuals, viral_log - log_shares);
+        let names = feature_names();
+        let drivers = GROUPS
+            .iter()
+            .map(|(group, members)| {
+                let sum: f64 = names
+                    .iter()
+                    .zip(&contributions)
+                    .filter(|(n, _)| members.contains(n))
+                    .map(|(_, c)| c)
+                    .sum();
+                Driver {
+                    group: group.to_string(),
+                    factor: sum.exp(),
+                    spearman_loss_without: self
+                        .effects
+                        .iter()
+                        .find(|e| e.group == *group)
+                        .map(|e| e.spearman_loss_without),
+                }
+            })
+            .collect();
+        Forecast {
+            log_shares,
+            expected_shares: shares(log_shares),
+            low: shares(log_shares + quantile(residuals, 0.10)),
+            high: shares(log_shares + quantile(residuals, 0.90)),
+            viral_probability,
+            score: (100.0 * cdf(&self.forecast_quantiles, log_shares)).round() as u8,
+            new_author,
+            drivers,
+        }
+    }
+}
+
+/// The value at `level` of quantiles kept at [`LEVELS`] (linear between them, the end ones
+/// beyond them).
+pub fn quantile(q: &[f64], level: f64) -> f64 {
+    let n = q.len().min(LEVELS.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let i = LEVELS[..n].partition_point(|&l| l < level);
+    if i == 0 {
+        return q[0];
+    }
+    if i >= n {
+        return q[n - 1];
+    }
+    let (l0, l1) = (LEVELS[i - 1], LEVELS[i]);
+    q[i - 1] + (q[i] - q[i - 1]) * (level - l0) / (l1 - l0)
+}
+
+/// The probability below `value` of the distribution with quantiles `q` at [`LEVELS`]: linear
+/// between them; beyond the end ones, the last step's slope carried on to 0 and 1.
+pub fn cdf(q: &[f64], value: f64) -> f64 {
+    let n = q.len().min(LEVELS.len());
+    if n < 2 {
+        return 0.5;
+    }
+    if value <= q[0] {
+        let slope = (LEVELS[1] - LEVELS[0]) / (q[1] - q[0]).max(1e-6);
+        return (LEVELS[0] - slope * (q[0] - value)).max(0.0);
+    }
+    if value >= q[n - 1] {
+        let slope = (LEVELS[n - 1] - LEVELS[n - 2]) / (q[n - 1] - q[n - 2]).max(1e-6);
+        return (LEVELS[n - 1] + slope * (value - q[n - 1])).min(1.0);
+    }
+    let i = q[..n].partition_point(|&x| x <= value).clamp(1, n - 1);
+    let (a, b) = (q[i - 1], q[i]);
+    let t = if b > a { (value - a) / (b - a) } else { 0.5 };
+    LEVELS[i - 1] + (LEVELS[i] - LEVELS[i - 1]) * t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(record: AuthorRecord) -> Draft<'static> {
+        Draft {
+            text: "big news today #launch URL",
+            followers: None,
+            at: 1_420_070_400.0,
+            record,
+            sentiment: 0.2,
+            anger: 0.1,
+            joy: 0.5,
+            sadness: 0.1,
+            toxicity: 0.05,
+        }
+    }
+
+    #[test]
+    fn the_built_in_model_has_a_weight_for_every_feature() {
+        let m = ForecastModel::built_in();
+        let names: Vec<&str> = m.weights.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, feature_names());
+        assert_eq!(m.residuals.known.len(), LEVELS.len());
+        assert_eq!(m.forecast_quantiles.len(), LEVELS.len());
+    }
+
+    #[test]
+    fn an_author_whose_cascades_spread_is_forecast_above_one_whose_did_not() {
+        let m = ForecastModel::built_in();
+        let mut big = AuthorRecord::default();
+        let mut small = AuthorRecord::default();
+        for _ in 0..6 {
+            big.add(2_000);
+            small.add(20);
+        }
+        let a = m.forecast(&draft(big), None);
+        let b = m.forecast(&draft(small), None);
+        let new = m.forecast(&draft(AuthorRecord::default()), None);
+        assert!(a.expected_shares > new.expected_shares);
+        assert!(new.expected_shares > b.expected_shares);
+        assert!(a.viral_probability > b.viral_probability);
+        assert!(new.new_author && !a.new_author);
+        for f in [&a, &b, &new] {
+            assert!(
+                f.low <= f.expected_shares && f.expected_shares <= f.high,
+                "{f:?}"
+            );
+            assert!((0.0..=1.0).contains(&f.viral_probability));
+            assert!(f.score <= 100);
+        }
+        let record = |f: &Forecast| {
+            f.drivers
+                .iter()
+                .find(|d| d.group == "author track record")
+                .unwrap()
+                .factor
+        };
+        assert!(record(&a) > 1.0 && record(&b) < 1.0);
+    }
+
+    #[test]
+    fn a_lower_viral_threshold_makes_going_viral_likelier() {
+        let m = ForecastModel::built_in();
+        let d = draft(AuthorRecord::default());
+        assert!(
+            m.forecast(&d, Some(10.0)).viral_probability
+                > m.forecast(&d, Some(10_000.0)).viral_probability
+        );
+    }
+
+    #[test]
+    fn the_surface_counts_links_tags_and_mentions_apart_from_words() {
+        let s = Surface::of("@ana look #news https://x.co/a URL done");
+        assert_eq!(
+            s,
+            Surface {
+                chars: 4 + 4 + 5 + 4,
+                words: 4,
+                links: 2,
+                hashtags: 1,
+                mentions: 1
+            }
+        );
+    }
+
+    #[test]
+    fn quantiles_and_their_distribution_agree() {
+        let q: Vec<f64> = LEVELS.iter().map(|l| 10.0 * l).collect();
+        assert!((cdf(&q, 5.0) - 0.5).abs() < 1e-9);
+        assert!((quantile(&q, 0.9) - 9.0).abs() < 1e-9);
+        assert!((quantile(&q, 0.125) - 1.25).abs() < 1e-9);
+        assert!(cdf(&q, -100.0) == 0.0 && cdf(&q, 100.0) == 1.0);
+        assert!(cdf(&q, 0.05) < 0.01 && cdf(&q, 0.05) > 0.0);
+        for level in [0.01, 0.03, 0.5, 0.97, 0.99] {
+            assert!(
+                (cdf(&q, quantile(&q, level)) - level).abs() < 1e-9,
+                "{level}"
+            );
+        }
+    }
+}

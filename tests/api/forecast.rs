@@ -1,0 +1,227 @@
+//! The reach forecast against a real Pulse: authors' track records come from finished cascades
+//! in the store, per platform; nothing a forecast reads is written; bad requests name each
+//! wrong field.
+
+use crate::common::*;
+use pulse::db::forecast::{author_records, record_finished_cascades};
+use pulse::virality::forecast::RECORD_HISTORY;
+use serde_json::{json, Value};
+
+/// `n` posts of `author` on `platform`, each with a finished cascade of `shares` final shares.
+async fn finished_cascades(
+    pg: &tokio_postgres::Client,
+    author: &str,
+    platform: &str,
+    n: i64,
+    shares: i64,
+) {
+    pg.execute(
+        "WITH p AS (
+             INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
+                 sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id)
+             SELECT $1::text || '-' || $2::text || '-' || g, $2::text, $1::text, 100,
+                 'an earlier post',
+                 now() - make_interval(days => 10 + g::int), 'neutral', 0, '{}', 0, 0, 'seed', '0-0'
+             FROM generate_series(1, $3::int8) g
+             RETURNING id, created_at)
+         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares,
+             model_name, model_version, params_hash)
+         SELECT id, $2::text, created_at, created_at, 'finished', $4::int8, 'm', '1', 'h' FROM p",
+        &[&author, &platform, &n, &shares],
+    )
+    .await
+    .unwrap();
+}
+
+/// Rows of posts and cascades in the store.
+async fn stored(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one(
+        "SELECT (SELECT count(*) FROM posts) + (SELECT count(*) FROM virality_cascades) \
+             + (SELECT count(*) FROM author_records)",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn prolific(pg: &tokio_postgres::Client) -> pulse::virality::forecast::AuthorRecord {
+    author_records(pg, "twitter", &["prolific".to_string()])
+        .await
+        .unwrap()["prolific"]
+}
+
+fn draft(author: &str, platform: &str) -> Value {
+    json!({
+        "text": "Our new headphones ship today, and they are lovely #launch https://example.com/x",
+        "platform": platform,
+        "author": {"id": author, "followers": 5000},
+        "at": "2026-11-26T15:00:00Z"
+    })
+}
+
+fn of(body: &Value, i: usize) -> &Value {
+    &body["forecasts"][i]
+}
+
+#[actix_rt::test]
+async fn an_author_whose_cascades_spread_is_forecast_above_a_new_one_and_one_whose_did_not() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    finished_cascades(&pg, "loud", "twitter", 12, 3_000).await;
+    finished_cascades(&pg, "quiet", "twitter", 12, 2).await;
+    // Only on another platform: on twitter this author is new.
+    finished_cascades(&pg, "elsewhere", "reddit", 12, 3_000).await;
+    // What the virality leader does every minute.
+    let recorded = record_finished_cascades(&mut pg).await.unwrap();
+    assert_eq!(recorded, 36);
+    let stored_before = stored(&pg).await;
+
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [
+                draft("loud", "twitter"),
+                draft("newcomer", "twitter"),
+                draft("quiet", "twitter"),
+                draft("elsewhere", "twitter"),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let expected = |i: usize| of(&body, i)["expected_shares"].as_f64().unwrap();
+    assert!(expected(0) > expected(1), "{body}");
+    assert!(expected(1) > expected(2), "{body}");
+    assert_eq!(of(&body, 0)["author"]["cascades"], 12);
+    assert_eq!(of(&body, 0)["author"]["new_author"], false);
+    assert_eq!(of(&body, 1)["author"]["new_author"], true);
+    assert_eq!(of(&body, 3)["author"]["new_author"], true, "{body}");
+    assert!((expected(3) - expected(1)).abs() < 1e-9, "{body}");
+    let typical = of(&body, 0)["author"]["typical_shares"].as_f64().unwrap();
+    assert!((typical - 3_000.0).abs() < 1.0, "{body}");
+    for i in 0..4 {
+        let f = of(&body, i);
+        let (low, high) = (
+            f["interval"]["low"].as_f64().unwrap(),
+            f["interval"]["high"].as_f64().unwrap(),
+        );
+        assert!(low <= expected(i) && expected(i) <= high, "{f}");
+        let p = f["viral_probability"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{f}");
+        // 24 finished twitter cascades: enough for a percentile among them.
+        assert_eq!(f["percentile_among"], 24, "{f}");
+        assert!(f["percentile"].is_number(), "{f}");
+    }
+    let record_factor = |i: usize| {
+        of(&body, i)["drivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["group"] == "author track record")
+            .unwrap()["factor"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(record_factor(0) > 1.0 && record_factor(2) < 1.0, "{body}");
+    assert!(
+        of(&body, 0)["viral_probability"].as_f64() > of(&body, 2)["viral_probability"].as_f64()
+    );
+    assert!(body["model"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("reach-1:"));
+    assert_eq!(
+        stored(&pg).await,
+        stored_before,
+        "a forecast stores nothing"
+    );
+}
+
+#[actix_rt::test]
+async fn forecast_requests_name_each_wrong_field() {
+    let app = spawn_app().await;
+    let too_long = "x".repeat(20_001);
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [
+                {"text": "  ", "platform": "myspace", "author": {"id": ""}},
+                {"text": too_long, "platform": "twitter",
+                 "author": {"id": "a", "followers": 20_000_000_000u64}, "product": ""},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    let fields: Vec<&str> = body["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "posts[0].text",
+            "posts[0].platform",
+            "posts[0].author.id",
+            "posts[1].text",
+            "posts[1].author.followers",
+            "posts[1].product",
+        ],
+        "{body}"
+    );
+
+    let (status, body) = app.post("/api/v1/forecast", &json!({"posts": []})).await;
+    assert_eq!(status, 400, "{body}");
+    let many: Vec<Value> = (0..65)
+        .map(|i| draft(&format!("a{i}"), "twitter"))
+        .collect();
+    let (status, body) = app.post("/api/v1/forecast", &json!({"posts": many})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "posts");
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [draft("a", "twitter")], "store": true}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_json", "{body}");
+}
+
+#[actix_rt::test]
+async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    let many = RECORD_HISTORY + 10;
+    finished_cascades(&pg, "prolific", "twitter", many, 5).await;
+    // Still active: not part of any record.
+    pg.execute(
+        "UPDATE virality_cascades SET status = 'active' WHERE post_id = 'prolific-twitter-1'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), many - 1);
+    // Nothing new: a second pass reads nothing and changes nothing.
+    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
+    let before = prolific(&pg).await;
+    assert_eq!(before.cascades, RECORD_HISTORY as u64);
+    assert!((before.sum_log - RECORD_HISTORY as f64 * 6f64.ln()).abs() < 1e-9);
+
+    // The most recent post finishes (again, or late) with another size: it replaces its old
+    // size, and the active one that finishes now pushes out the oldest kept.
+    pg.batch_execute(
+        "UPDATE virality_cascades SET status = 'finished', shares = 99, updated_at = now()
+         WHERE post_id IN ('prolific-twitter-1', 'prolific-twitter-2')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 2);
+    let after = prolific(&pg).await;
+    assert_eq!(after.cascades, RECORD_HISTORY as u64);
+    let expected = (RECORD_HISTORY - 2) as f64 * 6f64.ln() + 2.0 * 100f64.ln();
+    assert!((after.sum_log - expected).abs() < 1e-9, "{after:?}");
+    assert!((after.max_log - 100f64.ln()).abs() < 1e-12);
+}
