@@ -108,8 +108,10 @@ pub async fn author_records(
     Ok(out)
 }
 
-/// The percentiles 1 to 99 of the final shares of `platform`'s (and `product`'s, when given)
-/// [`PERCENTILE_HISTORY`] most recently finished cascades, and how many there were.
+/// The percentiles 1 to 99 of the final shares of `platform`'s [`PERCENTILE_HISTORY`] most
+/// recently finished cascades (those of `product` among them, when given), and how many there
+/// were. The product filters after the limit, so a rare or unknown product costs no more than
+/// the platform does.
 pub async fn share_percentiles(
     client: &tokio_postgres::Client,
     platform: &str,
@@ -119,10 +121,10 @@ pub async fn share_percentiles(
     let row = client
         .query_one(
             "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares)
-             FROM (SELECT shares FROM virality_cascades
+             FROM (SELECT shares, product FROM virality_cascades
                    WHERE status = 'finished' AND platform = $1
-                     AND ($2::text IS NULL OR product = $2)
-                   ORDER BY last_activity_at DESC LIMIT $3) h",
+                   ORDER BY last_activity_at DESC LIMIT $3) h
+             WHERE $2::text IS NULL OR h.product = $2",
             &[&platform, &product, &PERCENTILE_HISTORY, &levels],
         )
         .await?;

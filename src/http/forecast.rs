@@ -26,6 +26,9 @@ use crate::virality::{unix_seconds, Model};
 pub const MAX_DRAFTS: usize = 64;
 /// Finished cascades a platform needs before a forecast says where it falls among them.
 pub const MIN_PERCENTILE_HISTORY: i64 = 20;
+/// Most distinct (platform, product) pairs in one request: each costs a read of up to 10,000
+/// finished cascades.
+pub const MAX_COMPARISONS: usize = 8;
 /// Largest follower count taken (beyond any account's).
 pub const MAX_FOLLOWERS: u64 = 10_000_000_000;
 
@@ -61,7 +64,7 @@ pub struct DraftPost {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastRequest {
-    /// 1 to 64 posts.
+    /// 1 to 64 posts, of at most 8 distinct `platform` and `product` pairs.
     #[schema(min_items = 1, max_items = 64)]
     pub posts: Vec<DraftPost>,
 }
@@ -93,8 +96,8 @@ pub struct PostForecast {
     /// Expected shares within 7 days of posting.
     pub expected_shares: f64,
     pub interval: ShareInterval,
-    /// Where the expected shares fall among the platform's (and product's) recently finished
-    /// cascades, 0 to 100; null with fewer than 20 of them.
+    /// Where the expected shares fall among the platform's 10,000 most recently finished
+    /// cascades (the product's among them, when given), 0 to 100; null with fewer than 20.
     pub percentile: Option<f64>,
     /// Finished cascades that percentile is taken among.
     pub percentile_among: i64,
@@ -316,6 +319,22 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
         if errors.len() >= 20 {
             break;
         }
+    }
+    let mut pairs: Vec<(&Platform, Option<&str>)> = platforms
+        .iter()
+        .zip(posts)
+        .map(|(platform, p)| (platform, p.product.as_deref()))
+        .collect();
+    pairs.sort_by_key(|(platform, product)| (platform.as_str(), *product));
+    pairs.dedup();
+    if pairs.len() > MAX_COMPARISONS {
+        errors.push(field_error(
+            "posts",
+            format!(
+                "{} distinct platform and product pairs; at most {MAX_COMPARISONS} in one request",
+                pairs.len()
+            ),
+        ));
     }
     if errors.is_empty() {
         Ok(platforms)

@@ -153,14 +153,8 @@ async fn forecast_requests_name_each_wrong_field() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
-    let fields: Vec<&str> = body["error"]["details"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        error_fields(&body),
         [
             "posts[0].text",
             "posts[0].platform",
@@ -179,7 +173,20 @@ async fn forecast_requests_name_each_wrong_field() {
         .collect();
     let (status, body) = app.post("/api/v1/forecast", &json!({"posts": many})).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["details"]["errors"][0]["field"], "posts");
+    assert_eq!(error_fields(&body), ["posts"]);
+    // Each platform and product pair reads up to 10,000 finished cascades: 9 are refused.
+    let spread: Vec<Value> = (0..9)
+        .map(|i| {
+            let mut d = draft("a", "twitter");
+            d["product"] = json!(format!("product-{i}"));
+            d
+        })
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/forecast", &json!({"posts": spread}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_fields(&body), ["posts"], "{body}");
     let (status, body) = app
         .post(
             "/api/v1/forecast",

@@ -286,14 +286,8 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let (status, err) = http_post(&app, "/api/v1/score", &bad.to_string()).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_request");
-    let fields: Vec<&str> = err["error"]["details"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        error_fields(&err),
         ["post.platform", "engagements[0].at", "engagements[0].count"]
     );
     let (status, err) = http_post(&app, "/api/v1/score", r#"{"post": {}, "surprise": 1}"#).await;

@@ -44,6 +44,16 @@ pub fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}{query}")
 }
 
+/// The fields an `invalid_request` error names, in its order.
+pub fn error_fields(body: &serde_json::Value) -> Vec<&str> {
+    body["error"]["details"]["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no error list in {body}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// A unique name part for this test.
 pub fn unique(prefix: &str) -> String {
     format!(

@@ -101,7 +101,7 @@ pub struct IsolationReport {
 }
 
 /// The queries the clients cycle through: the filtered and long-window ones that read the
-/// most rows.
+/// most rows, and the largest forecast.
 fn queries() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     let score = serde_json::json!({
         "post": {"platform": "twitter", "created_at": Utc::now().to_rfc3339(), "author_followers": 5000},
@@ -110,6 +110,18 @@ fn queries() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
             {"kind": "like", "at": Utc::now().to_rfc3339()}
         ]
     });
+    // The largest forecast request: 64 drafts of 8 products, each text analysed and each
+    // product's percentile read among the platform's finished cascades.
+    let drafts: Vec<serde_json::Value> = (0..64)
+        .map(|i| {
+            serde_json::json!({
+                "text": format!("Draft {i}: the new pulse-buds ship today, and they are lovely #launch"),
+                "platform": "twitter",
+                "author": {"id": format!("author-{}", i % 16), "followers": 1000 + i},
+                "product": format!("product-{}", i % 8)
+            })
+        })
+        .collect();
     vec![
         (
             "GET",
@@ -140,6 +152,11 @@ fn queries() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ("GET", "/api/v1/trending/terms?window=24h&limit=100", None),
         ("GET", "/api/v1/trending/posts?limit=100", None),
         ("POST", "/api/v1/score", Some(score)),
+        (
+            "POST",
+            "/api/v1/forecast",
+            Some(serde_json::json!({ "posts": drafts })),
+        ),
     ]
 }
 
