@@ -13,14 +13,13 @@ use utoipa::ToSchema;
 use super::analyze::{share_error, SentimentView};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
-use super::virality_api::{field_error, invalid_request};
+use super::virality_api::{field_error, invalid_request, live_model};
 use crate::db::forecast::{author_records, percentile_of, share_percentiles};
 use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
-use crate::virality::calibration::Calibration;
-use crate::virality::forecast::{Draft, Driver, ForecastModel};
-use crate::virality::{unix_seconds, Model};
+use crate::virality::forecast::{Draft, Driver, ForecastModel, INTERVAL_LEVEL};
+use crate::virality::unix_seconds;
 
 /// Most posts in one request.
 pub const MAX_DRAFTS: usize = 64;
@@ -202,16 +201,7 @@ pub async fn forecast(
         }
     }
     drop(client);
-    let v = &state.settings.virality;
-    let mut live = Model::new(
-        Calibration::shared(),
-        v.interval_level,
-        v.classify_probability,
-    );
-    live.set_thresholds(
-        state.thresholds.get(&state.pool, v).await,
-        v.threshold_shares,
-    );
+    let live = live_model(&state).await;
 
     let model = ForecastModel::built_in();
     let now = unix_seconds(Utc::now());
@@ -236,7 +226,7 @@ pub async fn forecast(
             interval: ShareInterval {
                 low: f.low,
                 high: f.high,
-                level: 0.8,
+                level: INTERVAL_LEVEL,
             },
             percentile: (*among >= MIN_PERCENTILE_HISTORY)
                 .then(|| percentile_of(stored, f.expected_shares)),
@@ -246,8 +236,7 @@ pub async fn forecast(
             score: f.score,
             author: AuthorEvidence {
                 cascades: record.cascades,
-                typical_shares: (record.cascades > 0)
-                    .then(|| (record.sum_log / record.cascades as f64).exp_m1()),
+                typical_shares: record.typical_shares(),
                 new_author: f.new_author,
             },
             drivers: f.drivers,

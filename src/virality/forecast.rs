@@ -39,6 +39,12 @@ impl AuthorRecord {
         };
     }
 
+    /// exp of the mean ln(1 + final shares), minus 1: what the author's cascades typically
+    /// reach; `None` without any.
+    pub fn typical_shares(&self) -> Option<f64> {
+        (self.cascades > 0).then(|| (self.sum_log / self.cascades as f64).exp_m1())
+    }
+
     /// The record's mean log size shrunk towards `prior` by `k` pseudo-cascades.
     pub fn shrunk_mean(&self, prior: f64, k: f64) -> f64 {
         (self.sum_log + k * prior) / (self.cascades as f64 + k)
@@ -294,7 +300,8 @@ impl ForecastModel {
         };
         let shares = |log: f64| log.exp_m1().max(0.0);
         let viral_log = viral_shares.map_or(self.viral_log, |s| s.ln_1p());
-        let viral_probability = 1.0 - cdf(residuals, viral_log - log_shares);
+        let viral_probability = reach_probability(residuals, log_shares, viral_log);
+        let (low, high) = interval(residuals, log_shares);
         let names = feature_names();
         let drivers = GROUPS
             .iter()
@@ -319,14 +326,33 @@ impl ForecastModel {
         Forecast {
             log_shares,
             expected_shares: shares(log_shares),
-            low: shares(log_shares + quantile(residuals, 0.10)),
-            high: shares(log_shares + quantile(residuals, 0.90)),
+            low: shares(low),
+            high: shares(high),
             viral_probability,
             score: (100.0 * cdf(&self.forecast_quantiles, log_shares)).round() as u8,
             new_author,
             drivers,
         }
     }
+}
+
+/// The central share of outcomes a forecast's interval holds.
+pub const INTERVAL_LEVEL: f64 = 0.8;
+
+/// The interval (log space) around the forecast `log_shares` that its `residuals` put
+/// [`INTERVAL_LEVEL`] of outcomes in.
+pub fn interval(residuals: &[f64], log_shares: f64) -> (f64, f64) {
+    let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
+    (
+        log_shares + quantile(residuals, tail),
+        log_shares + quantile(residuals, 1.0 - tail),
+    )
+}
+
+/// The probability that an outcome forecast at `log_shares` with `residuals` reaches
+/// `threshold_log`.
+pub fn reach_probability(residuals: &[f64], log_shares: f64, threshold_log: f64) -> f64 {
+    1.0 - cdf(residuals, threshold_log - log_shares)
 }
 
 /// The value at `level` of quantiles kept at [`LEVELS`] (linear between them, the end ones

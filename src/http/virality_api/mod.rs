@@ -11,6 +11,7 @@ use crate::models::errors::ErrorCode;
 use serde_json::{json, Value};
 
 pub use self::outcomes::{__path_feedback, feedback, Feedback, FeedbackRecord};
+pub(crate) use self::scoring::live_model;
 pub use self::scoring::{
     __path_score, score, ScoreEngagement, ScorePost, ScoreRequest, ThresholdCache,
 };

@@ -17,6 +17,7 @@ use crate::db::cascades::ViralityView;
 use crate::db::virality::learned_thresholds;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
+use crate::http::AppState;
 use crate::models::{EngagementKind, Platform};
 use crate::virality::calibration::Calibration;
 use crate::virality::{unix_seconds, Model, PostMeta, Tracker};
@@ -159,13 +160,7 @@ pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Result<HttpRe
     }
 
     let v = &state.settings.virality;
-    let mut model = Model::new(
-        Calibration::shared(),
-        v.interval_level,
-        v.classify_probability,
-    );
-    let thresholds = state.thresholds.get(&state.pool, v).await;
-    model.set_thresholds(thresholds, v.threshold_shares);
+    let model = live_model(&state).await;
 
     let window = (v.momentum_window_secs / 60).max(1) as i64;
     let mut tracker = Tracker::new(MAX_SCORE_ENGAGEMENTS);
@@ -271,4 +266,20 @@ impl ThresholdCache {
             }
         }
     }
+}
+
+/// The model the live predictor scores with: the shipped calibration, the configured interval
+/// and classification, and the learned thresholds (cached).
+pub(crate) async fn live_model(state: &AppState) -> Model {
+    let v = &state.settings.virality;
+    let mut model = Model::new(
+        Calibration::shared(),
+        v.interval_level,
+        v.classify_probability,
+    );
+    model.set_thresholds(
+        state.thresholds.get(&state.pool, v).await,
+        v.threshold_shares,
+    );
+    model
 }

@@ -17,7 +17,8 @@ use crate::analysis;
 use crate::config::{AnalyzerSettings, Backend};
 use crate::eval::virality::metrics::auc;
 use crate::virality::forecast::{
-    cdf, feature_names, features, quantile, Draft, ForecastModel, HeldOutEffect, Residuals, GROUPS,
+    feature_names, features, interval, reach_probability, Draft, ForecastModel, HeldOutEffect,
+    Residuals, GROUPS,
 };
 use fit::{level_quantiles, out_of_fold, pick_alpha, Ridge};
 use scores::{brier, mean_abs_error, paired_bootstrap, same_author_order, spearman};
@@ -116,18 +117,17 @@ impl Oof {
         self.pred[i] = pred;
         self.residuals[i] = residuals.to_vec();
     }
-    fn low(&self, i: usize) -> f64 {
-        self.pred[i] + quantile(&self.residuals[i], 0.10)
-    }
-    fn high(&self, i: usize) -> f64 {
-        self.pred[i] + quantile(&self.residuals[i], 0.90)
+    /// Whether row `i`'s interval holds `truth`.
+    fn covers(&self, i: usize, truth: f64) -> bool {
+        let (low, high) = interval(&self.residuals[i], self.pred[i]);
+        low <= truth && truth <= high
     }
     /// Each row's probability of reaching ln(1 + shares) `log`.
     fn probabilities(&self, log: f64) -> Vec<f64> {
         self.pred
             .iter()
             .zip(&self.residuals)
-            .map(|(p, r)| 1.0 - cdf(r, log - p))
+            .map(|(p, r)| reach_probability(r, *p, log))
             .collect()
     }
 }
@@ -271,10 +271,7 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
                 .zip(&viral)
                 .map(|(p, v)| (*p, *v))
                 .collect::<Vec<_>>()),
-            coverage_80: (0..n)
-                .filter(|&i| o.low(i) <= y[i] && y[i] <= o.high(i))
-                .count() as f64
-                / n as f64,
+            coverage_80: (0..n).filter(|&i| o.covers(i, y[i])).count() as f64 / n as f64,
             brier: brier(&prob, &viral),
             brier_skill: 1.0 - brier(&prob, &viral) / base_brier,
             brier_skill_top1: 1.0 - brier(&prob1, &viral1) / base_brier1,
