@@ -880,6 +880,9 @@ pub struct ViralitySettings {
     pub feed_interval_ms: u64,
     /// How often changed cascades are rescored and written, in milliseconds.
     pub score_interval_ms: u64,
+    /// How often the tracker's process records newly finished cascades in their authors'
+    /// track records (which reach forecasts read), in milliseconds.
+    pub author_records_interval_ms: u64,
     /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
     /// in seconds.
     pub inactive_expiry_secs: u64,
@@ -920,6 +923,7 @@ impl Default for ViralitySettings {
             takeover_interval_ms: 2_000,
             feed_interval_ms: 250,
             score_interval_ms: 1_000,
+            author_records_interval_ms: 60_000,
             inactive_expiry_secs: 1_800,
             revive_window_secs: 7 * 24 * 3_600,
             max_cascades: 100_000,

@@ -232,3 +232,58 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     assert!((after.sum_log - expected).abs() < 1e-9, "{after:?}");
     assert!((after.max_log - 100f64.ln()).abs() < 1e-12);
 }
+
+#[actix_rt::test]
+async fn cascades_finished_by_the_pipeline_become_their_authors_track_record() {
+    use chrono::{TimeDelta, Utc};
+    use std::time::Duration;
+
+    let env = TestEnv::new().await;
+    let mut s = env.settings();
+    s.virality.score_interval_ms = 100;
+    s.virality.inactive_expiry_secs = 1;
+    s.virality.author_records_interval_ms = 200;
+    let app = spawn_app_with(env, s).await;
+    let created = Utc::now() - TimeDelta::minutes(5);
+    let mut events = Vec::new();
+    for (post, shares) in [("streamed-1", 30), ("streamed-2", 10)] {
+        events.push(
+            json!({"type": "post", "id": post, "platform": "twitter",
+                   "author": {"id": "streamer", "followers": 900},
+                   "text": "A post that people share", "created_at": created.to_rfc3339()})
+            .to_string(),
+        );
+        for i in 0..shares {
+            events.push(
+                json!({"type": "engagement", "id": format!("{post}:s{i}"), "post_id": post,
+                       "kind": "share", "at": (created + TimeDelta::seconds(i + 1)).to_rfc3339()})
+                .to_string(),
+            );
+        }
+    }
+    app.send_events(&events).await;
+
+    let asked = json!({"posts": [draft("streamer", "twitter")]});
+    // exp of the mean of ln(31) and ln(11), minus one. A cascade recorded before its last
+    // shares were scored (it can finish and be taken up again) is recorded again, replaced.
+    let expected = ((31f64.ln() + 11f64.ln()) / 2.0).exp_m1();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let (status, body) = app.post("/api/v1/forecast", &asked).await;
+        let author = &body["forecasts"][0]["author"];
+        if status == 200
+            && author["cascades"] == 2
+            && author["typical_shares"]
+                .as_f64()
+                .is_some_and(|t| (t - expected).abs() < 1e-6)
+        {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the author's cascades were not recorded as they finished: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(last["forecasts"][0]["author"]["new_author"], false);
+}

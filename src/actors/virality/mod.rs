@@ -219,10 +219,15 @@ impl Actor for ViralityTracker {
         ctx.run_interval(every, |this, ctx| this.tick(ctx));
         let feed = Duration::from_millis(self.cfg().feed_interval_ms.max(10));
         ctx.run_interval(feed, |this, ctx| this.poll(ctx));
+        let records = Duration::from_millis(self.cfg().author_records_interval_ms.max(100));
+        ctx.run_interval(records, |this, ctx| {
+            if this.ready {
+                this.record_authors(ctx);
+            }
+        });
         ctx.run_interval(THRESHOLD_REFRESH, |this, ctx| {
             if this.ready {
                 this.refresh_thresholds(ctx);
-                this.record_authors(ctx);
             }
         });
     }
