@@ -11,9 +11,8 @@ use crate::models::errors::ErrorCode;
 use serde_json::{json, Value};
 
 pub use self::outcomes::{__path_feedback, feedback, Feedback, FeedbackRecord};
-pub(crate) use self::scoring::live_model;
 pub use self::scoring::{
-    __path_score, score, ScoreEngagement, ScorePost, ScoreRequest, ThresholdCache,
+    __path_score, live_model, score, ScoreEngagement, ScorePost, ScoreRequest, ThresholdCache,
 };
 pub use self::trending::{
     __path_momentum, __path_post_virality, __path_trending_posts, momentum, post_virality,

@@ -270,7 +270,7 @@ impl ThresholdCache {
 
 /// The model the live predictor scores with: the shipped calibration, the configured interval
 /// and classification, and the learned thresholds (cached).
-pub(crate) async fn live_model(state: &AppState) -> Model {
+pub async fn live_model(state: &AppState) -> Model {
     let v = &state.settings.virality;
     let mut model = Model::new(
         Calibration::shared(),
