@@ -9,6 +9,10 @@ use crate::virality::forecast::{AuthorRecord, RECORD_HISTORY};
 
 /// Finished cascades a percentile is taken among, the most recent first.
 pub const PERCENTILE_HISTORY: i64 = 10_000;
+/// Rows written this recently are left for the next pass: a row's `updated_at` is its
+/// transaction's start, so one committing late could otherwise land behind a position already
+/// passed and never be read.
+pub const SETTLE_SECS: f64 = 5.0;
 /// Finished cascades recorded in one pass (the next pass goes on from there).
 pub const RECORD_BATCH: i64 = 10_000;
 
@@ -39,6 +43,7 @@ pub async fn record_finished_cascades(
                  FROM virality_cascades c
                  JOIN posts p ON p.id = c.post_id
                  WHERE c.status = 'finished' AND (c.updated_at, c.post_id) > ($1, $2)
+                   AND c.updated_at < now() - make_interval(secs => $5)
                  ORDER BY c.updated_at, c.post_id
                  LIMIT $3),
              grouped AS (
@@ -63,7 +68,13 @@ pub async fn record_finished_cascades(
                       ORDER BY updated_at DESC, post_id DESC LIMIT 1)
              SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM written),
                     (SELECT updated_at FROM last), (SELECT post_id FROM last)",
-            &[&after, &after_id, &RECORD_BATCH, &RECORD_HISTORY],
+            &[
+                &after,
+                &after_id,
+                &RECORD_BATCH,
+                &RECORD_HISTORY,
+                &SETTLE_SECS,
+            ],
         )
         .await?;
     let read: i64 = row.get(0);

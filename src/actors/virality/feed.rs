@@ -142,6 +142,11 @@ impl ViralityTracker {
     /// Records the cascades finished since the last pass in their authors' track records,
     /// which reach forecasts read.
     pub(super) fn record_authors(&mut self, ctx: &mut Context<Self>) {
+        // A slow pass is not joined by the next one.
+        if self.recording_authors {
+            return;
+        }
+        self.recording_authors = true;
         let pool = self.pool.clone();
         ctx.spawn(
             wrap_future::<_, Self>(async move {
@@ -157,11 +162,13 @@ impl ViralityTracker {
                 }
                 anyhow::Ok(read)
             })
-            .map(|result, _, _| match result {
+            .map(|result, this, _| match result {
                 Ok(read) => {
+                    this.recording_authors = false;
                     metrics::counter!(names::FORECAST_RECORDED_CASCADES).increment(read as u64)
                 }
                 Err(e) => {
+                    this.recording_authors = false;
                     metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
                         .increment(1);
                     tracing::warn!(error = %e, "recording authors' finished cascades failed");

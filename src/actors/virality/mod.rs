@@ -83,6 +83,8 @@ pub struct ViralityTracker {
     /// in the order their state was taken.
     write_gate: Arc<tokio::sync::Mutex<()>>,
     looking_up: bool,
+    /// Whether a pass recording finished cascades in authors' track records is running.
+    recording_authors: bool,
     /// Names this process in `virality_feed.holder`.
     holder: String,
 }
@@ -114,6 +116,7 @@ impl ViralityTracker {
             polling: None,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             looking_up: false,
+            recording_authors: false,
             holder,
         }
     }
