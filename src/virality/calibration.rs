@@ -225,7 +225,8 @@ impl Calibration {
     /// The uncalibrated prediction from the shares of a post created at `origin` (Unix
     /// seconds) by an author with `author_followers`, observed at `at`: what remains from the
     /// growth model when there is one, else from the point process (which also gives the
-    /// infectiousness and the variance either way).
+    /// infectiousness and the variance either way). `prior` is the post's reach forecast at age
+    /// 0 (`ln(1 + shares)`), when one was made.
     pub fn raw(
         &self,
         origin: f64,
@@ -233,6 +234,7 @@ impl Calibration {
         shares: &[ShareNode],
         extra_shares: u64,
         at: f64,
+        prior: Option<f64>,
     ) -> RawPrediction {
         let mut raw = seismic::predict(
             &self.params,
@@ -243,7 +245,7 @@ impl Calibration {
             at,
         );
         if !self.growth.is_empty() {
-            let observation = growth::observe(origin, shares, extra_shares, at);
+            let observation = growth::observe(origin, shares, extra_shares, at, prior);
             raw.remaining = self.growth.remaining(&observation);
         }
         raw

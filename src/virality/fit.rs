@@ -26,6 +26,8 @@ pub struct TrueCascade {
     pub created_at: f64,
     /// Shares in time order; parents index into the same list.
     pub shares: Vec<ShareNode>,
+    /// The post's reach forecast at age 0 (`ln(1 + shares)`), when one was made.
+    pub prior: Option<f64>,
 }
 
 impl TrueCascade {
@@ -114,7 +116,8 @@ pub fn fit_growth(train: &[&TrueCascade]) -> GrowthModel {
             let rows: Vec<([f64; growth::FEATURES], f64)> = train
                 .iter()
                 .map(|c| {
-                    let o = growth::observe(c.created_at, &c.shares, 0, c.created_at + age);
+                    let o =
+                        growth::observe(c.created_at, &c.shares, 0, c.created_at + age, c.prior);
                     let target = (c.size() as f64).ln_1p() - o.seen.ln_1p();
                     (o.features, target)
                 })
@@ -167,6 +170,7 @@ pub fn fit(train: &[TrueCascade], min_shares: u64, fitted_on: String) -> Calibra
                     &c.shares,
                     0,
                     c.created_at + age,
+                    c.prior,
                 );
                 samples.push(Sample {
                     observed: raw.observed,

@@ -4,7 +4,8 @@
 //! seen)` from features of the shares seen by then: the counts at that age and at six
 //! successive halvings of it (the growth curve, so its speed and its acceleration), the direct
 //! shares, the sharers who were reshared, the minutes since the last share and to the first,
-//! and the hour of day the post went out. Between two grid ages both models answer from the
+//! the hour of day the post went out, and the post's reach forecast at age 0 (its prior, from
+//! its author's track record and its text, when known). Between two grid ages both models answer from the
 //! features at the actual age and their answers are interpolated in log age.
 //!
 //! Fitted by median regression (iteratively reweighted least squares), so a few cascades that
@@ -19,7 +20,10 @@ use super::cascade::{ShareNode, ROOT};
 /// Counts at the age and at this many halvings of it (the first is the age itself).
 pub const HALVINGS: usize = 7;
 /// Length of a feature vector.
-pub const FEATURES: usize = HALVINGS + 6;
+pub const FEATURES: usize = HALVINGS + 7;
+/// Where the prior sits: `ln(1 + expected final shares)` forecast before any share, NaN when
+/// unknown (the model then reads it at its training mean, so it moves nothing).
+pub const PRIOR: usize = FEATURES - 1;
 
 /// What a prediction starts from at one observation time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,8 +36,14 @@ pub struct Observation {
 
 /// Features of the shares of a post created at `origin` (Unix seconds) seen at `at`;
 /// `extra_shares` counts shares that were seen but not kept in the tree (they only add to the
-/// counts at the observation time).
-pub fn observe(origin: f64, shares: &[ShareNode], extra_shares: u64, at: f64) -> Observation {
+/// counts at the observation time); `prior` is the post's forecast at age 0, if any.
+pub fn observe(
+    origin: f64,
+    shares: &[ShareNode],
+    extra_shares: u64,
+    at: f64,
+    prior: Option<f64>,
+) -> Observation {
     let age = (at - origin).max(0.0);
     let mut counts = [0.0f64; HALVINGS];
     let mut direct = 0.0;
@@ -82,6 +92,7 @@ pub fn observe(origin: f64, shares: &[ShareNode], extra_shares: u64, at: f64) ->
         to_first,
         if hour.is_finite() { hour.sin() } else { 0.0 },
         if hour.is_finite() { hour.cos() } else { 1.0 },
+        prior.filter(|p| p.is_finite()).unwrap_or(f64::NAN),
     ]);
     Observation {
         seen: counts[0],
@@ -101,20 +112,22 @@ pub struct AgeModel {
 }
 
 impl AgeModel {
-    /// The predicted median of `ln(1 + final) − ln(1 + seen)`, never below 0.
+    /// The predicted median of `ln(1 + final) − ln(1 + seen)`, never below 0. A model fitted
+    /// before the prior was a feature has one coefficient fewer and reads no prior.
     pub fn log_growth(&self, features: &[f64; FEATURES]) -> f64 {
-        if self.coef.len() != FEATURES + 1
-            || self.mean.len() != FEATURES
-            || self.scale.len() != FEATURES
+        let width = self.coef.len().saturating_sub(1);
+        if !(width == FEATURES || width == PRIOR)
+            || self.mean.len() != width
+            || self.scale.len() != width
         {
             return 0.0;
         }
         let y = self.coef[0]
-            + features
+            + features[..width]
                 .iter()
                 .zip(&self.coef[1..])
                 .zip(self.mean.iter().zip(&self.scale))
-                .map(|((x, c), (m, s))| c * (x - m) / s)
+                .map(|((x, c), (m, s))| if x.is_nan() { 0.0 } else { c * (x - m) / s })
                 .sum::<f64>();
         if y.is_finite() {
             y.max(0.0)
@@ -123,19 +136,27 @@ impl AgeModel {
         }
     }
 
-    /// Fits the median regression on `(features, target)` rows.
+    /// Fits the median regression on `(features, target)` rows; an unknown feature (NaN) is
+    /// read at the mean of the known ones.
     pub fn fit(age_s: f64, rows: &[([f64; FEATURES], f64)]) -> AgeModel {
-        let n = rows.len().max(1) as f64;
         let mut mean = vec![0.0; FEATURES];
         let mut scale = vec![0.0; FEATURES];
+        let mut known = vec![0usize; FEATURES];
         for (x, _) in rows {
             for i in 0..FEATURES {
-                mean[i] += x[i] / n;
+                if !x[i].is_nan() {
+                    mean[i] += x[i];
+                    known[i] += 1;
+                }
             }
         }
+        for (m, n) in mean.iter_mut().zip(&known) {
+            *m /= (*n).max(1) as f64;
+        }
+        let value = |x: &[f64; FEATURES], i: usize| if x[i].is_nan() { mean[i] } else { x[i] };
         for (x, _) in rows {
             for i in 0..FEATURES {
-                scale[i] += (x[i] - mean[i]).powi(2) / n;
+                scale[i] += (value(x, i) - mean[i]).powi(2) / known[i].max(1) as f64;
             }
         }
         for s in &mut scale {
@@ -145,7 +166,7 @@ impl AgeModel {
             .iter()
             .map(|(x, _)| {
                 std::iter::once(1.0)
-                    .chain((0..FEATURES).map(|i| (x[i] - mean[i]) / scale[i]))
+                    .chain((0..FEATURES).map(|i| (value(x, i) - mean[i]) / scale[i]))
                     .collect()
             })
             .collect();
@@ -304,7 +325,7 @@ mod tests {
         let shares: Vec<ShareNode> = (1..=8)
             .map(|i| share(f64::from(i) * 10.0, if i == 4 { 0 } else { ROOT }))
             .collect();
-        let o = observe(0.0, &shares, 2, 80.0);
+        let o = observe(0.0, &shares, 2, 80.0, None);
         assert_eq!(o.seen, 10.0);
         // 80 s: all 8 (+2 untracked); 40 s: 4; 20 s: 2; 10 s: 1; 5 s and below: 0.
         let counts: Vec<f64> = o.features[..HALVINGS].iter().map(|f| f.exp_m1()).collect();
@@ -315,7 +336,49 @@ mod tests {
         assert!((o.features[HALVINGS].exp_m1() - 7.0).abs() < 1e-9);
         assert!((o.features[HALVINGS + 1].exp_m1() - 1.0).abs() < 1e-9);
         // Shares after the observation are not seen.
-        assert_eq!(observe(0.0, &shares, 0, 35.0).seen, 3.0);
+        assert_eq!(observe(0.0, &shares, 0, 35.0, None).seen, 3.0);
+        assert!(o.features[PRIOR].is_nan());
+        assert_eq!(
+            observe(0.0, &shares, 0, 35.0, Some(4.5)).features[PRIOR],
+            4.5
+        );
+    }
+
+    #[test]
+    fn a_known_prior_moves_the_prediction_and_an_unknown_one_reads_at_the_mean() {
+        // Growth is half the prior, plus a little from the first count; a third of the rows
+        // have no prior.
+        let rows: Vec<([f64; FEATURES], f64)> = (0..300)
+            .map(|i| {
+                let mut x = [0.0; FEATURES];
+                x[0] = f64::from(i % 7);
+                let prior = f64::from(i % 11);
+                x[PRIOR] = if i % 3 == 0 { f64::NAN } else { prior };
+                (x, 0.5 * prior + 0.1 * x[0] + 1.0)
+            })
+            .collect();
+        let model = AgeModel::fit(600.0, &rows);
+        let at = |prior: f64| {
+            let mut x = [0.0; FEATURES];
+            x[0] = 3.0;
+            x[PRIOR] = prior;
+            model.log_growth(&x)
+        };
+        assert!(at(8.0) - at(2.0) > 2.0, "{} {}", at(8.0), at(2.0));
+        let mean = model.mean[PRIOR];
+        assert!((at(f64::NAN) - at(mean)).abs() < 1e-9);
+        // A model fitted before the prior was a feature reads none.
+        let older = AgeModel {
+            coef: model.coef[..FEATURES].to_vec(),
+            mean: model.mean[..PRIOR].to_vec(),
+            scale: model.scale[..PRIOR].to_vec(),
+            ..model.clone()
+        };
+        let mut x = [0.0; FEATURES];
+        x[PRIOR] = 8.0;
+        let mut y = x;
+        y[PRIOR] = 2.0;
+        assert_eq!(older.log_growth(&x), older.log_growth(&y));
     }
 
     #[test]

@@ -308,6 +308,7 @@ impl Model {
             tracker.tree.nodes(),
             untracked,
             at,
+            None,
         )
     }
 

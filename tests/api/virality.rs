@@ -420,6 +420,7 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
         author_followers: 0,
         created_at: created.timestamp() as f64,
         shares,
+        prior: None,
     };
     let mut rows = Vec::new();
     report::predict(

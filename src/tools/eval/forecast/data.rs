@@ -15,6 +15,8 @@ pub const HORIZON_S: f64 = 7.0 * 86_400.0;
 /// One cascade of the evaluation set.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The source post's id.
+    pub id: String,
     pub author: String,
     /// Unix seconds.
     pub at: f64,
@@ -49,6 +51,7 @@ pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
         };
         let final_shares = tree.cascade.size();
         rows.push(Row {
+            id: tree.cascade.id.clone(),
             author: tree.author,
             at: tree.cascade.created_at,
             text: text.to_string(),
@@ -234,6 +237,7 @@ mod tests {
 
     fn row(author: &str, at: f64, text: &str, shares: u64) -> Row {
         Row {
+            id: format!("{author}-{at}"),
             author: author.into(),
             at,
             text: text.into(),

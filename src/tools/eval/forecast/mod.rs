@@ -54,6 +54,10 @@ pub struct ForecastEvalArgs {
     /// Also fit on every cascade and write the model here (src/virality/forecast.json ships).
     #[arg(long)]
     pub write_model: Option<PathBuf>,
+    /// Also write each cascade's out-of-fold forecast here, as JSON lines (`id`, `author`,
+    /// `forecast` and `truth` in ln(1 + shares), `fold`).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -351,12 +355,27 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut sink = 0.0;
     for d in &drafts {
-        sink += model.forecast(d, None).log_shares;
+        sink += model.forecast(d, None, None).log_shares;
     }
     let forecast_micros = started.elapsed().as_secs_f64() * 1e6 / n as f64;
     anyhow::ensure!(sink.is_finite(), "a forecast is not finite");
     if let Some(path) = &args.write_model {
         std::fs::write(path, serde_json::to_string_pretty(&model)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.predictions {
+        let lines: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                serde_json::json!({
+                    "id": r.id, "author": r.author, "forecast": pulse.pred[i], "truth": y[i],
+                    "fold": fold[i],
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
 

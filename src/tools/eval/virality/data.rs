@@ -43,6 +43,7 @@ pub fn generate(seed: u64, posts: usize) -> Vec<TrueCascade> {
                             author_followers: p.author.followers,
                             created_at: unix_seconds(p.created_at),
                             shares: Vec::new(),
+                            prior: None,
                         },
                         ShareTree::new(usize::MAX),
                     ));
@@ -146,6 +147,7 @@ pub fn read_json_lines(path: &Path) -> anyhow::Result<Vec<TrueCascade>> {
             author_followers: c.author_followers.unwrap_or(0),
             created_at,
             shares: in_time_order(shares),
+            prior: None,
         });
     }
     Ok(out)
@@ -354,14 +356,76 @@ fn parse_tree(
             author_followers: 0,
             created_at,
             shares,
+            prior: None,
         },
         author: source_author.unwrap_or_default().to_string(),
     })
 }
 
+/// Sets each cascade's prior from JSON lines of `id` and `forecast`; answers how many got one.
+pub fn set_priors(cascades: &mut [TrueCascade], path: &Path) -> anyhow::Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        id: String,
+        forecast: f64,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut priors = HashMap::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let l: Line = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a prior", path.display(), n + 1))?;
+        anyhow::ensure!(
+            l.forecast.is_finite(),
+            "{} line {}: forecast is not finite",
+            path.display(),
+            n + 1
+        );
+        priors.insert(l.id, l.forecast);
+    }
+    let mut known = 0;
+    for c in cascades {
+        c.prior = priors.get(&c.id).copied();
+        known += usize::from(c.prior.is_some());
+    }
+    Ok(known)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priors_are_read_by_cascade_id_and_bad_lines_are_refused() {
+        let dir = std::env::temp_dir().join(format!("pulse-priors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cascade = |id: &str| TrueCascade {
+            id: id.into(),
+            platform: None,
+            author_followers: 0,
+            created_at: 0.0,
+            shares: Vec::new(),
+            prior: Some(9.0),
+        };
+        let mut cascades = vec![cascade("a"), cascade("b")];
+        let good = dir.join("good.jsonl");
+        std::fs::write(&good, "{\"id\":\"a\",\"forecast\":4.5,\"truth\":5.0}\n\n").unwrap();
+        assert_eq!(set_priors(&mut cascades, &good).unwrap(), 1);
+        assert_eq!(cascades[0].prior, Some(4.5));
+        assert_eq!(
+            cascades[1].prior, None,
+            "a cascade without a line has no prior"
+        );
+        let bad = dir.join("bad.jsonl");
+        std::fs::write(&bad, "{\"id\":\"a\",\"forecast\":4.5}\n{\"id\":\"b\"}\n").unwrap();
+        let err = set_priors(&mut cascades, &bad).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn trees_are_cleaned_as_documented() {

@@ -59,6 +59,11 @@ pub struct ViralityEvalArgs {
     /// beside the real ones (0: do not).
     #[arg(long, default_value_t = 20_000)]
     pub generated_posts: usize,
+    /// With `--data`, each cascade's reach forecast at age 0 as the growth model's prior: JSON
+    /// lines with `id` and `forecast` (`ln(1 + shares)`), as `pulse eval forecast
+    /// --predictions` writes them out of fold. Cascades without one have no prior.
+    #[arg(long)]
+    pub priors: Option<PathBuf>,
 }
 
 /// The report of a run.
@@ -84,7 +89,11 @@ pub fn run(args: ViralityEvalArgs) -> anyhow::Result<()> {
     let (source, cascades, folds, cleaning, everything) = match &args.data {
         Some(path) => {
             let horizon = args.horizon_days * 86400.0;
-            let (cascades, cleaning) = data::read(path, horizon)?;
+            let (mut cascades, cleaning) = data::read(path, horizon)?;
+            if let Some(priors) = &args.priors {
+                let known = data::set_priors(&mut cascades, priors)?;
+                eprintln!("{known} of {} cascades have a prior", cascades.len());
+            }
             anyhow::ensure!(args.folds >= 2, "--folds must be at least 2");
             anyhow::ensure!(
                 cascades.len() as u64 >= args.folds,
@@ -98,7 +107,15 @@ pub fn run(args: ViralityEvalArgs) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64(),
                 args.folds
             );
-            let source = format!("{} ({} cascades)", path.display(), cascades.len());
+            let source = match &args.priors {
+                Some(p) => format!(
+                    "{} ({} cascades, priors {})",
+                    path.display(),
+                    cascades.len(),
+                    p.display()
+                ),
+                None => format!("{} ({} cascades)", path.display(), cascades.len()),
+            };
             for k in 0..args.folds {
                 let (train, test): (Vec<&TrueCascade>, Vec<&TrueCascade>) = cascades
                     .iter()

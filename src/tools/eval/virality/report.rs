@@ -139,7 +139,7 @@ pub fn predict(
             let size = c.size() as f64;
             let threshold = model.threshold(c.platform);
             let at = c.created_at + age.seconds(c);
-            let raw = calibration.raw(c.created_at, c.author_followers, &c.shares, 0, at);
+            let raw = calibration.raw(c.created_at, c.author_followers, &c.shares, 0, at, c.prior);
             let p = model.calibrate(&raw, c.platform);
             let seen = raw.observed;
             rows.push(Row {

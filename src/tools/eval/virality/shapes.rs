@@ -116,6 +116,7 @@ mod tests {
             shares: (0..4)
                 .map(|i| node(60.0 * f64::from(i + 1), if i == 0 { ROOT } else { i - 1 }))
                 .collect(),
+            prior: None,
         };
         let s = Shapes::of(&[chain], 1);
         assert_eq!(s.cascades, 1);
@@ -131,6 +132,7 @@ mod tests {
             shares: (0..4)
                 .map(|i| node(60.0 * f64::from(i + 1), ROOT))
                 .collect(),
+            prior: None,
         };
         let s = Shapes::of(&[star], 5);
         assert_eq!(s.cascades, 0);
