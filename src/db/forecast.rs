@@ -119,19 +119,30 @@ pub async fn author_records(
     Ok(out)
 }
 
-/// The percentiles 1 to 99 of the final shares of `platform`'s [`PERCENTILE_HISTORY`] most
-/// recently finished cascades (those of `product` among them, when given), and how many there
-/// were. The product filters after the limit, so a rare or unknown product costs no more than
-/// the platform does.
-pub async fn share_percentiles(
+/// What the store knows of the final sizes of a platform's finished cascades.
+#[derive(Debug, Clone, Default)]
+pub struct ShareHistory {
+    /// Percentiles 1 to 99 of the final shares (empty with none).
+    pub percentiles: Vec<f64>,
+    /// How many cascades they are taken among.
+    pub cascades: i64,
+    /// Their mean ln(1 + final shares), the level forecasts on the platform are set to.
+    pub mean_log: Option<f64>,
+}
+
+/// The final shares of `platform`'s [`PERCENTILE_HISTORY`] most recently finished cascades
+/// (those of `product` among them, when given). The product filters after the limit, so a rare
+/// or unknown product costs no more than the platform does.
+pub async fn share_history(
     client: &tokio_postgres::Client,
     platform: &str,
     product: Option<&str>,
-) -> Result<(Vec<f64>, i64), tokio_postgres::Error> {
+) -> Result<ShareHistory, tokio_postgres::Error> {
     let levels: Vec<f64> = (1..100).map(|p| f64::from(p) / 100.0).collect();
     let row = client
         .query_one(
-            "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares)
+            "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares),
+                 avg(ln(1 + greatest(h.shares, 0)::float8))
              FROM (SELECT shares, product FROM virality_cascades
                    WHERE status = 'finished' AND platform = $1
                    ORDER BY last_activity_at DESC LIMIT $3) h
@@ -139,16 +150,16 @@ pub async fn share_percentiles(
             &[&platform, &product, &PERCENTILE_HISTORY, &levels],
         )
         .await?;
-    let n: i64 = row.get(0);
     let values: Option<Vec<i64>> = row.get(1);
-    Ok((
-        values
+    Ok(ShareHistory {
+        percentiles: values
             .unwrap_or_default()
             .into_iter()
             .map(|v| v as f64)
             .collect(),
-        n,
-    ))
+        cascades: row.get(0),
+        mean_log: row.get(2),
+    })
 }
 
 /// Where `shares` falls among percentiles 1 to 99: the share of stored cascades below it, in

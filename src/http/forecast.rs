@@ -14,7 +14,7 @@ use super::analyze::{share_error, SentimentView};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use super::virality_api::{field_error, invalid_request, live_model};
-use crate::db::forecast::{author_records, percentile_of, share_percentiles};
+use crate::db::forecast::{author_records, percentile_of, share_history};
 use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
@@ -23,7 +23,8 @@ use crate::virality::unix_seconds;
 
 /// Most posts in one request.
 pub const MAX_DRAFTS: usize = 64;
-/// Finished cascades a platform needs before a forecast says where it falls among them.
+/// Finished cascades a platform (or product) needs before a forecast is set to their level
+/// and says where it falls among them.
 pub const MIN_PERCENTILE_HISTORY: i64 = 20;
 /// Most distinct (platform, product) pairs in one request: each costs a read of up to 10,000
 /// finished cascades.
@@ -92,7 +93,9 @@ pub struct AuthorEvidence {
 /// One post's forecast.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostForecast {
-    /// Expected shares within 7 days of posting.
+    /// Expected shares within 7 days of posting, at the level of the platform's (or product's)
+    /// finished cascades once the store has 20; before that, at the level of the data the
+    /// model was fitted on.
     pub expected_shares: f64,
     pub interval: ShareInterval,
     /// Where the expected shares fall among the platform's 10,000 most recently finished
@@ -197,7 +200,7 @@ pub async fn forecast(
         if let std::collections::hash_map::Entry::Vacant(slot) =
             percentiles.entry((*platform, p.product.clone()))
         {
-            slot.insert(share_percentiles(&client, platform.as_str(), p.product.as_deref()).await?);
+            slot.insert(share_history(&client, platform.as_str(), p.product.as_deref()).await?);
         }
     }
     drop(client);
@@ -219,8 +222,9 @@ pub async fn forecast(
             analysis,
         );
         let threshold = live.threshold(Some(*platform));
-        let f = model.forecast(&draft, Some(threshold));
-        let (stored, among) = &percentiles[&(*platform, p.product.clone())];
+        let history = &percentiles[&(*platform, p.product.clone())];
+        let enough = history.cascades >= MIN_PERCENTILE_HISTORY;
+        let f = model.forecast(&draft, Some(threshold), history.mean_log.filter(|_| enough));
         forecasts.push(PostForecast {
             expected_shares: f.expected_shares,
             interval: ShareInterval {
@@ -228,9 +232,8 @@ pub async fn forecast(
                 high: f.high,
                 level: INTERVAL_LEVEL,
             },
-            percentile: (*among >= MIN_PERCENTILE_HISTORY)
-                .then(|| percentile_of(stored, f.expected_shares)),
-            percentile_among: *among,
+            percentile: enough.then(|| percentile_of(&history.percentiles, f.expected_shares)),
+            percentile_among: history.cascades,
             viral_probability: f.viral_probability,
             viral_threshold_shares: threshold,
             score: f.score,

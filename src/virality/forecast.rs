@@ -287,11 +287,25 @@ impl ForecastModel {
     }
 
     /// The forecast of `draft`; `viral_shares` is the platform's learned viral threshold when
-    /// it has one.
-    pub fn forecast(&self, draft: &Draft, viral_shares: Option<f64>) -> Forecast {
-        let x = features(draft, self.prior, self.shrink);
+    /// it has one; `level` the mean ln(1 + final shares) of the platform's finished cascades
+    /// when the store has enough of them.
+    ///
+    /// The model was fitted on one platform's cascades, whose sizes need not be another's. On
+    /// a platform of its own level the forecast moves by the difference of the two means, and
+    /// an author's record is read against the platform's mean (the features are already
+    /// relative to it): the weights say how far above or below the typical cascade a post
+    /// lands, the level says where the typical cascade is.
+    pub fn forecast(
+        &self,
+        draft: &Draft,
+        viral_shares: Option<f64>,
+        level: Option<f64>,
+    ) -> Forecast {
+        let level = level.filter(|l| l.is_finite()).unwrap_or(self.prior);
+        let shift = level - self.prior;
+        let x = features(draft, level, self.shrink);
         let contributions = self.contributions(&x);
-        let log_shares = self.intercept + contributions.iter().sum::<f64>();
+        let log_shares = self.intercept + contributions.iter().sum::<f64>() + shift;
         let new_author = draft.record.cascades == 0;
         let residuals = if new_author {
             &self.residuals.new
@@ -329,7 +343,7 @@ impl ForecastModel {
             low: shares(low),
             high: shares(high),
             viral_probability,
-            score: (100.0 * cdf(&self.forecast_quantiles, log_shares)).round() as u8,
+            score: (100.0 * cdf(&self.forecast_quantiles, log_shares - shift)).round() as u8,
             new_author,
             drivers,
         }
@@ -430,9 +444,9 @@ mod tests {
             big.add(2_000);
             small.add(20);
         }
-        let a = m.forecast(&draft(big), None);
-        let b = m.forecast(&draft(small), None);
-        let new = m.forecast(&draft(AuthorRecord::default()), None);
+        let a = m.forecast(&draft(big), None, None);
+        let b = m.forecast(&draft(small), None, None);
+        let new = m.forecast(&draft(AuthorRecord::default()), None, None);
         assert!(a.expected_shares > new.expected_shares);
         assert!(new.expected_shares > b.expected_shares);
         assert!(a.viral_probability > b.viral_probability);
@@ -456,12 +470,47 @@ mod tests {
     }
 
     #[test]
+    fn on_a_platform_of_smaller_cascades_the_forecast_is_set_to_its_level() {
+        let m = ForecastModel::built_in();
+        // A platform whose cascades typically reach 3 shares, an author typical of it, and one
+        // whose cascades reach ten times that.
+        let level = 3f64.ln_1p();
+        let mut typical = AuthorRecord::default();
+        let mut strong = AuthorRecord::default();
+        for _ in 0..8 {
+            typical.add(3);
+            strong.add(30);
+        }
+        let here = |r: AuthorRecord| m.forecast(&draft(r), Some(40.0), Some(level));
+        let (t, s, new) = (here(typical), here(strong), here(AuthorRecord::default()));
+        // A new author is forecast at the platform's typical cascade, not the training data's.
+        let away = m.forecast(&draft(AuthorRecord::default()), Some(40.0), None);
+        assert!(new.expected_shares < 10.0, "{new:?}");
+        assert!(
+            away.expected_shares > 10.0 * new.expected_shares,
+            "{away:?}"
+        );
+        // The typical author of the platform is forecast near a new one there (a little above:
+        // having a record at all counts for something), not far below as the training data's
+        // level would put them; the strong one is above both.
+        assert!((t.log_shares - new.log_shares).abs() < 0.5, "{t:?} {new:?}");
+        assert!(s.expected_shares > t.expected_shares);
+        assert!(s.viral_probability > t.viral_probability);
+        // The score ranks the post among the model's forecasts, whatever the level.
+        assert_eq!(
+            here(AuthorRecord::default()).score,
+            m.forecast(&draft(AuthorRecord::default()), None, None)
+                .score
+        );
+    }
+
+    #[test]
     fn a_lower_viral_threshold_makes_going_viral_likelier() {
         let m = ForecastModel::built_in();
         let d = draft(AuthorRecord::default());
         assert!(
-            m.forecast(&d, Some(10.0)).viral_probability
-                > m.forecast(&d, Some(10_000.0)).viral_probability
+            m.forecast(&d, Some(10.0), None).viral_probability
+                > m.forecast(&d, Some(10_000.0), None).viral_probability
         );
     }
 

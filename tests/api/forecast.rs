@@ -139,6 +139,42 @@ async fn an_author_whose_cascades_spread_is_forecast_above_a_new_one_and_one_who
 }
 
 #[actix_rt::test]
+async fn on_a_platform_of_small_cascades_a_forecast_is_set_to_their_level() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    // 30 finished mastodon cascades of 1 to 32 shares; none stored for bluesky.
+    for (i, shares) in [1, 2, 4, 8, 16, 32].into_iter().enumerate() {
+        finished_cascades(&pg, &format!("m{i}"), "mastodon", 5, shares).await;
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [draft("newcomer", "mastodon"), draft("newcomer", "bluesky")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (here, away) = (of(&body, 0), of(&body, 1));
+    let expected = |f: &Value| f["expected_shares"].as_f64().unwrap();
+    // Typical here: exp(mean ln(1 + shares)) - 1 = 6.4 shares.
+    assert!(
+        (2.0..20.0).contains(&expected(here)),
+        "a new author on a platform of small cascades is forecast near its typical one: {here}"
+    );
+    assert!(expected(away) > 10.0 * expected(here), "{body}");
+    let percentile = here["percentile"].as_f64().unwrap();
+    assert!((10.0..90.0).contains(&percentile), "{here}");
+    assert_eq!(here["percentile_among"], 30);
+    assert!(
+        away["percentile"].is_null() && away["percentile_among"] == 0,
+        "{away}"
+    );
+    assert!(
+        here["interval"]["high"].as_f64().unwrap() < 200.0,
+        "the interval is at the platform's level too: {here}"
+    );
+}
+
+#[actix_rt::test]
 async fn forecast_requests_name_each_wrong_field() {
     let app = spawn_app().await;
     let too_long = "x".repeat(20_001);
