@@ -883,6 +883,11 @@ pub struct ViralitySettings {
     /// How often the tracker's process records newly finished cascades in their authors'
     /// track records (which reach forecasts read), in milliseconds.
     pub author_records_interval_ms: u64,
+    /// How often the tracker's process refits the reach forecast on each platform's finished
+    /// cascades, in seconds (0: never; forecasts keep the shipped model).
+    pub forecast_refit_interval_secs: u64,
+    /// Finished cascades a platform needs before its forecast is refitted on them.
+    pub forecast_refit_min_cascades: u64,
     /// A cascade with no engagement for this long (wall clock) is finished and leaves memory,
     /// in seconds.
     pub inactive_expiry_secs: u64,
@@ -924,6 +929,8 @@ impl Default for ViralitySettings {
             feed_interval_ms: 250,
             score_interval_ms: 1_000,
             author_records_interval_ms: 60_000,
+            forecast_refit_interval_secs: 3_600,
+            forecast_refit_min_cascades: 500,
             inactive_expiry_secs: 1_800,
             revive_window_secs: 7 * 24 * 3_600,
             max_cascades: 100_000,

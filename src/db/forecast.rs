@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::virality::forecast::{AuthorRecord, RECORD_HISTORY};
+use crate::models::EmotionScores;
+use crate::virality::forecast::{AuthorRecord, ForecastModel, RECORD_HISTORY};
+use crate::virality::forecast_fit::{FinishedPost, Refit, HORIZON_S};
 
 /// Finished cascades a percentile is taken among, the most recent first.
 pub const PERCENTILE_HISTORY: i64 = 10_000;
@@ -168,4 +170,151 @@ pub fn percentile_of(percentiles: &[f64], shares: f64) -> f64 {
     let below = percentiles.iter().filter(|&&p| p < shares).count();
     let equal = percentiles.iter().filter(|&&p| p == shares).count();
     (below as f64 + equal as f64 / 2.0) * 100.0 / (percentiles.len() as f64 + 1.0)
+}
+
+/// The posts of `platform`'s [`PERCENTILE_HISTORY`] most recently finished cascades, with what
+/// was known of each when it went out: its analysis, its author's followers and the author's
+/// cascades posted at least [`HORIZON_S`] before it (from the track records).
+pub async fn finished_posts(
+    client: &tokio_postgres::Client,
+    platform: &str,
+) -> Result<Vec<FinishedPost>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT p.author_id, p.text, p.author_followers,
+                 extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
+                 p.emotions, c.shares
+             FROM (SELECT post_id, shares FROM virality_cascades
+                   WHERE status = 'finished' AND platform = $1
+                   ORDER BY last_activity_at DESC LIMIT $2) c
+             JOIN posts p ON p.id = c.post_id",
+            &[&platform, &PERCENTILE_HISTORY],
+        )
+        .await?;
+    let mut authors: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    authors.sort();
+    authors.dedup();
+    let finals = author_finals(client, platform, &authors).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let author: String = row.get(0);
+            let at: f64 = row.get(3);
+            let mut record = AuthorRecord::default();
+            for &(shares, posted) in finals.get(&author).map_or(&[][..], Vec::as_slice) {
+                if posted + HORIZON_S <= at {
+                    record.add(shares);
+                }
+            }
+            let emotions: EmotionScores = serde_json::from_value(row.get(6)).unwrap_or_default();
+            let followers: i64 = row.get(2);
+            FinishedPost {
+                author,
+                text: row.get(1),
+                followers: u64::try_from(followers).ok().filter(|f| *f > 0),
+                at,
+                record,
+                sentiment: f64::from(row.get::<_, f32>(4)),
+                toxicity: f64::from(row.get::<_, f32>(5)),
+                anger: f64::from(emotions.anger.get()),
+                joy: f64::from(emotions.joy.get()),
+                sadness: f64::from(emotions.sadness.get()),
+                final_shares: u64::try_from(row.get::<_, Option<i64>>(7).unwrap_or(0)).unwrap_or(0),
+            }
+        })
+        .collect())
+}
+
+/// Each author's recorded cascades: final shares and when the post went out (Unix seconds).
+async fn author_finals(
+    client: &tokio_postgres::Client,
+    platform: &str,
+    authors: &[String],
+) -> Result<HashMap<String, Vec<(u64, f64)>>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT r.author_id, (f.value->>0)::float8, (f.value->>1)::float8
+             FROM author_records r, jsonb_each(r.finals) f
+             WHERE r.platform = $1 AND r.author_id = ANY($2)",
+            &[&platform, &authors],
+        )
+        .await?;
+    let mut out: HashMap<String, Vec<(u64, f64)>> = HashMap::new();
+    for row in rows {
+        let (Some(shares), Some(posted)) =
+            (row.get::<_, Option<f64>>(1), row.get::<_, Option<f64>>(2))
+        else {
+            continue;
+        };
+        out.entry(row.get(0))
+            .or_default()
+            .push((shares.max(0.0) as u64, posted));
+    }
+    Ok(out)
+}
+
+/// Platforms with at least `min` finished cascades among their [`PERCENTILE_HISTORY`] most
+/// recent.
+pub async fn platforms_to_refit(
+    client: &tokio_postgres::Client,
+    min: i64,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT platform FROM virality_cascades WHERE status = 'finished'
+             GROUP BY platform HAVING count(*) >= $1 ORDER BY platform",
+            &[&min],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Stores a platform's refit (replacing the one before), adopted or not.
+pub async fn save_refit(
+    client: &tokio_postgres::Client,
+    platform: &str,
+    refit: &Refit,
+) -> Result<(), tokio_postgres::Error> {
+    let model = serde_json::to_value(&refit.model).unwrap_or_default();
+    let finite = |v: f64| v.is_finite().then_some(v);
+    client
+        .execute(
+            "INSERT INTO forecast_models
+                 (platform, model, adopted, cascades, spearman, replaced_spearman)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (platform) DO UPDATE SET model = EXCLUDED.model,
+                 adopted = EXCLUDED.adopted, cascades = EXCLUDED.cascades,
+                 spearman = EXCLUDED.spearman, replaced_spearman = EXCLUDED.replaced_spearman,
+                 fitted_at = now()",
+            &[
+                &platform,
+                &model,
+                &refit.better(),
+                &(refit.cascades as i64),
+                &finite(refit.spearman),
+                &finite(refit.replaced_spearman),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The adopted refitted models of `platforms`.
+pub async fn platform_models(
+    client: &tokio_postgres::Client,
+    platforms: &[String],
+) -> Result<HashMap<String, ForecastModel>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT platform, model FROM forecast_models WHERE adopted AND platform = ANY($1)",
+            &[&platforms],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let model: ForecastModel = serde_json::from_value(r.get(1)).ok()?;
+            Some((r.get(0), model))
+        })
+        .collect())
 }

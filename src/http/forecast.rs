@@ -14,7 +14,7 @@ use super::analyze::{share_error, SentimentView};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use super::virality_api::{field_error, invalid_request, live_model};
-use crate::db::forecast::{author_records, percentile_of, share_history};
+use crate::db::forecast::{author_records, percentile_of, platform_models, share_history};
 use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
@@ -93,6 +93,9 @@ pub struct AuthorEvidence {
 /// One post's forecast.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostForecast {
+    /// The model that made it: the shipped one's id, or `<version>+<platform>:<hash>` where the
+    /// platform's own finished cascades refitted it.
+    pub model: String,
     /// Expected shares within 7 days of posting, at the level of the platform's (or product's)
     /// finished cascades once the store has 20; before that, at the level of the data the
     /// model was fitted on.
@@ -203,10 +206,14 @@ pub async fn forecast(
             slot.insert(share_history(&client, platform.as_str(), p.product.as_deref()).await?);
         }
     }
+    let mut names: Vec<String> = platforms.iter().map(|p| p.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    let refitted = platform_models(&client, &names).await?;
     drop(client);
     let live = live_model(&state).await;
 
-    let model = ForecastModel::built_in();
+    let shipped = ForecastModel::built_in();
     let now = unix_seconds(Utc::now());
     let mut forecasts = Vec::with_capacity(posts.len());
     for ((p, platform), analysis) in posts.iter().zip(&platforms).zip(&analysed.analyses) {
@@ -222,10 +229,12 @@ pub async fn forecast(
             analysis,
         );
         let threshold = live.threshold(Some(*platform));
+        let model = refitted.get(platform.as_str()).unwrap_or(shipped);
         let history = &percentiles[&(*platform, p.product.clone())];
         let enough = history.cascades >= MIN_PERCENTILE_HISTORY;
         let f = model.forecast(&draft, Some(threshold), history.mean_log.filter(|_| enough));
         forecasts.push(PostForecast {
+            model: model.id(),
             expected_shares: f.expected_shares,
             interval: ShareInterval {
                 low: f.low,
@@ -254,9 +263,9 @@ pub async fn forecast(
     metrics::counter!(names::FORECASTS).increment(forecasts.len() as u64);
     Ok(HttpResponse::Ok().json(ForecastResponse {
         model: ForecastLineage {
-            id: model.id(),
-            version: model.version.clone(),
-            data: model.data.clone(),
+            id: shipped.id(),
+            version: shipped.version.clone(),
+            data: shipped.data.clone(),
             analyzer: analysed.analyses.first().map(|a| a.model.clone()),
         },
         forecasts,

@@ -22,9 +22,12 @@ pub mod cascade;
 pub mod dynamics;
 pub mod fit;
 pub mod forecast;
+pub mod forecast_fit;
 pub mod growth;
 pub mod momentum;
+pub mod rank;
 pub mod recent;
+pub mod ridge;
 pub mod seismic;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! wrong field.
 
 use crate::common::*;
+use pulse::actors::virality::refit_platforms;
 use pulse::db::forecast::{author_records, record_finished_cascades};
 use pulse::virality::forecast::RECORD_HISTORY;
 use serde_json::{json, Value};
@@ -172,6 +173,76 @@ async fn on_a_platform_of_small_cascades_a_forecast_is_set_to_their_level() {
         here["interval"]["high"].as_f64().unwrap() < 200.0,
         "the interval is at the platform's level too: {here}"
     );
+}
+
+#[actix_rt::test]
+async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitted_on_them() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    // 600 finished bluesky cascades of 60 authors, each as large as the author's audience.
+    pg.execute(
+        "WITH p AS (
+             INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
+                 sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id)
+             SELECT 'sky-' || g, 'bluesky', 'author-' || (g % 60), 10 * (1 + (g * 7919) % 5000),
+                 'an earlier post about nothing in particular',
+                 now() - make_interval(days => 10, mins => g::int), 'neutral', 0, '{}', 0, 0,
+                 'seed', '0-0'
+             FROM generate_series(1, 600) g
+             RETURNING id, created_at, author_followers)
+         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares,
+             model_name, model_version, params_hash, updated_at)
+         SELECT id, 'bluesky', created_at, created_at, 'finished',
+             author_followers / 100 + (author_followers / 10) % 3, 'm', '1', 'h',
+             now() - interval '1 minute' FROM p",
+        &[],
+    )
+    .await
+    .unwrap();
+    record_finished_cascades(&mut pg).await.unwrap();
+    let adopted = refit_platforms(&pg, 500).await.unwrap();
+    assert_eq!(adopted, 1);
+    let row = pg
+        .query_one(
+            "SELECT adopted, cascades, spearman, replaced_spearman FROM forecast_models
+             WHERE platform = 'bluesky'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i64>(1), 600);
+    let (refitted, shipped): (f64, f64) = (row.get(2), row.get(3));
+    assert!(
+        refitted > 0.9 && refitted > shipped,
+        "{refitted} against {shipped}"
+    );
+
+    let with_followers = |platform: &str, followers: u64| {
+        let mut d = draft("someone", platform);
+        d["author"]["followers"] = json!(followers);
+        d
+    };
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [
+                with_followers("bluesky", 100),
+                with_followers("bluesky", 50_000),
+                with_followers("twitter", 100),
+                with_followers("twitter", 50_000),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let expected = |i: usize| of(&body, i)["expected_shares"].as_f64().unwrap();
+    assert!(expected(1) > 10.0 * expected(0), "{body}");
+    let model = |i: usize| of(&body, i)["model"].as_str().unwrap().to_string();
+    assert!(model(0).starts_with("reach-1+bluesky:"), "{body}");
+    assert_eq!(model(0), model(1));
+    // Twitter has no cascades here: the shipped model, where followers carry no weight.
+    assert_eq!(model(2), body["model"]["id"].as_str().unwrap());
+    assert!((expected(2) - expected(3)).abs() < 1e-9, "{body}");
 }
 
 #[actix_rt::test]

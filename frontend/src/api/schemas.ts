@@ -384,6 +384,7 @@ export const ForecastDriver = z.strictObject({
   spearman_loss_without: z.number().nullable(),
 });
 export const PostForecast = z.strictObject({
+  model: z.string(),
   expected_shares: z.number(),
   interval: z.strictObject({ low: z.number(), high: z.number(), level: z.number() }),
   percentile: z.number().nullable(),

@@ -121,7 +121,10 @@ export function ForecastPanel() {
                 </li>
               ))}
           </ul>
-          <p className="small muted">model {result.model.id}</p>
+          <p className="small muted" data-testid="forecast-model">
+            model {f.model}
+            {f.model !== result.model.id ? ` (refitted on this platform's cascades; shipped: ${result.model.id})` : ""}
+          </p>
         </div>
       )}
     </Panel>

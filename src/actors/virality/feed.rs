@@ -9,13 +9,16 @@ use deadpool_postgres::Pool;
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
 use super::ViralityTracker;
-use crate::db::forecast::{record_finished_cascades, RECORD_BATCH};
+use crate::db::forecast::{
+    finished_posts, platforms_to_refit, record_finished_cascades, save_refit, RECORD_BATCH,
+};
 use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
     FeedRow, StoredCascade,
 };
 use crate::telemetry::names;
-use crate::virality::PostMeta;
+use crate::virality::forecast::ForecastModel;
+use crate::virality::{forecast_fit, PostMeta};
 
 /// Posts whose metadata is looked up in PostgreSQL per tick.
 const META_LOOKUPS_PER_TICK: usize = 500;
@@ -177,6 +180,31 @@ impl ViralityTracker {
         );
     }
 
+    /// Refits the reach forecast on each platform's finished cascades; a refit that ranks
+    /// them better than the model in use is what forecasts there use next.
+    pub(super) fn refit_forecasts(&mut self, ctx: &mut Context<Self>) {
+        if self.refitting_forecasts {
+            return;
+        }
+        self.refitting_forecasts = true;
+        let pool = self.pool.clone();
+        let min = self.cfg().forecast_refit_min_cascades;
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                let client = pool.get().await?;
+                refit_platforms(&client, min).await
+            })
+            .map(|result, this, _| {
+                this.refitting_forecasts = false;
+                if let Err(e) = result {
+                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "forecast_refit")
+                        .increment(1);
+                    tracing::warn!(error = %e, "refitting the reach forecast failed");
+                }
+            }),
+        );
+    }
+
     pub(super) fn refresh_thresholds(&mut self, ctx: &mut Context<Self>) {
         let pool = self.pool.clone();
         let (quantile, min_history) = (
@@ -229,4 +257,38 @@ async fn revivable(
         cascades,
         engagements,
     })
+}
+
+/// One refit pass: every platform with at least `min` finished cascades (50 at the least) is
+/// refitted on a blocking thread and the outcome stored, adopted or not.
+pub async fn refit_platforms(client: &tokio_postgres::Client, min: u64) -> anyhow::Result<usize> {
+    let started = std::time::Instant::now();
+    let min = i64::try_from(min.max(50)).unwrap_or(i64::MAX);
+    let platforms = platforms_to_refit(client, min).await?;
+    let mut adopted = 0;
+    for platform in platforms {
+        let posts = finished_posts(client, &platform).await?;
+        let name = platform.clone();
+        let refit = tokio::task::spawn_blocking(move || {
+            forecast_fit::refit(&name, &posts, ForecastModel::built_in())
+        })
+        .await?;
+        let Some(refit) = refit else {
+            continue;
+        };
+        let outcome = if refit.better() { "adopted" } else { "kept" };
+        adopted += usize::from(refit.better());
+        metrics::counter!(names::FORECAST_REFITS, "outcome" => outcome).increment(1);
+        tracing::info!(
+            platform = %platform,
+            cascades = refit.cascades,
+            spearman = refit.spearman,
+            shipped_spearman = refit.replaced_spearman,
+            outcome,
+            "reach forecast refitted"
+        );
+        save_refit(client, &platform, &refit).await?;
+    }
+    metrics::histogram!(names::FORECAST_REFIT_SECONDS).record(started.elapsed().as_secs_f64());
+    Ok(adopted)
 }

@@ -43,6 +43,7 @@ use deadpool_postgres::Pool;
 
 use self::cascades::Cascades;
 pub use self::cascades::PostVirality;
+pub use self::feed::refit_platforms;
 pub use self::leadership::TRACKER_LOCK;
 use super::messages::{Committed, Publish};
 use crate::config::{Settings, ViralitySettings};
@@ -85,6 +86,8 @@ pub struct ViralityTracker {
     looking_up: bool,
     /// Whether a pass recording finished cascades in authors' track records is running.
     recording_authors: bool,
+    /// Whether a pass refitting the reach forecast per platform is running.
+    refitting_forecasts: bool,
     /// Names this process in `virality_feed.holder`.
     holder: String,
 }
@@ -117,6 +120,7 @@ impl ViralityTracker {
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             looking_up: false,
             recording_authors: false,
+            refitting_forecasts: false,
             holder,
         }
     }
@@ -228,6 +232,14 @@ impl Actor for ViralityTracker {
                 this.record_authors(ctx);
             }
         });
+        let refit = self.cfg().forecast_refit_interval_secs;
+        if refit > 0 {
+            ctx.run_interval(Duration::from_secs(refit), |this, ctx| {
+                if this.ready {
+                    this.refit_forecasts(ctx);
+                }
+            });
+        }
         ctx.run_interval(THRESHOLD_REFRESH, |this, ctx| {
             if this.ready {
                 this.refresh_thresholds(ctx);

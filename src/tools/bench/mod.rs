@@ -14,6 +14,7 @@ pub mod hostile;
 pub mod isolation;
 pub mod model;
 mod plot;
+pub mod refit;
 pub mod scale;
 mod scrape;
 pub mod soak;
@@ -84,6 +85,8 @@ pub struct BenchArgs {
     pub hostile: hostile::HostileArgs,
     #[command(flatten)]
     pub stories: stories::StoriesBenchArgs,
+    #[command(flatten)]
+    pub refit: refit::RefitBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -111,6 +114,8 @@ pub enum Part {
     /// Story detection per post beside the analysis of the post, and its memory over a long
     /// stream.
     Stories,
+    /// Refitting the reach forecast on a platform's 10,000 most recent finished cascades.
+    Refit,
 }
 
 /// Every figure of one run.
@@ -149,6 +154,7 @@ pub struct BenchReport {
     pub sources: Option<sources::SourcesReport>,
     pub hostile: Option<hostile::HostileReport>,
     pub stories: Option<stories::StoriesReport>,
+    pub refit: Option<refit::RefitReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -177,6 +183,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                         | Part::Sources
                         | Part::Hostile
                         | Part::Stories
+                        | Part::Refit
                 ))
     };
     let result = async {
@@ -250,6 +257,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("story runs");
             report.stories = Some(stories::run(&args.stories)?);
         }
+        if runs(Part::Refit) {
+            eprintln!("refit runs");
+            report.refit = Some(refit::run(&db_url, &args.refit).await?);
+        }
         if runs(Part::Hostile) {
             eprintln!("hostile runs");
             report.hostile = Some(
@@ -300,6 +311,13 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             s.memory_at_tenth_mb,
             s.peak_memory_mb,
             s.end_memory_mb
+        );
+    }
+    if let Some(r) = &report.refit {
+        println!(
+            "\n| forecast refit | figure |\n|---|---|\n| finished cascades | {} |\n| reading them with their authors' records | {:.0} ms |\n| a bare read of the same posts | {:.0} ms |\n| the fit, one core | {:.0} ms |\n| a whole pass (read, fit, store) | {:.0} ms |\n| Spearman out of fold: refit / shipped | {:.3} / {:.3} |\n| adopted | {} |",
+            r.cascades, r.read_ms, r.bare_read_ms, r.fit_ms, r.pass_ms, r.spearman,
+            r.shipped_spearman, r.adopted
         );
     }
     if let Some(h) = &report.hostile {

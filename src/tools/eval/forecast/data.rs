@@ -9,8 +9,9 @@ use anyhow::Context;
 use crate::eval::virality::data::read_authored_trees;
 use crate::virality::forecast::AuthorRecord;
 
-/// Shares counted towards a cascade's final size: within 7 days of the post.
-pub const HORIZON_S: f64 = 7.0 * 86_400.0;
+/// Shares counted towards a cascade's final size, within 7 days of the post, and how long
+/// before a post a cascade must be to be in its author's record.
+pub use crate::virality::forecast_fit::HORIZON_S;
 
 /// One cascade of the evaluation set.
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@
 //! the model on every cascade and writes it in the form Pulse ships.
 
 pub mod data;
-pub mod fit;
 pub mod scores;
 
 use std::path::PathBuf;
@@ -18,15 +17,17 @@ use crate::config::{AnalyzerSettings, Backend};
 use crate::eval::virality::metrics::auc;
 use crate::virality::forecast::{
     feature_names, features, interval, reach_probability, Draft, ForecastModel, HeldOutEffect,
-    Residuals, GROUPS,
+    GROUPS,
 };
-use fit::{level_quantiles, out_of_fold, pick_alpha, Ridge};
-use scores::{brier, mean_abs_error, paired_bootstrap, same_author_order, spearman};
+use crate::virality::forecast_fit::{fit_model, FitSpec};
+use crate::virality::rank::spearman;
+use crate::virality::ridge::{level_quantiles, out_of_fold, pick_alpha, Ridge};
+use scores::{brier, mean_abs_error, paired_bootstrap, same_author_order};
 
 /// Pseudo-cascades an author's record is shrunk by (the best of 0.5 to 16 on Twitter15).
 pub const SHRINK: f64 = 4.0;
 /// The share of cascades the ranking figures call viral: the top 10% by final size.
-pub const VIRAL_SHARE: f64 = 0.10;
+pub use crate::virality::forecast_fit::VIRAL_SHARE;
 /// The share Pulse calls viral by default (`virality.threshold_quantile`): the top 1%.
 pub const PULSE_VIRAL_SHARE: f64 = 0.01;
 
@@ -317,18 +318,8 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
     // The shipped model: every cascade, the penalty and residuals from the same folds.
     let prior = y.iter().sum::<f64>() / n as f64;
     let x: Vec<Vec<f64>> = drafts.iter().map(|d| features(d, prior, SHRINK)).collect();
-    let all = |_: usize| true;
-    let alpha = pick_alpha(&x, &y, &fold, &all);
-    let oof = out_of_fold(&x, &y, &fold, alpha, &all);
-    let split = |want: bool| {
-        let r: Vec<f64> = (0..n)
-            .filter(|&i| (rows[i].record.cascades > 0) == want)
-            .map(|i| y[i] - oof[i])
-            .collect();
-        level_quantiles(&r)
-    };
-    let ridge = Ridge::fit(&x, &y, alpha, &all);
-    let model = ForecastModel {
+    let known: Vec<bool> = rows.iter().map(|r| r.record.cascades > 0).collect();
+    let spec = FitSpec {
         version: "reach-1".into(),
         data: format!(
             "{} ({} cascades with text, {} folds grouped by author and story, analyzer {})",
@@ -342,16 +333,9 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
         ),
         prior,
         shrink: SHRINK,
-        intercept: ridge.intercept,
-        weights: ridge.weights(&names),
-        residuals: Residuals {
-            known: split(true),
-            new: split(false),
-        },
         viral_log,
-        forecast_quantiles: level_quantiles(&oof),
-        effects: effects.clone(),
     };
+    let model = fit_model(spec, &x, &y, &fold, &known).model;
     let started = Instant::now();
     let mut sink = 0.0;
     for d in &drafts {

@@ -1,7 +1,8 @@
-//! Ridge regression on standardised features, cross-validated over grouped folds.
+//! Ridge regression on standardised features, cross-validated over grouped folds: how the
+//! reach forecast is fitted, offline on a labelled set and live from a platform's store.
 
-use crate::eval::virality::metrics::quantile_of;
-use crate::virality::forecast::{Weight, LEVELS};
+use super::fit::quantile_of;
+use super::forecast::{Weight, LEVELS};
 
 /// Penalties the inner cross-validation picks from.
 pub const ALPHAS: [f64; 5] = [1.0, 10.0, 100.0, 300.0, 1000.0];

@@ -1,0 +1,278 @@
+//! Fitting the reach forecast: from drafts with what became of them to a [`ForecastModel`],
+//! the same way offline (`pulse eval forecast --write-model` on a labelled set) and live (a
+//! platform's own finished cascades in the store, so that what moves reach there, followers
+//! included, gets its weight there).
+
+use super::fit::{fold_of, quantile_of};
+use super::forecast::{
+    feature_names, features, AuthorRecord, Draft, ForecastModel, HeldOutEffect, Residuals, GROUPS,
+};
+use super::rank::spearman;
+use super::ridge::{level_quantiles, out_of_fold, pick_alpha, Ridge};
+
+/// Folds of a refit from the store (by author, so no author is both fitted and judged).
+pub const REFIT_FOLDS: u64 = 5;
+/// The share of cascades a model without a platform threshold calls viral: the top 10%.
+pub const VIRAL_SHARE: f64 = 0.10;
+/// How long after a post its cascade's final size is known: a record only holds cascades
+/// posted at least this long before the post it is read for.
+pub const HORIZON_S: f64 = 7.0 * 86_400.0;
+
+/// A model fitted on feature rows, with its out-of-fold predictions.
+pub struct Fitted {
+    pub model: ForecastModel,
+    pub out_of_fold: Vec<f64>,
+}
+
+/// What a fit is told besides its rows.
+pub struct FitSpec {
+    pub version: String,
+    /// What it is fitted on, for the model's lineage.
+    pub data: String,
+    /// Mean ln(1 + final shares) of the rows, the shrinkage target the features were made with.
+    pub prior: f64,
+    pub shrink: f64,
+    pub viral_log: f64,
+}
+
+/// Fits the model on `x` (rows of [`features`]) and `y` (ln(1 + final shares)): the penalty
+/// picked over `fold`, the residual quantiles out of fold (apart for rows whose author had a
+/// record, `known`, and new authors), each group's held-out effect, then the weights on every
+/// row.
+pub fn fit_model(
+    spec: FitSpec,
+    x: &[Vec<f64>],
+    y: &[f64],
+    fold: &[usize],
+    known: &[bool],
+) -> Fitted {
+    let all = |_: usize| true;
+    let alpha = pick_alpha(x, y, fold, &all);
+    let oof = out_of_fold(x, y, fold, alpha, &all);
+    // With no row of one kind (a young platform has no records yet), that kind takes every
+    // row's residuals.
+    let split = |want: bool| {
+        let r: Vec<f64> = (0..y.len())
+            .filter(|&i| known[i] == want)
+            .map(|i| y[i] - oof[i])
+            .collect();
+        if r.is_empty() {
+            level_quantiles(&(0..y.len()).map(|i| y[i] - oof[i]).collect::<Vec<_>>())
+        } else {
+            level_quantiles(&r)
+        }
+    };
+    let names = feature_names();
+    let full = spearman(&oof, y);
+    let effects = GROUPS
+        .iter()
+        .map(|(group, members)| {
+            let without = out_of_fold(x, y, fold, alpha, &|j: usize| !members.contains(&names[j]));
+            let loss = full - spearman(&without, y);
+            HeldOutEffect {
+                group: group.to_string(),
+                // A flat ranking (NaN) says nothing either way.
+                spearman_loss_without: if loss.is_finite() { loss } else { 0.0 },
+            }
+        })
+        .collect();
+    let ridge = Ridge::fit(x, y, alpha, &all);
+    let model = ForecastModel {
+        version: spec.version,
+        data: spec.data,
+        prior: spec.prior,
+        shrink: spec.shrink,
+        intercept: ridge.intercept,
+        weights: ridge.weights(&names),
+        residuals: Residuals {
+            known: split(true),
+            new: split(false),
+        },
+        viral_log: spec.viral_log,
+        forecast_quantiles: level_quantiles(&oof),
+        effects,
+    };
+    Fitted {
+        model,
+        out_of_fold: oof,
+    }
+}
+
+/// A post of the store whose cascade finished, with what was known of it when it went out.
+#[derive(Debug, Clone)]
+pub struct FinishedPost {
+    pub author: String,
+    pub text: String,
+    pub followers: Option<u64>,
+    /// Unix seconds.
+    pub at: f64,
+    /// The author's cascades finished by then (posted at least [`HORIZON_S`] before).
+    pub record: AuthorRecord,
+    pub sentiment: f64,
+    pub toxicity: f64,
+    pub anger: f64,
+    pub joy: f64,
+    pub sadness: f64,
+    pub final_shares: u64,
+}
+
+impl FinishedPost {
+    pub fn draft(&self) -> Draft<'_> {
+        Draft {
+            text: &self.text,
+            followers: self.followers,
+            at: self.at,
+            record: self.record,
+            sentiment: self.sentiment,
+            anger: self.anger,
+            joy: self.joy,
+            sadness: self.sadness,
+            toxicity: self.toxicity,
+        }
+    }
+}
+
+/// A model refitted on one platform's finished cascades, and how it ranks them out of fold
+/// beside the model it would replace.
+pub struct Refit {
+    pub model: ForecastModel,
+    pub cascades: usize,
+    /// Spearman of its out-of-fold forecasts with the final sizes.
+    pub spearman: f64,
+    /// Spearman of the replaced model's forecasts (at the platform's level) on the same posts.
+    pub replaced_spearman: f64,
+}
+
+impl Refit {
+    /// Whether it ranks the platform's cascades better than the model it would replace.
+    pub fn better(&self) -> bool {
+        self.spearman.is_finite()
+            && (!self.replaced_spearman.is_finite() || self.spearman > self.replaced_spearman)
+    }
+}
+
+/// Refits the forecast on `platform`'s finished posts, folds by author; `replaced` is the model
+/// forecasts use there now. `None` when the posts are too alike to rank (every final size the
+/// same).
+pub fn refit(platform: &str, posts: &[FinishedPost], replaced: &ForecastModel) -> Option<Refit> {
+    let y: Vec<f64> = posts
+        .iter()
+        .map(|p| (p.final_shares as f64).ln_1p())
+        .collect();
+    if y.len() < 2 * REFIT_FOLDS as usize || y.iter().all(|v| *v == y[0]) {
+        return None;
+    }
+    let prior = y.iter().sum::<f64>() / y.len() as f64;
+    let drafts: Vec<Draft> = posts.iter().map(FinishedPost::draft).collect();
+    let x: Vec<Vec<f64>> = drafts
+        .iter()
+        .map(|d| features(d, prior, replaced.shrink))
+        .collect();
+    let fold: Vec<usize> = posts
+        .iter()
+        .map(|p| fold_of(&p.author, "forecast", REFIT_FOLDS) as usize)
+        .collect();
+    let known: Vec<bool> = posts.iter().map(|p| p.record.cascades > 0).collect();
+    let mut sorted = y.clone();
+    sorted.sort_by(f64::total_cmp);
+    let spec = FitSpec {
+        version: format!(
+            "{}+{platform}",
+            replaced.version.split('+').next().unwrap_or("reach")
+        ),
+        data: format!(
+            "{} finished {platform} cascades in the store, {REFIT_FOLDS} folds by author",
+            posts.len()
+        ),
+        prior,
+        shrink: replaced.shrink,
+        viral_log: quantile_of(&sorted, 1.0 - VIRAL_SHARE),
+    };
+    let fitted = fit_model(spec, &x, &y, &fold, &known);
+    let before: Vec<f64> = drafts
+        .iter()
+        .map(|d| replaced.forecast(d, None, Some(prior)).log_shares)
+        .collect();
+    Some(Refit {
+        spearman: spearman(&fitted.out_of_fold, &y),
+        replaced_spearman: spearman(&before, &y),
+        model: fitted.model,
+        cascades: posts.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Posts of 60 authors whose final shares follow their followers, the text saying nothing.
+    fn audience_driven(n: usize) -> Vec<FinishedPost> {
+        (0..n)
+            .map(|i| {
+                let followers = 10u64 * (1 + (i as u64 * 7919) % 5_000);
+                FinishedPost {
+                    author: format!("a{}", i % 60),
+                    text: format!("post number {i} about nothing in particular"),
+                    followers: Some(followers),
+                    at: 1_700_000_000.0 + i as f64 * 600.0,
+                    record: AuthorRecord::default(),
+                    sentiment: 0.0,
+                    toxicity: 0.0,
+                    anger: 0.0,
+                    joy: 0.0,
+                    sadness: 0.0,
+                    final_shares: followers / 100 + (i as u64 % 3),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_platform_where_followers_drive_reach_gets_a_model_that_weighs_them() {
+        let posts = audience_driven(600);
+        let built_in = ForecastModel::built_in();
+        let r = refit("bluesky", &posts, built_in).unwrap();
+        assert!(r.spearman > 0.9, "{}", r.spearman);
+        assert!(r.better(), "{} against {}", r.spearman, r.replaced_spearman);
+        assert_eq!(r.cascades, 600);
+        assert!(r.model.version.ends_with("+bluesky"), "{}", r.model.version);
+        let audience = r
+            .model
+            .weights
+            .iter()
+            .find(|w| w.name == "log_followers")
+            .unwrap();
+        assert!(audience.weight > 0.5, "{audience:?}");
+        let effect = r
+            .model
+            .effects
+            .iter()
+            .find(|e| e.group == "audience")
+            .unwrap();
+        assert!(effect.spearman_loss_without > 0.5, "{effect:?}");
+        // Forecasts with the refitted model follow the audience.
+        let mut small = posts[0].clone();
+        small.followers = Some(100);
+        let mut large = small.clone();
+        large.followers = Some(50_000);
+        let f = |p: &FinishedPost| r.model.forecast(&p.draft(), None, None).expected_shares;
+        assert!(f(&large) > 10.0 * f(&small), "{} {}", f(&large), f(&small));
+        // No author has a record yet: both kinds of residuals are every row's, and the model
+        // is stored and read back whole.
+        assert_eq!(r.model.residuals.known, r.model.residuals.new);
+        let json = serde_json::to_string(&r.model).unwrap();
+        let back: ForecastModel = serde_json::from_str(&json).unwrap();
+        let read = back.forecast(&large.draft(), None, None).log_shares;
+        assert!((read - r.model.forecast(&large.draft(), None, None).log_shares).abs() < 1e-9);
+    }
+
+    #[test]
+    fn posts_that_all_end_alike_give_no_model() {
+        let mut posts = audience_driven(100);
+        for p in &mut posts {
+            p.final_shares = 4;
+        }
+        assert!(refit("bluesky", &posts, ForecastModel::built_in()).is_none());
+        assert!(refit("bluesky", &posts[..3], ForecastModel::built_in()).is_none());
+    }
+}
