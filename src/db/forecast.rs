@@ -172,48 +172,59 @@ pub fn percentile_of(percentiles: &[f64], shares: f64) -> f64 {
     (below as f64 + equal as f64 / 2.0) * 100.0 / (percentiles.len() as f64 + 1.0)
 }
 
+/// Characters of a post a refit reads: enough for its length, links, hashtags and mentions as
+/// a post of ordinary length has them, and a bound on what 10,000 posts hold in memory.
+pub const REFIT_TEXT_CHARS: i32 = 2_000;
+
 /// The posts of `platform`'s [`PERCENTILE_HISTORY`] most recently finished cascades, with what
 /// was known of each when it went out: its analysis, its author's followers and the author's
-/// cascades posted at least [`HORIZON_S`] before it (from the track records).
+/// recorded cascades posted at least [`HORIZON_S`] before it (summed in the database, so the
+/// answer is one row per post however long the records).
 pub async fn finished_posts(
     client: &tokio_postgres::Client,
     platform: &str,
 ) -> Result<Vec<FinishedPost>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT p.author_id, p.text, p.author_followers,
+            "SELECT p.author_id, left(p.text, $3), p.author_followers,
                  extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
-                 p.emotions, c.shares
+                 p.emotions, c.shares, r.n, r.sum_log, r.max_log
              FROM (SELECT post_id, shares FROM virality_cascades
                    WHERE status = 'finished' AND platform = $1
                    ORDER BY last_activity_at DESC LIMIT $2) c
-             JOIN posts p ON p.id = c.post_id",
-            &[&platform, &PERCENTILE_HISTORY],
+             JOIN posts p ON p.id = c.post_id
+             LEFT JOIN LATERAL (
+                 SELECT count(*) AS n, sum(f.y) AS sum_log, max(f.y) AS max_log
+                 FROM author_records a,
+                      LATERAL (SELECT ln(1 + greatest((e.value->>0)::float8, 0)) AS y,
+                                      (e.value->>1)::float8 AS posted
+                               FROM jsonb_each(a.finals) e) f
+                 WHERE a.platform = $1 AND a.author_id = p.author_id
+                   AND f.posted + $4 <= extract(epoch FROM p.created_at)) r ON true",
+            &[
+                &platform,
+                &PERCENTILE_HISTORY,
+                &REFIT_TEXT_CHARS,
+                &HORIZON_S,
+            ],
         )
         .await?;
-    let mut authors: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    authors.sort();
-    authors.dedup();
-    let finals = author_finals(client, platform, &authors).await?;
     Ok(rows
         .iter()
         .map(|row| {
-            let author: String = row.get(0);
-            let at: f64 = row.get(3);
-            let mut record = AuthorRecord::default();
-            for &(shares, posted) in finals.get(&author).map_or(&[][..], Vec::as_slice) {
-                if posted + HORIZON_S <= at {
-                    record.add(shares);
-                }
-            }
             let emotions: EmotionScores = serde_json::from_value(row.get(6)).unwrap_or_default();
             let followers: i64 = row.get(2);
+            let cascades: i64 = row.get::<_, Option<i64>>(8).unwrap_or(0);
             FinishedPost {
-                author,
+                author: row.get(0),
                 text: row.get(1),
                 followers: u64::try_from(followers).ok().filter(|f| *f > 0),
-                at,
-                record,
+                at: row.get(3),
+                record: AuthorRecord {
+                    cascades: u64::try_from(cascades).unwrap_or(0),
+                    sum_log: row.get::<_, Option<f64>>(9).unwrap_or(0.0),
+                    max_log: row.get::<_, Option<f64>>(10).unwrap_or(0.0),
+                },
                 sentiment: f64::from(row.get::<_, f32>(4)),
                 toxicity: f64::from(row.get::<_, f32>(5)),
                 anger: f64::from(emotions.anger.get()),
@@ -223,34 +234,6 @@ pub async fn finished_posts(
             }
         })
         .collect())
-}
-
-/// Each author's recorded cascades: final shares and when the post went out (Unix seconds).
-async fn author_finals(
-    client: &tokio_postgres::Client,
-    platform: &str,
-    authors: &[String],
-) -> Result<HashMap<String, Vec<(u64, f64)>>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT r.author_id, (f.value->>0)::float8, (f.value->>1)::float8
-             FROM author_records r, jsonb_each(r.finals) f
-             WHERE r.platform = $1 AND r.author_id = ANY($2)",
-            &[&platform, &authors],
-        )
-        .await?;
-    let mut out: HashMap<String, Vec<(u64, f64)>> = HashMap::new();
-    for row in rows {
-        let (Some(shares), Some(posted)) =
-            (row.get::<_, Option<f64>>(1), row.get::<_, Option<f64>>(2))
-        else {
-            continue;
-        };
-        out.entry(row.get(0))
-            .or_default()
-            .push((shares.max(0.0) as u64, posted));
-    }
-    Ok(out)
 }
 
 /// Platforms with at least `min` finished cascades among their [`PERCENTILE_HISTORY`] most

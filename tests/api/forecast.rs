@@ -4,7 +4,9 @@
 
 use crate::common::*;
 use pulse::actors::virality::refit_platforms;
-use pulse::db::forecast::{author_records, record_finished_cascades};
+use pulse::db::forecast::{
+    author_records, finished_posts, record_finished_cascades, REFIT_TEXT_CHARS,
+};
 use pulse::virality::forecast::RECORD_HISTORY;
 use serde_json::{json, Value};
 
@@ -243,6 +245,43 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     // Twitter has no cascades here: the shipped model, where followers carry no weight.
     assert_eq!(model(2), body["model"]["id"].as_str().unwrap());
     assert!((expected(2) - expected(3)).abs() < 1e-9, "{body}");
+}
+
+#[actix_rt::test]
+async fn a_refit_reads_each_post_with_the_record_its_author_had_when_it_went_out() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    // One author's posts 40, 30 and 25 days ago (100, 10 and 1,000 shares); the last is long.
+    pg.execute(
+        "WITH p AS (
+             INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
+                 sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id)
+             SELECT 'rec-' || d, 'youtube', 'x', 0, repeat('word ', CASE WHEN d = 25 THEN 1000 ELSE 3 END),
+                 now() - make_interval(days => d), 'neutral', 0, '{}', 0, 0, 'seed', '0-0'
+             FROM unnest(ARRAY[40, 30, 25]) d
+             RETURNING id, created_at)
+         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares,
+             model_name, model_version, params_hash, updated_at)
+         SELECT id, 'youtube', created_at, created_at, 'finished',
+             CASE id WHEN 'rec-40' THEN 100 WHEN 'rec-30' THEN 10 ELSE 1000 END, 'm', '1', 'h',
+             now() - interval '1 minute' FROM p",
+        &[],
+    )
+    .await
+    .unwrap();
+    record_finished_cascades(&mut pg).await.unwrap();
+    let mut posts = finished_posts(&pg, "youtube").await.unwrap();
+    posts.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let records: Vec<(u64, f64)> = posts
+        .iter()
+        .map(|p| (p.record.cascades, p.record.max_log.exp_m1().round()))
+        .collect();
+    // 40 days ago: nothing before; 30 days ago: the post of 10 days earlier; 25 days ago: that
+    // one too, but not the post of 5 days earlier, whose size was not known yet.
+    assert_eq!(records, vec![(0, 0.0), (1, 100.0), (1, 100.0)], "{posts:?}");
+    assert_eq!(posts[2].final_shares, 1000);
+    assert_eq!(posts[2].followers, None, "0 followers is not known");
+    assert_eq!(posts[2].text.chars().count(), REFIT_TEXT_CHARS as usize);
 }
 
 #[actix_rt::test]
