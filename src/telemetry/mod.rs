@@ -117,7 +117,7 @@ pub mod names {
         /// Finished cascades recorded in their authors' track records.
         counter FORECAST_RECORDED_CASCADES = "pulse_forecast_recorded_cascades_total";
         /// Reach-forecast refits on a platform's finished cascades, by `outcome` (adopted: it
-        /// ranked them better than the model in use; kept: it did not).
+        /// ranked them better than the shipped model; kept: it did not).
         counter FORECAST_REFITS = "pulse_forecast_refits_total";
         /// Time of one refit pass over every platform, in seconds.
         histogram FORECAST_REFIT_SECONDS = "pulse_forecast_refit_seconds";

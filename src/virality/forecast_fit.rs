@@ -144,7 +144,7 @@ pub struct Refit {
 }
 
 impl Refit {
-    /// Whether it ranks the platform's cascades better than the model it would replace.
+    /// Whether it ranks the platform's cascades better than the shipped model (`replaced`) does.
     pub fn better(&self) -> bool {
         self.spearman.is_finite()
             && (!self.replaced_spearman.is_finite() || self.spearman > self.replaced_spearman)

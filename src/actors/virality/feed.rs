@@ -181,7 +181,7 @@ impl ViralityTracker {
     }
 
     /// Refits the reach forecast on each platform's finished cascades; a refit that ranks
-    /// them better than the model in use is what forecasts there use next.
+    /// them better than the shipped model is what forecasts there use next.
     pub(super) fn refit_forecasts(&mut self, ctx: &mut Context<Self>) {
         if self.refitting_forecasts {
             return;
