@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::models::EmotionScores;
+use crate::models::{EmotionScores, Platform};
 use crate::virality::forecast::{AuthorRecord, ForecastModel, RECORD_HISTORY};
 use crate::virality::forecast_fit::{FinishedPost, Refit, HORIZON_S};
 
@@ -236,20 +236,27 @@ pub async fn finished_posts(
         .collect())
 }
 
-/// Platforms with at least `min` finished cascades among their [`PERCENTILE_HISTORY`] most
-/// recent.
+/// Platforms with at least `min` finished cascades, each counted through its index of recent
+/// finished cascades up to `min` only, so the check costs the same on a store of any size.
 pub async fn platforms_to_refit(
     client: &tokio_postgres::Client,
     min: i64,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT platform FROM virality_cascades WHERE status = 'finished'
-             GROUP BY platform HAVING count(*) >= $1 ORDER BY platform",
-            &[&min],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let mut out = Vec::new();
+    for platform in Platform::ALL {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM virality_cascades
+                     WHERE status = 'finished' AND platform = $1
+                     ORDER BY last_activity_at DESC LIMIT $2) c",
+                &[&platform.as_str(), &min],
+            )
+            .await?;
+        if row.get::<_, i64>(0) >= min {
+            out.push(platform.as_str().to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// Stores a platform's refit (replacing the one before), adopted or not.
