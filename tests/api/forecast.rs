@@ -177,11 +177,8 @@ async fn on_a_platform_of_small_cascades_a_forecast_is_set_to_their_level() {
     );
 }
 
-#[actix_rt::test]
-async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitted_on_them() {
-    let app = spawn_app().await;
-    let mut pg = app.env.pg().await;
-    // 600 finished bluesky cascades of 60 authors, each as large as the author's audience.
+/// 600 finished bluesky cascades of 60 authors, each as large as its author's audience.
+async fn audience_driven_cascades(pg: &tokio_postgres::Client) {
     pg.execute(
         "WITH p AS (
              INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
@@ -201,6 +198,41 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     )
     .await
     .unwrap();
+}
+
+#[actix_rt::test]
+async fn the_tracker_refits_a_platform_with_enough_finished_cascades_on_its_own() {
+    use std::time::Duration;
+
+    let env = TestEnv::new().await;
+    let mut s = env.settings();
+    s.virality.forecast_refit_interval_secs = 1;
+    s.virality.forecast_refit_min_cascades = 500;
+    let app = spawn_app_with(env, s).await;
+    let pg = app.env.pg().await;
+    audience_driven_cascades(&pg).await;
+
+    let asked = json!({"posts": [draft("someone", "bluesky")]});
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = app.post("/api/v1/forecast", &asked).await;
+        let model = body["forecasts"][0]["model"].as_str().unwrap_or_default();
+        if status == 200 && model.starts_with("reach-1+bluesky:") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refitted model was adopted for the platform: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitted_on_them() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    audience_driven_cascades(&pg).await;
     record_finished_cascades(&mut pg).await.unwrap();
     let adopted = refit_platforms(&pg, 500).await.unwrap();
     assert_eq!(adopted, 1);
