@@ -88,6 +88,8 @@ pub struct ViralityTracker {
     recording_authors: bool,
     /// Whether a pass refitting the reach forecast per platform is running.
     refitting_forecasts: bool,
+    /// When this process last started a refit pass.
+    last_refit: Option<std::time::Instant>,
     /// Names this process in `virality_feed.holder`.
     holder: String,
 }
@@ -121,6 +123,7 @@ impl ViralityTracker {
             looking_up: false,
             recording_authors: false,
             refitting_forecasts: false,
+            last_refit: None,
             holder,
         }
     }
@@ -232,10 +235,13 @@ impl Actor for ViralityTracker {
                 this.record_authors(ctx);
             }
         });
-        let refit = self.cfg().forecast_refit_interval_secs;
-        if refit > 0 {
-            ctx.run_interval(Duration::from_secs(refit), |this, ctx| {
-                if this.ready {
+        // The first refit comes within a minute of leading, not an interval later.
+        let refit = Duration::from_secs(self.cfg().forecast_refit_interval_secs);
+        if !refit.is_zero() {
+            ctx.run_interval(refit.min(Duration::from_secs(60)), move |this, ctx| {
+                let due = this.last_refit.is_none_or(|at| at.elapsed() >= refit);
+                if this.ready && due {
+                    this.last_refit = Some(std::time::Instant::now());
                     this.refit_forecasts(ctx);
                 }
             });
