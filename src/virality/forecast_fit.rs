@@ -33,6 +33,9 @@ pub struct FitSpec {
     pub prior: f64,
     pub shrink: f64,
     pub viral_log: f64,
+    /// Each group's held-out effect when the caller measured it already (the evaluation does,
+    /// with a penalty picked per outer fold); otherwise measured here, out of `fold`.
+    pub effects: Option<Vec<HeldOutEffect>>,
 }
 
 /// Fits the model on `x` (rows of [`features`]) and `y` (ln(1 + final shares)): the penalty
@@ -64,18 +67,22 @@ pub fn fit_model(
     };
     let names = feature_names();
     let full = spearman(&oof, y);
-    let effects = GROUPS
-        .iter()
-        .map(|(group, members)| {
-            let without = out_of_fold(x, y, fold, alpha, &|j: usize| !members.contains(&names[j]));
-            let loss = full - spearman(&without, y);
-            HeldOutEffect {
-                group: group.to_string(),
-                // A flat ranking (NaN) says nothing either way.
-                spearman_loss_without: if loss.is_finite() { loss } else { 0.0 },
-            }
-        })
-        .collect();
+    let measure = || {
+        GROUPS
+            .iter()
+            .map(|(group, members)| {
+                let without =
+                    out_of_fold(x, y, fold, alpha, &|j: usize| !members.contains(&names[j]));
+                let loss = full - spearman(&without, y);
+                HeldOutEffect {
+                    group: group.to_string(),
+                    // A flat ranking (NaN) says nothing either way.
+                    spearman_loss_without: if loss.is_finite() { loss } else { 0.0 },
+                }
+            })
+            .collect()
+    };
+    let effects = spec.effects.unwrap_or_else(measure);
     let ridge = Ridge::fit(x, y, alpha, &all);
     let model = ForecastModel {
         version: spec.version,
@@ -187,6 +194,7 @@ pub fn refit(platform: &str, posts: &[FinishedPost], replaced: &ForecastModel) -
         prior,
         shrink: replaced.shrink,
         viral_log: quantile_of(&sorted, 1.0 - VIRAL_SHARE),
+        effects: None,
     };
     let fitted = fit_model(spec, &x, &y, &fold, &known);
     let before: Vec<f64> = drafts

@@ -334,6 +334,7 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
         prior,
         shrink: SHRINK,
         viral_log,
+        effects: Some(effects.clone()),
     };
     let model = fit_model(spec, &x, &y, &fold, &known).model;
     let started = Instant::now();
