@@ -25,10 +25,20 @@ pub struct Row {
     pub final_shares: u64,
     /// ln(1 + final shares).
     pub y: f64,
-    /// The author's finished cascades when this one was posted: those posted at least
-    /// [`HORIZON_S`] before, whose final size the store knew by then.
+    /// The author's earlier cascades as the store had them when this one was posted: final
+    /// sizes for those posted at least [`HORIZON_S`] before, the shares seen so far for those
+    /// still growing.
     pub record: AuthorRecord,
     pub followers: Option<u64>,
+    /// Unix seconds of each share (a share of weight w repeated w times), in time order.
+    pub share_times: Vec<f64>,
+}
+
+impl Row {
+    /// Shares this cascade had gathered by `at` (Unix seconds), within its horizon.
+    pub fn shares_by(&self, at: f64) -> u64 {
+        self.share_times.partition_point(|&t| t <= at) as u64
+    }
 }
 
 /// Reads `dir`: the propagation trees (`tree/<id>.txt`) and `source_tweets.tsv` (`id<TAB>text`).
@@ -60,6 +70,7 @@ pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
             y: (final_shares as f64).ln_1p(),
             record: AuthorRecord::default(),
             followers: (tree.cascade.author_followers > 0).then_some(tree.cascade.author_followers),
+            share_times: share_times(&tree.cascade.shares),
         });
     }
     rows.sort_by(|a, b| a.at.total_cmp(&b.at));
@@ -67,7 +78,18 @@ pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
     Ok((rows, without_text))
 }
 
-/// Fills each row's track record from the author's cascades posted at least a horizon before.
+fn share_times(shares: &[crate::virality::cascade::ShareNode]) -> Vec<f64> {
+    let mut times: Vec<f64> = shares
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.at, s.weight as usize))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Fills each row's track record as the store had it when the row was posted: the author's
+/// cascades posted at least a horizon before at their final size, and those posted since at the
+/// shares they had gathered by then (what Pulse records of a cascade still growing).
 fn set_records(rows: &mut [Row]) {
     let mut by_author: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
@@ -77,8 +99,13 @@ fn set_records(rows: &mut [Row]) {
         for &i in indices {
             let mut record = AuthorRecord::default();
             for &j in indices {
-                if j != i && rows[j].at + HORIZON_S <= rows[i].at {
+                if j == i || rows[j].at >= rows[i].at {
+                    continue;
+                }
+                if rows[j].at + HORIZON_S <= rows[i].at {
                     record.add(rows[j].final_shares);
+                } else {
+                    record.add(rows[j].shares_by(rows[i].at));
                 }
             }
             rows[i].record = record;
@@ -245,12 +272,13 @@ mod tests {
             final_shares: shares,
             y: (shares as f64).ln_1p(),
             record: AuthorRecord::default(),
+            share_times: Vec::new(),
             followers: None,
         }
     }
 
     #[test]
-    fn a_record_holds_only_cascades_finished_before_the_post() {
+    fn a_record_holds_earlier_cascades_final_once_finished_and_as_far_as_seen_before() {
         let day = 86_400.0;
         let mut rows = vec![
             row("a", 0.0, "one", 10),
@@ -258,12 +286,28 @@ mod tests {
             row("a", 8.0 * day, "three", 1),
             row("b", 9.0 * day, "four", 5),
         ];
+        // "two" had 30 of its 100 shares an hour in, the rest over the next two days.
+        rows[1].share_times = (0..100)
+            .map(|k| 3.0 * day + if k < 30 { 600.0 } else { day + k as f64 })
+            .collect();
+        rows[1].share_times.sort_by(f64::total_cmp);
+        let mut later = rows[1].clone();
+        later.at = 3.0 * day + 3_600.0;
+        later.id = "a-later".into();
+        later.share_times.clear();
+        rows.insert(2, later);
         set_records(&mut rows);
         assert_eq!(rows[0].record.cascades, 0);
-        assert_eq!(rows[1].record.cascades, 0);
-        assert_eq!(rows[2].record.cascades, 1);
-        assert!((rows[2].record.sum_log - 11f64.ln()).abs() < 1e-12);
-        assert_eq!(rows[3].record.cascades, 0);
+        // "one" is three days old and gathered its shares beyond what a test tree holds.
+        assert_eq!(rows[1].record.cascades, 1);
+        assert_eq!(rows[1].record.sum_log, 0.0);
+        // An hour after "two": "one" as seen (none in its tree) and "two"'s first 30.
+        assert_eq!(rows[2].record.cascades, 2);
+        assert!((rows[2].record.sum_log - 31f64.ln()).abs() < 1e-12);
+        // Eight days in: "one" is final (10), "two" has its 100, the later post none yet.
+        assert_eq!(rows[3].record.cascades, 3);
+        assert!((rows[3].record.sum_log - (11f64.ln() + 101f64.ln())).abs() < 1e-12);
+        assert_eq!(rows[4].record.cascades, 0);
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct Scores {
     /// The same for Pulse's own definition of viral (the top 1%).
     pub brier_skill_top1: f64,
     pub same_author_pairs: f64,
-    /// Spearman over the cascades whose author had no finished cascade yet.
+    /// Spearman over the cascades whose author had no earlier cascade in the store.
     pub new_authors_spearman: f64,
     pub mae_log_by_fold: Vec<f64>,
 }
@@ -401,7 +401,7 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
 fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastModel) {
     println!(
         "cascades {} ({} without text left out), authors {}, author+story groups {}, \
-         cascades of authors with no finished cascade {}; viral = top 10% = >= {} shares \
+         cascades of authors with no earlier cascade {}; viral = top 10% = >= {} shares \
          (top 1%, Pulse's default: >= {}); analyzer {}",
         r.cascades,
         r.without_text,
