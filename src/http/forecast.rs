@@ -80,7 +80,8 @@ pub struct ShareInterval {
 /// What Pulse knew of the author.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorEvidence {
-    /// Finished cascades of theirs in the store that the forecast read.
+    /// Cascades of theirs in the store that the forecast read: finished, or still growing
+    /// (counted at their shares so far).
     pub cascades: u64,
     /// Their median-like typical final shares: exp of their mean ln(1 + shares), minus 1;
     /// null without cascades.

@@ -17,13 +17,14 @@ const BUILT_IN: &str = include_str!("forecast.json");
 /// A draft's cascades counted towards its author's record: at most this many, the most recent.
 pub const RECORD_HISTORY: i64 = 200;
 
-/// What Pulse knows of an author on one platform: their finished cascades' final shares.
+/// What Pulse knows of an author on one platform: their cascades' shares, final for those
+/// finished, so far for those still growing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuthorRecord {
     pub cascades: u64,
-    /// Sum over them of ln(1 + final shares).
+    /// Sum over them of ln(1 + shares).
     pub sum_log: f64,
-    /// Largest ln(1 + final shares).
+    /// Largest ln(1 + shares).
     pub max_log: f64,
 }
 

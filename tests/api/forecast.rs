@@ -1,11 +1,12 @@
-//! The reach forecast against a real Pulse: authors' track records come from finished cascades
-//! in the store, per platform; nothing a forecast reads is written; bad requests name each
+//! The reach forecast against a real Pulse: authors' track records come from their cascades in
+//! the store (finished, and still growing at their shares so far), per platform; nothing a forecast reads is written; bad requests name each
 //! wrong field.
 
 use crate::common::*;
 use pulse::actors::virality::refit_platforms;
 use pulse::db::forecast::{
-    author_records, finished_posts, record_finished_cascades, REFIT_TEXT_CHARS,
+    author_records, finished_posts, record_finished_cascades, record_growing_cascades,
+    REFIT_TEXT_CHARS,
 };
 use pulse::virality::forecast::RECORD_HISTORY;
 use serde_json::{json, Value};
@@ -234,7 +235,7 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     let mut pg = app.env.pg().await;
     audience_driven_cascades(&pg).await;
     record_finished_cascades(&mut pg).await.unwrap();
-    let adopted = refit_platforms(&pg, 500).await.unwrap();
+    let adopted = refit_platforms(&mut pg, 500).await.unwrap();
     assert_eq!(adopted, 1);
     let row = pg
         .query_one(
@@ -301,16 +302,40 @@ async fn a_refit_reads_each_post_with_the_record_its_author_had_when_it_went_out
     )
     .await
     .unwrap();
+    // The post of 30 days ago had 4 shares a day in and its 10 six days in: its predictions.
+    pg.execute(
+        "INSERT INTO virality_predictions (post_id, observed_at, age_secs, shares,
+             virality_score, virality_probability, viral, predicted_final_shares, ci_lower,
+             ci_upper, dynamics, structural_virality, velocity, acceleration, params_hash)
+         SELECT 'rec-30', now() - make_interval(days => 30 - d), d * 86400, s, 0, 0, false,
+             0, 0, 0, 'broad', 0, 0, 0, 'h'
+         FROM (VALUES (1, 4), (6, 10)) v(d, s)",
+        &[],
+    )
+    .await
+    .unwrap();
     record_finished_cascades(&mut pg).await.unwrap();
-    let mut posts = finished_posts(&pg, "youtube").await.unwrap();
+    let mut posts = finished_posts(&mut pg, "youtube").await.unwrap();
     posts.sort_by(|a, b| a.at.total_cmp(&b.at));
-    let records: Vec<(u64, f64)> = posts
+    let records: Vec<(u64, f64, f64)> = posts
         .iter()
-        .map(|p| (p.record.cascades, p.record.max_log.exp_m1().round()))
+        .map(|p| {
+            let r = p.record;
+            (r.cascades, r.max_log.exp_m1().round(), r.sum_log)
+        })
         .collect();
-    // 40 days ago: nothing before; 30 days ago: the post of 10 days earlier; 25 days ago: that
-    // one too, but not the post of 5 days earlier, whose size was not known yet.
-    assert_eq!(records, vec![(0, 0.0), (1, 100.0), (1, 100.0)], "{posts:?}");
+    // 40 days ago: nothing before; 30 days ago: the post of 10 days earlier at its final size;
+    // 25 days ago: that one too, and the post of 5 days earlier at the 4 shares it had then.
+    let expected = [
+        (0, 0.0, 0.0),
+        (1, 100.0, 101f64.ln()),
+        (2, 100.0, 101f64.ln() + 5f64.ln()),
+    ];
+    for (got, want) in records.iter().zip(expected) {
+        assert_eq!((got.0, got.1), (want.0, want.1), "{posts:?}");
+        assert!((got.2 - want.2).abs() < 1e-9, "{posts:?}");
+    }
+    assert_eq!(records.len(), 3);
     assert_eq!(posts[2].final_shares, 1000);
     assert_eq!(posts[2].followers, None, "0 followers is not known");
     assert_eq!(posts[2].text.chars().count(), REFIT_TEXT_CHARS as usize);
@@ -422,6 +447,107 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     .unwrap();
     assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
     assert_eq!(prolific(&pg).await, after);
+}
+
+#[actix_rt::test]
+async fn a_cascade_still_growing_counts_in_its_authors_record_at_its_shares_so_far() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    finished_cascades(&pg, "prolific", "twitter", 1, 12).await;
+    pg.execute(
+        "UPDATE virality_cascades SET status = 'active', last_activity_at = now()",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
+    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 1);
+    let r = prolific(&pg).await;
+    assert_eq!(r.cascades, 1);
+    assert!((r.sum_log - 13f64.ln()).abs() < 1e-12, "{r:?}");
+    // Unchanged since: nothing is written again.
+    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 0);
+
+    pg.execute("UPDATE virality_cascades SET shares = 20", &[])
+        .await
+        .unwrap();
+    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 1);
+    assert!((prolific(&pg).await.sum_log - 21f64.ln()).abs() < 1e-12);
+
+    // It finishes: its final size replaces what was seen, still one cascade, and it is no
+    // longer read as growing.
+    pg.execute(
+        "UPDATE virality_cascades SET status = 'finished', shares = 25,
+             updated_at = now() - interval '1 minute'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 0);
+    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 1);
+    let r = prolific(&pg).await;
+    assert_eq!(r.cascades, 1);
+    assert!((r.sum_log - 26f64.ln()).abs() < 1e-12, "{r:?}");
+}
+
+#[actix_rt::test]
+async fn a_post_still_spreading_counts_in_its_authors_record_before_it_finishes() {
+    use chrono::{TimeDelta, Utc};
+    use std::time::Duration;
+
+    let env = TestEnv::new().await;
+    let mut s = env.settings();
+    s.virality.score_interval_ms = 100;
+    s.virality.inactive_expiry_secs = 3_600;
+    s.virality.author_records_interval_ms = 200;
+    let app = spawn_app_with(env, s).await;
+    let created = Utc::now() - TimeDelta::minutes(5);
+    let mut events = vec![
+        json!({"type": "post", "id": "spreading", "platform": "twitter",
+           "author": {"id": "spreader", "followers": 900},
+           "text": "A post that people are sharing right now",
+           "created_at": created.to_rfc3339()})
+        .to_string(),
+    ];
+    for i in 0..12 {
+        events.push(
+            json!({"type": "engagement", "id": format!("spreading:s{i}"), "post_id": "spreading",
+                   "kind": "share", "at": (created + TimeDelta::seconds(i + 1)).to_rfc3339()})
+            .to_string(),
+        );
+    }
+    app.send_events(&events).await;
+
+    let asked = json!({"posts": [draft("spreader", "twitter")]});
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = app.post("/api/v1/forecast", &asked).await;
+        let author = &body["forecasts"][0]["author"];
+        if status == 200
+            && author["cascades"] == 1
+            && author["typical_shares"]
+                .as_f64()
+                .is_some_and(|t| (t - 12.0).abs() < 1e-6)
+        {
+            assert_eq!(author["new_author"], false);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the growing cascade never reached its author's record: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pg = app.env.pg().await;
+    let status: String = pg
+        .query_one(
+            "SELECT status FROM virality_cascades WHERE post_id = 'spreading'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "active", "recorded while it was still growing");
 }
 
 #[actix_rt::test]

@@ -10,7 +10,7 @@ const NOTABLE = 0.02;
 
 /**
  * "Forecast a post": how far a draft is expected to travel before anyone shares it, from its
- * author's finished cascades in the store, its audience and its text. Nothing is stored.
+ * author's cascades in the store, its audience and its text. Nothing is stored.
  */
 export function ForecastPanel() {
   const [text, setText] = useState("");
@@ -106,8 +106,8 @@ export function ForecastPanel() {
           </p>
           <p className="small muted" data-testid="forecast-author">
             {f.author.new_author
-              ? "New author: no finished cascade of theirs in the store, so this rests on audience and text, and is less certain."
-              : `From ${compact(f.author.cascades)} finished cascades of this author (typically ${compact(f.author.typical_shares ?? 0)} shares).`}
+              ? "New author: no cascade of theirs in the store, so this rests on audience and text, and is less certain."
+              : `From ${compact(f.author.cascades)} cascades of this author (typically ${compact(f.author.typical_shares ?? 0)} shares).`}
           </p>
           <ul className="drivers small" aria-label="What moved the forecast">
             {f.drivers

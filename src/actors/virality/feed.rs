@@ -10,7 +10,8 @@ use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
 use super::ViralityTracker;
 use crate::db::forecast::{
-    finished_posts, platforms_to_refit, record_finished_cascades, save_refit, RECORD_BATCH,
+    finished_posts, platforms_to_refit, record_finished_cascades, record_growing_cascades,
+    save_refit, RECORD_BATCH,
 };
 use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
@@ -142,8 +143,9 @@ impl ViralityTracker {
         );
     }
 
-    /// Records the cascades finished since the last pass in their authors' track records,
-    /// which reach forecasts read.
+    /// Records the shares so far of the cascades still growing, then the cascades finished
+    /// since the last pass, in their authors' track records, which reach forecasts read. The
+    /// finished pass comes second, so a cascade that finishes meanwhile ends at its final size.
     pub(super) fn record_authors(&mut self, ctx: &mut Context<Self>) {
         // A slow pass is not joined by the next one.
         if self.recording_authors {
@@ -154,27 +156,32 @@ impl ViralityTracker {
         ctx.spawn(
             wrap_future::<_, Self>(async move {
                 let mut client = pool.get().await?;
-                let mut read = 0;
+                let growing = record_growing_cascades(&client).await?;
+                let mut finished = 0;
                 // A backlog (a first start on a large store) is read in bounded passes.
                 for _ in 0..10 {
                     let n = record_finished_cascades(&mut client).await?;
-                    read += n;
+                    finished += n;
                     if n < RECORD_BATCH {
                         break;
                     }
                 }
-                anyhow::Ok(read)
+                anyhow::Ok((growing, finished))
             })
-            .map(|result, this, _| match result {
-                Ok(read) => {
-                    this.recording_authors = false;
-                    metrics::counter!(names::FORECAST_RECORDED_CASCADES).increment(read as u64)
-                }
-                Err(e) => {
-                    this.recording_authors = false;
-                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
-                        .increment(1);
-                    tracing::warn!(error = %e, "recording authors' finished cascades failed");
+            .map(|result, this, _| {
+                this.recording_authors = false;
+                match result {
+                    Ok((growing, finished)) => {
+                        metrics::counter!(names::FORECAST_RECORDED_CASCADES, "status" => "growing")
+                            .increment(growing as u64);
+                        metrics::counter!(names::FORECAST_RECORDED_CASCADES, "status" => "finished")
+                            .increment(finished as u64);
+                    }
+                    Err(e) => {
+                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
+                            .increment(1);
+                        tracing::warn!(error = %e, "recording authors' cascades failed");
+                    }
                 }
             }),
         );
@@ -191,8 +198,8 @@ impl ViralityTracker {
         let min = self.cfg().forecast_refit_min_cascades;
         ctx.spawn(
             wrap_future::<_, Self>(async move {
-                let client = pool.get().await?;
-                refit_platforms(&client, min).await
+                let mut client = pool.get().await?;
+                refit_platforms(&mut client, min).await
             })
             .map(|result, this, _| {
                 this.refitting_forecasts = false;
@@ -261,7 +268,10 @@ async fn revivable(
 
 /// One refit pass: every platform with at least `min` finished cascades (50 at the least) is
 /// refitted on a blocking thread and the outcome stored, adopted or not.
-pub async fn refit_platforms(client: &tokio_postgres::Client, min: u64) -> anyhow::Result<usize> {
+pub async fn refit_platforms(
+    client: &mut tokio_postgres::Client,
+    min: u64,
+) -> anyhow::Result<usize> {
     let started = std::time::Instant::now();
     let min = i64::try_from(min.max(50)).unwrap_or(i64::MAX);
     let platforms = platforms_to_refit(client, min).await?;
