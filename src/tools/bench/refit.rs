@@ -1,14 +1,17 @@
-//! `pulse bench --only refit`: what refitting the reach forecast on one platform's finished
-//! cascades costs the virality leader, on a platform at the size a refit reads (its 10,000
-//! most recent finished cascades, each author with a track record), beside a bare read of the
-//! same posts.
+//! `pulse bench --only refit`: what the reach forecast's upkeep costs the virality leader, on a
+//! platform at the size a refit reads (its 10,000 most recent finished cascades, each author
+//! with a track record, each cascade with its predictions): a refit, beside a bare read of the
+//! same posts, and a pass recording 10,000 growing cascades in their authors' records, beside
+//! a bare read of the same cascades.
 
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::actors::virality::refit_platforms;
-use crate::db::forecast::{finished_posts, record_finished_cascades, RECORD_BATCH};
+use crate::db::forecast::{
+    finished_posts, record_finished_cascades, record_growing_cascades, RECORD_BATCH,
+};
 use crate::virality::forecast::ForecastModel;
 use crate::virality::forecast_fit;
 
@@ -35,21 +38,30 @@ pub struct RefitReport {
     pub spearman: f64,
     pub shipped_spearman: f64,
     pub adopted: bool,
+    /// Growing cascades seeded for the recording pass.
+    pub growing: i64,
+    /// The pass recording them, all new to their authors' records.
+    pub growing_pass_ms: f64,
+    /// The same pass again, nothing changed since.
+    pub growing_unchanged_ms: f64,
+    /// A bare `SELECT` of the same cascades with their posts' authors: the floor of that pass.
+    pub growing_bare_read_ms: f64,
 }
 
 pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitReport> {
     let (mut client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     eprintln!("refit: seeding {} finished cascades", args.refit_cascades);
-    // 2,000 authors posting every 8 minutes over about two months; reach follows the
-    // audience, with the text's topic and noise on top.
+    // 500 authors posting every 8 minutes over about two months, so each posts every three
+    // days and a post's record holds cascades still growing when it went out; reach follows
+    // the audience, with the text's topic and noise on top; five predictions a cascade.
     client
         .execute(
             "WITH p AS (
                  INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
                      sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model,
                      stream_id)
-                 SELECT 'refit-' || g, 'bluesky', 'author-' || (g % 2000),
+                 SELECT 'refit-' || g, 'bluesky', 'author-' || (g % 500),
                      10 * (1 + (g * 7919) % 5000),
                      'post ' || g || ' about ' ||
                          (ARRAY['the launch', 'an outage', 'a price rise', 'a meme',
@@ -67,10 +79,23 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
             &[&args.refit_cascades],
         )
         .await?;
+    client
+        .execute(
+            "INSERT INTO virality_predictions (post_id, observed_at, age_secs, shares,
+                 virality_score, virality_probability, viral, predicted_final_shares, ci_lower,
+                 ci_upper, dynamics, structural_virality, velocity, acceleration, params_hash)
+             SELECT c.post_id, c.created_at + make_interval(hours => 12 * k), 43200 * k,
+                 c.shares * k / 5, 0, 0, false, c.shares, 0, 0, 'broad', 0, 0, 0, 'h'
+             FROM virality_cascades c, generate_series(1, 5) k
+             WHERE c.platform = 'bluesky'",
+            &[],
+        )
+        .await?;
+    client.batch_execute("ANALYZE").await?;
     while record_finished_cascades(&mut client).await? >= RECORD_BATCH {}
 
     let started = Instant::now();
-    let posts = finished_posts(&client, "bluesky").await?;
+    let posts = finished_posts(&mut client, "bluesky").await?;
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     let bare = client
@@ -91,8 +116,53 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
     let fit_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let started = Instant::now();
-    let adopted = refit_platforms(&client, 500).await?;
+    let adopted = refit_platforms(&mut client, 500).await?;
     let pass_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    eprintln!("refit: seeding {RECORD_BATCH} growing cascades");
+    client
+        .execute(
+            "WITH p AS (
+                 INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
+                     sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model,
+                     stream_id)
+                 SELECT 'growing-' || g, 'bluesky', 'author-' || (g % 500), 100, 'post ' || g,
+                     now() - make_interval(secs => g::int), 'neutral', 0, '{}', 0, 0, 'bench',
+                     '0-0'
+                 FROM generate_series(1, $1::int8) g
+                 RETURNING id, created_at)
+             INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status,
+                 shares, model_name, model_version, params_hash, last_activity_at)
+             SELECT id, 'bluesky', created_at, created_at, 'active', 1 + abs(hashtext(id)) % 50,
+                 'm', '1', 'h', created_at
+             FROM p",
+            &[&RECORD_BATCH],
+        )
+        .await?;
+    client.batch_execute("ANALYZE").await?;
+    let started = Instant::now();
+    let bare = client
+        .query(
+            "SELECT c.post_id, c.shares, p.platform, p.author_id, p.created_at
+             FROM (SELECT post_id, shares FROM virality_cascades WHERE status = 'active'
+                   ORDER BY last_activity_at DESC LIMIT $1) c
+             JOIN posts p ON p.id = c.post_id",
+            &[&RECORD_BATCH],
+        )
+        .await?;
+    let growing_bare_read_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let growing = record_growing_cascades(&client).await?;
+    let growing_pass_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        growing == bare.len() as i64,
+        "recorded {growing} of {} growing cascades",
+        bare.len()
+    );
+    let started = Instant::now();
+    let again = record_growing_cascades(&client).await?;
+    let growing_unchanged_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(again == 0, "an unchanged cascade was written again");
     Ok(RefitReport {
         cascades: posts.len(),
         read_ms,
@@ -102,5 +172,9 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
         spearman: refit.spearman,
         shipped_spearman: refit.replaced_spearman,
         adopted: adopted == 1,
+        growing,
+        growing_pass_ms,
+        growing_unchanged_ms,
+        growing_bare_read_ms,
     })
 }
