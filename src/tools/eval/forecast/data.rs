@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::eval::virality::data::read_authored_trees;
+use crate::eval::virality::data::{read_authored_json_lines, read_authored_trees};
 use crate::virality::forecast::AuthorRecord;
 
 /// Shares counted towards a cascade's final size, within 7 days of the post, and how long
@@ -41,9 +41,56 @@ impl Row {
     }
 }
 
-/// Reads `dir`: the propagation trees (`tree/<id>.txt`) and `source_tweets.tsv` (`id<TAB>text`).
-/// Trees without a text are left out and counted.
-pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
+/// Reads `path`: a folder of propagation trees, or a file of cascades as JSON lines. Cascades
+/// without a text are left out and counted.
+pub fn read(path: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
+    let (mut rows, without_text) = if path.is_dir() {
+        read_trees_with_texts(path)?
+    } else {
+        read_lines(path)?
+    };
+    rows.sort_by(|a, b| a.at.total_cmp(&b.at));
+    set_records(&mut rows);
+    Ok((rows, without_text))
+}
+
+/// A file of cascades as JSON lines, each with its `author`, `text` and `created_at`, and its
+/// author's followers where known; shares after the horizon do not count.
+fn read_lines(path: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
+    let mut rows = Vec::new();
+    let mut without_text = 0;
+    for (n, line) in read_authored_json_lines(path)?.into_iter().enumerate() {
+        let Some(text) = line.text.filter(|t| !t.trim().is_empty()) else {
+            without_text += 1;
+            continue;
+        };
+        let author = line
+            .author
+            .filter(|a| !a.is_empty())
+            .with_context(|| format!("{}: cascade {} has no `author`", path.display(), n + 1))?;
+        let c = line.cascade;
+        let share_times: Vec<f64> = share_times(&c.shares)
+            .into_iter()
+            .filter(|&t| t >= c.created_at && t - c.created_at <= HORIZON_S)
+            .collect();
+        let final_shares = share_times.len() as u64;
+        rows.push(Row {
+            id: c.id,
+            author,
+            at: c.created_at,
+            text,
+            final_shares,
+            y: (final_shares as f64).ln_1p(),
+            record: AuthorRecord::default(),
+            followers: line.followers,
+            share_times,
+        });
+    }
+    Ok((rows, without_text))
+}
+
+/// `dir`: the propagation trees (`tree/<id>.txt`) and `source_tweets.tsv` (`id<TAB>text`).
+fn read_trees_with_texts(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
     let tsv = dir.join("source_tweets.tsv");
     let raw =
         std::fs::read_to_string(&tsv).with_context(|| format!("reading {}", tsv.display()))?;
@@ -73,8 +120,6 @@ pub fn read(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
             share_times: share_times(&tree.cascade.shares),
         });
     }
-    rows.sort_by(|a, b| a.at.total_cmp(&b.at));
-    set_records(&mut rows);
     Ok((rows, without_text))
 }
 
@@ -308,6 +353,30 @@ mod tests {
         assert_eq!(rows[3].record.cascades, 3);
         assert!((rows[3].record.sum_log - (11f64.ln() + 101f64.ln())).abs() < 1e-12);
         assert_eq!(rows[4].record.cascades, 0);
+    }
+
+    #[test]
+    fn a_file_of_cascades_counts_shares_within_the_horizon_and_names_a_line_without_author() {
+        let path = std::env::temp_dir().join(format!("pulse-lines-{}.jsonl", std::process::id()));
+        let lines = [
+            r#"{"id": "a", "author": "u", "text": "first", "created_at": 1000, "author_followers": 0, "shares": [[10, null, -1], [20, 5, 0], [700000, null, -1]]}"#,
+            r#"{"id": "b", "author": "u", "text": "second", "created_at": 90000, "shares": [[5, null, -1]]}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let (rows, without_text) = read(&path).unwrap();
+        assert_eq!(without_text, 0);
+        assert_eq!(rows.len(), 2);
+        // The share 8 days in is past the horizon; 0 followers is a count, absent is unknown.
+        assert_eq!((rows[0].final_shares, rows[0].followers), (2, Some(0)));
+        assert_eq!(rows[1].followers, None);
+        // "b" went out a day after "a", which had both its shares by then.
+        assert_eq!(rows[1].record.cascades, 1);
+        assert!((rows[1].record.sum_log - 3f64.ln()).abs() < 1e-12);
+
+        std::fs::write(&path, r#"{"id": "c", "text": "no author", "shares": []}"#).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).ok();
+        assert!(err.contains("cascade 1 has no `author`"), "{err}");
     }
 
     #[test]

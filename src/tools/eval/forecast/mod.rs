@@ -34,7 +34,9 @@ pub const PULSE_VIRAL_SHARE: f64 = 0.01;
 /// Options of `pulse eval forecast`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ForecastEvalArgs {
-    /// A folder of propagation trees (`tree/<id>.txt`) with `source_tweets.tsv` (`id<TAB>text`).
+    /// A folder of propagation trees (`tree/<id>.txt`) with `source_tweets.tsv` (`id<TAB>text`),
+    /// or a file of cascades as JSON lines, each with `author`, `text` and `created_at`, and
+    /// `author_followers` where known (the virality evaluation's format otherwise).
     #[arg(long)]
     pub data: PathBuf,
     /// Analyzer backend for the text's sentiment and emotion: `onnx` (as the server by default)
@@ -139,6 +141,17 @@ impl Oof {
 
 /// Runs the evaluation and prints the report.
 pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
+    let (report, model) = evaluate(&args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, args.write_model.as_deref(), &model);
+    }
+    Ok(())
+}
+
+/// The evaluation itself; writes the model and the predictions where asked.
+pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastModel)> {
     let (rows, without_text) = data::read(&args.data)?;
     anyhow::ensure!(
         rows.len() >= 50,
@@ -390,12 +403,7 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
         forecast_micros,
         analysis_millis_per_text,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report, args.write_model.as_deref(), &model);
-    }
-    Ok(())
+    Ok((report, model))
 }
 
 fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastModel) {
@@ -459,5 +467,88 @@ fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastM
     );
     if let Some(path) = written {
         println!("model {} written to {}", model.id(), path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use std::path::Path;
+
+    /// 600 cascades of 120 authors on a platform where reach follows the author's audience.
+    fn audience_driven(path: &Path) {
+        let words = [
+            "launch", "outage", "price", "meme", "weather", "coffee", "music", "game", "city",
+            "team", "market", "phone", "train", "school", "garden", "movie",
+        ];
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut lines = Vec::new();
+        for a in 0..120 {
+            let followers = 10f64.powf(rng.random_range(1.0..5.0)) as u64;
+            for k in 0..5 {
+                let at = 1.6e9 + rng.random_range(0.0..90.0 * 86_400.0);
+                let noise: f64 = rng.random_range(-1.0..1.0);
+                let n = ((followers as f64).powf(0.6) * noise.exp()) as usize;
+                let shares: Vec<(f64, Option<u64>, i64)> = (0..n)
+                    .map(|_| (rng.random_range(0.0..86_400.0), None, -1))
+                    .collect();
+                let text: Vec<&str> = (0..4).map(|_| words[rng.random_range(0..16)]).collect();
+                lines.push(
+                    serde_json::json!({
+                        "id": format!("p{a}-{k}"), "author": format!("a{a}"),
+                        "text": format!("{} number {}", text.join(" "), a * 5 + k),
+                        "platform": "mastodon", "author_followers": followers,
+                        "created_at": at, "shares": shares,
+                    })
+                    .to_string(),
+                );
+            }
+        }
+        // One without a text, left out and counted.
+        lines.push(r#"{"id": "x", "author": "a0", "created_at": 1.6e9, "shares": []}"#.into());
+        std::fs::write(path, lines.join("\n")).unwrap();
+    }
+
+    #[test]
+    fn on_cascades_whose_reach_follows_the_audience_followers_rank_them_and_new_authors_too() {
+        let path =
+            std::env::temp_dir().join(format!("pulse-forecast-{}.jsonl", std::process::id()));
+        audience_driven(&path);
+        let args = ForecastEvalArgs {
+            data: path.clone(),
+            backend: "lexicon".into(),
+            bundles: Vec::new(),
+            onnxruntime: None,
+            folds: 5,
+            bootstrap: 100,
+            write_model: None,
+            predictions: None,
+            json: false,
+        };
+        let (report, model) = evaluate(&args).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(
+            (report.cascades, report.without_text, report.authors),
+            (600, 1, 120)
+        );
+        let score = |name: &str| report.scores.iter().find(|s| s.predictor.starts_with(name));
+        let audience = score("audience").expect("an audience baseline where followers exist");
+        let pulse = score("pulse").unwrap();
+        let constant = score("constant").unwrap();
+        assert!(audience.spearman > 0.8, "{audience:?}");
+        assert!(
+            pulse.spearman > 0.8 && pulse.spearman > constant.spearman + 0.5,
+            "{pulse:?}"
+        );
+        assert!(pulse.new_authors_spearman > 0.8, "{pulse:?}");
+        // The model fitted on every cascade weighs the audience.
+        let weight = model
+            .weights
+            .iter()
+            .find(|w| w.name == "log_followers")
+            .unwrap();
+        assert!(weight.weight > 0.1, "{weight:?}");
     }
 }

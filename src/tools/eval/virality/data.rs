@@ -103,6 +103,20 @@ struct FileCascade {
     #[serde(default)]
     created_at: Option<f64>,
     shares: Vec<(f64, Option<u64>, i64)>,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// A cascade of a JSON-lines file with its optional `author` and `text`, which the reach
+/// forecast's evaluation reads.
+pub struct AuthoredLine {
+    pub cascade: TrueCascade,
+    pub author: Option<String>,
+    pub text: Option<String>,
+    /// `author_followers` as the file gives it (0 is a count, absent is unknown).
+    pub followers: Option<u64>,
 }
 
 /// Reads a file of cascades, one JSON object per line:
@@ -116,6 +130,14 @@ struct FileCascade {
 /// `parent` is the index of the share it came through in the same list, or -1 for the post
 /// itself. `platform`, `author_followers` and `created_at` (Unix seconds) are optional.
 pub fn read_json_lines(path: &Path) -> anyhow::Result<Vec<TrueCascade>> {
+    Ok(read_authored_json_lines(path)?
+        .into_iter()
+        .map(|l| l.cascade)
+        .collect())
+}
+
+/// [`read_json_lines`], keeping each line's `author` and `text` (both optional).
+pub fn read_authored_json_lines(path: &Path) -> anyhow::Result<Vec<AuthoredLine>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -141,13 +163,18 @@ pub fn read_json_lines(path: &Path) -> anyhow::Result<Vec<TrueCascade>> {
                 weight: 1,
             })
             .collect();
-        out.push(TrueCascade {
-            id: c.id,
-            platform: c.platform.as_deref().and_then(Platform::parse),
-            author_followers: c.author_followers.unwrap_or(0),
-            created_at,
-            shares: in_time_order(shares),
-            prior: None,
+        out.push(AuthoredLine {
+            cascade: TrueCascade {
+                id: c.id,
+                platform: c.platform.as_deref().and_then(Platform::parse),
+                author_followers: c.author_followers.unwrap_or(0),
+                created_at,
+                shares: in_time_order(shares),
+                prior: None,
+            },
+            author: c.author,
+            text: c.text,
+            followers: c.author_followers,
         });
     }
     Ok(out)
