@@ -147,22 +147,37 @@ pub async fn author_records(
     platform: &str,
     authors: &[String],
 ) -> Result<HashMap<String, AuthorRecord>, tokio_postgres::Error> {
+    Ok(author_entries(client, platform, authors)
+        .await?
+        .into_iter()
+        .map(|(author, entries)| (author, AuthorRecord::posted_before(&entries, f64::INFINITY)))
+        .collect())
+}
+
+/// Each of `authors`' recorded posts on `platform`: (shares, Unix seconds it was posted), so a
+/// forecast counts only those posted before its draft (a post already out, forecast as of its
+/// own time, does not read itself).
+pub async fn author_entries(
+    client: &tokio_postgres::Client,
+    platform: &str,
+    authors: &[String],
+) -> Result<HashMap<String, Vec<(u64, f64)>>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT r.author_id, f.value->>0
+            "SELECT r.author_id, f.value->>0, f.value->>1
              FROM author_records r, jsonb_each(r.finals) f
              WHERE r.platform = $1 AND r.author_id = ANY($2)",
             &[&platform, &authors],
         )
         .await?;
-    let mut out: HashMap<String, AuthorRecord> = HashMap::new();
+    let mut out: HashMap<String, Vec<(u64, f64)>> = HashMap::new();
+    let number = |s: Option<String>| s.and_then(|s| s.parse::<f64>().ok());
     for row in rows {
-        let shares: Option<String> = row.get(1);
-        let shares = shares
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            .max(0.0);
-        out.entry(row.get(0)).or_default().add(shares as u64);
+        let shares = number(row.get(1)).unwrap_or(0.0).max(0.0);
+        let posted = number(row.get(2)).unwrap_or(f64::NEG_INFINITY);
+        out.entry(row.get(0))
+            .or_default()
+            .push((shares as u64, posted));
     }
     Ok(out)
 }

@@ -14,11 +14,11 @@ use super::analyze::{share_error, SentimentView};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use super::virality_api::{field_error, invalid_request, live_model};
-use crate::db::forecast::{author_records, percentile_of, platform_models, share_history};
+use crate::db::forecast::{author_entries, percentile_of, platform_models, share_history};
 use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
-use crate::virality::forecast::{Draft, Driver, ForecastModel, INTERVAL_LEVEL};
+use crate::virality::forecast::{AuthorRecord, Draft, Driver, ForecastModel, INTERVAL_LEVEL};
 use crate::virality::unix_seconds;
 
 /// Most posts in one request.
@@ -53,7 +53,8 @@ pub struct DraftPost {
     #[schema(value_type = Platform)]
     pub platform: String,
     pub author: DraftAuthor,
-    /// When it is (or will be) posted; default now.
+    /// When it is (or will be) posted; default now. The author's record counts only their posts
+    /// before it.
     pub at: Option<DateTime<Utc>>,
     /// Compare with this product's stored posts only (1 to 256 bytes).
     #[schema(min_length = 1, max_length = 256)]
@@ -195,8 +196,8 @@ pub async fn forecast(
     for (platform, mut authors) in authors_of {
         authors.sort();
         authors.dedup();
-        for (author, record) in author_records(&client, platform.as_str(), &authors).await? {
-            records.insert((platform, author), record);
+        for (author, entries) in author_entries(&client, platform.as_str(), &authors).await? {
+            records.insert((platform, author), entries);
         }
     }
     let mut percentiles = HashMap::new();
@@ -218,17 +219,12 @@ pub async fn forecast(
     let now = unix_seconds(Utc::now());
     let mut forecasts = Vec::with_capacity(posts.len());
     for ((p, platform), analysis) in posts.iter().zip(&platforms).zip(&analysed.analyses) {
+        let at = p.at.map_or(now, unix_seconds);
         let record = records
             .get(&(*platform, p.author.id.clone()))
-            .copied()
+            .map(|entries| AuthorRecord::posted_before(entries, at))
             .unwrap_or_default();
-        let draft = Draft::new(
-            &p.text,
-            p.author.followers,
-            p.at.map_or(now, unix_seconds),
-            record,
-            analysis,
-        );
+        let draft = Draft::new(&p.text, p.author.followers, at, record, analysis);
         let threshold = live.threshold(Some(*platform));
         let model = refitted.get(platform.as_str()).unwrap_or(shipped);
         let history = &percentiles[&(*platform, p.product.clone())];

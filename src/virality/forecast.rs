@@ -46,6 +46,19 @@ impl AuthorRecord {
         (self.cascades > 0).then(|| (self.sum_log / self.cascades as f64).exp_m1())
     }
 
+    /// The record of the posts among `entries` (shares, Unix seconds posted) posted before
+    /// `at`; one posted within a millisecond of it is taken for the post itself, whose time went
+    /// through the store's microseconds and back.
+    pub fn posted_before(entries: &[(u64, f64)], at: f64) -> Self {
+        let mut record = Self::default();
+        for &(shares, posted) in entries {
+            if posted < at - 1e-3 {
+                record.add(shares);
+            }
+        }
+        record
+    }
+
     /// The record's mean log size shrunk towards `prior` by `k` pseudo-cascades.
     pub fn shrunk_mean(&self, prior: f64, k: f64) -> f64 {
         (self.sum_log + k * prior) / (self.cascades as f64 + k)

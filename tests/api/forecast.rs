@@ -56,12 +56,13 @@ async fn prolific(pg: &tokio_postgres::Client) -> pulse::virality::forecast::Aut
         .unwrap()["prolific"]
 }
 
+/// A draft to go out in an hour, after everything a test stores.
 fn draft(author: &str, platform: &str) -> Value {
     json!({
         "text": "Our new headphones ship today, and they are lovely #launch https://example.com/x",
         "platform": platform,
         "author": {"id": author, "followers": 5000},
-        "at": "2026-11-26T15:00:00Z"
+        "at": (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339()
     })
 }
 
@@ -277,7 +278,7 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     assert_eq!(model(0), model(1));
     // Twitter has no cascades here: the shipped model, where followers carry no weight.
     assert_eq!(model(2), body["model"]["id"].as_str().unwrap());
-    assert!((expected(2) - expected(3)).abs() < 1e-9, "{body}");
+    assert!((expected(2) / expected(3) - 1.0).abs() < 1e-9, "{body}");
 }
 
 #[actix_rt::test]
@@ -447,6 +448,39 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     .unwrap();
     assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
     assert_eq!(prolific(&pg).await, after);
+}
+
+#[actix_rt::test]
+async fn a_forecast_counts_only_the_authors_posts_from_before_its_time() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    // Posts 11 and 12 days ago.
+    finished_cascades(&pg, "prolific", "twitter", 2, 40).await;
+    record_finished_cascades(&mut pg).await.unwrap();
+    let posted: Vec<chrono::DateTime<chrono::Utc>> = pg
+        .query("SELECT created_at FROM posts ORDER BY created_at", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let as_of = |at: chrono::DateTime<chrono::Utc>| {
+        let mut d = draft("prolific", "twitter");
+        d["at"] = json!(at.to_rfc3339());
+        d
+    };
+    let second = chrono::TimeDelta::seconds(1);
+    let asked = json!({"posts": [
+        as_of(posted[0]), as_of(posted[0] + second), as_of(posted[1] + second)
+    ]});
+    let (status, body) = app.post("/api/v1/forecast", &asked).await;
+    assert_eq!(status, 200, "{body}");
+    // The first post, forecast as of its own time, does not read itself.
+    let cascades: Vec<&Value> = (0..3)
+        .map(|i| &of(&body, i)["author"]["cascades"])
+        .collect();
+    assert_eq!(cascades, [&json!(0), &json!(1), &json!(2)], "{body}");
+    assert_eq!(of(&body, 0)["author"]["new_author"], true);
 }
 
 #[actix_rt::test]
