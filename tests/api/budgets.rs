@@ -188,10 +188,11 @@ async fn made_up_keys_are_refused_before_any_hashing() {
 
     // The same wrong key again is refused without another check.
     let t = SecuredServer::start(|_| {}).await;
-    let wrong = format!(
-        "{}0",
-        &t.key(Role::Analyst).key[..t.key(Role::Analyst).key.len() - 1]
-    );
+    // The real key with its last character changed (to one it does not already end in).
+    let real = t.key(Role::Analyst).key.clone();
+    let last = if real.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &real[..real.len() - 1]);
+    assert_ne!(wrong, real);
     for _ in 0..5 {
         let res = raw_request(
             t.app.address(),
