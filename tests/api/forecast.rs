@@ -208,8 +208,6 @@ async fn audience_driven_cascades(pg: &tokio_postgres::Client) {
 
 #[actix_rt::test]
 async fn the_tracker_refits_a_platform_with_enough_finished_cascades_on_its_own() {
-    use std::time::Duration;
-
     let env = TestEnv::new().await;
     let mut s = env.settings();
     s.virality.forecast_refit_interval_secs = 1;
@@ -219,19 +217,15 @@ async fn the_tracker_refits_a_platform_with_enough_finished_cascades_on_its_own(
     audience_driven_cascades(&pg).await;
 
     let asked = json!({"posts": [draft("someone", "bluesky")]});
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = app.post("/api/v1/forecast", &asked).await;
+    let answer = |status: u16, body: &Value| {
         let model = body["forecasts"][0]["model"].as_str().unwrap_or_default();
-        if status == 200 && model.starts_with("reach-1+bluesky:") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no refitted model was adopted for the platform: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        status == 200 && model.starts_with("reach-1+bluesky:")
+    };
+    let (adopted, last) = forecast_until(&app, &asked, answer).await;
+    assert!(
+        adopted,
+        "no refitted model was adopted for the platform: {last}"
+    );
 }
 
 #[actix_rt::test]
@@ -558,29 +552,43 @@ fn shared_post(post: &str, author: &str, shares: i64) -> Vec<String> {
     events
 }
 
+/// Asks for `asked` until `answer(status, body)` holds, for at most a minute: whether it did,
+/// and the last answer.
+async fn forecast_until(
+    app: &TestApp,
+    asked: &Value,
+    answer: impl Fn(u16, &Value) -> bool,
+) -> (bool, Value) {
+    let last = std::cell::RefCell::new(Value::Null);
+    let (last_ref, answer) = (&last, &answer);
+    let held = wait_until(std::time::Duration::from_secs(60), || async move {
+        let (status, body) = app.post("/api/v1/forecast", asked).await;
+        let held = answer(status, &body);
+        *last_ref.borrow_mut() = json!({"status": status, "body": body});
+        held
+    })
+    .await;
+    (held, last.into_inner())
+}
+
 /// Asks for a forecast of `author`'s draft until it reads `cascades` of theirs, typically of
 /// `typical` shares; the author part of that answer.
 async fn forecast_once_recorded(app: &TestApp, author: &str, cascades: u64, typical: f64) -> Value {
-    use std::time::Duration;
     let asked = json!({"posts": [draft(author, "twitter")]});
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = app.post("/api/v1/forecast", &asked).await;
+    let answer = |status: u16, body: &Value| {
         let read = &body["forecasts"][0]["author"];
-        if status == 200
+        status == 200
             && read["cascades"] == cascades
             && read["typical_shares"]
                 .as_f64()
                 .is_some_and(|t| (t - typical).abs() < 1e-6)
-        {
-            return read.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{author}'s record never read {cascades} cascades of {typical}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    let (held, last) = forecast_until(app, &asked, answer).await;
+    assert!(
+        held,
+        "{author}'s record never read {cascades} cascades of {typical}: {last}"
+    );
+    last["body"]["forecasts"][0]["author"].clone()
 }
 
 #[actix_rt::test]
