@@ -182,6 +182,17 @@ pub async fn author_entries(
     Ok(out)
 }
 
+/// `columns` of a platform's (the parameter `$platform`) `limit` most recently finished
+/// cascades, newest first, through the index of recent finished cascades: the one definition
+/// the percentiles, the refit and the check for one read.
+fn recent_finished(columns: &str, platform: &str, limit: &str) -> String {
+    format!(
+        "SELECT {columns} FROM virality_cascades
+         WHERE status = 'finished' AND platform = {platform}
+         ORDER BY last_activity_at DESC LIMIT {limit}"
+    )
+}
+
 /// What the store knows of the final sizes of a platform's finished cascades.
 #[derive(Debug, Clone, Default)]
 pub struct ShareHistory {
@@ -202,14 +213,16 @@ pub async fn share_history(
     product: Option<&str>,
 ) -> Result<ShareHistory, tokio_postgres::Error> {
     let levels: Vec<f64> = (1..100).map(|p| f64::from(p) / 100.0).collect();
+    let sql = format!(
+        "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares),
+             avg(ln(1 + greatest(h.shares, 0)::float8))
+         FROM ({}) h
+         WHERE $2::text IS NULL OR h.product = $2",
+        recent_finished("shares, product", "$1", "$3")
+    );
     let row = client
         .query_one(
-            "SELECT count(*), percentile_disc($4::float8[]) WITHIN GROUP (ORDER BY h.shares),
-                 avg(ln(1 + greatest(h.shares, 0)::float8))
-             FROM (SELECT shares, product FROM virality_cascades
-                   WHERE status = 'finished' AND platform = $1
-                   ORDER BY last_activity_at DESC LIMIT $3) h
-             WHERE $2::text IS NULL OR h.product = $2",
+            sql.as_str(),
             &[&platform, &product, &PERCENTILE_HISTORY, &levels],
         )
         .await?;
@@ -251,35 +264,37 @@ pub async fn finished_posts(
     // Its estimated cost sets off PostgreSQL's JIT compilation, which took longer (0.4 s)
     // than the statement without it on 10,000 posts.
     tx.batch_execute("SET LOCAL jit = off").await?;
+    let sql = format!(
+        "SELECT p.author_id, left(p.text, $3), p.author_followers,
+             extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
+             p.emotions, c.shares, r.n, r.sum_log, r.max_log
+         FROM ({}) c
+         JOIN posts p ON p.id = c.post_id
+         LEFT JOIN LATERAL (
+             SELECT count(*) AS n, sum(f.y) AS sum_log, max(f.y) AS max_log
+             FROM author_records a,
+                  LATERAL (SELECT e.key AS post_id,
+                                  greatest((e.value->>0)::float8, 0) AS shares,
+                                  (e.value->>1)::float8 AS posted
+                           FROM jsonb_each(a.finals) e) g,
+                  LATERAL (SELECT ln(1 + CASE
+                               WHEN g.posted + $4 <= extract(epoch FROM p.created_at)
+                                   THEN g.shares
+                               ELSE coalesce((SELECT greatest(h.shares, 0)::float8
+                                              FROM virality_predictions h
+                                              WHERE h.post_id = g.post_id
+                                                AND h.observed_at <= p.created_at
+                                              ORDER BY h.id DESC LIMIT 1), 0)
+                           END) AS y
+                           OFFSET 0) f
+             WHERE a.platform = $1 AND a.author_id = p.author_id
+               AND g.posted < extract(epoch FROM p.created_at)
+               AND g.post_id <> p.id) r ON true",
+        recent_finished("post_id, shares", "$1", "$2")
+    );
     let rows = tx
         .query(
-            "SELECT p.author_id, left(p.text, $3), p.author_followers,
-                 extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
-                 p.emotions, c.shares, r.n, r.sum_log, r.max_log
-             FROM (SELECT post_id, shares FROM virality_cascades
-                   WHERE status = 'finished' AND platform = $1
-                   ORDER BY last_activity_at DESC LIMIT $2) c
-             JOIN posts p ON p.id = c.post_id
-             LEFT JOIN LATERAL (
-                 SELECT count(*) AS n, sum(f.y) AS sum_log, max(f.y) AS max_log
-                 FROM author_records a,
-                      LATERAL (SELECT e.key AS post_id,
-                                      greatest((e.value->>0)::float8, 0) AS shares,
-                                      (e.value->>1)::float8 AS posted
-                               FROM jsonb_each(a.finals) e) g,
-                      LATERAL (SELECT ln(1 + CASE
-                                   WHEN g.posted + $4 <= extract(epoch FROM p.created_at)
-                                       THEN g.shares
-                                   ELSE coalesce((SELECT greatest(h.shares, 0)::float8
-                                                  FROM virality_predictions h
-                                                  WHERE h.post_id = g.post_id
-                                                    AND h.observed_at <= p.created_at
-                                                  ORDER BY h.id DESC LIMIT 1), 0)
-                               END) AS y
-                               OFFSET 0) f
-                 WHERE a.platform = $1 AND a.author_id = p.author_id
-                   AND g.posted < extract(epoch FROM p.created_at)
-                   AND g.post_id <> p.id) r ON true",
+            sql.as_str(),
             &[
                 &platform,
                 &PERCENTILE_HISTORY,
@@ -323,14 +338,13 @@ pub async fn platforms_to_refit(
     min: i64,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     let mut out = Vec::new();
+    let sql = format!(
+        "SELECT count(*) FROM ({}) c",
+        recent_finished("1", "$1", "$2")
+    );
     for platform in Platform::ALL {
         let row = client
-            .query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM virality_cascades
-                     WHERE status = 'finished' AND platform = $1
-                     ORDER BY last_activity_at DESC LIMIT $2) c",
-                &[&platform.as_str(), &min],
-            )
+            .query_one(sql.as_str(), &[&platform.as_str(), &min])
             .await?;
         if row.get::<_, i64>(0) >= min {
             out.push(platform.as_str().to_string());
