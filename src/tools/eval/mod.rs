@@ -1,8 +1,55 @@
 //! `pulse eval`: scores on labelled data, each printed beside a simple baseline measured in
 //! the same run.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::config::{AnalyzerSettings, Backend};
+
 pub mod forecast;
 pub mod language;
 pub mod sentiment;
 pub mod stories;
 pub mod virality;
+
+/// The analyzer an evaluation reads its texts with, built as the server builds it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzerArgs {
+    /// Analyzer backend: `onnx` (model bundles, the server's default) or `lexicon`.
+    #[arg(long, default_value = "onnx")]
+    pub backend: String,
+    /// Model bundle directory (repeatable); defaults to the bundled model.
+    #[arg(long = "bundle")]
+    pub bundles: Vec<PathBuf>,
+    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+impl AnalyzerArgs {
+    /// The lexicon backend, needing no model files.
+    pub fn lexicon() -> Self {
+        AnalyzerArgs {
+            backend: "lexicon".into(),
+            bundles: Vec::new(),
+            onnxruntime: None,
+        }
+    }
+
+    /// The backend and the settings to build it with, `intra_threads` per session.
+    pub fn settings(&self, intra_threads: usize) -> anyhow::Result<(Backend, AnalyzerSettings)> {
+        let backend: Backend =
+            serde_json::from_value(serde_json::Value::String(self.backend.clone()))
+                .with_context(|| format!("unknown backend `{}`", self.backend))?;
+        let mut settings = AnalyzerSettings {
+            intra_threads,
+            onnxruntime: self.onnxruntime.clone(),
+            ..AnalyzerSettings::default()
+        };
+        if !self.bundles.is_empty() {
+            settings.bundles = self.bundles.clone();
+        }
+        Ok((backend, settings))
+    }
+}

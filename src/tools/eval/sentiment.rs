@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::analysis::{self, Backend, DecisionThresholds};
-use crate::config::AnalyzerSettings;
+use crate::analysis::{self, DecisionThresholds};
+use crate::eval::AnalyzerArgs;
 use crate::models::Analysis;
 
 /// Texts per analyzer call, as in the pipeline.
@@ -69,12 +69,9 @@ pub struct EvalArgs {
     /// A TSV file: `label<TAB>text` per line.
     #[arg(long)]
     pub data: PathBuf,
-    /// Analyzer backend to score: `onnx` (model bundles) or `lexicon`.
-    #[arg(long, default_value = "onnx")]
-    pub backend: String,
-    /// Model bundle directory (repeatable); defaults to the bundled model.
-    #[arg(long = "bundle")]
-    pub bundles: Vec<PathBuf>,
+    /// The analyzer to score.
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
     /// The language of every text (`de`, `es`, ...), routed as a post tagged so would be: the
     /// English model for `en`, the multilingual model for the others; `detect` lets the
     /// language detector decide per text. Without it every text goes to the English backend,
@@ -84,9 +81,6 @@ pub struct EvalArgs {
     /// Multilingual model bundle directory (repeatable); defaults to the bundled one.
     #[arg(long = "multilingual-bundle")]
     pub multilingual_bundles: Vec<PathBuf>,
-    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
-    #[arg(long)]
-    pub onnxruntime: Option<PathBuf>,
     /// Inference threads per session.
     #[arg(long, default_value_t = 2)]
     pub intra_threads: usize,
@@ -116,8 +110,7 @@ pub struct EvalReport {
 
 /// Runs the evaluation and prints the report.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let backend: Backend = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
-        .with_context(|| format!("unknown backend `{}`", args.backend))?;
+    let (backend, mut settings) = args.analyzer.settings(args.intra_threads)?;
     let raw = std::fs::read_to_string(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;
     let mut gold = Vec::new();
@@ -140,14 +133,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         texts.push(text.to_string());
     }
     anyhow::ensure!(!texts.is_empty(), "no examples in {}", args.data.display());
-    let mut settings = AnalyzerSettings {
-        intra_threads: args.intra_threads,
-        onnxruntime: args.onnxruntime.clone(),
-        ..AnalyzerSettings::default()
-    };
-    if !args.bundles.is_empty() {
-        settings.bundles = args.bundles.clone();
-    }
     if !args.multilingual_bundles.is_empty() {
         settings.multilingual_bundles = args.multilingual_bundles.clone();
     }

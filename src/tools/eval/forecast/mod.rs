@@ -13,8 +13,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::analysis;
-use crate::config::{AnalyzerSettings, Backend};
 use crate::eval::virality::metrics::auc;
+use crate::eval::AnalyzerArgs;
 use crate::virality::forecast::{
     feature_names, features, interval, reach_probability, Draft, ForecastModel, HeldOutEffect,
     GROUPS,
@@ -39,16 +39,9 @@ pub struct ForecastEvalArgs {
     /// `author_followers` where known (the virality evaluation's format otherwise).
     #[arg(long)]
     pub data: PathBuf,
-    /// Analyzer backend for the text's sentiment and emotion: `onnx` (as the server by default)
-    /// or `lexicon`.
-    #[arg(long, default_value = "onnx")]
-    pub backend: String,
-    /// Model bundle directory (repeatable); defaults to the bundled model.
-    #[arg(long = "bundle")]
-    pub bundles: Vec<PathBuf>,
-    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
-    #[arg(long)]
-    pub onnxruntime: Option<PathBuf>,
+    /// The analyzer that reads each text's sentiment and emotion.
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// Resamples of the paired bootstrap.
@@ -158,16 +151,7 @@ pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastMode
         "{} cascades with text: too few to evaluate",
         rows.len()
     );
-    let backend: Backend = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
-        .with_context(|| format!("unknown backend `{}`", args.backend))?;
-    let mut settings = AnalyzerSettings {
-        onnxruntime: args.onnxruntime.clone(),
-        intra_threads: 1,
-        ..AnalyzerSettings::default()
-    };
-    if !args.bundles.is_empty() {
-        settings.bundles = args.bundles.clone();
-    }
+    let (backend, settings) = args.analyzer.settings(1)?;
     let mut analyzer = analysis::build(backend, &settings)?;
     let started = Instant::now();
     let mut analyses = Vec::with_capacity(rows.len());
@@ -518,9 +502,7 @@ mod tests {
         audience_driven(&path);
         let args = ForecastEvalArgs {
             data: path.clone(),
-            backend: "lexicon".into(),
-            bundles: Vec::new(),
-            onnxruntime: None,
+            analyzer: AnalyzerArgs::lexicon(),
             folds: 5,
             bootstrap: 100,
             write_model: None,
