@@ -79,10 +79,11 @@ try {
 
   // 2b. "Forecast a post": the draft's forecast on screen is the API's for the same draft.
   {
-    const draft = { text: "Our new headphones ship today, and they are lovely #launch", platform: "twitter", author: { id: "e2e-forecaster", followers: 1200 } };
+    const draft = { text: "Our new headphones ship today, and they are lovely #launch", platform: "twitter", author: { id: "e2e-forecaster", followers: 1200 }, lang: "en-GB" };
     await page.fill('[data-testid="forecast-text"]', draft.text);
     await page.fill('[data-testid="forecast-author-id"]', draft.author.id);
     await page.fill('[data-testid="forecast-followers"]', String(draft.author.followers));
+    await page.fill('[data-testid="forecast-lang"]', draft.lang);
     await page.click('[data-testid="forecast-submit"]');
     const shown = await page.waitForSelector('[data-testid="forecast-result"]', { timeout: 15_000 }).catch(() => null);
     check(shown, `no forecast appeared: ${await page.locator('[data-testid="forecast-error"]').textContent().catch(() => "no error shown")}`);
@@ -95,6 +96,8 @@ try {
     check(Math.abs(onScreen - expected) <= 0.02 * expected, `the forecast on screen (${onScreen}) is not the API's (${expected})`);
     const author = await page.locator('[data-testid="forecast-author"]').textContent();
     check(author.startsWith("New author"), `a never-seen author is not called new: ${author}`);
+    const model = await page.locator('[data-testid="forecast-model"]').textContent();
+    check(model.startsWith("read as en ·"), `the language given is not the one the text was read in: ${model}`);
     step(`forecast a post: ${Math.round(onScreen)} shares expected on screen, ${Math.round(expected)} from the API`);
   }
 

@@ -162,8 +162,12 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
     type Result = Result<AnalyzedTexts, AnalyzeError>;
 
     fn handle(&mut self, msg: AnalyzeTexts, _: &mut Self::Context) -> Self::Result {
-        let texts: Vec<&str> = msg.0.iter().map(String::as_str).collect();
-        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_texts(&texts))) {
+        let texts: Vec<(&str, Option<&str>)> = msg
+            .0
+            .iter()
+            .map(|(text, lang)| (text.as_str(), lang.as_deref()))
+            .collect();
+        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_posts(&texts))) {
             Ok(analyses) => Ok(AnalyzedTexts {
                 thresholds_each: analyses
                     .iter()

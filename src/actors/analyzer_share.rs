@@ -84,14 +84,27 @@ impl AnalyzerShare {
         }
     }
 
-    /// Analyses `texts` for `caller` on `pool` within the share (see the module
-    /// documentation).
+    /// Analyses `texts` (their language detected) for `caller` on `pool` within the share
+    /// (see the module documentation).
     pub async fn analyze(
         &self,
         pool: &Supervised<AnalyzerWorker>,
         route: &AdaptiveRoute,
         caller: &str,
         texts: Vec<String>,
+    ) -> Result<AnalyzedTexts, ShareError> {
+        let untagged = texts.into_iter().map(|t| (t, None)).collect();
+        self.analyze_tagged(pool, route, caller, untagged).await
+    }
+
+    /// Analyses texts, each with the language its caller gave (detected where none), for
+    /// `caller` on `pool` within the share.
+    pub async fn analyze_tagged(
+        &self,
+        pool: &Supervised<AnalyzerWorker>,
+        route: &AdaptiveRoute,
+        caller: &str,
+        texts: Vec<(String, Option<String>)>,
     ) -> Result<AnalyzedTexts, ShareError> {
         if !self
             .callers

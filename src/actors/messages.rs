@@ -107,10 +107,11 @@ pub struct AnalyzedBatch {
 #[error("analyzer failed: {0}")]
 pub struct AnalyzeError(pub String);
 
-/// Analyse texts given directly, outside the stream (the synchronous analyze endpoint).
+/// Analyse texts given directly, outside the stream (the synchronous analyze and forecast
+/// endpoints), each with the language its caller gave, if any: routed as a post so tagged.
 #[derive(Message)]
 #[rtype(result = "Result<AnalyzedTexts, AnalyzeError>")]
-pub struct AnalyzeTexts(pub Vec<String>);
+pub struct AnalyzeTexts(pub Vec<(String, Option<String>)>);
 
 /// Analyses of [`AnalyzeTexts`], in order, with the backend's decision thresholds.
 #[derive(Debug, Clone)]

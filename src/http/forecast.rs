@@ -14,8 +14,9 @@ use super::analyze::{share_error, SentimentView};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use super::virality_api::{field_error, invalid_request, live_model};
+use crate::analysis::language::normalise_tag;
 use crate::db::forecast::{author_entries, percentile_of, platform_models, share_history};
-use crate::models::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES};
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
 use crate::virality::forecast::{AuthorRecord, Draft, Driver, ForecastModel, INTERVAL_LEVEL};
@@ -56,6 +57,10 @@ pub struct DraftPost {
     /// When it is (or will be) posted; default now. The author's record counts only their posts
     /// before it.
     pub at: Option<DateTime<Utc>>,
+    /// Its language (`de`, `pt-BR`: ISO 639-1 or 639-3, a region allowed), routed to the
+    /// model for it as a post so tagged would be; detected from the text when absent.
+    #[schema(min_length = 2, max_length = 128)]
+    pub lang: Option<String>,
     /// Compare with this product's stored posts only (1 to 256 bytes).
     #[schema(min_length = 1, max_length = 256)]
     pub product: Option<String>,
@@ -172,10 +177,13 @@ pub async fn forecast(
     let Some(ingest) = state.ingest.as_ref() else {
         return Err(ApiError::unavailable("this process runs no analyzer"));
     };
-    let texts: Vec<String> = posts.iter().map(|p| p.text.clone()).collect();
+    let texts: Vec<(String, Option<String>)> = posts
+        .iter()
+        .map(|p| (p.text.clone(), p.lang.clone()))
+        .collect();
     let analysed = ingest
         .api_share
-        .analyze(
+        .analyze_tagged(
             &ingest.analyzer,
             &ingest.route,
             &state.client_id(&req),
@@ -293,10 +301,10 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
                 format!("unknown platform `{}`", truncated(&p.platform)),
             )),
         }
-        if p.author.id.is_empty() || p.author.id.len() > MAX_ID_BYTES {
+        if !is_stored_id(&p.author.id) {
             errors.push(field_error(
                 format!("posts[{i}].author.id"),
-                format!("must be 1 to {MAX_ID_BYTES} bytes"),
+                format!("must be 1 to {MAX_ID_BYTES} bytes without NUL characters"),
             ));
         }
         if p.author.followers.is_some_and(|f| f > MAX_FOLLOWERS) {
@@ -305,13 +313,19 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
                 format!("must be at most {MAX_FOLLOWERS}"),
             ));
         }
-        if p.product
-            .as_ref()
-            .is_some_and(|s| s.is_empty() || s.len() > MAX_ID_BYTES)
+        if p.lang
+            .as_deref()
+            .is_some_and(|l| l.len() > MAX_LABEL_BYTES || normalise_tag(l).is_none())
         {
             errors.push(field_error(
+                format!("posts[{i}].lang"),
+                "must be a language tag: ISO 639-1 or 639-3 (`de`, `fil`), a region allowed (`pt-BR`)",
+            ));
+        }
+        if p.product.as_deref().is_some_and(|s| !is_stored_id(s)) {
+            errors.push(field_error(
                 format!("posts[{i}].product"),
-                format!("must be 1 to {MAX_ID_BYTES} bytes"),
+                format!("must be 1 to {MAX_ID_BYTES} bytes without NUL characters"),
             ));
         }
         if errors.len() >= 20 {
@@ -339,6 +353,12 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
     } else {
         Err(invalid_request(errors))
     }
+}
+
+/// Whether an author id or product could be one the store holds (PostgreSQL text cannot hold
+/// NUL), so a lookup is worth making.
+fn is_stored_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.contains('\0')
 }
 
 /// At most 64 characters of a value echoed in an error.

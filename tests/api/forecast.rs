@@ -341,6 +341,22 @@ async fn a_refit_reads_each_post_with_the_record_its_author_had_when_it_went_out
 }
 
 #[actix_rt::test]
+async fn a_forecast_reads_the_text_in_the_language_its_caller_gives() {
+    let app = spawn_app().await;
+    let mut tagged = draft("a", "twitter");
+    tagged["text"] = json!("Gift");
+    tagged["lang"] = json!("pt-BR");
+    let mut untagged = draft("a", "twitter");
+    untagged["text"] = json!("Das ist wirklich wunderbar, ich freue mich sehr auf den Sommer");
+    let (status, body) = app
+        .post("/api/v1/forecast", &json!({"posts": [tagged, untagged]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(of(&body, 0)["lang"], "pt", "{body}");
+    assert_eq!(of(&body, 1)["lang"], "de", "{body}");
+}
+
+#[actix_rt::test]
 async fn forecast_requests_name_each_wrong_field() {
     let app = spawn_app().await;
     let too_long = "x".repeat(20_001);
@@ -351,6 +367,8 @@ async fn forecast_requests_name_each_wrong_field() {
                 {"text": "  ", "platform": "myspace", "author": {"id": ""}},
                 {"text": too_long, "platform": "twitter",
                  "author": {"id": "a", "followers": 20_000_000_000u64}, "product": ""},
+                {"text": "a\u{0}b", "platform": "twitter",
+                 "author": {"id": "a\u{0}"}, "product": "p\u{0}", "lang": "english!"},
             ]}),
         )
         .await;
@@ -365,6 +383,9 @@ async fn forecast_requests_name_each_wrong_field() {
             "posts[1].text",
             "posts[1].author.followers",
             "posts[1].product",
+            "posts[2].author.id",
+            "posts[2].lang",
+            "posts[2].product",
         ],
         "{body}"
     );

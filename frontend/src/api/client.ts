@@ -83,6 +83,8 @@ export interface Draft {
   text: string;
   platform: string;
   author: { id: string; followers?: number };
+  /** Language tag (`de`, `pt-BR`); detected from the text when absent. */
+  lang?: string;
 }
 
 /** The page's REST API, signed in through the page's session. */

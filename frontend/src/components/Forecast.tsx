@@ -17,6 +17,7 @@ export function ForecastPanel() {
   const [platform, setPlatform] = useState("twitter");
   const [author, setAuthor] = useState("");
   const [followers, setFollowers] = useState("");
+  const [lang, setLang] = useState("");
   const [result, setResult] = useState<ForecastResponse | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [pending, setPending] = useState(false);
@@ -28,6 +29,7 @@ export function ForecastPanel() {
     const draft: Draft = { text, platform, author: { id: author.trim() } };
     const count = Number(followers);
     if (followers.trim() !== "" && Number.isFinite(count) && count >= 0) draft.author.followers = Math.round(count);
+    if (lang.trim() !== "") draft.lang = lang.trim();
     try {
       setResult(await api.forecast(draft));
     } catch (err) {
@@ -71,6 +73,15 @@ export function ForecastPanel() {
             placeholder="followers"
             value={followers}
             onChange={(e) => setFollowers(e.target.value)}
+          />
+          <input
+            aria-label="Language"
+            data-testid="forecast-lang"
+            maxLength={16}
+            placeholder="lang (auto)"
+            title="Language tag such as de or pt-BR; detected from the text when empty"
+            value={lang}
+            onChange={(e) => setLang(e.target.value)}
           />
           <button type="submit" data-testid="forecast-submit" disabled={pending || !text.trim() || !author.trim()}>
             {pending ? "…" : "Forecast"}
@@ -122,7 +133,7 @@ export function ForecastPanel() {
               ))}
           </ul>
           <p className="small muted" data-testid="forecast-model">
-            model {f.model}
+            {f.lang ? `read as ${f.lang} · ` : ""}model {f.model}
             {f.model !== result.model.id ? ` (refitted on this platform's cascades; shipped: ${result.model.id})` : ""}
           </p>
         </div>
