@@ -450,6 +450,23 @@ mod tests {
     }
 
     #[test]
+    fn a_model_read_back_from_its_json_is_the_same_model_with_the_same_id() {
+        let m = ForecastModel::built_in();
+        let text = serde_json::to_string_pretty(m).unwrap();
+        assert_eq!(
+            text.trim_end(),
+            BUILT_IN.trim_end(),
+            "the shipped file is the model's JSON"
+        );
+        let again: ForecastModel = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&again).unwrap(),
+            serde_json::to_string(m).unwrap()
+        );
+        assert_eq!(again.id(), m.id());
+    }
+
+    #[test]
     fn an_author_whose_cascades_spread_is_forecast_above_one_whose_did_not() {
         let m = ForecastModel::built_in();
         let mut big = AuthorRecord::default();
