@@ -106,3 +106,48 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
     );
     Ok(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_of(args: &[&str]) -> EvalCommand {
+        let mut argv = vec!["pulse", "eval"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Eval(eval) => *eval,
+            other => panic!("not an evaluation: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_evaluation_reads_its_analyzer_options() {
+        let text = eval_of(&[
+            "--task",
+            "sentiment",
+            "--data",
+            "t.tsv",
+            "--backend",
+            "lexicon",
+        ]);
+        let args = text.text.expect("the text evaluation");
+        assert_eq!(
+            (args.backend.as_str(), args.data),
+            ("lexicon", PathBuf::from("t.tsv"))
+        );
+        let forecast = eval_of(&[
+            "forecast",
+            "--data",
+            "d",
+            "--bundle",
+            "b",
+            "--backend",
+            "onnx",
+        ]);
+        let Some(EvalWhat::Forecast(args)) = forecast.what else {
+            panic!("not the forecast evaluation");
+        };
+        assert_eq!(args.analyzer.bundles, [PathBuf::from("b")]);
+        assert_eq!(args.analyzer.backend, "onnx");
+    }
+}

@@ -69,9 +69,12 @@ pub struct EvalArgs {
     /// A TSV file: `label<TAB>text` per line.
     #[arg(long)]
     pub data: PathBuf,
-    /// The analyzer to score.
-    #[command(flatten)]
-    pub analyzer: AnalyzerArgs,
+    /// Analyzer backend to score: `onnx` (model bundles) or `lexicon`.
+    #[arg(long, default_value = "onnx")]
+    pub backend: String,
+    /// Model bundle directory (repeatable); defaults to the bundled model.
+    #[arg(long = "bundle")]
+    pub bundles: Vec<PathBuf>,
     /// The language of every text (`de`, `es`, ...), routed as a post tagged so would be: the
     /// English model for `en`, the multilingual model for the others; `detect` lets the
     /// language detector decide per text. Without it every text goes to the English backend,
@@ -81,6 +84,9 @@ pub struct EvalArgs {
     /// Multilingual model bundle directory (repeatable); defaults to the bundled one.
     #[arg(long = "multilingual-bundle")]
     pub multilingual_bundles: Vec<PathBuf>,
+    /// Path of libonnxruntime.so; defaults to ORT_DYLIB_PATH.
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
     /// Inference threads per session.
     #[arg(long, default_value_t = 2)]
     pub intra_threads: usize,
@@ -110,7 +116,14 @@ pub struct EvalReport {
 
 /// Runs the evaluation and prints the report.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (backend, mut settings) = args.analyzer.settings(args.intra_threads)?;
+    // Its own fields rather than a flattened `AnalyzerArgs`: clap does not see the arguments
+    // of this optional struct (`pulse eval --task ...`) through a nested flatten.
+    let analyzer = AnalyzerArgs {
+        backend: args.backend.clone(),
+        bundles: args.bundles.clone(),
+        onnxruntime: args.onnxruntime.clone(),
+    };
+    let (backend, mut settings) = analyzer.settings(args.intra_threads)?;
     let raw = std::fs::read_to_string(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;
     let mut gold = Vec::new();
