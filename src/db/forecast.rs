@@ -331,18 +331,47 @@ pub async fn finished_posts(
         .collect())
 }
 
-/// Platforms with at least `min` finished cascades, each counted through its index of recent
-/// finished cascades up to `min` only, so the check costs the same on a store of any size.
+/// Which platforms a refit pass takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefitScope {
+    /// Every platform with enough finished cascades (the periodic pass).
+    Every,
+    /// Only those never refitted, less the ones named (their cascades gave no model since the
+    /// last periodic pass): a platform that has just come to enough cascades gets its model
+    /// without waiting for the next periodic pass.
+    NeverFitted { except: Vec<String> },
+}
+
+/// Platforms in `scope` with at least `min` finished cascades, each counted through its index
+/// of recent finished cascades up to `min` only, so the check costs the same on a store of any
+/// size.
 pub async fn platforms_to_refit(
     client: &tokio_postgres::Client,
     min: i64,
+    scope: &RefitScope,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
+    let passed_over: Vec<String> = match scope {
+        RefitScope::Every => Vec::new(),
+        RefitScope::NeverFitted { except } => {
+            let mut fitted: Vec<String> = client
+                .query("SELECT platform FROM forecast_models", &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            fitted.extend(except.iter().cloned());
+            fitted
+        }
+    };
     let mut out = Vec::new();
     let sql = format!(
         "SELECT count(*) FROM ({}) c",
         recent_finished("1", "$1", "$2")
     );
     for platform in Platform::ALL {
+        if passed_over.iter().any(|f| f == platform.as_str()) {
+            continue;
+        }
         let row = client
             .query_one(sql.as_str(), &[&platform.as_str(), &min])
             .await?;

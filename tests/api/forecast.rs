@@ -5,8 +5,8 @@
 use crate::common::*;
 use pulse::actors::virality::refit_platforms;
 use pulse::db::forecast::{
-    author_records, finished_posts, record_finished_cascades, record_growing_cascades,
-    REFIT_TEXT_CHARS,
+    author_records, finished_posts, platforms_to_refit, record_finished_cascades,
+    record_growing_cascades, RefitScope, REFIT_TEXT_CHARS,
 };
 use pulse::virality::forecast::RECORD_HISTORY;
 use serde_json::{json, Value};
@@ -183,13 +183,13 @@ async fn on_a_platform_of_small_cascades_a_forecast_is_set_to_their_level() {
     );
 }
 
-/// 600 finished bluesky cascades of 60 authors, each as large as its author's audience.
-async fn audience_driven_cascades(pg: &tokio_postgres::Client) {
+/// 600 finished cascades on `platform` of 60 authors, each as large as its author's audience.
+async fn audience_driven_cascades(pg: &tokio_postgres::Client, platform: &str) {
     pg.execute(
         "WITH p AS (
              INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
                  sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id)
-             SELECT 'sky-' || g, 'bluesky', 'author-' || (g % 60), 10 * (1 + (g * 7919) % 5000),
+             SELECT $1 || '-' || g, $1, 'author-' || (g % 60), 10 * (1 + (g * 7919) % 5000),
                  'an earlier post about nothing in particular',
                  now() - make_interval(days => 10, mins => g::int), 'neutral', 0, '{}', 0, 0,
                  'seed', '0-0'
@@ -197,45 +197,93 @@ async fn audience_driven_cascades(pg: &tokio_postgres::Client) {
              RETURNING id, created_at, author_followers)
          INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares,
              model_name, model_version, params_hash, updated_at)
-         SELECT id, 'bluesky', created_at, created_at, 'finished',
+         SELECT id, $1, created_at, created_at, 'finished',
              author_followers / 100 + (author_followers / 10) % 3, 'm', '1', 'h',
              now() - interval '1 minute' FROM p",
-        &[],
+        &[&platform],
     )
     .await
     .unwrap();
 }
 
 #[actix_rt::test]
-async fn the_tracker_refits_a_platform_with_enough_finished_cascades_on_its_own() {
+async fn the_tracker_refits_a_platform_as_soon_as_it_has_enough_finished_cascades() {
     let env = TestEnv::new().await;
     let mut s = env.settings();
-    s.virality.forecast_refit_interval_secs = 1;
+    // The pass over every platform is hourly; the one platform that comes to enough cascades
+    // afterwards is refitted at the next check, as often as track records are recorded.
+    s.virality.forecast_refit_interval_secs = 3_600;
+    s.virality.author_records_interval_ms = 200;
     s.virality.forecast_refit_min_cascades = 500;
     let app = spawn_app_with(env, s).await;
     let pg = app.env.pg().await;
-    audience_driven_cascades(&pg).await;
+    for platform in ["mastodon", "bluesky"] {
+        audience_driven_cascades(&pg, platform).await;
+        let asked = json!({"posts": [draft("someone", platform)]});
+        let refitted = format!("reach-1+{platform}:");
+        let answer = |status: u16, body: &Value| {
+            let model = body["forecasts"][0]["model"].as_str().unwrap_or_default();
+            status == 200 && model.starts_with(&refitted)
+        };
+        let (adopted, last) = forecast_until(&app, &asked, answer).await;
+        assert!(
+            adopted,
+            "no refitted model was adopted for {platform}: {last}"
+        );
+    }
+}
 
-    let asked = json!({"posts": [draft("someone", "bluesky")]});
-    let answer = |status: u16, body: &Value| {
-        let model = body["forecasts"][0]["model"].as_str().unwrap_or_default();
-        status == 200 && model.starts_with("reach-1+bluesky:")
+#[actix_rt::test]
+async fn a_check_for_new_platforms_passes_over_those_refitted_and_those_that_gave_no_model() {
+    let app = spawn_app().await;
+    let mut pg = app.env.pg().await;
+    audience_driven_cascades(&pg, "bluesky").await;
+    audience_driven_cascades(&pg, "reddit").await;
+    // Every reddit cascade of one size: nothing to rank, so no model.
+    pg.execute(
+        "UPDATE virality_cascades SET shares = 3 WHERE platform = 'reddit'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let new_ones = |except: &[&str]| RefitScope::NeverFitted {
+        except: except.iter().map(|p| p.to_string()).collect(),
     };
-    let (adopted, last) = forecast_until(&app, &asked, answer).await;
-    assert!(
-        adopted,
-        "no refitted model was adopted for the platform: {last}"
+    let found = platforms_to_refit(&pg, 500, &new_ones(&[])).await.unwrap();
+    let mut sorted = found.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["bluesky", "reddit"]);
+
+    let pass = refit_platforms(&mut pg, 500, &new_ones(&[])).await.unwrap();
+    assert_eq!(
+        (pass.adopted, pass.without_model),
+        (1, vec!["reddit".to_string()])
     );
+    // bluesky is refitted now; reddit is left out when named, as the tracker names it.
+    let found = platforms_to_refit(&pg, 500, &new_ones(&[])).await.unwrap();
+    assert_eq!(found, ["reddit"]);
+    let found = platforms_to_refit(&pg, 500, &new_ones(&["reddit"]))
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    // The periodic pass takes every platform with enough cascades.
+    let mut found = platforms_to_refit(&pg, 500, &RefitScope::Every)
+        .await
+        .unwrap();
+    found.sort();
+    assert_eq!(found, ["bluesky", "reddit"]);
 }
 
 #[actix_rt::test]
 async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitted_on_them() {
     let app = spawn_app().await;
     let mut pg = app.env.pg().await;
-    audience_driven_cascades(&pg).await;
+    audience_driven_cascades(&pg, "bluesky").await;
     record_finished_cascades(&mut pg).await.unwrap();
-    let adopted = refit_platforms(&mut pg, 500).await.unwrap();
-    assert_eq!(adopted, 1);
+    let pass = refit_platforms(&mut pg, 500, &RefitScope::Every)
+        .await
+        .unwrap();
+    assert_eq!(pass.adopted, 1);
     let row = pg
         .query_one(
             "SELECT adopted, cascades, spearman, replaced_spearman FROM forecast_models

@@ -11,7 +11,7 @@ use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 use super::ViralityTracker;
 use crate::db::forecast::{
     finished_posts, platforms_to_refit, record_finished_cascades, record_growing_cascades,
-    save_refit, RECORD_BATCH,
+    save_refit, RefitScope, RECORD_BATCH,
 };
 use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
@@ -187,29 +187,42 @@ impl ViralityTracker {
         );
     }
 
-    /// Refits the reach forecast on each platform's finished cascades; a refit that ranks
-    /// them better than the shipped model is what forecasts there use next.
-    pub(super) fn refit_forecasts(&mut self, ctx: &mut Context<Self>) {
+    /// Refits the reach forecast on the finished cascades of each platform in `scope`; a refit
+    /// that ranks them better than the shipped model is what forecasts there use next.
+    /// Whether the pass started (not while another runs).
+    pub(super) fn refit_forecasts(&mut self, ctx: &mut Context<Self>, every: bool) -> bool {
         if self.refitting_forecasts {
-            return;
+            return false;
         }
         self.refitting_forecasts = true;
         let pool = self.pool.clone();
         let min = self.cfg().forecast_refit_min_cascades;
+        let scope = if every {
+            RefitScope::Every
+        } else {
+            RefitScope::NeverFitted {
+                except: self.without_model.clone(),
+            }
+        };
         ctx.spawn(
             wrap_future::<_, Self>(async move {
                 let mut client = pool.get().await?;
-                refit_platforms(&mut client, min).await
+                refit_platforms(&mut client, min, &scope).await
             })
-            .map(|result, this, _| {
+            .map(move |result, this, _| {
                 this.refitting_forecasts = false;
-                if let Err(e) = result {
-                    metrics::counter!(names::VIRALITY_ERRORS, "operation" => "forecast_refit")
-                        .increment(1);
-                    tracing::warn!(error = %e, "refitting the reach forecast failed");
+                match result {
+                    Ok(pass) if every => this.without_model = pass.without_model,
+                    Ok(pass) => this.without_model.extend(pass.without_model),
+                    Err(e) => {
+                        metrics::counter!(names::VIRALITY_ERRORS, "operation" => "forecast_refit")
+                            .increment(1);
+                        tracing::warn!(error = %e, "refitting the reach forecast failed");
+                    }
                 }
             }),
         );
+        true
     }
 
     pub(super) fn refresh_thresholds(&mut self, ctx: &mut Context<Self>) {
@@ -266,16 +279,29 @@ async fn revivable(
     })
 }
 
-/// One refit pass: every platform with at least `min` finished cascades (50 at the least) is
-/// refitted on a blocking thread and the outcome stored, adopted or not.
+/// What a refit pass did.
+#[derive(Debug, Default)]
+pub struct RefitPass {
+    /// Platforms whose refit ranks their cascades better than the shipped model.
+    pub adopted: usize,
+    /// Platforms whose cascades gave no model (all of one size).
+    pub without_model: Vec<String>,
+}
+
+/// One refit pass: every platform in `scope` with at least `min` finished cascades (50 at the
+/// least) is refitted on a blocking thread and the outcome stored, adopted or not.
 pub async fn refit_platforms(
     client: &mut tokio_postgres::Client,
     min: u64,
-) -> anyhow::Result<usize> {
+    scope: &RefitScope,
+) -> anyhow::Result<RefitPass> {
     let started = std::time::Instant::now();
     let min = i64::try_from(min.max(50)).unwrap_or(i64::MAX);
-    let platforms = platforms_to_refit(client, min).await?;
-    let mut adopted = 0;
+    let platforms = platforms_to_refit(client, min, scope).await?;
+    let mut pass = RefitPass::default();
+    if platforms.is_empty() && *scope != RefitScope::Every {
+        return Ok(pass);
+    }
     for platform in platforms {
         let posts = finished_posts(client, &platform).await?;
         let name = platform.clone();
@@ -284,10 +310,11 @@ pub async fn refit_platforms(
         })
         .await?;
         let Some(refit) = refit else {
+            pass.without_model.push(platform);
             continue;
         };
         let outcome = if refit.better() { "adopted" } else { "kept" };
-        adopted += usize::from(refit.better());
+        pass.adopted += usize::from(refit.better());
         metrics::counter!(names::FORECAST_REFITS, "outcome" => outcome).increment(1);
         tracing::info!(
             platform = %platform,
@@ -300,5 +327,5 @@ pub async fn refit_platforms(
         save_refit(client, &platform, &refit).await?;
     }
     metrics::histogram!(names::FORECAST_REFIT_SECONDS).record(started.elapsed().as_secs_f64());
-    Ok(adopted)
+    Ok(pass)
 }

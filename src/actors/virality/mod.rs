@@ -43,7 +43,7 @@ use deadpool_postgres::Pool;
 
 use self::cascades::Cascades;
 pub use self::cascades::PostVirality;
-pub use self::feed::refit_platforms;
+pub use self::feed::{refit_platforms, RefitPass};
 pub use self::leadership::TRACKER_LOCK;
 use super::messages::{Committed, Publish};
 use crate::config::{Settings, ViralitySettings};
@@ -88,8 +88,11 @@ pub struct ViralityTracker {
     recording_authors: bool,
     /// Whether a pass refitting the reach forecast per platform is running.
     refitting_forecasts: bool,
-    /// When this process last started a refit pass.
+    /// When this process last started a refit pass over every platform.
     last_refit: Option<std::time::Instant>,
+    /// Platforms whose cascades gave no model in a refit since the last pass over every
+    /// platform: not tried again before the next.
+    without_model: Vec<String>,
     /// Names this process in `virality_feed.holder`.
     holder: String,
 }
@@ -124,6 +127,7 @@ impl ViralityTracker {
             recording_authors: false,
             refitting_forecasts: false,
             last_refit: None,
+            without_model: Vec::new(),
             holder,
         }
     }
@@ -235,14 +239,19 @@ impl Actor for ViralityTracker {
                 this.record_authors(ctx);
             }
         });
-        // The first refit comes within a minute of leading, not an interval later.
+        // Every platform is refitted within a minute of leading, then every interval; between,
+        // as often as track records are recorded, a platform that has just come to enough
+        // finished cascades gets its first refit instead of waiting for the next interval.
         let refit = Duration::from_secs(self.cfg().forecast_refit_interval_secs);
         if !refit.is_zero() {
-            ctx.run_interval(refit.min(Duration::from_secs(60)), move |this, ctx| {
+            let check = refit.min(records).min(Duration::from_secs(60));
+            ctx.run_interval(check, move |this, ctx| {
+                if !this.ready {
+                    return;
+                }
                 let due = this.last_refit.is_none_or(|at| at.elapsed() >= refit);
-                if this.ready && due {
+                if this.refit_forecasts(ctx, due) && due {
                     this.last_refit = Some(std::time::Instant::now());
-                    this.refit_forecasts(ctx);
                 }
             });
         }

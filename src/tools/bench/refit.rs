@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::actors::virality::refit_platforms;
 use crate::db::forecast::{
-    finished_posts, record_finished_cascades, record_growing_cascades, RECORD_BATCH,
+    finished_posts, record_finished_cascades, record_growing_cascades, RefitScope, RECORD_BATCH,
 };
 use crate::virality::forecast::ForecastModel;
 use crate::virality::forecast_fit;
@@ -116,7 +116,9 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
     let fit_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let started = Instant::now();
-    let adopted = refit_platforms(&mut client, 500).await?;
+    let adopted = refit_platforms(&mut client, 500, &RefitScope::Every)
+        .await?
+        .adopted;
     let pass_ms = started.elapsed().as_secs_f64() * 1e3;
 
     eprintln!("refit: seeding {RECORD_BATCH} growing cascades");
