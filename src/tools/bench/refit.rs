@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::actors::virality::refit_platforms;
 use crate::db::forecast::{
-    finished_posts, record_finished_cascades, record_growing_cascades, RefitScope, RECORD_BATCH,
+    finished_posts, platforms_to_refit, record_finished_cascades, record_growing_cascades,
+    RefitScope, RECORD_BATCH,
 };
 use crate::virality::forecast::ForecastModel;
 use crate::virality::forecast_fit;
@@ -38,6 +39,9 @@ pub struct RefitReport {
     pub spearman: f64,
     pub shipped_spearman: f64,
     pub adopted: bool,
+    /// The check between passes for platforms come to enough cascades without a refit, after
+    /// the pass (so finding none).
+    pub new_platform_check_ms: f64,
     /// Growing cascades seeded for the recording pass.
     pub growing: i64,
     /// The pass recording them, all new to their authors' records.
@@ -120,6 +124,13 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
         .await?
         .adopted;
     let pass_ms = started.elapsed().as_secs_f64() * 1e3;
+    // What the leader pays each minute between passes once every platform with enough
+    // cascades has its refit.
+    let started = Instant::now();
+    let unfitted =
+        platforms_to_refit(&client, 500, &RefitScope::NeverFitted { except: vec![] }).await?;
+    let new_platform_check_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(unfitted.is_empty(), "the refitted platform was found again");
 
     eprintln!("refit: seeding {RECORD_BATCH} growing cascades");
     client
@@ -174,6 +185,7 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
         spearman: refit.spearman,
         shipped_spearman: refit.replaced_spearman,
         adopted: adopted == 1,
+        new_platform_check_ms,
         growing,
         growing_pass_ms,
         growing_unchanged_ms,
