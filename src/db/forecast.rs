@@ -141,19 +141,6 @@ pub async fn record_growing_cascades(
     Ok(row.get(0))
 }
 
-/// The track record of each of `authors` on `platform` (authors without one are left out).
-pub async fn author_records(
-    client: &tokio_postgres::Client,
-    platform: &str,
-    authors: &[String],
-) -> Result<HashMap<String, AuthorRecord>, tokio_postgres::Error> {
-    Ok(author_entries(client, platform, authors)
-        .await?
-        .into_iter()
-        .map(|(author, entries)| (author, AuthorRecord::posted_before(&entries, f64::INFINITY)))
-        .collect())
-}
-
 /// Each of `authors`' recorded posts on `platform`: (shares, Unix seconds it was posted), so a
 /// forecast counts only those posted before its draft (a post already out, forecast as of its
 /// own time, does not read itself).

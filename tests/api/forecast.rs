@@ -5,10 +5,10 @@
 use crate::common::*;
 use pulse::actors::virality::refit_platforms;
 use pulse::db::forecast::{
-    author_records, finished_posts, platforms_to_refit, record_finished_cascades,
+    author_entries, finished_posts, platforms_to_refit, record_finished_cascades,
     record_growing_cascades, RefitScope, REFIT_TEXT_CHARS,
 };
-use pulse::virality::forecast::RECORD_HISTORY;
+use pulse::virality::forecast::{AuthorRecord, RECORD_HISTORY};
 use serde_json::{json, Value};
 
 /// `n` posts of `author` on `platform`, each with a finished cascade of `shares` final shares.
@@ -50,10 +50,12 @@ async fn stored(pg: &tokio_postgres::Client) -> i64 {
     .get(0)
 }
 
-async fn prolific(pg: &tokio_postgres::Client) -> pulse::virality::forecast::AuthorRecord {
-    author_records(pg, "twitter", &["prolific".to_string()])
+/// Everything the store records of the author `prolific`, whenever posted.
+async fn prolific(pg: &tokio_postgres::Client) -> AuthorRecord {
+    let entries = author_entries(pg, "twitter", &["prolific".to_string()])
         .await
-        .unwrap()["prolific"]
+        .unwrap();
+    AuthorRecord::posted_before(&entries["prolific"], f64::INFINITY)
 }
 
 /// When drafts go out: an hour after the tests started, after everything a test stores, and

@@ -187,9 +187,10 @@ impl ViralityTracker {
         );
     }
 
-    /// Refits the reach forecast on the finished cascades of each platform in `scope`; a refit
-    /// that ranks them better than the shipped model is what forecasts there use next.
-    /// Whether the pass started (not while another runs).
+    /// Refits the reach forecast on the finished cascades of every platform with enough of
+    /// them (`every`), or only of those never refitted and not found without a model since the
+    /// last pass over every platform; a refit that ranks them better than the shipped model is
+    /// what forecasts there use next. Returns whether the pass started (not while another runs).
     pub(super) fn refit_forecasts(&mut self, ctx: &mut Context<Self>, every: bool) -> bool {
         if self.refitting_forecasts {
             return false;
@@ -299,6 +300,7 @@ pub async fn refit_platforms(
     let min = i64::try_from(min.max(50)).unwrap_or(i64::MAX);
     let platforms = platforms_to_refit(client, min, scope).await?;
     let mut pass = RefitPass::default();
+    // The check between periodic passes usually finds nothing: it is no pass to time.
     if platforms.is_empty() && *scope != RefitScope::Every {
         return Ok(pass);
     }
