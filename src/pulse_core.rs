@@ -4,7 +4,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | vocabulary | [`models`], [`config`], [`telemetry`] |
-//! | engines | [`analysis`], [`virality`], [`stories`], [`generate`] |
+//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`generate`] |
 //! | storage | [`db`], [`streams`], [`egress`] |
 //! | access | [`auth`] |
 
@@ -18,4 +18,5 @@ pub mod models;
 pub mod stories;
 pub mod streams;
 pub mod telemetry;
+pub mod topics;
 pub mod virality;

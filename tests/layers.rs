@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first. A module may import its own layer or lower.
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["models", "config", "telemetry"]),
-    ("engines", &["analysis", "virality", "stories", "generate"]),
+    (
+        "engines",
+        &["analysis", "virality", "stories", "topics", "generate"],
+    ),
     ("storage", &["db", "streams", "egress"]),
     ("access", &["auth"]),
     ("pipeline", &["actors", "sources"]),

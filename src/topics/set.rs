@@ -1,0 +1,756 @@
+//! Every active topic's query compiled into one index, so a post is matched against all of them
+//! in one pass: its tokens are looked up once among every topic's words (exact words by hash,
+//! wildcards by their first characters), phrases are checked from their first word, fields by
+//! value, and only the topics one of whose required parts was found are evaluated. The cost of
+//! a post grows with the topics it could match, not with how many topics there are.
+
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap;
+
+use super::syntax::{self, Expr, Field, Pattern, QueryError, MIN_WILDCARD_CHARS};
+use super::text::{fold, fold_into, host_of, Tokens};
+pub use crate::models::topic::TopicMatch;
+
+/// A topic as the index takes it.
+#[derive(Debug, Clone)]
+pub struct TopicDef {
+    pub id: i64,
+    pub version: i32,
+    pub query: String,
+}
+
+/// What of a post a query can look at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostFields<'a> {
+    pub text: &'a str,
+    pub author: &'a str,
+    pub platform: &'a str,
+    pub lang: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub product: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    /// The post's own link.
+    pub url: Option<&'a str>,
+}
+
+impl<'a> PostFields<'a> {
+    /// What a query can see of an analysed post (its language as resolved).
+    pub fn of(p: &'a crate::models::AnalyzedPost) -> PostFields<'a> {
+        PostFields {
+            text: &p.post.text,
+            author: &p.post.author.id,
+            platform: p.post.platform.as_str(),
+            lang: p.analysis.lang.as_deref(),
+            country: p.post.country(),
+            city: p.post.city(),
+            product: p.post.product.as_deref(),
+            channel: p.post.channel.as_deref(),
+            url: p.post.url.as_deref(),
+        }
+    }
+}
+
+/// How a post stands against one topic, for a preview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Matches,
+    /// It holds the topic's words, and a `NOT` or a field left it out.
+    NearMiss,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Atom {
+    Pattern(Pattern),
+    /// Pattern atoms in a row.
+    Phrase(Box<[u32]>),
+    Field(Field, Box<str>),
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Atom(u32),
+    And(Box<[u32]>),
+    Or(Box<[u32]>),
+    Not(u32),
+    Near {
+        left: u32,
+        right: u32,
+        distance: u32,
+        ordered: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    id: i64,
+    version: i32,
+    nodes: Vec<Node>,
+    root: u32,
+}
+
+/// A span of token positions, both ends included.
+type Span = (u32, u32);
+
+/// Every active topic, compiled. Immutable: a change of topics builds a new set.
+#[derive(Debug, Default)]
+pub struct TopicSet {
+    topics: Vec<Compiled>,
+    atoms: Vec<Atom>,
+    /// Exact patterns by their text.
+    exact: FxHashMap<Box<str>, Vec<u32>>,
+    /// Wildcard patterns by their first [`MIN_WILDCARD_CHARS`] characters.
+    prefixes: FxHashMap<Box<str>, Vec<u32>>,
+    /// Phrases by the pattern they start with.
+    phrases: FxHashMap<u32, Vec<u32>>,
+    /// Field atoms by field, then by folded value; only the fields some topic names, so the
+    /// others are not even folded.
+    fields: Vec<(Field, FxHashMap<Box<str>, u32>)>,
+    /// For each atom, the topics it can make match (where it is not under a `NOT`).
+    anchors: Vec<Box<[u32]>>,
+}
+
+impl TopicSet {
+    /// Compiles `defs`; a topic whose query no longer parses is left out and named.
+    pub fn build(defs: impl IntoIterator<Item = TopicDef>) -> (TopicSet, Vec<(i64, QueryError)>) {
+        let mut builder = Builder::default();
+        let mut refused = Vec::new();
+        for def in defs {
+            match syntax::parse(&def.query) {
+                Ok(expr) => builder.add(def.id, def.version, &expr),
+                Err(e) => refused.push((def.id, e)),
+            }
+        }
+        (builder.finish(), refused)
+    }
+
+    /// The set of one parsed query (for previews and checks).
+    pub fn of(id: i64, version: i32, expr: &Expr) -> TopicSet {
+        let mut builder = Builder::default();
+        builder.add(id, version, expr);
+        builder.finish()
+    }
+
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+
+    /// The ids and versions of the topics in the set.
+    pub fn topics(&self) -> impl Iterator<Item = TopicMatch> + '_ {
+        self.topics.iter().map(|t| TopicMatch {
+            id: t.id,
+            version: t.version,
+        })
+    }
+
+    /// The topics `post` matches, by id.
+    pub fn matches(&self, post: &PostFields) -> Vec<TopicMatch> {
+        if self.topics.is_empty() {
+            return Vec::new();
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let scratch = &mut *scratch;
+            self.find_atoms(post, scratch);
+            let mut out: Vec<TopicMatch> = scratch
+                .candidates
+                .iter()
+                .map(|&t| &self.topics[t as usize])
+                .filter(|t| self.eval(t, t.root, scratch, false))
+                .map(|t| TopicMatch {
+                    id: t.id,
+                    version: t.version,
+                })
+                .collect();
+            out.sort_unstable();
+            out
+        })
+    }
+
+    /// How `post` stands against the set's first topic: a match, a near miss (it matches once
+    /// every `NOT` and field is set aside, and holds at least one of the topic's words), or
+    /// neither.
+    pub fn verdict(&self, post: &PostFields) -> Verdict {
+        let Some(topic) = self.topics.first() else {
+            return Verdict::Other;
+        };
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let scratch = &mut *scratch;
+            self.find_atoms(post, scratch);
+            if scratch.candidates.contains(&0) && self.eval(topic, topic.root, scratch, false) {
+                return Verdict::Matches;
+            }
+            let has_words = scratch.true_atoms.iter().any(|&a| {
+                !matches!(self.atoms[a as usize], Atom::Field(..))
+                    && self.anchors[a as usize].contains(&0)
+            });
+            if has_words && self.eval(topic, topic.root, scratch, true) {
+                Verdict::NearMiss
+            } else {
+                Verdict::Other
+            }
+        })
+    }
+
+    /// Finds every atom the post holds and the topics they may make match.
+    fn find_atoms(&self, post: &PostFields, s: &mut Scratch) {
+        s.next_stamp(self.atoms.len(), self.topics.len());
+        s.tokens.read_into(post.text);
+        s.hits.clear();
+        s.true_atoms.clear();
+        s.candidates.clear();
+        for position in 0..s.tokens.len() {
+            let kind = s.tokens.tokens[position].kind;
+            let text = s.tokens.text(position);
+            let p = position as u32;
+            if let Some(atoms) = self.exact.get(text) {
+                for &a in atoms {
+                    if let Atom::Pattern(pattern) = &self.atoms[a as usize] {
+                        if pattern.finds(kind, text) {
+                            s.hits.push((a, p, p));
+                        }
+                    }
+                }
+            }
+            if !self.prefixes.is_empty() {
+                if let Some(head) = prefix_key(text) {
+                    if let Some(atoms) = self.prefixes.get(head) {
+                        for &a in atoms {
+                            if let Atom::Pattern(pattern) = &self.atoms[a as usize] {
+                                if pattern.finds(kind, text) {
+                                    s.hits.push((a, p, p));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        s.hits.sort_unstable();
+        // Phrases, from the hits of their first pattern.
+        let mut found = std::mem::take(&mut s.found);
+        found.clear();
+        let mut at = 0;
+        while at < s.hits.len() {
+            let head = s.hits[at].0;
+            let end = at + s.hits[at..].partition_point(|h| h.0 == head);
+            if let Some(phrases) = self.phrases.get(&head) {
+                for &phrase in phrases {
+                    let Atom::Phrase(parts) = &self.atoms[phrase as usize] else {
+                        continue;
+                    };
+                    for &(_, start, _) in &s.hits[at..end] {
+                        let whole = parts.iter().enumerate().skip(1).all(|(i, &part)| {
+                            s.hits
+                                .binary_search(&(part, start + i as u32, start + i as u32))
+                                .is_ok()
+                        });
+                        if whole {
+                            found.push((phrase, start, start + parts.len() as u32 - 1));
+                        }
+                    }
+                }
+            }
+            at = end;
+        }
+        s.hits.extend_from_slice(&found);
+        s.found = found;
+        s.hits.sort_unstable();
+        s.hits.dedup();
+        let mut previous = None;
+        for i in 0..s.hits.len() {
+            let atom = s.hits[i].0;
+            if previous != Some(atom) {
+                previous = Some(atom);
+                s.mark(atom);
+            }
+        }
+        self.find_fields(post, s);
+        for i in 0..s.true_atoms.len() {
+            let atom = s.true_atoms[i];
+            for &topic in self.anchors[atom as usize].iter() {
+                if s.topic_stamp[topic as usize] != s.stamp {
+                    s.topic_stamp[topic as usize] = s.stamp;
+                    s.candidates.push(topic);
+                }
+            }
+        }
+    }
+
+    fn find_fields(&self, post: &PostFields, s: &mut Scratch) {
+        for (field, values) in &self.fields {
+            let look = |value: &str, s: &mut Scratch| {
+                s.value.clear();
+                fold_into(&mut s.value, value);
+                if let Some(&a) = values.get(s.value.as_str()) {
+                    s.mark(a);
+                }
+            };
+            match field {
+                Field::Author => look(post.author, s),
+                Field::Platform => look(post.platform, s),
+                Field::Country => post.country.into_iter().for_each(|v| look(v, s)),
+                Field::City => post.city.into_iter().for_each(|v| look(v, s)),
+                Field::Product => post.product.into_iter().for_each(|v| look(v, s)),
+                Field::Channel => post.channel.into_iter().for_each(|v| look(v, s)),
+                Field::Lang => {
+                    if let Some(lang) = post.lang {
+                        let lang = lang.replace('_', "-");
+                        look(&lang, s);
+                        if let Some((primary, _)) = lang.split_once('-') {
+                            look(primary, s);
+                        }
+                    }
+                }
+                Field::Site => {
+                    if let Some(host) = post.url.and_then(host_of) {
+                        find_domains(values, &host, s);
+                    }
+                }
+                Field::Links => {
+                    let hosts = std::mem::take(&mut s.tokens.hosts);
+                    for host in &hosts {
+                        find_domains(values, host, s);
+                    }
+                    s.tokens.hosts = hosts;
+                }
+            }
+        }
+    }
+
+    /// Whether node `at` of `topic` holds; `relaxed` sets aside every `NOT` and field.
+    fn eval(&self, topic: &Compiled, at: u32, s: &Scratch, relaxed: bool) -> bool {
+        match &topic.nodes[at as usize] {
+            Node::Atom(a) => {
+                (relaxed && matches!(self.atoms[*a as usize], Atom::Field(..)))
+                    || s.atom_stamp[*a as usize] == s.stamp
+            }
+            Node::And(items) => items.iter().all(|&i| self.eval(topic, i, s, relaxed)),
+            Node::Or(items) => items.iter().any(|&i| self.eval(topic, i, s, relaxed)),
+            Node::Not(inner) => relaxed || !self.eval(topic, *inner, s, relaxed),
+            Node::Near { .. } => !self.spans(topic, at, s).is_empty(),
+        }
+    }
+
+    /// Where node `at` (a positional one) stands in the text, sorted.
+    fn spans(&self, topic: &Compiled, at: u32, s: &Scratch) -> Vec<Span> {
+        match &topic.nodes[at as usize] {
+            Node::Atom(a) => {
+                let from = s.hits.partition_point(|h| h.0 < *a);
+                let to = s.hits.partition_point(|h| h.0 <= *a);
+                s.hits[from..to].iter().map(|h| (h.1, h.2)).collect()
+            }
+            Node::Or(items) => {
+                let mut out: Vec<Span> = items
+                    .iter()
+                    .flat_map(|&i| self.spans(topic, i, s))
+                    .collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+            Node::Near {
+                left,
+                right,
+                distance,
+                ordered,
+            } => {
+                let left = self.spans(topic, *left, s);
+                if left.is_empty() {
+                    return left;
+                }
+                let right = self.spans(topic, *right, s);
+                near(&left, &right, *distance, *ordered)
+            }
+            Node::And(_) | Node::Not(_) => Vec::new(),
+        }
+    }
+
+    /// A rough count of the bytes the set holds, for the benchmark's memory figure.
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let atoms: usize = self
+            .atoms
+            .iter()
+            .map(|a| {
+                size_of::<Atom>()
+                    + match a {
+                        Atom::Pattern(p) => p.text.capacity(),
+                        Atom::Phrase(parts) => parts.len() * 4,
+                        Atom::Field(_, v) => v.len(),
+                    }
+            })
+            .sum();
+        let nodes: usize = self
+            .topics
+            .iter()
+            .map(|t| {
+                size_of::<Compiled>()
+                    + t.nodes.capacity() * size_of::<Node>()
+                    + t.nodes
+                        .iter()
+                        .map(|n| match n {
+                            Node::And(i) | Node::Or(i) => i.len() * 4,
+                            _ => 0,
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let index = |m: &FxHashMap<Box<str>, Vec<u32>>| -> usize {
+            m.iter()
+                .map(|(k, v)| k.len() + 24 + 16 + v.capacity() * 4)
+                .sum::<usize>()
+        };
+        let anchors: usize = self.anchors.iter().map(|a| 16 + a.len() * 4).sum();
+        atoms + nodes + index(&self.exact) + index(&self.prefixes) + anchors
+    }
+}
+
+/// Marks the atoms of `values` (hosts) naming `host` or a domain it is under.
+fn find_domains(values: &FxHashMap<Box<str>, u32>, host: &str, s: &mut Scratch) {
+    let mut rest = host;
+    loop {
+        if let Some(&a) = values.get(rest) {
+            s.mark(a);
+        }
+        match rest.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => rest = parent,
+            _ => break,
+        }
+    }
+}
+
+/// The spans where a span of `left` and one of `right` stand with at most `distance` tokens
+/// between them (`ordered`: left first), neither overlapping the other; each such pair gives
+/// the span covering both. Only right spans within reach of each left one are visited.
+fn near(left: &[Span], right: &[Span], distance: u32, ordered: bool) -> Vec<Span> {
+    let longest = right.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for &(ls, le) in left {
+        let lowest = ls.saturating_sub(distance + 1 + longest);
+        let from = right.partition_point(|r| r.0 < lowest);
+        for &(rs, re) in &right[from..] {
+            if rs > le + distance + 1 {
+                break;
+            }
+            let gap = if le < rs {
+                Some(rs - le - 1)
+            } else if re < ls && !ordered {
+                Some(ls - re - 1)
+            } else {
+                None
+            };
+            if gap.is_some_and(|g| g <= distance) {
+                out.push((ls.min(rs), le.max(re)));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The key wildcard patterns are filed under: a token's first [`MIN_WILDCARD_CHARS`]
+/// characters; `None` for a shorter token.
+fn prefix_key(text: &str) -> Option<&str> {
+    let end = text
+        .char_indices()
+        .nth(MIN_WILDCARD_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    (text[..end].chars().count() == MIN_WILDCARD_CHARS).then_some(&text[..end])
+}
+
+/// Per-thread working memory, so matching allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    tokens: Tokens,
+    stamp: u32,
+    atom_stamp: Vec<u32>,
+    topic_stamp: Vec<u32>,
+    /// Positional atoms found: (atom, first position, last position), sorted.
+    hits: Vec<(u32, u32, u32)>,
+    found: Vec<(u32, u32, u32)>,
+    true_atoms: Vec<u32>,
+    candidates: Vec<u32>,
+    value: String,
+}
+
+impl Scratch {
+    fn next_stamp(&mut self, atoms: usize, topics: usize) {
+        if self.stamp == u32::MAX {
+            self.stamp = 0;
+            self.atom_stamp.iter_mut().for_each(|s| *s = 0);
+            self.topic_stamp.iter_mut().for_each(|s| *s = 0);
+        }
+        self.stamp += 1;
+        if self.atom_stamp.len() < atoms {
+            self.atom_stamp.resize(atoms, 0);
+        }
+        if self.topic_stamp.len() < topics {
+            self.topic_stamp.resize(topics, 0);
+        }
+    }
+
+    fn mark(&mut self, atom: u32) {
+        if self.atom_stamp[atom as usize] != self.stamp {
+            self.atom_stamp[atom as usize] = self.stamp;
+            self.true_atoms.push(atom);
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Default)]
+struct Builder {
+    set: TopicSet,
+    ids: FxHashMap<Atom, u32>,
+    anchors: Vec<Vec<u32>>,
+}
+
+impl Builder {
+    fn atom(&mut self, atom: Atom) -> u32 {
+        if let Some(&id) = self.ids.get(&atom) {
+            return id;
+        }
+        let id = self.set.atoms.len() as u32;
+        match &atom {
+            Atom::Pattern(p) => {
+                let key = match (p.prefix, prefix_key(&p.text)) {
+                    (true, Some(head)) => Some(head.to_string()),
+                    _ => None,
+                };
+                match key {
+                    Some(head) => self.set.prefixes.entry(head.into()).or_default().push(id),
+                    None => self
+                        .set
+                        .exact
+                        .entry(p.text.as_str().into())
+                        .or_default()
+                        .push(id),
+                }
+            }
+            Atom::Phrase(parts) => self.set.phrases.entry(parts[0]).or_default().push(id),
+            Atom::Field(field, value) => {
+                let at = match self.set.fields.iter().position(|(f, _)| f == field) {
+                    Some(at) => at,
+                    None => {
+                        self.set.fields.push((*field, FxHashMap::default()));
+                        self.set.fields.len() - 1
+                    }
+                };
+                self.set.fields[at].1.insert(value.clone(), id);
+            }
+        }
+        self.set.atoms.push(atom.clone());
+        self.anchors.push(Vec::new());
+        self.ids.insert(atom, id);
+        id
+    }
+
+    fn add(&mut self, id: i64, version: i32, expr: &Expr) {
+        let slot = self.set.topics.len() as u32;
+        let mut topic = Compiled {
+            id,
+            version,
+            nodes: Vec::new(),
+            root: 0,
+        };
+        topic.root = self.node(&mut topic, slot, expr, true);
+        self.set.topics.push(topic);
+    }
+
+    /// Compiles `expr` into `topic`'s nodes; `anchoring` while no `NOT` is above it.
+    fn node(&mut self, topic: &mut Compiled, slot: u32, expr: &Expr, anchoring: bool) -> u32 {
+        let node = match expr {
+            Expr::Words(patterns) => {
+                let parts: Vec<u32> = patterns
+                    .iter()
+                    .map(|p| self.atom(Atom::Pattern(p.clone())))
+                    .collect();
+                let atom = if parts.len() == 1 {
+                    parts[0]
+                } else {
+                    self.atom(Atom::Phrase(parts.into()))
+                };
+                self.anchor(atom, slot, anchoring);
+                Node::Atom(atom)
+            }
+            Expr::Field(field, value) => {
+                let atom = self.atom(Atom::Field(*field, value.as_str().into()));
+                self.anchor(atom, slot, anchoring);
+                Node::Atom(atom)
+            }
+            Expr::And(items) => Node::And(
+                items
+                    .iter()
+                    .map(|i| self.node(topic, slot, i, anchoring))
+                    .collect(),
+            ),
+            Expr::Or(items) => Node::Or(
+                items
+                    .iter()
+                    .map(|i| self.node(topic, slot, i, anchoring))
+                    .collect(),
+            ),
+            Expr::Not(inner) => Node::Not(self.node(topic, slot, inner, false)),
+            Expr::Near {
+                left,
+                right,
+                distance,
+                ordered,
+            } => Node::Near {
+                left: self.node(topic, slot, left, anchoring),
+                right: self.node(topic, slot, right, anchoring),
+                distance: *distance,
+                ordered: *ordered,
+            },
+        };
+        topic.nodes.push(node);
+        (topic.nodes.len() - 1) as u32
+    }
+
+    fn anchor(&mut self, atom: u32, slot: u32, anchoring: bool) {
+        let list = &mut self.anchors[atom as usize];
+        if anchoring && list.last() != Some(&slot) {
+            list.push(slot);
+        }
+    }
+
+    fn finish(mut self) -> TopicSet {
+        self.set.anchors = self
+            .anchors
+            .into_iter()
+            .map(Vec::into_boxed_slice)
+            .collect();
+        self.set.exact.shrink_to_fit();
+        self.set.prefixes.shrink_to_fit();
+        self.set
+    }
+}
+
+/// Whether `query` matches `post`: the one-topic path, for checks and tests.
+pub fn query_matches(query: &str, post: &PostFields) -> Result<bool, QueryError> {
+    let expr = syntax::parse(query)?;
+    Ok(!TopicSet::of(0, 1, &expr).matches(post).is_empty())
+}
+
+/// A folded value as fields compare it.
+pub fn field_value(value: &str) -> String {
+    fold(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(text: &str) -> PostFields<'_> {
+        PostFields {
+            text,
+            author: "u1",
+            platform: "twitter",
+            ..PostFields::default()
+        }
+    }
+
+    fn defs(queries: &[&str]) -> Vec<TopicDef> {
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| TopicDef {
+                id: i as i64 + 1,
+                version: 1,
+                query: q.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pass_finds_every_topic_a_post_matches() {
+        let (set, refused) = TopicSet::build(defs(&[
+            "apple AND (iphone OR ipad)",
+            "\"customer service\" NOT bank",
+            "cancel* NEAR/2 subscription",
+            "platform:reddit",
+            "#pulse",
+        ]));
+        assert!(refused.is_empty());
+        let ids =
+            |text: &str| -> Vec<i64> { set.matches(&post(text)).iter().map(|m| m.id).collect() };
+        assert_eq!(ids("My Apple iPad and #Pulse"), [1, 5]);
+        assert_eq!(ids("Customer-service was great"), [2]);
+        assert_eq!(ids("customer service at the bank"), Vec::<i64>::new());
+        assert_eq!(ids("cancelled my pulse subscription"), [3]);
+        assert_eq!(ids("subscription, I cancelled it"), [3]);
+        assert_eq!(
+            ids("cancelled it all, then my subscription"),
+            Vec::<i64>::new()
+        );
+        let reddit = PostFields {
+            platform: "reddit",
+            ..post("anything")
+        };
+        assert_eq!(
+            set.matches(&reddit)
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>(),
+            [4]
+        );
+    }
+
+    #[test]
+    fn near_misses_are_posts_a_not_or_a_field_removed() {
+        let expr = syntax::parse("coke NOT (drug OR cocaine) platform:twitter").unwrap();
+        let set = TopicSet::of(7, 1, &expr);
+        assert_eq!(set.verdict(&post("a cold coke")), Verdict::Matches);
+        assert_eq!(set.verdict(&post("coke is a drug")), Verdict::NearMiss);
+        let reddit = PostFields {
+            platform: "reddit",
+            ..post("coke please")
+        };
+        assert_eq!(set.verdict(&reddit), Verdict::NearMiss);
+        assert_eq!(set.verdict(&post("pepsi")), Verdict::Other);
+    }
+
+    #[test]
+    fn sites_match_their_subdomains_and_links_the_text() {
+        let with_url = PostFields {
+            url: Some("https://news.example.com/a"),
+            ..post("read https://www.pulse.dev/blog")
+        };
+        for (query, expected) in [
+            ("site:example.com", true),
+            ("site:news.example.com", true),
+            ("site:other.example.com", false),
+            ("links:pulse.dev", true),
+            ("site:pulse.dev", false),
+            ("links:example.com", false),
+        ] {
+            assert_eq!(
+                query_matches(query, &with_url).unwrap(),
+                expected,
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn near_visits_only_spans_within_reach() {
+        let left: Vec<Span> = (0..10_000).step_by(2).map(|p| (p, p)).collect();
+        let right: Vec<Span> = (1..10_000).step_by(2).map(|p| (p, p)).collect();
+        assert_eq!(near(&left, &right, 0, false).len(), 9_999);
+        assert_eq!(near(&[(5, 5)], &[(5, 5)], 3, false), Vec::<Span>::new());
+        assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, true), Vec::<Span>::new());
+        assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, false), vec![(1, 5)]);
+    }
+}
