@@ -161,6 +161,7 @@ impl Application {
             sources: sources.statuses(),
             traces: pipeline.traces().clone(),
             policy: crate::http::routes::policy(),
+            previews: Default::default(),
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);

@@ -146,6 +146,7 @@ fn scope_keys(dimension: Dimension, key: &str) -> FilterKeys {
         Dimension::Country => keys.country = Some(key.to_string()),
         Dimension::Channel => keys.channel = Some(key.to_string()),
         Dimension::Language => keys.lang = Some(key.to_string()),
+        Dimension::Topic => keys.topics = key.parse().into_iter().collect(),
         Dimension::Overall | Dimension::Support => {}
     }
     keys

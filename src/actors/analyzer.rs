@@ -16,12 +16,15 @@ use crate::analysis::{self, routing::LanguageRouter, Backend};
 use crate::config::AnalyzerSettings;
 use crate::models::Event;
 use crate::telemetry::names;
+use crate::topics::{LiveTopics, PostFields, TopicSet};
 
 /// One worker of the pool.
 pub struct AnalyzerWorker {
     backend: Backend,
     settings: Arc<AnalyzerSettings>,
     analyzer: LanguageRouter,
+    /// The topics each post is matched against; none for a pool that only analyses texts.
+    topics: Option<Arc<LiveTopics>>,
     fail_next: bool,
     last_release: Instant,
 }
@@ -49,9 +52,16 @@ impl AnalyzerWorker {
             backend,
             settings,
             analyzer,
+            topics: None,
             fail_next: false,
             last_release: Instant::now(),
         }
+    }
+
+    /// Matches every post it analyses against `topics`.
+    pub fn matching(mut self, topics: Arc<LiveTopics>) -> Self {
+        self.topics = Some(topics);
+        self
     }
 
     /// Replaces a backend that panicked (it may hold broken state) with a fresh one.
@@ -112,10 +122,29 @@ impl AnalyzerWorker {
                 post,
                 analysis,
                 story_id: None,
+                topics: Vec::new(),
             })
             .collect();
+        if let Some(topics) = &self.topics {
+            match_topics(&topics.get(), &mut out.posts);
+        }
         out
     }
+}
+
+/// Matches each post against every topic of `set`, once, as analysed (its resolved language).
+fn match_topics(set: &TopicSet, posts: &mut [AnalyzedPost]) {
+    if set.is_empty() || posts.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let mut matched = 0;
+    for p in posts.iter_mut() {
+        p.topics = set.matches(&PostFields::of(p));
+        matched += p.topics.len();
+    }
+    metrics::histogram!(names::TOPIC_MATCH_SECONDS).record(started.elapsed());
+    metrics::counter!(names::TOPIC_MATCHES).increment(matched as u64);
 }
 
 impl Actor for AnalyzerWorker {

@@ -53,20 +53,39 @@ pub struct AnalyzerShare {
     /// One request at a time; held through the rest its last chunk owes.
     turn: Arc<Semaphore>,
     /// Callers with a request waiting or analysing.
-    callers: Mutex<HashSet<String>>,
+    callers: Callers,
     share: f64,
     wait: Duration,
 }
 
+/// The callers with a request of some kind under way, so that each has at most one.
+#[derive(Debug, Default)]
+pub struct Callers(Mutex<HashSet<String>>);
+
+impl Callers {
+    /// `caller`'s place, given back when dropped; `None` while it holds one.
+    pub fn take(&self, caller: &str) -> Option<CallerSlot<'_>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(caller.to_string())
+            .then(|| CallerSlot {
+                callers: self,
+                caller: caller.to_string(),
+            })
+    }
+}
+
 /// A caller's place: its one request, given back when dropped.
-struct CallerSlot<'a> {
-    callers: &'a Mutex<HashSet<String>>,
+pub struct CallerSlot<'a> {
+    callers: &'a Callers,
     caller: String,
 }
 
 impl Drop for CallerSlot<'_> {
     fn drop(&mut self) {
         self.callers
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.caller);
@@ -78,7 +97,7 @@ impl AnalyzerShare {
     pub fn new(settings: &AnalyzerSettings) -> AnalyzerShare {
         AnalyzerShare {
             turn: Arc::new(Semaphore::new(1)),
-            callers: Mutex::new(HashSet::new()),
+            callers: Callers::default(),
             share: settings.api_share.clamp(0.001, 1.0),
             wait: Duration::from_millis(settings.api_wait_ms),
         }
@@ -106,17 +125,8 @@ impl AnalyzerShare {
         caller: &str,
         texts: Vec<(String, Option<String>)>,
     ) -> Result<AnalyzedTexts, ShareError> {
-        if !self
-            .callers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(caller.to_string())
-        {
+        let Some(_slot) = self.callers.take(caller) else {
             return Err(ShareError::CallerBusy);
-        }
-        let _slot = CallerSlot {
-            callers: &self.callers,
-            caller: caller.to_string(),
         };
         let deadline = Instant::now() + self.wait;
         let turn = tokio::time::timeout_at(deadline, self.turn.clone().acquire_owned())

@@ -16,6 +16,7 @@ mod series;
 pub mod store;
 pub mod stories;
 pub mod supervisor;
+pub mod topics;
 pub mod virality;
 pub mod webhooks;
 
@@ -34,6 +35,7 @@ use self::monitor::GroupMonitor;
 use self::retention::Retention;
 use self::store::Store;
 use self::supervisor::{Supervised, Watchdog};
+use self::topics::{Retagger, TopicWatcher};
 use self::virality::{FlushVirality, ViralityTracker};
 use self::webhooks::Deliverer;
 use crate::analysis::Backend;
@@ -69,6 +71,9 @@ pub struct Pipeline {
     alerter: Addr<Alerter>,
     deliverer: Addr<Deliverer>,
     virality: Option<Addr<ViralityTracker>>,
+    topics: Arc<crate::topics::LiveTopics>,
+    topic_watcher: Addr<TopicWatcher>,
+    retagger: Addr<Retagger>,
     // Held for the pipeline's lifetime; read only by fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     analyzer: Supervised<AnalyzerWorker>,
@@ -90,6 +95,12 @@ impl Pipeline {
     ) -> anyhow::Result<Pipeline> {
         series::seed();
         settings.stories.validate()?;
+        settings.topics.validate().map_err(anyhow::Error::msg)?;
+        // The topics every post is matched against, loaded before the first batch is read.
+        let topics = crate::topics::LiveTopics::new();
+        if let Err(e) = topics::refresh(&pool, &topics).await {
+            tracing::warn!(error = %e, "topics could not be loaded yet; the watcher keeps trying");
+        }
         let backend = settings.analyzer.backend;
         let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error
@@ -109,9 +120,11 @@ impl Pipeline {
 
         let workers = Settings::threads_or_cores(settings.analyzer.workers);
         let model_settings = analyzer_settings.clone();
+        let model_topics = topics.clone();
         let analyzer = Supervised::start("analyzer", move || {
             let settings = model_settings.clone();
             let probe = probe.clone();
+            let topics = model_topics.clone();
             SyncArbiter::start(workers, move || {
                 let loaded = probe
                     .lock()
@@ -121,16 +134,20 @@ impl Pipeline {
                     Some(router) => AnalyzerWorker::with_router(backend, settings.clone(), router),
                     None => AnalyzerWorker::new(backend, settings.clone()),
                 }
+                .matching(topics.clone())
             })
         });
         // The lexicon pool that takes new posts while the model is behind.
         let fallback = (backend != Backend::Lexicon && settings.analyzer.fallback_lag_secs > 0.0)
             .then(|| {
                 let settings = analyzer_settings.clone();
+                let topics = topics.clone();
                 Supervised::start("fallback analyzer", move || {
                     let settings = settings.clone();
+                    let topics = topics.clone();
                     SyncArbiter::start(1, move || {
                         AnalyzerWorker::new(Backend::Lexicon, settings.clone())
+                            .matching(topics.clone())
                     })
                 })
             });
@@ -217,6 +234,15 @@ impl Pipeline {
             let keeper = stories::StoryKeeper::new(pool.clone(), live.publish.clone()).start();
             ingest.subscribe(keeper.recipient());
         }
+        let topic_watcher =
+            TopicWatcher::new(pool.clone(), topics.clone(), &settings.topics).start();
+        let retagger = Retagger::new(
+            pool.clone(),
+            &settings.topics,
+            high_churn,
+            Some(ingest.clone()),
+        )
+        .start();
         let virality = settings.virality.enabled.then(|| {
             let tracker = ViralityTracker::new(settings.clone(), pool, live.publish).start();
             ingest.subscribe(tracker.clone().recipient());
@@ -230,6 +256,9 @@ impl Pipeline {
             alerter,
             deliverer,
             virality,
+            topics,
+            topic_watcher,
+            retagger,
             analyzer,
             _watchdog: watchdog,
             _retention: retention,
@@ -269,6 +298,13 @@ impl Pipeline {
         self.aggregator.do_send(messages::Stop);
         self.alerter.do_send(messages::Stop);
         self.deliverer.do_send(messages::Stop);
+        self.topic_watcher.do_send(messages::Stop);
+        self.retagger.do_send(messages::Stop);
+    }
+
+    /// The topics this process matches posts against.
+    pub fn topics(&self) -> &Arc<crate::topics::LiveTopics> {
+        &self.topics
     }
 
     /// The aggregator of live metrics and trending terms.
@@ -322,5 +358,7 @@ stop_on_request!(
     GroupMonitor,
     alerter::Alerter,
     webhooks::Deliverer,
-    aggregator::Aggregator
+    aggregator::Aggregator,
+    TopicWatcher,
+    Retagger
 );

@@ -57,6 +57,35 @@ pub fn extract_terms(text: &str) -> Vec<String> {
     out
 }
 
+/// The `limit` terms in the most of `posts` (each a text and its sentiment score), with their
+/// mean sentiment, most frequent first (ties by term): trending terms over any set of posts,
+/// as the rollups count them for the whole stream.
+pub fn rank_terms<'a>(
+    posts: impl IntoIterator<Item = (&'a str, f64)>,
+    limit: usize,
+) -> Vec<crate::models::metrics::TermStats> {
+    let mut counts: std::collections::HashMap<String, (i64, f64)> = Default::default();
+    for (text, score) in posts {
+        for term in extract_terms(text) {
+            let slot = counts.entry(term).or_insert((0, 0.0));
+            slot.0 += 1;
+            slot.1 += score;
+        }
+    }
+    let mut ranked: Vec<(String, (i64, f64))> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+    ranked
+        .into_iter()
+        .take(limit)
+        .map(|(term, (posts, sum))| crate::models::metrics::TermStats {
+            hashtag: term.starts_with('#'),
+            term,
+            posts,
+            sentiment_mean: sum / posts as f64,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +95,21 @@ mod tests {
         let terms =
             extract_terms("Loving the #PulsePhone camera!! @bob the CAMERA rocks https://x.y/z #a");
         assert_eq!(terms, vec!["loving", "#pulsephone", "camera", "rocks"]);
+    }
+
+    #[test]
+    fn terms_rank_by_the_posts_they_are_in() {
+        let ranked = rank_terms(
+            [
+                ("battery dies, battery bad", -1.0),
+                ("battery great #pulse", 1.0),
+                ("#pulse screen", 0.5),
+            ],
+            2,
+        );
+        let names: Vec<&str> = ranked.iter().map(|t| t.term.as_str()).collect();
+        assert_eq!(names, ["#pulse", "battery"]);
+        assert_eq!((ranked[1].posts, ranked[1].sentiment_mean), (2, 0.0));
+        assert!(ranked[0].hashtag);
     }
 }

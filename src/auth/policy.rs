@@ -29,6 +29,7 @@ pub struct RouteRule {
 pub const PUBLIC: Access = Access::Public;
 pub const INGEST: Access = Access::Role(Role::Ingest);
 pub const ANALYST: Access = Access::Role(Role::Analyst);
+pub const EDITOR: Access = Access::Role(Role::Editor);
 pub const ADMIN: Access = Access::Role(Role::Admin);
 
 /// The rules of every route Pulse serves (the HTTP layer's route table produces them).
@@ -74,11 +75,11 @@ impl RoutePolicy {
         }
     }
 
-    /// Whether a request to the route is an admin change the audit log records: every write
+    /// Whether a request to the route is a change the audit log records: every write
     /// that needs the admin role.
     pub fn audited(&self, method: &Method, pattern: &str) -> bool {
         self.rule_for(method, pattern)
-            .is_some_and(|r| r.access == ADMIN && r.method != Method::GET)
+            .is_some_and(|r| (r.access == ADMIN || r.access == EDITOR) && r.method != Method::GET)
     }
 }
 

@@ -11,10 +11,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod sources;
+mod topics;
 pub use sources::{
     FeedSettings, JetstreamSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings,
     PUBLIC_JETSTREAMS,
 };
+pub use topics::TopicSettings;
 
 /// Which backend the analyzer pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,6 +58,7 @@ pub struct Settings {
     pub ws: WsSettings,
     pub virality: ViralitySettings,
     pub stories: StorySettings,
+    pub topics: TopicSettings,
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -605,6 +608,7 @@ impl Default for Settings {
             ws: WsSettings::default(),
             virality: ViralitySettings::default(),
             stories: StorySettings::default(),
+            topics: TopicSettings::default(),
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),

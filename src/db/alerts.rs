@@ -342,7 +342,7 @@ pub async fn evidence_posts(
         _ if kind.watches_stories() => "story_id::text = $2".to_string(),
         Dimension::Overall => "$2::text IS NOT NULL".to_string(),
         Dimension::Language => "COALESCE(lang, 'und') = $2".to_string(),
-        d => format!("{} = $2", d.post_column()),
+        d => super::query::holds("", d.post_column(), "$2"),
     };
     let sql = format!(
         "SELECT id, platform, text, sentiment_label, sentiment_score, churn_risk, toxicity, created_at \

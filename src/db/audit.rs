@@ -84,6 +84,10 @@ pub fn action_for(method: &str, path: &str) -> String {
     let resource = match segments.get(2).copied() {
         Some("alert-rules") => "rule",
         Some("webhooks") => "webhook",
+        Some("topics") => match segments.get(4).copied() {
+            Some("retags") => "topic_retag",
+            _ => "topic",
+        },
         Some("admin") => match segments.get(3).copied() {
             Some("keys") => "key",
             _ => "admin",
@@ -91,7 +95,7 @@ pub fn action_for(method: &str, path: &str) -> String {
         _ => "api",
     };
     let verb = match (method, segments.last().copied()) {
-        (_, Some(last @ ("enable" | "disable"))) => last,
+        (_, Some(last @ ("enable" | "disable" | "cancel"))) => last,
         ("POST", _) => "create",
         ("PATCH" | "PUT", _) => "update",
         ("DELETE", _) if resource == "key" => "revoke",

@@ -86,6 +86,16 @@ const RELATIONS: &[(&str, &[(&str, &str)])] = &[
             ("producer", "text"),
         ],
     ),
+    // The topics each post matched, one row per post and topic (an array of arrays would
+    // have to be rectangular); gathered into the post's `topics` and `topic_versions`.
+    (
+        "post_topics",
+        &[
+            ("post_id", "text"),
+            ("topic_id", "int8"),
+            ("version", "int4"),
+        ],
+    ),
 ];
 
 /// The scalar inputs: posts with churn risk at or above `high_churn` count as high-churn in
@@ -173,11 +183,19 @@ WITH dl AS MATERIALIZED (
     UNION ALL
     SELECT u.*, false FROM UNNEST({deletions.post_id}, {deletions.at}, {deletions.producer})
         AS u (post_id, at, producer)
+), pt AS (
+    SELECT post_id, array_agg(topic_id ORDER BY topic_id) AS topics,
+           array_agg(version ORDER BY topic_id) AS versions
+    FROM (SELECT DISTINCT ON (post_id, topic_id) *
+          FROM UNNEST({post_topics}) AS u ({post_topics.*})) AS u
+    GROUP BY post_id
 ), p AS (
-    INSERT INTO posts AS t ({posts.*}, deleted_at)
-    SELECT u.*, (SELECT min(dl.at) FROM dl
-                 WHERE dl.post_id = u.id AND may_act(dl.producer, u.producer, {trust}))
+    INSERT INTO posts AS t ({posts.*}, topics, topic_versions, deleted_at)
+    SELECT u.*, pt.topics, pt.versions,
+           (SELECT min(dl.at) FROM dl
+            WHERE dl.post_id = u.id AND may_act(dl.producer, u.producer, {trust}))
     FROM UNNEST({posts}) AS u ({posts.*})
+    LEFT JOIN pt ON pt.post_id = u.id
     ON CONFLICT (id) DO NOTHING
     RETURNING id, producer, deleted_at, [POST_COLUMNS]
 ), taken AS (
@@ -438,6 +456,9 @@ struct Columns<'a> {
     deleted_at: Times,
     deletion_entries: Texts<'a>,
     deletion_producers: Texts<'a>,
+    topic_posts: Texts<'a>,
+    topic_ids: Vec<i64>,
+    topic_versions: Vec<i32>,
     high_churn: f32,
     trust: &'a [String],
 }
@@ -541,6 +562,18 @@ impl<'a> Columns<'a> {
             deleted_at: deletions.iter().map(|d| d.deletion.at).collect(),
             deletion_entries: deletions.iter().map(|d| d.entry_id.as_str()).collect(),
             deletion_producers: deletions.iter().map(|d| d.producer.as_str()).collect(),
+            topic_posts: posts
+                .iter()
+                .flat_map(|p| p.topics.iter().map(move |_| p.post.id.as_str()))
+                .collect(),
+            topic_ids: posts
+                .iter()
+                .flat_map(|p| p.topics.iter().map(|t| t.id))
+                .collect(),
+            topic_versions: posts
+                .iter()
+                .flat_map(|p| p.topics.iter().map(|t| t.version))
+                .collect(),
             high_churn: options.high_churn,
             trust: options.trust.pairs(),
         }
@@ -593,6 +626,9 @@ impl<'a> Columns<'a> {
             ("deletions", "at") => &self.deleted_at,
             ("deletions", "stream_id") => &self.deletion_entries,
             ("deletions", "producer") => &self.deletion_producers,
+            ("post_topics", "post_id") => &self.topic_posts,
+            ("post_topics", "topic_id") => &self.topic_ids,
+            ("post_topics", "version") => &self.topic_versions,
             ("", "high_churn") => &self.high_churn,
             ("", "trust") => &self.trust,
             _ => return None,

@@ -18,12 +18,14 @@ pub mod keys;
 pub mod lock;
 pub mod posts;
 pub mod query;
+pub mod retags;
 pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
 pub mod statistics;
 pub mod stories;
 mod text;
+pub mod topics;
 pub mod virality;
 pub mod webhooks;
 
@@ -111,6 +113,14 @@ impl std::ops::Deref for ApiConnection {
     fn deref(&self) -> &Self::Target {
         self.conn
             .as_ref()
+            .expect("a connection is held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for ApiConnection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn
+            .as_mut()
             .expect("a connection is held until dropped")
     }
 }

@@ -5,7 +5,7 @@ use tokio_postgres::{Client, Row};
 
 use super::query::Conditions;
 use crate::models::views::{
-    analysis_view, author_view, geo_view, metrics_view, AnalysisColumns, PostView,
+    analysis_view, author_view, geo_view, metrics_view, topics_view, AnalysisColumns, PostView,
 };
 
 /// Columns of `posts` that [`post_view`] reads.
@@ -13,7 +13,7 @@ pub const POST_COLUMNS: &str =
     "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
-    lang_source, language_support, story_id, ingested_at, deleted_at";
+    lang_source, language_support, story_id, topics, topic_versions, ingested_at, deleted_at";
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -34,7 +34,8 @@ pub async fn list(
     let mut conditions = Conditions::default();
     conditions.clause("deleted_at IS NULL".to_string());
     for (column, value) in selection.filters {
-        conditions.push(&format!("{column} ="), value);
+        let value = conditions.bind(value);
+        conditions.clause(super::query::holds("", column, &value));
     }
     if let Some(from) = selection.from {
         conditions.push("created_at >=", from);
@@ -65,6 +66,26 @@ pub async fn get(client: &Client, id: &str) -> Result<Option<PostView>, tokio_po
         .map(post_view))
 }
 
+/// The live posts of `ids`, newest first.
+pub async fn by_ids(
+    client: &Client,
+    ids: &[String],
+) -> Result<Vec<PostView>, tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE id = ANY($1) AND deleted_at IS NULL \
+         ORDER BY created_at DESC, id DESC"
+    );
+    Ok(client
+        .query(&sql, &[&ids])
+        .await?
+        .iter()
+        .map(post_view)
+        .collect())
+}
+
 /// A post row selected with [`POST_COLUMNS`].
 pub fn post_view(row: &Row) -> PostView {
     let likes: Option<i64> = row.get("likes");
@@ -76,6 +97,7 @@ pub fn post_view(row: &Row) -> PostView {
             row.get::<_, Option<i64>>("views"),
         )
     });
+    let (topics, topic_versions) = topics_view(row.get("topics"), row.get("topic_versions"));
     PostView {
         id: row.get("id"),
         platform: row.get("platform"),
@@ -102,6 +124,8 @@ pub fn post_view(row: &Row) -> PostView {
             language_support: row.get("language_support"),
         }),
         story_id: row.get("story_id"),
+        topics,
+        topic_versions,
         ingested_at: row.get("ingested_at"),
         deleted_at: row.try_get("deleted_at").ok().flatten(),
     }

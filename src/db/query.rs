@@ -46,6 +46,17 @@ impl Conditions {
     }
 }
 
+/// The condition that the post `alias` (`p`, or `""` for none) holds `value` (a placeholder
+/// of text) in its `column`: equality, but for `topics`, which holds every topic the post
+/// matched, containment.
+pub fn holds(alias: &str, column: &str, value: &str) -> String {
+    let dot = if alias.is_empty() { "" } else { "." };
+    match column {
+        "topics" => format!("{alias}{dot}topics @> ARRAY[{value}::text::int8]"),
+        _ => format!("{alias}{dot}{column} = {value}"),
+    }
+}
+
 /// Whether PostgreSQL can hold `text`: its `text` type cannot contain NUL, and binding a string
 /// that does fails the whole query. Handlers check caller-supplied strings with this and answer
 /// 400 instead.

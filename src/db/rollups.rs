@@ -17,8 +17,8 @@ pub const SUMS: &str = "sum(posts)::int8, sum(sentiment_sum)::float8, sum(negati
     sum(sadness)::int8, sum(likes)::int8, sum(shares)::int8, sum(comments)::int8, sum(views)::int8";
 
 /// The columns of a post its rollup contribution depends on, in the order
-/// `post_rollup_deltas` takes them (migration V15).
-pub const POST_DELTA_COLUMNS: [&str; 14] = [
+/// `post_rollup_deltas` takes them (migration V20).
+pub const POST_DELTA_COLUMNS: [&str; 15] = [
     "created_at",
     "platform",
     "city",
@@ -33,16 +33,18 @@ pub const POST_DELTA_COLUMNS: [&str; 14] = [
     "toxicity",
     "churn_risk",
     "emotion",
+    "topics",
 ];
 
 /// The columns of a post its engagements' contribution depends on.
-pub const ENGAGEMENT_POST_COLUMNS: [&str; 6] = [
+pub const ENGAGEMENT_POST_COLUMNS: [&str; 7] = [
     "platform",
     "city",
     "country",
     "product",
     "channel",
     "rollup_other",
+    "topics",
 ];
 
 /// `columns` qualified by `alias`, comma-separated, for a select list or a call.
@@ -131,6 +133,13 @@ pub async fn by_dimension(
              GROUP BY key ORDER BY 2 DESC, key LIMIT {MAX_ITEMS}"
         );
         client.query(&sql, &[&dimension.as_str(), &from]).await?
+    } else if let (Dimension::Overall, [("topics", topic)]) = (dimension, filters) {
+        // A topic's own rollups: the overall figures of its posts.
+        let sql = format!(
+            "SELECT '' AS key, {SUMS} FROM metric_rollups WHERE dimension = 'topic' AND key = $1 \
+             AND minute >= $2 HAVING count(*) > 0"
+        );
+        client.query(&sql, &[topic, &from]).await?
     } else {
         // The same contributions the rollups add up (`post_rollup_deltas`), from the posts
         // and engagements that pass the filters: filtered and unfiltered figures agree.
@@ -142,7 +151,11 @@ pub async fn by_dimension(
         let mut clauses = vec!["p.deleted_at IS NULL".to_string()];
         for (column, value) in filters {
             params.push(Box::new(value.clone()));
-            clauses.push(format!("p.{column} = ${}", params.len()));
+            clauses.push(super::query::holds(
+                "p",
+                column,
+                &format!("${}", params.len()),
+            ));
         }
         let where_ = clauses.join(" AND ");
         let sql = format!(

@@ -230,7 +230,7 @@ pub async fn list(
         let mut inner = Vec::new();
         for (column, value) in selection.filters {
             let at = conditions.bind(value);
-            inner.push(format!("p.{column} = {at}"));
+            inner.push(super::query::holds("p", column, &at));
         }
         conditions.clause(format!(
             "EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND {})",
@@ -407,7 +407,7 @@ pub async fn alert_candidates(
     let scoped = match (&rule.key, rule.dimension) {
         (Some(key), d) if d != Dimension::Overall => {
             let at = conditions.bind(key.clone());
-            format!("AND p.{} = {at}", d.post_column())
+            format!("AND {}", super::query::holds("p", d.post_column(), &at))
         }
         _ => String::new(),
     };

@@ -395,6 +395,9 @@ pub fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
         hashtags: row.get(offset + 6),
         author_followers: u64::try_from(row.get::<_, i64>(offset + 7)).unwrap_or(0),
         created_at: unix_seconds(created),
+        // Kept cascades do not store them; live filters by topic see a restored cascade
+        // once its post's metadata is read again (`load_meta`).
+        topics: Vec::new(),
     }
 }
 
@@ -403,7 +406,7 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
     let rows = client
         .query(
             "SELECT id, platform, product, channel, city, country, sentiment_label, text,
-                    author_followers, created_at
+                    author_followers, created_at, COALESCE(topics, '{}')
              FROM posts WHERE id = ANY($1)",
             &[&ids],
         )
@@ -427,6 +430,7 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
                     hashtags: virality::hashtags(&text),
                     author_followers: u64::try_from(row.get::<_, i64>(8)).unwrap_or(0),
                     created_at: unix_seconds(created),
+                    topics: row.get(10),
                 },
             )
         })

@@ -16,6 +16,8 @@ pub struct PostFilters<'a> {
     pub lang: &'a Option<String>,
     pub language_support: &'a Option<String>,
     pub sentiment: &'a Option<String>,
+    /// A topic's id: posts that matched it.
+    pub topic: &'a Option<i64>,
 }
 
 impl PostFilters<'_> {
@@ -69,7 +71,9 @@ impl PostFilters<'_> {
                 ));
             }
         }
+        let topic = self.topic.map(|id| id.to_string());
         Ok([
+            ("topics", &topic),
             ("platform", self.platform),
             ("product", self.product),
             ("city", self.city),

@@ -531,10 +531,10 @@ async fn forbid(
         format!(
             "role `{}` may not {method} {path}; it needs `{needed}`{}",
             principal.role,
-            if needed == Role::Admin {
-                ""
-            } else {
-                " or `admin`"
+            match needed {
+                Role::Admin => "",
+                Role::Analyst => ", `editor` or `admin`",
+                _ => " or `admin`",
             }
         ),
     );

@@ -46,6 +46,8 @@ pub struct WindowQuery {
     pub language_support: Option<String>,
     #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
+    /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
+    pub topic: Option<i64>,
 }
 
 impl WindowQuery {
@@ -59,6 +61,7 @@ impl WindowQuery {
             lang: &self.lang,
             language_support: &self.language_support,
             sentiment: &self.sentiment,
+            topic: &self.topic,
         }
         .columns()
     }
@@ -332,6 +335,80 @@ pub async fn products(
     }))
 }
 
+/// One topic's stats with its share of voice among the live topics.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TopicStats {
+    pub id: i64,
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+    pub share_of_voice: ShareOfVoice,
+}
+
+/// `GET /api/v1/metrics/topics`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicMetrics {
+    #[serde(flatten)]
+    pub span: WindowSpan,
+    /// Every live topic, most posts first (those without posts at the end, by id).
+    pub items: Vec<TopicStats>,
+}
+
+/// Stats per topic with their share of voice: topics compared with each other (a post that
+/// matched two topics counts in both, so shares are of the topics' summed volume).
+#[utoipa::path(
+    tag = "metrics",
+    summary = "Stats and share of voice per topic",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "One entry per live topic, most posts first", body = TopicMetrics),
+        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/metrics/topics")]
+pub async fn topics(
+    state: State,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (window, now, items) = items(&state, &query, Dimension::Topic).await?;
+    let client = state.pool.get().await?;
+    let live = crate::db::topics::list(&**client).await?;
+    let mut by_id: std::collections::HashMap<i64, Stats> = items
+        .into_iter()
+        .filter_map(|k| Some((k.key.parse().ok()?, k.stats)))
+        .collect();
+    let mut items: Vec<TopicStats> = live
+        .into_iter()
+        .map(|t| TopicStats {
+            stats: by_id.remove(&t.id).unwrap_or_default(),
+            id: t.id,
+            name: t.name,
+            share_of_voice: ShareOfVoice {
+                volume: 0.0,
+                positive: 0.0,
+                negative: 0.0,
+            },
+        })
+        .collect();
+    let total: i64 = items.iter().map(|i| i.stats.posts).sum();
+    let positive: i64 = items.iter().map(|i| i.stats.sentiment.positive).sum();
+    let negative: i64 = items.iter().map(|i| i.stats.sentiment.negative).sum();
+    for item in &mut items {
+        item.share_of_voice = ShareOfVoice {
+            volume: share(item.stats.posts, total),
+            positive: share(item.stats.sentiment.positive, positive),
+            negative: share(item.stats.sentiment.negative, negative),
+        };
+    }
+    items.sort_by(|a, b| b.stats.posts.cmp(&a.stats.posts).then(a.id.cmp(&b.id)));
+    Ok(HttpResponse::Ok().json(TopicMetrics {
+        span: WindowSpan::new(window, now),
+        items,
+    }))
+}
+
 /// Query of the time series endpoint.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -475,7 +552,12 @@ pub struct TermsQuery {
     /// How many terms, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// A topic's id: the terms of its posts (the newest 20,000 of the window).
+    pub topic: Option<i64>,
 }
+
+/// Posts of a topic whose terms are counted, the newest of the window.
+pub const MAX_TOPIC_TERM_POSTS: i64 = 20_000;
 
 /// `GET /api/v1/trending/terms`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -513,7 +595,27 @@ pub async fn trending_terms(
     }
     let now = Utc::now();
     let client = state.pool.get().await?;
-    let terms = rollups::trending_terms(&client, window.start(now), limit).await?;
+    let terms = match query.topic {
+        None => rollups::trending_terms(&client, window.start(now), limit).await?,
+        Some(topic) => {
+            let posts = crate::db::topics::scored_texts(
+                &**client,
+                topic,
+                window.start(now),
+                MAX_TOPIC_TERM_POSTS,
+            )
+            .await?;
+            drop(client);
+            web::block(move || {
+                crate::analysis::terms::rank_terms(
+                    posts.iter().map(|(t, s)| (t.as_str(), *s)),
+                    limit as usize,
+                )
+            })
+            .await
+            .map_err(ApiError::internal)?
+        }
+    };
     Ok(HttpResponse::Ok().json(TrendingTerms {
         span: WindowSpan::new(window, now),
         terms,

@@ -33,6 +33,7 @@ pub mod routes;
 pub mod security_headers;
 pub mod state;
 pub mod stories;
+pub mod topics;
 pub mod virality_api;
 pub mod webhooks_api;
 
@@ -80,6 +81,8 @@ pub struct AppState {
     pub traces: crate::telemetry::traces::Traces,
     /// The access each route needs ([`routes::policy`]).
     pub policy: &'static crate::auth::policy::RoutePolicy,
+    /// Callers with a topic preview running (one each).
+    pub previews: crate::actors::analyzer_share::Callers,
 }
 
 impl AppState {

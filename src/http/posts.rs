@@ -36,6 +36,8 @@ pub struct PostQuery {
     pub language_support: Option<String>,
     #[param(value_type = Option<crate::models::SentimentLabel>)]
     pub sentiment: Option<String>,
+    /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
+    pub topic: Option<i64>,
     /// Inclusive lower bound on `created_at` (RFC 3339).
     #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub from: Option<DateTime<Utc>>,
@@ -131,6 +133,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         lang: &q.lang,
         language_support: &q.language_support,
         sentiment: &q.sentiment,
+        topic: &q.topic,
     }
     .columns()?;
     let cursor = match &q.cursor {

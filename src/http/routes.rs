@@ -15,9 +15,9 @@ use actix_web::web;
 use super::openapi::ApiDocument;
 use super::{
     alerts_api, analyze, auth_api, events, forecast, health, live, metrics_api, openapi, pipeline,
-    posts, stories, virality_api, webhooks_api,
+    posts, stories, topics, virality_api, webhooks_api,
 };
-use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, INGEST, PUBLIC};
+use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
 /// Produces [`register`] and the endpoints' documents from one list of `handler => access`.
 /// Each handler's document comes from its own `#[utoipa::path]` through a derive in a block of
@@ -83,6 +83,19 @@ endpoints! {
     alerts_api::resolve => ANALYST,
     alerts_api::list_rules => ANALYST,
     alerts_api::get_rule => ANALYST,
+    metrics_api::topics => ANALYST,
+    topics::list => ANALYST,
+    topics::get_one => ANALYST,
+    topics::versions => ANALYST,
+    topics::preview => ANALYST,
+    topics::retags_of => ANALYST,
+    topics::retag_one => ANALYST,
+
+    topics::create => EDITOR,
+    topics::update => EDITOR,
+    topics::remove => EDITOR,
+    topics::retag => EDITOR,
+    topics::cancel_retag => EDITOR,
 
     alerts_api::create_rule => ADMIN,
     alerts_api::update_rule => ADMIN,

@@ -136,6 +136,7 @@ mod tests {
             sources: Vec::new(),
             traces: Default::default(),
             policy: crate::http::routes::policy(),
+            previews: Default::default(),
             settings: Arc::new(settings),
         })
     }

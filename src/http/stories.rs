@@ -33,6 +33,8 @@ pub struct StoryQuery {
     pub channel: Option<String>,
     /// Language (ISO 639-1 where it has one).
     pub lang: Option<String>,
+    /// A topic's id: stories with a post that matched it.
+    pub topic: Option<i64>,
     /// Stories with a post at or after this time (RFC 3339).
     #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub from: Option<DateTime<Utc>>,
@@ -112,6 +114,7 @@ pub async fn list(state: State, query: web::Query<StoryQuery>) -> Result<HttpRes
         lang: &q.lang,
         language_support: &None,
         sentiment: &None,
+        topic: &q.topic,
     }
     .columns()?;
     let client = state.pool.get().await?;

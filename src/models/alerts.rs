@@ -263,6 +263,13 @@ impl RuleInput {
                 ));
             }
         }
+        if let (Some(super::metrics::Dimension::Topic), Some(Some(key))) =
+            (self.dimension, &self.key)
+        {
+            if !key.parse::<i64>().is_ok_and(|id| id > 0) {
+                return Err("key of the dimension `topic` is a topic's id".into());
+            }
+        }
         if let Some(Some(channels)) = &self.channels {
             if channels.len() > 50 {
                 return Err("channels must be at most 50 channel ids".into());

@@ -258,6 +258,8 @@ pub struct AnalyzedPost {
     pub analysis: Analysis,
     /// The story the post was placed in when it was committed, if any yet.
     pub story_id: Option<i64>,
+    /// The topics it matched when it was analysed, by id.
+    pub topics: Vec<super::topic::TopicMatch>,
 }
 
 impl AnalyzedPost {

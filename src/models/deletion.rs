@@ -23,6 +23,8 @@ pub struct DeletedPost {
     pub product: Option<String>,
     pub channel: Option<String>,
     pub lang: Option<String>,
+    #[serde(default)]
+    pub topics: Vec<i64>,
 }
 
 impl DeletedPost {
@@ -36,6 +38,7 @@ impl DeletedPost {
             channel: self.channel.clone(),
             sentiment: Some(self.sentiment_label),
             lang: self.lang.clone(),
+            topics: self.topics.clone(),
         }
     }
 

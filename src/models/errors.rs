@@ -28,6 +28,11 @@ pub enum ErrorCode {
     InvalidWebhook,
     /// An API key request that cannot be honoured.
     InvalidKey,
+    /// A topic query that does not parse or is refused; `details.position` (characters from
+    /// 0) and `details.expected` say where and what.
+    InvalidTopicQuery,
+    /// A topic that cannot be kept (name, status or days out of range).
+    InvalidTopic,
     /// Events that are not valid; `details.errors` names each.
     InvalidEvent,
     /// A request that carries nothing (no events, no texts).
@@ -82,6 +87,10 @@ pub enum ErrorCode {
     RouteNotFound,
     /// A state change the resource's current state does not allow.
     InvalidTransition,
+    /// A name another live resource has (a topic's).
+    NameTaken,
+    /// A deployment holds as many of a resource as it may (`topics.max_topics`).
+    LimitReached,
     /// A body over its size limit.
     PayloadTooLarge,
     /// More events in one request than it may carry.
@@ -116,14 +125,15 @@ impl ErrorCode {
             InvalidJson | InvalidQuery | InvalidPath | InvalidBody | InvalidCursor
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
-            | InvalidKey | NonCanonicalPath | BadHandshake | InvalidMessage | UnknownType
-            | UnknownTopic | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
+            | InvalidKey | InvalidTopicQuery | InvalidTopic | NonCanonicalPath | BadHandshake
+            | InvalidMessage | UnknownType | UnknownTopic | InvalidFilter | TooManyTopics
+            | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed => 403,
             NotFound | RouteNotFound => 404,
             BodyTimeout => 408,
-            InvalidTransition => 409,
+            InvalidTransition | NameTaken | LimitReached => 409,
             PayloadTooLarge | TooManyEvents => 413,
             QueryTooLong => 414,
             UnsupportedMediaType => 415,
@@ -147,6 +157,8 @@ impl ErrorCode {
             InvalidRule => "invalid_rule",
             InvalidWebhook => "invalid_webhook",
             InvalidKey => "invalid_key",
+            InvalidTopicQuery => "invalid_topic_query",
+            InvalidTopic => "invalid_topic",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",
             TooManyTexts => "too_many_texts",
@@ -173,6 +185,8 @@ impl ErrorCode {
             NotFound => "not_found",
             RouteNotFound => "route_not_found",
             InvalidTransition => "invalid_transition",
+            NameTaken => "name_taken",
+            LimitReached => "limit_reached",
             PayloadTooLarge => "payload_too_large",
             TooManyEvents => "too_many_events",
             QueryTooLong => "query_too_long",

@@ -84,4 +84,8 @@ pub struct FilterKeys {
     /// The post's language (ISO 639-1 where it has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// On an event, the topics it is about (a post's matched topics, a topic's alert); on a
+    /// filter, the topics of which an event must be about at least one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<i64>,
 }

@@ -68,11 +68,13 @@ pub enum Dimension {
     Language,
     /// The language support class (supported, unverified, unsupported).
     Support,
+    /// A topic the post matched (the key is the topic's id); a post counts under each.
+    Topic,
 }
 
 impl Dimension {
     /// Every dimension, in documentation order.
-    pub const ALL: [Dimension; 8] = [
+    pub const ALL: [Dimension; 9] = [
         Dimension::Overall,
         Dimension::Platform,
         Dimension::City,
@@ -81,6 +83,7 @@ impl Dimension {
         Dimension::Channel,
         Dimension::Language,
         Dimension::Support,
+        Dimension::Topic,
     ];
 
     /// Parses a stored or query name; `None` for an unknown one.
@@ -99,6 +102,7 @@ impl Dimension {
             Dimension::Channel => "channel",
             Dimension::Language => "language",
             Dimension::Support => "support",
+            Dimension::Topic => "topic",
         }
     }
 
@@ -107,6 +111,7 @@ impl Dimension {
         match self {
             Dimension::Language => "lang",
             Dimension::Support => "language_support",
+            Dimension::Topic => "topics",
             d => d.as_str(),
         }
     }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod producer;
 pub mod role;
 pub mod time;
+pub mod topic;
 pub mod views;
 pub mod webhooks;
 

@@ -28,6 +28,12 @@ pub struct PostView {
     /// The story the post belongs to (`GET /api/v1/stories/{id}`); null while it is in none.
     #[serde(default)]
     pub story_id: Option<i64>,
+    /// The topics the post matched (`GET /api/v1/topics/{id}`), by id.
+    #[serde(default)]
+    pub topics: Vec<i64>,
+    /// The version of each topic's query that matched, in the order of `topics`.
+    #[serde(default)]
+    pub topic_versions: Vec<i32>,
     pub ingested_at: DateTime<Utc>,
     /// When the platform deleted the post (only a post read by its id can be deleted:
     /// listings leave deleted posts out).
@@ -135,10 +141,24 @@ impl PostView {
                 language_support: analysis.language_support.as_str(),
             }),
             story_id: p.story_id,
+            topics: p.topics.iter().map(|t| t.id).collect(),
+            topic_versions: p.topics.iter().map(|t| t.version).collect(),
             ingested_at,
             deleted_at: None,
         }
     }
+}
+
+/// A post's stored topics and versions (arrays in the same order, null for none), sorted by
+/// topic id.
+pub fn topics_view(topics: Option<Vec<i64>>, versions: Option<Vec<i32>>) -> (Vec<i64>, Vec<i32>) {
+    let mut pairs: Vec<(i64, i32)> = topics
+        .unwrap_or_default()
+        .into_iter()
+        .zip(versions.unwrap_or_default())
+        .collect();
+    pairs.sort_unstable();
+    pairs.into_iter().unzip()
 }
 
 /// Counts are stored as `int8`; larger values are saturated the same way the store does.

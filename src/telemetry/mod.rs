@@ -63,6 +63,16 @@ pub mod names {
         counter POSTS_BY_LANGUAGE_SUPPORT = "pulse_analyzer_language_support_posts_total";
         /// Time to decode and analyse one batch.
         histogram ANALYZE_BATCH_SECONDS = "pulse_analyzer_batch_duration_seconds";
+        /// Time to match one batch's posts against every active topic.
+        histogram TOPIC_MATCH_SECONDS = "pulse_topics_match_duration_seconds";
+        /// Topics matched by posts at analysis (a post matching three counts three).
+        counter TOPIC_MATCHES = "pulse_topics_matches_total";
+        /// Active topics the matcher holds.
+        gauge TOPICS_ACTIVE = "pulse_topics_active";
+        /// Rebuilds of the topic matcher after topics changed, by `outcome`.
+        counter TOPIC_RELOADS = "pulse_topics_reloads_total";
+        /// Stored posts re-tagged for a topic, by `change` (`scanned`, `added`, `removed`).
+        counter TOPIC_RETAGGED = "pulse_topics_retagged_posts_total";
         /// Rows inserted (replays excluded), by `table`.
         counter STORED_ROWS = "pulse_store_rows_inserted_total";
         /// Time to commit one batch.

@@ -56,6 +56,8 @@ pub struct PostMeta {
     pub author_followers: u64,
     /// Unix seconds.
     pub created_at: f64,
+    /// The topics the post matched, by id.
+    pub topics: Vec<i64>,
 }
 
 /// One post's live cascade.

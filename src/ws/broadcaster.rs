@@ -194,6 +194,7 @@ pub fn post_keys(p: &AnalyzedPost) -> FilterKeys {
         channel: p.post.channel.clone(),
         sentiment: Some(p.analysis.sentiment_label),
         lang: p.analysis.lang.clone(),
+        topics: p.topics.iter().map(|t| t.id).collect(),
     }
 }
 

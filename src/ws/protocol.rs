@@ -140,6 +140,7 @@ impl Filter {
             && ok(&f.country, &keys.country)
             && ok(&f.channel, &keys.channel)
             && ok(&f.lang, &keys.lang)
+            && (f.topics.is_empty() || f.topics.iter().any(|t| keys.topics.contains(t)))
     }
 
     /// Whether the filter lets everything through.
@@ -214,7 +215,7 @@ enum WireMessage {
     Subscribe {
         topics: Vec<String>,
         #[serde(default)]
-        filter: Option<WireFilter>,
+        filter: Option<Box<WireFilter>>,
     },
     Unsubscribe {
         topics: Vec<String>,
@@ -233,7 +234,14 @@ struct WireFilter {
     channel: Option<String>,
     sentiment: Option<String>,
     lang: Option<String>,
+    /// A topic's id: only events about it.
+    topic: Option<i64>,
+    /// Topics' ids: only events about at least one of them.
+    topics: Option<Vec<i64>>,
 }
+
+/// Most topics one filter may name.
+pub const MAX_FILTER_TOPICS: usize = 100;
 
 /// The client message types, for the `unknown_type` error.
 const CLIENT_TYPES: [&str; 3] = ["subscribe", "unsubscribe", "ping"];
@@ -263,7 +271,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientError> {
     Ok(match wire {
         WireMessage::Subscribe { topics, filter } => ClientMessage::Subscribe {
             topics: parse_topics(&topics)?,
-            filter: filter.map(parse_filter).transpose()?,
+            filter: filter.map(|f| parse_filter(*f)).transpose()?,
         },
         WireMessage::Unsubscribe { topics } => ClientMessage::Unsubscribe {
             topics: parse_topics(&topics)?,
@@ -314,6 +322,18 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
             v => Ok(v),
         }
     };
+    let mut topics: Vec<i64> = wire
+        .topic
+        .into_iter()
+        .chain(wire.topics.into_iter().flatten())
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    if topics.len() > MAX_FILTER_TOPICS {
+        return Err(invalid(format!(
+            "a filter names at most {MAX_FILTER_TOPICS} topics"
+        )));
+    }
     Ok(Filter(FilterKeys {
         platform,
         product: label("product", wire.product)?,
@@ -322,6 +342,7 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
         channel: label("channel", wire.channel)?,
         sentiment,
         lang: label("lang", wire.lang)?.map(|l| l.to_ascii_lowercase()),
+        topics,
     }))
 }
 

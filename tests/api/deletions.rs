@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn post_at(id: &str, text: &str, created: DateTime<Utc>) -> Value {
+pub(crate) fn post_at(id: &str, text: &str, created: DateTime<Utc>) -> Value {
     json!({
         "type": "post", "id": id, "platform": "twitter",
         "author": {"id": format!("author-{id}"), "followers": 120},
@@ -25,16 +25,16 @@ fn post_at(id: &str, text: &str, created: DateTime<Utc>) -> Value {
     })
 }
 
-fn engagement(id: &str, post: &str, kind: &str, count: u32, at: DateTime<Utc>) -> Value {
+pub(crate) fn engagement(id: &str, post: &str, kind: &str, count: u32, at: DateTime<Utc>) -> Value {
     json!({"type": "engagement", "id": id, "post_id": post, "kind": kind, "count": count,
            "at": at.to_rfc3339(), "actor_followers": 150})
 }
 
-fn deletion(post: &str, at: DateTime<Utc>) -> Value {
+pub(crate) fn deletion(post: &str, at: DateTime<Utc>) -> Value {
     json!({"type": "delete", "post_id": post, "at": at.to_rfc3339()})
 }
 
-async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
+pub(crate) async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
     let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
     pulse::streams::producer::xadd_events(redis, stream, &encoded)
         .await
@@ -42,7 +42,7 @@ async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
 }
 
 /// Waits until every entry of the stream was read and acknowledged.
-async fn read_all(env: &TestEnv, redis: &Client) -> bool {
+pub(crate) async fn read_all(env: &TestEnv, redis: &Client) -> bool {
     let mut s = pulse::config::Settings::default();
     s.redis.stream = env.stream.clone();
     s.redis.group = env.group.clone();
@@ -55,7 +55,7 @@ async fn read_all(env: &TestEnv, redis: &Client) -> bool {
 }
 
 /// Waits until every entry was read and acknowledged and no engagement is held.
-async fn settled(env: &TestEnv, redis: &Client) -> bool {
+pub(crate) async fn settled(env: &TestEnv, redis: &Client) -> bool {
     let pg = env.pg().await;
     read_all(env, redis).await
         && wait_until(WAIT, || async {
@@ -300,10 +300,10 @@ async fn a_post_leaves_every_surface_once_deleted() {
     app.shutdown().await;
 }
 
-type Keyed = BTreeMap<(String, String), Vec<i64>>;
+pub(crate) type Keyed = BTreeMap<(String, String), Vec<i64>>;
 
 /// Rows of (dimension, key, figures...) by dimension and key, leaving out all-zero ones.
-fn keyed(rows: &[tokio_postgres::Row]) -> Keyed {
+pub(crate) fn keyed(rows: &[tokio_postgres::Row]) -> Keyed {
     rows.iter()
         .map(|r| {
             (
@@ -317,7 +317,7 @@ fn keyed(rows: &[tokio_postgres::Row]) -> Keyed {
 
 /// Every dimension's rollups, as the API reads them: (dimension, key) -> posts, negative,
 /// neutral, positive, sentiment sum (rounded), likes, shares.
-async fn rollups(pg: &tokio_postgres::Client) -> Keyed {
+pub(crate) async fn rollups(pg: &tokio_postgres::Client) -> Keyed {
     let rows = pg
         .query(
             "SELECT dimension, key, sum(posts)::int8, sum(negative)::int8, sum(neutral)::int8, \

@@ -28,6 +28,7 @@ mod security_findings;
 mod source_findings;
 mod sources;
 mod stories;
+mod topics;
 mod traces;
 mod virality;
 mod websocket;

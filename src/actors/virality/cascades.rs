@@ -239,6 +239,7 @@ impl Cascades {
                 hashtags: virality::hashtags(&p.post.text),
                 author_followers: p.post.author.followers,
                 created_at: unix_seconds(p.post.created_at),
+                topics: p.topics.iter().map(|t| t.id).collect(),
             };
             self.remember_post(&p.post.id, meta);
         }
@@ -557,6 +558,7 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
             channel: meta.channel,
             sentiment: meta.sentiment,
             lang: None,
+            topics: meta.topics,
         },
     })
 }

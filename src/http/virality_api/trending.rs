@@ -28,6 +28,8 @@ pub struct TrendingQuery {
     pub sentiment: Option<String>,
     /// A hashtag, with or without its `#` (case-insensitive).
     pub hashtag: Option<String>,
+    /// A topic's id: only posts that matched it.
+    pub topic: Option<i64>,
     #[param(value_type = Option<Dynamics>)]
     pub dynamics: Option<String>,
     /// `yes` or `no`.
@@ -118,6 +120,13 @@ pub async fn trending_posts(
         };
         let p = c.bind(tag);
         c.clause(format!("{p} = ANY(hashtags)"));
+    }
+    if let Some(topic) = q.topic {
+        let p = c.bind(topic);
+        c.clause(format!(
+            "EXISTS (SELECT 1 FROM posts t WHERE t.id = virality_cascades.post_id \
+             AND t.topics @> ARRAY[{p}::int8])"
+        ));
     }
     if let Some(d) = &q.dynamics {
         if Dynamics::parse(d).is_none() {

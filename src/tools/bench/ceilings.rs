@@ -152,6 +152,7 @@ pub(super) fn analyze_all(
                                     post: post.clone(),
                                     analysis,
                                     story_id: None,
+                                    topics: Vec::new(),
                                 })
                                 .collect::<Vec<_>>()
                         })

@@ -1,0 +1,262 @@
+//! Topics in a running process: the watcher keeps the matcher the analyzer pool uses in step
+//! with the topics table, and the re-tagger works through re-taggings of stored posts.
+//!
+//! - The watcher reads the topics' largest revision every `topics.refresh_ms` and, when it
+//!   moved, rebuilds the matcher from the active topics on a blocking thread and swaps it in
+//!   whole ([`LiveTopics`]): a batch is matched against one set from start to end.
+//! - The re-tagger takes the oldest open re-tagging no other process works and does one chunk
+//!   of it per transaction ([`crate::db::retags`]). While the pipeline has entries in flight
+//!   it works at most `topics.retag_busy_share` of the time, resting in proportion after each
+//!   chunk, so the pipeline comes first; with nothing in flight it works without rest.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, ContextFutureSpawner};
+use deadpool_postgres::Pool;
+
+use super::ingester::IngestContext;
+use crate::config::TopicSettings;
+use crate::db::{retags, topics as db};
+use crate::telemetry::names;
+use crate::topics::{LiveTopics, TopicDef, TopicSet};
+
+/// Loads the active topics into `live` when their revision differs from the one it holds.
+/// Whether it changed.
+pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
+    let client = pool.get().await?;
+    let revision = db::revision(&**client).await?;
+    if revision as u64 == live.revision() && revision != 0 {
+        return Ok(false);
+    }
+    let active = db::active(&**client).await?;
+    drop(client);
+    let defs: Vec<TopicDef> = active
+        .into_iter()
+        .map(|(id, version, query)| TopicDef { id, version, query })
+        .collect();
+    let (set, refused) = tokio::task::spawn_blocking(move || TopicSet::build(defs)).await?;
+    for (id, error) in refused {
+        tracing::error!(topic = id, %error, "a stored topic's query no longer parses; it is not matched");
+    }
+    metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);
+    let changed = revision as u64 != live.revision() || revision == 0;
+    live.replace(revision as u64, set);
+    Ok(changed)
+}
+
+/// Keeps a process's matcher in step with the topics table.
+pub struct TopicWatcher {
+    pool: Pool,
+    live: Arc<LiveTopics>,
+    every: Duration,
+    busy: bool,
+}
+
+impl TopicWatcher {
+    pub fn new(pool: Pool, live: Arc<LiveTopics>, settings: &TopicSettings) -> Self {
+        Self {
+            pool,
+            live,
+            every: Duration::from_millis(settings.refresh_ms.max(1)),
+            busy: false,
+        }
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let (pool, live) = (self.pool.clone(), self.live.clone());
+        wrap_future::<_, Self>(async move {
+            match refresh(&pool, &live).await {
+                Ok(true) => {
+                    metrics::counter!(names::TOPIC_RELOADS, "outcome" => "reloaded").increment(1);
+                    tracing::info!(
+                        revision = live.revision(),
+                        topics = live.get().len(),
+                        "topics reloaded"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    metrics::counter!(names::TOPIC_RELOADS, "outcome" => "failed").increment(1);
+                    tracing::debug!(error = %e, "looking for changed topics failed");
+                }
+            }
+        })
+        .map(|_, actor: &mut Self, _| actor.busy = false)
+        .spawn(ctx);
+    }
+}
+
+impl Actor for TopicWatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.every, |actor, ctx| actor.check(ctx));
+    }
+}
+
+/// How long the re-tagger waits when there is nothing to re-tag, or after a failure.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// Works through re-taggings of stored posts, one chunk per transaction.
+pub struct Retagger {
+    pool: Pool,
+    settings: TopicSettings,
+    high_churn: f32,
+    ingest: Option<Arc<IngestContext>>,
+}
+
+impl Retagger {
+    pub fn new(
+        pool: Pool,
+        settings: &TopicSettings,
+        high_churn: f32,
+        ingest: Option<Arc<IngestContext>>,
+    ) -> Self {
+        Self {
+            pool,
+            settings: settings.clone(),
+            high_churn,
+            ingest,
+        }
+    }
+
+    /// Does one chunk, then schedules the next: at once when the pipeline is idle, after a
+    /// rest in proportion to the chunk's time while it is busy, later when idle or failed.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let (pool, chunk, high_churn) = (
+            self.pool.clone(),
+            self.settings.retag_chunk as i64,
+            self.high_churn,
+        );
+        wrap_future::<_, Self>(async move {
+            let started = Instant::now();
+            let worked = chunk_once(&pool, chunk, high_churn).await;
+            (worked, started.elapsed())
+        })
+        .map(|(worked, took), actor: &mut Self, ctx| {
+            let pause = match worked {
+                Ok(true) => {
+                    let busy = actor.ingest.as_ref().is_some_and(|i| i.in_flight() > 0);
+                    if busy {
+                        took.mul_f64(1.0 / actor.settings.retag_busy_share - 1.0)
+                    } else {
+                        Duration::ZERO
+                    }
+                }
+                Ok(false) => IDLE,
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-tagging a chunk failed; trying again");
+                    IDLE
+                }
+            };
+            ctx.run_later(pause, |actor, ctx| actor.step(ctx));
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Actor for Retagger {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(IDLE, |actor, ctx| actor.step(ctx));
+    }
+}
+
+/// Works one chunk of the oldest open re-tagging; whether there was one.
+pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Result<bool> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some((job, topic)) = retags::claim(&tx).await? else {
+        return Ok(false);
+    };
+    let query = match topic {
+        None => {
+            retags::stop(&tx, job.id, "cancelled", "the topic was deleted").await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+        Some((version, _)) if version != job.version => {
+            retags::stop(
+                &tx,
+                job.id,
+                "cancelled",
+                "the topic's query was edited since",
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+        Some((_, query)) => query,
+    };
+    let expr = match crate::topics::parse(&query) {
+        Ok(expr) => expr,
+        Err(e) => {
+            retags::stop(
+                &tx,
+                job.id,
+                "failed",
+                &format!("the query does not parse: {e}"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+    };
+    let after = job.cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
+    let posts = db::texts_before(&*tx, job.from, job.to, after, chunk).await?;
+    let (topic_id, version) = (job.topic_id, job.version);
+    // Matching a chunk takes milliseconds: not on the event loop the pipeline shares.
+    let (posts, matching_ids, other_ids) = tokio::task::spawn_blocking(move || {
+        let set = TopicSet::of(topic_id, version, &expr);
+        let (matching, others): (Vec<&db::StoredText>, Vec<&db::StoredText>) = posts
+            .iter()
+            .partition(|p| !set.matches(&p.fields()).is_empty());
+        let ids = |posts: &[&db::StoredText]| -> Vec<String> {
+            posts.iter().map(|p| p.id.clone()).collect()
+        };
+        let (matching, others) = (ids(&matching), ids(&others));
+        (posts, matching, others)
+    })
+    .await?;
+    let matching_refs: Vec<&str> = matching_ids.iter().map(String::as_str).collect();
+    let other_refs: Vec<&str> = other_ids.iter().map(String::as_str).collect();
+    let changes = retags::write_chunk(
+        &tx,
+        &retags::ChunkWrite {
+            topic_id: job.topic_id,
+            version: job.version,
+            matching: &matching_refs,
+            others: &other_refs,
+            high_churn,
+        },
+    )
+    .await?;
+    let last = posts.last();
+    retags::advance(
+        &tx,
+        job.id,
+        &retags::Progress {
+            cursor: last.map(|p| (p.created_at, p.id.as_str())),
+            scanned: posts.len() as i64,
+            matched: matching_ids.len() as i64,
+            changes,
+            done: (posts.len() as i64) < chunk,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    for (change, n) in [
+        ("scanned", posts.len() as i64),
+        ("added", changes.added),
+        ("removed", changes.removed),
+    ] {
+        metrics::counter!(names::TOPIC_RETAGGED, "change" => change).increment(n as u64);
+    }
+    Ok(true)
+}

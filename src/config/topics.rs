@@ -1,0 +1,54 @@
+//! Settings of topics (docs/topics.md): how soon a change reaches every process, how many
+//! topics a deployment holds, and what previews and re-tagging may take.
+
+use serde::{Deserialize, Serialize};
+
+/// Topics: what a team listens for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TopicSettings {
+    /// How often a process looks for changed topics, in milliseconds: the most a change takes
+    /// to reach the matcher of every process of the group.
+    pub refresh_ms: u64,
+    /// Most live topics (active or paused) a deployment holds.
+    pub max_topics: usize,
+    /// Most stored posts a preview reads, newest first.
+    pub preview_max_posts: usize,
+    /// Stored posts a re-tagging reads, matches and writes in one transaction.
+    pub retag_chunk: usize,
+    /// Longest stretch a re-tagging may cover, in days.
+    pub retag_max_days: u32,
+    /// Share of its time a re-tagging works while the pipeline has entries in flight (it
+    /// rests `t × (1/share − 1)` after a chunk that took `t`); with nothing in flight it
+    /// works without rest.
+    pub retag_busy_share: f64,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            refresh_ms: 1_000,
+            max_topics: 10_000,
+            preview_max_posts: 100_000,
+            retag_chunk: 2_000,
+            retag_max_days: 90,
+            retag_busy_share: 0.5,
+        }
+    }
+}
+
+impl TopicSettings {
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.retag_busy_share > 0.0 && self.retag_busy_share <= 1.0) {
+            return Err(format!(
+                "topics.retag_busy_share must be above 0 and at most 1, not {}",
+                self.retag_busy_share
+            ));
+        }
+        if self.retag_chunk == 0 || self.refresh_ms == 0 {
+            return Err("topics.retag_chunk and topics.refresh_ms must be above 0".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,358 @@
+//! Topics and their versions, the revision processes poll, and the stored posts a preview or a
+//! re-tagging reads (docs/topics.md).
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::models::topic::{TopicStatus, TopicVersionView, TopicView};
+use crate::topics::PostFields;
+
+const TOPIC_COLUMNS: &str = "id, name, query, version, status, created_at, updated_at, created_by";
+
+fn topic_view(row: &Row) -> TopicView {
+    TopicView {
+        id: row.get("id"),
+        name: row.get("name"),
+        query: row.get("query"),
+        version: row.get("version"),
+        status: TopicStatus::parse(row.get("status")).unwrap_or(TopicStatus::Paused),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        created_by: row.get("created_by"),
+    }
+}
+
+/// The largest revision of any topic (0 before the first): it moves on every change, deletions
+/// included, so a process that saw it unchanged holds the current topics.
+pub async fn revision(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT COALESCE(max(revision), 0)::int8 FROM topics", &[])
+        .await?
+        .get(0))
+}
+
+/// Every active topic: id, version and query.
+pub async fn active(
+    client: &impl GenericClient,
+) -> Result<Vec<(i64, i32, String)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT id, version, query FROM topics WHERE status = 'active' AND deleted_at IS NULL \
+             ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("a topic named `{0}` exists")]
+    NameTaken(String),
+    #[error("there are {0} topics already, the most a deployment may hold")]
+    TooMany(i64),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+fn name_taken(e: tokio_postgres::Error, name: &str) -> TopicError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        TopicError::NameTaken(name.to_string())
+    } else {
+        TopicError::Db(e)
+    }
+}
+
+/// Creates a topic (version 1) unless `max_topics` live ones exist.
+pub async fn create(
+    client: &mut deadpool_postgres::ClientWrapper,
+    name: &str,
+    query: &str,
+    status: TopicStatus,
+    by: Option<&str>,
+    max_topics: i64,
+) -> Result<TopicView, TopicError> {
+    let tx = client.transaction().await?;
+    // Creations take turns, so the cap holds for concurrent requests of every process.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('topics/create'))",
+        &[],
+    )
+    .await?;
+    let live: i64 = tx
+        .query_one("SELECT count(*) FROM topics WHERE deleted_at IS NULL", &[])
+        .await?
+        .get(0);
+    if live >= max_topics {
+        return Err(TopicError::TooMany(live));
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
+                 VALUES ($1, $2, $3, $4) RETURNING *), \
+                 v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
+                 SELECT id, version, query, created_by FROM t) \
+                 SELECT {TOPIC_COLUMNS} FROM t"
+            ),
+            &[&name, &query, &status.as_str(), &by],
+        )
+        .await
+        .map_err(|e| name_taken(e, name))?;
+    tx.commit().await?;
+    Ok(topic_view(&row))
+}
+
+/// Live topics, by id.
+pub async fn list(client: &impl GenericClient) -> Result<Vec<TopicView>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE deleted_at IS NULL ORDER BY id"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(topic_view)
+        .collect())
+}
+
+/// A live topic.
+pub async fn get(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<TopicView>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE id = $1 AND deleted_at IS NULL"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(topic_view))
+}
+
+/// What an edit changes; `None` keeps the field.
+#[derive(Debug, Default)]
+pub struct TopicEdit<'a> {
+    pub name: Option<&'a str>,
+    pub query: Option<&'a str>,
+    pub status: Option<TopicStatus>,
+}
+
+/// Applies `edit` to a live topic: a query unlike the current one makes a new version. `None`
+/// when there is no such topic.
+pub async fn update(
+    client: &impl GenericClient,
+    id: i64,
+    edit: &TopicEdit<'_>,
+    by: Option<&str>,
+) -> Result<Option<TopicView>, TopicError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH old AS (SELECT * FROM topics WHERE id = $1 AND deleted_at IS NULL FOR UPDATE), \
+                 t AS (UPDATE topics t SET \
+                     name = COALESCE($2, t.name), \
+                     query = COALESCE($3, t.query), \
+                     status = COALESCE($4, t.status), \
+                     version = t.version + (COALESCE($3, t.query) <> t.query)::int, \
+                     revision = nextval('topic_revisions'), updated_at = now() \
+                   FROM old WHERE t.id = old.id RETURNING t.*, old.version AS old_version), \
+                 v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
+                   SELECT id, version, query, $5 FROM t WHERE version <> old_version) \
+                 SELECT {TOPIC_COLUMNS} FROM t"
+            ),
+            &[&id, &edit.name, &edit.query, &edit.status.map(|s| s.as_str()), &by],
+        )
+        .await
+        .map_err(|e| name_taken(e, edit.name.unwrap_or("")))?;
+    Ok(row.as_ref().map(topic_view))
+}
+
+/// Deletes a live topic: it leaves every listing and the matcher, its id is never reused, and
+/// what was matched before stays as it was. Whether there was one.
+pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute(
+            "UPDATE topics SET deleted_at = now(), status = 'paused', \
+             revision = nextval('topic_revisions'), updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?
+        > 0)
+}
+
+/// The versions of a topic's query, newest first; empty for no live topic.
+pub async fn versions(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Vec<TopicVersionView>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT v.version, v.query, v.created_at, v.created_by FROM topic_versions v \
+             JOIN topics t ON t.id = v.topic_id AND t.deleted_at IS NULL \
+             WHERE v.topic_id = $1 ORDER BY v.version DESC",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| TopicVersionView {
+            version: r.get(0),
+            query: r.get(1),
+            created_at: r.get(2),
+            created_by: r.get(3),
+        })
+        .collect())
+}
+
+/// The ids of the live topics among `ids`.
+pub async fn live_ids(
+    client: &impl GenericClient,
+    ids: &[i64],
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// What a query can look at of a stored post, and what a preview shows of it.
+#[derive(Debug, Clone)]
+pub struct StoredText {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub text: String,
+    pub author: String,
+    pub platform: String,
+    pub lang: Option<String>,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+    pub url: Option<String>,
+    pub topics: Vec<i64>,
+    pub language_support: String,
+}
+
+/// The columns [`StoredText`] reads.
+const STORED_TEXT_COLUMNS: &str = "id, created_at, text, author_id, platform, lang, country, \
+    city, product, channel, url, COALESCE(topics, '{}') AS topics, language_support";
+
+impl StoredText {
+    /// What a query can see of it.
+    pub fn fields(&self) -> PostFields<'_> {
+        PostFields {
+            text: &self.text,
+            author: &self.author,
+            platform: &self.platform,
+            lang: self.lang.as_deref(),
+            country: self.country.as_deref(),
+            city: self.city.as_deref(),
+            product: self.product.as_deref(),
+            channel: self.channel.as_deref(),
+            url: self.url.as_deref(),
+        }
+    }
+}
+
+fn stored_text(r: &Row) -> StoredText {
+    StoredText {
+        id: r.get(0),
+        created_at: r.get(1),
+        text: r.get(2),
+        author: r.get(3),
+        platform: r.get(4),
+        lang: r.get(5),
+        country: r.get(6),
+        city: r.get(7),
+        product: r.get(8),
+        channel: r.get(9),
+        url: r.get(10),
+        topics: r.get(11),
+        language_support: r.get(12),
+    }
+}
+
+/// Up to `limit` live posts created in `[from, to)` before the keyset `after` (newest first).
+pub async fn texts_before(
+    client: &impl GenericClient,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, &str)>,
+    limit: i64,
+) -> Result<Vec<StoredText>, tokio_postgres::Error> {
+    let rows = match after {
+        Some((at, id)) => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {STORED_TEXT_COLUMNS} FROM posts \
+                         WHERE created_at >= $1 AND created_at < $2 AND deleted_at IS NULL \
+                           AND (created_at, id) < ($3, $4) \
+                         ORDER BY created_at DESC, id DESC LIMIT $5"
+                    ),
+                    &[&from, &to, &at, &id, &limit],
+                )
+                .await?
+        }
+        None => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {STORED_TEXT_COLUMNS} FROM posts \
+                         WHERE created_at >= $1 AND created_at < $2 AND deleted_at IS NULL \
+                         ORDER BY created_at DESC, id DESC LIMIT $3"
+                    ),
+                    &[&from, &to, &limit],
+                )
+                .await?
+        }
+    };
+    Ok(rows.iter().map(stored_text).collect())
+}
+
+/// Live posts created in `[from, to)`, the number a preview or a re-tagging would read.
+pub async fn count_between(
+    client: &impl GenericClient,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT count(*)::int8 FROM posts WHERE created_at >= $1 AND created_at < $2 \
+             AND deleted_at IS NULL",
+            &[&from, &to],
+        )
+        .await?
+        .get(0))
+}
+
+/// The texts and sentiment scores of the newest `limit` live posts of topic `id` created since
+/// `from`.
+pub async fn scored_texts(
+    client: &impl GenericClient,
+    id: i64,
+    from: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(String, f64)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT text, sentiment_score::float8 FROM posts \
+             WHERE topics @> ARRAY[$1::int8] AND created_at >= $2 AND deleted_at IS NULL \
+             ORDER BY created_at DESC LIMIT $3",
+            &[&id, &from, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

@@ -1,0 +1,578 @@
+//! Topics on the real pipeline: the documented cases through real posts, the API's answers to
+//! good and hostile requests, per-topic rollups against a recount after additions, deletions,
+//! edits and re-tagging, previews, and who may write topics.
+
+use crate::common;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use pulse::auth::Role;
+use serde_json::{json, Value};
+
+use super::deletions::{deletion, engagement, keyed, post_at, settled, xadd_all, Keyed};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Creates a topic and returns its id.
+async fn create_topic(app: &TestApp, name: &str, query: &str) -> i64 {
+    let (status, body) = app
+        .post("/api/v1/topics", &json!({"name": name, "query": query}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().expect("an id")
+}
+
+/// Waits until this process's matcher holds exactly the topics at the current revision.
+async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
+    let pg = app.env.pg().await;
+    wait_until(WAIT, || async {
+        let revision: i64 = pg
+            .query_one("SELECT COALESCE(max(revision), 0)::int8 FROM topics", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let live = app.pipeline().topics();
+        live.revision() == revision as u64 && live.get().len() == topics
+    })
+    .await
+}
+
+/// The topics a stored post carries.
+async fn topics_of(app: &TestApp, id: &str) -> Vec<i64> {
+    let body = app.get_ok(&format!("/api/v1/posts/{id}")).await;
+    serde_json::from_value(body["topics"].clone()).expect("topics")
+}
+
+#[actix_rt::test]
+async fn every_documented_case_holds_for_posts_sent_through_the_pipeline() {
+    let app = spawn_app().await;
+    let cases = pulse::topics::cases::cases();
+    let mut ids: BTreeMap<String, i64> = BTreeMap::new();
+    for case in &cases {
+        if !ids.contains_key(&case.query) {
+            let id = create_topic(&app, &format!("case {}", ids.len()), &case.query).await;
+            ids.insert(case.query.clone(), id);
+        }
+    }
+    assert!(matcher_holds(&app, ids.len()).await);
+    let now = Utc::now();
+    let events: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, case)| {
+            let mut post = json!({
+                "type": "post", "id": format!("case-{n}"),
+                "platform": case.get("platform").unwrap_or("twitter"),
+                "author": {"id": case.get("author").unwrap_or("someone"), "followers": 10},
+                "text": case.text, "created_at": now.to_rfc3339(),
+            });
+            for field in ["lang", "product", "channel", "url"] {
+                if let Some(v) = case.get(field) {
+                    post[field] = json!(v);
+                }
+            }
+            if case.get("country").is_some() || case.get("city").is_some() {
+                post["geo"] = json!({"country": case.get("country"), "city": case.get("city")});
+            }
+            post
+        })
+        .collect();
+    let redis = app.redis().await;
+    xadd_all(&redis, &app.env.stream, &events).await;
+    assert!(app.wait_for_posts(cases.len() as i64, WAIT).await);
+    let mut wrong = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        let topics = topics_of(&app, &format!("case-{n}")).await;
+        if topics.contains(&ids[&case.query]) != case.matches {
+            wrong.push(format!("`{}` on `{}`: {topics:?}", case.query, case.text));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() {
+    let app = spawn_app().await;
+    let (status, created) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "Pulse Phone", "query": "\"pulse phone\" NOT recall"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["version"], 1);
+    assert_eq!(created["status"], "active");
+
+    // Another topic of the same name, in any case, is refused.
+    let (status, body) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "pulse phone", "query": "phone"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("name_taken"))
+    );
+
+    // Editing the query is a new version; editing the name alone is not.
+    let (status, edited) = app
+        .patch(
+            &format!("/api/v1/topics/{id}"),
+            &json!({"query": "\"pulse phone\""}),
+        )
+        .await;
+    assert_eq!(
+        (status, edited["version"].as_i64()),
+        (200, Some(2)),
+        "{edited}"
+    );
+    let (_, renamed) = app
+        .patch(&format!("/api/v1/topics/{id}"), &json!({"name": "Phone"}))
+        .await;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["version"].as_i64()),
+        (Some("Phone"), Some(2))
+    );
+    let versions = app.get_ok(&format!("/api/v1/topics/{id}/versions")).await;
+    let queries: Vec<&str> = versions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["query"].as_str().unwrap())
+        .collect();
+    assert_eq!(queries, ["\"pulse phone\"", "\"pulse phone\" NOT recall"]);
+
+    let (_, paused) = app
+        .patch(
+            &format!("/api/v1/topics/{id}"),
+            &json!({"status": "paused"}),
+        )
+        .await;
+    assert_eq!(paused["status"], "paused");
+    assert!(
+        matcher_holds(&app, 0).await,
+        "a paused topic is not matched"
+    );
+    let listed = app.get_ok("/api/v1/topics").await;
+    assert_eq!(listed["items"][0]["status"], "paused");
+
+    assert_eq!(app.delete(&format!("/api/v1/topics/{id}")).await, 204);
+    assert_eq!(app.get(&format!("/api/v1/topics/{id}")).await.0, 404);
+    assert_eq!(app.delete(&format!("/api/v1/topics/{id}")).await, 404);
+    // Its name is free again; its id is not given again.
+    let again = create_topic(&app, "Phone", "phone").await;
+    assert!(again > id);
+
+    // Bad queries: the position and what was expected; hostile ones too, never a 500.
+    for (query, position) in [
+        ("(apple OR pear", 14),
+        ("apple AND", 9),
+        ("NOT apple", 0),
+        ("apple OR NOT pear", 0),
+        ("*", 0),
+        ("a NEAR/1000000 b", 2),
+        ("platform:myspace", 9),
+        ("\"open", 5),
+    ] {
+        let (status, body) = app
+            .post("/api/v1/topics", &json!({"name": "bad", "query": query}))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(
+            body["error"]["code"], "invalid_topic_query",
+            "{query}: {body}"
+        );
+        assert_eq!(
+            body["error"]["details"]["position"], position,
+            "{query}: {body}"
+        );
+        assert!(body["error"]["details"]["expected"].is_string(), "{body}");
+    }
+    let hostile = [
+        "(".repeat(10_000) + "a" + &")".repeat(10_000),
+        format!("{}a{}", "(".repeat(2_000), ")".repeat(2_000)),
+        "a ".repeat(3_000),
+        vec!["w"; 400].join(" OR "),
+        "a\u{0}b".to_string(),
+    ];
+    for query in hostile {
+        let (status, body) = app
+            .post(
+                "/api/v1/topics",
+                &json!({"name": "hostile", "query": query}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_topic_query", "{body}");
+    }
+    // A megabyte of query is over the body limit before it reaches the parser.
+    let (status, body) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "big", "query": "a ".repeat(512 * 1024)}),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    for name in ["", "   ", "a\u{202E}b", &"n".repeat(201)] {
+        let (status, body) = app
+            .post("/api/v1/topics", &json!({"name": name, "query": "ok"}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_topic")),
+            "{name:?}"
+        );
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "x", "query": "ok", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(app.get("/api/v1/topics/not-a-number").await.0, 400);
+    app.shutdown().await;
+}
+
+/// The rollups of the dimension `topic`.
+async fn topic_rollups(pg: &tokio_postgres::Client) -> Keyed {
+    super::deletions::rollups(pg)
+        .await
+        .into_iter()
+        .filter(|((dimension, _), _)| dimension == "topic")
+        .collect()
+}
+
+/// The same, recounted from the posts that are not deleted (a post counts under each topic
+/// in its `topics`, when a model understands its language) and their engagements that are
+/// not held, written out here independently of the database's own definition.
+async fn topic_recount(pg: &tokio_postgres::Client) -> Keyed {
+    let rows = pg
+        .query(
+            "WITH p AS (SELECT p.*, t AS topic FROM posts p CROSS JOIN LATERAL unnest(p.topics) t \
+                 WHERE p.deleted_at IS NULL AND p.language_support <> 'unsupported'), \
+             scored AS ( \
+                 SELECT topic, count(*) AS posts, \
+                     count(*) FILTER (WHERE sentiment_label = 'negative') AS negative, \
+                     count(*) FILTER (WHERE sentiment_label = 'neutral') AS neutral, \
+                     count(*) FILTER (WHERE sentiment_label = 'positive') AS positive, \
+                     sum(sentiment_score::float8) AS sentiment \
+                 FROM p GROUP BY 1), \
+             engaged AS ( \
+                 SELECT t AS topic, \
+                     sum(e.count) FILTER (WHERE e.kind = 'like') AS likes, \
+                     sum(e.count) FILTER (WHERE e.kind = 'share') AS shares \
+                 FROM engagements e JOIN posts q ON q.id = e.post_id \
+                 CROSS JOIN LATERAL unnest(q.topics) t \
+                 WHERE NOT e.held AND q.deleted_at IS NULL GROUP BY 1) \
+             SELECT 'topic', COALESCE(s.topic, g.topic)::text, \
+                 COALESCE(s.posts, 0)::int8, COALESCE(s.negative, 0)::int8, \
+                 COALESCE(s.neutral, 0)::int8, COALESCE(s.positive, 0)::int8, \
+                 round(COALESCE(s.sentiment, 0) * 1000)::int8, COALESCE(g.likes, 0)::int8, \
+                 COALESCE(g.shares, 0)::int8 \
+             FROM scored s FULL JOIN engaged g ON g.topic = s.topic",
+            &[],
+        )
+        .await
+        .unwrap();
+    keyed(&rows)
+}
+
+/// Waits until every re-tagging has ended; whether they all finished.
+async fn retags_done(pg: &tokio_postgres::Client) -> bool {
+    wait_until(WAIT, || async {
+        pg.query_one(
+            "SELECT count(*) FROM topic_retags WHERE status IN ('queued', 'running')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 0
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and_retagging() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let pg = env.pg().await;
+    let phone = create_topic(&app, "Phone", "phone").await;
+    let battery = create_topic(&app, "Battery", "battery OR screen").await;
+    assert!(matcher_holds(&app, 2).await);
+    let now = Utc::now();
+    let texts = [
+        "This phone is the worst, it broke after a day",
+        "I love the new phone, great battery",
+        "The screen cracked, awful",
+        "Nothing to see here, just lunch",
+    ];
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for (i, text) in texts.iter().enumerate() {
+            let id = format!("p-{round}-{i}");
+            let created = now - TimeDelta::minutes(round * 3 + i as i64);
+            events.push(post_at(&id, text, created));
+            events.push(engagement(&format!("{id}-l"), &id, "like", 2, created));
+            events.push(engagement(&format!("{id}-s"), &id, "share", 1, created));
+        }
+    }
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(env, &redis).await);
+    assert_eq!(topics_of(&app, "p-0-1").await, vec![phone, battery]);
+    assert_eq!(topics_of(&app, "p-0-3").await, Vec::<i64>::new());
+    let recount = topic_recount(&pg).await;
+    assert_eq!(recount[&("topic".into(), phone.to_string())][0], 6);
+    assert_eq!(topic_rollups(&pg).await, recount);
+
+    // Deleted posts leave their topics' figures.
+    let gone: Vec<Value> = (0..2).map(|i| deletion(&format!("p-1-{i}"), now)).collect();
+    xadd_all(&redis, &env.stream, &gone).await;
+    assert!(settled(env, &redis).await);
+    assert!(
+        wait_until(WAIT, || async {
+            topic_rollups(&pg).await == topic_recount(&pg).await
+        })
+        .await,
+        "{:?} != {:?}",
+        topic_rollups(&pg).await,
+        topic_recount(&pg).await
+    );
+
+    // An edit: new posts are matched against version 2, stored ones keep version 1.
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/topics/{phone}"),
+            &json!({"query": "phone NOT broke"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(matcher_holds(&app, 2).await);
+    let later = vec![
+        post_at("late-0", "my phone broke again", now),
+        post_at("late-1", "a phone for lunch", now),
+    ];
+    xadd_all(&redis, &env.stream, &later).await;
+    assert!(settled(env, &redis).await);
+    assert_eq!(topics_of(&app, "late-0").await, Vec::<i64>::new());
+    let post = app.get_ok("/api/v1/posts/late-1").await;
+    assert_eq!(
+        (post["topics"].clone(), post["topic_versions"].clone()),
+        (json!([phone]), json!([2]))
+    );
+    let old = app.get_ok("/api/v1/posts/p-0-0").await;
+    assert_eq!(old["topic_versions"], json!([1]));
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // Re-tagging applies version 2 to the stored posts: "broke" leaves, the rest move to v2.
+    let (status, job) = app
+        .post(
+            &format!("/api/v1/topics/{phone}/retags"),
+            &json!({"days": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(retags_done(&pg).await);
+    let job = app
+        .get_ok(&format!("/api/v1/topics/{phone}/retags/{}", job["id"]))
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["removed"], 2, "{job}");
+    assert_eq!(job["scanned"], 12, "{job}");
+    assert_eq!(topics_of(&app, "p-0-0").await, Vec::<i64>::new());
+    let kept = app.get_ok("/api/v1/posts/p-0-1").await;
+    assert_eq!(kept["topic_versions"], json!([2, 1]));
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // A re-tagging of a topic matching more: the battery topic widened to every phone post.
+    app.patch(
+        &format!("/api/v1/topics/{battery}"),
+        &json!({"query": "battery OR screen OR phone"}),
+    )
+    .await;
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/topics/{battery}/retags"),
+            &json!({"days": 1}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert!(retags_done(&pg).await);
+    assert_eq!(topics_of(&app, "p-2-0").await, vec![battery]);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // The API's figures of a topic are its rollups'.
+    let overall = app
+        .get_ok(&format!(
+            "/api/v1/metrics/overall?window=1h&topic={battery}"
+        ))
+        .await;
+    let recount = topic_recount(&pg).await;
+    assert_eq!(
+        overall["stats"]["posts"].as_i64(),
+        Some(recount[&("topic".into(), battery.to_string())][0])
+    );
+    let listed = app
+        .get_ok(&format!("/api/v1/posts?topic={battery}&limit=500"))
+        .await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len() as i64,
+        recount[&("topic".into(), battery.to_string())][0]
+    );
+    let share = app.get_ok("/api/v1/metrics/topics?window=1h").await;
+    let names: Vec<&str> = share["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    let volume: f64 = share["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["share_of_voice"]["volume"].as_f64().unwrap())
+        .sum();
+    assert!((volume - 1.0).abs() < 1e-9, "{share}");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_preview_counts_matches_and_the_near_misses_a_not_cuts() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let now = Utc::now();
+    let mut events = Vec::new();
+    for i in 0..30 {
+        let text = match i % 3 {
+            0 => "a cold coke on the beach",
+            1 => "coke is a drug, avoid cocaine",
+            _ => "pepsi please",
+        };
+        events.push(post_at(
+            &format!("v-{i}"),
+            text,
+            now - TimeDelta::minutes(i),
+        ));
+    }
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(app.wait_for_posts(30, WAIT).await);
+    let (status, preview) = app
+        .post(
+            "/api/v1/topic-preview",
+            &json!({"query": "coke NOT (drug OR cocaine)", "samples": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["scanned"], 30);
+    assert_eq!(preview["complete"], true);
+    assert_eq!(preview["matches"]["count"], 10);
+    assert_eq!(preview["near_misses"]["count"], 10);
+    assert_eq!(preview["matches"]["samples"].as_array().unwrap().len(), 3);
+    let near = preview["near_misses"]["samples"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(near.contains("drug"), "{preview}");
+    let (status, body) = app
+        .post(
+            "/api/v1/topic-preview",
+            &json!({"query": "coke AND", "hours": 24}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["position"].as_i64()),
+        (400, Some(8))
+    );
+    for bad in [
+        json!({"query": "coke", "hours": 0}),
+        json!({"query": "coke", "samples": 51}),
+    ] {
+        assert_eq!(
+            app.post("/api/v1/topic-preview", &bad).await.0,
+            400,
+            "{bad}"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_topic_deleted_while_posts_are_matched_loses_nothing() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let pg = env.pg().await;
+    let id = create_topic(&app, "Phone", "phone").await;
+    assert!(matcher_holds(&app, 1).await);
+    let now = Utc::now();
+    let first: Vec<Value> = (0..200)
+        .map(|i| post_at(&format!("d-{i}"), "a phone", now))
+        .collect();
+    xadd_all(&redis, &env.stream, &first).await;
+    // Deleted while those posts are being matched and stored.
+    assert_eq!(app.delete(&format!("/api/v1/topics/{id}")).await, 204);
+    let second: Vec<Value> = (200..300)
+        .map(|i| post_at(&format!("d-{i}"), "a phone", now))
+        .collect();
+    xadd_all(&redis, &env.stream, &second).await;
+    assert!(settled(env, &redis).await);
+    assert_eq!(env.post_count().await, 300);
+    assert!(matcher_holds(&app, 0).await);
+    // What was matched before the deletion reached this process stays, counted exactly.
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+    let after: Vec<Value> = vec![post_at("d-last", "a phone", now)];
+    xadd_all(&redis, &env.stream, &after).await;
+    assert!(settled(env, &redis).await);
+    assert_eq!(topics_of(&app, "d-last").await, Vec::<i64>::new());
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn editors_write_topics_analysts_read_them_and_every_change_is_audited() {
+    let server = common::secured::SecuredServer::start(|_| {}).await;
+    let body = json!({"name": "Brand", "query": "brand"});
+    let refused = server
+        .call(
+            "POST",
+            "/api/v1/topics",
+            Some(Role::Analyst),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let created = server
+        .call("POST", "/api/v1/topics", Some(Role::Editor), Some(body))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let listed = server
+        .call("GET", "/api/v1/topics", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json()["items"].as_array().unwrap().len(), 1);
+    // An editor reads what an analyst reads, and no more.
+    let posts = server
+        .call("GET", "/api/v1/posts", Some(Role::Editor), None)
+        .await;
+    assert_eq!(posts.status, 200);
+    let keys = server
+        .call("GET", "/api/v1/admin/keys", Some(Role::Editor), None)
+        .await;
+    assert_eq!(keys.status, 403);
+    let audited = server
+        .count(
+            "SELECT count(*) FROM audit_log WHERE action = 'topic.create' \
+             AND outcome = 'succeeded' AND actor_role = 'editor'",
+        )
+        .await;
+    assert_eq!(audited, 1);
+    let refusals = server
+        .count("SELECT count(*) FROM audit_log WHERE actor_role = 'analyst' AND outcome <> 'succeeded'")
+        .await;
+    assert_eq!(refusals, 1, "the analyst's refused write is audited too");
+    server.app.shutdown().await;
+}
