@@ -142,7 +142,12 @@ impl Application {
         let revocations = auth
             .as_ref()
             .map(|a| close_revoked_sessions(a.clone(), hub.broadcaster()));
-        let sources = Sources::start(&settings.sources, &redis, &settings.redis.stream)?;
+        let sources = Sources::start(
+            &settings.sources,
+            &redis,
+            &settings.redis.stream,
+            Some(pipeline.topics().clone()),
+        )?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: crate::db::ApiPool::new(&settings.database)?,

@@ -245,8 +245,24 @@ async fn ingest(
         })?;
     let metrics_server = metrics_listen.map(serve_metrics).transpose()?;
     let redis = crate::streams::connect(&settings.redis.url, "source").await?;
+    crate::sources::listening(&chosen, None)
+        .map_err(|e| anyhow::anyhow!("source {:?}: {e}", chosen.name()))?;
+    // A source that keeps what the active topics match follows them as `serve` does.
+    let (topics, _watcher) = if chosen.topics {
+        use actix::Actor;
+        let pool = crate::db::pool(&settings.database.url, 1)?;
+        let topics = crate::topics::LiveTopics::new();
+        crate::actors::topics::refresh(&pool, &topics).await?;
+        let watcher =
+            crate::actors::topics::TopicWatcher::new(pool, topics.clone(), &settings.topics)
+                .start();
+        (Some(topics), Some(watcher))
+    } else {
+        (None, None)
+    };
     let actor =
-        crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream).start();
+        crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream, topics)
+            .start();
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

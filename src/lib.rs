@@ -27,7 +27,8 @@
 //! through a [`sources`] feed). The ingester (`actors::ingester`) reads it through the
 //! consumer group within its credit limit, parses and validates it into a [`models::Event`]
 //! (failures go to `<stream>:dead` with their reason and are acknowledged), and hands the
-//! batch to the analyzer pool ([`analysis`]). The analyzed batch goes to the store, which
+//! batch to the analyzer pool ([`analysis`]), which also matches each post against every
+//! active topic ([`topics`]). The analyzed batch goes to the store, which
 //! writes it in one statement with `ON CONFLICT DO NOTHING` and updates the per-minute rollups
 //! in the same statement; only after that commit does the ingester XACK the entries and return
 //! their credits. A crash anywhere before the XACK leaves the entry pending, to be re-read or

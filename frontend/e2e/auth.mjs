@@ -1,5 +1,5 @@
 // End-to-end test of signing in to the dashboard, in headless Chromium against a running Pulse
-// with authentication (token mode) and two API keys: one with the analyst (or admin) role and
+// with authentication (token mode) and two API keys: one with the analyst (or editor, or admin) role and
 // one with the ingest role, which also feeds the posts the test watches arrive.
 //
 //   node e2e/auth.mjs http://127.0.0.1:8080 --api-key pulse_… --ingest-key pulse_… [--out DIR]
@@ -43,7 +43,7 @@ check(/script-src 'self'/.test(csp), `the page is served without a strict Conten
 const ingest = await exchange(ingestKey);
 check(ingest.role === "ingest", `--ingest-key has the ${ingest.role} role, not ingest`);
 const analystRole = (await exchange(apiKey)).role;
-check(analystRole === "analyst" || analystRole === "admin", `--api-key has the ${analystRole} role, not analyst or admin`);
+check(["analyst", "editor", "admin"].includes(analystRole), `--api-key has the ${analystRole} role, not analyst, editor or admin`);
 check((await fetch(`${base}/api/v1/metrics/overall`)).status === 401, "the REST API answers without a token");
 
 let ingestToken = ingest;

@@ -3,7 +3,9 @@
 // share cascade (e2e/cascade.mjs) makes the virality tracker publish a `virality:update` while
 // the socket listens and list the post on GET /api/v1/trending/posts; an alert rule of its own
 // (created once the socket is subscribed, so it needs an open server or an admin's) makes an
-// `alert:*` message come while it listens.
+// `alert:*` message come while it listens. A topic of its own, created first, is matched by
+// the post it sends while listening, so `message:new` carries a topic, and lists the topics,
+// their share of voice and a preview of its query.
 //
 //   node --experimental-websocket e2e/capture-payloads.mjs http://127.0.0.1:8080 OUT_DIR [SECONDS]
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -23,6 +25,15 @@ const get = async (path, init) => {
   return res.json();
 };
 
+// A topic whose words the generator's posts and our own live post hold; the matchers of the
+// server's processes pick topics up within `topics.refresh_ms` (1 s by default).
+const topicQuery = "sampling OR phone OR love OR battery";
+await get("/api/v1/topics", {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ name: `capture-${Date.now()}`, query: topicQuery }),
+});
+await new Promise((r) => setTimeout(r, 1500));
+
 const rest = {
   "metrics/overall": "/api/v1/metrics/overall?window=1h",
   "metrics/platforms": "/api/v1/metrics/platforms?window=1h",
@@ -31,6 +42,8 @@ const rest = {
   "metrics/products": "/api/v1/metrics/products?window=1h",
   "metrics/geo": "/api/v1/metrics/geo?window=1h",
   "metrics/timeseries": "/api/v1/metrics/timeseries",
+  "metrics/topics": "/api/v1/metrics/topics?window=1h",
+  topics: "/api/v1/topics",
   "trending/terms": "/api/v1/trending/terms?window=1h",
   posts: "/api/v1/posts?limit=20",
   stories: "/api/v1/stories?sort=growing",
@@ -41,6 +54,10 @@ const rest = {
 for (const [name, path] of Object.entries(rest)) save(name.replace("/", "-"), await get(path));
 const posts = await get("/api/v1/posts?limit=1");
 if (posts.items[0]) save("post", await get(`/api/v1/posts/${encodeURIComponent(posts.items[0].id)}`));
+// What the topic's query matches among the stored posts, with a few of them.
+save("topic-preview", await get("/api/v1/topic-preview", {
+  method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: topicQuery, hours: 1, samples: 3 }),
+}));
 // The API's error shape, as a refused token exchange answers it (401 with authentication,
 // 400 `auth_disabled` on an open server).
 const refused = await fetch(`${base}/api/v1/auth/token`, {
@@ -123,4 +140,4 @@ for (let i = 0; i < 50; i++) {
   await new Promise((r) => setTimeout(r, 200));
 }
 save("trending-posts", trending);
-console.log(`captured ${Object.keys(rest).length + 1} REST payloads and WebSocket types: ${[...seen.keys()].join(", ")}`);
+console.log(`captured ${Object.keys(rest).length + 2} REST payloads and WebSocket types: ${[...seen.keys()].join(", ")}`);

@@ -6,7 +6,9 @@
 // Checks that a server without authentication is flagged by the open-mode banner, that every
 // panel renders, that the numbers on screen equal the REST API's, that the
 // filters drive the view and the URL, that a post POSTed to /api/v1/events (an XADD) is in the
-// live stream within 2 s, that a scripted share cascade fills the viral panel with the
+// live stream within 2 s, that a topic created in the Topics panel previews the posts it would
+// match, is saved, and as the topic filter scopes the stream (posts wearing its chip) and the
+// overall figures to its posts, that a scripted share cascade fills the viral panel with the
 // trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
 // rising and a negativity alert, which it acknowledges, and that a new alert channel is listed
 // and its test message arrives. Screenshots go to DIR (default
@@ -288,6 +290,111 @@ try {
   await page.click('[data-testid="pause"]');
   await page.waitForSelector(`[data-testid="post"][data-id="${pausedId}"]`, { timeout: 2000 });
   step("pause holds the stream and counts new posts; resume shows them");
+
+  // 5b. Topics: as the open server's user, a topic made in the Topics panel. Posts holding its
+  // word are stored first, so the preview has something to count; posts sent once the
+  // matchers picked the topic up carry it, and choosing it in the topic selector shows those.
+  {
+    const word = `e2etopic${Date.now()}`;
+    const name = `e2e topic ${Date.now()}`;
+    const sendPost = async (id, text) =>
+      api("/api/v1/events", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "post", id, platform: "reddit", author: { id: "e2e-topics", followers: 5 }, text, created_at: new Date().toISOString(), product: "pulse-phone", channel: "organic" }),
+      });
+    /** The stored post `id`, once it is stored (within 10 s), else false. */
+    const storedPost = (id) =>
+      until(10_000, async () => {
+        const res = await fetch(`${base}/api/v1/posts/${encodeURIComponent(id)}`);
+        return res.ok && res.json();
+      });
+    for (let i = 0; i < 2; i++) {
+      const id = `e2e-topic-seed-${Date.now()}-${i}`;
+      await sendPost(id, `Listening for ${word} on the dashboard, seed ${i}`);
+      check(await storedPost(id), `the seed post ${id} was not stored`);
+    }
+
+    const form = page.locator('[data-testid="topic-new"]');
+    await form.locator('[data-testid="topic-name"]').fill(name);
+    await form.locator('[data-testid="topic-query"]').fill(word);
+    const preview = form.locator('[data-testid="topic-preview"]');
+    const previewed = await until(15_000, async () => {
+      if ((await preview.count()) === 0) return false;
+      const [query, pending, matches] = await Promise.all(["data-query", "data-pending", "data-matches"].map((a) => preview.getAttribute(a)));
+      return query === word && pending === "false" && Number(matches) >= 1 && Number(matches);
+    });
+    check(previewed, `the preview of ${word} shows no match: ${await preview.textContent().catch(() => "no preview")}`);
+    const said = (await preview.textContent()).trim();
+    check(/match(es)? in the last 24 h/.test(said), `the preview reads: ${said}`);
+    const samples = await form.locator('[data-testid="topic-sample"]').allTextContents();
+    check(samples.length >= 1 && samples.every((t) => t.includes(word)), `the preview's samples are not the seed posts: ${JSON.stringify(samples)}`);
+    step(`topic preview: "${said}"`);
+
+    await form.locator('[data-testid="topic-save"]').click();
+    await form.locator('[data-testid="topic-saved"], [data-testid="topic-error"]').first().waitFor({ timeout: 10_000 });
+    check(!(await form.locator('[data-testid="topic-error"]').count()), `saving the topic failed: ${await form.locator('[data-testid="topic-error"]').textContent().catch(() => "")}`);
+    const topic = (await api("/api/v1/topics")).items.find((t) => t.name === name);
+    check(topic && topic.query === word && topic.version === 1 && topic.status === "active", `the saved topic is not the one typed: ${JSON.stringify(topic)}`);
+    await page.waitForSelector(`[data-testid="topic-row"][data-id="${topic.id}"]`, { timeout: 10_000 }).catch(() => {
+      throw new Error(`topic ${topic.id} is not listed in the Topics panel`);
+    });
+
+    // The matchers take the topic up within topics.refresh_ms: posts sent from then on carry it.
+    let sent = 0;
+    const tagged = await until(20_000, async () => {
+      const id = `e2e-topic-${Date.now()}-${sent++}`;
+      // With an emotion cue, so the Emotions panel has figures to compare under the filter.
+      await sendPost(id, `Is ${word} matched yet? I love it, great. Post ${sent}`);
+      const post = await storedPost(id);
+      return post && post.topics.includes(topic.id) && post;
+    }, 500);
+    check(tagged, `no post holding ${word} was stored with topic ${topic.id} (${sent} sent)`);
+    check(tagged.topic_versions[tagged.topics.indexOf(topic.id)] === 1, `post ${tagged.id} matched version ${JSON.stringify(tagged.topic_versions)}`);
+
+    await page.waitForSelector(`[data-testid="filter-topic"] option[value="${topic.id}"]`, { state: "attached", timeout: 35_000 });
+    await page.selectOption('[data-testid="filter-topic"]', String(topic.id));
+    await until(5000, async () => page.url().includes(`topic=${topic.id}`));
+    check(page.url().includes(`topic=${topic.id}`), `the URL does not hold the topic: ${page.url()}`);
+    const streamOfTopic = () =>
+      page.locator('[data-testid="post"]').evaluateAll((els) =>
+        els.map((el) => ({
+          id: el.dataset.id,
+          chips: [...el.querySelectorAll('[data-testid="post-topic"]')].map((c) => ({ id: c.dataset.id, name: c.textContent.trim() })),
+        })),
+      );
+    const wears = (p) => p.chips.some((c) => c.id === String(topic.id) && c.name === name);
+    const shown = await until(10_000, async () => {
+      const posts = await streamOfTopic();
+      return posts.some((p) => p.id === tagged.id) && posts.every(wears) && posts;
+    });
+    check(shown, `with topic ${topic.id} the stream shows ${JSON.stringify(await streamOfTopic())}, not only the topic's posts with its chip`);
+
+    // Live: a post without the word is left out, one with it arrives wearing the chip.
+    const other = `e2e-topic-other-${Date.now()}`;
+    const mine = `e2e-topic-live-${Date.now()}`;
+    await sendPost(other, "A post about nothing the topic listens for");
+    await sendPost(mine, `Live and on topic: ${word}`);
+    await page.waitForSelector(`[data-testid="post"][data-id="${mine}"] [data-testid="post-topic"][data-id="${topic.id}"]`, { timeout: 5000 }).catch(() => {
+      throw new Error(`post ${mine} did not arrive with the topic's chip`);
+    });
+    check(!(await page.locator(`[data-testid="post"][data-id="${other}"]`).count()), "a post without the topic's word showed under the topic filter");
+    check((await streamOfTopic()).every(wears), "a post without the topic's chip showed under the topic filter");
+    await compareOverall(`window=1h&topic=${topic.id}`, `topic ${name}`);
+
+    // Its share of voice is the API's.
+    const row = page.locator(`[data-testid="topic-row"][data-id="${topic.id}"]`);
+    let sov;
+    const counted = await until(15_000, async () => {
+      sov = (await api("/api/v1/metrics/topics?window=1h")).items.find((t) => t.id === topic.id);
+      return sov && sov.posts >= 2 && Number(await row.getAttribute("data-posts")) === sov.posts;
+    });
+    check(counted, `the Topics panel shows ${await row.getAttribute("data-posts")} posts for the topic, the API ${sov?.posts}`);
+    await row.scrollIntoViewIfNeeded();
+    await shot("topics");
+    await page.click('button:has-text("Clear filters")');
+    await until(5000, async () => !page.url().includes("topic="));
+    step(`topic "${name}" (${word}): previewed, saved, matched live after ${sent} posts; as a filter the stream shows only its posts with their chip, figures equal the API's (${sov.posts} posts, ${Math.round(sov.share_of_voice.volume * 100)}% share of voice)`);
+  }
 
   // 6. A scripted negativity spike shows up.
   if (spike) {

@@ -56,6 +56,7 @@ export function screenshots(page, out) {
 /** What shows that each dashboard panel rendered with content, by its `data-panel` name. */
 export const PANELS = {
   overall: '[data-testid="negative-share"]',
+  topics: '[data-testid="topic-row"], .empty',
   trend: '[data-testid="trend-chart"] svg',
   emotions: '[data-testid="emotion-anger"], .empty',
   platforms: '[data-testid="platform-row"]',

@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { api } from "./api/client";
-import type { Stats, WsFilter } from "./api/schemas";
-import { alertInView, hasLabelFilters, labelFilters, trendScope, type FilterKey } from "./lib/filters";
+import type { Stats } from "./api/schemas";
+import { alertInView, hasLabelFilters, liveFilter, trendScope, type FilterKey } from "./lib/filters";
+import { topicNames } from "./lib/topics";
 import { countChartRender } from "./lib/counters";
 import type { ConnectionState } from "./lib/socket";
 import { useTheme } from "./lib/theme";
@@ -23,6 +24,7 @@ import { StoriesPanel } from "./components/Stories";
 import { ForecastPanel } from "./components/Forecast";
 import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
+import { TopicsPanel } from "./components/Topics";
 
 function ConnectionBadge({ state }: { state: ConnectionState }) {
   const [, tick] = useState(0);
@@ -47,12 +49,14 @@ function ConnectionBadge({ state }: { state: ConnectionState }) {
 /**
  * The dashboard; `account` (who is signed in, and signing out) goes in the header. `admin`:
  * whether the caller may manage alert channels (the panel asks the API only then).
+ * `canEditTopics`: whether the caller may create, edit and delete topics (editors, admins, an
+ * open server); others see the topics and their share of voice only.
  */
-export function App({ account, admin }: { account?: ReactNode; admin: boolean }) {
+export function App({ account, admin, canEditTopics }: { account?: ReactNode; admin: boolean; canEditTopics: boolean }) {
   const [filters, setFilters] = useFilters();
   const [theme, toggleTheme] = useTheme();
   const queryClient = useQueryClient();
-  const wsFilter = useMemo(() => labelFilters(filters) as WsFilter, [filters]);
+  const wsFilter = useMemo(() => liveFilter(filters), [filters]);
   const filtered = hasLabelFilters(filters);
   const [live, dispatch, conn] = useLive(wsFilter);
   const data = usePanelData(filters, wsFilter, admin);
@@ -106,6 +110,9 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
   );
 
   const pick = useCallback((dimension: FilterKey, key: string | undefined) => setFilters({ ...filters, [dimension]: key }), [filters, setFilters]);
+  const pickTopic = useCallback((id: string | undefined) => pick("topic", id), [pick]);
+  const topicList = data.topics.data?.items;
+  const names = useMemo(() => topicNames(topicList), [topicList]);
   const options = {
     product: data.products.data?.items.map((i) => i.key) ?? [],
     channel: data.channels.data?.items.map((i) => i.key) ?? [],
@@ -113,7 +120,8 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
     city: data.geo.data?.cities.map((i) => i.key) ?? [],
   };
   const scope = trendScope(filters);
-  const scopeText = scope.dimension === "overall" ? "whole stream" : `${scope.dimension} = ${scope.key}${scope.partial ? " (the trend follows one filter)" : ""}`;
+  const scopeKey = scope.dimension === "topic" ? (names.get(Number(scope.key)) ?? `#${scope.key}`) : scope.key;
+  const scopeText = scope.dimension === "overall" ? "whole stream" : `${scope.dimension} = ${scopeKey}${scope.partial ? " (the trend follows one filter)" : ""}`;
   const alerts = useMemo(() => live.alerts.filter((a) => alertInView(filters, a.dimension, a.key)), [live.alerts, filters]);
   useEffect(() => {
     if (trendingQ.data) dispatch({ type: "viralListed", ids: trendingQ.data.items.map((v) => v.post_id), at: trendingQ.dataUpdatedAt });
@@ -141,9 +149,18 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
         </button>
       </header>
-      <FilterBar filters={filters} options={options} onChange={setFilters} />
+      <FilterBar filters={filters} options={options} topics={topicList} onChange={setFilters} />
       <main className="grid">
         <OverallPanel stats={overallStats} source={source} />
+        <TopicsPanel
+          metrics={data.topicMetrics.data}
+          topics={topicList}
+          error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
+          active={filters.topic}
+          window={filters.window}
+          canEdit={canEditTopics}
+          onPick={pickTopic}
+        />
         <TrendPanel
           series={series.data}
           scope={scopeText}
@@ -170,6 +187,7 @@ export function App({ account, admin }: { account?: ReactNode; admin: boolean })
           posts={live.paused ? live.posts : live.posts}
           paused={live.paused}
           missed={live.missed}
+          topicNames={names}
           onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
         />
         <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />

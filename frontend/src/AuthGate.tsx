@@ -1,6 +1,6 @@
 import { lazy, Suspense, useEffect, useSyncExternalStore } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { fetchAuthStatus, session } from "./api/auth";
+import { fetchAuthStatus, mayEditTopics, session } from "./api/auth";
 import { Account, OpenModeBanner, SignIn, Splash } from "./components/Auth";
 import { applyTheme, storedTheme } from "./lib/theme";
 
@@ -40,14 +40,18 @@ export function AuthGate() {
         <>
           <OpenModeBanner />
           <Suspense fallback={<Loading />}>
-            <App admin />
+            <App admin canEditTopics />
           </Suspense>
         </>
       );
     case "signedIn":
       return (
         <Suspense fallback={<Loading />}>
-          <App admin={state.role === "admin"} account={<Account role={state.role} onSignOut={() => session.signOut()} />} />
+          <App
+            admin={state.role === "admin"}
+            canEditTopics={mayEditTopics(state.role)}
+            account={<Account role={state.role} onSignOut={() => session.signOut()} />}
+          />
         </Suspense>
       );
     case "signedOut":

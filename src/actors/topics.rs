@@ -211,17 +211,22 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
     let after = job.cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
     let posts = db::texts_before(&*tx, job.from, job.to, after, chunk).await?;
     let (topic_id, version) = (job.topic_id, job.version);
-    // Matching a chunk takes milliseconds: not on the event loop the pipeline shares.
-    let (posts, matching_ids, other_ids) = tokio::task::spawn_blocking(move || {
+    // Matching a chunk takes milliseconds: not on the event loop the pipeline shares. Only
+    // the posts whose topics change are written: those that match and do not hold the topic at
+    // this version, those that hold it and no longer match.
+    let (posts, matched, matching_ids, other_ids) = tokio::task::spawn_blocking(move || {
         let set = TopicSet::of(topic_id, version, &expr);
-        let (matching, others): (Vec<&db::StoredText>, Vec<&db::StoredText>) = posts
-            .iter()
-            .partition(|p| !set.matches(&p.fields()).is_empty());
-        let ids = |posts: &[&db::StoredText]| -> Vec<String> {
-            posts.iter().map(|p| p.id.clone()).collect()
-        };
-        let (matching, others) = (ids(&matching), ids(&others));
-        (posts, matching, others)
+        let (mut matched, mut matching, mut others) = (0, Vec::new(), Vec::new());
+        for p in &posts {
+            let matches = !set.matches(&p.fields()).is_empty();
+            matched += usize::from(matches);
+            match (matches, p.version_of(topic_id)) {
+                (true, held) if held != Some(version) => matching.push(p.id.clone()),
+                (false, Some(_)) => others.push(p.id.clone()),
+                _ => {}
+            }
+        }
+        (posts, matched, matching, others)
     })
     .await?;
     let matching_refs: Vec<&str> = matching_ids.iter().map(String::as_str).collect();
@@ -244,7 +249,7 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
         &retags::Progress {
             cursor: last.map(|p| (p.created_at, p.id.as_str())),
             scanned: posts.len() as i64,
-            matched: matching_ids.len() as i64,
+            matched: matched as i64,
             changes,
             done: (posts.len() as i64) < chunk,
         },

@@ -22,6 +22,14 @@ pub struct SourceSettings {
     /// What it reads and how.
     #[serde(flatten)]
     pub kind: SourceKind,
+    /// Only posts this query of the topic language matches (docs/topics.md), besides those the
+    /// kind's `keywords` keep; with `topics`, those any active topic matches too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Also keep the posts an active topic matches (a source with no other filter then keeps
+    /// only those).
+    #[serde(default)]
+    pub topics: bool,
     /// Product and channel given to every post of this source, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
@@ -53,6 +61,8 @@ impl SourceSettings {
         Some(SourceSettings {
             name: String::new(),
             kind,
+            query: None,
+            topics: false,
             product: None,
             channel: None,
             max_backoff_secs: default_max_backoff_secs(),
@@ -92,6 +102,27 @@ impl SourceKind {
             SourceKind::Reddit(_) => "reddit",
         }
     }
+
+    /// The platform of the posts it reads.
+    pub fn platform(&self) -> crate::models::Platform {
+        use crate::models::Platform;
+        match self {
+            SourceKind::Jetstream(_) => Platform::Bluesky,
+            SourceKind::Mastodon(_) => Platform::Mastodon,
+            SourceKind::Feed(_) => Platform::Other,
+            SourceKind::Reddit(_) => Platform::Reddit,
+        }
+    }
+
+    /// Its `keywords`.
+    pub fn keywords(&self) -> &[String] {
+        match self {
+            SourceKind::Jetstream(s) => &s.keywords,
+            SourceKind::Mastodon(s) => &s.keywords,
+            SourceKind::Feed(s) => &s.keywords,
+            SourceKind::Reddit(s) => &s.keywords,
+        }
+    }
 }
 
 /// Bluesky posts, reposts and likes from Jetstream.
@@ -102,8 +133,9 @@ pub struct JetstreamSettings {
     pub endpoints: Vec<String>,
     /// Record collections to read: posts, reposts (shares) and likes by default.
     pub collections: Vec<String>,
-    /// Only posts whose text contains one of these (case-insensitive), and the reposts and
-    /// likes of those posts; empty keeps every post.
+    /// Only posts holding one of these words or phrases (on word boundaries, case and accents
+    /// folded: words of the topic language joined by OR), and the reposts and likes of those
+    /// posts; empty keeps every post.
     pub keywords: Vec<String>,
     /// Only posts tagged with one of these languages (`en`, `de`, ...); empty keeps all.
     pub languages: Vec<String>,

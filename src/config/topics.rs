@@ -32,7 +32,7 @@ impl Default for TopicSettings {
             preview_max_posts: 100_000,
             retag_chunk: 2_000,
             retag_max_days: 90,
-            retag_busy_share: 0.5,
+            retag_busy_share: 0.7,
         }
     }
 }

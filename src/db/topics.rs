@@ -240,12 +240,23 @@ pub struct StoredText {
     pub channel: Option<String>,
     pub url: Option<String>,
     pub topics: Vec<i64>,
+    /// The version of each of `topics` that matched, in the same order.
+    pub topic_versions: Vec<i32>,
     pub language_support: String,
+}
+
+impl StoredText {
+    /// The version of `topic` the post matched, if it did.
+    pub fn version_of(&self, topic: i64) -> Option<i32> {
+        let at = self.topics.iter().position(|&t| t == topic)?;
+        self.topic_versions.get(at).copied()
+    }
 }
 
 /// The columns [`StoredText`] reads.
 const STORED_TEXT_COLUMNS: &str = "id, created_at, text, author_id, platform, lang, country, \
-    city, product, channel, url, COALESCE(topics, '{}') AS topics, language_support";
+    city, product, channel, url, COALESCE(topics, '{}') AS topics, language_support, \
+    COALESCE(topic_versions, '{}') AS topic_versions";
 
 impl StoredText {
     /// What a query can see of it.
@@ -279,6 +290,7 @@ fn stored_text(r: &Row) -> StoredText {
         url: r.get(10),
         topics: r.get(11),
         language_support: r.get(12),
+        topic_versions: r.get(13),
     }
 }
 

@@ -1,10 +1,95 @@
-//! The keyword and language filters every source offers, and the posts that passed them, so
-//! that engagements with those posts pass too (a repost or a like carries no text).
+//! What a source keeps: posts its keywords, its query or an active topic match, in its
+//! languages, and the posts that passed, so that engagements with those posts pass too (a
+//! repost or a like carries no text).
+//!
+//! Keywords are words and phrases of the topic language joined by OR (`["pulse buds",
+//! "pulsephone"]` is `"pulse buds" OR "pulsephone"`): matched on word boundaries, case and
+//! accents folded, so `pulse` keeps "Pulse!" and not "impulse".
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::topics::{LiveTopics, PostFields, QueryError, TopicSet};
+
+/// What a source listens for besides its languages: its keywords and query, compiled as one
+/// topic, and the process's active topics when it keeps their posts too.
+#[derive(Clone, Default)]
+pub struct Listening {
+    own: Option<Arc<TopicSet>>,
+    topics: Option<Arc<LiveTopics>>,
+    /// The platform of the source's posts, and the tags it gives them, for fields.
+    pub platform: &'static str,
+    pub product: Option<String>,
+    pub channel: Option<String>,
+}
+
+impl Listening {
+    /// Listens for `keywords` or `query` (either may be empty), and for `topics` when given.
+    pub fn new(
+        keywords: &[String],
+        query: Option<&str>,
+        topics: Option<Arc<LiveTopics>>,
+    ) -> Result<Listening, QueryError> {
+        let mut parts: Vec<String> = keywords
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| format!("\"{}\"", k.replace(['"', '“', '”'], " ")))
+            .collect();
+        if let Some(query) = query.filter(|q| !q.trim().is_empty()) {
+            crate::topics::parse(query)?;
+            parts.push(format!("({query})"));
+        }
+        let own = if parts.is_empty() {
+            None
+        } else {
+            let expr = crate::topics::parse(&parts.join(" OR "))?;
+            Some(Arc::new(TopicSet::of(0, 1, &expr)))
+        };
+        Ok(Listening {
+            own,
+            topics,
+            ..Listening::default()
+        })
+    }
+
+    /// The same, for posts of `platform` tagged `product` and `channel`.
+    pub fn of_posts(
+        mut self,
+        platform: &'static str,
+        product: Option<String>,
+        channel: Option<String>,
+    ) -> Listening {
+        self.platform = platform;
+        self.product = product;
+        self.channel = channel;
+        self
+    }
+
+    fn is_active(&self) -> bool {
+        self.own.is_some() || self.topics.is_some()
+    }
+
+    fn keeps(&self, text: &str, langs: &[String]) -> bool {
+        let post = PostFields {
+            text,
+            platform: self.platform,
+            lang: langs.first().map(String::as_str),
+            product: self.product.as_deref(),
+            channel: self.channel.as_deref(),
+            ..PostFields::default()
+        };
+        self.own
+            .as_ref()
+            .is_some_and(|own| !own.matches(&post).is_empty())
+            || self
+                .topics
+                .as_ref()
+                .is_some_and(|t| !t.get().matches(&post).is_empty())
+    }
+}
 
 pub struct TextFilter {
-    keywords: Vec<String>,
+    listening: Listening,
     languages: Vec<String>,
     kept: HashSet<String>,
     order: VecDeque<String>,
@@ -12,12 +97,12 @@ pub struct TextFilter {
 }
 
 impl TextFilter {
-    /// Keeps posts containing one of `keywords` (case-insensitive; none: any text) in one of
-    /// `languages` (a tag `en-US` matches `en`; none: any language), and remembers the last
-    /// `capacity` of them (0 for sources whose records carry no engagements).
-    pub fn new(keywords: &[String], languages: &[String], capacity: usize) -> TextFilter {
+    /// Keeps posts `listening` keeps (none set: any text) in one of `languages` (a tag
+    /// `en-US` matches `en`; none: any language), and remembers the last `capacity` of them
+    /// (0 for sources whose records carry no engagements).
+    pub fn new(listening: Listening, languages: &[String], capacity: usize) -> TextFilter {
         TextFilter {
-            keywords: keywords.iter().map(|k| k.to_lowercase()).collect(),
+            listening,
             languages: languages.iter().map(|l| l.to_lowercase()).collect(),
             kept: HashSet::new(),
             order: VecDeque::new(),
@@ -27,7 +112,7 @@ impl TextFilter {
 
     /// Whether any filter is set.
     pub fn is_active(&self) -> bool {
-        !self.keywords.is_empty() || !self.languages.is_empty()
+        self.listening.is_active() || !self.languages.is_empty()
     }
 
     /// Whether a post passes; one that does is remembered under `id`.
@@ -42,10 +127,7 @@ impl TextFilter {
                     l == *want || (l.starts_with(want.as_str()) && l[want.len()..].starts_with('-'))
                 })
             });
-        let text_ok = self.keywords.is_empty() || {
-            let text = text.to_lowercase();
-            self.keywords.iter().any(|k| text.contains(k.as_str()))
-        };
+        let text_ok = !self.listening.is_active() || self.listening.keeps(text, langs);
         if !(lang_ok && text_ok) {
             return false;
         }
@@ -71,9 +153,14 @@ impl TextFilter {
 mod tests {
     use super::*;
 
+    fn keywords(words: &[&str]) -> Listening {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        Listening::new(&words, None, None).unwrap()
+    }
+
     #[test]
     fn keywords_and_languages_both_hold_and_memory_is_bounded() {
-        let mut f = TextFilter::new(&["Buds".into()], &["en".into()], 1);
+        let mut f = TextFilter::new(keywords(&["Buds"]), &["en".into()], 1);
         assert!(f.keeps_post("a", "my BUDS", &["en-GB".into()]));
         assert!(!f.keeps_post("b", "my buds", &["de".into()]));
         assert!(!f.keeps_post("c", "my buds", &["eng".into()]));
@@ -81,13 +168,44 @@ mod tests {
         assert!(f.keeps_engagement("a") && !f.keeps_engagement("b"));
         assert!(f.keeps_post("e", "buds", &["en".into()]));
         assert!(!f.keeps_engagement("a"), "forgotten past the capacity");
-        let mut forgetful = TextFilter::new(&["buds".into()], &[], 0);
+        let mut forgetful = TextFilter::new(keywords(&["buds"]), &[], 0);
         assert!(forgetful.keeps_post("f", "buds", &[]));
         assert!(
             !forgetful.keeps_engagement("f"),
             "capacity 0 remembers nothing"
         );
-        let open = TextFilter::new(&[], &[], 1);
+        let open = TextFilter::new(Listening::default(), &[], 1);
         assert!(open.keeps_engagement("anything"));
+    }
+
+    #[test]
+    fn keywords_are_words_and_phrases_joined_by_or() {
+        let mut f = TextFilter::new(keywords(&["pulse", "pulse buds"]), &[], 0);
+        assert!(f.keeps_post("a", "Pulse!", &[]));
+        assert!(!f.keeps_post("b", "an impulse buy", &[]));
+        assert!(f.keeps_post("c", "new #pulse buds", &[]));
+        let mut f = TextFilter::new(keywords(&["pulse buds"]), &[], 0);
+        assert!(!f.keeps_post("d", "buds by pulse", &[]));
+    }
+
+    #[test]
+    fn a_query_or_an_active_topic_keeps_a_post_too() {
+        let topics = LiveTopics::new();
+        let listening = Listening::new(
+            &["buds".into()],
+            Some("coke NOT drug"),
+            Some(topics.clone()),
+        )
+        .unwrap()
+        .of_posts("bluesky", None, None);
+        let mut f = TextFilter::new(listening, &[], 0);
+        assert!(f.keeps_post("a", "a cold coke", &[]));
+        assert!(!f.keeps_post("b", "coke the drug", &[]));
+        assert!(f.keeps_post("c", "my buds", &[]));
+        assert!(!f.keeps_post("d", "a pepsi", &[]));
+        let expr = crate::topics::parse("pepsi platform:bluesky").unwrap();
+        topics.replace(1, TopicSet::of(9, 1, &expr));
+        assert!(f.keeps_post("e", "a pepsi", &[]));
+        assert!(Listening::new(&[], Some("coke AND"), None).is_err());
     }
 }

@@ -103,6 +103,32 @@ impl SourceStatus {
     }
 }
 
+/// What `settings` keep: their kind's keywords and their query, and the active `topics` when
+/// they ask for them.
+pub fn listening(
+    settings: &SourceSettings,
+    topics: Option<Arc<crate::topics::LiveTopics>>,
+) -> Result<filter::Listening, String> {
+    let topics = if settings.topics {
+        if topics.is_none() {
+            tracing::warn!(source = settings.name(), "topics = true, but this process matches no topics; only the source's own keywords and query filter it");
+        }
+        topics
+    } else {
+        None
+    };
+    let keywords = settings.kind.keywords();
+    filter::Listening::new(keywords, settings.query.as_deref(), topics)
+        .map(|l| {
+            l.of_posts(
+                settings.kind.platform().as_str(),
+                settings.product.clone(),
+                settings.channel.clone(),
+            )
+        })
+        .map_err(|e| format!("its query or keywords do not parse: {e}"))
+}
+
 /// What every source is given: where to write, its tags, and its status to keep.
 #[derive(Clone)]
 pub struct SourceContext {
@@ -113,10 +139,18 @@ pub struct SourceContext {
     pub channel: Option<String>,
     pub max_backoff: Duration,
     pub status: Arc<SourceStatus>,
+    /// What the source keeps: its keywords, its query, the active topics (see
+    /// [`filter::Listening`]); an error for a query that does not parse.
+    pub listening: Result<filter::Listening, String>,
 }
 
 impl SourceContext {
-    pub fn new(settings: &SourceSettings, redis: Client, stream: &str) -> SourceContext {
+    pub fn new(
+        settings: &SourceSettings,
+        redis: Client,
+        stream: &str,
+        topics: Option<Arc<crate::topics::LiveTopics>>,
+    ) -> SourceContext {
         let status = SourceStatus {
             name: settings.name().to_string(),
             kind: settings.kind.as_str(),
@@ -144,7 +178,15 @@ impl SourceContext {
             channel: settings.channel.clone(),
             max_backoff: Duration::from_secs(settings.max_backoff_secs.max(1)),
             status: Arc::new(status),
+            listening: listening(settings, topics),
         }
+    }
+
+    /// What the source keeps; an error that stops it for a query that does not parse.
+    pub fn listening(&self) -> anyhow::Result<filter::Listening> {
+        self.listening
+            .clone()
+            .map_err(|e| anyhow::anyhow!("source {}: {e}", self.name))
     }
 
     pub fn set_connected(&self, connected: bool) {
@@ -254,6 +296,7 @@ impl Sources {
         settings: &[SourceSettings],
         redis: &Client,
         stream: &str,
+        topics: Option<Arc<crate::topics::LiveTopics>>,
     ) -> anyhow::Result<Sources> {
         use actix::Actor;
         let mut names = std::collections::HashSet::new();
@@ -264,10 +307,13 @@ impl Sources {
                     s.name()
                 );
             }
+            if let Err(e) = listening(s, None) {
+                anyhow::bail!("source {:?}: {e}", s.name());
+            }
         }
         let mut sources = Sources::default();
         for s in settings {
-            let actor = runner::SourceActor::new(s.clone(), redis.clone(), stream);
+            let actor = runner::SourceActor::new(s.clone(), redis.clone(), stream, topics.clone());
             sources.statuses.push(actor.context().status.clone());
             sources.actors.push(actor.start());
         }

@@ -25,8 +25,13 @@ pub struct SourceActor {
 }
 
 impl SourceActor {
-    pub fn new(settings: SourceSettings, redis: Client, stream: &str) -> SourceActor {
-        let context = SourceContext::new(&settings, redis, stream);
+    pub fn new(
+        settings: SourceSettings,
+        redis: Client,
+        stream: &str,
+        topics: Option<std::sync::Arc<crate::topics::LiveTopics>>,
+    ) -> SourceActor {
+        let context = SourceContext::new(&settings, redis, stream, topics);
         let backoff = Backoff::new(Duration::from_secs(1), context.max_backoff);
         SourceActor {
             settings,

@@ -173,6 +173,36 @@ impl TopicSet {
         })
     }
 
+    /// The topics `post` matches, evaluating every topic whatever its required atoms: what
+    /// [`TopicSet::matches`] must find.
+    #[cfg(test)]
+    fn matches_evaluating_all(&self, post: &PostFields) -> Vec<i64> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.find_atoms(post, &mut scratch);
+            self.topics
+                .iter()
+                .filter(|t| self.eval(t, t.root, &scratch, false))
+                .map(|t| t.id)
+                .collect()
+        })
+    }
+
+    /// The mean number of topics evaluated per post of `posts` (those one of whose required
+    /// parts the post holds), for the benchmark.
+    pub fn candidates_per_post<'a>(&self, posts: impl Iterator<Item = PostFields<'a>>) -> f64 {
+        let (mut total, mut n) = (0usize, 0usize);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            for post in posts {
+                self.find_atoms(&post, &mut scratch);
+                total += scratch.candidates.len();
+                n += 1;
+            }
+        });
+        total as f64 / n.max(1) as f64
+    }
+
     /// How `post` stands against the set's first topic: a match, a near miss (it matches once
     /// every `NOT` and field is set aside, and holds at least one of the topic's words), or
     /// neither.
@@ -187,16 +217,40 @@ impl TopicSet {
             if scratch.candidates.contains(&0) && self.eval(topic, topic.root, scratch, false) {
                 return Verdict::Matches;
             }
-            let has_words = scratch.true_atoms.iter().any(|&a| {
-                !matches!(self.atoms[a as usize], Atom::Field(..))
-                    && self.anchors[a as usize].contains(&0)
-            });
+            let words = self.words_outside_not(topic);
+            let has_words = words
+                .iter()
+                .any(|&a| scratch.atom_stamp[a as usize] == scratch.stamp);
             if has_words && self.eval(topic, topic.root, scratch, true) {
                 Verdict::NearMiss
             } else {
                 Verdict::Other
             }
         })
+    }
+
+    /// The word and phrase atoms of `topic` that are not under a `NOT`.
+    fn words_outside_not(&self, topic: &Compiled) -> Vec<u32> {
+        fn walk(set: &TopicSet, topic: &Compiled, at: u32, out: &mut Vec<u32>) {
+            match &topic.nodes[at as usize] {
+                Node::Atom(a) => {
+                    if !matches!(set.atoms[*a as usize], Atom::Field(..)) {
+                        out.push(*a);
+                    }
+                }
+                Node::And(items) | Node::Or(items) => {
+                    items.iter().for_each(|&i| walk(set, topic, i, out))
+                }
+                Node::Near { left, right, .. } => {
+                    walk(set, topic, *left, out);
+                    walk(set, topic, *right, out);
+                }
+                Node::Not(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, topic, topic.root, &mut out);
+        out
     }
 
     /// Finds every atom the post holds and the topics they may make match.
@@ -460,6 +514,13 @@ fn near(left: &[Span], right: &[Span], distance: u32, ordered: bool) -> Vec<Span
 /// The key wildcard patterns are filed under: a token's first [`MIN_WILDCARD_CHARS`]
 /// characters; `None` for a shorter token.
 fn prefix_key(text: &str) -> Option<&str> {
+    if text.len() < MIN_WILDCARD_CHARS {
+        return None;
+    }
+    if text.is_char_boundary(MIN_WILDCARD_CHARS) && text.as_bytes()[..MIN_WILDCARD_CHARS].is_ascii()
+    {
+        return Some(&text[..MIN_WILDCARD_CHARS]);
+    }
     let end = text
         .char_indices()
         .nth(MIN_WILDCARD_CHARS)
@@ -508,6 +569,62 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Atoms of which a post must hold at least one for an expression to be true, and a guess at
+/// how often posts hold one (lower is rarer): a topic is evaluated only for posts holding one
+/// of its required atoms, so the rarer the set, the fewer topics a post costs.
+struct Required {
+    cost: f64,
+    atoms: Vec<u32>,
+}
+
+impl Required {
+    fn of(atom: u32, cost: f64) -> Required {
+        Required {
+            cost,
+            atoms: vec![atom],
+        }
+    }
+
+    fn union(all: Vec<Required>) -> Required {
+        Required {
+            cost: all.iter().map(|r| r.cost).sum(),
+            atoms: all.into_iter().flat_map(|r| r.atoms).collect(),
+        }
+    }
+}
+
+/// How common posts holding these patterns in a row are likely to be: short words are common,
+/// hashtags and handles rarer, wildcards common, phrases rarer than their rarest word.
+fn words_cost(patterns: &[Pattern]) -> f64 {
+    let one = |p: &Pattern| {
+        let chars = p.text.chars().count().max(1) as f64;
+        let kind = match p.kind {
+            super::text::TokenKind::Word => 1.0,
+            _ => 0.5,
+        };
+        let spread = if p.prefix { 3.0 } else { 1.0 };
+        8.0 / chars * kind * spread
+    };
+    let rarest = patterns.iter().map(one).fold(f64::INFINITY, f64::min);
+    if patterns.len() > 1 {
+        rarest * 0.3
+    } else {
+        rarest
+    }
+}
+
+/// How common posts of one value of `field` are likely to be.
+fn field_cost(field: Field) -> f64 {
+    match field {
+        Field::Platform => 50.0,
+        Field::Lang => 30.0,
+        Field::Country => 20.0,
+        Field::City | Field::Product | Field::Channel => 10.0,
+        Field::Site | Field::Links => 5.0,
+        Field::Author => 1.0,
+    }
 }
 
 #[derive(Default)]
@@ -565,13 +682,23 @@ impl Builder {
             nodes: Vec::new(),
             root: 0,
         };
-        topic.root = self.node(&mut topic, slot, expr, true);
+        let (root, required) = self.node(&mut topic, expr);
+        topic.root = root;
+        // The parser refuses queries that require nothing; such a topic could never match.
+        for atom in required.map(|r| r.atoms).unwrap_or_default() {
+            let list = &mut self.anchors[atom as usize];
+            if list.last() != Some(&slot) {
+                list.push(slot);
+            }
+        }
         self.set.topics.push(topic);
     }
 
-    /// Compiles `expr` into `topic`'s nodes; `anchoring` while no `NOT` is above it.
-    fn node(&mut self, topic: &mut Compiled, slot: u32, expr: &Expr, anchoring: bool) -> u32 {
-        let node = match expr {
+    /// Compiles `expr` into `topic`'s nodes, and what a post must hold for it to be true:
+    /// one atom of the cheapest such set (see [`Required`]), or `None` for an expression that
+    /// can be true of a post holding none of its atoms (under a `NOT`).
+    fn node(&mut self, topic: &mut Compiled, expr: &Expr) -> (u32, Option<Required>) {
+        let (node, required) = match expr {
             Expr::Words(patterns) => {
                 let parts: Vec<u32> = patterns
                     .iter()
@@ -582,48 +709,59 @@ impl Builder {
                 } else {
                     self.atom(Atom::Phrase(parts.into()))
                 };
-                self.anchor(atom, slot, anchoring);
-                Node::Atom(atom)
+                (
+                    Node::Atom(atom),
+                    Some(Required::of(atom, words_cost(patterns))),
+                )
             }
             Expr::Field(field, value) => {
                 let atom = self.atom(Atom::Field(*field, value.as_str().into()));
-                self.anchor(atom, slot, anchoring);
-                Node::Atom(atom)
+                (
+                    Node::Atom(atom),
+                    Some(Required::of(atom, field_cost(*field))),
+                )
             }
-            Expr::And(items) => Node::And(
-                items
-                    .iter()
-                    .map(|i| self.node(topic, slot, i, anchoring))
-                    .collect(),
-            ),
-            Expr::Or(items) => Node::Or(
-                items
-                    .iter()
-                    .map(|i| self.node(topic, slot, i, anchoring))
-                    .collect(),
-            ),
-            Expr::Not(inner) => Node::Not(self.node(topic, slot, inner, false)),
+            Expr::And(items) => {
+                let (nodes, required): (Vec<u32>, Vec<Option<Required>>) =
+                    items.iter().map(|i| self.node(topic, i)).unzip();
+                // Every item must hold, so any one item's requirement will do: the cheapest.
+                let cheapest = required
+                    .into_iter()
+                    .flatten()
+                    .min_by(|a, b| a.cost.total_cmp(&b.cost));
+                (Node::And(nodes.into()), cheapest)
+            }
+            Expr::Or(items) => {
+                let (nodes, required): (Vec<u32>, Vec<Option<Required>>) =
+                    items.iter().map(|i| self.node(topic, i)).unzip();
+                // One item holds, whichever: every item must bring its requirement.
+                let all: Option<Vec<Required>> = required.into_iter().collect();
+                (Node::Or(nodes.into()), all.map(Required::union))
+            }
+            Expr::Not(inner) => (Node::Not(self.node(topic, inner).0), None),
             Expr::Near {
                 left,
                 right,
                 distance,
                 ordered,
-            } => Node::Near {
-                left: self.node(topic, slot, left, anchoring),
-                right: self.node(topic, slot, right, anchoring),
-                distance: *distance,
-                ordered: *ordered,
-            },
+            } => {
+                let (left, l) = self.node(topic, left);
+                let (right, r) = self.node(topic, right);
+                let cheapest = [l, r]
+                    .into_iter()
+                    .flatten()
+                    .min_by(|a, b| a.cost.total_cmp(&b.cost));
+                let node = Node::Near {
+                    left,
+                    right,
+                    distance: *distance,
+                    ordered: *ordered,
+                };
+                (node, cheapest)
+            }
         };
         topic.nodes.push(node);
-        (topic.nodes.len() - 1) as u32
-    }
-
-    fn anchor(&mut self, atom: u32, slot: u32, anchoring: bool) {
-        let list = &mut self.anchors[atom as usize];
-        if anchoring && list.last() != Some(&slot) {
-            list.push(slot);
-        }
+        ((topic.nodes.len() - 1) as u32, required)
     }
 
     fn finish(mut self) -> TopicSet {
@@ -742,6 +880,70 @@ mod tests {
                 "{query}"
             );
         }
+    }
+
+    /// The index evaluates only the topics one of whose required atoms a post holds: on random
+    /// queries and texts it finds exactly what evaluating every topic finds.
+    #[test]
+    fn the_index_finds_what_each_topic_alone_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let words = [
+            "apple", "pie", "phone", "cake", "#pie", "@apple", "东京", "café", "app*",
+        ];
+        let term = |rng: &mut rand::rngs::SmallRng| -> String {
+            let w = words[rng.random_range(0..words.len())];
+            match rng.random_range(0..8) {
+                0 => format!("\"{w} {}\"", words[rng.random_range(0..3)]),
+                1 => "platform:reddit".into(),
+                _ => w.into(),
+            }
+        };
+        let query = |rng: &mut rand::rngs::SmallRng| -> String {
+            let a = term(rng);
+            let b = term(rng);
+            let c = term(rng);
+            match rng.random_range(0..6) {
+                0 => format!("{a} AND ({b} OR {c})"),
+                1 => format!("({a} OR {b}) NOT {c}"),
+                2 => format!("{a} NEAR/2 {b}"),
+                3 => format!("{a} AND NOT ({b} AND NOT {c})"),
+                4 => format!("({a} OR {b}) ({c} OR pie)"),
+                _ => format!("{a} {b} OR {c}"),
+            }
+        };
+        let defs: Vec<TopicDef> = (0..300)
+            .map(|i| TopicDef {
+                id: i,
+                version: 1,
+                query: query(&mut rng),
+            })
+            .collect();
+        let (set, _) = TopicSet::build(defs.clone());
+        let vocabulary = [
+            "apple", "pie", "phone", "cake", "#pie", "@apple", "東京", "cafe", "apps", "x",
+        ];
+        let mut matched = 0;
+        for n in 0..500 {
+            let text: Vec<&str> = (0..rng.random_range(1..8))
+                .map(|_| vocabulary[rng.random_range(0..vocabulary.len())])
+                .collect();
+            let text = text.join(" ");
+            let platform = if n % 3 == 0 { "reddit" } else { "twitter" };
+            let fields = PostFields {
+                platform,
+                ..post(&text)
+            };
+            let found: Vec<i64> = set.matches(&fields).iter().map(|m| m.id).collect();
+            let mut expected = set.matches_evaluating_all(&fields);
+            expected.sort_unstable();
+            assert_eq!(found, expected, "{text} on {platform}");
+            matched += found.len();
+        }
+        assert!(
+            matched > 1_000,
+            "the queries match often enough to tell: {matched}"
+        );
     }
 
     #[test]

@@ -156,7 +156,9 @@ pub fn fold(text: &str) -> String {
 /// dropped; the marks other scripts spell with (Japanese voicing, Indic vowels) are kept.
 pub fn fold_into(out: &mut String, text: &str) {
     if text.is_ascii() {
-        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        let from = out.len();
+        out.push_str(text);
+        out[from..].make_ascii_lowercase();
         return;
     }
     let mut lowered = String::with_capacity(text.len());
@@ -269,8 +271,12 @@ fn handle_end(text: &str, at: usize, handle: bool) -> Option<usize> {
 /// The end of the link starting at `start`, if one does (`http://`, `https://` or `www.`).
 fn link_end(text: &str, start: usize) -> Option<usize> {
     let rest = &text[start..];
-    let head = rest.get(..8).unwrap_or(rest).to_ascii_lowercase();
-    if !(head.starts_with("http://") || head.starts_with("https://") || head.starts_with("www.")) {
+    let starts = |prefix: &str| {
+        rest.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if !(starts("http://") || starts("https://") || starts("www.")) {
         return None;
     }
     let len = rest

@@ -259,6 +259,8 @@ fn mastodon_source(name: &str, instance: String) -> SourceSettings {
             instance,
             ..Default::default()
         }),
+        query: None,
+        topics: false,
         product: None,
         channel: None,
         max_backoff_secs: 1,
@@ -517,6 +519,8 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
                 api_url: site.clone(),
                 ..Default::default()
             }),
+            query: None,
+            topics: false,
             product: None,
             channel: None,
             max_backoff_secs: 1,
@@ -597,6 +601,8 @@ fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
             allowed_private_networks: vec!["127.0.0.1".into()],
             ..Default::default()
         }),
+        query: None,
+        topics: false,
         product: None,
         channel: None,
         max_backoff_secs: 1,

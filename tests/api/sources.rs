@@ -30,6 +30,8 @@ pub(crate) fn source(endpoint: String) -> SourceSettings {
             endpoints: vec![endpoint],
             ..JetstreamSettings::default()
         }),
+        query: None,
+        topics: false,
         product: Some("pulse-buds".into()),
         channel: None,
         max_backoff_secs: 1,
@@ -382,6 +384,8 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
                 access_token: "secret-token".into(),
                 ..Default::default()
             }),
+            query: None,
+            topics: false,
             product: None,
             channel: Some("social".into()),
             max_backoff_secs: 1,
@@ -512,6 +516,8 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
                 allowed_private_networks: vec!["127.0.0.1".into()],
                 ..Default::default()
             }),
+            query: None,
+            topics: false,
             product: None,
             channel: None,
             max_backoff_secs: 1,
@@ -647,6 +653,8 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
                 api_url: site.clone(),
                 ..Default::default()
             }),
+            query: None,
+            topics: false,
             product: None,
             channel: None,
             max_backoff_secs: 1,

@@ -576,3 +576,87 @@ async fn editors_write_topics_analysts_read_them_and_every_change_is_audited() {
     assert_eq!(refusals, 1, "the analyst's refused write is audited too");
     server.app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_the_topic() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.5;
+    let app = spawn_app_with(env, settings).await;
+    app.remove_rules().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let battery = create_topic(&app, "Battery", "battery").await;
+    assert!(matcher_holds(&app, 1).await);
+    let rule = app
+        .create_rule(&json!({
+            "name": "negative about batteries", "kind": "negativity", "dimension": "topic",
+            "key": battery.to_string(), "threshold": 0.2, "min_volume": 3, "window_minutes": 60
+        }))
+        .await;
+    let now = Utc::now();
+    let mut events = Vec::new();
+    for i in 0..6 {
+        events.push(post_at(&format!("b-{i}"), "the battery is awful, terrible, it died", now));
+        events.push(post_at(&format!("o-{i}"), "awful terrible service, I hate it", now));
+    }
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(env, &redis).await);
+    let alerts = app
+        .wait_for("/api/v1/alerts?status=firing&limit=50", WAIT, |b| {
+            b["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["rule_id"] == rule["id"]))
+        })
+        .await;
+    let alert = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule_id"] == rule["id"])
+        .unwrap()
+        .clone();
+    assert_eq!((alert["dimension"].as_str(), alert["key"].as_str()), (Some("topic"), Some(battery.to_string().as_str())));
+    let evidence: Vec<&str> = alert["evidence"]["top_posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(!evidence.is_empty() && evidence.iter().all(|id| id.starts_with("b-")), "{alert}");
+
+    // The topic's terms, stories and trending posts are the topic's.
+    let terms = app
+        .get_ok(&format!("/api/v1/trending/terms?window=1h&topic={battery}"))
+        .await;
+    let words: Vec<&str> = terms["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["term"].as_str().unwrap())
+        .collect();
+    assert!(words.contains(&"battery") && !words.contains(&"service"), "{terms}");
+    for path in ["/api/v1/stories", "/api/v1/trending/posts"] {
+        let (status, body) = app.get(&format!("{path}?topic={battery}")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let series = app
+        .get_ok(&format!("/api/v1/metrics/timeseries?dimension=topic&key={battery}&bucket=1h"))
+        .await;
+    let points: i64 = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["posts"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(points, 6, "{series}");
+    // A rule on the dimension topic needs a topic's id.
+    let (status, _) = app
+        .post(
+            "/api/v1/alert-rules",
+            &json!({"name": "bad", "kind": "negativity", "dimension": "topic", "key": "battery"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    app.shutdown().await;
+}

@@ -808,3 +808,61 @@ async fn live_metrics_updates_carry_the_numbers_in_the_database() {
     assert_eq!(snapshot["overall"]["5m"]["sentiment"]["negative"], 10);
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
+    // One entry in flight at a time, so batches commit in stream order.
+    let app = start(TestEnv::new().await, |s| s.ingest.max_in_flight = 1).await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    let (status, topic) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "Battery", "query": "battery"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{topic}");
+    let id = topic["id"].as_i64().unwrap();
+    let live = app.pipeline().topics().clone();
+    assert!(wait_until(WAIT, || async { live.get().len() == 1 }).await);
+
+    let mut client = WsClient::connect(app.address()).await;
+    let ack = client
+        .subscribe(json!({"type": "subscribe", "topics": ["posts"], "filter": {"topic": id}}))
+        .await;
+    assert_eq!(ack["filter"], json!({"topics": [id]}));
+    let texts = [
+        "the battery died",
+        "nice screen",
+        "battery life is great",
+        "lunch",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        xadd_event(
+            &redis,
+            &env.stream,
+            &post(&format!("t-{i}"), "twitter", "FR", text),
+        )
+        .await;
+    }
+    // The last post of the topic comes last of what this subscriber gets; nothing else comes.
+    xadd_event(
+        &redis,
+        &env.stream,
+        &post("t-end", "twitter", "FR", "battery again"),
+    )
+    .await;
+    let got = client.posts_until("t-end").await;
+    let mut ids = ids(&got);
+    ids.sort();
+    assert_eq!(ids, ["t-0", "t-2", "t-end"]);
+    assert!(got.iter().all(|p| p["topics"] == json!([id])), "{got:?}");
+
+    // A topic is named by its id.
+    client
+        .send(json!({"type": "subscribe", "topics": [], "filter": {"topic": "battery"}}))
+        .await;
+    let refused = client.next().await;
+    assert_eq!(refused["error"]["code"], "invalid_message", "{refused}");
+    app.shutdown().await;
+}

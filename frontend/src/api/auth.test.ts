@@ -1,7 +1,9 @@
 // The token store: sign-in and its refusals, renewal a minute before expiry (fake timers),
 // one exchange for concurrent renewals, the end of the session when renewal fails, sign-out.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { EXPIRY_MARGIN_MS, exchangeKey, renewalDelay, RENEW_RETRY_MS, signInNotice, TokenStore, type KeyStorage } from "./auth";
+import {
+  EXPIRY_MARGIN_MS, exchangeKey, mayEditTopics, mayRead, renewalDelay, RENEW_RETRY_MS, signInNotice, TokenStore, type KeyStorage,
+} from "./auth";
 import { ApiError } from "./errors";
 import type { Role, TokenResponse } from "./schemas";
 
@@ -100,6 +102,15 @@ describe("TokenStore", () => {
     store.dispose();
   });
 
+  it("an editor's key signs in: editors read what analysts read, and write topics", async () => {
+    const store = new TokenStore(exchanger(token("editor")), memoryStorage());
+    await store.signIn("pulse_editor");
+    expect(store.getState()).toMatchObject({ status: "signedIn", role: "editor" });
+    expect((["ingest", "analyst", "editor", "admin"] as const).map(mayRead)).toEqual([false, true, true, true]);
+    expect((["ingest", "analyst", "editor", "admin"] as const).map(mayEditTopics)).toEqual([false, false, true, true]);
+    store.dispose();
+  });
+
   it("refuses a key whose role cannot read, and keeps nothing", async () => {
     const storage = memoryStorage();
     const store = new TokenStore(exchanger(token("ingest")), storage);
@@ -107,7 +118,7 @@ describe("TokenStore", () => {
     expect(storage.value).toBeNull();
     const state = store.getState();
     expect(state.status).toBe("signedOut");
-    expect(state.status === "signedOut" && state.notice?.message).toMatch(/This key's role cannot read the dashboard.*ingest/);
+    expect(state.status === "signedOut" && state.notice?.message).toMatch(/This key's role cannot read the dashboard.*ingest.*analyst, editor or admin/);
     await expect(store.token()).rejects.toBeInstanceOf(ApiError);
   });
 

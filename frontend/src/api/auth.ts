@@ -79,7 +79,20 @@ export function tabStorage(name = "pulse-api-key"): KeyStorage {
 /** Exchanges an API key for an access token. */
 export type Exchange = (apiKey: string) => Promise<TokenResponse>;
 
-const roles: readonly string[] = ["ingest", "analyst", "admin"] satisfies Role[];
+const roles: readonly string[] = ["ingest", "analyst", "editor", "admin"] satisfies Role[];
+
+/** The roles that read the dashboard: every one but `ingest`. */
+export function mayRead(role: Role): boolean {
+  return role === "analyst" || role === "editor" || role === "admin";
+}
+
+/** The roles that create, edit and delete topics (an open server lets anyone). */
+export function mayEditTopics(role: Role): boolean {
+  return role === "editor" || role === "admin";
+}
+
+/** What the sign-in screen asks for. */
+export const READER_ROLES = "the analyst, editor or admin role";
 
 function isTokenResponse(v: unknown): v is TokenResponse {
   if (typeof v !== "object" || v === null) return false;
@@ -123,7 +136,7 @@ export function signInNotice(e: unknown, now: number = Date.now()): Notice {
       case 401:
         return { message: `Invalid API key: the server refused it (${e.message}).` };
       case 403:
-        return { message: e.code === "role" ? e.message : `${ROLE_REFUSED}: use a key with the analyst or admin role.` };
+        return { message: e.code === "role" ? e.message : `${ROLE_REFUSED}: use a key with ${READER_ROLES}.` };
       case 429: {
         const wait = e.retryAfter ?? 60;
         return { message: `Too many sign-in attempts: try again in ${wait} s.`, retryAt: now + wait * 1000 };
@@ -272,8 +285,8 @@ export class TokenStore {
 
   private async fetchToken(apiKey: string): Promise<TokenResponse> {
     const token = await this.exchange(apiKey);
-    if (token.role !== "analyst" && token.role !== "admin") {
-      throw new ApiError(403, "role", `${ROLE_REFUSED}: it has the ${token.role} role; use a key with the analyst or admin role.`);
+    if (!mayRead(token.role)) {
+      throw new ApiError(403, "role", `${ROLE_REFUSED}: it has the ${token.role} role; use a key with ${READER_ROLES}.`);
     }
     return token;
   }

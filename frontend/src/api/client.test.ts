@@ -74,3 +74,65 @@ describe("createApi", () => {
     expect(creds.renew).not.toHaveBeenCalled();
   });
 });
+
+describe("topics", () => {
+  const calls = (fetchFn: ReturnType<typeof vi.fn>) =>
+    fetchFn.mock.calls.map(([url, init]) => ({ url, method: (init as RequestInit).method ?? "GET", body: (init as RequestInit).body }));
+
+  it("every filterable call carries the topic; the share of voice every filter but it", async () => {
+    const fetchFn = vi.fn(async (..._: unknown[]) => ok());
+    const api = createApi(credentials(null), fetchFn);
+    const f = parseFilters("?topic=7&platform=reddit&window=1h");
+    await api.posts(f);
+    await api.overall(f);
+    await api.stories(f, 8);
+    await api.trendingPosts(f, 20);
+    await api.terms(f);
+    await api.timeseries(parseFilters("?topic=7"));
+    await api.topicMetrics(f);
+    expect(calls(fetchFn).map((c) => c.url)).toEqual([
+      "/api/v1/posts?limit=50&topic=7&platform=reddit",
+      "/api/v1/metrics/overall?window=1h&topic=7&platform=reddit",
+      "/api/v1/stories?sort=growing&limit=8&topic=7&platform=reddit",
+      "/api/v1/trending/posts?limit=20&topic=7&platform=reddit",
+      "/api/v1/trending/terms?window=1h&limit=12&topic=7",
+      "/api/v1/metrics/timeseries?dimension=topic&key=7&bucket=1m",
+      "/api/v1/metrics/topics?window=1h&platform=reddit",
+    ]);
+  });
+
+  it("writes topics with JSON bodies; a deletion's 204 has no body", async () => {
+    const fetchFn = vi.fn(async (..._: unknown[]) => ok({ id: 3 }));
+    fetchFn.mockResolvedValueOnce(ok({ id: 3 })).mockResolvedValueOnce(ok({ id: 3 })).mockResolvedValueOnce(new Response(null, { status: 204 }));
+    const api = createApi(credentials("jwt"), fetchFn);
+    await api.createTopic({ name: "Cloud", query: '"pulse cloud"' });
+    await api.updateTopic(3, { status: "paused" });
+    await expect(api.deleteTopic(3)).resolves.toBeUndefined();
+    expect(calls(fetchFn)).toEqual([
+      { url: "/api/v1/topics", method: "POST", body: '{"name":"Cloud","query":"\\"pulse cloud\\""}' },
+      { url: "/api/v1/topics/3", method: "PATCH", body: '{"status":"paused"}' },
+      { url: "/api/v1/topics/3", method: "DELETE", body: undefined },
+    ]);
+    expect(new Headers((fetchFn.mock.calls[0][1] as RequestInit).headers).get("content-type")).toBe("application/json");
+  });
+
+  it("a preview asks for a few samples, and can be aborted", async () => {
+    const fetchFn = vi.fn(async (..._: unknown[]) => ok());
+    const controller = new AbortController();
+    await createApi(credentials(null), fetchFn).previewTopic("pulse", 24, controller.signal);
+    expect(calls(fetchFn)[0]).toEqual({ url: "/api/v1/topic-preview", method: "POST", body: '{"query":"pulse","hours":24,"samples":3}' });
+    expect((fetchFn.mock.calls[0][1] as RequestInit).signal).toBe(controller.signal);
+  });
+
+  it("a refused query's position and expectation reach the caller", async () => {
+    const body = {
+      error: { code: "invalid_topic_query", message: "the ( at character 0 is not closed (at character 14)", details: { position: 14, expected: ")" } },
+    };
+    const fetchFn = vi.fn(async (..._: unknown[]) => new Response(JSON.stringify(body), { status: 400 }));
+    await expect(createApi(credentials(null), fetchFn).createTopic({ name: "x", query: "(apple OR pear" })).rejects.toMatchObject({
+      status: 400,
+      code: "invalid_topic_query",
+      details: { position: 14, expected: ")" },
+    });
+  });
+});

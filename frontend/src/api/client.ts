@@ -2,7 +2,8 @@
 // against what the server really sends; they are not re-validated at run time.
 import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, StoryList, TermsResponse, TestOutcome, TimeseriesResponse, TrendingPostsResponse,
+  PostsPage, ProductsResponse, StoryList, TermsResponse, TestOutcome, TimeseriesResponse, Topic, TopicList, TopicMetrics,
+  TopicPreview, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { session } from "./auth";
@@ -39,8 +40,16 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
       if (res.status === 401) credentials.signOut("The server refused a freshly issued access token.");
     }
     if (!res.ok) throw await apiError(res);
+    // A deletion answers 204 with no body.
+    if (res.status === 204) return undefined as T;
     return res.json() as Promise<T>;
   }
+  const json = (method: string, body: unknown, signal?: AbortSignal): RequestInit => ({
+    method,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
+  });
 
   return {
     overall: (f: Filters) => request<OverallResponse>(`/api/v1/metrics/overall${windowQuery(f)}`),
@@ -55,7 +64,9 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
         `/api/v1/metrics/timeseries${query({ dimension: scope.dimension, key: scope.key, bucket: "1m" })}`,
       );
     },
-    terms: (f: Filters) => request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12 })}`),
+    /** The whole stream's terms, or the topic's (the endpoint takes no other filter). */
+    terms: (f: Filters) =>
+      request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12, topic: f.topic })}`),
     /** Active cascades by virality score, with the label filters (the listing has no window). */
     stories: (f: Filters, limit: number) =>
       request<StoryList>(`/api/v1/stories${query({ sort: "growing", limit, ...labelFilters(f) })}`),
@@ -68,6 +79,21 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** Alert channels (admins only). */
     channelList: () => request<ChannelList>(`/api/v1/webhooks`),
     testChannel: (id: number) => request<TestOutcome>(`/api/v1/webhooks/${id}/test`, { method: "POST" }),
+    /** Every live topic, by id. */
+    topics: () => request<TopicList>(`/api/v1/topics`),
+    /** Editors and admins; a refused query rejects with `invalid_topic_query` and its position. */
+    createTopic: (topic: NewTopic) => request<Topic>(`/api/v1/topics`, json("POST", topic)),
+    updateTopic: (id: number, patch: TopicPatch) => request<Topic>(`/api/v1/topics/${id}`, json("PATCH", patch)),
+    deleteTopic: (id: number) => request<void>(`/api/v1/topics/${id}`, { method: "DELETE" }),
+    /**
+     * What `q` matches among the posts of the last `hours`, with `samples` of each kind. The
+     * server runs one preview per caller at a time and answers a second with 429.
+     */
+    previewTopic: (q: string, hours = 24, signal?: AbortSignal, samples = PREVIEW_SAMPLES) =>
+      request<TopicPreview>(`/api/v1/topic-preview`, json("POST", { query: q, hours, samples }, signal)),
+    /** Share of voice between topics: the window and every filter but the topic. */
+    topicMetrics: (f: Filters) =>
+      request<TopicMetrics>(`/api/v1/metrics/topics${windowQuery({ ...f, topic: undefined })}`),
     /** The reach forecast of one draft (nothing is stored). */
     forecast: (draft: Draft) =>
       request<ForecastResponse>(`/api/v1/forecast`, {
@@ -77,6 +103,19 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
       }),
   };
 }
+
+/** Samples of each kind a topic preview asks for: the panel shows three. */
+export const PREVIEW_SAMPLES = 3;
+
+/** A topic to create, as `POST /api/v1/topics` takes it. */
+export interface NewTopic {
+  name: string;
+  query: string;
+  status?: Topic["status"];
+}
+
+/** The fields of a topic to change (`PATCH /api/v1/topics/{id}`); absent ones keep their value. */
+export type TopicPatch = Partial<NewTopic>;
 
 /** A post to forecast, as `POST /api/v1/forecast` takes it. */
 export interface Draft {

@@ -51,6 +51,9 @@ describe(`payloads in ${dir}`, () => {
 
   it("messages the capture cannot provoke, as documented", () => {
     check(ServerMessage, { type: "lagged", dropped: 12 }, "lagged");
+    // A filter on topics is echoed as `topics` (the ids), never as the `topic` a client may send.
+    check(ServerMessage, { type: "subscribed", topics: ["posts"], filter: { platform: "reddit", topics: [7, 9] } }, "subscribed with topics");
+    expect(() => check(ServerMessage, { type: "subscribed", topics: ["posts"], filter: { topic: 7 } }, "subscribed")).toThrow();
   });
 
   it("a drifted payload is caught", () => {
@@ -59,6 +62,9 @@ describe(`payloads in ${dir}`, () => {
     const { analysis, ...missing } = post;
     expect(analysis).toBeDefined();
     expect(() => check(restSchemas.post, missing, "post")).toThrow(/analysis/);
+    const { topics, ...noTopics } = post;
+    expect(Array.isArray(topics)).toBe(true);
+    expect(() => check(restSchemas.post, noTopics, "post")).toThrow(/topics/);
     const { hate, ...noHate } = post.analysis;
     expect(hate).toBeTypeOf("number");
     expect(() => check(restSchemas.post, { ...post, analysis: noHate }, "post")).toThrow(/hate/);

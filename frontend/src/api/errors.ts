@@ -1,7 +1,7 @@
 // The API's one error shape, read from a failed response; shared by the REST client and the
 // sign-in exchange so both report the server's own code and message.
 
-/** A failed API call: the HTTP status and the error code and message the server sent. */
+/** A failed API call: the HTTP status and the error code, message and details the server sent. */
 export class ApiError extends Error {
   constructor(
     public status: number,
@@ -9,6 +9,8 @@ export class ApiError extends Error {
     message: string,
     /** Seconds the server asked to wait (`Retry-After`), on a 429. */
     public retryAfter?: number,
+    /** The error's `details` (a refused topic query: `position` and `expected`). */
+    public details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -27,12 +29,15 @@ export function retryAfterSecs(value: string | null, now: number = Date.now()): 
 export async function apiError(res: Response): Promise<ApiError> {
   let code = "http_error";
   let message = `${res.status} ${res.statusText}`;
+  let details: Record<string, unknown> = {};
   try {
     const body = await res.json();
     code = body.error?.code ?? code;
     message = body.error?.message ?? message;
+    const d = body.error?.details;
+    if (d && typeof d === "object" && !Array.isArray(d)) details = d;
   } catch {
     /* not the API's error shape */
   }
-  return new ApiError(res.status, code, message, retryAfterSecs(res.headers.get("retry-after")));
+  return new ApiError(res.status, code, message, retryAfterSecs(res.headers.get("retry-after")), details);
 }

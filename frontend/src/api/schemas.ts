@@ -47,6 +47,8 @@ export const ShareOfVoice = z.strictObject({
   negative: z.number(),
 });
 export const ProductStats = KeyedStats.extend({ share_of_voice: ShareOfVoice });
+/** `TopicStats`: a topic's id and name with `Stats` flattened and its share of the topics' voice. */
+export const TopicStats = Stats.extend({ id: count, name: z.string(), share_of_voice: ShareOfVoice });
 
 const windowed = { window: Window, from: time, to: time };
 
@@ -62,6 +64,8 @@ export const LanguagesResponse = z.strictObject({
 });
 /** `GET /api/v1/metrics/products`. */
 export const ProductsResponse = z.strictObject({ ...windowed, items: z.array(ProductStats) });
+/** `GET /api/v1/metrics/topics`: every live topic, most posts first. */
+export const TopicMetrics = z.strictObject({ ...windowed, items: z.array(TopicStats) });
 /** `GET /api/v1/metrics/geo`. */
 export const GeoResponse = z.strictObject({
   ...windowed,
@@ -70,7 +74,7 @@ export const GeoResponse = z.strictObject({
 });
 /** `GET /api/v1/metrics/timeseries`. */
 export const TimeseriesResponse = z.strictObject({
-  dimension: z.enum(["overall", "platform", "city", "country", "product", "channel"]),
+  dimension: z.enum(["overall", "platform", "city", "country", "product", "channel", "language", "support", "topic"]),
   key: z.string(),
   from: time,
   to: time,
@@ -124,12 +128,44 @@ export const Post = z.strictObject({
   }),
   /** The story the post belongs to; null while it is in none. */
   story_id: z.number().int().nullable(),
+  /** The topics the post matched, by id (ascending; `[]` for none). */
+  topics: z.array(count),
+  /** The version of each topic's query that matched, in the order of `topics`. */
+  topic_versions: z.array(count),
   ingested_at: time,
   /** When the platform deleted the post (only present on a deleted post). */
   deleted_at: time.optional(),
 });
 /** `GET /api/v1/posts`. */
 export const PostsPage = z.strictObject({ items: z.array(Post), next_cursor: z.string().nullable() });
+
+/** A topic (`TopicView` in src/models/topic.rs): a name and a query a team listens for (docs/topics.md). */
+export const Topic = z.strictObject({
+  id: count,
+  name: z.string(),
+  query: z.string(),
+  /** 1 when created, one more at every edit of the query. */
+  version: count,
+  status: z.enum(["active", "paused"]),
+  created_at: time,
+  updated_at: time,
+  created_by: z.string().nullable(),
+});
+/** `GET /api/v1/topics`: every live topic, by id. */
+export const TopicList = z.strictObject({ items: z.array(Topic) });
+/** Posts of a preview (`PreviewPosts` in src/http/topics.rs): how many, and the newest. */
+const PreviewPosts = z.strictObject({ count, per_hour: z.number(), samples: z.array(Post) });
+/** `POST /api/v1/topic-preview`: what a query matches among recent stored posts. */
+export const TopicPreview = z.strictObject({
+  from: time,
+  to: time,
+  scanned: count,
+  /** Whether every post of the stretch was read (else `from` is where reading stopped). */
+  complete: z.boolean(),
+  matches: PreviewPosts,
+  /** Posts holding the query's words that a `NOT` or a field left out. */
+  near_misses: PreviewPosts,
+});
 
 /** An alert: `GET /api/v1/alerts` items, ack/resolve answers and `alert:<kind>` data. */
 export const Alert = z.strictObject({
@@ -269,7 +305,8 @@ export const TrendingPost = PostVirality.extend({ updated_at: time });
 /** `GET /api/v1/trending/posts`. */
 export const TrendingPostsResponse = z.strictObject({ items: z.array(TrendingPost) });
 
-export const Topic = z.enum(["posts", "metrics", "alerts", "virality", "stories"]);
+/** What a WebSocket session subscribes to (`Topic` in src/models/live.rs; not a listening topic). */
+export const StreamTopic = z.enum(["posts", "metrics", "alerts", "virality", "stories"]);
 
 /** A story: `GET /api/v1/stories` items (`StorySummary` in src/db/stories.rs). */
 export const Story = z.strictObject({
@@ -306,11 +343,18 @@ export const WsFilter = z.strictObject({
   country: z.string().optional(),
   channel: z.string().optional(),
   lang: z.string().optional(),
+  /** Listening topics' ids: a client may send one as `topic`; the server echoes them here. */
+  topics: z.array(count).optional(),
 });
+/**
+ * The filter a client sends (`WireFilter` in src/ws/protocol.rs): as echoed, but a single
+ * topic may be named by `topic`, a number (the dashboard's URL keeps it as a string).
+ */
+export type SubscribeFilter = Omit<WsFilter, "topics"> & { topic?: number; topics?: number[] };
 
 /** Every server → client WebSocket message (src/ws/protocol.rs). */
 export const ServerMessage = z.union([
-  z.strictObject({ type: z.literal("subscribed"), topics: z.array(Topic), filter: WsFilter }),
+  z.strictObject({ type: z.literal("subscribed"), topics: z.array(StreamTopic), filter: WsFilter }),
   z.strictObject({ type: z.literal("message:new"), data: Post }),
   z.strictObject({ type: z.literal("message:deleted"), data: z.strictObject({ id: z.string(), deleted_at: time }) }),
   z.strictObject({ type: z.enum(["metrics:initial", "metrics:update"]), data: MetricsSnapshot }),
@@ -325,8 +369,11 @@ export const ServerMessage = z.union([
   }),
 ]);
 
-/** A key's role: `ingest` only appends events; the dashboard needs `analyst` or `admin`. */
-export const Role = z.enum(["ingest", "analyst", "admin"]);
+/**
+ * A key's role: `ingest` only appends events; the dashboard needs `analyst`, `editor` or
+ * `admin`; editors also write topics, admins everything.
+ */
+export const Role = z.enum(["ingest", "analyst", "editor", "admin"]);
 /** `GET /api/v1/auth/status`: whether the server asks for credentials at all. */
 export const AuthStatus = z.strictObject({ mode: z.enum(["open", "token"]), token_ttl_secs: count });
 /** `POST /api/v1/auth/token`: an API key exchanged for a short-lived bearer token. */
@@ -346,6 +393,11 @@ export const ErrorBody = z.strictObject({
 export type Stats = z.infer<typeof Stats>;
 export type KeyedStats = z.infer<typeof KeyedStats>;
 export type ProductStats = z.infer<typeof ProductStats>;
+export type TopicStats = z.infer<typeof TopicStats>;
+export type TopicMetrics = z.infer<typeof TopicMetrics>;
+export type Topic = z.infer<typeof Topic>;
+export type TopicList = z.infer<typeof TopicList>;
+export type TopicPreview = z.infer<typeof TopicPreview>;
 export type OverallResponse = z.infer<typeof OverallResponse>;
 export type ItemsResponse = z.infer<typeof ItemsResponse>;
 export type LanguagesResponse = z.infer<typeof LanguagesResponse>;
@@ -415,11 +467,14 @@ export const restSchemas = {
   "metrics/products": ProductsResponse,
   "metrics/geo": GeoResponse,
   "metrics/timeseries": TimeseriesResponse,
+  "metrics/topics": TopicMetrics,
   "trending/terms": TermsResponse,
   "trending/posts": TrendingPostsResponse,
   stories: StoryList,
   posts: PostsPage,
   post: Post,
+  topics: TopicList,
+  "topic-preview": TopicPreview,
   alerts: AlertsPage,
   "alert-ack": Alert,
   pipeline: PipelineResponse,

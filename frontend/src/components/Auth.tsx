@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from "react";
-import type { Notice } from "../api/auth";
+import { READER_ROLES, type Notice } from "../api/auth";
 import type { Role } from "../api/schemas";
 
 /** Shown above everything while the server runs without authentication; it cannot be dismissed. */
@@ -50,7 +50,7 @@ export function SignIn(props: { notice?: Notice; busy: boolean; onSubmit: (apiKe
         <h1 id="sign-in-title">
           <span className="logo" aria-hidden="true">〰</span> Pulse
         </h1>
-        <p className="muted">This server requires signing in with an API key that has the analyst or admin role.</p>
+        <p className="muted">This server requires signing in with an API key that has {READER_ROLES}.</p>
         <label htmlFor="api-key">API key</label>
         <input
           id="api-key"

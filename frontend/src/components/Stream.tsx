@@ -3,7 +3,19 @@ import type { Post } from "../api/schemas";
 import { ago, compact, percent, signed } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
-const PostRow = memo(function PostRow({ post }: { post: Post }) {
+/** The post's topics as chips, by name; a topic deleted since (or not yet listed) has none. */
+function TopicChips({ ids, names }: { ids: number[]; names: Map<number, string> }) {
+  return ids.map((id) => {
+    const name = names.get(id);
+    return name === undefined ? null : (
+      <span key={id} className="tag topic-chip" data-testid="post-topic" data-id={id}>
+        {name}
+      </span>
+    );
+  });
+}
+
+const PostRow = memo(function PostRow({ post, topicNames }: { post: Post; topicNames: Map<number, string> }) {
   const a = post.analysis;
   const where = [post.geo.city, post.geo.country].filter(Boolean).join(", ");
   return (
@@ -13,6 +25,7 @@ const PostRow = memo(function PostRow({ post }: { post: Post }) {
         <span className="muted">@{post.author.id} · {compact(post.author.followers)} followers</span>
         {post.product && <span className="tag">{post.product}</span>}
         {post.channel && <span className="tag">{post.channel}</span>}
+        <TopicChips ids={post.topics} names={topicNames} />
         {where && <span className="muted">{where}</span>}
         <time className="muted" dateTime={post.created_at}>{ago(post.created_at)}</time>
       </div>
@@ -42,6 +55,8 @@ export function StreamPanel(props: {
   posts: Post[];
   paused: boolean;
   missed: number;
+  /** Topic names by id, for the chips. */
+  topicNames: Map<number, string>;
   onToggle: () => void;
 }) {
   return (
@@ -60,7 +75,7 @@ export function StreamPanel(props: {
       ) : (
         <ol className="posts" aria-live={props.paused ? "off" : "polite"} aria-relevant="additions" aria-busy="false">
           {props.posts.map((p) => (
-            <PostRow key={p.id} post={p} />
+            <PostRow key={p.id} post={p} topicNames={props.topicNames} />
           ))}
         </ol>
       )}

@@ -1,7 +1,7 @@
 import { useEffect, useReducer, useRef, useState, type Dispatch } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { session } from "../api/auth";
-import type { WsFilter } from "../api/schemas";
+import type { SubscribeFilter } from "../api/schemas";
 import { counters } from "../lib/counters";
 import { LiveSocket, socketUrl, type ConnectionState } from "../lib/socket";
 import { initialLive, liveReducer, type LiveAction, type LiveState } from "../state/live";
@@ -11,7 +11,7 @@ import { initialLive, liveReducer, type LiveAction, type LiveState } from "../st
  * of `filter` resubscribes it. After a reconnect or dropped messages the REST queries are
  * refetched, since messages are not kept for a disconnected client.
  */
-export function useLive(filter: WsFilter): [LiveState, Dispatch<LiveAction>, ConnectionState] {
+export function useLive(filter: SubscribeFilter): [LiveState, Dispatch<LiveAction>, ConnectionState] {
   const [live, dispatch] = useReducer(liveReducer, initialLive);
   const [conn, setConn] = useState<ConnectionState>({ status: "connecting", attempt: 0 });
   const socketRef = useRef<LiveSocket | null>(null);

@@ -1,8 +1,10 @@
 // The global filters: every panel reads them, the URL holds them so a view can be shared.
 import { platforms, windows } from "../api/constants";
-import type { Platform, Window } from "../api/schemas";
+import type { Platform, SubscribeFilter, Window } from "../api/schemas";
 
 export interface Filters {
+  /** A topic's id (`GET /api/v1/topics`), kept as the URL and the REST queries write it. */
+  topic?: string;
   platform?: Platform;
   product?: string;
   city?: string;
@@ -11,11 +13,19 @@ export interface Filters {
   window: Window;
 }
 
-/** The label filters, in display order. */
-export const filterKeys = ["platform", "product", "channel", "country", "city"] as const;
+/** The label filters, in display order: the topic first, as it scopes everything else. */
+export const filterKeys = ["topic", "platform", "product", "channel", "country", "city"] as const;
 export type FilterKey = (typeof filterKeys)[number];
 
 export const defaultFilters: Filters = { window: "5m" };
+
+/** A topic id as the API takes it (a positive integer), written canonically; undefined otherwise. */
+export function topicId(value: string | null | undefined): string | undefined {
+  const v = value?.trim();
+  if (!v || !/^\d{1,16}$/.test(v)) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n > 0 ? String(n) : undefined;
+}
 
 /** Reads filters from a query string, ignoring values the API would refuse. */
 export function parseFilters(search: string): Filters {
@@ -23,6 +33,8 @@ export function parseFilters(search: string): Filters {
   const out: Filters = { ...defaultFilters };
   const w = q.get("window");
   if (w && (windows as readonly string[]).includes(w)) out.window = w as Window;
+  const topic = topicId(q.get("topic"));
+  if (topic) out.topic = topic;
   const p = q.get("platform");
   if (p && (platforms as readonly string[]).includes(p)) out.platform = p as Platform;
   for (const key of ["product", "city", "country", "channel"] as const) {
@@ -43,7 +55,7 @@ export function filtersToSearch(filters: Filters): string {
   return q.toString();
 }
 
-/** The label filters only, as the REST API and the WebSocket filter take them. */
+/** The label filters only (the topic included), as the REST API takes them. */
 export function labelFilters(filters: Filters): Partial<Record<FilterKey, string>> {
   const out: Partial<Record<FilterKey, string>> = {};
   for (const key of filterKeys) {
@@ -53,14 +65,25 @@ export function labelFilters(filters: Filters): Partial<Record<FilterKey, string
   return out;
 }
 
+/**
+ * The WebSocket's filter: the label filters with the topic as a number, since the server
+ * refuses a topic id written as a string.
+ */
+export function liveFilter(filters: Filters): SubscribeFilter {
+  const { topic, ...labels } = labelFilters(filters);
+  const out = labels as SubscribeFilter;
+  if (topic) out.topic = Number(topic);
+  return out;
+}
+
 export function hasLabelFilters(filters: Filters): boolean {
   return filterKeys.some((k) => filters[k]);
 }
 
 /**
- * The series the trend chart can show: the time series is kept per dimension, so with one
- * label filter it is that dimension's key; with none, the whole stream; with several, the
- * first (the chart says so).
+ * The series the trend chart can show: the time series is kept per dimension (topics
+ * included), so with one label filter it is that dimension's key; with none, the whole
+ * stream; with several, the first, the topic before the others (the chart says so).
  */
 export function trendScope(filters: Filters): { dimension: string; key?: string; partial: boolean } {
   const set = filterKeys.filter((k) => filters[k]);
@@ -70,10 +93,10 @@ export function trendScope(filters: Filters): { dimension: string; key?: string;
 
 /**
  * Whether an alert about (`dimension`, `key`) is in view: the WebSocket's rule, so the REST
- * list and the live feed agree. Every label filter set must be the alert's own key; an alert
- * about the whole stream shows only without filters.
+ * list and the live feed agree. Every label filter set must be the alert's own key (a topic
+ * alert's key is the topic's id); an alert about the whole stream shows only without filters.
  */
 export function alertInView(filters: Filters, dimension: string, key: string): boolean {
   const set = filterKeys.filter((k) => filters[k]);
-  return set.every((k) => k === dimension && filters[k] === key);
+  return set.every((k) => k === dimension && filters[k] === (k === "topic" ? topicId(key) : key));
 }

@@ -4,7 +4,7 @@
 // server with authentication the URL carries the access token, taken afresh for every
 // connection; a close with `TOKEN_EXPIRED` renews the token and reconnects at once.
 import { drain, type Batch } from "../state/live";
-import type { WsFilter } from "../api/schemas";
+import type { SubscribeFilter } from "../api/schemas";
 
 /** Longest gap between renders of live data: 10 frames per second at most. */
 export const FLUSH_MS = 100;
@@ -32,7 +32,7 @@ export class LiveSocket {
   private pinger: ReturnType<typeof setInterval> | null = null;
   private awaitingPong = false;
   private stopped = false;
-  private filter: WsFilter = {};
+  private filter: SubscribeFilter = {};
 
   /**
    * `url` is asked before every connection (it carries the current token); `renew` gets a
@@ -46,7 +46,7 @@ export class LiveSocket {
     private readonly renew: () => Promise<unknown> = async () => {},
   ) {}
 
-  start(filter: WsFilter): void {
+  start(filter: SubscribeFilter): void {
     this.filter = filter;
     this.stopped = false;
     this.flusher = setInterval(() => this.flush(), FLUSH_MS);
@@ -63,7 +63,7 @@ export class LiveSocket {
   }
 
   /** Replaces the session's filter (the server applies it to every filtered topic). */
-  setFilter(filter: WsFilter): void {
+  setFilter(filter: SubscribeFilter): void {
     this.filter = filter;
     // Posts queued under the old filter must not show under the new one.
     this.queue = this.queue.filter((f) => !f.startsWith('{"type":"message:new"'));

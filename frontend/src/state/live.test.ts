@@ -19,6 +19,8 @@ function post(id: string): Post {
       language_support: "supported",
     },
     story_id: null,
+    topics: [],
+    topic_versions: [],
     ingested_at: "2026-11-21T10:00:00Z",
   };
 }

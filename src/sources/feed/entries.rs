@@ -153,7 +153,7 @@ mod tests {
         let newest = DateTime::parse_from_rfc3339("2026-11-05T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let mut filter = TextFilter::new(&[], &[], 10);
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
         let (events, skipped, latest) = events(
             feed,
             "https://news.example/rss",

@@ -85,7 +85,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             failing: false,
         })
         .collect();
-    let mut filter = TextFilter::new(&settings.keywords, &settings.languages, 0);
+    let mut filter = TextFilter::new(ctx.listening()?, &settings.languages, 0);
     let tags = Tags {
         product: ctx.product.clone(),
         channel: ctx.channel.clone(),

@@ -49,7 +49,12 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
             .then(|| ProfileCache::new(&settings))
             .transpose()?,
     };
-    let mut filter = Filter::new(&settings, ctx.product.clone(), ctx.channel.clone());
+    let mut filter = Filter::new(
+        &settings,
+        ctx.listening()?,
+        ctx.product.clone(),
+        ctx.channel.clone(),
+    );
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     let connector = Connector::Rustls(Arc::new(tls_config()));
     let mut cursor: Option<i64> = out

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::config::JetstreamSettings;
 use crate::models::event::MAX_FUTURE_SKEW;
 use crate::models::{Author, Deletion, Engagement, EngagementKind, Event, Platform, Post};
-use crate::sources::filter::TextFilter;
+use crate::sources::filter::{Listening, TextFilter};
 
 const POST: &str = "app.bsky.feed.post";
 const REPOST: &str = "app.bsky.feed.repost";
@@ -97,9 +97,14 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn new(s: &JetstreamSettings, product: Option<String>, channel: Option<String>) -> Filter {
+    pub fn new(
+        s: &JetstreamSettings,
+        listening: Listening,
+        product: Option<String>,
+        channel: Option<String>,
+    ) -> Filter {
         Filter {
-            text: TextFilter::new(&s.keywords, &s.languages, s.remembered_posts),
+            text: TextFilter::new(listening, &s.languages, s.remembered_posts),
             product,
             channel,
         }
@@ -234,7 +239,8 @@ mod tests {
             remembered_posts: 2,
             ..JetstreamSettings::default()
         };
-        Filter::new(&s, None, Some("social".into()))
+        let listening = Listening::new(&s.keywords, None, None).unwrap();
+        Filter::new(&s, listening, None, Some("social".into()))
     }
 
     fn post_line(did: &str, rkey: &str, text: &str, langs: &str, extra: &str) -> String {

@@ -158,7 +158,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
     let cursor = sink.stored_cursor_retrying(&ctx).await;
     let mut reader = Reader {
         filter: TextFilter::new(
-            &settings.keywords,
+            ctx.listening()?,
             &settings.languages,
             settings.remembered_posts,
         ),

@@ -172,8 +172,12 @@ mod tests {
     fn a_status_becomes_a_post_on_its_instance() {
         let status: Status = serde_json::from_str(STATUS).unwrap();
         let now = Utc::now();
-        let Mapped::Events(events) = map(status, &mut TextFilter::new(&[], &[], 10), &tags(), now)
-        else {
+        let Mapped::Events(events) = map(
+            status,
+            &mut TextFilter::new(Default::default(), &[], 10),
+            &tags(),
+            now,
+        ) else {
             panic!("skipped")
         };
         let Event::Post(p) = &events[0] else {
@@ -199,7 +203,7 @@ mod tests {
         let status: Status = serde_json::from_str(&boost).unwrap();
         let Mapped::Events(events) = map(
             status,
-            &mut TextFilter::new(&[], &[], 10),
+            &mut TextFilter::new(Default::default(), &[], 10),
             &tags(),
             Utc::now(),
         ) else {

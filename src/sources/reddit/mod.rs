@@ -183,7 +183,7 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         .await
         .and_then(|c| serde_json::from_str(&c).ok())
         .unwrap_or_default();
-    let mut filter = TextFilter::new(&settings.keywords, &[], 0);
+    let mut filter = TextFilter::new(ctx.listening()?, &[], 0);
     let tags = Tags {
         product: ctx.product.clone(),
         channel: ctx.channel.clone(),

@@ -180,7 +180,7 @@ mod tests {
             product: None,
             channel: None,
         };
-        let mut filter = TextFilter::new(&[], &[], 10);
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
         let read = events(listing, 1763599999.0, &mut filter, &tags, Utc::now());
         assert_eq!(read.skipped, ["deleted"]);
         assert_eq!(read.newest, 1763600300.0);

@@ -20,6 +20,7 @@ mod scrape;
 pub mod soak;
 pub mod sources;
 pub mod stories;
+pub mod topics;
 pub mod websocket;
 
 pub use self::ceilings::Ceilings;
@@ -87,6 +88,8 @@ pub struct BenchArgs {
     pub stories: stories::StoriesBenchArgs,
     #[command(flatten)]
     pub refit: refit::RefitBenchArgs,
+    #[command(flatten)]
+    pub topics: topics::TopicsBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -116,6 +119,9 @@ pub enum Part {
     Stories,
     /// Refitting the reach forecast on a platform's 10,000 most recent finished cascades.
     Refit,
+    /// Matching posts against 0 to 10,000 topics, the pipeline with topics, and re-tagging
+    /// stored posts beside the pipeline.
+    Topics,
 }
 
 /// Every figure of one run.
@@ -155,6 +161,7 @@ pub struct BenchReport {
     pub hostile: Option<hostile::HostileReport>,
     pub stories: Option<stories::StoriesReport>,
     pub refit: Option<refit::RefitReport>,
+    pub topics: Option<topics::TopicsReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -184,6 +191,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                         | Part::Hostile
                         | Part::Stories
                         | Part::Refit
+                        | Part::Topics
                 ))
     };
     let result = async {
@@ -261,6 +269,20 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("refit runs");
             report.refit = Some(refit::run(&db_url, &args.refit).await?);
         }
+        if runs(Part::Topics) {
+            eprintln!("topic runs");
+            report.topics = Some(
+                topics::run(
+                    &settings,
+                    &db_url,
+                    &redis,
+                    &run_id,
+                    args.events,
+                    &args.topics,
+                )
+                .await?,
+            );
+        }
         if runs(Part::Hostile) {
             eprintln!("hostile runs");
             report.hostile = Some(
@@ -324,6 +346,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(h) = &report.hostile {
         println!("{}", hostile::markdown(h));
+    }
+    if let Some(t) = &report.topics {
+        println!("{}", topics::markdown(t));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -443,7 +468,7 @@ impl Handler<Committed> for LatencyRecorder {
 }
 
 /// Starts Pulse on `stream` with a recorder of every committed post's latency.
-async fn start_recorded(
+pub(crate) async fn start_recorded(
     settings: &Settings,
     db_url: &str,
     stream: &str,
@@ -554,7 +579,7 @@ pub(crate) async fn produce_beside(
 }
 
 /// Seconds the latency run offers its rate before it starts recording.
-const LATENCY_WARM_UP_SECS: f64 = 3.0;
+pub(crate) const LATENCY_WARM_UP_SECS: f64 = 3.0;
 
 /// Waits until `histogram` holds `n` samples, or `patience` has passed.
 pub(crate) async fn wait_recorded(histogram: &Mutex<Histogram<u64>>, n: u64, patience: Duration) {

@@ -105,6 +105,8 @@ fn source(name: &str, endpoint: String) -> SourceSettings {
             endpoints: vec![endpoint],
             ..JetstreamSettings::default()
         }),
+        query: None,
+        topics: false,
         product: None,
         channel: None,
         max_backoff_secs: 1,
@@ -136,6 +138,7 @@ pub async fn run(
         &source("bench-ceiling", endpoint.clone()),
         redis.clone(),
         &stream,
+        None,
     );
     let started = Instant::now();
     let SourceKind::Jetstream(js) = source("x", endpoint.clone()).kind else {
