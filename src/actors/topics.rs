@@ -172,6 +172,10 @@ impl Actor for Retagger {
 pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    // A chunk lost in a crash is done again from the job's cursor, which commits with it: its
+    // commit need not wait for the disk, and so leaves the disk to the pipeline's commits.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
     let Some((job, topic)) = retags::claim(&tx).await? else {
         return Ok(false);
     };
@@ -214,30 +218,35 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
     // Matching a chunk takes milliseconds: not on the event loop the pipeline shares. Only
     // the posts whose topics change are written: those that match and do not hold the topic at
     // this version, those that hold it and no longer match.
-    let (posts, matched, matching_ids, other_ids) = tokio::task::spawn_blocking(move || {
+    let (posts, matched, [adding, keeping, others]) = tokio::task::spawn_blocking(move || {
         let set = TopicSet::of(topic_id, version, &expr);
-        let (mut matched, mut matching, mut others) = (0, Vec::new(), Vec::new());
+        let (mut matched, mut lists) = (0, [Vec::new(), Vec::new(), Vec::new()]);
         for p in &posts {
             let matches = !set.matches(&p.fields()).is_empty();
             matched += usize::from(matches);
-            match (matches, p.version_of(topic_id)) {
-                (true, held) if held != Some(version) => matching.push(p.id.clone()),
-                (false, Some(_)) => others.push(p.id.clone()),
-                _ => {}
-            }
+            let list = match (matches, p.version_of(topic_id)) {
+                (true, None) => 0,
+                (true, Some(held)) if held != version => 1,
+                (false, Some(_)) => 2,
+                _ => continue,
+            };
+            lists[list].push(p.id.clone());
         }
-        (posts, matched, matching, others)
+        (posts, matched, lists)
     })
     .await?;
-    let matching_refs: Vec<&str> = matching_ids.iter().map(String::as_str).collect();
-    let other_refs: Vec<&str> = other_ids.iter().map(String::as_str).collect();
+    fn refs(ids: &[String]) -> Vec<&str> {
+        ids.iter().map(String::as_str).collect()
+    }
+    let (adding, keeping, others) = (refs(&adding), refs(&keeping), refs(&others));
     let changes = retags::write_chunk(
         &tx,
         &retags::ChunkWrite {
             topic_id: job.topic_id,
             version: job.version,
-            matching: &matching_refs,
-            others: &other_refs,
+            adding: &adding,
+            keeping: &keeping,
+            others: &others,
             high_churn,
         },
     )

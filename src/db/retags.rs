@@ -192,9 +192,11 @@ pub struct ChunkChanges {
 pub struct ChunkWrite<'a> {
     pub topic_id: i64,
     pub version: i32,
-    /// Posts that match: they gain the topic, or keep it at this version.
-    pub matching: &'a [&'a str],
-    /// Posts that do not: they lose the topic if they had it.
+    /// Posts that match and do not hold the topic: they gain it.
+    pub adding: &'a [&'a str],
+    /// Posts that match and hold the topic at another version: they keep it, at this one.
+    pub keeping: &'a [&'a str],
+    /// Posts that hold the topic and no longer match: they lose it.
     pub others: &'a [&'a str],
     pub high_churn: f32,
 }
@@ -219,7 +221,7 @@ static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
     RETURNING t.id, {returned}
 ), kept AS (
     UPDATE posts AS t SET topic_versions[array_position(t.topics, $1::int8)] = $2::int4
-    WHERE t.id = ANY($3::text[]) AND t.topics @> ARRAY[$1::int8]
+    WHERE t.id = ANY($6::text[]) AND t.topics @> ARRAY[$1::int8]
       AND t.topic_versions[array_position(t.topics, $1::int8)] IS DISTINCT FROM $2::int4
     RETURNING t.id
 ), removed AS (
@@ -264,9 +266,10 @@ pub async fn write_chunk(
             &[
                 &chunk.topic_id,
                 &chunk.version,
-                &chunk.matching,
+                &chunk.adding,
                 &chunk.others,
                 &chunk.high_churn,
+                &chunk.keeping,
             ],
         )
         .await?;

@@ -119,6 +119,22 @@ pub struct ShareOfVoice {
     pub negative: f64,
 }
 
+impl ShareOfVoice {
+    /// Each of `stats`' shares of their summed volume, positive and negative volume.
+    fn each<'a>(stats: impl Iterator<Item = &'a Stats> + Clone) -> Vec<ShareOfVoice> {
+        let total: i64 = stats.clone().map(|s| s.posts).sum();
+        let positive: i64 = stats.clone().map(|s| s.sentiment.positive).sum();
+        let negative: i64 = stats.clone().map(|s| s.sentiment.negative).sum();
+        stats
+            .map(|s| ShareOfVoice {
+                volume: share(s.posts, total),
+                positive: share(s.sentiment.positive, positive),
+                negative: share(s.sentiment.negative, negative),
+            })
+            .collect()
+    }
+}
+
 /// One product's stats with its share of voice.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductStats {
@@ -315,18 +331,13 @@ pub async fn products(
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (window, now, items) = items(&state, &query, Dimension::Product).await?;
-    let total: i64 = items.iter().map(|i| i.stats.posts).sum();
-    let positive: i64 = items.iter().map(|i| i.stats.sentiment.positive).sum();
-    let negative: i64 = items.iter().map(|i| i.stats.sentiment.negative).sum();
+    let shares = ShareOfVoice::each(items.iter().map(|i| &i.stats));
     let items: Vec<ProductStats> = items
         .into_iter()
-        .map(|i| ProductStats {
-            share_of_voice: ShareOfVoice {
-                volume: share(i.stats.posts, total),
-                positive: share(i.stats.sentiment.positive, positive),
-                negative: share(i.stats.sentiment.negative, negative),
-            },
-            keyed: i,
+        .zip(shares)
+        .map(|(keyed, share_of_voice)| ProductStats {
+            share_of_voice,
+            keyed,
         })
         .collect();
     Ok(HttpResponse::Ok().json(ProductMetrics {
@@ -379,29 +390,21 @@ pub async fn topics(
         .into_iter()
         .filter_map(|k| Some((k.key.parse().ok()?, k.stats)))
         .collect();
-    let mut items: Vec<TopicStats> = live
+    let stats: Vec<(i64, String, Stats)> = live
         .into_iter()
-        .map(|t| TopicStats {
-            stats: by_id.remove(&t.id).unwrap_or_default(),
-            id: t.id,
-            name: t.name,
-            share_of_voice: ShareOfVoice {
-                volume: 0.0,
-                positive: 0.0,
-                negative: 0.0,
-            },
+        .map(|t| (t.id, t.name, by_id.remove(&t.id).unwrap_or_default()))
+        .collect();
+    let shares = ShareOfVoice::each(stats.iter().map(|(_, _, s)| s));
+    let mut items: Vec<TopicStats> = stats
+        .into_iter()
+        .zip(shares)
+        .map(|((id, name, stats), share_of_voice)| TopicStats {
+            id,
+            name,
+            stats,
+            share_of_voice,
         })
         .collect();
-    let total: i64 = items.iter().map(|i| i.stats.posts).sum();
-    let positive: i64 = items.iter().map(|i| i.stats.sentiment.positive).sum();
-    let negative: i64 = items.iter().map(|i| i.stats.sentiment.negative).sum();
-    for item in &mut items {
-        item.share_of_voice = ShareOfVoice {
-            volume: share(item.stats.posts, total),
-            positive: share(item.stats.sentiment.positive, positive),
-            negative: share(item.stats.sentiment.negative, negative),
-        };
-    }
     items.sort_by(|a, b| b.stats.posts.cmp(&a.stats.posts).then(a.id.cmp(&b.id)));
     Ok(HttpResponse::Ok().json(TopicMetrics {
         span: WindowSpan::new(window, now),

@@ -147,8 +147,8 @@ fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// A query as it is stored: the text as given, once it parses.
-fn check_query(query: &str) -> Result<(), ApiError> {
+/// `query` parsed; it is stored as the text given, once it parses.
+fn parsed(query: &str) -> Result<topics::Expr, ApiError> {
     if query.contains('\0') {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidTopicQuery,
@@ -158,7 +158,7 @@ fn check_query(query: &str) -> Result<(), ApiError> {
             json!({"position": query.chars().position(|c| c == '\0'), "expected": "text"}),
         ));
     }
-    topics::parse(query).map(|_| ()).map_err(query_error)
+    topics::parse(query).map_err(query_error)
 }
 
 fn topic_error(e: TopicError) -> ApiError {
@@ -217,7 +217,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 #[post("/api/v1/topics")]
 pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResponse, ApiError> {
     check_name(&input.name)?;
-    check_query(&input.query)?;
+    parsed(&input.query)?;
     let actor = state.actor();
     let mut client = state.pool.get().await?;
     let topic = db::create(
@@ -285,7 +285,7 @@ pub async fn update(
         check_name(name)?;
     }
     if let Some(query) = &input.query {
-        check_query(query)?;
+        parsed(query)?;
     }
     let actor = state.actor();
     let client = state.pool.get().await?;
@@ -384,8 +384,7 @@ pub async fn preview(
             "samples must be 0 to {MAX_PREVIEW_SAMPLES}"
         )));
     }
-    check_query(&input.query)?;
-    let expr = topics::parse(&input.query).map_err(query_error)?;
+    let expr = parsed(&input.query)?;
     let caller = state.client_id(&req);
     let Some(_slot) = state.previews.take(&caller) else {
         return Err(ApiError::new(

@@ -20,6 +20,21 @@ pub struct TopicDef {
     pub query: String,
 }
 
+impl TopicDef {
+    /// `queries` as topics 1, 2, ... at version 1 (tests and benchmarks).
+    pub fn numbered<S: AsRef<str>>(queries: &[S]) -> Vec<TopicDef> {
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, query)| TopicDef {
+                id: i as i64 + 1,
+                version: 1,
+                query: query.as_ref().to_string(),
+            })
+            .collect()
+    }
+}
+
 /// What of a post a query can look at.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostFields<'a> {
@@ -800,21 +815,9 @@ mod tests {
         }
     }
 
-    fn defs(queries: &[&str]) -> Vec<TopicDef> {
-        queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| TopicDef {
-                id: i as i64 + 1,
-                version: 1,
-                query: q.to_string(),
-            })
-            .collect()
-    }
-
     #[test]
     fn one_pass_finds_every_topic_a_post_matches() {
-        let (set, refused) = TopicSet::build(defs(&[
+        let (set, refused) = TopicSet::build(TopicDef::numbered(&[
             "apple AND (iphone OR ipad)",
             "\"customer service\" NOT bank",
             "cancel* NEAR/2 subscription",

@@ -597,8 +597,16 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
     let now = Utc::now();
     let mut events = Vec::new();
     for i in 0..6 {
-        events.push(post_at(&format!("b-{i}"), "the battery is awful, terrible, it died", now));
-        events.push(post_at(&format!("o-{i}"), "awful terrible service, I hate it", now));
+        events.push(post_at(
+            &format!("b-{i}"),
+            "the battery is awful, terrible, it died",
+            now,
+        ));
+        events.push(post_at(
+            &format!("o-{i}"),
+            "awful terrible service, I hate it",
+            now,
+        ));
     }
     xadd_all(&redis, &env.stream, &events).await;
     assert!(settled(env, &redis).await);
@@ -616,14 +624,20 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
         .find(|x| x["rule_id"] == rule["id"])
         .unwrap()
         .clone();
-    assert_eq!((alert["dimension"].as_str(), alert["key"].as_str()), (Some("topic"), Some(battery.to_string().as_str())));
+    assert_eq!(
+        (alert["dimension"].as_str(), alert["key"].as_str()),
+        (Some("topic"), Some(battery.to_string().as_str()))
+    );
     let evidence: Vec<&str> = alert["evidence"]["top_posts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
-    assert!(!evidence.is_empty() && evidence.iter().all(|id| id.starts_with("b-")), "{alert}");
+    assert!(
+        !evidence.is_empty() && evidence.iter().all(|id| id.starts_with("b-")),
+        "{alert}"
+    );
 
     // The topic's terms, stories and trending posts are the topic's.
     let terms = app
@@ -635,13 +649,18 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
         .iter()
         .map(|t| t["term"].as_str().unwrap())
         .collect();
-    assert!(words.contains(&"battery") && !words.contains(&"service"), "{terms}");
+    assert!(
+        words.contains(&"battery") && !words.contains(&"service"),
+        "{terms}"
+    );
     for path in ["/api/v1/stories", "/api/v1/trending/posts"] {
         let (status, body) = app.get(&format!("{path}?topic={battery}")).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
     let series = app
-        .get_ok(&format!("/api/v1/metrics/timeseries?dimension=topic&key={battery}&bucket=1h"))
+        .get_ok(&format!(
+            "/api/v1/metrics/timeseries?dimension=topic&key={battery}&bucket=1h"
+        ))
         .await;
     let points: i64 = series["points"]
         .as_array()

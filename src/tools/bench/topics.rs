@@ -53,9 +53,12 @@ pub struct TopicsBenchArgs {
     /// Stored posts re-tagged.
     #[arg(long, default_value_t = 1_000_000)]
     pub retag_posts: i64,
-    /// Length of each latency run beside the re-tagging, in seconds.
-    #[arg(long, default_value_t = 20.0)]
+    /// Length of each latency window beside the re-tagging, in seconds.
+    #[arg(long, default_value_t = 10.0)]
     pub retag_latency_secs: f64,
+    /// Rounds of a window without and one with a re-tagging.
+    #[arg(long, default_value_t = 3)]
+    pub retag_rounds: usize,
     /// The new topic's query.
     #[arg(long, default_value = "battery OR charger OR \"pulse buds\"")]
     pub retag_query: String,
@@ -105,13 +108,14 @@ pub struct RetagReport {
     pub matched: i64,
     /// With no pipeline load.
     pub idle_posts_per_sec: f64,
-    /// While the pipeline takes the latency run's rate.
-    pub loaded_posts_per_sec: f64,
+    /// While the pipeline takes the latency run's rate, one per round.
+    pub loaded_posts_per_sec: Vec<f64>,
     pub latency_rate: f64,
-    pub p50_without_ms: f64,
-    pub p99_without_ms: f64,
-    pub p50_with_ms: f64,
-    pub p99_with_ms: f64,
+    /// The pipeline's latency in each round's window without and with a re-tagging.
+    pub p50_without_ms: Vec<f64>,
+    pub p99_without_ms: Vec<f64>,
+    pub p50_with_ms: Vec<f64>,
+    pub p99_with_ms: Vec<f64>,
 }
 
 pub async fn run(
@@ -300,16 +304,7 @@ fn matching(posts: &[Post], vocabulary: &[String], report: &mut TopicsReport) {
     }
     report.analysis_micros_per_post = micros_per(started, posts.len());
     for n in [0, 100, 1_000, 10_000] {
-        let queries = generate_topics(n, vocabulary, 1);
-        let defs: Vec<TopicDef> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, query)| TopicDef {
-                id: i as i64 + 1,
-                version: 1,
-                query: query.clone(),
-            })
-            .collect();
+        let defs = TopicDef::numbered(&generate_topics(n, vocabulary, 1));
         let rss_before = rss_mb_of(std::process::id());
         let started = Instant::now();
         let (set, refused) = TopicSet::build(defs.clone());
@@ -503,28 +498,34 @@ async fn retag(
             ))
         }
     };
-    let (rate, p50, p99) = measure("without").await?;
-    report.latency_rate = rate;
-    report.p50_without_ms = p50;
-    report.p99_without_ms = p99;
-    let topic = new_topic(&client, "retag loaded", query).await?;
-    let started = Instant::now();
-    let job = start_retag(&client, topic, days).await?;
-    let (_, p50, p99) = measure("with").await?;
-    let scanned_in_window = progress(&client, job).await?.0;
-    report.loaded_posts_per_sec = scanned_in_window as f64 / started.elapsed().as_secs_f64();
-    report.p50_with_ms = p50;
-    report.p99_with_ms = p99;
-    eprintln!(
-        "retag under load: {:.0} posts/s; p99 {:.0} ms without, {:.0} ms with",
-        report.loaded_posts_per_sec, report.p99_without_ms, report.p99_with_ms
-    );
-    client
-        .execute(
-            "UPDATE topic_retags SET status = 'cancelled' WHERE id = $1",
-            &[&job],
-        )
-        .await?;
+    // Rounds alternate a window without and one with a re-tagging (a new one each time, ended
+    // with its window), so a drift of the machine weighs on both alike.
+    for round in 0..args.retag_rounds {
+        let (rate, p50, p99) = measure("without").await?;
+        report.latency_rate = rate;
+        report.p50_without_ms.push(p50);
+        report.p99_without_ms.push(p99);
+        let topic = new_topic(&client, &format!("retag loaded {round}"), query).await?;
+        let started = Instant::now();
+        let job = start_retag(&client, topic, days).await?;
+        let (_, p50, p99) = measure("with").await?;
+        let scanned = progress(&client, job).await?.0;
+        report
+            .loaded_posts_per_sec
+            .push(scanned as f64 / started.elapsed().as_secs_f64());
+        report.p50_with_ms.push(p50);
+        report.p99_with_ms.push(p99);
+        client
+            .execute(
+                "UPDATE topic_retags SET status = 'cancelled' WHERE id = $1",
+                &[&job],
+            )
+            .await?;
+        eprintln!(
+            "retag under load: {:.0} posts/s; p99 {p99:.0} ms, {:.0} ms without",
+            report.loaded_posts_per_sec[round], report.p99_without_ms[round]
+        );
+    }
     app.shutdown().await;
     let _: i64 = fred::prelude::KeysInterface::del(redis, &stream).await?;
     client.batch_execute("TRUNCATE posts, engagements").await?;
@@ -622,11 +623,31 @@ pub fn markdown(r: &TopicsReport) -> String {
         list(&r.pipeline_with)
     ));
     if let Some(t) = &r.retag {
+        let ratios: Vec<f64> = t
+            .p99_with_ms
+            .iter()
+            .zip(&t.p99_without_ms)
+            .map(|(w, o)| w / o.max(1.0))
+            .collect();
         out.push_str(&format!(
-            "\n| re-tagging {} stored posts ({} match) | figure |\n|---|---|\n| alone | {:.0} posts/s |\n| beside the pipeline at {:.0} posts/s | {:.0} posts/s |\n| pipeline p50 / p99 without | {:.0} / {:.0} ms |\n| pipeline p50 / p99 with | {:.0} / {:.0} ms |\n",
-            t.posts, t.matched, t.idle_posts_per_sec, t.latency_rate, t.loaded_posts_per_sec,
-            t.p50_without_ms, t.p99_without_ms, t.p50_with_ms, t.p99_with_ms
+            "\n| re-tagging {} stored posts ({} match) | figure |\n|---|---|\n| alone | {:.0} posts/s |\n| beside the pipeline at {:.0} posts/s, per round | {} posts/s |\n| pipeline p50 without / with, per round | {} / {} ms |\n| pipeline p99 without / with, per round | {} / {} ms |\n| p99 with / without, per round (median) | {} ({:.2}) |\n",
+            t.posts, t.matched, t.idle_posts_per_sec, t.latency_rate,
+            list(&t.loaded_posts_per_sec),
+            list(&t.p50_without_ms), list(&t.p50_with_ms),
+            list(&t.p99_without_ms), list(&t.p99_with_ms),
+            ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "),
+            median(&ratios)
         ));
     }
     out
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
