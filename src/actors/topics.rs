@@ -6,8 +6,10 @@
 //!   whole ([`LiveTopics`]): a batch is matched against one set from start to end.
 //! - The re-tagger takes the oldest open re-tagging no other process works and does one chunk
 //!   of it per transaction ([`crate::db::retags`]). While the pipeline has entries in flight
-//!   it works at most `topics.retag_busy_share` of the time, resting in proportion after each
-//!   chunk, so the pipeline comes first; with nothing in flight it works without rest.
+//!   it works in smaller chunks (`topics.retag_busy_chunk`) and at most
+//!   `topics.retag_busy_share` of the time, resting in proportion after each chunk, so the
+//!   pipeline's batches wait behind little and come first; with nothing in flight it works in
+//!   chunks of `topics.retag_chunk` without rest.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,11 +130,13 @@ impl Retagger {
     /// Does one chunk, then schedules the next: at once when the pipeline is idle, after a
     /// rest in proportion to the chunk's time while it is busy, later when idle or failed.
     fn step(&mut self, ctx: &mut Context<Self>) {
-        let (pool, chunk, high_churn) = (
-            self.pool.clone(),
-            self.settings.retag_chunk as i64,
-            self.high_churn,
-        );
+        // While the pipeline is busy, small chunks: its batches wait behind less at a time.
+        let chunk = if self.pipeline_busy() {
+            self.settings.retag_busy_chunk
+        } else {
+            self.settings.retag_chunk
+        };
+        let (pool, chunk, high_churn) = (self.pool.clone(), chunk.max(1) as i64, self.high_churn);
         wrap_future::<_, Self>(async move {
             let started = Instant::now();
             let worked = chunk_once(&pool, chunk, high_churn).await;
@@ -141,8 +145,7 @@ impl Retagger {
         .map(|(worked, took), actor: &mut Self, ctx| {
             let pause = match worked {
                 Ok(true) => {
-                    let busy = actor.ingest.as_ref().is_some_and(|i| i.in_flight() > 0);
-                    if busy {
+                    if actor.pipeline_busy() {
                         took.mul_f64(1.0 / actor.settings.retag_busy_share - 1.0)
                     } else {
                         Duration::ZERO
@@ -157,6 +160,13 @@ impl Retagger {
             ctx.run_later(pause, |actor, ctx| actor.step(ctx));
         })
         .spawn(ctx);
+    }
+}
+
+impl Retagger {
+    /// Whether the pipeline has entries in flight.
+    fn pipeline_busy(&self) -> bool {
+        self.ingest.as_ref().is_some_and(|i| i.in_flight() > 0)
     }
 }
 

@@ -16,6 +16,9 @@ pub struct TopicSettings {
     pub preview_max_posts: usize,
     /// Stored posts a re-tagging reads, matches and writes in one transaction.
     pub retag_chunk: usize,
+    /// The same, while the pipeline has entries in flight: smaller, so its batches wait
+    /// behind less.
+    pub retag_busy_chunk: usize,
     /// Longest stretch a re-tagging may cover, in days.
     pub retag_max_days: u32,
     /// Share of its time a re-tagging works while the pipeline has entries in flight (it
@@ -31,8 +34,9 @@ impl Default for TopicSettings {
             max_topics: 10_000,
             preview_max_posts: 100_000,
             retag_chunk: 2_000,
+            retag_busy_chunk: 500,
             retag_max_days: 90,
-            retag_busy_share: 0.7,
+            retag_busy_share: 0.3,
         }
     }
 }
@@ -46,8 +50,11 @@ impl TopicSettings {
                 self.retag_busy_share
             ));
         }
-        if self.retag_chunk == 0 || self.refresh_ms == 0 {
-            return Err("topics.retag_chunk and topics.refresh_ms must be above 0".into());
+        if self.retag_chunk == 0 || self.retag_busy_chunk == 0 || self.refresh_ms == 0 {
+            return Err(
+                "topics.retag_chunk, topics.retag_busy_chunk and topics.refresh_ms must be above 0"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -103,3 +103,55 @@ fn the_documented_benchmark_command_runs_as_written() {
         );
     }
 }
+
+/// `pulse bench --only topics`, run small: matching at every number of topics, the pipeline
+/// with and without topics, and a re-tagging beside the pipeline, with their tables.
+#[test]
+fn the_topics_benchmark_runs_and_reports_each_of_its_parts() {
+    let out = Command::new(pulse())
+        .args([
+            "bench",
+            "--only",
+            "topics",
+            "--events",
+            "1000",
+            "--topic-posts",
+            "300",
+            "--pipeline-topics",
+            "50",
+            "--pipeline-rounds",
+            "1",
+            "--retag-posts",
+            "5000",
+            "--retag-rounds",
+            "1",
+            "--retag-latency-secs",
+            "1",
+        ])
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
+        .output()
+        .expect("pulse runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pulse bench --only topics failed:\n{stderr}"
+    );
+    for row in [
+        "| 10000 |",
+        "| no topics |",
+        "| 50 topics",
+        "| re-tagging 5000 stored posts",
+        "| p99 with / without",
+    ] {
+        assert!(
+            stdout.contains(row),
+            "no `{row}` row in the report:\n{stdout}"
+        );
+    }
+}

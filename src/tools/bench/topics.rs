@@ -532,6 +532,8 @@ async fn retag(
     Ok(report)
 }
 
+/// A topic to re-tag for, paused: the pipeline's posts are not matched against it, so the
+/// windows with a re-tagging measure the re-tagging alone.
 async fn new_topic(
     client: &tokio_postgres::Client,
     name: &str,
@@ -539,7 +541,7 @@ async fn new_topic(
 ) -> anyhow::Result<i64> {
     Ok(client
         .query_one(
-            "INSERT INTO topics (name, query) VALUES ($1, $2) RETURNING id",
+            "INSERT INTO topics (name, query, status) VALUES ($1, $2, 'paused') RETURNING id",
             &[&name, &query],
         )
         .await?
