@@ -6,7 +6,8 @@
 -- An edit of a query is a new version (`topic_versions` keeps each); a deleted topic keeps its
 -- row (`deleted_at`), so its id is never reused and posts matched before the deletion still
 -- name a topic that existed. Every change takes a new `revision` from one sequence: processes
--- poll the largest revision and rebuild their matcher when it moves.
+-- poll the sum of the revisions, which grows with every committed change whatever order changes
+-- commit in, and rebuild their matcher when it moves.
 CREATE SEQUENCE topic_revisions;
 
 CREATE TABLE topics (
@@ -54,6 +55,9 @@ CREATE TABLE topic_retags (
     added       BIGINT NOT NULL DEFAULT 0,
     removed     BIGINT NOT NULL DEFAULT 0,
     total       BIGINT,
+    -- Chunks that failed in a row; past five the job is `failed`, so one that cannot go on
+    -- does not hold up the jobs after it.
+    failures    INT NOT NULL DEFAULT 0,
     error       TEXT,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now(),

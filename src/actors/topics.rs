@@ -28,7 +28,8 @@ use crate::topics::{LiveTopics, TopicDef, TopicSet};
 pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
     let client = pool.get().await?;
     let revision = db::revision(&**client).await?;
-    if revision as u64 == live.revision() && revision != 0 {
+    // A process starts with no topics at revision 0, the revision of a table with none.
+    if revision as u64 == live.revision() {
         return Ok(false);
     }
     let active = db::active(&**client).await?;
@@ -42,9 +43,8 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
         tracing::error!(topic = id, %error, "a stored topic's query no longer parses; it is not matched");
     }
     metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);
-    let changed = revision as u64 != live.revision() || revision == 0;
     live.replace(revision as u64, set);
-    Ok(changed)
+    Ok(true)
 }
 
 /// Keeps a process's matcher in step with the topics table.
@@ -178,7 +178,8 @@ impl Actor for Retagger {
     }
 }
 
-/// Works one chunk of the oldest open re-tagging; whether there was one.
+/// Works one chunk of the oldest open re-tagging; whether there was one. A chunk that fails
+/// is rolled back and counted against its job, which fails after a few in a row.
 pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -189,41 +190,57 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
     let Some((job, topic)) = retags::claim(&tx).await? else {
         return Ok(false);
     };
-    let query = match topic {
-        None => {
-            retags::stop(&tx, job.id, "cancelled", "the topic was deleted").await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-        Some((version, _)) if version != job.version => {
-            retags::stop(
-                &tx,
-                job.id,
-                "cancelled",
-                "the topic's query was edited since",
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-        Some((_, query)) => query,
+    let id = job.id;
+    let ended = match topic {
+        None => Some(("cancelled", "the topic was deleted".to_string())),
+        Some((version, _)) if version != job.version => Some((
+            "cancelled",
+            "the topic's query was edited since".to_string(),
+        )),
+        Some((_, ref query)) => match crate::topics::parse(query) {
+            Ok(expr) => {
+                let worked = work_chunk(&tx, job, expr, chunk, high_churn).await;
+                return match worked {
+                    Ok((scanned, changes)) => {
+                        tx.commit().await?;
+                        for (change, n) in [
+                            ("scanned", scanned),
+                            ("added", changes.added),
+                            ("removed", changes.removed),
+                        ] {
+                            metrics::counter!(names::TOPIC_RETAGGED, "change" => change)
+                                .increment(n as u64);
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        drop(tx);
+                        retags::record_failure(&**client, id, &format!("{e:#}")).await?;
+                        Err(e)
+                    }
+                };
+            }
+            Err(e) => Some(("failed", format!("the query does not parse: {e}"))),
+        },
     };
-    let expr = match crate::topics::parse(&query) {
-        Ok(expr) => expr,
-        Err(e) => {
-            retags::stop(
-                &tx,
-                job.id,
-                "failed",
-                &format!("the query does not parse: {e}"),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-    };
+    if let Some((status, reason)) = ended {
+        retags::stop(&tx, id, status, &reason).await?;
+        tx.commit().await?;
+    }
+    Ok(true)
+}
+
+/// Reads, matches and writes one chunk of `job` in `tx`, and moves its cursor; the posts read
+/// and what changed.
+async fn work_chunk(
+    tx: &deadpool_postgres::Transaction<'_>,
+    job: retags::RetagJob,
+    expr: crate::topics::Expr,
+    chunk: i64,
+    high_churn: f32,
+) -> anyhow::Result<(i64, retags::ChunkChanges)> {
     let after = job.cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
-    let posts = db::texts_before(&*tx, job.from, job.to, after, chunk).await?;
+    let posts = db::texts_before(&**tx, job.from, job.to, after, chunk).await?;
     let (topic_id, version) = (job.topic_id, job.version);
     // Matching a chunk takes milliseconds: not on the event loop the pipeline shares. Only
     // the posts whose topics change are written: those that match and do not hold the topic at
@@ -250,10 +267,10 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
     }
     let (adding, keeping, others) = (refs(&adding), refs(&keeping), refs(&others));
     let changes = retags::write_chunk(
-        &tx,
+        tx,
         &retags::ChunkWrite {
-            topic_id: job.topic_id,
-            version: job.version,
+            topic_id,
+            version,
             adding: &adding,
             keeping: &keeping,
             others: &others,
@@ -263,7 +280,7 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
     .await?;
     let last = posts.last();
     retags::advance(
-        &tx,
+        tx,
         job.id,
         &retags::Progress {
             cursor: last.map(|p| (p.created_at, p.id.as_str())),
@@ -274,13 +291,5 @@ pub async fn chunk_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Res
         },
     )
     .await?;
-    tx.commit().await?;
-    for (change, n) in [
-        ("scanned", posts.len() as i64),
-        ("added", changes.added),
-        ("removed", changes.removed),
-    ] {
-        metrics::counter!(names::TOPIC_RETAGGED, "change" => change).increment(n as u64);
-    }
-    Ok(true)
+    Ok((posts.len() as i64, changes))
 }

@@ -302,7 +302,7 @@ pub async fn advance(
         "UPDATE topic_retags SET status = CASE WHEN $7 THEN 'done' ELSE 'running' END, \
          cursor_at = COALESCE($2, cursor_at), cursor_id = COALESCE($3, cursor_id), \
          scanned = scanned + $4, matched = matched + $5, added = added + $6, removed = removed + $8, \
-         updated_at = now(), finished_at = CASE WHEN $7 THEN now() END \
+         failures = 0, updated_at = now(), finished_at = CASE WHEN $7 THEN now() END \
          WHERE id = $1",
         &[
             &id,
@@ -316,6 +316,28 @@ pub async fn advance(
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// Chunks a job may fail in a row before it is `failed`.
+pub const MAX_FAILURES: i32 = 5;
+
+/// Records that a chunk of job `id` failed with `error` (outside its rolled-back transaction);
+/// the job is `failed` after [`MAX_FAILURES`] in a row.
+pub async fn record_failure(
+    client: &impl GenericClient,
+    id: i64,
+    error: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE topic_retags SET failures = failures + 1, error = $2, updated_at = now(), \
+             status = CASE WHEN failures + 1 >= $3 THEN 'failed' ELSE status END, \
+             finished_at = CASE WHEN failures + 1 >= $3 THEN now() END \
+             WHERE id = $1 AND status IN ('queued', 'running')",
+            &[&id, &error, &MAX_FAILURES],
+        )
+        .await?;
     Ok(())
 }
 

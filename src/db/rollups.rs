@@ -116,8 +116,8 @@ pub fn stats_at(row: &Row, at: usize) -> Stats {
     )
 }
 
-/// Stats per key of `dimension` over `window` (keys with the most posts first), from the
-/// rollups, or from the posts when `filters` are given.
+/// Stats per key of `dimension` over `window` (the [`MAX_ITEMS`] keys with the most posts,
+/// most first), from the rollups, or from the posts when `filters` are given.
 pub async fn by_dimension(
     client: &tokio_postgres::Client,
     dimension: Dimension,
@@ -126,13 +126,57 @@ pub async fn by_dimension(
     high_churn: f32,
     now: DateTime<Utc>,
 ) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
+    stats_by_key(client, dimension, None, window, filters, high_churn, now).await
+}
+
+/// [`by_dimension`] for the keys `keys` only, however many (a deployment's topics).
+pub async fn of_keys(
+    client: &tokio_postgres::Client,
+    dimension: Dimension,
+    keys: &[String],
+    window: Window,
+    filters: &[(&'static str, String)],
+    high_churn: f32,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
+    stats_by_key(
+        client,
+        dimension,
+        Some(keys),
+        window,
+        filters,
+        high_churn,
+        now,
+    )
+    .await
+}
+
+async fn stats_by_key(
+    client: &tokio_postgres::Client,
+    dimension: Dimension,
+    keys: Option<&[String]>,
+    window: Window,
+    filters: &[(&'static str, String)],
+    high_churn: f32,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
     let from = window.start(now);
+    let (only, limit) = match keys {
+        Some(_) => ("AND key = ANY($3::text[])", String::new()),
+        None => ("", format!("LIMIT {MAX_ITEMS}")),
+    };
+    let keys = keys.map(<[String]>::to_vec).unwrap_or_default();
     let rows = if filters.is_empty() {
         let sql = format!(
-            "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 \
-             GROUP BY key ORDER BY 2 DESC, key LIMIT {MAX_ITEMS}"
+            "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 {only} \
+             GROUP BY key ORDER BY 2 DESC, key {limit}"
         );
-        client.query(&sql, &[&dimension.as_str(), &from]).await?
+        let name = dimension.as_str();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &from];
+        if !only.is_empty() {
+            params.push(&keys);
+        }
+        client.query(&sql, &params).await?
     } else if let (Dimension::Overall, [("topics", topic)]) = (dimension, filters) {
         // A topic's own rollups: the overall figures of its posts.
         let sql = format!(
@@ -147,6 +191,7 @@ pub async fn by_dimension(
             Box::new(from),
             Box::new(high_churn),
             Box::new(dimension.as_str()),
+            Box::new(keys),
         ];
         let mut clauses = vec!["p.deleted_at IS NULL".to_string()];
         for (column, value) in filters {
@@ -158,6 +203,11 @@ pub async fn by_dimension(
             ));
         }
         let where_ = clauses.join(" AND ");
+        let only = if only.is_empty() {
+            ""
+        } else {
+            "AND d.key = ANY($4::text[])"
+        };
         let sql = format!(
             "SELECT d.key, {SUMS} FROM ( \
                  SELECT d.* FROM posts p \
@@ -168,7 +218,8 @@ pub async fn by_dimension(
                  CROSS JOIN LATERAL {} d \
                  WHERE e.at >= $1::timestamptz - interval '1 minute' AND NOT e.held AND {where_}) d \
              WHERE d.dimension = $3::text AND d.minute >= $1::timestamptz \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_ITEMS}",
+               AND ($4::text[] IS NOT NULL) {only} \
+             GROUP BY 1 ORDER BY 2 DESC, 1 {limit}",
             post_deltas("1", "p", "$2::float4"),
             engagement_deltas("1", "e", "p"),
         );

@@ -22,11 +22,14 @@ fn topic_view(row: &Row) -> TopicView {
     }
 }
 
-/// The largest revision of any topic (0 before the first): it moves on every change, deletions
-/// included, so a process that saw it unchanged holds the current topics.
+/// The sum of every topic's revision (0 before the first). Every change gives its row a new,
+/// larger revision, so the sum grows with each committed change, deletions included, and in
+/// whatever order changes commit (a largest revision would miss a change that took its number
+/// before another and committed after): a process that saw it unchanged holds the current
+/// topics.
 pub async fn revision(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     Ok(client
-        .query_one("SELECT COALESCE(max(revision), 0)::int8 FROM topics", &[])
+        .query_one("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
         .await?
         .get(0))
 }

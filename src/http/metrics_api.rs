@@ -383,9 +383,23 @@ pub async fn topics(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, items) = items(&state, &query, Dimension::Topic).await?;
+    let filters = query.filters()?;
+    let window = query.window.unwrap_or(Window::FiveMinutes);
+    let now = Utc::now();
     let client = state.pool.get().await?;
     let live = crate::db::topics::list(&**client).await?;
+    // Every live topic's figures, however many topics there are.
+    let ids: Vec<String> = live.iter().map(|t| t.id.to_string()).collect();
+    let items = rollups::of_keys(
+        &client,
+        Dimension::Topic,
+        &ids,
+        window,
+        &filters,
+        state.settings.metrics.high_churn_threshold,
+        now,
+    )
+    .await?;
     let mut by_id: std::collections::HashMap<i64, Stats> = items
         .into_iter()
         .filter_map(|k| Some((k.key.parse().ok()?, k.stats)))

@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::topics::{LiveTopics, PostFields, QueryError, TopicSet};
+use crate::topics::{Expr, LiveTopics, PostFields, QueryError, TopicSet};
 
 /// What a source listens for besides its languages: its keywords and query, compiled as one
 /// topic, and the process's active topics when it keeps their posts too.
@@ -30,20 +30,25 @@ impl Listening {
         query: Option<&str>,
         topics: Option<Arc<LiveTopics>>,
     ) -> Result<Listening, QueryError> {
-        let mut parts: Vec<String> = keywords
+        // Each keyword is the phrase of its words, however many keywords and whatever their
+        // characters (`*` is punctuation here); one with no word in it keeps nothing.
+        let mut parts: Vec<Expr> = keywords
             .iter()
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| format!("\"{}\"", k.replace(['"', '“', '”'], " ")))
+            .filter_map(|k| {
+                let phrase = crate::topics::syntax::phrase(k);
+                if phrase.is_none() && !k.trim().is_empty() {
+                    tracing::warn!(keyword = %k, "a source keyword has no letters, digits or emoji; it keeps nothing");
+                }
+                phrase
+            })
             .collect();
         if let Some(query) = query.filter(|q| !q.trim().is_empty()) {
-            crate::topics::parse(query)?;
-            parts.push(format!("({query})"));
+            parts.push(crate::topics::parse(query)?);
         }
-        let own = if parts.is_empty() {
-            None
-        } else {
-            let expr = crate::topics::parse(&parts.join(" OR "))?;
-            Some(Arc::new(TopicSet::of(0, 1, &expr)))
+        let own = match parts.len() {
+            0 => None,
+            1 => Some(Arc::new(TopicSet::of(0, 1, &parts[0]))),
+            _ => Some(Arc::new(TopicSet::of(0, 1, &Expr::Or(parts)))),
         };
         Ok(Listening {
             own,
@@ -186,6 +191,19 @@ mod tests {
         assert!(f.keeps_post("c", "new #pulse buds", &[]));
         let mut f = TextFilter::new(keywords(&["pulse buds"]), &[], 0);
         assert!(!f.keeps_post("d", "buds by pulse", &[]));
+        // Any keyword a list held before: quotes, operators, stars, punctuation alone, many.
+        let mut many: Vec<String> = (0..1_000).map(|i| format!("brand{i}")).collect();
+        many.extend([
+            "\"quoted\" NOT this".into(),
+            "c*t".into(),
+            "!!!".into(),
+            "ab*".into(),
+        ]);
+        let mut f = TextFilter::new(Listening::new(&many, None, None).unwrap(), &[], 0);
+        assert!(f.keeps_post("e", "I love brand999", &[]));
+        assert!(f.keeps_post("f", "quoted, NOT this one", &[]));
+        assert!(!f.keeps_post("g", "not this", &[]));
+        assert!(f.keeps_post("h", "c t", &[]));
     }
 
     #[test]

@@ -230,7 +230,8 @@ enum Lex {
     /// A run of characters up to a space, a parenthesis or a quote.
     Chunk(String),
     Quoted(String),
-    Field(Field, String),
+    /// A field, its value, and the length of its name as typed (`language` or `lang`).
+    Field(Field, String, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -293,6 +294,7 @@ fn lex(chars: &[char]) -> Result<Vec<Lexeme>, QueryError> {
                     }
                     _ => match field_name(&chunk) {
                         Some((field, rest)) => {
+                            let typed = chunk.len() - rest.len() - 1;
                             let value = if rest.is_empty()
                                 && chars.get(at).is_some_and(|c| matches!(c, '"' | '“' | '”'))
                             {
@@ -302,7 +304,7 @@ fn lex(chars: &[char]) -> Result<Vec<Lexeme>, QueryError> {
                             } else {
                                 rest.to_string()
                             };
-                            Lex::Field(field, value)
+                            Lex::Field(field, value, typed)
                         }
                         None => Lex::Chunk(chunk),
                     },
@@ -516,10 +518,10 @@ impl Parser {
                 self.count_term(position)?;
                 words(&text, position, true)
             }
-            Lex::Field(field, value) => {
+            Lex::Field(field, value, typed) => {
                 self.at += 1;
                 self.count_term(position)?;
-                field_value(field, &value, position)
+                field_value(field, &value, position + typed + 1)
             }
             Lex::Close => Err(error(position, OPERAND, "a ) where a term was expected")),
             Lex::And | Lex::Or | Lex::Near { .. } => Err(error(
@@ -527,7 +529,12 @@ impl Parser {
                 OPERAND,
                 "an operator where a term was expected",
             )),
-            Lex::Not => unreachable!("unary takes NOT"),
+            // Only as a NEAR operand: elsewhere `unary` takes it first.
+            Lex::Not => Err(error(
+                position,
+                "a word, a phrase, or an OR of them on each side of NEAR",
+                "NEAR joins words and phrases; put NOT outside it (`x NOT (a NEAR/2 b)`)",
+            )),
         }
     }
 
@@ -602,18 +609,34 @@ fn words(chunk: &str, position: usize, quoted: bool) -> Result<Expr, QueryError>
     Ok(Expr::Words(patterns))
 }
 
+/// The words of `text`, read as post texts are, as a phrase (a word when there is one): how a
+/// source's keyword is matched. `None` when it has no letters, digits or emoji. No limit
+/// applies: keywords are settings, not requests.
+pub fn phrase(text: &str) -> Option<Expr> {
+    let tokens = Tokens::read(text);
+    let patterns: Vec<Pattern> = (0..tokens.len())
+        .map(|i| Pattern {
+            kind: tokens.tokens[i].kind,
+            text: tokens.text(i).to_string(),
+            prefix: false,
+        })
+        .collect();
+    (!patterns.is_empty()).then_some(Expr::Words(patterns))
+}
+
 /// The offset, in characters, of `piece` (a subslice) within `chunk`.
 fn offset_of(chunk: &str, piece: &str) -> usize {
     let bytes = piece.as_ptr() as usize - chunk.as_ptr() as usize;
     chunk[..bytes].chars().count()
 }
 
+/// The field atom of `value` (starting at character `position`) for `field`.
 fn field_value(field: Field, value: &str, position: usize) -> Result<Expr, QueryError> {
     let name = field.as_str();
     let value = value.trim();
     if value.is_empty() {
         return Err(error(
-            position + name.len() + 1,
+            position,
             "a value",
             format!("{name}: needs a value (`{name}:\"two words\"` for spaces)"),
         ));
@@ -624,7 +647,7 @@ fn field_value(field: Field, value: &str, position: usize) -> Result<Expr, Query
             if Platform::parse(&folded).is_none() {
                 let names: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
                 return Err(error(
-                    position + name.len() + 1,
+                    position,
                     &format!("one of {}", names.join(", ")),
                     format!("`{value}` is not a platform Pulse knows"),
                 ));
@@ -633,7 +656,7 @@ fn field_value(field: Field, value: &str, position: usize) -> Result<Expr, Query
         }
         Field::Site | Field::Links => host_of(value).ok_or_else(|| {
             error(
-                position + name.len() + 1,
+                position,
                 "a host name such as example.com",
                 format!("`{value}` is not a host name"),
             )
@@ -643,7 +666,7 @@ fn field_value(field: Field, value: &str, position: usize) -> Result<Expr, Query
             if !(2..=3).contains(&primary.len()) || !primary.bytes().all(|b| b.is_ascii_lowercase())
             {
                 return Err(error(
-                    position + name.len() + 1,
+                    position,
                     "a language code such as en, pt or pt-BR",
                     format!("`{value}` is not a language code"),
                 ));
@@ -720,6 +743,16 @@ mod tests {
         assert_eq!(at("*"), 0);
         assert_eq!(at(""), 0);
         assert_eq!(at("a near/3 b"), 2);
+        assert_eq!(at("a NEAR/2 NOT b"), 9);
+        assert_eq!(at("a NEAR/2 -b"), 9);
+        assert_eq!(at("(x NEAR/1 y) NEAR/3 -z"), 20);
+        assert_eq!(at("language:xx1"), 9);
+        assert_eq!(at("lang:"), 5);
+        for odd in [
+            "\"", "((", ")(", "-", "--x", "a:", "site:", "NEAR/", "“", "é:x", "🔥:x", "a AND -",
+        ] {
+            let _ = parse(odd);
+        }
         assert!(parse("apple AND").unwrap_err().expected.contains("word"));
     }
 

@@ -29,7 +29,7 @@ async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
     let pg = app.env.pg().await;
     wait_until(WAIT, || async {
         let revision: i64 = pg
-            .query_one("SELECT COALESCE(max(revision), 0)::int8 FROM topics", &[])
+            .query_one("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
             .await
             .unwrap()
             .get(0);
@@ -199,6 +199,10 @@ async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() 
         "a ".repeat(3_000),
         vec!["w"; 400].join(" OR "),
         "a\u{0}b".to_string(),
+        "a NEAR/2 NOT b".to_string(),
+        "(x NEAR/1 y) NEAR/3 -z".to_string(),
+        "\"".to_string(),
+        "language:".to_string(),
     ];
     for query in hostile {
         let (status, body) = app
@@ -677,5 +681,40 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
         )
         .await;
     assert_eq!(status, 400);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn share_of_voice_counts_every_topic_however_many() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let n = 205;
+    for i in 0..n {
+        create_topic(&app, &format!("t{i}"), &format!("word{i}")).await;
+    }
+    assert!(matcher_holds(&app, n).await);
+    let now = Utc::now();
+    let events: Vec<Value> = [0, n - 1]
+        .iter()
+        .flat_map(|i| {
+            (0..3).map(move |k| post_at(&format!("w{i}-{k}"), &format!("about word{i}"), now))
+        })
+        .collect();
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(env, &redis).await);
+    let share = app.get_ok("/api/v1/metrics/topics?window=1h").await;
+    let items = share["items"].as_array().unwrap();
+    assert_eq!(items.len(), n, "every live topic is listed");
+    let posts = |name: &str| {
+        items
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["posts"].as_i64().unwrap())
+    };
+    assert_eq!(
+        (posts("t0"), posts(&format!("t{}", n - 1))),
+        (Some(3), Some(3))
+    );
+    assert_eq!(items[0]["share_of_voice"]["volume"], 0.5);
     app.shutdown().await;
 }
