@@ -167,6 +167,7 @@ impl Application {
             traces: pipeline.traces().clone(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            exports: Default::default(),
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);

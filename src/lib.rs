@@ -12,7 +12,7 @@
 //! | layer | modules | what lives there |
 //! |---|---|---|
 //! | vocabulary | [`models`], [`config`], [`telemetry`] | plain data: events, analyses, metrics windows and dimensions, alert rules, post views, live messages; every setting; metric names |
-//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`generate`] | pure computation: analyzers, term extraction, cascades and prediction, story detection, topic queries and matching, the synthetic world |
+//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`search`], [`generate`] | pure computation: analyzers, term extraction, cascades and prediction, story detection, topic queries and matching, the synthetic world |
 //! | storage | [`db`], [`streams`], [`egress`] | every SQL statement (one file per table family, the audit log among them), every Redis stream command, outbound HTTP |
 //! | access | [`auth`] | keys, tokens, roles, the route policy |
 //! | pipeline | [`actors`], [`sources`] | the supervised stages, every one wired in [`actors::Pipeline::start`]; producers into the stream: platform connectors, file import, the demo feed |
@@ -44,8 +44,8 @@
 //! out.
 
 pub use pulse_core::{
-    analysis, auth, config, db, egress, generate, models, stories, streams, telemetry, topics,
-    virality,
+    analysis, auth, config, db, egress, generate, models, search, stories, streams, telemetry,
+    topics, virality,
 };
 
 pub mod actors;

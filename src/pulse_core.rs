@@ -4,7 +4,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | vocabulary | [`models`], [`config`], [`telemetry`] |
-//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`generate`] |
+//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`search`], [`generate`] |
 //! | storage | [`db`], [`streams`], [`egress`] |
 //! | access | [`auth`] |
 
@@ -15,6 +15,7 @@ pub mod db;
 pub mod egress;
 pub mod generate;
 pub mod models;
+pub mod search;
 pub mod stories;
 pub mod streams;
 pub mod telemetry;

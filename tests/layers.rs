@@ -13,7 +13,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["models", "config", "telemetry"]),
     (
         "engines",
-        &["analysis", "virality", "stories", "topics", "generate"],
+        &[
+            "analysis", "virality", "stories", "topics", "search", "generate",
+        ],
     ),
     ("storage", &["db", "streams", "egress"]),
     ("access", &["auth"]),

@@ -123,10 +123,12 @@ impl AnalyzerWorker {
                 analysis,
                 story_id: None,
                 topics: Vec::new(),
+                search: Vec::new(),
             })
             .collect();
         if let Some(topics) = &self.topics {
             match_topics(&topics.get(), &mut out.posts);
+            index(&mut out.posts);
         }
         out
     }
@@ -145,6 +147,13 @@ fn match_topics(set: &TopicSet, posts: &mut [AnalyzedPost]) {
     }
     metrics::histogram!(names::TOPIC_MATCH_SECONDS).record(started.elapsed());
     metrics::counter!(names::TOPIC_MATCHES).increment(matched as u64);
+}
+
+/// Writes each post's search vector, read as topics read it.
+fn index(posts: &mut [AnalyzedPost]) {
+    for p in posts.iter_mut() {
+        p.search = crate::search::vector::encode(&PostFields::of(p));
+    }
 }
 
 impl Actor for AnalyzerWorker {

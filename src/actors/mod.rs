@@ -12,6 +12,7 @@ pub mod mailer;
 pub mod messages;
 pub mod monitor;
 pub mod retention;
+pub mod search_indexer;
 mod series;
 pub mod store;
 pub mod stories;
@@ -74,6 +75,7 @@ pub struct Pipeline {
     topics: Arc<crate::topics::LiveTopics>,
     topic_watcher: Addr<TopicWatcher>,
     retagger: Addr<Retagger>,
+    search_indexer: Addr<search_indexer::SearchIndexer>,
     // Held for the pipeline's lifetime; read only by fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     analyzer: Supervised<AnalyzerWorker>,
@@ -243,6 +245,12 @@ impl Pipeline {
             Some(ingest.clone()),
         )
         .start();
+        let search_indexer = search_indexer::SearchIndexer::new(
+            pool.clone(),
+            &settings.topics,
+            Some(ingest.clone()),
+        )
+        .start();
         let virality = settings.virality.enabled.then(|| {
             let tracker = ViralityTracker::new(settings.clone(), pool, live.publish).start();
             ingest.subscribe(tracker.clone().recipient());
@@ -259,6 +267,7 @@ impl Pipeline {
             topics,
             topic_watcher,
             retagger,
+            search_indexer,
             analyzer,
             _watchdog: watchdog,
             _retention: retention,
@@ -300,6 +309,7 @@ impl Pipeline {
         self.deliverer.do_send(messages::Stop);
         self.topic_watcher.do_send(messages::Stop);
         self.retagger.do_send(messages::Stop);
+        self.search_indexer.do_send(messages::Stop);
     }
 
     /// The topics this process matches posts against.
@@ -360,5 +370,6 @@ stop_on_request!(
     webhooks::Deliverer,
     aggregator::Aggregator,
     TopicWatcher,
-    Retagger
+    Retagger,
+    search_indexer::SearchIndexer
 );

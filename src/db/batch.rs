@@ -61,6 +61,7 @@ const RELATIONS: &[(&str, &[(&str, &str)])] = &[
             ("rollup_other", "int2"),
             ("producer", "text"),
             ("story_id", "int8"),
+            ("search", "tsvector"),
         ],
     ),
     (
@@ -456,6 +457,7 @@ struct Columns<'a> {
     deleted_at: Times,
     deletion_entries: Texts<'a>,
     deletion_producers: Texts<'a>,
+    search: Vec<Option<super::search::TsVector<'a>>>,
     topic_posts: Texts<'a>,
     topic_ids: Vec<i64>,
     topic_versions: Vec<i32>,
@@ -562,6 +564,10 @@ impl<'a> Columns<'a> {
             deleted_at: deletions.iter().map(|d| d.deletion.at).collect(),
             deletion_entries: deletions.iter().map(|d| d.entry_id.as_str()).collect(),
             deletion_producers: deletions.iter().map(|d| d.producer.as_str()).collect(),
+            search: posts
+                .iter()
+                .map(|p| (!p.search.is_empty()).then(|| super::search::TsVector(&p.search)))
+                .collect(),
             topic_posts: posts
                 .iter()
                 .flat_map(|p| p.topics.iter().map(move |_| p.post.id.as_str()))
@@ -589,6 +595,7 @@ impl<'a> Columns<'a> {
             ("posts", "text") => &self.texts,
             ("posts", "created_at") => &self.created,
             ("posts", "story_id") => &self.stories,
+            ("posts", "search") => &self.search,
             ("posts", "lang") => &self.langs,
             ("posts", "city") => &self.cities,
             ("posts", "country") => &self.countries,

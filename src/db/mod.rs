@@ -22,6 +22,7 @@ pub mod retags;
 pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
+pub mod search;
 pub mod statistics;
 pub mod stories;
 mod text;
@@ -67,6 +68,23 @@ pub fn api_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
         api_pool_size(settings),
         Duration::from_millis(settings.api_wait_ms.max(1)),
     )
+}
+
+/// `e` with its cause: PostgreSQL's own message and code, or the error beneath a connection
+/// failure (a bare "db error" says neither).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    match std::error::Error::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
 }
 
 /// The HTTP API's connections: [`api_pool`], with a duty cycle. A connection that was held

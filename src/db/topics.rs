@@ -257,7 +257,7 @@ impl StoredText {
 }
 
 /// The columns [`StoredText`] reads.
-const STORED_TEXT_COLUMNS: &str = "id, created_at, text, author_id, platform, lang, country, \
+pub const STORED_TEXT_COLUMNS: &str = "id, created_at, text, author_id, platform, lang, country, \
     city, product, channel, url, COALESCE(topics, '{}') AS topics, language_support, \
     COALESCE(topic_versions, '{}') AS topic_versions";
 
@@ -278,7 +278,7 @@ impl StoredText {
     }
 }
 
-fn stored_text(r: &Row) -> StoredText {
+pub fn stored_text(r: &Row) -> StoredText {
     StoredText {
         id: r.get(0),
         created_at: r.get(1),

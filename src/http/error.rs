@@ -147,6 +147,10 @@ impl From<deadpool_postgres::PoolError> for ApiError {
         use deadpool_postgres::{PoolError, TimeoutType};
         match e {
             PoolError::Timeout(TimeoutType::Wait) => ApiError::busy(),
+            PoolError::Backend(e) => {
+                tracing::warn!(error = %crate::db::describe(&e), "database unavailable");
+                ApiError::unavailable("the database is unavailable")
+            }
             e => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable("the database is unavailable")
@@ -160,18 +164,21 @@ impl From<tokio_postgres::Error> for ApiError {
         if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
             ApiError::query_timeout()
         } else if e.is_closed() || e.code().is_none() {
-            tracing::warn!(error = %e, "database unavailable");
+            tracing::warn!(error = %crate::db::describe(&e), "database unavailable");
             ApiError::unavailable("the database is unavailable")
         } else if e.code().is_some_and(|c| c.code().starts_with("22")) {
             // A data exception: a value the request carried that PostgreSQL cannot hold (a
             // time out of its range, a NUL in text). The request is what is wrong.
-            tracing::warn!(error = %e, "a request parameter was refused by the database");
+            tracing::warn!(
+                error = %crate::db::describe(&e),
+                "a request parameter was refused by the database"
+            );
             ApiError::bad_request(
                 ErrorCode::InvalidQuery,
                 "a value in the request is outside what the server can store or compare",
             )
         } else {
-            ApiError::internal(e)
+            ApiError::internal(crate::db::describe(&e))
         }
     }
 }

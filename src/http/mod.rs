@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod filters;
 pub mod forecast;
 pub mod guard;
@@ -30,6 +31,7 @@ pub mod posts;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub mod search;
 pub mod security_headers;
 pub mod state;
 pub mod stories;
@@ -83,6 +85,8 @@ pub struct AppState {
     pub policy: &'static crate::auth::policy::RoutePolicy,
     /// Callers with a topic preview running (one each).
     pub previews: crate::actors::analyzer_share::Callers,
+    /// Exports running (one per caller, a few in all).
+    pub exports: std::sync::Arc<export::Exports>,
 }
 
 impl AppState {

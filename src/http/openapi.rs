@@ -54,6 +54,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         (name = "events", description = "Event intake: posts and engagements onto the stream"),
         (name = "analysis", description = "Synchronous text analysis"),
         (name = "posts", description = "Stored posts and their analysis"),
+        (name = "search", description = "Search every stored post in the topics query language, and export what it finds"),
         (name = "metrics", description = "Windowed aggregates, time series and trending terms"),
         (name = "pipeline", description = "Pipeline throughput, lag and dead letters"),
         (name = "alerts", description = "Alert rules and the alerts they raise"),

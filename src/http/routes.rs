@@ -14,8 +14,8 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, events, forecast, health, live, metrics_api, openapi, pipeline,
-    posts, stories, topics, virality_api, webhooks_api,
+    alerts_api, analyze, auth_api, events, export, forecast, health, live, metrics_api, openapi,
+    pipeline, posts, search, stories, topics, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -60,6 +60,8 @@ endpoints! {
     live::connect => ANALYST,
     analyze::analyze => ANALYST,
     posts::list => ANALYST,
+    search::search => ANALYST,
+    export::export => ANALYST,
     virality_api::post_virality => ANALYST,
     posts::get_one => ANALYST,
     metrics_api::overall => ANALYST,

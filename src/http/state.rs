@@ -137,6 +137,7 @@ mod tests {
             traces: Default::default(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            exports: Default::default(),
             settings: Arc::new(settings),
         })
     }

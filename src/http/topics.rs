@@ -148,7 +148,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// `query` parsed; it is stored as the text given, once it parses.
-fn parsed(query: &str) -> Result<topics::Expr, ApiError> {
+pub fn parsed(query: &str) -> Result<topics::Expr, ApiError> {
     if query.contains('\0') {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidTopicQuery,

@@ -260,6 +260,9 @@ pub struct AnalyzedPost {
     pub story_id: Option<i64>,
     /// The topics it matched when it was analysed, by id.
     pub topics: Vec<super::topic::TopicMatch>,
+    /// Its search vector, in PostgreSQL's binary `tsvector` form; empty for none yet (the
+    /// search indexer writes it later).
+    pub search: Vec<u8>,
 }
 
 impl AnalyzedPost {

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     InvalidTopicQuery,
     /// A topic that cannot be kept (name, status or days out of range).
     InvalidTopic,
+    /// A search whose facets would check more posts one by one than a request may (a broad
+    /// `NEAR`); narrow it with words, a time range or filters.
+    QueryTooBroad,
     /// Events that are not valid; `details.errors` names each.
     InvalidEvent,
     /// A request that carries nothing (no events, no texts).
@@ -125,9 +128,9 @@ impl ErrorCode {
             InvalidJson | InvalidQuery | InvalidPath | InvalidBody | InvalidCursor
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
-            | InvalidKey | InvalidTopicQuery | InvalidTopic | NonCanonicalPath | BadHandshake
-            | InvalidMessage | UnknownType | UnknownTopic | InvalidFilter | TooManyTopics
-            | UnsupportedFrame => 400,
+            | InvalidKey | InvalidTopicQuery | InvalidTopic | QueryTooBroad | NonCanonicalPath
+            | BadHandshake | InvalidMessage | UnknownType | UnknownTopic | InvalidFilter
+            | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed => 403,
@@ -159,6 +162,7 @@ impl ErrorCode {
             InvalidKey => "invalid_key",
             InvalidTopicQuery => "invalid_topic_query",
             InvalidTopic => "invalid_topic",
+            QueryTooBroad => "query_too_broad",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",
             TooManyTexts => "too_many_texts",

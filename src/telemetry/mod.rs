@@ -73,6 +73,14 @@ pub mod names {
         counter TOPIC_RELOADS = "pulse_topics_reloads_total";
         /// Stored posts re-tagged for a topic, by `change` (`scanned`, `added`, `removed`).
         counter TOPIC_RETAGGED = "pulse_topics_retagged_posts_total";
+        /// Search vectors written for posts stored without one.
+        counter SEARCH_INDEXED = "pulse_search_indexed_posts_total";
+        /// Searches answered, by `kind` (`page`, `facets`, `export`).
+        counter SEARCHES = "pulse_search_requests_total";
+        /// Posts a search checked against its query one by one.
+        counter SEARCH_CHECKED = "pulse_search_checked_posts_total";
+        /// Rows written by exports.
+        counter EXPORTED_ROWS = "pulse_search_exported_rows_total";
         /// Rows inserted (replays excluded), by `table`.
         counter STORED_ROWS = "pulse_store_rows_inserted_total";
         /// Time to commit one batch.

@@ -23,6 +23,7 @@ mod model;
 mod monitoring;
 mod openapi;
 mod pipeline;
+mod search;
 mod security;
 mod security_findings;
 mod source_findings;

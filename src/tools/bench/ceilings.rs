@@ -146,13 +146,20 @@ pub(super) fn analyze_all(
                             batch
                                 .iter()
                                 .zip(analyses)
-                                .map(|(post, analysis)| AnalyzedPost {
-                                    entry_id: "0-0".into(),
-                                    producer: crate::models::producer::STREAM.into(),
-                                    post: post.clone(),
-                                    analysis,
-                                    story_id: None,
-                                    topics: Vec::new(),
+                                .map(|(post, analysis)| {
+                                    let mut p = AnalyzedPost {
+                                        entry_id: "0-0".into(),
+                                        producer: crate::models::producer::STREAM.into(),
+                                        post: post.clone(),
+                                        analysis,
+                                        story_id: None,
+                                        topics: Vec::new(),
+                                        search: Vec::new(),
+                                    };
+                                    p.search = crate::search::vector::encode(
+                                        &crate::topics::PostFields::of(&p),
+                                    );
+                                    p
                                 })
                                 .collect::<Vec<_>>()
                         })

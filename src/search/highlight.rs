@@ -1,0 +1,100 @@
+//! Where a query's words stand in a post's text, for highlighting: every token a word, a
+//! wildcard, a hashtag or a handle of the query finds, and each run of tokens a phrase finds,
+//! except under `NOT` (what a query excludes is not what it found).
+
+use crate::topics::syntax::Pattern;
+use crate::topics::text::Tokens;
+use crate::topics::Expr;
+
+/// The spans of `text` to highlight, as `[start, end)` offsets in characters (Unicode code
+/// points), sorted and merged.
+pub fn highlights(expr: &Expr, text: &str) -> Vec<[usize; 2]> {
+    let mut phrases = Vec::new();
+    positive_phrases(expr, &mut phrases);
+    if phrases.is_empty() {
+        return Vec::new();
+    }
+    let tokens = Tokens::read(text);
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for phrase in phrases {
+        let n = phrase.len();
+        if n == 0 || n > tokens.len() {
+            continue;
+        }
+        for start in 0..=tokens.len() - n {
+            let found = phrase.iter().enumerate().all(|(k, p)| {
+                let i = start + k;
+                p.finds(tokens.tokens[i].kind, tokens.text(i))
+            });
+            if found {
+                let from = tokens.tokens[start].source.start as usize;
+                let to = tokens.tokens[start + n - 1].source.end as usize;
+                spans.push((from, to));
+            }
+        }
+    }
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (from, to) in spans {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    let mut out = Vec::with_capacity(merged.len());
+    let (mut bytes, mut chars) = (0, 0);
+    let mut to_chars = |byte: usize| {
+        chars += text[bytes..byte].chars().count();
+        bytes = byte;
+        chars
+    };
+    for (from, to) in merged {
+        let start = to_chars(from);
+        let end = to_chars(to);
+        out.push([start, end]);
+    }
+    out
+}
+
+fn positive_phrases<'e>(expr: &'e Expr, out: &mut Vec<&'e [Pattern]>) {
+    match expr {
+        Expr::Words(patterns) => out.push(patterns),
+        Expr::Field(..) | Expr::Not(_) => {}
+        Expr::And(items) | Expr::Or(items) => {
+            items.iter().for_each(|i| positive_phrases(i, out));
+        }
+        Expr::Near { left, right, .. } => {
+            positive_phrases(left, out);
+            positive_phrases(right, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::parse;
+
+    fn h(query: &str, text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        highlights(&parse(query).unwrap(), text)
+            .into_iter()
+            .map(|[a, b]| chars[a..b].iter().collect())
+            .collect()
+    }
+
+    #[test]
+    fn found_words_and_phrases_are_marked_and_excluded_ones_are_not() {
+        assert_eq!(
+            h(
+                "cancel* OR \"customer service\" NOT refund",
+                "Cancelled! Customer Service, no refund"
+            ),
+            ["Cancelled", "Customer Service"]
+        );
+        assert_eq!(h("pulse", "#Pulse and pulse"), ["#Pulse", "pulse"]);
+        assert_eq!(h("#pulse", "#Pulse and pulse"), ["#Pulse"]);
+        assert_eq!(h("東京", "私は東京へ"), ["東京"]);
+        assert_eq!(h("café", "ça, Café"), ["Café"]);
+    }
+}

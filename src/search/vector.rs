@@ -1,0 +1,203 @@
+//! A post's search vector: the tokens topics read (folded words, `#tags`, `@handles`, each
+//! at its position) and the values its fields hold, as PostgreSQL's `tsvector` in its binary
+//! form, so the store takes it as is and no server-side text parser reads it differently.
+//!
+//! Lexemes: a word as folded (`cafe`), a hashtag as `#tag`, a handle as `@handle`, a field as
+//! `=field:value` (no query word can start with `=`, so a wildcard never reaches a field).
+//! Where a text cannot be held exactly (a token longer than a lexeme may be, a token more
+//! often than positions are kept), the vector also holds [`UNSURE`], and searches check the
+//! post itself.
+
+use std::collections::BTreeMap;
+
+use crate::topics::text::{host_of, TokenKind, Tokens};
+use crate::topics::{Field, PostFields};
+
+/// The lexeme of a post whose vector is not exact.
+pub const UNSURE: &str = "!";
+/// Longest lexeme PostgreSQL holds, in bytes.
+pub const MAX_LEXEME_BYTES: usize = 2_046;
+/// Most positions PostgreSQL keeps of one lexeme.
+pub const MAX_POSITIONS: usize = 256;
+/// Highest position PostgreSQL keeps.
+pub const MAX_POSITION: usize = 16_383;
+
+/// The lexeme a field's folded value is held under.
+pub fn field_lexeme(field: Field, value: &str) -> String {
+    format!("={}:{value}", field.as_str())
+}
+
+/// The lexeme of a token of `kind` reading `folded`.
+pub fn token_lexeme(kind: TokenKind, folded: &str) -> String {
+    match kind {
+        TokenKind::Word => folded.to_string(),
+        TokenKind::Hashtag => format!("#{folded}"),
+        TokenKind::Mention => format!("@{folded}"),
+    }
+}
+
+/// The lexemes of `post` with their positions (1-based token indices; none for fields).
+pub fn lexemes(post: &PostFields) -> BTreeMap<Vec<u8>, Vec<u16>> {
+    let tokens = Tokens::read(post.text);
+    let mut out: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
+    let mut unsure = false;
+    for (i, token) in tokens.tokens.iter().enumerate() {
+        let lexeme = token_lexeme(token.kind, tokens.text(i));
+        if lexeme.len() > MAX_LEXEME_BYTES || i + 1 > MAX_POSITION {
+            unsure = true;
+            continue;
+        }
+        let positions = out.entry(lexeme.into_bytes()).or_default();
+        if positions.len() < MAX_POSITIONS {
+            positions.push((i + 1) as u16);
+        } else {
+            unsure = true;
+        }
+    }
+    let mut field = |field: Field, value: &str| {
+        let lexeme = field_lexeme(field, value);
+        if lexeme.len() > MAX_LEXEME_BYTES {
+            unsure = true;
+        } else {
+            out.entry(lexeme.into_bytes()).or_default();
+        }
+    };
+    let fold = crate::topics::text::fold;
+    field(Field::Author, &fold(post.author));
+    field(Field::Platform, &fold(post.platform));
+    let optional = [
+        (Field::Country, post.country),
+        (Field::City, post.city),
+        (Field::Product, post.product),
+        (Field::Channel, post.channel),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            field(name, &fold(value));
+        }
+    }
+    if let Some(lang) = post.lang {
+        let lang = fold(&lang.replace('_', "-"));
+        if let Some((primary, _)) = lang.split_once('-') {
+            field(Field::Lang, primary);
+        }
+        field(Field::Lang, &lang);
+    }
+    if let Some(host) = post.url.and_then(host_of) {
+        for domain in domains(&host) {
+            field(Field::Site, domain);
+        }
+    }
+    for host in &tokens.hosts {
+        for domain in domains(host) {
+            field(Field::Links, domain);
+        }
+    }
+    if unsure {
+        out.entry(UNSURE.as_bytes().to_vec()).or_default();
+    }
+    out
+}
+
+/// `host` and the domains it is under that still hold a dot (`a.b.com`, `b.com`), as a
+/// `site:` or `links:` query names them.
+fn domains(host: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(host);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => Some(parent),
+            _ => None,
+        };
+        Some(current)
+    })
+}
+
+/// `post`'s vector in `tsvector`'s binary form: the count, then each lexeme (sorted, unique)
+/// NUL-terminated with its count of positions and the positions, big-endian.
+pub fn encode(post: &PostFields) -> Vec<u8> {
+    let lexemes = lexemes(post);
+    let mut out = Vec::with_capacity(64 + post.text.len() * 2);
+    out.extend_from_slice(&(lexemes.len() as i32).to_be_bytes());
+    for (lexeme, positions) in &lexemes {
+        out.extend_from_slice(lexeme);
+        out.push(0);
+        out.extend_from_slice(&(positions.len() as u16).to_be_bytes());
+        for p in positions {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(text: &str) -> PostFields<'_> {
+        PostFields {
+            text,
+            author: "U1",
+            platform: "twitter",
+            lang: Some("pt_BR"),
+            url: Some("https://news.example.co.uk/a"),
+            ..PostFields::default()
+        }
+    }
+
+    fn keys(text: &str) -> Vec<String> {
+        lexemes(&post(text))
+            .into_keys()
+            .map(|k| String::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_vector_holds_tokens_at_their_positions_and_fields_without() {
+        let l = lexemes(&post("Café #Pulse @Ana café https://x.org/p 東京"));
+        assert_eq!(l[b"cafe".as_slice()], [1, 4]);
+        assert_eq!(l[b"#pulse".as_slice()], [2]);
+        assert_eq!(l[b"@ana".as_slice()], [3]);
+        assert_eq!(l["東".as_bytes()], [5]);
+        assert_eq!(l["京".as_bytes()], [6]);
+        let k = keys("hi https://www.shop.x.org/p");
+        for expected in [
+            "=author:u1",
+            "=platform:twitter",
+            "=lang:pt",
+            "=lang:pt-br",
+            "=site:news.example.co.uk",
+            "=site:example.co.uk",
+            "=site:co.uk",
+            "=links:shop.x.org",
+            "=links:x.org",
+        ] {
+            assert!(k.contains(&expected.to_string()), "{expected} in {k:?}");
+        }
+        assert!(!k.contains(&UNSURE.to_string()));
+    }
+
+    #[test]
+    fn what_cannot_be_held_exactly_marks_the_vector() {
+        let long = "a".repeat(MAX_LEXEME_BYTES + 1);
+        assert!(keys(&long).contains(&UNSURE.to_string()));
+        let many = "lol ".repeat(MAX_POSITIONS + 1);
+        let l = lexemes(&post(&many));
+        assert_eq!(l[b"lol".as_slice()].len(), MAX_POSITIONS);
+        assert!(l.contains_key(UNSURE.as_bytes()));
+        assert!(!keys(&"lol ".repeat(MAX_POSITIONS)).contains(&UNSURE.to_string()));
+    }
+
+    #[test]
+    fn the_binary_form_counts_and_terminates_each_lexeme() {
+        let bytes = encode(&PostFields {
+            text: "b a",
+            author: "u",
+            platform: "x",
+            ..PostFields::default()
+        });
+        let count = i32::from_be_bytes(bytes[..4].try_into().unwrap());
+        assert_eq!(count, 4);
+        assert_eq!(&bytes[4..14], b"=author:u\0".as_slice());
+    }
+}

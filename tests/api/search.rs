@@ -1,0 +1,539 @@
+//! Search on the real store: results equal a scan of every stored post with the topics
+//! matcher, for queries drawn at random from the grammar, before and after deletions and for
+//! posts whose vectors are missing or not exact; the API's answers to hostile requests;
+//! exports in both formats.
+
+use crate::common;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use super::deletions::{deletion, xadd_all};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+const WORDS: &[&str] = &[
+    "refund",
+    "late",
+    "delivery",
+    "café",
+    "cafe",
+    "pulse",
+    "apple",
+    "iphone",
+    "customer",
+    "service",
+    "cancelled",
+    "cancel",
+    "straße",
+    "strasse",
+    "good",
+    "bad",
+    "battery",
+    "buds",
+    "東京",
+    "地震",
+    "京都",
+    "über",
+    "naïve",
+    "don't",
+    "apple's",
+    "north",
+    "south",
+];
+const TAGS: &[&str] = &["#pulse", "#Refund", "@pulse", "@support", "#東京"];
+const LINKS: &[&str] = &[
+    "https://shop.example.com/p/1",
+    "http://www.news.example.org/a",
+];
+
+/// A post drawn from the vocabulary, with fields drawn from small sets.
+fn random_post(rng: &mut StdRng, n: usize, at: DateTime<Utc>) -> Value {
+    let mut words = Vec::new();
+    for _ in 0..rng.random_range(3..14) {
+        let w = match rng.random_range(0..10) {
+            0 => TAGS[rng.random_range(0..TAGS.len())].to_string(),
+            1 => LINKS[rng.random_range(0..LINKS.len())].to_string(),
+            2 => "filler".to_string(),
+            _ => WORDS[rng.random_range(0..WORDS.len())].to_string(),
+        };
+        let w = if rng.random_bool(0.2) {
+            w.to_uppercase()
+        } else {
+            w
+        };
+        words.push(w);
+    }
+    let text = match n % 97 {
+        // Vectors that cannot be exact: a word too often, a token too long.
+        0 => "refund ".repeat(300) + "late",
+        1 => format!("{} pulse", "x".repeat(2_100)),
+        _ => words.join(if rng.random_bool(0.1) { ", " } else { " " }),
+    };
+    let platforms = ["twitter", "reddit", "bluesky"];
+    let langs = ["en", "de", "fr", "ja"];
+    let countries = ["FR", "DE"];
+    let product = if n.is_multiple_of(5) {
+        Value::Null
+    } else {
+        json!(["Buds", "Phone"][n % 2])
+    };
+    json!({
+        "type": "post", "id": format!("s-{n}"),
+        "platform": platforms[n % 3],
+        "author": {"id": format!("Author{}", n % 7), "followers": 10},
+        "text": text, "created_at": at.to_rfc3339(),
+        "lang": langs[n % 4],
+        "product": product,
+        "geo": {"country": countries[n % 2], "city": "Lyon"},
+        "url": format!("https://m.example.net/{n}"),
+    })
+}
+
+/// A query drawn from the grammar: words, wildcards, phrases, tags, fields, and AND, OR,
+/// NOT and NEAR nested up to `depth`.
+fn random_query(rng: &mut StdRng, depth: u32) -> String {
+    let leaf = |rng: &mut StdRng| -> String {
+        match rng.random_range(0..12) {
+            0 => format!(
+                "\"{} {}\"",
+                WORDS[rng.random_range(0..WORDS.len())],
+                WORDS[rng.random_range(0..WORDS.len())]
+            ),
+            1 => ["cancel*", "deliv*", "bat*", "str*"][rng.random_range(0..4)].to_string(),
+            2 => TAGS[rng.random_range(0..TAGS.len())].to_string(),
+            3 => [
+                "platform:reddit",
+                "lang:de",
+                "product:buds",
+                "country:fr",
+                "author:author3",
+                "site:example.net",
+                "links:example.com",
+                "city:lyon",
+            ][rng.random_range(0..8)]
+            .to_string(),
+            _ => {
+                let w = WORDS[rng.random_range(0..WORDS.len())];
+                if w.contains('\'') {
+                    format!("\"{w}\"")
+                } else {
+                    w.to_string()
+                }
+            }
+        }
+    };
+    if depth == 0 || rng.random_bool(0.35) {
+        return leaf(rng);
+    }
+    let a = random_query(rng, depth - 1);
+    let b = random_query(rng, depth - 1);
+    match rng.random_range(0..5) {
+        0 => format!("({a} AND {b})"),
+        1 => format!("({a} OR {b})"),
+        2 => format!("({a} NOT {b})"),
+        3 => format!("({a} AND NOT ({b}))"),
+        _ => format!(
+            "{} NEAR/{} {}",
+            leaf(rng),
+            rng.random_range(0..4),
+            leaf(rng)
+        ),
+    }
+}
+
+/// Every hit of `query` over every page.
+async fn search_all(app: &TestApp, query: &str, extra: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    let q = urlencoding(query);
+    loop {
+        let mut path = format!("/api/v1/search?q={q}&limit=100{extra}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let body = app.get_ok(&path).await;
+        for hit in body["items"].as_array().unwrap() {
+            ids.push(hit["post"]["id"].as_str().unwrap().to_string());
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return ids,
+        }
+    }
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The live stored posts, as the matcher reads them.
+async fn stored(pg: &tokio_postgres::Client) -> Vec<pulse::db::topics::StoredText> {
+    pg.query(
+        &format!(
+            "SELECT {} FROM posts WHERE deleted_at IS NULL",
+            pulse::db::topics::STORED_TEXT_COLUMNS
+        ),
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(pulse::db::topics::stored_text)
+    .collect()
+}
+
+/// Compares the search of every query with a scan; the queries that differ.
+async fn compare(app: &TestApp, queries: &[String]) -> Vec<String> {
+    let pg = app.env.pg().await;
+    let posts = stored(&pg).await;
+    let mut wrong = Vec::new();
+    for (i, query) in queries.iter().enumerate() {
+        let expected: BTreeSet<String> = posts
+            .iter()
+            .filter(|p| pulse::topics::set::query_matches(query, &p.fields()).unwrap())
+            .map(|p| p.id.clone())
+            .collect();
+        let order = if i % 3 == 0 { "&order=relevance" } else { "" };
+        let found = search_all(app, query, order).await;
+        let unique: BTreeSet<String> = found.iter().cloned().collect();
+        if unique.len() != found.len() || unique != expected {
+            wrong.push(format!(
+                "`{query}`: {} found ({} unique), {} expected; missing {:?}, extra {:?}",
+                found.len(),
+                unique.len(),
+                expected.len(),
+                expected.difference(&unique).take(3).collect::<Vec<_>>(),
+                unique.difference(&expected).take(3).collect::<Vec<_>>()
+            ));
+            continue;
+        }
+        if i % 4 == 0 {
+            let q = urlencoding(query);
+            let body = app
+                .get_ok(&format!("/api/v1/search?q={q}&limit=1&facets=true"))
+                .await;
+            let total = body["facets"]["total"].as_i64().unwrap();
+            let by_platform: i64 = body["facets"]["platform"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["count"].as_i64().unwrap())
+                .sum();
+            if total != expected.len() as i64 || by_platform != total {
+                wrong.push(format!(
+                    "`{query}`: facets total {total}, by platform {by_platform}, expected {}",
+                    expected.len()
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+#[actix_rt::test]
+async fn results_equal_a_scan_for_random_queries_before_and_after_deletions() {
+    let app = spawn_app().await;
+    let mut rng = StdRng::seed_from_u64(20261127);
+    let now = Utc::now();
+    let posts: Vec<Value> = (0..600)
+        .map(|n| random_post(&mut rng, n, now - TimeDelta::minutes(n as i64)))
+        .collect();
+    let redis = app.redis().await;
+    xadd_all(&redis, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(600, WAIT).await);
+    // Posts stored without a vector (as before search existed) are found all the same.
+    let pg = app.env.pg().await;
+    pg.execute(
+        "UPDATE posts SET search = NULL WHERE id IN (SELECT id FROM posts ORDER BY id LIMIT 40)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut queries = Vec::new();
+    while queries.len() < 200 {
+        let q = random_query(&mut rng, 3);
+        if pulse::topics::parse(&q).is_ok() {
+            queries.push(q);
+        }
+    }
+    let wrong = compare(&app, &queries).await;
+    assert!(
+        wrong.is_empty(),
+        "{} of 200:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    let deletions: Vec<Value> = (0..600)
+        .step_by(7)
+        .map(|n| deletion(&format!("s-{n}"), now))
+        .collect();
+    xadd_all(&redis, &app.env.stream, &deletions).await;
+    assert!(
+        wait_until(WAIT, || async {
+            let n: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n == deletions.len() as i64
+        })
+        .await
+    );
+    let wrong = compare(&app, &queries[..60]).await;
+    assert!(wrong.is_empty(), "after deletions:\n{}", wrong.join("\n"));
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn posts_stored_without_a_vector_are_indexed_in_the_background() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let posts: Vec<Value> = (0..50)
+        .map(|n| super::deletions::post_at(&format!("b-{n}"), "Late refund again", now))
+        .collect();
+    xadd_all(&app.redis().await, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(50, WAIT).await);
+    let pg = app.env.pg().await;
+    pg.execute("UPDATE posts SET search = NULL", &[])
+        .await
+        .unwrap();
+    assert_eq!(search_all(&app, "refund", "").await.len(), 50);
+    assert!(
+        wait_until(WAIT, || async {
+            let n: i64 = pg
+                .query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
+                .await
+                .unwrap()
+                .get(0);
+            n == 0
+        })
+        .await,
+        "the indexer writes every missing vector"
+    );
+    let body = app.get_ok("/api/v1/search?q=refund&limit=5").await;
+    assert_eq!(body["checked"], 0, "indexed posts need no check: {body}");
+    assert_eq!(search_all(&app, "refund", "").await.len(), 50);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let mut a = super::deletions::post_at("h-1", "Café déjà: refund, REFUND and #refund", now);
+    a["lang"] = json!("fr");
+    let b = super::deletions::post_at("h-2", "refund", now - TimeDelta::seconds(5));
+    xadd_all(&app.redis().await, &app.env.stream, &[a, b]).await;
+    assert!(app.wait_for_posts(2, WAIT).await);
+
+    let body = app
+        .get_ok("/api/v1/search?q=cafe%20OR%20refund&facets=true")
+        .await;
+    let hit = &body["items"][0];
+    assert_eq!(hit["post"]["id"], "h-1");
+    let text: Vec<char> = hit["post"]["text"].as_str().unwrap().chars().collect();
+    let marked: Vec<String> = hit["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let (a, b) = (
+                s[0].as_u64().unwrap() as usize,
+                s[1].as_u64().unwrap() as usize,
+            );
+            text[a..b].iter().collect()
+        })
+        .collect();
+    assert_eq!(marked, ["Café", "refund", "REFUND", "#refund"]);
+    assert_eq!(body["facets"]["total"], 2);
+    let langs: Vec<&str> = body["facets"]["lang"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(langs.contains(&"fr") && langs.len() <= 2, "{body}");
+
+    let by_relevance = app.get_ok("/api/v1/search?q=refund&order=relevance").await;
+    assert_eq!(
+        by_relevance["items"][0]["post"]["id"], "h-1",
+        "{by_relevance}"
+    );
+    assert!(by_relevance["items"][0]["score"].as_f64().unwrap() > 0.0);
+
+    let page = app.get_ok("/api/v1/search?q=refund&limit=1").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let next = app
+        .get_ok(&format!("/api/v1/search?q=refund&limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(next["items"][0]["post"]["id"], "h-2");
+
+    let nested = "(".repeat(10_000) + "a" + &")".repeat(10_000);
+    let hostile: Vec<(String, u16, &str)> = vec![
+        ("q=refund%20AND".into(), 400, "invalid_topic_query"),
+        ("q=NOT%20refund".into(), 400, "invalid_topic_query"),
+        ("q=*".into(), 400, "invalid_topic_query"),
+        (
+            format!("q={}", urlencoding(&nested)),
+            400,
+            "invalid_topic_query",
+        ),
+        ("q=a%20NEAR/1000000%20b".into(), 400, "invalid_topic_query"),
+        ("q=%00".into(), 400, "invalid_topic_query"),
+        ("q=refund&limit=0".into(), 400, "invalid_query"),
+        ("q=refund&order=best".into(), 400, "invalid_query"),
+        (
+            "q=refund&interval=week&facets=true".into(),
+            400,
+            "invalid_query",
+        ),
+        ("q=refund&format=csv".into(), 400, "invalid_query"),
+        (
+            "q=refund&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z".into(),
+            400,
+            "invalid_query",
+        ),
+        ("q=refund&cursor=zz".into(), 400, "invalid_cursor"),
+        (format!("q=late&cursor={cursor}"), 400, "invalid_cursor"),
+        (
+            format!("q=refund&order=relevance&cursor={cursor}"),
+            400,
+            "invalid_cursor",
+        ),
+        ("q=refund&sentiment=angry".into(), 400, "invalid_query"),
+        ("q=refund&nonsense=1".into(), 400, "invalid_query"),
+        ("limit=5".into(), 400, "invalid_query"),
+    ];
+    for (query, status, code) in hostile {
+        let (got, body) = app.get(&format!("/api/v1/search?{query}")).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = app.get("/api/v1/search?q=refund%20AND").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"]["position"], 10, "{body}");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn exports_stream_every_match_as_csv_or_json_lines() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let mut posts: Vec<Value> = (0..2_500)
+        .map(|n| {
+            let text = if n % 2 == 0 {
+                format!("refund {n}, \"quoted\"\nsecond line")
+            } else {
+                format!("=cmd() other {n}")
+            };
+            super::deletions::post_at(&format!("e-{n}"), &text, now - TimeDelta::seconds(n))
+        })
+        .collect();
+    posts.push(super::deletions::post_at("e-x", "@refund", now));
+    xadd_all(&app.redis().await, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(2_501, WAIT).await);
+
+    let csv = reqwest::get(app.url("/api/v1/search/export?q=refund"))
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let mut reader = csv_rows(&text);
+    let header = reader.remove(0);
+    assert_eq!(header, pulse::http::export::CSV_COLUMNS);
+    assert_eq!(reader.len(), 1_251, "every match, one row each");
+    let text_col = header.iter().position(|c| c == "text").unwrap();
+    assert!(reader
+        .iter()
+        .any(|r| r[text_col] == "refund 0, \"quoted\"\nsecond line"));
+    assert!(reader.iter().any(|r| r[text_col] == "'@refund"));
+
+    let jsonl = reqwest::get(app.url("/api/v1/search/export?q=other&format=jsonl"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1_250);
+    assert!(lines[0]["text"].as_str().unwrap().starts_with("=cmd()"));
+
+    for (query, code) in [
+        ("q=refund&format=xlsx", "invalid_query"),
+        ("q=refund&limit=10", "invalid_query"),
+        ("q=(refund", "invalid_topic_query"),
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/search/export?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
+    }
+    let pg = app.env.pg().await;
+    let audited: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'search.export'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 2);
+    app.shutdown().await;
+}
+
+/// The rows of an RFC 4180 text.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    rows
+}
