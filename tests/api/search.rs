@@ -386,17 +386,19 @@ async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
     assert_eq!(next["items"][0]["post"]["id"], "h-2");
 
     let nested = "(".repeat(10_000) + "a" + &")".repeat(10_000);
+    let deep = "(".repeat(40) + "a" + &")".repeat(40);
     let hostile: Vec<(String, u16, &str)> = vec![
         ("q=refund%20AND".into(), 400, "invalid_topic_query"),
         ("q=NOT%20refund".into(), 400, "invalid_topic_query"),
         ("q=*".into(), 400, "invalid_topic_query"),
+        (format!("q={}", urlencoding(&nested)), 414, "query_too_long"),
         (
-            format!("q={}", urlencoding(&nested)),
+            format!("q={}", urlencoding(&deep)),
             400,
             "invalid_topic_query",
         ),
         ("q=a%20NEAR/1000000%20b".into(), 400, "invalid_topic_query"),
-        ("q=%00".into(), 400, "invalid_topic_query"),
+        ("q=%00".into(), 400, "invalid_query"),
         ("q=refund&limit=0".into(), 400, "invalid_query"),
         ("q=refund&order=best".into(), 400, "invalid_query"),
         (
