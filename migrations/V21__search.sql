@@ -11,3 +11,16 @@ CREATE INDEX posts_search_idx ON posts USING gin (search) WHERE deleted_at IS NU
 CREATE INDEX posts_unindexed_idx ON posts (created_at DESC, id DESC)
     WHERE search IS NULL AND deleted_at IS NULL;
 
+
+-- A search with a name, to run again, share with the team or turn into a topic.
+CREATE TABLE saved_searches (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    query      TEXT NOT NULL,
+    -- The search's filters as `GET /api/v1/search` takes them (`platform`, `topic`, `from`...).
+    filters    JSONB NOT NULL DEFAULT '{}',
+    created_by TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX saved_searches_name_idx ON saved_searches (lower(name));

@@ -22,6 +22,7 @@ pub mod retags;
 pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
+pub mod saved_searches;
 pub mod search;
 pub mod statistics;
 pub mod stories;

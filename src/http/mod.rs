@@ -31,6 +31,7 @@ pub mod posts;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub mod saved_searches;
 pub mod search;
 pub mod security_headers;
 pub mod state;

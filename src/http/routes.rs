@@ -15,7 +15,7 @@ use actix_web::web;
 use super::openapi::ApiDocument;
 use super::{
     alerts_api, analyze, auth_api, events, export, forecast, health, live, metrics_api, openapi,
-    pipeline, posts, search, stories, topics, virality_api, webhooks_api,
+    pipeline, posts, saved_searches, search, stories, topics, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -62,6 +62,8 @@ endpoints! {
     posts::list => ANALYST,
     search::search => ANALYST,
     export::export => ANALYST,
+    saved_searches::list => ANALYST,
+    saved_searches::get_one => ANALYST,
     virality_api::post_virality => ANALYST,
     posts::get_one => ANALYST,
     metrics_api::overall => ANALYST,
@@ -94,6 +96,8 @@ endpoints! {
     topics::retag_one => ANALYST,
 
     topics::create => EDITOR,
+    saved_searches::create => EDITOR,
+    saved_searches::remove => EDITOR,
     topics::update => EDITOR,
     topics::remove => EDITOR,
     topics::retag => EDITOR,

@@ -127,18 +127,23 @@ pub fn query_error(e: QueryError) -> ApiError {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
+    name_problem(name).map_or(Ok(()), |why| Err(invalid(why)))
+}
+
+/// What is wrong with `name` as the name of a topic or a saved search, if anything.
+pub fn name_problem(name: &str) -> Option<String> {
     let chars = name.chars().count();
     if name.trim().is_empty() || chars > MAX_NAME_CHARS {
-        return Err(invalid(format!(
+        return Some(format!(
             "name must be 1 to {MAX_NAME_CHARS} characters, not blank"
-        )));
-    }
-    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
-        return Err(invalid(
-            "name must not contain control, zero-width or direction-changing characters",
         ));
     }
-    Ok(())
+    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Some(
+            "name must not contain control, zero-width or direction-changing characters".into(),
+        );
+    }
+    None
 }
 
 /// Characters that make one name look like another or reorder the text around it.

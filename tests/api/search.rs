@@ -539,3 +539,72 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
     }
     rows
 }
+
+#[actix_rt::test]
+async fn searches_are_saved_listed_and_deleted_and_bad_ones_refused() {
+    let app = spawn_app().await;
+    let saved = json!({"name": "Refunds in German", "query": "refund* AND lang:de",
+                       "filters": {"sentiment": "negative", "platform": "twitter"}});
+    let (status, body) = app.post("/api/v1/saved-searches", &saved).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    assert_eq!(
+        body["filters"],
+        json!({"sentiment": "negative", "platform": "twitter"})
+    );
+    let listed = app.get_ok("/api/v1/saved-searches").await;
+    assert_eq!(listed["items"][0]["id"], id);
+    assert_eq!(
+        app.get_ok(&format!("/api/v1/saved-searches/{id}")).await["query"],
+        "refund* AND lang:de"
+    );
+    let refused = [
+        (
+            json!({"name": "refunds IN german", "query": "x"}),
+            409,
+            "name_taken",
+        ),
+        (
+            json!({"name": "b", "query": "refund AND"}),
+            400,
+            "invalid_topic_query",
+        ),
+        (
+            json!({"name": "b", "query": "x", "filters": {"sentiment": "angry"}}),
+            400,
+            "invalid_query",
+        ),
+        (
+            json!({"name": "b", "query": "x", "filters": {"colour": "red"}}),
+            400,
+            "invalid_json",
+        ),
+        (json!({"name": " ", "query": "x"}), 400, "invalid_request"),
+        (
+            json!({"name": "a\u{202E}b", "query": "x"}),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in refused {
+        let (got, answer) = app.post("/api/v1/saved-searches", &body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    assert_eq!(
+        app.delete(&format!("/api/v1/saved-searches/{id}")).await,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/saved-searches/{id}")).await,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/saved-searches/{id}")).await.0,
+        404
+    );
+    app.shutdown().await;
+}

@@ -17,6 +17,7 @@ mod plot;
 pub mod refit;
 pub mod scale;
 mod scrape;
+pub mod search;
 pub mod soak;
 pub mod sources;
 pub mod stories;
@@ -90,6 +91,8 @@ pub struct BenchArgs {
     pub refit: refit::RefitBenchArgs,
     #[command(flatten)]
     pub topics: topics::TopicsBenchArgs,
+    #[command(flatten)]
+    pub search: search::SearchBenchArgs,
 }
 
 /// The parts of the benchmark.
@@ -122,6 +125,8 @@ pub enum Part {
     /// Matching posts against 0 to 10,000 topics, the pipeline with topics, and re-tagging
     /// stored posts beside the pipeline.
     Topics,
+    /// Searches and an export through the API over a seeded store.
+    Search,
 }
 
 /// Every figure of one run.
@@ -162,6 +167,7 @@ pub struct BenchReport {
     pub stories: Option<stories::StoriesReport>,
     pub refit: Option<refit::RefitReport>,
     pub topics: Option<topics::TopicsReport>,
+    pub search: Option<search::SearchReport>,
 }
 
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
@@ -192,6 +198,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                         | Part::Stories
                         | Part::Refit
                         | Part::Topics
+                        | Part::Search
                 ))
     };
     let result = async {
@@ -283,6 +290,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                 .await?,
             );
         }
+        if runs(Part::Search) {
+            eprintln!("search runs");
+            report.search = Some(search::run(&settings, &db_url, &run_id, &args.search).await?);
+        }
         if runs(Part::Hostile) {
             eprintln!("hostile runs");
             report.hostile = Some(
@@ -349,6 +360,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(t) = &report.topics {
         println!("{}", topics::markdown(t));
+    }
+    if let Some(s) = &report.search {
+        println!("{}", search::markdown(s));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;

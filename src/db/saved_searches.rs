@@ -1,0 +1,124 @@
+//! Saved searches: a name for a query and its filters, shared by everyone who may read posts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+
+/// A saved search as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SavedSearch {
+    pub id: i64,
+    pub name: String,
+    /// The query, in the topics language.
+    pub query: String,
+    /// The search's filters by parameter name (`platform`, `topic`, `from`...).
+    #[schema(value_type = Object)]
+    pub filters: serde_json::Value,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, query, filters, created_by, created_at, updated_at";
+
+fn saved(r: &Row) -> SavedSearch {
+    SavedSearch {
+        id: r.get(0),
+        name: r.get(1),
+        query: r.get(2),
+        filters: r.get(3),
+        created_by: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+    }
+}
+
+/// Why a saved search was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("a saved search named `{0}` exists")]
+    NameTaken(String),
+    #[error("{0} saved searches exist")]
+    TooMany(i64),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// Stores a saved search unless `max` exist.
+pub async fn create(
+    client: &mut deadpool_postgres::ClientWrapper,
+    name: &str,
+    query: &str,
+    filters: &serde_json::Value,
+    by: Option<&str>,
+    max: i64,
+) -> Result<SavedSearch, SaveError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('saved_searches/create'))",
+        &[],
+    )
+    .await?;
+    let count: i64 = tx
+        .query_one("SELECT count(*) FROM saved_searches", &[])
+        .await?
+        .get(0);
+    if count >= max {
+        return Err(SaveError::TooMany(count));
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO saved_searches (name, query, filters, created_by) \
+                 VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+            ),
+            &[&name, &query, filters, &by],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                SaveError::NameTaken(name.to_string())
+            } else {
+                SaveError::Db(e)
+            }
+        })?;
+    tx.commit().await?;
+    Ok(saved(&row))
+}
+
+/// Every saved search, by name.
+pub async fn list(client: &impl GenericClient) -> Result<Vec<SavedSearch>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            &format!("SELECT {COLUMNS} FROM saved_searches ORDER BY lower(name), id"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(saved)
+        .collect())
+}
+
+/// One saved search.
+pub async fn get(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<SavedSearch>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM saved_searches WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(saved))
+}
+
+/// Deletes a saved search; whether it existed.
+pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute("DELETE FROM saved_searches WHERE id = $1", &[&id])
+        .await?
+        > 0)
+}

@@ -1,0 +1,517 @@
+//! `pulse bench --only search`: a store of `--search-posts` posts over `--search-days` days
+//! (the generator's posts, a third of them real texts of every language given with
+//! `--search-texts`, each written with its search vector as the store writes it), then, through
+//! the HTTP API of a running Pulse: word, phrase, Boolean, wildcard and Japanese queries over
+//! the last 30 days, without and with facets, and an export streamed to the end with the
+//! process's memory sampled throughout.
+//!
+//! The store is seeded by one `INSERT ... SELECT` per chunk from `--search-distinct` analysed
+//! posts repeated with new ids and times, and the search index is built once afterwards, as a
+//! migration on an existing store builds it; the terms queried are drawn from the seeded texts'
+//! own vocabulary at several frequencies, so every query finds posts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{TimeDelta, Utc};
+use serde::Serialize;
+
+use super::ceilings::{analyze_all, generate_posts};
+use super::{bench_settings, machine_description, rss_mb_of};
+use crate::config::Settings;
+use crate::db::search::TsVector;
+use crate::search::vector::encode;
+use crate::topics::text::{is_spaceless, TokenKind, Tokens};
+use crate::topics::PostFields;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchBenchArgs {
+    /// Posts in the seeded store.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub search_posts: i64,
+    /// Days the seeded posts span, ending now.
+    #[arg(long, default_value_t = 90)]
+    pub search_days: i64,
+    /// Distinct analysed posts the store repeats.
+    #[arg(long, default_value_t = 50_000)]
+    pub search_distinct: usize,
+    /// Real texts, one per line; every third distinct post reads one.
+    #[arg(long)]
+    pub search_texts: Option<std::path::PathBuf>,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 20)]
+    pub search_queries: usize,
+    /// Rows the export aims at (it exports whole platforms until it reaches them).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub search_export_rows: i64,
+}
+
+/// Latencies of one kind of query.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueryKind {
+    pub kind: String,
+    pub example: String,
+    pub queries: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+    pub facets_p50_ms: f64,
+    pub facets_p95_ms: f64,
+    pub facets_max_ms: f64,
+    /// Median matches over the 30 days (the facets' total).
+    pub median_matches: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchReport {
+    pub date: String,
+    pub machine: String,
+    pub posts: i64,
+    pub days: i64,
+    pub distinct: usize,
+    pub seed_rows_per_sec: f64,
+    pub index_build_secs: f64,
+    pub index_mb: f64,
+    pub table_mb: f64,
+    pub kinds: Vec<QueryKind>,
+    pub export_query: String,
+    pub export_rows: i64,
+    pub export_rows_per_sec: f64,
+    pub export_csv_rows_per_sec: f64,
+    pub export_csv_mb: f64,
+    pub export_rss_before_mb: f64,
+    pub export_rss_peak_mb: f64,
+}
+
+/// Runs the part against the database `db_url` (migrated and empty).
+pub async fn run(
+    settings: &Settings,
+    db_url: &str,
+    run_id: &str,
+    args: &SearchBenchArgs,
+) -> anyhow::Result<SearchReport> {
+    let mut settings = settings.clone();
+    settings.analyzer.backend = crate::analysis::Backend::Lexicon;
+    settings.limits.rate_limits = false;
+    let mut report = SearchReport {
+        date: Utc::now().format("%Y-%m-%d").to_string(),
+        machine: machine_description(),
+        posts: args.search_posts,
+        days: args.search_days,
+        distinct: args.search_distinct,
+        ..Default::default()
+    };
+    let distinct = distinct_posts(&settings, args)?;
+    eprintln!("search: seeding {} posts", args.search_posts);
+    seed(db_url, &distinct, args, &mut report).await?;
+
+    let stream = format!("pulse:bench:{run_id}:search");
+    let app = crate::app::Application::build(
+        bench_settings(&settings, db_url, &stream),
+        crate::app::ServeOptions::default(),
+    )
+    .await?;
+    let base = format!("http://{}", app.address());
+    let http = reqwest::Client::new();
+    let terms = Terms::of(&distinct);
+    let from = (Utc::now() - TimeDelta::days(30)).to_rfc3339();
+    for (kind, queries) in terms.queries(args.search_queries) {
+        if queries.is_empty() {
+            continue;
+        }
+        eprintln!("search: {kind}");
+        report
+            .kinds
+            .push(measure(&http, &base, &from, kind, &queries).await?);
+    }
+    let (query, expected) = export_query(&distinct, args);
+    eprintln!("search: exporting `{query}` (about {expected} rows)");
+    report.export_query = query.clone();
+    export(&http, &base, &query, &mut report).await?;
+    app.shutdown().await;
+    Ok(report)
+}
+
+/// The distinct posts, analysed, each with its vector.
+fn distinct_posts(
+    settings: &Settings,
+    args: &SearchBenchArgs,
+) -> anyhow::Result<Vec<crate::models::AnalyzedPost>> {
+    let mut events: Vec<serde_json::Value> = generate_posts(args.search_distinct as u64, "search-")
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("generated events are JSON"))
+        .collect();
+    if let Some(path) = &args.search_texts {
+        let texts = std::fs::read_to_string(path).context("reading --search-texts")?;
+        let real: Vec<&str> = texts.lines().filter(|l| !l.trim().is_empty()).collect();
+        for (i, text) in real.iter().take(events.len() / 3).enumerate() {
+            let e = &mut events[i * 3];
+            e["text"] = serde_json::json!(text.chars().take(2_000).collect::<String>());
+            if let Some(o) = e.as_object_mut() {
+                o.remove("lang");
+            }
+        }
+    }
+    let encoded: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    let (mut posts, _) = analyze_all(settings, &encoded)?;
+    for p in &mut posts {
+        p.search = encode(&PostFields::of(p));
+    }
+    Ok(posts)
+}
+
+/// Inserts `args.search_posts` rows repeating `distinct`, then builds the search index.
+async fn seed(
+    db_url: &str,
+    distinct: &[crate::models::AnalyzedPost],
+    args: &SearchBenchArgs,
+    report: &mut SearchReport,
+) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let texts: Vec<&str> = distinct.iter().map(|p| p.post.text.as_str()).collect();
+    let platforms: Vec<&str> = distinct.iter().map(|p| p.post.platform.as_str()).collect();
+    let authors: Vec<&str> = distinct.iter().map(|p| p.post.author.id.as_str()).collect();
+    let langs: Vec<Option<&str>> = distinct
+        .iter()
+        .map(|p| p.analysis.lang.as_deref())
+        .collect();
+    let products: Vec<Option<&str>> = distinct.iter().map(|p| p.post.product.as_deref()).collect();
+    let countries: Vec<Option<&str>> = distinct.iter().map(|p| p.post.country()).collect();
+    let cities: Vec<Option<&str>> = distinct.iter().map(|p| p.post.city()).collect();
+    let urls: Vec<Option<&str>> = distinct.iter().map(|p| p.post.url.as_deref()).collect();
+    let labels: Vec<&str> = distinct
+        .iter()
+        .map(|p| p.analysis.sentiment_label.as_str())
+        .collect();
+    let scores: Vec<f32> = distinct
+        .iter()
+        .map(|p| p.analysis.sentiment_score.get())
+        .collect();
+    let vectors: Vec<TsVector> = distinct.iter().map(|p| TsVector(&p.search)).collect();
+    client.batch_execute("DROP INDEX posts_search_idx").await?;
+    let span_secs = (args.search_days * 86_400) as f64;
+    let step = span_secs / args.search_posts.max(1) as f64;
+    let started = Instant::now();
+    let chunk = 250_000i64;
+    let mut from = 0i64;
+    while from < args.search_posts {
+        let to = (from + chunk).min(args.search_posts);
+        client
+            .execute(
+                "INSERT INTO posts (id, platform, author_id, author_followers, text, created_at, \
+                     lang, city, country, product, url, sentiment_label, sentiment_score, \
+                     emotions, toxicity, churn_risk, model, stream_id, search) \
+                 SELECT 'b-' || g, ($3::text[])[i], ($4::text[])[i], 100, ($5::text[])[i], \
+                     now() - make_interval(secs => g * $6::float8), ($7::text[])[i], \
+                     ($8::text[])[i], ($9::text[])[i], ($10::text[])[i], ($11::text[])[i], \
+                     ($12::text[])[i], ($13::float4[])[i], '{}', 0, 0, 'lexicon', '0-0', \
+                     ($14::tsvector[])[i] \
+                 FROM generate_series($1::int8, $2::int8 - 1) AS g, \
+                      LATERAL (SELECT 1 + (g % cardinality($3::text[]))::int AS i) AS x",
+                &[
+                    &from, &to, &platforms, &authors, &texts, &step, &langs, &cities, &countries,
+                    &products, &urls, &labels, &scores, &vectors,
+                ],
+            )
+            .await
+            .context("seeding posts")?;
+        from = to;
+        eprintln!("search: {from} posts");
+    }
+    report.seed_rows_per_sec = args.search_posts as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    client
+        .batch_execute(
+            "SET maintenance_work_mem = '1GB'; \
+             CREATE INDEX posts_search_idx ON posts USING gin (search) WHERE deleted_at IS NULL",
+        )
+        .await
+        .context("building the search index")?;
+    report.index_build_secs = started.elapsed().as_secs_f64();
+    client
+        .batch_execute("VACUUM ANALYZE posts; CHECKPOINT")
+        .await?;
+    let sizes = client
+        .query_one(
+            "SELECT pg_relation_size('posts_search_idx')::float8 / 1048576, \
+                    pg_total_relation_size('posts')::float8 / 1048576",
+            &[],
+        )
+        .await?;
+    report.index_mb = sizes.get(0);
+    report.table_mb = sizes.get(1);
+    Ok(())
+}
+
+/// The seeded texts' vocabulary by frequency.
+struct Terms {
+    /// Latin words of four letters or more, most frequent first.
+    words: Vec<String>,
+    /// Pairs of such words side by side, most frequent first.
+    pairs: Vec<(String, String)>,
+    /// Pairs of characters of Japanese posts side by side, most frequent first.
+    japanese: Vec<String>,
+}
+
+impl Terms {
+    fn of(posts: &[crate::models::AnalyzedPost]) -> Terms {
+        let (mut words, mut pairs, mut japanese) = (HashMap::new(), HashMap::new(), HashMap::new());
+        for p in posts {
+            let t = Tokens::read(&p.post.text);
+            let ja = p.analysis.lang.as_deref() == Some("ja");
+            for i in 0..t.len() {
+                let (kind, text) = (t.tokens[i].kind, t.text(i));
+                let latin = kind == TokenKind::Word
+                    && text.chars().count() >= 4
+                    && text.chars().all(|c| c.is_ascii_lowercase());
+                if latin {
+                    *words.entry(text.to_string()).or_insert(0usize) += 1;
+                    if i + 1 < t.len() {
+                        let next = t.text(i + 1);
+                        if next.chars().count() >= 3 && next.chars().all(|c| c.is_ascii_lowercase())
+                        {
+                            *pairs
+                                .entry((text.to_string(), next.to_string()))
+                                .or_insert(0usize) += 1;
+                        }
+                    }
+                }
+                if ja && i + 1 < t.len() {
+                    let next = t.text(i + 1);
+                    let cjk = |s: &str| s.chars().count() == 1 && s.chars().all(is_spaceless);
+                    if cjk(text) && cjk(next) {
+                        *japanese.entry(format!("{text}{next}")).or_insert(0usize) += 1;
+                    }
+                }
+            }
+        }
+        fn ranked<K: Clone + Ord>(m: HashMap<K, usize>) -> Vec<K> {
+            let mut v: Vec<(K, usize)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.into_iter().map(|(k, _)| k).collect()
+        }
+        Terms {
+            words: ranked(words),
+            pairs: ranked(pairs),
+            japanese: ranked(japanese),
+        }
+    }
+
+    /// `n` terms spread over ranks `from..to` of `list`.
+    fn band<T: Clone>(list: &[T], from: usize, to: usize, n: usize) -> Vec<T> {
+        let to = to.min(list.len());
+        if from >= to {
+            return Vec::new();
+        }
+        let step = ((to - from) as f64 / n.max(1) as f64).max(1.0);
+        (0..n)
+            .map(|k| from + (k as f64 * step) as usize)
+            .filter(|&i| i < to)
+            .map(|i| list[i].clone())
+            .collect()
+    }
+
+    fn queries(&self, n: usize) -> Vec<(&'static str, Vec<String>)> {
+        let common = Self::band(&self.words, 0, 40, n);
+        let mid = Self::band(&self.words, 100, 600, n);
+        let rare = Self::band(&self.words, 1_000, 5_000, n);
+        let pairs = Self::band(&self.pairs, 0, 200, n);
+        let boolean = (0..n)
+            .filter_map(|k| {
+                let (a, b, c) = (common.get(k)?, mid.get(k)?, common.get((k + 7) % n)?);
+                Some(if k % 2 == 0 {
+                    format!("{a} AND {b} NOT {c}")
+                } else {
+                    format!("({a} OR {b}) AND NOT {c}")
+                })
+            })
+            .collect();
+        let wildcard = mid
+            .iter()
+            .filter(|w| w.len() >= 6)
+            .map(|w| format!("{}*", &w[..5]))
+            .collect();
+        vec![
+            ("a common word", common.clone()),
+            ("a word of middling frequency", mid),
+            ("a rare word", rare),
+            (
+                "a phrase",
+                pairs.iter().map(|(a, b)| format!("\"{a} {b}\"")).collect(),
+            ),
+            ("a Boolean query", boolean),
+            ("a wildcard", wildcard),
+            ("Japanese", Self::band(&self.japanese, 0, 200, n)),
+        ]
+    }
+}
+
+async fn measure(
+    http: &reqwest::Client,
+    base: &str,
+    from: &str,
+    kind: &str,
+    queries: &[String],
+) -> anyhow::Result<QueryKind> {
+    let mut plain = Vec::new();
+    let mut faceted = Vec::new();
+    let mut matches = Vec::new();
+    for q in queries {
+        for facets in [false, true] {
+            let mut url = reqwest::Url::parse(&format!("{base}/api/v1/search"))?;
+            url.query_pairs_mut()
+                .append_pair("q", q)
+                .append_pair("from", from)
+                .append_pair("limit", "20");
+            if facets {
+                url.query_pairs_mut().append_pair("facets", "true");
+            }
+            let started = Instant::now();
+            let response = http.get(url).send().await?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            anyhow::ensure!(status.is_success(), "`{q}`: {status} {body}");
+            if facets {
+                faceted.push(ms);
+                matches.push(body["facets"]["total"].as_i64().unwrap_or(0));
+            } else {
+                plain.push(ms);
+            }
+        }
+    }
+    let q = |v: &mut Vec<f64>, p: f64| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    matches.sort_unstable();
+    Ok(QueryKind {
+        kind: kind.to_string(),
+        example: queries[0].clone(),
+        queries: queries.len(),
+        p50_ms: q(&mut plain, 0.5),
+        p95_ms: q(&mut plain, 0.95),
+        max_ms: q(&mut plain, 1.0),
+        facets_p50_ms: q(&mut faceted, 0.5),
+        facets_p95_ms: q(&mut faceted, 0.95),
+        facets_max_ms: q(&mut faceted, 1.0),
+        median_matches: matches[matches.len() / 2],
+    })
+}
+
+/// Whole platforms, most posts first, until they hold `--search-export-rows` (estimated from
+/// the distinct posts' shares).
+fn export_query(distinct: &[crate::models::AnalyzedPost], args: &SearchBenchArgs) -> (String, i64) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for p in distinct {
+        *counts.entry(p.post.platform.as_str()).or_default() += 1;
+    }
+    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let per = args.search_posts as f64 / distinct.len().max(1) as f64;
+    let (mut names, mut rows) = (Vec::new(), 0.0);
+    for (name, n) in ranked {
+        if rows >= args.search_export_rows as f64 {
+            break;
+        }
+        names.push(format!("platform:{name}"));
+        rows += n as f64 * per;
+    }
+    (names.join(" OR "), rows as i64)
+}
+
+async fn export(
+    http: &reqwest::Client,
+    base: &str,
+    query: &str,
+    report: &mut SearchReport,
+) -> anyhow::Result<()> {
+    let pid = std::process::id();
+    report.export_rss_before_mb = rss_mb_of(pid);
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mb_of(pid));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    for format in ["jsonl", "csv"] {
+        let mut url = reqwest::Url::parse(&format!("{base}/api/v1/search/export"))?;
+        url.query_pairs_mut()
+            .append_pair("q", query)
+            .append_pair("format", format);
+        let started = Instant::now();
+        let mut response = http.get(url).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "export: {}",
+            response.status()
+        );
+        let (mut lines, mut bytes) = (0i64, 0usize);
+        while let Some(chunk) = response.chunk().await? {
+            bytes += chunk.len();
+            lines += chunk.iter().filter(|&&b| b == b'\n').count() as i64;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        if format == "jsonl" {
+            // One post per line: a line break inside a text is escaped in JSON.
+            report.export_rows = lines;
+            report.export_rows_per_sec = lines as f64 / secs;
+        } else {
+            report.export_csv_rows_per_sec = report.export_rows as f64 / secs;
+            report.export_csv_mb = bytes as f64 / 1_048_576.0;
+        }
+        eprintln!("search: export {format}: {lines} lines, {secs:.1} s");
+    }
+    done.store(true, Ordering::Relaxed);
+    report.export_rss_peak_mb = sampler.await?;
+    Ok(())
+}
+
+/// The report as a Markdown table.
+pub fn markdown(r: &SearchReport) -> String {
+    let mut out = format!(
+        "\n{} posts over {} days ({} distinct, repeated), {}; seeded at {:.0} rows/s, search \
+         index built in {:.0} s ({:.0} MB; the posts table with every index {:.0} MB)\n\n\
+         | query, last 30 days | example | p50 / p95 / max, ms | with facets: p50 / p95 / max, ms | median matches |\n|---|---|---|---|---|\n",
+        r.posts, r.days, r.distinct, r.machine, r.seed_rows_per_sec, r.index_build_secs,
+        r.index_mb, r.table_mb
+    );
+    for k in &r.kinds {
+        out.push_str(&format!(
+            "| {} ({}) | `{}` | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} |\n",
+            k.kind,
+            k.queries,
+            k.example,
+            k.p50_ms,
+            k.p95_ms,
+            k.max_ms,
+            k.facets_p50_ms,
+            k.facets_p95_ms,
+            k.facets_max_ms,
+            k.median_matches
+        ));
+    }
+    out.push_str(&format!(
+        "\nexport of `{}`: {} rows; JSON lines {:.0} rows/s, CSV {:.0} rows/s ({:.0} MB); the \
+         process's memory {:.0} MB before, {:.0} MB at most during (+{:.0} MB)\n",
+        r.export_query,
+        r.export_rows,
+        r.export_rows_per_sec,
+        r.export_csv_rows_per_sec,
+        r.export_csv_mb,
+        r.export_rss_before_mb,
+        r.export_rss_peak_mb,
+        r.export_rss_peak_mb - r.export_rss_before_mb
+    ));
+    out
+}
