@@ -5,7 +5,8 @@
 // (created once the socket is subscribed, so it needs an open server or an admin's) makes an
 // `alert:*` message come while it listens. A topic of its own, created first, is matched by
 // the post it sends while listening, so `message:new` carries a topic, and lists the topics,
-// their share of voice and a preview of its query.
+// their share of voice and a preview of its query; a search for its query gives a page of hits
+// with facets, and a saved search of it the saved searches (on a server that keeps them).
 //
 //   node --experimental-websocket e2e/capture-payloads.mjs http://127.0.0.1:8080 OUT_DIR [SECONDS]
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -58,6 +59,24 @@ if (posts.items[0]) save("post", await get(`/api/v1/posts/${encodeURIComponent(p
 save("topic-preview", await get("/api/v1/topic-preview", {
   method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: topicQuery, hours: 1, samples: 3 }),
 }));
+// A search for the topic's words, by relevance (so hits carry a score), with its facets, and a
+// query the parser refuses (the error's position and what it expected).
+const search = new URLSearchParams({ q: topicQuery, order: "relevance", limit: "5", facets: "true" });
+save("search", await get(`/api/v1/search?${search}`));
+const badSearch = await fetch(`${base}/api/v1/search?${new URLSearchParams({ q: "refund AND" })}`);
+if (badSearch.status !== 400) throw new Error(`a query that does not parse: ${badSearch.status} ${await badSearch.text()}`);
+save("search-refused", await badSearch.json());
+// Saved searches, on a server that keeps them: one saved (with its filters), then the list.
+const savedSearch = await fetch(`${base}/api/v1/saved-searches`, {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ name: `capture-${Date.now()}`, query: topicQuery, filters: { platform: "twitter", lang: "en", order: "relevance" } }),
+});
+if (savedSearch.ok) {
+  save("saved-search", await savedSearch.json());
+  save("saved-searches", await get("/api/v1/saved-searches"));
+} else if (savedSearch.status !== 404) {
+  throw new Error(`saving a search: ${savedSearch.status} ${await savedSearch.text()}`);
+}
 // The API's error shape, as a refused token exchange answers it (401 with authentication,
 // 400 `auth_disabled` on an open server).
 const refused = await fetch(`${base}/api/v1/auth/token`, {

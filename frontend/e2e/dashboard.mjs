@@ -10,9 +10,14 @@
 // match, is saved, and as the topic filter scopes the stream (posts wearing its chip) and the
 // overall figures to its posts, that a scripted share cascade fills the viral panel with the
 // trending listing's figures (score, probability, interval, dynamics, momentum), and that a burst of negative posts shows up as a negative share
-// rising and a negativity alert, which it acknowledges, and that a new alert channel is listed
-// and its test message arrives. Screenshots go to DIR (default
-// e2e-output/). Exits 0 and prints "all dashboard checks passed" when everything holds.
+// rising and a negativity alert, which it acknowledges, that a new alert channel is listed
+// and its test message arrives, and that the Search view finds the generator's posts as the
+// search API does (marked words, facets, the next page on scrolling, relevance order, a facet
+// as a filter, a refused query marked where it went wrong, CSV and JSON-lines exports, a saved
+// search run again and deleted, a topic made of the search), also at a phone's width.
+// Screenshots go to DIR (default e2e-output/). Exits 0 and prints "all dashboard checks passed"
+// when everything holds.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { launch } from "./browser.mjs";
 import { postCascade } from "./cascade.mjs";
@@ -31,7 +36,14 @@ const browser = await launch();
 const page = browser.context.pages()[0] ?? (await browser.context.newPage());
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(e.message));
-page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
+// Failed requests a step provokes on purpose ({ status, path }), which the browser logs as errors.
+const allowedFailures = [];
+page.on("console", (m) => {
+  if (m.type() !== "error") return;
+  const url = m.location().url ?? "";
+  if (allowedFailures.some((a) => m.text().includes(`status of ${a.status}`) && url.includes(a.path))) return;
+  pageErrors.push(m.text());
+});
 const shot = screenshots(page, out);
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name);
 const text = async (sel) => (await page.locator(sel).first().textContent())?.trim();
@@ -473,6 +485,197 @@ try {
   await row.scrollIntoViewIfNeeded();
   await shot("channels");
   step("alert channels: the new Slack channel is listed and its test message arrived in Slack's shape");
+
+  // 7. Search. The generator's posts (tests/api/dashboard.rs sends `pulse generate --seed 7`)
+  // name the brand's products ("Pulse Phone", "Pulse Cloud"), so `pulse` matches more than a
+  // page of them; nothing is posted any more, so the page and the API see the same posts.
+  {
+    const word = "pulse";
+    const search = (params) => api(`/api/v1/search?${new URLSearchParams(params)}`);
+    const hitIds = () => page.locator('[data-testid="search-hit"]').evaluateAll((els) => els.map((el) => el.dataset.id));
+    const sameIds = (shown, items, from = 0) => items.length > 0 && items.every((h, i) => shown[from + i] === h.post.id);
+    const query = page.locator('[data-testid="search-query"]');
+    const run = async (q) => {
+      await query.fill(q);
+      await query.press("Enter");
+    };
+    // The view lists the saved searches: a server without them answers 404, which it says.
+    const savedList = await fetch(`${base}/api/v1/saved-searches`);
+    if (!savedList.ok) allowedFailures.push({ status: savedList.status, path: "/api/v1/saved-searches" });
+    await page.click('[data-testid="view-search"]');
+    await query.waitFor({ timeout: 10_000 });
+    check(new URL(page.url()).searchParams.get("view") === "search", `the URL does not say the Search view: ${page.url()}`);
+
+    // Enter runs the search; the first page is the API's, newest first.
+    await run(word);
+    await page.waitForSelector('[data-testid="search-hit"]', { timeout: 15_000 }).catch(async () => {
+      throw new Error(`no hit for ${word}: ${await page.locator('[data-testid="search-view"]').textContent()}`);
+    });
+    let listed;
+    const firstPage = await until(10_000, async () => {
+      listed = await search({ q: word, facets: "true" });
+      return sameIds(await hitIds(), listed.items);
+    });
+    check(firstPage, `the hits ${JSON.stringify(await hitIds())} are not the API's ${JSON.stringify(listed.items.map((h) => h.post.id))}`);
+    check(new URL(page.url()).searchParams.get("q") === word, `the URL does not hold the query: ${page.url()}`);
+
+    // The words are marked where the API says, counted in code points.
+    const marked = listed.items.find((h) => h.highlights.length > 0);
+    check(marked, `no hit of ${word} has a highlight`);
+    const marks = await page.locator(`[data-testid="search-hit"][data-id="${marked.post.id}"] [data-testid="hit-text"] mark`).allTextContents();
+    const chars = Array.from(marked.post.text);
+    const want = marked.highlights.map(([s, e]) => chars.slice(s, e).join(""));
+    check(marks.length >= 1 && marks.join("") === want.join(""), `post ${marked.post.id} shows marks ${JSON.stringify(marks)}, the API's highlights are ${JSON.stringify(want)}`);
+    check(marks.every((m) => /^[#@]?pulse$/i.test(m)), `marks that are not the word: ${JSON.stringify(marks)}`);
+    const allMarks = await page.locator('[data-testid="search-hit"] mark').count();
+    check(allMarks >= listed.items.filter((h) => h.highlights.length > 0).length, `only ${allMarks} marks on the page`);
+
+    // Facets: the total and every facet's counts are the API's, with a volume chart.
+    const facets = listed.facets;
+    await page.waitForSelector('[data-testid="search-facets"]', { timeout: 10_000 });
+    check(Number(await attr('[data-testid="search-facets"]', "data-total")) === facets.total, `facets total ${await attr('[data-testid="search-facets"]', "data-total")}, API ${facets.total}`);
+    check(Number(await attr('[data-testid="search-summary"]', "data-total")) === facets.total, "the summary does not say the API's total");
+    check((await text('[data-testid="search-summary"]')).startsWith(`${facets.total.toLocaleString("en")} post`), `the summary reads ${await text('[data-testid="search-summary"]')}`);
+    for (const f of ["sentiment", "platform", "lang", "product", "topic"]) {
+      const rows = await page.locator(`[data-testid="facet-${f}"] [data-testid="facet-row"]`).evaluateAll((els) => els.map((el) => [el.dataset.key, Number(el.dataset.count)]));
+      const api8 = facets[f].slice(0, 8).map((i) => [i.key, i.count]);
+      check(JSON.stringify(rows) === JSON.stringify(api8), `facet ${f} shows ${JSON.stringify(rows)}, the API ${JSON.stringify(api8)}`);
+    }
+    check(facets.sentiment.length > 0 && facets.platform.length > 0, "the facets of the search are empty");
+    await page.waitForSelector('[data-testid="search-volume"] svg rect', { timeout: 5000 }).catch(() => {
+      throw new Error("the volume chart drew no bar");
+    });
+    await shot("search");
+    step(`search "${word}": ${facets.total} matches, the first page (${listed.items.length}) the API's with marks ${JSON.stringify(marks)}, facets equal the API's`);
+
+    // Scrolling to the end loads the next page, the API's second.
+    if (listed.next_cursor) {
+      await page.locator('[data-testid="search-more"]').scrollIntoViewIfNeeded();
+      const second = await search({ q: word, cursor: listed.next_cursor });
+      const grown = await until(15_000, async () => sameIds(await hitIds(), second.items, listed.items.length));
+      check(grown, `scrolling to the end did not load the API's second page (${(await hitIds()).length} hits shown)`);
+      step(`infinite scroll: reaching the end loaded the next ${second.items.length} hits`);
+    } else {
+      check(facets.total <= listed.items.length, "the API has more hits but no cursor");
+    }
+
+    // Most relevant first: the API's relevance order, each hit with its score.
+    await page.click('[data-testid="search-order"] label:has-text("Most relevant")');
+    await until(5000, async () => page.url().includes("order=relevance"));
+    const relevant = await search({ q: word, order: "relevance" });
+    const reordered = await until(10_000, async () => sameIds(await hitIds(), relevant.items));
+    check(reordered, `by relevance the hits ${JSON.stringify((await hitIds()).slice(0, 5))} are not the API's ${JSON.stringify(relevant.items.slice(0, 5).map((h) => h.post.id))}`);
+    check(await page.locator('[data-testid="search-hit"] .badge:has-text("relevance")').count() > 0, "hits ordered by relevance show no score");
+    step("relevance order: the hits are the API's, with their scores");
+
+    // A facet narrows the search through the dashboard's filter bar (and the URL).
+    const platform = facets.platform[0].key;
+    await page.click(`[data-testid="facet-platform"] [data-testid="facet-row"][data-key="${platform}"] button`);
+    await until(5000, async () => page.url().includes(`platform=${platform}`));
+    check((await page.inputValue('[data-testid="filter-platform"]')) === platform, "the platform facet did not set the filter bar");
+    const narrowed = await search({ q: word, platform, facets: "true", order: "relevance" });
+    const scoped = await until(10_000, async () => {
+      const plats = await page.locator('[data-testid="search-hit"] .plat').allTextContents();
+      const total = Number(await attr('[data-testid="search-facets"]', "data-total"));
+      return plats.length > 0 && plats.every((p) => p === platform) && total === narrowed.facets.total && sameIds(await hitIds(), narrowed.items);
+    });
+    check(scoped, `with platform=${platform} the search does not show the API's ${narrowed.facets.total} matches`);
+    await page.click('button:has-text("Clear filters")');
+    await until(5000, async () => !page.url().includes("platform="));
+    step(`facet platform=${platform}: the filter bar, the URL and the hits follow it (${narrowed.facets.total} matches)`);
+
+    // A query that does not parse: the parser's message, the query marked where it went wrong.
+    const bad = "refund AND";
+    const refusedRes = await fetch(`${base}/api/v1/search?${new URLSearchParams({ q: bad })}`);
+    const refused = await refusedRes.json();
+    check(refusedRes.status === 400 && refused.error.code === "invalid_topic_query", `the API answers ${refusedRes.status} ${JSON.stringify(refused)}`);
+    allowedFailures.push({ status: 400, path: "/api/v1/search?" });
+    await run(bad);
+    const shownError = page.locator('[data-testid="search-error"]');
+    await shownError.waitFor({ timeout: 10_000 }).catch(() => {
+      throw new Error(`"${bad}" shows no error`);
+    });
+    check((await shownError.getAttribute("data-code")) === "invalid_topic_query", `the error is ${await shownError.getAttribute("data-code")}`);
+    check((await shownError.textContent()).includes(refused.error.message), `the error reads ${await shownError.textContent()}, the API ${refused.error.message}`);
+    const at = Number(await shownError.locator('[data-testid="topic-error-mark"]').getAttribute("data-position"));
+    check(at === refused.error.details.position, `the mark is at ${at}, the API says ${refused.error.details.position}`);
+    check((await query.getAttribute("aria-invalid")) === "true", "the refused query box is not marked invalid");
+    await shot("search-error");
+    await query.fill("refund");
+    check(await until(3000, async () => (await shownError.count()) === 0), "the error stays once the query is edited");
+    allowedFailures.pop();
+    step(`"${bad}": "${refused.error.message}" shown, marked at character ${at}`);
+
+    // Exports: every match, as a file.
+    await run(word);
+    await until(10_000, async () => Number(await attr('[data-testid="search-summary"]', "data-total")) === facets.total);
+    const exported = async (format) => {
+      const [download] = await Promise.all([
+        page.waitForEvent("download", { timeout: 30_000 }),
+        page.click(`[data-testid="search-export-${format}"]`),
+      ]);
+      check(download.suggestedFilename().endsWith(`.${format}`), `the ${format} export is named ${download.suggestedFilename()}`);
+      return readFileSync(await download.path(), "utf8");
+    };
+    const csv = await exported("csv");
+    const rows = csv.split("\r\n").filter(Boolean);
+    check(rows[0].startsWith("id,created_at,platform,"), `the CSV header is ${rows[0]}`);
+    check(rows.length - 1 === facets.total, `the CSV holds ${rows.length - 1} rows, the search ${facets.total} matches`);
+    const lines = (await exported("jsonl")).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    check(lines.length === facets.total && lines.every((p) => typeof p.id === "string" && typeof p.text === "string"), `the JSON lines hold ${lines.length} posts`);
+    step(`exports: CSV (${rows.length - 1} rows) and JSON lines (${lines.length} posts) of the ${facets.total} matches`);
+
+    // Saved searches, when the server keeps them: saved, listed, run again, deleted.
+    if (savedList.ok) {
+      const name = `e2e search ${Date.now()}`;
+      await page.click('[data-testid="search-save"]');
+      await page.fill('[data-testid="save-search-name"]', name);
+      await page.press('[data-testid="save-search-name"]', "Enter");
+      const row = page.locator(`[data-testid="saved-search"][data-name="${name}"]`);
+      await row.waitFor({ timeout: 10_000 }).catch(async () => {
+        throw new Error(`the saved search is not listed: ${await page.locator('[data-testid="save-search-error"]').textContent().catch(() => "no error")}`);
+      });
+      const saved = (await api("/api/v1/saved-searches")).items.find((s) => s.name === name);
+      check(saved && saved.query === word && saved.filters.order === "relevance", `the API holds ${JSON.stringify(saved)}`);
+      await run("refund");
+      await until(5000, async () => new URL(page.url()).searchParams.get("q") === "refund");
+      await row.locator(".saved-run").click();
+      const rerun = await until(10_000, async () => (await query.inputValue()) === word && new URL(page.url()).searchParams.get("q") === word && sameIds(await hitIds(), relevant.items));
+      check(rerun, `running the saved search shows ${await query.inputValue()}`);
+      await row.locator('[data-testid="saved-search-delete"]').click();
+      await row.locator('[data-testid="saved-search-delete-confirm"]').click();
+      await row.waitFor({ state: "detached", timeout: 10_000 });
+      check(!(await api("/api/v1/saved-searches")).items.some((s) => s.name === name), "the deleted saved search is still in the API");
+      step(`saved search "${name}": saved, run again, deleted`);
+    } else {
+      step(`saved searches: not checked, the server answers ${savedList.status} to GET /api/v1/saved-searches`);
+    }
+
+    // A topic made of the search lands in the topic selector.
+    const topicName = `e2e search topic ${Date.now()}`;
+    await page.click('[data-testid="search-make-topic"]');
+    await page.fill('[data-testid="make-topic-name"]', topicName);
+    check((await page.inputValue('[data-testid="make-topic-query"]')) === word, `the topic's query is ${await page.inputValue('[data-testid="make-topic-query"]')}`);
+    await page.click('[data-testid="make-topic-save"]');
+    const made = await page.waitForSelector('[data-testid="make-topic-done"]', { timeout: 10_000 }).catch(async () => {
+      throw new Error(`the topic was not made: ${await page.locator('[data-testid="make-topic-error"]').textContent().catch(() => "no error")}`);
+    });
+    const topicId = await made.getAttribute("data-id");
+    await page.waitForSelector(`[data-testid="filter-topic"] option[value="${topicId}"]`, { state: "attached", timeout: 10_000 });
+    const topic = (await api("/api/v1/topics")).items.find((t) => String(t.id) === topicId);
+    check(topic && topic.name === topicName && topic.query === word, `the API holds ${JSON.stringify(topic)}`);
+    step(`make a topic: "${topicName}" (${word}) is in the topic selector`);
+
+    // At a phone's width nothing runs off the side.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await until(3000, async () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1));
+    await shot("search-mobile");
+    check(overflow, `at 390 px the page is ${await page.evaluate(() => document.documentElement.scrollWidth)} px wide`);
+    await page.setViewportSize({ width: 1440, height: 1600 });
+    await page.click('[data-testid="view-dashboard"]');
+    await page.waitForSelector('[data-panel="overall"] [data-testid="posts"]', { timeout: 10_000 });
+    step("search at 390 px: no horizontal scrolling; back to the dashboard");
+  }
 
   // Dark theme renders too (keyboard: the toggle is a button).
   await page.locator('button[aria-label^="Switch to"]').focus();

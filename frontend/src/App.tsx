@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState, type MouseEvent, type ReactNode } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { api } from "./api/client";
 import type { Stats } from "./api/schemas";
@@ -9,6 +9,8 @@ import type { ConnectionState } from "./lib/socket";
 import { useTheme } from "./lib/theme";
 import { mergeViral, notDeleted } from "./state/live";
 import { useFilters } from "./hooks/useFilters";
+import { useSearchState } from "./hooks/useSearchState";
+import { withSearch, type SearchState, type View } from "./lib/search";
 import { useLive, useLiveRates } from "./hooks/useLive";
 import { usePanelData } from "./hooks/usePanelData";
 import { FilterBar } from "./components/FilterBar";
@@ -25,6 +27,42 @@ import { ForecastPanel } from "./components/Forecast";
 import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
 import { TopicsPanel } from "./components/Topics";
+import { Empty } from "./components/Panel";
+
+/** The Search view is a chunk of its own, loaded when first shown. */
+const SearchView = lazy(() => import("./components/Search"));
+
+/** The page's views, as links (each has its URL, so it opens in a new tab too). */
+function ViewLinks(props: { view: View; search: SearchState; onView: (v: View) => void }) {
+  const views: { view: View; label: string }[] = [
+    { view: "dashboard", label: "Dashboard" },
+    { view: "search", label: "Search" },
+  ];
+  const go = (e: MouseEvent<HTMLAnchorElement>, view: View) => {
+    if (e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || e.button !== 0) return;
+    e.preventDefault();
+    if (view !== props.view) props.onView(view);
+  };
+  return (
+    <nav className="views" aria-label="Views">
+      {views.map(({ view, label }) => {
+        const qs = withSearch(window.location.search, view, props.search);
+        return (
+          <a
+            key={view}
+            href={qs ? `?${qs}` : window.location.pathname}
+            className={`view-link ${props.view === view ? "active" : ""}`}
+            aria-current={props.view === view ? "page" : undefined}
+            data-testid={`view-${view}`}
+            onClick={(e) => go(e, view)}
+          >
+            {label}
+          </a>
+        );
+      })}
+    </nav>
+  );
+}
 
 function ConnectionBadge({ state }: { state: ConnectionState }) {
   const [, tick] = useState(0);
@@ -54,6 +92,7 @@ function ConnectionBadge({ state }: { state: ConnectionState }) {
  */
 export function App({ account, admin, canEditTopics }: { account?: ReactNode; admin: boolean; canEditTopics: boolean }) {
   const [filters, setFilters] = useFilters();
+  const { view, search, setView, setSearch } = useSearchState();
   const [theme, toggleTheme] = useTheme();
   const queryClient = useQueryClient();
   const wsFilter = useMemo(() => liveFilter(filters), [filters]);
@@ -142,6 +181,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
         <h1>
           <span className="logo" aria-hidden="true">〰</span> Pulse
         </h1>
+        <ViewLinks view={view} search={search} onView={setView} />
         <ConnectionBadge state={conn} />
         {apiDown && <span className="error small" role="alert">API unreachable: {(overall.error as Error).message}</span>}
         {account}
@@ -149,70 +189,86 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
         </button>
       </header>
-      <FilterBar filters={filters} options={options} topics={topicList} onChange={setFilters} />
-      <main className="grid">
-        <OverallPanel stats={overallStats} source={source} />
-        <TopicsPanel
-          metrics={data.topicMetrics.data}
-          topics={topicList}
-          error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
-          active={filters.topic}
-          window={filters.window}
-          canEdit={canEditTopics}
-          onPick={pickTopic}
-        />
-        <TrendPanel
-          series={series.data}
-          scope={scopeText}
-          onRender={countChartRender}
-        />
-        <EmotionsPanel stats={overallStats} />
-        <ComparePanel id="platforms" title="By platform">
-          <RankedList dimension="platform" items={data.platforms.data?.items} active={filters.platform} onPick={pick} />
-        </ComparePanel>
-        <ComparePanel id="products" title="Share of voice by product">
-          <RankedList dimension="product" items={data.products.data?.items} active={filters.product} onPick={pick} />
-        </ComparePanel>
-        <ComparePanel id="channels" title="By channel">
-          <RankedList dimension="channel" items={data.channels.data?.items} active={filters.channel} onPick={pick} />
-        </ComparePanel>
-        <LanguagesPanel data={data.languages.data} />
-        <ComparePanel id="countries" title="By country">
-          <RankedList dimension="country" items={data.geo.data?.countries} active={filters.country} onPick={pick} />
-        </ComparePanel>
-        <ComparePanel id="cities" title="By city">
-          <RankedList dimension="city" items={data.geo.data?.cities} active={filters.city} onPick={pick} />
-        </ComparePanel>
-        <StreamPanel
-          posts={live.paused ? live.posts : live.posts}
-          paused={live.paused}
-          missed={live.missed}
-          topicNames={names}
-          onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
-        />
-        <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />
-        <ViralPanel
-          viral={viral}
-          texts={postTexts}
-          error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
-          terms={data.terms.data}
-        />
-        <StoriesPanel
-          stories={data.stories.data?.items}
-          error={data.stories.isError ? (data.stories.error as Error).message : undefined}
-        />
-        <ForecastPanel />
-        <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
-        <ChannelsPanel
-          list={channelListQ.data}
-          forbidden={data.channelsForbidden}
-          error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
-          onTest={testChannel}
-        />
-      </main>
+      <FilterBar filters={filters} options={options} topics={topicList} onChange={setFilters} showWindow={view === "dashboard"} />
+      {view === "search" ? (
+        <Suspense fallback={<Empty>Loading the search…</Empty>}>
+          <SearchView
+            filters={filters}
+            onFilters={setFilters}
+            search={search}
+            onSearch={setSearch}
+            onView={setView}
+            topicNames={names}
+            stories={data.stories.data?.items}
+            canEdit={canEditTopics}
+          />
+        </Suspense>
+      ) : (
+        <main className="grid">
+          <OverallPanel stats={overallStats} source={source} />
+          <TopicsPanel
+            metrics={data.topicMetrics.data}
+            topics={topicList}
+            error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
+            active={filters.topic}
+            window={filters.window}
+            canEdit={canEditTopics}
+            onPick={pickTopic}
+          />
+          <TrendPanel
+            series={series.data}
+            scope={scopeText}
+            onRender={countChartRender}
+          />
+          <EmotionsPanel stats={overallStats} />
+          <ComparePanel id="platforms" title="By platform">
+            <RankedList dimension="platform" items={data.platforms.data?.items} active={filters.platform} onPick={pick} />
+          </ComparePanel>
+          <ComparePanel id="products" title="Share of voice by product">
+            <RankedList dimension="product" items={data.products.data?.items} active={filters.product} onPick={pick} />
+          </ComparePanel>
+          <ComparePanel id="channels" title="By channel">
+            <RankedList dimension="channel" items={data.channels.data?.items} active={filters.channel} onPick={pick} />
+          </ComparePanel>
+          <LanguagesPanel data={data.languages.data} />
+          <ComparePanel id="countries" title="By country">
+            <RankedList dimension="country" items={data.geo.data?.countries} active={filters.country} onPick={pick} />
+          </ComparePanel>
+          <ComparePanel id="cities" title="By city">
+            <RankedList dimension="city" items={data.geo.data?.cities} active={filters.city} onPick={pick} />
+          </ComparePanel>
+          <StreamPanel
+            posts={live.paused ? live.posts : live.posts}
+            paused={live.paused}
+            missed={live.missed}
+            topicNames={names}
+            onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
+          />
+          <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />
+          <ViralPanel
+            viral={viral}
+            texts={postTexts}
+            error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
+            terms={data.terms.data}
+          />
+          <StoriesPanel
+            stories={data.stories.data?.items}
+            error={data.stories.isError ? (data.stories.error as Error).message : undefined}
+          />
+          <ForecastPanel />
+          <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
+          <ChannelsPanel
+            list={channelListQ.data}
+            forbidden={data.channelsForbidden}
+            error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
+            onTest={testChannel}
+          />
+        </main>
+      )}
       <footer className="muted small">
-        Figures come from Pulse's REST API and live WebSocket; window: {filters.window}. Numbers are exact counts from
-        PostgreSQL.
+        {view === "search"
+          ? "Searches read every stored post through Pulse's REST API; counts are exact, from PostgreSQL."
+          : `Figures come from Pulse's REST API and live WebSocket; window: ${filters.window}. Numbers are exact counts from PostgreSQL.`}
       </footer>
     </div>
   );

@@ -122,14 +122,34 @@ pub struct Candidate {
     pub rank: f32,
 }
 
+/// How many candidates `scope` has, counting no further than `cap`. PostgreSQL's estimate for
+/// a word its statistics do not list is a guess, and for a rare word newest first it would scan
+/// the whole range by time; a count capped low is cheap either way and tells which plan fits.
+pub async fn count_upto(
+    client: &impl GenericClient,
+    scope: &Scope,
+    cap: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    let mut c = scope.conditions();
+    scope.lookup(&mut c, true, true);
+    let cap = c.bind(cap);
+    let sql = format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM posts {} LIMIT {cap}) AS s",
+        c.where_sql()
+    );
+    Ok(client.query_one(&sql, &c.params()).await?.get(0))
+}
+
 /// Up to `rows` candidates of `scope` after `after`, in `order`: the posts the lookup finds
-/// and every unsure one.
+/// and every unsure one. With `few` (a scope of few candidates, [`count_upto`]) they are all
+/// found through the index first and then ordered, rather than read in order and filtered.
 pub async fn candidates(
     client: &impl GenericClient,
     scope: &Scope,
     order: Order,
     after: Option<&After>,
     rows: i64,
+    few: bool,
 ) -> Result<Vec<Candidate>, tokio_postgres::Error> {
     let mut c = scope.conditions();
     let q = scope.lookup(&mut c, true, true);
@@ -156,11 +176,19 @@ pub async fn candidates(
         Order::Relevance => format!("{rank} DESC, created_at DESC, id DESC"),
     };
     let limit = c.bind(rows);
-    let sql = format!(
+    let select = format!(
         "SELECT {POST_COLUMNS}, (search IS NULL OR search @@ {marker}::text::tsquery) AS unsure, \
-         {rank} AS rank FROM posts {} ORDER BY {order_by} LIMIT {limit}",
+         {rank} AS rank FROM posts {}",
         c.where_sql()
     );
+    let sql = if few {
+        format!(
+            "WITH m AS MATERIALIZED ({select}) SELECT * FROM m ORDER BY {} LIMIT {limit}",
+            order_by.replace(&rank, "rank")
+        )
+    } else {
+        format!("{select} ORDER BY {order_by} LIMIT {limit}")
+    };
     let rows = client.query(&sql, &c.params()).await?;
     Ok(rows
         .iter()

@@ -260,6 +260,7 @@ impl Run {
                     Order::Newest,
                     self.after.as_ref(),
                     PAGE_ROWS,
+                    false,
                 )
                 .await?
             };

@@ -32,6 +32,8 @@ pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 100;
 /// Most posts one request checks against its query one by one.
 pub const MAX_CHECKED: usize = 20_000;
+/// Below this many candidates, a search finds them all through the index before ordering them.
+const FEW: i64 = 2_000;
 /// Candidates read at a time while a page needs checking.
 const CHECK_BATCH: i64 = 500;
 
@@ -328,6 +330,19 @@ pub async fn search(
         Some(c) => Some(decode_cursor(&prepared.fingerprint, c)?),
         None => None,
     };
+    // One connection for the whole request: the API's connections rest in proportion to their
+    // use after each is given back, and a page's reads and its facets are one piece of work,
+    // read from one snapshot (the search indexer may write vectors meanwhile: a post read as
+    // unsure by one statement and as indexed by the next would be counted twice or not at all).
+    let mut connection = state.pool.get().await?;
+    let client = connection
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let few = prepared.order == Order::Newest
+        && db::count_upto(&*client, &prepared.scope, FEW).await? < FEW;
     let mut items: Vec<SearchHit> = Vec::new();
     let mut checked = 0usize;
     let mut more = false;
@@ -337,17 +352,15 @@ pub async fn search(
         } else {
             CHECK_BATCH.max(limit + 1)
         };
-        let candidates = {
-            let client = state.pool.get().await?;
-            db::candidates(
-                &**client,
-                &prepared.scope,
-                prepared.order,
-                after.as_ref(),
-                rows,
-            )
-            .await?
-        };
+        let candidates = db::candidates(
+            &*client,
+            &prepared.scope,
+            prepared.order,
+            after.as_ref(),
+            rows,
+            few,
+        )
+        .await?;
         let read = candidates.len() as i64;
         let set = prepared.set.clone();
         let exact = prepared.exact;
@@ -417,7 +430,7 @@ pub async fn search(
     };
     let facets = if q.facets == Some(true) {
         let interval = interval.unwrap_or_else(|| default_interval(q.from, q.to));
-        Some(facets_of(&state, &prepared, interval).await?)
+        Some(facets_of(&*client, &prepared, interval).await?)
     } else {
         None
     };
@@ -440,14 +453,13 @@ fn default_interval(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> &
 /// The facets of every post the search matches: counted by PostgreSQL among exact vectors
 /// (for an exact plan), and one by one for the rest, within [`MAX_CHECKED`] posts.
 async fn facets_of(
-    state: &State,
+    client: &impl tokio_postgres::GenericClient,
     prepared: &Prepared,
     interval: &'static str,
 ) -> Result<SearchFacets, ApiError> {
     let mut tally = Tally::default();
     if prepared.exact {
-        let client = state.pool.get().await?;
-        let f = db::exact_facets(&**client, &prepared.scope, interval).await?;
+        let f = db::exact_facets(client, &prepared.scope, interval).await?;
         tally.total = f.total;
         for (map, counts) in [
             (&mut tally.sentiment, f.sentiment),
@@ -468,17 +480,14 @@ async fn facets_of(
     let mut after: Option<After> = None;
     let mut checked = 0usize;
     loop {
-        let page = {
-            let client = state.pool.get().await?;
-            db::to_check(
-                &**client,
-                &prepared.scope,
-                !prepared.exact,
-                after.as_ref(),
-                CHECK_BATCH,
-            )
-            .await?
-        };
+        let page = db::to_check(
+            client,
+            &prepared.scope,
+            !prepared.exact,
+            after.as_ref(),
+            CHECK_BATCH,
+        )
+        .await?;
         let read = page.len() as i64;
         checked += page.len();
         if checked > MAX_CHECKED {

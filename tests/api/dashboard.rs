@@ -300,7 +300,7 @@ async fn the_payload_schemas_match_what_the_server_sends() {
             ("PULSE_PAYLOAD_DIR", samples.to_str().expect("utf-8 path")),
             (
                 "PULSE_PAYLOAD_REQUIRE",
-                "alert-ack,auth/refused,alert:,virality:",
+                "alert-ack,auth/refused,alert:,virality:,saved-searches,saved-search",
             ),
         ],
     );

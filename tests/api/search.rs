@@ -195,8 +195,10 @@ async fn stored(pg: &tokio_postgres::Client) -> Vec<pulse::db::topics::StoredTex
     .collect()
 }
 
-/// Compares the search of every query with a scan; the queries that differ.
-async fn compare(app: &TestApp, queries: &[String]) -> Vec<String> {
+/// Compares the search of every query with a scan; the queries that differ. With `relevance`,
+/// a third of them page by relevance (only once every vector is written: a post's rank changes
+/// when the indexer writes its vector, so it may move across a page boundary meanwhile).
+async fn compare(app: &TestApp, queries: &[String], relevance: bool) -> Vec<String> {
     let pg = app.env.pg().await;
     let posts = stored(&pg).await;
     let mut wrong = Vec::new();
@@ -206,7 +208,11 @@ async fn compare(app: &TestApp, queries: &[String]) -> Vec<String> {
             .filter(|p| pulse::topics::set::query_matches(query, &p.fields()).unwrap())
             .map(|p| p.id.clone())
             .collect();
-        let order = if i % 3 == 0 { "&order=relevance" } else { "" };
+        let order = if relevance && i % 3 == 0 {
+            "&order=relevance"
+        } else {
+            ""
+        };
         let found = search_all(app, query, order).await;
         let unique: BTreeSet<String> = found.iter().cloned().collect();
         if unique.len() != found.len() || unique != expected {
@@ -269,7 +275,7 @@ async fn results_equal_a_scan_for_random_queries_before_and_after_deletions() {
             queries.push(q);
         }
     }
-    let wrong = compare(&app, &queries).await;
+    let wrong = compare(&app, &queries, false).await;
     assert!(
         wrong.is_empty(),
         "{} of 200:\n{}",
@@ -296,7 +302,18 @@ async fn results_equal_a_scan_for_random_queries_before_and_after_deletions() {
         })
         .await
     );
-    let wrong = compare(&app, &queries[..60]).await;
+    assert!(
+        wait_until(WAIT, || async {
+            let n: i64 = pg
+                .query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
+                .await
+                .unwrap()
+                .get(0);
+            n == 0
+        })
+        .await
+    );
+    let wrong = compare(&app, &queries[..90], true).await;
     assert!(wrong.is_empty(), "after deletions:\n{}", wrong.join("\n"));
     app.shutdown().await;
 }

@@ -155,3 +155,45 @@ fn the_topics_benchmark_runs_and_reports_each_of_its_parts() {
         );
     }
 }
+
+/// `pulse bench --only search`, run small: a seeded store, every kind of query with and
+/// without facets, and an export in both formats, with their table.
+#[test]
+fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
+    let out = Command::new(pulse())
+        .args([
+            "bench",
+            "--only",
+            "search",
+            "--search-posts",
+            "5000",
+            "--search-distinct",
+            "1000",
+            "--search-queries",
+            "3",
+            "--search-export-rows",
+            "1000",
+        ])
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
+        .output()
+        .expect("pulse runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pulse bench --only search failed:\n{stderr}"
+    );
+    for row in [
+        "| a common word (3) |",
+        "| a phrase (3) |",
+        "| a Boolean query (3) |",
+        "export of `platform:",
+    ] {
+        assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
+    }
+}

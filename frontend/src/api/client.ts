@@ -2,10 +2,11 @@
 // against what the server really sends; they are not re-validated at run time.
 import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, StoryList, TermsResponse, TestOutcome, TimeseriesResponse, Topic, TopicList, TopicMetrics,
-  TopicPreview, TrendingPostsResponse,
+  PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
+  Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
+import { exportParams, searchPageParams, type ExportFormat, type PageRequest, type SavedFilters, type SearchFilters } from "../lib/search";
 import { session } from "./auth";
 import { ApiError, apiError } from "./errors";
 
@@ -33,13 +34,18 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     return fetchFn(path, { ...init, headers });
   };
 
-  async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  /** A successful response to `path`, its body unread; an `ApiError` otherwise. */
+  async function respond(path: string, init?: RequestInit): Promise<Response> {
     let res = await send(path, init, await credentials.token());
     if (res.status === 401) {
       res = await send(path, init, await credentials.renew());
       if (res.status === 401) credentials.signOut("The server refused a freshly issued access token.");
     }
     if (!res.ok) throw await apiError(res);
+    return res;
+  }
+  async function request<T>(path: string, init?: RequestInit): Promise<T> {
+    const res = await respond(path, init);
     // A deletion answers 204 with no body.
     if (res.status === 204) return undefined as T;
     return res.json() as Promise<T>;
@@ -94,6 +100,20 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** Share of voice between topics: the window and every filter but the topic. */
     topicMetrics: (f: Filters) =>
       request<TopicMetrics>(`/api/v1/metrics/topics${windowQuery({ ...f, topic: undefined })}`),
+    /** A page of stored posts that a query (the topics language) matches, with the search's filters. */
+    search: (f: SearchFilters, page: PageRequest, signal?: AbortSignal) =>
+      request<SearchPage>(`/api/v1/search${query(searchPageParams(f, page))}`, { signal }),
+    /**
+     * Every post the search matches, as a file (read whole: the export needs the bearer token,
+     * which a plain link cannot carry). A body the server ended early rejects.
+     */
+    exportSearch: async (f: SearchFilters, format: ExportFormat, signal?: AbortSignal): Promise<Blob> =>
+      (await respond(`/api/v1/search/export${query(exportParams(f, format))}`, { signal })).blob(),
+    /** Every saved search, by name. */
+    savedSearches: () => request<SavedSearchList>(`/api/v1/saved-searches`),
+    /** Editors and admins. */
+    saveSearch: (s: NewSavedSearch) => request<SavedSearch>(`/api/v1/saved-searches`, json("POST", s)),
+    deleteSavedSearch: (id: number) => request<void>(`/api/v1/saved-searches/${id}`, { method: "DELETE" }),
     /** The reach forecast of one draft (nothing is stored). */
     forecast: (draft: Draft) =>
       request<ForecastResponse>(`/api/v1/forecast`, {
@@ -116,6 +136,13 @@ export interface NewTopic {
 
 /** The fields of a topic to change (`PATCH /api/v1/topics/{id}`); absent ones keep their value. */
 export type TopicPatch = Partial<NewTopic>;
+
+/** A search to save, as `POST /api/v1/saved-searches` takes it. */
+export interface NewSavedSearch {
+  name: string;
+  query: string;
+  filters: SavedFilters;
+}
 
 /** A post to forecast, as `POST /api/v1/forecast` takes it. */
 export interface Draft {

@@ -9,7 +9,8 @@ import type { z } from "zod";
 import { PostVirality, restSchemas, ServerMessage } from "./schemas";
 
 const dir = process.env.PULSE_PAYLOAD_DIR ?? join(import.meta.dirname, "fixtures");
-const optional = new Set(["alert-ack", "auth/token", "auth/refused"]);
+// Saved searches are captured once the server has them (PULSE_PAYLOAD_REQUIRE then names them).
+const optional = new Set(["alert-ack", "auth/token", "auth/refused", "saved-searches", "saved-search"]);
 const extraRequired = (process.env.PULSE_PAYLOAD_REQUIRE ?? "").split(",").filter(Boolean);
 
 function check(schema: z.ZodType, value: unknown, what: string): void {
@@ -54,6 +55,28 @@ describe(`payloads in ${dir}`, () => {
     // A filter on topics is echoed as `topics` (the ids), never as the `topic` a client may send.
     check(ServerMessage, { type: "subscribed", topics: ["posts"], filter: { platform: "reddit", topics: [7, 9] } }, "subscribed with topics");
     expect(() => check(ServerMessage, { type: "subscribed", topics: ["posts"], filter: { topic: 7 } }, "subscribed")).toThrow();
+  });
+
+  it("search hits: highlights within their post's text, facets adding up", () => {
+    const page = load("search.json");
+    expect(page.items.length, "the search sample holds a hit").toBeGreaterThan(0);
+    for (const hit of page.items) {
+      const length = Array.from(hit.post.text).length;
+      let end = 0;
+      for (const [s, e] of hit.highlights) {
+        expect(s, `${hit.post.id}: spans sorted and not overlapping`).toBeGreaterThanOrEqual(end);
+        expect(e, `${hit.post.id}: a span within the text`).toBeLessThanOrEqual(length);
+        expect(e).toBeGreaterThan(s);
+        end = e;
+      }
+    }
+    const f = page.facets;
+    expect(f, "the search sample was asked with facets=true").toBeDefined();
+    const sum = (items: { count: number }[]) => items.reduce((n, i) => n + i.count, 0);
+    for (const k of ["sentiment", "platform", "lang", "buckets"]) expect(sum(f[k]), `${k} adds up to the total`).toBe(f.total);
+    const refused = load("search-refused.json");
+    expect(refused.error.code).toBe("invalid_topic_query");
+    expect(refused.error.details.position).toBeTypeOf("number");
   });
 
   it("a drifted payload is caught", () => {

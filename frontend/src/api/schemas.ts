@@ -167,6 +167,53 @@ export const TopicPreview = z.strictObject({
   near_misses: PreviewPosts,
 });
 
+/** A search hit (`SearchHit` in src/http/search.rs): a post and where the query's words stand in it. */
+export const SearchHit = z.strictObject({
+  post: Post,
+  /** `[start, end)` in `post.text`, in Unicode code points (not UTF-16 units), sorted, not overlapping. */
+  highlights: z.array(z.tuple([count, count])),
+  /** The relevance score, with `order=relevance` only. */
+  score: z.number().optional(),
+});
+/** A count under one key of a facet. */
+export const FacetCount = z.strictObject({ key: z.string(), count });
+/** `SearchFacets`: counts of every post a search matches, not only the page's. */
+export const SearchFacets = z.strictObject({
+  total: count,
+  sentiment: z.array(FacetCount),
+  platform: z.array(FacetCount),
+  /** By language code; `und` for posts without one. */
+  lang: z.array(FacetCount),
+  product: z.array(FacetCount),
+  /** By topic id, written as a string. */
+  topic: z.array(FacetCount),
+  interval: z.enum(["hour", "day"]),
+  /** The non-empty buckets, oldest first, each the start of its hour or day (UTC). */
+  buckets: z.array(z.strictObject({ at: time, count })),
+});
+/** `GET /api/v1/search` (`SearchPage`): a page of hits, with facets on request. */
+export const SearchPage = z.strictObject({
+  items: z.array(SearchHit),
+  /** Null on the last page; a page may hold fewer than `limit` hits and still have a next one. */
+  next_cursor: z.string().nullable(),
+  /** Posts checked against the query one by one for this page. */
+  checked: count,
+  facets: SearchFacets.optional(),
+});
+/** A saved search (`SavedSearch` in src/db/saved_searches.rs): a query and its filters under a name. */
+export const SavedSearch = z.strictObject({
+  id: count,
+  name: z.string(),
+  query: z.string(),
+  /** The search's parameters by name (`platform`, `lang`, `from`, `order`...): strings, `topic` a number. */
+  filters: z.record(z.string(), z.union([z.string(), z.number()])),
+  created_by: z.string().nullable(),
+  created_at: time,
+  updated_at: time,
+});
+/** `GET /api/v1/saved-searches`: every saved search, by name. */
+export const SavedSearchList = z.strictObject({ items: z.array(SavedSearch) });
+
 /** An alert: `GET /api/v1/alerts` items, ack/resolve answers and `alert:<kind>` data. */
 export const Alert = z.strictObject({
   id: count,
@@ -428,6 +475,12 @@ export type Role = z.infer<typeof Role>;
 export type AuthStatus = z.infer<typeof AuthStatus>;
 export type TokenResponse = z.infer<typeof TokenResponse>;
 export type ErrorBody = z.infer<typeof ErrorBody>;
+export type SearchHit = z.infer<typeof SearchHit>;
+export type FacetCount = z.infer<typeof FacetCount>;
+export type SearchFacets = z.infer<typeof SearchFacets>;
+export type SearchPage = z.infer<typeof SearchPage>;
+export type SavedSearch = z.infer<typeof SavedSearch>;
+export type SavedSearchList = z.infer<typeof SavedSearchList>;
 
 /** One group of a forecast's inputs, with the factor it multiplied the expected shares by. */
 export const ForecastDriver = z.strictObject({
@@ -484,4 +537,10 @@ export const restSchemas = {
   "auth/token": TokenResponse,
   "auth/refused": ErrorBody,
   forecast: ForecastResponse,
+  search: SearchPage,
+  /** A query that does not parse, refused with its position. */
+  "search/refused": ErrorBody,
+  "saved-searches": SavedSearchList,
+  /** `POST /api/v1/saved-searches`: the search as saved. */
+  "saved-search": SavedSearch,
 } as const;

@@ -29,12 +29,16 @@ function TopicSelect(props: { value: string | undefined; topics: Topic[] | undef
   );
 }
 
-/** Global filters; options for the label filters come from the keys the API reported. */
+/**
+ * Global filters; options for the label filters come from the keys the API reported.
+ * `showWindow`: false where the window does not apply (the Search view has its own range).
+ */
 export function FilterBar(props: {
   filters: Filters;
   options: Record<Exclude<FilterKey, "platform" | "topic">, string[]>;
   topics: Topic[] | undefined;
   onChange: (next: Filters) => void;
+  showWindow?: boolean;
 }) {
   const { filters } = props;
   const set = (key: FilterKey, value: string | undefined) => props.onChange({ ...filters, [key]: value || undefined });
@@ -58,18 +62,20 @@ export function FilterBar(props: {
           </select>
         </label>
       ))}
-      <label>
-        <span>window</span>
-        <select
-          value={filters.window}
-          onChange={(e) => props.onChange({ ...filters, window: e.target.value as Window })}
-          data-testid="filter-window"
-        >
-          {windows.map((w) => (
-            <option key={w} value={w}>{windowNames[w]}</option>
-          ))}
-        </select>
-      </label>
+      {props.showWindow !== false && (
+        <label>
+          <span>window</span>
+          <select
+            value={filters.window}
+            onChange={(e) => props.onChange({ ...filters, window: e.target.value as Window })}
+            data-testid="filter-window"
+          >
+            {windows.map((w) => (
+              <option key={w} value={w}>{windowNames[w]}</option>
+            ))}
+          </select>
+        </label>
+      )}
       <button type="button" className="btn" disabled={!active} onClick={() => props.onChange({ window: filters.window })}>
         Clear filters
       </button>

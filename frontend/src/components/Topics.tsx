@@ -30,8 +30,11 @@ function rows(metrics: TopicMetrics | undefined, topics: Topic[] | undefined): R
   return out;
 }
 
-/** Writes a topic and refreshes what shows topics; the error, in words, when refused. */
-function useTopicWrite() {
+/**
+ * Writes a topic and refreshes what shows topics (the panel, the topic selector); resolves to
+ * the error when refused, undefined when written.
+ */
+export function useTopicWrite() {
   const queryClient = useQueryClient();
   return async (write: () => Promise<unknown>): Promise<unknown> => {
     try {

@@ -37,7 +37,7 @@ export function linePath(values: number[], x: (i: number) => number, y: (v: numb
 }
 
 /** The container's width, followed as it resizes; the height is fixed so nothing below moves. */
-function useWidth(): [React.RefObject<HTMLDivElement | null>, number] {
+export function useWidth(): [React.RefObject<HTMLDivElement | null>, number] {
   const ref = useRef<HTMLDivElement | null>(null);
   const [width, setWidth] = useState(0);
   useLayoutEffect(() => {

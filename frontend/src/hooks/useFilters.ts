@@ -1,7 +1,10 @@
 import { useCallback, useEffect, useState } from "react";
-import { filtersToSearch, parseFilters, type Filters } from "../lib/filters";
+import { parseFilters, withFilters, type Filters } from "../lib/filters";
 
-/** The filters in the address bar: set ones are pushed to the history, back and forward restore. */
+/**
+ * The filters in the address bar: set ones are pushed to the history (the URL's other keys,
+ * the Search view's, kept), back and forward restore.
+ */
 export function useFilters(): [Filters, (f: Filters) => void] {
   const [filters, setFilters] = useState(() => parseFilters(window.location.search));
   useEffect(() => {
@@ -10,7 +13,7 @@ export function useFilters(): [Filters, (f: Filters) => void] {
     return () => window.removeEventListener("popstate", onPop);
   }, []);
   const update = useCallback((next: Filters) => {
-    const search = filtersToSearch(next);
+    const search = withFilters(window.location.search, next);
     window.history.pushState(null, "", search ? `?${search}` : window.location.pathname);
     setFilters(next);
   }, []);

@@ -55,6 +55,17 @@ export function filtersToSearch(filters: Filters): string {
   return q.toString();
 }
 
+/**
+ * `search` (a query string) with `filters` written into it: their keys replaced, the others
+ * (the Search view's) kept.
+ */
+export function withFilters(search: string, filters: Filters): string {
+  const p = new URLSearchParams(search);
+  for (const k of [...filterKeys, "window"]) p.delete(k);
+  for (const [k, v] of new URLSearchParams(filtersToSearch(filters))) p.set(k, v);
+  return p.toString();
+}
+
 /** The label filters only (the topic included), as the REST API takes them. */
 export function labelFilters(filters: Filters): Partial<Record<FilterKey, string>> {
   const out: Partial<Record<FilterKey, string>> = {};

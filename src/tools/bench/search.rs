@@ -117,6 +117,9 @@ pub async fn run(
     let base = format!("http://{}", app.address());
     let http = reqwest::Client::new();
     let terms = Terms::of(&distinct);
+    // The API's connections rest in proportion to their use (`database.api_busy_share`): each
+    // query is sent once the previous one's rest is over, so it measures a search, not a wait.
+    let rest = 1.0 / settings.database.api_busy_share.clamp(0.01, 1.0) - 1.0;
     let from = (Utc::now() - TimeDelta::days(30)).to_rfc3339();
     for (kind, queries) in terms.queries(args.search_queries) {
         if queries.is_empty() {
@@ -125,7 +128,7 @@ pub async fn run(
         eprintln!("search: {kind}");
         report
             .kinds
-            .push(measure(&http, &base, &from, kind, &queries).await?);
+            .push(measure(&http, &base, &from, kind, &queries, rest).await?);
     }
     let (query, expected) = export_query(&distinct, args);
     eprintln!("search: exporting `{query}` (about {expected} rows)");
@@ -193,6 +196,25 @@ async fn seed(
         .collect();
     let vectors: Vec<TsVector> = distinct.iter().map(|p| TsVector(&p.search)).collect();
     client.batch_execute("DROP INDEX posts_search_idx").await?;
+    // The distinct posts go into a table of their own once; each chunk joins it by number (an
+    // array subscript per row would walk the array each time).
+    client
+        .execute(
+            "CREATE TEMP TABLE seed AS SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+                 $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
+                 $10::float4[], $11::tsvector[]) WITH ORDINALITY AS u (text, platform, author, \
+                 lang, city, country, product, url, label, score, search, i)",
+            &[
+                &texts, &platforms, &authors, &langs, &cities, &countries, &products, &urls,
+                &labels, &scores, &vectors,
+            ],
+        )
+        .await
+        .context("staging the distinct posts")?;
+    client
+        .batch_execute("CREATE UNIQUE INDEX ON seed (i); ANALYZE seed")
+        .await?;
+    let n = distinct.len() as i64;
     let span_secs = (args.search_days * 86_400) as f64;
     let step = span_secs / args.search_posts.max(1) as f64;
     let started = Instant::now();
@@ -205,17 +227,12 @@ async fn seed(
                 "INSERT INTO posts (id, platform, author_id, author_followers, text, created_at, \
                      lang, city, country, product, url, sentiment_label, sentiment_score, \
                      emotions, toxicity, churn_risk, model, stream_id, search) \
-                 SELECT 'b-' || g, ($3::text[])[i], ($4::text[])[i], 100, ($5::text[])[i], \
-                     now() - make_interval(secs => g * $6::float8), ($7::text[])[i], \
-                     ($8::text[])[i], ($9::text[])[i], ($10::text[])[i], ($11::text[])[i], \
-                     ($12::text[])[i], ($13::float4[])[i], '{}', 0, 0, 'lexicon', '0-0', \
-                     ($14::tsvector[])[i] \
-                 FROM generate_series($1::int8, $2::int8 - 1) AS g, \
-                      LATERAL (SELECT 1 + (g % cardinality($3::text[]))::int AS i) AS x",
-                &[
-                    &from, &to, &platforms, &authors, &texts, &step, &langs, &cities, &countries,
-                    &products, &urls, &labels, &scores, &vectors,
-                ],
+                 SELECT 'b-' || g, s.platform, s.author, 100, s.text, \
+                     now() - make_interval(secs => g * $3::float8), s.lang, s.city, s.country, \
+                     s.product, s.url, s.label, s.score, '{}', 0, 0, 'lexicon', '0-0', s.search \
+                 FROM generate_series($1::int8, $2::int8 - 1) AS g \
+                 JOIN seed s ON s.i = 1 + g % $4::int8",
+                &[&from, &to, &step, &n],
             )
             .await
             .context("seeding posts")?;
@@ -232,9 +249,9 @@ async fn seed(
         .await
         .context("building the search index")?;
     report.index_build_secs = started.elapsed().as_secs_f64();
-    client
-        .batch_execute("VACUUM ANALYZE posts; CHECKPOINT")
-        .await?;
+    for statement in ["VACUUM ANALYZE posts", "CHECKPOINT"] {
+        client.batch_execute(statement).await?;
+    }
     let sizes = client
         .query_one(
             "SELECT pg_relation_size('posts_search_idx')::float8 / 1048576, \
@@ -262,7 +279,8 @@ impl Terms {
         let (mut words, mut pairs, mut japanese) = (HashMap::new(), HashMap::new(), HashMap::new());
         for p in posts {
             let t = Tokens::read(&p.post.text);
-            let ja = p.analysis.lang.as_deref() == Some("ja");
+            let ja =
+                p.analysis.lang.as_deref() == Some("ja") || p.post.lang.as_deref() == Some("ja");
             for i in 0..t.len() {
                 let (kind, text) = (t.tokens[i].kind, t.text(i));
                 let latin = kind == TokenKind::Word
@@ -356,6 +374,7 @@ async fn measure(
     from: &str,
     kind: &str,
     queries: &[String],
+    rest: f64,
 ) -> anyhow::Result<QueryKind> {
     let mut plain = Vec::new();
     let mut faceted = Vec::new();
@@ -374,8 +393,10 @@ async fn measure(
             let response = http.get(url).send().await?;
             let status = response.status();
             let body: serde_json::Value = response.json().await?;
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let took = started.elapsed();
+            let ms = took.as_secs_f64() * 1000.0;
             anyhow::ensure!(status.is_success(), "`{q}`: {status} {body}");
+            tokio::time::sleep(took.mul_f64(rest) + Duration::from_millis(20)).await;
             if facets {
                 faceted.push(ms);
                 matches.push(body["facets"]["total"].as_i64().unwrap_or(0));
