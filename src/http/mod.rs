@@ -14,6 +14,7 @@ pub mod backlog;
 pub mod body_budget;
 pub mod body_limits;
 pub mod canonical;
+pub mod cursor;
 pub mod dashboard;
 pub mod error;
 pub mod events;

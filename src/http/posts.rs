@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
 use super::state::State;
@@ -59,32 +60,18 @@ pub struct PostPage {
     pub next_cursor: Option<String>,
 }
 
-/// Keyset cursor: the (created_at, id) of the last post of a page, hex-encoded so callers
-/// treat it as opaque.
+/// Keyset cursor: the (created_at, id) of the last post of a page.
 fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
-    let raw = format!("{}|{id}", created_at.timestamp_micros());
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    cursor::encode(&format!("{}|{id}", created_at.timestamp_micros()))
 }
 
-fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect();
-    let raw = String::from_utf8(bytes?).ok()?;
+fn decode_cursor(encoded: &str) -> Option<(DateTime<Utc>, String)> {
+    let raw = cursor::decode(encoded)?;
     let (micros, id) = raw.split_once('|')?;
     if !sql::storable(id) {
         return None;
     }
-    let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-    let years = crate::models::time::MIN_YEAR..=crate::models::time::MAX_YEAR;
-    if !years.contains(&chrono::Datelike::year(&created)) {
-        return None;
-    }
-    Some((created, id.to_string()))
+    Some((cursor::time(micros)?, id.to_string()))
 }
 
 /// A 400 for a path id no post can have (empty, longer than ids may be, or holding NUL), so

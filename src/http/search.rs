@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use super::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
 use super::state::State;
@@ -233,21 +234,12 @@ fn encode_cursor(fingerprint: &str, after: &After) -> String {
         after.created_at.timestamp_micros(),
         after.id
     );
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    cursor::encode(&raw)
 }
 
-fn decode_cursor(fingerprint: &str, cursor: &str) -> Result<After, ApiError> {
+fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
     let bad = |why: &str| ApiError::bad_request(ErrorCode::InvalidCursor, why.to_string());
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 2_048 {
-        return Err(bad("cursor is not valid"));
-    }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect();
-    let raw = bytes
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| bad("cursor is not valid"))?;
+    let raw = cursor::decode(encoded).ok_or_else(|| bad("cursor is not valid"))?;
     let mut parts = raw.splitn(4, '|');
     let (Some(print), Some(rank), Some(micros), Some(id)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -260,10 +252,7 @@ fn decode_cursor(fingerprint: &str, cursor: &str) -> Result<After, ApiError> {
         ));
     }
     let rank = rank.parse::<u32>().ok().map(f32::from_bits);
-    let created = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros);
+    let created = cursor::time(micros);
     match (rank, created) {
         (Some(rank), Some(created_at)) if rank.is_finite() && crate::db::query::storable(id) => {
             Ok(After {
