@@ -43,6 +43,7 @@ pub struct Application {
     sources: Sources,
     key_refresher: Option<tokio::task::JoinHandle<()>>,
     revocations: Option<tokio::task::JoinHandle<()>>,
+    export_runner: crate::http::export_runner::ExportRunner,
 }
 
 /// Closes the live sessions of every key revoked from now on, by this process or another.
@@ -148,6 +149,14 @@ impl Application {
             &settings.redis.stream,
             Some(pipeline.topics().clone()),
         )?;
+        let export_wake = Arc::new(tokio::sync::Notify::new());
+        let export_runner = crate::http::export_runner::ExportRunner::start(
+            &settings.export,
+            &settings.database.url,
+            pipeline.consumer(),
+            export_wake.clone(),
+            Some(pipeline.ingest.clone()),
+        )?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: crate::db::ApiPool::new(&settings.database)?,
@@ -168,6 +177,7 @@ impl Application {
             policy: crate::http::routes::policy(),
             previews: Default::default(),
             exports: Default::default(),
+            export_wake: export_wake.clone(),
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
@@ -213,6 +223,7 @@ impl Application {
             sources,
             key_refresher,
             revocations,
+            export_runner,
         })
     }
 
@@ -267,6 +278,7 @@ impl Application {
         {
             task.abort();
         }
+        self.export_runner.stop().await;
         let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
         let report = self.pipeline.drain(timeout).await;
         match report {

@@ -35,7 +35,7 @@ impl SearchIndexer {
     }
 
     fn pipeline_busy(&self) -> bool {
-        self.ingest.as_ref().is_some_and(|i| i.in_flight() > 0)
+        IngestContext::busy(self.ingest.as_ref())
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {

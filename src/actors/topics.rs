@@ -166,7 +166,7 @@ impl Retagger {
 impl Retagger {
     /// Whether the pipeline has entries in flight.
     fn pipeline_busy(&self) -> bool {
-        self.ingest.as_ref().is_some_and(|i| i.in_flight() > 0)
+        IngestContext::busy(self.ingest.as_ref())
     }
 }
 

@@ -10,8 +10,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod export;
 mod sources;
 mod topics;
+pub use export::ExportSettings;
 pub use sources::{
     FeedSettings, JetstreamSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings,
     PUBLIC_JETSTREAMS,
@@ -59,6 +61,7 @@ pub struct Settings {
     pub virality: ViralitySettings,
     pub stories: StorySettings,
     pub topics: TopicSettings,
+    pub export: ExportSettings,
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -609,6 +612,7 @@ impl Default for Settings {
             virality: ViralitySettings::default(),
             stories: StorySettings::default(),
             topics: TopicSettings::default(),
+            export: ExportSettings::default(),
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),

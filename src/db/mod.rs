@@ -13,6 +13,7 @@ pub mod audit;
 pub mod batch;
 pub mod cascades;
 pub mod deletions;
+pub mod export_jobs;
 pub mod forecast;
 pub mod keys;
 pub mod lock;
@@ -124,6 +125,14 @@ pub struct ApiConnection {
     conn: Option<deadpool_postgres::Object>,
     taken: std::time::Instant,
     rest_factor: f64,
+}
+
+impl ApiConnection {
+    /// Gives the connection back without its rest: for work that reads while nothing else
+    /// needs the database (the pipeline has nothing in flight).
+    pub fn skip_rest(&mut self) {
+        self.rest_factor = 0.0;
+    }
 }
 
 impl std::ops::Deref for ApiConnection {

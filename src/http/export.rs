@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
+use tokio_postgres::GenericClient;
+
 use super::error::{ApiError, ErrorBody};
 use super::search::{fields, prepare, Prepared, SearchQuery};
 use super::state::State;
+use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::search::{self as db, After, Order};
 use crate::models::errors::ErrorCode;
@@ -71,7 +74,7 @@ pub struct ExportSlot {
 
 impl Exports {
     /// `caller`'s place, or why it has none.
-    fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
+    pub fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
         let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if running.contains(caller) {
             return Err(ApiError::new(
@@ -103,28 +106,9 @@ impl Drop for ExportSlot {
     }
 }
 
-/// Exports a search.
-#[utoipa::path(
-    tag = "search",
-    operation_id = "export_search",
-    summary = "Export a search",
-    description = "Every post the search matches, newest first, as CSV (UTF-8, a header row, \
-        the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
-        answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
-        `order` and `facets` aside) and `format`. One export at a time per caller.",
-    params(SearchQuery),
-    responses(
-        (status = 200, description = "The posts, streamed", content_type = "text/csv"),
-        (status = 400, description = "A bad query, filter or format", body = ErrorBody),
-        (status = 429, description = "This caller's previous export is still running", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable, or the process runs as many \
-            exports as it may", body = ErrorBody),
-    )
-)]
-#[get("/api/v1/search/export")]
-pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let raw = req.query_string();
+/// The export's parameters from a query string: the search's, less what an export cannot
+/// take, and `format`; whether the format is JSON lines.
+pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError> {
     let query = web::Query::<SearchQuery>::from_query(raw)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
         .into_inner();
@@ -153,28 +137,67 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         }
     }
     let prepared = prepare(&query)?;
-    let slot = state.exports.take(&state.client_id(&req))?;
-    let entry = audit::Entry {
+    Ok((query, prepared, jsonl))
+}
+
+/// The audit log's record of an export started by `req`.
+pub fn audit_entry(
+    state: &State,
+    req: &HttpRequest,
+    action: &str,
+    query: &SearchQuery,
+) -> audit::Entry {
+    audit::Entry {
         actor: state.actor(),
         actor_role: state.caller().map(|c| c.role.to_string()),
-        action: "search.export".into(),
-        target: Some(format!("{}?{raw}", req.path())),
-        payload: serde_json::to_value(&query).unwrap_or_default(),
+        action: action.into(),
+        target: Some(format!("{}?{}", req.path(), req.query_string())),
+        payload: serde_json::to_value(query).unwrap_or_default(),
         request_id: req
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        ip: Some(state.client_id(&req)),
-    };
-    {
+        ip: Some(state.client_id(req)),
+    }
+}
+
+/// Exports a search.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "export_search",
+    summary = "Export a search",
+    description = "Every post the search matches, newest first, as CSV (UTF-8, a header row, \
+        the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
+        answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
+        `order` and `facets` aside) and `format`. One export at a time per caller. For an \
+        export that should outlive the connection, see `POST /api/v1/exports`.",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The posts, streamed", content_type = "text/csv"),
+        (status = 400, description = "A bad query, filter or format", body = ErrorBody),
+        (status = 429, description = "This caller's previous export is still running", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable, or the process runs as many \
+            exports as it may", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/search/export")]
+pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (query, prepared, jsonl) = export_query(req.query_string())?;
+    let slot = state.exports.take(&state.client_id(&req))?;
+    let entry = audit_entry(&state, &req, "search.export", &query);
+    let few = {
         let client = state.pool.get().await?;
         audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
-    }
+        super::search::few(&**client, &prepared.scope).await?
+    };
     metrics::counter!(names::SEARCHES, "kind" => "export").increment(1);
     let run = Run {
         pool: state.pool.clone(),
+        ingest: state.ingest.clone(),
         prepared: Arc::new(prepared),
+        few,
         after: None,
         header: !jsonl,
         jsonl,
@@ -202,7 +225,9 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
 /// An export under way.
 struct Run {
     pool: crate::db::ApiPool,
+    ingest: Option<Arc<IngestContext>>,
     prepared: Arc<Prepared>,
+    few: bool,
     after: Option<After>,
     header: bool,
     jsonl: bool,
@@ -219,78 +244,105 @@ impl Run {
         }
         let mut out = String::new();
         if std::mem::take(&mut self.header) {
-            out.push_str(&CSV_COLUMNS.join(","));
-            out.push_str("\r\n");
+            out.push_str(&csv_header());
         }
-        let page = match self.page().await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "an export stopped part way");
-                self.done = true;
-                return Some(Err(actix_web::error::ErrorInternalServerError(
-                    "the export stopped part way",
-                )));
-            }
-        };
-        let Some((posts, last)) = page else {
-            self.done = true;
-            return (!out.is_empty()).then(|| Ok(Bytes::from(out)));
-        };
-        self.after = Some(last);
-        metrics::counter!(names::EXPORTED_ROWS).increment(posts.len() as u64);
-        for p in &posts {
-            if self.jsonl {
-                out.push_str(&serde_json::to_string(p).unwrap_or_default());
-                out.push('\n');
-            } else {
-                csv_row(&mut out, p);
+        loop {
+            match self.page().await {
+                Ok(Some((posts, last))) => {
+                    self.after = Some(last);
+                    if posts.is_empty() {
+                        // A page of candidates none of which matched: read on, without an
+                        // empty chunk.
+                        continue;
+                    }
+                    metrics::counter!(names::EXPORTED_ROWS).increment(posts.len() as u64);
+                    encode(&posts, self.jsonl, &mut out, &mut Vec::new());
+                    return Some(Ok(Bytes::from(out)));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return (!out.is_empty()).then(|| Ok(Bytes::from(out)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "an export stopped part way");
+                    self.done = true;
+                    return Some(Err(actix_web::error::ErrorInternalServerError(
+                        "the export stopped part way",
+                    )));
+                }
             }
         }
-        Some(Ok(Bytes::from(out)))
     }
 
-    /// The next page's matches and where it ended; `None` past the last.
+    /// The next page, through a connection that rests after it as every API read does while
+    /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
     async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
-        loop {
-            let candidates = {
-                let client = self.pool.get().await?;
-                db::candidates(
-                    &**client,
-                    &self.prepared.scope,
-                    Order::Newest,
-                    self.after.as_ref(),
-                    PAGE_ROWS,
-                    false,
-                )
-                .await?
-            };
-            let Some(last) = candidates.last() else {
-                return Ok(None);
-            };
-            let last = After {
-                rank: 0.0,
-                created_at: last.post.created_at,
-                id: last.post.id.clone(),
-            };
-            let prepared = self.prepared.clone();
-            let posts: Vec<PostView> = tokio::task::spawn_blocking(move || {
-                candidates
-                    .into_iter()
-                    .filter(|c| {
-                        (prepared.exact && !c.unsure)
-                            || !prepared.set.matches(&fields(&c.post)).is_empty()
-                    })
-                    .map(|c| c.post)
-                    .collect()
-            })
-            .await?;
-            if posts.is_empty() {
-                // A page of candidates none of which matched: read on, without an empty chunk.
-                self.after = Some(last);
-                continue;
-            }
-            return Ok(Some((posts, last)));
+        let mut client = self.pool.get().await?;
+        let page = read_page(
+            &**client,
+            &self.prepared,
+            self.after.as_ref(),
+            PAGE_ROWS,
+            self.few,
+        )
+        .await;
+        if !IngestContext::busy(self.ingest.as_ref()) {
+            client.skip_rest();
         }
+        page
+    }
+}
+
+/// The matches among the next `rows` candidates after `after`, newest first, and where they
+/// ended (the list may be empty when none matched); `None` past the last.
+pub async fn read_page(
+    client: &impl GenericClient,
+    prepared: &Arc<Prepared>,
+    after: Option<&After>,
+    rows: i64,
+    few: bool,
+) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+    let candidates =
+        db::candidates(client, &prepared.scope, Order::Newest, after, rows, few).await?;
+    let Some(last) = candidates.last() else {
+        return Ok(None);
+    };
+    let last = After {
+        rank: 0.0,
+        created_at: last.post.created_at,
+        id: last.post.id.clone(),
+    };
+    let prepared = prepared.clone();
+    let posts: Vec<PostView> = tokio::task::spawn_blocking(move || {
+        candidates
+            .into_iter()
+            .filter(|c| {
+                (prepared.exact && !c.unsure) || !prepared.set.matches(&fields(&c.post)).is_empty()
+            })
+            .map(|c| c.post)
+            .collect()
+    })
+    .await?;
+    Ok(Some((posts, last)))
+}
+
+/// The CSV header row.
+pub fn csv_header() -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push_str("\r\n");
+    out
+}
+
+/// Appends `posts` to `out` as CSV rows or JSON lines, and where each ends to `ends`.
+pub fn encode(posts: &[PostView], jsonl: bool, out: &mut String, ends: &mut Vec<i32>) {
+    for p in posts {
+        if jsonl {
+            out.push_str(&serde_json::to_string(p).unwrap_or_default());
+            out.push('\n');
+        } else {
+            csv_row(out, p);
+        }
+        ends.push(i32::try_from(out.len()).unwrap_or(i32::MAX));
     }
 }
 

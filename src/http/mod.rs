@@ -19,6 +19,8 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod export_jobs;
+pub mod export_runner;
 pub mod filters;
 pub mod forecast;
 pub mod guard;
@@ -89,6 +91,8 @@ pub struct AppState {
     pub previews: crate::actors::analyzer_share::Callers,
     /// Exports running (one per caller, a few in all).
     pub exports: std::sync::Arc<export::Exports>,
+    /// Wakes this process's export workers when a job is created.
+    pub export_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

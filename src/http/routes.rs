@@ -14,8 +14,9 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, events, export, forecast, health, live, metrics_api, openapi,
-    pipeline, posts, saved_searches, search, stories, topics, virality_api, webhooks_api,
+    alerts_api, analyze, auth_api, events, export, export_jobs, forecast, health, live,
+    metrics_api, openapi, pipeline, posts, saved_searches, search, stories, topics, virality_api,
+    webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -54,6 +55,7 @@ endpoints! {
     openapi::docs_style => PUBLIC,
     auth_api::auth_status => PUBLIC,
     auth_api::token => PUBLIC,
+    export_jobs::download => PUBLIC,
 
     events::create => INGEST,
 
@@ -62,6 +64,10 @@ endpoints! {
     posts::list => ANALYST,
     search::search => ANALYST,
     export::export => ANALYST,
+    export_jobs::create => ANALYST,
+    export_jobs::list => ANALYST,
+    export_jobs::get_one => ANALYST,
+    export_jobs::remove => ANALYST,
     saved_searches::list => ANALYST,
     saved_searches::get_one => ANALYST,
     virality_api::post_virality => ANALYST,

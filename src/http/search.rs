@@ -212,6 +212,15 @@ pub fn prepare(q: &SearchQuery) -> Result<Prepared, ApiError> {
     })
 }
 
+/// Whether `scope` has so few candidates that they are best found through the index first and
+/// then ordered by time (a rare word newest first would otherwise read the range by time).
+pub async fn few(
+    client: &impl tokio_postgres::GenericClient,
+    scope: &db::Scope,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(db::count_upto(client, scope, FEW).await? < FEW)
+}
+
 /// What a query can see of a stored post.
 pub fn fields(p: &PostView) -> PostFields<'_> {
     PostFields {
@@ -330,8 +339,7 @@ pub async fn search(
         .read_only(true)
         .start()
         .await?;
-    let few = prepared.order == Order::Newest
-        && db::count_upto(&*client, &prepared.scope, FEW).await? < FEW;
+    let few = prepared.order == Order::Newest && few(&*client, &prepared.scope).await?;
     let mut items: Vec<SearchHit> = Vec::new();
     let mut checked = 0usize;
     let mut more = false;

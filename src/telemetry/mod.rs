@@ -81,6 +81,8 @@ pub mod names {
         counter SEARCH_CHECKED = "pulse_search_checked_posts_total";
         /// Rows written by exports.
         counter EXPORTED_ROWS = "pulse_search_exported_rows_total";
+        /// Export jobs by `event` (`created`, `done`, `failed`, `deleted`, `downloaded`).
+        counter EXPORT_JOBS = "pulse_export_jobs_total";
         /// Rows inserted (replays excluded), by `table`.
         counter STORED_ROWS = "pulse_store_rows_inserted_total";
         /// Time to commit one batch.

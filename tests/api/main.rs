@@ -15,6 +15,7 @@ mod compression;
 mod dashboard;
 mod deletions;
 mod email_channels;
+mod export_jobs;
 mod forecast;
 mod http_api;
 mod languages;

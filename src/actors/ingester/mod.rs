@@ -208,6 +208,12 @@ impl IngestContext {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Whether the pipeline of `ingest` (none in a process without one) has entries in flight:
+    /// the work that gives way to it (re-tagging, indexing, exports) rests only then.
+    pub fn busy(ingest: Option<&Arc<IngestContext>>) -> bool {
+        ingest.is_some_and(|i| i.in_flight() > 0)
+    }
+
     /// Ids of every entry held here (read or claimed, not yet acknowledged).
     pub fn held_ids(&self) -> Vec<String> {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,390 @@
+//! Export jobs on the real store: a job whose process is killed part way is finished by
+//! another from its last committed chunk, with nothing twice and nothing missed; a download
+//! leaves out posts deleted since; a job cancelled part way stops and leaves nothing; the
+//! budgets per caller and the link's token are enforced; 500 exports at once get clear
+//! answers; a streaming export the client drops gives its place back.
+
+use crate::common;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use serde_json::Value;
+
+use super::deletions::{deletion, post_at, xadd_all};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Stores `matching` posts that say "refund" and `others` that do not, one second apart.
+async fn seed(app: &TestApp, matching: usize, others: usize) {
+    let now = Utc::now();
+    let posts: Vec<Value> = (0..matching + others)
+        .map(|n| {
+            let text = if n < matching {
+                format!("refund {n}, \"late\"\nagain")
+            } else {
+                format!("other {n}")
+            };
+            post_at(&format!("x-{n}"), &text, now - TimeDelta::seconds(n as i64))
+        })
+        .collect();
+    xadd_all(&app.redis().await, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts((matching + others) as i64, WAIT).await);
+}
+
+async fn job(app: &TestApp, id: i64) -> Value {
+    app.get_ok(&format!("/api/v1/exports/{id}")).await
+}
+
+/// Holds chunk `seq` of job `id` in an open transaction: a process writing the job blocks
+/// there, its earlier chunks committed.
+async fn hold_chunk(
+    pg: &mut tokio_postgres::Client,
+    id: i64,
+    seq: i32,
+) -> tokio_postgres::Transaction<'_> {
+    let tx = pg.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO export_chunks (job_id, seq, data, ids, ends) VALUES ($1, $2, ''::bytea, '{}', '{}')",
+        &[&id, &seq],
+    )
+    .await
+    .unwrap();
+    tx
+}
+
+/// Waits until a statement starting with `prefix` waits for a lock.
+async fn waits_for_lock(app: &TestApp, prefix: &str) -> bool {
+    let pg = app.env.pg().await;
+    let database = app.env.database.clone();
+    wait_until(WAIT, || {
+        let pg = &pg;
+        let database = database.clone();
+        let pattern = format!("{prefix}%");
+        async move {
+            pg.query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE $2",
+                &[&database, &pattern],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                > 0
+        }
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    // This process only serves the API: the jobs are written by the others.
+    settings.export.workers = 0;
+    let app = spawn_app_with(env, settings).await;
+    seed(&app, 650, 100).await;
+
+    let (status, created) = app
+        .post_empty("/api/v1/exports?q=refund&format=jsonl")
+        .await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["state"], "queued");
+    assert!(created["download_url"].is_null());
+    let id = created["id"].as_i64().unwrap();
+
+    let mut blocker = app.env.pg().await;
+    let held = hold_chunk(&mut blocker, id, 3).await;
+    let mut vars = app.env.env();
+    vars.push(("PULSE_EXPORT__CHUNK_ROWS".into(), "100".into()));
+    vars.push(("PULSE_EXPORT__LEASE_SECS".into(), "2".into()));
+    let mut writer = PulseProcess::start(&vars);
+    assert!(
+        wait_until(WAIT, || async { job(&app, id).await["rows"] == 300 }).await,
+        "the writer commits three chunks and blocks at the fourth"
+    );
+    let part_way = job(&app, id).await;
+    assert_eq!(part_way["state"], "running");
+    let progress = part_way["progress"].as_f64().unwrap();
+    assert!(progress > 0.0 && progress < 1.0, "{part_way}");
+    assert!(waits_for_lock(&app, "INSERT INTO export_chunks").await);
+    writer.signal(libc::SIGKILL);
+    assert_eq!(writer.wait(WAIT), None, "killed by the signal");
+    held.rollback().await.unwrap();
+
+    // Deleted after the job began: one already written, one not yet.
+    let now = Utc::now();
+    xadd_all(
+        &app.redis().await,
+        &app.env.stream,
+        &[deletion("x-5", now), deletion("x-600", now)],
+    )
+    .await;
+    assert!(
+        wait_until(WAIT, || async {
+            app.env
+                .pg()
+                .await
+                .query_one(
+                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 2
+        })
+        .await
+    );
+
+    let taker = app.spawn_replica().await;
+    assert!(
+        wait_until(WAIT, || async { job(&app, id).await["state"] == "done" }).await,
+        "another process takes the job over once the lease runs out"
+    );
+    let done = job(&app, id).await;
+    assert_eq!(done["progress"], 1.0);
+    assert!(done["expires_at"].is_string());
+    // 650 matches less the one deleted before it was written.
+    assert_eq!(done["rows"], 649, "{done}");
+    let url = done["download_url"].as_str().unwrap();
+    let response = reqwest::get(app.url(url)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/x-ndjson"));
+    let ids: Vec<String> = response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (0..650)
+        .filter(|n| *n != 5 && *n != 600)
+        .map(|n| format!("x-{n}"))
+        .collect();
+    assert_eq!(ids, expected, "every live match once, newest first");
+
+    // The link is the job's own: another token, another id, or no token, finds nothing.
+    let token = url.split("token=").nth(1).unwrap();
+    let flipped = if token.starts_with('0') { "1" } else { "0" };
+    for path in [
+        &format!(
+            "/api/v1/exports/{id}/download?token={flipped}{}",
+            &token[1..]
+        ),
+        &format!("/api/v1/exports/{}/download?token={token}", id + 1),
+        &format!("/api/v1/exports/{id}/download"),
+        &format!("/api/v1/exports/{id}/download?token=zz"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    taker.shutdown().await;
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.export.workers = 0;
+    let app = spawn_app_with(env, settings).await;
+    seed(&app, 500, 10).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_i64().unwrap());
+    }
+    let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    let listed = app.get_ok("/api/v1/exports").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    // A queued job's link does not serve it before it is done.
+    let pg = app.env.pg().await;
+    let token: String = pg
+        .query_one("SELECT token FROM export_jobs WHERE id = $1", &[&ids[0]])
+        .await
+        .unwrap()
+        .get(0);
+    let (status, body) = app
+        .get(&format!(
+            "/api/v1/exports/{}/download?token={token}",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_transition"))
+    );
+
+    for (query, code) in [
+        ("q=(refund", "invalid_topic_query"),
+        ("q=refund&format=xlsx", "invalid_query"),
+        ("q=refund&cursor=abc", "invalid_query"),
+    ] {
+        let (status, body) = app.post_empty(&format!("/api/v1/exports?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}"
+        );
+    }
+    for path in [
+        "/api/v1/exports/abc",
+        "/api/v1/exports/99999999999999999999",
+    ] {
+        let (status, _) = app.get(path).await;
+        assert!(status == 400 || status == 404, "{path}: {status}");
+    }
+
+    // Cancel the second job part way: it stops and leaves no chunk.
+    assert_eq!(
+        app.delete(&format!("/api/v1/exports/{}", ids[0])).await,
+        204
+    );
+    assert_eq!(app.get(&format!("/api/v1/exports/{}", ids[0])).await.0, 404);
+    let id = ids[1];
+    let mut blocker = app.env.pg().await;
+    let held = hold_chunk(&mut blocker, id, 3).await;
+    let mut writer_settings = app.env.settings();
+    writer_settings.export.chunk_rows = 100;
+    let writer = pulse::app::Application::build(writer_settings, Default::default())
+        .await
+        .unwrap();
+    // A header chunk, then two of 100 rows.
+    assert!(wait_until(WAIT, || async { job(&app, id).await["rows"] == 200 }).await);
+    assert!(waits_for_lock(&app, "INSERT INTO export_chunks").await);
+    let path = format!("/api/v1/exports/{id}");
+    let cancel = app.delete(&path);
+    let release = async {
+        assert!(waits_for_lock(&app, "DELETE FROM export_jobs").await);
+        held.rollback().await.unwrap();
+    };
+    let (status, ()) = futures::join!(cancel, release);
+    assert_eq!(status, 204);
+    let chunks = || async {
+        pg.query_one(
+            "SELECT count(*) FROM export_chunks WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+    };
+    assert_eq!(chunks().await, 0);
+    assert_eq!(app.get(&format!("/api/v1/exports/{id}")).await.0, 404);
+
+    // The writer is free again: a new job is written whole, a CSV with its header.
+    let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(status, 202, "{body}");
+    let next = body["id"].as_i64().unwrap();
+    assert!(wait_until(WAIT, || async { job(&app, next).await["state"] == "done" }).await);
+    let url = job(&app, next).await["download_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = reqwest::get(app.url(&url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let header = text.lines().next().unwrap();
+    assert_eq!(header, pulse::http::export::CSV_COLUMNS.join(","));
+    assert_eq!(text.matches("refund ").count(), 500);
+    assert_eq!(chunks().await, 0, "the cancelled job left nothing behind");
+    writer.shutdown().await;
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_its_place_back() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    // Jobs stay queued, so the budget per caller is what answers.
+    settings.export.workers = 0;
+    let app = spawn_app_with(env, settings).await;
+    seed(&app, 3_000, 0).await;
+
+    let streams = (0..250).map(|_| async {
+        let response = app
+            .http
+            .get(app.url("/api/v1/search/export?q=refund"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        // Read the whole body, so one export at a time runs to its end.
+        let _ = response.bytes().await;
+        status
+    });
+    let jobs = (0..250).map(|_| async {
+        app.http
+            .post(app.url("/api/v1/exports?q=refund&format=jsonl"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let (streamed, queued) = futures::join!(
+        futures::future::join_all(streams),
+        futures::future::join_all(jobs)
+    );
+    for status in streamed.iter().chain(&queued) {
+        assert!(
+            [200, 202, 429, 503].contains(status),
+            "every answer is a result or a clear refusal, not {status}"
+        );
+    }
+    assert!(streamed.contains(&200));
+    assert_eq!(
+        queued.iter().filter(|s| **s == 202).count(),
+        2,
+        "two jobs per caller"
+    );
+    let (status, _) = app.get("/api/v1/search?q=refund&limit=5").await;
+    assert_eq!(status, 200, "a search is answered after the storm");
+
+    // A client that drops an export part way gives its place back.
+    let mut response = app
+        .http
+        .get(app.url("/api/v1/search/export?q=refund&format=jsonl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.chunk().await.unwrap().is_some());
+    drop(response);
+    assert!(
+        wait_until(WAIT, || async {
+            let response = app
+                .http
+                .get(app.url("/api/v1/search/export?q=refund"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status == 200
+        })
+        .await,
+        "the dropped export's place is given back"
+    );
+    app.shutdown().await;
+}
