@@ -77,6 +77,9 @@ if (savedSearch.ok) {
 } else if (savedSearch.status !== 404) {
   throw new Error(`saving a search: ${savedSearch.status} ${await savedSearch.text()}`);
 }
+// An export job of the search, as created, then the caller's jobs.
+save("export-job", await get(`/api/v1/exports?${new URLSearchParams({ q: topicQuery, format: "csv" })}`, { method: "POST" }));
+save("export-jobs", await get("/api/v1/exports"));
 // The API's error shape, as a refused token exchange answers it (401 with authentication,
 // 400 `auth_disabled` on an open server).
 const refused = await fetch(`${base}/api/v1/auth/token`, {

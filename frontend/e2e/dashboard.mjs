@@ -625,6 +625,19 @@ try {
     check(lines.length === facets.total && lines.every((p) => typeof p.id === "string" && typeof p.text === "string"), `the JSON lines hold ${lines.length} posts`);
     step(`exports: CSV (${rows.length - 1} rows) and JSON lines (${lines.length} posts) of the ${facets.total} matches`);
 
+    // The same export as a job: the server writes it, and its link works without a key.
+    await page.click('[data-testid="search-export-job"]');
+    const link = page.locator('[data-testid="search-export-link"]');
+    await link.waitFor({ timeout: 60_000 }).catch(async () => {
+      throw new Error(`the export job gave no link: ${await page.locator('[data-testid="search-export-job-status"]').textContent()}`);
+    });
+    const href = await link.getAttribute("href");
+    const file = await fetch(new URL(href, page.url()));
+    check(file.ok, `the job's link answers ${file.status}`);
+    const jobRows = (await file.text()).split("\r\n").filter(Boolean);
+    check(jobRows.length - 1 === facets.total, `the job's CSV holds ${jobRows.length - 1} rows, the search ${facets.total} matches`);
+    step(`export job: a link without a key to the ${jobRows.length - 1} rows`);
+
     // Saved searches, when the server keeps them: saved, listed, run again, deleted.
     if (savedList.ok) {
       const name = `e2e search ${Date.now()}`;

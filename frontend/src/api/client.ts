@@ -2,7 +2,7 @@
 // against what the server really sends; they are not re-validated at run time.
 import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
-  PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
+  ExportJob, PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
   Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
@@ -109,6 +109,12 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
      */
     exportSearch: async (f: SearchFilters, format: ExportFormat, signal?: AbortSignal): Promise<Blob> =>
       (await respond(`/api/v1/search/export${query(exportParams(f, format))}`, { signal })).blob(),
+    /** Starts an export job of the search: any process writes it, and its link needs no key. */
+    createExport: (f: SearchFilters, format: ExportFormat) =>
+      request<ExportJob>(`/api/v1/exports${query(exportParams(f, format))}`, { method: "POST" }),
+    exportJob: (id: number, signal?: AbortSignal) => request<ExportJob>(`/api/v1/exports/${id}`, { signal }),
+    /** Cancels a queued or running job, or removes a finished one's file. */
+    deleteExport: (id: number) => request<void>(`/api/v1/exports/${id}`, { method: "DELETE" }),
     /** Every saved search, by name. */
     savedSearches: () => request<SavedSearchList>(`/api/v1/saved-searches`),
     /** Editors and admins. */

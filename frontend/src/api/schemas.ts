@@ -213,6 +213,26 @@ export const SavedSearch = z.strictObject({
 });
 /** `GET /api/v1/saved-searches`: every saved search, by name. */
 export const SavedSearchList = z.strictObject({ items: z.array(SavedSearch) });
+/** An export job (`ExportJob` in src/http/export_jobs.rs): a search written to a file in the background. */
+export const ExportJob = z.strictObject({
+  id: count,
+  state: z.enum(["queued", "running", "done", "failed"]),
+  format: z.enum(["csv", "jsonl"]),
+  /** The search exported, as `GET /api/v1/search` takes it. */
+  search: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  rows: count,
+  bytes: count,
+  /** Share of the search's time range written, 0 to 1. */
+  progress: z.number().min(0).max(1),
+  created_at: time,
+  finished_at: time.nullable(),
+  expires_at: time.nullable(),
+  error: z.string().nullable(),
+  /** The file, without a key, until `expires_at` (done jobs only). */
+  download_url: z.string().nullable(),
+});
+/** `GET /api/v1/exports`: the caller's newest jobs. */
+export const ExportJobList = z.strictObject({ items: z.array(ExportJob) });
 
 /** An alert: `GET /api/v1/alerts` items, ack/resolve answers and `alert:<kind>` data. */
 export const Alert = z.strictObject({
@@ -481,6 +501,8 @@ export type SearchFacets = z.infer<typeof SearchFacets>;
 export type SearchPage = z.infer<typeof SearchPage>;
 export type SavedSearch = z.infer<typeof SavedSearch>;
 export type SavedSearchList = z.infer<typeof SavedSearchList>;
+export type ExportJob = z.infer<typeof ExportJob>;
+export type ExportJobList = z.infer<typeof ExportJobList>;
 
 /** One group of a forecast's inputs, with the factor it multiplied the expected shares by. */
 export const ForecastDriver = z.strictObject({
@@ -543,4 +565,7 @@ export const restSchemas = {
   "saved-searches": SavedSearchList,
   /** `POST /api/v1/saved-searches`: the search as saved. */
   "saved-search": SavedSearch,
+  /** `POST /api/v1/exports`: the job as queued. */
+  "export-job": ExportJob,
+  "export-jobs": ExportJobList,
 } as const;

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api } from "../api/client";
-import type { Topic } from "../api/schemas";
+import type { ExportJob, Topic } from "../api/schemas";
 import type { ExportFormat, SearchFilters } from "../lib/search";
 import { exportFileName, searchErrorText, topicQueryOf } from "../lib/searchActions";
 import { useTopicWrite } from "./Topics";
@@ -79,7 +79,82 @@ export function ExportButtons({ filters }: { filters: SearchFilters }) {
       <span className="small" role="status" data-testid="search-export-status">
         {error ? <span className="error">{error}</span> : done ? <span className="muted">Downloaded {done}</span> : null}
       </span>
+      <ExportJobButton filters={filters} />
     </div>
+  );
+}
+
+/** How often a running export job is read again. */
+const JOB_POLL_MS = 1_500;
+
+/**
+ * An export as a job, for searches too large to hold in the browser: the server writes the file
+ * (any of its processes, surviving restarts) and gives a link that needs no key, shown here
+ * once it is done. Cancelling deletes the job.
+ */
+function ExportJobButton({ filters }: { filters: SearchFilters }) {
+  const [job, setJob] = useState<ExportJob>();
+  const [error, setError] = useState<string>();
+  const running = job !== undefined && (job.state === "queued" || job.state === "running");
+
+  useEffect(() => {
+    if (!running || !job) return;
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      api
+        .exportJob(job.id, controller.signal)
+        .then(setJob)
+        .catch((e: unknown) => {
+          if (!controller.signal.aborted) setError(`The export job failed: ${searchErrorText(e)}`);
+        });
+    }, JOB_POLL_MS);
+    return () => {
+      clearTimeout(timer);
+      controller.abort();
+    };
+  }, [job, running]);
+
+  const start = async () => {
+    setError(undefined);
+    try {
+      setJob(await api.createExport(filters, "csv"));
+    } catch (e) {
+      setError(`The export job was refused: ${searchErrorText(e)}`);
+    }
+  };
+  const cancel = async () => {
+    if (!job) return;
+    const id = job.id;
+    setJob(undefined);
+    await api.deleteExport(id).catch(() => undefined);
+  };
+
+  return (
+    <span className="search-export-job" data-testid="search-export-job-status" data-state={job?.state ?? "none"}>
+      {!running && (
+        <button type="button" className="btn small" data-testid="search-export-job" title="The server writes the file; its link needs no sign-in" onClick={() => void start()}>
+          CSV link
+        </button>
+      )}
+      {running && (
+        <>
+          <span className="muted small">
+            Writing… {Math.round(job.progress * 100)}% ({job.rows.toLocaleString()} rows)
+          </span>
+          <button type="button" className="btn small" onClick={() => void cancel()}>
+            Cancel
+          </button>
+        </>
+      )}
+      {job?.state === "done" && job.download_url && (
+        <a className="small" data-testid="search-export-link" href={job.download_url} download>
+          Download {job.rows.toLocaleString()} rows
+          {job.expires_at ? ` (until ${new Date(job.expires_at).toLocaleString()})` : ""}
+        </a>
+      )}
+      {job?.state === "failed" && <span className="error small">The export failed: {job.error}</span>}
+      {error && <span className="error small">{error}</span>}
+    </span>
   );
 }
 
