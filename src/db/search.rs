@@ -242,6 +242,11 @@ pub async fn exact_facets(
          UNION ALL SELECT 'bucket', NULL, at, count(*) FROM m GROUP BY 3",
         c.where_sql()
     );
+    // The index finds a common word's posts across the whole store and the time index those of
+    // the range; at the default 4 MB their bitmaps turn lossy and every post of a lossy page is
+    // checked again (500,000 for 56,000 matches over 30 days of 5,000,000 posts: 490 ms, and
+    // 400 ms with 16 MB). The read runs in the request's transaction, so this ends with it.
+    client.execute("SET LOCAL work_mem = '16MB'", &[]).await?;
     let rows = client.query(&sql, &c.params()).await?;
     let mut f = Facets::default();
     for r in &rows {

@@ -157,7 +157,8 @@ fn the_topics_benchmark_runs_and_reports_each_of_its_parts() {
 }
 
 /// `pulse bench --only search`, run small: a seeded store, every kind of query with and
-/// without facets, and an export in both formats, with their table.
+/// without facets, an export in both formats beside PostgreSQL's `COPY` of the same rows, and
+/// the export as a job, with their table.
 #[test]
 fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
     let out = Command::new(pulse())
@@ -193,6 +194,8 @@ fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
         "| a phrase (3) |",
         "| a Boolean query (3) |",
         "export of `platform:",
+        "own `COPY` of the same rows",
+        "as a job (CSV)",
     ] {
         assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
     }

@@ -66,6 +66,9 @@ pub struct BenchArgs {
     /// Run only one part (`scale` and `soak` run only when named here).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
+    /// Keep the run's database (its name is printed) to look into its figures afterwards.
+    #[arg(long)]
+    pub keep_database: bool,
     /// Where `scale` and `soak` write their tables, JSON and charts.
     #[arg(long, default_value = "docs/bench")]
     pub out_dir: std::path::PathBuf,
@@ -303,7 +306,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
-    drop_database(&admin_url, &database).await;
+    if args.keep_database {
+        eprintln!("bench: the database {database} is kept");
+    } else {
+        drop_database(&admin_url, &database).await;
+    }
     result?;
 
     if runs(Part::Pipeline) {
