@@ -18,6 +18,8 @@ pub struct ExportSettings {
     /// Most megabytes the stored exports may hold together; a new job is refused, and a
     /// running one fails, past it.
     pub max_stored_mb: i64,
+    /// The same for one caller's stored exports, so one caller cannot take the whole store.
+    pub max_stored_mb_per_caller: i64,
     /// Posts read, written and committed at a time.
     pub chunk_rows: i64,
     /// Jobs this process runs at once; 0 for a process that only serves the API.
@@ -37,6 +39,7 @@ impl Default for ExportSettings {
             max_jobs: 20,
             max_rows: 20_000_000,
             max_stored_mb: 8_192,
+            max_stored_mb_per_caller: 2_048,
             chunk_rows: 2_000,
             workers: 1,
             lease_secs: 30,
@@ -61,10 +64,14 @@ impl ExportSettings {
             || self.max_jobs_per_caller <= 0
             || self.max_rows <= 0
             || self.max_stored_mb <= 0
+            || self.max_stored_mb_per_caller <= 0
         {
-            return Err("export.link_hours, export.chunk_rows, export.lease_secs, export.max_jobs, \
-                 export.max_jobs_per_caller, export.max_rows and export.max_stored_mb must be above 0"
-                .into());
+            return Err(
+                "export.link_hours, export.chunk_rows, export.lease_secs, export.max_jobs, \
+                 export.max_jobs_per_caller, export.max_rows, export.max_stored_mb and \
+                 export.max_stored_mb_per_caller must be above 0"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -71,6 +71,7 @@ pub struct Budget {
     pub per_caller: i64,
     pub in_all: i64,
     pub stored_bytes: i64,
+    pub stored_bytes_per_caller: i64,
 }
 
 /// Why a job was not stored.
@@ -82,6 +83,8 @@ pub enum CreateError {
     Busy(i64),
     #[error("the stored exports hold {0} bytes")]
     Full(i64),
+    #[error("this caller's stored exports hold {0} bytes")]
+    CallerFull(i64),
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),
 }
@@ -102,12 +105,14 @@ pub async fn create(
         .query_one(
             "SELECT count(*) FILTER (WHERE state IN ('queued', 'running') AND owner = $1), \
                     count(*) FILTER (WHERE state IN ('queued', 'running')), \
-                    COALESCE(sum(bytes), 0)::int8 \
+                    COALESCE(sum(bytes) FILTER (WHERE state <> 'failed'), 0)::int8, \
+                    COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8 \
              FROM export_jobs",
             &[&new.owner],
         )
         .await?;
-    let (mine, all, bytes): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let (mine, all, bytes, my_bytes): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     if mine >= budget.per_caller {
         return Err(CreateError::CallerBusy(mine));
     }
@@ -116,6 +121,9 @@ pub async fn create(
     }
     if bytes >= budget.stored_bytes {
         return Err(CreateError::Full(bytes));
+    }
+    if my_bytes >= budget.stored_bytes_per_caller {
+        return Err(CreateError::CallerFull(my_bytes));
     }
     let row = tx
         .query_one(

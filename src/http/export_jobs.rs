@@ -108,7 +108,8 @@ pub struct ExportJobList {
     responses(
         (status = 202, description = "Queued", body = ExportJob),
         (status = 400, description = "A bad query, filter or format", body = ErrorBody),
-        (status = 409, description = "The stored exports hold `export.max_stored_mb` (`limit_reached`)", body = ErrorBody),
+        (status = 409, description = "The stored exports hold `export.max_stored_mb`, or this \
+            caller's `export.max_stored_mb_per_caller` (`limit_reached`)", body = ErrorBody),
         (status = 429, description = "This caller has as many jobs queued or running as it may", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the group has as many jobs \
@@ -149,6 +150,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         per_caller: settings.max_jobs_per_caller,
         in_all: settings.max_jobs,
         stored_bytes: settings.max_stored_mb.saturating_mul(1 << 20),
+        stored_bytes_per_caller: settings.max_stored_mb_per_caller.saturating_mul(1 << 20),
     };
     let job = match db::create(&mut client, &new, &budget).await {
         Ok(job) => job,
@@ -174,6 +176,17 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
                 format!(
                     "the stored exports hold {} MB, as much as export.max_stored_mb allows; \
                      delete some or wait until their links expire",
+                    bytes >> 20
+                ),
+            ))
+        }
+        Err(CreateError::CallerFull(bytes)) => {
+            return Err(ApiError::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "this caller's stored exports hold {} MB, as much as \
+                     export.max_stored_mb_per_caller allows; delete some or wait until their \
+                     links expire",
                     bytes >> 20
                 ),
             ))

@@ -189,7 +189,10 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
         id,
     });
     let (mut rows, mut bytes) = (job.rows, job.bytes);
-    let max_bytes = settings.max_stored_mb.saturating_mul(1 << 20);
+    let max_bytes = settings
+        .max_stored_mb
+        .min(settings.max_stored_mb_per_caller)
+        .saturating_mul(1 << 20);
     loop {
         let started = Instant::now();
         let Some((posts, last)) = read_page(
@@ -222,9 +225,10 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
         }
         if rows > settings.max_rows || bytes > max_bytes {
             let why = format!(
-                "the search matches more than export.max_rows ({}) posts or export.max_stored_mb \
-                 ({}) MB; narrow it",
-                settings.max_rows, settings.max_stored_mb
+                "the search matches more than export.max_rows ({}) posts or its file passes \
+                 {} MB (export.max_stored_mb_per_caller); narrow it",
+                settings.max_rows,
+                max_bytes >> 20
             );
             end(&client, &job, shared, Some(&why)).await?;
             return Ok(());

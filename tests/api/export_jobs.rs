@@ -388,3 +388,66 @@ async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_
     );
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage_is_refused() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.export.max_rows = 150;
+    settings.export.chunk_rows = 100;
+    settings.export.max_stored_mb_per_caller = 1;
+    let app = spawn_app_with(env, settings).await;
+    seed(&app, 300, 0).await;
+
+    let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    assert!(wait_until(WAIT, || async { job(&app, id).await["state"] == "failed" }).await);
+    let failed = job(&app, id).await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("export.max_rows"),
+        "{failed}"
+    );
+    assert!(failed["download_url"].is_null());
+    let pg = app.env.pg().await;
+    let chunks: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM export_chunks WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(chunks, 0, "a failed job keeps no file");
+
+    // A caller whose finished exports hold its share of the store gets no new job.
+    let (status, body) = app
+        .post_empty("/api/v1/exports?q=%22refund%207%22&format=jsonl")
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let small = body["id"].as_i64().unwrap();
+    assert!(wait_until(WAIT, || async { job(&app, small).await["state"] == "done" }).await);
+    assert_eq!(job(&app, small).await["rows"], 1);
+    pg.execute(
+        "UPDATE export_jobs SET bytes = 2 * 1048576 WHERE id = $1",
+        &[&small],
+    )
+    .await
+    .unwrap();
+    let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("limit_reached")),
+        "{body}"
+    );
+    assert_eq!(app.delete(&format!("/api/v1/exports/{small}")).await, 204);
+    let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(
+        status, 202,
+        "deleting a file frees the caller's share: {body}"
+    );
+    app.shutdown().await;
+}
