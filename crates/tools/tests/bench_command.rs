@@ -195,6 +195,7 @@ fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
         "| a Boolean query (3) |",
         "export of `platform:",
         "own `COPY` of the same rows",
+        "baseline `ILIKE` scan",
         "as a job (CSV)",
     ] {
         assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");

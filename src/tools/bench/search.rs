@@ -63,6 +63,11 @@ pub struct QueryKind {
     pub facets_max_ms: f64,
     /// Median matches over the 30 days (the facets' total).
     pub median_matches: i64,
+    /// The simple baseline: the same words as `text ILIKE` patterns over the same 30 days,
+    /// newest first, 20 rows, straight to PostgreSQL (substrings, so not the same matches).
+    pub ilike_queries: usize,
+    pub ilike_p50_ms: f64,
+    pub ilike_max_ms: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -132,9 +137,9 @@ pub async fn run(
             continue;
         }
         eprintln!("search: {kind}");
-        report
-            .kinds
-            .push(measure(&http, &base, &from, kind, &queries, rest).await?);
+        let mut measured = measure(&http, &base, &from, kind, &queries, rest).await?;
+        ilike_baseline(db_url, &from, &queries, &mut measured).await?;
+        report.kinds.push(measured);
     }
     let (query, expected) = export_query(&distinct, args);
     eprintln!("search: exporting `{query}` (about {expected} rows)");
@@ -429,6 +434,7 @@ async fn measure(
         facets_p95_ms: q(&mut faceted, 0.95),
         facets_max_ms: q(&mut faceted, 1.0),
         median_matches: matches[matches.len() / 2],
+        ..Default::default()
     })
 }
 
@@ -503,6 +509,81 @@ async fn export(
     }
     done.store(true, Ordering::Relaxed);
     report.export_rss_peak_mb = sampler.await?;
+    Ok(())
+}
+
+/// Queries of a kind that the baseline runs (a scan per rare word takes seconds).
+const ILIKE_QUERIES: usize = 5;
+
+/// The query's words as `ILIKE` patterns: those it needs and those it excludes (`NOT`). Only
+/// what the benchmark's queries hold: words, "phrases", trailing wildcards, `AND` and `NOT`.
+fn ilike_patterns(query: &str) -> (Vec<String>, Vec<String>) {
+    let (mut need, mut exclude) = (Vec::new(), Vec::new());
+    let mut negate = false;
+    let mut rest = query.trim();
+    while !rest.is_empty() {
+        let (term, after) = match rest.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"').unwrap_or(quoted.len());
+                (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+            }
+            None => {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                (&rest[..end], &rest[end..])
+            }
+        };
+        rest = after.trim_start();
+        match term {
+            "AND" => {}
+            "NOT" => negate = true,
+            _ => {
+                let escaped = term
+                    .trim_end_matches('*')
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let pattern = format!("%{escaped}%");
+                if std::mem::take(&mut negate) {
+                    exclude.push(pattern);
+                } else {
+                    need.push(pattern);
+                }
+            }
+        }
+    }
+    (need, exclude)
+}
+
+/// The baseline of a kind: its first queries as `ILIKE` scans, straight to PostgreSQL.
+async fn ilike_baseline(
+    db_url: &str,
+    from: &str,
+    queries: &[String],
+    kind: &mut QueryKind,
+) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let from = chrono::DateTime::parse_from_rfc3339(from)?.with_timezone(&Utc);
+    let mut times = Vec::new();
+    for q in queries.iter().take(ILIKE_QUERIES) {
+        let (need, exclude) = ilike_patterns(q);
+        let started = Instant::now();
+        client
+            .query(
+                "SELECT id FROM posts WHERE deleted_at IS NULL AND created_at >= $1 \
+                   AND text ILIKE ALL($2) AND NOT text ILIKE ANY($3) \
+                 ORDER BY created_at DESC, id DESC LIMIT 20",
+                &[&from, &need, &exclude],
+            )
+            .await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    kind.ilike_queries = times.len();
+    kind.ilike_p50_ms = times.get(times.len() / 2).copied().unwrap_or_default();
+    kind.ilike_max_ms = times.last().copied().unwrap_or_default();
+    drop(client);
+    let _ = driver.await;
     Ok(())
 }
 
@@ -597,13 +678,13 @@ pub fn markdown(r: &SearchReport) -> String {
     let mut out = format!(
         "\n{} posts over {} days ({} distinct, repeated), {}; seeded at {:.0} rows/s, search \
          index built in {:.0} s ({:.0} MB; the posts table with every index {:.0} MB)\n\n\
-         | query, last 30 days | example | p50 / p95 / max, ms | with facets: p50 / p95 / max, ms | median matches |\n|---|---|---|---|---|\n",
+         | query, last 30 days | example | p50 / p95 / max, ms | with facets: p50 / p95 / max, ms | median matches | baseline `ILIKE` scan: p50 / max, ms |\n|---|---|---|---|---|---|\n",
         r.posts, r.days, r.distinct, r.machine, r.seed_rows_per_sec, r.index_build_secs,
         r.index_mb, r.table_mb
     );
     for k in &r.kinds {
         out.push_str(&format!(
-            "| {} ({}) | `{}` | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} |\n",
+            "| {} ({}) | `{}` | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {:.0} / {:.0} ({}) |\n",
             k.kind,
             k.queries,
             k.example,
@@ -613,7 +694,10 @@ pub fn markdown(r: &SearchReport) -> String {
             k.facets_p50_ms,
             k.facets_p95_ms,
             k.facets_max_ms,
-            k.median_matches
+            k.median_matches,
+            k.ilike_p50_ms,
+            k.ilike_max_ms,
+            k.ilike_queries
         ));
     }
     out.push_str(&format!(
@@ -634,4 +718,25 @@ pub fn markdown(r: &SearchReport) -> String {
         r.export_download_rows_per_sec
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ilike_patterns;
+
+    #[test]
+    fn queries_become_the_patterns_of_the_baseline() {
+        let p = |q: &str| ilike_patterns(q);
+        assert_eq!(p("pulse"), (vec!["%pulse%".into()], vec![]));
+        assert_eq!(p("\"pulse phone\""), (vec!["%pulse phone%".into()], vec![]));
+        assert_eq!(p("looki*"), (vec!["%looki%".into()], vec![]));
+        assert_eq!(
+            p("pulse AND looking NOT again"),
+            (
+                vec!["%pulse%".into(), "%looking%".into()],
+                vec!["%again%".into()]
+            )
+        );
+        assert_eq!(p("100%_x"), (vec!["%100\\%\\_x%".into()], vec![]));
+    }
 }
