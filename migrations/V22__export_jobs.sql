@@ -26,6 +26,8 @@ CREATE TABLE export_jobs (
     range_end        TIMESTAMPTZ NOT NULL,
     worker           TEXT,
     lease_until      TIMESTAMPTZ,
+    -- Times a process took the job: one that keeps failing gives up after a few.
+    attempts         INT NOT NULL DEFAULT 0,
     error            TEXT,
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at      TIMESTAMPTZ,

@@ -177,6 +177,7 @@ impl Application {
             policy: crate::http::routes::policy(),
             previews: Default::default(),
             exports: Default::default(),
+            downloads: Default::default(),
             export_wake: export_wake.clone(),
         });
         let address = listener.local_addr()?;

@@ -26,10 +26,13 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Times a process took the job.
+    pub attempts: i32,
 }
 
 const COLUMNS: &str = "id, owner, created_by, params, format, state, token, rows, bytes, chunks, \
-    after_created_at, after_id, range_start, range_end, error, created_at, finished_at, expires_at";
+    after_created_at, after_id, range_start, range_end, error, created_at, finished_at, expires_at, \
+    attempts";
 
 fn job(r: &Row) -> Job {
     let after_at: Option<DateTime<Utc>> = r.get(10);
@@ -52,6 +55,7 @@ fn job(r: &Row) -> Job {
         created_at: r.get(15),
         finished_at: r.get(16),
         expires_at: r.get(17),
+        attempts: r.get(18),
     }
 }
 
@@ -233,7 +237,7 @@ pub async fn claim(
     let row = client
         .query_opt(
             &format!(
-                "UPDATE export_jobs SET state = 'running', worker = $1, \
+                "UPDATE export_jobs SET state = 'running', worker = $1, attempts = attempts + 1, \
                         lease_until = now() + make_interval(secs => $2) \
                  WHERE id = (SELECT id FROM export_jobs \
                              WHERE state IN ('queued', 'running') \
@@ -342,16 +346,17 @@ pub async fn write_header(
 }
 
 /// Ends `worker`'s job: done (its link valid for `link_hours`), or failed with `error` (its
-/// chunks removed, the job kept as long to say why).
+/// chunks removed in the same transaction, the job kept as long to say why).
 pub async fn finish(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::ClientWrapper,
     job: i64,
     worker: &str,
     error: Option<&str>,
     link_hours: f64,
 ) -> Result<bool, tokio_postgres::Error> {
     let state = if error.is_some() { "failed" } else { "done" };
-    let ended = client
+    let tx = client.transaction().await?;
+    let ended = tx
         .execute(
             "UPDATE export_jobs SET state = $1, error = $2, finished_at = now(), \
                     expires_at = now() + make_interval(secs => $3::float8 * 3600), \
@@ -362,22 +367,55 @@ pub async fn finish(
         .await?
         == 1;
     if ended && error.is_some() {
-        client
-            .execute("DELETE FROM export_chunks WHERE job_id = $1", &[&job])
+        tx.execute("DELETE FROM export_chunks WHERE job_id = $1", &[&job])
             .await?;
     }
+    tx.commit().await?;
     Ok(ended)
 }
 
-/// Lets another process take `worker`'s running jobs at once (at shutdown).
-pub async fn release(
+/// Records why `worker`'s job failed part way; it stays running, to be taken again.
+pub async fn note_failure(
     client: &impl GenericClient,
+    job: i64,
     worker: &str,
+    error: &str,
 ) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
-            "UPDATE export_jobs SET lease_until = now() WHERE worker = $1 AND state = 'running'",
-            &[&worker],
+            "UPDATE export_jobs SET error = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+            &[&error, &job, &worker],
+        )
+        .await
+}
+
+/// Bytes the stored exports hold (failed jobs keep none): in all, and `owner`'s.
+pub async fn stored(
+    client: &impl GenericClient,
+    owner: &str,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(sum(bytes) FILTER (WHERE state <> 'failed'), 0)::int8, \
+                    COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8 \
+             FROM export_jobs",
+            &[&owner],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Lets another process take the running jobs of the workers named `process/...` at once (at
+/// shutdown).
+pub async fn release(
+    client: &impl GenericClient,
+    process: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE export_jobs SET lease_until = now() \
+             WHERE left(worker, length($1) + 1) = $1 || '/' AND state = 'running'",
+            &[&process],
         )
         .await
 }

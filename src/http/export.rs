@@ -277,19 +277,24 @@ impl Run {
     /// The next page, through a connection that rests after it as every API read does while
     /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
     async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
-        let mut client = self.pool.get().await?;
-        let page = read_page(
-            &**client,
-            &self.prepared,
-            self.after.as_ref(),
-            PAGE_ROWS,
-            self.few,
-        )
-        .await;
-        if !IngestContext::busy(self.ingest.as_ref()) {
-            client.skip_rest();
-        }
-        page
+        let candidates = {
+            let mut client = self.pool.get().await?;
+            let candidates = db::candidates(
+                &**client,
+                &self.prepared.scope,
+                Order::Newest,
+                self.after.as_ref(),
+                PAGE_ROWS,
+                self.few,
+            )
+            .await;
+            if !IngestContext::busy(self.ingest.as_ref()) {
+                client.skip_rest();
+            }
+            candidates?
+        };
+        // The connection is given back before the candidates are checked.
+        matches(&self.prepared, candidates).await
     }
 }
 
@@ -304,6 +309,14 @@ pub async fn read_page(
 ) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
     let candidates =
         db::candidates(client, &prepared.scope, Order::Newest, after, rows, few).await?;
+    matches(prepared, candidates).await
+}
+
+/// The candidates that match, and where they ended; `None` for no candidates.
+async fn matches(
+    prepared: &Arc<Prepared>,
+    candidates: Vec<db::Candidate>,
+) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
     let Some(last) = candidates.last() else {
         return Ok(None);
     };

@@ -277,8 +277,28 @@ pub async fn remove(
     if !db::remove(&**client, *id, &state.client_id(&req)).await? {
         return Err(ApiError::not_found(format!("no export {id}")));
     }
+    let entry = job_audit(&state, &req, "search.export_delete", *id);
+    audit::record(&**client, &entry, Outcome::Succeeded, Some(204)).await?;
     metrics::counter!(names::EXPORT_JOBS, "event" => "deleted").increment(1);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The audit log's record of an action on job `id` (the query string, with a link's token,
+/// is left out).
+fn job_audit(state: &State, req: &HttpRequest, action: &str, id: i64) -> audit::Entry {
+    audit::Entry {
+        actor: state.actor(),
+        actor_role: state.caller().map(|c| c.role.to_string()),
+        action: action.into(),
+        target: Some(req.path().to_string()),
+        payload: serde_json::json!({ "export": id }),
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ip: Some(state.client_id(req)),
+    }
 }
 
 /// A download link's token.
@@ -296,14 +316,14 @@ pub struct DownloadQuery {
     summary = "Download an export",
     description = "The file of a finished export job, for whoever holds its link (no key), \
         until the job's `expires_at`. Posts deleted since the file was written are left out. \
-        One download or export at a time per client.",
+        One download at a time per client, four per process; each is audited.",
     params(("id" = i64, Path, description = "The job's id"), DownloadQuery),
     responses(
         (status = 200, description = "The file, streamed", content_type = "text/csv"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No such export, a wrong token, or an expired link", body = ErrorBody),
         (status = 409, description = "The job has not finished (`invalid_transition`)", body = ErrorBody),
-        (status = 429, description = "This client's previous export or download is still running", body = ErrorBody),
+        (status = 429, description = "This client's previous download is still running", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
     )
@@ -336,7 +356,12 @@ pub async fn download(
             ),
         ));
     }
-    let slot = state.exports.take(&state.client_id(&req))?;
+    let slot = state.downloads.take(&state.client_id(&req))?;
+    {
+        let client = state.pool.get().await?;
+        let entry = job_audit(&state, &req, "search.export_download", job.id);
+        audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
+    }
     metrics::counter!(names::EXPORT_JOBS, "event" => "downloaded").increment(1);
     let (content_type, extension) = if job.format == "jsonl" {
         ("application/x-ndjson; charset=utf-8", "jsonl")

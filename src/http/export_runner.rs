@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use futures::FutureExt;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -29,12 +30,17 @@ const BACKOFF: Duration = Duration::from_secs(5);
 /// How often expired jobs are removed.
 const SWEEP: Duration = Duration::from_secs(60);
 
+/// A job claimed this often without being finished fails (each claim follows a process's
+/// stop, a lease run out or a failure part way).
+const MAX_ATTEMPTS: i32 = 10;
+
 /// The running workers.
 pub struct ExportRunner {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pool: Pool,
-    worker: String,
+    /// The prefix of this process's workers' names.
+    process: String,
 }
 
 /// What every worker shares.
@@ -43,11 +49,11 @@ struct Shared {
     pool: Pool,
     wake: Arc<Notify>,
     ingest: Option<Arc<IngestContext>>,
-    worker: String,
 }
 
 impl ExportRunner {
-    /// Starts `settings.workers` workers named after `consumer`, with connections of their own.
+    /// Starts `settings.workers` workers named after `consumer`, with connections of their own
+    /// (one each, and one to sweep and release).
     pub fn start(
         settings: &ExportSettings,
         database_url: &str,
@@ -55,24 +61,32 @@ impl ExportRunner {
         wake: Arc<Notify>,
         ingest: Option<Arc<IngestContext>>,
     ) -> anyhow::Result<ExportRunner> {
-        let pool = crate::db::pool(database_url, settings.workers.max(1))?;
-        let worker = format!("{consumer}/{:016x}", rand::random::<u64>());
+        let pool = crate::db::pool(database_url, settings.workers + 1)?;
+        let process = format!("{consumer}/{:016x}", rand::random::<u64>());
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             pool: pool.clone(),
             wake,
             ingest,
-            worker: worker.clone(),
         });
+        // Each worker has a name of its own, so a job one of them lost to another (its lease
+        // ran out) cannot be written by both.
         let tasks = (0..settings.workers)
-            .map(|n| tokio::spawn(work(shared.clone(), stopped.clone(), n == 0)))
+            .map(|n| {
+                tokio::spawn(work(
+                    shared.clone(),
+                    stopped.clone(),
+                    format!("{process}/{n}"),
+                    n == 0,
+                ))
+            })
             .collect();
         Ok(ExportRunner {
             stop,
             tasks,
             pool,
-            worker,
+            process,
         })
     }
 
@@ -89,24 +103,31 @@ impl ExportRunner {
                 );
             }
         }
-        let released = match self.pool.get().await {
-            Ok(client) => db::release(&**client, &self.worker)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
+        let release = async {
+            let client = self.pool.get().await?;
+            anyhow::Ok(db::release(&**client, &self.process).await?)
         };
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "could not release export jobs; they wait for their lease");
+        match tokio::time::timeout(Duration::from_secs(5), release).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not release export jobs; they wait for their lease")
+            }
+            Err(_) => tracing::warn!("releasing export jobs timed out; they wait for their lease"),
         }
     }
 }
 
 /// One worker's loop until `stopped`.
-async fn work(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, sweeps: bool) {
-    let mut swept = Instant::now() - SWEEP;
+async fn work(
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    worker: String,
+    sweeps: bool,
+) {
+    let mut swept: Option<Instant> = None;
     while !*stopped.borrow() {
-        if sweeps && swept.elapsed() >= SWEEP {
-            swept = Instant::now();
+        if sweeps && swept.is_none_or(|at| at.elapsed() >= SWEEP) {
+            swept = Some(Instant::now());
             match sweep(&shared.pool).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "removed expired exports"),
@@ -114,7 +135,7 @@ async fn work(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, sweeps: b
             }
         }
         let claimed = match shared.pool.get().await {
-            Ok(client) => db::claim(&**client, &shared.worker, shared.settings.lease_secs as f64)
+            Ok(client) => db::claim(&**client, &worker, shared.settings.lease_secs as f64)
                 .await
                 .map_err(anyhow::Error::from),
             Err(e) => Err(e.into()),
@@ -122,11 +143,17 @@ async fn work(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, sweeps: b
         let pause = match claimed {
             Ok(Some(job)) => {
                 let id = job.id;
+                // A panic part way is a failure of this job, not the end of the worker.
+                let attempt =
+                    std::panic::AssertUnwindSafe(attempt(&shared, &worker, job)).catch_unwind();
                 tokio::select! {
-                    outcome = run(&shared, job) => match outcome {
+                    outcome = attempt => match outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("panicked"))) {
                         Ok(()) => Duration::ZERO,
                         Err(e) => {
                             tracing::warn!(error = %e, job = id, "an export job failed part way; it goes on from its last chunk");
+                            if let Err(e) = note(&shared.pool, id, &worker, &e.to_string()).await {
+                                tracing::warn!(error = %e, job = id, "could not record an export job's failure");
+                            }
                             BACKOFF
                         }
                     },
@@ -149,13 +176,35 @@ async fn work(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, sweeps: b
     }
 }
 
+/// Runs `job`, unless it was claimed too often already: then it fails with the last reason.
+async fn attempt(shared: &Shared, worker: &str, job: Job) -> anyhow::Result<()> {
+    if job.attempts > MAX_ATTEMPTS {
+        let why = format!(
+            "gave up after {MAX_ATTEMPTS} attempts; the last failure: {}",
+            job.error.as_deref().unwrap_or("none recorded")
+        );
+        let mut client = shared.pool.get().await?;
+        end(&mut client, &job, worker, shared, Some(&why)).await?;
+        return Ok(());
+    }
+    run(shared, worker, job).await
+}
+
+/// Records why a job failed part way (it stays leased, and is taken again once the lease runs
+/// out, from its last chunk).
+async fn note(pool: &Pool, job: i64, worker: &str, error: &str) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    db::note_failure(&**client, job, worker, error).await?;
+    Ok(())
+}
+
 async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     Ok(db::sweep(&**client).await?)
 }
 
 /// Writes `job` from where it stands to its end, unless it is removed or taken over meanwhile.
-async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
+async fn run(shared: &Shared, worker: &str, job: Job) -> anyhow::Result<()> {
     let settings = &shared.settings;
     let mut client = shared.pool.get().await?;
     let prepared = serde_json::from_value::<SearchQuery>(job.params.clone())
@@ -164,20 +213,15 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
     let prepared = match prepared {
         Ok(p) => Arc::new(p),
         Err(why) => {
-            end(
-                &client,
-                &job,
-                shared,
-                Some(&format!("the search no longer runs: {why}")),
-            )
-            .await?;
+            let why = format!("the search no longer runs: {why}");
+            end(&mut client, &job, worker, shared, Some(&why)).await?;
             return Ok(());
         }
     };
     let jsonl = job.format == "jsonl";
     let mut seq = job.chunks;
     if !jsonl && seq == 0 {
-        if !db::write_header(&mut client, job.id, &shared.worker, csv_header().as_bytes()).await? {
+        if !db::write_header(&mut client, job.id, worker, csv_header().as_bytes()).await? {
             return Ok(());
         }
         seq = 1;
@@ -189,10 +233,8 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
         id,
     });
     let (mut rows, mut bytes) = (job.rows, job.bytes);
-    let max_bytes = settings
-        .max_stored_mb
-        .min(settings.max_stored_mb_per_caller)
-        .saturating_mul(1 << 20);
+    let per_caller = settings.max_stored_mb_per_caller.saturating_mul(1 << 20);
+    let in_all = settings.max_stored_mb.saturating_mul(1 << 20);
     loop {
         let started = Instant::now();
         let Some((posts, last)) = read_page(
@@ -204,7 +246,7 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
         )
         .await?
         else {
-            if end(&client, &job, shared, None).await? {
+            if end(&mut client, &job, worker, shared, None).await? {
                 tracing::info!(job = job.id, rows, bytes, "export written");
             }
             return Ok(());
@@ -223,19 +265,35 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
             rows += c.ids.len() as i64;
             bytes += c.data.len() as i64;
         }
-        if rows > settings.max_rows || bytes > max_bytes {
-            let why = format!(
-                "the search matches more than export.max_rows ({}) posts or its file passes \
-                 {} MB (export.max_stored_mb_per_caller); narrow it",
-                settings.max_rows,
-                max_bytes >> 20
-            );
-            end(&client, &job, shared, Some(&why)).await?;
+        let added = chunk.as_ref().map_or(0, |c| c.data.len() as i64);
+        let (stored, owners) = db::stored(&**client, &job.owner).await?;
+        let over = if rows > settings.max_rows {
+            Some(format!(
+                "the search matches more than export.max_rows ({}) posts; narrow it",
+                settings.max_rows
+            ))
+        } else if owners + added > per_caller {
+            Some(format!(
+                "this caller's stored exports would pass export.max_stored_mb_per_caller ({} MB); \
+                 narrow the search, or delete older exports",
+                settings.max_stored_mb_per_caller
+            ))
+        } else if stored + added > in_all {
+            Some(format!(
+                "the stored exports would pass export.max_stored_mb ({} MB); try again when \
+                 older ones expire",
+                settings.max_stored_mb
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = over {
+            end(&mut client, &job, worker, shared, Some(&why)).await?;
             return Ok(());
         }
         let step = Step {
             job: job.id,
-            worker: &shared.worker,
+            worker,
             seq,
             chunk: chunk.as_ref(),
             after: (last.created_at, &last.id),
@@ -251,7 +309,11 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
         }
         after = Some(last);
         if IngestContext::busy(shared.ingest.as_ref()) {
-            let rest = started.elapsed().mul_f64(1.0 / settings.busy_share - 1.0);
+            // Never so long that the lease runs out between two chunks.
+            let rest = started
+                .elapsed()
+                .mul_f64(1.0 / settings.busy_share - 1.0)
+                .min(Duration::from_secs(settings.lease_secs) / 3);
             tokio::time::sleep(rest).await;
         }
     }
@@ -259,15 +321,16 @@ async fn run(shared: &Shared, job: Job) -> anyhow::Result<()> {
 
 /// Ends the job, done or failed; whether this worker still held it.
 async fn end(
-    client: &deadpool_postgres::Object,
+    client: &mut deadpool_postgres::Object,
     job: &Job,
+    worker: &str,
     shared: &Shared,
     error: Option<&str>,
 ) -> anyhow::Result<bool> {
     let ended = db::finish(
-        &***client,
+        client,
         job.id,
-        &shared.worker,
+        worker,
         error,
         f64::from(shared.settings.link_hours),
     )

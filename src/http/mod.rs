@@ -91,6 +91,9 @@ pub struct AppState {
     pub previews: crate::actors::analyzer_share::Callers,
     /// Exports running (one per caller, a few in all).
     pub exports: std::sync::Arc<export::Exports>,
+    /// The downloads of export jobs running, under the same limits as `exports` but apart, so
+    /// slow readers of shared links cannot take the streamed exports' places.
+    pub downloads: std::sync::Arc<export::Exports>,
     /// Wakes this process's export workers when a job is created.
     pub export_wake: std::sync::Arc<tokio::sync::Notify>,
 }

@@ -138,6 +138,7 @@ mod tests {
             policy: crate::http::routes::policy(),
             previews: Default::default(),
             exports: Default::default(),
+            downloads: Default::default(),
             export_wake: Default::default(),
             settings: Arc::new(settings),
         })

@@ -85,16 +85,15 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
     let app = spawn_app_with(env, settings).await;
     seed(&app, 650, 100).await;
 
-    let (status, created) = app
-        .post_empty("/api/v1/exports?q=refund&format=jsonl")
-        .await;
+    let (status, created) = app.post_empty("/api/v1/exports?q=refund&format=csv").await;
     assert_eq!(status, 202, "{created}");
     assert_eq!(created["state"], "queued");
     assert!(created["download_url"].is_null());
     let id = created["id"].as_i64().unwrap();
 
     let mut blocker = app.env.pg().await;
-    let held = hold_chunk(&mut blocker, id, 3).await;
+    // The header, then three chunks of 100 rows.
+    let held = hold_chunk(&mut blocker, id, 4).await;
     let mut vars = app.env.env();
     vars.push(("PULSE_EXPORT__CHUNK_ROWS".into(), "100".into()));
     vars.push(("PULSE_EXPORT__LEASE_SECS".into(), "2".into()));
@@ -153,18 +152,20 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("application/x-ndjson"));
-    let ids: Vec<String> = response
-        .text()
-        .await
-        .unwrap()
+        .starts_with("text/csv"));
+    let text = response.text().await.unwrap();
+    let header = pulse::http::export::CSV_COLUMNS.join(",");
+    assert!(text.starts_with(&format!("{header}\r\n")));
+    assert_eq!(
+        text.matches(&header).count(),
+        1,
+        "one header, the taker's chunks after it"
+    );
+    // A row starts with its post's id; the texts' second lines start otherwise.
+    let ids: Vec<String> = text
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .filter(|l| l.starts_with("x-"))
+        .map(|l| l.split(',').next().unwrap().to_string())
         .collect();
     let expected: Vec<String> = (0..650)
         .filter(|n| *n != 5 && *n != 600)
