@@ -140,19 +140,20 @@ pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError
     Ok((query, prepared, jsonl))
 }
 
-/// The audit log's record of an export started by `req`.
+/// The audit log's record of `action` by the caller of `req` on `target`.
 pub fn audit_entry(
     state: &State,
     req: &HttpRequest,
     action: &str,
-    query: &SearchQuery,
+    target: String,
+    payload: serde_json::Value,
 ) -> audit::Entry {
     audit::Entry {
         actor: state.actor(),
         actor_role: state.caller().map(|c| c.role.to_string()),
         action: action.into(),
-        target: Some(format!("{}?{}", req.path(), req.query_string())),
-        payload: serde_json::to_value(query).unwrap_or_default(),
+        target: Some(target),
+        payload,
         request_id: req
             .headers()
             .get("x-request-id")
@@ -186,7 +187,13 @@ pub fn audit_entry(
 pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
     let slot = state.exports.take(&state.client_id(&req))?;
-    let entry = audit_entry(&state, &req, "search.export", &query);
+    let entry = audit_entry(
+        &state,
+        &req,
+        "search.export",
+        format!("{}?{}", req.path(), req.query_string()),
+        serde_json::to_value(&query).unwrap_or_default(),
+    );
     let few = {
         let client = state.pool.get().await?;
         audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;

@@ -193,7 +193,13 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         }
         Err(CreateError::Db(e)) => return Err(e.into()),
     };
-    let entry = audit_entry(&state, &req, "search.export_job", &query);
+    let entry = audit_entry(
+        &state,
+        &req,
+        "search.export_job",
+        format!("{}?{}", req.path(), req.query_string()),
+        params.clone(),
+    );
     audit::record(&**client, &entry, Outcome::Succeeded, Some(202)).await?;
     metrics::counter!(names::EXPORT_JOBS, "event" => "created").increment(1);
     state.export_wake.notify_one();
@@ -286,19 +292,13 @@ pub async fn remove(
 /// The audit log's record of an action on job `id` (the query string, with a link's token,
 /// is left out).
 fn job_audit(state: &State, req: &HttpRequest, action: &str, id: i64) -> audit::Entry {
-    audit::Entry {
-        actor: state.actor(),
-        actor_role: state.caller().map(|c| c.role.to_string()),
-        action: action.into(),
-        target: Some(req.path().to_string()),
-        payload: serde_json::json!({ "export": id }),
-        request_id: req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        ip: Some(state.client_id(req)),
-    }
+    audit_entry(
+        state,
+        req,
+        action,
+        req.path().to_string(),
+        serde_json::json!({ "export": id }),
+    )
 }
 
 /// A download link's token.

@@ -32,6 +32,15 @@ async fn seed(app: &TestApp, matching: usize, others: usize) {
     assert!(app.wait_for_posts((matching + others) as i64, WAIT).await);
 }
 
+/// A Pulse that only serves the API (`export.workers` 0): its jobs stay queued until another
+/// process writes them.
+async fn serving_only() -> TestApp {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.export.workers = 0;
+    spawn_app_with(env, settings).await
+}
+
 async fn job(app: &TestApp, id: i64) -> Value {
     app.get_ok(&format!("/api/v1/exports/{id}")).await
 }
@@ -78,11 +87,7 @@ async fn waits_for_lock(app: &TestApp, prefix: &str) -> bool {
 
 #[actix_rt::test]
 async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    // This process only serves the API: the jobs are written by the others.
-    settings.export.workers = 0;
-    let app = spawn_app_with(env, settings).await;
+    let app = serving_only().await;
     seed(&app, 650, 100).await;
 
     let (status, created) = app.post_empty("/api/v1/exports?q=refund&format=csv").await;
@@ -195,10 +200,7 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
 
 #[actix_rt::test]
 async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.export.workers = 0;
-    let app = spawn_app_with(env, settings).await;
+    let app = serving_only().await;
     seed(&app, 500, 10).await;
 
     let mut ids = Vec::new();
@@ -315,11 +317,8 @@ async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
 
 #[actix_rt::test]
 async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_its_place_back() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
     // Jobs stay queued, so the budget per caller is what answers.
-    settings.export.workers = 0;
-    let app = spawn_app_with(env, settings).await;
+    let app = serving_only().await;
     seed(&app, 3_000, 0).await;
 
     let streams = (0..250).map(|_| async {
