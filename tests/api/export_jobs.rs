@@ -1,13 +1,15 @@
 //! Export jobs on the real store: a job whose process is killed part way is finished by
 //! another from its last committed chunk, with nothing twice and nothing missed; a download
 //! leaves out posts deleted since; a job cancelled part way stops and leaves nothing; the
-//! budgets per caller and the link's token are enforced; 500 exports at once get clear
-//! answers; a streaming export the client drops gives its place back.
+//! budgets per caller and in the group and the link's token are enforced; a caller with a key
+//! sees only its own jobs; 500 exports at once get clear answers; a streaming export the client
+//! drops gives its place back.
 
 use crate::common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use common::secured::SecuredServer;
 use common::*;
 use serde_json::Value;
 
@@ -450,4 +452,80 @@ async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage
         "deleting a file frees the caller's share: {body}"
     );
     app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_own() {
+    let server = SecuredServer::start(|s| {
+        s.export.workers = 0;
+        s.export.max_jobs = 3;
+    })
+    .await;
+    let (first, second) = (
+        server.create_key(pulse::auth::Role::Analyst, "first").await,
+        server
+            .create_key(pulse::auth::Role::Analyst, "second")
+            .await,
+    );
+    let call = |method: reqwest::Method, path: String, key: &str| {
+        let request = server
+            .http
+            .request(method, server.url(&path))
+            .header("x-api-key", key.to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let create = |key: &str| {
+        call(
+            reqwest::Method::POST,
+            "/api/v1/exports?q=refund".into(),
+            key,
+        )
+    };
+
+    let (status, mine) = create(&first.key).await;
+    assert_eq!(status, 202, "{mine}");
+    let id = mine["id"].as_i64().unwrap();
+    assert_eq!(create(&first.key).await.0, 202);
+    // The group holds three at most: the second caller's first fits, its second does not.
+    assert_eq!(create(&second.key).await.0, 202);
+    let (status, body) = create(&second.key).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("busy")),
+        "{body}"
+    );
+
+    let path = format!("/api/v1/exports/{id}");
+    let (status, _) = call(reqwest::Method::GET, path.clone(), &second.key).await;
+    assert_eq!(status, 404, "another caller's job is not there for it");
+    let (status, _) = call(reqwest::Method::DELETE, path.clone(), &second.key).await;
+    assert_eq!(status, 404);
+    let (_, listed) = call(reqwest::Method::GET, "/api/v1/exports".into(), &second.key).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (_, listed) = call(reqwest::Method::GET, "/api/v1/exports".into(), &first.key).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let (status, _) = call(reqwest::Method::GET, path.clone(), &first.key).await;
+    assert_eq!(status, 200);
+    // Without a key, nothing but a link's download.
+    let (status, _) = server.get(&path).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(reqwest::Method::DELETE, path, &first.key).await;
+    assert_eq!(status, 204);
+    let pg = server.env.pg().await;
+    let audited: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action IN ('search.export_job', 'search.export_delete')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 4, "three jobs made, one deleted");
 }
