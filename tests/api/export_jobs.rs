@@ -43,6 +43,19 @@ async fn serving_only() -> TestApp {
     spawn_app_with(env, settings).await
 }
 
+/// A streamed export of "refund", read to its end (so one runs at a time); its status.
+async fn streamed_export(app: &TestApp) -> u16 {
+    let response = app
+        .http
+        .get(app.url("/api/v1/search/export?q=refund"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let _ = response.bytes().await;
+    status
+}
+
 async fn job(app: &TestApp, id: i64) -> Value {
     app.get_ok(&format!("/api/v1/exports/{id}")).await
 }
@@ -323,18 +336,7 @@ async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_
     let app = serving_only().await;
     seed(&app, 3_000, 0).await;
 
-    let streams = (0..250).map(|_| async {
-        let response = app
-            .http
-            .get(app.url("/api/v1/search/export?q=refund"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        // Read the whole body, so one export at a time runs to its end.
-        let _ = response.bytes().await;
-        status
-    });
+    let streams = (0..250).map(|_| streamed_export(&app));
     let jobs = (0..250).map(|_| async {
         app.http
             .post(app.url("/api/v1/exports?q=refund&format=jsonl"))
@@ -374,18 +376,7 @@ async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_
     assert!(response.chunk().await.unwrap().is_some());
     drop(response);
     assert!(
-        wait_until(WAIT, || async {
-            let response = app
-                .http
-                .get(app.url("/api/v1/search/export?q=refund"))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let _ = response.bytes().await;
-            status == 200
-        })
-        .await,
+        wait_until(WAIT, || async { streamed_export(&app).await == 200 }).await,
         "the dropped export's place is given back"
     );
     app.shutdown().await;
