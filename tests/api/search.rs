@@ -52,6 +52,14 @@ const LINKS: &[&str] = &[
     "http://www.news.example.org/a",
 ];
 
+/// Stored posts without a search vector yet.
+async fn unindexed(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A post drawn from the vocabulary, with fields drawn from small sets.
 fn random_post(rng: &mut StdRng, n: usize, at: DateTime<Utc>) -> Value {
     let mut words = Vec::new();
@@ -302,17 +310,7 @@ async fn results_equal_a_scan_for_random_queries_before_and_after_deletions() {
         })
         .await
     );
-    assert!(
-        wait_until(WAIT, || async {
-            let n: i64 = pg
-                .query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
-                .await
-                .unwrap()
-                .get(0);
-            n == 0
-        })
-        .await
-    );
+    assert!(wait_until(WAIT, || async { unindexed(&pg).await == 0 }).await);
     let wrong = compare(&app, &queries[..90], true).await;
     assert!(wrong.is_empty(), "after deletions:\n{}", wrong.join("\n"));
     app.shutdown().await;
@@ -333,15 +331,7 @@ async fn posts_stored_without_a_vector_are_indexed_in_the_background() {
         .unwrap();
     assert_eq!(search_all(&app, "refund", "").await.len(), 50);
     assert!(
-        wait_until(WAIT, || async {
-            let n: i64 = pg
-                .query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
-                .await
-                .unwrap()
-                .get(0);
-            n == 0
-        })
-        .await,
+        wait_until(WAIT, || async { unindexed(&pg).await == 0 }).await,
         "the indexer writes every missing vector"
     );
     let body = app.get_ok("/api/v1/search?q=refund&limit=5").await;

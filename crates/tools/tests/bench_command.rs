@@ -19,6 +19,29 @@ fn pulse() -> PathBuf {
     pulse
 }
 
+/// `pulse bench ARGS` with only the addresses of PostgreSQL and Redis in its environment; its
+/// report, once it succeeded.
+fn bench_part(args: &[&str]) -> String {
+    let out = Command::new(pulse())
+        .arg("bench")
+        .args(args)
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
+        .output()
+        .expect("pulse runs");
+    assert!(
+        out.status.success(),
+        "pulse bench {} failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn the_documented_benchmark_command_runs_as_written() {
     let fast = std::env::var("PULSE_FAST_MODEL_DIR")
@@ -108,40 +131,24 @@ fn the_documented_benchmark_command_runs_as_written() {
 /// with and without topics, and a re-tagging beside the pipeline, with their tables.
 #[test]
 fn the_topics_benchmark_runs_and_reports_each_of_its_parts() {
-    let out = Command::new(pulse())
-        .args([
-            "bench",
-            "--only",
-            "topics",
-            "--events",
-            "1000",
-            "--topic-posts",
-            "300",
-            "--pipeline-topics",
-            "50",
-            "--pipeline-rounds",
-            "1",
-            "--retag-posts",
-            "5000",
-            "--retag-rounds",
-            "1",
-            "--retag-latency-secs",
-            "1",
-        ])
-        .env_clear()
-        .envs(
-            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
-                .iter()
-                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
-        )
-        .output()
-        .expect("pulse runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pulse bench --only topics failed:\n{stderr}"
-    );
+    let stdout = bench_part(&[
+        "--only",
+        "topics",
+        "--events",
+        "1000",
+        "--topic-posts",
+        "300",
+        "--pipeline-topics",
+        "50",
+        "--pipeline-rounds",
+        "1",
+        "--retag-posts",
+        "5000",
+        "--retag-rounds",
+        "1",
+        "--retag-latency-secs",
+        "1",
+    ]);
     for row in [
         "| 10000 |",
         "| no topics |",
@@ -161,34 +168,18 @@ fn the_topics_benchmark_runs_and_reports_each_of_its_parts() {
 /// the export as a job, with their table.
 #[test]
 fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
-    let out = Command::new(pulse())
-        .args([
-            "bench",
-            "--only",
-            "search",
-            "--search-posts",
-            "5000",
-            "--search-distinct",
-            "1000",
-            "--search-queries",
-            "3",
-            "--search-export-rows",
-            "1000",
-        ])
-        .env_clear()
-        .envs(
-            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
-                .iter()
-                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
-        )
-        .output()
-        .expect("pulse runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pulse bench --only search failed:\n{stderr}"
-    );
+    let stdout = bench_part(&[
+        "--only",
+        "search",
+        "--search-posts",
+        "5000",
+        "--search-distinct",
+        "1000",
+        "--search-queries",
+        "3",
+        "--search-export-rows",
+        "1000",
+    ]);
     for row in [
         "| a common word (3) |",
         "| a phrase (3) |",
