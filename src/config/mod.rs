@@ -11,9 +11,11 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod export;
+mod search;
 mod sources;
 mod topics;
 pub use export::ExportSettings;
+pub use search::SearchSettings;
 pub use sources::{
     FeedSettings, JetstreamSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings,
     PUBLIC_JETSTREAMS,
@@ -62,6 +64,7 @@ pub struct Settings {
     pub stories: StorySettings,
     pub topics: TopicSettings,
     pub export: ExportSettings,
+    pub search: SearchSettings,
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -613,6 +616,7 @@ impl Default for Settings {
             stories: StorySettings::default(),
             topics: TopicSettings::default(),
             export: ExportSettings::default(),
+            search: SearchSettings::default(),
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),

@@ -203,8 +203,14 @@ pub async fn candidates(
 /// Counts of a facet by key.
 pub type Counts = Vec<(String, i64)>;
 
+/// How many buckets posts fall into by a hash of their id (the second column of the search
+/// index): facets over many matches count those of the first few buckets only, a sample of the
+/// matches that is independent of their time, place and words, which the index finds without
+/// visiting any other post.
+pub const SAMPLE_BUCKETS: i32 = 256;
+
 /// The facets of the posts a search finds among exact vectors (its exact part): counts by
-/// sentiment, platform, language, product and topic, and per `bucket` (`day` or `hour`).
+/// sentiment, platform, language, product and topic, and per `day` or `hour`.
 #[derive(Debug, Default, Clone)]
 pub struct Facets {
     pub total: i64,
@@ -216,17 +222,29 @@ pub struct Facets {
     pub buckets: Vec<(DateTime<Utc>, i64)>,
 }
 
-/// The facets of the posts of `scope` the lookup finds among exact vectors.
+/// The facets of the posts of `scope` the lookup finds among exact vectors, per `unit`; with
+/// `sample`, of those in the first `sample` of the [`SAMPLE_BUCKETS`] only.
 pub async fn exact_facets(
     client: &impl GenericClient,
     scope: &Scope,
-    bucket: &'static str,
+    unit: &'static str,
+    sample: Option<i32>,
 ) -> Result<Facets, tokio_postgres::Error> {
     let mut c = scope.conditions();
     scope.lookup(&mut c, true, false);
     let marker = c.bind(unsure_query());
     c.clause(format!("NOT (search @@ {marker}::text::tsquery)"));
-    let unit = c.bind(bucket.to_string());
+    if let Some(n) = sample {
+        // The expression of the search index's second column, so the index answers it: one
+        // bucket as an equality, more as one range from 0 (a GIN index reads each bound of a
+        // range as a key of its own, and `>= 0` would be every post).
+        let bucket = format!("(hashtext(id) & {})", SAMPLE_BUCKETS - 1);
+        match n.clamp(1, SAMPLE_BUCKETS) {
+            1 => c.clause(format!("{bucket} = 0")),
+            n => c.push(&format!("{bucket} <"), n),
+        }
+    }
+    let unit = c.bind(unit.to_string());
     let sql = format!(
         "WITH m AS MATERIALIZED (
              SELECT sentiment_label, platform, lang, product, topics,

@@ -141,6 +141,7 @@ pub async fn create(
         cursor: None,
         facets: None,
         interval: None,
+        exact: None,
         format: None,
     })?;
     let filters = serde_json::to_value(&input.filters).map_err(ApiError::internal)?;

@@ -20,6 +20,7 @@ use super::error::{ApiError, ErrorBody};
 use super::filters::PostFilters;
 use super::state::State;
 use super::topics::parsed;
+use crate::config::SearchSettings;
 use crate::db::search::{self as db, After, Order, Scope};
 use crate::models::errors::ErrorCode;
 use crate::models::views::PostView;
@@ -76,6 +77,9 @@ pub struct SearchQuery {
     pub facets: Option<bool>,
     /// The facets' time buckets: `hour` or `day` (default: `hour` for ranges up to three days).
     pub interval: Option<String>,
+    /// `true` for facets that count every match however many there are; by default, facets
+    /// over more than `search.exact_facets_up_to` matches are estimated from a sample.
+    pub exact: Option<bool>,
     /// Exports only (`GET /api/v1/search/export`): `csv` (default) or `jsonl`.
     pub format: Option<String>,
 }
@@ -119,6 +123,20 @@ pub struct SearchFacets {
     /// `hour` or `day`.
     pub interval: String,
     pub buckets: Vec<BucketCount>,
+    /// Present when the counts are estimates: what share of the matches was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<FacetSample>,
+}
+
+/// The sample sampled facets were counted on: the matches in `share` of the store, chosen by a
+/// hash of each post's id; each count is the sample's count divided by `share`, rounded (posts
+/// that must be checked one by one are all counted, not sampled).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FacetSample {
+    /// A multiple of 1/256.
+    pub share: f64,
+    /// Matches counted.
+    pub posts: i64,
 }
 
 /// A page of a search.
@@ -427,7 +445,9 @@ pub async fn search(
     };
     let facets = if q.facets == Some(true) {
         let interval = interval.unwrap_or_else(|| default_interval(q.from, q.to));
-        Some(facets_of(&*client, &prepared, interval).await?)
+        // A scope of few candidates is counted whole, without a first count to estimate it.
+        let exact = q.exact == Some(true) || few;
+        Some(facets_of(&*client, &prepared, interval, &state.settings.search, exact).await?)
     } else {
         None
     };
@@ -453,11 +473,17 @@ async fn facets_of(
     client: &impl tokio_postgres::GenericClient,
     prepared: &Prepared,
     interval: &'static str,
+    settings: &SearchSettings,
+    exact: bool,
 ) -> Result<SearchFacets, ApiError> {
     let mut tally = Tally::default();
     if prepared.exact {
-        let f = db::exact_facets(client, &prepared.scope, interval).await?;
-        tally.total = f.total;
+        let (f, sample) = counted_facets(client, prepared, interval, settings, exact).await?;
+        let scale = |n: i64| match sample {
+            Some(m) => (n as f64 * f64::from(db::SAMPLE_BUCKETS) / f64::from(m)).round() as i64,
+            None => n,
+        };
+        tally.total = scale(f.total);
         for (map, counts) in [
             (&mut tally.sentiment, f.sentiment),
             (&mut tally.platform, f.platform),
@@ -466,12 +492,16 @@ async fn facets_of(
             (&mut tally.topic, f.topic),
         ] {
             for (k, n) in counts {
-                *map.entry(k).or_default() += n;
+                *map.entry(k).or_default() += scale(n);
             }
         }
         for (at, n) in f.buckets {
-            *tally.buckets.entry(at).or_default() += n;
+            *tally.buckets.entry(at).or_default() += scale(n);
         }
+        tally.sample = sample.map(|m| FacetSample {
+            share: f64::from(m) / f64::from(db::SAMPLE_BUCKETS),
+            posts: f.total,
+        });
     }
     // The posts to check one by one: the unsure ones, or every candidate of an inexact plan.
     let mut after: Option<After> = None;
@@ -523,6 +553,38 @@ async fn facets_of(
     Ok(tally.into_facets(interval))
 }
 
+/// The facets PostgreSQL counts among exact vectors, and how many of the
+/// [`db::SAMPLE_BUCKETS`] they were counted in when sampled. A first count in one bucket
+/// estimates the matches; up to `settings.exact_facets_up_to` of them are all counted,
+/// above that about `settings.facet_sample`, in as many buckets as that takes.
+async fn counted_facets(
+    client: &impl tokio_postgres::GenericClient,
+    prepared: &Prepared,
+    interval: &'static str,
+    settings: &SearchSettings,
+    exact: bool,
+) -> Result<(db::Facets, Option<i32>), ApiError> {
+    let scope = &prepared.scope;
+    if exact {
+        return Ok((db::exact_facets(client, scope, interval, None).await?, None));
+    }
+    let first = db::exact_facets(client, scope, interval, Some(1)).await?;
+    let estimate = first.total * i64::from(db::SAMPLE_BUCKETS);
+    let buckets = (settings.facet_sample * i64::from(db::SAMPLE_BUCKETS) + estimate - 1)
+        .checked_div(estimate)
+        .unwrap_or(i64::MAX);
+    if estimate <= settings.exact_facets_up_to || buckets >= i64::from(db::SAMPLE_BUCKETS) {
+        return Ok((db::exact_facets(client, scope, interval, None).await?, None));
+    }
+    match buckets.max(1) as i32 {
+        1 => Ok((first, Some(1))),
+        n => Ok((
+            db::exact_facets(client, scope, interval, Some(n)).await?,
+            Some(n),
+        )),
+    }
+}
+
 /// Facet counts as they add up.
 #[derive(Default)]
 struct Tally {
@@ -533,6 +595,7 @@ struct Tally {
     product: std::collections::BTreeMap<String, i64>,
     topic: std::collections::BTreeMap<String, i64>,
     buckets: std::collections::BTreeMap<DateTime<Utc>, i64>,
+    sample: Option<FacetSample>,
 }
 
 impl Tally {
@@ -581,6 +644,7 @@ impl Tally {
                 .into_iter()
                 .map(|(at, count)| BucketCount { at, count })
                 .collect(),
+            sample: self.sample,
         }
     }
 }

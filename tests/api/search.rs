@@ -340,6 +340,138 @@ async fn posts_stored_without_a_vector_are_indexed_in_the_background() {
     app.shutdown().await;
 }
 
+/// Counts of `facet` in a facets answer, by key.
+fn facet_counts(facets: &Value, facet: &str) -> std::collections::BTreeMap<String, i64> {
+    facets[facet]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let key = c["key"].as_str().unwrap().to_string();
+            (key, c["count"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn facets_over_many_matches_are_estimated_from_the_posts_of_a_hash_sample() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.search.exact_facets_up_to = 100;
+    settings.search.facet_sample = 300;
+    let app = spawn_app_with(env, settings).await;
+    let now = Utc::now();
+    let platforms = ["twitter", "reddit", "mastodon"];
+    let posts: Vec<Value> = (0..2_500)
+        .map(|n| {
+            let text = if n % 40 == 0 {
+                "late refund, rare"
+            } else {
+                "late refund"
+            };
+            let mut p = super::deletions::post_at(
+                &format!("f-{n}"),
+                text,
+                now - TimeDelta::minutes(n as i64),
+            );
+            p["platform"] = json!(platforms[n % 3]);
+            p
+        })
+        .collect();
+    let redis = app.redis().await;
+    xadd_all(&redis, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(2_500, WAIT).await);
+    let pg = app.env.pg().await;
+
+    // What a sample of the first `m` buckets holds, counted straight from the table.
+    let in_sample = |m: i64| {
+        let pg = &pg;
+        async move {
+            let rows = pg
+                .query(
+                    "SELECT platform, count(*) FROM posts WHERE deleted_at IS NULL \
+                     AND (hashtext(id) & 255) < $1 GROUP BY 1",
+                    &[&(m as i32)],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect::<std::collections::BTreeMap<String, i64>>()
+        }
+    };
+    for deleted in [false, true] {
+        let live = if deleted { 2_500 - 125 } else { 2_500 };
+        let exact = app
+            .get_ok("/api/v1/search?q=refund&limit=1&facets=true&exact=true")
+            .await;
+        assert_eq!(exact["facets"]["total"], live, "{exact}");
+        assert!(exact["facets"]["sample"].is_null(), "{exact}");
+
+        let body = app
+            .get_ok("/api/v1/search?q=refund&limit=1&facets=true")
+            .await;
+        let facets = &body["facets"];
+        let share = facets["sample"]["share"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("not sampled: {facets}"));
+        let m = (share * 256.0).round() as i64;
+        assert!(
+            (1..256).contains(&m) && (share * 256.0 - m as f64).abs() < 1e-9,
+            "{facets}"
+        );
+        let sample = in_sample(m).await;
+        let counted: i64 = sample.values().sum();
+        assert_eq!(facets["sample"]["posts"], counted, "{facets}");
+        let scale = |n: i64| (n as f64 * 256.0 / m as f64).round() as i64;
+        assert_eq!(facets["total"], scale(counted), "{facets}");
+        let expected: std::collections::BTreeMap<String, i64> =
+            sample.iter().map(|(k, n)| (k.clone(), scale(*n))).collect();
+        assert_eq!(facet_counts(facets, "platform"), expected);
+        // The sample holds about `facet_sample` matches and estimates the total within a few
+        // of its standard errors (sd of the sampled count: sqrt(n p (1 - p))).
+        let p = m as f64 / 256.0;
+        let sd = (live as f64 * p * (1.0 - p)).sqrt() / p;
+        let total = facets["total"].as_f64().unwrap();
+        assert!(
+            (total - live as f64).abs() <= 4.0 * sd,
+            "{total} vs {live} (sd {sd})"
+        );
+
+        // Few matches are counted one by one, never sampled.
+        let rare = app
+            .get_ok("/api/v1/search?q=rare&limit=1&facets=true")
+            .await;
+        assert_eq!(rare["facets"]["total"], 63);
+        assert!(rare["facets"]["sample"].is_null(), "{rare}");
+
+        if !deleted {
+            // Deleted posts leave the sample as they leave every count (125, none rare), and a scope of
+            // more than 2,000 candidates is still estimated.
+            let deletions: Vec<Value> = (10..2_500)
+                .step_by(20)
+                .map(|n| deletion(&format!("f-{n}"), now))
+                .collect();
+            xadd_all(&redis, &app.env.stream, &deletions).await;
+            assert!(
+                wait_until(WAIT, || async {
+                    let n: i64 = pg
+                        .query_one(
+                            "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+                            &[],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    n == 125
+                })
+                .await
+            );
+        }
+    }
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
     let app = spawn_app().await;

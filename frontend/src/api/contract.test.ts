@@ -74,6 +74,11 @@ describe(`payloads in ${dir}`, () => {
     expect(f, "the search sample was asked with facets=true").toBeDefined();
     const sum = (items: { count: number }[]) => items.reduce((n, i) => n + i.count, 0);
     for (const k of ["sentiment", "platform", "lang", "buckets"]) expect(sum(f[k]), `${k} adds up to the total`).toBe(f.total);
+    // Facets over many matches are estimated from a sample, and say so.
+    const sampled = { ...page, facets: { ...f, sample: { share: 39 / 256, posts: 325 } } };
+    expect(() => check(restSchemas.search, sampled, "search")).not.toThrow();
+    const wrong = { ...page, facets: { ...f, sample: { share: 0, posts: 325 } } };
+    expect(() => check(restSchemas.search, wrong, "search")).toThrow();
     const refused = load("search-refused.json");
     expect(refused.error.code).toBe("invalid_topic_query");
     expect(refused.error.details.position).toBeTypeOf("number");

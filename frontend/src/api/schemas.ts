@@ -190,6 +190,8 @@ export const SearchFacets = z.strictObject({
   interval: z.enum(["hour", "day"]),
   /** The non-empty buckets, oldest first, each the start of its hour or day (UTC). */
   buckets: z.array(z.strictObject({ at: time, count })),
+  /** Present when the counts are estimates, scaled up from the matches in `share` of the store. */
+  sample: z.strictObject({ share: z.number().gt(0).lte(1), posts: count }).optional(),
 });
 /** `GET /api/v1/search` (`SearchPage`): a page of hits, with facets on request. */
 export const SearchPage = z.strictObject({

@@ -143,11 +143,11 @@ function SearchBox(props: {
 }
 
 /** The page's search in a line: how many posts match, how many are shown, and how. */
-function SearchSummary(props: { total?: number; shown: number; more: boolean; order: SearchState["order"] }) {
+function SearchSummary(props: { total?: number; estimated?: boolean; shown: number; more: boolean; order: SearchState["order"] }) {
   const { total, shown } = props;
   const order = props.order === "newest" ? "newest first" : "most relevant first";
   let text: string;
-  if (total !== undefined) text = `${total.toLocaleString("en")} ${total === 1 ? "post matches" : "posts match"} · showing ${compact(shown)}, ${order}`;
+  if (total !== undefined) text = `${props.estimated ? "about " : ""}${total.toLocaleString("en")} ${total === 1 ? "post matches" : "posts match"} · showing ${compact(shown)}, ${order}`;
   else text = `${compact(shown)} ${shown === 1 ? "post" : "posts"}${props.more ? " so far" : ""}, ${order}`;
   return (
     <p className="search-summary" role="status" data-testid="search-summary" data-total={total} data-shown={shown}>
@@ -255,7 +255,7 @@ export default function SearchView(props: {
         <div className="search-head">
           {run && first && (
             <>
-              <SearchSummary total={first.facets?.total} shown={hits.length} more={!!result.hasNextPage} order={run.order} />
+              <SearchSummary total={first.facets?.total} estimated={!!first.facets?.sample} shown={hits.length} more={!!result.hasNextPage} order={run.order} />
               <a className="skip small" href="#search-results">Skip to the results</a>
               <div className="search-actions">
                 <ExportButtons filters={run.filters} />

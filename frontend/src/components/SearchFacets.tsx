@@ -147,7 +147,12 @@ export function SearchFacets(props: { facets: Facets; topicNames: Map<number, st
   const topicName = (key: string) => props.topicNames.get(Number(key)) ?? `topic #${key}`;
   const langName = (key: string) => (key === "und" ? "unknown" : key);
   return (
-    <div className="facets" data-testid="search-facets" data-total={facets.total}>
+    <div className="facets" data-testid="search-facets" data-total={facets.total} data-sampled={facets.sample ? "true" : undefined}>
+      {facets.sample && (
+        <p className="muted small" data-testid="search-facets-sampled">
+          Estimated from {compact(facets.sample.posts)} of the matches ({percent(facets.sample.share)} of the posts, chosen by id): each count is scaled up and may be off by a few percent.
+        </p>
+      )}
       <section className="facet" aria-labelledby="facet-volume-title">
         <h3 className="sub" id="facet-volume-title">
           Matches per {facets.interval} <span className="muted small">(UTC)</span>

@@ -61,7 +61,21 @@ pub struct QueryKind {
     pub facets_p50_ms: f64,
     pub facets_p95_ms: f64,
     pub facets_max_ms: f64,
-    /// Median matches over the 30 days (the facets' total).
+    /// Queries whose facets were estimated from a sample (more matches than
+    /// `search.exact_facets_up_to`).
+    pub sampled: usize,
+    /// The same facets with `exact=true`: every match counted.
+    pub exact_p50_ms: f64,
+    pub exact_p95_ms: f64,
+    pub exact_max_ms: f64,
+    /// Of those, answered 504 after the API's statement timeout.
+    pub exact_timeouts: usize,
+    /// Largest error of a sampled total against the exact one, in percent.
+    pub sample_total_error_pct: f64,
+    /// Largest error of a sampled share (of a sentiment, platform or language among the
+    /// matches) against the exact one, in percentage points.
+    pub sample_share_error_pp: f64,
+    /// Median matches over the 30 days (the facets' total, estimated where sampled).
     pub median_matches: i64,
     /// The simple baseline: the same words as `text ILIKE` patterns over the same 30 days,
     /// newest first, 20 rows, straight to PostgreSQL (substrings, so not the same matches).
@@ -208,6 +222,11 @@ async fn seed(
         .map(|p| p.analysis.sentiment_score.get())
         .collect();
     let vectors: Vec<TsVector> = distinct.iter().map(|p| TsVector(&p.search)).collect();
+    // The search index is built after the seeding, as the migrations define it.
+    let index: String = client
+        .query_one("SELECT pg_get_indexdef('posts_search_idx'::regclass)", &[])
+        .await?
+        .get(0);
     client.batch_execute("DROP INDEX posts_search_idx").await?;
     // The distinct posts go into a table of their own once; each chunk joins it by number (an
     // array subscript per row would walk the array each time).
@@ -255,10 +274,7 @@ async fn seed(
     report.seed_rows_per_sec = args.search_posts as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     client
-        .batch_execute(
-            "SET maintenance_work_mem = '1GB'; \
-             CREATE INDEX posts_search_idx ON posts USING gin (search) WHERE deleted_at IS NULL",
-        )
+        .batch_execute(&format!("SET maintenance_work_mem = '1GB'; {index}"))
         .await
         .context("building the search index")?;
     report.index_build_secs = started.elapsed().as_secs_f64();
@@ -391,16 +407,23 @@ async fn measure(
 ) -> anyhow::Result<QueryKind> {
     let mut plain = Vec::new();
     let mut faceted = Vec::new();
+    let mut exact = Vec::new();
     let mut matches = Vec::new();
+    let (mut sampled, mut total_error, mut share_error) = (0, 0.0f64, 0.0f64);
+    let mut exact_timeouts = 0;
     for q in queries {
-        for facets in [false, true] {
+        let mut estimated = serde_json::Value::Null;
+        for facets in ["", "true", "exact"] {
             let mut url = reqwest::Url::parse(&format!("{base}/api/v1/search"))?;
             url.query_pairs_mut()
                 .append_pair("q", q)
                 .append_pair("from", from)
                 .append_pair("limit", "20");
-            if facets {
+            if !facets.is_empty() {
                 url.query_pairs_mut().append_pair("facets", "true");
+            }
+            if facets == "exact" {
+                url.query_pairs_mut().append_pair("exact", "true");
             }
             let started = Instant::now();
             let response = http.get(url).send().await?;
@@ -408,13 +431,38 @@ async fn measure(
             let body: serde_json::Value = response.json().await?;
             let took = started.elapsed();
             let ms = took.as_secs_f64() * 1000.0;
-            anyhow::ensure!(status.is_success(), "`{q}`: {status} {body}");
+            // Exact facets of a word in most posts may run past the API's statement timeout:
+            // counted, with the time they took to be refused.
+            let timed_out = facets == "exact" && status == reqwest::StatusCode::GATEWAY_TIMEOUT;
+            anyhow::ensure!(status.is_success() || timed_out, "`{q}`: {status} {body}");
             tokio::time::sleep(took.mul_f64(rest) + Duration::from_millis(20)).await;
-            if facets {
-                faceted.push(ms);
-                matches.push(body["facets"]["total"].as_i64().unwrap_or(0));
-            } else {
-                plain.push(ms);
+            match facets {
+                "" => plain.push(ms),
+                "true" => {
+                    faceted.push(ms);
+                    estimated = body["facets"].clone();
+                    matches.push(estimated["total"].as_i64().unwrap_or(0));
+                }
+                _ if timed_out => {
+                    exact.push(ms);
+                    exact_timeouts += 1;
+                }
+                _ => {
+                    exact.push(ms);
+                    let counted = &body["facets"];
+                    if !estimated["sample"].is_null() {
+                        sampled += 1;
+                        let (t, e) = (total_of(counted), total_of(&estimated));
+                        total_error = total_error.max((e - t).abs() / t.max(1.0) * 100.0);
+                        for facet in ["sentiment", "platform", "lang"] {
+                            let (a, b) = (shares(counted, facet), shares(&estimated, facet));
+                            for (key, share) in &a {
+                                let other = b.get(key).copied().unwrap_or(0.0);
+                                share_error = share_error.max((share - other).abs() * 100.0);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -433,9 +481,38 @@ async fn measure(
         facets_p50_ms: q(&mut faceted, 0.5),
         facets_p95_ms: q(&mut faceted, 0.95),
         facets_max_ms: q(&mut faceted, 1.0),
+        sampled,
+        exact_p50_ms: q(&mut exact, 0.5),
+        exact_p95_ms: q(&mut exact, 0.95),
+        exact_max_ms: q(&mut exact, 1.0),
+        exact_timeouts,
+        sample_total_error_pct: total_error,
+        sample_share_error_pp: share_error,
         median_matches: matches[matches.len() / 2],
         ..Default::default()
     })
+}
+
+/// A facets answer's total.
+fn total_of(facets: &serde_json::Value) -> f64 {
+    facets["total"].as_f64().unwrap_or(0.0)
+}
+
+/// Each key's share of a facet's counts.
+fn shares(facets: &serde_json::Value, facet: &str) -> HashMap<String, f64> {
+    let counts: Vec<(String, f64)> = facets[facet]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let key = c["key"].as_str().unwrap_or_default().to_string();
+                    (key, c["count"].as_f64().unwrap_or(0.0))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sum: f64 = counts.iter().map(|(_, n)| n).sum::<f64>().max(1.0);
+    counts.into_iter().map(|(k, n)| (k, n / sum)).collect()
 }
 
 /// Whole platforms, most posts first, until they hold `--search-export-rows` (estimated from
@@ -678,13 +755,13 @@ pub fn markdown(r: &SearchReport) -> String {
     let mut out = format!(
         "\n{} posts over {} days ({} distinct, repeated), {}; seeded at {:.0} rows/s, search \
          index built in {:.0} s ({:.0} MB; the posts table with every index {:.0} MB)\n\n\
-         | query, last 30 days | example | p50 / p95 / max, ms | with facets: p50 / p95 / max, ms | median matches | baseline `ILIKE` scan: p50 / max, ms |\n|---|---|---|---|---|---|\n",
+         | query, last 30 days | example | p50 / p95 / max, ms | with facets: p50 / p95 / max, ms | facets sampled: queries, largest error of the total / of a share | facets with `exact=true`: p50 / p95 / max, ms (timed out) | median matches | baseline `ILIKE` scan: p50 / max, ms |\n|---|---|---|---|---|---|---|---|\n",
         r.posts, r.days, r.distinct, r.machine, r.seed_rows_per_sec, r.index_build_secs,
         r.index_mb, r.table_mb
     );
     for k in &r.kinds {
         out.push_str(&format!(
-            "| {} ({}) | `{}` | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {:.0} / {:.0} ({}) |\n",
+            "| {} ({}) | `{}` | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {}, {:.1}% / {:.1} pp | {:.0} / {:.0} / {:.0} ({}) | {} | {:.0} / {:.0} ({}) |\n",
             k.kind,
             k.queries,
             k.example,
@@ -694,6 +771,13 @@ pub fn markdown(r: &SearchReport) -> String {
             k.facets_p50_ms,
             k.facets_p95_ms,
             k.facets_max_ms,
+            k.sampled,
+            k.sample_total_error_pct,
+            k.sample_share_error_pp,
+            k.exact_p50_ms,
+            k.exact_p95_ms,
+            k.exact_max_ms,
+            k.exact_timeouts,
             k.median_matches,
             k.ilike_p50_ms,
             k.ilike_max_ms,
