@@ -207,7 +207,7 @@ impl Application {
             tracing::info!(rate, "demo feed running in process");
             tokio::spawn(async move {
                 if let Err(e) = producer::produce(&redis, &stream, options).await {
-                    tracing::error!(error = %e, "demo feed stopped");
+                    tracing::error!(error = %format_args!("{e:#}"), "demo feed stopped");
                 }
             })
         });

@@ -103,7 +103,7 @@ impl Pipeline {
         // The topics every post is matched against, loaded before the first batch is read.
         let topics = crate::topics::LiveTopics::new();
         if let Err(e) = topics::refresh(&pool, &topics).await {
-            tracing::warn!(error = %e, "topics could not be loaded yet; the watcher keeps trying");
+            tracing::warn!(error = %format_args!("{e:#}"), "topics could not be loaded yet; the watcher keeps trying");
         }
         let backend = settings.analyzer.backend;
         let analyzer_settings = Arc::new(settings.analyzer.clone());

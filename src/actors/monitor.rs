@@ -15,6 +15,7 @@ use fred::prelude::{Client, Error};
 use crate::config::Settings;
 use crate::streams::group::group_stats;
 use crate::streams::upkeep;
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// How often figures are refreshed and the stream trimmed.
@@ -47,7 +48,7 @@ impl Actor for GroupMonitor {
             let consumer = this.consumer.clone();
             ctx.spawn(wrap_future(async move {
                 if let Err(e) = tick(&settings, &redis, &consumer).await {
-                    tracing::debug!(error = %e, "group monitor tick failed");
+                    tracing::debug!(error = %causes(&e), "group monitor tick failed");
                 }
             }));
         });

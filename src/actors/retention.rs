@@ -22,6 +22,7 @@ use crate::actors::ingester::IngestContext;
 use crate::config::StoreSettings;
 pub use crate::db::retention::{sweep, RetentionPolicy};
 use crate::db::{deletions, statistics};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// How often deletions that raced their post, engagements held for their post, and the
@@ -68,7 +69,7 @@ impl Retention {
             let client = match pool.get().await {
                 Ok(client) => client,
                 Err(e) => {
-                    tracing::debug!(error = %e, "no connection to settle deletions");
+                    tracing::debug!(error = %causes(&e), "no connection to settle deletions");
                     return;
                 }
             };
@@ -84,7 +85,7 @@ impl Retention {
                         ingest.publish_deleted(marked);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "marking raced deletions failed"),
+                Err(e) => tracing::warn!(error = %causes(&e), "marking raced deletions failed"),
             }
             let hold = settling.hold_secs as f64;
             match deletions::settle_held(&client, &settling.trust, hold).await {
@@ -102,12 +103,12 @@ impl Retention {
                         tracing::debug!(?settled, "held engagements settled");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "settling held engagements failed"),
+                Err(e) => tracing::warn!(error = %causes(&e), "settling held engagements failed"),
             }
             match statistics::analyze_grown(&**client).await {
                 Ok(tables) if tables.is_empty() => {}
                 Ok(tables) => tracing::debug!(?tables, "grown tables analysed"),
-                Err(e) => tracing::warn!(error = %e, "analysing grown tables failed"),
+                Err(e) => tracing::warn!(error = %causes(&e), "analysing grown tables failed"),
             }
         }));
     }
@@ -118,7 +119,7 @@ impl Retention {
             match sweep(&pool, &policy).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "retention removed old rows"),
-                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+                Err(e) => tracing::warn!(error = %format_args!("{e:#}"), "retention sweep failed"),
             }
         }));
     }

@@ -57,7 +57,7 @@ impl SearchIndexer {
                 }
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
-                    tracing::warn!(error = %e, "writing search vectors failed; trying again");
+                    tracing::warn!(error = %format_args!("{e:#}"), "writing search vectors failed; trying again");
                     IDLE
                 }
             };

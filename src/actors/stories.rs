@@ -222,7 +222,7 @@ pub async fn take_in_stored(desk: &StoryDesk, pool: &Pool, settings: &StorySetti
         }
         Err(e) => {
             metrics::counter!(names::STORY_ERRORS, "operation" => "read").increment(1);
-            tracing::warn!(error = %e, "reading the live stories failed; they are found again from their next posts");
+            tracing::warn!(error = %format_args!("{e:#}"), "reading the live stories failed; they are found again from their next posts");
         }
     }
 }
@@ -351,7 +351,7 @@ impl Handler<Committed> for StoryKeeper {
                 }
                 Err(e) => {
                     metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
-                    tracing::warn!(error = %e, "writing story changes failed; the stories of this batch's posts stand, their counts lag");
+                    tracing::warn!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of this batch's posts stand, their counts lag");
                 }
             }),
         );

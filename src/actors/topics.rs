@@ -84,7 +84,7 @@ impl TopicWatcher {
                 Ok(false) => {}
                 Err(e) => {
                     metrics::counter!(names::TOPIC_RELOADS, "outcome" => "failed").increment(1);
-                    tracing::debug!(error = %e, "looking for changed topics failed");
+                    tracing::debug!(error = %format_args!("{e:#}"), "looking for changed topics failed");
                 }
             }
         })
@@ -153,7 +153,7 @@ impl Retagger {
                 }
                 Ok(false) => IDLE,
                 Err(e) => {
-                    tracing::warn!(error = %e, "re-tagging a chunk failed; trying again");
+                    tracing::warn!(error = %format_args!("{e:#}"), "re-tagging a chunk failed; trying again");
                     IDLE
                 }
             };

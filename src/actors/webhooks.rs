@@ -143,7 +143,7 @@ impl Deliverer {
         let mailer = match Mailer::from_settings(&settings.email) {
             Ok(mailer) => mailer.map(Arc::new),
             Err(e) => {
-                tracing::error!(error = %e, "email is misconfigured: email channels will fail until it is fixed");
+                tracing::error!(error = %format_args!("{e:#}"), "email is misconfigured: email channels will fail until it is fixed");
                 None
             }
         };
@@ -180,7 +180,7 @@ impl Actor for Deliverer {
                 .map(|result, this, _| {
                     this.busy = false;
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "webhook delivery round failed");
+                        tracing::warn!(error = %format_args!("{e:#}"), "webhook delivery round failed");
                     }
                 }),
             );

@@ -130,7 +130,7 @@ impl Authenticator {
             loop {
                 tick.tick().await;
                 if let Err(e) = this.refresh().await {
-                    tracing::warn!(error = %e, "could not refresh API key states; keeping the last ones");
+                    tracing::warn!(error = %format_args!("{e:#}"), "could not refresh API key states; keeping the last ones");
                 }
             }
         })
@@ -305,7 +305,7 @@ impl Authenticator {
         let (id, role) = self.verify_key(key).await?;
         if let Ok(client) = self.pool.get().await {
             if let Err(e) = keys::touch(&**client, &id).await {
-                tracing::debug!(error = %e, "could not record the key's last use");
+                tracing::debug!(error = %format_args!("{e:#}"), "could not record the key's last use");
             }
         }
         self.codec

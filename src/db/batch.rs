@@ -22,6 +22,7 @@ use crate::models::event::{StreamedDeletion, StreamedEngagement, MAX_ENGAGEMENT_
 use crate::models::producer::{engagement_key, Trust};
 use crate::models::views::saturating_i64;
 use crate::models::AnalyzedPost;
+use crate::telemetry::causes::causes;
 
 /// The array inputs of the statement by relation: each column's name and SQL element type.
 /// A relation's columns are the table's own where it has them (`posts`, `engagements`,
@@ -706,7 +707,9 @@ pub async fn write<'a>(
                 let json: serde_json::Value = row.get(2);
                 match serde_json::from_value::<DeletedPost>(json) {
                     Ok(post) => outcome.deleted.push(post),
-                    Err(e) => tracing::warn!(error = %e, "a deleted post's summary did not parse"),
+                    Err(e) => {
+                        tracing::warn!(error = %causes(&e), "a deleted post's summary did not parse")
+                    }
                 }
             }
             "t" => outcome.refused.id_taken += 1,

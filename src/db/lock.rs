@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::causes::causes;
 use tokio_postgres::NoTls;
 
 /// A PostgreSQL connection of the tracker's own: the one holding the advisory lock while this
@@ -35,7 +36,7 @@ impl PgSession {
         let (client, connection) = config.connect(NoTls).await?;
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "virality tracker connection ended");
+                tracing::debug!(error = %causes(&e), "virality tracker connection ended");
             }
         });
         Ok(PgSession {

@@ -1,6 +1,7 @@
 //! The one error shape of the API: `{"error":{"code":"...","message":"...","details":{}}}`,
 //! used for every 4xx and 5xx, including the extractor errors actix produces itself.
 
+use crate::telemetry::causes::causes;
 use actix_web::http::StatusCode;
 use actix_web::{error, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
@@ -152,7 +153,7 @@ impl From<deadpool_postgres::PoolError> for ApiError {
                 ApiError::unavailable("the database is unavailable")
             }
             e => {
-                tracing::warn!(error = %e, "database unavailable");
+                tracing::warn!(error = %causes(&e), "database unavailable");
                 ApiError::unavailable("the database is unavailable")
             }
         }
@@ -194,7 +195,7 @@ impl From<crate::db::cascades::ReadError> for ApiError {
 
 impl From<fred::error::Error> for ApiError {
     fn from(e: fred::error::Error) -> Self {
-        tracing::warn!(error = %e, "redis unavailable");
+        tracing::warn!(error = %causes(&e), "redis unavailable");
         ApiError::unavailable("redis is unavailable")
     }
 }

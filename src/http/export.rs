@@ -271,7 +271,7 @@ impl Run {
                     return (!out.is_empty()).then(|| Ok(Bytes::from(out)));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "an export stopped part way");
+                    tracing::warn!(error = %format_args!("{e:#}"), "an export stopped part way");
                     self.done = true;
                     return Some(Err(actix_web::error::ErrorInternalServerError(
                         "the export stopped part way",

@@ -412,7 +412,7 @@ impl Download {
         match self.read(seq).await {
             Ok(bytes) => Some(Ok(bytes)),
             Err(e) => {
-                tracing::warn!(error = %e, job = self.job, "a download stopped part way");
+                tracing::warn!(error = %format_args!("{e:#}"), job = self.job, "a download stopped part way");
                 self.seq = self.chunks;
                 Some(Err(actix_web::error::ErrorInternalServerError(
                     "the download stopped part way",

@@ -110,7 +110,7 @@ impl ExportRunner {
         match tokio::time::timeout(Duration::from_secs(5), release).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not release export jobs; they wait for their lease")
+                tracing::warn!(error = %format_args!("{e:#}"), "could not release export jobs; they wait for their lease")
             }
             Err(_) => tracing::warn!("releasing export jobs timed out; they wait for their lease"),
         }
@@ -131,7 +131,9 @@ async fn work(
             match sweep(&shared.pool).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "removed expired exports"),
-                Err(e) => tracing::warn!(error = %e, "removing expired exports failed"),
+                Err(e) => {
+                    tracing::warn!(error = %format_args!("{e:#}"), "removing expired exports failed")
+                }
             }
         }
         let claimed = match shared.pool.get().await {
@@ -150,9 +152,9 @@ async fn work(
                     outcome = attempt => match outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("panicked"))) {
                         Ok(()) => Duration::ZERO,
                         Err(e) => {
-                            tracing::warn!(error = %e, job = id, "an export job failed part way; it goes on from its last chunk");
+                            tracing::warn!(error = %format_args!("{e:#}"), job = id, "an export job failed part way; it goes on from its last chunk");
                             if let Err(e) = note(&shared.pool, id, &worker, &e.to_string()).await {
-                                tracing::warn!(error = %e, job = id, "could not record an export job's failure");
+                                tracing::warn!(error = %format_args!("{e:#}"), job = id, "could not record an export job's failure");
                             }
                             BACKOFF
                         }
@@ -162,7 +164,7 @@ async fn work(
             }
             Ok(None) => POLL,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for export jobs failed");
+                tracing::warn!(error = %format_args!("{e:#}"), "looking for export jobs failed");
                 BACKOFF
             }
         };

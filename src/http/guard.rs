@@ -36,6 +36,7 @@ use super::{canonical, peer, AppState};
 use crate::auth::policy::{self, Access};
 use crate::auth::{AuthError, Principal, Role};
 use crate::db::audit::{self, Outcome};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// Longest query string accepted, in bytes.
@@ -496,10 +497,12 @@ pub async fn guard(
             )
             .await
             {
-                tracing::error!(error = %e, audit_id, "could not complete an audit record");
+                tracing::error!(error = %causes(&e), audit_id, "could not complete an audit record");
             }
         }
-        Err(e) => tracing::error!(error = %e, audit_id, "could not complete an audit record"),
+        Err(e) => {
+            tracing::error!(error = %causes(&e), audit_id, "could not complete an audit record")
+        }
     }
     Ok(with_rate_headers(res, metered))
 }

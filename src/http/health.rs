@@ -1,5 +1,6 @@
 //! Liveness, readiness and Prometheus metrics.
 
+use crate::telemetry::causes::causes;
 use actix_web::{get, HttpResponse};
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -102,8 +103,10 @@ pub struct SourcesReadiness {
 #[get("/ready")]
 pub async fn ready(state: State) -> HttpResponse {
     let postgres = match state.pipeline_pool.get().await {
-        Ok(client) => crate::db::ping(&client).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(client) => crate::db::ping(&client)
+            .await
+            .map_err(|e| causes(&e).to_string()),
+        Err(e) => Err(causes(&e).to_string()),
     };
     let ping: Result<String, _> = state.redis.ping(None).await;
     let redis = ping.map(|_| ()).map_err(|e| e.to_string());

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use super::backoff::Backoff;
 use super::{feed, jetstream, mastodon, reddit, SourceContext};
 use crate::config::{SourceKind, SourceSettings};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// How often the actor looks at its task.
@@ -72,7 +73,7 @@ impl SourceActor {
             Some(Ok(Ok(()))) => tracing::warn!(source = %name, "source stopped; starting it again"),
             Some(Ok(Err(e))) => self.context.error("stopped", &e),
             Some(Err(e)) => {
-                tracing::error!(source = %name, error = %e, "source panicked; starting it again");
+                tracing::error!(source = %name, error = %causes(&e), "source panicked; starting it again");
                 metrics::counter!(names::ACTOR_RESTARTS, "actor" => "source").increment(1);
             }
             None => {}

@@ -13,6 +13,7 @@ use super::SourceContext;
 use crate::models::producer;
 use crate::models::Event;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// Longest an event waits in the batch before it is appended.
@@ -82,7 +83,7 @@ impl Sink {
     /// out and counted, so the stream holds only what Pulse can store.
     pub fn push(&mut self, event: Event, cursor: Option<String>) {
         if let Err(e) = event.validate() {
-            tracing::debug!(source = %self.source, error = %e, "platform record refused");
+            tracing::debug!(source = %self.source, error = %causes(&e), "platform record refused");
             self.skipped("invalid");
         } else {
             match serde_json::to_string(&event) {

@@ -26,6 +26,7 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 
 use crate::config::TraceSettings;
+use crate::telemetry::causes::causes;
 
 /// The HTTP header and the stream entry field that name a caller's trace (W3C Trace Context).
 pub const TRACEPARENT: &str = "traceparent";
@@ -123,7 +124,7 @@ impl Traces {
         })
         .await;
         if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "the last spans may not have reached the collector");
+            tracing::warn!(error = %causes(&e), "the last spans may not have reached the collector");
         }
     }
 

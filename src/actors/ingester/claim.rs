@@ -8,6 +8,7 @@ use super::lease::{acquire, dispatch, Lease};
 use super::{IngestContext, MAX_CLAIM_PAGES};
 use crate::streams::bounded;
 use crate::streams::group::{self, ensure_group};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// How often the heartbeat runs, and how idle a held entry must be before it is refreshed:
@@ -27,7 +28,7 @@ pub(super) async fn heartbeat_loop(ctx: Arc<IngestContext>) {
         tokio::time::sleep(every).await;
         let held = ctx.held_ids();
         if let Err(e) = group::refresh_held(&ctx.redis, ctx.member(), &held, min_idle).await {
-            tracing::warn!(error = %e, "refreshing held entries failed");
+            tracing::warn!(error = %causes(&e), "refreshing held entries failed");
         }
     }
 }
@@ -56,7 +57,7 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
                 if e.details().contains("NOGROUP") {
                     let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
                 } else {
-                    tracing::warn!(error = %e, "claiming stale entries failed");
+                    tracing::warn!(error = %causes(&e), "claiming stale entries failed");
                 }
                 return;
             }

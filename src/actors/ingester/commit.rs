@@ -17,6 +17,7 @@ use crate::actors::messages::{
 };
 use crate::actors::supervisor::Supervised;
 use crate::streams::group::{self, DeadLetter};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 use crate::telemetry::traces::BatchTrace;
 
@@ -105,7 +106,7 @@ fn commit_batch(
                             return;
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "dead-lettering or acknowledging failed; retrying");
+                            tracing::warn!(error = %causes(&e), "dead-lettering or acknowledging failed; retrying");
                             retry_pause(&ctx, &mut attempt, "ack").await;
                         }
                     }
@@ -153,7 +154,7 @@ async fn commit_entries_rejected(
         match finish(ctx, &rejected, &ids, trace).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "dead-lettering failed; retrying");
+                tracing::warn!(error = %causes(&e), "dead-lettering failed; retrying");
                 retry_pause(ctx, &mut attempt, "ack").await;
             }
         }

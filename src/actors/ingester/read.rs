@@ -12,6 +12,7 @@ use super::{backoff, IngestContext};
 use crate::actors::messages::RawEntry;
 use crate::streams::bounded;
 use crate::streams::group::{self, ensure_group};
+use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
 /// Reads until the ingester stops running; a failed read is retried with backoff.
@@ -21,7 +22,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
         match ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot create the consumer group yet; retrying");
+                tracing::warn!(error = %causes(&e), "cannot create the consumer group yet; retrying");
                 failures += 1;
                 tokio::time::sleep(backoff(failures)).await;
             }
@@ -78,7 +79,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
                     "redis"
                 };
                 metrics::counter!(names::READ_ERRORS, "error_type" => kind).increment(1);
-                tracing::warn!(error = %e, "stream read failed; retrying");
+                tracing::warn!(error = %causes(&e), "stream read failed; retrying");
                 tokio::time::sleep(backoff(failures)).await;
             }
         }

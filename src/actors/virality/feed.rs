@@ -81,7 +81,7 @@ impl ViralityTracker {
                 }
                 let metas = metas.unwrap_or_else(|e| {
                     metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup").increment(1);
-                    tracing::debug!(error = %e, "post lookup failed; retried per cascade");
+                    tracing::debug!(error = %format_args!("{e:#}"), "post lookup failed; retried per cascade");
                     Vec::new()
                 });
                 match revived {
@@ -90,7 +90,7 @@ impl ViralityTracker {
                         // The engagement starts a new cascade, as it would without the window.
                         metrics::counter!(names::VIRALITY_ERRORS, "operation" => "revive")
                             .increment(1);
-                        tracing::debug!(error = %e, "looking up finished cascades failed");
+                        tracing::debug!(error = %format_args!("{e:#}"), "looking up finished cascades failed");
                     }
                 }
                 this.feed_applied(read, metas, ctx);
@@ -135,7 +135,7 @@ impl ViralityTracker {
                         Err(e) => {
                             metrics::counter!(names::VIRALITY_ERRORS, "operation" => "lookup")
                                 .increment(1);
-                            tracing::debug!(error = %e, "post lookup failed");
+                            tracing::debug!(error = %format_args!("{e:#}"), "post lookup failed");
                         }
                     }
                 },
@@ -180,7 +180,7 @@ impl ViralityTracker {
                     Err(e) => {
                         metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
                             .increment(1);
-                        tracing::warn!(error = %e, "recording authors' cascades failed");
+                        tracing::warn!(error = %format_args!("{e:#}"), "recording authors' cascades failed");
                     }
                 }
             }),
@@ -218,7 +218,7 @@ impl ViralityTracker {
                     Err(e) => {
                         metrics::counter!(names::VIRALITY_ERRORS, "operation" => "forecast_refit")
                             .increment(1);
-                        tracing::warn!(error = %e, "refitting the reach forecast failed");
+                        tracing::warn!(error = %format_args!("{e:#}"), "refitting the reach forecast failed");
                     }
                 }
             }),
@@ -246,7 +246,7 @@ impl ViralityTracker {
                         );
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "learning virality thresholds failed"),
+                Err(e) => tracing::debug!(error = %format_args!("{e:#}"), "learning virality thresholds failed"),
             }),
         );
     }

@@ -28,7 +28,7 @@ impl ViralityTracker {
         if self.leader.as_ref().is_some_and(PgSession::is_closed) {
             self.step_down("its PostgreSQL connection was lost");
         } else {
-            tracing::warn!(error = %e, operation, "virality tracker operation failed; retrying");
+            tracing::warn!(error = %format_args!("{e:#}"), operation, "virality tracker operation failed; retrying");
         }
     }
 
@@ -57,7 +57,7 @@ impl ViralityTracker {
                     Ok((_, true)) => {}
                     Ok((session, false)) => this.standby = Some(session),
                     Err(e) => {
-                        tracing::debug!(error = %e, "cannot try the virality tracker lock now")
+                        tracing::debug!(error = %format_args!("{e:#}"), "cannot try the virality tracker lock now")
                     }
                 }
             }),
@@ -133,7 +133,7 @@ impl ViralityTracker {
                                 this.step_down("its PostgreSQL connection was lost");
                                 return;
                             }
-                            tracing::warn!(error = %e, "rebuilding virality state failed; retrying");
+                            tracing::warn!(error = %format_args!("{e:#}"), "rebuilding virality state failed; retrying");
                             ctx.run_later(Duration::from_secs(1), move |this, ctx| {
                                 if this.epoch == epoch {
                                     this.rebuild(ctx);

@@ -309,7 +309,7 @@ impl Handler<FlushVirality> for ViralityTracker {
                 .map(|outcome, this, _| {
                     if let Some((epoch, cursor, result)) = outcome {
                         if let Err((e, _, _)) = &result {
-                            tracing::warn!(error = %e, "writing virality state at shutdown failed");
+                            tracing::warn!(error = %format_args!("{e:#}"), "writing virality state at shutdown failed");
                         }
                         this.written(epoch, cursor, result);
                     }

@@ -261,7 +261,7 @@ impl ThresholdCache {
                 thresholds
             }
             Err(e) => {
-                tracing::debug!(error = %e, "could not learn the viral thresholds now; scoring with the previous ones");
+                tracing::debug!(error = %format_args!("{e:#}"), "could not learn the viral thresholds now; scoring with the previous ones");
                 previous
             }
         }

@@ -268,7 +268,7 @@ async fn connect(
         match attempt.await {
             Ok(c) => return Some(c),
             Err(e) => {
-                tracing::warn!(error = %e, what, "fan-out cannot reach Redis; retrying");
+                tracing::warn!(error = %format_args!("{e:#}"), what, "fan-out cannot reach Redis; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => return None,
