@@ -1,6 +1,7 @@
 //! `POST /api/v1/events`: producers without a Redis client push the same JSON they would
 //! XADD. A request is all-or-nothing: if any event is invalid, none is appended and the
-//! response lists every invalid index with its reason.
+//! response lists every invalid index with its reason; the events are appended in one Redis
+//! transaction, so a Redis that refuses writes part way appends none of them either.
 //!
 //! Each event is judged on its own bytes by the stream's decoder and appended as sent, so the
 //! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
@@ -178,7 +179,8 @@ pub async fn create(
     };
     fields.push((producer::PRODUCER_FIELD, producer));
     let ids =
-        crate::streams::producer::xadd_events_with(&state.redis, stream, &encoded, &fields).await?;
+        crate::streams::producer::xadd_events_atomically(&state.redis, stream, &encoded, &fields)
+            .await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     state.backlog.appended(ids.len() as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {

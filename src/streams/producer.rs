@@ -28,6 +28,28 @@ pub async fn xadd_events_with<S: AsRef<str>>(
     pipeline.all().await
 }
 
+/// [`xadd_events_with`] as one transaction (`MULTI` ... `EXEC`): every event is appended or
+/// none is. A Redis that refuses writes part way (at `maxmemory` with `noeviction`) refuses
+/// the whole transaction, so a producer retrying what it was told failed never appends any
+/// event twice (an engagement without an id would otherwise count twice).
+pub async fn xadd_events_atomically<S: AsRef<str>>(
+    redis: &Client,
+    stream: &str,
+    events: &[S],
+    fields: &[(&str, String)],
+) -> Result<Vec<String>, Error> {
+    let transaction = redis.multi();
+    for json in events {
+        let mut entry = Vec::with_capacity(1 + fields.len());
+        entry.push(("event", json.as_ref()));
+        entry.extend(fields.iter().map(|(name, value)| (*name, value.as_str())));
+        let _: () = transaction
+            .xadd(stream, false, None::<()>, "*", entry)
+            .await?;
+    }
+    transaction.exec(true).await
+}
+
 /// Queues one `{"event": json, ...fields}` XADD per event on `pipeline`.
 async fn queue_xadds<S: AsRef<str>>(
     pipeline: &fred::clients::Pipeline<Client>,

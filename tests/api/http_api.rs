@@ -277,3 +277,121 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A Redis that refused writes part way (at `maxmemory` with `noeviction`) once appended 10
+/// of a 40-post batch and answered 503, and the client, retrying as told, counted engagements
+/// without an id twice. A batch is appended whole or not at all.
+#[actix_rt::test]
+async fn a_batch_is_appended_whole_or_not_at_all_when_redis_refuses_writes() {
+    use fred::interfaces::{ClientLike, StreamsInterface};
+    use fred::types::{ClusterHash, CustomCommand};
+    let redis_server = PrivateRedis::start();
+    let env = TestEnv::on(admin_url(), redis_server.url()).await;
+    let settings = env.settings();
+    let app = spawn_app_with(env, settings).await;
+    let api = Api { app };
+    let redis = api.app.redis().await;
+    let config = |pairs: Vec<String>| {
+        let redis = redis.clone();
+        async move {
+            let mut args = vec!["SET".to_string()];
+            args.extend(pairs);
+            let command = CustomCommand::new_static("CONFIG", ClusterHash::FirstKey, false);
+            let _: fred::types::Value = redis.custom(command, args).await.unwrap();
+        }
+    };
+    let added = || {
+        let (redis, stream) = (redis.clone(), api.app.env.stream.clone());
+        async move {
+            let info: std::collections::HashMap<String, fred::types::Value> =
+                redis.xinfo_stream(&stream, false, None).await.unwrap();
+            info["entries-added"].as_u64().unwrap()
+        }
+    };
+    // Ten likes without ids, then forty posts of 2 kB: a batch Redis can hold in part only.
+    let batch = || {
+        let at = chrono::Utc::now().to_rfc3339();
+        let mut events: Vec<Value> = (0..10)
+            .map(|_| json!({"type": "engagement", "post_id": "oom-0", "kind": "like", "at": at}))
+            .collect();
+        events
+            .extend((0..40).map(|n| post(&format!("oom-{n}"), "reddit", &"word ".repeat(400), 1)));
+        Value::Array(events).to_string()
+    };
+    // The stream exists and holds a first post; then Redis may hold little more.
+    let (status, body) = api
+        .post_events(post("first", "reddit", "hi", 1).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let memory: String = redis
+        .info(Some(fred::types::InfoKind::Memory))
+        .await
+        .unwrap();
+    let used: u64 = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    config(vec![
+        "maxmemory-policy".into(),
+        "noeviction".into(),
+        "maxmemory".into(),
+        (used + 40_000).to_string(),
+    ])
+    .await;
+    let (mut refused, mut accepted) = (0, 0);
+    for _ in 0..5 {
+        let before = added().await;
+        let (status, body) = api.post_events(batch()).await;
+        let appended = added().await - before;
+        match status {
+            202 => {
+                assert_eq!(appended, 50, "{body}");
+                accepted += 1;
+            }
+            503 => {
+                assert_eq!(appended, 0, "a refused batch appended {appended} events");
+                assert_error_shape(&body, "unavailable");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "Redis never refused a batch");
+
+    // With room again, the retried batch is appended once: the likes count once.
+    config(vec!["maxmemory".into(), "0".into()]).await;
+    let (status, body) = api.post_events(batch()).await;
+    let expected = 10 * (accepted + 1);
+    assert_eq!(status, 202, "{body}");
+    let pg = api.app.env.pg().await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            let likes: i64 = pg
+                .query_one(
+                    "SELECT COALESCE(sum(count), 0)::int8 FROM engagements \
+                     WHERE post_id = 'oom-0' AND kind = 'like'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            likes >= expected
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let likes: i64 = pg
+        .query_one(
+            "SELECT COALESCE(sum(count), 0)::int8 FROM engagements \
+             WHERE post_id = 'oom-0' AND kind = 'like'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(likes, expected, "each accepted like counted once");
+    api.app.shutdown().await;
+}
