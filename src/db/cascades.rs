@@ -289,16 +289,19 @@ pub struct NewFeedback<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Records feedback; returns its id and time.
+/// Records feedback on a stored, live post; returns its id and time, or `None` when there is
+/// no such post.
 pub async fn insert_feedback(
     client: &Client,
     f: &NewFeedback<'_>,
-) -> Result<(i64, DateTime<Utc>), tokio_postgres::Error> {
+) -> Result<Option<(i64, DateTime<Utc>)>, tokio_postgres::Error> {
     let row = client
-        .query_one(
+        .query_opt(
             "INSERT INTO virality_feedback (post_id, final_shares, final_likes, final_comments,
                  final_views, sentiment_label, note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at",
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE EXISTS (SELECT 1 FROM posts WHERE id = $1 AND deleted_at IS NULL)
+             RETURNING id, created_at",
             &[
                 &f.post_id,
                 &f.final_shares,
@@ -310,5 +313,5 @@ pub async fn insert_feedback(
             ],
         )
         .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }

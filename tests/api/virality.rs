@@ -309,12 +309,14 @@ async fn score_and_feedback_validate_in_the_error_shape() {
         err["error"]["details"]["errors"].as_array().unwrap().len(),
         2
     );
-    let (status, ok) = http_post(
-        &app,
-        "/api/v1/feedback",
-        r#"{"post_id": "p1", "final_shares": 120, "sentiment_label": "positive"}"#,
-    )
-    .await;
+    let labelled = r#"{"post_id": "p1", "final_shares": 120, "sentiment_label": "positive"}"#;
+    let (status, err) = http_post(&app, "/api/v1/feedback", labelled).await;
+    assert_eq!(status, 404, "p1 was scored, never stored: {err}");
+    assert_eq!(err["error"]["code"], "not_found");
+    let p1 = super::deletions::post_at("p1", "Worth sharing", created);
+    super::deletions::xadd_all(&env.redis().await, &env.stream, &[p1]).await;
+    assert!(app.wait_for_posts(1, Duration::from_secs(60)).await);
+    let (status, ok) = http_post(&app, "/api/v1/feedback", labelled).await;
     assert_eq!(status, 201, "{ok}");
     assert_eq!(ok["final_shares"], 120);
     let stored: i64 = env

@@ -59,6 +59,7 @@ pub struct FeedbackRecord {
         (status = 201, description = "The feedback as recorded", body = FeedbackRecord),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
+        (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
@@ -114,7 +115,7 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpRes
         return Err(invalid_request(errors));
     }
     let client = state.pool.get().await?;
-    let (id, created_at) = cascades::insert_feedback(
+    let Some((id, created_at)) = cascades::insert_feedback(
         &client,
         &NewFeedback {
             post_id: &f.post_id,
@@ -126,7 +127,13 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpRes
             note: f.note.as_deref(),
         },
     )
-    .await?;
+    .await?
+    else {
+        return Err(ApiError::not_found(format!(
+            "no stored post {}: feedback is for posts Pulse has stored (and not deleted)",
+            f.post_id
+        )));
+    };
     Ok(HttpResponse::Created().json(FeedbackRecord {
         id,
         post_id: f.post_id,
