@@ -251,7 +251,9 @@ fn robust_center_spread(values: &[f64]) -> (f64, f64) {
 /// the baseline used.
 fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Value) {
     let s = &o.stats;
-    let enough = s.posts >= rule.min_volume;
+    // A window without posts has no share, mean or volume to cross a threshold with, whatever
+    // `min_volume` says (with a threshold of 0 it would fire on an empty stream).
+    let enough = s.posts >= rule.min_volume.max(1);
     match rule.kind {
         RuleKind::Negativity => (
             enough && s.sentiment.negative_share >= rule.threshold,
@@ -579,6 +581,36 @@ mod tests {
         assert!(!log.contains('\r') && !log.contains('\u{1b}'), "{log:?}");
         assert!(log.contains(&format!("rule={name:?}")), "{log}");
         assert!(log.contains(r#"key="pulse\nphone""#), "{log}");
+    }
+
+    #[test]
+    fn a_window_without_posts_never_fires_whatever_the_threshold() {
+        for kind in [
+            "negativity",
+            "churn",
+            "toxicity",
+            "sentiment_dip",
+            "volume_spike",
+        ] {
+            let rule: AlertRule = serde_json::from_value(json!({
+                "id": 1, "name": "any", "kind": kind, "dimension": "overall", "key": null,
+                "window_minutes": 5, "threshold": 0.0, "min_volume": 0, "baseline_minutes": 60,
+                "k": 0.0, "min_baseline_points": 1, "severity": "info", "cooldown_secs": 0,
+                "enabled": true, "channels": null,
+                "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            }))
+            .unwrap();
+            let mut o = Observation {
+                key: "overall".into(),
+                stats: Stats::default(),
+                baseline: vec![(0, f64::NAN); 12],
+            };
+            assert!(!check(&rule, &o).0, "{kind} fired on an empty window");
+            o.stats.posts = 1;
+            if kind == "negativity" {
+                assert!(check(&rule, &o).0, "one post reaches a threshold of 0");
+            }
+        }
     }
 
     #[test]
