@@ -19,7 +19,8 @@ use super::{AuthError, Principal, Role};
 use crate::config::AuthSettings;
 use crate::telemetry::names;
 
-/// How long a key presented directly (`X-API-Key`) stays verified without rehashing.
+/// How long a key presented directly (`X-API-Key`) stays verified without rehashing, from its
+/// last use.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 /// Most directly-presented keys remembered as verified.
 const VERIFIED_MAX: usize = 10_000;
@@ -210,16 +211,22 @@ impl Authenticator {
             return true;
         }
         let digest = digest(key);
-        self.remembered_id(&digest).is_some() || self.failed_lately(&digest)
+        self.remembered_id(&digest, false).is_some() || self.failed_lately(&digest)
     }
 
-    fn remembered_id(&self, digest: &[u8; 32]) -> Option<String> {
-        self.verified
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(digest)
-            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
-            .map(|(id, _)| id.clone())
+    /// The id of a key verified within [`VERIFIED_TTL`] of now; with `used`, the key is
+    /// remembered from now on, so a key in use is never checked again (PostgreSQL may be
+    /// away meanwhile: intake goes on into Redis, and revocations still apply through the
+    /// key states).
+    fn remembered_id(&self, digest: &[u8; 32], used: bool) -> Option<String> {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let (id, at) = verified
+            .get_mut(digest)
+            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)?;
+        if used {
+            *at = Instant::now();
+        }
+        Some(id.clone())
     }
 
     fn failed_lately(&self, digest: &[u8; 32]) -> bool {
@@ -274,10 +281,11 @@ impl Authenticator {
     }
 
     /// The caller behind an API key presented directly. A verified key is remembered (by
-    /// its SHA-256) so only its first use pays for Argon2; revocation still applies at once.
+    /// its SHA-256) while it is used, so only its first use pays for Argon2 and needs
+    /// PostgreSQL; revocation still applies at once.
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
         let digest = digest(key);
-        let id = match self.remembered_id(&digest) {
+        let id = match self.remembered_id(&digest, true) {
             Some(id) => id,
             None => {
                 let (id, _) = self.verify_key(key).await?;
@@ -311,5 +319,61 @@ impl Authenticator {
         self.codec
             .issue(&id, role, Utc::now())
             .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key in use stays verified however long PostgreSQL is away: its check is remembered
+    /// from its last use, not from the check (which once refused every key after five minutes
+    /// of outage).
+    #[tokio::test]
+    async fn a_key_in_use_is_remembered_from_its_last_use() {
+        let settings = AuthSettings {
+            jwt_secret: crate::config::Secret(
+                "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
+            ),
+            ..AuthSettings::default()
+        };
+        // Nothing listens here: every read of PostgreSQL fails.
+        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
+        let auth = Authenticator::new(&settings, pool).unwrap();
+        let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
+        let key = key.as_str();
+        assert!(keys::parse(key).is_some());
+        let state = KeyState {
+            role: Role::Ingest,
+            revoked: false,
+        };
+        auth.keys
+            .write()
+            .unwrap()
+            .insert("0123456789ab".into(), state);
+        let checked = Instant::now() - VERIFIED_TTL + Duration::from_secs(5);
+        auth.verified
+            .lock()
+            .unwrap()
+            .insert(digest(key), ("0123456789ab".into(), checked));
+        assert_eq!(
+            auth.authenticate_key(key).await.unwrap().key_id.as_deref(),
+            Some("0123456789ab")
+        );
+        let (_, at) = auth.verified.lock().unwrap()[&digest(key)].clone();
+        assert!(
+            at.elapsed() < Duration::from_secs(5),
+            "remembered from its use"
+        );
+
+        // One remembered only from a check longer ago is checked again: PostgreSQL is away.
+        auth.verified.lock().unwrap().insert(
+            digest(key),
+            ("0123456789ab".into(), checked - Duration::from_secs(10)),
+        );
+        assert!(matches!(
+            auth.authenticate_key(key).await,
+            Err(AuthError::Unavailable(_))
+        ));
     }
 }
