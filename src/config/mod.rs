@@ -45,6 +45,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// default of `ws.client_timeout_secs`).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Settings renamed, as (former name, name): the former is still read.
+const FORMER_NAMES: [(&str, &str); 1] = [("ingest.block_ms", "ingest.idle_poll_ms")];
+
 /// Every setting of a Pulse process. `docs/configuration.md`'s table mirrors this struct (`tests/docs.rs` checks it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -284,7 +287,6 @@ pub struct IngestSettings {
     /// Longest pause between two reads of a stream with nothing new, in milliseconds: the
     /// most a post that ends an idle spell waits to be read. (Reads never block in Redis: a
     /// blocking read returns its entry whole, however large.)
-    #[serde(alias = "block_ms")]
     pub idle_poll_ms: u64,
     /// Entries pending longer than this on another consumer are claimed, in milliseconds.
     pub claim_idle_ms: u64,
@@ -969,7 +971,7 @@ impl Settings {
     }
 
     fn figment(file: PathBuf) -> Figment {
-        Figment::from(Serialized::defaults(Settings::default()))
+        let given = Figment::new()
             .merge(Toml::file(file))
             .merge(
                 Env::prefixed("PULSE_")
@@ -999,7 +1001,17 @@ impl Settings {
                 Env::raw()
                     .only(&["PULSE_LISTEN"])
                     .map(|_| "http.listen".into()),
-            )
+            );
+        let mut figment =
+            Figment::from(Serialized::defaults(Settings::default())).merge(given.clone());
+        // Settings read under a former name as well, where the new name is not given (a serde
+        // alias cannot do it: the defaults always hold the new name, and both is an error).
+        for (former, name) in FORMER_NAMES {
+            if let (Ok(value), Err(_)) = (given.find_value(former), given.find_value(name)) {
+                figment = figment.merge(Serialized::default(name, value));
+            }
+        }
+        figment
     }
 
     /// The consumer name to use: the configured one or a fresh unique one.
@@ -1136,6 +1148,22 @@ mod tests {
             };
             assert_eq!(j.languages, ["de"]);
             assert!(j.keywords.is_empty());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_former_name_is_read_unless_the_new_one_is_given() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pulse.toml", "[ingest]\nblock_ms = 35\n")?;
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.ingest.idle_poll_ms, 35);
+            jail.set_env("PULSE_INGEST__BLOCK_MS", "45");
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.ingest.idle_poll_ms, 45);
+            jail.set_env("PULSE_INGEST__IDLE_POLL_MS", "55");
+            let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+            assert_eq!(s.ingest.idle_poll_ms, 55, "the new name wins");
             Ok(())
         });
     }
