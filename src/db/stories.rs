@@ -263,7 +263,7 @@ pub struct Share {
 
 /// Posts of a story per time bucket.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Bucket {
+pub struct GrowthBucket {
     pub at: DateTime<Utc>,
     pub posts: i64,
 }
@@ -281,7 +281,7 @@ pub struct StoryDetail {
     pub products: Vec<Share>,
     pub places: Vec<Share>,
     /// Posts per hour over its life (the latest 72 hours with posts).
-    pub growth: Vec<Bucket>,
+    pub growth: Vec<GrowthBucket>,
     /// Up to three of its posts closest to its centre, never a deleted one.
     pub representatives: Vec<PostView>,
 }
@@ -335,7 +335,7 @@ pub async fn detail(
         .await?
         .iter()
         .rev()
-        .map(|r| Bucket {
+        .map(|r| GrowthBucket {
             at: r.get("at"),
             posts: r.get("posts"),
         })

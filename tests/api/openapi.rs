@@ -79,6 +79,59 @@ async fn serve() -> Served {
     Served { app, info }
 }
 
+/// Every type of the document has a name of its own: the document keys schemas by name, so
+/// two types of one name become one schema, and every `$ref` to it describes one of them
+/// wrongly (a story's growth buckets were once described as the metrics' bucket widths).
+#[test]
+fn no_two_documented_types_share_a_name() {
+    fn files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut all,
+    );
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for path in all {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut derives = false;
+        let mut renamed = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                derives = true;
+            } else if line.starts_with("#[schema(as") {
+                renamed = true;
+            } else if derives && !line.starts_with("#[") && !line.starts_with("///") {
+                let name = ["pub struct ", "pub enum ", "struct ", "enum "]
+                    .iter()
+                    .find_map(|p| line.strip_prefix(p))
+                    .map(|rest| {
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                    });
+                if let (Some(Some(name)), false) = (name, renamed) {
+                    seen.entry(name.to_string())
+                        .or_default()
+                        .push(path.display().to_string());
+                }
+                derives = false;
+                renamed = false;
+            }
+        }
+    }
+    let shared: Vec<_> = seen.iter().filter(|(_, files)| files.len() > 1).collect();
+    assert!(seen.len() > 50, "found {} documented types", seen.len());
+    assert!(shared.is_empty(), "{shared:?}");
+}
+
 #[actix_rt::test]
 async fn the_document_and_its_page_are_served() {
     let served = serve().await;
