@@ -41,7 +41,7 @@ impl utoipa::PartialSchema for NewRule {
                 .max_length(Some(200))
                 .pattern(Some("\\S"))
                 .description(Some(
-                    "1 to 200 bytes, not blank, without control characters.",
+                    "1 to 200 bytes, not blank, without control, zero-width or direction-changing characters.",
                 ))
                 .into(),
         );

@@ -161,10 +161,13 @@ pub async fn create_key(
         )
     })?;
     let name = input.name.as_deref().unwrap_or("").trim();
-    if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+    if name.len() > MAX_NAME_BYTES || crate::models::printable::has_unshowable(name) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidKey,
-            format!("name must be at most {MAX_NAME_BYTES} bytes without control characters"),
+            format!(
+                "name must be at most {MAX_NAME_BYTES} bytes without control, zero-width or \
+                 direction-changing characters"
+            ),
         ));
     }
     let client = state.pool.get().await?;

@@ -29,7 +29,7 @@ pub const MAX_PREVIEW_SAMPLES: usize = 50;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTopic {
-    /// 1 to 200 characters, not blank, without control characters; unique among live topics
+    /// 1 to 200 characters, not blank, without control, zero-width or direction-changing characters; unique among live topics
     /// whatever the case.
     pub name: String,
     /// A query in the topic language (docs/topics.md).
@@ -138,18 +138,12 @@ pub fn name_problem(name: &str) -> Option<String> {
             "name must be 1 to {MAX_NAME_CHARS} characters, not blank"
         ));
     }
-    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
+    if crate::models::printable::has_unshowable(name) {
         return Some(
             "name must not contain control, zero-width or direction-changing characters".into(),
         );
     }
     None
-}
-
-/// Characters that make one name look like another or reorder the text around it.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2028}' | '\u{2029}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// `query` parsed; it is stored as the text given, once it parses.

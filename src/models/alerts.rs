@@ -179,7 +179,7 @@ pub struct AlertView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
-    /// 1 to 200 bytes, not blank, without control characters.
+    /// 1 to 200 bytes, not blank, without control, zero-width or direction-changing characters.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
     pub kind: Option<RuleKind>,
@@ -231,9 +231,10 @@ impl RuleInput {
             // A name or key is logged, shown in every channel and stored; a line break or an
             // escape sequence in it could forge log lines or rewrite a terminal, and no label
             // an event carries has one, so no key with one could ever match.
-            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            if value.is_some_and(super::printable::has_unshowable) {
                 return Err(format!(
-                    "{field} must not contain control characters (line breaks, tabs, NUL, escapes)"
+                    "{field} must not contain control characters (line breaks, tabs, NUL, \
+                     escapes) or zero-width or direction-changing ones"
                 ));
             }
         }

@@ -450,7 +450,8 @@ fn check_id(field: &'static str, value: &str) -> Result<(), EventError> {
     check_text(field, value, MAX_ID_BYTES, false)
 }
 
-/// PostgreSQL text cannot hold NUL, and control characters in labels are always a producer bug.
+/// PostgreSQL text cannot hold NUL, and control characters in labels are always a producer bug;
+/// unseen and direction-changing ones let one label pass for another.
 fn check_text(
     field: &'static str,
     value: &str,
@@ -466,8 +467,11 @@ fn check_text(
     if value.contains('\0') {
         return Err(invalid(field, "contains a NUL character"));
     }
-    if !allow_whitespace_controls && value.chars().any(char::is_control) {
-        return Err(invalid(field, "contains control characters"));
+    if !allow_whitespace_controls && super::printable::has_unshowable(value) {
+        return Err(invalid(
+            field,
+            "contains control, zero-width or direction-changing characters",
+        ));
     }
     Ok(())
 }

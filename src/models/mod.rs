@@ -10,6 +10,7 @@ pub mod errors;
 pub mod event;
 pub mod live;
 pub mod metrics;
+pub mod printable;
 pub mod producer;
 pub mod role;
 pub mod time;

@@ -47,7 +47,7 @@ pub fn valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_PRODUCER_BYTES
         && !name.contains('=')
-        && !name.chars().any(char::is_control)
+        && !super::printable::has_unshowable(name)
 }
 
 /// Which producers may act for which others' posts: `ingest.producer_trust` maps a producer

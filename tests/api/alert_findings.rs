@@ -89,6 +89,10 @@ async fn rule_names_and_keys_with_control_characters_are_refused() {
         json!({"name": "bell\u{7}", "kind": "churn"}),
         json!({"name": "\u{1b}[2Jwiped", "kind": "churn"}),
         json!({"name": "Phone", "kind": "churn", "dimension": "product", "key": "pulse\r\nphone"}),
+        // Unseen or direction-changing: a name passing for another, a log line read backwards.
+        json!({"name": "Churn\u{2028}all clear", "kind": "churn"}),
+        json!({"name": "Churn \u{202E}raelc lla", "kind": "churn"}),
+        json!({"name": "Phone", "kind": "churn", "dimension": "product", "key": "pulse\u{200B}phone"}),
     ] {
         let (status, res) = app.post("/api/v1/alert-rules", &body).await;
         assert_eq!(status, 400, "{body}");

@@ -222,6 +222,9 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     let mut wrong_type = serde_json::from_str::<serde_json::Value>(&post_json("w", "x")).unwrap();
     wrong_type["created_at"] = serde_json::json!(12345);
     let oversize = post_json("o", &"a".repeat(pulse::models::event::MAX_TEXT_BYTES + 10));
+    // A product that passes for another (a zero-width space inside) is a label no one can tell.
+    let mut unseen = serde_json::from_str::<serde_json::Value>(&post_json("z", "x")).unwrap();
+    unseen["product"] = serde_json::json!("pulse\u{200B}phone");
 
     let cases: Vec<(Fields, &str)> = vec![
         (
@@ -237,6 +240,10 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
             "malformed",
         ),
         (vec![("event", oversize.into_bytes())], "invalid_field"),
+        (
+            vec![("event", unseen.to_string().into_bytes())],
+            "invalid_field",
+        ),
         (
             vec![("event", vec![b'{', 0xc3, 0x28, b'}'])],
             "invalid_utf8",
