@@ -8,7 +8,7 @@
 //! pipeline.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,10 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
             summary.lines += 1;
             let event = match (&body, &mapping) {
                 (Body::Line(bytes), _) => Event::from_slice(bytes)
-                    .map(|_| bytes.clone())
+                    .map(|event| match with_record_id(event, line, bytes) {
+                        Some(named) => serde_json::to_vec(&named).unwrap_or_default(),
+                        None => bytes.clone(),
+                    })
                     .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(row), Some(m)) => m
                     .event(row)
@@ -195,6 +198,29 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     Ok(summary)
 }
 
+/// An engagement without an id, given one made of its line's number and bytes; `None` for
+/// every other event. An engagement without an id is known by the stream entry it came in, so
+/// importing a file again (or after Redis lost the import's position) would count it twice;
+/// with this id it is the same engagement each time. Two identical lines of a file are two
+/// engagements (their numbers differ).
+fn with_record_id(event: Event, line: u64, bytes: &[u8]) -> Option<Event> {
+    let Event::Engagement(mut engagement) = event else {
+        return None;
+    };
+    if engagement.id.is_some() {
+        return None;
+    }
+    let mut hash = Sha256::new();
+    hash.update(line.to_le_bytes());
+    hash.update(bytes);
+    let digest: String = hash.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    engagement.id = Some(format!("import:{line}:{digest}"));
+    Some(Event::Engagement(engagement))
+}
+
 /// Waits while the group has more than `max` entries to read or acknowledge.
 async fn wait_for_backlog(redis: &Client, settings: &Settings, max: i64) -> anyhow::Result<()> {
     if max <= 0 {
@@ -219,6 +245,25 @@ enum Records<'a> {
     },
 }
 
+/// The length of the UTF-8 byte order mark `file` starts with (as spreadsheet programs write
+/// it), 0 without one: the first record starts after it.
+fn bom_len(file: &mut std::fs::File) -> anyhow::Result<u64> {
+    let mut start = [0u8; 3];
+    file.seek(SeekFrom::Start(0))?;
+    let mut read = 0;
+    while read < start.len() {
+        match file.read(&mut start[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(if start[..read] == [0xEF, 0xBB, 0xBF] {
+        3
+    } else {
+        0
+    })
+}
+
 /// One record of the file, as the mapping reads it.
 enum Body {
     Line(Vec<u8>),
@@ -234,13 +279,15 @@ impl<'a> Records<'a> {
     ) -> anyhow::Result<Self> {
         match format {
             ImportFormat::Jsonl => {
+                let offset = offset.max(bom_len(file)?);
                 file.seek(SeekFrom::Start(offset))?;
                 let reader = BufReader::with_capacity(1 << 20, file);
                 Ok(Records::Lines(Lines::new(reader, offset)))
             }
             ImportFormat::Csv => {
-                file.seek(SeekFrom::Start(0))?;
-                let mut records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), 0);
+                let bom = bom_len(file)?;
+                file.seek(SeekFrom::Start(bom))?;
+                let mut records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), bom);
                 let headers = match records.next_record()? {
                     Some((Record::Fields(headers), _)) => headers,
                     Some((Record::TooLong, _)) => {
@@ -476,6 +523,28 @@ mod tests {
         assert!(CsvMapping::parse("nope=x", "twitter").is_err());
         assert!(CsvMapping::parse("id", "twitter").is_err());
         assert!(CsvMapping::parse("", "myspace").is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_record_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("pulse-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = |name: &str, body: &[u8], format: ImportFormat| {
+            let path = dir.join(name);
+            std::fs::write(&path, [&[0xEF, 0xBB, 0xBF][..], body].concat()).unwrap();
+            let mut file = std::fs::File::open(&path).unwrap();
+            let mut records = Records::open(&mut file, format, 0).unwrap();
+            match records.next_record().unwrap() {
+                Some((Body::Line(line), end)) => (String::from_utf8(line).unwrap(), end),
+                Some((Body::Csv(row), end)) => (format!("{row:?}"), end),
+                _ => panic!("no record"),
+            }
+        };
+        let (line, end) = first("a.jsonl", b"{\"id\":1}\n{\"id\":2}\n", ImportFormat::Jsonl);
+        assert_eq!((line.as_str(), end), ("{\"id\":1}", 12));
+        let (row, _) = first("a.csv", b"id,text\nt1,hello\n", ImportFormat::Csv);
+        assert_eq!(row, r#"{"id": "t1", "text": "hello"}"#);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

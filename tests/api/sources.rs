@@ -227,9 +227,18 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     );
 
     // More lines arrive; the next import starts after the ones already appended.
-    let more: Vec<String> = (1_000..1_200)
+    // With them come 20 likes without ids (the first two lines alike: two likes).
+    let mut more: Vec<String> = (1_000..1_200)
         .map(|i| post_json(&format!("imp-{i}"), "Imported post about the Pulse Phone"))
         .collect();
+    let like = |s: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::seconds(s);
+        json!({"type": "engagement", "post_id": "imp-7", "kind": "like", "at": at.to_rfc3339()})
+            .to_string()
+    };
+    more.push(like(1));
+    more.push(more.last().unwrap().clone());
+    more.extend((2..20).map(like));
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(&(more.join("\n") + "\n"));
     std::fs::write(&file, text).unwrap();
@@ -237,13 +246,13 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .await
         .unwrap();
     assert_eq!(second.started_at_line, first.lines + 1, "{second:?}");
-    assert_eq!((second.lines, second.accepted), (200, 200));
+    assert_eq!((second.lines, second.accepted), (220, 220));
 
     // From the start again: appended twice, stored once.
     let mut again = import_args(&file);
     again.restart = true;
     let third = pulse::sources::import::run(&settings, again).await.unwrap();
-    assert_eq!(third.accepted, 1_200);
+    assert_eq!(third.accepted, 1_220);
     assert!(
         wait_until(Duration::from_secs(60), || async {
             env.post_count().await >= 1_200
@@ -258,6 +267,18 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .await
     );
     assert_eq!(env.post_count().await, 1_200);
+    // The likes were appended twice too, and are counted once each.
+    let likes: i64 = env
+        .pg()
+        .await
+        .query_one(
+            "SELECT COALESCE(sum(count), 0)::int8 FROM engagements WHERE post_id = 'imp-7'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(likes, 20);
 
     // CSV through a column mapping.
     let csv = dir.join("export.csv");
