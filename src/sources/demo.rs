@@ -10,6 +10,7 @@ use fred::prelude::*;
 use crate::generate::{Generator, GeneratorOptions};
 use crate::models::Event;
 use crate::streams::producer::{xadd_events, MAX_PIPELINE};
+use crate::telemetry::causes::causes;
 
 /// How often the pacer wakes up to send what is due.
 const TICK: Duration = Duration::from_millis(10);
@@ -86,6 +87,10 @@ fn timestamp(event: &mut Event) -> &mut chrono::DateTime<Utc> {
     }
 }
 
+/// The first wait before appending a batch again after Redis refused it, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Appends generated events to `stream` until the count or duration is reached (forever if
 /// neither is set). With a rate, the generator's virtual clock starts now and each event is
 /// sent when its timestamp comes due, so the feed is live and cascades unfold in real time.
@@ -129,7 +134,15 @@ pub async fn produce(
             tokio::time::sleep(TICK).await;
             continue;
         }
-        xadd_events(redis, stream, &batch).await?;
+        // Redis going away (a restart, a reset connection) pauses the feed rather than ends
+        // it; a batch appended in part is appended again whole, and the ids of its events
+        // make the repeats harmless.
+        let mut backoff = super::backoff::Backoff::new(RETRY_FIRST, RETRY_MAX);
+        while let Err(e) = xadd_events(redis, stream, &batch).await {
+            let wait = backoff.next_wait();
+            tracing::warn!(error = %causes(&e), wait_ms = wait.as_millis() as u64, "appending generated events failed; trying again");
+            tokio::time::sleep(wait).await;
+        }
         report.events += batch.len() as u64;
         batch.clear();
     }

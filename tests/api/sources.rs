@@ -833,3 +833,49 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
     assert_eq!(asked.len(), 1, "{requests:?}");
     app.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn the_demo_feed_goes_on_when_redis_drops_its_connection() {
+    use fred::prelude::*;
+    use fred::types::{ClusterHash, CustomCommand};
+    let client_command = || CustomCommand::new_static("CLIENT", ClusterHash::FirstKey, false);
+    let env = TestEnv::new().await;
+    let url = env.settings().redis.url;
+    let generator = pulse::streams::connect(&url, "generator").await.unwrap();
+    let admin = env.redis().await;
+    let options = pulse::sources::demo::ProduceOptions {
+        rate: 0.0,
+        total: Some(30_000),
+        duration: None,
+        seed: 7,
+        engagements: true,
+        id_prefix: "drop-".into(),
+        scenarios: false,
+    };
+    let producing = {
+        let (generator, stream) = (generator.clone(), env.stream.clone());
+        tokio::spawn(
+            async move { pulse::sources::demo::produce(&generator, &stream, options).await },
+        )
+    };
+    // The generator's connection is killed five times while it appends.
+    let mut killed = 0;
+    while killed < 5 && !producing.is_finished() {
+        if let Ok(id) = generator
+            .custom::<i64, _>(client_command(), vec!["ID"])
+            .await
+        {
+            let kill = vec!["KILL".to_string(), "ID".into(), id.to_string()];
+            killed += admin
+                .custom::<i64, _>(client_command(), kill)
+                .await
+                .unwrap_or(0);
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let report = producing.await.unwrap().expect("the feed survives");
+    assert_eq!(report.events, 30_000);
+    assert!(killed >= 1, "no connection was killed while it ran");
+    let appended: u64 = admin.xlen(&env.stream).await.unwrap();
+    assert!(appended >= 30_000, "{appended} appended");
+}
