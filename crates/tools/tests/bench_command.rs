@@ -192,3 +192,30 @@ fn the_search_benchmark_runs_and_reports_each_of_its_parts() {
         assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
     }
 }
+
+/// `pulse bench --only websocket`, run small but with more subscribers in the memory run than
+/// one client may hold by default (100): they all come from this machine, and the run once
+/// stopped at "subscribers did not all connect" with its documented 1,000.
+#[test]
+fn the_websocket_benchmark_runs_with_more_subscribers_than_a_client_may_hold() {
+    let stdout = bench_part(&[
+        "--only",
+        "websocket",
+        "--ws-subscribers",
+        "2",
+        "--ws-rate",
+        "20",
+        "--ws-secs",
+        "1",
+        "--ws-memory-subscribers",
+        "150",
+        "--ws-memory-rate",
+        "20",
+    ]);
+    for row in [
+        "| WebSocket: XADD → `message:new`",
+        "| WebSocket memory: 150 subscribers",
+    ] {
+        assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
+    }
+}

@@ -254,6 +254,15 @@ async fn connect_all(
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while (tally.subscribed.load(Ordering::Relaxed) as usize) < n {
+        // A subscriber that could not connect or subscribe says why at once.
+        if let Some(done) = tasks.iter_mut().find(|t| t.is_finished()) {
+            let why = match done.await {
+                Ok(Err(e)) => format!("{e:#}"),
+                Ok(Ok(())) => "the server closed the connection".into(),
+                Err(e) => e.to_string(),
+            };
+            anyhow::bail!("a subscriber did not subscribe: {why}");
+        }
         anyhow::ensure!(Instant::now() < deadline, "subscribers did not all connect");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -268,6 +277,22 @@ async fn finish(
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Settings that let one client (every subscriber comes from this machine's address) hold `n`
+/// sessions: the run measures the fan-out, not the per-client budget (`ws.max_sessions_per_client`,
+/// 100 by default, which refused the memory run's 1,000 subscribers).
+fn sessions(n: usize) -> [(&'static str, String); 2] {
+    let all = n.max(crate::config::DEFAULT_MAX_SESSIONS);
+    [
+        ("PULSE_WS__MAX_SESSIONS_PER_CLIENT", n.max(1).to_string()),
+        ("PULSE_WS__MAX_SESSIONS", all.to_string()),
+    ]
+}
+
+/// `pairs` as [`Server::start`] takes them.
+fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// Runs both WebSocket measurements against a fresh server.
@@ -289,7 +314,8 @@ pub async fn run(
     // Latency and fan-out: every subscriber gets every post.
     {
         let stream = format!("pulse:bench:{run_id}:ws-latency");
-        let server = Server::start(db_url, redis_url, &stream, &[])?;
+        let sessions = sessions(args.ws_subscribers);
+        let server = Server::start(db_url, redis_url, &stream, &borrowed(&sessions))?;
         let tally = Arc::new(Tally::default());
         let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -333,7 +359,8 @@ pub async fn run(
     // Memory: many subscribers, each with metrics updates and a filtered post stream.
     {
         let stream = format!("pulse:bench:{run_id}:ws-memory");
-        let server = Server::start(db_url, redis_url, &stream, &[])?;
+        let sessions = sessions(args.ws_memory_subscribers);
+        let server = Server::start(db_url, redis_url, &stream, &borrowed(&sessions))?;
         producer::produce(
             redis,
             &stream,
