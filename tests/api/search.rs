@@ -52,6 +52,17 @@ const LINKS: &[&str] = &[
     "http://www.news.example.org/a",
 ];
 
+/// Stored posts marked deleted.
+async fn deleted_posts(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one(
+        "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 /// Stored posts without a search vector yet.
 async fn unindexed(pg: &tokio_postgres::Client) -> i64 {
     pg.query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
@@ -298,15 +309,7 @@ async fn results_equal_a_scan_for_random_queries_before_and_after_deletions() {
     xadd_all(&redis, &app.env.stream, &deletions).await;
     assert!(
         wait_until(WAIT, || async {
-            let n: i64 = pg
-                .query_one(
-                    "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            n == deletions.len() as i64
+            deleted_posts(&pg).await == deletions.len() as i64
         })
         .await
     );
@@ -446,27 +449,14 @@ async fn facets_over_many_matches_are_estimated_from_the_posts_of_a_hash_sample(
         assert!(rare["facets"]["sample"].is_null(), "{rare}");
 
         if !deleted {
-            // Deleted posts leave the sample as they leave every count (125, none rare), and a scope of
-            // more than 2,000 candidates is still estimated.
+            // Deleted posts leave the sample as they leave every count (125, none rare), and
+            // a scope of more than 2,000 candidates is still estimated.
             let deletions: Vec<Value> = (10..2_500)
                 .step_by(20)
                 .map(|n| deletion(&format!("f-{n}"), now))
                 .collect();
             xadd_all(&redis, &app.env.stream, &deletions).await;
-            assert!(
-                wait_until(WAIT, || async {
-                    let n: i64 = pg
-                        .query_one(
-                            "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-                            &[],
-                        )
-                        .await
-                        .unwrap()
-                        .get(0);
-                    n == 125
-                })
-                .await
-            );
+            assert!(wait_until(WAIT, || async { deleted_posts(&pg).await == 125 }).await);
         }
     }
     app.shutdown().await;
