@@ -39,20 +39,14 @@ pub async fn xadd_events_atomically<S: AsRef<str>>(
     fields: &[(&str, String)],
 ) -> Result<Vec<String>, Error> {
     let transaction = redis.multi();
-    for json in events {
-        let mut entry = Vec::with_capacity(1 + fields.len());
-        entry.push(("event", json.as_ref()));
-        entry.extend(fields.iter().map(|(name, value)| (*name, value.as_str())));
-        let _: () = transaction
-            .xadd(stream, false, None::<()>, "*", entry)
-            .await?;
-    }
+    queue_xadds(&transaction, stream, events, fields).await?;
     transaction.exec(true).await
 }
 
-/// Queues one `{"event": json, ...fields}` XADD per event on `pipeline`.
-async fn queue_xadds<S: AsRef<str>>(
-    pipeline: &fred::clients::Pipeline<Client>,
+/// Queues one `{"event": json, ...fields}` XADD per event on `queue` (a pipeline, or a
+/// transaction), to be sent together.
+async fn queue_xadds<Q: StreamsInterface + Sync, S: AsRef<str>>(
+    queue: &Q,
     stream: &str,
     events: &[S],
     fields: &[(&str, String)],
@@ -61,7 +55,7 @@ async fn queue_xadds<S: AsRef<str>>(
         let mut entry = Vec::with_capacity(1 + fields.len());
         entry.push(("event", json.as_ref()));
         entry.extend(fields.iter().map(|(name, value)| (*name, value.as_str())));
-        let _: () = pipeline.xadd(stream, false, None::<()>, "*", entry).await?;
+        let _: () = queue.xadd(stream, false, None::<()>, "*", entry).await?;
     }
     Ok(())
 }
