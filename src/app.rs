@@ -148,6 +148,7 @@ impl Application {
             &redis,
             &settings.redis.stream,
             Some(pipeline.topics().clone()),
+            Some(crate::streams::admission::Gate::of_intake(settings.clone())),
         )?;
         let export_wake = Arc::new(tokio::sync::Notify::new());
         let export_runner = crate::http::export_runner::ExportRunner::start(
@@ -170,6 +171,8 @@ impl Application {
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
             bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
+            fair: Default::default(),
+            sharing: Default::default(),
             proxies,
             thresholds: Default::default(),
             sources: sources.statuses(),

@@ -260,9 +260,12 @@ async fn ingest(
     } else {
         (None, None)
     };
-    let actor =
-        crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream, topics)
-            .start();
+    let mut actor =
+        crate::sources::runner::SourceActor::new(chosen, redis, &settings.redis.stream, topics);
+    actor.gate(Some(crate::streams::admission::Gate::of_intake(
+        std::sync::Arc::new(settings.clone()),
+    )));
+    let actor = actor.start();
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -62,6 +62,9 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
         metrics::gauge!(names::CONSUMER_LAG).set(lag as f64);
     }
     metrics::gauge!(names::CONSUMER_PENDING).set(stats.pending as f64);
+    if let Some(age) = stats.oldest_age_secs {
+        metrics::gauge!(names::CONSUMER_OLDEST_AGE_SECONDS).set(age);
+    }
     // A live consumer reads at least every `ingest.idle_poll_ms`, and one that comes back
     // later is recreated by its next read; removing the others keeps consumer lists readable
     // after many restarts.

@@ -302,8 +302,19 @@ pub struct IngestSettings {
     /// as a copy of its first few and dead-lettered, like an oversize one.
     pub max_entry_fields: usize,
     /// Entries the consumer group may have to read or acknowledge before `POST
-    /// /api/v1/events` answers 503 `busy` with `Retry-After` (0: never).
+    /// /api/v1/events` answers 503 `busy` with `Retry-After` (0: never): a bound on Redis's
+    /// memory, where `max_backlog_secs` bounds the delay.
     pub max_backlog: u64,
+    /// Seconds the oldest entry the group has not acknowledged may have waited before `POST
+    /// /api/v1/events` answers every producer 503 `busy` with `Retry-After` and sources and
+    /// `pulse import` pause (0: never). Long enough for Redis to hold a short PostgreSQL
+    /// outage.
+    pub max_backlog_secs: f64,
+    /// The delay, in seconds, past which the HTTP intake shares what the group drains between
+    /// the producers that ask, and that it then holds the delay near (0: never): each may
+    /// append at most its max-min fair share, and one asking more gets 503 `busy` (`reason`
+    /// `share`). See [`crate::http::fair_share::Controller`].
+    pub fair_share_after_secs: f64,
     /// Producers that may delete and engage with posts other producers stored first: each
     /// producer (`key:<key id>`, `source:<name>`, `import`, `http`, `stream`) maps to the
     /// owners it may act for, `*` for every one. A producer always acts for its own posts.
@@ -729,6 +740,8 @@ impl Default for IngestSettings {
             max_entry_bytes: 256 * 1024,
             max_entry_fields: 16,
             max_backlog: 50_000,
+            max_backlog_secs: 300.0,
+            fair_share_after_secs: 1.0,
             producer_trust: crate::models::producer::default_trust(),
             unknown_post_hold_secs: 300,
         }

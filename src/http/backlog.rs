@@ -1,6 +1,8 @@
 //! The consumer group's backlog as `POST /api/v1/events` sees it, read from Redis at most every
 //! [`REFRESH`] (and raised by what this process appended since), so a flood of requests costs
 //! Redis a few reads a second and cannot outrun the figure by more than a moment's requests.
+//! Successive reads also give the rate at which the group drains its stream, which the fair
+//! share of [`super::fair_share`] divides.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,39 +14,87 @@ use crate::streams::group::group_stats;
 
 /// How long a read of the backlog is used.
 pub const REFRESH: Duration = Duration::from_millis(250);
+/// Shortest span the drained rate is measured over.
+pub const DRAIN_SPAN: Duration = Duration::from_secs(2);
+
+/// The backlog as of one read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading {
+    /// Entries the group has to read or acknowledge.
+    pub entries: u64,
+    /// Seconds since the oldest of them was appended (None: Redis cannot tell).
+    pub oldest_age_secs: Option<f64>,
+    /// Entries the whole group acknowledged a second over the last span (None until a span
+    /// was measured, or where Redis does not report `entries-read`).
+    pub drained_per_sec: Option<f64>,
+    /// Processes (consumers) of the group.
+    pub consumers: i64,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    reading: Option<(Instant, Reading)>,
+    /// Entries acknowledged by the group, and when, at the start of the current span.
+    span_start: Option<(Instant, i64)>,
+    drained_per_sec: Option<f64>,
+}
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct Backlog {
-    last: Mutex<Option<(Instant, u64)>>,
+    memory: Mutex<Memory>,
 }
 
 impl Backlog {
-    /// Entries the group has to read or acknowledge, as of at most [`REFRESH`] ago.
-    pub async fn entries(
+    /// The backlog as of at most [`REFRESH`] ago.
+    pub async fn read(
         &self,
         redis: &Client,
         settings: &Settings,
-    ) -> Result<u64, fred::error::Error> {
-        if let Some((at, n)) = *self.last.lock().unwrap_or_else(PoisonError::into_inner) {
+    ) -> Result<Reading, fred::error::Error> {
+        if let Some((at, reading)) = self.lock().reading {
             if at.elapsed() < REFRESH {
-                return Ok(n);
+                return Ok(reading);
             }
         }
-        let n = group_stats(redis, settings).await?.backlog().max(0) as u64;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), n));
-        Ok(n)
+        let stats = group_stats(redis, settings).await?;
+        let now = Instant::now();
+        let mut memory = self.lock();
+        if let Some(read) = stats.entries_read {
+            let acknowledged = read - stats.pending;
+            match memory.span_start {
+                Some((at, before)) if now.duration_since(at) >= DRAIN_SPAN => {
+                    let secs = now.duration_since(at).as_secs_f64();
+                    memory.drained_per_sec = Some((acknowledged - before).max(0) as f64 / secs);
+                    memory.span_start = Some((now, acknowledged));
+                }
+                Some(_) => {}
+                None => memory.span_start = Some((now, acknowledged)),
+            }
+        }
+        let reading = Reading {
+            entries: stats.backlog().max(0) as u64,
+            oldest_age_secs: stats.oldest_age_secs,
+            drained_per_sec: memory.drained_per_sec,
+            consumers: stats.consumers,
+        };
+        memory.reading = Some((now, reading));
+        Ok(reading)
+    }
+
+    /// The last reading, if any, without asking Redis.
+    pub fn last(&self) -> Option<Reading> {
+        self.lock().reading.map(|(_, reading)| reading)
     }
 
     /// Counts `n` entries just appended, until the next read.
     pub fn appended(&self, n: u64) {
-        if let Some((_, entries)) = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            *entries += n;
+        if let Some((_, reading)) = self.lock().reading.as_mut() {
+            reading.entries += n;
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

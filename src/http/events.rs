@@ -7,12 +7,17 @@
 //! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
 //! its content later.
 //!
-//! Two budgets keep producers from burying the pipeline: each key (each network on an open
-//! server) may append
-//! `limits.per_key_events_per_sec` events (a token bucket counted in events; past it 429 with
-//! `Retry-After`), and no request is appended while the consumer group has more than
-//! `ingest.max_backlog` entries to read or acknowledge (503 `busy` with `Retry-After`, as
-//! `pulse import --max-backlog` pauses).
+//! Three budgets keep producers from burying the pipeline and each other:
+//! - each key (each network on an open server) may append `limits.per_key_events_per_sec`
+//!   events (a token bucket counted in events; past it 429 with `Retry-After`);
+//! - no request is appended while the consumer group has more than `ingest.max_backlog`
+//!   entries to read or acknowledge, or while its oldest unacknowledged entry has waited more
+//!   than `ingest.max_backlog_secs` (503 `busy` with `Retry-After`, as sources and `pulse
+//!   import` pause);
+//! - once the group is `ingest.fair_share_after_secs` behind (its oldest unacknowledged entry,
+//!   and the delay a new entry faces), what it drains is shared between the producers asking
+//!   ([`super::fair_share`]): one asking more than its share gets 503 `busy` (`reason`
+//!   `share`) with `Retry-After`, so a flood waits and a quiet producer does not.
 //!
 //! The body must be declared JSON (`Content-Type: application/json`), as on every other route
 //! that takes one, else 415: a web page can make a browser POST `text/plain` anywhere without
@@ -98,9 +103,10 @@ pub struct EventsAccepted {
         (status = 429, description = "The key's events budget is spent (`rate_limited`, \
             `details.scope` `events`; `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable, or the consumer group is more than \
-            `ingest.max_backlog` entries behind (`busy`, `details.reason` `backlog`; \
-            `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable, or the consumer group is behind: \
+            more than `ingest.max_backlog` entries (`busy`, `details.reason` `backlog`), its \
+            oldest entry older than `ingest.max_backlog_secs` (`backlog_age`), or this producer \
+            over its share of what the group drains (`share`); `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/api/v1/events")]
@@ -189,26 +195,51 @@ pub async fn create(
     }))
 }
 
-/// Whether `n` more events may be appended now: the group's backlog, then the caller's events
-/// budget (see the module documentation).
+/// Whether `n` more events may be appended now: the group's backlog (in entries, then in
+/// time), the caller's events budget, then its fair share while the group is behind (see the
+/// module documentation).
 async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiError> {
-    let max = state.settings.ingest.max_backlog;
-    if max > 0 {
-        let backlog = state.backlog.entries(&state.redis, &state.settings).await?;
-        if backlog > max {
+    let ingest = &state.settings.ingest;
+    let needs_backlog = ingest.max_backlog > 0
+        || ingest.max_backlog_secs > 0.0
+        || ingest.fair_share_after_secs > 0.0;
+    let backlog = if needs_backlog {
+        Some(state.backlog.read(&state.redis, &state.settings).await?)
+    } else {
+        None
+    };
+    if let Some(backlog) = backlog {
+        let max = ingest.max_backlog;
+        if max > 0 && backlog.entries > max {
             metrics::counter!(names::EVENTS_REFUSED, "reason" => "backlog").increment(n as u64);
             return Err(ApiError::busy_for(
                 "backlog",
                 format!(
-                    "the pipeline is {backlog} entries behind (ingest.max_backlog is {max}); \
-                     retry shortly"
+                    "the pipeline is {} entries behind (ingest.max_backlog is {max}); \
+                     retry shortly",
+                    backlog.entries
                 ),
                 1,
             ));
         }
+        let max_secs = ingest.max_backlog_secs;
+        if let Some(age) = backlog
+            .oldest_age_secs
+            .filter(|age| max_secs > 0.0 && *age > max_secs)
+        {
+            metrics::counter!(names::EVENTS_REFUSED, "reason" => "backlog_age").increment(n as u64);
+            return Err(ApiError::busy_for(
+                "backlog_age",
+                format!(
+                    "the oldest entry the pipeline has not stored waited {age:.0} s \
+                     (ingest.max_backlog_secs is {max_secs}); retry shortly"
+                ),
+                (age - max_secs).clamp(1.0, 30.0) as u64,
+            ));
+        }
     }
+    let caller = state.client_id(req);
     if state.limiter.enabled() {
-        let caller = state.client_id(req);
         if let Err(wait) = state.limiter.events_per_key.take_n(&caller, n as f64) {
             metrics::counter!(names::EVENTS_REFUSED, "reason" => "rate").increment(n as u64);
             metrics::counter!(names::RATE_LIMITED, "scope" => "events").increment(1);
@@ -223,6 +254,34 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiErro
             )
             .with_details(json!({"retry_after_secs": secs, "scope": "events"})));
         }
+    }
+    let capacity = backlog.and_then(|b| {
+        state.sharing.capacity(
+            super::fair_share::Load {
+                oldest_age_secs: b.oldest_age_secs,
+                backlog: b.entries,
+                drained_per_sec: b.drained_per_sec,
+                processes: b.consumers,
+            },
+            ingest.fair_share_after_secs,
+        )
+    });
+    if let Err(wait) = state
+        .fair
+        .admit(&caller, n, capacity, std::time::Instant::now())
+    {
+        metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
+        let secs = super::rate_limit::retry_after_secs(wait);
+        return Err(ApiError::busy_for(
+            "share",
+            format!(
+                "the pipeline is behind and this producer asks more than its share of what it \
+                 drains ({:.0} events a second shared between the producers asking); retry in \
+                 {secs} s",
+                capacity.unwrap_or_default()
+            ),
+            secs,
+        ));
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod events;
 pub mod export;
 pub mod export_jobs;
 pub mod export_runner;
+pub mod fair_share;
 pub mod filters;
 pub mod forecast;
 pub mod guard;
@@ -75,8 +76,12 @@ pub struct AppState {
     /// What request bodies may hold, per client and in total.
     pub bodies: Arc<body_budget::BodyBudget>,
     /// The consumer group's backlog, which `POST /api/v1/events` refuses to grow past
-    /// `ingest.max_backlog`.
+    /// `ingest.max_backlog` entries or `ingest.max_backlog_secs`.
     pub backlog: backlog::Backlog,
+    /// What each producer appending over HTTP asks and gets while the group is behind.
+    pub fair: fair_share::FairShare,
+    /// Whether the HTTP intake shares what the group drains, and how much.
+    pub sharing: fair_share::Controller,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub proxies: peer::TrustedProxies,
     /// Learned viral thresholds for the score endpoint.

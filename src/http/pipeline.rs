@@ -8,7 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::fair_share::ProducerShare;
 use super::state::State;
+use crate::actors::ingester::waits::ProducerWait;
 use crate::sources::SourceState;
 use crate::streams::group::{self, GroupStats};
 
@@ -44,6 +46,16 @@ pub struct PipelineStatus {
     /// The sources this process runs: connected or not, how far behind, the last error, and
     /// the gaps they know of (records missed that could not be read back).
     pub sources: Vec<SourceState>,
+    /// Whether this process's HTTP intake is sharing what the group drains between producers
+    /// (its oldest unacknowledged entry waited past `ingest.fair_share_after_secs`), and how
+    /// many events a second it shares.
+    pub sharing_per_sec: Option<f64>,
+    /// What each producer appending over HTTP to this process asks, gets and is told to wait,
+    /// busiest first.
+    pub producers: Vec<ProducerShare>,
+    /// How long each producer's entries waited from append to commit in this process over the
+    /// last minute or two, longest first.
+    pub waits: Vec<ProducerWait>,
 }
 
 /// Throughput, models, lag and dead letters. The figures cover posts created in the last
@@ -69,6 +81,13 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
         .collect();
     let posts: i64 = models.iter().map(|m| m.posts).sum();
     let group = group::group_stats(&state.redis, &state.settings).await.ok();
+    let sharing = state.sharing.last();
+    let producers = state.fair.shares(sharing, std::time::Instant::now());
+    let waits = state
+        .ingest
+        .as_ref()
+        .map(|i| i.waits.snapshot(now.timestamp_millis()))
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(PipelineStatus {
         at: now,
         window_secs: WINDOW_SECS,
@@ -79,5 +98,8 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
         consumer: state.consumer.clone(),
         in_flight: state.in_flight(),
         sources: state.sources.iter().map(|s| s.state()).collect(),
+        sharing_per_sec: sharing,
+        producers,
+        waits,
     }))
 }

@@ -131,6 +131,8 @@ mod tests {
             limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
             bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
+            fair: Default::default(),
+            sharing: Default::default(),
             proxies: Default::default(),
             thresholds: Default::default(),
             sources: Vec::new(),

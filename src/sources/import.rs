@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use fred::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -21,7 +20,7 @@ use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES
 use crate::config::Settings;
 use crate::models::producer;
 use crate::models::{Author, Event, Geo, Platform, Post};
-use crate::streams::group::group_stats;
+use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 
 /// Refused lines quoted in the summary.
@@ -58,6 +57,11 @@ pub struct ImportArgs {
     /// acknowledge (0: never pause).
     #[arg(long, default_value_t = 200_000)]
     pub max_backlog: i64,
+    /// Pause while the oldest entry the group has not acknowledged has waited more than this
+    /// many seconds (0: never pause): an import fills what the pipeline drains and no more,
+    /// so live posts arriving meanwhile wait at most about this long behind it.
+    #[arg(long, default_value_t = 5.0)]
+    pub max_backlog_secs: f64,
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -109,6 +113,11 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.file.display()))?;
     let size = file.metadata()?.len();
     let redis = crate::streams::connect(&settings.redis.url, "import").await?;
+    let gate = Gate {
+        settings: std::sync::Arc::new(settings.clone()),
+        max_entries: args.max_backlog,
+        max_age_secs: args.max_backlog_secs,
+    };
     let stream = settings.redis.stream.as_str();
     let key = position_key(stream, &args.file);
     let (mut offset, mut line) = match (args.restart, read_cursor(&redis, &key).await?) {
@@ -174,7 +183,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
             }
         }
         if batch.len() >= MAX_PIPELINE || (done && (line > 0)) {
-            wait_for_backlog(&redis, settings, args.max_backlog).await?;
+            gate.wait(&redis, producer::IMPORT).await?;
             let position = format!("{offset}:{line}");
             append_with_cursor(
                 &redis,
@@ -219,20 +228,6 @@ fn with_record_id(event: Event, line: u64, bytes: &[u8]) -> Option<Event> {
         .collect();
     engagement.id = Some(format!("import:{line}:{digest}"));
     Some(Event::Engagement(engagement))
-}
-
-/// Waits while the group has more than `max` entries to read or acknowledge.
-async fn wait_for_backlog(redis: &Client, settings: &Settings, max: i64) -> anyhow::Result<()> {
-    if max <= 0 {
-        return Ok(());
-    }
-    loop {
-        let stats = group_stats(redis, settings).await?;
-        if stats.backlog() <= max {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Records of the file from a byte offset (see [`super::records`]), CSV ones keyed by the

@@ -138,6 +138,8 @@ pub struct SourceContext {
     pub product: Option<String>,
     pub channel: Option<String>,
     pub max_backoff: Duration,
+    /// Appends pause while the group is behind past these limits.
+    pub gate: Option<crate::streams::admission::Gate>,
     pub status: Arc<SourceStatus>,
     /// What the source keeps: its keywords, its query, the active topics (see
     /// [`filter::Listening`]); an error for a query that does not parse.
@@ -177,6 +179,7 @@ impl SourceContext {
             product: settings.product.clone(),
             channel: settings.channel.clone(),
             max_backoff: Duration::from_secs(settings.max_backoff_secs.max(1)),
+            gate: None,
             status: Arc::new(status),
             listening: listening(settings, topics),
         }
@@ -297,6 +300,7 @@ impl Sources {
         redis: &Client,
         stream: &str,
         topics: Option<Arc<crate::topics::LiveTopics>>,
+        gate: Option<crate::streams::admission::Gate>,
     ) -> anyhow::Result<Sources> {
         use actix::Actor;
         let mut names = std::collections::HashSet::new();
@@ -313,7 +317,9 @@ impl Sources {
         }
         let mut sources = Sources::default();
         for s in settings {
-            let actor = runner::SourceActor::new(s.clone(), redis.clone(), stream, topics.clone());
+            let mut actor =
+                runner::SourceActor::new(s.clone(), redis.clone(), stream, topics.clone());
+            actor.gate(gate.clone());
             sources.statuses.push(actor.context().status.clone());
             sources.actors.push(actor.start());
         }

@@ -43,6 +43,11 @@ impl SourceActor {
         }
     }
 
+    /// Makes the source pause while the group is behind past `gate`.
+    pub fn gate(&mut self, gate: Option<crate::streams::admission::Gate>) {
+        self.context.gate = gate;
+    }
+
     pub fn context(&self) -> &SourceContext {
         &self.context
     }

@@ -12,6 +12,7 @@ use super::backoff::Backoff;
 use super::SourceContext;
 use crate::models::producer;
 use crate::models::Event;
+use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
@@ -20,6 +21,8 @@ use crate::telemetry::names;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Sink {
+    /// Limits appends wait within (none in benchmarks of the source alone).
+    gate: Option<Gate>,
     redis: Client,
     stream: String,
     source: String,
@@ -33,6 +36,7 @@ pub struct Sink {
 impl Sink {
     pub fn new(redis: Client, stream: &str, source: &str) -> Sink {
         Sink {
+            gate: None,
             cursor_key: format!("{stream}:source:{source}:cursor"),
             redis,
             stream: stream.to_string(),
@@ -41,6 +45,14 @@ impl Sink {
             kinds: Vec::new(),
             cursor: None,
             oldest: None,
+        }
+    }
+
+    /// The sink of the source `ctx` runs, pausing while the group is behind when `ctx` says.
+    pub fn for_source(ctx: &SourceContext) -> Sink {
+        Sink {
+            gate: ctx.gate.clone(),
+            ..Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name)
         }
     }
 
@@ -132,6 +144,10 @@ impl Sink {
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if self.oldest.is_none() {
             return Ok(());
+        }
+        if let Some(gate) = &self.gate {
+            gate.wait(&self.redis, &producer::source(&self.source))
+                .await?;
         }
         loop {
             let n = self.encoded.len().min(MAX_PIPELINE);

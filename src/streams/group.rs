@@ -187,6 +187,13 @@ pub struct GroupStats {
     /// The last entry id delivered to the group.
     #[serde(skip)]
     pub last_delivered_id: Option<String>,
+    /// Entries the group has read since it was created (Redis 7's `entries-read`; None where
+    /// Redis cannot tell): its rate less the change in `pending` is what the group drains.
+    #[serde(skip)]
+    pub entries_read: Option<i64>,
+    /// Seconds since the oldest entry the group has not acknowledged (read or not) was
+    /// appended, by Redis's clock; 0 when there is none, None when Redis cannot tell.
+    pub oldest_age_secs: Option<f64>,
 }
 
 impl GroupStats {
@@ -245,6 +252,78 @@ pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupSta
         stats.consumers = int(field("consumers")).unwrap_or(0);
         stats.lag = int(field("lag"));
         stats.last_delivered_id = field("last-delivered-id").and_then(as_string);
+        stats.entries_read = int(field("entries-read"));
     }
+    stats.oldest_age_secs = oldest_age_secs(redis, settings, &stats).await?;
     Ok(stats)
+}
+
+/// The age of the oldest entry the group has not acknowledged: the first pending one, or
+/// else the first not yet delivered, read off its id against Redis's `TIME`. Entry ids carry
+/// Redis's own clock, so a skewed clock here cannot make the backlog look older or younger.
+async fn oldest_age_secs(
+    redis: &Client,
+    settings: &Settings,
+    stats: &GroupStats,
+) -> Result<Option<f64>, Error> {
+    let stream = settings.redis.stream.as_str();
+    if stats.length == 0 {
+        return Ok(Some(0.0));
+    }
+    let pipeline = redis.pipeline();
+    let _: () = pipeline
+        .xpending(stream, settings.redis.group.as_str(), ())
+        .await?;
+    let after = match stats.last_delivered_id.as_deref() {
+        Some(id) if id != "0-0" => format!("({id}"),
+        _ => "-".to_string(),
+    };
+    let _: () = pipeline.xrange(stream, after, "+", Some(1)).await?;
+    let time =
+        fred::types::CustomCommand::new_static("TIME", fred::types::ClusterHash::Random, false);
+    let _: () = pipeline.custom(time, Vec::<Value>::new()).await?;
+    let replies: Vec<Value> = match pipeline.all().await {
+        Ok(replies) => replies,
+        Err(e) if e.details().contains("NOGROUP") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let [pending, unread, time] = <[Value; 3]>::try_from(replies)
+        .map_err(|_| Error::new(ErrorKind::Protocol, "unexpected reply to the backlog's age"))?;
+    let pending_first = match pending {
+        Value::Array(summary) => summary.get(1).and_then(as_string),
+        _ => None,
+    };
+    let unread_first = match unread {
+        Value::Array(entries) => entries.into_iter().next().and_then(|entry| match entry {
+            Value::Array(parts) => parts.first().and_then(as_string),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let now_ms = match time {
+        Value::Array(parts) => {
+            let part = |i: usize| {
+                parts
+                    .get(i)
+                    .and_then(as_string)
+                    .and_then(|s| s.parse::<i64>().ok())
+            };
+            match (part(0), part(1)) {
+                (Some(secs), Some(micros)) => secs * 1000 + micros / 1000,
+                _ => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let oldest = [pending_first, unread_first]
+        .into_iter()
+        .flatten()
+        .filter_map(|id| {
+            id.split_once('-')
+                .and_then(|(ms, _)| ms.parse::<i64>().ok())
+        })
+        .min();
+    Ok(Some(
+        oldest.map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0),
+    ))
 }

@@ -11,7 +11,9 @@
 //!   entries, delivery counts, acknowledgements, dead letters, lag and pending figures).
 //! - [`upkeep`]: the group monitor's commands (trimming acknowledged entries and dead letters,
 //!   removing stale consumers).
+//! - [`admission`]: waiting while the group is behind, for sources and imports.
 
+pub mod admission;
 pub mod bounded;
 pub mod connect;
 pub mod entry;

@@ -90,7 +90,7 @@ pub mod names {
         histogram STORE_BATCH_SECONDS = "pulse_store_batch_duration_seconds";
         /// Failed batch writes, by `error_type`.
         counter STORE_ERRORS = "pulse_store_errors_total";
-        /// Rows removed by retention.
+        /// Rows removed by retention, by `table`.
         counter RETENTION_DELETED = "pulse_retention_deleted_rows_total";
         /// Alerts fired, by `kind`.
         counter ALERTS_FIRED = "pulse_alerts_fired_total";
@@ -102,6 +102,9 @@ pub mod names {
         gauge CONSUMER_LAG = "pulse_consumer_lag_entries";
         /// Entries delivered to the group and not yet acknowledged.
         gauge CONSUMER_PENDING = "pulse_consumer_pending_entries";
+        /// Seconds the oldest entry the group has not acknowledged has waited (what
+        /// `ingest.max_backlog_secs` and `ingest.fair_share_after_secs` are measured against).
+        gauge CONSUMER_OLDEST_AGE_SECONDS = "pulse_consumer_oldest_age_seconds";
         /// Events accepted by `POST /api/v1/events`.
         counter HTTP_EVENTS_ACCEPTED = "pulse_http_events_accepted_total";
         /// HTTP responses, by `status` class.
@@ -135,7 +138,7 @@ pub mod names {
         counter HTTP_ANALYZED_TEXTS = "pulse_http_analyzed_texts_total";
         /// Posts forecast through `POST /api/v1/forecast`.
         counter FORECASTS = "pulse_forecasts_total";
-        /// Finished cascades recorded in their authors' track records.
+        /// Cascades recorded in their authors' track records, by `status` (growing, finished).
         counter FORECAST_RECORDED_CASCADES = "pulse_forecast_recorded_cascades_total";
         /// Reach-forecast refits on a platform's finished cascades, by `outcome` (adopted: it
         /// ranked them better than the shipped model; kept: it did not).
@@ -207,7 +210,9 @@ pub mod names {
         /// Bytes of request bodies held in memory now (arrived and not yet answered).
         gauge BODY_BYTES_HELD = "pulse_http_body_bytes";
         /// Events `POST /api/v1/events` refused before reaching the stream, by `reason`
-        /// (backlog: the group is too far behind; rate: the key's events budget is spent).
+        /// (backlog: the group has too many entries to read; backlog_age: its oldest waited
+        /// too long; rate: the key's events budget is spent; share: the producer asks more
+        /// than its share while the group is behind).
         counter EVENTS_REFUSED = "pulse_http_events_refused_total";
         /// Requests the gate refused (each spends its address's rate budget), by `reason`: the
         /// error code answered.
@@ -240,11 +245,14 @@ pub mod names {
         counter SOURCE_SKIPPED = "pulse_source_skipped_total";
         /// Failures of a source, by `source` and `reason` (connect, refused, read, append, ...).
         counter SOURCE_ERRORS = "pulse_source_errors_total";
-        /// Connections a source opened again after losing one.
+        /// Connections a source opened again after losing one, by `source`.
         counter SOURCE_RECONNECTS = "pulse_source_reconnects_total";
         /// Seconds a source was asked to wait by a platform (`Retry-After`, a spent rate-limit
         /// window), by `source`.
         counter SOURCE_RATE_LIMIT_WAIT = "pulse_source_rate_limit_wait_seconds_total";
+        /// Seconds a source or `pulse import` paused because the consumer group was behind
+        /// (`ingest.max_backlog`, `ingest.max_backlog_secs`), by `source`.
+        counter SOURCE_BACKLOG_PAUSE = "pulse_source_backlog_pause_seconds_total";
         /// Reconnections whose backfill (the Mastodon REST timeline read to fill what the
         /// stream missed) failed or was cut short, leaving a gap, by `source`.
         counter SOURCE_BACKFILL_FAILURES = "pulse_source_backfill_failures_total";

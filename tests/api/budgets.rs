@@ -538,6 +538,7 @@ async fn import_refuses_an_overlong_record_whole() {
                 platform: "other".into(),
                 restart: true,
                 max_backlog: 0,
+                max_backlog_secs: 0.0,
                 quiet: true,
             },
         )

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admission;
 mod alert_findings;
 mod alerts;
 mod attack_surface;

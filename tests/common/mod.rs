@@ -182,6 +182,18 @@ impl TestEnv {
             .unwrap_or(-1)
     }
 
+    /// Entries the group has still to read or acknowledge (-1 when Redis does not answer):
+    /// `pending` alone reads 0 between two reads while entries wait unread.
+    pub async fn unfinished(&self, redis: &Client) -> i64 {
+        let mut s = Settings::default();
+        s.redis.stream = self.stream.clone();
+        s.redis.group = self.group.clone();
+        pulse::streams::group::group_stats(redis, &s)
+            .await
+            .map(|g| g.backlog())
+            .unwrap_or(-1)
+    }
+
     /// Entries delivered to the group and not acknowledged.
     pub async fn pending(&self, redis: &Client) -> i64 {
         let mut s = Settings::default();
@@ -286,6 +298,7 @@ pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs
         platform: "other".into(),
         restart: false,
         max_backlog: 0,
+        max_backlog_secs: 0.0,
         quiet: true,
     }
 }

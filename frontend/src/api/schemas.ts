@@ -292,6 +292,8 @@ export const GroupStats = z.strictObject({
   consumers: count,
   length: count,
   dead_letters: count,
+  /** Seconds the oldest entry not yet acknowledged has waited; null when Redis cannot tell. */
+  oldest_age_secs: z.number().nullable(),
 });
 /** `GET /api/v1/pipeline` (src/http/pipeline.rs). */
 export const PipelineResponse = z.strictObject({
@@ -317,6 +319,29 @@ export const PipelineResponse = z.strictObject({
       last_gap: z
         .strictObject({ at: time, reason: z.string(), after: z.string().nullable() })
         .nullable(),
+    }),
+  ),
+  /** Events a second shared between HTTP producers while the group is behind, else null. */
+  sharing_per_sec: z.number().nullable(),
+  /** Each producer appending over HTTP to this process (src/http/fair_share.rs). */
+  producers: z.array(
+    z.strictObject({
+      producer: z.string(),
+      asked_per_sec: z.number(),
+      admitted_per_sec: z.number(),
+      share_per_sec: z.number().nullable(),
+      share_of_admitted: z.number(),
+      refused: count,
+      told_wait_secs: z.number().nullable(),
+    }),
+  ),
+  /** How long each producer's entries waited from append to commit here, last minute or two. */
+  waits: z.array(
+    z.strictObject({
+      producer: z.string(),
+      entries: count,
+      mean_wait_secs: z.number(),
+      max_wait_secs: z.number(),
     }),
   ),
 });

@@ -69,6 +69,37 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
               ))}
             </p>
           )}
+          {p.producers.length > 0 && (
+            <p className="small" data-testid="producers">
+              {p.sharing_per_sec === null ? "Producers:" : `Behind: sharing ${rate(p.sharing_per_sec)} between producers:`}{" "}
+              {p.producers.map((pr) => {
+                const wait = p.waits.find((w) => w.producer === pr.producer);
+                return (
+                  <span
+                    key={pr.producer}
+                    className="tag"
+                    data-testid="producer"
+                    data-refused={pr.refused}
+                    title={[
+                      `asks ${rate(pr.asked_per_sec)}, appended ${rate(pr.admitted_per_sec)}`,
+                      pr.share_per_sec !== null && `share ${rate(pr.share_per_sec)}`,
+                      pr.refused > 0 && `${compact(pr.refused)} events refused over its share`,
+                      pr.told_wait_secs !== null && `last told to wait ${pr.told_wait_secs.toFixed(1)} s`,
+                    ]
+                      .filter(Boolean)
+                      .join("\n")}
+                  >
+                    {pr.producer}{" "}
+                    <span className="muted">
+                      {Math.round(pr.share_of_admitted * 100)}%
+                      {wait && ` · waits ${wait.mean_wait_secs.toFixed(1)} s`}
+                    </span>
+                    {pr.refused > 0 && <span className="error"> · held back</span>}
+                  </span>
+                );
+              })}
+            </p>
+          )}
           <p className="small muted">
             This browser: <span data-testid="live-rate">{rate(props.liveRate)}</span> live posts,{" "}
             <span data-testid="dropped" data-value={props.dropped}>{compact(props.dropped)}</span> dropped by the

@@ -96,7 +96,7 @@ fn commit_batch(
                     dead.extend(refused);
                     match finish(&ctx, &dead, &ids, trace.as_deref()).await {
                         Ok(()) => {
-                            record_latency(&entries);
+                            record_latency(&ctx, &entries);
                             ctx.publish(Committed {
                                 batch,
                                 outcome: Arc::new(outcome),
@@ -337,8 +337,9 @@ async fn dead_letter_and_ack(
     Ok(())
 }
 
-fn record_latency(entries: &[RawEntry]) {
+fn record_latency(ctx: &IngestContext, entries: &[RawEntry]) {
     let now_ms = chrono::Utc::now().timestamp_millis();
+    ctx.waits.committed(entries, now_ms);
     let histogram = metrics::histogram!(names::PIPELINE_LATENCY_SECONDS);
     for entry in entries {
         if let Some(added) = entry.added_at_ms() {

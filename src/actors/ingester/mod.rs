@@ -31,6 +31,7 @@ mod commit;
 mod lease;
 mod read;
 mod traced;
+pub mod waits;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -84,6 +85,8 @@ pub struct IngestContext {
     pub store: Arc<Store>,
     /// Places posts in stories before they are stored (off when `stories.enabled` is false).
     pub stories: Option<Arc<crate::actors::stories::StoryDesk>>,
+    /// How long each producer's entries waited to be committed here.
+    pub waits: waits::ProducerWaits,
     credits: Arc<Semaphore>,
     batch_slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
@@ -125,6 +128,7 @@ impl IngestContext {
             api_share,
             store,
             stories,
+            waits: Default::default(),
             credits,
             batch_slots,
             in_flight: AtomicUsize::new(0),

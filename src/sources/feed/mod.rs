@@ -68,7 +68,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         .client_builder(Duration::from_secs(60))
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let mut sink = Sink::for_source(&ctx);
     let stored: BTreeMap<String, FeedState> = sink
         .stored_cursor_retrying(&ctx)
         .await

@@ -41,7 +41,7 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
         anyhow::bail!("source {}: no Jetstream endpoint configured", ctx.name);
     }
     let mut out = Output {
-        sink: Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name),
+        sink: Sink::for_source(&ctx),
         pending: Vec::new(),
         since: None,
         profiles: settings

@@ -154,7 +154,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
-    let sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let sink = Sink::for_source(&ctx);
     let cursor = sink.stored_cursor_retrying(&ctx).await;
     let mut reader = Reader {
         filter: TextFilter::new(

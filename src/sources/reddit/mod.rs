@@ -177,7 +177,7 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
             paths.push(format!("/r/{sub}/comments"));
         }
     }
-    let mut sink = Sink::new(ctx.redis.clone(), &ctx.stream, &ctx.name);
+    let mut sink = Sink::for_source(&ctx);
     let mut positions: BTreeMap<String, f64> = sink
         .stored_cursor_retrying(&ctx)
         .await

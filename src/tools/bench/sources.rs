@@ -225,6 +225,7 @@ pub async fn run(
             platform: "other".into(),
             restart: true,
             max_backlog: 0,
+            max_backlog_secs: 0.0,
             quiet: true,
         },
     )

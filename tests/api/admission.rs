@@ -1,0 +1,210 @@
+//! Admission of producers while the pipeline is behind: by the age of the oldest entry the
+//! group has not stored, and by fair shares of what it drains, so one producer's flood is its
+//! own wait and not everyone's.
+
+use crate::common;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::secured::SecuredServer;
+use common::*;
+use fred::prelude::*;
+use pulse::auth::Role;
+use serde_json::Value;
+
+/// An array of `n` posts with ids `prefix-0..n`.
+fn posts(prefix: &str, n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            post_json(
+                &format!("{prefix}-{i}"),
+                "The new phone is great, I love it",
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// Appends `n` posts whose entry ids say they were appended `age_ms` ago (ids after `seq`):
+/// a backlog that looks that old at once.
+async fn xadd_aged(redis: &Client, stream: &str, age_ms: i64, seq: &AtomicU64, n: usize) {
+    let ms = chrono::Utc::now().timestamp_millis() - age_ms;
+    let pipeline = redis.pipeline();
+    for _ in 0..n {
+        let seq = seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let json = post_json(&unique("aged"), "an old entry");
+        let _: () = pipeline
+            .xadd(
+                stream,
+                false,
+                None::<()>,
+                format!("{ms}-{seq}"),
+                vec![("event", json)],
+            )
+            .await
+            .unwrap();
+    }
+    let _: Vec<fred::types::Value> = pipeline.all().await.unwrap();
+}
+
+async fn post_events(s: &SecuredServer, key: &str, body: &str) -> RawResponse {
+    raw_request(
+        s.app.address(),
+        "POST",
+        "/api/v1/events",
+        &[("x-api-key", key), ("content-type", "application/json")],
+        Some(body),
+    )
+    .await
+}
+
+#[actix_rt::test]
+async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_limit() {
+    let s = SecuredServer::start(|s| {
+        s.ingest.max_backlog = 0;
+        s.ingest.max_backlog_secs = 30.0;
+        s.ingest.fair_share_after_secs = 0.0;
+    })
+    .await;
+    let redis = s.env.redis().await;
+    let key = s.key(Role::Ingest).key.clone();
+    let seq = AtomicU64::new(0);
+    let refused = wait_until(Duration::from_secs(60), || {
+        let (s, redis, key, seq) = (&s, &redis, &key, &seq);
+        async move {
+            xadd_aged(redis, &s.env.stream, 600_000, seq, 2_000).await;
+            let res = post_events(s, key, &posts(&unique("late"), 1)).await;
+            if res.status == 503 {
+                assert_eq!(res.json()["error"]["details"]["reason"], "backlog_age");
+                assert!(res.headers.contains_key("retry-after"), "{:?}", res.headers);
+                return true;
+            }
+            assert_eq!(res.status, 202, "{}", res.body);
+            false
+        }
+    })
+    .await;
+    assert!(
+        refused,
+        "an entry 10 minutes old never held the intake back"
+    );
+
+    // Sources and imports wait on the same limits: on a stream of their own that nothing
+    // reads, so the old entries stay unread.
+    let mut settings = s.env.settings();
+    settings.redis.stream = format!("{}:unread", s.env.stream);
+    settings.ingest.max_backlog = 0;
+    settings.ingest.max_backlog_secs = 30.0;
+    pulse::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
+        .await
+        .unwrap();
+    let gate = pulse::streams::admission::Gate::of_intake(Arc::new(settings.clone()));
+    assert_eq!(gate.behind(&redis).await.unwrap(), None, "an empty stream");
+    xadd_aged(
+        &redis,
+        &settings.redis.stream,
+        600_000,
+        &AtomicU64::new(0),
+        10,
+    )
+    .await;
+    let why = gate.behind(&redis).await.unwrap();
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("waited")),
+        "{why:?}"
+    );
+    let _: i64 = redis.del(&settings.redis.stream).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_not() {
+    let s = SecuredServer::start(|s| {
+        s.limits.rate_limits = false;
+        s.ingest.max_backlog = 0;
+        s.ingest.max_backlog_secs = 0.0;
+        s.ingest.fair_share_after_secs = 0.5;
+        // A pipeline that drains a small batch at a time, so a flood puts it behind.
+        s.ingest.read_batch = 20;
+        s.ingest.max_in_flight = 20;
+        s.ingest.max_batches_in_flight = 1;
+    })
+    .await;
+    let s = Arc::new(s);
+    let flood_key = s.key(Role::Ingest).key.clone();
+    let quiet_key = s.create_key(Role::Ingest, "quiet").await.key;
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared_refusals = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (s, stop, refusals) = (s.clone(), stop.clone(), shared_refusals.clone());
+        tokio::spawn(async move {
+            let mut accepted = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let res = post_events(&s, &flood_key, &posts(&unique("flood"), 200)).await;
+                match res.status {
+                    202 => accepted += 200,
+                    503 => {
+                        assert_eq!(
+                            res.json()["error"]["details"]["reason"],
+                            "share",
+                            "{}",
+                            res.body
+                        );
+                        assert!(res.headers.contains_key("retry-after"));
+                        refusals.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => panic!("the flood got {other}: {}", res.body),
+                }
+            }
+            accepted
+        })
+    };
+    // The quiet producer sends one post every 100 ms until the flood has been held back
+    // several times, and never waits.
+    let mut quiet_sent = 0;
+    let mut sent_while_sharing = 0;
+    for _ in 0..1_200 {
+        let res = post_events(&s, &quiet_key, &posts(&unique("quiet"), 1)).await;
+        assert_eq!(
+            res.status, 202,
+            "the quiet producer was refused: {}",
+            res.body
+        );
+        quiet_sent += 1;
+        if shared_refusals.load(Ordering::Relaxed) > 0 {
+            sent_while_sharing += 1;
+            if sent_while_sharing >= 20 && shared_refusals.load(Ordering::Relaxed) >= 5 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = s
+        .call("GET", "/api/v1/pipeline", Some(Role::Analyst), None)
+        .await
+        .json();
+    stop.store(true, Ordering::Relaxed);
+    let flooded = flood.await.unwrap();
+    assert!(
+        shared_refusals.load(Ordering::Relaxed) >= 5,
+        "the flood was never held back ({flooded} accepted, {quiet_sent} quiet posts)"
+    );
+    assert!(status["sharing_per_sec"].as_f64().is_some(), "{status}");
+    let producers = status["producers"].as_array().unwrap();
+    let lane = |name: &str| {
+        producers
+            .iter()
+            .find(|p| p["producer"].as_str().unwrap_or("").ends_with(name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let flood_id = s.key(Role::Ingest).info.id.clone();
+    assert!(
+        lane(&flood_id)["refused"].as_u64().unwrap_or(0) > 0,
+        "{status}"
+    );
+    assert!(
+        lane(&flood_id)["told_wait_secs"].as_f64().is_some(),
+        "{status}"
+    );
+}
