@@ -32,8 +32,40 @@ pub fn seed() {
     for operation in ["lookup", "revive", "rebuild", "feed", "write"] {
         metrics::counter!(names::VIRALITY_ERRORS, "operation" => operation).increment(0);
     }
-    metrics::counter!(names::ENTRIES_CLAIMED).increment(0);
-    metrics::counter!(names::ANALYZER_HANDED_BACK).increment(0);
-    metrics::counter!(names::DEAD_LETTERS_TRIMMED).increment(0);
-    metrics::counter!(names::VIRALITY_PREDICTIONS).increment(0);
+    for reason in ["backlog", "backlog_age", "rate", "share"] {
+        metrics::counter!(names::EVENTS_REFUSED, "reason" => reason).increment(0);
+    }
+    for (name, kind, help) in names::ALL {
+        if *kind == names::Kind::Counter && !has_labels(help) {
+            metrics::counter!(*name).increment(0);
+        }
+    }
+}
+
+/// Whether a metric's help text names labels: every labelled metric's says "by `label`".
+fn has_labels(help: &str) -> bool {
+    help.contains("by `")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelled_metrics_say_so_in_their_help() {
+        assert!(has_labels(
+            names::ALL
+                .iter()
+                .find(|(n, ..)| *n == names::DEAD_LETTERS)
+                .unwrap()
+                .2
+        ));
+        assert!(!has_labels(
+            names::ALL
+                .iter()
+                .find(|(n, ..)| *n == names::ENTRIES_READ)
+                .unwrap()
+                .2
+        ));
+    }
 }

@@ -128,3 +128,29 @@ async fn every_metric_the_dashboard_and_the_alert_rules_query_is_exposed() {
     );
     app.shutdown().await;
 }
+
+/// A counter without labels reads 0 on a fresh server, before anything happened: a rule over
+/// `increase()` or a panel needs a first sample to rise from.
+#[actix_rt::test]
+async fn every_counter_without_labels_is_exposed_at_zero_from_the_start() {
+    let app = spawn_app().await;
+    let text = metrics_text(&app).await;
+    let (names, _) = exposed(&text);
+    let missing: Vec<&str> = pulse::telemetry::names::ALL
+        .iter()
+        .filter(|(_, kind, help)| {
+            *kind == pulse::telemetry::names::Kind::Counter && !help.contains("by `")
+        })
+        .map(|(name, ..)| *name)
+        .filter(|name| !names.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not exposed on a fresh server: {missing:?}"
+    );
+    assert!(
+        text.contains("pulse_http_events_refused_total{reason=\"share\"} 0"),
+        "the refusals of the intake are not seeded"
+    );
+    app.shutdown().await;
+}
