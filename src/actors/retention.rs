@@ -66,14 +66,14 @@ impl Retention {
     fn spawn_settle(&self, ctx: &mut Context<Self>) {
         let (pool, settling) = (self.pool.clone(), self.settling.clone());
         ctx.spawn(wrap_future(async move {
-            let client = match pool.get().await {
+            let mut client = match pool.get().await {
                 Ok(client) => client,
                 Err(e) => {
                     tracing::debug!(error = %causes(&e), "no connection to settle deletions");
                     return;
                 }
             };
-            match deletions::mark_raced(&client, settling.high_churn, &settling.trust).await {
+            match deletions::mark_raced(&mut client, settling.high_churn, &settling.trust).await {
                 Ok(marked) if marked.is_empty() => {}
                 Ok(marked) => {
                     metrics::counter!(names::POSTS_DELETED).increment(marked.len() as u64);

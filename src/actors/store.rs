@@ -131,7 +131,7 @@ pub async fn write(
     options: &WriteOptions<'_>,
     batch: &AnalyzedBatch,
 ) -> Result<StoreOutcome, StoreError> {
-    let client = pool
+    let mut client = pool
         .get()
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -140,5 +140,5 @@ pub async fn write(
         engagements: &batch.engagements,
         deletions: &batch.deletions,
     };
-    crate::db::batch::write(&client, options, &rows).await
+    crate::db::batch::write(&mut client, options, &rows).await
 }

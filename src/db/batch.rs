@@ -658,7 +658,7 @@ impl<'a> Columns<'a> {
 
 /// Writes `batch` in one statement on `client`. A batch with nothing in it writes nothing.
 pub async fn write<'a>(
-    client: &deadpool_postgres::ClientWrapper,
+    client: &mut deadpool_postgres::ClientWrapper,
     options: &WriteOptions<'a>,
     batch: &Batch<'a>,
 ) -> Result<StoreOutcome, StoreError> {
@@ -686,10 +686,24 @@ pub async fn write<'a>(
         .await
         .map_err(classify)?;
     let columns = Columns::new(batch, options, rollup_other);
-    let rows = client
-        .query(&statement, &columns.params())
-        .await
-        .map_err(classify)?;
+    let rows = if batch.engagements.is_empty() && batch.deletions.is_empty() {
+        client
+            .query(&statement, &columns.params())
+            .await
+            .map_err(classify)?
+    } else {
+        let (ids, exclusive) = post_locks(batch);
+        let tx = client.transaction().await.map_err(classify)?;
+        tx.execute(LOCK_POSTS, &[&ids, &exclusive])
+            .await
+            .map_err(classify)?;
+        let rows = tx
+            .query(&statement, &columns.params())
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        rows
+    };
 
     let mut outcome = StoreOutcome::default();
     for row in rows {
@@ -719,6 +733,38 @@ pub async fn write<'a>(
         }
     }
     Ok(outcome)
+}
+
+/// Takes, before the batch statement and in its transaction, a lock per bucket of the posts the
+/// batch engages with (shared) or deletes (exclusive), in bucket order so two batches never
+/// wait for each other crosswise.
+///
+/// Why: a statement sees what was committed when it started. An engagement batch that
+/// started before a deletion committed would count its engagement in the rollups of a post
+/// the deletion had just taken out; a deletion that started before an engagement batch
+/// committed would take out the post's engagements without that one. Either way the rollups
+/// would keep it for good. With the locks, whichever comes second starts its statement after
+/// the first committed, and sees it. Engagement batches share their locks, so they never wait
+/// for each other; advisory locks live in shared memory, so they write nothing to the posts;
+/// 64 buckets bound the locks one batch takes.
+pub const LOCK_POSTS: &str = "
+SELECT CASE WHEN s.exclusive THEN pg_advisory_xact_lock(1347, s.bucket)
+            ELSE pg_advisory_xact_lock_shared(1347, s.bucket) END
+FROM (SELECT hashtext(u.id) & 63 AS bucket, bool_or(u.exclusive) AS exclusive
+      FROM UNNEST($1::text[], $2::bool[]) AS u (id, exclusive)
+      GROUP BY 1 ORDER BY 1) AS s";
+
+/// The posts of [`LOCK_POSTS`]: each engaged post, shared, and each deleted post, exclusive.
+fn post_locks<'a>(batch: &'a Batch<'a>) -> (Vec<&'a str>, Vec<bool>) {
+    let engaged = batch
+        .engagements
+        .iter()
+        .map(|e| (e.engagement.post_id.as_str(), false));
+    let deleted = batch
+        .deletions
+        .iter()
+        .map(|d| (d.deletion.post_id.as_str(), true));
+    engaged.chain(deleted).unzip()
 }
 
 /// Data errors (classes 22 and 23) mean the batch itself is bad and must be split; anything

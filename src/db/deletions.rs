@@ -7,7 +7,9 @@
 //! deletions of those minutes) and marks them, taking them and the engagements that counted
 //! with them back out of the rollups through the same `post_rollup_deltas` and
 //! `engagement_rollup_deltas` the store adds them with, once (a post already marked is
-//! skipped, and two processes running it at once are serialised by the row lock).
+//! skipped, and two processes running it at once are serialised by the row lock). It takes
+//! the posts' locks as a deleting batch does ([`super::batch::LOCK_POSTS`]), so an engagement
+//! committed meanwhile is either seen and taken out, or sees the post deleted.
 //!
 //! Engagements held for a post that was stored by a concurrent batch (which could not see
 //! them) are released by [`settle_held`], or refused when their producer may not act for the
@@ -29,7 +31,7 @@ static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
     UPDATE posts AS t SET deleted_at = d.at
     FROM (SELECT k.post_id, min(k.at) AS at FROM post_deletions k JOIN posts s ON s.id = k.post_id
           WHERE k.ingested_at > now() - interval '5 minutes'
-            AND may_act(k.producer, s.producer, $2::text[])
+            AND may_act(k.producer, s.producer, $2::text[]) AND k.post_id = ANY($3::text[])
           GROUP BY k.post_id) AS d
     WHERE t.id = d.post_id AND t.deleted_at IS NULL
     RETURNING t.id, deleted_post(t) AS summary, {returned}
@@ -47,15 +49,34 @@ SELECT summary FROM gone",
     )
 });
 
+/// Posts stored and not marked that a deletion of the last five minutes may act for.
+const RACED: &str = "
+SELECT DISTINCT k.post_id FROM post_deletions k JOIN posts s ON s.id = k.post_id
+WHERE k.ingested_at > now() - interval '5 minutes' AND s.deleted_at IS NULL
+  AND may_act(k.producer, s.producer, $1::text[])";
+
 /// Marks the posts whose deletion raced them; returns them.
 pub async fn mark_raced(
-    client: &Client,
+    client: &mut Client,
     high_churn: f32,
     trust: &[String],
 ) -> Result<Vec<DeletedPost>, tokio_postgres::Error> {
-    let rows = client
-        .query(MARK_RACED.as_str(), &[&high_churn, &trust])
+    let ids: Vec<String> = client
+        .query(RACED, &[&trust])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tx = client.transaction().await?;
+    tx.execute(super::batch::LOCK_POSTS, &[&ids, &vec![true; ids.len()]])
         .await?;
+    let rows = tx
+        .query(MARK_RACED.as_str(), &[&high_churn, &trust, &ids])
+        .await?;
+    tx.commit().await?;
     Ok(rows
         .iter()
         .filter_map(|r| serde_json::from_value(r.get(0)).ok())

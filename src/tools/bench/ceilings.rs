@@ -63,12 +63,18 @@ pub(crate) async fn ceilings(
 }
 
 pub(crate) fn generate_posts(n: u64, prefix: &str) -> Vec<String> {
+    generate_events(n, prefix, false)
+}
+
+/// `n` events of the generator: posts only, or posts with the likes, shares and comments the
+/// generator gives them.
+pub(crate) fn generate_events(n: u64, prefix: &str, engagements: bool) -> Vec<String> {
     let mut generator = producer::generator(&ProduceOptions {
         rate: 1_000.0,
         total: None,
         duration: None,
         seed: 7,
-        engagements: false,
+        engagements,
         id_prefix: prefix.to_string(),
         scenarios: false,
     });

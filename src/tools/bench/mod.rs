@@ -147,6 +147,11 @@ pub struct BenchReport {
     /// the analyzer).
     pub slowest_ceiling: String,
     pub end_to_end_per_sec: f64,
+    /// Events a second end to end when the generator's engagements come with its posts (each
+    /// engagement batch takes its posts' locks against deletions).
+    pub end_to_end_engaged_per_sec: f64,
+    /// Of those events, the share that were engagements.
+    pub engaged_share: f64,
     pub fraction_of_slowest_ceiling: f64,
     /// Pulse's batch write (posts and rollups) as a fraction of the `COPY` ceiling.
     pub insert_fraction_of_copy: f64,
@@ -417,6 +422,10 @@ async fn pipeline(
     report.slowest_ceiling = name.to_string();
 
     report.end_to_end_per_sec = end_to_end(settings, db_url, redis, run_id, n).await?;
+    let (engaged, share) = end_to_end_engaged(settings, db_url, redis, run_id, n).await?;
+    report.end_to_end_engaged_per_sec = engaged;
+    report.engaged_share = share;
+    eprintln!("end to end with engagements: {engaged:.0} events/s");
     report.fraction_of_slowest_ceiling = report.end_to_end_per_sec / slowest;
     report.end_to_end_fraction_of_copy = report.end_to_end_per_sec / report.copy_rows_per_sec;
     eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
@@ -551,6 +560,44 @@ pub(crate) async fn end_to_end(
     let _: i64 = redis.del(&stream).await?;
     truncate(db_url).await?;
     Ok(n as f64 / elapsed)
+}
+
+/// [`end_to_end`] with the generator's engagements among its `n` events: events a second, and
+/// the share of them that were engagements.
+async fn end_to_end_engaged(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    run_id: &str,
+    n: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let stream = format!("pulse:bench:{run_id}:e2e-engaged");
+    let events = ceilings::generate_events(n, &format!("e2e-engaged-{run_id}-"), true);
+    let posts = events
+        .iter()
+        .filter(|e| e.starts_with(r#"{"type":"post""#))
+        .count() as i64;
+    raw_xadd(redis, &stream, &events).await?;
+    drop(events);
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let started = Instant::now();
+    let app = start_recorded(settings, db_url, &stream, &histogram).await?;
+    wait_drained(
+        redis,
+        &bench_settings(settings, db_url, &stream),
+        "end-to-end run with engagements",
+    )
+    .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    app.shutdown().await;
+    let stored = count_posts(db_url).await?;
+    anyhow::ensure!(
+        stored == posts,
+        "expected {posts} posts stored, found {stored}"
+    );
+    let _: i64 = redis.del(&stream).await?;
+    truncate(db_url).await?;
+    Ok((n as f64 / elapsed, 1.0 - posts as f64 / n.max(1) as f64))
 }
 
 /// Waits until the group of `settings` has read and acknowledged every entry of its stream
@@ -798,6 +845,7 @@ pub fn markdown(r: &BenchReport) -> String {
          | ceiling: raw analyzer ({cores} threads) | {analyzer:.0} posts/s |\n\
          | Pulse's batch write alone (its statement with rollups, {batch} rows, {writers} writers) | {insert:.0} rows/s, {insert_copy:.0}% of `COPY` |\n\
          | **Pulse end to end** (XADD to committed and acknowledged) | **{e2e:.0} posts/s, {e2e_copy:.0}% of `COPY`** |\n\
+         | Pulse end to end, the generator's engagements among the events ({engaged_share:.0}% of them) | {engaged:.0} events/s |\n\
          | fraction of the slowest ceiling ({slowest}) | {fraction:.0}% |\n\
          | latency at {rate:.0} posts/s offered, after a {warm:.0} s warm-up: p50 / p90 / p99 / max | {p50:.0} / {p90:.0} / {p99:.0} / {max:.0} ms ({samples} samples) |\n\
          | peak resident memory (benchmark process, Pulse included) | {rss:.0} MB |",
@@ -813,6 +861,8 @@ pub fn markdown(r: &BenchReport) -> String {
         e2e_copy = r.end_to_end_fraction_of_copy * 100.0,
         analyzer = r.analyzer_posts_per_sec,
         e2e = r.end_to_end_per_sec,
+        engaged = r.end_to_end_engaged_per_sec,
+        engaged_share = r.engaged_share * 100.0,
         slowest = r.slowest_ceiling,
         fraction = r.fraction_of_slowest_ceiling * 100.0,
         rate = r.latency_rate,
