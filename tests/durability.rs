@@ -128,23 +128,25 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
         redis.xlen::<i64, _>(&env.stream).await.unwrap_or(0) >= POSTS as i64
     })
     .await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .expect("pulse ingest serves its metrics")
-        .text()
-        .await
-        .unwrap();
+    // The counter rises once the append's reply is back, a moment after the entries show.
+    let counted = format!(r#"pulse_source_events_total{{source="bsky",event="post"}} {POSTS}"#);
+    let read_metrics = || async {
+        match reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await {
+            Ok(res) => res.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    };
+    wait_until(Duration::from_secs(30), || async {
+        read_metrics().await.contains(counted.as_str())
+    })
+    .await;
+    let metrics = read_metrics().await;
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = child.wait().expect("pulse ingest exits");
     assert!(appended, "the source appended every post to the stream");
-    assert!(
-        metrics.contains(&format!(
-            r#"pulse_source_events_total{{source="bsky",event="post"}} {POSTS}"#
-        )),
-        "{metrics}"
-    );
+    assert!(metrics.contains(&counted), "{metrics}");
     assert!(status.success(), "{status:?}");
     let cursor: Option<String> = redis
         .get(format!("{}:source:bsky:cursor", env.stream))

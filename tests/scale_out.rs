@@ -483,8 +483,18 @@ async fn alerts_and_virality_updates_of_one_process_reach_the_subscribers_of_all
         .await,
         "{current}"
     );
-    // Let the last updates arrive everywhere, then compare.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The last updates reach every subscriber: the same set everywhere, as many as the leader
+    // produced.
+    let leader = leaders[0];
+    let agreed = wait_until(DEADLINE, || async {
+        let reference: BTreeSet<_> = updates(&subs[0]).into_iter().collect();
+        let produced = metric(leader, "pulse_virality_updates_total").await;
+        subs.iter()
+            .all(|s| updates(s).into_iter().collect::<BTreeSet<_>>() == reference)
+            && produced == reference.len() as f64
+    })
+    .await;
+    assert!(agreed, "the subscribers never agreed with the leader");
     let reference = updates(&subs[0]);
     for (i, s) in subs.iter().enumerate() {
         let got = updates(s);

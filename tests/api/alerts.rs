@@ -79,7 +79,11 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
             )
         })
         .collect();
-    app.send_events(&spike).await;
+    // In one transaction, so the ingester reads them at once and the alert that fires counts
+    // them all.
+    pulse::streams::producer::xadd_events_atomically(&app.redis().await, &env.stream, &spike, &[])
+        .await
+        .unwrap();
     assert!(
         wait_until(Duration::from_secs(30), || async {
             env.post_count().await == 180

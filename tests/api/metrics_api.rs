@@ -40,7 +40,7 @@ fn events(n: usize, seed: u64, engagements: bool, prefix: &str) -> Vec<String> {
 async fn settled(env: &TestEnv, redis: &Client, posts: i64) -> bool {
     wait_until(Duration::from_secs(60), || async {
         env.post_count().await == posts
-            && env.pending(redis).await == 0
+            && env.unfinished(redis).await == 0
             && env.held_engagements().await == 0
     })
     .await

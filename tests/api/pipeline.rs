@@ -562,6 +562,11 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
         .xack(env.stream.as_str(), env.group.as_str(), id.as_str())
         .await
         .unwrap();
+    let before: Value = redis
+        .xinfo_consumers(env.stream.as_str(), env.group.as_str())
+        .await
+        .unwrap();
+    assert!(format!("{before:?}").contains("\"gone\""), "{before:?}");
     let mut settings = env.settings();
     settings.redis.stale_consumer_secs = 1;
     let app = spawn_app_with(env, settings).await;
@@ -581,8 +586,6 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
             .unwrap();
         format!("{consumers:?}")
     };
-    let before = names().await;
-    assert!(before.contains("\"gone\""), "{before}");
     assert!(
         wait_until(Duration::from_secs(30), || async {
             !names().await.contains("\"gone\"")

@@ -262,7 +262,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     let redis = env.redis().await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            env.pending(&redis).await == 0
+            env.unfinished(&redis).await == 0
         })
         .await
     );

@@ -350,6 +350,20 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
     ))
     .await
     .unwrap();
+    // Only once the subscription is registered may the cascade's one update be published.
+    let subscribed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                if msg["type"] == "subscribed" {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(subscribed, Ok(true));
     let created = Utc::now() - TimeDelta::minutes(1);
     app.send_events(&cascade("live", 50, false, created)).await;
     let update = tokio::time::timeout(Duration::from_secs(30), async {
