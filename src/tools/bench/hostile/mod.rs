@@ -86,6 +86,11 @@ pub struct Phase {
     /// p99 over the p99 of the phase without an attack.
     pub p99_ratio: f64,
     pub legit: Legit,
+    /// Mean and longest wait of the legitimate posts from their append to their commit, in
+    /// milliseconds, as the server tells (`GET /api/v1/pipeline`, `waits`): what a flood
+    /// costs the producers beside it.
+    pub legit_wait_mean_ms: f64,
+    pub legit_wait_max_ms: f64,
     /// Whether the server was still running at the end.
     pub alive: bool,
 }
@@ -584,6 +589,7 @@ async fn phase<'a>(
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+    let (legit_wait_mean_ms, legit_wait_max_ms) = legit_waits(t).await.unwrap_or((0.0, 0.0));
     stop.store(true, Ordering::Relaxed);
     let legit = legit.await.unwrap_or_default();
     let _ = sampler.await;
@@ -616,8 +622,31 @@ async fn phase<'a>(
             0.0
         },
         legit,
+        legit_wait_mean_ms,
+        legit_wait_max_ms,
         alive,
     })
+}
+
+/// The mean and longest wait of the legitimate posts (XADDed without a producer: `stream`)
+/// as the server counted them, in milliseconds.
+async fn legit_waits(t: &Target) -> anyhow::Result<(f64, f64)> {
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/pipeline", t.address))
+        .bearer_auth(&t.analyst_token)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let waits = status["waits"].as_array().cloned().unwrap_or_default();
+    let legit = waits
+        .iter()
+        .find(|w| w["producer"] == crate::models::producer::STREAM)
+        .context("no waits of the legitimate posts")?;
+    let ms = |field: &str| legit[field].as_f64().unwrap_or(0.0) * 1000.0;
+    Ok((ms("mean_wait_secs"), ms("max_wait_secs")))
 }
 
 /// The legitimate client: health, a page of posts, the geographic breakdown and a one-text
@@ -766,8 +795,8 @@ async fn imports(
 pub fn markdown(r: &HostileReport) -> String {
     let mut out = format!(
         "Hostile run ({date}; {machine}; server `{server}`, {backend} backend; {rate:.0} legitimate posts/s, {secs:.0} s per phase, each on a fresh server warmed up by the legitimate load, idle at about {idle:.0} MB; p99 ratio against the mean p99 of the two phases without an attack)\n\n\
-         | attack | attacker got | peak memory over idle (after) | pipeline p50 / p99 | p99 ratio | legitimate answers | hung | legit p99 / max | geo max |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | attack | attacker got | peak memory over idle (after) | pipeline p50 / p99 | p99 ratio | legitimate posts' wait mean / max | legitimate answers | hung | legit p99 / max | geo max |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         date = r.date,
         machine = r.machine,
         server = r.server,
@@ -784,7 +813,7 @@ pub fn markdown(r: &HostileReport) -> String {
             .map(|(s, n)| format!("{s} ×{n}"))
             .collect();
         out.push_str(&format!(
-            "| {name}{dead} | {attacker} | +{growth:.0} MB (+{after:.0}) | {p50:.0} / {p99:.0} ms | {ratio:.2} | {statuses} | {hung} | {lp99:.0} / {lmax:.0} ms | {geo:.0} ms |\n",
+            "| {name}{dead} | {attacker} | +{growth:.0} MB (+{after:.0}) | {p50:.0} / {p99:.0} ms | {ratio:.2} | {wmean:.0} / {wmax:.0} ms | {statuses} | {hung} | {lp99:.0} / {lmax:.0} ms | {geo:.0} ms |\n",
             name = p.name,
             dead = if p.alive { "" } else { " (server died)" },
             attacker = p.attacker,
@@ -793,6 +822,8 @@ pub fn markdown(r: &HostileReport) -> String {
             p50 = p.p50_ms,
             p99 = p.p99_ms,
             ratio = p.p99_ratio,
+            wmean = p.legit_wait_mean_ms,
+            wmax = p.legit_wait_max_ms,
             statuses = statuses.join(", "),
             hung = p.legit.hung,
             lp99 = p.legit.p99_ms,
