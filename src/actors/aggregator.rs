@@ -138,7 +138,7 @@ impl Aggregator {
         ctx.spawn(wrap_future::<_, Self>(async move { write_terms(&pool, &batch).await }).map(
             move |result, this, _| {
                 if let Err(e) = result {
-                    tracing::warn!(error = %format_args!("{e:#}"), "writing trending terms failed; keeping them for the next flush");
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing trending terms failed; keeping them for the next flush");
                     for (minute, bucket) in pending {
                         let target = this.terms.entry(minute).or_default();
                         for (term, (n, s)) in bucket {
@@ -246,7 +246,7 @@ impl Handler<FlushTerms> for Aggregator {
         let (pool, terms) = (self.pool.clone(), std::mem::take(&mut self.terms));
         Box::pin(async move {
             if let Err(e) = write_terms(&pool, &terms).await {
-                tracing::warn!(error = %format_args!("{e:#}"), "writing trending terms failed");
+                pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing trending terms failed");
             }
         })
     }

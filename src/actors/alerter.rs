@@ -84,7 +84,7 @@ impl Actor for Alerter {
                                     this.announce(alert);
                                 }
                             }
-                            Err(e) => tracing::warn!(error = %format_args!("{e:#}"), "alert evaluation failed"),
+                            Err(e) => pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "alert evaluation failed"),
                         }
                     },
                 ),
@@ -106,7 +106,7 @@ impl Handler<Committed> for Alerter {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(alerts = n, "deleted posts taken out of alert evidence"),
                 Err(e) => {
-                    tracing::warn!(error = %format_args!("{e:#}"), "taking deleted posts out of alert evidence failed")
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "taking deleted posts out of alert evidence failed")
                 }
             }
         }));

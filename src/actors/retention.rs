@@ -85,7 +85,7 @@ impl Retention {
                         ingest.publish_deleted(marked);
                     }
                 }
-                Err(e) => tracing::warn!(error = %causes(&e), "marking raced deletions failed"),
+                Err(e) => pulse_core::warn_repeated!(error = %causes(&e), "marking raced deletions failed"),
             }
             let hold = settling.hold_secs as f64;
             match deletions::settle_held(&client, &settling.trust, hold).await {
@@ -103,12 +103,12 @@ impl Retention {
                         tracing::debug!(?settled, "held engagements settled");
                     }
                 }
-                Err(e) => tracing::warn!(error = %causes(&e), "settling held engagements failed"),
+                Err(e) => pulse_core::warn_repeated!(error = %causes(&e), "settling held engagements failed"),
             }
             match statistics::analyze_grown(&**client).await {
                 Ok(tables) if tables.is_empty() => {}
                 Ok(tables) => tracing::debug!(?tables, "grown tables analysed"),
-                Err(e) => tracing::warn!(error = %causes(&e), "analysing grown tables failed"),
+                Err(e) => pulse_core::warn_repeated!(error = %causes(&e), "analysing grown tables failed"),
             }
         }));
     }
@@ -119,7 +119,7 @@ impl Retention {
             match sweep(&pool, &policy).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "retention removed old rows"),
-                Err(e) => tracing::warn!(error = %format_args!("{e:#}"), "retention sweep failed"),
+                Err(e) => pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "retention sweep failed"),
             }
         }));
     }

@@ -57,7 +57,7 @@ impl SearchIndexer {
                 }
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
-                    tracing::warn!(error = %format_args!("{e:#}"), "writing search vectors failed; trying again");
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing search vectors failed; trying again");
                     IDLE
                 }
             };

@@ -153,7 +153,7 @@ impl Retagger {
                 }
                 Ok(false) => IDLE,
                 Err(e) => {
-                    tracing::warn!(error = %format_args!("{e:#}"), "re-tagging a chunk failed; trying again");
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "re-tagging a chunk failed; trying again");
                     IDLE
                 }
             };

@@ -9,8 +9,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub mod causes;
+pub mod log_fields;
 pub mod process;
 pub mod redact;
+pub mod repeated;
 pub mod traces;
 
 /// Metric names: `pulse_<thing>_<unit>`, labels low-cardinality (never a post or user id).
@@ -308,7 +310,7 @@ pub fn init_logging_on(stderr: bool) {
         let _ = if json {
             builder.json().flatten_event(true).try_init()
         } else {
-            builder.try_init()
+            builder.fmt_fields(log_fields::text_fields()).try_init()
         };
     });
 }

@@ -28,7 +28,7 @@ pub(super) async fn heartbeat_loop(ctx: Arc<IngestContext>) {
         tokio::time::sleep(every).await;
         let held = ctx.held_ids();
         if let Err(e) = group::refresh_held(&ctx.redis, ctx.member(), &held, min_idle).await {
-            tracing::warn!(error = %causes(&e), "refreshing held entries failed");
+            pulse_core::warn_repeated!(error = %causes(&e), "refreshing held entries failed");
         }
     }
 }
@@ -57,7 +57,7 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
                 if e.details().contains("NOGROUP") {
                     let _ = ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await;
                 } else {
-                    tracing::warn!(error = %causes(&e), "claiming stale entries failed");
+                    pulse_core::warn_repeated!(error = %causes(&e), "claiming stale entries failed");
                 }
                 return;
             }

@@ -106,7 +106,7 @@ fn commit_batch(
                             return;
                         }
                         Err(e) => {
-                            tracing::warn!(error = %causes(&e), "dead-lettering or acknowledging failed; retrying");
+                            pulse_core::warn_repeated!(error = %causes(&e), "dead-lettering or acknowledging failed; retrying");
                             retry_pause(&ctx, &mut attempt, "ack").await;
                         }
                     }
@@ -154,7 +154,7 @@ async fn commit_entries_rejected(
         match finish(ctx, &rejected, &ids, trace).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %causes(&e), "dead-lettering failed; retrying");
+                pulse_core::warn_repeated!(error = %causes(&e), "dead-lettering failed; retrying");
                 retry_pause(ctx, &mut attempt, "ack").await;
             }
         }
@@ -246,7 +246,7 @@ async fn try_once(
         Ok(outcome) => Attempt::Done(analyzed, outcome),
         Err(StoreError::Refused(reason)) => Attempt::Refused(RejectReason::Storage(reason)),
         Err(StoreError::Unavailable(reason)) => {
-            tracing::warn!(%reason, "store unavailable");
+            pulse_core::warn_repeated!(%reason, "store unavailable");
             Attempt::Unavailable("store")
         }
     }

@@ -22,7 +22,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
         match ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(error = %causes(&e), "cannot create the consumer group yet; retrying");
+                pulse_core::warn_repeated!(error = %causes(&e), "cannot create the consumer group yet; retrying");
                 failures += 1;
                 tokio::time::sleep(backoff(failures)).await;
             }
@@ -79,7 +79,7 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
                     "redis"
                 };
                 metrics::counter!(names::READ_ERRORS, "error_type" => kind).increment(1);
-                tracing::warn!(error = %causes(&e), "stream read failed; retrying");
+                pulse_core::warn_repeated!(error = %causes(&e), "stream read failed; retrying");
                 tokio::time::sleep(backoff(failures)).await;
             }
         }

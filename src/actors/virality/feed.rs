@@ -180,7 +180,7 @@ impl ViralityTracker {
                     Err(e) => {
                         metrics::counter!(names::VIRALITY_ERRORS, "operation" => "author_records")
                             .increment(1);
-                        tracing::warn!(error = %format_args!("{e:#}"), "recording authors' cascades failed");
+                        pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "recording authors' cascades failed");
                     }
                 }
             }),
@@ -218,7 +218,7 @@ impl ViralityTracker {
                     Err(e) => {
                         metrics::counter!(names::VIRALITY_ERRORS, "operation" => "forecast_refit")
                             .increment(1);
-                        tracing::warn!(error = %format_args!("{e:#}"), "refitting the reach forecast failed");
+                        pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "refitting the reach forecast failed");
                     }
                 }
             }),

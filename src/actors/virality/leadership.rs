@@ -28,7 +28,7 @@ impl ViralityTracker {
         if self.leader.as_ref().is_some_and(PgSession::is_closed) {
             self.step_down("its PostgreSQL connection was lost");
         } else {
-            tracing::warn!(error = %format_args!("{e:#}"), operation, "virality tracker operation failed; retrying");
+            pulse_core::warn_repeated!(error = %format_args!("{e:#}"), operation, "virality tracker operation failed; retrying");
         }
     }
 
@@ -133,7 +133,7 @@ impl ViralityTracker {
                                 this.step_down("its PostgreSQL connection was lost");
                                 return;
                             }
-                            tracing::warn!(error = %format_args!("{e:#}"), "rebuilding virality state failed; retrying");
+                            pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "rebuilding virality state failed; retrying");
                             ctx.run_later(Duration::from_secs(1), move |this, ctx| {
                                 if this.epoch == epoch {
                                     this.rebuild(ctx);
