@@ -61,34 +61,40 @@ async fn post_events(s: &SecuredServer, key: &str, body: &str) -> RawResponse {
 
 #[actix_rt::test]
 async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_limit() {
-    let s = SecuredServer::start(|s| {
+    // Entries appended ten minutes ago and held by a consumer that never acknowledges them (a
+    // process stopped cold, before its entries are claimed): the group's oldest entry stays
+    // that old whatever the server reads meanwhile.
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
+        .await
+        .unwrap();
+    xadd_aged(&redis, &env.stream, 600_000, &AtomicU64::new(0), 3).await;
+    let held: fred::types::Value = redis
+        .xreadgroup(
+            env.group.as_str(),
+            "stopped-cold",
+            Some(3),
+            None,
+            false,
+            env.stream.as_str(),
+            ">",
+        )
+        .await
+        .unwrap();
+    assert!(format!("{held:?}").contains("an old entry"), "{held:?}");
+    let s = SecuredServer::start_in(env, |s| {
         s.ingest.max_backlog = 0;
         s.ingest.max_backlog_secs = 30.0;
         s.ingest.fair_share_after_secs = 0.0;
+        s.ingest.claim_idle_ms = 3_600_000;
     })
     .await;
-    let redis = s.env.redis().await;
     let key = s.key(Role::Ingest).key.clone();
-    let seq = AtomicU64::new(0);
-    let refused = wait_until(Duration::from_secs(60), || {
-        let (s, redis, key, seq) = (&s, &redis, &key, &seq);
-        async move {
-            xadd_aged(redis, &s.env.stream, 600_000, seq, 2_000).await;
-            let res = post_events(s, key, &posts(&unique("late"), 1)).await;
-            if res.status == 503 {
-                assert_eq!(res.json()["error"]["details"]["reason"], "backlog_age");
-                assert!(res.headers.contains_key("retry-after"), "{:?}", res.headers);
-                return true;
-            }
-            assert_eq!(res.status, 202, "{}", res.body);
-            false
-        }
-    })
-    .await;
-    assert!(
-        refused,
-        "an entry 10 minutes old never held the intake back"
-    );
+    let res = post_events(&s, &key, &posts(&unique("late"), 1)).await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert_eq!(res.json()["error"]["details"]["reason"], "backlog_age");
+    assert!(res.headers.contains_key("retry-after"), "{:?}", res.headers);
 
     // Sources and imports wait on the same limits: on a stream of their own that nothing
     // reads, so the old entries stay unread.
