@@ -33,6 +33,16 @@ pub enum KeysCommand {
         /// The key's id (the part after `pulse_`, before the second `_`).
         id: String,
     },
+    /// Make a new key in place of one (the same name and role, speaking as the same
+    /// producer, so the posts stored under the old key stay its own) and print it; revoke the
+    /// old one once its users have switched.
+    Rotate {
+        /// The id of the key to replace.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How the audit log names the command line's user.
@@ -113,6 +123,32 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
             tx.commit().await?;
             eprintln!("revoked key {id}");
+        }
+        KeysCommand::Rotate { id, json } => {
+            let tx = client.transaction().await?;
+            let key = super::keys::rotate(&*tx, &id, &actor)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))?;
+            let entry = audit::Entry {
+                actor,
+                action: "key.rotate".into(),
+                target: Some(id.clone()),
+                payload: serde_json::json!({"new_key": key.info.id}),
+                ..Default::default()
+            };
+            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
+            tx.commit().await?;
+            if json {
+                println!("{}", serde_json::to_string(&key)?);
+            } else {
+                println!("{}", key.key);
+                eprintln!(
+                    "key {} replaces {id} and speaks as key {}; revoke {id} once its users have \
+                     switched; this is the only time the key is shown",
+                    key.info.id,
+                    key.info.speaks_as.as_deref().unwrap_or(&id)
+                );
+            }
         }
     }
     Ok(())

@@ -74,11 +74,45 @@ pub async fn create(
         let secret = secret.clone();
         tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
     };
-    let info = db::keys::insert(client, &id, name, role, &hash, actor).await?;
+    let info = db::keys::insert(client, &id, name, role, &hash, actor, None).await?;
     Ok(NewKey {
         info,
         key: format!("{KEY_PREFIX}{id}_{secret}"),
     })
+}
+
+/// A new key in place of key `old` (`None` when there is no such key): the same name and
+/// role, speaking as the producer `old` spoke as, so the posts stored under any key of the
+/// line stay its own. `old` stays valid until it is revoked, so producers can switch over.
+pub async fn rotate(
+    client: &impl GenericClient,
+    old: &str,
+    actor: &str,
+) -> anyhow::Result<Option<NewKey>> {
+    let Some(previous) = db::keys::get(client, old).await? else {
+        return Ok(None);
+    };
+    let id = random_hex(ID_HEX / 2);
+    let secret = random_hex(SECRET_HEX / 2);
+    let hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
+    };
+    let speaks_as = previous.speaks_as.as_deref().unwrap_or(&previous.id);
+    let info = db::keys::insert(
+        client,
+        &id,
+        &previous.name,
+        previous.role,
+        &hash,
+        actor,
+        Some(speaks_as),
+    )
+    .await?;
+    Ok(Some(NewKey {
+        info,
+        key: format!("{KEY_PREFIX}{id}_{secret}"),
+    }))
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub use crate::models::role::Role;
 pub struct Principal {
     /// The API key's public id; `None` on an open server.
     pub key_id: Option<Arc<str>>,
+    /// The key id whose producer the key speaks as (`key:<id>`): its own, or for a key made
+    /// by rotation, the first key of its line's.
+    pub producer: Option<Arc<str>>,
     pub role: Role,
     /// When the credential stops being valid (a token's `exp`); `None` for API keys used
     /// directly and on an open server.
@@ -35,6 +38,7 @@ impl Principal {
     pub fn open() -> Principal {
         Principal {
             key_id: None,
+            producer: None,
             role: Role::Admin,
             expires_at: None,
         }

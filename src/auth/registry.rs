@@ -31,10 +31,12 @@ const FAILED_MAX: usize = 4_096;
 /// Revocations buffered for a slow listener before it is told it lagged.
 const REVOCATION_BUFFER: usize = 256;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct KeyState {
     role: Role,
     revoked: bool,
+    /// The key whose producer this one speaks as, when not itself.
+    speaks_as: Option<Arc<str>>,
 }
 
 /// The SHA-256 a presented key is remembered by.
@@ -85,7 +87,14 @@ impl Authenticator {
         let fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
             .await?
             .into_iter()
-            .map(|(id, role, revoked)| (id, KeyState { role, revoked }))
+            .map(|k| {
+                let state = KeyState {
+                    role: k.role,
+                    revoked: k.revoked,
+                    speaks_as: k.speaks_as.map(Arc::from),
+                };
+                (k.id, state)
+            })
             .collect();
         metrics::gauge!(names::AUTH_ACTIVE_KEYS)
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);
@@ -160,14 +169,15 @@ impl Authenticator {
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
         {
-            return Ok(Some(*state));
+            return Ok(Some(state.clone()));
         }
         let stored = self.stored(id).await?;
         let state = stored.map(|k| KeyState {
             role: k.role,
             revoked: k.revoked,
+            speaks_as: k.speaks_as.map(Arc::from),
         });
-        if let Some(state) = state {
+        if let Some(state) = state.clone() {
             self.keys
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -197,6 +207,7 @@ impl Authenticator {
                 "role does not match the key".into(),
             )),
             Some(s) => Ok(Principal {
+                producer: Some(s.speaks_as.unwrap_or_else(|| claims.sub.as_str().into())),
                 key_id: Some(claims.sub.into()),
                 role: s.role,
                 expires_at: Utc.timestamp_opt(claims.exp, 0).single(),
@@ -299,6 +310,7 @@ impl Authenticator {
         };
         match self.state(&id).await? {
             Some(s) if !s.revoked => Ok(Principal {
+                producer: Some(s.speaks_as.unwrap_or_else(|| id.as_str().into())),
                 key_id: Some(id.into()),
                 role: s.role,
                 expires_at: None,
@@ -346,6 +358,7 @@ mod tests {
         let state = KeyState {
             role: Role::Ingest,
             revoked: false,
+            speaks_as: None,
         };
         auth.keys
             .write()

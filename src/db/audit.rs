@@ -95,7 +95,7 @@ pub fn action_for(method: &str, path: &str) -> String {
         _ => "api",
     };
     let verb = match (method, segments.last().copied()) {
-        (_, Some(last @ ("enable" | "disable" | "cancel"))) => last,
+        (_, Some(last @ ("enable" | "disable" | "cancel" | "rotate"))) => last,
         ("POST", _) => "create",
         ("PATCH" | "PUT", _) => "update",
         ("DELETE", _) if resource == "key" => "revoke",
@@ -285,6 +285,10 @@ mod tests {
         assert_eq!(action_for("DELETE", "/api/v1/webhooks/2"), "webhook.delete");
         assert_eq!(action_for("POST", "/api/v1/admin/keys"), "key.create");
         assert_eq!(action_for("DELETE", "/api/v1/admin/keys/abc"), "key.revoke");
+        assert_eq!(
+            action_for("POST", "/api/v1/admin/keys/abc/rotate"),
+            "key.rotate"
+        );
     }
 
     #[test]

@@ -16,9 +16,12 @@ pub struct KeyInfo {
     pub created_by: String,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The key whose producer this one speaks as (it was made by rotating that line of
+    /// keys); null for a key that speaks as itself.
+    pub speaks_as: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at";
+const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at, speaks_as";
 
 fn info(row: &tokio_postgres::Row) -> KeyInfo {
     KeyInfo {
@@ -29,10 +32,12 @@ fn info(row: &tokio_postgres::Row) -> KeyInfo {
         created_by: row.get(4),
         revoked_at: row.get(5),
         last_used_at: row.get(6),
+        speaks_as: row.get(7),
     }
 }
 
-/// Stores a key's id, name, role and hash, recorded as made by `actor`.
+/// Stores a key's id, name, role and hash, recorded as made by `actor`; `speaks_as` names
+/// the key whose producer it speaks as, if not itself.
 pub async fn insert(
     client: &impl GenericClient,
     id: &str,
@@ -40,17 +45,30 @@ pub async fn insert(
     role: Role,
     hash: &str,
     actor: &str,
+    speaks_as: Option<&str>,
 ) -> anyhow::Result<KeyInfo> {
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO api_keys (id, name, role, hash, created_by) VALUES ($1, $2, $3, $4, $5) \
-                 RETURNING {COLUMNS}"
+                "INSERT INTO api_keys (id, name, role, hash, created_by, speaks_as) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
             ),
-            &[&id, &name, &role.as_str(), &hash, &actor],
+            &[&id, &name, &role.as_str(), &hash, &actor, &speaks_as],
         )
         .await?;
     Ok(info(&row))
+}
+
+/// Key `id` as listed, if it exists.
+pub async fn get(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<KeyInfo>> {
+    Ok(client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(info))
 }
 
 /// Revokes key `id`; `false` when there is no such key or it was already revoked.
@@ -84,13 +102,14 @@ pub struct StoredKey {
     pub role: Role,
     pub hash: String,
     pub revoked: bool,
+    pub speaks_as: Option<String>,
 }
 
 /// The stored hash and state of key `id`.
 pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
     Ok(client
         .query_opt(
-            "SELECT role, hash, revoked_at IS NOT NULL FROM api_keys WHERE id = $1",
+            "SELECT role, hash, revoked_at IS NOT NULL, speaks_as FROM api_keys WHERE id = $1",
             &[&id],
         )
         .await?
@@ -98,6 +117,7 @@ pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Optio
             role: Role::parse(row.get(0)).unwrap_or(Role::Ingest),
             hash: row.get(1),
             revoked: row.get(2),
+            speaks_as: row.get(3),
         }))
 }
 
@@ -112,14 +132,33 @@ pub async fn touch(client: &impl GenericClient, id: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Every key's role and whether it is revoked; keys with a role this version does not know
-/// are left out.
-pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<(String, Role, bool)>> {
+/// One key's state as authentication keeps it.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    pub id: String,
+    pub role: Role,
+    pub revoked: bool,
+    pub speaks_as: Option<String>,
+}
+
+/// Every key's role, whether it is revoked and whom it speaks as; keys with a role this
+/// version does not know are left out.
+pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<KeyStatus>> {
     let rows = client
-        .query("SELECT id, role, revoked_at IS NOT NULL FROM api_keys", &[])
+        .query(
+            "SELECT id, role, revoked_at IS NOT NULL, speaks_as FROM api_keys",
+            &[],
+        )
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((r.get(0), Role::parse(r.get(1))?, r.get(2))))
+        .filter_map(|r| {
+            Some(KeyStatus {
+                id: r.get(0),
+                role: Role::parse(r.get(1))?,
+                revoked: r.get(2),
+                speaks_as: r.get(3),
+            })
+        })
         .collect())
 }

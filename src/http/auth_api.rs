@@ -208,6 +208,33 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Makes a new key in place of one: the same name and role, speaking as the same producer, so
+/// the posts stored under the old key stay the new one's to delete and engage with. The old
+/// key stays valid until it is revoked (`DELETE /api/v1/admin/keys/{id}`), so producers can
+/// switch over first.
+#[utoipa::path(
+    tag = "admin",
+    summary = "Rotate an API key",
+    params(("id" = String, Path, description = "The id of the key to replace")),
+    responses(
+        (status = 201, description = "The new key, shown this once", body = keys::NewKey),
+        (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No key with this id", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/admin/keys/{id}/rotate")]
+pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let key = keys::rotate(&**client, &id, &state.actor())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such key"))?;
+    tracing::info!(key_id = %key.info.id, replaces = %id, "API key rotated");
+    Ok(secret(HttpResponse::Created()).json(key))
+}
+
 /// Filters of the audit listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

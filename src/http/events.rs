@@ -174,11 +174,11 @@ pub async fn create(
         .traces
         .entry_fields(req.extensions().get::<RequestSpan>());
     // The caller's events carry who sent them; the field is not part of an event, so no
-    // caller can name another producer.
+    // caller can name another producer. A key made by rotation speaks as its line's first.
     let producer = match req
         .extensions()
         .get::<crate::auth::Principal>()
-        .and_then(|p| p.key_id.clone())
+        .and_then(|p| p.producer.clone())
     {
         Some(key_id) => producer::key(&key_id),
         None => producer::OPEN_HTTP.to_string(),

@@ -122,6 +122,7 @@ endpoints! {
     auth_api::list_keys => ADMIN,
     auth_api::create_key => ADMIN,
     auth_api::revoke_key => ADMIN,
+    auth_api::rotate_key => ADMIN,
     auth_api::audit_log => ADMIN,
 }
 

@@ -164,6 +164,7 @@ mod tests {
         .await;
         let caller = |role| Principal {
             key_id: Some(Arc::from("k1")),
+            producer: Some(Arc::from("k1")),
             role,
             expires_at: None,
         };

@@ -822,3 +822,89 @@ async fn engagements_committed_beside_their_posts_deletion_never_stay_in_the_rol
     assert!(rollups(&pg).await.is_empty(), "{:?}", rollups(&pg).await);
     app.shutdown().await;
 }
+
+/// Posts an array of events with `key` (an ingest key's secret).
+async fn post_as(s: &common::secured::SecuredServer, key: &str, events: &[Value]) -> RawResponse {
+    raw_request(
+        s.app.address(),
+        "POST",
+        "/api/v1/events",
+        &[("x-api-key", key), ("content-type", "application/json")],
+        Some(&Value::Array(events.to_vec()).to_string()),
+    )
+    .await
+}
+
+/// Rotating an ingest key orphaned every post stored under the old one: their deletions and
+/// engagements were answered 202 and silently refused. A key made by rotation speaks as the
+/// producer of its line's first key.
+#[actix_rt::test]
+async fn a_rotated_key_keeps_the_posts_of_the_key_it_replaces() {
+    let s = common::secured::SecuredServer::start(|_| {}).await;
+    let old = s.key(Role::Ingest).clone();
+    let now = Utc::now();
+    let first = post_as(&s, &old.key, &[post_at("rotated", "I love it", now)]).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let stored = wait_until(WAIT, || async {
+        s.count("SELECT count(*) FROM posts WHERE id = 'rotated'")
+            .await
+            == 1
+    })
+    .await;
+    assert!(stored);
+
+    let rotate = format!("/api/v1/admin/keys/{}/rotate", old.info.id);
+    let rotated = s.call("POST", &rotate, Some(Role::Admin), None).await;
+    assert_eq!(rotated.status, 201, "{}", rotated.body);
+    let new = rotated.json();
+    assert_eq!(new["speaks_as"], old.info.id.as_str(), "{new}");
+    assert_eq!(new["role"], "ingest");
+    let new_key = new["key"].as_str().unwrap().to_string();
+    let revoke = format!("/api/v1/admin/keys/{}", old.info.id);
+    let revoked = s.call("DELETE", &revoke, Some(Role::Admin), None).await;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let refused = post_as(&s, &old.key, &[post_at("late", "hi", now)]).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+
+    // The new key engages with and deletes the old key's post.
+    let later = post_as(
+        &s,
+        &new_key,
+        &[
+            engagement("rotated-like", "rotated", "like", 3, now),
+            deletion("rotated", now + TimeDelta::seconds(1)),
+        ],
+    )
+    .await;
+    assert_eq!(later.status, 202, "{}", later.body);
+    let applied = wait_until(WAIT, || async {
+        s.count("SELECT count(*) FROM posts WHERE id = 'rotated' AND deleted_at IS NOT NULL")
+            .await
+            == 1
+            && s.count("SELECT count(*) FROM engagements WHERE post_id = 'rotated' AND NOT held")
+                .await
+                == 1
+    })
+    .await;
+    assert!(applied, "the new key's deletion and like were refused");
+
+    // A key rotated from a rotated key still speaks as the first.
+    let again = s
+        .call(
+            "POST",
+            &format!("/api/v1/admin/keys/{}/rotate", new["id"].as_str().unwrap()),
+            Some(Role::Admin),
+            None,
+        )
+        .await;
+    assert_eq!(again.json()["speaks_as"], old.info.id.as_str());
+    let missing = s
+        .call(
+            "POST",
+            "/api/v1/admin/keys/000000000000/rotate",
+            Some(Role::Admin),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}
