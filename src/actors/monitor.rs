@@ -20,6 +20,8 @@ use crate::telemetry::names;
 
 /// How often figures are refreshed and the stream trimmed.
 pub const MONITOR_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a process's published settings fingerprint counts (six monitor intervals).
+pub const FINGERPRINT_FRESH_MS: i64 = 30_000;
 
 /// The monitor actor.
 pub struct GroupMonitor {
@@ -57,6 +59,9 @@ impl Actor for GroupMonitor {
 
 async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(), Error> {
     let (stream, group) = (&settings.redis.stream, &settings.redis.group);
+    if let Err(e) = compare_settings(settings, redis, consumer).await {
+        tracing::debug!(error = %causes(&e), "comparing the group's settings failed");
+    }
     let stats = group_stats(redis, settings).await?;
     if let Some(lag) = stats.lag {
         metrics::gauge!(names::CONSUMER_LAG).set(lag as f64);
@@ -90,6 +95,42 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
         if trimmed > 0 {
             tracing::debug!(trimmed, "trimmed acknowledged entries");
         }
+    }
+    Ok(())
+}
+
+/// Publishes this process's settings fingerprint and says when the group's differ: processes
+/// that decide the same entry differently (one stores what another dead-letters) must be
+/// noticed, not found in the data.
+async fn compare_settings(
+    settings: &Settings,
+    redis: &Client,
+    consumer: &str,
+) -> Result<(), Error> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let fresh_ms = FINGERPRINT_FRESH_MS;
+    let own = settings.decisions_fingerprint();
+    let published = upkeep::publish_fingerprint(
+        redis,
+        &settings.redis.stream,
+        consumer,
+        &own,
+        now_ms,
+        fresh_ms,
+    )
+    .await?;
+    let differing: Vec<String> = published
+        .iter()
+        .filter(|(_, print)| *print != own)
+        .map(|(name, print)| format!("{name}={print}"))
+        .collect();
+    metrics::gauge!(names::GROUP_SETTINGS_DIFFER).set(if differing.is_empty() { 0.0 } else { 1.0 });
+    if !differing.is_empty() {
+        pulse_core::warn_repeated!(
+            own = %own,
+            others = %differing.join(", "),
+            "processes of this group decide entries under different settings (ingest, analyzer, metrics, stories, topics); make them equal"
+        );
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod export;
+mod fingerprint;
 mod search;
 mod sources;
 mod topics;

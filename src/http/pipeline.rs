@@ -56,6 +56,18 @@ pub struct PipelineStatus {
     /// How long each producer's entries waited from append to commit in this process over the
     /// last minute or two, longest first.
     pub waits: Vec<ProducerWait>,
+    /// This process's fingerprint of the settings that decide what becomes of an entry.
+    pub settings_fingerprint: String,
+    /// Each live process of the group and its fingerprint (published every 5 s): processes
+    /// whose fingerprints differ decide the same entry differently.
+    pub group_settings: Vec<GroupMemberSettings>,
+}
+
+/// One process of the group and the fingerprint of its deciding settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupMemberSettings {
+    pub consumer: String,
+    pub fingerprint: String,
 }
 
 /// Throughput, models, lag and dead letters. The figures cover posts created in the last
@@ -83,6 +95,20 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
     let group = group::group_stats(&state.redis, &state.settings).await.ok();
     let sharing = state.sharing.last();
     let producers = state.fair.shares(sharing, std::time::Instant::now());
+    let group_settings = crate::streams::upkeep::fingerprints(
+        &state.redis,
+        &state.settings.redis.stream,
+        now.timestamp_millis(),
+        crate::actors::monitor::FINGERPRINT_FRESH_MS,
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(consumer, fingerprint)| GroupMemberSettings {
+        consumer,
+        fingerprint,
+    })
+    .collect();
     let waits = state
         .ingest
         .as_ref()
@@ -101,5 +127,7 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
         sharing_per_sec: sharing,
         producers,
         waits,
+        settings_fingerprint: state.settings.decisions_fingerprint(),
+        group_settings,
     }))
 }

@@ -107,3 +107,66 @@ pub async fn remove_stale_consumers(
     }
     Ok(removed)
 }
+
+/// Publishes `consumer`'s settings `fingerprint` at `now_ms` in the hash beside `stream`, and
+/// returns every consumer's published within `fresh_ms` (older ones are removed: their
+/// processes are gone or stopped publishing).
+pub async fn publish_fingerprint(
+    redis: &Client,
+    stream: &str,
+    consumer: &str,
+    fingerprint: &str,
+    now_ms: i64,
+    fresh_ms: i64,
+) -> Result<Vec<(String, String)>, Error> {
+    let _: i64 = redis
+        .hset(
+            fingerprints_key(stream),
+            (consumer, format!("{fingerprint}@{now_ms}")),
+        )
+        .await?;
+    let (fresh, stale) = read_fingerprints(redis, stream, now_ms, fresh_ms).await?;
+    if !stale.is_empty() {
+        let _: i64 = redis.hdel(fingerprints_key(stream), stale).await?;
+    }
+    Ok(fresh)
+}
+
+/// Every consumer's settings fingerprint published within `fresh_ms` of `now_ms`, by
+/// consumer.
+pub async fn fingerprints(
+    redis: &Client,
+    stream: &str,
+    now_ms: i64,
+    fresh_ms: i64,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(read_fingerprints(redis, stream, now_ms, fresh_ms).await?.0)
+}
+
+fn fingerprints_key(stream: &str) -> String {
+    format!("{stream}:settings")
+}
+
+/// The fresh (consumer, fingerprint) pairs, sorted, and the consumers whose are stale.
+async fn read_fingerprints(
+    redis: &Client,
+    stream: &str,
+    now_ms: i64,
+    fresh_ms: i64,
+) -> Result<(Vec<(String, String)>, Vec<String>), Error> {
+    let all: std::collections::HashMap<String, String> =
+        redis.hgetall(fingerprints_key(stream)).await?;
+    let mut fresh = Vec::new();
+    let mut stale = Vec::new();
+    for (name, value) in all {
+        let parsed = value
+            .rsplit_once('@')
+            .and_then(|(print, at)| Some((print.to_string(), at.parse::<i64>().ok()?)));
+        match parsed {
+            Some((print, at)) if now_ms - at <= fresh_ms => fresh.push((name, print)),
+            _ => stale.push(name),
+        }
+    }
+    fresh.sort();
+    Ok((fresh, stale))
+}

@@ -107,6 +107,9 @@ pub mod names {
         /// Seconds the oldest entry the group has not acknowledged has waited (what
         /// `ingest.max_backlog_secs` and `ingest.fair_share_after_secs` are measured against).
         gauge CONSUMER_OLDEST_AGE_SECONDS = "pulse_consumer_oldest_age_seconds";
+        /// 1 while another process of the group publishes a different fingerprint of the
+        /// settings that decide entries (`GET /api/v1/pipeline`, `group_settings`), else 0.
+        gauge GROUP_SETTINGS_DIFFER = "pulse_group_settings_differ";
         /// Events accepted by `POST /api/v1/events`.
         counter HTTP_EVENTS_ACCEPTED = "pulse_http_events_accepted_total";
         /// HTTP responses, by `status` class.

@@ -665,3 +665,45 @@ async fn acknowledged_entries_are_trimmed_from_the_stream() {
     assert!(trimmed, "the acknowledged entries stayed in the stream");
     app.shutdown().await;
 }
+
+/// Processes of one group with different settings for what becomes of an entry decided the
+/// same entries differently, unnoticed (5 stored and 25 dead-lettered of the same 30): each
+/// now publishes a fingerprint of those settings, and the difference shows.
+#[actix_rt::test]
+async fn processes_of_one_group_that_decide_entries_differently_are_told_apart() {
+    let a = spawn_app().await;
+    let same = a.spawn_replica().await;
+    let fingerprints = || async {
+        let (_, status) = a.get("/api/v1/pipeline").await;
+        status["group_settings"]
+            .as_array()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| m["fingerprint"].as_str().unwrap_or("").to_string())
+                    .collect::<Vec<String>>()
+            })
+            .unwrap_or_default()
+    };
+    let agreed = wait_until(Duration::from_secs(30), || async {
+        let prints = fingerprints().await;
+        prints.len() == 2 && prints[0] == prints[1]
+    })
+    .await;
+    assert!(agreed, "{:?}", fingerprints().await);
+    let other = a
+        .spawn_replica_with(|s| s.ingest.max_entry_bytes = 1_024)
+        .await;
+    let told = wait_until(Duration::from_secs(30), || async {
+        let prints: std::collections::BTreeSet<String> = fingerprints().await.into_iter().collect();
+        prints.len() == 2
+            && metrics_text(&a)
+                .await
+                .contains("pulse_group_settings_differ 1")
+    })
+    .await;
+    assert!(told, "{:?}", fingerprints().await);
+    other.shutdown().await;
+    same.shutdown().await;
+    a.shutdown().await;
+}

@@ -68,7 +68,14 @@ impl TestApp {
     /// A second Pulse on this one's database and stream (another consumer of the group), as a
     /// scaled-out deployment runs; the caller shuts it down.
     pub async fn spawn_replica(&self) -> Application {
-        Application::build(self.env.settings(), ServeOptions::default())
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_replica`] with its settings changed by `tweak`.
+    pub async fn spawn_replica_with(&self, tweak: impl FnOnce(&mut Settings)) -> Application {
+        let mut settings = self.env.settings();
+        tweak(&mut settings);
+        Application::build(settings, ServeOptions::default())
             .await
             .expect("the replica starts")
     }

@@ -344,6 +344,10 @@ export const PipelineResponse = z.strictObject({
       max_wait_secs: z.number(),
     }),
   ),
+  /** This process's fingerprint of the settings that decide what becomes of an entry. */
+  settings_fingerprint: z.string(),
+  /** Each live process of the group and its fingerprint: when they differ, processes decide the same entry differently. */
+  group_settings: z.array(z.strictObject({ consumer: z.string(), fingerprint: z.string() })),
 });
 
 /** The live metrics snapshot: `metrics:initial` / `metrics:update` data. */

@@ -100,6 +100,12 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
               })}
             </p>
           )}
+          {new Set(p.group_settings.map((m) => m.fingerprint)).size > 1 && (
+            <p className="small error" data-testid="settings-differ">
+              The group's processes decide entries under different settings:{" "}
+              {p.group_settings.map((m) => `${m.consumer} ${m.fingerprint}`).join(", ")}
+            </p>
+          )}
           <p className="small muted">
             This browser: <span data-testid="live-rate">{rate(props.liveRate)}</span> live posts,{" "}
             <span data-testid="dropped" data-value={props.dropped}>{compact(props.dropped)}</span> dropped by the
