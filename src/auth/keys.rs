@@ -68,17 +68,36 @@ pub async fn create(
     name: &str,
     actor: &str,
 ) -> anyhow::Result<NewKey> {
-    let id = random_hex(ID_HEX / 2);
-    let secret = random_hex(SECRET_HEX / 2);
-    let hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
-    };
-    let info = db::keys::insert(client, &id, name, role, &hash, actor, None).await?;
-    Ok(NewKey {
-        info,
-        key: format!("{KEY_PREFIX}{id}_{secret}"),
-    })
+    let fresh = Fresh::make().await?;
+    let info = db::keys::insert(client, &fresh.id, name, role, &fresh.hash, actor, None).await?;
+    Ok(fresh.with(info))
+}
+
+/// A new key's id, secret and the secret's hash, before the key is stored.
+struct Fresh {
+    id: String,
+    secret: String,
+    hash: String,
+}
+
+impl Fresh {
+    async fn make() -> anyhow::Result<Fresh> {
+        let id = random_hex(ID_HEX / 2);
+        let secret = random_hex(SECRET_HEX / 2);
+        let hash = {
+            let secret = secret.clone();
+            tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
+        };
+        Ok(Fresh { id, secret, hash })
+    }
+
+    /// The key as shown once, stored as `info`.
+    fn with(self, info: KeyInfo) -> NewKey {
+        NewKey {
+            info,
+            key: format!("{KEY_PREFIX}{}_{}", self.id, self.secret),
+        }
+    }
 }
 
 /// A new key in place of key `old` (`None` when there is no such key): the same name and
@@ -92,27 +111,19 @@ pub async fn rotate(
     let Some(previous) = db::keys::get(client, old).await? else {
         return Ok(None);
     };
-    let id = random_hex(ID_HEX / 2);
-    let secret = random_hex(SECRET_HEX / 2);
-    let hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || hash_secret(&secret)).await??
-    };
+    let fresh = Fresh::make().await?;
     let speaks_as = previous.speaks_as.as_deref().unwrap_or(&previous.id);
     let info = db::keys::insert(
         client,
-        &id,
+        &fresh.id,
         &previous.name,
         previous.role,
-        &hash,
+        &fresh.hash,
         actor,
         Some(speaks_as),
     )
     .await?;
-    Ok(Some(NewKey {
-        info,
-        key: format!("{KEY_PREFIX}{id}_{secret}"),
-    }))
+    Ok(Some(fresh.with(info)))
 }
 
 #[cfg(test)]

@@ -528,8 +528,8 @@ pub(crate) fn bench_settings(settings: &Settings, db_url: &str, stream: &str) ->
     s
 }
 
-/// Pre-fills a stream, starts Pulse and times it until every entry is committed and
-/// acknowledged.
+/// Pre-fills a stream with `n` posts, starts Pulse and times it until every entry is
+/// committed and acknowledged: posts a second.
 pub(crate) async fn end_to_end(
     settings: &Settings,
     db_url: &str,
@@ -537,29 +537,9 @@ pub(crate) async fn end_to_end(
     run_id: &str,
     n: u64,
 ) -> anyhow::Result<f64> {
-    let stream = format!("pulse:bench:{run_id}:e2e");
     let events = generate_posts(n, &format!("e2e-{run_id}-"));
-    raw_xadd(redis, &stream, &events).await?;
-    drop(events);
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let started = Instant::now();
-    let app = start_recorded(settings, db_url, &stream, &histogram).await?;
-    wait_drained(
-        redis,
-        &bench_settings(settings, db_url, &stream),
-        "end-to-end run",
-    )
-    .await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    app.shutdown().await;
-    let stored = count_posts(db_url).await?;
-    anyhow::ensure!(
-        stored == n as i64,
-        "expected {n} posts stored, found {stored}"
-    );
-    let _: i64 = redis.del(&stream).await?;
-    truncate(db_url).await?;
-    Ok(n as f64 / elapsed)
+    let stream = format!("pulse:bench:{run_id}:e2e");
+    timed_run(settings, db_url, redis, &stream, events, "end-to-end run").await
 }
 
 /// [`end_to_end`] with the generator's engagements among its `n` events: events a second, and
@@ -571,33 +551,48 @@ async fn end_to_end_engaged(
     run_id: &str,
     n: u64,
 ) -> anyhow::Result<(f64, f64)> {
-    let stream = format!("pulse:bench:{run_id}:e2e-engaged");
     let events = ceilings::generate_events(n, &format!("e2e-engaged-{run_id}-"), true);
-    let posts = events
-        .iter()
-        .filter(|e| e.starts_with(r#"{"type":"post""#))
-        .count() as i64;
-    raw_xadd(redis, &stream, &events).await?;
+    let posts = events.iter().filter(|e| is_post(e)).count();
+    let stream = format!("pulse:bench:{run_id}:e2e-engaged");
+    let run = "end-to-end run with engagements";
+    let per_sec = timed_run(settings, db_url, redis, &stream, events, run).await?;
+    Ok((per_sec, 1.0 - posts as f64 / n.max(1) as f64))
+}
+
+/// Whether a generated event is a post (the generator writes `type` first).
+fn is_post(event: &str) -> bool {
+    event.starts_with(r#"{"type":"post""#)
+}
+
+/// Appends `events` to `stream`, starts Pulse on it and times it until every entry is
+/// committed and acknowledged and every post stored: events a second. `run` names the run in
+/// errors.
+async fn timed_run(
+    settings: &Settings,
+    db_url: &str,
+    redis: &Client,
+    stream: &str,
+    events: Vec<String>,
+    run: &str,
+) -> anyhow::Result<f64> {
+    let n = events.len();
+    let posts = events.iter().filter(|e| is_post(e)).count() as i64;
+    raw_xadd(redis, stream, &events).await?;
     drop(events);
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
-    let app = start_recorded(settings, db_url, &stream, &histogram).await?;
-    wait_drained(
-        redis,
-        &bench_settings(settings, db_url, &stream),
-        "end-to-end run with engagements",
-    )
-    .await?;
+    let app = start_recorded(settings, db_url, stream, &histogram).await?;
+    wait_drained(redis, &bench_settings(settings, db_url, stream), run).await?;
     let elapsed = started.elapsed().as_secs_f64();
     app.shutdown().await;
     let stored = count_posts(db_url).await?;
     anyhow::ensure!(
         stored == posts,
-        "expected {posts} posts stored, found {stored}"
+        "{run}: expected {posts} posts stored, found {stored}"
     );
-    let _: i64 = redis.del(&stream).await?;
+    let _: i64 = redis.del(stream).await?;
     truncate(db_url).await?;
-    Ok((n as f64 / elapsed, 1.0 - posts as f64 / n.max(1) as f64))
+    Ok(n as f64 / elapsed)
 }
 
 /// Waits until the group of `settings` has read and acknowledged every entry of its stream
