@@ -48,17 +48,6 @@ async fn xadd_aged(redis: &Client, stream: &str, age_ms: i64, seq: &AtomicU64, n
     let _: Vec<fred::types::Value> = pipeline.all().await.unwrap();
 }
 
-async fn post_events(s: &SecuredServer, key: &str, body: &str) -> RawResponse {
-    raw_request(
-        s.app.address(),
-        "POST",
-        "/api/v1/events",
-        &[("x-api-key", key), ("content-type", "application/json")],
-        Some(body),
-    )
-    .await
-}
-
 #[actix_rt::test]
 async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_limit() {
     // Entries appended ten minutes ago and held by a consumer that never acknowledges them (a
@@ -91,7 +80,7 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
     })
     .await;
     let key = s.key(Role::Ingest).key.clone();
-    let res = post_events(&s, &key, &posts(&unique("late"), 1)).await;
+    let res = s.post_events_as(&key, &posts(&unique("late"), 1)).await;
     assert_eq!(res.status, 503, "{}", res.body);
     assert_eq!(res.json()["error"]["details"]["reason"], "backlog_age");
     assert!(res.headers.contains_key("retry-after"), "{:?}", res.headers);
@@ -146,7 +135,9 @@ async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_
         tokio::spawn(async move {
             let mut accepted = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let res = post_events(&s, &flood_key, &posts(&unique("flood"), 200)).await;
+                let res = s
+                    .post_events_as(&flood_key, &posts(&unique("flood"), 200))
+                    .await;
                 match res.status {
                     202 => accepted += 200,
                     503 => {
@@ -170,7 +161,9 @@ async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_
     let mut quiet_sent = 0;
     let mut sent_while_sharing = 0;
     for _ in 0..1_200 {
-        let res = post_events(&s, &quiet_key, &posts(&unique("quiet"), 1)).await;
+        let res = s
+            .post_events_as(&quiet_key, &posts(&unique("quiet"), 1))
+            .await;
         assert_eq!(
             res.status, 202,
             "the quiet producer was refused: {}",

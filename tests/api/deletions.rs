@@ -825,14 +825,8 @@ async fn engagements_committed_beside_their_posts_deletion_never_stay_in_the_rol
 
 /// Posts an array of events with `key` (an ingest key's secret).
 async fn post_as(s: &common::secured::SecuredServer, key: &str, events: &[Value]) -> RawResponse {
-    raw_request(
-        s.app.address(),
-        "POST",
-        "/api/v1/events",
-        &[("x-api-key", key), ("content-type", "application/json")],
-        Some(&Value::Array(events.to_vec()).to_string()),
-    )
-    .await
+    s.post_events_as(key, &Value::Array(events.to_vec()).to_string())
+        .await
 }
 
 /// Rotating an ingest key orphaned every post stored under the old one: their deletions and

@@ -68,6 +68,18 @@ impl SecuredServer {
         raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
     }
 
+    /// `POST /api/v1/events` with `body` (JSON) and the ingest key `key` (its secret).
+    pub async fn post_events_as(&self, key: &str, body: &str) -> RawResponse {
+        raw_request(
+            self.app.address(),
+            "POST",
+            "/api/v1/events",
+            &[("x-api-key", key), ("content-type", "application/json")],
+            Some(body),
+        )
+        .await
+    }
+
     /// The first column of the first row of `sql` (a count).
     pub async fn count(&self, sql: &str) -> i64 {
         self.app
