@@ -1,8 +1,8 @@
 //! The store: writes each analysed batch with [`crate::db::batch`], counting what it wrote
 //! and refused. The commit calls it directly (see [`Store`]).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 
@@ -22,10 +22,18 @@ pub struct Store {
     high_churn: f32,
     admission: Arc<KeyAdmission>,
     trust: Arc<Trust>,
+    /// When the last write failed for want of the database, and why; cleared by a write
+    /// that succeeds.
+    failing: Mutex<Option<(Instant, String)>>,
     /// Makes the next write panic, to prove the panic is contained.
     #[cfg(feature = "fault-injection")]
     fault: std::sync::atomic::AtomicBool,
 }
+
+/// How long a failed write keeps the store reported as failing when nothing was written
+/// since: entries that failed are retried within it, so a database still refusing writes
+/// keeps the report fresh, and one failure of an idle store does not last.
+const FAILING_FOR: Duration = Duration::from_secs(60);
 
 impl Store {
     /// A store writing through `pool`; `stream` qualifies engagement keys derived from entry
@@ -45,9 +53,21 @@ impl Store {
             high_churn,
             admission,
             trust,
+            failing: Mutex::new(None),
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
         }
+    }
+
+    /// Why writes fail, when the last one failed for want of the database within the last
+    /// minute: PostgreSQL may answer a ping and still refuse every write (a full disk, a
+    /// read-only standby, no memory), which is what readiness must tell.
+    pub fn write_failure(&self) -> Option<String> {
+        let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < FAILING_FOR)
+            .map(|(_, why)| why.clone())
     }
 
     /// Writes `batch` in one transaction and counts what it wrote and refused.
@@ -94,6 +114,7 @@ impl Store {
         });
         match &result {
             Ok(outcome) => {
+                *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
                 metrics::counter!(names::STORED_ROWS, "table" => "posts").increment(
                     (outcome.inserted_posts.len() + outcome.inserted_deleted_posts.len()) as u64,
@@ -109,7 +130,11 @@ impl Store {
             }
             Err(e) => {
                 let kind = match e {
-                    StoreError::Unavailable(_) => "unavailable",
+                    StoreError::Unavailable(why) => {
+                        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some((Instant::now(), why.clone()));
+                        "unavailable"
+                    }
                     StoreError::Refused(_) => "refused",
                 };
                 metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(1);

@@ -90,13 +90,15 @@ pub struct SourcesReadiness {
     pub connected: usize,
 }
 
-/// Ready: PostgreSQL and Redis answer; 503 when one does not (the log says why).
+/// Ready: PostgreSQL and Redis answer and the store's writes succeed; 503 when one does not
+/// (the body and the log say why).
 #[utoipa::path(
     tag = "service",
     summary = "Readiness",
     security(()),
     responses(
-        (status = 200, description = "PostgreSQL and Redis answer", body = Readiness),
+        (status = 200, description = "PostgreSQL and Redis answer, and the last write of the \
+            store did not fail for want of the database", body = Readiness),
         (status = 503, description = "A dependency is down; the body says which", body = Readiness),
     )
 )]
@@ -108,6 +110,14 @@ pub async fn ready(state: State) -> HttpResponse {
             .map_err(|e| causes(&e).to_string()),
         Err(e) => Err(causes(&e).to_string()),
     };
+    // A database that answers may still refuse every write.
+    let postgres =
+        postgres.and_then(
+            |()| match state.ingest.as_ref().and_then(|i| i.store.write_failure()) {
+                Some(why) => Err(format!("answers, but writes fail: {why}")),
+                None => Ok(()),
+            },
+        );
     let ping: Result<String, _> = state.redis.ping(None).await;
     let redis = ping.map(|_| ()).map_err(|e| e.to_string());
     let ready = postgres.is_ok() && redis.is_ok();

@@ -123,6 +123,62 @@ async fn ready_is_503_when_postgres_is_unreachable() {
     app.shutdown().await;
 }
 
+/// PostgreSQL can answer every ping and still refuse every write (a full disk, a read-only
+/// standby): readiness follows the store's writes, not only the ping. The database is made
+/// read-only for new sessions and the pipeline's sessions are ended, so its next write is
+/// refused while `SELECT 1` still answers.
+#[actix_rt::test]
+async fn ready_is_503_while_postgres_answers_but_refuses_writes() {
+    let api = Api::start().await;
+    let env = &api.app.env;
+    let pg = env.pg().await;
+    let end_other_sessions = || async {
+        pg.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    };
+    let database = env.database.replace('"', "");
+    pg.batch_execute(&format!(
+        "ALTER DATABASE \"{database}\" SET default_transaction_read_only = on"
+    ))
+    .await
+    .unwrap();
+    end_other_sessions().await;
+    let (status, body) = api
+        .post_events(post("ro-1", "reddit", "I love it", 1).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let refused = wait_until(Duration::from_secs(60), || async {
+        let (status, body) = api.get("/ready").await;
+        status == 503 && body["postgres"]["status"] == "error" && body["redis"]["status"] == "ok"
+    })
+    .await;
+    assert!(refused, "ready while every write is refused");
+
+    pg.batch_execute(&format!(
+        "ALTER DATABASE \"{database}\" RESET default_transaction_read_only"
+    ))
+    .await
+    .unwrap();
+    end_other_sessions().await;
+    let stored = wait_until(Duration::from_secs(60), || async {
+        pg.query_one("SELECT count(*) FROM posts WHERE id = 'ro-1'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    assert!(stored, "the post is stored once writes are taken again");
+    let (status, body) = api.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    api.app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn events_posted_over_http_are_stored() {
     let api = Api::start().await;
