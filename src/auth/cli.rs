@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::db::audit::{self, Outcome};
+use crate::models::key_scope::KeyScope;
 use clap::Subcommand;
 
 /// `pulse keys`: API key administration from the server's own shell, which is how the first
@@ -18,9 +19,18 @@ pub enum KeysCommand {
         /// A label for people: who or what uses the key.
         #[arg(long, default_value = "")]
         name: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Set what a key may send (replacing its scope; no limits given: it may send anything).
+    Scope {
+        /// The key's id.
+        id: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// List keys (never their secrets).
     List {
@@ -45,6 +55,36 @@ pub enum KeysCommand {
     },
 }
 
+/// What a key may send: each flag may be repeated; none given, anything.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ScopeArgs {
+    /// A platform whose posts the key may create.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    platforms: Vec<String>,
+    /// A product the key's posts must name.
+    #[arg(long = "product", value_name = "PRODUCT")]
+    products: Vec<String>,
+    /// A prefix the post ids the key creates, deletes and engages with must start with.
+    #[arg(long = "id-prefix", value_name = "PREFIX")]
+    id_prefixes: Vec<String>,
+}
+
+impl ScopeArgs {
+    fn scope(self) -> anyhow::Result<KeyScope> {
+        let platforms = self
+            .platforms
+            .iter()
+            .map(|p| {
+                serde_json::from_value(serde_json::Value::String(p.to_lowercase()))
+                    .map_err(|_| anyhow::anyhow!("unknown platform {p:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let scope = KeyScope::new(platforms, self.products, self.id_prefixes);
+        scope.validate().map_err(anyhow::Error::msg)?;
+        Ok(scope)
+    }
+}
+
 /// How the audit log names the command line's user.
 fn actor() -> String {
     let user = std::env::var("USER")
@@ -60,14 +100,20 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
     let mut client = pool.get().await?;
     let actor = actor();
     match command {
-        KeysCommand::Create { role, name, json } => {
+        KeysCommand::Create {
+            role,
+            name,
+            scope,
+            json,
+        } => {
+            let scope = scope.scope()?;
             let tx = client.transaction().await?;
-            let key = super::keys::create(&*tx, role, &name, &actor).await?;
+            let key = super::keys::create(&*tx, role, &name, Some(&scope), &actor).await?;
             let entry = audit::Entry {
                 actor: actor.clone(),
                 action: "key.create".into(),
                 target: Some(key.info.id.clone()),
-                payload: serde_json::json!({"role": role, "name": name}),
+                payload: serde_json::json!({"role": role, "name": name, "scope": scope}),
                 ..Default::default()
             };
             audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
@@ -84,18 +130,35 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 );
             }
         }
+        KeysCommand::Scope { id, scope } => {
+            let scope = scope.scope()?;
+            let tx = client.transaction().await?;
+            let key = super::keys::set_scope(&*tx, &id, &scope)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))?;
+            let entry = audit::Entry {
+                actor,
+                action: "key.update".into(),
+                target: Some(id.clone()),
+                payload: serde_json::json!({"scope": scope}),
+                ..Default::default()
+            };
+            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
+            tx.commit().await?;
+            eprintln!("key {id} may send {}", describe(key.scope.as_ref()));
+        }
         KeysCommand::List { json } => {
             let keys = super::keys::list(&**client).await?;
             if json {
                 println!("{}", serde_json::to_string(&keys)?);
             } else {
                 println!(
-                    "{:<14} {:<8} {:<25} {:<8} name",
-                    "id", "role", "created", "state"
+                    "{:<14} {:<8} {:<25} {:<8} {:<32} name",
+                    "id", "role", "created", "state", "scope"
                 );
                 for k in keys {
                     println!(
-                        "{:<14} {:<8} {:<25} {:<8} {}",
+                        "{:<14} {:<8} {:<25} {:<8} {:<32} {}",
                         k.id,
                         k.role.as_str(),
                         k.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -104,6 +167,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                         } else {
                             "active"
                         },
+                        describe(k.scope.as_ref()),
                         k.name
                     );
                 }
@@ -152,4 +216,26 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// A scope in a few words for people: `anything`, or each limit.
+fn describe(scope: Option<&KeyScope>) -> String {
+    let Some(scope) = scope.filter(|s| !s.is_unlimited()) else {
+        return "anything".into();
+    };
+    let mut parts = Vec::new();
+    if !scope.platforms.is_empty() {
+        let names: Vec<&str> = scope.platforms.iter().map(|p| p.as_str()).collect();
+        parts.push(format!("platforms {}", names.join(",")));
+    }
+    if !scope.products.is_empty() {
+        parts.push(format!("products {}", scope.products.join(",")));
+    }
+    if !scope.id_prefixes.is_empty() {
+        parts.push(format!("ids {}", scope.id_prefixes.join(",")));
+    }
+    if parts.is_empty() {
+        return "nothing (a scope this version cannot read)".into();
+    }
+    parts.join("; ")
 }

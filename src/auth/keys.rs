@@ -10,7 +10,9 @@ use tokio_postgres::GenericClient;
 
 use super::Role;
 use crate::db;
-pub use crate::db::keys::{find, list, revoke, touch, KeyInfo, StoredKey};
+use crate::db::keys::NewKeyRow;
+pub use crate::db::keys::{find, list, revoke, set_scope, touch, KeyInfo, StoredKey};
+use crate::models::key_scope::KeyScope;
 
 /// Every key starts with this, so secret scanners and people recognise one.
 pub const KEY_PREFIX: &str = "pulse_";
@@ -61,15 +63,24 @@ pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing a key: {e}"))
 }
 
-/// Creates a key with `role`, recorded as made by `actor`.
+/// Creates a key with `role`, limited to `scope` when one is given, recorded as made by
+/// `actor`.
 pub async fn create(
     client: &impl GenericClient,
     role: Role,
     name: &str,
+    scope: Option<&KeyScope>,
     actor: &str,
 ) -> anyhow::Result<NewKey> {
     let fresh = Fresh::make().await?;
-    let info = db::keys::insert(client, &fresh.id, name, role, &fresh.hash, actor, None).await?;
+    let row = NewKeyRow {
+        name,
+        role,
+        actor,
+        speaks_as: None,
+        scope,
+    };
+    let info = db::keys::insert(client, &fresh.id, &fresh.hash, row).await?;
     Ok(fresh.with(info))
 }
 
@@ -100,8 +111,8 @@ impl Fresh {
     }
 }
 
-/// A new key in place of key `old` (`None` when there is no such key): the same name and
-/// role, speaking as the producer `old` spoke as, so the posts stored under any key of the
+/// A new key in place of key `old` (`None` when there is no such key): the same name, role
+/// and scope, speaking as the producer `old` spoke as, so the posts stored under any key of the
 /// line stay its own. `old` stays valid until it is revoked, so producers can switch over.
 pub async fn rotate(
     client: &impl GenericClient,
@@ -113,16 +124,14 @@ pub async fn rotate(
     };
     let fresh = Fresh::make().await?;
     let speaks_as = previous.speaks_as.as_deref().unwrap_or(&previous.id);
-    let info = db::keys::insert(
-        client,
-        &fresh.id,
-        &previous.name,
-        previous.role,
-        &fresh.hash,
+    let row = NewKeyRow {
+        name: &previous.name,
+        role: previous.role,
         actor,
-        Some(speaks_as),
-    )
-    .await?;
+        speaks_as: Some(speaks_as),
+        scope: previous.scope.as_ref(),
+    };
+    let info = db::keys::insert(client, &fresh.id, &fresh.hash, row).await?;
     Ok(Some(fresh.with(info)))
 }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 pub use self::registry::Authenticator;
 use crate::models::errors::ErrorCode;
+use crate::models::key_scope::KeyScope;
 pub use crate::models::role::Role;
 
 /// The authenticated caller of one request, kept in the request's extensions for the
@@ -28,6 +29,9 @@ pub struct Principal {
     /// by rotation, the first key of its line's.
     pub producer: Option<Arc<str>>,
     pub role: Role,
+    /// What the key may send; `None` for a key that may send anything (and on an open
+    /// server).
+    pub scope: Option<Arc<KeyScope>>,
     /// When the credential stops being valid (a token's `exp`); `None` for API keys used
     /// directly and on an open server.
     pub expires_at: Option<DateTime<Utc>>,
@@ -40,6 +44,7 @@ impl Principal {
             key_id: None,
             producer: None,
             role: Role::Admin,
+            scope: None,
             expires_at: None,
         }
     }

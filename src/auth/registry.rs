@@ -17,6 +17,7 @@ use super::keys::{self, StoredKey};
 use super::token::{Issued, TokenCodec};
 use super::{AuthError, Principal, Role};
 use crate::config::AuthSettings;
+use crate::models::key_scope::KeyScope;
 use crate::telemetry::names;
 
 /// How long a key presented directly (`X-API-Key`) stays verified without rehashing, from its
@@ -37,6 +38,30 @@ struct KeyState {
     revoked: bool,
     /// The key whose producer this one speaks as, when not itself.
     speaks_as: Option<Arc<str>>,
+    /// What it may send, when limited.
+    scope: Option<Arc<KeyScope>>,
+}
+
+impl KeyState {
+    fn new(role: Role, revoked: bool, speaks_as: Option<String>, scope: Option<KeyScope>) -> Self {
+        KeyState {
+            role,
+            revoked,
+            speaks_as: speaks_as.map(Arc::from),
+            scope: scope.filter(|s| !s.is_unlimited()).map(Arc::new),
+        }
+    }
+
+    /// The caller this key is, presented as `id`.
+    fn principal(self, id: &str, expires_at: Option<chrono::DateTime<Utc>>) -> Principal {
+        Principal {
+            producer: Some(self.speaks_as.unwrap_or_else(|| id.into())),
+            key_id: Some(id.into()),
+            role: self.role,
+            scope: self.scope,
+            expires_at,
+        }
+    }
 }
 
 /// The SHA-256 a presented key is remembered by.
@@ -88,11 +113,7 @@ impl Authenticator {
             .await?
             .into_iter()
             .map(|k| {
-                let state = KeyState {
-                    role: k.role,
-                    revoked: k.revoked,
-                    speaks_as: k.speaks_as.map(Arc::from),
-                };
+                let state = KeyState::new(k.role, k.revoked, k.speaks_as, k.scope);
                 (k.id, state)
             })
             .collect();
@@ -160,6 +181,24 @@ impl Authenticator {
         let _ = self.revocations.send(id.into());
     }
 
+    /// What key `id` may send, as last read; `None` when it may send anything or is unknown.
+    pub fn scope_of(&self, id: &str) -> Option<KeyScope> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.get(id)?.scope.as_deref().cloned()
+    }
+
+    /// Gives key `id` its new scope here at once (the database already holds it).
+    pub fn rescoped(&self, id: &str, scope: Option<KeyScope>) {
+        if let Some(state) = self
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(id)
+        {
+            state.scope = scope.filter(|s| !s.is_unlimited()).map(Arc::new);
+        }
+    }
+
     /// The state of key `id`, from memory or, for a key newer than the last refresh, from
     /// the database.
     async fn state(&self, id: &str) -> Result<Option<KeyState>, AuthError> {
@@ -172,11 +211,7 @@ impl Authenticator {
             return Ok(Some(state.clone()));
         }
         let stored = self.stored(id).await?;
-        let state = stored.map(|k| KeyState {
-            role: k.role,
-            revoked: k.revoked,
-            speaks_as: k.speaks_as.map(Arc::from),
-        });
+        let state = stored.map(|k| KeyState::new(k.role, k.revoked, k.speaks_as, k.scope));
         if let Some(state) = state.clone() {
             self.keys
                 .write()
@@ -206,12 +241,7 @@ impl Authenticator {
             Some(s) if s.role != claims.role => Err(AuthError::InvalidToken(
                 "role does not match the key".into(),
             )),
-            Some(s) => Ok(Principal {
-                producer: Some(s.speaks_as.unwrap_or_else(|| claims.sub.as_str().into())),
-                key_id: Some(claims.sub.into()),
-                role: s.role,
-                expires_at: Utc.timestamp_opt(claims.exp, 0).single(),
-            }),
+            Some(s) => Ok(s.principal(&claims.sub, Utc.timestamp_opt(claims.exp, 0).single())),
         }
     }
 
@@ -309,12 +339,7 @@ impl Authenticator {
             }
         };
         match self.state(&id).await? {
-            Some(s) if !s.revoked => Ok(Principal {
-                producer: Some(s.speaks_as.unwrap_or_else(|| id.as_str().into())),
-                key_id: Some(id.into()),
-                role: s.role,
-                expires_at: None,
-            }),
+            Some(s) if !s.revoked => Ok(s.principal(&id, None)),
             Some(_) => Err(AuthError::Revoked),
             None => Err(AuthError::InvalidKey),
         }
@@ -355,11 +380,7 @@ mod tests {
         let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
         let key = key.as_str();
         assert!(keys::parse(key).is_some());
-        let state = KeyState {
-            role: Role::Ingest,
-            revoked: false,
-            speaks_as: None,
-        };
+        let state = KeyState::new(Role::Ingest, false, None, None);
         auth.keys
             .write()
             .unwrap()

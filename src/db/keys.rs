@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::models::key_scope::KeyScope;
 use crate::models::role::Role;
 
 /// A key as listed: everything but its secret.
@@ -19,9 +20,18 @@ pub struct KeyInfo {
     /// The key whose producer this one speaks as (it was made by rotating that line of
     /// keys); null for a key that speaks as itself.
     pub speaks_as: Option<String>,
+    /// What the key may send; null for a key that may send anything.
+    pub scope: Option<KeyScope>,
 }
 
-const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, last_used_at, speaks_as";
+const COLUMNS: &str =
+    "id, name, role, created_at, created_by, revoked_at, last_used_at, speaks_as, scope";
+
+/// A stored scope: `None` for null; one this version cannot read (written by a newer one)
+/// admits nothing, rather than everything.
+fn scope(value: Option<serde_json::Value>) -> Option<KeyScope> {
+    value.map(|v| serde_json::from_value(v).unwrap_or_else(|_| KeyScope::unreadable()))
+}
 
 fn info(row: &tokio_postgres::Row) -> KeyInfo {
     KeyInfo {
@@ -33,30 +43,73 @@ fn info(row: &tokio_postgres::Row) -> KeyInfo {
         revoked_at: row.get(5),
         last_used_at: row.get(6),
         speaks_as: row.get(7),
+        scope: scope(row.get(8)),
     }
 }
 
-/// Stores a key's id, name, role and hash, recorded as made by `actor`; `speaks_as` names
-/// the key whose producer it speaks as, if not itself.
+/// What a key is stored with besides its id and hash.
+#[derive(Debug, Clone, Copy)]
+pub struct NewKeyRow<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// Who made it (the audit log's actor).
+    pub actor: &'a str,
+    /// The key whose producer it speaks as, if not itself.
+    pub speaks_as: Option<&'a str>,
+    pub scope: Option<&'a KeyScope>,
+}
+
+/// Stores key `id` with the hash of its secret.
 pub async fn insert(
     client: &impl GenericClient,
     id: &str,
-    name: &str,
-    role: Role,
     hash: &str,
-    actor: &str,
-    speaks_as: Option<&str>,
+    key: NewKeyRow<'_>,
 ) -> anyhow::Result<KeyInfo> {
+    let scope = stored_scope(key.scope)?;
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO api_keys (id, name, role, hash, created_by, speaks_as) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+                "INSERT INTO api_keys (id, name, role, hash, created_by, speaks_as, scope) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
             ),
-            &[&id, &name, &role.as_str(), &hash, &actor, &speaks_as],
+            &[
+                &id,
+                &key.name,
+                &key.role.as_str(),
+                &hash,
+                &key.actor,
+                &key.speaks_as,
+                &scope,
+            ],
         )
         .await?;
     Ok(info(&row))
+}
+
+/// A scope as stored: null when it limits nothing.
+fn stored_scope(scope: Option<&KeyScope>) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(match scope.filter(|s| !s.is_unlimited()) {
+        Some(s) => Some(serde_json::to_value(s)?),
+        None => None,
+    })
+}
+
+/// Sets the scope of key `id`; `None` when there is no such key.
+pub async fn set_scope(
+    client: &impl GenericClient,
+    id: &str,
+    scope: &KeyScope,
+) -> anyhow::Result<Option<KeyInfo>> {
+    let scope = stored_scope(Some(scope))?;
+    Ok(client
+        .query_opt(
+            &format!("UPDATE api_keys SET scope = $2 WHERE id = $1 RETURNING {COLUMNS}"),
+            &[&id, &scope],
+        )
+        .await?
+        .as_ref()
+        .map(info))
 }
 
 /// Key `id` as listed, if it exists.
@@ -103,13 +156,15 @@ pub struct StoredKey {
     pub hash: String,
     pub revoked: bool,
     pub speaks_as: Option<String>,
+    pub scope: Option<KeyScope>,
 }
 
 /// The stored hash and state of key `id`.
 pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
     Ok(client
         .query_opt(
-            "SELECT role, hash, revoked_at IS NOT NULL, speaks_as FROM api_keys WHERE id = $1",
+            "SELECT role, hash, revoked_at IS NOT NULL, speaks_as, scope FROM api_keys \
+             WHERE id = $1",
             &[&id],
         )
         .await?
@@ -118,6 +173,7 @@ pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Optio
             hash: row.get(1),
             revoked: row.get(2),
             speaks_as: row.get(3),
+            scope: scope(row.get(4)),
         }))
 }
 
@@ -139,14 +195,15 @@ pub struct KeyStatus {
     pub role: Role,
     pub revoked: bool,
     pub speaks_as: Option<String>,
+    pub scope: Option<KeyScope>,
 }
 
-/// Every key's role, whether it is revoked and whom it speaks as; keys with a role this
-/// version does not know are left out.
+/// Every key's role, whether it is revoked, whom it speaks as and its scope; keys with a
+/// role this version does not know are left out.
 pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<KeyStatus>> {
     let rows = client
         .query(
-            "SELECT id, role, revoked_at IS NOT NULL, speaks_as FROM api_keys",
+            "SELECT id, role, revoked_at IS NOT NULL, speaks_as, scope FROM api_keys",
             &[],
         )
         .await?;
@@ -158,6 +215,7 @@ pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<KeyStatus
                 role: Role::parse(r.get(1))?,
                 revoked: r.get(2),
                 speaks_as: r.get(3),
+                scope: scope(r.get(4)),
             })
         })
         .collect())

@@ -2,7 +2,7 @@
 //! API keys (`/api/v1/admin/keys`) and the audit log (`/api/v1/admin/audit`).
 
 use crate::models::errors::ErrorCode;
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use crate::auth::{keys, Role};
+use crate::models::key_scope::KeyScope;
 use crate::telemetry::names;
 
 /// Longest key name accepted.
@@ -133,6 +134,8 @@ pub struct NewKeyRequest {
     pub role: String,
     /// A label for people, at most 128 bytes.
     pub name: Option<String>,
+    /// What the key may send; absent, anything.
+    pub scope: Option<KeyScope>,
 }
 
 /// Creates a key. The response holds the key itself, the only time it is shown.
@@ -142,7 +145,7 @@ pub struct NewKeyRequest {
     request_body = NewKeyRequest,
     responses(
         (status = 201, description = "The key, shown this once", body = keys::NewKey),
-        (status = 400, description = "Unknown role or bad name (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 400, description = "Unknown role, bad name or scope (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
@@ -170,8 +173,9 @@ pub async fn create_key(
             ),
         ));
     }
+    let scope = input.scope.as_ref().map(valid_scope).transpose()?;
     let client = state.pool.get().await?;
-    let key = keys::create(&**client, role, name, &state.actor())
+    let key = keys::create(&**client, role, name, scope, &state.actor())
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(key_id = %key.info.id, role = %role, "API key created");
@@ -233,6 +237,49 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
         .ok_or_else(|| ApiError::not_found("no such key"))?;
     tracing::info!(key_id = %key.info.id, replaces = %id, "API key rotated");
     Ok(secret(HttpResponse::Created()).json(key))
+}
+
+/// Replaces what a key may send; every process applies it within `auth.key_refresh_secs`
+/// (at once in this one). An empty scope lets the key send anything.
+#[utoipa::path(
+    tag = "admin",
+    summary = "Set an API key's scope",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = KeyScope,
+    responses(
+        (status = 200, description = "The key with its new scope", body = keys::KeyInfo),
+        (status = 400, description = "Bad id (`invalid_path`), bad scope (`invalid_key`) or not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 404, description = "No key with this id", body = ErrorBody),
+        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+    )
+)]
+#[put("/api/v1/admin/keys/{id}/scope")]
+pub async fn set_key_scope(
+    state: State,
+    id: web::Path<String>,
+    input: web::Json<KeyScope>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = valid_scope(&input)?;
+    let client = state.pool.get().await?;
+    let key = keys::set_scope(&**client, &id, scope)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such key"))?;
+    if let Some(auth) = &state.auth {
+        auth.rescoped(&id, key.scope.clone());
+    }
+    tracing::info!(key_id = %id, "API key scope set");
+    Ok(HttpResponse::Ok().json(key))
+}
+
+fn valid_scope(scope: &KeyScope) -> Result<&KeyScope, ApiError> {
+    scope
+        .validate()
+        .map_err(|reason| ApiError::bad_request(ErrorCode::InvalidKey, reason))?;
+    Ok(scope)
 }
 
 /// Filters of the audit listing.

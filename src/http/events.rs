@@ -98,6 +98,8 @@ pub struct EventsAccepted {
             body = ErrorBody),
         (status = 413, description = "Body larger than 8 MiB (`payload_too_large`) or more \
             events than allowed (`too_many_events`)", body = ErrorBody),
+        (status = 403, description = "Events outside the key's scope (`out_of_scope`, \
+            `details.errors` lists each index with its reason); none was appended", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json \
             (`unsupported_media_type`)", body = ErrorBody),
         (status = 429, description = "The key's events budget is spent (`rate_limited`, \
@@ -146,11 +148,20 @@ pub async fn create(
     // Before any event is checked: a refused request costs the server no more than its split.
     admit(&state, &req, items.len()).await?;
 
-    let mut encoded = Vec::with_capacity(items.len());
+    let principal = req.extensions().get::<crate::auth::Principal>().cloned();
+    let scope = principal.as_ref().and_then(|p| p.scope.clone());
+    let total = items.len();
+    let mut encoded = Vec::with_capacity(total);
     let mut errors = Vec::new();
+    let mut outside = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         match Event::from_slice(item.get().as_bytes()) {
-            Ok(_) => encoded.push(item.get()),
+            Ok(event) => {
+                if let Some(reason) = scope.as_deref().and_then(|s| s.refuses(&event)) {
+                    outside.push(json!({"index": index, "reason": reason}));
+                }
+                encoded.push(item.get());
+            }
             Err(e) => {
                 errors.push(json!({"index": index, "code": e.class(), "reason": e.to_string()}))
             }
@@ -160,12 +171,24 @@ pub async fn create(
         return Err(ApiError::bad_request(
             ErrorCode::InvalidEvent,
             format!(
-                "{} of {} events are invalid; none was accepted",
-                errors.len(),
-                errors.len() + encoded.len()
+                "{} of {total} events are invalid; none was accepted",
+                errors.len()
             ),
         )
         .with_details(json!({"errors": errors})));
+    }
+    // Before anything is appended, so a post outside the key's scope never owns its id.
+    if !outside.is_empty() {
+        metrics::counter!(names::EVENTS_REFUSED, "reason" => "out_of_scope")
+            .increment(outside.len() as u64);
+        return Err(ApiError::new(
+            ErrorCode::OutOfScope,
+            format!(
+                "{} of {total} events are outside this key's scope; none was accepted",
+                outside.len()
+            ),
+        )
+        .with_details(json!({"errors": outside})));
     }
 
     let stream = state.settings.redis.stream.as_str();
@@ -175,11 +198,7 @@ pub async fn create(
         .entry_fields(req.extensions().get::<RequestSpan>());
     // The caller's events carry who sent them; the field is not part of an event, so no
     // caller can name another producer. A key made by rotation speaks as its line's first.
-    let producer = match req
-        .extensions()
-        .get::<crate::auth::Principal>()
-        .and_then(|p| p.producer.clone())
-    {
+    let producer = match principal.and_then(|p| p.producer) {
         Some(key_id) => producer::key(&key_id),
         None => producer::OPEN_HTTP.to_string(),
     };

@@ -90,6 +90,9 @@ pub struct ProducerShare {
     pub refused: u64,
     /// The wait it was last asked to keep (`Retry-After`) while over its share, in seconds.
     pub told_wait_secs: Option<f64>,
+    /// What the producer's key may send; null for a key that may send anything, and for a
+    /// producer without a key.
+    pub scope: Option<crate::models::key_scope::KeyScope>,
 }
 
 /// See the module documentation.
@@ -190,6 +193,7 @@ impl FairShare {
                     },
                     refused: lane.refused,
                     told_wait_secs: lane.told_wait.map(|w| w.as_secs_f64()),
+                    scope: None,
                 }
             })
             .collect();

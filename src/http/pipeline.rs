@@ -94,7 +94,15 @@ pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
     let posts: i64 = models.iter().map(|m| m.posts).sum();
     let group = group::group_stats(&state.redis, &state.settings).await.ok();
     let sharing = state.sharing.last();
-    let producers = state.fair.shares(sharing, std::time::Instant::now());
+    let mut producers = state.fair.shares(sharing, std::time::Instant::now());
+    if let Some(auth) = &state.auth {
+        for p in &mut producers {
+            p.scope = p
+                .producer
+                .strip_prefix("key:")
+                .and_then(|id| auth.scope_of(id));
+        }
+    }
     let group_settings = crate::streams::upkeep::fingerprints(
         &state.redis,
         &state.settings.redis.stream,

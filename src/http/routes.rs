@@ -123,6 +123,7 @@ endpoints! {
     auth_api::create_key => ADMIN,
     auth_api::revoke_key => ADMIN,
     auth_api::rotate_key => ADMIN,
+    auth_api::set_key_scope => ADMIN,
     auth_api::audit_log => ADMIN,
 }
 

@@ -166,6 +166,7 @@ mod tests {
             key_id: Some(Arc::from("k1")),
             producer: Some(Arc::from("k1")),
             role,
+            scope: None,
             expires_at: None,
         };
         let cases = [

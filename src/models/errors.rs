@@ -83,6 +83,8 @@ pub enum ErrorCode {
     Forbidden,
     /// A browser origin that is not allowed.
     OriginNotAllowed,
+    /// Events outside the sending key's scope; `details.errors` names each.
+    OutOfScope,
     // What is asked for.
     /// No such resource.
     NotFound,
@@ -133,7 +135,7 @@ impl ErrorCode {
             | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
-            Forbidden | OriginNotAllowed => 403,
+            Forbidden | OriginNotAllowed | OutOfScope => 403,
             NotFound | RouteNotFound => 404,
             BodyTimeout => 408,
             InvalidTransition | NameTaken | LimitReached => 409,
@@ -186,6 +188,7 @@ impl ErrorCode {
             TokenExpired => "token_expired",
             Forbidden => "forbidden",
             OriginNotAllowed => "origin_not_allowed",
+            OutOfScope => "out_of_scope",
             NotFound => "not_found",
             RouteNotFound => "route_not_found",
             InvalidTransition => "invalid_transition",

@@ -8,6 +8,7 @@ pub mod channel_messages;
 pub mod deletion;
 pub mod errors;
 pub mod event;
+pub mod key_scope;
 pub mod live;
 pub mod metrics;
 pub mod printable;

@@ -217,7 +217,7 @@ pub mod names {
         /// Events `POST /api/v1/events` refused before reaching the stream, by `reason`
         /// (backlog: the group has too many entries to read; backlog_age: its oldest waited
         /// too long; rate: the key's events budget is spent; share: the producer asks more
-        /// than its share while the group is behind).
+        /// than its share while the group is behind; out_of_scope: outside the key's scope).
         counter EVENTS_REFUSED = "pulse_http_events_refused_total";
         /// Requests the gate refused (each spends its address's rate budget), by `reason`: the
         /// error code answered.

@@ -195,11 +195,11 @@ async fn signing_in_to_the_dashboard_in_a_browser() {
     ]);
     let pulse = PulseProcess::start(&vars);
     let pg = env.pg().await;
-    let analyst = keys::create(&pg, Role::Analyst, "dashboard test", "test")
+    let analyst = keys::create(&pg, Role::Analyst, "dashboard test", None, "test")
         .await
         .expect("analyst key")
         .key;
-    let ingest = keys::create(&pg, Role::Ingest, "dashboard test feed", "test")
+    let ingest = keys::create(&pg, Role::Ingest, "dashboard test feed", None, "test")
         .await
         .expect("ingest key")
         .key;

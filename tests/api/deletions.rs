@@ -612,7 +612,7 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
         .await;
         let pg = server.env.pg().await;
         let victim = server.key(Role::Ingest).key.clone();
-        let attacker = keys::create(&pg, Role::Ingest, "attacker", "test")
+        let attacker = keys::create(&pg, Role::Ingest, "attacker", None, "test")
             .await
             .unwrap()
             .key;
@@ -901,4 +901,256 @@ async fn a_rotated_key_keeps_the_posts_of_the_key_it_replaces() {
         )
         .await;
     assert_eq!(missing.status, 404, "{}", missing.body);
+}
+
+/// The value of one exposed sample of `/metrics` (0 when absent).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The squatting replay with scoped keys: an attacker limited to its own id prefix sends the
+/// victim's ids before and after the victim (a post planted under an id the victim will
+/// send, a pre-deletion, forged shares, a replacement and a deletion of stored posts). Each
+/// is refused before it is appended, so the victim's posts and every rollup read as if the
+/// attacker had sent nothing, and nothing is left to count as `id_taken`.
+#[actix_rt::test]
+async fn a_key_scoped_to_its_id_prefixes_cannot_claim_another_feeds_posts() {
+    let base = (Utc::now() - TimeDelta::minutes(10))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
+    let victim_posts: Vec<Value> = (0..6)
+        .map(|i| {
+            let text = if i % 2 == 0 {
+                "I love this phone"
+            } else {
+                "this phone is awful"
+            };
+            post_at(&format!("v-{i}"), text, base + TimeDelta::seconds(i))
+        })
+        .chain((0..3).map(|i| {
+            let at = base + TimeDelta::seconds(30);
+            engagement(&format!("e{i}"), &format!("v-{i}"), "share", 1, at)
+        }))
+        .collect();
+
+    let mut runs = Vec::new();
+    for attacked in [false, true] {
+        let server = common::secured::SecuredServer::start(|s| {
+            s.virality.score_interval_ms = 100;
+        })
+        .await;
+        let redis = server.env.redis().await;
+        let create = |name: &'static str, scope: Value| {
+            let server = &server;
+            async move {
+                let body = json!({"role": "ingest", "name": name, "scope": scope});
+                let res = server
+                    .call("POST", "/api/v1/admin/keys", Some(Role::Admin), Some(body))
+                    .await;
+                assert_eq!(res.status, 201, "{}", res.body);
+                let made = res.json();
+                assert_eq!(made["scope"]["id_prefixes"], scope["id_prefixes"], "{made}");
+                made["key"].as_str().unwrap().to_string()
+            }
+        };
+        let victim = create(
+            "victim",
+            json!({"id_prefixes": ["v-"], "platforms": ["twitter"]}),
+        )
+        .await;
+        let attacker = create("attacker", json!({"id_prefixes": ["x-"]})).await;
+        let refused = |events: Vec<Value>, outside: Vec<u64>| {
+            let (server, attacker) = (&server, attacker.clone());
+            async move {
+                let body = Value::Array(events).to_string();
+                let res = server.post_events_as(&attacker, &body).await;
+                assert_eq!(res.status, 403, "{}", res.body);
+                let answer = res.json();
+                assert_eq!(answer["error"]["code"], "out_of_scope", "{answer}");
+                let indexes: Vec<u64> = answer["error"]["details"]["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["index"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(indexes, outside, "{answer}");
+            }
+        };
+        if attacked {
+            // Before the victim: plant a post it will send, pre-delete another, engage a third;
+            // a batch mixing them with the attacker's own ids is refused whole.
+            refused(vec![post_at("v-1", "squatted: a scam", base)], vec![0]).await;
+            refused(vec![deletion("v-4", base)], vec![0]).await;
+            let forged = engagement(
+                "x-e",
+                "v-2",
+                "share",
+                100_000,
+                base + TimeDelta::seconds(31),
+            );
+            refused(vec![forged], vec![0]).await;
+            let mixed = vec![
+                post_at("x-own", "mine", base),
+                post_at("v-3", "squatted too", base),
+                deletion("x-gone", base),
+            ];
+            refused(mixed, vec![1]).await;
+        }
+        let sent = server
+            .post_events_as(&victim, &Value::Array(victim_posts.clone()).to_string())
+            .await;
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert!(settled(&server.env, &redis).await);
+        if attacked {
+            refused(vec![post_at("v-0", "replaced", base)], vec![0]).await;
+            refused(
+                vec![deletion("v-5", base + TimeDelta::seconds(40))],
+                vec![0],
+            )
+            .await;
+            let forged = (0..5)
+                .map(|i| {
+                    let at = base + TimeDelta::seconds(33);
+                    engagement(&format!("x-f{i}"), "v-0", "share", 100_000, at)
+                })
+                .collect();
+            refused(forged, vec![0, 1, 2, 3, 4]).await;
+            // Within its scope the attacker is served: a deletion of an id of its own.
+            let own = Value::Array(vec![deletion("x-gone", base)]).to_string();
+            let own = server.post_events_as(&attacker, &own).await;
+            assert_eq!(own.status, 202, "{}", own.body);
+            assert!(settled(&server.env, &redis).await);
+        }
+        let delete = Value::Array(vec![deletion("v-1", base + TimeDelta::seconds(40))]);
+        let sent = server.post_events_as(&victim, &delete.to_string()).await;
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert!(settled(&server.env, &redis).await);
+        assert!(deleted_posts_reach(&server.env.pg().await, 1).await);
+        assert!(
+            wait_until(WAIT, || async {
+                let path = "/api/v1/posts/v-2/virality";
+                let res = server.call("GET", path, Some(Role::Analyst), None).await;
+                res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
+            })
+            .await
+        );
+        let seen = observed(&server).await;
+        let metrics = server.call("GET", "/metrics", None, None).await.body;
+        runs.push((seen, metrics));
+        server.app.shutdown().await;
+    }
+    let (alone, _) = &runs[0];
+    let (attacked, metrics) = &runs[1];
+    assert_eq!(
+        alone, attacked,
+        "the attacker changed what the victim's data looks like"
+    );
+    let refused = r#"pulse_http_events_refused_total{reason="out_of_scope"}"#;
+    assert_eq!(sample(metrics, refused), 11.0, "{metrics}");
+    for reason in ["id_taken", "not_owner_deletion", "not_owner_engagement"] {
+        let series = format!("pulse_events_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(metrics, &series), 0.0, "{series} in:\n{metrics}");
+    }
+}
+
+/// A key's scope is shown where keys are listed, applies at once in the process that set it,
+/// is kept by rotation, and can be lifted; scopes out of bounds are refused.
+#[actix_rt::test]
+async fn key_scopes_are_listed_changed_and_kept_by_rotation() {
+    let s = common::secured::SecuredServer::start(|_| {}).await;
+    let key = s.key(Role::Ingest).clone();
+    let now = Utc::now();
+    let path = format!("/api/v1/admin/keys/{}/scope", key.info.id);
+    for bad in [
+        json!({"id_prefixes": [""]}),
+        json!({"products": ["a\u{202E}b"]}),
+        json!({"platforms": ["myspace"]}),
+        json!({"owners": ["x"]}),
+    ] {
+        let res = s
+            .call("PUT", &path, Some(Role::Admin), Some(bad.clone()))
+            .await;
+        assert_eq!(res.status, 400, "{bad}: {}", res.body);
+    }
+    let missing = s
+        .call(
+            "PUT",
+            "/api/v1/admin/keys/000000000000/scope",
+            Some(Role::Admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let analyst = s
+        .call("PUT", &path, Some(Role::Analyst), Some(json!({})))
+        .await;
+    assert_eq!(analyst.status, 403, "{}", analyst.body);
+
+    let scope = json!({"platforms": ["reddit"], "products": ["phone"], "id_prefixes": ["rd:"]});
+    let set = s
+        .call("PUT", &path, Some(Role::Admin), Some(scope.clone()))
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.json()["scope"], scope);
+    let post = |id: &str, platform: &str| {
+        let mut p = post_at(id, "hello", now);
+        p["platform"] = json!(platform);
+        p["product"] = json!("phone");
+        Value::Array(vec![p]).to_string()
+    };
+    let out = s.post_events_as(&key.key, &post("tw:1", "reddit")).await;
+    assert_eq!(out.status, 403, "{}", out.body);
+    let out = s.post_events_as(&key.key, &post("rd:1", "twitter")).await;
+    assert_eq!(out.status, 403, "{}", out.body);
+    let ok = s.post_events_as(&key.key, &post("rd:1", "reddit")).await;
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    // The pipeline's producers (and the dashboard's panel) show what each key may send.
+    let pipeline = s
+        .call("GET", "/api/v1/pipeline", Some(Role::Analyst), None)
+        .await;
+    let pipeline = pipeline.json();
+    let lane = pipeline["producers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["producer"] == format!("key:{}", key.info.id))
+        .unwrap_or_else(|| panic!("no lane for the key in {pipeline}"));
+    assert_eq!(lane["scope"], scope, "{pipeline}");
+
+    let listed = s
+        .call("GET", "/api/v1/admin/keys", Some(Role::Admin), None)
+        .await;
+    let listed = listed.json();
+    let entry = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key.info.id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["scope"], scope);
+    let rotate = format!("/api/v1/admin/keys/{}/rotate", key.info.id);
+    let rotated = s.call("POST", &rotate, Some(Role::Admin), None).await;
+    assert_eq!(rotated.status, 201, "{}", rotated.body);
+    assert_eq!(rotated.json()["scope"], scope, "rotation keeps the scope");
+    let new_key = rotated.json()["key"].as_str().unwrap().to_string();
+    let out = s.post_events_as(&new_key, &post("tw:2", "reddit")).await;
+    assert_eq!(out.status, 403, "{}", out.body);
+
+    let lifted = s
+        .call("PUT", &path, Some(Role::Admin), Some(json!({})))
+        .await;
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    assert!(lifted.json()["scope"].is_null());
+    let ok = s.post_events_as(&key.key, &post("tw:1", "twitter")).await;
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    let audited = s
+        .count(
+            "SELECT count(*) FROM audit_log WHERE action = 'key.update' AND outcome = 'succeeded'",
+        )
+        .await;
+    assert!(audited >= 2, "{audited}");
 }

@@ -146,7 +146,7 @@ impl TestApp {
     /// A new API key of `role` written straight to the database, as `pulse keys create`
     /// does, since the HTTP route to make one needs a key already.
     pub async fn create_key(&self, role: Role, name: &str) -> keys::NewKey {
-        keys::create(&self.env.pg().await, role, name, "test")
+        keys::create(&self.env.pg().await, role, name, None, "test")
             .await
             .expect("the key is created")
     }

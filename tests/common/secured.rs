@@ -41,7 +41,10 @@ impl SecuredServer {
         let pg = app.env.pg().await;
         let mut made = Vec::new();
         for role in Role::ALL {
-            made.push((role, keys::create(&pg, role, "k", "test").await.unwrap()));
+            made.push((
+                role,
+                keys::create(&pg, role, "k", None, "test").await.unwrap(),
+            ));
         }
         SecuredServer { app, keys: made }
     }

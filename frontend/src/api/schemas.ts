@@ -333,6 +333,14 @@ export const PipelineResponse = z.strictObject({
       share_of_admitted: z.number(),
       refused: count,
       told_wait_secs: z.number().nullable(),
+      /** What the producer's key may send (src/models/key_scope.rs); null: anything. */
+      scope: z
+        .strictObject({
+          platforms: z.array(z.string()),
+          products: z.array(z.string()),
+          id_prefixes: z.array(z.string()),
+        })
+        .nullable(),
     }),
   ),
   /** How long each producer's entries waited from append to commit here, last minute or two. */

@@ -1,6 +1,6 @@
 import { memo } from "react";
 import type { PipelineResponse } from "../api/schemas";
-import { compact, rate } from "../lib/format";
+import { compact, rate, scopeText } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
 export const PipelinePanel = memo(function PipelinePanel(props: {
@@ -85,6 +85,7 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
                       pr.share_per_sec !== null && `share ${rate(pr.share_per_sec)}`,
                       pr.refused > 0 && `${compact(pr.refused)} events refused over its share`,
                       pr.told_wait_secs !== null && `last told to wait ${pr.told_wait_secs.toFixed(1)} s`,
+                      `may send ${scopeText(pr.scope)}`,
                     ]
                       .filter(Boolean)
                       .join("\n")}
@@ -94,6 +95,12 @@ export const PipelinePanel = memo(function PipelinePanel(props: {
                       {Math.round(pr.share_of_admitted * 100)}%
                       {wait && ` · waits ${wait.mean_wait_secs.toFixed(1)} s`}
                     </span>
+                    {pr.scope && (
+                      <span className="muted" data-testid="producer-scope">
+                        {" "}
+                        · {scopeText(pr.scope)}
+                      </span>
+                    )}
                     {pr.refused > 0 && <span className="error"> · held back</span>}
                   </span>
                 );

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, compact, mood, percent, perMinute, rate, score, signed } from "./format";
+import { ago, bytes, compact, mood, percent, perMinute, rate, scopeText, score, signed } from "./format";
 
 describe("formatters", () => {
+  it("says what a key may send", () => {
+    expect(scopeText(null)).toBe("anything");
+    expect(scopeText({ platforms: [], products: [], id_prefixes: [] })).toBe("anything");
+    expect(scopeText({ platforms: ["twitter"], products: ["phone"], id_prefixes: ["tw:", "x:"] })).toBe(
+      "twitter; products phone; ids tw:…, x:…",
+    );
+  });
+
   it("compacts counts for people", () => {
     expect(compact(0)).toBe("0");
     expect(compact(999)).toBe("999");

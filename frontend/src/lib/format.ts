@@ -76,3 +76,16 @@ export function perMinute(perMin: number): string {
   if (Math.abs(perMin) < 100) return `${perMin.toFixed(1).replace(/\.0$/, "")}/min`;
   return `${compact(perMin)}/min`;
 }
+
+/** What an ingest key may send, in a few words: null → "anything". */
+export function scopeText(
+  scope: { platforms: string[]; products: string[]; id_prefixes: string[] } | null,
+): string {
+  if (!scope) return "anything";
+  const parts = [
+    scope.platforms.length > 0 && scope.platforms.join(", "),
+    scope.products.length > 0 && `products ${scope.products.join(", ")}`,
+    scope.id_prefixes.length > 0 && `ids ${scope.id_prefixes.map((p) => `${p}…`).join(", ")}`,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join("; ") : "anything";
+}

@@ -160,4 +160,43 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     for secret in [SECRET, key.as_str(), token.as_str()] {
         assert!(!log.contains(secret), "the log holds a secret");
     }
+
+    // Scopes from the command line: set, listed, and refused when they name no platform.
+    let pulse = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .args(args)
+            .envs(secure.iter().cloned())
+            .output()
+            .unwrap()
+    };
+    let id = created["id"].as_str().unwrap();
+    let scoped = pulse(&[
+        "keys",
+        "scope",
+        id,
+        "--platform",
+        "twitter",
+        "--id-prefix",
+        "tw:",
+    ]);
+    assert!(
+        scoped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scoped.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&pulse(&["keys", "list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        listed[0]["scope"],
+        json!({"platforms": ["twitter"], "products": [], "id_prefixes": ["tw:"]})
+    );
+    let refused = pulse(&[
+        "keys",
+        "create",
+        "--role",
+        "ingest",
+        "--platform",
+        "myspace",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown platform"));
 }

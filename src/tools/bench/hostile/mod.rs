@@ -370,7 +370,7 @@ pub async fn run(
     let pg = connect(db_url).await?;
     let mut made = Vec::new();
     for role in [Role::Admin, Role::Analyst, Role::Analyst, Role::Ingest] {
-        made.push(keys::create(&pg, role, "hostile", "bench").await?.key);
+        made.push(keys::create(&pg, role, "hostile", None, "bench").await?.key);
     }
     let [admin_key, analyst_key, attacker_key, ingest_key] =
         <[String; 4]>::try_from(made).map_err(|_| anyhow::anyhow!("four keys were made"))?;

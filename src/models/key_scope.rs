@@ -1,0 +1,231 @@
+//! What an ingest key may send. A post id belongs to the producer that stores it first, so a
+//! key that may send anything can plant a post under an id its real owner has not sent yet.
+//! A scope closes that: a key limited to its own id prefixes can neither create nor change a
+//! post outside them, whatever it sends.
+//!
+//! Post ids are one space across platforms: a platform or product scope limits which posts a
+//! key may create, but only id prefixes keep two keys from ever claiming the same id.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::event::{Event, Platform};
+
+/// Most values in each list of a scope.
+pub const MAX_SCOPE_VALUES: usize = 64;
+/// Longest product or id prefix, in bytes.
+pub const MAX_SCOPE_VALUE_BYTES: usize = 256;
+
+/// The posts a key may create, delete and engage with. An empty list does not limit; a key
+/// whose lists are all empty (or that has no scope) may send anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyScope {
+    /// Platforms whose posts the key may create.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub platforms: Vec<Platform>,
+    /// Products the key's posts must name (a post without `product` is then refused).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub products: Vec<String>,
+    /// Prefixes one of which every post id the key creates, deletes or engages with must
+    /// start with (e.g. `tw:` for a feed that sends `tw:<tweet id>`).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub id_prefixes: Vec<String>,
+    /// A stored scope this version could not read: it admits nothing.
+    #[serde(skip)]
+    #[schema(ignore)]
+    unreadable: bool,
+}
+
+impl KeyScope {
+    /// A scope of these lists.
+    pub fn new(platforms: Vec<Platform>, products: Vec<String>, id_prefixes: Vec<String>) -> Self {
+        KeyScope {
+            platforms,
+            products,
+            id_prefixes,
+            unreadable: false,
+        }
+    }
+
+    /// The scope of a key whose stored scope cannot be read (a newer version wrote it).
+    pub fn unreadable() -> Self {
+        KeyScope {
+            unreadable: true,
+            ..KeyScope::default()
+        }
+    }
+
+    /// Whether the scope limits nothing.
+    pub fn is_unlimited(&self) -> bool {
+        !self.unreadable
+            && self.platforms.is_empty()
+            && self.products.is_empty()
+            && self.id_prefixes.is_empty()
+    }
+
+    /// Checks the scope's own limits: lists of at most [`MAX_SCOPE_VALUES`] values, each
+    /// 1 to [`MAX_SCOPE_VALUE_BYTES`] bytes of printable text.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, len) in [
+            ("platforms", self.platforms.len()),
+            ("products", self.products.len()),
+            ("id_prefixes", self.id_prefixes.len()),
+        ] {
+            if len > MAX_SCOPE_VALUES {
+                return Err(format!(
+                    "scope.{field} holds {len} values; at most {MAX_SCOPE_VALUES}"
+                ));
+            }
+        }
+        for (field, values) in [
+            ("products", &self.products),
+            ("id_prefixes", &self.id_prefixes),
+        ] {
+            for value in values {
+                if value.is_empty()
+                    || value.len() > MAX_SCOPE_VALUE_BYTES
+                    || super::printable::has_unshowable(value)
+                {
+                    return Err(format!(
+                        "each of scope.{field} must be 1 to {MAX_SCOPE_VALUE_BYTES} bytes \
+                         without control, zero-width or direction-changing characters"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `event` is outside the scope, or `None` when the key may send it. Deletions and
+    /// engagements name only a post id, so only the id prefixes limit them; which posts
+    /// they may change beyond that is ownership's to decide.
+    pub fn refuses(&self, event: &Event) -> Option<String> {
+        if self.unreadable {
+            return Some("this key's scope was written by a newer version of Pulse".into());
+        }
+        let post_id = match event {
+            Event::Post(post) => {
+                if !self.platforms.is_empty() && !self.platforms.contains(&post.platform) {
+                    return Some(format!(
+                        "platform `{}` is outside this key's scope",
+                        post.platform.as_str()
+                    ));
+                }
+                if !self.products.is_empty()
+                    && !post
+                        .product
+                        .as_ref()
+                        .is_some_and(|p| self.products.contains(p))
+                {
+                    return Some("the post's product is outside this key's scope".into());
+                }
+                &post.id
+            }
+            Event::Engagement(e) => &e.post_id,
+            Event::Delete(d) => &d.post_id,
+        };
+        let in_prefix =
+            self.id_prefixes.is_empty() || self.id_prefixes.iter().any(|p| post_id.starts_with(p));
+        (!in_prefix).then(|| "the post id does not start with one of this key's id prefixes".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(value: serde_json::Value) -> Event {
+        Event::from_slice(value.to_string().as_bytes()).unwrap()
+    }
+
+    fn post(id: &str, platform: &str, product: Option<&str>) -> Event {
+        let mut v = json!({"type": "post", "id": id, "platform": platform,
+            "author": {"id": "a", "followers": 1}, "text": "hello",
+            "created_at": "2026-01-01T00:00:00Z"});
+        if let Some(p) = product {
+            v["product"] = json!(p);
+        }
+        event(v)
+    }
+
+    #[test]
+    fn a_scope_admits_only_its_platforms_products_and_id_prefixes() {
+        let scope = KeyScope::new(
+            vec![Platform::Twitter],
+            vec!["phone".into()],
+            vec!["tw:".into(), "x:".into()],
+        );
+        assert_eq!(scope.refuses(&post("tw:1", "twitter", Some("phone"))), None);
+        assert_eq!(scope.refuses(&post("x:1", "twitter", Some("phone"))), None);
+        assert!(scope
+            .refuses(&post("tw:1", "reddit", Some("phone")))
+            .is_some());
+        assert!(scope
+            .refuses(&post("tw:1", "twitter", Some("tablet")))
+            .is_some());
+        assert!(scope.refuses(&post("tw:1", "twitter", None)).is_some());
+        assert!(scope
+            .refuses(&post("1", "twitter", Some("phone")))
+            .is_some());
+        assert!(
+            scope
+                .refuses(&post("t", "twitter", Some("phone")))
+                .is_some(),
+            "shorter than a prefix"
+        );
+
+        let like = |post_id: &str| {
+            event(
+                json!({"type": "engagement", "post_id": post_id, "kind": "like",
+                "at": "2026-01-01T00:00:00Z"}),
+            )
+        };
+        let delete = |post_id: &str| {
+            event(json!({"type": "delete", "post_id": post_id, "at": "2026-01-01T00:00:00Z"}))
+        };
+        assert_eq!(scope.refuses(&like("tw:9")), None);
+        assert!(scope.refuses(&like("ig:9")).is_some());
+        assert_eq!(scope.refuses(&delete("x:9")), None);
+        assert!(scope.refuses(&delete("9")).is_some());
+
+        let open = KeyScope::default();
+        assert!(open.is_unlimited());
+        assert_eq!(open.refuses(&post("anything", "other", None)), None);
+        assert!(!scope.is_unlimited());
+        let unreadable = KeyScope::unreadable();
+        assert!(!unreadable.is_unlimited());
+        assert!(unreadable
+            .refuses(&post("tw:1", "twitter", Some("phone")))
+            .is_some());
+    }
+
+    #[test]
+    fn scopes_out_of_bounds_are_refused() {
+        assert!(KeyScope::default().validate().is_ok());
+        let many = KeyScope {
+            id_prefixes: (0..=MAX_SCOPE_VALUES).map(|i| format!("p{i}:")).collect(),
+            ..KeyScope::default()
+        };
+        assert!(many.validate().unwrap_err().contains("id_prefixes"));
+        for bad in ["", "a\u{202E}b", "line\nbreak"] {
+            let scope = KeyScope {
+                products: vec![bad.into()],
+                ..KeyScope::default()
+            };
+            assert!(scope.validate().is_err(), "{bad:?}");
+        }
+        let long = KeyScope {
+            id_prefixes: vec!["p".repeat(MAX_SCOPE_VALUE_BYTES + 1)],
+            ..KeyScope::default()
+        };
+        assert!(long.validate().is_err());
+        let refused: Result<KeyScope, _> =
+            serde_json::from_value(json!({"platforms": ["twitter"], "owners": []}));
+        assert!(refused.is_err(), "unknown fields are refused");
+    }
+}
