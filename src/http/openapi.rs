@@ -8,8 +8,10 @@
 //!
 //! Conventions applied to every operation here rather than repeated on each handler: the
 //! security schemes (`bearer` JWT or `apiKey` header) are required everywhere except on
-//! operations that declare `security(())`; those others also document 401, 403 and 429; and
-//! every response documents the `x-request-id` header.
+//! operations that declare `security(())`; those others also document 401, 403 and 429; an
+//! operation that queries PostgreSQL (its 503 names it) also documents 504 `query_timeout`,
+//! since every query of the API runs under `database.api_statement_timeout_ms`; and every
+//! response documents the `x-request-id` header.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
@@ -72,6 +74,7 @@ pub struct ApiDoc;
 const UNAUTHORIZED: &str = "Unauthorized";
 const FORBIDDEN: &str = "Forbidden";
 const TOO_MANY_REQUESTS: &str = "TooManyRequests";
+const QUERY_TIMEOUT: &str = "QueryTimeout";
 
 /// Applies the conventions described in the module documentation.
 struct Conventions;
@@ -106,6 +109,11 @@ impl Modify for Conventions {
                 TOO_MANY_REQUESTS,
                 "Too many requests; retry after the number of seconds in `Retry-After`",
             ),
+            (
+                QUERY_TIMEOUT,
+                "A query ran past the API's statement timeout \
+                 (`query_timeout`, `database.api_statement_timeout_ms`)",
+            ),
         ] {
             let mut response = error_response(description);
             if name == TOO_MANY_REQUESTS {
@@ -134,6 +142,17 @@ impl Modify for Conventions {
                             .entry(status.into())
                             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                     }
+                }
+                let queries_postgres = matches!(
+                    operation.responses.responses.get("503"),
+                    Some(RefOr::T(r)) if r.description.contains("PostgreSQL")
+                );
+                if queries_postgres {
+                    operation
+                        .responses
+                        .responses
+                        .entry("504".into())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(QUERY_TIMEOUT)));
                 }
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
@@ -494,6 +513,18 @@ mod tests {
                     assert!(responses.contains_key(status), "{name}: {status}");
                 }
             }
+            let queries = responses.get("503").is_some_and(|r| {
+                r["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("PostgreSQL"))
+            });
+            assert_eq!(
+                responses.contains_key("504"),
+                queries
+                    || ["GET /api/v1/search", "POST /api/v1/topic-preview"]
+                        .contains(&name.as_str()),
+                "{name}: a query may run past the statement timeout"
+            );
         }
     }
 

@@ -18,9 +18,10 @@ use serde_json::Value;
 const MAX_EXAMPLES: &str = "30";
 /// Fixed so a run generates the same cases as the last one.
 const SEED: &str = "20251121";
-/// The run is killed past this. Alone it takes about a minute on two cores; beside the rest
-/// of the suite, which nextest runs in parallel, up to twice that.
-const RUN_LIMIT: Duration = Duration::from_secs(240);
+/// The run is killed past this. Alone it takes about two minutes on two cores; with both
+/// cores busy elsewhere (`stress-ng --cpu 2`), three and a half; beside the rest of the suite
+/// as well, longer.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
 /// The checks the run enforces.
 const CHECKS: &str = "not_a_server_error,response_schema_conformance,\
     status_code_conformance,content_type_conformance";
@@ -215,7 +216,9 @@ async fn schemathesis_finds_nothing_wrong() {
         .args(["--checks", CHECKS])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .args(["--generation-database", "none"])
-        .args(["--request-timeout", "10", "--workers", "1"])
+        // A server beside the rest of the suite on two busy cores can take seconds to answer;
+        // speed is the benchmark's to judge, not this run's.
+        .args(["--request-timeout", "30", "--workers", "1"])
         // The WebSocket upgrade is not a request/response exchange; tests/websocket.rs
         // covers it.
         .args(["--exclude-path", "/ws"])
