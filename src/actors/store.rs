@@ -22,17 +22,27 @@ pub struct Store {
     high_churn: f32,
     admission: Arc<KeyAdmission>,
     trust: Arc<Trust>,
-    /// When the last write failed for want of the database, and why; cleared by a write
-    /// that succeeds.
-    failing: Mutex<Option<(Instant, String)>>,
+    /// Writes failing for want of the database since a write last succeeded.
+    failing: Mutex<Option<Failing>>,
     /// Makes the next write panic, to prove the panic is contained.
     #[cfg(feature = "fault-injection")]
     fault: std::sync::atomic::AtomicBool,
 }
 
-/// How long a failed write keeps the store reported as failing when nothing was written
-/// since: entries that failed are retried within it, so a database still refusing writes
-/// keeps the report fresh, and one failure of an idle store does not last.
+/// Writes that failed since the last one that succeeded.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    last: Instant,
+    why: String,
+}
+
+/// How long writes must have kept failing before the store reports it: a deadlock or a
+/// serialization failure passes on the retry, a full disk does not.
+const FAILING_AFTER: Duration = Duration::from_secs(5);
+/// How long the last failure is reported while nothing is written: entries that failed are
+/// retried within it, so a database still refusing writes keeps the report fresh, and the
+/// failures of a store that went idle do not last.
 const FAILING_FOR: Duration = Duration::from_secs(60);
 
 impl Store {
@@ -59,15 +69,18 @@ impl Store {
         }
     }
 
-    /// Why writes fail, when the last one failed for want of the database within the last
-    /// minute: PostgreSQL may answer a ping and still refuse every write (a full disk, a
-    /// read-only standby, no memory), which is what readiness must tell.
+    /// Why writes fail, when they have failed for want of the database for
+    /// [`FAILING_AFTER`] without one succeeding, the last within [`FAILING_FOR`]: PostgreSQL
+    /// may answer a ping and still refuse every write (a full disk, a read-only standby, no
+    /// memory), which is what readiness must tell.
     pub fn write_failure(&self) -> Option<String> {
         let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
         failing
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < FAILING_FOR)
-            .map(|(_, why)| why.clone())
+            .filter(|f| {
+                f.last.duration_since(f.since) >= FAILING_AFTER && f.last.elapsed() < FAILING_FOR
+            })
+            .map(|f| f.why.clone())
     }
 
     /// Writes `batch` in one transaction and counts what it wrote and refused.
@@ -131,8 +144,15 @@ impl Store {
             Err(e) => {
                 let kind = match e {
                     StoreError::Unavailable(why) => {
-                        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some((Instant::now(), why.clone()));
+                        let now = Instant::now();
+                        let mut failing =
+                            self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+                        let since = failing.as_ref().map_or(now, |f| f.since);
+                        *failing = Some(Failing {
+                            since,
+                            last: now,
+                            why: why.clone(),
+                        });
                         "unavailable"
                     }
                     StoreError::Refused(_) => "refused",

@@ -43,7 +43,7 @@ pub enum KeysCommand {
         /// The key's id (the part after `pulse_`, before the second `_`).
         id: String,
     },
-    /// Make a new key in place of one (the same name and role, speaking as the same
+    /// Make a new key in place of one (the same name, role and scope, speaking as the same
     /// producer, so the posts stored under the old key stay its own) and print it; revoke the
     /// old one once its users have switched.
     Rotate {
@@ -75,8 +75,8 @@ impl ScopeArgs {
             .platforms
             .iter()
             .map(|p| {
-                serde_json::from_value(serde_json::Value::String(p.to_lowercase()))
-                    .map_err(|_| anyhow::anyhow!("unknown platform {p:?}"))
+                crate::models::Platform::parse(&p.to_lowercase())
+                    .ok_or_else(|| anyhow::anyhow!("unknown platform {p:?}"))
             })
             .collect::<anyhow::Result<_>>()?;
         let scope = KeyScope::new(platforms, self.products, self.id_prefixes);

@@ -48,7 +48,7 @@ impl KeyState {
             role,
             revoked,
             speaks_as: speaks_as.map(Arc::from),
-            scope: scope.filter(|s| !s.is_unlimited()).map(Arc::new),
+            scope: scope.map(Arc::new),
         }
     }
 
@@ -195,7 +195,7 @@ impl Authenticator {
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(id)
         {
-            state.scope = scope.filter(|s| !s.is_unlimited()).map(Arc::new);
+            state.scope = scope.map(Arc::new);
         }
     }
 

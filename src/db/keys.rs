@@ -87,12 +87,16 @@ pub async fn insert(
     Ok(info(&row))
 }
 
-/// A scope as stored: null when it limits nothing.
+/// A scope as stored: null when it limits nothing. One this version could not read is not
+/// stored again: written back, it would lose what it limits.
 fn stored_scope(scope: Option<&KeyScope>) -> anyhow::Result<Option<serde_json::Value>> {
-    Ok(match scope.filter(|s| !s.is_unlimited()) {
-        Some(s) => Some(serde_json::to_value(s)?),
-        None => None,
-    })
+    match scope.filter(|s| !s.is_unlimited()) {
+        Some(s) if s.is_unreadable() => anyhow::bail!(
+            "the key's scope was written by a newer version of Pulse; change it with that version"
+        ),
+        Some(s) => Ok(Some(serde_json::to_value(s)?)),
+        None => Ok(None),
+    }
 }
 
 /// Sets the scope of key `id`; `None` when there is no such key.

@@ -212,10 +212,10 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Makes a new key in place of one: the same name and role, speaking as the same producer, so
-/// the posts stored under the old key stay the new one's to delete and engage with. The old
-/// key stays valid until it is revoked (`DELETE /api/v1/admin/keys/{id}`), so producers can
-/// switch over first.
+/// Makes a new key in place of one: the same name, role and scope, speaking as the same
+/// producer, so the posts stored under the old key stay the new one's to delete and engage
+/// with. The old key stays valid until it is revoked (`DELETE /api/v1/admin/keys/{id}`), so
+/// producers can switch over first.
 #[utoipa::path(
     tag = "admin",
     summary = "Rotate an API key",

@@ -69,8 +69,9 @@ impl DependencyHealth {
     }
 }
 
-/// The readiness answer: whether each dependency answers, and nothing else a stranger could
-/// use (consumer names, lag and backlog are at `GET /api/v1/pipeline`, for analysts).
+/// The readiness answer: whether each dependency answers (and PostgreSQL takes the store's
+/// writes), and nothing else a stranger could use (consumer names, lag and backlog are at
+/// `GET /api/v1/pipeline`, for analysts).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     pub status: ReadyStatus,
@@ -91,14 +92,14 @@ pub struct SourcesReadiness {
 }
 
 /// Ready: PostgreSQL and Redis answer and the store's writes succeed; 503 when one does not
-/// (the body and the log say why).
+/// (the body says which, the log why).
 #[utoipa::path(
     tag = "service",
     summary = "Readiness",
     security(()),
     responses(
-        (status = 200, description = "PostgreSQL and Redis answer, and the last write of the \
-            store did not fail for want of the database", body = Readiness),
+        (status = 200, description = "PostgreSQL and Redis answer, and the store's writes have \
+            not kept failing for want of the database", body = Readiness),
         (status = 503, description = "A dependency is down; the body says which", body = Readiness),
     )
 )]

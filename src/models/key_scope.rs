@@ -9,12 +9,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::event::{Event, Platform};
+use super::event::{Event, Platform, MAX_ID_BYTES, MAX_LABEL_BYTES};
 
 /// Most values in each list of a scope.
 pub const MAX_SCOPE_VALUES: usize = 64;
-/// Longest product or id prefix, in bytes.
-pub const MAX_SCOPE_VALUE_BYTES: usize = 256;
 
 /// The posts a key may create, delete and engage with. An empty list does not limit; a key
 /// whose lists are all empty (or that has no scope) may send anything.
@@ -41,7 +39,7 @@ pub struct KeyScope {
 }
 
 impl KeyScope {
-    /// A scope of these lists.
+    /// A scope that a stored one can be read back as (the unreadable flag off).
     pub fn new(platforms: Vec<Platform>, products: Vec<String>, id_prefixes: Vec<String>) -> Self {
         KeyScope {
             platforms,
@@ -59,7 +57,13 @@ impl KeyScope {
         }
     }
 
-    /// Whether the scope limits nothing.
+    /// Whether it was stored by a newer version and cannot be read here (it then admits
+    /// nothing, and cannot be copied to another key).
+    pub fn is_unreadable(&self) -> bool {
+        self.unreadable
+    }
+
+    /// Whether the scope limits nothing (an unreadable one limits everything).
     pub fn is_unlimited(&self) -> bool {
         !self.unreadable
             && self.platforms.is_empty()
@@ -67,8 +71,8 @@ impl KeyScope {
             && self.id_prefixes.is_empty()
     }
 
-    /// Checks the scope's own limits: lists of at most [`MAX_SCOPE_VALUES`] values, each
-    /// 1 to [`MAX_SCOPE_VALUE_BYTES`] bytes of printable text.
+    /// Checks the scope's own limits: lists of at most [`MAX_SCOPE_VALUES`] values; products
+    /// as long as a post's product may be, id prefixes as long as an id, each printable.
     pub fn validate(&self) -> Result<(), String> {
         for (field, len) in [
             ("platforms", self.platforms.len()),
@@ -81,18 +85,16 @@ impl KeyScope {
                 ));
             }
         }
-        for (field, values) in [
-            ("products", &self.products),
-            ("id_prefixes", &self.id_prefixes),
+        for (field, values, max) in [
+            ("products", &self.products, MAX_LABEL_BYTES),
+            ("id_prefixes", &self.id_prefixes, MAX_ID_BYTES),
         ] {
             for value in values {
-                if value.is_empty()
-                    || value.len() > MAX_SCOPE_VALUE_BYTES
-                    || super::printable::has_unshowable(value)
+                if value.is_empty() || value.len() > max || super::printable::has_unshowable(value)
                 {
                     return Err(format!(
-                        "each of scope.{field} must be 1 to {MAX_SCOPE_VALUE_BYTES} bytes \
-                         without control, zero-width or direction-changing characters"
+                        "each of scope.{field} must be 1 to {max} bytes without control, \
+                         zero-width or direction-changing characters"
                     ));
                 }
             }
@@ -220,10 +222,15 @@ mod tests {
             assert!(scope.validate().is_err(), "{bad:?}");
         }
         let long = KeyScope {
-            id_prefixes: vec!["p".repeat(MAX_SCOPE_VALUE_BYTES + 1)],
+            id_prefixes: vec!["p".repeat(MAX_ID_BYTES + 1)],
             ..KeyScope::default()
         };
         assert!(long.validate().is_err());
+        let long = KeyScope {
+            products: vec!["p".repeat(MAX_LABEL_BYTES + 1)],
+            ..KeyScope::default()
+        };
+        assert!(long.validate().is_err(), "a product no post can name");
         let refused: Result<KeyScope, _> =
             serde_json::from_value(json!({"platforms": ["twitter"], "owners": []}));
         assert!(refused.is_err(), "unknown fields are refused");
