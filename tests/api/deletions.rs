@@ -577,12 +577,10 @@ async fn observed(server: &common::secured::SecuredServer) -> Observed {
     (posts, rollups(&pg).await, shares, trending)
 }
 
-#[actix_rt::test]
-async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts() {
-    let base = (Utc::now() - TimeDelta::minutes(10))
-        .duration_trunc(TimeDelta::minutes(1))
-        .unwrap();
-    let victim_posts: Vec<Value> = (0..10)
+/// The victim of the squatting replays: posts `v-0`..`v-{posts}` a second apart from `base`,
+/// alternately liking and hating the phone, and one share of each of the first `shares`.
+fn victim_events(base: DateTime<Utc>, posts: i64, shares: i64) -> Vec<Value> {
+    (0..posts)
         .map(|i| {
             let text = if i % 2 == 0 {
                 "I love this phone"
@@ -591,16 +589,19 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
             };
             post_at(&format!("v-{i}"), text, base + TimeDelta::seconds(i))
         })
-        .chain((0..5).map(|i| {
-            engagement(
-                &format!("e{i}"),
-                &format!("v-{i}"),
-                "share",
-                1,
-                base + TimeDelta::seconds(30),
-            )
+        .chain((0..shares).map(|i| {
+            let at = base + TimeDelta::seconds(30);
+            engagement(&format!("e{i}"), &format!("v-{i}"), "share", 1, at)
         }))
-        .collect();
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts() {
+    let base = (Utc::now() - TimeDelta::minutes(10))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
+    let victim_posts = victim_events(base, 10, 5);
     let victim_deletes = vec![deletion("v-9", base + TimeDelta::seconds(40))];
 
     // The same victim alone, on a server of its own, and then beside an attacker.
@@ -921,20 +922,7 @@ async fn a_key_scoped_to_its_id_prefixes_cannot_claim_another_feeds_posts() {
     let base = (Utc::now() - TimeDelta::minutes(10))
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap();
-    let victim_posts: Vec<Value> = (0..6)
-        .map(|i| {
-            let text = if i % 2 == 0 {
-                "I love this phone"
-            } else {
-                "this phone is awful"
-            };
-            post_at(&format!("v-{i}"), text, base + TimeDelta::seconds(i))
-        })
-        .chain((0..3).map(|i| {
-            let at = base + TimeDelta::seconds(30);
-            engagement(&format!("e{i}"), &format!("v-{i}"), "share", 1, at)
-        }))
-        .collect();
+    let victim_posts = victim_events(base, 6, 3);
 
     let mut runs = Vec::new();
     for attacked in [false, true] {
