@@ -105,8 +105,9 @@ impl Subscriber {
             .await
             .unwrap();
         ws.send(Message::text(subscribe.to_string())).await.unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let frame = tokio::time::timeout(DEADLINE, ws.next())
+            let frame = tokio::time::timeout_at(deadline, ws.next())
                 .await
                 .expect("an ack")
                 .expect("open")

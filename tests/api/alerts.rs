@@ -167,8 +167,9 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
 
     // The same five reached the WebSocket subscriber as alert:<kind>.
     let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while seen.len() < expected.len() {
-        let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
             .unwrap()
             .unwrap()

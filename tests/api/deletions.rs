@@ -104,9 +104,12 @@ impl Subscriber {
         s
     }
 
+    /// The next text message; the wait counts from the call, so the server's pings do not
+    /// extend it.
     async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a frame within the wait")
                 .expect("the socket is open")

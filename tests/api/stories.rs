@@ -228,8 +228,9 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
 
     // Both births were published on the stories topic.
     let mut born = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
     while born.len() < 2 {
-        let frame = tokio::time::timeout(WAIT, ws.next())
+        let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a story message in time");
         let Some(Ok(Message::Text(text))) = frame else {

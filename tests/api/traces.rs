@@ -195,8 +195,9 @@ async fn one_post_is_followed_from_its_request_through_every_stage() {
     ws.send(Message::text(subscribe.to_string()))
         .await
         .expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("an answer to subscribe");
         if let Some(Ok(Message::Text(text))) = frame {
