@@ -172,6 +172,7 @@ impl Application {
             bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
             fair: Default::default(),
+            outstanding: Default::default(),
             sharing: Default::default(),
             proxies,
             thresholds: Default::default(),

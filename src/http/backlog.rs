@@ -29,6 +29,9 @@ pub struct Reading {
     pub drained_per_sec: Option<f64>,
     /// Processes (consumers) of the group.
     pub consumers: i64,
+    /// Entries the group has acknowledged since its stream began (None where Redis does not
+    /// count what it delivered).
+    pub acknowledged: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +80,10 @@ impl Backlog {
             oldest_age_secs: stats.oldest_age_secs,
             drained_per_sec: memory.drained_per_sec,
             consumers: stats.consumers,
+            acknowledged: stats
+                .entries_read
+                .filter(|_| stats.lag.is_some())
+                .map(|read| read - stats.pending),
         };
         memory.reading = Some((now, reading));
         Ok(reading)

@@ -7,7 +7,7 @@
 //! ingester reaches the same verdict on it: an event accepted here is never dead-lettered for
 //! its content later.
 //!
-//! Three budgets keep producers from burying the pipeline and each other:
+//! Four budgets keep producers from burying the pipeline and each other:
 //! - each key (each network on an open server) may append `limits.per_key_events_per_sec`
 //!   events (a token bucket counted in events; past it 429 with `Retry-After`);
 //! - no request is appended while the consumer group has more than `ingest.max_backlog`
@@ -17,7 +17,11 @@
 //! - once the group is `ingest.fair_share_after_secs` behind (its oldest unacknowledged entry,
 //!   and the delay a new entry faces), what it drains is shared between the producers asking
 //!   ([`super::fair_share`]): one asking more than its share gets 503 `busy` (`reason`
-//!   `share`) with `Retry-After`, so a flood waits and a quiet producer does not.
+//!   `share`) with `Retry-After`, so a flood waits and a quiet producer does not;
+//! - a producer whose appended entries the group has not taken yet fill a window (what the
+//!   group drains in `ingest.fair_share_after_secs`, at least 500 entries) appends no more
+//!   until it has taken some ([`super::outstanding`]), so the first seconds of a burst do not
+//!   queue seconds of work ahead of everyone (503 `busy`, `reason` `share`).
 //!
 //! The body must be declared JSON (`Content-Type: application/json`), as on every other route
 //! that takes one, else 415: a web page can make a browser POST `text/plain` anywhere without
@@ -108,7 +112,8 @@ pub struct EventsAccepted {
         (status = 503, description = "Redis is unavailable, or the consumer group is behind: \
             more than `ingest.max_backlog` entries (`busy`, `details.reason` `backlog`), its \
             oldest entry older than `ingest.max_backlog_secs` (`backlog_age`), or this producer \
-            over its share of what the group drains (`share`); `Retry-After`", body = ErrorBody),
+            over its share of what the group drains or with its window of entries not yet taken \
+            (`share`); `Retry-After`", body = ErrorBody),
     )
 )]
 #[post("/api/v1/events")]
@@ -146,7 +151,7 @@ pub async fn create(
         .with_details(json!({"limit": max, "received": items.len()})));
     }
     // Before any event is checked: a refused request costs the server no more than its split.
-    admit(&state, &req, items.len()).await?;
+    let admitted = admit(&state, &req, items.len()).await?;
 
     let principal = req.extensions().get::<crate::auth::Principal>().cloned();
     let scope = principal.as_ref().and_then(|p| p.scope.clone());
@@ -208,16 +213,30 @@ pub async fn create(
             .await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     state.backlog.appended(ids.len() as u64);
+    if let Some(position) = admitted.position {
+        state.outstanding.appended(
+            &admitted.caller,
+            ids.len() as u64,
+            position,
+            std::time::Instant::now(),
+        );
+    }
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: ids.len(),
         ids,
     }))
 }
 
+/// A request admitted: who sent it, and where the group stood (for the window).
+struct Admitted {
+    caller: String,
+    position: Option<super::outstanding::Position>,
+}
+
 /// Whether `n` more events may be appended now: the group's backlog (in entries, then in
-/// time), the caller's events budget, then its fair share while the group is behind (see the
-/// module documentation).
-async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiError> {
+/// time), the caller's events budget, its fair share while the group is behind, then what it
+/// already has waiting (see the module documentation).
+async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<Admitted, ApiError> {
     let ingest = &state.settings.ingest;
     let needs_backlog = ingest.max_backlog > 0
         || ingest.max_backlog_secs > 0.0
@@ -258,6 +277,40 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiErro
         }
     }
     let caller = state.client_id(req);
+    let position = backlog.and_then(|b| {
+        Some(super::outstanding::Position {
+            acknowledged: b.acknowledged?,
+            ahead: b.entries,
+        })
+    });
+    let target = ingest.fair_share_after_secs;
+    let stalled = backlog
+        .and_then(|b| b.drained_per_sec)
+        .is_some_and(|d| d < super::fair_share::STALLED_PER_SEC);
+    if let (Some(b), Some(at), true, false) = (backlog, position, target > 0.0, stalled) {
+        let window = super::outstanding::window(b.drained_per_sec, b.consumers, target);
+        let drained = b.drained_per_sec.map(|d| d / b.consumers.max(1) as f64);
+        let now = std::time::Instant::now();
+        if let Err(wait) = state
+            .outstanding
+            .admit(&caller, at.acknowledged, window, drained, now)
+        {
+            metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
+            let secs = super::rate_limit::retry_after_secs(wait);
+            state.fair.refused_elsewhere(&caller, n, wait, now);
+            return Err(ApiError::busy_for(
+                "share",
+                format!(
+                    "this producer has {} events the pipeline has not stored yet, a window's \
+                     worth ({window:.0}: what it drains in ingest.fair_share_after_secs, at \
+                     least {floor}); retry in {secs} s",
+                    state.outstanding.waiting(&caller),
+                    floor = super::outstanding::WINDOW_FLOOR,
+                ),
+                secs,
+            ));
+        }
+    }
     if state.limiter.enabled() {
         if let Err(wait) = state.limiter.events_per_key.take_n(&caller, n as f64) {
             metrics::counter!(names::EVENTS_REFUSED, "reason" => "rate").increment(n as u64);
@@ -302,7 +355,7 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<(), ApiErro
             secs,
         ));
     }
-    Ok(())
+    Ok(Admitted { caller, position })
 }
 
 /// Whether the request declares a JSON body, by the rule the `Json` extractor applies on the

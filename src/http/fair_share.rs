@@ -86,9 +86,10 @@ pub struct ProducerShare {
     pub share_per_sec: Option<f64>,
     /// Its share of everything this process appended over the last seconds, 0 to 1.
     pub share_of_admitted: f64,
-    /// Events refused for being over its share since this process started.
+    /// Events refused for being over its share or its window since this process started.
     pub refused: u64,
-    /// The wait it was last asked to keep (`Retry-After`) while over its share, in seconds.
+    /// The wait it was last asked to keep (`Retry-After`) while over its share or window, in
+    /// seconds.
     pub told_wait_secs: Option<f64>,
     /// What the producer's key may send; null for a key that may send anything, and for a
     /// producer without a key.
@@ -167,6 +168,19 @@ impl FairShare {
             lane.told_wait = Some(wait);
             Err(wait)
         }
+    }
+
+    /// Records `n` events of `who` refused elsewhere for the same cause (its window, see
+    /// [`super::outstanding`]), told to wait `wait`, so the pipeline API shows them with the
+    /// rest.
+    pub fn refused_elsewhere(&self, who: &str, n: usize, wait: Duration, now: Instant) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(lane) = lanes.get_mut(who) else {
+            return;
+        };
+        lane.asked.add(n as f64, now);
+        lane.refused += n as u64;
+        lane.told_wait = Some(wait);
     }
 
     /// Every producer seen lately, busiest first; `capacity` as for [`FairShare::admit`].

@@ -29,6 +29,7 @@ pub mod health;
 pub mod live;
 pub mod metrics_api;
 pub mod openapi;
+pub mod outstanding;
 pub mod peer;
 pub mod pipeline;
 pub mod posts;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub backlog: backlog::Backlog,
     /// What each producer appending over HTTP asks and gets while the group is behind.
     pub fair: fair_share::FairShare,
+    /// What each producer appending over HTTP has waiting in the stream.
+    pub outstanding: outstanding::Outstanding,
     /// Whether the HTTP intake shares what the group drains, and how much.
     pub sharing: fair_share::Controller,
     /// Reverse proxies whose `X-Forwarded-For` names the client.

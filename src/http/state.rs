@@ -132,6 +132,7 @@ mod tests {
             bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
             fair: Default::default(),
+            outstanding: Default::default(),
             sharing: Default::default(),
             proxies: Default::default(),
             thresholds: Default::default(),
