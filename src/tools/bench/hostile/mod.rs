@@ -117,6 +117,12 @@ pub struct HostileReport {
     pub rate: f64,
     pub phase_secs: f64,
     pub idle_rss_mb: f64,
+    /// What analysis and request bodies may add over idle memory at full load, estimated from
+    /// the server's settings (`analysis::footprint`), in MB.
+    pub full_load_estimate_mb: f64,
+    /// The most a phase's peak may grow over idle memory: the estimate and
+    /// [`GROWTH_ALLOWANCE_MB`].
+    pub growth_limit_mb: f64,
     pub phases: Vec<Phase>,
     pub imports: Vec<ImportRun>,
     /// The inputs that once answered 500, and their statuses.
@@ -385,7 +391,19 @@ pub async fn run(
         attacker_key,
         ingest_key,
     };
+    let full_load_estimate_mb = {
+        let mut settings = crate::config::Settings::load().unwrap_or_default();
+        settings.analyzer.backend = if args.hostile_backend == "lexicon" {
+            crate::config::Backend::Lexicon
+        } else {
+            crate::config::Backend::Onnx
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::analysis::footprint::full_load_bytes(&settings, cores) as f64 / (1024.0 * 1024.0)
+    };
     let mut report = HostileReport {
+        full_load_estimate_mb,
+        growth_limit_mb: full_load_estimate_mb + GROWTH_ALLOWANCE_MB,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         machine: super::machine_description(),
         server: binary.display().to_string(),
@@ -791,6 +809,10 @@ async fn imports(
     Ok(runs)
 }
 
+/// What a phase's peak memory may grow over idle memory beyond the estimated full-load working
+/// set, in MB.
+pub const GROWTH_ALLOWANCE_MB: f64 = 128.0;
+
 /// The report as the tables of `docs/benchmarks.md`.
 pub fn markdown(r: &HostileReport) -> String {
     let mut out = format!(
@@ -831,6 +853,23 @@ pub fn markdown(r: &HostileReport) -> String {
             geo = p.legit.geo_max_ms,
         ));
     }
+    let over: Vec<&str> = r
+        .phases
+        .iter()
+        .filter(|p| p.growth_mb > r.growth_limit_mb)
+        .map(|p| p.name.as_str())
+        .collect();
+    out.push_str(&format!(
+        "\nFull-load working set estimated from the server's settings (analysis and request bodies, docs/operations.md \"At full load\"): {est:.0} MB; a phase may grow {allow:.0} MB past it, to +{limit:.0} MB: {verdict}.\n",
+        est = r.full_load_estimate_mb,
+        allow = GROWTH_ALLOWANCE_MB,
+        limit = r.growth_limit_mb,
+        verdict = if over.is_empty() {
+            "every phase stayed within".to_string()
+        } else {
+            format!("over in {}", over.join(", "))
+        },
+    ));
     if !r.imports.is_empty() {
         out.push_str("\n| import of | size | importer's peak memory | hidden event accepted | summary |\n|---|---|---|---|---|\n");
         for i in &r.imports {
