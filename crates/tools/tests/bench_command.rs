@@ -19,17 +19,24 @@ fn pulse() -> PathBuf {
     pulse
 }
 
-/// `pulse bench ARGS` with only the addresses of PostgreSQL and Redis in its environment; its
-/// report, once it succeeded.
+/// `pulse bench ARGS` with only the addresses of PostgreSQL and Redis and the model's files in
+/// its environment; its report, once it succeeded.
 fn bench_part(args: &[&str]) -> String {
     let out = Command::new(pulse())
         .arg("bench")
         .args(args)
         .env_clear()
         .envs(
-            ["PATH", "HOME", "DATABASE_URL", "REDIS_URL"]
-                .iter()
-                .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+            [
+                "PATH",
+                "HOME",
+                "DATABASE_URL",
+                "REDIS_URL",
+                "ORT_DYLIB_PATH",
+                "PULSE_MODEL_DIR",
+            ]
+            .iter()
+            .filter_map(|name| Some((*name, std::env::var(name).ok()?))),
         )
         .output()
         .expect("pulse runs");
@@ -218,4 +225,160 @@ fn the_websocket_benchmark_runs_with_more_subscribers_than_a_client_may_hold() {
     ] {
         assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
     }
+}
+
+/// A folder under the build folder for a part's files (scale, soak and isolation write tables,
+/// charts and JSON, by default into docs/bench).
+fn scratch(part: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{part}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// Runs `pulse bench ARGS` and checks that its report holds each of `rows`.
+fn assert_part_reports(args: &[&str], rows: &[&str]) {
+    let stdout = bench_part(args);
+    for row in rows {
+        assert!(stdout.contains(row), "no `{row}` in the report:\n{stdout}");
+    }
+}
+
+/// `pulse bench --only scale`, run small: the ceilings, then one and two processes.
+#[test]
+fn the_scale_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "scale",
+            "--events",
+            "1000",
+            "--scale-rates",
+            "100",
+            "--scale-processes",
+            "1,2",
+            "--scale-secs",
+            "2",
+            "--scale-warmup-secs",
+            "1",
+            "--out-dir",
+            &scratch("scale"),
+        ],
+        &[
+            "| raw XADD (pipelined 500)",
+            "| processes | offered posts/s",
+        ],
+    );
+}
+
+/// `pulse bench --only soak`, run small: the capacity burst, then a few samples. A soak of
+/// seconds cannot judge drift, so its own checks are set wide: that it runs is what is tested.
+#[test]
+fn the_soak_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "soak",
+            "--minutes",
+            "0.1",
+            "--soak-rate",
+            "20",
+            "--soak-capacity-posts",
+            "200",
+            "--soak-sample-secs",
+            "2",
+            "--soak-warmup-samples",
+            "1",
+            "--soak-latency-factor",
+            "1000",
+            "--soak-memory-tolerance-pct",
+            "1000",
+            "--out-dir",
+            &scratch("soak"),
+        ],
+        &["Soak"],
+    );
+}
+
+/// `pulse bench --only isolation`, run small: the pipeline alone and beside API clients.
+#[test]
+fn the_isolation_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "isolation",
+            "--isolation-posts",
+            "2000",
+            "--isolation-rate",
+            "100",
+            "--isolation-secs",
+            "2",
+            "--isolation-clients",
+            "2",
+            "--isolation-rounds",
+            "1",
+            "--out-dir",
+            &scratch("isolation"),
+        ],
+        &["### API isolation", "| with API load |"],
+    );
+}
+
+/// `pulse bench --only sources`, run small: a Jetstream stand-in and `pulse import`.
+#[test]
+fn the_sources_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "sources",
+            "--source-events",
+            "500",
+            "--import-lines",
+            "1000",
+        ],
+        &[
+            "| Jetstream source alone",
+            "| `pulse import` of 1000 JSON lines",
+        ],
+    );
+}
+
+/// `pulse bench --only stories`, run small.
+#[test]
+fn the_stories_benchmark_runs_small() {
+    assert_part_reports(
+        &["--only", "stories", "--story-posts", "2000"],
+        &["| stories | figure |", "| placing one post |"],
+    );
+}
+
+/// `pulse bench --only refit`, run small.
+#[test]
+fn the_refit_benchmark_runs_small() {
+    assert_part_reports(
+        &["--only", "refit", "--refit-cascades", "200"],
+        &["| forecast refit | figure |", "| adopted |"],
+    );
+}
+
+/// `pulse bench --only hostile`, run small: one attack between the two phases without one,
+/// and the memory the server may grow to.
+#[test]
+fn the_hostile_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "hostile",
+            "--hostile-rate",
+            "20",
+            "--hostile-secs",
+            "2",
+            "--hostile-attacks",
+            "events-flood",
+        ],
+        &[
+            "| events-flood |",
+            "| none (again) |",
+            "Full-load working set estimated",
+        ],
+    );
 }

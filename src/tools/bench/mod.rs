@@ -69,7 +69,7 @@ pub struct BenchArgs {
     /// Keep the run's database (its name is printed) to look into its figures afterwards.
     #[arg(long)]
     pub keep_database: bool,
-    /// Where `scale` and `soak` write their tables, JSON and charts.
+    /// Where `scale`, `soak` and `isolation` write their tables, JSON and charts.
     #[arg(long, default_value = "docs/bench")]
     pub out_dir: std::path::PathBuf,
     #[command(flatten)]
