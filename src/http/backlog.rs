@@ -12,6 +12,8 @@ use fred::clients::Client;
 use crate::config::Settings;
 use crate::streams::group::group_stats;
 
+use super::fair_share::STALLED_PER_SEC;
+
 /// How long a read of the backlog is used.
 pub const REFRESH: Duration = Duration::from_millis(250);
 /// Shortest span the drained rate is measured over.
@@ -32,14 +34,23 @@ pub struct Reading {
     /// Entries the group has acknowledged since its stream began (None where Redis does not
     /// count what it delivered).
     pub acknowledged: Option<i64>,
+    /// The group acknowledged (almost) nothing over the last span though it had entries
+    /// waiting all along: PostgreSQL away, say, not a quiet stream.
+    pub stalled: bool,
+    /// The order in which the reads were asked for: of two readings, the later is newer.
+    pub seq: u64,
 }
 
 #[derive(Debug, Default)]
 struct Memory {
     reading: Option<(Instant, Reading)>,
-    /// Entries acknowledged by the group, and when, at the start of the current span.
-    span_start: Option<(Instant, i64)>,
+    /// Entries acknowledged by the group, when, and the backlog then, at the start of the
+    /// current span.
+    span_start: Option<(Instant, i64, u64)>,
     drained_per_sec: Option<f64>,
+    stalled: bool,
+    /// Reads asked for so far.
+    asked: u64,
 }
 
 /// See the module documentation.
@@ -55,28 +66,40 @@ impl Backlog {
         redis: &Client,
         settings: &Settings,
     ) -> Result<Reading, fred::error::Error> {
-        if let Some((at, reading)) = self.lock().reading {
-            if at.elapsed() < REFRESH {
-                return Ok(reading);
+        let seq = {
+            let mut memory = self.lock();
+            if let Some((at, reading)) = memory.reading {
+                if at.elapsed() < REFRESH {
+                    return Ok(reading);
+                }
             }
-        }
+            memory.asked += 1;
+            memory.asked
+        };
         let stats = group_stats(redis, settings).await?;
         let now = Instant::now();
         let mut memory = self.lock();
+        // Reads run side by side: one that a later-asked read overtook is older than it.
+        if let Some((_, newer)) = memory.reading.filter(|(_, r)| r.seq > seq) {
+            return Ok(newer);
+        }
+        let entries = stats.backlog().max(0) as u64;
         if let Some(read) = stats.entries_read {
             let acknowledged = read - stats.pending;
             match memory.span_start {
-                Some((at, before)) if now.duration_since(at) >= DRAIN_SPAN => {
+                Some((at, before, waiting)) if now.duration_since(at) >= DRAIN_SPAN => {
                     let secs = now.duration_since(at).as_secs_f64();
-                    memory.drained_per_sec = Some((acknowledged - before).max(0) as f64 / secs);
-                    memory.span_start = Some((now, acknowledged));
+                    let drained = (acknowledged - before).max(0) as f64 / secs;
+                    memory.drained_per_sec = Some(drained);
+                    memory.stalled = drained < STALLED_PER_SEC && waiting > 0 && entries > 0;
+                    memory.span_start = Some((now, acknowledged, entries));
                 }
                 Some(_) => {}
-                None => memory.span_start = Some((now, acknowledged)),
+                None => memory.span_start = Some((now, acknowledged, entries)),
             }
         }
         let reading = Reading {
-            entries: stats.backlog().max(0) as u64,
+            entries,
             oldest_age_secs: stats.oldest_age_secs,
             drained_per_sec: memory.drained_per_sec,
             consumers: stats.consumers,
@@ -84,6 +107,8 @@ impl Backlog {
                 .entries_read
                 .filter(|_| stats.lag.is_some())
                 .map(|read| read - stats.pending),
+            stalled: memory.stalled,
+            seq,
         };
         memory.reading = Some((now, reading));
         Ok(reading)

@@ -151,7 +151,7 @@ pub async fn create(
         .with_details(json!({"limit": max, "received": items.len()})));
     }
     // Before any event is checked: a refused request costs the server no more than its split.
-    let admitted = admit(&state, &req, items.len()).await?;
+    let mut admitted = admit(&state, &req, items.len()).await?;
 
     let principal = req.extensions().get::<crate::auth::Principal>().cloned();
     let scope = principal.as_ref().and_then(|p| p.scope.clone());
@@ -213,30 +213,43 @@ pub async fn create(
             .await?;
     metrics::counter!(names::HTTP_EVENTS_ACCEPTED).increment(ids.len() as u64);
     state.backlog.appended(ids.len() as u64);
-    if let Some(position) = admitted.position {
-        state.outstanding.appended(
-            &admitted.caller,
-            ids.len() as u64,
-            position,
-            std::time::Instant::now(),
-        );
-    }
+    admitted.appended();
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: ids.len(),
         ids,
     }))
 }
 
-/// A request admitted: who sent it, and where the group stood (for the window).
-struct Admitted {
+/// A request admitted, holding its entries' place in its producer's window until they are
+/// appended: a request that fails or is dropped before (its client gone) gives it back.
+struct Admitted<'a> {
+    state: &'a State,
     caller: String,
-    position: Option<super::outstanding::Position>,
+    reservation: Option<super::outstanding::Reservation>,
+}
+
+impl Admitted<'_> {
+    fn appended(&mut self) {
+        self.reservation = None;
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            self.state.outstanding.release(&self.caller, reservation);
+        }
+    }
 }
 
 /// Whether `n` more events may be appended now: the group's backlog (in entries, then in
 /// time), the caller's events budget, its fair share while the group is behind, then what it
 /// already has waiting (see the module documentation).
-async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<Admitted, ApiError> {
+async fn admit<'a>(
+    state: &'a State,
+    req: &HttpRequest,
+    n: usize,
+) -> Result<Admitted<'a>, ApiError> {
     let ingest = &state.settings.ingest;
     let needs_backlog = ingest.max_backlog > 0
         || ingest.max_backlog_secs > 0.0
@@ -277,38 +290,29 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<Admitted, A
         }
     }
     let caller = state.client_id(req);
-    let position = backlog.and_then(|b| {
-        Some(super::outstanding::Position {
-            acknowledged: b.acknowledged?,
-            ahead: b.entries,
-        })
-    });
+    // From here, a refusal gives the window's reservation back as `admitted` is dropped.
+    let mut admitted = Admitted {
+        state,
+        caller: caller.clone(),
+        reservation: None,
+    };
     let target = ingest.fair_share_after_secs;
-    let stalled = backlog
-        .and_then(|b| b.drained_per_sec)
-        .is_some_and(|d| d < super::fair_share::STALLED_PER_SEC);
-    if let (Some(b), Some(at), true, false) = (backlog, position, target > 0.0, stalled) {
+    let windowed = backlog.filter(|b| target > 0.0 && !b.stalled);
+    if let Some((b, acknowledged)) = windowed.and_then(|b| Some((b, b.acknowledged?))) {
+        let at = super::outstanding::Position {
+            acknowledged,
+            ahead: b.entries,
+            seq: b.seq,
+        };
         let window = super::outstanding::window(b.drained_per_sec, b.consumers, target);
-        let drained = b.drained_per_sec.map(|d| d / b.consumers.max(1) as f64);
         let now = std::time::Instant::now();
-        if let Err(wait) = state
-            .outstanding
-            .admit(&caller, at.acknowledged, window, drained, now)
-        {
-            metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
-            let secs = super::rate_limit::retry_after_secs(wait);
-            state.fair.refused_elsewhere(&caller, n, wait, now);
-            return Err(ApiError::busy_for(
-                "share",
-                format!(
-                    "this producer has {} events the pipeline has not stored yet, a window's \
-                     worth ({window:.0}: what it drains in ingest.fair_share_after_secs, at \
-                     least {floor}); retry in {secs} s",
-                    state.outstanding.waiting(&caller),
-                    floor = super::outstanding::WINDOW_FLOOR,
-                ),
-                secs,
-            ));
+        let reserved =
+            state
+                .outstanding
+                .reserve(&caller, n as u64, at, window, b.drained_per_sec, now);
+        match reserved {
+            Ok(reservation) => admitted.reservation = Some(reservation),
+            Err(wait) => return Err(window_full(state, &caller, n, window, wait, now)),
         }
     }
     if state.limiter.enabled() {
@@ -355,7 +359,32 @@ async fn admit(state: &State, req: &HttpRequest, n: usize) -> Result<Admitted, A
             secs,
         ));
     }
-    Ok(Admitted { caller, position })
+    Ok(admitted)
+}
+
+/// The refusal of a request whose producer's window is full, counted with the fair shares'.
+fn window_full(
+    state: &State,
+    caller: &str,
+    n: usize,
+    window: f64,
+    wait: std::time::Duration,
+    now: std::time::Instant,
+) -> ApiError {
+    metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
+    state.fair.refused_elsewhere(caller, n, wait, now);
+    let secs = super::rate_limit::retry_after_secs(wait);
+    ApiError::busy_for(
+        "share",
+        format!(
+            "this producer has {} events the pipeline has not stored yet, a window's worth \
+             ({window:.0}: what it drains in ingest.fair_share_after_secs, at least {floor}); \
+             retry in {secs} s",
+            state.outstanding.waiting(caller),
+            floor = super::outstanding::WINDOW_FLOOR,
+        ),
+        secs,
+    )
 }
 
 /// Whether the request declares a JSON body, by the rule the `Json` extractor applies on the

@@ -8,13 +8,16 @@
 //! nothing more until the group has taken some of them, so a post from anyone else waits
 //! behind at most a window and one request of each producer. The window is what the group
 //! drains in `ingest.fair_share_after_secs` (divided between its processes), never less than
-//! [`WINDOW_FLOOR`] entries, and it does not apply while the group drains nothing (PostgreSQL
-//! away): then Redis buffers, as `ingest.max_backlog_secs` allows.
+//! [`WINDOW_FLOOR`] entries. It does not apply while the group is stalled (PostgreSQL away:
+//! then Redis buffers, as `ingest.max_backlog_secs` allows) nor where Redis does not count
+//! what it delivered.
 //!
-//! An entry counts as waiting until the group has acknowledged as many entries as there were
-//! ahead of it, plus it: positions in the group's count of acknowledged entries
-//! (`entries-read` less `pending`), so one entry held by a process that died delays the
-//! reckoning by one entry, not until it is claimed.
+//! A request's entries are reserved as it is admitted (so requests of one producer sent side
+//! by side cannot all pass on the same count) and released if it appends nothing. They count
+//! as waiting until the group has acknowledged as many entries as there were ahead of them,
+//! plus them: positions in the group's count of acknowledged entries (`entries-read` less
+//! `pending`). Entries held by a process that died count ahead until they are claimed; a
+//! reservation is forgotten after [`FORGET_AFTER`] whatever happens.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -23,27 +26,34 @@ use std::time::{Duration, Instant};
 /// Fewest entries a producer may keep waiting, whatever the drained rate says (unknown in the
 /// first seconds, and low after a quiet while): 1 s of the default model's pipeline on 2 cores.
 pub const WINDOW_FLOOR: f64 = 500.0;
-/// Records kept per producer; past it, new appends merge into the last record.
+/// Records kept per producer; past it, the two oldest are merged.
 const MAX_RECORDS: usize = 64;
-/// A record this old is forgotten: a bound for a group whose count stopped telling the truth
-/// (a stream deleted and made again).
+/// A record this old is forgotten: a bound for a count that stopped telling the truth (a
+/// stream deleted and made again, entries held by a process that died).
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 /// Most producers tracked; past it, producers with nothing waiting are forgotten, then new
 /// ones share one lane.
 const MAX_LANES: usize = super::fair_share::MAX_LANES;
 const OVERFLOW: &str = "(overflow)";
 
-/// Where the group stood when a request was admitted.
+/// Where the group stood at one reading of the backlog.
 #[derive(Debug, Clone, Copy)]
 pub struct Position {
     /// Entries the group had acknowledged.
     pub acknowledged: i64,
-    /// Entries ahead of the request: the backlog.
+    /// Entries ahead of a request admitted then: the backlog.
     pub ahead: u64,
+    /// The reading's order ([`super::backlog::Reading::seq`]).
+    pub seq: u64,
 }
+
+/// A request's entries, reserved as it is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation(u64);
 
 #[derive(Debug, Clone, Copy)]
 struct Record {
+    id: u64,
     /// The group's acknowledged count at which the record's entries are all taken.
     done_at: i64,
     entries: u64,
@@ -53,104 +63,152 @@ struct Record {
 #[derive(Debug, Default)]
 struct Lane {
     records: VecDeque<Record>,
-    /// The acknowledged count last seen; one lower means the stream started again.
+    /// The acknowledged count of the newest reading seen, and that reading's order.
     acknowledged: i64,
+    seq: u64,
 }
 
 impl Lane {
-    fn settle(&mut self, acknowledged: i64, now: Instant) {
-        if acknowledged < self.acknowledged {
-            self.records.clear();
+    /// Forgets what the newest reading of `at` and the ones before say is taken. A newer
+    /// reading with a lower count means the stream started again.
+    fn settle(&mut self, at: Position, now: Instant) {
+        if at.seq > self.seq {
+            if at.acknowledged < self.acknowledged {
+                self.records.clear();
+            }
+            self.acknowledged = at.acknowledged;
+            self.seq = at.seq;
         }
-        self.acknowledged = acknowledged;
+        let acknowledged = self.acknowledged;
         self.records.retain(|r| {
             r.done_at > acknowledged && now.saturating_duration_since(r.at) < FORGET_AFTER
         });
     }
 
-    /// A request's entries are appended together, so the last `done_at - acknowledged` of
-    /// them are the ones still waiting.
-    fn waiting(&self) -> u64 {
+    /// Entries waiting once `acknowledged` entries are taken. A request's entries are
+    /// appended together, so the last `done_at - acknowledged` of them are the ones waiting.
+    fn waiting_at(&self, acknowledged: i64) -> u64 {
         self.records
             .iter()
-            .map(|r| r.entries.min((r.done_at - self.acknowledged).max(0) as u64))
+            .map(|r| r.entries.min((r.done_at - acknowledged).max(0) as u64))
             .sum()
+    }
+
+    /// The acknowledged count at which fewer than `window` entries are left waiting.
+    fn under_window_at(&self, window: f64) -> i64 {
+        let (mut low, mut high) = (
+            self.acknowledged,
+            self.records
+                .iter()
+                .map(|r| r.done_at)
+                .max()
+                .unwrap_or(self.acknowledged),
+        );
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if (self.waiting_at(mid) as f64) < window {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        low
     }
 }
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct Outstanding {
-    lanes: Mutex<HashMap<String, Lane>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lanes: HashMap<String, Lane>,
+    next_id: u64,
 }
 
 impl Outstanding {
-    /// Whether `who` may append now: `Err` holds how long until its waiting entries should be
-    /// under `window`. `drained_per_sec` is this process's part of what the group drains.
-    pub fn admit(
+    /// Reserves `entries` for `who` when fewer than `window` of its entries are waiting at
+    /// `at`; else `Err` holds how long until they should be, at `drained_per_sec` (the group's
+    /// rate).
+    pub fn reserve(
         &self,
         who: &str,
-        acknowledged: i64,
+        entries: u64,
+        at: Position,
         window: f64,
         drained_per_sec: Option<f64>,
         now: Instant,
-    ) -> Result<(), Duration> {
-        let mut lanes = self.lock();
-        let Some(lane) = lanes.get_mut(who) else {
-            return Ok(());
-        };
-        lane.settle(acknowledged, now);
-        let waiting = lane.waiting() as f64;
-        if waiting < window {
-            return Ok(());
-        }
-        let secs = match drained_per_sec {
-            Some(rate) if rate > 0.0 => (waiting - window + 1.0) / rate,
-            _ => 1.0,
-        };
-        Err(Duration::from_secs_f64(secs.clamp(0.001, 60.0)))
-    }
-
-    /// Records `entries` just appended by `who`, admitted at `at`.
-    pub fn appended(&self, who: &str, entries: u64, at: Position, now: Instant) {
-        let mut lanes = self.lock();
-        let who = if lanes.len() >= MAX_LANES && !lanes.contains_key(who) {
-            lanes.retain(|_, lane| !lane.records.is_empty());
-            if lanes.len() >= MAX_LANES {
-                OVERFLOW
-            } else {
-                who
-            }
-        } else {
+    ) -> Result<Reservation, Duration> {
+        let mut state = self.lock();
+        let State { lanes, next_id } = &mut *state;
+        let who = if lanes.contains_key(who) || lanes.len() < MAX_LANES {
             who
+        } else {
+            lanes.retain(|_, lane| {
+                lane.settle(at, now);
+                !lane.records.is_empty()
+            });
+            if lanes.len() < MAX_LANES {
+                who
+            } else {
+                OVERFLOW
+            }
         };
         let lane = lanes.entry(who.to_string()).or_default();
-        lane.settle(at.acknowledged, now);
-        let done_at = at
-            .acknowledged
-            .saturating_add(i64::try_from(at.ahead.saturating_add(entries)).unwrap_or(i64::MAX));
-        let full = lane.records.len() >= MAX_RECORDS;
-        match lane.records.back_mut() {
-            Some(last) if full => {
-                last.done_at = last.done_at.max(done_at);
-                last.entries += entries;
-                last.at = now;
+        lane.settle(at, now);
+        if lane.waiting_at(lane.acknowledged) as f64 >= window {
+            let secs = match drained_per_sec {
+                Some(rate) if rate > 0.0 => {
+                    (lane.under_window_at(window) - lane.acknowledged) as f64 / rate
+                }
+                _ => 1.0,
+            };
+            return Err(Duration::from_secs_f64(secs.clamp(0.001, 60.0)));
+        }
+        *next_id += 1;
+        let record = Record {
+            id: *next_id,
+            done_at: at.acknowledged.saturating_add(
+                i64::try_from(at.ahead.saturating_add(entries)).unwrap_or(i64::MAX),
+            ),
+            entries,
+            at: now,
+        };
+        if lane.records.len() >= MAX_RECORDS {
+            // The two oldest become one: only the entries taken soonest are overstated.
+            if let (Some(first), Some(second)) =
+                (lane.records.pop_front(), lane.records.front_mut())
+            {
+                second.entries += first.entries;
+                second.done_at = second.done_at.max(first.done_at);
             }
-            _ => lane.records.push_back(Record {
-                done_at,
-                entries,
-                at: now,
-            }),
+        }
+        lane.records.push_back(record);
+        Ok(Reservation(record.id))
+    }
+
+    /// Gives back a reservation whose request appended nothing.
+    pub fn release(&self, who: &str, reservation: Reservation) {
+        let mut state = self.lock();
+        for name in [who, OVERFLOW] {
+            if let Some(lane) = state.lanes.get_mut(name) {
+                lane.records.retain(|r| r.id != reservation.0);
+            }
         }
     }
 
-    /// Entries `who` appended that the group had not acknowledged when last reckoned.
+    /// Entries `who` reserved that the group had not acknowledged when last reckoned.
     pub fn waiting(&self, who: &str) -> u64 {
-        self.lock().get(who).map_or(0, Lane::waiting)
+        self.lock()
+            .lanes
+            .get(who)
+            .map_or(0, |lane| lane.waiting_at(lane.acknowledged))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lane>> {
-        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -164,10 +222,11 @@ pub fn window(drained_per_sec: Option<f64>, processes: i64, target_secs: f64) ->
 mod tests {
     use super::*;
 
-    fn at(acknowledged: i64, ahead: u64) -> Position {
+    fn at(acknowledged: i64, ahead: u64, seq: u64) -> Position {
         Position {
             acknowledged,
             ahead,
+            seq,
         }
     }
 
@@ -175,48 +234,66 @@ mod tests {
     fn a_producer_waits_once_a_window_is_queued_and_goes_on_as_the_group_takes_it() {
         let o = Outstanding::default();
         let now = Instant::now();
-        assert_eq!(o.admit("flood", 0, 500.0, None, now), Ok(()), "nothing yet");
-        o.appended("flood", 1_000, at(0, 0), now);
-        let wait = o.admit("flood", 0, 500.0, Some(250.0), now).unwrap_err();
+        o.reserve("flood", 1_000, at(0, 0, 1), 500.0, None, now)
+            .unwrap();
+        // Side by side with the first, on the same reading: refused.
+        let wait = o
+            .reserve("flood", 1_000, at(0, 0, 1), 500.0, Some(250.0), now)
+            .unwrap_err();
+        // 501 more entries must be taken before fewer than 500 of its 1,000 are left.
         assert!(
             (wait.as_secs_f64() - 501.0 / 250.0).abs() < 1e-9,
             "{wait:?}"
         );
-        assert_eq!(o.admit("quiet", 0, 500.0, None, now), Ok(()));
+        o.reserve("quiet", 1, at(0, 0, 1), 500.0, None, now)
+            .unwrap();
         // 900 acknowledged: only 100 of the flood's are left.
-        assert_eq!(o.admit("flood", 900, 500.0, None, now), Ok(()));
-        assert_eq!(o.waiting("flood"), 100);
+        o.reserve("flood", 1_000, at(900, 3_000, 2), 500.0, None, now)
+            .unwrap();
+        assert_eq!(o.waiting("flood"), 1_100);
         // Entries ahead of a request are taken before any of it.
-        o.appended("flood", 1_000, at(900, 3_000), now);
-        assert!(o.admit("flood", 1_000, 500.0, None, now).is_err());
+        assert!(o
+            .reserve("flood", 1, at(1_000, 3_000, 3), 500.0, None, now)
+            .is_err());
         assert_eq!(o.waiting("flood"), 1_000);
-        assert!(o.admit("flood", 4_300, 500.0, None, now).is_err());
-        assert_eq!(o.admit("flood", 4_500, 500.0, None, now), Ok(()));
+        assert!(o
+            .reserve("flood", 1, at(4_300, 0, 4), 500.0, None, now)
+            .is_err());
+        let r = o
+            .reserve("flood", 1, at(4_500, 0, 5), 500.0, None, now)
+            .unwrap();
+        assert_eq!(o.waiting("flood"), 401);
+        o.release("flood", r);
         assert_eq!(o.waiting("flood"), 400);
-        o.admit("flood", 4_900, 500.0, None, now).unwrap();
-        assert_eq!(o.waiting("flood"), 0);
     }
 
     #[test]
-    fn a_count_that_starts_again_or_stops_moving_does_not_hold_a_producer_for_good() {
+    fn an_older_reading_changes_nothing_and_a_count_that_starts_again_frees_the_lane() {
         let o = Outstanding::default();
         let now = Instant::now();
-        o.appended("a", 1_000, at(50_000, 0), now);
-        assert!(o.admit("a", 50_000, 500.0, None, now).is_err());
-        assert_eq!(
-            o.admit("a", 0, 500.0, None, now),
-            Ok(()),
-            "the stream started again"
-        );
-        o.appended("a", 1_000, at(0, 0), now);
+        o.reserve("a", 1_000, at(50_000, 0, 5), 500.0, None, now)
+            .unwrap();
+        // A read asked before: its lower count is not a new stream.
         assert!(o
-            .admit("a", 0, 500.0, None, now + Duration::from_secs(30))
+            .reserve("a", 1, at(49_000, 0, 4), 500.0, None, now)
             .is_err());
-        assert_eq!(
-            o.admit("a", 0, 500.0, None, now + FORGET_AFTER),
-            Ok(()),
-            "forgotten"
-        );
+        assert_eq!(o.waiting("a"), 1_000);
+        // A newer reading with a lower count is.
+        o.reserve("a", 1_000, at(0, 0, 6), 500.0, None, now)
+            .unwrap();
+        assert!(o.reserve("a", 1, at(0, 0, 7), 500.0, None, now).is_err());
+        assert!(o
+            .reserve(
+                "a",
+                1,
+                at(0, 0, 8),
+                500.0,
+                None,
+                now + Duration::from_secs(30)
+            )
+            .is_err());
+        o.reserve("a", 1, at(0, 0, 9), 500.0, None, now + FORGET_AFTER)
+            .expect("forgotten");
     }
 
     #[test]
@@ -224,15 +301,26 @@ mod tests {
         let o = Outstanding::default();
         let now = Instant::now();
         for i in 0..1_000 {
-            o.appended("a", 1, at(0, i), now);
+            o.reserve("a", 1, at(0, i, 1), f64::INFINITY, None, now)
+                .unwrap();
         }
-        assert!(o.lock()["a"].records.len() <= MAX_RECORDS);
-        assert!(o.admit("a", 998, 1.0, None, now).is_err());
-        assert_eq!(o.admit("a", 1_000, 1.0, None, now), Ok(()));
+        assert!(o.lock().lanes["a"].records.len() <= MAX_RECORDS);
+        assert_eq!(o.waiting("a"), 1_000);
+        // The newest records are kept as they were.
+        assert!(o.reserve("a", 1, at(998, 0, 2), 2.0, None, now).is_err());
+        o.reserve("a", 1, at(999, 0, 3), 2.0, None, now).unwrap();
         for i in 0..MAX_LANES + 10 {
-            o.appended(&format!("net-{i}"), 1, at(0, 0), now);
+            let _ = o.reserve(&format!("net-{i}"), 1_000, at(0, 0, 1), 500.0, None, now);
         }
-        assert!(o.lock().len() <= MAX_LANES + 1);
+        assert!(o.lock().lanes.len() <= MAX_LANES + 1);
+        // Newcomers past the bound share a lane, window included.
+        assert!(o
+            .reserve("late", 1_000, at(0, 0, 1), 500.0, None, now)
+            .is_err());
+        // Lanes whose entries were all taken make room.
+        o.reserve("later", 1, at(2_000_000_000, 0, 4), 500.0, None, now)
+            .unwrap();
+        assert!(o.lock().lanes.contains_key("later"));
     }
 
     #[test]
