@@ -122,7 +122,7 @@ pub struct KeyList {
 #[get("/api/v1/admin/keys")]
 pub async fn list_keys(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let items = keys::list(&**client).await.map_err(ApiError::internal)?;
+    let items = keys::list(&**client).await.map_err(ApiError::from_store)?;
     Ok(HttpResponse::Ok().json(KeyList { items }))
 }
 
@@ -177,7 +177,7 @@ pub async fn create_key(
     let client = state.pool.get().await?;
     let key = keys::create(&**client, role, name, scope, &state.actor())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_store)?;
     tracing::info!(key_id = %key.info.id, role = %role, "API key created");
     Ok(secret(HttpResponse::Created()).json(key))
 }
@@ -201,7 +201,7 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     let client = state.pool.get().await?;
     if !keys::revoke(&**client, &id, &state.actor())
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from_store)?
     {
         return Err(ApiError::not_found("no such active key"));
     }
@@ -233,7 +233,7 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     let client = state.pool.get().await?;
     let key = keys::rotate(&**client, &id, &state.actor())
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from_store)?
         .ok_or_else(|| ApiError::not_found("no such key"))?;
     tracing::info!(key_id = %key.info.id, replaces = %id, "API key rotated");
     Ok(secret(HttpResponse::Created()).json(key))
@@ -266,7 +266,7 @@ pub async fn set_key_scope(
     let client = state.pool.get().await?;
     let key = keys::set_scope(&**client, &id, scope)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from_store)?
         .ok_or_else(|| ApiError::not_found("no such key"))?;
     if let Some(auth) = &state.auth {
         auth.rescoped(&id, key.scope.clone());

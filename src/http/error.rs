@@ -164,7 +164,7 @@ impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
             ApiError::query_timeout()
-        } else if e.is_closed() || e.code().is_none() {
+        } else if e.is_closed() || e.code().is_none_or(refuses_for_now) {
             tracing::warn!(error = %crate::db::describe(&e), "database unavailable");
             ApiError::unavailable("the database is unavailable")
         } else if e.code().is_some_and(|c| c.code().starts_with("22")) {
@@ -180,6 +180,32 @@ impl From<tokio_postgres::Error> for ApiError {
             )
         } else {
             ApiError::internal(crate::db::describe(&e))
+        }
+    }
+}
+
+/// PostgreSQL errors that say the server cannot take the request now rather than that the
+/// request is wrong: connection exceptions (08), insufficient resources such as a full disk
+/// (53), operator intervention such as a shutdown (57), and a database set read-only.
+fn refuses_for_now(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    ["08", "53", "57"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION.code()
+}
+
+impl ApiError {
+    /// An error of a query function that reports with `anyhow`: PostgreSQL's and the pool's
+    /// errors keep their meaning (503, 504, 400 as above); anything else is internal.
+    pub fn from_store(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<tokio_postgres::Error>() {
+            Ok(e) => return e.into(),
+            Err(e) => e,
+        };
+        match e.downcast::<deadpool_postgres::PoolError>() {
+            Ok(e) => e.into(),
+            Err(e) => ApiError::internal(format!("{e:#}")),
         }
     }
 }

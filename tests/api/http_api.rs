@@ -158,6 +158,19 @@ async fn ready_is_503_while_postgres_answers_but_refuses_writes() {
     })
     .await;
     assert!(refused, "ready while every write is refused");
+    // A write the API makes itself is answered as unavailable, not as a server fault.
+    let res = api
+        .app
+        .http
+        .post(api.app.url("/api/v1/topics"))
+        .json(&json!({"name": "read-only", "query": "phone"}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_error_shape(&body, "unavailable");
 
     pg.batch_execute(&format!(
         "ALTER DATABASE \"{database}\" RESET default_transaction_read_only"
