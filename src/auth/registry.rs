@@ -74,6 +74,9 @@ pub struct Authenticator {
     codec: TokenCodec,
     pool: Pool,
     keys: RwLock<HashMap<String, KeyState>>,
+    /// Changes made here at once (a revocation, a new scope), counted under the `keys` lock: a
+    /// refresh whose read began before one would put back what the change replaced.
+    changed_here: std::sync::atomic::AtomicU64,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     /// Presented keys that failed lately (by SHA-256): a client repeating one pays no check.
     failed: Mutex<HashMap<[u8; 32], Instant>>,
@@ -97,6 +100,7 @@ impl Authenticator {
             codec,
             pool,
             keys: RwLock::new(HashMap::new()),
+            changed_here: Default::default(),
             verified: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             verifier: Verifier::start()?,
@@ -108,6 +112,8 @@ impl Authenticator {
 
     /// Re-reads every key's role and revocation state.
     pub async fn refresh(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        let changes_before = self.changed_here.load(Ordering::Acquire);
         let client = self.pool.get().await?;
         let fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
             .await?
@@ -121,6 +127,10 @@ impl Authenticator {
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);
         let newly_revoked: Vec<String> = {
             let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            if self.changed_here.load(Ordering::Acquire) != changes_before {
+                // What was read may predate a change made here; the next refresh reads it.
+                return Ok(());
+            }
             let newly = fresh
                 .iter()
                 .filter(|(id, k)| k.revoked && keys.get(*id).is_none_or(|old| !old.revoked))
@@ -170,14 +180,13 @@ impl Authenticator {
     /// Marks key `id` revoked here at once (the database already says so) and tells the
     /// listeners.
     pub fn revoked(&self, id: &str) {
-        if let Some(state) = self
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(id)
-        {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        self.changed_here
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(state) = keys.get_mut(id) {
             state.revoked = true;
         }
+        drop(keys);
         let _ = self.revocations.send(id.into());
     }
 
@@ -189,12 +198,10 @@ impl Authenticator {
 
     /// Gives key `id` its new scope here at once (the database already holds it).
     pub fn rescoped(&self, id: &str, scope: Option<KeyScope>) {
-        if let Some(state) = self
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(id)
-        {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        self.changed_here
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(state) = keys.get_mut(id) {
             state.scope = scope.map(Arc::new);
         }
     }
