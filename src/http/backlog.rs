@@ -84,7 +84,11 @@ impl Backlog {
             return Ok(newer);
         }
         let entries = stats.backlog().max(0) as u64;
-        if let Some(read) = stats.entries_read {
+        // Redis leaves a group's count unset until it first delivers: nothing read yet.
+        let entries_read = stats
+            .entries_read
+            .or_else(|| (stats.last_delivered_id.as_deref() == Some("0-0")).then_some(0));
+        if let Some(read) = entries_read {
             let acknowledged = read - stats.pending;
             match memory.span_start {
                 Some((at, before, waiting)) if now.duration_since(at) >= DRAIN_SPAN => {
@@ -103,8 +107,7 @@ impl Backlog {
             oldest_age_secs: stats.oldest_age_secs,
             drained_per_sec: memory.drained_per_sec,
             consumers: stats.consumers,
-            acknowledged: stats
-                .entries_read
+            acknowledged: entries_read
                 .filter(|_| stats.lag.is_some())
                 .map(|read| read - stats.pending),
             stalled: memory.stalled,
