@@ -351,7 +351,7 @@ impl Handler<Committed> for StoryKeeper {
                 }
                 Err(e) => {
                     metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
-                    tracing::warn!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of this batch's posts stand, their counts lag");
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of this batch's posts stand, their counts lag");
                 }
             }),
         );

@@ -180,7 +180,7 @@ impl Actor for Deliverer {
                 .map(|result, this, _| {
                     this.busy = false;
                     if let Err(e) = result {
-                        tracing::warn!(error = %format_args!("{e:#}"), "webhook delivery round failed");
+                        pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "webhook delivery round failed");
                     }
                 }),
             );

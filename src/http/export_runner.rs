@@ -132,7 +132,7 @@ async fn work(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "removed expired exports"),
                 Err(e) => {
-                    tracing::warn!(error = %format_args!("{e:#}"), "removing expired exports failed")
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "removing expired exports failed")
                 }
             }
         }
@@ -164,7 +164,7 @@ async fn work(
             }
             Ok(None) => POLL,
             Err(e) => {
-                tracing::warn!(error = %format_args!("{e:#}"), "looking for export jobs failed");
+                pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "looking for export jobs failed");
                 BACKOFF
             }
         };

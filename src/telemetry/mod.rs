@@ -288,8 +288,12 @@ pub const PIPELINE_LATENCY_BUCKETS: &[f64] = &[
 /// How often histogram samples are folded into buckets, bounding their memory.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Installs the log subscriber once: `PULSE_LOG` filters (default `info`), `PULSE_LOG_FORMAT`
-/// picks `json` or `text` (default text). Logs go to stdout.
+/// The log filter when `PULSE_LOG` is unset. The connection pool's own warnings repeat, without
+/// their cause and unthrottled, what Pulse's call sites report with it once per 10 s.
+pub const DEFAULT_LOG_FILTER: &str = "info,deadpool=error";
+
+/// Installs the log subscriber once: `PULSE_LOG` filters (default [`DEFAULT_LOG_FILTER`]),
+/// `PULSE_LOG_FORMAT` picks `json` or `text` (default text). Logs go to stdout.
 pub fn init_logging() {
     init_logging_on(false);
 }
@@ -298,8 +302,8 @@ pub fn init_logging() {
 pub fn init_logging_on(stderr: bool) {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let filter =
-            EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        let filter = EnvFilter::try_from_env("PULSE_LOG")
+            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(move || -> Box<dyn std::io::Write> {
