@@ -32,9 +32,10 @@ pub struct KeyScope {
     #[serde(default)]
     #[schema(max_items = 64)]
     pub id_prefixes: Vec<String>,
-    /// A stored scope this version could not read: it admits nothing.
-    #[serde(skip)]
-    #[schema(ignore)]
+    /// Shown, never taken: the stored scope was written by a newer version and cannot be read
+    /// here, so the key admits nothing (its lists read empty).
+    #[serde(skip_deserializing, skip_serializing_if = "std::ops::Not::not")]
+    #[schema(read_only)]
     unreadable: bool,
 }
 
@@ -204,6 +205,14 @@ mod tests {
         assert!(unreadable
             .refuses(&post("tw:1", "twitter", Some("phone")))
             .is_some());
+        // Listed as what it is, never taken from a client.
+        let shown = serde_json::to_value(&unreadable).unwrap();
+        assert_eq!(shown["unreadable"], true);
+        assert!(serde_json::to_value(&open)
+            .unwrap()
+            .get("unreadable")
+            .is_none());
+        assert!(serde_json::from_value::<KeyScope>(shown).is_err());
     }
 
     #[test]

@@ -339,6 +339,8 @@ export const PipelineResponse = z.strictObject({
           platforms: z.array(z.string()),
           products: z.array(z.string()),
           id_prefixes: z.array(z.string()),
+          /** Present when the stored scope cannot be read here: the key admits nothing. */
+          unreadable: z.literal(true).optional(),
         })
         .nullable(),
     }),

@@ -5,6 +5,7 @@ describe("formatters", () => {
   it("says what a key may send", () => {
     expect(scopeText(null)).toBe("anything");
     expect(scopeText({ platforms: [], products: [], id_prefixes: [] })).toBe("anything");
+    expect(scopeText({ platforms: [], products: [], id_prefixes: [], unreadable: true })).toMatch(/^nothing/);
     expect(scopeText({ platforms: ["twitter"], products: ["phone"], id_prefixes: ["tw:", "x:"] })).toBe(
       "twitter; products phone; ids tw:…, x:…",
     );

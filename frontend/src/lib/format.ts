@@ -79,9 +79,10 @@ export function perMinute(perMin: number): string {
 
 /** What an ingest key may send, in a few words: null → "anything". */
 export function scopeText(
-  scope: { platforms: string[]; products: string[]; id_prefixes: string[] } | null,
+  scope: { platforms: string[]; products: string[]; id_prefixes: string[]; unreadable?: boolean } | null,
 ): string {
   if (!scope) return "anything";
+  if (scope.unreadable) return "nothing (its scope was written by a newer version)";
   const parts = [
     scope.platforms.length > 0 && scope.platforms.join(", "),
     scope.products.length > 0 && `products ${scope.products.join(", ")}`,
