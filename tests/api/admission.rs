@@ -112,22 +112,30 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
     let _: i64 = redis.del(&settings.redis.stream).await.unwrap();
 }
 
-#[actix_rt::test]
-async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_not() {
+/// A server without budgets or backlog limits whose pipeline takes `batch` entries at a time,
+/// so a flood puts it behind; its ingest key and a second one, "quiet".
+async fn slow_server(
+    batch: usize,
+    fair_share_after_secs: f64,
+) -> (Arc<SecuredServer>, String, String) {
     let s = SecuredServer::start(|s| {
         s.limits.rate_limits = false;
         s.ingest.max_backlog = 0;
         s.ingest.max_backlog_secs = 0.0;
-        s.ingest.fair_share_after_secs = 0.5;
-        // A pipeline that drains a small batch at a time, so a flood puts it behind.
-        s.ingest.read_batch = 50;
-        s.ingest.max_in_flight = 50;
+        s.ingest.fair_share_after_secs = fair_share_after_secs;
+        s.ingest.read_batch = batch;
+        s.ingest.max_in_flight = batch;
         s.ingest.max_batches_in_flight = 1;
     })
     .await;
-    let s = Arc::new(s);
-    let flood_key = s.key(Role::Ingest).key.clone();
-    let quiet_key = s.create_key(Role::Ingest, "quiet").await.key;
+    let first = s.key(Role::Ingest).key.clone();
+    let quiet = s.create_key(Role::Ingest, "quiet").await.key;
+    (Arc::new(s), first, quiet)
+}
+
+#[actix_rt::test]
+async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_not() {
+    let (s, flood_key, quiet_key) = slow_server(50, 0.5).await;
     let stop = Arc::new(AtomicBool::new(false));
     let shared_refusals = Arc::new(AtomicU64::new(0));
     let flood = {
@@ -220,18 +228,13 @@ async fn a_burst_sent_side_by_side_is_held_to_its_window_at_once() {
     /// than 500 of the first's in between, which a pipeline taking 5 entries at a time cannot
     /// do while requests sent together are read.
     const EACH: usize = 1_000;
-    let s = SecuredServer::start(|s| {
-        s.limits.rate_limits = false;
-        s.ingest.max_backlog = 0;
-        s.ingest.max_backlog_secs = 0.0;
-        s.ingest.read_batch = 5;
-        s.ingest.max_in_flight = 5;
-        s.ingest.max_batches_in_flight = 1;
-    })
+    let (s, burst_key, quiet_key) = slow_server(
+        5,
+        pulse::config::Settings::default()
+            .ingest
+            .fair_share_after_secs,
+    )
     .await;
-    let s = Arc::new(s);
-    let burst_key = s.key(Role::Ingest).key.clone();
-    let quiet_key = s.create_key(Role::Ingest, "quiet").await.key;
     let burst: Vec<_> = (0..REQUESTS)
         .map(|_| {
             let (s, key) = (s.clone(), burst_key.clone());
