@@ -69,14 +69,50 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// The latest changes made in this process, numbered.
+#[derive(Debug, Default)]
+struct LocalChanges {
+    count: u64,
+    /// The last [`LOCAL_CHANGES_KEPT`] changes: their number and key.
+    recent: std::collections::VecDeque<(u64, String)>,
+}
+
+/// Changes made here that a refresh can tell apart; more during one read and it starts over.
+const LOCAL_CHANGES_KEPT: usize = 1_024;
+
+impl LocalChanges {
+    fn record(&mut self, id: &str) {
+        self.count += 1;
+        if self.recent.len() == LOCAL_CHANGES_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.count, id.to_string()));
+    }
+
+    /// The keys changed after change `since`; `None` when more changed than are kept.
+    fn since(&self, since: u64) -> Option<std::collections::HashSet<&str>> {
+        let kept_from = self.recent.front().map_or(self.count + 1, |(n, _)| *n);
+        if self.count > since && kept_from > since + 1 {
+            return None;
+        }
+        Some(
+            self.recent
+                .iter()
+                .filter(|(n, _)| *n > since)
+                .map(|(_, id)| id.as_str())
+                .collect(),
+        )
+    }
+}
+
 /// See the module documentation.
 pub struct Authenticator {
     codec: TokenCodec,
     pool: Pool,
     keys: RwLock<HashMap<String, KeyState>>,
-    /// Changes made here at once (a revocation, a new scope), counted under the `keys` lock: a
-    /// refresh whose read began before one would put back what the change replaced.
-    changed_here: std::sync::atomic::AtomicU64,
+    /// Changes made here at once (a revocation, a new scope), recorded under the `keys` lock: a
+    /// read of the database that began before one would put back what the change replaced.
+    changed_here: Mutex<LocalChanges>,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     /// Presented keys that failed lately (by SHA-256): a client repeating one pays no check.
     failed: Mutex<HashMap<[u8; 32], Instant>>,
@@ -100,7 +136,7 @@ impl Authenticator {
             codec,
             pool,
             keys: RwLock::new(HashMap::new()),
-            changed_here: Default::default(),
+            changed_here: Mutex::new(LocalChanges::default()),
             verified: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             verifier: Verifier::start()?,
@@ -112,10 +148,9 @@ impl Authenticator {
 
     /// Re-reads every key's role and revocation state.
     pub async fn refresh(&self) -> anyhow::Result<()> {
-        use std::sync::atomic::Ordering;
-        let changes_before = self.changed_here.load(Ordering::Acquire);
+        let changes_before = self.local_changes().count;
         let client = self.pool.get().await?;
-        let fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
+        let mut fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
             .await?
             .into_iter()
             .map(|k| {
@@ -127,10 +162,21 @@ impl Authenticator {
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);
         let newly_revoked: Vec<String> = {
             let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-            if self.changed_here.load(Ordering::Acquire) != changes_before {
-                // What was read may predate a change made here; the next refresh reads it.
+            let local = self.local_changes();
+            // What was read may predate a change made here since: those keys keep their state
+            // here, and no key is ever revoked and then not.
+            let Some(changed) = local.since(changes_before) else {
                 return Ok(());
+            };
+            for (id, state) in fresh.iter_mut() {
+                if let Some(old) = keys.get(id) {
+                    state.revoked |= old.revoked;
+                    if changed.contains(id.as_str()) {
+                        state.scope = old.scope.clone();
+                    }
+                }
             }
+            drop(local);
             let newly = fresh
                 .iter()
                 .filter(|(id, k)| k.revoked && keys.get(*id).is_none_or(|old| !old.revoked))
@@ -181,8 +227,7 @@ impl Authenticator {
     /// listeners.
     pub fn revoked(&self, id: &str) {
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        self.changed_here
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.local_changes().record(id);
         if let Some(state) = keys.get_mut(id) {
             state.revoked = true;
         }
@@ -199,11 +244,16 @@ impl Authenticator {
     /// Gives key `id` its new scope here at once (the database already holds it).
     pub fn rescoped(&self, id: &str, scope: Option<KeyScope>) {
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        self.changed_here
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.local_changes().record(id);
         if let Some(state) = keys.get_mut(id) {
             state.scope = scope.map(Arc::new);
         }
+    }
+
+    fn local_changes(&self) -> std::sync::MutexGuard<'_, LocalChanges> {
+        self.changed_here
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The state of key `id`, from memory or, for a key newer than the last refresh, from
@@ -217,13 +267,15 @@ impl Authenticator {
         {
             return Ok(Some(state.clone()));
         }
+        let changes_before = self.local_changes().count;
         let stored = self.stored(id).await?;
         let state = stored.map(|k| KeyState::new(k.role, k.revoked, k.speaks_as, k.scope));
         if let Some(state) = state.clone() {
-            self.keys
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(id.to_string(), state);
+            let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            // Remembered only when no change made here since the read could be older than it.
+            if self.local_changes().count == changes_before {
+                keys.entry(id.to_string()).or_insert(state);
+            }
         }
         Ok(state)
     }
@@ -369,6 +421,24 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refresh_knows_which_keys_changed_here_since_its_read_began() {
+        let mut local = LocalChanges::default();
+        assert_eq!(local.since(0), Some(Default::default()));
+        local.record("a");
+        let before = local.count;
+        local.record("b");
+        local.record("c");
+        let changed = local.since(before).unwrap();
+        assert_eq!(changed.len(), 2);
+        assert!(changed.contains("b") && changed.contains("c") && !changed.contains("a"));
+        for i in 0..LOCAL_CHANGES_KEPT {
+            local.record(&format!("k{i}"));
+        }
+        assert_eq!(local.since(before), None, "more changed than is kept");
+        assert_eq!(local.since(local.count).map(|c| c.len()), Some(0));
+    }
 
     /// A key in use stays verified however long PostgreSQL is away: its check is remembered
     /// from its last use, not from the check (which once refused every key after five minutes
