@@ -243,8 +243,8 @@ impl Drop for Admitted<'_> {
 }
 
 /// Whether `n` more events may be appended now: the group's backlog (in entries, then in
-/// time), the caller's events budget, its fair share while the group is behind, then what it
-/// already has waiting (see the module documentation).
+/// time), what the caller already has waiting (its window), its events budget, then its fair
+/// share while the group is behind (see the module documentation).
 async fn admit<'a>(
     state: &'a State,
     req: &HttpRequest,
@@ -348,7 +348,7 @@ async fn admit<'a>(
     {
         metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
         let secs = super::rate_limit::retry_after_secs(wait);
-        return Err(ApiError::busy_for(
+        let mut refusal = ApiError::busy_for(
             "share",
             format!(
                 "the pipeline is behind and this producer asks more than its share of what it \
@@ -357,7 +357,9 @@ async fn admit<'a>(
                 capacity.unwrap_or_default()
             ),
             secs,
-        ));
+        );
+        refusal.details["limit"] = json!("share");
+        return Err(refusal);
     }
     Ok(admitted)
 }
@@ -374,7 +376,7 @@ fn window_full(
     metrics::counter!(names::EVENTS_REFUSED, "reason" => "share").increment(n as u64);
     state.fair.refused_elsewhere(caller, n, wait, now);
     let secs = super::rate_limit::retry_after_secs(wait);
-    ApiError::busy_for(
+    let mut refusal = ApiError::busy_for(
         "share",
         format!(
             "this producer has {} events the pipeline has not stored yet, a window's worth \
@@ -384,7 +386,9 @@ fn window_full(
             floor = super::outstanding::WINDOW_FLOOR,
         ),
         secs,
-    )
+    );
+    refusal.details["limit"] = json!("window");
+    refusal
 }
 
 /// Whether the request declares a JSON body, by the rule the `Json` extractor applies on the

@@ -145,7 +145,6 @@ impl FairShare {
         let Some(level) = level else {
             lane.tokens = 0.0;
             lane.refilled = None;
-            lane.told_wait = None;
             lane.admitted.add(n, now);
             return Ok(());
         };

@@ -49,10 +49,15 @@ pub struct Position {
 
 /// A request's entries, reserved as it is admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reservation(u64);
+pub struct Reservation {
+    id: u64,
+    entries: u64,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Record {
+    /// The reservations merged into it: ids from `first_id` to `id`.
+    first_id: u64,
     id: u64,
     /// The group's acknowledged count at which the record's entries are all taken.
     done_at: i64,
@@ -169,6 +174,7 @@ impl Outstanding {
         }
         *next_id += 1;
         let record = Record {
+            first_id: *next_id,
             id: *next_id,
             done_at: at.acknowledged.saturating_add(
                 i64::try_from(at.ahead.saturating_add(entries)).unwrap_or(i64::MAX),
@@ -183,28 +189,46 @@ impl Outstanding {
             {
                 second.entries += first.entries;
                 second.done_at = second.done_at.max(first.done_at);
+                second.first_id = first.first_id;
             }
         }
         lane.records.push_back(record);
-        Ok(Reservation(record.id))
+        Ok(Reservation {
+            id: record.id,
+            entries,
+        })
     }
 
-    /// Gives back a reservation whose request appended nothing.
+    /// Gives back a reservation whose request appended nothing: its entries leave the record
+    /// that holds them (its own, or the one it was merged into), unless the group took them.
     pub fn release(&self, who: &str, reservation: Reservation) {
         let mut state = self.lock();
         for name in [who, OVERFLOW] {
-            if let Some(lane) = state.lanes.get_mut(name) {
-                lane.records.retain(|r| r.id != reservation.0);
+            let Some(lane) = state.lanes.get_mut(name) else {
+                continue;
+            };
+            let holds = |r: &Record| (r.first_id..=r.id).contains(&reservation.id);
+            if let Some(at) = lane.records.iter().position(holds) {
+                let record = &mut lane.records[at];
+                record.entries = record.entries.saturating_sub(reservation.entries);
+                if record.entries == 0 {
+                    lane.records.remove(at);
+                }
+                return;
             }
         }
     }
 
-    /// Entries `who` reserved that the group had not acknowledged when last reckoned.
+    /// Entries `who` reserved that the group had not acknowledged when last reckoned (those of
+    /// the shared lane, for a producer past the bound on lanes).
     pub fn waiting(&self, who: &str) -> u64 {
-        self.lock()
-            .lanes
-            .get(who)
-            .map_or(0, |lane| lane.waiting_at(lane.acknowledged))
+        let state = self.lock();
+        let lane = state.lanes.get(who).or_else(|| {
+            (state.lanes.len() >= MAX_LANES)
+                .then(|| state.lanes.get(OVERFLOW))
+                .flatten()
+        });
+        lane.map_or(0, |lane| lane.waiting_at(lane.acknowledged))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -309,6 +333,18 @@ mod tests {
         // The newest records are kept as they were.
         assert!(o.reserve("a", 1, at(998, 0, 2), 2.0, None, now).is_err());
         o.reserve("a", 1, at(999, 0, 3), 2.0, None, now).unwrap();
+        // Releasing what was merged takes out its own entries only.
+        let m = Outstanding::default();
+        let first = m
+            .reserve("m", 10, at(0, 0, 1), f64::INFINITY, None, now)
+            .unwrap();
+        for _ in 0..MAX_RECORDS {
+            m.reserve("m", 1, at(0, 1_000, 1), f64::INFINITY, None, now)
+                .unwrap();
+        }
+        assert_eq!(m.waiting("m"), 10 + MAX_RECORDS as u64);
+        m.release("m", first);
+        assert_eq!(m.waiting("m"), MAX_RECORDS as u64);
         for i in 0..MAX_LANES + 10 {
             let _ = o.reserve(&format!("net-{i}"), 1_000, at(0, 0, 1), 500.0, None, now);
         }

@@ -249,12 +249,9 @@ async fn a_burst_sent_side_by_side_is_held_to_its_window_at_once() {
         match res.status {
             202 => accepted += 1,
             503 => {
-                assert_eq!(
-                    res.json()["error"]["details"]["reason"],
-                    "share",
-                    "{}",
-                    res.body
-                );
+                let details = &res.json()["error"]["details"];
+                assert_eq!(details["reason"], "share", "{}", res.body);
+                assert_eq!(details["limit"], "window", "{}", res.body);
                 let wait: u64 = res.headers["retry-after"].parse().unwrap();
                 assert!(wait >= 1, "{wait}");
                 held += 1;
