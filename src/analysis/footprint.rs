@@ -38,15 +38,14 @@ impl EncoderShape {
 }
 
 /// Bytes over idle memory at full load: every worker's call with a full batch of texts at the
-/// token limit (none for the lexicon), and request bodies at their budget. `cores` stands for
-/// `analyzer.workers` = 0.
-pub fn full_load_bytes(settings: &Settings, cores: usize) -> u64 {
+/// token limit (none for the lexicon), and request bodies at their budget.
+pub fn full_load_bytes(settings: &Settings) -> u64 {
     let bodies = settings.limits.body_memory_bytes as u64;
     let a = &settings.analyzer;
     if a.backend == Backend::Lexicon {
         return bodies;
     }
-    let workers = if a.workers == 0 { cores } else { a.workers } as u64;
+    let workers = Settings::threads_or_cores(a.workers) as u64;
     let tokens = match a.max_length as u64 {
         0 => SHIPPED_MAX_LENGTH,
         n => n.min(SHIPPED_MAX_LENGTH),
@@ -60,16 +59,17 @@ mod tests {
 
     #[test]
     fn the_documented_figures() {
-        // docs/operations.md, "At full load": 3.9 MB a text, 252 MB for 2 workers.
+        // docs/operations.md, "At full load": 3.75 MiB a text, 240 MiB for 2 workers.
         assert_eq!(SHIPPED.bytes_per_text(128), 3_932_160);
         let mut s = Settings::default();
         s.analyzer.backend = Backend::Onnx;
-        let activations = full_load_bytes(&s, 2) - s.limits.body_memory_bytes as u64;
+        s.analyzer.workers = 2;
+        let activations = full_load_bytes(&s) - s.limits.body_memory_bytes as u64;
         assert_eq!(activations, 251_658_240);
         s.analyzer.batch_size = 16;
         s.analyzer.max_length = 64;
-        assert!(full_load_bytes(&s, 2) - (s.limits.body_memory_bytes as u64) < activations / 4);
+        assert!(full_load_bytes(&s) - (s.limits.body_memory_bytes as u64) < activations / 4);
         s.analyzer.backend = Backend::Lexicon;
-        assert_eq!(full_load_bytes(&s, 2), s.limits.body_memory_bytes as u64);
+        assert_eq!(full_load_bytes(&s), s.limits.body_memory_bytes as u64);
     }
 }

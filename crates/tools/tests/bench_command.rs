@@ -1,8 +1,9 @@
 //! The benchmark command as the docs give it: `pulse bench` with every default part (pipeline,
 //! model, WebSocket, alerts) in one run, and nothing but the addresses of PostgreSQL and Redis
 //! and the model's files in its environment (no authentication switch, no settings file), run
-//! small. The figures are not judged here; that the command runs as written, its parts one
-//! after another, and reports what the docs say it reports, is.
+//! small, then every other part (`--only ...`) on its own, small too. The figures are not
+//! judged here; that each command runs as written and reports what the docs say it reports,
+//! is.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -398,8 +398,7 @@ pub async fn run(
         } else {
             crate::config::Backend::Onnx
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        crate::analysis::footprint::full_load_bytes(&settings, cores) as f64 / (1024.0 * 1024.0)
+        crate::analysis::footprint::full_load_bytes(&settings) as f64 / (1024.0 * 1024.0)
     };
     let mut report = HostileReport {
         full_load_estimate_mb,
