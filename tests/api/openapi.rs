@@ -68,6 +68,12 @@ async fn serve() -> Served {
     settings.auth.open = false;
     settings.auth.jwt_secret =
         pulse::config::Secret("e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into());
+    // The run judges answers against the document, not load shedding (the budget and isolation
+    // tests do): on two cores busy with the rest of the suite, API queries wait for their
+    // connection and run as long as the run's requests may (30 s) instead of answering 503
+    // `busy` or 504, which `not_a_server_error` counts as failures.
+    settings.database.api_wait_ms = 25_000;
+    settings.database.api_statement_timeout_ms = 25_000;
     let app = spawn_app_with(env, settings).await;
     let admin_key = app
         .create_key(pulse::auth::Role::Admin, "schemathesis")
