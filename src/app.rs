@@ -89,7 +89,7 @@ impl Application {
             let applied = crate::db::migrate(&settings.database.url).await?;
             tracing::info!(applied, "database migrations up to date");
         }
-        let pool = crate::db::pool(&settings.database.url, settings.database.pool_size)?;
+        let pool = crate::db::pipeline_pool(&settings.database)?;
         // What can refuse to start is checked before any actor runs: an actor dropped before
         // its first poll, when the runtime ends, panics in its own start.
         let auth = match (&settings.auth.open, settings.auth.jwt_secret.is_empty()) {

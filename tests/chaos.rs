@@ -275,6 +275,12 @@ impl Cluster {
         self.started += 1;
         let mut vars = self.env.env();
         vars.push(("PULSE_REDIS__CONSUMER".into(), consumer.clone()));
+        // A process stopped inside a transaction holds the others up until its session is
+        // ended: sooner than the stop lasts, as the claim timeout is.
+        vars.push((
+            "PULSE_DATABASE__IDLE_TRANSACTION_TIMEOUT_MS".into(),
+            CLAIM_IDLE.as_millis().to_string(),
+        ));
         (vars, consumer)
     }
 

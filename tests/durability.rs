@@ -433,3 +433,54 @@ async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
     );
     assert_eq!(dead_letters(&env, &redis).await, 0);
 }
+
+/// A process paused inside a transaction (stopped, swapped out, starved) holds that
+/// transaction's locks; every other process writing the same rows would wait on it. Our
+/// sessions, the pipeline's and the API's, are ended by PostgreSQL once idle in a transaction
+/// for `database.idle_transaction_timeout_ms`, which releases the locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_paused_inside_a_transaction_is_ended_and_releases_its_locks() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.database.idle_transaction_timeout_ms = 500;
+    let lock_key: i64 = rand::random::<i32>().into();
+    let other = env.pg().await;
+    let pools = [
+        (
+            "pipeline",
+            pulse::db::pipeline_pool(&settings.database).unwrap(),
+        ),
+        ("api", pulse::db::api_pool(&settings.database).unwrap()),
+    ];
+    for (name, pool) in pools {
+        let mut paused = pool.get().await.unwrap();
+        let tx = paused.transaction().await.unwrap();
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
+            .await
+            .unwrap();
+        // Another session wants the same lock while this one pauses between statements.
+        let waited = tokio::time::timeout(
+            Duration::from_secs(60),
+            other.execute("SELECT pg_advisory_lock($1)", &[&lock_key]),
+        )
+        .await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "the {name} session's lock was released: {waited:?}"
+        );
+        other
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock_key])
+            .await
+            .unwrap();
+        assert!(
+            tx.execute("SELECT 1", &[]).await.is_err(),
+            "the paused {name} session was ended"
+        );
+    }
+    // A transaction that is not paused keeps its session.
+    let pool = pulse::db::pipeline_pool(&settings.database).unwrap();
+    let mut busy = pool.get().await.unwrap();
+    let tx = busy.transaction().await.unwrap();
+    tx.execute("SELECT pg_sleep(1)", &[]).await.unwrap();
+    tx.commit().await.unwrap();
+}

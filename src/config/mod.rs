@@ -133,6 +133,13 @@ pub struct DatabaseSettings {
     /// connection for `t`, a request leaves it unused for `t × (1/share − 1)`, so however hard
     /// the API is called its queries take at most this share of a core per connection.
     pub api_busy_share: f64,
+    /// Longest one of our sessions may sit idle inside a transaction before PostgreSQL ends
+    /// it, in milliseconds (0: never). A process paused or starved between two statements of
+    /// a transaction holds that transaction's locks (rollup rows, post locks) until then, and
+    /// every other process writing the same rows waits on it; ending the session lets them
+    /// go on and the paused process retry. Our transactions send their statements back to
+    /// back, so only a stalled process comes near it.
+    pub idle_transaction_timeout_ms: u64,
 }
 
 /// Redis connection and the stream Pulse consumes.
@@ -651,6 +658,7 @@ impl Default for DatabaseSettings {
             api_statement_timeout_ms: 5_000,
             api_wait_ms: 2_000,
             api_busy_share: 0.25,
+            idle_transaction_timeout_ms: 5_000,
         }
     }
 }

@@ -49,8 +49,34 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     build(pg, size, Duration::from_secs(10))
 }
 
-/// The HTTP API's own pool: `settings.api_pool_size` connections (half the cores when 0), on
-/// which PostgreSQL cancels any statement after `api_statement_timeout_ms`, never compiles one
+/// The pipeline's pool: [`pool`] with `settings.pool_size` connections, whose sessions
+/// PostgreSQL ends once idle inside a transaction for `idle_transaction_timeout_ms`.
+pub fn pipeline_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    let mut pg: tokio_postgres::Config = settings
+        .url
+        .parse()
+        .context("DATABASE_URL is not a valid URL")?;
+    add_options(&mut pg, &idle_transaction_option(settings));
+    build(pg, settings.pool_size, Duration::from_secs(10))
+}
+
+/// The server setting that ends a session left idle in a transaction (see
+/// `DatabaseSettings::idle_transaction_timeout_ms`); 0 leaves the server's own.
+fn idle_transaction_option(settings: &DatabaseSettings) -> String {
+    match settings.idle_transaction_timeout_ms {
+        0 => String::new(),
+        ms => format!("-c idle_in_transaction_session_timeout={ms}"),
+    }
+}
+
+/// Appends `options` to the connection's startup options, after any the URL gave.
+fn add_options(pg: &mut tokio_postgres::Config, options: &str) {
+    let all = format!("{} {options}", pg.get_options().unwrap_or(""));
+    pg.options(all.trim());
+}
+
+/// The HTTP API's own pool: `settings.api_pool_size` connections (half the cores when 0), ended
+/// as the pipeline's when idle in a transaction, on which PostgreSQL cancels any statement after `api_statement_timeout_ms`, never compiles one
 /// (JIT compilation costs more than the API's short queries save from it) and never runs one
 /// on parallel workers (one API query takes one core, not all of them). A request waits at
 /// most `api_wait_ms` for a connection.
@@ -60,11 +86,11 @@ pub fn api_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
         .parse()
         .context("DATABASE_URL is not a valid URL")?;
     let options = format!(
-        "{} -c statement_timeout={} -c jit=off -c max_parallel_workers_per_gather=0",
-        pg.get_options().unwrap_or(""),
-        settings.api_statement_timeout_ms.max(1)
+        "-c statement_timeout={} -c jit=off -c max_parallel_workers_per_gather=0 {}",
+        settings.api_statement_timeout_ms.max(1),
+        idle_transaction_option(settings)
     );
-    pg.options(options.trim());
+    add_options(&mut pg, &options);
     build(
         pg,
         api_pool_size(settings),
