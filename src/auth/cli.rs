@@ -109,15 +109,14 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let scope = scope.scope()?;
             let tx = client.transaction().await?;
             let key = super::keys::create(&*tx, role, &name, Some(&scope), &actor).await?;
-            let entry = audit::Entry {
-                actor: actor.clone(),
-                action: "key.create".into(),
-                target: Some(key.info.id.clone()),
-                payload: serde_json::json!({"role": role, "name": name, "scope": scope}),
-                ..Default::default()
-            };
-            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
-            tx.commit().await?;
+            commit_audited(
+                tx,
+                &actor,
+                "key.create",
+                &key.info.id,
+                serde_json::json!({"role": role, "name": name, "scope": scope}),
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string(&key)?);
             } else {
@@ -136,15 +135,14 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let key = super::keys::set_scope(&*tx, &id, &scope)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))?;
-            let entry = audit::Entry {
-                actor,
-                action: "key.update".into(),
-                target: Some(id.clone()),
-                payload: serde_json::json!({"scope": scope}),
-                ..Default::default()
-            };
-            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
-            tx.commit().await?;
+            commit_audited(
+                tx,
+                &actor,
+                "key.update",
+                &id,
+                serde_json::json!({"scope": scope}),
+            )
+            .await?;
             eprintln!("key {id} may send {}", describe(key.scope.as_ref()));
         }
         KeysCommand::List { json } => {
@@ -177,15 +175,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let tx = client.transaction().await?;
             let revoked = super::keys::revoke(&*tx, &id, &actor).await?;
             anyhow::ensure!(revoked, "no active key with id {id}");
-            let entry = audit::Entry {
-                actor,
-                action: "key.revoke".into(),
-                target: Some(id.clone()),
-                payload: serde_json::Value::Null,
-                ..Default::default()
-            };
-            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
-            tx.commit().await?;
+            commit_audited(tx, &actor, "key.revoke", &id, serde_json::Value::Null).await?;
             eprintln!("revoked key {id}");
         }
         KeysCommand::Rotate { id, json } => {
@@ -193,15 +183,14 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let key = super::keys::rotate(&*tx, &id, &actor)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))?;
-            let entry = audit::Entry {
-                actor,
-                action: "key.rotate".into(),
-                target: Some(id.clone()),
-                payload: serde_json::json!({"new_key": key.info.id}),
-                ..Default::default()
-            };
-            audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
-            tx.commit().await?;
+            commit_audited(
+                tx,
+                &actor,
+                "key.rotate",
+                &id,
+                serde_json::json!({"new_key": key.info.id}),
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string(&key)?);
             } else {
@@ -215,6 +204,27 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             }
         }
     }
+    Ok(())
+}
+
+/// Records `action` on `target` by `actor` as succeeded in `tx`'s audit log, and commits the
+/// change with it.
+async fn commit_audited(
+    tx: deadpool_postgres::Transaction<'_>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    payload: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = audit::Entry {
+        actor: actor.to_string(),
+        action: action.into(),
+        target: Some(target.to_string()),
+        payload,
+        ..Default::default()
+    };
+    audit::record(&*tx, &entry, Outcome::Succeeded, None).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::callers::key_for;
+
 /// Seconds over which a producer's demand and admitted rate are averaged.
 pub const DEMAND_SECS: f64 = 5.0;
 /// Most lanes kept; producers beyond share one.
@@ -34,7 +36,6 @@ pub const MAX_SHARE: f64 = 1.25;
 /// shares of nothing would refuse everyone, so Redis buffers instead, up to
 /// `ingest.max_backlog_secs`.
 pub const STALLED_PER_SEC: f64 = 1.0;
-const OVERFLOW: &str = "(overflow)";
 
 /// An exponentially decayed rate.
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,16 +116,9 @@ impl FairShare {
     ) -> Result<(), Duration> {
         let n = n as f64;
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let who = if lanes.len() >= MAX_LANES && !lanes.contains_key(who) {
-            lanes.retain(|_, lane| lane.asked.at(now) >= 0.01);
-            if lanes.len() >= MAX_LANES {
-                OVERFLOW
-            } else {
-                who
-            }
-        } else {
-            who
-        };
+        let who = key_for(&mut lanes, who, MAX_LANES, MAX_LANES, |lanes| {
+            lanes.retain(|_, lane| lane.asked.at(now) >= 0.01)
+        });
         let level = capacity.map(|capacity| {
             let demands: Vec<f64> = lanes
                 .iter()
@@ -305,6 +299,7 @@ fn next_capacity(engaged: &mut bool, load: Load, target_secs: f64) -> Option<f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::callers::OVERFLOW;
 
     #[test]
     fn the_level_gives_small_producers_what_they_ask_and_splits_the_rest() {

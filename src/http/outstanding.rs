@@ -23,6 +23,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::callers::{key_for, OVERFLOW};
+
 /// Fewest entries a producer may keep waiting, whatever the drained rate says (unknown in the
 /// first seconds, and low after a quiet while): 1 s of the default model's pipeline on 2 cores.
 pub const WINDOW_FLOOR: f64 = 500.0;
@@ -34,7 +36,6 @@ const FORGET_AFTER: Duration = Duration::from_secs(60);
 /// Most producers tracked; past it, producers with nothing waiting are forgotten, then new
 /// ones share one lane.
 const MAX_LANES: usize = super::fair_share::MAX_LANES;
-const OVERFLOW: &str = "(overflow)";
 
 /// Where the group stood at one reading of the backlog.
 #[derive(Debug, Clone, Copy)]
@@ -148,19 +149,12 @@ impl Outstanding {
     ) -> Result<Reservation, Duration> {
         let mut state = self.lock();
         let State { lanes, next_id } = &mut *state;
-        let who = if lanes.contains_key(who) || lanes.len() < MAX_LANES {
-            who
-        } else {
+        let who = key_for(lanes, who, MAX_LANES, MAX_LANES, |lanes| {
             lanes.retain(|_, lane| {
                 lane.settle(at, now);
                 !lane.records.is_empty()
-            });
-            if lanes.len() < MAX_LANES {
-                who
-            } else {
-                OVERFLOW
-            }
-        };
+            })
+        });
         let lane = lanes.entry(who.to_string()).or_default();
         lane.settle(at, now);
         if lane.waiting_at(lane.acknowledged) as f64 >= window {

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::LimitSettings;
 
+use super::callers::key_for;
+
 /// Buckets kept before full (idle) ones are swept.
 pub const SWEEP_AT: usize = 50_000;
-/// Most buckets kept; callers beyond it share [`OVERFLOW`]'s bucket.
+/// Most buckets kept; callers beyond it share one bucket ([`super::callers::OVERFLOW`]).
 pub const MAX_TRACKED: usize = 4 * SWEEP_AT;
-/// The bucket of callers that arrive while [`MAX_TRACKED`] others are tracked.
-const OVERFLOW: &str = "(overflow)";
 /// Shortest time between two sweeps, so a stream of new callers cannot make every request
 /// walk every bucket.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -69,19 +69,15 @@ impl Buckets {
             buckets,
             last_sweep,
         } = &mut *table;
-        let mut who = who;
-        if buckets.len() >= SWEEP_AT && !buckets.contains_key(who) {
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        let who = key_for(buckets, who, SWEEP_AT, MAX_TRACKED, |buckets| {
             if last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY) {
-                let (per_sec, burst) = (self.per_sec, self.burst);
                 buckets.retain(|_, b| {
                     b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst
                 });
                 *last_sweep = Some(now);
             }
-            if buckets.len() >= MAX_TRACKED {
-                who = OVERFLOW;
-            }
-        }
+        });
         let bucket = buckets.entry(who.to_string()).or_insert(Bucket {
             tokens: self.burst,
             at: now,
