@@ -25,7 +25,7 @@ use crate::analysis::terms::extract_terms;
 use crate::config::Settings;
 use crate::db::rollups::by_dimension;
 use crate::models::deletion::DeletedPost;
-use crate::models::metrics::{Dimension, KeyedStats, Window};
+use crate::models::metrics::{Dimension, KeyedStats, Period, Window};
 
 /// How often counted terms are written to PostgreSQL.
 pub const TERM_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -294,7 +294,8 @@ async fn snapshot(
     let now = Utc::now();
     let mut windows = serde_json::Map::new();
     for window in [Window::OneMinute, Window::FiveMinutes, Window::OneHour] {
-        let items = by_dimension(&client, Dimension::Overall, window, &[], high_churn, now).await?;
+        let period = Period::window(window, now);
+        let items = by_dimension(&client, Dimension::Overall, period, &[], high_churn).await?;
         windows.insert(window.as_str().into(), first_stats(items));
     }
     let fresh_day = match cached_day {
@@ -306,10 +307,9 @@ async fn snapshot(
             let items = by_dimension(
                 &client,
                 Dimension::Overall,
-                Window::OneDay,
+                Period::window(Window::OneDay, now),
                 &[],
                 high_churn,
-                now,
             )
             .await?;
             let day = first_stats(items);
@@ -328,10 +328,9 @@ async fn snapshot(
         let items = by_dimension(
             &client,
             dimension,
-            Window::FiveMinutes,
+            Period::window(Window::FiveMinutes, now),
             &[],
             high_churn,
-            now,
         )
         .await?;
         let top: Vec<KeyedStats> = items

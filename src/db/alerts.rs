@@ -161,6 +161,10 @@ pub struct AlertFilter {
     pub rule_id: Option<i64>,
     /// Only alerts with an id below this.
     pub before: Option<i64>,
+    /// Only alerts fired at or after this time.
+    pub fired_from: Option<DateTime<Utc>>,
+    /// Only alerts fired before this time.
+    pub fired_before: Option<DateTime<Utc>>,
 }
 
 /// Up to `rows` alerts matching `filter`, newest first.
@@ -184,6 +188,12 @@ pub async fn alerts(client: &Client, filter: AlertFilter, rows: i64) -> Result<V
     }
     if let Some(before) = filter.before {
         conditions.push("id <", before);
+    }
+    if let Some(from) = filter.fired_from {
+        conditions.push("fired_at >=", from);
+    }
+    if let Some(to) = filter.fired_before {
+        conditions.push("fired_at <", to);
     }
     let limit = conditions.bind(rows);
     let sql = format!(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::models::metrics::{Dimension, KeyedStats, Stats, TermStats, Window};
+use crate::models::metrics::{Dimension, KeyedStats, Period, Stats, TermStats};
 
 /// Most items returned for one dimension.
 pub const MAX_ITEMS: i64 = 200;
@@ -116,17 +116,16 @@ pub fn stats_at(row: &Row, at: usize) -> Stats {
     )
 }
 
-/// Stats per key of `dimension` over `window` (the [`MAX_ITEMS`] keys with the most posts,
+/// Stats per key of `dimension` over `period` (the [`MAX_ITEMS`] keys with the most posts,
 /// most first), from the rollups, or from the posts when `filters` are given.
 pub async fn by_dimension(
     client: &tokio_postgres::Client,
     dimension: Dimension,
-    window: Window,
+    period: Period,
     filters: &[(&'static str, String)],
     high_churn: f32,
-    now: DateTime<Utc>,
 ) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
-    stats_by_key(client, dimension, None, window, filters, high_churn, now).await
+    stats_by_key(client, dimension, None, period, filters, high_churn).await
 }
 
 /// [`by_dimension`] for the keys `keys` only, however many (a deployment's topics).
@@ -134,64 +133,80 @@ pub async fn of_keys(
     client: &tokio_postgres::Client,
     dimension: Dimension,
     keys: &[String],
-    window: Window,
+    period: Period,
     filters: &[(&'static str, String)],
     high_churn: f32,
-    now: DateTime<Utc>,
 ) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
-    stats_by_key(
-        client,
-        dimension,
-        Some(keys),
-        window,
-        filters,
-        high_churn,
-        now,
-    )
-    .await
+    stats_by_key(client, dimension, Some(keys), period, filters, high_churn).await
+}
+
+/// The SQL bound on `column` (a minute) that keeps it before `period`'s end, as the `n`th
+/// parameter; nothing for a window, which runs up to now.
+fn before_end(period: Period, column: &str, n: usize) -> String {
+    match period.to {
+        Some(_) => format!("AND {column} < ${n}::timestamptz"),
+        None => String::new(),
+    }
 }
 
 async fn stats_by_key(
     client: &tokio_postgres::Client,
     dimension: Dimension,
     keys: Option<&[String]>,
-    window: Window,
+    period: Period,
     filters: &[(&'static str, String)],
     high_churn: f32,
-    now: DateTime<Utc>,
 ) -> Result<Vec<KeyedStats>, tokio_postgres::Error> {
-    let from = window.start(now);
-    let (only, limit) = match keys {
-        Some(_) => ("AND key = ANY($3::text[])", String::new()),
-        None => ("", format!("LIMIT {MAX_ITEMS}")),
+    let from = period.from;
+    let to = period.to;
+    let limit = match keys {
+        Some(_) => String::new(),
+        None => format!("LIMIT {MAX_ITEMS}"),
     };
-    let keys = keys.map(<[String]>::to_vec).unwrap_or_default();
+    let keys = keys.map(<[String]>::to_vec);
     let rows = if filters.is_empty() {
-        let sql = format!(
-            "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 {only} \
-             GROUP BY key ORDER BY 2 DESC, key {limit}"
-        );
         let name = dimension.as_str();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &from];
-        if !only.is_empty() {
-            params.push(&keys);
+        let mut only = String::new();
+        if let Some(keys) = &keys {
+            params.push(keys);
+            only = format!("AND key = ANY(${}::text[])", params.len());
         }
+        if let Some(to) = &to {
+            params.push(to);
+        }
+        let sql = format!(
+            "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 {only}              {} GROUP BY key ORDER BY 2 DESC, key {limit}",
+            before_end(period, "minute", params.len())
+        );
         client.query(&sql, &params).await?
     } else if let (Dimension::Overall, [("topics", topic)]) = (dimension, filters) {
         // A topic's own rollups: the overall figures of its posts.
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![topic, &from];
+        if let Some(to) = &to {
+            params.push(to);
+        }
         let sql = format!(
             "SELECT '' AS key, {SUMS} FROM metric_rollups WHERE dimension = 'topic' AND key = $1 \
-             AND minute >= $2 HAVING count(*) > 0"
+             AND minute >= $2 {} HAVING count(*) > 0",
+            before_end(period, "minute", 3)
         );
-        client.query(&sql, &[topic, &from]).await?
+        client.query(&sql, &params).await?
     } else {
         // The same contributions the rollups add up (`post_rollup_deltas`), from the posts
         // and engagements that pass the filters: filtered and unfiltered figures agree.
+        let only = if keys.is_some() {
+            "AND d.key = ANY($4::text[])"
+        } else {
+            ""
+        };
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
             Box::new(from),
             Box::new(high_churn),
             Box::new(dimension.as_str()),
-            Box::new(keys),
+            Box::new(keys.unwrap_or_default()),
+            // A window's end: none (the far future stands in for it).
+            Box::new(to),
         ];
         let mut clauses = vec!["p.deleted_at IS NULL".to_string()];
         for (column, value) in filters {
@@ -203,21 +218,21 @@ async fn stats_by_key(
             ));
         }
         let where_ = clauses.join(" AND ");
-        let only = if only.is_empty() {
-            ""
-        } else {
-            "AND d.key = ANY($4::text[])"
-        };
         let sql = format!(
             "SELECT d.key, {SUMS} FROM ( \
                  SELECT d.* FROM posts p \
                  CROSS JOIN LATERAL {} d \
-                 WHERE p.created_at >= $1::timestamptz - interval '1 minute' AND {where_} \
+                 WHERE p.created_at >= $1::timestamptz - interval '1 minute' \
+                   AND ($5::timestamptz IS NULL OR p.created_at < $5::timestamptz + interval '1 minute') \
+                   AND {where_} \
                  UNION ALL \
                  SELECT d.* FROM engagements e JOIN posts p ON p.id = e.post_id \
                  CROSS JOIN LATERAL {} d \
-                 WHERE e.at >= $1::timestamptz - interval '1 minute' AND NOT e.held AND {where_}) d \
+                 WHERE e.at >= $1::timestamptz - interval '1 minute' \
+                   AND ($5::timestamptz IS NULL OR e.at < $5::timestamptz + interval '1 minute') \
+                   AND NOT e.held AND {where_}) d \
              WHERE d.dimension = $3::text AND d.minute >= $1::timestamptz \
+               AND ($5::timestamptz IS NULL OR d.minute < $5::timestamptz) \
                AND ($4::text[] IS NOT NULL) {only} \
              GROUP BY 1 ORDER BY 2 DESC, 1 {limit}",
             post_deltas("1", "p", "$2::float4"),
@@ -263,18 +278,18 @@ pub async fn series(
         .collect())
 }
 
-/// The `limit` terms in the most posts since `from`, with their mean sentiment.
+/// The `limit` terms in the most posts of `period`, with their mean sentiment.
 pub async fn trending_terms(
     client: &tokio_postgres::Client,
-    from: DateTime<Utc>,
+    period: Period,
     limit: i64,
 ) -> Result<Vec<TermStats>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT term, sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
-             FROM term_rollups WHERE minute >= $1 GROUP BY term HAVING sum(posts) > 0 \
-             ORDER BY 2 DESC, term LIMIT $2",
-            &[&from, &limit],
+             FROM term_rollups WHERE minute >= $1 AND ($3::timestamptz IS NULL OR minute < $3) \
+             GROUP BY term HAVING sum(posts) > 0 ORDER BY 2 DESC, term LIMIT $2",
+            &[&period.from, &limit, &period.to],
         )
         .await?;
     Ok(rows

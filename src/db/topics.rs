@@ -351,20 +351,21 @@ pub async fn count_between(
         .get(0))
 }
 
-/// The texts and sentiment scores of the newest `limit` live posts of topic `id` created since
-/// `from`.
+/// The texts and sentiment scores of the newest `limit` live posts of topic `id` created in
+/// `period`.
 pub async fn scored_texts(
     client: &impl GenericClient,
     id: i64,
-    from: DateTime<Utc>,
+    period: crate::models::metrics::Period,
     limit: i64,
 ) -> Result<Vec<(String, f64)>, tokio_postgres::Error> {
     Ok(client
         .query(
             "SELECT text, sentiment_score::float8 FROM posts \
-             WHERE topics @> ARRAY[$1::int8] AND created_at >= $2 AND deleted_at IS NULL \
+             WHERE topics @> ARRAY[$1::int8] AND created_at >= $2 \
+             AND ($4::timestamptz IS NULL OR created_at < $4) AND deleted_at IS NULL \
              ORDER BY created_at DESC LIMIT $3",
-            &[&id, &from, &limit],
+            &[&id, &period.from, &limit, &period.to],
         )
         .await?
         .iter()

@@ -3,6 +3,7 @@
 
 use crate::models::errors::ErrorCode;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -297,6 +298,12 @@ pub struct AlertQuery {
     pub limit: Option<i64>,
     /// Only alerts with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,
+    /// Only alerts fired at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub from: Option<DateTime<Utc>>,
+    /// Only alerts fired before this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// A page of alerts, newest first.
@@ -348,6 +355,8 @@ pub async fn list_alerts(
         key: q.key,
         rule_id: q.rule_id,
         before: q.before,
+        fired_from: q.from,
+        fired_before: q.to,
     };
     let client = state.pool.get().await?;
     let mut items = db::alerts(&client, filter, limit + 1).await?;

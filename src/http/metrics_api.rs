@@ -18,8 +18,8 @@ use super::AppState;
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
 use crate::models::metrics::share;
 pub use crate::models::metrics::{
-    ChurnStats, Dimension, EmotionCounts, EngagementTotals, KeyedStats, SentimentStats, Stats,
-    TermStats, Window,
+    ChurnStats, Dimension, EmotionCounts, EngagementTotals, KeyedStats, Period, SentimentStats,
+    Stats, TermStats, Window,
 };
 
 /// Most points a time series may have.
@@ -30,9 +30,15 @@ pub const MAX_POINTS: i64 = 1_500;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WindowQuery {
-    /// The window (default `5m`).
+    /// The window up to now (default `5m`); or give a period with `from` and `to`.
     #[param(inline)]
     pub window: Option<Window>,
+    /// Start of a period (inclusive, taken back to its minute), instead of a window.
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the period (exclusive, taken back to its minute; default now).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub to: Option<DateTime<Utc>>,
     #[param(value_type = Option<crate::models::Platform>)]
     pub platform: Option<String>,
     pub product: Option<String>,
@@ -51,6 +57,11 @@ pub struct WindowQuery {
 }
 
 impl WindowQuery {
+    /// What the query covers at `now` (default: the last 5 minutes).
+    pub fn span(&self, now: DateTime<Utc>) -> Result<(Period, WindowSpan), ApiError> {
+        WindowSpan::of(self.window, self.from, self.to, Window::FiveMinutes, now)
+    }
+
     fn filters(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
         PostFilters {
             platform: &self.platform,
@@ -67,21 +78,62 @@ impl WindowQuery {
     }
 }
 
-/// The window an answer covers: `from` is the start of its first minute, `to` the time of
-/// the query.
+/// What an answer covers: `from` is the start of its first minute; `to` the time of the query
+/// for a window, the end (exclusive) of a period asked with `from` and `to`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WindowSpan {
-    pub window: Window,
+    /// The window; absent for a period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }
 
+/// Longest period one query may cover, in days.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
 impl WindowSpan {
-    fn new(window: Window, now: DateTime<Utc>) -> WindowSpan {
-        WindowSpan {
-            window,
-            from: window.start(now),
-            to: now,
+    /// The window `window` (default `default`) up to `now`, or the period `from`..`to` (`to`
+    /// defaults to now): one or the other.
+    pub fn of(
+        window: Option<Window>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        default: Window,
+        now: DateTime<Utc>,
+    ) -> Result<(Period, WindowSpan), ApiError> {
+        let bad = |message: &str| Err(ApiError::bad_request(ErrorCode::InvalidQuery, message));
+        match (window, from, to) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                bad("give either window or from and to, not both")
+            }
+            (_, None, Some(_)) => bad("to needs from"),
+            (window, None, None) => {
+                let window = window.unwrap_or(default);
+                let period = Period::window(window, now);
+                let span = WindowSpan {
+                    window: Some(window),
+                    from: period.from,
+                    to: now,
+                };
+                Ok((period, span))
+            }
+            (None, Some(from), to) => {
+                let period = Period::between(from, to.unwrap_or(now));
+                let to = period.to.unwrap_or(now);
+                if period.from >= to {
+                    return bad("from must be at least a minute before to");
+                }
+                if to - period.from > TimeDelta::days(MAX_PERIOD_DAYS) {
+                    return bad(&format!("a period covers at most {MAX_PERIOD_DAYS} days"));
+                }
+                let span = WindowSpan {
+                    window: None,
+                    from: period.from,
+                    to,
+                };
+                Ok((period, span))
+            }
         }
     }
 }
@@ -155,21 +207,19 @@ async fn items(
     state: &AppState,
     query: &WindowQuery,
     dimension: Dimension,
-) -> Result<(Window, DateTime<Utc>, Vec<KeyedStats>), ApiError> {
+) -> Result<(WindowSpan, Vec<KeyedStats>), ApiError> {
     let filters = query.filters()?;
-    let window = query.window.unwrap_or(Window::FiveMinutes);
-    let now = Utc::now();
+    let (period, span) = query.span(Utc::now())?;
     let client = state.pool.get().await?;
     let items = by_dimension(
         &client,
         dimension,
-        window,
+        period,
         &filters,
         state.settings.metrics.high_churn_threshold,
-        now,
     )
     .await?;
-    Ok((window, now, items))
+    Ok((span, items))
 }
 
 /// Overall stats of the window.
@@ -189,16 +239,13 @@ pub async fn overall(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, items) = items(&state, &query, Dimension::Overall).await?;
+    let (span, items) = items(&state, &query, Dimension::Overall).await?;
     let stats = items
         .into_iter()
         .next()
         .map(|k| k.stats)
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(OverallMetrics {
-        span: WindowSpan::new(window, now),
-        stats,
-    }))
+    Ok(HttpResponse::Ok().json(OverallMetrics { span, stats }))
 }
 
 /// Stats per platform.
@@ -218,11 +265,8 @@ pub async fn platforms(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, items) = items(&state, &query, Dimension::Platform).await?;
-    Ok(HttpResponse::Ok().json(DimensionMetrics {
-        span: WindowSpan::new(window, now),
-        items,
-    }))
+    let (span, items) = items(&state, &query, Dimension::Platform).await?;
+    Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
 }
 
 /// Stats per channel.
@@ -242,11 +286,8 @@ pub async fn channels(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, items) = items(&state, &query, Dimension::Channel).await?;
-    Ok(HttpResponse::Ok().json(DimensionMetrics {
-        span: WindowSpan::new(window, now),
-        items,
-    }))
+    let (span, items) = items(&state, &query, Dimension::Channel).await?;
+    Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
 }
 
 /// Stats per language and per language support class.
@@ -280,10 +321,10 @@ pub async fn languages(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, languages) = items(&state, &query, Dimension::Language).await?;
-    let (_, _, support) = items(&state, &query, Dimension::Support).await?;
+    let (span, languages) = items(&state, &query, Dimension::Language).await?;
+    let (_, support) = items(&state, &query, Dimension::Support).await?;
     Ok(HttpResponse::Ok().json(LanguageMetrics {
-        span: WindowSpan::new(window, now),
+        span,
         languages,
         support,
     }))
@@ -303,10 +344,10 @@ pub async fn languages(
 )]
 #[get("/api/v1/metrics/geo")]
 pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpResponse, ApiError> {
-    let (window, now, cities) = items(&state, &query, Dimension::City).await?;
-    let (_, _, countries) = items(&state, &query, Dimension::Country).await?;
+    let (span, cities) = items(&state, &query, Dimension::City).await?;
+    let (_, countries) = items(&state, &query, Dimension::Country).await?;
     Ok(HttpResponse::Ok().json(GeoMetrics {
-        span: WindowSpan::new(window, now),
+        span,
         cities,
         countries,
     }))
@@ -330,7 +371,7 @@ pub async fn products(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (window, now, items) = items(&state, &query, Dimension::Product).await?;
+    let (span, items) = items(&state, &query, Dimension::Product).await?;
     let shares = ShareOfVoice::each(items.iter().map(|i| &i.stats));
     let items: Vec<ProductStats> = items
         .into_iter()
@@ -340,10 +381,7 @@ pub async fn products(
             keyed,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(ProductMetrics {
-        span: WindowSpan::new(window, now),
-        items,
-    }))
+    Ok(HttpResponse::Ok().json(ProductMetrics { span, items }))
 }
 
 /// One topic's stats with its share of voice among the live topics.
@@ -384,22 +422,30 @@ pub async fn topics(
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filters = query.filters()?;
-    let window = query.window.unwrap_or(Window::FiveMinutes);
-    let now = Utc::now();
+    let (period, span) = query.span(Utc::now())?;
     let client = state.pool.get().await?;
-    let live = crate::db::topics::list(&**client).await?;
-    // Every live topic's figures, however many topics there are.
-    let ids: Vec<String> = live.iter().map(|t| t.id.to_string()).collect();
-    let items = rollups::of_keys(
+    let items = topic_items(
         &client,
-        Dimension::Topic,
-        &ids,
-        window,
+        period,
         &filters,
         state.settings.metrics.high_churn_threshold,
-        now,
     )
     .await?;
+    Ok(HttpResponse::Ok().json(TopicMetrics { span, items }))
+}
+
+/// Every live topic's stats over `period` with its share of voice, most posts first.
+pub async fn topic_items(
+    client: &tokio_postgres::Client,
+    period: Period,
+    filters: &[(&'static str, String)],
+    high_churn: f32,
+) -> Result<Vec<TopicStats>, ApiError> {
+    let live = crate::db::topics::list(client).await?;
+    // Every live topic's figures, however many topics there are.
+    let ids: Vec<String> = live.iter().map(|t| t.id.to_string()).collect();
+    let items =
+        rollups::of_keys(client, Dimension::Topic, &ids, period, filters, high_churn).await?;
     let mut by_id: std::collections::HashMap<i64, Stats> = items
         .into_iter()
         .filter_map(|k| Some((k.key.parse().ok()?, k.stats)))
@@ -420,10 +466,7 @@ pub async fn topics(
         })
         .collect();
     items.sort_by(|a, b| b.stats.posts.cmp(&a.stats.posts).then(a.id.cmp(&b.id)));
-    Ok(HttpResponse::Ok().json(TopicMetrics {
-        span: WindowSpan::new(window, now),
-        items,
-    }))
+    Ok(items)
 }
 
 /// Query of the time series endpoint.
@@ -563,9 +606,15 @@ pub async fn timeseries(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TermsQuery {
-    /// The window (default `1h`).
+    /// The window up to now (default `1h`); or give a period with `from` and `to`.
     #[param(inline)]
     pub window: Option<Window>,
+    /// Start of a period (inclusive, taken back to its minute), instead of a window.
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the period (exclusive, taken back to its minute; default now).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub to: Option<DateTime<Utc>>,
     /// How many terms, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
@@ -602,7 +651,13 @@ pub async fn trending_terms(
     state: State,
     query: web::Query<TermsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let window = query.window.unwrap_or(Window::OneHour);
+    let (period, span) = WindowSpan::of(
+        query.window,
+        query.from,
+        query.to,
+        Window::OneHour,
+        Utc::now(),
+    )?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=MAX_ITEMS).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -610,19 +665,25 @@ pub async fn trending_terms(
             format!("limit must be between 1 and {MAX_ITEMS}"),
         ));
     }
-    let now = Utc::now();
     let client = state.pool.get().await?;
-    let terms = match query.topic {
-        None => rollups::trending_terms(&client, window.start(now), limit).await?,
+    let terms = terms_of(&client, query.topic, period, limit).await?;
+    Ok(HttpResponse::Ok().json(TrendingTerms { span, terms }))
+}
+
+/// The `limit` most frequent terms of `period` (of `topic`'s posts, the newest
+/// [`MAX_TOPIC_TERM_POSTS`], when given), with their mean sentiment.
+pub async fn terms_of(
+    client: &tokio_postgres::Client,
+    topic: Option<i64>,
+    period: Period,
+    limit: i64,
+) -> Result<Vec<TermStats>, ApiError> {
+    Ok(match topic {
+        None => rollups::trending_terms(client, period, limit).await?,
         Some(topic) => {
-            let posts = crate::db::topics::scored_texts(
-                &**client,
-                topic,
-                window.start(now),
-                MAX_TOPIC_TERM_POSTS,
-            )
-            .await?;
-            drop(client);
+            let posts =
+                crate::db::topics::scored_texts(client, topic, period, MAX_TOPIC_TERM_POSTS)
+                    .await?;
             web::block(move || {
                 crate::analysis::terms::rank_terms(
                     posts.iter().map(|(t, s)| (t.as_str(), *s)),
@@ -632,9 +693,5 @@ pub async fn trending_terms(
             .await
             .map_err(ApiError::internal)?
         }
-    };
-    Ok(HttpResponse::Ok().json(TrendingTerms {
-        span: WindowSpan::new(window, now),
-        terms,
-    }))
+    })
 }

@@ -21,7 +21,7 @@ const MAX_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// Filters of the story listing; every one is optional. A dimension filter keeps the stories
 /// with at least one post of that value.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StoryQuery {
@@ -74,6 +74,48 @@ fn window(secs: Option<i64>) -> Result<i64, ApiError> {
     Ok(secs)
 }
 
+impl StoryQuery {
+    /// The stories the query selects.
+    pub fn selection(&self) -> Result<StorySelection, ApiError> {
+        let q = self;
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
+        }
+        let order = match q.sort.as_deref() {
+            None | Some("newest") => StoryOrder::Newest,
+            Some("growing") => StoryOrder::Growing,
+            Some(_) => return Err(bad("sort must be `newest` or `growing`")),
+        };
+        if let Some(status) = q.status.as_deref() {
+            if !matches!(status, "live" | "faded") {
+                return Err(bad("status must be `live` or `faded`"));
+            }
+        }
+        let filters = PostFilters {
+            platform: &q.platform,
+            product: &q.product,
+            city: &q.city,
+            country: &q.country,
+            channel: &q.channel,
+            lang: &q.lang,
+            language_support: &None,
+            sentiment: &None,
+            topic: &q.topic,
+        }
+        .columns()?;
+        Ok(StorySelection {
+            filters,
+            from: q.from,
+            to: q.to,
+            status: q.status.clone(),
+            order,
+            window_secs: window(q.window_secs)?,
+            limit,
+        })
+    }
+}
+
 /// Lists stories.
 #[utoipa::path(
     tag = "stories",
@@ -90,47 +132,9 @@ fn window(secs: Option<i64>) -> Result<i64, ApiError> {
 )]
 #[get("/api/v1/stories")]
 pub async fn list(state: State, query: web::Query<StoryQuery>) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
-    let order = match q.sort.as_deref() {
-        None | Some("newest") => StoryOrder::Newest,
-        Some("growing") => StoryOrder::Growing,
-        Some(_) => return Err(bad("sort must be `newest` or `growing`")),
-    };
-    if let Some(status) = q.status.as_deref() {
-        if !matches!(status, "live" | "faded") {
-            return Err(bad("status must be `live` or `faded`"));
-        }
-    }
-    let filters = PostFilters {
-        platform: &q.platform,
-        product: &q.product,
-        city: &q.city,
-        country: &q.country,
-        channel: &q.channel,
-        lang: &q.lang,
-        language_support: &None,
-        sentiment: &None,
-        topic: &q.topic,
-    }
-    .columns()?;
+    let selection = query.selection()?;
     let client = state.pool.get().await?;
-    let items = stories::list(
-        &client,
-        StorySelection {
-            filters,
-            from: q.from,
-            to: q.to,
-            status: q.status,
-            order,
-            window_secs: window(q.window_secs)?,
-            limit,
-        },
-    )
-    .await?;
+    let items = stories::list(&client, selection).await?;
     Ok(HttpResponse::Ok().json(StoryList { items }))
 }
 

@@ -49,9 +49,48 @@ impl Window {
 
     /// Start of the window: the first minute bucket it includes.
     pub fn start(self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
-        minute - TimeDelta::minutes(self.minutes() - 1)
+        minute_of(now) - TimeDelta::minutes(self.minutes() - 1)
     }
+}
+
+/// What an aggregate covers: the minute buckets from `from` up to `to` (exclusive), or up to
+/// now when `to` is `None` (a window). Rollups count whole minutes, so both ends are minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Period {
+    /// The window `window` ending at `now`.
+    pub fn window(window: Window, now: DateTime<Utc>) -> Period {
+        Period {
+            from: window.start(now),
+            to: None,
+        }
+    }
+
+    /// `[from, to)`, each taken back to the start of its minute.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Period {
+        Period {
+            from: minute_of(from),
+            to: Some(minute_of(to)),
+        }
+    }
+
+    /// The period as long as this one that ends where it starts (`None` for a window).
+    pub fn previous(self) -> Option<Period> {
+        let to = self.to?;
+        Some(Period {
+            from: self.from - (to - self.from),
+            to: Some(self.from),
+        })
+    }
+}
+
+/// The start of `at`'s minute.
+pub fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::minutes(1)).unwrap_or(at)
 }
 
 /// The dimensions Pulse aggregates by.

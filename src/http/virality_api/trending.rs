@@ -1,6 +1,7 @@
 //! Reading what the tracker stored: trending posts, a post's prediction history, momentum.
 
 use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,7 +15,7 @@ use crate::models::{Platform, SentimentLabel};
 use crate::virality::dynamics::Dynamics;
 
 /// Filters of the trending listing.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TrendingQuery {
@@ -43,9 +44,114 @@ pub struct TrendingQuery {
     pub status: Option<String>,
     /// Only cascades with an engagement in the last this many seconds.
     pub active_within_secs: Option<u64>,
+    /// Only posts created at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub from: Option<DateTime<Utc>>,
+    /// Only posts created before this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
+    pub to: Option<DateTime<Utc>>,
     /// How many posts, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+impl TrendingQuery {
+    /// The query's filters as SQL conditions on the cascades, and its limit.
+    pub fn conditions(&self) -> Result<(Conditions, i64), ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=MAX_TRENDING).contains(&limit) {
+            return Err(invalid_query(format!(
+                "limit must be between 1 and {MAX_TRENDING}"
+            )));
+        }
+        if let Some(name) = sql::unstorable([
+            ("product", self.product.as_deref()),
+            ("channel", self.channel.as_deref()),
+            ("city", self.city.as_deref()),
+            ("country", self.country.as_deref()),
+            ("hashtag", self.hashtag.as_deref()),
+        ]) {
+            return Err(filters::nul_in_query(name));
+        }
+        let mut c = Conditions::default();
+        if let Some(p) = &self.platform {
+            if Platform::parse(p).is_none() {
+                return Err(invalid_query(format!("unknown platform `{p}`")));
+            }
+            c.push("platform =", p.clone());
+        }
+        if let Some(s) = &self.sentiment {
+            if SentimentLabel::parse(s).is_none() {
+                return Err(invalid_query(
+                    "sentiment must be negative, neutral or positive",
+                ));
+            }
+            c.push("sentiment =", s.clone());
+        }
+        for (column, value) in [
+            ("product", &self.product),
+            ("channel", &self.channel),
+            ("city", &self.city),
+            ("country", &self.country),
+        ] {
+            if let Some(v) = value {
+                c.push(&format!("{column} ="), v.clone());
+            }
+        }
+        if let Some(tag) = &self.hashtag {
+            let tag = if tag.starts_with('#') {
+                tag.to_lowercase()
+            } else {
+                format!("#{}", tag.to_lowercase())
+            };
+            let p = c.bind(tag);
+            c.clause(format!("{p} = ANY(hashtags)"));
+        }
+        if let Some(topic) = self.topic {
+            let p = c.bind(topic);
+            c.clause(format!(
+                "EXISTS (SELECT 1 FROM posts t WHERE t.id = virality_cascades.post_id \
+                 AND t.topics @> ARRAY[{p}::int8])"
+            ));
+        }
+        if let Some(d) = &self.dynamics {
+            if Dynamics::parse(d).is_none() {
+                return Err(invalid_query("dynamics must be deep, broad or hybrid"));
+            }
+            c.push("dynamics =", d.clone());
+        }
+        match self.viral.as_deref() {
+            None => {}
+            Some("yes") => c.clause("viral".into()),
+            Some("no") => c.clause("NOT viral".into()),
+            Some(_) => return Err(invalid_query("viral must be yes or no")),
+        }
+        if let Some(min) = self.min_score {
+            if !(0.0..=100.0).contains(&min) {
+                return Err(invalid_query("min_score must be between 0 and 100"));
+            }
+            c.push("virality_score >=", min);
+        }
+        match self.status.as_deref().unwrap_or("active") {
+            "all" => {}
+            s @ ("active" | "finished") => c.push("status =", s.to_string()),
+            _ => return Err(invalid_query("status must be active, finished or all")),
+        }
+        if let Some(secs) = self.active_within_secs {
+            let secs = secs.min(10 * 365 * 86_400) as f64;
+            let p = c.bind(secs);
+            c.clause(format!(
+                "last_activity_at >= now() - make_interval(secs => {p})"
+            ));
+        }
+        if let Some(from) = self.from {
+            c.push("created_at >=", from);
+        }
+        if let Some(to) = self.to {
+            c.push("created_at <", to);
+        }
+        Ok((c, limit))
+    }
 }
 
 /// Trending posts, highest virality score first.
@@ -72,92 +178,7 @@ pub async fn trending_posts(
     query: web::Query<TrendingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=MAX_TRENDING).contains(&limit) {
-        return Err(invalid_query(format!(
-            "limit must be between 1 and {MAX_TRENDING}"
-        )));
-    }
-    if let Some(name) = sql::unstorable([
-        ("product", q.product.as_deref()),
-        ("channel", q.channel.as_deref()),
-        ("city", q.city.as_deref()),
-        ("country", q.country.as_deref()),
-        ("hashtag", q.hashtag.as_deref()),
-    ]) {
-        return Err(filters::nul_in_query(name));
-    }
-    let mut c = Conditions::default();
-    if let Some(p) = &q.platform {
-        if Platform::parse(p).is_none() {
-            return Err(invalid_query(format!("unknown platform `{p}`")));
-        }
-        c.push("platform =", p.clone());
-    }
-    if let Some(s) = &q.sentiment {
-        if SentimentLabel::parse(s).is_none() {
-            return Err(invalid_query(
-                "sentiment must be negative, neutral or positive",
-            ));
-        }
-        c.push("sentiment =", s.clone());
-    }
-    for (column, value) in [
-        ("product", &q.product),
-        ("channel", &q.channel),
-        ("city", &q.city),
-        ("country", &q.country),
-    ] {
-        if let Some(v) = value {
-            c.push(&format!("{column} ="), v.clone());
-        }
-    }
-    if let Some(tag) = &q.hashtag {
-        let tag = if tag.starts_with('#') {
-            tag.to_lowercase()
-        } else {
-            format!("#{}", tag.to_lowercase())
-        };
-        let p = c.bind(tag);
-        c.clause(format!("{p} = ANY(hashtags)"));
-    }
-    if let Some(topic) = q.topic {
-        let p = c.bind(topic);
-        c.clause(format!(
-            "EXISTS (SELECT 1 FROM posts t WHERE t.id = virality_cascades.post_id \
-             AND t.topics @> ARRAY[{p}::int8])"
-        ));
-    }
-    if let Some(d) = &q.dynamics {
-        if Dynamics::parse(d).is_none() {
-            return Err(invalid_query("dynamics must be deep, broad or hybrid"));
-        }
-        c.push("dynamics =", d.clone());
-    }
-    match q.viral.as_deref() {
-        None => {}
-        Some("yes") => c.clause("viral".into()),
-        Some("no") => c.clause("NOT viral".into()),
-        Some(_) => return Err(invalid_query("viral must be yes or no")),
-    }
-    if let Some(min) = q.min_score {
-        if !(0.0..=100.0).contains(&min) {
-            return Err(invalid_query("min_score must be between 0 and 100"));
-        }
-        c.push("virality_score >=", min);
-    }
-    match q.status.as_deref().unwrap_or("active") {
-        "all" => {}
-        s @ ("active" | "finished") => c.push("status =", s.to_string()),
-        _ => return Err(invalid_query("status must be active, finished or all")),
-    }
-    if let Some(secs) = q.active_within_secs {
-        let secs = secs.min(10 * 365 * 86_400) as f64;
-        let p = c.bind(secs);
-        c.clause(format!(
-            "last_activity_at >= now() - make_interval(secs => {p})"
-        ));
-    }
+    let (c, limit) = q.conditions()?;
     let client = state.pool.get().await?;
     let items = cascades::trending(&client, c, limit).await?;
     Ok(HttpResponse::Ok().json(TrendingPosts { items }))
