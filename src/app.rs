@@ -44,6 +44,7 @@ pub struct Application {
     key_refresher: Option<tokio::task::JoinHandle<()>>,
     revocations: Option<tokio::task::JoinHandle<()>>,
     export_runner: crate::http::export_runner::ExportRunner,
+    digest_runner: crate::http::digests::runner::DigestRunner,
 }
 
 /// Closes the live sessions of every key revoked from now on, by this process or another.
@@ -158,6 +159,8 @@ impl Application {
             export_wake.clone(),
             Some(pipeline.ingest.clone()),
         )?;
+        let digest_runner =
+            crate::http::digests::runner::DigestRunner::start(settings.clone(), pool.clone());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: crate::db::ApiPool::new(&settings.database)?,
@@ -229,6 +232,7 @@ impl Application {
             key_refresher,
             revocations,
             export_runner,
+            digest_runner,
         })
     }
 
@@ -284,6 +288,7 @@ impl Application {
             task.abort();
         }
         self.export_runner.stop().await;
+        self.digest_runner.stop().await;
         let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
         let report = self.pipeline.drain(timeout).await;
         match report {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -111,17 +112,48 @@ impl Mailer {
         for mailbox in to {
             email = email.to(mailbox);
         }
+        let alternative = MultiPart::alternative_plain_html(text("text"), text("html"));
+        let images = inline_images(message).map_err(|e| (None, e))?;
+        let body = if images.is_empty() {
+            alternative
+        } else {
+            // The HTML part names each image by its content id (`cid:`).
+            images.into_iter().fold(
+                MultiPart::related().multipart(alternative),
+                |related, (cid, png)| {
+                    related.singlepart(Attachment::new_inline(cid).body(
+                        png,
+                        ContentType::parse("image/png").expect("a valid content type"),
+                    ))
+                },
+            )
+        };
         let email = email
-            .multipart(MultiPart::alternative_plain_html(
-                text("text"),
-                text("html"),
-            ))
+            .multipart(body)
             .map_err(|e| (None, format!("building the email: {e}")))?;
         match self.transport.send(email).await {
             Ok(response) => Ok(u16::from(response.code())),
             Err(e) => Err((e.status().map(u16::from), smtp_error(&e))),
         }
     }
+}
+
+/// The message's inline images: `images` of `{"cid", "png_base64"}`.
+fn inline_images(message: &serde_json::Value) -> Result<Vec<(String, Vec<u8>)>, String> {
+    use base64::Engine as _;
+    let Some(images) = message["images"].as_array() else {
+        return Ok(Vec::new());
+    };
+    images
+        .iter()
+        .map(|image| {
+            let cid = image["cid"].as_str().unwrap_or_default().to_string();
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(image["png_base64"].as_str().unwrap_or_default())
+                .map_err(|e| format!("an inline image is not base64: {e}"))?;
+            Ok((cid, png))
+        })
+        .collect()
 }
 
 /// What went wrong, without the relay's free text beyond its first line.

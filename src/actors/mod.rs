@@ -99,6 +99,7 @@ impl Pipeline {
         settings.stories.validate()?;
         settings.topics.validate().map_err(anyhow::Error::msg)?;
         settings.export.validate().map_err(anyhow::Error::msg)?;
+        settings.digests.validate().map_err(anyhow::Error::msg)?;
         settings.search.validate().map_err(anyhow::Error::msg)?;
         // The topics every post is matched against, loaded before the first batch is read.
         let topics = crate::topics::LiveTopics::new();

@@ -22,7 +22,7 @@ use super::mailer::Mailer;
 use crate::config::Settings;
 use crate::db::webhooks;
 use crate::models::channel_messages::render;
-use crate::models::webhooks::ChannelKind;
+use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 use crate::telemetry::names;
 
 /// Deliveries claimed per poll.
@@ -210,7 +210,9 @@ async fn deliver_due(
             &settings.webhooks.dashboard_url,
             &d.secret,
         );
-        let event = if d.kind == "volume_spike" {
+        let event = if d.event == DeliveryEvent::Digest {
+            "digest".to_string()
+        } else if d.kind == "volume_spike" {
             "alert:spike".to_string()
         } else {
             format!("alert:{}", d.kind)

@@ -10,11 +10,13 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod digests;
 mod export;
 mod fingerprint;
 mod search;
 mod sources;
 mod topics;
+pub use digests::DigestSettings;
 pub use export::ExportSettings;
 pub use search::SearchSettings;
 pub use sources::{
@@ -68,6 +70,7 @@ pub struct Settings {
     pub stories: StorySettings,
     pub topics: TopicSettings,
     pub export: ExportSettings,
+    pub digests: DigestSettings,
     pub search: SearchSettings,
     pub fanout: FanoutSettings,
     pub auth: AuthSettings,
@@ -637,6 +640,7 @@ impl Default for Settings {
             stories: StorySettings::default(),
             topics: TopicSettings::default(),
             export: ExportSettings::default(),
+            digests: DigestSettings::default(),
             search: SearchSettings::default(),
             fanout: FanoutSettings::default(),
             auth: AuthSettings::default(),

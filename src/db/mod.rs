@@ -13,6 +13,7 @@ pub mod audit;
 pub mod batch;
 pub mod cascades;
 pub mod deletions;
+pub mod digests;
 pub mod export_jobs;
 pub mod forecast;
 pub mod keys;

@@ -63,7 +63,7 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
             "SELECT w.id, w.kind, w.name, w.min_severity, w.url, w.kinds, w.enabled, w.created_at, \
              w.quiet_from, w.quiet_to, w.quiet_timezone, \
              d.alert_id, d.event, d.status, d.attempts, d.last_status, d.last_error, \
-             COALESCE(d.delivered_at, d.created_at) \
+             COALESCE(d.delivered_at, d.created_at), d.digest_id, d.id \
              FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries x \
                  WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 1) d ON true \
              ORDER BY w.id",
@@ -84,8 +84,9 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
                 (Some(from), Some(to)) => Some(quiet_hours(from, to, r.get(10))),
                 _ => None,
             },
-            last_delivery: r.get::<_, Option<i64>>(11).map(|alert_id| LastDelivery {
-                alert_id,
+            last_delivery: r.get::<_, Option<i64>>(19).map(|_| LastDelivery {
+                alert_id: r.get(11),
+                digest_id: r.get(18),
                 event: r.get(12),
                 status: r.get(13),
                 attempts: r.get(14),
@@ -157,7 +158,7 @@ pub async fn exists(client: &Client, id: i64) -> Result<bool> {
 pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Delivery>> {
     Ok(client
         .query(
-            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event \
+            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event, digest_id \
              FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
             &[&id, &limit],
         )
@@ -174,6 +175,7 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
             delivered_at: r.get(7),
             next_attempt_at: r.get(8),
             event: r.get(9),
+            digest_id: r.get(10),
         })
         .collect())
 }

@@ -17,6 +17,7 @@ pub mod callers;
 pub mod canonical;
 pub mod cursor;
 pub mod dashboard;
+pub mod digests;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -14,7 +14,7 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, events, export, export_jobs, forecast, health, live,
+    alerts_api, analyze, auth_api, digests, events, export, export_jobs, forecast, health, live,
     metrics_api, openapi, pipeline, posts, saved_searches, search, stories, topics, virality_api,
     webhooks_api,
 };
@@ -100,6 +100,9 @@ endpoints! {
     topics::preview => ANALYST,
     topics::retags_of => ANALYST,
     topics::retag_one => ANALYST,
+    digests::preview => ANALYST,
+    digests::schedules::list => ANALYST,
+    digests::schedules::get_one => ANALYST,
 
     topics::create => EDITOR,
     saved_searches::create => EDITOR,
@@ -108,6 +111,10 @@ endpoints! {
     topics::remove => EDITOR,
     topics::retag => EDITOR,
     topics::cancel_retag => EDITOR,
+    digests::schedules::create => EDITOR,
+    digests::schedules::update => EDITOR,
+    digests::schedules::remove => EDITOR,
+    digests::schedules::send_now => EDITOR,
 
     alerts_api::create_rule => ADMIN,
     alerts_api::update_rule => ADMIN,

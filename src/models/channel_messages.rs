@@ -20,7 +20,7 @@ const POST_CHARS: usize = 280;
 /// PagerDuty refuses a summary longer than this.
 const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
 /// Slack refuses a header longer than this.
-const SLACK_HEADER_CHARS: usize = 150;
+pub const SLACK_HEADER_CHARS: usize = 150;
 
 /// The parts of an alert a message shows, read from the alert's webhook payload.
 struct Alert<'a> {
@@ -140,7 +140,8 @@ impl<'a> Alert<'a> {
 
     fn title(&self, event: DeliveryEvent) -> String {
         match event {
-            DeliveryEvent::Fire => format!(
+            // A digest never reaches an alert's forms (see `render`).
+            DeliveryEvent::Fire | DeliveryEvent::Digest => format!(
                 "[{}] {}: {}",
                 self.severity.to_uppercase(),
                 self.rule_name,
@@ -205,7 +206,7 @@ impl<'a> Alert<'a> {
 }
 
 /// Cuts `text` to `max` characters, with an ellipsis when it was longer.
-fn cut(text: &str, max: usize) -> String {
+pub fn cut(text: &str, max: usize) -> String {
     let text = text.trim();
     if text.chars().count() <= max {
         return text.to_string();
@@ -216,7 +217,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Escapes the three characters Slack's mrkdwn gives a meaning to.
-fn slack_escape(text: &str) -> String {
+pub fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -231,6 +232,9 @@ pub fn render(
     dashboard_url: &str,
     routing_key: &str,
 ) -> Value {
+    if event == DeliveryEvent::Digest {
+        return digest(kind, payload);
+    }
     let alert = Alert::read(payload);
     match kind {
         ChannelKind::Webhook => payload.clone(),
@@ -241,8 +245,33 @@ pub fn render(
     }
 }
 
+/// The content id of a digest's chart in its e-mail's HTML part (`cid:digest-chart`).
+pub const DIGEST_CHART_CID: &str = "digest-chart";
+
+/// A digest's form for a channel, from the forms rendered when it was made (its payload
+/// holds each); the generic webhook gets the digest itself.
+fn digest(kind: ChannelKind, payload: &Value) -> Value {
+    let form = |name: &str| match payload.get(name) {
+        Some(v) if v.is_object() => v.clone(),
+        _ => json!({}),
+    };
+    match kind {
+        ChannelKind::Webhook => form("digest"),
+        ChannelKind::Slack => form("slack"),
+        ChannelKind::Teams => form("teams"),
+        ChannelKind::Email => json!({
+            "subject": payload["subject"],
+            "text": payload["text"],
+            "html": payload["html"],
+            "images": [{"cid": DIGEST_CHART_CID, "png_base64": payload["chart_png"]}],
+        }),
+        // Digests are not queued for PagerDuty, which opens incidents.
+        ChannelKind::Pagerduty => json!({}),
+    }
+}
+
 /// Escapes text for HTML.
-fn html_escape(text: &str) -> String {
+pub fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -352,7 +381,7 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     // show): a rule name or product read as markup here would mention the channel or link
     // anywhere.
     let text = match event {
-        DeliveryEvent::Fire => format!("{title}: {}", alert.figures()),
+        DeliveryEvent::Fire | DeliveryEvent::Digest => format!("{title}: {}", alert.figures()),
         DeliveryEvent::Resolve => format!("{title}. {}", alert.resolution_note()),
     };
     json!({
@@ -363,7 +392,7 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
 
 /// A block of plain text: a `TextRun` is never read as Markdown, where a `TextBlock` or a
 /// fact's value is, so a post or a product name cannot turn into a link in the card.
-fn teams_text(text: String, style: Value) -> Value {
+pub fn teams_text(text: String, style: Value) -> Value {
     let mut run = json!({"type": "TextRun", "text": text});
     if let (Some(run), Some(style)) = (run.as_object_mut(), style.as_object()) {
         run.extend(style.clone());
@@ -640,7 +669,7 @@ mod tests {
         alert["rule_name"] = json!("Ops <!channel> & <https://evil.example|click>");
         alert["key"] = json!("<!channel> <https://evil.example|click>");
         alert["resolved_at"] = json!("2026-11-24T11:00:00Z");
-        for event in DeliveryEvent::ALL {
+        for event in &[DeliveryEvent::Fire, DeliveryEvent::Resolve] {
             let slack = render(ChannelKind::Slack, *event, &alert, "https://p.example", "");
             let text = slack["text"].as_str().unwrap();
             assert!(

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     InvalidTopicQuery,
     /// A topic that cannot be kept (name, status or days out of range).
     InvalidTopic,
+    /// A digest schedule that cannot be kept (cadence, time, time zone, channels).
+    InvalidDigest,
     /// A search whose facets would check more posts one by one than a request may (a broad
     /// `NEAR`); narrow it with words, a time range or filters.
     QueryTooBroad,
@@ -130,9 +132,9 @@ impl ErrorCode {
             InvalidJson | InvalidQuery | InvalidPath | InvalidBody | InvalidCursor
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
-            | InvalidKey | InvalidTopicQuery | InvalidTopic | QueryTooBroad | NonCanonicalPath
-            | BadHandshake | InvalidMessage | UnknownType | UnknownTopic | InvalidFilter
-            | TooManyTopics | UnsupportedFrame => 400,
+            | InvalidKey | InvalidTopicQuery | InvalidTopic | InvalidDigest | QueryTooBroad
+            | NonCanonicalPath | BadHandshake | InvalidMessage | UnknownType | UnknownTopic
+            | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed | OutOfScope => 403,
@@ -164,6 +166,7 @@ impl ErrorCode {
             InvalidKey => "invalid_key",
             InvalidTopicQuery => "invalid_topic_query",
             InvalidTopic => "invalid_topic",
+            InvalidDigest => "invalid_digest",
             QueryTooBroad => "query_too_broad",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",

@@ -36,6 +36,8 @@ named_enum! {
     DeliveryEvent {
         Fire = "fire",
         Resolve = "resolve",
+        /// A scheduled or sent-now digest (docs/digests.md).
+        Digest = "digest",
     }
 }
 
@@ -58,7 +60,10 @@ pub struct QuietHours {
 /// How a channel's newest delivery went.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LastDelivery {
-    pub alert_id: i64,
+    /// The alert it announces; null for a digest.
+    pub alert_id: Option<i64>,
+    /// The digest it carries; null for an alert.
+    pub digest_id: Option<i64>,
     pub event: DeliveryEvent,
     #[schema(value_type = DeliveryStatus)]
     pub status: String,
@@ -101,11 +106,14 @@ pub enum DeliveryStatus {
     Dead,
 }
 
-/// One delivery of an alert to a subscription.
+/// One delivery of an alert or a digest to a subscription.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub id: i64,
-    pub alert_id: i64,
+    /// The alert it announces; null for a digest.
+    pub alert_id: Option<i64>,
+    /// The digest it carries; null for an alert.
+    pub digest_id: Option<i64>,
     pub event: DeliveryEvent,
     #[schema(value_type = DeliveryStatus)]
     pub status: String,

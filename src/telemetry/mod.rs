@@ -98,6 +98,13 @@ pub mod names {
         counter ALERTS_FIRED = "pulse_alerts_fired_total";
         /// Webhook delivery attempts, by `outcome` (delivered, retry, dead).
         counter WEBHOOK_DELIVERIES = "pulse_webhook_deliveries_total";
+        /// Digests made on schedule by this process, by `late`.
+        counter DIGESTS_MADE = "pulse_digests_made_total";
+        /// Rounds of the digest schedules that failed (PostgreSQL away, a digest that could
+        /// not be computed); the round is tried again.
+        counter DIGEST_ERRORS = "pulse_digest_errors_total";
+        /// Seconds to compute, render and store one scheduled digest.
+        histogram DIGEST_SECONDS = "pulse_digest_seconds";
         /// Actor restarts after a crash, by `actor`.
         counter ACTOR_RESTARTS = "pulse_actor_restarts_total";
         /// Entries in the stream not yet delivered to the group.

@@ -15,6 +15,7 @@ mod channels;
 mod compression;
 mod dashboard;
 mod deletions;
+mod digests;
 mod email_channels;
 mod export_jobs;
 mod forecast;

@@ -266,8 +266,9 @@ export const Channel = z.strictObject({
   quiet_hours: z.strictObject({ from: z.string(), to: z.string(), timezone: z.string().nullable().optional() }).nullable(),
   last_delivery: z
     .strictObject({
-      alert_id: count,
-      event: z.enum(["fire", "resolve"]),
+      alert_id: count.nullable(),
+      digest_id: count.nullable(),
+      event: z.enum(["fire", "resolve", "digest"]),
       status: z.enum(["pending", "delivered", "dead"]),
       attempts: count,
       last_status: count.nullable(),

@@ -14,7 +14,7 @@ const kindLabel: Record<Channel["kind"], string> = {
 function LastDelivery({ c }: { c: Channel }) {
   const d = c.last_delivery;
   if (!d) return <span className="muted">no delivery yet</span>;
-  const what = d.event === "resolve" ? "resolution" : "alert";
+  const what = d.event === "resolve" ? "resolution" : d.event === "digest" ? "digest" : "alert";
   const outcome =
     d.status === "delivered"
       ? `delivered${d.last_status ? ` (${d.last_status})` : ""}`
@@ -25,7 +25,7 @@ function LastDelivery({ c }: { c: Channel }) {
           : "pending";
   return (
     <span className={d.status === "delivered" ? "" : d.status === "dead" ? "error" : "muted"} title={d.last_error ?? undefined}>
-      {what} #{d.alert_id}: {outcome}, {ago(d.at)}
+      {what} #{d.alert_id ?? d.digest_id}: {outcome}, {ago(d.at)}
       {d.status !== "delivered" && d.last_error ? ` · ${d.last_error}` : ""}
     </span>
   );

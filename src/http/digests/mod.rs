@@ -1,0 +1,163 @@
+//! Digests: how a period went, for the people who read a report instead of the dashboard.
+//! [`content`] reads every figure through the API's own code, [`chart`] draws the period,
+//! [`render`] writes the e-mail, Slack and Teams forms, and `POST /api/v1/digests/preview`
+//! answers all of it for any period and scope, sending nothing.
+
+pub mod chart;
+pub mod content;
+pub mod render;
+pub mod runner;
+pub mod schedules;
+
+use actix_web::{post, web, HttpResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use self::content::{equal_periods_before, Digest, DigestInput, DigestScope, HISTORY};
+use self::render::Rendered;
+use super::error::{ApiError, ErrorBody};
+use super::state::State;
+use crate::models::errors::ErrorCode;
+use crate::models::metrics::Period;
+
+/// Longest period one digest covers, in days.
+pub const MAX_DIGEST_DAYS: i64 = 31;
+
+/// What a digest is about: `"all"` (every post) or `{"topic": <id>}`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScopeInput {
+    /// `"all"`: the whole stream.
+    All(AllPosts),
+    /// One live topic.
+    Topic { topic: i64 },
+}
+
+/// The whole stream.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllPosts {
+    All,
+}
+
+/// `POST /api/v1/digests/preview`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DigestPreviewRequest {
+    pub scope: ScopeInput,
+    /// Start of the period (inclusive, taken back to its minute).
+    pub from: DateTime<Utc>,
+    /// End of the period (exclusive, taken back to its minute).
+    pub to: DateTime<Utc>,
+}
+
+/// A digest and its rendered forms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestPreview {
+    #[serde(flatten)]
+    pub digest: Digest,
+    /// Whether it would be marked late (a preview never is).
+    pub late: bool,
+    pub rendered: Rendered,
+}
+
+/// The scope's name, checking that its topic is live.
+pub async fn scope_of(
+    client: &tokio_postgres::Client,
+    scope: &ScopeInput,
+) -> Result<DigestScope, ApiError> {
+    match scope {
+        ScopeInput::All(_) => Ok(DigestScope {
+            topic: None,
+            name: "All posts".into(),
+        }),
+        ScopeInput::Topic { topic } => match crate::db::topics::get(client, *topic).await? {
+            Some(t) => Ok(DigestScope {
+                topic: Some(t.id),
+                name: t.name,
+            }),
+            None => Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("no live topic with id {topic}"),
+            )),
+        },
+    }
+}
+
+/// `[from, to)` as a digest's period, or a 400 saying why not.
+pub fn digest_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Period, ApiError> {
+    let period = Period::between(from, to);
+    let end = period.to.unwrap_or(period.from);
+    if period.from >= end {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            "from must be at least a minute before to",
+        ));
+    }
+    if end - period.from > TimeDelta::days(MAX_DIGEST_DAYS) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("a digest covers at most {MAX_DIGEST_DAYS} days"),
+        ));
+    }
+    Ok(period)
+}
+
+/// Draws the chart and renders every form, off the HTTP workers.
+pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), ApiError> {
+    web::block(move || {
+        let png = chart::png(&digest.series, digest.from, digest.to)?;
+        let rendered = render::render(&digest, &png, late);
+        Ok::<_, String>((digest, rendered))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// The digest of a period, as it would be sent, sending nothing.
+#[utoipa::path(
+    tag = "digests",
+    operation_id = "preview_digest",
+    summary = "Preview a digest",
+    description = "Every figure a digest of this scope and period holds, each read as the \
+        API's own endpoint answers it, with the e-mail, Slack and Teams forms and the chart. \
+        The period's history is the eight periods as long before it.",
+    request_body = DigestPreviewRequest,
+    responses(
+        (status = 200, description = "The digest and its forms", body = DigestPreview),
+        (status = 400, description = "A bad scope or period (`invalid_query`, `invalid_body`)", body = ErrorBody),
+        (status = 500, description = "Unexpected failure", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/digests/preview")]
+pub async fn preview(
+    state: State,
+    input: web::Json<DigestPreviewRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let input = input.into_inner();
+    let period = digest_period(input.from, input.to)?;
+    let client = state.pool.get().await?;
+    let scope = scope_of(&client, &input.scope).await?;
+    let digest = content::compute(
+        &client,
+        DigestInput {
+            scope,
+            period,
+            history: equal_periods_before(period, HISTORY),
+            high_churn: state.settings.metrics.high_churn_threshold,
+            dashboard_url: &state.settings.webhooks.dashboard_url,
+            view: None,
+        },
+    )
+    .await?;
+    drop(client);
+    let (digest, rendered) = rendered(digest, false).await?;
+    Ok(HttpResponse::Ok().json(DigestPreview {
+        digest,
+        late: false,
+        rendered,
+    }))
+}

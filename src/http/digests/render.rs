@@ -1,0 +1,303 @@
+//! A digest in each channel's form: an e-mail with a plain-text part and an HTML part whose
+//! chart is an inline image, Slack blocks, a Microsoft Teams Adaptive Card, and the digest's
+//! own JSON for the generic webhook. Every form says the same things in the same order. Story
+//! labels, terms, topic names and post ids are anyone's words: they go through the channel's
+//! own escaping (the same functions the alert messages use).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::content::Digest;
+use crate::models::channel_messages::{
+    cut, html_escape, slack_escape, teams_text, DIGEST_CHART_CID as CHART_CID, SLACK_HEADER_CHARS,
+};
+
+/// Every form of one digest.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    /// The e-mail's HTML; its chart is `cid:digest-chart`, the attached `chart_png`.
+    pub html: String,
+    /// Slack's `{"text", "blocks"}`.
+    #[schema(value_type = Object)]
+    pub slack: Value,
+    /// Teams' message with one Adaptive Card.
+    #[schema(value_type = Object)]
+    pub teams: Value,
+    /// The chart, PNG in base64.
+    pub chart_png: String,
+}
+
+/// The period in words, in UTC: "Mon 2 Nov 2026 – Mon 9 Nov 2026".
+fn period_words(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let fmt = |t: DateTime<Utc>| t.format("%a %-d %b %Y %H:%M").to_string();
+    format!("{} – {} UTC", fmt(from), fmt(to))
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+fn signed_percent(change: f64) -> String {
+    format!("{:+.1}%", change * 100.0)
+}
+
+fn signed_points(change: f64) -> String {
+    format!("{:+.1} points", change * 100.0)
+}
+
+/// The lines every form carries, as (heading, items) in order; items are plain text.
+fn sections(d: &Digest) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    let volume = match d.change.posts {
+        Some(c) => format!(
+            "{} posts ({} on the previous period's {})",
+            d.posts,
+            signed_percent(c),
+            d.previous.posts
+        ),
+        None => format!("{} posts (none the period before)", d.posts),
+    };
+    let sentiment = format!(
+        "{} negative ({} on the previous period), {} positive, mean sentiment {:+.2}",
+        percent(d.negative_share),
+        signed_points(d.change.negative_share),
+        percent(d.stats.sentiment.positive_share),
+        d.stats.sentiment.mean
+    );
+    let standing = match (d.change.posts_z, d.change.negative_share_z) {
+        (Some(v), Some(n)) => format!(
+            "Against the last {} periods: {} (volume {v:+.1} sd, negative share {n:+.1} sd)",
+            d.history.len(),
+            d.change.verdict
+        ),
+        _ => format!(
+            "Against the last periods: {} ({} with posts)",
+            d.change.verdict,
+            d.history.iter().filter(|p| p.posts > 0).count()
+        ),
+    };
+    out.push(("Volume and sentiment", vec![volume, sentiment, standing]));
+    if d.posts == 0 {
+        out.push((
+            "Nothing happened",
+            vec!["No posts were stored for this scope in the period.".into()],
+        ));
+    }
+    if !d.stories.is_empty() {
+        out.push((
+            "Top stories",
+            d.stories
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} ({} posts, {} in the period's window)",
+                        s.label, s.size, s.recent
+                    )
+                })
+                .collect(),
+        ));
+    }
+    let post_line = |p: &crate::db::cascades::ViralityView| {
+        format!(
+            "{} on {}: {} shares, {} likes, reach {}, virality {:.0}",
+            p.post_id,
+            p.platform.as_deref().unwrap_or("unknown platform"),
+            p.virality.counts.shares,
+            p.virality.counts.likes,
+            p.virality.reach,
+            p.virality.virality_score
+        )
+    };
+    if !d.viral_posts.is_empty() {
+        out.push((
+            "Most viral posts",
+            d.viral_posts.iter().map(post_line).collect(),
+        ));
+    }
+    if !d.negative_posts.is_empty() {
+        out.push((
+            "Most negative posts with reach",
+            d.negative_posts.iter().map(post_line).collect(),
+        ));
+    }
+    if !d.emerging_terms.is_empty() {
+        out.push((
+            "Emerging terms",
+            d.emerging_terms
+                .iter()
+                .map(|t| match t.previous_posts {
+                    Some(p) => format!("{}: {} posts (from {p})", t.term, t.posts),
+                    None => format!("{}: {} posts (new)", t.term, t.posts),
+                })
+                .collect(),
+        ));
+    }
+    out.push((
+        "Alerts fired",
+        if d.alerts.is_empty() {
+            vec!["None.".into()]
+        } else {
+            d.alerts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} ({}, {}) at {}",
+                        a.rule_name,
+                        a.kind,
+                        a.severity,
+                        a.fired_at.format("%a %-d %b %H:%M UTC")
+                    )
+                })
+                .collect()
+        },
+    ));
+    if !d.share_of_voice.is_empty() {
+        out.push((
+            "Share of voice by topic",
+            d.share_of_voice
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}: {} of posts ({}), {} of negative",
+                        t.name,
+                        percent(t.share_of_voice.volume),
+                        t.stats.posts,
+                        percent(t.share_of_voice.negative)
+                    )
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// The subject line.
+pub fn subject(d: &Digest, late: bool) -> String {
+    let late = if late { " (late)" } else { "" };
+    format!(
+        "Pulse digest{late}: {} — {} posts, {} negative",
+        d.scope.name,
+        d.posts,
+        percent(d.negative_share)
+    )
+}
+
+/// Every form of `d`, with its chart `png`.
+pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
+    use base64::Engine as _;
+    let subject = subject(d, late);
+    let period = period_words(d.from, d.to);
+    let sections = sections(d);
+    let late_note = late
+        .then_some("This digest is late: Pulse was not running when it was due, and sends it now.");
+
+    let mut text = format!("{subject}\n{period}\n");
+    if let Some(note) = late_note {
+        text.push_str(&format!("{note}\n"));
+    }
+    for (heading, items) in &sections {
+        text.push_str(&format!("\n{heading}\n"));
+        for item in items {
+            text.push_str(&format!("- {item}\n"));
+        }
+    }
+    text.push_str(&format!("\nOpen in Pulse: {}\n", d.link));
+
+    let mut html = format!(
+        "<div style=\"font-family:sans-serif;max-width:760px\"><h2>{}</h2><p>{}</p>",
+        html_escape(&subject),
+        html_escape(&period)
+    );
+    if let Some(note) = late_note {
+        html.push_str(&format!("<p><strong>{}</strong></p>", html_escape(note)));
+    }
+    html.push_str(&format!(
+        "<p><img src=\"cid:{CHART_CID}\" width=\"{}\" height=\"{}\" alt=\"Posts and negative share over the period\"></p>",
+        super::chart::WIDTH,
+        super::chart::HEIGHT
+    ));
+    for (heading, items) in &sections {
+        html.push_str(&format!("<h3>{}</h3><ul>", html_escape(heading)));
+        for item in items {
+            html.push_str(&format!("<li>{}</li>", html_escape(item)));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str(&format!(
+        "<p><a href=\"{}\">Open in Pulse</a></p></div>",
+        html_escape(&d.link)
+    ));
+
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&subject, SLACK_HEADER_CHARS), "emoji": true}}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&period)}]}),
+    ];
+    if let Some(note) = late_note {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(note))}}));
+    }
+    for (heading, items) in &sections {
+        let body: Vec<String> = items
+            .iter()
+            .map(|i| format!("• {}", slack_escape(i)))
+            .collect();
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": cut(&format!("*{}*\n{}", slack_escape(heading), body.join("\n")), 3000)},
+        }));
+    }
+    blocks.push(json!({
+        "type": "actions",
+        "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in Pulse"}, "url": d.link}],
+    }));
+    let slack = json!({"text": slack_escape(&subject), "blocks": blocks});
+
+    let mut body = vec![
+        teams_text(
+            subject.clone(),
+            json!({"weight": "Bolder", "size": "Medium"}),
+        ),
+        teams_text(period.clone(), json!({"isSubtle": true})),
+    ];
+    if let Some(note) = late_note {
+        body.push(teams_text(note.to_string(), json!({"color": "Warning"})));
+    }
+    let chart_png = base64::engine::general_purpose::STANDARD.encode(png);
+    body.push(json!({
+        "type": "Image",
+        "url": format!("data:image/png;base64,{chart_png}"),
+        "altText": "Posts and negative share over the period",
+    }));
+    for (heading, items) in &sections {
+        body.push(teams_text(heading.to_string(), json!({"weight": "Bolder"})));
+        for item in items {
+            body.push(teams_text(format!("• {item}"), json!({})));
+        }
+    }
+    let teams = json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": [{"type": "Action.OpenUrl", "title": "Open in Pulse", "url": d.link}],
+            },
+        }],
+    });
+
+    Rendered {
+        subject,
+        text,
+        html,
+        slack,
+        teams,
+        chart_png,
+    }
+}

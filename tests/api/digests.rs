@@ -1,0 +1,555 @@
+//! Digests against a real Pulse: a preview's every figure equals what the API's own endpoint
+//! answers for the same period and scope (before and after deletions); schedules refuse what
+//! cannot work; scheduled periods are made once however many processes run, late ones marked,
+//! and reach Slack, Teams and webhook stand-ins in their documented shapes.
+
+use crate::common;
+use crate::deletions::{deletion, engagement, xadd_all};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+use super::channels::{bodies, slack_shape, stand_in};
+
+/// A post of `product` written `minutes_ago`, negative or not, mentioning the battery or not.
+fn post(id: &str, minutes_ago: i64, negative: bool, battery: bool, now: DateTime<Utc>) -> Value {
+    let text = match (negative, battery) {
+        (true, true) => "the battery is terrible and died again, awful support #fail",
+        (true, false) => "awful screen, cracked after a day, worst purchase #fail",
+        (false, true) => "love the battery life, lasts two days #happy",
+        (false, false) => "great camera and a lovely screen #happy",
+    };
+    json!({
+        "type": "post", "id": id, "platform": "twitter",
+        "author": {"id": format!("author-{}", id.len() % 7), "followers": 500},
+        "text": text, "created_at": (now - TimeDelta::minutes(minutes_ago)).to_rfc3339(),
+        "product": "pulse-phone", "channel": "organic"
+    })
+}
+
+/// Every post and engagement stored and nothing held.
+async fn settled(app: &TestApp, posts: i64) -> bool {
+    let redis = app.redis().await;
+    wait_until(Duration::from_secs(60), || async {
+        app.env.post_count().await >= posts
+    })
+    .await
+        && crate::deletions::settled(&app.env, &redis).await
+}
+
+fn query(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    format!("from={}&to={}", f(from), f(to))
+}
+
+/// The figures of `digest` beside the endpoints' answers for its period and scope; the list of
+/// differences (empty when they agree).
+async fn disagreements(app: &TestApp, digest: &Value) -> Vec<String> {
+    let from: DateTime<Utc> = serde_json::from_value(digest["from"].clone()).unwrap();
+    let to: DateTime<Utc> = serde_json::from_value(digest["to"].clone()).unwrap();
+    let topic = digest["scope"]["topic"].as_i64();
+    let scoped = |q: String| match topic {
+        Some(t) => format!("{q}&topic={t}"),
+        None => q,
+    };
+    let mut out = Vec::new();
+    let mut same = |what: &str, ours: &Value, api: &Value| {
+        if ours != api {
+            out.push(format!("{what}: digest {ours} != API {api}"));
+        }
+    };
+    let overall = app
+        .get_ok(&format!(
+            "/api/v1/metrics/overall?{}",
+            scoped(query(from, to))
+        ))
+        .await;
+    same("stats", &digest["stats"], &overall["stats"]);
+    same("posts", &digest["posts"], &overall["stats"]["posts"]);
+    same(
+        "negative_share",
+        &digest["negative_share"],
+        &overall["stats"]["sentiment"]["negative_share"],
+    );
+    for (n, p) in digest["history"].as_array().unwrap().iter().enumerate() {
+        let f: DateTime<Utc> = serde_json::from_value(p["from"].clone()).unwrap();
+        let t: DateTime<Utc> = serde_json::from_value(p["to"].clone()).unwrap();
+        let api = app
+            .get_ok(&format!("/api/v1/metrics/overall?{}", scoped(query(f, t))))
+            .await;
+        same(
+            &format!("history[{n}].posts"),
+            &p["posts"],
+            &api["stats"]["posts"],
+        );
+        same(
+            &format!("history[{n}].negative_share"),
+            &p["negative_share"],
+            &api["stats"]["sentiment"]["negative_share"],
+        );
+    }
+    let series_scope = match topic {
+        Some(t) => format!("dimension=topic&key={t}"),
+        None => "dimension=overall".into(),
+    };
+    let series = app
+        .get_ok(&format!(
+            "/api/v1/metrics/timeseries?{series_scope}&bucket={}&{}",
+            digest["series"]["bucket"].as_str().unwrap(),
+            query(from, to)
+        ))
+        .await;
+    same("series", &digest["series"]["points"], &series["points"]);
+    let window = (to - from).num_seconds().clamp(60, 7 * 86_400);
+    let stories = app
+        .get_ok(&format!(
+            "/api/v1/stories?sort=growing&limit=5&window_secs={window}&{}",
+            scoped(query(from, to))
+        ))
+        .await;
+    same("stories", &digest["stories"], &stories["items"]);
+    for (field, extra) in [
+        ("viral_posts", ""),
+        ("negative_posts", "&sentiment=negative"),
+    ] {
+        let trending = app
+            .get_ok(&format!(
+                "/api/v1/trending/posts?status=all&limit=5{extra}&{}",
+                scoped(query(from, to))
+            ))
+            .await;
+        same(field, &digest[field], &trending["items"]);
+    }
+    let terms = app
+        .get_ok(&format!(
+            "/api/v1/trending/terms?limit=200&{}",
+            scoped(query(from, to))
+        ))
+        .await;
+    let previous = &digest["previous"];
+    let pf: DateTime<Utc> = serde_json::from_value(previous["from"].clone()).unwrap();
+    let before = app
+        .get_ok(&format!(
+            "/api/v1/trending/terms?limit=200&{}",
+            scoped(query(pf, from))
+        ))
+        .await;
+    let count = |list: &Value, term: &str| {
+        list["terms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["term"] == term)
+            .map(|t| t["posts"].clone())
+    };
+    for t in digest["emerging_terms"].as_array().unwrap() {
+        let term = t["term"].as_str().unwrap();
+        same(
+            &format!("term {term}"),
+            &t["posts"],
+            &count(&terms, term).unwrap_or(Value::Null),
+        );
+        same(
+            &format!("term {term} before"),
+            &t["previous_posts"],
+            &count(&before, term).unwrap_or(Value::Null),
+        );
+    }
+    let alerts_scope = match topic {
+        Some(t) => format!("&dimension=topic&key={t}"),
+        None => String::new(),
+    };
+    let alerts = app
+        .get_ok(&format!(
+            "/api/v1/alerts?limit=20{alerts_scope}&{}",
+            query(from, to)
+        ))
+        .await;
+    same("alerts", &digest["alerts"], &alerts["items"]);
+    if topic.is_none() {
+        let topics = app
+            .get_ok(&format!("/api/v1/metrics/topics?{}", query(from, to)))
+            .await;
+        same(
+            "share_of_voice",
+            &digest["share_of_voice"],
+            &topics["items"],
+        );
+    }
+    out
+}
+
+/// A preview taken while nothing changes: two previews equal before and after the API reads,
+/// so the API answered the same state. Returns the preview and what disagreed.
+async fn steady_preview(app: &TestApp, body: &Value) -> (Value, Vec<String>) {
+    let mut last = Vec::new();
+    for _ in 0..20 {
+        let (status, first) = app.post("/api/v1/digests/preview", body).await;
+        assert_eq!(status, 200, "{first}");
+        let found = disagreements(app, &first).await;
+        let (_, second) = app.post("/api/v1/digests/preview", body).await;
+        let strip = |mut v: Value| {
+            v.as_object_mut().unwrap().remove("rendered");
+            v
+        };
+        if strip(first.clone()) == strip(second) {
+            return (first, found);
+        }
+        last = found;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the figures kept changing; last differences: {last:#?}");
+}
+
+#[actix_rt::test]
+async fn a_preview_holds_what_the_api_answers_for_its_period_and_scope_after_deletions_too() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.virality.score_interval_ms = 100;
+    let app = spawn_app_with(env, settings).await;
+    let (status, topic) = app
+        .post(
+            "/api/v1/topics",
+            &json!({"name": "Battery", "query": "battery"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{topic}");
+    let topic_id = topic["id"].as_i64().unwrap();
+    // Topics apply to posts analysed after the matcher sees them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let now = Utc::now();
+    let mut events = Vec::new();
+    let mut n = 0;
+    // The period (the last two hours) and the ones before: more and more negative posts.
+    for minutes_ago in (1..600).step_by(3) {
+        let negative = minutes_ago < 120 && n % 2 == 0 || n % 5 == 0;
+        let id = format!("dg-{n}");
+        events.push(post(&id, minutes_ago, negative, n % 3 == 0, now));
+        if n % 4 == 0 {
+            let at = now - TimeDelta::minutes(minutes_ago) + TimeDelta::seconds(20);
+            events.push(engagement(
+                &format!("{id}-s"),
+                &id,
+                "share",
+                1 + (n % 7) as u32,
+                at,
+            ));
+            events.push(engagement(&format!("{id}-l"), &id, "like", 3, at));
+        }
+        n += 1;
+    }
+    let redis = app.redis().await;
+    xadd_all(&redis, &app.env.stream, &events).await;
+    assert!(settled(&app, n as i64).await, "the posts are stored");
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            let (_, trending) = app.get("/api/v1/trending/posts?status=all&limit=5").await;
+            trending["items"].as_array().is_some_and(|i| !i.is_empty())
+        })
+        .await,
+        "the shared posts are tracked"
+    );
+
+    let from = now - TimeDelta::hours(2);
+    for scope in [json!("all"), json!({"topic": topic_id})] {
+        let body = json!({"scope": scope, "from": from, "to": now});
+        let (digest, differences) = steady_preview(&app, &body).await;
+        assert!(differences.is_empty(), "{scope}: {differences:#?}");
+        assert!(digest["posts"].as_i64().unwrap() > 10, "{digest}");
+        assert_eq!(digest["history"].as_array().unwrap().len(), 8);
+        assert!(digest["series"]["points"].as_array().unwrap().len() > 5);
+        let rendered = &digest["rendered"];
+        slack_shape(&rendered["slack"]).unwrap();
+        assert!(rendered["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} posts", digest["posts"])));
+        assert!(rendered["html"]
+            .as_str()
+            .unwrap()
+            .contains("cid:digest-chart"));
+        assert!(rendered["chart_png"].as_str().unwrap().len() > 1_000);
+        if scope == "all" {
+            assert!(
+                !digest["viral_posts"].as_array().unwrap().is_empty(),
+                "shared posts rank: {digest}"
+            );
+            assert!(digest["share_of_voice"].as_array().unwrap().len() == 1);
+        } else {
+            assert_eq!(digest["scope"]["name"], "Battery");
+        }
+    }
+
+    // Deleting posts of the period changes the figures, and the digest follows the API.
+    let (before, _) = steady_preview(&app, &json!({"scope": "all", "from": from, "to": now})).await;
+    let gone: Vec<Value> = (0..40)
+        .map(|i| deletion(&format!("dg-{i}"), Utc::now()))
+        .collect();
+    xadd_all(&redis, &app.env.stream, &gone).await;
+    assert!(crate::deletions::settled(&app.env, &redis).await);
+    let (after, differences) =
+        steady_preview(&app, &json!({"scope": "all", "from": from, "to": now})).await;
+    assert!(differences.is_empty(), "after deletions: {differences:#?}");
+    assert!(
+        after["posts"].as_i64() < before["posts"].as_i64(),
+        "deletions counted: {} then {}",
+        before["posts"],
+        after["posts"]
+    );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn previews_and_schedules_refuse_what_cannot_work() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let bad_previews = [
+        json!({"scope": "all", "from": now, "to": now - TimeDelta::hours(1)}),
+        json!({"scope": "all", "from": now - TimeDelta::days(40), "to": now}),
+        json!({"scope": {"topic": 424242}, "from": now - TimeDelta::hours(1), "to": now}),
+        json!({"scope": "everything", "from": now - TimeDelta::hours(1), "to": now}),
+        json!({"scope": "all", "from": "2027-02-31T00:00:00Z", "to": now}),
+    ];
+    for body in bad_previews {
+        let (status, answer) = app.post("/api/v1/digests/preview", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+    }
+    // A period with nothing in it is a digest that says so.
+    let (status, empty) = app
+        .post(
+            "/api/v1/digests/preview",
+            &json!({"scope": "all", "from": now - TimeDelta::days(30), "to": now - TimeDelta::days(29)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["posts"], 0);
+    assert!(empty["rendered"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing happened"));
+
+    let (addr, _seen, handle) = stand_in(slack_shape, 0);
+    let slack = app
+        .create_channel(&json!({"kind": "slack", "url": format!("http://{addr}/services/x")}))
+        .await;
+    let slack = slack["id"].as_i64().unwrap();
+    let pagerduty = app
+        .create_channel(&json!({"kind": "pagerduty", "url": format!("http://{addr}/v2/enqueue"), "secret": "routing-key-0123456789abcdef0123"}))
+        .await;
+    let pagerduty = pagerduty["id"].as_i64().unwrap();
+    let good = json!({"name": "Weekly", "scope": "all", "cadence": "weekly", "weekday": "monday",
+        "at": "08:00", "timezone": "Europe/Paris", "channels": [slack]});
+    let with = |key: &str, value: Value| {
+        let mut v = good.clone();
+        v[key] = value;
+        v
+    };
+    let mut daily_with_day = with("cadence", json!("daily"));
+    daily_with_day["weekday"] = json!("monday");
+    let refused = [
+        (with("timezone", json!("Mars/Olympus")), "invalid_digest"),
+        (
+            with("timezone", json!("Europe/Paris\u{0}")),
+            "invalid_digest",
+        ),
+        (with("at", json!("25:00")), "invalid_digest"),
+        (with("at", json!("8am")), "invalid_digest"),
+        (with("weekday", Value::Null), "invalid_digest"),
+        (daily_with_day, "invalid_digest"),
+        (with("channels", json!([])), "invalid_digest"),
+        (with("channels", json!([424242])), "invalid_digest"),
+        (with("channels", json!([pagerduty])), "invalid_digest"),
+        (with("scope", json!({"topic": 424242})), "invalid_digest"),
+        (with("name", json!("  ")), "invalid_digest"),
+        (with("name", json!("a\u{202e}b")), "invalid_digest"),
+        (with("day_of_month", json!(31)), "invalid_json"),
+        (with("cadence", json!("monthly")), "invalid_json"),
+    ];
+    for (body, code) in refused {
+        let (status, answer) = app.post("/api/v1/digests/schedules", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+    }
+    let (status, made) = app.post("/api/v1/digests/schedules", &good).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["weekday"], 1);
+    assert_eq!(made["at"], "08:00");
+    let id = made["id"].as_i64().unwrap();
+    let listed = app.get_ok("/api/v1/digests/schedules").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (status, off) = app
+        .patch(
+            &format!("/api/v1/digests/schedules/{id}"),
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!((status, &off["enabled"]), (200, &json!(false)));
+    // A channel deleted after scheduling is reported, and the schedule stays.
+    assert_eq!(app.delete(&format!("/api/v1/webhooks/{slack}")).await, 204);
+    let view = app.get_ok(&format!("/api/v1/digests/schedules/{id}")).await;
+    assert_eq!(view["missing_channels"], json!([slack]));
+    assert_eq!(
+        app.delete(&format!("/api/v1/digests/schedules/{id}")).await,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/digests/schedules/{id}")).await,
+        404
+    );
+    let (status, _) = app.get(&format!("/api/v1/digests/schedules/{id}")).await;
+    assert_eq!(status, 404);
+    handle.stop(true).await;
+    app.shutdown().await;
+}
+
+/// The periods of a schedule are local: a daily one across the spring change of
+/// daylight-saving time lasts 23 hours, and a weekly one ends on its weekday.
+#[actix_rt::test]
+async fn schedule_periods_follow_local_time_across_daylight_saving() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let period =
+        |cadence: &'static str, weekday: Option<i16>, tz: &'static str, now: &'static str| {
+            let pg = &pg;
+            async move {
+                let now: DateTime<Utc> = now.parse().unwrap();
+                let at = chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap();
+                let row = pg
+                .query_one(
+                    "SELECT period_from, period_to FROM pulse_digest_period($1, $2, $3, $4, $5, 0)",
+                    &[&cadence, &weekday, &at, &tz, &now],
+                )
+                .await
+                .unwrap();
+                let (f, t): (DateTime<Utc>, DateTime<Utc>) = (row.get(0), row.get(1));
+                (f, t)
+            }
+        };
+    // New York moves to daylight time on Sunday 8 March 2026.
+    let (f, t) = period("daily", None, "America/New_York", "2026-03-08T15:00:00Z").await;
+    assert_eq!(f, "2026-03-07T13:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(t, "2026-03-08T12:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(t - f, TimeDelta::hours(23));
+    // Before 08:00 local, the latest period is the one that ended yesterday.
+    let (_, t) = period("daily", None, "Europe/Paris", "2026-11-27T06:30:00Z").await;
+    assert_eq!(t, "2026-11-26T07:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    // Weekly on Monday (1), asked on a Saturday.
+    let (f, t) = period("weekly", Some(1), "Europe/Paris", "2026-11-28T12:00:00Z").await;
+    assert_eq!(t, "2026-11-23T07:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(t - f, TimeDelta::days(7));
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.digests.poll_secs = 1;
+    settings.webhooks.poll_ms = 50;
+    settings.webhooks.base_delay_ms = 50;
+    let app = spawn_app_with(env, settings).await;
+    let replicas = [
+        app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
+        app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
+    ];
+    let now = Utc::now();
+    let redis = app.redis().await;
+    let events: Vec<Value> = (0..30)
+        .map(|i| post(&format!("sc-{i}"), i * 90, i % 3 == 0, i % 2 == 0, now))
+        .collect();
+    xadd_all(&redis, &app.env.stream, &events).await;
+    assert!(settled(&app, 30).await);
+
+    let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 1);
+    let (hook_addr, hook, hook_handle) = stand_in(|_| Ok(()), 0);
+    let slack_id = app
+        .create_channel(&json!({"kind": "slack", "url": format!("http://{slack_addr}/services/x")}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let hook_id = app
+        .create_channel(&json!({"kind": "webhook", "url": format!("http://{hook_addr}/digests")}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Daily at the minute before this one, UTC: the period that ended then is on time; the
+    // schedule is dated back two days and an hour, so the two before it were missed (late).
+    let at = (now - TimeDelta::minutes(1)).format("%H:%M").to_string();
+    let (status, schedule) = app
+        .post(
+            "/api/v1/digests/schedules",
+            &json!({"name": "Daily", "scope": "all", "cadence": "daily", "at": at,
+                    "timezone": "UTC", "channels": [slack_id, hook_id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{schedule}");
+    let id = schedule["id"].as_i64().unwrap();
+    app.env
+        .pg()
+        .await
+        .execute(
+            "UPDATE digest_schedules SET created_at = now() - interval '2 days 1 hour' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+
+    let delivered = |seen: &super::channels::Seen| seen.lock().unwrap().len();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            // Slack fails its first request, so it sees one more.
+            delivered(&slack) >= 4 && delivered(&hook) >= 3
+        })
+        .await,
+        "three periods reach each channel (slack {}, webhook {})",
+        delivered(&slack),
+        delivered(&hook)
+    );
+    // More rounds of three processes make nothing more.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let hooks = bodies(&hook);
+    let slacks = bodies(&slack);
+    assert_eq!(hooks.len(), 3, "{hooks:#?}");
+    assert_eq!(slacks.len(), 4);
+    let mut ends: Vec<String> = hooks
+        .iter()
+        .map(|b| b["to"].as_str().unwrap().to_string())
+        .collect();
+    ends.sort();
+    ends.dedup();
+    assert_eq!(ends.len(), 3, "three different periods: {ends:?}");
+    let late = hooks.iter().filter(|b| b["late"] == true).count();
+    assert_eq!(late, 2, "the two missed periods are late: {hooks:#?}");
+    let late_slack = slacks
+        .iter()
+        .filter(|b| b["text"].as_str().unwrap_or("").contains("(late)"))
+        .count();
+    assert!(late_slack >= 2, "Slack says late: {slacks:#?}");
+    let view = app.get_ok(&format!("/api/v1/digests/schedules/{id}")).await;
+    let digests = view["digests"].as_array().unwrap();
+    assert_eq!(digests.len(), 3);
+    for d in digests {
+        assert_eq!(d["deliveries"]["delivered"], 2, "{d}");
+    }
+    // Send now: a digest of the last day, besides the scheduled ones.
+    let (status, sent) = app
+        .post_empty(&format!("/api/v1/digests/schedules/{id}/send"))
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    assert!(
+        wait_until(Duration::from_secs(30), || async { delivered(&hook) >= 4 }).await,
+        "sent now"
+    );
+    for r in replicas {
+        r.shutdown().await;
+    }
+    slack_handle.stop(true).await;
+    hook_handle.stop(true).await;
+    app.shutdown().await;
+}
