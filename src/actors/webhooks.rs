@@ -1,10 +1,10 @@
-//! Webhook delivery: POSTs every pending delivery (one per alert, event and subscription) in
+//! Webhook delivery: POSTs every pending delivery (one per alert or digest, event and subscription) in
 //! its channel's format (see [`crate::models::channel_messages`]), Pulse's own with an
 //! HMAC-SHA256 signature, retries failures with exponential backoff and jitter, and gives up
 //! (`dead`) after `webhooks.max_attempts`. It runs on its own timer, so a slow or failing
 //! receiver never delays the alerter.
 //!
-//! Each request carries `x-pulse-event` (`alert:<kind>`), `x-pulse-delivery` (the delivery
+//! Each request carries `x-pulse-event` (`alert:<kind>`, or `digest`), `x-pulse-delivery` (the delivery
 //! id), `x-pulse-timestamp` (Unix seconds) and `x-pulse-signature`:
 //! `sha256=` + hex(HMAC-SHA256(secret, "<timestamp>.<body>")). Receivers recompute it and
 //! reject old timestamps to stop replays.

@@ -5,7 +5,7 @@
 
 // The server's modules under their usual names, so the tools read like the rest of Pulse.
 use pulse::{actors, analysis, app, auth, config, db, generate, models, sources, streams};
-use pulse::{search, stories, telemetry, topics, virality};
+use pulse::{http, search, stories, telemetry, topics, virality};
 
 pub mod bench;
 pub mod eval;

@@ -87,7 +87,7 @@ pub(crate) fn slack_shape(b: &Value) -> Result<(), String> {
 }
 
 /// Teams incoming webhooks: a `message` with one Adaptive Card attachment.
-fn teams_shape(b: &Value) -> Result<(), String> {
+pub(crate) fn teams_shape(b: &Value) -> Result<(), String> {
     need(b["type"] == "message", "type message")?;
     let card = &b["attachments"][0];
     need(

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use serde_json::{json, Value};
 
-use super::channels::{bodies, slack_shape, stand_in};
+use super::channels::{bodies, slack_shape, stand_in, teams_shape};
 
 /// A post of `product` written `minutes_ago`, negative or not, mentioning the battery or not.
 fn post(id: &str, minutes_ago: i64, negative: bool, battery: bool, now: DateTime<Utc>) -> Value {
@@ -468,6 +468,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
 
     let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 1);
     let (hook_addr, hook, hook_handle) = stand_in(|_| Ok(()), 0);
+    let (teams_addr, teams, teams_handle) = stand_in(teams_shape, 0);
     let slack_id = app
         .create_channel(&json!({"kind": "slack", "url": format!("http://{slack_addr}/services/x")}))
         .await["id"]
@@ -478,6 +479,13 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
         .await["id"]
         .as_i64()
         .unwrap();
+    let teams_id = app
+        .create_channel(
+            &json!({"kind": "teams", "url": format!("http://{teams_addr}/webhookb2/x")}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     // Daily at the minute before this one, UTC: the period that ended then is on time; the
     // schedule is dated back two days and an hour, so the two before it were missed (late).
     let at = (now - TimeDelta::minutes(1)).format("%H:%M").to_string();
@@ -485,7 +493,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
         .post(
             "/api/v1/digests/schedules",
             &json!({"name": "Daily", "scope": "all", "cadence": "daily", "at": at,
-                    "timezone": "UTC", "channels": [slack_id, hook_id]}),
+                    "timezone": "UTC", "channels": [slack_id, hook_id, teams_id]}),
         )
         .await;
     assert_eq!(status, 201, "{schedule}");
@@ -504,7 +512,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
     assert!(
         wait_until(Duration::from_secs(60), || async {
             // Slack fails its first request, so it sees one more.
-            delivered(&slack) >= 4 && delivered(&hook) >= 3
+            delivered(&slack) >= 4 && delivered(&hook) >= 3 && delivered(&teams) >= 3
         })
         .await,
         "three periods reach each channel (slack {}, webhook {})",
@@ -517,6 +525,11 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
     let slacks = bodies(&slack);
     assert_eq!(hooks.len(), 3, "{hooks:#?}");
     assert_eq!(slacks.len(), 4);
+    assert_eq!(
+        bodies(&teams).len(),
+        3,
+        "Teams cards of the documented shape"
+    );
     let mut ends: Vec<String> = hooks
         .iter()
         .map(|b| b["to"].as_str().unwrap().to_string())
@@ -535,7 +548,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
     let digests = view["digests"].as_array().unwrap();
     assert_eq!(digests.len(), 3);
     for d in digests {
-        assert_eq!(d["deliveries"]["delivered"], 2, "{d}");
+        assert_eq!(d["deliveries"]["delivered"], 3, "{d}");
     }
     // Send now: a digest of the last day, besides the scheduled ones.
     let (status, sent) = app
@@ -551,5 +564,77 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
     }
     slack_handle.stop(true).await;
     hook_handle.stop(true).await;
+    teams_handle.stop(true).await;
+    app.shutdown().await;
+}
+
+/// The e-mail's HTML part, with its chart where the message's `cid:` points, opened in
+/// Chromium: the page shows the figures and the chart (its blue volume line) is drawn.
+#[actix_rt::test]
+async fn the_digest_email_renders_in_chromium_with_its_chart() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let events: Vec<Value> = (0..40)
+        .map(|i| post(&format!("cr-{i}"), i * 4, i % 2 == 0, true, now))
+        .collect();
+    xadd_all(&app.redis().await, &app.env.stream, &events).await;
+    assert!(settled(&app, 40).await);
+    let (status, digest) = app
+        .post(
+            "/api/v1/digests/preview",
+            &json!({"scope": "all", "from": now - TimeDelta::hours(3), "to": now}),
+        )
+        .await;
+    assert_eq!(status, 200, "{digest}");
+    let dir = std::env::temp_dir().join(unique("pulse-digest-html"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(digest["rendered"]["chart_png"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("chart.png"), png).unwrap();
+    let html = digest["rendered"]["html"]
+        .as_str()
+        .unwrap()
+        .replace("cid:digest-chart", "chart.png");
+    std::fs::write(dir.join("digest.html"), &html).unwrap();
+    let shot = dir.join("shot.png");
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=800,1400",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", dir.join("digest.html").display()))
+        .output()
+        .expect("run chromium (apt-get install chromium)");
+    assert!(shot.is_file(), "no screenshot: {out:?}");
+    let decoder = png::Decoder::new(std::io::Cursor::new(std::fs::read(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let blue = pixels
+        .chunks(channels)
+        .filter(|p| {
+            (p[0] as i32 - 59).abs() < 12
+                && (p[1] as i32 - 130).abs() < 12
+                && (p[2] as i32 - 246).abs() < 12
+        })
+        .count();
+    assert!(
+        blue > 200,
+        "the chart is drawn in the page ({blue} blue pixels)"
+    );
+    // And the page says the figures: some text is dark on white.
+    let dark = pixels
+        .chunks(channels)
+        .filter(|p| p[0] < 80 && p[1] < 80 && p[2] < 80)
+        .count();
+    assert!(dark > 2_000, "the text is drawn ({dark} dark pixels)");
     app.shutdown().await;
 }

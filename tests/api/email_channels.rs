@@ -285,3 +285,87 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
     drop(sink);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A digest by e-mail: one message whose HTML part shows the chart inline (`cid:`), attached as
+/// a PNG under that content id, beside a plain-text part saying the same figures.
+#[actix_rt::test]
+async fn a_digest_reaches_email_with_its_chart_inline_and_a_text_part() {
+    use base64::Engine as _;
+    let dir = std::env::temp_dir().join(unique("pulse-smtp-digest"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = SmtpSink::start(&dir, 0);
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.webhooks.base_delay_ms = 50;
+    settings.webhooks.poll_ms = 50;
+    settings.email.smtp_host = "localhost".into();
+    settings.email.smtp_port = sink.port;
+    settings.email.username = "pulse".into();
+    settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
+    settings.email.ca_file = dir.join("ca.pem").display().to_string();
+    settings.email.from = "Pulse <digests@pulse.test>".into();
+    let app = spawn_app_with(env, settings).await;
+    let posts: Vec<String> = (0..12)
+        .map(|i| post_json(&format!("dm-{i}"), "the battery died again, awful"))
+        .collect();
+    app.send_events(&posts).await;
+    assert!(app.wait_for_posts(12, Duration::from_secs(30)).await);
+    let channel = app
+        .create_channel(&json!({"kind": "email", "url": "mailto:brand@example.com"}))
+        .await;
+    let (status, schedule) = app
+        .post(
+            "/api/v1/digests/schedules",
+            &json!({"name": "Daily brand report", "scope": "all", "cadence": "daily",
+                    "at": "08:00", "timezone": "Europe/Paris", "channels": [channel["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{schedule}");
+    let (status, sent) = app
+        .post_empty(&format!(
+            "/api/v1/digests/schedules/{}/send",
+            schedule["id"]
+        ))
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["posts"], 12, "{sent}");
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !sink.messages().is_empty()
+        })
+        .await,
+        "no e-mail arrived"
+    );
+    let (to, message) = sink.messages()[0].clone();
+    assert_eq!(to, ["brand@example.com"]);
+    assert!(
+        message.contains("Subject: Pulse digest: All posts"),
+        "{message}"
+    );
+    assert!(message.contains("multipart/related"), "{message}");
+    assert!(message.contains("multipart/alternative"), "{message}");
+    assert!(message.contains("src=\"cid:digest-chart\""), "{message}");
+    assert!(message.contains("Content-ID: <digest-chart>"), "{message}");
+    assert!(message.contains("12 posts"), "{message}");
+    // The attached image is a PNG (its padding may have gone with the sink's undoing of
+    // quoted-printable line breaks).
+    let message = message.replace("\r\n", "\n");
+    let image = message
+        .split("Content-Type: image/png")
+        .nth(1)
+        .expect("an image part");
+    let body: String = image
+        .split("\n\n")
+        .nth(1)
+        .unwrap_or("")
+        .split("--")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let png = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(body.trim_end_matches('=').as_bytes())
+        .expect("the image part is base64");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    app.shutdown().await;
+}

@@ -361,6 +361,27 @@ fn the_refit_benchmark_runs_small() {
     );
 }
 
+/// `pulse bench --only digests`, run small: the weekly digests beside the bare reads, and the
+/// digest counts what the store holds (the part checks it).
+#[test]
+fn the_digests_benchmark_runs_small() {
+    assert_part_reports(
+        &[
+            "--only",
+            "digests",
+            "--digest-posts",
+            "3000",
+            "--digest-runs",
+            "2",
+        ],
+        &[
+            "| weekly digest over 3000 posts",
+            "| the topic's digest |",
+            "| bare read of the nine weeks' overall rollups |",
+        ],
+    );
+}
+
 /// `pulse bench --only hostile`, run small: one attack between the two phases without one,
 /// and the memory the server may grow to.
 #[test]

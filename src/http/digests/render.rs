@@ -1,6 +1,7 @@
 //! A digest in each channel's form: an e-mail with a plain-text part and an HTML part whose
-//! chart is an inline image, Slack blocks, a Microsoft Teams Adaptive Card, and the digest's
-//! own JSON for the generic webhook. Every form says the same things in the same order. Story
+//! chart is an inline image, Slack blocks and a Microsoft Teams Adaptive Card (both without the
+//! image, which neither takes inline, and with the dashboard's link), and the digest's own JSON
+//! for the generic webhook. Every form says the same things in the same order. Story
 //! labels, terms, topic names and post ids are anyone's words: they go through the channel's
 //! own escaping (the same functions the alert messages use).
 
@@ -265,12 +266,9 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
     if let Some(note) = late_note {
         body.push(teams_text(note.to_string(), json!({"color": "Warning"})));
     }
+    // The chart stays out of the card: Teams refuses a message over 28 KB, which the image
+    // alone can reach; the card links to the dashboard's chart instead.
     let chart_png = base64::engine::general_purpose::STANDARD.encode(png);
-    body.push(json!({
-        "type": "Image",
-        "url": format!("data:image/png;base64,{chart_png}"),
-        "altText": "Posts and negative share over the period",
-    }));
     for (heading, items) in &sections {
         body.push(teams_text(heading.to_string(), json!({"weight": "Bolder"})));
         for item in items {

@@ -52,24 +52,40 @@ impl DigestRunner {
     }
 }
 
-/// Makes every digest due at `now`.
+/// Makes every digest due at `now`. A schedule that fails (its digest cannot be computed or
+/// stored) is counted and tried again next round; the others go on.
 pub async fn round(settings: &Settings, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
     let client = pool.get().await?;
     let schedules = db::list(&**client).await?;
+    let mut failed = None;
     for s in schedules.iter().filter(|s| s.enabled) {
-        let periods = db::periods(&**client, s, now, settings.digests.catch_up as i32 - 1).await?;
-        // Periods that ended after the schedule was made, oldest first.
-        let mut due: Vec<Span> = periods
-            .into_iter()
-            .filter(|(_, to)| *to > s.created_at)
-            .collect();
-        due.reverse();
-        let ends: Vec<DateTime<Utc>> = due.iter().map(|(_, to)| *to).collect();
-        let made = db::made(&**client, s.id, &ends).await?;
-        for span in due.into_iter().filter(|(_, to)| !made.contains(to)) {
-            let late = now - span.1 > TimeDelta::seconds(settings.digests.late_after_secs as i64);
-            make(settings, &client, s, span, late, now).await?;
+        if let Err(e) = due(settings, &client, s, now).await {
+            failed = Some(e.context(format!("digest schedule {}", s.id)));
         }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Makes the periods of `s` that ended by `now` and are not made yet, oldest first.
+async fn due(
+    settings: &Settings,
+    client: &deadpool_postgres::Object,
+    s: &Schedule,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let pg: &tokio_postgres::Client = client;
+    let periods = db::periods(pg, s, now, settings.digests.catch_up as i32 - 1).await?;
+    // Periods that ended after the schedule was made, oldest first.
+    let mut due: Vec<Span> = periods
+        .into_iter()
+        .filter(|(_, to)| *to > s.created_at)
+        .collect();
+    due.reverse();
+    let ends: Vec<DateTime<Utc>> = due.iter().map(|(_, to)| *to).collect();
+    let made = db::made(pg, s.id, &ends).await?;
+    for span in due.into_iter().filter(|(_, to)| !made.contains(to)) {
+        let late = now - span.1 > TimeDelta::seconds(settings.digests.late_after_secs as i64);
+        make(settings, client, s, span, late, now).await?;
     }
     Ok(())
 }

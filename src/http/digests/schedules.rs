@@ -321,8 +321,8 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Sends the schedule's digest of the period that ends now (a day or a week back from this
-/// minute) to its channels, at once, besides its scheduled ones.
+/// Sends the schedule's digest of the period that ends now (a day or a week up to the end of
+/// this minute) to its channels, at once, besides its scheduled ones.
 #[utoipa::path(
     tag = "digests",
     operation_id = "send_digest_now",
@@ -344,7 +344,8 @@ pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         "weekly" => Cadence::Weekly,
         _ => Cadence::Daily,
     };
-    let to = minute_of(Utc::now());
+    // Up to the end of this minute, as a window: the posts of the last seconds count.
+    let to = minute_of(Utc::now()) + TimeDelta::minutes(1);
     let period = Period::between(to - cadence.length(), to);
     let scope = match schedule.topic {
         None => scope_of(&client, &ScopeInput::All(super::AllPosts::All)).await?,

@@ -10,6 +10,7 @@
 pub mod alerts;
 mod ceilings;
 mod copy_ceiling;
+pub mod digests;
 pub mod hostile;
 pub mod isolation;
 pub mod model;
@@ -93,6 +94,8 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub refit: refit::RefitBenchArgs,
     #[command(flatten)]
+    pub digests: digests::DigestBenchArgs,
+    #[command(flatten)]
     pub topics: topics::TopicsBenchArgs,
     #[command(flatten)]
     pub search: search::SearchBenchArgs,
@@ -125,6 +128,8 @@ pub enum Part {
     Stories,
     /// Refitting the reach forecast on a platform's 10,000 most recent finished cascades.
     Refit,
+    /// A weekly digest over a week of stored posts, of the whole stream and of a topic.
+    Digests,
     /// Matching posts against 0 to 10,000 topics, the pipeline with topics, and re-tagging
     /// stored posts beside the pipeline.
     Topics,
@@ -174,6 +179,7 @@ pub struct BenchReport {
     pub hostile: Option<hostile::HostileReport>,
     pub stories: Option<stories::StoriesReport>,
     pub refit: Option<refit::RefitReport>,
+    pub digests: Option<digests::DigestReport>,
     pub topics: Option<topics::TopicsReport>,
     pub search: Option<search::SearchReport>,
 }
@@ -205,6 +211,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                         | Part::Hostile
                         | Part::Stories
                         | Part::Refit
+                        | Part::Digests
                         | Part::Topics
                         | Part::Search
                 ))
@@ -283,6 +290,12 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         if runs(Part::Refit) {
             eprintln!("refit runs");
             report.refit = Some(refit::run(&db_url, &args.refit).await?);
+        }
+        if runs(Part::Digests) {
+            eprintln!("digest runs");
+            let mut lexicon = settings.clone();
+            lexicon.analyzer.backend = analysis::Backend::Lexicon;
+            report.digests = Some(digests::run(&lexicon, &db_url, &run_id, &args.digests).await?);
         }
         if runs(Part::Topics) {
             eprintln!("topic runs");
@@ -375,6 +388,22 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = &report.search {
         println!("{}", search::markdown(s));
+    }
+    if let Some(d) = &report.digests {
+        println!(
+            "\n| weekly digest over {} posts ({} in the topic), {} runs each | median / slowest |\n|---|---|\n| the whole stream's digest: every figure, eight weeks of history | {:.0} / {:.0} ms |\n| the topic's digest | {:.0} / {:.0} ms |\n| drawing its chart and rendering every form | {:.0} ms |\n| bare read of the nine weeks' overall rollups | {:.0} ms |\n| bare count of the week's stored posts | {:.0} ms |\n| machine | {} |",
+            d.posts,
+            d.topic_posts,
+            d.runs,
+            d.all_median_ms,
+            d.all_max_ms,
+            d.topic_median_ms,
+            d.topic_max_ms,
+            d.render_ms,
+            d.bare_rollups_ms,
+            d.bare_count_ms,
+            machine_description()
+        );
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
