@@ -375,7 +375,7 @@ fn the_digests_benchmark_runs_small() {
             "2",
         ],
         &[
-            "| weekly digest over 3000 posts",
+            "| weekly digest over 3000 posts (1000 in the topic",
             "| the topic's digest |",
             "| bare read of the nine weeks' overall rollups |",
         ],

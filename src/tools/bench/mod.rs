@@ -391,9 +391,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = &report.digests {
         println!(
-            "\n| weekly digest over {} posts ({} in the topic), {} runs each | median / slowest |\n|---|---|\n| the whole stream's digest: every figure, eight weeks of history | {:.0} / {:.0} ms |\n| the topic's digest | {:.0} / {:.0} ms |\n| drawing its chart and rendering every form | {:.0} ms |\n| bare read of the nine weeks' overall rollups | {:.0} ms |\n| bare count of the week's stored posts | {:.0} ms |\n| machine | {} |",
+            "\n| weekly digest over {} posts ({} in the topic, {} cascades), {} runs each | median / slowest |\n|---|---|\n| the whole stream's digest: every figure, eight weeks of history | {:.0} / {:.0} ms |\n| the topic's digest | {:.0} / {:.0} ms |\n| drawing its chart and rendering every form | {:.0} ms |\n| bare read of the nine weeks' overall rollups | {:.0} ms |\n| bare count of the week's stored posts | {:.0} ms |\n| machine | {} |",
             d.posts,
             d.topic_posts,
+            d.cascades,
             d.runs,
             d.all_median_ms,
             d.all_max_ms,
