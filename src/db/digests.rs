@@ -69,12 +69,27 @@ fn schedule(r: &Row) -> Schedule {
     }
 }
 
-/// Stores a schedule.
+/// Stores a schedule unless `max` exist (`None` then); creations take turns, so the cap holds
+/// for requests of every process at once.
 pub async fn create(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::ClientWrapper,
     s: &NewSchedule,
-) -> Result<Schedule, tokio_postgres::Error> {
-    let row = client
+    max: i64,
+) -> Result<Option<Schedule>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('digest_schedules/create'))",
+        &[],
+    )
+    .await?;
+    let count: i64 = tx
+        .query_one("SELECT count(*) FROM digest_schedules", &[])
+        .await?
+        .get(0);
+    if count >= max {
+        return Ok(None);
+    }
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO digest_schedules (name, topic_id, cadence, weekday, at, timezone, \
@@ -94,7 +109,8 @@ pub async fn create(
             ],
         )
         .await?;
-    Ok(schedule(&row))
+    tx.commit().await?;
+    Ok(Some(schedule(&row)))
 }
 
 /// Every schedule, oldest first.

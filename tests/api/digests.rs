@@ -383,6 +383,21 @@ async fn previews_and_schedules_refuse_what_cannot_work() {
     let id = made["id"].as_i64().unwrap();
     let listed = app.get_ok("/api/v1/digests/schedules").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    // At most 200 schedules: every process computes each one's periods every round.
+    let pg = app.env.pg().await;
+    pg.execute(
+        "INSERT INTO digest_schedules (name, cadence, at, timezone, channels) \
+         SELECT 'bulk ' || g, 'daily', '08:00', 'UTC', ARRAY[$1::int8] FROM generate_series(1, 199) g",
+        &[&slack],
+    )
+    .await
+    .unwrap();
+    let (status, full) = app.post("/api/v1/digests/schedules", &good).await;
+    assert_eq!(status, 409, "{full}");
+    assert_eq!(full["error"]["code"], "limit_reached");
+    pg.execute("DELETE FROM digest_schedules WHERE name LIKE 'bulk %'", &[])
+        .await
+        .unwrap();
     let (status, off) = app
         .patch(
             &format!("/api/v1/digests/schedules/{id}"),

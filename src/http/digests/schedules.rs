@@ -15,6 +15,9 @@ use crate::models::metrics::{minute_of, Period};
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;
+/// Schedules a deployment may hold: every process computes each one's due periods every
+/// round, so their number is what a caller could otherwise grow without bound.
+pub const MAX_SCHEDULES: i64 = 200;
 /// Digests of a schedule listed with it.
 const RECENT: i64 = 20;
 
@@ -181,6 +184,7 @@ async fn checked(
         (status = 201, description = "The schedule as stored", body = Schedule),
         (status = 400, description = "A bad name, cadence, weekday, time, time zone, scope or \
             channel (`invalid_digest`), or a body that is not a schedule (`invalid_json`)", body = ErrorBody),
+        (status = 409, description = "200 schedules exist (`limit_reached`)", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
     )
@@ -190,13 +194,13 @@ pub async fn create(
     state: State,
     input: web::Json<NewDigestSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let (at, topic) = checked(&client, &input).await?;
     let mut channels = input.channels.clone();
     channels.sort_unstable();
     channels.dedup();
     let schedule = db::create(
-        &**client,
+        &mut client,
         &NewSchedule {
             name: input.name.trim().to_string(),
             topic,
@@ -208,8 +212,15 @@ pub async fn create(
             view: None,
             created_by: Some(state.actor()),
         },
+        MAX_SCHEDULES,
     )
-    .await?;
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::LimitReached,
+            format!("{MAX_SCHEDULES} digest schedules exist; delete one first"),
+        )
+    })?;
     Ok(HttpResponse::Created().json(schedule))
 }
 
