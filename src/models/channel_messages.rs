@@ -438,6 +438,11 @@ fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
             body.push(teams_text(format!("“{post}”"), subtle()));
         }
     }
+    teams_card(body, &alert.link(dashboard_url))
+}
+
+/// A Teams incoming-webhook message: one Adaptive Card of `body`, opening `link` in Pulse.
+pub fn teams_card(body: Vec<Value>, link: &str) -> Value {
     json!({
         "type": "message",
         "attachments": [{
@@ -448,7 +453,7 @@ fn teams(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
                 "type": "AdaptiveCard",
                 "version": "1.4",
                 "body": body,
-                "actions": [{"type": "Action.OpenUrl", "title": "Open in Pulse", "url": alert.link(dashboard_url)}],
+                "actions": [{"type": "Action.OpenUrl", "title": "Open in Pulse", "url": link}],
             },
         }],
     })

@@ -104,6 +104,29 @@ pub fn digest_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Period, A
     Ok(period)
 }
 
+/// The digest of `scope` over `period`, weighed against the eight periods as long before it
+/// (a preview's, or a digest sent now).
+pub async fn compute_against_equal_periods(
+    client: &tokio_postgres::Client,
+    settings: &crate::config::Settings,
+    scope: DigestScope,
+    period: Period,
+    view: Option<i64>,
+) -> Result<Digest, ApiError> {
+    content::compute(
+        client,
+        DigestInput {
+            scope,
+            period,
+            history: equal_periods_before(period, HISTORY),
+            high_churn: settings.metrics.high_churn_threshold,
+            dashboard_url: &settings.webhooks.dashboard_url,
+            view,
+        },
+    )
+    .await
+}
+
 /// Draws the chart and renders every form, off the HTTP workers.
 pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), ApiError> {
     web::block(move || {
@@ -141,18 +164,8 @@ pub async fn preview(
     let period = digest_period(input.from, input.to)?;
     let client = state.pool.get().await?;
     let scope = scope_of(&client, &input.scope).await?;
-    let digest = content::compute(
-        &client,
-        DigestInput {
-            scope,
-            period,
-            history: equal_periods_before(period, HISTORY),
-            high_churn: state.settings.metrics.high_churn_threshold,
-            dashboard_url: &state.settings.webhooks.dashboard_url,
-            view: None,
-        },
-    )
-    .await?;
+    let digest =
+        compute_against_equal_periods(&client, &state.settings, scope, period, None).await?;
     drop(client);
     let (digest, rendered) = rendered(digest, false).await?;
     Ok(HttpResponse::Ok().json(DigestPreview {

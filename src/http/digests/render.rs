@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::content::Digest;
 use crate::models::channel_messages::{
-    cut, html_escape, slack_escape, teams_text, DIGEST_CHART_CID as CHART_CID, SLACK_HEADER_CHARS,
+    cut, html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
+    SLACK_HEADER_CHARS,
 };
 
 /// Every form of one digest.
@@ -275,20 +276,7 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
             body.push(teams_text(format!("• {item}"), json!({})));
         }
     }
-    let teams = json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": body,
-                "actions": [{"type": "Action.OpenUrl", "title": "Open in Pulse", "url": d.link}],
-            },
-        }],
-    });
+    let teams = teams_card(body, &d.link);
 
     Rendered {
         subject,

@@ -5,7 +5,6 @@ use chrono::{NaiveTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::content::{equal_periods_before, DigestInput, HISTORY};
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
 use crate::http::error::{ApiError, ErrorBody};
@@ -362,16 +361,12 @@ pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         None => scope_of(&client, &ScopeInput::All(super::AllPosts::All)).await?,
         Some(topic) => scope_of(&client, &ScopeInput::Topic { topic }).await?,
     };
-    let digest = super::content::compute(
+    let digest = super::compute_against_equal_periods(
         &client,
-        DigestInput {
-            scope,
-            period,
-            history: equal_periods_before(period, HISTORY),
-            high_churn: state.settings.metrics.high_churn_threshold,
-            dashboard_url: &state.settings.webhooks.dashboard_url,
-            view: schedule.view,
-        },
+        &state.settings,
+        scope,
+        period,
+        schedule.view,
     )
     .await?;
     let sent = SentNow {

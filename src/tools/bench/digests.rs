@@ -10,7 +10,6 @@ use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 
 use super::{analyze_all, generate_posts};
-use crate::actors::messages::AnalyzedBatch;
 use crate::config::Settings;
 use crate::http::digests::content::{self, equal_periods_before, DigestInput, DigestScope};
 use crate::models::metrics::{minute_of, Period};
@@ -95,25 +94,7 @@ pub async fn run(
             }
         }
         for chunk in posts.chunks(2_000) {
-            let batch = AnalyzedBatch {
-                posts: chunk.to_vec(),
-                engagements: Vec::new(),
-                deletions: Vec::new(),
-                rejected: Vec::new(),
-                stories: None,
-            };
-            crate::actors::store::write(
-                &pool,
-                &crate::db::batch::WriteOptions {
-                    stream: "seed",
-                    high_churn: settings.metrics.high_churn_threshold,
-                    admission: &admission,
-                    trust: &Default::default(),
-                },
-                &batch,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding posts: {e}"))?;
+            super::isolation::seed_batch(&pool, settings, &admission, chunk, Vec::new()).await?;
         }
         done += n;
     }

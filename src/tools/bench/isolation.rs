@@ -280,30 +280,42 @@ async fn seed_posts(
                 },
             })
             .collect();
-        let batch = AnalyzedBatch {
-            posts: chunk.to_vec(),
-            engagements,
-            deletions: Vec::new(),
-            rejected: Vec::new(),
-            stories: None,
-        };
-        crate::actors::store::write(
-            &pool,
-            &crate::db::batch::WriteOptions {
-                stream: "seed",
-                high_churn: settings.metrics.high_churn_threshold,
-                admission: &admission,
-                trust: &Default::default(),
-            },
-            &batch,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("seeding posts: {e}"))?;
+        seed_batch(&pool, settings, &admission, chunk, engagements).await?;
     }
     Ok(stored)
 }
 
 /// Adds `n` finished cascades (what the viral thresholds are learned from).
+/// Stores `posts` and `engagements` through the store's own batch write, as seeded data.
+pub(super) async fn seed_batch(
+    pool: &deadpool_postgres::Pool,
+    settings: &Settings,
+    admission: &crate::db::rollup_keys::KeyAdmission,
+    posts: &[crate::models::analysis::AnalyzedPost],
+    engagements: Vec<StreamedEngagement>,
+) -> anyhow::Result<()> {
+    let batch = AnalyzedBatch {
+        posts: posts.to_vec(),
+        engagements,
+        deletions: Vec::new(),
+        rejected: Vec::new(),
+        stories: None,
+    };
+    crate::actors::store::write(
+        pool,
+        &crate::db::batch::WriteOptions {
+            stream: "seed",
+            high_churn: settings.metrics.high_churn_threshold,
+            admission,
+            trust: &Default::default(),
+        },
+        &batch,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| anyhow::anyhow!("seeding posts: {e}"))
+}
+
 async fn seed_cascades(db_url: &str, n: u64) -> anyhow::Result<u64> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
