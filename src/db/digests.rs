@@ -156,6 +156,22 @@ pub async fn set_enabled(
         == 1)
 }
 
+/// Points a schedule's link at a saved view (or at its scope and period alone); whether the
+/// schedule exists.
+pub async fn set_view(
+    client: &impl GenericClient,
+    id: i64,
+    view: Option<i64>,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute(
+            "UPDATE digest_schedules SET view_id = $2 WHERE id = $1",
+            &[&id, &view],
+        )
+        .await?
+        == 1)
+}
+
 /// Deletes a schedule and the digests made of it; whether it existed.
 pub async fn remove(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
     Ok(client

@@ -25,6 +25,7 @@ pub mod retention;
 pub mod rollup_keys;
 pub mod rollups;
 pub mod saved_searches;
+pub mod saved_views;
 pub mod search;
 pub mod statistics;
 pub mod stories;

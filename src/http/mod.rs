@@ -39,6 +39,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod saved_searches;
+pub mod saved_views;
 pub mod search;
 pub mod security_headers;
 pub mod state;

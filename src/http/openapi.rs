@@ -63,6 +63,8 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         (name = "webhooks", description = "Webhook subscriptions and their deliveries"),
         (name = "virality", description = "Virality scores, momentum, scoring and feedback"),
         (name = "stories", description = "What the posts are about: stories found live"),
+        (name = "digests", description = "Scheduled reports of a period, their previews and schedules"),
+        (name = "views", description = "Saved dashboard views, the caller's and the shared ones"),
         (name = "live", description = "The WebSocket of live updates"),
         (name = "auth", description = "The authentication mode and the token exchange"),
         (name = "admin", description = "API keys and the audit log (admin role)"),

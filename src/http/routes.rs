@@ -15,8 +15,8 @@ use actix_web::web;
 use super::openapi::ApiDocument;
 use super::{
     alerts_api, analyze, auth_api, digests, events, export, export_jobs, forecast, health, live,
-    metrics_api, openapi, pipeline, posts, saved_searches, search, stories, topics, virality_api,
-    webhooks_api,
+    metrics_api, openapi, pipeline, posts, saved_searches, saved_views, search, stories, topics,
+    virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -103,6 +103,11 @@ endpoints! {
     digests::preview => ANALYST,
     digests::schedules::list => ANALYST,
     digests::schedules::get_one => ANALYST,
+    saved_views::list => ANALYST,
+    saved_views::get_one => ANALYST,
+    saved_views::create => ANALYST,
+    saved_views::update => ANALYST,
+    saved_views::remove => ANALYST,
 
     topics::create => EDITOR,
     saved_searches::create => EDITOR,

@@ -46,6 +46,22 @@ impl State {
         )
     }
 
+    /// Who owns what the caller saves: `key:<id>` of the first key of its key's line, so a
+    /// rotated key keeps its views; `anonymous (open server)` on an open server.
+    pub fn owner(&self) -> String {
+        match self.caller.as_ref().and_then(|c| c.producer.as_deref()) {
+            Some(first) => format!("key:{first}"),
+            None => self.actor(),
+        }
+    }
+
+    /// Whether the caller is an administrator (everyone, on an open server).
+    pub fn is_admin(&self) -> bool {
+        self.caller
+            .as_ref()
+            .is_some_and(|c| c.role == crate::auth::Role::Admin)
+    }
+
     /// How the audit log and the key records name the caller.
     pub fn actor(&self) -> String {
         self.caller

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidTopic,
     /// A digest schedule that cannot be kept (cadence, time, time zone, channels).
     InvalidDigest,
+    /// A saved view that cannot be kept (name, filters, period, panels, topic).
+    InvalidView,
     /// A search whose facets would check more posts one by one than a request may (a broad
     /// `NEAR`); narrow it with words, a time range or filters.
     QueryTooBroad,
@@ -132,9 +134,9 @@ impl ErrorCode {
             InvalidJson | InvalidQuery | InvalidPath | InvalidBody | InvalidCursor
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
-            | InvalidKey | InvalidTopicQuery | InvalidTopic | InvalidDigest | QueryTooBroad
-            | NonCanonicalPath | BadHandshake | InvalidMessage | UnknownType | UnknownTopic
-            | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
+            | InvalidKey | InvalidTopicQuery | InvalidTopic | InvalidDigest | InvalidView
+            | QueryTooBroad | NonCanonicalPath | BadHandshake | InvalidMessage | UnknownType
+            | UnknownTopic | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed | OutOfScope => 403,
@@ -167,6 +169,7 @@ impl ErrorCode {
             InvalidTopicQuery => "invalid_topic_query",
             InvalidTopic => "invalid_topic",
             InvalidDigest => "invalid_digest",
+            InvalidView => "invalid_view",
             QueryTooBroad => "query_too_broad",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",

@@ -34,5 +34,6 @@ mod sources;
 mod stories;
 mod topics;
 mod traces;
+mod views;
 mod virality;
 mod websocket;

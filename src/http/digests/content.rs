@@ -384,7 +384,9 @@ pub fn emerging(now: Vec<TermStats>, before: &[TermStats]) -> Vec<EmergingTerm> 
     terms.into_iter().take(EMERGING).map(|(_, t)| t).collect()
 }
 
-/// The dashboard's address for the period and scope (or the saved view).
+/// The dashboard's address for the period and scope, opening the saved view when there is
+/// one (`since` and `until` are the dashboard's fixed period; `from` and `to` are its Search
+/// view's).
 pub fn link(
     dashboard_url: &str,
     topic: Option<i64>,
@@ -394,7 +396,7 @@ pub fn link(
 ) -> String {
     let base = dashboard_url.trim_end_matches('/');
     let mut query = format!(
-        "from={}&to={}",
+        "since={}&until={}",
         from.format("%Y-%m-%dT%H:%M:%SZ"),
         to.format("%Y-%m-%dT%H:%M:%SZ")
     );
@@ -402,7 +404,7 @@ pub fn link(
         query.push_str(&format!("&topic={topic}"));
     }
     if let Some(view) = view {
-        query.push_str(&format!("&view={view}"));
+        query.push_str(&format!("&saved_view={view}"));
     }
     format!("{base}/?{query}")
 }

@@ -21,6 +21,9 @@ use super::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::metrics::Period;
 
+/// The name of the whole stream's scope.
+const ALL_POSTS: &str = "All posts";
+
 /// Longest period one digest covers, in days.
 pub const MAX_DIGEST_DAYS: i64 = 31;
 
@@ -70,7 +73,7 @@ pub async fn scope_of(
     match scope {
         ScopeInput::All(_) => Ok(DigestScope {
             topic: None,
-            name: "All posts".into(),
+            name: ALL_POSTS.into(),
         }),
         ScopeInput::Topic { topic } => match crate::db::topics::get(client, *topic).await? {
             Some(t) => Ok(DigestScope {
@@ -83,6 +86,26 @@ pub async fn scope_of(
             )),
         },
     }
+}
+
+/// The scope of a schedule's digests: a topic deleted after scheduling is still reported on
+/// (its posts keep their tags), under the name `Topic <id> (deleted)`.
+pub async fn schedule_scope(
+    client: &tokio_postgres::Client,
+    topic: Option<i64>,
+) -> Result<DigestScope, tokio_postgres::Error> {
+    Ok(match topic {
+        None => DigestScope {
+            topic: None,
+            name: ALL_POSTS.into(),
+        },
+        Some(id) => DigestScope {
+            topic: Some(id),
+            name: crate::db::topics::get(client, id)
+                .await?
+                .map_or_else(|| format!("Topic {id} (deleted)"), |t| t.name),
+        },
+    })
 }
 
 /// `[from, to)` as a digest's period, or a 400 saying why not.

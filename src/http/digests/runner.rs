@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::content::{self, DigestInput, DigestScope};
+use super::content::{self, DigestInput};
 use crate::config::Settings;
 use crate::db::digests::{self as db, NewDigest, Schedule, Span};
 use crate::models::metrics::Period;
@@ -108,21 +108,7 @@ pub async fn make(
         .skip(1)
         .map(|(from, to)| Period::between(from, to))
         .collect();
-    let scope = match s.topic {
-        None => DigestScope {
-            topic: None,
-            name: "All posts".into(),
-        },
-        Some(id) => {
-            let name = crate::db::topics::get(pg, id)
-                .await?
-                .map_or_else(|| format!("Topic {id} (deleted)"), |t| t.name);
-            DigestScope {
-                topic: Some(id),
-                name,
-            }
-        }
-    };
+    let scope = super::schedule_scope(pg, s.topic).await?;
     let digest = content::compute(
         client,
         DigestInput {

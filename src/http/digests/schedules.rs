@@ -87,13 +87,48 @@ pub struct NewDigestSchedule {
     pub timezone: String,
     /// Channels (`GET /api/v1/webhooks`) to send to: e-mail, Slack, Teams or webhook.
     pub channels: Vec<i64>,
+    /// A shared saved view (`GET /api/v1/views`) the digest's link opens, with the digest's
+    /// period.
+    #[serde(default)]
+    pub view: Option<i64>,
 }
 
-/// `PATCH /api/v1/digests/schedules/{id}`.
+/// `PATCH /api/v1/digests/schedules/{id}`: what is given changes.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleChange {
-    pub enabled: bool,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// A shared saved view the link opens; `null`: the scope and period alone.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<i64>)]
+    pub view: Option<Option<i64>>,
+}
+
+/// A field present in the body, `null` included (absent: `None`, through `default`).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Checks that a digest may link to view `id`: a view the caller sees and shared, since the
+/// digest's readers open it.
+async fn linkable_view(
+    client: &tokio_postgres::Client,
+    state: &State,
+    id: i64,
+) -> Result<(), ApiError> {
+    let owner = state.owner();
+    let reader = crate::db::saved_views::Reader {
+        owner: &owner,
+        all: state.is_admin(),
+    };
+    match crate::db::saved_views::get(client, id, reader).await? {
+        None => Err(invalid(format!("no saved view {id} that you may see"))),
+        Some(v) if !v.shared => Err(invalid(format!(
+            "saved view {id} is not shared: a digest's readers could not open it; share it first"
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Schedules, oldest first.
@@ -195,6 +230,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let (at, topic) = checked(&client, &input).await?;
+    if let Some(view) = input.view {
+        linkable_view(&client, &state, view).await?;
+    }
     let mut channels = input.channels.clone();
     channels.sort_unstable();
     channels.dedup();
@@ -208,7 +246,7 @@ pub async fn create(
             at,
             timezone: input.timezone.clone(),
             channels,
-            view: None,
+            view: input.view,
             created_by: Some(state.actor()),
         },
         MAX_SCHEDULES,
@@ -284,12 +322,13 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 #[utoipa::path(
     tag = "digests",
     operation_id = "update_digest_schedule",
-    summary = "Enable or disable a digest schedule",
+    summary = "Enable or disable a digest schedule, or point it at a saved view",
     params(("id" = i64, Path, description = "The schedule's id")),
     request_body = ScheduleChange,
     responses(
         (status = 200, description = "The schedule", body = Schedule),
-        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 400, description = "A bad id or body, or a view that is not shared or \
+            not seen by the caller (`invalid_digest`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
         (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
@@ -302,8 +341,20 @@ pub async fn update(
     input: web::Json<ScheduleChange>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    if !db::set_enabled(&**client, *id, input.enabled).await? {
-        return Err(ApiError::not_found(format!("no digest schedule {id}")));
+    let schedule = found(&client, *id).await?;
+    if let Some(Some(view)) = input.view {
+        linkable_view(&client, &state, view).await?;
+    }
+    let gone = || ApiError::not_found(format!("no digest schedule {id}"));
+    if let Some(enabled) = input.enabled {
+        if !db::set_enabled(&**client, schedule.id, enabled).await? {
+            return Err(gone());
+        }
+    }
+    if let Some(view) = input.view {
+        if !db::set_view(&**client, schedule.id, view).await? {
+            return Err(gone());
+        }
     }
     Ok(HttpResponse::Ok().json(found(&client, *id).await?))
 }
@@ -357,10 +408,7 @@ pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
     // Up to the end of this minute, as a window: the posts of the last seconds count.
     let to = minute_of(Utc::now()) + TimeDelta::minutes(1);
     let period = Period::between(to - cadence.length(), to);
-    let scope = match schedule.topic {
-        None => scope_of(&client, &ScopeInput::All(super::AllPosts::All)).await?,
-        Some(topic) => scope_of(&client, &ScopeInput::Topic { topic }).await?,
-    };
+    let scope = super::schedule_scope(&client, schedule.topic).await?;
     let digest = super::compute_against_equal_periods(
         &client,
         &state.settings,
