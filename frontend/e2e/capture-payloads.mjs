@@ -99,6 +99,22 @@ save("forecast", await get("/api/v1/forecast", {
   method: "POST", headers: { "content-type": "application/json" },
   body: JSON.stringify({ posts: [{ text: "Our new headphones ship today #launch https://example.com/x", platform: "twitter", author: { id: "capture", followers: 1200 } }] }),
 }));
+const post = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const view = await get("/api/v1/views", post({
+  name: `capture-${Date.now()}`, shared: true,
+  state: { filters: { platform: "twitter" }, window: "1h", panels: ["overall", "trend"] },
+}));
+save("view", view);
+save("views", await get("/api/v1/views"));
+await get("/api/v1/digests/schedules", post({
+  name: `capture-${Date.now()}`, scope: "all", cadence: "weekly", weekday: "monday", at: "08:00",
+  timezone: "Europe/Paris", channels: [channels.items[0].id], view: view.id,
+}));
+save("digest-schedules", await get("/api/v1/digests/schedules"));
+const now = Date.now();
+save("digest-preview", await get("/api/v1/digests/preview", post({
+  scope: "all", from: new Date(now - 86_400_000).toISOString(), to: new Date(now).toISOString(),
+})));
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

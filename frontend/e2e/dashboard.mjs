@@ -14,7 +14,9 @@
 // and its test message arrives, and that the Search view finds the generator's posts as the
 // search API does (marked words, facets, the next page on scrolling, relevance order, a facet
 // as a filter, a refused query marked where it went wrong, CSV and JSON-lines exports, a saved
-// search run again and deleted, a topic made of the search), also at a phone's width.
+// search run again and deleted, a topic made of the search), also at a phone's width, and that
+// a view saved from the page opens by its link over a period, and a digest scheduled in the
+// Digests panel is sent and previewed.
 // Screenshots go to DIR (default e2e-output/). Exits 0 and prints "all dashboard checks passed"
 // when everything holds.
 import { readFileSync } from "node:fs";
@@ -481,10 +483,79 @@ try {
   await result.waitFor({ timeout: 15_000 });
   check((await result.textContent()).trim() === "test delivered (200)", `the test result reads ${await result.textContent()}`);
   check(received.length === 1 && received[0].text.includes("Test message from Pulse") && Array.isArray(received[0].blocks), `the receiver got ${JSON.stringify(received)}`);
-  receiver.close();
   await row.scrollIntoViewIfNeeded();
   await shot("channels");
   step("alert channels: the new Slack channel is listed and its test message arrived in Slack's shape");
+
+  // 6c. Saved views: the page's state (a filter, the window, a hidden panel) saved under a name
+  // and shared; a digest's link to it opens it over the digest's period, figures the API's.
+  await page.goto(`${base}/?window=1h&platform=${platform}`);
+  await page.waitForSelector('[data-testid="posts"]');
+  await page.click('[data-testid="panels-chooser"] summary');
+  await page.uncheck('[data-testid="panel-toggle-forecast"]');
+  await until(5000, async () => page.url().includes("panels="));
+  check((await page.locator('[data-panel="forecast"]').count()) === 0, "the forecast panel is still shown after it was hidden");
+  await page.click('[data-testid="panels-chooser"] summary');
+  const viewName = `e2e view ${Date.now()}`;
+  await page.click('[data-testid="view-save-as"]');
+  await page.fill('[data-testid="view-name"]', viewName);
+  await page.check('[data-testid="view-shared"]');
+  await page.click('[data-testid="view-save"]');
+  await until(5000, async () => page.url().includes("saved_view="));
+  const saved = (await api("/api/v1/views")).items.find((v) => v.name === viewName);
+  check(
+    saved && saved.shared && saved.state.filters.platform === platform && saved.state.window === "1h" && saved.state.panels.includes("overall") && !saved.state.panels.includes("forecast"),
+    `the view saved is ${JSON.stringify(saved)}`,
+  );
+  const minute = (t) => new Date(Math.floor(t / 60_000) * 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const since = minute(Date.now() - 2 * 3_600_000);
+  const until_ = minute(Date.now() + 60_000);
+  await page.goto(`${base}/?saved_view=${saved.id}&since=${since}&until=${until_}`);
+  await page.waitForSelector('[data-testid="period"]', { timeout: 10_000 });
+  await until(5000, async () => (await page.inputValue('[data-testid="filter-platform"]')) === platform);
+  check((await page.inputValue('[data-testid="filter-platform"]')) === platform, "the view's platform filter was not applied");
+  check((await page.inputValue('[data-testid="views-select"]')) === String(saved.id), "the view is not shown as open");
+  check((await page.locator('[data-panel="forecast"]').count()) === 0, "the view's hidden panel is shown");
+  await page.locator('[data-testid="views-select"] option', { hasText: viewName }).waitFor({ state: "attached" });
+  check((await page.locator('[data-testid="view-changed"]').count()) === 0, "a digest's period over the view reads as a change to it");
+  await compareOverall(`from=${since}&to=${until_}&platform=${platform}`, `view "${viewName}" over ${since} – ${until_}`);
+  step(`saved view "${viewName}": saved shared with platform=${platform}, window 1h and the forecast panel hidden; opened by link over a period, figures equal the API's`);
+
+  // 6d. Digests: a schedule made in the panel, pointing at the view, sent now to the Slack
+  // receiver (its link opens the view); a preview renders the e-mail with its chart in the page.
+  const digestName = `e2e digest ${Date.now()}`;
+  await page.click('[data-testid="digest-new"]');
+  await page.fill('[data-testid="digest-name"]', digestName);
+  await page.selectOption('[data-testid="digest-cadence"]', "daily");
+  await page.fill('[data-testid="digest-timezone"]', "Europe/Paris");
+  await page.check(`[data-testid="digest-channel-${created.id}"]`);
+  await page.selectOption('[data-testid="digest-view"]', String(saved.id));
+  await page.click('[data-testid="digest-create"]');
+  const schedule = page.locator('[data-testid="digest-schedule"]').filter({ hasText: digestName });
+  await schedule.waitFor({ timeout: 10_000 }).catch(async () => {
+    throw new Error(`the schedule is not listed: ${await page.locator('[data-panel="digests"]').textContent()}`);
+  });
+  const stored = (await api("/api/v1/digests/schedules")).items.find((x) => x.name === digestName);
+  check(stored && stored.cadence === "daily" && stored.timezone === "Europe/Paris" && stored.view === saved.id && stored.channels.includes(created.id), `the schedule stored is ${JSON.stringify(stored)}`);
+  const before = received.length;
+  await schedule.locator('[data-testid="digest-send"]').click();
+  await page.locator('[data-testid="digests-note"]').waitFor({ timeout: 15_000 });
+  const digest = await until(30_000, async () => received.length > before && received[received.length - 1]);
+  check(digest && Array.isArray(digest.blocks) && JSON.stringify(digest).includes(`saved_view=${saved.id}`), `the receiver got ${JSON.stringify(digest).slice(0, 300)}`);
+  await page.click('[data-testid="digest-preview-button"]');
+  const frame = page.frameLocator('[data-testid="digest-preview-frame"]');
+  await frame.locator("img").first().waitFor({ timeout: 15_000 });
+  const chart = await frame.locator("img").first().evaluate((i) => ({ w: i.naturalWidth, h: i.naturalHeight }));
+  check(chart.w > 0 && chart.h > 0, `the preview's chart did not load: ${JSON.stringify(chart)}`);
+  const previewPosts = Number(await attr('[data-testid="digest-preview"]', "data-posts"));
+  const frameText = await frame.locator("body").textContent();
+  check(frameText.includes(previewPosts.toLocaleString("en-US")) || frameText.includes(String(previewPosts)), `the preview's e-mail does not say its ${previewPosts} posts`);
+  await page.locator('[data-panel="digests"]').scrollIntoViewIfNeeded();
+  await shot("digests");
+  step(`digests: "${digestName}" scheduled in the panel, sent now to Slack with the view's link; the preview renders its e-mail with a ${chart.w}×${chart.h} chart (${previewPosts} posts)`);
+  receiver.close();
+  await page.goto(`${base}/?window=1h`);
+  await page.waitForSelector('[data-testid="posts"]');
 
   // 7. Search. The generator's posts (tests/api/dashboard.rs sends `pulse generate --seed 7`)
   // name the brand's products ("Pulse Phone", "Pulse Cloud"), so `pulse` matches more than a

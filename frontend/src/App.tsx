@@ -28,6 +28,9 @@ import { PipelinePanel } from "./components/Pipeline";
 import { ChannelsPanel } from "./components/Channels";
 import { TopicsPanel } from "./components/Topics";
 import { Empty } from "./components/Panel";
+import { ViewsBar } from "./components/Views";
+import { DigestsPanel } from "./components/Digests";
+import { shows, type PanelId } from "./lib/views";
 
 /** The Search view is a chunk of its own, loaded when first shown. */
 const SearchView = lazy(() => import("./components/Search"));
@@ -96,7 +99,9 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
   const [theme, toggleTheme] = useTheme();
   const queryClient = useQueryClient();
   const wsFilter = useMemo(() => liveFilter(filters), [filters]);
-  const filtered = hasLabelFilters(filters);
+  const period = filters.since && filters.until ? { since: filters.since, until: filters.until } : undefined;
+  // A fixed period is read from the API alone: the live snapshot is of the rolling windows.
+  const filtered = hasLabelFilters(filters) || period !== undefined;
   const [live, dispatch, conn] = useLive(wsFilter);
   const data = usePanelData(filters, wsFilter, admin);
   const { overall, series, trending: trendingQ, posts: postsQ, alerts: alertsQ, channelList: channelListQ } = data;
@@ -110,7 +115,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
 
   // Without filters the live snapshot (2/s) is fresher than polling; it reads the same rollups.
   let overallStats: Stats | undefined = overall.data?.stats;
-  let source = filtered ? "filtered posts" : "polled";
+  let source = period ? "the period" : filtered ? "filtered posts" : "polled";
   const snap = live.snapshot;
   if (!filtered && snap && overall.data && Date.parse(snap.at) > Date.parse(overall.data.to)) {
     overallStats = snap.overall[filters.window];
@@ -174,6 +179,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
   );
   const postTexts = useMemo(() => new Map([...live.held, ...live.posts].map((p) => [p.id, p.text])), [live.posts, live.held]);
   const apiDown = overall.isError && !overall.data;
+  const show = (id: PanelId) => shows(filters, id);
 
   return (
     <div className="app">
@@ -189,7 +195,8 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
         </button>
       </header>
-      <FilterBar filters={filters} options={options} topics={topicList} onChange={setFilters} showWindow={view === "dashboard"} />
+      <FilterBar filters={filters} options={options} topics={topicList} onChange={setFilters} showWindow={view === "dashboard" && !period} />
+      {view === "dashboard" && <ViewsBar filters={filters} onFilters={setFilters} />}
       {view === "search" ? (
         <Suspense fallback={<Empty>Loading the search…</Empty>}>
           <SearchView
@@ -205,70 +212,107 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
         </Suspense>
       ) : (
         <main className="grid">
-          <OverallPanel stats={overallStats} source={source} />
-          <TopicsPanel
-            metrics={data.topicMetrics.data}
-            topics={topicList}
-            error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
-            active={filters.topic}
-            window={filters.window}
-            canEdit={canEditTopics}
-            onPick={pickTopic}
-          />
-          <TrendPanel
-            series={series.data}
-            scope={scopeText}
-            onRender={countChartRender}
-          />
-          <EmotionsPanel stats={overallStats} />
-          <ComparePanel id="platforms" title="By platform">
-            <RankedList dimension="platform" items={data.platforms.data?.items} active={filters.platform} onPick={pick} />
-          </ComparePanel>
-          <ComparePanel id="products" title="Share of voice by product">
-            <RankedList dimension="product" items={data.products.data?.items} active={filters.product} onPick={pick} />
-          </ComparePanel>
-          <ComparePanel id="channels" title="By channel">
-            <RankedList dimension="channel" items={data.channels.data?.items} active={filters.channel} onPick={pick} />
-          </ComparePanel>
-          <LanguagesPanel data={data.languages.data} />
-          <ComparePanel id="countries" title="By country">
-            <RankedList dimension="country" items={data.geo.data?.countries} active={filters.country} onPick={pick} />
-          </ComparePanel>
-          <ComparePanel id="cities" title="By city">
-            <RankedList dimension="city" items={data.geo.data?.cities} active={filters.city} onPick={pick} />
-          </ComparePanel>
-          <StreamPanel
-            posts={live.paused ? live.posts : live.posts}
-            paused={live.paused}
-            missed={live.missed}
-            topicNames={names}
-            onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
-          />
-          <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />
-          <ViralPanel
-            viral={viral}
-            texts={postTexts}
-            error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
-            terms={data.terms.data}
-          />
-          <StoriesPanel
-            stories={data.stories.data?.items}
-            error={data.stories.isError ? (data.stories.error as Error).message : undefined}
-          />
-          <ForecastPanel />
-          <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
-          <ChannelsPanel
-            list={channelListQ.data}
-            forbidden={data.channelsForbidden}
-            error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
-            onTest={testChannel}
-          />
+          {show("overall") && (
+            <OverallPanel stats={overallStats} source={source} />
+          )}
+          {show("topics") && (
+            <TopicsPanel
+              metrics={data.topicMetrics.data}
+              topics={topicList}
+              error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
+              active={filters.topic}
+              window={filters.window}
+              canEdit={canEditTopics}
+              onPick={pickTopic}
+            />
+          )}
+          {show("trend") && (
+            <TrendPanel
+              series={series.data}
+              scope={scopeText}
+              onRender={countChartRender}
+            />
+          )}
+          {show("emotions") && (
+            <EmotionsPanel stats={overallStats} />
+          )}
+          {show("platforms") && (
+            <ComparePanel id="platforms" title="By platform">
+              <RankedList dimension="platform" items={data.platforms.data?.items} active={filters.platform} onPick={pick} />
+            </ComparePanel>
+          )}
+          {show("products") && (
+            <ComparePanel id="products" title="Share of voice by product">
+              <RankedList dimension="product" items={data.products.data?.items} active={filters.product} onPick={pick} />
+            </ComparePanel>
+          )}
+          {show("channels") && (
+            <ComparePanel id="channels" title="By channel">
+              <RankedList dimension="channel" items={data.channels.data?.items} active={filters.channel} onPick={pick} />
+            </ComparePanel>
+          )}
+          {show("languages") && (
+            <LanguagesPanel data={data.languages.data} />
+          )}
+          {show("countries") && (
+            <ComparePanel id="countries" title="By country">
+              <RankedList dimension="country" items={data.geo.data?.countries} active={filters.country} onPick={pick} />
+            </ComparePanel>
+          )}
+          {show("cities") && (
+            <ComparePanel id="cities" title="By city">
+              <RankedList dimension="city" items={data.geo.data?.cities} active={filters.city} onPick={pick} />
+            </ComparePanel>
+          )}
+          {show("stream") && (
+            <StreamPanel
+              posts={live.paused ? live.posts : live.posts}
+              paused={live.paused}
+              missed={live.missed}
+              topicNames={names}
+              onToggle={() => dispatch({ type: live.paused ? "resume" : "pause" })}
+            />
+          )}
+          {show("alerts") && (
+            <AlertsPanel alerts={alerts} onAck={acknowledge} pending={acking} error={ackError} />
+          )}
+          {show("viral") && (
+            <ViralPanel
+              viral={viral}
+              texts={postTexts}
+              error={trendingQ.isError ? (trendingQ.error as Error).message : undefined}
+              terms={data.terms.data}
+            />
+          )}
+          {show("stories") && (
+            <StoriesPanel
+              stories={data.stories.data?.items}
+              error={data.stories.isError ? (data.stories.error as Error).message : undefined}
+            />
+          )}
+          {show("forecast") && (
+            <ForecastPanel />
+          )}
+          {show("digests") && (
+            <DigestsPanel topics={topicList} channels={channelListQ.data?.items} topic={filters.topic} canEdit={canEditTopics} />
+          )}
+          {show("pipeline") && (
+            <PipelinePanel pipeline={data.pipeline.data} liveRate={rates.posts} dropped={live.dropped} fps={rates.fps} />
+          )}
+          {show("alert-channels") && (
+            <ChannelsPanel
+              list={channelListQ.data}
+              forbidden={data.channelsForbidden}
+              error={channelListQ.error ? (channelListQ.error as Error).message : undefined}
+              onTest={testChannel}
+            />
+          )}
         </main>
       )}
       <footer className="muted small">
         {view === "search"
           ? "Searches read every stored post through Pulse's REST API; counts are exact, from PostgreSQL."
-          : `Figures come from Pulse's REST API and live WebSocket; window: ${filters.window}. Numbers are exact counts from PostgreSQL.`}
+          : `Figures come from Pulse's REST API and live WebSocket; ${period ? "the period shown" : `window: ${filters.window}`}. Numbers are exact counts from PostgreSQL.`}
       </footer>
     </div>
   );

@@ -124,6 +124,7 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
         "filtered",
         "spike",
         "channels",
+        "digests",
         "theme-toggled",
     ] {
         assert!(
@@ -309,7 +310,13 @@ async fn the_payload_schemas_match_what_the_server_sends() {
         "the schemas disagree with the server\n{}",
         report(&out)
     );
-    let _ = std::fs::remove_dir_all(&samples);
+    // `PULSE_KEEP_PAYLOADS=1` keeps them, to refresh the committed samples in
+    // frontend/src/api/fixtures from.
+    if std::env::var_os("PULSE_KEEP_PAYLOADS").is_some() {
+        println!("payloads kept in {}", samples.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&samples);
+    }
 }
 
 fn tempdir() -> PathBuf {

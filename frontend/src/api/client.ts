@@ -3,7 +3,8 @@
 import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
   ExportJob, PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
-  Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse,
+  Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse, SavedView, ViewList, ViewState,
+  DigestSchedule, DigestScheduleList, DigestPreview, SentNow,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { exportParams, searchPageParams, type ExportFormat, type PageRequest, type SavedFilters, type SearchFilters } from "../lib/search";
@@ -71,8 +72,10 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
       );
     },
     /** The whole stream's terms, or the topic's (the endpoint takes no other filter). */
-    terms: (f: Filters) =>
-      request<TermsResponse>(`/api/v1/trending/terms${query({ window: f.window === "1m" ? "5m" : f.window, limit: 12, topic: f.topic })}`),
+    terms: (f: Filters) => {
+      const span = f.since && f.until ? { from: f.since, to: f.until } : { window: f.window === "1m" ? "5m" : f.window };
+      return request<TermsResponse>(`/api/v1/trending/terms${query({ ...span, limit: 12, topic: f.topic })}`);
+    },
     /** Active cascades by virality score, with the label filters (the listing has no window). */
     stories: (f: Filters, limit: number) =>
       request<StoryList>(`/api/v1/stories${query({ sort: "growing", limit, ...labelFilters(f) })}`),
@@ -120,6 +123,23 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** Editors and admins. */
     saveSearch: (s: NewSavedSearch) => request<SavedSearch>(`/api/v1/saved-searches`, json("POST", s)),
     deleteSavedSearch: (id: number) => request<void>(`/api/v1/saved-searches/${id}`, { method: "DELETE" }),
+    /** The caller's saved views and the shared ones. */
+    views: () => request<ViewList>(`/api/v1/views`),
+    view: (id: number) => request<SavedView>(`/api/v1/views/${id}`),
+    saveView: (v: NewView) => request<SavedView>(`/api/v1/views`, json("POST", v)),
+    /** Its owner (or an admin) only. */
+    updateView: (id: number, v: NewView) => request<SavedView>(`/api/v1/views/${id}`, json("PUT", v)),
+    deleteView: (id: number) => request<void>(`/api/v1/views/${id}`, { method: "DELETE" }),
+    digestSchedules: () => request<DigestScheduleList>(`/api/v1/digests/schedules`),
+    /** Editors and admins. */
+    createDigestSchedule: (s: NewDigestSchedule) => request<DigestSchedule>(`/api/v1/digests/schedules`, json("POST", s)),
+    updateDigestSchedule: (id: number, patch: { enabled?: boolean; view?: number | null }) =>
+      request<DigestSchedule>(`/api/v1/digests/schedules/${id}`, json("PATCH", patch)),
+    deleteDigestSchedule: (id: number) => request<void>(`/api/v1/digests/schedules/${id}`, { method: "DELETE" }),
+    sendDigestNow: (id: number) => request<SentNow>(`/api/v1/digests/schedules/${id}/send`, { method: "POST" }),
+    /** The digest of a period, as it would be sent; nothing is sent. */
+    previewDigest: (scope: DigestScopeInput, from: string, to: string, signal?: AbortSignal) =>
+      request<DigestPreview>(`/api/v1/digests/preview`, json("POST", { scope, from, to }, signal)),
     /** The reach forecast of one draft (nothing is stored). */
     forecast: (draft: Draft) =>
       request<ForecastResponse>(`/api/v1/forecast`, {
@@ -150,6 +170,28 @@ export interface NewSavedSearch {
   filters: SavedFilters;
 }
 
+/** A view to save, as `POST /api/v1/views` takes it. */
+export interface NewView {
+  name: string;
+  state: ViewState;
+  shared: boolean;
+}
+
+/** What a digest is about: every post, or one topic. */
+export type DigestScopeInput = "all" | { topic: number };
+
+/** A schedule, as `POST /api/v1/digests/schedules` takes it. */
+export interface NewDigestSchedule {
+  name: string;
+  scope: DigestScopeInput;
+  cadence: "daily" | "weekly";
+  weekday?: string;
+  at: string;
+  timezone: string;
+  channels: number[];
+  view?: number;
+}
+
 /** A post to forecast, as `POST /api/v1/forecast` takes it. */
 export interface Draft {
   text: string;
@@ -169,6 +211,8 @@ function query(params: Record<string, string | number | undefined>): string {
   return s ? `?${s}` : "";
 }
 
+/** The window, or the fixed period (`since`, `until`) that replaces it, and the label filters. */
 function windowQuery(f: Filters): string {
-  return query({ window: f.window, ...labelFilters(f) });
+  const span = f.since && f.until ? { from: f.since, to: f.until } : { window: f.window };
+  return query({ ...span, ...labelFilters(f) });
 }

@@ -215,6 +215,76 @@ export const SavedSearch = z.strictObject({
 });
 /** `GET /api/v1/saved-searches`: every saved search, by name. */
 export const SavedSearchList = z.strictObject({ items: z.array(SavedSearch) });
+/** A saved view's state (`ViewState` in src/http/saved_views.rs): the dashboard's URL state. */
+export const ViewState = z.strictObject({
+  topic: count.optional(),
+  filters: z.strictObject({
+    platform: z.string().optional(),
+    product: z.string().optional(),
+    channel: z.string().optional(),
+    country: z.string().optional(),
+    city: z.string().optional(),
+  }),
+  window: z.enum(["1m", "5m", "1h", "24h"]).optional(),
+  from: time.optional(),
+  to: time.optional(),
+  panels: z.array(z.string()),
+});
+/** A saved view (`SavedView` in src/db/saved_views.rs). */
+export const SavedView = z.strictObject({
+  id: count,
+  name: z.string(),
+  state: ViewState,
+  owner: z.string(),
+  shared: z.boolean(),
+  /** Whether the caller may change and delete it. */
+  editable: z.boolean(),
+  created_at: time,
+  updated_at: time,
+});
+/** `GET /api/v1/views`: the caller's views and the shared ones, by name. */
+export const ViewList = z.strictObject({ items: z.array(SavedView) });
+
+/** A digest schedule (`Schedule` in src/db/digests.rs). */
+export const DigestSchedule = z.strictObject({
+  id: count,
+  name: z.string(),
+  topic: count.nullable(),
+  cadence: z.enum(["daily", "weekly"]),
+  weekday: z.number().int().min(1).max(7).nullable(),
+  at: z.string(),
+  timezone: z.string(),
+  channels: z.array(count),
+  view: count.nullable(),
+  enabled: z.boolean(),
+  created_by: z.string().nullable(),
+  created_at: time,
+});
+/** `GET /api/v1/digests/schedules`. */
+export const DigestScheduleList = z.strictObject({ items: z.array(DigestSchedule) });
+/**
+ * `POST /api/v1/digests/preview`: the digest's figures (only those the page shows are named
+ * here; the rest pass) and its rendered forms.
+ */
+export const DigestPreview = z.looseObject({
+  scope: z.strictObject({ topic: count.nullable(), name: z.string() }),
+  from: time,
+  to: time,
+  posts: count,
+  negative_share: z.number(),
+  link: z.string(),
+  late: z.boolean(),
+  rendered: z.strictObject({
+    subject: z.string(),
+    text: z.string(),
+    html: z.string(),
+    slack: z.record(z.string(), z.unknown()),
+    teams: z.record(z.string(), z.unknown()),
+    chart_png: z.string(),
+  }),
+});
+/** `POST /api/v1/digests/schedules/{id}/send`. */
+export const SentNow = z.strictObject({ from: time, to: time, posts: count, negative_share: z.number() });
 /** An export job (`ExportJob` in src/http/export_jobs.rs): a search written to a file in the background. */
 export const ExportJob = z.strictObject({
   id: count,
@@ -543,6 +613,13 @@ export type SearchFacets = z.infer<typeof SearchFacets>;
 export type SearchPage = z.infer<typeof SearchPage>;
 export type SavedSearch = z.infer<typeof SavedSearch>;
 export type SavedSearchList = z.infer<typeof SavedSearchList>;
+export type ViewState = z.infer<typeof ViewState>;
+export type SavedView = z.infer<typeof SavedView>;
+export type ViewList = z.infer<typeof ViewList>;
+export type DigestSchedule = z.infer<typeof DigestSchedule>;
+export type DigestScheduleList = z.infer<typeof DigestScheduleList>;
+export type DigestPreview = z.infer<typeof DigestPreview>;
+export type SentNow = z.infer<typeof SentNow>;
 export type ExportJob = z.infer<typeof ExportJob>;
 export type ExportJobList = z.infer<typeof ExportJobList>;
 
@@ -607,6 +684,11 @@ export const restSchemas = {
   "saved-searches": SavedSearchList,
   /** `POST /api/v1/saved-searches`: the search as saved. */
   "saved-search": SavedSearch,
+  views: ViewList,
+  /** `POST /api/v1/views`: the view as saved. */
+  view: SavedView,
+  "digest-schedules": DigestScheduleList,
+  "digest-preview": DigestPreview,
   /** `POST /api/v1/exports`: the job as queued. */
   "export-job": ExportJob,
   "export-jobs": ExportJobList,

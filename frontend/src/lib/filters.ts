@@ -11,6 +11,13 @@ export interface Filters {
   country?: string;
   channel?: string;
   window: Window;
+  /** A fixed period (RFC 3339, both or neither) shown instead of the rolling window. */
+  since?: string;
+  until?: string;
+  /** The panels shown, by id; absent: every panel. */
+  panels?: string[];
+  /** The saved view the page was opened from (`saved_view`), while its state is unchanged. */
+  savedView?: string;
 }
 
 /** The label filters, in display order: the topic first, as it scopes everything else. */
@@ -41,8 +48,26 @@ export function parseFilters(search: string): Filters {
     const v = q.get(key)?.trim();
     if (v && v.length <= 128) out[key] = v;
   }
+  const since = q.get("since");
+  const until = q.get("until");
+  if (isInstant(since) && isInstant(until) && Date.parse(since) < Date.parse(until)) {
+    out.since = since;
+    out.until = until;
+  }
+  const panels = q.get("panels")?.split(",").filter((p) => /^[a-z][a-z0-9-]{0,31}$/.test(p));
+  if (panels?.length) out.panels = [...new Set(panels)].slice(0, 40);
+  const saved = q.get("saved_view");
+  if (saved && /^\d{1,16}$/.test(saved)) out.savedView = saved;
   return out;
 }
+
+/** Whether `v` is an RFC 3339 time the API takes. */
+function isInstant(v: string | null): v is string {
+  return !!v && v.length <= 40 && /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+/** The URL keys the dashboard's state owns besides the label filters. */
+const stateKeys = ["window", "since", "until", "panels", "saved_view"] as const;
 
 /** The query string for `filters` (without `?`); the default window is left out. */
 export function filtersToSearch(filters: Filters): string {
@@ -51,7 +76,12 @@ export function filtersToSearch(filters: Filters): string {
     const v = filters[key];
     if (v) q.set(key, v);
   }
-  if (filters.window !== defaultFilters.window) q.set("window", filters.window);
+  if (filters.since && filters.until) {
+    q.set("since", filters.since);
+    q.set("until", filters.until);
+  } else if (filters.window !== defaultFilters.window) q.set("window", filters.window);
+  if (filters.panels?.length) q.set("panels", filters.panels.join(","));
+  if (filters.savedView) q.set("saved_view", filters.savedView);
   return q.toString();
 }
 
@@ -61,7 +91,7 @@ export function filtersToSearch(filters: Filters): string {
  */
 export function withFilters(search: string, filters: Filters): string {
   const p = new URLSearchParams(search);
-  for (const k of [...filterKeys, "window"]) p.delete(k);
+  for (const k of [...filterKeys, ...stateKeys]) p.delete(k);
   for (const [k, v] of new URLSearchParams(filtersToSearch(filters))) p.set(k, v);
   return p.toString();
 }
