@@ -296,6 +296,7 @@ async fn the_payload_schemas_match_what_the_server_sends() {
             vitest.to_str().expect("utf-8 path"),
             "run",
             "src/api/contract.test.ts",
+            "src/api/channelPayloads.test.ts",
         ],
         &[
             ("PULSE_PAYLOAD_DIR", samples.to_str().expect("utf-8 path")),
