@@ -27,8 +27,17 @@ use crate::telemetry::names;
 
 /// Deliveries claimed per poll.
 const CLAIM_BATCH: i64 = 32;
-/// How long a claimed delivery is reserved for the process that claimed it.
-const LEASE_SECS: f64 = 120.0;
+/// How long a claimed delivery is reserved for the process that claimed it: three times the
+/// longest one send may take, and ten seconds to record the outcome. A process that dies
+/// holding it (killed in the middle of a send) leaves it to the others after that.
+fn lease_secs(settings: &Settings) -> f64 {
+    let send = settings
+        .webhooks
+        .timeout_secs
+        .max(settings.email.timeout_secs)
+        .max(1);
+    (3 * send + 10) as f64
+}
 
 /// The signature header value for `body` sent at `timestamp` with `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
@@ -195,7 +204,7 @@ async fn deliver_due(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
-    let due = webhooks::claim_due(&mut client, CLAIM_BATCH, LEASE_SECS).await?;
+    let due = webhooks::claim_due(&mut client, CLAIM_BATCH, lease_secs(settings)).await?;
     if due.is_empty() {
         return Ok(());
     }
