@@ -56,6 +56,9 @@ pub enum EvalWhat {
     Stories(eval::stories::StoriesEvalArgs),
     /// Forecast cascades' final size before any share, against three baselines.
     Forecast(eval::forecast::ForecastEvalArgs),
+    /// Learn which posts a topic's query matched are about it, from labels, against the query
+    /// alone and the majority label.
+    Relevance(eval::relevance::RelevanceEvalArgs),
 }
 
 /// Parses arguments, runs the tool, maps failures to exit code 1 with the whole error chain.
@@ -86,6 +89,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             what: Some(EvalWhat::Forecast(args)),
             ..
         } => eval::forecast::run(args),
+        EvalCommand {
+            what: Some(EvalWhat::Relevance(args)),
+            ..
+        } => eval::relevance::run(args),
         EvalCommand {
             text: Some(args), ..
         } => eval::sentiment::run(args),

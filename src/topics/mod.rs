@@ -10,6 +10,7 @@
 
 #[doc(hidden)]
 pub mod cases;
+pub mod relevance;
 pub mod set;
 pub mod syntax;
 pub mod text;

@@ -9,6 +9,7 @@ use crate::config::{AnalyzerSettings, Backend};
 
 pub mod forecast;
 pub mod language;
+pub mod relevance;
 pub mod sentiment;
 pub mod stories;
 pub mod virality;
