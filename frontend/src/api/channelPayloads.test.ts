@@ -51,6 +51,9 @@ function slackProblems(message: unknown): string[] {
   }
 }
 
+// Compiling a message with TypeScript takes seconds, many more on a machine running other tests.
+const COMPILE_MS = 120_000;
+
 describe("a digest's Teams and Slack forms", () => {
   const { slack, teams } = preview.rendered;
 
@@ -75,7 +78,7 @@ describe("a digest's Teams and Slack forms", () => {
     expect(cardProblems({ ...teams.attachments[0].content, body: [{ type: "Carousel" }] }).length).toBeGreaterThan(0);
   });
 
-  it("Slack: blocks that Slack's own types accept, within Slack's documented limits", () => {
+  it("Slack: blocks that Slack's own types accept, within Slack's documented limits", { timeout: COMPILE_MS }, () => {
     expect(slackProblems(slack)).toEqual([]);
     expect(slack.text.length).toBeGreaterThan(0);
     // https://api.slack.com/reference/block-kit/blocks: at most 50 blocks a message, a section's
@@ -88,7 +91,7 @@ describe("a digest's Teams and Slack forms", () => {
     }
   });
 
-  it("Slack: the type check fails on a block Slack does not define", () => {
+  it("Slack: the type check fails on a block Slack does not define", { timeout: COMPILE_MS }, () => {
     const wrong = structuredClone(slack);
     wrong.blocks[0].type = "sectionn";
     expect(slackProblems(wrong).length).toBeGreaterThan(0);
