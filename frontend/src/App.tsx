@@ -221,7 +221,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
               topics={topicList}
               error={data.topicMetrics.isError ? (data.topicMetrics.error as Error).message : data.topics.isError ? (data.topics.error as Error).message : undefined}
               active={filters.topic}
-              window={filters.window}
+              window={period ? "the period" : filters.window}
               canEdit={canEditTopics}
               onPick={pickTopic}
             />
@@ -230,6 +230,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
             <TrendPanel
               series={series.data}
               scope={scopeText}
+              period={period}
               onRender={countChartRender}
             />
           )}

@@ -65,11 +65,11 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     languages: (f: Filters) => request<LanguagesResponse>(`/api/v1/metrics/languages${windowQuery(f)}`),
     products: (f: Filters) => request<ProductsResponse>(`/api/v1/metrics/products${windowQuery(f)}`),
     geo: (f: Filters) => request<GeoResponse>(`/api/v1/metrics/geo${windowQuery(f)}`),
+    /** The last hour by minute, or a fixed period in buckets of at most 1,500 (the API's cap). */
     timeseries: (f: Filters) => {
       const scope = trendScope(f);
-      return request<TimeseriesResponse>(
-        `/api/v1/metrics/timeseries${query({ dimension: scope.dimension, key: scope.key, bucket: "1m" })}`,
-      );
+      const span = f.since && f.until ? { from: f.since, to: f.until, bucket: periodBucket(f.since, f.until) } : { bucket: "1m" };
+      return request<TimeseriesResponse>(`/api/v1/metrics/timeseries${query({ dimension: scope.dimension, key: scope.key, ...span })}`);
     },
     /** The whole stream's terms, or the topic's (the endpoint takes no other filter). */
     terms: (f: Filters) => {
@@ -203,6 +203,12 @@ export interface Draft {
 
 /** The page's REST API, signed in through the page's session. */
 export const api = createApi(session);
+
+/** The narrowest bucket that draws the period in at most 1,500 buckets. */
+export function periodBucket(since: string, until: string): "1m" | "5m" | "1h" {
+  const minutes = (Date.parse(until) - Date.parse(since)) / 60_000;
+  return minutes <= 1500 ? "1m" : minutes <= 7500 ? "5m" : "1h";
+}
 
 function query(params: Record<string, string | number | undefined>): string {
   const q = new URLSearchParams();

@@ -241,7 +241,8 @@ export function TopicsPanel(props: {
   topics: Topic[] | undefined;
   error: string | undefined;
   active: string | undefined;
-  window: Window;
+  /** The window, or `the period` when a fixed period is shown. */
+  window: Window | "the period";
   canEdit: boolean;
   onPick: (id: string | undefined) => void;
 }) {

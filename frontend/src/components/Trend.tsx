@@ -6,16 +6,25 @@ import { Empty, Panel } from "./Panel";
 
 type Point = TrendPoint;
 
-/** Points of the last hour, one per minute, with empty minutes as zero-volume gaps. */
-export function trendPoints(series: TimeseriesResponse | undefined, now = Date.now()): Point[] {
+/** Bucket widths the time series takes, in minutes. */
+const bucketMinutes = { "1m": 1, "5m": 5, "1h": 60 } as const;
+
+/**
+ * One point per bucket, empty buckets as zero-volume gaps: the last hour by minute, or with a
+ * fixed `period` (RFC 3339 ends), the period in the series' buckets.
+ */
+export function trendPoints(series: TimeseriesResponse | undefined, now = Date.now(), period?: { since: string; until: string }): Point[] {
   if (!series) return [];
-  const byMinute = new Map(series.points.map((p) => [Math.floor(Date.parse(p.at) / 60_000), p]));
-  const last = Math.floor(now / 60_000);
+  const step = bucketMinutes[series.bucket] * 60_000;
+  const byBucket = new Map(series.points.map((p) => [Math.floor(Date.parse(p.at) / step), p]));
+  const [first, last] = period
+    ? [Math.floor(Date.parse(period.since) / step), Math.ceil(Date.parse(period.until) / step) - 1]
+    : [Math.floor(now / step) - 59, Math.floor(now / step)];
   const out: Point[] = [];
-  for (let m = last - 59; m <= last; m++) {
-    const p = byMinute.get(m);
+  for (let b = first; b <= last && out.length < 1500; b++) {
+    const p = byBucket.get(b);
     out.push({
-      at: new Date(m * 60_000).toISOString(),
+      at: new Date(b * step).toISOString(),
       posts: p?.posts ?? 0,
       mean: p?.sentiment.mean ?? NaN,
       negative: p?.sentiment.negative_share ?? NaN,
@@ -25,13 +34,20 @@ export function trendPoints(series: TimeseriesResponse | undefined, now = Date.n
 }
 
 /** The trend; the chart re-renders only when the series changed (once a second at most). */
-export const TrendPanel = memo(function TrendPanel(props: { series: TimeseriesResponse | undefined; scope: string; onRender?: () => void }) {
-  const points = useMemo(() => trendPoints(props.series), [props.series]);
+export const TrendPanel = memo(function TrendPanel(props: {
+  series: TimeseriesResponse | undefined;
+  scope: string;
+  period?: { since: string; until: string };
+  onRender?: () => void;
+}) {
+  const { period } = props;
+  const points = useMemo(() => trendPoints(props.series, Date.now(), period), [props.series, period?.since, period?.until]);
+  const per = props.series ? { "1m": "minute", "5m": "5 minutes", "1h": "hour" }[props.series.bucket] : "minute";
   const current = props.series?.points.at(-1);
   return (
     <Panel
       id="trend"
-      title="Sentiment trend — last hour"
+      title={period ? "Sentiment trend — the period" : "Sentiment trend — last hour"}
       className="wide"
       aside={<span className="muted small">{props.scope}</span>}
     >
@@ -43,7 +59,11 @@ export const TrendPanel = memo(function TrendPanel(props: { series: TimeseriesRe
       ) : (
         <>
           <p className="sr-only" data-testid="trend-summary">
-            {current ? `This minute: ${compact(current.posts)} posts, mean ${signed(current.sentiment.mean)}` : "No posts in the last hour"}
+            {current
+              ? `${period ? "Last bucket" : "This minute"}: ${compact(current.posts)} posts, mean ${signed(current.sentiment.mean)}`
+              : period
+                ? "No posts in the period"
+                : "No posts in the last hour"}
           </p>
           <div data-testid="trend-chart" data-points={props.series.points.length} data-last-posts={current?.posts ?? 0}>
             <TrendChart points={points} onRender={props.onRender} />
@@ -52,7 +72,7 @@ export const TrendPanel = memo(function TrendPanel(props: { series: TimeseriesRe
       )}
       <p className="legend small">
         <span className="key accent" /> mean sentiment <span className="key neg dashed" /> negative share{" "}
-        <span className="key vol" /> posts per minute
+        <span className="key vol" /> posts per {per}
       </p>
     </Panel>
   );

@@ -67,7 +67,7 @@ export const TrendChart = memo(function TrendChart({ points, onRender }: { point
   const x = (i: number) => M.left + band * (i + 0.5);
   const yS = (v: number) => M.top + ((1 - v) / 2) * h;
   const yV = (v: number) => M.top + h - (v / vmax) * h;
-  const every = Math.max(1, Math.ceil(60 / Math.max(1, w / 6)) * 5);
+  const every = Math.max(1, Math.ceil(n / Math.max(1, w / 6)) * 5);
   const tip = hover !== undefined ? points[hover] : undefined;
 
   const onMove = (e: React.PointerEvent<SVGSVGElement>) => {
@@ -79,7 +79,7 @@ export const TrendChart = memo(function TrendChart({ points, onRender }: { point
   return (
     <div ref={ref} className="chart" style={{ height: HEIGHT }}>
       {width > 0 && (
-        <svg width={width} height={HEIGHT} role="img" aria-label="Posts per minute, mean sentiment and negative share over the last hour" onPointerMove={onMove} onPointerLeave={() => setHover(undefined)}>
+        <svg width={width} height={HEIGHT} role="img" aria-label="Posts per bucket, mean sentiment and negative share over time" onPointerMove={onMove} onPointerLeave={() => setHover(undefined)}>
           <g className="chart-grid">
             {SENTIMENT_TICKS.map((t) => (
               <line key={t} x1={M.left} x2={M.left + w} y1={yS(t)} y2={yS(t)} />

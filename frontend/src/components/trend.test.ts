@@ -22,4 +22,15 @@ describe("trend points", () => {
     expect(points[1].posts).toBe(0);
     expect(Number.isNaN(points[1].mean)).toBe(true);
   });
+
+  it("draws a fixed period in the series' buckets", () => {
+    const points = trendPoints(
+      { dimension: "overall", key: "", from: "", to: "", bucket: "1h", points: [] },
+      0,
+      { since: "2026-11-02T07:00:00Z", until: "2026-11-09T07:00:00Z" },
+    );
+    expect(points).toHaveLength(7 * 24);
+    expect(points[0].at).toBe("2026-11-02T07:00:00.000Z");
+    expect(points.at(-1)?.at).toBe("2026-11-09T06:00:00.000Z");
+  });
 });

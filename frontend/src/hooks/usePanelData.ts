@@ -12,7 +12,7 @@ import { MAX_VIRAL } from "../state/live";
 export function usePanelData(filters: Filters, wsFilter: SubscribeFilter, admin: boolean) {
   const q = { placeholderData: keepPreviousData, retry: 1 } as const;
   const overall = useQuery({ queryKey: ["overall", filters], queryFn: () => api.overall(filters), refetchInterval: 2000, ...q });
-  const series = useQuery({ queryKey: ["timeseries", trendScope(filters)], queryFn: () => api.timeseries(filters), refetchInterval: 1000, ...q });
+  const series = useQuery({ queryKey: ["timeseries", trendScope(filters), filters.since, filters.until], queryFn: () => api.timeseries(filters), refetchInterval: 1000, ...q });
   const platforms = useQuery({ queryKey: ["platforms", filters], queryFn: () => api.platforms(filters), refetchInterval: 5000, ...q });
   const products = useQuery({ queryKey: ["products", filters], queryFn: () => api.products(filters), refetchInterval: 5000, ...q });
   const channels = useQuery({ queryKey: ["channels", filters], queryFn: () => api.channels(filters), refetchInterval: 5000, ...q });

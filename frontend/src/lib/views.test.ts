@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseFilters, filtersToSearch } from "./filters";
 import { filtersOf, shows, stateOf, unchanged } from "./views";
+import { periodBucket } from "../api/client";
 
 describe("saved views", () => {
   it("keep the dashboard's state and give it back", () => {
@@ -33,5 +34,13 @@ describe("saved views", () => {
     expect(f.panels).toEqual(["trend"]);
     expect(f.savedView).toBeUndefined();
     expect(parseFilters("?since=yesterday&until=2026-11-02T00:00:00Z").since).toBeUndefined();
+  });
+});
+
+describe("a period's trend", () => {
+  it("is drawn in at most 1,500 buckets", () => {
+    expect(periodBucket("2026-11-02T07:00:00Z", "2026-11-03T07:00:00Z")).toBe("1m");
+    expect(periodBucket("2026-11-02T07:00:00Z", "2026-11-05T07:00:00Z")).toBe("5m");
+    expect(periodBucket("2026-11-02T07:00:00Z", "2026-11-09T07:00:00Z")).toBe("1h");
   });
 });
