@@ -13,6 +13,7 @@ use super::state::State;
 use super::topics::name_problem;
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
 use crate::models::errors::ErrorCode;
+use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::metrics::Window;
 use crate::models::Platform;
 
@@ -22,8 +23,6 @@ pub const MAX_VIEWS_PER_OWNER: i64 = 200;
 pub const MAX_VIEWS: i64 = 5_000;
 /// Panels a view may name.
 pub const MAX_PANELS: usize = 40;
-/// Longest label filter value, as the dashboard's address takes it.
-const MAX_FILTER_CHARS: usize = 128;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidView, message)
@@ -104,9 +103,10 @@ fn state_problem(state: &ViewState) -> Option<String> {
         ("city", &f.city),
     ] {
         if let Some(v) = value {
-            if v.trim().is_empty() || v.chars().count() > MAX_FILTER_CHARS || v.contains('\0') {
+            // A label longer than a post's label can be would match nothing.
+            if v.trim().is_empty() || v.len() > MAX_LABEL_BYTES || v.contains('\0') {
                 return Some(format!(
-                    "filters.{name} must be 1 to {MAX_FILTER_CHARS} characters"
+                    "filters.{name} must be 1 to {MAX_LABEL_BYTES} bytes"
                 ));
             }
         }

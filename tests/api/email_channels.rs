@@ -84,6 +84,17 @@ struct SmtpSink {
 }
 
 impl SmtpSink {
+    /// Points `settings` at this sink (STARTTLS with the test CA in `dir`, the sink's login),
+    /// sending as `from`.
+    fn relay_for(&self, settings: &mut pulse::config::Settings, dir: &std::path::Path, from: &str) {
+        settings.email.smtp_host = "localhost".into();
+        settings.email.smtp_port = self.port;
+        settings.email.username = "pulse".into();
+        settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
+        settings.email.ca_file = dir.join("ca.pem").display().to_string();
+        settings.email.from = from.into();
+    }
+
     fn start(dir: &std::path::Path, fail_first: u32) -> SmtpSink {
         use std::io::BufRead;
         let python = std::env::var("PULSE_TEST_PYTHON").expect(
@@ -165,12 +176,7 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
     settings.alerts.resolve_after_secs = 1;
     settings.webhooks.base_delay_ms = 50;
     settings.webhooks.poll_ms = 50;
-    settings.email.smtp_host = "localhost".into();
-    settings.email.smtp_port = sink.port;
-    settings.email.username = "pulse".into();
-    settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
-    settings.email.ca_file = dir.join("ca.pem").display().to_string();
-    settings.email.from = "Pulse Alerts <alerts@pulse.test>".into();
+    sink.relay_for(&mut settings, &dir, "Pulse Alerts <alerts@pulse.test>");
     let app = spawn_app_with(env, settings).await;
     app.remove_rules().await;
     let rule = app
@@ -298,12 +304,7 @@ async fn a_digest_reaches_email_with_its_chart_inline_and_a_text_part() {
     let mut settings = env.settings();
     settings.webhooks.base_delay_ms = 50;
     settings.webhooks.poll_ms = 50;
-    settings.email.smtp_host = "localhost".into();
-    settings.email.smtp_port = sink.port;
-    settings.email.username = "pulse".into();
-    settings.email.password = pulse::config::Secret("s3cret-smtp-password".into());
-    settings.email.ca_file = dir.join("ca.pem").display().to_string();
-    settings.email.from = "Pulse <digests@pulse.test>".into();
+    sink.relay_for(&mut settings, &dir, "Pulse <digests@pulse.test>");
     let app = spawn_app_with(env, settings).await;
     let posts: Vec<String> = (0..12)
         .map(|i| post_json(&format!("dm-{i}"), "the battery died again, awful"))
