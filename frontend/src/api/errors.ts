@@ -41,3 +41,8 @@ export async function apiError(res: Response): Promise<ApiError> {
   }
   return new ApiError(res.status, code, message, retryAfterSecs(res.headers.get("retry-after")), details);
 }
+
+/** What a failed call says to the person who made it: the server's message, or that it could not be reached. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? e.message : `The server could not be reached: ${(e as Error).message}`;
+}

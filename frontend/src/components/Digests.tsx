@@ -1,16 +1,13 @@
 import { useState, type FormEvent } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, ApiError, type DigestScopeInput, type NewDigestSchedule } from "../api/client";
+import { api, type DigestScopeInput, type NewDigestSchedule } from "../api/client";
+import { errorText } from "../api/errors";
 import type { Channel, DigestPreview, DigestSchedule, Topic } from "../api/schemas";
 import { useViews } from "./Views";
 import { Empty, Panel } from "./Panel";
 
 const weekdays = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] as const;
 const DAY_MS = 86_400_000;
-
-function errorText(e: unknown): string {
-  return e instanceof ApiError ? e.message : `The server could not be reached: ${(e as Error).message}`;
-}
 
 /** The e-mail's HTML with its chart inline, as a mail client shows it. */
 export function previewHtml(p: DigestPreview): string {

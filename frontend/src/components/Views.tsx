@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError } from "../api/client";
+import { errorText } from "../api/errors";
 import type { SavedView } from "../api/schemas";
 import type { Filters } from "../lib/filters";
 import { filtersOf, PANELS, stateOf, unchanged } from "../lib/views";
@@ -8,10 +9,6 @@ import { filtersOf, PANELS, stateOf, unchanged } from "../lib/views";
 /** The caller's saved views and the shared ones; refreshed after every change made here. */
 export function useViews() {
   return useQuery({ queryKey: ["views"], queryFn: api.views, refetchInterval: 60_000, retry: 1 });
-}
-
-function errorText(e: unknown): string {
-  return e instanceof ApiError ? e.message : `The server could not be reached: ${(e as Error).message}`;
 }
 
 /**
