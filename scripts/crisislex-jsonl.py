@@ -20,22 +20,27 @@ def created_at(tweet_id: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def labelled_tweets(event: Path):
+    """The tweets of one event's folder as (tweet id, text, informativeness), in file order."""
+    for path in event.glob("*-tweets_labeled.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            next(reader)
+            for rec in reader:
+                if len(rec) < 5:
+                    continue
+                yield int(rec[0].strip('"')), rec[1], rec[4].strip()
+
+
 def main() -> None:
     root = Path(sys.argv[1])
     rows = []
     for event in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in event.glob("*-tweets_labeled.csv"):
-            with path.open(newline="", encoding="utf-8") as f:
-                reader = csv.reader(f)
-                next(reader)
-                for rec in reader:
-                    if len(rec) < 5:
-                        continue
-                    tweet_id, text, informativeness = int(rec[0].strip('"')), rec[1], rec[4].strip()
-                    row = {"id": str(tweet_id), "text": text, "created_at": created_at(tweet_id)}
-                    if informativeness not in ("Not related", "Not applicable"):
-                        row["label"] = event.name
-                    rows.append((tweet_id, row))
+        for tweet_id, text, informativeness in labelled_tweets(event):
+            row = {"id": str(tweet_id), "text": text, "created_at": created_at(tweet_id)}
+            if informativeness not in ("Not related", "Not applicable"):
+                row["label"] = event.name
+            rows.append((tweet_id, row))
     rows.sort(key=lambda r: r[0])
     seen = set()
     for tweet_id, row in rows:

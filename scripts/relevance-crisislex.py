@@ -10,20 +10,22 @@ language), `label` (`related` for "Related and informative" and "Related - but n
 `test` for about 30% of each event, chosen by a hash of the text with links, mentions and `RT`
 removed, so near-duplicates (retweets, copies) fall in one fold.
 """
-import csv
 import hashlib
+import importlib.util
 import json
 import re
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
-TWITTER_EPOCH_MS = 1288834974657
+# The reading of the labelled tweets and their times is the stories script's.
+_spec = importlib.util.spec_from_file_location("crisislex_jsonl", Path(__file__).with_name("crisislex-jsonl.py"))
+crisislex = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(crisislex)
 
 
 def created_at(tweet_id: int) -> str:
-    ms = (tweet_id >> 22) + TWITTER_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """The tweet's time to the second (the stories script keeps milliseconds)."""
+    return crisislex.created_at(tweet_id)[:-5] + "Z"
 
 
 def query(keywords: list[str]) -> str:
@@ -47,25 +49,18 @@ def main() -> None:
         if description is None:
             continue
         q = query(json.loads(description.read_text(encoding="utf-8")).get("keywords", []))
-        for path in event.glob("*-tweets_labeled.csv"):
-            with path.open(newline="", encoding="utf-8") as f:
-                reader = csv.reader(f)
-                next(reader)
-                for rec in reader:
-                    if len(rec) < 5:
-                        continue
-                    tweet_id, text, informativeness = int(rec[0].strip('"')), rec[1], rec[4].strip()
-                    if tweet_id in seen or informativeness == "Not labeled":
-                        continue
-                    seen.add(tweet_id)
-                    related = informativeness.startswith("Related")
-                    bucket = int(hashlib.sha1(fold(text).encode()).hexdigest()[:8], 16) % 10
-                    print(json.dumps({
-                        "id": str(tweet_id), "text": text, "entity": event.name, "query": q,
-                        "label": "related" if related else "unrelated",
-                        "created_at": created_at(tweet_id),
-                        "split": "test" if bucket < 3 else "train",
-                    }, ensure_ascii=False))
+        for tweet_id, text, informativeness in crisislex.labelled_tweets(event):
+            if tweet_id in seen or informativeness == "Not labeled":
+                continue
+            seen.add(tweet_id)
+            related = informativeness.startswith("Related")
+            bucket = int(hashlib.sha1(fold(text).encode()).hexdigest()[:8], 16) % 10
+            print(json.dumps({
+                "id": str(tweet_id), "text": text, "entity": event.name, "query": q,
+                "label": "related" if related else "unrelated",
+                "created_at": created_at(tweet_id),
+                "split": "test" if bucket < 3 else "train",
+            }, ensure_ascii=False))
 
 
 if __name__ == "__main__":
