@@ -183,6 +183,10 @@ impl Application {
             traces: pipeline.traces().clone(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            review: crate::http::labels::Review::new(
+                &settings.topics,
+                Some(pipeline.topics().clone()),
+            ),
             exports: Default::default(),
             downloads: Default::default(),
             export_wake: export_wake.clone(),

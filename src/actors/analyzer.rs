@@ -16,6 +16,7 @@ use crate::analysis::{self, routing::LanguageRouter, Backend};
 use crate::config::AnalyzerSettings;
 use crate::models::Event;
 use crate::telemetry::names;
+use crate::topics::relevance::{self, Filters};
 use crate::topics::{LiveTopics, PostFields, TopicSet};
 
 /// One worker of the pool.
@@ -123,30 +124,46 @@ impl AnalyzerWorker {
                 analysis,
                 story_id: None,
                 topics: Vec::new(),
+                filtered_topics: Vec::new(),
                 search: Vec::new(),
             })
             .collect();
         if let Some(topics) = &self.topics {
-            match_topics(&topics.get(), &mut out.posts);
+            let (set, filters) = topics.with_filters();
+            match_topics(&set, &filters, &mut out.posts);
             index(&mut out.posts);
         }
         out
     }
 }
 
-/// Matches each post against every topic of `set`, once, as analysed (its resolved language).
-fn match_topics(set: &TopicSet, posts: &mut [AnalyzedPost]) {
+/// Matches each post against every topic of `set`, once, as analysed (its resolved language),
+/// and leaves out of each topic whose relevance filter says so the posts it does not keep.
+fn match_topics(set: &TopicSet, filters: &Filters, posts: &mut [AnalyzedPost]) {
     if set.is_empty() || posts.is_empty() {
         return;
     }
     let started = Instant::now();
-    let mut matched = 0;
+    let (mut matched, mut filtered) = (0, 0);
     for p in posts.iter_mut() {
-        p.topics = set.matches(&PostFields::of(p));
-        matched += p.topics.len();
+        let matches = set.matches(&PostFields::of(p));
+        matched += matches.len();
+        let read = relevance::Post {
+            text: &p.post.text,
+            author: Some(&p.post.author.id),
+            lang: p.analysis.lang.as_deref(),
+            matched: true,
+        };
+        let (kept, left_out) = filters.split(matches, &read);
+        filtered += left_out.len();
+        p.topics = kept;
+        p.filtered_topics = left_out;
     }
     metrics::histogram!(names::TOPIC_MATCH_SECONDS).record(started.elapsed());
     metrics::counter!(names::TOPIC_MATCHES).increment(matched as u64);
+    if filtered > 0 {
+        metrics::counter!(names::TOPIC_FILTERED_POSTS).increment(filtered as u64);
+    }
 }
 
 /// Writes each post's search vector, read as topics read it.

@@ -11,6 +11,7 @@ pub mod ingester;
 pub mod mailer;
 pub mod messages;
 pub mod monitor;
+pub mod relevance;
 pub mod retention;
 pub mod search_indexer;
 mod series;
@@ -75,6 +76,7 @@ pub struct Pipeline {
     topics: Arc<crate::topics::LiveTopics>,
     topic_watcher: Addr<TopicWatcher>,
     retagger: Addr<Retagger>,
+    learner: Addr<relevance::RelevanceLearner>,
     search_indexer: Addr<search_indexer::SearchIndexer>,
     // Held for the pipeline's lifetime; read only by fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
@@ -248,6 +250,8 @@ impl Pipeline {
             Some(ingest.clone()),
         )
         .start();
+        let learner =
+            relevance::RelevanceLearner::new(pool.clone(), &settings.topics, high_churn).start();
         let search_indexer = search_indexer::SearchIndexer::new(
             pool.clone(),
             &settings.topics,
@@ -270,6 +274,7 @@ impl Pipeline {
             topics,
             topic_watcher,
             retagger,
+            learner,
             search_indexer,
             analyzer,
             _watchdog: watchdog,
@@ -312,6 +317,7 @@ impl Pipeline {
         self.deliverer.do_send(messages::Stop);
         self.topic_watcher.do_send(messages::Stop);
         self.retagger.do_send(messages::Stop);
+        self.learner.do_send(messages::Stop);
         self.search_indexer.do_send(messages::Stop);
     }
 
@@ -374,5 +380,6 @@ stop_on_request!(
     aggregator::Aggregator,
     TopicWatcher,
     Retagger,
+    relevance::RelevanceLearner,
     search_indexer::SearchIndexer
 );

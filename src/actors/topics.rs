@@ -21,6 +21,7 @@ use super::ingester::IngestContext;
 use crate::config::TopicSettings;
 use crate::db::{retags, topics as db};
 use crate::telemetry::names;
+use crate::topics::relevance::{Filter, Filters, Model};
 use crate::topics::{LiveTopics, TopicDef, TopicSet};
 
 /// Loads the active topics into `live` when their revision differs from the one it holds.
@@ -33,6 +34,7 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let active = db::active(&**client).await?;
+    let adopted = crate::db::relevance::adopted(&**client).await?;
     drop(client);
     let defs: Vec<TopicDef> = active
         .into_iter()
@@ -42,8 +44,29 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
     for (id, error) in refused {
         tracing::error!(topic = id, %error, "a stored topic's query no longer parses; it is not matched");
     }
+    let filters = Filters::new(adopted.into_iter().filter_map(
+        |(topic, model_id, threshold, bias, weights)| {
+            let Some(model) = Model::from_stored(bias, &weights) else {
+                tracing::error!(
+                    topic,
+                    model_id,
+                    "a stored relevance model does not read back; the topic is not filtered"
+                );
+                return None;
+            };
+            Some((
+                topic,
+                Filter {
+                    model_id,
+                    model,
+                    threshold,
+                },
+            ))
+        },
+    ));
     metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);
-    live.replace(revision as u64, set);
+    metrics::gauge!(names::TOPICS_FILTERED).set(filters.len() as f64);
+    live.replace_with(revision as u64, set, filters);
     Ok(true)
 }
 

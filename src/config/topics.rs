@@ -25,6 +25,17 @@ pub struct TopicSettings {
     /// rests `t × (1/share − 1)` after a chunk that took `t`); with nothing in flight it
     /// works without rest.
     pub retag_busy_share: f64,
+    /// Labels one reviewer may give per second, on average, per process.
+    pub label_rate_per_sec: f64,
+    /// Labels one reviewer may give at once above that rate.
+    pub label_burst: u32,
+    /// How long a post handed to a reviewer by the review queue is theirs alone, in seconds.
+    pub review_claim_secs: u64,
+    /// How often a process looks for topics with new labels to learn from, and stored posts to
+    /// re-score, in milliseconds.
+    pub relevance_every_ms: u64,
+    /// Stored posts a re-scoring under a newly adopted model reads and moves per transaction.
+    pub relevance_rescore_chunk: usize,
 }
 
 impl Default for TopicSettings {
@@ -37,6 +48,11 @@ impl Default for TopicSettings {
             retag_busy_chunk: 500,
             retag_max_days: 90,
             retag_busy_share: 0.3,
+            label_rate_per_sec: 5.0,
+            label_burst: 100,
+            review_claim_secs: 300,
+            relevance_every_ms: 1_000,
+            relevance_rescore_chunk: 500,
         }
     }
 }
@@ -49,6 +65,18 @@ impl TopicSettings {
                 "topics.retag_busy_share must be above 0 and at most 1, not {}",
                 self.retag_busy_share
             ));
+        }
+        if !(self.label_rate_per_sec > 0.0 && self.label_rate_per_sec.is_finite())
+            || self.label_burst == 0
+            || self.review_claim_secs == 0
+            || self.relevance_every_ms == 0
+            || self.relevance_rescore_chunk == 0
+        {
+            return Err(
+                "topics.label_rate_per_sec, topics.label_burst, topics.review_claim_secs, \
+                 topics.relevance_every_ms and topics.relevance_rescore_chunk must be above 0"
+                    .into(),
+            );
         }
         if self.retag_chunk == 0 || self.retag_busy_chunk == 0 || self.refresh_ms == 0 {
             return Err(

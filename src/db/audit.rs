@@ -84,8 +84,11 @@ pub fn action_for(method: &str, path: &str) -> String {
     let resource = match segments.get(2).copied() {
         Some("alert-rules") => "rule",
         Some("webhooks") => "webhook",
+        Some("labels") => "label",
+        Some("review") => "review",
         Some("topics") => match segments.get(4).copied() {
             Some("retags") => "topic_retag",
+            Some("relevance") => "topic_relevance",
             _ => "topic",
         },
         Some("admin") => match segments.get(3).copied() {
@@ -99,6 +102,7 @@ pub fn action_for(method: &str, path: &str) -> String {
         ("POST", _) => "create",
         ("PATCH" | "PUT", _) => "update",
         ("DELETE", _) if resource == "key" => "revoke",
+        ("DELETE", _) if resource == "label" => "undo",
         ("DELETE", _) => "delete",
         _ => "change",
     };

@@ -89,13 +89,15 @@ const RELATIONS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     // The topics each post matched, one row per post and topic (an array of arrays would
-    // have to be rectangular); gathered into the post's `topics` and `topic_versions`.
+    // have to be rectangular); gathered into the post's `topics` and `topic_versions`, or,
+    // for those the topic's relevance left out (`kept` false), its `filtered_topics`.
     (
         "post_topics",
         &[
             ("post_id", "text"),
             ("topic_id", "int8"),
             ("version", "int4"),
+            ("kept", "bool"),
         ],
     ),
 ];
@@ -186,14 +188,15 @@ WITH dl AS MATERIALIZED (
     SELECT u.*, false FROM UNNEST({deletions.post_id}, {deletions.at}, {deletions.producer})
         AS u (post_id, at, producer)
 ), pt AS (
-    SELECT post_id, array_agg(topic_id ORDER BY topic_id) AS topics,
-           array_agg(version ORDER BY topic_id) AS versions
+    SELECT post_id, array_agg(topic_id ORDER BY topic_id) FILTER (WHERE kept) AS topics,
+           array_agg(version ORDER BY topic_id) FILTER (WHERE kept) AS versions,
+           array_agg(topic_id ORDER BY topic_id) FILTER (WHERE NOT kept) AS filtered
     FROM (SELECT DISTINCT ON (post_id, topic_id) *
           FROM UNNEST({post_topics}) AS u ({post_topics.*})) AS u
     GROUP BY post_id
 ), p AS (
-    INSERT INTO posts AS t ({posts.*}, topics, topic_versions, deleted_at)
-    SELECT u.*, pt.topics, pt.versions,
+    INSERT INTO posts AS t ({posts.*}, topics, topic_versions, filtered_topics, deleted_at)
+    SELECT u.*, pt.topics, pt.versions, pt.filtered,
            (SELECT min(dl.at) FROM dl
             WHERE dl.post_id = u.id AND may_act(dl.producer, u.producer, {trust}))
     FROM UNNEST({posts}) AS u ({posts.*})
@@ -462,8 +465,15 @@ struct Columns<'a> {
     topic_posts: Texts<'a>,
     topic_ids: Vec<i64>,
     topic_versions: Vec<i32>,
+    topic_kept: Vec<bool>,
     high_churn: f32,
     trust: &'a [String],
+}
+
+/// Every topic `p`'s query matched, with whether the topic keeps it.
+fn matched(p: &AnalyzedPost) -> impl Iterator<Item = (&crate::models::topic::TopicMatch, bool)> {
+    let kept = p.topics.iter().map(|t| (t, true));
+    kept.chain(p.filtered_topics.iter().map(|t| (t, false)))
 }
 
 impl<'a> Columns<'a> {
@@ -571,16 +581,17 @@ impl<'a> Columns<'a> {
                 .collect(),
             topic_posts: posts
                 .iter()
-                .flat_map(|p| p.topics.iter().map(move |_| p.post.id.as_str()))
+                .flat_map(|p| matched(p).map(move |_| p.post.id.as_str()))
                 .collect(),
             topic_ids: posts
                 .iter()
-                .flat_map(|p| p.topics.iter().map(|t| t.id))
+                .flat_map(|p| matched(p).map(|t| t.0.id))
                 .collect(),
             topic_versions: posts
                 .iter()
-                .flat_map(|p| p.topics.iter().map(|t| t.version))
+                .flat_map(|p| matched(p).map(|t| t.0.version))
                 .collect(),
+            topic_kept: posts.iter().flat_map(|p| matched(p).map(|t| t.1)).collect(),
             high_churn: options.high_churn,
             trust: options.trust.pairs(),
         }
@@ -637,6 +648,7 @@ impl<'a> Columns<'a> {
             ("post_topics", "post_id") => &self.topic_posts,
             ("post_topics", "topic_id") => &self.topic_ids,
             ("post_topics", "version") => &self.topic_versions,
+            ("post_topics", "kept") => &self.topic_kept,
             ("", "high_churn") => &self.high_churn,
             ("", "trust") => &self.trust,
             _ => return None,

@@ -13,7 +13,8 @@ pub const POST_COLUMNS: &str =
     "id, platform, author_id, author_followers, text, created_at, lang, \
     city, country, product, channel, parent_id, url, likes, shares, comments, views, \
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
-    lang_source, language_support, story_id, topics, topic_versions, ingested_at, deleted_at";
+    lang_source, language_support, story_id, topics, topic_versions, filtered_topics, ingested_at, \
+    deleted_at";
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -126,9 +127,16 @@ pub fn post_view(row: &Row) -> PostView {
         story_id: row.get("story_id"),
         topics,
         topic_versions,
+        filtered_topics: sorted(row.get("filtered_topics")),
         ingested_at: row.get("ingested_at"),
         deleted_at: row.try_get("deleted_at").ok().flatten(),
     }
+}
+
+fn sorted(ids: Option<Vec<i64>>) -> Vec<i64> {
+    let mut ids = ids.unwrap_or_default();
+    ids.sort_unstable();
+    ids
 }
 
 /// Posts per model (the lexicon counts as one) created since `from`, most used first.

@@ -7,7 +7,8 @@
 //! committed together. A post gains or loses only this topic (its array is changed in place
 //! under its row lock, so jobs of different topics never undo each other), and the rollups of
 //! the dimension `topic` change with it through `post_rollup_deltas` and
-//! `engagement_rollup_deltas`, the functions the store adds posts with.
+//! `engagement_rollup_deltas`, the functions the store adds posts with. A post the topic's
+//! relevance filtered stays filtered: matching again does not put it back.
 
 use std::sync::LazyLock;
 
@@ -218,6 +219,7 @@ static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
                           topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4
     WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL
       AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+      AND NOT COALESCE(t.filtered_topics @> ARRAY[$1::int8], false)
     RETURNING t.id, {returned}
 ), kept AS (
     UPDATE posts AS t SET topic_versions[array_position(t.topics, $1::int8)] = $2::int4

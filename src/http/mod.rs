@@ -28,6 +28,7 @@ pub mod filters;
 pub mod forecast;
 pub mod guard;
 pub mod health;
+pub mod labels;
 pub mod live;
 pub mod metrics_api;
 pub mod openapi;
@@ -36,7 +37,9 @@ pub mod peer;
 pub mod pipeline;
 pub mod posts;
 pub mod rate_limit;
+pub mod relevance;
 pub mod request_id;
+pub mod review;
 pub mod routes;
 pub mod saved_searches;
 pub mod saved_views;
@@ -100,6 +103,8 @@ pub struct AppState {
     pub policy: &'static crate::auth::policy::RoutePolicy,
     /// Callers with a topic preview running (one each).
     pub previews: crate::actors::analyzer_share::Callers,
+    /// Reviewers' label budgets and the topics' learned relevance.
+    pub review: labels::Review,
     /// Exports running (one per caller, a few in all).
     pub exports: std::sync::Arc<export::Exports>,
     /// The downloads of export jobs running, under the same limits as `exports` but apart, so

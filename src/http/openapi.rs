@@ -65,6 +65,7 @@ const DOCS_CSS: &str = include_str!("docs/docs.css");
         (name = "stories", description = "What the posts are about: stories found live"),
         (name = "digests", description = "Scheduled reports of a period, their previews and schedules"),
         (name = "views", description = "Saved dashboard views, the caller's and the shared ones"),
+        (name = "review", description = "People's labels on posts, the review queue, and each topic's relevance learned from them"),
         (name = "live", description = "The WebSocket of live updates"),
         (name = "auth", description = "The authentication mode and the token exchange"),
         (name = "admin", description = "API keys and the audit log (admin role)"),

@@ -14,9 +14,9 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, digests, events, export, export_jobs, forecast, health, live,
-    metrics_api, openapi, pipeline, posts, saved_searches, saved_views, search, stories, topics,
-    virality_api, webhooks_api,
+    alerts_api, analyze, auth_api, digests, events, export, export_jobs, forecast, health, labels,
+    live, metrics_api, openapi, pipeline, posts, relevance, review, saved_searches, saved_views,
+    search, stories, topics, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -108,6 +108,8 @@ endpoints! {
     saved_views::create => ANALYST,
     saved_views::update => ANALYST,
     saved_views::remove => ANALYST,
+    labels::list => ANALYST,
+    relevance::get_one => ANALYST,
 
     topics::create => EDITOR,
     saved_searches::create => EDITOR,
@@ -120,6 +122,10 @@ endpoints! {
     digests::schedules::update => EDITOR,
     digests::schedules::remove => EDITOR,
     digests::schedules::send_now => EDITOR,
+    labels::create => EDITOR,
+    labels::undo => EDITOR,
+    review::next => EDITOR,
+    relevance::update => EDITOR,
 
     alerts_api::create_rule => ADMIN,
     alerts_api::update_rule => ADMIN,

@@ -156,6 +156,7 @@ mod tests {
             traces: Default::default(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            review: crate::http::labels::Review::new(&settings.topics, None),
             exports: Default::default(),
             downloads: Default::default(),
             export_wake: Default::default(),

@@ -260,6 +260,9 @@ pub struct AnalyzedPost {
     pub story_id: Option<i64>,
     /// The topics it matched when it was analysed, by id.
     pub topics: Vec<super::topic::TopicMatch>,
+    /// Topics its query matched that the topic's learned relevance left out: the post is kept,
+    /// and counts in none of their figures.
+    pub filtered_topics: Vec<super::topic::TopicMatch>,
     /// Its search vector, in PostgreSQL's binary `tsvector` form; empty for none yet (the
     /// search indexer writes it later).
     pub search: Vec<u8>,

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InvalidDigest,
     /// A saved view that cannot be kept (name, filters, period, panels, topic).
     InvalidView,
+    /// A label that cannot be kept (kind, value, post, topic), or an undo of one that cannot.
+    InvalidLabel,
     /// A search whose facets would check more posts one by one than a request may (a broad
     /// `NEAR`); narrow it with words, a time range or filters.
     QueryTooBroad,
@@ -135,8 +137,8 @@ impl ErrorCode {
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
             | InvalidKey | InvalidTopicQuery | InvalidTopic | InvalidDigest | InvalidView
-            | QueryTooBroad | NonCanonicalPath | BadHandshake | InvalidMessage | UnknownType
-            | UnknownTopic | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
+            | InvalidLabel | QueryTooBroad | NonCanonicalPath | BadHandshake | InvalidMessage
+            | UnknownType | UnknownTopic | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed | OutOfScope => 403,
@@ -170,6 +172,7 @@ impl ErrorCode {
             InvalidTopic => "invalid_topic",
             InvalidDigest => "invalid_digest",
             InvalidView => "invalid_view",
+            InvalidLabel => "invalid_label",
             QueryTooBroad => "query_too_broad",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",

@@ -9,6 +9,7 @@ pub mod deletion;
 pub mod errors;
 pub mod event;
 pub mod key_scope;
+pub mod label;
 pub mod live;
 pub mod metrics;
 pub mod printable;

@@ -34,6 +34,10 @@ pub struct PostView {
     /// The version of each topic's query that matched, in the order of `topics`.
     #[serde(default)]
     pub topic_versions: Vec<i32>,
+    /// Topics its query matched that the topic's relevance (a reviewer's label, or the learned
+    /// filter) left out: listed as filtered, counted in none of their figures.
+    #[serde(default)]
+    pub filtered_topics: Vec<i64>,
     pub ingested_at: DateTime<Utc>,
     /// When the platform deleted the post (only a post read by its id can be deleted:
     /// listings leave deleted posts out).
@@ -143,6 +147,7 @@ impl PostView {
             story_id: p.story_id,
             topics: p.topics.iter().map(|t| t.id).collect(),
             topic_versions: p.topics.iter().map(|t| t.version).collect(),
+            filtered_topics: p.filtered_topics.iter().map(|t| t.id).collect(),
             ingested_at,
             deleted_at: None,
         }

@@ -76,6 +76,16 @@ pub mod names {
         counter TOPIC_RELOADS = "pulse_topics_reloads_total";
         /// Stored posts re-tagged for a topic, by `change` (`scanned`, `added`, `removed`).
         counter TOPIC_RETAGGED = "pulse_topics_retagged_posts_total";
+        /// Topics whose learned relevance filters their posts.
+        gauge TOPICS_FILTERED = "pulse_topics_relevance_filters";
+        /// Posts a topic's query matched that its relevance left out at analysis.
+        counter TOPIC_FILTERED_POSTS = "pulse_topics_filtered_posts_total";
+        /// Relevance models trained, by `outcome` (`adopted`, `kept_previous`).
+        counter RELEVANCE_TRAINED = "pulse_topics_relevance_trainings_total";
+        /// Stored posts moved by relevance, by `change` (`filtered`, `restored`).
+        counter RELEVANCE_MOVED = "pulse_topics_relevance_moved_posts_total";
+        /// Labels given by reviewers, by `kind`.
+        counter LABELS = "pulse_review_labels_total";
         /// Search vectors written for posts stored without one.
         counter SEARCH_INDEXED = "pulse_search_indexed_posts_total";
         /// Searches answered, by `kind` (`page`, `facets`, `export`).

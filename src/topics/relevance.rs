@@ -6,7 +6,10 @@
 //! vocabulary and trains in milliseconds. [`choose`] picks the posts worth labelling next, as
 //! the review queue asks for them: the ones the model is least sure of.
 
+use rustc_hash::FxHashMap;
+
 use super::text::{TokenKind, Tokens};
+use crate::models::topic::TopicMatch;
 
 /// Hashed feature space: 2^18 weights (1 MiB a topic).
 const BUCKETS: usize = 1 << 18;
@@ -88,10 +91,8 @@ impl Features {
 pub enum Model {
     /// Labels of one class only: every post is that class.
     Constant(bool),
-    Learned {
-        weights: Vec<f32>,
-        bias: f32,
-    },
+    /// Non-zero weights by feature index, sorted.
+    Learned { weights: Vec<(u32, f32)>, bias: f32 },
 }
 
 impl Model {
@@ -113,7 +114,13 @@ impl Model {
         let rate = 0.5;
         for _ in 0..EPOCHS {
             for (f, label) in labelled {
-                let p = sigmoid(bias + dot(&weights, f));
+                let p = sigmoid(
+                    bias + f
+                        .0
+                        .iter()
+                        .map(|&(i, v)| weights[i as usize] * v)
+                        .sum::<f32>(),
+                );
                 let g = p - if *label { 1.0 } else { 0.0 };
                 bias_seen += g * g;
                 bias -= rate * g / (bias_seen.sqrt() + 1e-6);
@@ -125,6 +132,12 @@ impl Model {
                 }
             }
         }
+        let weights = weights
+            .into_iter()
+            .enumerate()
+            .filter(|(_, w)| *w != 0.0)
+            .map(|(i, w)| (i as u32, w))
+            .collect();
         Model::Learned { weights, bias }
     }
 
@@ -141,10 +154,51 @@ impl Model {
     pub fn keeps(&self, f: &Features) -> bool {
         self.probability(f) >= 0.5
     }
+
+    /// The learned weights as stored: the bias, and each non-zero weight as its index and value
+    /// (little-endian u32 and f32). `None` for a constant model.
+    pub fn to_stored(&self) -> Option<(f32, Vec<u8>)> {
+        let Model::Learned { weights, bias } = self else {
+            return None;
+        };
+        let mut bytes = Vec::with_capacity(weights.len() * 8);
+        for (i, w) in weights {
+            bytes.extend_from_slice(&i.to_le_bytes());
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        Some((*bias, bytes))
+    }
+
+    /// A model stored by [`Model::to_stored`]; `None` when the bytes are not such weights.
+    pub fn from_stored(bias: f32, bytes: &[u8]) -> Option<Model> {
+        if !bytes.len().is_multiple_of(8) || !bias.is_finite() {
+            return None;
+        }
+        let mut weights = Vec::with_capacity(bytes.len() / 8);
+        for pair in bytes.chunks_exact(8) {
+            let i = u32::from_le_bytes(pair[..4].try_into().ok()?);
+            let w = f32::from_le_bytes(pair[4..].try_into().ok()?);
+            if i as usize >= BUCKETS || !w.is_finite() {
+                return None;
+            }
+            weights.push((i, w));
+        }
+        if weights.windows(2).any(|p| p[0].0 >= p[1].0) {
+            return None;
+        }
+        Some(Model::Learned { weights, bias })
+    }
 }
 
-fn dot(weights: &[f32], f: &Features) -> f32 {
-    f.0.iter().map(|&(i, v)| weights[i as usize] * v).sum()
+fn dot(weights: &[(u32, f32)], f: &Features) -> f32 {
+    f.0.iter()
+        .filter_map(|&(i, v)| {
+            weights
+                .binary_search_by_key(&i, |&(j, _)| j)
+                .ok()
+                .map(|k| weights[k].1 * v)
+        })
+        .sum()
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -196,6 +250,134 @@ pub fn key_of(id: &str) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^ (h >> 33)
+}
+
+/// A topic's adopted model and its threshold: a post the model gives a probability under the
+/// threshold is filtered out of the topic.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub model_id: i64,
+    pub model: Model,
+    pub threshold: f32,
+}
+
+impl Filter {
+    pub fn keeps(&self, f: &Features) -> bool {
+        self.model.probability(f) >= self.threshold
+    }
+}
+
+/// The filters of every topic that has adopted a model.
+#[derive(Debug, Default)]
+pub struct Filters(FxHashMap<i64, Filter>);
+
+impl Filters {
+    pub fn new(filters: impl IntoIterator<Item = (i64, Filter)>) -> Filters {
+        Filters(filters.into_iter().collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn get(&self, topic: i64) -> Option<&Filter> {
+        self.0.get(&topic)
+    }
+
+    /// `matched` split into the topics that keep `post` and those whose filter leaves it out;
+    /// the post is read only when one of its topics has a filter.
+    pub fn split(
+        &self,
+        matched: Vec<TopicMatch>,
+        post: &Post,
+    ) -> (Vec<TopicMatch>, Vec<TopicMatch>) {
+        if self.0.is_empty() || !matched.iter().any(|m| self.0.contains_key(&m.id)) {
+            return (matched, Vec::new());
+        }
+        let features = Features::of(post);
+        matched
+            .into_iter()
+            .partition(|m| self.0.get(&m.id).is_none_or(|f| f.keeps(&features)))
+    }
+}
+
+/// Folds of the out-of-fold comparison that decides whether a model replaces the adopted one.
+pub const FOLDS: u64 = 5;
+/// Labels of each class a topic needs before a model is trained: with fewer, one class would be
+/// learned from a handful of posts and could filter out everything.
+pub const MIN_PER_CLASS: usize = 5;
+
+/// A labelled post, as the trainer reads it.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub features: Features,
+    pub related: bool,
+    /// The label's id: labels are numbered as they arrive.
+    pub label_id: i64,
+    /// A stable key of the post ([`key_of`]): its fold.
+    pub key: u64,
+}
+
+/// Why no model can be trained from `labels` yet, if so.
+pub fn not_ready(labels: &[Labelled]) -> Option<String> {
+    let related = labels.iter().filter(|l| l.related).count();
+    let unrelated = labels.len() - related;
+    (related < MIN_PER_CLASS || unrelated < MIN_PER_CLASS).then(|| {
+        format!(
+            "{related} related and {unrelated} unrelated labels: a model needs at least \
+             {MIN_PER_CLASS} of each"
+        )
+    })
+}
+
+/// How a candidate model compares with the adopted one, out of fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The candidate's out-of-fold accuracy.
+    pub accuracy: f32,
+    /// The adopted model's, on the same folds: its training on the labels it had (those up to
+    /// the one it was trained through), or the query alone (everything related) when none is.
+    pub incumbent: f32,
+    pub adopt: bool,
+}
+
+/// Compares training on every label with the adopted model's training, on the same [`FOLDS`]
+/// folds (by post key): each fold is predicted by models trained on the others, the candidate on
+/// all their labels, the incumbent on those it had. The candidate is adopted only when it gets
+/// strictly more right.
+pub fn assess(labels: &[Labelled], adopted_through: Option<i64>) -> Assessment {
+    let (mut candidate, mut incumbent) = (0usize, 0usize);
+    for fold in 0..FOLDS {
+        let (held, train): (Vec<&Labelled>, Vec<&Labelled>) =
+            labels.iter().partition(|l| l.key % FOLDS == fold);
+        if held.is_empty() {
+            continue;
+        }
+        let pairs = |through: i64| -> Vec<(&Features, bool)> {
+            train
+                .iter()
+                .filter(|l| l.label_id <= through)
+                .map(|l| (&l.features, l.related))
+                .collect()
+        };
+        let new = Model::train(&pairs(i64::MAX));
+        let old = adopted_through.map(|t| Model::train(&pairs(t)));
+        for l in held {
+            candidate += usize::from(new.keeps(&l.features) == l.related);
+            let kept = old.as_ref().is_none_or(|m| m.keeps(&l.features));
+            incumbent += usize::from(kept == l.related);
+        }
+    }
+    let n = labels.len().max(1) as f32;
+    Assessment {
+        accuracy: candidate as f32 / n,
+        incumbent: incumbent as f32 / n,
+        adopt: candidate > incumbent,
+    }
 }
 
 #[cfg(test)]
@@ -267,5 +449,70 @@ mod tests {
             "repeatable"
         );
         assert_eq!(choose(&pool, &keys, 100, |_| true).len(), 60);
+    }
+
+    fn labelled(n: usize, noise: bool) -> Vec<Labelled> {
+        (0..n)
+            .map(|i| {
+                let related = i % 2 == 0;
+                let text = match (related, noise) {
+                    (_, true) => format!("jaguar post number {i}"),
+                    (true, false) => format!("jaguar engine dealer service {i}"),
+                    (false, false) => format!("jaguar rainforest river cub {i}"),
+                };
+                Labelled {
+                    features: f(&text),
+                    related,
+                    label_id: i as i64 + 1,
+                    key: key_of(&i.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_model_is_adopted_only_when_it_beats_what_is_adopted_out_of_fold() {
+        let separable = labelled(60, false);
+        let first = assess(&separable, None);
+        assert!(first.adopt, "{first:?}");
+        assert!(
+            first.accuracy > 0.9 && (first.incumbent - 0.5).abs() < 0.05,
+            "{first:?}"
+        );
+        // Trained on every label already: more of the same cannot do strictly better.
+        let again = assess(&separable, Some(60));
+        assert!(!again.adopt, "{again:?}");
+        // Words that say nothing of the class: no better than keeping everything.
+        let noise = assess(&labelled(60, true), None);
+        assert!(!noise.adopt, "{noise:?}");
+    }
+
+    #[test]
+    fn one_class_or_a_handful_of_labels_trains_nothing() {
+        let mut only_related = labelled(40, false);
+        only_related.retain(|l| l.related);
+        assert!(not_ready(&only_related)
+            .unwrap()
+            .contains("20 related and 0 unrelated"));
+        assert!(not_ready(&labelled(8, false)).is_some());
+        assert!(not_ready(&labelled(10, false)).is_none());
+    }
+
+    #[test]
+    fn a_stored_model_reads_back_the_same() {
+        let labels = labelled(40, false);
+        let pairs: Vec<(&Features, bool)> =
+            labels.iter().map(|l| (&l.features, l.related)).collect();
+        let model = Model::train(&pairs);
+        let (bias, bytes) = model.to_stored().unwrap();
+        let back = Model::from_stored(bias, &bytes).unwrap();
+        for l in &labels {
+            assert_eq!(
+                model.probability(&l.features),
+                back.probability(&l.features)
+            );
+        }
+        assert!(Model::from_stored(0.0, &[1, 2, 3]).is_none());
+        assert!(Model::from_stored(0.0, &[0, 0, 0, 0xff, 0, 0, 0, 0]).is_none());
     }
 }

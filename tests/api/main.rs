@@ -26,6 +26,7 @@ mod model;
 mod monitoring;
 mod openapi;
 mod pipeline;
+mod review;
 mod search;
 mod security;
 mod security_findings;

@@ -16,7 +16,7 @@ use super::deletions::{deletion, engagement, keyed, post_at, settled, xadd_all, 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Creates a topic and returns its id.
-async fn create_topic(app: &TestApp, name: &str, query: &str) -> i64 {
+pub(super) async fn create_topic(app: &TestApp, name: &str, query: &str) -> i64 {
     let (status, body) = app
         .post("/api/v1/topics", &json!({"name": name, "query": query}))
         .await;
@@ -25,7 +25,7 @@ async fn create_topic(app: &TestApp, name: &str, query: &str) -> i64 {
 }
 
 /// Waits until this process's matcher holds exactly the topics at the current revision.
-async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
+pub(super) async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
     let pg = app.env.pg().await;
     wait_until(WAIT, || async {
         let revision: i64 = pg
@@ -244,7 +244,7 @@ async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() 
 }
 
 /// The rollups of the dimension `topic`.
-async fn topic_rollups(pg: &tokio_postgres::Client) -> Keyed {
+pub(super) async fn topic_rollups(pg: &tokio_postgres::Client) -> Keyed {
     super::deletions::rollups(pg)
         .await
         .into_iter()
@@ -255,7 +255,7 @@ async fn topic_rollups(pg: &tokio_postgres::Client) -> Keyed {
 /// The same, recounted from the posts that are not deleted (a post counts under each topic
 /// in its `topics`, when a model understands its language) and their engagements that are
 /// not held, written out here independently of the database's own definition.
-async fn topic_recount(pg: &tokio_postgres::Client) -> Keyed {
+pub(super) async fn topic_recount(pg: &tokio_postgres::Client) -> Keyed {
     let rows = pg
         .query(
             "WITH p AS (SELECT p.*, t AS topic FROM posts p CROSS JOIN LATERAL unnest(p.topics) t \

@@ -160,6 +160,7 @@ pub(super) fn analyze_all(
                                         analysis,
                                         story_id: None,
                                         topics: Vec::new(),
+                                        filtered_topics: Vec::new(),
                                         search: Vec::new(),
                                     };
                                     p.search = crate::search::vector::encode(

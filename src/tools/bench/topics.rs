@@ -92,6 +92,10 @@ pub struct TopicsReport {
     pub matching: Vec<MatchRow>,
     /// The lexicon's analysis of the same posts, one core.
     pub analysis_micros_per_post: f64,
+    /// A post through one topic's learned relevance filter (reading it and scoring it), one
+    /// core, and the model's non-zero weights.
+    pub filter_micros_per_post: f64,
+    pub filter_weights: usize,
     pub pipeline_topics: usize,
     /// End to end (posts/s), alternated: none, with, none, with, ...
     pub pipeline_without: Vec<f64>,
@@ -303,6 +307,7 @@ fn matching(posts: &[Post], vocabulary: &[String], report: &mut TopicsReport) {
         std::hint::black_box(lexicon.analyze_batch(&texts));
     }
     report.analysis_micros_per_post = micros_per(started, posts.len());
+    relevance_filter(posts, report);
     for n in [0, 100, 1_000, 10_000] {
         let defs = TopicDef::numbered(&generate_topics(n, vocabulary, 1));
         let rss_before = rss_mb_of(std::process::id());
@@ -341,6 +346,54 @@ fn matching(posts: &[Post], vocabulary: &[String], report: &mut TopicsReport) {
         );
         report.matching.push(row);
     }
+}
+
+/// A learned relevance filter trained on 200 of the posts (labelled at random, so the model is
+/// as dense as labels make it), applied to every post as the analyzer applies it: the post is
+/// read once and scored for the one topic it matched.
+fn relevance_filter(posts: &[Post], report: &mut TopicsReport) {
+    use crate::topics::relevance::{self, Features, Filter, Filters, Model};
+    fn read(p: &Post) -> relevance::Post<'_> {
+        relevance::Post {
+            text: &p.text,
+            author: Some(&p.author.id),
+            lang: p.lang.as_deref(),
+            matched: true,
+        }
+    }
+    let sample: Vec<Features> = posts
+        .iter()
+        .take(200)
+        .map(|p| Features::of(&read(p)))
+        .collect();
+    let labelled: Vec<(&Features, bool)> = sample
+        .iter()
+        .zip(posts)
+        .map(|(f, p)| (f, relevance::key_of(&p.id).is_multiple_of(2)))
+        .collect();
+    let model = Model::train(&labelled);
+    report.filter_weights = match &model {
+        Model::Learned { weights, .. } => weights.len(),
+        Model::Constant(_) => 0,
+    };
+    let filters = Filters::new([(
+        1,
+        Filter {
+            model_id: 1,
+            model,
+            threshold: 0.5,
+        },
+    )]);
+    let matched = [crate::models::topic::TopicMatch { id: 1, version: 1 }];
+    let started = Instant::now();
+    for p in posts {
+        std::hint::black_box(filters.split(matched.to_vec(), &read(p)));
+    }
+    report.filter_micros_per_post = micros_per(started, posts.len());
+    eprintln!(
+        "relevance filter: {:.2} µs/post ({} weights)",
+        report.filter_micros_per_post, report.filter_weights
+    );
 }
 
 /// Each topic's query on its own, post by post, over the first 2,000 posts.
@@ -592,9 +645,15 @@ async fn wait_retag(client: &tokio_postgres::Client, job: i64) -> anyhow::Result
 /// The part's table.
 pub fn markdown(r: &TopicsReport) -> String {
     let mut out = format!(
-        "\n{} — {} posts ({} real texts); the lexicon's analysis of the same posts: {:.1} µs a post\n\n\
+        "\n{} — {} posts ({} real texts); the lexicon's analysis of the same posts: {:.1} µs a post; \
+         a post through a topic's learned relevance filter ({} weights): {:.2} µs\n\n\
          | topics | µs a post | one by one | evaluated / matched per post | posts matching any | build | set / RSS added |\n|---|---|---|---|---|---|---|\n",
-        r.machine, r.posts, r.real_texts, r.analysis_micros_per_post
+        r.machine,
+        r.posts,
+        r.real_texts,
+        r.analysis_micros_per_post,
+        r.filter_weights,
+        r.filter_micros_per_post
     );
     for m in &r.matching {
         out.push_str(&format!(

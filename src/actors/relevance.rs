@@ -1,0 +1,215 @@
+//! Learning each topic's relevance from its labels, in every process of the group.
+//!
+//! Every `topics.relevance_every_ms` the learner takes the next topic with labels newer than it
+//! was trained on (one process at a time: `FOR UPDATE SKIP LOCKED`), trains a model on them and
+//! compares it, out of fold, with the adopted one ([`assess`]): it is adopted only when it gets
+//! more right. Every model trained is kept with its figures. An adopted model (or a new
+//! threshold) re-scores the topic's stored posts, newest first, a chunk per transaction with the
+//! cursor committed beside it, so another process resumes where one stopped; posts with a
+//! relevance label of their own follow their label, not the model. New posts are scored at
+//! analysis once the topic watcher loads the model (the adoption moves the topics' revision).
+
+use std::time::Duration;
+
+use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, ContextFutureSpawner};
+use deadpool_postgres::Pool;
+
+use crate::db::relevance::{self as db, Trained};
+use crate::telemetry::names;
+use crate::topics::relevance::{
+    assess, key_of, not_ready, Features, Filter, Labelled, Model, Post,
+};
+
+/// Trains and re-scores topics' relevance.
+pub struct RelevanceLearner {
+    pool: Pool,
+    every: Duration,
+    chunk: i64,
+    high_churn: f32,
+}
+
+impl RelevanceLearner {
+    pub fn new(pool: Pool, settings: &crate::config::TopicSettings, high_churn: f32) -> Self {
+        Self {
+            pool,
+            every: Duration::from_millis(settings.relevance_every_ms),
+            chunk: settings.relevance_rescore_chunk as i64,
+            high_churn,
+        }
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let (pool, chunk, high_churn) = (self.pool.clone(), self.chunk, self.high_churn);
+        wrap_future::<_, Self>(async move {
+            let trained = train_once(&pool).await;
+            let rescored = rescore_once(&pool, chunk, high_churn).await;
+            (trained, rescored)
+        })
+        .map(|(trained, rescored), actor: &mut Self, ctx| {
+            for e in [trained.as_ref().err(), rescored.as_ref().err()].into_iter().flatten() {
+                pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "learning a topic's relevance failed; trying again");
+            }
+            // More to re-score: on at once; otherwise after the interval.
+            let pause = if matches!(rescored, Ok(true)) {
+                Duration::ZERO
+            } else {
+                actor.every
+            };
+            ctx.run_later(pause, |actor, ctx| actor.step(ctx));
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Actor for RelevanceLearner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(self.every, |actor, ctx| actor.step(ctx));
+    }
+}
+
+/// Trains the next topic with new labels, if one has; whether one had.
+pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some((topic, newest)) = db::claim_training(&tx).await? else {
+        return Ok(false);
+    };
+    let state = db::state(&*tx, topic).await?;
+    let posts = db::labelled_posts(&*tx, topic).await?;
+    let (outcome, trained) = tokio::task::spawn_blocking(move || {
+        let labels: Vec<Labelled> = posts
+            .iter()
+            .map(|p| Labelled {
+                features: Features::of(&Post {
+                    text: &p.text,
+                    author: Some(&p.author),
+                    lang: p.lang.as_deref(),
+                    matched: true,
+                }),
+                related: p.related,
+                label_id: p.label_id,
+                key: key_of(&p.post_id),
+            })
+            .collect();
+        let related = labels.iter().filter(|l| l.related).count() as i32;
+        if let Some(why) = not_ready(&labels) {
+            return (None, (labels.len() as i32, related, why, None));
+        }
+        let a = assess(&labels, state.adopted_through);
+        let pairs: Vec<(&Features, bool)> =
+            labels.iter().map(|l| (&l.features, l.related)).collect();
+        let model = Model::train(&pairs);
+        let why = if a.adopt {
+            format!(
+                "adopted: {:.3} right out of fold against {:.3}",
+                a.accuracy, a.incumbent
+            )
+        } else {
+            format!(
+                "kept the previous: {:.3} right out of fold, not above {:.3}",
+                a.accuracy, a.incumbent
+            )
+        };
+        (
+            Some(a),
+            (labels.len() as i32, related, why, model.to_stored()),
+        )
+    })
+    .await?;
+    let (labels, related, reason, weights) = trained;
+    let adopted = outcome.as_ref().is_some_and(|a| a.adopt) && weights.is_some();
+    db::record(
+        &tx,
+        &Trained {
+            topic_id: topic,
+            labels,
+            related,
+            through_label: newest,
+            accuracy: outcome.as_ref().map_or(0.0, |a| a.accuracy),
+            incumbent: outcome.as_ref().map_or(0.0, |a| a.incumbent),
+            adopted,
+            reason: &reason,
+            weights: outcome.is_some().then_some(weights).flatten(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if outcome.is_some() {
+        let label = if adopted { "adopted" } else { "kept_previous" };
+        metrics::counter!(names::RELEVANCE_TRAINED, "outcome" => label).increment(1);
+        tracing::info!(topic, labels, related, %reason, "trained a topic's relevance");
+    }
+    Ok(true)
+}
+
+/// Re-scores one chunk of the next topic whose stored posts are not all scored under its
+/// adopted model and threshold; whether there was one.
+pub async fn rescore_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Result<bool> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // A chunk lost in a crash is done again from the cursor, which commits with it.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
+    let Some(work) = db::claim_rescore(&tx, chunk).await? else {
+        return Ok(false);
+    };
+    let filter = db::adopted_of(&*tx, work.topic_id).await?.and_then(
+        |(model_id, threshold, bias, weights)| {
+            Model::from_stored(bias, &weights).map(|model| Filter {
+                model_id,
+                model,
+                threshold,
+            })
+        },
+    );
+    let topic = work.topic_id;
+    let last = work.posts.last().map(|p| (p.created_at, p.id.clone()));
+    let done = (work.posts.len() as i64) < chunk;
+    let (filter_ids, restore_ids) = tokio::task::spawn_blocking(move || {
+        let (mut out, mut back) = (Vec::new(), Vec::new());
+        for p in work.posts {
+            let keeps = filter.as_ref().is_none_or(|f| {
+                f.keeps(&Features::of(&Post {
+                    text: &p.text,
+                    author: Some(&p.author),
+                    lang: p.lang.as_deref(),
+                    matched: true,
+                }))
+            });
+            match (keeps, p.kept) {
+                (false, true) => out.push(p.id),
+                (true, false) => back.push(p.id),
+                _ => {}
+            }
+        }
+        (out, back)
+    })
+    .await?;
+    let filter_refs: Vec<&str> = filter_ids.iter().map(String::as_str).collect();
+    let restore_refs: Vec<&str> = restore_ids.iter().map(String::as_str).collect();
+    let (filtered, restored) = db::move_posts(
+        &tx,
+        topic,
+        work.version,
+        &filter_refs,
+        &restore_refs,
+        high_churn,
+    )
+    .await?;
+    db::advance_rescore(
+        &tx,
+        topic,
+        last.as_ref().map(|(at, id)| (*at, id.as_str())),
+        done,
+    )
+    .await?;
+    tx.commit().await?;
+    for (change, n) in [("filtered", filtered), ("restored", restored)] {
+        if n > 0 {
+            metrics::counter!(names::RELEVANCE_MOVED, "change" => change).increment(n as u64);
+        }
+    }
+    Ok(!done)
+}

@@ -1,0 +1,476 @@
+//! Each topic's learned relevance as stored: its models (adopted or not), its state (the adopted
+//! model, the threshold, the newest label trained on, how far re-scoring got), and the one
+//! statement that moves posts between a topic and its filtered posts with their rollups.
+//!
+//! A filtered post keeps the topic in `filtered_topics` and counts in none of the topic's
+//! rollups: the move takes the topic out of (or puts it back into) the post's `topics`, and the
+//! rollups of the dimension `topic` change with it through the functions the store adds posts
+//! with, so a move is exact whatever moved before.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{GenericClient, Transaction};
+use utoipa::ToSchema;
+
+use super::rollups::{engagement_deltas, post_deltas, ADD_DELTAS, POST_DELTA_COLUMNS};
+
+static MOVE: LazyLock<String> = LazyLock::new(|| {
+    // The post's columns as `post_rollup_deltas` reads them, with this topic as its only one,
+    // so only the topic's rollups change.
+    let returned = POST_DELTA_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "topics" => "ARRAY[$1::int8] AS topics".to_string(),
+            c => format!("t.{c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH filtered AS (
+    UPDATE posts AS t SET
+        topics = NULLIF(t.topics[:array_position(t.topics, $1::int8) - 1]
+                        || t.topics[array_position(t.topics, $1::int8) + 1:], '{{}}'),
+        topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
+                        || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{{}}'),
+        filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
+    WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
+    RETURNING t.id, {returned}
+), restored AS (
+    UPDATE posts AS t SET
+        topics = COALESCE(t.topics, '{{}}') || $1::int8,
+        topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4,
+        filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
+    WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL
+      AND t.filtered_topics @> ARRAY[$1::int8]
+      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+    RETURNING t.id, {returned}
+), deltas AS (
+    SELECT d.* FROM (
+        SELECT d.* FROM restored CROSS JOIN LATERAL {add_posts} d
+        UNION ALL
+        SELECT d.* FROM filtered CROSS JOIN LATERAL {remove_posts} d
+        UNION ALL
+        SELECT d.* FROM restored JOIN engagements x ON x.post_id = restored.id AND NOT x.held
+        CROSS JOIN LATERAL {add_engagements} d
+        UNION ALL
+        SELECT d.* FROM filtered JOIN engagements x ON x.post_id = filtered.id AND NOT x.held
+        CROSS JOIN LATERAL {remove_engagements} d
+    ) d WHERE d.dimension = 'topic'
+), r AS ({ADD_DELTAS}
+)
+SELECT (SELECT count(*) FROM filtered)::int8, (SELECT count(*) FROM restored)::int8",
+        add_posts = post_deltas("1", "restored", "$5::float4"),
+        remove_posts = post_deltas("-1", "filtered", "$5::float4"),
+        add_engagements = engagement_deltas("1", "x", "restored"),
+        remove_engagements = engagement_deltas("-1", "x", "filtered"),
+    )
+});
+
+/// Moves the posts `filter` out of topic `topic_id` into its filtered posts, and the posts
+/// `restore` back (at the topic's `version`), with the topic's rollups; how many of each moved.
+/// A post already where it is asked to go is left alone.
+pub async fn move_posts(
+    tx: &Transaction<'_>,
+    topic_id: i64,
+    version: i32,
+    filter: &[&str],
+    restore: &[&str],
+    high_churn: f32,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            MOVE.as_str(),
+            &[&topic_id, &version, &filter, &restore, &high_churn],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// A stored model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelRecord {
+    pub id: i64,
+    pub topic_id: i64,
+    /// Labels it was trained on, and how many of them said related.
+    pub labels: i32,
+    pub related: i32,
+    /// The newest label it saw.
+    pub through_label: i64,
+    /// Out-of-fold accuracy of its training, and of the model it was measured against on the
+    /// same folds (the adopted one's training, or the query alone).
+    pub accuracy: f32,
+    pub incumbent: f32,
+    pub adopted: bool,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const MODEL_COLUMNS: &str = "id, topic_id, labels, related, through_label, accuracy, incumbent, \
+    adopted, reason, created_at";
+
+fn model_record(r: &tokio_postgres::Row) -> ModelRecord {
+    ModelRecord {
+        id: r.get("id"),
+        topic_id: r.get("topic_id"),
+        labels: r.get("labels"),
+        related: r.get("related"),
+        through_label: r.get("through_label"),
+        accuracy: r.get("accuracy"),
+        incumbent: r.get("incumbent"),
+        adopted: r.get("adopted"),
+        reason: r.get("reason"),
+        created_at: r.get("created_at"),
+    }
+}
+
+/// A topic's relevance state.
+#[derive(Debug, Clone, Default)]
+pub struct TopicState {
+    pub model_id: Option<i64>,
+    pub threshold: f32,
+    pub trained_through: i64,
+    /// The adopted model's newest label.
+    pub adopted_through: Option<i64>,
+}
+
+/// The state of topic `topic_id` (defaults when it has none yet).
+pub async fn state(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<TopicState, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT r.model_id, r.threshold, r.trained_through, m.through_label \
+             FROM topic_relevance r LEFT JOIN relevance_models m ON m.id = r.model_id \
+             WHERE r.topic_id = $1",
+            &[&topic_id],
+        )
+        .await?;
+    Ok(row.map_or(
+        TopicState {
+            threshold: DEFAULT_THRESHOLD,
+            ..TopicState::default()
+        },
+        |r| TopicState {
+            model_id: r.get(0),
+            threshold: r.get(1),
+            trained_through: r.get(2),
+            adopted_through: r.get(3),
+        },
+    ))
+}
+
+/// The threshold of a topic that has not set one.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
+/// Sets topic `topic_id`'s threshold; the topics' revision moves so every process reloads it.
+pub async fn set_threshold(
+    tx: &Transaction<'_>,
+    topic_id: i64,
+    threshold: f32,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO topic_relevance (topic_id, threshold) VALUES ($1, $2) \
+         ON CONFLICT (topic_id) DO UPDATE SET threshold = $2, updated_at = now(), \
+             rescore_done = false, rescore_at = NULL, rescore_id = NULL",
+        &[&topic_id, &threshold],
+    )
+    .await?;
+    bump_revision(tx, topic_id).await
+}
+
+async fn bump_revision(tx: &Transaction<'_>, topic_id: i64) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE topics SET revision = nextval('topic_revisions') WHERE id = $1",
+        &[&topic_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The next topic with labels newer than it was trained on, locked for this transaction so one
+/// process trains it at a time: its id and the newest label.
+pub async fn claim_training(
+    tx: &Transaction<'_>,
+) -> Result<Option<(i64, i64)>, tokio_postgres::Error> {
+    // Every live topic with relevance labels has a state row, made here when it has none.
+    tx.execute(
+        "INSERT INTO topic_relevance (topic_id) \
+         SELECT DISTINCT l.topic_id FROM post_labels l JOIN topics t ON t.id = l.topic_id \
+         WHERE l.topic_id IS NOT NULL AND t.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM topic_relevance r WHERE r.topic_id = l.topic_id) \
+         ON CONFLICT DO NOTHING",
+        &[],
+    )
+    .await?;
+    let row = tx
+        .query_opt(
+            "SELECT r.topic_id, x.newest FROM topic_relevance r \
+             CROSS JOIN LATERAL (SELECT max(id) AS newest FROM post_labels l \
+                                 WHERE l.topic_id = r.topic_id) x \
+             WHERE x.newest > r.trained_through \
+             ORDER BY r.updated_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// A topic's labelled posts as the trainer reads them: the newest undone-free relevance label
+/// of each live post, with the post's text, author and language.
+pub struct LabelledPost {
+    pub post_id: String,
+    pub label_id: i64,
+    pub related: bool,
+    pub text: String,
+    pub author: String,
+    pub lang: Option<String>,
+}
+
+pub async fn labelled_posts(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<Vec<LabelledPost>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT l.post_id, l.id, l.value = 'related', p.text, p.author_id, p.lang \
+             FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
+                   WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) l \
+             JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
+             ORDER BY l.id",
+            &[&topic_id],
+        )
+        .await?
+        .iter()
+        .map(|r| LabelledPost {
+            post_id: r.get(0),
+            label_id: r.get(1),
+            related: r.get(2),
+            text: r.get(3),
+            author: r.get(4),
+            lang: r.get(5),
+        })
+        .collect())
+}
+
+/// What a training round produced.
+pub struct Trained<'a> {
+    pub topic_id: i64,
+    pub labels: i32,
+    pub related: i32,
+    pub through_label: i64,
+    pub accuracy: f32,
+    pub incumbent: f32,
+    pub adopted: bool,
+    pub reason: &'a str,
+    /// The model's bias and weights; `None` when nothing was trained (too few labels).
+    pub weights: Option<(f32, Vec<u8>)>,
+}
+
+/// Records a training round in `tx` and marks the topic trained through its newest label; an
+/// adopted model becomes the topic's, its stored posts are re-scored from the newest, and the
+/// topics' revision moves so every process loads it.
+pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_postgres::Error> {
+    let model_id: Option<i64> = match &t.weights {
+        Some((bias, weights)) => Some(
+            tx.query_one(
+                "INSERT INTO relevance_models (topic_id, labels, related, through_label, \
+                 accuracy, incumbent, adopted, reason, bias, weights) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &t.topic_id,
+                    &t.labels,
+                    &t.related,
+                    &t.through_label,
+                    &t.accuracy,
+                    &t.incumbent,
+                    &t.adopted,
+                    &t.reason,
+                    bias,
+                    weights,
+                ],
+            )
+            .await?
+            .get(0),
+        ),
+        None => None,
+    };
+    if t.adopted {
+        tx.execute(
+            "UPDATE topic_relevance SET model_id = $2, trained_through = $3, updated_at = now(), \
+             rescore_done = false, rescore_at = NULL, rescore_id = NULL WHERE topic_id = $1",
+            &[&t.topic_id, &model_id, &t.through_label],
+        )
+        .await?;
+        bump_revision(tx, t.topic_id).await?;
+    } else {
+        tx.execute(
+            "UPDATE topic_relevance SET trained_through = $2, updated_at = now() \
+             WHERE topic_id = $1",
+            &[&t.topic_id, &t.through_label],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A topic's models, newest first (at most 20).
+pub async fn models(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<Vec<ModelRecord>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            &format!(
+                "SELECT {MODEL_COLUMNS} FROM relevance_models WHERE topic_id = $1 \
+                 ORDER BY id DESC LIMIT 20"
+            ),
+            &[&topic_id],
+        )
+        .await?
+        .iter()
+        .map(model_record)
+        .collect())
+}
+
+/// The adopted model and threshold of every live topic that has one: topic, model id,
+/// threshold, bias, weights.
+pub async fn adopted(
+    client: &impl GenericClient,
+) -> Result<Vec<(i64, i64, f32, f32, Vec<u8>)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT r.topic_id, m.id, r.threshold, m.bias, m.weights FROM topic_relevance r \
+             JOIN relevance_models m ON m.id = r.model_id \
+             JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
+/// A chunk of a topic's stored posts to re-score, claimed for this transaction: the next topic
+/// whose re-scoring is not done, its current version, and up to `limit` of its posts (matched
+/// or filtered, newest first after its cursor) with no relevance label of their own.
+pub struct RescoreChunk {
+    pub topic_id: i64,
+    pub version: i32,
+    pub posts: Vec<RescorePost>,
+}
+
+pub struct RescorePost {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub text: String,
+    pub author: String,
+    pub lang: Option<String>,
+    /// Whether it counts in the topic now.
+    pub kept: bool,
+}
+
+pub async fn claim_rescore(
+    tx: &Transaction<'_>,
+    limit: i64,
+) -> Result<Option<RescoreChunk>, tokio_postgres::Error> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT r.topic_id, t.version, r.rescore_at, r.rescore_id FROM topic_relevance r \
+             JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
+             WHERE NOT r.rescore_done ORDER BY r.updated_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+            &[],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (topic_id, version): (i64, i32) = (row.get(0), row.get(1));
+    let at: Option<DateTime<Utc>> = row.get(2);
+    let id: Option<String> = row.get(3);
+    let rows = tx
+        .query(
+            "SELECT p.id, p.created_at, p.text, p.author_id, p.lang, \
+                    COALESCE(p.topics @> ARRAY[$1::int8], false) \
+             FROM posts p \
+             WHERE (p.topics @> ARRAY[$1::int8] OR p.filtered_topics @> ARRAY[$1::int8]) \
+               AND p.deleted_at IS NULL \
+               AND ($2::timestamptz IS NULL OR (p.created_at, p.id) < ($2, $3)) \
+               AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
+                               AND l.topic_id = $1 AND l.undone_at IS NULL) \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT $4",
+            &[&topic_id, &at, &id, &limit],
+        )
+        .await?;
+    Ok(Some(RescoreChunk {
+        topic_id,
+        version,
+        posts: rows
+            .iter()
+            .map(|r| RescorePost {
+                id: r.get(0),
+                created_at: r.get(1),
+                text: r.get(2),
+                author: r.get(3),
+                lang: r.get(4),
+                kept: r.get(5),
+            })
+            .collect(),
+    }))
+}
+
+/// Moves a topic's re-scoring cursor past `last` (done when the chunk was short).
+pub async fn advance_rescore(
+    tx: &Transaction<'_>,
+    topic_id: i64,
+    last: Option<(DateTime<Utc>, &str)>,
+    done: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let (at, id) = last.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+    tx.execute(
+        "UPDATE topic_relevance SET rescore_at = COALESCE($2, rescore_at), \
+         rescore_id = COALESCE($3, rescore_id), rescore_done = $4, updated_at = now() \
+         WHERE topic_id = $1",
+        &[&topic_id, &at, &id, &done],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A topic's posts with a relevance label that counts, related and unrelated, and its posts
+/// counted and filtered.
+pub async fn counts(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<(i64, i64, i64, i64), tokio_postgres::Error> {
+    let r = client
+        .query_one(
+            "WITH l AS (SELECT DISTINCT ON (post_id) value FROM post_labels \
+                        WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) \
+             SELECT (SELECT count(*) FROM l WHERE value = 'related'), \
+                    (SELECT count(*) FROM l WHERE value = 'unrelated'), \
+                    (SELECT count(*) FROM posts WHERE topics @> ARRAY[$1::int8] AND deleted_at IS NULL), \
+                    (SELECT count(*) FROM posts WHERE filtered_topics @> ARRAY[$1::int8] \
+                     AND deleted_at IS NULL)",
+            &[&topic_id],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1), r.get(2), r.get(3)))
+}
+
+/// The adopted model of topic `topic_id`: its id, the threshold, bias and weights.
+pub async fn adopted_of(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<Option<(i64, f32, f32, Vec<u8>)>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT m.id, r.threshold, m.bias, m.weights FROM topic_relevance r \
+             JOIN relevance_models m ON m.id = r.model_id WHERE r.topic_id = $1",
+            &[&topic_id],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+}

@@ -1,0 +1,417 @@
+//! Reviewers' labels on the real pipeline: a relevance label moves its post out of (or back
+//! into) the topic's figures at once, the latest label wins and both stay on record, an undo
+//! puts the post back where the labels left standing say; a topic's learned relevance, once it
+//! beats the query alone out of fold, filters the stored posts and new ones at analysis, while
+//! the topic's rollups stay equal to a recount; bad labels get clear answers; the queue hands
+//! two reviewers different posts and never one the same post twice in a row; a flood of labels
+//! from one caller is refused with `Retry-After`.
+
+use crate::common;
+use std::time::Duration;
+
+use common::*;
+use pulse::auth::Role;
+use pulse::config::Secret;
+use serde_json::{json, Value};
+
+use super::topics::{create_topic, matcher_holds, topic_recount, topic_rollups};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SECRET: &str = "4f1c9e2a7b3d5f6a8c0e1b2d3f4a5b6c7d8e9f0a1b2c3d4e";
+
+fn car(i: usize) -> String {
+    format!("the jaguar engine needs service at the dealer, part {i}")
+}
+
+fn cat(i: usize) -> String {
+    format!("a jaguar cub seen in the rainforest by the river, photo {i}")
+}
+
+/// The posts the topic counts, by its rollups.
+async fn counted(pg: &tokio_postgres::Client, topic: i64) -> i64 {
+    pg.query_one(
+        "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups \
+         WHERE dimension = 'topic' AND key = $1",
+        &[&topic.to_string()],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn post(app: &TestApp, id: &str) -> Value {
+    app.get_ok(&format!("/api/v1/posts/{id}")).await
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+async fn label(app: &TestApp, body: Value) -> (u16, Value) {
+    app.post("/api/v1/labels", &body).await
+}
+
+#[actix_rt::test]
+async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_posts() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let topic = create_topic(&app, "Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    let mut events: Vec<String> = (0..20)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..20).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    events.push(post_json("other", "nothing about the topic here"));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(41, WAIT).await);
+    assert_eq!(counted(&pg, topic).await, 40);
+
+    // Not about the topic: out of its figures at once, kept and listed as filtered.
+    let (status, first) = label(
+        &app,
+        json!({"post_id": "cat-0", "topic_id": topic, "kind": "relevance", "value": "unrelated"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["reviewer"], "anonymous (open server)", "{first}");
+    assert_eq!(counted(&pg, topic).await, 39);
+    let p = post(&app, "cat-0").await;
+    assert_eq!(ids(&p["topics"]), Vec::<i64>::new());
+    assert_eq!(ids(&p["filtered_topics"]), vec![topic]);
+
+    // A contradicting label: the latest wins, both are kept.
+    let (status, second) = label(
+        &app,
+        json!({"post_id": "cat-0", "topic_id": topic, "kind": "relevance", "value": "related"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(counted(&pg, topic).await, 40);
+    assert_eq!(ids(&post(&app, "cat-0").await["topics"]), vec![topic]);
+    let listed = app.get_ok("/api/v1/labels?post_id=cat-0").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+
+    // Undoing the latest: the earlier label counts again.
+    let (status, undone) = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/labels/{}", second["id"]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{undone}");
+    assert!(undone["undone_at"].is_string(), "{undone}");
+    assert_eq!(counted(&pg, topic).await, 39);
+    let (status, again) = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/labels/{}", second["id"]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (400, Some("invalid_label"))
+    );
+    let listed = app.get_ok("/api/v1/labels?post_id=cat-0").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let all = app
+        .get_ok("/api/v1/labels?post_id=cat-0&include_undone=true")
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+
+    // Bad labels: clear answers, nothing stored.
+    for (body, status, code) in [
+        (
+            json!({"post_id": "nope", "topic_id": topic, "kind": "relevance", "value": "related"}),
+            404,
+            "not_found",
+        ),
+        (
+            json!({"post_id": "car-1", "topic_id": 999_999, "kind": "relevance", "value": "related"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "kind": "relevance", "value": "related"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "topic_id": topic, "kind": "sentiment", "value": "negative"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "kind": "sentiment", "value": "angry"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "kind": "tag", "value": "price\u{202e}gnirts"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "kind": "note", "value": "x".repeat(2_001)}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "other", "topic_id": topic, "kind": "relevance", "value": "related"}),
+            400,
+            "invalid_label",
+        ),
+        (
+            json!({"post_id": "car-1", "kind": "mood", "value": "ok"}),
+            400,
+            "invalid_json",
+        ),
+    ] {
+        let (got, answer) = label(&app, body.clone()).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    let stored: i64 = pg
+        .query_one("SELECT count(*) FROM post_labels", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 2);
+    for (kind, value) in [
+        ("sentiment", "negative"),
+        ("spam", "bot"),
+        ("tag", "dealer"),
+        ("note", "check the recall"),
+    ] {
+        let (status, body) = label(
+            &app,
+            json!({"post_id": "car-1", "kind": kind, "value": value}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let on_post = app.get_ok("/api/v1/labels?post_id=car-1&kind=tag").await;
+    assert_eq!(on_post["items"][0]["value"], "dealer");
+
+    // Five of each class: a model is trained, beats the query alone out of fold, is adopted,
+    // and the stored posts are re-scored under it.
+    for i in 1..6 {
+        for (id, value) in [
+            (format!("car-{i}"), "related"),
+            (format!("cat-{i}"), "unrelated"),
+        ] {
+            let (status, body) = label(
+                &app,
+                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let relevance = app
+        .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {
+            b["model_id"].is_i64() && b["filtered_posts"] == 20
+        })
+        .await;
+    let adopted = &relevance["models"][0];
+    assert_eq!(adopted["adopted"], true, "{relevance}");
+    assert!(
+        adopted["accuracy"].as_f64() > adopted["incumbent"].as_f64(),
+        "{relevance}"
+    );
+    assert_eq!(relevance["kept_posts"], 20, "{relevance}");
+    for i in 0..20 {
+        assert_eq!(
+            ids(&post(&app, &format!("car-{i}")).await["topics"]),
+            vec![topic]
+        );
+        assert_eq!(
+            ids(&post(&app, &format!("cat-{i}")).await["filtered_topics"]),
+            vec![topic]
+        );
+    }
+    assert_eq!(counted(&pg, topic).await, 20);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // New posts are scored at analysis, once this process holds the model.
+    assert!(
+        wait_until(WAIT, || async {
+            !app.pipeline().topics().with_filters().1.is_empty()
+        })
+        .await
+    );
+    app.send_events(&[
+        post_json("car-new", &car(99)),
+        post_json("cat-new", &cat(99)),
+    ])
+    .await;
+    assert!(app.wait_for_posts(43, WAIT).await);
+    assert_eq!(ids(&post(&app, "car-new").await["topics"]), vec![topic]);
+    let new_cat = post(&app, "cat-new").await;
+    assert_eq!(ids(&new_cat["topics"]), Vec::<i64>::new(), "{new_cat}");
+    assert_eq!(ids(&new_cat["filtered_topics"]), vec![topic]);
+
+    // A reviewer brings a filtered post back.
+    let (status, _) = label(
+        &app,
+        json!({"post_id": "cat-new", "topic_id": topic, "kind": "relevance", "value": "related"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(ids(&post(&app, "cat-new").await["topics"]), vec![topic]);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+    app.shutdown().await;
+}
+
+struct Reviewer {
+    token: String,
+}
+
+async fn reviewer(app: &TestApp, name: &str) -> Reviewer {
+    let key = app.create_key(Role::Editor, name).await;
+    let (status, body) = app
+        .post("/api/v1/auth/token", &json!({ "api_key": key.key }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    Reviewer {
+        token: body["access_token"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn next(app: &TestApp, who: &Reviewer, body: Value) -> Vec<String> {
+    let (status, batch) = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/review/next",
+            Some(&body),
+            Some(&who.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    batch["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["post"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_refused() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.auth.open = false;
+    settings.auth.jwt_secret = Secret(SECRET.into());
+    settings.limits.rate_limits = false;
+    settings.topics.label_burst = 5;
+    settings.topics.label_rate_per_sec = 0.01;
+    let app = spawn_app_with(env, settings).await;
+    let alice = reviewer(&app, "alice").await;
+    let bob = reviewer(&app, "bob").await;
+    let events: Vec<String> = (0..30)
+        .map(|i| post_json(&format!("p-{i}"), &car(i)))
+        .collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(30, WAIT).await);
+
+    // Asking at once: different posts.
+    let (a, b) = tokio::join!(
+        next(&app, &alice, json!({"count": 5})),
+        next(&app, &bob, json!({"count": 5}))
+    );
+    assert_eq!((a.len(), b.len()), (5, 5));
+    assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
+    // Moving on: new posts, never the ones just handed out.
+    let a2 = next(&app, &alice, json!({"count": 5})).await;
+    assert_eq!(a2.len(), 5);
+    assert!(
+        a2.iter().all(|id| !a.contains(id) && !b.contains(id)),
+        "{a2:?}"
+    );
+    // What alice moved on from may go to bob now, never back to alice.
+    let b2 = next(&app, &bob, json!({"count": 20})).await;
+    assert!(
+        b2.iter().all(|id| !b.contains(id) && !a2.contains(id)),
+        "{b2:?}"
+    );
+    let a3 = next(&app, &alice, json!({"count": 20})).await;
+    assert!(
+        a3.iter().all(|id| !a2.contains(id) && !b2.contains(id)),
+        "{a3:?}"
+    );
+    assert_eq!(
+        app.request(
+            reqwest::Method::POST,
+            "/api/v1/review/next",
+            Some(&json!({"count": 21})),
+            Some(&alice.token)
+        )
+        .await
+        .0,
+        400
+    );
+
+    // A flood from one caller: the burst passes, then 429 with Retry-After; another reviewer is
+    // not held up.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let body = json!({"post_id": format!("p-{i}"), "kind": "sentiment", "value": "positive"});
+        let response = reqwest::Client::new()
+            .post(app.url("/api/v1/labels"))
+            .bearer_auth(&alice.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    let (status, by_bob) = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/labels",
+            Some(&json!({"post_id": "p-1", "kind": "sentiment", "value": "negative"})),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(status, 201, "{by_bob}");
+    // Only its reviewer (or an administrator) undoes a label; every label is in the audit log.
+    let (status, _) = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/labels/{}", by_bob["id"]),
+            None,
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let pg = app.env.pg().await;
+    let audited: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'label.create' AND outcome = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 6);
+    app.shutdown().await;
+}
