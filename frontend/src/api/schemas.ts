@@ -132,6 +132,9 @@ export const Post = z.strictObject({
   topics: z.array(count),
   /** The version of each topic's query that matched, in the order of `topics`. */
   topic_versions: z.array(count),
+  /** Topics its query matched that their relevance (a reviewer's label or the learned filter)
+   * left out: listed as filtered, counted in none of their figures. */
+  filtered_topics: z.array(count),
   ingested_at: time,
   /** When the platform deleted the post (only present on a deleted post). */
   deleted_at: time.optional(),

@@ -21,6 +21,7 @@ function post(id: string): Post {
     story_id: null,
     topics: [],
     topic_versions: [],
+    filtered_topics: [],
     ingested_at: "2026-11-21T10:00:00Z",
   };
 }
