@@ -14,6 +14,8 @@ pub struct Candidate {
     pub model: String,
     pub sentiment_label: String,
     pub sentiment_score: f32,
+    /// Whether an alert fired in the last week shows it as evidence.
+    pub evidence: bool,
 }
 
 /// Serialises handing out of queue `queue` (a topic's id, 0 for every post) until the
@@ -76,15 +78,25 @@ pub async fn candidates(
             .await?
         }
         None => {
+            // The posts recent alerts showed as evidence, then the newest.
             tx.query(
                 &format!(
-                    "SELECT p.id, p.text, p.author_id, p.lang, p.model, p.sentiment_label, \
-                            p.sentiment_score FROM posts p \
-                     WHERE p.deleted_at IS NULL AND p.language_support <> 'unsupported' \
+                    "WITH evidence AS ( \
+                         SELECT DISTINCT e->>'id' AS id FROM ( \
+                             SELECT evidence FROM alerts WHERE fired_at > now() - interval '7 days' \
+                             ORDER BY fired_at DESC, id DESC LIMIT 500) a \
+                         CROSS JOIN LATERAL jsonb_array_elements( \
+                             CASE WHEN jsonb_typeof(a.evidence->'top_posts') = 'array' \
+                                  THEN a.evidence->'top_posts' ELSE '[]' END) e), \
+                     newest AS (SELECT id FROM posts WHERE deleted_at IS NULL \
+                                ORDER BY created_at DESC, id DESC LIMIT $3) \
+                     SELECT p.id, p.text, p.author_id, p.lang, p.model, p.sentiment_label, \
+                            p.sentiment_score, p.id IN (SELECT id FROM evidence) FROM posts p \
+                     WHERE (p.id IN (SELECT id FROM evidence) OR p.id IN (SELECT id FROM newest)) \
+                       AND p.deleted_at IS NULL AND p.language_support <> 'unsupported' \
                        AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
                                        AND l.kind IN ('sentiment', 'spam') AND l.undone_at IS NULL) \
-                       AND {unclaimed} \
-                     ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+                       AND {unclaimed}"
                 ),
                 &[&0i64, &reviewer, &limit],
             )
@@ -102,6 +114,7 @@ pub async fn candidates(
             model: r.get(4),
             sentiment_label: r.get(5),
             sentiment_score: r.get(6),
+            evidence: topic.is_none() && r.get::<_, bool>(7),
         })
         .collect())
 }

@@ -5,8 +5,9 @@
 //!   has labelled for it, least certain first: nearest the topic's threshold under its learned
 //!   relevance, or, before it has one, in a random but repeatable order (by a hash of the id), as
 //!   `pulse eval relevance` chooses them.
-//! - The queue of every post (no topic): posts whose sentiment no one has labelled, those where
-//!   the analysis model and the lexicon disagree first, then the least confident.
+//! - The queue of every post (no topic): posts whose sentiment no one has labelled, those an
+//!   alert of the last week showed as evidence first, then those where the analysis model and the
+//!   lexicon disagree, then the least polar.
 //!
 //! A post handed out is claimed for `topics.review_claim_secs`: no one else is handed it while
 //! the claim stands, unless its reviewer moved on (asked for more), and its reviewer is not
@@ -52,6 +53,8 @@ pub enum Reason {
     UncertainRelevance,
     /// Its topic has no learned relevance yet: a random sample to learn from.
     Sample,
+    /// An alert fired in the last week shows it as evidence.
+    AlertEvidence,
     /// The analysis model and the lexicon give it different sentiment.
     ModelLexiconDisagree,
     /// Its sentiment score is among the least polar: nearest the line between labels.
@@ -216,15 +219,16 @@ fn rank(
                             .to_string()
                     });
                     let disagree = lexicon.as_deref().is_some_and(|l| l != c.sentiment_label);
+                    let (reason, tier) = match (c.evidence, disagree) {
+                        (true, _) => (Reason::AlertEvidence, 0),
+                        (false, true) => (Reason::ModelLexiconDisagree, 1),
+                        (false, false) => (Reason::LowConfidence, 2),
+                    };
                     Ranked {
-                        reason: if disagree {
-                            Reason::ModelLexiconDisagree
-                        } else {
-                            Reason::LowConfidence
-                        },
+                        reason,
                         relevance: None,
                         lexicon,
-                        order: (u8::from(!disagree), c.sentiment_score.abs(), key),
+                        order: (tier, c.sentiment_score.abs(), key),
                         id: c.id,
                     }
                 }

@@ -65,6 +65,33 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     app.send_events(&events).await;
     assert!(app.wait_for_posts(41, WAIT).await);
     assert_eq!(counted(&pg, topic).await, 40);
+    // Engagements on posts that will be filtered and restored: their counts move with them.
+    let likes: Vec<String> = ["cat-0", "cat-7", "car-3"]
+        .iter()
+        .enumerate()
+        .map(|(i, post)| {
+            super::deletions::engagement(
+                &format!("like-{i}"),
+                post,
+                "like",
+                3 + i as u32,
+                chrono::Utc::now(),
+            )
+            .to_string()
+        })
+        .collect();
+    app.send_events(&likes).await;
+    assert!(
+        wait_until(WAIT, || async {
+            pg.query_one("SELECT count(*) FROM engagements", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 3
+        })
+        .await
+    );
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
 
     // Not about the topic: out of its figures at once, kept and listed as filtered.
     let (status, first) = label(
@@ -356,6 +383,29 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
         .0,
         400
     );
+    // A post an alert showed as evidence comes first, whatever its age or polarity.
+    app.send_events(&[post_json("evidence", &car(99))]).await;
+    assert!(app.wait_for_posts(31, WAIT).await);
+    let pg = app.env.pg().await;
+    pg.execute(
+        "INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         VALUES ('negativity', 'negativity', 'warning', 'overall', '', 0.9, 0.5, $1)",
+        &[&json!({"top_posts": [{"id": "evidence", "text": "evidence"}]})],
+    )
+    .await
+    .unwrap();
+    let carol = reviewer(&app, "carol").await;
+    let (status, batch) = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/review/next",
+            Some(&json!({"count": 3})),
+            Some(&carol.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["items"][0]["post"]["id"], "evidence", "{batch}");
+    assert_eq!(batch["items"][0]["reason"], "alert_evidence", "{batch}");
 
     // A flood from one caller: the burst passes, then 429 with Retry-After; another reviewer is
     // not held up.
@@ -403,7 +453,6 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
         )
         .await;
     assert_eq!(status, 403);
-    let pg = app.env.pg().await;
     let audited: i64 = pg
         .query_one(
             "SELECT count(*) FROM audit_log WHERE action = 'label.create' AND outcome = 'succeeded'",
