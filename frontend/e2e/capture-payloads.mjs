@@ -29,7 +29,7 @@ const get = async (path, init) => {
 // A topic whose words the generator's posts and our own live post hold; the matchers of the
 // server's processes pick topics up within `topics.refresh_ms` (1 s by default).
 const topicQuery = "sampling OR phone OR love OR battery";
-await get("/api/v1/topics", {
+const topic = await get("/api/v1/topics", {
   method: "POST", headers: { "content-type": "application/json" },
   body: JSON.stringify({ name: `capture-${Date.now()}`, query: topicQuery }),
 });
@@ -115,6 +115,15 @@ const now = Date.now();
 save("digest-preview", await get("/api/v1/digests/preview", post({
   scope: "all", from: new Date(now - 86_400_000).toISOString(), to: new Date(now).toISOString(),
 })));
+// The review queue of every post, a label on its first post, the labels, and the topic's
+// learned relevance (no model yet).
+const review = await get("/api/v1/review/next", post({ count: 3 }));
+save("review-next", review);
+if (!review.items[0]) throw new Error("the review queue handed out no post");
+const label = await get("/api/v1/labels", post({ post_id: review.items[0].post.id, kind: "sentiment", value: "negative" }));
+save("label", label);
+save("labels", await get(`/api/v1/labels?post_id=${encodeURIComponent(label.post_id)}`));
+save("relevance", await get(`/api/v1/topics/${topic.id}/relevance`));
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

@@ -365,6 +365,40 @@ try {
     check(tagged, `no post holding ${word} was stored with topic ${topic.id} (${sent} sent)`);
     check(tagged.topic_versions[tagged.topics.indexOf(topic.id)] === 1, `post ${tagged.id} matched version ${JSON.stringify(tagged.topic_versions)}`);
 
+    // The review queue of the topic, keys only: `x` (not about it) takes the post out of the
+    // topic's figures at once, kept as filtered; `u` undoes it and the post counts again.
+    {
+      const panel = page.locator('[data-testid="review-panel"]');
+      await panel.scrollIntoViewIfNeeded();
+      await page.selectOption('[data-testid="review-queue"]', String(topic.id));
+      await page.click('[data-testid="review-start"]');
+      const shown = page.locator('[data-testid="review-post"]');
+      await shown.waitFor({ timeout: 10_000 }).catch(async () => {
+        throw new Error(`the review queue shows no post: ${await panel.textContent()}`);
+      });
+      const first = await shown.getAttribute("data-post-id");
+      await panel.focus();
+      await page.keyboard.press("x");
+      const out = await until(10_000, async () => {
+        const p = await storedPost(first);
+        return p && p.filtered_topics.includes(topic.id) && !p.topics.includes(topic.id) && p;
+      });
+      check(out, `post ${first} was not filtered out of topic ${topic.id} by the key x`);
+      const given = (await api(`/api/v1/labels?post_id=${encodeURIComponent(first)}`)).items;
+      check(given.some((l) => l.kind === "relevance" && l.value === "unrelated" && l.topic_id === topic.id), `the labels of ${first}: ${JSON.stringify(given)}`);
+      await shot("review");
+      await panel.focus();
+      await page.keyboard.press("u");
+      const back = await until(10_000, async () => {
+        const p = await storedPost(first);
+        return p && p.topics.includes(topic.id) && !p.filtered_topics.includes(topic.id) && p;
+      });
+      check(back, `undoing the label did not bring post ${first} back into topic ${topic.id}`);
+      const undone = (await api(`/api/v1/labels?post_id=${encodeURIComponent(first)}&include_undone=true`)).items;
+      check(undone.length === 1 && undone[0].undone_at, `the label of ${first} is not kept as undone: ${JSON.stringify(undone)}`);
+      step(`review queue: the key x filtered ${first} out of topic ${topic.id} at once; u brought it back, the label kept as undone`);
+    }
+
     await page.waitForSelector(`[data-testid="filter-topic"] option[value="${topic.id}"]`, { state: "attached", timeout: 35_000 });
     await page.selectOption('[data-testid="filter-topic"]', String(topic.id));
     await until(5000, async () => page.url().includes(`topic=${topic.id}`));

@@ -30,6 +30,7 @@ import { TopicsPanel } from "./components/Topics";
 import { Empty } from "./components/Panel";
 import { ViewsBar } from "./components/Views";
 import { DigestsPanel } from "./components/Digests";
+import { ReviewPanel } from "./components/Review";
 import { shows, type PanelId } from "./lib/views";
 
 /** The Search view is a chunk of its own, loaded when first shown. */
@@ -226,6 +227,7 @@ export function App({ account, admin, canEditTopics }: { account?: ReactNode; ad
               onPick={pickTopic}
             />
           )}
+          {show("review") && canEditTopics && <ReviewPanel topics={topicList} topic={filters.topic} />}
           {show("trend") && (
             <TrendPanel
               series={series.data}

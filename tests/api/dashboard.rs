@@ -125,6 +125,7 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
         "spike",
         "channels",
         "digests",
+        "review",
         "theme-toggled",
     ] {
         assert!(

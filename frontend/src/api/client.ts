@@ -4,7 +4,7 @@ import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
   ExportJob, PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
   Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse, SavedView, ViewList, ViewState,
-  DigestSchedule, DigestScheduleList, DigestPreview, SentNow,
+  DigestSchedule, DigestScheduleList, DigestPreview, SentNow, Label, LabelKind, LabelPage, ReviewBatch, Relevance,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { exportParams, searchPageParams, type ExportFormat, type PageRequest, type SavedFilters, type SearchFilters } from "../lib/search";
@@ -140,6 +140,16 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** The digest of a period, as it would be sent; nothing is sent. */
     previewDigest: (scope: DigestScopeInput, from: string, to: string, signal?: AbortSignal) =>
       request<DigestPreview>(`/api/v1/digests/preview`, json("POST", { scope, from, to }, signal)),
+    /** The next posts to review, claimed for the caller (editors and admins). */
+    reviewNext: (topic: number | undefined, count: number) =>
+      request<ReviewBatch>(`/api/v1/review/next`, json("POST", topic === undefined ? { count } : { topic_id: topic, count })),
+    /** Labels a post (editors and admins). */
+    label: (l: NewLabel) => request<Label>(`/api/v1/labels`, json("POST", l)),
+    /** Undoes a label: kept, marked undone (its reviewer or an admin). */
+    undoLabel: (id: number) => request<Label>(`/api/v1/labels/${id}`, { method: "DELETE" }),
+    labels: (postId: string) => request<LabelPage>(`/api/v1/labels${query({ post_id: postId })}`),
+    /** A topic's learned relevance. */
+    relevance: (topic: number) => request<Relevance>(`/api/v1/topics/${topic}/relevance`),
     /** The reach forecast of one draft (nothing is stored). */
     forecast: (draft: Draft) =>
       request<ForecastResponse>(`/api/v1/forecast`, {
@@ -168,6 +178,14 @@ export interface NewSavedSearch {
   name: string;
   query: string;
   filters: SavedFilters;
+}
+
+/** A label, as `POST /api/v1/labels` takes it. */
+export interface NewLabel {
+  post_id: string;
+  topic_id?: number;
+  kind: LabelKind;
+  value: string;
 }
 
 /** A view to save, as `POST /api/v1/views` takes it. */

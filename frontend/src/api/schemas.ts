@@ -248,6 +248,57 @@ export const SavedView = z.strictObject({
 /** `GET /api/v1/views`: the caller's views and the shared ones, by name. */
 export const ViewList = z.strictObject({ items: z.array(SavedView) });
 
+export const LabelKind = z.enum(["relevance", "sentiment", "spam", "tag", "note"]);
+/** A reviewer's label on a post (`Label` in src/models/label.rs). */
+export const Label = z.strictObject({
+  id: count,
+  post_id: z.string(),
+  topic_id: count.nullable(),
+  kind: LabelKind,
+  value: z.string(),
+  reviewer: z.string(),
+  created_at: time,
+  undone_at: time.nullable(),
+  undone_by: z.string().nullable(),
+});
+/** `GET /api/v1/labels`. */
+export const LabelPage = z.strictObject({ items: z.array(Label), next_after: count.nullable() });
+/** A post the review queue hands out, with why and the labels that count on it. */
+export const ReviewItem = z.strictObject({
+  post: Post,
+  reason: z.enum(["uncertain_relevance", "sample", "alert_evidence", "model_lexicon_disagree", "low_confidence"]),
+  relevance: z.number().nullable(),
+  lexicon_sentiment: SentimentLabel.nullable(),
+  labels: z.array(Label),
+});
+/** `POST /api/v1/review/next`. */
+export const ReviewBatch = z.strictObject({ items: z.array(ReviewItem), claimed_until: time });
+/** A relevance model a topic trained (`ModelRecord` in src/db/relevance.rs). */
+export const RelevanceModel = z.strictObject({
+  id: count,
+  topic_id: count,
+  labels: count,
+  related: count,
+  through_label: count,
+  accuracy: z.number(),
+  incumbent: z.number(),
+  adopted: z.boolean(),
+  reason: z.string(),
+  created_at: time,
+});
+/** `GET /api/v1/topics/{id}/relevance`. */
+export const Relevance = z.strictObject({
+  topic_id: count,
+  threshold: z.number(),
+  model_id: count.nullable(),
+  related: count,
+  unrelated: count,
+  kept_posts: count,
+  filtered_posts: count,
+  waiting_for: z.string().nullable(),
+  models: z.array(RelevanceModel),
+});
+
 /** A digest schedule (`Schedule` in src/db/digests.rs). */
 export const DigestSchedule = z.strictObject({
   id: count,
@@ -619,6 +670,12 @@ export type SavedSearchList = z.infer<typeof SavedSearchList>;
 export type ViewState = z.infer<typeof ViewState>;
 export type SavedView = z.infer<typeof SavedView>;
 export type ViewList = z.infer<typeof ViewList>;
+export type LabelKind = z.infer<typeof LabelKind>;
+export type Label = z.infer<typeof Label>;
+export type LabelPage = z.infer<typeof LabelPage>;
+export type ReviewItem = z.infer<typeof ReviewItem>;
+export type ReviewBatch = z.infer<typeof ReviewBatch>;
+export type Relevance = z.infer<typeof Relevance>;
 export type DigestSchedule = z.infer<typeof DigestSchedule>;
 export type DigestScheduleList = z.infer<typeof DigestScheduleList>;
 export type DigestPreview = z.infer<typeof DigestPreview>;
@@ -692,6 +749,11 @@ export const restSchemas = {
   view: SavedView,
   "digest-schedules": DigestScheduleList,
   "digest-preview": DigestPreview,
+  "review-next": ReviewBatch,
+  /** `POST /api/v1/labels`: the label as stored. */
+  label: Label,
+  labels: LabelPage,
+  relevance: Relevance,
   /** `POST /api/v1/exports`: the job as queued. */
   "export-job": ExportJob,
   "export-jobs": ExportJobList,

@@ -7,6 +7,7 @@ import { defaultFilters, type Filters } from "./filters";
 export const PANELS = [
   { id: "overall", label: "Overall sentiment" },
   { id: "topics", label: "Topics" },
+  { id: "review", label: "Review queue" },
   { id: "trend", label: "Trend" },
   { id: "emotions", label: "Emotions" },
   { id: "platforms", label: "By platform" },

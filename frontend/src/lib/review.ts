@@ -1,0 +1,42 @@
+// The review queue's keys: one key per label, so a reviewer works through posts without the
+// mouse. Keys act only while the queue has the focus and no text field is being typed in.
+import type { LabelKind } from "../api/schemas";
+
+export type ReviewAction =
+  | { type: "label"; kind: LabelKind; value: string }
+  | { type: "next" }
+  | { type: "previous" }
+  | { type: "undo" }
+  | { type: "write"; kind: "tag" | "note" };
+
+/** Each key, what it does and whether it needs a topic's queue; in the order the help shows. */
+export const KEYS: { key: string; says: string; action: ReviewAction; topicOnly?: boolean }[] = [
+  { key: "a", says: "about this topic", action: { type: "label", kind: "relevance", value: "related" }, topicOnly: true },
+  { key: "x", says: "not about it", action: { type: "label", kind: "relevance", value: "unrelated" }, topicOnly: true },
+  { key: "1", says: "negative", action: { type: "label", kind: "sentiment", value: "negative" } },
+  { key: "2", says: "neutral", action: { type: "label", kind: "sentiment", value: "neutral" } },
+  { key: "3", says: "positive", action: { type: "label", kind: "sentiment", value: "positive" } },
+  { key: "s", says: "spam", action: { type: "label", kind: "spam", value: "spam" } },
+  { key: "b", says: "bot", action: { type: "label", kind: "spam", value: "bot" } },
+  { key: "t", says: "tag", action: { type: "write", kind: "tag" } },
+  { key: "n", says: "note", action: { type: "write", kind: "note" } },
+  { key: "u", says: "undo my last label", action: { type: "undo" } },
+  { key: "j", says: "next", action: { type: "next" } },
+  { key: "k", says: "previous", action: { type: "previous" } },
+];
+
+const ALIASES: Record<string, string> = { ArrowRight: "j", ArrowLeft: "k" };
+
+/** What `key` does in a topic's queue (`topic`) or in the queue of every post; none for others. */
+export function actionFor(key: string, topic: boolean): ReviewAction | undefined {
+  const k = ALIASES[key] ?? key.toLowerCase();
+  const found = KEYS.find((e) => e.key === k);
+  if (!found || (found.topicOnly && !topic)) return undefined;
+  return found.action;
+}
+
+/** Whether a label moves the reviewer on to the next post: a post's relevance and sentiment are
+ * what the queue asked for; tags, notes and spam can come beside them. */
+export function advances(kind: LabelKind): boolean {
+  return kind === "relevance" || kind === "sentiment";
+}
