@@ -47,14 +47,14 @@ impl Conditions {
 }
 
 /// The condition that the post `alias` (`p`, or `""` for none) holds `value` (a placeholder
-/// of text) in its `column`: equality, but for `topics`, which holds every topic the post
-/// matched, containment of the id the text names (none, never failing, for text that names
+/// of text) in its `column`: equality, but for `topics` (and `filtered_topics`), which holds
+/// every topic the post matched (or was filtered out of), containment of the id the text names (none, never failing, for text that names
 /// no id: an alert rule's key is text).
 pub fn holds(alias: &str, column: &str, value: &str) -> String {
     let dot = if alias.is_empty() { "" } else { "." };
     match column {
-        "topics" => format!(
-            "{alias}{dot}topics @> ARRAY[CASE WHEN {value}::text ~ '^[0-9]{{1,18}}$' \
+        "topics" | "filtered_topics" => format!(
+            "{alias}{dot}{column} @> ARRAY[CASE WHEN {value}::text ~ '^[0-9]{{1,18}}$' \
              THEN {value}::text::int8 END]"
         ),
         _ => format!("{alias}{dot}{column} = {value}"),

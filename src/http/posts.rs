@@ -39,6 +39,9 @@ pub struct PostQuery {
     pub sentiment: Option<String>,
     /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
     pub topic: Option<i64>,
+    /// A topic's id: only posts its query matched that its relevance (a reviewer's label or
+    /// its learned filter) left out, which `topic` does not list.
+    pub filtered_topic: Option<i64>,
     /// Inclusive lower bound on `created_at` (RFC 3339).
     #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub from: Option<DateTime<Utc>>,
@@ -123,6 +126,10 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         topic: &q.topic,
     }
     .columns()?;
+    let mut filters = filters;
+    if let Some(id) = q.filtered_topic {
+        filters.push(("filtered_topics", id.to_string()));
+    }
     let cursor = match &q.cursor {
         Some(c) => Some(decode_cursor(c).ok_or_else(|| {
             ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not valid")

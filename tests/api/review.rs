@@ -265,6 +265,29 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     }
     assert_eq!(counted(&pg, topic).await, 20);
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+    // Listed apart: the topic's posts, and the posts it filtered.
+    let listed = |q: String| {
+        let app = &app;
+        async move {
+            let page = app.get_ok(&format!("/api/v1/posts?{q}&limit=100")).await;
+            let mut ids: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut cats: Vec<String> = (0..20).map(|i| format!("cat-{i}")).collect();
+    cats.sort();
+    assert_eq!(listed(format!("filtered_topic={topic}")).await, cats);
+    assert_eq!(listed(format!("topic={topic}")).await.len(), 20);
+    assert!(listed(format!("topic={topic}"))
+        .await
+        .iter()
+        .all(|id| id.starts_with("car-")));
 
     // New posts are scored at analysis, once this process holds the model.
     assert!(
