@@ -386,6 +386,8 @@ try {
       check(out, `post ${first} was not filtered out of topic ${topic.id} by the key x`);
       const given = (await api(`/api/v1/labels?post_id=${encodeURIComponent(first)}`)).items;
       check(given.some((l) => l.kind === "relevance" && l.value === "unrelated" && l.topic_id === topic.id), `the labels of ${first}: ${JSON.stringify(given)}`);
+      const shownFiltered = await until(15_000, async () => (await attr('[data-testid="review-relevance"]', "data-filtered")) === "1");
+      check(shownFiltered, `the queue does not say the topic filters one post: ${await page.locator('[data-testid="review-relevance"]').textContent().catch(() => "no line")}`);
       await shot("review");
       await panel.focus();
       await page.keyboard.press("u");

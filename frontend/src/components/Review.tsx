@@ -1,8 +1,9 @@
 import { useCallback, useRef, useState, type KeyboardEvent } from "react";
+import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import { errorText } from "../api/errors";
 import type { Label, LabelKind, ReviewItem, Topic } from "../api/schemas";
-import { actionFor, advances, KEYS, type ReviewAction } from "../lib/review";
+import { actionFor, advances, KEYS, relevanceText, type ReviewAction } from "../lib/review";
 import { Empty, Panel } from "./Panel";
 
 /** Posts asked for at a time. */
@@ -31,6 +32,12 @@ export function ReviewPanel(props: { topics: Topic[] | undefined; topic?: string
   const names = new Map((props.topics ?? []).map((t) => [t.id, t.name]));
   const topicId = queue ? Number(queue) : undefined;
   const current = items?.[at];
+  const relevance = useQuery({
+    queryKey: ["relevance", topicId],
+    queryFn: () => api.relevance(topicId as number),
+    enabled: topicId !== undefined,
+    refetchInterval: 5_000,
+  });
 
   const load = useCallback(async () => {
     setBusy(true);
@@ -133,6 +140,11 @@ export function ReviewPanel(props: { topics: Topic[] | undefined; topic?: string
             {items ? "Next batch" : "Start"}
           </button>
         </div>
+        {topicId !== undefined && relevance.data && (
+          <p className="muted small" data-testid="review-relevance" data-filtered={relevance.data.filtered_posts}>
+            {relevanceText(relevance.data)}
+          </p>
+        )}
         {error && <p className="error small" role="alert" data-testid="review-error">{error}</p>}
         {items && items.length === 0 && <Empty>Nothing to review in this queue now.</Empty>}
         {current && (

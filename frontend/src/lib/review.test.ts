@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionFor, advances, KEYS } from "./review";
+import { actionFor, advances, KEYS, relevanceText } from "./review";
 
 describe("review keys", () => {
   it("give one label per key, relevance only in a topic's queue", () => {
@@ -25,5 +25,18 @@ describe("review keys", () => {
     expect(advances("tag")).toBe(false);
     expect(advances("note")).toBe(false);
     expect(advances("spam")).toBe(false);
+  });
+});
+
+describe("a topic's relevance", () => {
+  it("says what it learned and what it filters", () => {
+    const base = { topic_id: 4, threshold: 0.5, related: 3, unrelated: 1, kept_posts: 40, filtered_posts: 0, models: [] };
+    expect(relevanceText({ ...base, model_id: null, waiting_for: "3 related and 1 unrelated labels: a model needs at least 5 of each" })).toBe(
+      "3 related and 1 unrelated labels; waiting for 3 related and 1 unrelated labels: a model needs at least 5 of each; 40 posts counted, 0 filtered",
+    );
+    const model = { id: 7, topic_id: 4, labels: 12, related: 6, through_label: 30, accuracy: 0.917, incumbent: 0.5, adopted: true, reason: "adopted", created_at: "2026-11-28T10:00:00Z" };
+    expect(relevanceText({ ...base, model_id: 7, waiting_for: null, filtered_posts: 18, models: [model] })).toBe(
+      "3 related and 1 unrelated labels; model #7 adopted (91.7% right out of fold, against 50%), threshold 0.5; 40 posts counted, 18 filtered",
+    );
   });
 });

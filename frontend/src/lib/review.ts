@@ -1,6 +1,6 @@
 // The review queue's keys: one key per label, so a reviewer works through posts without the
 // mouse. Keys act only while the queue has the focus and no text field is being typed in.
-import type { LabelKind } from "../api/schemas";
+import type { LabelKind, Relevance } from "../api/schemas";
 
 export type ReviewAction =
   | { type: "label"; kind: LabelKind; value: string }
@@ -39,4 +39,14 @@ export function actionFor(key: string, topic: boolean): ReviewAction | undefined
  * what the queue asked for; tags, notes and spam can come beside them. */
 export function advances(kind: LabelKind): boolean {
   return kind === "relevance" || kind === "sentiment";
+}
+
+/** What a topic learned from its labels, in one line. */
+export function relevanceText(r: Relevance): string {
+  const labels = `${r.related} related and ${r.unrelated} unrelated labels`;
+  const posts = `${r.kept_posts} posts counted, ${r.filtered_posts} filtered`;
+  const adopted = r.models.find((m) => m.id === r.model_id);
+  if (!adopted) return `${labels}; waiting for ${r.waiting_for ?? "a model"}; ${posts}`;
+  const right = (x: number) => `${Math.round(x * 1000) / 10}%`;
+  return `${labels}; model #${adopted.id} adopted (${right(adopted.accuracy)} right out of fold, against ${right(adopted.incumbent)}), threshold ${r.threshold}; ${posts}`;
 }
