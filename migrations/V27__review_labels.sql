@@ -68,6 +68,11 @@ CREATE TABLE topic_relevance (
     topic_id        BIGINT PRIMARY KEY REFERENCES topics (id),
     model_id        BIGINT REFERENCES relevance_models (id),
     threshold       REAL NOT NULL DEFAULT 0.5 CHECK (threshold > 0 AND threshold < 1),
+    -- Relevance labels given and undone for the topic, counted as they commit, and the count
+    -- its last training saw: a topic is trained again when they differ.
+    changes         BIGINT NOT NULL DEFAULT 0,
+    trained_changes BIGINT NOT NULL DEFAULT 0,
+    -- The newest label its last training saw.
     trained_through BIGINT NOT NULL DEFAULT 0,
     -- Re-scoring the stored posts under the adopted model, newest first: the last post done
     -- (NULL: not started), and whether it is done.

@@ -1,7 +1,8 @@
 //! Learning each topic's relevance from its labels, in every process of the group.
 //!
-//! Every `topics.relevance_every_ms` the learner takes the next topic with labels newer than it
-//! was trained on (one process at a time: `FOR UPDATE SKIP LOCKED`), trains a model on them and
+//! Every `topics.relevance_every_ms` the learner takes the next topic whose labels changed
+//! (given or undone) since it was trained (one process at a time: an advisory lock, so labelling
+//! never waits on a training), trains a model on them and
 //! compares it, out of fold, with the adopted one ([`assess`]): it is adopted only when it gets
 //! more right. Every model trained is kept with its figures. An adopted model (or a new
 //! threshold) re-scores the topic's stored posts, newest first, a chunk per transaction with the
@@ -73,7 +74,7 @@ impl Actor for RelevanceLearner {
 pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let Some((topic, newest)) = db::claim_training(&tx).await? else {
+    let Some((topic, changes, newest)) = db::claim_training(&tx).await? else {
         return Ok(false);
     };
     let state = db::state(&*tx, topic).await?;
@@ -124,6 +125,7 @@ pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
         &tx,
         &Trained {
             topic_id: topic,
+            changes,
             labels,
             related,
             through_label: newest,

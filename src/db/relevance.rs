@@ -190,32 +190,39 @@ async fn bump_revision(tx: &Transaction<'_>, topic_id: i64) -> Result<(), tokio_
     Ok(())
 }
 
-/// The next topic with labels newer than it was trained on, locked for this transaction so one
-/// process trains it at a time: its id and the newest label.
-pub async fn claim_training(
+/// Counts a relevance label given or undone for `topic_id`, so the learner trains the topic
+/// again.
+pub async fn count_change(
     tx: &Transaction<'_>,
-) -> Result<Option<(i64, i64)>, tokio_postgres::Error> {
-    // Every live topic with relevance labels has a state row, made here when it has none.
+    topic_id: i64,
+) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-        "INSERT INTO topic_relevance (topic_id) \
-         SELECT DISTINCT l.topic_id FROM post_labels l JOIN topics t ON t.id = l.topic_id \
-         WHERE l.topic_id IS NOT NULL AND t.deleted_at IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM topic_relevance r WHERE r.topic_id = l.topic_id) \
-         ON CONFLICT DO NOTHING",
-        &[],
+        "INSERT INTO topic_relevance (topic_id, changes) VALUES ($1, 1) \
+         ON CONFLICT (topic_id) DO UPDATE SET changes = topic_relevance.changes + 1",
+        &[&topic_id],
     )
     .await?;
+    Ok(())
+}
+
+/// The next topic whose labels changed since it was trained, held by this transaction (an
+/// advisory lock, so labelling the topic meanwhile never waits on the training): its id, its
+/// count of label changes and its newest label.
+pub async fn claim_training(
+    tx: &Transaction<'_>,
+) -> Result<Option<(i64, i64, i64)>, tokio_postgres::Error> {
     let row = tx
         .query_opt(
-            "SELECT r.topic_id, x.newest FROM topic_relevance r \
-             CROSS JOIN LATERAL (SELECT max(id) AS newest FROM post_labels l \
-                                 WHERE l.topic_id = r.topic_id) x \
-             WHERE x.newest > r.trained_through \
-             ORDER BY r.updated_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+            "SELECT r.topic_id, r.changes, \
+                    COALESCE((SELECT max(l.id) FROM post_labels l WHERE l.topic_id = r.topic_id), 0) \
+             FROM topic_relevance r JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
+             WHERE r.changes > r.trained_changes \
+               AND pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.train:' || r.topic_id, 0)) \
+             ORDER BY r.updated_at LIMIT 1",
             &[],
         )
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
 /// A topic's labelled posts as the trainer reads them: the newest undone-free relevance label
@@ -258,6 +265,8 @@ pub async fn labelled_posts(
 /// What a training round produced.
 pub struct Trained<'a> {
     pub topic_id: i64,
+    /// The topic's count of label changes the training saw.
+    pub changes: i64,
     pub labels: i32,
     pub related: i32,
     pub through_label: i64,
@@ -299,17 +308,18 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     };
     if t.adopted {
         tx.execute(
-            "UPDATE topic_relevance SET model_id = $2, trained_through = $3, updated_at = now(), \
-             rescore_done = false, rescore_at = NULL, rescore_id = NULL WHERE topic_id = $1",
-            &[&t.topic_id, &model_id, &t.through_label],
+            "UPDATE topic_relevance SET model_id = $2, trained_through = $3, trained_changes = $4, \
+             updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL \
+             WHERE topic_id = $1",
+            &[&t.topic_id, &model_id, &t.through_label, &t.changes],
         )
         .await?;
         bump_revision(tx, t.topic_id).await?;
     } else {
         tx.execute(
-            "UPDATE topic_relevance SET trained_through = $2, updated_at = now() \
-             WHERE topic_id = $1",
-            &[&t.topic_id, &t.through_label],
+            "UPDATE topic_relevance SET trained_through = $2, trained_changes = $3, \
+             updated_at = now() WHERE topic_id = $1",
+            &[&t.topic_id, &t.through_label, &t.changes],
         )
         .await?;
     }
@@ -353,8 +363,8 @@ pub async fn adopted(
         .collect())
 }
 
-/// A chunk of a topic's stored posts to re-score, claimed for this transaction: the next topic
-/// whose re-scoring is not done, its current version, and up to `limit` of its posts (matched
+/// A chunk of a topic's stored posts to re-score, held by this transaction (an advisory lock):
+/// the next topic whose re-scoring is not done, its current version, and up to `limit` of its posts (matched
 /// or filtered, newest first after its cursor) with no relevance label of their own.
 pub struct RescoreChunk {
     pub topic_id: i64,
@@ -380,7 +390,9 @@ pub async fn claim_rescore(
         .query_opt(
             "SELECT r.topic_id, t.version, r.rescore_at, r.rescore_id FROM topic_relevance r \
              JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
-             WHERE NOT r.rescore_done ORDER BY r.updated_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+             WHERE NOT r.rescore_done \
+               AND pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.rescore:' || r.topic_id, 0)) \
+             ORDER BY r.updated_at LIMIT 1",
             &[],
         )
         .await?

@@ -180,6 +180,7 @@ pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpRe
     .await?;
     if let Some(topic) = topic {
         settle(&state, &tx, &input.post_id, topic, &target).await?;
+        relevance::count_change(&tx, topic).await?;
     }
     tx.commit().await?;
     metrics::counter!(names::LABELS, "kind" => input.kind.as_str()).increment(1);
@@ -257,6 +258,9 @@ pub async fn undo(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
     };
     if let (Some(topic), Some(target)) = (label.topic_id, &target) {
         settle(&state, &tx, &label.post_id, topic, target).await?;
+    }
+    if let Some(topic) = label.topic_id {
+        relevance::count_change(&tx, topic).await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(label))

@@ -39,6 +39,14 @@ async fn counted(pg: &tokio_postgres::Client, topic: i64) -> i64 {
     .get(0)
 }
 
+/// Relevance models trained so far, adopted or not.
+async fn models(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one("SELECT count(*) FROM relevance_models", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 async fn post(app: &TestApp, id: &str) -> Value {
     app.get_ok(&format!("/api/v1/posts/{id}")).await
 }
@@ -316,6 +324,23 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(status, 201);
     assert_eq!(ids(&post(&app, "cat-new").await["topics"]), vec![topic]);
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // An undone label is a change of the topic's labels: it is trained again.
+    assert!(wait_until(WAIT, || async { models(&pg).await >= 2 }).await);
+    let before = models(&pg).await;
+    let car1 = app
+        .get_ok(&format!("/api/v1/labels?post_id=car-1&topic_id={topic}"))
+        .await;
+    let (status, _) = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/labels/{}", car1["items"][0]["id"]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(wait_until(WAIT, || async { models(&pg).await > before }).await);
     app.shutdown().await;
 }
 
