@@ -11,9 +11,11 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::State;
+use super::virality_api::{field_error, invalid_request};
 use crate::actors::analyzer_share::ShareError;
+use crate::analysis::language::normalise_tag;
 use crate::analysis::DecisionThresholds;
-use crate::models::event::MAX_TEXT_BYTES;
+use crate::models::event::{MAX_LABEL_BYTES, MAX_TEXT_BYTES};
 use crate::models::{
     Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
     SentimentScore,
@@ -27,9 +29,38 @@ pub const MAX_TEXTS: usize = 256;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
-    /// 1 to 256 texts of at most 20,000 bytes each.
+    /// 1 to 256 texts of at most 20,000 bytes each: a string, or `{"text", "lang"}` where the
+    /// caller knows the text's language.
     #[schema(min_items = 1, max_items = 256)]
-    pub texts: Vec<String>,
+    pub texts: Vec<TextInput>,
+}
+
+/// One text, with its language when the caller knows it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TextInput {
+    /// Its language is detected.
+    Plain(String),
+    Tagged(TaggedText),
+}
+
+/// A text and the language it is written in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaggedText {
+    pub text: String,
+    /// ISO 639-1 or 639-3 (`de`, `fil`), a region allowed (`pt-BR`): routed as a post tagged so
+    /// is; absent or null, detected.
+    pub lang: Option<String>,
+}
+
+impl TextInput {
+    fn into_parts(self) -> (String, Option<String>) {
+        match self {
+            TextInput::Plain(text) => (text, None),
+            TextInput::Tagged(t) => (t.text, t.lang),
+        }
+    }
 }
 
 /// The sentiment of a text.
@@ -79,8 +110,9 @@ pub struct AnalyzeResponse {
     responses(
         (status = 200, description = "One analysis per text, in order", body = AnalyzeResponse),
         (status = 400, description = "Not valid JSON for this body (`invalid_json`), no texts \
-            (`empty_batch`), more than 256 texts (`too_many_texts`) or a text longer than 20,000 \
-            bytes (`text_too_long`)", body = ErrorBody),
+            (`empty_batch`), more than 256 texts (`too_many_texts`), a text longer than 20,000 \
+            bytes (`text_too_long`) or a `lang` that is not a language tag (`invalid_request`, \
+            `details.errors` names each)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller's previous analysis is still running \
@@ -97,7 +129,12 @@ pub async fn analyze(
     req: HttpRequest,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let texts = body.into_inner().texts;
+    let texts: Vec<(String, Option<String>)> = body
+        .into_inner()
+        .texts
+        .into_iter()
+        .map(TextInput::into_parts)
+        .collect();
     if texts.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::EmptyBatch,
@@ -114,12 +151,29 @@ pub async fn analyze(
         )
         .with_details(json!({"limit": MAX_TEXTS, "received": texts.len()})));
     }
-    if let Some(index) = texts.iter().position(|t| t.len() > MAX_TEXT_BYTES) {
+    if let Some(index) = texts.iter().position(|(t, _)| t.len() > MAX_TEXT_BYTES) {
         return Err(ApiError::bad_request(
             ErrorCode::TextTooLong,
             format!("text {index} is longer than {MAX_TEXT_BYTES} bytes"),
         )
         .with_details(json!({"index": index, "limit": MAX_TEXT_BYTES})));
+    }
+    let bad_langs: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, lang))| {
+            lang.as_deref()
+                .is_some_and(|l| l.len() > MAX_LABEL_BYTES || normalise_tag(l).is_none())
+        })
+        .map(|(i, _)| {
+            field_error(
+                format!("texts[{i}].lang"),
+                "must be a language tag: ISO 639-1 or 639-3 (`de`, `fil`), a region allowed (`pt-BR`)",
+            )
+        })
+        .collect();
+    if !bad_langs.is_empty() {
+        return Err(invalid_request(bad_langs));
     }
     let Some(ingest) = state.ingest.as_ref() else {
         return Err(ApiError::unavailable("this process runs no analyzer"));
@@ -128,7 +182,7 @@ pub async fn analyze(
     let caller = state.client_id(&req);
     let reply = ingest
         .api_share
-        .analyze(&ingest.analyzer, &ingest.route, &caller, texts)
+        .analyze_tagged(&ingest.analyzer, &ingest.route, &caller, texts)
         .await
         .map_err(share_error)?;
     metrics::counter!(names::HTTP_ANALYZED_TEXTS).increment(n as u64);

@@ -223,3 +223,53 @@ fn the_compact_tokenizer_gives_the_crates_ids_on_real_tweets() {
     }
     assert!(texts > 6_000, "{texts}");
 }
+
+#[actix_rt::test]
+async fn a_language_given_per_text_to_analyze_is_taken_and_a_bad_one_is_named() {
+    let t = spawn_app().await;
+    let (status, body) = t
+        .post(
+            "/api/v1/analyze",
+            &json!({"texts": [
+                {"text": GERMAN_COMPLAINT, "lang": "de-DE"},
+                GERMAN_COMPLAINT,
+                {"text": "I love it", "lang": null},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a = body["analyses"].as_array().unwrap();
+    assert_eq!(
+        (a[0]["lang"].as_str(), a[0]["lang_source"].as_str()),
+        (Some("de"), Some("given")),
+        "{body}"
+    );
+    assert_ne!(a[1]["lang_source"], "given", "{body}");
+    assert_ne!(a[2]["lang_source"], "given", "{body}");
+
+    let (status, body) = t
+        .post(
+            "/api/v1/analyze",
+            &json!({"texts": ["fine", {"text": "x", "lang": "not a tag"}, {"text": "y", "lang": "english"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let fields: Vec<&str> = error_fields(&body);
+    assert_eq!(fields, ["texts[1].lang", "texts[2].lang"], "{body}");
+    let (status, body) = t
+        .post(
+            "/api/v1/analyze",
+            &json!({"texts": [{"text": "x", "language": "de"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    t.shutdown().await;
+}
