@@ -4,8 +4,8 @@
 //!
 //! A filtered post keeps the topic in `filtered_topics` and counts in none of the topic's
 //! rollups: the move takes the topic out of (or puts it back into) the post's `topics`, and the
-//! rollups of the dimension `topic` change with it through the functions the store adds posts
-//! with, so a move is exact whatever moved before.
+//! rollups of the dimension `topic` change with it as a re-tagging changes them (the pieces of
+//! its statement, `db::retags`), so a move is exact whatever moved before.
 
 use std::sync::LazyLock;
 
@@ -14,26 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Transaction};
 use utoipa::ToSchema;
 
-use super::rollups::{engagement_deltas, post_deltas, ADD_DELTAS, POST_DELTA_COLUMNS};
+use super::retags::{returned_for_topic, topic_deltas, DROP_TOPIC};
 
 static MOVE: LazyLock<String> = LazyLock::new(|| {
-    // The post's columns as `post_rollup_deltas` reads them, with this topic as its only one,
-    // so only the topic's rollups change.
-    let returned = POST_DELTA_COLUMNS
-        .iter()
-        .map(|c| match *c {
-            "topics" => "ARRAY[$1::int8] AS topics".to_string(),
-            c => format!("t.{c}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let returned = returned_for_topic();
     format!(
         "WITH filtered AS (
-    UPDATE posts AS t SET
-        topics = NULLIF(t.topics[:array_position(t.topics, $1::int8) - 1]
-                        || t.topics[array_position(t.topics, $1::int8) + 1:], '{{}}'),
-        topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
-                        || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{{}}'),
+    UPDATE posts AS t SET {DROP_TOPIC},
         filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
     WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
     RETURNING t.id, {returned}
@@ -46,25 +33,9 @@ static MOVE: LazyLock<String> = LazyLock::new(|| {
       AND t.filtered_topics @> ARRAY[$1::int8]
       AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
     RETURNING t.id, {returned}
-), deltas AS (
-    SELECT d.* FROM (
-        SELECT d.* FROM restored CROSS JOIN LATERAL {add_posts} d
-        UNION ALL
-        SELECT d.* FROM filtered CROSS JOIN LATERAL {remove_posts} d
-        UNION ALL
-        SELECT d.* FROM restored JOIN engagements x ON x.post_id = restored.id AND NOT x.held
-        CROSS JOIN LATERAL {add_engagements} d
-        UNION ALL
-        SELECT d.* FROM filtered JOIN engagements x ON x.post_id = filtered.id AND NOT x.held
-        CROSS JOIN LATERAL {remove_engagements} d
-    ) d WHERE d.dimension = 'topic'
-), r AS ({ADD_DELTAS}
-)
+), {deltas}
 SELECT (SELECT count(*) FROM filtered)::int8, (SELECT count(*) FROM restored)::int8",
-        add_posts = post_deltas("1", "restored", "$5::float4"),
-        remove_posts = post_deltas("-1", "filtered", "$5::float4"),
-        add_engagements = engagement_deltas("1", "x", "restored"),
-        remove_engagements = engagement_deltas("-1", "x", "filtered"),
+        deltas = topic_deltas("restored", "filtered"),
     )
 });
 

@@ -202,17 +202,55 @@ pub struct ChunkWrite<'a> {
     pub high_churn: f32,
 }
 
-static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
-    // The post's columns as `post_rollup_deltas` reads them, with this topic as its only
-    // one, so only the topic's rollups change.
-    let returned = POST_DELTA_COLUMNS
+/// A post's columns as `post_rollup_deltas` reads them, with topic `$1` as its only one, so only
+/// that topic's rollups change: what a statement that moves posts into or out of the topic
+/// returns of each.
+pub(super) fn returned_for_topic() -> String {
+    POST_DELTA_COLUMNS
         .iter()
         .map(|c| match *c {
             "topics" => "ARRAY[$1::int8] AS topics".to_string(),
             c => format!("t.{c}"),
         })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The `SET` clauses that take topic `$1` out of the post `t`'s `topics` and `topic_versions`.
+pub(super) const DROP_TOPIC: &str = "\
+        topics = NULLIF(t.topics[:array_position(t.topics, $1::int8) - 1]
+                        || t.topics[array_position(t.topics, $1::int8) + 1:], '{}'),
+        topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
+                        || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{}')";
+
+/// The `deltas` of the dimension `topic` for the posts of the relation `gained` (added, with
+/// their engagements) and of `lost` (taken away), and their upsert into the rollups (`r`), as
+/// common table expressions; `$5` is the high-churn threshold.
+pub(super) fn topic_deltas(gained: &str, lost: &str) -> String {
+    format!(
+        "deltas AS (
+    SELECT d.* FROM (
+        SELECT d.* FROM {gained} CROSS JOIN LATERAL {add_posts} d
+        UNION ALL
+        SELECT d.* FROM {lost} CROSS JOIN LATERAL {remove_posts} d
+        UNION ALL
+        SELECT d.* FROM {gained} JOIN engagements x ON x.post_id = {gained}.id AND NOT x.held
+        CROSS JOIN LATERAL {add_engagements} d
+        UNION ALL
+        SELECT d.* FROM {lost} JOIN engagements x ON x.post_id = {lost}.id AND NOT x.held
+        CROSS JOIN LATERAL {remove_engagements} d
+    ) d WHERE d.dimension = 'topic'
+), r AS ({ADD_DELTAS}
+)",
+        add_posts = post_deltas("1", gained, "$5::float4"),
+        remove_posts = post_deltas("-1", lost, "$5::float4"),
+        add_engagements = engagement_deltas("1", "x", gained),
+        remove_engagements = engagement_deltas("-1", "x", lost),
+    )
+}
+
+static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
+    let returned = returned_for_topic();
     format!(
         "WITH added AS (
     UPDATE posts AS t SET topics = COALESCE(t.topics, '{{}}') || $1::int8,
@@ -227,33 +265,13 @@ static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
       AND t.topic_versions[array_position(t.topics, $1::int8)] IS DISTINCT FROM $2::int4
     RETURNING t.id
 ), removed AS (
-    UPDATE posts AS t SET
-        topics = NULLIF(t.topics[:array_position(t.topics, $1::int8) - 1]
-                        || t.topics[array_position(t.topics, $1::int8) + 1:], '{{}}'),
-        topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
-                        || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{{}}')
+    UPDATE posts AS t SET {DROP_TOPIC}
     WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
     RETURNING t.id, {returned}
-), deltas AS (
-    SELECT d.* FROM (
-        SELECT d.* FROM added CROSS JOIN LATERAL {add_posts} d
-        UNION ALL
-        SELECT d.* FROM removed CROSS JOIN LATERAL {remove_posts} d
-        UNION ALL
-        SELECT d.* FROM added JOIN engagements x ON x.post_id = added.id AND NOT x.held
-        CROSS JOIN LATERAL {add_engagements} d
-        UNION ALL
-        SELECT d.* FROM removed JOIN engagements x ON x.post_id = removed.id AND NOT x.held
-        CROSS JOIN LATERAL {remove_engagements} d
-    ) d WHERE d.dimension = 'topic'
-), r AS ({ADD_DELTAS}
-)
+), {deltas}
 SELECT (SELECT count(*) FROM added)::int8, (SELECT count(*) FROM removed)::int8,
        (SELECT count(*) FROM kept)::int8",
-        add_posts = post_deltas("1", "added", "$5::float4"),
-        remove_posts = post_deltas("-1", "removed", "$5::float4"),
-        add_engagements = engagement_deltas("1", "x", "added"),
-        remove_engagements = engagement_deltas("-1", "x", "removed"),
+        deltas = topic_deltas("added", "removed"),
     )
 });
 

@@ -10,7 +10,7 @@ use super::error::{ApiError, ErrorBody};
 use super::state::State;
 use crate::db::relevance::{self as db, ModelRecord};
 use crate::models::errors::ErrorCode;
-use crate::topics::relevance::MIN_PER_CLASS;
+use crate::topics::relevance::too_few;
 
 /// A topic's relevance.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -45,14 +45,8 @@ async fn read(client: &tokio_postgres::Client, topic: i64) -> Result<Relevance, 
     let state = db::state(client, topic).await?;
     let (related, unrelated, kept, filtered) = db::counts(client, topic).await?;
     let waiting_for = state.model_id.is_none().then(|| {
-        if related < MIN_PER_CLASS as i64 || unrelated < MIN_PER_CLASS as i64 {
-            format!(
-                "{related} related and {unrelated} unrelated labels: a model needs at least \
-                 {MIN_PER_CLASS} of each"
-            )
-        } else {
-            "a model that beats the query alone out of fold".to_string()
-        }
+        too_few(related as usize, unrelated as usize)
+            .unwrap_or_else(|| "a model that beats the query alone out of fold".to_string())
     });
     Ok(Relevance {
         topic_id: topic,

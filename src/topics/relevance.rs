@@ -325,7 +325,11 @@ pub struct Labelled {
 /// Why no model can be trained from `labels` yet, if so.
 pub fn not_ready(labels: &[Labelled]) -> Option<String> {
     let related = labels.iter().filter(|l| l.related).count();
-    let unrelated = labels.len() - related;
+    too_few(related, labels.len() - related)
+}
+
+/// Why no model can be trained from `related` and `unrelated` labels, if it cannot.
+pub fn too_few(related: usize, unrelated: usize) -> Option<String> {
     (related < MIN_PER_CLASS || unrelated < MIN_PER_CLASS).then(|| {
         format!(
             "{related} related and {unrelated} unrelated labels: a model needs at least \
