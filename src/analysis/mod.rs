@@ -2,6 +2,7 @@
 //! bundles) can be swapped without touching the actors that call them.
 
 pub mod bundle;
+pub mod calibration;
 pub mod footprint;
 pub mod language;
 pub mod lexicon;

@@ -50,7 +50,9 @@ impl LanguageRouter {
     /// The decision thresholds of the backend that made `analysis`.
     pub fn decision_thresholds_of(&self, analysis: &Analysis) -> DecisionThresholds {
         match &self.multilingual {
-            Some((m, _)) if m.model() == analysis.model => m.decision_thresholds(),
+            Some((m, _)) if m.model() == super::calibration::shipped_model(&analysis.model) => {
+                m.decision_thresholds()
+            }
             _ => self.primary.decision_thresholds(),
         }
     }

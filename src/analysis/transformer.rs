@@ -21,7 +21,7 @@ use super::{runtime, Analyzer, DecisionThresholds};
 use crate::config::AnalyzerSettings;
 use crate::models::{
     Analysis, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
-    SentimentScore,
+    SentimentScore, ShippedSentiment,
 };
 
 /// Inference options shared by every worker.
@@ -298,17 +298,27 @@ impl TransformerAnalyzer {
             };
             let head = |(b, h): (usize, usize)| (&self.bundles[b].heads[h], &per_bundle[b][t][h]);
 
-            let (label, score, negativity) = match sentiment {
+            let (label, score, negativity, shipped) = match sentiment {
                 Some(at) => {
                     let (head, probs) = head(at);
-                    sentiment_of(head, probs)
+                    let (label, by_label) = sentiment_of(head, probs);
+                    let [negative, _, positive] = by_label;
+                    (
+                        label,
+                        positive - negative,
+                        negative,
+                        Some(ShippedSentiment {
+                            label,
+                            probs: by_label,
+                        }),
+                    )
                 }
                 None => {
                     let Some(a) = lexical.as_ref() else {
                         bail!("a multilingual bundle must have a sentiment head");
                     };
                     let s = a.sentiment_score.get();
-                    (a.sentiment_label, s, (-s).max(0.0))
+                    (a.sentiment_label, s, (-s).max(0.0), None)
                 }
             };
             let emotions = match emotion {
@@ -348,6 +358,7 @@ impl TransformerAnalyzer {
                 lang: None,
                 lang_source: LanguageSource::Unknown,
                 language_support: LanguageSupport::Supported,
+                shipped_sentiment: shipped,
             });
         }
         Ok(results)
@@ -569,8 +580,9 @@ fn activate(head: &Head, logits: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Label (argmax of biased log-probabilities), score P(positive) - P(negative), negativity.
-fn sentiment_of(head: &Head, probs: &[f32]) -> (SentimentLabel, f32, f32) {
+/// Label (argmax of biased log-probabilities) and the probability of each Pulse label, in
+/// [`SentimentLabel::ALL`] order.
+fn sentiment_of(head: &Head, probs: &[f32]) -> (SentimentLabel, [f32; 3]) {
     let mut best = (SentimentLabel::Neutral, f32::MIN);
     let mut by_label = [0f32; 3];
     for (i, &p) in probs.iter().enumerate() {
@@ -588,9 +600,7 @@ fn sentiment_of(head: &Head, probs: &[f32]) -> (SentimentLabel, f32, f32) {
             best = (label, value);
         }
     }
-    let negative = by_label[0];
-    let positive = by_label[2];
-    (best.0, positive - negative, negative)
+    (best.0, by_label)
 }
 
 /// The distribution over Pulse's four emotions (other model labels dropped, renormalised).
@@ -716,9 +726,9 @@ mod tests {
         let probs = [0.30, 0.40, 0.30];
         assert_eq!(sentiment_of(&h, &probs).0, SentimentLabel::Neutral);
         h.logit_bias = Some(vec![0.5, 0.0, 0.0]);
-        let (label, score, negativity) = sentiment_of(&h, &probs);
+        let (label, by_label) = sentiment_of(&h, &probs);
         assert_eq!(label, SentimentLabel::Negative);
-        assert!(score.abs() < 1e-6 && (negativity - 0.3).abs() < 1e-6);
+        assert_eq!(by_label, probs);
     }
 
     #[test]

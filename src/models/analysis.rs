@@ -242,6 +242,18 @@ pub struct Analysis {
     pub lang_source: LanguageSource,
     #[serde(default)]
     pub language_support: LanguageSupport,
+    /// The shipped model's own sentiment, before any calibration; none from the lexicon. Not
+    /// stored: calibration reads it as it analyses.
+    #[serde(skip)]
+    pub shipped_sentiment: Option<ShippedSentiment>,
+}
+
+/// A model's sentiment as shipped: its label and its probability of each label, in
+/// [`SentimentLabel::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShippedSentiment {
+    pub label: SentimentLabel,
+    pub probs: [f32; 3],
 }
 
 fn unknown_source() -> LanguageSource {

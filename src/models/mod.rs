@@ -22,7 +22,7 @@ pub mod webhooks;
 
 pub use analysis::{
     Analysis, AnalyzedPost, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability,
-    SentimentLabel, SentimentScore,
+    SentimentLabel, SentimentScore, ShippedSentiment,
 };
 pub use event::{
     Author, Deletion, Engagement, EngagementKind, Event, EventError, Geo, Platform, Post,

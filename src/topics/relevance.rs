@@ -12,7 +12,7 @@ use super::text::{TokenKind, Tokens};
 use crate::models::topic::TopicMatch;
 
 /// Hashed feature space: 2^18 weights (1 MiB a topic).
-const BUCKETS: usize = 1 << 18;
+pub const BUCKETS: usize = 1 << 18;
 /// L2 penalty of the weights.
 const L2: f32 = 1e-3;
 /// Passes over the labels while training.
@@ -53,25 +53,7 @@ fn bucket(kind: u8, parts: &[&str]) -> u32 {
 impl Features {
     /// Reads `post`.
     pub fn of(post: &Post) -> Features {
-        let tokens = Tokens::read(post.text);
-        let mut out: Vec<u32> = Vec::with_capacity(tokens.len() * 2 + 4);
-        let mut previous: Option<&str> = None;
-        for (i, t) in tokens.tokens.iter().enumerate() {
-            let word = tokens.text(i);
-            let kind = match t.kind {
-                TokenKind::Hashtag => 1,
-                TokenKind::Mention => 2,
-                TokenKind::Word => 0,
-            };
-            out.push(bucket(kind, &[word]));
-            if let Some(p) = previous {
-                out.push(bucket(3, &[p, word]));
-            }
-            previous = Some(word);
-        }
-        for host in &tokens.hosts {
-            out.push(bucket(4, &[host]));
-        }
+        let mut out = words_of(post.text);
         if let Some(a) = post.author {
             out.push(bucket(5, &[a]));
         }
@@ -79,11 +61,64 @@ impl Features {
             out.push(bucket(6, &[l]));
         }
         out.push(bucket(7, &[if post.matched { "yes" } else { "no" }]));
+        Features::scaled(out)
+    }
+
+    /// The features of what `text` says alone: its words and word pairs, hashtags, mentions and
+    /// links' hosts.
+    pub fn words(text: &str) -> Features {
+        Features::scaled(words_of(text))
+    }
+
+    fn scaled(mut out: Vec<u32>) -> Features {
         out.sort_unstable();
         out.dedup();
-        let value = 1.0 / (out.len() as f32).sqrt();
+        let value = 1.0 / (out.len().max(1) as f32).sqrt();
         Features(out.into_iter().map(|i| (i, value)).collect())
     }
+
+    /// Each feature's index and value.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// The distinct buckets of `text`'s words, hashtags and mentions alone (no pairs, no hosts),
+/// sorted: what a text shares with another's vocabulary.
+pub fn word_buckets(text: &str) -> Vec<u32> {
+    let tokens = Tokens::read(text);
+    let mut out: Vec<u32> = (0..tokens.tokens.len())
+        .map(|i| bucket(kind_of(tokens.tokens[i].kind), &[tokens.text(i)]))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn kind_of(kind: TokenKind) -> u8 {
+    match kind {
+        TokenKind::Hashtag => 1,
+        TokenKind::Mention => 2,
+        TokenKind::Word => 0,
+    }
+}
+
+fn words_of(text: &str) -> Vec<u32> {
+    let tokens = Tokens::read(text);
+    let mut out: Vec<u32> = Vec::with_capacity(tokens.len() * 2 + 4);
+    let mut previous: Option<&str> = None;
+    for (i, t) in tokens.tokens.iter().enumerate() {
+        let word = tokens.text(i);
+        out.push(bucket(kind_of(t.kind), &[word]));
+        if let Some(p) = previous {
+            out.push(bucket(3, &[p, word]));
+        }
+        previous = Some(word);
+    }
+    for host in &tokens.hosts {
+        out.push(bucket(4, &[host]));
+    }
+    out
 }
 
 /// A topic's learned relevance.

@@ -691,6 +691,7 @@ impl LexiconAnalyzer {
             lang: None,
             lang_source: LanguageSource::Unknown,
             language_support: LanguageSupport::Supported,
+            shipped_sentiment: None,
         }
     }
 
