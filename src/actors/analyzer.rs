@@ -12,9 +12,10 @@ use super::messages::{
     oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzeTexts, AnalyzedBatch, AnalyzedPost,
     AnalyzedTexts, RejectReason, Rejected, StreamedDeletion, StreamedEngagement,
 };
+use crate::analysis::calibration::LiveCalibration;
 use crate::analysis::{self, routing::LanguageRouter, Backend};
 use crate::config::AnalyzerSettings;
-use crate::models::Event;
+use crate::models::{Analysis, Event};
 use crate::telemetry::names;
 use crate::topics::relevance::{self, Filters};
 use crate::topics::{LiveTopics, PostFields, TopicSet};
@@ -26,6 +27,8 @@ pub struct AnalyzerWorker {
     analyzer: LanguageRouter,
     /// The topics each post is matched against; none for a pool that only analyses texts.
     topics: Option<Arc<LiveTopics>>,
+    /// The deployment's sentiment calibration, applied to what the shipped models give.
+    calibration: Option<Arc<LiveCalibration>>,
     fail_next: bool,
     last_release: Instant,
 }
@@ -54,6 +57,7 @@ impl AnalyzerWorker {
             settings,
             analyzer,
             topics: None,
+            calibration: None,
             fail_next: false,
             last_release: Instant::now(),
         }
@@ -63,6 +67,24 @@ impl AnalyzerWorker {
     pub fn matching(mut self, topics: Arc<LiveTopics>) -> Self {
         self.topics = Some(topics);
         self
+    }
+
+    /// Applies the calibration in use to every analysis.
+    pub fn calibrated(mut self, calibration: Arc<LiveCalibration>) -> Self {
+        self.calibration = Some(calibration);
+        self
+    }
+
+    /// Analyses posts given as (text, producer's language tag), calibrated.
+    fn analyze_posts(&mut self, posts: &[(&str, Option<&str>)]) -> Vec<Analysis> {
+        let mut analyses = self.analyzer.analyze_posts(posts);
+        if let Some(c) = self.calibration.as_ref().and_then(|live| live.get()) {
+            let adapted = c.apply(&mut analyses, posts);
+            if adapted > 0 {
+                metrics::counter!(names::CALIBRATED_POSTS).increment(adapted as u64);
+            }
+        }
+        analyses
     }
 
     /// Replaces a backend that panicked (it may hold broken state) with a fresh one.
@@ -112,7 +134,7 @@ impl AnalyzerWorker {
             .iter()
             .map(|(_, _, p)| (p.text.as_str(), p.lang.as_deref()))
             .collect();
-        let analyses = self.analyzer.analyze_posts(&texts);
+        let analyses = self.analyze_posts(&texts);
         debug_assert_eq!(analyses.len(), posts.len());
         out.posts = posts
             .into_iter()
@@ -222,7 +244,7 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
             .iter()
             .map(|(text, lang)| (text.as_str(), lang.as_deref()))
             .collect();
-        match catch_unwind(AssertUnwindSafe(|| self.analyzer.analyze_posts(&texts))) {
+        match catch_unwind(AssertUnwindSafe(|| self.analyze_posts(&texts))) {
             Ok(analyses) => Ok(AnalyzedTexts {
                 thresholds_each: analyses
                     .iter()

@@ -7,6 +7,7 @@ pub mod aggregator;
 pub mod alerter;
 pub mod analyzer;
 pub mod analyzer_share;
+pub mod calibration;
 pub mod ingester;
 pub mod mailer;
 pub mod messages;
@@ -77,6 +78,7 @@ pub struct Pipeline {
     topic_watcher: Addr<TopicWatcher>,
     retagger: Addr<Retagger>,
     learner: Addr<relevance::RelevanceLearner>,
+    calibrator: Option<Addr<calibration::Calibrator>>,
     search_indexer: Addr<search_indexer::SearchIndexer>,
     // Held for the pipeline's lifetime; read only by fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
@@ -108,6 +110,14 @@ impl Pipeline {
         if let Err(e) = topics::refresh(&pool, &topics).await {
             tracing::warn!(error = %format_args!("{e:#}"), "topics could not be loaded yet; the watcher keeps trying");
         }
+        // The sentiment calibration in use, loaded before the first batch too.
+        let calibrating = settings.analyzer.calibration_every_ms > 0;
+        let live_calibration = crate::analysis::calibration::LiveCalibration::new();
+        if calibrating {
+            if let Err(e) = calibration::refresh(&pool, &live_calibration).await {
+                tracing::warn!(error = %format_args!("{e:#}"), "the sentiment calibration could not be loaded yet; the calibrator keeps trying");
+            }
+        }
         let backend = settings.analyzer.backend;
         let analyzer_settings = Arc::new(settings.analyzer.clone());
         // Load the backend once here so a broken model fails start-up with its error
@@ -128,10 +138,12 @@ impl Pipeline {
         let workers = Settings::threads_or_cores(settings.analyzer.workers);
         let model_settings = analyzer_settings.clone();
         let model_topics = topics.clone();
+        let model_calibration = live_calibration.clone();
         let analyzer = Supervised::start("analyzer", move || {
             let settings = model_settings.clone();
             let probe = probe.clone();
             let topics = model_topics.clone();
+            let calibration = model_calibration.clone();
             SyncArbiter::start(workers, move || {
                 let loaded = probe
                     .lock()
@@ -142,6 +154,7 @@ impl Pipeline {
                     None => AnalyzerWorker::new(backend, settings.clone()),
                 }
                 .matching(topics.clone())
+                .calibrated(calibration.clone())
             })
         });
         // The lexicon pool that takes new posts while the model is behind.
@@ -252,6 +265,9 @@ impl Pipeline {
         .start();
         let learner =
             relevance::RelevanceLearner::new(pool.clone(), &settings.topics, high_churn).start();
+        let calibrator = calibrating.then(|| {
+            calibration::Calibrator::new(pool.clone(), ingest.clone(), live_calibration).start()
+        });
         let search_indexer = search_indexer::SearchIndexer::new(
             pool.clone(),
             &settings.topics,
@@ -275,6 +291,7 @@ impl Pipeline {
             topic_watcher,
             retagger,
             learner,
+            calibrator,
             search_indexer,
             analyzer,
             _watchdog: watchdog,
@@ -318,6 +335,9 @@ impl Pipeline {
         self.topic_watcher.do_send(messages::Stop);
         self.retagger.do_send(messages::Stop);
         self.learner.do_send(messages::Stop);
+        if let Some(calibrator) = &self.calibrator {
+            calibrator.do_send(messages::Stop);
+        }
         self.search_indexer.do_send(messages::Stop);
     }
 
@@ -381,5 +401,6 @@ stop_on_request!(
     TopicWatcher,
     Retagger,
     relevance::RelevanceLearner,
+    calibration::Calibrator,
     search_indexer::SearchIndexer
 );

@@ -375,6 +375,12 @@ pub struct AnalyzerSettings {
     /// Longest an analysis request waits for its turn before it is answered 503 `busy`, in
     /// milliseconds.
     pub api_wait_ms: u64,
+    /// How often each process looks for new sentiment labels to calibrate on, and for another
+    /// calibration put in use, in milliseconds; 0 turns calibration off (none is trained or
+    /// applied).
+    pub calibration_every_ms: u64,
+    /// The newest sentiment labels a calibration is trained on.
+    pub calibration_labels: usize,
 }
 
 impl AnalyzerSettings {
@@ -778,6 +784,8 @@ impl Default for AnalyzerSettings {
             recover_lag_secs: 2.0,
             api_share: 0.25,
             api_wait_ms: 2_000,
+            calibration_every_ms: 2_000,
+            calibration_labels: 2_000,
         }
     }
 }

@@ -86,6 +86,7 @@ pub fn action_for(method: &str, path: &str) -> String {
         Some("webhooks") => "webhook",
         Some("labels") => "label",
         Some("review") => "review",
+        Some("calibration") => "calibration",
         Some("topics") => match segments.get(4).copied() {
             Some("retags") => "topic_retag",
             Some("relevance") => "topic_relevance",

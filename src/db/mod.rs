@@ -11,6 +11,7 @@ use crate::config::DatabaseSettings;
 pub mod alerts;
 pub mod audit;
 pub mod batch;
+pub mod calibration;
 pub mod cascades;
 pub mod deletions;
 pub mod digests;

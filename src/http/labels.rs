@@ -182,6 +182,9 @@ pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpRe
         settle(&state, &tx, &input.post_id, topic, &target).await?;
         relevance::count_change(&tx, topic).await?;
     }
+    if input.kind == LabelKind::Sentiment {
+        crate::db::calibration::count_change(&tx).await?;
+    }
     tx.commit().await?;
     metrics::counter!(names::LABELS, "kind" => input.kind.as_str()).increment(1);
     Ok(HttpResponse::Created().json(label))
@@ -261,6 +264,9 @@ pub async fn undo(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
     }
     if let Some(topic) = label.topic_id {
         relevance::count_change(&tx, topic).await?;
+    }
+    if label.kind == LabelKind::Sentiment {
+        crate::db::calibration::count_change(&tx).await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(label))

@@ -13,6 +13,7 @@ pub mod auth_api;
 pub mod backlog;
 pub mod body_budget;
 pub mod body_limits;
+pub mod calibration;
 pub mod callers;
 pub mod canonical;
 pub mod cursor;

@@ -14,9 +14,9 @@ use actix_web::web;
 
 use super::openapi::ApiDocument;
 use super::{
-    alerts_api, analyze, auth_api, digests, events, export, export_jobs, forecast, health, labels,
-    live, metrics_api, openapi, pipeline, posts, relevance, review, saved_searches, saved_views,
-    search, stories, topics, virality_api, webhooks_api,
+    alerts_api, analyze, auth_api, calibration, digests, events, export, export_jobs, forecast,
+    health, labels, live, metrics_api, openapi, pipeline, posts, relevance, review, saved_searches,
+    saved_views, search, stories, topics, virality_api, webhooks_api,
 };
 use crate::auth::policy::{Access, RoutePolicy, RouteRule, ADMIN, ANALYST, EDITOR, INGEST, PUBLIC};
 
@@ -110,6 +110,7 @@ endpoints! {
     saved_views::remove => ANALYST,
     labels::list => ANALYST,
     relevance::get_one => ANALYST,
+    calibration::get_state => ANALYST,
 
     topics::create => EDITOR,
     saved_searches::create => EDITOR,
@@ -127,6 +128,7 @@ endpoints! {
     review::next => EDITOR,
     relevance::update => EDITOR,
 
+    calibration::choose => ADMIN,
     alerts_api::create_rule => ADMIN,
     alerts_api::update_rule => ADMIN,
     alerts_api::delete_rule => ADMIN,

@@ -39,6 +39,9 @@ pub enum ErrorCode {
     InvalidView,
     /// A label that cannot be kept (kind, value, post, topic), or an undo of one that cannot.
     InvalidLabel,
+    /// A sentiment calibration that cannot be put in use: unknown, or not better than the
+    /// shipped models.
+    InvalidCalibration,
     /// A search whose facets would check more posts one by one than a request may (a broad
     /// `NEAR`); narrow it with words, a time range or filters.
     QueryTooBroad,
@@ -137,8 +140,9 @@ impl ErrorCode {
             | InvalidEvent | EmptyBatch | TooManyTexts | TextTooLong | JsonTooDeep
             | HostNotAllowed | AuthDisabled | InvalidRequest | InvalidRule | InvalidWebhook
             | InvalidKey | InvalidTopicQuery | InvalidTopic | InvalidDigest | InvalidView
-            | InvalidLabel | QueryTooBroad | NonCanonicalPath | BadHandshake | InvalidMessage
-            | UnknownType | UnknownTopic | InvalidFilter | TooManyTopics | UnsupportedFrame => 400,
+            | InvalidLabel | InvalidCalibration | QueryTooBroad | NonCanonicalPath
+            | BadHandshake | InvalidMessage | UnknownType | UnknownTopic | InvalidFilter
+            | TooManyTopics | UnsupportedFrame => 400,
             Unauthorized | MalformedCredentials | InvalidApiKey | RevokedApiKey | InvalidToken
             | TokenExpired => 401,
             Forbidden | OriginNotAllowed | OutOfScope => 403,
@@ -173,6 +177,7 @@ impl ErrorCode {
             InvalidDigest => "invalid_digest",
             InvalidView => "invalid_view",
             InvalidLabel => "invalid_label",
+            InvalidCalibration => "invalid_calibration",
             QueryTooBroad => "query_too_broad",
             InvalidEvent => "invalid_event",
             EmptyBatch => "empty_batch",

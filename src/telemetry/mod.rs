@@ -86,6 +86,11 @@ pub mod names {
         counter RELEVANCE_MOVED = "pulse_topics_relevance_moved_posts_total";
         /// Labels given by reviewers, by `kind`.
         counter LABELS = "pulse_review_labels_total";
+        /// Sentiment calibrations trained, by `outcome` (`in_use`, `better_not_used`,
+        /// `not_better`).
+        counter CALIBRATIONS_TRAINED = "pulse_sentiment_calibrations_total";
+        /// Analyses a sentiment calibration adapted.
+        counter CALIBRATED_POSTS = "pulse_sentiment_calibrated_posts_total";
         /// Search vectors written for posts stored without one.
         counter SEARCH_INDEXED = "pulse_search_indexed_posts_total";
         /// Searches answered, by `kind` (`page`, `facets`, `export`).

@@ -11,6 +11,7 @@ mod alert_findings;
 mod alerts;
 mod attack_surface;
 mod budgets;
+mod calibration;
 mod channels;
 mod compression;
 mod dashboard;

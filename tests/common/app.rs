@@ -210,15 +210,39 @@ impl TestApp {
         timeout: Duration,
         ready: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_for_answer(reqwest::Method::GET, path, None, timeout, ready)
+            .await
+    }
+
+    /// As [`TestApp::wait_for`], for `POST path` with `body`.
+    pub async fn wait_for_post_body(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for_answer(reqwest::Method::POST, path, Some(body), timeout, ready)
+            .await
+    }
+
+    async fn wait_for_answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request: Option<&Value>,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let (status, body) = self.get(path).await;
+            let (status, body) = self.request(method.clone(), path, request, None).await;
             if status == 200 && ready(&body) {
                 return body;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "GET {path} did not become ready: {status} {body}"
+                "{method} {path} did not become ready: {status} {body}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

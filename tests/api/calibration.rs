@@ -1,0 +1,211 @@
+//! Sentiment calibrated to a deployment on the real pipeline and the real model: reviewers'
+//! sentiment labels train an adaptation that is put in use only when it beats the shipped model
+//! out of fold; new posts and `/analyze` then read the deployment's own words as its reviewers
+//! do and name the calibration's version; choosing none brings the shipped model back; labels of
+//! one sentiment train nothing; bad choices get clear answers.
+
+use crate::common;
+use std::time::Duration;
+
+use common::*;
+use pulse::analysis::Backend;
+use pulse::config::AnalyzerSettings;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A community's slang the shipped model never saw: "zorked" is bad, "flurbed" is good.
+fn zorked(i: usize) -> String {
+    format!("my package {i} got zorked by the courier today")
+}
+
+fn flurbed(i: usize) -> String {
+    format!("my package {i} got flurbed by the courier today")
+}
+
+fn plain(i: usize) -> String {
+    format!("my package {i} is with the courier today")
+}
+
+async fn label(app: &TestApp, post: &str, value: &str) {
+    let (status, body) = app
+        .post(
+            "/api/v1/labels",
+            &json!({"post_id": post, "kind": "sentiment", "value": value}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn put(app: &TestApp, body: Value) -> (u16, Value) {
+    app.request(
+        reqwest::Method::PUT,
+        "/api/v1/calibration",
+        Some(&body),
+        None,
+    )
+    .await
+}
+
+/// The calibration state once every label change is trained on.
+async fn settled(app: &TestApp) -> Value {
+    app.wait_for("/api/v1/calibration", WAIT, |b| b["pending_changes"] == 0)
+        .await
+}
+
+#[actix_rt::test]
+async fn reviewers_labels_calibrate_sentiment_only_when_it_beats_the_shipped_model() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.analyzer.backend = Backend::Onnx;
+    settings.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
+    settings.analyzer.multilingual_bundles = Vec::new();
+    settings.analyzer.calibration_every_ms = 200;
+    let app = spawn_app_with(env, settings).await;
+    let pg = app.env.pg().await;
+
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(post_json(&format!("z-{i}"), &zorked(i)));
+        events.push(post_json(&format!("f-{i}"), &flurbed(i)));
+        events.push(post_json(&format!("p-{i}"), &plain(i)));
+    }
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(60, WAIT).await);
+    let shipped: Value = app.get_ok("/api/v1/posts/z-0").await;
+    let shipped_model = shipped["analysis"]["model"].as_str().unwrap().to_string();
+    assert!(!shipped_model.contains("calibration"), "{shipped}");
+
+    // Labels of one sentiment: a record of why, nothing in use.
+    for i in 0..20 {
+        label(&app, &format!("z-{i}"), "negative").await;
+    }
+    let state = settled(&app).await;
+    assert_eq!(state["active_id"], Value::Null, "{state}");
+    let newest = &state["calibrations"][0];
+    assert_eq!(newest["better"], false, "{state}");
+    assert!(
+        newest["reason"].as_str().unwrap().contains("at least 30")
+            || newest["reason"].as_str().unwrap().contains("one sentiment"),
+        "{state}"
+    );
+
+    // Both words labelled, and posts the model already reads right: the adaptation beats it.
+    for i in 0..20 {
+        label(&app, &format!("f-{i}"), "positive").await;
+        label(&app, &format!("p-{i}"), "neutral").await;
+    }
+    let state = settled(&app).await;
+    let newest = &state["calibrations"][0];
+    assert_eq!(newest["better"], true, "{state}");
+    assert_eq!(newest["labels"], 60, "{state}");
+    assert!(
+        newest["macro_recall"].as_f64().unwrap() > newest["shipped"].as_f64().unwrap(),
+        "{state}"
+    );
+    let id = newest["id"].as_i64().unwrap();
+    assert_eq!(state["active_id"], id, "{state}");
+    assert_eq!(state["updated_by"], "training", "{state}");
+    let calibrated_model = format!("{shipped_model}+calibration-{id}");
+
+    // New posts in the community's words read as its reviewers read them, naming the version;
+    // /analyze too, once this process loaded it.
+    let analysed = app
+        .wait_for_post_body(
+            "/api/v1/analyze",
+            &json!({"texts": [zorked(100), flurbed(101)]}),
+            WAIT,
+            |b| b["analyses"][0]["model"] == calibrated_model.as_str(),
+        )
+        .await;
+    assert_eq!(
+        analysed["analyses"][0]["sentiment"]["label"], "negative",
+        "{analysed}"
+    );
+    assert_eq!(
+        analysed["analyses"][1]["sentiment"]["label"], "positive",
+        "{analysed}"
+    );
+    app.send_events(&[
+        post_json("z-new", &zorked(200)),
+        post_json("f-new", &flurbed(201)),
+        post_json("p-new", &plain(202)),
+    ])
+    .await;
+    assert!(app.wait_for_posts(63, WAIT).await);
+    for (post, sentiment) in [
+        ("z-new", "negative"),
+        ("f-new", "positive"),
+        ("p-new", "neutral"),
+    ] {
+        let p = app.get_ok(&format!("/api/v1/posts/{post}")).await;
+        assert_eq!(p["analysis"]["model"], calibrated_model.as_str(), "{p}");
+        assert_eq!(p["analysis"]["sentiment"]["label"], sentiment, "{p}");
+    }
+    // Stored posts keep the analysis they were stored with.
+    let old = app.get_ok("/api/v1/posts/z-1").await;
+    assert_eq!(old["analysis"]["model"], shipped_model.as_str(), "{old}");
+
+    // Bad choices: an unknown calibration, one that did not beat the model, a malformed body.
+    let (status, body) = put(&app, json!({"active_id": 999_999})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_calibration", "{body}");
+    let worse = state["calibrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["better"] == false)
+        .expect("the one-sided training is on record")["id"]
+        .clone();
+    let (status, body) = put(&app, json!({"active_id": worse})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not beat"),
+        "{body}"
+    );
+    let (status, body) = put(&app, json!({"active_id": "one"})).await;
+    assert_eq!(status, 400, "{body}");
+
+    // None: the shipped model again, for /analyze and new posts, and training no longer
+    // replaces the choice.
+    let (status, body) = put(&app, json!({"active_id": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active_id"], Value::Null);
+    assert_eq!(body["automatic"], false);
+    app.wait_for_post_body(
+        "/api/v1/analyze",
+        &json!({"texts": [zorked(300)]}),
+        WAIT,
+        |b| b["analyses"][0]["model"] == shipped_model.as_str(),
+    )
+    .await;
+    app.send_events(&[post_json("z-after", &zorked(301))]).await;
+    assert!(app.wait_for_posts(64, WAIT).await);
+    let p = app.get_ok("/api/v1/posts/z-after").await;
+    assert_eq!(p["analysis"]["model"], shipped_model.as_str(), "{p}");
+    label(&app, "z-new", "negative").await;
+    let state = settled(&app).await;
+    assert_eq!(state["active_id"], Value::Null, "{state}");
+    assert!(
+        state["calibrations"][0]["id"].as_i64().unwrap() > id,
+        "{state}"
+    );
+
+    // Back to the one that won, by hand.
+    let (status, body) = put(&app, json!({"active_id": id, "automatic": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active_id"], id);
+    let audited: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'calibration.update' \
+             AND outcome = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 2);
+}
