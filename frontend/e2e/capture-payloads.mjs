@@ -115,8 +115,8 @@ const now = Date.now();
 save("digest-preview", await get("/api/v1/digests/preview", post({
   scope: "all", from: new Date(now - 86_400_000).toISOString(), to: new Date(now).toISOString(),
 })));
-// The review queue of every post, a label on its first post, the labels, and the topic's
-// learned relevance (no model yet).
+// The review queue of every post, a label on its first post, the labels, the topic's learned
+// relevance (no model yet) and the sentiment calibration.
 const review = await get("/api/v1/review/next", post({ count: 3 }));
 save("review-next", review);
 if (!review.items[0]) throw new Error("the review queue handed out no post");
@@ -124,6 +124,7 @@ const label = await get("/api/v1/labels", post({ post_id: review.items[0].post.i
 save("label", label);
 save("labels", await get(`/api/v1/labels?post_id=${encodeURIComponent(label.post_id)}`));
 save("relevance", await get(`/api/v1/topics/${topic.id}/relevance`));
+save("calibration", await get("/api/v1/calibration"));
 const alerts = await get("/api/v1/alerts?status=firing&limit=1");
 if (alerts.items[0]) save("alert-ack", await get(`/api/v1/alerts/${alerts.items[0].id}/ack`, { method: "POST" }));
 

@@ -399,6 +399,16 @@ try {
       const undone = (await api(`/api/v1/labels?post_id=${encodeURIComponent(first)}&include_undone=true`)).items;
       check(undone.length === 1 && undone[0].undone_at, `the label of ${first} is not kept as undone: ${JSON.stringify(undone)}`);
       step(`review queue: the key x filtered ${first} out of topic ${topic.id} at once; u brought it back, the label kept as undone`);
+      // The queue of every post says which sentiment calibration is in use, as the API does.
+      await page.selectOption('[data-testid="review-queue"]', "");
+      const calibration = await api("/api/v1/calibration");
+      const line = page.locator('[data-testid="review-calibration"]');
+      await line.waitFor({ timeout: 10_000 }).catch(() => {});
+      const active = await attr('[data-testid="review-calibration"]', "data-active");
+      check(active === String(calibration.active_id ?? "none"), `the queue shows calibration ${active}, the API ${calibration.active_id}`);
+      const said = (await line.textContent()) ?? "";
+      check(said.startsWith("Sentiment: "), `the calibration line reads ${JSON.stringify(said)}`);
+      step(`review queue: the sentiment calibration in use shown as the API has it (${said})`);
     }
 
     await page.waitForSelector(`[data-testid="filter-topic"] option[value="${topic.id}"]`, { state: "attached", timeout: 35_000 });

@@ -4,7 +4,7 @@ import type {
   Alert, AlertsPage, ChannelList, ForecastResponse, GeoResponse, ItemsResponse, LanguagesResponse, OverallResponse, PipelineResponse,
   ExportJob, PostsPage, ProductsResponse, SavedSearch, SavedSearchList, SearchPage, StoryList, TermsResponse, TestOutcome, TimeseriesResponse,
   Topic, TopicList, TopicMetrics, TopicPreview, TrendingPostsResponse, SavedView, ViewList, ViewState,
-  DigestSchedule, DigestScheduleList, DigestPreview, SentNow, Label, LabelKind, LabelPage, ReviewBatch, Relevance,
+  DigestSchedule, DigestScheduleList, DigestPreview, SentNow, Label, LabelKind, LabelPage, ReviewBatch, Relevance, CalibrationState,
 } from "./schemas";
 import { labelFilters, trendScope, type Filters } from "../lib/filters";
 import { exportParams, searchPageParams, type ExportFormat, type PageRequest, type SavedFilters, type SearchFilters } from "../lib/search";
@@ -150,6 +150,11 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     labels: (postId: string) => request<LabelPage>(`/api/v1/labels${query({ post_id: postId })}`),
     /** A topic's learned relevance. */
     relevance: (topic: number) => request<Relevance>(`/api/v1/topics/${topic}/relevance`),
+    /** The sentiment calibration in use and those trained. */
+    calibration: () => request<CalibrationState>(`/api/v1/calibration`),
+    /** Puts a calibration in use, or none (the shipped models); admins. */
+    chooseCalibration: (activeId: number | null, automatic: boolean) =>
+      request<CalibrationState>(`/api/v1/calibration`, json("PUT", { active_id: activeId, automatic })),
     /** The reach forecast of one draft (nothing is stored). */
     forecast: (draft: Draft) =>
       request<ForecastResponse>(`/api/v1/forecast`, {

@@ -298,6 +298,27 @@ export const Relevance = z.strictObject({
   waiting_for: z.string().nullable(),
   models: z.array(RelevanceModel),
 });
+/** A sentiment calibration trained from reviewers' labels (`CalibrationRecord`). */
+export const CalibrationRecord = z.strictObject({
+  id: count,
+  labels: count,
+  through_label: count,
+  macro_recall: z.number(),
+  shipped: z.number(),
+  better: z.boolean(),
+  reason: z.string(),
+  models: z.array(z.string()),
+  created_at: time,
+});
+/** `GET`, `PUT /api/v1/calibration`. */
+export const CalibrationState = z.strictObject({
+  active_id: count.nullable(),
+  automatic: z.boolean(),
+  pending_changes: z.number().int(),
+  updated_at: time,
+  updated_by: z.string().nullable(),
+  calibrations: z.array(CalibrationRecord),
+});
 
 /** A digest schedule (`Schedule` in src/db/digests.rs). */
 export const DigestSchedule = z.strictObject({
@@ -676,6 +697,7 @@ export type LabelPage = z.infer<typeof LabelPage>;
 export type ReviewItem = z.infer<typeof ReviewItem>;
 export type ReviewBatch = z.infer<typeof ReviewBatch>;
 export type Relevance = z.infer<typeof Relevance>;
+export type CalibrationState = z.infer<typeof CalibrationState>;
 export type DigestSchedule = z.infer<typeof DigestSchedule>;
 export type DigestScheduleList = z.infer<typeof DigestScheduleList>;
 export type DigestPreview = z.infer<typeof DigestPreview>;
@@ -754,6 +776,7 @@ export const restSchemas = {
   label: Label,
   labels: LabelPage,
   relevance: Relevance,
+  calibration: CalibrationState,
   /** `POST /api/v1/exports`: the job as queued. */
   "export-job": ExportJob,
   "export-jobs": ExportJobList,

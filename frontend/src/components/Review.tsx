@@ -3,7 +3,7 @@ import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import { errorText } from "../api/errors";
 import type { Label, LabelKind, ReviewItem, Topic } from "../api/schemas";
-import { actionFor, advances, KEYS, relevanceText, type ReviewAction } from "../lib/review";
+import { actionFor, advances, calibrationText, KEYS, relevanceText, type ReviewAction } from "../lib/review";
 import { Empty, Panel } from "./Panel";
 
 /** Posts asked for at a time. */
@@ -38,6 +38,20 @@ export function ReviewPanel(props: { topics: Topic[] | undefined; topic?: string
     enabled: topicId !== undefined,
     refetchInterval: 5_000,
   });
+  const calibration = useQuery({
+    queryKey: ["calibration"],
+    queryFn: () => api.calibration(),
+    enabled: topicId === undefined,
+    refetchInterval: 5_000,
+  });
+  const useShipped = async () => {
+    try {
+      await api.chooseCalibration(null, false);
+      await calibration.refetch();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
 
   const load = useCallback(async () => {
     setBusy(true);
@@ -143,6 +157,19 @@ export function ReviewPanel(props: { topics: Topic[] | undefined; topic?: string
         {topicId !== undefined && relevance.data && (
           <p className="muted small" data-testid="review-relevance" data-filtered={relevance.data.filtered_posts}>
             {relevanceText(relevance.data)}
+          </p>
+        )}
+        {topicId === undefined && calibration.data && (
+          <p className="muted small" data-testid="review-calibration" data-active={calibration.data.active_id ?? "none"}>
+            {calibrationText(calibration.data)}
+            {calibration.data.active_id !== null && (
+              <>
+                {" "}
+                <button type="button" className="btn small" onClick={() => void useShipped()} data-testid="review-calibration-off">
+                  Use the shipped models
+                </button>
+              </>
+            )}
           </p>
         )}
         {error && <p className="error small" role="alert" data-testid="review-error">{error}</p>}

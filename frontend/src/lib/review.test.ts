@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionFor, advances, KEYS, relevanceText } from "./review";
+import { actionFor, advances, calibrationText, KEYS, relevanceText } from "./review";
 
 describe("review keys", () => {
   it("give one label per key, relevance only in a topic's queue", () => {
@@ -37,6 +37,23 @@ describe("a topic's relevance", () => {
     const model = { id: 7, topic_id: 4, labels: 12, related: 6, through_label: 30, accuracy: 0.917, incumbent: 0.5, adopted: true, reason: "adopted", created_at: "2026-11-28T10:00:00Z" };
     expect(relevanceText({ ...base, model_id: 7, waiting_for: null, filtered_posts: 18, models: [model] })).toBe(
       "3 related and 1 unrelated labels; model #7 adopted (91.7% right out of fold, against 50%), threshold 0.5; 40 posts counted, 18 filtered",
+    );
+  });
+});
+
+describe("the sentiment calibration", () => {
+  const record = {
+    id: 4, labels: 200, through_label: 812, macro_recall: 0.812, shipped: 0.745, better: true,
+    reason: "better", models: ["minilm-tweets-l4@1.1.1"], created_at: "2026-11-28T12:00:00Z",
+  };
+  const base = { active_id: null, automatic: true, pending_changes: 0, updated_at: "2026-11-28T12:00:00Z", updated_by: null, calibrations: [] };
+  it("says what is in use and what it was measured at", () => {
+    expect(calibrationText(base)).toBe("Sentiment: the shipped models");
+    expect(calibrationText({ ...base, active_id: 4, calibrations: [record] })).toBe(
+      "Sentiment: calibration #4 from 200 labels, 81.2% macro-recall out of fold against the shipped models' 74.5%",
+    );
+    expect(calibrationText({ ...base, pending_changes: 3, calibrations: [{ ...record, better: false, reason: "20 labels: an adaptation needs at least 30" }] })).toBe(
+      "Sentiment: the shipped models (last trained: 20 labels: an adaptation needs at least 30); 3 label changes to learn from",
     );
   });
 });

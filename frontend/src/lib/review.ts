@@ -1,6 +1,6 @@
 // The review queue's keys: one key per label, so a reviewer works through posts without the
 // mouse. Keys act only while the queue has the focus and no text field is being typed in.
-import type { LabelKind, Relevance } from "../api/schemas";
+import type { CalibrationState, LabelKind, Relevance } from "../api/schemas";
 
 export type ReviewAction =
   | { type: "label"; kind: LabelKind; value: string }
@@ -49,4 +49,18 @@ export function relevanceText(r: Relevance): string {
   if (!adopted) return `${labels}; waiting for ${r.waiting_for ?? "a model"}; ${posts}`;
   const right = (x: number) => `${Math.round(x * 1000) / 10}%`;
   return `${labels}; model #${adopted.id} adopted (${right(adopted.accuracy)} right out of fold, against ${right(adopted.incumbent)}), threshold ${r.threshold}; ${posts}`;
+}
+
+/** The deployment's sentiment calibration, in one line. */
+export function calibrationText(c: CalibrationState): string {
+  const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
+  const inUse = c.calibrations.find((k) => k.id === c.active_id);
+  const pending = c.pending_changes > 0 ? `; ${c.pending_changes} label changes to learn from` : "";
+  if (c.active_id === null) {
+    const newest = c.calibrations[0];
+    const last = newest ? ` (last trained: ${newest.reason})` : "";
+    return `Sentiment: the shipped models${last}${pending}`;
+  }
+  if (!inUse) return `Sentiment: calibration #${c.active_id}${pending}`;
+  return `Sentiment: calibration #${inUse.id} from ${inUse.labels} labels, ${pct(inUse.macro_recall)} macro-recall out of fold against the shipped models' ${pct(inUse.shipped)}${pending}`;
 }
