@@ -48,25 +48,25 @@ pub struct Penalties {
     pub words: f32,
 }
 
-/// The candidates the inner folds choose from: strong to weak.
-const CANDIDATES: [Penalties; 4] = [
-    Penalties {
-        map: 1.0,
-        words: 1.0,
-    },
-    Penalties {
-        map: 0.1,
-        words: 0.1,
-    },
-    Penalties {
-        map: 0.1,
-        words: 0.01,
-    },
-    Penalties {
-        map: 0.01,
-        words: 0.001,
-    },
-];
+/// The candidates the inner folds choose from, strongest first (ties go to the stronger): every
+/// pair of a map penalty and a word penalty.
+const CANDIDATES: [Penalties; 9] = {
+    let strengths = [10.0, 1.0, 0.1];
+    let words = [1.0, 0.1, 0.01];
+    let mut out = [Penalties {
+        map: 0.0,
+        words: 0.0,
+    }; 9];
+    let mut i = 0;
+    while i < 9 {
+        out[i] = Penalties {
+            map: strengths[i / 3],
+            words: words[i % 3],
+        };
+        i += 1;
+    }
+    out
+};
 
 /// How many general tweets hold each word bucket ([`word_buckets`]): the yardstick of how
 /// common a word is outside a deployment. Stored as a little-endian `u32` count of tweets, then

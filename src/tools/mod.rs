@@ -59,6 +59,9 @@ pub enum EvalWhat {
     /// Learn which posts a topic's query matched are about it, from labels, against the query
     /// alone and the majority label.
     Relevance(eval::relevance::RelevanceEvalArgs),
+    /// Calibrate sentiment to a domain from a few hundred of its labels, against the shipped
+    /// models on the domain and on a general set.
+    Calibration(eval::calibration::CalibrationEvalArgs),
 }
 
 /// Parses arguments, runs the tool, maps failures to exit code 1 with the whole error chain.
@@ -93,6 +96,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             what: Some(EvalWhat::Relevance(args)),
             ..
         } => eval::relevance::run(args),
+        EvalCommand {
+            what: Some(EvalWhat::Calibration(args)),
+            ..
+        } => eval::calibration::run(args),
         EvalCommand {
             text: Some(args), ..
         } => eval::sentiment::run(args),

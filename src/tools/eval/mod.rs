@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::config::{AnalyzerSettings, Backend};
 
+pub mod calibration;
 pub mod forecast;
 pub mod language;
 pub mod relevance;
