@@ -394,17 +394,25 @@ pub fn macro_recall(pairs: impl IntoIterator<Item = (usize, usize)>) -> f32 {
         / present.len() as f32
 }
 
-/// Out-of-fold predictions of `examples` by adapters trained on the other folds with
-/// `penalties`, in order.
-fn out_of_fold(model: &str, examples: &[&Example], penalties: Penalties) -> Vec<usize> {
-    let mut out = vec![0; examples.len()];
+/// Out-of-fold predictions of `examples`, in order: each fold by an adapter trained on the
+/// others with the penalties `choose` gives for them.
+fn out_of_fold(
+    model: &str,
+    examples: &[&Example],
+    choose: impl Fn(&[&Example]) -> Penalties,
+) -> Vec<usize> {
+    // A fold with no others to learn from keeps the shipped labels.
+    let mut out: Vec<usize> = examples.iter().map(|e| e.shipped).collect();
     for fold in 0..FOLDS {
         let train: Vec<&Example> = examples
             .iter()
             .filter(|e| e.key % FOLDS != fold)
             .copied()
             .collect();
-        let adapter = Adapter::train(model, &train, penalties);
+        if train.is_empty() {
+            continue;
+        }
+        let adapter = Adapter::train(model, &train, choose(&train));
         for (i, e) in examples.iter().enumerate() {
             if e.key % FOLDS == fold {
                 out[i] = adapter.predict(e);
@@ -418,7 +426,7 @@ fn out_of_fold(model: &str, examples: &[&Example], penalties: Penalties) -> Vec<
 fn choose_penalties(model: &str, examples: &[&Example]) -> Penalties {
     let mut best = (CANDIDATES[0], f32::MIN);
     for p in CANDIDATES {
-        let predicted = out_of_fold(model, examples, p);
+        let predicted = out_of_fold(model, examples, |_| p);
         let score = macro_recall(predicted.into_iter().zip(examples.iter().map(|e| e.label)));
         if score > best.1 {
             best = (p, score);
@@ -484,23 +492,7 @@ fn assess_model(model: &str, examples: &[&Example]) -> Assessment {
         return not_trained("labels of one sentiment only".to_string());
     }
     // Nested: each outer fold chooses its penalties on its own training folds.
-    let mut predicted = vec![0; examples.len()];
-    for fold in 0..FOLDS {
-        let train: Vec<&Example> = examples
-            .iter()
-            .filter(|e| e.key % FOLDS != fold)
-            .copied()
-            .collect();
-        if train.is_empty() {
-            continue;
-        }
-        let adapter = Adapter::train(model, &train, choose_penalties(model, &train));
-        for (i, e) in examples.iter().enumerate() {
-            if e.key % FOLDS == fold {
-                predicted[i] = adapter.predict(e);
-            }
-        }
-    }
+    let predicted = out_of_fold(model, examples, |train| choose_penalties(model, train));
     let calibrated = macro_recall(predicted.into_iter().zip(truth));
     if calibrated <= shipped {
         return Assessment {
