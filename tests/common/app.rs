@@ -44,7 +44,12 @@ pub async fn spawn_app_with_options(
     TestApp {
         app,
         env,
-        http: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive (5 s) closes them,
+        // so a request never goes out on a connection the server is closing at that moment.
+        http: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client"),
     }
 }
 
