@@ -17,13 +17,10 @@ use deadpool_postgres::Pool;
 
 use super::analyzer_share::ShareError;
 use super::ingester::IngestContext;
-use crate::analysis::calibration::{
-    self, class_of, features, words, Calibration, Example, LiveCalibration,
-};
+use crate::analysis::calibration::{self, Calibration, Example, LiveCalibration};
 use crate::db::calibration::{self as db, Trained};
 use crate::models::SentimentLabel;
 use crate::telemetry::names;
-use crate::topics::relevance::key_of;
 
 /// The caller the calibrator's analyses are counted as in the analyzer's share.
 const CALLER: &str = "sentiment calibration";
@@ -140,16 +137,7 @@ async fn train(
             .iter()
             .zip(&analysed)
             .filter_map(|(p, a)| {
-                let shipped = a.shipped_sentiment?;
-                Some(Example {
-                    model: calibration::shipped_model(&a.model).to_string(),
-                    features: features(&p.text),
-                    words: words(&p.text),
-                    probs: shipped.probs,
-                    shipped: class_of(shipped.label),
-                    label: class_of(SentimentLabel::parse(&p.value)?),
-                    key: key_of(&p.post_id),
-                })
+                Example::read(&p.post_id, &p.text, a, SentimentLabel::parse(&p.value)?)
             })
             .collect();
         calibration::assess(&examples)

@@ -148,6 +148,28 @@ pub struct Example {
     pub key: u64,
 }
 
+impl Example {
+    /// Post `id` with `text`, as a shipped model analysed it, labelled `label` by a reviewer;
+    /// `None` when no model's own sentiment is in the analysis (the lexicon's).
+    pub fn read(
+        id: &str,
+        text: &str,
+        analysis: &Analysis,
+        label: SentimentLabel,
+    ) -> Option<Example> {
+        let shipped = analysis.shipped_sentiment?;
+        Some(Example {
+            model: shipped_model(&analysis.model).to_string(),
+            features: features(text),
+            words: words(text),
+            probs: shipped.probs,
+            shipped: class_of(shipped.label),
+            label: class_of(label),
+            key: crate::topics::relevance::key_of(id),
+        })
+    }
+}
+
 /// The index of `label` in [`SentimentLabel::ALL`].
 pub fn class_of(label: SentimentLabel) -> usize {
     SentimentLabel::ALL
@@ -159,12 +181,12 @@ pub fn class_of(label: SentimentLabel) -> usize {
 /// The features of a post's text: its words, as topic relevance reads them. The language is
 /// not among them: each model's adapter is its own, and a constant feature would only repeat the
 /// bias with a weaker penalty.
-pub fn features(text: &str) -> Features {
+fn features(text: &str) -> Features {
     Features::words(text)
 }
 
 /// The word buckets a post's likeness to the labelled posts is judged on.
-pub fn words(text: &str) -> Vec<u32> {
+fn words(text: &str) -> Vec<u32> {
     word_buckets(text)
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::AnalyzerArgs;
 use crate::analysis::{
     self,
-    calibration::{self, class_of, features, macro_recall, words, Calibration, Example, Reference},
+    calibration::{self, class_of, macro_recall, Calibration, Example, Reference},
 };
 use crate::models::{Analysis, SentimentLabel};
 use crate::topics::relevance::key_of;
@@ -106,15 +106,15 @@ fn label_of(value: &str, line: usize) -> anyhow::Result<usize> {
     })
 }
 
-/// Macro-recall in points of `reads` as shipped, and with `calibration` applied, and the share
-/// of `reads` it adapted.
-fn score(reads: &[Read], calibration: Option<&Calibration>) -> (f64, f64, f64) {
+/// Macro-recall in points of `reads` as shipped, and with `calibration` applied, the share of
+/// `reads` it adapted and the microseconds it took a post.
+fn score(reads: &[Read], calibration: Option<&Calibration>) -> (f64, f64, f64, f64) {
     let shipped = macro_recall(
         reads
             .iter()
             .map(|r| (class_of(r.analysis.sentiment_label), r.label)),
     );
-    let mut adapted = 0;
+    let (mut adapted, mut took) = (0, std::time::Duration::ZERO);
     let calibrated = match calibration {
         None => shipped,
         Some(c) => {
@@ -123,7 +123,9 @@ fn score(reads: &[Read], calibration: Option<&Calibration>) -> (f64, f64, f64) {
                 .iter()
                 .map(|r| (r.text.as_str(), r.lang.as_deref()))
                 .collect();
+            let started = std::time::Instant::now();
             adapted = c.apply(&mut analyses, &posts);
+            took = started.elapsed();
             macro_recall(
                 analyses
                     .iter()
@@ -136,19 +138,8 @@ fn score(reads: &[Read], calibration: Option<&Calibration>) -> (f64, f64, f64) {
         f64::from(shipped) * 100.0,
         f64::from(calibrated) * 100.0,
         adapted as f64 / reads.len().max(1) as f64,
+        took.as_secs_f64() * 1e6 / reads.len().max(1) as f64,
     )
-}
-
-/// Microseconds `calibration` takes to adapt one analysis of `reads`.
-fn apply_cost(calibration: &Calibration, reads: &[Read]) -> f64 {
-    let mut analyses: Vec<Analysis> = reads.iter().map(|r| r.analysis.clone()).collect();
-    let posts: Vec<(&str, Option<&str>)> = reads
-        .iter()
-        .map(|r| (r.text.as_str(), r.lang.as_deref()))
-        .collect();
-    let started = std::time::Instant::now();
-    calibration.apply(&mut analyses, &posts);
-    started.elapsed().as_secs_f64() * 1e6 / reads.len().max(1) as f64
 }
 
 fn write_reference(from: &PathBuf, to: &PathBuf) -> anyhow::Result<()> {
@@ -246,16 +237,7 @@ pub fn run(args: CalibrationEvalArgs) -> anyhow::Result<()> {
             .into_iter()
             .take(args.labels)
             .filter_map(|r| {
-                let shipped = r.analysis.shipped_sentiment?;
-                Some(Example {
-                    model: r.analysis.model.clone(),
-                    features: features(&r.text),
-                    words: words(&r.text),
-                    probs: shipped.probs,
-                    shipped: class_of(shipped.label),
-                    label: r.label,
-                    key: key_of(&r.id),
-                })
+                Example::read(&r.id, &r.text, &r.analysis, SentimentLabel::ALL[r.label])
             })
             .collect();
         let assessed = calibration::assess(&examples);
@@ -267,12 +249,12 @@ pub fn run(args: CalibrationEvalArgs) -> anyhow::Result<()> {
             );
         }
         let calibration = (!adapters.is_empty()).then(|| Calibration::new(draw as i64, adapters));
-        if let Some(c) = &calibration {
-            apply_us.push(apply_cost(c, &test));
+        let (shipped, calibrated, adapted, took) = score(&test, calibration.as_ref());
+        if calibration.is_some() {
+            apply_us.push(took);
         }
-        let (shipped, calibrated, adapted) = score(&test, calibration.as_ref());
-        let (g_shipped, g_calibrated, g_adapted) = if general.is_empty() {
-            (0.0, 0.0, 0.0)
+        let (g_shipped, g_calibrated, g_adapted, _) = if general.is_empty() {
+            (0.0, 0.0, 0.0, 0.0)
         } else {
             score(&general, calibration.as_ref())
         };
