@@ -7,7 +7,7 @@
 
 use super::language::PostLanguage;
 use super::{Analyzer, DecisionThresholds};
-use crate::models::{Analysis, LanguageSupport};
+use crate::models::{Analysis, LanguageSource, LanguageSupport};
 
 /// Which backend analyses a post, and what its analysis is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +86,6 @@ impl LanguageRouter {
                 support: LanguageSupport::Supported,
             };
         }
-        if lang.weak {
-            // A bare guess does not outweigh what most posts are written in.
-            return Route {
-                multilingual: false,
-                support: LanguageSupport::Unverified,
-            };
-        }
         match &self.multilingual {
             Some((_, langs)) => Route {
                 multilingual: true,
@@ -102,8 +95,13 @@ impl LanguageRouter {
                     LanguageSupport::Unverified
                 },
             },
-            // Even an unsure guess of another language is left out: a wrong answer that looks
-            // confident is worse than none.
+            // An unsure answer (English tweets among them) stays with the primary backend,
+            // marked so; a sure answer of another language is left out: a wrong answer that
+            // looks confident is worse than none.
+            None if lang.source == LanguageSource::Unsure => Route {
+                multilingual: false,
+                support: LanguageSupport::Unverified,
+            },
             None => Route {
                 multilingual: false,
                 support: LanguageSupport::Unsupported,

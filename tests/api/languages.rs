@@ -166,23 +166,30 @@ fn shared_data() -> Option<PathBuf> {
 }
 
 /// The detector on real tweets: the UMSAB test texts of each language and the English test set.
+/// Floors a few points under what it measures (docs/languages.md), far above what the trigram
+/// detector alone reads on them (romanised Hindi: none).
 #[test]
 fn the_detector_names_the_language_of_real_tweets() {
     let Some(data) = shared_data() else { return };
     for (dir, lang, floor) in [
-        ("sentiment", "en", 85.0),
-        ("umsab/german", "de", 80.0),
-        ("umsab/spanish", "es", 85.0),
-        ("umsab/french", "fr", 90.0),
-        ("umsab/arabic", "ar", 90.0),
+        ("sentiment", "en", 95.0),
+        ("umsab/german", "de", 90.0),
+        ("umsab/spanish", "es", 95.0),
+        ("umsab/portuguese", "pt", 95.0),
+        ("umsab/italian", "it", 95.0),
+        ("umsab/french", "fr", 95.0),
+        ("umsab/arabic", "ar", 95.0),
+        ("umsab/hindi", "hi", 60.0),
     ] {
         let mut texts = read_texts(&data.join(dir).join("test.tsv")).unwrap();
         texts.truncate(800);
         let score = pulse_tools::eval::language::score(lang, &texts);
         assert!(score.accuracy >= floor, "{lang}: {score:?}");
-        // What routes a post to the wrong model is a confident wrong answer: rare.
-        assert!(score.confident_wrong <= 2.0, "{lang}: {score:?}");
     }
+    // An English post sent away from the English model with confidence is rare.
+    let texts = read_texts(&data.join("sentiment/test.tsv")).unwrap();
+    let english = pulse_tools::eval::language::score("en", &texts[..2000]);
+    assert!(english.confident_wrong <= 2.0, "{english:?}");
 }
 
 /// The compact Unigram model cuts the multilingual tokenizer's memory; it must not change one

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::analysis::language::{detect, LanguageSource};
+use crate::analysis::language::{detect, ngrams, LanguageSource};
 
 /// The data directory's folders and the ISO 639-1 code of their language.
 pub const SETS: [(&str, &str); 8] = [
@@ -36,6 +36,13 @@ pub struct LanguageEvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Learn the tweet n-gram model from the `train` splits and write it here (Pulse ships it
+    /// as `src/analysis/language/ngrams.bin`) instead of scoring.
+    #[arg(long)]
+    pub write_model: Option<PathBuf>,
+    /// The model's hashed buckets, as a power of two.
+    #[arg(long, default_value_t = ngrams::DEFAULT_BITS)]
+    pub bits: u8,
 }
 
 /// Detection figures for one language.
@@ -57,6 +64,9 @@ pub struct LanguageScore {
 
 /// Runs the evaluation and prints the report.
 pub fn run(args: LanguageEvalArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.write_model {
+        return write_model(&args.data, args.bits, out);
+    }
     let started = Instant::now();
     let mut scores = Vec::new();
     let mut total = 0;
@@ -99,6 +109,50 @@ pub fn run(args: LanguageEvalArgs) -> anyhow::Result<()> {
     }
     println!("{total} texts, {per_sec:.0} texts/s on one thread");
     Ok(())
+}
+
+/// Learns the tweet n-gram model from every set's `train` split.
+fn write_model(data: &Path, bits: u8, out: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!((8..=20).contains(&bits), "--bits must be 8 to 20");
+    let mut sets = Vec::new();
+    for (dir, lang) in SETS {
+        let texts = read_texts(&data.join(dir).join("train.tsv"))?;
+        let texts = texts.iter().map(|t| unescape(t)).collect();
+        sets.push((lang, texts));
+    }
+    let model = ngrams::NgramModel::train(&sets, bits);
+    std::fs::write(out, model.to_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    let counts: Vec<String> = sets
+        .iter()
+        .map(|(l, t)| format!("{l} {}", t.len()))
+        .collect();
+    println!("wrote {} from {}", out.display(), counts.join(", "));
+    Ok(())
+}
+
+/// Some sets write characters as `\u2019` escapes; a post never does.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 2..at + 6)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 6..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The texts of a `label<TAB>text` file, labels left out.

@@ -81,6 +81,10 @@ pub struct EvalArgs {
     /// as before languages were routed.
     #[arg(long)]
     pub lang: Option<String>,
+    /// With `--lang detect`: the language the texts are written in, so the same run scores them
+    /// tagged too; by default read from the data's folder (`umsab/german/test.tsv` is `de`).
+    #[arg(long)]
+    pub given_lang: Option<String>,
     /// Multilingual model bundle directory (repeatable); defaults to the bundled one.
     #[arg(long = "multilingual-bundle")]
     pub multilingual_bundles: Vec<PathBuf>,
@@ -108,6 +112,12 @@ pub struct EvalReport {
     pub macro_f1: f64,
     /// The language the texts were tagged with, if any.
     pub lang: Option<String>,
+    /// With `--lang detect`: the languages the detector named, with their texts.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub detected: BTreeMap<String, usize>,
+    /// With `--lang detect` and a known language: the same texts scored tagged with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tagged: Option<Box<EvalReport>>,
     pub accuracy: f64,
     /// confusion[gold][predicted]
     pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
@@ -151,6 +161,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut predicted = Vec::with_capacity(texts.len());
+    let mut detected = BTreeMap::new();
+    let mut tagged_report = None;
     let model = match args.lang.as_deref() {
         None => {
             let mut analyzer = analysis::build(backend, &settings)?;
@@ -166,27 +178,83 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Some(lang) => {
             let mut router = analysis::build_router(backend, &settings)?;
             let given = (lang != "detect").then_some(lang);
-            let mut models = std::collections::BTreeSet::new();
-            for chunk in texts.chunks(BATCH) {
-                let posts: Vec<(&str, Option<&str>)> =
-                    chunk.iter().map(|t| (t.as_str(), given)).collect();
-                for a in router.analyze_posts(&posts) {
-                    predicted.push(args.task.predict(&a, router.decision_thresholds_of(&a)));
-                    models.insert(a.model.clone());
+            let routed = route(&mut router, args.task, &texts, given);
+            predicted = routed.predicted;
+            if given.is_none() {
+                detected = routed.languages;
+                if let Some(tag) = args
+                    .given_lang
+                    .clone()
+                    .or_else(|| language_of_folder(&args.data))
+                {
+                    let started = Instant::now();
+                    let tagged = route(&mut router, args.task, &texts, Some(&tag));
+                    let per_sec = texts.len() as f64 / started.elapsed().as_secs_f64();
+                    let mut report =
+                        score(args.task, &tagged.models, &gold, &tagged.predicted, per_sec);
+                    report.lang = Some(tag);
+                    tagged_report = Some(Box::new(report));
                 }
             }
-            models.into_iter().collect::<Vec<_>>().join(", ")
+            routed.models
         }
     };
     let texts_per_sec = texts.len() as f64 / started.elapsed().as_secs_f64();
     let mut report = score(args.task, &model, &gold, &predicted, texts_per_sec);
     report.lang = args.lang.clone();
+    report.detected = detected;
+    report.tagged = tagged_report;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report, args.task);
     }
     Ok(())
+}
+
+/// Predictions of the routed analyzers, as posts tagged `given` (or untagged) would get them.
+struct Routed {
+    predicted: Vec<&'static str>,
+    /// The models that made them, joined.
+    models: String,
+    /// The languages the texts were analysed as, with their counts.
+    languages: BTreeMap<String, usize>,
+}
+
+fn route(
+    router: &mut analysis::routing::LanguageRouter,
+    task: Task,
+    texts: &[String],
+    given: Option<&str>,
+) -> Routed {
+    let mut predicted = Vec::with_capacity(texts.len());
+    let mut models = std::collections::BTreeSet::new();
+    let mut languages = BTreeMap::new();
+    for chunk in texts.chunks(BATCH) {
+        let posts: Vec<(&str, Option<&str>)> = chunk.iter().map(|t| (t.as_str(), given)).collect();
+        for a in router.analyze_posts(&posts) {
+            predicted.push(task.predict(&a, router.decision_thresholds_of(&a)));
+            models.insert(a.model.clone());
+            *languages
+                .entry(a.lang.clone().unwrap_or_else(|| "none".into()))
+                .or_default() += 1;
+        }
+    }
+    Routed {
+        predicted,
+        models: models.into_iter().collect::<Vec<_>>().join(", "),
+        languages,
+    }
+}
+
+/// The language of a shared data folder's texts (`umsab/german/test.tsv` is `de`,
+/// `sentiment/test.tsv` `en`).
+fn language_of_folder(path: &std::path::Path) -> Option<String> {
+    let folder = path.parent()?.file_name()?.to_str()?;
+    super::language::SETS
+        .iter()
+        .find(|(dir, _)| dir.rsplit('/').next() == Some(folder))
+        .map(|(_, lang)| lang.to_string())
 }
 
 /// Computes the task metric, accuracy and confusion matrix.
@@ -254,6 +322,8 @@ pub fn score(
         metric: metric * 100.0,
         macro_f1: f1 * 100.0,
         lang: None,
+        detected: BTreeMap::new(),
+        tagged: None,
         accuracy: correct as f64 / gold.len().max(1) as f64 * 100.0,
         confusion,
         texts_per_sec,
@@ -272,6 +342,26 @@ fn print_report(r: &EvalReport, task: Task) {
         "{} {:.2}  macro-F1 {:.2}  accuracy {:.1}  {:.0} texts/s",
         r.metric_name, r.metric, r.macro_f1, r.accuracy, r.texts_per_sec
     );
+    if !r.detected.is_empty() {
+        let langs: Vec<String> = r.detected.iter().map(|(l, n)| format!("{l} {n}")).collect();
+        println!("analysed as: {}", langs.join(", "));
+    }
+    if let Some(t) = &r.tagged {
+        println!(
+            "tagged {}: {} {:.2}  macro-F1 {:.2}  accuracy {:.1}",
+            t.lang.as_deref().unwrap_or(""),
+            t.metric_name,
+            t.metric,
+            t.macro_f1,
+            t.accuracy
+        );
+        println!(
+            "untagged - tagged: {} {:+.2}  macro-F1 {:+.2}",
+            t.metric_name,
+            r.metric - t.metric,
+            r.macro_f1 - t.macro_f1
+        );
+    }
     let mut columns: Vec<String> = task.labels().iter().map(|s| s.to_string()).collect();
     if task == Task::Emotion {
         columns.push("none".into());
