@@ -335,8 +335,8 @@ fn sample_alert() -> serde_json::Value {
 #[post("/api/v1/webhooks/{id}/test")]
 pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     use crate::actors::mailer::Mailer;
+    use crate::actors::webhooks::channels::render;
     use crate::actors::webhooks::{deliver, Target};
-    use crate::models::channel_messages::render;
     use crate::models::webhooks::DeliveryEvent;
 
     let client = state.pool.get().await?;

@@ -4,7 +4,6 @@
 
 pub mod alerts;
 pub mod analysis;
-pub mod channel_messages;
 pub mod deletion;
 pub mod errors;
 pub mod event;

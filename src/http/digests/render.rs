@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::content::Digest;
-use crate::models::channel_messages::{
+use crate::actors::webhooks::channels::{
     cut, html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
     SLACK_HEADER_CHARS,
 };

@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::webhooks::{ChannelKind, DeliveryEvent};
+use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 
 /// Example posts quoted in a message.
 const EXAMPLE_POSTS: usize = 3;

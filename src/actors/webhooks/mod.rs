@@ -1,5 +1,5 @@
 //! Webhook delivery: POSTs every pending delivery (one per alert or digest, event and subscription) in
-//! its channel's format (see [`crate::models::channel_messages`]), Pulse's own with an
+//! its channel's format (see [`channels`]), Pulse's own with an
 //! HMAC-SHA256 signature, retries failures with exponential backoff and jitter, and gives up
 //! (`dead`) after `webhooks.max_attempts`. It runs on its own timer, so a slow or failing
 //! receiver never delays the alerter.
@@ -8,6 +8,8 @@
 //! id), `x-pulse-timestamp` (Unix seconds) and `x-pulse-signature`:
 //! `sha256=` + hex(HMAC-SHA256(secret, "<timestamp>.<body>")). Receivers recompute it and
 //! reject old timestamps to stop replays.
+
+pub mod channels;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +23,9 @@ use sha2::Sha256;
 use super::mailer::Mailer;
 use crate::config::Settings;
 use crate::db::webhooks;
-use crate::models::channel_messages::render;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 use crate::telemetry::names;
+use channels::render;
 
 /// Deliveries claimed per poll.
 const CLAIM_BATCH: i64 = 32;
