@@ -286,6 +286,14 @@ pub fn score(
             .copied()
             .unwrap_or(0)
     };
+    // A set labelled in fewer classes than the task has (a binary sentiment set) is scored on
+    // its own classes; an answer of another class counts as wrong.
+    let present: Vec<&str> = labels
+        .iter()
+        .copied()
+        .filter(|l| gold.iter().any(|g| g == l))
+        .collect();
+    let labels: &[&str] = if present.is_empty() { labels } else { &present };
     let per_label: Vec<(f64, f64)> = labels
         .iter()
         .map(|l| {
@@ -400,6 +408,23 @@ mod tests {
         // recalls: negative 1/2, neutral 1/1, positive 0/1
         assert!((r.metric - 50.0).abs() < 1e-9);
         assert!((r.accuracy - 50.0).abs() < 1e-9);
+
+        // A binary set: averaged over its two classes, the neutral answer wrong.
+        let gold: Vec<String> = ["negative", "positive", "positive"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = score(
+            Task::Sentiment,
+            "m",
+            &gold,
+            &["negative", "neutral", "positive"],
+            1.0,
+        );
+        // recalls: negative 1/1, positive 1/2
+        assert!((r.metric - 75.0).abs() < 1e-9);
+        // F1: negative 1, positive 2/3
+        assert!((r.macro_f1 - 250.0 / 3.0).abs() < 1e-9);
 
         let gold: Vec<String> = ["hate", "not-hate", "not-hate"]
             .iter()
