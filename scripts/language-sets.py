@@ -21,7 +21,6 @@ SEED = 20240601
 # lang -> (repo, path in repo)
 SOURCES = {
     "id": ("indobenchmark/indonlu", "dataset/smsa_doc-sentiment-prosa/valid_preprocess.tsv"),
-    "ru": ("strawberrypie/rusentiment", "Dataset/rusentiment_test.csv"),
     "zh": ("ymcui/Chinese-BERT-wwm", "data/chnsenticorp/chnsenticorp.zip"),
     # A public copy of NSMC's ratings_test.txt (e9t/nsmc) that starts with the same rows (BOM + CRLF, 36,300 of the 50,000 rows). With
     # --src ko=<e9t/nsmc checkout or ratings_test.txt> the same 3,000 rows come out.
@@ -79,16 +78,6 @@ def conv_id(data):
     return rows
 
 
-def conv_ru(data):
-    # RuSentiment test set: label,text with labels positive/negative/neutral/speech/skip.
-    # speech (formulaic greetings/thanks) and skip (unclear/noise) are dropped.
-    rows = []
-    for rec in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-        if rec["label"] in ("positive", "negative", "neutral"):
-            rows.append((rec["label"], rec["text"]))
-    return rows
-
-
 def conv_zh(data):
     # ChnSentiCorp (ERNIE/Chinese-BERT-wwm split) test.tsv: label<TAB>text_a, 1 positive 0 negative.
     z = zipfile.ZipFile(io.BytesIO(data))
@@ -141,7 +130,7 @@ def conv_pl(data):
     return rows
 
 
-CONVERTERS = {"pl": conv_pl, "id": conv_id, "ru": conv_ru, "zh": conv_zh, "ko": conv_ko, "id-nusax": conv_id_nusax}
+CONVERTERS = {"pl": conv_pl, "id": conv_id, "zh": conv_zh, "ko": conv_ko, "id-nusax": conv_id_nusax}
 
 
 def main():
