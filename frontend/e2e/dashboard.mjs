@@ -768,9 +768,12 @@ try {
       const saved = (await api("/api/v1/saved-searches")).items.find((s) => s.name === name);
       check(saved && saved.query === word && saved.filters.order === "relevance", `the API holds ${JSON.stringify(saved)}`);
       await run("refund");
-      await until(5000, async () => new URL(page.url()).searchParams.get("q") === "refund");
+      // The typed search must have run before the saved one is clicked: on a loaded machine a
+      // late Enter would otherwise land after the click and read as the saved search failing.
+      const typed = await until(30_000, async () => new URL(page.url()).searchParams.get("q") === "refund" && (await query.inputValue()) === "refund");
+      check(typed, `the typed search did not run: ${page.url()}`);
       await row.locator(".saved-run").click();
-      const rerun = await until(10_000, async () => (await query.inputValue()) === word && new URL(page.url()).searchParams.get("q") === word && sameIds(await hitIds(), relevant.items));
+      const rerun = await until(30_000, async () => (await query.inputValue()) === word && new URL(page.url()).searchParams.get("q") === word && sameIds(await hitIds(), relevant.items));
       check(rerun, `running the saved search shows ${await query.inputValue()}`);
       await row.locator('[data-testid="saved-search-delete"]').click();
       await row.locator('[data-testid="saved-search-delete-confirm"]').click();
