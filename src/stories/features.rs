@@ -81,32 +81,70 @@ pub fn words(text: &str) -> Vec<String> {
         if raw.starts_with('@') || raw.contains("://") || raw.starts_with("www.") {
             continue;
         }
+        let hashtag = raw.starts_with('#');
         let raw = raw.trim_start_matches('#');
         for piece in raw.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
-            let word: String = piece
-                .trim_matches('\'')
-                .chars()
-                .flat_map(char::to_lowercase)
-                .collect();
-            let len = word.chars().count();
-            if !(3..=40).contains(&len)
-                || !word.chars().any(char::is_alphabetic)
-                || word == "rt"
-                || STOP.contains(word.as_str())
-            {
-                continue;
-            }
-            // Short posts are checked for repeats here; longer ones are deduplicated by term
-            // in `vector`, so a 20 kB post costs no more than its length.
-            if out.len() >= MAX_WORDS {
+            let piece = piece.trim_matches('\'');
+            if !push_word(&mut out, piece) {
                 return out;
             }
-            if out.len() > 64 || !out.contains(&word) {
-                out.push(word);
+            // #KeralaFloodRelief says kerala, flood and relief too, as the posts that write
+            // the words apart do.
+            if hashtag {
+                for part in camel_case_parts(piece).skip(1) {
+                    if !push_word(&mut out, part) {
+                        return out;
+                    }
+                }
             }
         }
     }
     out
+}
+
+/// Adds a word to `out` unless it cannot name a story; false once `out` is full.
+fn push_word(out: &mut Vec<String>, piece: &str) -> bool {
+    let word: String = piece.chars().flat_map(char::to_lowercase).collect();
+    let len = word.chars().count();
+    if !(3..=40).contains(&len)
+        || !word.chars().any(char::is_alphabetic)
+        || word == "rt"
+        || STOP.contains(word.as_str())
+    {
+        return true;
+    }
+    // Short posts are checked for repeats here; longer ones are deduplicated by term in
+    // `vector`, so a 20 kB post costs no more than its length.
+    if out.len() >= MAX_WORDS {
+        return false;
+    }
+    if out.len() > 64 || !out.contains(&word) {
+        out.push(word);
+    }
+    true
+}
+
+/// The parts of a camel-case word (`KeralaFloodRelief`: `Kerala`, `Flood`, `Relief`), each
+/// starting at a capital that follows a small letter; a word without one is one part.
+fn camel_case_parts(word: &str) -> impl Iterator<Item = &str> {
+    let mut starts = vec![0];
+    let mut previous_lower = false;
+    for (i, c) in word.char_indices() {
+        if c.is_uppercase() && previous_lower {
+            starts.push(i);
+        }
+        previous_lower = c.is_lowercase();
+    }
+    let parts: Vec<&str> = if starts.len() == 1 {
+        Vec::new()
+    } else {
+        starts
+            .iter()
+            .zip(starts.iter().skip(1).chain(std::iter::once(&word.len())))
+            .map(|(&a, &b)| &word[a..b])
+            .collect()
+    };
+    std::iter::once(word).chain(parts)
 }
 
 /// A word's bucket in the hashed vocabulary (FNV-1a; stable across processes and versions, so
@@ -229,7 +267,21 @@ mod tests {
     #[test]
     fn words_keep_topics_and_drop_noise() {
         let w = words("RT @bob: Explosion at the #BostonMarathon finish line!! http://t.co/x 2013");
-        assert_eq!(w, vec!["explosion", "bostonmarathon", "finish", "line"]);
+        assert_eq!(
+            w,
+            vec![
+                "explosion",
+                "bostonmarathon",
+                "boston",
+                "marathon",
+                "finish",
+                "line"
+            ]
+        );
+        assert_eq!(
+            words("#prayforkerala #StandWithKerala #NYC"),
+            vec!["prayforkerala", "standwithkerala", "stand", "kerala", "nyc"]
+        );
         assert_eq!(
             words("Terremoto en Guatemala, más de 40 muertos"),
             vec!["terremoto", "guatemala", "muertos"]
