@@ -139,6 +139,10 @@ impl StoryDesk {
                         changes.write.faded.push(id);
                         continue;
                     }
+                    StoryEvent::Left { id, count } => {
+                        *added.entry(id).or_default() -= count as i64;
+                        continue;
+                    }
                 };
                 {
                     let mut earlier = Vec::new();

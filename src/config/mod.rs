@@ -820,11 +820,12 @@ impl Default for WsSettings {
     }
 }
 
-/// Story detection (`stories::StoryTracker`); the defaults were tuned on CrisisLexT26
-/// (docs/stories.md).
+/// Story detection (`stories::StoryTracker`); the defaults were chosen by leaving collections of
+/// labelled crisis events out in turn (`scripts/stories-tune.py`, docs/stories.md).
 ///
 /// The join threshold is low on purpose: word weights come from a month of posts, so a post
-/// that shares one distinctive word with a live story's centre belongs to it more often than not.
+/// that shares one distinctive word with a live story's centre belongs to it more often than not;
+/// `join_relative` keeps such a post free to found a story of its own.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct StorySettings {
@@ -832,6 +833,10 @@ pub struct StorySettings {
     pub enabled: bool,
     /// Cosine similarity to a story's centre at which a post joins it.
     pub join_similarity: f32,
+    /// Share of a story's cohesion (how alike its posts were to its centre when they joined) a
+    /// post must reach to join it firmly; a post that only reaches `join_similarity` joins
+    /// loosely and may still found a story of its own with alike posts (0: every join is firm).
+    pub join_relative: f32,
     /// Cosine similarity to one recent post of a story at which a post joins that story (its
     /// nearest neighbour), when no centre is close enough.
     pub link_similarity: f32,
@@ -864,9 +869,10 @@ impl Default for StorySettings {
     fn default() -> Self {
         StorySettings {
             enabled: true,
-            join_similarity: 0.03,
+            join_similarity: 0.02,
+            join_relative: 0.15,
             link_similarity: 0.5,
-            birth_similarity: 0.3,
+            birth_similarity: 0.15,
             birth_posts: 3,
             birth_window_secs: 24 * 3600,
             fade_secs: 4 * 86_400,
@@ -886,6 +892,7 @@ impl StorySettings {
         let unit = |v: f32| (0.0..=1.0).contains(&v);
         anyhow::ensure!(
             unit(self.join_similarity)
+                && unit(self.join_relative)
                 && unit(self.link_similarity)
                 && unit(self.birth_similarity)
                 && unit(self.merge_similarity),

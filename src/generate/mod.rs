@@ -509,7 +509,7 @@ mod tests {
                             }
                         }
                     }
-                    StoryEvent::Faded { .. } => {}
+                    StoryEvent::Faded { .. } | StoryEvent::Left { .. } => {}
                 }
             }
         }

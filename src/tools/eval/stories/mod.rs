@@ -223,7 +223,7 @@ fn run_pulse(
                 StoryEvent::Merged { from, into } => {
                     merged_into.insert(from, into);
                 }
-                StoryEvent::Faded { .. } => {}
+                StoryEvent::Faded { .. } | StoryEvent::Left { .. } => {}
             }
         }
         if i % 1000 == 0 {
