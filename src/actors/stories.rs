@@ -141,6 +141,7 @@ impl StoryDesk {
                     }
                     StoryEvent::Left { id, count } => {
                         *added.entry(id).or_default() -= count as i64;
+                        changes.write.left.push(id);
                         continue;
                     }
                 };

@@ -32,6 +32,8 @@ pub struct StoryWrite {
     pub rows: Vec<StoryRow>,
     /// Posts stored before their story was born: `(story, post ids)`.
     pub founders: Vec<(i64, Vec<String>)>,
+    /// Stories that founders had joined loosely and left for the story they founded.
+    pub left: Vec<i64>,
     /// `(from, into)`: `from`'s posts are `into`'s now.
     pub merges: Vec<(i64, i64)>,
     pub faded: Vec<i64>,
@@ -113,8 +115,8 @@ pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_
     }
     for (story, posts) in &write.founders {
         tx.execute(
-            "UPDATE posts SET story_id = $1 WHERE id = ANY($2) AND story_id IS NULL",
-            &[story, posts],
+            "UPDATE posts SET story_id = $1 WHERE id = ANY($2) AND (story_id IS NULL OR story_id = ANY($3))",
+            &[story, posts, &write.left],
         )
         .await?;
     }
