@@ -910,10 +910,14 @@ mod tests {
     /// weights are those of a running stream (in a stream of only one conversation, every word
     /// is common and none tells posts apart).
     fn tracker() -> StoryTracker<String> {
+        tracker_after(|i| format!("chatter{i} about topic{} and thing{}", i * 7, i * 13))
+    }
+
+    /// A tracker that has seen an hour of the chatter `text(i)` writes, one post a minute.
+    fn tracker_after(text: impl Fn(i64) -> String) -> StoryTracker<String> {
         let mut t = StoryTracker::new(StorySettings::default());
         for i in 0..60 {
-            let text = format!("chatter{i} about topic{} and thing{}", i * 7, i * 13);
-            t.place(format!("bg{i}"), (i - 60) * MINUTE, &text);
+            t.place(format!("bg{i}"), (i - 60) * MINUTE, &text(i));
         }
         t.drain_events();
         t
@@ -921,7 +925,16 @@ mod tests {
 
     /// Places `(minute, text)` posts keyed `p0, p1, ...`; answers each post's final story.
     fn replay(tracker: &mut StoryTracker<String>, posts: &[(i64, &str)]) -> Vec<Option<StoryId>> {
+        replay_counting_departures(tracker, posts).0
+    }
+
+    /// [`replay`], and how many posts left a story they had joined loosely.
+    fn replay_counting_departures(
+        tracker: &mut StoryTracker<String>,
+        posts: &[(i64, &str)],
+    ) -> (Vec<Option<StoryId>>, u64) {
         let mut story: Vec<Option<StoryId>> = vec![None; posts.len()];
+        let mut departures = 0;
         for (i, (minute, text)) in posts.iter().enumerate() {
             story[i] = tracker.place(format!("p{i}"), minute * MINUTE, text);
             for event in tracker.drain_events() {
@@ -938,11 +951,12 @@ mod tests {
                             }
                         }
                     }
-                    StoryEvent::Faded { .. } | StoryEvent::Left { .. } => {}
+                    StoryEvent::Left { count, .. } => departures += count,
+                    StoryEvent::Faded { .. } => {}
                 }
             }
         }
-        story
+        (story, departures)
     }
 
     const OUTAGE: [&str; 5] = [
@@ -1014,18 +1028,15 @@ mod tests {
     #[test]
     fn a_new_event_sharing_a_common_word_founds_its_own_story() {
         // A stream where earthquakes are talked about: the word is common, not a story's own.
-        let mut t = StoryTracker::new(StorySettings::default());
-        for i in 0..60 {
-            // Many words of its own each: one word in common is not enough to make posts alike.
+        // Each post has many words of its own, so one word in common does not make two alike.
+        let mut t = tracker_after(|i| {
             let own: Vec<String> = (0..12).map(|k| format!("word{k}x{i}")).collect();
-            let text = if i % 4 == 0 {
+            if i % 4 == 0 {
                 format!("{} earthquake", own.join(" "))
             } else {
                 own.join(" ")
-            };
-            t.place(format!("bg{i}"), (i - 60) * MINUTE, &text);
-        }
-        t.drain_events();
+            }
+        });
         let first = [
             "earthquake in Emilia, Italy: churches collapsed in Finale Emilia",
             "Emilia earthquake, Finale Emilia churches collapsed, Italy shaken",
@@ -1041,28 +1052,8 @@ mod tests {
             "houses destroyed in San Marcos after the Guatemala earthquake",
             "Guatemala earthquake victims in San Marcos, houses destroyed",
         ];
-        let posts: Vec<(i64, &str)> = first
-            .iter()
-            .chain(&second)
-            .enumerate()
-            .map(|(i, s)| (i as i64, *s))
-            .collect();
-        let mut story: Vec<Option<StoryId>> = vec![None; posts.len()];
-        let mut left = 0;
-        for (i, (minute, text)) in posts.iter().enumerate() {
-            story[i] = t.place(format!("p{i}"), minute * MINUTE, text);
-            for event in t.drain_events() {
-                match event {
-                    StoryEvent::Born { id, members } | StoryEvent::Grew { id, members } => {
-                        for m in members {
-                            story[m[1..].parse::<usize>().unwrap()] = Some(id);
-                        }
-                    }
-                    StoryEvent::Left { count, .. } => left += count,
-                    _ => {}
-                }
-            }
-        }
+        let posts = minutes_apart(&[&first[..], &second[..]].concat());
+        let (story, left) = replay_counting_departures(&mut t, &posts);
         let italy: BTreeSetOf = story[..first.len()].iter().copied().collect();
         let guatemala: BTreeSetOf = story[first.len()..].iter().copied().collect();
         assert_eq!(italy.len(), 1, "{story:?}");
