@@ -837,10 +837,11 @@ pub struct StorySettings {
     /// post must reach to join it firmly; a post that only reaches `join_similarity` joins
     /// loosely and may still found a story of its own with alike posts (0: every join is firm).
     pub join_relative: f32,
-    /// Cosine similarity to one recent post of a story at which a post joins that story (its
-    /// nearest neighbour), when no centre is close enough.
+    /// Cosine similarity to one recent post that joined a story firmly at which a post joins
+    /// that story (its nearest neighbour), when no centre is close enough.
     pub link_similarity: f32,
-    /// Cosine similarity between two waiting posts at which they count as alike.
+    /// Cosine similarity between two recent posts in no story (or loosely in one) at which they
+    /// count as alike.
     pub birth_similarity: f32,
     /// Alike posts (the newest included) that give birth to a story.
     pub birth_posts: usize,
