@@ -241,11 +241,8 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         if let Some((slot, _)) = by_centre {
             // Alike enough to belong, not enough to shape the story or to hold the post from
             // founding one of its own: counted, its words left out of the centre.
-            let story = self.slot_mut(slot);
-            story.size += 1;
-            story.first_ms = story.first_ms.min(at_ms);
-            story.last_ms = story.last_ms.max(at_ms);
-            let id = story.id;
+            self.count_post(slot, at_ms);
+            let id = self.slot(slot).id;
             self.remember_recent(key, at_ms, vector, Some(id), true);
             self.maybe_merge(slot);
             return self.current(id);
@@ -454,15 +451,21 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
 
     fn join(&mut self, slot: usize, key: K, at_ms: i64, vector: &PostVector, similarity: f32) {
         self.add_to_centre(slot, vector);
+        self.count_post(slot, at_ms);
         let story = self.slot_mut(slot);
-        story.size += 1;
-        story.first_ms = story.first_ms.min(at_ms);
-        story.last_ms = story.last_ms.max(at_ms);
         if similarity > 0.0 {
             story.cohesion_posts = (story.cohesion_posts + 1).min(COHESION_POSTS);
             story.cohesion += (similarity - story.cohesion) / story.cohesion_posts as f32;
         }
         remember(&mut story.representatives, key, similarity);
+    }
+
+    /// Counts a post written at `at_ms` in the story's size and time span.
+    fn count_post(&mut self, slot: usize, at_ms: i64) {
+        let story = self.slot_mut(slot);
+        story.size += 1;
+        story.first_ms = story.first_ms.min(at_ms);
+        story.last_ms = story.last_ms.max(at_ms);
     }
 
     /// Decays the centre to now and adds `vector` to it, keeping the index in step.
