@@ -939,6 +939,10 @@ pub struct ViralitySettings {
     /// How often the tracker's process records newly finished cascades in their authors'
     /// track records (which reach forecasts read), in milliseconds.
     pub author_records_interval_ms: u64,
+    /// How long after the tracker wrote changed cascades their shares are recorded in their
+    /// authors' track records, in milliseconds (0: only every `author_records_interval_ms`):
+    /// forecasts read the shares stored a moment ago, not as they were up to a minute before.
+    pub author_records_settle_ms: u64,
     /// How often the tracker's process refits the reach forecast on each platform's finished
     /// cascades, in seconds (0: never; forecasts keep the shipped model).
     pub forecast_refit_interval_secs: u64,
@@ -985,6 +989,7 @@ impl Default for ViralitySettings {
             feed_interval_ms: 250,
             score_interval_ms: 1_000,
             author_records_interval_ms: 60_000,
+            author_records_settle_ms: 2_000,
             forecast_refit_interval_secs: 3_600,
             forecast_refit_min_cascades: 500,
             inactive_expiry_secs: 1_800,

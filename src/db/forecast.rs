@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::models::{EmotionScores, Platform};
-use crate::virality::forecast::{AuthorRecord, ForecastModel, RECORD_HISTORY};
+use crate::virality::forecast::{AuthorRecord, ForecastModel, RECENT_HALF_LIFE_S, RECORD_HISTORY};
 use crate::virality::forecast_fit::{FinishedPost, Refit, HORIZON_S};
 
 /// Finished cascades a percentile is taken among, the most recent first.
@@ -254,11 +254,12 @@ pub async fn finished_posts(
     let sql = format!(
         "SELECT p.author_id, left(p.text, $3), p.author_followers,
              extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
-             p.emotions, c.shares, r.n, r.sum_log, r.max_log
+             p.emotions, c.shares, r.n, r.sum_log, r.max_log, r.recent_sum, r.recent_weight
          FROM ({}) c
          JOIN posts p ON p.id = c.post_id
          LEFT JOIN LATERAL (
-             SELECT count(*) AS n, sum(f.y) AS sum_log, max(f.y) AS max_log
+             SELECT count(*) AS n, sum(f.y) AS sum_log, max(f.y) AS max_log,
+                    sum(f.w * f.y) AS recent_sum, sum(f.w) AS recent_weight
              FROM author_records a,
                   LATERAL (SELECT e.key AS post_id,
                                   greatest((e.value->>0)::float8, 0) AS shares,
@@ -272,7 +273,9 @@ pub async fn finished_posts(
                                               WHERE h.post_id = g.post_id
                                                 AND h.observed_at <= p.created_at
                                               ORDER BY h.id DESC LIMIT 1), 0)
-                           END) AS y
+                           END) AS y,
+                           power(0.5::float8, greatest(extract(epoch FROM p.created_at)::float8 - g.posted, 0)
+                                             / $5::float8) AS w
                            OFFSET 0) f
              WHERE a.platform = $1 AND a.author_id = p.author_id
                AND g.posted < extract(epoch FROM p.created_at)
@@ -287,6 +290,7 @@ pub async fn finished_posts(
                 &PERCENTILE_HISTORY,
                 &REFIT_TEXT_CHARS,
                 &HORIZON_S,
+                &RECENT_HALF_LIFE_S,
             ],
         )
         .await?;
@@ -306,6 +310,8 @@ pub async fn finished_posts(
                     cascades: u64::try_from(cascades).unwrap_or(0),
                     sum_log: row.get::<_, Option<f64>>(9).unwrap_or(0.0),
                     max_log: row.get::<_, Option<f64>>(10).unwrap_or(0.0),
+                    recent_sum: row.get::<_, Option<f64>>(11).unwrap_or(0.0),
+                    recent_weight: row.get::<_, Option<f64>>(12).unwrap_or(0.0),
                 },
                 sentiment: f64::from(row.get::<_, f32>(4)),
                 toxicity: f64::from(row.get::<_, f32>(5)),
@@ -414,7 +420,9 @@ pub async fn platform_models(
         .iter()
         .filter_map(|r| {
             let model: ForecastModel = serde_json::from_value(r.get(1)).ok()?;
-            Some((r.get(0), model))
+            // A model refitted before this version's features changed reads other inputs:
+            // the shipped one serves until the next refit.
+            model.reads_these_features().then(|| (r.get(0), model))
         })
         .collect())
 }

@@ -26,11 +26,30 @@ pub struct AuthorRecord {
     pub sum_log: f64,
     /// Largest ln(1 + shares).
     pub max_log: f64,
+    /// Sum of ln(1 + shares) weighted by [`RECENT_HALF_LIFE_S`] of each cascade's age at the
+    /// draft's time, and the sum of those weights.
+    #[serde(default)]
+    pub recent_sum: f64,
+    #[serde(default)]
+    pub recent_weight: f64,
 }
 
+/// The half-life of a cascade's weight in [`AuthorRecord::recent_mean`]. An author's recent
+/// reach says more of their next post than their whole history: on Twitter15, among authors
+/// with a record, adding it to the mean, largest and count ranks final sizes at Spearman 0.64
+/// against 0.59 on the latest 30%, 0.55 against 0.52 over folds by author (half-lives of 3 to
+/// 30 days all within 0.01 of that).
+pub const RECENT_HALF_LIFE_S: f64 = 14.0 * 86_400.0;
+
 impl AuthorRecord {
-    pub fn add(&mut self, final_shares: u64) {
-        let y = (final_shares as f64).ln_1p();
+    /// Counts a cascade of `shares` posted at the draft's own time.
+    pub fn add(&mut self, shares: u64) {
+        self.add_aged(shares, 0.0);
+    }
+
+    /// Counts a cascade of `shares` posted `age` seconds before the draft.
+    pub fn add_aged(&mut self, shares: u64, age: f64) {
+        let y = (shares as f64).ln_1p();
         self.cascades += 1;
         self.sum_log += y;
         self.max_log = if self.cascades == 1 {
@@ -38,6 +57,16 @@ impl AuthorRecord {
         } else {
             self.max_log.max(y)
         };
+        let w = 0.5f64.powf(age.max(0.0) / RECENT_HALF_LIFE_S);
+        self.recent_sum += w * y;
+        self.recent_weight += w;
+    }
+
+    /// The mean ln(1 + shares), each cascade weighted by its age; `None` without any (or with
+    /// only cascades so old their weight vanished).
+    pub fn recent_mean(&self) -> Option<f64> {
+        (self.cascades > 0 && self.recent_weight > 0.0)
+            .then(|| self.recent_sum / self.recent_weight)
     }
 
     /// exp of the mean ln(1 + final shares), minus 1: what the author's cascades typically
@@ -53,7 +82,7 @@ impl AuthorRecord {
         let mut record = Self::default();
         for &(shares, posted) in entries {
             if posted < at - 1e-3 {
-                record.add(shares);
+                record.add_aged(shares, at - posted);
             }
         }
         record
@@ -106,7 +135,13 @@ impl<'a> Draft<'a> {
 pub const GROUPS: [(&str, &[&str]); 9] = [
     (
         "author track record",
-        &["record_mean", "record_max", "record_count", "record_known"],
+        &[
+            "record_mean",
+            "record_max",
+            "record_count",
+            "record_known",
+            "record_recent",
+        ],
     ),
     ("audience", &["log_followers", "followers_known"]),
     ("hour", &["hour_sin", "hour_cos"]),
@@ -135,6 +170,7 @@ pub fn features(draft: &Draft, prior: f64, shrink: f64) -> Vec<f64> {
         if known { r.max_log - prior } else { 0.0 },
         (r.cascades as f64).ln_1p(),
         f64::from(u8::from(known)),
+        r.recent_mean().map_or(0.0, |m| m - prior),
         draft.followers.map_or(0.0, |f| (f as f64).ln_1p()),
         f64::from(u8::from(draft.followers.is_some())),
         angle.sin(),
@@ -270,6 +306,11 @@ impl ForecastModel {
         MODEL.get_or_init(|| {
             serde_json::from_str(BUILT_IN).expect("the built-in forecast model parses")
         })
+    }
+
+    /// Whether its weights are [`feature_names`], in order.
+    pub fn reads_these_features(&self) -> bool {
+        self.weights.iter().map(|w| w.name.as_str()).eq(feature_names())
     }
 
     /// `<version>:<first 12 hex digits of the SHA-256 of its JSON>`.
@@ -438,6 +479,37 @@ mod tests {
             sadness: 0.1,
             toxicity: 0.05,
         }
+    }
+
+    #[test]
+    fn of_two_authors_with_the_same_cascades_the_one_whose_large_ones_are_recent_ranks_higher() {
+        let day = 86_400.0;
+        let at = 1_420_070_400.0;
+        // Three small cascades and one of 500 shares, the large one 2 days or 60 days ago.
+        let entries = |large_age: f64| {
+            let mut e = vec![(3, at - 30.0 * day), (5, at - 40.0 * day), (4, at - 50.0 * day)];
+            e.push((500, at - large_age * day));
+            e
+        };
+        let recent = AuthorRecord::posted_before(&entries(2.0), at);
+        let old = AuthorRecord::posted_before(&entries(60.0), at);
+        assert_eq!((recent.cascades, recent.sum_log), (old.cascades, old.sum_log));
+        assert!(recent.recent_mean().unwrap() > old.recent_mean().unwrap() + 1.0);
+        let m = ForecastModel::built_in();
+        let f = |r| m.forecast(&draft(r), None, None).expected_shares;
+        assert!(f(recent) > f(old), "{} {}", f(recent), f(old));
+        // A cascade posted after the draft is not in its record.
+        let later = AuthorRecord::posted_before(&[(900, at + day)], at);
+        assert_eq!(later, AuthorRecord::default());
+        assert_eq!(later.recent_mean(), None);
+    }
+
+    #[test]
+    fn a_model_fitted_on_other_features_is_told_apart() {
+        let mut m = ForecastModel::built_in().clone();
+        assert!(m.reads_these_features());
+        m.weights.retain(|w| w.name != "record_recent");
+        assert!(!m.reads_these_features());
     }
 
     #[test]

@@ -141,7 +141,7 @@ async fn an_author_whose_cascades_spread_is_forecast_above_a_new_one_and_one_who
     assert!(body["model"]["id"]
         .as_str()
         .unwrap()
-        .starts_with("reach-1:"));
+        .starts_with("reach-2:"));
     assert_eq!(
         stored(&pg).await,
         stored_before,
@@ -222,7 +222,7 @@ async fn the_tracker_refits_a_platform_as_soon_as_it_has_enough_finished_cascade
     for platform in ["mastodon", "bluesky"] {
         audience_driven_cascades(&pg, platform).await;
         let asked = json!({"posts": [draft("someone", platform)]});
-        let refitted = format!("reach-1+{platform}:");
+        let refitted = format!("reach-2+{platform}:");
         let answer = |status: u16, body: &Value| {
             let model = body["forecasts"][0]["model"].as_str().unwrap_or_default();
             status == 200 && model.starts_with(&refitted)
@@ -322,7 +322,7 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     let expected = |i: usize| of(&body, i)["expected_shares"].as_f64().unwrap();
     assert!(expected(1) > 10.0 * expected(0), "{body}");
     let model = |i: usize| of(&body, i)["model"].as_str().unwrap().to_string();
-    assert!(model(0).starts_with("reach-1+bluesky:"), "{body}");
+    assert!(model(0).starts_with("reach-2+bluesky:"), "{body}");
     assert_eq!(model(0), model(1));
     // Twitter has no cascades here: the shipped model, where followers carry no weight.
     assert_eq!(model(2), body["model"]["id"].as_str().unwrap());
@@ -593,17 +593,19 @@ async fn a_cascade_still_growing_counts_in_its_authors_record_at_its_shares_so_f
     assert!((r.sum_log - 26f64.ln()).abs() < 1e-12, "{r:?}");
 }
 
-/// A Pulse whose tracker expires cascades after `expiry_secs` without activity and records
-/// authors' cascades every 200 ms.
 /// An application whose tracker leaves the track-record passes to the test, which runs them
-/// itself: the tracker's own pass (every minute) could otherwise come first on a slow run.
+/// itself: the tracker's own passes (every minute, and after its writes) could otherwise come
+/// first on a slow run.
 async fn recording_by_hand() -> TestApp {
     let env = TestEnv::new().await;
     let mut s = env.settings();
     s.virality.author_records_interval_ms = 3_600_000;
+    s.virality.author_records_settle_ms = 0;
     spawn_app_with(env, s).await
 }
 
+/// A Pulse whose tracker expires cascades after `expiry_secs` without activity and records
+/// authors' cascades every 200 ms.
 async fn recording_app(expiry_secs: u64) -> TestApp {
     let env = TestEnv::new().await;
     let mut s = env.settings();
@@ -669,6 +671,28 @@ async fn forecast_once_recorded(app: &TestApp, author: &str, cascades: u64, typi
         "{author}'s record never read {cascades} cascades of {typical}: {last}"
     );
     last["body"]["forecasts"][0]["author"].clone()
+}
+
+#[actix_rt::test]
+async fn shares_just_stored_reach_the_record_without_waiting_for_the_periodic_pass() {
+    let env = TestEnv::new().await;
+    let mut s = env.settings();
+    s.virality.score_interval_ms = 100;
+    // The periodic pass never comes within the test: only the pass after the writes can.
+    s.virality.author_records_interval_ms = 3_600_000;
+    s.virality.author_records_settle_ms = 200;
+    let app = spawn_app_with(env, s).await;
+    app.send_events(&shared_post("fresh", "fresh-author", 7))
+        .await;
+    let author = forecast_once_recorded(&app, "fresh-author", 1, 7.0).await;
+    assert_eq!(author["new_author"], false);
+    // Shares that arrive later are recorded by a later pass, not lost to a pass under way.
+    let more: Vec<String> = shared_post("fresh", "fresh-author", 12)
+        .into_iter()
+        .skip(8)
+        .collect();
+    app.send_events(&more).await;
+    forecast_once_recorded(&app, "fresh-author", 1, 12.0).await;
 }
 
 #[actix_rt::test]

@@ -147,11 +147,12 @@ impl ViralityTracker {
     /// since the last pass, in their authors' track records, which reach forecasts read. The
     /// finished pass comes second, so a cascade that finishes meanwhile ends at its final size.
     pub(super) fn record_authors(&mut self, ctx: &mut Context<Self>) {
-        // A slow pass is not joined by the next one.
+        // A slow pass is not joined by the next one; writes it may have missed get theirs.
         if self.recording_authors {
             return;
         }
         self.recording_authors = true;
+        self.records_behind = false;
         let pool = self.pool.clone();
         ctx.spawn(
             wrap_future::<_, Self>(async move {
@@ -168,8 +169,11 @@ impl ViralityTracker {
                 }
                 anyhow::Ok((growing, finished))
             })
-            .map(|result, this, _| {
+            .map(|result, this, ctx| {
                 this.recording_authors = false;
+                if this.records_behind {
+                    this.record_authors_soon(ctx);
+                }
                 match result {
                     Ok((growing, finished)) => {
                         metrics::counter!(names::FORECAST_RECORDED_CASCADES, "status" => "growing")
@@ -185,6 +189,23 @@ impl ViralityTracker {
                 }
             }),
         );
+    }
+
+    /// Runs a track-record pass `author_records_settle_ms` from now, unless one is due
+    /// already: while writes go on, one pass every `author_records_settle_ms` (not one per
+    /// write), and one after the last.
+    pub(super) fn record_authors_soon(&mut self, ctx: &mut Context<Self>) {
+        let settle = self.cfg().author_records_settle_ms;
+        if settle == 0 || self.records_due {
+            return;
+        }
+        self.records_due = true;
+        ctx.run_later(std::time::Duration::from_millis(settle), |this, ctx| {
+            this.records_due = false;
+            if this.ready && this.records_behind {
+                this.record_authors(ctx);
+            }
+        });
     }
 
     /// Refits the reach forecast on the finished cascades of every platform with enough of

@@ -86,6 +86,10 @@ pub struct ViralityTracker {
     looking_up: bool,
     /// Whether a pass recording finished cascades in authors' track records is running.
     recording_authors: bool,
+    /// Whether cascades were written since the last track-record pass started.
+    records_behind: bool,
+    /// Whether a pass is due `author_records_settle_ms` after a write.
+    records_due: bool,
     /// Whether a pass refitting the reach forecast per platform is running.
     refitting_forecasts: bool,
     /// When this process last started a refit pass over every platform.
@@ -125,6 +129,8 @@ impl ViralityTracker {
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             looking_up: false,
             recording_authors: false,
+            records_behind: false,
+            records_due: false,
             refitting_forecasts: false,
             last_refit: None,
             without_model: Vec::new(),
@@ -181,14 +187,27 @@ impl ViralityTracker {
     }
 
     /// What a write's outcome changes: the persisted position, or the rows queued again.
-    fn written(&mut self, job_epoch: u64, cursor: Option<u64>, result: WriteResult) {
+    fn written(
+        &mut self,
+        ctx: &mut Context<Self>,
+        job_epoch: u64,
+        cursor: Option<u64>,
+        changed: bool,
+        result: WriteResult,
+    ) {
         if job_epoch != self.epoch {
             // Written under a leadership this process has since given up: whoever tracks
             // now rebuilt from what was committed.
             return;
         }
         match result {
-            Ok(()) => self.persisted_cursor = cursor,
+            Ok(()) => {
+                self.persisted_cursor = cursor;
+                if changed {
+                    self.records_behind = true;
+                    self.record_authors_soon(ctx);
+                }
+            }
             Err((e, rows, history)) => {
                 self.cascades.requeue(rows, history);
                 self.on_leader_error("write", &e);
@@ -205,7 +224,7 @@ impl ViralityTracker {
         let Some(job) = self.take_write() else {
             return;
         };
-        let (epoch, cursor) = (job.epoch, job.cursor);
+        let (epoch, cursor, changed) = (job.epoch, job.cursor, !job.rows.is_empty());
         let started = Instant::now();
         ctx.spawn(
             wrap_future::<_, Self>(async move {
@@ -213,9 +232,9 @@ impl ViralityTracker {
                 drop(guard);
                 result
             })
-            .map(move |result, this, _| {
+            .map(move |result, this, ctx| {
                 metrics::histogram!(names::VIRALITY_TICK_SECONDS).record(started.elapsed());
-                this.written(epoch, cursor, result);
+                this.written(ctx, epoch, cursor, changed, result);
             }),
         );
     }
@@ -306,12 +325,13 @@ impl Handler<FlushVirality> for ViralityTracker {
                         outcome
                     })
                 })
-                .map(|outcome, this, _| {
+                .map(|outcome, this, ctx| {
                     if let Some((epoch, cursor, result)) = outcome {
                         if let Err((e, _, _)) = &result {
                             tracing::warn!(error = %format_args!("{e:#}"), "writing virality state at shutdown failed");
                         }
-                        this.written(epoch, cursor, result);
+                        // Shutting down: the next leader's passes record what this wrote.
+                        this.written(ctx, epoch, cursor, false, result);
                     }
                     this.step_down("shutting down");
                 }),

@@ -29,6 +29,9 @@ pub struct Row {
     /// sizes for those posted at least [`HORIZON_S`] before, the shares seen so far for those
     /// still growing.
     pub record: AuthorRecord,
+    /// The same cascades' ln(1 + shares), each as the record counts it (for the baseline that
+    /// reads their median).
+    pub earlier: Vec<f64>,
     pub followers: Option<u64>,
     /// Unix seconds of each share (a share of weight w repeated w times), in time order.
     pub share_times: Vec<f64>,
@@ -82,6 +85,7 @@ fn read_lines(path: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
             final_shares,
             y: (final_shares as f64).ln_1p(),
             record: AuthorRecord::default(),
+            earlier: Vec::new(),
             followers: line.followers,
             share_times,
         });
@@ -116,6 +120,7 @@ fn read_trees_with_texts(dir: &Path) -> anyhow::Result<(Vec<Row>, usize)> {
             final_shares,
             y: (final_shares as f64).ln_1p(),
             record: AuthorRecord::default(),
+            earlier: Vec::new(),
             followers: (tree.cascade.author_followers > 0).then_some(tree.cascade.author_followers),
             share_times: share_times(&tree.cascade.shares),
         });
@@ -143,17 +148,21 @@ fn set_records(rows: &mut [Row]) {
     for indices in by_author.values() {
         for &i in indices {
             let mut record = AuthorRecord::default();
+            let mut earlier = Vec::new();
             for &j in indices {
                 if j == i || rows[j].at >= rows[i].at {
                     continue;
                 }
-                if rows[j].at + HORIZON_S <= rows[i].at {
-                    record.add(rows[j].final_shares);
+                let shares = if rows[j].at + HORIZON_S <= rows[i].at {
+                    rows[j].final_shares
                 } else {
-                    record.add(rows[j].shares_by(rows[i].at));
-                }
+                    rows[j].shares_by(rows[i].at)
+                };
+                record.add_aged(shares, rows[i].at - rows[j].at);
+                earlier.push((shares as f64).ln_1p());
             }
             rows[i].record = record;
+            rows[i].earlier = earlier;
         }
     }
 }
@@ -317,6 +326,7 @@ mod tests {
             final_shares: shares,
             y: (shares as f64).ln_1p(),
             record: AuthorRecord::default(),
+            earlier: Vec::new(),
             share_times: Vec::new(),
             followers: None,
         }
@@ -353,6 +363,9 @@ mod tests {
         assert_eq!(rows[3].record.cascades, 3);
         assert!((rows[3].record.sum_log - (11f64.ln() + 101f64.ln())).abs() < 1e-12);
         assert_eq!(rows[4].record.cascades, 0);
+        // The median baseline reads the same sizes.
+        assert_eq!(rows[3].earlier, vec![11f64.ln(), 101f64.ln(), 0.0]);
+        assert!(rows[4].earlier.is_empty());
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Scores {
     /// Spearman over the cascades whose author had no earlier cascade in the store.
     pub new_authors_spearman: f64,
     pub mae_log_by_fold: Vec<f64>,
+    /// The spread across folds (empty for the later period, a single split).
+    pub spearman_by_fold: Vec<f64>,
 }
 
 /// The run's report.
@@ -92,6 +94,10 @@ pub struct Report {
     /// Pulse minus the track record, Spearman: 2.5%, 50%, 97.5% of a paired bootstrap over
     /// groups.
     pub bootstrap_over_track_record: (f64, f64, f64),
+    /// The same against the author's median earlier cascade (authors with none lowest).
+    pub bootstrap_over_median: (f64, f64, f64),
+    /// Fitted on the earliest cascades, judged on the latest [`LATER_SHARE`].
+    pub later_period: LaterPeriod,
     pub effects: Vec<HeldOutEffect>,
     pub alphas: Vec<f64>,
     pub forecast_micros: f64,
@@ -129,6 +135,222 @@ impl Oof {
             .zip(&self.residuals)
             .map(|(p, r)| reach_probability(r, *p, log))
             .collect()
+    }
+}
+
+/// Where a baseline that ranks authors by their median earlier cascade puts an author with
+/// none: below every ln(1 + shares), which is never negative.
+const NONE_LOWEST: f64 = -1.0;
+/// The share of cascades, the latest, that the later-period check forecasts from the others.
+pub const LATER_SHARE: f64 = 0.3;
+
+/// The figures of a model fitted on the earlier cascades only, on the later ones.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaterPeriod {
+    pub cascades: usize,
+    /// Unix seconds of the first later cascade.
+    pub from: f64,
+    pub new_author_cascades: usize,
+    pub scores: Vec<Scores>,
+}
+
+/// Every predictor's forecasts, filled split by split.
+struct Predictions {
+    pulse: Oof,
+    constant: Oof,
+    track: Oof,
+    median: Oof,
+    audience: Oof,
+    /// Pulse's forecasts with each of [`GROUPS`] left out of the fit.
+    without: Vec<Vec<f64>>,
+    base_rate: Vec<f64>,
+    base_rate1: Vec<f64>,
+    alphas: Vec<f64>,
+}
+
+impl Predictions {
+    fn new(n: usize) -> Self {
+        Predictions {
+            pulse: Oof::new(n),
+            constant: Oof::new(n),
+            track: Oof::new(n),
+            median: Oof::new(n),
+            audience: Oof::new(n),
+            without: vec![vec![0.0; n]; GROUPS.len()],
+            base_rate: vec![0.0; n],
+            base_rate1: vec![0.0; n],
+            alphas: Vec::new(),
+        }
+    }
+}
+
+/// The rows and what every split of them is judged on.
+struct Split<'a> {
+    rows: &'a [data::Row],
+    drafts: &'a [Draft<'a>],
+    groups: &'a [usize],
+    y: &'a [f64],
+    viral: &'a [bool],
+    viral1: &'a [bool],
+    viral_log: f64,
+    viral1_log: f64,
+    followers_exist: bool,
+}
+
+/// The median of the ln(1 + shares) of an author's earlier cascades, [`NONE_LOWEST`] without
+/// any: the honest baseline, which needs no fitting.
+fn median_earlier(row: &data::Row) -> f64 {
+    if row.earlier.is_empty() {
+        return NONE_LOWEST;
+    }
+    let mut v = row.earlier.clone();
+    v.sort_by(f64::total_cmp);
+    crate::eval::virality::metrics::quantile_of(&v, 0.5)
+}
+
+impl Split<'_> {
+    /// Fits every predictor on `train` and forecasts `test` into `out`.
+    fn predict(&self, train: &[usize], test: &[usize], out: &mut Predictions) {
+        let (rows, y) = (self.rows, self.y);
+        let names = feature_names();
+        let audience_cols = |j: usize| matches!(names[j], "log_followers" | "followers_known");
+        let prior = train.iter().map(|&i| y[i]).sum::<f64>() / train.len() as f64;
+        let x: Vec<Vec<f64>> = self
+            .drafts
+            .iter()
+            .map(|d| features(d, prior, SHRINK))
+            .collect();
+        let xt: Vec<Vec<f64>> = train.iter().map(|&i| x[i].clone()).collect();
+        let yt: Vec<f64> = train.iter().map(|&i| y[i]).collect();
+        let inner = data::folds(
+            &train.iter().map(|&i| self.groups[i]).collect::<Vec<_>>(),
+            3,
+            1,
+        );
+        let all = |_: usize| true;
+        let alpha = pick_alpha(&xt, &yt, &inner, &all);
+        out.alphas.push(alpha);
+        let inner_pred = out_of_fold(&xt, &yt, &inner, alpha, &all);
+        let known = |i: usize| rows[i].record.cascades > 0;
+        let residuals = |pred: &dyn Fn(usize, usize) -> f64| {
+            let split = |want: bool| {
+                let r: Vec<f64> = train
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &i)| known(i) == want)
+                    .map(|(k, &i)| y[i] - pred(k, i))
+                    .collect();
+                level_quantiles(&r)
+            };
+            (split(true), split(false))
+        };
+        let (pk, pn) = residuals(&|k, _| inner_pred[k]);
+        let model = Ridge::fit(&xt, &yt, alpha, &all);
+        let (ck, cn) = residuals(&|_, _| prior);
+        let record = |i: usize| rows[i].record.shrunk_mean(prior, SHRINK);
+        let (tk, tn) = residuals(&|_, i| record(i));
+        let (mk, mn) = residuals(&|_, i| median_earlier(&rows[i]));
+        let rate_of =
+            |v: &[bool]| train.iter().filter(|&&i| v[i]).count() as f64 / train.len() as f64;
+        let (rate, rate1) = (rate_of(self.viral), rate_of(self.viral1));
+        let audience_model = self.followers_exist.then(|| {
+            let p = out_of_fold(&xt, &yt, &inner, 10.0, &audience_cols);
+            let (ak, an) = residuals(&|k, _| p[k]);
+            (Ridge::fit(&xt, &yt, 10.0, &audience_cols), ak, an)
+        });
+        let ablated: Vec<Ridge> = GROUPS
+            .iter()
+            .map(|(_, members)| {
+                Ridge::fit(&xt, &yt, alpha, &|j: usize| !members.contains(&names[j]))
+            })
+            .collect();
+        for &i in test {
+            let pick = |k: &Vec<f64>, nw: &Vec<f64>| if known(i) { k.clone() } else { nw.clone() };
+            out.pulse.set(i, model.predict(&x[i]), &pick(&pk, &pn));
+            out.constant.set(i, prior, &pick(&ck, &cn));
+            out.track.set(i, record(i), &pick(&tk, &tn));
+            out.median
+                .set(i, median_earlier(&rows[i]), &pick(&mk, &mn));
+            if let Some((m, ak, an)) = &audience_model {
+                out.audience.set(i, m.predict(&x[i]), &pick(ak, an));
+            }
+            for (g, m) in ablated.iter().enumerate() {
+                out.without[g][i] = m.predict(&x[i]);
+            }
+            out.base_rate[i] = rate;
+            out.base_rate1[i] = rate1;
+        }
+    }
+
+    /// Every predictor's figures over the rows `idx`, with Pulse's by fold where `folds` says.
+    fn scores(
+        &self,
+        p: &Predictions,
+        idx: &[usize],
+        folds: Option<(&[usize], usize)>,
+    ) -> Vec<Scores> {
+        let rows = self.rows;
+        let pick = |v: &[f64], on: &[usize]| on.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let pick_bool = |v: &[bool]| idx.iter().map(|&i| v[i]).collect::<Vec<bool>>();
+        let (y, viral, viral1) = (pick(self.y, idx), pick_bool(self.viral), pick_bool(self.viral1));
+        let authors: Vec<String> = idx.iter().map(|&i| rows[i].author.clone()).collect();
+        let new_rows: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| rows[i].record.cascades == 0)
+            .collect();
+        let base_brier = brier(&pick(&p.base_rate, idx), &viral);
+        let base_brier1 = brier(&pick(&p.base_rate1, idx), &viral1);
+        let score = |name: &str, o: &Oof| {
+            let pred = pick(&o.pred, idx);
+            let prob = pick(&o.probabilities(self.viral_log), idx);
+            let prob1 = pick(&o.probabilities(self.viral1_log), idx);
+            let by_fold = |f: &dyn Fn(&[usize]) -> f64| -> Vec<f64> {
+                folds.map_or_else(Vec::new, |(fold, k)| {
+                    (0..k)
+                        .map(|g| {
+                            let on: Vec<usize> =
+                                idx.iter().copied().filter(|&i| fold[i] == g).collect();
+                            f(&on)
+                        })
+                        .collect()
+                })
+            };
+            Scores {
+                predictor: name.to_string(),
+                spearman: spearman(&pred, &y),
+                mae_log: mean_abs_error(&pred, &y),
+                auc_top10: auc(&pred
+                    .iter()
+                    .zip(&viral)
+                    .map(|(p, v)| (*p, *v))
+                    .collect::<Vec<_>>()),
+                coverage_80: idx.iter().filter(|&&i| o.covers(i, self.y[i])).count() as f64
+                    / idx.len() as f64,
+                brier: brier(&prob, &viral),
+                brier_skill: 1.0 - brier(&prob, &viral) / base_brier,
+                brier_skill_top1: 1.0 - brier(&prob1, &viral1) / base_brier1,
+                same_author_pairs: same_author_order(&authors, &pred, &y),
+                new_authors_spearman: spearman(
+                    &pick(&o.pred, &new_rows),
+                    &pick(self.y, &new_rows),
+                ),
+                mae_log_by_fold: by_fold(&|on| {
+                    mean_abs_error(&pick(&o.pred, on), &pick(self.y, on))
+                }),
+                spearman_by_fold: by_fold(&|on| spearman(&pick(&o.pred, on), &pick(self.y, on))),
+            }
+        };
+        let mut all = vec![
+            score("constant", &p.constant),
+            score("author median so far", &p.median),
+            score("author track record", &p.track),
+        ];
+        if self.followers_exist {
+            all.push(score("audience (followers)", &p.audience));
+        }
+        all.push(score("pulse", &p.pulse));
+        all
     }
 }
 
@@ -182,142 +404,67 @@ pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastMode
         .iter()
         .map(|r| r.final_shares as f64 >= threshold1)
         .collect();
-    let names = feature_names();
-    let followers_exist = rows.iter().any(|r| r.followers.is_some());
-    let audience_cols = |j: usize| matches!(names[j], "log_followers" | "followers_known");
-
+    let split = Split {
+        rows: &rows,
+        drafts: &drafts,
+        groups: &groups,
+        y: &y,
+        viral: &viral,
+        viral1: &viral1,
+        viral_log,
+        viral1_log: threshold1.ln_1p(),
+        followers_exist: rows.iter().any(|r| r.followers.is_some()),
+    };
     let n = rows.len();
-    let mut pulse = Oof::new(n);
-    let mut constant = Oof::new(n);
-    let mut track = Oof::new(n);
-    let mut audience = Oof::new(n);
-    let mut without: Vec<Vec<f64>> = vec![vec![0.0; n]; GROUPS.len()];
-    let mut base_rate = vec![0.0; n];
-    let mut base_rate1 = vec![0.0; n];
-    let mut alphas = Vec::new();
+    let mut oof = Predictions::new(n);
     for f in 0..args.folds {
         let train: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
         let test: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
-        let prior = train.iter().map(|&i| y[i]).sum::<f64>() / train.len() as f64;
-        let x: Vec<Vec<f64>> = drafts.iter().map(|d| features(d, prior, SHRINK)).collect();
-        let xt: Vec<Vec<f64>> = train.iter().map(|&i| x[i].clone()).collect();
-        let yt: Vec<f64> = train.iter().map(|&i| y[i]).collect();
-        let inner = data::folds(&train.iter().map(|&i| groups[i]).collect::<Vec<_>>(), 3, 1);
-        let all = |_: usize| true;
-        let alpha = pick_alpha(&xt, &yt, &inner, &all);
-        alphas.push(alpha);
-        let inner_pred = out_of_fold(&xt, &yt, &inner, alpha, &all);
-        let known = |i: usize| rows[i].record.cascades > 0;
-        let residuals = |pred: &dyn Fn(usize, usize) -> f64| {
-            let split = |want: bool| {
-                let r: Vec<f64> = train
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &i)| known(i) == want)
-                    .map(|(k, &i)| y[i] - pred(k, i))
-                    .collect();
-                level_quantiles(&r)
-            };
-            (split(true), split(false))
-        };
-        let (pk, pn) = residuals(&|k, _| inner_pred[k]);
-        let model = Ridge::fit(&xt, &yt, alpha, &all);
-        let (ck, cn) = residuals(&|_, _| prior);
-        let record = |i: usize| rows[i].record.shrunk_mean(prior, SHRINK);
-        let (tk, tn) = residuals(&|_, i| record(i));
-        let rate_of =
-            |v: &[bool]| train.iter().filter(|&&i| v[i]).count() as f64 / train.len() as f64;
-        let (rate, rate1) = (rate_of(&viral), rate_of(&viral1));
-        let audience_model = followers_exist.then(|| {
-            let p = out_of_fold(&xt, &yt, &inner, 10.0, &audience_cols);
-            let (ak, an) = residuals(&|k, _| p[k]);
-            (Ridge::fit(&xt, &yt, 10.0, &audience_cols), ak, an)
-        });
-        let ablated: Vec<Ridge> = GROUPS
-            .iter()
-            .map(|(_, members)| {
-                Ridge::fit(&xt, &yt, alpha, &|j: usize| !members.contains(&names[j]))
-            })
-            .collect();
-        for &i in &test {
-            let pick = |k: &Vec<f64>, nw: &Vec<f64>| if known(i) { k.clone() } else { nw.clone() };
-            pulse.set(i, model.predict(&x[i]), &pick(&pk, &pn));
-            constant.set(i, prior, &pick(&ck, &cn));
-            track.set(i, record(i), &pick(&tk, &tn));
-            if let Some((m, ak, an)) = &audience_model {
-                audience.set(i, m.predict(&x[i]), &pick(ak, an));
-            }
-            for (g, m) in ablated.iter().enumerate() {
-                without[g][i] = m.predict(&x[i]);
-            }
-            base_rate[i] = rate;
-            base_rate1[i] = rate1;
-        }
+        split.predict(&train, &test, &mut oof);
     }
+    let everyone: Vec<usize> = (0..n).collect();
+    let all_scores = split.scores(&oof, &everyone, Some((&fold, args.folds)));
+    // Rows are in time order: the model and every baseline learn from the earlier cascades
+    // and forecast the later ones, as a deployment forecasts what comes after its history.
+    let cut = (n as f64 * (1.0 - LATER_SHARE)).round() as usize;
+    let (earlier, later): (Vec<usize>, Vec<usize>) = ((0..cut).collect(), (cut..n).collect());
+    let mut held = Predictions::new(n);
+    split.predict(&earlier, &later, &mut held);
+    let later_period = LaterPeriod {
+        cascades: later.len(),
+        from: rows[cut].at,
+        new_author_cascades: later.iter().filter(|&&i| rows[i].earlier.is_empty()).count(),
+        scores: split.scores(&held, &later, None),
+    };
 
     let authors: Vec<String> = rows.iter().map(|r| r.author.clone()).collect();
     let new_rows: Vec<usize> = (0..n).filter(|&i| rows[i].record.cascades == 0).collect();
-    let base_brier = brier(&base_rate, &viral);
-    let base_brier1 = brier(&base_rate1, &viral1);
-    let score = |name: &str, o: &Oof| {
-        let prob = o.probabilities(viral_log);
-        let prob1 = o.probabilities(threshold1.ln_1p());
-        let sub = |v: &[f64]| new_rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        Scores {
-            predictor: name.to_string(),
-            spearman: spearman(&o.pred, &y),
-            mae_log: mean_abs_error(&o.pred, &y),
-            auc_top10: auc(&o
-                .pred
-                .iter()
-                .zip(&viral)
-                .map(|(p, v)| (*p, *v))
-                .collect::<Vec<_>>()),
-            coverage_80: (0..n).filter(|&i| o.covers(i, y[i])).count() as f64 / n as f64,
-            brier: brier(&prob, &viral),
-            brier_skill: 1.0 - brier(&prob, &viral) / base_brier,
-            brier_skill_top1: 1.0 - brier(&prob1, &viral1) / base_brier1,
-            same_author_pairs: same_author_order(&authors, &o.pred, &y),
-            new_authors_spearman: spearman(&sub(&o.pred), &sub(&y)),
-            mae_log_by_fold: (0..args.folds)
-                .map(|f| {
-                    let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
-                    let p: Vec<f64> = idx.iter().map(|&i| o.pred[i]).collect();
-                    let t: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
-                    mean_abs_error(&p, &t)
-                })
-                .collect(),
-        }
-    };
-    let mut all_scores = vec![
-        score("constant", &constant),
-        score("author track record", &track),
-    ];
-    if followers_exist {
-        all_scores.push(score("audience (followers)", &audience));
-    }
-    all_scores.push(score("pulse", &pulse));
-    let full = spearman(&pulse.pred, &y);
+    let full = spearman(&oof.pulse.pred, &y);
     let effects: Vec<HeldOutEffect> = GROUPS
         .iter()
-        .zip(&without)
+        .zip(&oof.without)
         .map(|((group, _), p)| HeldOutEffect {
             group: group.to_string(),
             spearman_loss_without: full - spearman(p, &y),
         })
         .collect();
-    let bootstrap = paired_bootstrap(&groups, args.bootstrap, 7, &|idx| {
-        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let truth = pick(&y);
-        spearman(&pick(&pulse.pred), &truth) - spearman(&pick(&track.pred), &truth)
-    });
+    let over = |baseline: &Oof| {
+        paired_bootstrap(&groups, args.bootstrap, 7, &|idx| {
+            let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let truth = pick(&y);
+            spearman(&pick(&oof.pulse.pred), &truth) - spearman(&pick(&baseline.pred), &truth)
+        })
+    };
+    let bootstrap = over(&oof.track);
+    let bootstrap_median = over(&oof.median);
+    let alphas = oof.alphas.clone();
 
     // The shipped model: every cascade, the penalty and residuals from the same folds.
     let prior = y.iter().sum::<f64>() / n as f64;
     let x: Vec<Vec<f64>> = drafts.iter().map(|d| features(d, prior, SHRINK)).collect();
     let known: Vec<bool> = rows.iter().map(|r| r.record.cascades > 0).collect();
     let spec = FitSpec {
-        version: "reach-1".into(),
+        version: "reach-2".into(),
         data: format!(
             "{} ({} cascades with text, {} folds grouped by author and story, analyzer {})",
             args.data
@@ -351,7 +498,7 @@ pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastMode
             .enumerate()
             .map(|(i, r)| {
                 serde_json::json!({
-                    "id": r.id, "author": r.author, "forecast": pulse.pred[i], "truth": y[i],
+                    "id": r.id, "author": r.author, "forecast": oof.pulse.pred[i], "truth": y[i],
                     "fold": fold[i],
                 })
                 .to_string()
@@ -382,12 +529,50 @@ pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastMode
         analyzer: analyzer.model().to_string(),
         scores: all_scores,
         bootstrap_over_track_record: bootstrap,
+        bootstrap_over_median: bootstrap_median,
+        later_period,
         effects,
         alphas,
         forecast_micros,
         analysis_millis_per_text,
     };
     Ok((report, model))
+}
+
+fn print_table(scores: &[Scores]) {
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}  Spearman by fold",
+        "predictor",
+        "Spearman",
+        "MAE log",
+        "AUC10%",
+        "cover80",
+        "Brier",
+        "skill",
+        "skill1%",
+        "same-auth",
+        "new-auth"
+    );
+    for s in scores {
+        println!(
+            "{:<22} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.4} {:>7.1}% {:>7.1}% {:>10.3} {:>10.3}  {}",
+            s.predictor,
+            s.spearman,
+            s.mae_log,
+            s.auc_top10,
+            s.coverage_80,
+            s.brier,
+            100.0 * s.brier_skill,
+            100.0 * s.brier_skill_top1,
+            s.same_author_pairs,
+            s.new_authors_spearman,
+            s.spearman_by_fold
+                .iter()
+                .map(|m| format!("{m:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
 }
 
 fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastModel) {
@@ -404,43 +589,27 @@ fn print_report(r: &Report, written: Option<&std::path::Path>, model: &ForecastM
         r.pulse_viral_threshold_shares,
         r.analyzer
     );
-    println!(
-        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}  MAE by fold",
-        "predictor",
-        "Spearman",
-        "MAE log",
-        "AUC10%",
-        "cover80",
-        "Brier",
-        "skill",
-        "skill1%",
-        "same-auth",
-        "new-auth"
-    );
-    for s in &r.scores {
-        println!(
-            "{:<22} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.4} {:>7.1}% {:>7.1}% {:>10.3} {:>10.3}  {}",
-            s.predictor,
-            s.spearman,
-            s.mae_log,
-            s.auc_top10,
-            s.coverage_80,
-            s.brier,
-            100.0 * s.brier_skill,
-            100.0 * s.brier_skill_top1,
-            s.same_author_pairs,
-            s.new_authors_spearman,
-            s.mae_log_by_fold
-                .iter()
-                .map(|m| format!("{m:.3}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-    }
+    print_table(&r.scores);
     let (lo, mid, hi) = r.bootstrap_over_track_record;
     println!(
         "pulse - track record, Spearman, paired bootstrap over groups: {mid:+.3} [{lo:+.3}, {hi:+.3}]"
     );
+    let (lo, mid, hi) = r.bootstrap_over_median;
+    println!(
+        "pulse - author median so far, Spearman, paired bootstrap over groups: {mid:+.3} [{lo:+.3}, {hi:+.3}]"
+    );
+    let later = &r.later_period;
+    println!(
+        "later period: fitted on the earlier {:.0}%, judged on the {} cascades from {} ({} of authors \
+         with no earlier cascade)",
+        100.0 * (1.0 - LATER_SHARE),
+        later.cascades,
+        chrono::DateTime::from_timestamp(later.from as i64, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        later.new_author_cascades
+    );
+    print_table(&later.scores);
     println!("held-out effect of each group (Spearman lost without it):");
     for e in &r.effects {
         println!("  {:<22} {:+.3}", e.group, e.spearman_loss_without);
