@@ -310,7 +310,10 @@ impl ForecastModel {
 
     /// Whether its weights are [`feature_names`], in order.
     pub fn reads_these_features(&self) -> bool {
-        self.weights.iter().map(|w| w.name.as_str()).eq(feature_names())
+        self.weights
+            .iter()
+            .map(|w| w.name.as_str())
+            .eq(feature_names())
     }
 
     /// `<version>:<first 12 hex digits of the SHA-256 of its JSON>`.
@@ -487,13 +490,20 @@ mod tests {
         let at = 1_420_070_400.0;
         // Three small cascades and one of 500 shares, the large one 2 days or 60 days ago.
         let entries = |large_age: f64| {
-            let mut e = vec![(3, at - 30.0 * day), (5, at - 40.0 * day), (4, at - 50.0 * day)];
+            let mut e = vec![
+                (3, at - 30.0 * day),
+                (5, at - 40.0 * day),
+                (4, at - 50.0 * day),
+            ];
             e.push((500, at - large_age * day));
             e
         };
         let recent = AuthorRecord::posted_before(&entries(2.0), at);
         let old = AuthorRecord::posted_before(&entries(60.0), at);
-        assert_eq!((recent.cascades, recent.sum_log), (old.cascades, old.sum_log));
+        assert_eq!(
+            (recent.cascades, recent.sum_log),
+            (old.cascades, old.sum_log)
+        );
         assert!(recent.recent_mean().unwrap() > old.recent_mean().unwrap() + 1.0);
         let m = ForecastModel::built_in();
         let f = |r| m.forecast(&draft(r), None, None).expected_shares;

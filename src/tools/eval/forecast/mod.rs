@@ -269,8 +269,7 @@ impl Split<'_> {
             out.pulse.set(i, model.predict(&x[i]), &pick(&pk, &pn));
             out.constant.set(i, prior, &pick(&ck, &cn));
             out.track.set(i, record(i), &pick(&tk, &tn));
-            out.median
-                .set(i, median_earlier(&rows[i]), &pick(&mk, &mn));
+            out.median.set(i, median_earlier(&rows[i]), &pick(&mk, &mn));
             if let Some((m, ak, an)) = &audience_model {
                 out.audience.set(i, m.predict(&x[i]), &pick(ak, an));
             }
@@ -292,7 +291,11 @@ impl Split<'_> {
         let rows = self.rows;
         let pick = |v: &[f64], on: &[usize]| on.iter().map(|&i| v[i]).collect::<Vec<f64>>();
         let pick_bool = |v: &[bool]| idx.iter().map(|&i| v[i]).collect::<Vec<bool>>();
-        let (y, viral, viral1) = (pick(self.y, idx), pick_bool(self.viral), pick_bool(self.viral1));
+        let (y, viral, viral1) = (
+            pick(self.y, idx),
+            pick_bool(self.viral),
+            pick_bool(self.viral1),
+        );
         let authors: Vec<String> = idx.iter().map(|&i| rows[i].author.clone()).collect();
         let new_rows: Vec<usize> = idx
             .iter()
@@ -331,10 +334,7 @@ impl Split<'_> {
                 brier_skill: 1.0 - brier(&prob, &viral) / base_brier,
                 brier_skill_top1: 1.0 - brier(&prob1, &viral1) / base_brier1,
                 same_author_pairs: same_author_order(&authors, &pred, &y),
-                new_authors_spearman: spearman(
-                    &pick(&o.pred, &new_rows),
-                    &pick(self.y, &new_rows),
-                ),
+                new_authors_spearman: spearman(&pick(&o.pred, &new_rows), &pick(self.y, &new_rows)),
                 mae_log_by_fold: by_fold(&|on| {
                     mean_abs_error(&pick(&o.pred, on), &pick(self.y, on))
                 }),
@@ -433,7 +433,10 @@ pub fn evaluate(args: &ForecastEvalArgs) -> anyhow::Result<(Report, ForecastMode
     let later_period = LaterPeriod {
         cascades: later.len(),
         from: rows[cut].at,
-        new_author_cascades: later.iter().filter(|&&i| rows[i].earlier.is_empty()).count(),
+        new_author_cascades: later
+            .iter()
+            .filter(|&&i| rows[i].earlier.is_empty())
+            .count(),
         scores: split.scores(&held, &later, None),
     };
 
@@ -694,6 +697,24 @@ mod tests {
             "{pulse:?}"
         );
         assert!(pulse.new_authors_spearman > 0.8, "{pulse:?}");
+        // The honest baseline is printed beside it, and ranks authors by their earlier
+        // cascades: those of the first cascade of each author, without any, tie at the bottom.
+        let median = score("author median so far").unwrap();
+        assert!(
+            median.spearman > 0.3 && median.spearman < pulse.spearman,
+            "{median:?}"
+        );
+        assert_eq!(pulse.spearman_by_fold.len(), 5);
+        // Fitted on the earliest 70%, judged on the latest 180 cascades.
+        let later = &report.later_period;
+        assert_eq!(later.cascades, 180);
+        let later_pulse = later
+            .scores
+            .iter()
+            .find(|s| s.predictor == "pulse")
+            .unwrap();
+        assert!(later_pulse.spearman > 0.8, "{later_pulse:?}");
+        assert!(later_pulse.spearman_by_fold.is_empty());
         // The model fitted on every cascade weighs the audience.
         let weight = model
             .weights
