@@ -204,6 +204,9 @@ pub mod names {
         histogram STORY_PLACEMENT_SECONDS = "pulse_story_placement_duration_seconds";
         /// Story detection failures, by `operation` (`place`, `write`, `read`).
         counter STORY_ERRORS = "pulse_story_errors_total";
+        /// Batches placed in stories, by `outcome`: `in_turn` (after every batch read before
+        /// it) or `timed_out` (an earlier batch was still not placed after the longest wait).
+        counter STORY_TURNS = "pulse_story_turns_total";
         /// Live messages this process produced and published to the other processes.
         counter FANOUT_PUBLISHED = "pulse_fanout_messages_published_total";
         /// Live messages received from other processes and handed to local sessions.

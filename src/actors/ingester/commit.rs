@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fred::prelude::*;
 
+use super::turns::MAX_TURN_WAIT;
 use super::{backoff, traced, IngestContext};
 use crate::actors::adaptive::Route;
 use crate::actors::analyzer::AnalyzerWorker;
@@ -31,7 +32,14 @@ type Trace = Option<Arc<BatchTrace>>;
 /// process in a crash loop takes good entries down with it), so it is tried once more on
 /// its own, with the trial recorded in Redis first: only an entry whose lone trials were cut
 /// short [`MAX_TRIALS`] times, so that it took its process down alone, is dead-lettered.
-pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntry>, trace: Trace) {
+///
+/// `turn` is the batch's number in read order, its turn at the story desk.
+pub(super) async fn commit_entries(
+    ctx: Arc<IngestContext>,
+    entries: Vec<RawEntry>,
+    trace: Trace,
+    turn: u64,
+) {
     let max = ctx.settings.ingest.max_deliveries;
     let (fresh, worn_out): (Vec<RawEntry>, Vec<RawEntry>) =
         entries.into_iter().partition(|e| e.deliveries <= max);
@@ -47,12 +55,12 @@ pub(super) async fn commit_entries(ctx: Arc<IngestContext>, entries: Vec<RawEntr
                 tracing::info!(entry = %entry.id, deliveries = entry.deliveries, "trying an often redelivered entry on its own");
                 metrics::counter!(names::ENTRY_TRIALS).increment(1);
                 let id = entry.id.clone();
-                commit_batch(ctx.clone(), vec![entry], Vec::new(), trace.clone()).await;
+                commit_batch(ctx.clone(), vec![entry], Vec::new(), trace.clone(), turn).await;
                 group::forget_trials(&ctx.redis, ctx.stream(), &id).await;
             }
         }
     }
-    commit_batch(ctx, fresh, rejected, trace).await;
+    commit_batch(ctx, fresh, rejected, trace, turn).await;
 }
 
 /// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
@@ -67,6 +75,7 @@ fn commit_batch(
     entries: Vec<RawEntry>,
     mut rejected: Vec<Rejected>,
     trace: Trace,
+    turn: u64,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(async move {
         let entries = Arc::new(entries);
@@ -79,7 +88,7 @@ fn commit_batch(
             let outcome = if entries.is_empty() {
                 Attempt::Done(Arc::default(), StoreOutcome::default())
             } else {
-                try_once(&ctx, entries.clone(), trace.as_deref()).await
+                try_once(&ctx, entries.clone(), trace.as_deref(), turn).await
             };
             match outcome {
                 Attempt::Done(batch, outcome) => {
@@ -122,8 +131,8 @@ fn commit_batch(
                     tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
                     let mut left = Arc::unwrap_or_clone(entries);
                     let right = left.split_off(left.len() / 2);
-                    commit_batch(ctx.clone(), left, Vec::new(), trace.clone()).await;
-                    commit_batch(ctx.clone(), right, Vec::new(), trace.clone()).await;
+                    commit_batch(ctx.clone(), left, Vec::new(), trace.clone(), turn).await;
+                    commit_batch(ctx.clone(), right, Vec::new(), trace.clone(), turn).await;
                     if !rejected.is_empty() {
                         commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
                     }
@@ -230,12 +239,13 @@ async fn try_once(
     ctx: &IngestContext,
     entries: Arc<Vec<RawEntry>>,
     trace: Option<&BatchTrace>,
+    turn: u64,
 ) -> Attempt {
     let started = SystemTime::now();
     let analyzed = analyze(ctx, &entries).await;
     traced::analysis(trace, &entries, &analyzed, started);
     let analyzed = match analyzed {
-        Ok(Ok(batch)) => Arc::new(place_in_stories(ctx, batch).await),
+        Ok(Ok(batch)) => Arc::new(place_in_stories(ctx, batch, turn).await),
         Ok(Err(e)) => return Attempt::Refused(RejectReason::Analysis(e.0)),
         Err(stage) => return Attempt::Unavailable(stage),
     };
@@ -253,12 +263,19 @@ async fn try_once(
 }
 
 /// Places the batch's posts in stories on a blocking thread (a batch takes milliseconds, which
-/// the event loop must not wait out). Placing again a post placed by an earlier try answers its
-/// story unchanged.
-async fn place_in_stories(ctx: &IngestContext, mut batch: AnalyzedBatch) -> AnalyzedBatch {
+/// the event loop must not wait out), once the batches read before it were placed (see
+/// `turns`). Placing again a post placed by an earlier try answers its story unchanged.
+async fn place_in_stories(
+    ctx: &IngestContext,
+    mut batch: AnalyzedBatch,
+    turn: u64,
+) -> AnalyzedBatch {
     let Some(desk) = ctx.stories.clone() else {
         return batch;
     };
+    let in_turn = ctx.story_turns.wait(turn, MAX_TURN_WAIT).await;
+    let outcome = if in_turn { "in_turn" } else { "timed_out" };
+    metrics::counter!(names::STORY_TURNS, "outcome" => outcome).increment(1);
     let posts = std::mem::take(&mut batch.posts);
     let placed = tokio::task::spawn_blocking(move || {
         let mut posts = posts;
@@ -270,6 +287,7 @@ async fn place_in_stories(ctx: &IngestContext, mut batch: AnalyzedBatch) -> Anal
     .await
     .expect("the placement task catches its panics");
     let (posts, changes) = placed;
+    ctx.story_turns.pass(turn);
     batch.posts = posts;
     match changes {
         Ok(changes) => batch.stories = Some(Arc::new(changes)),

@@ -94,7 +94,9 @@ pub(super) fn dispatch(
     );
     let ctx = ctx.clone();
     actix_rt::spawn(async move {
-        commit_entries(ctx.clone(), entries, trace).await;
+        commit_entries(ctx.clone(), entries, trace, held).await;
+        // A batch that never reached the story desk (its analysis failed) gives up its turn.
+        ctx.story_turns.pass(held);
         ctx.release(held);
         let now = ctx.in_flight.fetch_sub(n, Ordering::Relaxed) - n;
         let batches = ctx.batches_in_flight.fetch_sub(1, Ordering::Relaxed) - 1;

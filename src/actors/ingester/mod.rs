@@ -31,6 +31,7 @@ mod commit;
 mod lease;
 mod read;
 mod traced;
+mod turns;
 pub mod waits;
 
 use std::collections::HashMap;
@@ -94,6 +95,9 @@ pub struct IngestContext {
     /// Ids of the entries being processed here, by batch: what the heartbeat keeps fresh.
     held: Mutex<HashMap<u64, Arc<[String]>>>,
     next_batch: AtomicU64,
+    /// Batches, by the number `next_batch` gave them, take their turn at the story desk in
+    /// read order.
+    story_turns: turns::Turns,
     subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
 }
@@ -135,6 +139,7 @@ impl IngestContext {
             batches_in_flight: AtomicUsize::new(0),
             held: Mutex::new(HashMap::new()),
             next_batch: AtomicU64::new(0),
+            story_turns: turns::Turns::default(),
             subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
         }
