@@ -273,6 +273,11 @@ async fn place_in_stories(
     let Some(desk) = ctx.stories.clone() else {
         return batch;
     };
+    // A batch of engagements or deletions only has nothing to place: it waits for no one.
+    if batch.posts.is_empty() {
+        ctx.story_turns.pass(turn);
+        return batch;
+    }
     let in_turn = ctx.story_turns.wait(turn, MAX_TURN_WAIT).await;
     let outcome = if in_turn { "in_turn" } else { "timed_out" };
     metrics::counter!(names::STORY_TURNS, "outcome" => outcome).increment(1);
