@@ -160,7 +160,7 @@ fn inline_images(message: &serde_json::Value) -> Result<Vec<(String, Vec<u8>)>, 
 fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("SMTP error");
-    first.chars().take(300).collect()
+    crate::models::text::prefix_chars(first, 300).to_string()
 }
 
 #[cfg(test)]

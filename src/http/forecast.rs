@@ -363,5 +363,5 @@ fn is_stored_id(s: &str) -> bool {
 
 /// At most 64 characters of a value echoed in an error.
 fn truncated(s: &str) -> String {
-    s.chars().take(64).collect()
+    crate::models::text::prefix_chars(s, 64).to_string()
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod printable;
 pub mod producer;
 pub mod role;
+pub mod text;
 pub mod time;
 pub mod topic;
 pub mod views;

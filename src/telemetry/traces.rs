@@ -370,11 +370,7 @@ fn resource(instance: &str) -> Resource {
 }
 
 fn truncated(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    crate::models::text::prefix_bytes(text, max).to_string()
 }
 
 /// A stream entry's fields read as a trace carrier.

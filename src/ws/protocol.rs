@@ -190,14 +190,7 @@ impl ClientError {
     /// [`MAX_ERROR_MESSAGE_BYTES`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let mut message = message.into();
-        if message.len() > MAX_ERROR_MESSAGE_BYTES {
-            let mut end = MAX_ERROR_MESSAGE_BYTES - '…'.len_utf8();
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
+        crate::models::text::ellipsize_bytes(&mut message, MAX_ERROR_MESSAGE_BYTES);
         Self { code, message }
     }
 }
@@ -348,10 +341,7 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
 
 /// Client-supplied text echoed in an error, cut so an error is never larger than a label.
 fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(MAX_LABEL_BYTES / 4) {
-        Some((at, _)) => &s[..at],
-        None => s,
-    }
+    crate::models::text::prefix_chars(s, MAX_LABEL_BYTES / 4)
 }
 
 /// Server messages that are answers or notices to one session (not fan-out).

@@ -11,6 +11,7 @@
 
 use serde_json::{json, Value};
 
+use crate::models::text::ellipsized_chars;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 
 /// Example posts quoted in a message.
@@ -78,7 +79,7 @@ impl<'a> Alert<'a> {
                         .iter()
                         .filter_map(|p| p["text"].as_str())
                         .take(EXAMPLE_POSTS)
-                        .map(|t| cut(t, POST_CHARS))
+                        .map(|t| ellipsized_chars(t, POST_CHARS))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -205,17 +206,6 @@ impl<'a> Alert<'a> {
     }
 }
 
-/// Cuts `text` to `max` characters, with an ellipsis when it was longer.
-pub fn cut(text: &str, max: usize) -> String {
-    let text = text.trim();
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// Escapes the three characters Slack's mrkdwn gives a meaning to.
 pub fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -336,7 +326,7 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     let link = alert.link(dashboard_url);
     let mut blocks = vec![json!({
         "type": "header",
-        "text": {"type": "plain_text", "text": cut(&title, SLACK_HEADER_CHARS), "emoji": true},
+        "text": {"type": "plain_text", "text": ellipsized_chars(&title, SLACK_HEADER_CHARS), "emoji": true},
     })];
     let mut summary = format!("*{}*", slack_escape(&alert.figures()));
     if event == DeliveryEvent::Resolve {
@@ -474,7 +464,7 @@ fn pagerduty(alert: &Alert, event: DeliveryEvent, dashboard_url: &str, routing_k
         "warning" => "warning",
         _ => "info",
     };
-    let summary = cut(
+    let summary = ellipsized_chars(
         &format!("{}: {}", alert.title(event), alert.figures()),
         PAGERDUTY_SUMMARY_CHARS,
     );

@@ -49,6 +49,7 @@ mod words;
 
 use self::words::*;
 use super::Analyzer;
+use crate::models::text::prefix_bytes;
 use crate::models::{
     Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
     SentimentScore,
@@ -661,7 +662,7 @@ impl LexiconAnalyzer {
 
     /// Analyses one text; the batch API is a loop over this.
     pub fn analyze(&mut self, text: &str) -> Analysis {
-        let text = truncate(text, MAX_ANALYZED_BYTES);
+        let text = prefix_bytes(text, MAX_ANALYZED_BYTES);
         let compound = self
             .vader
             .polarity_scores(text)
@@ -698,7 +699,7 @@ impl LexiconAnalyzer {
     /// The cue scores alone (no VADER): churn intent and toxicity, for backends that bring
     /// their own sentiment and emotions but share the churn formula.
     pub fn cues(&mut self, text: &str) -> Cues {
-        let text = truncate(text, MAX_ANALYZED_BYTES);
+        let text = prefix_bytes(text, MAX_ANALYZED_BYTES);
         self.scratch.tokenize(text);
         let totals = self.lexicon.score(&mut self.scratch, text);
         Cues {
@@ -769,18 +770,6 @@ fn emotion_scores(sums: [f32; EMOTIONS]) -> EmotionScores {
         optimism: share(OPTIMISM),
         sadness: share(SADNESS),
     }
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
@@ -1109,9 +1098,9 @@ mod tests {
     #[test]
     fn truncation_respects_char_boundaries() {
         let text = "é".repeat(MAX_ANALYZED_BYTES);
-        let cut = truncate(&text, MAX_ANALYZED_BYTES + 1);
+        let cut = prefix_bytes(&text, MAX_ANALYZED_BYTES + 1);
         assert!(cut.len() <= MAX_ANALYZED_BYTES + 1);
         assert_eq!(cut.len() % 'é'.len_utf8(), 0);
-        assert_eq!(truncate("short", MAX_ANALYZED_BYTES), "short");
+        assert_eq!(prefix_bytes("short", MAX_ANALYZED_BYTES), "short");
     }
 }

@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 
 use super::content::Digest;
 use crate::actors::webhooks::channels::{
-    cut, html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
+    html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
     SLACK_HEADER_CHARS,
 };
+use crate::models::text::ellipsized_chars;
 
 /// Every form of one digest.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -235,7 +236,7 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
     ));
 
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&subject, SLACK_HEADER_CHARS), "emoji": true}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": ellipsized_chars(&subject, SLACK_HEADER_CHARS), "emoji": true}}),
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&period)}]}),
     ];
     if let Some(note) = late_note {
@@ -248,7 +249,7 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
             .collect();
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": cut(&format!("*{}*\n{}", slack_escape(heading), body.join("\n")), 3000)},
+            "text": {"type": "mrkdwn", "text": ellipsized_chars(&format!("*{}*\n{}", slack_escape(heading), body.join("\n")), 3000)},
         }));
     }
     blocks.push(json!({

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::models::event::{MAX_FUTURE_SKEW, MAX_ID_BYTES};
+use crate::models::text::prefix_chars;
 use crate::models::{Author, Event, Platform, Post};
 use crate::sources::filter::TextFilter;
 use crate::sources::html;
@@ -77,9 +78,7 @@ pub fn events(
             skipped.push("empty_text");
             continue;
         }
-        if let Some((cut, _)) = text.char_indices().nth(tags.max_text_chars) {
-            text.truncate(cut);
-        }
+        text.truncate(prefix_chars(&text, tags.max_text_chars).len());
         let id = entry_id(url, &entry.id);
         let lang = entry.language.clone().or_else(|| feed_lang.clone());
         let langs: Vec<String> = lang.iter().cloned().collect();
@@ -100,7 +99,7 @@ pub fn events(
                     .first()
                     .map(|p| p.name.clone())
                     .filter(|n| !n.is_empty() && n.len() <= MAX_ID_BYTES)
-                    .unwrap_or_else(|| author.chars().take(200).collect()),
+                    .unwrap_or_else(|| prefix_chars(&author, 200).to_string()),
                 followers: 0,
             },
             text,
