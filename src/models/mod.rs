@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod backoff;
 pub mod deletion;
 pub mod errors;
 pub mod event;

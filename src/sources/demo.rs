@@ -137,7 +137,7 @@ pub async fn produce(
         // Redis going away (a restart, a reset connection) pauses the feed rather than ends
         // it; a batch appended in part is appended again whole, and the ids of its events
         // make the repeats harmless.
-        let mut backoff = super::backoff::Backoff::new(RETRY_FIRST, RETRY_MAX);
+        let mut backoff = crate::models::backoff::Backoff::new(RETRY_FIRST, RETRY_MAX);
         while let Err(e) = xadd_events(redis, stream, &batch).await {
             let wait = backoff.next_wait();
             tracing::warn!(error = %causes(&e), wait_ms = wait.as_millis() as u64, "appending generated events failed; trying again");

@@ -9,7 +9,7 @@
 //! `config::sources`, a module here that turns the platform's records into events and pushes
 //! them into a [`sink::Sink`], and a line in [`runner`].
 
-pub mod backoff;
+pub mod asked_wait;
 pub mod demo;
 pub mod feed;
 pub mod filter;
@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use fred::prelude::Client;
 use serde::Serialize;
 
-use self::backoff::AskedWait;
+use self::asked_wait::AskedWait;
 use crate::config::SourceSettings;
 use crate::egress::redact_urls_in;
 use crate::telemetry::names;

@@ -8,9 +8,9 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use fred::prelude::Client;
 use futures::FutureExt;
 
-use super::backoff::Backoff;
 use super::{feed, jetstream, mastodon, reddit, SourceContext};
 use crate::config::{SourceKind, SourceSettings};
+use crate::models::backoff::Backoff;
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 

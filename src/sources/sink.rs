@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
 
-use super::backoff::Backoff;
 use super::SourceContext;
+use crate::models::backoff::Backoff;
 use crate::models::producer;
 use crate::models::Event;
 use crate::streams::admission::Gate;

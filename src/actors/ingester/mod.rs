@@ -315,8 +315,11 @@ impl Handler<super::messages::InjectFault> for Ingester {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(10));
-    (FIRST_RETRY_DELAY * factor).min(MAX_RETRY_DELAY)
+    crate::models::backoff::ceiling(
+        FIRST_RETRY_DELAY,
+        MAX_RETRY_DELAY,
+        attempt.saturating_sub(1),
+    )
 }
 
 #[cfg(test)]

@@ -17,12 +17,12 @@ use std::time::Duration;
 use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context};
 use deadpool_postgres::Pool;
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 
 use super::mailer::Mailer;
 use crate::config::Settings;
 use crate::db::webhooks;
+use crate::models::backoff;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 use crate::telemetry::names;
 use channels::render;
@@ -55,10 +55,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 /// The delay before attempt `attempt + 1`: exponential from `base`, capped, with ±50% jitter
 /// so failing receivers are not hit by every retry at once.
 pub fn retry_delay(attempt: i32, base: Duration, max: Duration) -> Duration {
-    let exp = base
-        .saturating_mul(2u32.saturating_pow(attempt.clamp(0, 20) as u32))
-        .min(max);
-    exp.mul_f64(rand::rng().random_range(0.5..1.5))
+    backoff::spread(backoff::ceiling(base, max, attempt.max(0) as u32))
 }
 
 /// Where a message goes.

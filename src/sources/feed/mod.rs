@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::entries::Tags;
-use super::backoff::{asked_wait, AskedWait, Backoff};
+use super::asked_wait::{asked_wait, AskedWait};
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
 use crate::config::FeedSettings;
 use crate::egress::{redact_url, FetchError, TargetPolicy};
+use crate::models::backoff::Backoff;
 
 /// Largest feed document read.
 const MAX_FEED_BYTES: usize = 10 << 20;

@@ -23,11 +23,12 @@ use url::Url;
 
 use self::profiles::ProfileCache;
 use self::records::{Filter, Outcome};
-use super::backoff::{asked_wait, Backoff};
+use super::asked_wait::asked_wait;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::SourceContext;
 use crate::config::JetstreamSettings;
 use crate::egress::redact_url;
+use crate::models::backoff::Backoff;
 use crate::models::Event;
 use crate::telemetry::names;
 

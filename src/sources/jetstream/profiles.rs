@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::JetstreamSettings;
 use crate::models::Event;
-use crate::sources::backoff::{asked_wait, AskedWait};
+use crate::sources::asked_wait::{asked_wait, AskedWait};
 
 /// Accounts per request (the API's maximum).
 const ACCOUNTS_PER_REQUEST: usize = 25;

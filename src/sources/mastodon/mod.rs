@@ -25,13 +25,14 @@ use reqwest::StatusCode;
 use url::Url;
 
 use self::statuses::{Mapped, Status, Tags};
-use super::backoff::{asked_wait, AskedWait, Backoff};
+use super::asked_wait::{asked_wait, AskedWait};
 use super::filter::TextFilter;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::sse::SseParser;
 use super::SourceContext;
 use crate::config::MastodonSettings;
 use crate::egress::redact_url;
+use crate::models::backoff::Backoff;
 
 /// Statuses per page of the REST timeline (the API's maximum).
 const PAGE: usize = 40;

@@ -23,11 +23,12 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use self::things::{Listing, Tags};
-use super::backoff::{asked_wait, AskedWait, Backoff};
+use super::asked_wait::{asked_wait, AskedWait};
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
 use crate::config::RedditSettings;
+use crate::models::backoff::Backoff;
 
 #[derive(Deserialize)]
 struct Token {
