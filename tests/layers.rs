@@ -24,7 +24,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("http transport", &["http"]),
     ("composition", &["app"]),
     ("commands", &["cli"]),
-    ("tools", &["tools"]),
 ];
 
 /// The crates of the workspace, lowest first: a manifest, the root file of its library and the
@@ -48,16 +47,18 @@ const CRATES: &[(&str, &str, &str, &[&str])] = &[
             "commands",
         ],
     ),
+    // `pulse bench` and `pulse eval`, in a folder of their own: they use the server through its
+    // crate, so no layer rule can reach them.
     (
         "pulse-tools",
         "crates/tools/Cargo.toml",
-        "src/tools/mod.rs",
-        &["tools"],
+        "crates/tools/src/lib.rs",
+        &[],
     ),
 ];
 
 /// Files that are a crate's root or a binary's, not modules of the layers.
-const ROOTS: &[&str] = &["main.rs", "lib.rs", "pulse_core.rs", "tools/main.rs"];
+const ROOTS: &[&str] = &["main.rs", "lib.rs", "pulse_core.rs"];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS
@@ -264,26 +265,12 @@ fn read_crate() -> Crate {
     for (own, (text, is_mod)) in &texts {
         let targets: BTreeSet<Vec<String>> = imported_paths(text, own, *is_mod)
             .iter()
-            .map(|p| in_tools_crate(own, p, &known))
-            .filter_map(|p| file_of(&p, &known))
+            .filter_map(|p| file_of(p, &known))
             .filter(|t| t != own && !t.is_empty())
             .collect();
         edges.insert(own.clone(), targets);
     }
     Crate { edges }
-}
-
-/// In the tools' crate, `crate::bench` is `tools::bench`; the server's modules keep their names
-/// there (the crate's root imports them).
-fn in_tools_crate(own: &[String], path: &[String], known: &BTreeSet<Vec<String>>) -> Vec<String> {
-    if own.first().is_some_and(|m| m == "tools") && path.first().is_some_and(|m| m != "tools") {
-        let mut inside = vec!["tools".to_owned()];
-        inside.extend(path.iter().cloned());
-        if file_of(&inside, known).is_some_and(|f| f.len() > 1) {
-            return inside;
-        }
-    }
-    path.to_vec()
 }
 
 fn name(path: &[String]) -> String {

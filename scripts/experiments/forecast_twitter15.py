@@ -12,7 +12,7 @@ default model's mean-pooled vectors (its tensor `/bert/Div_output_0`, added as a
 are cached under $FORECAST_CACHE (default /tmp/fc). A full run takes about 25 minutes on two
 cores, --final about 10.
 
-Final size = the project's cleaning (src/tools/eval/virality/data.rs::parse_tree): repeated edge
+Final size = the project's cleaning (crates/tools/src/eval/virality/data.rs::parse_tree): repeated edge
 lines once, the source author's own reshares dropped, delays < 0 or > 7 days dropped, each user
 counted once.  Target y = log1p(final size).
 
