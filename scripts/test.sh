@@ -112,8 +112,11 @@ if [[ $under_load == true ]]; then
     echo "==> under load: stress-ng --cpu $(nproc) beside the tests" >&2
 fi
 
+# The libraries' unit tests and every integration test: `--tests` leaves out the binaries, whose
+# main.rs only calls their library (`test = false`), where `--all-targets` would build them as
+# test binaries too.
 if cargo nextest --version >/dev/null 2>&1; then
-    step cargo nextest run --all-targets --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
+    step cargo nextest run --lib --tests --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
 else
-    step cargo test --all-targets --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
+    step cargo test --lib --tests --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
 fi
