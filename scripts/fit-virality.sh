@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fits the built-in virality model on real share cascades and writes it where the server
-# embeds it (src/virality/calibration.json), with the cross-validated report beside the other
+# embeds it (crates/core/src/virality/calibration.json), with the cross-validated report beside the other
 # benchmark figures (docs/bench/virality-twitter15.{md,json}).
 #
 #   bash scripts/fit-virality.sh [folder of propagation trees]
@@ -23,6 +23,6 @@ target="${CARGO_TARGET_DIR:-target}"
     echo "Run $(date -u +%Y-%m-%d) on ${cpu:-$(uname -m)}, $(nproc) cores: \`bash scripts/fit-virality.sh\`."
     echo
     "$target/release/pulse" eval virality --data "$data" --min-shares 50 \
-        --write-calibration src/virality/calibration.json \
+        --write-calibration crates/core/src/virality/calibration.json \
         --json docs/bench/virality-twitter15.json
 } | tee docs/bench/virality-twitter15.md

@@ -6,8 +6,8 @@
 //! as a reader would, and fails when they disagree:
 //!
 //! - every metric the code records is in the metrics table of `docs/operations.md`, and every
-//!   metric of that table is recorded somewhere in `src/`;
-//! - every setting of `src/config/mod.rs` is in the settings table of `docs/configuration.md`, and
+//!   metric of that table is recorded somewhere in the crates' sources;
+//! - every setting of `crates/core/src/config/mod.rs` is in the settings table of `docs/configuration.md`, and
 //!   every setting of that table is a field there;
 //! - every local link of README.md and `docs/` points to a file that exists, and a link to a
 //!   heading (`page.md#heading`) to a heading of that page;
@@ -204,10 +204,14 @@ fn metric_name(argument: &str, constants: &BTreeMap<String, String>) -> Option<S
     constants.get(constant).cloned()
 }
 
-/// Every Rust file of `src/`, without comments.
+/// The folders of the crates' sources.
+const SOURCE_FOLDERS: &[&str] = &["crates/core/src", "src", "crates/tools/src"];
+
+/// Every Rust file of the crates, without comments.
 fn sources() -> Vec<(PathBuf, String)> {
-    files(&root().join("src"), "rs")
-        .into_iter()
+    SOURCE_FOLDERS
+        .iter()
+        .flat_map(|folder| files(&root().join(folder), "rs"))
         .map(|path| {
             let code = code_of(&read(&path));
             (path, code)
@@ -226,7 +230,7 @@ fn recorded_metrics() -> BTreeSet<String> {
             let name = metric_name(&argument, &constants).unwrap_or_else(|| {
                 panic!(
                     "{}: the metric `{argument}` is neither a string literal nor a `&str` \
-                     constant of src/; name metrics so this test can read them",
+                     constant of the crates; name metrics so this test can read them",
                     path.display()
                 )
             });
@@ -239,13 +243,16 @@ fn recorded_metrics() -> BTreeSet<String> {
 #[test]
 fn the_metrics_table_lists_exactly_the_metrics_the_code_records() {
     let recorded = recorded_metrics();
-    assert!(!recorded.is_empty(), "found no metric recorded in src/");
+    assert!(
+        !recorded.is_empty(),
+        "found no metric recorded in the crates"
+    );
     let documented = first_column_names(&docs_table("operations.md", METRICS_TABLE));
     let problems = differences(
         &recorded.difference(&documented).cloned().collect(),
-        "recorded in src/ but missing from the metrics table of docs/operations.md",
+        "recorded in the crates but missing from the metrics table of docs/operations.md",
         &documented.difference(&recorded).cloned().collect(),
-        "in the metrics table of docs/operations.md but recorded nowhere in src/",
+        "in the metrics table of docs/operations.md but recorded nowhere in the crates",
     );
     assert!(problems.is_none(), "{}", problems.unwrap_or_default());
 }
@@ -318,7 +325,7 @@ fn field(line: &str, attributes: &str) -> Option<Field> {
 fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str) -> Vec<String> {
     let fields = structs
         .get(name)
-        .unwrap_or_else(|| panic!("src/config/ has no `pub struct {name} {{`"));
+        .unwrap_or_else(|| panic!("crates/core/src/config/ has no `pub struct {name} {{`"));
     let mut out = Vec::new();
     for field in fields {
         let key = format!("{prefix}{}", field.key);
@@ -331,9 +338,9 @@ fn setting_keys(structs: &BTreeMap<String, Vec<Field>>, name: &str, prefix: &str
     out
 }
 
-/// The code of the configuration: every file of `src/config/`.
+/// The code of the configuration: every file of `crates/core/src/config/`.
 fn configuration_code() -> String {
-    let dir = root().join("src/config");
+    let dir = root().join("crates/core/src/config");
     let mut code = String::new();
     for path in files(&dir, "rs") {
         code.push('\n');
@@ -348,14 +355,14 @@ fn the_settings_table_lists_exactly_the_fields_of_the_settings() {
     let settings: BTreeSet<String> = setting_keys(&structs, "Settings", "").into_iter().collect();
     assert!(
         settings.iter().any(|key| key.contains('.')),
-        "found no `section.key` setting in src/config.rs"
+        "found no `section.key` setting in crates/core/src/config/"
     );
     let documented = first_column_names(&docs_table("configuration.md", SETTINGS_TABLE));
     let problems = differences(
         &settings.difference(&documented).cloned().collect(),
-        "settings of src/config.rs missing from the table of docs/configuration.md",
+        "settings of crates/core/src/config/ missing from the table of docs/configuration.md",
         &documented.difference(&settings).cloned().collect(),
-        "in the table of docs/configuration.md but no field of src/config.rs",
+        "in the table of docs/configuration.md but no field of crates/core/src/config/",
     );
     assert!(problems.is_none(), "{}", problems.unwrap_or_default());
 }
@@ -488,10 +495,10 @@ fn the_readme_fits_on_a_screen() {
     );
 }
 
-/// Every error code with its HTTP status, read from `src/models/errors.rs`: the arms of
+/// Every error code with its HTTP status, read from `crates/core/src/models/errors.rs`: the arms of
 /// `as_str` name each variant's code, the arms of `status` its status.
 fn error_codes() -> BTreeMap<String, String> {
-    let text = code_of(&read(&root().join("src/models/errors.rs")));
+    let text = code_of(&read(&root().join("crates/core/src/models/errors.rs")));
     let body = |name: &str| {
         let start = text
             .find(&format!("pub fn {name}("))
@@ -539,7 +546,7 @@ fn the_error_code_table_lists_every_code_with_its_status() {
     );
     assert_eq!(
         documented, code,
-        "docs/api.md's code table and src/models/errors.rs disagree"
+        "docs/api.md's code table and crates/core/src/models/errors.rs disagree"
     );
 }
 
@@ -548,6 +555,7 @@ fn the_error_code_table_lists_every_code_with_its_status() {
 /// Top-level folders whose paths pages and comments name.
 const NAMED_ROOTS: &[&str] = &[
     "src",
+    "crates",
     "tests",
     "scripts",
     "docs",
@@ -620,8 +628,8 @@ fn texts_naming_paths() -> Vec<(PathBuf, Vec<String>)> {
 }
 
 /// The repository paths a line names in code spans: under a top-level folder of
-/// [`NAMED_ROOTS`], or a `.rs` file under a module folder of `src/` (`db/batch.rs`).
-fn named_paths(line: &str, src_modules: &BTreeSet<String>) -> Vec<(String, PathBuf)> {
+/// [`NAMED_ROOTS`], or a `.rs` file under a module folder of a crate (`db/batch.rs`).
+fn named_paths(line: &str, src_modules: &BTreeMap<String, PathBuf>) -> Vec<(String, PathBuf)> {
     code_spans(line)
         .into_iter()
         .map(|span| span.trim_end_matches(['.', ',', ':', ';']).to_owned())
@@ -630,8 +638,8 @@ fn named_paths(line: &str, src_modules: &BTreeSet<String>) -> Vec<(String, PathB
             let first = span.split('/').next().unwrap_or("").to_owned();
             let path = if NAMED_ROOTS.contains(&first.as_str()) {
                 PathBuf::from(&span)
-            } else if src_modules.contains(&first) && span.ends_with(".rs") {
-                Path::new("src").join(&span)
+            } else if let Some(folder) = src_modules.get(&first).filter(|_| span.ends_with(".rs")) {
+                folder.join(&span)
             } else {
                 return None;
             };
@@ -642,11 +650,19 @@ fn named_paths(line: &str, src_modules: &BTreeSet<String>) -> Vec<(String, PathB
 
 #[test]
 fn every_path_named_in_the_docs_and_comments_exists() {
-    let src_modules: BTreeSet<String> = fs::read_dir(root().join("src"))
-        .expect("src/ is readable")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    // Each module folder of a crate, with the crate's folder.
+    let src_modules: BTreeMap<String, PathBuf> = SOURCE_FOLDERS
+        .iter()
+        .flat_map(|folder| {
+            fs::read_dir(root().join(folder))
+                .unwrap_or_else(|e| panic!("{folder}: {e}"))
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(move |e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, PathBuf::from(folder))
+                })
+        })
         .collect();
     let mut missing = Vec::new();
     for (file, lines) in texts_naming_paths() {

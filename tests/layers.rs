@@ -1,6 +1,7 @@
-//! The layers and the crates, kept by a test: every `crate::` import in `src/` points to the same
-//! layer or one below it, no files import each other in a circle, and each crate of the
-//! workspace compiles whole layers, those of the crates before it coming only as dependencies.
+//! The layers and the crates, kept by a test: every `crate::` import in `crates/core/src/` and
+//! `src/` points to the same layer or one below it, no files import each other in a circle, and
+//! each crate of the workspace compiles whole layers, those of the crates before it coming only
+//! as dependencies.
 //!
 //! It reads the sources as text and links nothing of the crates, so it runs in a second.
 
@@ -32,7 +33,7 @@ const CRATES: &[(&str, &str, &str, &[&str])] = &[
     (
         "pulse-core",
         "crates/core/Cargo.toml",
-        "src/pulse_core.rs",
+        "crates/core/src/lib.rs",
         &["vocabulary", "engines", "storage", "access"],
     ),
     (
@@ -58,7 +59,10 @@ const CRATES: &[(&str, &str, &str, &[&str])] = &[
 ];
 
 /// Files that are a crate's root or a binary's, not modules of the layers.
-const ROOTS: &[&str] = &["main.rs", "lib.rs", "pulse_core.rs"];
+const ROOTS: &[&str] = &["main.rs", "lib.rs"];
+
+/// The folders of the crates whose modules the layers hold.
+const SOURCE_FOLDERS: &[&str] = &["crates/core/src", "src"];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS
@@ -244,21 +248,30 @@ struct Crate {
     edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
 }
 
+/// The core's and the server's sources as one tree of modules: the server re-exports the
+/// core's modules under their own names, so `crate::models` is one module in both crates.
 fn read_crate() -> Crate {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
     let mut texts = BTreeMap::new();
-    for file in &files {
-        let relative = file.strip_prefix(&root).expect("under src/");
-        if ROOTS.iter().any(|r| relative == Path::new(r)) {
-            continue;
+    for folder in SOURCE_FOLDERS {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        for file in &files {
+            let relative = file.strip_prefix(&root).expect("under the folder");
+            if ROOTS.iter().any(|r| relative == Path::new(r)) {
+                continue;
+            }
+            let is_mod = relative.file_name().is_some_and(|n| n == "mod.rs");
+            let previous = texts.insert(
+                module_path(relative),
+                (fs::read_to_string(file).expect("source is UTF-8"), is_mod),
+            );
+            assert!(
+                previous.is_none(),
+                "{} is in two crates",
+                relative.display()
+            );
         }
-        let is_mod = relative.file_name().is_some_and(|n| n == "mod.rs");
-        texts.insert(
-            module_path(relative),
-            (fs::read_to_string(file).expect("source is UTF-8"), is_mod),
-        );
     }
     let known: BTreeSet<Vec<String>> = texts.keys().cloned().collect();
     let mut edges = BTreeMap::new();
@@ -468,4 +481,54 @@ fn each_crate_compiles_its_layers_and_depends_only_on_the_crates_below() {
             "{krate} depends on {depends:?}; it may depend only on {allowed:?}"
         );
     }
+}
+
+/// The crate that embeds the migrations (`refinery::embed_migrations!` reads the folder when the
+/// crate compiles) has the build script that makes cargo rebuild it when a migration is added;
+/// cargo does not otherwise notice a new file there, and a build script on another crate would
+/// leave the embedded set stale.
+#[test]
+fn the_crate_that_embeds_the_migrations_rebuilds_when_one_is_added() {
+    let embedding: Vec<&str> = SOURCE_FOLDERS
+        .iter()
+        .copied()
+        .filter(|folder| {
+            let mut files = Vec::new();
+            sources(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join(folder),
+                &mut files,
+            );
+            files.iter().any(|f| {
+                fs::read_to_string(f).is_ok_and(|t| t.contains("refinery::embed_migrations!"))
+            })
+        })
+        .collect();
+    assert_eq!(
+        embedding.len(),
+        1,
+        "one crate embeds the migrations: {embedding:?}"
+    );
+    let krate = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(embedding[0])
+        .parent()
+        .expect("a crate folder")
+        .to_path_buf();
+    let script = fs::read_to_string(krate.join("build.rs"))
+        .unwrap_or_else(|e| panic!("{}/build.rs: {e}", krate.display()));
+    let watched = script
+        .lines()
+        .filter_map(|l| l.split("cargo:rerun-if-changed=").nth(1))
+        .map(|p| krate.join(p.trim_end_matches(['"', ')', ';'])))
+        .any(|p| {
+            p.canonicalize().ok()
+                == Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("migrations")
+                    .canonicalize()
+                    .ok()
+        });
+    assert!(
+        watched,
+        "{}/build.rs does not watch migrations/",
+        krate.display()
+    );
 }

@@ -58,7 +58,7 @@ def read_tree(path):
 
 
 def features(origin, delays, parents, age):
-    """The growth model's features (src/virality/growth.rs, `observe`)."""
+    """The growth model's features (crates/core/src/virality/growth.rs, `observe`)."""
     seen = delays <= age
     counts, horizon = [], age
     for _ in range(7):

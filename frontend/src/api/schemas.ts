@@ -142,7 +142,7 @@ export const Post = z.strictObject({
 /** `GET /api/v1/posts`. */
 export const PostsPage = z.strictObject({ items: z.array(Post), next_cursor: z.string().nullable() });
 
-/** A topic (`TopicView` in src/models/topic.rs): a name and a query a team listens for (docs/topics.md). */
+/** A topic (`TopicView` in crates/core/src/models/topic.rs): a name and a query a team listens for (docs/topics.md). */
 export const Topic = z.strictObject({
   id: count,
   name: z.string(),
@@ -205,7 +205,7 @@ export const SearchPage = z.strictObject({
   checked: count,
   facets: SearchFacets.optional(),
 });
-/** A saved search (`SavedSearch` in src/db/saved_searches.rs): a query and its filters under a name. */
+/** A saved search (`SavedSearch` in crates/core/src/db/saved_searches.rs): a query and its filters under a name. */
 export const SavedSearch = z.strictObject({
   id: count,
   name: z.string(),
@@ -233,7 +233,7 @@ export const ViewState = z.strictObject({
   to: time.optional(),
   panels: z.array(z.string()),
 });
-/** A saved view (`SavedView` in src/db/saved_views.rs). */
+/** A saved view (`SavedView` in crates/core/src/db/saved_views.rs). */
 export const SavedView = z.strictObject({
   id: count,
   name: z.string(),
@@ -249,7 +249,7 @@ export const SavedView = z.strictObject({
 export const ViewList = z.strictObject({ items: z.array(SavedView) });
 
 export const LabelKind = z.enum(["relevance", "sentiment", "spam", "tag", "note"]);
-/** A reviewer's label on a post (`Label` in src/models/label.rs). */
+/** A reviewer's label on a post (`Label` in crates/core/src/models/label.rs). */
 export const Label = z.strictObject({
   id: count,
   post_id: z.string(),
@@ -273,7 +273,7 @@ export const ReviewItem = z.strictObject({
 });
 /** `POST /api/v1/review/next`. */
 export const ReviewBatch = z.strictObject({ items: z.array(ReviewItem), claimed_until: time });
-/** A relevance model a topic trained (`ModelRecord` in src/db/relevance.rs). */
+/** A relevance model a topic trained (`ModelRecord` in crates/core/src/db/relevance.rs). */
 export const RelevanceModel = z.strictObject({
   id: count,
   topic_id: count,
@@ -320,7 +320,7 @@ export const CalibrationState = z.strictObject({
   calibrations: z.array(CalibrationRecord),
 });
 
-/** A digest schedule (`Schedule` in src/db/digests.rs). */
+/** A digest schedule (`Schedule` in crates/core/src/db/digests.rs). */
 export const DigestSchedule = z.strictObject({
   id: count,
   name: z.string(),
@@ -402,7 +402,7 @@ export const Alert = z.strictObject({
 /** `GET /api/v1/alerts`. */
 export const AlertsPage = z.strictObject({ items: z.array(Alert), next_before: count.nullable() });
 
-/** `Webhook` in src/models/webhooks.rs: an alert channel as `GET /api/v1/webhooks` lists it. */
+/** `Webhook` in crates/core/src/models/webhooks.rs: an alert channel as `GET /api/v1/webhooks` lists it. */
 export const Channel = z.strictObject({
   id: count,
   kind: z.enum(["webhook", "slack", "teams", "pagerduty", "email"]),
@@ -479,7 +479,7 @@ export const PipelineResponse = z.strictObject({
       share_of_admitted: z.number(),
       refused: count,
       told_wait_secs: z.number().nullable(),
-      /** What the producer's key may send (src/models/key_scope.rs); null: anything. */
+      /** What the producer's key may send (crates/core/src/models/key_scope.rs); null: anything. */
       scope: z
         .strictObject({
           platforms: z.array(z.string()),
@@ -559,10 +559,10 @@ export const TrendingPost = PostVirality.extend({ updated_at: time });
 /** `GET /api/v1/trending/posts`. */
 export const TrendingPostsResponse = z.strictObject({ items: z.array(TrendingPost) });
 
-/** What a WebSocket session subscribes to (`Topic` in src/models/live.rs; not a listening topic). */
+/** What a WebSocket session subscribes to (`Topic` in crates/core/src/models/live.rs; not a listening topic). */
 export const StreamTopic = z.enum(["posts", "metrics", "alerts", "virality", "stories"]);
 
-/** A story: `GET /api/v1/stories` items (`StorySummary` in src/db/stories.rs). */
+/** A story: `GET /api/v1/stories` items (`StorySummary` in crates/core/src/db/stories.rs). */
 export const Story = z.strictObject({
   id: z.number().int(),
   label: z.string(),

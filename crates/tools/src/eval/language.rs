@@ -37,7 +37,7 @@ pub struct LanguageEvalArgs {
     #[arg(long)]
     pub json: bool,
     /// Learn the tweet n-gram model from the `train` splits and write it here (Pulse ships it
-    /// as `src/analysis/language/ngrams.bin`) instead of scoring.
+    /// as `crates/core/src/analysis/language/ngrams.bin`) instead of scoring.
     #[arg(long)]
     pub write_model: Option<PathBuf>,
     /// The model's hashed buckets, as a power of two.

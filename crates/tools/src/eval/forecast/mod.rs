@@ -47,7 +47,7 @@ pub struct ForecastEvalArgs {
     /// Resamples of the paired bootstrap.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
-    /// Also fit on every cascade and write the model here (src/virality/forecast.json ships).
+    /// Also fit on every cascade and write the model here (crates/core/src/virality/forecast.json ships).
     #[arg(long)]
     pub write_model: Option<PathBuf>,
     /// Also write each cascade's out-of-fold forecast here, as JSON lines (`id`, `author`,

@@ -2,7 +2,7 @@
 //! matcher does.
 
 /// The document's cases table.
-pub const DOCUMENT: &str = include_str!("../../docs/topics.md");
+pub const DOCUMENT: &str = include_str!("../../../../docs/topics.md");
 
 /// One row of the cases table.
 #[derive(Debug, Clone)]

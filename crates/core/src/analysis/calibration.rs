@@ -80,7 +80,7 @@ pub struct Reference {
 /// The reference shipped with Pulse: 48,049 tweets of the SemEval Sentiment-in-Twitter training
 /// sets of 2013 to 2016 (the training split the shipped English model learned from; none of the
 /// TweetEval validation or test tweets), counted by
-/// `pulse eval calibration --reference TRAIN.tsv --write-reference src/analysis/general-words.bin`.
+/// `pulse eval calibration --reference TRAIN.tsv --write-reference crates/core/src/analysis/general-words.bin`.
 /// Only the counts are kept, hashed, never the texts.
 static GENERAL: LazyLock<Reference> = LazyLock::new(|| {
     Reference::from_bytes(include_bytes!("general-words.bin"))

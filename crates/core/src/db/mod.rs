@@ -44,7 +44,8 @@ pub async fn ping(client: &tokio_postgres::Client) -> Result<(), tokio_postgres:
 }
 
 mod embedded {
-    // The path is the core crate's (crates/core): the migrations are the repository's.
+    // The path is from the core crate's manifest (crates/core): the migrations are the
+    // repository's.
     refinery::embed_migrations!("../../migrations");
 }
 

@@ -1106,7 +1106,7 @@ mod tests {
 
     /// The `pulse.toml` embedded in the Kubernetes ConfigMap.
     fn deployed_toml() -> String {
-        let manifest = include_str!("../../deploy/configmap.yaml");
+        let manifest = include_str!("../../../../deploy/configmap.yaml");
         let mut lines = manifest.lines().skip_while(|l| l.trim() != "pulse.toml: |");
         lines.next().expect("the ConfigMap holds pulse.toml");
         lines
@@ -1152,7 +1152,7 @@ mod tests {
             .unwrap();
         assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
         // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
-        let deployment = include_str!("../../deploy/deployment.yaml");
+        let deployment = include_str!("../../../../deploy/deployment.yaml");
         let grace: u64 = deployment
             .lines()
             .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
