@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::filters;
 use super::state::State;
 use super::AppState;
@@ -120,8 +120,7 @@ pub struct RuleList {
     summary = "List alert rules",
     responses(
         (status = 200, description = "Every rule, oldest first", body = RuleList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/alert-rules")]
@@ -142,8 +141,7 @@ pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
             that is not a rule (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/alert-rules")]
@@ -172,8 +170,7 @@ pub async fn create_rule(
         (status = 200, description = "The rule", body = AlertRule),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/alert-rules/{id}")]
@@ -195,8 +192,7 @@ pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         (status = 404, description = "No rule with this id", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[patch("/api/v1/alert-rules/{id}")]
@@ -220,8 +216,7 @@ pub async fn update_rule(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/alert-rules/{id}")]
@@ -242,8 +237,7 @@ pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
         (status = 200, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/alert-rules/{id}/enable")]
@@ -260,8 +254,7 @@ pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
         (status = 200, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/alert-rules/{id}/disable")]
@@ -322,8 +315,7 @@ pub struct AlertPage {
     responses(
         (status = 200, description = "A page of alerts, newest first", body = AlertPage),
         (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/alerts")]
@@ -381,8 +373,7 @@ pub async fn list_alerts(
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is not firing (`invalid_transition`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/alerts/{id}/ack")]
@@ -402,8 +393,7 @@ pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpRespons
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is already resolved (`invalid_transition`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/alerts/{id}/resolve")]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::auth::{keys, Role};
 use crate::models::key_scope::KeyScope;
@@ -115,8 +115,7 @@ pub struct KeyList {
     summary = "List API keys",
     responses(
         (status = 200, description = "Every key, newest first, without secrets", body = KeyList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/admin/keys")]
@@ -148,7 +147,6 @@ pub struct NewKeyRequest {
         (status = 400, description = "Unknown role, bad name or scope (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -192,7 +190,6 @@ pub async fn create_key(
         (status = 204, description = "Revoked"),
         (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No active key with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -224,7 +221,6 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
         (status = 201, description = "The new key, shown this once", body = keys::NewKey),
         (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No key with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -252,7 +248,6 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
         (status = 404, description = "No key with this id", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -319,8 +314,7 @@ pub struct AuditPage {
     responses(
         (status = 200, description = "Records, newest first", body = AuditPage),
         (status = 400, description = "A bad filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/admin/audit")]

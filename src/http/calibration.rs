@@ -6,7 +6,7 @@ use actix_web::{get, put, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::db::calibration::{self as db, CalibrationState, Refused};
 use crate::models::errors::ErrorCode;
@@ -31,8 +31,7 @@ pub struct CalibrationChoice {
     summary = "The sentiment calibration in use and those trained",
     responses(
         (status = 200, description = "What is in use and the newest calibrations", body = CalibrationState),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/calibration")]
@@ -54,8 +53,7 @@ pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
             shipped models (`invalid_calibration`); a malformed body (`invalid_request`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[put("/api/v1/calibration")]

@@ -10,6 +10,28 @@ use utoipa::ToSchema;
 
 pub use crate::models::errors::ErrorCode;
 
+/// The 503 of every operation that queries PostgreSQL, written once: a handler's document names
+/// it as `(status = 503, response = PostgresUnavailable)`, and the document's conventions
+/// ([`super::openapi`]) describe it and add the 504 of the statement timeout.
+pub struct PostgresUnavailable;
+
+impl PostgresUnavailable {
+    pub const NAME: &'static str = "PostgresUnavailable";
+    pub const DESCRIPTION: &'static str = "PostgreSQL is unavailable";
+}
+
+impl<'s> utoipa::ToResponse<'s> for PostgresUnavailable {
+    fn response() -> (
+        &'s str,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    ) {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(Self::DESCRIPTION)
+            .build();
+        (Self::NAME, response.into())
+    }
+}
+
 /// The body of every 4xx and 5xx response; the OpenAPI document's `ErrorBody` is this type, so
 /// the documented shape and the one sent cannot differ.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

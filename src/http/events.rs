@@ -108,7 +108,6 @@ pub struct EventsAccepted {
             (`unsupported_media_type`)", body = ErrorBody),
         (status = 429, description = "The key's events budget is spent (`rate_limited`, \
             `details.scope` `events`; `Retry-After`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the consumer group is behind: \
             more than `ingest.max_backlog` entries (`busy`, `details.reason` `backlog`), its \
             oldest entry older than `ingest.max_backlog_secs` (`backlog_age`), or this producer \

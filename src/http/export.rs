@@ -178,7 +178,6 @@ pub fn audit_entry(
         (status = 200, description = "The posts, streamed", content_type = "text/csv"),
         (status = 400, description = "A bad query, filter or format", body = ErrorBody),
         (status = 429, description = "This caller's previous export is still running", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the process runs as many \
             exports as it may", body = ErrorBody),
     )

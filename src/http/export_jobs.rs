@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::export::{audit_entry, export_query, ExportSlot};
 use super::search::SearchQuery;
 use super::state::State;
@@ -111,7 +111,6 @@ pub struct ExportJobList {
         (status = 409, description = "The stored exports hold `export.max_stored_mb`, or this \
             caller's `export.max_stored_mb_per_caller` (`limit_reached`)", body = ErrorBody),
         (status = 429, description = "This caller has as many jobs queued or running as it may", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the group has as many jobs \
             as it may", body = ErrorBody),
     )
@@ -217,8 +216,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     description = "The caller's newest 100 export jobs, newest first.",
     responses(
         (status = 200, description = "The jobs", body = ExportJobList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/exports")]
@@ -240,8 +238,7 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiErr
         (status = 200, description = "The job", body = ExportJob),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No job of this caller with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/exports/{id}")]
@@ -269,8 +266,7 @@ pub async fn get_one(
         (status = 204, description = "Cancelled or deleted"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No job of this caller with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/exports/{id}")]
@@ -324,8 +320,7 @@ pub struct DownloadQuery {
         (status = 404, description = "No such export, a wrong token, or an expired link", body = ErrorBody),
         (status = 409, description = "The job has not finished (`invalid_transition`)", body = ErrorBody),
         (status = 429, description = "This client's previous download is still running", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/exports/{id}/download")]

@@ -1,10 +1,65 @@
-//! The post filters shared by the listing and the metrics endpoints, validated in one place.
+//! The post filters shared by the listing, search and metrics endpoints: declared once (with
+//! their documentation, [`with_post_filters`]) and validated in one place ([`PostFilters`]).
 
 use super::error::ApiError;
 use crate::db::query as sql;
 use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::{LanguageSupport, Platform, SentimentLabel};
+
+/// Declares a query-string struct with its own fields followed by the post filters every
+/// filtering endpoint takes (`platform`, `product`, `city`, `country`, `channel`, `lang`,
+/// `language_support`, `sentiment`, `topic`), and its `post_filters()`: the filters validated
+/// into the `posts` columns to match.
+macro_rules! with_post_filters {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty,)*
+            #[param(value_type = Option<crate::models::Platform>)]
+            pub platform: Option<String>,
+            pub product: Option<String>,
+            pub city: Option<String>,
+            pub country: Option<String>,
+            pub channel: Option<String>,
+            /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
+            pub lang: Option<String>,
+            /// How far the analysis of the post's language can be trusted.
+            #[param(value_type = Option<crate::models::LanguageSupport>)]
+            pub language_support: Option<String>,
+            #[param(value_type = Option<crate::models::SentimentLabel>)]
+            pub sentiment: Option<String>,
+            /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
+            pub topic: Option<i64>,
+        }
+
+        impl $name {
+            /// The `posts` columns to match and their values, or a 400 naming the bad value.
+            pub fn post_filters(
+                &self,
+            ) -> Result<Vec<(&'static str, String)>, crate::http::error::ApiError> {
+                crate::http::filters::PostFilters {
+                    platform: &self.platform,
+                    product: &self.product,
+                    city: &self.city,
+                    country: &self.country,
+                    channel: &self.channel,
+                    lang: &self.lang,
+                    language_support: &self.language_support,
+                    sentiment: &self.sentiment,
+                    topic: &self.topic,
+                }
+                .columns()
+            }
+        }
+    };
+}
+pub(crate) use with_post_filters;
 
 /// Filter values as they arrive in a query string.
 pub struct PostFilters<'a> {

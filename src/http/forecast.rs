@@ -161,7 +161,6 @@ pub struct ForecastResponse {
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller's previous analysis is still running \
             (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "No analyzer in this process, the analyzer's API share is \
             in use (`busy`, `Retry-After`), or PostgreSQL is unavailable", body = ErrorBody),
     )

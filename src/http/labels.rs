@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::rate_limit::Buckets;
 use super::state::State;
 use crate::config::TopicSettings;
@@ -109,8 +109,7 @@ pub struct LabelInput {
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller gave more labels than `topics.label_rate_per_sec` \
             allows (`rate_limited`, `Retry-After`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/labels")]
@@ -232,8 +231,7 @@ async fn settle(
         (status = 403, description = "Another reviewer's label; only its reviewer or an \
             administrator undoes it (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No label with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/labels/{id}")]
@@ -313,8 +311,7 @@ pub struct LabelPage {
     responses(
         (status = 200, description = "Labels in the order they were given", body = LabelPage),
         (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/labels")]

@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
-use super::filters::{self, PostFilters};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
+use super::filters::{self, with_post_filters};
 use super::state::State;
 use super::AppState;
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
@@ -25,56 +25,28 @@ pub use crate::models::metrics::{
 /// Most points a time series may have.
 pub const MAX_POINTS: i64 = 1_500;
 
-/// Query of the window endpoints.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct WindowQuery {
-    /// The window up to now (default `5m`); or give a period with `from` and `to`.
-    #[param(inline)]
-    pub window: Option<Window>,
-    /// Start of a period (inclusive, taken back to its minute), instead of a window.
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub from: Option<DateTime<Utc>>,
-    /// End of the period (exclusive, taken back to its minute; default now).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub to: Option<DateTime<Utc>>,
-    #[param(value_type = Option<crate::models::Platform>)]
-    pub platform: Option<String>,
-    pub product: Option<String>,
-    pub city: Option<String>,
-    pub country: Option<String>,
-    pub channel: Option<String>,
-    /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
-    pub lang: Option<String>,
-    /// How far the analysis of the post's language can be trusted.
-    #[param(value_type = Option<crate::models::LanguageSupport>)]
-    pub language_support: Option<String>,
-    #[param(value_type = Option<crate::models::SentimentLabel>)]
-    pub sentiment: Option<String>,
-    /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
-    pub topic: Option<i64>,
+with_post_filters! {
+    /// Query of the window endpoints.
+    #[derive(Debug, Deserialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    pub struct WindowQuery {
+        /// The window up to now (default `5m`); or give a period with `from` and `to`.
+        #[param(inline)]
+        pub window: Option<Window>,
+        /// Start of a period (inclusive, taken back to its minute), instead of a window.
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub from: Option<DateTime<Utc>>,
+        /// End of the period (exclusive, taken back to its minute; default now).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub to: Option<DateTime<Utc>>,
+    }
 }
 
 impl WindowQuery {
     /// What the query covers at `now` (default: the last 5 minutes).
     pub fn span(&self, now: DateTime<Utc>) -> Result<(Period, WindowSpan), ApiError> {
         WindowSpan::of(self.window, self.from, self.to, Window::FiveMinutes, now)
-    }
-
-    fn filters(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
-        PostFilters {
-            platform: &self.platform,
-            product: &self.product,
-            city: &self.city,
-            country: &self.country,
-            channel: &self.channel,
-            lang: &self.lang,
-            language_support: &self.language_support,
-            sentiment: &self.sentiment,
-            topic: &self.topic,
-        }
-        .columns()
     }
 }
 
@@ -208,7 +180,7 @@ async fn items(
     query: &WindowQuery,
     dimension: Dimension,
 ) -> Result<(WindowSpan, Vec<KeyedStats>), ApiError> {
-    let filters = query.filters()?;
+    let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
     let client = state.pool.get().await?;
     let items = by_dimension(
@@ -230,8 +202,7 @@ async fn items(
     responses(
         (status = 200, description = "Stats of every post of the window", body = OverallMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/overall")]
@@ -256,8 +227,7 @@ pub async fn overall(
     responses(
         (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/platforms")]
@@ -277,8 +247,7 @@ pub async fn platforms(
     responses(
         (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/channels")]
@@ -312,8 +281,7 @@ pub struct LanguageMetrics {
     responses(
         (status = 200, description = "Languages and support classes, most posts first", body = LanguageMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/languages")]
@@ -338,8 +306,7 @@ pub async fn languages(
     responses(
         (status = 200, description = "Cities and countries, most posts first", body = GeoMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/geo")]
@@ -362,8 +329,7 @@ pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpRes
     responses(
         (status = 200, description = "Products, most posts first", body = ProductMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/products")]
@@ -412,8 +378,7 @@ pub struct TopicMetrics {
     responses(
         (status = 200, description = "One entry per live topic, most posts first", body = TopicMetrics),
         (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/topics")]
@@ -421,7 +386,7 @@ pub async fn topics(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filters = query.filters()?;
+    let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
     let client = state.pool.get().await?;
     let items = topic_items(
@@ -543,8 +508,7 @@ pub struct TimeSeries {
         (status = 200, description = "Buckets with posts, oldest first", body = TimeSeries),
         (status = 400, description = "A bad dimension, key, range or bucket, or too many \
             buckets (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/metrics/timeseries")]
@@ -642,8 +606,7 @@ pub struct TrendingTerms {
     responses(
         (status = 200, description = "The most frequent terms, with their mean sentiment", body = TrendingTerms),
         (status = 400, description = "A bad window or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/trending/terms")]

@@ -8,8 +8,9 @@
 //!
 //! Conventions applied to every operation here rather than repeated on each handler: the
 //! security schemes (`bearer` JWT or `apiKey` header) are required everywhere except on
-//! operations that declare `security(())`; those others also document 401, 403 and 429; an
-//! operation that queries PostgreSQL (its 503 names it) also documents 504 `query_timeout`,
+//! operations that declare `security(())`; those others also document 401, 403, 429 and 500 (one
+//! shared response each); an operation that queries PostgreSQL (its 503 is the shared
+//! [`PostgresUnavailable`], or names PostgreSQL) also documents 504 `query_timeout`,
 //! since every query of the API runs under `database.api_statement_timeout_ms`; and every
 //! response documents the `x-request-id` header.
 
@@ -25,7 +26,7 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::error::ErrorBody;
+use super::error::{ErrorBody, PostgresUnavailable};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/openapi.json";
@@ -78,6 +79,7 @@ const UNAUTHORIZED: &str = "Unauthorized";
 const FORBIDDEN: &str = "Forbidden";
 const TOO_MANY_REQUESTS: &str = "TooManyRequests";
 const QUERY_TIMEOUT: &str = "QueryTimeout";
+const INTERNAL_ERROR: &str = "InternalError";
 
 /// Applies the conventions described in the module documentation.
 struct Conventions;
@@ -117,6 +119,8 @@ impl Modify for Conventions {
                 "A query ran past the API's statement timeout \
                  (`query_timeout`, `database.api_statement_timeout_ms`)",
             ),
+            (INTERNAL_ERROR, "Unexpected failure"),
+            (PostgresUnavailable::NAME, PostgresUnavailable::DESCRIPTION),
         ] {
             let mut response = error_response(description);
             if name == TOO_MANY_REQUESTS {
@@ -138,6 +142,7 @@ impl Modify for Conventions {
                         ("401", UNAUTHORIZED),
                         ("403", FORBIDDEN),
                         ("429", TOO_MANY_REQUESTS),
+                        ("500", INTERNAL_ERROR),
                     ] {
                         operation
                             .responses
@@ -146,10 +151,14 @@ impl Modify for Conventions {
                             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                     }
                 }
-                let queries_postgres = matches!(
-                    operation.responses.responses.get("503"),
-                    Some(RefOr::T(r)) if r.description.contains("PostgreSQL")
-                );
+                let queries_postgres = match operation.responses.responses.get("503") {
+                    Some(RefOr::T(r)) => r.description.contains("PostgreSQL"),
+                    Some(RefOr::Ref(r)) => {
+                        r.ref_location
+                            == Ref::from_response_name(PostgresUnavailable::NAME).ref_location
+                    }
+                    None => false,
+                };
                 if queries_postgres {
                     operation
                         .responses
@@ -512,14 +521,15 @@ mod tests {
                     op.get("security").is_none(),
                     "{name} inherits the global security"
                 );
-                for status in ["401", "403", "429"] {
+                for status in ["401", "403", "429", "500"] {
                     assert!(responses.contains_key(status), "{name}: {status}");
                 }
             }
             let queries = responses.get("503").is_some_and(|r| {
-                r["description"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("PostgreSQL"))
+                r["$ref"] == "#/components/responses/PostgresUnavailable"
+                    || r["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("PostgreSQL"))
             });
             assert_eq!(
                 responses.contains_key("504"),

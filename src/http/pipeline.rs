@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, PostgresUnavailable};
 use super::fair_share::ProducerShare;
 use super::state::State;
 use crate::actors::ingester::waits::ProducerWait;
@@ -77,8 +77,7 @@ pub struct GroupMemberSettings {
     summary = "Pipeline health",
     responses(
         (status = 200, description = "Throughput, models, lag and dead letters", body = PipelineStatus),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/pipeline")]

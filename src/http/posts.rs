@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor;
-use super::error::{ApiError, ErrorBody};
-use super::filters::PostFilters;
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
+use super::filters::with_post_filters;
 use super::state::State;
 use crate::db::posts::{self, PostSelection};
 use crate::db::query as sql;
@@ -19,40 +19,27 @@ pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Largest page a caller may ask for.
 pub const MAX_PAGE_SIZE: i64 = 500;
 
-/// Filters of the post listing; every one is optional.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PostQuery {
-    #[param(value_type = Option<crate::models::Platform>)]
-    pub platform: Option<String>,
-    pub product: Option<String>,
-    pub city: Option<String>,
-    pub country: Option<String>,
-    pub channel: Option<String>,
-    /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
-    pub lang: Option<String>,
-    /// How far the analysis of the post's language can be trusted.
-    #[param(value_type = Option<crate::models::LanguageSupport>)]
-    pub language_support: Option<String>,
-    #[param(value_type = Option<crate::models::SentimentLabel>)]
-    pub sentiment: Option<String>,
-    /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
-    pub topic: Option<i64>,
-    /// A topic's id: only posts its query matched that its relevance (a reviewer's label or
-    /// its learned filter) left out, which `topic` does not list.
-    pub filtered_topic: Option<i64>,
-    /// Inclusive lower bound on `created_at` (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub from: Option<DateTime<Utc>>,
-    /// Exclusive upper bound on `created_at` (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub to: Option<DateTime<Utc>>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// Opaque cursor from the previous page's `next_cursor`.
-    pub cursor: Option<String>,
+with_post_filters! {
+    /// Filters of the post listing; every one is optional.
+    #[derive(Debug, Deserialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    pub struct PostQuery {
+        /// A topic's id: only posts its query matched that its relevance (a reviewer's label or
+        /// its learned filter) left out, which `topic` does not list.
+        pub filtered_topic: Option<i64>,
+        /// Inclusive lower bound on `created_at` (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub from: Option<DateTime<Utc>>,
+        /// Exclusive upper bound on `created_at` (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub to: Option<DateTime<Utc>>,
+        /// Page size, 1 to 500 (default 50).
+        #[param(minimum = 1, maximum = 500)]
+        pub limit: Option<i64>,
+        /// Opaque cursor from the previous page's `next_cursor`.
+        pub cursor: Option<String>,
+    }
 }
 
 /// A page of posts, newest first.
@@ -100,8 +87,7 @@ pub fn check_post_id(id: &str) -> Result<(), ApiError> {
         (status = 200, description = "A page of posts", body = PostPage),
         (status = 400, description = "A bad filter, limit or cursor (`invalid_query`, \
             `invalid_cursor`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/posts")]
@@ -114,18 +100,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
             format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
-    let filters = PostFilters {
-        platform: &q.platform,
-        product: &q.product,
-        city: &q.city,
-        country: &q.country,
-        channel: &q.channel,
-        lang: &q.lang,
-        language_support: &q.language_support,
-        sentiment: &q.sentiment,
-        topic: &q.topic,
-    }
-    .columns()?;
+    let filters = q.post_filters()?;
     let mut filters = filters;
     if let Some(id) = q.filtered_topic {
         filters.push(("filtered_topics", id.to_string()));
@@ -169,8 +144,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         (status = 200, description = "The post with its analysis", body = PostView),
         (status = 400, description = "Not a possible post id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No post with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/posts/{id}")]

@@ -6,7 +6,7 @@ use actix_web::{get, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::db::relevance::{self as db, ModelRecord};
 use crate::models::errors::ErrorCode;
@@ -75,8 +75,7 @@ fn no_topic(id: i64) -> ApiError {
         (status = 200, description = "Its labels, models and threshold", body = Relevance),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics/{id}/relevance")]
@@ -101,8 +100,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[put("/api/v1/topics/{id}/relevance")]

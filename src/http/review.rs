@@ -21,7 +21,7 @@ use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::analysis::lexicon::LexiconAnalyzer;
 use crate::db::review::{self as db, Candidate};
@@ -98,8 +98,7 @@ static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
             (`invalid_label`), or a body that is not a request (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/review/next")]

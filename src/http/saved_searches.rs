@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::search::{prepare, SearchQuery};
 use super::state::State;
 use super::topics::name_problem;
@@ -82,8 +82,7 @@ pub struct SavedSearchList {
     summary = "List saved searches",
     responses(
         (status = 200, description = "Every saved search, by name", body = SavedSearchList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/saved-searches")]
@@ -109,8 +108,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             exist (`limit_reached`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/saved-searches")]
@@ -180,8 +178,7 @@ pub async fn create(
         (status = 200, description = "The saved search", body = SavedSearch),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No saved search with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/saved-searches/{id}")]
@@ -203,8 +200,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No saved search with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/saved-searches/{id}")]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use super::topics::name_problem;
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
@@ -167,8 +167,7 @@ fn not_found(id: i64) -> ApiError {
     summary = "List saved views",
     responses(
         (status = 200, description = "The caller's views and the shared ones, by name", body = ViewList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/views")]
@@ -200,8 +199,7 @@ fn reader<'a>(state: &State, owner: &'a str) -> Reader<'a> {
             (`limit_reached`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/views")]
@@ -244,8 +242,7 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No view with this id that the caller sees (another's \
             unshared view reads as absent)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/views/{id}")]
@@ -272,8 +269,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[put("/api/v1/views/{id}")]
@@ -319,8 +315,7 @@ async fn refused(
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 403, description = "A shared view the caller does not own (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/views/{id}")]

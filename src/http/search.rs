@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::cursor;
 use super::error::{ApiError, ErrorBody};
-use super::filters::PostFilters;
+use super::filters::with_post_filters;
 use super::state::State;
 use super::topics::parsed;
 use crate::config::SearchSettings;
@@ -39,49 +39,37 @@ const FEW: i64 = 2_000;
 /// Candidates read at a time while a page needs checking.
 const CHECK_BATCH: i64 = 500;
 
-/// A search: the query and the posts API's filters.
-#[derive(Debug, Clone, Deserialize, Serialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SearchQuery {
-    /// A query in the topics language (docs/topics.md): `refund* AND lang:de NOT "gift card"`.
-    pub q: String,
-    #[param(value_type = Option<crate::models::Platform>)]
-    pub platform: Option<String>,
-    pub product: Option<String>,
-    pub city: Option<String>,
-    pub country: Option<String>,
-    pub channel: Option<String>,
-    /// Language (ISO 639-1 where it has one; `und` for posts with none).
-    pub lang: Option<String>,
-    #[param(value_type = Option<crate::models::LanguageSupport>)]
-    pub language_support: Option<String>,
-    #[param(value_type = Option<crate::models::SentimentLabel>)]
-    pub sentiment: Option<String>,
-    /// A topic's id: only posts that matched it.
-    pub topic: Option<i64>,
-    /// Inclusive lower bound on `created_at` (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub from: Option<DateTime<Utc>>,
-    /// Exclusive upper bound on `created_at` (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub to: Option<DateTime<Utc>>,
-    /// `newest` (default) or `relevance` (how densely the query's words stand in the post).
-    pub order: Option<String>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
-    /// Opaque cursor from the previous page's `next_cursor` of the same search.
-    pub cursor: Option<String>,
-    /// `true` for counts by sentiment, platform, language, product, topic and time.
-    pub facets: Option<bool>,
-    /// The facets' time buckets: `hour` or `day` (default: `hour` for ranges up to three days).
-    pub interval: Option<String>,
-    /// `true` for facets that count every match however many there are; by default, facets
-    /// over more than `search.exact_facets_up_to` matches are estimated from a sample.
-    pub exact: Option<bool>,
-    /// Exports only (`GET /api/v1/search/export`): `csv` (default) or `jsonl`.
-    pub format: Option<String>,
+with_post_filters! {
+    /// A search: the query and the posts API's filters.
+    #[derive(Debug, Clone, Deserialize, Serialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    pub struct SearchQuery {
+        /// A query in the topics language (docs/topics.md): `refund* AND lang:de NOT "gift card"`.
+        pub q: String,
+        /// Inclusive lower bound on `created_at` (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub from: Option<DateTime<Utc>>,
+        /// Exclusive upper bound on `created_at` (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub to: Option<DateTime<Utc>>,
+        /// `newest` (default) or `relevance` (how densely the query's words stand in the post).
+        pub order: Option<String>,
+        /// Page size, 1 to 100 (default 20).
+        #[param(minimum = 1, maximum = 100)]
+        pub limit: Option<i64>,
+        /// Opaque cursor from the previous page's `next_cursor` of the same search.
+        pub cursor: Option<String>,
+        /// `true` for counts by sentiment, platform, language, product, topic and time.
+        pub facets: Option<bool>,
+        /// The facets' time buckets: `hour` or `day` (default: `hour` for ranges up to three days).
+        pub interval: Option<String>,
+        /// `true` for facets that count every match however many there are; by default, facets
+        /// over more than `search.exact_facets_up_to` matches are estimated from a sample.
+        pub exact: Option<bool>,
+        /// Exports only (`GET /api/v1/search/export`): `csv` (default) or `jsonl`.
+        pub format: Option<String>,
+    }
 }
 
 /// One post a search found.
@@ -168,18 +156,7 @@ pub struct Prepared {
 /// Validates `q`: the query, the filters, the range and the order.
 pub fn prepare(q: &SearchQuery) -> Result<Prepared, ApiError> {
     let expr = parsed(&q.q)?;
-    let filters = PostFilters {
-        platform: &q.platform,
-        product: &q.product,
-        city: &q.city,
-        country: &q.country,
-        channel: &q.channel,
-        lang: &q.lang,
-        language_support: &q.language_support,
-        sentiment: &q.sentiment,
-        topic: &q.topic,
-    }
-    .columns()?;
+    let filters = q.post_filters()?;
     if let (Some(from), Some(to)) = (q.from, q.to) {
         if from >= to {
             return Err(ApiError::bad_request(
@@ -306,7 +283,6 @@ fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
             bad filter, limit or order (`invalid_query`), a cursor of another search \
             (`invalid_cursor`), facets too broad to count (`query_too_broad`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable or busy", body = ErrorBody),
         (status = 504, description = "A read ran past the API's statement timeout", body = ErrorBody),
     )

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::filters::PostFilters;
 use super::state::State;
 use crate::db::stories::{self, StoryDetail, StoryOrder, StorySelection, StorySummary};
@@ -126,8 +126,7 @@ impl StoryQuery {
     responses(
         (status = 200, description = "Stories", body = StoryList),
         (status = 400, description = "A bad filter, sort, window or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/stories")]
@@ -161,8 +160,7 @@ pub struct StoryViewQuery {
         (status = 200, description = "The story", body = StoryDetail),
         (status = 400, description = "Not a story id (`invalid_path`) or a bad window (`invalid_query`)", body = ErrorBody),
         (status = 404, description = "No story with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/stories/{id}")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
@@ -183,8 +183,7 @@ fn no_topic(id: i64) -> ApiError {
     summary = "List topics",
     responses(
         (status = 200, description = "Every live topic, by id", body = TopicList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics")]
@@ -209,8 +208,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             `topics.max_topics` topics (`limit_reached`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/topics")]
@@ -241,8 +239,7 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
         (status = 200, description = "The topic", body = TopicView),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics/{id}")]
@@ -270,8 +267,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 409, description = "The name is taken (`name_taken`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[patch("/api/v1/topics/{id}")]
@@ -310,8 +306,7 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/topics/{id}")]
@@ -332,8 +327,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
         (status = 200, description = "Every version, newest first", body = VersionList),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics/{id}/versions")]
@@ -362,7 +356,6 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "This caller's previous preview is still running \
             (`rate_limited`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable or busy", body = ErrorBody),
         (status = 504, description = "A read ran past the API's statement timeout", body = ErrorBody),
     )
@@ -491,8 +484,7 @@ impl Tally {
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
         (status = 504, description = "Counting the posts ran past the API's statement timeout", body = ErrorBody),
     )
 )]
@@ -530,8 +522,7 @@ pub async fn retag(
     responses(
         (status = 200, description = "Newest first, at most 50", body = RetagList),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics/{id}/retags")]
@@ -554,8 +545,7 @@ pub async fn retags_of(state: State, id: web::Path<i64>) -> Result<HttpResponse,
         (status = 200, description = "The re-tagging", body = RetagJob),
         (status = 400, description = "An id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No such re-tagging of this topic", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/topics/{id}/retags/{job}")]
@@ -584,8 +574,7 @@ pub async fn retag_one(
         (status = 400, description = "An id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No such re-tagging of this topic", body = ErrorBody),
         (status = 409, description = "It has ended already (`invalid_transition`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/topics/{id}/retags/{job}/cancel")]

@@ -6,7 +6,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::db::query as sql;
 use crate::db::webhooks;
@@ -86,8 +86,7 @@ pub struct DeliveryList {
             that is not a subscription (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/webhooks")]
@@ -226,8 +225,7 @@ pub async fn create(
     summary = "List webhook subscriptions",
     responses(
         (status = 200, description = "Every subscription, without secrets", body = WebhookList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/webhooks")]
@@ -254,8 +252,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
         (status = 204, description = "Removed, with its delivery log"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/webhooks/{id}")]
@@ -277,8 +274,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
         (status = 200, description = "The newest deliveries, newest first", body = DeliveryList),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/webhooks/{id}/deliveries")]
@@ -328,8 +324,7 @@ fn sample_alert() -> serde_json::Value {
         (status = 200, description = "What the receiver answered", body = TestOutcome),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/webhooks/{id}/test")]

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use self::content::{equal_periods_before, Digest, DigestInput, DigestScope, HISTORY};
 use self::render::Rendered;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, PostgresUnavailable};
 use super::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::metrics::Period;
@@ -174,8 +174,7 @@ pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), 
     responses(
         (status = 200, description = "The digest and its forms", body = DigestPreview),
         (status = 400, description = "A bad scope or period (`invalid_query`, `invalid_body`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/digests/preview")]

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::metrics::{minute_of, Period};
@@ -219,8 +219,7 @@ async fn checked(
         (status = 400, description = "A bad name, cadence, weekday, time, time zone, scope or \
             channel (`invalid_digest`), or a body that is not a schedule (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "200 schedules exist (`limit_reached`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/digests/schedules")]
@@ -268,8 +267,7 @@ pub async fn create(
     summary = "List digest schedules",
     responses(
         (status = 200, description = "Schedules, oldest first", body = ScheduleList),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/digests/schedules")]
@@ -295,8 +293,7 @@ async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, Api
         (status = 200, description = "The schedule and its newest digests", body = ScheduleView),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/digests/schedules/{id}")]
@@ -330,8 +327,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 400, description = "A bad id or body, or a view that is not shared or \
             not seen by the caller (`invalid_digest`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[patch("/api/v1/digests/schedules/{id}")]
@@ -369,8 +365,7 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[delete("/api/v1/digests/schedules/{id}")]
@@ -393,8 +388,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
         (status = 202, description = "Made; its deliveries are queued", body = SentNow),
         (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/digests/schedules/{id}/send")]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{field_error, invalid_request};
 use crate::db::cascades::{self, NewFeedback};
 use crate::db::query as sql;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::SentimentLabel;
 
@@ -62,8 +62,7 @@ pub struct FeedbackRecord {
         (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/feedback")]

@@ -15,7 +15,7 @@ use crate::config::ViralitySettings;
 use crate::db::cascades::ViralityView;
 
 use crate::db::virality::learned_thresholds;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::http::AppState;
 use crate::models::{EngagementKind, Platform};
@@ -81,8 +81,7 @@ pub struct ScoreRequest {
             each) or a body that is not a scoring request (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[post("/api/v1/score")]

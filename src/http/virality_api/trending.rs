@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{invalid_query, MAX_HISTORY, MAX_TRENDING};
 use crate::db::cascades::{self, MomentumItem, Prediction, ViralityView};
 use crate::db::query::{self as sql, Conditions};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
 use crate::http::state::State;
 use crate::models::{Platform, SentimentLabel};
@@ -168,8 +168,7 @@ pub struct TrendingPosts {
     responses(
         (status = 200, description = "Posts by virality score, highest first", body = TrendingPosts),
         (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/trending/posts")]
@@ -216,8 +215,7 @@ pub struct PostViralityHistory {
         (status = 400, description = "A bad limit (`invalid_query`) or not a possible post id \
             (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No virality tracked for this post, or the post was deleted", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/posts/{id}/virality")]
@@ -285,8 +283,7 @@ pub struct MomentumList {
     responses(
         (status = 200, description = "Keys by velocity, fastest first", body = MomentumList),
         (status = 400, description = "A bad dimension or limit (`invalid_query`)", body = ErrorBody),
-        (status = 500, description = "Unexpected failure", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
     )
 )]
 #[get("/api/v1/trending/momentum")]
