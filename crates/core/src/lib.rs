@@ -1,12 +1,5 @@
 //! Pulse's core: the layers below the pipeline, in a crate of their own so the server and the
-//! tools build on it side by side (see the crate `pulse` for the whole map).
-//!
-//! | layer | modules |
-//! |---|---|
-//! | vocabulary | [`models`], [`config`], [`telemetry`] |
-//! | engines | [`analysis`], [`virality`], [`stories`], [`topics`], [`search`], [`generate`] |
-//! | storage | [`db`], [`streams`], [`egress`] |
-//! | access | [`auth`] |
+//! tools build on it side by side (the README's "Where things are in the code" has the whole map).
 
 pub mod analysis;
 pub mod auth;

@@ -1,0 +1,137 @@
+use super::*;
+
+/// The `pulse.toml` embedded in the Kubernetes ConfigMap.
+fn deployed_toml() -> String {
+    let manifest = include_str!("../../../../deploy/configmap.yaml");
+    let mut lines = manifest.lines().skip_while(|l| l.trim() != "pulse.toml: |");
+    lines.next().expect("the ConfigMap holds pulse.toml");
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| l.get(4..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every key of `have` is a key of `known`, recursively; returns the unknown ones.
+fn unknown_keys(
+    have: &figment::value::Dict,
+    known: &figment::value::Dict,
+    at: &str,
+) -> Vec<String> {
+    use figment::value::Value;
+    let mut out = Vec::new();
+    for (key, value) in have {
+        let path = format!("{at}{key}");
+        match (value, known.get(key)) {
+            (_, None) => out.push(path),
+            (Value::Dict(_, inner), Some(Value::Dict(_, known_inner))) => {
+                out.extend(unknown_keys(inner, known_inner, &format!("{path}.")))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn the_kubernetes_config_map_holds_valid_known_settings() {
+    let toml = deployed_toml();
+    let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Toml::string(&toml))
+        .extract()
+        .expect("the deployed pulse.toml is valid");
+    assert!(s.fanout.enabled && s.virality.enabled);
+    assert_eq!(s.http.listen, "0.0.0.0:8080");
+    let have: figment::value::Dict = Figment::from(Toml::string(&toml)).extract().unwrap();
+    let known: figment::value::Dict = Figment::from(Serialized::defaults(Settings::default()))
+        .extract()
+        .unwrap();
+    assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
+    // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
+    let deployment = include_str!("../../../../deploy/deployment.yaml");
+    let grace: u64 = deployment
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+        .expect("a grace period")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(grace >= s.shutdown_timeout_secs + 5 + 5, "{grace}");
+}
+
+#[test]
+fn sources_come_from_the_file_or_the_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "pulse.toml",
+            "[[sources]]\nkind = \"jetstream\"\nkeywords = [\"buds\"]\nchannel = \"social\"\n",
+        )?;
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.sources.len(), 1);
+        assert_eq!(s.sources[0].name(), "jetstream");
+        assert_eq!(s.sources[0].channel.as_deref(), Some("social"));
+        let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+            panic!("not jetstream")
+        };
+        assert_eq!(j.keywords, ["buds"]);
+        assert_eq!(
+            j.endpoints.len(),
+            PUBLIC_JETSTREAMS.len(),
+            "defaults fill the rest"
+        );
+
+        jail.set_env(
+            "PULSE_SOURCES",
+            r#"[{kind="jetstream", name="bsky-de", languages=["de"]}]"#,
+        );
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.sources[0].name(), "bsky-de");
+        let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+            panic!("not jetstream")
+        };
+        assert_eq!(j.languages, ["de"]);
+        assert!(j.keywords.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn a_former_name_is_read_unless_the_new_one_is_given() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("pulse.toml", "[ingest]\nblock_ms = 35\n")?;
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.ingest.idle_poll_ms, 35);
+        jail.set_env("PULSE_INGEST__BLOCK_MS", "45");
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.ingest.idle_poll_ms, 45);
+        jail.set_env("PULSE_INGEST__IDLE_POLL_MS", "55");
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.ingest.idle_poll_ms, 55, "the new name wins");
+        Ok(())
+    });
+}
+
+#[test]
+fn layers_file_then_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "pulse.toml",
+            "[redis]\nstream = \"from-file\"\ngroup = \"g\"\n[ingest]\nread_batch = 7\n",
+        )?;
+        jail.set_env("PULSE_STREAM", "from-env");
+        jail.set_env("PULSE_INGEST__MAX_IN_FLIGHT", "99");
+        jail.set_env("DATABASE_URL", "postgres://x@y/z");
+        jail.set_env("PULSE_LISTEN", "127.0.0.1:0");
+        jail.set_env("PULSE_WS__QUEUE_CAPACITY", "16");
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.redis.stream, "from-env");
+        assert_eq!(s.redis.group, "g");
+        assert_eq!(s.ingest.read_batch, 7);
+        assert_eq!(s.ingest.max_in_flight, 99);
+        assert_eq!(s.database.url, "postgres://x@y/z");
+        assert_eq!(s.http.listen, "127.0.0.1:0");
+        assert_eq!(s.ws.queue_capacity, 16);
+        assert_eq!(s.ws.max_sessions, DEFAULT_MAX_SESSIONS);
+        Ok(())
+    });
+}
