@@ -44,7 +44,7 @@ page.on("console", (m) => {
   if (m.type() !== "error") return;
   const url = m.location().url ?? "";
   if (allowedFailures.some((a) => m.text().includes(`status of ${a.status}`) && url.includes(a.path))) return;
-  pageErrors.push(m.text());
+  pageErrors.push(url ? `${m.text()} (${url})` : m.text());
 });
 const shot = screenshots(page, out);
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name);

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use serde_json::{json, Value};
 
-use super::channels::{bodies, slack_shape, stand_in, teams_shape};
+use crate::alerts::channels::{bodies, slack_shape, stand_in, teams_shape};
 
 /// A post of `product` written `minutes_ago`, negative or not, mentioning the battery or not.
 fn post(id: &str, minutes_ago: i64, negative: bool, battery: bool, now: DateTime<Utc>) -> Value {
@@ -523,7 +523,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
         .await
         .unwrap();
 
-    let delivered = |seen: &super::channels::Seen| seen.lock().unwrap().len();
+    let delivered = |seen: &crate::alerts::channels::Seen| seen.lock().unwrap().len();
     assert!(
         wait_until(Duration::from_secs(60), || async {
             // Slack fails its first request, so it sees one more.

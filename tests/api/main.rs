@@ -7,17 +7,12 @@
 mod common;
 
 mod admission;
-mod alert_findings;
 mod alerts;
-mod attack_surface;
-mod budgets;
 mod calibration;
-mod channels;
 mod compression;
 mod dashboard;
 mod deletions;
 mod digests;
-mod email_channels;
 mod export_jobs;
 mod forecast;
 mod http_api;
@@ -30,8 +25,6 @@ mod pipeline;
 mod review;
 mod search;
 mod security;
-mod security_findings;
-mod source_findings;
 mod sources;
 mod stories;
 mod topics;

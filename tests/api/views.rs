@@ -216,7 +216,8 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
 #[actix_rt::test]
 async fn a_digest_links_to_a_shared_view_and_forgets_a_deleted_one() {
     let app = spawn_app().await;
-    let (addr, _seen, handle) = super::channels::stand_in(super::channels::slack_shape, 0);
+    let (addr, _seen, handle) =
+        crate::alerts::channels::stand_in(crate::alerts::channels::slack_shape, 0);
     let slack = app
         .create_channel(&json!({"kind": "slack", "url": format!("http://{addr}/services/x")}))
         .await;

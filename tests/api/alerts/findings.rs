@@ -123,7 +123,7 @@ async fn rule_names_and_keys_with_control_characters_are_refused() {
 /// analyst's key, another clears by itself; each resolution says which it was.
 #[actix_rt::test]
 async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() {
-    use crate::channels::{bodies, slack_shape, stand_in, text_of};
+    use crate::alerts::channels::{bodies, slack_shape, stand_in, text_of};
     use pulse::auth::Role;
     use std::time::Duration;
 

@@ -502,3 +502,7 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     assert!(alert["resolved_at"].is_string());
     app.shutdown().await;
 }
+
+pub mod channels;
+mod email;
+mod findings;

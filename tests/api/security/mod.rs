@@ -174,8 +174,11 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
 
+mod attack_surface;
 mod audit;
 mod browser;
+mod budgets;
+mod findings;
 mod limits;
 mod roles;
 mod startup;

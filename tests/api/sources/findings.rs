@@ -477,7 +477,7 @@ async fn reddit_limited() -> (String, Log) {
                             ];
                             ("429 Too Many Requests", "{}")
                         }
-                        _ => ("200 OK", include_str!("../fixtures/reddit/new.json")),
+                        _ => ("200 OK", include_str!("../../fixtures/reddit/new.json")),
                     };
                     let mut headers = pairs(&answered);
                     if answered.is_empty() {
@@ -576,7 +576,7 @@ async fn news_limited() -> (String, Log) {
                         &mut tcp,
                         "200 OK",
                         &xml,
-                        include_str!("../fixtures/feeds/news.rss"),
+                        include_str!("../../fixtures/feeds/news.rss"),
                     )
                     .await
                 }
@@ -654,7 +654,7 @@ async fn redirecting_site(inside: String) -> (String, Arc<Mutex<Vec<String>>>) {
                         &mut tcp,
                         "200 OK",
                         &xml,
-                        include_str!("../fixtures/feeds/news.rss"),
+                        include_str!("../../fixtures/feeds/news.rss"),
                     )
                     .await;
                     continue;

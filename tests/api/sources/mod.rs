@@ -351,9 +351,9 @@ async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
                         }
                         respond_streaming(&mut tcp, "text/event-stream").await;
                         let body = if n == 2 {
-                            include_str!("../fixtures/mastodon/stream-first.txt")
+                            include_str!("../../fixtures/mastodon/stream-first.txt")
                         } else {
-                            include_str!("../fixtures/mastodon/stream-second.txt")
+                            include_str!("../../fixtures/mastodon/stream-second.txt")
                         };
                         let _ =
                             tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes()).await;
@@ -369,7 +369,7 @@ async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
                         .map(|v| v.parse().unwrap())
                         .unwrap_or(0);
                     let missed: Vec<serde_json::Value> = serde_json::from_str(include_str!(
-                        "../fixtures/mastodon/timeline-missed.json"
+                        "../../fixtures/mastodon/timeline-missed.json"
                     ))
                     .unwrap();
                     let newer: Vec<&serde_json::Value> = missed
@@ -496,14 +496,14 @@ async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
                 .unwrap()
                 .push(format!("{} if-none-match={etag_sent}", req.path));
             let (body, etag) = match req.route() {
-                "/news.rss" => (include_str!("../fixtures/feeds/news.rss"), "\"rss-1\""),
+                "/news.rss" => (include_str!("../../fixtures/feeds/news.rss"), "\"rss-1\""),
                 "/blog.atom" => {
                     atom_requests += 1;
                     if atom_requests == 1 {
                         respond(&mut tcp, "500 Internal Server Error", &[], "").await;
                         continue;
                     }
-                    (include_str!("../fixtures/feeds/blog.atom"), "\"atom-1\"")
+                    (include_str!("../../fixtures/feeds/blog.atom"), "\"atom-1\"")
                 }
                 _ => {
                     respond(&mut tcp, "404 Not Found", &[], "").await;
@@ -637,9 +637,9 @@ async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
                         continue;
                     }
                     let body = if route.ends_with("new") {
-                        include_str!("../fixtures/reddit/new.json")
+                        include_str!("../../fixtures/reddit/new.json")
                     } else {
-                        include_str!("../fixtures/reddit/comments.json")
+                        include_str!("../../fixtures/reddit/comments.json")
                     };
                     let headers = [
                         ("Content-Type", "application/json"),
@@ -879,3 +879,5 @@ async fn the_demo_feed_goes_on_when_redis_drops_its_connection() {
     let appended: u64 = admin.xlen(&env.stream).await.unwrap();
     assert!(appended >= 30_000, "{appended} appended");
 }
+
+mod findings;
