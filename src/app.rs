@@ -43,8 +43,8 @@ pub struct Application {
     sources: Sources,
     key_refresher: Option<tokio::task::JoinHandle<()>>,
     revocations: Option<tokio::task::JoinHandle<()>>,
-    export_runner: crate::http::export_runner::ExportRunner,
-    digest_runner: crate::http::digests::runner::DigestRunner,
+    export_runner: crate::http::api::exports::runner::ExportRunner,
+    digest_runner: crate::http::api::digests::runner::DigestRunner,
 }
 
 /// Closes the live sessions of every key revoked from now on, by this process or another.
@@ -112,8 +112,9 @@ impl Application {
                 Some(auth)
             }
         };
-        let proxies = crate::http::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
-            .map_err(anyhow::Error::msg)?;
+        let proxies =
+            crate::http::middleware::peer::TrustedProxies::parse(&settings.http.trusted_proxies)
+                .map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(&settings.http.listen)
             .with_context(|| format!("binding the HTTP listener to {}", settings.http.listen))?;
         let redis = crate::streams::connect(&settings.redis.url, "shared").await?;
@@ -152,7 +153,7 @@ impl Application {
             Some(crate::streams::admission::Gate::of_intake(settings.clone())),
         )?;
         let export_wake = Arc::new(tokio::sync::Notify::new());
-        let export_runner = crate::http::export_runner::ExportRunner::start(
+        let export_runner = crate::http::api::exports::runner::ExportRunner::start(
             &settings.export,
             &settings.database.url,
             pipeline.consumer(),
@@ -160,7 +161,7 @@ impl Application {
             Some(pipeline.ingest.clone()),
         )?;
         let digest_runner =
-            crate::http::digests::runner::DigestRunner::start(settings.clone(), pool.clone());
+            crate::http::api::digests::runner::DigestRunner::start(settings.clone(), pool.clone());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: crate::db::ApiPool::new(&settings.database)?,
@@ -171,8 +172,10 @@ impl Application {
             ingest: Some(pipeline.ingest.clone()),
             ws: Some(hub.clone()),
             auth,
-            limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
-            bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
+            limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
+                &settings.limits,
+            )),
+            bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
             fair: Default::default(),
             outstanding: Default::default(),
@@ -183,7 +186,7 @@ impl Application {
             traces: pipeline.traces().clone(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
-            review: crate::http::labels::Review::new(
+            review: crate::http::api::labels::Review::new(
                 &settings.topics,
                 Some(pipeline.topics().clone()),
             ),

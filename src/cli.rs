@@ -293,7 +293,7 @@ fn serve_metrics(listen: &str) -> anyhow::Result<actix_web::dev::ServerHandle> {
                 let body = handle.render();
                 async move {
                     HttpResponse::Ok()
-                        .content_type(crate::http::health::PROMETHEUS_CONTENT_TYPE)
+                        .content_type(crate::http::api::health::PROMETHEUS_CONTENT_TYPE)
                         .body(body)
                 }
             }),

@@ -23,7 +23,7 @@ use fred::prelude::Value;
 use libfuzzer_sys::fuzz_target;
 use pulse::actors::ingester::{parse_claim_reply, parse_read_reply};
 use pulse::actors::messages::RawEntry;
-use pulse::http::events::split_events;
+use pulse::http::api::events::split_events;
 use pulse::models::event::MAX_EVENT_BYTES;
 use pulse::models::{Event, EventError};
 use serde::de::IgnoredAny;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, ContextFutureSpawner};
 use deadpool_postgres::Pool;
 
-use super::analyzer_share::ShareError;
+use super::analyzer::share::ShareError;
 use super::ingester::IngestContext;
 use crate::analysis::calibration::{self, Calibration, Example, LiveCalibration};
 use crate::db::calibration::{self as db, Trained};

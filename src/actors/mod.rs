@@ -1,15 +1,14 @@
-//! The pipeline stages as supervised actix actors, one file each, and the [`Pipeline`] that
-//! starts and wires them: ingester -> analyzer pool -> store (a call: it holds no state), with
-//! retention and a watchdog beside them.
+//! The pipeline stages as supervised actix actors, a file or a folder each (a folder holds the
+//! stage's policies beside it: the analyzer pool's adaptive route and the analyze endpoint's
+//! share, the deliverer's channel messages and mailer), and the [`Pipeline`] that starts and
+//! wires them: ingester -> analyzer pool -> store (a call: it holds no state), with retention
+//! and a watchdog beside them.
 
-pub mod adaptive;
 pub mod aggregator;
 pub mod alerter;
 pub mod analyzer;
-pub mod analyzer_share;
 pub mod calibration;
 pub mod ingester;
-pub mod mailer;
 pub mod messages;
 pub mod monitor;
 pub mod relevance;

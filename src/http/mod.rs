@@ -1,56 +1,20 @@
 //! The HTTP API (actix-web): health, readiness, Prometheus metrics, event intake, post
 //! queries, the WebSocket upgrade (`GET /ws`, see [`crate::ws`]) and the dashboard at `/`
-//! ([`dashboard`]). Every error uses the one shape of [`error::ApiError`]; every response carries
-//! `x-request-id`. Before any handler, [`guard`] refuses second spellings of paths and foreign
+//! ([`api::dashboard`]). Every error uses the one shape of [`error::ApiError`]; every response carries
+//! `x-request-id`. Before any handler, [`middleware::guard`] refuses second spellings of paths and foreign
 //! Hosts, then authenticates, authorizes on the matched route, rate-limits, bounds bodies and
 //! audits admin changes; handlers receive the application through [`state::State`], which
-//! checks the matched route's policy again after routing; [`security_headers`] sets browser
+//! checks the matched route's policy again after routing; [`middleware::security_headers`] sets browser
 //! protections.
 
-pub mod alerts_api;
-pub mod analyze;
-pub mod auth_api;
-pub mod backlog;
-pub mod body_budget;
-pub mod body_limits;
-pub mod calibration;
-pub mod callers;
-pub mod canonical;
+pub mod api;
 pub mod cursor;
-pub mod dashboard;
-pub mod digests;
 pub mod error;
-pub mod events;
-pub mod export;
-pub mod export_jobs;
-pub mod export_runner;
-pub mod fair_share;
 pub mod filters;
-pub mod forecast;
-pub mod guard;
-pub mod health;
-pub mod labels;
-pub mod live;
-pub mod metrics_api;
+pub mod middleware;
 pub mod openapi;
-pub mod outstanding;
-pub mod peer;
-pub mod pipeline;
-pub mod posts;
-pub mod rate_limit;
-pub mod relevance;
-pub mod request_id;
-pub mod review;
 pub mod routes;
-pub mod saved_searches;
-pub mod saved_views;
-pub mod search;
-pub mod security_headers;
 pub mod state;
-pub mod stories;
-pub mod topics;
-pub mod virality_api;
-pub mod webhooks_api;
 
 use std::sync::Arc;
 
@@ -80,22 +44,22 @@ pub struct AppState {
     /// Checks credentials; `None` on an open server (`auth.open`).
     pub auth: Option<Arc<crate::auth::Authenticator>>,
     /// Per-key and per-address request budgets.
-    pub limiter: Arc<rate_limit::RateLimiter>,
+    pub limiter: Arc<middleware::rate_limit::RateLimiter>,
     /// What request bodies may hold, per client and in total.
-    pub bodies: Arc<body_budget::BodyBudget>,
+    pub bodies: Arc<middleware::body_budget::BodyBudget>,
     /// The consumer group's backlog, which `POST /api/v1/events` refuses to grow past
     /// `ingest.max_backlog` entries or `ingest.max_backlog_secs`.
-    pub backlog: backlog::Backlog,
+    pub backlog: api::events::backlog::Backlog,
     /// What each producer appending over HTTP asks and gets while the group is behind.
-    pub fair: fair_share::FairShare,
+    pub fair: api::events::fair_share::FairShare,
     /// What each producer appending over HTTP has waiting in the stream.
-    pub outstanding: outstanding::Outstanding,
+    pub outstanding: api::events::outstanding::Outstanding,
     /// Whether the HTTP intake shares what the group drains, and how much.
-    pub sharing: fair_share::Controller,
+    pub sharing: api::events::fair_share::Controller,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
-    pub proxies: peer::TrustedProxies,
+    pub proxies: middleware::peer::TrustedProxies,
     /// Learned viral thresholds for the score endpoint.
-    pub thresholds: virality_api::ThresholdCache,
+    pub thresholds: api::virality::ThresholdCache,
     /// The sources this process runs.
     pub sources: Vec<Arc<crate::sources::SourceStatus>>,
     /// Spans of requests (off unless `traces.otlp_endpoint` is set).
@@ -103,14 +67,14 @@ pub struct AppState {
     /// The access each route needs ([`routes::policy`]).
     pub policy: &'static crate::auth::policy::RoutePolicy,
     /// Callers with a topic preview running (one each).
-    pub previews: crate::actors::analyzer_share::Callers,
+    pub previews: crate::actors::analyzer::share::Callers,
     /// Reviewers' label budgets and the topics' learned relevance.
-    pub review: labels::Review,
+    pub review: api::labels::Review,
     /// Exports running (one per caller, a few in all).
-    pub exports: std::sync::Arc<export::Exports>,
+    pub exports: std::sync::Arc<api::search::export::Exports>,
     /// The downloads of export jobs running, under the same limits as `exports` but apart, so
     /// slow readers of shared links cannot take the streamed exports' places.
-    pub downloads: std::sync::Arc<export::Exports>,
+    pub downloads: std::sync::Arc<api::search::export::Exports>,
     /// Wakes this process's export workers when a job is created.
     pub export_wake: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -144,13 +108,13 @@ pub fn app(
 > {
     actix_web::App::new()
         .app_data(state)
-        .wrap(from_fn(guard::guard))
-        .wrap(from_fn(security_headers::security_headers))
-        .wrap(from_fn(request_id::request_id))
+        .wrap(from_fn(middleware::guard::guard))
+        .wrap(from_fn(middleware::security_headers::security_headers))
+        .wrap(from_fn(middleware::request_id::request_id))
         // Outermost, so it sees every response whole: gzip or brotli as the client accepts,
         // skipping WebSocket upgrades and what is already encoded (precompressed dashboard
-        // files) or must not be (credentials, see `auth_api`).
+        // files) or must not be (credentials, see `api::auth`).
         .wrap(actix_web::middleware::Compress::default())
         .configure(configure)
-        .default_service(web::to(dashboard::fallback))
+        .default_service(web::to(api::dashboard::fallback))
 }

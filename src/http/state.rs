@@ -1,7 +1,7 @@
 //! [`State`]: the application state as handlers receive it, given only to a request whose
 //! caller the policy of the route the router actually matched allows.
 //!
-//! The [guard](super::guard) already admits or refuses every request before routing; this is
+//! The [guard](super::middleware::guard) already admits or refuses every request before routing; this is
 //! the second, independent check after routing, on `HttpRequest::match_pattern` (the route
 //! that is about to run). Handlers take `State` instead of `web::Data<AppState>`, so no
 //! handler can reach the database, Redis or the pipeline on a request the policy does not
@@ -34,13 +34,13 @@ impl State {
         self.caller.as_ref()
     }
 
-    /// The client the request is budgeted to (see [`super::peer::client_id`]).
+    /// The client the request is budgeted to (see [`super::middleware::peer::client_id`]).
     pub fn client_id(&self, req: &HttpRequest) -> String {
         let network = req
             .extensions()
-            .get::<super::peer::ClientNetwork>()
+            .get::<super::middleware::peer::ClientNetwork>()
             .map_or_else(|| "unknown".to_string(), |n| n.0.clone());
-        super::peer::client_id(
+        super::middleware::peer::client_id(
             self.caller.as_ref().and_then(|c| c.key_id.as_deref()),
             &network,
         )
@@ -144,8 +144,10 @@ mod tests {
             ingest: None,
             ws: None,
             auth: None,
-            limiter: Arc::new(crate::http::rate_limit::RateLimiter::new(&settings.limits)),
-            bodies: crate::http::body_budget::BodyBudget::new(&settings.limits),
+            limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
+                &settings.limits,
+            )),
+            bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),
             fair: Default::default(),
             outstanding: Default::default(),
@@ -156,7 +158,7 @@ mod tests {
             traces: Default::default(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
-            review: crate::http::labels::Review::new(&settings.topics, None),
+            review: crate::http::api::labels::Review::new(&settings.topics, None),
             exports: Default::default(),
             downloads: Default::default(),
             export_wake: Default::default(),

@@ -174,7 +174,7 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
         .unwrap()
         .starts_with("text/csv"));
     let text = response.text().await.unwrap();
-    let header = pulse::http::export::CSV_COLUMNS.join(",");
+    let header = pulse::http::api::search::export::CSV_COLUMNS.join(",");
     assert!(text.starts_with(&format!("{header}\r\n")));
     assert_eq!(
         text.matches(&header).count(),
@@ -323,7 +323,10 @@ async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
         .await
         .unwrap();
     let header = text.lines().next().unwrap();
-    assert_eq!(header, pulse::http::export::CSV_COLUMNS.join(","));
+    assert_eq!(
+        header,
+        pulse::http::api::search::export::CSV_COLUMNS.join(",")
+    );
     assert_eq!(text.matches("refund ").count(), 500);
     assert_eq!(chunks().await, 0, "the cancelled job left nothing behind");
     writer.shutdown().await;

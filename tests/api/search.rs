@@ -595,7 +595,7 @@ async fn exports_stream_every_match_as_csv_or_json_lines() {
     let text = csv.text().await.unwrap();
     let mut reader = csv_rows(&text);
     let header = reader.remove(0);
-    assert_eq!(header, pulse::http::export::CSV_COLUMNS);
+    assert_eq!(header, pulse::http::api::search::export::CSV_COLUMNS);
     assert_eq!(reader.len(), 1_251, "every match, one row each");
     let text_col = header.iter().position(|c| c == "text").unwrap();
     assert!(reader

@@ -20,7 +20,7 @@ export const SentimentLabel = z.enum(["negative", "neutral", "positive"]);
 export const Window = z.enum(windows);
 export const EmotionName = z.enum(["anger", "joy", "optimism", "sadness"]);
 
-/** `Stats` in src/http/metrics_api.rs. */
+/** `Stats` in src/http/api/metrics.rs. */
 export const Stats = z.strictObject({
   posts: count,
   sentiment: z.strictObject({
@@ -89,7 +89,7 @@ export const TermsResponse = z.strictObject({
   ),
 });
 
-/** `PostView` in src/http/posts.rs: `GET /api/v1/posts/{id}` and `message:new` data. */
+/** `PostView` in src/http/api/posts.rs: `GET /api/v1/posts/{id}` and `message:new` data. */
 export const Post = z.strictObject({
   id: z.string(),
   platform: Platform,
@@ -156,7 +156,7 @@ export const Topic = z.strictObject({
 });
 /** `GET /api/v1/topics`: every live topic, by id. */
 export const TopicList = z.strictObject({ items: z.array(Topic) });
-/** Posts of a preview (`PreviewPosts` in src/http/topics.rs): how many, and the newest. */
+/** Posts of a preview (`PreviewPosts` in src/http/api/topics/mod.rs): how many, and the newest. */
 const PreviewPosts = z.strictObject({ count, per_hour: z.number(), samples: z.array(Post) });
 /** `POST /api/v1/topic-preview`: what a query matches among recent stored posts. */
 export const TopicPreview = z.strictObject({
@@ -170,7 +170,7 @@ export const TopicPreview = z.strictObject({
   near_misses: PreviewPosts,
 });
 
-/** A search hit (`SearchHit` in src/http/search.rs): a post and where the query's words stand in it. */
+/** A search hit (`SearchHit` in src/http/api/search/mod.rs): a post and where the query's words stand in it. */
 export const SearchHit = z.strictObject({
   post: Post,
   /** `[start, end)` in `post.text`, in Unicode code points (not UTF-16 units), sorted, not overlapping. */
@@ -218,7 +218,7 @@ export const SavedSearch = z.strictObject({
 });
 /** `GET /api/v1/saved-searches`: every saved search, by name. */
 export const SavedSearchList = z.strictObject({ items: z.array(SavedSearch) });
-/** A saved view's state (`ViewState` in src/http/saved_views.rs): the dashboard's URL state. */
+/** A saved view's state (`ViewState` in src/http/api/views.rs): the dashboard's URL state. */
 export const ViewState = z.strictObject({
   topic: count.optional(),
   filters: z.strictObject({
@@ -360,7 +360,7 @@ export const DigestPreview = z.looseObject({
 });
 /** `POST /api/v1/digests/schedules/{id}/send`. */
 export const SentNow = z.strictObject({ from: time, to: time, posts: count, negative_share: z.number() });
-/** An export job (`ExportJob` in src/http/export_jobs.rs): a search written to a file in the background. */
+/** An export job (`ExportJob` in src/http/api/exports/mod.rs): a search written to a file in the background. */
 export const ExportJob = z.strictObject({
   id: count,
   state: z.enum(["queued", "running", "done", "failed"]),
@@ -441,7 +441,7 @@ export const GroupStats = z.strictObject({
   /** Seconds the oldest entry not yet acknowledged has waited; null when Redis cannot tell. */
   oldest_age_secs: z.number().nullable(),
 });
-/** `GET /api/v1/pipeline` (src/http/pipeline.rs). */
+/** `GET /api/v1/pipeline` (src/http/api/pipeline.rs). */
 export const PipelineResponse = z.strictObject({
   at: time,
   window_secs: count,
@@ -469,7 +469,7 @@ export const PipelineResponse = z.strictObject({
   ),
   /** Events a second shared between HTTP producers while the group is behind, else null. */
   sharing_per_sec: z.number().nullable(),
-  /** Each producer appending over HTTP to this process (src/http/fair_share.rs). */
+  /** Each producer appending over HTTP to this process (src/http/api/events/fair_share.rs). */
   producers: z.array(
     z.strictObject({
       producer: z.string(),

@@ -10,7 +10,7 @@ use fred::prelude::*;
 
 use super::turns::MAX_TURN_WAIT;
 use super::{backoff, traced, IngestContext};
-use crate::actors::adaptive::Route;
+use crate::actors::analyzer::adaptive::Route;
 use crate::actors::analyzer::AnalyzerWorker;
 use crate::actors::messages::{
     oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzedBatch, Committed, RawEntry, RejectReason,

@@ -46,11 +46,11 @@ use fred::prelude::*;
 use tokio::sync::Semaphore;
 
 pub use self::commit::MAX_TRIALS;
-use super::adaptive::AdaptiveRoute;
 use super::analyzer::AnalyzerWorker;
 use super::messages::{Committed, Drain, DrainReport, RawEntry};
 use super::store::Store;
 use super::supervisor::Supervised;
+use crate::actors::analyzer::adaptive::AdaptiveRoute;
 use crate::config::Settings;
 use crate::streams::group::Member;
 use crate::telemetry::traces::Traces;
@@ -82,7 +82,7 @@ pub struct IngestContext {
     /// Which of the two pools gets the next batch.
     pub route: AdaptiveRoute,
     /// What `POST /api/v1/analyze` may take of the analyzer.
-    pub api_share: crate::actors::analyzer_share::AnalyzerShare,
+    pub api_share: crate::actors::analyzer::share::AnalyzerShare,
     pub store: Arc<Store>,
     /// Places posts in stories before they are stored (off when `stories.enabled` is false).
     pub stories: Option<Arc<crate::actors::stories::StoryDesk>>,
@@ -119,7 +119,7 @@ impl IngestContext {
         let credits = Arc::new(Semaphore::new(settings.ingest.max_in_flight.max(1)));
         let batch_slots = Arc::new(Semaphore::new(settings.ingest.max_batches_in_flight.max(1)));
         let route = AdaptiveRoute::new(&settings.analyzer, fallback.is_some());
-        let api_share = crate::actors::analyzer_share::AnalyzerShare::new(&settings.analyzer);
+        let api_share = crate::actors::analyzer::share::AnalyzerShare::new(&settings.analyzer);
         Self {
             settings,
             traces,

@@ -10,6 +10,7 @@
 //! reject old timestamps to stop replays.
 
 pub mod channels;
+pub mod mailer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +20,13 @@ use deadpool_postgres::Pool;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::mailer::Mailer;
 use crate::config::Settings;
 use crate::db::webhooks;
 use crate::models::backoff;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 use crate::telemetry::names;
 use channels::render;
+use mailer::Mailer;
 
 /// Deliveries claimed per poll.
 const CLAIM_BATCH: i64 = 32;

@@ -324,7 +324,7 @@ pub struct IngestSettings {
     /// The delay, in seconds, past which the HTTP intake shares what the group drains between
     /// the producers that ask, and that it then holds the delay near (0: never): each may
     /// append at most its max-min fair share, and one asking more gets 503 `busy` (`reason`
-    /// `share`). See [`crate::http::fair_share::Controller`].
+    /// `share`). See [`crate::http::api::events::fair_share::Controller`].
     pub fair_share_after_secs: f64,
     /// Producers that may delete and engage with posts other producers stored first: each
     /// producer (`key:<key id>`, `source:<name>`, `import`, `http`, `stream`) maps to the

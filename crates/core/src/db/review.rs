@@ -1,4 +1,4 @@
-//! The review queue's reads and claims (see `http::review`).
+//! The review queue's reads and claims (see `http::api::review`).
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;

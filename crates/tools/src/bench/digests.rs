@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{analyze_all, generate_posts};
 use crate::config::Settings;
-use crate::http::digests::content::{self, equal_periods_before, DigestInput, DigestScope};
+use crate::http::api::digests::content::{self, equal_periods_before, DigestInput, DigestScope};
 use crate::models::metrics::{minute_of, Period};
 use crate::models::topic::TopicMatch;
 
@@ -160,9 +160,9 @@ pub async fn run(
     .await?;
     let digest = digest.ok_or_else(|| anyhow::anyhow!("no digest computed"))?;
     let started = Instant::now();
-    let png = crate::http::digests::chart::png(&digest.series, digest.from, digest.to)
+    let png = crate::http::api::digests::chart::png(&digest.series, digest.from, digest.to)
         .map_err(anyhow::Error::msg)?;
-    let _ = crate::http::digests::render::render(&digest, &png, false);
+    let _ = crate::http::api::digests::render::render(&digest, &png, false);
     let render_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let started = Instant::now();

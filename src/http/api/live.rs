@@ -1,0 +1,111 @@
+//! `GET /ws`: the WebSocket upgrade. The sessions themselves live in [`crate::ws`]; this is the
+//! HTTP side of the handshake, with the caller's credential and the API's error shape.
+
+use crate::models::errors::ErrorCode;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::State;
+use crate::telemetry::names;
+use crate::ws::hub::Refused;
+use crate::ws::socket::{ConnectionFd, SocketHandle};
+use crate::ws::WsSession;
+
+/// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
+/// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
+/// shape.
+#[utoipa::path(
+    tag = "live",
+    operation_id = "websocket",
+    summary = "Live updates over a WebSocket",
+    description = "A WebSocket handshake (RFC 6455). Once upgraded, the client sends \
+        `subscribe`/`unsubscribe` messages naming topics and filters, and receives `post:new`, \
+        `metrics:update`, `virality:update` and `alert:*` messages as JSON text frames.",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The handshake nonce (base64 of 16 bytes)"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now a WebSocket"),
+        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)",
+            body = ErrorBody),
+        (status = 429, description = "The caller (its key, or its network without one) holds \
+            `ws.max_sessions_per_client` sessions already (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "Live updates do not run in this process, or it serves \
+            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere",
+            body = ErrorBody),
+    )
+)]
+#[get("/ws")]
+pub async fn connect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let Some(hub) = state.ws.as_ref() else {
+        return Err(ApiError::unavailable(
+            "live subscriptions are not running in this process",
+        ));
+    };
+    let mut response = ws::handshake(&req).map_err(|e| {
+        metrics::counter!(names::WS_REJECTED, "reason" => "bad_handshake").increment(1);
+        ApiError::bad_request(ErrorCode::BadHandshake, e.to_string())
+    })?;
+    let caller = state.caller();
+    let client = state.client_id(&req);
+    let permit = hub.admit(&client).map_err(|refused| match refused {
+        Refused::Full => {
+            metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);
+            ApiError::new(
+                ErrorCode::TooManySessions,
+                format!(
+                    "this process serves at most {} live sessions; retry later or elsewhere",
+                    hub.settings().max_sessions
+                ),
+            )
+        }
+        Refused::ClientFull => {
+            metrics::counter!(names::WS_REJECTED, "reason" => "too_many_client_sessions")
+                .increment(1);
+            ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this client holds {} live sessions already (ws.max_sessions_per_client); \
+                     close one first",
+                    hub.settings().max_sessions_per_client
+                ),
+            )
+            .with_details(serde_json::json!({"retry_after_secs": 5, "scope": "sessions"}))
+        }
+    })?;
+    let id = hub.next_session_id();
+    let socket = req
+        .conn_data::<ConnectionFd>()
+        .and_then(|fd| SocketHandle::duplicate(*fd).ok());
+    if let Some(socket) = &socket {
+        socket.limit_send_buffer(hub.settings().send_buffer_bytes);
+    }
+    let mut session = WsSession::new(hub.clone(), id, permit)
+        .for_key(caller.and_then(|p| p.key_id.clone()))
+        .with_socket(socket);
+    // A session lives no longer than the credential it was opened with: a token's own expiry,
+    // or for an API key presented directly, one token lifetime, after which the client
+    // reconnects and the key is checked again.
+    let expires_at = caller.and_then(|p| {
+        p.expires_at.or_else(|| {
+            p.key_id.as_ref().map(|_| {
+                chrono::Utc::now()
+                    + chrono::TimeDelta::seconds(state.settings.auth.token_ttl_secs as i64)
+            })
+        })
+    });
+    if let Some(at) = expires_at {
+        let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        session = session.expiring_after(left);
+    }
+    let codec = actix_http::ws::Codec::new().max_size(hub.settings().max_frame_bytes);
+    Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
+}

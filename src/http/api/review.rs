@@ -1,0 +1,245 @@
+//! The review queue: `POST /api/v1/review/next` hands a reviewer the posts most worth a look,
+//! each to one reviewer at a time.
+//!
+//! - A topic's queue (`topic_id`): the posts its query matched (counted or filtered) that no one
+//!   has labelled for it, least certain first: nearest the topic's threshold under its learned
+//!   relevance, or, before it has one, in a random but repeatable order (by a hash of the id), as
+//!   `pulse eval relevance` chooses them.
+//! - The queue of every post (no topic): posts whose sentiment no one has labelled, those an
+//!   alert of the last week showed as evidence first, then those where the analysis model and the
+//!   lexicon disagree, then the least polar.
+//!
+//! A post handed out is claimed for `topics.review_claim_secs`: no one else is handed it while
+//! the claim stands, unless its reviewer moved on (asked for more), and its reviewer is not
+//! handed it again while it stands, so nobody gets the same post twice in a row. Handing out
+//! of one queue is serialised (a transaction-scoped advisory lock), so two reviewers asking at
+//! once get different posts.
+
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use actix_web::{post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::analysis::lexicon::LexiconAnalyzer;
+use crate::db::review::{self as db, Candidate};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
+use crate::http::state::State;
+use crate::models::errors::ErrorCode;
+use crate::models::label::Label;
+use crate::models::views::PostView;
+use crate::topics::relevance::{key_of, Features, Post};
+
+/// Most posts handed out at once.
+pub const MAX_COUNT: usize = 20;
+/// Newest unlabelled posts of a queue the choice is made among.
+const POOL: i64 = 2_000;
+
+/// `POST /api/v1/review/next`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextInput {
+    /// A live topic: its queue; none: the queue of every post.
+    pub topic_id: Option<i64>,
+    /// 1 to 20 (default 5).
+    pub count: Option<usize>,
+}
+
+/// Why a post is in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Its topic's learned relevance is least sure of it.
+    UncertainRelevance,
+    /// Its topic has no learned relevance yet: a random sample to learn from.
+    Sample,
+    /// An alert fired in the last week shows it as evidence.
+    AlertEvidence,
+    /// The analysis model and the lexicon give it different sentiment.
+    ModelLexiconDisagree,
+    /// Its sentiment score is among the least polar: nearest the line between labels.
+    LowConfidence,
+}
+
+/// A post handed to the reviewer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewItem {
+    pub post: PostView,
+    pub reason: Reason,
+    /// The topic's learned probability that the post is about it, where it has a model.
+    pub relevance: Option<f32>,
+    /// The sentiment the lexicon gives it, in the queue of every post.
+    pub lexicon_sentiment: Option<String>,
+    /// The labels that count on it now.
+    pub labels: Vec<Label>,
+}
+
+/// The posts handed out.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewBatch {
+    pub items: Vec<ReviewItem>,
+    /// Until when they are the reviewer's alone.
+    pub claimed_until: chrono::DateTime<chrono::Utc>,
+}
+
+static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
+    LazyLock::new(|| Mutex::new(LexiconAnalyzer::new()));
+
+/// Hands the caller the next posts to review.
+#[utoipa::path(
+    tag = "review",
+    operation_id = "review_next",
+    summary = "The next posts to review",
+    request_body = NextInput,
+    responses(
+        (status = 200, description = "Posts claimed for the caller, most worth a look first \
+            (empty when the queue is)", body = ReviewBatch),
+        (status = 400, description = "A count out of range or a topic that is not live \
+            (`invalid_label`), or a body that is not a request (`invalid_json`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
+    )
+)]
+#[post("/api/v1/review/next")]
+pub async fn next(state: State, input: web::Json<NextInput>) -> Result<HttpResponse, ApiError> {
+    let count = input.count.unwrap_or(5);
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidLabel,
+            format!("count must be 1 to {MAX_COUNT}"),
+        ));
+    }
+    let reviewer = state.owner();
+    let claim_secs = state.settings.topics.review_claim_secs as f64;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let queue = input.topic_id.unwrap_or(0);
+    if let Some(topic) = input.topic_id {
+        if crate::db::topics::get(&*tx, topic).await?.is_none() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidLabel,
+                format!("no live topic with id {topic}"),
+            ));
+        }
+    }
+    db::lock_queue(&tx, queue).await?;
+    db::release(&tx, queue, &reviewer).await?;
+    let candidates = db::candidates(&tx, input.topic_id, &reviewer, POOL).await?;
+    let filter = input.topic_id.and_then(|topic| {
+        state
+            .review
+            .topics()
+            .and_then(|live| live.with_filters().1.get(topic).cloned())
+    });
+    let chosen = tokio::task::spawn_blocking(move || rank(candidates, filter.as_ref(), count))
+        .await
+        .map_err(ApiError::internal)?;
+    let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
+    let claimed_until = db::claim(&tx, queue, &reviewer, &ids, claim_secs).await?;
+    tx.commit().await?;
+    let ids: Vec<String> = chosen.iter().map(|c| c.id.clone()).collect();
+    let mut posts = crate::db::posts::by_ids(&client, &ids).await?;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut labels = crate::db::labels::current_of(&**client, &refs).await?;
+    let mut items = Vec::with_capacity(chosen.len());
+    for c in chosen {
+        let Some(at) = posts.iter().position(|p| p.id == c.id) else {
+            continue;
+        };
+        let post = posts.swap_remove(at);
+        let (own, rest): (Vec<Label>, Vec<Label>) =
+            labels.into_iter().partition(|l| l.post_id == c.id);
+        labels = rest;
+        items.push(ReviewItem {
+            post,
+            reason: c.reason,
+            relevance: c.relevance,
+            lexicon_sentiment: c.lexicon,
+            labels: own,
+        });
+    }
+    Ok(HttpResponse::Ok().json(ReviewBatch {
+        items,
+        claimed_until,
+    }))
+}
+
+/// A candidate as ranked.
+struct Ranked {
+    id: String,
+    reason: Reason,
+    relevance: Option<f32>,
+    lexicon: Option<String>,
+    /// Lower first.
+    order: (u8, f32, u64),
+}
+
+/// The `count` candidates most worth a look, first first.
+fn rank(
+    candidates: Vec<Candidate>,
+    filter: Option<&crate::topics::relevance::Filter>,
+    count: usize,
+) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> = candidates
+        .into_iter()
+        .map(|c| {
+            let key = key_of(&c.id);
+            match (&c.topic, filter) {
+                (Some(_), Some(f)) => {
+                    let p = f.model.probability(&Features::of(&Post {
+                        text: &c.text,
+                        author: Some(&c.author),
+                        lang: c.lang.as_deref(),
+                        matched: true,
+                    }));
+                    Ranked {
+                        reason: Reason::UncertainRelevance,
+                        relevance: Some(p),
+                        lexicon: None,
+                        order: (0, (p - f.threshold).abs(), key),
+                        id: c.id,
+                    }
+                }
+                (Some(_), None) => Ranked {
+                    reason: Reason::Sample,
+                    relevance: None,
+                    lexicon: None,
+                    order: (0, 0.0, key),
+                    id: c.id,
+                },
+                (None, _) => {
+                    let lexicon = (c.model != "lexicon").then(|| {
+                        let mut lexicon = LEXICON.lock().unwrap_or_else(PoisonError::into_inner);
+                        lexicon
+                            .analyze(&c.text)
+                            .sentiment_label
+                            .as_str()
+                            .to_string()
+                    });
+                    let disagree = lexicon.as_deref().is_some_and(|l| l != c.sentiment_label);
+                    let (reason, tier) = match (c.evidence, disagree) {
+                        (true, _) => (Reason::AlertEvidence, 0),
+                        (false, true) => (Reason::ModelLexiconDisagree, 1),
+                        (false, false) => (Reason::LowConfidence, 2),
+                    };
+                    Ranked {
+                        reason,
+                        relevance: None,
+                        lexicon,
+                        order: (tier, c.sentiment_score.abs(), key),
+                        id: c.id,
+                    }
+                }
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        (a.order.0, a.order.1)
+            .partial_cmp(&(b.order.0, b.order.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.order.2.cmp(&b.order.2))
+    });
+    ranked.truncate(count);
+    ranked
+}

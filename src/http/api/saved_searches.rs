@@ -1,0 +1,213 @@
+//! Saved searches: `GET`, `POST /api/v1/saved-searches`, `GET`, `DELETE
+//! /api/v1/saved-searches/{id}`. A query and its filters under a name, for the team to run
+//! again, share by link or turn into a topic (`POST /api/v1/topics` with its query). Checked as
+//! a search is, so a saved search always runs.
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
+use crate::http::api::search::{prepare, SearchQuery};
+use crate::http::api::topics::name_problem;
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
+use crate::http::state::State;
+use crate::models::errors::ErrorCode;
+
+/// Most saved searches a deployment holds.
+pub const MAX_SAVED_SEARCHES: i64 = 1_000;
+
+/// The filters of a search, as `GET /api/v1/search` takes them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavedFilters {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_support: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::models::time::bounded"
+    )]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::models::time::bounded"
+    )]
+    pub to: Option<DateTime<Utc>>,
+    /// `newest` or `relevance`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+/// A search to save.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSavedSearch {
+    /// 1 to 200 characters, unique whatever the case.
+    pub name: String,
+    pub query: String,
+    #[serde(default)]
+    pub filters: SavedFilters,
+}
+
+/// Every saved search.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SavedSearchList {
+    /// By name.
+    pub items: Vec<SavedSearch>,
+}
+
+/// Lists the saved searches.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "list_saved_searches",
+    summary = "List saved searches",
+    responses(
+        (status = 200, description = "Every saved search, by name", body = SavedSearchList),
+        (status = 503, response = PostgresUnavailable),
+    )
+)]
+#[get("/api/v1/saved-searches")]
+pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(SavedSearchList {
+        items: db::list(&**client).await?,
+    }))
+}
+
+/// Saves a search.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "create_saved_search",
+    summary = "Save a search",
+    request_body = NewSavedSearch,
+    responses(
+        (status = 201, description = "The saved search", body = SavedSearch),
+        (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
+            bad filter (`invalid_query`), a bad name (`invalid_request`) or a body that is not \
+            a saved search (`invalid_json`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`name_taken`) or 1,000 saved searches \
+            exist (`limit_reached`)", body = ErrorBody),
+        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
+    )
+)]
+#[post("/api/v1/saved-searches")]
+pub async fn create(
+    state: State,
+    input: web::Json<NewSavedSearch>,
+) -> Result<HttpResponse, ApiError> {
+    let input = input.into_inner();
+    if let Some(why) = name_problem(&input.name) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidRequest, why));
+    }
+    let f = input.filters.clone();
+    prepare(&SearchQuery {
+        q: input.query.clone(),
+        platform: f.platform,
+        product: f.product,
+        city: f.city,
+        country: f.country,
+        channel: f.channel,
+        lang: f.lang,
+        language_support: f.language_support,
+        sentiment: f.sentiment,
+        topic: f.topic,
+        from: f.from,
+        to: f.to,
+        order: f.order,
+        limit: None,
+        cursor: None,
+        facets: None,
+        interval: None,
+        exact: None,
+        format: None,
+    })?;
+    let filters = serde_json::to_value(&input.filters).map_err(ApiError::internal)?;
+    let actor = state.actor();
+    let mut client = state.pool.get().await?;
+    let saved = db::create(
+        &mut client,
+        input.name.trim(),
+        &input.query,
+        &filters,
+        Some(&actor),
+        MAX_SAVED_SEARCHES,
+    )
+    .await
+    .map_err(|e| match e {
+        SaveError::NameTaken(name) => ApiError::new(
+            ErrorCode::NameTaken,
+            format!("a saved search named `{name}` exists"),
+        ),
+        SaveError::TooMany(n) => ApiError::new(
+            ErrorCode::LimitReached,
+            format!("{n} saved searches exist, the most a deployment holds; delete one first"),
+        ),
+        SaveError::Db(e) => e.into(),
+    })?;
+    Ok(HttpResponse::Created().json(saved))
+}
+
+/// One saved search.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "get_saved_search",
+    summary = "One saved search",
+    params(("id" = i64, Path, description = "The saved search's id")),
+    responses(
+        (status = 200, description = "The saved search", body = SavedSearch),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No saved search with this id", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
+    )
+)]
+#[get("/api/v1/saved-searches/{id}")]
+pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    match db::get(&**client, *id).await? {
+        Some(saved) => Ok(HttpResponse::Ok().json(saved)),
+        None => Err(ApiError::not_found(format!("no saved search {id}"))),
+    }
+}
+
+/// Deletes a saved search.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "delete_saved_search",
+    summary = "Delete a saved search",
+    params(("id" = i64, Path, description = "The saved search's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No saved search with this id", body = ErrorBody),
+        (status = 503, response = PostgresUnavailable),
+    )
+)]
+#[delete("/api/v1/saved-searches/{id}")]
+pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    if !db::delete(&**client, *id).await? {
+        return Err(ApiError::not_found(format!("no saved search {id}")));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

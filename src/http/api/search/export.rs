@@ -1,0 +1,460 @@
+//! `GET /api/v1/search/export`: every post a search matches, as CSV or JSON lines, streamed
+//! page by page (flat memory whatever the size: a page is read only when the client has taken
+//! the previous one). One export at a time per caller and [`MAX_EXPORTS`] in all; each is
+//! recorded in the audit log.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+
+use tokio_postgres::GenericClient;
+
+use crate::actors::ingester::IngestContext;
+use crate::db::audit::{self, Outcome};
+use crate::db::search::{self as db, After, Order};
+use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::State;
+use crate::models::errors::ErrorCode;
+use crate::models::views::PostView;
+use crate::telemetry::names;
+
+/// Exports running at once in a process.
+pub const MAX_EXPORTS: usize = 4;
+/// Rows read from PostgreSQL at a time.
+const PAGE_ROWS: i64 = 2_000;
+
+/// The columns of a CSV export, in order (docs/search.md describes each).
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "created_at",
+    "platform",
+    "author_id",
+    "author_followers",
+    "lang",
+    "country",
+    "city",
+    "product",
+    "channel",
+    "url",
+    "parent_id",
+    "likes",
+    "shares",
+    "comments",
+    "views",
+    "sentiment",
+    "sentiment_score",
+    "emotion",
+    "anger",
+    "joy",
+    "optimism",
+    "sadness",
+    "toxicity",
+    "hate",
+    "churn_risk",
+    "model",
+    "language_support",
+    "story_id",
+    "topics",
+    "ingested_at",
+    "text",
+];
+
+/// The callers with an export running, and how many run.
+#[derive(Debug, Default)]
+pub struct Exports(Mutex<HashSet<String>>);
+
+/// A running export's place, given back when the stream ends or the client leaves.
+pub struct ExportSlot {
+    exports: Arc<Exports>,
+    caller: String,
+}
+
+impl Exports {
+    /// `caller`'s place, or why it has none.
+    pub fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
+        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.contains(caller) {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "this caller's previous export is still running; one at a time",
+            ));
+        }
+        if running.len() >= MAX_EXPORTS {
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                format!("{MAX_EXPORTS} exports are running; try again when one ends"),
+            ));
+        }
+        running.insert(caller.to_string());
+        Ok(ExportSlot {
+            exports: self.clone(),
+            caller: caller.to_string(),
+        })
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        self.exports
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.caller);
+    }
+}
+
+/// The export's parameters from a query string: the search's, less what an export cannot
+/// take, and `format`; whether the format is JSON lines.
+pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError> {
+    let query = web::Query::<SearchQuery>::from_query(raw)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
+        .into_inner();
+    let jsonl = match query.format.as_deref() {
+        None | Some("csv") => false,
+        Some("jsonl") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("format must be csv or jsonl, not `{other}`"),
+            ))
+        }
+    };
+    for (name, given) in [
+        ("limit", query.limit.is_some()),
+        ("cursor", query.cursor.is_some()),
+        ("facets", query.facets.is_some()),
+        ("interval", query.interval.is_some()),
+        ("order", query.order.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("an export takes every match, newest first: `{name}` does not apply"),
+            ));
+        }
+    }
+    let prepared = prepare(&query)?;
+    Ok((query, prepared, jsonl))
+}
+
+/// The audit log's record of `action` by the caller of `req` on `target`.
+pub fn audit_entry(
+    state: &State,
+    req: &HttpRequest,
+    action: &str,
+    target: String,
+    payload: serde_json::Value,
+) -> audit::Entry {
+    audit::Entry {
+        actor: state.actor(),
+        actor_role: state.caller().map(|c| c.role.to_string()),
+        action: action.into(),
+        target: Some(target),
+        payload,
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ip: Some(state.client_id(req)),
+    }
+}
+
+/// Exports a search.
+#[utoipa::path(
+    tag = "search",
+    operation_id = "export_search",
+    summary = "Export a search",
+    description = "Every post the search matches, newest first, as CSV (UTF-8, a header row, \
+        the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
+        answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
+        `order` and `facets` aside) and `format`. One export at a time per caller. For an \
+        export that should outlive the connection, see `POST /api/v1/exports`.",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The posts, streamed", content_type = "text/csv"),
+        (status = 400, description = "A bad query, filter or format", body = ErrorBody),
+        (status = 429, description = "This caller's previous export is still running", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable, or the process runs as many \
+            exports as it may", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/search/export")]
+pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (query, prepared, jsonl) = export_query(req.query_string())?;
+    let slot = state.exports.take(&state.client_id(&req))?;
+    let entry = audit_entry(
+        &state,
+        &req,
+        "search.export",
+        format!("{}?{}", req.path(), req.query_string()),
+        serde_json::to_value(&query).unwrap_or_default(),
+    );
+    let few = {
+        let client = state.pool.get().await?;
+        audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
+        crate::http::api::search::few(&**client, &prepared.scope).await?
+    };
+    metrics::counter!(names::SEARCHES, "kind" => "export").increment(1);
+    let run = Run {
+        pool: state.pool.clone(),
+        ingest: state.ingest.clone(),
+        prepared: Arc::new(prepared),
+        few,
+        after: None,
+        header: !jsonl,
+        jsonl,
+        done: false,
+        _slot: slot,
+    };
+    let body = futures::stream::unfold(run, |mut run| async move {
+        let chunk = run.next().await;
+        chunk.map(|c| (c, run))
+    });
+    let (content_type, extension) = if jsonl {
+        ("application/x-ndjson; charset=utf-8", "jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"pulse-search.{extension}\""),
+        ))
+        .streaming(body))
+}
+
+/// An export under way.
+struct Run {
+    pool: crate::db::ApiPool,
+    ingest: Option<Arc<IngestContext>>,
+    prepared: Arc<Prepared>,
+    few: bool,
+    after: Option<After>,
+    header: bool,
+    jsonl: bool,
+    done: bool,
+    _slot: ExportSlot,
+}
+
+impl Run {
+    /// The next chunk of the body; `None` at the end. A failure part way ends the body
+    /// early (the client sees a truncated download, and the error is logged).
+    async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
+        if self.done {
+            return None;
+        }
+        let mut out = String::new();
+        if std::mem::take(&mut self.header) {
+            out.push_str(&csv_header());
+        }
+        loop {
+            match self.page().await {
+                Ok(Some((posts, last))) => {
+                    self.after = Some(last);
+                    if posts.is_empty() {
+                        // A page of candidates none of which matched: read on, without an
+                        // empty chunk.
+                        continue;
+                    }
+                    metrics::counter!(names::EXPORTED_ROWS).increment(posts.len() as u64);
+                    encode(&posts, self.jsonl, &mut out, &mut Vec::new());
+                    return Some(Ok(Bytes::from(out)));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return (!out.is_empty()).then(|| Ok(Bytes::from(out)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format_args!("{e:#}"), "an export stopped part way");
+                    self.done = true;
+                    return Some(Err(actix_web::error::ErrorInternalServerError(
+                        "the export stopped part way",
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The next page, through a connection that rests after it as every API read does while
+    /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
+    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+        let candidates = {
+            let mut client = self.pool.get().await?;
+            let candidates = db::candidates(
+                &**client,
+                &self.prepared.scope,
+                Order::Newest,
+                self.after.as_ref(),
+                PAGE_ROWS,
+                self.few,
+            )
+            .await;
+            if !IngestContext::busy(self.ingest.as_ref()) {
+                client.skip_rest();
+            }
+            candidates?
+        };
+        // The connection is given back before the candidates are checked.
+        matches(&self.prepared, candidates).await
+    }
+}
+
+/// The matches among the next `rows` candidates after `after`, newest first, and where they
+/// ended (the list may be empty when none matched); `None` past the last.
+pub async fn read_page(
+    client: &impl GenericClient,
+    prepared: &Arc<Prepared>,
+    after: Option<&After>,
+    rows: i64,
+    few: bool,
+) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+    let candidates =
+        db::candidates(client, &prepared.scope, Order::Newest, after, rows, few).await?;
+    matches(prepared, candidates).await
+}
+
+/// The candidates that match, and where they ended; `None` for no candidates.
+async fn matches(
+    prepared: &Arc<Prepared>,
+    candidates: Vec<db::Candidate>,
+) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+    let Some(last) = candidates.last() else {
+        return Ok(None);
+    };
+    let last = After {
+        rank: 0.0,
+        created_at: last.post.created_at,
+        id: last.post.id.clone(),
+    };
+    let prepared = prepared.clone();
+    let posts: Vec<PostView> = tokio::task::spawn_blocking(move || {
+        candidates
+            .into_iter()
+            .filter(|c| {
+                (prepared.exact && !c.unsure) || !prepared.set.matches(&fields(&c.post)).is_empty()
+            })
+            .map(|c| c.post)
+            .collect()
+    })
+    .await?;
+    Ok(Some((posts, last)))
+}
+
+/// The CSV header row.
+pub fn csv_header() -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push_str("\r\n");
+    out
+}
+
+/// Appends `posts` to `out` as CSV rows or JSON lines, and where each ends to `ends`.
+pub fn encode(posts: &[PostView], jsonl: bool, out: &mut String, ends: &mut Vec<i32>) {
+    for p in posts {
+        if jsonl {
+            out.push_str(&serde_json::to_string(p).unwrap_or_default());
+            out.push('\n');
+        } else {
+            csv_row(out, p);
+        }
+        ends.push(i32::try_from(out.len()).unwrap_or(i32::MAX));
+    }
+}
+
+/// One post as a CSV row (RFC 4180: quoted where needed, CRLF).
+fn csv_row(out: &mut String, p: &PostView) {
+    let a = &p.analysis;
+    let m = p.metrics.as_ref();
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let topics: Vec<String> = p.topics.iter().map(i64::to_string).collect();
+    let e = &a.emotions;
+    let cells: [String; 32] = [
+        p.id.clone(),
+        p.created_at.to_rfc3339(),
+        p.platform.clone(),
+        p.author.id.clone(),
+        p.author.followers.to_string(),
+        p.lang.clone().unwrap_or_default(),
+        p.geo.country.clone().unwrap_or_default(),
+        p.geo.city.clone().unwrap_or_default(),
+        p.product.clone().unwrap_or_default(),
+        p.channel.clone().unwrap_or_default(),
+        p.url.clone().unwrap_or_default(),
+        p.parent_id.clone().unwrap_or_default(),
+        opt(m.map(|m| m.likes)),
+        opt(m.and_then(|m| m.shares)),
+        opt(m.and_then(|m| m.comments)),
+        opt(m.and_then(|m| m.views)),
+        a.sentiment.label.clone(),
+        a.sentiment.score.to_string(),
+        a.emotion.clone().unwrap_or_default(),
+        e.anger.get().to_string(),
+        e.joy.get().to_string(),
+        e.optimism.get().to_string(),
+        e.sadness.get().to_string(),
+        a.toxicity.to_string(),
+        a.hate.to_string(),
+        a.churn_risk.to_string(),
+        a.model.clone(),
+        a.language_support.clone(),
+        p.story_id.map(|s| s.to_string()).unwrap_or_default(),
+        topics.join(" "),
+        p.ingested_at.to_rfc3339(),
+        p.text.clone(),
+    ];
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_cell(out, cell);
+    }
+    out.push_str("\r\n");
+}
+
+/// A cell, quoted when it holds a comma, a quote or a line break; a cell a spreadsheet would
+/// read as a formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) starts with `'`.
+fn csv_cell(out: &mut String, cell: &str) {
+    let formula =
+        cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
+    let quote = formula || cell.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push('"');
+    }
+    if formula {
+        out.push('\'');
+    }
+    for c in cell.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    if quote {
+        out.push('"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(s: &str) -> String {
+        let mut out = String::new();
+        csv_cell(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn cells_are_quoted_where_needed_and_formulas_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\"\nbye"), "\"say \"\"hi\"\"\nbye\"");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("-0.25"), "-0.25");
+        assert_eq!(cell("@handle"), "\"'@handle\"");
+    }
+}
