@@ -39,6 +39,8 @@ const UNRESPONSIVE: Duration = Duration::from_millis(500);
 const RECOVERY_PATIENCE: Duration = Duration::from_secs(90);
 /// Longest wait for the group to drain once the load stops (a failure past it).
 const DRAIN_PATIENCE: Duration = Duration::from_secs(180);
+/// Longest wait for the settling pass to release likes that raced their post.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
 /// The claim timeout the processes run with (tests' `PULSE_INGEST__CLAIM_IDLE_MS`).
 const CLAIM_IDLE: Duration = Duration::from_millis(1_000);
 
@@ -456,6 +458,24 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
     );
 
     let pg = env.pg().await;
+    // A like stored while a concurrent batch was storing its post sees no post and is held;
+    // that batch cannot see it either. The settling pass (every 2 s, in every process)
+    // releases it and counts it, so the promise holds once that pass has run.
+    let settled = wait_until(SETTLE_PATIENCE, || async {
+        pg.query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM engagements e JOIN posts s ON s.id = e.post_id
+                                WHERE e.held)",
+            &[],
+        )
+        .await
+        .is_ok_and(|row| row.get::<_, bool>(0))
+    })
+    .await;
+    assert!(
+        settled,
+        "{name}: held likes whose post is stored are released\n{}",
+        cluster.logs()
+    );
     let expected: Vec<String> = (0..produced.posts)
         .map(|n| format!("{prefix}-{n}"))
         .collect();
