@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the build toolchain exists: cargo and rustc, a C compiler and linker (cc, which
 # rustc links with and some -sys crates compile with) and pkg-config. With "dev", also rustfmt
-# and clippy for the lint steps of scripts/test.sh, and the mold linker where apt has it. Quiet
-# and quick when everything is present.
+# and clippy for the lint steps of scripts/test.sh, and the mold linker where apt has it (used
+# wherever it is installed, see _pulse_use_mold). Quiet and quick when everything is present.
 #
 #   bash scripts/toolchain.sh [build|dev]
 #   source scripts/toolchain.sh build|dev   # also puts ~/.cargo/bin on the caller's PATH
@@ -120,11 +120,11 @@ _pulse_toolchain_main() {
         return 1
     fi
 
-    # mold, the linker scripts/link-gcc.sh prefers, links the test binaries several times faster;
-    # everything builds without it.
+    # mold links the test binaries several times faster; everything builds without it.
     if [[ $mode == dev ]] && ! command -v mold >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
         pulse_pkg_install mold || pulse_log "linking with cc's default linker instead of mold"
     fi
+    _pulse_use_mold
 
     if [[ $mode == dev ]]; then
         local components=()
@@ -146,6 +146,24 @@ _pulse_toolchain_main() {
             fi
         fi
     fi
+}
+
+# Links through mold where it is installed, unless PULSE_LINKER=cc: rustc's cc finds mold's
+# `ld` through -B, a flag exported for cargo (CARGO_TARGET_<host>_RUSTFLAGS) when this file is
+# sourced. It names no path of the checkout, so every clone of the repository reuses the
+# dependencies a shared build folder (CARGO_TARGET_DIR) has compiled: a linker named by a
+# path inside the checkout would make each clone compile them all again.
+_pulse_use_mold() {
+    [[ ${PULSE_LINKER:-mold} == mold ]] || return 0
+    local mold dir triple var
+    mold=$(command -v mold 2>/dev/null) || return 0
+    dir=$(cd "$(dirname "$mold")/../libexec/mold" 2>/dev/null && pwd) || return 0
+    [[ -x $dir/ld ]] || return 0
+    triple=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+    [[ -n $triple ]] || return 0
+    var=CARGO_TARGET_$(tr 'a-z.-' 'A-Z__' <<<"$triple")_RUSTFLAGS
+    [[ ${!var:-} == *"-B$dir"* ]] && return 0
+    export "$var=${!var:+${!var} }-C link-arg=-B$dir"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
