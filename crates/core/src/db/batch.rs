@@ -4,8 +4,7 @@
 //! delivered twice changes nothing the second time and rollups count each post once.
 //!
 //! The statement is written with named inputs (`{posts.id}`, `{trust}`): [`INPUTS`] gives each
-//! its SQL type and its place among the parameters, and [`Columns::value`] the values, by the
-//! same names.
+//! its SQL type, its place among the parameters and its values, in one row per input.
 
 use std::sync::LazyLock;
 
@@ -20,103 +19,242 @@ use super::rollups::{
 use crate::models::deletion::DeletedPost;
 use crate::models::event::{StreamedDeletion, StreamedEngagement, MAX_ENGAGEMENT_COUNT};
 use crate::models::producer::{engagement_key, Trust};
+use crate::models::topic::TopicMatch;
 use crate::models::views::saturating_i64;
-use crate::models::AnalyzedPost;
+use crate::models::{AnalyzedPost, PostMetrics};
 use crate::telemetry::causes::causes;
 
-/// The array inputs of the statement by relation: each column's name and SQL element type.
-/// A relation's columns are the table's own where it has them (`posts`, `engagements`,
-/// `post_deletions`), so `{posts.*}` names the insert's columns too.
-const RELATIONS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "posts",
-        &[
-            ("id", "text"),
-            ("platform", "text"),
-            ("author_id", "text"),
-            ("author_followers", "int8"),
-            ("text", "text"),
-            ("created_at", "timestamptz"),
-            ("lang", "text"),
-            ("city", "text"),
-            ("country", "text"),
-            ("product", "text"),
-            ("channel", "text"),
-            ("parent_id", "text"),
-            ("url", "text"),
-            ("likes", "int8"),
-            ("shares", "int8"),
-            ("comments", "int8"),
-            ("views", "int8"),
-            ("sentiment_label", "text"),
-            ("sentiment_score", "float4"),
-            ("emotions", "jsonb"),
-            ("emotion", "text"),
-            ("toxicity", "float4"),
-            ("churn_risk", "float4"),
-            ("model", "text"),
-            ("stream_id", "text"),
-            ("hate", "float4"),
-            ("lang_source", "text"),
-            ("language_support", "text"),
-            ("rollup_other", "int2"),
-            ("producer", "text"),
-            ("story_id", "int8"),
-            ("search", "tsvector"),
-        ],
-    ),
-    (
-        "engagements",
-        &[
-            ("key", "text"),
-            ("post_id", "text"),
-            ("kind", "text"),
-            ("at", "timestamptz"),
-            ("actor_followers", "int8"),
-            ("via", "text"),
-            ("count", "int4"),
-            ("stream_id", "text"),
-            ("producer", "text"),
-        ],
-    ),
-    (
-        "deletions",
-        &[
-            ("post_id", "text"),
-            ("at", "timestamptz"),
-            ("stream_id", "text"),
-            ("producer", "text"),
-        ],
-    ),
-    // The topics each post matched, one row per post and topic (an array of arrays would
-    // have to be rectangular); gathered into the post's `topics` and `topic_versions`, or,
-    // for those the topic's relevance left out (`kept` false), its `filtered_topics`.
-    (
-        "post_topics",
-        &[
-            ("post_id", "text"),
-            ("topic_id", "int8"),
-            ("version", "int4"),
-            ("kept", "bool"),
-        ],
-    ),
+/// A statement parameter: one array per input column, or a scalar.
+type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
+
+/// What the inputs' values are read from.
+struct Source<'a> {
+    batch: &'a Batch<'a>,
+    options: &'a WriteOptions<'a>,
+    /// The posts' `rollup_other` bits (see [`KeyAdmission::other_bits`]).
+    rollup_other: &'a [i16],
+}
+
+impl<'a> Source<'a> {
+    fn posts<T: ToSql + Sync + Send + 'a>(
+        &self,
+        value: impl Fn(&'a AnalyzedPost) -> T,
+    ) -> Param<'a> {
+        Box::new(self.batch.posts.iter().map(value).collect::<Vec<T>>())
+    }
+
+    fn engagements<T: ToSql + Sync + Send + 'a>(
+        &self,
+        value: impl Fn(&'a StreamedEngagement) -> T,
+    ) -> Param<'a> {
+        Box::new(self.batch.engagements.iter().map(value).collect::<Vec<T>>())
+    }
+
+    fn deletions<T: ToSql + Sync + Send + 'a>(
+        &self,
+        value: impl Fn(&'a StreamedDeletion) -> T,
+    ) -> Param<'a> {
+        Box::new(self.batch.deletions.iter().map(value).collect::<Vec<T>>())
+    }
+
+    /// One value per topic each post matched (see the `post_topics` inputs).
+    fn topics<T: ToSql + Sync + Send + 'a>(
+        &self,
+        value: impl Fn(&'a AnalyzedPost, &'a TopicMatch, bool) -> T,
+    ) -> Param<'a> {
+        let rows = self.batch.posts.iter().flat_map(|p| {
+            let kept = p.topics.iter().map(|t| (t, true));
+            let filtered = p.filtered_topics.iter().map(|t| (t, false));
+            kept.chain(filtered).map(move |(t, kept)| (p, t, kept))
+        });
+        Box::new(
+            rows.map(|(p, t, kept)| value(p, t, kept))
+                .collect::<Vec<T>>(),
+        )
+    }
+
+    fn metric(&self, value: fn(&PostMetrics) -> u64) -> Param<'a> {
+        self.posts(move |p| p.post.metrics.as_ref().map(|m| saturating_i64(value(m))))
+    }
+}
+
+/// One named input of the statement: `{relation.column}`, or `{name}` for a scalar (no
+/// relation), with its SQL type (a column's is an array of it) and its values. Each input is
+/// named here only: the statement's column lists, parameter numbers and values all come from
+/// [`INPUTS`].
+struct Input {
+    relation: &'static str,
+    column: &'static str,
+    sql_type: &'static str,
+    values: for<'a, 'b> fn(&'b Source<'a>) -> Param<'a>,
+}
+
+const fn input(
+    relation: &'static str,
+    column: &'static str,
+    sql_type: &'static str,
+    values: for<'a, 'b> fn(&'b Source<'a>) -> Param<'a>,
+) -> Input {
+    Input {
+        relation,
+        column,
+        sql_type,
+        values,
+    }
+}
+
+/// Every input, in parameter order. A relation's columns are the table's own where it has
+/// them (`posts`, `engagements`, `post_deletions`), so `{posts.*}` names the insert's columns
+/// too. `post_topics` has one row per post and topic it matched (an array of arrays would have
+/// to be rectangular), gathered into the post's `topics` and `topic_versions`, or, for those the
+/// topic's relevance left out (`kept` false), its `filtered_topics`. Posts with churn risk at
+/// or above `high_churn` count as high-churn in the rollups; `trust` holds the producer pairs
+/// of [`Trust::pairs`].
+const INPUTS: &[Input] = &[
+    input("posts", "id", "text", |s| s.posts(|p| p.post.id.as_str())),
+    input("posts", "platform", "text", |s| {
+        s.posts(|p| p.post.platform.as_str())
+    }),
+    input("posts", "author_id", "text", |s| {
+        s.posts(|p| p.post.author.id.as_str())
+    }),
+    input("posts", "author_followers", "int8", |s| {
+        s.posts(|p| saturating_i64(p.post.author.followers))
+    }),
+    input("posts", "text", "text", |s| {
+        s.posts(|p| p.post.text.as_str())
+    }),
+    input("posts", "created_at", "timestamptz", |s| {
+        s.posts(|p| p.post.created_at)
+    }),
+    input("posts", "lang", "text", |s| {
+        s.posts(|p| p.analysis.lang.as_deref())
+    }),
+    input("posts", "city", "text", |s| s.posts(|p| p.post.city())),
+    input("posts", "country", "text", |s| {
+        s.posts(|p| p.post.country())
+    }),
+    input("posts", "product", "text", |s| {
+        s.posts(|p| p.post.product.as_deref())
+    }),
+    input("posts", "channel", "text", |s| {
+        s.posts(|p| p.post.channel.as_deref())
+    }),
+    input("posts", "parent_id", "text", |s| {
+        s.posts(|p| p.post.parent_id.as_deref())
+    }),
+    input("posts", "url", "text", |s| {
+        s.posts(|p| p.post.url.as_deref())
+    }),
+    input("posts", "likes", "int8", |s| s.metric(|m| m.likes)),
+    input("posts", "shares", "int8", |s| s.metric(|m| m.shares)),
+    input("posts", "comments", "int8", |s| s.metric(|m| m.comments)),
+    input("posts", "views", "int8", |s| s.metric(|m| m.views)),
+    input("posts", "sentiment_label", "text", |s| {
+        s.posts(|p| p.analysis.sentiment_label.as_str())
+    }),
+    input("posts", "sentiment_score", "float4", |s| {
+        s.posts(|p| p.analysis.sentiment_score.get())
+    }),
+    input("posts", "emotions", "jsonb", |s| {
+        s.posts(|p| serde_json::to_value(p.analysis.emotions).unwrap_or_default())
+    }),
+    input("posts", "emotion", "text", |s| {
+        s.posts(|p| p.analysis.emotions.dominant().map(|e| e.as_str()))
+    }),
+    input("posts", "toxicity", "float4", |s| {
+        s.posts(|p| p.analysis.toxicity.get())
+    }),
+    input("posts", "churn_risk", "float4", |s| {
+        s.posts(|p| p.analysis.churn_risk.get())
+    }),
+    input("posts", "model", "text", |s| {
+        s.posts(|p| p.analysis.model.as_str())
+    }),
+    input("posts", "stream_id", "text", |s| {
+        s.posts(|p| p.entry_id.as_str())
+    }),
+    input("posts", "hate", "float4", |s| {
+        s.posts(|p| p.analysis.hate.get())
+    }),
+    input("posts", "lang_source", "text", |s| {
+        s.posts(|p| p.analysis.lang_source.as_str())
+    }),
+    input("posts", "language_support", "text", |s| {
+        s.posts(|p| p.analysis.language_support.as_str())
+    }),
+    input("posts", "rollup_other", "int2", |s| {
+        Box::new(s.rollup_other)
+    }),
+    input("posts", "producer", "text", |s| {
+        s.posts(|p| p.producer.as_str())
+    }),
+    input("posts", "story_id", "int8", |s| s.posts(|p| p.story_id)),
+    input("posts", "search", "tsvector", |s| {
+        s.posts(|p| (!p.search.is_empty()).then(|| super::search::TsVector(&p.search)))
+    }),
+    input("engagements", "key", "text", |s| {
+        let stream = s.options.stream;
+        s.engagements(move |e| {
+            engagement_key(stream, &e.producer, e.engagement.id.as_deref(), &e.entry_id)
+        })
+    }),
+    input("engagements", "post_id", "text", |s| {
+        s.engagements(|e| e.engagement.post_id.as_str())
+    }),
+    input("engagements", "kind", "text", |s| {
+        s.engagements(|e| e.engagement.kind.as_str())
+    }),
+    input("engagements", "at", "timestamptz", |s| {
+        s.engagements(|e| e.engagement.at)
+    }),
+    input("engagements", "actor_followers", "int8", |s| {
+        s.engagements(|e| e.engagement.actor_followers.map(saturating_i64))
+    }),
+    input("engagements", "via", "text", |s| {
+        s.engagements(|e| e.engagement.via.as_deref())
+    }),
+    input("engagements", "count", "int4", |s| {
+        s.engagements(|e| {
+            let count = e.engagement.count.unwrap_or(1).min(MAX_ENGAGEMENT_COUNT);
+            i32::try_from(count).unwrap_or(i32::MAX)
+        })
+    }),
+    input("engagements", "stream_id", "text", |s| {
+        s.engagements(|e| e.entry_id.as_str())
+    }),
+    input("engagements", "producer", "text", |s| {
+        s.engagements(|e| e.producer.as_str())
+    }),
+    input("deletions", "post_id", "text", |s| {
+        s.deletions(|d| d.deletion.post_id.as_str())
+    }),
+    input("deletions", "at", "timestamptz", |s| {
+        s.deletions(|d| d.deletion.at)
+    }),
+    input("deletions", "stream_id", "text", |s| {
+        s.deletions(|d| d.entry_id.as_str())
+    }),
+    input("deletions", "producer", "text", |s| {
+        s.deletions(|d| d.producer.as_str())
+    }),
+    input("post_topics", "post_id", "text", |s| {
+        s.topics(|p, _, _| p.post.id.as_str())
+    }),
+    input("post_topics", "topic_id", "int8", |s| {
+        s.topics(|_, t, _| t.id)
+    }),
+    input("post_topics", "version", "int4", |s| {
+        s.topics(|_, t, _| t.version)
+    }),
+    input("post_topics", "kept", "bool", |s| {
+        s.topics(|_, _, kept| kept)
+    }),
+    input("", "high_churn", "float4", |s| {
+        Box::new(s.options.high_churn)
+    }),
+    input("", "trust", "text[]", |s| Box::new(s.options.trust.pairs())),
 ];
-
-/// The scalar inputs: posts with churn risk at or above `high_churn` count as high-churn in
-/// the rollups; `trust` holds the producer pairs of [`Trust::pairs`].
-const SCALARS: &[(&str, &str)] = &[("high_churn", "float4"), ("trust", "text[]")];
-
-/// Every input in parameter order, as `(relation, column, SQL type)`; scalars have no
-/// relation.
-static INPUTS: LazyLock<Vec<(&str, &str, String)>> = LazyLock::new(|| {
-    let arrays = RELATIONS.iter().flat_map(|(relation, columns)| {
-        columns
-            .iter()
-            .map(move |(column, ty)| (*relation, *column, format!("{ty}[]")))
-    });
-    let scalars = SCALARS.iter().map(|(name, ty)| ("", *name, ty.to_string()));
-    arrays.chain(scalars).collect()
-});
 
 /// `template` with each named input replaced by its parameter: `{relation.column}` and
 /// `{scalar}` by `$n::type`, `{relation}` by all of the relation's arrays (for `UNNEST`) and
@@ -126,9 +264,10 @@ fn with_inputs(template: &str) -> String {
     let param = |relation: &str, column: &str| -> String {
         let at = INPUTS
             .iter()
-            .position(|(r, c, _)| *r == relation && *c == column)
+            .position(|i| i.relation == relation && i.column == column)
             .unwrap_or_else(|| panic!("the batch statement has no input {relation}.{column}"));
-        format!("${}::{}", at + 1, INPUTS[at].2)
+        let array = if relation.is_empty() { "" } else { "[]" };
+        format!("${}::{}{array}", at + 1, INPUTS[at].sql_type)
     };
     let mut out = String::with_capacity(template.len() * 2);
     let mut rest = template;
@@ -142,7 +281,12 @@ fn with_inputs(template: &str) -> String {
         let replaced = match name.split_once('.') {
             Some((relation, "*")) => columns_of(relation).join(", "),
             Some((relation, column)) => param(relation, column),
-            None if SCALARS.iter().any(|(s, _)| *s == name) => param("", name),
+            None if INPUTS
+                .iter()
+                .any(|i| i.relation.is_empty() && i.column == name) =>
+            {
+                param("", name)
+            }
             None => columns_of(name)
                 .iter()
                 .map(|c| param(name, c))
@@ -157,11 +301,16 @@ fn with_inputs(template: &str) -> String {
 }
 
 fn columns_of(relation: &str) -> Vec<&'static str> {
-    RELATIONS
+    let columns: Vec<&'static str> = INPUTS
         .iter()
-        .find(|(r, _)| *r == relation)
-        .map(|(_, columns)| columns.iter().map(|(c, _)| *c).collect())
-        .unwrap_or_else(|| panic!("the batch statement has no relation {relation}"))
+        .filter(|i| i.relation == relation)
+        .map(|i| i.column)
+        .collect();
+    assert!(
+        !columns.is_empty(),
+        "the batch statement has no relation {relation}"
+    );
+    columns
 }
 
 /// The writes of a batch, before its rollup deltas: posts, engagements and deletions, each
@@ -411,261 +560,9 @@ pub struct WriteOptions<'a> {
     pub trust: &'a Trust,
 }
 
-type Texts<'a> = Vec<&'a str>;
-type MaybeTexts<'a> = Vec<Option<&'a str>>;
-type Times = Vec<chrono::DateTime<chrono::Utc>>;
-
-/// The statement's input values, one array per column, found by the names of [`INPUTS`].
-struct Columns<'a> {
-    ids: Texts<'a>,
-    platforms: Texts<'a>,
-    authors: Texts<'a>,
-    followers: Vec<i64>,
-    texts: Texts<'a>,
-    created: Times,
-    stories: Vec<Option<i64>>,
-    langs: MaybeTexts<'a>,
-    cities: MaybeTexts<'a>,
-    countries: MaybeTexts<'a>,
-    products: MaybeTexts<'a>,
-    channels: MaybeTexts<'a>,
-    parents: MaybeTexts<'a>,
-    urls: MaybeTexts<'a>,
-    likes: Vec<Option<i64>>,
-    shares: Vec<Option<i64>>,
-    comments: Vec<Option<i64>>,
-    views: Vec<Option<i64>>,
-    labels: Texts<'a>,
-    scores: Vec<f32>,
-    emotions: Vec<serde_json::Value>,
-    dominant: MaybeTexts<'static>,
-    toxicity: Vec<f32>,
-    churn: Vec<f32>,
-    models: Texts<'a>,
-    post_entries: Texts<'a>,
-    hate: Vec<f32>,
-    lang_sources: Texts<'a>,
-    supports: Texts<'a>,
-    rollup_other: Vec<i16>,
-    post_producers: Texts<'a>,
-    keys: Vec<String>,
-    engaged: Texts<'a>,
-    kinds: Texts<'a>,
-    engaged_at: Times,
-    actor_followers: Vec<Option<i64>>,
-    vias: MaybeTexts<'a>,
-    counts: Vec<i32>,
-    engagement_entries: Texts<'a>,
-    engagement_producers: Texts<'a>,
-    deleted: Texts<'a>,
-    deleted_at: Times,
-    deletion_entries: Texts<'a>,
-    deletion_producers: Texts<'a>,
-    search: Vec<Option<super::search::TsVector<'a>>>,
-    topic_posts: Texts<'a>,
-    topic_ids: Vec<i64>,
-    topic_versions: Vec<i32>,
-    topic_kept: Vec<bool>,
-    high_churn: f32,
-    trust: &'a [String],
-}
-
-/// Every topic `p`'s query matched, with whether the topic keeps it.
-fn matched(p: &AnalyzedPost) -> impl Iterator<Item = (&crate::models::topic::TopicMatch, bool)> {
-    let kept = p.topics.iter().map(|t| (t, true));
-    kept.chain(p.filtered_topics.iter().map(|t| (t, false)))
-}
-
-impl<'a> Columns<'a> {
-    fn new(batch: &Batch<'a>, options: &WriteOptions<'a>, rollup_other: Vec<i16>) -> Self {
-        let posts = batch.posts;
-        let engagements = batch.engagements;
-        let deletions = batch.deletions;
-        let texts = |f: fn(&'a AnalyzedPost) -> &'a str| posts.iter().map(f).collect();
-        let maybe = |f: fn(&'a AnalyzedPost) -> Option<&'a str>| posts.iter().map(f).collect();
-        let metric = |f: fn(&crate::models::PostMetrics) -> u64| -> Vec<Option<i64>> {
-            posts
-                .iter()
-                .map(|p| p.post.metrics.as_ref().map(|m| saturating_i64(f(m))))
-                .collect()
-        };
-        let scores = |f: fn(&AnalyzedPost) -> f32| posts.iter().map(f).collect();
-        Columns {
-            ids: texts(|p| &p.post.id),
-            platforms: texts(|p| p.post.platform.as_str()),
-            authors: texts(|p| &p.post.author.id),
-            followers: posts
-                .iter()
-                .map(|p| saturating_i64(p.post.author.followers))
-                .collect(),
-            texts: texts(|p| &p.post.text),
-            created: posts.iter().map(|p| p.post.created_at).collect(),
-            stories: posts.iter().map(|p| p.story_id).collect(),
-            langs: maybe(|p| p.analysis.lang.as_deref()),
-            cities: maybe(|p| p.post.city()),
-            countries: maybe(|p| p.post.country()),
-            products: maybe(|p| p.post.product.as_deref()),
-            channels: maybe(|p| p.post.channel.as_deref()),
-            parents: maybe(|p| p.post.parent_id.as_deref()),
-            urls: maybe(|p| p.post.url.as_deref()),
-            likes: metric(|m| m.likes),
-            shares: metric(|m| m.shares),
-            comments: metric(|m| m.comments),
-            views: metric(|m| m.views),
-            labels: texts(|p| p.analysis.sentiment_label.as_str()),
-            scores: scores(|p| p.analysis.sentiment_score.get()),
-            emotions: posts
-                .iter()
-                .map(|p| serde_json::to_value(p.analysis.emotions).unwrap_or_default())
-                .collect(),
-            dominant: posts
-                .iter()
-                .map(|p| p.analysis.emotions.dominant().map(|e| e.as_str()))
-                .collect(),
-            toxicity: scores(|p| p.analysis.toxicity.get()),
-            churn: scores(|p| p.analysis.churn_risk.get()),
-            models: texts(|p| &p.analysis.model),
-            post_entries: texts(|p| &p.entry_id),
-            hate: scores(|p| p.analysis.hate.get()),
-            lang_sources: texts(|p| p.analysis.lang_source.as_str()),
-            supports: texts(|p| p.analysis.language_support.as_str()),
-            rollup_other,
-            post_producers: texts(|p| &p.producer),
-            keys: engagements
-                .iter()
-                .map(|e| {
-                    engagement_key(
-                        options.stream,
-                        &e.producer,
-                        e.engagement.id.as_deref(),
-                        &e.entry_id,
-                    )
-                })
-                .collect(),
-            engaged: engagements
-                .iter()
-                .map(|e| e.engagement.post_id.as_str())
-                .collect(),
-            kinds: engagements
-                .iter()
-                .map(|e| e.engagement.kind.as_str())
-                .collect(),
-            engaged_at: engagements.iter().map(|e| e.engagement.at).collect(),
-            actor_followers: engagements
-                .iter()
-                .map(|e| e.engagement.actor_followers.map(saturating_i64))
-                .collect(),
-            vias: engagements
-                .iter()
-                .map(|e| e.engagement.via.as_deref())
-                .collect(),
-            counts: engagements
-                .iter()
-                .map(|e| {
-                    let count = e.engagement.count.unwrap_or(1).min(MAX_ENGAGEMENT_COUNT);
-                    i32::try_from(count).unwrap_or(i32::MAX)
-                })
-                .collect(),
-            engagement_entries: engagements.iter().map(|e| e.entry_id.as_str()).collect(),
-            engagement_producers: engagements.iter().map(|e| e.producer.as_str()).collect(),
-            deleted: deletions
-                .iter()
-                .map(|d| d.deletion.post_id.as_str())
-                .collect(),
-            deleted_at: deletions.iter().map(|d| d.deletion.at).collect(),
-            deletion_entries: deletions.iter().map(|d| d.entry_id.as_str()).collect(),
-            deletion_producers: deletions.iter().map(|d| d.producer.as_str()).collect(),
-            search: posts
-                .iter()
-                .map(|p| (!p.search.is_empty()).then(|| super::search::TsVector(&p.search)))
-                .collect(),
-            topic_posts: posts
-                .iter()
-                .flat_map(|p| matched(p).map(move |_| p.post.id.as_str()))
-                .collect(),
-            topic_ids: posts
-                .iter()
-                .flat_map(|p| matched(p).map(|t| t.0.id))
-                .collect(),
-            topic_versions: posts
-                .iter()
-                .flat_map(|p| matched(p).map(|t| t.0.version))
-                .collect(),
-            topic_kept: posts.iter().flat_map(|p| matched(p).map(|t| t.1)).collect(),
-            high_churn: options.high_churn,
-            trust: options.trust.pairs(),
-        }
-    }
-
-    /// The value of input `column` of `relation` (`""` for a scalar).
-    fn value(&self, relation: &str, column: &str) -> Option<&(dyn ToSql + Sync)> {
-        Some(match (relation, column) {
-            ("posts", "id") => &self.ids,
-            ("posts", "platform") => &self.platforms,
-            ("posts", "author_id") => &self.authors,
-            ("posts", "author_followers") => &self.followers,
-            ("posts", "text") => &self.texts,
-            ("posts", "created_at") => &self.created,
-            ("posts", "story_id") => &self.stories,
-            ("posts", "search") => &self.search,
-            ("posts", "lang") => &self.langs,
-            ("posts", "city") => &self.cities,
-            ("posts", "country") => &self.countries,
-            ("posts", "product") => &self.products,
-            ("posts", "channel") => &self.channels,
-            ("posts", "parent_id") => &self.parents,
-            ("posts", "url") => &self.urls,
-            ("posts", "likes") => &self.likes,
-            ("posts", "shares") => &self.shares,
-            ("posts", "comments") => &self.comments,
-            ("posts", "views") => &self.views,
-            ("posts", "sentiment_label") => &self.labels,
-            ("posts", "sentiment_score") => &self.scores,
-            ("posts", "emotions") => &self.emotions,
-            ("posts", "emotion") => &self.dominant,
-            ("posts", "toxicity") => &self.toxicity,
-            ("posts", "churn_risk") => &self.churn,
-            ("posts", "model") => &self.models,
-            ("posts", "stream_id") => &self.post_entries,
-            ("posts", "hate") => &self.hate,
-            ("posts", "lang_source") => &self.lang_sources,
-            ("posts", "language_support") => &self.supports,
-            ("posts", "rollup_other") => &self.rollup_other,
-            ("posts", "producer") => &self.post_producers,
-            ("engagements", "key") => &self.keys,
-            ("engagements", "post_id") => &self.engaged,
-            ("engagements", "kind") => &self.kinds,
-            ("engagements", "at") => &self.engaged_at,
-            ("engagements", "actor_followers") => &self.actor_followers,
-            ("engagements", "via") => &self.vias,
-            ("engagements", "count") => &self.counts,
-            ("engagements", "stream_id") => &self.engagement_entries,
-            ("engagements", "producer") => &self.engagement_producers,
-            ("deletions", "post_id") => &self.deleted,
-            ("deletions", "at") => &self.deleted_at,
-            ("deletions", "stream_id") => &self.deletion_entries,
-            ("deletions", "producer") => &self.deletion_producers,
-            ("post_topics", "post_id") => &self.topic_posts,
-            ("post_topics", "topic_id") => &self.topic_ids,
-            ("post_topics", "version") => &self.topic_versions,
-            ("post_topics", "kept") => &self.topic_kept,
-            ("", "high_churn") => &self.high_churn,
-            ("", "trust") => &self.trust,
-            _ => return None,
-        })
-    }
-
-    /// The values in parameter order.
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        INPUTS
-            .iter()
-            .map(|(relation, column, _)| {
-                self.value(relation, column).unwrap_or_else(|| {
-                    panic!("the batch write has no value for {relation}.{column}")
-                })
-            })
-            .collect()
-    }
+/// The statement's parameters, in [`INPUTS`]' order.
+fn params<'a>(source: &Source<'a>) -> Vec<Param<'a>> {
+    INPUTS.iter().map(|i| (i.values)(source)).collect()
 }
 
 /// Writes `batch` in one statement on `client`. A batch with nothing in it writes nothing.
@@ -697,22 +594,22 @@ pub async fn write<'a>(
         .other_bits(&**client, &keys_of)
         .await
         .map_err(classify)?;
-    let columns = Columns::new(batch, options, rollup_other);
+    let source = Source {
+        batch,
+        options,
+        rollup_other: &rollup_other,
+    };
+    let owned = params(&source);
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| &**p as _).collect();
     let rows = if batch.engagements.is_empty() && batch.deletions.is_empty() {
-        client
-            .query(&statement, &columns.params())
-            .await
-            .map_err(classify)?
+        client.query(&statement, &params).await.map_err(classify)?
     } else {
         let (ids, exclusive) = post_locks(batch);
         let tx = client.transaction().await.map_err(classify)?;
         tx.execute(LOCK_POSTS, &[&ids, &exclusive])
             .await
             .map_err(classify)?;
-        let rows = tx
-            .query(&statement, &columns.params())
-            .await
-            .map_err(classify)?;
+        let rows = tx.query(&statement, &params).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         rows
     };
@@ -811,12 +708,15 @@ mod tests {
             assert!(
                 statement.contains(&format!("${at}::")),
                 "input {at} ({}.{}) is never used",
-                INPUTS[at - 1].0,
-                INPUTS[at - 1].1
+                INPUTS[at - 1].relation,
+                INPUTS[at - 1].column
             );
         }
         let mut seen = std::collections::BTreeSet::new();
-        for (relation, column, _) in INPUTS.iter() {
+        for Input {
+            relation, column, ..
+        } in INPUTS
+        {
             assert!(seen.insert((relation, column)), "{relation}.{column} twice");
         }
         let trust = Trust::new(&default_trust());
@@ -832,8 +732,12 @@ mod tests {
             engagements: &[],
             deletions: &[],
         };
-        let columns = Columns::new(&batch, &options, Vec::new());
-        assert_eq!(columns.params().len(), INPUTS.len());
+        let source = Source {
+            batch: &batch,
+            options: &options,
+            rollup_other: &[],
+        };
+        assert_eq!(params(&source).len(), INPUTS.len());
     }
 
     #[test]
@@ -841,7 +745,7 @@ mod tests {
         let at = |column: &str| {
             1 + INPUTS
                 .iter()
-                .position(|(r, c, _)| *r == "deletions" && *c == column)
+                .position(|i| i.relation == "deletions" && i.column == column)
                 .expect("an input")
         };
         assert_eq!(
