@@ -5,6 +5,7 @@ use super::error::ApiError;
 use crate::db::query as sql;
 use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
+use crate::models::views::from_name;
 use crate::models::{LanguageSupport, Platform, SentimentLabel};
 
 /// Declares a query-string struct with its own fields followed by the post filters every
@@ -21,8 +22,7 @@ macro_rules! with_post_filters {
         $(#[$meta])*
         $vis struct $name {
             $($(#[$field_meta])* $field_vis $field: $ty,)*
-            #[param(value_type = Option<crate::models::Platform>)]
-            pub platform: Option<String>,
+            pub platform: Option<crate::models::Platform>,
             pub product: Option<String>,
             pub city: Option<String>,
             pub country: Option<String>,
@@ -30,10 +30,8 @@ macro_rules! with_post_filters {
             /// Language (ISO 639-1 where it has one: `de`; `und` for posts with none).
             pub lang: Option<String>,
             /// How far the analysis of the post's language can be trusted.
-            #[param(value_type = Option<crate::models::LanguageSupport>)]
-            pub language_support: Option<String>,
-            #[param(value_type = Option<crate::models::SentimentLabel>)]
-            pub sentiment: Option<String>,
+            pub language_support: Option<crate::models::LanguageSupport>,
+            pub sentiment: Option<crate::models::SentimentLabel>,
             /// A topic's id: only posts that matched it (`GET /api/v1/topics`).
             pub topic: Option<i64>,
         }
@@ -44,15 +42,15 @@ macro_rules! with_post_filters {
                 &self,
             ) -> Result<Vec<(&'static str, String)>, crate::http::error::ApiError> {
                 crate::http::filters::PostFilters {
-                    platform: &self.platform,
+                    platform: self.platform,
                     product: &self.product,
                     city: &self.city,
                     country: &self.country,
                     channel: &self.channel,
                     lang: &self.lang,
-                    language_support: &self.language_support,
-                    sentiment: &self.sentiment,
-                    topic: &self.topic,
+                    language_support: self.language_support,
+                    sentiment: self.sentiment,
+                    topic: self.topic,
                 }
                 .columns()
             }
@@ -61,18 +59,18 @@ macro_rules! with_post_filters {
 }
 pub(crate) use with_post_filters;
 
-/// Filter values as they arrive in a query string.
+/// Filter values as they arrive in a query string (the enumerated ones already read).
 pub struct PostFilters<'a> {
-    pub platform: &'a Option<String>,
+    pub platform: Option<Platform>,
     pub product: &'a Option<String>,
     pub city: &'a Option<String>,
     pub country: &'a Option<String>,
     pub channel: &'a Option<String>,
     pub lang: &'a Option<String>,
-    pub language_support: &'a Option<String>,
-    pub sentiment: &'a Option<String>,
+    pub language_support: Option<LanguageSupport>,
+    pub sentiment: Option<SentimentLabel>,
     /// A topic's id: posts that matched it.
-    pub topic: &'a Option<i64>,
+    pub topic: Option<i64>,
 }
 
 impl PostFilters<'_> {
@@ -87,32 +85,7 @@ impl PostFilters<'_> {
         ]) {
             return Err(nul_in_query(name));
         }
-        if let Some(p) = self.platform {
-            if Platform::parse(p).is_none() {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    format!("unknown platform `{p}`"),
-                ));
-            }
-        }
-        if let Some(s) = self.sentiment {
-            if SentimentLabel::parse(s).is_none() {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    "sentiment must be negative, neutral or positive",
-                ));
-            }
-        }
-        if let Some(s) = self.language_support {
-            if LanguageSupport::parse(s).is_none() {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    "language_support must be supported, unverified or unsupported",
-                ));
-            }
-        }
         let values = [
-            ("platform", self.platform),
             ("product", self.product),
             ("city", self.city),
             ("country", self.country),
@@ -126,22 +99,42 @@ impl PostFilters<'_> {
                 ));
             }
         }
-        let topic = self.topic.map(|id| id.to_string());
+        let owned = |value: Option<&str>| value.map(str::to_owned);
         Ok([
-            ("topics", &topic),
-            ("platform", self.platform),
-            ("product", self.product),
-            ("city", self.city),
-            ("country", self.country),
-            ("channel", self.channel),
-            ("lang", self.lang),
-            ("language_support", self.language_support),
-            ("sentiment_label", self.sentiment),
+            ("topics", self.topic.map(|id| id.to_string())),
+            ("platform", owned(self.platform.map(Platform::as_str))),
+            ("product", self.product.clone()),
+            ("city", self.city.clone()),
+            ("country", self.country.clone()),
+            ("channel", self.channel.clone()),
+            ("lang", self.lang.clone()),
+            (
+                "language_support",
+                owned(self.language_support.map(LanguageSupport::as_str)),
+            ),
+            (
+                "sentiment_label",
+                owned(self.sentiment.map(SentimentLabel::as_str)),
+            ),
         ]
         .into_iter()
-        .filter_map(|(column, value)| value.clone().map(|v| (column, v)))
+        .filter_map(|(column, value)| value.map(|v| (column, v)))
         .collect())
     }
+}
+
+/// A filter of an enumerated kind given as text (a saved search's, say), read as the query
+/// string would read it; a 400 `invalid_query` naming the kinds it may be otherwise.
+pub fn enumerated<T: serde::de::DeserializeOwned>(
+    name: &str,
+    value: Option<String>,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| {
+            from_name(&v)
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, format!("{name}: {e}")))
+        })
+        .transpose()
 }
 
 /// The 400 for a query parameter that contains NUL, which no stored text can.

@@ -12,6 +12,7 @@ use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
+use crate::http::filters::enumerated;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 
@@ -123,14 +124,14 @@ pub async fn create(
     let f = input.filters.clone();
     prepare(&SearchQuery {
         q: input.query.clone(),
-        platform: f.platform,
+        platform: enumerated("platform", f.platform)?,
         product: f.product,
         city: f.city,
         country: f.country,
         channel: f.channel,
         lang: f.lang,
-        language_support: f.language_support,
-        sentiment: f.sentiment,
+        language_support: enumerated("language_support", f.language_support)?,
+        sentiment: enumerated("sentiment", f.sentiment)?,
         topic: f.topic,
         from: f.from,
         to: f.to,

@@ -25,8 +25,7 @@ const MAX_WINDOW_SECS: i64 = 7 * 86_400;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StoryQuery {
-    #[param(value_type = Option<crate::models::Platform>)]
-    pub platform: Option<String>,
+    pub platform: Option<crate::models::Platform>,
     pub product: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
@@ -93,15 +92,15 @@ impl StoryQuery {
             }
         }
         let filters = PostFilters {
-            platform: &q.platform,
+            platform: q.platform,
             product: &q.product,
             city: &q.city,
             country: &q.country,
             channel: &q.channel,
             lang: &q.lang,
-            language_support: &None,
-            sentiment: &None,
-            topic: &q.topic,
+            language_support: None,
+            sentiment: None,
+            topic: q.topic,
         }
         .columns()?;
         Ok(StorySelection {

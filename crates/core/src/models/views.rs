@@ -5,14 +5,15 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AnalyzedPost, EmotionScores};
+use super::{
+    AnalyzedPost, Emotion, EmotionScores, LanguageSource, LanguageSupport, Platform, SentimentLabel,
+};
 
 /// A stored post with its analysis, as the API (and the live `post:new` message) returns it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PostView {
     pub id: String,
-    #[schema(value_type = crate::models::Platform)]
-    pub platform: String,
+    pub platform: Platform,
     pub author: AuthorView,
     pub text: String,
     pub created_at: DateTime<Utc>,
@@ -74,8 +75,7 @@ pub struct AnalysisView {
     pub sentiment: StoredSentiment,
     pub emotions: EmotionScores,
     /// The dominant emotion; null when none scored above zero.
-    #[schema(value_type = Option<crate::models::Emotion>)]
-    pub emotion: Option<String>,
+    pub emotion: Option<Emotion>,
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub toxicity: f32,
     #[schema(minimum = 0.0, maximum = 1.0)]
@@ -86,20 +86,17 @@ pub struct AnalysisView {
     pub model: String,
     /// Where the post's `lang` came from: the producer (`given`), the detector (`detected`),
     /// the detector's best guess (`unsure`), or nowhere (`unknown`).
-    #[schema(value_type = crate::models::LanguageSource)]
-    pub lang_source: String,
+    pub lang_source: LanguageSource,
     /// Whether a model trained and measured on the post's language analysed it
     /// (`supported`), one not measured on it (`unverified`), or none understands it
     /// (`unsupported`: the scores are not sentiment and aggregates leave the post out).
-    #[schema(value_type = crate::models::LanguageSupport)]
-    pub language_support: String,
+    pub language_support: LanguageSupport,
 }
 
 /// A stored sentiment label and score.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StoredSentiment {
-    #[schema(value_type = crate::models::SentimentLabel)]
-    pub label: String,
+    pub label: SentimentLabel,
     #[schema(minimum = -1.0, maximum = 1.0)]
     pub score: f32,
 }
@@ -113,7 +110,7 @@ impl PostView {
         let analysis = &p.analysis;
         PostView {
             id: post.id.clone(),
-            platform: post.platform.as_str().to_string(),
+            platform: post.platform,
             author: author_view(&post.author.id, saturating_i64(post.author.followers)),
             text: post.text.clone(),
             // PostgreSQL keeps microseconds; the stored value is the truncated one.
@@ -133,16 +130,16 @@ impl PostView {
                 )
             }),
             analysis: analysis_view(AnalysisColumns {
-                label: analysis.sentiment_label.as_str(),
+                label: analysis.sentiment_label,
                 score: analysis.sentiment_score.get(),
                 emotions: analysis.emotions,
-                emotion: analysis.emotions.dominant().map(|e| e.as_str()),
+                emotion: analysis.emotions.dominant(),
                 toxicity: analysis.toxicity.get(),
                 hate: analysis.hate.get(),
                 churn_risk: analysis.churn_risk.get(),
                 model: &analysis.model,
-                lang_source: analysis.lang_source.as_str(),
-                language_support: analysis.language_support.as_str(),
+                lang_source: analysis.lang_source,
+                language_support: analysis.language_support,
             }),
             story_id: p.story_id,
             topics: p.topics.iter().map(|t| t.id).collect(),
@@ -201,31 +198,39 @@ pub fn metrics_view(
 
 /// The analysis columns of a post, from a row or from the pipeline.
 pub struct AnalysisColumns<'a> {
-    pub label: &'a str,
+    pub label: SentimentLabel,
     pub score: f32,
     pub emotions: EmotionScores,
-    pub emotion: Option<&'a str>,
+    pub emotion: Option<Emotion>,
     pub toxicity: f32,
     pub hate: f32,
     pub churn_risk: f32,
     pub model: &'a str,
-    pub lang_source: &'a str,
-    pub language_support: &'a str,
+    pub lang_source: LanguageSource,
+    pub language_support: LanguageSupport,
 }
 
 pub fn analysis_view(a: AnalysisColumns<'_>) -> AnalysisView {
     AnalysisView {
         sentiment: StoredSentiment {
-            label: a.label.to_string(),
+            label: a.label,
             score: a.score,
         },
         emotions: a.emotions,
-        emotion: a.emotion.map(str::to_string),
+        emotion: a.emotion,
         toxicity: a.toxicity,
         hate: a.hate,
         churn_risk: a.churn_risk,
         model: a.model.to_string(),
-        lang_source: a.lang_source.to_string(),
-        language_support: a.language_support.to_string(),
+        lang_source: a.lang_source,
+        language_support: a.language_support,
     }
+}
+
+/// A value of one of the vocabulary's enums from its name: the serde name, as JSON, query
+/// strings and the database's text columns write it.
+pub fn from_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, serde::de::value::Error> {
+    use serde::de::{value::StrDeserializer, IntoDeserializer};
+    let name: StrDeserializer<'_, serde::de::value::Error> = name.into_deserializer();
+    T::deserialize(name)
 }

@@ -65,8 +65,7 @@ pub struct LastDelivery {
     /// The digest it carries; null for an alert.
     pub digest_id: Option<i64>,
     pub event: DeliveryEvent,
-    #[schema(value_type = DeliveryStatus)]
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     /// The receiver's last status (HTTP, or the SMTP reply code); null before an answer.
     pub last_status: Option<i32>,
@@ -115,8 +114,7 @@ pub struct Delivery {
     /// The digest it carries; null for an alert.
     pub digest_id: Option<i64>,
     pub event: DeliveryEvent,
-    #[schema(value_type = DeliveryStatus)]
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     /// HTTP status of the last attempt; null before the first or when it got no answer.
     pub last_status: Option<i32>,

@@ -26,6 +26,7 @@ use crate::http::api::virality::TrendingQuery;
 use crate::http::error::ApiError;
 use crate::models::alerts::AlertView;
 use crate::models::metrics::{Dimension, Period, Stats, TermStats};
+use crate::models::SentimentLabel;
 
 /// Stories, posts, terms and alerts a digest lists at most.
 pub const TOP: i64 = 5;
@@ -224,9 +225,9 @@ pub async fn compute(
     };
     let stories = stories::list(client, story_query.selection()?).await?;
 
-    let trending = |sentiment: Option<&str>| TrendingQuery {
+    let trending = |sentiment: Option<SentimentLabel>| TrendingQuery {
         topic,
-        sentiment: sentiment.map(str::to_string),
+        sentiment,
         status: Some("all".into()),
         from: Some(period.from),
         to: Some(to),
@@ -235,7 +236,7 @@ pub async fn compute(
     };
     let (c, limit) = trending(None).conditions()?;
     let viral_posts = cascades::trending(client, c, limit).await?;
-    let (c, limit) = trending(Some("negative")).conditions()?;
+    let (c, limit) = trending(Some(SentimentLabel::Negative)).conditions()?;
     let negative_posts = cascades::trending(client, c, limit).await?;
 
     let now_terms = terms(client, topic, period).await?;

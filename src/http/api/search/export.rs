@@ -375,7 +375,7 @@ fn csv_row(out: &mut String, p: &PostView) {
     let cells: [String; 32] = [
         p.id.clone(),
         p.created_at.to_rfc3339(),
-        p.platform.clone(),
+        p.platform.as_str().to_string(),
         p.author.id.clone(),
         p.author.followers.to_string(),
         p.lang.clone().unwrap_or_default(),
@@ -389,9 +389,11 @@ fn csv_row(out: &mut String, p: &PostView) {
         opt(m.and_then(|m| m.shares)),
         opt(m.and_then(|m| m.comments)),
         opt(m.and_then(|m| m.views)),
-        a.sentiment.label.clone(),
+        a.sentiment.label.as_str().to_string(),
         a.sentiment.score.to_string(),
-        a.emotion.clone().unwrap_or_default(),
+        a.emotion
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_default(),
         e.anger.get().to_string(),
         e.joy.get().to_string(),
         e.optimism.get().to_string(),
@@ -400,7 +402,7 @@ fn csv_row(out: &mut String, p: &PostView) {
         a.hate.to_string(),
         a.churn_risk.to_string(),
         a.model.clone(),
-        a.language_support.clone(),
+        a.language_support.as_str().to_string(),
         p.story_id.map(|s| s.to_string()).unwrap_or_default(),
         topics.join(" "),
         p.ingested_at.to_rfc3339(),

@@ -223,7 +223,7 @@ pub fn fields(p: &PostView) -> PostFields<'_> {
     PostFields {
         text: &p.text,
         author: &p.author.id,
-        platform: &p.platform,
+        platform: p.platform.as_str(),
         lang: p.lang.as_deref(),
         country: p.geo.country.as_deref(),
         city: p.geo.city.as_deref(),
@@ -581,9 +581,12 @@ impl Tally {
         self.total += 1;
         *self
             .sentiment
-            .entry(p.analysis.sentiment.label.clone())
+            .entry(p.analysis.sentiment.label.as_str().to_string())
             .or_default() += 1;
-        *self.platform.entry(p.platform.clone()).or_default() += 1;
+        *self
+            .platform
+            .entry(p.platform.as_str().to_string())
+            .or_default() += 1;
         *self
             .lang
             .entry(p.lang.clone().unwrap_or_else(|| "und".into()))

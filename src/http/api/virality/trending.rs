@@ -19,20 +19,17 @@ use crate::virality::dynamics::Dynamics;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TrendingQuery {
-    #[param(value_type = Option<Platform>)]
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     pub product: Option<String>,
     pub channel: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
-    #[param(value_type = Option<SentimentLabel>)]
-    pub sentiment: Option<String>,
+    pub sentiment: Option<SentimentLabel>,
     /// A hashtag, with or without its `#` (case-insensitive).
     pub hashtag: Option<String>,
     /// A topic's id: only posts that matched it.
     pub topic: Option<i64>,
-    #[param(value_type = Option<Dynamics>)]
-    pub dynamics: Option<String>,
+    pub dynamics: Option<Dynamics>,
     /// `yes` or `no`.
     #[param(pattern = "^(yes|no)$")]
     pub viral: Option<String>,
@@ -74,19 +71,11 @@ impl TrendingQuery {
             return Err(filters::nul_in_query(name));
         }
         let mut c = Conditions::default();
-        if let Some(p) = &self.platform {
-            if Platform::parse(p).is_none() {
-                return Err(invalid_query(format!("unknown platform `{p}`")));
-            }
-            c.push("platform =", p.clone());
+        if let Some(p) = self.platform {
+            c.push("platform =", p.as_str().to_string());
         }
-        if let Some(s) = &self.sentiment {
-            if SentimentLabel::parse(s).is_none() {
-                return Err(invalid_query(
-                    "sentiment must be negative, neutral or positive",
-                ));
-            }
-            c.push("sentiment =", s.clone());
+        if let Some(s) = self.sentiment {
+            c.push("sentiment =", s.as_str().to_string());
         }
         for (column, value) in [
             ("product", &self.product),
@@ -114,11 +103,8 @@ impl TrendingQuery {
                  AND t.topics @> ARRAY[{p}::int8])"
             ));
         }
-        if let Some(d) = &self.dynamics {
-            if Dynamics::parse(d).is_none() {
-                return Err(invalid_query("dynamics must be deep, broad or hybrid"));
-            }
-            c.push("dynamics =", d.clone());
+        if let Some(d) = self.dynamics {
+            c.push("dynamics =", d.as_str().to_string());
         }
         match self.viral.as_deref() {
             None => {}
@@ -251,26 +237,35 @@ pub async fn post_virality(
 #[into_params(parameter_in = Query)]
 pub struct MomentumQuery {
     /// `product` (default) or `hashtag`.
-    #[param(value_type = Option<MomentumDimension>, inline)]
-    pub dimension: Option<String>,
+    #[param(inline)]
+    pub dimension: Option<MomentumDimension>,
     /// How many keys, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
 /// What momentum is tracked by.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MomentumDimension {
+    #[default]
     Product,
     Hashtag,
+}
+
+impl MomentumDimension {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MomentumDimension::Product => "product",
+            MomentumDimension::Hashtag => "hashtag",
+        }
+    }
 }
 
 /// `GET /api/v1/trending/momentum`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MomentumList {
-    #[schema(value_type = MomentumDimension)]
-    pub dimension: String,
+    pub dimension: MomentumDimension,
     /// Fastest first.
     pub items: Vec<MomentumItem>,
 }
@@ -291,10 +286,7 @@ pub async fn momentum(
     state: State,
     query: web::Query<MomentumQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let dimension = query.dimension.as_deref().unwrap_or("product");
-    if !matches!(dimension, "product" | "hashtag") {
-        return Err(invalid_query("dimension must be product or hashtag"));
-    }
+    let dimension = query.dimension.unwrap_or_default();
     let limit = query.limit.unwrap_or(20);
     if !(1..=MAX_TRENDING).contains(&limit) {
         return Err(invalid_query(format!(
@@ -302,9 +294,6 @@ pub async fn momentum(
         )));
     }
     let client = state.pool.get().await?;
-    let items = cascades::momentum(&client, dimension, limit).await?;
-    Ok(HttpResponse::Ok().json(MomentumList {
-        dimension: dimension.to_string(),
-        items,
-    }))
+    let items = cascades::momentum(&client, dimension.as_str(), limit).await?;
+    Ok(HttpResponse::Ok().json(MomentumList { dimension, items }))
 }
