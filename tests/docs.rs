@@ -12,6 +12,10 @@
 //! - every local link of README.md and `docs/` points to a file that exists, and a link to a
 //!   heading (`page.md#heading`) to a heading of that page;
 //! - every repository path named in backticks, in the pages and in comments, exists;
+//! - every setting (`section.key`), metric (`pulse_...`) and item of the code (`name()`,
+//!   `module::Name`) a page names in backticks exists, or is at least something the code,
+//!   the migrations or the deployment files say (a former setting name, an audit action, a
+//!   SQL function);
 //! - README.md stays short enough to read on a screen or two.
 //!
 //! It uses the standard library only and links nothing of the crate, so it runs in a second
@@ -685,5 +689,158 @@ fn every_path_named_in_the_docs_and_comments_exists() {
         missing.is_empty(),
         "paths named that do not exist:\n{}",
         missing.join("\n")
+    );
+}
+
+// Names of the code in prose.
+
+/// Every name the crates define: functions, types, traits, constants, statics, modules,
+/// macros, enum variants and fields (`name:` at the start of a line).
+fn defined_names() -> BTreeSet<String> {
+    const KEYWORDS: &[&str] = &[
+        "fn",
+        "struct",
+        "enum",
+        "trait",
+        "const",
+        "static",
+        "type",
+        "mod",
+        "macro_rules!",
+    ];
+    let mut names = BTreeSet::new();
+    for (_, code) in sources() {
+        for line in code.lines() {
+            let words: Vec<&str> = line
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '!'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            for pair in words.windows(2) {
+                if KEYWORDS.contains(&pair[0]) {
+                    names.insert(pair[1].trim_end_matches('!').to_owned());
+                }
+            }
+            // Variants (`Name,` `Name(` `Name {`) and fields (`name: Type`).
+            let trimmed = line.trim_start().trim_start_matches("pub ");
+            let ident: String = trimmed
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let rest = &trimmed[ident.len()..];
+            if !ident.is_empty()
+                && (rest.starts_with(':') && !rest.starts_with("::")
+                    || rest.starts_with(',')
+                    || rest.starts_with('(')
+                    || rest.starts_with(" {")
+                    || rest.starts_with(" ="))
+            {
+                names.insert(ident);
+            }
+        }
+    }
+    names
+}
+
+/// The last segment of a code span that reads as a path of the code (`a::b::Name`,
+/// `db::batch::write()`), or `None`.
+fn code_item(span: &str) -> Option<&str> {
+    let span = span.strip_suffix("()").unwrap_or(span);
+    let is_ident = |s: &&str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let segments: Vec<&str> = span.split("::").collect();
+    (segments.len() > 1 && segments.iter().all(is_ident)).then(|| segments[segments.len() - 1])
+}
+
+/// What the code, the migrations and the deployment files say, as text (string literals
+/// included): a name found nowhere in it (as a setting's former name, an audit action, a SQL
+/// or PromQL function would be) is one the pages made up, or kept after the code dropped it.
+fn everything_the_code_says() -> String {
+    let mut text: String = sources().into_iter().map(|(_, code)| code).collect();
+    let folders = [
+        ("migrations", "sql"),
+        ("deploy", "yaml"),
+        ("deploy/prometheus", "yml"),
+        ("deploy/grafana/dashboards", "json"),
+    ];
+    for (folder, extension) in folders {
+        // Only the folder's own files: deploy/grafana/schema holds a checker's node_modules.
+        let own = files(&root().join(folder), extension)
+            .into_iter()
+            .filter(|path| path.parent() == Some(&root().join(folder)));
+        for path in own {
+            text.push('\n');
+            text.push_str(&read(&path));
+        }
+    }
+    text
+}
+
+#[test]
+fn every_setting_metric_and_item_a_page_names_exists() {
+    let structs = structs(&configuration_code());
+    let settings: BTreeSet<String> = setting_keys(&structs, "Settings", "").into_iter().collect();
+    let sections: BTreeSet<&str> = settings
+        .iter()
+        .filter_map(|key| key.split_once('.').map(|(section, _)| section))
+        .collect();
+    let metrics = recorded_metrics();
+    let defined = defined_names();
+    let code_says = everything_the_code_says();
+    let mut unknown = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        let shown = page
+            .strip_prefix(root())
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        for line in outside_code_blocks(&text) {
+            for span in code_spans(line) {
+                let span = span.trim();
+                let problem = if let Some(name) = span.strip_suffix("()").filter(|n| {
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                }) {
+                    // A function called by name.
+                    (!defined.contains(name)).then(|| format!("`{span}`: no function `{name}`"))
+                } else if let Some(item) = code_item(span) {
+                    (!defined.contains(item)).then(|| format!("`{span}`: nothing named `{item}`"))
+                } else if span.starts_with("pulse_")
+                    && span
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+                {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|suffix| span.strip_suffix(suffix))
+                        .filter(|base| metrics.contains(*base))
+                        .unwrap_or(span);
+                    (!metrics.contains(base)).then(|| format!("`{span}`: no metric of that name"))
+                } else if span.split_once('.').is_some_and(|(section, key)| {
+                    sections.contains(section)
+                        && !key.is_empty()
+                        && key.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'
+                        })
+                }) {
+                    (!settings.contains(span)).then(|| format!("`{span}`: no such setting"))
+                } else {
+                    None
+                };
+                let said = span
+                    .strip_suffix("()")
+                    .map_or(span.to_owned(), |f| format!("{f}("));
+                if let Some(problem) = problem.filter(|_| !code_says.contains(&said)) {
+                    unknown.push(format!("{shown}: {problem}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "names in the pages that the code does not have:\n{}",
+        unknown.join("\n")
     );
 }

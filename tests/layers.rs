@@ -81,7 +81,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a file relative to `src/`: `http/live.rs` is `[http, live]`, `http/mod.rs`
+/// The module path of a file relative to `src/`: `http/api/live.rs` is `[http, api, live]`, `http/mod.rs`
 /// is `[http]`.
 fn module_path(relative: &Path) -> Vec<String> {
     let mut parts: Vec<String> = relative
