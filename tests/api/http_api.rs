@@ -56,11 +56,12 @@ fn assert_error_shape(body: &Value, code: &str) {
 }
 
 fn post(id: &str, platform: &str, text: &str, minutes_ago: i64) -> Value {
-    json!({
-        "type": "post", "id": id, "platform": platform,
-        "author": {"id": "a", "followers": 10}, "text": text,
-        "created_at": (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(),
-    })
+    PostEvent::new(id, text)
+        .platform(platform)
+        .author("a", 10)
+        .minutes_ago(minutes_ago)
+        .without(&["geo", "product", "channel"])
+        .json()
 }
 
 #[actix_rt::test]

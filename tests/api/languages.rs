@@ -16,11 +16,10 @@ use serde_json::{json, Value};
 const GERMAN_COMPLAINT: &str = "Seit 14 Tagen geht mein Pulse Buds Lite nicht. Furchtbar";
 
 fn post_in(id: &str, text: &str, lang: Option<&str>) -> String {
-    let mut post: Value = serde_json::from_str(&post_json(id, text)).unwrap();
-    if let Some(lang) = lang {
-        post["lang"] = json!(lang);
+    match lang {
+        Some(lang) => PostEvent::new(id, text).lang(lang).to_string(),
+        None => post_json(id, text),
     }
-    post.to_string()
 }
 
 fn key_posts(items: &Value, key: &str) -> i64 {

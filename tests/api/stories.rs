@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::spawn_app_with;
-use crate::common::TestEnv;
 use crate::common::{import_args, unique};
+use crate::common::{PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -45,13 +45,11 @@ const NOTHING: [&str; 3] = [
 ];
 
 fn post_at(id: &str, text: &str, created: DateTime<Utc>, lang: &str) -> String {
-    json!({
-        "type": "post", "id": id, "platform": "twitter",
-        "author": {"id": format!("author-{id}"), "followers": 120},
-        "text": text, "created_at": created.to_rfc3339(), "lang": lang,
-        "geo": {"city": "Lyon", "country": "FR"}, "product": "pulse-buds", "channel": "organic"
-    })
-    .to_string()
+    PostEvent::new(id, text)
+        .at(created)
+        .lang(lang)
+        .product("pulse-buds")
+        .to_string()
 }
 
 /// The conversation, interleaved, a minute apart: `(id, event)`.

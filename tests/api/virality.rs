@@ -12,13 +12,12 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 fn post(id: &str, platform: &str, followers: u64, created: chrono::DateTime<Utc>) -> String {
-    json!({
-        "type": "post", "id": id, "platform": platform,
-        "author": {"id": format!("author-{id}"), "followers": followers},
-        "text": "Look at the new #PulsePhone camera", "created_at": created.to_rfc3339(),
-        "product": "pulse-phone", "channel": "organic"
-    })
-    .to_string()
+    PostEvent::new(id, "Look at the new #PulsePhone camera")
+        .platform(platform)
+        .followers(followers)
+        .at(created)
+        .without(&["geo"])
+        .to_string()
 }
 
 fn share(post_id: &str, n: usize, at: chrono::DateTime<Utc>, via: Option<String>) -> String {

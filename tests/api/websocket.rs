@@ -38,13 +38,12 @@ async fn start(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A post event on `platform` from `country`.
 fn post(id: &str, platform: &str, country: &str, text: &str) -> String {
-    json!({
-        "type": "post", "id": id, "platform": platform,
-        "author": {"id": format!("author-{id}"), "followers": 10},
-        "text": text, "created_at": chrono::Utc::now().to_rfc3339(), "lang": "en",
-        "geo": {"city": "Lyon", "country": country}, "product": "pulse-phone", "channel": "organic"
-    })
-    .to_string()
+    PostEvent::new(id, text)
+        .platform(platform)
+        .followers(10)
+        .lang("en")
+        .country(country)
+        .to_string()
 }
 
 /// XADDs events in pipelined chunks.

@@ -14,6 +14,7 @@ use pulse::config::Settings;
 use tokio_postgres::NoTls;
 
 pub mod app;
+pub mod event;
 pub mod http_standin;
 pub mod jetstream;
 pub mod secured;
@@ -22,6 +23,7 @@ pub use app::{
     http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with,
     spawn_app_with_options, TestApp,
 };
+pub use event::PostEvent;
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
@@ -303,15 +305,9 @@ pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs
     }
 }
 
-/// A valid post event as JSON.
+/// A valid post event as JSON (see [`PostEvent`] for what it holds).
 pub fn post_json(id: &str, text: &str) -> String {
-    serde_json::json!({
-        "type": "post", "id": id, "platform": "twitter",
-        "author": {"id": format!("author-{id}"), "followers": 120},
-        "text": text, "created_at": chrono::Utc::now().to_rfc3339(),
-        "geo": {"city": "Lyon", "country": "FR"}, "product": "pulse-phone", "channel": "organic"
-    })
-    .to_string()
+    PostEvent::new(id, text).to_string()
 }
 
 /// XADDs `{"event": json}` and returns the entry id.

@@ -11,13 +11,11 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 fn post_at(id: &str, text: &str, minutes_ago: i64) -> String {
-    json!({
-        "type": "post", "id": id, "platform": "twitter",
-        "author": {"id": "a", "followers": 10}, "text": text,
-        "created_at": (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(),
-        "product": "pulse-phone"
-    })
-    .to_string()
+    PostEvent::new(id, text)
+        .author("a", 10)
+        .minutes_ago(minutes_ago)
+        .without(&["geo", "channel"])
+        .to_string()
 }
 
 #[actix_rt::test]

@@ -16,10 +16,10 @@ use std::time::{Duration, SystemTime};
 use common::http_standin::{listen, read_request, respond, respond_streaming};
 use common::jetstream::{post_message, JetstreamStandIn};
 use common::*;
-use pulse::config::{FeedSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings};
+use pulse::config::{MastodonSettings, RedditSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
-use crate::sources::{serve_with, source};
+use crate::sources::{assert_stores, feeds, named, reddit_source, serve_with, source};
 
 use common::jetstream::Headers;
 
@@ -98,6 +98,17 @@ fn assert_waited_out(requests: &[Seen]) -> usize {
     checked
 }
 
+/// Asserts that `source` counted two refusals for its rate and the time it waited them out.
+async fn assert_rate_limited_twice(app: &TestApp, source: &str) {
+    let metrics = metrics_text(app).await;
+    for series in [
+        format!(r#"pulse_source_errors_total{{source="{source}",reason="rate_limited"}} 2"#),
+        format!(r#"pulse_source_rate_limit_wait_seconds_total{{source="{source}"}}"#),
+    ] {
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+}
+
 fn retry_after_2s(_: SystemTime) -> Vec<(&'static str, String)> {
     vec![("Retry-After", "2".into())]
 }
@@ -119,14 +130,7 @@ async fn jetstream_waits_out_retry_after_on_a_refused_upgrade() {
     bsky.name = "bsky-limited".into();
     let app = serve_with(env, bsky).await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
-        "{:?}",
-        standin.attempts.lock().unwrap()
-    );
+    assert_stores(env, 3, &standin.attempts).await;
     let attempts: Vec<Seen> = standin
         .attempts
         .lock()
@@ -140,13 +144,7 @@ async fn jetstream_waits_out_retry_after_on_a_refused_upgrade() {
         .collect();
     assert_eq!(attempts.len(), 3, "{attempts:?}");
     assert_eq!(assert_waited_out(&attempts), 2, "{attempts:?}");
-    let metrics = metrics_text(&app).await;
-    for series in [
-        r#"pulse_source_errors_total{source="bsky-limited",reason="rate_limited"} 2"#,
-        r#"pulse_source_rate_limit_wait_seconds_total{source="bsky-limited"}"#,
-    ] {
-        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
-    }
+    assert_rate_limited_twice(&app, "bsky-limited").await;
     app.shutdown().await;
 }
 
@@ -253,18 +251,13 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
 }
 
 fn mastodon_source(name: &str, instance: String) -> SourceSettings {
-    SourceSettings {
-        name: name.into(),
-        kind: SourceKind::Mastodon(MastodonSettings {
+    named(
+        name,
+        SourceKind::Mastodon(MastodonSettings {
             instance,
             ..Default::default()
         }),
-        query: None,
-        topics: false,
-        product: None,
-        channel: None,
-        max_backoff_secs: 1,
-    }
+    )
 }
 
 fn rate_limit_reset_2s(now: SystemTime) -> Vec<(&'static str, String)> {
@@ -297,23 +290,10 @@ async fn mastodon_waits_out_retry_after_and_the_rate_limit_reset_on_the_stream()
     let env = TestEnv::new().await;
     let app = serve_with(env, mastodon_source("masto-limited", base)).await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
-        "{:?}",
-        log.lock().unwrap()
-    );
+    assert_stores(env, 3, &log).await;
     let streams = seen(&log, "/api/v1/streaming/public");
     assert_eq!(assert_waited_out(&streams), 2, "{streams:?}");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(
-            r#"pulse_source_errors_total{source="masto-limited",reason="rate_limited"} 2"#
-        ),
-        "{metrics}"
-    );
+    assert_rate_limited_twice(&app, "masto-limited").await;
     app.shutdown().await;
 }
 
@@ -507,44 +487,21 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
     let env = TestEnv::new().await;
     let app = serve_with(
         env,
-        SourceSettings {
-            name: "reddit-limited".into(),
-            kind: SourceKind::Reddit(RedditSettings {
-                subreddits: vec!["pulsebuds".into()],
+        reddit_source(
+            "reddit-limited",
+            &site,
+            RedditSettings {
                 comments: false,
-                client_id: "app-id".into(),
-                client_secret: "app-secret".into(),
-                poll_secs: 1,
-                token_url: format!("{site}/api/v1/access_token"),
-                api_url: site.clone(),
                 ..Default::default()
-            }),
-            query: None,
-            topics: false,
-            product: None,
-            channel: None,
-            max_backoff_secs: 1,
-        },
+            },
+        ),
     )
     .await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 2
-        })
-        .await,
-        "{:?}",
-        log.lock().unwrap()
-    );
+    assert_stores(env, 2, &log).await;
     let listings = seen(&log, "/r/pulsebuds/new");
     assert_eq!(assert_waited_out(&listings[..3]), 2, "{listings:?}");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(
-            r#"pulse_source_errors_total{source="reddit-limited",reason="rate_limited"} 2"#
-        ),
-        "{metrics}"
-    );
+    assert_rate_limited_twice(&app, "reddit-limited").await;
     app.shutdown().await;
 }
 
@@ -591,47 +548,16 @@ async fn news_limited() -> (String, Log) {
     (format!("http://{address}"), log)
 }
 
-/// A feed source reading `urls`, allowed to reach the loopback stand-ins of the tests.
-fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
-    SourceSettings {
-        name: name.into(),
-        kind: SourceKind::Feed(FeedSettings {
-            urls,
-            poll_secs: 1,
-            allowed_private_networks: vec!["127.0.0.1".into()],
-            ..Default::default()
-        }),
-        query: None,
-        topics: false,
-        product: None,
-        channel: None,
-        max_backoff_secs: 1,
-    }
-}
-
 #[actix_rt::test]
 async fn feeds_wait_out_retry_after_in_seconds_and_as_a_date() {
     let (site, log) = news_limited().await;
     let env = TestEnv::new().await;
     let app = serve_with(env, feeds("news-limited", vec![format!("{site}/news.rss")])).await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 2
-        })
-        .await,
-        "{:?}",
-        log.lock().unwrap()
-    );
+    assert_stores(env, 2, &log).await;
     let polls = seen(&log, "/news.rss");
     assert_eq!(assert_waited_out(&polls[..3]), 2, "{polls:?}");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(
-            r#"pulse_source_errors_total{source="news-limited",reason="rate_limited"} 2"#
-        ),
-        "{metrics}"
-    );
+    assert_rate_limited_twice(&app, "news-limited").await;
     app.shutdown().await;
 }
 
@@ -708,14 +634,7 @@ async fn feeds_reach_no_internal_address_through_a_redirect_or_without_being_all
     let app = spawn_app_with(env, settings).await;
     let env = &app.env;
     // A redirect within the allowed server is followed.
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 2
-        })
-        .await,
-        "{:?}",
-        requests.lock().unwrap()
-    );
+    assert_stores(env, 2, &requests).await;
     let refused = |source: &'static str| {
         let app = &app;
         async move {

@@ -1,14 +1,17 @@
 //! Sources against local stand-ins for the platforms, replaying payloads of the platforms'
-//! own shapes (tests/fixtures/*/README.md says where each shape comes from).
+//! own shapes (tests/fixtures/*/README.md says where each shape comes from): Jetstream, the
+//! import, Bluesky profiles and the demo feed here; Mastodon, feeds and Reddit in
+//! [`platforms`]; what an outside probe found in [`findings`].
 
 use crate::common::{self, import_args};
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http_standin::{listen, read_request, respond, respond_streaming};
 use common::jetstream::JetstreamStandIn;
 use common::*;
-use pulse::config::{JetstreamSettings, SourceKind, SourceSettings};
+use pulse::config::{FeedSettings, JetstreamSettings, RedditSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
 const ALICE_POST: &str = "at://did:plc:alice0000000000000000000/app.bsky.feed.post/3mpa1";
@@ -22,20 +25,77 @@ pub(crate) async fn serve_with(env: TestEnv, source: SourceSettings) -> TestApp 
     spawn_app_with(env, settings).await
 }
 
-/// A Jetstream source named `bsky` reading `endpoint`.
-pub(crate) fn source(endpoint: String) -> SourceSettings {
+/// A source named `name` reading `kind`, with no query, product or channel, backing off at
+/// most 1 s (the stand-ins refuse on purpose).
+pub(crate) fn named(name: &str, kind: SourceKind) -> SourceSettings {
     SourceSettings {
-        name: "bsky".into(),
-        kind: SourceKind::Jetstream(JetstreamSettings {
-            endpoints: vec![endpoint],
-            ..JetstreamSettings::default()
-        }),
+        name: name.into(),
+        kind,
         query: None,
         topics: false,
-        product: Some("pulse-buds".into()),
+        product: None,
         channel: None,
         max_backoff_secs: 1,
     }
+}
+
+/// A Jetstream source named `bsky` reading `endpoint`, its posts about `pulse-buds`.
+pub(crate) fn source(endpoint: String) -> SourceSettings {
+    SourceSettings {
+        product: Some("pulse-buds".into()),
+        ..named(
+            "bsky",
+            SourceKind::Jetstream(JetstreamSettings {
+                endpoints: vec![endpoint],
+                ..JetstreamSettings::default()
+            }),
+        )
+    }
+}
+
+/// A feed source reading `urls`, allowed to reach the loopback stand-ins of the tests (an
+/// internal address feeds do not reach unless allowed).
+pub(crate) fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
+    named(
+        name,
+        SourceKind::Feed(FeedSettings {
+            urls,
+            poll_secs: 1,
+            allowed_private_networks: vec!["127.0.0.1".into()],
+            ..Default::default()
+        }),
+    )
+}
+
+/// A Reddit source named `name` reading r/pulsebuds from the stand-in at `site` every second,
+/// with `settings`' other fields.
+pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) -> SourceSettings {
+    named(
+        name,
+        SourceKind::Reddit(RedditSettings {
+            subreddits: vec!["pulsebuds".into()],
+            client_id: "app-id".into(),
+            client_secret: "app-secret".into(),
+            poll_secs: 1,
+            token_url: format!("{site}/api/v1/access_token"),
+            api_url: site.into(),
+            ..settings
+        }),
+    )
+}
+
+/// Asserts that `env` stores at least `n` posts within 30 s; what the stand-in was asked is
+/// printed when it does not.
+pub(crate) async fn assert_stores(env: &TestEnv, n: i64, asked: &Mutex<impl Debug>) {
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.post_count().await >= n
+        })
+        .await,
+        "{} of {n} posts stored: {:?}",
+        env.post_count().await,
+        asked.lock().unwrap()
+    );
 }
 
 #[actix_rt::test]
@@ -318,426 +378,6 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     app.shutdown().await;
 }
 
-/// A Mastodon instance stand-in on loopback. The first stream request is answered 429 with
-/// `Retry-After: 1`; the second gets tests/fixtures/mastodon/stream-first.txt and is closed;
-/// later ones get stream-second.txt and stay open. The public timeline answers the statuses
-/// of timeline-missed.json newer than `min_id`. Returns the base URL and each request's
-/// path and Authorization header.
-async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (listener, address, requests) = listen().await;
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        let mut streams = 0;
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let req = read_request(&mut tcp).await;
-            let auth = req.header("authorization").to_lowercase();
-            seen.lock()
-                .unwrap()
-                .push(format!("{} auth={auth}", req.path));
-            match req.route() {
-                "/api/v1/streaming/public" => {
-                    streams += 1;
-                    let n = streams;
-                    tokio::spawn(async move {
-                        if n == 1 {
-                            respond(
-                                &mut tcp,
-                                "429 Too Many Requests",
-                                &[("Retry-After", "1")],
-                                "",
-                            )
-                            .await;
-                            return;
-                        }
-                        respond_streaming(&mut tcp, "text/event-stream").await;
-                        let body = if n == 2 {
-                            include_str!("../../fixtures/mastodon/stream-first.txt")
-                        } else {
-                            include_str!("../../fixtures/mastodon/stream-second.txt")
-                        };
-                        let _ =
-                            tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes()).await;
-                        if n > 2 {
-                            tokio::time::sleep(Duration::from_secs(120)).await;
-                        }
-                    });
-                }
-                "/api/v1/timelines/public" => {
-                    let min_id: u128 = req
-                        .query("min_id")
-                        .first()
-                        .map(|v| v.parse().unwrap())
-                        .unwrap_or(0);
-                    let missed: Vec<serde_json::Value> = serde_json::from_str(include_str!(
-                        "../../fixtures/mastodon/timeline-missed.json"
-                    ))
-                    .unwrap();
-                    let newer: Vec<&serde_json::Value> = missed
-                        .iter()
-                        .filter(|s| s["id"].as_str().unwrap().parse::<u128>().unwrap() > min_id)
-                        .collect();
-                    let body = serde_json::to_string(&newer).unwrap();
-                    respond(
-                        &mut tcp,
-                        "200 OK",
-                        &[("Content-Type", "application/json")],
-                        &body,
-                    )
-                    .await;
-                }
-                _ => respond(&mut tcp, "404 Not Found", &[], "").await,
-            }
-        }
-    });
-    (format!("http://{address}/"), requests)
-}
-
-#[actix_rt::test]
-async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
-    let (instance, requests) = mastodon().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        SourceSettings {
-            name: "masto".into(),
-            kind: SourceKind::Mastodon(pulse::config::MastodonSettings {
-                instance,
-                access_token: "secret-token".into(),
-                ..Default::default()
-            }),
-            query: None,
-            topics: false,
-            product: None,
-            channel: Some("social".into()),
-            max_backoff_secs: 1,
-        },
-    )
-    .await;
-    let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 4
-        })
-        .await,
-        "four statuses stored: {:?}",
-        requests.lock().unwrap()
-    );
-    let pg = env.pg().await;
-    let shares = || async {
-        pg.query_one("SELECT count(*) FROM engagements WHERE kind = 'share'", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    };
-    assert!(wait_until(Duration::from_secs(10), || async { shares().await >= 2 }).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.post_count().await, 4);
-    assert_eq!(shares().await, 2);
-
-    let reply = pg
-        .query_one(
-            "SELECT text, lang, parent_id, author_id, author_followers, channel FROM posts WHERE id = 'localhost:110000000000000002' OR id LIKE '%:110000000000000002'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.get::<_, String>(0),
-        "@ann Meine auch, seit 14 Tagen kaputt. Furchtbar"
-    );
-    assert_eq!(reply.get::<_, Option<String>>(1).as_deref(), Some("de"));
-    assert!(reply
-        .get::<_, Option<String>>(2)
-        .unwrap()
-        .ends_with(":110000000000000001"));
-    assert!(reply.get::<_, String>(3).starts_with("cid@"));
-    assert_eq!(reply.get::<_, i64>(4), 7);
-    assert_eq!(reply.get::<_, Option<String>>(5).as_deref(), Some("social"));
-
-    let requests = requests.lock().unwrap().clone();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.ends_with("auth=bearer secret-token")),
-        "{requests:?}"
-    );
-    let backfill = requests
-        .iter()
-        .find(|r| r.starts_with("/api/v1/timelines/public"))
-        .expect("the gap was read back");
-    assert!(
-        backfill.contains("min_id=110000000000000003"),
-        "{requests:?}"
-    );
-
-    let metrics = metrics_text(&app).await;
-    for series in [
-        r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
-        r#"pulse_source_events_total{source="masto",event="delete"} 1"#,
-        r#"pulse_source_skipped_total{source="masto",reason="malformed"}"#,
-    ] {
-        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
-    }
-    app.shutdown().await;
-}
-
-/// A news site stand-in: `/news.rss` and `/blog.atom` from tests/fixtures/feeds with an ETag
-/// each (304 to a request that sends it back); the first request for the Atom feed fails
-/// with a 500. Returns the base URL and each request's path and If-None-Match header.
-async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (listener, address, requests) = listen().await;
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        let mut atom_requests = 0;
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let req = read_request(&mut tcp).await;
-            let etag_sent = req.header("if-none-match");
-            seen.lock()
-                .unwrap()
-                .push(format!("{} if-none-match={etag_sent}", req.path));
-            let (body, etag) = match req.route() {
-                "/news.rss" => (include_str!("../../fixtures/feeds/news.rss"), "\"rss-1\""),
-                "/blog.atom" => {
-                    atom_requests += 1;
-                    if atom_requests == 1 {
-                        respond(&mut tcp, "500 Internal Server Error", &[], "").await;
-                        continue;
-                    }
-                    (include_str!("../../fixtures/feeds/blog.atom"), "\"atom-1\"")
-                }
-                _ => {
-                    respond(&mut tcp, "404 Not Found", &[], "").await;
-                    continue;
-                }
-            };
-            if etag_sent == etag {
-                respond(&mut tcp, "304 Not Modified", &[("ETag", etag)], "").await;
-            } else {
-                let headers = [("Content-Type", "application/xml"), ("ETag", etag)];
-                respond(&mut tcp, "200 OK", &headers, body).await;
-            }
-        }
-    });
-    (format!("http://{address}"), requests)
-}
-
-#[actix_rt::test]
-async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
-    let (site, requests) = news_site().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        SourceSettings {
-            name: "news".into(),
-            kind: SourceKind::Feed(pulse::config::FeedSettings {
-                urls: vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
-                poll_secs: 1,
-                // The stand-in listens on loopback, an internal address feeds do not reach
-                // unless allowed.
-                allowed_private_networks: vec!["127.0.0.1".into()],
-                ..Default::default()
-            }),
-            query: None,
-            topics: false,
-            product: None,
-            channel: None,
-            max_backoff_secs: 1,
-        },
-    )
-    .await;
-    let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
-        "{:?}",
-        requests.lock().unwrap()
-    );
-    // Polled again, conditionally, and nothing stored twice.
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            let r = requests.lock().unwrap();
-            r.iter().any(|r| r == "/news.rss if-none-match=\"rss-1\"")
-                && r.iter().any(|r| r == "/blog.atom if-none-match=\"atom-1\"")
-        })
-        .await,
-        "{:?}",
-        requests.lock().unwrap()
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.post_count().await, 3);
-    let pg = env.pg().await;
-    let row = pg
-        .query_one(
-            "SELECT text, lang, channel, author_id, url FROM posts WHERE id = 'feed:urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        row.get::<_, String>(0),
-        "Pulse Buds Lite: seit 14 Tagen kaputt\nFurchtbar: der Akku hält keinen Tag."
-    );
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("de"));
-    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("news"));
-    assert_eq!(row.get::<_, String>(3), "Jana Beispiel");
-    assert_eq!(
-        row.get::<_, Option<String>>(4).as_deref(),
-        Some("https://blog.example/2026/11/pulse-buds")
-    );
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
-        "{metrics}"
-    );
-    app.shutdown().await;
-}
-
-/// A Reddit stand-in: the token endpoint (checking the application's credentials) and the
-/// two listings of r/pulsebuds from tests/fixtures/reddit. The first listing request is
-/// refused 401 (an expired token); every listing answers that the request budget is spent
-/// until a reset a second away. Returns the base URL and each request's method, path and
-/// Authorization and User-Agent headers.
-async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (listener, address, requests) = listen().await;
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        let (mut tokens, mut listings) = (0, 0);
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let req = read_request(&mut tcp).await;
-            seen.lock().unwrap().push(format!(
-                "{} {} auth={} ua={}",
-                req.method,
-                req.path,
-                req.header("authorization"),
-                req.header("user-agent")
-            ));
-            let json = [("Content-Type", "application/json")];
-            match (req.method.as_str(), req.route()) {
-                ("POST", "/api/v1/access_token") => {
-                    // Basic base64("app-id:app-secret")
-                    if req.header("authorization") != "Basic YXBwLWlkOmFwcC1zZWNyZXQ="
-                        || !String::from_utf8_lossy(&req.body)
-                            .contains("grant_type=client_credentials")
-                    {
-                        respond(&mut tcp, "401 Unauthorized", &json, "{}").await;
-                    } else {
-                        tokens += 1;
-                        let token = format!(
-                            r#"{{"access_token":"tok-{tokens}","token_type":"bearer","expires_in":86400,"scope":"*"}}"#
-                        );
-                        respond(&mut tcp, "200 OK", &json, &token).await;
-                    }
-                }
-                ("GET", route @ ("/r/pulsebuds/new" | "/r/pulsebuds/comments")) => {
-                    listings += 1;
-                    if listings == 1 {
-                        respond(&mut tcp, "401 Unauthorized", &json, "{}").await;
-                        continue;
-                    }
-                    let body = if route.ends_with("new") {
-                        include_str!("../../fixtures/reddit/new.json")
-                    } else {
-                        include_str!("../../fixtures/reddit/comments.json")
-                    };
-                    let headers = [
-                        ("Content-Type", "application/json"),
-                        ("x-ratelimit-remaining", "0.0"),
-                        ("x-ratelimit-used", "100"),
-                        ("x-ratelimit-reset", "1"),
-                    ];
-                    respond(&mut tcp, "200 OK", &headers, body).await;
-                }
-                _ => respond(&mut tcp, "404 Not Found", &json, "{}").await,
-            }
-        }
-    });
-    (format!("http://{address}"), requests)
-}
-
-#[actix_rt::test]
-async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
-    let (site, requests) = reddit().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        SourceSettings {
-            name: "reddit".into(),
-            kind: SourceKind::Reddit(pulse::config::RedditSettings {
-                subreddits: vec!["pulsebuds".into()],
-                client_id: "app-id".into(),
-                client_secret: "app-secret".into(),
-                user_agent: "pulse-test/1 (by /u/pulse)".into(),
-                poll_secs: 1,
-                token_url: format!("{site}/api/v1/access_token"),
-                api_url: site.clone(),
-                ..Default::default()
-            }),
-            query: None,
-            topics: false,
-            product: None,
-            channel: None,
-            max_backoff_secs: 1,
-        },
-    )
-    .await;
-    let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
-        "{:?}",
-        requests.lock().unwrap()
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.post_count().await, 3, "the removed comment is left out");
-    let pg = env.pg().await;
-    let comment = pg
-        .query_one(
-            "SELECT text, parent_id, channel, likes, url FROM posts WHERE id = 'reddit:t1_c1'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        comment.get::<_, String>(0),
-        "Same, support told me to wait 14 days >:("
-    );
-    assert_eq!(
-        comment.get::<_, Option<String>>(1).as_deref(),
-        Some("reddit:t3_p2")
-    );
-    assert_eq!(
-        comment.get::<_, Option<String>>(2).as_deref(),
-        Some("r/pulsebuds")
-    );
-    assert_eq!(comment.get::<_, Option<i64>>(3), Some(12));
-
-    let requests = requests.lock().unwrap().clone();
-    let tokens = requests.iter().filter(|r| r.starts_with("POST")).count();
-    assert_eq!(
-        tokens, 2,
-        "the refused token was renewed once: {requests:?}"
-    );
-    let listings: Vec<&String> = requests.iter().filter(|r| r.starts_with("GET")).collect();
-    assert!(
-        listings
-            .iter()
-            .all(|r| r.contains("auth=Bearer tok-") && r.contains("ua=pulse-test/1 (by /u/pulse)")),
-        "{requests:?}"
-    );
-    assert!(
-        listings
-            .iter()
-            .skip(1)
-            .all(|r| r.contains("auth=Bearer tok-2")),
-        "{requests:?}"
-    );
-    app.shutdown().await;
-}
-
 /// A Bluesky AppView stand-in answering `app.bsky.actor.getProfiles` with made-up follower
 /// counts (the response shape of the lexicon `app.bsky.actor.getProfiles`: `{"profiles":
 /// [{"did", "handle", "followersCount", ...}]}`); counts the requests.
@@ -881,3 +521,4 @@ async fn the_demo_feed_goes_on_when_redis_drops_its_connection() {
 }
 
 mod findings;
+mod platforms;

@@ -1,139 +1,10 @@
-//! Template-based post texts with a known tone and emotion.
-//!
-//! A text is one core template (picked by [`Flavor`]) with its slots filled, optionally wrapped
-//! in an opener, a closing remark, @mentions, hashtags and emoji. Sentiment is carried by
-//! ordinary words ("love", "terrible", "disappointed") so lexicon analyzers read it the way a
-//! person would; neutral templates avoid such words.
-//!
-//! Most of its length is the template tables (one per flavor and language); the code that fills
-//! them follows the tables.
+//! The generator's words: the core templates of each flavor, the words that fill their
+//! slots, the openers, closers, emoji and hashtags around them, and short texts in other
+//! languages: data only, apart from the logic in [`super`] that reads it.
 
-use rand::rngs::SmallRng;
-use rand::Rng;
+use super::Mood;
 
-use super::world::{Channel, Product, PRODUCTS};
-
-/// The polarity a text was written with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tone {
-    Positive,
-    Negative,
-    Neutral,
-}
-
-/// The sets of short texts in other languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mood {
-    Positive,
-    Negative,
-    Churn,
-    Neutral,
-}
-
-/// What a text expresses; each flavor has its own templates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    Joy,
-    Optimism,
-    Anger,
-    Sadness,
-    /// Intent to leave: cancel, refund, switch to a competitor, close the account.
-    Churn,
-    /// Mild insults and profanity aimed at the brand.
-    Toxic,
-    Neutral,
-    /// Announcement-style posts, mostly from news accounts.
-    News,
-}
-
-/// Flavors with their weight per mille: 35% positive, 30% negative, 35% neutral overall.
-const FLAVOR_WEIGHTS: [(Flavor, u32); 8] = [
-    (Flavor::Joy, 210),
-    (Flavor::Optimism, 140),
-    (Flavor::Anger, 100),
-    (Flavor::Sadness, 80),
-    (Flavor::Churn, 80),
-    (Flavor::Toxic, 40),
-    (Flavor::Neutral, 250),
-    (Flavor::News, 100),
-];
-const FLAVOR_WEIGHT_TOTAL: u32 = 1000;
-
-impl Flavor {
-    pub(crate) fn pick(rng: &mut SmallRng) -> Flavor {
-        let mut roll = rng.random_range(0..FLAVOR_WEIGHT_TOTAL);
-        for (flavor, weight) in FLAVOR_WEIGHTS {
-            if roll < weight {
-                return flavor;
-            }
-            roll -= weight;
-        }
-        Flavor::Neutral
-    }
-
-    pub(crate) fn tone(self) -> Tone {
-        match self {
-            Flavor::Joy | Flavor::Optimism => Tone::Positive,
-            Flavor::Anger | Flavor::Sadness | Flavor::Churn | Flavor::Toxic => Tone::Negative,
-            Flavor::Neutral | Flavor::News => Tone::Neutral,
-        }
-    }
-
-    /// Which of a language's short texts fit the flavor: churn has its own, so that intent to
-    /// leave is said in every language.
-    fn mood(self) -> Mood {
-        match (self, self.tone()) {
-            (Flavor::Churn, _) => Mood::Churn,
-            (_, Tone::Positive) => Mood::Positive,
-            (_, Tone::Negative) => Mood::Negative,
-            (_, Tone::Neutral) => Mood::Neutral,
-        }
-    }
-
-    /// The channel such a post most plausibly came through.
-    pub(crate) fn channel(self, rng: &mut SmallRng) -> Channel {
-        let roll = rng.random::<f64>();
-        let table: &[(Channel, f64)] = match self {
-            Flavor::News => &[(Channel::News, 0.85)],
-            Flavor::Joy | Flavor::Optimism => &[
-                (Channel::Campaign, 0.2),
-                (Channel::Influencer, 0.2),
-                (Channel::Support, 0.05),
-            ],
-            Flavor::Anger | Flavor::Sadness | Flavor::Churn | Flavor::Toxic => {
-                &[(Channel::Support, 0.35), (Channel::Influencer, 0.05)]
-            }
-            Flavor::Neutral => &[
-                (Channel::Support, 0.1),
-                (Channel::Campaign, 0.1),
-                (Channel::Influencer, 0.1),
-            ],
-        };
-        let mut acc = 0.0;
-        for &(channel, p) in table {
-            acc += p;
-            if roll < acc {
-                return channel;
-            }
-        }
-        Channel::Organic
-    }
-
-    fn templates(self) -> &'static [&'static str] {
-        match self {
-            Flavor::Joy => JOY,
-            Flavor::Optimism => OPTIMISM,
-            Flavor::Anger => ANGER,
-            Flavor::Sadness => SADNESS,
-            Flavor::Churn => CHURN,
-            Flavor::Toxic => TOXIC,
-            Flavor::Neutral => NEUTRAL,
-            Flavor::News => NEWS,
-        }
-    }
-}
-
-const JOY: &[&str] = &[
+pub(super) const JOY: &[&str] = &[
     "Absolutely love my new {product}! The {feature} is {pos}.",
     "The {feature} on the {product} is {pos}, so happy with it",
     "Got the {product} {past} and I'm loving it. {Pos} {feature}!",
@@ -156,7 +27,7 @@ const JOY: &[&str] = &[
     "Really enjoying the {product}, the {feature} is a delight",
 ];
 
-const OPTIMISM: &[&str] = &[
+pub(super) const OPTIMISM: &[&str] = &[
     "Really hopeful the next {product} update improves the {feature}. Pulse usually delivers",
     "So excited for the new {product} launch {future}! Looking forward to it",
     "Excited to try the {product} {feature} everyone is talking about",
@@ -175,7 +46,7 @@ const OPTIMISM: &[&str] = &[
     "Eager to see what Pulse shows {future}, rumors say the {product} gets a new {feature}",
 ];
 
-const ANGER: &[&str] = &[
+pub(super) const ANGER: &[&str] = &[
     "My {product} {issue} {past}. This is unacceptable!",
     "Absolutely furious. {Service} hung up on me twice about my broken {product}",
     "The {feature} on the {product} is {neg}. Why is this so hard to get right?",
@@ -194,7 +65,7 @@ const ANGER: &[&str] = &[
     "Why does my {product} keep doing this?! It {issue} every single day. Infuriating",
 ];
 
-const SADNESS: &[&str] = &[
+pub(super) const SADNESS: &[&str] = &[
     "Really sad that my {product} {issue}. Feeling so low",
     "Heartbroken, my {product} died {past} and I lost all my data",
     "Miss the old {product}. The new {feature} just feels worse",
@@ -211,7 +82,7 @@ const SADNESS: &[&str] = &[
     "Sorry Pulse, I'm really disappointed. The {product} {issue} again",
 ];
 
-const CHURN: &[&str] = &[
+pub(super) const CHURN: &[&str] = &[
     "That's it, I'm cancelling my subscription. The {product} {issue} one time too many. Awful",
     "Switching to {competitor}. Pulse clearly doesn't care about {product} owners. Terrible",
     "I want a refund for my {product}. It {issue} and {service} is useless",
@@ -228,7 +99,7 @@ const CHURN: &[&str] = &[
     "Requesting a refund for the {product}. Never buying Pulse again, horrible",
 ];
 
-const TOXIC: &[&str] = &[
+pub(super) const TOXIC: &[&str] = &[
     "Pathetic. Pulse devs are a bunch of {insult}. The {product} {issue} AGAIN",
     "What a {curse} joke. Whoever designed the {product} {feature} is an idiot",
     "{Service} are clueless {insult}. Worst company ever",
@@ -241,7 +112,7 @@ const TOXIC: &[&str] = &[
     "Stupid {product} {issue} again. What a bunch of {insult}",
 ];
 
-const NEUTRAL: &[&str] = &[
+pub(super) const NEUTRAL: &[&str] = &[
     "Just got the {product} {past}, setting it up now",
     "Anyone know how the {feature} on the {product} compares to {competitor}?",
     "Comparing the {product} and the {competitor} equivalent this weekend. Specs thread below",
@@ -264,7 +135,7 @@ const NEUTRAL: &[&str] = &[
     "Testing the {product} {feature} against my old {product_kind} today",
 ];
 
-const NEWS: &[&str] = &[
+pub(super) const NEWS: &[&str] = &[
     "Pulse unveils the {product} with a redesigned {feature}",
     "Pulse announces a {product} event for {future}",
     "{product} firmware {version} is rolling out {future}",
@@ -279,8 +150,9 @@ const NEWS: &[&str] = &[
     "Pulse schedules maintenance for {product} services {future}",
 ];
 
-const COMPETITORS: [&str; 6] = ["Orbit", "Nimbus", "Vertex", "Zephyr", "Halo", "Kestrel"];
-const POSITIVE_ADJECTIVES: [&str; 12] = [
+pub(super) const COMPETITORS: [&str; 6] =
+    ["Orbit", "Nimbus", "Vertex", "Zephyr", "Halo", "Kestrel"];
+pub(super) const POSITIVE_ADJECTIVES: [&str; 12] = [
     "amazing",
     "great",
     "awesome",
@@ -294,7 +166,7 @@ const POSITIVE_ADJECTIVES: [&str; 12] = [
     "really good",
     "so good",
 ];
-const NEGATIVE_ADJECTIVES: [&str; 10] = [
+pub(super) const NEGATIVE_ADJECTIVES: [&str; 10] = [
     "terrible",
     "awful",
     "horrible",
@@ -306,7 +178,7 @@ const NEGATIVE_ADJECTIVES: [&str; 10] = [
     "broken",
     "embarrassing",
 ];
-const PAST_TIMES: [&str; 7] = [
+pub(super) const PAST_TIMES: [&str; 7] = [
     "today",
     "this morning",
     "last night",
@@ -315,14 +187,14 @@ const PAST_TIMES: [&str; 7] = [
     "on Monday",
     "over the weekend",
 ];
-const SINCE_TIMES: [&str; 5] = [
+pub(super) const SINCE_TIMES: [&str; 5] = [
     "yesterday",
     "Monday",
     "the last update",
     "last week",
     "the weekend",
 ];
-const FUTURE_TIMES: [&str; 7] = [
+pub(super) const FUTURE_TIMES: [&str; 7] = [
     "next week",
     "this Friday",
     "tomorrow",
@@ -331,29 +203,29 @@ const FUTURE_TIMES: [&str; 7] = [
     "this weekend",
     "later this month",
 ];
-const HOURS: [&str; 4] = ["8am-8pm", "9am-6pm", "7am-10pm", "10am-4pm on weekends"];
-const PROGRESS: [&str; 5] = [
+pub(super) const HOURS: [&str; 4] = ["8am-8pm", "9am-6pm", "7am-10pm", "10am-4pm on weekends"];
+pub(super) const PROGRESS: [&str; 5] = [
     "halfway through",
     "almost done",
     "took {n} minutes so far",
     "step {n} of 14",
     "starting now",
 ];
-const SERVICE_DESKS: [&str; 5] = [
+pub(super) const SERVICE_DESKS: [&str; 5] = [
     "customer service",
     "the call center",
     "the service team",
     "the Pulse reps",
     "the store staff",
 ];
-const INSULTS: [&str; 6] = ["clowns", "idiots", "morons", "jokers", "amateurs", "fools"];
-const CURSES: [&str; 4] = ["damn", "freaking", "bloody", "crappy"];
-const PRICES: [&str; 6] = ["$99", "$199", "$349", "$499", "$899", "$1,199"];
-const VERSIONS: [&str; 6] = ["2.1", "3.0.4", "4.2", "1.9.7", "5.0", "3.3.1"];
+pub(super) const INSULTS: [&str; 6] = ["clowns", "idiots", "morons", "jokers", "amateurs", "fools"];
+pub(super) const CURSES: [&str; 4] = ["damn", "freaking", "bloody", "crappy"];
+pub(super) const PRICES: [&str; 6] = ["$99", "$199", "$349", "$499", "$899", "$1,199"];
+pub(super) const VERSIONS: [&str; 6] = ["2.1", "3.0.4", "4.2", "1.9.7", "5.0", "3.3.1"];
 
 /// Sentence openers per tone, and whether the sentence after them continues in lower case.
 /// Only positive texts get the openers a lexicon reads as positive ("honestly", "lol").
-const POSITIVE_OPENERS: [(&str, bool); 6] = [
+pub(super) const POSITIVE_OPENERS: [(&str, bool); 6] = [
     ("Honestly, ", true),
     ("Ngl ", true),
     ("Okay so ", true),
@@ -361,7 +233,7 @@ const POSITIVE_OPENERS: [(&str, bool); 6] = [
     ("Update: ", false),
     ("Real talk: ", false),
 ];
-const NEGATIVE_OPENERS: [(&str, bool); 6] = [
+pub(super) const NEGATIVE_OPENERS: [(&str, bool); 6] = [
     ("Ugh, ", true),
     ("Ngl ", true),
     ("Welp. ", false),
@@ -369,14 +241,14 @@ const NEGATIVE_OPENERS: [(&str, bool); 6] = [
     ("PSA: ", false),
     ("Real talk: ", false),
 ];
-const NEUTRAL_OPENERS: [(&str, bool); 5] = [
+pub(super) const NEUTRAL_OPENERS: [(&str, bool); 5] = [
     ("Update: ", false),
     ("PSA: ", false),
     ("So... ", false),
     ("Quick one: ", false),
     ("Ngl ", true),
 ];
-const POSITIVE_CLOSERS: [&str; 6] = [
+pub(super) const POSITIVE_CLOSERS: [&str; 6] = [
     " Highly recommend!",
     " 10/10.",
     " Best purchase this year.",
@@ -384,7 +256,7 @@ const POSITIVE_CLOSERS: [&str; 6] = [
     " So good.",
     " Happy customer here.",
 ];
-const NEGATIVE_CLOSERS: [&str; 6] = [
+pub(super) const NEGATIVE_CLOSERS: [&str; 6] = [
     " Never again.",
     " So disappointed.",
     " Fix it!",
@@ -392,20 +264,20 @@ const NEGATIVE_CLOSERS: [&str; 6] = [
     " Awful.",
     " Ugh.",
 ];
-const NEUTRAL_CLOSERS: [&str; 5] = [
+pub(super) const NEUTRAL_CLOSERS: [&str; 5] = [
     " Thoughts?",
     " Pics later.",
     " More soon.",
     " Details below.",
     " Specs below.",
 ];
-const POSITIVE_EMOJI: [&str; 8] = ["😍", "💯", "🙌", "❤️", "😊", "🎉", "👍", "✨"];
-const NEGATIVE_EMOJI: [&str; 8] = ["😡", "🤬", "😤", "😞", "😢", "💔", "👎", "🙄"];
-const NEUTRAL_EMOJI: [&str; 5] = ["🤔", "📦", "👀", "📱", "📰"];
-const POSITIVE_TAGS: [&str; 6] = [
+pub(super) const POSITIVE_EMOJI: [&str; 8] = ["😍", "💯", "🙌", "❤️", "😊", "🎉", "👍", "✨"];
+pub(super) const NEGATIVE_EMOJI: [&str; 8] = ["😡", "🤬", "😤", "😞", "😢", "💔", "👎", "🙄"];
+pub(super) const NEUTRAL_EMOJI: [&str; 5] = ["🤔", "📦", "👀", "📱", "📰"];
+pub(super) const POSITIVE_TAGS: [&str; 6] = [
     "#love", "#happy", "#tech", "#gadgets", "#review", "#winning",
 ];
-const NEGATIVE_TAGS: [&str; 6] = [
+pub(super) const NEGATIVE_TAGS: [&str; 6] = [
     "#fail",
     "#customerservice",
     "#fixit",
@@ -413,8 +285,8 @@ const NEGATIVE_TAGS: [&str; 6] = [
     "#brokenpromises",
     "#tech",
 ];
-const CHURN_TAGS: [&str; 3] = ["#cancelled", "#switching", "#refund"];
-const NEUTRAL_TAGS: [&str; 6] = [
+pub(super) const CHURN_TAGS: [&str; 3] = ["#cancelled", "#switching", "#refund"];
+pub(super) const NEUTRAL_TAGS: [&str; 6] = [
     "#tech",
     "#news",
     "#unboxing",
@@ -422,31 +294,11 @@ const NEUTRAL_TAGS: [&str; 6] = [
     "#launch",
     "#specs",
 ];
-const SPONSORED_TAGS: [&str; 2] = ["#ad", "#sponsored"];
-const BRAND_MENTIONS: [&str; 3] = ["@Pulse", "@PulseSupport", "@PulseTech"];
-
-/// Probabilities of the optional decorations around the core template.
-const OPENER_PROB: f64 = 0.2;
-const CLOSER_PROB: f64 = 0.25;
-const BRAND_MENTION_PROB: f64 = 0.15;
-const USER_MENTION_PROB: f64 = 0.05;
-const HASHTAG_PROB: f64 = 0.55;
-const PRODUCT_HASHTAG_PROB: f64 = 0.5;
-const MAX_EXTRA_HASHTAGS: usize = 2;
-const SPONSORED_TAG_PROB: f64 = 0.4;
-const EMOJI_PROB: f64 = 0.35;
-const DOUBLE_EMOJI_PROB: f64 = 0.3;
-const LOWERCASE_PROB: f64 = 0.07;
-
-/// Probability that a post from a country with its own language is written in it (the rest
-/// are in English, as brand talk often is).
-const LOCAL_LANGUAGE_PROB: f64 = 0.85;
-/// Probability that a post without a place is written in one of the other languages, drawn
-/// as the places' volumes say.
-const UNPLACED_LOCAL_PROB: f64 = 0.2;
+pub(super) const SPONSORED_TAGS: [&str; 2] = ["#ad", "#sponsored"];
+pub(super) const BRAND_MENTIONS: [&str; 3] = ["@Pulse", "@PulseSupport", "@PulseTech"];
 
 /// Short texts in other languages, per (language, mood).
-const LOCAL_TEXTS: [(&str, &[&str], Mood); 28] = [
+pub(super) const LOCAL_TEXTS: [(&str, &[&str], Mood); 28] = [
     (
         "es",
         &[
@@ -703,7 +555,7 @@ const LOCAL_TEXTS: [(&str, &[&str], Mood); 28] = [
 
 /// Languages a post without a place may be written in, weighted like the places that speak
 /// them.
-const UNPLACED_LANGUAGES: [(&str, u32); 7] = [
+pub(super) const UNPLACED_LANGUAGES: [(&str, u32); 7] = [
     ("es", 9),
     ("fr", 7),
     ("de", 7),
@@ -712,374 +564,3 @@ const UNPLACED_LANGUAGES: [(&str, u32); 7] = [
     ("it", 3),
     ("nl", 3),
 ];
-
-/// The language spoken in a country when it is not English.
-fn local_language(country: &str) -> Option<&'static str> {
-    match country {
-        "ES" | "MX" => Some("es"),
-        "FR" => Some("fr"),
-        "DE" => Some("de"),
-        "BR" => Some("pt"),
-        "IT" => Some("it"),
-        "NL" => Some("nl"),
-        "JP" => Some("ja"),
-        _ => None,
-    }
-}
-
-/// What a text is about and where it is written from.
-pub(crate) struct TextRequest<'a> {
-    pub flavor: Flavor,
-    pub product: usize,
-    pub channel: Option<Channel>,
-    /// City named by slots such as "the Pulse store in {city}".
-    pub city: &'static str,
-    pub country: Option<&'static str>,
-    /// Handle of the author replied to, mentioned first.
-    pub reply_to: Option<&'a str>,
-    /// Handle of another user that may be mentioned.
-    pub other_user: &'a str,
-    /// What a scenario wave is about, added to every post of it.
-    pub topic: Option<&'static str>,
-}
-
-/// Writes a post text into `out` (cleared first) and returns its language code.
-pub(crate) fn compose(
-    rng: &mut SmallRng,
-    request: &TextRequest<'_>,
-    out: &mut String,
-) -> &'static str {
-    out.clear();
-    let tone = request.flavor.tone();
-    let mut slots = Slots::new(&PRODUCTS[request.product], request.city);
-    if let Some(handle) = request.reply_to {
-        out.push('@');
-        out.push_str(handle);
-        out.push(' ');
-    }
-
-    let local = match request.country {
-        Some(country) => local_language(country).filter(|_| rng.random_bool(LOCAL_LANGUAGE_PROB)),
-        None if rng.random_bool(UNPLACED_LOCAL_PROB) => {
-            let total: u32 = UNPLACED_LANGUAGES.iter().map(|(_, w)| w).sum();
-            let mut at = rng.random_range(0..total);
-            UNPLACED_LANGUAGES.iter().find_map(|(lang, w)| {
-                if at < *w {
-                    Some(*lang)
-                } else {
-                    at -= w;
-                    None
-                }
-            })
-        }
-        None => None,
-    };
-    if let Some(lang) = local {
-        let mood = request.flavor.mood();
-        let templates = LOCAL_TEXTS
-            .iter()
-            .find(|(l, _, m)| *l == lang && *m == mood)
-            .map(|(_, templates, _)| *templates)
-            .unwrap_or(&[]);
-        if !templates.is_empty() {
-            let template = pick(rng, templates);
-            render(rng, template, &mut slots, out);
-            if rng.random_bool(BRAND_MENTION_PROB) {
-                out.push(' ');
-                out.push_str(pick(rng, &BRAND_MENTIONS));
-            }
-            if rng.random_bool(HASHTAG_PROB) {
-                out.push(' ');
-                out.push_str(slots.product.hashtag);
-            }
-            push_topic(request, out);
-            push_emoji(rng, tone, out);
-            return lang;
-        }
-    }
-
-    let body_start = out.len();
-    let mut continues = false;
-    if rng.random_bool(OPENER_PROB) {
-        let openers = openers_for(tone);
-        let (opener, lower) = openers[rng.random_range(0..openers.len())];
-        out.push_str(opener);
-        continues = lower;
-    }
-    let core_start = out.len();
-    let template = pick(rng, request.flavor.templates());
-    render(rng, template, &mut slots, out);
-    if continues {
-        lowercase_first_word(out, core_start);
-    }
-    if request.flavor != Flavor::News && rng.random_bool(CLOSER_PROB) {
-        if !out.ends_with(['.', '!', '?']) {
-            out.push('.');
-        }
-        out.push_str(pick(rng, closers_for(tone)));
-    }
-    if rng.random_bool(LOWERCASE_PROB) {
-        let lowered = out[body_start..].to_lowercase();
-        out.truncate(body_start);
-        out.push_str(&lowered);
-    }
-    if rng.random_bool(BRAND_MENTION_PROB) {
-        out.push(' ');
-        out.push_str(pick(rng, &BRAND_MENTIONS));
-    }
-    if rng.random_bool(USER_MENTION_PROB) {
-        out.push_str(" cc @");
-        out.push_str(request.other_user);
-    }
-    if rng.random_bool(HASHTAG_PROB) {
-        if rng.random_bool(PRODUCT_HASHTAG_PROB) {
-            out.push(' ');
-            out.push_str(slots.product.hashtag);
-        }
-        let tags = match request.flavor {
-            Flavor::Churn => &CHURN_TAGS[..],
-            _ => tags_for(tone),
-        };
-        // Distinct tags: consecutive entries from a random starting point.
-        let first = rng.random_range(0..tags.len());
-        for i in 0..rng.random_range(0..=MAX_EXTRA_HASHTAGS.min(tags.len())) {
-            out.push(' ');
-            out.push_str(tags[(first + i) % tags.len()]);
-        }
-        let sponsored = matches!(
-            request.channel,
-            Some(Channel::Campaign | Channel::Influencer)
-        );
-        if sponsored && rng.random_bool(SPONSORED_TAG_PROB) {
-            out.push(' ');
-            out.push_str(pick(rng, &SPONSORED_TAGS));
-        }
-    }
-    push_topic(request, out);
-    push_emoji(rng, tone, out);
-    "en"
-}
-
-fn push_topic(request: &TextRequest<'_>, out: &mut String) {
-    if let Some(topic) = request.topic {
-        out.push_str(" — ");
-        out.push_str(topic);
-    }
-}
-
-fn push_emoji(rng: &mut SmallRng, tone: Tone, out: &mut String) {
-    if rng.random_bool(EMOJI_PROB) {
-        out.push(' ');
-        out.push_str(pick(rng, emoji_for(tone)));
-        if rng.random_bool(DOUBLE_EMOJI_PROB) {
-            out.push_str(pick(rng, emoji_for(tone)));
-        }
-    }
-}
-
-fn openers_for(tone: Tone) -> &'static [(&'static str, bool)] {
-    match tone {
-        Tone::Positive => &POSITIVE_OPENERS,
-        Tone::Negative => &NEGATIVE_OPENERS,
-        Tone::Neutral => &NEUTRAL_OPENERS,
-    }
-}
-
-fn closers_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_CLOSERS,
-        Tone::Negative => &NEGATIVE_CLOSERS,
-        Tone::Neutral => &NEUTRAL_CLOSERS,
-    }
-}
-
-fn emoji_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_EMOJI,
-        Tone::Negative => &NEGATIVE_EMOJI,
-        Tone::Neutral => &NEUTRAL_EMOJI,
-    }
-}
-
-fn tags_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_TAGS,
-        Tone::Negative => &NEGATIVE_TAGS,
-        Tone::Neutral => &NEUTRAL_TAGS,
-    }
-}
-
-/// Lower-cases the first letter at `start`, unless the word must stay capitalised
-/// ("I", "I'm", brand and product names).
-fn lowercase_first_word(out: &mut String, start: usize) {
-    let word = out[start..].split(' ').next().unwrap_or("");
-    let keep = word == "I" || word.starts_with("I'") || word.starts_with("Pulse");
-    if keep {
-        return;
-    }
-    if let Some(first) = out[start..].chars().next() {
-        if first.is_ascii_uppercase() {
-            out.replace_range(start..start + 1, &first.to_ascii_lowercase().to_string());
-        }
-    }
-}
-
-fn pick<'a>(rng: &mut SmallRng, items: &[&'a str]) -> &'a str {
-    items[rng.random_range(0..items.len())]
-}
-
-/// Slot values that must stay the same within one text (its product name and feature).
-struct Slots {
-    product: &'static Product,
-    product_name: Option<&'static str>,
-    feature: Option<&'static str>,
-    city: &'static str,
-}
-
-impl Slots {
-    fn new(product: &'static Product, city: &'static str) -> Self {
-        Slots {
-            product,
-            product_name: None,
-            feature: None,
-            city,
-        }
-    }
-
-    fn fill(&mut self, rng: &mut SmallRng, name: &str, out: &mut String) {
-        let value = match name {
-            "product" => *self
-                .product_name
-                .get_or_insert_with(|| pick(rng, self.product.names)),
-            "feature" => *self
-                .feature
-                .get_or_insert_with(|| pick(rng, self.product.features)),
-            "product_kind" => self.product.kind,
-            "issue" => pick(rng, self.product.issues),
-            "competitor" => pick(rng, &COMPETITORS),
-            "pos" | "Pos" => pick(rng, &POSITIVE_ADJECTIVES),
-            "neg" => pick(rng, &NEGATIVE_ADJECTIVES),
-            "past" => pick(rng, &PAST_TIMES),
-            "since" => pick(rng, &SINCE_TIMES),
-            "future" => pick(rng, &FUTURE_TIMES),
-            "service" | "Service" => pick(rng, &SERVICE_DESKS),
-            "insult" => pick(rng, &INSULTS),
-            "curse" => pick(rng, &CURSES),
-            "price" => pick(rng, &PRICES),
-            "version" => pick(rng, &VERSIONS),
-            "hours" => pick(rng, &HOURS),
-            "progress" => {
-                // Fillers may hold slots of their own (a number).
-                let filler = pick(rng, &PROGRESS);
-                render(rng, filler, self, out);
-                return;
-            }
-            "city" => self.city,
-            "n" => {
-                push_number(out, rng.random_range(2..=14));
-                return;
-            }
-            "quarter" => {
-                push_number(out, rng.random_range(1..=4));
-                return;
-            }
-            _ => {
-                debug_assert!(false, "unknown template slot {name}");
-                return;
-            }
-        };
-        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            push_capitalized(out, value);
-        } else {
-            out.push_str(value);
-        }
-    }
-}
-
-fn push_number(out: &mut String, n: u32) {
-    use std::fmt::Write;
-    let _ = write!(out, "{n}");
-}
-
-fn push_capitalized(out: &mut String, value: &str) {
-    let mut chars = value.chars();
-    if let Some(first) = chars.next() {
-        out.extend(first.to_uppercase());
-        out.push_str(chars.as_str());
-    }
-}
-
-/// Copies `template` into `out`, replacing each `{slot}` with a filler.
-fn render(rng: &mut SmallRng, template: &str, slots: &mut Slots, out: &mut String) {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        slots.fill(rng, &rest[open + 1..open + close], out);
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn all_templates() -> impl Iterator<Item = &'static str> {
-        [JOY, OPTIMISM, ANGER, SADNESS, CHURN, TOXIC, NEUTRAL, NEWS]
-            .into_iter()
-            .flatten()
-            .copied()
-            .chain(LOCAL_TEXTS.iter().flat_map(|(_, t, _)| t.iter().copied()))
-    }
-
-    #[test]
-    fn every_template_fills_every_slot() {
-        let mut rng = SmallRng::seed_from_u64(1);
-        for template in all_templates() {
-            for product in &PRODUCTS {
-                for _ in 0..20 {
-                    let mut out = String::new();
-                    let mut slots = Slots::new(product, "Paris");
-                    // Unknown slots trip a debug assertion inside `fill`.
-                    render(&mut rng, template, &mut slots, &mut out);
-                    assert!(!out.contains(['{', '}']), "{template} -> {out}");
-                    assert!(!out.contains("  "), "{template} -> {out}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn flavor_weights_cover_the_tone_mix() {
-        let total: u32 = FLAVOR_WEIGHTS.iter().map(|(_, w)| w).sum();
-        assert_eq!(total, FLAVOR_WEIGHT_TOTAL);
-        let share = |tone| {
-            let w: u32 = FLAVOR_WEIGHTS
-                .iter()
-                .filter(|(f, _)| f.tone() == tone)
-                .map(|(_, w)| w)
-                .sum();
-            f64::from(w) / f64::from(total)
-        };
-        assert!((share(Tone::Positive) - 0.35).abs() < 0.01);
-        assert!((share(Tone::Negative) - 0.30).abs() < 0.01);
-        assert!((share(Tone::Neutral) - 0.35).abs() < 0.01);
-    }
-
-    #[test]
-    fn continuing_openers_lowercase_only_ordinary_words() {
-        let mut s = "Ngl The thing".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl the thing");
-        let mut s = "Ngl I'm done".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl I'm done");
-        let mut s = "Ngl Pulse devs".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl Pulse devs");
-    }
-}

@@ -1,0 +1,153 @@
+use super::*;
+
+fn post(text: &str) -> PostFields<'_> {
+    PostFields {
+        text,
+        author: "u1",
+        platform: "twitter",
+        ..PostFields::default()
+    }
+}
+
+#[test]
+fn one_pass_finds_every_topic_a_post_matches() {
+    let (set, refused) = TopicSet::build(TopicDef::numbered(&[
+        "apple AND (iphone OR ipad)",
+        "\"customer service\" NOT bank",
+        "cancel* NEAR/2 subscription",
+        "platform:reddit",
+        "#pulse",
+    ]));
+    assert!(refused.is_empty());
+    let ids = |text: &str| -> Vec<i64> { set.matches(&post(text)).iter().map(|m| m.id).collect() };
+    assert_eq!(ids("My Apple iPad and #Pulse"), [1, 5]);
+    assert_eq!(ids("Customer-service was great"), [2]);
+    assert_eq!(ids("customer service at the bank"), Vec::<i64>::new());
+    assert_eq!(ids("cancelled my pulse subscription"), [3]);
+    assert_eq!(ids("subscription, I cancelled it"), [3]);
+    assert_eq!(
+        ids("cancelled it all, then my subscription"),
+        Vec::<i64>::new()
+    );
+    let reddit = PostFields {
+        platform: "reddit",
+        ..post("anything")
+    };
+    assert_eq!(
+        set.matches(&reddit)
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        [4]
+    );
+}
+
+#[test]
+fn near_misses_are_posts_a_not_or_a_field_removed() {
+    let expr = syntax::parse("coke NOT (drug OR cocaine) platform:twitter").unwrap();
+    let set = TopicSet::of(7, 1, &expr);
+    assert_eq!(set.verdict(&post("a cold coke")), Verdict::Matches);
+    assert_eq!(set.verdict(&post("coke is a drug")), Verdict::NearMiss);
+    let reddit = PostFields {
+        platform: "reddit",
+        ..post("coke please")
+    };
+    assert_eq!(set.verdict(&reddit), Verdict::NearMiss);
+    assert_eq!(set.verdict(&post("pepsi")), Verdict::Other);
+}
+
+#[test]
+fn sites_match_their_subdomains_and_links_the_text() {
+    let with_url = PostFields {
+        url: Some("https://news.example.com/a"),
+        ..post("read https://www.pulse.dev/blog")
+    };
+    for (query, expected) in [
+        ("site:example.com", true),
+        ("site:news.example.com", true),
+        ("site:other.example.com", false),
+        ("links:pulse.dev", true),
+        ("site:pulse.dev", false),
+        ("links:example.com", false),
+    ] {
+        assert_eq!(
+            query_matches(query, &with_url).unwrap(),
+            expected,
+            "{query}"
+        );
+    }
+}
+
+/// The index evaluates only the topics one of whose required atoms a post holds: on random
+/// queries and texts it finds exactly what evaluating every topic finds.
+#[test]
+fn the_index_finds_what_each_topic_alone_finds() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let words = [
+        "apple", "pie", "phone", "cake", "#pie", "@apple", "东京", "café", "app*",
+    ];
+    let term = |rng: &mut rand::rngs::SmallRng| -> String {
+        let w = words[rng.random_range(0..words.len())];
+        match rng.random_range(0..8) {
+            0 => format!("\"{w} {}\"", words[rng.random_range(0..3)]),
+            1 => "platform:reddit".into(),
+            _ => w.into(),
+        }
+    };
+    let query = |rng: &mut rand::rngs::SmallRng| -> String {
+        let a = term(rng);
+        let b = term(rng);
+        let c = term(rng);
+        match rng.random_range(0..6) {
+            0 => format!("{a} AND ({b} OR {c})"),
+            1 => format!("({a} OR {b}) NOT {c}"),
+            2 => format!("{a} NEAR/2 {b}"),
+            3 => format!("{a} AND NOT ({b} AND NOT {c})"),
+            4 => format!("({a} OR {b}) ({c} OR pie)"),
+            _ => format!("{a} {b} OR {c}"),
+        }
+    };
+    let defs: Vec<TopicDef> = (0..300)
+        .map(|i| TopicDef {
+            id: i,
+            version: 1,
+            query: query(&mut rng),
+        })
+        .collect();
+    let (set, _) = TopicSet::build(defs.clone());
+    let vocabulary = [
+        "apple", "pie", "phone", "cake", "#pie", "@apple", "東京", "cafe", "apps", "x",
+    ];
+    let mut matched = 0;
+    for n in 0..500 {
+        let text: Vec<&str> = (0..rng.random_range(1..8))
+            .map(|_| vocabulary[rng.random_range(0..vocabulary.len())])
+            .collect();
+        let text = text.join(" ");
+        let platform = if n % 3 == 0 { "reddit" } else { "twitter" };
+        let fields = PostFields {
+            platform,
+            ..post(&text)
+        };
+        let found: Vec<i64> = set.matches(&fields).iter().map(|m| m.id).collect();
+        let mut expected = set.matches_evaluating_all(&fields);
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{text} on {platform}");
+        matched += found.len();
+    }
+    assert!(
+        matched > 1_000,
+        "the queries match often enough to tell: {matched}"
+    );
+}
+
+#[test]
+fn near_visits_only_spans_within_reach() {
+    let left: Vec<Span> = (0..10_000).step_by(2).map(|p| (p, p)).collect();
+    let right: Vec<Span> = (1..10_000).step_by(2).map(|p| (p, p)).collect();
+    assert_eq!(near(&left, &right, 0, false).len(), 9_999);
+    assert_eq!(near(&[(5, 5)], &[(5, 5)], 3, false), Vec::<Span>::new());
+    assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, true), Vec::<Span>::new());
+    assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, false), vec![(1, 5)]);
+}

@@ -1,0 +1,524 @@
+//! Deletions and ownership on the real pipeline: a deleted post leaves every surface that
+//! showed or counted it, the rollups always equal a recount from the posts, and a producer
+//! cannot delete, squat on or inflate another producer's posts ([`ownership`]).
+
+mod ownership;
+
+use crate::common;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use common::*;
+use fred::prelude::*;
+use futures::{SinkExt, StreamExt};
+use pulse::auth::{keys, Role};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+pub(crate) fn post_at(id: &str, text: &str, created: DateTime<Utc>) -> Value {
+    PostEvent::new(id, text).at(created).json()
+}
+
+pub(crate) fn engagement(id: &str, post: &str, kind: &str, count: u32, at: DateTime<Utc>) -> Value {
+    json!({"type": "engagement", "id": id, "post_id": post, "kind": kind, "count": count,
+           "at": at.to_rfc3339(), "actor_followers": 150})
+}
+
+pub(crate) fn deletion(post: &str, at: DateTime<Utc>) -> Value {
+    json!({"type": "delete", "post_id": post, "at": at.to_rfc3339()})
+}
+
+pub(crate) async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
+    let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
+    pulse::streams::producer::xadd_events(redis, stream, &encoded)
+        .await
+        .expect("xadd");
+}
+
+/// Waits until every entry of the stream was read and acknowledged.
+pub(crate) async fn read_all(env: &TestEnv, redis: &Client) -> bool {
+    let mut s = pulse::config::Settings::default();
+    s.redis.stream = env.stream.clone();
+    s.redis.group = env.group.clone();
+    wait_until(WAIT, || async {
+        pulse::streams::group::group_stats(redis, &s)
+            .await
+            .is_ok_and(|g| g.lag == Some(0) && g.pending == 0)
+    })
+    .await
+}
+
+/// Waits until every entry was read and acknowledged and no engagement is held.
+pub(crate) async fn settled(env: &TestEnv, redis: &Client) -> bool {
+    let pg = env.pg().await;
+    read_all(env, redis).await
+        && wait_until(WAIT, || async {
+            let held: i64 = pg
+                .query_one("SELECT count(*) FROM engagements WHERE held", &[])
+                .await
+                .unwrap()
+                .get(0);
+            held == 0
+        })
+        .await
+}
+
+/// Waits until `n` stored posts are marked deleted.
+async fn deleted_posts_reach(pg: &tokio_postgres::Client, n: i64) -> bool {
+    wait_until(WAIT, || async {
+        pg.query_one(
+            "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .is_ok_and(|r| r.get::<_, i64>(0) == n)
+    })
+    .await
+}
+
+/// A WebSocket subscriber of every post.
+struct Subscriber {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Subscriber {
+    async fn posts(app: &TestApp) -> Subscriber {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
+            .await
+            .expect("websocket connects");
+        ws.send(Message::text(
+            json!({"type": "subscribe", "topics": ["posts"]}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let mut s = Subscriber { ws };
+        assert_eq!(s.next().await["type"], "subscribed");
+        s
+    }
+
+    /// The next text message; the wait counts from the call, so the server's pings do not
+    /// extend it.
+    async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).expect("JSON");
+            }
+        }
+    }
+
+    /// Every `posts` message up to and including the first that `last` matches.
+    async fn until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let m = self.next().await;
+            let done = last(&m);
+            seen.push(m);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn has_term(terms: &Value, term: &str) -> bool {
+    terms["terms"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["term"] == term))
+}
+
+fn trending_ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["post_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_post_leaves_every_surface_once_deleted() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut settings = env.settings();
+    settings.alerts.enabled = true;
+    settings.alerts.evaluate_every_secs = 0.3;
+    settings.virality.score_interval_ms = 100;
+    let app = spawn_app_with(env, settings).await;
+    let env = &app.env;
+    app.remove_rules().await;
+    app.create_rule(
+        &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
+                  "key": "pulse-phone", "threshold": 0.5, "min_volume": 3,
+                  "severity": "warning"}),
+    )
+    .await;
+    let mut live = Subscriber::posts(&app).await;
+
+    // The post under watch quotes a word no other post has.
+    let now = Utc::now();
+    let mut events = vec![post_at(
+        "walk",
+        "zorblax crashed again, terrible awful phone, I hate it",
+        now - TimeDelta::seconds(30),
+    )];
+    for i in 0..3 {
+        events.push(post_at(
+            &format!("other-{i}"),
+            "terrible awful phone, I hate it, the worst",
+            now - TimeDelta::seconds(20),
+        ));
+    }
+    for i in 0..5 {
+        events.push(engagement(
+            &format!("s{i}"),
+            "walk",
+            "share",
+            1,
+            now - TimeDelta::seconds(25 - i),
+        ));
+    }
+    // A post whose deletion came first is never pushed live nor shown.
+    events.push(deletion("early", now));
+    events.push(post_at("early", "zorblax early bird post", now));
+    // In one transaction, so one batch holds them all: the deletion before its post, and the
+    // alert's first evaluation sees all four posts.
+    let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
+    pulse::streams::producer::xadd_events_atomically(&redis, &env.stream, &encoded, &[])
+        .await
+        .unwrap();
+    assert!(settled(env, &redis).await);
+    let stats = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (_, body) = app
+                .get(&format!("/api/v1/metrics/overall?window=1h{query}"))
+                .await;
+            (
+                body["stats"]["posts"].as_i64().unwrap(),
+                body["stats"]["engagement"]["shares"].as_i64().unwrap_or(-1),
+            )
+        }
+    };
+
+    // Before: everywhere.
+    let (status, one) = app.get("/api/v1/posts/walk").await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["deleted_at"], Value::Null);
+    let listed = listed_post_ids(&app, "").await;
+    assert!(listed.contains(&"walk".to_string()) && !listed.contains(&"early".to_string()));
+    assert!(wait_until(WAIT, || async { stats("").await.0 == 4 }).await);
+    assert_eq!(stats("").await, stats("&product=pulse-phone").await);
+    app.aggregator()
+        .send(pulse::actors::aggregator::FlushTerms)
+        .await
+        .unwrap();
+    let (_, terms) = app.get("/api/v1/trending/terms?window=1h&limit=200").await;
+    assert!(has_term(&terms, "zorblax"), "{terms}");
+    assert!(
+        wait_until(WAIT, || async {
+            let (_, body) = app.get("/api/v1/trending/posts?limit=10").await;
+            trending_ids(&body).contains(&"walk".to_string())
+        })
+        .await
+    );
+    let alert = || async {
+        let (_, body) = app.get("/api/v1/alerts").await;
+        body["items"][0].clone()
+    };
+    assert!(
+        wait_until(WAIT, || async {
+            alert().await["evidence"]["top_posts"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["id"] == "walk"))
+        })
+        .await,
+        "{}",
+        alert().await
+    );
+    let pushed = live
+        .until(|m| m["type"] == "message:new" && m["data"]["id"] == "walk")
+        .await;
+    assert!(
+        pushed.iter().all(|m| m["data"]["id"] != "early"),
+        "{pushed:?}"
+    );
+
+    // The deletion.
+    xadd_all(&redis, &env.stream, &[deletion("walk", Utc::now())]).await;
+    app.wait_for("/api/v1/posts/walk", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+
+    // After: gone from every surface but the post's own page, which says it is deleted.
+    let gone = live
+        .until(|m| m["type"] == "message:deleted" && m["data"]["id"] == "walk")
+        .await;
+    assert!(gone.last().unwrap()["data"]["deleted_at"].is_string());
+    assert!(!listed_post_ids(&app, "")
+        .await
+        .contains(&"walk".to_string()));
+    assert!(wait_until(WAIT, || async { stats("").await == (3, 0) }).await);
+    assert_eq!(stats("&product=pulse-phone").await, (3, 0));
+    assert_eq!(stats("&sentiment=negative").await, (3, 0));
+    app.aggregator()
+        .send(pulse::actors::aggregator::FlushTerms)
+        .await
+        .unwrap();
+    let (_, terms) = app.get("/api/v1/trending/terms?window=1h&limit=200").await;
+    assert!(!has_term(&terms, "zorblax"), "{terms}");
+    assert!(has_term(&terms, "terrible"), "{terms}");
+    let (_, trending) = app.get("/api/v1/trending/posts?limit=10").await;
+    assert!(
+        !trending_ids(&trending).contains(&"walk".to_string()),
+        "{trending}"
+    );
+    let (status, _) = app.get("/api/v1/posts/walk/virality").await;
+    assert_eq!(status, 404);
+    assert!(
+        wait_until(WAIT, || async {
+            alert().await["evidence"]["deleted_posts"] == 1
+        })
+        .await,
+        "{}",
+        alert().await
+    );
+    let alert = alert().await;
+    assert_eq!(alert["status"], "firing", "{alert}");
+    assert!(!alert.to_string().contains("zorblax"), "{alert}");
+    assert_eq!(
+        alert["evidence"]["top_posts"].as_array().unwrap().len(),
+        3,
+        "{alert}"
+    );
+    app.shutdown().await;
+}
+
+pub(crate) type Keyed = BTreeMap<(String, String), Vec<i64>>;
+
+/// Rows of (dimension, key, figures...) by dimension and key, leaving out all-zero ones.
+pub(crate) fn keyed(rows: &[tokio_postgres::Row]) -> Keyed {
+    rows.iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                (2..9).map(|i| r.get::<_, i64>(i)).collect(),
+            )
+        })
+        .filter(|(_, v): &(_, Vec<i64>)| v.iter().any(|x| *x != 0))
+        .collect()
+}
+
+/// Every dimension's rollups, as the API reads them: (dimension, key) -> posts, negative,
+/// neutral, positive, sentiment sum (rounded), likes, shares.
+pub(crate) async fn rollups(pg: &tokio_postgres::Client) -> Keyed {
+    let rows = pg
+        .query(
+            "SELECT dimension, key, sum(posts)::int8, sum(negative)::int8, sum(neutral)::int8, \
+             sum(positive)::int8, round(sum(sentiment_sum) * 1000)::int8, sum(likes)::int8, \
+             sum(shares)::int8 FROM metric_rollups GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    keyed(&rows)
+}
+
+/// The same, recounted from the posts that are not deleted and the engagements that are not
+/// held, written out here independently of the database's own definition.
+async fn recount(pg: &tokio_postgres::Client) -> Keyed {
+    let rows = pg
+        .query(
+            "WITH p AS (SELECT * FROM posts WHERE deleted_at IS NULL), \
+             keyed AS ( \
+                 SELECT p.*, d.dimension, d.key FROM p CROSS JOIN LATERAL (VALUES \
+                     ('overall', ''), ('platform', p.platform), ('city', p.city), \
+                     ('country', p.country), ('product', p.product), ('channel', p.channel), \
+                     ('language', COALESCE(p.lang, 'und')), ('support', p.language_support)) \
+                     AS d (dimension, key) \
+                 WHERE d.key IS NOT NULL AND (p.language_support <> 'unsupported' \
+                     OR d.dimension IN ('language', 'support'))), \
+             scored AS ( \
+                 SELECT dimension, key, count(*) AS posts, \
+                     count(*) FILTER (WHERE sentiment_label = 'negative' AND language_support <> 'unsupported') AS negative, \
+                     count(*) FILTER (WHERE sentiment_label = 'neutral' AND language_support <> 'unsupported') AS neutral, \
+                     count(*) FILTER (WHERE sentiment_label = 'positive' AND language_support <> 'unsupported') AS positive, \
+                     COALESCE(sum(sentiment_score::float8) FILTER (WHERE language_support <> 'unsupported'), 0) AS sentiment \
+                 FROM keyed GROUP BY 1, 2), \
+             engaged AS ( \
+                 SELECT k.dimension, k.key, \
+                     sum(e.count) FILTER (WHERE e.kind = 'like') AS likes, \
+                     sum(e.count) FILTER (WHERE e.kind = 'share') AS shares \
+                 FROM engagements e JOIN p ON p.id = e.post_id CROSS JOIN LATERAL (VALUES \
+                     ('overall', ''), ('platform', p.platform), ('city', p.city), \
+                     ('country', p.country), ('product', p.product), ('channel', p.channel)) \
+                     AS k (dimension, key) \
+                 WHERE NOT e.held AND k.key IS NOT NULL GROUP BY 1, 2) \
+             SELECT COALESCE(s.dimension, g.dimension), COALESCE(s.key, g.key), \
+                 COALESCE(s.posts, 0)::int8, COALESCE(s.negative, 0)::int8, \
+                 COALESCE(s.neutral, 0)::int8, COALESCE(s.positive, 0)::int8, \
+                 round(COALESCE(s.sentiment, 0) * 1000)::int8, COALESCE(g.likes, 0)::int8, \
+                 COALESCE(g.shares, 0)::int8 \
+             FROM scored s FULL JOIN engaged g ON g.dimension = s.dimension AND g.key = s.key",
+            &[],
+        )
+        .await
+        .unwrap();
+    keyed(&rows)
+}
+
+#[actix_rt::test]
+async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_support_class() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let pg = env.pg().await;
+    let now = Utc::now();
+    // The lexicon reads English (supported); emoji alone name no language (unverified);
+    // German is read by no model here (unsupported).
+    let texts = [
+        ("en", "This phone is the worst, it broke after a day"),
+        ("en", "I love the new phone, great battery"),
+        ("emoji", "😀😀😀 👍👍 🎉"),
+        (
+            "de",
+            "Das Telefon ist kaputt und der Kundendienst antwortet nicht. Schrecklich!",
+        ),
+    ];
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for (i, (class, text)) in texts.iter().enumerate() {
+            let id = format!("{class}-{round}-{i}");
+            let created = now - TimeDelta::minutes(round * 2 + i as i64);
+            events.push(post_at(&id, text, created));
+            events.push(engagement(&format!("{id}-l"), &id, "like", 3, created));
+            events.push(engagement(&format!("{id}-s"), &id, "share", 2, created));
+        }
+    }
+    // Deletions that come first: those posts are stored deleted.
+    for (i, (class, _)) in texts.iter().enumerate() {
+        events.insert(0, deletion(&format!("{class}-0-{i}"), now));
+    }
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(env, &redis).await);
+    let supports: Vec<String> = pg
+        .query(
+            "SELECT DISTINCT language_support FROM posts ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(supports, ["supported", "unsupported", "unverified"]);
+    // A deletion whose batch committed after its post's is marked by the upkeep.
+    assert!(deleted_posts_reach(&pg, 4).await);
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+
+    // Deleted after they were stored, one of each class.
+    let later: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (class, _))| deletion(&format!("{class}-1-{i}"), now))
+        .collect();
+    xadd_all(&redis, &env.stream, &later).await;
+    assert!(settled(env, &redis).await);
+    assert!(deleted_posts_reach(&pg, 8).await);
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+
+    // Deletions that raced their posts (committed where neither batch saw the other), one of
+    // each class: repaired by the upkeep, through the same definition.
+    for (i, (class, _)) in texts.iter().enumerate() {
+        pg.execute(
+            "INSERT INTO post_deletions (post_id, at, stream_id) VALUES ($1, now(), 'raced')",
+            &[&format!("{class}-2-{i}")],
+        )
+        .await
+        .unwrap();
+    }
+    assert!(deleted_posts_reach(&pg, 12).await);
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+    // Everything is deleted: every rollup is back to zero.
+    assert!(rollups(&pg).await.is_empty(), "{:?}", rollups(&pg).await);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.ingest.unknown_post_hold_secs = 2;
+    settings.virality.score_interval_ms = 100;
+    let app = spawn_app_with(env, settings).await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let now = Utc::now();
+    let shares = |post: &str, n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| engagement(&format!("{post}-{i}"), post, "share", 1, now))
+            .collect()
+    };
+    xadd_all(&redis, &env.stream, &shares("ghost", 30)).await;
+    xadd_all(&redis, &env.stream, &shares("late", 4)).await;
+    assert!(read_all(env, &redis).await);
+    // Held engagements are counted nowhere and make no trending post.
+    let (_, overall) = app.get("/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(overall["stats"]["engagement"]["shares"], 0, "{overall}");
+    // The late post arrives: its engagements count from then on.
+    xadd_all(&redis, &env.stream, &[post_at("late", "fine phone", now)]).await;
+    assert!(
+        wait_until(WAIT, || async {
+            let (_, o) = app.get("/api/v1/metrics/overall?window=1h").await;
+            o["stats"]["engagement"]["shares"] == 4
+        })
+        .await
+    );
+    // The ghost never comes: dropped after the hold, and counted.
+    assert!(settled(env, &redis).await);
+    let (_, trending) = app.get("/api/v1/trending/posts?limit=50").await;
+    assert!(
+        !trending_ids(&trending).contains(&"ghost".to_string()),
+        "{trending}"
+    );
+    let (status, _) = app.get("/api/v1/posts/ghost/virality").await;
+    assert_eq!(status, 404);
+    // The counter rises once the statement that dropped them returned.
+    let counted = wait_until(WAIT, || async {
+        metrics_text(&app)
+            .await
+            .contains("pulse_events_refused_total{reason=\"unknown_post\"} 30")
+    })
+    .await;
+    assert!(counted, "{}", metrics_text(&app).await);
+    let (_, o) = app.get("/api/v1/metrics/overall?window=1h").await;
+    assert_eq!(o["stats"]["engagement"]["shares"], 4, "{o}");
+
+    // A forged count is refused at the door on every path.
+    let huge = engagement("huge", "late", "share", 1_000_001, now);
+    let (status, body) = http_post(&app, "/api/v1/events", &huge.to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("count"), "{body}");
+    xadd_all(&redis, &env.stream, &[huge]).await;
+    assert!(settled(env, &redis).await);
+    let dead: fred::prelude::Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    assert!(format!("{dead:?}").contains("count"), "{dead:?}");
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("pulse_dead_letters_total{reason=\"invalid_field\"} 1"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
