@@ -123,6 +123,19 @@ impl PostFilters<'_> {
     }
 }
 
+/// A listing's page size: `given`, or `default` when absent; a 400 `invalid_query` outside 1 to
+/// `max`.
+pub fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// A filter of an enumerated kind given as text (a saved search's, say), read as the query
 /// string would read it; a 400 `invalid_query` naming the kinds it may be otherwise.
 pub fn enumerated<T: serde::de::DeserializeOwned>(

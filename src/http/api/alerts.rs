@@ -324,13 +324,7 @@ pub async fn list_alerts(
     query: web::Query<AlertQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
     if let Some(name) = sql::unstorable([
         ("kind", q.kind.as_deref()),
         ("severity", q.severity.as_deref()),

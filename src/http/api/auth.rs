@@ -323,13 +323,7 @@ pub async fn audit_log(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be 1 to {MAX_AUDIT_PAGE}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(q.limit, 100, MAX_AUDIT_PAGE)?;
     let client = state.pool.get().await?;
     let items = crate::db::audit::list(
         &**client,

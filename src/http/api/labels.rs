@@ -316,13 +316,7 @@ pub struct LabelPage {
 )]
 #[get("/api/v1/labels")]
 pub async fn list(state: State, q: web::Query<LabelQuery>) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(q.limit, 100, MAX_PAGE)?;
     for (name, value) in [("post_id", &q.post_id), ("reviewer", &q.reviewer)] {
         if value
             .as_ref()

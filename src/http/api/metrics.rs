@@ -621,13 +621,7 @@ pub async fn trending_terms(
         Window::OneHour,
         Utc::now(),
     )?;
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=MAX_ITEMS).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_ITEMS}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(query.limit, 20, MAX_ITEMS)?;
     let client = state.pool.get().await?;
     let terms = terms_of(&client, query.topic, period, limit).await?;
     Ok(HttpResponse::Ok().json(TrendingTerms { span, terms }))

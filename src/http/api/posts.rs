@@ -93,13 +93,7 @@ pub fn check_post_id(id: &str) -> Result<(), ApiError> {
 #[get("/api/v1/posts")]
 pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let filters = q.post_filters()?;
     let mut filters = filters;
     if let Some(id) = q.filtered_topic {

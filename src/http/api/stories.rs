@@ -77,10 +77,7 @@ impl StoryQuery {
     /// The stories the query selects.
     pub fn selection(&self) -> Result<StorySelection, ApiError> {
         let q = self;
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
-        }
+        let limit = crate::http::filters::page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         let order = match q.sort.as_deref() {
             None | Some("newest") => StoryOrder::Newest,
             Some("growing") => StoryOrder::Growing,

@@ -295,13 +295,7 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let interval = match q.interval.as_deref() {
         None => None,
         Some("hour") => Some("hour"),

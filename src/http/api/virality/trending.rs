@@ -55,12 +55,7 @@ pub struct TrendingQuery {
 impl TrendingQuery {
     /// The query's filters as SQL conditions on the cascades, and its limit.
     pub fn conditions(&self) -> Result<(Conditions, i64), ApiError> {
-        let limit = self.limit.unwrap_or(20);
-        if !(1..=MAX_TRENDING).contains(&limit) {
-            return Err(invalid_query(format!(
-                "limit must be between 1 and {MAX_TRENDING}"
-            )));
-        }
+        let limit = crate::http::filters::page_limit(self.limit, 20, MAX_TRENDING)?;
         if let Some(name) = sql::unstorable([
             ("product", self.product.as_deref()),
             ("channel", self.channel.as_deref()),
@@ -211,12 +206,7 @@ pub async fn post_virality(
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     crate::http::api::posts::check_post_id(&id)?;
-    let limit = query.limit.unwrap_or(200);
-    if !(1..=MAX_HISTORY).contains(&limit) {
-        return Err(invalid_query(format!(
-            "limit must be between 1 and {MAX_HISTORY}"
-        )));
-    }
+    let limit = crate::http::filters::page_limit(query.limit, 200, MAX_HISTORY)?;
     let client = state.pool.get().await?;
     let Some(current) = cascades::current(&client, &id).await? else {
         return Err(ApiError::not_found(format!(
@@ -287,12 +277,7 @@ pub async fn momentum(
     query: web::Query<MomentumQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let dimension = query.dimension.unwrap_or_default();
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=MAX_TRENDING).contains(&limit) {
-        return Err(invalid_query(format!(
-            "limit must be between 1 and {MAX_TRENDING}"
-        )));
-    }
+    let limit = crate::http::filters::page_limit(query.limit, 20, MAX_TRENDING)?;
     let client = state.pool.get().await?;
     let items = cascades::momentum(&client, dimension.as_str(), limit).await?;
     Ok(HttpResponse::Ok().json(MomentumList { dimension, items }))
