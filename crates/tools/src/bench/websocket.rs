@@ -186,10 +186,16 @@ async fn subscriber(
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream).await?;
     ws.send(Message::text(subscribe)).await?;
     let mut local = Histogram::<u64>::new(3)?;
+    // Registered once, before any frame: `notify_waiters` wakes only registered waiters, and a
+    // `notified()` made anew each turn would miss a stop sent while a frame was being read, so
+    // the subscriber would wait for a frame that never comes.
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    stopped.as_mut().enable();
     loop {
         let frame = tokio::select! {
             f = ws.next() => f,
-            _ = stop.notified() => break,
+            _ = &mut stopped => break,
         };
         let Some(Ok(frame)) = frame else { break };
         let Message::Text(text) = frame else { continue };
