@@ -172,13 +172,6 @@ pub enum LanguageSupport {
 }
 
 impl LanguageSupport {
-    /// Every class, best first.
-    pub const ALL: [LanguageSupport; 3] = [
-        LanguageSupport::Supported,
-        LanguageSupport::Unverified,
-        LanguageSupport::Unsupported,
-    ];
-
     /// The lowercase name used in JSON, the database and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -186,13 +179,6 @@ impl LanguageSupport {
             LanguageSupport::Unverified => "unverified",
             LanguageSupport::Unsupported => "unsupported",
         }
-    }
-
-    /// Parses the lowercase name.
-    pub fn parse(name: &str) -> Option<LanguageSupport> {
-        LanguageSupport::ALL
-            .into_iter()
-            .find(|s| s.as_str() == name)
     }
 }
 
