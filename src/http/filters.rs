@@ -5,7 +5,7 @@ use super::error::ApiError;
 use crate::db::query as sql;
 use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
-use crate::models::views::from_name;
+use crate::models::named::Named;
 use crate::models::{LanguageSupport, Platform, SentimentLabel};
 
 /// Declares a query-string struct with its own fields followed by the post filters every
@@ -138,14 +138,15 @@ pub fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, Api
 
 /// A filter of an enumerated kind given as text (a saved search's, say), read as the query
 /// string would read it; a 400 `invalid_query` naming the kinds it may be otherwise.
-pub fn enumerated<T: serde::de::DeserializeOwned>(
-    name: &str,
-    value: Option<String>,
-) -> Result<Option<T>, ApiError> {
+pub fn enumerated<T: Named>(name: &str, value: Option<String>) -> Result<Option<T>, ApiError> {
     value
         .map(|v| {
-            from_name(&v)
-                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, format!("{name}: {e}")))
+            T::parse(&v).ok_or_else(|| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    format!("{name}: {}", T::unknown(&v)),
+                )
+            })
         })
         .transpose()
 }

@@ -829,7 +829,7 @@ mod tests {
     fn a_payload_missing_fields_still_renders() {
         for kind in ChannelKind::ALL {
             for event in DeliveryEvent::ALL {
-                let body = render(*kind, *event, &json!({}), "", "k");
+                let body = render(kind, event, &json!({}), "", "k");
                 assert!(body.is_object(), "{kind} {event}");
             }
         }

@@ -5,10 +5,9 @@ use tokio_postgres::{Client, Row};
 
 use super::query::Conditions;
 use crate::models::views::{
-    analysis_view, author_view, from_name, geo_view, metrics_view, topics_view, AnalysisColumns,
-    PostView,
+    analysis_view, author_view, geo_view, metrics_view, topics_view, AnalysisColumns, PostView,
 };
-use crate::models::{LanguageSource, Platform, SentimentLabel};
+use crate::models::{Emotion, LanguageSource, LanguageSupport, Platform, SentimentLabel};
 
 /// Columns of `posts` that [`post_view`] reads.
 pub const POST_COLUMNS: &str =
@@ -103,7 +102,7 @@ pub fn post_view(row: &Row) -> PostView {
     let (topics, topic_versions) = topics_view(row.get("topics"), row.get("topic_versions"));
     PostView {
         id: row.get("id"),
-        platform: from_name(row.get("platform")).unwrap_or(Platform::Other),
+        platform: Platform::parse(row.get("platform")).unwrap_or(Platform::Other),
         author: author_view(row.get("author_id"), row.get("author_followers")),
         text: row.get("text"),
         created_at: row.get("created_at"),
@@ -115,18 +114,21 @@ pub fn post_view(row: &Row) -> PostView {
         url: row.get("url"),
         metrics,
         analysis: analysis_view(AnalysisColumns {
-            label: from_name(row.get("sentiment_label")).unwrap_or(SentimentLabel::Neutral),
+            label: SentimentLabel::parse(row.get("sentiment_label"))
+                .unwrap_or(SentimentLabel::Neutral),
             score: row.get("sentiment_score"),
             emotions: serde_json::from_value(row.get("emotions")).unwrap_or_default(),
             emotion: row
                 .get::<_, Option<&str>>("emotion")
-                .and_then(|e| from_name(e).ok()),
+                .and_then(Emotion::parse),
             toxicity: row.get("toxicity"),
             hate: row.get("hate"),
             churn_risk: row.get("churn_risk"),
             model: row.get("model"),
-            lang_source: from_name(row.get("lang_source")).unwrap_or(LanguageSource::Unknown),
-            language_support: from_name(row.get("language_support")).unwrap_or_default(),
+            lang_source: LanguageSource::parse(row.get("lang_source"))
+                .unwrap_or(LanguageSource::Unknown),
+            language_support: LanguageSupport::parse(row.get("language_support"))
+                .unwrap_or_default(),
         }),
         story_id: row.get("story_id"),
         topics,

@@ -4,7 +4,6 @@
 use tokio_postgres::Client;
 
 use crate::models::alerts::{RuleKind, Severity};
-use crate::models::views::from_name;
 use crate::models::webhooks::{
     ChannelKind, Delivery, DeliveryEvent, DeliveryStatus, LastDelivery, QuietHours, Webhook,
 };
@@ -89,7 +88,7 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
                 alert_id: r.get(11),
                 digest_id: r.get(18),
                 event: r.get(12),
-                status: from_name(r.get(13)).unwrap_or(DeliveryStatus::Pending),
+                status: DeliveryStatus::parse(r.get(13)).unwrap_or(DeliveryStatus::Pending),
                 attempts: r.get(14),
                 last_status: r.get(15),
                 last_error: r.get(16),
@@ -168,7 +167,7 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
         .map(|r| Delivery {
             id: r.get(0),
             alert_id: r.get(1),
-            status: from_name(r.get(2)).unwrap_or(DeliveryStatus::Pending),
+            status: DeliveryStatus::parse(r.get(2)).unwrap_or(DeliveryStatus::Pending),
             attempts: r.get(3),
             last_status: r.get(4),
             last_error: r.get(5),

@@ -1,6 +1,7 @@
 //! What the analyzers say about a post. Ranges are carried by the types so that a value that
 //! reaches the database or a client is always in range.
 
+use super::named::named_enum;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -73,65 +74,22 @@ impl utoipa::PartialSchema for Probability {
 
 impl ToSchema for Probability {}
 
-/// The three-way sentiment label used everywhere in Pulse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SentimentLabel {
-    Negative,
-    Neutral,
-    Positive,
-}
-
-impl SentimentLabel {
-    /// Every label, in the order heads and confusion matrices use.
-    pub const ALL: [SentimentLabel; 3] = [
-        SentimentLabel::Negative,
-        SentimentLabel::Neutral,
-        SentimentLabel::Positive,
-    ];
-
-    /// The lowercase name used in JSON, the database and query strings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SentimentLabel::Negative => "negative",
-            SentimentLabel::Neutral => "neutral",
-            SentimentLabel::Positive => "positive",
-        }
-    }
-
-    /// Parses the lowercase name.
-    pub fn parse(name: &str) -> Option<SentimentLabel> {
-        SentimentLabel::ALL.into_iter().find(|l| l.as_str() == name)
+named_enum! {
+    /// The three-way sentiment label used everywhere in Pulse.
+    SentimentLabel {
+        Negative = "negative",
+        Neutral = "neutral",
+        Positive = "positive",
     }
 }
 
-/// The four emotions of the TweetEval emotion task, which Pulse reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Emotion {
-    Anger,
-    Joy,
-    Optimism,
-    Sadness,
-}
-
-impl Emotion {
-    /// Every emotion, in head order.
-    pub const ALL: [Emotion; 4] = [
-        Emotion::Anger,
-        Emotion::Joy,
-        Emotion::Optimism,
-        Emotion::Sadness,
-    ];
-
-    /// The lowercase name used in JSON and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Emotion::Anger => "anger",
-            Emotion::Joy => "joy",
-            Emotion::Optimism => "optimism",
-            Emotion::Sadness => "sadness",
-        }
+named_enum! {
+    /// The four emotions of the TweetEval emotion task, which Pulse reports.
+    Emotion {
+        Anger = "anger",
+        Joy = "joy",
+        Optimism = "optimism",
+        Sadness = "sadness",
     }
 }
 
@@ -156,55 +114,33 @@ impl EmotionScores {
     }
 }
 
-/// Whether the analysis of a post's language can be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LanguageSupport {
-    /// A model trained and measured on this language analysed the post.
-    #[default]
-    Supported,
-    /// The multilingual model analysed it, but was never measured on this language (or the
-    /// detector was unsure which language it is).
-    Unverified,
-    /// No model here understands the language: the scores are the English lexicon's or model's
-    /// and must not be read as sentiment. Aggregates and alerts leave such posts out.
-    Unsupported,
-}
-
-impl LanguageSupport {
-    /// The lowercase name used in JSON, the database and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LanguageSupport::Supported => "supported",
-            LanguageSupport::Unverified => "unverified",
-            LanguageSupport::Unsupported => "unsupported",
-        }
+named_enum! {
+    /// Whether the analysis of a post's language can be trusted.
+    #[derive(Default)]
+    LanguageSupport {
+        /// A model trained and measured on this language analysed the post.
+        #[default]
+        Supported = "supported",
+        /// The multilingual model analysed it, but was never measured on this language (or the
+        /// detector was unsure which language it is).
+        Unverified = "unverified",
+        /// No model here understands the language: the scores are the English lexicon's or model's
+        /// and must not be read as sentiment. Aggregates and alerts leave such posts out.
+        Unsupported = "unsupported",
     }
 }
 
-/// Where a post's language came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LanguageSource {
-    /// The producer's `lang`.
-    Given,
-    /// Detected with a confidence the detector calls reliable.
-    Detected,
-    /// Detected, but the detector was unsure (short or mixed text): the code is its best guess.
-    Unsure,
-    /// No letters to detect from (emoji, numbers, links only).
-    Unknown,
-}
-
-impl LanguageSource {
-    /// The lowercase name used in JSON and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LanguageSource::Given => "given",
-            LanguageSource::Detected => "detected",
-            LanguageSource::Unsure => "unsure",
-            LanguageSource::Unknown => "unknown",
-        }
+named_enum! {
+    /// Where a post's language came from.
+    LanguageSource {
+        /// The producer's `lang`.
+        Given = "given",
+        /// Detected with a confidence the detector calls reliable.
+        Detected = "detected",
+        /// Detected, but the detector was unsure (short or mixed text): the code is its best guess.
+        Unsure = "unsure",
+        /// No letters to detect from (emoji, numbers, links only).
+        Unknown = "unknown",
     }
 }
 

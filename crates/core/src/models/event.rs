@@ -3,6 +3,7 @@
 //! Parsing and validation live here so every entry point (Redis stream, HTTP) rejects the
 //! same inputs with the same reasons.
 
+use super::named::named_enum;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,50 +102,17 @@ impl ToSchema for Event {
     }
 }
 
-/// The social networks Pulse knows by name; anything else is `other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Twitter,
-    Reddit,
-    Instagram,
-    Tiktok,
-    Youtube,
-    Bluesky,
-    Mastodon,
-    Other,
-}
-
-impl Platform {
-    /// Every platform, for generators and documentation.
-    pub const ALL: [Platform; 8] = [
-        Platform::Twitter,
-        Platform::Reddit,
-        Platform::Instagram,
-        Platform::Tiktok,
-        Platform::Youtube,
-        Platform::Bluesky,
-        Platform::Mastodon,
-        Platform::Other,
-    ];
-
-    /// The lowercase name used in JSON, the database and query strings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Twitter => "twitter",
-            Platform::Reddit => "reddit",
-            Platform::Instagram => "instagram",
-            Platform::Tiktok => "tiktok",
-            Platform::Youtube => "youtube",
-            Platform::Bluesky => "bluesky",
-            Platform::Mastodon => "mastodon",
-            Platform::Other => "other",
-        }
-    }
-
-    /// Parses the lowercase name; `None` for anything unknown.
-    pub fn parse(name: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|p| p.as_str() == name)
+named_enum! {
+    /// The social networks Pulse knows by name; anything else is `other`.
+    Platform {
+        Twitter = "twitter",
+        Reddit = "reddit",
+        Instagram = "instagram",
+        Tiktok = "tiktok",
+        Youtube = "youtube",
+        Bluesky = "bluesky",
+        Mastodon = "mastodon",
+        Other = "other",
     }
 }
 

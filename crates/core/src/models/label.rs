@@ -5,50 +5,29 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::event::MAX_LABEL_BYTES;
+use super::named::named_enum;
 use super::SentimentLabel;
 
-/// What a label says something about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelKind {
-    /// Whether the post is about a topic (`related`, `unrelated`); needs `topic_id`.
-    Relevance,
-    /// The post's sentiment (`negative`, `neutral`, `positive`).
-    Sentiment,
-    /// Whether the post is spam or a bot's (`spam`, `bot`, `not_spam`).
-    Spam,
-    /// A tag (1 to 100 bytes of text).
-    Tag,
-    /// A note (1 to 2,000 bytes of text).
-    Note,
+named_enum! {
+    /// What a label says something about.
+    LabelKind {
+        /// Whether the post is about a topic (`related`, `unrelated`); needs `topic_id`.
+        Relevance = "relevance",
+        /// The post's sentiment (`negative`, `neutral`, `positive`).
+        Sentiment = "sentiment",
+        /// Whether the post is spam or a bot's (`spam`, `bot`, `not_spam`).
+        Spam = "spam",
+        /// A tag (1 to 100 bytes of text).
+        Tag = "tag",
+        /// A note (1 to 2,000 bytes of text).
+        Note = "note",
+    }
 }
 
 /// Longest note, in bytes.
 pub const MAX_NOTE_BYTES: usize = 2_000;
 
 impl LabelKind {
-    pub const ALL: [LabelKind; 5] = [
-        LabelKind::Relevance,
-        LabelKind::Sentiment,
-        LabelKind::Spam,
-        LabelKind::Tag,
-        LabelKind::Note,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LabelKind::Relevance => "relevance",
-            LabelKind::Sentiment => "sentiment",
-            LabelKind::Spam => "spam",
-            LabelKind::Tag => "tag",
-            LabelKind::Note => "note",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<LabelKind> {
-        LabelKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
     /// Why `value` is not a label of this kind, if it is not.
     pub fn value_problem(self, value: &str) -> Option<String> {
         let one_of = |allowed: &[&str]| {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::named::named_enum;
 use super::{Platform, SentimentLabel};
 
 /// `type` of a new committed post.
@@ -23,45 +24,19 @@ pub const STORY_UPDATE: &str = "story:update";
 /// Prefix of alert `type`s: `alert:<kind>`.
 pub const ALERT_PREFIX: &str = "alert:";
 
-/// What a client can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Topic {
-    /// Every new post (`message:new`) and deletion of one (`message:deleted`), filtered.
-    Posts,
-    /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
-    Metrics,
-    /// Alerts (`alert:<kind>`), filtered by the keys they carry.
-    Alerts,
-    /// Virality updates (`virality:update`), filtered by the keys they carry.
-    Virality,
-    /// Stories born (`story:new`) and grown (`story:update`).
-    Stories,
-}
-
-impl Topic {
-    /// Every topic, in documentation order.
-    pub const ALL: [Topic; 5] = [
-        Topic::Posts,
-        Topic::Metrics,
-        Topic::Alerts,
-        Topic::Virality,
-        Topic::Stories,
-    ];
-
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Topic::Posts => "posts",
-            Topic::Metrics => "metrics",
-            Topic::Alerts => "alerts",
-            Topic::Virality => "virality",
-            Topic::Stories => "stories",
-        }
-    }
-
-    /// Parses a wire name; `None` for an unknown topic.
-    pub fn parse(name: &str) -> Option<Topic> {
-        Topic::ALL.into_iter().find(|t| t.as_str() == name)
+named_enum! {
+    /// What a client can subscribe to.
+    Topic {
+        /// Every new post (`message:new`) and deletion of one (`message:deleted`), filtered.
+        Posts = "posts",
+        /// Live metrics snapshots (`metrics:initial`, then coalesced `metrics:update`).
+        Metrics = "metrics",
+        /// Alerts (`alert:<kind>`), filtered by the keys they carry.
+        Alerts = "alerts",
+        /// Virality updates (`virality:update`), filtered by the keys they carry.
+        Virality = "virality",
+        /// Stories born (`story:new`) and grown (`story:update`).
+        Stories = "stories",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Windowed metrics: the windows, the dimensions posts are aggregated by, and the stats of one
 //! slice of posts. Shared by the REST API, the live snapshot and the alert rules.
 
+use super::named::named_enum;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -93,58 +94,25 @@ pub fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::minutes(1)).unwrap_or(at)
 }
 
-/// The dimensions Pulse aggregates by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Dimension {
-    Overall,
-    Platform,
-    City,
-    Country,
-    Product,
-    Channel,
-    /// The post's language (`und` when none could be said).
-    Language,
-    /// The language support class (supported, unverified, unsupported).
-    Support,
-    /// A topic the post matched (the key is the topic's id); a post counts under each.
-    Topic,
+named_enum! {
+    /// The dimensions Pulse aggregates by.
+    Dimension {
+        Overall = "overall",
+        Platform = "platform",
+        City = "city",
+        Country = "country",
+        Product = "product",
+        Channel = "channel",
+        /// The post's language (`und` when none could be said).
+        Language = "language",
+        /// The language support class (supported, unverified, unsupported).
+        Support = "support",
+        /// A topic the post matched (the key is the topic's id); a post counts under each.
+        Topic = "topic",
+    }
 }
 
 impl Dimension {
-    /// Every dimension, in documentation order.
-    pub const ALL: [Dimension; 9] = [
-        Dimension::Overall,
-        Dimension::Platform,
-        Dimension::City,
-        Dimension::Country,
-        Dimension::Product,
-        Dimension::Channel,
-        Dimension::Language,
-        Dimension::Support,
-        Dimension::Topic,
-    ];
-
-    /// Parses a stored or query name; `None` for an unknown one.
-    pub fn parse(name: &str) -> Option<Dimension> {
-        Dimension::ALL.into_iter().find(|d| d.as_str() == name)
-    }
-
-    /// Name in the rollup table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Overall => "overall",
-            Dimension::Platform => "platform",
-            Dimension::City => "city",
-            Dimension::Country => "country",
-            Dimension::Product => "product",
-            Dimension::Channel => "channel",
-            Dimension::Language => "language",
-            Dimension::Support => "support",
-            Dimension::Topic => "topic",
-        }
-    }
-
     /// The `posts` column holding this dimension's key (`overall` has none).
     pub fn post_column(self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@ pub mod key_scope;
 pub mod label;
 pub mod live;
 pub mod metrics;
+pub mod named;
 pub mod printable;
 pub mod producer;
 pub mod role;

@@ -1,5 +1,6 @@
 //! Topics as the API and the pipeline carry them: what a post matched, and a topic's record.
 
+use super::named::named_enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,30 +14,13 @@ pub struct TopicMatch {
     pub version: i32,
 }
 
-/// Whether a topic's posts are matched now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TopicStatus {
-    /// New posts are matched against it.
-    Active,
-    /// Kept with its posts and figures; new posts are not matched.
-    Paused,
-}
-
-impl TopicStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TopicStatus::Active => "active",
-            TopicStatus::Paused => "paused",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<TopicStatus> {
-        match name {
-            "active" => Some(TopicStatus::Active),
-            "paused" => Some(TopicStatus::Paused),
-            _ => None,
-        }
+named_enum! {
+    /// Whether a topic's posts are matched now.
+    TopicStatus {
+        /// New posts are matched against it.
+        Active = "active",
+        /// Kept with its posts and figures; new posts are not matched.
+        Paused = "paused",
     }
 }
 

@@ -226,11 +226,3 @@ pub fn analysis_view(a: AnalysisColumns<'_>) -> AnalysisView {
         language_support: a.language_support,
     }
 }
-
-/// A value of one of the vocabulary's enums from its name: the serde name, as JSON, query
-/// strings and the database's text columns write it.
-pub fn from_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, serde::de::value::Error> {
-    use serde::de::{value::StrDeserializer, IntoDeserializer};
-    let name: StrDeserializer<'_, serde::de::value::Error> = name.into_deserializer();
-    T::deserialize(name)
-}

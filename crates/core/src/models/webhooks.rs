@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::alerts::{named_enum, RuleKind, Severity};
+use super::alerts::{RuleKind, Severity};
+use super::named::named_enum;
 
 named_enum! {
     /// The format a subscription delivers in.
@@ -96,13 +97,13 @@ pub struct Webhook {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where one delivery stands.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Dead,
+named_enum! {
+    /// Where one delivery stands.
+    DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        Dead = "dead",
+    }
 }
 
 /// One delivery of an alert or a digest to a subscription.
