@@ -14,6 +14,7 @@ Tabs, CR and LF inside texts become spaces. Sets over CAP examples are cut to a 
 random sample (random.Random(SEED).sample, then kept in file order).
 """
 import argparse, csv, glob, io, os, random, subprocess, sys, zipfile
+import xml.etree.ElementTree as ET
 
 CAP = 3000
 SEED = 20240601
@@ -32,6 +33,17 @@ SOURCES = {
     # is read at the commit that added it.
     "pl": ("SMAPWr/project-r-polska_political_analysis", "sentiment_data/all.text.test.txt",
            "778a2c8926882e4b64635da060328c0be0b489e9"),
+    # Webis-CLS-10 (Prettenhofer & Stein 2010, CC BY 4.0), Japanese book reviews, official test
+    # split; a public copy (the authors distribute it behind a login).
+    "ja": ("lijuntaopku/UFD", "data/jp/books/test.review", "1d5f78c1a5c579910e6dff0ca2144d2e46492abb"),
+    # RuSentiTweet (Smetanin 2022), the author's test split.
+    "ru": ("sismetanin/rusentitweet", "rusentitweet_test.csv", "bb714550c20f29cdab8ed6378bae15f4790f1b6d"),
+    # Turkish tweets (Aydin, Gungor & Erkan), the repository's test file.
+    "tr": ("cemrifki/sentiment-embeddings", "input/Turkish_twitter_test.csv",
+           "7b22dcfd26cb80f5df6d224ec28e84185a02c98c"),
+    # SemEval-2016 Task 5, Dutch restaurant reviews, official test gold.
+    "nl": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
+           "data/DU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
 }
 
 
@@ -130,7 +142,49 @@ def conv_pl(data):
     return rows
 
 
-CONVERTERS = {"pl": conv_pl, "id": conv_id, "zh": conv_zh, "ko": conv_ko, "id-nusax": conv_id_nusax}
+def conv_ja(data):
+    # Webis-CLS-10 test.review: XML items with <rating> (1.0-5.0), <summary> (the title) and
+    # <text>; 1,000 positive (4-5) and 1,000 negative (1-2), no 3. Text: title then body.
+    rows = []
+    for item in ET.fromstring(data).iter("item"):
+        rating = float(item.findtext("rating"))
+        if rating == 3:
+            continue
+        parts = ((item.findtext("summary") or "").strip(), (item.findtext("text") or "").strip())
+        rows.append(("positive" if rating > 3 else "negative", " ".join(p for p in parts if p)))
+    return rows
+
+
+def conv_ru(data):
+    # RuSentiTweet rusentitweet_test.csv: text,label,id; positive / neutral / negative, plus
+    # speech (greetings, thanks) and skip (noise), which have no place in three sentiments.
+    keep = {"negative", "neutral", "positive"}
+    return [(r["label"], r["text"]) for r in csv.DictReader(io.StringIO(data.decode("utf-8")))
+            if r["label"] in keep]
+
+
+def conv_tr(data):
+    # Turkish_twitter_test.csv: Text,Sentiment with P (positive) and N (negative).
+    m = {"P": "positive", "N": "negative"}
+    return [(m[r["Sentiment"].strip()], r["Text"])
+            for r in csv.DictReader(io.StringIO(data.decode("utf-8")))
+            if r["Sentiment"].strip() in m]
+
+
+def conv_nl(data):
+    # SemEval-2016 Task 5 SB1 gold: one row per sentence whose opinions all share a polarity;
+    # sentences with none or with mixed polarities are dropped (a derivation of this script,
+    # not a task of the workshop's).
+    rows = []
+    for sentence in ET.fromstring(data).iter("sentence"):
+        polarities = {o.get("polarity") for o in sentence.iter("Opinion")}
+        if len(polarities) == 1:
+            rows.append((polarities.pop(), sentence.findtext("text")))
+    return rows
+
+
+CONVERTERS = {"pl": conv_pl, "id": conv_id, "zh": conv_zh, "ko": conv_ko, "id-nusax": conv_id_nusax,
+              "ja": conv_ja, "ru": conv_ru, "tr": conv_tr, "nl": conv_nl}
 
 
 def main():

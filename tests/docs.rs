@@ -844,3 +844,41 @@ fn every_setting_metric_and_item_a_page_names_exists() {
         unknown.join("\n")
     );
 }
+
+/// A language is `supported` without training only with a measurement beside a published one:
+/// the multilingual bundle's `measured_languages` are exactly the table's `supported` rows, and
+/// each of those names a published figure.
+#[test]
+fn the_measured_languages_are_those_the_languages_page_measures_beside_a_published_figure() {
+    let manifest: serde_json::Value = serde_json::from_str(&read(
+        &root().join("models/e5-multilingual/pulse-model.json"),
+    ))
+    .unwrap();
+    let measured: BTreeSet<String> = manifest["measured_languages"]
+        .as_array()
+        .expect("measured_languages")
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    let rows = docs_table(
+        "languages.md",
+        &[
+            "language",
+            "set (repository, split)",
+            "domain, classes, texts",
+            "Pulse",
+            "published, fine-tuned on the set",
+            "support",
+        ],
+    );
+    let supported: Vec<&Vec<String>> = rows.iter().filter(|r| r[5] == "supported").collect();
+    for row in &supported {
+        assert!(
+            !row[4].is_empty() && !row[4].starts_with("none"),
+            "{row:?}: supported with no published figure"
+        );
+    }
+    let documented: BTreeSet<String> =
+        first_column_names(&supported.into_iter().cloned().collect::<Vec<_>>());
+    assert_eq!(measured, documented);
+}

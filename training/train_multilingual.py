@@ -22,7 +22,8 @@ macro-F1 plus GermEval held-out macro-F1, halved) is kept; then sentiment logit 
 tuned on UMSAB val and the offensive threshold on the held-out fifth.
 
 Writes layers.safetensors (the trained layers, float16, named as scripts/e5_bundle.py names
-the package's tensors), heads.safetensors (float32) and pulse-model.json.
+the package's tensors), heads.safetensors (float32) and pulse-model.json (keeping the keys it
+does not write, such as `measured_languages`, which docs/languages.md's measurements decide).
 """
 
 from __future__ import annotations

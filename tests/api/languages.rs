@@ -107,6 +107,7 @@ async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its
         "I love my new headphones, thank you!",
         "Me encanta mi teléfono nuevo, funciona genial",
         "Mijn koptelefoon doet het al twee weken niet meer. Belachelijk slecht",
+        "最悪のサービスです。注文した商品が届かず、二度と使いません。",
     ]});
     let (status, body) = t.post("/api/v1/analyze", &texts).await;
     assert_eq!(status, 200, "{body}");
@@ -128,8 +129,11 @@ async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its
             ("de", "negative", "supported", true),
             ("en", "positive", "supported", false),
             ("es", "positive", "supported", true),
-            // Dutch: the multilingual model reads it, but it was never measured on it.
+            // Dutch: the multilingual model reads it, but no published figure stands beside
+            // its measurement.
             ("nl", "negative", "unverified", true),
+            // Japanese: never trained on, measured on a public set beside a published figure.
+            ("ja", "negative", "supported", true),
         ],
         "{body}"
     );

@@ -7,7 +7,7 @@ import { Empty, Panel, SentimentBar } from "./Panel";
 const TOP = 8;
 
 const classes = [
-  { key: "supported", label: "supported", hint: "a model trained and measured on the language" },
+  { key: "supported", label: "supported", hint: "a model measured on the language" },
   { key: "unverified", label: "unverified", hint: "the multilingual model, never measured on the language, or the language is unsure" },
   { key: "unsupported", label: "unsupported", hint: "no model reads the language: left out of every other panel and of alerts" },
 ] as const;

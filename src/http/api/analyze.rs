@@ -89,7 +89,7 @@ pub struct TextAnalysis {
     /// The text's detected language (ISO 639-1 where it has one); null when it has no letters.
     pub lang: Option<String>,
     pub lang_source: LanguageSource,
-    /// Whether a model trained and measured on that language analysed the text.
+    /// Whether a model measured on that language (docs/languages.md) analysed the text.
     pub language_support: LanguageSupport,
 }
 

@@ -267,7 +267,7 @@ pub struct LanguageMetrics {
     /// One entry per language (`und`: none could be said), most posts first. Posts in a
     /// language no model understands count in `posts` with zero scores.
     pub languages: Vec<KeyedStats>,
-    /// Posts per support class: `supported` (a model trained and measured on the language),
+    /// Posts per support class: `supported` (a model measured on the language),
     /// `unverified` (the multilingual model, not measured on it, or the detector was unsure),
     /// `unsupported` (left out of every other aggregate and of alerts).
     pub support: Vec<KeyedStats>,

@@ -58,6 +58,11 @@ pub struct Manifest {
     /// has no head for are left empty rather than filled by the English lexicon.
     #[serde(default)]
     pub languages: Vec<String>,
+    /// Languages the bundle was not trained on but was measured on: a public labelled test
+    /// set each, its figure beside a published one in docs/languages.md. Posts in them are
+    /// `supported` as those in `languages` are.
+    #[serde(default)]
+    pub measured_languages: Vec<String>,
     /// Large initializers kept as raw files beside the model: loaded once per process and
     /// handed to every worker's session instead of each session holding its own copy.
     #[serde(default)]

@@ -33,7 +33,7 @@ pub trait Analyzer: Send + 'static {
         DecisionThresholds::LEXICON
     }
 
-    /// Languages (ISO 639-1) this backend was trained and measured on.
+    /// Languages (ISO 639-1) this backend was trained or measured on (docs/languages.md).
     fn languages(&self) -> Vec<String> {
         vec!["en".to_string()]
     }

@@ -57,7 +57,7 @@ impl LanguageRouter {
         }
     }
 
-    /// Languages some loaded model was trained and measured on.
+    /// Languages some loaded model was trained or measured on.
     pub fn supported_languages(&self) -> Vec<String> {
         let mut all = self.primary_languages.clone();
         if let Some((_, langs)) = &self.multilingual {

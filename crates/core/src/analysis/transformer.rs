@@ -396,12 +396,19 @@ impl Analyzer for TransformerAnalyzer {
         self.thresholds
     }
 
-    /// Languages the loaded bundles were trained and measured on (English when none says).
+    /// Languages the loaded bundles were trained or measured on (English when none says).
     fn languages(&self) -> Vec<String> {
         let mut langs: Vec<String> = self
             .bundles
             .iter()
-            .flat_map(|b| b.bundle.manifest.languages.iter().cloned())
+            .flat_map(|b| {
+                let manifest = &b.bundle.manifest;
+                manifest
+                    .languages
+                    .iter()
+                    .chain(&manifest.measured_languages)
+            })
+            .cloned()
             .collect();
         if langs.is_empty() {
             langs.push("en".to_string());

@@ -118,7 +118,7 @@ named_enum! {
     /// Whether the analysis of a post's language can be trusted.
     #[derive(Default)]
     LanguageSupport {
-        /// A model trained and measured on this language analysed the post.
+        /// A model measured on this language (trained on it, or read against a published figure on a public set: docs/languages.md) analysed the post.
         #[default]
         Supported = "supported",
         /// The multilingual model analysed it, but was never measured on this language (or the

@@ -87,7 +87,7 @@ pub struct AnalysisView {
     /// Where the post's `lang` came from: the producer (`given`), the detector (`detected`),
     /// the detector's best guess (`unsure`), or nowhere (`unknown`).
     pub lang_source: LanguageSource,
-    /// Whether a model trained and measured on the post's language analysed it
+    /// Whether a model measured on the post's language analysed it
     /// (`supported`), one not measured on it (`unverified`), or none understands it
     /// (`unsupported`: the scores are not sentiment and aggregates leave the post out).
     pub language_support: LanguageSupport,
