@@ -281,6 +281,8 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
         "window_secs=5",
         "status=merged",
         "colour=red",
+        "sentiment=furious",
+        "language_support=maybe",
     ] {
         let (status, body) = app.get(&format!("/api/v1/stories?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
@@ -289,6 +291,37 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
     // Filters keep the stories with a post of that value.
     let none = app.get_ok("/api/v1/stories?product=nothing-like-it").await;
     assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    // The post filters every listing shares: a story is listed under a value when one of its
+    // posts has it, as the posts listing says.
+    for (filter, values) in [
+        (
+            "language_support",
+            ["supported", "unverified", "unsupported"],
+        ),
+        ("sentiment", ["negative", "neutral", "positive"]),
+    ] {
+        for value in values {
+            let page = app
+                .get_ok(&format!("/api/v1/stories?{filter}={value}"))
+                .await;
+            let stories: BTreeSet<i64> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_i64().unwrap())
+                .collect();
+            let posts = app
+                .get_ok(&format!("/api/v1/posts?{filter}={value}&limit=500"))
+                .await;
+            let of_posts: BTreeSet<i64> = posts["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["story_id"].as_i64())
+                .collect();
+            assert_eq!(stories, of_posts, "{filter}={value}");
+        }
+    }
     app.shutdown().await;
 }
 

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stories::{self, StoryDetail, StoryOrder, StorySelection, StorySummary};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
-use crate::http::filters::PostFilters;
+use crate::http::filters::with_post_filters;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 
@@ -19,38 +19,31 @@ const MAX_LIMIT: i64 = 200;
 const DEFAULT_WINDOW_SECS: i64 = 3_600;
 const MAX_WINDOW_SECS: i64 = 7 * 86_400;
 
-/// Filters of the story listing; every one is optional. A dimension filter keeps the stories
-/// with at least one post of that value.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StoryQuery {
-    pub platform: Option<crate::models::Platform>,
-    pub product: Option<String>,
-    pub city: Option<String>,
-    pub country: Option<String>,
-    pub channel: Option<String>,
-    /// Language (ISO 639-1 where it has one).
-    pub lang: Option<String>,
-    /// A topic's id: stories with a post that matched it.
-    pub topic: Option<i64>,
-    /// Stories with a post at or after this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub from: Option<DateTime<Utc>>,
-    /// Stories with a post before this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::models::time::bounded")]
-    pub to: Option<DateTime<Utc>>,
-    /// `live` or `faded` (default: both).
-    pub status: Option<String>,
-    /// `newest` (born most recently first, the default) or `growing` (most posts in the
-    /// window before each story's latest post first).
-    pub sort: Option<String>,
-    /// The growth window in seconds, 60 to 604800 (default 3600).
-    #[param(minimum = 60, maximum = 604800)]
-    pub window_secs: Option<i64>,
-    /// Stories to return, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<i64>,
+with_post_filters! {
+    /// Filters of the story listing; every one is optional. A post filter keeps the stories
+    /// with at least one post it matches.
+    #[derive(Debug, Default, Deserialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    pub struct StoryQuery {
+        /// Stories with a post at or after this time (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub from: Option<DateTime<Utc>>,
+        /// Stories with a post before this time (RFC 3339).
+        #[serde(default, deserialize_with = "crate::models::time::bounded")]
+        pub to: Option<DateTime<Utc>>,
+        /// `live` or `faded` (default: both).
+        pub status: Option<String>,
+        /// `newest` (born most recently first, the default) or `growing` (most posts in the
+        /// window before each story's latest post first).
+        pub sort: Option<String>,
+        /// The growth window in seconds, 60 to 604800 (default 3600).
+        #[param(minimum = 60, maximum = 604800)]
+        pub window_secs: Option<i64>,
+        /// Stories to return, 1 to 200 (default 50).
+        #[param(minimum = 1, maximum = 200)]
+        pub limit: Option<i64>,
+    }
 }
 
 /// Stories, in the order asked for.
@@ -88,18 +81,7 @@ impl StoryQuery {
                 return Err(bad("status must be `live` or `faded`"));
             }
         }
-        let filters = PostFilters {
-            platform: q.platform,
-            product: &q.product,
-            city: &q.city,
-            country: &q.country,
-            channel: &q.channel,
-            lang: &q.lang,
-            language_support: None,
-            sentiment: None,
-            topic: q.topic,
-        }
-        .columns()?;
+        let filters = q.post_filters()?;
         Ok(StorySelection {
             filters,
             from: q.from,
