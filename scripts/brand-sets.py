@@ -29,8 +29,11 @@ import json
 import os
 import random
 import re
-import subprocess
+import sys
 from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from public_sets import clean, find_gitdir, git_show  # noqa: E402
 
 SEED = 20240601
 VAL_FRACTION = 0.10
@@ -40,22 +43,11 @@ csv.field_size_limit(10 ** 9)
 REPOS = "."
 
 
-def git_dir(name):
-    base = os.path.join(REPOS, name.replace("/", "+"))
-    for cand in (os.path.join(base, "repo", ".git"), os.path.join(base, "repo"), base):
-        if os.path.isfile(os.path.join(cand, "HEAD")):
-            return cand
-    raise SystemExit(f"no clone of {name} under {REPOS}")
-
-
-def git_show(repo, commit, path):
-    return subprocess.run(
-        ["git", "--git-dir", git_dir(repo), "show", f"{commit}:{path}"],
-        check=True, stdout=subprocess.PIPE).stdout
-
-
-def clean(text):
-    return " ".join(text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split())
+def show(repo, commit, path):
+    gitdir = find_gitdir(REPOS, repo)
+    if not gitdir:
+        raise SystemExit(f"no clone of {repo} under {REPOS}")
+    return git_show(gitdir, commit, path)
 
 
 def split_val(rows):
@@ -100,7 +92,7 @@ def write(out, name, splits):
 def germeval2017(out):
     # dev_v1.4.tsv: URL, text, relevance, sentiment, aspects; every document, relevant or not,
     # has a sentiment.
-    raw = git_show("LukasZavrel/GermEval_2017_db", "4afb1fba7bc272b081c8772b5e46a3edc05c8564",
+    raw = show("LukasZavrel/GermEval_2017_db", "4afb1fba7bc272b081c8772b5e46a3edc05c8564",
                    "GermEval/GermEval 2017 Shared Task/Data/dev_v1.4.tsv").decode("utf-8")
     rows = []
     for line in raw.split("\n"):
@@ -117,7 +109,7 @@ def germeval2017(out):
 
 
 def coffee(out):
-    data = json.loads(git_show("marielledado/german-coffee-reviews", "14161b5f5ccf1e2d9d47e2ca3d803c08e5aa807b",
+    data = json.loads(show("marielledado/german-coffee-reviews", "14161b5f5ccf1e2d9d47e2ca3d803c08e5aa807b",
                                "utopia.json").decode("utf-8"))
     rows = []
     for r in data:
@@ -134,7 +126,7 @@ UMSAB_MAP = {"0": "negative", "1": "neutral", "2": "positive"}
 
 
 def airline_es(out):
-    raw = git_show("jsantalo/happybirds", "a1ecaf1d16a447608edbb2baeb2fa10214daee0e",
+    raw = show("jsantalo/happybirds", "a1ecaf1d16a447608edbb2baeb2fa10214daee0e",
                    "data/tweets_public_es.csv").decode("utf-16")
     rows = [(r["airline_sentiment"].strip(), r["text"]) for r in csv.DictReader(io.StringIO(raw))]
     train, val = split_val(rows)
@@ -145,7 +137,7 @@ def allocine_series(out):
     m = {"0": "negative", "1": "positive"}
     res = {}
     for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
-        raw = git_show("Akram-ch/TP_NLP_2023", "92b67ece2b8cc39bf2eb1c17253b53138599199e",
+        raw = show("Akram-ch/TP_NLP_2023", "92b67ece2b8cc39bf2eb1c17253b53138599199e",
                        f"2-python_data_analysis/fr/{name}.tsv").decode("utf-8")
         rows = []
         for line in raw.split("\n"):

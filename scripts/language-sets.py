@@ -16,6 +16,9 @@ random sample (random.Random(SEED).sample, then kept in file order).
 import argparse, csv, glob, io, os, random, subprocess, sys, zipfile
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from public_sets import clean, find_gitdir, git_show  # noqa: E402
+
 CAP = 3000
 SEED = 20240601
 
@@ -47,14 +50,6 @@ SOURCES = {
 }
 
 
-def find_gitdir(repos, repo):
-    base = os.path.join(repos, repo.replace("/", "+"))
-    for cand in (os.path.join(base, "repo", ".git"), os.path.join(base, "repo"), base):
-        if os.path.isfile(os.path.join(cand, "HEAD")):
-            return cand
-    return None
-
-
 def read_source(lang, args):
     repo, path, *ref = SOURCES[lang]
     ref = ref[0] if ref else "HEAD"
@@ -67,15 +62,15 @@ def read_source(lang, args):
     gitdir = find_gitdir(args.repos, repo)
     if not gitdir:
         raise SystemExit(f"{lang}: no clone of {repo} under {args.repos}; pass --src {lang}=PATH")
-    out = subprocess.run(["git", "--git-dir", gitdir, "show", f"{ref}:{path}"], capture_output=True)
-    if out.returncode != 0 or not out.stdout:
-        raise SystemExit(f"{lang}: {repo}:{path} not readable from {gitdir} "
-                         f"({out.stderr.decode().strip()}); pass --src {lang}=PATH")
-    return out.stdout
-
-
-def clean(text):
-    return " ".join(text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split())
+    try:
+        data = git_show(gitdir, ref, path)
+    except subprocess.CalledProcessError as e:
+        data, why = b"", e.stderr.decode().strip()
+    else:
+        why = "empty"
+    if not data:
+        raise SystemExit(f"{lang}: {repo}:{path} not readable from {gitdir} ({why}); pass --src {lang}=PATH")
+    return data
 
 
 def conv_id(data):

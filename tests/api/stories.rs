@@ -301,25 +301,21 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
         ("sentiment", ["negative", "neutral", "positive"]),
     ] {
         for value in values {
-            let page = app
+            let ids = |page: Value, key: &str| -> BTreeSet<i64> {
+                let items = page["items"].as_array().expect("a page of items");
+                items.iter().filter_map(|item| item[key].as_i64()).collect()
+            };
+            let stories = app
                 .get_ok(&format!("/api/v1/stories?{filter}={value}"))
                 .await;
-            let stories: BTreeSet<i64> = page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_i64().unwrap())
-                .collect();
             let posts = app
                 .get_ok(&format!("/api/v1/posts?{filter}={value}&limit=500"))
                 .await;
-            let of_posts: BTreeSet<i64> = posts["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|p| p["story_id"].as_i64())
-                .collect();
-            assert_eq!(stories, of_posts, "{filter}={value}");
+            assert_eq!(
+                ids(stories, "id"),
+                ids(posts, "story_id"),
+                "{filter}={value}"
+            );
         }
     }
     app.shutdown().await;
