@@ -11,9 +11,7 @@ pub trait Named: Sized + Copy + 'static {
     fn as_str(self) -> &'static str;
 
     /// The value of a name; `None` for an unknown one.
-    fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|v| v.as_str() == name)
-    }
+    fn parse(name: &str) -> Option<Self>;
 
     /// The error for a name that is none of the values.
     fn unknown(name: &str) -> String {
