@@ -47,6 +47,12 @@ SOURCES = {
     # SemEval-2016 Task 5, Dutch restaurant reviews, official test gold.
     "nl": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
            "data/DU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
+    # The same gold, one row per opinion: the task's own unit (slot 3, polarity accuracy).
+    "nl-opinions": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
+                    "data/DU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
+    # SemEval-2016 Task 5, Turkish restaurant reviews, official test gold, one row per opinion.
+    "tr-opinions": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
+                    "data/TU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
 }
 
 
@@ -178,8 +184,18 @@ def conv_nl(data):
     return rows
 
 
+def conv_opinions(data):
+    # SemEval-2016 Task 5 SB1 gold, one row per opinion (its sentence's text, its polarity):
+    # accuracy over these rows is the task's slot-3 accuracy, here with one answer per sentence
+    # for all of its opinions (a sentence of mixed opinions is partly wrong by construction).
+    return [(o.get("polarity"), sentence.findtext("text"))
+            for sentence in ET.fromstring(data).iter("sentence")
+            for o in sentence.iter("Opinion")]
+
+
 CONVERTERS = {"pl": conv_pl, "id": conv_id, "zh": conv_zh, "ko": conv_ko, "id-nusax": conv_id_nusax,
-              "ja": conv_ja, "ru": conv_ru, "tr": conv_tr, "nl": conv_nl}
+              "ja": conv_ja, "ru": conv_ru, "tr": conv_tr, "nl": conv_nl,
+              "nl-opinions": conv_opinions, "tr-opinions": conv_opinions}
 
 
 def main():
