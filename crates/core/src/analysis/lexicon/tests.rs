@@ -294,6 +294,8 @@ fn intent_to_leave_counts_in_other_languages() {
         "Vou cancelar minha assinatura, o Pulse Phone é péssimo",
         "Disdico l'abbonamento, il Pulse Watch è una delusione totale",
         "Ik zeg mijn abonnement op, de Pulse Buds is waardeloos",
+        "Aboneliğimi iptal ediyorum, Pulse Phone tam bir hayal kırıklığı",
+        "İptal ettim, paramı geri istiyorum",
         "Pulse Phoneの解約を考えています。がっかりしました",
         "サポートがひどい。返金してほしい",
     ] {
@@ -309,6 +311,7 @@ fn negated_intent_does_not_count_in_other_languages() {
         "Ich werde nicht kündigen, der Support war super",
         "No voy a cancelar mi suscripción, ya funciona",
         "Non disdico, adesso funziona",
+        "Aboneliğimi iptal etmeyeceğim, destek sorunu çözdü",
         "解約しないことにしました",
         "Mi Pulse Phone no funciona desde ayer. Qué desastre",
         "Le Pulse Phone plante sans arrêt, c'est insupportable",

@@ -677,7 +677,9 @@ pub(super) const CHURN_CUES: &[(&str, f32)] = &[
 ];
 
 /// Statements of leaving in the other languages people complain in (Spanish, French, German,
-/// Portuguese, Italian, Dutch): the model reads their sentiment, and these say the intent.
+/// Portuguese, Italian, Dutch, Turkish): the model reads their sentiment, and these say the
+/// intent. Turkish negates inside the verb (`iptal etmeyeceğim`, "I will not cancel"), so its
+/// cues are whole affirmative verb forms, never a stem a negation could follow.
 pub(super) const LOCAL_CHURN_CUES: &[(&str, f32)] = &[
     // Spanish
     ("cancelar mi", EXPLICIT_INTENT),
@@ -753,6 +755,21 @@ pub(super) const LOCAL_CHURN_CUES: &[(&str, f32)] = &[
     ("stap over naar", INTENT),
     ("overstappen naar", INTENT),
     ("nooit meer", INTENT),
+    // Turkish
+    ("iptal ettim", EXPLICIT_INTENT),
+    ("iptal ediyorum", EXPLICIT_INTENT),
+    ("iptal edeceğim", EXPLICIT_INTENT),
+    ("iptal ettireceğim", EXPLICIT_INTENT),
+    ("hesabımı kapattım", EXPLICIT_INTENT),
+    ("hesabımı kapatıyorum", EXPLICIT_INTENT),
+    ("hesabımı sildim", EXPLICIT_INTENT),
+    ("aboneliğimi sonlandırdım", EXPLICIT_INTENT),
+    ("paramı geri istiyorum", INTENT),
+    ("para iadesi", INTENT),
+    ("iade istiyorum", INTENT),
+    ("bir daha asla", INTENT),
+    ("bir daha almam", INTENT),
+    ("bir daha kullanmam", INTENT),
 ];
 
 /// Statements of leaving in scripts written without spaces (Japanese), found as substrings:
