@@ -55,22 +55,8 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
     // that old whatever the server reads meanwhile.
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
-        .await
-        .unwrap();
     xadd_aged(&redis, &env.stream, 600_000, &AtomicU64::new(0), 3).await;
-    let held: fred::types::Value = redis
-        .xreadgroup(
-            env.group.as_str(),
-            "stopped-cold",
-            Some(3),
-            None,
-            false,
-            env.stream.as_str(),
-            ">",
-        )
-        .await
-        .unwrap();
+    let held = env.read_as(&redis, "stopped-cold", 3).await;
     assert!(format!("{held:?}").contains("an old entry"), "{held:?}");
     let s = SecuredServer::start_in(env, |s| {
         s.ingest.max_backlog = 0;

@@ -457,24 +457,10 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
 async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its_trials_died() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
-        .await
-        .unwrap();
     let good = xadd_event(&redis, &env.stream, &post_json("worn-good", "a fine post")).await;
     let poison = xadd_event(&redis, &env.stream, &post_json("worn-poison", "a bad one")).await;
     // Another consumer reads them, claims them again, and dies without acknowledging them.
-    let _: Value = redis
-        .xreadgroup(
-            env.group.as_str(),
-            "ghost",
-            Some(2),
-            None,
-            false,
-            env.stream.as_str(),
-            ">",
-        )
-        .await
-        .unwrap();
+    env.read_as(&redis, "ghost", 2).await;
     for id in [&good, &poison] {
         let _: Value = redis
             .custom(
@@ -541,23 +527,9 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
 async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    pulse::streams::group::ensure_group(&redis, &env.stream, &env.group)
-        .await
-        .unwrap();
     // A consumer that read an entry, acknowledged it and went away.
     let id = xadd_event(&redis, &env.stream, &post_json("seen-by-gone", "hello")).await;
-    let _: Value = redis
-        .xreadgroup(
-            env.group.as_str(),
-            "gone",
-            Some(1),
-            None,
-            false,
-            env.stream.as_str(),
-            ">",
-        )
-        .await
-        .unwrap();
+    env.read_as(&redis, "gone", 1).await;
     let _: i64 = redis
         .xack(env.stream.as_str(), env.group.as_str(), id.as_str())
         .await

@@ -196,6 +196,27 @@ impl TestEnv {
             .unwrap_or(-1)
     }
 
+    /// Delivers up to `count` new entries to another `consumer` of the group (made first if
+    /// need be, from the stream's start), as a process that reads and then stops would; they
+    /// stay pending on it.
+    pub async fn read_as(&self, redis: &Client, consumer: &str, count: u64) -> Value {
+        pulse::streams::group::ensure_group(redis, &self.stream, &self.group)
+            .await
+            .unwrap();
+        redis
+            .xreadgroup(
+                self.group.as_str(),
+                consumer,
+                Some(count),
+                None,
+                false,
+                self.stream.as_str(),
+                ">",
+            )
+            .await
+            .unwrap()
+    }
+
     /// Entries delivered to the group and not acknowledged.
     pub async fn pending(&self, redis: &Client) -> i64 {
         let mut s = Settings::default();
