@@ -94,13 +94,19 @@ pub fn detect(text: &str) -> PostLanguage {
             // answer of one of them can still be a language it does not know: a Dutch sentence
             // reads as German to it. A trigram guess it does not know then stands when fairly
             // confident, but not against its Hindi, which is romanised and code-mixed: the
-            // trigrams never saw that and take it for Indonesian or Turkish (a Turkish letter
-            // settles that one).
-            let unknown_guess = g.code != "en"
-                && !model.knows(guess)
-                && (!sure
-                    || (g.code != "hi" && info.confidence() >= FOREIGN_GUESS)
-                    || (g.code == "hi" && guess == "tr" && turkish_letters(&cleaned)));
+            // trigrams never saw that and take it for Indonesian or Turkish. A Turkish letter
+            // settles a Turkish guess against its Hindi, and one that English never writes
+            // against its English (short Turkish tweets with an English word or two).
+            let turkish = guess == "tr"
+                && match g.code {
+                    "hi" => has_any(&cleaned, TURKISH_LETTERS),
+                    "en" => has_any(&cleaned, ONLY_TURKISH_LETTERS),
+                    _ => false,
+                };
+            let unknown_guess = turkish
+                || (g.code != "en"
+                    && !model.knows(guess)
+                    && (!sure || (g.code != "hi" && info.confidence() >= FOREIGN_GUESS)));
             if unknown_guess {
                 return PostLanguage {
                     code: Some(guess.to_string()),
@@ -135,10 +141,13 @@ pub const SURE_MARGIN: f64 = 8.0;
 /// and of the Dutch and Turkish sets (docs/languages.md).
 const FOREIGN_GUESS: f64 = 0.5;
 
-/// Whether `text` holds a letter of the Turkish alphabet beyond ASCII: romanised Hindi writes
-/// none of them.
-fn turkish_letters(text: &str) -> bool {
-    text.chars().any(|c| "çğıöşüÇĞİÖŞÜ".contains(c))
+/// The letters of the Turkish alphabet beyond ASCII: romanised Hindi writes none of them.
+const TURKISH_LETTERS: &str = "çğıöşüÇĞİÖŞÜ";
+/// Those of them no other language the tweet model knows writes (English borrows ü and ç).
+const ONLY_TURKISH_LETTERS: &str = "ğışĞİŞ";
+
+fn has_any(text: &str, letters: &str) -> bool {
+    text.chars().any(|c| letters.contains(c))
 }
 
 /// The most frequent short words of the languages most posts are in.
@@ -375,6 +384,8 @@ mod tests {
         for (text, want) in [
             ("Slechte bediening, koude soep, lange wachttijd.", "nl"),
             ("harika bir gündü ya", "tr"),
+            // And of English for the second, with whatlang unsure of Turkish.
+            ("Twitter'a hoş geldim :)", "tr"),
         ] {
             let got = detect(text);
             assert_eq!(got.code.as_deref(), Some(want), "{text}");
