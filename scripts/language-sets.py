@@ -22,7 +22,14 @@ from public_sets import clean, find_gitdir, git_show  # noqa: E402
 CAP = 3000
 SEED = 20240601
 
-# lang -> (repo, path in repo)
+
+def semeval16(lang):
+    """A public copy of a SemEval-2016 Task 5 restaurant test gold (DU, TU, ...), pinned."""
+    return ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
+            f"data/{lang}_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e")
+
+
+# lang -> (repo, path in repo[, commit])
 SOURCES = {
     "id": ("indobenchmark/indonlu", "dataset/smsa_doc-sentiment-prosa/valid_preprocess.tsv"),
     "zh": ("ymcui/Chinese-BERT-wwm", "data/chnsenticorp/chnsenticorp.zip"),
@@ -45,14 +52,11 @@ SOURCES = {
     "tr": ("cemrifki/sentiment-embeddings", "input/Turkish_twitter_test.csv",
            "7b22dcfd26cb80f5df6d224ec28e84185a02c98c"),
     # SemEval-2016 Task 5, Dutch restaurant reviews, official test gold.
-    "nl": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
-           "data/DU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
+    "nl": semeval16("DU"),
     # The same gold, one row per opinion: the task's own unit (slot 3, polarity accuracy).
-    "nl-opinions": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
-                    "data/DU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
+    "nl-opinions": semeval16("DU"),
     # SemEval-2016 Task 5, Turkish restaurant reviews, official test gold, one row per opinion.
-    "tr-opinions": ("SwapnilSMane/Multilingual-Ngram-based-Convolutional-Network-MNCN-",
-                    "data/TU_REST_SB1_TEST.xml.gold", "c225fd8a01ad53057b7ccde934b386b71b28498e"),
+    "tr-opinions": semeval16("TU"),
 }
 
 
