@@ -320,10 +320,7 @@ impl Cluster {
     /// Waits until `n` posts are stored (the processes are up and consuming).
     async fn warm_up(&self, n: i64) {
         assert!(
-            wait_until(Duration::from_secs(60), || async {
-                self.env.post_count().await >= n
-            })
-            .await,
+            self.env.stored(n, Duration::from_secs(60)).await,
             "the processes store posts\n{}",
             self.logs()
         );
@@ -489,7 +486,7 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
     let (stored, distinct, found): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     // Rollups: every (minute, dimension, key) must count exactly the stored posts.
     let rollup_mismatches: i64 = pg
-        .query_one(
+        .scalar(
             "WITH p AS (
                  SELECT date_trunc('minute', created_at) AS minute, d.dimension, d.key,
                         count(*) AS posts
@@ -506,18 +503,14 @@ async fn finish(cluster: &Cluster, producer: Producer, name: &str) -> Outcome {
              WHERE r.posts IS DISTINCT FROM p.posts",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let rollup_total: i64 = pg
-        .query_one(
+        .scalar(
             // Every post counts once by support class (unsupported ones are not in `overall`).
             "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'support'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let row = pg
         .query_one(
             "SELECT count(*), COALESCE(sum(count), 0)::int8,

@@ -22,10 +22,7 @@ async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
 
     let first = PulseProcess::start(&env.env());
     assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await >= 5_000
-        })
-        .await,
+        env.stored(5_000, Duration::from_secs(120)).await,
         "the first process makes progress"
     );
     first.signal(libc::SIGKILL);
@@ -68,10 +65,7 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
 
     let first = PulseProcess::start(&vars);
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await >= 150
-        })
-        .await,
+        env.stored(150, Duration::from_secs(60)).await,
         "the source makes progress\n{}",
         first.log_text()
     );
@@ -175,12 +169,7 @@ async fn sigterm_drains_in_flight_batches_and_exits_zero() {
     xadd_posts(&redis, &env.stream, "term", 0..20_000).await;
 
     let mut process = PulseProcess::start(&env.env());
-    assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await >= 1_000
-        })
-        .await
-    );
+    assert!(env.stored(1_000, Duration::from_secs(120)).await);
     process.signal(libc::SIGTERM);
     assert_eq!(
         process.wait(Duration::from_secs(60)),
@@ -201,12 +190,7 @@ async fn sigterm_drains_in_flight_batches_and_exits_zero() {
         .await,
         "the rest is stored by the next process (had {stored})"
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(20)).await);
 }
 
 /// Starts Pulse on `env`, produces 20,000 posts in paced chunks, calls `restart` once 3,000 are
@@ -235,12 +219,7 @@ async fn survives_a_restart_under_load(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await >= 3_000
-        })
-        .await
-    );
+    assert!(env.stored(3_000, Duration::from_secs(120)).await);
     restart();
     producer.await.unwrap();
 
@@ -394,12 +373,7 @@ async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
     private.stop();
     // One entry at a time, so every read finds only a few.
     for i in 0..200 {
-        xadd_event(
-            &redis,
-            &env.stream,
-            &post_json(&format!("trickle-{i}"), "Fine"),
-        )
-        .await;
+        env.xadd_post(&redis, &format!("trickle-{i}"), "Fine").await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

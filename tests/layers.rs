@@ -186,20 +186,7 @@ fn expand(text: &str) -> Vec<Vec<String>> {
             .flat_map(|item| {
                 let item = item.trim();
                 match item.find("::") {
-                    Some(sep) if !item.starts_with('{') => {
-                        let head = item[..sep].to_owned();
-                        let mut paths = expand(&item[sep + 2..]);
-                        if paths.is_empty() {
-                            paths.push(Vec::new());
-                        }
-                        paths
-                            .into_iter()
-                            .map(|mut p| {
-                                p.insert(0, head.clone());
-                                p
-                            })
-                            .collect::<Vec<_>>()
-                    }
+                    Some(sep) if !item.starts_with('{') => under(&item[..sep], &item[sep + 2..]),
                     _ => vec![vec![ident(item)]],
                 }
             })
@@ -211,21 +198,21 @@ fn expand(text: &str) -> Vec<Vec<String>> {
     }
     let rest = &text[head.len()..];
     match rest.strip_prefix("::") {
-        Some(tail) => {
-            let mut paths = expand(tail);
-            if paths.is_empty() {
-                paths.push(Vec::new());
-            }
-            paths
-                .into_iter()
-                .map(|mut p| {
-                    p.insert(0, head.clone());
-                    p
-                })
-                .collect()
-        }
+        Some(tail) => under(&head, tail),
         None => vec![vec![head]],
     }
+}
+
+/// The paths of `tail` (a use tree) each under `head`; `head` alone when the tail names none.
+fn under(head: &str, tail: &str) -> Vec<Vec<String>> {
+    let mut paths = expand(tail);
+    if paths.is_empty() {
+        paths.push(Vec::new());
+    }
+    for path in &mut paths {
+        path.insert(0, head.to_owned());
+    }
+    paths
 }
 
 fn ident(text: &str) -> String {

@@ -55,13 +55,13 @@ async fn settled(app: &TestApp) -> Value {
 
 #[actix_rt::test]
 async fn reviewers_labels_calibrate_sentiment_only_when_it_beats_the_shipped_model() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.analyzer.backend = Backend::Onnx;
-    settings.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
-    settings.analyzer.multilingual_bundles = Vec::new();
-    settings.analyzer.calibration_every_ms = 200;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.analyzer.backend = Backend::Onnx;
+        s.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
+        s.analyzer.multilingual_bundles = Vec::new();
+        s.analyzer.calibration_every_ms = 200;
+    })
+    .await;
     let pg = app.env.pg().await;
 
     let mut events = Vec::new();
@@ -199,13 +199,11 @@ async fn reviewers_labels_calibrate_sentiment_only_when_it_beats_the_shipped_mod
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["active_id"], id);
     let audited: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM audit_log WHERE action = 'calibration.update' \
              AND outcome = 'succeeded'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(audited, 2);
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{unique, wait_until, PulseProcess, TestEnv};
+use common::{content_type, unique, wait_until, FetchJson, PulseProcess, TestEnv};
 use pulse::auth::{keys, Role};
 
 fn frontend() -> PathBuf {
@@ -70,10 +70,7 @@ fn generate(env: &[(String, String)], count: u32) -> i64 {
 }
 
 async fn wait_for_posts(env: &TestEnv, count: i64) {
-    let stored = wait_until(Duration::from_secs(60), || async {
-        env.post_count().await >= count
-    })
-    .await;
+    let stored = env.stored(count, Duration::from_secs(60)).await;
     assert!(stored, "the generated posts were not stored");
 }
 
@@ -95,6 +92,33 @@ fn report(out: &Output) -> String {
     )
 }
 
+/// Runs the browser script `script` against `pulse` with `args`, its screenshots going to
+/// the output folder `name`; what it printed, once it succeeded, and that folder.
+fn run_in_browser(
+    script: &str,
+    pulse: &PulseProcess,
+    name: &str,
+    args: &[&str],
+) -> (String, PathBuf) {
+    let url = format!("http://{}", pulse.address);
+    let out_dir = output_dir(name);
+    let mut argv = vec![script, url.as_str()];
+    argv.extend_from_slice(args);
+    argv.extend(["--out", out_dir.to_str().expect("utf-8 path")]);
+    let out = node(&argv, &[]);
+    let text = report(&out);
+    assert!(out.status.success(), "{script} failed\n{text}");
+    (text, out_dir)
+}
+
+/// Panics unless the browser run left each of `shots` as a PNG in `out_dir`.
+fn assert_screenshots(out_dir: &Path, shots: &[&str]) {
+    for shot in shots {
+        let file = out_dir.join(format!("{shot}.png"));
+        assert!(file.is_file(), "no {shot} screenshot");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     let dist = dist();
@@ -104,35 +128,21 @@ async fn the_dashboard_shows_the_live_pipeline_in_a_browser() {
     let posts = generate(&vars, 320);
     wait_for_posts(&env, posts).await;
 
-    let url = format!("http://{}", pulse.address);
-    let out_dir = output_dir("live");
-    let out = node(
-        &[
-            "e2e/dashboard.mjs",
-            &url,
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        &[],
-    );
-    let text = report(&out);
-    assert!(out.status.success(), "browser test failed\n{text}");
+    let (text, out_dir) = run_in_browser("e2e/dashboard.mjs", &pulse, "live", &[]);
     assert!(text.contains("all dashboard checks passed"), "{text}");
-    for shot in [
-        "dashboard",
-        "viral",
-        "filtered",
-        "spike",
-        "channels",
-        "digests",
-        "review",
-        "theme-toggled",
-    ] {
-        assert!(
-            out_dir.join(format!("{shot}.png")).is_file(),
-            "no {shot} screenshot"
-        );
-    }
+    assert_screenshots(
+        &out_dir,
+        &[
+            "dashboard",
+            "viral",
+            "filtered",
+            "spike",
+            "channels",
+            "digests",
+            "review",
+            "theme-toggled",
+        ],
+    );
     println!("{text}");
 }
 
@@ -155,28 +165,9 @@ async fn the_demo_shows_an_incident_and_a_viral_post_in_a_browser() {
         dist.display().to_string(),
     ));
     let pulse = PulseProcess::start_with_args(&vars, &["serve", "--demo"]);
-    let url = format!("http://{}", pulse.address);
-    let out_dir = output_dir("demo");
-    let out = node(
-        &[
-            "e2e/demo.mjs",
-            &url,
-            "--within-s",
-            "240",
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        &[],
-    );
-    let text = report(&out);
-    assert!(out.status.success(), "demo browser test failed\n{text}");
+    let (text, out_dir) = run_in_browser("e2e/demo.mjs", &pulse, "demo", &["--within-s", "240"]);
     assert!(text.contains("all demo checks passed"), "{text}");
-    for shot in ["demo-alerts", "demo-viral"] {
-        assert!(
-            out_dir.join(format!("{shot}.png")).is_file(),
-            "no {shot} screenshot"
-        );
-    }
+    assert_screenshots(&out_dir, &["demo-alerts", "demo-viral"]);
     println!("{text}");
 }
 
@@ -206,40 +197,27 @@ async fn signing_in_to_the_dashboard_in_a_browser() {
         .expect("ingest key")
         .key;
 
-    let url = format!("http://{}", pulse.address);
-    let out_dir = output_dir("auth");
-    let out = node(
-        &[
-            "e2e/auth.mjs",
-            &url,
-            "--api-key",
-            &analyst,
-            "--ingest-key",
-            &ingest,
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        &[],
+    let (text, out_dir) = run_in_browser(
+        "e2e/auth.mjs",
+        &pulse,
+        "auth",
+        &["--api-key", &analyst, "--ingest-key", &ingest],
     );
-    let text = report(&out);
-    assert!(out.status.success(), "browser test failed\n{text}");
     assert!(text.contains("all auth checks passed"), "{text}");
     assert!(
         text.contains("renewed, the WebSocket reconnected"),
         "{text}"
     );
-    for shot in [
-        "auth-sign-in",
-        "auth-invalid-key",
-        "auth-ingest-key",
-        "auth-signed-in",
-        "auth-signed-out",
-    ] {
-        assert!(
-            out_dir.join(format!("{shot}.png")).is_file(),
-            "no {shot} screenshot"
-        );
-    }
+    assert_screenshots(
+        &out_dir,
+        &[
+            "auth-sign-in",
+            "auth-invalid-key",
+            "auth-ingest-key",
+            "auth-signed-in",
+            "auth-signed-out",
+        ],
+    );
     println!("{text}");
 }
 
@@ -267,12 +245,8 @@ async fn the_payload_schemas_match_what_the_server_sends() {
     let fired = wait_until(Duration::from_secs(60), || async {
         let page: serde_json::Value = http
             .get(format!("{url}/api/v1/alerts?status=firing"))
-            .send()
-            .await
-            .expect("alerts")
-            .json()
-            .await
-            .expect("alerts json");
+            .fetch_json()
+            .await;
         page["items"].as_array().is_some_and(|a| !a.is_empty())
     })
     .await;
@@ -351,10 +325,7 @@ async fn the_dashboard_is_served_with_client_routes_and_cache_headers() {
 
     let asset = get("/assets/app-abc123.js").await.unwrap();
     assert_eq!(asset.status(), 200);
-    assert!(asset.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/javascript"));
+    assert!(content_type(&asset).starts_with("text/javascript"));
     assert!(asset.headers()["cache-control"]
         .to_str()
         .unwrap()
@@ -400,9 +371,6 @@ async fn without_a_build_the_root_says_how_to_make_one() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(content_type(&res).starts_with("text/html"));
     assert!(res.text().await.unwrap().contains("npm run build"));
 }

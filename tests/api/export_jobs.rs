@@ -86,14 +86,12 @@ async fn waits_for_lock(app: &TestApp, prefix: &str) -> bool {
         let database = database.clone();
         let pattern = format!("{prefix}%");
         async move {
-            pg.query_one(
+            pg.scalar::<i64>(
                 "SELECT count(*) FROM pg_stat_activity \
                  WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE $2",
                 &[&database, &pattern],
             )
             .await
-            .unwrap()
-            .get::<_, i64>(0)
                 > 0
         }
     })
@@ -144,13 +142,11 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
             app.env
                 .pg()
                 .await
-                .query_one(
+                .scalar::<i64>(
                     "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
                     &[],
                 )
                 .await
-                .unwrap()
-                .get::<_, i64>(0)
                 == 2
         })
         .await
@@ -169,10 +165,7 @@ async fn an_export_job_outlives_a_killed_process_and_leaves_out_deleted_posts() 
     let url = done["download_url"].as_str().unwrap();
     let response = reqwest::get(app.url(url)).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/csv"));
+    assert!(content_type(&response).starts_with("text/csv"));
     let text = response.text().await.unwrap();
     let header = pulse::http::api::search::export::CSV_COLUMNS.join(",");
     assert!(text.starts_with(&format!("{header}\r\n")));
@@ -235,10 +228,8 @@ async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
     // A queued job's link does not serve it before it is done.
     let pg = app.env.pg().await;
     let token: String = pg
-        .query_one("SELECT token FROM export_jobs WHERE id = $1", &[&ids[0]])
-        .await
-        .unwrap()
-        .get(0);
+        .scalar("SELECT token FROM export_jobs WHERE id = $1", &[&ids[0]])
+        .await;
     let (status, body) = app
         .get(&format!(
             "/api/v1/exports/{}/download?token={token}",
@@ -296,13 +287,11 @@ async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
     let (status, ()) = futures::join!(cancel, release);
     assert_eq!(status, 204);
     let chunks = || async {
-        pg.query_one(
+        pg.scalar::<i64>(
             "SELECT count(*) FROM export_chunks WHERE job_id = $1",
             &[&id],
         )
         .await
-        .unwrap()
-        .get::<_, i64>(0)
     };
     assert_eq!(chunks().await, 0);
     assert_eq!(app.get(&format!("/api/v1/exports/{id}")).await.0, 404);
@@ -387,12 +376,12 @@ async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_
 
 #[actix_rt::test]
 async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage_is_refused() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.export.max_rows = 150;
-    settings.export.chunk_rows = 100;
-    settings.export.max_stored_mb_per_caller = 1;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.export.max_rows = 150;
+        s.export.chunk_rows = 100;
+        s.export.max_stored_mb_per_caller = 1;
+    })
+    .await;
     seed(&app, 300, 0).await;
 
     let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
@@ -410,13 +399,11 @@ async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage
     assert!(failed["download_url"].is_null());
     let pg = app.env.pg().await;
     let chunks: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM export_chunks WHERE job_id = $1",
             &[&id],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(chunks, 0, "a failed job keeps no file");
 
     // A caller whose finished exports hold its share of the store gets no new job.
@@ -514,12 +501,9 @@ async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_ow
     assert_eq!(status, 204);
     let pg = server.env.pg().await;
     let audited: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM audit_log WHERE action IN ('search.export_job', 'search.export_delete')",
             &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        ).await;
     assert_eq!(audited, 4, "three jobs made, one deleted");
 }

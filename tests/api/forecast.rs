@@ -40,14 +40,12 @@ async fn finished_cascades(
 
 /// Rows of posts and cascades in the store.
 async fn stored(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one(
+    pg.scalar(
         "SELECT (SELECT count(*) FROM posts) + (SELECT count(*) FROM virality_cascades) \
              + (SELECT count(*) FROM author_records)",
         &[],
     )
     .await
-    .unwrap()
-    .get(0)
 }
 
 /// Everything the store records of the author `prolific`, whenever posted.
@@ -210,14 +208,14 @@ async fn audience_driven_cascades(pg: &tokio_postgres::Client, platform: &str) {
 
 #[actix_rt::test]
 async fn the_tracker_refits_a_platform_as_soon_as_it_has_enough_finished_cascades() {
-    let env = TestEnv::new().await;
-    let mut s = env.settings();
-    // The pass over every platform is hourly; the one platform that comes to enough cascades
-    // afterwards is refitted at the next check, as often as track records are recorded.
-    s.virality.forecast_refit_interval_secs = 3_600;
-    s.virality.author_records_interval_ms = 200;
-    s.virality.forecast_refit_min_cascades = 500;
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(|s| {
+        // The pass over every platform is hourly; the one platform that comes to enough cascades
+        // afterwards is refitted at the next check, as often as track records are recorded.
+        s.virality.forecast_refit_interval_secs = 3_600;
+        s.virality.author_records_interval_ms = 200;
+        s.virality.forecast_refit_min_cascades = 500;
+    })
+    .await;
     let pg = app.env.pg().await;
     for platform in ["mastodon", "bluesky"] {
         audience_driven_cascades(&pg, platform).await;
@@ -527,12 +525,8 @@ async fn a_forecast_counts_only_the_authors_posts_from_before_its_time() {
     finished_cascades(&pg, "prolific", "twitter", 2, 40).await;
     record_finished_cascades(&mut pg).await.unwrap();
     let posted: Vec<chrono::DateTime<chrono::Utc>> = pg
-        .query("SELECT created_at FROM posts ORDER BY created_at", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT created_at FROM posts ORDER BY created_at", &[])
+        .await;
     let as_of = |at: chrono::DateTime<chrono::Utc>| {
         let mut d = draft("prolific", "twitter");
         d["at"] = json!(at.to_rfc3339());
@@ -607,12 +601,12 @@ async fn recording_by_hand() -> TestApp {
 /// A Pulse whose tracker expires cascades after `expiry_secs` without activity and records
 /// authors' cascades every 200 ms.
 async fn recording_app(expiry_secs: u64) -> TestApp {
-    let env = TestEnv::new().await;
-    let mut s = env.settings();
-    s.virality.score_interval_ms = 100;
-    s.virality.inactive_expiry_secs = expiry_secs;
-    s.virality.author_records_interval_ms = 200;
-    spawn_app_with(env, s).await
+    spawn_app_tuned(|s| {
+        quick_scores(s);
+        s.virality.inactive_expiry_secs = expiry_secs;
+        s.virality.author_records_interval_ms = 200;
+    })
+    .await
 }
 
 /// Stream events of `author`'s post made five minutes ago and its `shares` shares, a second
@@ -675,13 +669,13 @@ async fn forecast_once_recorded(app: &TestApp, author: &str, cascades: u64, typi
 
 #[actix_rt::test]
 async fn shares_just_stored_reach_the_record_without_waiting_for_the_periodic_pass() {
-    let env = TestEnv::new().await;
-    let mut s = env.settings();
-    s.virality.score_interval_ms = 100;
-    // The periodic pass never comes within the test: only the pass after the writes can.
-    s.virality.author_records_interval_ms = 3_600_000;
-    s.virality.author_records_settle_ms = 200;
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(|s| {
+        quick_scores(s);
+        // The periodic pass never comes within the test: only the pass after the writes can.
+        s.virality.author_records_interval_ms = 3_600_000;
+        s.virality.author_records_settle_ms = 200;
+    })
+    .await;
     app.send_events(&shared_post("fresh", "fresh-author", 7))
         .await;
     let author = forecast_once_recorded(&app, "fresh-author", 1, 7.0).await;
@@ -704,13 +698,11 @@ async fn a_post_still_spreading_counts_in_its_authors_record_before_it_finishes(
     assert_eq!(author["new_author"], false);
     let pg = app.env.pg().await;
     let status: String = pg
-        .query_one(
+        .scalar(
             "SELECT status FROM virality_cascades WHERE post_id = 'spreading'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(status, "active", "recorded while it was still growing");
 }
 

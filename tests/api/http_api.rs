@@ -112,11 +112,11 @@ async fn health_ready_and_metrics_answer() {
 
 #[actix_rt::test]
 async fn ready_is_503_when_postgres_is_unreachable() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.database.url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
-    settings.migrate_on_start = false;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.database.url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+        s.migrate_on_start = false;
+    })
+    .await;
     let (status, body) = app.get("/ready").await;
     assert_eq!(status, 503);
     assert_eq!(body["postgres"]["status"], "error");
@@ -180,10 +180,8 @@ async fn ready_is_503_while_postgres_answers_but_refuses_writes() {
     .unwrap();
     end_other_sessions().await;
     let stored = wait_until(Duration::from_secs(60), || async {
-        pg.query_one("SELECT count(*) FROM posts WHERE id = 'ro-1'", &[])
+        pg.scalar::<i64>("SELECT count(*) FROM posts WHERE id = 'ro-1'", &[])
             .await
-            .unwrap()
-            .get::<_, i64>(0)
             == 1
     })
     .await;
@@ -303,12 +301,7 @@ async fn posts_are_listed_newest_first_with_filters_and_keyset_pages() {
     assert_eq!(seen, expected, "newest first, every post once");
 
     let (_, body) = api.get("/api/v1/posts?platform=reddit").await;
-    let ids: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = strings(&body["items"], "id");
     assert_eq!(ids, vec!["l-1", "l-3", "l-5"]);
 
     let from = (chrono::Utc::now() - chrono::Duration::seconds(150)).to_rfc3339();
@@ -443,14 +436,12 @@ async fn a_batch_is_appended_whole_or_not_at_all_when_redis_refuses_writes() {
         .env
         .pg()
         .await
-        .query_one(
+        .scalar(
             "SELECT COALESCE(sum(count), 0)::int8 FROM engagements \
              WHERE post_id = 'oom-0' AND kind = 'like'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(likes, expected, "each accepted like counted once");
     api.app.shutdown().await;
 }

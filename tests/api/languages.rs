@@ -96,12 +96,12 @@ fn multilingual_bundle() -> PathBuf {
 
 #[actix_rt::test]
 async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its_own() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.analyzer.backend = Backend::Onnx;
-    settings.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
-    settings.analyzer.multilingual_bundles = vec![multilingual_bundle()];
-    let t = spawn_app_with(env, settings).await;
+    let t = spawn_app_tuned(|s| {
+        s.analyzer.backend = Backend::Onnx;
+        s.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
+        s.analyzer.multilingual_bundles = vec![multilingual_bundle()];
+    })
+    .await;
     let texts = json!({"texts": [
         GERMAN_COMPLAINT,
         "I love my new headphones, thank you!",

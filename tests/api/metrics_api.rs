@@ -138,10 +138,7 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
         .await;
     let from: chrono::DateTime<chrono::Utc> = serde_json::from_value(geo["from"].clone()).unwrap();
     let expected: i64 = pg
-        .query_one("SELECT count(*) FROM posts WHERE created_at >= $1 AND platform = 'twitter' AND country IS NOT NULL AND language_support <> 'unsupported'", &[&from])
-        .await
-        .unwrap()
-        .get(0);
+        .scalar("SELECT count(*) FROM posts WHERE created_at >= $1 AND platform = 'twitter' AND country IS NOT NULL AND language_support <> 'unsupported'", &[&from]).await;
     let got: i64 = geo["countries"]
         .as_array()
         .unwrap()
@@ -190,7 +187,7 @@ async fn trending_terms_count_hashtags_and_words() {
         } else {
             "loving the battery #trendcheck"
         };
-        xadd_event(&redis, &env.stream, &post_json(&format!("t-{i}"), text)).await;
+        env.xadd_post(&redis, &format!("t-{i}"), text).await;
     }
     assert!(settled(env, &redis, 30).await);
     app.aggregator()
@@ -220,28 +217,20 @@ const POST_COLUMNS: &str = "minute, dimension, key, posts, round(sentiment_sum::
 async fn rollups(env: &TestEnv) -> (Vec<String>, Vec<String>) {
     let pg = env.pg().await;
     let posts = pg
-        .query(
+        .column(
             &format!(
                 "SELECT ({POST_COLUMNS})::text FROM metric_rollups ORDER BY dimension, key, minute"
             ),
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     let engagement = pg
-        .query(
+        .column(
             "SELECT (minute, likes, shares, comments, views)::text FROM metric_rollups \
              WHERE dimension = 'overall' ORDER BY minute",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     (posts, engagement)
 }
 

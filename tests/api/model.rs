@@ -239,12 +239,14 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         )
         .await;
     }
-    let mut settings = env.settings();
-    settings.analyzer.backend = Backend::Onnx;
-    settings.analyzer.bundles = vec![bundle()];
-    settings.analyzer.fallback_lag_secs = 30.0;
-    settings.analyzer.recover_lag_secs = 10.0;
-    let app = spawn_app_with(env, settings).await;
+    let app = env
+        .serve(|s| {
+            s.analyzer.backend = Backend::Onnx;
+            s.analyzer.bundles = vec![bundle()];
+            s.analyzer.fallback_lag_secs = 30.0;
+            s.analyzer.recover_lag_secs = 10.0;
+        })
+        .await;
     let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(60), || async {
@@ -254,13 +256,10 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
     );
     // Fresh posts: the route switches back to the model.
     for i in 0..20 {
-        xadd_event(
+        env.xadd_post(
             &redis,
-            &env.stream,
-            &post_json(
-                &format!("new-{i}"),
-                "This is the worst phone ever, I hate it",
-            ),
+            &format!("new-{i}"),
+            "This is the worst phone ever, I hate it",
         )
         .await;
     }
@@ -294,15 +293,11 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
     );
 
     let labels: Vec<String> = pg
-        .query(
+        .column(
             "SELECT DISTINCT sentiment_label FROM posts WHERE id LIKE 'new-%'",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(labels, vec!["negative".to_string()]);
 
     let metrics = metrics_text(&app).await;
@@ -317,11 +312,11 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
 
 #[actix_rt::test]
 async fn the_analyze_endpoint_answers_synchronously_and_refuses_bad_requests() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.analyzer.backend = Backend::Onnx;
-    settings.analyzer.bundles = vec![bundle()];
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.analyzer.backend = Backend::Onnx;
+        s.analyzer.bundles = vec![bundle()];
+    })
+    .await;
     let (status, body) = app
         .post(
             "/api/v1/analyze",

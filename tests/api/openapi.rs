@@ -151,10 +151,7 @@ async fn the_document_and_its_page_are_served() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(content_type(&res).starts_with("application/json"));
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
@@ -169,14 +166,7 @@ async fn the_document_and_its_page_are_served() {
     }
 
     // The service map lists what the document lists.
-    let map: Value = http
-        .get(format!("{base}/api/v1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let map: Value = http.get(format!("{base}/api/v1")).fetch_json().await;
     let endpoints: Vec<&str> = map["endpoints"]
         .as_array()
         .unwrap()
@@ -188,15 +178,15 @@ async fn the_document_and_its_page_are_served() {
     assert_eq!(map["openapi"], "/api/openapi.json");
 
     // The page and its assets come from this server, with their types.
-    for (path, content_type, needle) in [
+    for (path, wanted, needle) in [
         ("/api/docs", "text/html", r#"<script src="/api/docs.js""#),
         ("/api/docs.js", "text/javascript", "/api/openapi.json"),
         ("/api/docs.css", "text/css", ".operation"),
     ] {
         let res = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
-        let got = res.headers()["content-type"].to_str().unwrap().to_string();
-        assert!(got.starts_with(content_type), "{path}: {got}");
+        let got = content_type(&res).to_string();
+        assert!(got.starts_with(wanted), "{path}: {got}");
         let body = res.text().await.unwrap();
         assert!(body.contains(needle), "{path}");
         assert!(

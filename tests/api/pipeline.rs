@@ -42,12 +42,7 @@ async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
         row.get::<_, Option<String>>(4).as_deref(),
         Some("pulse-phone")
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
     app.shutdown().await;
 }
 
@@ -74,18 +69,16 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
         }
     };
     let counted = || async {
-        pg.query_one(
+        pg.scalar::<i64>(
             "SELECT coalesce(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
             &[],
         )
         .await
-        .unwrap()
-        .get::<_, i64>(0)
     };
 
     // Stored, then deleted (the deletion delivered twice).
-    xadd_event(&redis, &env.stream, &post_json("del-early", "Great phone")).await;
-    xadd_event(&redis, &env.stream, &post_json("kept", "Great watch")).await;
+    env.xadd_post(&redis, "del-early", "Great phone").await;
+    env.xadd_post(&redis, "kept", "Great watch").await;
     assert!(wait_until(Duration::from_secs(20), || async { counted().await == 2 }).await);
     xadd_event(&redis, &env.stream, &delete("del-early")).await;
     xadd_event(&redis, &env.stream, &delete("del-early")).await;
@@ -97,24 +90,14 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
     );
     // The deletion came first: the post is stored deleted and never counted.
     xadd_event(&redis, &env.stream, &delete("del-late")).await;
-    xadd_event(
-        &redis,
-        &env.stream,
-        &post_json("del-late", "Terrible phone"),
-    )
-    .await;
+    env.xadd_post(&redis, "del-late", "Terrible phone").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             deleted("del-late").await == Some(true)
         })
         .await
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(20)).await);
     // Two batches in flight at once can each miss the other (the post stored live, the
     // deletion finding no post); the race is repaired within seconds.
     assert!(
@@ -159,19 +142,15 @@ async fn the_same_entries_delivered_twice_are_stored_once() {
     let env = &app.env;
     let redis = env.redis().await;
     for i in 0..20 {
-        xadd_event(
-            &redis,
-            &env.stream,
-            &post_json(&format!("dup-{i}"), "fine, thanks"),
-        )
-        .await;
+        env.xadd_post(&redis, &format!("dup-{i}"), "fine, thanks")
+            .await;
     }
     let engagement = serde_json::json!({"type": "engagement", "post_id": "dup-0", "kind": "like",
         "at": chrono::Utc::now().to_rfc3339()})
     .to_string();
     xadd_event(&redis, &env.stream, &engagement).await;
     // The same post id under a second entry, as a producer retry would send it.
-    xadd_event(&redis, &env.stream, &post_json("dup-3", "fine, thanks")).await;
+    env.xadd_post(&redis, "dup-3", "fine, thanks").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             env.pending(&redis).await == 0 && env.post_count().await == 20
@@ -187,25 +166,16 @@ async fn the_same_entries_delivered_twice_are_stored_once() {
         )
         .await
         .unwrap();
-    xadd_event(&redis, &env.stream, &post_json("marker", "last one")).await;
+    env.xadd_post(&redis, "marker", "last one").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             env.post_count().await == 21
         })
         .await
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
     let pg = env.pg().await;
-    let engagements: i64 = pg
-        .query_one("SELECT count(*) FROM engagements", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let engagements: i64 = pg.scalar("SELECT count(*) FROM engagements", &[]).await;
     assert_eq!(engagements, 1);
     assert_eq!(env.post_count().await, 21);
     app.shutdown().await;
@@ -252,22 +222,14 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     ];
     let mut ids = Vec::new();
     for (fields, _) in &cases {
-        let fields: Vec<(&str, Value)> = fields
+        let fields = fields
             .iter()
             .map(|(k, v)| (*k, Value::Bytes(v.clone().into())))
             .collect();
-        let id: String = redis
-            .xadd(&env.stream, false, None::<()>, "*", fields)
-            .await
-            .unwrap();
-        ids.push(id);
+        ids.push(xadd_fields(&redis, &env.stream, fields).await);
     }
-    xadd_event(
-        &redis,
-        &env.stream,
-        &post_json("after-bad", "the pipeline goes on"),
-    )
-    .await;
+    env.xadd_post(&redis, "after-bad", "the pipeline goes on")
+        .await;
 
     assert!(
         wait_until(Duration::from_secs(20), || async {
@@ -275,12 +237,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
         })
         .await
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
     let dead: Value = redis
         .xrange(format!("{}:dead", env.stream), "-", "+", None)
         .await
@@ -330,7 +287,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     let app = spawn_app().await;
     let env = &app.env;
     let redis = env.redis().await;
-    xadd_event(&redis, &env.stream, &post_json("before", "hello")).await;
+    env.xadd_post(&redis, "before", "hello").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             env.post_count().await == 1
@@ -346,12 +303,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         for i in 0..10 {
             let id = format!("after-{n}-{i}");
-            xadd_event(
-                &redis,
-                &env.stream,
-                &post_json(&id, "still here, still great"),
-            )
-            .await;
+            env.xadd_post(&redis, &id, "still here, still great").await;
         }
         let expected = 1 + 10 * (n as i64 + 1);
         assert!(
@@ -383,12 +335,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
         metrics.contains("pulse_store_errors_total{error_type=\"panicked\"} 1"),
         "the store's panic is counted"
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
     app.shutdown().await;
 }
 
@@ -404,13 +351,8 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     backfill["created_at"] =
         serde_json::json!((chrono::Utc::now() - chrono::Duration::days(900)).to_rfc3339());
     xadd_event(&redis, &env.stream, &backfill.to_string()).await;
-    xadd_event(
-        &redis,
-        &env.stream,
-        &post_json("arrived-long-ago", "old news"),
-    )
-    .await;
-    xadd_event(&redis, &env.stream, &post_json("new", "fresh news")).await;
+    env.xadd_post(&redis, "arrived-long-ago", "old news").await;
+    env.xadd_post(&redis, "new", "fresh news").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             env.post_count().await == 3
@@ -437,13 +379,7 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
         .await
         .unwrap();
     assert_eq!(deleted, 1);
-    let mut left: Vec<String> = pg
-        .query("SELECT id FROM posts", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut left: Vec<String> = pg.column("SELECT id FROM posts", &[]).await;
     left.sort();
     assert_eq!(left, vec!["backfill".to_string(), "new".to_string()]);
     app.shutdown().await;
@@ -457,8 +393,8 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
 async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its_trials_died() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let good = xadd_event(&redis, &env.stream, &post_json("worn-good", "a fine post")).await;
-    let poison = xadd_event(&redis, &env.stream, &post_json("worn-poison", "a bad one")).await;
+    let good = env.xadd_post(&redis, "worn-good", "a fine post").await;
+    let poison = env.xadd_post(&redis, "worn-poison", "a bad one").await;
     // Another consumer reads them, claims them again, and dies without acknowledging them.
     env.read_as(&redis, "ghost", 2).await;
     for id in [&good, &poison] {
@@ -487,18 +423,15 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
         )
         .await
         .unwrap();
-    let mut settings = env.settings();
-    settings.ingest.max_deliveries = 2;
-    settings.ingest.claim_idle_ms = 0;
-    let app = spawn_app_with(env, settings).await;
+    let app = env
+        .serve(|s| {
+            s.ingest.max_deliveries = 2;
+            s.ingest.claim_idle_ms = 0;
+        })
+        .await;
     let env = &app.env;
 
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.pending(&redis).await == 0
-        })
-        .await
-    );
+    assert!(env.drained(&redis, Duration::from_secs(20)).await);
     let dead: Value = redis
         .xrange(format!("{}:dead", env.stream), "-", "+", None)
         .await
@@ -507,13 +440,7 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
     assert!(text.contains("max_deliveries"), "{text}");
     assert!(text.contains(&poison), "{text}");
     assert!(!text.contains(&good), "{text}");
-    let rows = env
-        .pg()
-        .await
-        .query("SELECT id FROM posts", &[])
-        .await
-        .unwrap();
-    let stored: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let stored: Vec<String> = env.pg().await.column("SELECT id FROM posts", &[]).await;
     assert_eq!(stored, vec!["worn-good".to_string()]);
     let trial: Option<String> = redis
         .get(format!("{}:trial:{good}", env.stream))
@@ -528,7 +455,7 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
     // A consumer that read an entry, acknowledged it and went away.
-    let id = xadd_event(&redis, &env.stream, &post_json("seen-by-gone", "hello")).await;
+    let id = env.xadd_post(&redis, "seen-by-gone", "hello").await;
     env.read_as(&redis, "gone", 1).await;
     let _: i64 = redis
         .xack(env.stream.as_str(), env.group.as_str(), id.as_str())
@@ -539,12 +466,14 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
         .await
         .unwrap();
     assert!(format!("{before:?}").contains("\"gone\""), "{before:?}");
-    let mut settings = env.settings();
-    settings.redis.stale_consumer_secs = 1;
-    let app = spawn_app_with(env, settings).await;
+    let app = env
+        .serve(|s| {
+            s.redis.stale_consumer_secs = 1;
+        })
+        .await;
     let env = &app.env;
     // Our consumer exists once something is delivered to it.
-    xadd_event(&redis, &env.stream, &post_json("seen-by-us", "hello")).await;
+    env.xadd_post(&redis, "seen-by-us", "hello").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             env.post_count().await == 1
@@ -597,13 +526,11 @@ async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
     .await;
     assert!(analysed, "post_deletions was never found grown");
     let rows: f32 = pg
-        .query_one(
+        .scalar(
             "SELECT reltuples FROM pg_class WHERE oid = 'post_deletions'::regclass",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(rows, 600.0);
     assert_eq!(
         pulse::db::statistics::analyze_grown(&pg).await.unwrap(),

@@ -14,7 +14,7 @@ use pulse::auth::Role;
 use pulse::config::Secret;
 use serde_json::{json, Value};
 
-use super::topics::{create_topic, matcher_holds, topic_recount, topic_rollups};
+use super::topics::{matcher_holds, topic_recount, topic_rollups};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "4f1c9e2a7b3d5f6a8c0e1b2d3f4a5b6c7d8e9f0a1b2c3d4e";
@@ -29,22 +29,18 @@ fn cat(i: usize) -> String {
 
 /// The posts the topic counts, by its rollups.
 async fn counted(pg: &tokio_postgres::Client, topic: i64) -> i64 {
-    pg.query_one(
+    pg.scalar(
         "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups \
          WHERE dimension = 'topic' AND key = $1",
         &[&topic.to_string()],
     )
     .await
-    .unwrap()
-    .get(0)
 }
 
 /// Relevance models trained so far, adopted or not.
 async fn models(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one("SELECT count(*) FROM relevance_models", &[])
+    pg.scalar("SELECT count(*) FROM relevance_models", &[])
         .await
-        .unwrap()
-        .get(0)
 }
 
 async fn post(app: &TestApp, id: &str) -> Value {
@@ -55,6 +51,13 @@ fn ids(v: &Value) -> Vec<i64> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
+/// Undoes label `id` as `bearer` (none: the open server's caller); the status and body.
+async fn undo(app: &TestApp, id: &Value, bearer: Option<&str>) -> (u16, Value) {
+    let path = format!("/api/v1/labels/{id}");
+    app.request(reqwest::Method::DELETE, &path, None, bearer)
+        .await
+}
+
 async fn label(app: &TestApp, body: Value) -> (u16, Value) {
     app.post("/api/v1/labels", &body).await
 }
@@ -63,7 +66,7 @@ async fn label(app: &TestApp, body: Value) -> (u16, Value) {
 async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_posts() {
     let app = spawn_app().await;
     let pg = app.env.pg().await;
-    let topic = create_topic(&app, "Jaguar cars", "jaguar").await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
     assert!(matcher_holds(&app, 1).await);
     let mut events: Vec<String> = (0..20)
         .map(|i| post_json(&format!("car-{i}"), &car(i)))
@@ -91,10 +94,8 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     app.send_events(&likes).await;
     assert!(
         wait_until(WAIT, || async {
-            pg.query_one("SELECT count(*) FROM engagements", &[])
+            pg.scalar::<i64>("SELECT count(*) FROM engagements", &[])
                 .await
-                .unwrap()
-                .get::<_, i64>(0)
                 == 3
         })
         .await
@@ -127,25 +128,11 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
 
     // Undoing the latest: the earlier label counts again.
-    let (status, undone) = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/labels/{}", second["id"]),
-            None,
-            None,
-        )
-        .await;
+    let (status, undone) = undo(&app, &second["id"], None).await;
     assert_eq!(status, 200, "{undone}");
     assert!(undone["undone_at"].is_string(), "{undone}");
     assert_eq!(counted(&pg, topic).await, 39);
-    let (status, again) = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/labels/{}", second["id"]),
-            None,
-            None,
-        )
-        .await;
+    let (status, again) = undo(&app, &second["id"], None).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (400, Some("invalid_label"))
@@ -158,53 +145,29 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
 
     // Bad labels: clear answers, nothing stored.
-    for (body, status, code) in [
+    let invalid = [
+        json!({"post_id": "car-1", "topic_id": 999_999, "kind": "relevance", "value": "related"}),
+        json!({"post_id": "car-1", "kind": "relevance", "value": "related"}),
+        json!({"post_id": "car-1", "topic_id": topic, "kind": "sentiment", "value": "negative"}),
+        json!({"post_id": "car-1", "kind": "sentiment", "value": "angry"}),
+        json!({"post_id": "car-1", "kind": "tag", "value": "price\u{202e}gnirts"}),
+        json!({"post_id": "car-1", "kind": "note", "value": "x".repeat(2_001)}),
+        json!({"post_id": "other", "topic_id": topic, "kind": "relevance", "value": "related"}),
+    ]
+    .map(|body| (body, 400, "invalid_label"));
+    let others = [
         (
             json!({"post_id": "nope", "topic_id": topic, "kind": "relevance", "value": "related"}),
             404,
             "not_found",
         ),
         (
-            json!({"post_id": "car-1", "topic_id": 999_999, "kind": "relevance", "value": "related"}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "car-1", "kind": "relevance", "value": "related"}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "car-1", "topic_id": topic, "kind": "sentiment", "value": "negative"}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "car-1", "kind": "sentiment", "value": "angry"}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "car-1", "kind": "tag", "value": "price\u{202e}gnirts"}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "car-1", "kind": "note", "value": "x".repeat(2_001)}),
-            400,
-            "invalid_label",
-        ),
-        (
-            json!({"post_id": "other", "topic_id": topic, "kind": "relevance", "value": "related"}),
-            400,
-            "invalid_label",
-        ),
-        (
             json!({"post_id": "car-1", "kind": "mood", "value": "ok"}),
             400,
             "invalid_json",
         ),
-    ] {
+    ];
+    for (body, status, code) in invalid.into_iter().chain(others) {
         let (got, answer) = label(&app, body.clone()).await;
         assert_eq!(
             (got, answer["error"]["code"].as_str()),
@@ -212,11 +175,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
             "{body}: {answer}"
         );
     }
-    let stored: i64 = pg
-        .query_one("SELECT count(*) FROM post_labels", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let stored: i64 = pg.scalar("SELECT count(*) FROM post_labels", &[]).await;
     assert_eq!(stored, 2);
     for (kind, value) in [
         ("sentiment", "negative"),
@@ -331,14 +290,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     let car1 = app
         .get_ok(&format!("/api/v1/labels?post_id=car-1&topic_id={topic}"))
         .await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/labels/{}", car1["items"][0]["id"]),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = undo(&app, &car1["items"][0]["id"], None).await;
     assert_eq!(status, 200);
     assert!(wait_until(WAIT, || async { models(&pg).await > before }).await);
     app.shutdown().await;
@@ -379,14 +331,14 @@ async fn next(app: &TestApp, who: &Reviewer, body: Value) -> Vec<String> {
 
 #[actix_rt::test]
 async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_refused() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.auth.open = false;
-    settings.auth.jwt_secret = Secret(SECRET.into());
-    settings.limits.rate_limits = false;
-    settings.topics.label_burst = 5;
-    settings.topics.label_rate_per_sec = 0.01;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.auth.open = false;
+        s.auth.jwt_secret = Secret(SECRET.into());
+        s.limits.rate_limits = false;
+        s.topics.label_burst = 5;
+        s.topics.label_rate_per_sec = 0.01;
+    })
+    .await;
     let alice = reviewer(&app, "alice").await;
     let bob = reviewer(&app, "bob").await;
     let events: Vec<String> = (0..30)
@@ -492,23 +444,13 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
         .await;
     assert_eq!(status, 201, "{by_bob}");
     // Only its reviewer (or an administrator) undoes a label; every label is in the audit log.
-    let (status, _) = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/labels/{}", by_bob["id"]),
-            None,
-            Some(&alice.token),
-        )
-        .await;
+    let (status, _) = undo(&app, &by_bob["id"], Some(&alice.token)).await;
     assert_eq!(status, 403);
     let audited: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM audit_log WHERE action = 'label.create' AND outcome = 'succeeded'",
             &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        ).await;
     assert_eq!(audited, 6);
     app.shutdown().await;
 }

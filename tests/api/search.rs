@@ -54,21 +54,17 @@ const LINKS: &[&str] = &[
 
 /// Stored posts marked deleted.
 async fn deleted_posts(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one(
+    pg.scalar(
         "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
         &[],
     )
     .await
-    .unwrap()
-    .get(0)
 }
 
 /// Stored posts without a search vector yet.
 async fn unindexed(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one("SELECT count(*) FROM posts WHERE search IS NULL", &[])
+    pg.scalar("SELECT count(*) FROM posts WHERE search IS NULL", &[])
         .await
-        .unwrap()
-        .get(0)
 }
 
 /// A post drawn from the vocabulary, with fields drawn from small sets.
@@ -358,11 +354,11 @@ fn facet_counts(facets: &Value, facet: &str) -> std::collections::BTreeMap<Strin
 
 #[actix_rt::test]
 async fn facets_over_many_matches_are_estimated_from_the_posts_of_a_hash_sample() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.search.exact_facets_up_to = 100;
-    settings.search.facet_sample = 300;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.search.exact_facets_up_to = 100;
+        s.search.facet_sample = 300;
+    })
+    .await;
     let now = Utc::now();
     let platforms = ["twitter", "reddit", "mastodon"];
     let posts: Vec<Value> = (0..2_500)
@@ -492,12 +488,7 @@ async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
         .collect();
     assert_eq!(marked, ["Café", "refund", "REFUND", "#refund"]);
     assert_eq!(body["facets"]["total"], 2);
-    let langs: Vec<&str> = body["facets"]["lang"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["key"].as_str().unwrap())
-        .collect();
+    let langs: Vec<&str> = strings(&body["facets"]["lang"], "key");
     assert!(langs.contains(&"fr") && langs.len() <= 2, "{body}");
 
     let by_relevance = app.get_ok("/api/v1/search?q=refund&order=relevance").await;
@@ -588,10 +579,7 @@ async fn exports_stream_every_match_as_csv_or_json_lines() {
         .await
         .unwrap();
     assert_eq!(csv.status(), 200);
-    assert!(csv.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/csv"));
+    assert!(content_type(&csv).starts_with("text/csv"));
     let text = csv.text().await.unwrap();
     let mut reader = csv_rows(&text);
     let header = reader.remove(0);
@@ -630,13 +618,11 @@ async fn exports_stream_every_match_as_csv_or_json_lines() {
     }
     let pg = app.env.pg().await;
     let audited: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM audit_log WHERE action = 'search.export'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(audited, 2);
     app.shutdown().await;
 }

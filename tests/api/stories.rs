@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::spawn_app_with;
-use crate::common::{import_args, unique};
+use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, unique};
 use crate::common::{PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -107,11 +107,10 @@ fn partition(stories: &BTreeMap<String, Value>, prefix: &str) -> BTreeSet<BTreeS
 
 #[actix_rt::test]
 async fn two_conversations_become_two_stories_shown_with_their_posts_and_published_live() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+    })
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
         .await
         .expect("websocket connects");
@@ -185,12 +184,7 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
     let detail = app.get_ok(&format!("/api/v1/stories/{id}")).await;
     assert_eq!(detail["size"], 8, "{detail}");
     assert_eq!(detail["status"], "live");
-    let languages: Vec<&str> = detail["languages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["value"].as_str().unwrap())
-        .collect();
+    let languages: Vec<&str> = strings(&detail["languages"], "value");
     assert!(
         languages.contains(&"en") && languages.contains(&"fr"),
         "{languages:?}"

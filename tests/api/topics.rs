@@ -15,24 +15,13 @@ use super::deletions::{deletion, engagement, keyed, post_at, settled, xadd_all, 
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Creates a topic and returns its id.
-pub(super) async fn create_topic(app: &TestApp, name: &str, query: &str) -> i64 {
-    let (status, body) = app
-        .post("/api/v1/topics", &json!({"name": name, "query": query}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().expect("an id")
-}
-
 /// Waits until this process's matcher holds exactly the topics at the current revision.
 pub(super) async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
     let pg = app.env.pg().await;
     wait_until(WAIT, || async {
         let revision: i64 = pg
-            .query_one("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
-            .await
-            .unwrap()
-            .get(0);
+            .scalar("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
+            .await;
         let live = app.pipeline().topics();
         live.revision() == revision as u64 && live.get().len() == topics
     })
@@ -52,7 +41,9 @@ async fn every_documented_case_holds_for_posts_sent_through_the_pipeline() {
     let mut ids: BTreeMap<String, i64> = BTreeMap::new();
     for case in &cases {
         if !ids.contains_key(&case.query) {
-            let id = create_topic(&app, &format!("case {}", ids.len()), &case.query).await;
+            let id = app
+                .create_topic(&format!("case {}", ids.len()), &case.query)
+                .await;
             ids.insert(case.query.clone(), id);
         }
     }
@@ -139,12 +130,7 @@ async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() 
         (Some("Phone"), Some(2))
     );
     let versions = app.get_ok(&format!("/api/v1/topics/{id}/versions")).await;
-    let queries: Vec<&str> = versions["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["query"].as_str().unwrap())
-        .collect();
+    let queries: Vec<&str> = strings(&versions["items"], "query");
     assert_eq!(queries, ["\"pulse phone\"", "\"pulse phone\" NOT recall"]);
 
     let (_, paused) = app
@@ -165,7 +151,7 @@ async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() 
     assert_eq!(app.get(&format!("/api/v1/topics/{id}")).await.0, 404);
     assert_eq!(app.delete(&format!("/api/v1/topics/{id}")).await, 404);
     // Its name is free again; its id is not given again.
-    let again = create_topic(&app, "Phone", "phone").await;
+    let again = app.create_topic("Phone", "phone").await;
     assert!(again > id);
 
     // Bad queries: the position and what was expected; hostile ones too, never a 500.
@@ -290,13 +276,11 @@ pub(super) async fn topic_recount(pg: &tokio_postgres::Client) -> Keyed {
 /// Waits until every re-tagging has ended; whether they all finished.
 async fn retags_done(pg: &tokio_postgres::Client) -> bool {
     wait_until(WAIT, || async {
-        pg.query_one(
+        pg.scalar::<i64>(
             "SELECT count(*) FROM topic_retags WHERE status IN ('queued', 'running')",
             &[],
         )
         .await
-        .unwrap()
-        .get::<_, i64>(0)
             == 0
     })
     .await
@@ -307,8 +291,8 @@ async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and
     let app = spawn_app().await;
     let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
-    let phone = create_topic(&app, "Phone", "phone").await;
-    let battery = create_topic(&app, "Battery", "battery OR screen").await;
+    let phone = app.create_topic("Phone", "phone").await;
+    let battery = app.create_topic("Battery", "battery OR screen").await;
     assert!(matcher_holds(&app, 2).await);
     let now = Utc::now();
     let texts = [
@@ -430,12 +414,7 @@ async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and
         recount[&("topic".into(), battery.to_string())][0]
     );
     let share = app.get_ok("/api/v1/metrics/topics?window=1h").await;
-    let names: Vec<&str> = share["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = strings(&share["items"], "name");
     assert_eq!(names.len(), 2);
     let volume: f64 = share["items"]
         .as_array()
@@ -511,7 +490,7 @@ async fn a_topic_deleted_while_posts_are_matched_loses_nothing() {
     let app = spawn_app().await;
     let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
-    let id = create_topic(&app, "Phone", "phone").await;
+    let id = app.create_topic("Phone", "phone").await;
     assert!(matcher_holds(&app, 1).await);
     let now = Utc::now();
     let first: Vec<Value> = (0..200)
@@ -583,14 +562,13 @@ async fn editors_write_topics_analysts_read_them_and_every_change_is_audited() {
 
 #[actix_rt::test]
 async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_the_topic() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.5;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.5);
+    })
+    .await;
     app.remove_rules().await;
     let (env, redis) = (&app.env, app.redis().await);
-    let battery = create_topic(&app, "Battery", "battery").await;
+    let battery = app.create_topic("Battery", "battery").await;
     assert!(matcher_holds(&app, 1).await);
     let rule = app
         .create_rule(&json!({
@@ -632,12 +610,7 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
         (alert["dimension"].as_str(), alert["key"].as_str()),
         (Some("topic"), Some(battery.to_string().as_str()))
     );
-    let evidence: Vec<&str> = alert["evidence"]["top_posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let evidence: Vec<&str> = strings(&alert["evidence"]["top_posts"], "id");
     assert!(
         !evidence.is_empty() && evidence.iter().all(|id| id.starts_with("b-")),
         "{alert}"
@@ -647,12 +620,7 @@ async fn a_rule_on_a_topic_fires_with_the_topics_posts_and_every_surface_takes_t
     let terms = app
         .get_ok(&format!("/api/v1/trending/terms?window=1h&topic={battery}"))
         .await;
-    let words: Vec<&str> = terms["terms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["term"].as_str().unwrap())
-        .collect();
+    let words: Vec<&str> = strings(&terms["terms"], "term");
     assert!(
         words.contains(&"battery") && !words.contains(&"service"),
         "{terms}"
@@ -690,7 +658,8 @@ async fn share_of_voice_counts_every_topic_however_many() {
     let (env, redis) = (&app.env, app.redis().await);
     let n = 205;
     for i in 0..n {
-        create_topic(&app, &format!("t{i}"), &format!("word{i}")).await;
+        app.create_topic(&format!("t{i}"), &format!("word{i}"))
+            .await;
     }
     assert!(matcher_holds(&app, n).await);
     let now = Utc::now();

@@ -57,12 +57,12 @@ fn names(list: &Value) -> Vec<String> {
 
 #[actix_rt::test]
 async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.auth.open = false;
-    settings.auth.jwt_secret = Secret(SECRET.into());
-    settings.limits.rate_limits = false;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.auth.open = false;
+        s.auth.jwt_secret = Secret(SECRET.into());
+        s.limits.rate_limits = false;
+    })
+    .await;
     let alice = caller(&app, Role::Analyst, "alice").await;
     let bob = caller(&app, Role::Analyst, "bob").await;
     let admin = caller(&app, Role::Admin, "admin").await;
@@ -272,13 +272,11 @@ async fn a_digest_links_to_a_shared_view_and_forgets_a_deleted_one() {
     assert_eq!(status, 202, "{sent}");
     let pg = app.env.pg().await;
     let link: String = pg
-        .query_one(
+        .scalar(
             "SELECT content->>'link' FROM digests WHERE schedule_id = $1",
             &[&id],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert!(
         link.contains(&format!("saved_view={}", shared["id"])),
         "{link}"

@@ -47,12 +47,6 @@ fn cascade(id: &str, n: usize, chain: bool, created: chrono::DateTime<Utc>) -> V
     events
 }
 
-fn settings(env: &TestEnv) -> pulse::config::Settings {
-    let mut s = env.settings();
-    s.virality.score_interval_ms = 100;
-    s
-}
-
 /// Waits until the post's tracked virality has `shares` shares; returns its current object.
 async fn virality_with(app: &TestApp, id: &str, shares: u64) -> Value {
     app.wait_for(
@@ -65,9 +59,7 @@ async fn virality_with(app: &TestApp, id: &str, shares: u64) -> Value {
 
 #[actix_rt::test]
 async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
-    let env = TestEnv::new().await;
-    let s = settings(&env);
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(quick_scores).await;
     let created = Utc::now() - TimeDelta::minutes(5);
     let mut events = cascade("deep", 40, true, created);
     events.extend(cascade("broad", 40, false, created));
@@ -108,9 +100,7 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
 
 #[actix_rt::test]
 async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
-    let env = TestEnv::new().await;
-    let s = settings(&env);
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(quick_scores).await;
     let created = Utc::now() - TimeDelta::minutes(2);
     let mut events = vec![post("slow", "twitter", 1_000, created)];
     events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
@@ -124,12 +114,7 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
         .get("/api/v1/trending/posts?platform=twitter&limit=10")
         .await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["post_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = strings(&body["items"], "post_id");
     assert_eq!(ids, ["fast", "slow"], "{body}");
     let items = body["items"].as_array().unwrap();
     assert!(
@@ -160,9 +145,7 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
 
 #[actix_rt::test]
 async fn predictions_survive_a_restart() {
-    let env = TestEnv::new().await;
-    let s = settings(&env);
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(quick_scores).await;
     let created = Utc::now() - TimeDelta::minutes(3);
     let mut events = cascade("kept", 25, true, created);
     // Some broadcast shares on top of the chain.
@@ -173,8 +156,7 @@ async fn predictions_survive_a_restart() {
     let before = virality_with(&app, "kept", 35).await;
     let env = app.shutdown().await;
 
-    let s = settings(&env);
-    let app = spawn_app_with(env, s).await;
+    let app = env.serve(quick_scores).await;
     // Rebuilt from PostgreSQL: the same prediction, and no new history row for it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = virality_with(&app, "kept", 35).await;
@@ -206,10 +188,11 @@ async fn predictions_survive_a_restart() {
 
 #[actix_rt::test]
 async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree() {
-    let env = TestEnv::new().await;
-    let mut s = settings(&env);
-    s.virality.inactive_expiry_secs = 1;
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(|s| {
+        quick_scores(s);
+        s.virality.inactive_expiry_secs = 1;
+    })
+    .await;
     let created = Utc::now() - TimeDelta::minutes(3);
     let events = cascade("quiet", 10, true, created);
     app.send_events(&events).await;
@@ -247,10 +230,11 @@ async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree()
 
 #[actix_rt::test]
 async fn score_and_feedback_validate_in_the_error_shape() {
-    let env = TestEnv::new().await;
-    let mut s = settings(&env);
-    s.virality.enabled = false;
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(|s| {
+        quick_scores(s);
+        s.virality.enabled = false;
+    })
+    .await;
     let env = &app.env;
     let created = Utc::now() - TimeDelta::minutes(10);
 
@@ -321,13 +305,11 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     let stored: i64 = env
         .pg()
         .await
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM virality_feedback WHERE post_id = 'p1'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(stored, 1);
     let (status, err) = app.get("/api/v1/posts/nothing-here/virality").await;
     assert_eq!(status, 404);
@@ -337,9 +319,7 @@ async fn score_and_feedback_validate_in_the_error_shape() {
 
 #[actix_rt::test]
 async fn a_virality_update_reaches_a_websocket_subscriber() {
-    let env = TestEnv::new().await;
-    let s = settings(&env);
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(quick_scores).await;
     let stream = tokio::net::TcpStream::connect(app.address()).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.address()), stream)
         .await
@@ -395,10 +375,11 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     use pulse::virality::cascade::{ShareNode, ROOT};
     use pulse_tools::eval::virality::{data::TrueCascade, report};
 
-    let env = TestEnv::new().await;
-    let mut s = settings(&env);
-    s.virality.enabled = false;
-    let app = spawn_app_with(env, s).await;
+    let app = spawn_app_tuned(|s| {
+        quick_scores(s);
+        s.virality.enabled = false;
+    })
+    .await;
     let created = chrono::DateTime::from_timestamp(1_420_070_400, 0).unwrap();
     // 40 shares over the first ten minutes, one in four resharing an earlier share.
     let delays: Vec<i64> = (0..40).map(|i| 5 + i * 14).collect();

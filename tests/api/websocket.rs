@@ -248,15 +248,13 @@ async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_ord
 
     let pg = env.pg().await;
     let matching: HashSet<String> = pg
-        .query(
+        .column(
             "SELECT id FROM posts WHERE platform = 'reddit' AND country = 'FR' \
              AND sentiment_label = $1",
             &[&label],
         )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
+        .into_iter()
         .collect();
     let expected: Vec<String> = sent
         .iter()
@@ -828,14 +826,7 @@ async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
     let app = start(TestEnv::new().await, |s| s.ingest.max_in_flight = 1).await;
     let env = &app.env;
     let redis = env.redis().await;
-    let (status, topic) = app
-        .post(
-            "/api/v1/topics",
-            &json!({"name": "Battery", "query": "battery"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{topic}");
-    let id = topic["id"].as_i64().unwrap();
+    let id = app.create_topic("Battery", "battery").await;
     let live = app.pipeline().topics().clone();
     assert!(wait_until(WAIT, || async { live.get().len() == 1 }).await);
 

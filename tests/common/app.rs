@@ -11,7 +11,7 @@ use pulse::auth::{keys, Role};
 use pulse::config::Settings;
 use serde_json::Value;
 
-use super::{wait_until, TestEnv};
+use super::TestEnv;
 
 /// A running application and its private environment.
 pub struct TestApp {
@@ -25,6 +25,24 @@ pub async fn spawn_app() -> TestApp {
     let env = TestEnv::new().await;
     let settings = env.settings();
     spawn_app_with(env, settings).await
+}
+
+/// A Pulse on a fresh database and stream, with the test settings changed by `tweak`.
+pub async fn spawn_app_tuned(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    tweak(&mut settings);
+    spawn_app_with(env, settings).await
+}
+
+impl TestEnv {
+    /// A Pulse on this environment, with its test settings changed by `tweak`: for a test that
+    /// prepares the database or stream before Pulse starts.
+    pub async fn serve(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings();
+        tweak(&mut settings);
+        spawn_app_with(self, settings).await
+    }
 }
 
 /// A Pulse on `env` with `settings` (usually `env.settings()` changed).
@@ -173,6 +191,20 @@ impl TestApp {
         }
     }
 
+    /// Creates a topic on an open server; its id.
+    pub async fn create_topic(&self, name: &str, query: &str) -> i64 {
+        let topic = serde_json::json!({"name": name, "query": query});
+        let (status, created) = self.post("/api/v1/topics", &topic).await;
+        assert_eq!(status, 201, "{topic}: {created}");
+        created["id"].as_i64().expect("a topic id")
+    }
+
+    /// Replaces every alert rule, the stock ones included, with `rule` alone; the stored rule.
+    pub async fn only_rule(&self, rule: &Value) -> Value {
+        self.remove_rules().await;
+        self.create_rule(rule).await
+    }
+
     /// Creates a notification channel (a webhook of any kind) on an open server; the stored
     /// channel, with its secret.
     pub async fn create_channel(&self, channel: &Value) -> Value {
@@ -204,7 +236,7 @@ impl TestApp {
 
     /// Waits up to `timeout` until `posts` posts are stored.
     pub async fn wait_for_posts(&self, posts: i64, timeout: Duration) -> bool {
-        wait_until(timeout, || async { self.env.post_count().await >= posts }).await
+        self.env.stored(posts, timeout).await
     }
 
     /// Waits up to `timeout` until `GET path` answers 200 with a body `ready` accepts; that

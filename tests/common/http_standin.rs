@@ -109,3 +109,49 @@ pub async fn listen() -> (
     let address = listener.local_addr().expect("its address");
     (listener, address, Default::default())
 }
+
+/// A receiver of deliveries (webhooks, chat messages) on a free loopback port, served by
+/// actix on the test's runtime: every request, with its body, goes to `answer`, which keeps
+/// what the test needs in its own state. Its address, and a handle to stop it.
+pub fn receiver<F, Fut>(answer: F) -> (std::net::SocketAddr, actix_web::dev::ServerHandle)
+where
+    F: Fn(actix_web::HttpRequest, String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = actix_web::HttpResponse> + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let server = actix_web::HttpServer::new(move || {
+        let answer = answer.clone();
+        actix_web::App::new().default_service(actix_web::web::to(answer))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("the receiver listens")
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, handle)
+}
+
+/// A stand-in on a free loopback port: each request, read whole, goes with its connection to
+/// `answer`, one at a time in the order they arrive. Its address.
+pub async fn serve<F, Fut>(mut answer: F) -> std::net::SocketAddr
+where
+    F: FnMut(Request, TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (listener, address, _) = listen().await;
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let req = read_request(&mut tcp).await;
+            answer(req, tcp).await;
+        }
+    });
+    address
+}
+
+/// Headers as [`respond`] takes them.
+pub fn pairs<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

@@ -18,12 +18,15 @@ pub mod event;
 pub mod http_standin;
 pub mod jetstream;
 pub mod secured;
+pub mod tuning;
 #[allow(unused_imports)]
 pub use app::{
-    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_with,
+    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_tuned, spawn_app_with,
     spawn_app_with_options, TestApp,
 };
 pub use event::PostEvent;
+#[allow(unused_imports)]
+pub use tuning::{address_budget, quick_alerts, quick_scores, quick_webhooks};
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
@@ -174,6 +177,11 @@ impl TestEnv {
         }
     }
 
+    /// Waits up to `timeout` until at least `posts` posts are stored.
+    pub async fn stored(&self, posts: i64, timeout: Duration) -> bool {
+        wait_until(timeout, || async { self.post_count().await >= posts }).await
+    }
+
     /// Engagements stored held, waiting for their post.
     pub async fn held_engagements(&self) -> i64 {
         self.pg()
@@ -215,6 +223,16 @@ impl TestEnv {
             )
             .await
             .unwrap()
+    }
+
+    /// Appends a post event (`post_json`) to this environment's stream; its entry id.
+    pub async fn xadd_post(&self, redis: &Client, id: &str, text: &str) -> String {
+        xadd_event(redis, &self.stream, &post_json(id, text)).await
+    }
+
+    /// Waits up to `timeout` until the group has acknowledged every entry it was delivered.
+    pub async fn drained(&self, redis: &Client, timeout: Duration) -> bool {
+        wait_until(timeout, || async { self.pending(redis).await == 0 }).await
     }
 
     /// Entries delivered to the group and not acknowledged.
@@ -296,6 +314,79 @@ async fn create_database(server_url: &str, db: &str) {
         .expect("create test database");
 }
 
+/// The values the tests read back: one of the one row a query returns (a count, a sum), or
+/// the first column of every row.
+pub trait SqlValues {
+    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> T;
+
+    async fn column<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<T>;
+}
+
+impl SqlValues for tokio_postgres::Client {
+    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> T {
+        self.query_one(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    async fn column<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<T> {
+        let rows = self
+            .query(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+}
+
+/// The JSON body of a request that must be answered with one.
+pub trait FetchJson {
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T;
+}
+
+impl FetchJson for reqwest::RequestBuilder {
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        let response = self.send().await.expect("the request is answered");
+        response.json().await.expect("a JSON body")
+    }
+}
+
+/// The `content-type` of `response`.
+pub fn content_type(response: &reqwest::Response) -> &str {
+    response.headers()["content-type"]
+        .to_str()
+        .expect("a content type in ASCII")
+}
+
+/// The `key` string of each object in the array `list`, in order.
+pub fn strings<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("an array: {list}"))
+        .iter()
+        .map(|item| {
+            item[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {item}"))
+        })
+        .collect()
+}
+
 /// Polls `check` until it returns true or `timeout` passes; returns whether it did.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -335,6 +426,21 @@ pub fn post_json(id: &str, text: &str) -> String {
 pub async fn xadd_event(redis: &Client, stream: &str, json: &str) -> String {
     redis
         .xadd(stream, false, None::<()>, "*", vec![("event", json)])
+        .await
+        .expect("xadd")
+}
+
+/// Appends an entry of any `fields` to `stream`, as a producer that writes its own would; its
+/// entry id.
+pub async fn xadd_fields<V: Into<fred::types::Value>>(
+    redis: &Client,
+    stream: &str,
+    fields: Vec<(&str, V)>,
+) -> String {
+    let fields: Vec<(&str, fred::types::Value)> =
+        fields.into_iter().map(|(k, v)| (k, v.into())).collect();
+    redis
+        .xadd(stream, false, None::<()>, "*", fields)
         .await
         .expect("xadd")
 }
@@ -701,7 +807,25 @@ impl RawResponse {
             .unwrap_or("")
             .to_string()
     }
+
+    /// Panics unless this is an error answer of `status` with `code`; `what` names the case.
+    pub fn assert_error(&self, status: u16, code: &str, what: impl std::fmt::Display) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "{what}: {}",
+            self.body
+        );
+    }
 }
+
+/// The headers of a WebSocket handshake, for [`raw_request`]s that attempt one.
+pub const WS_UPGRADE: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+];
 
 /// Sends one HTTP/1.1 request with `target` exactly as given (HTTP clients normalise paths,
 /// resolving `.` and `..` segments; attackers do not) and reads the whole answer.

@@ -6,7 +6,7 @@ use pulse::config::{Secret, Settings};
 use serde_json::Value;
 
 use super::app::{spawn_app_with, TestApp};
-use super::{raw_request, RawResponse, TestEnv};
+use super::{raw_request, RawResponse, SqlValues, TestEnv};
 
 const SECRET: &str = "a4c8e2f6b0d9a3c7e1f5b9d2a6c0e4f8b3d7a1c5e9f2b6d0";
 
@@ -71,6 +71,13 @@ impl SecuredServer {
         raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
     }
 
+    /// `POST /api/v1/webhooks` of a channel to `url`, as the admin.
+    pub async fn create_webhook(&self, url: &str) -> RawResponse {
+        let body = serde_json::json!({ "url": url });
+        self.call("POST", "/api/v1/webhooks", Some(Role::Admin), Some(body))
+            .await
+    }
+
     /// `POST /api/v1/events` with `body` (JSON) and the ingest key `key` (its secret).
     pub async fn post_events_as(&self, key: &str, body: &str) -> RawResponse {
         raw_request(
@@ -85,14 +92,12 @@ impl SecuredServer {
 
     /// The first column of the first row of `sql` (a count).
     pub async fn count(&self, sql: &str) -> i64 {
-        self.app
-            .env
-            .pg()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap()
-            .get(0)
+        self.app.env.pg().await.scalar(sql, &[]).await
+    }
+
+    /// Waits up to `timeout` until the count `sql` reads is `n`; whether it came to be.
+    pub async fn count_reaches(&self, sql: &str, n: i64, timeout: std::time::Duration) -> bool {
+        super::wait_until(timeout, || async { self.count(sql).await == n }).await
     }
 
     /// An access token for `role`'s key.

@@ -269,14 +269,12 @@ async fn three_processes_store_each_post_once_and_each_subscriber_gets_each_matc
     let rollup = |dimension: &'static str, key: &'static str| {
         let pg = &pg;
         async move {
-            pg.query_one(
+            pg.scalar::<i64>(
                 "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups
                  WHERE dimension = $1 AND key = $2",
                 &[&dimension, &key],
             )
             .await
-            .unwrap()
-            .get::<_, i64>(0)
         }
     };
     assert_eq!(rollup("overall", "").await, N as i64);
@@ -523,23 +521,13 @@ async fn a_cascade_committed_by_several_processes_counts_every_share_across_a_ta
     let mut group = start_group(&group_env(&env, &[]), 3).await;
 
     let created = Utc::now() - TimeDelta::minutes(2);
+    // Engagement `i` of a kind comes `i + 1` seconds after the post.
+    let engagements = |kind: &'static str, range: std::ops::Range<usize>| {
+        range.map(move |i| engagement("split", kind, i, created + TimeDelta::seconds(i as i64 + 1)))
+    };
     let mut events = vec![post("split", "twitter", "The #PulsePhone camera", created)];
-    for i in 0..60 {
-        events.push(engagement(
-            "split",
-            "share",
-            i,
-            created + TimeDelta::seconds(i as i64 + 1),
-        ));
-    }
-    for i in 0..20 {
-        events.push(engagement(
-            "split",
-            "like",
-            i,
-            created + TimeDelta::seconds(i as i64 + 1),
-        ));
-    }
+    events.extend(engagements("share", 0..60));
+    events.extend(engagements("like", 0..20));
     trickle(&redis, &env.stream, &events).await;
 
     let virality = |addr: SocketAddr| async move {
@@ -588,23 +576,9 @@ async fn a_cascade_committed_by_several_processes_counts_every_share_across_a_ta
         }
     }
     let leader = leader.expect("one process tracks cascades");
-    let mut more = Vec::new();
-    for i in 60..80 {
-        more.push(engagement(
-            "split",
-            "share",
-            i,
-            created + TimeDelta::seconds(i as i64 + 1),
-        ));
-    }
-    for i in 20..30 {
-        more.push(engagement(
-            "split",
-            "like",
-            i,
-            created + TimeDelta::seconds(i as i64 + 1),
-        ));
-    }
+    let more: Vec<String> = engagements("share", 60..80)
+        .chain(engagements("like", 20..30))
+        .collect();
     pulse::streams::producer::xadd_events(&redis, &env.stream, &more[..15])
         .await
         .unwrap();

@@ -160,38 +160,26 @@ pub(crate) fn stand_in(
     shape: Shape,
     failures: usize,
 ) -> (std::net::SocketAddr, Seen, actix_web::dev::ServerHandle) {
-    use actix_web::{web, HttpResponse, HttpServer};
+    use actix_web::{HttpRequest, HttpResponse};
     let seen: Seen = Default::default();
     let state = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
+    let (addr, handle) = http_standin::receiver(move |_: HttpRequest, body: String| {
         let state = state.clone();
-        actix_web::App::new().default_service(web::to(move |body: String| {
-            let state = state.clone();
-            async move {
-                let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let verdict = shape(&parsed).err();
-                let mut seen = state.lock().unwrap();
-                let bad = verdict.is_some();
-                seen.push((parsed, verdict));
-                if bad {
-                    HttpResponse::BadRequest().finish()
-                } else if seen.len() <= failures {
-                    HttpResponse::InternalServerError().finish()
-                } else {
-                    HttpResponse::Accepted().json(json!({"status": "success"}))
-                }
+        async move {
+            let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let verdict = shape(&parsed).err();
+            let mut seen = state.lock().unwrap();
+            let bad = verdict.is_some();
+            seen.push((parsed, verdict));
+            if bad {
+                HttpResponse::BadRequest().finish()
+            } else if seen.len() <= failures {
+                HttpResponse::InternalServerError().finish()
+            } else {
+                HttpResponse::Accepted().json(json!({"status": "success"}))
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+        }
+    });
     (addr, seen, handle)
 }
 
@@ -205,20 +193,17 @@ pub(crate) fn bodies(seen: &Seen) -> Vec<Value> {
 
 #[actix_rt::test]
 async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_there() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.alerts.resolve_after_secs = 1;
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.poll_ms = 50;
-    settings.webhooks.dashboard_url = "https://pulse.example.com/".into();
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        s.alerts.resolve_after_secs = 1;
+        quick_webhooks(s);
+        s.webhooks.dashboard_url = "https://pulse.example.com/".into();
+    })
+    .await;
 
     // The default rules watch the whole stream; this test's rule watches one product.
-    app.remove_rules().await;
     let rule = app
-        .create_rule(
+        .only_rule(
             &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
                "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "warning"}),
         )
@@ -265,15 +250,10 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         "the Slack URL's path is listed: {listed}"
     );
 
-    let angry: Vec<String> = (0..8)
-        .map(|i| {
-            json!({"type": "post", "id": format!("ch-{i}"), "platform": "twitter",
-                   "author": {"id": format!("u{i}"), "followers": 10},
-                   "text": format!("The Pulse Phone update bricked it again, terrible #{i}"),
-                   "created_at": chrono::Utc::now().to_rfc3339(), "product": "pulse-phone"})
-            .to_string()
-        })
-        .collect();
+    let angry: Vec<String> =
+        super::complaints("ch", 8, "The Pulse Phone update bricked it again, terrible")
+            .map(|p| p.to_string())
+            .collect();
     app.send_events(&angry).await;
 
     // Slack fails twice, then takes the alert: three requests, one alert.
@@ -406,13 +386,11 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
 
 #[actix_rt::test]
 async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.poll_ms = 50;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        quick_webhooks(s);
+    })
+    .await;
     app.remove_rules().await;
 
     let (routed_addr, routed, h1) = stand_in(slack_shape, 0);
@@ -476,15 +454,10 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         json!([routed_channel["id"], asleep_channel["id"]])
     );
 
-    let angry: Vec<String> = (0..6)
-        .map(|i| {
-            json!({"type": "post", "id": format!("rt-{i}"), "platform": "reddit",
-                   "author": {"id": format!("u{i}"), "followers": 10},
-                   "text": "Awful support, terrible product, I hate it",
-                   "created_at": chrono::Utc::now().to_rfc3339()})
-            .to_string()
-        })
-        .collect();
+    let angry: Vec<String> =
+        super::complaints("rt", 6, "Awful support, terrible product, I hate it")
+            .map(|p| p.platform("reddit").without(&["product"]).to_string())
+            .collect();
     app.send_events(&angry).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {

@@ -178,9 +178,8 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
     settings.webhooks.poll_ms = 50;
     sink.relay_for(&mut settings, &dir, "Pulse Alerts <alerts@pulse.test>");
     let app = spawn_app_with(env, settings).await;
-    app.remove_rules().await;
     let rule = app
-        .create_rule(
+        .only_rule(
             &json!({"name": "Phone churn", "kind": "negativity", "dimension": "product",
                "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "critical"}),
         )
@@ -195,15 +194,13 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
                "url": "mailto:ops@example.com, Brand Team <brand@example.com>"}))
         .await;
 
-    let angry: Vec<String> = (0..6)
-        .map(|i| {
-            json!({"type": "post", "id": format!("em-{i}"), "platform": "twitter",
-                   "author": {"id": format!("u{i}"), "followers": 10},
-                   "text": format!("Cancelling, the Pulse Phone <b>bricked</b> again & again, awful #{i}"),
-                   "created_at": chrono::Utc::now().to_rfc3339(), "product": "pulse-phone"})
-            .to_string()
-        })
-        .collect();
+    let angry: Vec<String> = super::complaints(
+        "em",
+        6,
+        "Cancelling, the Pulse Phone <b>bricked</b> again & again, awful",
+    )
+    .map(|p| p.to_string())
+    .collect();
     app.send_events(&angry).await;
     // The relay refuses twice (451), then takes the alert: one message.
     assert!(

@@ -18,6 +18,17 @@ fn post_at(id: &str, text: &str, minutes_ago: i64) -> String {
         .to_string()
 }
 
+/// `n` posts `{prefix}-{i}` created now by as many authors (`u{i}`, 10 followers), with no
+/// place or channel; each text `text #{i}`, so none repeats another.
+fn complaints(prefix: &str, n: usize, text: &str) -> impl Iterator<Item = PostEvent> {
+    let (prefix, text) = (prefix.to_string(), text.to_string());
+    (0..n).map(move |i| {
+        PostEvent::new(&format!("{prefix}-{i}"), &format!("{text} #{i}"))
+            .author(&format!("u{i}"), 10)
+            .without(&["geo", "channel"])
+    })
+}
+
 #[actix_rt::test]
 async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence() {
     let env = TestEnv::new().await;
@@ -43,10 +54,11 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .await
         .unwrap();
 
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    let app = spawn_app_with(env, settings).await;
+    let app = env
+        .serve(|s| {
+            quick_alerts(s, 0.3);
+        })
+        .await;
     let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -142,12 +154,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .unwrap()
         .iter()
         .all(|p| p["sentiment"] == "negative"));
-    let terms: Vec<&str> = evidence["top_terms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["term"].as_str().unwrap())
-        .collect();
+    let terms: Vec<&str> = strings(&evidence["top_terms"], "term");
     assert!(terms.contains(&"terrible"), "{terms:?}");
     let spike_alert = alerts["items"]
         .as_array()
@@ -297,51 +304,38 @@ type Seen =
 
 /// Starts a webhook receiver on a free port that fails its first `failures` requests with 500.
 fn receiver(failures: usize) -> (std::net::SocketAddr, Seen, actix_web::dev::ServerHandle) {
-    use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
+    use actix_web::{HttpRequest, HttpResponse};
     let seen: Seen = Default::default();
     let state = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
+    let (addr, handle) = http_standin::receiver(move |req: HttpRequest, body: String| {
         let state = state.clone();
-        actix_web::App::new().default_service(web::to(move |req: HttpRequest, body: String| {
-            let state = state.clone();
-            async move {
-                let headers = req
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                    .collect();
-                let mut seen = state.lock().unwrap();
-                seen.push((headers, body));
-                if seen.len() <= failures {
-                    HttpResponse::InternalServerError().finish()
-                } else {
-                    HttpResponse::Ok().finish()
-                }
+        async move {
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            let mut seen = state.lock().unwrap();
+            seen.push((headers, body));
+            if seen.len() <= failures {
+                HttpResponse::InternalServerError().finish()
+            } else {
+                HttpResponse::Ok().finish()
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+        }
+    });
     (addr, seen, handle)
 }
 
 #[actix_rt::test]
 async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.max_attempts = 3;
-    settings.webhooks.poll_ms = 50;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        s.webhooks.base_delay_ms = 50;
+        s.webhooks.max_attempts = 3;
+        s.webhooks.poll_ms = 50;
+    })
+    .await;
 
     let (flaky_addr, seen, receiver_handle) = receiver(2);
     let flaky = app
@@ -451,12 +445,11 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
 
 #[actix_rt::test]
 async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.2;
-    settings.alerts.resolve_after_secs = 1;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.2);
+        s.alerts.resolve_after_secs = 1;
+    })
+    .await;
     let rule = app
         .create_rule(
             &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
@@ -503,4 +496,4 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
 
 pub mod channels;
 mod email;
-mod findings;
+mod rules;

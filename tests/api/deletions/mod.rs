@@ -57,10 +57,8 @@ pub(crate) async fn settled(env: &TestEnv, redis: &Client) -> bool {
     read_all(env, redis).await
         && wait_until(WAIT, || async {
             let held: i64 = pg
-                .query_one("SELECT count(*) FROM engagements WHERE held", &[])
-                .await
-                .unwrap()
-                .get(0);
+                .scalar("SELECT count(*) FROM engagements WHERE held", &[])
+                .await;
             held == 0
         })
         .await
@@ -150,14 +148,14 @@ fn trending_ids(body: &Value) -> Vec<String> {
 async fn a_post_leaves_every_surface_once_deleted() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.virality.score_interval_ms = 100;
-    let app = spawn_app_with(env, settings).await;
+    let app = env
+        .serve(|s| {
+            quick_alerts(s, 0.3);
+            quick_scores(s);
+        })
+        .await;
     let env = &app.env;
-    app.remove_rules().await;
-    app.create_rule(
+    app.only_rule(
         &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
                   "key": "pulse-phone", "threshold": 0.5, "min_volume": 3,
                   "severity": "warning"}),
@@ -412,15 +410,11 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
     xadd_all(&redis, &env.stream, &events).await;
     assert!(settled(env, &redis).await);
     let supports: Vec<String> = pg
-        .query(
+        .column(
             "SELECT DISTINCT language_support FROM posts ORDER BY 1",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(supports, ["supported", "unsupported", "unverified"]);
     // A deletion whose batch committed after its post's is marked by the upkeep.
     assert!(deleted_posts_reach(&pg, 4).await);
@@ -456,11 +450,11 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
 
 #[actix_rt::test]
 async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.ingest.unknown_post_hold_secs = 2;
-    settings.virality.score_interval_ms = 100;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.ingest.unknown_post_hold_secs = 2;
+        quick_scores(s);
+    })
+    .await;
     let (env, redis) = (&app.env, app.redis().await);
     let now = Utc::now();
     let shares = |post: &str, n: usize| -> Vec<Value> {

@@ -58,6 +58,34 @@ async fn observed(server: &common::secured::SecuredServer) -> Observed {
     (posts, rollups(&pg).await, shares, trending)
 }
 
+/// Ends one run of a replay once the tracker has read every share the victim sent (the last
+/// one on `shared`): what the victim's data looks like then, and the metrics.
+async fn finish_run(server: common::secured::SecuredServer, shared: &str) -> (Observed, String) {
+    let path = format!("/api/v1/posts/{shared}/virality");
+    assert!(
+        wait_until(WAIT, || async {
+            let res = server.call("GET", &path, Some(Role::Analyst), None).await;
+            res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
+        })
+        .await
+    );
+    let seen = observed(&server).await;
+    let metrics = server.call("GET", "/metrics", None, None).await.body;
+    server.app.shutdown().await;
+    (seen, metrics)
+}
+
+/// The victim's data is the same with the attacker as alone; the attacked run's metrics.
+fn assert_unchanged_by_attack(runs: &[(Observed, String)]) -> &str {
+    let (alone, _) = &runs[0];
+    let (attacked, metrics) = &runs[1];
+    assert_eq!(
+        alone, attacked,
+        "the attacker changed what the victim's data looks like"
+    );
+    metrics
+}
+
 /// The victim of the squatting replays: posts `v-0`..`v-{posts}` a second apart from `base`,
 /// alternately liking and hating the phone, and one share of each of the first `shares`.
 fn victim_events(base: DateTime<Utc>, posts: i64, shares: i64) -> Vec<Value> {
@@ -89,7 +117,7 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
     let mut runs = Vec::new();
     for attacked in [false, true] {
         let server = common::secured::SecuredServer::start(|s| {
-            s.virality.score_interval_ms = 100;
+            quick_scores(s);
         })
         .await;
         let pg = server.env.pg().await;
@@ -162,32 +190,9 @@ async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts()
         send(&victim, &victim_deletes).await;
         assert!(settled(&server.env, &redis).await);
         assert!(deleted_posts_reach(&pg, 1).await);
-        // The tracker has read every share the victim sent.
-        assert!(
-            wait_until(WAIT, || async {
-                let res = server
-                    .call(
-                        "GET",
-                        "/api/v1/posts/v-4/virality",
-                        Some(Role::Analyst),
-                        None,
-                    )
-                    .await;
-                res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
-            })
-            .await
-        );
-        let seen = observed(&server).await;
-        let metrics = server.call("GET", "/metrics", None, None).await.body;
-        runs.push((seen, metrics));
-        server.app.shutdown().await;
+        runs.push(finish_run(server, "v-4").await);
     }
-    let (alone, _) = &runs[0];
-    let (attacked, metrics) = &runs[1];
-    assert_eq!(
-        alone, attacked,
-        "the attacker changed what the victim's data looks like"
-    );
+    let metrics = assert_unchanged_by_attack(&runs);
     for (reason, n) in [
         ("id_taken", 1),
         ("not_owner_deletion", 2),
@@ -225,19 +230,11 @@ async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
         let stream = env.stream.clone();
         let producer = producer.to_vec();
         async move {
-            let _: String = redis
-                .xadd(
-                    stream,
-                    false,
-                    None::<()>,
-                    "*",
-                    vec![
-                        ("event", fred::types::Value::from(event)),
-                        ("producer", fred::types::Value::Bytes(producer.into())),
-                    ],
-                )
-                .await
-                .unwrap();
+            let fields = vec![
+                ("event", fred::types::Value::from(event)),
+                ("producer", fred::types::Value::Bytes(producer.into())),
+            ];
+            xadd_fields(&redis, &stream, fields).await;
         }
     };
     entry(b"source:forum", "by-source").await;
@@ -271,13 +268,13 @@ async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
 /// deleted in the end, so nothing may stay counted.
 #[actix_rt::test]
 async fn engagements_committed_beside_their_posts_deletion_never_stay_in_the_rollups() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    // Small batches, many in flight: a post's likes, its deletion and its shares land in
-    // different batches committed side by side.
-    settings.ingest.read_batch = 4;
-    settings.ingest.max_batches_in_flight = 8;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        // Small batches, many in flight: a post's likes, its deletion and its shares land in
+        // different batches committed side by side.
+        s.ingest.read_batch = 4;
+        s.ingest.max_batches_in_flight = 8;
+    })
+    .await;
     let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
     let now = Utc::now();
@@ -321,12 +318,9 @@ async fn a_rotated_key_keeps_the_posts_of_the_key_it_replaces() {
     let now = Utc::now();
     let first = post_as(&s, &old.key, &[post_at("rotated", "I love it", now)]).await;
     assert_eq!(first.status, 202, "{}", first.body);
-    let stored = wait_until(WAIT, || async {
-        s.count("SELECT count(*) FROM posts WHERE id = 'rotated'")
-            .await
-            == 1
-    })
-    .await;
+    let stored = s
+        .count_reaches("SELECT count(*) FROM posts WHERE id = 'rotated'", 1, WAIT)
+        .await;
     assert!(stored);
 
     let rotate = format!("/api/v1/admin/keys/{}/rotate", old.info.id);
@@ -408,7 +402,7 @@ async fn a_key_scoped_to_its_id_prefixes_cannot_claim_another_feeds_posts() {
     let mut runs = Vec::new();
     for attacked in [false, true] {
         let server = common::secured::SecuredServer::start(|s| {
-            s.virality.score_interval_ms = 100;
+            quick_scores(s);
         })
         .await;
         let redis = server.env.redis().await;
@@ -498,25 +492,9 @@ async fn a_key_scoped_to_its_id_prefixes_cannot_claim_another_feeds_posts() {
         assert_eq!(sent.status, 202, "{}", sent.body);
         assert!(settled(&server.env, &redis).await);
         assert!(deleted_posts_reach(&server.env.pg().await, 1).await);
-        assert!(
-            wait_until(WAIT, || async {
-                let path = "/api/v1/posts/v-2/virality";
-                let res = server.call("GET", path, Some(Role::Analyst), None).await;
-                res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
-            })
-            .await
-        );
-        let seen = observed(&server).await;
-        let metrics = server.call("GET", "/metrics", None, None).await.body;
-        runs.push((seen, metrics));
-        server.app.shutdown().await;
+        runs.push(finish_run(server, "v-2").await);
     }
-    let (alone, _) = &runs[0];
-    let (attacked, metrics) = &runs[1];
-    assert_eq!(
-        alone, attacked,
-        "the attacker changed what the victim's data looks like"
-    );
+    let metrics = assert_unchanged_by_attack(&runs);
     let refused = r#"pulse_http_events_refused_total{reason="out_of_scope"}"#;
     assert_eq!(sample(metrics, refused), 11.0, "{metrics}");
     for reason in ["id_taken", "not_owner_deletion", "not_owner_engagement"] {

@@ -5,12 +5,11 @@ use super::*;
 
 #[actix_rt::test]
 async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.digests.poll_secs = 1;
-    settings.webhooks.poll_ms = 50;
-    settings.webhooks.base_delay_ms = 50;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.digests.poll_secs = 1;
+        quick_webhooks(s);
+    })
+    .await;
     let replicas = [
         app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
         app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
@@ -327,12 +326,8 @@ async fn a_period_missed_while_down_arrives_once_late_though_its_sender_is_kille
         let made: Value = http
             .post(format!("http://{}/api/v1/webhooks", first.address))
             .json(&json!({"kind": kind, "url": format!("http://{}{path}", receiver.addr)}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         channels.push(made["id"].as_i64().expect("a channel"));
     }
     first.signal(libc::SIGTERM);
@@ -340,24 +335,20 @@ async fn a_period_missed_while_down_arrives_once_late_though_its_sender_is_kille
     // A daily schedule made three hours ago whose period ended two hours ago.
     let pg = env.pg().await;
     let ended: DateTime<Utc> = pg
-        .query_one(
+        .scalar(
             "SELECT date_trunc('minute', now()) - interval '2 hours'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let at = ended.format("%H:%M").to_string();
     let schedule: i64 = pg
-        .query_one(
+        .scalar(
             "INSERT INTO digest_schedules (name, cadence, at, timezone, channels, created_at) \
              VALUES ('while down', 'daily', $1::text::time, 'UTC', $2, now() - interval '3 hours') \
              RETURNING id",
             &[&at, &channels],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
 
     let mut processes: Vec<PulseProcess> = (0..3).map(|_| PulseProcess::start(&vars)).collect();
     let pids: Vec<u32> = processes.iter().map(|p| p.child.id()).collect();
@@ -385,14 +376,12 @@ async fn a_period_missed_while_down_arrives_once_late_though_its_sender_is_kille
     // Another process sends each once the lease of the dead one runs out (25 s).
     let delivered = wait_until(Duration::from_secs(90), || async {
         let n: i64 = pg
-            .query_one(
+            .scalar(
                 "SELECT count(*) FROM webhook_deliveries d JOIN digests g ON g.id = d.digest_id \
                  WHERE g.schedule_id = $1 AND d.status = 'delivered'",
                 &[&schedule],
             )
-            .await
-            .unwrap()
-            .get(0);
+            .await;
         n == channels.len() as i64
     })
     .await;

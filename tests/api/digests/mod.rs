@@ -33,10 +33,7 @@ fn post(id: &str, minutes_ago: i64, negative: bool, battery: bool, now: DateTime
 /// Every post and engagement stored and nothing held.
 async fn settled(app: &TestApp, posts: i64) -> bool {
     let redis = app.redis().await;
-    wait_until(Duration::from_secs(60), || async {
-        app.env.post_count().await >= posts
-    })
-    .await
+    app.env.stored(posts, Duration::from_secs(60)).await
         && crate::deletions::settled(&app.env, &redis).await
 }
 
@@ -206,20 +203,12 @@ async fn steady_preview(app: &TestApp, body: &Value) -> (Value, Vec<String>) {
 
 #[actix_rt::test]
 async fn a_preview_holds_what_the_api_answers_for_its_period_and_scope_after_deletions_too() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.virality.score_interval_ms = 100;
-    let app = spawn_app_with(env, settings).await;
-    let (status, topic) = app
-        .post(
-            "/api/v1/topics",
-            &json!({"name": "Battery", "query": "battery"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{topic}");
-    let topic_id = topic["id"].as_i64().unwrap();
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        quick_scores(s);
+    })
+    .await;
+    let topic_id = app.create_topic("Battery", "battery").await;
     // Topics apply to posts analysed after the matcher sees them.
     tokio::time::sleep(Duration::from_secs(3)).await;
 

@@ -80,20 +80,18 @@ fn verdict(status: u16, code: &str) -> Verdict {
 
 #[actix_rt::test]
 async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.auth.open = false;
-    settings.auth.jwt_secret = Secret(SECRET.into());
-    // Budgets that never run out but count every request, so each answer says how many
-    // requests its budget has counted.
-    settings.limits.rate_limits = true;
-    settings.limits.per_ip_burst = 1e12;
-    settings.limits.per_ip_per_sec = 1e-9;
-    settings.limits.per_network_burst = 1e12;
-    settings.limits.per_network_per_sec = 1e-9;
-    settings.limits.per_key_burst = 1e12;
-    settings.limits.per_key_per_sec = 1e-9;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.auth.open = false;
+        s.auth.jwt_secret = Secret(SECRET.into());
+        // Budgets that never run out but count every request, so each answer says how many
+        // requests its budget has counted.
+        address_budget(s, 1e12, 1e-9);
+        s.limits.per_network_burst = 1e12;
+        s.limits.per_network_per_sec = 1e-9;
+        s.limits.per_key_burst = 1e12;
+        s.limits.per_key_per_sec = 1e-9;
+    })
+    .await;
     let base = format!("http://{}", app.address());
     let http = &app.http;
     let pg = app.env.pg().await;
@@ -168,12 +166,8 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
     // The routes, as the server itself documents them.
     let doc: Value = http
         .get(format!("{base}/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let mut patterns: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     patterns.sort();
     assert!(patterns.len() >= 40, "{patterns:?}");
@@ -287,12 +281,12 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
 #[actix_rt::test]
 async fn every_route_cuts_off_an_unfinished_body_and_refuses_nul() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.auth.open = false;
-    settings.auth.jwt_secret = Secret(SECRET.into());
-    settings.limits.body_timeout_secs = 1;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.auth.open = false;
+        s.auth.jwt_secret = Secret(SECRET.into());
+        s.limits.body_timeout_secs = 1;
+    })
+    .await;
     let addr = app.address();
     let key = app.create_key(Role::Admin, "slow").await.key;
     let doc: Value = reqwest::get(format!("http://{addr}/api/openapi.json"))

@@ -1,20 +1,16 @@
-//! Browser protections (CORS, WebSocket origins) and injection and traversal attempts.
+//! Browser protections (CORS, WebSocket origins, no cross-site form posts to an open server)
+//! and injection and traversal attempts.
 
 use super::*;
+use fred::prelude::*;
+use serde_json::Value;
 
 #[actix_rt::test]
 async fn browser_protections_cors_and_websocket_origins() {
     let s = Secure::start(|s| s.http.cors_origins = vec!["https://brand.example".into()]).await;
     let analyst = s.token(Role::Analyst).await;
     for path in ["/", "/api/v1/posts", "/health"] {
-        let res = s
-            .app
-            .http
-            .get(s.url(path))
-            .bearer_auth(&analyst)
-            .send()
-            .await
-            .unwrap();
+        let res = s.get_with(path, Some(&analyst), &[]).await;
         let h = res.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
@@ -25,27 +21,23 @@ async fn browser_protections_cors_and_websocket_origins() {
 
     // CORS: the configured origin is allowed, others get no grant.
     let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .bearer_auth(&analyst)
-        .header("origin", "https://brand.example")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/api/v1/posts",
+            Some(&analyst),
+            &[("origin", "https://brand.example")],
+        )
+        .await;
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "https://brand.example"
     );
     let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .bearer_auth(&analyst)
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/api/v1/posts",
+            Some(&analyst),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
     assert!(!res.headers().contains_key("access-control-allow-origin"));
     let preflight = |origin: &'static str| {
         s.app
@@ -139,11 +131,7 @@ async fn injection_and_traversal_attempts_reach_nothing() {
         assert_eq!(body["items"].as_array().unwrap().len(), 0, "{attempt}");
     }
     let stored = s.app.env.pg().await;
-    let keys: i64 = stored
-        .query_one("SELECT count(*) FROM api_keys", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let keys: i64 = stored.scalar("SELECT count(*) FROM api_keys", &[]).await;
     assert_eq!(keys, Role::ALL.len() as i64, "the tables are intact");
 
     // Paths that try to leave the dashboard's directory get nothing from outside it.
@@ -177,4 +165,61 @@ async fn injection_and_traversal_attempts_reach_nothing() {
         status, 401,
         "tokens in query strings are for the WebSocket only"
     );
+}
+
+/// A web page can make a browser POST `text/plain` (or a form) anywhere without a preflight;
+/// on an open server `/api/v1/events` took it and appended its events, where every other
+/// route that takes JSON answers 415.
+#[actix_rt::test]
+async fn a_cross_site_text_plain_post_appends_no_events() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    assert!(env.settings().auth.open, "the attack is on an open server");
+    let http = &app.http;
+    let url = app.url("/api/v1/events");
+    let event = json!({"type": "post", "id": "xsite-1", "platform": "other",
+                       "author": {"id": "a", "followers": 0}, "text": "forged",
+                       "created_at": chrono::Utc::now().to_rfc3339()})
+    .to_string();
+
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = http
+            .post(&url)
+            .header("origin", "https://evil.example")
+            .body(event.clone());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{content_type:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "unsupported_media_type",
+                             "message": "expected Content-Type: application/json",
+                             "details": {}}}),
+            "{content_type:?}"
+        );
+    }
+    let appended: i64 = redis.xlen(&env.stream).await.unwrap_or(0);
+    assert_eq!(appended, 0, "a refused request appended events");
+
+    // The same body declared as JSON is taken.
+    let res = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let appended: i64 = redis.xlen(&env.stream).await.unwrap();
+    assert_eq!(appended, 1);
+    app.shutdown().await;
 }

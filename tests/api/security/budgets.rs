@@ -1,8 +1,8 @@
-//! One test per finding of the outside probe of budgets: what one client, often without
-//! credentials, could make a running server hold or do. Each attacks a real server the way the
-//! probe did (slow bodies, stream entries of many fields, made-up keys, gzip members, direct
-//! analysis, sockets that stop reading, made-up labels, floods of events, hostile import files,
-//! inputs that answered 500, many addresses of one network) and checks the budget holds.
+//! Budgets per caller: what one client, often without credentials, can make a running server
+//! hold or do. Each test attacks a real server the way an outsider would (slow bodies, stream
+//! entries of many fields, made-up keys, gzip members, direct analysis, sockets that stop
+//! reading, made-up labels, floods of events, hostile import files, inputs that answered 500,
+//! many addresses of one network) and checks the budget holds.
 
 use crate::common;
 use std::net::{IpAddr, SocketAddr};
@@ -50,7 +50,7 @@ async fn metrics_from(source: &str, server: SocketAddr) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-/// Finding 1: bodies that never finish were held whole, from what `Content-Length` promised,
+/// Bodies that never finish were held whole, from what `Content-Length` promised,
 /// with no timeout, and a client could start as many as its request budget allowed.
 #[actix_rt::test]
 async fn slow_bodies_are_cut_off_and_few_per_client() {
@@ -101,7 +101,7 @@ async fn slow_bodies_are_cut_off_and_few_per_client() {
     assert!(end.is_ok(), "the connection stays open");
 }
 
-/// Finding 2: the size bound cut each value but kept every field, and an idle reader read its
+/// The size bound cut each value but kept every field, and an idle reader read its
 /// first entry whole: 500,000 tiny fields cost Pulse 68 times their bytes.
 #[actix_rt::test]
 async fn stream_entries_with_many_fields_are_cut_where_they_are_read() {
@@ -144,13 +144,11 @@ async fn stream_entries_with_many_fields_are_cut_where_they_are_read() {
     assert!(kept <= 4, "the letter keeps {kept} of the entry's fields");
 }
 
-/// Finding 3: every made-up key cost an Argon2 check, even when the answer was 429.
+/// Every made-up key cost an Argon2 check, even when the answer was 429.
 #[actix_rt::test]
 async fn made_up_keys_are_refused_before_any_hashing() {
     let s = SecuredServer::start(|s| {
-        s.limits.rate_limits = true;
-        s.limits.per_ip_burst = 3.0;
-        s.limits.per_ip_per_sec = 0.01;
+        address_budget(s, 3.0, 0.01);
     })
     .await;
     // Read from another network than the guesses, so reading spends none of their budget.
@@ -212,7 +210,7 @@ async fn made_up_keys_are_refused_before_any_hashing() {
     );
 }
 
-/// Finding 4: a megabyte of empty gzip members took half a second of an HTTP worker each.
+/// A megabyte of empty gzip members took half a second of an HTTP worker each.
 #[actix_rt::test]
 async fn gzip_bodies_of_many_members_are_refused_unread() {
     use std::io::Write;
@@ -246,7 +244,7 @@ async fn gzip_bodies_of_many_members_are_refused_unread() {
     );
 }
 
-/// Finding 5: direct analysis shared the pipeline's analyzer without a budget.
+/// Direct analysis shared the pipeline's analyzer without a budget.
 #[actix_rt::test]
 async fn direct_analysis_takes_only_its_share() {
     let s = SecuredServer::start(|s| {
@@ -277,12 +275,12 @@ async fn direct_analysis_takes_only_its_share() {
             Some(json!({"texts": ["hello"]})),
         )
         .await;
-    assert_eq!((second.status, second.code().as_str()), (503, "busy"));
+    second.assert_error(503, "busy", "");
     assert_eq!(second.json()["error"]["details"]["reason"], "analyzer");
     assert!(second.headers.contains_key("retry-after"));
 }
 
-/// Finding 6: a session whose client stopped reading held its queue (a megabyte) forever.
+/// A session whose client stopped reading held its queue (a megabyte) forever.
 #[actix_rt::test]
 async fn sockets_that_stop_reading_are_closed_and_capped_per_client() {
     let s = SecuredServer::start(|s| {
@@ -358,7 +356,7 @@ async fn sockets_that_stop_reading_are_closed_and_capped_per_client() {
     );
 }
 
-/// Finding 7: posts with made-up labels made one rollup row each, which every aggregate read.
+/// Posts with made-up labels made one rollup row each, which every aggregate read.
 #[actix_rt::test]
 async fn made_up_labels_beyond_the_days_keys_count_under_other() {
     let s = SecuredServer::start(|s| s.metrics.max_keys_per_dimension = 3).await;
@@ -371,12 +369,7 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
         });
         xadd_event(&s.env.redis().await, &s.env.stream, &post.to_string()).await;
     }
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            s.env.post_count().await >= 10
-        })
-        .await
-    );
+    assert!(s.env.stored(10, Duration::from_secs(60)).await);
     let cities = |res: RawResponse| -> Vec<(String, i64)> {
         res.json()["cities"]
             .as_array()
@@ -408,13 +401,11 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
         .env
         .pg()
         .await
-        .query_one(
+        .scalar(
             "SELECT id FROM posts WHERE rollup_other & 1 <> 0 ORDER BY id LIMIT 1",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let deletion = json!({"type": "delete", "post_id": other_post,
         "at": chrono::Utc::now().to_rfc3339()});
     xadd_event(&s.env.redis().await, &s.env.stream, &deletion.to_string()).await;
@@ -446,7 +437,7 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
     assert_eq!(admitted, 3);
 }
 
-/// Finding 8: nothing held back `POST /api/v1/events`: two clients grew the backlog by 10,000
+/// Nothing held back `POST /api/v1/events`: two clients grew the backlog by 10,000
 /// entries a second.
 #[actix_rt::test]
 async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backlog() {
@@ -481,7 +472,7 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
             Some(events("b", 10)),
         )
         .await;
-    assert_eq!((over.status, over.code().as_str()), (429, "rate_limited"));
+    over.assert_error(429, "rate_limited", "");
     assert_eq!(over.json()["error"]["details"]["scope"], "events");
     assert!(over.headers.contains_key("retry-after"));
 
@@ -504,7 +495,7 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
     assert!(refused, "the intake never pushed back");
 }
 
-/// Finding 9: a 16 MiB JSON line was read as two, and the event after its padding accepted;
+/// A 16 MiB JSON line was read as two, and the event after its padding accepted;
 /// one quoted CSV field of 300 MB was held whole.
 #[actix_rt::test]
 async fn import_refuses_an_overlong_record_whole() {
@@ -564,7 +555,7 @@ async fn import_refuses_an_overlong_record_whole() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Finding 10: three inputs answered 500.
+/// Three inputs answered 500.
 #[actix_rt::test]
 async fn inputs_the_database_cannot_hold_are_bad_requests() {
     let s = SecuredServer::start(|_| {}).await;
@@ -601,7 +592,7 @@ async fn inputs_the_database_cannot_hold_are_bad_requests() {
     }
 }
 
-/// Finding 11: the budgets were per address, and a host has a whole /8 (or /64) of them.
+/// The budgets were per address, and a host has a whole /8 (or /64) of them.
 #[actix_rt::test]
 async fn the_addresses_of_one_network_share_its_budget() {
     let s = SecuredServer::start(|s| {

@@ -1,16 +1,21 @@
-//! Limits: rate limits that trigger and recover, and oversize, deeply nested or
-//! compressed bodies held to the same bounds.
+//! Limits: rate limits that trigger and recover; oversize, deeply nested or compressed bodies
+//! held to the same bounds; and no caller starving the others or the pipeline: the API answers
+//! busy or timed out rather than take the pipeline's connections, floods of refused requests
+//! hit the rate limit and a bounded audit, clients behind a trusted proxy each have their
+//! budget, entries of megabytes are dead-lettered truncated, and every history table is
+//! bounded.
 
 use super::*;
+use common::secured::SecuredServer as Server;
+use fred::prelude::*;
+use serde_json::Value;
 
 #[actix_rt::test]
 async fn rate_limits_trigger_and_recover() {
     let s = Secure::start(|s| {
-        s.limits.rate_limits = true;
+        address_budget(s, 6.0, 1.0);
         s.limits.per_key_per_sec = 2.0;
         s.limits.per_key_burst = 4.0;
-        s.limits.per_ip_per_sec = 1.0;
-        s.limits.per_ip_burst = 6.0;
     })
     .await;
     let token = s.token(Role::Analyst).await;
@@ -188,17 +193,12 @@ async fn oversize_and_deeply_nested_inputs_are_refused() {
     let analyst = s.token(Role::Analyst).await;
     let (_, ws) = s.ws(Some(&analyst), None).await;
     let mut ws = ws.unwrap();
-    ws.send(Message::text(
+    let reply = Secure::ask(
+        &mut ws,
         r#"{"type":"subscribe","topics":["posts","metrics","alerts"]}"#,
-    ))
-    .await
-    .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(reply.to_text().unwrap().contains("error"), "{reply}");
+    )
+    .await;
+    assert!(reply.contains("error"), "{reply}");
     let _ = ws.send(Message::text("x".repeat(8 * 1024))).await;
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(frame) = ws.next().await {
@@ -327,4 +327,243 @@ async fn compressed_bodies_are_decoded_and_held_to_the_same_limits() {
     assert_eq!((code, error_code(&body)), (415, "unsupported_media_type"));
     let (code, body) = post_encoded(&s, "/api/v1/analyze", &admin, "gzip", b"{}".to_vec()).await;
     assert_eq!((code, error_code(&body)), (400, "invalid_body"));
+}
+
+/// The API shared the pipeline's pool with no statement timeout.
+#[actix_rt::test]
+async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connections() {
+    let s = Server::start(|s| {
+        s.database.api_pool_size = 1;
+        s.database.api_statement_timeout_ms = 1;
+        s.database.api_wait_ms = 1;
+    })
+    .await;
+    // Enough posts that a day-long filtered aggregate takes more than a millisecond.
+    s.env
+        .pg()
+        .await
+        .batch_execute(
+            "INSERT INTO posts (id, platform, author_id, author_followers, text, created_at, \
+                 city, sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, \
+                 stream_id) \
+             SELECT 'seed-' || g, 'twitter', 'a', 1, 'text', now() - make_interval(secs => g), \
+                 'Lyon', 'negative', -0.5, '{}', 0, 0, 'seed', '0-0' \
+             FROM generate_series(1, 50000) g",
+        )
+        .await
+        .unwrap();
+    let res = s
+        .call(
+            "GET",
+            "/api/v1/metrics/geo?window=24h&sentiment=negative",
+            Some(Role::Analyst),
+            None,
+        )
+        .await;
+    res.assert_error(504, "query_timeout", "");
+    // Meanwhile the pipeline commits through its own connections.
+    let redis = s.env.redis().await;
+    s.env
+        .xadd_post(&redis, "during-api-load", "still flowing")
+        .await;
+    assert!(
+        s.count_reaches(
+            "SELECT count(*) FROM posts WHERE id = 'during-api-load'",
+            1,
+            Duration::from_secs(20)
+        )
+        .await
+    );
+    s.app.shutdown().await;
+
+    // One connection that rests 99 times as long as it was held: the next request finds it
+    // resting and is told to come back, in the error shape, with Retry-After.
+    let s = Server::start(|s| {
+        s.database.api_pool_size = 1;
+        s.database.api_busy_share = 0.01;
+        s.database.api_wait_ms = 1;
+    })
+    .await;
+    let first = s
+        .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(first.status, 200);
+    let second = s
+        .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
+        .await;
+    second.assert_error(503, "busy", "");
+    assert_eq!(
+        second.headers.get("retry-after").map(String::as_str),
+        Some("1")
+    );
+    s.app.shutdown().await;
+}
+
+/// Refusals for a role that may not were free and each wrote an audit row.
+#[actix_rt::test]
+async fn forbidden_floods_hit_the_rate_limit_and_write_a_bounded_audit() {
+    let s = Server::start(|s| {
+        address_budget(s, 20.0, 0.5);
+    })
+    .await;
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..150 {
+        let res = s
+            .call(
+                "POST",
+                "/api/v1/alert-rules",
+                Some(Role::Analyst),
+                Some(json!({"name": "x", "kind": "negativity"})),
+            )
+            .await;
+        *statuses.entry(res.status).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) >= 100,
+        "{statuses:?}"
+    );
+    let denied = s
+        .count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
+        .await;
+    assert!(denied <= 30, "{denied} audit rows for a flood of 150");
+    s.app.shutdown().await;
+}
+
+/// Stream entries were read whole, and dead letters were capped by count only.
+#[actix_rt::test]
+async fn oversize_entries_are_read_truncated_dead_lettered_with_their_size_and_capped() {
+    let s = Server::start(|s| {
+        s.ingest.max_entry_bytes = 64 * 1024;
+        s.redis.dead_letter_max_bytes = 256 * 1024;
+    })
+    .await;
+    let redis = s.env.redis().await;
+    let junk = "j".repeat(2 * 1024 * 1024);
+    s.env.xadd_post(&redis, "before", "fine").await;
+    for _ in 0..3 {
+        let fields = vec![("event", post_json("big", "x")), ("junk", junk.clone())];
+        xadd_fields(&redis, &s.env.stream, fields).await;
+    }
+    s.env.xadd_post(&redis, "after", "fine").await;
+    let dead_key = format!("{}:dead", s.env.stream);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            let n: i64 = redis.xlen(&dead_key).await.unwrap_or(0);
+            n == 3
+        })
+        .await
+    );
+    let letters: Vec<(String, std::collections::HashMap<String, String>)> =
+        redis.xrange(&dead_key, "-", "+", None).await.unwrap();
+    for (_, fields) in &letters {
+        assert_eq!(fields["dead_reason_class"], "entry_too_large");
+        let size: usize = fields["dead_entry_bytes"].parse().unwrap();
+        assert!(size > 2 * 1024 * 1024, "{size}");
+        assert!(fields["junk"].len() <= pulse::streams::bounded::PREVIEW_BYTES);
+    }
+    assert!(
+        s.count_reaches(
+            "SELECT count(*) FROM posts WHERE id IN ('before', 'after')",
+            2,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    // Many letters: the monitor trims the oldest until the stream fits its byte cap.
+    let small = "s".repeat(30 * 1024);
+    for _ in 0..40 {
+        xadd_event(&redis, &s.env.stream, &small).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            let used: Option<i64> = redis.memory_usage(&dead_key, None).await.unwrap_or(None);
+            let n: i64 = redis.xlen(&dead_key).await.unwrap_or(0);
+            n > 0 && used.is_some_and(|u| u <= 256 * 1024)
+        })
+        .await,
+        "the dead letters were not brought under their byte cap"
+    );
+    s.app.shutdown().await;
+}
+
+/// The per-address limit ignored a trusted proxy's forwarded address.
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
+    let s = Server::start(|s| {
+        address_budget(s, 3.0, 0.001);
+        s.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let status = |client: &'static str| {
+        let addr = s.app.address();
+        async move {
+            raw_request(
+                addr,
+                "GET",
+                "/api/v1/auth/status",
+                &[("X-Forwarded-For", client)],
+                None,
+            )
+            .await
+            .status
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(status("203.0.113.7").await, 200);
+    }
+    assert_eq!(status("203.0.113.7").await, 429);
+    assert_eq!(
+        status("198.51.100.9").await,
+        200,
+        "another client behind the proxy"
+    );
+    // A client cannot pick a fresh address for itself: only the hop our proxy added counts.
+    assert_eq!(status("198.51.100.10, 203.0.113.7").await, 429);
+    s.app.shutdown().await;
+}
+
+/// History tables grew without bound.
+#[actix_rt::test]
+async fn retention_bounds_every_history_table() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO audit_log (at, actor, action, outcome) VALUES \
+             (now() - interval '400 days', 'old', 'x', 'succeeded'), (now(), 'new', 'x', 'succeeded'); \
+         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence, status, resolved_at) VALUES \
+             ('old', 'negativity', 'warning', 'overall', '', 1, 1, '{}', 'resolved', now() - interval '100 days'), \
+             ('new', 'negativity', 'warning', 'overall', '', 1, 1, '{}', 'resolved', now()); \
+         INSERT INTO virality_cascades (post_id, created_at, observed_at, last_activity_at, status, model_name, model_version, params_hash) VALUES \
+             ('old', now(), now(), now() - interval '100 days', 'finished', 'm', '1', 'h'), \
+             ('new', now(), now(), now(), 'finished', 'm', '1', 'h'); \
+         INSERT INTO virality_predictions (post_id, recorded_at, observed_at, age_secs, shares, virality_score, \
+             virality_probability, viral, predicted_final_shares, ci_lower, ci_upper, dynamics, \
+             structural_virality, velocity, acceleration, params_hash) VALUES \
+             ('old', now() - interval '100 days', now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h'), \
+             ('new', now(), now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h');",
+    )
+    .await
+    .unwrap();
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let policy = pulse::actors::retention::RetentionPolicy::of(&Settings::default().store);
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    for table in [
+        "audit_log",
+        "alerts",
+        "virality_cascades",
+        "virality_predictions",
+    ] {
+        let column = match table {
+            "audit_log" => "actor",
+            "alerts" => "rule_name",
+            _ => "post_id",
+        };
+        let left: Vec<String> = pg
+            .column(&format!("SELECT {column} FROM {table}"), &[])
+            .await;
+        assert_eq!(left, vec!["new".to_string()], "{table}");
+    }
+    app.shutdown().await;
 }

@@ -106,6 +106,30 @@ impl Secure {
         )
     }
 
+    /// `GET path` with an optional bearer credential and more headers; the whole response,
+    /// for the tests of headers and encodings.
+    async fn get_with(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.app.http.get(self.url(path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The status of `GET path` with `key` presented directly, not exchanged for a token.
+    async fn status_with_key(&self, path: &str, key: &str) -> u16 {
+        let res = self.get_with(path, None, &[("x-api-key", key)]).await;
+        res.status().as_u16()
+    }
+
     /// POSTs `body` verbatim as JSON (for bodies `call` cannot express: oversize, malformed,
     /// deeply nested); the status and the error body.
     async fn post_raw(
@@ -138,6 +162,22 @@ impl Secure {
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends `request` on a live session; the reply, as text, within 5 s.
+    async fn ask(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        request: &str,
+    ) -> String {
+        ws.send(Message::text(request))
+            .await
+            .expect("the request is sent");
+        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a reply within 5 s")
+            .expect("the session stays open")
+            .expect("a frame");
+        reply.to_text().expect("a text reply").to_string()
     }
 
     /// Opens `/ws` with an optional token and Origin; the handshake status (101 on success)
@@ -178,7 +218,10 @@ mod attack_surface;
 mod audit;
 mod browser;
 mod budgets;
-mod findings;
 mod limits;
+mod paths;
+mod ranges;
 mod roles;
+mod sessions;
 mod startup;
+mod webhooks;

@@ -107,24 +107,12 @@ async fn each_role_can_do_exactly_what_it_may() {
 
     // The same rules hold for a key presented directly.
     let ingest_key = s.key(Role::Ingest).to_string();
-    let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .header("x-api-key", &ingest_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 403);
-    let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .header("x-api-key", s.key(Role::Analyst))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(s.status_with_key("/api/v1/posts", &ingest_key).await, 403);
+    assert_eq!(
+        s.status_with_key("/api/v1/posts", s.key(Role::Analyst))
+            .await,
+        200
+    );
 
     // The WebSocket: analysts and admins in, ingest keys and strangers out.
     let token_of = |role| tokens.iter().find(|t| t.0 == role).unwrap().1.clone();
@@ -135,15 +123,8 @@ async fn each_role_can_do_exactly_what_it_may() {
         let (code, ws) = s.ws(Some(&token_of(role)), None).await;
         assert_eq!(code, 101, "{role} opens a live session");
         let mut ws = ws.unwrap();
-        ws.send(Message::text(r#"{"type":"subscribe","topics":["posts"]}"#))
-            .await
-            .unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert!(reply.to_text().unwrap().contains("subscribed"), "{reply}");
+        let reply = Secure::ask(&mut ws, r#"{"type":"subscribe","topics":["posts"]}"#).await;
+        assert!(reply.contains("subscribed"), "{reply}");
     }
 }
 
@@ -220,13 +201,12 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
         assert_eq!(error_code(&body), "invalid_token", "{what}");
     }
     let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .header("authorization", "Basic YWRtaW46YWRtaW4=")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/api/v1/posts",
+            None,
+            &[("authorization", "Basic YWRtaW46YWRtaW4=")],
+        )
+        .await;
     assert_eq!(res.status().as_u16(), 401);
 
     // A live session is closed when its token expires.
@@ -266,15 +246,11 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     assert_eq!((code, error_code(&body)), (401, "revoked_api_key"));
     let (code, body) = s.exchange(s.key(Role::Analyst)).await;
     assert_eq!((code, error_code(&body)), (401, "revoked_api_key"));
-    let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/posts"))
-        .header("x-api-key", s.key(Role::Analyst))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(
+        s.status_with_key("/api/v1/posts", s.key(Role::Analyst))
+            .await,
+        401
+    );
     let (code, _, _) = s.call("DELETE", &path, Some(&admin), None).await;
     assert_eq!(code, 404, "a key is revoked once");
 }
@@ -323,14 +299,12 @@ async fn responses_that_carry_credentials_are_never_compressed() {
     );
 
     let res = s
-        .app
-        .http
-        .get(s.url("/api/v1/admin/keys"))
-        .bearer_auth(&token)
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/api/v1/admin/keys",
+            Some(&token),
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(encoding(&res), "gzip", "other answers are compressed");
     s.app.shutdown().await;

@@ -123,12 +123,8 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
         let issued: Value = http
             .post(format!("{base}/api/v1/auth/token"))
             .json(&json!({"api_key": key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let token = issued["access_token"].as_str().unwrap().to_string();
         let res = http
             .get(format!("{base}/api/v1/posts"))
@@ -199,4 +195,28 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown platform"));
+}
+
+/// The compose demo published an open server on every interface, and the example
+/// secret of the Kubernetes manifests passed the length check.
+#[test]
+fn shipped_configurations_are_safe_as_they_stand() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let compose = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+    let ports: Vec<&str> = compose
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- \"") && l.contains(":8080\""))
+        .collect();
+    assert!(!ports.is_empty());
+    for line in ports {
+        assert!(line.contains("${PUBLISH_ADDRESS:-127.0.0.1}:"), "{line}");
+    }
+    let secret = std::fs::read_to_string(format!("{root}/deploy/secret.example.yaml")).unwrap();
+    let example = secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("jwt-secret:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"');
+    assert!(pulse::auth::token::TokenCodec::new(example, "pulse", 60).is_err());
 }

@@ -1,14 +1,15 @@
 //! Sources against local stand-ins for the platforms, replaying payloads of the platforms'
 //! own shapes (tests/fixtures/*/README.md says where each shape comes from): Jetstream, the
 //! import, Bluesky profiles and the demo feed here; Mastodon, feeds and Reddit in
-//! [`platforms`]; what an outside probe found in [`findings`].
+//! [`platforms`]; refusals and rate limits waited out in [`refusals`]; where feeds may
+//! reach in [`egress`].
 
 use crate::common::{self, import_args};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::http_standin::{listen, read_request, respond, respond_streaming};
+use common::http_standin::{listen, read_request, respond, respond_streaming, serve};
 use common::jetstream::JetstreamStandIn;
 use common::*;
 use pulse::config::{FeedSettings, JetstreamSettings, RedditSettings, SourceKind, SourceSettings};
@@ -19,10 +20,16 @@ const BOB_REPLY: &str = "at://did:plc:bob00000000000000000000000/app.bsky.feed.p
 
 /// A Pulse on `env` running `source`, its virality tracker ticking every 100 ms.
 pub(crate) async fn serve_with(env: TestEnv, source: SourceSettings) -> TestApp {
-    let mut settings = env.settings();
-    settings.sources = vec![source];
-    settings.virality.score_interval_ms = 100;
-    spawn_app_with(env, settings).await
+    env.serve(|s| {
+        s.sources = vec![source];
+        quick_scores(s);
+    })
+    .await
+}
+
+/// [`serve_with`] on a fresh environment.
+pub(crate) async fn serve_source(source: SourceSettings) -> TestApp {
+    serve_with(TestEnv::new().await, source).await
 }
 
 /// A source named `name` reading `kind`, with no query, product or channel, backing off at
@@ -88,10 +95,7 @@ pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) ->
 /// printed when it does not.
 pub(crate) async fn assert_stores(env: &TestEnv, n: i64, asked: &Mutex<impl Debug>) {
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= n
-        })
-        .await,
+        env.stored(n, Duration::from_secs(30)).await,
         "{} of {n} posts stored: {:?}",
         env.post_count().await,
         asked.lock().unwrap()
@@ -107,29 +111,24 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     // Cut after the first repost: the reply and the repost must not be lost or doubled.
     let standin = JetstreamStandIn::start(lines, Some(3), Duration::ZERO).await;
     let (endpoint, uris) = (standin.endpoint, standin.uris);
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.sources = vec![source(endpoint)];
-    settings.virality.score_interval_ms = 100;
-    let app = spawn_app_with(env, settings).await;
+    let app = spawn_app_tuned(|s| {
+        s.sources = vec![source(endpoint)];
+        quick_scores(s);
+    })
+    .await;
     let env = &app.env;
 
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await,
+        env.stored(3, Duration::from_secs(30)).await,
         "the replay's three posts were not stored"
     );
     let pg = env.pg().await;
     let engagements = || async {
-        pg.query_one(
+        pg.scalar::<i64>(
             "SELECT count(*) FROM engagements WHERE post_id = $1",
             &[&ALICE_POST],
         )
         .await
-        .unwrap()
-        .get::<_, i64>(0)
     };
     assert!(
         wait_until(Duration::from_secs(20), || async {
@@ -196,13 +195,11 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     // The reply was deleted on Bluesky: kept, marked, out of the listing and the metrics.
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            pg.query_one(
+            pg.scalar::<bool>(
                 "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
                 &[&BOB_REPLY],
             )
             .await
-            .unwrap()
-            .get::<_, bool>(0)
         })
         .await
     );
@@ -212,24 +209,19 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         "{ids:?}"
     );
     let counted: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT sum(posts)::int8 FROM metric_rollups WHERE dimension = 'platform' AND key = 'bluesky'",
             &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        ).await;
     // Live posts the lexicon reads (this test's backend): the German and Spanish ones are
     // stored but counted apart, as unsupported.
     let understood: i64 = pg
-        .query_one(
+        .scalar(
             "SELECT count(*) FROM posts WHERE platform = 'bluesky' AND deleted_at IS NULL \
              AND language_support <> 'unsupported'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert!(understood >= 1);
     assert_eq!(
         counted, understood,
@@ -313,12 +305,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     again.restart = true;
     let third = pulse::sources::import::run(&settings, again).await.unwrap();
     assert_eq!(third.accepted, 1_220);
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await >= 1_200
-        })
-        .await
-    );
+    assert!(env.stored(1_200, Duration::from_secs(60)).await);
     let redis = env.redis().await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -331,13 +318,11 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     let likes: i64 = env
         .pg()
         .await
-        .query_one(
+        .scalar(
             "SELECT COALESCE(sum(count), 0)::int8 FROM engagements WHERE post_id = 'imp-7'",
             &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(likes, 20);
 
     // CSV through a column mapping.
@@ -369,10 +354,8 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     let country: Option<String> = env
         .pg()
         .await
-        .query_one("SELECT country FROM posts WHERE id = 'c1'", &[])
-        .await
-        .unwrap()
-        .get(0);
+        .scalar("SELECT country FROM posts WHERE id = 'c1'", &[])
+        .await;
     assert_eq!(country.as_deref(), Some("DE"));
     std::fs::remove_dir_all(&dir).ok();
     app.shutdown().await;
@@ -382,35 +365,30 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
 /// counts (the response shape of the lexicon `app.bsky.actor.getProfiles`: `{"profiles":
 /// [{"did", "handle", "followersCount", ...}]}`); counts the requests.
 async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (listener, address, requests) = listen().await;
+    let requests: Arc<Mutex<Vec<String>>> = Default::default();
     let seen = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let req = read_request(&mut tcp).await;
-            seen.lock().unwrap().push(req.path.clone());
-            let profiles: Vec<serde_json::Value> = req
-                .query("actors")
-                .into_iter()
-                .filter_map(|did| {
-                    let followers = match &did[..12] {
-                        "did:plc:alic" => 1_200,
-                        "did:plc:bob0" => 85,
-                        "did:plc:dave" => 7_000,
-                        _ => return None, // unknown to the AppView
-                    };
-                    Some(json!({"did": did, "handle": "someone.bsky.social", "followersCount": followers}))
-                })
-                .collect();
-            let body = json!({ "profiles": profiles }).to_string();
-            respond(
-                &mut tcp,
-                "200 OK",
-                &[("Content-Type", "application/json")],
-                &body,
-            )
-            .await;
+    let address = serve(move |req, mut tcp| {
+        seen.lock().unwrap().push(req.path.clone());
+        let profiles: Vec<serde_json::Value> = req
+            .query("actors")
+            .into_iter()
+            .filter_map(|did| {
+                let followers = match &did[..12] {
+                    "did:plc:alic" => 1_200,
+                    "did:plc:bob0" => 85,
+                    "did:plc:dave" => 7_000,
+                    _ => return None, // unknown to the AppView
+                };
+                Some(json!({"did": did, "handle": "someone.bsky.social", "followersCount": followers}))
+            })
+            .collect();
+        let body = json!({ "profiles": profiles }).to_string();
+        async move {
+            let json = [("Content-Type", "application/json")];
+            respond(&mut tcp, "200 OK", &json, &body).await;
         }
-    });
+    })
+    .await;
     (format!("http://{address}"), requests)
 }
 
@@ -432,19 +410,12 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
     settings.sources = vec![source];
     let app = spawn_app_with(env, settings).await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 3
-        })
-        .await
-    );
+    assert!(env.stored(3, Duration::from_secs(30)).await);
     let pg = env.pg().await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            pg.query_one("SELECT count(*) FROM engagements", &[])
+            pg.scalar::<i64>("SELECT count(*) FROM engagements", &[])
                 .await
-                .unwrap()
-                .get::<_, i64>(0)
                 >= 3
         })
         .await
@@ -520,5 +491,6 @@ async fn the_demo_feed_goes_on_when_redis_drops_its_connection() {
     assert!(appended >= 30_000, "{appended} appended");
 }
 
-mod findings;
+mod egress;
 mod platforms;
+mod refusals;

@@ -80,37 +80,28 @@ async fn mastodon() -> (String, Arc<Mutex<Vec<String>>>) {
 #[actix_rt::test]
 async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     let (instance, requests) = mastodon().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        SourceSettings {
-            channel: Some("social".into()),
-            ..named(
-                "masto",
-                SourceKind::Mastodon(pulse::config::MastodonSettings {
-                    instance,
-                    access_token: "secret-token".into(),
-                    ..Default::default()
-                }),
-            )
-        },
-    )
+    let app = serve_source(SourceSettings {
+        channel: Some("social".into()),
+        ..named(
+            "masto",
+            SourceKind::Mastodon(pulse::config::MastodonSettings {
+                instance,
+                access_token: "secret-token".into(),
+                ..Default::default()
+            }),
+        )
+    })
     .await;
     let env = &app.env;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await >= 4
-        })
-        .await,
+        env.stored(4, Duration::from_secs(30)).await,
         "four statuses stored: {:?}",
         requests.lock().unwrap()
     );
     let pg = env.pg().await;
     let shares = || async {
-        pg.query_one("SELECT count(*) FROM engagements WHERE kind = 'share'", &[])
+        pg.scalar::<i64>("SELECT count(*) FROM engagements WHERE kind = 'share'", &[])
             .await
-            .unwrap()
-            .get::<_, i64>(0)
     };
     assert!(wait_until(Duration::from_secs(10), || async { shares().await >= 2 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -207,14 +198,10 @@ async fn news_site() -> (String, Arc<Mutex<Vec<String>>>) {
 #[actix_rt::test]
 async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     let (site, requests) = news_site().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        feeds(
-            "news",
-            vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
-        ),
-    )
+    let app = serve_source(feeds(
+        "news",
+        vec![format!("{site}/news.rss"), format!("{site}/blog.atom")],
+    ))
     .await;
     let env = &app.env;
     assert_stores(env, 3, &requests).await;
@@ -323,18 +310,14 @@ async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
 #[actix_rt::test]
 async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     let (site, requests) = reddit().await;
-    let env = TestEnv::new().await;
-    let app = serve_with(
-        env,
-        reddit_source(
-            "reddit",
-            &site,
-            RedditSettings {
-                user_agent: "pulse-test/1 (by /u/pulse)".into(),
-                ..Default::default()
-            },
-        ),
-    )
+    let app = serve_source(reddit_source(
+        "reddit",
+        &site,
+        RedditSettings {
+            user_agent: "pulse-test/1 (by /u/pulse)".into(),
+            ..Default::default()
+        },
+    ))
     .await;
     let env = &app.env;
     assert_stores(env, 3, &requests).await;

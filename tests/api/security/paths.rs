@@ -1,0 +1,93 @@
+//! A path or a host named a second way reaches nothing: encoded letters, dot segments and
+//! doubled slashes before an admin path, and Host names the server does not answer to.
+
+use super::*;
+use common::secured::SecuredServer as Server;
+
+/// The gate read the raw path, the router the decoded one.
+#[actix_rt::test]
+async fn a_second_spelling_of_a_path_reaches_nothing() {
+    let s = Server::start(|_| {}).await;
+    let keys_before = s.count("SELECT count(*) FROM api_keys").await;
+    let created = s
+        .call(
+            "POST",
+            "/%61pi/v1/admin/keys",
+            None,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    created.assert_error(400, "non_canonical_path", "");
+    let audit = s
+        .call("GET", "/api/v1/%61dmin/audit", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(audit.status, 400);
+    for path in [
+        "/api/v1/posts/%2e%2e/admin/keys",
+        "/api/v1//admin/keys",
+        "/api/./v1/admin/keys",
+    ] {
+        let res = s.call("GET", path, Some(Role::Analyst), None).await;
+        res.assert_error(400, "non_canonical_path", path);
+    }
+    let upgrade = raw_request(
+        s.app.address(),
+        "GET",
+        "/%77s",
+        &[&WS_UPGRADE[..], &[("Origin", "http://evil.example")]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(upgrade.status, 400);
+    assert_eq!(s.count("SELECT count(*) FROM api_keys").await, keys_before);
+    s.app.shutdown().await;
+}
+
+/// A spoofed Host with a matching Origin passed as the dashboard's own origin.
+#[actix_rt::test]
+async fn foreign_host_names_are_refused() {
+    let s = Server::start(|_| {}).await;
+    let key = s.key(Role::Analyst).key.clone();
+    let port = s.app.address().port();
+    let evil = format!("evil.example:{port}");
+    let res = raw_request(
+        s.app.address(),
+        "GET",
+        "/api/v1/posts",
+        &[("Host", evil.as_str()), ("x-api-key", key.as_str())],
+        None,
+    )
+    .await;
+    res.assert_error(400, "host_not_allowed", "");
+    let origin = format!("http://evil.example:{port}");
+    let upgrade = raw_request(
+        s.app.address(),
+        "GET",
+        "/ws",
+        &[
+            &WS_UPGRADE[..],
+            &[
+                ("Host", evil.as_str()),
+                ("Origin", origin.as_str()),
+                ("x-api-key", key.as_str()),
+            ],
+        ]
+        .concat(),
+        None,
+    )
+    .await;
+    assert_eq!(upgrade.status, 400);
+    // The server's own names pass.
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let res = raw_request(
+            s.app.address(),
+            "GET",
+            "/api/v1/posts",
+            &[("Host", host.as_str()), ("x-api-key", key.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!(res.status, 200, "{host}");
+    }
+    s.app.shutdown().await;
+}

@@ -1,0 +1,101 @@
+//! Credentials over time: live sessions end when their key is revoked or their token expires,
+//! and an unknown key id costs the same check as a known one.
+
+use super::*;
+use common::secured::SecuredServer as Server;
+
+pub(super) type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens a WebSocket with `request` (a URL or a request with headers).
+pub(super) async fn ws_connect(
+    addr: std::net::SocketAddr,
+    request: impl IntoClientRequest + Unpin,
+) -> Socket {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Revoking a key left its live sessions streaming, and key sessions never ended.
+#[actix_rt::test]
+async fn live_sessions_end_when_their_key_is_revoked_or_outlives_a_token() {
+    let s = Server::start(|s| s.auth.token_ttl_secs = 3).await;
+    let connect = |key: String| {
+        let addr = s.app.address();
+        async move {
+            let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("x-api-key", key.parse().unwrap());
+            ws_connect(addr, request).await
+        }
+    };
+    async fn close_code(ws: &mut Socket) -> Option<CloseCode> {
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(msg) = ws.next().await {
+                match msg {
+                    Ok(Message::Close(Some(frame))) => return Some(frame.code),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await;
+        found.ok().flatten()
+    }
+    let analyst = s.key(Role::Analyst);
+    let mut revoked = connect(analyst.key.clone()).await;
+    let res = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/admin/keys/{}", analyst.info.id),
+            Some(Role::Admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 204);
+    assert_eq!(close_code(&mut revoked).await, Some(CloseCode::from(4003)));
+
+    let mut expiring = connect(s.key(Role::Admin).key.clone()).await;
+    assert_eq!(close_code(&mut expiring).await, Some(CloseCode::from(4001)));
+    s.app.shutdown().await;
+}
+
+/// An unknown key id answered at once and a known one after Argon2.
+#[actix_rt::test]
+async fn an_unknown_key_id_costs_the_same_argon2_check_as_a_known_one() {
+    let s = Server::start(|_| {}).await;
+    let before = mismatches(&s).await;
+    let known_id = s.key(Role::Analyst).info.id.clone();
+    let unknown = format!("pulse_{}_{}", "0".repeat(known_id.len()), "ab".repeat(32));
+    let wrong_secret = format!("pulse_{known_id}_{}", "cd".repeat(32));
+    for key in [&unknown, &wrong_secret] {
+        let res = raw_request(
+            s.app.address(),
+            "GET",
+            "/api/v1/posts",
+            &[("x-api-key", key)],
+            None,
+        )
+        .await;
+        assert_eq!(res.status, 401, "{key}");
+    }
+    assert_eq!(mismatches(&s).await - before, 2.0);
+    s.app.shutdown().await;
+}
+
+async fn mismatches(s: &Server) -> f64 {
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("pulse_auth_key_verifications_total") && l.contains("mismatch"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
