@@ -22,17 +22,12 @@ pub struct TestApp {
 
 /// A Pulse on a fresh database and stream, with the test settings of [`TestEnv::settings`].
 pub async fn spawn_app() -> TestApp {
-    let env = TestEnv::new().await;
-    let settings = env.settings();
-    spawn_app_with(env, settings).await
+    spawn_app_tuned(|_| {}).await
 }
 
 /// A Pulse on a fresh database and stream, with the test settings changed by `tweak`.
 pub async fn spawn_app_tuned(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    tweak(&mut settings);
-    spawn_app_with(env, settings).await
+    TestEnv::new().await.serve(tweak).await
 }
 
 impl TestEnv {
