@@ -11,18 +11,22 @@
 //! operations that declare `security(())`; those others also document 401, 403, 429 and 500 (one
 //! shared response each); an operation that queries PostgreSQL (its 503 is the shared
 //! [`PostgresUnavailable`], or names PostgreSQL) also documents 504 `query_timeout`,
-//! since every query of the API runs under `database.api_statement_timeout_ms`; and every
+//! since every query of the API runs under `database.api_statement_timeout_ms`; one with a JSON
+//! body documents 413 and 415 (the JSON extractor's limit and content type), and one with an
+//! integer in its path a 400 `invalid_path`, unless the operation describes its own; and every
 //! response documents the `x-request-id` header.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
+    ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema,
+    Type,
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -80,6 +84,9 @@ const FORBIDDEN: &str = "Forbidden";
 const TOO_MANY_REQUESTS: &str = "TooManyRequests";
 const QUERY_TIMEOUT: &str = "QueryTimeout";
 const INTERNAL_ERROR: &str = "InternalError";
+const JSON_TOO_LARGE: &str = "JsonTooLarge";
+const NOT_JSON: &str = "NotJson";
+const BAD_PATH: &str = "BadPath";
 
 /// Applies the conventions described in the module documentation.
 struct Conventions;
@@ -121,6 +128,18 @@ impl Modify for Conventions {
             ),
             (INTERNAL_ERROR, "Unexpected failure"),
             (PostgresUnavailable::NAME, PostgresUnavailable::DESCRIPTION),
+            (
+                JSON_TOO_LARGE,
+                "Body larger than the JSON limit (`payload_too_large`)",
+            ),
+            (
+                NOT_JSON,
+                "Content-Type is not application/json (`unsupported_media_type`)",
+            ),
+            (
+                BAD_PATH,
+                "A path segment is not an integer (`invalid_path`)",
+            ),
         ] {
             let mut response = error_response(description);
             if name == TOO_MANY_REQUESTS {
@@ -150,6 +169,20 @@ impl Modify for Conventions {
                             .entry(status.into())
                             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                     }
+                }
+                let mut conventional = Vec::new();
+                if takes_json(operation) {
+                    conventional.extend([("413", JSON_TOO_LARGE), ("415", NOT_JSON)]);
+                }
+                if has_integer_in_path(operation) {
+                    conventional.push(("400", BAD_PATH));
+                }
+                for (status, name) in conventional {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                 }
                 let queries_postgres = match operation.responses.responses.get("503") {
                     Some(RefOr::T(r)) => r.description.contains("PostgreSQL"),
@@ -205,6 +238,25 @@ fn add_request_id(response: &mut Response) {
                 ))
                 .build()
         });
+}
+
+/// Whether an operation's request body is JSON (read by the JSON extractor).
+fn takes_json(operation: &Operation) -> bool {
+    operation
+        .request_body
+        .as_ref()
+        .is_some_and(|body| body.content.contains_key("application/json"))
+}
+
+/// Whether an operation's path has an integer parameter, which a request may send as anything.
+fn has_integer_in_path(operation: &Operation) -> bool {
+    operation.parameters.iter().flatten().any(|p| {
+        p.parameter_in == ParameterIn::Path
+            && matches!(
+                &p.schema,
+                Some(RefOr::T(Schema::Object(o))) if o.schema_type == SchemaType::Type(Type::Integer)
+            )
+    })
 }
 
 /// Whether an operation needs no credentials (it declares the empty requirement).

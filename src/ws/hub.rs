@@ -43,14 +43,7 @@ pub enum Refused {
 fn seed_series() {
     metrics::gauge!(names::WS_SESSIONS).increment(0.0);
     metrics::counter!(names::WS_MESSAGES_DROPPED).increment(0);
-    for class in [
-        MessageClass::Message,
-        MessageClass::Metrics,
-        MessageClass::Alert,
-        MessageClass::Virality,
-        MessageClass::Story,
-        MessageClass::Control,
-    ] {
+    for class in MessageClass::ALL {
         metrics::counter!(names::WS_MESSAGES_SENT, "type" => class.label()).increment(0);
     }
     for reason in [

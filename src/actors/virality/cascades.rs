@@ -175,15 +175,7 @@ impl Cascades {
         }
         for r in engagements {
             if let Some(entry) = self.entries.get_mut(&r.post_id) {
-                entry.tracker.add(
-                    Some(&r.share_id),
-                    r.kind,
-                    r.at,
-                    r.followers,
-                    r.via.as_deref(),
-                    r.count,
-                    window,
-                );
+                add_engagement(&mut entry.tracker, r, window);
             }
         }
     }
@@ -272,15 +264,7 @@ impl Cascades {
             let Some(entry) = self.entries.get_mut(post_id) else {
                 continue;
             };
-            if !entry.tracker.add(
-                Some(&r.share_id),
-                r.kind,
-                r.at,
-                r.followers,
-                r.via.as_deref(),
-                r.count,
-                window,
-            ) {
+            if !add_engagement(&mut entry.tracker, r, window) {
                 continue;
             }
             applied += 1;
@@ -464,6 +448,19 @@ impl Cascades {
             self.pending_history = history;
         }
     }
+}
+
+/// Adds a committed engagement to its cascade; false for a share seen before.
+fn add_engagement(tracker: &mut Tracker, r: &FeedRow, window: i64) -> bool {
+    tracker.add(
+        Some(&r.share_id),
+        r.kind,
+        r.at,
+        r.followers,
+        r.via.as_deref(),
+        r.count,
+        window,
+    )
 }
 
 fn cascade_row(id: &str, entry: &Entry, v: &Virality, status: &'static str) -> CascadeRow {

@@ -139,8 +139,6 @@ pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
         (status = 201, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "A missing or invalid field (`invalid_rule`) or a body \
             that is not a rule (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -168,7 +166,6 @@ pub async fn create_rule(
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule", body = AlertRule),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -190,8 +187,6 @@ pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         (status = 400, description = "The id is not an integer (`invalid_path`), an invalid \
             field (`invalid_rule`) or a body that is not a rule (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -214,7 +209,6 @@ pub async fn update_rule(
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -235,7 +229,6 @@ pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule as stored", body = AlertRule),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -252,7 +245,6 @@ pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule as stored", body = AlertRule),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No rule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -364,7 +356,6 @@ pub async fn list_alerts(
     params(("id" = i64, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert, now acknowledged", body = AlertView),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is not firing (`invalid_transition`)", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
@@ -384,7 +375,6 @@ pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpRespons
     params(("id" = i64, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert, now resolved", body = AlertView),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is already resolved (`invalid_transition`)", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),

@@ -113,8 +113,6 @@ pub struct AnalyzeResponse {
             (`empty_batch`), more than 256 texts (`too_many_texts`), a text longer than 20,000 \
             bytes (`text_too_long`) or a `lang` that is not a language tag (`invalid_request`, \
             `details.errors` names each)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller's previous analysis is still running \
             (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
         (status = 500, description = "The analyzer failed", body = ErrorBody),

@@ -77,7 +77,6 @@ pub struct TokenRequest {
         (status = 400, description = "Not a token request (`invalid_json`), or the server runs open (`auth_disabled`)", body = ErrorBody),
         (status = 401, description = "The key is unknown, wrong (`invalid_api_key`) or revoked (`revoked_api_key`)", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "Too many requests from this address (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Keys cannot be checked now", body = ErrorBody),
     )
@@ -146,7 +145,6 @@ pub struct NewKeyRequest {
         (status = 201, description = "The key, shown this once", body = keys::NewKey),
         (status = 400, description = "Unknown role, bad name or scope (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -247,7 +245,6 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
         (status = 400, description = "Bad id (`invalid_path`), bad scope (`invalid_key`) or not JSON (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No key with this id", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]

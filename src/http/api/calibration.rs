@@ -51,8 +51,6 @@ pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
         (status = 200, description = "What is in use now", body = CalibrationState),
         (status = 400, description = "No such calibration, or one that did not beat the \
             shipped models (`invalid_calibration`); a malformed body (`invalid_request`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]

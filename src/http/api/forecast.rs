@@ -157,8 +157,6 @@ pub struct ForecastResponse {
         (status = 200, description = "One forecast per post, in order", body = ForecastResponse),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or not a forecast request (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller's previous analysis is still running \
             (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
         (status = 503, description = "No analyzer in this process, the analyzer's API share is \

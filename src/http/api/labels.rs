@@ -105,8 +105,6 @@ pub struct LabelInput {
             (`invalid_label`), or a body that is not a label (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post with this id (or it was deleted)", body = ErrorBody),
         (status = 409, description = "The post holds 200 labels already (`limit_reached`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "The caller gave more labels than `topics.label_rate_per_sec` \
             allows (`rate_limited`, `Retry-After`)", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),

@@ -96,8 +96,6 @@ static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
             (empty when the queue is)", body = ReviewBatch),
         (status = 400, description = "A count out of range or a topic that is not live \
             (`invalid_label`), or a body that is not a request (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]

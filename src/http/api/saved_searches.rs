@@ -107,8 +107,6 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             a saved search (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`) or 1,000 saved searches \
             exist (`limit_reached`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -177,7 +175,6 @@ pub async fn create(
     params(("id" = i64, Path, description = "The saved search's id")),
     responses(
         (status = 200, description = "The saved search", body = SavedSearch),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No saved search with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -199,7 +196,6 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     params(("id" = i64, Path, description = "The saved search's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No saved search with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )

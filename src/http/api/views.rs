@@ -197,8 +197,6 @@ fn reader<'a>(state: &State, owner: &'a str) -> Reader<'a> {
             (`invalid_view`), or a body that is not a view (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The caller holds 200 views, or the deployment 5,000 \
             (`limit_reached`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -239,7 +237,6 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
     params(("id" = i64, Path, description = "The view's id")),
     responses(
         (status = 200, description = "The view", body = SavedView),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No view with this id that the caller sees (another's \
             unshared view reads as absent)", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
@@ -267,8 +264,6 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 400, description = "A bad id, name, filter, period, panel or topic", body = ErrorBody),
         (status = 403, description = "A shared view the caller does not own (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -312,7 +307,6 @@ async fn refused(
     params(("id" = i64, Path, description = "The view's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 403, description = "A shared view the caller does not own (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),

@@ -84,8 +84,6 @@ pub struct DeliveryList {
         (status = 201, description = "The subscription with its secret", body = WebhookCreated),
         (status = 400, description = "A bad URL, secret or kind (`invalid_webhook`) or a body \
             that is not a subscription (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -250,7 +248,6 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 204, description = "Removed, with its delivery log"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -272,7 +269,6 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "The newest deliveries, newest first", body = DeliveryList),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -322,7 +318,6 @@ fn sample_alert() -> serde_json::Value {
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "What the receiver answered", body = TestOutcome),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No subscription with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )

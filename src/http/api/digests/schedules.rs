@@ -291,7 +291,6 @@ async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, Api
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 200, description = "The schedule and its newest digests", body = ScheduleView),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -363,7 +362,6 @@ pub async fn update(
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -386,7 +384,6 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 202, description = "Made; its deliveries are queued", body = SentNow),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No schedule with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )

@@ -238,7 +238,6 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiErr
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job", body = ExportJob),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No job of this caller with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -266,7 +265,6 @@ pub async fn get_one(
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 204, description = "Cancelled or deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No job of this caller with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -318,7 +316,6 @@ pub struct DownloadQuery {
     params(("id" = i64, Path, description = "The job's id"), DownloadQuery),
     responses(
         (status = 200, description = "The file, streamed", content_type = "text/csv"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No such export, a wrong token, or an expired link", body = ErrorBody),
         (status = 409, description = "The job has not finished (`invalid_transition`)", body = ErrorBody),
         (status = 429, description = "This client's previous download is still running", body = ErrorBody),

@@ -208,8 +208,6 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             that is not a topic (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`) or the deployment holds \
             `topics.max_topics` topics (`limit_reached`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -239,7 +237,6 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "The topic", body = TopicView),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -267,8 +264,6 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
             that is not a change (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
@@ -306,7 +301,6 @@ pub async fn update(
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -327,7 +321,6 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Every version, newest first", body = VersionList),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -354,8 +347,6 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), \
             hours or samples out of range (`invalid_topic`) or a body that is not a preview \
             (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "This caller's previous preview is still running \
             (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable or busy", body = ErrorBody),
@@ -484,8 +475,6 @@ impl Tally {
         (status = 400, description = "days out of range (`invalid_topic`), an id that is not \
             an integer (`invalid_path`) or a body that is not a request (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
         (status = 504, description = "Counting the posts ran past the API's statement timeout", body = ErrorBody),
     )
@@ -523,7 +512,6 @@ pub async fn retag(
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Newest first, at most 50", body = RetagList),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]

@@ -73,7 +73,6 @@ fn no_topic(id: i64) -> ApiError {
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Its labels, models and threshold", body = Relevance),
-        (status = 400, description = "The id is not an integer (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
@@ -98,8 +97,6 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
         (status = 200, description = "Its relevance", body = Relevance),
         (status = 400, description = "A threshold not strictly between 0 and 1 (`invalid_label`)", body = ErrorBody),
         (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]

@@ -60,8 +60,6 @@ pub struct FeedbackRecord {
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]

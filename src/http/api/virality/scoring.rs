@@ -79,8 +79,6 @@ pub struct ScoreRequest {
         (status = 200, description = "The post's virality (status `scored`)", body = ViralityView),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not a scoring request (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the JSON limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, response = PostgresUnavailable),
     )
 )]
