@@ -1,7 +1,7 @@
 //! Every test of one Pulse application in the test process: the HTTP API, WebSocket
 //! subscribers, the dashboard, the pipeline and the model, each module against its own
 //! database and stream. One binary, so the crate is linked once for all of them; the suites
-//! that run Pulse as child processes (durability, chaos, scale-out) have binaries of their own.
+//! that run Pulse as child processes (durability, chaos, scale-out) are the `processes` binary.
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -4,8 +4,6 @@
 //! every share whichever process committed it, across the death of the tracking process;
 //! a story is one across processes and restarts ([`stories`]).
 
-#[path = "../common/mod.rs"]
-mod common;
 mod stories;
 
 use std::collections::{BTreeSet, HashMap};
@@ -13,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::{TimeDelta, Utc};
-use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;

@@ -1,11 +1,10 @@
 //! Nothing lost, nothing duplicated: a real `pulse` process killed, stopped, and its Redis
 //! and PostgreSQL restarted under load.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::jetstream;
+use crate::common::*;
 
 const BIG: usize = 50_000;
 
@@ -51,9 +50,8 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
     const POSTS: usize = 600;
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let lines: Vec<String> = (0..POSTS).map(common::jetstream::post_message).collect();
-    let standin =
-        common::jetstream::JetstreamStandIn::start(lines, None, Duration::from_millis(5)).await;
+    let lines: Vec<String> = (0..POSTS).map(jetstream::post_message).collect();
+    let standin = jetstream::JetstreamStandIn::start(lines, None, Duration::from_millis(5)).await;
     let mut vars = env.env();
     vars.push((
         "PULSE_SOURCES".into(),
@@ -101,8 +99,8 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
     const POSTS: usize = 200;
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let lines: Vec<String> = (0..POSTS).map(common::jetstream::post_message).collect();
-    let standin = common::jetstream::JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let lines: Vec<String> = (0..POSTS).map(jetstream::post_message).collect();
+    let standin = jetstream::JetstreamStandIn::start(lines, None, Duration::ZERO).await;
     let metrics_port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args(["ingest", "bsky", "--metrics-listen"])
@@ -146,7 +144,7 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
         .get(format!("{}:source:bsky:cursor", env.stream))
         .await
         .unwrap();
-    let last = common::jetstream::post_message(POSTS - 1);
+    let last = jetstream::post_message(POSTS - 1);
     let last_time = serde_json::from_str::<serde_json::Value>(&last).unwrap()["time_us"]
         .as_i64()
         .unwrap();

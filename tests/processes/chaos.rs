@@ -9,16 +9,14 @@
 //! drained, i.e. the last moment the group was behind — an entry appended before the fault
 //! still unacknowledged, or an unacknowledged entry older than [`CAUGHT_UP`] — before it
 //! stayed caught up for [`SETTLE`]. Speed is not asserted here (the benchmark measures it);
-//! run `cargo nextest run --test chaos --no-capture` to see the figures.
-
-mod common;
+//! run `cargo nextest run --test processes -E 'test(chaos::)' --no-capture` to see the figures.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fred::prelude::*;
 
 /// Posts the producer offers per second.
