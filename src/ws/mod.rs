@@ -10,6 +10,8 @@
 //!   Pushing never blocks; a full queue drops its oldest post and the client is told how many
 //!   it lost (`lagged`); metrics are coalesced to the latest snapshot.
 //! - [`session`]: the [`WsSession`] actor per connection: client messages, heartbeat, limits.
+//! - [`frame_guard`]: refuses a client frame by the length its header declares, before its
+//!   payload is buffered.
 //! - [`socket`]: a handle that shuts a session's connection from outside, for clients that
 //!   stopped reading (their session no longer runs; see `ws.write_timeout_secs`).
 //! - [`fanout`]: the cross-process fan-out over Redis pub/sub: what this process produced
@@ -20,6 +22,7 @@
 
 pub mod broadcaster;
 pub mod fanout;
+pub mod frame_guard;
 pub mod hub;
 pub mod messages;
 pub mod outbox;

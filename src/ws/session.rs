@@ -9,6 +9,7 @@
 //! small.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -61,6 +62,9 @@ pub struct WsSession {
     key_id: Option<Arc<str>>,
     /// Shuts the connection if its client stops reading (see [`super::socket`]).
     socket: Option<Arc<SocketHandle>>,
+    /// Set by the connection's [`super::frame_guard::FrameGuard`] when a client frame declared
+    /// more than the frame limit.
+    oversized: Option<Arc<AtomicBool>>,
     _permit: SessionPermit,
 }
 
@@ -87,6 +91,7 @@ impl WsSession {
             expires_in: None,
             key_id: None,
             socket: None,
+            oversized: None,
             _permit: permit,
         }
     }
@@ -101,6 +106,13 @@ impl WsSession {
     /// Closes the session after `after`, when its access token expires.
     pub fn expiring_after(mut self, after: Duration) -> Self {
         self.expires_in = Some(after);
+        self
+    }
+
+    /// Reads `tripped`, which a [`super::frame_guard::FrameGuard`] sets, to close with 1009
+    /// when the client's bytes stop on an oversized frame.
+    pub fn refusing_oversized_frames(mut self, tripped: Arc<AtomicBool>) -> Self {
+        self.oversized = Some(tripped);
         self
     }
 
@@ -190,6 +202,16 @@ impl WsSession {
 
     /// Closes the socket for a protocol abuse: the client broke the framing rules, so
     /// nothing more it sends can be trusted.
+    /// Whether `e` is a frame over the limit: complete (actix's parser), or declared so by its
+    /// header (the frame guard).
+    fn frame_too_large(&self, e: &ws::ProtocolError) -> bool {
+        matches!(e, ws::ProtocolError::Overflow)
+            || self
+                .oversized
+                .as_ref()
+                .is_some_and(|t| t.load(Ordering::Relaxed))
+    }
+
     fn abort(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: String) {
         tracing::debug!(session = self.id, ?code, reason = %why, "closing websocket");
         ctx.close(Some(CloseReason {
@@ -358,13 +380,22 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Err(ws::ProtocolError::Overflow) => {
+            Err(e) if self.frame_too_large(&e) => {
                 let limit = self.hub.settings().max_frame_bytes;
                 self.abort(
                     ctx,
                     CloseCode::Size,
                     format!("frame larger than {limit} bytes"),
                 )
+            }
+            // actix reports text that is not UTF-8 as an I/O error (its only word for it).
+            Err(ws::ProtocolError::Io(e)) if e.to_string().contains("utf-8") => self.abort(
+                ctx,
+                CloseCode::Invalid,
+                "text frame is not valid UTF-8".into(),
+            ),
+            Err(ws::ProtocolError::Io(_)) => {
+                self.abort(ctx, CloseCode::Protocol, "unreadable frame".into())
             }
             Err(e) => self.abort(ctx, CloseCode::Protocol, e.to_string()),
         }

@@ -870,3 +870,101 @@ async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
     assert_eq!(refused["error"]["code"], "invalid_message", "{refused}");
     app.shutdown().await;
 }
+
+/// Opens `/ws` over a bare TCP connection (a client library will not send the frames below),
+/// sends `frame`, and returns the close code the server answers with (0: none).
+async fn close_code_after(addr: SocketAddr, frame: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let headers: String = WS_UPGRADE
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    stream
+        .write_all(format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
+    // The client may be refused before it has written everything.
+    let _ = stream.write_all(frame).await;
+    // Server frames are unmasked; skip any before the close frame (opcode 8).
+    while let Ok(Some((opcode, payload))) =
+        tokio::time::timeout(WAIT, server_frame(&mut stream)).await
+    {
+        if opcode == 8 {
+            return payload
+                .get(..2)
+                .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+        }
+    }
+    0
+}
+
+/// The next frame the server sends: its opcode and payload (`None` once the connection ends).
+async fn server_frame(stream: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut h = [0u8; 2];
+    stream.read_exact(&mut h).await.ok()?;
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        stream.read_exact(&mut b).await.ok()?;
+        len = u64::from(u16::from_be_bytes(b));
+    }
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((h[0] & 0x0f, payload))
+}
+
+/// A masked client frame: `first` (FIN and opcode), `payload` declared as `declared` bytes.
+fn client_frame(first: u8, declared: u64, payload: &[u8]) -> Vec<u8> {
+    let mask = [7u8, 1, 9, 3];
+    let mut frame = vec![first];
+    match declared {
+        0..=125 => frame.push(0x80 | declared as u8),
+        126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend((declared as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(0x80 | 127);
+            frame.extend(declared.to_be_bytes());
+        }
+    }
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// A frame is refused by the length its header declares: the server closed only after a whole
+/// oversized frame, so a header promising terabytes had it keep whatever followed until the
+/// idle timeout (1008). Text that is not UTF-8 closes with 1007, as the protocol says.
+#[actix_rt::test]
+async fn a_frame_is_refused_by_its_declared_length_and_text_that_is_not_utf8_by_1007() {
+    let env = TestEnv::new().await;
+    let app = start(env, |_| {}).await;
+    let addr = app.address();
+
+    let promise = client_frame(0x81, 9_000_000_000_000, &[b'x'; 4096]);
+    assert_eq!(close_code_after(addr, &promise).await, 1009);
+    let just_over = client_frame(
+        0x81,
+        pulse::ws::DEFAULT_MAX_FRAME_BYTES as u64 + 1,
+        &[b'x'; 16],
+    );
+    assert_eq!(close_code_after(addr, &just_over).await, 1009);
+
+    let not_utf8 = br#"{"type":"ping","x":"#.iter().chain(&[0xff, 0xfe, b'"', b'}']);
+    let not_utf8: Vec<u8> = not_utf8.copied().collect();
+    let frame = client_frame(0x81, not_utf8.len() as u64, &not_utf8);
+    assert_eq!(close_code_after(addr, &frame).await, 1007);
+
+    assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
+    app.shutdown().await;
+}

@@ -2,12 +2,16 @@
 //! HTTP side of the handshake, with the caller's credential and the API's error shape.
 
 use crate::models::errors::ErrorCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::telemetry::names;
+use crate::ws::frame_guard::FrameGuard;
 use crate::ws::hub::Refused;
 use crate::ws::socket::{ConnectionFd, SocketHandle};
 use crate::ws::WsSession;
@@ -106,6 +110,10 @@ pub async fn connect(
         let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
         session = session.expiring_after(left);
     }
-    let codec = actix_http::ws::Codec::new().max_size(hub.settings().max_frame_bytes);
+    let max_frame = hub.settings().max_frame_bytes;
+    let tripped = Arc::new(AtomicBool::new(false));
+    let session = session.refusing_oversized_frames(tripped.clone());
+    let payload = FrameGuard::new(payload, max_frame, tripped);
+    let codec = actix_http::ws::Codec::new().max_size(max_frame);
     Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
 }

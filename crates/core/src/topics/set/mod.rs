@@ -4,7 +4,7 @@
 //! value, and only the topics one of whose required parts was found are evaluated. The cost of
 //! a post grows with the topics it could match, not with how many topics there are.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use rustc_hash::FxHashMap;
 
@@ -108,6 +108,13 @@ struct Compiled {
 
 /// A span of token positions, both ends included.
 type Span = (u32, u32);
+
+/// Pairs of spans one post's `NEAR`s may visit, every topic together. A text of thousands of one
+/// word gives a `NEAR` of it thousands of spans on each side, and a chain of them millions: a
+/// 20 KB post and four `NEAR/100`s of `the` held gigabytes and a core without end. Past the
+/// budget a `NEAR` finds no more spans, so such a post may miss a topic it would match; a
+/// post of ordinary text spends a few hundred.
+pub const NEAR_STEPS_PER_POST: u32 = 50_000;
 
 /// Every active topic, compiled. Immutable: a change of topics builds a new set.
 #[derive(Debug, Default)]
@@ -436,7 +443,7 @@ impl TopicSet {
                     return left;
                 }
                 let right = self.spans(topic, *right, s);
-                near(&left, &right, *distance, *ordered)
+                near(&left, &right, *distance, *ordered, &s.near_steps)
             }
             Node::And(_) | Node::Not(_) => Vec::new(),
         }
@@ -499,15 +506,26 @@ fn find_domains(values: &FxHashMap<Box<str>, u32>, host: &str, s: &mut Scratch) 
 /// The spans where a span of `left` and one of `right` stand with at most `distance` tokens
 /// between them (`ordered`: left first), neither overlapping the other; each such pair gives
 /// the span covering both. Only right spans within reach of each left one are visited.
-fn near(left: &[Span], right: &[Span], distance: u32, ordered: bool) -> Vec<Span> {
+/// Each pair visited spends one of `steps`; none left, it stops with what it found.
+fn near(
+    left: &[Span],
+    right: &[Span],
+    distance: u32,
+    ordered: bool,
+    steps: &Cell<u32>,
+) -> Vec<Span> {
     let longest = right.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
     let mut out = Vec::new();
-    for &(ls, le) in left {
+    'left: for &(ls, le) in left {
         let lowest = ls.saturating_sub(distance + 1 + longest);
         let from = right.partition_point(|r| r.0 < lowest);
         for &(rs, re) in &right[from..] {
             if rs > le + distance + 1 {
                 break;
+            }
+            match steps.get().checked_sub(1) {
+                Some(left) => steps.set(left),
+                None => break 'left,
             }
             let gap = if le < rs {
                 Some(rs - le - 1)
@@ -556,6 +574,8 @@ struct Scratch {
     true_atoms: Vec<u32>,
     candidates: Vec<u32>,
     value: String,
+    /// What is left of the post's [`NEAR_STEPS_PER_POST`].
+    near_steps: Cell<u32>,
 }
 
 impl Scratch {
@@ -566,6 +586,7 @@ impl Scratch {
             self.topic_stamp.iter_mut().for_each(|s| *s = 0);
         }
         self.stamp += 1;
+        self.near_steps.set(NEAR_STEPS_PER_POST);
         if self.atom_stamp.len() < atoms {
             self.atom_stamp.resize(atoms, 0);
         }

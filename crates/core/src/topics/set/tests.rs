@@ -146,8 +146,49 @@ fn the_index_finds_what_each_topic_alone_finds() {
 fn near_visits_only_spans_within_reach() {
     let left: Vec<Span> = (0..10_000).step_by(2).map(|p| (p, p)).collect();
     let right: Vec<Span> = (1..10_000).step_by(2).map(|p| (p, p)).collect();
-    assert_eq!(near(&left, &right, 0, false).len(), 9_999);
-    assert_eq!(near(&[(5, 5)], &[(5, 5)], 3, false), Vec::<Span>::new());
-    assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, true), Vec::<Span>::new());
-    assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, false), vec![(1, 5)]);
+    let steps = Cell::new(NEAR_STEPS_PER_POST);
+    assert_eq!(near(&left, &right, 0, false, &steps).len(), 9_999);
+    assert!(
+        NEAR_STEPS_PER_POST - steps.get() < 20_001,
+        "{} pairs visited",
+        NEAR_STEPS_PER_POST - steps.get()
+    );
+    assert_eq!(
+        near(&[(5, 5)], &[(5, 5)], 3, false, &steps),
+        Vec::<Span>::new()
+    );
+    assert_eq!(
+        near(&[(5, 5)], &[(1, 2)], 2, true, &steps),
+        Vec::<Span>::new()
+    );
+    assert_eq!(near(&[(5, 5)], &[(1, 2)], 2, false, &steps), vec![(1, 5)]);
+    steps.set(0);
+    assert_eq!(
+        near(&[(5, 5)], &[(1, 2)], 2, false, &steps),
+        Vec::<Span>::new()
+    );
+}
+
+/// Thousands of one word give a chain of `NEAR`s of it millions of spans to visit and keep;
+/// the post's budget stops them, and the next post has a budget of its own.
+#[test]
+fn a_chain_of_near_over_a_repeated_word_stops_at_the_budget() {
+    let set = TopicSet::of(
+        1,
+        1,
+        &syntax::parse("the NEAR/100 the NEAR/100 the NEAR/100 the NEAR/100 the").unwrap(),
+    );
+    let flood = vec!["the"; 4_999].join(" ");
+    let started = std::time::Instant::now();
+    assert!(set.matches(&post(&flood)).is_empty());
+    SCRATCH.with(|s| assert_eq!(s.borrow().near_steps.get(), 0));
+    eprintln!("the flood took {:?}", started.elapsed());
+    assert_eq!(
+        set.matches(&post(
+            "the cat and the hat and the bat and the rat and the mat"
+        ))
+        .len(),
+        1
+    );
+    SCRATCH.with(|s| assert!(s.borrow().near_steps.get() > NEAR_STEPS_PER_POST - 1_000));
 }
