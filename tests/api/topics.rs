@@ -687,3 +687,63 @@ async fn share_of_voice_counts_every_topic_however_many() {
     assert_eq!(items[0]["share_of_voice"]["volume"], 0.5);
     app.shutdown().await;
 }
+
+/// Thousands of one word in a post gave a chain of `NEAR`s of it millions of spans: the preview
+/// never answered, held gigabytes and a core, and kept the caller's one preview taken. Matching
+/// a post now stops at its budget of pairs, in the preview, the search and the live topics alike.
+#[actix_rt::test]
+async fn a_chain_of_near_over_a_post_of_one_repeated_word_is_answered() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let now = Utc::now();
+    let flood = vec!["the"; 4_999].join(" ");
+    let events = vec![
+        post_at("flood", &flood, now - TimeDelta::minutes(2)),
+        post_at(
+            "plain",
+            "the cat and the hat and the bat and the rat and the mat",
+            now - TimeDelta::minutes(1),
+        ),
+    ];
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(app.wait_for_posts(2, WAIT).await);
+    let chain = "the NEAR/100 the NEAR/100 the NEAR/100 the NEAR/100 the";
+    for _ in 0..2 {
+        // The second is refused if the first still held the caller's preview.
+        let (status, preview) = app
+            .post(
+                "/api/v1/topic-preview",
+                &json!({"query": chain, "hours": 1, "samples": 2}),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        assert_eq!(preview["scanned"], 2, "{preview}");
+        assert_eq!(preview["matches"]["count"], 1, "the plain post: {preview}");
+    }
+    let (status, found) = app
+        .get(&format!(
+            "/api/v1/search?q={}&limit=10",
+            url::form_urlencoded::byte_serialize(chain.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["post"]["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["plain"], "{found}");
+
+    // A live topic of the chain: the pipeline goes on and tags the plain post.
+    let topic = app.create_topic("chain", chain).await;
+    assert!(matcher_holds(&app, 1).await);
+    let events = vec![
+        post_at("flood-2", &flood, now),
+        post_at("plain-2", "the the the the the", now),
+    ];
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(settled(env, &redis).await);
+    assert_eq!(topics_of(&app, "plain-2").await, vec![topic]);
+    assert_eq!(topics_of(&app, "flood-2").await, Vec::<i64>::new());
+}
