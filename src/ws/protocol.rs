@@ -312,6 +312,10 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
             Some(v) if v.is_empty() || v.len() > MAX_LABEL_BYTES => Err(invalid(format!(
                 "`{field}` must be 1 to {MAX_LABEL_BYTES} bytes"
             ))),
+            // No stored label holds one, and the value is echoed in `subscribed`.
+            Some(v) if crate::models::printable::has_unshowable(&v) => Err(invalid(format!(
+                "`{field}` holds a control, invisible or direction character"
+            ))),
             v => Ok(v),
         }
     };
@@ -476,6 +480,12 @@ mod tests {
             code(r#"{"type":"subscribe","topics":["posts"],"filter":{"city":""}}"#),
             ErrorCode::InvalidFilter
         );
+        for value in [r"a\u0000b", r"pulse\u200bphone", r"abc\u202ecba"] {
+            let message = format!(
+                r#"{{"type":"subscribe","topics":["posts"],"filter":{{"city":"{value}"}}}}"#
+            );
+            assert_eq!(code(&message), ErrorCode::InvalidFilter, "{message}");
+        }
         assert_eq!(
             code(r#"{"type":"subscribe","topics":["posts"],"filter":{"mood":"x"}}"#),
             ErrorCode::InvalidMessage

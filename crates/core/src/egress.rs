@@ -45,6 +45,13 @@ pub fn is_public(ip: IpAddr) -> bool {
                 let [c, d] = s[7].to_be_bytes();
                 return is_public_v4(Ipv4Addr::new(a, b, c, d));
             }
+            // 6to4 (2002::/16) reaches the IPv4 address in its second and third groups where
+            // a relay or a 6to4 route exists.
+            if s[0] == 0x2002 {
+                let [a, b] = s[1].to_be_bytes();
+                let [c, d] = s[2].to_be_bytes();
+                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            }
             !(v6.is_unspecified()
                 || v6.is_loopback()
                 || v6.is_multicast()
@@ -52,6 +59,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
                 || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation 2001:db8::/32
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32, an IPv4 client behind it
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48
                 || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard 100::/64
                 || s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible ::/96 (deprecated)
         }
@@ -412,6 +421,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:c0a8:101::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
             "2001:db8::1",
             "::127.0.0.1",
         ] {
@@ -423,6 +437,7 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(public(ip), "{ip}");
         }

@@ -345,6 +345,7 @@ impl Post {
         if self.text.trim().is_empty() {
             return Err(invalid("text", "must not be empty"));
         }
+        check_followers("author.followers", Some(self.author.followers))?;
         for (field, value, max) in [
             ("lang", &self.lang, MAX_LABEL_BYTES),
             ("product", &self.product, MAX_LABEL_BYTES),
@@ -400,6 +401,7 @@ impl Engagement {
         if let Some(via) = &self.via {
             check_id("via", via)?;
         }
+        check_followers("actor_followers", self.actor_followers)?;
         Ok(())
     }
 }
@@ -408,6 +410,16 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> EventError {
     EventError::Invalid {
         field,
         reason: reason.into(),
+    }
+}
+
+/// Followers past the store's integer were kept as its largest, silently another number.
+fn check_followers(field: &'static str, value: Option<u64>) -> Result<(), EventError> {
+    match value {
+        Some(n) if n > i64::MAX as u64 => {
+            Err(invalid(field, format!("must be at most {}", i64::MAX)))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -508,6 +520,8 @@ mod tests {
         nul["text"] = serde_json::json!("a\u{0}b");
         let mut platform = post_json();
         platform["platform"] = serde_json::json!("myspace");
+        let mut followers = post_json();
+        followers["author"]["followers"] = serde_json::json!(1u64 << 63);
 
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"{not json".to_vec(), "malformed"),
@@ -516,6 +530,7 @@ mod tests {
             (oversize.to_string().into_bytes(), "invalid_field"),
             (nul.to_string().into_bytes(), "invalid_field"),
             (platform.to_string().into_bytes(), "malformed"),
+            (followers.to_string().into_bytes(), "invalid_field"),
             (vec![b'"', 0xff, 0xfe, b'"'], "invalid_utf8"),
             (vec![b' '; MAX_EVENT_BYTES + 1], "too_large"),
         ];
