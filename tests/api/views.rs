@@ -143,6 +143,36 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
     let (status, _) = call(&app, &alice2, "PUT", &path, Some(&shared)).await;
     assert_eq!(status, 200);
 
+    // A revoked key has no successor: rotating it (or rescoping it) would bring its line's
+    // views back under a new secret.
+    let (status, _) = call(
+        &app,
+        &admin,
+        "DELETE",
+        &format!("/api/v1/admin/keys/{}", alice2.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    for (method, path, body) in [
+        ("POST", "rotate", None),
+        ("PUT", "scope", Some(json!({"platforms": ["reddit"]}))),
+    ] {
+        let (status, answer) = call(
+            &app,
+            &admin,
+            method,
+            &format!("/api/v1/admin/keys/{}/{path}", alice2.id),
+            body.as_ref(),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {answer}"
+        );
+    }
+
     // What cannot be a dashboard state is refused, naming why.
     let refused = [
         (

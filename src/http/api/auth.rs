@@ -218,7 +218,7 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     responses(
         (status = 201, description = "The new key, shown this once", body = keys::NewKey),
         (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
-        (status = 404, description = "No key with this id", body = ErrorBody),
+        (status = 404, description = "No active key with this id (`not_found`)", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
 )]
@@ -228,7 +228,7 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     let key = keys::rotate(&**client, &id, &state.actor())
         .await
         .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::not_found("no such key"))?;
+        .ok_or_else(|| ApiError::not_found("no such active key"))?;
     tracing::info!(key_id = %key.info.id, replaces = %id, "API key rotated");
     Ok(secret(HttpResponse::Created()).json(key))
 }
@@ -243,7 +243,7 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     responses(
         (status = 200, description = "The key with its new scope", body = keys::KeyInfo),
         (status = 400, description = "Bad id (`invalid_path`), bad scope (`invalid_key`) or not JSON (`invalid_json`)", body = ErrorBody),
-        (status = 404, description = "No key with this id", body = ErrorBody),
+        (status = 404, description = "No active key with this id (`not_found`)", body = ErrorBody),
         (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
         (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
     )
@@ -259,7 +259,7 @@ pub async fn set_key_scope(
     let key = keys::set_scope(&**client, &id, scope)
         .await
         .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::not_found("no such key"))?;
+        .ok_or_else(|| ApiError::not_found("no such active key"))?;
     if let Some(auth) = &state.auth {
         auth.rescoped(&id, key.scope.clone());
     }

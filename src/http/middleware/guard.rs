@@ -34,7 +34,7 @@ use crate::auth::{AuthError, Principal, Role};
 use crate::db::audit::{self, Outcome};
 use crate::http::error::ApiError;
 use crate::http::middleware::rate_limit::{retry_after_secs, Buckets};
-use crate::http::middleware::request_id::REQUEST_ID;
+use crate::http::middleware::request_id::RequestId;
 use crate::http::{middleware::canonical, middleware::peer, AppState};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
@@ -487,25 +487,36 @@ pub async fn guard(
         Outcome::Failed
     };
     let target = created.map(|id| format!("{}/{id}", path.trim_end_matches('/')));
-    match state.pool.get().await {
-        Ok(client) => {
-            if let Err(e) = audit::finish(
-                &**client,
-                audit_id,
-                outcome,
-                status.as_u16() as i16,
-                target.as_deref(),
-            )
-            .await
-            {
-                tracing::error!(error = %causes(&e), audit_id, "could not complete an audit record");
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %causes(&e), audit_id, "could not complete an audit record")
-        }
+    let status = status.as_u16() as i16;
+    if let Err(e) = finish_audit(&state, audit_id, outcome, status, target.as_deref()).await {
+        tracing::error!(error = %causes(e.as_ref()), audit_id, "could not complete an audit record");
     }
     Ok(with_rate_headers(res, metered))
+}
+
+/// How many times the completion of an audit record waits for a connection. The handler's own
+/// query just took the API's connection, which then rests (the duty cycle) for three times as
+/// long as it was held: after a request of a second, one wait of `database.api_wait_ms` ran out
+/// and the record stayed `attempted`.
+const AUDIT_FINISH_TRIES: usize = 10;
+
+async fn finish_audit(
+    state: &AppState,
+    audit_id: i64,
+    outcome: Outcome,
+    status: i16,
+    target: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut tries = 0;
+    let client = loop {
+        tries += 1;
+        match state.pool.get().await {
+            Ok(client) => break client,
+            Err(e) if tries >= AUDIT_FINISH_TRIES => return Err(e.into()),
+            Err(_) => continue,
+        }
+    };
+    Ok(audit::finish(&**client, audit_id, outcome, status, target).await?)
 }
 
 /// Whether a query string percent-encodes a NUL character.
@@ -577,11 +588,7 @@ fn audit_entry(
         action: audit::action_for(req.method().as_str(), pattern),
         target: Some(path.to_string()),
         payload,
-        request_id: req
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
         ip: Some(ip.to_string()),
     }
 }

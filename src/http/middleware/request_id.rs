@@ -19,6 +19,11 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest caller-supplied id that is echoed back.
 const MAX_ID_LEN: usize = 128;
 
+/// The request's id as answered in `x-request-id`, in the request's extensions for whatever
+/// records the request (the audit log).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Middleware function, used with `actix_web::middleware::from_fn`.
 pub async fn request_id(
     req: ServiceRequest,
@@ -38,6 +43,7 @@ pub async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span =
         tracing::info_span!("http", method = %req.method(), path = %req.path(), request_id = %id);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let otel = request_span(&req, &id);
     if let Some(otel) = &otel {
         req.extensions_mut().insert(otel.clone());

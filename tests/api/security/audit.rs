@@ -111,6 +111,13 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     assert_eq!(created_rule["payload"]["threshold"], 0.5);
     assert_eq!(created_rule["status"], 201);
     assert!(created_rule["at"].is_string() && created_rule["ip"].is_string());
+    // The id each response carried in `x-request-id`, whether or not the client sent one.
+    assert!(
+        items
+            .iter()
+            .all(|r| r["request_id"].as_str().is_some_and(|id| !id.is_empty())),
+        "{log}"
+    );
     let webhook = &items[4];
     assert_eq!(webhook["payload"]["secret"], "[redacted]");
     let everything = log.to_string();

@@ -111,15 +111,20 @@ impl Fresh {
     }
 }
 
-/// A new key in place of key `old` (`None` when there is no such key): the same name, role
-/// and scope, speaking as the producer `old` spoke as, so the posts stored under any key of the
-/// line stay its own. `old` stays valid until it is revoked, so producers can switch over.
+/// A new key in place of key `old` (`None` when there is no such key, or it is revoked): the
+/// same name, role and scope, speaking as the producer `old` spoke as, so the posts stored
+/// under any key of the line stay its own. `old` stays valid until it is revoked, so producers
+/// can switch over. A revoked key has no successor: rotating it would bring back, under a new
+/// secret, the identity and the private things of a credential taken away.
 pub async fn rotate(
     client: &impl GenericClient,
     old: &str,
     actor: &str,
 ) -> anyhow::Result<Option<NewKey>> {
-    let Some(previous) = db::keys::get(client, old).await? else {
+    let Some(previous) = db::keys::get(client, old)
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+    else {
         return Ok(None);
     };
     let fresh = Fresh::make().await?;

@@ -87,6 +87,8 @@ pub fn action_for(method: &str, path: &str) -> String {
         Some("labels") => "label",
         Some("review") => "review",
         Some("calibration") => "calibration",
+        Some("saved-searches") => "saved_search",
+        Some("digests") => "digest_schedule",
         Some("topics") => match segments.get(4).copied() {
             Some("retags") => "topic_retag",
             Some("relevance") => "topic_relevance",
@@ -99,7 +101,10 @@ pub fn action_for(method: &str, path: &str) -> String {
         _ => "api",
     };
     let verb = match (method, segments.last().copied()) {
-        (_, Some(last @ ("enable" | "disable" | "cancel" | "rotate"))) => last,
+        (
+            _,
+            Some(last @ ("enable" | "disable" | "cancel" | "rotate" | "test" | "send" | "next")),
+        ) => last,
         ("POST", _) => "create",
         ("PATCH" | "PUT", _) => "update",
         ("DELETE", _) if resource == "key" => "revoke",
@@ -294,6 +299,30 @@ mod tests {
             action_for("POST", "/api/v1/admin/keys/abc/rotate"),
             "key.rotate"
         );
+        // Each subject by its name, and an action that creates nothing by its own.
+        for (method, path, action) in [
+            ("POST", "/api/v1/webhooks/2/test", "webhook.test"),
+            ("POST", "/api/v1/saved-searches", "saved_search.create"),
+            ("DELETE", "/api/v1/saved-searches/3", "saved_search.delete"),
+            (
+                "POST",
+                "/api/v1/digests/schedules",
+                "digest_schedule.create",
+            ),
+            (
+                "PATCH",
+                "/api/v1/digests/schedules/1",
+                "digest_schedule.update",
+            ),
+            (
+                "POST",
+                "/api/v1/digests/schedules/1/send",
+                "digest_schedule.send",
+            ),
+            ("POST", "/api/v1/review/next", "review.next"),
+        ] {
+            assert_eq!(action_for(method, path), action, "{method} {path}");
+        }
     }
 
     #[test]

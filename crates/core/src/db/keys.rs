@@ -16,6 +16,8 @@ pub struct KeyInfo {
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key was last exchanged for a token (`POST /api/v1/auth/token`); a key sent
+    /// directly in `X-API-Key` is checked from memory and not recorded here.
     pub last_used_at: Option<DateTime<Utc>>,
     /// The key whose producer this one speaks as (it was made by rotating that line of
     /// keys); null for a key that speaks as itself.
@@ -99,7 +101,7 @@ fn stored_scope(scope: Option<&KeyScope>) -> anyhow::Result<Option<serde_json::V
     }
 }
 
-/// Sets the scope of key `id`; `None` when there is no such key.
+/// Sets the scope of key `id`; `None` when there is no such key, or it is revoked.
 pub async fn set_scope(
     client: &impl GenericClient,
     id: &str,
@@ -108,7 +110,10 @@ pub async fn set_scope(
     let scope = stored_scope(Some(scope))?;
     Ok(client
         .query_opt(
-            &format!("UPDATE api_keys SET scope = $2 WHERE id = $1 RETURNING {COLUMNS}"),
+            &format!(
+                "UPDATE api_keys SET scope = $2 WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING {COLUMNS}"
+            ),
             &[&id, &scope],
         )
         .await?
