@@ -182,7 +182,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let tx = client.transaction().await?;
             let key = super::keys::rotate(&*tx, &id, &actor)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))?;
+                .ok_or_else(|| anyhow::anyhow!("no active key with id {id}"))?;
             commit_audited(
                 tx,
                 &actor,
