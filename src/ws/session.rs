@@ -200,8 +200,6 @@ impl WsSession {
         }
     }
 
-    /// Closes the socket for a protocol abuse: the client broke the framing rules, so
-    /// nothing more it sends can be trusted.
     /// Whether `e` is a frame over the limit: complete (actix's parser), or declared so by its
     /// header (the frame guard).
     fn frame_too_large(&self, e: &ws::ProtocolError) -> bool {
@@ -212,6 +210,8 @@ impl WsSession {
                 .is_some_and(|t| t.load(Ordering::Relaxed))
     }
 
+    /// Closes the socket for a protocol abuse: the client broke the framing rules, so
+    /// nothing more it sends can be trusted.
     fn abort(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: String) {
         tracing::debug!(session = self.id, ?code, reason = %why, "closing websocket");
         ctx.close(Some(CloseReason {
