@@ -466,7 +466,7 @@ pub async fn guard(
         .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| json!({"note": "body is not JSON"})))
         .unwrap_or(Value::Null);
     let entry = audit_entry(&req, &principal, &path, &pattern, payload, &ip);
-    let audit_id = match state.pool.get().await {
+    let audit_id = match audit_client(&state).await {
         Ok(client) => audit::record(&**client, &entry, Outcome::Attempted, None)
             .await
             .ok(),
@@ -494,11 +494,25 @@ pub async fn guard(
     Ok(with_rate_headers(res, metered))
 }
 
-/// How many times the completion of an audit record waits for a connection. The handler's own
-/// query just took the API's connection, which then rests (the duty cycle) for three times as
-/// long as it was held: after a request of a second, one wait of `database.api_wait_ms` ran out
-/// and the record stayed `attempted`.
-const AUDIT_FINISH_TRIES: usize = 10;
+/// How many times an audit write waits for a connection. The API's connections rest (the duty
+/// cycle) three times as long as they were held: after the handler's query of a second, one
+/// wait of `database.api_wait_ms` ran out and the record stayed `attempted`; before it, an
+/// earlier request's rest refused the change with 503.
+const AUDIT_CONNECTION_TRIES: usize = 10;
+
+/// A connection for an audit write, waiting out the API connections' rest.
+async fn audit_client(
+    state: &AppState,
+) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match state.pool.get().await {
+            Err(_) if tries < AUDIT_CONNECTION_TRIES => continue,
+            got => return got,
+        }
+    }
+}
 
 async fn finish_audit(
     state: &AppState,
@@ -507,15 +521,7 @@ async fn finish_audit(
     status: i16,
     target: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut tries = 0;
-    let client = loop {
-        tries += 1;
-        match state.pool.get().await {
-            Ok(client) => break client,
-            Err(e) if tries >= AUDIT_FINISH_TRIES => return Err(e.into()),
-            Err(_) => continue,
-        }
-    };
+    let client = audit_client(state).await?;
     Ok(audit::finish(&**client, audit_id, outcome, status, target).await?)
 }
 

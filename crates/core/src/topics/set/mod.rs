@@ -524,7 +524,7 @@ fn near(
                 break;
             }
             match steps.get().checked_sub(1) {
-                Some(left) => steps.set(left),
+                Some(rest) => steps.set(rest),
                 None => break 'left,
             }
             let gap = if le < rs {
