@@ -215,7 +215,7 @@ async fn schemathesis_finds_nothing_wrong() {
         // A server beside the rest of the suite on two busy cores can take seconds to answer;
         // speed is the benchmark's to judge, not this run's.
         .args(["--request-timeout", "30", "--workers", "1"])
-        // The WebSocket upgrade is not a request/response exchange; tests/websocket.rs
+        // The WebSocket upgrade is not a request/response exchange; tests/api/websocket/
         // covers it.
         .args(["--exclude-path", "/ws"])
         .args(["--no-color", "--output-truncate", "false"])
