@@ -28,6 +28,10 @@ pub fn to_text(html: &str) -> String {
         .to_string()
 }
 
+/// Longest entity name read between `&` and `;` (`&#x1F600;` is 8): an `&` is looked at only
+/// this far, so a text of ampersands costs its length, not its length squared.
+const MAX_ENTITY_NAME: usize = 10;
+
 /// Decodes the named entities HTML text commonly carries and every numeric one.
 pub fn decode_entities(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -35,24 +39,12 @@ pub fn decode_entities(text: &str) -> String {
     while let Some(start) = rest.find('&') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let decoded = after.find(';').filter(|end| *end <= 10).and_then(|end| {
-            let name = &after[..end];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some(' '),
-                _ => name
-                    .strip_prefix("#x")
-                    .or_else(|| name.strip_prefix("#X"))
-                    .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            }?;
-            Some((c, end))
-        });
+        // `;` is one byte, so its position is a character boundary of `after`.
+        let decoded = after
+            .bytes()
+            .take(MAX_ENTITY_NAME + 1)
+            .position(|b| b == b';')
+            .and_then(|end| Some((entity(&after[..end])?, end)));
         match decoded {
             Some((c, end)) => {
                 out.push(c);
@@ -66,6 +58,69 @@ pub fn decode_entities(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The character an entity name (between `&` and `;`) stands for: the named ones feeds and
+/// statuses carry (quotes, dashes and the letters of the languages Pulse reads), or a number.
+fn entity(name: &str) -> Option<char> {
+    let c = match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => ' ',
+        "lsquo" => '\u{2018}',
+        "rsquo" => '\u{2019}',
+        "sbquo" => '\u{201A}',
+        "ldquo" => '\u{201C}',
+        "rdquo" => '\u{201D}',
+        "bdquo" => '\u{201E}',
+        "laquo" => '\u{AB}',
+        "raquo" => '\u{BB}',
+        "ndash" => '\u{2013}',
+        "mdash" => '\u{2014}',
+        "hellip" => '\u{2026}',
+        "middot" => '\u{B7}',
+        "bull" => '\u{2022}',
+        "euro" => '\u{20AC}',
+        "pound" => '\u{A3}',
+        "copy" => '\u{A9}',
+        "reg" => '\u{AE}',
+        "trade" => '\u{2122}',
+        "deg" => '\u{B0}',
+        "auml" => 'ä',
+        "ouml" => 'ö',
+        "uuml" => 'ü',
+        "Auml" => 'Ä',
+        "Ouml" => 'Ö',
+        "Uuml" => 'Ü',
+        "szlig" => 'ß',
+        "eacute" => 'é',
+        "egrave" => 'è',
+        "ecirc" => 'ê',
+        "agrave" => 'à',
+        "aacute" => 'á',
+        "ccedil" => 'ç',
+        "iacute" => 'í',
+        "oacute" => 'ó',
+        "uacute" => 'ú',
+        "ntilde" => 'ñ',
+        "atilde" => 'ã',
+        "otilde" => 'õ',
+        "Eacute" => 'É',
+        _ => {
+            return name
+                .strip_prefix("#x")
+                .or_else(|| name.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32)
+                // PostgreSQL text cannot hold NUL: `&#0;` stays as written.
+                .filter(|c| *c != '\0');
+        }
+    };
+    Some(c)
 }
 
 #[cfg(test)]
@@ -83,5 +138,17 @@ mod tests {
             decode_entities("a & b &bogus; &#xZZ; &"),
             "a & b &bogus; &#xZZ; &"
         );
+    }
+
+    #[test]
+    fn named_entities_of_feeds_are_decoded_and_a_text_of_ampersands_costs_its_length() {
+        assert_eq!(
+            decode_entities("don&rsquo;t &mdash; Stra&szlig;e &hellip; &bogus; &#0; a&b;"),
+            "don\u{2019}t \u{2014} Stra\u{df}e \u{2026} &bogus; &#0; a&b;"
+        );
+        // Two million ampersands with a `;` at the very end: each `&` looks ahead at most
+        // eleven bytes (each used to search the whole rest of the text for its `;`).
+        let text = format!("{};", "&".repeat(2_000_000));
+        assert_eq!(decode_entities(&text), text);
     }
 }
