@@ -10,13 +10,16 @@
 //! them into a [`sink::Sink`], and a line in [`runner`].
 
 pub mod asked_wait;
+pub mod body;
 pub mod demo;
 pub mod feed;
 pub mod filter;
+pub mod fit;
 pub mod html;
 pub mod import;
 pub mod jetstream;
 pub mod mastodon;
+pub mod nullable;
 pub mod records;
 pub mod reddit;
 pub mod runner;

@@ -91,9 +91,11 @@ impl Sink {
         }
     }
 
-    /// Adds an event read at position `cursor`; an event the ingester would refuse is left
-    /// out and counted, so the stream holds only what Pulse can store.
-    pub fn push(&mut self, event: Event, cursor: Option<String>) {
+    /// Adds an event read at position `cursor`, [fitted](super::fit) to what the ingester
+    /// takes; one it would still refuse is left out and counted, so the stream holds only
+    /// what Pulse can store.
+    pub fn push(&mut self, mut event: Event, cursor: Option<String>) {
+        super::fit::fit(&mut event);
         if let Err(e) = event.validate() {
             tracing::debug!(source = %self.source, error = %causes(&e), "platform record refused");
             self.skipped("invalid");

@@ -16,6 +16,7 @@ use crate::config::JetstreamSettings;
 use crate::models::event::MAX_FUTURE_SKEW;
 use crate::models::{Author, Deletion, Engagement, EngagementKind, Event, Platform, Post};
 use crate::sources::filter::{Listening, TextFilter};
+use crate::sources::nullable::or_default;
 
 const POST: &str = "app.bsky.feed.post";
 const REPOST: &str = "app.bsky.feed.repost";
@@ -44,11 +45,11 @@ struct Commit {
 
 #[derive(Deserialize)]
 struct PostRecord {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     text: String,
-    #[serde(rename = "createdAt", default)]
+    #[serde(rename = "createdAt", default, deserialize_with = "or_default")]
     created_at: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     langs: Vec<String>,
     #[serde(default)]
     reply: Option<Reply>,
@@ -308,6 +309,19 @@ mod tests {
             e.via.as_deref(),
             Some("at://did:plc:b/app.bsky.feed.repost/3mr1")
         );
+    }
+
+    #[test]
+    fn a_post_whose_languages_are_null_is_read() {
+        let mut f = filter(&[], &[]);
+        let line = post_line("did:plc:a", "k9", "null langs", "null", "");
+        let Outcome::Event(event) = read(&line, &mut f, now()).outcome else {
+            panic!("not read")
+        };
+        let Event::Post(p) = *event else {
+            panic!("not a post")
+        };
+        assert_eq!((p.text.as_str(), p.lang), ("null langs", None));
     }
 
     #[test]

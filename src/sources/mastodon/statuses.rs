@@ -48,8 +48,15 @@ struct Account {
     acct: String,
     #[serde(default)]
     id: String,
+    /// Negative where the instance hides it (glitch-soc sends -1): unknown, like absent.
     #[serde(default)]
-    followers_count: Option<u64>,
+    followers_count: Option<i64>,
+}
+
+impl Account {
+    fn followers(&self) -> Option<u64> {
+        self.followers_count.and_then(|n| u64::try_from(n).ok())
+    }
 }
 
 /// What a status gave: events (a boost also gives the boosted status as a post, so the share
@@ -84,7 +91,7 @@ pub fn map(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<U
                 post_id: boosted_id,
                 kind: EngagementKind::Share,
                 at,
-                actor_followers: booster.followers_count,
+                actor_followers: booster.followers(),
                 via: None,
                 count: None,
             }));
@@ -107,6 +114,7 @@ fn post(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<Utc>
     if !filter.keeps_post(&id, &text, &langs) {
         return Mapped::Skipped("filtered");
     }
+    let followers = status.account.followers().unwrap_or(0);
     let author = if status.account.acct.is_empty() {
         format!("{}:{}", tags.host, status.account.id)
     } else if status.account.acct.contains('@') {
@@ -119,7 +127,7 @@ fn post(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<Utc>
         platform: Platform::Mastodon,
         author: Author {
             id: author,
-            followers: status.account.followers_count.unwrap_or(0),
+            followers,
         },
         text,
         created_at: plausible(status.created_at, now),
@@ -223,5 +231,26 @@ mod tests {
     fn ids_order_as_numbers() {
         assert!(newer("109348699525106378", "99999999999999999"));
         assert!(!newer("1", "2"));
+    }
+
+    #[test]
+    fn a_hidden_follower_count_is_unknown_not_a_lost_status() {
+        let hidden = format!(
+            r#"{{"id":"201","created_at":"2022-11-15T16:20:00Z","content":"","reblog":{},"account":{{"id":"9","acct":"ann@infosec.example","followers_count":-1}}}}"#,
+            STATUS.replace(r#""followers_count":2307"#, r#""followers_count":-1"#)
+        );
+        let status: Status = serde_json::from_str(&hidden).expect("parsed");
+        let Mapped::Events(events) = map(
+            status,
+            &mut TextFilter::new(Default::default(), &[], 10),
+            &tags(),
+            Utc::now(),
+        ) else {
+            panic!("skipped")
+        };
+        let (Event::Post(p), Event::Engagement(e)) = (&events[0], &events[1]) else {
+            panic!("not a post and a share")
+        };
+        assert_eq!((p.author.followers, e.actor_followers), (0, None));
     }
 }

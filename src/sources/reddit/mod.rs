@@ -6,8 +6,9 @@
 //! `X-Ratelimit-Reset`): when it is nearly spent the source waits for the reset, and a 429 or
 //! 503 waits for its `Retry-After` or that reset, whichever is later (the decision is
 //! [`asked_wait`]'s, shared by every source). The position
-//! is, per listing, the newest creation time handled, stored with the events; only newer
-//! things are sent after a restart. A listing holds the latest 100 things, so a subreddit
+//! is, per listing, the newest creation time handled (never ahead of now), stored with the
+//! events; things at or after it are sent after a restart (those of its own second again,
+//! stored once). A listing holds the latest 100 things, so a subreddit
 //! busier than 100 per `poll_secs` loses the surplus between polls: a full listing of new
 //! things is logged, counted (`pulse_source_errors_total{reason="overflow"}`) and reported
 //! as a gap in `GET /api/v1/pipeline`, telling the operator to poll more often.
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 use self::things::{Listing, Tags};
 use super::asked_wait::{asked_wait, AskedWait};
+use super::body;
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
@@ -110,10 +112,9 @@ impl Client {
             let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
             return Err(failure_of(status, asked, error));
         }
-        let token: Token = response
-            .json()
+        let token: Token = body::json(response)
             .await
-            .map_err(|e| fail("malformed", e.without_url().into(), Duration::ZERO))?;
+            .map_err(|e| fail("malformed", e.into(), Duration::ZERO))?;
         // Renewed a minute early, so a poll never goes out with an expired token.
         let lifetime = Duration::from_secs(token.expires_in.max(120) - 60);
         self.token = Some((token.access_token.clone(), Instant::now() + lifetime));
@@ -149,10 +150,9 @@ impl Client {
             let error = anyhow::anyhow!("{path} answered {status}");
             return Err(failure_of(status, asked, error));
         }
-        let listing = response
-            .json()
+        let listing = body::json(response)
             .await
-            .map_err(|e| fail("malformed", e.without_url().into(), Duration::ZERO))?;
+            .map_err(|e| fail("malformed", e.into(), Duration::ZERO))?;
         Ok((listing, asked))
     }
 }

@@ -12,6 +12,7 @@ use crate::models::event::MAX_FUTURE_SKEW;
 use crate::models::{Author, Event, Platform, Post, PostMetrics};
 use crate::sources::filter::TextFilter;
 use crate::sources::html;
+use crate::sources::nullable::or_default;
 
 #[derive(Deserialize)]
 pub struct Listing {
@@ -20,8 +21,9 @@ pub struct Listing {
 
 #[derive(Deserialize)]
 struct ListingData {
+    /// Each read on its own, so one odd thing does not lose the listing.
     #[serde(default)]
-    children: Vec<Child>,
+    children: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -33,26 +35,29 @@ struct Child {
 #[derive(Deserialize)]
 struct Thing {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     title: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     selftext: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     body: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     author: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     created_utc: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     subreddit: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     permalink: String,
     #[serde(default)]
     parent_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     score: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     num_comments: u64,
+    /// Set when moderators, the author or Reddit removed it; its title stays in listings.
+    #[serde(default)]
+    removed_by_category: Option<String>,
 }
 
 pub struct Tags {
@@ -83,20 +88,35 @@ pub fn events(
     now: DateTime<Utc>,
 ) -> Read {
     let total = listing.data.children.len();
+    let mut skipped = Vec::new();
+    // At `after` itself too: two things of the same second may have come in two polls (the
+    // one sent again is stored once).
     let mut things: Vec<Child> = listing
         .data
         .children
         .into_iter()
-        .filter(|c| c.data.created_utc > after)
+        .filter_map(|value| match serde_json::from_value::<Child>(value) {
+            Ok(child) => Some(child),
+            Err(_) => {
+                skipped.push("malformed");
+                None
+            }
+        })
+        .filter(|c| c.data.created_utc >= after)
         .collect();
     let overflowed = after > 0.0 && total >= LISTING_SIZE && things.len() == total;
     things.sort_by(|a, b| a.data.created_utc.total_cmp(&b.data.created_utc));
     let mut newest = after;
     let mut out = Vec::new();
-    let mut skipped = Vec::new();
+    // A thing dated ahead of now does not move the position past what comes next.
+    let latest_plausible = (now + MAX_FUTURE_SKEW / 2).timestamp() as f64;
     for child in things {
         let t = child.data;
-        newest = newest.max(t.created_utc);
+        newest = newest.max(t.created_utc.min(latest_plausible));
+        if t.removed_by_category.is_some() {
+            skipped.push("deleted");
+            continue;
+        }
         let text = match child.kind.as_str() {
             "t3" if t.selftext.trim().is_empty() => t.title.clone(),
             "t3" => format!("{}\n{}", t.title, t.selftext),
@@ -106,7 +126,8 @@ pub fn events(
                 continue;
             }
         };
-        // Reddit escapes &, < and > in JSON text fields.
+        // Listings are asked for with `raw_json=1`, but a listing recorded without it (a
+        // replay, a proxy's cache) escapes &, < and >: decoded either way.
         let text = html::decode_entities(&text);
         if text.trim().is_empty() || matches!(text.trim(), "[deleted]" | "[removed]") {
             skipped.push(if text.trim().is_empty() {
@@ -201,6 +222,45 @@ mod tests {
         assert_eq!(
             posts[1].url.as_deref(),
             Some("https://www.reddit.com/r/pulse/comments/a1/x/c2/")
+        );
+    }
+
+    #[test]
+    fn removed_odd_and_future_things_cost_only_themselves() {
+        let now = Utc::now();
+        let ahead = (now + chrono::TimeDelta::days(365 * 70)).timestamp();
+        let listing: Listing = serde_json::from_str(&format!(r#"{{"kind":"Listing","data":{{"children":[
+            {{"kind":"t3","data":{{"name":"t3_gone","title":"Buds died","selftext":"[removed]","removed_by_category":"moderator","author":"al","created_utc":100.0,"subreddit":"pulse"}}}},
+            {{"kind":"t3","data":{{"name":"t3_null","title":"Nulls","selftext":null,"author":null,"score":null,"created_utc":100.0,"subreddit":"pulse"}}}},
+            {{"kind":"t3","data":{{"title":"no name","created_utc":101.0}}}},
+            {{"kind":"t1","data":{{"name":"t1_future","body":"from the future","author":"x","created_utc":{ahead}.0,"subreddit":"pulse"}}}}
+        ]}}}}"#)).unwrap();
+        let tags = Tags {
+            product: None,
+            channel: None,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let read = events(listing, 100.0, &mut filter, &tags, now);
+        let mut skipped = read.skipped.clone();
+        skipped.sort_unstable();
+        assert_eq!(skipped, ["deleted", "malformed"]);
+        let ids: Vec<&str> = read
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Post(p) => p.id.as_str(),
+                _ => panic!("not a post"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            ["reddit:t3_null", "reddit:t1_future"],
+            "a thing at the position itself is read again"
+        );
+        assert!(
+            read.newest <= (now + MAX_FUTURE_SKEW).timestamp() as f64,
+            "the position stays within reach of what comes next: {}",
+            read.newest
         );
     }
 }

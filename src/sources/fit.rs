@@ -1,0 +1,131 @@
+//! What a platform sends that the ingester would refuse, made to fit before the sink checks
+//! it. A platform allows what Pulse's event contract does not (a Reddit post of 40,000
+//! characters, a feed author "Jane\u{200D}Doe" with a joiner, an Atom id on its own indented
+//! line); refusing the whole post for it would lose what people wrote. Texts are cut at the
+//! limit; ids and labels lose surrounding whitespace and the characters a label may not hold
+//! (control, zero-width and direction-changing ones), the same way wherever they appear, so a
+//! reply still names its parent; a URL that does not fit is left out. What is still refused
+//! after this (an id that was nothing but such characters) is counted as `invalid`.
+
+use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
+use crate::models::printable::{has_unshowable, hides_or_reorders};
+use crate::models::text::prefix_bytes;
+use crate::models::Event;
+
+pub fn fit(event: &mut Event) {
+    match event {
+        Event::Post(p) => {
+            label(&mut p.id, MAX_ID_BYTES);
+            label(&mut p.author.id, MAX_ID_BYTES);
+            p.text.retain(|c| c != '\0');
+            cut(&mut p.text, MAX_TEXT_BYTES);
+            for (value, max) in [
+                (&mut p.parent_id, MAX_ID_BYTES),
+                (&mut p.lang, MAX_LABEL_BYTES),
+                (&mut p.product, MAX_LABEL_BYTES),
+                (&mut p.channel, MAX_LABEL_BYTES),
+            ] {
+                optional_label(value, max);
+            }
+            if let Some(geo) = &mut p.geo {
+                optional_label(&mut geo.city, MAX_LABEL_BYTES);
+                optional_label(&mut geo.country, MAX_LABEL_BYTES);
+            }
+            if p.url
+                .as_ref()
+                .is_some_and(|u| u.len() > MAX_URL_BYTES || has_unshowable(u))
+            {
+                p.url = None;
+            }
+        }
+        Event::Engagement(e) => {
+            label(&mut e.post_id, MAX_ID_BYTES);
+            optional_label(&mut e.id, MAX_ID_BYTES);
+        }
+        Event::Delete(d) => label(&mut d.post_id, MAX_ID_BYTES),
+    }
+}
+
+fn label(value: &mut String, max: usize) {
+    if value.trim() != value.as_str() || has_unshowable(value) {
+        *value = value
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control() && !hides_or_reorders(*c))
+            .collect();
+    }
+    cut(value, max);
+}
+
+/// A label that is empty once fitted is left out.
+fn optional_label(value: &mut Option<String>, max: usize) {
+    if let Some(v) = value {
+        label(v, max);
+        if v.is_empty() {
+            *value = None;
+        }
+    }
+}
+
+fn cut(value: &mut String, max: usize) {
+    let end = prefix_bytes(value, max).len();
+    value.truncate(end);
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::models::{Author, Platform, Post};
+
+    fn post(id: &str, author: &str, text: String) -> Event {
+        Event::Post(Post {
+            id: id.into(),
+            platform: Platform::Reddit,
+            author: Author {
+                id: author.into(),
+                followers: 0,
+            },
+            text,
+            created_at: Utc::now(),
+            lang: Some("\n  de \n".into()),
+            geo: None,
+            product: None,
+            channel: Some("\u{200B}".into()),
+            parent_id: Some(" reddit:t3_a\u{200F}".into()),
+            url: Some(format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES))),
+            metrics: None,
+        })
+    }
+
+    #[test]
+    fn what_the_platform_allowed_is_made_to_fit_and_then_passes() {
+        let long = "日本語のテキスト".repeat(2_000);
+        let mut event = post(
+            "\n  tag:x,2026:1\n",
+            "Jane\u{200D}Doe \u{1F469}\u{200D}\u{1F4BB}",
+            long,
+        );
+        assert!(event.validate().is_err(), "refused as it came");
+        fit(&mut event);
+        event.validate().expect("fits");
+        let Event::Post(p) = &event else {
+            unreachable!()
+        };
+        assert_eq!(p.id, "tag:x,2026:1");
+        assert_eq!(p.author.id, "JaneDoe \u{1F469}\u{1F4BB}");
+        assert!(p.text.len() <= MAX_TEXT_BYTES && p.text.len() > MAX_TEXT_BYTES - 3);
+        assert_eq!(p.lang.as_deref(), Some("de"));
+        assert_eq!(p.channel, None, "nothing left of it");
+        assert_eq!(p.parent_id.as_deref(), Some("reddit:t3_a"));
+        assert_eq!(p.url, None);
+    }
+
+    #[test]
+    fn an_id_of_nothing_but_unseen_characters_is_still_refused() {
+        let mut event = post("\u{200B}\u{FEFF}", "a", "text".into());
+        fit(&mut event);
+        assert!(event.validate().is_err());
+    }
+}
