@@ -2,8 +2,16 @@
 //! entry's title and summary (or content) as text, channel `news` unless the source sets one,
 //! the entry's author (else the feed's, else its title) as the author, the entry's link as
 //! the URL.
+//!
+//! What was handled is remembered by the entries themselves, not only by their dates: a feed
+//! whose items share a date (whole days, whole minutes), an aggregator that lists a new item
+//! with an older date, and an item dated years ahead would each lose entries to a position
+//! that is a time alone.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::models::event::{MAX_FUTURE_SKEW, MAX_ID_BYTES};
@@ -19,16 +27,51 @@ pub struct Tags {
     pub max_text_chars: usize,
 }
 
-/// The events of one fetched feed whose entries are newer than `newest` (all when `None`),
-/// with the skipped entries' reasons, and the newest entry time seen.
+/// Entries of one document remembered; a longer feed's older entries are told apart by date.
+const MAX_SEEN: usize = 500;
+
+/// An entry missing from the last document and older than this before the newest handled is
+/// an old one that came back (an archive page, a feed that lists more), not a new one.
+const LOOKBACK: TimeDelta = TimeDelta::days(7);
+
+/// Where a feed stands between polls (and across restarts, stored with the events).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// The newest entry date handled, never ahead of the time it was read.
+    pub newest: Option<DateTime<Utc>>,
+    /// Digests of the ids of the last document's entries, handled or left out; empty in a
+    /// position stored before they were kept (then `newest` alone decides, as it did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<u64>,
+}
+
+/// The parser Pulse reads feeds with: an entry without an id or a link gets none (`feed-rs`
+/// would give it a random one, a new post at every poll), so [`events`] names it by its
+/// text.
+pub fn parser() -> feed_rs::parser::Parser {
+    feed_rs::parser::Builder::new()
+        .id_generator(|links, title, uri| match links.first() {
+            Some(_) => feed_rs::parser::generate_id(links, title, uri),
+            None => String::new(),
+        })
+        .build()
+}
+
+/// The events of one fetched feed's entries not handled at `position`, with the skipped
+/// entries' reasons, and the position after them.
 pub fn events(
     feed: feed_rs::model::Feed,
     url: &str,
-    newest: Option<DateTime<Utc>>,
+    position: &Position,
     filter: &mut TextFilter,
     tags: &Tags,
     now: DateTime<Utc>,
-) -> (Vec<Event>, Vec<&'static str>, Option<DateTime<Utc>>) {
+) -> (Vec<Event>, Vec<&'static str>, Position) {
+    let plausible = now + MAX_FUTURE_SKEW / 2;
+    // A position stored while dates ahead of now could move it is brought back to now.
+    let newest = position.newest.map(|n| n.min(plausible));
+    let seen: HashSet<u64> = position.seen.iter().copied().collect();
+    let mut next_seen = Vec::new();
     let author = feed
         .authors
         .first()
@@ -44,14 +87,6 @@ pub fn events(
     let mut latest = newest;
     for entry in feed.entries {
         let at = entry.published.or(entry.updated);
-        if let (Some(at), Some(newest)) = (at, newest) {
-            if at <= newest {
-                continue;
-            }
-        }
-        if let Some(at) = at {
-            latest = Some(latest.map_or(at, |l| l.max(at)));
-        }
         let title = entry
             .title
             .as_ref()
@@ -74,12 +109,29 @@ pub fn events(
             (false, true) => title,
             (true, _) => body,
         };
+        let id = entry_id(url, &entry.id, &text);
+        let digest = digest64(&id);
+        if next_seen.len() < MAX_SEEN {
+            next_seen.push(digest);
+        }
+        let handled = match (seen.is_empty(), at, newest) {
+            (true, Some(at), Some(newest)) => at <= newest,
+            (true, _, _) => false,
+            (false, Some(at), Some(newest)) => seen.contains(&digest) || at < newest - LOOKBACK,
+            (false, _, _) => seen.contains(&digest),
+        };
+        if handled {
+            continue;
+        }
+        if let Some(at) = at {
+            let at = at.min(plausible);
+            latest = Some(latest.map_or(at, |l| l.max(at)));
+        }
         if text.trim().is_empty() {
             skipped.push("empty_text");
             continue;
         }
         text.truncate(prefix_chars(&text, tags.max_text_chars).len());
-        let id = entry_id(url, &entry.id);
         let lang = entry.language.clone().or_else(|| feed_lang.clone());
         let langs: Vec<String> = lang.iter().cloned().collect();
         if !filter.keeps_post(&id, &text, &langs) {
@@ -87,7 +139,7 @@ pub fn events(
             continue;
         }
         let created_at = match at {
-            Some(t) if t <= now + MAX_FUTURE_SKEW / 2 && t >= DateTime::UNIX_EPOCH => t,
+            Some(t) if t <= plausible && t >= DateTime::UNIX_EPOCH => t,
             _ => now,
         };
         out.push(Event::Post(Post {
@@ -109,26 +161,47 @@ pub fn events(
             product: tags.product.clone(),
             channel: Some(tags.channel.clone().unwrap_or_else(|| "news".into())),
             parent_id: None,
+            // The page itself: Blogger and others list the comments feed and the edit link
+            // first.
             url: entry
                 .links
-                .first()
+                .iter()
+                .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+                .or(entry.links.first())
                 .map(|l| l.href.clone())
                 .filter(|h| h.len() <= 2_048),
             metrics: None,
         }));
     }
-    (out, skipped, latest)
+    let next = Position {
+        newest: latest,
+        seen: if next_seen.is_empty() {
+            position.seen.clone()
+        } else {
+            next_seen
+        },
+    };
+    (out, skipped, next)
 }
 
-/// `feed:` and the entry's own id when it is short enough, else a digest of the feed URL and
-/// the id (the same entry always gets the same id).
-fn entry_id(url: &str, id: &str) -> String {
-    if !id.is_empty() && id.len() <= MAX_ID_BYTES - 5 {
+/// `feed:` and the entry's own id when it names itself globally (a URL, a `tag:` or `urn:`
+/// id) and is short enough; else a digest of the feed URL and the id, so two feeds' item
+/// `1234` stay two posts; an entry with neither id nor link, by its text. The same entry
+/// always gets the same id.
+fn entry_id(url: &str, id: &str, text: &str) -> String {
+    let id = id.trim();
+    if id.contains(':') && id.len() <= MAX_ID_BYTES - 5 {
         return format!("feed:{id}");
     }
-    let digest = Sha256::digest(format!("{url}\n{id}").as_bytes());
+    let named = if id.is_empty() { text } else { id };
+    let digest = Sha256::digest(format!("{url}\n{named}").as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("feed:{hex}")
+}
+
+fn digest64(id: &str) -> u64 {
+    let digest = Sha256::digest(id.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("eight bytes"))
 }
 
 #[cfg(test)]
@@ -156,7 +229,10 @@ mod tests {
         let (events, skipped, latest) = events(
             feed,
             "https://news.example/rss",
-            Some(newest),
+            &Position {
+                newest: Some(newest),
+                seen: Vec::new(),
+            },
             &mut filter,
             &tags,
             Utc::now(),
@@ -171,7 +247,87 @@ mod tests {
         assert_eq!(p.channel.as_deref(), Some("news"));
         assert_eq!(p.author.id, "Gadget News");
         assert_eq!(p.lang.as_deref(), Some("en-us"));
-        assert_eq!(latest.unwrap().to_rfc3339(), "2026-11-10T09:00:00+00:00");
-        assert_eq!(entry_id("u", &"x".repeat(300)).len(), 5 + 32);
+        assert_eq!(
+            latest.newest.unwrap().to_rfc3339(),
+            "2026-11-10T09:00:00+00:00"
+        );
+        assert_eq!(latest.seen.len(), 3);
+        assert_eq!(entry_id("u", &"x".repeat(300), "t").len(), 5 + 32);
+    }
+
+    fn rss(items: &[String]) -> feed_rs::model::Feed {
+        let doc = format!(
+            r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>{}</channel></rss>"#,
+            items.concat()
+        );
+        parser().parse(doc.as_bytes()).unwrap()
+    }
+
+    fn item(guid: Option<&str>, title: &str, at: Option<DateTime<Utc>>) -> String {
+        format!(
+            "<item>{}<title>{title}</title>{}</item>",
+            guid.map(|g| format!("<guid isPermaLink=\"false\">{g}</guid>"))
+                .unwrap_or_default(),
+            at.map(|at| format!("<pubDate>{}</pubDate>", at.to_rfc2822()))
+                .unwrap_or_default()
+        )
+    }
+
+    fn ids(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Post(p) => p.text.clone(),
+                _ => panic!("not a post"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_of_one_date_late_ones_and_ones_dated_ahead_are_each_read_once() {
+        let now = Utc::now();
+        let hour_ago = now - TimeDelta::hours(1);
+        let ahead = now + TimeDelta::days(365 * 70);
+        let tags = Tags {
+            product: None,
+            channel: None,
+            max_text_chars: 100,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let url = "https://daily.example/rss";
+        let first = [
+            item(Some("1"), "one", Some(hour_ago)),
+            item(Some("2"), "two", Some(hour_ago)),
+            item(Some("f"), "from the future", Some(ahead)),
+            item(None, "no id, no link, no date", None),
+        ];
+        let (events1, _, position) = events(
+            rss(&first),
+            url,
+            &Position::default(),
+            &mut filter,
+            &tags,
+            now,
+        );
+        assert_eq!(events1.len(), 4);
+        assert!(position.newest.unwrap() <= now + MAX_FUTURE_SKEW);
+        // The next poll: a third item of the same date, an old one that came back, and the
+        // rest as before.
+        let mut second = first.to_vec();
+        second.push(item(Some("3"), "three", Some(hour_ago)));
+        second.push(item(
+            Some("old"),
+            "a month old",
+            Some(now - TimeDelta::days(30)),
+        ));
+        let (events2, _, position) = events(rss(&second), url, &position, &mut filter, &tags, now);
+        assert_eq!(ids(&events2), ["three"]);
+        let (events3, _, _) = events(rss(&second), url, &position, &mut filter, &tags, now);
+        assert!(events3.is_empty(), "{:?}", ids(&events3));
+        // Two feeds' item "1" are two posts.
+        let Event::Post(p) = &events1[0] else {
+            unreachable!()
+        };
+        assert_ne!(p.id, entry_id("https://other.example/rss", "1", "one"));
     }
 }

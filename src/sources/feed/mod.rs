@@ -1,8 +1,8 @@
 //! RSS and Atom feeds, polled: each feed every `poll_secs` (or its own `ttl`, if longer),
 //! with conditional requests (`If-None-Match`, `If-Modified-Since`), so an unchanged feed
-//! costs one 304. The position is, per feed, the newest entry time handled, stored with the
-//! events; entries up to it are not sent again, and those sent twice are stored once (ids
-//! are the entries' own).
+//! costs one 304. The position is, per feed, the entries of the last document read and the
+//! newest entry time handled (see [`entries`]), stored with the events; entries handled are
+//! not sent again, and those sent twice are stored once (ids are the entries' own).
 //!
 //! Feed URLs come from configuration but their servers choose where a redirect goes, so
 //! feeds are fetched under the webhooks' egress policy ([`crate::egress`]): only public
@@ -16,13 +16,14 @@ pub mod entries;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use reqwest::header::{HeaderMap, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::entries::Tags;
 use super::asked_wait::{asked_wait, AskedWait};
+use super::body::BodyError;
 use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
@@ -33,10 +34,15 @@ use crate::models::backoff::Backoff;
 /// Largest feed document read.
 const MAX_FEED_BYTES: usize = 10 << 20;
 
-/// What is kept per feed between polls (and, for `newest`, across restarts).
+/// Longest wait a feed's own `ttl` asks for that is kept, as for any wait a server asks for
+/// ([`asked_wait`]): `<ttl>4294967295</ttl>` does not stop a feed for millennia.
+const MAX_TTL: Duration = Duration::from_secs(3600);
+
+/// What is kept per feed between polls (and, for the position, across restarts).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct FeedState {
-    newest: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    position: entries::Position,
     #[serde(skip)]
     etag: Option<String>,
     #[serde(skip)]
@@ -103,10 +109,10 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
         for feed in feeds.iter_mut().filter(|f| f.due <= Instant::now()) {
             match poll(&client, &policy, feed).await {
                 Ok(Some((parsed, ttl, asked))) => {
-                    let (events, skipped, newest) = entries::events(
+                    let (events, skipped, position) = entries::events(
                         parsed,
                         &feed.url,
-                        feed.state.newest,
+                        &feed.state.position,
                         &mut filter,
                         &tags,
                         Utc::now(),
@@ -114,10 +120,10 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                     for reason in skipped {
                         sink.skipped(reason);
                     }
-                    feed.state.newest = newest;
-                    if let Some(at) = newest {
+                    if let Some(at) = position.newest {
                         ctx.set_lag((Utc::now() - at).num_microseconds().unwrap_or(i64::MAX));
                     }
+                    feed.state.position = position;
                     for event in events {
                         sink.push(event, None);
                     }
@@ -198,7 +204,7 @@ async fn poll(
     let url = url::Url::parse(&feed.url)
         .map_err(|e| failed("malformed", anyhow::anyhow!("feed URL {shown}: {e}")))?;
     let (etag, modified) = (feed.state.etag.clone(), feed.state.last_modified.clone());
-    let mut response = policy
+    let response = policy
         .get_following_redirects(client, &url, |mut request| {
             if let Some(etag) = &etag {
                 request = request.header(IF_NONE_MATCH, etag);
@@ -252,22 +258,19 @@ async fn poll(
         header(response.headers(), ETAG),
         header(response.headers(), LAST_MODIFIED),
     );
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        failed(
-            "read",
-            anyhow::Error::new(e.without_url()).context(format!("feed {shown}")),
-        )
-    })? {
-        if body.len() + chunk.len() > MAX_FEED_BYTES {
-            return Err(failed(
+    let body = super::body::bytes(response, MAX_FEED_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => failed(
                 "too_large",
                 anyhow::anyhow!("feed {shown} is larger than {MAX_FEED_BYTES} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let parsed = feed_rs::parser::parse(body.as_slice()).map_err(|e| {
+            ),
+            e => failed(
+                "read",
+                anyhow::Error::new(e).context(format!("feed {shown}")),
+            ),
+        })?;
+    let parsed = entries::parser().parse(body.as_slice()).map_err(|e| {
         failed(
             "malformed",
             anyhow::anyhow!("feed {shown} is not RSS or Atom: {e}"),
@@ -275,6 +278,6 @@ async fn poll(
     })?;
     feed.state.etag = etag;
     feed.state.last_modified = modified;
-    let ttl = Duration::from_secs(u64::from(parsed.ttl.unwrap_or(0)) * 60);
+    let ttl = Duration::from_secs(u64::from(parsed.ttl.unwrap_or(0)) * 60).min(MAX_TTL);
     Ok(Some((parsed, ttl, asked)))
 }

@@ -7,7 +7,9 @@
 //! reads a few seconds twice and loses nothing. A lost or refused connection moves to the next
 //! endpoint after a backoff with jitter. A service that answers the upgrade with 429 or 503
 //! is not asked again before the wait it named ([`asked_wait`]: `Retry-After` in seconds or as
-//! a date, or a rate-limit window's reset); the other endpoints are not held up by it.
+//! a date, or a rate-limit window's reset); the other endpoints are not held up by it (the
+//! rotation passes over it while it waits). The connection is pinged every 30 s; one that
+//! brings nothing for 100 s is opened again.
 
 pub mod profiles;
 pub mod records;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 use url::Url;
@@ -35,6 +37,14 @@ use crate::telemetry::names;
 /// Largest message accepted from the service; records are small, so anything bigger is
 /// refused rather than buffered.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// How often the connection is pinged, so a quiet subscription still hears something.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// A connection that brought nothing this long (no message, no answer to three pings) is
+/// taken as lost and opened again: a half-open connection or a service that went quiet would
+/// otherwise hold the source, shown connected, for ever.
+const SILENCE: Duration = Duration::from_secs(100);
 
 /// Reads Jetstream until the task is stopped; never returns on its own.
 pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Result<()> {
@@ -68,9 +78,7 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     // Per endpoint, the instant before which it asked not to be asked again.
     let mut not_before: Vec<Option<tokio::time::Instant>> = vec![None; settings.endpoints.len()];
     loop {
-        if let Some(at) = not_before[endpoint].take() {
-            tokio::time::sleep_until(at).await;
-        }
+        endpoint = next_free(&mut not_before, endpoint).await;
         let url = subscribe_url(&settings, &settings.endpoints[endpoint], cursor)?;
         tracing::info!(source = %ctx.name, endpoint = %redact_url(&settings.endpoints[endpoint]), cursor = ?cursor, "connecting to Jetstream");
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
@@ -125,6 +133,29 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     }
 }
 
+/// The first endpoint from `from` on (in rotation) that did not ask to be left alone for
+/// longer; when every one did, the one free soonest, once it is.
+async fn next_free(not_before: &mut [Option<tokio::time::Instant>], from: usize) -> usize {
+    let now = tokio::time::Instant::now();
+    let n = not_before.len();
+    let free = (0..n)
+        .map(|i| (from + i) % n)
+        .find(|i| not_before[*i].is_none_or(|at| at <= now));
+    let chosen = match free {
+        Some(i) => i,
+        None => {
+            let (i, at) = (0..n)
+                .filter_map(|i| not_before[i].map(|at| (i, at)))
+                .min_by_key(|(_, at)| *at)
+                .expect("every endpoint has a time");
+            tokio::time::sleep_until(at).await;
+            i
+        }
+    };
+    not_before[chosen] = None;
+    chosen
+}
+
 /// The position of the last message handled (stored or about to be).
 fn sink_cursor(sink: &Sink) -> Option<i64> {
     sink.cursor().and_then(|c| c.parse().ok())
@@ -139,13 +170,18 @@ async fn read<S>(
     backoff: &mut Backoff,
 ) -> anyhow::Result<()>
 where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Unpin,
 {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut heard = tokio::time::Instant::now();
+    let mut pinged = heard;
     loop {
         tokio::select! {
             message = socket.next() => {
                 let Some(message) = message else { return Ok(()) };
+                heard = tokio::time::Instant::now();
                 let text = match message? {
                     Message::Text(text) => text,
                     Message::Binary(_) => {
@@ -167,6 +203,16 @@ where
                 }
             }
             _ = tick.tick() => {
+                if heard.elapsed() > SILENCE {
+                    anyhow::bail!(
+                        "nothing came for {} s, pings unanswered: the connection is taken as lost",
+                        SILENCE.as_secs()
+                    );
+                }
+                if pinged.elapsed() >= PING_EVERY {
+                    socket.send(Message::Ping(Default::default())).await?;
+                    pinged = tokio::time::Instant::now();
+                }
                 if out.due() {
                     out.flush(ctx).await;
                 }
@@ -297,6 +343,27 @@ fn tls_config() -> rustls::ClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_rotation_passes_over_an_endpoint_that_asked_to_wait() {
+        let now = tokio::time::Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut not_before = vec![Some(now + hour), None, Some(now + hour)];
+        assert_eq!(next_free(&mut not_before, 0).await, 1);
+        assert_eq!(
+            next_free(&mut not_before, 2).await,
+            1,
+            "past the end, round"
+        );
+        assert_eq!(not_before[0], Some(now + hour), "its wait still stands");
+        let mut all_waiting = vec![Some(now + hour), Some(now + Duration::from_millis(20))];
+        assert_eq!(
+            next_free(&mut all_waiting, 0).await,
+            1,
+            "the one free soonest"
+        );
+        assert_eq!(all_waiting[1], None);
+    }
 
     #[test]
     fn the_url_carries_collections_accounts_and_a_rewound_cursor() {

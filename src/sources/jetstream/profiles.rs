@@ -177,10 +177,9 @@ impl ProfileCache {
                 asked: asked_wait(status.as_u16(), response.headers(), chrono::Utc::now()),
             });
         }
-        let profiles: Profiles = response
-            .json()
+        let profiles: Profiles = crate::sources::body::json(response)
             .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))?;
+            .map_err(anyhow::Error::new)?;
         let found: HashSet<String> = profiles.profiles.iter().map(|p| p.did.clone()).collect();
         for p in profiles.profiles {
             self.remember(p.did, p.followers_count);

@@ -224,7 +224,17 @@ impl Reader {
         let request = self
             .get(timeline.stream.clone())
             .header("accept", "text/event-stream");
-        let response = send(request, "the stream").await?;
+        // The idle limit holds from the request on: an instance that accepts the connection
+        // and never answers is left like one that went silent.
+        let response = tokio::time::timeout(IDLE, send(request, "the stream"))
+            .await
+            .map_err(|_| {
+                Failure::Other(anyhow::anyhow!(
+                    "the stream did not answer within {} s",
+                    IDLE.as_secs()
+                ))
+            })??;
+        let opened = tokio::time::Instant::now();
         if *connections > 0 {
             metrics::counter!(crate::telemetry::names::SOURCE_RECONNECTS, "source" => self.ctx.name.clone())
                 .increment(1);
@@ -247,8 +257,12 @@ impl Reader {
                     let Some(chunk) = chunk else { return Ok(()) };
                     let chunk = chunk.map_err(|e| Failure::Other(e.without_url().into()))?;
                     last_bytes = tokio::time::Instant::now();
-                    backoff.reset();
                     let (events, dropped) = parser.feed(&chunk);
+                    // A stream that answers and closes at once (a proxy's page, one heartbeat)
+                    // keeps backing off; one that brought statuses or stayed open does not.
+                    if !events.is_empty() || opened.elapsed() >= IDLE {
+                        backoff.reset();
+                    }
                     for _ in 0..dropped {
                         self.sink.skipped("malformed");
                     }
@@ -331,10 +345,9 @@ impl Reader {
             let request = self.get(url).timeout(Duration::from_secs(30));
             let response = send(request, "the timeline").await?;
             let budget = asked_wait(response.status().as_u16(), response.headers(), Utc::now());
-            let page: Vec<serde_json::Value> = response
-                .json()
+            let page: Vec<serde_json::Value> = crate::sources::body::json(response)
                 .await
-                .map_err(|e| Failure::Other(e.without_url().into()))?;
+                .map_err(|e| Failure::Other(anyhow::Error::new(e).context("the timeline")))?;
             let n = page.len();
             let mut statuses: Vec<Status> = page
                 .into_iter()

@@ -2,6 +2,7 @@
 //! own payloads.
 
 use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A Mastodon instance stand-in on loopback. The first stream request is answered 429 with
 /// `Retry-After: 1`; the second gets tests/fixtures/mastodon/stream-first.txt and is closed;
@@ -242,6 +243,57 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
         metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
         "{metrics}"
     );
+    app.shutdown().await;
+}
+
+/// A feed that dates every item of a day alike, lists one dated seventy years ahead and one
+/// with neither id, link nor date, then adds a third item of the same date: each is stored
+/// once, and the item added after the one from the future is stored at all.
+#[actix_rt::test]
+async fn a_feed_of_items_that_share_a_date_or_come_from_the_future_is_read_whole_once() {
+    let day = (chrono::Utc::now() - chrono::TimeDelta::hours(2)).to_rfc2822();
+    let ahead = (chrono::Utc::now() + chrono::TimeDelta::days(365 * 70)).to_rfc2822();
+    let item = |guid: &str, title: &str, date: &str| {
+        format!("<item><guid isPermaLink=\"false\">{guid}</guid><title>{title}</title><pubDate>{date}</pubDate></item>")
+    };
+    let first = [
+        item("a-1", "Pulse Buds recall announced", &day),
+        item("a-2", "Pulse Buds firmware pulled", &day),
+        item("a-9", "Dated in the future", &ahead),
+        "<item><title>No id, no link, no date</title></item>".to_string(),
+    ]
+    .concat();
+    let second = format!("{first}{}", item("a-3", "Refunds for Pulse Buds", &day));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counted = polls.clone();
+    let site = serve(move |_req, mut tcp| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        let items = if n < 2 { first.clone() } else { second.clone() };
+        async move {
+            let doc = format!(
+                r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>{items}</channel></rss>"#
+            );
+            respond(&mut tcp, "200 OK", &[("Content-Type", "application/rss+xml")], &doc).await;
+        }
+    })
+    .await;
+    let app = serve_source(feeds("daily", vec![format!("http://{site}/daily.rss")])).await;
+    let env = &app.env;
+    assert!(
+        env.stored(5, Duration::from_secs(30)).await,
+        "{} of 5 posts stored after {} polls",
+        env.post_count().await,
+        polls.load(Ordering::SeqCst)
+    );
+    // Polled a few more times: nothing new, nothing twice.
+    let after = polls.load(Ordering::SeqCst);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            polls.load(Ordering::SeqCst) >= after + 2
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, 5);
     app.shutdown().await;
 }
 
