@@ -21,7 +21,8 @@ pub const BUDGET_RESERVE: f64 = 2.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AskedWait {
     pub wait: Duration,
-    /// `retry-after`, `x-ratelimit-reset`, or `unspecified` (a 429 naming no time).
+    /// `retry-after`, `x-ratelimit-reset`, `ratelimit-reset`, or `unspecified` (a 429 naming
+    /// no time).
     pub by: &'static str,
 }
 
@@ -35,6 +36,7 @@ pub struct AskedWait {
 ///   [`UNSPECIFIED_RATE_LIMIT_WAIT`]; a `503` naming neither asks nothing (ordinary backoff).
 /// - Any other answer asks for a wait only when its rate-limit window is nearly spent
 ///   (`X-RateLimit-Remaining` below [`BUDGET_RESERVE`]): until the window's reset.
+/// - Without the `X-` headers, `RateLimit-Remaining` and `RateLimit-Reset` are read alike.
 ///
 /// Every wait is at most [`MAX_ASKED_WAIT`]. `None` when the answer asks nothing.
 pub fn asked_wait(status: u16, headers: &HeaderMap, now: DateTime<Utc>) -> Option<AskedWait> {
@@ -44,23 +46,33 @@ pub fn asked_wait(status: u16, headers: &HeaderMap, now: DateTime<Utc>) -> Optio
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let remaining = text("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok());
+    // `X-RateLimit-*` (Reddit, Mastodon), else `RateLimit-*` (Bluesky's services, the IETF
+    // draft), each with the name it was read from.
+    let either = |name: &'static str| {
+        text(name)
+            .map(|v| (v, name))
+            .or_else(|| text(&name[2..]).map(|v| (v, &name[2..])))
+    };
+    let remaining = either("x-ratelimit-remaining").and_then(|(v, _)| v.parse::<f64>().ok());
     let spent = remaining.is_some_and(|r| r < BUDGET_RESERVE);
-    let reset = text("x-ratelimit-reset").and_then(|v| until_reset(v, now));
+    let (reset, reset_by) = match either("x-ratelimit-reset") {
+        Some((v, by)) => (until_reset(v, now), by),
+        None => (None, "x-ratelimit-reset"),
+    };
     let limited = status == 429 || status == 503;
     let asked = if limited {
         let retry_after = text("retry-after").and_then(|v| until_retry(v, now));
         // A 429 with a reset and no count left to read means that window is spent.
         let reset = reset.filter(|_| spent || (status == 429 && remaining.is_none()));
         match (retry_after, reset) {
-            (Some(r), Some(w)) if w > r => Some((w, "x-ratelimit-reset")),
+            (Some(r), Some(w)) if w > r => Some((w, reset_by)),
             (Some(r), _) => Some((r, "retry-after")),
-            (None, Some(w)) => Some((w, "x-ratelimit-reset")),
+            (None, Some(w)) => Some((w, reset_by)),
             (None, None) if status == 429 => Some((UNSPECIFIED_RATE_LIMIT_WAIT, "unspecified")),
             (None, None) => None,
         }
     } else if spent {
-        reset.map(|w| (w, "x-ratelimit-reset"))
+        reset.map(|w| (w, reset_by))
     } else {
         None
     };
@@ -216,6 +228,38 @@ mod tests {
                 ]
             ),
             None
+        );
+    }
+
+    #[test]
+    fn the_unprefixed_rate_limit_headers_of_bluesky_are_read_too() {
+        // Unix seconds, as Bluesky's services send the reset: 10:05 is 300 s away.
+        let reset = "1795169100";
+        assert_eq!(
+            asked(
+                200,
+                &[("ratelimit-remaining", "1"), ("ratelimit-reset", reset)]
+            ),
+            Some((300, "ratelimit-reset"))
+        );
+        assert_eq!(
+            asked(
+                200,
+                &[("ratelimit-remaining", "900"), ("ratelimit-reset", reset)]
+            ),
+            None
+        );
+        assert_eq!(
+            asked(
+                200,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "30"),
+                    ("ratelimit-reset", reset)
+                ]
+            ),
+            Some((30, "x-ratelimit-reset")),
+            "the prefixed header, where both are sent"
         );
     }
 }

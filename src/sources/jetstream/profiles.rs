@@ -4,7 +4,9 @@
 //! accounts still unknown after them (or while the API fails) are sent as 0 and looked up
 //! with a later batch, so a slow or absent API never holds up the source. After a failure,
 //! lookups pause for a minute, or for as long as the API asked ([`asked_wait`]: a 429's or
-//! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer.
+//! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer; a lookup that
+//! succeeds with its window nearly spent (`RateLimit-Remaining` below 2) pauses them until
+//! the window's reset.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -135,17 +137,17 @@ impl ProfileCache {
                 }
             }
         }
-        let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         let mut result = Ok(());
-        if !paused {
-            for chunk in wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH) {
-                tokio::time::sleep_until(self.next_request).await;
-                self.next_request = Instant::now() + self.interval;
-                if let Err(e) = self.look_up(chunk).await {
-                    self.paused_until = Some(Instant::now() + pause_after(&e));
-                    result = Err(e);
-                    break;
-                }
+        for chunk in wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH) {
+            if self.paused_until.is_some_and(|t| Instant::now() < t) {
+                break;
+            }
+            tokio::time::sleep_until(self.next_request).await;
+            self.next_request = Instant::now() + self.interval;
+            if let Err(e) = self.look_up(chunk).await {
+                self.paused_until = Some(Instant::now() + pause_after(&e));
+                result = Err(e);
+                break;
             }
         }
         for e in events.iter_mut() {
@@ -176,6 +178,11 @@ impl ProfileCache {
                 error: anyhow::anyhow!("the profile API answered {status}"),
                 asked: asked_wait(status.as_u16(), response.headers(), chrono::Utc::now()),
             });
+        }
+        // A lookup that succeeds can still say the window is nearly spent: the next ones wait
+        // for its reset.
+        if let Some(asked) = asked_wait(status.as_u16(), response.headers(), chrono::Utc::now()) {
+            self.paused_until = Some(Instant::now() + asked.wait);
         }
         let profiles: Profiles = crate::sources::body::json(response)
             .await
