@@ -63,6 +63,9 @@ fn fail(reason: &'static str, error: anyhow::Error, at_least: Duration) -> Failu
     }
 }
 
+/// How long a listing that answered 403 or 404 is left alone: the others go on at their pace.
+const UNAVAILABLE_REST: Duration = Duration::from_secs(600);
+
 /// The failure of an answer that is not a success (and not a refused token).
 fn failure_of(
     status: reqwest::StatusCode,
@@ -146,6 +149,16 @@ impl Client {
                 Duration::ZERO,
             ));
         }
+        if matches!(status.as_u16(), 403 | 404) && asked.is_none() {
+            return Err(fail(
+                "unavailable",
+                anyhow::anyhow!(
+                    "{path} answered {status}: the subreddit is private, quarantined, banned or gone; asked again in {} minutes",
+                    UNAVAILABLE_REST.as_secs() / 60
+                ),
+                Duration::ZERO,
+            ));
+        }
         if !status.is_success() {
             let error = anyhow::anyhow!("{path} answered {status}");
             return Err(failure_of(status, asked, error));
@@ -199,10 +212,18 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         token: None,
     };
     let mut failures = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+    // Listings left alone until then (a private or banned subreddit).
+    let mut resting: BTreeMap<String, Instant> = BTreeMap::new();
     loop {
         let round = Instant::now();
         let mut failed = false;
         for path in &paths {
+            if resting
+                .get(path)
+                .is_some_and(|until| Instant::now() < *until)
+            {
+                continue;
+            }
             match client.listing(path).await {
                 Ok((listing, pause)) => {
                     let after = positions.get(path).copied().unwrap_or(0.0);
@@ -230,6 +251,10 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                         ctx.budget_wait(asked, path);
                         tokio::time::sleep(asked.wait).await;
                     }
+                }
+                Err(failure) if failure.reason == "unavailable" => {
+                    ctx.error(failure.reason, &failure.error);
+                    resting.insert(path.clone(), Instant::now() + UNAVAILABLE_REST);
                 }
                 Err(failure) => {
                     failed = true;

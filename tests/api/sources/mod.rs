@@ -74,13 +74,18 @@ pub(crate) fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
     )
 }
 
-/// A Reddit source named `name` reading r/pulsebuds from the stand-in at `site` every second,
-/// with `settings`' other fields.
+/// A Reddit source named `name` reading `settings`' subreddits (r/pulsebuds when it names
+/// none) from the stand-in at `site` every second, with `settings`' other fields.
 pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) -> SourceSettings {
+    let subreddits = if settings.subreddits.is_empty() {
+        vec!["pulsebuds".into()]
+    } else {
+        settings.subreddits.clone()
+    };
     named(
         name,
         SourceKind::Reddit(RedditSettings {
-            subreddits: vec!["pulsebuds".into()],
+            subreddits,
             client_id: "app-id".into(),
             client_secret: "app-secret".into(),
             poll_secs: 1,

@@ -359,6 +359,60 @@ async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{address}"), requests)
 }
 
+/// A private subreddit (403) beside a public one: it is asked once and left alone for a
+/// while, and the public one is polled at its own pace meanwhile.
+#[actix_rt::test]
+async fn a_private_subreddit_does_not_hold_up_the_others() {
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let site = serve(move |req, mut tcp| {
+        seen.lock().unwrap().push(req.route().to_string());
+        let json = [("Content-Type", "application/json")];
+        async move {
+            let (status, body) = match req.route() {
+                "/api/v1/access_token" => (
+                    "200 OK",
+                    r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#,
+                ),
+                "/r/pulsebuds/new" => ("200 OK", include_str!("../../fixtures/reddit/new.json")),
+                _ => (
+                    "403 Forbidden",
+                    r#"{"reason":"private","message":"Forbidden"}"#,
+                ),
+            };
+            respond(&mut tcp, status, &json, body).await;
+        }
+    })
+    .await;
+    let app = serve_source(reddit_source(
+        "reddit",
+        &format!("http://{site}"),
+        RedditSettings {
+            subreddits: vec!["private".into(), "pulsebuds".into()],
+            comments: false,
+            ..Default::default()
+        },
+    ))
+    .await;
+    assert_stores(&app.env, 2, &asked).await;
+    let count = |route: &str| asked.lock().unwrap().iter().filter(|r| *r == route).count();
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            count("/r/pulsebuds/new") >= 4
+        })
+        .await,
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    assert_eq!(count("/r/private/new"), 1, "left alone after its 403");
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains(r#"pulse_source_errors_total{source="reddit",reason="unavailable"} 1"#),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     let (site, requests) = reddit().await;
