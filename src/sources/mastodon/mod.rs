@@ -39,6 +39,9 @@ const PAGE: usize = 40;
 /// A stream silent this long is taken for dead (instances send a heartbeat every ~15 s).
 const IDLE: Duration = Duration::from_secs(90);
 
+/// Where the streaming API lives on an instance and on its streaming host.
+const STREAMING_PATH: &str = "/api/v1/streaming";
+
 /// Where a timeline streams from and is read back from.
 struct Timeline {
     stream: Url,
@@ -152,6 +155,21 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
     let host = timeline.stream.host_str().unwrap_or("mastodon").to_string();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        // The stream's redirect to the instance's streaming host is followed by
+        // [`Reader::open_stream`], with the token; reqwest would drop it there.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let from_stream = attempt
+                .previous()
+                .last()
+                .is_some_and(|u| u.path().starts_with(STREAMING_PATH));
+            if from_stream {
+                attempt.stop()
+            } else if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else {
+                attempt.follow()
+            }
+        }))
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
@@ -202,6 +220,43 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
 }
 
 impl Reader {
+    /// Opens the stream at `url`, following one redirect to the instance's streaming host
+    /// (Mastodon answers its own `/api/v1/streaming` with a 301 there when the two differ)
+    /// with the token, where it stays on the streaming API and on the same scheme.
+    async fn open_stream(&self, url: &Url) -> Result<reqwest::Response, Failure> {
+        let mut url = url.clone();
+        for hop in 0..2 {
+            let request = self.get(url.clone()).header("accept", "text/event-stream");
+            let response = request.send().await.map_err(|e| {
+                Failure::Other(anyhow::Error::new(e.without_url()).context("the stream"))
+            })?;
+            if hop == 0 && response.status().is_redirection() {
+                let target = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .filter(|t| t.scheme() == url.scheme() && t.path().starts_with(STREAMING_PATH));
+                if let Some(target) = target {
+                    tracing::info!(source = %self.ctx.name, url = %redact_url(target.as_str()), "the instance streams from another host");
+                    url = target;
+                    continue;
+                }
+            }
+            if !response.status().is_success() {
+                return Err(failure_of(
+                    response.status(),
+                    response.headers(),
+                    "the stream",
+                ));
+            }
+            return Ok(response);
+        }
+        Err(Failure::Other(anyhow::anyhow!(
+            "the streaming host redirected the stream again"
+        )))
+    }
+
     fn get(&self, url: Url) -> reqwest::RequestBuilder {
         let request = self.client.get(url);
         if self.settings.access_token.is_empty() {
@@ -221,12 +276,9 @@ impl Reader {
         connections: &mut u64,
     ) -> Result<(), Failure> {
         tracing::info!(source = %self.ctx.name, url = %redact_url(timeline.stream.as_str()), "connecting to Mastodon");
-        let request = self
-            .get(timeline.stream.clone())
-            .header("accept", "text/event-stream");
         // The idle limit holds from the request on: an instance that accepts the connection
         // and never answers is left like one that went silent.
-        let response = tokio::time::timeout(IDLE, send(request, "the stream"))
+        let response = tokio::time::timeout(IDLE, self.open_stream(&timeline.stream))
             .await
             .map_err(|_| {
                 Failure::Other(anyhow::anyhow!(

@@ -156,6 +156,64 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     app.shutdown().await;
 }
 
+/// An instance whose streaming API is on another host: its `/api/v1/streaming` answers 301
+/// there, as Mastodon does, and the stream is opened on that host with the token.
+#[actix_rt::test]
+async fn a_mastodon_stream_redirected_to_its_streaming_host_keeps_the_token() {
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = tokens.clone();
+    let streaming = serve(move |req, mut tcp| {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}", req.route(), req.header("authorization")));
+        async move {
+            tokio::spawn(async move {
+                respond_streaming(&mut tcp, "text/event-stream").await;
+                let body = include_str!("../../fixtures/mastodon/stream-second.txt");
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(120)).await;
+            });
+        }
+    })
+    .await;
+    let instance = serve(move |req, mut tcp| async move {
+        if req.route().starts_with("/api/v1/streaming") {
+            let location = format!("http://{streaming}{}", req.path);
+            respond(
+                &mut tcp,
+                "301 Moved Permanently",
+                &[("Location", &location)],
+                "",
+            )
+            .await;
+        } else {
+            respond(
+                &mut tcp,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                "[]",
+            )
+            .await;
+        }
+    })
+    .await;
+    let app = serve_source(named(
+        "masto",
+        SourceKind::Mastodon(pulse::config::MastodonSettings {
+            instance: format!("http://{instance}/"),
+            access_token: "secret-token".into(),
+            ..Default::default()
+        }),
+    ))
+    .await;
+    assert_stores(&app.env, 1, &tokens).await;
+    assert_eq!(
+        tokens.lock().unwrap()[0],
+        "/api/v1/streaming/public Bearer secret-token"
+    );
+    app.shutdown().await;
+}
+
 /// A news site stand-in: `/news.rss` and `/blog.atom` from tests/fixtures/feeds with an ETag
 /// each (304 to a request that sends it back); the first request for the Atom feed fails
 /// with a 500. Returns the base URL and each request's path and If-None-Match header.
