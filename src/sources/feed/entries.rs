@@ -75,8 +75,7 @@ pub fn events(
     let author = feed
         .authors
         .first()
-        .map(|p| p.name.clone())
-        .filter(|n| !n.is_empty())
+        .and_then(person_name)
         .or_else(|| feed.title.as_ref().map(|t| html::to_text(&t.content)))
         .filter(|t| !t.is_empty())
         // Shown to analysts, so without the credentials a feed URL can carry.
@@ -149,8 +148,8 @@ pub fn events(
                 id: entry
                     .authors
                     .first()
-                    .map(|p| p.name.clone())
-                    .filter(|n| !n.is_empty() && n.len() <= MAX_ID_BYTES)
+                    .and_then(person_name)
+                    .filter(|n| n.len() <= MAX_ID_BYTES)
                     .unwrap_or_else(|| prefix_chars(&author, 200).to_string()),
                 followers: 0,
             },
@@ -182,6 +181,22 @@ pub fn events(
         },
     };
     (out, skipped, next)
+}
+
+/// How a person of a feed is named. RSS 2.0's `<author>` and `<managingEditor>` hold an
+/// address, often with the name in brackets (`jane@news.example (Jane Doe)`), and `feed-rs`
+/// gives such a person the element's name as theirs: the bracketed name, else the address.
+fn person_name(person: &feed_rs::model::Person) -> Option<String> {
+    let name = match (&person.email, person.name.as_str()) {
+        (Some(email), "author" | "managingEditor" | "webMaster") => email
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map(|(name, _)| name)
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or(email),
+        (_, name) => name,
+    };
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
 }
 
 /// `feed:` and the entry's own id when it names itself globally (a URL, a `tag:` or `urn:`
@@ -329,5 +344,36 @@ mod tests {
             unreachable!()
         };
         assert_ne!(p.id, entry_id("https://other.example/rss", "1", "one"));
+    }
+
+    #[test]
+    fn an_rss_author_is_named_by_the_name_beside_the_address() {
+        let doc = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><managingEditor>desk@news.example</managingEditor>
+<item><guid>https://news.example/1</guid><title>one</title><author>jane@news.example (Jane Doe)</author></item>
+<item><guid>https://news.example/2</guid><title>two</title></item>
+</channel></rss>"#;
+        let feed = parser().parse(doc.as_bytes()).unwrap();
+        let tags = Tags {
+            product: None,
+            channel: None,
+            max_text_chars: 100,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let (events, _, _) = events(
+            feed,
+            "u",
+            &Position::default(),
+            &mut filter,
+            &tags,
+            Utc::now(),
+        );
+        let authors: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                Event::Post(p) => p.author.id.as_str(),
+                _ => panic!("not a post"),
+            })
+            .collect();
+        assert_eq!(authors, ["Jane Doe", "T"], "else the feed's title");
     }
 }
