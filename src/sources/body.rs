@@ -3,9 +3,10 @@
 
 use serde::de::DeserializeOwned;
 
-/// Largest JSON answer read from a platform's API (a Mastodon page of 40 statuses, a Reddit
-/// listing of 100 things and a batch of 25 Bluesky profiles are each well under 2 MiB).
-pub const MAX_JSON_BYTES: usize = 8 << 20;
+/// Largest JSON answer read from a platform's API. A Reddit listing of 100 posts of 40,000
+/// characters each, with their HTML copies, can reach 25 MiB in scripts of three bytes a
+/// character; a Mastodon page of 40 statuses and 25 Bluesky profiles are far smaller.
+pub const MAX_JSON_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {

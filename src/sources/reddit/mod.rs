@@ -15,7 +15,7 @@
 
 pub mod things;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -214,9 +214,13 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
     let mut failures = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     // Listings left alone until then (a private or banned subreddit).
     let mut resting: BTreeMap<String, Instant> = BTreeMap::new();
+    // Per listing, the things handled in its position's second (kept in memory: after a
+    // restart that second's things are sent once more, and stored once).
+    let mut at_position: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     loop {
         let round = Instant::now();
         let mut failed = false;
+        let mut answered = false;
         for path in &paths {
             if resting
                 .get(path)
@@ -226,8 +230,11 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
             }
             match client.listing(path).await {
                 Ok((listing, pause)) => {
+                    answered = true;
                     let after = positions.get(path).copied().unwrap_or(0.0);
-                    let read = things::events(listing, after, &mut filter, &tags, Utc::now());
+                    let handled = at_position.remove(path).unwrap_or_default();
+                    let read =
+                        things::events(listing, after, &handled, &mut filter, &tags, Utc::now());
                     if read.overflowed {
                         let error = anyhow::anyhow!(
                             "{path}: every thing of the listing was new, so some may have been missed; lower poll_secs"
@@ -246,6 +253,7 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                         ctx.set_lag(((Utc::now().timestamp() as f64 - newest) * 1e6) as i64);
                     }
                     positions.insert(path.clone(), newest);
+                    at_position.insert(path.clone(), read.at_newest);
                     sink.advance(Some(serde_json::to_string(&positions)?));
                     if let Some(asked) = pause {
                         ctx.budget_wait(asked, path);
@@ -268,7 +276,9 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                 }
             }
         }
-        ctx.set_connected(!failed);
+        // Connected while the listings that were asked answered; a round whose every listing
+        // rests (Reddit refusing them all with 403) is not, and keeps its last error.
+        ctx.set_connected(!failed && answered);
         if !failed {
             failures.reset();
         }

@@ -5,6 +5,8 @@
 //! metrics, and `r/<subreddit>` as channel unless the source sets one. Reddit does not give
 //! follower counts in listings; they are sent as 0.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -70,8 +72,10 @@ pub struct Read {
     pub events: Vec<Event>,
     /// Reasons of the things left out.
     pub skipped: Vec<&'static str>,
-    /// The newest creation time seen (Unix seconds).
+    /// The newest creation time handled (Unix seconds), never ahead of now.
     pub newest: f64,
+    /// The names of the things handled that were created in that second.
+    pub at_newest: HashSet<String>,
     /// Every thing of a full listing was new: older new ones may have been missed.
     pub overflowed: bool,
 }
@@ -79,19 +83,22 @@ pub struct Read {
 /// Things in a full listing.
 pub const LISTING_SIZE: usize = 100;
 
-/// The events of a listing's things newer than `after` (Unix seconds), oldest first.
+/// The events of a listing's things created after `after` (Unix seconds), or in that second
+/// and not among `at_after` (two things of one second can come in two polls), oldest first.
 pub fn events(
     listing: Listing,
     after: f64,
+    at_after: &HashSet<String>,
     filter: &mut TextFilter,
     tags: &Tags,
     now: DateTime<Utc>,
 ) -> Read {
-    let total = listing.data.children.len();
+    let children = listing.data.children.len();
+    let now_secs = now.timestamp() as f64;
+    // A position stored while a thing dated ahead could move it is brought back to now.
+    let after = after.min(now_secs);
     let mut skipped = Vec::new();
-    // At `after` itself too: two things of the same second may have come in two polls (the
-    // one sent again is stored once).
-    let mut things: Vec<Child> = listing
+    let parsed: Vec<Child> = listing
         .data
         .children
         .into_iter()
@@ -102,17 +109,31 @@ pub fn events(
                 None
             }
         })
-        .filter(|c| c.data.created_utc >= after)
         .collect();
-    let overflowed = after > 0.0 && total >= LISTING_SIZE && things.len() == total;
+    let overflowed = after > 0.0
+        && children >= LISTING_SIZE
+        && parsed.iter().all(|c| c.data.created_utc > after);
+    let mut things: Vec<Child> = parsed
+        .into_iter()
+        .filter(|c| {
+            c.data.created_utc > after
+                || (c.data.created_utc == after && !at_after.contains(&c.data.name))
+        })
+        .collect();
     things.sort_by(|a, b| a.data.created_utc.total_cmp(&b.data.created_utc));
     let mut newest = after;
+    let mut at_newest = at_after.clone();
     let mut out = Vec::new();
-    // A thing dated ahead of now does not move the position past what comes next.
-    let latest_plausible = (now + MAX_FUTURE_SKEW / 2).timestamp() as f64;
     for child in things {
         let t = child.data;
-        newest = newest.max(t.created_utc.min(latest_plausible));
+        // A thing dated ahead of now does not move the position past what comes next.
+        if t.created_utc <= now_secs {
+            if t.created_utc > newest {
+                newest = t.created_utc;
+                at_newest.clear();
+            }
+            at_newest.insert(t.name.clone());
+        }
         if t.removed_by_category.is_some() {
             skipped.push("deleted");
             continue;
@@ -181,6 +202,7 @@ pub fn events(
         events: out,
         skipped,
         newest,
+        at_newest,
         overflowed,
     }
 }
@@ -202,7 +224,14 @@ mod tests {
             channel: None,
         };
         let mut filter = TextFilter::new(Default::default(), &[], 10);
-        let read = events(listing, 1763599999.0, &mut filter, &tags, Utc::now());
+        let read = events(
+            listing,
+            1763599999.0,
+            &HashSet::new(),
+            &mut filter,
+            &tags,
+            Utc::now(),
+        );
         assert_eq!(read.skipped, ["deleted"]);
         assert_eq!(read.newest, 1763600300.0);
         assert!(!read.overflowed);
@@ -240,7 +269,7 @@ mod tests {
             channel: None,
         };
         let mut filter = TextFilter::new(Default::default(), &[], 10);
-        let read = events(listing, 100.0, &mut filter, &tags, now);
+        let read = events(listing, 100.0, &HashSet::new(), &mut filter, &tags, now);
         let mut skipped = read.skipped.clone();
         skipped.sort_unstable();
         assert_eq!(skipped, ["deleted", "malformed"]);
@@ -255,12 +284,76 @@ mod tests {
         assert_eq!(
             ids,
             ["reddit:t3_null", "reddit:t1_future"],
-            "a thing at the position itself is read again"
+            "a thing at the position itself is read"
         );
+        assert_eq!(
+            read.newest, 100.0,
+            "the thing from the future does not move it"
+        );
+        // The next poll: what was handled at that second is not sent again.
+        let again: Listing = serde_json::from_str(
+            r#"{"kind":"Listing","data":{"children":[
+            {"kind":"t3","data":{"name":"t3_null","title":"Nulls","created_utc":100.0,"subreddit":"pulse"}},
+            {"kind":"t3","data":{"name":"t3_late","title":"Same second, next poll","created_utc":100.0,"subreddit":"pulse"}}
+        ]}}"#,
+        )
+        .unwrap();
+        let read = events(again, 100.0, &read.at_newest, &mut filter, &tags, now);
+        assert_eq!(read.events.len(), 1);
+        // A position stored ahead of now is brought back to it.
+        let stored_ahead = events(
+            serde_json::from_str(r#"{"kind":"Listing","data":{"children":[]}}"#).unwrap(),
+            ahead as f64,
+            &HashSet::new(),
+            &mut filter,
+            &tags,
+            now,
+        );
+        assert_eq!(stored_ahead.newest, now.timestamp() as f64);
+    }
+
+    #[test]
+    fn a_full_listing_of_new_things_overflows_whatever_one_of_them_holds() {
+        let listing = |things: Vec<String>| -> Listing {
+            serde_json::from_str(&format!(
+                r#"{{"kind":"Listing","data":{{"children":[{}]}}}}"#,
+                things.join(",")
+            ))
+            .unwrap()
+        };
+        let thing = |i: usize, at: f64| {
+            format!(
+                r#"{{"kind":"t3","data":{{"name":"t3_{i}","title":"t {i}","created_utc":{at},"subreddit":"s"}}}}"#
+            )
+        };
+        let tags = Tags {
+            product: None,
+            channel: None,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let mut read = |things: Vec<String>| {
+            events(
+                listing(things),
+                100.0,
+                &HashSet::new(),
+                &mut filter,
+                &tags,
+                Utc::now(),
+            )
+            .overflowed
+        };
+        let new: Vec<String> = (0..LISTING_SIZE)
+            .map(|i| thing(i, 101.0 + i as f64))
+            .collect();
+        assert!(read(new.clone()));
+        let mut with_the_handled_one = new[1..].to_vec();
+        with_the_handled_one.push(thing(999, 100.0));
         assert!(
-            read.newest <= (now + MAX_FUTURE_SKEW).timestamp() as f64,
-            "the position stays within reach of what comes next: {}",
-            read.newest
+            !read(with_the_handled_one),
+            "one of them was at the position"
         );
+        let mut with_an_odd_one = new[1..].to_vec();
+        with_an_odd_one.push(r#"{"kind":"t3","data":{"title":"no name"}}"#.into());
+        assert!(read(with_an_odd_one), "an unreadable thing hides nothing");
     }
 }
