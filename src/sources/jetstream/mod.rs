@@ -179,6 +179,8 @@ where
     let mut pinged = heard;
     loop {
         tokio::select! {
+            // What arrived is read before the clock is looked at.
+            biased;
             message = socket.next() => {
                 let Some(message) = message else { return Ok(()) };
                 heard = tokio::time::Instant::now();
@@ -200,6 +202,9 @@ where
                 }
                 if out.due() {
                     out.flush(ctx).await;
+                    // Time spent appending (Redis away, the group behind) is not the
+                    // service's silence.
+                    heard = tokio::time::Instant::now();
                 }
             }
             _ = tick.tick() => {
@@ -215,6 +220,7 @@ where
                 }
                 if out.due() {
                     out.flush(ctx).await;
+                    heard = tokio::time::Instant::now();
                 }
             }
         }
