@@ -222,7 +222,8 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
 impl Reader {
     /// Opens the stream at `url`, following one redirect to the instance's streaming host
     /// (Mastodon answers its own `/api/v1/streaming` with a 301 there when the two differ)
-    /// with the token, where it stays on the streaming API and on the same scheme.
+    /// with the token: only to the host the instance declares as its streaming host, on the
+    /// streaming API and the same scheme.
     async fn open_stream(&self, url: &Url) -> Result<reqwest::Response, Failure> {
         let mut url = url.clone();
         for hop in 0..2 {
@@ -237,6 +238,16 @@ impl Reader {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|l| url.join(l).ok())
                     .filter(|t| t.scheme() == url.scheme() && t.path().starts_with(STREAMING_PATH));
+                let declared = match &target {
+                    Some(_) => self.declared_streaming_host(&url).await,
+                    None => None,
+                };
+                let target = target.filter(|t| {
+                    declared.as_ref().is_some_and(|(host, port)| {
+                        t.host_str() == Some(host.as_str())
+                            && t.port_or_known_default() == Some(*port)
+                    })
+                });
                 if let Some(target) = target {
                     tracing::info!(source = %self.ctx.name, url = %redact_url(target.as_str()), "the instance streams from another host");
                     url = target;
@@ -255,6 +266,47 @@ impl Reader {
         Err(Failure::Other(anyhow::anyhow!(
             "the streaming host redirected the stream again"
         )))
+    }
+
+    /// The streaming host and port the instance of `stream` declares
+    /// (`configuration.urls.streaming` of `/api/v2/instance`, else `urls.streaming_api` of
+    /// `/api/v1/instance`), as the stream's scheme reaches it.
+    async fn declared_streaming_host(&self, stream: &Url) -> Option<(String, u16)> {
+        for (path, pointer) in [
+            ("/api/v2/instance", "/configuration/urls/streaming"),
+            ("/api/v1/instance", "/urls/streaming_api"),
+        ] {
+            let Ok(url) = stream.join(path) else {
+                continue;
+            };
+            let Ok(Ok(response)) =
+                tokio::time::timeout(Duration::from_secs(30), self.client.get(url).send()).await
+            else {
+                continue;
+            };
+            if !response.status().is_success() {
+                continue;
+            }
+            let Ok(instance) = crate::sources::body::json::<serde_json::Value>(response).await
+            else {
+                continue;
+            };
+            let declared = instance
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .and_then(|s| Url::parse(s).ok());
+            if let Some(declared) = declared {
+                let port = declared.port().or(match declared.scheme() {
+                    "wss" | "https" => Some(443),
+                    "ws" | "http" => Some(80),
+                    _ => None,
+                });
+                if let (Some(host), Some(port)) = (declared.host_str(), port) {
+                    return Some((host.to_string(), port));
+                }
+            }
+        }
+        None
     }
 
     fn get(&self, url: Url) -> reqwest::RequestBuilder {

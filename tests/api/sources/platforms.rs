@@ -157,9 +157,20 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
 }
 
 /// An instance whose streaming API is on another host: its `/api/v1/streaming` answers 301
-/// there, as Mastodon does, and the stream is opened on that host with the token.
+/// there, as Mastodon does, and the stream is opened on that host with the token. A redirect
+/// to a host the instance does not declare as its streaming host is not followed.
 #[actix_rt::test]
 async fn a_mastodon_stream_redirected_to_its_streaming_host_keeps_the_token() {
+    let decoyed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen_by_decoy = decoyed.clone();
+    let decoy = serve(move |req, mut tcp| {
+        seen_by_decoy
+            .lock()
+            .unwrap()
+            .push(req.header("authorization").to_string());
+        async move { respond(&mut tcp, "404 Not Found", &[], "").await }
+    })
+    .await;
     let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = tokens.clone();
     let streaming = serve(move |req, mut tcp| {
@@ -176,24 +187,27 @@ async fn a_mastodon_stream_redirected_to_its_streaming_host_keeps_the_token() {
         }
     })
     .await;
-    let instance = serve(move |req, mut tcp| async move {
-        if req.route().starts_with("/api/v1/streaming") {
-            let location = format!("http://{streaming}{}", req.path);
-            respond(
-                &mut tcp,
+    let mut streams = 0;
+    let instance = serve(move |req, mut tcp| {
+        let json = "application/json".to_string();
+        let (status, headers, body) = if req.route().starts_with("/api/v1/streaming") {
+            streams += 1;
+            let host = if streams == 1 { decoy } else { streaming };
+            let location = format!("http://{host}{}", req.path);
+            (
                 "301 Moved Permanently",
-                &[("Location", &location)],
-                "",
+                ("Location", location),
+                String::new(),
             )
-            .await;
+        } else if req.route() == "/api/v2/instance" {
+            let declared =
+                format!(r#"{{"configuration":{{"urls":{{"streaming":"ws://{streaming}"}}}}}}"#);
+            ("200 OK", ("Content-Type", json), declared)
         } else {
-            respond(
-                &mut tcp,
-                "200 OK",
-                &[("Content-Type", "application/json")],
-                "[]",
-            )
-            .await;
+            ("200 OK", ("Content-Type", json), "[]".to_string())
+        };
+        async move {
+            respond(&mut tcp, status, &[(headers.0, &headers.1)], &body).await;
         }
     })
     .await;
@@ -210,6 +224,11 @@ async fn a_mastodon_stream_redirected_to_its_streaming_host_keeps_the_token() {
     assert_eq!(
         tokens.lock().unwrap()[0],
         "/api/v1/streaming/public Bearer secret-token"
+    );
+    assert!(
+        decoyed.lock().unwrap().is_empty(),
+        "the undeclared host was asked: {:?}",
+        decoyed.lock().unwrap()
     );
     app.shutdown().await;
 }
