@@ -69,7 +69,7 @@ pub fn events(
 ) -> (Vec<Event>, Vec<&'static str>, Position) {
     let plausible = now + MAX_FUTURE_SKEW / 2;
     // A position stored while dates ahead of now could move it is brought back to now.
-    let newest = position.newest.map(|n| n.min(plausible));
+    let newest = position.newest.map(|n| n.min(now));
     let seen: HashSet<u64> = position.seen.iter().copied().collect();
     let mut next_seen = Vec::new();
     let author = feed
@@ -84,7 +84,7 @@ pub fn events(
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let mut latest = newest;
-    for entry in feed.entries {
+    for (index, entry) in feed.entries.into_iter().enumerate() {
         let at = entry.published.or(entry.updated);
         let title = entry
             .title
@@ -113,17 +113,22 @@ pub fn events(
         if next_seen.len() < MAX_SEEN {
             next_seen.push(digest);
         }
-        let handled = match (seen.is_empty(), at, newest) {
-            (true, Some(at), Some(newest)) => at <= newest,
-            (true, _, _) => false,
-            (false, Some(at), Some(newest)) => seen.contains(&digest) || at < newest - LOOKBACK,
-            (false, _, _) => seen.contains(&digest),
-        };
+        // Past the entries remembered, a long feed's entries are told apart by date, as a
+        // position stored before entries were remembered tells all of them (an undated entry
+        // was then sent at every poll: it has been).
+        let by_date = seen.is_empty() || index >= MAX_SEEN;
+        let handled = seen.contains(&digest)
+            || match (at, newest) {
+                (Some(at), Some(newest)) if by_date => at <= newest,
+                (Some(at), Some(newest)) => at < newest - LOOKBACK,
+                (None, Some(_)) => by_date,
+                (_, None) => false,
+            };
         if handled {
             continue;
         }
         if let Some(at) = at {
-            let at = at.min(plausible);
+            let at = at.min(now);
             latest = Some(latest.map_or(at, |l| l.max(at)));
         }
         if text.trim().is_empty() {
@@ -253,7 +258,9 @@ mod tests {
             Utc::now(),
         );
         assert_eq!(events.len(), 1, "the old story was seen before");
-        assert_eq!(skipped, ["empty_text"]);
+        // The undated entry, sent at every poll under a position of dates alone, is not
+        // looked at again.
+        assert!(skipped.is_empty(), "{skipped:?}");
         let Event::Post(p) = &events[0] else {
             panic!("not a post")
         };
@@ -315,8 +322,9 @@ mod tests {
             item(Some("2"), "two", Some(hour_ago)),
             item(Some("f"), "from the future", Some(ahead)),
             item(None, "no id, no link, no date", None),
+            item(Some("e"), "", Some(hour_ago)),
         ];
-        let (events1, _, position) = events(
+        let (events1, skipped, position) = events(
             rss(&first),
             url,
             &Position::default(),
@@ -325,6 +333,7 @@ mod tests {
             now,
         );
         assert_eq!(events1.len(), 4);
+        assert_eq!(skipped, ["empty_text"]);
         assert!(position.newest.unwrap() <= now + MAX_FUTURE_SKEW);
         // The next poll: a third item of the same date, an old one that came back, and the
         // rest as before.
@@ -339,6 +348,14 @@ mod tests {
         assert_eq!(ids(&events2), ["three"]);
         let (events3, _, _) = events(rss(&second), url, &position, &mut filter, &tags, now);
         assert!(events3.is_empty(), "{:?}", ids(&events3));
+        // A position stored before entries were remembered: dated entries up to it and
+        // undated ones (sent at every poll then) are not sent again.
+        let old_format = Position {
+            newest: Some(hour_ago),
+            seen: Vec::new(),
+        };
+        let (events4, _, _) = events(rss(&second), url, &old_format, &mut filter, &tags, now);
+        assert_eq!(ids(&events4), ["from the future"]);
         // Two feeds' item "1" are two posts.
         let Event::Post(p) = &events1[0] else {
             unreachable!()
