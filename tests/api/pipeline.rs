@@ -450,6 +450,34 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
     app.shutdown().await;
 }
 
+/// A consumer that died holding more entries than this process may have in flight: they are
+/// claimed a few at a time, never more than its credits, and every one is stored.
+#[actix_rt::test]
+async fn entries_left_by_a_dead_consumer_beyond_the_in_flight_limit_are_all_claimed() {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    for i in 0..12 {
+        env.xadd_post(&redis, &format!("left-{i}"), "left behind")
+            .await;
+    }
+    env.read_as(&redis, "ghost", 12).await;
+    let app = env
+        .serve(|s| {
+            s.ingest.claim_idle_ms = 0;
+            s.ingest.read_batch = 10;
+            s.ingest.max_in_flight = 4;
+        })
+        .await;
+    let env = &app.env;
+    assert!(
+        env.stored(12, Duration::from_secs(30)).await,
+        "{} of 12 stored",
+        env.post_count().await
+    );
+    assert!(env.drained(&redis, Duration::from_secs(20)).await);
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     let env = TestEnv::new().await;

@@ -40,7 +40,13 @@ pub(super) async fn claim_stale(ctx: &Arc<IngestContext>) {
         if !ctx.running() {
             return;
         }
-        let count = ctx.settings.ingest.read_batch.max(1) as u64;
+        // Never more than the credits that exist: a claim of more would wait for them for ever.
+        let count = ctx
+            .settings
+            .ingest
+            .read_batch
+            .min(ctx.settings.ingest.max_in_flight)
+            .max(1) as u64;
         let claim_started = std::time::SystemTime::now();
         let reply = bounded::claim(
             &ctx.redis,
