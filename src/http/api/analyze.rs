@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actors::analyzer::share::ShareError;
-use crate::analysis::language::normalise_tag;
+use crate::analysis::language::is_language_tag;
 use crate::analysis::DecisionThresholds;
 use crate::http::api::virality::{field_error, invalid_request};
 use crate::http::error::{ApiError, ErrorBody};
@@ -161,7 +161,7 @@ pub async fn analyze(
         .enumerate()
         .filter(|(_, (_, lang))| {
             lang.as_deref()
-                .is_some_and(|l| l.len() > MAX_LABEL_BYTES || normalise_tag(l).is_none())
+                .is_some_and(|l| l.len() > MAX_LABEL_BYTES || !is_language_tag(l))
         })
         .map(|(i, _)| {
             field_error(

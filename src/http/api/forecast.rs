@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::analysis::language::normalise_tag;
+use crate::analysis::language::is_language_tag;
 use crate::db::forecast::{author_entries, percentile_of, platform_models, share_history};
 use crate::http::api::analyze::{share_error, SentimentView};
 use crate::http::api::virality::{field_error, invalid_request, live_model};
@@ -312,7 +312,7 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
         }
         if p.lang
             .as_deref()
-            .is_some_and(|l| l.len() > MAX_LABEL_BYTES || normalise_tag(l).is_none())
+            .is_some_and(|l| l.len() > MAX_LABEL_BYTES || !is_language_tag(l))
         {
             errors.push(field_error(
                 format!("posts[{i}].lang"),

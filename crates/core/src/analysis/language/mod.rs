@@ -236,12 +236,76 @@ fn function_words(text: &str) -> Option<(&'static str, usize, usize)> {
     (best > 0).then(|| (lang, best, best - counts[1].1))
 }
 
-/// A producer's language tag as a primary subtag: `en-US` and `EN` are `en`; `und`, empty or
-/// malformed tags are no tag.
+/// A producer's language tag as Pulse names the language: `en-US` and `EN` are `en`; the
+/// three-letter codes of languages that have two-letter ones (`eng`, `deu`, `ger`) and the
+/// retired two-letter ones Twitter still writes (`in` for Indonesian, `iw`, `ji`) are the
+/// two-letter codes; a tag that says no language (`und`, `mul`, `zxx`, and Twitter's `qme`,
+/// `qht`, `qam`, `qct`, `qst` for posts of media, hashtags, mentions, cashtags or too few
+/// words), an empty or a malformed one is no tag, so the text is read for its language.
 pub fn normalise_tag(tag: &str) -> Option<String> {
+    let primary = primary_subtag(tag)?;
+    if matches!(
+        primary.as_str(),
+        "und" | "mul" | "zxx" | "qme" | "qht" | "qam" | "qct" | "qst"
+    ) {
+        return None;
+    }
+    Some(two_letter(&primary).map_or(primary, str::to_string))
+}
+
+/// Whether `tag` is a language tag a caller may give (`de`, `fil`, `pt-BR`; Twitter's codes
+/// for no language included, `und`, `mul` and `zxx` not).
+pub fn is_language_tag(tag: &str) -> bool {
+    primary_subtag(tag).is_some_and(|p| !matches!(p.as_str(), "und" | "mul" | "zxx"))
+}
+
+fn primary_subtag(tag: &str) -> Option<String> {
     let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
     let ok = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-    (ok && primary != "und" && primary != "mul" && primary != "zxx").then_some(primary)
+    ok.then_some(primary)
+}
+
+/// The ISO 639-1 code of a three-letter (639-2 or 639-3) or retired code, for the languages
+/// posts are written in most.
+fn two_letter(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "in" | "ind" => "id",
+        "iw" | "heb" => "he",
+        "ji" | "yid" => "yi",
+        "eng" => "en",
+        "deu" | "ger" => "de",
+        "fra" | "fre" => "fr",
+        "spa" => "es",
+        "por" => "pt",
+        "ita" => "it",
+        "ara" => "ar",
+        "hin" => "hi",
+        "jpn" => "ja",
+        "zho" | "chi" | "cmn" => "zh",
+        "kor" => "ko",
+        "tur" => "tr",
+        "nld" | "dut" => "nl",
+        "pol" => "pl",
+        "rus" => "ru",
+        "ukr" => "uk",
+        "swe" => "sv",
+        "dan" => "da",
+        "nor" => "no",
+        "fin" => "fi",
+        "ces" | "cze" => "cs",
+        "ell" | "gre" => "el",
+        "hun" => "hu",
+        "ron" | "rum" => "ro",
+        "tha" => "th",
+        "vie" => "vi",
+        "msa" | "may" => "ms",
+        "fas" | "per" => "fa",
+        "urd" => "ur",
+        "ben" => "bn",
+        "tam" => "ta",
+        "cat" => "ca",
+        _ => return None,
+    })
 }
 
 fn strip_noise(text: &str) -> String {
@@ -339,6 +403,25 @@ mod tests {
         assert_eq!(l.source, LanguageSource::Given);
         for bad in ["", "und", "x", "12", "english!"] {
             assert_eq!(normalise_tag(bad), None, "{bad}");
+            assert!(!is_language_tag(bad), "{bad}");
+        }
+        for (tag, code) in [
+            ("eng", "en"),
+            ("ger", "de"),
+            ("in", "id"),
+            ("iw", "he"),
+            ("fil", "fil"),
+        ] {
+            assert_eq!(normalise_tag(tag).as_deref(), Some(code), "{tag}");
+        }
+        // Twitter's codes for posts of media, hashtags, mentions or too few words: the text
+        // decides.
+        for placeholder in ["qme", "qht", "qam", "qct", "qst"] {
+            assert!(is_language_tag(placeholder), "{placeholder}");
+            let l =
+                PostLanguage::resolve(Some(placeholder), "das ist ganz klar ein deutscher Satz");
+            assert_ne!(l.source, LanguageSource::Given, "{placeholder}");
+            assert_eq!(l.code.as_deref(), Some("de"), "{placeholder}");
         }
     }
 
