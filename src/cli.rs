@@ -189,6 +189,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Import(args) => {
             let summary = crate::sources::import::run(&settings, args).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+            // A file of which nothing could be read (another delimiter, another encoding) is
+            // a failure a script must notice, not a run that happened to accept nothing.
+            if summary.accepted == 0 && summary.refused > 0 {
+                anyhow::bail!(
+                    "no line of {} was accepted ({} refused); see refused_by_reason",
+                    summary.file,
+                    summary.refused
+                );
+            }
             Ok(())
         }
         Command::Bench { .. } | Command::Eval { .. } => {

@@ -92,10 +92,43 @@ pub fn position_key(stream: &str, file: &Path) -> String {
     format!("{stream}:import:{hex}")
 }
 
-/// A stored position: `offset:line`.
-fn parse_position(stored: &str) -> Option<(u64, u64)> {
-    let (offset, line) = stored.split_once(':')?;
-    Some((offset.parse().ok()?, line.parse().ok()?))
+/// Bytes at the start of a file by which a stored position knows it is still the file it
+/// was read from (another export written over the same path starts otherwise).
+const HEAD_BYTES: u64 = 4096;
+
+/// A stored position: `offset:line:head length:head digest` (`offset:line` when written
+/// before the head was kept).
+struct Position {
+    offset: u64,
+    line: u64,
+    head: Option<(u64, String)>,
+}
+
+fn parse_position(stored: &str) -> Option<Position> {
+    let mut parts = stored.splitn(4, ':');
+    let offset = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    let head = match (parts.next(), parts.next()) {
+        (Some(len), Some(digest)) => Some((len.parse().ok()?, digest.to_string())),
+        (None, _) => None,
+        _ => return None,
+    };
+    Some(Position { offset, line, head })
+}
+
+/// The digest of the first `len` bytes of `path`; `None` when it holds fewer.
+fn head_digest(path: &Path, len: u64) -> Option<String> {
+    let mut head = Vec::with_capacity(len as usize);
+    std::fs::File::open(path)
+        .ok()?
+        .take(len)
+        .read_to_end(&mut head)
+        .ok()?;
+    if head.len() as u64 != len {
+        return None;
+    }
+    let digest = Sha256::digest(&head);
+    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<ImportSummary> {
@@ -120,10 +153,22 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     };
     let stream = settings.redis.stream.as_str();
     let key = position_key(stream, &args.file);
+    let head_len = size.min(HEAD_BYTES);
+    let head = head_digest(&args.file, head_len).unwrap_or_default();
     let (mut offset, mut line) = match (args.restart, read_cursor(&redis, &key).await?) {
-        (false, Some(stored)) => parse_position(&stored)
-            .filter(|(o, _)| *o <= size)
-            .unwrap_or((0, 0)),
+        (false, Some(stored)) => match parse_position(&stored) {
+            Some(p) if p.offset > size => (0, 0),
+            Some(p) => match &p.head {
+                Some((len, digest)) if head_digest(&args.file, *len).as_ref() != Some(digest) => {
+                    tracing::warn!(
+                        "the file starts otherwise than the one an earlier import of this path read: imported from its start"
+                    );
+                    (0, 0)
+                }
+                _ => (p.offset, p.line),
+            },
+            None => (0, 0),
+        },
         _ => (0, 0),
     };
     let mut summary = ImportSummary {
@@ -157,6 +202,10 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
                     .map(|e| serde_json::to_vec(&e).unwrap_or_default())
                     .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
+                (Body::NotUtf8, _) => Err((
+                    "invalid_utf8",
+                    "the record is not UTF-8 text; save the file as CSV UTF-8".to_string(),
+                )),
                 (Body::TooLong, _) => Err((
                     "record_too_long",
                     format!(
@@ -184,7 +233,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
         }
         if batch.len() >= MAX_PIPELINE || (done && (line > 0)) {
             gate.wait(&redis, producer::IMPORT).await?;
-            let position = format!("{offset}:{line}");
+            let position = format!("{offset}:{line}:{head_len}:{head}");
             append_with_cursor(
                 &redis,
                 stream,
@@ -264,6 +313,7 @@ enum Body {
     Line(Vec<u8>),
     Csv(BTreeMap<String, String>),
     TooLong,
+    NotUtf8,
 }
 
 impl<'a> Records<'a> {
@@ -283,13 +333,29 @@ impl<'a> Records<'a> {
                 let bom = bom_len(file)?;
                 file.seek(SeekFrom::Start(bom))?;
                 let mut records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), bom);
-                let headers = match records.next_record()? {
-                    Some((Record::Fields(headers), _)) => headers,
+                let headers: Vec<String> = match records.next_record()? {
+                    // `id, text` names the columns `id` and `text`.
+                    Some((Record::Fields(headers), _)) => {
+                        headers.iter().map(|h| h.trim().to_string()).collect()
+                    }
                     Some((Record::TooLong, _)) => {
                         anyhow::bail!("the CSV header is longer than its limits")
                     }
+                    Some((Record::NotUtf8, _)) => {
+                        anyhow::bail!(
+                            "the CSV header is not UTF-8 text; save the file as CSV UTF-8"
+                        )
+                    }
                     _ => Vec::new(),
                 };
+                // Two columns of one name (a tweet's `id` and its author's): which is meant
+                // cannot be told, so the file is refused rather than one taken at random.
+                let mut names = std::collections::BTreeSet::new();
+                if let Some(twice) = headers.iter().find(|h| !names.insert(h.as_str())) {
+                    anyhow::bail!(
+                        "the CSV header names the column {twice:?} twice; rename one (and --map to it)"
+                    );
+                }
                 let header_end = records.offset();
                 let start = offset.max(header_end);
                 let file = records.into_inner().into_inner();
@@ -318,6 +384,7 @@ impl<'a> Records<'a> {
         let body = match record {
             Record::Line(line) => Body::Line(line),
             Record::TooLong => Body::TooLong,
+            Record::NotUtf8 => Body::NotUtf8,
             Record::Fields(fields) => {
                 let Records::Csv { headers, .. } = self else {
                     unreachable!("only CSV records have fields")
@@ -391,10 +458,13 @@ impl CsvMapping {
         let created = required("created_at")?;
         let created_at = parse_time(&created).ok_or(EventError::Invalid {
             field: "created_at",
-            reason: format!("{created:?} is neither RFC 3339 nor Unix seconds"),
+            reason: format!(
+                "{created:?} is not a time (RFC 3339, `2026-11-20 10:00:00`, Twitter's \
+                 `Wed Nov 20 10:00:00 +0000 2026`, or Unix seconds or milliseconds)"
+            ),
         })?;
         let followers = match get("author_followers") {
-            Some(f) => f.parse::<u64>().map_err(|_| EventError::Invalid {
+            Some(f) => parse_count(&f).ok_or_else(|| EventError::Invalid {
                 field: "author.followers",
                 reason: format!("{f:?} is not a count"),
             })?,
@@ -428,11 +498,52 @@ impl CsvMapping {
     }
 }
 
+/// A count as spreadsheets write one: `1200`, `1,200` or `1 200` (thousands grouped), or
+/// `1200.0` (a column of counts with gaps, written as floats).
+fn parse_count(value: &str) -> Option<u64> {
+    let digits: String = value
+        .chars()
+        .filter(|c| !matches!(c, ',' | '_' | ' ' | '\u{A0}' | '\u{202F}'))
+        .collect();
+    if let Ok(n) = digits.parse::<u64>() {
+        return Some(n);
+    }
+    let f: f64 = digits.parse().ok()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 2f64.powi(63)).then_some(f as u64)
+}
+
+/// A time as exports write one: RFC 3339; `2026-11-20 10:00:00` (a space for the `T`, with or
+/// without fractions and an offset; UTC without one); Twitter's `Wed Nov 20 10:00:00 +0000
+/// 2026`; or Unix seconds, or milliseconds where the number is too large for seconds.
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Some(t.with_timezone(&Utc));
     }
-    let seconds: f64 = value.parse().ok()?;
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%a %b %d %H:%M:%S %z %Y",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(value, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, format) {
+            return Some(t.and_utc());
+        }
+    }
+    let number: f64 = value.parse().ok()?;
+    // `nan` and `0` are what an export writes for a time it does not have.
+    if !number.is_finite() || number == 0.0 {
+        return None;
+    }
+    // 10^12 seconds is the year 33658: a number this large is milliseconds.
+    let seconds = if number.abs() >= 1e12 {
+        number / 1e3
+    } else {
+        number
+    };
     DateTime::from_timestamp_micros((seconds * 1e6) as i64)
 }
 
@@ -479,6 +590,38 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_counts_are_read_as_exports_write_them() {
+        let at = |v: &str| parse_time(v).map(|t| t.to_rfc3339());
+        let expected = Some("2026-11-20T10:00:00+00:00".to_string());
+        for written in [
+            "2026-11-20T10:00:00Z",
+            "2026-11-20 10:00:00",
+            "2026-11-20 10:00:00.000",
+            "2026-11-20 11:00:00+01:00",
+            "2026-11-20T10:00:00",
+            "Fri Nov 20 10:00:00 +0000 2026",
+            "1795168800",
+            "1795168800000",
+        ] {
+            assert_eq!(at(written), expected, "{written}");
+        }
+        for missing in ["nan", "NaN", "0", "inf", "yesterday"] {
+            assert_eq!(at(missing), None, "{missing}");
+        }
+        for (written, n) in [
+            ("1200", 1200),
+            ("1,200", 1200),
+            ("1 200", 1200),
+            ("1200.0", 1200),
+        ] {
+            assert_eq!(parse_count(written), Some(n), "{written}");
+        }
+        for bad in ["-3", "1.5", "many", "nan"] {
+            assert_eq!(parse_count(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn csv_rows_map_to_posts_and_bad_rows_say_why() {
@@ -544,8 +687,12 @@ mod tests {
 
     #[test]
     fn positions_round_trip_and_keys_differ_per_file() {
-        assert_eq!(parse_position("120:7"), Some((120, 7)));
-        assert_eq!(parse_position("garbage"), None);
+        let old = parse_position("120:7").unwrap();
+        assert_eq!((old.offset, old.line, old.head), (120, 7, None));
+        let new = parse_position("120:7:4096:ab12").unwrap();
+        assert_eq!(new.head, Some((4096, "ab12".to_string())));
+        assert!(parse_position("garbage").is_none());
+        assert!(parse_position("1:2:x:y").is_none());
         assert_ne!(
             position_key("s", Path::new("/tmp/a.jsonl")),
             position_key("s", Path::new("/tmp/b.jsonl"))

@@ -22,6 +22,9 @@ pub enum Record {
     Fields(Vec<String>),
     /// A record over the limits, skipped.
     TooLong,
+    /// A CSV record that is not UTF-8 (a spreadsheet saved in a legacy code page), skipped
+    /// rather than stored with its letters replaced.
+    NotUtf8,
 }
 
 /// JSON lines from `input`, starting at byte `offset`; blank lines are skipped.
@@ -141,7 +144,10 @@ impl<R: BufRead> CsvRecords<R> {
                     let mut start = 0;
                     for &end in &self.ends[..nend] {
                         let end = end.min(nout);
-                        fields.push(String::from_utf8_lossy(&self.out[start..end]).into_owned());
+                        match std::str::from_utf8(&self.out[start..end]) {
+                            Ok(field) => fields.push(field.to_string()),
+                            Err(_) => return Ok(Some((self::Record::NotUtf8, self.offset))),
+                        }
                         start = end;
                     }
                     return Ok(Some((self::Record::Fields(fields), self.offset)));
@@ -214,5 +220,18 @@ mod tests {
         assert_eq!(got[1].0, Record::TooLong);
         assert_eq!(got[2].0, Record::Fields(vec!["c".into(), "d".into()]));
         assert_eq!(got[2].1, text.len() as u64);
+    }
+
+    #[test]
+    fn a_csv_record_in_a_legacy_code_page_is_skipped_not_mangled() {
+        // "Café" as Windows-1252 writes it: é is the single byte 0xE9.
+        let text = b"id,text\n1,Caf\xe9\n2,ok\n";
+        let mut reader = CsvRecords::new(&text[..], 0);
+        let mut got = Vec::new();
+        while let Some((record, _)) = reader.next_record().unwrap() {
+            got.push(record);
+        }
+        assert_eq!(got[1], Record::NotUtf8);
+        assert_eq!(got[2], Record::Fields(vec!["2".into(), "ok".into()]));
     }
 }

@@ -330,6 +330,21 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .await;
     assert_eq!(likes, 20);
 
+    // Another export written over the same path (longer, so the old position would fit in
+    // it) is read from its start, not from where the first file ended.
+    let other: Vec<String> = (0..1_300)
+        .map(|i| post_json(&format!("other-{i}"), "Another export of the Pulse Phone"))
+        .collect();
+    std::fs::write(&file, other.join("\n") + "\n").unwrap();
+    let replaced = pulse::sources::import::run(&settings, import_args(&file))
+        .await
+        .unwrap();
+    assert_eq!(
+        (replaced.started_at_line, replaced.accepted),
+        (1, 1_300),
+        "{replaced:?}"
+    );
+
     // CSV through a column mapping.
     let csv = dir.join("export.csv");
     std::fs::write(
@@ -352,7 +367,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     );
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            env.post_count().await == 1_202
+            env.post_count().await == 1_200 + 1_300 + 2
         })
         .await
     );
@@ -362,6 +377,25 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .scalar("SELECT country FROM posts WHERE id = 'c1'", &[])
         .await;
     assert_eq!(country.as_deref(), Some("DE"));
+
+    // Spaces after the commas of a header name the columns all the same; a header that names
+    // a column twice is refused before anything is read; a file of which nothing is read is
+    // said to be so.
+    let spaced = dir.join("spaced.csv");
+    std::fs::write(
+        &spaced,
+        "id, text, created_at, author_followers\ns1,Spaced header,2026-11-20 10:00:00,\"1,200\"\n",
+    )
+    .unwrap();
+    let summary = pulse::sources::import::run(&settings, import_args(&spaced))
+        .await
+        .unwrap();
+    assert_eq!((summary.accepted, summary.refused), (1, 0), "{summary:?}");
+    let twice = dir.join("twice.csv");
+    std::fs::write(&twice, "id,text,created_at,id\nt1,x,1700000000,u1\n").unwrap();
+    let refused = pulse::sources::import::run(&settings, import_args(&twice)).await;
+    let error = format!("{:#}", refused.expect_err("a header naming a column twice"));
+    assert!(error.contains("\"id\" twice"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
     app.shutdown().await;
 }
