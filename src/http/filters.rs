@@ -107,7 +107,12 @@ impl PostFilters<'_> {
             ("city", self.city.clone()),
             ("country", self.country.clone()),
             ("channel", self.channel.clone()),
-            ("lang", self.lang.clone()),
+            (
+                "lang",
+                self.lang
+                    .as_deref()
+                    .map(crate::analysis::language::canonical_tag),
+            ),
             (
                 "language_support",
                 owned(self.language_support.map(LanguageSupport::as_str)),

@@ -75,10 +75,13 @@ impl Listening {
     }
 
     fn keeps(&self, text: &str, langs: &[String]) -> bool {
+        let lang = langs
+            .first()
+            .and_then(|l| crate::analysis::language::normalise_tag(l));
         let post = PostFields {
             text,
             platform: self.platform,
-            lang: langs.first().map(String::as_str),
+            lang: lang.as_deref(),
             product: self.product.as_deref(),
             channel: self.channel.as_deref(),
             ..PostFields::default()

@@ -338,7 +338,8 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
         country: label("country", wire.country)?,
         channel: label("channel", wire.channel)?,
         sentiment,
-        lang: label("lang", wire.lang)?.map(|l| l.to_ascii_lowercase()),
+        lang: label("lang", wire.lang)?
+            .map(|l| crate::analysis::language::canonical_tag(&l.to_ascii_lowercase())),
         topics,
     }))
 }

@@ -94,6 +94,37 @@ fn multilingual_bundle() -> PathBuf {
     dirs[0].clone()
 }
 
+/// Tags as Twitter writes them: its retired `in` names Indonesian, `id` as Pulse stores it and
+/// filters by it whichever of the two a filter says; its `qme` (a post of media) says no
+/// language, so the text is read for one.
+#[actix_rt::test]
+async fn twitter_language_tags_name_the_language_pulse_stores_and_filters_by() {
+    let t = spawn_app().await;
+    t.xadd(&post_in("tw-in", "Saya suka sekali ponsel ini", Some("in")))
+        .await;
+    t.xadd(&post_in("tw-qme", GERMAN_COMPLAINT, Some("qme")))
+        .await;
+    assert!(t.wait_for_posts(2, Duration::from_secs(30)).await);
+    for filter in ["in", "id", "ind"] {
+        let (status, page) = t.get(&format!("/api/v1/posts?lang={filter}")).await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["tw-in"], "lang={filter}: {page}");
+        assert_eq!(page["items"][0]["lang"], "id");
+    }
+    let (_, page) = t.get("/api/v1/posts?lang=de").await;
+    assert_eq!(page["items"][0]["id"], "tw-qme", "{page}");
+    assert_ne!(
+        page["items"][0]["analysis"]["lang_source"], "given",
+        "{page}"
+    );
+}
+
 #[actix_rt::test]
 async fn a_german_complaint_reaches_the_multilingual_model_and_english_keeps_its_own() {
     let t = spawn_app_tuned(|s| {

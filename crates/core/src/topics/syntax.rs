@@ -671,7 +671,7 @@ fn field_value(field: Field, value: &str, position: usize) -> Result<Expr, Query
                     format!("`{value}` is not a language code"),
                 ));
             }
-            folded.replace('_', "-")
+            crate::analysis::language::canonical_tag(&folded.replace('_', "-"))
         }
         _ => folded,
     };

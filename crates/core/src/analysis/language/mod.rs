@@ -250,7 +250,34 @@ pub fn normalise_tag(tag: &str) -> Option<String> {
     ) {
         return None;
     }
-    Some(two_letter(&primary).map_or(primary, str::to_string))
+    Some(canonical_primary(&primary))
+}
+
+/// A language tag as it is stored and matched: its primary subtag as [`normalise_tag`] names
+/// the language (`in-ID` is `id-ID`, `eng` is `en`), the rest as written. Every filter a person
+/// writes (`lang:in` in a topic, `?lang=eng`, a live subscription's `lang`) goes through it, so
+/// it matches the posts whose tags were named alike.
+pub fn canonical_tag(tag: &str) -> String {
+    let tag = tag.trim();
+    let (primary, rest) = match tag.find(['-', '_']) {
+        Some(at) => tag.split_at(at),
+        None => (tag, ""),
+    };
+    match primary_subtag(primary) {
+        Some(p) => format!("{}{rest}", canonical_primary(&p)),
+        None => tag.to_string(),
+    }
+}
+
+fn canonical_primary(primary: &str) -> String {
+    two_letter(primary)
+        .or_else(|| {
+            (primary.len() == 3)
+                .then(|| whatlang::Lang::from_code(primary))
+                .flatten()
+                .map(iso639_1)
+        })
+        .map_or_else(|| primary.to_string(), str::to_string)
 }
 
 /// Whether `tag` is a language tag a caller may give (`de`, `fil`, `pt-BR`; Twitter's codes
@@ -265,8 +292,9 @@ fn primary_subtag(tag: &str) -> Option<String> {
     ok.then_some(primary)
 }
 
-/// The ISO 639-1 code of a three-letter (639-2 or 639-3) or retired code, for the languages
-/// posts are written in most.
+/// The ISO 639-1 code of a retired code, of a bibliographic three-letter one (`ger`, `fre`)
+/// or of a three-letter one the detector does not know; the detector's 69 languages are named
+/// by it ([`canonical_primary`]).
 fn two_letter(code: &str) -> Option<&'static str> {
     Some(match code {
         "in" | "ind" => "id",
@@ -410,10 +438,15 @@ mod tests {
             ("ger", "de"),
             ("in", "id"),
             ("iw", "he"),
+            ("bul", "bg"),
+            ("slk", "sk"),
             ("fil", "fil"),
         ] {
             assert_eq!(normalise_tag(tag).as_deref(), Some(code), "{tag}");
         }
+        assert_eq!(canonical_tag("in-ID"), "id-ID");
+        assert_eq!(canonical_tag("eng"), "en");
+        assert_eq!(canonical_tag("pt-br"), "pt-br");
         // Twitter's codes for posts of media, hashtags, mentions or too few words: the text
         // decides.
         for placeholder in ["qme", "qht", "qam", "qct", "qst"] {
