@@ -189,9 +189,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Import(args) => {
             let summary = crate::sources::import::run(&settings, args).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
-            // A file of which nothing could be read (another delimiter, another encoding) is
-            // a failure a script must notice, not a run that happened to accept nothing.
-            if summary.accepted == 0 && summary.refused > 0 {
+            // A file of which nothing could be read (another delimiter) or whose records are
+            // not all UTF-8 (another encoding, read in part) is a failure a script must notice.
+            if summary.refused_by_reason.contains_key("invalid_utf8") {
+                anyhow::bail!(
+                    "records of {} are not UTF-8 and were refused: save the file as UTF-8 and import it again",
+                    summary.file
+                );
+            }
+            if summary.accepted == 0 && summary.refused > 0 && summary.started_at_line == 1 {
                 anyhow::bail!(
                     "no line of {} was accepted ({} refused); see refused_by_reason",
                     summary.file,

@@ -183,6 +183,9 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     let mut progress = Progress::new(size, args.quiet);
     let mut batch: Vec<String> = Vec::with_capacity(MAX_PIPELINE);
     let mut records = Records::open(&mut file, format, offset)?;
+    if let (Records::Csv { headers, .. }, Some(mapping)) = (&records, &mapping) {
+        mapping.check_headers(headers)?;
+    }
     loop {
         let next = records.next_record()?;
         let done = next.is_none();
@@ -348,14 +351,7 @@ impl<'a> Records<'a> {
                     }
                     _ => Vec::new(),
                 };
-                // Two columns of one name (a tweet's `id` and its author's): which is meant
-                // cannot be told, so the file is refused rather than one taken at random.
-                let mut names = std::collections::BTreeSet::new();
-                if let Some(twice) = headers.iter().find(|h| !names.insert(h.as_str())) {
-                    anyhow::bail!(
-                        "the CSV header names the column {twice:?} twice; rename one (and --map to it)"
-                    );
-                }
+
                 let header_end = records.offset();
                 let start = offset.max(header_end);
                 let file = records.into_inner().into_inner();
@@ -419,6 +415,20 @@ const CSV_FIELDS: [&str; 13] = [
 ];
 
 impl CsvMapping {
+    /// Two columns of a name the mapping reads (a tweet's `id` and its author's): which is
+    /// meant cannot be told, so the file is refused rather than one taken at random. Other
+    /// names may repeat (Excel's empty trailing columns, two unused `notes`).
+    fn check_headers(&self, headers: &[String]) -> anyhow::Result<()> {
+        for column in self.columns.values() {
+            if headers.iter().filter(|h| *h == column).count() > 1 {
+                anyhow::bail!(
+                    "the CSV header names the column {column:?} twice; rename one (and --map to it)"
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn parse(map: &str, platform: &str) -> anyhow::Result<CsvMapping> {
         let mut columns: BTreeMap<&'static str, String> =
             CSV_FIELDS.iter().map(|f| (*f, f.to_string())).collect();
@@ -460,7 +470,7 @@ impl CsvMapping {
             field: "created_at",
             reason: format!(
                 "{created:?} is not a time (RFC 3339, `2026-11-20 10:00:00`, Twitter's \
-                 `Wed Nov 20 10:00:00 +0000 2026`, or Unix seconds or milliseconds)"
+                 `Fri Nov 20 10:00:00 +0000 2026`, or Unix seconds or milliseconds)"
             ),
         })?;
         let followers = match get("author_followers") {
@@ -498,22 +508,31 @@ impl CsvMapping {
     }
 }
 
-/// A count as spreadsheets write one: `1200`, `1,200` or `1 200` (thousands grouped), or
-/// `1200.0` (a column of counts with gaps, written as floats).
+/// A count as spreadsheets write one: `1200`; grouped by thousands with one separator
+/// (`1,200`, `1 200`, `1_200`); or a whole float (`1200.0`, a column of counts with gaps).
+/// What could be a decimal (`1,5`, `1.000` in a German sheet) is not a count.
 fn parse_count(value: &str) -> Option<u64> {
-    let digits: String = value
-        .chars()
-        .filter(|c| !matches!(c, ',' | '_' | ' ' | '\u{A0}' | '\u{202F}'))
-        .collect();
-    if let Ok(n) = digits.parse::<u64>() {
+    if let Ok(n) = value.parse::<u64>() {
         return Some(n);
     }
-    let f: f64 = digits.parse().ok()?;
-    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 2f64.powi(63)).then_some(f as u64)
+    if let Some(separator) = value
+        .chars()
+        .find(|c| matches!(c, ',' | '_' | ' ' | '\u{A0}' | '\u{202F}'))
+    {
+        let groups: Vec<&str> = value.split(separator).collect();
+        let grouped = (1..=3).contains(&groups[0].len())
+            && groups[1..].iter().all(|g| g.len() == 3)
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+        return grouped.then(|| groups.concat().parse().ok()).flatten();
+    }
+    let (whole, fraction) = value.split_once('.')?;
+    let whole_float =
+        !fraction.is_empty() && fraction.bytes().all(|b| b == b'0') && fraction.len() != 3;
+    whole_float.then(|| whole.parse().ok()).flatten()
 }
 
 /// A time as exports write one: RFC 3339; `2026-11-20 10:00:00` (a space for the `T`, with or
-/// without fractions and an offset; UTC without one); Twitter's `Wed Nov 20 10:00:00 +0000
+/// without fractions and an offset; UTC without one); Twitter's `Fri Nov 20 10:00:00 +0000
 /// 2026`; or Unix seconds, or milliseconds where the number is too large for seconds.
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
@@ -538,12 +557,16 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if !number.is_finite() || number == 0.0 {
         return None;
     }
-    // 10^12 seconds is the year 33658: a number this large is milliseconds.
+    // 10^12 seconds is the year 33658: a number this large is milliseconds. One under 10^8
+    // (1973) is a year, a date written as digits or a count, not a time.
     let seconds = if number.abs() >= 1e12 {
         number / 1e3
     } else {
         number
     };
+    if seconds.abs() < 1e8 {
+        return None;
+    }
     DateTime::from_timestamp_micros((seconds * 1e6) as i64)
 }
 
@@ -607,18 +630,21 @@ mod tests {
         ] {
             assert_eq!(at(written), expected, "{written}");
         }
-        for missing in ["nan", "NaN", "0", "inf", "yesterday"] {
+        for missing in ["nan", "NaN", "0", "inf", "yesterday", "2026", "20261120"] {
             assert_eq!(at(missing), None, "{missing}");
         }
         for (written, n) in [
             ("1200", 1200),
             ("1,200", 1200),
             ("1 200", 1200),
+            ("1,200,000", 1_200_000),
             ("1200.0", 1200),
         ] {
             assert_eq!(parse_count(written), Some(n), "{written}");
         }
-        for bad in ["-3", "1.5", "many", "nan"] {
+        for bad in [
+            "-3", "1.5", "1,5", "1.000", "1,2,3,4", "1 200,5", "many", "nan",
+        ] {
             assert_eq!(parse_count(bad), None, "{bad}");
         }
     }

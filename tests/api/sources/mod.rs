@@ -378,13 +378,13 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .await;
     assert_eq!(country.as_deref(), Some("DE"));
 
-    // Spaces after the commas of a header name the columns all the same; a header that names
-    // a column twice is refused before anything is read; a file of which nothing is read is
-    // said to be so.
+    // Spaces after the commas of a header name the columns all the same, and empty columns
+    // may repeat; a header that names a column the mapping reads twice is refused before
+    // anything is read.
     let spaced = dir.join("spaced.csv");
     std::fs::write(
         &spaced,
-        "id, text, created_at, author_followers\ns1,Spaced header,2026-11-20 10:00:00,\"1,200\"\n",
+        "id, text, created_at, author_followers,,\ns1,Spaced header,2026-11-20 10:00:00,\"1,200\",,\n",
     )
     .unwrap();
     let summary = pulse::sources::import::run(&settings, import_args(&spaced))
