@@ -176,18 +176,24 @@ mod tests {
 
     const STATUS: &str = r#"{"id":"109348699525106378","created_at":"2022-11-15T16:12:20.310Z","in_reply_to_id":"109348674754176227","language":"en","uri":"https://mastodon.example/users/greg/statuses/109348699525106378","url":"https://mastodon.example/@greg/109348699525106378","replies_count":1,"reblogs_count":2,"favourites_count":3,"content":"<p>NetNewsWire doesn&#39;t show any image, boo!</p>","spoiler_text":"","reblog":null,"account":{"id":"30437","username":"greg","acct":"greg","followers_count":2307}}"#;
 
-    #[test]
-    fn a_status_becomes_a_post_on_its_instance() {
-        let status: Status = serde_json::from_str(STATUS).unwrap();
-        let now = Utc::now();
-        let Mapped::Events(events) = map(
+    /// The events of the status `json`, read at `now` with no filter.
+    fn mapped(json: &str, now: chrono::DateTime<Utc>) -> Vec<Event> {
+        let status: Status = serde_json::from_str(json).expect("a status");
+        match map(
             status,
             &mut TextFilter::new(Default::default(), &[], 10),
             &tags(),
             now,
-        ) else {
-            panic!("skipped")
-        };
+        ) {
+            Mapped::Events(events) => events,
+            Mapped::Skipped(reason) => panic!("skipped: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_status_becomes_a_post_on_its_instance() {
+        let now = Utc::now();
+        let events = mapped(STATUS, now);
         let Event::Post(p) = &events[0] else {
             panic!("not a post")
         };
@@ -208,15 +214,7 @@ mod tests {
         let boost = format!(
             r#"{{"id":"200","created_at":"2022-11-15T16:20:00Z","content":"","reblog":{STATUS},"account":{{"id":"9","acct":"ann@other.example","followers_count":40}}}}"#
         );
-        let status: Status = serde_json::from_str(&boost).unwrap();
-        let Mapped::Events(events) = map(
-            status,
-            &mut TextFilter::new(Default::default(), &[], 10),
-            &tags(),
-            Utc::now(),
-        ) else {
-            panic!("skipped")
-        };
+        let events = mapped(&boost, Utc::now());
         assert_eq!(events.len(), 2);
         let Event::Engagement(e) = &events[1] else {
             panic!("not an engagement")
@@ -239,15 +237,7 @@ mod tests {
             r#"{{"id":"201","created_at":"2022-11-15T16:20:00Z","content":"","reblog":{},"account":{{"id":"9","acct":"ann@infosec.example","followers_count":-1}}}}"#,
             STATUS.replace(r#""followers_count":2307"#, r#""followers_count":-1"#)
         );
-        let status: Status = serde_json::from_str(&hidden).expect("parsed");
-        let Mapped::Events(events) = map(
-            status,
-            &mut TextFilter::new(Default::default(), &[], 10),
-            &tags(),
-            Utc::now(),
-        ) else {
-            panic!("skipped")
-        };
+        let events = mapped(&hidden, Utc::now());
         let (Event::Post(p), Event::Engagement(e)) = (&events[0], &events[1]) else {
             panic!("not a post and a share")
         };
