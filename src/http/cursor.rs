@@ -8,7 +8,7 @@ const MAX_CHARS: usize = 1_024;
 
 /// `raw` as a cursor.
 pub fn encode(raw: &str) -> String {
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::models::hex::hex(raw.as_bytes())
 }
 
 /// The text a cursor encodes; `None` for anything [`encode`] did not write.

@@ -88,7 +88,7 @@ pub struct ImportSummary {
 pub fn position_key(stream: &str, file: &Path) -> String {
     let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let digest = Sha256::digest(path.to_string_lossy().as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::models::hex::hex(&digest[..8]);
     format!("{stream}:import:{hex}")
 }
 
@@ -128,7 +128,7 @@ fn head_digest(path: &Path, len: u64) -> Option<String> {
         return None;
     }
     let digest = Sha256::digest(&head);
-    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::models::hex::hex(&digest[..16]))
 }
 
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<ImportSummary> {
@@ -274,10 +274,7 @@ fn with_record_id(event: Event, line: u64, bytes: &[u8]) -> Option<Event> {
     let mut hash = Sha256::new();
     hash.update(line.to_le_bytes());
     hash.update(bytes);
-    let digest: String = hash.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::models::hex::hex(&hash.finalize()[..12]);
     engagement.id = Some(format!("import:{line}:{digest}"));
     Some(Event::Engagement(engagement))
 }

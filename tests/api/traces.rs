@@ -18,6 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
+use pulse::models::hex::hex;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -47,10 +48,6 @@ impl Received {
     fn attribute(&self, key: &str) -> Option<String> {
         attribute(&self.span.attributes, key)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {

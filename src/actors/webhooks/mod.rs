@@ -49,8 +49,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     let bytes = mac.finalize().into_bytes();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", crate::models::hex::hex(&bytes))
 }
 
 /// The delay before attempt `attempt + 1`: exponential from `base`, capped, with ±50% jitter

@@ -164,10 +164,7 @@ mod tests {
         assert_eq!(decode_cursor("abc"), None);
         assert_eq!(decode_cursor(""), None);
         assert_eq!(decode_cursor(&encode_cursor(at, "nul\0")), None);
-        let ancient: String = "-3000000000000000000|x"
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let ancient = crate::models::hex::hex(b"-3000000000000000000|x");
         assert_eq!(decode_cursor(&ancient), None);
     }
 }

@@ -173,7 +173,7 @@ pub async fn create(
         }
         None => {
             let bytes: [u8; 32] = rand::rng().random();
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
+            crate::models::hex::hex(&bytes)
         }
     };
     let client = state.pool.get().await?;

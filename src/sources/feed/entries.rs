@@ -215,8 +215,7 @@ fn entry_id(url: &str, id: &str, text: &str) -> String {
     }
     let named = if id.is_empty() { text } else { id };
     let digest = Sha256::digest(format!("{url}\n{named}").as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("feed:{hex}")
+    format!("feed:{}", crate::models::hex::hex(&digest[..16]))
 }
 
 fn digest64(id: &str) -> u64 {

@@ -560,10 +560,7 @@ async fn import_refuses_an_overlong_record_whole() {
 async fn inputs_the_database_cannot_hold_are_bad_requests() {
     let s = SecuredServer::start(|_| {}).await;
     // A time a hundred thousand years ago: a time the server's clock can hold, PostgreSQL not.
-    let cursor: String = "-3000000000000000000|x"
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let cursor = pulse::models::hex::hex(b"-3000000000000000000|x");
     for (method, path, role) in [
         (
             "GET",

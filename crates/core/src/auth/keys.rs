@@ -49,7 +49,7 @@ pub fn parse(key: &str) -> Option<ParsedKey<'_>> {
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crate::models::hex::hex(&buf)
 }
 
 /// The Argon2id (default parameters) PHC string of `secret`.

@@ -37,7 +37,7 @@ impl Settings {
             "topics": self.topics,
         });
         let digest = Sha256::digest(decisions.to_string().as_bytes());
-        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+        crate::models::hex::hex(&digest[..6])
     }
 }
 

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod deletion;
 pub mod errors;
 pub mod event;
+pub mod hex;
 pub mod key_scope;
 pub mod label;
 pub mod live;

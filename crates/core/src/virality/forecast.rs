@@ -320,8 +320,7 @@ impl ForecastModel {
     pub fn id(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let hash = Sha256::digest(&json);
-        let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{hex}", self.version)
+        format!("{}:{}", self.version, crate::models::hex::hex(&hash[..6]))
     }
 
     /// Each feature's contribution (log space) to the forecast of `x`.

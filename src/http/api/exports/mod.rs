@@ -134,7 +134,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     let token: String = {
         use rand::Rng;
         let bytes: [u8; 32] = rand::rng().random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::models::hex::hex(&bytes)
     };
     let owner = state.client_id(&req);
     let actor = state.actor();

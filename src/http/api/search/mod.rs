@@ -188,10 +188,7 @@ pub fn prepare(q: &SearchQuery) -> Result<Prepared, ApiError> {
             matches!(order, Order::Relevance),
         );
         h.update(format!("{key:?}").as_bytes());
-        h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::models::hex::hex(&h.finalize()[..8])
     };
     Ok(Prepared {
         set: Arc::new(TopicSet::of(0, 1, &expr)),

@@ -338,10 +338,7 @@ pub async fn unique_labels(t: &Target, posts: usize, rate: f64) -> anyhow::Resul
 /// The three inputs that once answered 500; their statuses now.
 pub async fn bad_inputs(t: &Target) -> Vec<(String, u16)> {
     // A time a hundred thousand years ago: one the server's clock holds, PostgreSQL not.
-    let cursor: String = "-3000000000000000000|x"
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let cursor = pulse_core::models::hex::hex(b"-3000000000000000000|x");
     let admin = t.admin_key.as_str();
     let cases = [
         (
