@@ -10,6 +10,13 @@
 //! a date, or a rate-limit window's reset); the other endpoints are not held up by it (the
 //! rotation passes over it while it waits). The connection is pinged every 30 s; one that
 //! brings nothing for 100 s is opened again.
+//!
+//! Messages over 1 MiB are refused: the URL asks the service not to send them
+//! (`maxMessageSizeBytes`), and a service that sends one anyway ends the connection on it.
+//! Resuming from the position would read the same message again for ever, so the next
+//! connection starts past it: a second after the position, two if it ends there again, then
+//! four... (the message's own time is not known), and no later rewind goes back before that.
+//! Each skip is counted as `too_large`.
 
 pub mod profiles;
 pub mod records;
@@ -77,9 +84,15 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     let mut connections = 0u64;
     // Per endpoint, the instant before which it asked not to be asked again.
     let mut not_before: Vec<Option<tokio::time::Instant>> = vec![None; settings.endpoints.len()];
+    let mut too_large = TooLarge::default();
+    let rewind_us = i64::try_from(settings.rewind_secs)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000);
     loop {
         endpoint = next_free(&mut not_before, endpoint).await;
-        let url = subscribe_url(&settings, &settings.endpoints[endpoint], cursor)?;
+        let from = too_large.start(cursor, rewind_us);
+        let url = subscribe_url(&settings, &settings.endpoints[endpoint], from)?;
+        let mut ended_too_large = false;
         tracing::info!(source = %ctx.name, endpoint = %redact_url(&settings.endpoints[endpoint]), cursor = ?cursor, "connecting to Jetstream");
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
@@ -102,6 +115,10 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
                 ctx.set_connected(false);
                 match ended {
                     Ok(()) => tracing::warn!(source = %ctx.name, "Jetstream closed the connection"),
+                    Err(e) if is_too_large(&e) => {
+                        ctx.error("read", &e);
+                        ended_too_large = true;
+                    }
                     Err(e) => ctx.error("read", &e),
                 }
             }
@@ -125,8 +142,12 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
         }
         // What was read is appended before reconnecting, so the position moves past it.
         out.flush(&ctx).await;
-        if let Some(c) = sink_cursor(&out.sink) {
-            cursor = Some(c);
+        let handled = sink_cursor(&out.sink);
+        if ended_too_large && too_large.ended_at(handled.or(cursor)) {
+            out.sink.skipped("too_large");
+        }
+        if handled.is_some() {
+            cursor = handled;
         }
         endpoint = (endpoint + 1) % settings.endpoints.len();
         tokio::time::sleep(backoff.next_wait()).await;
@@ -154,6 +175,48 @@ async fn next_free(not_before: &mut [Option<tokio::time::Instant>], from: usize)
     };
     not_before[chosen] = None;
     chosen
+}
+
+/// Whether a read ended on a message over [`MAX_MESSAGE_BYTES`].
+fn is_too_large(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+/// Connections ended by a message too large to read, and the time reading may not start
+/// before once one was passed over.
+#[derive(Debug, Default)]
+struct TooLarge {
+    /// The position the last such end left, and how many ended there in a row.
+    at: Option<(i64, u32)>,
+    /// Past the last message passed over: a rewound resume stops here, or it would be read
+    /// again.
+    floor: Option<i64>,
+}
+
+impl TooLarge {
+    /// Notes a connection ended by a too-large message with the position at `cursor`: the
+    /// next one starts a second past it, two if it ended there before, then four... Without a
+    /// position nothing is skipped (a connection without one reads the live tail).
+    fn ended_at(&mut self, cursor: Option<i64>) -> bool {
+        let Some(cursor) = cursor else { return false };
+        let times = match self.at {
+            Some((at, times)) if at == cursor => times + 1,
+            _ => 1,
+        };
+        self.at = Some((cursor, times));
+        let floor = cursor.saturating_add(1_000_000i64 << (times - 1).min(20));
+        self.floor = Some(self.floor.map_or(floor, |f| f.max(floor)));
+        true
+    }
+
+    /// Where a connection starts: the position rewound by `rewind_us`, not before the floor.
+    fn start(&self, cursor: Option<i64>, rewind_us: i64) -> Option<i64> {
+        let rewound = cursor?.saturating_sub(rewind_us);
+        Some(self.floor.map_or(rewound, |f| rewound.max(f)).max(0))
+    }
 }
 
 /// The position of the last message handled (stored or about to be).
@@ -303,11 +366,11 @@ impl Output {
     }
 }
 
-/// The subscribe URL with the collections, accounts and resume position.
+/// The subscribe URL with the collections, accounts and the time to start from.
 fn subscribe_url(
     settings: &JetstreamSettings,
     endpoint: &str,
-    cursor: Option<i64>,
+    from: Option<i64>,
 ) -> anyhow::Result<Url> {
     let mut url = Url::parse(endpoint).map_err(|e| {
         anyhow::anyhow!(
@@ -323,11 +386,9 @@ fn subscribe_url(
         for did in &settings.accounts {
             query.append_pair("wantedDids", did);
         }
-        if let Some(cursor) = cursor {
-            let rewind = i64::try_from(settings.rewind_secs)
-                .unwrap_or(0)
-                .saturating_mul(1_000_000);
-            query.append_pair("cursor", &cursor.saturating_sub(rewind).max(0).to_string());
+        query.append_pair("maxMessageSizeBytes", &MAX_MESSAGE_BYTES.to_string());
+        if let Some(from) = from {
+            query.append_pair("cursor", &from.to_string());
         }
     }
     Ok(url)
@@ -372,13 +433,12 @@ mod tests {
     }
 
     #[test]
-    fn the_url_carries_collections_accounts_and_a_rewound_cursor() {
+    fn the_url_carries_collections_accounts_a_size_limit_and_the_start() {
         let s = JetstreamSettings {
             accounts: vec!["did:plc:a".into()],
-            rewind_secs: 5,
             ..JetstreamSettings::default()
         };
-        let url = subscribe_url(&s, "wss://js.example/subscribe", Some(10_000_000)).unwrap();
+        let url = subscribe_url(&s, "wss://js.example/subscribe", Some(5_000_000)).unwrap();
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert_eq!(
             pairs
@@ -389,7 +449,49 @@ mod tests {
         );
         assert!(pairs.contains(&("wantedDids".into(), "did:plc:a".into())));
         assert!(pairs.contains(&("cursor".into(), "5000000".into())));
+        assert!(pairs.contains(&("maxMessageSizeBytes".into(), "1048576".into())));
         assert!(subscribe_url(&s, "not a url", None).is_err());
+    }
+
+    #[test]
+    fn a_message_too_large_at_one_position_is_passed_over_by_a_growing_skip() {
+        let second = 1_000_000;
+        let mut t = TooLarge::default();
+        assert_eq!(t.start(Some(10 * second), 5 * second), Some(5 * second));
+        assert_eq!(
+            t.start(None, 5 * second),
+            None,
+            "no position: the live tail"
+        );
+        assert!(t.ended_at(Some(10 * second)));
+        assert_eq!(t.start(Some(10 * second), 5 * second), Some(11 * second));
+        assert!(t.ended_at(Some(10 * second)));
+        assert_eq!(
+            t.start(Some(10 * second), 5 * second),
+            Some(12 * second),
+            "no progress: further"
+        );
+        assert_eq!(
+            t.start(Some(14 * second), 5 * second),
+            Some(12 * second),
+            "progress: a rewind stops past what was passed over"
+        );
+        assert_eq!(t.start(Some(30 * second), 5 * second), Some(25 * second));
+        assert!(t.ended_at(Some(30 * second)));
+        assert_eq!(
+            t.start(Some(30 * second), 5 * second),
+            Some(31 * second),
+            "a new position: one second again"
+        );
+        assert!(!t.ended_at(None));
+        for _ in 0..40 {
+            t.ended_at(Some(40 * second));
+        }
+        assert_eq!(
+            t.floor,
+            Some(40 * second + (second << 20)),
+            "the skip stops growing"
+        );
     }
 
     #[test]

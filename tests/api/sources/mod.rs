@@ -254,6 +254,36 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     app.shutdown().await;
 }
 
+/// A service that sends a message over the 1 MiB limit though asked not to: the connection
+/// ends on it at every resume unless Pulse passes over it.
+#[actix_rt::test]
+async fn a_jetstream_message_too_large_to_read_is_passed_over_not_read_for_ever() {
+    let mut lines: Vec<String> = (0..5).map(common::jetstream::post_message).collect();
+    let mut huge: serde_json::Value =
+        serde_json::from_str(&common::jetstream::post_message(4)).unwrap();
+    huge["time_us"] = json!(huge["time_us"].as_i64().unwrap() + 400_000);
+    huge["commit"]["record"]["text"] = json!("x".repeat(2 << 20));
+    lines.push(huge.to_string());
+    lines.extend((5..10).map(common::jetstream::post_message));
+    let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let mut bsky = source(standin.endpoint.clone());
+    bsky.name = "bsky-huge".into();
+    let app = serve_source(bsky).await;
+    assert_stores(&app.env, 10, &standin.uris).await;
+    let uris = standin.uris.lock().unwrap().clone();
+    assert!(
+        uris.iter()
+            .all(|u| u.contains("maxMessageSizeBytes=1048576")),
+        "{uris:?}"
+    );
+    let metrics = metrics_text(&app).await;
+    let skipped = r#"pulse_source_skipped_total{source="bsky-huge",reason="too_large"}"#;
+    assert!(metrics.contains(skipped), "{skipped} missing:\n{metrics}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.env.post_count().await, 10, "each post stored once");
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each_post_once() {
     let app = spawn_app().await;
