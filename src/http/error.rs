@@ -11,25 +11,23 @@ use utoipa::ToSchema;
 pub use crate::models::errors::ErrorCode;
 
 /// The 503 of every operation that queries PostgreSQL, written once: a handler's document names
-/// it as `(status = 503, response = PostgresUnavailable)`, and the document's conventions
-/// ([`super::openapi`]) describe it and add the 504 of the statement timeout.
+/// it in its `responses(...)`, and the document's conventions ([`super::openapi`]) describe it
+/// and add the 504 of the statement timeout.
 pub struct PostgresUnavailable;
+
+impl utoipa::IntoResponses for PostgresUnavailable {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        let response = utoipa::openapi::Ref::from_response_name(Self::NAME);
+        std::collections::BTreeMap::from([("503".to_string(), response.into())])
+    }
+}
 
 impl PostgresUnavailable {
     pub const NAME: &'static str = "PostgresUnavailable";
     pub const DESCRIPTION: &'static str = "PostgreSQL is unavailable";
-}
-
-impl<'s> utoipa::ToResponse<'s> for PostgresUnavailable {
-    fn response() -> (
-        &'s str,
-        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
-    ) {
-        let response = utoipa::openapi::ResponseBuilder::new()
-            .description(Self::DESCRIPTION)
-            .build();
-        (Self::NAME, response.into())
-    }
 }
 
 /// The body of every 4xx and 5xx response; the OpenAPI document's `ErrorBody` is this type, so

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cursor;
+pub mod documented;
 pub mod error;
 pub mod filters;
 pub mod middleware;

@@ -326,12 +326,9 @@ impl ApiDocument {
 
 /// The OpenAPI 3 document of this server.
 #[utoipa::path(
-    tag = "docs",
-    summary = "OpenAPI document",
-    security(()),
+    tag = "docs", summary = "OpenAPI document", security(()),
     responses(
-        (status = 200, description = "This document (OpenAPI 3.1, JSON)",
-            content_type = "application/json", body = Object),
+        (status = 200, description = "This document (OpenAPI 3.1, JSON)", content_type = "application/json", body = Object),
     )
 )]
 #[get("/api/openapi.json")]
@@ -344,9 +341,7 @@ pub async fn openapi_json(document: web::Data<ApiDocument>) -> HttpResponse {
 
 /// The API reference page: renders the document for people.
 #[utoipa::path(
-    tag = "docs",
-    summary = "API reference page",
-    security(()),
+    tag = "docs", summary = "API reference page", security(()),
     responses(
         (status = 200, description = "The reference page; it loads /api/docs.js and \
             /api/docs.css and reads /api/openapi.json", content_type = "text/html", body = String),
@@ -359,12 +354,9 @@ pub async fn docs_page() -> HttpResponse {
 
 /// The reference page's script.
 #[utoipa::path(
-    tag = "docs",
-    summary = "API reference script",
-    security(()),
+    tag = "docs", summary = "API reference script", security(()),
     responses(
-        (status = 200, description = "The script of the reference page",
-            content_type = "text/javascript", body = String),
+        (status = 200, description = "The script of the reference page", content_type = "text/javascript", body = String),
     )
 )]
 #[get("/api/docs.js")]
@@ -374,12 +366,9 @@ pub async fn docs_script() -> HttpResponse {
 
 /// The reference page's style sheet.
 #[utoipa::path(
-    tag = "docs",
-    summary = "API reference style sheet",
-    security(()),
+    tag = "docs", summary = "API reference style sheet", security(()),
     responses(
-        (status = 200, description = "The style sheet of the reference page",
-            content_type = "text/css", body = String),
+        (status = 200, description = "The style sheet of the reference page", content_type = "text/css", body = String),
     )
 )]
 #[get("/api/docs.css")]
@@ -417,12 +406,8 @@ pub struct ServiceMap {
 /// A map of the API for people and scripts exploring it (`/` is the dashboard). The endpoint
 /// list comes from the OpenAPI document, so it names every route.
 #[utoipa::path(
-    tag = "service",
-    operation_id = "service_map",
-    summary = "Service map",
-    responses(
-        (status = 200, description = "Name, version and every endpoint", body = ServiceMap),
-    )
+    tag = "service", operation_id = "service_map", summary = "Service map",
+    responses((status = 200, description = "Name, version and every endpoint", body = ServiceMap))
 )]
 #[get("/api/v1")]
 pub async fn index(document: web::Data<ApiDocument>) -> HttpResponse {

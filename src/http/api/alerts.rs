@@ -9,11 +9,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::alerts::{self as db, AlertFilter};
 use crate::db::query as sql;
+use crate::http::documented::{error_response, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
 use crate::http::state::State;
 use crate::http::AppState;
 pub use crate::models::alerts::{AlertRule, AlertStatus, AlertView, RuleInput, RuleKind, Severity};
+
+error_response!(NoRule, 404, "No rule with this id");
+error_response!(NoAlert, 404, "No alert with this id");
 
 /// Page size of the alert list when the caller does not ask for one.
 const DEFAULT_PAGE: i64 = 50;
@@ -116,11 +120,10 @@ pub struct RuleList {
 
 /// Every rule, oldest first.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "List alert rules",
+    tag = "alerts", summary = "List alert rules",
     responses(
         (status = 200, description = "Every rule, oldest first", body = RuleList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/alert-rules")]
@@ -132,14 +135,12 @@ pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
 
 /// Creates a rule; `name` and `kind` are required, the rest have defaults.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "Create an alert rule",
-    request_body = NewRule,
+    tag = "alerts", summary = "Create an alert rule", request_body = NewRule,
     responses(
         (status = 201, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "A missing or invalid field (`invalid_rule`) or a body \
             that is not a rule (`invalid_json`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/alert-rules")]
@@ -161,13 +162,11 @@ pub async fn create_rule(
 
 /// One rule.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "One alert rule",
+    tag = "alerts", summary = "One alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule", body = AlertRule),
-        (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoRule, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/alert-rules/{id}")]
@@ -178,16 +177,14 @@ pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
 
 /// Updates the given fields of a rule.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "Update an alert rule",
+    tag = "alerts", summary = "Update an alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
     request_body(content = RuleInput, description = "The fields to change; absent fields keep their value"),
     responses(
         (status = 200, description = "The rule as stored", body = AlertRule),
         (status = 400, description = "The id is not an integer (`invalid_path`), an invalid \
             field (`invalid_rule`) or a body that is not a rule (`invalid_json`)", body = ErrorBody),
-        (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoRule, PostgresUnavailable,
     )
 )]
 #[patch("/api/v1/alert-rules/{id}")]
@@ -204,14 +201,9 @@ pub async fn update_rule(
 
 /// Deletes a rule; its alerts stay, without a rule.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "Delete an alert rule",
+    tag = "alerts", summary = "Delete an alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Deleted"), NoRule, PostgresUnavailable)
 )]
 #[delete("/api/v1/alert-rules/{id}")]
 pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -224,13 +216,11 @@ pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
 
 /// Enables a rule.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "Enable an alert rule",
+    tag = "alerts", summary = "Enable an alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule as stored", body = AlertRule),
-        (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoRule, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/alert-rules/{id}/enable")]
@@ -240,13 +230,11 @@ pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
 
 /// Disables a rule.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "Disable an alert rule",
+    tag = "alerts", summary = "Disable an alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
     responses(
         (status = 200, description = "The rule as stored", body = AlertRule),
-        (status = 404, description = "No rule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoRule, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/alert-rules/{id}/disable")]
@@ -301,13 +289,10 @@ pub struct AlertPage {
 
 /// Alerts, newest first.
 #[utoipa::path(
-    tag = "alerts",
-    summary = "List alerts",
-    params(AlertQuery),
+    tag = "alerts", summary = "List alerts", params(AlertQuery),
     responses(
         (status = 200, description = "A page of alerts, newest first", body = AlertPage),
-        (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadFilter, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/alerts")]
@@ -350,15 +335,12 @@ pub async fn list_alerts(
 
 /// Acknowledges a firing alert (someone is on it).
 #[utoipa::path(
-    tag = "alerts",
-    operation_id = "acknowledge_alert",
-    summary = "Acknowledge an alert",
+    tag = "alerts", operation_id = "acknowledge_alert", summary = "Acknowledge an alert",
     params(("id" = i64, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert, now acknowledged", body = AlertView),
-        (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is not firing (`invalid_transition`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoAlert, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/alerts/{id}/ack")]
@@ -369,15 +351,12 @@ pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpRespons
 /// Resolves an alert by hand. The channels that were told of its firing are told it was
 /// resolved manually (by the caller's key, when it has one), not that its condition cleared.
 #[utoipa::path(
-    tag = "alerts",
-    operation_id = "resolve_alert",
-    summary = "Resolve an alert",
+    tag = "alerts", operation_id = "resolve_alert", summary = "Resolve an alert",
     params(("id" = i64, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert, now resolved", body = AlertView),
-        (status = 404, description = "No alert with this id", body = ErrorBody),
         (status = 409, description = "The alert is already resolved (`invalid_transition`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoAlert, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/alerts/{id}/resolve")]

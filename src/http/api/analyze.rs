@@ -13,6 +13,7 @@ use crate::actors::analyzer::share::ShareError;
 use crate::analysis::language::is_language_tag;
 use crate::analysis::DecisionThresholds;
 use crate::http::api::virality::{field_error, invalid_request};
+use crate::http::documented::AnalysisBusy;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::models::event::{MAX_LABEL_BYTES, MAX_TEXT_BYTES};
@@ -104,21 +105,18 @@ pub struct AnalyzeResponse {
 
 /// Analyses up to [`MAX_TEXTS`] texts and returns one analysis per text, in order.
 #[utoipa::path(
-    tag = "analysis",
-    summary = "Analyse texts synchronously",
-    request_body = AnalyzeRequest,
+    tag = "analysis", summary = "Analyse texts synchronously", request_body = AnalyzeRequest,
     responses(
         (status = 200, description = "One analysis per text, in order", body = AnalyzeResponse),
         (status = 400, description = "Not valid JSON for this body (`invalid_json`), no texts \
             (`empty_batch`), more than 256 texts (`too_many_texts`), a text longer than 20,000 \
             bytes (`text_too_long`) or a `lang` that is not a language tag (`invalid_request`, \
             `details.errors` names each)", body = ErrorBody),
-        (status = 429, description = "The caller's previous analysis is still running \
-            (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
         (status = 500, description = "The analyzer failed", body = ErrorBody),
         (status = 503, description = "No analyzer in this process, or it is restarting \
             (`unavailable`); the API's share of the analyzer is taken, or the pipeline is behind \
             (`busy`, `Retry-After`)", body = ErrorBody),
+        AnalysisBusy,
     )
 )]
 #[post("/api/v1/analyze")]

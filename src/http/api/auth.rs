@@ -8,10 +8,29 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{keys, Role};
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::key_scope::KeyScope;
 use crate::telemetry::names;
+
+error_response!(NoKey, 404, "No active key with this id (`not_found`)");
+error_response!(BadKeyId, 400, "Bad id (`invalid_path`)");
+error_response!(
+    BodyTooLarge,
+    413,
+    "Body larger than the limit (`payload_too_large`)"
+);
+error_response!(
+    AddressLimited,
+    429,
+    "Too many requests from this address (`rate_limited`)"
+);
+error_response!(
+    AuditUnavailable,
+    503,
+    "PostgreSQL or the audit log is unavailable"
+);
 
 /// Longest key name accepted.
 const MAX_NAME_BYTES: usize = 128;
@@ -39,12 +58,10 @@ pub struct AuthStatus {
 /// Whether this server asks for credentials, so the dashboard knows to show a sign-in or
 /// the open-server warning.
 #[utoipa::path(
-    tag = "auth",
-    summary = "Whether the server requires credentials",
-    security(()),
+    tag = "auth", summary = "Whether the server requires credentials", security(()),
     responses(
         (status = 200, description = "The authentication mode", body = AuthStatus),
-        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = ErrorBody),
+        AddressLimited,
     )
 )]
 #[get("/api/v1/auth/status")]
@@ -68,17 +85,14 @@ pub struct TokenRequest {
 
 /// Exchanges an API key for an access token (`Authorization: Bearer <token>`).
 #[utoipa::path(
-    tag = "auth",
-    summary = "Exchange an API key for an access token",
-    security(()),
+    tag = "auth", summary = "Exchange an API key for an access token", security(()),
     request_body = TokenRequest,
     responses(
         (status = 200, description = "A bearer token for the key's role", body = crate::auth::token::Issued),
         (status = 400, description = "Not a token request (`invalid_json`), or the server runs open (`auth_disabled`)", body = ErrorBody),
         (status = 401, description = "The key is unknown, wrong (`invalid_api_key`) or revoked (`revoked_api_key`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Keys cannot be checked now", body = ErrorBody),
+        BodyTooLarge, AddressLimited,
     )
 )]
 #[post("/api/v1/auth/token")]
@@ -110,11 +124,10 @@ pub struct KeyList {
 
 /// Every API key, without secrets.
 #[utoipa::path(
-    tag = "admin",
-    summary = "List API keys",
+    tag = "admin", summary = "List API keys",
     responses(
         (status = 200, description = "Every key, newest first, without secrets", body = KeyList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/admin/keys")]
@@ -138,14 +151,11 @@ pub struct NewKeyRequest {
 
 /// Creates a key. The response holds the key itself, the only time it is shown.
 #[utoipa::path(
-    tag = "admin",
-    summary = "Create an API key",
-    request_body = NewKeyRequest,
+    tag = "admin", summary = "Create an API key", request_body = NewKeyRequest,
     responses(
         (status = 201, description = "The key, shown this once", body = keys::NewKey),
         (status = 400, description = "Unknown role, bad name or scope (`invalid_key`), or not JSON (`invalid_json`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+        BodyTooLarge, AuditUnavailable,
     )
 )]
 #[post("/api/v1/admin/keys")]
@@ -181,14 +191,12 @@ pub async fn create_key(
 /// Revokes a key: its tokens and direct uses stop working in every process within
 /// `auth.key_refresh_secs` (at once in this one).
 #[utoipa::path(
-    tag = "admin",
-    summary = "Revoke an API key",
+    tag = "admin", summary = "Revoke an API key",
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No active key with this id", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+        BadKeyId, AuditUnavailable,
     )
 )]
 #[delete("/api/v1/admin/keys/{id}")]
@@ -212,14 +220,11 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
 /// with. The old key stays valid until it is revoked (`DELETE /api/v1/admin/keys/{id}`), so
 /// producers can switch over first.
 #[utoipa::path(
-    tag = "admin",
-    summary = "Rotate an API key",
+    tag = "admin", summary = "Rotate an API key",
     params(("id" = String, Path, description = "The id of the key to replace")),
     responses(
         (status = 201, description = "The new key, shown this once", body = keys::NewKey),
-        (status = 400, description = "Bad id (`invalid_path`)", body = ErrorBody),
-        (status = 404, description = "No active key with this id (`not_found`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+        BadKeyId, NoKey, AuditUnavailable,
     )
 )]
 #[post("/api/v1/admin/keys/{id}/rotate")]
@@ -236,16 +241,12 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpRespo
 /// Replaces what a key may send; every process applies it within `auth.key_refresh_secs`
 /// (at once in this one). An empty scope lets the key send anything.
 #[utoipa::path(
-    tag = "admin",
-    summary = "Set an API key's scope",
-    params(("id" = String, Path, description = "The key's id")),
-    request_body = KeyScope,
+    tag = "admin", summary = "Set an API key's scope",
+    params(("id" = String, Path, description = "The key's id")), request_body = KeyScope,
     responses(
         (status = 200, description = "The key with its new scope", body = keys::KeyInfo),
         (status = 400, description = "Bad id (`invalid_path`), bad scope (`invalid_key`) or not JSON (`invalid_json`)", body = ErrorBody),
-        (status = 404, description = "No active key with this id (`not_found`)", body = ErrorBody),
-        (status = 413, description = "Body larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or the audit log is unavailable", body = ErrorBody),
+        NoKey, BodyTooLarge, AuditUnavailable,
     )
 )]
 #[put("/api/v1/admin/keys/{id}/scope")]
@@ -305,13 +306,11 @@ pub struct AuditPage {
 
 /// The audit log, newest first, with keyset pagination (`next_before`).
 #[utoipa::path(
-    tag = "admin",
-    summary = "The audit log of admin changes",
-    params(AuditQuery),
+    tag = "admin", summary = "The audit log of admin changes", params(AuditQuery),
     responses(
         (status = 200, description = "Records, newest first", body = AuditPage),
         (status = 400, description = "A bad filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/admin/audit")]

@@ -26,12 +26,11 @@ pub struct CalibrationChoice {
 
 /// The sentiment calibration in use and those trained.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "get_calibration",
+    tag = "review", operation_id = "get_calibration",
     summary = "The sentiment calibration in use and those trained",
     responses(
         (status = 200, description = "What is in use and the newest calibrations", body = CalibrationState),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/calibration")]
@@ -43,15 +42,13 @@ pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
 /// Puts a calibration in use, or none; every process applies it to the posts it analyses from
 /// then on (within `analyzer.calibration_every_ms`).
 #[utoipa::path(
-    tag = "review",
-    operation_id = "choose_calibration",
-    summary = "Choose the sentiment calibration in use",
-    request_body = CalibrationChoice,
+    tag = "review", operation_id = "choose_calibration",
+    summary = "Choose the sentiment calibration in use", request_body = CalibrationChoice,
     responses(
         (status = 200, description = "What is in use now", body = CalibrationState),
         (status = 400, description = "No such calibration, or one that did not beat the \
             shipped models (`invalid_calibration`); a malformed body (`invalid_request`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[put("/api/v1/calibration")]

@@ -14,6 +14,7 @@ use crate::analysis::language::is_language_tag;
 use crate::db::forecast::{author_entries, percentile_of, platform_models, share_history};
 use crate::http::api::analyze::{share_error, SentimentView};
 use crate::http::api::virality::{field_error, invalid_request, live_model};
+use crate::http::documented::AnalysisBusy;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES};
@@ -150,17 +151,15 @@ pub struct ForecastResponse {
 
 /// Forecasts the reach of up to 64 posts before any share.
 #[utoipa::path(
-    tag = "virality",
-    summary = "Forecast the reach of posts before anyone shares them",
+    tag = "virality", summary = "Forecast the reach of posts before anyone shares them",
     request_body = ForecastRequest,
     responses(
         (status = 200, description = "One forecast per post, in order", body = ForecastResponse),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or not a forecast request (`invalid_json`)", body = ErrorBody),
-        (status = 429, description = "The caller's previous analysis is still running \
-            (`rate_limited`, `details.scope` `analysis`)", body = ErrorBody),
         (status = 503, description = "No analyzer in this process, the analyzer's API share is \
             in use (`busy`, `Retry-After`), or PostgreSQL is unavailable", body = ErrorBody),
+        AnalysisBusy,
     )
 )]
 #[post("/api/v1/forecast")]

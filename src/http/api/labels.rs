@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::config::TopicSettings;
 use crate::db::labels::{self, NewLabel, Target};
 use crate::db::relevance;
+use crate::http::documented::BadFilter;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::middleware::rate_limit::Buckets;
 use crate::http::state::State;
@@ -94,9 +95,7 @@ pub struct LabelInput {
 
 /// Labels a post, as the caller.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "create_label",
-    summary = "Label a post",
+    tag = "review", operation_id = "create_label", summary = "Label a post",
     request_body = LabelInput,
     responses(
         (status = 201, description = "The label as stored", body = Label),
@@ -107,7 +106,7 @@ pub struct LabelInput {
         (status = 409, description = "The post holds 200 labels already (`limit_reached`)", body = ErrorBody),
         (status = 429, description = "The caller gave more labels than `topics.label_rate_per_sec` \
             allows (`rate_limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/labels")]
@@ -218,9 +217,7 @@ async fn settle(
 
 /// Undoes a label: it is kept, marked undone by the caller, and no longer counts.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "undo_label",
-    summary = "Undo a label",
+    tag = "review", operation_id = "undo_label", summary = "Undo a label",
     params(("id" = i64, Path, description = "The label's id")),
     responses(
         (status = 200, description = "The label, undone", body = Label),
@@ -229,7 +226,7 @@ async fn settle(
         (status = 403, description = "Another reviewer's label; only its reviewer or an \
             administrator undoes it (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No label with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[delete("/api/v1/labels/{id}")]
@@ -302,14 +299,10 @@ pub struct LabelPage {
 
 /// Lists labels in the order they were given: the whole record, for review and export.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "list_labels",
-    summary = "List labels",
-    params(LabelQuery),
+    tag = "review", operation_id = "list_labels", summary = "List labels", params(LabelQuery),
     responses(
         (status = 200, description = "Labels in the order they were given", body = LabelPage),
-        (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadFilter, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/labels")]

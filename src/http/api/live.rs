@@ -20,27 +20,18 @@ use crate::ws::WsSession;
 /// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
 /// shape.
 #[utoipa::path(
-    tag = "live",
-    operation_id = "websocket",
-    summary = "Live updates over a WebSocket",
+    tag = "live", operation_id = "websocket", summary = "Live updates over a WebSocket",
     description = "A WebSocket handshake (RFC 6455). Once upgraded, the client sends \
-        `subscribe`/`unsubscribe` messages naming topics and filters, and receives `post:new`, \
-        `metrics:update`, `virality:update` and `alert:*` messages as JSON text frames.",
-    params(
-        ("Upgrade" = String, Header, description = "`websocket`"),
-        ("Connection" = String, Header, description = "`Upgrade`"),
-        ("Sec-WebSocket-Key" = String, Header, description = "The handshake nonce (base64 of 16 bytes)"),
-        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
-    ),
+            `subscribe`/`unsubscribe` messages naming topics and filters, and receives `post:new`, \
+            `metrics:update`, `virality:update` and `alert:*` messages as JSON text frames.",
+    params(("Upgrade" = String, Header, description = "`websocket`"), ("Connection" = String, Header, description = "`Upgrade`"), ("Sec-WebSocket-Key" = String, Header, description = "The handshake nonce (base64 of 16 bytes)"), ("Sec-WebSocket-Version" = String, Header, description = "`13`")),
     responses(
         (status = 101, description = "Switching Protocols: the connection is now a WebSocket"),
-        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)",
-            body = ErrorBody),
+        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)", body = ErrorBody),
         (status = 429, description = "The caller (its key, or its network without one) holds \
             `ws.max_sessions_per_client` sessions already (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Live updates do not run in this process, or it serves \
-            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere",
-            body = ErrorBody),
+            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere", body = ErrorBody),
     )
 )]
 #[get("/ws")]

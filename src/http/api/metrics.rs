@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::{self, with_post_filters};
 use crate::http::state::State;
@@ -21,6 +22,8 @@ pub use crate::models::metrics::{
     ChurnStats, Dimension, EmotionCounts, EngagementTotals, KeyedStats, Period, SentimentStats,
     Stats, TermStats, Window,
 };
+
+error_response!(BadWindow, 400, "A bad window or filter (`invalid_query`)");
 
 /// Most points a time series may have.
 pub const MAX_POINTS: i64 = 1_500;
@@ -196,13 +199,10 @@ async fn items(
 
 /// Overall stats of the window.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Overall stats of a window",
-    params(WindowQuery),
+    tag = "metrics", summary = "Overall stats of a window", params(WindowQuery),
     responses(
         (status = 200, description = "Stats of every post of the window", body = OverallMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/overall")]
@@ -221,13 +221,10 @@ pub async fn overall(
 
 /// Stats per platform.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats per platform",
-    params(WindowQuery),
+    tag = "metrics", summary = "Stats per platform", params(WindowQuery),
     responses(
         (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/platforms")]
@@ -241,13 +238,10 @@ pub async fn platforms(
 
 /// Stats per channel.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats per channel",
-    params(WindowQuery),
+    tag = "metrics", summary = "Stats per channel", params(WindowQuery),
     responses(
         (status = 200, description = "One entry per key, most posts first", body = DimensionMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/channels")]
@@ -275,13 +269,11 @@ pub struct LanguageMetrics {
 
 /// Stats per language and per support class.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats per language and per language support class",
+    tag = "metrics", summary = "Stats per language and per language support class",
     params(WindowQuery),
     responses(
         (status = 200, description = "Languages and support classes, most posts first", body = LanguageMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/languages")]
@@ -300,13 +292,10 @@ pub async fn languages(
 
 /// Stats per city and per country.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats per city and per country",
-    params(WindowQuery),
+    tag = "metrics", summary = "Stats per city and per country", params(WindowQuery),
     responses(
         (status = 200, description = "Cities and countries, most posts first", body = GeoMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/geo")]
@@ -323,13 +312,10 @@ pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpRes
 /// Stats per product with share of voice: each product's share of product-tagged volume,
 /// of positive volume and of negative volume.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats per product with share of voice",
-    params(WindowQuery),
+    tag = "metrics", summary = "Stats per product with share of voice", params(WindowQuery),
     responses(
         (status = 200, description = "Products, most posts first", body = ProductMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/products")]
@@ -372,13 +358,10 @@ pub struct TopicMetrics {
 /// Stats per topic with their share of voice: topics compared with each other (a post that
 /// matched two topics counts in both, so shares are of the topics' summed volume).
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Stats and share of voice per topic",
-    params(WindowQuery),
+    tag = "metrics", summary = "Stats and share of voice per topic", params(WindowQuery),
     responses(
         (status = 200, description = "One entry per live topic, most posts first", body = TopicMetrics),
-        (status = 400, description = "A bad window or filter (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadWindow, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/topics")]
@@ -501,14 +484,12 @@ pub struct TimeSeries {
 
 /// Stats per time bucket of one dimension key, oldest first.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Time series of one dimension key",
-    params(SeriesQuery),
+    tag = "metrics", summary = "Time series of one dimension key", params(SeriesQuery),
     responses(
         (status = 200, description = "Buckets with posts, oldest first", body = TimeSeries),
         (status = 400, description = "A bad dimension, key, range or bucket, or too many \
             buckets (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/metrics/timeseries")]
@@ -600,13 +581,11 @@ pub struct TrendingTerms {
 
 /// The most frequent terms and hashtags of the window with their mean sentiment.
 #[utoipa::path(
-    tag = "metrics",
-    summary = "Trending terms and hashtags",
-    params(TermsQuery),
+    tag = "metrics", summary = "Trending terms and hashtags", params(TermsQuery),
     responses(
         (status = 200, description = "The most frequent terms, with their mean sentiment", body = TrendingTerms),
         (status = 400, description = "A bad window or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/trending/terms")]

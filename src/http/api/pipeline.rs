@@ -73,11 +73,10 @@ pub struct GroupMemberSettings {
 /// Throughput, models, lag and dead letters. The figures cover posts created in the last
 /// minute and already stored; `consumer_group` is null when Redis does not answer.
 #[utoipa::path(
-    tag = "pipeline",
-    summary = "Pipeline health",
+    tag = "pipeline", summary = "Pipeline health",
     responses(
         (status = 200, description = "Throughput, models, lag and dead letters", body = PipelineStatus),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/pipeline")]

@@ -78,16 +78,14 @@ pub fn check_post_id(id: &str) -> Result<(), ApiError> {
 
 /// Lists posts newest first.
 #[utoipa::path(
-    tag = "posts",
-    operation_id = "list_posts",
-    summary = "List posts",
+    tag = "posts", operation_id = "list_posts", summary = "List posts",
     description = "Stored posts with their analysis, newest first, filtered and keyset-paginated.",
     params(PostQuery),
     responses(
         (status = 200, description = "A page of posts", body = PostPage),
         (status = 400, description = "A bad filter, limit or cursor (`invalid_query`, \
             `invalid_cursor`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/posts")]
@@ -130,15 +128,13 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
 
 /// One post by id.
 #[utoipa::path(
-    tag = "posts",
-    operation_id = "get_post",
-    summary = "One post",
+    tag = "posts", operation_id = "get_post", summary = "One post",
     params(("id" = String, Path, description = "The post's id (1 to 256 bytes)")),
     responses(
         (status = 200, description = "The post with its analysis", body = PostView),
         (status = 400, description = "Not a possible post id (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No post with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/posts/{id}")]

@@ -87,16 +87,14 @@ static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
 
 /// Hands the caller the next posts to review.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "review_next",
-    summary = "The next posts to review",
+    tag = "review", operation_id = "review_next", summary = "The next posts to review",
     request_body = NextInput,
     responses(
         (status = 200, description = "Posts claimed for the caller, most worth a look first \
             (empty when the queue is)", body = ReviewBatch),
         (status = 400, description = "A count out of range or a topic that is not live \
             (`invalid_label`), or a body that is not a request (`invalid_json`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/review/next")]

@@ -11,10 +11,13 @@ use utoipa::ToSchema;
 use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::enumerated;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
+
+error_response!(NoSavedSearch, 404, "No saved search with this id");
 
 /// Most saved searches a deployment holds.
 pub const MAX_SAVED_SEARCHES: i64 = 1_000;
@@ -78,12 +81,10 @@ pub struct SavedSearchList {
 
 /// Lists the saved searches.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "list_saved_searches",
-    summary = "List saved searches",
+    tag = "search", operation_id = "list_saved_searches", summary = "List saved searches",
     responses(
         (status = 200, description = "Every saved search, by name", body = SavedSearchList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/saved-searches")]
@@ -96,9 +97,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 
 /// Saves a search.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "create_saved_search",
-    summary = "Save a search",
+    tag = "search", operation_id = "create_saved_search", summary = "Save a search",
     request_body = NewSavedSearch,
     responses(
         (status = 201, description = "The saved search", body = SavedSearch),
@@ -107,7 +106,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             a saved search (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`) or 1,000 saved searches \
             exist (`limit_reached`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/saved-searches")]
@@ -169,14 +168,11 @@ pub async fn create(
 
 /// One saved search.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "get_saved_search",
-    summary = "One saved search",
+    tag = "search", operation_id = "get_saved_search", summary = "One saved search",
     params(("id" = i64, Path, description = "The saved search's id")),
     responses(
         (status = 200, description = "The saved search", body = SavedSearch),
-        (status = 404, description = "No saved search with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSavedSearch, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/saved-searches/{id}")]
@@ -190,15 +186,9 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 
 /// Deletes a saved search.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "delete_saved_search",
-    summary = "Delete a saved search",
+    tag = "search", operation_id = "delete_saved_search", summary = "Delete a saved search",
     params(("id" = i64, Path, description = "The saved search's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No saved search with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Deleted"), NoSavedSearch, PostgresUnavailable)
 )]
 #[delete("/api/v1/saved-searches/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -96,15 +96,13 @@ impl StoryQuery {
 
 /// Lists stories.
 #[utoipa::path(
-    tag = "stories",
-    operation_id = "list_stories",
-    summary = "List stories",
+    tag = "stories", operation_id = "list_stories", summary = "List stories",
     description = "What the posts are about: stories Pulse found live, newest or fastest-growing first.",
     params(StoryQuery),
     responses(
         (status = 200, description = "Stories", body = StoryList),
         (status = 400, description = "A bad filter, sort, window or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/stories")]
@@ -127,18 +125,16 @@ pub struct StoryViewQuery {
 
 /// One story.
 #[utoipa::path(
-    tag = "stories",
-    operation_id = "get_story",
-    summary = "One story",
+    tag = "stories", operation_id = "get_story", summary = "One story",
     description = "A story with its sentiment and emotion mix, languages, products, places, \
-        growth per hour and representative posts. A merged story answers with `status` \
-        `merged` and `merged_into`.",
+            growth per hour and representative posts. A merged story answers with `status` \
+            `merged` and `merged_into`.",
     params(("id" = i64, Path, description = "The story's id"), StoryViewQuery),
     responses(
         (status = 200, description = "The story", body = StoryDetail),
         (status = 400, description = "Not a story id (`invalid_path`) or a bad window (`invalid_query`)", body = ErrorBody),
         (status = 404, description = "No story with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/stories/{id}")]

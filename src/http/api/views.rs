@@ -10,12 +10,20 @@ use utoipa::ToSchema;
 
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
 use crate::http::api::topics::name_problem;
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::metrics::Window;
 use crate::models::Platform;
+
+error_response!(NoView, 404, "No view with this id that the caller sees");
+error_response!(
+    NotOwner,
+    403,
+    "A shared view the caller does not own (`forbidden`)"
+);
 
 /// Views one caller may hold.
 pub const MAX_VIEWS_PER_OWNER: i64 = 200;
@@ -162,12 +170,10 @@ fn not_found(id: i64) -> ApiError {
 
 /// Lists the views the caller sees.
 #[utoipa::path(
-    tag = "views",
-    operation_id = "list_views",
-    summary = "List saved views",
+    tag = "views", operation_id = "list_views", summary = "List saved views",
     responses(
         (status = 200, description = "The caller's views and the shared ones, by name", body = ViewList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/views")]
@@ -187,17 +193,14 @@ fn reader<'a>(state: &State, owner: &'a str) -> Reader<'a> {
 
 /// Saves a view, the caller's.
 #[utoipa::path(
-    tag = "views",
-    operation_id = "create_view",
-    summary = "Save a view",
-    request_body = ViewInput,
+    tag = "views", operation_id = "create_view", summary = "Save a view", request_body = ViewInput,
     responses(
         (status = 201, description = "The view", body = SavedView),
         (status = 400, description = "A bad name, filter, period, panel or topic \
             (`invalid_view`), or a body that is not a view (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The caller holds 200 views, or the deployment 5,000 \
             (`limit_reached`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/views")]
@@ -231,15 +234,13 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
 
 /// One view, if the caller sees it.
 #[utoipa::path(
-    tag = "views",
-    operation_id = "get_view",
-    summary = "One saved view",
+    tag = "views", operation_id = "get_view", summary = "One saved view",
     params(("id" = i64, Path, description = "The view's id")),
     responses(
         (status = 200, description = "The view", body = SavedView),
         (status = 404, description = "No view with this id that the caller sees (another's \
             unshared view reads as absent)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/views/{id}")]
@@ -254,17 +255,12 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 
 /// Replaces a view's name, state and sharing.
 #[utoipa::path(
-    tag = "views",
-    operation_id = "update_view",
-    summary = "Change a saved view",
-    params(("id" = i64, Path, description = "The view's id")),
-    request_body = ViewInput,
+    tag = "views", operation_id = "update_view", summary = "Change a saved view",
+    params(("id" = i64, Path, description = "The view's id")), request_body = ViewInput,
     responses(
         (status = 200, description = "The view", body = SavedView),
         (status = 400, description = "A bad id, name, filter, period, panel or topic", body = ErrorBody),
-        (status = 403, description = "A shared view the caller does not own (`forbidden`)", body = ErrorBody),
-        (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NotOwner, NoView, PostgresUnavailable,
     )
 )]
 #[put("/api/v1/views/{id}")]
@@ -301,16 +297,9 @@ async fn refused(
 
 /// Deletes a view; digests pointing at it link to their scope and period alone from then on.
 #[utoipa::path(
-    tag = "views",
-    operation_id = "delete_view",
-    summary = "Delete a saved view",
+    tag = "views", operation_id = "delete_view", summary = "Delete a saved view",
     params(("id" = i64, Path, description = "The view's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "A shared view the caller does not own (`forbidden`)", body = ErrorBody),
-        (status = 404, description = "No view with this id that the caller sees", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Deleted"), NotOwner, NoView, PostgresUnavailable)
 )]
 #[delete("/api/v1/views/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -8,10 +8,13 @@ use utoipa::ToSchema;
 
 use crate::db::query as sql;
 use crate::db::webhooks;
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::alerts::{RuleKind, Severity};
 pub use crate::models::webhooks::{ChannelKind, Delivery, DeliveryStatus, QuietHours, Webhook};
+
+error_response!(NoSubscription, 404, "No subscription with this id");
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;
@@ -76,15 +79,13 @@ pub struct DeliveryList {
 
 /// Subscribes a URL to alerts. The response carries the secret; later reads do not.
 #[utoipa::path(
-    tag = "webhooks",
-    operation_id = "create_webhook",
-    summary = "Subscribe a URL to alerts",
+    tag = "webhooks", operation_id = "create_webhook", summary = "Subscribe a URL to alerts",
     request_body = WebhookInput,
     responses(
         (status = 201, description = "The subscription with its secret", body = WebhookCreated),
         (status = 400, description = "A bad URL, secret or kind (`invalid_webhook`) or a body \
             that is not a subscription (`invalid_json`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/webhooks")]
@@ -218,12 +219,10 @@ pub async fn create(
 
 /// Every subscription (secrets are never returned again).
 #[utoipa::path(
-    tag = "webhooks",
-    operation_id = "list_webhooks",
-    summary = "List webhook subscriptions",
+    tag = "webhooks", operation_id = "list_webhooks", summary = "List webhook subscriptions",
     responses(
         (status = 200, description = "Every subscription, without secrets", body = WebhookList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/webhooks")]
@@ -242,14 +241,11 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 
 /// Removes a subscription and its delivery log.
 #[utoipa::path(
-    tag = "webhooks",
-    operation_id = "delete_webhook",
-    summary = "Remove a webhook subscription",
+    tag = "webhooks", operation_id = "delete_webhook", summary = "Remove a webhook subscription",
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 204, description = "Removed, with its delivery log"),
-        (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSubscription, PostgresUnavailable,
     )
 )]
 #[delete("/api/v1/webhooks/{id}")]
@@ -263,14 +259,12 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 
 /// The newest deliveries of a subscription with their status, attempts and last error.
 #[utoipa::path(
-    tag = "webhooks",
-    operation_id = "list_webhook_deliveries",
+    tag = "webhooks", operation_id = "list_webhook_deliveries",
     summary = "Deliveries of a webhook subscription",
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "The newest deliveries, newest first", body = DeliveryList),
-        (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSubscription, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/webhooks/{id}/deliveries")]
@@ -312,14 +306,11 @@ fn sample_alert() -> serde_json::Value {
 /// PagerDuty gets a trigger and, once it is taken, the matching resolve, so no incident stays
 /// open. Nothing is written to the delivery log.
 #[utoipa::path(
-    tag = "webhooks",
-    operation_id = "test_webhook",
-    summary = "Send a test message to a channel",
+    tag = "webhooks", operation_id = "test_webhook", summary = "Send a test message to a channel",
     params(("id" = i64, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "What the receiver answered", body = TestOutcome),
-        (status = 404, description = "No subscription with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSubscription, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/webhooks/{id}/test")]

@@ -164,17 +164,15 @@ pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), 
 
 /// The digest of a period, as it would be sent, sending nothing.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "preview_digest",
-    summary = "Preview a digest",
+    tag = "digests", operation_id = "preview_digest", summary = "Preview a digest",
     description = "Every figure a digest of this scope and period holds, each read as the \
-        API's own endpoint answers it, with the e-mail, Slack and Teams forms and the chart. \
-        The period's history is the eight periods as long before it.",
+            API's own endpoint answers it, with the e-mail, Slack and Teams forms and the chart. \
+            The period's history is the eight periods as long before it.",
     request_body = DigestPreviewRequest,
     responses(
         (status = 200, description = "The digest and its forms", body = DigestPreview),
         (status = 400, description = "A bad scope or period (`invalid_query`, `invalid_body`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/preview")]

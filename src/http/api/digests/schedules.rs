@@ -7,10 +7,13 @@ use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
+use crate::http::documented::error_response;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::metrics::{minute_of, Period};
+
+error_response!(NoSchedule, 404, "No schedule with this id");
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;
@@ -210,16 +213,14 @@ async fn checked(
 
 /// Creates a schedule.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "create_digest_schedule",
-    summary = "Create a digest schedule",
+    tag = "digests", operation_id = "create_digest_schedule", summary = "Create a digest schedule",
     request_body = NewDigestSchedule,
     responses(
         (status = 201, description = "The schedule as stored", body = Schedule),
         (status = 400, description = "A bad name, cadence, weekday, time, time zone, scope or \
             channel (`invalid_digest`), or a body that is not a schedule (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "200 schedules exist (`limit_reached`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/schedules")]
@@ -262,12 +263,10 @@ pub async fn create(
 
 /// Every schedule.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "list_digest_schedules",
-    summary = "List digest schedules",
+    tag = "digests", operation_id = "list_digest_schedules", summary = "List digest schedules",
     responses(
         (status = 200, description = "Schedules, oldest first", body = ScheduleList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/digests/schedules")]
@@ -285,14 +284,11 @@ async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, Api
 
 /// One schedule with its newest digests and how their deliveries went.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "get_digest_schedule",
-    summary = "A digest schedule",
+    tag = "digests", operation_id = "get_digest_schedule", summary = "A digest schedule",
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 200, description = "The schedule and its newest digests", body = ScheduleView),
-        (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSchedule, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/digests/schedules/{id}")]
@@ -316,17 +312,14 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 
 /// Turns a schedule on or off.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "update_digest_schedule",
+    tag = "digests", operation_id = "update_digest_schedule",
     summary = "Enable or disable a digest schedule, or point it at a saved view",
-    params(("id" = i64, Path, description = "The schedule's id")),
-    request_body = ScheduleChange,
+    params(("id" = i64, Path, description = "The schedule's id")), request_body = ScheduleChange,
     responses(
         (status = 200, description = "The schedule", body = Schedule),
         (status = 400, description = "A bad id or body, or a view that is not shared or \
             not seen by the caller (`invalid_digest`)", body = ErrorBody),
-        (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSchedule, PostgresUnavailable,
     )
 )]
 #[patch("/api/v1/digests/schedules/{id}")]
@@ -356,15 +349,9 @@ pub async fn update(
 
 /// Deletes a schedule and the digests made of it (deliveries not yet sent are not sent).
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "delete_digest_schedule",
-    summary = "Delete a digest schedule",
+    tag = "digests", operation_id = "delete_digest_schedule", summary = "Delete a digest schedule",
     params(("id" = i64, Path, description = "The schedule's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Deleted"), NoSchedule, PostgresUnavailable)
 )]
 #[delete("/api/v1/digests/schedules/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -378,14 +365,11 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 /// Sends the schedule's digest of the period that ends now (a day or a week up to the end of
 /// this minute) to its channels, at once, besides its scheduled ones.
 #[utoipa::path(
-    tag = "digests",
-    operation_id = "send_digest_now",
-    summary = "Send a digest now",
+    tag = "digests", operation_id = "send_digest_now", summary = "Send a digest now",
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 202, description = "Made; its deliveries are queued", body = SentNow),
-        (status = 404, description = "No schedule with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoSchedule, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/schedules/{id}/send")]

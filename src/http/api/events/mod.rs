@@ -94,16 +94,12 @@ pub struct EventsAccepted {
 
 /// Appends one event or an array of events to the stream.
 #[utoipa::path(
-    tag = "events",
-    operation_id = "append_events",
-    summary = "Append events to the stream",
-    request_body(content = EventsInput, content_type = "application/json",
-        description = "One event or an array of events; all-or-nothing"),
+    tag = "events", operation_id = "append_events", summary = "Append events to the stream",
+    request_body(content = EventsInput, content_type = "application/json", description = "One event or an array of events; all-or-nothing"),
     responses(
         (status = 202, description = "Every event was appended", body = EventsAccepted),
         (status = 400, description = "Not JSON (`invalid_json`), not an event or array \
-            (`invalid_event`, `details.errors` lists each invalid index), or empty (`empty_batch`)",
-            body = ErrorBody),
+            (`invalid_event`, `details.errors` lists each invalid index), or empty (`empty_batch`)", body = ErrorBody),
         (status = 413, description = "Body larger than 8 MiB (`payload_too_large`) or more \
             events than allowed (`too_many_events`)", body = ErrorBody),
         (status = 403, description = "Events outside the key's scope (`out_of_scope`, \

@@ -21,10 +21,13 @@ use crate::db::audit::{self, Outcome};
 use crate::db::export_jobs::{self as db, Budget, CreateError, Job, NewJob};
 use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
 use crate::http::api::search::SearchQuery;
+use crate::http::documented::{error_response, BadExportQuery};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::telemetry::names;
+
+error_response!(NoJob, 404, "No job of this caller with this id");
 
 /// Jobs a listing shows, newest first.
 const LISTED: i64 = 100;
@@ -96,25 +99,23 @@ pub struct ExportJobList {
 
 /// Starts an export job.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "create_export",
-    summary = "Start an export job",
+    tag = "search", operation_id = "create_export", summary = "Start an export job",
     description = "Exports a search as a job that any process of the group carries on if the \
-        one that started it stops: every post the search matches, newest first, as CSV or JSON \
-        lines (the columns of `GET /api/v1/search/export`). Takes that endpoint's parameters \
-        in the query string. Follow it with `GET /api/v1/exports/{id}`; once `done`, its \
-        `download_url` serves the file without a key until `expires_at` \
-        (`export.link_hours`). At most `export.max_jobs_per_caller` queued or running per \
-        caller and `export.max_jobs` in all.",
+            one that started it stops: every post the search matches, newest first, as CSV or JSON \
+            lines (the columns of `GET /api/v1/search/export`). Takes that endpoint's parameters \
+            in the query string. Follow it with `GET /api/v1/exports/{id}`; once `done`, its \
+            `download_url` serves the file without a key until `expires_at` \
+            (`export.link_hours`). At most `export.max_jobs_per_caller` queued or running per \
+            caller and `export.max_jobs` in all.",
     params(SearchQuery),
     responses(
         (status = 202, description = "Queued", body = ExportJob),
-        (status = 400, description = "A bad query, filter or format", body = ErrorBody),
         (status = 409, description = "The stored exports hold `export.max_stored_mb`, or this \
             caller's `export.max_stored_mb_per_caller` (`limit_reached`)", body = ErrorBody),
         (status = 429, description = "This caller has as many jobs queued or running as it may", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the group has as many jobs \
             as it may", body = ErrorBody),
+        BadExportQuery,
     )
 )]
 #[post("/api/v1/exports")]
@@ -212,14 +213,9 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
 
 /// Lists the caller's export jobs.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "list_exports",
-    summary = "List export jobs",
+    tag = "search", operation_id = "list_exports", summary = "List export jobs",
     description = "The caller's newest 100 export jobs, newest first.",
-    responses(
-        (status = 200, description = "The jobs", body = ExportJobList),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 200, description = "The jobs", body = ExportJobList), PostgresUnavailable)
 )]
 #[get("/api/v1/exports")]
 pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -232,15 +228,9 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiErr
 
 /// Reads one of the caller's export jobs.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "get_export",
-    summary = "Read an export job",
+    tag = "search", operation_id = "get_export", summary = "Read an export job",
     params(("id" = i64, Path, description = "The job's id")),
-    responses(
-        (status = 200, description = "The job", body = ExportJob),
-        (status = 404, description = "No job of this caller with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 200, description = "The job", body = ExportJob), NoJob, PostgresUnavailable)
 )]
 #[get("/api/v1/exports/{id}")]
 pub async fn get_one(
@@ -257,17 +247,11 @@ pub async fn get_one(
 
 /// Cancels an export job, or removes its file.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "delete_export",
-    summary = "Cancel or delete an export job",
+    tag = "search", operation_id = "delete_export", summary = "Cancel or delete an export job",
     description = "A queued or running job stops at its next chunk; a finished one's file and \
-        link are removed.",
+            link are removed.",
     params(("id" = i64, Path, description = "The job's id")),
-    responses(
-        (status = 204, description = "Cancelled or deleted"),
-        (status = 404, description = "No job of this caller with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Cancelled or deleted"), NoJob, PostgresUnavailable)
 )]
 #[delete("/api/v1/exports/{id}")]
 pub async fn remove(
@@ -307,19 +291,17 @@ pub struct DownloadQuery {
 
 /// Downloads a finished export.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "download_export",
-    summary = "Download an export",
+    tag = "search", operation_id = "download_export", summary = "Download an export",
     description = "The file of a finished export job, for whoever holds its link (no key), \
-        until the job's `expires_at`. Posts deleted since the file was written are left out. \
-        One download at a time per client, four per process; each is audited.",
+            until the job's `expires_at`. Posts deleted since the file was written are left out. \
+            One download at a time per client, four per process; each is audited.",
     params(("id" = i64, Path, description = "The job's id"), DownloadQuery),
     responses(
         (status = 200, description = "The file, streamed", content_type = "text/csv"),
         (status = 404, description = "No such export, a wrong token, or an expired link", body = ErrorBody),
         (status = 409, description = "The job has not finished (`invalid_transition`)", body = ErrorBody),
         (status = 429, description = "This client's previous download is still running", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/exports/{id}/download")]

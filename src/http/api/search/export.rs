@@ -15,6 +15,7 @@ use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::search::{self as db, After, Order};
 use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
+use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -165,21 +166,19 @@ pub fn audit_entry(
 
 /// Exports a search.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "export_search",
-    summary = "Export a search",
+    tag = "search", operation_id = "export_search", summary = "Export a search",
     description = "Every post the search matches, newest first, as CSV (UTF-8, a header row, \
-        the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
-        answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
-        `order` and `facets` aside) and `format`. One export at a time per caller. For an \
-        export that should outlive the connection, see `POST /api/v1/exports`.",
+            the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
+            answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
+            `order` and `facets` aside) and `format`. One export at a time per caller. For an \
+            export that should outlive the connection, see `POST /api/v1/exports`.",
     params(SearchQuery),
     responses(
         (status = 200, description = "The posts, streamed", content_type = "text/csv"),
-        (status = 400, description = "A bad query, filter or format", body = ErrorBody),
         (status = 429, description = "This caller's previous export is still running", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the process runs as many \
             exports as it may", body = ErrorBody),
+        BadExportQuery,
     )
 )]
 #[get("/api/v1/search/export")]

@@ -21,6 +21,7 @@ use crate::config::SearchSettings;
 use crate::db::search::{self as db, After, Order, Scope};
 use crate::http::api::topics::parsed;
 use crate::http::cursor;
+use crate::http::documented::{PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
@@ -270,20 +271,17 @@ fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
 
 /// Searches stored posts.
 #[utoipa::path(
-    tag = "search",
-    operation_id = "search_posts",
-    summary = "Search stored posts",
+    tag = "search", operation_id = "search_posts", summary = "Search stored posts",
     description = "Posts a query of the topics language matches, with the posts API's filters, \
-        a topic and a time range; newest first or by relevance; each hit with its analysis, \
-        topics, story and highlights; facets on request. Deleted posts never appear.",
+            a topic and a time range; newest first or by relevance; each hit with its analysis, \
+            topics, story and highlights; facets on request. Deleted posts never appear.",
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of hits", body = SearchPage),
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
             bad filter, limit or order (`invalid_query`), a cursor of another search \
             (`invalid_cursor`), facets too broad to count (`query_too_broad`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable or busy", body = ErrorBody),
-        (status = 504, description = "A read ran past the API's statement timeout", body = ErrorBody),
+        PostgresBusy, ReadTimedOut,
     )
 )]
 #[get("/api/v1/search")]

@@ -11,12 +11,21 @@ use utoipa::ToSchema;
 
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
+use crate::http::documented::{error_response, PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::topic::{TopicStatus, TopicVersionView, TopicView};
 use crate::models::views::PostView;
 use crate::topics::{self, QueryError, TopicSet, Verdict};
+
+error_response!(NoTopic, 404, "No live topic with this id");
+error_response!(NoRetag, 404, "No such re-tagging of this topic");
+error_response!(
+    NotAnInteger,
+    400,
+    "An id is not an integer (`invalid_path`)"
+);
 
 /// Longest topic name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -181,11 +190,10 @@ fn no_topic(id: i64) -> ApiError {
 
 /// Every live topic.
 #[utoipa::path(
-    tag = "topics",
-    summary = "List topics",
+    tag = "topics", summary = "List topics",
     responses(
         (status = 200, description = "Every live topic, by id", body = TopicList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics")]
@@ -198,9 +206,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 
 /// Creates a topic; new posts are matched against it within `topics.refresh_ms`.
 #[utoipa::path(
-    tag = "topics",
-    summary = "Create a topic",
-    request_body = NewTopic,
+    tag = "topics", summary = "Create a topic", request_body = NewTopic,
     responses(
         (status = 201, description = "The topic as stored (version 1)", body = TopicView),
         (status = 400, description = "A query that does not parse (`invalid_topic_query`, with \
@@ -208,7 +214,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
             that is not a topic (`invalid_json`)", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`) or the deployment holds \
             `topics.max_topics` topics (`limit_reached`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/topics")]
@@ -232,13 +238,11 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
 
 /// One live topic.
 #[utoipa::path(
-    tag = "topics",
-    summary = "One topic",
+    tag = "topics", summary = "One topic",
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "The topic", body = TopicView),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics/{id}")]
@@ -253,18 +257,15 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 /// Changes a topic's name, query or status; a changed query is a new version, which new posts
 /// are matched against (stored posts keep the version they matched until re-tagged).
 #[utoipa::path(
-    tag = "topics",
-    summary = "Edit a topic",
-    params(("id" = i64, Path, description = "The topic's id")),
-    request_body = TopicPatch,
+    tag = "topics", summary = "Edit a topic",
+    params(("id" = i64, Path, description = "The topic's id")), request_body = TopicPatch,
     responses(
         (status = 200, description = "The topic as stored", body = TopicView),
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
             bad name (`invalid_topic`), an id that is not an integer (`invalid_path`) or a body \
             that is not a change (`invalid_json`)", body = ErrorBody),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
         (status = 409, description = "The name is taken (`name_taken`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[patch("/api/v1/topics/{id}")]
@@ -296,14 +297,9 @@ pub async fn update(
 /// Deletes a topic: it leaves the listings and the matcher (within `topics.refresh_ms`), its
 /// id is never given again, and posts keep the ids they matched.
 #[utoipa::path(
-    tag = "topics",
-    summary = "Delete a topic",
+    tag = "topics", summary = "Delete a topic",
     params(("id" = i64, Path, description = "The topic's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
-    )
+    responses((status = 204, description = "Deleted"), NoTopic, PostgresUnavailable)
 )]
 #[delete("/api/v1/topics/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -316,13 +312,11 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 
 /// The versions of a topic's query.
 #[utoipa::path(
-    tag = "topics",
-    summary = "A topic's versions",
+    tag = "topics", summary = "A topic's versions",
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Every version, newest first", body = VersionList),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics/{id}/versions")]
@@ -339,9 +333,7 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
 /// its `NOT`s and fields cut, before it is saved. One preview at a time per caller; it reads
 /// at most `topics.preview_max_posts` posts through the API's connections.
 #[utoipa::path(
-    tag = "topics",
-    summary = "Preview a query",
-    request_body = PreviewRequest,
+    tag = "topics", summary = "Preview a query", request_body = PreviewRequest,
     responses(
         (status = 200, description = "Matches and near misses among recent posts", body = Preview),
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), \
@@ -349,8 +341,7 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
             (`invalid_json`)", body = ErrorBody),
         (status = 429, description = "This caller's previous preview is still running \
             (`rate_limited`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable or busy", body = ErrorBody),
-        (status = 504, description = "A read ran past the API's statement timeout", body = ErrorBody),
+        PostgresBusy, ReadTimedOut,
     )
 )]
 #[post("/api/v1/topic-preview")]
@@ -465,18 +456,15 @@ impl Tally {
 /// that match gain it (or keep it, at this version), posts that no longer match lose it, with
 /// the topic's metrics. Runs in the background within a share the pipeline takes back.
 #[utoipa::path(
-    tag = "topics",
-    summary = "Apply a topic to stored posts",
-    params(("id" = i64, Path, description = "The topic's id")),
-    request_body = RetagRequest,
+    tag = "topics", summary = "Apply a topic to stored posts",
+    params(("id" = i64, Path, description = "The topic's id")), request_body = RetagRequest,
     responses(
         (status = 202, description = "The re-tagging, queued; it supersedes the topic's \
             earlier open ones", body = RetagJob),
         (status = 400, description = "days out of range (`invalid_topic`), an id that is not \
             an integer (`invalid_path`) or a body that is not a request (`invalid_json`)", body = ErrorBody),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
         (status = 504, description = "Counting the posts ran past the API's statement timeout", body = ErrorBody),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/topics/{id}/retags")]
@@ -507,12 +495,11 @@ pub async fn retag(
 
 /// The re-taggings of a topic.
 #[utoipa::path(
-    tag = "topics",
-    summary = "A topic's re-taggings",
+    tag = "topics", summary = "A topic's re-taggings",
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Newest first, at most 50", body = RetagList),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics/{id}/retags")]
@@ -525,17 +512,11 @@ pub async fn retags_of(state: State, id: web::Path<i64>) -> Result<HttpResponse,
 
 /// One re-tagging and its progress.
 #[utoipa::path(
-    tag = "topics",
-    summary = "One re-tagging",
-    params(
-        ("id" = i64, Path, description = "The topic's id"),
-        ("job" = i64, Path, description = "The re-tagging's id"),
-    ),
+    tag = "topics", summary = "One re-tagging",
+    params(("id" = i64, Path, description = "The topic's id"), ("job" = i64, Path, description = "The re-tagging's id")),
     responses(
         (status = 200, description = "The re-tagging", body = RetagJob),
-        (status = 400, description = "An id is not an integer (`invalid_path`)", body = ErrorBody),
-        (status = 404, description = "No such re-tagging of this topic", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NotAnInteger, NoRetag, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics/{id}/retags/{job}")]
@@ -553,18 +534,12 @@ pub async fn retag_one(
 
 /// Cancels an open re-tagging; what it changed stays.
 #[utoipa::path(
-    tag = "topics",
-    summary = "Cancel a re-tagging",
-    params(
-        ("id" = i64, Path, description = "The topic's id"),
-        ("job" = i64, Path, description = "The re-tagging's id"),
-    ),
+    tag = "topics", summary = "Cancel a re-tagging",
+    params(("id" = i64, Path, description = "The topic's id"), ("job" = i64, Path, description = "The re-tagging's id")),
     responses(
         (status = 200, description = "The re-tagging, cancelled", body = RetagJob),
-        (status = 400, description = "An id is not an integer (`invalid_path`)", body = ErrorBody),
-        (status = 404, description = "No such re-tagging of this topic", body = ErrorBody),
         (status = 409, description = "It has ended already (`invalid_transition`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NotAnInteger, NoRetag, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/topics/{id}/retags/{job}/cancel")]

@@ -6,6 +6,7 @@ use actix_web::{get, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::NoTopic;
 use crate::db::relevance::{self as db, ModelRecord};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -67,14 +68,11 @@ fn no_topic(id: i64) -> ApiError {
 
 /// A topic's learned relevance.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "get_topic_relevance",
-    summary = "A topic's learned relevance",
+    tag = "review", operation_id = "get_topic_relevance", summary = "A topic's learned relevance",
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
         (status = 200, description = "Its labels, models and threshold", body = Relevance),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics/{id}/relevance")]
@@ -88,16 +86,13 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 
 /// Sets a topic's threshold; its stored posts are re-scored under it.
 #[utoipa::path(
-    tag = "review",
-    operation_id = "set_topic_relevance",
+    tag = "review", operation_id = "set_topic_relevance",
     summary = "Set a topic's relevance threshold",
-    params(("id" = i64, Path, description = "The topic's id")),
-    request_body = RelevanceInput,
+    params(("id" = i64, Path, description = "The topic's id")), request_body = RelevanceInput,
     responses(
         (status = 200, description = "Its relevance", body = Relevance),
         (status = 400, description = "A threshold not strictly between 0 and 1 (`invalid_label`)", body = ErrorBody),
-        (status = 404, description = "No live topic with this id", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        NoTopic, PostgresUnavailable,
     )
 )]
 #[put("/api/v1/topics/{id}/relevance")]

@@ -52,15 +52,13 @@ pub struct FeedbackRecord {
 
 /// Records feedback.
 #[utoipa::path(
-    tag = "virality",
-    summary = "Record an outcome or a corrected label",
-    request_body = Feedback,
+    tag = "virality", summary = "Record an outcome or a corrected label", request_body = Feedback,
     responses(
         (status = 201, description = "The feedback as recorded", body = FeedbackRecord),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/feedback")]

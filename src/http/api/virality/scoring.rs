@@ -72,14 +72,12 @@ pub struct ScoreRequest {
 /// Scores a post given with its engagement series, with the model in force (no state is
 /// kept).
 #[utoipa::path(
-    tag = "virality",
-    summary = "Score a post and its engagements",
-    request_body = ScoreRequest,
+    tag = "virality", summary = "Score a post and its engagements", request_body = ScoreRequest,
     responses(
         (status = 200, description = "The post's virality (status `scored`)", body = ViralityView),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not a scoring request (`invalid_json`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[post("/api/v1/score")]

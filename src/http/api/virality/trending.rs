@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{invalid_query, MAX_HISTORY, MAX_TRENDING};
 use crate::db::cascades::{self, MomentumItem, Prediction, ViralityView};
 use crate::db::query::{self as sql, Conditions};
+use crate::http::documented::BadFilter;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
 use crate::http::state::State;
@@ -143,13 +144,10 @@ pub struct TrendingPosts {
 
 /// Posts ranked by virality score, highest first.
 #[utoipa::path(
-    tag = "virality",
-    summary = "Trending posts by virality score",
-    params(TrendingQuery),
+    tag = "virality", summary = "Trending posts by virality score", params(TrendingQuery),
     responses(
         (status = 200, description = "Posts by virality score, highest first", body = TrendingPosts),
-        (status = 400, description = "A bad filter or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        BadFilter, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/trending/posts")]
@@ -185,18 +183,14 @@ pub struct PostViralityHistory {
 
 /// A post's current virality and its history of predictions, oldest first.
 #[utoipa::path(
-    tag = "virality",
-    summary = "A post's virality and its history",
-    params(
-        ("id" = String, Path, description = "The post's id (1 to 256 bytes)"),
-        HistoryQuery,
-    ),
+    tag = "virality", summary = "A post's virality and its history",
+    params(("id" = String, Path, description = "The post's id (1 to 256 bytes)"), HistoryQuery),
     responses(
         (status = 200, description = "Current virality and predictions, oldest first", body = PostViralityHistory),
         (status = 400, description = "A bad limit (`invalid_query`) or not a possible post id \
             (`invalid_path`)", body = ErrorBody),
         (status = 404, description = "No virality tracked for this post, or the post was deleted", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/posts/{id}/virality")]
@@ -262,13 +256,11 @@ pub struct MomentumList {
 
 /// Engagement velocity and acceleration by product or hashtag, fastest first.
 #[utoipa::path(
-    tag = "virality",
-    summary = "Momentum by product or hashtag",
-    params(MomentumQuery),
+    tag = "virality", summary = "Momentum by product or hashtag", params(MomentumQuery),
     responses(
         (status = 200, description = "Keys by velocity, fastest first", body = MomentumList),
         (status = 400, description = "A bad dimension or limit (`invalid_query`)", body = ErrorBody),
-        (status = 503, response = PostgresUnavailable),
+        PostgresUnavailable,
     )
 )]
 #[get("/api/v1/trending/momentum")]
