@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
-/// `error_response!(NoRule, 404, "No rule with this id");` declares `NoRule`, a response
-/// with an [`ErrorBody`](super::error::ErrorBody), of that status, so described.
-macro_rules! error_response {
-    ($name:ident, $status:literal, $description:literal) => {
+/// `error_responses! { NoRule: 404 = "No rule with this id", }` declares `NoRule`, a response
+/// of that status, so described, with an [`ErrorBody`](super::error::ErrorBody); one per line.
+macro_rules! error_responses {
+    ($($name:ident: $status:literal = $description:literal,)*) => {$(
         #[doc = concat!("The ", $status, ": ", $description, ".")]
         pub struct $name;
 
@@ -24,32 +24,30 @@ macro_rules! error_response {
                 $crate::http::documented::with_error_body($status, $description)
             }
         }
-    };
+    )*};
 }
-pub(crate) use error_response;
+pub(crate) use error_responses;
 
-error_response!(BadFilter, 400, "A bad filter or limit (`invalid_query`)");
-error_response!(BadExportQuery, 400, "A bad query, filter or format");
-error_response!(
-    AnalysisBusy,
-    429,
-    "The caller's previous analysis is still running (`rate_limited`, `details.scope` `analysis`)"
-);
-error_response!(PostgresBusy, 503, "PostgreSQL is unavailable or busy");
-error_response!(
-    ReadTimedOut,
-    504,
-    "A read ran past the API's statement timeout"
-);
+error_responses! {
+    BadFilter: 400 = "A bad filter or limit (`invalid_query`)",
+    BadExportQuery: 400 = "A bad query, filter or format",
+    AnalysisBusy: 429 = "The caller's previous analysis is still running (`rate_limited`, `details.scope` `analysis`)",
+    PostgresBusy: 503 = "PostgreSQL is unavailable or busy",
+    ReadTimedOut: 504 = "A read ran past the API's statement timeout",
+}
 
-/// The response `status`, its body an `ErrorBody`.
+/// The response `status`, so described, with the one error body.
 pub fn with_error_body(status: u16, description: &str) -> BTreeMap<String, RefOr<Response>> {
+    BTreeMap::from([(status.to_string(), error_body(description).into())])
+}
+
+/// A response so described whose body is an `ErrorBody`.
+pub fn error_body(description: &str) -> Response {
     let body = ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("ErrorBody")))
         .build();
-    let response = ResponseBuilder::new()
+    ResponseBuilder::new()
         .description(description)
         .content("application/json", body)
-        .build();
-    BTreeMap::from([(status.to_string(), response.into())])
+        .build()
 }

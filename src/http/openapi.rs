@@ -24,10 +24,7 @@ use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema,
-    Type,
-};
+use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, Schema, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::{ErrorBody, PostgresUnavailable};
@@ -209,17 +206,9 @@ impl Modify for Conventions {
     }
 }
 
-/// A response with the one error body.
+/// A response with the one error body and the request id.
 fn error_response(description: &str) -> Response {
-    let mut response = ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build();
+    let mut response = super::documented::error_body(description);
     add_request_id(&mut response);
     response
 }

@@ -9,15 +9,17 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::alerts::{self as db, AlertFilter};
 use crate::db::query as sql;
-use crate::http::documented::{error_response, BadFilter};
+use crate::http::documented::{error_responses, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
 use crate::http::state::State;
 use crate::http::AppState;
 pub use crate::models::alerts::{AlertRule, AlertStatus, AlertView, RuleInput, RuleKind, Severity};
 
-error_response!(NoRule, 404, "No rule with this id");
-error_response!(NoAlert, 404, "No alert with this id");
+error_responses! {
+    NoRule: 404 = "No rule with this id",
+    NoAlert: 404 = "No alert with this id",
+}
 
 /// Page size of the alert list when the caller does not ask for one.
 const DEFAULT_PAGE: i64 = 50;

@@ -8,29 +8,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{keys, Role};
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::key_scope::KeyScope;
 use crate::telemetry::names;
 
-error_response!(NoKey, 404, "No active key with this id (`not_found`)");
-error_response!(BadKeyId, 400, "Bad id (`invalid_path`)");
-error_response!(
-    BodyTooLarge,
-    413,
-    "Body larger than the limit (`payload_too_large`)"
-);
-error_response!(
-    AddressLimited,
-    429,
-    "Too many requests from this address (`rate_limited`)"
-);
-error_response!(
-    AuditUnavailable,
-    503,
-    "PostgreSQL or the audit log is unavailable"
-);
+error_responses! {
+    NoKey: 404 = "No active key with this id (`not_found`)",
+    BadKeyId: 400 = "Bad id (`invalid_path`)",
+    BodyTooLarge: 413 = "Body larger than the limit (`payload_too_large`)",
+    AddressLimited: 429 = "Too many requests from this address (`rate_limited`)",
+    AuditUnavailable: 503 = "PostgreSQL or the audit log is unavailable",
+}
 
 /// Longest key name accepted.
 const MAX_NAME_BYTES: usize = 128;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::{self, with_post_filters};
 use crate::http::state::State;
@@ -23,7 +23,9 @@ pub use crate::models::metrics::{
     Stats, TermStats, Window,
 };
 
-error_response!(BadWindow, 400, "A bad window or filter (`invalid_query`)");
+error_responses! {
+    BadWindow: 400 = "A bad window or filter (`invalid_query`)",
+}
 
 /// Most points a time series may have.
 pub const MAX_POINTS: i64 = 1_500;

@@ -11,13 +11,15 @@ use utoipa::ToSchema;
 use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::enumerated;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 
-error_response!(NoSavedSearch, 404, "No saved search with this id");
+error_responses! {
+    NoSavedSearch: 404 = "No saved search with this id",
+}
 
 /// Most saved searches a deployment holds.
 pub const MAX_SAVED_SEARCHES: i64 = 1_000;

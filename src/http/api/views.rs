@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
 use crate::http::api::topics::name_problem;
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -18,12 +18,10 @@ use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::metrics::Window;
 use crate::models::Platform;
 
-error_response!(NoView, 404, "No view with this id that the caller sees");
-error_response!(
-    NotOwner,
-    403,
-    "A shared view the caller does not own (`forbidden`)"
-);
+error_responses! {
+    NoView: 404 = "No view with this id that the caller sees",
+    NotOwner: 403 = "A shared view the caller does not own (`forbidden`)",
+}
 
 /// Views one caller may hold.
 pub const MAX_VIEWS_PER_OWNER: i64 = 200;

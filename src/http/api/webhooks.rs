@@ -8,13 +8,15 @@ use utoipa::ToSchema;
 
 use crate::db::query as sql;
 use crate::db::webhooks;
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::alerts::{RuleKind, Severity};
 pub use crate::models::webhooks::{ChannelKind, Delivery, DeliveryStatus, QuietHours, Webhook};
 
-error_response!(NoSubscription, 404, "No subscription with this id");
+error_responses! {
+    NoSubscription: 404 = "No subscription with this id",
+}
 
 /// Longest webhook URL accepted.
 const MAX_URL_BYTES: usize = 2_048;

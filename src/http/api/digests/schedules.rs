@@ -7,13 +7,15 @@ use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
-use crate::http::documented::error_response;
+use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::metrics::{minute_of, Period};
 
-error_response!(NoSchedule, 404, "No schedule with this id");
+error_responses! {
+    NoSchedule: 404 = "No schedule with this id",
+}
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;

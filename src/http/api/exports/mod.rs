@@ -21,13 +21,15 @@ use crate::db::audit::{self, Outcome};
 use crate::db::export_jobs::{self as db, Budget, CreateError, Job, NewJob};
 use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
 use crate::http::api::search::SearchQuery;
-use crate::http::documented::{error_response, BadExportQuery};
+use crate::http::documented::{error_responses, BadExportQuery};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::telemetry::names;
 
-error_response!(NoJob, 404, "No job of this caller with this id");
+error_responses! {
+    NoJob: 404 = "No job of this caller with this id",
+}
 
 /// Jobs a listing shows, newest first.
 const LISTED: i64 = 100;

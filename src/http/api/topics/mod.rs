@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
-use crate::http::documented::{error_response, PostgresBusy, ReadTimedOut};
+use crate::http::documented::{error_responses, PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -19,13 +19,11 @@ use crate::models::topic::{TopicStatus, TopicVersionView, TopicView};
 use crate::models::views::PostView;
 use crate::topics::{self, QueryError, TopicSet, Verdict};
 
-error_response!(NoTopic, 404, "No live topic with this id");
-error_response!(NoRetag, 404, "No such re-tagging of this topic");
-error_response!(
-    NotAnInteger,
-    400,
-    "An id is not an integer (`invalid_path`)"
-);
+error_responses! {
+    NoTopic: 404 = "No live topic with this id",
+    NoRetag: 404 = "No such re-tagging of this topic",
+    NotAnInteger: 400 = "An id is not an integer (`invalid_path`)",
+}
 
 /// Longest topic name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
