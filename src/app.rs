@@ -186,6 +186,7 @@ impl Application {
             traces: pipeline.traces().clone(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            costly_reads: Default::default(),
             review: crate::http::api::labels::Review::new(
                 &settings.topics,
                 Some(pipeline.topics().clone()),

@@ -187,6 +187,11 @@ impl From<tokio_postgres::Error> for ApiError {
         } else if e.is_closed() || e.code().is_none_or(refuses_for_now) {
             tracing::warn!(error = %crate::db::describe(&e), "database unavailable");
             ApiError::unavailable("the database is unavailable")
+        } else if e.code().is_some_and(|c| c.code().starts_with("40")) {
+            // A transaction rollback: a deadlock or serialization failure with a concurrent
+            // request. Nothing was written; the same request succeeds when asked again.
+            tracing::warn!(error = %crate::db::describe(&e), "a transaction met a concurrent one");
+            ApiError::unavailable("the request met a concurrent one in the database; ask again")
         } else if e.code().is_some_and(|c| c.code().starts_with("22")) {
             // A data exception: a value the request carried that PostgreSQL cannot hold (a
             // time out of its range, a NUL in text). The request is what is wrong.

@@ -69,6 +69,10 @@ pub struct AppState {
     pub policy: &'static crate::auth::policy::RoutePolicy,
     /// Callers with a topic preview running (one each).
     pub previews: crate::actors::analyzer::share::Callers,
+    /// Callers with a costly read running (a search counting facets, a digest previewed or
+    /// sent on request), one each: each holds an API connection for many statements, and
+    /// the connections are few.
+    pub costly_reads: crate::actors::analyzer::share::Callers,
     /// Reviewers' label budgets and the topics' learned relevance.
     pub review: api::labels::Review,
     /// Exports running (one per caller, a few in all).

@@ -46,6 +46,22 @@ impl State {
         )
     }
 
+    /// The caller's place for a costly read ([`super::AppState::costly_reads`]), or a 429
+    /// while its previous one runs.
+    pub fn costly_read(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<crate::actors::analyzer::share::CallerSlot<'_>, ApiError> {
+        self.costly_reads.take(&self.client_id(req)).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "this caller's previous costly read (a search counting facets, a digest \
+                 previewed or sent) is still running; one at a time",
+            )
+            .with_details(serde_json::json!({"scope": "costly_read"}))
+        })
+    }
+
     /// Who owns what the caller saves: `key:<id>` of the first key of its key's line, so a
     /// rotated key keeps its views; `anonymous (open server)` on an open server.
     pub fn owner(&self) -> String {
@@ -158,6 +174,7 @@ mod tests {
             traces: Default::default(),
             policy: crate::http::routes::policy(),
             previews: Default::default(),
+            costly_reads: Default::default(),
             review: crate::http::api::labels::Review::new(&settings.topics, None),
             exports: Default::default(),
             downloads: Default::default(),

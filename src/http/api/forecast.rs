@@ -57,6 +57,7 @@ pub struct DraftPost {
     pub author: DraftAuthor,
     /// When it is (or will be) posted; default now. The author's record counts only their posts
     /// before it.
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub at: Option<DateTime<Utc>>,
     /// Its language (`de`, `pt-BR`: ISO 639-1 or 639-3, a region allowed), routed to the
     /// model for it as a post so tagged would be; detected from the text when absent.

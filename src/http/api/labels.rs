@@ -34,6 +34,9 @@ use crate::topics::LiveTopics;
 /// Labels one post may hold, undone ones included: past it, a post is being fought over, not
 /// reviewed.
 pub const MAX_LABELS_PER_POST: i64 = 200;
+/// Labels one reviewer may give one post, undone ones included, so that no one caller fills
+/// a post's [`MAX_LABELS_PER_POST`] and leaves the others unable to label it.
+pub const MAX_LABELS_PER_REVIEWER: i64 = 20;
 /// Most labels a listing returns at once.
 pub const MAX_PAGE: i64 = 1_000;
 
@@ -157,7 +160,17 @@ pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpRe
             )));
         }
     }
-    if labels::count_on_post(&tx, &input.post_id).await? >= MAX_LABELS_PER_POST {
+    let (on_post, by_reviewer) = labels::count_on_post(&tx, &input.post_id, &reviewer).await?;
+    if by_reviewer >= MAX_LABELS_PER_REVIEWER {
+        return Err(ApiError::new(
+            ErrorCode::LimitReached,
+            format!(
+                "this caller gave post {} {MAX_LABELS_PER_REVIEWER} labels, undone ones included",
+                input.post_id
+            ),
+        ));
+    }
+    if on_post >= MAX_LABELS_PER_POST {
         return Err(ApiError::new(
             ErrorCode::LimitReached,
             format!("post {} holds {MAX_LABELS_PER_POST} labels", input.post_id),

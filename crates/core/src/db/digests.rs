@@ -264,6 +264,21 @@ pub struct NewDigest<'a> {
     pub channels: &'a [i64],
 }
 
+/// Seconds since the last digest of `schedule` sent on request, if one was.
+pub async fn since_manual(
+    client: &impl GenericClient,
+    schedule: i64,
+) -> Result<Option<f64>, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT extract(epoch FROM now() - max(created_at))::float8 FROM digests \
+             WHERE schedule_id = $1 AND manual",
+            &[&schedule],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Stores a digest and one delivery per enabled channel of `channels`, in one statement, so
 /// a digest is never stored without its deliveries; `None` when this schedule's period was
 /// made already (by another process). Returns the digest's id and its deliveries.

@@ -61,18 +61,20 @@ pub async fn target(
         }))
 }
 
-/// Labels a post holds, undone ones included.
+/// Labels on a post, undone ones included: all of them, and those `reviewer` gave.
 pub async fn count_on_post(
     tx: &Transaction<'_>,
     post_id: &str,
-) -> Result<i64, tokio_postgres::Error> {
-    Ok(tx
+    reviewer: &str,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = tx
         .query_one(
-            "SELECT count(*) FROM post_labels WHERE post_id = $1",
-            &[&post_id],
+            "SELECT count(*), count(*) FILTER (WHERE reviewer = $2) FROM post_labels \
+             WHERE post_id = $1",
+            &[&post_id, &reviewer],
         )
-        .await?
-        .get(0))
+        .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// A label to store.

@@ -189,7 +189,12 @@ pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, tokio_
         > 0)
 }
 
-/// The versions of a topic's query, newest first; empty for no live topic.
+/// Versions of a topic listed at most: a topic edited without end keeps every version, and
+/// one listing must not grow with them.
+pub const MAX_VERSIONS_LISTED: i64 = 500;
+
+/// The newest [`MAX_VERSIONS_LISTED`] versions of a topic's query, newest first; empty for no
+/// live topic.
 pub async fn versions(
     client: &impl GenericClient,
     id: i64,
@@ -198,8 +203,8 @@ pub async fn versions(
         .query(
             "SELECT v.version, v.query, v.created_at, v.created_by FROM topic_versions v \
              JOIN topics t ON t.id = v.topic_id AND t.deleted_at IS NULL \
-             WHERE v.topic_id = $1 ORDER BY v.version DESC",
-            &[&id],
+             WHERE v.topic_id = $1 ORDER BY v.version DESC LIMIT $2",
+            &[&id, &MAX_VERSIONS_LISTED],
         )
         .await?
         .iter()

@@ -79,11 +79,15 @@ impl Period {
         }
     }
 
-    /// The period as long as this one that ends where it starts (`None` for a window).
+    /// The period as long as this one that ends where it starts (`None` for a window), cut at
+    /// the earliest time there is.
     pub fn previous(self) -> Option<Period> {
         let to = self.to?;
         Some(Period {
-            from: self.from - (to - self.from),
+            from: self
+                .from
+                .checked_sub_signed(to - self.from)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
             to: Some(self.from),
         })
     }

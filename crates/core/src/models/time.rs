@@ -15,12 +15,26 @@ pub fn bounded<'de, D>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Erro
 where
     D: Deserializer<'de>,
 {
-    let value = Option::<DateTime<Utc>>::deserialize(deserializer)?;
-    match value {
-        Some(at) if !(MIN_YEAR..=MAX_YEAR).contains(&at.year()) => Err(serde::de::Error::custom(
-            format!("timestamps must lie in the years {MIN_YEAR} to {MAX_YEAR}"),
-        )),
-        other => Ok(other),
+    Option::<DateTime<Utc>>::deserialize(deserializer)?
+        .map(within_years)
+        .transpose()
+}
+
+/// [`bounded`] for a timestamp that must be given.
+pub fn bounded_required<'de, D>(deserializer: D) -> Result<DateTime<Utc>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    within_years(DateTime::<Utc>::deserialize(deserializer)?)
+}
+
+fn within_years<E: serde::de::Error>(at: DateTime<Utc>) -> Result<DateTime<Utc>, E> {
+    if (MIN_YEAR..=MAX_YEAR).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(E::custom(format!(
+            "timestamps must lie in the years {MIN_YEAR} to {MAX_YEAR}"
+        )))
     }
 }
 

@@ -99,6 +99,9 @@ pub mod names {
         counter SEARCH_CHECKED = "pulse_search_checked_posts_total";
         /// Rows written by exports.
         counter EXPORTED_ROWS = "pulse_search_exported_rows_total";
+        /// Exports and downloads whose place was given to another caller after they went
+        /// unread too long.
+        counter EXPORTS_TAKEN_BACK = "pulse_search_exports_taken_back_total";
         /// Export jobs by `event` (`created`, `done`, `failed`, `deleted`, `downloaded`).
         counter EXPORT_JOBS = "pulse_export_jobs_total";
         /// Rows inserted (replays excluded), by `table`.

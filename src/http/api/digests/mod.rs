@@ -9,13 +9,14 @@ pub mod render;
 pub mod runner;
 pub mod schedules;
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use self::content::{equal_periods_before, Digest, DigestInput, DigestScope, HISTORY};
 use self::render::Rendered;
+use crate::http::documented::CostlyReadBusy;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -50,8 +51,10 @@ pub enum AllPosts {
 pub struct DigestPreviewRequest {
     pub scope: ScopeInput,
     /// Start of the period (inclusive, taken back to its minute).
+    #[serde(deserialize_with = "crate::models::time::bounded_required")]
     pub from: DateTime<Utc>,
     /// End of the period (exclusive, taken back to its minute).
+    #[serde(deserialize_with = "crate::models::time::bounded_required")]
     pub to: DateTime<Utc>,
 }
 
@@ -172,16 +175,18 @@ pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), 
     responses(
         (status = 200, description = "The digest and its forms", body = DigestPreview),
         (status = 400, description = "A bad scope or period (`invalid_query`, `invalid_body`)", body = ErrorBody),
-        PostgresUnavailable,
+        CostlyReadBusy, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/preview")]
 pub async fn preview(
     state: State,
     input: web::Json<DigestPreviewRequest>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
     let period = digest_period(input.from, input.to)?;
+    let _costly = state.costly_read(&req)?;
     let client = state.pool.get().await?;
     let scope = scope_of(&client, &input.scope).await?;
     let digest =

@@ -141,7 +141,7 @@ pub async fn make(
 /// Renders `digest` and stores it with one delivery per channel; whether this call stored it
 /// (a scheduled period another process stored first is not stored twice).
 pub async fn store(
-    client: &deadpool_postgres::Object,
+    client: &tokio_postgres::Client,
     schedule: Option<i64>,
     channels: &[i64],
     digest: content::Digest,
@@ -164,9 +164,8 @@ pub async fn store(
         "teams": rendered.teams,
         "chart_png": rendered.chart_png,
     });
-    let pg: &tokio_postgres::Client = client;
     let stored = db::store(
-        pg,
+        client,
         NewDigest {
             schedule,
             span,

@@ -1,8 +1,9 @@
 //! `/api/v1/digests/schedules`: what is reported, how often, to whom; and `send now`.
 
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{NaiveTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
@@ -19,6 +20,9 @@ error_responses! {
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;
+/// Seconds between two digests of one schedule sent on request: each goes to every channel,
+/// so a caller repeating the request would flood them.
+const SEND_NOW_EVERY_SECS: f64 = 60.0;
 /// Schedules a deployment may hold: every process computes each one's due periods every
 /// round, so their number is what a caller could otherwise grow without bound.
 pub const MAX_SCHEDULES: i64 = 200;
@@ -207,9 +211,13 @@ async fn checked(
             Some(_) => {}
         }
     }
+    // A topic that is not live is the schedule's fault; the database away is not.
     let scope = scope_of(client, &input.scope)
         .await
-        .map_err(|e| invalid(e.message))?;
+        .map_err(|e| match e.code {
+            ErrorCode::InvalidQuery => invalid(e.message),
+            _ => e,
+        })?;
     Ok((at, scope.topic))
 }
 
@@ -371,13 +379,37 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     params(("id" = i64, Path, description = "The schedule's id")),
     responses(
         (status = 202, description = "Made; its deliveries are queued", body = SentNow),
+        (status = 429, description = "The schedule was sent on request less than a minute ago \
+            (`rate_limited`, `details.scope` `send_now`), or the caller's previous costly read \
+            is still running (`details.scope` `costly_read`)", body = ErrorBody),
         NoSchedule, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/schedules/{id}/send")]
-pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pipeline_pool.get().await?;
+pub async fn send_now(
+    state: State,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let _costly = state.costly_read(&req)?;
+    let client = state.pool.get().await?;
     let schedule = found(&client, *id).await?;
+    if let Some(since) = db::since_manual(&**client, schedule.id).await? {
+        if since < SEND_NOW_EVERY_SECS {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "digest schedule {} was sent on request {since:.0} s ago: at most once a \
+                     minute",
+                    schedule.id
+                ),
+            )
+            .with_details(json!({
+                "retry_after_secs": (SEND_NOW_EVERY_SECS - since).ceil().max(1.0) as u64,
+                "scope": "send_now",
+            })));
+        }
+    }
     let cadence = match schedule.cadence.as_str() {
         "weekly" => Cadence::Weekly,
         _ => Cadence::Daily,
@@ -410,6 +442,6 @@ pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
         true,
     )
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::from_store)?;
     Ok(HttpResponse::Accepted().json(sent))
 }

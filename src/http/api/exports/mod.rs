@@ -352,7 +352,7 @@ pub async fn download(
         job: job.id,
         seq: 0,
         chunks: job.chunks,
-        _slot: slot,
+        slot,
     };
     let body = futures::stream::unfold(read, |mut read| async move {
         let chunk = read.next().await;
@@ -377,13 +377,17 @@ struct Download {
     job: i64,
     seq: i32,
     chunks: i32,
-    _slot: ExportSlot,
+    slot: ExportSlot,
 }
 
 impl Download {
     async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
         if self.seq >= self.chunks {
             return None;
+        }
+        if !self.slot.reading() {
+            self.seq = self.chunks;
+            return Some(Err(crate::http::api::search::export::taken_back()));
         }
         let seq = self.seq;
         self.seq += 1;

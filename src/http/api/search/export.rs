@@ -3,8 +3,10 @@
 //! the previous one). One export at a time per caller and [`MAX_EXPORTS`] in all; each is
 //! recorded in the audit log.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -63,21 +65,74 @@ pub const CSV_COLUMNS: &[&str] = &[
     "text",
 ];
 
+/// How long a running export or download may go unread before its place can be given to
+/// another caller: the server writes only as fast as the client reads, so a client that stops
+/// reading (a tiny receive window) would otherwise hold the place as long as its connection
+/// lasts. A slow reader keeps its place while no one else waits for one.
+pub const STALLED_AFTER: Duration = Duration::from_secs(60);
+
 /// The callers with an export running, and how many run.
-#[derive(Debug, Default)]
-pub struct Exports(Mutex<HashSet<String>>);
+#[derive(Debug)]
+pub struct Exports {
+    running: Mutex<HashMap<String, Arc<Lease>>>,
+    stalled_after: Duration,
+}
+
+impl Default for Exports {
+    fn default() -> Self {
+        Self::stalling_after(STALLED_AFTER)
+    }
+}
+
+/// A running export's place: when its stream last asked for a chunk, and whether the place
+/// was taken back.
+#[derive(Debug)]
+struct Lease {
+    started: Instant,
+    /// Milliseconds from `started` to the last chunk asked for.
+    read_at_ms: AtomicU64,
+    taken_back: AtomicBool,
+}
+
+impl Lease {
+    fn stalled(&self, after: Duration) -> bool {
+        let read_at = Duration::from_millis(self.read_at_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(read_at) >= after
+    }
+}
 
 /// A running export's place, given back when the stream ends or the client leaves.
 pub struct ExportSlot {
     exports: Arc<Exports>,
     caller: String,
+    lease: Arc<Lease>,
 }
 
 impl Exports {
-    /// `caller`'s place, or why it has none.
+    /// Places that stall after `after` unread.
+    pub fn stalling_after(after: Duration) -> Self {
+        Exports {
+            running: Mutex::new(HashMap::new()),
+            stalled_after: after,
+        }
+    }
+
+    /// `caller`'s place, or why it has none. Places unread past `stalled_after` are taken
+    /// back when they are wanted: the caller's own, or any when every place is taken.
     pub fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
-        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if running.contains(caller) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let stalled = |lease: &Arc<Lease>| lease.stalled(self.stalled_after);
+        if running.get(caller).is_some_and(stalled) || running.len() >= MAX_EXPORTS {
+            running.retain(|_, lease| {
+                let keep = !stalled(lease);
+                if !keep {
+                    lease.taken_back.store(true, Ordering::Relaxed);
+                    metrics::counter!(names::EXPORTS_TAKEN_BACK).increment(1);
+                }
+                keep
+            });
+        }
+        if running.contains_key(caller) {
             return Err(ApiError::new(
                 ErrorCode::RateLimited,
                 "this caller's previous export is still running; one at a time",
@@ -89,22 +144,54 @@ impl Exports {
                 format!("{MAX_EXPORTS} exports are running; try again when one ends"),
             ));
         }
-        running.insert(caller.to_string());
+        let lease = Arc::new(Lease {
+            started: Instant::now(),
+            read_at_ms: AtomicU64::new(0),
+            taken_back: AtomicBool::new(false),
+        });
+        running.insert(caller.to_string(), lease.clone());
         Ok(ExportSlot {
             exports: self.clone(),
             caller: caller.to_string(),
+            lease,
         })
+    }
+}
+
+impl ExportSlot {
+    /// Notes that the stream is asked for its next chunk; false once its place was taken
+    /// back (it stalled while others waited), and the stream ends.
+    pub fn reading(&self) -> bool {
+        if self.lease.taken_back.load(Ordering::Relaxed) {
+            return false;
+        }
+        let read_at = u64::try_from(self.lease.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.lease.read_at_ms.store(read_at, Ordering::Relaxed);
+        true
     }
 }
 
 impl Drop for ExportSlot {
     fn drop(&mut self) {
-        self.exports
-            .0
+        let mut running = self
+            .exports
+            .running
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.caller);
+            .unwrap_or_else(PoisonError::into_inner);
+        // A place taken back may have been given to the same caller again since.
+        if running
+            .get(&self.caller)
+            .is_some_and(|lease| Arc::ptr_eq(lease, &self.lease))
+        {
+            running.remove(&self.caller);
+        }
     }
+}
+
+/// The end of a stream whose place was taken back: the client sees a cut download.
+pub fn taken_back() -> actix_web::Error {
+    tracing::warn!("an export or download unread for too long gave its place to another caller");
+    actix_web::error::ErrorServiceUnavailable("the download stalled and gave its place away")
 }
 
 /// The export's parameters from a query string: the search's, less what an export cannot
@@ -207,7 +294,7 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         header: !jsonl,
         jsonl,
         done: false,
-        _slot: slot,
+        slot,
     };
     let body = futures::stream::unfold(run, |mut run| async move {
         let chunk = run.next().await;
@@ -237,7 +324,7 @@ struct Run {
     header: bool,
     jsonl: bool,
     done: bool,
-    _slot: ExportSlot,
+    slot: ExportSlot,
 }
 
 impl Run {
@@ -246,6 +333,10 @@ impl Run {
     async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
         if self.done {
             return None;
+        }
+        if !self.slot.reading() {
+            self.done = true;
+            return Some(Err(taken_back()));
         }
         let mut out = String::new();
         if std::mem::take(&mut self.header) {
@@ -442,6 +533,47 @@ fn csv_cell(out: &mut String, cell: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_place_left_unread_goes_to_a_caller_who_wants_one_and_only_then() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_millis(50)));
+        let slots: Vec<ExportSlot> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|c| exports.take(c).unwrap())
+            .collect();
+        assert!(exports.take("e").is_err(), "every place is taken");
+        std::thread::sleep(Duration::from_millis(80));
+        // Three keep reading; "a" stalled.
+        for slot in &slots[1..] {
+            assert!(slot.reading());
+        }
+        let e = exports.take("e").expect("the stalled place is given away");
+        assert!(!slots[0].reading(), "the stalled stream ends");
+        assert!(slots[1].reading(), "the others go on");
+        assert!(exports.take("f").is_err(), "none of the others stalled");
+        drop(slots);
+        // The stalled one's end gives back nothing of another's.
+        assert!(exports.take("e").is_err(), "e's place stands");
+        drop(e);
+        assert!(exports.take("e").is_ok());
+    }
+
+    #[test]
+    fn a_slow_reader_keeps_its_place_while_no_one_waits() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_millis(20)));
+        let slot = exports.take("slow").unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        let other = exports.take("other").unwrap();
+        assert!(slot.reading(), "places were free: nothing taken back");
+        drop(other);
+        std::thread::sleep(Duration::from_millis(40));
+        let again = exports.take("slow");
+        assert!(
+            again.is_ok(),
+            "its own stalled place, asked again, is renewed"
+        );
+        assert!(!slot.reading());
+    }
 
     fn cell(s: &str) -> String {
         let mut out = String::new();

@@ -11,7 +11,7 @@ pub mod export;
 
 use std::sync::Arc;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ use crate::config::SearchSettings;
 use crate::db::search::{self as db, After, Order, Scope};
 use crate::http::api::topics::parsed;
 use crate::http::cursor;
-use crate::http::documented::{PostgresBusy, ReadTimedOut};
+use crate::http::documented::{CostlyReadBusy, PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
@@ -281,15 +281,20 @@ fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
             bad filter, limit or order (`invalid_query`), a cursor of another search \
             (`invalid_cursor`), facets too broad to count (`query_too_broad`)", body = ErrorBody),
-        PostgresBusy, ReadTimedOut,
+        CostlyReadBusy, PostgresBusy, ReadTimedOut,
     )
 )]
 #[get("/api/v1/search")]
 pub async fn search(
     state: State,
     query: web::Query<SearchQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
+    let _costly = match q.facets {
+        Some(true) => Some(state.costly_read(&req)?),
+        _ => None,
+    };
     let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let interval = match q.interval.as_deref() {
         None => None,

@@ -308,12 +308,12 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The versions of a topic's query.
+/// The versions of a topic's query, the newest 500.
 #[utoipa::path(
     tag = "topics", summary = "A topic's versions",
     params(("id" = i64, Path, description = "The topic's id")),
     responses(
-        (status = 200, description = "Every version, newest first", body = VersionList),
+        (status = 200, description = "The newest 500 versions, newest first", body = VersionList),
         NoTopic, PostgresUnavailable,
     )
 )]

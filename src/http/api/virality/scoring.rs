@@ -31,6 +31,7 @@ pub struct ScorePost {
     pub id: Option<String>,
     #[schema(value_type = Option<Platform>)]
     pub platform: Option<String>,
+    #[serde(deserialize_with = "crate::models::time::bounded_required")]
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub author_followers: u64,
@@ -45,6 +46,7 @@ pub struct ScoreEngagement {
     pub id: Option<String>,
     pub kind: EngagementKind,
     /// Not before the post's `created_at`.
+    #[serde(deserialize_with = "crate::models::time::bounded_required")]
     pub at: DateTime<Utc>,
     pub actor_followers: Option<u64>,
     /// The id of the share this one came through (1 to 256 bytes).
@@ -66,6 +68,7 @@ pub struct ScoreRequest {
     pub engagements: Vec<ScoreEngagement>,
     /// Observation time (not before the post's `created_at`); default the latest engagement
     /// (or the post's creation).
+    #[serde(default, deserialize_with = "crate::models::time::bounded")]
     pub observed_at: Option<DateTime<Utc>>,
 }
 
