@@ -419,6 +419,17 @@ fn crate_dependencies(manifest: &str) -> BTreeSet<String> {
     found
 }
 
+/// The modules of a crate's layers (a row of [`CRATES`]), once its root is checked to declare
+/// exactly those; and the modules its root re-exports.
+fn declared_layer_modules(
+    (_, _, root, layers): (&str, &str, &str, &[&str]),
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let modules = modules_of(layers);
+    let (declared, reexported) = declared_modules(root);
+    assert_eq!(declared, modules, "{root} declares its layers' modules");
+    (modules, reexported)
+}
+
 fn modules_of(layers: &[&str]) -> BTreeSet<String> {
     LAYERS
         .iter()
@@ -439,21 +450,8 @@ fn each_crate_compiles_its_layers_and_depends_only_on_the_crates_below() {
         "the crates take the layers in order, each once"
     );
 
-    let core = modules_of(CRATES[0].3);
-    let (core_declared, _) = declared_modules(CRATES[0].2);
-    assert_eq!(
-        core_declared, core,
-        "{} declares its layers' modules",
-        CRATES[0].2
-    );
-
-    let server = modules_of(CRATES[1].3);
-    let (server_declared, server_reexported) = declared_modules(CRATES[1].2);
-    assert_eq!(
-        server_declared, server,
-        "{} declares its layers' modules",
-        CRATES[1].2
-    );
+    let (core, _) = declared_layer_modules(CRATES[0]);
+    let (_, server_reexported) = declared_layer_modules(CRATES[1]);
     assert_eq!(
         server_reexported, core,
         "{} re-exports the core's modules under their names",

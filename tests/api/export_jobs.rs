@@ -247,11 +247,7 @@ async fn export_jobs_are_budgeted_cancelled_part_way_and_leave_nothing() {
         ("q=refund&cursor=abc", "invalid_query"),
     ] {
         let (status, body) = app.post_empty(&format!("/api/v1/exports?{query}")).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some(code)),
-            "{query}"
-        );
+        assert_error(status, &body, 400, code, query);
     }
     for path in [
         "/api/v1/exports/abc",
@@ -421,11 +417,7 @@ async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage
     .await
     .unwrap();
     let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("limit_reached")),
-        "{body}"
-    );
+    assert_error(status, &body, 409, "limit_reached", &body);
     assert_eq!(app.delete(&format!("/api/v1/exports/{small}")).await, 204);
     let (status, body) = app.post_empty("/api/v1/exports?q=refund").await;
     assert_eq!(
@@ -477,11 +469,7 @@ async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_ow
     // The group holds three at most: the second caller's first fits, its second does not.
     assert_eq!(create(&second.key).await.0, 202);
     let (status, body) = create(&second.key).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("busy")),
-        "{body}"
-    );
+    assert_error(status, &body, 503, "busy", &body);
 
     let path = format!("/api/v1/exports/{id}");
     let (status, _) = call(reqwest::Method::GET, path.clone(), &second.key).await;

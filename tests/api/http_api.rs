@@ -208,12 +208,7 @@ async fn events_posted_over_http_are_stored() {
     let (status, body) = api.post_events(batch.to_string()).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["ids"].as_array().unwrap().len(), 3);
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            api.app.env.post_count().await == 3
-        })
-        .await
-    );
+    assert!(api.app.env.stored_exactly(3, Duration::from_secs(20)).await);
 
     let (status, body) = api.get("/api/v1/posts/h-2").await;
     assert_eq!(status, 200);
@@ -277,12 +272,7 @@ async fn posts_are_listed_newest_first_with_filters_and_keyset_pages() {
         .collect();
     let (status, _) = api.post_events(Value::Array(events).to_string()).await;
     assert_eq!(status, 202);
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            api.app.env.post_count().await == 7
-        })
-        .await
-    );
+    assert!(api.app.env.stored_exactly(7, Duration::from_secs(20)).await);
 
     let mut seen = Vec::new();
     let mut path = "/api/v1/posts?limit=3".to_string();
@@ -444,4 +434,36 @@ async fn a_batch_is_appended_whole_or_not_at_all_when_redis_refuses_writes() {
         .await;
     assert_eq!(likes, expected, "each accepted like counted once");
     api.app.shutdown().await;
+}
+
+/// Two requests whose transactions deadlock: PostgreSQL rolls one back, and its caller gets a
+/// 503 to ask again (nothing was written), not a 500.
+#[actix_rt::test]
+async fn a_transaction_rolled_back_by_a_deadlock_is_a_503_to_ask_again() {
+    let env = TestEnv::new().await;
+    let (a, b) = (env.pg().await, env.pg().await);
+    a.batch_execute("CREATE TABLE locked (id int PRIMARY KEY); INSERT INTO locked VALUES (1), (2)")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; UPDATE locked SET id = id WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE locked SET id = id WHERE id = 2")
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        a.execute("UPDATE locked SET id = id WHERE id = 2", &[]),
+        b.execute("UPDATE locked SET id = id WHERE id = 1", &[])
+    );
+    let victim = first
+        .err()
+        .or(second.err())
+        .expect("PostgreSQL rolls one of the two back");
+    assert_eq!(
+        victim.code(),
+        Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
+    );
+    let error = pulse::http::error::ApiError::from(victim);
+    let response = actix_web::ResponseError::error_response(&error);
+    assert_eq!(response.status(), 503);
 }

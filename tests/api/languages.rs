@@ -296,11 +296,7 @@ async fn a_language_given_per_text_to_analyze_is_taken_and_a_bad_one_is_named() 
             &json!({"texts": ["fine", {"text": "x", "lang": "not a tag"}, {"text": "y", "lang": "english"}]}),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
+    assert_error(status, &body, 400, "invalid_request", &body);
     let fields: Vec<&str> = error_fields(&body);
     assert_eq!(fields, ["texts[1].lang", "texts[2].lang"], "{body}");
     let (status, body) = t
@@ -309,10 +305,6 @@ async fn a_language_given_per_text_to_analyze_is_taken_and_a_bad_one_is_named() 
             &json!({"texts": [{"text": "x", "language": "de"}]}),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_json")),
-        "{body}"
-    );
+    assert_error(status, &body, 400, "invalid_json", &body);
     t.shutdown().await;
 }

@@ -104,17 +104,8 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let got: std::collections::BTreeMap<String, i64> = body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["key"].as_str().unwrap().to_string(),
-                    i["posts"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let got: std::collections::BTreeMap<String, i64> =
+            posts_by_key(&body["items"]).into_iter().collect();
         assert_eq!(got, expected, "{path}");
         assert!(
             expected.len() > 1,
@@ -124,12 +115,9 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
 
     // Share of voice adds up to one.
     let products = app.get_ok("/api/v1/metrics/products?window=5m").await;
-    let volume: f64 = products["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["share_of_voice"]["volume"].as_f64().unwrap())
-        .sum();
+    let volume: f64 = sum_of(&products["items"], |i| {
+        i["share_of_voice"]["volume"].as_f64().unwrap()
+    });
     assert!((volume - 1.0).abs() < 1e-9);
 
     // A filtered query reads the posts themselves and agrees with SQL too.
@@ -139,24 +127,14 @@ async fn window_metrics_equal_sql_over_the_stored_posts() {
     let from: chrono::DateTime<chrono::Utc> = serde_json::from_value(geo["from"].clone()).unwrap();
     let expected: i64 = pg
         .scalar("SELECT count(*) FROM posts WHERE created_at >= $1 AND platform = 'twitter' AND country IS NOT NULL AND language_support <> 'unsupported'", &[&from]).await;
-    let got: i64 = geo["countries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["posts"].as_i64().unwrap())
-        .sum();
+    let got: i64 = sum_of(&geo["countries"], |i| i["posts"].as_i64().unwrap());
     assert_eq!(got, expected);
 
     // The time series of the last hour adds up to the hour's total.
     let series = app
         .get_ok("/api/v1/metrics/timeseries?dimension=overall&bucket=1m")
         .await;
-    let total: i64 = series["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["posts"].as_i64().unwrap())
-        .sum();
+    let total: i64 = sum_of(&series["points"], |p| p["posts"].as_i64().unwrap());
     assert_eq!(
         total,
         row.get::<_, i64>(0),

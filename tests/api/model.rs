@@ -11,7 +11,7 @@ use common::*;
 use pulse::analysis::transformer::{InferenceOptions, TransformerAnalyzer};
 use pulse::analysis::{Analyzer, Backend};
 use pulse::config::AnalyzerSettings;
-use pulse::models::{Emotion, SentimentLabel};
+use pulse::models::{Analysis, Emotion, SentimentLabel};
 use serde_json::{json, Value};
 
 /// The default bundle `scripts/models.sh` builds (`PULSE_MODEL_DIR`, exported by the test
@@ -51,6 +51,16 @@ fn options(bundles: Vec<PathBuf>) -> InferenceOptions {
     }
 }
 
+/// Asserts the analysis of a known text has the sentiment `label`.
+fn assert_sentiment(analysis: &Analysis, label: SentimentLabel) {
+    assert_eq!(analysis.sentiment_label, label, "{analysis:?}");
+}
+
+/// Asserts the dominant emotion in the analysis of a known text is `emotion`.
+fn assert_dominant(analysis: &Analysis, emotion: Emotion) {
+    assert_eq!(analysis.emotions.dominant(), Some(emotion), "{analysis:?}");
+}
+
 #[test]
 fn the_bundled_model_labels_known_texts() {
     let mut model = TransformerAnalyzer::load(&options(vec![bundle()])).expect("bundle loads");
@@ -71,40 +81,15 @@ fn the_bundled_model_labels_known_texts() {
     assert_eq!(out.len(), texts.len());
     let thresholds = model.decision_thresholds();
 
-    assert_eq!(
-        out[0].sentiment_label,
-        SentimentLabel::Positive,
-        "{:?}",
-        out[0]
-    );
+    assert_sentiment(&out[0], SentimentLabel::Positive);
     assert!(out[0].sentiment_score.get() > 0.3);
-    assert_eq!(
-        out[0].emotions.dominant(),
-        Some(Emotion::Joy),
-        "{:?}",
-        out[0]
-    );
+    assert_dominant(&out[0], Emotion::Joy);
 
-    assert_eq!(
-        out[1].sentiment_label,
-        SentimentLabel::Negative,
-        "{:?}",
-        out[1]
-    );
+    assert_sentiment(&out[1], SentimentLabel::Negative);
     assert!(out[1].sentiment_score.get() < -0.3);
-    assert_eq!(
-        out[1].emotions.dominant(),
-        Some(Emotion::Anger),
-        "{:?}",
-        out[1]
-    );
+    assert_dominant(&out[1], Emotion::Anger);
 
-    assert_eq!(
-        out[2].sentiment_label,
-        SentimentLabel::Neutral,
-        "{:?}",
-        out[2]
-    );
+    assert_sentiment(&out[2], SentimentLabel::Neutral);
     assert!(out[2].toxicity.get() < thresholds.offensive, "{:?}", out[2]);
 
     assert!(
@@ -118,12 +103,7 @@ fn the_bundled_model_labels_known_texts() {
     assert!(out[4].churn_risk.get() >= 0.6, "{:?}", out[4]);
     assert!(out[0].churn_risk.get() < 0.1, "{:?}", out[0]);
 
-    assert_eq!(
-        out[5].emotions.dominant(),
-        Some(Emotion::Sadness),
-        "{:?}",
-        out[5]
-    );
+    assert_dominant(&out[5], Emotion::Sadness);
 
     // Batching, sorting by length and padding do not change a text's label. Scores may move a
     // little: dynamic int8 quantization scales activations per batch.
@@ -248,12 +228,7 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         })
         .await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await == 40
-        })
-        .await
-    );
+    assert!(env.stored_exactly(40, Duration::from_secs(60)).await);
     // Fresh posts: the route switches back to the model.
     for i in 0..20 {
         env.xadd_post(
@@ -263,12 +238,7 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         )
         .await;
     }
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await == 60
-        })
-        .await
-    );
+    assert!(env.stored_exactly(60, Duration::from_secs(60)).await);
     let pg = env.pg().await;
     let models: Vec<(String, String, i64)> = pg
         .query(

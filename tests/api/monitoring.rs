@@ -93,8 +93,7 @@ async fn every_metric_the_dashboard_and_the_alert_rules_query_is_exposed() {
 
     // A Pulse with a source (the replay's posts, replies and reposts) and the virality tracker
     // ticking, so every stage has run once.
-    let lines: Vec<String> = jetstream::REPLAY.lines().map(str::to_string).collect();
-    let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let standin = JetstreamStandIn::start(jetstream::replay_lines(), None, Duration::ZERO).await;
     let app = crate::sources::serve_with(
         TestEnv::new().await,
         crate::sources::source(standin.endpoint.clone()),

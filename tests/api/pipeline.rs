@@ -20,12 +20,7 @@ async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
     let json = post_json("p-1", "I absolutely love the new phone, great battery!");
     xadd_event(&redis, &env.stream, &json).await;
 
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 1
-        })
-        .await
-    );
+    assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
     let pg = env.pg().await;
     let row = pg
         .query_one(
@@ -167,12 +162,7 @@ async fn the_same_entries_delivered_twice_are_stored_once() {
         .await
         .unwrap();
     env.xadd_post(&redis, "marker", "last one").await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 21
-        })
-        .await
-    );
+    assert!(env.stored_exactly(21, Duration::from_secs(20)).await);
     assert!(env.drained(&redis, Duration::from_secs(10)).await);
     let pg = env.pg().await;
     let engagements: i64 = pg.scalar("SELECT count(*) FROM engagements", &[]).await;
@@ -231,12 +221,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     env.xadd_post(&redis, "after-bad", "the pipeline goes on")
         .await;
 
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 1
-        })
-        .await
-    );
+    assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
     assert!(env.drained(&redis, Duration::from_secs(10)).await);
     let dead: Value = redis
         .xrange(format!("{}:dead", env.stream), "-", "+", None)
@@ -271,12 +256,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
             assert_eq!(&field(name), value);
         }
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(metrics.contains("pulse_dead_letters_total{reason=\"invalid_utf8\"}"));
     app.shutdown().await;
 }
@@ -288,12 +268,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     let env = &app.env;
     let redis = env.redis().await;
     env.xadd_post(&redis, "before", "hello").await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 1
-        })
-        .await
-    );
+    assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
 
     for (n, stage) in [Stage::Store, Stage::Ingester, Stage::Analyzer]
         .into_iter()
@@ -307,10 +282,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
         }
         let expected = 1 + 10 * (n as i64 + 1);
         assert!(
-            wait_until(Duration::from_secs(20), || async {
-                env.post_count().await == expected
-            })
-            .await,
+            env.stored_exactly(expected, Duration::from_secs(20)).await,
             "posts after a {stage:?} crash are stored"
         );
     }
@@ -318,12 +290,7 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = reqwest::get(format!("http://{}/metrics", app.address()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     for actor in ["ingester", "analyzer"] {
         assert!(
             metrics.contains(&format!("pulse_actor_restarts_total{{actor=\"{actor}\"}}")),
@@ -353,12 +320,7 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     xadd_event(&redis, &env.stream, &backfill.to_string()).await;
     env.xadd_post(&redis, "arrived-long-ago", "old news").await;
     env.xadd_post(&redis, "new", "fresh news").await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 3
-        })
-        .await
-    );
+    assert!(env.stored_exactly(3, Duration::from_secs(20)).await);
     let pg = env.pg().await;
     pg.execute(
         "UPDATE posts SET ingested_at = now() - interval '9 days' WHERE id = 'arrived-long-ago'",
@@ -502,12 +464,7 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
     let env = &app.env;
     // Our consumer exists once something is delivered to it.
     env.xadd_post(&redis, "seen-by-us", "hello").await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            env.post_count().await == 1
-        })
-        .await
-    );
+    assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
     let names = || async {
         let consumers: Value = redis
             .xinfo_consumers(env.stream.as_str(), env.group.as_str())
@@ -574,12 +531,7 @@ async fn acknowledged_entries_are_trimmed_from_the_stream() {
     let app = spawn_app().await;
     let (env, redis) = (&app.env, app.redis().await);
     xadd_posts(&redis, &env.stream, "trim", 0..400).await;
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await == 400
-        })
-        .await
-    );
+    assert!(env.stored_exactly(400, Duration::from_secs(60)).await);
     // `XTRIM MINID ~` removes whole nodes of the stream's radix tree (100 entries each).
     let trimmed = wait_until(Duration::from_secs(30), || async {
         redis

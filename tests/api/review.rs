@@ -11,13 +11,23 @@ use std::time::Duration;
 
 use common::*;
 use pulse::auth::Role;
-use pulse::config::Secret;
 use serde_json::{json, Value};
 
 use super::topics::{matcher_holds, topic_recount, topic_rollups};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "4f1c9e2a7b3d5f6a8c0e1b2d3f4a5b6c7d8e9f0a1b2c3d4e";
+
+/// A Pulse with authentication on, where a caller may send `burst` labels at once and
+/// `per_sec` after.
+async fn review_app(burst: u32, per_sec: f64) -> TestApp {
+    spawn_app_tuned(|s| {
+        authenticated(s, SECRET);
+        s.topics.label_burst = burst;
+        s.topics.label_rate_per_sec = per_sec;
+    })
+    .await
+}
 
 fn car(i: usize) -> String {
     format!("the jaguar engine needs service at the dealer, part {i}")
@@ -169,11 +179,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     ];
     for (body, status, code) in invalid.into_iter().chain(others) {
         let (got, answer) = label(&app, body.clone()).await;
-        assert_eq!(
-            (got, answer["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{body}: {answer}"
-        );
+        assert_error(got, &answer, status, code, format!("{body}: {answer}"));
     }
     let stored: i64 = pg.scalar("SELECT count(*) FROM post_labels", &[]).await;
     assert_eq!(stored, 2);
@@ -331,14 +337,7 @@ async fn next(app: &TestApp, who: &Reviewer, body: Value) -> Vec<String> {
 
 #[actix_rt::test]
 async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_refused() {
-    let app = spawn_app_tuned(|s| {
-        s.auth.open = false;
-        s.auth.jwt_secret = Secret(SECRET.into());
-        s.limits.rate_limits = false;
-        s.topics.label_burst = 5;
-        s.topics.label_rate_per_sec = 0.01;
-    })
-    .await;
+    let app = review_app(5, 0.01).await;
     let alice = reviewer(&app, "alice").await;
     let bob = reviewer(&app, "bob").await;
     let events: Vec<String> = (0..30)
@@ -452,5 +451,48 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
             &[],
         ).await;
     assert_eq!(audited, 6);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_out_of_a_post() {
+    let app = review_app(1_000, 1_000.0).await;
+    let mallory = reviewer(&app, "mallory").await;
+    let erin = reviewer(&app, "erin").await;
+    app.send_events(&[post_json("fought-over", &car(0))]).await;
+    assert!(app.wait_for_posts(1, WAIT).await);
+    let body = json!({"post_id": "fought-over", "kind": "sentiment", "value": "negative"});
+    let give = |who: &Reviewer| {
+        let token = who.token.clone();
+        let body = body.clone();
+        let app = &app;
+        async move {
+            app.request(
+                reqwest::Method::POST,
+                "/api/v1/labels",
+                Some(&body),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    let mut refused = None;
+    for _ in 0..25 {
+        let (status, given) = give(&mallory).await;
+        if status != 201 {
+            refused = Some((status, given));
+            break;
+        }
+        let (status, _) = undo(&app, &given["id"], Some(&mallory.token)).await;
+        assert_eq!(status, 200);
+    }
+    let (status, refusal) = refused.expect("labels and undos went on without end");
+    assert_eq!(status, 409, "{refusal}");
+    assert_eq!(refusal["error"]["code"], "limit_reached", "{refusal}");
+    let (status, by_erin) = give(&erin).await;
+    assert_eq!(
+        status, 201,
+        "another reviewer still labels the post: {by_erin}"
+    );
     app.shutdown().await;
 }

@@ -545,11 +545,7 @@ async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
     ];
     for (query, status, code) in hostile {
         let (got, body) = app.get(&format!("/api/v1/search?{query}")).await;
-        assert_eq!(
-            (got, body["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{query}: {body}"
-        );
+        assert_error(got, &body, status, code, format!("{query}: {body}"));
     }
     let (status, body) = app.get("/api/v1/search?q=refund%20AND").await;
     assert_eq!(status, 400);
@@ -610,11 +606,7 @@ async fn exports_stream_every_match_as_csv_or_json_lines() {
         ("q=(refund", "invalid_topic_query"),
     ] {
         let (status, body) = app.get(&format!("/api/v1/search/export?{query}")).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some(code)),
-            "{body}"
-        );
+        assert_error(status, &body, 400, code, &body);
     }
     let pg = app.env.pg().await;
     let audited: i64 = pg
@@ -703,23 +695,9 @@ async fn searches_are_saved_listed_and_deleted_and_bad_ones_refused() {
     ];
     for (body, status, code) in refused {
         let (got, answer) = app.post("/api/v1/saved-searches", &body).await;
-        assert_eq!(
-            (got, answer["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{body}: {answer}"
-        );
+        assert_error(got, &answer, status, code, format!("{body}: {answer}"));
     }
-    assert_eq!(
-        app.delete(&format!("/api/v1/saved-searches/{id}")).await,
-        204
-    );
-    assert_eq!(
-        app.delete(&format!("/api/v1/saved-searches/{id}")).await,
-        404
-    );
-    assert_eq!(
-        app.get(&format!("/api/v1/saved-searches/{id}")).await.0,
-        404
-    );
+    app.assert_deleted(&format!("/api/v1/saved-searches/{id}"))
+        .await;
     app.shutdown().await;
 }

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::spawn_app_with;
-use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, unique};
+use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, sum_of, unique};
 use crate::common::{PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -111,14 +111,7 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
         quick_alerts(s, 0.3);
     })
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
-        .await
-        .expect("websocket connects");
-    ws.send(Message::text(
-        json!({"type": "subscribe", "topics": ["stories"]}).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = app.subscribe_ws(&["stories"]).await;
 
     app.remove_rules().await;
     app.create_rule(&json!({"name": "New stories", "kind": "new_story", "window_minutes": 1440, "min_volume": 3}))
@@ -191,12 +184,7 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
     );
     assert_eq!(detail["products"][0]["value"], "pulse-buds");
     assert_eq!(detail["places"][0]["value"], "Lyon");
-    let sentiment_total: i64 = detail["sentiment"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["posts"].as_i64().unwrap())
-        .sum();
+    let sentiment_total: i64 = sum_of(&detail["sentiment"], |s| s["posts"].as_i64().unwrap());
     assert_eq!(sentiment_total, 8);
     assert!(!detail["growth"].as_array().unwrap().is_empty());
     let reps = detail["representatives"].as_array().unwrap();

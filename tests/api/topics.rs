@@ -212,11 +212,7 @@ async fn topics_are_created_versioned_paused_and_deleted_and_bad_ones_refused() 
         let (status, body) = app
             .post("/api/v1/topics", &json!({"name": name, "query": "ok"}))
             .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("invalid_topic")),
-            "{name:?}"
-        );
+        assert_error(status, &body, 400, "invalid_topic", format!("{name:?}"));
     }
     let (status, _) = app
         .post(
@@ -416,12 +412,9 @@ async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and
     let share = app.get_ok("/api/v1/metrics/topics?window=1h").await;
     let names: Vec<&str> = strings(&share["items"], "name");
     assert_eq!(names.len(), 2);
-    let volume: f64 = share["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["share_of_voice"]["volume"].as_f64().unwrap())
-        .sum();
+    let volume: f64 = sum_of(&share["items"], |t| {
+        t["share_of_voice"]["volume"].as_f64().unwrap()
+    });
     assert!((volume - 1.0).abs() < 1e-9, "{share}");
     app.shutdown().await;
 }

@@ -8,7 +8,6 @@ use crate::common;
 
 use common::*;
 use pulse::auth::Role;
-use pulse::config::Secret;
 use serde_json::{json, Value};
 
 const SECRET: &str = "0b9c7e3a5f5f0c9a1e7b3d42c8a6e1f09b7d3c5a2e8f41b6";
@@ -47,22 +46,15 @@ async fn call(
 }
 
 fn names(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap().to_string())
+    strings(&list["items"], "name")
+        .into_iter()
+        .map(str::to_string)
         .collect()
 }
 
 #[actix_rt::test]
 async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
-    let app = spawn_app_tuned(|s| {
-        s.auth.open = false;
-        s.auth.jwt_secret = Secret(SECRET.into());
-        s.limits.rate_limits = false;
-    })
-    .await;
+    let app = spawn_app_tuned(|s| authenticated(s, SECRET)).await;
     let alice = caller(&app, Role::Analyst, "alice").await;
     let bob = caller(&app, Role::Analyst, "bob").await;
     let admin = caller(&app, Role::Admin, "admin").await;
@@ -166,10 +158,12 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
             body.as_ref(),
         )
         .await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{path}: {answer}"
+        assert_error(
+            status,
+            &answer,
+            404,
+            "not_found",
+            format!("{path}: {answer}"),
         );
     }
 
@@ -273,14 +267,7 @@ async fn a_digest_links_to_a_shared_view_and_forgets_a_deleted_one() {
         .post("/api/v1/digests/schedules", &schedule(&private))
         .await;
     assert_eq!(status, 400, "{refused}");
-    assert_eq!(refused["error"]["code"], "invalid_digest");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not shared"),
-        "{refused}"
-    );
+    assert_error_says(&refused, "invalid_digest", "not shared");
     let (status, made) = app
         .post(
             "/api/v1/digests/schedules",

@@ -11,6 +11,15 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// A Pulse that scores cascades on request only: scores every 100 ms, the tracker off.
+async fn scoring_app() -> TestApp {
+    spawn_app_tuned(|s| {
+        quick_scores(s);
+        s.virality.enabled = false;
+    })
+    .await
+}
+
 fn post(id: &str, platform: &str, followers: u64, created: chrono::DateTime<Utc>) -> String {
     PostEvent::new(id, "Look at the new #PulsePhone camera")
         .platform(platform)
@@ -230,11 +239,7 @@ async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree()
 
 #[actix_rt::test]
 async fn score_and_feedback_validate_in_the_error_shape() {
-    let app = spawn_app_tuned(|s| {
-        quick_scores(s);
-        s.virality.enabled = false;
-    })
-    .await;
+    let app = scoring_app().await;
     let env = &app.env;
     let created = Utc::now() - TimeDelta::minutes(10);
 
@@ -277,6 +282,14 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     assert_eq!(status, 400);
     assert_eq!(err["error"]["code"], "invalid_json");
     assert!(err["error"]["message"].is_string());
+    // Times at the ends of what a timestamp can hold: refused, not counted forward from.
+    for at in ["+262142-12-31T23:59:59Z", "-262143-01-01T00:00:00Z"] {
+        let edge = json!({"post": {"created_at": at},
+            "engagements": [{"kind": "share", "at": at}], "observed_at": at});
+        let (status, err) = http_post(&app, "/api/v1/score", &edge.to_string()).await;
+        assert_eq!(status, 400, "{err}");
+        assert_eq!(err["error"]["code"], "invalid_json", "{err}");
+    }
 
     let (status, err) = http_post(&app, "/api/v1/feedback", r#"{"post_id": "p1"}"#).await;
     assert_eq!(status, 400);
@@ -317,6 +330,23 @@ async fn score_and_feedback_validate_in_the_error_shape() {
     app.shutdown().await;
 }
 
+/// The next text message of type `kind` on `ws`, the others passed over; `None` once the
+/// socket closes.
+async fn next_of_type(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    kind: &str,
+) -> Option<Value> {
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Message::Text(text) = frame {
+            let msg: Value = serde_json::from_str(&text).unwrap();
+            if msg["type"] == kind {
+                return Some(msg);
+            }
+        }
+    }
+    None
+}
+
 #[actix_rt::test]
 async fn a_virality_update_reaches_a_websocket_subscriber() {
     let app = spawn_app_tuned(quick_scores).await;
@@ -330,34 +360,20 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
     .await
     .unwrap();
     // Only once the subscription is registered may the cascade's one update be published.
-    let subscribed = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(text) = frame {
-                let msg: Value = serde_json::from_str(&text).unwrap();
-                if msg["type"] == "subscribed" {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-    .await;
+    let subscribed =
+        tokio::time::timeout(Duration::from_secs(10), next_of_type(&mut ws, "subscribed"))
+            .await
+            .map(|ack| ack.is_some());
     assert_eq!(subscribed, Ok(true));
     let created = Utc::now() - TimeDelta::minutes(1);
     app.send_events(&cascade("live", 50, false, created)).await;
-    let update = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(text) = frame {
-                let msg: Value = serde_json::from_str(&text).unwrap();
-                if msg["type"] == "virality:update" {
-                    return msg;
-                }
-            }
-        }
-        panic!("socket closed");
-    })
+    let update = tokio::time::timeout(
+        Duration::from_secs(30),
+        next_of_type(&mut ws, "virality:update"),
+    )
     .await
-    .expect("a virality:update");
+    .expect("a virality:update")
+    .expect("socket closed");
     let data = &update["data"];
     assert_eq!(data["post_id"], "live");
     assert_eq!(data["product"], "pulse-phone");
@@ -375,11 +391,7 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     use pulse::virality::cascade::{ShareNode, ROOT};
     use pulse_tools::eval::virality::{data::TrueCascade, report};
 
-    let app = spawn_app_tuned(|s| {
-        quick_scores(s);
-        s.virality.enabled = false;
-    })
-    .await;
+    let app = scoring_app().await;
     let created = chrono::DateTime::from_timestamp(1_420_070_400, 0).unwrap();
     // 40 shares over the first ten minutes, one in four resharing an earlier share.
     let delays: Vec<i64> = (0..40).map(|i| 5 + i * 14).collect();

@@ -13,6 +13,10 @@ use serde_json::Value;
 
 use super::TestEnv;
 
+/// A WebSocket session with an application, on a plain TCP connection.
+pub type WsSession =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// A running application and its private environment.
 pub struct TestApp {
     pub app: Application,
@@ -98,6 +102,23 @@ impl TestApp {
             .expect("the replica starts")
     }
 
+    /// A WebSocket session on this application that has asked for `topics` (the
+    /// acknowledgement is still to be read).
+    pub async fn subscribe_ws(&self, topics: &[&str]) -> WsSession {
+        use futures::SinkExt;
+        let url = format!("ws://{}/ws", self.app.address());
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let request = serde_json::json!({"type": "subscribe", "topics": topics});
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            request.to_string(),
+        ))
+        .await
+        .unwrap();
+        ws
+    }
+
     /// The URL of `path` on this application.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.app.address())
@@ -161,6 +182,14 @@ impl TestApp {
             .0
     }
 
+    /// Asserts `DELETE path` removes what is there (204), after which a second one finds
+    /// nothing (404) and neither does `GET path`.
+    pub async fn assert_deleted(&self, path: &str) {
+        assert_eq!(self.delete(path).await, 204);
+        assert_eq!(self.delete(path).await, 404);
+        assert_eq!(self.get(path).await.0, 404);
+    }
+
     /// A new API key of `role` written straight to the database, as `pulse keys create`
     /// does, since the HTTP route to make one needs a key already.
     pub async fn create_key(&self, role: Role, name: &str) -> keys::NewKey {
@@ -194,6 +223,13 @@ impl TestApp {
         created["id"].as_i64().expect("a topic id")
     }
 
+    /// Raises `rule`'s threshold above any share a window can show, so its condition clears.
+    pub async fn clear_rule(&self, rule: &Value) {
+        let path = format!("/api/v1/alert-rules/{}", rule["id"]);
+        self.patch(&path, &serde_json::json!({"threshold": 1.1}))
+            .await;
+    }
+
     /// Replaces every alert rule, the stock ones included, with `rule` alone; the stored rule.
     pub async fn only_rule(&self, rule: &Value) -> Value {
         self.remove_rules().await;
@@ -206,6 +242,32 @@ impl TestApp {
         let (status, created) = self.post("/api/v1/webhooks", channel).await;
         assert_eq!(status, 201, "{channel}: {created}");
         created
+    }
+
+    /// The deliveries to `channel` (a stored channel), newest first.
+    pub async fn deliveries(&self, channel: &Value) -> Value {
+        let path = format!("/api/v1/webhooks/{}/deliveries", channel["id"]);
+        self.get(&path).await.1
+    }
+
+    /// Waits up to `timeout` until the newest delivery to `channel` has `status`: whether it
+    /// came to, and that delivery as it stands after the wait.
+    pub async fn await_delivery(
+        &self,
+        channel: &Value,
+        status: &str,
+        timeout: Duration,
+    ) -> (bool, Value) {
+        let newest = || async { self.deliveries(channel).await["items"][0].clone() };
+        let reached =
+            super::wait_until(timeout, || async { newest().await["status"] == status }).await;
+        (reached, newest().await)
+    }
+
+    /// Sends `channel` (a stored channel) a test message; the report of how it went.
+    pub async fn test_channel(&self, channel: &Value) -> Value {
+        let path = format!("/api/v1/webhooks/{}/test", channel["id"]);
+        self.post_empty(&path).await.1
     }
 
     /// Appends encoded events to the test's stream as a producer does, pipelined in chunks

@@ -15,6 +15,11 @@ use tokio_tungstenite::tungstenite::Message;
 /// The replay of tests/fixtures/jetstream (see its README for where the shapes come from).
 pub const REPLAY: &str = include_str!("../fixtures/jetstream/replay.jsonl");
 
+/// The messages of [`REPLAY`], one a line.
+pub fn replay_lines() -> Vec<String> {
+    REPLAY.lines().map(str::to_string).collect()
+}
+
 pub struct JetstreamStandIn {
     /// The subscribe URL.
     pub endpoint: String,
@@ -56,6 +61,12 @@ pub fn post_message(n: usize) -> String {
 }
 
 impl JetstreamStandIn {
+    /// A stand-in that replays `posts` posts ([`post_message`] `0..posts`) whole, one every
+    /// `pace`.
+    pub async fn replaying(posts: usize, pace: Duration) -> Self {
+        Self::start((0..posts).map(post_message).collect(), None, pace).await
+    }
+
     pub async fn start(lines: Vec<String>, cut_after: Option<usize>, pace: Duration) -> Self {
         Self::start_refusing(lines, cut_after, pace, Vec::new()).await
     }

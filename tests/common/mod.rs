@@ -26,7 +26,7 @@ pub use app::{
 };
 pub use event::PostEvent;
 #[allow(unused_imports)]
-pub use tuning::{address_budget, quick_alerts, quick_scores, quick_webhooks};
+pub use tuning::{address_budget, authenticated, quick_alerts, quick_scores, quick_webhooks};
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
@@ -182,6 +182,20 @@ impl TestEnv {
         wait_until(timeout, || async { self.post_count().await >= posts }).await
     }
 
+    /// Waits up to `timeout` until exactly `posts` posts are stored (more would be one twice).
+    pub async fn stored_exactly(&self, posts: i64, timeout: Duration) -> bool {
+        wait_until(timeout, || async { self.post_count().await == posts }).await
+    }
+
+    /// Waits up to `timeout` until exactly `posts` posts are stored and the group holds no
+    /// entry pending: the stream worked off, no post twice.
+    pub async fn worked_off(&self, redis: &Client, posts: i64, timeout: Duration) -> bool {
+        wait_until(timeout, || async {
+            self.post_count().await == posts && self.pending(redis).await == 0
+        })
+        .await
+    }
+
     /// Engagements stored held, waiting for their post.
     pub async fn held_engagements(&self) -> i64 {
         self.pg()
@@ -195,10 +209,7 @@ impl TestEnv {
     /// Entries the group has still to read or acknowledge (-1 when Redis does not answer):
     /// `pending` alone reads 0 between two reads while entries wait unread.
     pub async fn unfinished(&self, redis: &Client) -> i64 {
-        let mut s = Settings::default();
-        s.redis.stream = self.stream.clone();
-        s.redis.group = self.group.clone();
-        pulse::streams::group::group_stats(redis, &s)
+        pulse::streams::group::group_stats(redis, &self.group_settings())
             .await
             .map(|g| g.backlog())
             .unwrap_or(-1)
@@ -237,13 +248,19 @@ impl TestEnv {
 
     /// Entries delivered to the group and not acknowledged.
     pub async fn pending(&self, redis: &Client) -> i64 {
-        let mut s = Settings::default();
-        s.redis.stream = self.stream.clone();
-        s.redis.group = self.group.clone();
-        pulse::streams::group::group_stats(redis, &s)
+        pulse::streams::group::group_stats(redis, &self.group_settings())
             .await
             .map(|g| g.pending)
             .unwrap_or(-1)
+    }
+
+    /// Default settings but for this environment's stream and group: all the group's figures
+    /// read.
+    pub fn group_settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.redis.stream = self.stream.clone();
+        s.redis.group = self.group.clone();
+        s
     }
 }
 
@@ -367,6 +384,29 @@ impl FetchJson for reqwest::RequestBuilder {
     }
 }
 
+/// Asserts an answer of `status` and `body` is an error of the `expected` status with `code`,
+/// in the API's error shape; `what` (the case) is the failure's message.
+pub fn assert_error(
+    status: u16,
+    body: &serde_json::Value,
+    expected: u16,
+    code: &str,
+    what: impl std::fmt::Display,
+) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (expected, Some(code)),
+        "{what}"
+    );
+}
+
+/// Asserts the error answer `body` has `code` and a message that says `said`.
+pub fn assert_error_says(body: &serde_json::Value, code: &str, said: &str) {
+    assert_eq!(body["error"]["code"], code);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(said), "{body}");
+}
+
 /// The `content-type` of `response`.
 pub fn content_type(response: &reqwest::Response) -> &str {
     response.headers()["content-type"]
@@ -374,10 +414,48 @@ pub fn content_type(response: &reqwest::Response) -> &str {
         .expect("a content type in ASCII")
 }
 
-/// The `key` string of each object in the array `list`, in order.
-pub fn strings<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+/// The items of the array `list`; panics with `list` when it is not an array.
+pub fn items(list: &serde_json::Value) -> &[serde_json::Value] {
     list.as_array()
         .unwrap_or_else(|| panic!("an array: {list}"))
+}
+
+/// The first item of the array `list` that `matches`; panics with `list` when none does.
+pub fn item_where(
+    list: &serde_json::Value,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> &serde_json::Value {
+    items(list)
+        .iter()
+        .find(|&item| matches(item))
+        .unwrap_or_else(|| panic!("no item sought in {list}"))
+}
+
+/// The sum of `each` over the items of the array `list` (a total of counts or shares).
+pub fn sum_of<T: std::iter::Sum>(
+    list: &serde_json::Value,
+    each: impl Fn(&serde_json::Value) -> T,
+) -> T {
+    items(list).iter().map(each).sum()
+}
+
+/// Each item of the array `list` as its `key` string and its `posts` count, in order, as the
+/// metrics breakdowns list them.
+pub fn posts_by_key(list: &serde_json::Value) -> Vec<(String, i64)> {
+    items(list)
+        .iter()
+        .map(|i| {
+            (
+                i["key"].as_str().unwrap().to_string(),
+                i["posts"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The `key` string of each object in the array `list`, in order.
+pub fn strings<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    items(list)
         .iter()
         .map(|item| {
             item[key]
@@ -558,7 +636,13 @@ impl Drop for PulseProcess {
 
 /// Sum of every series of metric `name` on a process's `/metrics` (0 when unreachable).
 pub async fn metric(process: &PulseProcess, name: &str) -> f64 {
-    let Ok(response) = reqwest::get(format!("http://{}/metrics", process.address)).await else {
+    metric_at(process.address, name, "").await
+}
+
+/// Sum of the series of metric `name` whose labels contain `label` (`""`: every series) on
+/// the `/metrics` of the server at `addr` (0 when unreachable).
+pub async fn metric_at(addr: SocketAddr, name: &str, label: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await else {
         return 0.0;
     };
     let text = response.text().await.unwrap_or_default();
@@ -567,6 +651,7 @@ pub async fn metric(process: &PulseProcess, name: &str) -> f64 {
             l.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
         })
+        .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -2,7 +2,7 @@
 //! outsiders and callers of each role would.
 
 use pulse::auth::{keys, Role};
-use pulse::config::{Secret, Settings};
+use pulse::config::Settings;
 use serde_json::Value;
 
 use super::app::{spawn_app_with, TestApp};
@@ -34,8 +34,7 @@ impl SecuredServer {
     /// A server on `env`, its settings changed by `tweak`.
     pub async fn start_in(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> SecuredServer {
         let mut settings = env.settings();
-        settings.auth.open = false;
-        settings.auth.jwt_secret = Secret(SECRET.into());
+        super::authenticated(&mut settings, SECRET);
         tweak(&mut settings);
         let app = spawn_app_with(env, settings).await;
         let pg = app.env.pg().await;
@@ -69,6 +68,11 @@ impl SecuredServer {
         }
         let body = body.map(|b| b.to_string());
         raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
+    }
+
+    /// `GET path` with the key `key` (its secret) presented directly, not exchanged.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> RawResponse {
+        raw_request(self.app.address(), "GET", path, &[("x-api-key", key)], None).await
     }
 
     /// `POST /api/v1/webhooks` of a channel to `url`, as the admin.

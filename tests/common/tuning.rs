@@ -9,6 +9,14 @@ pub fn quick_alerts(s: &mut Settings, every_secs: f64) {
     s.alerts.evaluate_every_secs = every_secs;
 }
 
+/// Authentication on, access tokens signed with `secret`; rate limits off, as in every test
+/// that does not test them.
+pub fn authenticated(s: &mut Settings, secret: &str) {
+    s.auth.open = false;
+    s.auth.jwt_secret = pulse::config::Secret(secret.into());
+    s.limits.rate_limits = false;
+}
+
 /// Webhook deliveries polled for and retried every 50 ms.
 pub fn quick_webhooks(s: &mut Settings) {
     s.webhooks.base_delay_ms = 50;

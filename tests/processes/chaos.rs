@@ -611,6 +611,16 @@ fn report(name: &str, recoveries: &[Option<Duration>]) {
     println!("chaos {name}: time to recover: {}", figures.join(", "));
 }
 
+/// Three processes warmed up under a producer's steady load (with poison entries trickled in
+/// when `poison`), then left two seconds to settle.
+async fn loaded_cluster(poison: bool) -> (Cluster, Producer) {
+    let cluster = Cluster::start(3).await;
+    let producer = Producer::start(&cluster.env, poison);
+    cluster.warm_up(RATE as i64).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    (cluster, producer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_one_killed_five_times() {
     let mut cluster = Cluster::start(3).await;
@@ -661,10 +671,7 @@ async fn restart_under_load(
     restart: impl FnOnce(&Cluster) -> tokio::task::JoinHandle<()>,
     felt: &[&str],
 ) {
-    let cluster = Cluster::start(3).await;
-    let producer = Producer::start(&cluster.env, false);
-    cluster.warm_up(RATE as i64).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cluster, producer) = loaded_cluster(false).await;
     let before = cluster.last_id().await;
     let fault = Instant::now();
     let restarting = restart(&cluster);
@@ -718,10 +725,7 @@ async fn postgres_restart_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entries_mixed_into_the_load() {
-    let cluster = Cluster::start(3).await;
-    let producer = Producer::start(&cluster.env, true);
-    cluster.warm_up(RATE as i64).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cluster, producer) = loaded_cluster(true).await;
     // A burst of every kind at once, on top of the trickle the producer mixes in.
     let before = cluster.last_id().await;
     let fault = Instant::now();
@@ -751,10 +755,7 @@ async fn poison_entries_mixed_into_the_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_process_is_claimed_from_and_resumes_without_duplicates() {
-    let cluster = Cluster::start(3).await;
-    let producer = Producer::start(&cluster.env, false);
-    cluster.warm_up(RATE as i64).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cluster, producer) = loaded_cluster(false).await;
     let victim = &cluster.processes[2];
     let acked_before = metric(victim, "pulse_ingest_entries_acked_total").await;
     let before = cluster.last_id().await;

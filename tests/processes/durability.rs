@@ -30,12 +30,9 @@ async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
     assert!(at_kill < BIG as i64, "killed mid-stream ({at_kill} stored)");
 
     let second = PulseProcess::start(&env.env());
-    let done = wait_until(Duration::from_secs(240), || async {
-        env.post_count().await == BIG as i64 && env.pending(&redis).await == 0
-    })
-    .await;
     assert!(
-        done,
+        env.worked_off(&redis, BIG as i64, Duration::from_secs(240))
+            .await,
         "all {BIG} posts stored and nothing pending (stored {}, pending {})\n{}",
         env.post_count().await,
         env.pending(&redis).await,
@@ -50,8 +47,7 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
     const POSTS: usize = 600;
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let lines: Vec<String> = (0..POSTS).map(jetstream::post_message).collect();
-    let standin = jetstream::JetstreamStandIn::start(lines, None, Duration::from_millis(5)).await;
+    let standin = jetstream::JetstreamStandIn::replaying(POSTS, Duration::from_millis(5)).await;
     let mut vars = env.env();
     vars.push((
         "PULSE_SOURCES".into(),
@@ -76,12 +72,9 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
     );
 
     let second = PulseProcess::start(&vars);
-    let done = wait_until(Duration::from_secs(60), || async {
-        env.post_count().await == POSTS as i64 && env.pending(&redis).await == 0
-    })
-    .await;
     assert!(
-        done,
+        env.worked_off(&redis, POSTS as i64, Duration::from_secs(60))
+            .await,
         "all {POSTS} posts stored (stored {}, {stored_at_kill} at the kill)\n{}",
         env.post_count().await,
         second.log_text()
@@ -99,8 +92,7 @@ async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
     const POSTS: usize = 200;
     let env = TestEnv::new().await;
     let redis = env.redis().await;
-    let lines: Vec<String> = (0..POSTS).map(jetstream::post_message).collect();
-    let standin = jetstream::JetstreamStandIn::start(lines, None, Duration::ZERO).await;
+    let standin = jetstream::JetstreamStandIn::replaying(POSTS, Duration::ZERO).await;
     let metrics_port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args(["ingest", "bsky", "--metrics-listen"])
@@ -182,10 +174,7 @@ async fn sigterm_drains_in_flight_batches_and_exits_zero() {
 
     let _next = PulseProcess::start(&env.env());
     assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await == 20_000
-        })
-        .await,
+        env.stored_exactly(20_000, Duration::from_secs(120)).await,
         "the rest is stored by the next process (had {stored})"
     );
     assert!(env.drained(&redis, Duration::from_secs(20)).await);
@@ -221,12 +210,9 @@ async fn survives_a_restart_under_load(
     restart();
     producer.await.unwrap();
 
-    let done = wait_until(Duration::from_secs(180), || async {
-        env.post_count().await == 20_000 && env.pending(&redis).await == 0
-    })
-    .await;
     assert!(
-        done,
+        env.worked_off(&redis, 20_000, Duration::from_secs(180))
+            .await,
         "stored {} pending {}\n{}",
         env.post_count().await,
         env.pending(&redis).await,
@@ -270,6 +256,25 @@ async fn a_postgres_restart_under_load_loses_nothing() {
     .await;
 }
 
+/// A private PostgreSQL (for the test to stop), an environment on it and the shared Redis, a
+/// client of that Redis, and a process's variables with `var` set to `value`.
+async fn on_private_postgres(
+    var: &str,
+    value: &str,
+) -> (
+    PrivatePostgres,
+    TestEnv,
+    fred::prelude::Client,
+    Vec<(String, String)>,
+) {
+    let private = PrivatePostgres::start();
+    let env = TestEnv::on(private.url(), redis_url()).await;
+    let redis = env.redis().await;
+    let mut vars = env.env();
+    vars.push((var.into(), value.into()));
+    (private, env, redis, vars)
+}
+
 /// Delivery counts of the group's pending entries, from XPENDING.
 async fn delivery_counts(env: &TestEnv, redis: &fred::prelude::Client) -> Vec<i64> {
     use fred::prelude::*;
@@ -293,20 +298,12 @@ async fn entries_a_live_process_retries_through_an_outage_are_not_redelivered() 
     // A process retrying its batches while PostgreSQL is down still holds them: neither it nor
     // another process may claim them, so their delivery count stays 1 and none reaches
     // `max_deliveries` (which would dead-letter a valid post) however long the outage lasts.
-    let private = PrivatePostgres::start();
-    let env = TestEnv::on(private.url(), redis_url()).await;
-    let redis = env.redis().await;
-    let mut vars = env.env();
-    vars.push(("PULSE_INGEST__MAX_DELIVERIES".into(), "2".into()));
+    let (private, env, redis, vars) =
+        on_private_postgres("PULSE_INGEST__MAX_DELIVERIES", "2").await;
     let first = PulseProcess::start(&vars);
     let second = PulseProcess::start(&vars);
     xadd_posts(&redis, &env.stream, "held", 0..100).await;
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            env.post_count().await == 100
-        })
-        .await
-    );
+    assert!(env.stored_exactly(100, Duration::from_secs(60)).await);
 
     private.stop();
     assert!(
@@ -343,10 +340,7 @@ async fn entries_a_live_process_retries_through_an_outage_are_not_redelivered() 
 
     private.start_again();
     assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await == 400 && env.pending(&redis).await == 0
-        })
-        .await,
+        env.worked_off(&redis, 400, Duration::from_secs(120)).await,
         "stored {} pending {}\n{}\n{}",
         env.post_count().await,
         env.pending(&redis).await,
@@ -362,11 +356,8 @@ async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
     // arrives meanwhile waits in the stream, to be read later in big batches, instead of
     // being read in slivers as credits come back (thousands of tiny batches, each paying a
     // statement, kept a backlog from ever being worked off at full speed).
-    let private = PrivatePostgres::start();
-    let env = TestEnv::on(private.url(), redis_url()).await;
-    let redis = env.redis().await;
-    let mut vars = env.env();
-    vars.push(("PULSE_INGEST__MAX_BATCHES_IN_FLIGHT".into(), "2".into()));
+    let (private, env, redis, vars) =
+        on_private_postgres("PULSE_INGEST__MAX_BATCHES_IN_FLIGHT", "2").await;
     let process = PulseProcess::start(&vars);
     private.stop();
     // One entry at a time, so every read finds only a few.
@@ -382,23 +373,15 @@ async fn a_stalled_store_holds_few_batches_and_leaves_the_rest_in_the_stream() {
         entries < 200.0,
         "{entries} entries read while nothing commits"
     );
-    let lag = {
-        let mut s = pulse::config::Settings::default();
-        s.redis.stream = env.stream.clone();
-        s.redis.group = env.group.clone();
-        pulse::streams::group::group_stats(&redis, &s)
-            .await
-            .unwrap()
-            .lag
-    };
+    let lag = pulse::streams::group::group_stats(&redis, &env.group_settings())
+        .await
+        .unwrap()
+        .lag;
     assert!(lag.unwrap_or(0) > 0, "the rest waits in the stream");
 
     private.start_again();
     assert!(
-        wait_until(Duration::from_secs(120), || async {
-            env.post_count().await == 200 && env.pending(&redis).await == 0
-        })
-        .await,
+        env.worked_off(&redis, 200, Duration::from_secs(120)).await,
         "stored {}\n{}",
         env.post_count().await,
         process.log_text()

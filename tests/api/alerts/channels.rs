@@ -202,12 +202,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     .await;
 
     // The default rules watch the whole stream; this test's rule watches one product.
-    let rule = app
-        .only_rule(
-            &json!({"name": "Phone negativity", "kind": "negativity", "dimension": "product",
-               "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "warning"}),
-        )
-        .await;
+    let rule = super::only_phone_negativity(&app, "Phone negativity", "warning").await;
 
     let (slack_addr, slack, slack_handle) = stand_in(slack_shape, 2);
     let (teams_addr, teams, teams_handle) = stand_in(teams_shape, 0);
@@ -306,11 +301,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
     assert_eq!(trigger["payload"]["component"], "product pulse-phone");
 
     // Resolution: the condition clears (the bar is raised above what the window shows).
-    app.patch(
-        &format!("/api/v1/alert-rules/{}", rule["id"]),
-        &json!({"threshold": 1.1}),
-    )
-    .await;
+    app.clear_rule(&rule).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             pd.lock().unwrap().len() >= 2
@@ -335,13 +326,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
         "a warning reached a critical-only channel"
     );
 
-    let log = app
-        .get(&format!(
-            "/api/v1/webhooks/{}/deliveries",
-            slack_channel["id"]
-        ))
-        .await
-        .1;
+    let log = app.deliveries(&slack_channel).await;
     let events: Vec<(String, String, i64)> = log["items"]
         .as_array()
         .unwrap()
@@ -364,13 +349,7 @@ async fn alerts_reach_slack_teams_and_pagerduty_in_their_formats_and_resolve_the
 
     // The listing carries each channel's newest delivery.
     let listed = app.get(hooks).await.1;
-    let slack_listed = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["id"] == slack_channel["id"])
-        .unwrap()
-        .clone();
+    let slack_listed = item_where(&listed["items"], |w| w["id"] == slack_channel["id"]).clone();
     assert_eq!(
         slack_listed["last_delivery"]["event"], "resolve",
         "{slack_listed}"
@@ -475,14 +454,7 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         asleep.lock().unwrap().is_empty(),
         "a channel in its quiet hours got it now"
     );
-    let held = app
-        .get(&format!(
-            "/api/v1/webhooks/{}/deliveries",
-            asleep_channel["id"]
-        ))
-        .await
-        .1["items"][0]
-        .clone();
+    let held = app.deliveries(&asleep_channel).await["items"][0].clone();
     assert_eq!(held["status"], "pending", "{held}");
     let due: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(held["next_attempt_at"].clone()).unwrap();
@@ -492,9 +464,7 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
     );
 
     // Test messages: in the channel's format, and the receiver's answer reported.
-    let (_, tested) = app
-        .post_empty(&format!("/api/v1/webhooks/{}/test", routed_channel["id"]))
-        .await;
+    let tested = app.test_channel(&routed_channel).await;
     assert_eq!(
         tested,
         json!({"delivered": true, "status": 202, "error": null})
@@ -504,18 +474,14 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         text_of(&test_message["text"]).contains("Test message from Pulse"),
         "{test_message}"
     );
-    let (_, paged) = app
-        .post_empty(&format!("/api/v1/webhooks/{}/test", pd_channel["id"]))
-        .await;
+    let paged = app.test_channel(&pd_channel).await;
     assert_eq!(paged["delivered"], true);
     let actions: Vec<Value> = bodies(&pd)
         .iter()
         .map(|b| b["event_action"].clone())
         .collect();
     assert_eq!(actions, [json!("trigger"), json!("resolve")]);
-    let (_, failed) = app
-        .post_empty(&format!("/api/v1/webhooks/{}/test", down_channel["id"]))
-        .await;
+    let failed = app.test_channel(&down_channel).await;
     assert_eq!(failed["delivered"], false);
     assert_eq!(failed["status"], 500);
     let (missing, _) = app.post_empty("/api/v1/webhooks/987654/test").await;

@@ -95,6 +95,15 @@ impl SmtpSink {
         settings.email.from = from.into();
     }
 
+    /// A sink with its certificates and messages in a fresh temporary directory named after
+    /// `prefix`, refusing the first `fail_first` messages; the directory too.
+    fn start_in_temp(prefix: &str, fail_first: u32) -> (PathBuf, SmtpSink) {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sink = SmtpSink::start(&dir, fail_first);
+        (dir, sink)
+    }
+
     fn start(dir: &std::path::Path, fail_first: u32) -> SmtpSink {
         use std::io::BufRead;
         let python = std::env::var("PULSE_TEST_PYTHON").expect(
@@ -155,6 +164,14 @@ impl SmtpSink {
             })
             .collect()
     }
+
+    /// Waits up to 30 s until the sink has accepted `n` messages; whether it has.
+    async fn received(&self, n: usize) -> bool {
+        wait_until(Duration::from_secs(30), || async {
+            self.messages().len() >= n
+        })
+        .await
+    }
 }
 
 impl Drop for SmtpSink {
@@ -166,24 +183,15 @@ impl Drop for SmtpSink {
 
 #[actix_rt::test]
 async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
-    let dir = std::env::temp_dir().join(unique("pulse-smtp"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sink = SmtpSink::start(&dir, 2);
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.alerts.enabled = true;
-    settings.alerts.evaluate_every_secs = 0.3;
-    settings.alerts.resolve_after_secs = 1;
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.poll_ms = 50;
-    sink.relay_for(&mut settings, &dir, "Pulse Alerts <alerts@pulse.test>");
-    let app = spawn_app_with(env, settings).await;
-    let rule = app
-        .only_rule(
-            &json!({"name": "Phone churn", "kind": "negativity", "dimension": "product",
-               "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": "critical"}),
-        )
-        .await;
+    let (dir, sink) = SmtpSink::start_in_temp("pulse-smtp", 2);
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        s.alerts.resolve_after_secs = 1;
+        quick_webhooks(s);
+        sink.relay_for(s, &dir, "Pulse Alerts <alerts@pulse.test>");
+    })
+    .await;
+    let rule = super::only_phone_negativity(&app, "Phone churn", "critical").await;
     let hooks = "/api/v1/webhooks";
     for bad in ["mailto:", "mailto:nobody", "https://example.com/"] {
         let (status, _) = app.post(hooks, &json!({"kind": "email", "url": bad})).await;
@@ -203,13 +211,7 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
     .collect();
     app.send_events(&angry).await;
     // The relay refuses twice (451), then takes the alert: one message.
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            !sink.messages().is_empty()
-        })
-        .await,
-        "no email arrived"
-    );
+    assert!(sink.received(1).await, "no email arrived");
     let (to, message) = sink.messages()[0].clone();
     assert_eq!(to, ["ops@example.com", "brand@example.com"]);
     assert!(
@@ -244,42 +246,22 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
         message.contains("http://localhost:8080/?product=pulse-phone"),
         "{message}"
     );
-    let log = |id: &Value| {
-        let path = format!("/api/v1/webhooks/{id}/deliveries");
-        let app = &app;
-        async move { app.get(&path).await.1 }
-    };
     // The relay has the message before the delivery row records it.
-    wait_until(Duration::from_secs(10), || async {
-        log(&channel["id"]).await["items"][0]["status"] == "delivered"
-    })
-    .await;
-    let fired = log(&channel["id"]).await["items"][0].clone();
+    let (_, fired) = app
+        .await_delivery(&channel, "delivered", Duration::from_secs(10))
+        .await;
     assert_eq!(fired["status"], "delivered", "{fired}");
     assert_eq!(fired["attempts"], 3, "{fired}");
     assert_eq!(fired["last_status"], 250, "{fired}");
 
     // Resolution by email too; then a test message.
-    app.patch(
-        &format!("/api/v1/alert-rules/{}", rule["id"]),
-        &json!({"threshold": 1.1}),
-    )
-    .await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            sink.messages().len() >= 2
-        })
-        .await,
-        "the resolution was not emailed"
-    );
+    app.clear_rule(&rule).await;
+    assert!(sink.received(2).await, "the resolution was not emailed");
     assert!(sink.messages()[1]
         .1
         .contains("Subject: Resolved: Phone churn: product pulse-phone"));
-    let (_, tested) = app
-        .post_empty(&format!("/api/v1/webhooks/{}/test", channel["id"]))
-        .await;
     assert_eq!(
-        tested,
+        app.test_channel(&channel).await,
         json!({"delivered": true, "status": 250, "error": null})
     );
     assert_eq!(sink.messages().len(), 3);
@@ -294,15 +276,12 @@ async fn alerts_reach_email_over_starttls_with_text_and_html_once() {
 #[actix_rt::test]
 async fn a_digest_reaches_email_with_its_chart_inline_and_a_text_part() {
     use base64::Engine as _;
-    let dir = std::env::temp_dir().join(unique("pulse-smtp-digest"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sink = SmtpSink::start(&dir, 0);
-    let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.webhooks.base_delay_ms = 50;
-    settings.webhooks.poll_ms = 50;
-    sink.relay_for(&mut settings, &dir, "Pulse <digests@pulse.test>");
-    let app = spawn_app_with(env, settings).await;
+    let (dir, sink) = SmtpSink::start_in_temp("pulse-smtp-digest", 0);
+    let app = spawn_app_tuned(|s| {
+        quick_webhooks(s);
+        sink.relay_for(s, &dir, "Pulse <digests@pulse.test>");
+    })
+    .await;
     let posts: Vec<String> = (0..12)
         .map(|i| post_json(&format!("dm-{i}"), "the battery died again, awful"))
         .collect();
@@ -327,13 +306,7 @@ async fn a_digest_reaches_email_with_its_chart_inline_and_a_text_part() {
         .await;
     assert_eq!(status, 202, "{sent}");
     assert_eq!(sent["posts"], 12, "{sent}");
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            !sink.messages().is_empty()
-        })
-        .await,
-        "no e-mail arrived"
-    );
+    assert!(sink.received(1).await, "no e-mail arrived");
     let (to, message) = sink.messages()[0].clone();
     assert_eq!(to, ["brand@example.com"]);
     assert!(

@@ -29,6 +29,33 @@ fn complaints(prefix: &str, n: usize, text: &str) -> impl Iterator<Item = PostEv
     })
 }
 
+/// The `fields` of each item of `list`, joined by spaces (an absent one empty), sorted: what a
+/// listing holds whatever its order.
+fn sorted_summaries(list: &Value, fields: &[&str]) -> Vec<String> {
+    let mut summaries: Vec<String> = items(list)
+        .iter()
+        .map(|item| {
+            let values: Vec<&str> = fields
+                .iter()
+                .map(|f| item[*f].as_str().unwrap_or_default())
+                .collect();
+            values.join(" ")
+        })
+        .collect();
+    summaries.sort();
+    summaries
+}
+
+/// Replaces every alert rule with one named `name`, of `severity`, on the negativity of the
+/// product pulse-phone (half its posts negative, five posts at least); the stored rule.
+async fn only_phone_negativity(app: &TestApp, name: &str, severity: &str) -> Value {
+    app.only_rule(
+        &json!({"name": name, "kind": "negativity", "dimension": "product",
+                "key": "pulse-phone", "threshold": 0.5, "min_volume": 5, "severity": severity}),
+    )
+    .await
+}
+
 #[actix_rt::test]
 async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence() {
     let env = TestEnv::new().await;
@@ -60,12 +87,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         })
         .await;
     let env = &app.env;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await == 120
-        })
-        .await
-    );
+    assert!(env.stored_exactly(120, Duration::from_secs(30)).await);
 
     let stream = tokio::net::TcpStream::connect(app.address()).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.address()), stream)
@@ -94,12 +116,7 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     pulse::streams::producer::xadd_events_atomically(&app.redis().await, &env.stream, &spike, &[])
         .await
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await == 180
-        })
-        .await
-    );
+    assert!(env.stored_exactly(180, Duration::from_secs(30)).await);
 
     // The stock rules: overall negativity, spike and dip, and the spike and dip on each product
     // (every post here is about one product).
@@ -123,28 +140,10 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
     // Several more evaluations must not fire anything again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let alerts = app.get("/api/v1/alerts").await.1;
-    let mut kinds: Vec<String> = alerts["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {} {}",
-                a["kind"].as_str().unwrap(),
-                a["dimension"].as_str().unwrap(),
-                a["key"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    kinds.sort();
+    let kinds = sorted_summaries(&alerts["items"], &["kind", "dimension", "key"]);
     assert_eq!(kinds, expected, "{alerts}");
 
-    let negativity = alerts["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "negativity")
-        .unwrap();
+    let negativity = item_where(&alerts["items"], |a| a["kind"] == "negativity");
     let evidence = &negativity["evidence"];
     assert_eq!(negativity["status"], "firing");
     assert!(negativity["value"].as_f64().unwrap() >= 0.5);
@@ -156,12 +155,9 @@ async fn a_scripted_spike_fires_exactly_the_expected_alerts_once_with_evidence()
         .all(|p| p["sentiment"] == "negative"));
     let terms: Vec<&str> = strings(&evidence["top_terms"], "term");
     assert!(terms.contains(&"terrible"), "{terms:?}");
-    let spike_alert = alerts["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "volume_spike" && a["dimension"] == "overall")
-        .unwrap();
+    let spike_alert = item_where(&alerts["items"], |a| {
+        a["kind"] == "volume_spike" && a["dimension"] == "overall"
+    });
     assert!(
         spike_alert["evidence"]["baseline"]["points"]
             .as_i64()
@@ -222,19 +218,7 @@ async fn alert_rules_are_managed_over_rest() {
     let app = spawn_app().await;
 
     let defaults = app.get("/api/v1/alert-rules").await.1;
-    let mut stock: Vec<String> = defaults["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["kind"].as_str().unwrap(),
-                r["dimension"].as_str().unwrap()
-            )
-        })
-        .collect();
-    stock.sort();
+    let stock = sorted_summaries(&defaults["items"], &["kind", "dimension"]);
     assert_eq!(
         stock,
         [
@@ -374,22 +358,10 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
         })
         .await
     );
-    let log = |id: i64| {
-        let app = &app;
-        async move {
-            app.get(&format!("/api/v1/webhooks/{id}/deliveries"))
-                .await
-                .1
-        }
-    };
-    let flaky_id = flaky["id"].as_i64().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            log(flaky_id).await["items"][0]["status"] == "delivered"
-        })
-        .await
-    );
-    let delivery = log(flaky_id).await["items"][0].clone();
+    let (delivered, delivery) = app
+        .await_delivery(&flaky, "delivered", Duration::from_secs(30))
+        .await;
+    assert!(delivered);
     assert_eq!(delivery["attempts"], 3, "{delivery}");
 
     let requests = seen.lock().unwrap().clone();
@@ -411,14 +383,10 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
     );
 
     // The unreachable one is given up after max_attempts.
-    let dead_id = dead["id"].as_i64().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            log(dead_id).await["items"][0]["status"] == "dead"
-        })
-        .await
-    );
-    let gave_up = log(dead_id).await["items"][0].clone();
+    let (given_up, gave_up) = app
+        .await_delivery(&dead, "dead", Duration::from_secs(30))
+        .await;
+    assert!(given_up);
     assert_eq!(gave_up["attempts"], 3);
     assert!(gave_up["last_error"]
         .as_str()
@@ -475,11 +443,7 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     );
 
     // Raise the bar above what the window shows: the condition clears, and stays clear.
-    app.patch(
-        &format!("/api/v1/alert-rules/{rule_id}"),
-        &json!({"threshold": 1.1}),
-    )
-    .await;
+    app.clear_rule(&rule).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             status().await == "resolved"

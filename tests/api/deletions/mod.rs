@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use common::*;
 use fred::prelude::*;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use pulse::auth::{keys, Role};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -86,14 +86,7 @@ struct Subscriber {
 
 impl Subscriber {
     async fn posts(app: &TestApp) -> Subscriber {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.address()))
-            .await
-            .expect("websocket connects");
-        ws.send(Message::text(
-            json!({"type": "subscribe", "topics": ["posts"]}).to_string(),
-        ))
-        .await
-        .unwrap();
+        let ws = app.subscribe_ws(&["posts"]).await;
         let mut s = Subscriber { ws };
         assert_eq!(s.next().await["type"], "subscribed");
         s
@@ -136,12 +129,23 @@ fn has_term(terms: &Value, term: &str) -> bool {
 }
 
 fn trending_ids(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["post_id"].as_str().unwrap().to_string())
+    strings(&body["items"], "post_id")
+        .into_iter()
+        .map(str::to_string)
         .collect()
+}
+
+/// Asserts the post `id` is none of the `limit` top trending posts and has no virality.
+async fn assert_gone_from_trending(app: &TestApp, id: &str, limit: usize) {
+    let (_, trending) = app
+        .get(&format!("/api/v1/trending/posts?limit={limit}"))
+        .await;
+    assert!(
+        !trending_ids(&trending).contains(&id.to_string()),
+        "{trending}"
+    );
+    let (status, _) = app.get(&format!("/api/v1/posts/{id}/virality")).await;
+    assert_eq!(status, 404);
 }
 
 #[actix_rt::test]
@@ -277,13 +281,7 @@ async fn a_post_leaves_every_surface_once_deleted() {
     let (_, terms) = app.get("/api/v1/trending/terms?window=1h&limit=200").await;
     assert!(!has_term(&terms, "zorblax"), "{terms}");
     assert!(has_term(&terms, "terrible"), "{terms}");
-    let (_, trending) = app.get("/api/v1/trending/posts?limit=10").await;
-    assert!(
-        !trending_ids(&trending).contains(&"walk".to_string()),
-        "{trending}"
-    );
-    let (status, _) = app.get("/api/v1/posts/walk/virality").await;
-    assert_eq!(status, 404);
+    assert_gone_from_trending(&app, "walk", 10).await;
     assert!(
         wait_until(WAIT, || async {
             alert().await["evidence"]["deleted_posts"] == 1
@@ -479,13 +477,7 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     );
     // The ghost never comes: dropped after the hold, and counted.
     assert!(settled(env, &redis).await);
-    let (_, trending) = app.get("/api/v1/trending/posts?limit=50").await;
-    assert!(
-        !trending_ids(&trending).contains(&"ghost".to_string()),
-        "{trending}"
-    );
-    let (status, _) = app.get("/api/v1/posts/ghost/virality").await;
-    assert_eq!(status, 404);
+    assert_gone_from_trending(&app, "ghost", 50).await;
     // The counter rises once the statement that dropped them returned.
     let counted = wait_until(WAIT, || async {
         metrics_text(&app)

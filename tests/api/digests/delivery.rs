@@ -115,6 +115,22 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
         wait_until(Duration::from_secs(30), || async { delivered(&hook) >= 4 }).await,
         "sent now"
     );
+    // Asked again at once: refused, so a repeated request cannot flood the channels.
+    let (status, again) = app
+        .post_empty(&format!("/api/v1/digests/schedules/{id}/send"))
+        .await;
+    assert_eq!(status, 429, "{again}");
+    assert_eq!(again["error"]["details"]["scope"], "send_now", "{again}");
+    let manual: i64 = app
+        .env
+        .pg()
+        .await
+        .scalar(
+            "SELECT count(*) FROM digests WHERE schedule_id = $1 AND manual",
+            &[&id],
+        )
+        .await;
+    assert_eq!(manual, 1);
     for r in replicas {
         r.shutdown().await;
     }

@@ -16,7 +16,6 @@ use common::*;
 use pulse::auth::policy::Access;
 use pulse::auth::token::TokenCodec;
 use pulse::auth::{keys, Role};
-use pulse::config::Secret;
 use pulse::http::routes;
 use serde_json::Value;
 
@@ -81,8 +80,7 @@ fn verdict(status: u16, code: &str) -> Verdict {
 #[actix_rt::test]
 async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
     let app = spawn_app_tuned(|s| {
-        s.auth.open = false;
-        s.auth.jwt_secret = Secret(SECRET.into());
+        authenticated(s, SECRET);
         // Budgets that never run out but count every request, so each answer says how many
         // requests its budget has counted.
         address_budget(s, 1e12, 1e-9);
@@ -282,8 +280,7 @@ async fn no_spelling_method_or_caller_does_more_than_the_policy_allows() {
 async fn every_route_cuts_off_an_unfinished_body_and_refuses_nul() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app_tuned(|s| {
-        s.auth.open = false;
-        s.auth.jwt_secret = Secret(SECRET.into());
+        authenticated(s, SECRET);
         s.limits.body_timeout_secs = 1;
     })
     .await;

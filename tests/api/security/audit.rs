@@ -2,20 +2,20 @@
 
 use super::*;
 
+/// `POST path` of `body` with the access token `token`: the status and the answer.
+async fn post_as(s: &Secure, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let (code, _, answer) = s.call("POST", path, Some(token), Some(&body)).await;
+    (code, answer)
+}
+
 #[actix_rt::test]
 async fn admin_changes_are_audited_with_actor_and_payload() {
     let s = Secure::start(|_| {}).await;
     let admin = s.token(Role::Admin).await;
     let analyst = s.token(Role::Analyst).await;
 
-    let (code, _, rule) = s
-        .call(
-            "POST",
-            "/api/v1/alert-rules",
-            Some(&admin),
-            Some(&json!({"name": "neg", "kind": "negativity", "threshold": 0.5})),
-        )
-        .await;
+    let new_rule = json!({"name": "neg", "kind": "negativity", "threshold": 0.5});
+    let (code, rule) = post_as(&s, &admin, "/api/v1/alert-rules", new_rule).await;
     assert_eq!(code, 201, "{rule}");
     let rule_path = format!("/api/v1/alert-rules/{}", rule["id"]);
     let (code, _, _) = s
@@ -27,23 +27,11 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
         )
         .await;
     assert_eq!(code, 200);
-    let (code, _, _) = s
-        .call(
-            "POST",
-            "/api/v1/webhooks",
-            Some(&admin),
-            Some(&json!({"url": "http://127.0.0.1:9/hook", "secret": "super-secret-signing-key"})),
-        )
-        .await;
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "secret": "super-secret-signing-key"});
+    let (code, _) = post_as(&s, &admin, "/api/v1/webhooks", hook).await;
     assert_eq!(code, 201);
-    let (code, _, created) = s
-        .call(
-            "POST",
-            "/api/v1/admin/keys",
-            Some(&admin),
-            Some(&json!({"role": "ingest", "name": "producer"})),
-        )
-        .await;
+    let key_request = json!({"role": "ingest", "name": "producer"});
+    let (code, created) = post_as(&s, &admin, "/api/v1/admin/keys", key_request).await;
     assert_eq!(code, 201);
     let new_key = created["key"].as_str().unwrap().to_string();
     let (code, _, _) = s
@@ -58,14 +46,8 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     let (code, _, _) = s.call("DELETE", &rule_path, Some(&admin), None).await;
     assert_eq!(code, 204);
     // An analyst's attempt is refused and recorded as denied.
-    let (code, _, _) = s
-        .call(
-            "POST",
-            "/api/v1/alert-rules",
-            Some(&analyst),
-            Some(&json!({"name": "x", "kind": "negativity"})),
-        )
-        .await;
+    let refused_rule = json!({"name": "x", "kind": "negativity"});
+    let (code, _) = post_as(&s, &analyst, "/api/v1/alert-rules", refused_rule).await;
     assert_eq!(code, 403);
 
     let (code, _, _) = s

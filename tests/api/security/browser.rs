@@ -20,24 +20,19 @@ async fn browser_protections_cors_and_websocket_origins() {
     }
 
     // CORS: the configured origin is allowed, others get no grant.
-    let res = s
-        .get_with(
-            "/api/v1/posts",
-            Some(&analyst),
-            &[("origin", "https://brand.example")],
-        )
-        .await;
+    let from_origin = |origin: &'static str| {
+        let (s, analyst) = (&s, analyst.as_str());
+        async move {
+            s.get_with("/api/v1/posts", Some(analyst), &[("origin", origin)])
+                .await
+        }
+    };
+    let res = from_origin("https://brand.example").await;
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "https://brand.example"
     );
-    let res = s
-        .get_with(
-            "/api/v1/posts",
-            Some(&analyst),
-            &[("origin", "https://evil.example")],
-        )
-        .await;
+    let res = from_origin("https://evil.example").await;
     assert!(!res.headers().contains_key("access-control-allow-origin"));
     let preflight = |origin: &'static str| {
         s.app

@@ -50,6 +50,20 @@ async fn metrics_from(source: &str, server: SocketAddr) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
+/// `POST /api/v1/events` of `n` posts (`prefix-0` on) with `s`'s ingest key.
+async fn ingest(s: &SecuredServer, prefix: &str, n: usize) -> RawResponse {
+    let events: Vec<Value> = (0..n)
+        .map(|i| serde_json::from_str(&post_json(&format!("{prefix}-{i}"), "hi")).unwrap())
+        .collect();
+    s.call(
+        "POST",
+        "/api/v1/events",
+        Some(Role::Ingest),
+        Some(Value::Array(events)),
+    )
+    .await
+}
+
 /// Bodies that never finish were held whole, from what `Content-Length` promised,
 /// with no timeout, and a client could start as many as its request budget allowed.
 #[actix_rt::test]
@@ -164,15 +178,7 @@ async fn made_up_keys_are_refused_before_any_hashing() {
     let mut statuses = Vec::new();
     for i in 0..20 {
         let key = format!("pulse_{:012x}_{:064x}", i, i * 7919);
-        let res = raw_request(
-            s.app.address(),
-            "GET",
-            "/api/v1/posts",
-            &[("x-api-key", &key)],
-            None,
-        )
-        .await;
-        statuses.push(res.status);
+        statuses.push(s.get_with_key("/api/v1/posts", &key).await.status);
     }
     let checked = verifications().await - before;
     assert!(
@@ -192,14 +198,7 @@ async fn made_up_keys_are_refused_before_any_hashing() {
     let wrong = format!("{}{last}", &real[..real.len() - 1]);
     assert_ne!(wrong, real);
     for _ in 0..5 {
-        let res = raw_request(
-            t.app.address(),
-            "GET",
-            "/api/v1/posts",
-            &[("x-api-key", &wrong)],
-            None,
-        )
-        .await;
+        let res = t.get_with_key("/api/v1/posts", &wrong).await;
         assert_eq!(res.status, 401);
     }
     let text = metrics_text(&t.app).await;
@@ -234,14 +233,7 @@ async fn gzip_bodies_of_many_members_are_refused_unread() {
         .unwrap();
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_body");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("gzip members"),
-        "{body}"
-    );
+    assert_error_says(&body, "invalid_body", "gzip members");
 }
 
 /// Direct analysis shared the pipeline's analyzer without a budget.
@@ -370,28 +362,18 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
         xadd_event(&s.env.redis().await, &s.env.stream, &post.to_string()).await;
     }
     assert!(s.env.stored(10, Duration::from_secs(60)).await);
-    let cities = |res: RawResponse| -> Vec<(String, i64)> {
-        res.json()["cities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["key"].as_str().unwrap().to_string(),
-                    c["posts"].as_i64().unwrap(),
-                )
-            })
-            .collect()
+    let cities = || async {
+        let res = s
+            .call(
+                "GET",
+                "/api/v1/metrics/geo?window=1h",
+                Some(Role::Analyst),
+                None,
+            )
+            .await;
+        posts_by_key(&res.json()["cities"])
     };
-    let geo = cities(
-        s.call(
-            "GET",
-            "/api/v1/metrics/geo?window=1h",
-            Some(Role::Analyst),
-            None,
-        )
-        .await,
-    );
+    let geo = cities().await;
     assert_eq!(geo.len(), 4, "{geo:?}");
     assert!(geo.contains(&("(other)".to_string(), 7)), "{geo:?}");
     assert_eq!(geo.iter().map(|(_, n)| n).sum::<i64>(), 10);
@@ -411,16 +393,7 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
     xadd_event(&s.env.redis().await, &s.env.stream, &deletion.to_string()).await;
     assert!(
         wait_until(Duration::from_secs(60), || async {
-            let geo = cities(
-                s.call(
-                    "GET",
-                    "/api/v1/metrics/geo?window=1h",
-                    Some(Role::Analyst),
-                    None,
-                )
-                .await,
-            );
-            geo.contains(&("(other)".to_string(), 6))
+            cities().await.contains(&("(other)".to_string(), 6))
         })
         .await
     );
@@ -448,30 +421,9 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
         s.ingest.max_backlog = 100;
     })
     .await;
-    let events = |prefix: &str, n: usize| {
-        Value::Array(
-            (0..n)
-                .map(|i| serde_json::from_str(&post_json(&format!("{prefix}-{i}"), "hi")).unwrap())
-                .collect(),
-        )
-    };
-    let first = s
-        .call(
-            "POST",
-            "/api/v1/events",
-            Some(Role::Ingest),
-            Some(events("a", 15)),
-        )
-        .await;
+    let first = ingest(&s, "a", 15).await;
     assert_eq!(first.status, 202, "{}", first.body);
-    let over = s
-        .call(
-            "POST",
-            "/api/v1/events",
-            Some(Role::Ingest),
-            Some(events("b", 10)),
-        )
-        .await;
+    let over = ingest(&s, "b", 10).await;
     over.assert_error(429, "rate_limited", "");
     assert_eq!(over.json()["error"]["details"]["scope"], "events");
     assert!(over.headers.contains_key("retry-after"));
@@ -481,14 +433,7 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
     let redis = t.env.redis().await;
     let refused = wait_until(Duration::from_secs(60), || async {
         xadd_posts(&redis, &t.env.stream, &unique("burst"), 0..5_000).await;
-        let res = t
-            .call(
-                "POST",
-                "/api/v1/events",
-                Some(Role::Ingest),
-                Some(events("c", 1)),
-            )
-            .await;
+        let res = ingest(&t, "c", 1).await;
         res.status == 503 && res.json()["error"]["details"]["reason"] == "backlog"
     })
     .await;

@@ -11,7 +11,7 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use pulse::auth::token::TokenCodec;
 use pulse::auth::Role;
-use pulse::config::{Secret, Settings};
+use pulse::config::Settings;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,9 +30,7 @@ impl Secure {
     async fn start(tweak: impl FnOnce(&mut Settings)) -> Secure {
         let env = TestEnv::new().await;
         let mut settings = env.settings();
-        settings.auth.open = false;
-        settings.auth.jwt_secret = Secret(SECRET.into());
-        settings.limits.rate_limits = false;
+        authenticated(&mut settings, SECRET);
         tweak(&mut settings);
         let app = spawn_app_with(env, settings).await;
         let mut made = Vec::new();

@@ -43,6 +43,12 @@ async fn a_second_spelling_of_a_path_reaches_nothing() {
     s.app.shutdown().await;
 }
 
+/// `GET /api/v1/posts` with `key`, naming `host` in its Host header.
+async fn posts_on_host(s: &Server, host: &str, key: &str) -> RawResponse {
+    let headers = [("Host", host), ("x-api-key", key)];
+    raw_request(s.app.address(), "GET", "/api/v1/posts", &headers, None).await
+}
+
 /// A spoofed Host with a matching Origin passed as the dashboard's own origin.
 #[actix_rt::test]
 async fn foreign_host_names_are_refused() {
@@ -50,14 +56,7 @@ async fn foreign_host_names_are_refused() {
     let key = s.key(Role::Analyst).key.clone();
     let port = s.app.address().port();
     let evil = format!("evil.example:{port}");
-    let res = raw_request(
-        s.app.address(),
-        "GET",
-        "/api/v1/posts",
-        &[("Host", evil.as_str()), ("x-api-key", key.as_str())],
-        None,
-    )
-    .await;
+    let res = posts_on_host(&s, &evil, &key).await;
     res.assert_error(400, "host_not_allowed", "");
     let origin = format!("http://evil.example:{port}");
     let upgrade = raw_request(
@@ -79,14 +78,7 @@ async fn foreign_host_names_are_refused() {
     assert_eq!(upgrade.status, 400);
     // The server's own names pass.
     for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
-        let res = raw_request(
-            s.app.address(),
-            "GET",
-            "/api/v1/posts",
-            &[("Host", host.as_str()), ("x-api-key", key.as_str())],
-            None,
-        )
-        .await;
+        let res = posts_on_host(&s, &host, &key).await;
         assert_eq!(res.status, 200, "{host}");
     }
     s.app.shutdown().await;

@@ -18,41 +18,35 @@ fn cases() -> Vec<Case> {
         body,
         needs,
     };
+    let get = |path, needs| case("GET", path, None, needs);
+    let post = |path, body, needs| case("POST", path, Some(body), needs);
     let event: Value = serde_json::from_str(&post_json("sec-1", "I love this")).unwrap();
     vec![
-        case("POST", "/api/v1/events", Some(event), Role::Ingest),
-        case("GET", "/api/v1/posts", None, Role::Analyst),
-        case("GET", "/api/v1/metrics/overall", None, Role::Analyst),
-        case("GET", "/api/v1/trending/posts", None, Role::Analyst),
-        case("GET", "/api/v1/stories", None, Role::Analyst),
-        case("GET", "/api/v1/pipeline", None, Role::Analyst),
-        case("GET", "/api/v1/alerts", None, Role::Analyst),
-        case("GET", "/api/v1/alert-rules", None, Role::Analyst),
-        case(
-            "POST",
-            "/api/v1/analyze",
-            Some(json!({"texts": ["fine"]})),
-            Role::Analyst,
-        ),
-        case(
-            "POST",
+        post("/api/v1/events", event, Role::Ingest),
+        get("/api/v1/posts", Role::Analyst),
+        get("/api/v1/metrics/overall", Role::Analyst),
+        get("/api/v1/trending/posts", Role::Analyst),
+        get("/api/v1/stories", Role::Analyst),
+        get("/api/v1/pipeline", Role::Analyst),
+        get("/api/v1/alerts", Role::Analyst),
+        get("/api/v1/alert-rules", Role::Analyst),
+        post("/api/v1/analyze", json!({"texts": ["fine"]}), Role::Analyst),
+        post(
             "/api/v1/alert-rules",
-            Some(json!({"name": "neg", "kind": "negativity"})),
+            json!({"name": "neg", "kind": "negativity"}),
             Role::Admin,
         ),
-        case(
-            "POST",
+        post(
             "/api/v1/webhooks",
-            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+            json!({"url": "http://127.0.0.1:9/hook"}),
             Role::Admin,
         ),
-        case("GET", "/api/v1/webhooks", None, Role::Admin),
-        case("GET", "/api/v1/admin/keys", None, Role::Admin),
-        case("GET", "/api/v1/admin/audit", None, Role::Admin),
-        case(
-            "POST",
+        get("/api/v1/webhooks", Role::Admin),
+        get("/api/v1/admin/keys", Role::Admin),
+        get("/api/v1/admin/audit", Role::Admin),
+        post(
             "/api/v1/admin/keys",
-            Some(json!({"role": "ingest", "name": "made by matrix"})),
+            json!({"role": "ingest", "name": "made by matrix"}),
             Role::Admin,
         ),
     ]
@@ -157,16 +151,9 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     assert_eq!(code, 200);
 
     // Signed with another secret; from another issuer; unsigned; tampered; garbage.
-    let other = TokenCodec::new("0d9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170", "pulse", 600).unwrap();
-    let forged = other
-        .issue(s.key_id(Role::Admin), Role::Admin, chrono::Utc::now())
-        .unwrap()
-        .access_token;
-    let foreign = TokenCodec::new(SECRET, "someone-else", 600)
-        .unwrap()
-        .issue(s.key_id(Role::Admin), Role::Admin, chrono::Utc::now())
-        .unwrap()
-        .access_token;
+    let other = "0d9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170";
+    let forged = signed_token(other, "pulse", s.key_id(Role::Admin), Role::Admin);
+    let foreign = signed_token(SECRET, "someone-else", s.key_id(Role::Admin), Role::Admin);
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let analyst = s.token(Role::Analyst).await;
@@ -176,17 +163,9 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     let tampered = format!("{}.{raised}.{}", parts[0], parts[2]);
     let unsigned = format!("{}.{raised}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#));
     // A genuine signature over claims naming a key that does not exist.
-    let ghost = TokenCodec::new(SECRET, "pulse", 600)
-        .unwrap()
-        .issue("000000000000", Role::Admin, chrono::Utc::now())
-        .unwrap()
-        .access_token;
+    let ghost = signed_token(SECRET, "pulse", "000000000000", Role::Admin);
     // A genuine signature claiming a role the key does not have.
-    let promoted = TokenCodec::new(SECRET, "pulse", 600)
-        .unwrap()
-        .issue(s.key_id(Role::Analyst), Role::Admin, chrono::Utc::now())
-        .unwrap()
-        .access_token;
+    let promoted = signed_token(SECRET, "pulse", s.key_id(Role::Analyst), Role::Admin);
     for (what, token) in [
         ("forged", forged.as_str()),
         ("foreign issuer", foreign.as_str()),
@@ -255,44 +234,59 @@ async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     assert_eq!(code, 404, "a key is revoked once");
 }
 
+/// An access token for the key `key_id` claiming `role`, signed with `secret` by `issuer` now,
+/// as Pulse signs its own.
+fn signed_token(secret: &str, issuer: &str, key_id: &str, role: Role) -> String {
+    TokenCodec::new(secret, issuer, 600)
+        .unwrap()
+        .issue(key_id, role, chrono::Utc::now())
+        .unwrap()
+        .access_token
+}
+
+/// The `content-encoding` of `res` ("" when it has none).
+fn encoding(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `POST path` of `body` (with `bearer` when given) from a client that takes gzip and br: the
+/// answer's JSON, once checked to be of `status` and not compressed.
+async fn post_uncompressed(
+    s: &Secure,
+    path: &str,
+    bearer: Option<&str>,
+    body: &Value,
+    status: u16,
+) -> Value {
+    let mut request = s
+        .app
+        .http
+        .post(s.url(path))
+        .header("accept-encoding", "gzip, br")
+        .json(body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let res = request.send().await.unwrap();
+    assert_eq!(res.status().as_u16(), status);
+    assert!(!["gzip", "br"].contains(&encoding(&res).as_str()));
+    res.json().await.unwrap()
+}
+
 /// Compressed beside text an attacker can have reflected, a secret's length leaks it (BREACH):
 /// a token or a new key is never compressed, while other API answers are.
 #[actix_rt::test]
 async fn responses_that_carry_credentials_are_never_compressed() {
     let s = Secure::start(|_| {}).await;
-    let encoding = |res: &reqwest::Response| {
-        res.headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    let res = s
-        .app
-        .http
-        .post(s.url("/api/v1/auth/token"))
-        .header("accept-encoding", "gzip, br")
-        .json(&json!({"api_key": s.key(Role::Admin)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    assert!(!["gzip", "br"].contains(&encoding(&res).as_str()));
-    let body: Value = res.json().await.unwrap();
+    let token_request = json!({"api_key": s.key(Role::Admin)});
+    let body = post_uncompressed(&s, "/api/v1/auth/token", None, &token_request, 200).await;
     let token = body["access_token"].as_str().expect("a token").to_string();
 
-    let res = s
-        .app
-        .http
-        .post(s.url("/api/v1/admin/keys"))
-        .bearer_auth(&token)
-        .header("accept-encoding", "gzip, br")
-        .json(&json!({"role": "analyst", "name": "compression"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    assert!(!["gzip", "br"].contains(&encoding(&res).as_str()));
-    let body: Value = res.json().await.unwrap();
+    let key_request = json!({"role": "analyst", "name": "compression"});
+    let body = post_uncompressed(&s, "/api/v1/admin/keys", Some(&token), &key_request, 201).await;
     assert!(
         body["key"].as_str().is_some_and(|k| !k.is_empty()),
         "{body}"

@@ -73,14 +73,7 @@ async fn an_unknown_key_id_costs_the_same_argon2_check_as_a_known_one() {
     let unknown = format!("pulse_{}_{}", "0".repeat(known_id.len()), "ab".repeat(32));
     let wrong_secret = format!("pulse_{known_id}_{}", "cd".repeat(32));
     for key in [&unknown, &wrong_secret] {
-        let res = raw_request(
-            s.app.address(),
-            "GET",
-            "/api/v1/posts",
-            &[("x-api-key", key)],
-            None,
-        )
-        .await;
+        let res = s.get_with_key("/api/v1/posts", key).await;
         assert_eq!(res.status, 401, "{key}");
     }
     assert_eq!(mismatches(&s).await - before, 2.0);
@@ -88,12 +81,7 @@ async fn an_unknown_key_id_costs_the_same_argon2_check_as_a_known_one() {
 }
 
 async fn mismatches(s: &Server) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s.app).await;
     text.lines()
         .filter(|l| l.starts_with("pulse_auth_key_verifications_total") && l.contains("mismatch"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -109,10 +109,7 @@ pub(crate) async fn assert_stores(env: &TestEnv, n: i64, asked: &Mutex<impl Debu
 
 #[actix_rt::test]
 async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
-    let lines: Vec<String> = common::jetstream::REPLAY
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = common::jetstream::replay_lines();
     // Cut after the first repost: the reply and the repost must not be lost or doubled.
     let standin = JetstreamStandIn::start(lines, Some(3), Duration::ZERO).await;
     let (endpoint, uris) = (standin.endpoint, standin.uris);
@@ -396,10 +393,8 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         summary.examples
     );
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.post_count().await == 1_200 + 1_300 + 2
-        })
-        .await
+        env.stored_exactly(1_200 + 1_300 + 2, Duration::from_secs(30))
+            .await
     );
     let country: Option<String> = env
         .pg()
@@ -463,10 +458,7 @@ async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[actix_rt::test]
 async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
-    let lines: Vec<String> = common::jetstream::REPLAY
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = common::jetstream::replay_lines();
     let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
     let (appview, requests) = profiles().await;
     let env = TestEnv::new().await;

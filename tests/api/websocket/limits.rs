@@ -6,8 +6,7 @@ use super::*;
 
 #[actix_rt::test]
 async fn bad_client_messages_get_errors_and_an_oversize_frame_closes_the_socket() {
-    let env = TestEnv::new().await;
-    let app = start(env, |s| s.ws.max_topics_per_session = 2).await;
+    let app = spawn_app_tuned(|s| s.ws.max_topics_per_session = 2).await;
     let mut client = WsClient::connect(app.address()).await;
 
     let cases = [
@@ -73,8 +72,7 @@ async fn bad_client_messages_get_errors_and_an_oversize_frame_closes_the_socket(
 
 #[actix_rt::test]
 async fn upgrades_past_the_session_cap_get_503_in_the_api_error_shape() {
-    let env = TestEnv::new().await;
-    let app = start(env, |s| s.ws.max_sessions = 2).await;
+    let app = spawn_app_tuned(|s| s.ws.max_sessions = 2).await;
     let addr = app.address();
     let mut first = WsClient::connect(addr).await;
     let _second = WsClient::connect(addr).await;
@@ -171,12 +169,13 @@ async fn slow_subscribers_lose_their_oldest_posts_while_the_others_get_every_one
     let env = TestEnv::new().await;
     // The slow clients stop reading for as long as the flow lasts; this test is about what
     // their queues keep meanwhile, not about the write timeout that would end them.
-    let app = start(env, |s| {
-        s.ws.write_timeout_secs = 3_600;
-        s.ws.queue_capacity = QUEUE;
-        s.ws.max_queued_bytes = QUEUE * 2_048;
-    })
-    .await;
+    let app = env
+        .serve(|s| {
+            s.ws.write_timeout_secs = 3_600;
+            s.ws.queue_capacity = QUEUE;
+            s.ws.max_queued_bytes = QUEUE * 2_048;
+        })
+        .await;
     let env = &app.env;
     let addr = app.address();
     let redis = env.redis().await;
@@ -238,10 +237,8 @@ async fn slow_subscribers_lose_their_oldest_posts_while_the_others_get_every_one
     )
     .await;
     assert!(
-        wait_until(Duration::from_secs(600), || async {
-            env.post_count().await == POSTS as i64
-        })
-        .await,
+        env.stored_exactly(POSTS as i64, Duration::from_secs(600))
+            .await,
         "the pipeline stores every post"
     );
     xadd_all(
@@ -290,15 +287,13 @@ async fn slow_subscribers_lose_their_oldest_posts_while_the_others_get_every_one
 #[actix_rt::test]
 async fn a_client_that_never_answers_pings_is_disconnected() {
     let env = TestEnv::new().await;
-    let app = start(env, |s| {
-        s.ws.heartbeat_secs = 1;
-        s.ws.client_timeout_secs = 2;
-    })
-    .await;
-    let mut client = WsClient::connect(app.address()).await;
-    client
-        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
+    let app = env
+        .serve(|s| {
+            s.ws.heartbeat_secs = 1;
+            s.ws.client_timeout_secs = 2;
+        })
         .await;
+    let mut client = WsClient::subscribed(app.address(), &["posts"]).await;
 
     // Not reading, the client answers no ping; the server gives up on it.
     assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
@@ -386,8 +381,7 @@ fn client_frame(first: u8, declared: u64, payload: &[u8]) -> Vec<u8> {
 /// idle timeout (1008). Text that is not UTF-8 closes with 1007, as the protocol says.
 #[actix_rt::test]
 async fn a_frame_is_refused_by_its_declared_length_and_text_that_is_not_utf8_by_1007() {
-    let env = TestEnv::new().await;
-    let app = start(env, |_| {}).await;
+    let app = spawn_app_tuned(|_| {}).await;
     let addr = app.address();
 
     let promise = client_frame(0x81, 9_000_000_000_000, &[b'x'; 4096]);

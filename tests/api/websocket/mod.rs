@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::*;
 use fred::prelude::*;
 use futures::{SinkExt, StreamExt};
-use pulse::config::Settings;
 use pulse::models::Platform;
 use pulse::ws::{FilterKeys, MetricsUpdate, Publish, Topic};
 use serde_json::{json, Value};
@@ -31,12 +30,6 @@ const SMALL_RECEIVE_BUFFER: u32 = 4096;
 const NEGATIVE: &str = "This is terrible, I hate it, the worst and most awful phone ever";
 const POSITIVE: &str = "I love it, wonderful and great, the best phone ever";
 const NEUTRAL: &str = "The phone arrived on Tuesday in a box";
-
-async fn start(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = env.settings();
-    tweak(&mut settings);
-    spawn_app_with(env, settings).await
-}
 
 /// A post event on `platform` from `country`.
 fn post(id: &str, platform: &str, country: &str, text: &str) -> String {
@@ -104,6 +97,15 @@ impl WsClient {
         Self::try_connect(addr, None)
             .await
             .expect("websocket connects")
+    }
+
+    /// A client subscribed to `topics`, unfiltered, its ack read.
+    async fn subscribed(addr: SocketAddr, topics: &[&str]) -> WsClient {
+        let mut client = Self::connect(addr).await;
+        client
+            .subscribe(json!({"type": "subscribe", "topics": topics}))
+            .await;
+        client
     }
 
     /// A client whose socket takes little before the server has to stop writing to it.
@@ -194,17 +196,13 @@ fn ids(posts: &[Value]) -> Vec<String> {
 
 #[actix_rt::test]
 async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_order() {
-    let env = TestEnv::new().await;
     // One entry in flight at a time, so batches commit in stream order.
-    let app = start(env, |s| s.ingest.max_in_flight = 1).await;
+    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
     let env = &app.env;
     let redis = env.redis().await;
 
     // The sentiment the analyzer gives the neutral text, whatever backend is configured.
-    let mut probe = WsClient::connect(app.address()).await;
-    probe
-        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
-        .await;
+    let mut probe = WsClient::subscribed(app.address(), &["posts"]).await;
     xadd_event(
         &redis,
         &env.stream,
@@ -293,8 +291,7 @@ async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_ord
 
 #[actix_rt::test]
 async fn unsubscribing_stops_delivery() {
-    let env = TestEnv::new().await;
-    let app = start(env, |_| {}).await;
+    let app = spawn_app_tuned(|_| {}).await;
     let env = &app.env;
     let redis = env.redis().await;
     let posts = json!({"type": "subscribe", "topics": ["posts"]});
@@ -340,9 +337,8 @@ async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session(
     const UPDATES: u64 = 300;
     const PADDING_BYTES: usize = 64 * 1024;
 
-    let env = TestEnv::new().await;
     // The test publishes its own snapshots; the aggregator's would interleave with them.
-    let app = start(env, |s| s.metrics.updates_per_sec = 0.0).await;
+    let app = spawn_app_tuned(|s| s.metrics.updates_per_sec = 0.0).await;
     let addr = app.address();
     let broadcaster = app.broadcaster();
     let metrics = json!({"type": "subscribe", "topics": ["metrics"]});
@@ -411,8 +407,7 @@ async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session(
 
 #[actix_rt::test]
 async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matches() {
-    let env = TestEnv::new().await;
-    let app = start(env, |_| {}).await;
+    let app = spawn_app_tuned(|_| {}).await;
     let addr = app.address();
     let broadcaster = app.broadcaster();
     let mut phone = WsClient::connect(addr).await;
@@ -420,14 +415,8 @@ async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matche
         .subscribe(json!({"type": "subscribe", "topics": ["alerts"],
             "filter": {"product": "pulse-phone"}}))
         .await;
-    let mut everything = WsClient::connect(addr).await;
-    everything
-        .subscribe(json!({"type": "subscribe", "topics": ["alerts", "virality"]}))
-        .await;
-    let mut posts_only = WsClient::connect(addr).await;
-    posts_only
-        .subscribe(json!({"type": "subscribe", "topics": ["posts"]}))
-        .await;
+    let mut everything = WsClient::subscribed(addr, &["alerts", "virality"]).await;
+    let mut posts_only = WsClient::subscribed(addr, &["posts"]).await;
 
     let alert = |product: &str| Publish {
         topic: Topic::Alerts,
@@ -468,14 +457,10 @@ async fn published_alerts_and_virality_reach_the_subscribers_whose_filter_matche
 
 #[actix_rt::test]
 async fn live_metrics_updates_carry_the_numbers_in_the_database() {
-    let env = TestEnv::new().await;
-    let app = start(env, |s| s.metrics.updates_per_sec = 10.0).await;
+    let app = spawn_app_tuned(|s| s.metrics.updates_per_sec = 10.0).await;
     let env = &app.env;
     let redis = env.redis().await;
-    let mut client = WsClient::connect(app.address()).await;
-    client
-        .subscribe(json!({"type": "subscribe", "topics": ["metrics"]}))
-        .await;
+    let mut client = WsClient::subscribed(app.address(), &["metrics"]).await;
 
     let texts = [NEGATIVE, POSITIVE, NEUTRAL];
     xadd_all(
@@ -519,7 +504,7 @@ async fn live_metrics_updates_carry_the_numbers_in_the_database() {
 #[actix_rt::test]
 async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
     // One entry in flight at a time, so batches commit in stream order.
-    let app = start(TestEnv::new().await, |s| s.ingest.max_in_flight = 1).await;
+    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
     let env = &app.env;
     let redis = env.redis().await;
     let id = app.create_topic("Battery", "battery").await;

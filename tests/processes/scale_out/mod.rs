@@ -66,23 +66,7 @@ async fn wait_for_peers(group: &[PulseProcess]) {
 
 /// The sum of a metric's samples (every label set) in a process's `/metrics`; 0 when absent.
 async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    metric_where(addr, name, "").await
-}
-
-/// [`metric`], over the samples whose labels contain `label` (e.g. `table="engagements"`).
-async fn metric_where(addr: SocketAddr, name: &str, label: &str) -> f64 {
-    let Ok(r) = reqwest::get(format!("http://{addr}/metrics")).await else {
-        return 0.0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_at(addr, name, "").await
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -249,10 +233,7 @@ async fn three_processes_store_each_post_once_and_each_subscriber_gets_each_matc
 
     // (a) Stored once, counted once, by the group as one.
     assert!(
-        wait_until(DEADLINE, || async {
-            env.post_count().await == N as i64 && env.pending(&redis).await == 0
-        })
-        .await,
+        env.worked_off(&redis, N as i64, DEADLINE).await,
         "stored {} of {N}",
         env.post_count().await
     );
@@ -545,7 +526,7 @@ async fn a_cascade_committed_by_several_processes_counts_every_share_across_a_ta
     // The engagements were committed by more than one process...
     let mut committers = 0;
     for p in &group {
-        if metric_where(
+        if metric_at(
             p.address,
             "pulse_store_rows_inserted_total",
             r#"table="engagements""#,
@@ -657,7 +638,7 @@ async fn the_fan_out_resumes_after_redis_restarts_and_never_holds_up_the_pipelin
         .collect();
     let redis = env.redis().await;
     trickle(&redis, &env.stream, &before).await;
-    assert!(wait_until(DEADLINE, || async { env.post_count().await == 40 }).await);
+    assert!(env.stored_exactly(40, DEADLINE).await);
 
     redis_server.restart();
     // Both processes subscribe again by themselves (their sessions stay open meanwhile)...
