@@ -51,6 +51,8 @@ pub struct Broadcaster {
     stories: Option<Arc<crate::actors::stories::StoryDesk>>,
     /// A session whose outbox waited this long without its client taking anything is closed.
     write_timeout: Duration,
+    /// A session that has not run for this long is closed: its client stopped reading.
+    idle_timeout: Duration,
 }
 
 impl Broadcaster {
@@ -64,6 +66,7 @@ impl Broadcaster {
             write_timeout: Duration::from_secs(
                 crate::config::WsSettings::default().write_timeout_secs,
             ),
+            idle_timeout: Duration::MAX,
         }
     }
 
@@ -73,9 +76,12 @@ impl Broadcaster {
         self
     }
 
-    /// Closes sessions whose client has taken nothing for `timeout`.
-    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+    /// Closes sessions whose client has taken nothing for `timeout`, and those that have not
+    /// run for as long (or three heartbeats, if longer): a client that stops reading the
+    /// answers to its own messages stops its session with nothing queued for it.
+    pub fn with_write_timeout(mut self, timeout: Duration, heartbeat: Duration) -> Self {
         self.write_timeout = timeout;
+        self.idle_timeout = timeout.max(heartbeat.saturating_mul(3));
         self
     }
 
@@ -86,7 +92,9 @@ impl Broadcaster {
         let stalled: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.outbox.waiting_for() > timeout)
+            .filter(|(_, s)| {
+                s.outbox.waiting_for() > timeout || s.outbox.idle_for() > self.idle_timeout
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in stalled {

@@ -70,10 +70,11 @@ impl Hub {
         let latest_metrics = Arc::new(RwLock::new(None));
         let cache = latest_metrics.clone();
         let write_timeout = Duration::from_secs(settings.write_timeout_secs.max(1));
+        let heartbeat = Duration::from_secs(settings.heartbeat_secs.max(1));
         let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| {
             Broadcaster::new(cache)
                 .with_fanout(fanout)
-                .with_write_timeout(write_timeout)
+                .with_write_timeout(write_timeout, heartbeat)
         });
         Hub {
             broadcaster,

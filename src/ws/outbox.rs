@@ -67,6 +67,8 @@ struct State {
     wake_pending: bool,
     /// Since when messages have waited without the session taking any.
     waiting_since: Option<Instant>,
+    /// When the session last ran its heartbeat.
+    ran_at: Instant,
 }
 
 /// The bounded, shared queue of one session.
@@ -99,6 +101,7 @@ impl Outbox {
                 dropped: 0,
                 wake_pending: false,
                 waiting_since: None,
+                ran_at: Instant::now(),
             }),
         }
     }
@@ -273,6 +276,18 @@ impl Outbox {
         // The session took something: what is left has waited only since now.
         state.waiting_since = more.then(Instant::now);
         more
+    }
+
+    /// Notes that the session runs (its heartbeat, every `ws.heartbeat_secs`).
+    pub fn ran(&self) {
+        self.lock().ran_at = Instant::now();
+    }
+
+    /// How long since the session last ran. A session runs only while its connection's
+    /// write buffer has room, so a client that stops reading its answers (errors, pongs)
+    /// stops it without anything waiting here.
+    pub fn idle_for(&self) -> Duration {
+        self.lock().ran_at.elapsed()
     }
 
     /// How long messages have waited without the session taking any; zero when none wait.

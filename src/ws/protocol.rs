@@ -280,8 +280,9 @@ fn parse_topics(names: &[String]) -> Result<TopicSet, ClientError> {
             ClientError::new(
                 ErrorCode::UnknownTopic,
                 format!(
-                    "unknown topic `{}`; expected one of posts, metrics, alerts, virality",
-                    truncate(name)
+                    "unknown topic `{}`; expected one of {}",
+                    truncate(name),
+                    Topic::ALL.map(Topic::as_str).join(", ")
                 ),
             )
         })?;

@@ -4,7 +4,10 @@
 //! The session actor runs inside the HTTP response body: it is polled only while the
 //! connection's write buffer has room. A client that stops reading therefore stops its
 //! session from draining, and the outbox's bounds decide what it loses; past
-//! `ws.write_timeout_secs` the broadcaster shuts its connection (see [`super::socket`]). Each
+//! `ws.write_timeout_secs` the broadcaster shuts its connection (see [`super::socket`]), and so
+//! it does when the session has not run its heartbeat for as long (a client that stops
+//! reading the answers to its own messages queues nothing, but stops the session all the
+//! same). Each
 //! poll drains at most [`DRAIN_CHUNK_MESSAGES`], so what is buffered per connection stays
 //! small.
 
@@ -296,6 +299,7 @@ impl Actor for WsSession {
             socket: self.socket.clone(),
         });
         ctx.run_interval(self.heartbeat_interval(), |act, ctx| {
+            act.outbox.ran();
             let now = Instant::now();
             if now.duration_since(act.last_tick) > act.heartbeat_interval() * STALL_INTERVALS {
                 act.last_heard = now;

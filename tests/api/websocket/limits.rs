@@ -305,6 +305,42 @@ async fn a_client_that_never_answers_pings_is_disconnected() {
     app.shutdown().await;
 }
 
+/// A client that stops reading while its own messages fill the connection with answers (here
+/// errors), subscribed to nothing: nothing waits in its queue, but its session stops running
+/// all the same, and is shut as any client that stopped reading, its place given back.
+#[actix_rt::test]
+async fn a_client_that_stops_reading_the_answers_to_its_own_messages_is_shut() {
+    let env = TestEnv::new().await;
+    let app = env
+        .serve(|s| {
+            s.ws.heartbeat_secs = 1;
+            s.ws.client_timeout_secs = 3_600;
+            s.ws.write_timeout_secs = 2;
+            s.ws.send_buffer_bytes = 4_096;
+            s.ws.max_sessions_per_client = 1;
+        })
+        .await;
+    let addr = app.address();
+    let mut client = WsClient::connect_with_small_window(addr).await;
+    // Each answered with an error of about 100 bytes: far more than the buffers between.
+    for _ in 0..8_000 {
+        client.send_text("x").await;
+    }
+    assert!(
+        wait_until(WAIT, || async { app.ws_sessions() == 0 }).await,
+        "the session of a client that reads nothing holds its place"
+    );
+    let mut again = WsClient::connect(addr).await;
+    again.send(json!({"type": "ping"})).await;
+    assert_eq!(again.next().await["type"], "pong");
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("pulse_ws_sessions_stalled_total 1"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
 /// Opens `/ws` over a bare TCP connection (a client library will not send the frames below),
 /// sends `frame`, and returns the close code the server answers with (0: none).
 async fn close_code_after(addr: SocketAddr, frame: &[u8]) -> u16 {
