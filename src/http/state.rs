@@ -28,6 +28,9 @@ pub struct State {
     caller: Option<Principal>,
 }
 
+/// How long a costly read waits for the same caller's previous one to end.
+pub const COSTLY_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl State {
     /// The admitted caller; `None` only on public routes.
     pub fn caller(&self) -> Option<&Principal> {
@@ -46,29 +49,51 @@ impl State {
         )
     }
 
-    /// The caller's place for a costly read ([`super::AppState::costly_reads`]), or a 429
-    /// while its previous one runs.
-    pub fn costly_read(
+    /// The caller's place for a costly read ([`super::AppState::costly_reads`]): a read asked
+    /// while the caller's previous one runs waits for it (a dashboard asks again before the
+    /// last answer came), up to [`COSTLY_READ_WAIT`], then is a 429.
+    pub async fn costly_read(
         &self,
         req: &HttpRequest,
     ) -> Result<crate::actors::analyzer::share::CallerSlot<'_>, ApiError> {
-        self.costly_reads.take(&self.client_id(req)).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "this caller's previous costly read (a search counting facets, a digest \
-                 previewed or sent) is still running; one at a time",
-            )
-            .with_details(serde_json::json!({"scope": "costly_read"}))
-        })
+        let caller = self.client_id(req);
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(slot) = self.costly_reads.take(&caller) {
+                return Ok(slot);
+            }
+            if started.elapsed() >= COSTLY_READ_WAIT {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this caller's previous costly read (a search counting facets, a \
+                         digest previewed or sent) ran on for {} s; one at a time",
+                        COSTLY_READ_WAIT.as_secs()
+                    ),
+                )
+                .with_details(serde_json::json!({"scope": "costly_read"})));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 
     /// Who owns what the caller saves: `key:<id>` of the first key of its key's line, so a
     /// rotated key keeps its views; `anonymous (open server)` on an open server.
     pub fn owner(&self) -> String {
-        match self.caller.as_ref().and_then(|c| c.producer.as_deref()) {
-            Some(first) => format!("key:{first}"),
-            None => self.actor(),
-        }
+        self.key_line().unwrap_or_else(|| self.actor())
+    }
+
+    /// `key:<id>` of the first key of the caller's key's line; `None` without a key.
+    fn key_line(&self) -> Option<String> {
+        let first = self.caller.as_ref()?.producer.as_deref()?;
+        Some(format!("key:{first}"))
+    }
+
+    /// Who owns what the caller has run for it (export jobs): as [`Self::owner`] with a key,
+    /// so a rotated key keeps its jobs and their budget; without one, its network, as its
+    /// budgets are counted ([`Self::client_id`]).
+    pub fn job_owner(&self, req: &HttpRequest) -> String {
+        self.key_line().unwrap_or_else(|| self.client_id(req))
     }
 
     /// Whether the caller is an administrator (everyone, on an open server).

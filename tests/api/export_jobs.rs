@@ -482,6 +482,21 @@ async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_ow
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
     let (status, _) = call(reqwest::Method::GET, path.clone(), &first.key).await;
     assert_eq!(status, 200);
+    // A rotated key keeps its line's jobs (and their budget): they belong to the line.
+    let admin = server.create_key(pulse::auth::Role::Admin, "admin").await;
+    let rotate = format!("/api/v1/admin/keys/{}/rotate", first.info.id);
+    let (status, rotated) = call(reqwest::Method::POST, rotate, &admin.key).await;
+    assert_eq!(status, 201, "{rotated}");
+    let first_rotated = rotated["key"].as_str().unwrap();
+    let (_, listed) = call(
+        reqwest::Method::GET,
+        "/api/v1/exports".into(),
+        first_rotated,
+    )
+    .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+    let (status, _) = call(reqwest::Method::GET, path.clone(), first_rotated).await;
+    assert_eq!(status, 200);
     // Without a key, nothing but a link's download.
     let (status, _) = server.get(&path).await;
     assert_eq!(status, 401);

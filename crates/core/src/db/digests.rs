@@ -264,19 +264,32 @@ pub struct NewDigest<'a> {
     pub channels: &'a [i64],
 }
 
-/// Seconds since the last digest of `schedule` sent on request, if one was.
-pub async fn since_manual(
+/// Claims a send on request of `schedule` if none was claimed in the last `every_secs`
+/// seconds (one statement, so two processes asking at once cannot both have it); otherwise
+/// the seconds until one may be. `None` too for no such schedule.
+pub async fn claim_send_on_request(
     client: &impl GenericClient,
     schedule: i64,
-) -> Result<Option<f64>, tokio_postgres::Error> {
+    every_secs: f64,
+) -> Result<Result<(), f64>, tokio_postgres::Error> {
     let row = client
-        .query_one(
-            "SELECT extract(epoch FROM now() - max(created_at))::float8 FROM digests \
-             WHERE schedule_id = $1 AND manual",
-            &[&schedule],
+        .query_opt(
+            "WITH claimed AS ( \
+                 UPDATE digest_schedules SET sent_on_request_at = now() \
+                 WHERE id = $1 AND (sent_on_request_at IS NULL \
+                     OR sent_on_request_at <= now() - make_interval(secs => $2)) \
+                 RETURNING id) \
+             SELECT EXISTS (SELECT 1 FROM claimed), \
+                 extract(epoch FROM s.sent_on_request_at + make_interval(secs => $2) - now()) \
+                     ::float8 \
+             FROM digest_schedules s WHERE s.id = $1",
+            &[&schedule, &every_secs],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(match row {
+        Some(row) if !row.get::<_, bool>(0) => Err(row.get::<_, Option<f64>>(1).unwrap_or(0.0)),
+        _ => Ok(()),
+    })
 }
 
 /// Stores a digest and one delivery per enabled channel of `channels`, in one statement, so

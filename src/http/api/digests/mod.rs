@@ -186,7 +186,7 @@ pub async fn preview(
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
     let period = digest_period(input.from, input.to)?;
-    let _costly = state.costly_read(&req)?;
+    let _costly = state.costly_read(&req).await?;
     let client = state.pool.get().await?;
     let scope = scope_of(&client, &input.scope).await?;
     let digest =

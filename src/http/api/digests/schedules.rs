@@ -20,8 +20,8 @@ error_responses! {
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;
-/// Seconds between two digests of one schedule sent on request: each goes to every channel,
-/// so a caller repeating the request would flood them.
+/// Seconds between two digests of one schedule sent on request, whoever asks and through
+/// whichever process: each goes to every channel, so requests repeated would flood them.
 const SEND_NOW_EVERY_SECS: f64 = 60.0;
 /// Schedules a deployment may hold: every process computes each one's due periods every
 /// round, so their number is what a caller could otherwise grow without bound.
@@ -381,7 +381,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
         (status = 202, description = "Made; its deliveries are queued", body = SentNow),
         (status = 429, description = "The schedule was sent on request less than a minute ago \
             (`rate_limited`, `details.scope` `send_now`), or the caller's previous costly read \
-            is still running (`details.scope` `costly_read`)", body = ErrorBody),
+            ran on for 10 s after this one came (`details.scope` `costly_read`)", body = ErrorBody),
         NoSchedule, PostgresUnavailable,
     )
 )]
@@ -391,24 +391,23 @@ pub async fn send_now(
     id: web::Path<i64>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let _costly = state.costly_read(&req)?;
+    let _costly = state.costly_read(&req).await?;
     let client = state.pool.get().await?;
     let schedule = found(&client, *id).await?;
-    if let Some(since) = db::since_manual(&**client, schedule.id).await? {
-        if since < SEND_NOW_EVERY_SECS {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "digest schedule {} was sent on request {since:.0} s ago: at most once a \
-                     minute",
-                    schedule.id
-                ),
-            )
-            .with_details(json!({
-                "retry_after_secs": (SEND_NOW_EVERY_SECS - since).ceil().max(1.0) as u64,
-                "scope": "send_now",
-            })));
-        }
+    if let Err(wait) =
+        db::claim_send_on_request(&**client, schedule.id, SEND_NOW_EVERY_SECS).await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "digest schedule {} was sent on request less than a minute ago",
+                schedule.id
+            ),
+        )
+        .with_details(json!({
+            "retry_after_secs": wait.ceil().max(1.0) as u64,
+            "scope": "send_now",
+        })));
     }
     let cadence = match schedule.cadence.as_str() {
         "weekly" => Cadence::Weekly,

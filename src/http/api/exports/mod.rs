@@ -139,7 +139,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         let bytes: [u8; 32] = rand::rng().random();
         crate::models::hex::hex(&bytes)
     };
-    let owner = state.client_id(&req);
+    let owner = state.job_owner(&req);
     let actor = state.actor();
     let new = NewJob {
         owner: &owner,
@@ -222,7 +222,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
 #[get("/api/v1/exports")]
 pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let jobs = db::list(&**client, &state.client_id(&req), LISTED).await?;
+    let jobs = db::list(&**client, &state.job_owner(&req), LISTED).await?;
     Ok(HttpResponse::Ok().json(ExportJobList {
         items: jobs.into_iter().map(ExportJob::from).collect(),
     }))
@@ -241,7 +241,7 @@ pub async fn get_one(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    match db::get(&**client, *id, &state.client_id(&req)).await? {
+    match db::get(&**client, *id, &state.job_owner(&req)).await? {
         Some(job) => Ok(HttpResponse::Ok().json(ExportJob::from(job))),
         None => Err(ApiError::not_found(format!("no export {id}"))),
     }
@@ -262,7 +262,7 @@ pub async fn remove(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    if !db::remove(&**client, *id, &state.client_id(&req)).await? {
+    if !db::remove(&**client, *id, &state.job_owner(&req)).await? {
         return Err(ApiError::not_found(format!("no export {id}")));
     }
     let entry = job_audit(&state, &req, "search.export_delete", *id);

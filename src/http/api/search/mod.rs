@@ -292,7 +292,7 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let _costly = match q.facets {
-        Some(true) => Some(state.costly_read(&req)?),
+        Some(true) => Some(state.costly_read(&req).await?),
         _ => None,
     };
     let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
