@@ -106,7 +106,8 @@ pub struct LabelInput {
             without a topic, a topic that is not live or did not match the post \
             (`invalid_label`), or a body that is not a label (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post with this id (or it was deleted)", body = ErrorBody),
-        (status = 409, description = "The post holds 200 labels already (`limit_reached`)", body = ErrorBody),
+        (status = 409, description = "The post holds 200 labels already, or 20 from this caller \
+            (`limit_reached`, undone labels counted)", body = ErrorBody),
         (status = 429, description = "The caller gave more labels than `topics.label_rate_per_sec` \
             allows (`rate_limited`, `Retry-After`)", body = ErrorBody),
         PostgresUnavailable,

@@ -266,7 +266,7 @@ pub struct NewDigest<'a> {
 
 /// Claims a send on request of `schedule` if none was claimed in the last `every_secs`
 /// seconds (one statement, so two processes asking at once cannot both have it); otherwise
-/// the seconds until one may be. `None` too for no such schedule.
+/// the seconds until one may be. `Ok` too for no such schedule (there is nothing to send).
 pub async fn claim_send_on_request(
     client: &impl GenericClient,
     schedule: i64,
