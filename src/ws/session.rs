@@ -12,7 +12,6 @@
 //! small.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use actix_web::web::BytesMut;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
 
+use super::frame_guard::Intake;
 use super::hub::{Hub, SessionPermit};
 use super::messages::{
     CredentialRevoked, GoingAway, Register, SessionHandle, SessionId, Unregister, Wake,
@@ -65,9 +65,9 @@ pub struct WsSession {
     key_id: Option<Arc<str>>,
     /// Shuts the connection if its client stops reading (see [`super::socket`]).
     socket: Option<Arc<SocketHandle>>,
-    /// Set by the connection's [`super::frame_guard::FrameGuard`] when a client frame declared
-    /// more than the frame limit.
-    oversized: Option<Arc<AtomicBool>>,
+    /// Shared with the connection's [`super::frame_guard::FrameGuard`]: whether a client frame declared more than
+    /// the frame limit, and how many frames the session has handled.
+    intake: Option<Arc<Intake>>,
     _permit: SessionPermit,
 }
 
@@ -94,7 +94,7 @@ impl WsSession {
             expires_in: None,
             key_id: None,
             socket: None,
-            oversized: None,
+            intake: None,
             _permit: permit,
         }
     }
@@ -112,10 +112,10 @@ impl WsSession {
         self
     }
 
-    /// Reads `tripped`, which a [`super::frame_guard::FrameGuard`] sets, to close with 1009
-    /// when the client's bytes stop on an oversized frame.
-    pub fn refusing_oversized_frames(mut self, tripped: Arc<AtomicBool>) -> Self {
-        self.oversized = Some(tripped);
+    /// Reads its frames through the [`super::frame_guard::FrameGuard`] sharing `intake`: closes with 1009 when the
+    /// client's bytes stop on an oversized frame, and tells the guard of each frame handled.
+    pub fn reading_through(mut self, intake: Arc<Intake>) -> Self {
+        self.intake = Some(intake);
         self
     }
 
@@ -207,10 +207,7 @@ impl WsSession {
     /// header (the frame guard).
     fn frame_too_large(&self, e: &ws::ProtocolError) -> bool {
         matches!(e, ws::ProtocolError::Overflow)
-            || self
-                .oversized
-                .as_ref()
-                .is_some_and(|t| t.load(Ordering::Relaxed))
+            || self.intake.as_ref().is_some_and(|i| i.tripped())
     }
 
     /// Closes the socket for a protocol abuse: the client broke the framing rules, so
@@ -365,6 +362,9 @@ impl Handler<GoingAway> for WsSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        if let Some(intake) = &self.intake {
+            intake.handled_one();
+        }
         match msg {
             Ok(ws::Message::Text(text)) => {
                 if self.fragments.is_some() {

@@ -2,7 +2,6 @@
 //! HTTP side of the handshake, with the caller's credential and the API's error shape.
 
 use crate::models::errors::ErrorCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -11,7 +10,7 @@ use actix_web_actors::ws;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::telemetry::names;
-use crate::ws::frame_guard::FrameGuard;
+use crate::ws::frame_guard::{FrameGuard, Intake};
 use crate::ws::hub::Refused;
 use crate::ws::socket::{ConnectionFd, SocketHandle};
 use crate::ws::WsSession;
@@ -65,15 +64,15 @@ pub async fn connect(
         Refused::ClientFull => {
             metrics::counter!(names::WS_REJECTED, "reason" => "too_many_client_sessions")
                 .increment(1);
-            ApiError::new(
-                ErrorCode::RateLimited,
+            ApiError::rate_limited(
+                "sessions",
                 format!(
                     "this client holds {} live sessions already (ws.max_sessions_per_client); \
                      close one first",
                     hub.settings().max_sessions_per_client
                 ),
+                std::time::Duration::from_secs(5),
             )
-            .with_details(serde_json::json!({"retry_after_secs": 5, "scope": "sessions"}))
         }
     })?;
     let id = hub.next_session_id();
@@ -102,9 +101,9 @@ pub async fn connect(
         session = session.expiring_after(left);
     }
     let max_frame = hub.settings().max_frame_bytes;
-    let tripped = Arc::new(AtomicBool::new(false));
-    let session = session.refusing_oversized_frames(tripped.clone());
-    let payload = FrameGuard::new(payload, max_frame, tripped);
+    let intake = Arc::new(Intake::default());
+    let session = session.reading_through(intake.clone());
+    let payload = FrameGuard::new(payload, max_frame, intake);
     let codec = actix_http::ws::Codec::new().max_size(max_frame);
     Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
 }

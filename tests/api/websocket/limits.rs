@@ -344,6 +344,25 @@ async fn a_client_that_stops_reading_the_answers_to_its_own_messages_is_shut() {
 /// Opens `/ws` over a bare TCP connection (a client library will not send the frames below),
 /// sends `frame`, and returns the close code the server answers with (0: none).
 async fn close_code_after(addr: SocketAddr, frame: &[u8]) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = upgraded(addr).await;
+    // The client may be refused before it has written everything.
+    let _ = stream.write_all(frame).await;
+    // Server frames are unmasked; skip any before the close frame (opcode 8).
+    while let Ok(Some((opcode, payload))) =
+        tokio::time::timeout(WAIT, server_frame(&mut stream)).await
+    {
+        if opcode == 8 {
+            return payload
+                .get(..2)
+                .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+        }
+    }
+    0
+}
+
+/// A raw connection to `/ws`, upgraded, the server's answer read.
+async fn upgraded(addr: SocketAddr) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let headers: String = WS_UPGRADE
@@ -361,19 +380,7 @@ async fn close_code_after(addr: SocketAddr, frame: &[u8]) -> u16 {
         head.push(byte[0]);
     }
     assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
-    // The client may be refused before it has written everything.
-    let _ = stream.write_all(frame).await;
-    // Server frames are unmasked; skip any before the close frame (opcode 8).
-    while let Ok(Some((opcode, payload))) =
-        tokio::time::timeout(WAIT, server_frame(&mut stream)).await
-    {
-        if opcode == 8 {
-            return payload
-                .get(..2)
-                .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
-        }
-    }
-    0
+    stream
 }
 
 /// The next frame the server sends: its opcode and payload (`None` once the connection ends).
@@ -434,6 +441,51 @@ async fn a_frame_is_refused_by_its_declared_length_and_text_that_is_not_utf8_by_
     let frame = client_frame(0x81, not_utf8.len() as u64, &not_utf8);
     assert_eq!(close_code_after(addr, &frame).await, 1007);
 
+    assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
+    app.shutdown().await;
+}
+
+/// A client sending tiny frames faster than its session handles them (the server's reader took
+/// every ready byte while the session handled sixteen frames a poll) had the server hold what
+/// it sent: 96 MiB of pongs, six bytes each, grew the process by 93 MiB. The client is
+/// now held back by TCP once 64 frames wait; the server stays small and keeps serving others.
+#[actix_rt::test]
+async fn a_client_flooding_tiny_frames_is_held_back_not_buffered() {
+    use tokio::io::AsyncWriteExt;
+    const FLOOD: usize = 64 << 20;
+    let app = spawn_app_tuned(|_| {}).await;
+    let addr = app.address();
+    let pongs: Vec<u8> = (0..10_000)
+        .flat_map(|_| client_frame(0x8A, 0, &[]))
+        .collect();
+    let mut flooder = upgraded(addr).await;
+
+    let baseline = rss_bytes();
+    let mut peak = baseline;
+    let mut sent = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while sent < FLOOD && std::time::Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(2), flooder.write_all(&pongs)).await {
+            Ok(Ok(())) => sent += pongs.len(),
+            _ => break,
+        }
+        peak = peak.max(rss_bytes());
+    }
+    let grown = peak.saturating_sub(baseline);
+    eprintln!(
+        "sent {} MiB, the process grew {} MiB",
+        sent >> 20,
+        grown >> 20
+    );
+    assert!(
+        grown < 24 << 20,
+        "the server kept what the client sent: {} MiB sent, {} MiB grown",
+        sent >> 20,
+        grown >> 20
+    );
+
+    let other = WsClient::subscribed(addr, &["alerts"]).await;
+    drop((flooder, other));
     assert!(wait_until(WAIT, || async { app.ws_sessions() == 0 }).await);
     app.shutdown().await;
 }
