@@ -2,7 +2,9 @@
 //! its channel's format (see [`channels`]), Pulse's own with an
 //! HMAC-SHA256 signature, retries failures with exponential backoff and jitter, and gives up
 //! (`dead`) after `webhooks.max_attempts`. It runs on its own timer, so a slow or failing
-//! receiver never delays the alerter.
+//! receiver never delays the alerter; each delivery is recorded as soon as its receiver answers
+//! and its place goes to the next, and a channel has at most [`PER_CHANNEL`] in flight, so a
+//! slow receiver never delays the other channels either.
 //!
 //! Each request carries `x-pulse-event` (`alert:<kind>`, or `digest`), `x-pulse-delivery` (the delivery
 //! id), `x-pulse-timestamp` (Unix seconds) and `x-pulse-signature`:
@@ -12,6 +14,7 @@
 pub mod channels;
 pub mod mailer;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +31,10 @@ use crate::telemetry::names;
 use channels::render;
 use mailer::Mailer;
 
-/// Deliveries claimed per poll.
-const CLAIM_BATCH: i64 = 32;
+/// Deliveries one process sends at once.
+const MAX_SENDING: usize = 32;
+/// Deliveries one channel may have in flight from one process.
+pub const PER_CHANNEL: usize = 4;
 /// How long a claimed delivery is reserved for the process that claimed it: three times the
 /// longest one send may take, and ten seconds to record the outcome. A process that dies
 /// holding it (killed in the middle of a send) leaves it to the others after that.
@@ -136,7 +141,9 @@ pub struct Deliverer {
     pool: Pool,
     http: reqwest::Client,
     mailer: Option<Arc<Mailer>>,
-    busy: bool,
+    claiming: bool,
+    /// Deliveries being sent now, by channel id.
+    sending: HashMap<i64, usize>,
 }
 
 impl Deliverer {
@@ -160,7 +167,8 @@ impl Deliverer {
             pool,
             http,
             mailer,
-            busy: false,
+            claiming: false,
+            sending: HashMap::new(),
         }
     }
 }
@@ -170,95 +178,121 @@ impl Actor for Deliverer {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_millis(self.settings.webhooks.poll_ms.max(10));
-        ctx.run_interval(every, |this, ctx| {
-            if this.busy {
-                return;
-            }
-            this.busy = true;
-            let (pool, http, settings, mailer) = (
-                this.pool.clone(),
-                this.http.clone(),
-                this.settings.clone(),
-                this.mailer.clone(),
-            );
-            ctx.spawn(
-                wrap_future::<_, Self>(async move {
-                    deliver_due(&pool, &http, mailer.as_deref(), &settings).await
-                })
-                .map(|result, this, _| {
-                    this.busy = false;
-                    if let Err(e) = result {
-                        pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "webhook delivery round failed");
-                    }
-                }),
-            );
-        });
+        ctx.run_interval(every, |this, ctx| this.claim(ctx));
     }
 }
 
-async fn deliver_due(
+impl Deliverer {
+    /// Claims what is due for the free places, and sends each claimed delivery on its own.
+    fn claim(&mut self, ctx: &mut Context<Self>) {
+        let free = MAX_SENDING.saturating_sub(self.sending.values().sum());
+        if self.claiming || free == 0 {
+            return;
+        }
+        self.claiming = true;
+        let (pool, sending, lease) = (
+            self.pool.clone(),
+            self.sending.clone(),
+            lease_secs(&self.settings),
+        );
+        let claimed = async move {
+            let mut client = pool.get().await?;
+            anyhow::Ok(webhooks::claim_due(&mut client, free, lease, PER_CHANNEL, &sending).await?)
+        };
+        ctx.spawn(
+            wrap_future::<_, Self>(claimed).map(|result, this, ctx| {
+                this.claiming = false;
+                match result {
+                    Ok(due) => due.into_iter().for_each(|d| this.send(d, ctx)),
+                    Err(e) => {
+                        pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "claiming webhook deliveries failed")
+                    }
+                }
+            }),
+        );
+    }
+
+    fn send(&mut self, due: webhooks::Due, ctx: &mut Context<Self>) {
+        let channel = due.webhook_id;
+        *self.sending.entry(channel).or_default() += 1;
+        let (pool, http, settings, mailer) = (
+            self.pool.clone(),
+            self.http.clone(),
+            self.settings.clone(),
+            self.mailer.clone(),
+        );
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                deliver_one(&pool, &http, mailer.as_deref(), &settings, due).await
+            })
+            .map(move |result, this, _| {
+                if let Some(n) = this.sending.get_mut(&channel) {
+                    *n -= 1;
+                    if *n == 0 {
+                        this.sending.remove(&channel);
+                    }
+                }
+                if let Err(e) = result {
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "recording a webhook delivery failed");
+                }
+            }),
+        );
+    }
+}
+
+/// Sends one claimed delivery and records its outcome.
+async fn deliver_one(
     pool: &Pool,
     http: &reqwest::Client,
     mailer: Option<&Mailer>,
     settings: &Settings,
+    d: webhooks::Due,
 ) -> anyhow::Result<()> {
-    let mut client = pool.get().await?;
-    let due = webhooks::claim_due(&mut client, CLAIM_BATCH, lease_secs(settings)).await?;
-    if due.is_empty() {
-        return Ok(());
-    }
-
     let policy = crate::egress::TargetPolicy::from_settings(&settings.webhooks);
-    let policy = &policy;
-    let sends = due.into_iter().map(|d| async move {
-        let body = render(
-            d.channel,
-            d.event,
-            &d.payload,
-            &settings.webhooks.dashboard_url,
-            &d.secret,
-        );
-        let event = if d.event == DeliveryEvent::Digest {
-            "digest".to_string()
-        } else if d.kind == "volume_spike" {
-            "alert:spike".to_string()
-        } else {
-            format!("alert:{}", d.kind)
-        };
-        let target = Target {
-            channel: d.channel,
-            url: &d.url,
-            secret: &d.secret,
-        };
-        let outcome = deliver(http, policy, mailer, &target, &event, d.id, body).await;
-        (d.id, d.attempts, outcome)
-    });
-    let results = futures::future::join_all(sends).await;
+    let body = render(
+        d.channel,
+        d.event,
+        &d.payload,
+        &settings.webhooks.dashboard_url,
+        &d.secret,
+    );
+    let event = if d.event == DeliveryEvent::Digest {
+        "digest".to_string()
+    } else if d.kind == "volume_spike" {
+        "alert:spike".to_string()
+    } else {
+        format!("alert:{}", d.kind)
+    };
+    let target = Target {
+        channel: d.channel,
+        url: &d.url,
+        secret: &d.secret,
+    };
+    let outcome = deliver(http, &policy, mailer, &target, &event, d.id, body).await;
 
-    let base = Duration::from_millis(settings.webhooks.base_delay_ms.max(1));
-    let max = Duration::from_secs(settings.webhooks.max_delay_secs.max(1));
-    for (id, attempts, outcome) in results {
-        let attempts = attempts + 1;
-        match outcome {
-            Ok(status) => {
-                metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => "delivered").increment(1);
-                webhooks::mark_delivered(&client, id, attempts, status).await?;
-            }
-            Err((status, error)) => {
-                let dead = attempts >= settings.webhooks.max_attempts as i32;
-                let outcome = if dead { "dead" } else { "retry" };
-                metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
-                let delay = retry_delay(attempts - 1, base, max).as_secs_f64();
-                webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
-                if dead {
-                    // The error may quote a receiver or relay: logged escaped.
-                    tracing::warn!(
-                        delivery = id,
-                        attempts,
-                        ?error,
-                        "webhook delivery dead-lettered"
-                    );
-                }
+    let client = pool.get().await?;
+    let (id, attempts) = (d.id, d.attempts + 1);
+    match outcome {
+        Ok(status) => {
+            metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => "delivered").increment(1);
+            webhooks::mark_delivered(&client, id, attempts, status).await?;
+        }
+        Err((status, error)) => {
+            let dead = attempts >= settings.webhooks.max_attempts as i32;
+            let outcome = if dead { "dead" } else { "retry" };
+            metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+            let base = Duration::from_millis(settings.webhooks.base_delay_ms.max(1));
+            let max = Duration::from_secs(settings.webhooks.max_delay_secs.max(1));
+            let delay = retry_delay(attempts - 1, base, max).as_secs_f64();
+            webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
+            if dead {
+                // The error may quote a receiver or relay: logged escaped.
+                tracing::warn!(
+                    delivery = id,
+                    attempts,
+                    ?error,
+                    "webhook delivery dead-lettered"
+                );
             }
         }
     }

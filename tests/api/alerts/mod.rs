@@ -411,6 +411,76 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
     app.shutdown().await;
 }
 
+/// A receiver that takes the connection and never answers held every other channel's
+/// deliveries: they were sent beside it but recorded only once its request ended (the
+/// receiver's timeout), and the next ones waited for the whole round. Each delivery is now
+/// recorded when its own receiver answers.
+#[actix_rt::test]
+async fn a_receiver_that_never_answers_does_not_hold_back_the_other_channels() {
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        s.webhooks.poll_ms = 50;
+        s.webhooks.timeout_secs = 600;
+    })
+    .await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for stream in silent.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let (answering_addr, seen, receiver_handle) = receiver(0);
+    let hanging = app
+        .create_channel(
+            &json!({"url": format!("http://{silent_addr}/hook"), "kinds": ["negativity"]}),
+        )
+        .await;
+    let answering = app
+        .create_channel(
+            &json!({"url": format!("http://{answering_addr}/hook"), "kinds": ["negativity"]}),
+        )
+        .await;
+
+    let angry: Vec<String> = (0..30)
+        .map(|i| {
+            post_at(
+                &format!("held-{i}"),
+                "This is terrible, I hate it, worst phone ever",
+                0,
+            )
+        })
+        .collect();
+    app.send_events(&angry).await;
+
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            !held.lock().unwrap().is_empty()
+        })
+        .await
+    );
+    let (delivered, delivery) = app
+        .await_delivery(&answering, "delivered", Duration::from_secs(60))
+        .await;
+    assert!(
+        delivered,
+        "recorded while the other receiver holds its request: {delivery}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let (_, stuck) = app
+        .await_delivery(&hanging, "pending", Duration::from_secs(1))
+        .await;
+    assert_eq!(stuck["status"], "pending", "{stuck}");
+    assert_eq!(stuck["attempts"], 0, "{stuck}");
+
+    receiver_handle.stop(false).await;
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     let app = spawn_app_tuned(|s| {

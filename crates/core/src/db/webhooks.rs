@@ -183,6 +183,8 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
 /// A delivery due now, claimed by this process.
 pub struct Due {
     pub id: i64,
+    /// The channel's id.
+    pub webhook_id: i64,
     pub channel: ChannelKind,
     pub event: DeliveryEvent,
     pub url: String,
@@ -196,21 +198,39 @@ pub struct Due {
 /// Claims up to `limit` pending deliveries due now and reserves them for `lease_secs`, in one
 /// transaction that skips deliveries another process holds: each is sent by one process. A
 /// resolution waits while its firing is still pending, so no channel hears of a resolution
-/// before the alert (PagerDuty would open an incident nothing resolves).
-pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Result<Vec<Due>> {
+/// before the alert (PagerDuty would open an incident nothing resolves). A channel gets at
+/// most `per_channel` deliveries in flight, counting `sending` (what the caller is sending
+/// now, by channel id), so a slow receiver holds only its own places.
+pub async fn claim_due(
+    client: &mut Client,
+    limit: usize,
+    lease_secs: f64,
+    per_channel: usize,
+    sending: &std::collections::HashMap<i64, usize>,
+) -> Result<Vec<Due>> {
+    let full: Vec<i64> = sending
+        .iter()
+        .filter(|(_, n)| **n >= per_channel)
+        .map(|(id, _)| *id)
+        .collect();
+    // Rows looked at beyond `limit`, so that one channel's backlog does not hide the others'.
+    let candidates = (limit * per_channel.max(1)) as i64;
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event \
+            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event, \
+             d.webhook_id \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
+             AND NOT (d.webhook_id = ANY($2)) \
              AND NOT (d.event = 'resolve' AND EXISTS (SELECT 1 FROM webhook_deliveries f \
                  WHERE f.webhook_id = d.webhook_id AND f.alert_id = d.alert_id \
                  AND f.event = 'fire' AND f.status = 'pending')) \
              ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
-            &[&limit],
+            &[&candidates, &full],
         )
         .await?;
+    let mut taken = sending.clone();
     let due: Vec<Due> = rows
         .iter()
         .map(|r| Due {
@@ -222,7 +242,14 @@ pub async fn claim_due(client: &mut Client, limit: i64, lease_secs: f64) -> Resu
             kind: r.get::<_, Option<String>>(5).unwrap_or_default(),
             channel: r.get(6),
             event: r.get(7),
+            webhook_id: r.get(8),
         })
+        .filter(|d| {
+            let n = taken.entry(d.webhook_id).or_default();
+            *n += 1;
+            *n <= per_channel
+        })
+        .take(limit)
         .collect();
     if !due.is_empty() {
         let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
