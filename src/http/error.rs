@@ -152,6 +152,19 @@ impl ApiError {
             .with_details(json!({"retry_after_secs": retry_after_secs.max(1), "reason": reason}))
     }
 
+    /// A 429 `rate_limited` for `scope` (the metric's label and `details.scope`), with
+    /// `Retry-After` the whole seconds of `wait`, at least one.
+    pub fn rate_limited(
+        scope: &'static str,
+        message: impl Into<String>,
+        wait: std::time::Duration,
+    ) -> Self {
+        metrics::counter!(crate::telemetry::names::RATE_LIMITED, "scope" => scope).increment(1);
+        let secs = crate::http::middleware::rate_limit::retry_after_secs(wait);
+        Self::new(ErrorCode::RateLimited, message)
+            .with_details(json!({"retry_after_secs": secs, "scope": scope}))
+    }
+
     /// A 504 when a query ran past the API's statement timeout.
     pub fn query_timeout() -> Self {
         metrics::counter!(crate::telemetry::names::API_BUSY, "reason" => "timeout").increment(1);

@@ -63,15 +63,15 @@ impl State {
                 return Ok(slot);
             }
             if started.elapsed() >= COSTLY_READ_WAIT {
-                return Err(ApiError::new(
-                    ErrorCode::RateLimited,
+                return Err(ApiError::rate_limited(
+                    "costly_read",
                     format!(
                         "this caller's previous costly read (a search counting facets, a \
                          digest previewed or sent) ran on for {} s; one at a time",
                         COSTLY_READ_WAIT.as_secs()
                     ),
-                )
-                .with_details(serde_json::json!({"scope": "costly_read"})));
+                    std::time::Duration::from_secs(1),
+                ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }

@@ -215,11 +215,11 @@ pub async fn analyze(
 /// The answer to a request the analyzer's API share could not serve.
 pub(super) fn share_error(e: ShareError) -> ApiError {
     match e {
-        ShareError::CallerBusy => ApiError::new(
-            ErrorCode::RateLimited,
+        ShareError::CallerBusy => ApiError::rate_limited(
+            "analysis",
             "this caller's previous analysis is still running; one at a time",
-        )
-        .with_details(json!({"retry_after_secs": 1, "scope": "analysis"})),
+            std::time::Duration::from_secs(1),
+        ),
         ShareError::Busy => ApiError::busy_for(
             "analyzer",
             "the analyzer's share for direct analysis is in use, or the pipeline is behind; \

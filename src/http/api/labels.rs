@@ -14,7 +14,6 @@ use std::sync::Arc;
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::config::TopicSettings;
@@ -135,11 +134,11 @@ pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpRe
     };
     let reviewer = state.owner();
     if let Err(wait) = state.review.budget.take(&reviewer) {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
+        return Err(ApiError::rate_limited(
+            "labels",
             "this caller gives labels faster than topics.label_rate_per_sec allows",
-        )
-        .with_details(json!({"retry_after_secs": wait.as_secs().max(1), "scope": "labels"})));
+            wait,
+        ));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;

@@ -85,14 +85,11 @@ fn too_large(limit: usize) -> ApiError {
 pub fn budget_refusal(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::TotalMemory => ApiError::busy(),
-        Refusal::ClientBodies | Refusal::ClientMemory => {
-            metrics::counter!(names::RATE_LIMITED, "scope" => "body").increment(1);
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "this client is sending as many request bodies as it may at once; retry when one is answered",
-            )
-            .with_details(serde_json::json!({"retry_after_secs": 1, "scope": "body"}))
-        }
+        Refusal::ClientBodies | Refusal::ClientMemory => ApiError::rate_limited(
+            "body",
+            "this client is sending as many request bodies as it may at once; retry when one is answered",
+            Duration::from_secs(1),
+        ),
     }
 }
 

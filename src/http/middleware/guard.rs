@@ -156,13 +156,8 @@ fn with_rate_headers(
 }
 
 fn rate_limited(scope: &'static str, wait: Duration) -> ApiError {
-    metrics::counter!(names::RATE_LIMITED, "scope" => scope).increment(1);
     let secs = retry_after_secs(wait);
-    ApiError::new(
-        ErrorCode::RateLimited,
-        format!("too many requests; retry in {secs} s"),
-    )
-    .with_details(json!({"retry_after_secs": secs, "scope": scope}))
+    ApiError::rate_limited(scope, format!("too many requests; retry in {secs} s"), wait)
 }
 
 /// Takes one request of `who`'s budget in `buckets`: `Ok` with the headers to send, or the

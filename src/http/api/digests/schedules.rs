@@ -3,7 +3,6 @@
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{NaiveTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
@@ -397,17 +396,14 @@ pub async fn send_now(
     if let Err(wait) =
         db::claim_send_on_request(&**client, schedule.id, SEND_NOW_EVERY_SECS).await?
     {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
+        return Err(ApiError::rate_limited(
+            "send_now",
             format!(
                 "digest schedule {} was sent on request less than a minute ago",
                 schedule.id
             ),
-        )
-        .with_details(json!({
-            "retry_after_secs": wait.ceil().max(1.0) as u64,
-            "scope": "send_now",
-        })));
+            std::time::Duration::from_secs_f64(wait.max(0.0)),
+        ));
     }
     let cadence = match schedule.cadence.as_str() {
         "weekly" => Cadence::Weekly,

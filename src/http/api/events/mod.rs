@@ -318,17 +318,16 @@ async fn admit<'a>(
     if state.limiter.enabled() {
         if let Err(wait) = state.limiter.events_per_key.take_n(&caller, n as f64) {
             metrics::counter!(names::EVENTS_REFUSED, "reason" => "rate").increment(n as u64);
-            metrics::counter!(names::RATE_LIMITED, "scope" => "events").increment(1);
             let secs = crate::http::middleware::rate_limit::retry_after_secs(wait);
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
+            return Err(ApiError::rate_limited(
+                "events",
                 format!(
                     "this key may append {} events per second (limits.per_key_events_per_sec); \
                      retry in {secs} s",
                     state.settings.limits.per_key_events_per_sec
                 ),
-            )
-            .with_details(json!({"retry_after_secs": secs, "scope": "events"})));
+                wait,
+            ));
         }
     }
     let capacity = backlog.and_then(|b| {
