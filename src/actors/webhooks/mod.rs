@@ -14,7 +14,6 @@
 pub mod channels;
 pub mod mailer;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,16 +34,20 @@ use mailer::Mailer;
 const MAX_SENDING: usize = 32;
 /// Deliveries one channel may have in flight from one process.
 pub const PER_CHANNEL: usize = 4;
+/// The part of a lease kept for recording a delivery's outcome.
+const RECORD_SECS: f64 = 10.0;
+
 /// How long a claimed delivery is reserved for the process that claimed it: three times the
-/// longest one send may take, and ten seconds to record the outcome. A process that dies
-/// holding it (killed in the middle of a send) leaves it to the others after that.
+/// longest one send may take (a send is cut off after that), and [`RECORD_SECS`] to record the
+/// outcome. A process that dies holding it (killed in the middle of a send) leaves it to the
+/// others after that.
 fn lease_secs(settings: &Settings) -> f64 {
     let send = settings
         .webhooks
         .timeout_secs
         .max(settings.email.timeout_secs)
         .max(1);
-    (3 * send + 10) as f64
+    (3 * send) as f64 + RECORD_SECS
 }
 
 /// The signature header value for `body` sent at `timestamp` with `secret`.
@@ -142,8 +145,7 @@ pub struct Deliverer {
     http: reqwest::Client,
     mailer: Option<Arc<Mailer>>,
     claiming: bool,
-    /// Deliveries being sent now, by channel id.
-    sending: HashMap<i64, usize>,
+    sending: webhooks::Sending,
 }
 
 impl Deliverer {
@@ -168,7 +170,7 @@ impl Deliverer {
             http,
             mailer,
             claiming: false,
-            sending: HashMap::new(),
+            sending: webhooks::Sending::default(),
         }
     }
 }
@@ -185,7 +187,7 @@ impl Actor for Deliverer {
 impl Deliverer {
     /// Claims what is due for the free places, and sends each claimed delivery on its own.
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        let free = MAX_SENDING.saturating_sub(self.sending.values().sum());
+        let free = MAX_SENDING.saturating_sub(self.sending.ids.len());
         if self.claiming || free == 0 {
             return;
         }
@@ -213,8 +215,9 @@ impl Deliverer {
     }
 
     fn send(&mut self, due: webhooks::Due, ctx: &mut Context<Self>) {
-        let channel = due.webhook_id;
-        *self.sending.entry(channel).or_default() += 1;
+        let (channel, id) = (due.webhook_id, due.id);
+        *self.sending.by_channel.entry(channel).or_default() += 1;
+        self.sending.ids.insert(id);
         let (pool, http, settings, mailer) = (
             self.pool.clone(),
             self.http.clone(),
@@ -226,10 +229,11 @@ impl Deliverer {
                 deliver_one(&pool, &http, mailer.as_deref(), &settings, due).await
             })
             .map(move |result, this, _| {
-                if let Some(n) = this.sending.get_mut(&channel) {
+                this.sending.ids.remove(&id);
+                if let Some(n) = this.sending.by_channel.get_mut(&channel) {
                     *n -= 1;
                     if *n == 0 {
-                        this.sending.remove(&channel);
+                        this.sending.by_channel.remove(&channel);
                     }
                 }
                 if let Err(e) = result {
@@ -268,10 +272,31 @@ async fn deliver_one(
         url: &d.url,
         secret: &d.secret,
     };
-    let outcome = deliver(http, &policy, mailer, &target, &event, d.id, body).await;
+    // Within its lease whatever the channel: an SMTP relay that takes the connection and then
+    // says nothing has no timeout of its own.
+    let limit = Duration::from_secs_f64(lease_secs(settings) - RECORD_SECS);
+    let outcome = tokio::time::timeout(
+        limit,
+        deliver(http, &policy, mailer, &target, &event, d.id, body),
+    )
+    .await
+    .unwrap_or_else(|_| Err((None, format!("no answer within {} s", limit.as_secs()))));
 
-    let client = pool.get().await?;
     let (id, attempts) = (d.id, d.attempts + 1);
+    // The receiver has answered: its outcome is worth a wait for a connection, or it is sent
+    // again once the lease ends.
+    let mut tries = 0;
+    let client = loop {
+        match pool.get().await {
+            Ok(client) => break client,
+            Err(e) if tries < 2 => {
+                tries += 1;
+                tracing::debug!(error = %e, "no connection to record a webhook delivery; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     match outcome {
         Ok(status) => {
             metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => "delivered").increment(1);

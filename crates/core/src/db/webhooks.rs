@@ -195,26 +195,36 @@ pub struct Due {
     pub kind: String,
 }
 
+/// The deliveries a process is sending now.
+#[derive(Debug, Clone, Default)]
+pub struct Sending {
+    /// How many, by channel id.
+    pub by_channel: std::collections::HashMap<i64, usize>,
+    /// Which: a send outliving its lease is not claimed again beside itself.
+    pub ids: std::collections::HashSet<i64>,
+}
+
 /// Claims up to `limit` pending deliveries due now and reserves them for `lease_secs`, in one
 /// transaction that skips deliveries another process holds: each is sent by one process. A
 /// resolution waits while its firing is still pending, so no channel hears of a resolution
 /// before the alert (PagerDuty would open an incident nothing resolves). A channel gets at
 /// most `per_channel` deliveries in flight, counting `sending` (what the caller is sending
-/// now, by channel id), so a slow receiver holds only its own places.
+/// now: how many by channel id, and which), so a slow receiver holds only its own places and a
+/// channel's backlog hides no other's.
 pub async fn claim_due(
     client: &mut Client,
     limit: usize,
     lease_secs: f64,
     per_channel: usize,
-    sending: &std::collections::HashMap<i64, usize>,
+    sending: &Sending,
 ) -> Result<Vec<Due>> {
     let full: Vec<i64> = sending
+        .by_channel
         .iter()
         .filter(|(_, n)| **n >= per_channel)
         .map(|(id, _)| *id)
         .collect();
-    // Rows looked at beyond `limit`, so that one channel's backlog does not hide the others'.
-    let candidates = (limit * per_channel.max(1)) as i64;
+    let in_flight: Vec<i64> = sending.ids.iter().copied().collect();
     let tx = client.transaction().await?;
     let rows = tx
         .query(
@@ -222,15 +232,24 @@ pub async fn claim_due(
              d.webhook_id \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
-             AND NOT (d.webhook_id = ANY($2)) \
+             AND d.id IN (SELECT id FROM (SELECT e.id, row_number() OVER \
+                     (PARTITION BY e.webhook_id ORDER BY e.next_attempt_at, e.id) AS place \
+                 FROM webhook_deliveries e WHERE e.status = 'pending' \
+                 AND e.next_attempt_at <= now() AND NOT (e.webhook_id = ANY($2)) \
+                 AND NOT (e.id = ANY($3))) firsts WHERE place <= $4) \
              AND NOT (d.event = 'resolve' AND EXISTS (SELECT 1 FROM webhook_deliveries f \
                  WHERE f.webhook_id = d.webhook_id AND f.alert_id = d.alert_id \
                  AND f.event = 'fire' AND f.status = 'pending')) \
              ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
-            &[&candidates, &full],
+            &[
+                &((limit * per_channel.max(1)) as i64),
+                &full,
+                &in_flight,
+                &(per_channel as i64),
+            ],
         )
         .await?;
-    let mut taken = sending.clone();
+    let mut taken = sending.by_channel.clone();
     let due: Vec<Due> = rows
         .iter()
         .map(|r| Due {
