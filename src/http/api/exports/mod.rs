@@ -159,12 +159,13 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     let job = match db::create(&mut client, &new, &budget).await {
         Ok(job) => job,
         Err(CreateError::CallerBusy(n)) => {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
+            return Err(ApiError::rate_limited(
+                "export_jobs",
                 format!(
                     "this caller has {n} exports queued or running, as many as \
                      export.max_jobs_per_caller allows; wait for one to end or delete one"
                 ),
+                std::time::Duration::from_secs(5),
             ))
         }
         Err(CreateError::Busy(n)) => {

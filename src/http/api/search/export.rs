@@ -133,9 +133,10 @@ impl Exports {
             });
         }
         if running.contains_key(caller) {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
+            return Err(ApiError::rate_limited(
+                "export",
                 "this caller's previous export is still running; one at a time",
+                std::time::Duration::from_secs(1),
             ));
         }
         if running.len() >= MAX_EXPORTS {

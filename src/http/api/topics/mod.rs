@@ -361,9 +361,10 @@ pub async fn preview(
     let expr = parsed(&input.query)?;
     let caller = state.client_id(&req);
     let Some(_slot) = state.previews.take(&caller) else {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
+        return Err(ApiError::rate_limited(
+            "preview",
             "this caller's previous preview is still running; one at a time",
+            std::time::Duration::from_secs(1),
         ));
     };
     let set = std::sync::Arc::new(TopicSet::of(0, 0, &expr));
