@@ -38,11 +38,32 @@ const METRIC_MACROS: &[&str] = &[
     "describe_histogram",
 ];
 
-/// Header of the metrics table in `docs/operations.md`.
-const METRICS_TABLE: &[&str] = &["metric", "type", "labels"];
+/// A table of a page under `docs/` whose first column names exactly the things of one kind
+/// the code has, and what a name found on one side only means.
+struct Listing {
+    page: &'static str,
+    header: &'static [&'static str],
+    /// Said of the names the code has and the table lacks.
+    missing: &'static str,
+    /// Said of the names the table has and the code lacks.
+    stale: &'static str,
+}
 
-/// Header of the settings table in `docs/configuration.md`.
-const SETTINGS_TABLE: &[&str] = &["setting", "environment", "default", "meaning"];
+/// The metrics table in `docs/operations.md`.
+const METRICS_TABLE: Listing = Listing {
+    page: "operations.md",
+    header: &["metric", "type", "labels"],
+    missing: "recorded in the crates but missing from the metrics table of docs/operations.md",
+    stale: "in the metrics table of docs/operations.md but recorded nowhere in the crates",
+};
+
+/// The settings table in `docs/configuration.md`.
+const SETTINGS_TABLE: Listing = Listing {
+    page: "configuration.md",
+    header: &["setting", "environment", "default", "meaning"],
+    missing: "settings of crates/core/src/config/ missing from the table of docs/configuration.md",
+    stale: "in the table of docs/configuration.md but no field of crates/core/src/config/",
+};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -152,6 +173,18 @@ fn differences(
     (!out.is_empty()).then(|| out.join("\n"))
 }
 
+/// Asserts the first column of `listing`'s table names exactly the names `in_code`.
+fn assert_lists_exactly(listing: &Listing, in_code: &BTreeSet<String>) {
+    let documented = first_column_names(&docs_table(listing.page, listing.header));
+    let problems = differences(
+        &in_code.difference(&documented).cloned().collect(),
+        listing.missing,
+        &documented.difference(in_code).cloned().collect(),
+        listing.stale,
+    );
+    assert!(problems.is_none(), "{}", problems.unwrap_or_default());
+}
+
 // Metrics.
 
 /// Every `const NAME: &str = "value";` of the sources, and every `counter NAME = "value";` (or
@@ -251,14 +284,7 @@ fn the_metrics_table_lists_exactly_the_metrics_the_code_records() {
         !recorded.is_empty(),
         "found no metric recorded in the crates"
     );
-    let documented = first_column_names(&docs_table("operations.md", METRICS_TABLE));
-    let problems = differences(
-        &recorded.difference(&documented).cloned().collect(),
-        "recorded in the crates but missing from the metrics table of docs/operations.md",
-        &documented.difference(&recorded).cloned().collect(),
-        "in the metrics table of docs/operations.md but recorded nowhere in the crates",
-    );
-    assert!(problems.is_none(), "{}", problems.unwrap_or_default());
+    assert_lists_exactly(&METRICS_TABLE, &recorded);
 }
 
 // Settings.
@@ -361,14 +387,7 @@ fn the_settings_table_lists_exactly_the_fields_of_the_settings() {
         settings.iter().any(|key| key.contains('.')),
         "found no `section.key` setting in crates/core/src/config/"
     );
-    let documented = first_column_names(&docs_table("configuration.md", SETTINGS_TABLE));
-    let problems = differences(
-        &settings.difference(&documented).cloned().collect(),
-        "settings of crates/core/src/config/ missing from the table of docs/configuration.md",
-        &documented.difference(&settings).cloned().collect(),
-        "in the table of docs/configuration.md but no field of crates/core/src/config/",
-    );
-    assert!(problems.is_none(), "{}", problems.unwrap_or_default());
+    assert_lists_exactly(&SETTINGS_TABLE, &settings);
 }
 
 // Links.

@@ -40,10 +40,9 @@ async fn finished_cascades(
 
 /// Rows of posts and cascades in the store.
 async fn stored(pg: &tokio_postgres::Client) -> i64 {
-    pg.scalar(
+    pg.value_of(
         "SELECT (SELECT count(*) FROM posts) + (SELECT count(*) FROM virality_cascades) \
              + (SELECT count(*) FROM author_records)",
-        &[],
     )
     .await
 }
@@ -698,10 +697,7 @@ async fn a_post_still_spreading_counts_in_its_authors_record_before_it_finishes(
     assert_eq!(author["new_author"], false);
     let pg = app.env.pg().await;
     let status: String = pg
-        .scalar(
-            "SELECT status FROM virality_cascades WHERE post_id = 'spreading'",
-            &[],
-        )
+        .value_of("SELECT status FROM virality_cascades WHERE post_id = 'spreading'")
         .await;
     assert_eq!(status, "active", "recorded while it was still growing");
 }

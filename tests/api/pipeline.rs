@@ -511,10 +511,7 @@ async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
     .await;
     assert!(analysed, "post_deletions was never found grown");
     let rows: f32 = pg
-        .scalar(
-            "SELECT reltuples FROM pg_class WHERE oid = 'post_deletions'::regclass",
-            &[],
-        )
+        .value_of("SELECT reltuples FROM pg_class WHERE oid = 'post_deletions'::regclass")
         .await;
     assert_eq!(rows, 600.0);
     assert_eq!(

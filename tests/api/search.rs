@@ -54,11 +54,8 @@ const LINKS: &[&str] = &[
 
 /// Stored posts marked deleted.
 async fn deleted_posts(pg: &tokio_postgres::Client) -> i64 {
-    pg.scalar(
-        "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL",
-        &[],
-    )
-    .await
+    pg.value_of("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL")
+        .await
 }
 
 /// Stored posts without a search vector yet.
@@ -610,10 +607,7 @@ async fn exports_stream_every_match_as_csv_or_json_lines() {
     }
     let pg = app.env.pg().await;
     let audited: i64 = pg
-        .scalar(
-            "SELECT count(*) FROM audit_log WHERE action = 'search.export'",
-            &[],
-        )
+        .value_of("SELECT count(*) FROM audit_log WHERE action = 'search.export'")
         .await;
     assert_eq!(audited, 2);
     app.shutdown().await;

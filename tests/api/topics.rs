@@ -531,14 +531,10 @@ async fn editors_write_topics_analysts_read_them_and_every_change_is_audited() {
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json()["items"].as_array().unwrap().len(), 1);
     // An editor reads what an analyst reads, and no more.
-    let posts = server
-        .call("GET", "/api/v1/posts", Some(Role::Editor), None)
-        .await;
-    assert_eq!(posts.status, 200);
-    let keys = server
-        .call("GET", "/api/v1/admin/keys", Some(Role::Editor), None)
-        .await;
-    assert_eq!(keys.status, 403);
+    for (path, status) in [("/api/v1/posts", 200), ("/api/v1/admin/keys", 403)] {
+        let res = server.call("GET", path, Some(Role::Editor), None).await;
+        assert_eq!(res.status, status, "{path}");
+    }
     let audited = server
         .count(
             "SELECT count(*) FROM audit_log WHERE action = 'topic.create' \

@@ -119,14 +119,8 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
     assert_eq!(names(&alices), ["Lyon on Reddit"]);
 
     // A rotated key keeps its views: they belong to the key's line.
-    let (status, rotated) = call(
-        &app,
-        &admin,
-        "POST",
-        &format!("/api/v1/admin/keys/{}/rotate", alice.id),
-        None,
-    )
-    .await;
+    let rotate = format!("/api/v1/admin/keys/{}/rotate", alice.id);
+    let (status, rotated) = call(&app, &admin, "POST", &rotate, None).await;
     assert_eq!(status, 201, "{rotated}");
     let alice2 = Caller {
         token: token(&app, rotated["key"].as_str().unwrap()).await,
@@ -137,14 +131,8 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
 
     // A revoked key has no successor: rotating it (or rescoping it) would bring its line's
     // views back under a new secret.
-    let (status, _) = call(
-        &app,
-        &admin,
-        "DELETE",
-        &format!("/api/v1/admin/keys/{}", alice2.id),
-        None,
-    )
-    .await;
+    let revoke = format!("/api/v1/admin/keys/{}", alice2.id);
+    let (status, _) = call(&app, &admin, "DELETE", &revoke, None).await;
     assert_eq!(status, 204);
     for (method, path, body) in [
         ("POST", "rotate", None),

@@ -345,6 +345,11 @@ pub trait SqlValues {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Vec<T>;
+
+    /// The one value of `sql`, a query that takes no parameters.
+    async fn value_of<T: tokio_postgres::types::FromSqlOwned>(&self, sql: &str) -> T {
+        self.scalar(sql, &[]).await
+    }
 }
 
 impl SqlValues for tokio_postgres::Client {
@@ -699,22 +704,47 @@ fn pg_bin(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// A fresh directory under the system's temporary one, removed with all it holds when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(prefix: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A private PostgreSQL server for tests that restart it.
 pub struct PrivatePostgres {
     pub port: u16,
-    dir: PathBuf,
+    /// Dropped after the server is stopped, as fields are dropped after `drop`.
+    dir: ScratchDir,
 }
 
 impl PrivatePostgres {
     /// initdb and start a server on a free port.
     pub fn start() -> PrivatePostgres {
         let port = free_port();
-        let dir = std::env::temp_dir().join(unique("pulse-pg"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = ScratchDir::new("pulse-pg");
         if is_root() {
             Command::new("chown")
                 .args(["-R", "postgres:postgres"])
-                .arg(&dir)
+                .arg(&*dir)
                 .status()
                 .unwrap();
         }
@@ -785,7 +815,6 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -793,7 +822,8 @@ impl Drop for PrivatePostgres {
 /// restart it.
 pub struct PrivateRedis {
     pub port: u16,
-    dir: PathBuf,
+    /// Dropped after the server is stopped, as fields are dropped after `drop`.
+    dir: ScratchDir,
     child: Option<Child>,
 }
 
@@ -801,8 +831,7 @@ impl PrivateRedis {
     /// Starts redis-server on a free port.
     pub fn start() -> PrivateRedis {
         let port = free_port();
-        let dir = std::env::temp_dir().join(unique("pulse-redis"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = ScratchDir::new("pulse-redis");
         let mut r = PrivateRedis {
             port,
             dir,
@@ -823,7 +852,7 @@ impl PrivateRedis {
                 "",
             ])
             .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(&self.dir)
+            .arg(&*self.dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server");
@@ -866,7 +895,6 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -29,14 +29,8 @@ async fn observed(server: &common::secured::SecuredServer) -> Observed {
     let mut shares = Vec::new();
     for i in 0..10 {
         let id = format!("v-{i}");
-        let res = server
-            .call(
-                "GET",
-                &format!("/api/v1/posts/{id}/virality"),
-                Some(Role::Analyst),
-                None,
-            )
-            .await;
+        let path = format!("/api/v1/posts/{id}/virality");
+        let res = server.call("GET", &path, Some(Role::Analyst), None).await;
         let n = match res.status {
             200 => res.json()["current"]["counts"]["shares"]
                 .as_i64()
@@ -86,6 +80,13 @@ fn assert_unchanged_by_attack(runs: &[(Observed, String)]) -> &str {
     metrics
 }
 
+/// Where the squatting replays start: ten minutes ago, on the minute.
+fn replay_start() -> DateTime<Utc> {
+    (Utc::now() - TimeDelta::minutes(10))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap()
+}
+
 /// The victim of the squatting replays: posts `v-0`..`v-{posts}` a second apart from `base`,
 /// alternately liking and hating the phone, and one share of each of the first `shares`.
 fn victim_events(base: DateTime<Utc>, posts: i64, shares: i64) -> Vec<Value> {
@@ -107,19 +108,14 @@ fn victim_events(base: DateTime<Utc>, posts: i64, shares: i64) -> Vec<Value> {
 
 #[actix_rt::test]
 async fn a_second_producer_cannot_delete_squat_or_inflate_the_first_ones_posts() {
-    let base = (Utc::now() - TimeDelta::minutes(10))
-        .duration_trunc(TimeDelta::minutes(1))
-        .unwrap();
+    let base = replay_start();
     let victim_posts = victim_events(base, 10, 5);
     let victim_deletes = vec![deletion("v-9", base + TimeDelta::seconds(40))];
 
     // The same victim alone, on a server of its own, and then beside an attacker.
     let mut runs = Vec::new();
     for attacked in [false, true] {
-        let server = common::secured::SecuredServer::start(|s| {
-            quick_scores(s);
-        })
-        .await;
+        let server = common::secured::SecuredServer::start(quick_scores).await;
         let pg = server.env.pg().await;
         let victim = server.key(Role::Ingest).key.clone();
         let attacker = keys::create(&pg, Role::Ingest, "attacker", None, "test")
@@ -394,17 +390,12 @@ fn sample(metrics: &str, series: &str) -> f64 {
 /// attacker had sent nothing, and nothing is left to count as `id_taken`.
 #[actix_rt::test]
 async fn a_key_scoped_to_its_id_prefixes_cannot_claim_another_feeds_posts() {
-    let base = (Utc::now() - TimeDelta::minutes(10))
-        .duration_trunc(TimeDelta::minutes(1))
-        .unwrap();
+    let base = replay_start();
     let victim_posts = victim_events(base, 6, 3);
 
     let mut runs = Vec::new();
     for attacked in [false, true] {
-        let server = common::secured::SecuredServer::start(|s| {
-            quick_scores(s);
-        })
-        .await;
+        let server = common::secured::SecuredServer::start(quick_scores).await;
         let redis = server.env.redis().await;
         let create = |name: &'static str, scope: Value| {
             let server = &server;
@@ -557,27 +548,18 @@ async fn key_scopes_are_listed_changed_and_kept_by_rotation() {
     // The pipeline's producers (and the dashboard's panel) show what each key may send.
     let pipeline = s
         .call("GET", "/api/v1/pipeline", Some(Role::Analyst), None)
-        .await;
-    let pipeline = pipeline.json();
-    let lane = pipeline["producers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["producer"] == format!("key:{}", key.info.id))
-        .unwrap_or_else(|| panic!("no lane for the key in {pipeline}"));
+        .await
+        .json();
+    let lane = item_where(&pipeline["producers"], |p| {
+        p["producer"] == format!("key:{}", key.info.id)
+    });
     assert_eq!(lane["scope"], scope, "{pipeline}");
 
     let listed = s
         .call("GET", "/api/v1/admin/keys", Some(Role::Admin), None)
-        .await;
-    let listed = listed.json();
-    let entry = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == key.info.id.as_str())
-        .unwrap()
-        .clone();
+        .await
+        .json();
+    let entry = item_where(&listed["items"], |k| k["id"] == key.info.id.as_str());
     assert_eq!(entry["scope"], scope);
     let rotate = format!("/api/v1/admin/keys/{}/rotate", key.info.id);
     let rotated = s.call("POST", &rotate, Some(Role::Admin), None).await;

@@ -58,11 +58,10 @@ async fn disagreements(app: &TestApp, digest: &Value) -> Vec<String> {
             out.push(format!("{what}: digest {ours} != API {api}"));
         }
     };
+    // The digest's own period and scope, as a query.
+    let period = scoped(query(from, to));
     let overall = app
-        .get_ok(&format!(
-            "/api/v1/metrics/overall?{}",
-            scoped(query(from, to))
-        ))
+        .get_ok(&format!("/api/v1/metrics/overall?{period}"))
         .await;
     same("stats", &digest["stats"], &overall["stats"]);
     same("posts", &digest["posts"], &overall["stats"]["posts"]);
@@ -103,8 +102,7 @@ async fn disagreements(app: &TestApp, digest: &Value) -> Vec<String> {
     let window = (to - from).num_seconds().clamp(60, 7 * 86_400);
     let stories = app
         .get_ok(&format!(
-            "/api/v1/stories?sort=growing&limit=5&window_secs={window}&{}",
-            scoped(query(from, to))
+            "/api/v1/stories?sort=growing&limit=5&window_secs={window}&{period}"
         ))
         .await;
     same("stories", &digest["stories"], &stories["items"]);
@@ -114,17 +112,13 @@ async fn disagreements(app: &TestApp, digest: &Value) -> Vec<String> {
     ] {
         let trending = app
             .get_ok(&format!(
-                "/api/v1/trending/posts?status=all&limit=5{extra}&{}",
-                scoped(query(from, to))
+                "/api/v1/trending/posts?status=all&limit=5{extra}&{period}"
             ))
             .await;
         same(field, &digest[field], &trending["items"]);
     }
     let terms = app
-        .get_ok(&format!(
-            "/api/v1/trending/terms?limit=200&{}",
-            scoped(query(from, to))
-        ))
+        .get_ok(&format!("/api/v1/trending/terms?limit=200&{period}"))
         .await;
     let previous = &digest["previous"];
     let pf: DateTime<Utc> = serde_json::from_value(previous["from"].clone()).unwrap();
