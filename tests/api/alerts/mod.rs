@@ -481,6 +481,70 @@ async fn a_receiver_that_never_answers_does_not_hold_back_the_other_channels() {
     app.shutdown().await;
 }
 
+/// A channel with a backlog older than every other channel's hid them: a claim read the oldest
+/// due rows, all that channel's, and kept the four it may send at once. A claim now reads each
+/// channel's first rows, and never one the process is still sending.
+#[actix_rt::test]
+async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
+    use pulse::db::webhooks::{claim_due, Sending};
+    let env = TestEnv::new().await;
+    pulse::db::migrate(&env.database_url).await.unwrap();
+    let mut pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
+         FROM generate_series(1, 3) AS i; \
+         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, '{}' FROM generate_series(1, 200); \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at) \
+         SELECT 1, id, '{}', now() - interval '1 hour' + id * interval '1 ms' FROM alerts; \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
+         SELECT w, 1, '{}' FROM generate_series(2, 3) AS w;",
+    )
+    .await
+    .unwrap();
+    let per_channel = pulse::actors::webhooks::PER_CHANNEL;
+
+    let first = claim_due(&mut pg, 32, 60.0, per_channel, &Sending::default())
+        .await
+        .unwrap();
+    let channels = |due: &[pulse::db::webhooks::Due]| {
+        let mut by = std::collections::BTreeMap::<i64, usize>::new();
+        due.iter()
+            .for_each(|d| *by.entry(d.webhook_id).or_default() += 1);
+        by
+    };
+    assert_eq!(
+        channels(&first),
+        [(1, per_channel), (2, 1), (3, 1)].into(),
+        "the backlog's first {per_channel} and the others' one each"
+    );
+
+    // The leases run out while the process still sends them: the same rows are due again.
+    pg.execute("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 hour' + alert_id * interval '1 ms'", &[])
+        .await
+        .unwrap();
+    let mut sending = Sending::default();
+    for d in &first {
+        *sending.by_channel.entry(d.webhook_id).or_default() += 1;
+        sending.ids.insert(d.id);
+    }
+    let again = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "claimed beside themselves: {:?}",
+        channels(&again)
+    );
+    sending.by_channel.clear();
+    sending.by_channel.insert(1, 1);
+    let more = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
+        .await
+        .unwrap();
+    assert_eq!(channels(&more), [(1, per_channel - 1)].into());
+    assert!(more.iter().all(|d| !sending.ids.contains(&d.id)));
+}
+
 #[actix_rt::test]
 async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     let app = spawn_app_tuned(|s| {
