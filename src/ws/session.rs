@@ -47,6 +47,11 @@ struct Fragments {
     data: BytesMut,
 }
 
+/// How soon a session that subscribes to metrics again is sent the whole snapshot again: a
+/// client repeating a 50-byte subscribe had the server write the snapshot each time. Sooner,
+/// it gets the acknowledgement alone; its updates follow as they come.
+pub const SNAPSHOT_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
 /// The session actor. See the module documentation.
 pub struct WsSession {
     id: SessionId,
@@ -54,6 +59,8 @@ pub struct WsSession {
     outbox: Arc<Outbox>,
     last_heard: Instant,
     last_tick: Instant,
+    /// When the session was last sent the whole metrics snapshot.
+    snapshot_sent: Option<Instant>,
     fragments: Option<Fragments>,
     chunk_scheduled: bool,
     drained: Vec<Outgoing>,
@@ -88,6 +95,7 @@ impl WsSession {
             hub,
             last_heard: now,
             last_tick: now,
+            snapshot_sent: None,
             fragments: None,
             chunk_scheduled: false,
             drained: Vec::with_capacity(DRAIN_CHUNK_MESSAGES),
@@ -183,8 +191,12 @@ impl WsSession {
                 match self.outbox.subscribe(topics, filter, max_topics) {
                     Ok(subscription) => {
                         self.acknowledge(ctx, &subscription);
-                        if topics.contains(Topic::Metrics) {
+                        let again = self
+                            .snapshot_sent
+                            .is_none_or(|at| at.elapsed() >= SNAPSHOT_AGAIN_AFTER);
+                        if topics.contains(Topic::Metrics) && again {
                             if let Some(initial) = self.hub.latest_metrics() {
+                                self.snapshot_sent = Some(Instant::now());
                                 ctx.text(initial);
                                 let class = MessageClass::Metrics.label();
                                 metrics::counter!(names::WS_MESSAGES_SENT, "type" => class)

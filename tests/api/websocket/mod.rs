@@ -363,6 +363,12 @@ async fn metrics_snapshot_on_subscribe_and_coalesced_updates_for_a_slow_session(
         late.next().await,
         json!({"type": "metrics:initial", "data": {"seq": 0}})
     );
+    // Subscribing again at once is acknowledged without the whole snapshot again.
+    for _ in 0..3 {
+        late.subscribe(metrics.clone()).await;
+    }
+    late.send(json!({"type": "ping"})).await;
+    assert_eq!(late.next().await, json!({"type": "pong"}));
 
     let mut slow = WsClient::connect_with_small_window(addr).await;
     slow.subscribe(metrics).await;
