@@ -29,9 +29,12 @@ for arg in "${runner_args[@]}"; do
     if [[ $arg == --fail-fast || $arg == --ff ]]; then fail_fast=(); fi
 done
 
+# Each step says how long it took, so a slower run shows where.
 step() {
+    local started=$SECONDS
     echo "==> $*" >&2
     "$@"
+    echo "==> $1 took $((SECONDS - started)) s" >&2
 }
 
 # Runs the dashboard's unit tests and builds it (the Rust browser tests in tests/api/dashboard.rs
@@ -93,9 +96,9 @@ step cargo fmt --all -- --check
 step cargo clippy --all-targets -- -D warnings
 step cargo clippy --all-targets --features fault-injection -- -D warnings
 
-run_frontend_tests
+step run_frontend_tests
 echo "==> deploy checks" >&2
-run_deploy_checks
+step run_deploy_checks
 ensure_openssl
 
 # Doc tests first: `--all-targets` never includes them, and the final runner's summary should
@@ -115,8 +118,8 @@ fi
 # The libraries' unit tests and every integration test: `--tests` leaves out the binaries, whose
 # main.rs only calls their library (`test = false`), where `--all-targets` would build them as
 # test binaries too.
-if cargo nextest --version >/dev/null 2>&1; then
-    step cargo nextest run --lib --tests --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
-else
-    step cargo test --lib --tests --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
-fi
+# Not through `step`: the runner's summary, with its own time, stays the last thing printed.
+runner=(cargo test)
+if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run); fi
+echo "==> ${runner[*]} --lib --tests --features fault-injection" >&2
+"${runner[@]}" --lib --tests --features fault-injection "${fail_fast[@]}" "${runner_args[@]}"
