@@ -454,6 +454,46 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
     app.shutdown().await;
 }
 
+/// A deleted post's labels stayed listed, notes quoting it included.
+#[actix_rt::test]
+async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {
+    let app = spawn_app().await;
+    app.send_events(&[
+        post_json("said-then-deleted", &car(1)),
+        post_json("kept", &car(2)),
+    ])
+    .await;
+    assert!(app.wait_for_posts(2, WAIT).await);
+    for post in ["said-then-deleted", "kept"] {
+        for (kind, value) in [
+            ("sentiment", "negative"),
+            ("note", "they wrote: the engine died"),
+        ] {
+            let (status, given) =
+                label(&app, json!({"post_id": post, "kind": kind, "value": value})).await;
+            assert_eq!(status, 201, "{given}");
+        }
+    }
+    let deletion = super::deletions::deletion("said-then-deleted", chrono::Utc::now());
+    app.send_events(&[deletion.to_string()]).await;
+    app.wait_for("/api/v1/posts/said-then-deleted", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+
+    let listed = app.get_ok("/api/v1/labels?include_undone=true").await;
+    let posts: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["post_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(posts, ["kept", "kept"], "{listed}");
+    let of_deleted = app.get_ok("/api/v1/labels?post_id=said-then-deleted").await;
+    assert_eq!(of_deleted["items"], json!([]), "{of_deleted}");
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_out_of_a_post() {
     let app = review_app(1_000, 1_000.0).await;

@@ -173,7 +173,7 @@ pub struct Query<'a> {
     pub limit: i64,
 }
 
-/// Labels in the order they were given.
+/// Labels in the order they were given; none of a post deleted since (a note may quote it).
 pub async fn list(
     client: &impl GenericClient,
     q: &Query<'_>,
@@ -187,6 +187,8 @@ pub async fn list(
                    AND ($3::int8 IS NULL OR topic_id = $3) AND ($4::text IS NULL OR reviewer = $4) \
                    AND ($5::text IS NULL OR kind = $5) AND ($6::timestamptz IS NULL OR created_at >= $6) \
                    AND ($7 OR undone_at IS NULL) \
+                   AND NOT EXISTS (SELECT 1 FROM posts p \
+                       WHERE p.id = post_labels.post_id AND p.deleted_at IS NOT NULL) \
                  ORDER BY id LIMIT $8"
             ),
             &[
