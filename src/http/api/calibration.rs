@@ -7,6 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::db::calibration::{self as db, CalibrationState, Refused};
+use crate::db::ApiConnection;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -35,8 +36,7 @@ pub struct CalibrationChoice {
 )]
 #[get("/api/v1/calibration")]
 pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(db::state(&**client).await?))
+    in_use(state.pool.get().await?).await
 }
 
 /// Puts a calibration in use, or none; every process applies it to the posts it analyses from
@@ -77,5 +77,10 @@ pub async fn choose(
         }
     }
     tx.commit().await?;
+    in_use(client).await
+}
+
+/// Both endpoints' answer: what is in use and the newest calibrations.
+async fn in_use(client: ApiConnection) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(db::state(&**client).await?))
 }
