@@ -199,6 +199,28 @@ async fn items(
     Ok((span, items))
 }
 
+/// The stats of two dimensions of the same window, the span as the first one's query saw it.
+async fn two_dimensions(
+    state: &AppState,
+    query: &WindowQuery,
+    first: Dimension,
+    second: Dimension,
+) -> Result<(WindowSpan, Vec<KeyedStats>, Vec<KeyedStats>), ApiError> {
+    let (span, first) = items(state, query, first).await?;
+    let (_, second) = items(state, query, second).await?;
+    Ok((span, first, second))
+}
+
+/// One dimension's stats, every key.
+async fn dimension_metrics(
+    state: &AppState,
+    query: &WindowQuery,
+    dimension: Dimension,
+) -> Result<HttpResponse, ApiError> {
+    let (span, items) = items(state, query, dimension).await?;
+    Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
+}
+
 /// Overall stats of the window.
 #[utoipa::path(
     tag = "metrics", summary = "Overall stats of a window", params(WindowQuery),
@@ -234,8 +256,7 @@ pub async fn platforms(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (span, items) = items(&state, &query, Dimension::Platform).await?;
-    Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
+    dimension_metrics(&state, &query, Dimension::Platform).await
 }
 
 /// Stats per channel.
@@ -251,8 +272,7 @@ pub async fn channels(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (span, items) = items(&state, &query, Dimension::Channel).await?;
-    Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
+    dimension_metrics(&state, &query, Dimension::Channel).await
 }
 
 /// Stats per language and per language support class.
@@ -283,8 +303,8 @@ pub async fn languages(
     state: State,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (span, languages) = items(&state, &query, Dimension::Language).await?;
-    let (_, support) = items(&state, &query, Dimension::Support).await?;
+    let (span, languages, support) =
+        two_dimensions(&state, &query, Dimension::Language, Dimension::Support).await?;
     Ok(HttpResponse::Ok().json(LanguageMetrics {
         span,
         languages,
@@ -302,8 +322,8 @@ pub async fn languages(
 )]
 #[get("/api/v1/metrics/geo")]
 pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpResponse, ApiError> {
-    let (span, cities) = items(&state, &query, Dimension::City).await?;
-    let (_, countries) = items(&state, &query, Dimension::Country).await?;
+    let (span, cities, countries) =
+        two_dimensions(&state, &query, Dimension::City, Dimension::Country).await?;
     Ok(HttpResponse::Ok().json(GeoMetrics {
         span,
         cities,
