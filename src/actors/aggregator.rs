@@ -11,7 +11,7 @@
 //! deleted since, and flushed with additive upserts every [`TERM_FLUSH_INTERVAL`]; a crash
 //! loses at most that much of the term counts (never posts or metrics).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,12 +71,7 @@ impl Aggregator {
     }
 
     fn count_terms(&mut self, msg: &Committed) {
-        let new: HashSet<&str> = msg
-            .outcome
-            .inserted_posts
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let new = msg.new_post_ids();
         for post in msg
             .batch
             .posts

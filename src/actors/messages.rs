@@ -4,6 +4,7 @@ pub use crate::db::batch::{Refusals, StoreError, StoreOutcome};
 pub use crate::models::event::{StreamedDeletion, StreamedEngagement};
 pub use crate::models::AnalyzedPost;
 pub use crate::streams::entry::RawEntry;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::Message;
@@ -159,6 +160,17 @@ pub struct Committed {
     pub acked_at_ms: i64,
     /// The spans of the batch's sampled posts, for the stages that publish them.
     pub trace: Option<Arc<crate::telemetry::traces::BatchTrace>>,
+}
+
+impl Committed {
+    /// The ids of the batch's posts that were new to the database.
+    pub fn new_post_ids(&self) -> HashSet<&str> {
+        self.outcome
+            .inserted_posts
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// A live metrics snapshot (pre-serialised JSON, shared by every subscriber).

@@ -265,12 +265,7 @@ impl Broadcaster {
         }
         // Only posts new to the database, once each, in the batch's (stream) order: a
         // replayed entry was broadcast when it was first committed.
-        let mut new_ids: std::collections::HashSet<&str> = msg
-            .outcome
-            .inserted_posts
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let mut new_ids = msg.new_post_ids();
         let acked_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
             .unwrap_or_else(chrono::Utc::now);
         let posts: Vec<NewPost<'_>> = msg
@@ -319,12 +314,7 @@ fn trace_publish(
     remote: bool,
 ) {
     use opentelemetry::KeyValue;
-    let new: std::collections::HashSet<&str> = msg
-        .outcome
-        .inserted_posts
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let new = msg.new_post_ids();
     let posts: std::collections::HashMap<&str, &str> = msg
         .batch
         .posts
