@@ -92,6 +92,30 @@ impl ApiError {
         }
     }
 
+    /// Refuses a batch of `received` `what` (a plural noun) that is empty (`empty_batch`) or
+    /// holds more than `limit` (`too_many`).
+    pub fn check_batch(
+        received: usize,
+        limit: usize,
+        what: &str,
+        too_many: ErrorCode,
+    ) -> Result<(), ApiError> {
+        if received == 0 {
+            return Err(Self::bad_request(
+                ErrorCode::EmptyBatch,
+                format!("no {what} in the request"),
+            ));
+        }
+        if received > limit {
+            return Err(Self::new(
+                too_many,
+                format!("{received} {what} in one request; the limit is {limit}"),
+            )
+            .with_details(json!({"limit": limit, "received": received})));
+        }
+        Ok(())
+    }
+
     /// Attaches structured details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;

@@ -131,22 +131,7 @@ pub async fn analyze(
         .into_iter()
         .map(TextInput::into_parts)
         .collect();
-    if texts.is_empty() {
-        return Err(ApiError::bad_request(
-            ErrorCode::EmptyBatch,
-            "no texts in the request",
-        ));
-    }
-    if texts.len() > MAX_TEXTS {
-        return Err(ApiError::bad_request(
-            ErrorCode::TooManyTexts,
-            format!(
-                "{} texts in one request; the limit is {MAX_TEXTS}",
-                texts.len()
-            ),
-        )
-        .with_details(json!({"limit": MAX_TEXTS, "received": texts.len()})));
-    }
+    ApiError::check_batch(texts.len(), MAX_TEXTS, "texts", ErrorCode::TooManyTexts)?;
     if let Some(index) = texts.iter().position(|(t, _)| t.len() > MAX_TEXT_BYTES) {
         return Err(ApiError::bad_request(
             ErrorCode::TextTooLong,

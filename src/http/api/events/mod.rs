@@ -136,19 +136,7 @@ pub async fn create(
     let bytes = bytes.map_err(payload_error)?;
     let items = split_events(&bytes)?;
     let max = state.settings.http.max_events_per_request;
-    if items.is_empty() {
-        return Err(ApiError::bad_request(
-            ErrorCode::EmptyBatch,
-            "no events in the request",
-        ));
-    }
-    if items.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::TooManyEvents,
-            format!("{} events in one request; the limit is {max}", items.len()),
-        )
-        .with_details(json!({"limit": max, "received": items.len()})));
-    }
+    ApiError::check_batch(items.len(), max, "events", ErrorCode::TooManyEvents)?;
     // Before any event is checked: a refused request costs the server no more than its split.
     let mut admitted = admit(&state, &req, items.len()).await?;
 
@@ -172,27 +160,18 @@ pub async fn create(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidEvent,
-            format!(
-                "{} of {total} events are invalid; none was accepted",
-                errors.len()
-            ),
-        )
-        .with_details(json!({"errors": errors})));
+        return Err(refuse_all(ErrorCode::InvalidEvent, "are invalid", errors, total));
     }
     // Before anything is appended, so a post outside the key's scope never owns its id.
     if !outside.is_empty() {
         metrics::counter!(names::EVENTS_REFUSED, "reason" => "out_of_scope")
             .increment(outside.len() as u64);
-        return Err(ApiError::new(
+        return Err(refuse_all(
             ErrorCode::OutOfScope,
-            format!(
-                "{} of {total} events are outside this key's scope; none was accepted",
-                outside.len()
-            ),
-        )
-        .with_details(json!({"errors": outside})));
+            "are outside this key's scope",
+            outside,
+            total,
+        ));
     }
 
     let stream = state.settings.redis.stream.as_str();
@@ -217,6 +196,21 @@ pub async fn create(
         accepted: ids.len(),
         ids,
     }))
+}
+
+/// Refuses every event of a request of `total` because of `refused`, each with its index and
+/// reason; `why` says what those events are.
+fn refuse_all(
+    code: ErrorCode,
+    why: &str,
+    refused: Vec<serde_json::Value>,
+    total: usize,
+) -> ApiError {
+    ApiError::new(
+        code,
+        format!("{} of {total} events {why}; none was accepted", refused.len()),
+    )
+    .with_details(json!({"errors": refused}))
 }
 
 /// A request admitted, holding its entries' place in its producer's window until they are
