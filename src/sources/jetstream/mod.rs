@@ -456,33 +456,28 @@ mod tests {
     #[test]
     fn a_message_too_large_at_one_position_is_passed_over_by_a_growing_skip() {
         let second = 1_000_000;
+        // Where a resume at `at` seconds starts, in seconds, rewinding 5 s.
+        let start =
+            |t: &TooLarge, at: i64| t.start(Some(at * second), 5 * second).map(|s| s / second);
         let mut t = TooLarge::default();
-        assert_eq!(t.start(Some(10 * second), 5 * second), Some(5 * second));
+        assert_eq!(start(&t, 10), Some(5));
         assert_eq!(
             t.start(None, 5 * second),
             None,
             "no position: the live tail"
         );
         assert!(t.ended_at(Some(10 * second)));
-        assert_eq!(t.start(Some(10 * second), 5 * second), Some(11 * second));
+        assert_eq!(start(&t, 10), Some(11));
         assert!(t.ended_at(Some(10 * second)));
+        assert_eq!(start(&t, 10), Some(12), "no progress: further");
         assert_eq!(
-            t.start(Some(10 * second), 5 * second),
-            Some(12 * second),
-            "no progress: further"
-        );
-        assert_eq!(
-            t.start(Some(14 * second), 5 * second),
-            Some(12 * second),
+            start(&t, 14),
+            Some(12),
             "progress: a rewind stops past what was passed over"
         );
-        assert_eq!(t.start(Some(30 * second), 5 * second), Some(25 * second));
+        assert_eq!(start(&t, 30), Some(25));
         assert!(t.ended_at(Some(30 * second)));
-        assert_eq!(
-            t.start(Some(30 * second), 5 * second),
-            Some(31 * second),
-            "a new position: one second again"
-        );
+        assert_eq!(start(&t, 30), Some(31), "a new position: one second again");
         assert!(!t.ended_at(None));
         for _ in 0..40 {
             t.ended_at(Some(40 * second));
