@@ -160,7 +160,12 @@ pub async fn create(
         }
     }
     if !errors.is_empty() {
-        return Err(refuse_all(ErrorCode::InvalidEvent, "are invalid", errors, total));
+        return Err(refuse_all(
+            ErrorCode::InvalidEvent,
+            "are invalid",
+            errors,
+            total,
+        ));
     }
     // Before anything is appended, so a post outside the key's scope never owns its id.
     if !outside.is_empty() {
@@ -208,7 +213,10 @@ fn refuse_all(
 ) -> ApiError {
     ApiError::new(
         code,
-        format!("{} of {total} events {why}; none was accepted", refused.len()),
+        format!(
+            "{} of {total} events {why}; none was accepted",
+            refused.len()
+        ),
     )
     .with_details(json!({"errors": refused}))
 }
