@@ -619,6 +619,17 @@ pub fn normal_quantile(p: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// A prediction ten shares in, a minute after the post.
+    fn sample_raw() -> RawPrediction {
+        RawPrediction {
+            observed: 10.0,
+            remaining: 5.0,
+            variance: 4.0,
+            branching: 0.3,
+            age_s: 60.0,
+        }
+    }
+
     #[test]
     fn bins_answer_quantiles_and_tails() {
         let b = Bin::from_residuals((0..1000).map(|i| f64::from(i) / 999.0).collect());
@@ -638,13 +649,7 @@ mod tests {
     #[test]
     fn uncalibrated_predictions_use_the_model_variance() {
         let c = Calibration::default();
-        let raw = RawPrediction {
-            observed: 10.0,
-            remaining: 5.0,
-            variance: 4.0,
-            branching: 0.3,
-            age_s: 60.0,
-        };
+        let raw = sample_raw();
         let p = c.apply(&raw, 12.0, 0.9);
         assert!(p.lower <= p.predicted_final && p.predicted_final <= p.upper);
         assert!(p.lower >= 10.0);
@@ -801,13 +806,7 @@ mod tests {
             knots: vec![[0.0, 0.0], [1.0, 0.2]],
             support_max: None,
         };
-        let raw = RawPrediction {
-            observed: 10.0,
-            remaining: 5.0,
-            variance: 4.0,
-            branching: 0.3,
-            age_s: 60.0,
-        };
+        let raw = sample_raw();
         let before = Calibration::default().apply(&raw, 12.0, 0.9).probability;
         let after = c.apply(&raw, 12.0, 0.9).probability;
         assert!((after - 0.2 * before).abs() < 1e-12);
