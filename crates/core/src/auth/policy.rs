@@ -112,27 +112,28 @@ mod tests {
         .unwrap()
     }
 
+    /// The access a request to a matched route needs (its path is its pattern).
+    fn needs(policy: &RoutePolicy, method: Method, pattern: &str) -> Access {
+        policy.required(&method, Some(pattern), pattern)
+    }
+
     #[test]
     fn each_route_needs_its_rules_access() {
         let policy = policy();
-        let needs =
-            |method: Method, pattern: &str| policy.required(&method, Some(pattern), pattern);
-        assert_eq!(needs(Method::GET, "/health"), PUBLIC);
-        assert_eq!(needs(Method::POST, "/api/v1/events"), INGEST);
-        assert_eq!(needs(Method::GET, "/api/v1/posts/{id}"), ANALYST);
-        assert_eq!(needs(Method::GET, "/api/v1/admin/audit"), ADMIN);
+        assert_eq!(needs(&policy, Method::GET, "/health"), PUBLIC);
+        assert_eq!(needs(&policy, Method::POST, "/api/v1/events"), INGEST);
+        assert_eq!(needs(&policy, Method::GET, "/api/v1/posts/{id}"), ANALYST);
+        assert_eq!(needs(&policy, Method::GET, "/api/v1/admin/audit"), ADMIN);
     }
 
     #[test]
     fn what_the_rules_do_not_list_needs_an_admin() {
         let policy = policy();
-        let needs =
-            |method: Method, pattern: &str| policy.required(&method, Some(pattern), pattern);
         // A listed pattern with an unlisted method.
-        assert_eq!(needs(Method::PUT, "/api/v1/posts/{id}"), ADMIN);
-        assert_eq!(needs(Method::HEAD, "/api/v1/posts"), ADMIN);
+        assert_eq!(needs(&policy, Method::PUT, "/api/v1/posts/{id}"), ADMIN);
+        assert_eq!(needs(&policy, Method::HEAD, "/api/v1/posts"), ADMIN);
         // A pattern no rule names.
-        assert_eq!(needs(Method::GET, "/api/v1/whatever"), ADMIN);
+        assert_eq!(needs(&policy, Method::GET, "/api/v1/whatever"), ADMIN);
         // No route matched: inside the API, the strictest; outside, the dashboard's files.
         for path in ["/api", "/api/v1/nothing", "/api.json", "/ws/x", "/wsx"] {
             assert_eq!(policy.required(&Method::GET, None, path), ADMIN, "{path}");
