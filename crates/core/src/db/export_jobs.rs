@@ -170,13 +170,7 @@ pub async fn get(
     id: i64,
     owner: &str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND owner = $2"),
-            &[&id, &owner],
-        )
-        .await?;
-    Ok(row.as_ref().map(job))
+    job_where(client, id, "owner", owner).await
 }
 
 /// Job `id` if `token` is its token.
@@ -185,10 +179,20 @@ pub async fn by_token(
     id: i64,
     token: &str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
+    job_where(client, id, "token", token).await
+}
+
+/// Job `id` if its text column `column` holds `value`.
+async fn job_where(
+    client: &impl GenericClient,
+    id: i64,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Job>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND token = $2"),
-            &[&id, &token],
+            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND {column} = $2"),
+            &[&id, &value],
         )
         .await?;
     Ok(row.as_ref().map(job))
