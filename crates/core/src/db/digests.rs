@@ -77,15 +77,14 @@ pub async fn create(
     max: i64,
 ) -> Result<Option<Schedule>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('digest_schedules/create'))",
+    let count: i64 = super::count_in_turns(
+        &tx,
+        "digest_schedules/create",
+        "SELECT count(*) FROM digest_schedules",
         &[],
     )
-    .await?;
-    let count: i64 = tx
-        .query_one("SELECT count(*) FROM digest_schedules", &[])
-        .await?
-        .get(0);
+    .await?
+    .get(0);
     if count >= max {
         return Ok(None);
     }

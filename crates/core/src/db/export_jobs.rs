@@ -100,21 +100,17 @@ pub async fn create(
     budget: &Budget,
 ) -> Result<Job, CreateError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('export_jobs/create'))",
-        &[],
+    let row = super::count_in_turns(
+        &tx,
+        "export_jobs/create",
+        "SELECT count(*) FILTER (WHERE state IN ('queued', 'running') AND owner = $1), \
+                count(*) FILTER (WHERE state IN ('queued', 'running')), \
+                COALESCE(sum(bytes) FILTER (WHERE state <> 'failed'), 0)::int8, \
+                COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8 \
+         FROM export_jobs",
+        &[&new.owner],
     )
     .await?;
-    let row = tx
-        .query_one(
-            "SELECT count(*) FILTER (WHERE state IN ('queued', 'running') AND owner = $1), \
-                    count(*) FILTER (WHERE state IN ('queued', 'running')), \
-                    COALESCE(sum(bytes) FILTER (WHERE state <> 'failed'), 0)::int8, \
-                    COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8 \
-             FROM export_jobs",
-            &[&new.owner],
-        )
-        .await?;
     let (mine, all, bytes, my_bytes): (i64, i64, i64, i64) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     if mine >= budget.per_caller {

@@ -43,6 +43,20 @@ pub async fn ping(client: &tokio_postgres::Client) -> Result<(), tokio_postgres:
     client.simple_query("SELECT 1").await.map(|_| ())
 }
 
+/// Takes the transaction's lock named `lock`, so that creations of one kind take turns and a
+/// cap checked against the row of `counts` (which this returns) holds for concurrent requests
+/// of every process.
+pub(crate) async fn count_in_turns(
+    tx: &tokio_postgres::Transaction<'_>,
+    lock: &'static str,
+    counts: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    let take = format!("SELECT pg_advisory_xact_lock(hashtext('{lock}'))");
+    tx.execute(&take, &[]).await?;
+    tx.query_one(counts, params).await
+}
+
 mod embedded {
     // The path is from the core crate's manifest (crates/core): the migrations are the
     // repository's.

@@ -55,15 +55,14 @@ pub async fn create(
     max: i64,
 ) -> Result<SavedSearch, SaveError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('saved_searches/create'))",
+    let count: i64 = super::count_in_turns(
+        &tx,
+        "saved_searches/create",
+        "SELECT count(*) FROM saved_searches",
         &[],
     )
-    .await?;
-    let count: i64 = tx
-        .query_one("SELECT count(*) FROM saved_searches", &[])
-        .await?
-        .get(0);
+    .await?
+    .get(0);
     if count >= max {
         return Err(SaveError::TooMany(count));
     }

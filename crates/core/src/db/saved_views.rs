@@ -62,18 +62,13 @@ pub async fn create(
     (per_owner, max): (i64, i64),
 ) -> Result<Result<SavedView, Limit>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    // In turns, so the caps hold across processes.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('saved_views/create'))",
-        &[],
+    let row = super::count_in_turns(
+        &tx,
+        "saved_views/create",
+        "SELECT count(*) FILTER (WHERE owner = $1), count(*) FROM saved_views",
+        &[&owner],
     )
     .await?;
-    let row = tx
-        .query_one(
-            "SELECT count(*) FILTER (WHERE owner = $1), count(*) FROM saved_views",
-            &[&owner],
-        )
-        .await?;
     let (own, all): (i64, i64) = (row.get(0), row.get(1));
     if own >= per_owner {
         return Ok(Err(Limit::Owner(per_owner)));

@@ -79,16 +79,14 @@ pub async fn create(
     max_topics: i64,
 ) -> Result<TopicView, TopicError> {
     let tx = client.transaction().await?;
-    // Creations take turns, so the cap holds for concurrent requests of every process.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('topics/create'))",
+    let live: i64 = super::count_in_turns(
+        &tx,
+        "topics/create",
+        "SELECT count(*) FROM topics WHERE deleted_at IS NULL",
         &[],
     )
-    .await?;
-    let live: i64 = tx
-        .query_one("SELECT count(*) FROM topics WHERE deleted_at IS NULL", &[])
-        .await?
-        .get(0);
+    .await?
+    .get(0);
     if live >= max_topics {
         return Err(TopicError::TooMany(live));
     }
