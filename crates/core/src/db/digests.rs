@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 
@@ -146,13 +147,7 @@ pub async fn set_enabled(
     id: i64,
     enabled: bool,
 ) -> Result<bool, tokio_postgres::Error> {
-    Ok(client
-        .execute(
-            "UPDATE digest_schedules SET enabled = $2 WHERE id = $1",
-            &[&id, &enabled],
-        )
-        .await?
-        == 1)
+    set(client, id, "enabled", &enabled).await
 }
 
 /// Points a schedule's link at a saved view (or at its scope and period alone); whether the
@@ -162,10 +157,20 @@ pub async fn set_view(
     id: i64,
     view: Option<i64>,
 ) -> Result<bool, tokio_postgres::Error> {
+    set(client, id, "view_id", &view).await
+}
+
+/// Sets `column` of schedule `id` to `value`; whether the schedule exists.
+async fn set(
+    client: &impl GenericClient,
+    id: i64,
+    column: &'static str,
+    value: &(dyn ToSql + Sync),
+) -> Result<bool, tokio_postgres::Error> {
     Ok(client
         .execute(
-            "UPDATE digest_schedules SET view_id = $2 WHERE id = $1",
-            &[&id, &view],
+            &format!("UPDATE digest_schedules SET {column} = $2 WHERE id = $1"),
+            &[&id, value],
         )
         .await?
         == 1)
