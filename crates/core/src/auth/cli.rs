@@ -117,17 +117,13 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 serde_json::json!({"role": role, "name": name, "scope": scope}),
             )
             .await?;
-            if json {
-                println!("{}", serde_json::to_string(&key)?);
-            } else {
-                println!("{}", key.key);
-                eprintln!(
-                    "created {} key {} ({}); this is the only time the key is shown",
-                    role,
-                    key.info.id,
-                    if name.is_empty() { "no name" } else { &name }
-                );
-            }
+            let note = format!(
+                "created {} key {} ({}); this is the only time the key is shown",
+                role,
+                key.info.id,
+                if name.is_empty() { "no name" } else { &name }
+            );
+            show_new_key(&key, json, &note)?;
         }
         KeysCommand::Scope { id, scope } => {
             let scope = scope.scope()?;
@@ -191,18 +187,25 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 serde_json::json!({"new_key": key.info.id}),
             )
             .await?;
-            if json {
-                println!("{}", serde_json::to_string(&key)?);
-            } else {
-                println!("{}", key.key);
-                eprintln!(
-                    "key {} replaces {id} and speaks as key {}; revoke {id} once its users have \
-                     switched; this is the only time the key is shown",
-                    key.info.id,
-                    key.info.speaks_as.as_deref().unwrap_or(&id)
-                );
-            }
+            let note = format!(
+                "key {} replaces {id} and speaks as key {}; revoke {id} once its users have \
+                 switched; this is the only time the key is shown",
+                key.info.id,
+                key.info.speaks_as.as_deref().unwrap_or(&id)
+            );
+            show_new_key(&key, json, &note)?;
         }
+    }
+    Ok(())
+}
+
+/// Prints a new key: as JSON, or the key alone on stdout and `note` for people on stderr.
+fn show_new_key(key: &super::keys::NewKey, json: bool, note: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(key)?);
+    } else {
+        println!("{}", key.key);
+        eprintln!("{note}");
     }
     Ok(())
 }
