@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::types::ToSql;
 
 use super::lock::Conn;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
@@ -491,16 +492,16 @@ pub async fn active_cascades(
     client: &tokio_postgres::Client,
     limit: i64,
 ) -> anyhow::Result<Vec<StoredCascade>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades WHERE status = 'active'
-                 ORDER BY last_activity_at DESC LIMIT $1"
-            ),
-            &[&limit],
-        )
-        .await?;
-    Ok(rows.iter().map(stored_cascade).collect())
+    rows_of(
+        client,
+        &format!(
+            "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades WHERE status = 'active'
+             ORDER BY last_activity_at DESC LIMIT $1"
+        ),
+        &[&limit],
+        stored_cascade,
+    )
+    .await
 }
 
 const STORED_CASCADE_COLUMNS: &str =
@@ -525,17 +526,17 @@ pub async fn finished_cascades(
     post_ids: &[String],
     window_secs: f64,
 ) -> anyhow::Result<Vec<StoredCascade>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades
-                 WHERE post_id = ANY($1) AND status = 'finished'
-                   AND last_activity_at > now() - make_interval(secs => $2)"
-            ),
-            &[&post_ids, &window_secs],
-        )
-        .await?;
-    Ok(rows.iter().map(stored_cascade).collect())
+    rows_of(
+        client,
+        &format!(
+            "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades
+             WHERE post_id = ANY($1) AND status = 'finished'
+               AND last_activity_at > now() - make_interval(secs => $2)"
+        ),
+        &[&post_ids, &window_secs],
+        stored_cascade,
+    )
+    .await
 }
 
 /// The engagements of `post_ids` committed before the feed position `cursor` (rows without a
@@ -545,17 +546,27 @@ pub async fn engagements_before(
     post_ids: &[String],
     cursor: u64,
 ) -> anyhow::Result<Vec<FeedRow>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {FEED_COLUMNS} FROM engagements
-                 WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
-                 ORDER BY at, key"
-            ),
-            &[&post_ids, &cursor.to_string()],
-        )
-        .await?;
-    Ok(rows.iter().map(feed_row).collect())
+    rows_of(
+        client,
+        &format!(
+            "SELECT {FEED_COLUMNS} FROM engagements
+             WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
+             ORDER BY at, key"
+        ),
+        &[&post_ids, &cursor.to_string()],
+        feed_row,
+    )
+    .await
+}
+
+/// The rows `sql` answers, each read with `read`.
+async fn rows_of<T>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    read: fn(&tokio_postgres::Row) -> T,
+) -> anyhow::Result<Vec<T>> {
+    Ok(client.query(sql, params).await?.iter().map(read).collect())
 }
 
 #[cfg(test)]
