@@ -187,7 +187,7 @@ impl Actor for Deliverer {
 impl Deliverer {
     /// Claims what is due for the free places, and sends each claimed delivery on its own.
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        let free = MAX_SENDING.saturating_sub(self.sending.ids.len());
+        let free = MAX_SENDING.saturating_sub(self.sending.0.len());
         if self.claiming || free == 0 {
             return;
         }
@@ -215,9 +215,8 @@ impl Deliverer {
     }
 
     fn send(&mut self, due: webhooks::Due, ctx: &mut Context<Self>) {
-        let (channel, id) = (due.webhook_id, due.id);
-        *self.sending.by_channel.entry(channel).or_default() += 1;
-        self.sending.ids.insert(id);
+        let id = due.id;
+        self.sending.0.insert(id, due.webhook_id);
         let (pool, http, settings, mailer) = (
             self.pool.clone(),
             self.http.clone(),
@@ -229,13 +228,7 @@ impl Deliverer {
                 deliver_one(&pool, &http, mailer.as_deref(), &settings, due).await
             })
             .map(move |result, this, _| {
-                this.sending.ids.remove(&id);
-                if let Some(n) = this.sending.by_channel.get_mut(&channel) {
-                    *n -= 1;
-                    if *n == 0 {
-                        this.sending.by_channel.remove(&channel);
-                    }
-                }
+                this.sending.0.remove(&id);
                 if let Err(e) = result {
                     pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "recording a webhook delivery failed");
                 }

@@ -195,13 +195,19 @@ pub struct Due {
     pub kind: String,
 }
 
-/// The deliveries a process is sending now.
+/// The deliveries a process is sending now: each one's channel id, by delivery id. A send
+/// outliving its lease is not claimed again beside itself.
 #[derive(Debug, Clone, Default)]
-pub struct Sending {
-    /// How many, by channel id.
-    pub by_channel: std::collections::HashMap<i64, usize>,
-    /// Which: a send outliving its lease is not claimed again beside itself.
-    pub ids: std::collections::HashSet<i64>,
+pub struct Sending(pub std::collections::HashMap<i64, i64>);
+
+impl Sending {
+    fn by_channel(&self) -> std::collections::HashMap<i64, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for channel in self.0.values() {
+            *counts.entry(*channel).or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Claims up to `limit` pending deliveries due now and reserves them for `lease_secs`, in one
@@ -218,13 +224,13 @@ pub async fn claim_due(
     per_channel: usize,
     sending: &Sending,
 ) -> Result<Vec<Due>> {
-    let full: Vec<i64> = sending
-        .by_channel
+    let mut taken = sending.by_channel();
+    let full: Vec<i64> = taken
         .iter()
         .filter(|(_, n)| **n >= per_channel)
         .map(|(id, _)| *id)
         .collect();
-    let in_flight: Vec<i64> = sending.ids.iter().copied().collect();
+    let in_flight: Vec<i64> = sending.0.keys().copied().collect();
     let tx = client.transaction().await?;
     let rows = tx
         .query(
@@ -249,7 +255,6 @@ pub async fn claim_due(
             ],
         )
         .await?;
-    let mut taken = sending.by_channel.clone();
     let due: Vec<Due> = rows
         .iter()
         .map(|r| Due {
