@@ -456,9 +456,13 @@ mod tests {
     #[test]
     fn a_message_too_large_at_one_position_is_passed_over_by_a_growing_skip() {
         let second = 1_000_000;
-        // Where a resume at `at` seconds starts, in seconds, rewinding 5 s.
-        let start =
-            |t: &TooLarge, at: i64| t.start(Some(at * second), 5 * second).map(|s| s / second);
+        // Where a resume at `at` seconds starts, in whole seconds, rewinding 5 s.
+        let start = |t: &TooLarge, at: i64| {
+            t.start(Some(at * second), 5 * second).map(|s| {
+                assert_eq!(s % second, 0, "{s} is a whole second");
+                s / second
+            })
+        };
         let mut t = TooLarge::default();
         assert_eq!(start(&t, 10), Some(5));
         assert_eq!(
