@@ -180,7 +180,7 @@ impl Application {
             fair: Default::default(),
             outstanding: Default::default(),
             sharing: Default::default(),
-            proxies,
+            proxies: proxies.clone(),
             thresholds: Default::default(),
             sources: sources.statuses(),
             traces: pipeline.traces().clone(),
@@ -194,14 +194,34 @@ impl Application {
             exports: Default::default(),
             downloads: Default::default(),
             export_wake: export_wake.clone(),
+            readiness: Default::default(),
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
+        let connections = crate::http::middleware::connections::Connections::new(
+            settings.http.max_connections_per_network,
+        );
         let server = HttpServer::new(move || http::app(state.clone()))
-            .on_connect(|connection, data| {
+            .on_connect(move |connection, data| {
                 use std::os::fd::AsRawFd;
-                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                    data.insert(crate::ws::socket::ConnectionFd(tcp.as_raw_fd()));
+                let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+                    return;
+                };
+                let fd = crate::ws::socket::ConnectionFd(tcp.as_raw_fd());
+                data.insert(fd);
+                let Ok(peer) = tcp.peer_addr() else { return };
+                if proxies.trusts(peer.ip()) {
+                    return;
+                }
+                match connections.take(peer.ip()) {
+                    Some(place) => {
+                        data.insert(place);
+                    }
+                    None => {
+                        metrics::counter!(crate::telemetry::names::CONNECTIONS_REFUSED)
+                            .increment(1);
+                        crate::ws::socket::shut_down(fd);
+                    }
                 }
             })
             .workers(workers)

@@ -116,13 +116,10 @@ struct Client {
 }
 
 fn client_of(req: &ServiceRequest, state: &AppState) -> Client {
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    let forwarded = peer::forwarded_for(req.headers());
     match state
         .proxies
-        .client(req.peer_addr().map(|a| a.ip()), forwarded)
+        .client(req.peer_addr().map(|a| a.ip()), forwarded.as_deref())
     {
         Some(ip) => Client {
             address: ip.to_string(),

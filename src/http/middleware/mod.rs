@@ -7,6 +7,7 @@ pub mod body_budget;
 pub mod body_limits;
 pub mod callers;
 pub mod canonical;
+pub mod connections;
 pub mod guard;
 pub mod peer;
 pub mod rate_limit;

@@ -114,7 +114,8 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
 
@@ -144,6 +145,18 @@ impl TrustedProxies {
         }
         Some(client)
     }
+}
+
+/// Every `X-Forwarded-For` line joined in order, as one list. A proxy may add a line of its own
+/// rather than extend the client's (HAProxy's `option forwardfor` does): reading the first line
+/// alone believed what the client wrote. A value that is not text reads as an empty hop, where
+/// the walk from the right stops.
+pub fn forwarded_for(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
 }
 
 /// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`), lower-cased.
@@ -181,6 +194,30 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_forwarded_line_counts_and_the_proxys_own_line_names_the_client() {
+        use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+        let name = HeaderName::from_static("x-forwarded-for");
+        let mut headers = HeaderMap::new();
+        assert_eq!(forwarded_for(&headers), None);
+        // The client's own line, then the line the proxy added.
+        headers.append(name.clone(), HeaderValue::from_static("6.6.6.1"));
+        headers.append(name.clone(), HeaderValue::from_static("203.0.113.9"));
+        let joined = forwarded_for(&headers);
+        assert_eq!(joined.as_deref(), Some("6.6.6.1,203.0.113.9"));
+        let proxies = TrustedProxies::parse(&["10.0.0.1".to_string()]).unwrap();
+        assert_eq!(
+            proxies.client(Some(ip("10.0.0.1")), joined.as_deref()),
+            Some(ip("203.0.113.9"))
+        );
+        headers.append(name, HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(
+            proxies.client(Some(ip("10.0.0.1")), forwarded_for(&headers).as_deref()),
+            Some(ip("10.0.0.1")),
+            "an unreadable last hop: the proxy itself"
+        );
     }
 
     #[test]

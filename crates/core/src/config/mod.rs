@@ -192,6 +192,9 @@ pub struct HttpSettings {
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client
     /// for rate limits and the audit log; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Connections one client network (/24, /64) may hold open at once; the next is closed as
+    /// it is accepted. Trusted proxies are not counted. 0: no cap.
+    pub max_connections_per_network: usize,
 }
 
 /// Who may use the API. Without a secret `serve` refuses to start unless `open` says the
@@ -699,6 +702,7 @@ impl Default for HttpSettings {
             content_security_policy: DEFAULT_CSP.into(),
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            max_connections_per_network: 256,
         }
     }
 }

@@ -286,13 +286,18 @@ async fn finish(
 }
 
 /// Settings that let one client (every subscriber comes from this machine's address) hold `n`
-/// sessions: the run measures the fan-out, not the per-client budget (`ws.max_sessions_per_client`,
-/// 100 by default, which refused the memory run's 1,000 subscribers).
-fn sessions(n: usize) -> [(&'static str, String); 2] {
+/// sessions: the run measures the fan-out, not the per-client budgets (`ws.max_sessions_per_client`,
+/// 100 by default, which refused the memory run's 1,000 subscribers, and
+/// `http.max_connections_per_network`, 256), beside a few connections for the run's own requests.
+fn sessions(n: usize) -> [(&'static str, String); 3] {
     let all = n.max(crate::config::DEFAULT_MAX_SESSIONS);
     [
         ("PULSE_WS__MAX_SESSIONS_PER_CLIENT", n.max(1).to_string()),
         ("PULSE_WS__MAX_SESSIONS", all.to_string()),
+        (
+            "PULSE_HTTP__MAX_CONNECTIONS_PER_NETWORK",
+            (n + 64).to_string(),
+        ),
     ]
 }
 
