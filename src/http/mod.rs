@@ -82,6 +82,8 @@ pub struct AppState {
     pub downloads: std::sync::Arc<api::search::export::Exports>,
     /// Wakes this process's export workers when a job is created.
     pub export_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The last readiness check, shared by the probes of the next second.
+    pub readiness: api::health::ReadyCache,
 }
 
 impl AppState {

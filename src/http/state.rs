@@ -204,6 +204,7 @@ mod tests {
             exports: Default::default(),
             downloads: Default::default(),
             export_wake: Default::default(),
+            readiness: Default::default(),
             settings: Arc::new(settings),
         })
     }

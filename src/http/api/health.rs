@@ -1,7 +1,7 @@
 //! Liveness, readiness and Prometheus metrics.
 
 use crate::telemetry::causes::causes;
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,6 +101,35 @@ pub struct SourcesReadiness {
 )]
 #[get("/ready")]
 pub async fn ready(state: State) -> HttpResponse {
+    // One check a second however many probe: the path is open to anyone, and the check takes
+    // one of the pipeline's connections.
+    let mut last = state.readiness.0.lock().await;
+    let (up, body) = match &*last {
+        Some((at, up, body)) if at.elapsed() < READY_FOR => (*up, body.clone()),
+        _ => {
+            let (up, body) = check_ready(&state).await;
+            let body = web::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+            *last = Some((std::time::Instant::now(), up, body.clone()));
+            (up, body)
+        }
+    };
+    drop(last);
+    let mut response = if up {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response.content_type("application/json").body(body)
+}
+
+/// How long one readiness check answers for.
+const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last readiness check: when, whether ready, and the body.
+#[derive(Debug, Default)]
+pub struct ReadyCache(tokio::sync::Mutex<Option<(std::time::Instant, bool, web::Bytes)>>);
+
+async fn check_ready(state: &State) -> (bool, Readiness) {
     let postgres = match state.pipeline_pool.get().await {
         Ok(client) => crate::db::ping(&client)
             .await
@@ -117,9 +146,9 @@ pub async fn ready(state: State) -> HttpResponse {
         );
     let ping: Result<String, _> = state.redis.ping(None).await;
     let redis = ping.map(|_| ()).map_err(|e| e.to_string());
-    let ready = postgres.is_ok() && redis.is_ok();
+    let up = postgres.is_ok() && redis.is_ok();
     let body = Readiness {
-        status: if ready {
+        status: if up {
             ReadyStatus::Ready
         } else {
             ReadyStatus::NotReady
@@ -131,11 +160,7 @@ pub async fn ready(state: State) -> HttpResponse {
             connected: state.sources.iter().filter(|s| s.state().connected).count(),
         },
     };
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    (up, body)
 }
 
 /// The content type of `GET /metrics` (Prometheus text exposition format 0.0.4).
