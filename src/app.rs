@@ -207,8 +207,7 @@ impl Application {
                 let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
                     return;
                 };
-                let fd = crate::ws::socket::ConnectionFd(tcp.as_raw_fd());
-                data.insert(fd);
+                data.insert(crate::ws::socket::ConnectionFd(tcp.as_raw_fd()));
                 let Ok(peer) = tcp.peer_addr() else { return };
                 if proxies.trusts(peer.ip()) {
                     return;
@@ -220,7 +219,7 @@ impl Application {
                     None => {
                         metrics::counter!(crate::telemetry::names::CONNECTIONS_REFUSED)
                             .increment(1);
-                        crate::ws::socket::shut_down(fd);
+                        data.insert(crate::http::middleware::connections::OverConnectionCap);
                     }
                 }
             })

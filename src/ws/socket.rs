@@ -17,16 +17,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionFd(pub RawFd);
 
-/// Shuts the connection `fd` names down both ways; to be called while it is certainly open (as
-/// it is accepted). The server then finds it ended and drops it.
-pub fn shut_down(fd: ConnectionFd) {
-    // SAFETY: shutdown on the open descriptor of the connection being accepted; it does not
-    // close the descriptor, which stays the server's.
-    unsafe {
-        libc::shutdown(fd.0, libc::SHUT_RDWR);
-    }
-}
-
 /// See the module documentation.
 #[derive(Debug)]
 pub struct SocketHandle(OwnedFd);

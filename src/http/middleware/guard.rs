@@ -33,6 +33,7 @@ use crate::auth::policy::{self, Access};
 use crate::auth::{AuthError, Principal, Role};
 use crate::db::audit::{self, Outcome};
 use crate::http::error::ApiError;
+use crate::http::middleware::connections::OverConnectionCap;
 use crate::http::middleware::rate_limit::{retry_after_secs, Buckets};
 use crate::http::middleware::request_id::RequestId;
 use crate::http::{middleware::canonical, middleware::peer, AppState};
@@ -272,6 +273,23 @@ pub async fn guard(
     let ip = client.address.clone();
     req.extensions_mut()
         .insert(peer::ClientNetwork(client.network.clone()));
+
+    if req.conn_data::<OverConnectionCap>().is_some() {
+        let error = ApiError::rate_limited(
+            "connections",
+            format!(
+                "this network holds {} connections already \
+                 (http.max_connections_per_network); reuse or close one",
+                state.settings.http.max_connections_per_network
+            ),
+            std::time::Duration::from_secs(1),
+        );
+        let mut res = respond(req, error);
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        return Ok(res);
+    }
 
     if let Some(problem) = canonical::problem(&path) {
         let error = ApiError::bad_request(ErrorCode::NonCanonicalPath, problem)

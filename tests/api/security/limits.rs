@@ -568,26 +568,29 @@ async fn retention_bounds_every_history_table() {
     app.shutdown().await;
 }
 
-/// A fresh connection to `addr`, and whether `/health` was answered on it (false: the server
-/// ended it without an answer).
-async fn served(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, bool) {
+/// A fresh connection to `addr`, and the status of `/health` asked on it (0: no answer).
+async fn served(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, u16) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let _ = stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await;
     let mut head = [0u8; 12];
-    let answered = matches!(
-        tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut head)).await,
-        Ok(Ok(_))
-    ) && head.starts_with(b"HTTP/1.1 200");
-    (stream, answered)
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut head)).await;
+    let status = match read {
+        Ok(Ok(_)) => std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    (stream, status)
 }
 
 /// A client could hold connections without end: actix times out only a connection's first
 /// request head, so one byte of the next request now and then kept each open, and nothing
 /// counted how many one client held. A network holds at most
-/// `http.max_connections_per_network`; the next is shut as it is accepted, and a place given
+/// `http.max_connections_per_network`; the next is answered 429 and closed, and a place given
 /// back is taken again.
 #[actix_rt::test]
 async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
@@ -595,25 +598,41 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     let app = spawn_app_tuned(|s| s.http.max_connections_per_network = CAP).await;
     let addr = app.address();
     let mut held = Vec::new();
-    let mut refused = false;
+    let mut refused = None;
     // The harness may keep a connection of its own open; whatever it holds counts too.
     for _ in 0..CAP + 4 {
-        let (stream, answered) = served(addr).await;
-        if !answered {
-            refused = true;
+        let (stream, status) = served(addr).await;
+        if status != 200 {
+            refused = Some((stream, status));
             break;
         }
         held.push(stream);
     }
-    assert!(refused, "{} connections held, none refused", held.len());
+    let (mut refused, status) = refused.expect("a connection past the cap is refused");
+    assert_eq!(status, 429, "answered, in the API's shape");
     assert!(
         held.len() <= CAP,
         "{} held past the cap of {CAP}",
         held.len()
     );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(&mut refused, &mut rest),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the refused connection is closed"
+    );
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(answer.contains("\"scope\":\"connections\""), "{answer}");
     drop(held);
     assert!(
-        wait_until(Duration::from_secs(30), || async { served(addr).await.1 }).await,
+        wait_until(Duration::from_secs(30), || async {
+            served(addr).await.1 == 200
+        })
+        .await,
         "places given back are taken again"
     );
     let metrics = metrics_text(&app.app).await;

@@ -192,8 +192,9 @@ pub struct HttpSettings {
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client
     /// for rate limits and the audit log; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
-    /// Connections one client network (/24, /64) may hold open at once; the next is closed as
-    /// it is accepted. Trusted proxies are not counted. 0: no cap.
+    /// Connections one client network (/24, /64) may hold open at once; the next one's first
+    /// request is answered 429 and the connection closed. Trusted proxies are not counted. 0: no
+    /// cap.
     pub max_connections_per_network: usize,
 }
 

@@ -235,7 +235,7 @@ pub mod names {
         gauge AUTH_OPEN = "pulse_auth_open";
         /// Requests refused by a rate limit, by `scope` (key or ip).
         counter RATE_LIMITED = "pulse_http_rate_limited_total";
-        /// Connections closed as they were accepted: their network held as many as it may.
+        /// Connections accepted past their network's cap (answered 429 once, then closed).
         counter CONNECTIONS_REFUSED = "pulse_http_connections_refused_total";
         /// Requests refused for their size or shape before any handler ran, by `reason`.
         counter INPUT_REFUSED = "pulse_http_input_refused_total";
