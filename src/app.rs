@@ -198,9 +198,8 @@ impl Application {
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
-        let connections = crate::http::middleware::connections::Connections::new(
-            settings.http.max_connections_per_network,
-        );
+        let connections =
+            crate::models::places::Places::new(settings.http.max_connections_per_network);
         let server = HttpServer::new(move || http::app(state.clone()))
             .on_connect(move |connection, data| {
                 use std::os::fd::AsRawFd;
@@ -212,7 +211,8 @@ impl Application {
                 if proxies.trusts(peer.ip()) {
                     return;
                 }
-                match connections.take(peer.ip()) {
+                let network = crate::http::middleware::peer::network_of(peer.ip());
+                match connections.take(&network) {
                     Some(place) => {
                         data.insert(place);
                     }

@@ -2,12 +2,12 @@
 //! address and the admission counter that caps concurrent sessions.
 
 use crate::config::WsSettings;
+use crate::models::places::{Place, Places};
 use crate::telemetry::names;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use bytestring::ByteString;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::broadcaster::Broadcaster;
@@ -24,7 +24,7 @@ pub struct Hub {
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
     sessions: Arc<AtomicUsize>,
     /// Sessions per client (a key, or a network without one).
-    per_client: Arc<Mutex<HashMap<String, usize>>>,
+    per_client: Arc<Places>,
     next_id: Arc<AtomicU64>,
     settings: Arc<WsSettings>,
 }
@@ -81,7 +81,7 @@ impl Hub {
             arbiter,
             latest_metrics,
             sessions: Arc::new(AtomicUsize::new(0)),
-            per_client: Arc::default(),
+            per_client: Places::new(settings.max_sessions_per_client.max(1)),
             next_id: Arc::new(AtomicU64::new(1)),
             settings: Arc::new(settings),
         }
@@ -118,21 +118,7 @@ impl Hub {
     /// Takes a session slot for `client` (a key, or a network without one), or says which
     /// cap refused it.
     pub fn admit(&self, client: &str) -> Result<SessionPermit, Refused> {
-        {
-            let mut per_client = self
-                .per_client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let held = per_client.entry(client.to_string()).or_default();
-            if *held >= self.settings.max_sessions_per_client.max(1) {
-                return Err(Refused::ClientFull);
-            }
-            *held += 1;
-        }
-        let client_slot = ClientSlot {
-            per_client: self.per_client.clone(),
-            client: client.to_string(),
-        };
+        let client_slot = self.per_client.take(client).ok_or(Refused::ClientFull)?;
         let max = self.settings.max_sessions;
         let before = self
             .sessions
@@ -159,28 +145,7 @@ impl Hub {
 /// A session slot, given back when the session is dropped (whatever ends it).
 pub struct SessionPermit {
     sessions: Arc<AtomicUsize>,
-    _client: ClientSlot,
-}
-
-/// One of a client's sessions, given back when dropped.
-struct ClientSlot {
-    per_client: Arc<Mutex<HashMap<String, usize>>>,
-    client: String,
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut per_client = self
-            .per_client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(held) = per_client.get_mut(&self.client) {
-            *held -= 1;
-            if *held == 0 {
-                per_client.remove(&self.client);
-            }
-        }
-    }
+    _client: Place,
 }
 
 impl Drop for SessionPermit {

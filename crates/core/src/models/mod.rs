@@ -14,6 +14,7 @@ pub mod label;
 pub mod live;
 pub mod metrics;
 pub mod named;
+pub mod places;
 pub mod printable;
 pub mod producer;
 pub mod role;
