@@ -195,6 +195,7 @@ impl Application {
             downloads: Default::default(),
             export_wake: export_wake.clone(),
             readiness: Default::default(),
+            dashboard: Default::default(),
         });
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);

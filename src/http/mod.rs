@@ -84,6 +84,8 @@ pub struct AppState {
     pub export_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The last readiness check, shared by the probes of the next second.
     pub readiness: api::health::ReadyCache,
+    /// The dashboard's files as last read.
+    pub dashboard: api::dashboard::Files,
 }
 
 impl AppState {

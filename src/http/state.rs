@@ -205,6 +205,7 @@ mod tests {
             downloads: Default::default(),
             export_wake: Default::default(),
             readiness: Default::default(),
+            dashboard: Default::default(),
             settings: Arc::new(settings),
         })
     }

@@ -321,7 +321,27 @@ async fn the_dashboard_is_served_with_client_routes_and_cache_headers() {
     let index = get("/").await.unwrap();
     assert_eq!(index.status(), 200);
     assert_eq!(index.headers()["cache-control"], "no-cache");
+    let etag = index.headers()["etag"].clone();
     assert!(index.text().await.unwrap().contains("id=\"root\""));
+    // Revalidated by its tag: not sent again while it holds, sent anew once a build changes it.
+    let revalidate = |tag: &reqwest::header::HeaderValue| {
+        http.get(format!("{url}/"))
+            .header("if-none-match", tag.clone())
+            .send()
+    };
+    let unchanged = revalidate(&etag).await.unwrap();
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag);
+    assert!(unchanged.bytes().await.unwrap().is_empty());
+    std::fs::write(
+        site.join("index.html"),
+        "<!doctype html><div id=\"root\" data-build=\"2\"></div>",
+    )
+    .unwrap();
+    let rebuilt = revalidate(&etag).await.unwrap();
+    assert_eq!(rebuilt.status(), 200);
+    assert_ne!(rebuilt.headers()["etag"], etag);
+    assert!(rebuilt.text().await.unwrap().contains("data-build=\"2\""));
 
     let asset = get("/assets/app-abc123.js").await.unwrap();
     assert_eq!(asset.status(), 200);
@@ -373,4 +393,77 @@ async fn without_a_build_the_root_says_how_to_make_one() {
     assert_eq!(res.status(), 200);
     assert!(content_type(&res).starts_with("text/html"));
     assert!(res.text().await.unwrap().contains("npm run build"));
+}
+
+/// Resident memory of a process, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// Clients that ask for a large dashboard page and then stop reading: each holds a slice of
+/// the one copy the server keeps, not a copy of the page of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_that_stop_reading_the_dashboard_do_not_each_hold_a_copy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PAGE: usize = 4 << 20;
+    const CLIENTS: usize = 48;
+    let env = TestEnv::new().await;
+    let site = tempdir();
+    let mut page = b"<!doctype html><div id=\"root\"></div><!--".to_vec();
+    page.resize(PAGE, b'x');
+    std::fs::write(site.join("index.html"), &page).unwrap();
+    let pulse = PulseProcess::start(&pulse_env(&env, &site));
+    let url = format!("http://{}/", pulse.address);
+    // Once read whole, so the page is held before the baseline.
+    let whole = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(whole.len(), PAGE);
+    let pid = pulse.child.id();
+    let baseline = rss_of(pid);
+
+    let mut stalled = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut tcp = tokio::net::TcpStream::connect(pulse.address).await.unwrap();
+        let ask = format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nAccept: text/html\r\n\r\n",
+            pulse.address
+        );
+        tcp.write_all(ask.as_bytes()).await.unwrap();
+        // The answer has begun (its head and the first bytes), then the client stops reading.
+        let mut head = [0u8; 1024];
+        let mut read = 0;
+        while read < head.len() {
+            let n = tcp.read(&mut head[read..]).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before the answer began: {}",
+                String::from_utf8_lossy(&head[..read])
+            );
+            read += n;
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+        stalled.push(tcp);
+    }
+    let grown = rss_of(pid).saturating_sub(baseline);
+    let copies = (CLIENTS * PAGE) as u64;
+    println!(
+        "{CLIENTS} stalled clients of a {} MiB page: the server grew {} MiB (a copy each: {} MiB)",
+        PAGE >> 20,
+        grown >> 20,
+        copies >> 20
+    );
+    assert!(
+        grown < copies / 4,
+        "{CLIENTS} clients that stopped reading grew the server by {grown} bytes"
+    );
+    // The server still answers whole.
+    let again = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(again.len(), PAGE);
+    drop(stalled);
+    let _ = std::fs::remove_dir_all(&site);
 }

@@ -9,13 +9,18 @@
 //!
 //! The build writes a brotli and a gzip copy beside each text file (`frontend/scripts/
 //! precompress.mjs`); the copy the browser accepts is served as is, so the dashboard travels
-//! compressed at the best ratio without compressing anything per request.
+//! compressed at the best ratio without compressing anything per request. Files are read once
+//! and shared by every answer ([`Files`]), and revalidated by `ETag`.
 
 use std::path::{Component, Path, PathBuf};
 
 use actix_web::http::header;
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
+
+mod files;
+
+pub use files::Files;
 
 use crate::http::error::{self, ApiError};
 use crate::http::state::State;
@@ -90,11 +95,16 @@ fn accepts(accept_encoding: &str, coding: &str) -> bool {
     by_name.or(any).unwrap_or(false)
 }
 
+/// The file at `path` (or the precompressed copy the client accepts), or `304 Not Modified`
+/// when the client already holds that version; `None` when there is no such file.
 async fn file_response(
+    files: &Files,
     path: &Path,
     cache: &'static str,
-    accept_encoding: Option<&str>,
+    req: &HttpRequest,
 ) -> Option<HttpResponse> {
+    let header_of = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let accept_encoding = header_of(header::ACCEPT_ENCODING);
     let mut encoded = None;
     for (coding, suffix) in PRECOMPRESSED {
         if !accept_encoding.is_some_and(|a| accepts(a, coding)) {
@@ -103,24 +113,33 @@ async fn file_response(
         let mut copy = path.as_os_str().to_owned();
         copy.push(".");
         copy.push(suffix);
-        if let Ok(bytes) = tokio::fs::read(&copy).await {
-            encoded = Some((coding, bytes));
+        if let Some(built) = files.get(Path::new(&copy)).await {
+            encoded = Some((coding, built));
             break;
         }
     }
-    let mut response = HttpResponse::Ok();
-    response
-        .content_type(content_type(path))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::VARY, "Accept-Encoding"));
-    let body = match encoded {
-        Some((coding, bytes)) => {
-            response.insert_header((header::CONTENT_ENCODING, coding));
-            bytes
-        }
-        None => tokio::fs::read(path).await.ok()?,
+    let (coding, built) = match encoded {
+        Some((coding, built)) => (Some(coding), built),
+        None => (None, files.get(path).await?),
     };
-    Some(response.body(body))
+    let fresh = header_of(header::IF_NONE_MATCH).is_some_and(|t| files::matches(t, &built.etag));
+    let mut response = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::VARY, "Accept-Encoding"))
+        .insert_header((header::ETAG, built.etag));
+    if fresh {
+        return Some(response.finish());
+    }
+    response.content_type(content_type(path));
+    if let Some(coding) = coding {
+        response.insert_header((header::CONTENT_ENCODING, coding));
+    }
+    Some(response.body(files::Slices::new(built.bytes)))
 }
 
 /// Serves the dashboard for every GET the API does not route, and the API's 404 otherwise.
@@ -132,10 +151,6 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
     }
     let root = Path::new(&state.settings.http.dashboard_dir);
     let index = root.join("index.html");
-    let accept_encoding = req
-        .headers()
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok());
     if path != "/" {
         if let Some(file) = resolve(root, path).filter(|f| f.is_file()) {
             let cache = if path.starts_with("/assets/") {
@@ -143,7 +158,7 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
             } else {
                 REVALIDATE
             };
-            if let Some(response) = file_response(&file, cache, accept_encoding).await {
+            if let Some(response) = file_response(&state.dashboard, &file, cache, &req).await {
                 return Ok(response);
             }
         }
@@ -158,7 +173,7 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
             return error::not_found(req).await;
         }
     }
-    match file_response(&index, REVALIDATE, accept_encoding).await {
+    match file_response(&state.dashboard, &index, REVALIDATE, &req).await {
         Some(response) => Ok(response),
         None => Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
