@@ -14,6 +14,7 @@
 pub mod entries;
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -106,8 +107,12 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
             .min()
             .unwrap_or_else(Instant::now);
         tokio::time::sleep_until(next).await;
-        for feed in feeds.iter_mut().filter(|f| f.due <= Instant::now()) {
-            match poll(&client, &policy, feed).await {
+        for index in 0..feeds.len() {
+            if feeds[index].due > Instant::now() {
+                continue;
+            }
+            let feed = &mut feeds[index];
+            let read = match poll(&client, &policy, feed).await {
                 Ok(Some((parsed, ttl, asked))) => {
                     let (events, skipped, position) = entries::events(
                         parsed,
@@ -130,11 +135,13 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                     feed.due = Instant::now() + every.max(ttl).max(budget(&ctx, feed, asked));
                     feed.backoff.reset();
                     feed.failing = false;
+                    true
                 }
                 Ok(None) => {
                     feed.due = Instant::now() + every;
                     feed.backoff.reset();
                     feed.failing = false;
+                    false
                 }
                 Err(failure) => {
                     feed.failing = true;
@@ -149,17 +156,33 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
                         }
                     };
                     feed.due = Instant::now() + feed.backoff.next_wait_at_least(at_least);
+                    false
                 }
+            };
+            // A feed's posts are stored as soon as it is read, not after the round: a
+            // feed later in the round that is slow or stops the task does not hold back
+            // (or lose) those read before it.
+            if read {
+                store(&ctx, &mut sink, &feeds).await?;
             }
         }
         // Connected while every feed's last poll succeeded: one feed's success does not hide
         // (or clear the last error of) another that keeps failing.
         ctx.set_connected(feeds.iter().all(|f| !f.failing));
+    }
+}
+
+/// Appends the events pushed so far with every feed's position: a feed that was not
+/// modified or failed keeps the position stored before.
+async fn store(ctx: &SourceContext, sink: &mut Sink, feeds: &[Polled]) -> anyhow::Result<()> {
+    let cursor = {
         let states: BTreeMap<&str, &FeedState> =
             feeds.iter().map(|f| (f.url.as_str(), &f.state)).collect();
-        sink.advance(Some(serde_json::to_string(&states)?));
-        sink.flush_retrying(&ctx).await;
-    }
+        serde_json::to_string(&states)?
+    };
+    sink.advance(Some(cursor));
+    sink.flush_retrying(ctx).await;
+    Ok(())
 }
 
 /// The wait a feed's answer asked for although it succeeded (a rate-limit window nearly
@@ -270,14 +293,51 @@ async fn poll(
                 anyhow::Error::new(e).context(format!("feed {shown}")),
             ),
         })?;
-    let parsed = entries::parser().parse(body.as_slice()).map_err(|e| {
-        failed(
-            "malformed",
-            anyhow::anyhow!("feed {shown} is not RSS or Atom: {e}"),
-        )
-    })?;
+    let parsed = parse(body.as_slice())
+        .map_err(|e| failed("malformed", anyhow::anyhow!("feed {shown} {e}")))?;
     feed.state.etag = etag;
     feed.state.last_modified = modified;
     let ttl = Duration::from_secs(u64::from(parsed.ttl.unwrap_or(0)) * 60).min(MAX_TTL);
     Ok(Some((parsed, ttl, asked)))
+}
+
+/// Reads a feed document, or says why it cannot be read. `feed-rs` panics on some values
+/// it does not expect (an `itunes:duration` past `u64`, or in digits of another script;
+/// media RSS `start`, `end` and `time` alike): such a document is malformed like any other,
+/// and must not stop the task, which would fetch it again once restarted and stop again.
+fn parse(body: &[u8]) -> Result<feed_rs::model::Feed, String> {
+    let parser = entries::parser();
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(body))) {
+        Ok(Ok(feed)) => Ok(feed),
+        Ok(Err(e)) => Err(format!("is not RSS or Atom: {e}")),
+        Err(panic) => Err(format!(
+            "holds a value the feed parser fails on: {}",
+            crate::actors::analyzer::panic_message(&panic)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn podcast(duration: &str) -> String {
+        format!(
+            r#"<?xml version="1.0"?><rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel><title>Cast</title>
+<item><guid>https://cast.example/1</guid><title>Episode one</title><itunes:duration>{duration}</itunes:duration></item>
+</channel></rss>"#
+        )
+    }
+
+    #[test]
+    fn a_value_the_feed_parser_panics_on_makes_the_feed_malformed() {
+        for duration in ["99999999999999999999", "\u{661}\u{662}"] {
+            let error = parse(podcast(duration).as_bytes()).expect_err(duration);
+            assert!(error.starts_with("holds a value"), "{error}");
+        }
+        let feed = parse(podcast("1:02:03").as_bytes()).expect("an ordinary duration");
+        assert_eq!(feed.entries.len(), 1);
+        let error = parse(b"not a feed").expect_err("not XML");
+        assert!(error.starts_with("is not RSS or Atom"), "{error}");
+    }
 }

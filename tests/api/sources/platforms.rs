@@ -374,6 +374,44 @@ async fn a_feed_of_items_that_share_a_date_or_come_from_the_future_is_read_whole
     app.shutdown().await;
 }
 
+/// A podcast feed with an `itunes:duration` its parser panics on, read before a good feed of
+/// the same source: it is counted malformed, and the good feed's posts still arrive.
+#[actix_rt::test]
+async fn a_feed_its_parser_panics_on_is_malformed_and_the_next_feed_is_still_read() {
+    let cast = r#"<?xml version="1.0"?><rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel><title>Cast</title>
+<item><guid>https://cast.example/1</guid><title>Pulse Buds, episode one</title><itunes:duration>99999999999999999999</itunes:duration></item>
+</channel></rss>"#;
+    let site = serve(move |req, mut tcp| async move {
+        let body = match req.route() {
+            "/cast.rss" => cast,
+            _ => include_str!("../../fixtures/feeds/news.rss"),
+        };
+        let xml = [("Content-Type", "application/rss+xml")];
+        respond(&mut tcp, "200 OK", &xml, body).await;
+    })
+    .await;
+    let app = serve_source(feeds(
+        "podcasts",
+        vec![
+            format!("http://{site}/cast.rss"),
+            format!("http://{site}/news.rss"),
+        ],
+    ))
+    .await;
+    let env = &app.env;
+    assert!(
+        env.stored(2, Duration::from_secs(30)).await,
+        "{} of news.rss's 2 posts stored",
+        env.post_count().await
+    );
+    let metrics = metrics_text(&app).await;
+    let malformed = r#"pulse_source_errors_total{source="podcasts",reason="malformed"}"#;
+    assert!(metrics.contains(malformed), "{malformed} missing:\n{metrics}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.post_count().await, 2, "nothing of the podcast stored");
+    app.shutdown().await;
+}
+
 /// A Reddit stand-in: the token endpoint (checking the application's credentials) and the
 /// two listings of r/pulsebuds from tests/fixtures/reddit. The first listing request is
 /// refused 401 (an expired token); every listing answers that the request budget is spent
