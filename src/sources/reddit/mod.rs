@@ -85,6 +85,17 @@ fn failure_of(
     }
 }
 
+/// Bounds on the `expires_in` believed, in seconds: a token said to last less (or nothing)
+/// is still used for a minute, and one said to last longer than Reddit's day is renewed
+/// daily, so that no answer can move the renewal past what an `Instant` holds.
+const TOKEN_SECS: (u64, u64) = (120, 86_400);
+
+/// How long a token said to expire in `expires_in` seconds is used: until a minute before it
+/// expires, so a poll never goes out with an expired one.
+fn token_lifetime(expires_in: u64) -> Duration {
+    Duration::from_secs(expires_in.clamp(TOKEN_SECS.0, TOKEN_SECS.1) - 60)
+}
+
 /// A request that did not get an answer, without the URL reqwest would quote.
 fn unanswered(e: reqwest::Error) -> Failure {
     fail("connect", e.without_url().into(), Duration::ZERO)
@@ -118,8 +129,7 @@ impl Client {
         let token: Token = body::json(response)
             .await
             .map_err(|e| fail("malformed", e.into(), Duration::ZERO))?;
-        // Renewed a minute early, so a poll never goes out with an expired token.
-        let lifetime = Duration::from_secs(token.expires_in.max(120) - 60);
+        let lifetime = token_lifetime(token.expires_in);
         self.token = Some((token.access_token.clone(), Instant::now() + lifetime));
         Ok(token.access_token)
     }
@@ -284,5 +294,22 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         }
         sink.flush_retrying(&ctx).await;
         tokio::time::sleep_until(round + every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_renewed_a_minute_early_and_at_least_daily() {
+        assert_eq!(token_lifetime(0), Duration::from_secs(60));
+        assert_eq!(token_lifetime(3_600), Duration::from_secs(3_540));
+        assert_eq!(token_lifetime(86_400), Duration::from_secs(86_340));
+        assert_eq!(token_lifetime(u64::MAX), Duration::from_secs(86_340));
+        // What was added to the time of the answer before, and overflowed.
+        assert!(Instant::now()
+            .checked_add(token_lifetime(u64::MAX - 1))
+            .is_some());
     }
 }
