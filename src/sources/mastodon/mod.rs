@@ -461,13 +461,7 @@ impl Reader {
                         .ok()
                 })
                 .collect();
-            statuses.sort_by(|a, b| {
-                if statuses::newer(&a.id, &b.id) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Less
-                }
-            });
+            statuses::oldest_first(&mut statuses);
             for status in statuses {
                 self.status(status);
             }

@@ -154,12 +154,31 @@ fn plausible(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// Orders status ids: snowflakes as numbers, anything else as text after them.
-pub fn newer(a: &str, b: &str) -> bool {
-    match (a.parse::<u128>(), b.parse::<u128>()) {
-        (Ok(a), Ok(b)) => a > b,
-        _ => (a.len(), a) > (b.len(), b),
+/// Where a status id stands among ids: snowflakes as numbers, anything else as text after
+/// them, shorter text first. One total order for sorting a page and for the cursor: ids of
+/// both kinds on one page (an instance that changed software) compared pairwise as numbers
+/// or as text would form cycles, which `sort_by` may panic on.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdOrder<'a> {
+    Number(u128),
+    Text(usize, &'a str),
+}
+
+pub fn id_order(id: &str) -> IdOrder<'_> {
+    match id.parse::<u128>() {
+        Ok(n) => IdOrder::Number(n),
+        Err(_) => IdOrder::Text(id.len(), id),
     }
+}
+
+/// Whether status id `a` comes after `b` in [`id_order`].
+pub fn newer(a: &str, b: &str) -> bool {
+    id_order(a) > id_order(b)
+}
+
+/// Puts a page of statuses in the order they are handled, so the cursor moves forward.
+pub fn oldest_first(statuses: &mut [Status]) {
+    statuses.sort_by(|a, b| id_order(&a.id).cmp(&id_order(&b.id)));
 }
 
 #[cfg(test)]
@@ -229,6 +248,33 @@ mod tests {
     fn ids_order_as_numbers() {
         assert!(newer("109348699525106378", "99999999999999999"));
         assert!(!newer("1", "2"));
+    }
+
+    #[test]
+    fn ids_of_both_kinds_sort_in_one_total_order() {
+        let ids = ["zz", "10", "009"].repeat(21);
+        let mut page: Vec<Status> = ids
+            .iter()
+            .map(|id| serde_json::from_value(serde_json::json!({"id": id, "account": {}})).unwrap())
+            .collect();
+        oldest_first(&mut page);
+        let sorted: Vec<&str> = page.iter().map(|s| s.id.as_str()).collect();
+        let expected = [["009"; 21], ["10"; 21], ["zz"; 21]].concat();
+        assert_eq!(sorted, expected, "numbers as numbers, then text");
+        let kinds = ["009", "9", "10", "zz", "a", "abc", "340282366920938463463374607431768211456"];
+        for a in kinds {
+            assert!(!newer(a, a), "{a}");
+            for b in kinds {
+                assert!(!(newer(a, b) && newer(b, a)), "{a} {b}");
+                for c in kinds {
+                    if newer(a, b) && newer(b, c) {
+                        assert!(newer(a, c), "{a} {b} {c}");
+                    }
+                }
+            }
+        }
+        assert!(!newer("009", "9") && !newer("9", "009"), "the same number");
+        assert!(newer("zz", "10") && newer("abc", "zz") && newer("10", "009"));
     }
 
     #[test]
