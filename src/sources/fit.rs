@@ -1,11 +1,12 @@
 //! What a platform sends that the ingester would refuse, made to fit before the sink checks
 //! it. A platform allows what Pulse's event contract does not (a Reddit post of 40,000
 //! characters, a feed author "Jane\u{200D}Doe" with a joiner, an Atom id on its own indented
-//! line); refusing the whole post for it would lose what people wrote. Texts are cut at the
-//! limit; ids and labels lose surrounding whitespace and the characters a label may not hold
-//! (control, zero-width and direction-changing ones), the same way wherever they appear, so a
-//! reply still names its parent; a URL that does not fit is left out. What is still refused
-//! after this (an id that was nothing but such characters) is counted as `invalid`.
+//! line); refusing the whole post for it would lose what people wrote. Texts lose their
+//! control characters but tab and line breaks, and are cut at the limit; ids and labels lose
+//! surrounding whitespace and the characters a label may not hold (control, zero-width and
+//! direction-changing ones), the same way wherever they appear, so a reply still names its
+//! parent; a URL that does not fit is left out. What is still refused after this (an id that
+//! was nothing but such characters) is counted as `invalid`.
 
 use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
 use crate::models::printable::{has_unshowable, hides_or_reorders};
@@ -17,7 +18,7 @@ pub fn fit(event: &mut Event) {
         Event::Post(p) => {
             label(&mut p.id, MAX_ID_BYTES);
             label(&mut p.author.id, MAX_ID_BYTES);
-            p.text.retain(|c| c != '\0');
+            p.text.retain(|c| !dropped_from_text(c));
             cut(&mut p.text, MAX_TEXT_BYTES);
             for (value, max) in [
                 (&mut p.parent_id, MAX_ID_BYTES),
@@ -44,6 +45,14 @@ pub fn fit(event: &mut Event) {
         }
         Event::Delete(d) => label(&mut d.post_id, MAX_ID_BYTES),
     }
+}
+
+/// The control characters a text loses: every C0 one but tab, line feed and carriage return,
+/// and DEL. PostgreSQL text cannot hold NUL, and JSON writes each of the others as a
+/// six-byte escape, so a text of them would outgrow the largest event the ingester takes
+/// and be dead-lettered rather than stored.
+fn dropped_from_text(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7F}'
 }
 
 fn label(value: &mut String, max: usize) {
@@ -120,6 +129,20 @@ mod tests {
         assert_eq!(p.channel, None, "nothing left of it");
         assert_eq!(p.parent_id.as_deref(), Some("reddit:t3_a"));
         assert_eq!(p.url, None);
+    }
+
+    #[test]
+    fn a_text_keeps_tabs_and_line_breaks_and_loses_other_controls() {
+        let mut event = post("p", "a", "one\u{1}\ttwo\r\nthree\u{1B}[0m\0\u{7F}\u{1F}!".into());
+        fit(&mut event);
+        let Event::Post(p) = &event else {
+            unreachable!()
+        };
+        assert_eq!(p.text, "one\ttwo\r\nthree[0m!");
+        let mut only_controls = post("p", "a", "\u{1}".repeat(MAX_TEXT_BYTES));
+        fit(&mut only_controls);
+        let e = only_controls.validate().expect_err("nothing left to store");
+        assert!(e.to_string().contains("`text`"), "{e}");
     }
 
     #[test]

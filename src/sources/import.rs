@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES};
 use crate::config::Settings;
 use crate::models::producer;
-use crate::models::{Author, Event, Geo, Platform, Post};
+use crate::models::event::MAX_EVENT_BYTES;
+use crate::models::{Author, Event, EventError, Geo, Platform, Post};
 use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 
@@ -195,14 +196,14 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
             summary.lines += 1;
             let event = match (&body, &mapping) {
                 (Body::Line(bytes), _) => Event::from_slice(bytes)
-                    .map(|event| match with_record_id(event, line, bytes) {
-                        Some(named) => serde_json::to_vec(&named).unwrap_or_default(),
-                        None => bytes.clone(),
+                    .and_then(|event| match with_record_id(event, line, bytes) {
+                        Some(named) => encode(&named),
+                        None => Ok(bytes.clone()),
                     })
                     .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(row), Some(m)) => m
                     .event(row)
-                    .map(|e| serde_json::to_vec(&e).unwrap_or_default())
+                    .and_then(|e| encode(&e))
                     .map_err(|e| (e.class(), e.to_string())),
                 (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
                 (Body::NotUtf8, _) => Err((
@@ -257,6 +258,17 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     summary.seconds = started.elapsed().as_secs_f64();
     summary.lines_per_sec = summary.lines as f64 / summary.seconds.max(1e-9);
     Ok(summary)
+}
+
+/// The stream entry of an event read from the file, refused as the ingester would refuse it
+/// when its JSON is larger than an event may be: a CSV text of control characters is written
+/// with a six-byte escape for each, and an engagement given an id grows.
+fn encode(event: &Event) -> Result<Vec<u8>, EventError> {
+    let json = serde_json::to_vec(event).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(json.len()));
+    }
+    Ok(json)
 }
 
 /// An engagement without an id, given one made of its line's number and bytes; `None` for
@@ -447,7 +459,6 @@ impl CsvMapping {
     }
 
     fn event(&self, row: &BTreeMap<String, String>) -> Result<Event, crate::models::EventError> {
-        use crate::models::EventError;
         let get = |field: &str| {
             self.columns
                 .get(field)
@@ -684,6 +695,23 @@ mod tests {
         assert!(CsvMapping::parse("nope=x", "twitter").is_err());
         assert!(CsvMapping::parse("id", "twitter").is_err());
         assert!(CsvMapping::parse("", "myspace").is_err());
+    }
+
+    #[test]
+    fn a_csv_text_whose_json_outgrows_an_event_is_refused_as_too_large() {
+        let m = CsvMapping::parse("", "other").unwrap();
+        let row = |text: String| -> BTreeMap<String, String> {
+            [("id", "c1".to_string()), ("text", text), ("created_at", "1700000000".into())]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        };
+        let controls = m.event(&row("\u{1}".repeat(19_999) + "x")).expect("its fields pass");
+        let e = encode(&controls).expect_err("six bytes a character");
+        assert_eq!(e.class(), "too_large", "{e}");
+        let plain = m.event(&row("x".repeat(19_999))).unwrap();
+        let json = encode(&plain).expect("fits");
+        assert_eq!(Event::from_slice(&json).unwrap(), plain);
     }
 
     #[test]

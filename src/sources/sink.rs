@@ -11,7 +11,8 @@ use fred::prelude::Client;
 use super::SourceContext;
 use crate::models::backoff::Backoff;
 use crate::models::producer;
-use crate::models::Event;
+use crate::models::event::MAX_EVENT_BYTES;
+use crate::models::{Event, EventError};
 use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
 use crate::telemetry::causes::causes;
@@ -96,16 +97,14 @@ impl Sink {
     /// what Pulse can store.
     pub fn push(&mut self, mut event: Event, cursor: Option<String>) {
         super::fit::fit(&mut event);
-        if let Err(e) = event.validate() {
-            tracing::debug!(source = %self.source, error = %causes(&e), "platform record refused");
-            self.skipped("invalid");
-        } else {
-            match serde_json::to_string(&event) {
-                Ok(json) => {
-                    self.encoded.push(json);
-                    self.kinds.push(kind_of(&event));
-                }
-                Err(_) => self.skipped("invalid"),
+        match encode(&event) {
+            Ok(json) => {
+                self.encoded.push(json);
+                self.kinds.push(kind_of(&event));
+            }
+            Err(e) => {
+                tracing::debug!(source = %self.source, error = %causes(&e), "platform record refused");
+                self.skipped("invalid");
             }
         }
         self.advance(cursor);
@@ -188,10 +187,69 @@ impl Sink {
     }
 }
 
+/// The stream entry of an event, or why the ingester would refuse it: checked as it checks
+/// fields, and then as it checks size, since JSON can write a text several times longer
+/// than its bytes (a control character as a six-byte escape).
+fn encode(event: &Event) -> Result<String, EventError> {
+    event.validate()?;
+    let json = serde_json::to_string(event).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(json.len()));
+    }
+    Ok(json)
+}
+
 fn kind_of(event: &Event) -> &'static str {
     match event {
         Event::Post(_) => "post",
         Event::Engagement(e) => e.kind.as_str(),
         Event::Delete(_) => "delete",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::models::event::MAX_TEXT_BYTES;
+    use crate::models::{Author, Platform, Post};
+
+    fn post(text: String) -> Event {
+        Event::Post(Post {
+            id: "p1".into(),
+            platform: Platform::Other,
+            author: Author {
+                id: "a".into(),
+                followers: 0,
+            },
+            text,
+            created_at: Utc::now(),
+            lang: None,
+            geo: None,
+            product: None,
+            channel: None,
+            parent_id: None,
+            url: None,
+            metrics: None,
+        })
+    }
+
+    #[test]
+    fn an_event_whose_json_outgrows_the_ingesters_limit_is_refused_not_appended() {
+        let controls = post("\u{1}".repeat(MAX_TEXT_BYTES - 1) + "x");
+        controls.validate().expect("its fields alone pass");
+        let e = encode(&controls).expect_err("six bytes a character");
+        assert_eq!(e.class(), "too_large", "{e}");
+        let json = encode(&post("x".repeat(MAX_TEXT_BYTES))).expect("fits");
+        assert!(json.len() <= MAX_EVENT_BYTES);
+        assert_eq!(
+            encode(&post(" ".into())).unwrap_err().class(),
+            "invalid_field"
+        );
+        // What a source pushes is fitted first: the same text then fits.
+        let mut fitted = controls;
+        crate::sources::fit::fit(&mut fitted);
+        encode(&fitted).expect("fitted");
     }
 }
