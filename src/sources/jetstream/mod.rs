@@ -17,6 +17,10 @@
 //! connection starts past it: a second after the position, two if it ends there again, then
 //! four... (the message's own time is not known), and no later rewind goes back before that.
 //! Each skip is counted as `too_large`.
+//!
+//! A message's `time_us` becomes the position only when it is plausible (see
+//! [`Position::take`]): a message dated at the epoch would make the next connection replay
+//! the service's whole retention, and one dated years ahead would skip to the live tail.
 
 pub mod profiles;
 pub mod records;
@@ -53,6 +57,10 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// otherwise hold the source, shown connected, for ever.
 const SILENCE: Duration = Duration::from_secs(100);
 
+/// How far ahead of this machine's clock a message's `time_us` may be and still become the
+/// position: the services' clocks and this one's differ by seconds, not minutes.
+const MAX_AHEAD_US: i64 = 5 * 60 * 1_000_000;
+
 /// Reads Jetstream until the task is stopped; never returns on its own.
 pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Result<()> {
     if settings.endpoints.is_empty() {
@@ -88,6 +96,11 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     let rewind_us = i64::try_from(settings.rewind_secs)
         .unwrap_or(0)
         .saturating_mul(1_000_000);
+    let mut position = Position {
+        at: cursor,
+        rewind_us,
+        refused: 0,
+    };
     loop {
         endpoint = next_free(&mut not_before, endpoint).await;
         let from = too_large.start(cursor, rewind_us);
@@ -111,7 +124,15 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
                 }
                 connections += 1;
                 ctx.set_connected(true);
-                let ended = read(&ctx, &mut socket, &mut out, &mut filter, &mut backoff).await;
+                let ended = read(
+                    &ctx,
+                    &mut socket,
+                    &mut out,
+                    &mut filter,
+                    &mut backoff,
+                    &mut position,
+                )
+                .await;
                 ctx.set_connected(false);
                 match ended {
                     Ok(()) => tracing::warn!(source = %ctx.name, "Jetstream closed the connection"),
@@ -142,6 +163,7 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
         }
         // What was read is appended before reconnecting, so the position moves past it.
         out.flush(&ctx).await;
+        position.report(&ctx);
         let handled = sink_cursor(&out.sink);
         if ended_too_large && too_large.ended_at(handled.or(cursor)) {
             out.sink.skipped("too_large");
@@ -219,6 +241,54 @@ impl TooLarge {
     }
 }
 
+/// Where the messages read have moved the source, and how far a message's own time may
+/// stray from it and still move it.
+struct Position {
+    /// The `time_us` of the last message taken as the position (stored, or to be with its
+    /// batch).
+    at: Option<i64>,
+    /// How far before the position a connection resumes: messages that far back come again.
+    rewind_us: i64,
+    /// Messages since the last report whose time was not taken.
+    refused: u64,
+}
+
+impl Position {
+    /// The position a message at `time_us` leaves, as the sink stores it; `None`, and
+    /// counted, when the time is not plausible at `now_us`, so the position stays where it
+    /// was. The message itself is read all the same.
+    fn take(&mut self, time_us: Option<i64>, now_us: i64) -> Option<String> {
+        let us = time_us?;
+        if !plausible(us, self.at, self.rewind_us, now_us) {
+            self.refused += 1;
+            return None;
+        }
+        self.at = Some(us);
+        Some(us.to_string())
+    }
+
+    /// Logs the messages whose time was not taken since the last report, once a
+    /// connection: a service with a wrong clock would send them by the thousand.
+    fn report(&mut self, ctx: &SourceContext) {
+        if self.refused > 0 {
+            tracing::warn!(source = %ctx.name, messages = self.refused, position = ?self.at, "Jetstream messages with an implausible time_us did not move the position");
+            self.refused = 0;
+        }
+    }
+}
+
+/// Whether a message's `time_us` may become the position `at`: not before what a resume
+/// from `at` reads again anyway (`rewind_us` before it), nor more than [`MAX_AHEAD_US`] past
+/// `now_us`, nor before the epoch. A position itself further ahead (stored before times
+/// were checked) bounds nothing, or nothing would ever move it again.
+fn plausible(time_us: i64, at: Option<i64>, rewind_us: i64, now_us: i64) -> bool {
+    let latest = now_us.saturating_add(MAX_AHEAD_US);
+    let earliest = at
+        .filter(|at| *at <= latest)
+        .map_or(0, |at| at.saturating_sub(rewind_us).max(0));
+    (earliest..=latest).contains(&time_us)
+}
+
 /// The position of the last message handled (stored or about to be).
 fn sink_cursor(sink: &Sink) -> Option<i64> {
     sink.cursor().and_then(|c| c.parse().ok())
@@ -231,6 +301,7 @@ async fn read<S>(
     out: &mut Output,
     filter: &mut Filter,
     backoff: &mut Backoff,
+    position: &mut Position,
 ) -> anyhow::Result<()>
 where
     S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
@@ -257,11 +328,12 @@ where
                     _ => continue,
                 };
                 backoff.reset();
-                let read = records::read(text.as_str(), filter, Utc::now());
-                let position = read.time_us.map(|us| us.to_string());
+                let now = Utc::now();
+                let read = records::read(text.as_str(), filter, now);
+                let at = position.take(read.time_us, now.timestamp_micros());
                 match read.outcome {
-                    Outcome::Event(event) => out.event(*event, position),
-                    Outcome::Skipped(reason) => out.skip(reason, position),
+                    Outcome::Event(event) => out.event(*event, at),
+                    Outcome::Skipped(reason) => out.skip(reason, at),
                 }
                 if out.due() {
                     out.flush(ctx).await;
@@ -361,7 +433,7 @@ impl Output {
         self.sink.flush_retrying(ctx).await;
         // Measured once a batch, from the position just stored.
         if let Some(us) = sink_cursor(&self.sink) {
-            ctx.set_lag(Utc::now().timestamp_micros() - us);
+            ctx.set_lag(Utc::now().timestamp_micros().saturating_sub(us));
         }
     }
 }
@@ -491,6 +563,41 @@ mod tests {
             Some(40 * second + (second << 20)),
             "the skip stops growing"
         );
+    }
+
+    #[test]
+    fn only_a_plausible_time_moves_the_position() {
+        let second = 1_000_000;
+        let now = 1_783_175_888 * second;
+        let rewind = 5 * second;
+        let at = Some(now - 60 * second);
+        assert!(plausible(now - 30 * second, at, rewind, now), "on from the position");
+        assert!(plausible(now - 63 * second, at, rewind, now), "within the rewind");
+        assert!(!plausible(now - 66 * second, at, rewind, now), "before it");
+        assert!(!plausible(1, at, rewind, now), "the whole retention again");
+        assert!(plausible(now + 60 * second, at, rewind, now), "a clock a minute ahead");
+        assert!(!plausible(now + 6 * 60 * second, at, rewind, now), "the live tail");
+        assert!(!plausible(i64::MAX, at, rewind, now));
+        assert!(!plausible(-1, None, rewind, now));
+        assert!(plausible(1, None, rewind, now), "no position: anything not ahead");
+        assert!(
+            plausible(now, Some(i64::MAX), rewind, now),
+            "a position stored far ahead bounds nothing"
+        );
+        assert!(!plausible(i64::MIN, Some(i64::MIN), i64::MAX, i64::MAX));
+
+        let mut position = Position {
+            at,
+            rewind_us: rewind,
+            refused: 0,
+        };
+        assert_eq!(position.take(Some(1), now), None);
+        assert_eq!(position.take(Some(i64::MAX), now), None);
+        assert_eq!(position.take(None, now), None);
+        assert_eq!((position.at, position.refused), (at, 2), "kept, and counted");
+        let next = now - 10 * second;
+        assert_eq!(position.take(Some(next), now), Some(next.to_string()));
+        assert_eq!(position.at, Some(next));
     }
 
     #[test]
