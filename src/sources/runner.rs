@@ -2,7 +2,7 @@
 //! source that panics or gives up is counted and started again after a backoff, from its
 //! stored position, while the rest of the process goes on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use fred::prelude::Client;
@@ -17,12 +17,18 @@ use crate::telemetry::names;
 /// How often the actor looks at its task.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 
+/// A task that ran at least this long (or the longest backoff, if longer) before it ended
+/// ran well: its restart starts the backoff over.
+const RAN_WELL: Duration = Duration::from_secs(60);
+
 pub struct SourceActor {
     settings: SourceSettings,
     context: SourceContext,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     backoff: Backoff,
     restarting: bool,
+    /// When the running task was started.
+    started: Option<Instant>,
 }
 
 impl SourceActor {
@@ -40,6 +46,7 @@ impl SourceActor {
             task: None,
             backoff,
             restarting: false,
+            started: None,
         }
     }
 
@@ -62,6 +69,7 @@ impl SourceActor {
         };
         self.task = Some(task);
         self.restarting = false;
+        self.started = Some(Instant::now());
     }
 
     fn watch(&mut self, ctx: &mut Context<Self>) {
@@ -85,9 +93,22 @@ impl SourceActor {
         }
         self.context.set_connected(false);
         self.restarting = true;
+        if self
+            .started
+            .is_some_and(|at| ran_well(at.elapsed(), self.context.max_backoff))
+        {
+            self.backoff.reset();
+        }
         let wait = self.backoff.next_wait();
         ctx.run_later(wait, |this, _| this.spawn());
     }
+}
+
+/// Whether a task that ran `ran` before it ended starts the restart backoff over. Without
+/// this every restart of a long-lived process would wait near `max_backoff`, however rare;
+/// a task that keeps ending at once still waits longer each time.
+fn ran_well(ran: Duration, max_backoff: Duration) -> bool {
+    ran >= RAN_WELL.max(max_backoff)
 }
 
 impl Actor for SourceActor {
@@ -117,5 +138,23 @@ impl Handler<StopSource> for SourceActor {
 
     fn handle(&mut self, _: StopSource, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_task_that_ran_a_while_starts_the_backoff_over() {
+        let minute = Duration::from_secs(60);
+        assert!(!ran_well(Duration::from_secs(2), minute));
+        assert!(ran_well(minute, minute));
+        assert!(ran_well(Duration::from_secs(600), Duration::from_secs(1)));
+        assert!(!ran_well(Duration::from_secs(59), Duration::from_secs(1)));
+        assert!(
+            !ran_well(Duration::from_secs(200), Duration::from_secs(300)),
+            "shorter than the longest wait"
+        );
     }
 }
