@@ -133,7 +133,11 @@ mod tests {
 
     #[test]
     fn a_text_keeps_tabs_and_line_breaks_and_loses_other_controls() {
-        let mut event = post("p", "a", "one\u{1}\ttwo\r\nthree\u{1B}[0m\0\u{7F}\u{1F}!".into());
+        let mut event = post(
+            "p",
+            "a",
+            "one\u{1}\ttwo\r\nthree\u{1B}[0m\0\u{7F}\u{1F}!".into(),
+        );
         fit(&mut event);
         let Event::Post(p) = &event else {
             unreachable!()

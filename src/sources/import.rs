@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES};
 use crate::config::Settings;
-use crate::models::producer;
 use crate::models::event::MAX_EVENT_BYTES;
+use crate::models::producer;
 use crate::models::{Author, Event, EventError, Geo, Platform, Post};
 use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
@@ -701,12 +701,18 @@ mod tests {
     fn a_csv_text_whose_json_outgrows_an_event_is_refused_as_too_large() {
         let m = CsvMapping::parse("", "other").unwrap();
         let row = |text: String| -> BTreeMap<String, String> {
-            [("id", "c1".to_string()), ("text", text), ("created_at", "1700000000".into())]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()
+            [
+                ("id", "c1".to_string()),
+                ("text", text),
+                ("created_at", "1700000000".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
         };
-        let controls = m.event(&row("\u{1}".repeat(19_999) + "x")).expect("its fields pass");
+        let controls = m
+            .event(&row("\u{1}".repeat(19_999) + "x"))
+            .expect("its fields pass");
         let e = encode(&controls).expect_err("six bytes a character");
         assert_eq!(e.class(), "too_large", "{e}");
         let plain = m.event(&row("x".repeat(19_999))).unwrap();

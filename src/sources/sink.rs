@@ -10,8 +10,8 @@ use fred::prelude::Client;
 
 use super::SourceContext;
 use crate::models::backoff::Backoff;
-use crate::models::producer;
 use crate::models::event::MAX_EVENT_BYTES;
+use crate::models::producer;
 use crate::models::{Event, EventError};
 use crate::streams::admission::Gate;
 use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};

@@ -571,15 +571,30 @@ mod tests {
         let now = 1_783_175_888 * second;
         let rewind = 5 * second;
         let at = Some(now - 60 * second);
-        assert!(plausible(now - 30 * second, at, rewind, now), "on from the position");
-        assert!(plausible(now - 63 * second, at, rewind, now), "within the rewind");
+        assert!(
+            plausible(now - 30 * second, at, rewind, now),
+            "on from the position"
+        );
+        assert!(
+            plausible(now - 63 * second, at, rewind, now),
+            "within the rewind"
+        );
         assert!(!plausible(now - 66 * second, at, rewind, now), "before it");
         assert!(!plausible(1, at, rewind, now), "the whole retention again");
-        assert!(plausible(now + 60 * second, at, rewind, now), "a clock a minute ahead");
-        assert!(!plausible(now + 6 * 60 * second, at, rewind, now), "the live tail");
+        assert!(
+            plausible(now + 60 * second, at, rewind, now),
+            "a clock a minute ahead"
+        );
+        assert!(
+            !plausible(now + 6 * 60 * second, at, rewind, now),
+            "the live tail"
+        );
         assert!(!plausible(i64::MAX, at, rewind, now));
         assert!(!plausible(-1, None, rewind, now));
-        assert!(plausible(1, None, rewind, now), "no position: anything not ahead");
+        assert!(
+            plausible(1, None, rewind, now),
+            "no position: anything not ahead"
+        );
         assert!(
             plausible(now, Some(i64::MAX), rewind, now),
             "a position stored far ahead bounds nothing"
@@ -594,7 +609,11 @@ mod tests {
         assert_eq!(position.take(Some(1), now), None);
         assert_eq!(position.take(Some(i64::MAX), now), None);
         assert_eq!(position.take(None, now), None);
-        assert_eq!((position.at, position.refused), (at, 2), "kept, and counted");
+        assert_eq!(
+            (position.at, position.refused),
+            (at, 2),
+            "kept, and counted"
+        );
         let next = now - 10 * second;
         assert_eq!(position.take(Some(next), now), Some(next.to_string()));
         assert_eq!(position.at, Some(next));

@@ -261,7 +261,15 @@ mod tests {
         let sorted: Vec<&str> = page.iter().map(|s| s.id.as_str()).collect();
         let expected = [["009"; 21], ["10"; 21], ["zz"; 21]].concat();
         assert_eq!(sorted, expected, "numbers as numbers, then text");
-        let kinds = ["009", "9", "10", "zz", "a", "abc", "340282366920938463463374607431768211456"];
+        let kinds = [
+            "009",
+            "9",
+            "10",
+            "zz",
+            "a",
+            "abc",
+            "340282366920938463463374607431768211456",
+        ];
         for a in kinds {
             assert!(!newer(a, a), "{a}");
             for b in kinds {

@@ -406,7 +406,10 @@ async fn a_feed_its_parser_panics_on_is_malformed_and_the_next_feed_is_still_rea
     );
     let metrics = metrics_text(&app).await;
     let malformed = r#"pulse_source_errors_total{source="podcasts",reason="malformed"}"#;
-    assert!(metrics.contains(malformed), "{malformed} missing:\n{metrics}");
+    assert!(
+        metrics.contains(malformed),
+        "{malformed} missing:\n{metrics}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.post_count().await, 2, "nothing of the podcast stored");
     app.shutdown().await;
