@@ -19,7 +19,7 @@
 //! Each skip is counted as `too_large`.
 //!
 //! A message's `time_us` becomes the position only when it is plausible (see
-//! [`Position::take`]): a message dated at the epoch would make the next connection replay
+//! `Position::take`): a message dated at the epoch would make the next connection replay
 //! the service's whole retention, and one dated years ahead would skip to the live tail.
 
 pub mod profiles;
