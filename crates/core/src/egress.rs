@@ -1,4 +1,5 @@
-//! Outbound requests to addresses that users configure (webhook receivers, feeds): which
+//! Outbound requests to addresses that users configure or that a remote server chooses
+//! (webhook receivers, feeds, the platforms the sources read and where they redirect): which
 //! addresses may be reached, an HTTP client that reaches no others, and the redaction of URLs
 //! for logs and errors.
 //!
@@ -8,13 +9,16 @@
 //! are resolved by [`GuardedResolver`], which hands the connector only allowed addresses, so a
 //! name that resolved to a public address when the webhook was created and to an internal one
 //! later (DNS rebinding) reaches nothing; IP literals, which skip resolution, are checked by
-//! [`TargetPolicy::check_url`] before each request. The client follows no redirect by itself
-//! (a server could send the request on to an internal address): webhooks follow none, feeds
-//! follow a few through [`TargetPolicy::get_following_redirects`], which checks every hop as
-//! it checks the first. No proxy from the environment is used (a proxy would resolve and
-//! connect where the policy cannot look). Webhook failures are described in a few generic
-//! words ([`describe`]), so delivery results cannot map an internal network.
-//! `webhooks.allow_private_targets` lifts the address rule for on-premises receivers; a feed
+//! [`TargetPolicy::check_url`] before each request ([`TargetPolicy::send`] does both). The
+//! client follows no redirect by itself (a server could send the request on to an internal
+//! address): webhooks follow none; the sources (feeds, Mastodon, Reddit, the Bluesky profile
+//! lookups) follow a few through [`TargetPolicy::get_following_redirects`], which checks every
+//! hop as it checks the first and sends credentials to the first URL's origin only. No proxy
+//! from the environment is used (a proxy would resolve and connect where the policy cannot
+//! look). Webhook failures are described in a few generic words ([`describe`]), so delivery
+//! results cannot map an internal network; a refused source request is described by
+//! [`FetchError`] before any connection is made, so its words tell nothing of the inside.
+//! `webhooks.allow_private_targets` lifts the address rule for on-premises receivers; a
 //! source's `allowed_private_networks` lifts it for the networks it names.
 //!
 //! [`redact_url`] is the one place a URL is made fit to show: user information and query
@@ -231,9 +235,16 @@ impl TargetPolicy {
     /// [`Self::client`]'s builder, for a caller to add what leaves the policy as it is (a
     /// User-Agent).
     pub fn client_builder(&self, timeout: Duration) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
+        self.stream_client_builder(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+    }
+
+    /// [`Self::client_builder`] with no deadline for a whole request, for a stream that stays
+    /// open for hours (its reader notices silence itself, and gives each other request a
+    /// timeout of its own); `connect_timeout` bounds connecting.
+    pub fn stream_client_builder(&self, connect_timeout: Duration) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
@@ -305,12 +316,48 @@ impl FetchError {
 }
 
 impl TargetPolicy {
+    /// Sends `request`, made with a client of this policy ([`Self::client`]), once: no
+    /// redirect is followed (a `3xx` is the answer). Its URL is checked first, since an IP
+    /// literal skips the resolver; `redirected` says whether it is a redirect's target, for
+    /// the error.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        redirected: bool,
+    ) -> Result<reqwest::Response, FetchError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| FetchError::Request(e.without_url()))?;
+        self.execute(&client, request, redirected).await
+    }
+
+    /// Sends a built request after checking its URL (see [`Self::send`]).
+    async fn execute(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        redirected: bool,
+    ) -> Result<reqwest::Response, FetchError> {
+        let url = request.url().clone();
+        if self.check_url(url.as_str()).is_err() {
+            return Err(FetchError::NotAllowed {
+                url: redact_url(url.as_str()),
+                redirected,
+            });
+        }
+        client
+            .execute(request)
+            .await
+            .map_err(|e| FetchError::of(e, &url, redirected))
+    }
+
     /// GETs `url` with `client` (one of [`Self::client`], which follows no redirect by
     /// itself), following up to [`MAX_REDIRECTS`] redirects here, each one's target checked
     /// against the policy before it is asked (an IP literal by [`Self::check_url`], a name as
     /// it resolves), so a server cannot send the request on to an internal address.
-    /// `prepare` adds each request's headers. User information of `url` goes only to its own
-    /// origin. The answer is the first that is not a redirect (a `304` included).
+    /// `prepare` adds each request's headers. Credentials go to `url`'s own origin only: its
+    /// user information, and any `Authorization` or `Cookie` header `prepare` adds (a token),
+    /// are left off a hop to another origin, so a server cannot redirect them elsewhere. The
+    /// answer is the first that is not a redirect (a `304` included).
     pub async fn get_following_redirects(
         &self,
         client: &reqwest::Client,
@@ -319,47 +366,56 @@ impl TargetPolicy {
     ) -> Result<reqwest::Response, FetchError> {
         let mut hop = url.clone();
         for redirects in 0..=MAX_REDIRECTS {
-            let redirected = redirects > 0;
-            if self.check_url(hop.as_str()).is_err() {
-                return Err(FetchError::NotAllowed {
-                    url: redact_url(hop.as_str()),
-                    redirected,
-                });
+            let mut request = prepare(client.get(hop.clone()))
+                .build()
+                .map_err(|e| FetchError::Request(e.without_url()))?;
+            if hop.origin() != url.origin() {
+                strip_credentials(request.headers_mut());
             }
-            let response = prepare(client.get(hop.clone()))
-                .send()
-                .await
-                .map_err(|e| FetchError::of(e, &hop, redirected))?;
+            let response = self.execute(client, request, redirects > 0).await?;
             let status = response.status();
             if !status.is_redirection() || status.as_u16() == 304 {
                 return Ok(response);
             }
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| {
-                    FetchError::BadRedirect(format!("answered {status} without a Location"))
-                })?;
-            let mut next = hop.join(location).map_err(|_| {
-                FetchError::BadRedirect(format!("answered {status} to an unusable Location"))
-            })?;
-            if !matches!(next.scheme(), "http" | "https") {
-                return Err(FetchError::BadRedirect(format!(
-                    "redirected to {}, which is not http(s)",
-                    redact_url(next.as_str())
-                )));
-            }
-            let same_origin = next.origin() == url.origin();
-            if same_origin && next.username().is_empty() && !url.username().is_empty() {
-                let _ = next.set_username(url.username());
-                let _ = next.set_password(url.password());
-            }
-            hop = next;
+            hop = next_hop(&response, &hop, url)?;
         }
         Err(FetchError::BadRedirect(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
+    }
+}
+
+/// Where a redirect from `hop` goes: its `Location`, which must be http(s), with the user
+/// information of `first` (the URL first asked) when it stays on that origin.
+fn next_hop(response: &reqwest::Response, hop: &Url, first: &Url) -> Result<Url, FetchError> {
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| FetchError::BadRedirect(format!("answered {status} without a Location")))?;
+    let mut next = hop.join(location).map_err(|_| {
+        FetchError::BadRedirect(format!("answered {status} to an unusable Location"))
+    })?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(FetchError::BadRedirect(format!(
+            "redirected to {}, which is not http(s)",
+            redact_url(next.as_str())
+        )));
+    }
+    let same_origin = next.origin() == first.origin();
+    if same_origin && next.username().is_empty() && !first.username().is_empty() {
+        let _ = next.set_username(first.username());
+        let _ = next.set_password(first.password());
+    }
+    Ok(next)
+}
+
+/// Removes what would authenticate a request at another origin than the one it was made for.
+fn strip_credentials(headers: &mut reqwest::header::HeaderMap) {
+    use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+    for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
+        headers.remove(name);
     }
 }
 
@@ -547,5 +603,105 @@ mod tests {
             TargetError::NotAllowed
         );
         assert!(TargetPolicy::allowing(&["bad".into()]).is_err());
+    }
+
+    /// What a stand-in server saw of one request: its path and its `Authorization` header.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+    /// A server on a free 127.0.0.1 port answering each request with `answer(path)` (a status
+    /// line, then any header lines) and no body. Its address, and what it saw.
+    async fn standin(answer: fn(&str) -> String) -> (SocketAddr, Seen) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let seen = Seen::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let authorization = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, value)| value.trim().to_string())
+                    .unwrap_or_default();
+                log.lock().unwrap().push((path.clone(), authorization));
+                let reply = format!(
+                    "HTTP/1.1 {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    answer(&path)
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            }
+        });
+        (address, seen)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_an_internal_address_is_refused_before_it_is_asked() {
+        let (address, seen) = standin(|path| match path {
+            "/to-metadata" => {
+                "302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/".into()
+            }
+            "/to-inside" => "307 Temporary Redirect\r\nLocation: http://10.0.0.5:8080/admin".into(),
+            _ => "200 OK".into(),
+        })
+        .await;
+        let policy = TargetPolicy::allowing(&["127.0.0.1".into()]).unwrap();
+        let client = policy.client(Duration::from_secs(5));
+        for (path, refused) in [
+            ("/to-metadata", "http://169.254.169.254/latest/meta-data/"),
+            ("/to-inside", "http://10.0.0.5:8080/admin"),
+        ] {
+            let url = Url::parse(&format!("http://{address}{path}")).unwrap();
+            // Asking 10.0.0.5 would time out or fail to connect: only a refusal made before
+            // connecting gives this error.
+            match policy.get_following_redirects(&client, &url, |r| r).await {
+                Err(FetchError::NotAllowed { url, redirected }) => {
+                    assert!(redirected, "{url}");
+                    assert_eq!(url, refused);
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // A first request to an internal literal is refused the same way.
+        match policy.send(client.get("http://10.0.0.5/"), false).await {
+            Err(FetchError::NotAllowed { redirected, .. }) => assert!(!redirected),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_follows_a_redirect_on_its_origin_and_not_to_another() {
+        let (elsewhere, asked_elsewhere) = standin(|_| "200 OK".into()).await;
+        // The redirecting server learns where to send the request from its path.
+        let (site, asked_here) = standin(|path| match path.strip_prefix("/away/") {
+            Some(to) => format!("302 Found\r\nLocation: http://{to}/taken"),
+            None if path == "/moved" => "301 Moved Permanently\r\nLocation: /here".into(),
+            None => "200 OK".into(),
+        })
+        .await;
+        let policy = TargetPolicy::allowing(&["127.0.0.1".into()]).unwrap();
+        let client = policy.client(Duration::from_secs(5));
+        let bearer = |r: reqwest::RequestBuilder| r.bearer_auth("s3cret");
+        for path in ["/moved".to_string(), format!("/away/{elsewhere}")] {
+            let url = Url::parse(&format!("http://{site}{path}")).unwrap();
+            let response = policy.get_following_redirects(&client, &url, bearer).await;
+            assert_eq!(response.unwrap().status(), 200, "{path}");
+        }
+        let here = asked_here.lock().unwrap().clone();
+        assert!(
+            here.contains(&("/here".to_string(), "Bearer s3cret".to_string())),
+            "{here:?}"
+        );
+        let there = asked_elsewhere.lock().unwrap().clone();
+        assert_eq!(there, [("/taken".to_string(), String::new())]);
     }
 }
