@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use self::asked_wait::AskedWait;
 use crate::config::SourceSettings;
-use crate::egress::redact_urls_in;
+use crate::egress::{redact_urls_in, FetchError, TargetPolicy};
 use crate::telemetry::names;
 
 /// What a running source shares with `/ready` and the dashboard.
@@ -195,6 +195,18 @@ impl SourceContext {
             .map_err(|e| anyhow::anyhow!("source {}: {e}", self.name))
     }
 
+    /// Where the source's requests may go: public addresses, and the internal networks
+    /// `networks` (its `allowed_private_networks`) names, logged at start because they open
+    /// that part of the inside to wherever the platform's answers point.
+    pub fn egress_policy(&self, networks: &[String]) -> anyhow::Result<TargetPolicy> {
+        let policy = TargetPolicy::allowing(networks)
+            .map_err(|e| anyhow::anyhow!("source {}: allowed_private_networks: {e}", self.name))?;
+        if !policy.allowed_networks.is_empty() {
+            tracing::warn!(source = %self.name, networks = ?networks, "the source may reach these internal networks");
+        }
+        Ok(policy)
+    }
+
     pub fn set_connected(&self, connected: bool) {
         self.status.connected.store(connected, Ordering::Relaxed);
         if connected {
@@ -286,6 +298,31 @@ impl SourceContext {
         metrics::counter!(names::SOURCE_BACKFILL_FAILURES, "source" => self.name.clone())
             .increment(1);
         self.gap(reason, after);
+    }
+}
+
+/// The `reason` a failed request under the egress policy is counted with, as every source
+/// counts it: `not_allowed` (a target the policy refused), `redirect` (one that cannot be
+/// followed) or `connect`.
+pub fn fetch_reason(error: &FetchError) -> &'static str {
+    match error {
+        FetchError::NotAllowed { .. } => "not_allowed",
+        FetchError::BadRedirect(_) => "redirect",
+        FetchError::Request(_) => "connect",
+    }
+}
+
+/// A failed request under the egress policy as an error naming `what`. A refused target is
+/// told in the policy's own words, which only repeat the URL the platform gave (nothing was
+/// asked of it, so nothing of the inside shows), and names the setting that allows it; other
+/// failures keep their causes, without the URL.
+pub fn fetch_error(error: FetchError, what: &str) -> anyhow::Error {
+    match error {
+        FetchError::NotAllowed { .. } => anyhow::anyhow!(
+            "{what}: {error}; a source reaches internal addresses only in the networks its allowed_private_networks names"
+        ),
+        FetchError::BadRedirect(_) => anyhow::anyhow!("{what}: {error}"),
+        FetchError::Request(e) => anyhow::Error::new(e).context(what.to_string()),
     }
 }
 

@@ -5,9 +5,9 @@
 //! not sent again, and those sent twice are stored once (ids are the entries' own).
 //!
 //! Feed URLs come from configuration but their servers choose where a redirect goes, so
-//! feeds are fetched under the webhooks' egress policy ([`crate::egress`]): only public
-//! addresses (and the networks the source's `allowed_private_networks` names), checked on
-//! every redirect hop and on the address actually connected to. A feed URL can carry
+//! feeds are fetched under the egress policy every source uses ([`crate::egress`]): only
+//! public addresses (and the networks the source's `allowed_private_networks` names), checked
+//! on every redirect hop and on the address actually connected to. A feed URL can carry
 //! credentials (user information, a token in the query): it is shown and logged only
 //! through [`redact_url`].
 
@@ -67,11 +67,7 @@ pub async fn run(ctx: SourceContext, settings: FeedSettings) -> anyhow::Result<(
     for url in &settings.urls {
         url::Url::parse(url).map_err(|e| anyhow::anyhow!("feed URL {}: {e}", redact_url(url)))?;
     }
-    let policy = TargetPolicy::allowing(&settings.allowed_private_networks)
-        .map_err(|e| anyhow::anyhow!("source {}: allowed_private_networks: {e}", ctx.name))?;
-    if !policy.allowed_networks.is_empty() {
-        tracing::warn!(source = %ctx.name, networks = ?settings.allowed_private_networks, "feeds may reach these internal networks");
-    }
+    let policy = ctx.egress_policy(&settings.allowed_private_networks)?;
     let client = policy
         .client_builder(Duration::from_secs(60))
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))

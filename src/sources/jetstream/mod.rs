@@ -72,7 +72,10 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
         since: None,
         profiles: settings
             .fetch_followers
-            .then(|| ProfileCache::new(&settings))
+            .then(|| -> anyhow::Result<ProfileCache> {
+                let policy = ctx.egress_policy(&settings.allowed_private_networks)?;
+                ProfileCache::new(&settings, policy)
+            })
             .transpose()?,
     };
     let mut filter = Filter::new(

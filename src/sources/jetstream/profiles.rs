@@ -7,14 +7,20 @@
 //! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer; a lookup that
 //! succeeds with its window nearly spent (`RateLimit-Remaining` below 2) pauses them until
 //! the window's reset.
+//!
+//! Lookups go under the egress policy ([`crate::egress`]), as every source's requests do:
+//! only public addresses (and the networks the source's `allowed_private_networks` names),
+//! redirects followed by the policy with each hop checked before it is asked.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::time::Instant;
+use url::Url;
 
 use crate::config::JetstreamSettings;
+use crate::egress::{redact_url, TargetPolicy};
 use crate::models::Event;
 use crate::sources::asked_wait::{asked_wait, AskedWait};
 
@@ -61,8 +67,11 @@ struct Profile {
 }
 
 pub struct ProfileCache {
+    /// A client of `policy`: it follows no redirect and reaches no refused address.
     client: reqwest::Client,
-    url: String,
+    policy: TargetPolicy,
+    /// `app.bsky.actor.getProfiles` of the AppView, without its query.
+    url: Url,
     counts: HashMap<String, (u64, Instant)>,
     order: VecDeque<String>,
     capacity: usize,
@@ -82,18 +91,26 @@ fn account_of(event: &Event) -> Option<&str> {
     .filter(|did| did.starts_with("did:"))
 }
 
+/// `app.bsky.actor.getProfiles` of the AppView at `profiles_url`.
+fn get_profiles_url(profiles_url: &str) -> anyhow::Result<Url> {
+    let url = format!(
+        "{}/xrpc/app.bsky.actor.getProfiles",
+        profiles_url.trim_end_matches('/')
+    );
+    Url::parse(&url).map_err(|e| anyhow::anyhow!("profiles_url {}: {e}", redact_url(profiles_url)))
+}
+
 impl ProfileCache {
-    pub fn new(settings: &JetstreamSettings) -> anyhow::Result<ProfileCache> {
+    /// Lookups from the AppView of `settings`, where `policy` lets them go.
+    pub fn new(settings: &JetstreamSettings, policy: TargetPolicy) -> anyhow::Result<ProfileCache> {
+        let client = policy
+            .client_builder(Duration::from_secs(10))
+            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(ProfileCache {
-            client: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10))
-                .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-            url: format!(
-                "{}/xrpc/app.bsky.actor.getProfiles",
-                settings.profiles_url.trim_end_matches('/')
-            ),
+            client,
+            policy,
+            url: get_profiles_url(&settings.profiles_url)?,
             counts: HashMap::new(),
             order: VecDeque::new(),
             capacity: settings.profile_cache.max(1),
@@ -164,14 +181,14 @@ impl ProfileCache {
     }
 
     async fn look_up(&mut self, dids: &[String]) -> Result<(), LookupError> {
-        let query: Vec<(&str, &str)> = dids.iter().map(|d| ("actors", d.as_str())).collect();
+        let mut url = self.url.clone();
+        url.query_pairs_mut()
+            .extend_pairs(dids.iter().map(|d| ("actors", d.as_str())));
         let response = self
-            .client
-            .get(&self.url)
-            .query(&query)
-            .send()
+            .policy
+            .get_following_redirects(&self.client, &url, |r| r)
             .await
-            .map_err(|e| anyhow::Error::new(e.without_url()))?;
+            .map_err(|e| crate::sources::fetch_error(e, "the profile API"))?;
         let status = response.status();
         if !status.is_success() {
             return Err(LookupError {
@@ -215,5 +232,26 @@ mod tests {
         assert_eq!(pause_after(&failure(None)), PAUSE_AFTER_FAILURE);
         assert_eq!(pause_after(&failure(Some(5))), PAUSE_AFTER_FAILURE);
         assert_eq!(pause_after(&failure(Some(600))), Duration::from_secs(600));
+    }
+
+    #[tokio::test]
+    async fn an_appview_at_an_internal_address_is_not_asked() {
+        let settings = |profiles_url: &str| JetstreamSettings {
+            profiles_url: profiles_url.into(),
+            ..JetstreamSettings::default()
+        };
+        let strict = TargetPolicy::default();
+        for internal in ["http://169.254.169.254", "http://10.0.0.5:8080/"] {
+            let mut cache = ProfileCache::new(&settings(internal), strict.clone()).unwrap();
+            let failed = cache.look_up(&["did:plc:alice".into()]).await.unwrap_err();
+            let error = format!("{:#}", failed.error);
+            assert!(
+                error.contains("internal or reserved address, which is not allowed")
+                    && error.contains("allowed_private_networks"),
+                "{error}"
+            );
+            assert!(cache.known("did:plc:alice").is_none());
+        }
+        assert!(ProfileCache::new(&settings("not a url"), strict).is_err());
     }
 }

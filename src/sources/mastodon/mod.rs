@@ -13,6 +13,13 @@
 //! A refused token (401/403) on the stream is logged as such; a 429 or 503 waits for what the
 //! instance asked ([`asked_wait`]: `Retry-After`, `X-RateLimit-Reset`), and the timeline is
 //! not asked again before that either; other failures back off with jitter.
+//!
+//! The instance chooses where its redirects and its declared streaming host point, so every
+//! request goes under the egress policy ([`crate::egress`]): only public addresses (and the
+//! networks `allowed_private_networks` names), checked on the address connected to and on
+//! every redirect hop, which the source follows itself. A refused target is counted as
+//! `not_allowed` and told without anything being asked of it, so the pipeline status cannot
+//! serve to probe the inside.
 
 pub mod statuses;
 
@@ -31,7 +38,7 @@ use super::sink::{Sink, FLUSH_EVERY};
 use super::sse::SseParser;
 use super::SourceContext;
 use crate::config::MastodonSettings;
-use crate::egress::redact_url;
+use crate::egress::{redact_url, FetchError, TargetPolicy};
 use crate::models::backoff::Backoff;
 
 /// Statuses per page of the REST timeline (the API's maximum).
@@ -103,6 +110,8 @@ fn urlencode(s: &str) -> String {
 enum Failure {
     Refused(anyhow::Error),
     RetryAfter(AskedWait, anyhow::Error),
+    /// A target the egress policy refused (the instance, a redirect, its streaming host).
+    NotAllowed(anyhow::Error),
     Other(anyhow::Error),
 }
 
@@ -117,20 +126,34 @@ fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
     }
 }
 
-/// Sends a request; an answer other than success is a [`Failure`] naming `what`.
-async fn send(request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, Failure> {
-    let response = request.send().await.map_err(|e| {
-        Failure::Other(anyhow::Error::new(e.without_url()).context(what.to_string()))
-    })?;
-    if !response.status().is_success() {
-        return Err(failure_of(response.status(), response.headers(), what));
+/// A request to `what` that got no answer: a target the policy refused, or another failure.
+fn unanswered(error: FetchError, what: &str) -> Failure {
+    let refused = matches!(error, FetchError::NotAllowed { .. });
+    let error = super::fetch_error(error, what);
+    if refused {
+        Failure::NotAllowed(error)
+    } else {
+        Failure::Other(error)
     }
-    Ok(response)
+}
+
+/// The `Location` of a redirect of the stream at `url`, when it stays on the streaming API
+/// with the same scheme.
+fn streaming_location(url: &Url, response: &reqwest::Response) -> Option<Url> {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| url.join(l).ok())
+        .filter(|t| t.scheme() == url.scheme() && t.path().starts_with(STREAMING_PATH))
 }
 
 struct Reader {
     ctx: SourceContext,
     settings: MastodonSettings,
+    /// Where the instance's answers may send the source.
+    policy: TargetPolicy,
+    /// A client of `policy`: it follows no redirect and reaches no refused address.
     client: reqwest::Client,
     sink: Sink,
     filter: TextFilter,
@@ -153,23 +176,11 @@ enum Backfilled {
 pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Result<()> {
     let timeline = timeline(&settings)?;
     let host = timeline.stream.host_str().unwrap_or("mastodon").to_string();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        // The stream's redirect to the instance's streaming host is followed by
-        // [`Reader::open_stream`], with the token; reqwest would drop it there.
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let from_stream = attempt
-                .previous()
-                .last()
-                .is_some_and(|u| u.path().starts_with(STREAMING_PATH));
-            if from_stream {
-                attempt.stop()
-            } else if attempt.previous().len() > 5 {
-                attempt.error("more than 5 redirects")
-            } else {
-                attempt.follow()
-            }
-        }))
+    let policy = ctx.egress_policy(&settings.allowed_private_networks)?;
+    // No deadline for a whole request: the stream stays open; the other requests have their
+    // own timeouts.
+    let client = policy
+        .stream_client_builder(Duration::from_secs(10))
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
@@ -188,6 +199,7 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
         },
         ctx,
         settings,
+        policy,
         client,
         sink,
         cursor,
@@ -209,6 +221,10 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
                 reader.ctx.rate_limited(asked, &e);
                 backoff.next_wait_at_least(asked.wait)
             }
+            Err(Failure::NotAllowed(e)) => {
+                reader.ctx.error("not_allowed", &e);
+                backoff.next_wait()
+            }
             Err(Failure::Other(e)) => {
                 reader.ctx.error("read", &e);
                 backoff.next_wait()
@@ -223,32 +239,22 @@ impl Reader {
     /// Opens the stream at `url`, following one redirect to the instance's streaming host
     /// (Mastodon answers its own `/api/v1/streaming` with a 301 there when the two differ)
     /// with the token: only to the host the instance declares as its streaming host, on the
-    /// streaming API and the same scheme.
+    /// streaming API and the same scheme, and only where the policy lets the source go (the
+    /// hop is checked as every request is).
     async fn open_stream(&self, url: &Url) -> Result<reqwest::Response, Failure> {
         let mut url = url.clone();
         for hop in 0..2 {
-            let request = self.get(url.clone()).header("accept", "text/event-stream");
-            let response = request.send().await.map_err(|e| {
-                Failure::Other(anyhow::Error::new(e.without_url()).context("the stream"))
-            })?;
+            let request = self
+                .authorized(self.client.get(url.clone()))
+                .header("accept", "text/event-stream");
+            let response = self
+                .policy
+                .send(request, hop > 0)
+                .await
+                .map_err(|e| unanswered(e, "the stream"))?;
             if hop == 0 && response.status().is_redirection() {
-                let target = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .filter(|t| t.scheme() == url.scheme() && t.path().starts_with(STREAMING_PATH));
-                let declared = match &target {
-                    Some(_) => self.declared_streaming_host(&url).await,
-                    None => None,
-                };
-                let target = target.filter(|t| {
-                    declared.as_ref().is_some_and(|(host, port)| {
-                        t.host_str() == Some(host.as_str())
-                            && t.port_or_known_default() == Some(*port)
-                    })
-                });
-                if let Some(target) = target {
+                let location = streaming_location(&url, &response);
+                if let Some(target) = self.on_declared_host(&url, location).await {
                     tracing::info!(source = %self.ctx.name, url = %redact_url(target.as_str()), "the instance streams from another host");
                     url = target;
                     continue;
@@ -268,9 +274,18 @@ impl Reader {
         )))
     }
 
+    /// `target`, when it is on the streaming host the instance of `stream` declares.
+    async fn on_declared_host(&self, stream: &Url, target: Option<Url>) -> Option<Url> {
+        let target = target?;
+        let (host, port) = self.declared_streaming_host(stream).await?;
+        (target.host_str() == Some(host.as_str()) && target.port_or_known_default() == Some(port))
+            .then_some(target)
+    }
+
     /// The streaming host and port the instance of `stream` declares
     /// (`configuration.urls.streaming` of `/api/v2/instance`, else `urls.streaming_api` of
-    /// `/api/v1/instance`), as the stream's scheme reaches it.
+    /// `/api/v1/instance`), as the stream's scheme reaches it. Asked under the policy like
+    /// every request, without the token.
     async fn declared_streaming_host(&self, stream: &Url) -> Option<(String, u16)> {
         for (path, pointer) in [
             ("/api/v2/instance", "/configuration/urls/streaming"),
@@ -279,8 +294,10 @@ impl Reader {
             let Ok(url) = stream.join(path) else {
                 continue;
             };
-            let Ok(Ok(response)) =
-                tokio::time::timeout(Duration::from_secs(30), self.client.get(url).send()).await
+            let asked = self
+                .policy
+                .get_following_redirects(&self.client, &url, |r| r);
+            let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(30), asked).await
             else {
                 continue;
             };
@@ -309,8 +326,8 @@ impl Reader {
         None
     }
 
-    fn get(&self, url: Url) -> reqwest::RequestBuilder {
-        let request = self.client.get(url);
+    /// `request` with the access token, when there is one.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if self.settings.access_token.is_empty() {
             request
         } else {
@@ -319,6 +336,26 @@ impl Reader {
                 format!("Bearer {}", self.settings.access_token),
             )
         }
+    }
+
+    /// GETs `url` with the token under the policy, following redirects only through
+    /// [`TargetPolicy::get_following_redirects`] (the token stays on the instance's origin);
+    /// an answer other than success is a [`Failure`] naming `what`.
+    async fn fetch(
+        &self,
+        url: &Url,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        let response = self
+            .policy
+            .get_following_redirects(&self.client, url, |r| self.authorized(r).timeout(timeout))
+            .await
+            .map_err(|e| unanswered(e, what))?;
+        if !response.status().is_success() {
+            return Err(failure_of(response.status(), response.headers(), what));
+        }
+        Ok(response)
     }
 
     async fn connect_and_read(
@@ -425,7 +462,7 @@ impl Reader {
                     asked.by
                 )
             }
-            Err(Failure::Other(e)) => format!("{e:#}"),
+            Err(Failure::NotAllowed(e) | Failure::Other(e)) => format!("{e:#}"),
         };
         self.ctx.backfill_failed(reason, self.cursor.clone());
     }
@@ -446,8 +483,9 @@ impl Reader {
             url.query_pairs_mut()
                 .append_pair("min_id", &cursor)
                 .append_pair("limit", &PAGE.to_string());
-            let request = self.get(url).timeout(Duration::from_secs(30));
-            let response = send(request, "the timeline").await?;
+            let response = self
+                .fetch(&url, Duration::from_secs(30), "the timeline")
+                .await?;
             let budget = asked_wait(response.status().as_u16(), response.headers(), Utc::now());
             let page: Vec<serde_json::Value> = crate::sources::body::json(response)
                 .await

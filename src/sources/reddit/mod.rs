@@ -12,6 +12,11 @@
 //! busier than 100 per `poll_secs` loses the surplus between polls: a full listing of new
 //! things is logged, counted (`pulse_source_errors_total{reason="overflow"}`) and reported
 //! as a gap in `GET /api/v1/pipeline`, telling the operator to poll more often.
+//!
+//! Requests go under the egress policy ([`crate::egress`]), as every source's do: only public
+//! addresses (and the networks `allowed_private_networks` names), a listing's redirects
+//! followed by the policy, each hop checked before it is asked and the token kept to the
+//! API's origin; the token request follows none.
 
 pub mod things;
 
@@ -30,6 +35,7 @@ use super::filter::TextFilter;
 use super::sink::Sink;
 use super::SourceContext;
 use crate::config::RedditSettings;
+use crate::egress::{FetchError, TargetPolicy};
 use crate::models::backoff::Backoff;
 
 #[derive(Deserialize)]
@@ -40,7 +46,9 @@ struct Token {
 }
 
 struct Client {
+    /// A client of `policy`: it follows no redirect and reaches no refused address.
     http: reqwest::Client,
+    policy: TargetPolicy,
     settings: RedditSettings,
     token: Option<(String, Instant)>,
 }
@@ -96,9 +104,14 @@ fn token_lifetime(expires_in: u64) -> Duration {
     Duration::from_secs(expires_in.clamp(TOKEN_SECS.0, TOKEN_SECS.1) - 60)
 }
 
-/// A request that did not get an answer, without the URL reqwest would quote.
-fn unanswered(e: reqwest::Error) -> Failure {
-    fail("connect", e.without_url().into(), Duration::ZERO)
+/// A request to `what` that did not get an answer (a target the policy refused included),
+/// without the URL the HTTP client would quote.
+fn unanswered(e: FetchError, what: &str) -> Failure {
+    fail(
+        super::fetch_reason(&e),
+        super::fetch_error(e, what),
+        Duration::ZERO,
+    )
 }
 
 impl Client {
@@ -108,15 +121,17 @@ impl Client {
                 return Ok(token.clone());
             }
         }
-        let response = self
+        let request = self
             .http
             .post(&self.settings.token_url)
             .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
             .header(USER_AGENT, &self.settings.user_agent)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
+            .form(&[("grant_type", "client_credentials")]);
+        let response = self
+            .policy
+            .send(request, false)
             .await
-            .map_err(unanswered)?;
+            .map_err(|e| unanswered(e, "the token endpoint"))?;
         let status = response.status();
         if !status.is_success() {
             let error = anyhow::anyhow!("the token endpoint answered {status}");
@@ -137,18 +152,17 @@ impl Client {
     /// One listing, and the wait Reddit asks for before the next request to stay in budget.
     async fn listing(&mut self, path: &str) -> Result<(Listing, Option<AskedWait>), Failure> {
         let token = self.token().await?;
-        let url = format!(
-            "{}{path}?limit=100&raw_json=1",
-            self.settings.api_url.trim_end_matches('/')
-        );
+        let url = listing_url(&self.settings.api_url, path)?;
+        let user_agent = &self.settings.user_agent;
         let response = self
-            .http
-            .get(&url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header(USER_AGENT, &self.settings.user_agent)
-            .send()
+            .policy
+            .get_following_redirects(&self.http, &url, |request| {
+                request
+                    .header(AUTHORIZATION, format!("Bearer {token}"))
+                    .header(USER_AGENT, user_agent)
+            })
             .await
-            .map_err(unanswered)?;
+            .map_err(|e| unanswered(e, path))?;
         let status = response.status();
         let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
         if status.as_u16() == 401 {
@@ -178,6 +192,22 @@ impl Client {
             .map_err(|e| fail("malformed", e.into(), Duration::ZERO))?;
         Ok((listing, asked))
     }
+}
+
+/// The URL of the listing at `path` of the API at `api_url`, a hundred things at most.
+fn listing_url(api_url: &str, path: &str) -> Result<reqwest::Url, Failure> {
+    let url = format!(
+        "{}{path}?limit=100&raw_json=1",
+        api_url.trim_end_matches('/')
+    );
+    reqwest::Url::parse(&url).map_err(|e| {
+        let shown = crate::egress::redact_url(api_url);
+        fail(
+            "connect",
+            anyhow::anyhow!("api_url {shown}: {e}"),
+            Duration::ZERO,
+        )
+    })
 }
 
 /// Polls the subreddits until the task is stopped.
@@ -213,11 +243,10 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         channel: ctx.channel.clone(),
     };
     let every = Duration::from_secs(settings.poll_secs.max(1));
+    let policy = ctx.egress_policy(&settings.allowed_private_networks)?;
     let mut client = Client {
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?,
+        http: policy.client_builder(Duration::from_secs(60)).build()?,
+        policy,
         settings,
         token: None,
     };

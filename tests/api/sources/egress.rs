@@ -1,15 +1,36 @@
-//! Where feeds may reach: no internal address, through a redirect either, unless allowed; and
-//! a feed URL's credentials kept out of the pipeline status and the log.
+//! Where sources may reach: no internal address, through a redirect (or, for Mastodon, a
+//! declared streaming host) either, unless allowed; and a feed URL's credentials kept out of
+//! the pipeline status and the log.
 
 use crate::common;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::http_standin::{pairs, read_request, respond, serve};
+use common::http_standin::{pairs, read_request, respond, respond_streaming, serve};
 use common::*;
-use pulse::config::SourceKind;
+use pulse::config::{MastodonSettings, RedditSettings, SourceKind};
 
-use crate::sources::{assert_stores, feeds};
+use crate::sources::{
+    assert_stores, feeds, loopback, named, reddit_source, serve_source, serve_with, store_position,
+};
+
+/// Something internal: a server on another loopback address, which the sources (allowed
+/// 127.0.0.1 only) may not reach, counting the connections it gets. Its address and count.
+async fn internal_server() -> (SocketAddr, Arc<Mutex<usize>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            *counter.lock().unwrap() += 1;
+            read_request(&mut tcp).await;
+            respond(&mut tcp, "200 OK", &[], "").await;
+        }
+    });
+    (address, seen)
+}
 
 /// A feed server on loopback: `/news.rss` from tests/fixtures/feeds, `/moved.rss`
 /// redirecting to it, and two feeds redirecting elsewhere (`/to-inside.rss` to `inside`,
@@ -48,19 +69,8 @@ async fn redirecting_site(inside: String) -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[actix_rt::test]
 async fn feeds_reach_no_internal_address_through_a_redirect_or_without_being_allowed() {
-    // Something internal: another loopback address, which the source does not allow.
-    let inside = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let inside_url = format!("http://{}/admin/feed.rss", inside.local_addr().unwrap());
-    let inside_seen = Arc::new(Mutex::new(0usize));
-    let counter = inside_seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = inside.accept().await {
-            *counter.lock().unwrap() += 1;
-            read_request(&mut tcp).await;
-            respond(&mut tcp, "200 OK", &[], "").await;
-        }
-    });
-    let (site, requests) = redirecting_site(inside_url).await;
+    let (inside, inside_seen) = internal_server().await;
+    let (site, requests) = redirecting_site(format!("http://{inside}/admin/feed.rss")).await;
     let env = TestEnv::new().await;
     let mut settings = env.settings();
     let mut strict = feeds("news-strict", vec![format!("{site}/news.rss?from=strict")]);
@@ -203,4 +213,152 @@ async fn credentials_in_a_feed_url_stay_out_of_the_pipeline_status_and_the_log()
         assert!(!last_error.contains(secret), "{secret} in {last_error}");
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
+}
+
+/// A Mastodon instance on loopback that points the source inside, at `inside`: its first
+/// stream request is redirected to the streaming host it declares there, and its timeline is
+/// redirected there too; later streams get tests/fixtures/mastodon/stream-second.txt and stay
+/// open. Its base URL.
+async fn instance_pointing_inside(inside: SocketAddr) -> String {
+    let mut streams = 0;
+    let address = serve(move |req, mut tcp| {
+        let route = req.route().to_string();
+        if route == "/api/v1/streaming/public" {
+            streams += 1;
+        }
+        let first_stream = streams == 1;
+        async move {
+            let json = [("Content-Type", "application/json")];
+            match route.as_str() {
+                "/api/v1/streaming/public" if first_stream => {
+                    let location = format!("http://{inside}/api/v1/streaming/public");
+                    let headers = [("Location", location.as_str())];
+                    respond(&mut tcp, "301 Moved Permanently", &headers, "").await;
+                }
+                "/api/v1/streaming/public" => {
+                    tokio::spawn(async move {
+                        respond_streaming(&mut tcp, "text/event-stream").await;
+                        let body = include_str!("../../fixtures/mastodon/stream-second.txt");
+                        let _ =
+                            tokio::io::AsyncWriteExt::write_all(&mut tcp, body.as_bytes()).await;
+                        tokio::time::sleep(Duration::from_secs(120)).await;
+                    });
+                }
+                "/api/v2/instance" => {
+                    let declared = format!(
+                        r#"{{"configuration":{{"urls":{{"streaming":"ws://{inside}"}}}}}}"#
+                    );
+                    respond(&mut tcp, "200 OK", &json, &declared).await;
+                }
+                "/api/v1/timelines/public" => {
+                    let location = format!("http://{inside}/latest/meta-data/");
+                    let headers = [("Location", location.as_str())];
+                    respond(&mut tcp, "302 Found", &headers, "").await;
+                }
+                _ => respond(&mut tcp, "404 Not Found", &[], "").await,
+            }
+        }
+    })
+    .await;
+    format!("http://{address}/")
+}
+
+#[actix_rt::test]
+async fn mastodon_reaches_no_internal_address_through_its_streaming_host_or_a_redirect() {
+    let (inside, inside_seen) = internal_server().await;
+    let instance = instance_pointing_inside(inside).await;
+    let env = TestEnv::new().await;
+    // A position from an earlier run: the connection that opens backfills from it.
+    store_position(&env, "masto-egress", "110000000000000000").await;
+    let source = named(
+        "masto-egress",
+        SourceKind::Mastodon(MastodonSettings {
+            instance,
+            allowed_private_networks: loopback(),
+            ..Default::default()
+        }),
+    );
+    let app = serve_with(env, source).await;
+    let gap = || async {
+        let (_, pipeline) = http_get(&app, "/api/v1/pipeline").await;
+        pipeline["sources"][0]["last_gap"]["reason"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // The stream is read from the instance itself once its streaming host was refused; the
+    // timeline's redirect is refused and the statuses it held are a gap.
+    assert!(
+        app.env.stored(1, Duration::from_secs(30)).await,
+        "{:?}",
+        gap().await
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async { gap().await.is_some() }).await,
+        "no gap reported"
+    );
+    let reason = gap().await.unwrap_or_default();
+    assert!(
+        reason.starts_with("the timeline: ")
+            && reason.contains(&format!("redirected to http://{inside}/latest/meta-data/"))
+            && reason.contains("an internal or reserved address, which is not allowed")
+            && reason.contains("allowed_private_networks"),
+        "{reason}"
+    );
+    let metrics = metrics_text(&app).await;
+    let refused = r#"pulse_source_errors_total{source="masto-egress",reason="not_allowed"}"#;
+    assert!(metrics.contains(refused), "{refused} missing:\n{metrics}");
+    assert_eq!(*inside_seen.lock().unwrap(), 0, "the source reached inside");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_reddit_listing_redirected_to_the_metadata_address_is_refused() {
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let site = serve(move |req, mut tcp| {
+        seen.lock().unwrap().push(req.route().to_string());
+        async move {
+            if req.route() == "/api/v1/access_token" {
+                let json = [("Content-Type", "application/json")];
+                let token = r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#;
+                respond(&mut tcp, "200 OK", &json, token).await;
+            } else {
+                let metadata = [("Location", "http://169.254.169.254/latest/meta-data/")];
+                respond(&mut tcp, "302 Found", &metadata, "").await;
+            }
+        }
+    })
+    .await;
+    let settings = RedditSettings {
+        comments: false,
+        ..Default::default()
+    };
+    let app = serve_source(reddit_source(
+        "reddit-egress",
+        &format!("http://{site}"),
+        settings,
+    ))
+    .await;
+    let refused = r#"pulse_source_errors_total{source="reddit-egress",reason="not_allowed"}"#;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            metrics_text(&app).await.contains(refused)
+        })
+        .await,
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    let (_, pipeline) = http_get(&app, "/api/v1/pipeline").await;
+    let last_error = pipeline["sources"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last_error
+            .starts_with("not_allowed: /r/pulsebuds/new: redirected to http://169.254.169.254/")
+            && last_error.contains("an internal or reserved address, which is not allowed"),
+        "{last_error}"
+    );
+    assert_eq!(app.env.post_count().await, 0);
+    app.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! Sources against local stand-ins for the platforms, replaying payloads of the platforms'
 //! own shapes (tests/fixtures/*/README.md says where each shape comes from): Jetstream, the
 //! import, Bluesky profiles and the demo feed here; Mastodon, feeds and Reddit in
-//! [`platforms`]; refusals and rate limits waited out in [`refusals`]; where feeds may
+//! [`platforms`]; refusals and rate limits waited out in [`refusals`]; where sources may
 //! reach in [`egress`].
 
 use crate::common::{self, import_args};
@@ -60,22 +60,28 @@ pub(crate) fn source(endpoint: String) -> SourceSettings {
     }
 }
 
-/// A feed source reading `urls`, allowed to reach the loopback stand-ins of the tests (an
-/// internal address feeds do not reach unless allowed).
+/// The address the stand-ins listen on, as a source's `allowed_private_networks` names it:
+/// sources reach no internal address (loopback included) unless allowed.
+pub(crate) fn loopback() -> Vec<String> {
+    vec!["127.0.0.1".into()]
+}
+
+/// A feed source reading `urls`, allowed to reach the loopback stand-ins of the tests.
 pub(crate) fn feeds(name: &str, urls: Vec<String>) -> SourceSettings {
     named(
         name,
         SourceKind::Feed(FeedSettings {
             urls,
             poll_secs: 1,
-            allowed_private_networks: vec!["127.0.0.1".into()],
+            allowed_private_networks: loopback(),
             ..Default::default()
         }),
     )
 }
 
 /// A Reddit source named `name` reading `settings`' subreddits (r/pulsebuds when it names
-/// none) from the stand-in at `site` every second, with `settings`' other fields.
+/// none) from the stand-in at `site` every second, allowed to reach loopback, with
+/// `settings`' other fields.
 pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) -> SourceSettings {
     let subreddits = if settings.subreddits.is_empty() {
         vec!["pulsebuds".into()]
@@ -91,9 +97,25 @@ pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) ->
             poll_secs: 1,
             token_url: format!("{site}/api/v1/access_token"),
             api_url: site.into(),
+            allowed_private_networks: loopback(),
             ..settings
         }),
     )
+}
+
+/// Stores `cursor` as a source's position, as a run before this one would have.
+pub(crate) async fn store_position(env: &TestEnv, source: &str, cursor: &str) {
+    let redis = env.redis().await;
+    let _: () = fred::prelude::KeysInterface::set(
+        &redis,
+        format!("{}:source:{source}:cursor", env.stream),
+        cursor,
+        None,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
 }
 
 /// Asserts that `env` stores at least `n` posts within 30 s; what the stand-in was asked is
@@ -467,6 +489,7 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
     if let SourceKind::Jetstream(j) = &mut source.kind {
         j.fetch_followers = true;
         j.profiles_url = appview;
+        j.allowed_private_networks = loopback();
     }
     settings.sources = vec![source];
     let app = spawn_app_with(env, settings).await;

@@ -88,6 +88,7 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
             SourceKind::Mastodon(pulse::config::MastodonSettings {
                 instance,
                 access_token: "secret-token".into(),
+                allowed_private_networks: loopback(),
                 ..Default::default()
             }),
         )
@@ -216,6 +217,7 @@ async fn a_mastodon_stream_redirected_to_its_streaming_host_keeps_the_token() {
         SourceKind::Mastodon(pulse::config::MastodonSettings {
             instance: format!("http://{instance}/"),
             access_token: "secret-token".into(),
+            allowed_private_networks: loopback(),
             ..Default::default()
         }),
     ))

@@ -17,7 +17,8 @@ use pulse::config::{MastodonSettings, RedditSettings, SourceKind, SourceSettings
 use serde_json::json;
 
 use crate::sources::{
-    assert_stores, feeds, named, reddit_source, serve_source, serve_with, source,
+    assert_stores, feeds, loopback, named, reddit_source, serve_source, serve_with, source,
+    store_position,
 };
 
 use common::jetstream::Headers;
@@ -273,6 +274,7 @@ fn mastodon_source(name: &str, instance: String) -> SourceSettings {
         name,
         SourceKind::Mastodon(MastodonSettings {
             instance,
+            allowed_private_networks: loopback(),
             ..Default::default()
         }),
     )
@@ -312,21 +314,6 @@ async fn mastodon_waits_out_retry_after_and_the_rate_limit_reset_on_the_stream()
     assert_eq!(assert_waited_out(&streams), 2, "{streams:?}");
     assert_rate_limited_twice(&app, "masto-limited").await;
     app.shutdown().await;
-}
-
-/// Stores `cursor` as a source's position, as a run before this one would have.
-async fn store_position(env: &TestEnv, source: &str, cursor: &str) {
-    let redis = env.redis().await;
-    let _: () = fred::prelude::KeysInterface::set(
-        &redis,
-        format!("{}:source:{source}:cursor", env.stream),
-        cursor,
-        None,
-        None,
-        false,
-    )
-    .await
-    .unwrap();
 }
 
 #[actix_rt::test]

@@ -158,6 +158,10 @@ pub struct JetstreamSettings {
     pub profile_requests_per_sec: f64,
     /// Follower counts cached (each for six hours); the oldest are forgotten first.
     pub profile_cache: usize,
+    /// Internal networks the profile lookups (and their redirects) may reach, as for feeds;
+    /// empty, only public addresses. The Jetstream endpoints are connected to as configured
+    /// (a WebSocket upgrade is not redirected).
+    pub allowed_private_networks: Vec<String>,
 }
 
 /// The public Jetstream services run by Bluesky.
@@ -189,6 +193,7 @@ impl Default for JetstreamSettings {
             profiles_url: "https://public.api.bsky.app".into(),
             profile_requests_per_sec: 5.0,
             profile_cache: 200_000,
+            allowed_private_networks: Vec::new(),
         }
     }
 }
@@ -216,6 +221,10 @@ pub struct MastodonSettings {
     pub backfill_pages: u32,
     /// Statuses remembered as matching the filters, so that their boosts are kept.
     pub remembered_posts: usize,
+    /// Internal networks the source may reach, as for feeds: the instance, where it
+    /// redirects, and the streaming host it declares; empty, only public addresses (an
+    /// instance's answers choose where the source goes next).
+    pub allowed_private_networks: Vec<String>,
 }
 
 impl std::fmt::Debug for MastodonSettings {
@@ -238,6 +247,7 @@ impl std::fmt::Debug for MastodonSettings {
             )
             .field("keywords", &self.keywords)
             .field("languages", &self.languages)
+            .field("allowed_private_networks", &self.allowed_private_networks)
             .finish_non_exhaustive()
     }
 }
@@ -254,6 +264,7 @@ impl Default for MastodonSettings {
             languages: Vec::new(),
             backfill_pages: 10,
             remembered_posts: 200_000,
+            allowed_private_networks: Vec::new(),
         }
     }
 }
@@ -329,6 +340,9 @@ pub struct RedditSettings {
     pub keywords: Vec<String>,
     pub token_url: String,
     pub api_url: String,
+    /// Internal networks `token_url`, `api_url` and their redirects may reach, as for feeds
+    /// (a proxy or stand-in on the inside); empty, only public addresses.
+    pub allowed_private_networks: Vec<String>,
 }
 
 impl std::fmt::Debug for RedditSettings {
@@ -346,6 +360,7 @@ impl std::fmt::Debug for RedditSettings {
                 },
             )
             .field("poll_secs", &self.poll_secs)
+            .field("allowed_private_networks", &self.allowed_private_networks)
             .finish_non_exhaustive()
     }
 }
@@ -362,6 +377,7 @@ impl Default for RedditSettings {
             keywords: Vec::new(),
             token_url: "https://www.reddit.com/api/v1/access_token".into(),
             api_url: "https://oauth.reddit.com".into(),
+            allowed_private_networks: Vec::new(),
         }
     }
 }
