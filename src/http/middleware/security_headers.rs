@@ -15,9 +15,9 @@ use actix_web::{web, HttpResponse, ResponseError};
 use crate::http::AppState;
 
 /// Methods the API accepts cross-origin.
-const CORS_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
+const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Headers cross-origin callers may send.
-const CORS_HEADERS: &str = "authorization, content-type, x-api-key, x-request-id";
+const CORS_HEADERS: &str = "authorization, content-type, content-encoding, x-api-key, x-request-id";
 /// Headers cross-origin callers may read.
 const CORS_EXPOSE: &str =
     "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-scope";
@@ -59,10 +59,15 @@ pub async fn security_headers(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let cors_origin = origin.filter(|o| origin_allowed(&cors, o));
+    // A connection past its network's cap goes on to the guard, which answers and closes it:
+    // answered here, a preflight would keep it open.
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && req
+            .conn_data::<crate::http::middleware::connections::OverConnectionCap>()
+            .is_none();
     let api = req.path().starts_with("/api/");
 
     let mut res = if preflight {

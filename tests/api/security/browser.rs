@@ -49,6 +49,36 @@ async fn browser_protections_cors_and_websocket_origins() {
         .to_str()
         .unwrap()
         .contains("authorization"));
+    // Every method an operation of the API uses is one a browser may send cross-origin.
+    let allowed = ok.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let document: serde_json::Value = s
+        .app
+        .http
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let methods: std::collections::BTreeSet<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|p| p.as_object().expect("a path item").keys())
+        .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+        .map(|m| m.to_uppercase())
+        .collect();
+    assert!(methods.contains("PUT"), "{methods:?}");
+    for method in &methods {
+        assert!(
+            allowed.split(", ").any(|a| a == method),
+            "{method} is used by the API but not allowed cross-origin: {allowed}"
+        );
+    }
     assert_eq!(
         preflight("https://evil.example")
             .await

@@ -570,11 +570,14 @@ async fn retention_bounds_every_history_table() {
 
 /// A fresh connection to `addr`, and the status of `/health` asked on it (0: no answer).
 async fn served(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, u16) {
+    asked(addr, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await
+}
+
+/// A fresh connection to `addr`, and the status of `request` sent on it (0: no answer).
+async fn asked(addr: std::net::SocketAddr, request: &str) -> (tokio::net::TcpStream, u16) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let _ = stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await;
+    let _ = stream.write_all(request.as_bytes()).await;
     let mut head = [0u8; 12];
     let read = tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut head)).await;
     let status = match read {
@@ -627,6 +630,23 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     );
     let answer = String::from_utf8_lossy(&rest);
     assert!(answer.contains("\"scope\":\"connections\""), "{answer}");
+    // A CORS preflight, answered before the guard, is refused alike rather than kept open.
+    let (mut preflight, status) = asked(
+        addr,
+        "OPTIONS /api/v1/posts HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://elsewhere.example\r\n\
+         Access-Control-Request-Method: GET\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 429, "a preflight past the cap");
+    let closed = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(&mut preflight, &mut rest),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the preflight's connection is closed"
+    );
     drop(held);
     assert!(
         wait_until(Duration::from_secs(30), || async {
