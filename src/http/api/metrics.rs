@@ -6,13 +6,13 @@
 //! where it starts. Queries with filters read the stored posts of the same window.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
-use crate::http::documented::error_responses;
+use crate::http::documented::{error_responses, CostlyReadBusy};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::{self, with_post_filters};
 use crate::http::state::State;
@@ -607,12 +607,13 @@ pub struct TrendingTerms {
     responses(
         (status = 200, description = "The most frequent terms, with their mean sentiment", body = TrendingTerms),
         (status = 400, description = "A bad window or limit (`invalid_query`)", body = ErrorBody),
-        PostgresUnavailable,
+        CostlyReadBusy, PostgresUnavailable,
     )
 )]
 #[get("/api/v1/trending/terms")]
 pub async fn trending_terms(
     state: State,
+    req: HttpRequest,
     query: web::Query<TermsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (period, span) = WindowSpan::of(
@@ -623,6 +624,11 @@ pub async fn trending_terms(
         Utc::now(),
     )?;
     let limit = crate::http::filters::page_limit(query.limit, 20, MAX_ITEMS)?;
+    // A topic's terms are counted from its posts' texts: a costly read, one at a time a caller.
+    let _slot = match query.topic {
+        Some(_) => Some(state.costly_read(&req).await?),
+        None => None,
+    };
     let client = state.pool.get().await?;
     let terms = terms_of(&client, query.topic, period, limit).await?;
     Ok(HttpResponse::Ok().json(TrendingTerms { span, terms }))
