@@ -125,10 +125,13 @@ impl ShareTree {
         if let Some(id) = id {
             self.ids.insert(id.into(), index);
             if let Some(children) = self.orphans.remove(id) {
+                // A cycle of `via`s would cut shares off the root; a child that is this share
+                // or one of its ancestors stays under the root. The ancestors are walked once
+                // for all the children: once each, a long chain waited on by many shares cost
+                // their product.
+                let lineage = self.lineage(index);
                 for child in children {
-                    // A cycle of `via`s would cut shares off the root; such a child stays
-                    // under the root.
-                    if !self.is_ancestor(child, index) {
+                    if !lineage.contains(&child) {
                         self.nodes[child as usize].parent = index;
                     }
                 }
@@ -137,20 +140,13 @@ impl ShareTree {
         true
     }
 
-    /// Whether `a` is `b` or one of its ancestors.
-    fn is_ancestor(&self, a: u32, mut b: u32) -> bool {
-        let mut steps = 0usize;
-        while b != ROOT {
-            if a == b {
-                return true;
-            }
+    /// `b` and its ancestors (the walk ends at the root, or where it would go round).
+    fn lineage(&self, mut b: u32) -> std::collections::HashSet<u32> {
+        let mut lineage = std::collections::HashSet::new();
+        while b != ROOT && lineage.insert(b) {
             b = self.nodes[b as usize].parent;
-            steps += 1;
-            if steps > self.nodes.len() {
-                return true;
-            }
         }
-        false
+        lineage
     }
 
     /// Depth, breadth and structural virality, in O(n).
@@ -367,5 +363,32 @@ mod tests {
         // A cycle given directly in the parent list.
         let s = structure_of(&[1, 0, ROOT]);
         assert_eq!(s.nodes, 4);
+    }
+
+    #[test]
+    fn many_shares_waiting_on_the_end_of_a_long_chain_join_it() {
+        const CHAIN: usize = 3_000;
+        const WAITING: usize = 3_000;
+        let mut t = ShareTree::new(CHAIN + WAITING + 2);
+        // The chain's first share waits for "z", which comes last through the chain's end:
+        // a cycle, so that first share stays under the post.
+        t.add(Some("a0"), Some("z"), 0.0, None, 1);
+        for i in 1..CHAIN {
+            let (id, via) = (format!("a{i}"), format!("a{}", i - 1));
+            t.add(Some(&id), Some(&via), i as f64, None, 1);
+        }
+        for i in 0..WAITING {
+            t.add(Some(&format!("w{i}")), Some("z"), 0.0, None, 1);
+        }
+        let last = format!("a{}", CHAIN - 1);
+        t.add(Some("z"), Some(&last), CHAIN as f64, None, 1);
+        let z = (CHAIN + WAITING) as u32;
+        assert_eq!(t.nodes()[0].parent, ROOT, "the cycle is cut");
+        assert!(t.nodes()[CHAIN..CHAIN + WAITING]
+            .iter()
+            .all(|n| n.parent == z));
+        assert_eq!(t.orphans(), 0);
+        // post -> a0 ... a(CHAIN-1) -> z -> w*
+        assert_eq!(t.structure().depth, CHAIN as u32 + 2);
     }
 }
