@@ -104,7 +104,7 @@ async fn fetch_rule(client: &tokio_postgres::Client, id: i64) -> Result<AlertRul
 
 /// Writes the given fields of `input` to rule `id`.
 async fn apply(
-    client: &tokio_postgres::Client,
+    client: &impl tokio_postgres::GenericClient,
     id: i64,
     input: &RuleInput,
 ) -> Result<AlertRule, ApiError> {
@@ -155,10 +155,14 @@ pub async fn create_rule(
     let (Some(name), Some(kind)) = (&input.name, input.kind) else {
         return Err(invalid("name and kind are required"));
     };
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     known_channels(&client, &input).await?;
-    let id = db::create_rule(&client, name, kind).await?;
-    let rule = apply(&client, id, &input).await?;
+    // In one transaction: the alerter never sees the rule with its defaults (enabled, on
+    // every post) before its fields are written, nor keeps it when writing them fails.
+    let tx = client.transaction().await?;
+    let id = db::create_rule(&*tx, name, kind).await?;
+    let rule = apply(&*tx, id, &input).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(rule))
 }
 
@@ -198,7 +202,7 @@ pub async fn update_rule(
     validate(&input)?;
     let client = state.pool.get().await?;
     known_channels(&client, &input).await?;
-    Ok(HttpResponse::Ok().json(apply(&client, *id, &input).await?))
+    Ok(HttpResponse::Ok().json(apply(&**client, *id, &input).await?))
 }
 
 /// Deletes a rule; its alerts stay, without a rule.
@@ -250,7 +254,7 @@ async fn set_enabled(state: &AppState, id: i64, enabled: bool) -> Result<HttpRes
         enabled: Some(enabled),
         ..Default::default()
     };
-    Ok(HttpResponse::Ok().json(apply(&client, id, &input).await?))
+    Ok(HttpResponse::Ok().json(apply(&**client, id, &input).await?))
 }
 
 /// Filters of the alert list.

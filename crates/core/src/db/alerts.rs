@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, GenericClient, Row};
 
 use super::query::Conditions;
 use super::rollups::{stats_at, SUMS};
@@ -74,7 +74,7 @@ pub async fn rules(client: &Client, only_enabled: bool) -> Result<Vec<AlertRule>
 }
 
 /// One rule.
-pub async fn rule(client: &Client, id: i64) -> Result<Option<AlertRule>> {
+pub async fn rule(client: &impl GenericClient, id: i64) -> Result<Option<AlertRule>> {
     let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1");
     client
         .query_opt(&sql, &[&id])
@@ -85,7 +85,7 @@ pub async fn rule(client: &Client, id: i64) -> Result<Option<AlertRule>> {
 }
 
 /// Creates a rule with defaults for every field but its name and kind; returns its id.
-pub async fn create_rule(client: &Client, name: &str, kind: RuleKind) -> Result<i64> {
+pub async fn create_rule(client: &impl GenericClient, name: &str, kind: RuleKind) -> Result<i64> {
     let row = client
         .query_one(
             "INSERT INTO alert_rules (name, kind) VALUES ($1, $2) RETURNING id",
@@ -96,7 +96,11 @@ pub async fn create_rule(client: &Client, name: &str, kind: RuleKind) -> Result<
 }
 
 /// Writes the given fields of `input` to rule `id`; `None` when there is no such rule.
-pub async fn update_rule(client: &Client, id: i64, input: &RuleInput) -> Result<Option<AlertRule>> {
+pub async fn update_rule(
+    client: &impl GenericClient,
+    id: i64,
+    input: &RuleInput,
+) -> Result<Option<AlertRule>> {
     let mut sets: Vec<String> = Vec::new();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     macro_rules! set {
