@@ -210,13 +210,25 @@ pub async fn create(
             name,
             url,
             secret: &secret,
-            kinds: input.kinds,
+            kinds: input.kinds.map(distinct),
             min_severity: input.min_severity.unwrap_or(Severity::Info),
             quiet,
         },
     )
     .await?;
     Ok(HttpResponse::Created().json(WebhookCreated { webhook, secret }))
+}
+
+/// Each kind once, in the order first given: a list is a set of the few kinds there are, however
+/// long the body that spelled it.
+fn distinct(kinds: Vec<RuleKind>) -> Vec<RuleKind> {
+    let mut once = Vec::new();
+    for kind in kinds {
+        if !once.contains(&kind) {
+            once.push(kind);
+        }
+    }
+    once
 }
 
 /// Every subscription (secrets are never returned again).

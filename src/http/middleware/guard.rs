@@ -21,7 +21,7 @@
 use crate::models::errors::ErrorCode;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -609,18 +609,23 @@ fn audit_entry(
     }
 }
 
+/// The largest `201 Created` body read for the id of what was created.
+const CREATED_READ_BYTES: u64 = 64 * 1024;
+
 /// For a `201 Created`, the `id` of what was created (read from the small JSON response,
-/// which is passed on unchanged).
+/// which is passed on unchanged; a larger or streamed one is passed on unread).
 async fn created_id(
     res: ServiceResponse<impl MessageBody + 'static>,
     status: StatusCode,
 ) -> (ServiceResponse<BoxBody>, Option<String>) {
-    if status != StatusCode::CREATED {
+    let small =
+        matches!(res.response().body().size(), BodySize::Sized(n) if n <= CREATED_READ_BYTES);
+    if status != StatusCode::CREATED || !small {
         return (res.map_into_boxed_body(), None);
     }
     let (req, response) = res.into_parts();
     let (head, body) = response.into_parts();
-    let Ok(bytes) = actix_web::body::to_bytes_limited(body, 64 * 1024)
+    let Ok(bytes) = actix_web::body::to_bytes_limited(body, CREATED_READ_BYTES as usize)
         .await
         .map_err(|_| ())
         .and_then(|r| r.map_err(|_| ()))

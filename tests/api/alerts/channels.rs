@@ -413,6 +413,23 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         assert_eq!(body["error"]["code"], "invalid_webhook", "{body}");
     }
 
+    // Kinds are a set, however often a body repeats one: the channel and its one-time secret
+    // come back whole.
+    let repeated = vec!["churn"; 20_000];
+    let (status, body) = app
+        .post(
+            hooks,
+            &json!({"kind": "slack", "url": "http://127.0.0.1:9/services/r", "kinds": repeated}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["kinds"], json!(["churn"]), "{body}");
+    assert!(
+        body["secret"].as_str().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    app.assert_deleted(&format!("{hooks}/{}", body["id"])).await;
+
     // A rule naming channels that do not exist is refused.
     let (status, _) = app
         .post(
