@@ -311,7 +311,10 @@ pub struct IngestSettings {
     pub max_deliveries: u64,
     /// Largest stream entry (field names and values together) read whole, in bytes. A larger
     /// one is read as a truncated copy and dead-lettered with its size, so no producer can
-    /// make a read hold more than about `read_batch` times this.
+    /// make a read hold more than about `read_batch` times this. The default is the largest
+    /// event the ingester takes (`MAX_EVENT_BYTES`, 64 KiB) and 4 KiB for the entry's other
+    /// fields: a larger entry is refused whatever is read of it, and read whole it was held
+    /// (and copied for its dead letter) in full.
     pub max_entry_bytes: usize,
     /// Most fields (name and value pairs) a stream entry may have; an entry with more is read
     /// as a copy of its first few and dead-lettered, like an oversize one.
@@ -761,7 +764,7 @@ impl Default for IngestSettings {
             claim_idle_ms: 30_000,
             claim_interval_ms: 5_000,
             max_deliveries: 5,
-            max_entry_bytes: 256 * 1024,
+            max_entry_bytes: crate::models::event::MAX_EVENT_BYTES + 4 * 1024,
             max_entry_fields: 16,
             max_backlog: 50_000,
             max_backlog_secs: 300.0,
