@@ -244,3 +244,43 @@ async fn rollups_of_two_processes_sharing_a_group_equal_those_of_one() {
     assert_eq!(one_posts, two_posts);
     assert_eq!(one_eng, two_eng);
 }
+
+/// Engagements that came before their post wait for it, held; when it comes, its batch releases
+/// a bounded number of them and the settling passes the rest, so a post that thousands waited
+/// for is counted whole without one statement returning them all.
+#[actix_rt::test]
+async fn many_engagements_held_for_one_post_are_all_counted_once_it_comes() {
+    let waiting = pulse::db::batch::SETTLED_WITH_THEIR_POST * 2 + 500;
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let at = chrono::Utc::now().to_rfc3339();
+    let likes: Vec<String> = (0..waiting)
+        .map(|i| {
+            serde_json::json!({"type": "engagement", "id": format!("held-like-{i}"),
+                "post_id": "awaited", "kind": "like", "at": at})
+            .to_string()
+        })
+        .collect();
+    app.send_events(&likes).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            env.held_engagements().await == waiting as i64 && env.unfinished(&redis).await == 0
+        })
+        .await,
+        "the likes are held for their post"
+    );
+    app.send_events(&[post_json("awaited", "worth the wait")])
+        .await;
+    assert!(settled(env, &redis, 1).await);
+    let pg = env.pg().await;
+    let counted: i64 = pg
+        .query_one(
+            "SELECT coalesce(sum(likes), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, waiting as i64);
+    app.shutdown().await;
+}

@@ -313,6 +313,9 @@ fn columns_of(relation: &str) -> Vec<&'static str> {
     columns
 }
 
+/// Held engagements a batch releases or refuses with the posts they waited for.
+pub const SETTLED_WITH_THEIR_POST: usize = 1_000;
+
 /// The writes of a batch, before its rollup deltas: posts, engagements and deletions, each
 /// idempotent on its natural key, with ownership applied (see [`crate::models::producer`]):
 ///
@@ -321,7 +324,8 @@ fn columns_of(relation: &str) -> Vec<&'static str> {
 ///   `{trust}` allows it; a deletion of a post not stored yet is kept, and applies to the
 ///   post when it arrives only if its producer may act for the post's;
 /// - an engagement whose post is not stored yet is kept `held` (`h`), uncounted, and released
-///   (or refused) when its post arrives in a later batch.
+///   (or refused) when its post arrives in a later batch: [`SETTLED_WITH_THEIR_POST`] of them
+///   by that batch, any more by the next settling pass (`db::deletions::settle_held`).
 ///
 /// Every change to the rollups goes through `post_rollup_deltas` and
 /// `engagement_rollup_deltas`: new live posts and the engagements that count with them, and
@@ -397,17 +401,23 @@ WITH dl AS MATERIALIZED (
           GROUP BY post_id) AS d
     WHERE t.id = d.post_id AND t.deleted_at IS NULL
     RETURNING t.id, deleted_post(t) AS summary, [POST_COLUMNS_OF_T]
+), waiting AS (
+    -- Held engagements of the posts this batch stores, a bounded number of them: the rest
+    -- are settled by the next pass over held engagements, so a post that millions waited for
+    -- never makes one statement return them all.
+    SELECT h.key FROM engagements h JOIN p ON h.post_id = p.id WHERE h.held
+    LIMIT [SETTLED_WITH_THEIR_POST]
 ), released AS (
-    -- Held engagements of the posts this batch stores, from producers that may act for them;
-    -- they reach the virality tracker's feed as of this transaction.
+    -- Those from producers that may act for their post; they reach the virality tracker's
+    -- feed as of this transaction.
     UPDATE engagements AS eg SET held = false, tx = pg_current_xact_id()
     FROM p
-    WHERE eg.held AND eg.post_id = p.id
+    WHERE eg.key IN (SELECT key FROM waiting) AND eg.held AND eg.post_id = p.id
       AND may_act(eg.producer, p.producer, {trust})
     RETURNING eg.key, eg.at, eg.kind, eg.count, p.deleted_at, [ENGAGEMENT_POST_COLUMNS_OF_P]
 ), refused_held AS (
     DELETE FROM engagements AS eg USING p
-    WHERE eg.held AND eg.post_id = p.id
+    WHERE eg.key IN (SELECT key FROM waiting) AND eg.held AND eg.post_id = p.id
       AND NOT may_act(eg.producer, p.producer, {trust})
     RETURNING eg.key
 ), live AS (
@@ -478,7 +488,11 @@ static STATEMENT: LazyLock<String> = LazyLock::new(|| {
         .replace("[GONE_POSTS]", &post_deltas("-1", "gone", "{high_churn}"))
         .replace("[GONE_ENGAGEMENTS]", &engagement_deltas("-1", "x", "gone"))
         .replace("[RELEASED]", &engagement_deltas("1", "r", "r"))
-        .replace("[BATCH_ENGAGEMENTS]", &engagement_deltas("1", "e", "q"));
+        .replace("[BATCH_ENGAGEMENTS]", &engagement_deltas("1", "e", "q"))
+        .replace(
+            "[SETTLED_WITH_THEIR_POST]",
+            &SETTLED_WITH_THEIR_POST.to_string(),
+        );
     with_inputs(&template)
 });
 
