@@ -401,24 +401,23 @@ WITH dl AS MATERIALIZED (
           GROUP BY post_id) AS d
     WHERE t.id = d.post_id AND t.deleted_at IS NULL
     RETURNING t.id, deleted_post(t) AS summary, [POST_COLUMNS_OF_T]
-), waiting AS (
+), waiting AS MATERIALIZED (
     -- Held engagements of the posts this batch stores, a bounded number of them: the rest
     -- are settled by the next pass over held engagements, so a post that millions waited for
-    -- never makes one statement return them all.
-    SELECT h.key FROM engagements h JOIN p ON h.post_id = p.id WHERE h.held
+    -- never makes one statement return them all. Read once, by the held engagements' post
+    -- index; each is then written by its key.
+    SELECT h.key, h.post_id FROM engagements h JOIN p ON h.post_id = p.id WHERE h.held
     LIMIT [SETTLED_WITH_THEIR_POST]
 ), released AS (
     -- Those from producers that may act for their post; they reach the virality tracker's
     -- feed as of this transaction.
     UPDATE engagements AS eg SET held = false, tx = pg_current_xact_id()
-    FROM p
-    WHERE eg.key IN (SELECT key FROM waiting) AND eg.held AND eg.post_id = p.id
-      AND may_act(eg.producer, p.producer, {trust})
+    FROM waiting w JOIN p ON p.id = w.post_id
+    WHERE eg.key = w.key AND eg.held AND may_act(eg.producer, p.producer, {trust})
     RETURNING eg.key, eg.at, eg.kind, eg.count, p.deleted_at, [ENGAGEMENT_POST_COLUMNS_OF_P]
 ), refused_held AS (
-    DELETE FROM engagements AS eg USING p
-    WHERE eg.key IN (SELECT key FROM waiting) AND eg.held AND eg.post_id = p.id
-      AND NOT may_act(eg.producer, p.producer, {trust})
+    DELETE FROM engagements AS eg USING waiting w JOIN p ON p.id = w.post_id
+    WHERE eg.key = w.key AND eg.held AND NOT may_act(eg.producer, p.producer, {trust})
     RETURNING eg.key
 ), live AS (
     -- The posts of this batch's engagements, as they stand once it commits.
