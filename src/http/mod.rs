@@ -8,6 +8,7 @@
 //! protections.
 
 pub mod api;
+pub mod bounded;
 pub mod cursor;
 pub mod documented;
 pub mod error;

@@ -249,6 +249,18 @@ async fn bad_event_requests_get_a_4xx_in_the_error_shape_and_append_nothing() {
     assert_eq!(status, 413);
     assert_error_shape(&body, "too_many_events");
 
+    // An array past the limit is counted, not built, whatever the body holds.
+    let body_limit = api.app.env.settings().limits.max_events_body_bytes;
+    let ones = body_limit / 2 - 1;
+    let mut flood = String::with_capacity(body_limit);
+    flood.push('[');
+    flood.push_str(&"1,".repeat(ones - 1));
+    flood.push_str("1]");
+    let (status, body) = api.post_events(flood).await;
+    assert_eq!(status, 413);
+    assert_error_shape(&body, "too_many_events");
+    assert_eq!(body["error"]["details"]["received"], ones, "{body}");
+
     let (status, body) = api.post_events("42".into()).await;
     assert_eq!(status, 400);
     assert_error_shape(&body, "invalid_event");

@@ -13,6 +13,7 @@ use crate::actors::analyzer::share::ShareError;
 use crate::analysis::language::is_language_tag;
 use crate::analysis::DecisionThresholds;
 use crate::http::api::virality::{field_error, invalid_request};
+use crate::http::bounded::Bounded;
 use crate::http::documented::AnalysisBusy;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
@@ -32,8 +33,14 @@ pub const MAX_TEXTS: usize = 256;
 pub struct AnalyzeRequest {
     /// 1 to 256 texts of at most 20,000 bytes each: a string, or `{"text", "lang"}` where the
     /// caller knows the text's language.
-    #[schema(min_items = 1, max_items = 256)]
-    pub texts: Vec<TextInput>,
+    #[schema(value_type = Vec<TextInput>, min_items = 1, max_items = 256)]
+    #[serde(deserialize_with = "texts_kept")]
+    pub texts: Bounded<TextInput>,
+}
+
+/// The texts of a request, as many as one may hold, and how many it gave.
+fn texts_kept<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Bounded<TextInput>, D::Error> {
+    Bounded::read(d, MAX_TEXTS)
 }
 
 /// One text, with its language when the caller knows it.
@@ -125,13 +132,10 @@ pub async fn analyze(
     req: HttpRequest,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let texts: Vec<(String, Option<String>)> = body
-        .into_inner()
-        .texts
-        .into_iter()
-        .map(TextInput::into_parts)
-        .collect();
-    ApiError::check_batch(texts.len(), MAX_TEXTS, "texts", ErrorCode::TooManyTexts)?;
+    let texts = body.into_inner().texts;
+    ApiError::check_batch(texts.received, MAX_TEXTS, "texts", ErrorCode::TooManyTexts)?;
+    let texts: Vec<(String, Option<String>)> =
+        texts.items.into_iter().map(TextInput::into_parts).collect();
     if let Some(index) = texts.iter().position(|(t, _)| t.len() > MAX_TEXT_BYTES) {
         return Err(ApiError::bad_request(
             ErrorCode::TextTooLong,

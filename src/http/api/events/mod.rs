@@ -38,6 +38,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::http::bounded::Bounded;
 use crate::http::error::{payload_error, ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::models::{producer, Event};
@@ -134,9 +135,10 @@ pub async fn create(
         )
     })?;
     let bytes = bytes.map_err(payload_error)?;
-    let items = split_events(&bytes)?;
     let max = state.settings.http.max_events_per_request;
-    ApiError::check_batch(items.len(), max, "events", ErrorCode::TooManyEvents)?;
+    let split = split_events(&bytes, max)?;
+    ApiError::check_batch(split.received, max, "events", ErrorCode::TooManyEvents)?;
+    let items = split.items;
     // Before any event is checked: a refused request costs the server no more than its split.
     let mut admitted = admit(&state, &req, items.len()).await?;
 
@@ -406,13 +408,18 @@ pub fn declares_json(req: &HttpRequest) -> bool {
 /// The events are not parsed into `serde_json::Value`s: a `Value` silently keeps the last of
 /// two equal keys, which the stream's decoder refuses, and an event encoded again from one can
 /// grow past the stream's size limit (control characters come back as six-byte escapes).
-pub fn split_events(body: &[u8]) -> Result<Vec<&RawValue>, ApiError> {
+/// Of an array, the first `keep` events are kept and the rest only counted.
+pub fn split_events(body: &[u8], keep: usize) -> Result<Bounded<&RawValue>, ApiError> {
     let invalid_json =
         |e: serde_json::Error| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string());
     let whole: &RawValue = serde_json::from_slice(body).map_err(invalid_json)?;
     match whole.get().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(whole.get()).map_err(invalid_json),
-        Some(b'{') => Ok(vec![whole]),
+        Some(b'[') => Bounded::read(&mut serde_json::Deserializer::from_str(whole.get()), keep)
+            .map_err(invalid_json),
+        Some(b'{') => Ok(Bounded {
+            items: vec![whole],
+            received: 1,
+        }),
         _ => Err(ApiError::bad_request(
             ErrorCode::InvalidEvent,
             "expected an event object or an array of events",
@@ -430,8 +437,16 @@ mod tests {
         r#"{"type":"engagement","post_id":"p1","kind":"like","at":"2026-01-01T00:00:00Z"}"#;
 
     fn texts(body: &str) -> Vec<String> {
-        let items = split_events(body.as_bytes()).unwrap();
+        let items = split_events(body.as_bytes(), usize::MAX).unwrap().items;
         items.iter().map(|item| item.get().to_string()).collect()
+    }
+
+    #[test]
+    fn events_past_the_limit_are_counted_not_kept() {
+        let body = format!("[{ENGAGEMENT},{ENGAGEMENT},{ENGAGEMENT},1,{{}}]");
+        let split = split_events(body.as_bytes(), 2).unwrap();
+        assert_eq!((split.items.len(), split.received), (2, 5));
+        assert_eq!(split.items[1].get(), ENGAGEMENT);
     }
 
     #[test]
@@ -476,7 +491,7 @@ mod tests {
             ("\"event\"", ErrorCode::InvalidEvent),
         ] {
             assert_eq!(
-                split_events(body.as_bytes()).unwrap_err().code,
+                split_events(body.as_bytes(), usize::MAX).unwrap_err().code,
                 code,
                 "{body}"
             );
@@ -488,7 +503,9 @@ mod tests {
     #[test]
     fn refuses_what_the_stream_would_refuse() {
         let duplicate = ENGAGEMENT.replace(r#""kind""#, r#""post_id":"p2","kind""#);
-        let items = split_events(duplicate.as_bytes()).unwrap();
+        let items = split_events(duplicate.as_bytes(), usize::MAX)
+            .unwrap()
+            .items;
         let verdict = Event::from_slice(items[0].get().as_bytes()).unwrap_err();
         assert_eq!(verdict.class(), "malformed", "{verdict}");
 
@@ -501,7 +518,7 @@ mod tests {
         })
         .to_string();
         assert!(post.len() > MAX_EVENT_BYTES);
-        let items = split_events(post.as_bytes()).unwrap();
+        let items = split_events(post.as_bytes(), usize::MAX).unwrap().items;
         assert_eq!(
             Event::from_slice(items[0].get().as_bytes()),
             Err(EventError::TooLarge(post.len()))
