@@ -83,12 +83,12 @@ pub fn oldest_age_secs(entries: &[RawEntry]) -> Option<f64> {
     Some((now_ms - oldest).max(0) as f64 / 1000.0)
 }
 
-/// What placing one batch's posts in stories changed: written and published after the batch
-/// commits.
+/// What placements in stories and stores changed that a committed batch carries out: written
+/// and published by the story keeper.
 #[derive(Debug, Default)]
 pub struct StoryChanges {
     pub write: crate::db::stories::StoryWrite,
-    /// Stories born in this batch.
+    /// Stories born since the last changes went out.
     pub born: Vec<crate::stories::StoryId>,
 }
 
@@ -96,8 +96,6 @@ pub struct StoryChanges {
 #[derive(Debug, Default)]
 pub struct AnalyzedBatch {
     pub posts: Vec<AnalyzedPost>,
-    /// What placing the posts in stories changed, written once the batch commits.
-    pub stories: Option<Arc<StoryChanges>>,
     pub engagements: Vec<StreamedEngagement>,
     pub deletions: Vec<StreamedDeletion>,
     pub rejected: Vec<Rejected>,
@@ -156,6 +154,9 @@ pub enum DrainReport {
 pub struct Committed {
     pub batch: Arc<AnalyzedBatch>,
     pub outcome: Arc<StoreOutcome>,
+    /// What this batch, and the batches read before it, changed in the stories and no batch
+    /// carried out yet.
+    pub stories: Option<Arc<StoryChanges>>,
     /// When the acknowledgement returned, in Unix milliseconds.
     pub acked_at_ms: i64,
     /// The spans of the batch's sampled posts, for the stages that publish them.

@@ -1,14 +1,21 @@
 //! Stories in the pipeline: the desk places each analysed post in a story before its batch is
-//! stored (so the post is stored and pushed with its `story_id`), and the keeper writes what the
-//! batch changed in the stories once it is committed, and publishes it on the `stories` topic.
+//! stored (so the post is stored and pushed with its `story_id`), and keeps what the placements
+//! changed, with the posts each store wrote new, until a batch commits; the keeper then writes
+//! it in the stories and publishes it on the `stories` topic.
+//!
+//! What a placement changed waits at the desk, not in its batch: a batch retried or split is
+//! placed again, and a post placed again only answers its story, so the births, founders,
+//! merges and fades of the first try would go with it. A story's size counts the posts stored
+//! new in it, never a placement: a post sent twice, redelivered or refused is stored once or
+//! not at all.
 //!
 //! Each process places the posts it commits. A story born in one process of a group is announced
 //! to the others with its `story:new` message (through the fan-out), and they take it in, so
 //! their posts of the same story join it under its id; the stored row adds up what each process
-//! placed (docs/stories.md says what holds and what does not).
+//! stored in it (docs/stories.md says what holds and what does not).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -16,10 +23,10 @@ use deadpool_postgres::Pool;
 
 use super::messages::{Committed, Publish, StoryChanges};
 use crate::config::StorySettings;
-use crate::db::stories::{StoredCentre, StoryRow};
+use crate::db::stories::{StoredCentre, StoryRow, StoryWrite};
 use crate::models::live::{FilterKeys, Topic, STORY_NEW, STORY_UPDATE};
 use crate::models::AnalyzedPost;
-use crate::stories::{AnnouncedStory, StoryEvent, StoryId, StoryTracker};
+use crate::stories::{AnnouncedStory, StoryEvent, StoryId, StorySnapshot, StoryTracker};
 use crate::telemetry::names;
 
 /// Places posts in stories; shared by the commits of one process.
@@ -28,6 +35,29 @@ pub struct StoryDesk {
     /// Stories the other processes announced, taken in before the next batch is placed (so
     /// the fan-out never waits for a batch being placed).
     announced: Mutex<VecDeque<AnnouncedStory>>,
+    /// What placements and stores changed that no committed batch has carried out yet, by
+    /// the turn (read order) of the batch that made it.
+    unpublished: Mutex<BTreeMap<u64, Unpublished>>,
+}
+
+/// The placements' changes and the posts stored new, in the order they happened, waiting for
+/// a committed batch to carry them out.
+#[derive(Debug, Default)]
+struct Unpublished {
+    /// Each story placed in, as it looked after its latest placement (`added` left at 0).
+    rows: HashMap<StoryId, StoryRow>,
+    /// Posts stored new, by the story they were stored in.
+    added: HashMap<StoryId, i64>,
+    founders: Vec<(StoryId, Vec<String>)>,
+    left: Vec<StoryId>,
+    merges: Vec<(StoryId, StoryId)>,
+    faded: Vec<StoryId>,
+    born: HashSet<StoryId>,
+}
+
+/// Locks `mutex`; a placement that panicked (it is caught) leaves what it holds usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Announcements held at most until the next batch; the oldest go first past this.
@@ -42,6 +72,7 @@ impl StoryDesk {
         StoryDesk {
             tracker: Mutex::new(StoryTracker::new(settings.clone())),
             announced: Mutex::new(VecDeque::new()),
+            unpublished: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -81,129 +112,280 @@ impl StoryDesk {
         }
     }
 
-    /// Places the batch's posts in time order and sets their `story_id`.
-    pub fn place(&self, posts: &mut [AnalyzedPost]) -> StoryChanges {
+    /// Places the batch of turn `turn` in time order and sets its posts' `story_id`. What the
+    /// placement changed waits at the desk until a batch of that turn or a later one commits
+    /// (see [`StoryDesk::take_unpublished`]).
+    pub fn place(&self, posts: &mut [AnalyzedPost], turn: u64) {
         let started = std::time::Instant::now();
         let mut order: Vec<usize> = (0..posts.len()).collect();
         order.sort_by_key(|&i| (posts[i].post.created_at, i));
-        let mut tracker = self
-            .tracker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let announced: Vec<AnnouncedStory> = self
-            .announced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .drain(..)
-            .collect();
+        let mut tracker = lock(&self.tracker);
+        self.adopt_announced(&mut tracker);
+        let mut placement = Placement::default();
+        {
+            let in_batch: HashMap<&str, usize> = order
+                .iter()
+                .map(|&i| (posts[i].post.id.as_str(), i))
+                .collect();
+            for &i in &order {
+                let post = &posts[i].post;
+                let story = tracker.place(
+                    post.id.clone(),
+                    post.created_at.timestamp_millis(),
+                    &post.text,
+                );
+                if let Some(id) = story {
+                    placement.assigned.push((i, id));
+                    placement.touched.insert(id);
+                }
+                for event in tracker.drain_events() {
+                    placement.record(event, i, &in_batch);
+                }
+            }
+        }
+        settle(posts, &placement.assigned);
+        let rows = placement.rows(&tracker);
+        metrics::gauge!(names::STORIES_LIVE).set(tracker.live() as f64);
+        drop(tracker);
+        let placed = placement.into_unpublished(rows);
+        lock(&self.unpublished)
+            .entry(turn)
+            .or_default()
+            .append(placed);
+        metrics::histogram!(names::STORY_PLACEMENT_SECONDS).record(started.elapsed().as_secs_f64());
+    }
+
+    /// Takes in the stories the other processes announced since the last batch.
+    fn adopt_announced(&self, tracker: &mut StoryTracker<String>) {
+        let announced: Vec<AnnouncedStory> = lock(&self.announced).drain(..).collect();
         for story in &announced {
             if tracker.adopt(story) {
                 metrics::counter!(names::STORIES_ADOPTED).increment(1);
             }
         }
-        let mut changes = StoryChanges::default();
+    }
+
+    /// Counts the posts the store of the batch of turn `turn` wrote new in the stories they
+    /// were placed in. A post stored before (sent again, redelivered, stored by an earlier try)
+    /// or refused is not among `inserted` and counts nowhere; one the batch holds twice counts
+    /// once.
+    pub fn stored(&self, posts: &[AnalyzedPost], inserted: &[String], turn: u64) {
+        let mut new: HashSet<&str> = inserted.iter().map(String::as_str).collect();
         let mut added: HashMap<StoryId, i64> = HashMap::new();
-        let mut in_batch: HashMap<&str, usize> = HashMap::new();
-        for &i in &order {
-            in_batch.insert(posts[i].post.id.as_str(), i);
-        }
-        let mut assigned: Vec<(usize, StoryId)> = Vec::new();
-        for &i in &order {
-            let post = &posts[i];
-            let story = tracker.place(
-                post.post.id.clone(),
-                post.post.created_at.timestamp_millis(),
-                &post.post.text,
-            );
-            if let Some(id) = story {
-                assigned.push((i, id));
+        for post in posts {
+            let Some(id) = post.story_id else { continue };
+            if new.remove(post.post.id.as_str()) {
                 *added.entry(id).or_default() += 1;
             }
-            for event in tracker.drain_events() {
-                let (id, members, born) = match event {
-                    StoryEvent::Born { id, members } => (id, members, true),
-                    StoryEvent::Grew { id, members } => (id, members, false),
-                    StoryEvent::Merged { from, into } => {
-                        changes.write.merges.push((from, into));
-                        for (_, s) in assigned.iter_mut() {
-                            if *s == from {
-                                *s = into;
-                            }
-                        }
-                        if let Some(n) = added.remove(&from) {
-                            *added.entry(into).or_default() += n;
-                        }
-                        continue;
-                    }
-                    StoryEvent::Faded { id } => {
-                        changes.write.faded.push(id);
-                        continue;
-                    }
-                    StoryEvent::Left { id, count } => {
-                        *added.entry(id).or_default() -= count as i64;
-                        changes.write.left.push(id);
-                        continue;
-                    }
-                };
-                {
-                    let mut earlier = Vec::new();
-                    for key in members {
-                        match in_batch.get(key.as_str()) {
-                            Some(&j) if j != i => {
-                                assigned.push((j, id));
-                                *added.entry(id).or_default() += 1;
-                            }
-                            Some(_) => {}
-                            None => {
-                                earlier.push(key);
-                                *added.entry(id).or_default() += 1;
-                            }
-                        }
-                    }
-                    if !earlier.is_empty() {
-                        changes.write.founders.push((id, earlier));
-                    }
-                    if born {
-                        changes.born.push(id);
+        }
+        if added.is_empty() {
+            return;
+        }
+        let mut unpublished = lock(&self.unpublished);
+        let bucket = unpublished.entry(turn).or_default();
+        for (id, n) in added {
+            *bucket.added.entry(id).or_default() += n;
+        }
+    }
+
+    /// Hands over what the batches of turns up to `turn` changed, for the batch of `turn` that
+    /// just committed to carry out. Each change is handed over once, whichever of its batch's
+    /// tries made it. A later batch's changes wait for its own turn to commit (or a later
+    /// one): the founders it names are posts of earlier batches, which have usually been
+    /// stored by then, and a story is announced no sooner than its first posts are stored.
+    pub fn take_unpublished(&self, turn: u64) -> StoryChanges {
+        let taken = {
+            let mut unpublished = lock(&self.unpublished);
+            let later = unpublished.split_off(&turn.saturating_add(1));
+            std::mem::replace(&mut *unpublished, later)
+        };
+        let mut all = Unpublished::default();
+        for bucket in taken.into_values() {
+            all.append(bucket);
+        }
+        all.into_changes()
+    }
+}
+
+/// What placing one batch found, before it joins what waits at the desk.
+#[derive(Default)]
+struct Placement {
+    /// `(post, story)` by the post's index in the batch; a later pair overrides an earlier one.
+    assigned: Vec<(usize, StoryId)>,
+    /// Stories placed in, founded or grown: their rows change.
+    touched: HashSet<StoryId>,
+    founders: Vec<(StoryId, Vec<String>)>,
+    left: Vec<StoryId>,
+    merges: Vec<(StoryId, StoryId)>,
+    faded: Vec<StoryId>,
+    born: Vec<StoryId>,
+}
+
+impl Placement {
+    /// Takes in one of the tracker's events, raised as the post at `placing` was placed.
+    fn record(
+        &mut self,
+        event: StoryEvent<String>,
+        placing: usize,
+        in_batch: &HashMap<&str, usize>,
+    ) {
+        match event {
+            StoryEvent::Born { id, members } => {
+                self.born.push(id);
+                self.found(id, members, placing, in_batch);
+            }
+            StoryEvent::Grew { id, members } => self.found(id, members, placing, in_batch),
+            StoryEvent::Merged { from, into } => {
+                self.merges.push((from, into));
+                for (_, story) in &mut self.assigned {
+                    if *story == from {
+                        *story = into;
                     }
                 }
+                self.touched.insert(into);
+            }
+            StoryEvent::Faded { id } => self.faded.push(id),
+            // The founders that left are moved, and counted, when the write updates them.
+            StoryEvent::Left { id, .. } => self.left.push(id),
+        }
+    }
+
+    /// Story `id` was founded (or grown) by `members`: those of this batch are stored in it,
+    /// earlier ones are moved to it by the write. The post being placed answered its story
+    /// itself.
+    fn found(
+        &mut self,
+        id: StoryId,
+        members: Vec<String>,
+        placing: usize,
+        in_batch: &HashMap<&str, usize>,
+    ) {
+        self.touched.insert(id);
+        let mut earlier = Vec::new();
+        for key in members {
+            match in_batch.get(key.as_str()) {
+                Some(&j) if j != placing => self.assigned.push((j, id)),
+                Some(_) => {}
+                None => earlier.push(key),
             }
         }
-        for (i, id) in assigned {
-            posts[i].story_id = Some(id);
+        if !earlier.is_empty() {
+            self.founders.push((id, earlier));
         }
-        let born: HashSet<StoryId> = changes.born.iter().copied().collect();
-        changes.born = born
+    }
+
+    /// The rows of the stories it touched that are still live, as they look now.
+    fn rows(&self, tracker: &StoryTracker<String>) -> Vec<StoryRow> {
+        self.touched
+            .iter()
+            .filter_map(|&id| tracker.snapshot(id))
+            .map(row)
+            .collect()
+    }
+
+    /// Its changes as they wait at the desk, with the `rows` of the stories it touched; a birth
+    /// counts when the story is still live after the placement.
+    fn into_unpublished(self, rows: Vec<StoryRow>) -> Unpublished {
+        let born = self
+            .born
             .into_iter()
-            .filter(|id| tracker.snapshot(*id).is_some())
+            .filter(|id| rows.iter().any(|r| r.id == *id))
             .collect();
-        changes.born.sort_unstable();
-        for (id, n) in added {
-            let Some(s) = tracker.snapshot(id) else {
-                continue;
-            };
-            changes.write.rows.push(StoryRow {
-                id,
-                label: s
-                    .terms
-                    .iter()
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                terms: s.terms,
-                weights: s.weights,
-                born_at: at(s.born_ms),
-                first_at: at(s.first_ms),
-                last_at: at(s.last_ms),
-                added: n,
-                representatives: s.representatives.into_iter().map(|r| r.key).collect(),
-            });
+        Unpublished {
+            rows: rows.into_iter().map(|r| (r.id, r)).collect(),
+            added: HashMap::new(),
+            founders: self.founders,
+            left: self.left,
+            merges: self.merges,
+            faded: self.faded,
+            born,
         }
-        changes.write.rows.sort_by_key(|r| r.id);
-        metrics::gauge!(names::STORIES_LIVE).set(tracker.live() as f64);
-        metrics::histogram!(names::STORY_PLACEMENT_SECONDS).record(started.elapsed().as_secs_f64());
-        changes
+    }
+}
+
+/// Sets each post's story from `assigned`. Every copy of a post the batch holds more than once
+/// gets the post's latest story, so whichever copy is stored is stored in it.
+fn settle(posts: &mut [AnalyzedPost], assigned: &[(usize, StoryId)]) {
+    let stories: Vec<Option<StoryId>> = {
+        let mut story_of: HashMap<&str, StoryId> = HashMap::new();
+        for &(i, id) in assigned {
+            story_of.insert(posts[i].post.id.as_str(), id);
+        }
+        posts
+            .iter()
+            .map(|p| story_of.get(p.post.id.as_str()).copied())
+            .collect()
+    };
+    for (post, story) in posts.iter_mut().zip(stories) {
+        post.story_id = story;
+    }
+}
+
+/// A story's row as the tracker sees it, before any post is counted in it.
+fn row(s: StorySnapshot<String>) -> StoryRow {
+    StoryRow {
+        id: s.id,
+        label: s
+            .terms
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        terms: s.terms,
+        weights: s.weights,
+        born_at: at(s.born_ms),
+        first_at: at(s.first_ms),
+        last_at: at(s.last_ms),
+        added: 0,
+        representatives: s.representatives.into_iter().map(|r| r.key).collect(),
+    }
+}
+
+impl Unpublished {
+    /// Adds `later`'s changes after its own; a story's later look replaces the one before.
+    fn append(&mut self, later: Unpublished) {
+        self.rows.extend(later.rows);
+        for (id, n) in later.added {
+            *self.added.entry(id).or_default() += n;
+        }
+        self.founders.extend(later.founders);
+        self.left.extend(later.left);
+        self.merges.extend(later.merges);
+        self.faded.extend(later.faded);
+        self.born.extend(later.born);
+    }
+
+    /// The write and the births to publish. Posts stored in a story that this write merges
+    /// away are moved by the merge, so they count in the story they end in.
+    fn into_changes(mut self) -> StoryChanges {
+        for &(from, into) in &self.merges {
+            if let Some(n) = self.added.remove(&from) {
+                *self.added.entry(into).or_default() += n;
+            }
+        }
+        let mut rows: Vec<StoryRow> = Vec::with_capacity(self.rows.len());
+        for (id, mut row) in self.rows {
+            row.added = self.added.remove(&id).unwrap_or(0);
+            rows.push(row);
+        }
+        rows.sort_by_key(|r| r.id);
+        let mut grown: Vec<(StoryId, i64)> =
+            self.added.into_iter().filter(|&(_, n)| n != 0).collect();
+        grown.sort_unstable();
+        let mut born: Vec<StoryId> = self.born.into_iter().collect();
+        born.sort_unstable();
+        StoryChanges {
+            write: StoryWrite {
+                rows,
+                founders: self.founders,
+                left: self.left,
+                merges: self.merges,
+                faded: self.faded,
+                grown,
+            },
+            born,
+        }
     }
 }
 
@@ -286,7 +468,7 @@ fn announced(
     }
 }
 
-/// Writes each committed batch's story changes and publishes them, in commit order.
+/// Writes the story changes each committed batch carries and publishes them, in commit order.
 pub struct StoryKeeper {
     pool: Pool,
     publish: Option<Recipient<Publish>>,
@@ -297,7 +479,8 @@ impl StoryKeeper {
         StoryKeeper { pool, publish }
     }
 
-    fn announce(&self, changes: &StoryChanges) {
+    /// Publishes each written story; `joined` holds the founders the write moved into each.
+    fn announce(&self, changes: &StoryChanges, joined: &HashMap<StoryId, i64>) {
         let Some(publish) = &self.publish else { return };
         for row in &changes.write.rows {
             let kind = if changes.born.contains(&row.id) {
@@ -305,6 +488,7 @@ impl StoryKeeper {
             } else {
                 STORY_UPDATE
             };
+            let added = row.added + joined.get(&row.id).copied().unwrap_or(0);
             let data = serde_json::json!({
                 "id": row.id,
                 "label": row.label,
@@ -313,7 +497,7 @@ impl StoryKeeper {
                 "born_at": row.born_at,
                 "first_at": row.first_at,
                 "last_at": row.last_at,
-                "added": row.added,
+                "added": added,
             });
             publish.do_send(Publish {
                 topic: Topic::Stories,
@@ -333,7 +517,7 @@ impl Handler<Committed> for StoryKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
-        let Some(changes) = msg.batch.stories.clone() else {
+        let Some(changes) = msg.stories else {
             return;
         };
         if changes.write.is_empty() {
@@ -350,15 +534,171 @@ impl Handler<Committed> for StoryKeeper {
                     .map_err(anyhow::Error::from)
             })
             .map(move |result, this, _| match result {
-                Ok(()) => {
+                Ok(joined) => {
                     metrics::counter!(names::STORIES_BORN).increment(changes.born.len() as u64);
-                    this.announce(&changes);
+                    this.announce(&changes, &joined);
                 }
                 Err(e) => {
                     metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
-                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of this batch's posts stand, their counts lag");
+                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of these posts stand, their counts lag");
                 }
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{
+        Analysis, Author, EmotionScores, LanguageSource, LanguageSupport, Platform, Post,
+        Probability, SentimentLabel, SentimentScore,
+    };
+
+    const MINUTE: i64 = 60_000;
+    const START_MS: i64 = 1_700_000_000_000;
+
+    const OUTAGE: [&str; 5] = [
+        "pulse-buds outage in Lyon, nothing connects",
+        "Lyon outage again, pulse-buds dead since noon",
+        "is the pulse-buds outage in Lyon fixed yet?",
+        "panne pulse-buds à Lyon, outage total",
+        "Lyon pulse-buds outage day two",
+    ];
+
+    /// An analysed post `key` written `minute` minutes after the start.
+    fn post(key: &str, minute: i64, text: &str) -> AnalyzedPost {
+        AnalyzedPost {
+            entry_id: "0-0".into(),
+            producer: crate::models::producer::STREAM.into(),
+            post: Post {
+                id: key.into(),
+                platform: Platform::Twitter,
+                author: Author {
+                    id: "author".into(),
+                    followers: 1,
+                },
+                text: text.into(),
+                created_at: at(START_MS + minute * MINUTE),
+                lang: None,
+                geo: None,
+                product: None,
+                channel: None,
+                parent_id: None,
+                url: None,
+                metrics: None,
+            },
+            analysis: Analysis {
+                sentiment_label: SentimentLabel::Neutral,
+                sentiment_score: SentimentScore::new(0.0),
+                emotions: EmotionScores::default(),
+                toxicity: Probability::default(),
+                hate: Probability::default(),
+                churn_risk: Probability::default(),
+                model: "test".into(),
+                lang: None,
+                lang_source: LanguageSource::Given,
+                language_support: LanguageSupport::default(),
+                shipped_sentiment: None,
+            },
+            story_id: None,
+            topics: Vec::new(),
+            filtered_topics: Vec::new(),
+            search: Vec::new(),
+        }
+    }
+
+    /// A desk that has placed an hour of unrelated chatter, so word weights are those of a
+    /// running stream (in a stream of one conversation every word is common), and has
+    /// handed over what that changed.
+    fn desk() -> StoryDesk {
+        let desk = StoryDesk::new(&StorySettings::default());
+        let mut chatter: Vec<AnalyzedPost> = (0..60)
+            .map(|i| {
+                let text = format!("chatter{i} about topic{} and thing{}", i * 7, i * 13);
+                post(&format!("bg{i}"), i - 60, &text)
+            })
+            .collect();
+        desk.place(&mut chatter, 0);
+        desk.take_unpublished(0);
+        desk
+    }
+
+    /// The ids of `posts`, as a store that wrote them all new answers them.
+    fn ids(posts: &[AnalyzedPost]) -> Vec<String> {
+        posts.iter().map(|p| p.post.id.clone()).collect()
+    }
+
+    #[test]
+    fn what_a_failed_try_placed_goes_out_with_the_retry_that_commits() {
+        let desk = desk();
+        let mut earlier = vec![post("a0", 0, OUTAGE[0]), post("a1", 1, OUTAGE[1])];
+        desk.place(&mut earlier, 1);
+        assert!(earlier.iter().all(|p| p.story_id.is_none()));
+        desk.stored(&earlier, &ids(&earlier), 1);
+
+        let batch = || {
+            vec![
+                post("b2", 2, OUTAGE[2]),
+                post("b3", 3, OUTAGE[3]),
+                post("b4", 4, OUTAGE[4]),
+            ]
+        };
+        // The first try founds the story with the earlier posts; then its store fails.
+        let mut first = batch();
+        desk.place(&mut first, 2);
+        let id = first[2].story_id.expect("the outage is a story");
+        // The earlier batch commits meanwhile: it carries nothing of the later one.
+        let earlier_changes = desk.take_unpublished(1);
+        assert!(earlier_changes.born.is_empty());
+        assert!(earlier_changes.write.founders.is_empty());
+        // The retry places the same posts again: each only answers its story.
+        let mut retry = batch();
+        desk.place(&mut retry, 2);
+        assert!(retry.iter().all(|p| p.story_id == Some(id)));
+        desk.stored(&retry, &ids(&retry), 2);
+
+        let changes = desk.take_unpublished(2);
+        assert_eq!(changes.born, vec![id], "the birth is published");
+        let founders: HashSet<&str> = changes
+            .write
+            .founders
+            .iter()
+            .filter(|(story, _)| *story == id)
+            .flat_map(|(_, keys)| keys.iter().map(String::as_str))
+            .collect();
+        assert_eq!(founders, HashSet::from(["a0", "a1"]));
+        let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(row.added, 3);
+        assert!(
+            desk.take_unpublished(2).write.is_empty(),
+            "nothing goes twice"
+        );
+    }
+
+    #[test]
+    fn a_post_counts_in_its_story_once_however_often_it_is_sent() {
+        let desk = desk();
+        // The last post twice in one batch: the store writes it once.
+        let mut batch: Vec<AnalyzedPost> = OUTAGE
+            .iter()
+            .enumerate()
+            .map(|(i, text)| post(&format!("p{i}"), i as i64, text))
+            .collect();
+        batch.push(post("p4", 4, OUTAGE[4]));
+        desk.place(&mut batch, 1);
+        let id = batch[4].story_id.expect("the outage is a story");
+        assert_eq!(batch[5].story_id, Some(id));
+        desk.stored(&batch, &ids(&batch[..5]), 1);
+        // Sent again later, a post is placed in its story and the store finds it stored.
+        let mut again = vec![post("p0", 0, OUTAGE[0])];
+        desk.place(&mut again, 2);
+        assert_eq!(again[0].story_id, Some(id));
+        desk.stored(&again, &[], 2);
+
+        let changes = desk.take_unpublished(2);
+        let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(row.added, 5);
+        assert!(changes.write.grown.is_empty());
     }
 }

@@ -14,7 +14,7 @@ use crate::actors::analyzer::adaptive::Route;
 use crate::actors::analyzer::AnalyzerWorker;
 use crate::actors::messages::{
     oldest_age_secs, AnalyzeBatch, AnalyzeError, AnalyzedBatch, Committed, RawEntry, RejectReason,
-    Rejected, StoreError, StoreOutcome,
+    Rejected, StoreError, StoreOutcome, StoryChanges,
 };
 use crate::actors::supervisor::Supervised;
 use crate::streams::group::{self, DeadLetter};
@@ -109,6 +109,7 @@ fn commit_batch(
                             ctx.publish(Committed {
                                 batch,
                                 outcome: Arc::new(outcome),
+                                stories: story_changes(&ctx, turn),
                                 acked_at_ms: chrono::Utc::now().timestamp_millis(),
                                 trace: trace.clone(),
                             });
@@ -252,6 +253,11 @@ async fn try_once(
     let started = SystemTime::now();
     let stored = ctx.store.store(&analyzed).await;
     traced::store(trace, &entries, &analyzed, &stored, started);
+    if let (Some(desk), Ok(outcome)) = (&ctx.stories, &stored) {
+        // Counted as soon as the store commits: a retry after a failed acknowledgement
+        // stores the posts again, and then finds none of them new.
+        desk.stored(&analyzed.posts, &outcome.inserted_posts, turn);
+    }
     match stored {
         Ok(outcome) => Attempt::Done(analyzed, outcome),
         Err(StoreError::Refused(reason)) => Attempt::Refused(RejectReason::Storage(reason)),
@@ -264,7 +270,8 @@ async fn try_once(
 
 /// Places the batch's posts in stories on a blocking thread (a batch takes milliseconds, which
 /// the event loop must not wait out), once the batches read before it were placed (see
-/// `turns`). Placing again a post placed by an earlier try answers its story unchanged.
+/// `turns`). Placing again a post placed by an earlier try answers its story unchanged; what
+/// the earlier try changed waits at the desk until this batch's turn, or a later one, commits.
 async fn place_in_stories(
     ctx: &IngestContext,
     mut batch: AnalyzedBatch,
@@ -285,28 +292,33 @@ async fn place_in_stories(
     let placed = tokio::task::spawn_blocking(move || {
         let mut posts = posts;
         // A fault in story detection must not lose the posts: they are stored in no story.
-        let changes =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| desk.place(&mut posts)));
-        (posts, changes)
+        let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            desk.place(&mut posts, turn)
+        }));
+        (posts, placed)
     })
     .await
     .expect("the placement task catches its panics");
-    let (posts, changes) = placed;
+    let (posts, placed) = placed;
     ctx.story_turns.pass(turn);
     batch.posts = posts;
-    match changes {
-        Ok(changes) => batch.stories = Some(Arc::new(changes)),
-        Err(_) => {
-            metrics::counter!(names::STORY_ERRORS, "operation" => "place").increment(1);
-            tracing::error!(
-                "placing posts in stories panicked; the batch is stored without stories"
-            );
-            for post in &mut batch.posts {
-                post.story_id = None;
-            }
+    if placed.is_err() {
+        metrics::counter!(names::STORY_ERRORS, "operation" => "place").increment(1);
+        tracing::error!("placing posts in stories panicked; the batch is stored without stories");
+        for post in &mut batch.posts {
+            post.story_id = None;
         }
     }
     batch
+}
+
+/// What the batches placed up to turn `turn` changed in the stories, for the batch of that
+/// turn that just committed to carry out (none when nothing changed). It is taken at the
+/// commit, not at the placement: a try that failed, or a half of a split batch, leaves its
+/// changes at the desk for the try or the half that commits.
+fn story_changes(ctx: &IngestContext, turn: u64) -> Option<Arc<StoryChanges>> {
+    let changes = ctx.stories.as_ref()?.take_unpublished(turn);
+    (!changes.write.is_empty()).then(|| Arc::new(changes))
 }
 
 async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str) {

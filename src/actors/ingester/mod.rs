@@ -207,6 +207,7 @@ impl IngestContext {
         self.publish(Committed {
             batch: Default::default(),
             outcome: std::sync::Arc::new(outcome),
+            stories: None,
             acked_at_ms: chrono::Utc::now().timestamp_millis(),
             trace: None,
         });

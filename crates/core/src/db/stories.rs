@@ -1,15 +1,17 @@
 //! Stories in PostgreSQL: what the story tracker found (written after each commit), and the
 //! story views the API reads, with their mixes computed from the stories' posts.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 use utoipa::ToSchema;
 
 use super::query::Conditions;
 use crate::models::views::PostView;
 
-/// A story as the tracker sees it after a batch.
+/// A story as the tracker sees it after its latest placement.
 #[derive(Debug, Clone)]
 pub struct StoryRow {
     pub id: i64,
@@ -21,12 +23,13 @@ pub struct StoryRow {
     pub born_at: DateTime<Utc>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
-    /// Posts the batch added to it (its founders included).
+    /// Posts stored new in it since the last write (founders stored before it was born are
+    /// counted by the write, as it moves them).
     pub added: i64,
     pub representatives: Vec<String>,
 }
 
-/// What one committed batch changed in the stories.
+/// What the placements and the stores changed in the stories since the last write.
 #[derive(Debug, Clone, Default)]
 pub struct StoryWrite {
     pub rows: Vec<StoryRow>,
@@ -37,6 +40,9 @@ pub struct StoryWrite {
     /// `(from, into)`: `from`'s posts are `into`'s now.
     pub merges: Vec<(i64, i64)>,
     pub faded: Vec<i64>,
+    /// `(story, posts)`: posts stored new in a story this write carries no row of (its row
+    /// went out before they were stored, or it is no longer live).
+    pub grown: Vec<(i64, i64)>,
 }
 
 impl StoryWrite {
@@ -45,6 +51,7 @@ impl StoryWrite {
             && self.founders.is_empty()
             && self.merges.is_empty()
             && self.faded.is_empty()
+            && self.grown.is_empty()
     }
 }
 
@@ -84,9 +91,16 @@ pub async fn live_centres(
         .collect())
 }
 
-/// Applies a batch's story changes in one transaction. A story seen again after it faded (the
-/// same words) is live again and keeps its birth.
-pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_postgres::Error> {
+/// Applies story changes in one transaction; answers how many founders each story gained. A
+/// story seen again after it faded (the same words) is live again and keeps its birth.
+///
+/// A story's size is what the rows add (posts stored new), plus the founders this write moves
+/// into it, less those it moves out: founders and merges move only posts that are where the
+/// write expects them, so applying them again changes nothing.
+pub async fn apply(
+    client: &mut Client,
+    write: &StoryWrite,
+) -> Result<HashMap<i64, i64>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     for row in &write.rows {
         tx.execute(
@@ -113,12 +127,15 @@ pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_
         )
         .await?;
     }
+    for (story, n) in &write.grown {
+        tx.execute(ADD_TO_SIZE, &[story, n]).await?;
+    }
+    let mut joined: HashMap<i64, i64> = HashMap::new();
     for (story, posts) in &write.founders {
-        tx.execute(
-            "UPDATE posts SET story_id = $1 WHERE id = ANY($2) AND (story_id IS NULL OR story_id = ANY($3))",
-            &[story, posts, &write.left],
-        )
-        .await?;
+        let n = move_founders(&tx, *story, posts, &write.left).await?;
+        if n > 0 {
+            *joined.entry(*story).or_default() += n;
+        }
     }
     for (from, into) in &write.merges {
         tx.execute(
@@ -147,7 +164,55 @@ pub async fn apply(client: &mut Client, write: &StoryWrite) -> Result<(), tokio_
         )
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(joined)
+}
+
+/// Adds `$2` posts to story `$1`'s size (takes them away when negative).
+const ADD_TO_SIZE: &str =
+    "UPDATE stories SET size = GREATEST(size + $2, 0), updated_at = now() WHERE id = $1";
+
+/// Gives `story` to its founders stored before it was born that are in no story or in one
+/// they `left`, and moves their counts with them; answers how many joined. A founder already in
+/// the story (the write applied again), deleted, or not stored (yet) joins nothing, so the
+/// sizes follow the posts' rows.
+async fn move_founders(
+    tx: &Transaction<'_>,
+    story: i64,
+    posts: &[String],
+    left: &[i64],
+) -> Result<i64, tokio_postgres::Error> {
+    // Locked rows are read again as they are now, so a founder another process moved in the
+    // meantime is not counted twice.
+    let moved = tx
+        .query(
+            "WITH moved AS (
+                SELECT id, story_id AS before FROM posts
+                WHERE id = ANY($2) AND deleted_at IS NULL
+                  AND (story_id IS NULL OR story_id = ANY($3)) AND story_id IS DISTINCT FROM $1
+                FOR UPDATE
+             )
+             UPDATE posts p SET story_id = $1 FROM moved WHERE p.id = moved.id
+             RETURNING moved.before",
+            &[&story, &posts, &left],
+        )
+        .await?;
+    let mut departures: HashMap<i64, i64> = HashMap::new();
+    for row in &moved {
+        let before: Option<i64> = row.get(0);
+        if let Some(before) = before {
+            *departures.entry(before).or_default() += 1;
+        }
+    }
+    let joined = moved.len() as i64;
+    if joined > 0 {
+        tx.execute(ADD_TO_SIZE, &[&story, &joined]).await?;
+    }
+    for (before, n) in departures {
+        let gone = -n;
+        tx.execute(ADD_TO_SIZE, &[&before, &gone]).await?;
+    }
+    Ok(joined)
 }
 
 /// A story in a listing.

@@ -299,7 +299,6 @@ pub(super) async fn seed_batch(
         engagements,
         deletions: Vec::new(),
         rejected: Vec::new(),
-        stories: None,
     };
     crate::actors::store::write(
         pool,
