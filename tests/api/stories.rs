@@ -1,6 +1,7 @@
 //! Stories on the real pipeline, PostgreSQL and Redis: posts of two conversations become two
 //! stories with their posts' `story_id`, shown by the API and published live; posts of nothing
-//! stay in none; a live stream and an import of the same posts give the same stories.
+//! stay in none; a live stream and an import of the same posts give the same stories; a post
+//! sent again counts once in its story's size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::spawn_app_with;
 use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, sum_of, unique};
+use crate::common::{spawn_app, wait_until};
 use crate::common::{PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -344,4 +346,82 @@ async fn a_live_stream_and_an_import_of_the_same_posts_give_the_same_stories() {
     std::fs::remove_dir_all(&dir).ok();
     live.shutdown().await;
     imported.shutdown().await;
+}
+
+/// Posts per story id, from [`stories_of_posts`].
+fn posts_per_story(stories: &BTreeMap<String, Value>) -> BTreeMap<i64, i64> {
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for story in stories.values().filter_map(Value::as_i64) {
+        *counts.entry(story).or_default() += 1;
+    }
+    counts
+}
+
+#[actix_rt::test]
+async fn a_story_counts_each_stored_post_once_however_often_it_is_sent() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let prefix = unique("again");
+    let posts = conversation(&prefix);
+    let repeated: Vec<String> = posts
+        .iter()
+        .filter(|(id, _)| !id.contains("-nothing-"))
+        .filter(|(id, _)| ["-0", "-3", "-6"].iter().any(|n| id.ends_with(n)))
+        .map(|(_, event)| event.clone())
+        .collect();
+    assert_eq!(repeated.len(), 6);
+
+    // Each repeated post twice in a row, so most copies are read in their post's batch.
+    let mut first = Vec::new();
+    for (_, event) in &posts {
+        first.push(event.clone());
+        if repeated.contains(event) {
+            first.push(event.clone());
+        }
+    }
+    app.send_events(&first).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    assert!(wait_until(WAIT, || async { app.env.unfinished(&redis).await == 0 }).await);
+    // Twice more once they are stored: later batches place them and find them stored.
+    for _ in 0..2 {
+        app.send_events(&repeated).await;
+        assert!(wait_until(WAIT, || async { app.env.unfinished(&redis).await == 0 }).await);
+    }
+
+    // A post of the outage written later, sent last. The keeper writes in commit order, so
+    // once its story's size reaches its stored posts, every write before (the copies')
+    // is in, and the sizes are final.
+    let late = format!("{prefix}-outage-late");
+    let written = Utc::now() - chrono::Duration::minutes(30);
+    app.send_events(&[post_at(&late, OUTAGE[0], written, "en")])
+        .await;
+    let stored = app
+        .wait_for(&format!("/api/v1/posts/{late}"), WAIT, |p| {
+            p["story_id"].is_i64()
+        })
+        .await;
+    let id = stored["story_id"].as_i64().unwrap();
+    let path = format!("/api/v1/stories/{id}");
+    let counted = wait_until(WAIT, || async {
+        let stored = posts_per_story(&stories_of_posts(&app).await);
+        let size = app.get_ok(&path).await["size"].as_i64().unwrap_or(0);
+        size >= stored.get(&id).copied().unwrap_or(1)
+    })
+    .await;
+    assert!(counted, "the late post never counted in its story");
+
+    let per_story = posts_per_story(&stories_of_posts(&app).await);
+    assert!(per_story[&id] >= 2, "{per_story:?}");
+    let list = app.get_ok("/api/v1/stories").await;
+    let items = list["items"].as_array().unwrap();
+    assert!(items.iter().any(|s| s["id"] == id), "{list}");
+    for story in items {
+        let id = story["id"].as_i64().unwrap();
+        assert_eq!(
+            story["size"].as_i64(),
+            per_story.get(&id).copied(),
+            "a story counts each of its stored posts once: {story}"
+        );
+    }
+    app.shutdown().await;
 }
