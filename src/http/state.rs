@@ -14,6 +14,7 @@ use std::future::{ready, Ready};
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
@@ -26,12 +27,24 @@ use crate::telemetry::names;
 pub struct State {
     app: web::Data<AppState>,
     caller: Option<Principal>,
+    /// An administrator's change: its database work goes to the reserved connection.
+    reserved: bool,
 }
 
 /// How long a costly read waits for the same caller's previous one to end.
 pub const COSTLY_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl State {
+    /// A connection of the API's pool: the reserved one for an administrator's change (see
+    /// [`crate::db::ApiPool`]), so no other caller's reads can keep it from the database.
+    pub async fn db(&self) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
+        if self.reserved {
+            self.app.pool.get_reserved().await
+        } else {
+            self.app.pool.get().await
+        }
+    }
+
     /// The admitted caller; `None` only on public routes.
     pub fn caller(&self) -> Option<&Principal> {
         self.caller.as_ref()
@@ -135,14 +148,20 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
         .ok_or_else(|| ApiError::internal("the application state is missing"))?;
     let pattern = req.match_pattern();
     let caller = req.extensions().get::<Principal>().cloned();
+    let change = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     match app
         .policy
         .required(req.method(), pattern.as_deref(), req.path())
     {
-        Access::Public => Ok(State { app, caller }),
+        Access::Public => Ok(State {
+            app,
+            caller,
+            reserved: false,
+        }),
         Access::Role(needed) => match caller {
             Some(p) if p.role.allows(needed) => Ok(State {
                 app,
+                reserved: change && p.role == crate::auth::Role::Admin,
                 caller: Some(p),
             }),
             Some(_) => Err(unguarded(req, ErrorCode::Forbidden)),

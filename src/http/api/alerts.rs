@@ -13,7 +13,6 @@ use crate::http::documented::{error_responses, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
 use crate::http::state::State;
-use crate::http::AppState;
 pub use crate::models::alerts::{AlertRule, AlertStatus, AlertView, RuleInput, RuleKind, Severity};
 
 error_responses! {
@@ -130,7 +129,7 @@ pub struct RuleList {
 )]
 #[get("/api/v1/alert-rules")]
 pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let rules = db::rules(&client, false).await?;
     Ok(HttpResponse::Ok().json(RuleList { items: rules }))
 }
@@ -155,7 +154,7 @@ pub async fn create_rule(
     let (Some(name), Some(kind)) = (&input.name, input.kind) else {
         return Err(invalid("name and kind are required"));
     };
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     known_channels(&client, &input).await?;
     // In one transaction: the alerter never sees the rule with its defaults (enabled, on
     // every post) before its fields are written, nor keeps it when writing them fails.
@@ -177,7 +176,7 @@ pub async fn create_rule(
 )]
 #[get("/api/v1/alert-rules/{id}")]
 pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     Ok(HttpResponse::Ok().json(fetch_rule(&client, *id).await?))
 }
 
@@ -200,7 +199,7 @@ pub async fn update_rule(
     input: web::Json<RuleInput>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&input)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     known_channels(&client, &input).await?;
     Ok(HttpResponse::Ok().json(apply(&**client, *id, &input).await?))
 }
@@ -213,7 +212,7 @@ pub async fn update_rule(
 )]
 #[delete("/api/v1/alert-rules/{id}")]
 pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !db::delete_rule(&client, *id).await? {
         return Err(ApiError::not_found(format!("no alert rule {id}")));
     }
@@ -248,8 +247,8 @@ pub async fn disable_rule(state: State, id: web::Path<i64>) -> Result<HttpRespon
     set_enabled(&state, *id, false).await
 }
 
-async fn set_enabled(state: &AppState, id: i64, enabled: bool) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+async fn set_enabled(state: &State, id: i64, enabled: bool) -> Result<HttpResponse, ApiError> {
+    let client = state.db().await?;
     let input = RuleInput {
         enabled: Some(enabled),
         ..Default::default()
@@ -327,7 +326,7 @@ pub async fn list_alerts(
         fired_from: q.from,
         fired_before: q.to,
     };
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let mut items = db::alerts(&client, filter, limit + 1).await?;
     let has_more = items.len() as i64 > limit;
     items.truncate(limit as usize);
@@ -371,7 +370,7 @@ pub async fn resolve(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 }
 
 async fn transition(state: &State, id: i64, to: AlertStatus) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let key_id = state.caller().and_then(|c| c.key_id.as_deref());
     let moved = db::transition(&client, id, to, key_id).await?;
     let alert = db::alert(&client, id)

@@ -122,7 +122,7 @@ pub struct KeyList {
 )]
 #[get("/api/v1/admin/keys")]
 pub async fn list_keys(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = keys::list(&**client).await.map_err(ApiError::from_store)?;
     Ok(HttpResponse::Ok().json(KeyList { items }))
 }
@@ -170,7 +170,7 @@ pub async fn create_key(
         ));
     }
     let scope = input.scope.as_ref().map(valid_scope).transpose()?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let key = keys::create(&**client, role, name, scope, &state.actor())
         .await
         .map_err(ApiError::from_store)?;
@@ -191,7 +191,7 @@ pub async fn create_key(
 )]
 #[delete("/api/v1/admin/keys/{id}")]
 pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !keys::revoke(&**client, &id, &state.actor())
         .await
         .map_err(ApiError::from_store)?
@@ -219,7 +219,7 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
 )]
 #[post("/api/v1/admin/keys/{id}/rotate")]
 pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let key = keys::rotate(&**client, &id, &state.actor())
         .await
         .map_err(ApiError::from_store)?
@@ -246,7 +246,7 @@ pub async fn set_key_scope(
     input: web::Json<KeyScope>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = valid_scope(&input)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let key = keys::set_scope(&**client, &id, scope)
         .await
         .map_err(ApiError::from_store)?
@@ -310,7 +310,7 @@ pub async fn audit_log(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let limit = crate::http::filters::page_limit(q.limit, 100, MAX_AUDIT_PAGE)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = crate::db::audit::list(
         &**client,
         &crate::db::audit::Query {

@@ -36,7 +36,7 @@ pub struct CalibrationChoice {
 )]
 #[get("/api/v1/calibration")]
 pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
-    in_use(state.pool.get().await?).await
+    in_use(state.db().await?).await
 }
 
 /// Puts a calibration in use, or none; every process applies it to the posts it analyses from
@@ -57,7 +57,7 @@ pub async fn choose(
     input: actix_web::web::Json<CalibrationChoice>,
 ) -> Result<HttpResponse, ApiError> {
     let who = state.owner();
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let tx = client.transaction().await?;
     match db::choose(&tx, input.active_id, input.automatic, &who).await? {
         Ok(()) => {}

@@ -189,7 +189,7 @@ pub async fn forecast(
         .await
         .map_err(share_error)?;
 
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let mut records = HashMap::new();
     let mut authors_of: HashMap<Platform, Vec<String>> = HashMap::new();
     for (p, platform) in posts.iter().zip(&platforms) {

@@ -140,7 +140,7 @@ pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpRe
             wait,
         ));
     }
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let tx = client.transaction().await?;
     let Some(target) = labels::target(&tx, &input.post_id).await? else {
         return Err(ApiError::not_found(format!(
@@ -246,7 +246,7 @@ async fn settle(
 pub async fn undo(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let who = state.owner();
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let Some(existing) = labels::get(&**client, id).await? else {
         return Err(ApiError::not_found(format!("no label {id}")));
     };
@@ -332,7 +332,7 @@ pub async fn list(state: State, q: web::Query<LabelQuery>) -> Result<HttpRespons
             ));
         }
     }
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = labels::list(
         &**client,
         &labels::Query {

@@ -16,7 +16,6 @@ use crate::http::documented::{error_responses, CostlyReadBusy};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::{self, with_post_filters};
 use crate::http::state::State;
-use crate::http::AppState;
 use crate::models::metrics::share;
 pub use crate::models::metrics::{
     ChurnStats, Dimension, EmotionCounts, EngagementTotals, KeyedStats, Period, SentimentStats,
@@ -181,13 +180,13 @@ pub struct ProductMetrics {
 }
 
 async fn items(
-    state: &AppState,
+    state: &State,
     query: &WindowQuery,
     dimension: Dimension,
 ) -> Result<(WindowSpan, Vec<KeyedStats>), ApiError> {
     let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = by_dimension(
         &client,
         dimension,
@@ -201,7 +200,7 @@ async fn items(
 
 /// The stats of two dimensions of the same window, the span as the first one's query saw it.
 async fn two_dimensions(
-    state: &AppState,
+    state: &State,
     query: &WindowQuery,
     first: Dimension,
     second: Dimension,
@@ -213,7 +212,7 @@ async fn two_dimensions(
 
 /// One dimension's stats, every key.
 async fn dimension_metrics(
-    state: &AppState,
+    state: &State,
     query: &WindowQuery,
     dimension: Dimension,
 ) -> Result<HttpResponse, ApiError> {
@@ -393,7 +392,7 @@ pub async fn topics(
 ) -> Result<HttpResponse, ApiError> {
     let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = topic_items(
         &client,
         period,
@@ -551,7 +550,7 @@ pub async fn timeseries(
             format!("more than {MAX_POINTS} points; use a larger bucket or a shorter range"),
         ));
     }
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let points: Vec<SeriesPoint> =
         rollups::series(&client, dimension, &key, from, to, bucket_minutes)
             .await?
@@ -629,7 +628,7 @@ pub async fn trending_terms(
         Some(_) => Some(state.costly_read(&req).await?),
         None => None,
     };
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let terms = terms_of(&client, query.topic, period, limit).await?;
     Ok(HttpResponse::Ok().json(TrendingTerms { span, terms }))
 }

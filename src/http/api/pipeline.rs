@@ -83,7 +83,7 @@ pub struct GroupMemberSettings {
 pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let from = now - TimeDelta::seconds(WINDOW_SECS);
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let models: Vec<ModelUse> = crate::db::posts::by_model_since(&client, from)
         .await?
         .into_iter()

@@ -104,7 +104,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         None => None,
     };
 
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let mut items = posts::list(
         &client,
         PostSelection {
@@ -140,7 +140,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
 #[get("/api/v1/posts/{id}")]
 pub async fn get_one(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     check_post_id(&id)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     match posts::get(&client, &id).await? {
         Some(post) => Ok(HttpResponse::Ok().json(post)),
         None => Err(ApiError::not_found(format!("no post with id `{id}`"))),

@@ -108,7 +108,7 @@ pub async fn next(state: State, input: web::Json<NextInput>) -> Result<HttpRespo
     }
     let reviewer = state.owner();
     let claim_secs = state.settings.topics.review_claim_secs as f64;
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let tx = client.transaction().await?;
     let queue = input.topic_id.unwrap_or(0);
     if let Some(topic) = input.topic_id {

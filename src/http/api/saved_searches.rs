@@ -91,7 +91,7 @@ pub struct SavedSearchList {
 )]
 #[get("/api/v1/saved-searches")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     Ok(HttpResponse::Ok().json(SavedSearchList {
         items: db::list(&**client).await?,
     }))
@@ -144,7 +144,7 @@ pub async fn create(
     })?;
     let filters = serde_json::to_value(&input.filters).map_err(ApiError::internal)?;
     let actor = state.actor();
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let saved = db::create(
         &mut client,
         input.name.trim(),
@@ -179,7 +179,7 @@ pub async fn create(
 )]
 #[get("/api/v1/saved-searches/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     match db::get(&**client, *id).await? {
         Some(saved) => Ok(HttpResponse::Ok().json(saved)),
         None => Err(ApiError::not_found(format!("no saved search {id}"))),
@@ -194,7 +194,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 )]
 #[delete("/api/v1/saved-searches/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !db::delete(&**client, *id).await? {
         return Err(ApiError::not_found(format!("no saved search {id}")));
     }

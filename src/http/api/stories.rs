@@ -108,7 +108,7 @@ impl StoryQuery {
 #[get("/api/v1/stories")]
 pub async fn list(state: State, query: web::Query<StoryQuery>) -> Result<HttpResponse, ApiError> {
     let selection = query.selection()?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = stories::list(&client, selection).await?;
     Ok(HttpResponse::Ok().json(StoryList { items }))
 }
@@ -147,7 +147,7 @@ pub async fn get_one(
         ApiError::bad_request(ErrorCode::InvalidPath, "a story id is a whole number")
     })?;
     let window = window(query.window_secs)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     match stories::detail(&client, id, window).await? {
         Some(story) => Ok(HttpResponse::Ok().json(story)),
         None => Err(ApiError::not_found(format!("no story with id {id}"))),

@@ -177,7 +177,7 @@ fn not_found(id: i64) -> ApiError {
 #[get("/api/v1/views")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = db::list(&**client, reader(&state, &owner)).await?;
     Ok(HttpResponse::Ok().json(ViewList { items }))
 }
@@ -204,7 +204,7 @@ fn reader<'a>(state: &State, owner: &'a str) -> Reader<'a> {
 #[post("/api/v1/views")]
 pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     checked(&client, &input).await?;
     let value = serde_json::to_value(&input.state).map_err(ApiError::internal)?;
     let saved = db::create(
@@ -244,7 +244,7 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
 #[get("/api/v1/views/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     match db::get(&**client, *id, reader(&state, &owner)).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(not_found(*id)),
@@ -269,7 +269,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
     let who = reader(&state, &owner);
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     checked(&client, &input).await?;
     let value = serde_json::to_value(&input.state).map_err(ApiError::internal)?;
     match db::update(&**client, *id, who, input.name.trim(), &value, input.shared).await? {
@@ -303,7 +303,7 @@ async fn refused(
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
     let who = reader(&state, &owner);
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if db::delete(&**client, *id, who).await? {
         return Ok(HttpResponse::NoContent().finish());
     }

@@ -179,7 +179,7 @@ pub async fn create(
             crate::models::hex::hex(&bytes)
         }
     };
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let quiet = match &input.quiet_hours {
         None => None,
         Some(q) => {
@@ -241,7 +241,7 @@ fn distinct(kinds: Vec<RuleKind>) -> Vec<RuleKind> {
 )]
 #[get("/api/v1/webhooks")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let mut items = webhooks::list(&client).await?;
     for webhook in &mut items {
         webhook.url = match webhook.kind {
@@ -264,7 +264,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 )]
 #[delete("/api/v1/webhooks/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !webhooks::delete(&client, *id).await? {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     }
@@ -283,7 +283,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 )]
 #[get("/api/v1/webhooks/{id}/deliveries")]
 pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !webhooks::exists(&client, *id).await? {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     }
@@ -334,7 +334,7 @@ pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
     use crate::actors::webhooks::{deliver, Target};
     use crate::models::webhooks::DeliveryEvent;
 
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let Some((kind, url, secret)) = webhooks::target(&client, *id).await? else {
         return Err(ApiError::not_found(format!("no webhook {id}")));
     };

@@ -476,7 +476,8 @@ pub async fn guard(
         .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| json!({"note": "body is not JSON"})))
         .unwrap_or(Value::Null);
     let entry = audit_entry(&req, &principal, &path, &pattern, payload, &ip);
-    let audit_id = match audit_client(&state).await {
+    let admin = principal.role == crate::auth::Role::Admin;
+    let audit_id = match audit_client(&state, admin).await {
         Ok(client) => audit::record(&**client, &entry, Outcome::Attempted, None)
             .await
             .ok(),
@@ -498,7 +499,8 @@ pub async fn guard(
     };
     let target = created.map(|id| format!("{}/{id}", path.trim_end_matches('/')));
     let status = status.as_u16() as i16;
-    if let Err(e) = finish_audit(&state, audit_id, outcome, status, target.as_deref()).await {
+    if let Err(e) = finish_audit(&state, admin, audit_id, outcome, status, target.as_deref()).await
+    {
         tracing::error!(error = %causes(e.as_ref()), audit_id, "could not complete an audit record");
     }
     Ok(with_rate_headers(res, metered))
@@ -510,14 +512,21 @@ pub async fn guard(
 /// earlier request's rest refused the change with 503.
 const AUDIT_CONNECTION_TRIES: usize = 10;
 
-/// A connection for an audit write, waiting out the API connections' rest.
+/// A connection for an audit write, waiting out its rest: for an administrator's change the
+/// reserved one, which other callers' reads never hold.
 async fn audit_client(
     state: &AppState,
+    admin: bool,
 ) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
     let mut tries = 0;
     loop {
         tries += 1;
-        match state.pool.get().await {
+        let got = if admin {
+            state.pool.get_reserved().await
+        } else {
+            state.pool.get().await
+        };
+        match got {
             Err(_) if tries < AUDIT_CONNECTION_TRIES => continue,
             got => return got,
         }
@@ -526,12 +535,13 @@ async fn audit_client(
 
 async fn finish_audit(
     state: &AppState,
+    admin: bool,
     audit_id: i64,
     outcome: Outcome,
     status: i16,
     target: Option<&str>,
 ) -> anyhow::Result<()> {
-    let client = audit_client(state).await?;
+    let client = audit_client(state, admin).await?;
     Ok(audit::finish(&**client, audit_id, outcome, status, target).await?)
 }
 

@@ -396,6 +396,21 @@ async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connect
         second.headers.get("retry-after").map(String::as_str),
         Some("1")
     );
+    // An administrator's change has a connection of its own: others' reads keeping the API's
+    // connections resting do not keep it (or its audit record) from the database.
+    let rule = serde_json::json!({"name": "while busy", "kind": "negativity", "enabled": false});
+    let created = s
+        .call("POST", "/api/v1/alert-rules", Some(Role::Admin), Some(rule))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let audited = s
+        .count_reaches(
+            "SELECT count(*) FROM audit_log WHERE action LIKE 'rule%' AND outcome = 'succeeded'",
+            1,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(audited, "the change is audited");
     s.app.shutdown().await;
 }
 

@@ -102,6 +102,11 @@ fn add_options(pg: &mut tokio_postgres::Config, options: &str) {
 /// on parallel workers (one API query takes one core, not all of them). A request waits at
 /// most `api_wait_ms` for a connection.
 pub fn api_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    api_pool_of(settings, api_pool_size(settings))
+}
+
+/// A pool of `size` connections as [`api_pool`]'s.
+fn api_pool_of(settings: &DatabaseSettings, size: usize) -> anyhow::Result<Pool> {
     let mut pg: tokio_postgres::Config = settings
         .url
         .parse()
@@ -112,11 +117,7 @@ pub fn api_pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
         idle_transaction_option(settings)
     );
     add_options(&mut pg, &options);
-    build(
-        pg,
-        api_pool_size(settings),
-        Duration::from_millis(settings.api_wait_ms.max(1)),
-    )
+    build(pg, size, Duration::from_millis(settings.api_wait_ms.max(1)))
 }
 
 /// `e` with its cause: PostgreSQL's own message and code, or the error beneath a connection
@@ -141,9 +142,16 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// a connection busy at most `database.api_busy_share` of the time: with one connection per
 /// two cores, the API's queries can never take more than that share of one core from the
 /// pipeline, however hard it is called. A query of a few milliseconds rests as long again.
+///
+/// One more connection is kept for [`ApiPool::get_reserved`]: administrators' changes and
+/// their audit records, so that callers whose reads keep every other connection busy or
+/// resting cannot keep an administrator from revoking their key. It does not rest: such
+/// changes are few and small, and one is three uses in a row (the record, the change, the
+/// outcome).
 #[derive(Clone)]
 pub struct ApiPool {
     pool: Pool,
+    reserve: Pool,
     rest_factor: f64,
 }
 
@@ -153,17 +161,22 @@ impl ApiPool {
         let share = settings.api_busy_share.clamp(0.01, 1.0);
         Ok(ApiPool {
             pool: api_pool(settings)?,
+            reserve: api_pool_of(settings, 1)?,
             rest_factor: 1.0 / share - 1.0,
         })
     }
 
     /// A connection, waiting at most `database.api_wait_ms` for one.
     pub async fn get(&self) -> Result<ApiConnection, deadpool_postgres::PoolError> {
-        Ok(ApiConnection {
-            conn: Some(self.pool.get().await?),
-            taken: std::time::Instant::now(),
-            rest_factor: self.rest_factor,
-        })
+        Ok(ApiConnection::taken(
+            self.pool.get().await?,
+            self.rest_factor,
+        ))
+    }
+
+    /// The reserved connection, waiting at most `database.api_wait_ms` for it.
+    pub async fn get_reserved(&self) -> Result<ApiConnection, deadpool_postgres::PoolError> {
+        Ok(ApiConnection::taken(self.reserve.get().await?, 0.0))
     }
 }
 
@@ -175,6 +188,14 @@ pub struct ApiConnection {
 }
 
 impl ApiConnection {
+    fn taken(conn: deadpool_postgres::Object, rest_factor: f64) -> ApiConnection {
+        ApiConnection {
+            conn: Some(conn),
+            taken: std::time::Instant::now(),
+            rest_factor,
+        }
+    }
+
     /// Gives the connection back without its rest: for work that reads while nothing else
     /// needs the database (the pipeline has nothing in flight).
     pub fn skip_rest(&mut self) {

@@ -187,7 +187,7 @@ pub async fn preview(
     let input = input.into_inner();
     let period = digest_period(input.from, input.to)?;
     let _costly = state.costly_read(&req).await?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let scope = scope_of(&client, &input.scope).await?;
     let digest =
         compute_against_equal_periods(&client, &state.settings, scope, period, None).await?;

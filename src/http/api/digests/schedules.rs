@@ -237,7 +237,7 @@ pub async fn create(
     state: State,
     input: web::Json<NewDigestSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let (at, topic) = checked(&client, &input).await?;
     if let Some(view) = input.view {
         linkable_view(&client, &state, view).await?;
@@ -280,7 +280,7 @@ pub async fn create(
 )]
 #[get("/api/v1/digests/schedules")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = db::list(&**client).await?;
     Ok(HttpResponse::Ok().json(ScheduleList { items }))
 }
@@ -302,7 +302,7 @@ async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, Api
 )]
 #[get("/api/v1/digests/schedules/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let schedule = found(&client, *id).await?;
     let present = db::channel_kinds(&**client, &schedule.channels).await?;
     let missing_channels = schedule
@@ -337,7 +337,7 @@ pub async fn update(
     id: web::Path<i64>,
     input: web::Json<ScheduleChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let schedule = found(&client, *id).await?;
     if let Some(Some(view)) = input.view {
         linkable_view(&client, &state, view).await?;
@@ -364,7 +364,7 @@ pub async fn update(
 )]
 #[delete("/api/v1/digests/schedules/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !db::remove(&**client, *id).await? {
         return Err(ApiError::not_found(format!("no digest schedule {id}")));
     }
@@ -391,7 +391,7 @@ pub async fn send_now(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let _costly = state.costly_read(&req).await?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let schedule = found(&client, *id).await?;
     if let Err(wait) =
         db::claim_send_on_request(&**client, schedule.id, SEND_NOW_EVERY_SECS).await?

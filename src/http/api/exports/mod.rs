@@ -124,7 +124,7 @@ pub struct ExportJobList {
 pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
     let settings = &state.settings.export;
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let range_start = match prepared.scope.from {
         Some(from) => Some(from),
         None => db::oldest_post(&**client).await?,
@@ -222,7 +222,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
 )]
 #[get("/api/v1/exports")]
 pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let jobs = db::list(&**client, &state.job_owner(&req), LISTED).await?;
     Ok(HttpResponse::Ok().json(ExportJobList {
         items: jobs.into_iter().map(ExportJob::from).collect(),
@@ -241,7 +241,7 @@ pub async fn get_one(
     req: HttpRequest,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     match db::get(&**client, *id, &state.job_owner(&req)).await? {
         Some(job) => Ok(HttpResponse::Ok().json(ExportJob::from(job))),
         None => Err(ApiError::not_found(format!("no export {id}"))),
@@ -262,7 +262,7 @@ pub async fn remove(
     req: HttpRequest,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !db::remove(&**client, *id, &state.job_owner(&req)).await? {
         return Err(ApiError::not_found(format!("no export {id}")));
     }
@@ -321,7 +321,7 @@ pub async fn download(
         return Err(unknown());
     }
     let job = {
-        let client = state.pool.get().await?;
+        let client = state.db().await?;
         db::by_token(&**client, *id, &query.token).await?
     }
     .filter(|j| j.expires_at.is_none_or(|at| at > Utc::now()) && j.state != "failed")
@@ -337,7 +337,7 @@ pub async fn download(
     }
     let slot = state.downloads.take(&state.client_id(&req))?;
     {
-        let client = state.pool.get().await?;
+        let client = state.db().await?;
         let entry = job_audit(&state, &req, "search.export_download", job.id);
         audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
     }

@@ -322,7 +322,7 @@ pub async fn search(
     // use after each is given back, and a page's reads and its facets are one piece of work,
     // read from one snapshot (the search indexer may write vectors meanwhile: a post read as
     // unsure by one statement and as indexed by the next would be counted twice or not at all).
-    let mut connection = state.pool.get().await?;
+    let mut connection = state.db().await?;
     let client = connection
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

@@ -196,7 +196,7 @@ fn no_topic(id: i64) -> ApiError {
 )]
 #[get("/api/v1/topics")]
 pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     Ok(HttpResponse::Ok().json(TopicList {
         items: db::list(&**client).await?,
     }))
@@ -220,7 +220,7 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
     check_name(&input.name)?;
     parsed(&input.query)?;
     let actor = state.actor();
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let topic = db::create(
         &mut client,
         input.name.trim(),
@@ -245,7 +245,7 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
 )]
 #[get("/api/v1/topics/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let topic = db::get(&**client, *id)
         .await?
         .ok_or_else(|| no_topic(*id))?;
@@ -279,7 +279,7 @@ pub async fn update(
         parsed(query)?;
     }
     let actor = state.actor();
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let edit = TopicEdit {
         name: input.name.as_deref().map(str::trim),
         query: input.query.as_deref(),
@@ -301,7 +301,7 @@ pub async fn update(
 )]
 #[delete("/api/v1/topics/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if !db::delete(&**client, *id).await? {
         return Err(no_topic(*id));
     }
@@ -319,7 +319,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 )]
 #[get("/api/v1/topics/{id}/versions")]
 pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = db::versions(&**client, *id).await?;
     if items.is_empty() {
         return Err(no_topic(*id));
@@ -378,7 +378,7 @@ pub async fn preview(
     while tally.scanned < max {
         let limit = PREVIEW_PAGE.min(max - tally.scanned);
         let page = {
-            let client = state.pool.get().await?;
+            let client = state.db().await?;
             let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
             db::texts_before(&**client, from, to, after, limit).await?
         };
@@ -403,7 +403,7 @@ pub async fn preview(
     }
     let start = if complete { from } else { reached };
     let hours_read = ((to - start).num_seconds() as f64 / 3600.0).max(1.0 / 60.0);
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let match_samples = crate::db::posts::by_ids(&client, &tally.match_ids).await?;
     let near_samples = crate::db::posts::by_ids(&client, &tally.near_ids).await?;
     Ok(HttpResponse::Ok().json(Preview {
@@ -481,7 +481,7 @@ pub async fn retag(
     let to = Utc::now();
     let from = to - TimeDelta::days(input.days);
     let actor = state.actor();
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if db::get(&**client, *id).await?.is_none() {
         return Err(no_topic(*id));
     }
@@ -503,7 +503,7 @@ pub async fn retag(
 )]
 #[get("/api/v1/topics/{id}/retags")]
 pub async fn retags_of(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     Ok(HttpResponse::Ok().json(RetagList {
         items: retags::of_topic(&**client, *id).await?,
     }))
@@ -524,7 +524,7 @@ pub async fn retag_one(
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, job) = *path;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let found = retags::get(&**client, id, job)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no re-tagging {job} of topic {id}")))?;
@@ -547,7 +547,7 @@ pub async fn cancel_retag(
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, job) = *path;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let cancelled = retags::cancel(&**client, id, job).await?;
     let found = retags::get(&**client, id, job)
         .await?

@@ -77,7 +77,7 @@ fn no_topic(id: i64) -> ApiError {
 )]
 #[get("/api/v1/topics/{id}/relevance")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     if crate::db::topics::get(&**client, *id).await?.is_none() {
         return Err(no_topic(*id));
     }
@@ -108,7 +108,7 @@ pub async fn update(
             "threshold must be above 0 and below 1",
         ));
     }
-    let mut client = state.pool.get().await?;
+    let mut client = state.db().await?;
     let tx = client.transaction().await?;
     if crate::db::topics::get(&*tx, *id).await?.is_none() {
         return Err(no_topic(*id));

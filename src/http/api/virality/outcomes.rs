@@ -109,7 +109,7 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpRes
     if !errors.is_empty() {
         return Err(invalid_request(errors));
     }
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let Some((id, created_at)) = cascades::insert_feedback(
         &client,
         &NewFeedback {

@@ -157,7 +157,7 @@ pub async fn trending_posts(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let (c, limit) = q.conditions()?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = cascades::trending(&client, c, limit).await?;
     Ok(HttpResponse::Ok().json(TrendingPosts { items }))
 }
@@ -201,7 +201,7 @@ pub async fn post_virality(
 ) -> Result<HttpResponse, ApiError> {
     crate::http::api::posts::check_post_id(&id)?;
     let limit = crate::http::filters::page_limit(query.limit, 200, MAX_HISTORY)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let Some(current) = cascades::current(&client, &id).await? else {
         return Err(ApiError::not_found(format!(
             "no virality tracked for post `{id}`"
@@ -270,7 +270,7 @@ pub async fn momentum(
 ) -> Result<HttpResponse, ApiError> {
     let dimension = query.dimension.unwrap_or_default();
     let limit = crate::http::filters::page_limit(query.limit, 20, MAX_TRENDING)?;
-    let client = state.pool.get().await?;
+    let client = state.db().await?;
     let items = cascades::momentum(&client, dimension.as_str(), limit).await?;
     Ok(HttpResponse::Ok().json(MomentumList { dimension, items }))
 }
