@@ -583,3 +583,49 @@ async fn processes_of_one_group_that_decide_entries_differently_are_told_apart()
     same.shutdown().await;
     a.shutdown().await;
 }
+
+/// A consumer that claims a dead one's entries may hold entries of its own between them; each
+/// claimed entry still learns how often it was delivered (what sends an entry that keeps
+/// killing processes to be tried alone), however many of its own lie between.
+#[actix_rt::test]
+async fn claimed_entries_learn_their_delivery_counts_past_the_claimers_own() {
+    const EACH: u64 = 20;
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let mut ids = Vec::new();
+    for i in 0..3 * EACH {
+        ids.push(env.xadd_post(&redis, &format!("c-{i}"), "claimed").await);
+    }
+    env.read_as(&redis, "dead", EACH).await;
+    env.read_as(&redis, "alive", EACH).await;
+    env.read_as(&redis, "dead", EACH).await;
+    let dead: Vec<&String> = ids[..EACH as usize]
+        .iter()
+        .chain(&ids[2 * EACH as usize..])
+        .collect();
+    let mut args = vec![
+        env.stream.clone(),
+        env.group.clone(),
+        "alive".into(),
+        "0".into(),
+    ];
+    args.extend(dead.iter().map(|id| id.to_string()));
+    let _: Value = redis.custom(fred::cmd!("XCLAIM"), args).await.unwrap();
+    let mut entries: Vec<pulse::streams::entry::RawEntry> = dead
+        .iter()
+        .map(|id| pulse::streams::entry::RawEntry {
+            id: id.to_string(),
+            fields: Vec::new(),
+            deliveries: 1,
+            cut: None,
+        })
+        .collect();
+    let member = pulse::streams::group::Member {
+        stream: &env.stream,
+        group: &env.group,
+        consumer: "alive",
+    };
+    pulse::streams::group::fill_delivery_counts(&redis, member, &mut entries).await;
+    let counts: Vec<u64> = entries.iter().map(|e| e.deliveries).collect();
+    assert_eq!(counts, vec![2; 2 * EACH as usize]);
+}

@@ -57,41 +57,65 @@ pub async fn refresh_held(
     Ok(refreshed)
 }
 
-/// Sets how many times each of `entries` (consecutive, held by `member`) has been delivered:
+/// Sets how many times each of `entries` (in id order, held by `member`) has been delivered:
 /// XAUTOCLAIM and a re-read of one's own pending entries do not say. Left as they are when
 /// Redis cannot tell.
+///
+/// The member may hold other entries between them (its own batch still running when it
+/// claimed a dead consumer's), so its pending list is read a page at a time over their range
+/// until each of them is found, not one page of as many rows as there are entries.
 pub async fn fill_delivery_counts(redis: &Client, member: Member<'_>, entries: &mut [RawEntry]) {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return;
     };
-    let reply: Result<Value, Error> = redis
-        .xpending(
-            member.stream,
-            member.group,
-            (
-                first.id.as_str(),
-                last.id.as_str(),
-                entries.len() as u64,
-                member.consumer,
-            ),
-        )
-        .await;
-    let Ok(Value::Array(rows)) = reply else {
-        return;
-    };
-    for row in rows {
-        let Value::Array(cols) = row else { continue };
-        let (Some(id), Some(count)) = (cols.first().and_then(as_string), cols.get(3)) else {
-            continue;
+    let (mut from, last) = (first.id.clone(), last.id.clone());
+    let page = entries.len().max(16) as u64;
+    let mut missing = entries.len();
+    for _ in 0..MAX_PENDING_PAGES {
+        let reply: Result<Value, Error> = redis
+            .xpending(
+                member.stream,
+                member.group,
+                (from.as_str(), last.as_str(), page, member.consumer),
+            )
+            .await;
+        let Ok(Value::Array(rows)) = reply else {
+            return;
         };
-        let count = match count {
-            Value::Integer(n) => *n as u64,
-            other => as_string(other).and_then(|s| s.parse().ok()).unwrap_or(1),
-        };
-        if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
-            entry.deliveries = count;
+        let read = rows.len() as u64;
+        let mut last_read = None;
+        for row in rows {
+            let Value::Array(cols) = row else { continue };
+            let (Some(id), Some(count)) = (cols.first().and_then(as_string), cols.get(3)) else {
+                continue;
+            };
+            let count = match count {
+                Value::Integer(n) => *n as u64,
+                other => as_string(other).and_then(|s| s.parse().ok()).unwrap_or(1),
+            };
+            if let Ok(at) = entries.binary_search_by(|e| compare_ids(&e.id, &id)) {
+                entries[at].deliveries = count;
+                missing = missing.saturating_sub(1);
+            }
+            last_read = Some(id);
+        }
+        match last_read {
+            Some(id) if read == page && missing > 0 => from = format!("({id}"),
+            _ => return,
         }
     }
+}
+
+/// Pages of a consumer's pending list [`fill_delivery_counts`] reads at most.
+const MAX_PENDING_PAGES: usize = 64;
+
+/// Stream entry ids (`<ms>-<seq>`) in the stream's order.
+fn compare_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |id: &str| -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+    };
+    parts(a).cmp(&parts(b))
 }
 
 /// Acknowledges `ids` for `member`'s group.
