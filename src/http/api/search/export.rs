@@ -281,7 +281,7 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         serde_json::to_value(&query).unwrap_or_default(),
     );
     let few = {
-        let client = state.pool.get().await?;
+        let client = state.db().await?;
         audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
         crate::http::api::search::few(&**client, &prepared.scope).await?
     };
@@ -508,8 +508,16 @@ fn csv_row(out: &mut String, p: &PostView) {
     out.push_str("\r\n");
 }
 
-/// A cell, quoted when it holds a comma, a quote or a line break; a cell a spreadsheet would
-/// read as a formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) starts with `'`.
+/// Characters a spreadsheet reads as the start of a formula.
+const FORMULA_STARTS: [char; 4] = ['=', '+', '-', '@'];
+/// Characters after which a spreadsheet may start a new cell: a line break, and the separators
+/// of locales that split on `;` (Excel in most of Europe) or of a tab-separated import.
+const CELL_BREAKS: [char; 4] = [';', '\t', '\r', '\n'];
+
+/// A cell, quoted when it holds a comma, a quote or a line break. A cell a spreadsheet would
+/// read as a formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) starts with `'`, and
+/// so does any formula start after a `;`, a tab or a line break inside it: where the list
+/// separator is `;`, `Love it;=1+1` is two cells, the second a formula.
 fn csv_cell(out: &mut String, cell: &str) {
     let formula =
         cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
@@ -520,7 +528,12 @@ fn csv_cell(out: &mut String, cell: &str) {
     if formula {
         out.push('\'');
     }
+    let mut after_break = false;
     for c in cell.chars() {
+        if after_break && FORMULA_STARTS.contains(&c) {
+            out.push('\'');
+        }
+        after_break = CELL_BREAKS.contains(&c);
         if c == '"' {
             out.push('"');
         }
@@ -590,5 +603,10 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("-0.25"), "-0.25");
         assert_eq!(cell("@handle"), "\"'@handle\"");
+        // A formula after a separator of another locale, a tab or a line break.
+        assert_eq!(cell("Love it;=2+5"), "Love it;'=2+5");
+        assert_eq!(cell("a\t@b;;-c"), "a\t'@b;;'-c");
+        assert_eq!(cell("one\n=two"), "\"one\n'=two\"");
+        assert_eq!(cell("a; b"), "a; b");
     }
 }
