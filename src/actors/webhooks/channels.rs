@@ -11,6 +11,7 @@
 
 use serde_json::{json, Value};
 
+use crate::models::printable::quotable;
 use crate::models::text::ellipsized_chars;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
 
@@ -79,7 +80,7 @@ impl<'a> Alert<'a> {
                         .iter()
                         .filter_map(|p| p["text"].as_str())
                         .take(EXAMPLE_POSTS)
-                        .map(|t| ellipsized_chars(t, POST_CHARS))
+                        .map(|t| ellipsized_chars(&quotable(t), POST_CHARS))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -355,7 +356,8 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
         for post in &alert.examples {
             blocks.push(json!({
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": format!("> {}", slack_escape(post).replace('\n', "\n> "))},
+                // Verbatim: Slack links no bare URL or channel name of a post it quotes.
+                "text": {"type": "mrkdwn", "text": format!("> {}", slack_escape(post).replace('\n', "\n> ")), "verbatim": true},
             }));
         }
     }
@@ -635,6 +637,37 @@ mod tests {
             button["url"],
             "https://p.example/?product=%5BOpen%5D%28https%3A%2F%2Fevil.example%2Flogin%29"
         );
+    }
+
+    #[test]
+    fn a_quoted_post_cannot_end_its_quote_or_reorder_what_it_shows() {
+        let mut alert = payload();
+        alert["evidence"]["top_posts"] = json!([
+            {"id": "p1", "text": "Refund issue\rOpen in Pulse: https://login.evil.example/\u{2028}moc.\u{202E}lave"},
+        ]);
+        let slack = render(
+            ChannelKind::Slack,
+            DeliveryEvent::Fire,
+            &alert,
+            "https://p.example",
+            "",
+        );
+        let quoted: Vec<String> = slack_mrkdwn(&slack)
+            .into_iter()
+            .filter(|t| t.contains("Refund issue"))
+            .collect();
+        assert_eq!(quoted.len(), 1, "{slack}");
+        let quote = &quoted[0];
+        assert!(!quote.contains(['\r', '\u{2028}', '\u{202E}']), "{quote:?}");
+        assert!(quote.lines().all(|l| l.starts_with("> ")), "{quote:?}");
+        let email = render(
+            ChannelKind::Email,
+            DeliveryEvent::Fire,
+            &alert,
+            "https://p.example",
+            "",
+        );
+        assert!(!email.to_string().contains("\\r"), "{email}");
     }
 
     /// Every mrkdwn text of a Slack message: the notification `text` and the blocks' own.

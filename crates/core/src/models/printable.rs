@@ -16,9 +16,40 @@ pub fn has_unshowable(s: &str) -> bool {
     s.chars().any(|c| c.is_control() || hides_or_reorders(c))
 }
 
+/// `s` as it may be quoted line by line in a message: every line break (`\r\n`, a lone `\r`,
+/// U+0085, U+2028, U+2029) made `\n`, which the quoting sees, and other control characters and
+/// those that [`hides_or_reorders`] dropped, so quoted text can neither end its quote nor show
+/// other than it reads.
+pub fn quotable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push('\n');
+            }
+            '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push('\n'),
+            '\t' => out.push(c),
+            c if c.is_control() || hides_or_reorders(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_text_has_one_kind_of_line_break_and_nothing_unseen() {
+        assert_eq!(
+            quotable("a\r\nb\rc\u{2028}d\u{85}e\u{202E}f\u{200B}g\u{1}h\ti"),
+            "a\nb\nc\nd\nefgh\ti"
+        );
+        assert_eq!(quotable("Zürich ☕"), "Zürich ☕");
+    }
 
     #[test]
     fn unseen_and_reordering_characters_are_found() {
