@@ -3,6 +3,10 @@
 //! the entry's author (else the feed's, else its title) as the author, the entry's link as
 //! the URL.
 //!
+//! An entry keeps its own id only where that id names the feed's own site: a feed may list
+//! any id, and the first post stored under an id keeps it, so a feed that could use another
+//! site's ids could publish its own text under the id of that site's next entry.
+//!
 //! What was handled is remembered by the entries themselves, not only by their dates: a feed
 //! whose items share a date (whole days, whole minutes), an aggregator that lists a new item
 //! with an older date, and an item dated years ahead would each lose entries to a position
@@ -39,8 +43,9 @@ const LOOKBACK: TimeDelta = TimeDelta::days(7);
 pub struct Position {
     /// The newest entry date handled, never ahead of the time it was read.
     pub newest: Option<DateTime<Utc>>,
-    /// Digests of the ids of the last document's entries, handled or left out; empty in a
-    /// position stored before they were kept (then `newest` alone decides, as it did).
+    /// Digests of the last document's entries' own ids (as their posts' ids were before
+    /// those were checked against the feed's site), handled or left out; empty in a position
+    /// stored before they were kept (then `newest` alone decides, as it did).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<u64>,
 }
@@ -109,7 +114,7 @@ pub fn events(
             (true, _) => body,
         };
         let id = entry_id(url, &entry.id, &text);
-        let digest = digest64(&id);
+        let digest = digest64(&entry_key(url, &entry.id, &text));
         if next_seen.len() < MAX_SEEN {
             next_seen.push(digest);
         }
@@ -205,17 +210,135 @@ fn person_name(person: &feed_rs::model::Person) -> Option<String> {
 }
 
 /// `feed:` and the entry's own id when it names itself globally (a URL, a `tag:` or `urn:`
-/// id) and is short enough; else a digest of the feed URL and the id, so two feeds' item
-/// `1234` stay two posts; an entry with neither id nor link, by its text. The same entry
-/// always gets the same id.
+/// id), is short enough, and names the feed's own site ([`names_site_of`]). A feed is
+/// third-party content: one that names another site's entry (a guessed WordPress
+/// `?p=1235`, a copied `urn:uuid:`) gets an id of its own ([`scoped_id`]), so it cannot
+/// store its text under the id the other site's entry will have. Any other entry: a digest
+/// of the feed URL and the id, so two feeds' item `1234` stay two posts; an entry with
+/// neither id nor link, by its text. The same entry always gets the same id.
 fn entry_id(url: &str, id: &str, text: &str) -> String {
     let id = id.trim();
-    if id.contains(':') && id.len() <= MAX_ID_BYTES - 5 {
-        return format!("feed:{id}");
+    if !names_itself(id) {
+        hashed_id(url, id, text)
+    } else if names_site_of(id, url) {
+        format!("feed:{id}")
+    } else {
+        scoped_id(url, id)
     }
+}
+
+/// What a position remembers an entry by: its id as it was before ids were checked against
+/// the feed's site, so that an entry handled then is not sent again under its scoped id
+/// after an upgrade. A position is its feed's own, so no other feed's entries match it.
+fn entry_key(url: &str, id: &str, text: &str) -> String {
+    let id = id.trim();
+    if names_itself(id) {
+        format!("feed:{id}")
+    } else {
+        hashed_id(url, id, text)
+    }
+}
+
+/// An id that holds a `:` (a URL, a `tag:` or `urn:` id) and fits behind `feed:`.
+fn names_itself(id: &str) -> bool {
+    id.contains(':') && id.len() <= MAX_ID_BYTES - 5
+}
+
+/// `feed:` and a digest of the feed URL and the id (the entry's text when it has none).
+fn hashed_id(url: &str, id: &str, text: &str) -> String {
     let named = if id.is_empty() { text } else { id };
+    format!("feed:{}", digest(url, named))
+}
+
+/// `feed:<feed host>/` and the digest of [`hashed_id`]: readable as the feed's, unlike any
+/// id kept as is (those begin with a scheme), and the feed's alone, however many feeds share
+/// its host (the digest is of the whole feed URL). Just `feed:` and the digest when the host
+/// is too long to fit.
+fn scoped_id(url: &str, id: &str) -> String {
+    let digest = digest(url, id);
+    match url_host(url) {
+        Some(host) if 5 + host.len() + 1 + digest.len() <= MAX_ID_BYTES => {
+            format!("feed:{host}/{digest}")
+        }
+        _ => format!("feed:{digest}"),
+    }
+}
+
+/// 32 hexadecimal digits of a digest of the feed URL and what names the entry.
+fn digest(url: &str, named: &str) -> String {
     let digest = Sha256::digest(format!("{url}\n{named}").as_bytes());
-    format!("feed:{}", crate::models::hex::hex(&digest[..16]))
+    crate::models::hex::hex(&digest[..16])
+}
+
+/// Whether an entry id names the feed's own site: the id's host (a URL's, or a `tag:` id's
+/// authority) and the feed URL's are one site's ([`same_site`]). The entry's link does not
+/// count: the feed writes it as freely as the id. An id without a host (`urn:`) names no
+/// site, and any feed could copy it.
+fn names_site_of(id: &str, feed_url: &str) -> bool {
+    match (id_host(id), url_host(feed_url)) {
+        (Some(id_host), Some(feed_host)) => same_site(&id_host, &feed_host),
+        _ => false,
+    }
+}
+
+/// The host an entry id names: a `tag:` id's authority, else the host of an id that reads
+/// as a URL.
+fn id_host(id: &str) -> Option<String> {
+    match id.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tag:") => tag_authority(&id[4..]),
+        _ => url_host(id),
+    }
+}
+
+/// The domain of a `tag:` id (RFC 4151: `tag:example.com,2005:...`, or
+/// `tag:jane@example.com,2005:...`, an address whose domain counts); none when it is not a
+/// plain domain name.
+fn tag_authority(rest: &str) -> Option<String> {
+    let (authority, _) = rest.split_once(',')?;
+    let domain = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, domain)| domain)
+        .to_ascii_lowercase();
+    let plain = domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    Some(domain).filter(|d| plain && !d.is_empty())
+}
+
+/// The host of a URL, lower case, without its port.
+fn url_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some(host).filter(|h| !h.is_empty())
+}
+
+/// Whether two hosts are one site's: the same name once a trailing `.` and a leading `www.`
+/// are dropped, or one a subdomain of the other (`feeds.example.com` and `www.example.com`,
+/// `blog.example.com` and `example.com`; not `blog.example.com` and `shop.example.com`, so
+/// the sites of a shared domain such as `alice.github.io` and `bob.github.io` stay apart).
+/// Without a list of public suffixes, a name of one label (`com`) is nobody's parent, and an
+/// address is only itself.
+fn same_site(a: &str, b: &str) -> bool {
+    let (a, b) = (site_name(a), site_name(b));
+    a == b || (is_domain(a) && is_domain(b) && (is_subdomain(a, b) || is_subdomain(b, a)))
+}
+
+fn site_name(host: &str) -> &str {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.strip_prefix("www.").unwrap_or(host)
+}
+
+/// Whether `child` lies under `parent`, a name of two labels or more.
+fn is_subdomain(child: &str, parent: &str) -> bool {
+    parent.contains('.')
+        && child
+            .strip_suffix(parent)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// A domain name, not an IP address.
+fn is_domain(host: &str) -> bool {
+    !host.starts_with('[') && host.parse::<std::net::Ipv4Addr>().is_err()
 }
 
 fn digest64(id: &str) -> u64 {
@@ -391,5 +514,168 @@ mod tests {
             })
             .collect();
         assert_eq!(authors, ["Jane Doe", "T"], "else the feed's title");
+    }
+
+    #[test]
+    fn an_entry_id_on_the_feeds_own_site_is_kept_as_it_was() {
+        let kept = [
+            ("https://news.example/rss", "https://news.example/recall"),
+            (
+                "https://feeds.example.com/rss",
+                "https://www.example.com/?p=1235",
+            ),
+            (
+                "https://www.example.com/feed/",
+                "http://example.com/2026/11/recall",
+            ),
+            ("https://blog.example.com/feed", "https://example.com/?p=7"),
+            (
+                "https://News.Example./rss",
+                "HTTPS://NEWS.EXAMPLE:8443/recall",
+            ),
+        ];
+        for (feed, id) in kept {
+            assert_eq!(entry_id(feed, id, "t"), format!("feed:{id}"), "{feed}");
+            assert_eq!(entry_id(feed, id, "t"), entry_key(feed, id, "t"));
+        }
+    }
+
+    #[test]
+    fn an_entry_id_on_another_site_is_the_feeds_own() {
+        let victim = "https://victim.example/?p=1235";
+        let one = entry_id("https://aggregator.example/rss", victim, "t");
+        let two = entry_id("https://other.example/feed", victim, "t");
+        assert!(one.starts_with("feed:aggregator.example/"), "{one}");
+        assert!(two.starts_with("feed:other.example/"), "{two}");
+        assert_ne!(one, two);
+        assert_eq!(one, entry_id("https://aggregator.example/rss", victim, "u"));
+        // Two feeds of one host are two publishers.
+        assert_ne!(
+            entry_id("https://feeds.host.example/alice", victim, "t"),
+            entry_id("https://feeds.host.example/bob", victim, "t")
+        );
+        let foreign = [
+            (
+                "https://blog.example.com/feed",
+                "https://shop.example.com/1",
+            ),
+            ("https://example.com/feed", "https://evilexample.com/1"),
+            (
+                "https://evil.example/rss",
+                "https://evil.example@victim.example/1",
+            ),
+            (
+                "https://alice.github.io/feed.xml",
+                "https://bob.github.io/1",
+            ),
+            ("https://evil.com/rss", "https://com/1"),
+            ("http://1.2.3.4/rss", "http://2.3.4/1"),
+        ];
+        for (feed, id) in foreign {
+            let scoped = entry_id(feed, id, "t");
+            assert_ne!(scoped, format!("feed:{id}"), "{feed} {id}");
+            assert!(!scoped.contains(id), "{scoped}");
+        }
+        // Remembered as before, so an entry handled before it was scoped is not sent again.
+        assert_eq!(
+            entry_key("https://aggregator.example/rss", victim, "t"),
+            format!("feed:{victim}")
+        );
+    }
+
+    #[test]
+    fn a_tag_id_is_kept_where_its_authority_is_the_feeds_site() {
+        let atom = "https://news.example/atom";
+        for id in [
+            "tag:news.example,2026:/recall",
+            "tag:jane@news.example,2026-11:post-1",
+            "TAG:www.news.example,2026:3",
+        ] {
+            assert_eq!(entry_id(atom, id, "t"), format!("feed:{id}"));
+        }
+        let releases = "https://github.com/owner/repo/releases.atom";
+        let release = "tag:github.com,2008:Repository/123/v1.0";
+        assert_eq!(entry_id(releases, release, "t"), format!("feed:{release}"));
+        for id in [
+            "tag:victim.example,2026:/recall",
+            "tag:news.example.victim.example,2026:1",
+            "tag:news.example/x,2026:1",
+            "tag:news.example",
+        ] {
+            assert!(
+                entry_id(atom, id, "t").starts_with("feed:news.example/"),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_that_name_no_site_are_the_feeds_own() {
+        let urn = "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a";
+        let blog = entry_id("https://blog.example/atom", urn, "t");
+        assert!(blog.starts_with("feed:blog.example/"), "{blog}");
+        assert_ne!(blog, entry_id("https://copy.example/atom", urn, "t"));
+        assert_ne!(blog, format!("feed:{urn}"));
+        // A feed URL without a host: the digest alone.
+        let bare = entry_id("u", "mailto:desk@news.example", "t");
+        assert_eq!(bare.len(), 5 + 32, "{bare}");
+        assert!(bare[5..].bytes().all(|b| b.is_ascii_hexdigit()), "{bare}");
+    }
+
+    #[test]
+    fn long_ids_and_long_hosts_stay_within_the_id_limit() {
+        let path = "p".repeat(MAX_ID_BYTES - 5 - "https://victim.example/".len());
+        let longest = format!("https://victim.example/{path}");
+        assert_eq!(longest.len(), MAX_ID_BYTES - 5);
+        let own = entry_id("https://victim.example/rss", &longest, "t");
+        assert_eq!(own, format!("feed:{longest}"));
+        assert_eq!(own.len(), MAX_ID_BYTES);
+        let scoped = entry_id("https://other.example/rss", &longest, "t");
+        assert!(scoped.starts_with("feed:other.example/"), "{scoped}");
+        assert!(scoped.len() <= MAX_ID_BYTES);
+        let too_long = format!("{longest}p");
+        assert_eq!(
+            entry_id("https://victim.example/rss", &too_long, "t").len(),
+            5 + 32
+        );
+        let host = [
+            "h".repeat(60),
+            "o".repeat(60),
+            "s".repeat(60),
+            "t".repeat(60),
+        ]
+        .join(".");
+        let far = entry_id(&format!("https://{host}/rss"), "urn:x:1", "t");
+        assert_eq!(far.len(), 5 + 32, "{far}");
+        assert!(!far.contains(&host));
+    }
+
+    #[test]
+    fn an_entry_handled_before_its_id_was_scoped_is_not_sent_again() {
+        let now = Utc::now();
+        let hour_ago = now - TimeDelta::hours(1);
+        let tags = Tags {
+            product: None,
+            channel: None,
+            max_text_chars: 100,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let handled = "https://elsewhere.example/1";
+        // The position an earlier version stored: the digest of the id it gave the entry.
+        let position = Position {
+            newest: Some(hour_ago),
+            seen: vec![digest64(&format!("feed:{handled}"))],
+        };
+        let doc = [
+            item(Some(handled), "handled", Some(hour_ago)),
+            item(Some("https://elsewhere.example/2"), "new", Some(hour_ago)),
+        ];
+        let url = "https://daily.example/rss";
+        let (events, _, _) = events(rss(&doc), url, &position, &mut filter, &tags, now);
+        assert_eq!(ids(&events), ["new"]);
+        let Event::Post(p) = &events[0] else {
+            unreachable!()
+        };
+        assert!(p.id.starts_with("feed:daily.example/"), "{}", p.id);
     }
 }

@@ -2,7 +2,8 @@
 //! with conditional requests (`If-None-Match`, `If-Modified-Since`), so an unchanged feed
 //! costs one 304. The position is, per feed, the entries of the last document read and the
 //! newest entry time handled (see [`entries`]), stored with the events; entries handled are
-//! not sent again, and those sent twice are stored once (ids are the entries' own).
+//! not sent again, and those sent twice are stored once (ids are the entries' own where they
+//! name the feed's own site, else the feed's; see [`entries`]).
 //!
 //! Feed URLs come from configuration but their servers choose where a redirect goes, so
 //! feeds are fetched under the egress policy every source uses ([`crate::egress`]): only

@@ -2,7 +2,7 @@
 //! own payloads.
 
 use super::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A Mastodon instance stand-in on loopback. The first stream request is answered 429 with
 /// `Retry-After: 1`; the second gets tests/fixtures/mastodon/stream-first.txt and is closed;
@@ -299,13 +299,16 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.post_count().await, 3);
     let pg = env.pg().await;
+    // Its id, a `urn:`, names no site: the post's id is the feed's own.
     let row = pg
         .query_one(
-            "SELECT text, lang, channel, author_id, url FROM posts WHERE id = 'feed:urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a'",
+            "SELECT text, lang, channel, author_id, url, id FROM posts WHERE url = 'https://blog.example/2026/11/pulse-buds'",
             &[],
         )
         .await
         .unwrap();
+    let id: String = row.get(5);
+    assert!(id.starts_with("feed:127.0.0.1/"), "{id}");
     assert_eq!(
         row.get::<_, String>(0),
         "Pulse Buds Lite: seit 14 Tagen kaputt\nFurchtbar: der Akku hält keinen Tag."
@@ -322,6 +325,73 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
         metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
         "{metrics}"
     );
+    app.shutdown().await;
+}
+
+/// Two feeds of one source on two hosts (`localhost` and `127.0.0.1`): feed B lists, before
+/// feed A has published it, an entry whose id is the URL of A's next entry, with B's text.
+/// B's entry is stored as B's own post, and A's, read later, under its own id with its own
+/// text.
+#[actix_rt::test]
+async fn a_feed_cannot_take_the_id_of_another_sites_entry() {
+    let (listener, address, _) = listen().await;
+    let a_entry = format!("http://localhost:{}/a/1235", address.port());
+    let a_published = Arc::new(AtomicBool::new(false));
+    let published = a_published.clone();
+    let guid = a_entry.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let req = read_request(&mut tcp).await;
+            let item = |title: &str| {
+                format!("<item><guid>{guid}</guid><link>{guid}</link><title>{title}</title></item>")
+            };
+            let items = match req.route() {
+                "/b.rss" => item("Pulse Buds recall was a hoax"),
+                "/a.rss" if published.load(Ordering::SeqCst) => item("Pulse Buds recalled"),
+                _ => String::new(),
+            };
+            let doc = format!(
+                r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Site</title>{items}</channel></rss>"#
+            );
+            let xml = [("Content-Type", "application/rss+xml")];
+            respond(&mut tcp, "200 OK", &xml, &doc).await;
+        }
+    });
+    let app = serve_source(feeds(
+        "news",
+        vec![
+            format!("http://127.0.0.1:{}/b.rss", address.port()),
+            format!("http://localhost:{}/a.rss", address.port()),
+        ],
+    ))
+    .await;
+    let env = &app.env;
+    assert!(
+        env.stored(1, Duration::from_secs(30)).await,
+        "feed B's entry not stored"
+    );
+    a_published.store(true, Ordering::SeqCst);
+    assert!(
+        env.stored(2, Duration::from_secs(30)).await,
+        "feed A's entry not stored beside B's: {} posts",
+        env.post_count().await
+    );
+    let pg = env.pg().await;
+    let a_id = format!("feed:{a_entry}");
+    let a = pg
+        .query_one("SELECT text FROM posts WHERE id = $1", &[&a_id])
+        .await
+        .unwrap();
+    assert_eq!(a.get::<_, String>(0), "Pulse Buds recalled");
+    let b = pg
+        .query_one(
+            "SELECT id FROM posts WHERE text = 'Pulse Buds recall was a hoax'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let b_id: String = b.get(0);
+    assert!(b_id.starts_with("feed:127.0.0.1/"), "{b_id}");
     app.shutdown().await;
 }
 
