@@ -484,7 +484,8 @@ pub struct MetricsSettings {
     pub updates_per_sec: f64,
     /// Keys of each producer-named dimension (city, country, product, channel, language) that
     /// get rollups of their own per day; posts with further keys that day are counted under
-    /// `(other)`.
+    /// `(other)`, as are a batch's keys of the days past those it asks about at once (see
+    /// `db::rollup_keys`).
     pub max_keys_per_dimension: usize,
 }
 

@@ -260,7 +260,9 @@ pub mod names {
         /// Audit records that could not be written or completed.
         counter AUDIT_FAILURES = "pulse_audit_failures_total";
         /// Keys counted under `(other)` in the rollups because their dimension had
-        /// `metrics.max_keys_per_dimension` keys that day already, by `dimension`.
+        /// `metrics.max_keys_per_dimension` keys that day already, or because their batch named
+        /// more dimensions and days than one batch asks about (`ASKED_GROUPS` in
+        /// `db::rollup_keys`), by `dimension`.
         counter ROLLUP_KEYS_OTHER = "pulse_rollup_other_keys_total";
         /// Stored posts marked deleted by a `delete` event (a post stored already deleted is not
         /// counted).
