@@ -174,6 +174,7 @@ impl Application {
             auth,
             limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
                 &settings.limits,
+                crate::db::api_pool_size(&settings.database),
             )),
             bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),

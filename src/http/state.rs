@@ -29,7 +29,12 @@ pub struct State {
     caller: Option<Principal>,
     /// An administrator's change: its database work goes to the reserved connection.
     reserved: bool,
+    /// The client the request is budgeted to ([`State::client_id`]).
+    client: String,
 }
+
+/// Connection time a caller needs in hand to start a query, in seconds: anything above a debt.
+const DB_TIME_TO_START: f64 = 1e-3;
 
 /// How long a costly read waits for the same caller's previous one to end.
 pub const COSTLY_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -37,12 +42,33 @@ pub const COSTLY_READ_WAIT: std::time::Duration = std::time::Duration::from_secs
 impl State {
     /// A connection of the API's pool: the reserved one for an administrator's change (see
     /// [`crate::db::ApiPool`]), so no other caller's reads can keep it from the database.
-    pub async fn db(&self) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
+    ///
+    /// Other callers' connection time is budgeted ([`RateLimiter::db_time`]): each use and the
+    /// rest after it are charged to the caller when the connection is given back, and a caller
+    /// in debt is refused (429, `details.scope` `database`) until it is paid back, so one
+    /// caller's slow reads cannot keep the API's few connections from everyone else.
+    ///
+    /// [`RateLimiter::db_time`]: super::middleware::rate_limit::RateLimiter::db_time
+    pub async fn db(&self) -> Result<crate::db::ApiConnection, ApiError> {
         if self.reserved {
-            self.app.pool.get_reserved().await
-        } else {
-            self.app.pool.get().await
+            return Ok(self.app.pool.get_reserved().await?);
         }
+        if !self.app.limiter.enabled() {
+            return Ok(self.app.pool.get().await?);
+        }
+        let limiter = self.app.limiter.clone();
+        if let Err(wait) = limiter.db_time.take_n(&self.client, DB_TIME_TO_START) {
+            return Err(ApiError::rate_limited(
+                "database",
+                "this caller's queries took more of the API's database connections than \
+                 limits.per_caller_db_share allows; wait for Retry-After",
+                wait,
+            ));
+        }
+        let client = self.client.clone();
+        Ok(self.app.pool.get().await?.on_release(Box::new(move |took| {
+            limiter.db_time.charge(&client, took.as_secs_f64());
+        })))
     }
 
     /// The admitted caller; `None` only on public routes.
@@ -52,14 +78,7 @@ impl State {
 
     /// The client the request is budgeted to (see [`super::middleware::peer::client_id`]).
     pub fn client_id(&self, req: &HttpRequest) -> String {
-        let network = req
-            .extensions()
-            .get::<super::middleware::peer::ClientNetwork>()
-            .map_or_else(|| "unknown".to_string(), |n| n.0.clone());
-        super::middleware::peer::client_id(
-            self.caller.as_ref().and_then(|c| c.key_id.as_deref()),
-            &network,
-        )
+        client_of(self.caller.as_ref(), req)
     }
 
     /// The caller's place for a costly read ([`super::AppState::costly_reads`]): a read asked
@@ -140,6 +159,15 @@ fn unguarded(req: &HttpRequest, code: ErrorCode) -> ApiError {
     ApiError::new(code, "this route needs a caller with another role")
 }
 
+/// The client a request of `caller` is budgeted to: its key, or its network without one.
+fn client_of(caller: Option<&Principal>, req: &HttpRequest) -> String {
+    let network = req
+        .extensions()
+        .get::<super::middleware::peer::ClientNetwork>()
+        .map_or_else(|| "unknown".to_string(), |n| n.0.clone());
+    super::middleware::peer::client_id(caller.and_then(|c| c.key_id.as_deref()), &network)
+}
+
 /// The check itself, apart from the extractor so tests can call it.
 fn admit(req: &HttpRequest) -> Result<State, ApiError> {
     let app = req
@@ -149,6 +177,7 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
     let pattern = req.match_pattern();
     let caller = req.extensions().get::<Principal>().cloned();
     let change = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let client = client_of(caller.as_ref(), req);
     match app
         .policy
         .required(req.method(), pattern.as_deref(), req.path())
@@ -157,12 +186,14 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
             app,
             caller,
             reserved: false,
+            client,
         }),
         Access::Role(needed) => match caller {
             Some(p) if p.role.allows(needed) => Ok(State {
                 app,
                 reserved: change && p.role == crate::auth::Role::Admin,
                 caller: Some(p),
+                client,
             }),
             Some(_) => Err(unguarded(req, ErrorCode::Forbidden)),
             None => Err(unguarded(req, ErrorCode::Unauthorized)),
@@ -206,6 +237,7 @@ mod tests {
             auth: None,
             limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
                 &settings.limits,
+                crate::db::api_pool_size(&settings.database),
             )),
             bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
             backlog: Default::default(),

@@ -93,6 +93,25 @@ impl Buckets {
         }
     }
 
+    /// Takes `n` from `who`'s bucket at `now` whatever it holds, down to a debt of one full
+    /// bucket: for a cost known only once the work is done, paid back before `who` may start
+    /// the next.
+    pub fn charge_at(&self, who: &str, n: f64, now: Instant) {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(bucket) = table.buckets.get_mut(who) else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = ((bucket.tokens + elapsed * self.per_sec).min(self.burst) - n.max(0.0))
+            .max(-self.burst);
+        bucket.at = now;
+    }
+
+    /// [`Buckets::charge_at`] now.
+    pub fn charge(&self, who: &str, n: f64) {
+        self.charge_at(who, n, Instant::now())
+    }
+
     /// [`Buckets::take_at`] now.
     pub fn take(&self, who: &str) -> Result<u64, Duration> {
         self.take_at(who, Instant::now())
@@ -131,11 +150,14 @@ pub struct RateLimiter {
     pub per_network: Buckets,
     /// Events of `POST /api/v1/events`, by key: what one producer may add to the stream.
     pub events_per_key: Buckets,
+    /// Seconds of the API's connection time, by client (see [`crate::http::state::State::db`]).
+    pub db_time: Buckets,
 }
 
 impl RateLimiter {
-    /// Limits from the settings.
-    pub fn new(settings: &LimitSettings) -> RateLimiter {
+    /// Limits from the settings, for an API pool of `db_connections`.
+    pub fn new(settings: &LimitSettings, db_connections: usize) -> RateLimiter {
+        let connections = db_connections.max(1) as f64;
         RateLimiter {
             enabled: settings.rate_limits,
             per_key: Buckets::new(settings.per_key_per_sec, settings.per_key_burst),
@@ -144,6 +166,10 @@ impl RateLimiter {
             events_per_key: Buckets::new(
                 settings.per_key_events_per_sec,
                 settings.per_key_events_burst,
+            ),
+            db_time: Buckets::new(
+                settings.per_caller_db_share * connections,
+                settings.per_caller_db_burst_secs * connections,
             ),
         }
     }
@@ -162,6 +188,24 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_charge_past_the_bucket_is_a_debt_paid_back_before_the_next_take() {
+        let b = Buckets::new(1.0, 2.0);
+        let t0 = Instant::now();
+        assert_eq!(b.take_n_at("k", 0.001, t0), Ok(1));
+        b.charge_at("k", 3.0, t0);
+        let wait = b.take_n_at("k", 0.001, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 1.0).abs() < 0.01, "{wait:?}");
+        // A debt is at most one full bucket.
+        b.charge_at("k", 100.0, t0);
+        let wait = b.take_n_at("k", 0.001, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 2.0).abs() < 0.01, "{wait:?}");
+        assert!(b.take_n_at("k", 0.001, t0 + Duration::from_secs(3)).is_ok());
+        // A caller never seen is not charged.
+        b.charge_at("other", 5.0, t0);
+        assert_eq!(b.take_n_at("other", 1.0, t0), Ok(1));
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refills_at_its_rate() {

@@ -605,6 +605,18 @@ async fn asked(addr: std::net::SocketAddr, request: &str) -> (tokio::net::TcpStr
     (stream, status)
 }
 
+/// What `stream` holds until the server closes it; panics unless it does within 30 s.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, what: &str) -> String {
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(stream, &mut rest),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(_))), "{what} is not closed");
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
 /// A client could hold connections without end: actix times out only a connection's first
 /// request head, so one byte of the next request now and then kept each open, and nothing
 /// counted how many one client held. A network holds at most
@@ -633,17 +645,7 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
         "{} held past the cap of {CAP}",
         held.len()
     );
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::io::AsyncReadExt::read_to_end(&mut refused, &mut rest),
-    )
-    .await;
-    assert!(
-        matches!(closed, Ok(Ok(_))),
-        "the refused connection is closed"
-    );
-    let answer = String::from_utf8_lossy(&rest);
+    let answer = read_until_closed(&mut refused, "the refused connection").await;
     assert!(answer.contains("\"scope\":\"connections\""), "{answer}");
     // A CORS preflight, answered before the guard, is refused alike rather than kept open.
     let (mut preflight, status) = asked(
@@ -653,15 +655,7 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     )
     .await;
     assert_eq!(status, 429, "a preflight past the cap");
-    let closed = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::io::AsyncReadExt::read_to_end(&mut preflight, &mut rest),
-    )
-    .await;
-    assert!(
-        matches!(closed, Ok(Ok(_))),
-        "the preflight's connection is closed"
-    );
+    read_until_closed(&mut preflight, "the preflight's connection").await;
     drop(held);
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -678,4 +672,42 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
         "{metrics}"
     );
     app.shutdown().await;
+}
+
+/// One caller's reads cannot take the API's few connections from everyone: each use of a
+/// connection (and the rest after it) is charged to its caller, and a caller past its budget
+/// is told to wait (429, scope `database`) while another caller is answered.
+#[actix_rt::test]
+async fn a_caller_past_its_share_of_the_database_waits_and_others_are_answered() {
+    let s = Server::start(|s| {
+        s.limits.rate_limits = true;
+        // Only the database's budget may refuse these.
+        s.limits.per_key_per_sec = 1e6;
+        s.limits.per_key_burst = 1e6;
+        s.database.api_busy_share = 1.0;
+        s.database.api_pool_size = 1;
+        s.limits.per_caller_db_share = 0.000_1;
+        s.limits.per_caller_db_burst_secs = 0.05;
+    })
+    .await;
+    let mut refused = None;
+    for _ in 0..2_000 {
+        let res = s
+            .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
+            .await;
+        if res.status == 429 {
+            refused = Some(res);
+            break;
+        }
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let refused = refused.expect("the analyst's connection time runs out");
+    refused.assert_error(429, "rate_limited", "past its share");
+    assert_eq!(refused.json()["error"]["details"]["scope"], "database");
+    assert!(refused.headers.contains_key("retry-after"));
+    let other = s
+        .call("GET", "/api/v1/alert-rules", Some(Role::Editor), None)
+        .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    s.app.shutdown().await;
 }

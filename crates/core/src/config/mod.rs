@@ -285,6 +285,13 @@ pub struct LimitSettings {
     /// Bytes of request bodies held in memory at once by every client together; past it a
     /// request is answered 503 `busy`.
     pub body_memory_bytes: usize,
+    /// Share of the API's connection time (each use and the rest after it) one caller may
+    /// take on average: one caller's slow reads cannot keep the API's few connections from
+    /// every other caller. Past it, 429 until its debt is paid back.
+    pub per_caller_db_share: f64,
+    /// Seconds of connection time, per connection of the API's pool, a caller may take in a
+    /// burst above that share.
+    pub per_caller_db_burst_secs: f64,
 }
 
 /// The stream reader.
@@ -751,6 +758,8 @@ impl Default for LimitSettings {
             bodies_per_client: 4,
             body_memory_per_client_bytes: 8 * 1024 * 1024,
             body_memory_bytes: 32 * 1024 * 1024,
+            per_caller_db_share: 0.5,
+            per_caller_db_burst_secs: 30.0,
         }
     }
 }

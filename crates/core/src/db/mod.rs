@@ -180,11 +180,15 @@ impl ApiPool {
     }
 }
 
+/// What a caller is told of the connection time it took: its use and the rest after it.
+pub type OnRelease = Box<dyn FnOnce(Duration) + Send + Sync>;
+
 /// A connection of the [`ApiPool`]; dropping it starts its rest.
 pub struct ApiConnection {
     conn: Option<deadpool_postgres::Object>,
     taken: std::time::Instant,
     rest_factor: f64,
+    on_release: Option<OnRelease>,
 }
 
 impl ApiConnection {
@@ -193,7 +197,15 @@ impl ApiConnection {
             conn: Some(conn),
             taken: std::time::Instant::now(),
             rest_factor,
+            on_release: None,
         }
+    }
+
+    /// Calls `f` with the connection time this use takes (held, and resting after) when it
+    /// is given back: what a caller's budget of the API's connections is charged.
+    pub fn on_release(mut self, f: OnRelease) -> ApiConnection {
+        self.on_release = Some(f);
+        self
     }
 
     /// Gives the connection back without its rest: for work that reads while nothing else
@@ -224,7 +236,11 @@ impl std::ops::DerefMut for ApiConnection {
 impl Drop for ApiConnection {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        let rest = self.taken.elapsed().mul_f64(self.rest_factor);
+        let held = self.taken.elapsed();
+        let rest = held.mul_f64(self.rest_factor);
+        if let Some(f) = self.on_release.take() {
+            f(held + rest);
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) if !rest.is_zero() => {
                 runtime.spawn(async move {
