@@ -3,8 +3,10 @@
 //! HMAC-SHA256 signature, retries failures with exponential backoff and jitter, and gives up
 //! (`dead`) after `webhooks.max_attempts`. It runs on its own timer, so a slow or failing
 //! receiver never delays the alerter; each delivery is recorded as soon as its receiver answers
-//! and its place goes to the next, and a channel has at most [`PER_CHANNEL`] in flight, so a
-//! slow receiver never delays the other channels either.
+//! and its place goes to the next, and a channel has at most [`PER_CHANNEL`] in flight (one
+//! while it is failing: a delivery of it is due again after a failed attempt), so a slow
+//! receiver never delays the other channels either, and receivers that time out hold a place
+//! each.
 //!
 //! Each request carries `x-pulse-event` (`alert:<kind>`, or `digest`), `x-pulse-delivery` (the delivery
 //! id), `x-pulse-timestamp` (Unix seconds) and `x-pulse-signature`:

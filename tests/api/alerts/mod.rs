@@ -554,6 +554,33 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
         .unwrap();
     assert_eq!(channels(&more), [(1, per_channel - 1)].into());
     assert!(more.iter().all(|d| first.iter().all(|f| f.id != d.id)));
+
+    // A failing channel (a delivery due again after a failed attempt) gets one place: a
+    // receiver that times out holds one, not four.
+    pg.batch_execute(
+        "UPDATE webhook_deliveries SET status = 'delivered' WHERE status = 'pending'; \
+         INSERT INTO webhooks (url, secret) VALUES ('http://192.0.2.1/failing', 's'); \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, attempts) \
+         SELECT (SELECT max(id) FROM webhooks), id, '{}', CASE WHEN id = 1 THEN 2 ELSE 0 END \
+         FROM alerts WHERE id <= 10;",
+    )
+    .await
+    .unwrap();
+    let failing = claim_due(&mut pg, 32, 60.0, per_channel, &Sending::default())
+        .await
+        .unwrap();
+    assert_eq!(failing.len(), 1, "{:?}", channels(&failing));
+    let sending = Sending(failing.iter().map(|d| (d.id, d.webhook_id)).collect());
+    pg.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let beside = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
+        .await
+        .unwrap();
+    assert!(beside.is_empty(), "{:?}", channels(&beside));
 }
 
 #[actix_rt::test]

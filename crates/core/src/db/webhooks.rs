@@ -216,7 +216,8 @@ impl Sending {
 /// before the alert (PagerDuty would open an incident nothing resolves). A channel gets at
 /// most `per_channel` deliveries in flight, counting `sending` (what the caller is sending
 /// now: how many by channel id, and which), so a slow receiver holds only its own places and a
-/// channel's backlog hides no other's.
+/// channel's backlog hides no other's; a channel that is failing (a delivery of it due again
+/// after a failed attempt) gets one, so receivers that time out hold a place each, not four.
 pub async fn claim_due(
     client: &mut Client,
     limit: usize,
@@ -234,15 +235,19 @@ pub async fn claim_due(
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event, \
-             d.webhook_id \
+            "WITH failing AS (SELECT DISTINCT webhook_id FROM webhook_deliveries \
+                 WHERE status = 'pending' AND attempts > 0) \
+             SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event, \
+             d.webhook_id, q.failing \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
-             AND d.id IN (SELECT id FROM (SELECT e.id, row_number() OVER \
-                     (PARTITION BY e.webhook_id ORDER BY e.next_attempt_at, e.id) AS place \
+             JOIN (SELECT id, failing FROM (SELECT e.id, row_number() OVER \
+                     (PARTITION BY e.webhook_id ORDER BY e.next_attempt_at, e.id) AS place, \
+                     e.webhook_id IN (SELECT webhook_id FROM failing) AS failing \
                  FROM webhook_deliveries e WHERE e.status = 'pending' \
                  AND e.next_attempt_at <= now() AND NOT (e.webhook_id = ANY($2)) \
-                 AND NOT (e.id = ANY($3))) firsts WHERE place <= $4) \
+                 AND NOT (e.id = ANY($3))) firsts \
+                 WHERE place <= CASE WHEN failing THEN 1 ELSE $4::int8 END) q ON q.id = d.id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
              AND NOT (d.event = 'resolve' AND EXISTS (SELECT 1 FROM webhook_deliveries f \
                  WHERE f.webhook_id = d.webhook_id AND f.alert_id = d.alert_id \
                  AND f.event = 'fire' AND f.status = 'pending')) \
@@ -257,6 +262,12 @@ pub async fn claim_due(
         .await?;
     let due: Vec<Due> = rows
         .iter()
+        .filter(|r| {
+            let limit = if r.get::<_, bool>(9) { 1 } else { per_channel };
+            let n = taken.entry(r.get(8)).or_default();
+            *n += 1;
+            *n <= limit
+        })
         .map(|r| Due {
             id: r.get(0),
             url: r.get(1),
@@ -267,11 +278,6 @@ pub async fn claim_due(
             channel: r.get(6),
             event: r.get(7),
             webhook_id: r.get(8),
-        })
-        .filter(|d| {
-            let n = taken.entry(d.webhook_id).or_default();
-            *n += 1;
-            *n <= per_channel
         })
         .take(limit)
         .collect();
