@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{content_type, unique, wait_until, FetchJson, PulseProcess, TestEnv};
+use common::{content_type, rss_of, unique, wait_until, FetchJson, PulseProcess, TestEnv};
 use pulse::auth::{keys, Role};
 
 fn frontend() -> PathBuf {
@@ -393,17 +393,6 @@ async fn without_a_build_the_root_says_how_to_make_one() {
     assert_eq!(res.status(), 200);
     assert!(content_type(&res).starts_with("text/html"));
     assert!(res.text().await.unwrap().contains("npm run build"));
-}
-
-/// Resident memory of a process, in bytes.
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
 }
 
 /// Clients that ask for a large dashboard page and then stop reading: each holds a slice of

@@ -500,6 +500,17 @@ pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs
     }
 }
 
+/// Resident memory of process `pid`, in bytes.
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
 /// A valid post event as JSON (see [`PostEvent`] for what it holds).
 pub fn post_json(id: &str, text: &str) -> String {
     PostEvent::new(id, text).to_string()

@@ -583,13 +583,7 @@ mod tests {
         ]);
         alert["evidence"]["top_terms"] = json!([{"term": "[a](https://evil.example)", "posts": 3}]);
 
-        let card = render(
-            ChannelKind::Teams,
-            DeliveryEvent::Fire,
-            &alert,
-            "https://p.example",
-            "",
-        );
+        let card = fired(ChannelKind::Teams, &alert);
         let body = card["attachments"][0]["content"]["body"]
             .as_array()
             .unwrap();
@@ -619,13 +613,7 @@ mod tests {
             "{shown}"
         );
 
-        let slack = render(
-            ChannelKind::Slack,
-            DeliveryEvent::Fire,
-            &alert,
-            "https://p.example",
-            "",
-        );
+        let slack = fired(ChannelKind::Slack, &alert);
         let text = slack.to_string();
         for forbidden in ["<!channel>", "<https://evil.example|"] {
             assert!(!text.contains(forbidden), "{forbidden} in {text}");
@@ -645,13 +633,7 @@ mod tests {
         alert["evidence"]["top_posts"] = json!([
             {"id": "p1", "text": "Refund issue\rOpen in Pulse: https://login.evil.example/\u{2028}moc.\u{202E}lave"},
         ]);
-        let slack = render(
-            ChannelKind::Slack,
-            DeliveryEvent::Fire,
-            &alert,
-            "https://p.example",
-            "",
-        );
+        let slack = fired(ChannelKind::Slack, &alert);
         let quoted: Vec<String> = slack_mrkdwn(&slack)
             .into_iter()
             .filter(|t| t.contains("Refund issue"))
@@ -660,14 +642,13 @@ mod tests {
         let quote = &quoted[0];
         assert!(!quote.contains(['\r', '\u{2028}', '\u{202E}']), "{quote:?}");
         assert!(quote.lines().all(|l| l.starts_with("> ")), "{quote:?}");
-        let email = render(
-            ChannelKind::Email,
-            DeliveryEvent::Fire,
-            &alert,
-            "https://p.example",
-            "",
-        );
+        let email = fired(ChannelKind::Email, &alert);
         assert!(!email.to_string().contains("\\r"), "{email}");
+    }
+
+    /// `alert`'s firing as `kind` renders it, with the dashboard at `https://p.example`.
+    fn fired(kind: ChannelKind, alert: &Value) -> Value {
+        render(kind, DeliveryEvent::Fire, alert, "https://p.example", "")
     }
 
     /// Every mrkdwn text of a Slack message: the notification `text` and the blocks' own.

@@ -78,13 +78,7 @@ async fn xadd_all(redis: &Client, stream: &str, events: impl IntoIterator<Item =
 
 /// Resident memory of this process (the app runs in it), in bytes.
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
+    common::rss_of(std::process::id())
 }
 
 /// A WebSocket client speaking the protocol.
