@@ -34,4 +34,6 @@ WORKDIR /app
 USER pulse
 ENV PULSE_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-CMD ["pulse", "serve", "--demo"]
+# Authentication on: the image listens on every interface, so it starts only with
+# PULSE_AUTH__JWT_SECRET set. An open demo is docker-compose.yml's, published on loopback.
+CMD ["pulse", "serve"]

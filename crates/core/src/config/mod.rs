@@ -1026,7 +1026,71 @@ impl Default for ViralitySettings {
     }
 }
 
+/// Each error of a configuration that could not be read, as it may be shown (see [`shown`]).
+pub fn shown_errors(error: &figment::Error) -> Vec<String> {
+    error.clone().into_iter().map(shown).collect()
+}
+
+/// A configuration error as it may be shown: for the sources, and for any setting named like
+/// a secret, what was found is left out (the whole of a malformed `PULSE_SOURCES` was quoted,
+/// client secrets and tokens included).
+fn shown(error: figment::Error) -> String {
+    let holds_secrets = error.path.first().is_some_and(|p| p == "sources")
+        || error.path.iter().any(|p| {
+            ["secret", "token", "password", "key"]
+                .iter()
+                .any(|s| p.contains(s))
+        });
+    if !holds_secrets {
+        return error.to_string();
+    }
+    use figment::error::Kind;
+    let expected = match &error.kind {
+        Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => {
+            format!("expected {expected}")
+        }
+        Kind::MissingField(field) => format!("missing field `{field}`"),
+        Kind::UnknownField(field, _) => format!("unknown field `{field}`"),
+        _ => "not readable".to_string(),
+    };
+    format!(
+        "`{}`: {expected} (what was found is not shown: it may hold credentials)",
+        error.path.join(".")
+    )
+}
+
 impl Settings {
+    /// Refuses rates, bursts and shares that are not positive numbers: a rate of 0 asked a
+    /// caller to wait forever (a wait too long for a `Duration`), and a NaN share made every
+    /// rest after an API query panic.
+    pub fn check_rates(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        let positive = [
+            ("limits.per_key_per_sec", l.per_key_per_sec),
+            ("limits.per_key_burst", l.per_key_burst),
+            ("limits.per_ip_per_sec", l.per_ip_per_sec),
+            ("limits.per_ip_burst", l.per_ip_burst),
+            ("limits.per_network_per_sec", l.per_network_per_sec),
+            ("limits.per_network_burst", l.per_network_burst),
+            ("limits.per_key_events_per_sec", l.per_key_events_per_sec),
+            ("limits.per_key_events_burst", l.per_key_events_burst),
+            ("limits.per_caller_db_share", l.per_caller_db_share),
+            (
+                "limits.per_caller_db_burst_secs",
+                l.per_caller_db_burst_secs,
+            ),
+            ("database.api_busy_share", self.database.api_busy_share),
+            ("analyzer.api_share", self.analyzer.api_share),
+        ];
+        for (name, value) in positive {
+            anyhow::ensure!(
+                value.is_finite() && value > 0.0,
+                "{name} must be a positive number, not {value}"
+            );
+        }
+        Ok(())
+    }
+
     /// Loads defaults, then the config file, then the environment.
     pub fn load() -> Result<Settings, Box<figment::Error>> {
         let file = std::env::var_os("PULSE_CONFIG")
@@ -1036,21 +1100,23 @@ impl Settings {
     }
 
     fn figment(file: PathBuf) -> Figment {
+        let mut ignored = vec![
+            "config",
+            "log",
+            "log_format",
+            "stream",
+            "listen",
+            "home",
+            "pg_bin",
+        ];
+        // An empty secret in the environment is no secret (compose passes `${VAR:-}` on as
+        // ""): it must not wipe the one the config file sets and leave a server open.
+        if std::env::var("PULSE_AUTH__JWT_SECRET").is_ok_and(|v| v.is_empty()) {
+            ignored.push("auth__jwt_secret");
+        }
         let given = Figment::new()
             .merge(Toml::file(file))
-            .merge(
-                Env::prefixed("PULSE_")
-                    .ignore(&[
-                        "config",
-                        "log",
-                        "log_format",
-                        "stream",
-                        "listen",
-                        "home",
-                        "pg_bin",
-                    ])
-                    .split("__"),
-            )
+            .merge(Env::prefixed("PULSE_").ignore(&ignored).split("__"))
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])

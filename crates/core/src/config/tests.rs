@@ -135,3 +135,38 @@ fn layers_file_then_environment() {
         Ok(())
     });
 }
+
+#[test]
+fn an_empty_secret_in_the_environment_leaves_the_files_in_place() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "pulse.toml",
+            "[auth]\njwt_secret = \"from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a\"\n",
+        )?;
+        jail.set_env("PULSE_AUTH__JWT_SECRET", "");
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(
+            s.auth.jwt_secret.expose(),
+            "from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a"
+        );
+        jail.set_env("PULSE_AUTH__JWT_SECRET", "from-the-environment");
+        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        assert_eq!(s.auth.jwt_secret.expose(), "from-the-environment");
+        Ok(())
+    });
+}
+
+#[test]
+fn rates_and_shares_must_be_positive_numbers() {
+    assert!(Settings::default().check_rates().is_ok());
+    let mut zero = Settings::default();
+    zero.limits.per_ip_per_sec = 0.0;
+    let refused = zero.check_rates().unwrap_err().to_string();
+    assert!(refused.contains("limits.per_ip_per_sec"), "{refused}");
+    let mut nan = Settings::default();
+    nan.database.api_busy_share = f64::NAN;
+    assert!(nan.check_rates().is_err());
+    let mut negative = Settings::default();
+    negative.limits.per_caller_db_share = -1.0;
+    assert!(negative.check_rates().is_err());
+}
