@@ -84,6 +84,7 @@ impl Application {
     /// Connects, migrates (when configured), starts the pipeline and binds the HTTP server.
     /// Must run inside an actix system.
     pub async fn build(settings: Settings, options: ServeOptions) -> anyhow::Result<Application> {
+        settings.check_rates()?;
         let settings = Arc::new(settings);
         let metrics = crate::telemetry::metrics_handle();
         if settings.migrate_on_start {
@@ -109,6 +110,7 @@ impl Application {
                 auth.refresh().await.context("reading API keys")?;
                 metrics::gauge!(crate::telemetry::names::AUTH_OPEN).set(0.0);
                 tracing::info!("authentication on: API keys and bearer tokens required");
+                warn_of_keys_made_while_open(&pool).await?;
                 Some(auth)
             }
         };
@@ -379,3 +381,19 @@ pub fn tune_malloc() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn tune_malloc() {}
+
+/// Keys made while the deployment ran without authentication were made by whoever reached it
+/// then: still in force once it requires keys, they are named at every start until revoked.
+async fn warn_of_keys_made_while_open(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+    let client = pool.get().await.context("reading API keys")?;
+    let open = crate::auth::Principal::open().actor();
+    let keys = crate::db::keys::active_made_by(&**client, &open).await?;
+    if !keys.is_empty() {
+        tracing::warn!(
+            ?keys,
+            "API keys in force were made while this deployment ran without authentication, by \
+             whoever reached it then: revoke those you did not make (`pulse keys revoke ID`)"
+        );
+    }
+    Ok(())
+}

@@ -115,7 +115,9 @@ where
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
+            for error in crate::config::shown_errors(&e) {
+                eprintln!("error: invalid configuration: {error}");
+            }
             return ExitCode::from(2);
         }
     };

@@ -20,6 +20,10 @@ use crate::http::middleware::callers::key_for;
 pub const SWEEP_AT: usize = 50_000;
 /// Most buckets kept; callers beyond it share one bucket ([`crate::http::middleware::callers::OVERFLOW`]).
 pub const MAX_TRACKED: usize = 4 * SWEEP_AT;
+/// The longest wait a bucket asks for (a rate near zero would ask for longer than a
+/// `Duration` holds).
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 /// Shortest time between two sweeps, so a stream of new callers cannot make every request
 /// walk every bucket.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -89,7 +93,8 @@ impl Buckets {
             bucket.tokens -= n;
             Ok(bucket.tokens.floor() as u64)
         } else {
-            Err(Duration::from_secs_f64((n - bucket.tokens) / self.per_sec))
+            let wait = (n - bucket.tokens) / self.per_sec;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT))
         }
     }
 
@@ -188,6 +193,14 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_of_nothing_asks_for_the_longest_wait_rather_than_panicking() {
+        let b = Buckets::new(0.0, 1.0);
+        let t0 = Instant::now();
+        assert!(b.take_at("k", t0).is_ok());
+        assert_eq!(b.take_at("k", t0), Err(MAX_WAIT));
+    }
 
     #[test]
     fn a_charge_past_the_bucket_is_a_debt_paid_back_before_the_next_take() {

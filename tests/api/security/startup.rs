@@ -61,6 +61,32 @@ fn serve_that_cannot_start_says_why_and_exits_cleanly() {
         assert!(!said.contains("panicked"), "{reason}: {said}");
     }
     drop(taken);
+
+    // Settings that cannot be read: exit 2, and the sources' credentials are never quoted.
+    let cases = [
+        (
+            with(&[(
+                "PULSE_SOURCES",
+                r#"[{"kind":"reddit","client_id":"x","client_secret":"S3CRET-not-shown"}]"#,
+            )]),
+            "`sources`",
+        ),
+        (
+            with(&[("PULSE_LIMITS__PER_IP_PER_SEC", "0")]),
+            "limits.per_ip_per_sec must be a positive number",
+        ),
+    ];
+    for (vars, reason) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .arg("serve")
+            .envs(vars.iter().cloned())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{reason}: {said}");
+        assert!(said.contains(reason), "{reason}: {said}");
+        assert!(!said.contains("S3CRET"), "a credential was quoted: {said}");
+    }
 }
 
 #[test]
@@ -97,6 +123,15 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
             .unwrap()
     });
     assert_eq!(status["mode"], "open");
+    // Whoever reaches an open server may make itself a key.
+    let made_open: Value = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{}/api/v1/admin/keys", server.address))
+            .json(&json!({"role": "admin", "name": "made while open"}))
+            .fetch_json()
+            .await
+    });
+    let made_open = made_open["id"].as_str().unwrap().to_string();
     drop(server);
 
     // With a secret: keys from the command line, used over HTTP; nothing secret is logged.
@@ -153,6 +188,12 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     assert!(!listed.to_string().contains(&key));
     let log = server.log_text();
     assert!(log.contains("access token issued"), "{log}");
+    // Once keys are required, the one made while open is named until it is revoked.
+    let warning = log
+        .lines()
+        .find(|l| l.contains("made while this deployment ran without authentication"))
+        .unwrap_or_else(|| panic!("no warning of keys made while open: {log}"));
+    assert!(warning.contains(&made_open), "{warning}");
     for secret in [SECRET, key.as_str(), token.as_str()] {
         assert!(!log.contains(secret), "the log holds a secret");
     }
@@ -219,4 +260,17 @@ fn shipped_configurations_are_safe_as_they_stand() {
         .trim()
         .trim_matches('"');
     assert!(pulse::auth::token::TokenCodec::new(example, "pulse", 60).is_err());
+    // The image listens on every interface: it starts with authentication on, never open by
+    // default, and compose passes a secret on only when one is set (an empty one wiped a
+    // pulse.toml's and left the server open).
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let cmd = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("CMD "))
+        .expect("the image's command");
+    assert!(!cmd.contains("--demo") && !cmd.contains("--open"), "{cmd}");
+    assert!(
+        !compose.contains("PULSE_AUTH__JWT_SECRET:-"),
+        "compose passes an empty secret"
+    );
 }

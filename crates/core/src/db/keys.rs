@@ -145,6 +145,23 @@ pub async fn revoke(client: &impl GenericClient, id: &str, actor: &str) -> anyho
     Ok(n == 1)
 }
 
+/// Ids of the keys still in force that `creator` made: for the keys made by whoever reached a
+/// server while it ran without authentication.
+pub async fn active_made_by(
+    client: &impl GenericClient,
+    creator: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL ORDER BY id",
+            &[&creator],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// Every key, newest first.
 pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
     Ok(client
