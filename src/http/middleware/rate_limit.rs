@@ -103,6 +103,12 @@ impl Buckets {
     /// the next.
     pub fn charge_at(&self, who: &str, n: f64, now: Instant) {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        // A caller taken past the table's size shares the overflow bucket, and pays there.
+        let who = if table.buckets.contains_key(who) {
+            who
+        } else {
+            crate::http::middleware::callers::OVERFLOW
+        };
         let Some(bucket) = table.buckets.get_mut(who) else {
             return;
         };
