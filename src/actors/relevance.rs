@@ -74,9 +74,35 @@ impl Actor for RelevanceLearner {
 pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    // The training runs between two statements of this transaction and grows with the topic's
+    // labels: past the pipeline's idle-in-transaction timeout PostgreSQL would end the session,
+    // the training would be lost, and the topic, claimed first again, would never be trained.
+    // Meanwhile the transaction holds no row, only the topic's advisory lock.
+    tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .await?;
     let Some((topic, changes, newest)) = db::claim_training(&tx).await? else {
         return Ok(false);
     };
+    let trained = train_claimed(tx, topic, changes, newest).await;
+    if trained.is_err() {
+        // Behind the topics waiting after it, which a training failing over and over would
+        // otherwise hold up for good.
+        if let Ok(client) = pool.get().await {
+            if let Err(e) = db::postpone_training(&**client, topic).await {
+                tracing::debug!(topic, error = %e, "could not put a topic behind the others");
+            }
+        }
+    }
+    trained.map(|()| true)
+}
+
+/// Trains `topic`, claimed in `tx`, on its labels, and records the model in `tx`.
+async fn train_claimed(
+    tx: deadpool_postgres::Transaction<'_>,
+    topic: i64,
+    changes: i64,
+    newest: i64,
+) -> anyhow::Result<()> {
     let state = db::state(&*tx, topic).await?;
     let posts = db::labelled_posts(&*tx, topic).await?;
     let (outcome, trained) = tokio::task::spawn_blocking(move || {
@@ -143,7 +169,7 @@ pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
         metrics::counter!(names::RELEVANCE_TRAINED, "outcome" => label).increment(1);
         tracing::info!(topic, labels, related, %reason, "trained a topic's relevance");
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Re-scores one chunk of the next topic whose stored posts are not all scored under its

@@ -536,3 +536,58 @@ async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_o
     );
     app.shutdown().await;
 }
+
+/// A topic's training ran between two statements of a transaction on the pipeline's pool: once
+/// its labelled posts took longer to train on than `database.idle_transaction_timeout_ms`,
+/// PostgreSQL ended the session, the training was lost, and the topic, claimed first again
+/// every round, was never trained again.
+#[actix_rt::test]
+async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded() {
+    let app = spawn_app_tuned(|s| {
+        s.database.idle_transaction_timeout_ms = 500;
+        s.topics.relevance_every_ms = 200;
+    })
+    .await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    // Posts near the largest a post may be, of words no other post has: thousands of features
+    // each, which a training passes over forty times in each fold.
+    let long = |class: char, i: usize, gist: &str| {
+        let words: Vec<String> = (0..2_000).map(|j| format!("{class}{i}q{j}")).collect();
+        format!("jaguar {gist} {}", words.join(" "))
+    };
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(post_json(
+            &format!("long-car-{i}"),
+            &long('a', i, "engine dealer service"),
+        ));
+        events.push(post_json(
+            &format!("long-cat-{i}"),
+            &long('b', i, "rainforest river cub"),
+        ));
+    }
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(40, WAIT).await);
+    for i in 0..20 {
+        for (id, value) in [
+            (format!("long-car-{i}"), "related"),
+            (format!("long-cat-{i}"), "unrelated"),
+        ] {
+            let (status, body) = label(
+                &app,
+                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    // The newest model was trained on every label.
+    let relevance = app
+        .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {
+            b["models"][0]["labels"] == 40
+        })
+        .await;
+    assert_eq!(relevance["models"][0]["related"], 20, "{relevance}");
+    app.shutdown().await;
+}

@@ -179,21 +179,40 @@ pub async fn count_change(
 /// The next topic whose labels changed since it was trained, held by this transaction (an
 /// advisory lock, so labelling the topic meanwhile never waits on the training): its id, its
 /// count of label changes and its newest label.
+///
+/// The lock is tried on the waiting topics in order, outside the sorted subquery, and stops at
+/// the first taken: tried beside the sort, it would be taken on every waiting topic, and the
+/// other processes would skip them all for as long as this one trains.
 pub async fn claim_training(
     tx: &Transaction<'_>,
 ) -> Result<Option<(i64, i64, i64)>, tokio_postgres::Error> {
     let row = tx
         .query_opt(
-            "SELECT r.topic_id, r.changes, \
-                    COALESCE((SELECT max(l.id) FROM post_labels l WHERE l.topic_id = r.topic_id), 0) \
-             FROM topic_relevance r JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
-             WHERE r.changes > r.trained_changes \
-               AND pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.train:' || r.topic_id, 0)) \
-             ORDER BY r.updated_at LIMIT 1",
+            "SELECT w.topic_id, w.changes, \
+                    COALESCE((SELECT max(l.id) FROM post_labels l WHERE l.topic_id = w.topic_id), 0) \
+             FROM (SELECT r.topic_id, r.changes FROM topic_relevance r \
+                   JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
+                   WHERE r.changes > r.trained_changes ORDER BY r.updated_at) w \
+             WHERE pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.train:' || w.topic_id, 0)) \
+             LIMIT 1",
             &[],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// Puts topic `topic_id` behind the other topics waiting to be trained.
+pub async fn postpone_training(
+    client: &impl GenericClient,
+    topic_id: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE topic_relevance SET updated_at = now() WHERE topic_id = $1",
+            &[&topic_id],
+        )
+        .await?;
+    Ok(())
 }
 
 /// A topic's labelled posts as the trainer reads them: the newest undone-free relevance label
