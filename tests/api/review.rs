@@ -494,6 +494,71 @@ async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {
     app.shutdown().await;
 }
 
+/// Retention removes posts' rows after `store.retention_days`, deleted ones included: a deleted
+/// post's labels, unlisted while its row said it was deleted, were listed again once the row
+/// was gone, notes quoting it included.
+#[actix_rt::test]
+async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() {
+    let app = spawn_app().await;
+    app.send_events(&[
+        post_json("quoted-then-deleted", &car(1)),
+        post_json("expired", &car(2)),
+    ])
+    .await;
+    assert!(app.wait_for_posts(2, WAIT).await);
+    for post in ["quoted-then-deleted", "expired"] {
+        let (status, given) = label(
+            &app,
+            json!({"post_id": post, "kind": "note", "value": "they wrote: the engine died"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{given}");
+    }
+    let deletion = super::deletions::deletion("quoted-then-deleted", chrono::Utc::now());
+    app.send_events(&[deletion.to_string()]).await;
+    app.wait_for("/api/v1/posts/quoted-then-deleted", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+
+    // Both posts reached Pulse before the retention limit: their rows go.
+    let pg = app.env.pg().await;
+    pg.execute(
+        "UPDATE posts SET ingested_at = now() - interval '9 days'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let policy = pulse::actors::retention::RetentionPolicy {
+        raw_days: 7,
+        history_days: 0,
+        audit_days: 0,
+        rollup_days: 0,
+        batch: 1,
+    };
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    let stored: i64 = pg.scalar("SELECT count(*) FROM posts", &[]).await;
+    assert_eq!(stored, 0);
+
+    // The expired post's label stays on record; the deleted one's is listed nowhere.
+    let listed = app.get_ok("/api/v1/labels?include_undone=true").await;
+    let posts: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["post_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(posts, ["expired"], "{listed}");
+    let of_deleted = app
+        .get_ok("/api/v1/labels?post_id=quoted-then-deleted&include_undone=true")
+        .await;
+    assert_eq!(of_deleted["items"], json!([]), "{of_deleted}");
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_out_of_a_post() {
     let app = review_app(1_000, 1_000.0).await;

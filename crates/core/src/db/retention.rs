@@ -43,10 +43,16 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 12] {
     let raw = policy.raw_days;
     let history = policy.history_days;
     [
+        // A deleted post's labels go with its row: while the row says the post is deleted they
+        // are listed nowhere (a note may quote it), and with the row gone nothing would say so.
         Sweep {
             table: "posts",
-            sql: "DELETE FROM posts WHERE id IN (SELECT id FROM posts \
-                  WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2)",
+            sql: "WITH gone AS (DELETE FROM posts WHERE id IN (SELECT id FROM posts \
+                      WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2) \
+                      RETURNING id, deleted_at IS NOT NULL AS deleted), \
+                  labels AS (DELETE FROM post_labels l USING gone \
+                      WHERE l.post_id = gone.id AND gone.deleted) \
+                  SELECT 1 FROM gone",
             days: raw,
         },
         Sweep {
