@@ -4,9 +4,9 @@
 //! (given or undone) since it was trained (one process at a time: an advisory lock, so labelling
 //! never waits on a training), trains a model on them and
 //! compares it, out of fold, with the adopted one ([`assess`]): it is adopted only when it gets
-//! more right. Every model trained is kept with its figures. An adopted model (or a new
-//! threshold) re-scores the topic's stored posts, newest first, a chunk per transaction with the
-//! cursor committed beside it, so another process resumes where one stopped; posts with a
+//! more right. The newest models trained are kept with their figures. An adopted model (or a
+//! new threshold) re-scores the topic's stored posts, newest first, a chunk per transaction with
+//! the cursor committed beside it, so another process resumes where one stopped; posts with a
 //! relevance label of their own follow their label, not the model. New posts are scored at
 //! analysis once the topic watcher loads the model (the adoption moves the topics' revision).
 

@@ -656,3 +656,65 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
     assert_eq!(relevance["models"][0]["related"], 20, "{relevance}");
     app.shutdown().await;
 }
+
+/// Every training stored its model, adopted or not, weights and all, and none was ever
+/// deleted: one caller giving labels one after another had a model stored for each.
+#[actix_rt::test]
+async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
+    let app = spawn_app_tuned(|s| s.topics.relevance_every_ms = 50).await;
+    let pg = app.env.pg().await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    let mut events: Vec<String> = (0..20)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..20).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(40, WAIT).await);
+    // Each label waits for the training it causes, so each is trained on by itself.
+    for i in 0..20 {
+        for (id, value) in [
+            (format!("car-{i}"), "related"),
+            (format!("cat-{i}"), "unrelated"),
+        ] {
+            let (status, body) = label(
+                &app,
+                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            assert!(
+                wait_until(WAIT, || async {
+                    pg.scalar::<bool>(
+                        "SELECT trained_changes = changes FROM topic_relevance WHERE topic_id = $1",
+                        &[&topic],
+                    )
+                    .await
+                })
+                .await,
+                "the topic is trained on label {id}"
+            );
+        }
+    }
+    let trained: i64 = pg
+        .scalar("SELECT COALESCE(max(id), 0) FROM relevance_models", &[])
+        .await;
+    let kept: i64 = pg
+        .scalar(
+            "SELECT count(*) FROM relevance_models WHERE topic_id = $1",
+            &[&topic],
+        )
+        .await;
+    assert!(trained > 21, "{trained} models trained");
+    assert!(kept <= 21, "{kept} of {trained} models kept");
+    let relevance = app
+        .get_ok(&format!("/api/v1/topics/{topic}/relevance"))
+        .await;
+    assert_eq!(
+        relevance["models"].as_array().unwrap().len(),
+        20,
+        "{relevance}"
+    );
+    assert_eq!(relevance["models"][0]["labels"], 40, "{relevance}");
+    app.shutdown().await;
+}

@@ -268,9 +268,15 @@ pub struct Trained<'a> {
     pub weights: Option<(f32, Vec<u8>)>,
 }
 
+/// Models kept of each topic: the newest, as many as its relevance lists, and the adopted one
+/// however old.
+pub const KEPT_MODELS: i64 = 20;
+
 /// Records a training round in `tx` and marks the topic trained through its newest label; an
 /// adopted model becomes the topic's, its stored posts are re-scored from the newest, and the
-/// topics' revision moves so every process loads it.
+/// topics' revision moves so every process loads it. The topic's models past the newest
+/// [`KEPT_MODELS`], other than the adopted one, are deleted: each label given or undone can be
+/// followed by a training, each with its weights.
 pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_postgres::Error> {
     let model_id: Option<i64> = match &t.weights {
         Some((bias, weights)) => Some(
@@ -313,10 +319,20 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
         )
         .await?;
     }
+    if model_id.is_some() {
+        tx.execute(
+            "DELETE FROM relevance_models m WHERE m.topic_id = $1 \
+               AND m.id < (SELECT min(k.id) FROM (SELECT id FROM relevance_models \
+                           WHERE topic_id = $1 ORDER BY id DESC LIMIT $2) k) \
+               AND NOT EXISTS (SELECT 1 FROM topic_relevance r WHERE r.model_id = m.id)",
+            &[&t.topic_id, &KEPT_MODELS],
+        )
+        .await?;
+    }
     Ok(())
 }
 
-/// A topic's models, newest first (at most 20).
+/// A topic's models, newest first (at most [`KEPT_MODELS`]).
 pub async fn models(
     client: &impl GenericClient,
     topic_id: i64,
@@ -325,9 +341,9 @@ pub async fn models(
         .query(
             &format!(
                 "SELECT {MODEL_COLUMNS} FROM relevance_models WHERE topic_id = $1 \
-                 ORDER BY id DESC LIMIT 20"
+                 ORDER BY id DESC LIMIT $2"
             ),
-            &[&topic_id],
+            &[&topic_id, &KEPT_MODELS],
         )
         .await?
         .iter()
