@@ -152,7 +152,8 @@ pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, Ap
     let root = Path::new(&state.settings.http.dashboard_dir);
     let index = root.join("index.html");
     if path != "/" {
-        if let Some(file) = resolve(root, path).filter(|f| f.is_file()) {
+        // `Files::get` answers `None` for a directory or a missing file: one look at the disk.
+        if let Some(file) = resolve(root, path) {
             let cache = if path.starts_with("/assets/") {
                 IMMUTABLE
             } else {
