@@ -278,10 +278,20 @@ fn build(pg: tokio_postgres::Config, size: usize, wait: Duration) -> anyhow::Res
         .context("building the PostgreSQL pool")
 }
 
+/// How long the start waits to reach PostgreSQL before it says so and stops.
+const MIGRATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Applies every pending migration; safe to run concurrently from several processes
 /// (refinery serialises on its history table).
 pub async fn migrate(url: &str) -> anyhow::Result<usize> {
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls)
+    let mut pg: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a valid URL")?;
+    // A host that drops packets would otherwise hold the start for the system's TCP timeout
+    // (minutes) with nothing said; the URL's own `connect_timeout` wins.
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(MIGRATION_CONNECT_TIMEOUT);
+    }
+    let (mut client, connection) = pg
+        .connect(NoTls)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
     let driver = tokio::spawn(connection);
