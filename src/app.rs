@@ -23,6 +23,10 @@ use crate::ws::{Broadcaster, Hub};
 /// How long the HTTP server lets open requests finish at shutdown, in seconds.
 const HTTP_SHUTDOWN_SECS: u64 = 5;
 
+/// What the flush of in-memory aggregates gets at shutdown even when the drain took all of
+/// `shutdown_timeout_secs`.
+const FLUSH_AT_LEAST: Duration = Duration::from_secs(2);
+
 /// Options of `pulse serve` that are not settings.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
@@ -318,10 +322,22 @@ impl Application {
         {
             task.abort();
         }
-        self.export_runner.stop().await;
-        self.digest_runner.stop().await;
-        let timeout = Duration::from_secs(self.settings.shutdown_timeout_secs);
-        let report = self.pipeline.drain(timeout).await;
+        // One deadline for the runners, the drain and the flush, so that the whole stop stays
+        // within `shutdown_timeout_secs` plus the fixed steps after it (the deployment's grace
+        // period is sized on that sum).
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.settings.shutdown_timeout_secs);
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (exports, digests) = (self.export_runner, self.digest_runner);
+        let runners = async move {
+            tokio::join!(exports.stop(), digests.stop());
+        };
+        if tokio::time::timeout(left(), runners).await.is_err() {
+            tracing::warn!(
+                "the export and digest runners did not stop in time; their leases expire"
+            );
+        }
+        let report = self.pipeline.drain(left()).await;
         match report {
             DrainReport::Drained => {
                 tracing::info!("pipeline drained; every read entry is committed and acknowledged")
@@ -331,7 +347,14 @@ impl Application {
                 "drain timed out; unacknowledged entries stay pending for the next consumer"
             ),
         }
-        self.pipeline.flush().await;
+        if tokio::time::timeout(left().max(FLUSH_AT_LEAST), self.pipeline.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "trending terms and virality scores held in memory were not written in time"
+            );
+        }
         self.hub.shutdown().await;
         if let Some(fanout) = self.fanout {
             fanout.shutdown().await;

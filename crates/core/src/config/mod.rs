@@ -79,7 +79,9 @@ pub struct Settings {
     /// Real platforms and feeds read into the stream by `pulse serve` (and, one at a time, by
     /// `pulse ingest NAME`).
     pub sources: Vec<SourceSettings>,
-    /// Longest time SIGTERM waits for in-flight batches to commit, in seconds.
+    /// Longest time SIGTERM waits, in seconds, for the export and digest workers to stop and
+    /// in-flight batches to commit, together; the flush of in-memory aggregates (2 s at least)
+    /// and the HTTP server's stop (5 s) come after it.
     pub shutdown_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,

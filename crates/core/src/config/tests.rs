@@ -47,7 +47,8 @@ fn the_kubernetes_config_map_holds_valid_known_settings() {
         .extract()
         .unwrap();
     assert_eq!(unknown_keys(&have, &known, ""), Vec::<String>::new());
-    // The pod's grace period covers the drain, the HTTP server's stop and the preStop pause.
+    // The pod's grace period covers the drain, the flush, the WebSockets' close, the HTTP
+    // server's stop and the preStop pause.
     let deployment = include_str!("../../../../deploy/deployment.yaml");
     let grace: u64 = deployment
         .lines()
@@ -56,7 +57,7 @@ fn the_kubernetes_config_map_holds_valid_known_settings() {
         .trim()
         .parse()
         .unwrap();
-    assert!(grace >= s.shutdown_timeout_secs + 5 + 5, "{grace}");
+    assert!(grace >= s.shutdown_timeout_secs + 2 + 2 + 5 + 5, "{grace}");
 }
 
 #[test]
