@@ -252,6 +252,18 @@ fn shipped_configurations_are_safe_as_they_stand() {
     for line in ports {
         assert!(line.contains("${PUBLISH_ADDRESS:-127.0.0.1}:"), "{line}");
     }
+    // Prometheus, Grafana (a known default password) and Jaeger ask nobody who they are:
+    // publishing Pulse on the network must not publish them too.
+    let published: Vec<&str> = compose
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("- \"") && l.contains("}:") && !l.contains(":8080\"")
+        })
+        .collect();
+    assert_eq!(published.len(), 3, "{published:?}");
+    for line in published {
+        assert!(line.contains("${MONITORING_ADDRESS:-127.0.0.1}:"), "{line}");
+    }
     let secret = std::fs::read_to_string(format!("{root}/deploy/secret.example.yaml")).unwrap();
     let example = secret
         .lines()
