@@ -16,12 +16,13 @@ use std::time::Duration;
 use actix::{fut::wrap_future, Actor, AsyncContext, Context};
 use deadpool_postgres::Pool;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::actors::ingester::IngestContext;
 use crate::config::StoreSettings;
+use crate::db::deletions::{self, HeldCursor};
 pub use crate::db::retention::{sweep, RetentionPolicy};
-use crate::db::{deletions, statistics};
+use crate::db::statistics;
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
@@ -50,6 +51,7 @@ pub struct Retention {
     policy: RetentionPolicy,
     every: Duration,
     settling: Arc<Settling>,
+    held_cursor: Arc<Mutex<HeldCursor>>,
 }
 
 impl Retention {
@@ -60,11 +62,13 @@ impl Retention {
             policy: RetentionPolicy::of(settings),
             every: Duration::from_secs(settings.retention_interval_secs.max(1)),
             settling: Arc::new(settling),
+            held_cursor: Arc::default(),
         }
     }
 
     fn spawn_settle(&self, ctx: &mut Context<Self>) {
         let (pool, settling) = (self.pool.clone(), self.settling.clone());
+        let cursor = self.held_cursor.clone();
         ctx.spawn(wrap_future(async move {
             let mut client = match pool.get().await {
                 Ok(client) => client,
@@ -88,8 +92,10 @@ impl Retention {
                 Err(e) => pulse_core::warn_repeated!(error = %causes(&e), "marking raced deletions failed"),
             }
             let hold = settling.hold_secs as f64;
-            match deletions::settle_held(&client, &settling.trust, hold).await {
-                Ok(settled) => {
+            let after = cursor.lock().expect("the cursor is only copied").clone();
+            match deletions::settle_held(&client, &settling.trust, hold, &after).await {
+                Ok((settled, next)) => {
+                    *cursor.lock().expect("the cursor is only copied") = next;
                     for (reason, n) in [
                         ("not_owner_engagement", settled.refused),
                         ("unknown_post", settled.dropped),

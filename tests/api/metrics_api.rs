@@ -245,6 +245,62 @@ async fn rollups_of_two_processes_sharing_a_group_equal_those_of_one() {
     assert_eq!(one_eng, two_eng);
 }
 
+/// Likes of one post, `count` of them, each with an id of its own under `prefix`.
+fn likes_of(post: &str, prefix: &str, count: usize) -> Vec<String> {
+    let at = chrono::Utc::now().to_rfc3339();
+    (0..count)
+        .map(|i| {
+            serde_json::json!({"type": "engagement", "id": format!("{prefix}-{i}"),
+                "post_id": post, "kind": "like", "at": at})
+            .to_string()
+        })
+        .collect()
+}
+
+/// A settling pass's worth of engagements for a post that never comes, held before the
+/// likes of a post that does: the settling passes go on past them instead of looking at
+/// them again until their hold ends (5 minutes), so the awaited post is counted whole.
+#[actix_rt::test]
+async fn engagements_of_posts_that_never_come_do_not_hold_back_the_others() {
+    let ghosts = pulse::db::deletions::SETTLE_BATCH as usize;
+    let waiting = pulse::db::batch::SETTLED_WITH_THEIR_POST * 2;
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let (env, redis) = (&app.env, &redis);
+    let held = |n: usize| {
+        wait_until(Duration::from_secs(60), move || async move {
+            env.held_engagements().await == n as i64 && env.unfinished(redis).await == 0
+        })
+    };
+    app.send_events(&likes_of("never-posted", "ghost-like", ghosts))
+        .await;
+    assert!(held(ghosts).await, "the ghosts' likes are held");
+    app.send_events(&likes_of("awaited", "awaited-like", waiting))
+        .await;
+    assert!(
+        held(ghosts + waiting).await,
+        "the awaited post's likes are held"
+    );
+    app.send_events(&[post_json("awaited", "worth the wait")])
+        .await;
+    assert!(
+        held(ghosts).await,
+        "every like of the awaited post is released while the ghosts' hold goes on"
+    );
+    let counted: i64 = env
+        .pg()
+        .await
+        .query_one(
+            "SELECT coalesce(sum(likes), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, waiting as i64);
+    app.shutdown().await;
+}
+
 /// Engagements that came before their post wait for it, held; when it comes, its batch releases
 /// a bounded number of them and the settling passes the rest, so a post that thousands waited
 /// for is counted whole without one statement returning them all.
@@ -253,15 +309,8 @@ async fn many_engagements_held_for_one_post_are_all_counted_once_it_comes() {
     let waiting = pulse::db::batch::SETTLED_WITH_THEIR_POST * 2 + 500;
     let app = spawn_app().await;
     let (env, redis) = (&app.env, app.redis().await);
-    let at = chrono::Utc::now().to_rfc3339();
-    let likes: Vec<String> = (0..waiting)
-        .map(|i| {
-            serde_json::json!({"type": "engagement", "id": format!("held-like-{i}"),
-                "post_id": "awaited", "kind": "like", "at": at})
-            .to_string()
-        })
-        .collect();
-    app.send_events(&likes).await;
+    app.send_events(&likes_of("awaited", "held-like", waiting))
+        .await;
     assert!(
         wait_until(Duration::from_secs(60), || async {
             env.held_engagements().await == waiting as i64 && env.unfinished(&redis).await == 0

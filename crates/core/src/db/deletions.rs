@@ -17,6 +17,7 @@
 
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use crate::db::rollups::{
@@ -84,15 +85,16 @@ pub async fn mark_raced(
 }
 
 /// Most held engagements one [`settle_held`] looks at.
-const SETTLE_BATCH: i64 = 5_000;
+pub const SETTLE_BATCH: i64 = 5_000;
 
 static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH h AS MATERIALIZED (
-    SELECT e.key, s.id IS NOT NULL AS known,
+    SELECT e.key, e.ingested_at, s.id IS NOT NULL AS known,
            s.id IS NOT NULL AND may_act(e.producer, s.producer, $1::text[]) AS allowed
     FROM engagements e LEFT JOIN posts s ON s.id = e.post_id
-    WHERE e.held ORDER BY e.ingested_at LIMIT {SETTLE_BATCH}
+    WHERE e.held AND e.ingested_at >= $3 AND (e.ingested_at > $3 OR e.key > $4)
+    ORDER BY e.ingested_at, e.key LIMIT {SETTLE_BATCH}
 ), released AS (
     UPDATE engagements AS t SET held = false, tx = pg_current_xact_id()
     FROM h, posts s
@@ -112,7 +114,9 @@ static SETTLE_HELD: LazyLock<String> = LazyLock::new(|| {
 ), r AS ({ADD_DELTAS}
 )
 SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM refused),
-       (SELECT count(*) FROM dropped)",
+       (SELECT count(*) FROM dropped), (SELECT count(*) FROM h),
+       (SELECT ingested_at FROM h ORDER BY ingested_at DESC, key DESC LIMIT 1),
+       (SELECT key FROM h ORDER BY ingested_at DESC, key DESC LIMIT 1)",
         post = qualified("s", &ENGAGEMENT_POST_COLUMNS),
         released = engagement_deltas("1", "r", "r"),
     )
@@ -129,19 +133,39 @@ pub struct Settled {
     pub dropped: i64,
 }
 
-/// Releases, refuses or drops the oldest held engagements (see the module documentation);
-/// engagements without a post are kept until `hold_secs` after they arrived.
+/// Where the next settling pass goes on from. Held engagements are looked at in arrival order,
+/// [`SETTLE_BATCH`] a pass, each pass after the last one the previous pass looked at, starting
+/// over once a pass reaches the newest. Oldest first every time looked at the same batch over
+/// and over while it held engagements whose post had not come (they stay held for the whole
+/// hold): a flood of those kept every other held engagement waiting behind it for that long.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldCursor(Option<(DateTime<Utc>, String)>);
+
+/// Releases, refuses or drops the held engagements after `cursor` (see [`HeldCursor`] and the
+/// module documentation); engagements without a post are kept until `hold_secs` after they
+/// arrived. Returns what it did and where the next pass goes on from.
 pub async fn settle_held(
     client: &Client,
     trust: &[String],
     hold_secs: f64,
-) -> Result<Settled, tokio_postgres::Error> {
+    cursor: &HeldCursor,
+) -> Result<(Settled, HeldCursor), tokio_postgres::Error> {
+    let (after, key) = match &cursor.0 {
+        Some((at, key)) => (*at, key.as_str()),
+        None => (DateTime::UNIX_EPOCH, ""),
+    };
     let row = client
-        .query_one(SETTLE_HELD.as_str(), &[&trust, &hold_secs])
+        .query_one(SETTLE_HELD.as_str(), &[&trust, &hold_secs, &after, &key])
         .await?;
-    Ok(Settled {
+    let looked_at: i64 = row.get(3);
+    let next = match (row.get(4), row.get(5)) {
+        (Some(at), Some(key)) if looked_at >= SETTLE_BATCH => HeldCursor(Some((at, key))),
+        _ => HeldCursor::default(),
+    };
+    let settled = Settled {
         released: row.get(0),
         refused: row.get(1),
         dropped: row.get(2),
-    })
+    };
+    Ok((settled, next))
 }
