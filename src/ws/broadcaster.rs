@@ -9,7 +9,7 @@
 
 pub use crate::actors::messages::MetricsUpdate;
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ pub struct Broadcaster {
     write_timeout: Duration,
     /// A session that has not run for this long is closed: its client stopped reading.
     idle_timeout: Duration,
+    /// Keys found revoked while this process runs. A session's upgrade checks its credential
+    /// before the session registers here, so a revocation can reach the broadcaster in between;
+    /// such a session is closed as it registers.
+    revoked: HashSet<Arc<str>>,
 }
 
 impl Broadcaster {
@@ -67,6 +71,7 @@ impl Broadcaster {
                 crate::config::WsSettings::default().write_timeout_secs,
             ),
             idle_timeout: Duration::MAX,
+            revoked: HashSet::new(),
         }
     }
 
@@ -149,16 +154,34 @@ impl Handler<Register> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) {
-        self.sessions.insert(
-            msg.id,
-            Registered {
-                session: msg.session,
-                outbox: msg.outbox,
-                key_id: msg.key_id,
-                socket: msg.socket,
-            },
-        );
+        let session = Registered {
+            session: msg.session,
+            outbox: msg.outbox,
+            key_id: msg.key_id,
+            socket: msg.socket,
+        };
+        if let Some(key_id) = session
+            .key_id
+            .as_deref()
+            .filter(|key| self.revoked.contains(*key))
+        {
+            metrics::counter!(names::WS_CLOSED_REVOKED).increment(1);
+            tracing::info!(%key_id, "closed a live session of a revoked key as it registered");
+            revoke(&session);
+        }
+        // Registered all the same: until it closes, a session whose client stopped reading is
+        // still shut by the stall check.
+        self.sessions.insert(msg.id, session);
     }
+}
+
+/// Ends a session of a revoked key: nothing more is queued for it from now on (a wake-up
+/// already in its mailbox, handled before the notice, would otherwise drain what came after
+/// the revocation), and it is told to close. `do_send`, not `try_send`: a session whose
+/// mailbox is full must close all the same.
+fn revoke(session: &Registered) {
+    session.outbox.close();
+    session.session.revoked.do_send(CredentialRevoked);
 }
 
 impl Handler<Unregister> for Broadcaster {
@@ -428,16 +451,17 @@ impl Handler<CloseAll> for Broadcaster {
 impl Handler<KeyRevoked> for Broadcaster {
     type Result = usize;
 
-    /// Closes every session of the key; returns how many. `do_send`, not `try_send`: a session
-    /// whose mailbox is full must close all the same.
+    /// Closes every session of the key, and those that register later; returns how many were
+    /// registered.
     fn handle(&mut self, msg: KeyRevoked, _: &mut Self::Context) -> usize {
         let mut closed = 0;
         for session in self.sessions.values() {
             if session.key_id.as_deref() == Some(&*msg.0) {
-                session.session.revoked.do_send(CredentialRevoked);
+                revoke(session);
                 closed += 1;
             }
         }
+        self.revoked.insert(msg.0.clone());
         if closed > 0 {
             metrics::counter!(names::WS_CLOSED_REVOKED).increment(closed as u64);
             tracing::info!(key_id = %msg.0, sessions = closed, "closed the live sessions of a revoked key");
@@ -451,5 +475,109 @@ impl Handler<SessionCount> for Broadcaster {
 
     fn handle(&mut self, _: SessionCount, _: &mut Self::Context) -> usize {
         self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::ws::protocol::TopicSet;
+
+    /// A session that only counts the close notices the broadcaster sends it.
+    struct Counting {
+        revoked: Arc<AtomicUsize>,
+    }
+
+    impl Actor for Counting {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Wake> for Counting {
+        type Result = ();
+
+        fn handle(&mut self, _: Wake, _: &mut Self::Context) {}
+    }
+
+    impl Handler<GoingAway> for Counting {
+        type Result = ();
+
+        fn handle(&mut self, _: GoingAway, _: &mut Self::Context) {}
+    }
+
+    impl Handler<CredentialRevoked> for Counting {
+        type Result = ();
+
+        fn handle(&mut self, _: CredentialRevoked, _: &mut Self::Context) {
+            self.revoked.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A session of `key` subscribed to alerts: its registration, its outbox and the count of
+    /// close notices it got.
+    fn session_of(id: SessionId, key: &str) -> (Register, Arc<Outbox>, Arc<AtomicUsize>) {
+        let revoked = Arc::new(AtomicUsize::new(0));
+        let addr = Counting {
+            revoked: revoked.clone(),
+        }
+        .start();
+        let outbox = Arc::new(Outbox::new(16));
+        let mut topics = TopicSet::default();
+        topics.insert(Topic::Alerts);
+        outbox.subscribe(topics, None, 5).unwrap();
+        let register = Register {
+            id,
+            session: SessionHandle {
+                wake: addr.clone().recipient(),
+                going_away: addr.clone().recipient(),
+                revoked: addr.recipient(),
+            },
+            outbox: outbox.clone(),
+            key_id: Some(key.into()),
+            socket: None,
+        };
+        (register, outbox, revoked)
+    }
+
+    async fn told(count: &AtomicUsize) -> bool {
+        for _ in 0..200 {
+            if count.load(Ordering::SeqCst) > 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// The upgrade checks the key, the revocation reaches the broadcaster, then the session
+    /// registers: it was registered as if nothing had happened and streamed until its
+    /// credential expired. And a session told to close kept receiving until it did.
+    #[actix_rt::test]
+    async fn a_revoked_keys_sessions_get_nothing_more_and_one_registering_late_is_closed() {
+        let broadcaster = Broadcaster::new(Arc::default()).start();
+        let (early, early_outbox, early_told) = session_of(1, "k");
+        broadcaster.send(early).await.unwrap();
+        assert_eq!(broadcaster.send(KeyRevoked("k".into())).await.unwrap(), 1);
+        let (late, late_outbox, late_told) = session_of(2, "k");
+        broadcaster.send(late).await.unwrap();
+        let (other, other_outbox, other_told) = session_of(3, "another");
+        broadcaster.send(other).await.unwrap();
+        assert!(told(&early_told).await, "the open session is told to close");
+        assert!(told(&late_told).await, "the late session is told to close");
+
+        // Published before the sessions have closed: only the other key's session gets it.
+        let alert = Publish {
+            topic: Topic::Alerts,
+            event_type: "alert:test".into(),
+            data: Arc::from("{}"),
+            keys: FilterKeys::default(),
+        };
+        broadcaster.send(alert).await.unwrap();
+        assert_eq!(
+            (early_outbox.len(), late_outbox.len(), other_outbox.len()),
+            (0, 0, 1)
+        );
+        assert_eq!(other_told.load(Ordering::SeqCst), 0);
     }
 }

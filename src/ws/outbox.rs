@@ -69,6 +69,9 @@ struct State {
     waiting_since: Option<Instant>,
     /// When the session last ran its heartbeat.
     ran_at: Instant,
+    /// Set by [`Outbox::close`]: nothing is queued any more, whatever the session subscribes
+    /// to afterwards (a frame it handles before its close notice could subscribe again).
+    closed: bool,
 }
 
 /// The bounded, shared queue of one session.
@@ -102,6 +105,7 @@ impl Outbox {
                 wake_pending: false,
                 waiting_since: None,
                 ran_at: Instant::now(),
+                closed: false,
             }),
         }
     }
@@ -126,7 +130,7 @@ impl Outbox {
         F: FnOnce() -> ByteString,
     {
         let mut state = self.lock();
-        if !state.topics.contains(topic) {
+        if state.closed || !state.topics.contains(topic) {
             return Pushed::default();
         }
         let mut pushed = Pushed::default();
@@ -173,7 +177,7 @@ impl Outbox {
     /// session never holds more than one, and always the latest.
     pub fn set_metrics(&self, text: &ByteString) -> Pushed {
         let mut state = self.lock();
-        if !state.topics.contains(Topic::Metrics) {
+        if state.closed || !state.topics.contains(Topic::Metrics) {
             return Pushed::default();
         }
         state.metrics = Some(text.clone());
@@ -298,9 +302,10 @@ impl Outbox {
     }
 
     /// Empties the outbox and its subscription, for a session being closed: it holds and
-    /// receives nothing more.
+    /// receives nothing more, even if it subscribes again before it stops.
     pub fn close(&self) {
         let mut state = self.lock();
+        state.closed = true;
         state.topics = TopicSet::default();
         state.queue = VecDeque::new();
         state.bytes = 0;
@@ -429,6 +434,18 @@ mod tests {
             push_posts(&outbox, Platform::Reddit, 4..5),
             Pushed::default()
         );
+        // A closed session that subscribes again before it stops still gets nothing.
+        outbox
+            .subscribe(topics(&[Topic::Posts, Topic::Metrics]), None, 4)
+            .unwrap();
+        assert_eq!(
+            push_posts(&outbox, Platform::Reddit, 5..6),
+            Pushed::default()
+        );
+        assert_eq!(outbox.set_metrics(&"m".into()), Pushed::default());
+        let mut out = Vec::new();
+        assert!(!outbox.drain(10, &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -18,34 +18,39 @@ pub(super) async fn ws_connect(
         .0
 }
 
+/// The code of the close frame `ws` gets within 20 s; `None` when it gets none.
+async fn close_code(ws: &mut Socket) -> Option<CloseCode> {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(Some(frame))) => return Some(frame.code),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await;
+    found.ok().flatten()
+}
+
+/// A WebSocket opened with `key` presented directly.
+async fn connect_with_key(addr: std::net::SocketAddr, key: &str) -> Socket {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-api-key", key.parse().unwrap());
+    ws_connect(addr, request).await
+}
+
 /// Revoking a key left its live sessions streaming, and key sessions never ended.
 #[actix_rt::test]
 async fn live_sessions_end_when_their_key_is_revoked_or_outlives_a_token() {
     let s = Server::start(|s| s.auth.token_ttl_secs = 3).await;
     let connect = |key: String| {
         let addr = s.app.address();
-        async move {
-            let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-            request
-                .headers_mut()
-                .insert("x-api-key", key.parse().unwrap());
-            ws_connect(addr, request).await
-        }
+        async move { connect_with_key(addr, &key).await }
     };
-    async fn close_code(ws: &mut Socket) -> Option<CloseCode> {
-        let found = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(msg) = ws.next().await {
-                match msg {
-                    Ok(Message::Close(Some(frame))) => return Some(frame.code),
-                    Ok(_) => continue,
-                    Err(_) => return None,
-                }
-            }
-            None
-        })
-        .await;
-        found.ok().flatten()
-    }
     let analyst = s.key(Role::Analyst);
     let mut revoked = connect(analyst.key.clone()).await;
     let res = s
@@ -61,6 +66,49 @@ async fn live_sessions_end_when_their_key_is_revoked_or_outlives_a_token() {
 
     let mut expiring = connect(s.key(Role::Admin).key.clone()).await;
     assert_eq!(close_code(&mut expiring).await, Some(CloseCode::from(4001)));
+    s.app.shutdown().await;
+}
+
+/// A revocation that lands between an upgrade's credential check and its session's
+/// registration: the broadcaster closed the key's sessions it knew, then registered this one as
+/// if nothing had happened, and it streamed until its credential expired (an hour).
+#[actix_rt::test]
+async fn a_session_that_registers_after_its_key_was_revoked_is_closed_at_once() {
+    let s = Server::start(|_| {}).await;
+    let analyst = s.key(Role::Analyst);
+    // The broadcaster hears of the revocation first, while the authenticator still admits the
+    // key: the order such a race gives.
+    let revoked = pulse::ws::messages::KeyRevoked(analyst.info.id.as_str().into());
+    let closed = s.app.broadcaster().send(revoked).await.unwrap();
+    assert_eq!(closed, 0, "the key had no session yet");
+
+    let mut late = connect_with_key(s.app.address(), &analyst.key).await;
+    assert_eq!(close_code(&mut late).await, Some(CloseCode::from(4003)));
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            s.app.ws_sessions() == 0
+        })
+        .await
+    );
+
+    // Another key's sessions are not touched.
+    let mut other = connect_with_key(s.app.address(), &s.key(Role::Editor).key).await;
+    other
+        .send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(msg)) = other.next().await {
+            if let Message::Text(text) = msg {
+                return Some(text.as_str().to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    assert_eq!(pong.as_deref(), Some(r#"{"type":"pong"}"#));
     s.app.shutdown().await;
 }
 
