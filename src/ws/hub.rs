@@ -6,7 +6,7 @@ use crate::models::places::{Place, Places};
 use crate::telemetry::names;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use bytestring::ByteString;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub struct Hub {
     per_client: Arc<Places>,
     next_id: Arc<AtomicU64>,
     settings: Arc<WsSettings>,
+    /// Set once the broadcaster is told to close every session (shutdown): a session admitted
+    /// later would never be told, and the broadcaster's thread stops right after.
+    closing: Arc<AtomicBool>,
 }
 
 /// Why a session was not admitted.
@@ -36,6 +39,8 @@ pub enum Refused {
     Full,
     /// The client holds `ws.max_sessions_per_client`.
     ClientFull,
+    /// The process is shutting down.
+    Closing,
 }
 
 /// Zero series for the live connections' metrics, so a dashboard reads 0 before the first
@@ -51,6 +56,7 @@ fn seed_series() {
         "bad_handshake",
         "too_many_sessions",
         "too_many_client_sessions",
+        "shutting_down",
     ] {
         metrics::counter!(names::WS_REJECTED, "reason" => reason).increment(0);
     }
@@ -84,6 +90,7 @@ impl Hub {
             per_client: Places::new(settings.max_sessions_per_client.max(1)),
             next_id: Arc::new(AtomicU64::new(1)),
             settings: Arc::new(settings),
+            closing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -118,6 +125,9 @@ impl Hub {
     /// Takes a session slot for `client` (a key, or a network without one), or says which
     /// cap refused it.
     pub fn admit(&self, client: &str) -> Result<SessionPermit, Refused> {
+        if self.closing() {
+            return Err(Refused::Closing);
+        }
         let client_slot = self.per_client.take(client).ok_or(Refused::ClientFull)?;
         let max = self.settings.max_sessions;
         let before = self
@@ -134,9 +144,16 @@ impl Hub {
         })
     }
 
+    /// Whether the hub has begun closing every session: a session starting now closes too.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
     /// Sends every session what it has queued and closes it (server shutdown), then stops
-    /// the broadcaster's thread.
+    /// the broadcaster's thread. From the start, no session is admitted, and one admitted
+    /// before but starting after closes itself (see [`Hub::closing`]).
     pub async fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
         let _ = self.broadcaster.send(CloseAll).await;
         self.arbiter.stop();
     }
@@ -152,5 +169,27 @@ impl Drop for SessionPermit {
     fn drop(&mut self) {
         let now = self.sessions.fetch_sub(1, Ordering::AcqRel) - 1;
         metrics::gauge!(names::WS_SESSIONS).set(now as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The HTTP server serves on while the rest of the process stops: an upgrade after the
+    /// broadcaster closed every session was admitted, registered with a broadcaster whose
+    /// thread had stopped, never told to go away and cut off when the server stopped.
+    #[actix_rt::test]
+    async fn a_hub_that_has_closed_its_sessions_admits_no_more() {
+        let hub = Hub::start(WsSettings::default());
+        let client = "net:192.0.2.0/24";
+        let open = hub.admit(client).expect("admitted while running");
+        assert!(!hub.closing());
+        hub.shutdown().await;
+        assert!(hub.closing());
+        assert_eq!(hub.admit(client).err(), Some(Refused::Closing));
+        assert_eq!(hub.sessions(), 1);
+        drop(open);
+        assert_eq!(hub.sessions(), 0);
     }
 }

@@ -307,6 +307,12 @@ impl Actor for WsSession {
             key_id: self.key_id.clone(),
             socket: self.socket.clone(),
         });
+        // Asked after registering: a session that finds the hub still open registered before
+        // the broadcaster was told to close every session, and is closed with them; one that
+        // finds it closing would never be told.
+        if self.hub.closing() {
+            return self.abort(ctx, CloseCode::Away, "server shutting down".into());
+        }
         ctx.run_interval(self.heartbeat_interval(), |act, ctx| {
             act.outbox.ran();
             let now = Instant::now();

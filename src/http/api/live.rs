@@ -16,8 +16,8 @@ use crate::ws::socket::{ConnectionFd, SocketHandle};
 use crate::ws::WsSession;
 
 /// `GET /ws`: upgrades to a WebSocket session. 400 for a request that is not a WebSocket
-/// handshake, 503 when the process holds `ws.max_sessions` sessions, both in the API's error
-/// shape.
+/// handshake, 503 when the process holds `ws.max_sessions` sessions or is shutting down, all in
+/// the API's error shape.
 #[utoipa::path(
     tag = "live", operation_id = "websocket", summary = "Live updates over a WebSocket",
     description = "A WebSocket handshake (RFC 6455). Once upgraded, the client sends \
@@ -29,8 +29,9 @@ use crate::ws::WsSession;
         (status = 400, description = "Not a WebSocket handshake (`bad_handshake`)", body = ErrorBody),
         (status = 429, description = "The caller (its key, or its network without one) holds \
             `ws.max_sessions_per_client` sessions already (`rate_limited`)", body = ErrorBody),
-        (status = 503, description = "Live updates do not run in this process, or it serves \
-            `ws.max_sessions` sessions already (`too_many_sessions`); retry later or elsewhere", body = ErrorBody),
+        (status = 503, description = "Live updates do not run in this process or it is shutting \
+            down (`unavailable`), or it serves `ws.max_sessions` sessions already \
+            (`too_many_sessions`); retry later or elsewhere", body = ErrorBody),
     )
 )]
 #[get("/ws")]
@@ -73,6 +74,10 @@ pub async fn connect(
                 ),
                 std::time::Duration::from_secs(5),
             )
+        }
+        Refused::Closing => {
+            metrics::counter!(names::WS_REJECTED, "reason" => "shutting_down").increment(1);
+            ApiError::unavailable("this process is shutting down; connect to another")
         }
     })?;
     let id = hub.next_session_id();
