@@ -23,7 +23,7 @@ use deadpool_postgres::Pool;
 
 use super::messages::{Committed, Publish, StoryChanges};
 use crate::config::StorySettings;
-use crate::db::stories::{StoredCentre, StoryRow, StoryWrite};
+use crate::db::stories::{PlacedPost, StoredCentre, StoryRow, StoryWrite};
 use crate::models::live::{FilterKeys, Topic, STORY_NEW, STORY_UPDATE};
 use crate::models::AnalyzedPost;
 use crate::stories::{AnnouncedStory, StoryEvent, StoryId, StorySnapshot, StoryTracker};
@@ -31,7 +31,9 @@ use crate::telemetry::names;
 
 /// Places posts in stories; shared by the commits of one process.
 pub struct StoryDesk {
-    tracker: Mutex<StoryTracker<String>>,
+    /// Posts are known by their id and producer: another producer's copy of a post (refused
+    /// by the store) is placed on its own and never stands for the stored one.
+    tracker: Mutex<StoryTracker<PlacedPost>>,
     /// Stories the other processes announced, taken in before the next batch is placed (so
     /// the fan-out never waits for a batch being placed).
     announced: Mutex<VecDeque<AnnouncedStory>>,
@@ -48,7 +50,7 @@ struct Unpublished {
     rows: HashMap<StoryId, StoryRow>,
     /// Posts stored new, by the story they were stored in.
     added: HashMap<StoryId, i64>,
-    founders: Vec<(StoryId, Vec<String>)>,
+    founders: Vec<(StoryId, Vec<PlacedPost>)>,
     left: Vec<StoryId>,
     merges: Vec<(StoryId, StoryId)>,
     faded: Vec<StoryId>,
@@ -123,14 +125,12 @@ impl StoryDesk {
         self.adopt_announced(&mut tracker);
         let mut placement = Placement::default();
         {
-            let in_batch: HashMap<&str, usize> = order
-                .iter()
-                .map(|&i| (posts[i].post.id.as_str(), i))
-                .collect();
+            let in_batch: HashMap<PlacedPost, usize> =
+                order.iter().map(|&i| (placed_post(&posts[i]), i)).collect();
             for &i in &order {
                 let post = &posts[i].post;
                 let story = tracker.place(
-                    post.id.clone(),
+                    placed_post(&posts[i]),
                     post.created_at.timestamp_millis(),
                     &post.text,
                 );
@@ -156,7 +156,7 @@ impl StoryDesk {
     }
 
     /// Takes in the stories the other processes announced since the last batch.
-    fn adopt_announced(&self, tracker: &mut StoryTracker<String>) {
+    fn adopt_announced(&self, tracker: &mut StoryTracker<PlacedPost>) {
         let announced: Vec<AnnouncedStory> = lock(&self.announced).drain(..).collect();
         for story in &announced {
             if tracker.adopt(story) {
@@ -168,13 +168,16 @@ impl StoryDesk {
     /// Counts the posts the store of the batch of turn `turn` wrote new in the stories they
     /// were placed in. A post stored before (sent again, redelivered, stored by an earlier try)
     /// or refused is not among `inserted` and counts nowhere; one the batch holds twice counts
-    /// once.
+    /// once, in the story of its first copy, the one the store wrote (a later copy, maybe
+    /// another producer's, was refused).
     pub fn stored(&self, posts: &[AnalyzedPost], inserted: &[String], turn: u64) {
         let mut new: HashSet<&str> = inserted.iter().map(String::as_str).collect();
         let mut added: HashMap<StoryId, i64> = HashMap::new();
         for post in posts {
-            let Some(id) = post.story_id else { continue };
-            if new.remove(post.post.id.as_str()) {
+            if !new.remove(post.post.id.as_str()) {
+                continue;
+            }
+            if let Some(id) = post.story_id {
                 *added.entry(id).or_default() += 1;
             }
         }
@@ -214,7 +217,7 @@ struct Placement {
     assigned: Vec<(usize, StoryId)>,
     /// Stories placed in, founded or grown: their rows change.
     touched: HashSet<StoryId>,
-    founders: Vec<(StoryId, Vec<String>)>,
+    founders: Vec<(StoryId, Vec<PlacedPost>)>,
     left: Vec<StoryId>,
     merges: Vec<(StoryId, StoryId)>,
     faded: Vec<StoryId>,
@@ -225,9 +228,9 @@ impl Placement {
     /// Takes in one of the tracker's events, raised as the post at `placing` was placed.
     fn record(
         &mut self,
-        event: StoryEvent<String>,
+        event: StoryEvent<PlacedPost>,
         placing: usize,
-        in_batch: &HashMap<&str, usize>,
+        in_batch: &HashMap<PlacedPost, usize>,
     ) {
         match event {
             StoryEvent::Born { id, members } => {
@@ -256,14 +259,14 @@ impl Placement {
     fn found(
         &mut self,
         id: StoryId,
-        members: Vec<String>,
+        members: Vec<PlacedPost>,
         placing: usize,
-        in_batch: &HashMap<&str, usize>,
+        in_batch: &HashMap<PlacedPost, usize>,
     ) {
         self.touched.insert(id);
         let mut earlier = Vec::new();
         for key in members {
-            match in_batch.get(key.as_str()) {
+            match in_batch.get(&key) {
                 Some(&j) if j != placing => self.assigned.push((j, id)),
                 Some(_) => {}
                 None => earlier.push(key),
@@ -275,7 +278,7 @@ impl Placement {
     }
 
     /// The rows of the stories it touched that are still live, as they look now.
-    fn rows(&self, tracker: &StoryTracker<String>) -> Vec<StoryRow> {
+    fn rows(&self, tracker: &StoryTracker<PlacedPost>) -> Vec<StoryRow> {
         self.touched
             .iter()
             .filter_map(|&id| tracker.snapshot(id))
@@ -303,17 +306,23 @@ impl Placement {
     }
 }
 
-/// Sets each post's story from `assigned`. Every copy of a post the batch holds more than once
-/// gets the post's latest story, so whichever copy is stored is stored in it.
+/// Sets each post's story from `assigned`. Every copy of a post a producer sent more than once
+/// in the batch gets that copy's latest story, so whichever is stored is stored in it; another
+/// producer's copy of the same id keeps its own, which the store refuses with it.
 fn settle(posts: &mut [AnalyzedPost], assigned: &[(usize, StoryId)]) {
     let stories: Vec<Option<StoryId>> = {
-        let mut story_of: HashMap<&str, StoryId> = HashMap::new();
+        let mut story_of: HashMap<(&str, &str), StoryId> = HashMap::new();
         for &(i, id) in assigned {
-            story_of.insert(posts[i].post.id.as_str(), id);
+            let p = &posts[i];
+            story_of.insert((p.producer.as_str(), p.post.id.as_str()), id);
         }
         posts
             .iter()
-            .map(|p| story_of.get(p.post.id.as_str()).copied())
+            .map(|p| {
+                story_of
+                    .get(&(p.producer.as_str(), p.post.id.as_str()))
+                    .copied()
+            })
             .collect()
     };
     for (post, story) in posts.iter_mut().zip(stories) {
@@ -321,8 +330,16 @@ fn settle(posts: &mut [AnalyzedPost], assigned: &[(usize, StoryId)]) {
     }
 }
 
+/// How the tracker knows `post`.
+fn placed_post(post: &AnalyzedPost) -> PlacedPost {
+    PlacedPost {
+        id: post.post.id.clone(),
+        producer: post.producer.clone(),
+    }
+}
+
 /// A story's row as the tracker sees it, before any post is counted in it.
-fn row(s: StorySnapshot<String>) -> StoryRow {
+fn row(s: StorySnapshot<PlacedPost>) -> StoryRow {
     StoryRow {
         id: s.id,
         label: s
@@ -338,7 +355,7 @@ fn row(s: StorySnapshot<String>) -> StoryRow {
         first_at: at(s.first_ms),
         last_at: at(s.last_ms),
         added: 0,
-        representatives: s.representatives.into_iter().map(|r| r.key).collect(),
+        representatives: s.representatives.into_iter().map(|r| r.key.id).collect(),
     }
 }
 
@@ -665,7 +682,7 @@ mod tests {
             .founders
             .iter()
             .filter(|(story, _)| *story == id)
-            .flat_map(|(_, keys)| keys.iter().map(String::as_str))
+            .flat_map(|(_, keys)| keys.iter().map(|k| k.id.as_str()))
             .collect();
         assert_eq!(founders, HashSet::from(["a0", "a1"]));
         let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
@@ -700,5 +717,51 @@ mod tests {
         let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(row.added, 5);
         assert!(changes.write.grown.is_empty());
+    }
+
+    #[test]
+    fn another_producers_copy_of_a_post_is_placed_as_its_own_and_founds_as_its_own() {
+        let desk = desk();
+        let as_rival = |mut p: AnalyzedPost| {
+            p.producer = "source:rival".into();
+            p
+        };
+        // The owner's `a0` says something else; the rival sends its own `a0` (the store
+        // refuses it) in the same batch, then the rest of the outage.
+        let mut first = vec![
+            post("a0", 0, "made pancakes for breakfast"),
+            as_rival(post("a0", 0, OUTAGE[0])),
+            as_rival(post("a1", 1, OUTAGE[1])),
+        ];
+        desk.place(&mut first, 1);
+        assert_eq!(first[0].story_id, None);
+        let mut rest: Vec<AnalyzedPost> = OUTAGE[2..]
+            .iter()
+            .enumerate()
+            .map(|(i, text)| as_rival(post(&format!("b{i}"), i as i64 + 2, text)))
+            .collect();
+        desk.place(&mut rest, 2);
+        let id = rest
+            .last()
+            .and_then(|p| p.story_id)
+            .expect("the outage is a story");
+        assert_eq!(first[0].story_id, None, "the owner's post stays in none");
+
+        let changes = desk.take_unpublished(2);
+        let founders: Vec<&PlacedPost> = changes
+            .write
+            .founders
+            .iter()
+            .filter(|(story, _)| *story == id)
+            .flat_map(|(_, keys)| keys)
+            .collect();
+        assert!(
+            founders.iter().any(|k| k.id == "a0"),
+            "the rival's a0 founded the story: {founders:?}"
+        );
+        assert!(
+            founders.iter().all(|k| k.producer == "source:rival"),
+            "only the rival's copies found it: {founders:?}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Stories on the real pipeline, PostgreSQL and Redis: posts of two conversations become two
 //! stories with their posts' `story_id`, shown by the API and published live; posts of nothing
 //! stay in none; a live stream and an import of the same posts give the same stories; a post
-//! sent again counts once in its story's size.
+//! sent again counts once in its story's size; another producer's copy of a post never moves
+//! the stored one into a story.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common::app::spawn_app_with;
 use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, sum_of, unique};
 use crate::common::{spawn_app, wait_until};
-use crate::common::{PostEvent, TestEnv};
+use crate::common::{xadd_fields, PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -424,4 +425,69 @@ async fn a_story_counts_each_stored_post_once_however_often_it_is_sent() {
         );
     }
     app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn another_producers_copy_of_a_post_never_moves_the_stored_one_into_its_story() {
+    let prefix = unique("owned");
+    let owned: Vec<String> = (0..2).map(|i| format!("{prefix}-outage-{i}")).collect();
+    // The owner's posts say nothing alike: stored in no story.
+    let first = spawn_app().await;
+    let written = Utc::now() - chrono::Duration::hours(3);
+    let own: Vec<String> = owned
+        .iter()
+        .zip(NOTHING)
+        .map(|(id, text)| post_at(id, text, written, "en"))
+        .collect();
+    first.send_events(&own).await;
+    assert!(first.wait_for_posts(2, WAIT).await);
+
+    // A process that knows none of them reads a rival's conversation whose first outage posts
+    // carry the owner's ids (refused as taken), then, once those are read, the rest: the
+    // outage story is born from posts of earlier batches, the rival's copies among them.
+    let second = first.shutdown().await.serve(|_| {}).await;
+    let redis = second.redis().await;
+    let posts = conversation(&prefix);
+    let split = 1 + posts.iter().position(|(id, _)| *id == owned[1]).unwrap();
+    for (n, (_, event)) in posts.iter().enumerate() {
+        if n == split {
+            assert!(wait_until(WAIT, || async { second.env.unfinished(&redis).await == 0 }).await);
+        }
+        let fields = vec![
+            ("event", event.clone()),
+            ("producer", "source:rival".to_string()),
+        ];
+        xadd_fields(&redis, &second.env.stream, fields).await;
+    }
+    // The owner's posts and the rival's, less its copies of the owner's.
+    let stored = (own.len() + posts.len() - owned.len()) as i64;
+    assert!(second.wait_for_posts(stored, WAIT).await);
+
+    // Every write of the stories is in once each story counts the posts that carry it.
+    let settled = wait_until(WAIT, || async {
+        let per_story = posts_per_story(&stories_of_posts(&second).await);
+        let list = second.get_ok("/api/v1/stories").await;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let outage = items.iter().find(|s| {
+            s["terms"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "outage"))
+        });
+        outage.is_some_and(|s| s["size"].as_i64().unwrap_or(0) >= 6)
+            && items.iter().all(|s| {
+                let id = s["id"].as_i64().unwrap_or(0);
+                s["size"].as_i64() == per_story.get(&id).copied()
+            })
+    })
+    .await;
+    assert!(settled, "{}", second.get_ok("/api/v1/stories").await);
+    for (id, text) in owned.iter().zip(NOTHING) {
+        let post = second.get_ok(&format!("/api/v1/posts/{id}")).await;
+        assert_eq!(post["text"], text, "{post}");
+        assert!(
+            post["story_id"].is_null(),
+            "the owner's post was moved into the rival's story: {post}"
+        );
+    }
+    second.shutdown().await;
 }

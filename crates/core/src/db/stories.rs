@@ -29,12 +29,21 @@ pub struct StoryRow {
     pub representatives: Vec<String>,
 }
 
+/// A post as the story tracker placed it: its id and the producer whose copy it was. Two
+/// producers may send the same id; only the copy its owner stored is the stored post, so what
+/// the tracker found of the other copy (refused by the store) must never move the stored one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlacedPost {
+    pub id: String,
+    pub producer: String,
+}
+
 /// What the placements and the stores changed in the stories since the last write.
 #[derive(Debug, Clone, Default)]
 pub struct StoryWrite {
     pub rows: Vec<StoryRow>,
-    /// Posts stored before their story was born: `(story, post ids)`.
-    pub founders: Vec<(i64, Vec<String>)>,
+    /// Posts stored before their story was born: `(story, posts)`.
+    pub founders: Vec<(i64, Vec<PlacedPost>)>,
     /// Stories that founders had joined loosely and left for the story they founded.
     pub left: Vec<i64>,
     /// `(from, into)`: `from`'s posts are `into`'s now.
@@ -174,27 +183,33 @@ const ADD_TO_SIZE: &str =
 
 /// Gives `story` to its founders stored before it was born that are in no story or in one
 /// they `left`, and moves their counts with them; answers how many joined. A founder already in
-/// the story (the write applied again), deleted, or not stored (yet) joins nothing, so the
-/// sizes follow the posts' rows.
+/// the story (the write applied again), deleted, not stored (yet), or stored by another
+/// producer than the one whose copy was placed joins nothing, so the sizes follow the posts'
+/// rows and one producer's posts never follow another's text.
 async fn move_founders(
     tx: &Transaction<'_>,
     story: i64,
-    posts: &[String],
+    posts: &[PlacedPost],
     left: &[i64],
 ) -> Result<i64, tokio_postgres::Error> {
+    let ids: Vec<&str> = posts.iter().map(|p| p.id.as_str()).collect();
+    let producers: Vec<&str> = posts.iter().map(|p| p.producer.as_str()).collect();
     // Locked rows are read again as they are now, so a founder another process moved in the
     // meantime is not counted twice.
     let moved = tx
         .query(
             "WITH moved AS (
-                SELECT id, story_id AS before FROM posts
-                WHERE id = ANY($2) AND deleted_at IS NULL
-                  AND (story_id IS NULL OR story_id = ANY($3)) AND story_id IS DISTINCT FROM $1
-                FOR UPDATE
+                SELECT s.id, s.story_id AS before FROM posts s
+                WHERE s.id = ANY($2::text[]) AND s.deleted_at IS NULL
+                  AND (s.id, s.producer) IN (
+                      SELECT f.id, f.producer FROM UNNEST($2::text[], $4::text[]) AS f (id, producer))
+                  AND (s.story_id IS NULL OR s.story_id = ANY($3))
+                  AND s.story_id IS DISTINCT FROM $1
+                FOR UPDATE OF s
              )
              UPDATE posts p SET story_id = $1 FROM moved WHERE p.id = moved.id
              RETURNING moved.before",
-            &[&story, &posts, &left],
+            &[&story, &ids, &left, &producers],
         )
         .await?;
     let mut departures: HashMap<i64, i64> = HashMap::new();
