@@ -306,6 +306,87 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     app.shutdown().await;
 }
 
+/// An ingester restarted while its batches retry through an outage leaves their entries to
+/// them: the batches live on and commit. Re-read, each entry would be analysed and stored again
+/// beside its batch and counted as delivered once more, which no redelivery happened for
+/// (enough restarts, and a valid post goes through the lone trials of an entry that brings
+/// processes down).
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_restarted_ingester_leaves_the_entries_in_flight_to_their_batches() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    let pg = env.pg().await;
+    let database = env.database.replace('"', "");
+    let read_only = |on: bool| {
+        let sql = if on {
+            format!("ALTER DATABASE \"{database}\" SET default_transaction_read_only = on")
+        } else {
+            format!("ALTER DATABASE \"{database}\" RESET default_transaction_read_only")
+        };
+        let pg = &pg;
+        async move {
+            pg.batch_execute(&sql).await.unwrap();
+            // Sessions take the setting as they start.
+            pg.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    read_only(true).await;
+    for i in 0..20 {
+        env.xadd_post(&redis, &format!("in-flight-{i}"), "still here, still great")
+            .await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            env.pending(&redis).await == 20
+        })
+        .await,
+        "the entries are read and held while every write is refused"
+    );
+
+    app.pipeline().inject_fault(Stage::Ingester);
+    let restarted = wait_until(Duration::from_secs(20), || async {
+        metrics_text(&app)
+            .await
+            .contains("pulse_actor_restarts_total{actor=\"ingester\"} 1")
+    })
+    .await;
+    assert!(restarted, "the ingester is restarted");
+    // The restarted reader's first rounds, and claim timeouts (1 s in tests).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rows: Value = redis
+        .xpending(&env.stream, &env.group, ("-", "+", 100))
+        .await
+        .unwrap();
+    let counts: Vec<i64> = match rows {
+        Value::Array(rows) => rows
+            .into_iter()
+            .filter_map(|row| match row {
+                Value::Array(cols) => cols.get(3).and_then(|c| c.as_i64()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    assert_eq!(
+        counts,
+        vec![1; 20],
+        "entries in flight were delivered again"
+    );
+
+    read_only(false).await;
+    assert!(env.stored_exactly(20, Duration::from_secs(30)).await);
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
+    app.shutdown().await;
+}
+
 /// Raw posts are kept for `store.retention_days` after they reached Pulse: a post that
 /// arrived long ago goes, a backfilled post created long ago but just arrived stays.
 #[actix_rt::test]
