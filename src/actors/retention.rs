@@ -93,7 +93,7 @@ impl Retention {
             }
             let hold = settling.hold_secs as f64;
             let after = cursor.lock().expect("the cursor is only copied").clone();
-            match deletions::settle_held(&client, &settling.trust, hold, &after).await {
+            match deletions::settle_held(&mut client, &settling.trust, hold, &after).await {
                 Ok((settled, next)) => {
                     *cursor.lock().expect("the cursor is only copied") = next;
                     for (reason, n) in [

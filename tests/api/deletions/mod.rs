@@ -446,6 +446,112 @@ async fn rollups_equal_a_recount_through_additions_deletions_and_races_of_every_
     app.shutdown().await;
 }
 
+/// Backends of this database waiting for an advisory lock (`advisory`), or for another lock
+/// (a row's).
+async fn lock_waits(pg: &tokio_postgres::Client, advisory: bool) -> i64 {
+    pg.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND (wait_event = 'advisory') = $1",
+        &[&advisory],
+    )
+    .await
+}
+
+/// A held engagement whose post is stored is released by the settling pass, which counts it if
+/// the post is live as it sees it. A batch deleting the post, in flight meanwhile, sees the
+/// engagement held and leaves it: whichever of the two commits second must see the other, or
+/// the engagement stays in the rollups of a deleted post. The deleting batch is kept inside
+/// its statement (a session holds the post's row) while the pass runs.
+#[actix_rt::test]
+async fn an_engagement_released_while_its_post_is_deleted_never_stays_in_the_rollups() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let now = Utc::now();
+    xadd_all(
+        &redis,
+        &app.env.stream,
+        &[post_at("held-for", "I love it", now)],
+    )
+    .await;
+    assert!(settled(&app.env, &redis).await);
+    let high_churn = app.env.settings().metrics.high_churn_threshold;
+    // From here only this test settles and deletes.
+    let env = app.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pg = env.pg().await;
+    // Held as a batch that committed beside the post's, and could not see it, leaves it.
+    pg.execute(
+        "INSERT INTO engagements (key, post_id, kind, at, count, stream_id, held) \
+         VALUES ('id:held-like', 'held-for', 'like', $1, 5, 'raced', true)",
+        &[&now],
+    )
+    .await
+    .unwrap();
+    let holder = env.pg().await;
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM posts WHERE id = 'held-for' FOR UPDATE")
+        .await
+        .unwrap();
+
+    let pool = pulse::db::pool(&env.database_url, 2).unwrap();
+    let deleting = actix_rt::spawn(async move {
+        let admission = pulse::db::rollup_keys::KeyAdmission::new(100);
+        let trust = pulse::models::producer::Trust::new(&pulse::models::producer::default_trust());
+        let options = pulse::db::batch::WriteOptions {
+            stream: "raced",
+            high_churn,
+            admission: &admission,
+            trust: &trust,
+        };
+        let batch = pulse::actors::messages::AnalyzedBatch {
+            deletions: vec![pulse::models::event::StreamedDeletion {
+                entry_id: "1-0".into(),
+                producer: pulse::models::producer::STREAM.into(),
+                deletion: pulse::models::event::Deletion {
+                    post_id: "held-for".into(),
+                    at: now,
+                },
+            }],
+            ..Default::default()
+        };
+        pulse::actors::store::write(&pool, &options, &batch)
+            .await
+            .map(|_| ())
+    });
+    assert!(
+        wait_until(WAIT, || async { lock_waits(&pg, false).await == 1 }).await,
+        "the deleting batch waits on the post's row"
+    );
+    let held: bool = pg
+        .scalar(
+            "SELECT held FROM engagements WHERE key = 'id:held-like'",
+            &[],
+        )
+        .await;
+    assert!(held, "nothing released the engagement before the pass");
+
+    let mut client = env.pg().await;
+    let settling = actix_rt::spawn(async move {
+        let trust = pulse::models::producer::Trust::new(&pulse::models::producer::default_trust());
+        pulse::db::deletions::settle_held(&mut client, trust.pairs(), 3_600.0).await
+    });
+    // The pass either runs now, or waits for the deleting batch.
+    assert!(
+        wait_until(WAIT, || async {
+            settling.is_finished() || lock_waits(&pg, true).await == 1
+        })
+        .await
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+    deleting.await.unwrap().expect("the deletion is stored");
+    let pass = settling.await.unwrap().expect("the pass runs");
+    assert_eq!(pass.released, 1, "{pass:?}");
+
+    assert!(deleted_posts_reach(&pg, 1).await);
+    assert_eq!(rollups(&pg).await, recount(&pg).await);
+    assert!(rollups(&pg).await.is_empty(), "{:?}", rollups(&pg).await);
+}
+
 #[actix_rt::test]
 async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     let app = spawn_app_tuned(|s| {

@@ -668,7 +668,8 @@ pub async fn write<'a>(
 /// would keep it for good. With the locks, whichever comes second starts its statement after
 /// the first committed, and sees it. Engagement batches share their locks, so they never wait
 /// for each other; advisory locks live in shared memory, so they write nothing to the posts;
-/// 64 buckets bound the locks one batch takes.
+/// 64 buckets bound the locks one batch takes. The pass that releases held engagements takes
+/// all of them shared ([`super::deletions::LOCK_EVERY_POST`], the same lock space and buckets).
 pub const LOCK_POSTS: &str = "
 SELECT CASE WHEN s.exclusive THEN pg_advisory_xact_lock(1347, s.bucket)
             ELSE pg_advisory_xact_lock_shared(1347, s.bucket) END

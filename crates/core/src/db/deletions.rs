@@ -13,7 +13,9 @@
 //!
 //! Engagements held for a post that was stored by a concurrent batch (which could not see
 //! them) are released by [`settle_held`], or refused when their producer may not act for the
-//! post's; those still without a post after the hold are dropped.
+//! post's; those still without a post after the hold are dropped. It counts those it releases
+//! when their post is live, so it takes the posts' locks shared first, as an engaging batch
+//! does ([`LOCK_EVERY_POST`]).
 
 use std::sync::LazyLock;
 
@@ -84,6 +86,20 @@ pub async fn mark_raced(
         .collect())
 }
 
+/// Every bucket of [`super::batch::LOCK_POSTS`], shared, in bucket order: what a settling pass
+/// takes in its transaction before its statement, since it may release the engagements of any
+/// post.
+///
+/// Why: the pass counts an engagement it releases in the rollups when its post is live as the
+/// statement sees it. A batch deleting that post, in flight when the statement started, takes
+/// out of the rollups the post and the engagements it saw counted, not this one, which it saw
+/// held: the engagement would stay counted in the rollups of a deleted post for good. With the
+/// locks, the deleting batch (which holds its posts' locks exclusively) and the pass wait for
+/// each other, and whichever comes second sees what the first committed. Engaging batches
+/// take theirs shared too, so they never wait for the pass.
+pub const LOCK_EVERY_POST: &str =
+    "SELECT pg_advisory_xact_lock_shared(1347, b) FROM generate_series(0, 63) AS b";
+
 /// Most held engagements one [`settle_held`] looks at.
 pub const SETTLE_BATCH: i64 = 5_000;
 
@@ -145,7 +161,7 @@ pub struct HeldCursor(Option<(DateTime<Utc>, String)>);
 /// module documentation); engagements without a post are kept until `hold_secs` after they
 /// arrived. Returns what it did and where the next pass goes on from.
 pub async fn settle_held(
-    client: &Client,
+    client: &mut Client,
     trust: &[String],
     hold_secs: f64,
     cursor: &HeldCursor,
@@ -154,9 +170,12 @@ pub async fn settle_held(
         Some((at, key)) => (*at, key.as_str()),
         None => (DateTime::UNIX_EPOCH, ""),
     };
-    let row = client
+    let tx = client.transaction().await?;
+    tx.execute(LOCK_EVERY_POST, &[]).await?;
+    let row = tx
         .query_one(SETTLE_HELD.as_str(), &[&trust, &hold_secs, &after, &key])
         .await?;
+    tx.commit().await?;
     let looked_at: i64 = row.get(3);
     let next = match (row.get(4), row.get(5)) {
         (Some(at), Some(key)) if looked_at >= SETTLE_BATCH => HeldCursor(Some((at, key))),
