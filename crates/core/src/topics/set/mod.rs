@@ -116,6 +116,15 @@ type Span = (u32, u32);
 /// post of ordinary text spends a few hundred.
 pub const NEAR_STEPS_PER_POST: u32 = 50_000;
 
+/// Parts of phrases one post's phrases may check, every topic together. A phrase is checked
+/// part after part from each place its first word stands, so a text of thousands of one word
+/// and a phrase of thousands of it (a query of 4,096 characters holds 2,000 words) took tens of
+/// millions of checks for each post, each topic or search of such a phrase a second or more of
+/// a core. Past the budget no further phrase is found in the post, so such a post may miss a
+/// topic it would match; a post of ordinary text checks a part or two per phrase whose first
+/// word it holds.
+pub const PHRASE_STEPS_PER_POST: u32 = 100_000;
+
 /// Every active topic, compiled. Immutable: a change of topics builds a new set.
 #[derive(Debug, Default)]
 pub struct TopicSet {
@@ -310,11 +319,13 @@ impl TopicSet {
             }
         }
         s.hits.sort_unstable();
-        // Phrases, from the hits of their first pattern.
+        // Phrases, from the hits of their first pattern, each part checked spending one of the
+        // post's steps.
         let mut found = std::mem::take(&mut s.found);
         found.clear();
+        let mut steps = PHRASE_STEPS_PER_POST;
         let mut at = 0;
-        while at < s.hits.len() {
+        'heads: while at < s.hits.len() {
             let head = s.hits[at].0;
             let end = at + s.hits[at..].partition_point(|h| h.0 == head);
             if let Some(phrases) = self.phrases.get(&head) {
@@ -323,11 +334,18 @@ impl TopicSet {
                         continue;
                     };
                     for &(_, start, _) in &s.hits[at..end] {
-                        let whole = parts.iter().enumerate().skip(1).all(|(i, &part)| {
-                            s.hits
-                                .binary_search(&(part, start + i as u32, start + i as u32))
-                                .is_ok()
-                        });
+                        let mut whole = true;
+                        for (i, &part) in parts.iter().enumerate().skip(1) {
+                            if steps == 0 {
+                                break 'heads;
+                            }
+                            steps -= 1;
+                            let p = start + i as u32;
+                            if s.hits.binary_search(&(part, p, p)).is_err() {
+                                whole = false;
+                                break;
+                            }
+                        }
                         if whole {
                             found.push((phrase, start, start + parts.len() as u32 - 1));
                         }
@@ -335,6 +353,10 @@ impl TopicSet {
                 }
             }
             at = end;
+        }
+        #[cfg(test)]
+        {
+            s.phrase_steps = steps;
         }
         s.hits.extend_from_slice(&found);
         s.found = found;
@@ -576,6 +598,9 @@ struct Scratch {
     value: String,
     /// What is left of the post's [`NEAR_STEPS_PER_POST`].
     near_steps: Cell<u32>,
+    /// What the last post left of its [`PHRASE_STEPS_PER_POST`].
+    #[cfg(test)]
+    phrase_steps: u32,
 }
 
 impl Scratch {

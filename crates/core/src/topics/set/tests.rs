@@ -192,3 +192,28 @@ fn a_chain_of_near_over_a_repeated_word_stops_at_the_budget() {
     );
     SCRATCH.with(|s| assert!(s.borrow().near_steps.get() > NEAR_STEPS_PER_POST - 1_000));
 }
+
+/// A phrase of 2,000 words checked from each of 10,000 places of the same word was 18 million
+/// checks for one post; the post's budget stops them, and the next post has a budget of its
+/// own.
+#[test]
+fn a_long_phrase_over_a_repeated_word_stops_at_the_budget() {
+    let long = format!("\"{}\"", vec!["a"; 2_000].join(" "));
+    let (set, refused) = TopicSet::build(TopicDef::numbered(&[long.as_str(), "\"b c\""]));
+    assert!(refused.is_empty());
+    let ids = |text: &str| -> Vec<i64> { set.matches(&post(text)).iter().map(|m| m.id).collect() };
+    let flood = vec!["a"; 9_999].join(" ");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        ids(flood.as_str()),
+        [1],
+        "the first places checked hold the phrase"
+    );
+    SCRATCH.with(|s| assert_eq!(s.borrow().phrase_steps, 0));
+    let short = vec!["a"; 1_999].join(" ");
+    assert_eq!(ids(short.as_str()), Vec::<i64>::new());
+    SCRATCH.with(|s| assert_eq!(s.borrow().phrase_steps, 0));
+    eprintln!("the floods took {:?}", started.elapsed());
+    assert_eq!(ids("a b c a"), [2]);
+    SCRATCH.with(|s| assert!(s.borrow().phrase_steps > PHRASE_STEPS_PER_POST - 10));
+}
