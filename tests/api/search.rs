@@ -695,3 +695,60 @@ async fn searches_are_saved_listed_and_deleted_and_bad_ones_refused() {
         .await;
     app.shutdown().await;
 }
+
+/// Posts whose vectors are not exact (a word hundreds of times, a token too long to keep) were
+/// candidates of every search whatever its query: a flood of them newer than the matches was
+/// checked one by one by each page, 21 posts a statement, and past 20,000 of them every
+/// search's facets were refused as too broad. Only those that could match are checked now,
+/// and those are still all found, a wildcard's long tokens and a phrase's later places
+/// included.
+#[actix_rt::test]
+async fn posts_whose_vectors_are_not_exact_are_checked_only_where_they_could_match() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let mut posts: Vec<Value> = (0..300)
+        .map(|n| {
+            let text = if n % 2 == 0 {
+                "late ".repeat(300)
+            } else {
+                format!("{} late", "x".repeat(2_100))
+            };
+            super::deletions::post_at(&format!("u-{n}"), &text, now - TimeDelta::seconds(n))
+        })
+        .collect();
+    let older = |minutes: i64| now - TimeDelta::minutes(minutes);
+    posts.push(super::deletions::post_at(
+        "refund-1",
+        "refund please",
+        older(30),
+    ));
+    let repeated = format!("{} refund", "late ".repeat(300));
+    posts.push(super::deletions::post_at("refund-2", &repeated, older(31)));
+    xadd_all(&app.redis().await, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(302, WAIT).await);
+
+    let found = app.get_ok("/api/v1/search?q=refund&facets=true").await;
+    let ids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["post"]["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["refund-1", "refund-2"], "{found}");
+    assert_eq!(
+        found["checked"], 1,
+        "only the unsure post holding the word: {found}"
+    );
+    assert_eq!(found["facets"]["total"], 2, "{found}");
+
+    // A wildcard may find a token too long to keep, and a phrase stand past the places a
+    // vector keeps: every such post is still found.
+    let long = search_all(&app, "xxxx*", "").await;
+    assert_eq!(long.len(), 150, "{long:?}");
+    assert!(long.iter().all(|id| id.starts_with("u-")), "{long:?}");
+    let phrase = search_all(&app, "\"late late\"", "").await;
+    assert_eq!(phrase.len(), 151, "{phrase:?}");
+    assert!(phrase.contains(&"refund-2".to_string()));
+    assert!(!phrase.contains(&"u-1".to_string()));
+    app.shutdown().await;
+}

@@ -65,6 +65,9 @@ pub struct Scope {
     pub tsquery: Option<String>,
     /// Whether no exact vector can match (only unsure posts are candidates).
     pub empty: bool,
+    /// The plan's `tsquery` an unsure vector must match for its post to be a candidate;
+    /// `None` for every unsure post.
+    pub unsure: Option<String>,
 }
 
 impl Scope {
@@ -86,7 +89,10 @@ impl Scope {
     }
 
     /// Adds the lookup: posts the query's `tsquery` finds among exact vectors, or (with
-    /// `unsure`) the posts whose vectors are not exact or not written yet.
+    /// `unsure`) the posts whose vectors are not written yet and those not exact that could
+    /// match (a flood of posts with a long token or a word repeated hundreds of times would
+    /// otherwise be checked one by one for every search, and fill the budget of checks of
+    /// every page and of facets whatever the query).
     fn lookup(&self, c: &mut Conditions, found: bool, unsure: bool) -> Option<String> {
         let q = self
             .tsquery
@@ -102,8 +108,15 @@ impl Scope {
         }
         if unsure {
             let marker = c.bind(unsure_query());
+            let narrowed = match &self.unsure {
+                Some(u) => {
+                    let u = c.bind(u.clone());
+                    format!(" AND search @@ {u}::text::tsquery")
+                }
+                None => String::new(),
+            };
             arms.push(format!(
-                "search IS NULL OR search @@ {marker}::text::tsquery"
+                "search IS NULL OR (search @@ {marker}::text::tsquery{narrowed})"
             ));
         }
         if arms.is_empty() {

@@ -7,11 +7,22 @@
 //! it reads as `AND` of its operands, which finds every post it would and some it would not:
 //! such a plan is a superset, and each candidate is checked against the query itself. Under
 //! `NOT`, the subset is needed instead, and a `NEAR` there contributes nothing.
+//!
+//! A vector that is not exact still holds every token but those too long for a lexeme, each
+//! at its first places, so the same translation, read as a superset where places or long
+//! tokens may be missing, tells which of those posts can match at all: only they are checked
+//! one by one, rather than every such post whatever the query.
 
-use super::vector::{field_lexeme, token_lexeme, MAX_LEXEME_BYTES};
+use super::vector::{field_lexeme, token_lexeme, MAX_LEXEME_BYTES, MAX_POSITION};
+use crate::models::event::MAX_TEXT_BYTES;
 use crate::topics::syntax::Pattern;
 use crate::topics::text::TokenKind;
 use crate::topics::Expr;
+
+// A token takes a byte and so does what separates it from the next, so a stored text holds at
+// most half as many tokens as bytes: each has a place in its vector, and a vector that is not
+// exact lacks only long tokens and places past the first of a token, never a token outright.
+const _: () = assert!(MAX_TEXT_BYTES.div_ceil(2) <= MAX_POSITION);
 
 /// How a query reaches the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +34,19 @@ pub struct Plan {
     pub exact: bool,
     /// Whether no exact vector can match (nothing to look up).
     pub empty: bool,
+    /// The `tsquery` (in its text form) a vector that is not exact must match for its post to
+    /// be a candidate; `None` when any such post may match.
+    pub unsure: Option<String>,
+}
+
+/// The vectors a bound is read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vectors {
+    /// Every token at every place.
+    Exact,
+    /// Tokens longer than a lexeme may be are missing, and places past a token's first
+    /// [`super::vector::MAX_POSITIONS`].
+    Unsure,
 }
 
 #[derive(Debug, Clone)]
@@ -34,45 +58,47 @@ enum Bound {
 
 /// The plan of `expr`.
 pub fn plan(expr: &Expr) -> Plan {
+    let unsure = match bound(expr, true, Vectors::Unsure, &mut true) {
+        Bound::Query(q) => Some(q),
+        // A superset of nothing cannot come of the grammar; were it to, every such post is
+        // still a candidate.
+        Bound::All | Bound::Nothing => None,
+    };
     let mut exact = true;
-    let bound = bound(expr, true, &mut exact);
-    match bound {
-        Bound::All => Plan {
-            tsquery: None,
-            exact,
-            empty: false,
-        },
-        Bound::Nothing => Plan {
-            tsquery: None,
-            exact,
-            empty: true,
-        },
-        Bound::Query(q) => Plan {
-            tsquery: Some(q),
-            exact,
-            empty: false,
-        },
+    let (tsquery, empty) = match bound(expr, true, Vectors::Exact, &mut exact) {
+        Bound::All => (None, false),
+        Bound::Nothing => (None, true),
+        Bound::Query(q) => (Some(q), false),
+    };
+    Plan {
+        tsquery,
+        exact,
+        empty,
+        unsure,
     }
 }
 
-/// `expr` as a superset (`upper`) or a subset of its posts; `exact` turns false where the two
-/// differ.
-fn bound(expr: &Expr, upper: bool, exact: &mut bool) -> Bound {
+/// `expr` as a superset (`upper`) or a subset of the posts whose vectors are `vectors`;
+/// `exact` turns false where the two differ.
+fn bound(expr: &Expr, upper: bool, vectors: Vectors, exact: &mut bool) -> Bound {
     match expr {
-        Expr::Words(patterns) => words(patterns),
+        Expr::Words(patterns) => words(patterns, upper, vectors),
         Expr::Field(field, value) => {
             let lexeme = field_lexeme(*field, value);
-            if lexeme.len() > MAX_LEXEME_BYTES {
+            if lexeme.len() <= MAX_LEXEME_BYTES {
+                Bound::Query(quote(&lexeme, false))
+            } else if upper && vectors == Vectors::Unsure {
+                // A vector that is not exact may lack it because it is too long.
+                Bound::All
+            } else {
                 // No exact vector holds it; posts that might are checked one by one.
                 Bound::Nothing
-            } else {
-                Bound::Query(quote(&lexeme, false))
             }
         }
         Expr::And(items) => {
             let mut parts = Vec::new();
             for item in items {
-                match bound(item, upper, exact) {
+                match bound(item, upper, vectors, exact) {
                     Bound::All => {}
                     Bound::Nothing => return Bound::Nothing,
                     Bound::Query(q) => parts.push(q),
@@ -83,7 +109,7 @@ fn bound(expr: &Expr, upper: bool, exact: &mut bool) -> Bound {
         Expr::Or(items) => {
             let mut parts = Vec::new();
             for item in items {
-                match bound(item, upper, exact) {
+                match bound(item, upper, vectors, exact) {
                     Bound::All => return Bound::All,
                     Bound::Nothing => {}
                     Bound::Query(q) => parts.push(q),
@@ -91,7 +117,7 @@ fn bound(expr: &Expr, upper: bool, exact: &mut bool) -> Bound {
             }
             join(parts, " | ", Bound::Nothing)
         }
-        Expr::Not(inner) => match bound(inner, !upper, exact) {
+        Expr::Not(inner) => match bound(inner, !upper, vectors, exact) {
             Bound::All => Bound::Nothing,
             Bound::Nothing => Bound::All,
             Bound::Query(q) => Bound::Query(format!("!({q})")),
@@ -102,6 +128,7 @@ fn bound(expr: &Expr, upper: bool, exact: &mut bool) -> Bound {
                 bound(
                     &Expr::And(vec![(**left).clone(), (**right).clone()]),
                     true,
+                    vectors,
                     exact,
                 )
             } else {
@@ -119,8 +146,14 @@ fn join(parts: Vec<String>, operator: &str, none: Bound) -> Bound {
     }
 }
 
-/// A word, or words in a row (a phrase).
-fn words(patterns: &[Pattern]) -> Bound {
+/// A word, or words in a row (a phrase), as a superset (`upper`) or a subset of the posts
+/// whose vectors are `vectors`.
+fn words(patterns: &[Pattern], upper: bool, vectors: Vectors) -> Bound {
+    // In a vector that is not exact a token may be missing for being too long (one a wildcard
+    // finds, or the hashtag of a long word), and a phrase's words may stand past the places
+    // it keeps: as a superset, such a pattern bounds nothing and a phrase is its words
+    // anywhere. As a subset, what such a vector holds is in the text, at the places it says.
+    let loose = upper && vectors == Vectors::Unsure;
     let mut parts = Vec::with_capacity(patterns.len());
     for p in patterns {
         let kinds: &[TokenKind] = match p.kind {
@@ -128,11 +161,15 @@ fn words(patterns: &[Pattern]) -> Bound {
             TokenKind::Hashtag => &[TokenKind::Hashtag],
             TokenKind::Mention => &[TokenKind::Mention],
         };
-        let lexemes: Vec<String> = kinds
+        let all: Vec<String> = kinds.iter().map(|k| token_lexeme(*k, &p.text)).collect();
+        let kept = all.iter().filter(|l| l.len() <= MAX_LEXEME_BYTES).count();
+        if loose && (p.prefix || kept < all.len()) {
+            continue;
+        }
+        let lexemes: Vec<String> = all
             .iter()
-            .map(|k| token_lexeme(*k, &p.text))
             .filter(|l| l.len() <= MAX_LEXEME_BYTES)
-            .map(|l| quote(&l, p.prefix))
+            .map(|l| quote(l, p.prefix))
             .collect();
         if lexemes.is_empty() {
             return Bound::Nothing;
@@ -143,10 +180,15 @@ fn words(patterns: &[Pattern]) -> Bound {
             format!("({})", lexemes.join(" | "))
         });
     }
-    if parts.len() == 1 {
-        Bound::Query(parts.into_iter().next().expect("one part"))
-    } else {
-        Bound::Query(format!("({})", parts.join(" <-> ")))
+    match parts.len() {
+        0 => Bound::All,
+        1 => Bound::Query(parts.into_iter().next().expect("one part")),
+        _ if loose => {
+            parts.sort_unstable();
+            parts.dedup();
+            join(parts, " & ", Bound::All)
+        }
+        _ => Bound::Query(format!("({})", parts.join(" <-> "))),
     }
 }
 
@@ -208,5 +250,31 @@ mod tests {
         assert!(p.empty && p.exact);
         let p = q(&format!("pulse OR {long}"));
         assert_eq!(p.tsquery.unwrap(), "('pulse' | '#pulse' | '@pulse')");
+    }
+
+    #[test]
+    fn posts_whose_vectors_are_not_exact_are_narrowed_to_those_that_can_match() {
+        // A vector that is not exact may lack a word's later places: a phrase is its words.
+        let p = q("\"refund late\"");
+        assert!(p.tsquery.unwrap().contains(" <-> "));
+        let unsure = p.unsure.unwrap();
+        assert!(
+            unsure.contains(" & ") && !unsure.contains("<->"),
+            "{unsure}"
+        );
+        // A wildcard may find a token too long to keep, and so may a long word's hashtag.
+        assert_eq!(q("cancel*").unsure, None);
+        assert_eq!(
+            q("cancel* late").unsure.unwrap(),
+            "('late' | '#late' | '@late')"
+        );
+        assert_eq!(q("pulse OR cancel*").unsure, None);
+        assert_eq!(q(&"a".repeat(MAX_LEXEME_BYTES)).unsure, None);
+        // Under NOT, what the vector holds is in the text, at the places it says.
+        assert_eq!(
+            q("pulse NOT \"refund late\"").unsure.unwrap(),
+            "(('pulse' | '#pulse' | '@pulse') & !((('refund' | '#refund' | '@refund') <-> \
+             ('late' | '#late' | '@late'))))"
+        );
     }
 }

@@ -200,6 +200,7 @@ pub fn prepare(q: &SearchQuery) -> Result<Prepared, ApiError> {
             to: q.to,
             tsquery: plan.tsquery,
             empty: plan.empty,
+            unsure: plan.unsure,
         },
         exact: plan.exact,
         order,
@@ -333,12 +334,18 @@ pub async fn search(
     let mut items: Vec<SearchHit> = Vec::new();
     let mut checked = 0usize;
     let mut more = false;
+    let mut first = true;
     loop {
-        let rows = if prepared.exact {
+        // An exact plan's candidates are hits but for the unsure ones that fail their check:
+        // its first read takes a page, and only a page that must read on (its unsure candidates
+        // failed) reads batches, not a page at a time (a flood of them was a statement for
+        // every 21 posts checked).
+        let rows = if prepared.exact && first {
             limit + 1
         } else {
             CHECK_BATCH.max(limit + 1)
         };
+        first = false;
         let candidates = db::candidates(
             &*client,
             &prepared.scope,
