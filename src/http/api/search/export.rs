@@ -287,11 +287,13 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     };
     metrics::counter!(names::SEARCHES, "kind" => "export").increment(1);
     let run = Run {
-        pool: state.pool.clone(),
-        ingest: state.ingest.clone(),
-        prepared: Arc::new(prepared),
-        few,
-        after: None,
+        pages: Store {
+            pool: state.pool.clone(),
+            ingest: state.ingest.clone(),
+            prepared: Arc::new(prepared),
+            few,
+            after: None,
+        },
         header: !jsonl,
         jsonl,
         done: false,
@@ -315,38 +317,82 @@ pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         .streaming(body))
 }
 
-/// An export under way.
-struct Run {
+/// Where a streamed export's pages come from.
+trait Pages {
+    /// The next page's matches (none when no candidate of the page matched); `None` past the
+    /// last.
+    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>>;
+}
+
+/// The pages of a search, read from the store.
+struct Store {
     pool: crate::db::ApiPool,
     ingest: Option<Arc<IngestContext>>,
     prepared: Arc<Prepared>,
     few: bool,
     after: Option<After>,
+}
+
+impl Pages for Store {
+    /// The next page, through a connection that rests after it as every API read does while
+    /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
+    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+        let candidates = {
+            let mut client = self.pool.get().await?;
+            let candidates = db::candidates(
+                &**client,
+                &self.prepared.scope,
+                Order::Newest,
+                self.after.as_ref(),
+                PAGE_ROWS,
+                self.few,
+            )
+            .await;
+            if !IngestContext::busy(self.ingest.as_ref()) {
+                client.skip_rest();
+            }
+            candidates?
+        };
+        // The connection is given back before the candidates are checked.
+        let page = matches(&self.prepared, candidates).await?;
+        if let Some((_, last)) = &page {
+            self.after = Some(last.clone());
+        }
+        Ok(page)
+    }
+}
+
+/// An export under way.
+struct Run<P> {
+    pages: P,
     header: bool,
     jsonl: bool,
     done: bool,
     slot: ExportSlot,
 }
 
-impl Run {
+impl<P: Pages> Run<P> {
     /// The next chunk of the body; `None` at the end. A failure part way ends the body
     /// early (the client sees a truncated download, and the error is logged).
     async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
         if self.done {
             return None;
         }
-        if !self.slot.reading() {
-            self.done = true;
-            return Some(Err(taken_back()));
-        }
         let mut out = String::new();
         if std::mem::take(&mut self.header) {
             out.push_str(&csv_header());
         }
         loop {
-            match self.page().await {
-                Ok(Some((posts, last))) => {
-                    self.after = Some(last);
+            // Before every page, not only every chunk: an export reading on through pages
+            // where nothing matched is at work, not unread, and keeps its place; and one whose
+            // place was given away ends here, rather than read on beside the export that took
+            // it (one caller could otherwise hold any number of scans, a minute apart).
+            if !self.slot.reading() {
+                self.done = true;
+                return Some(Err(taken_back()));
+            }
+            match self.pages.page().await {
+                Ok(Some((posts, _))) => {
                     if posts.is_empty() {
                         // A page of candidates none of which matched: read on, without an
                         // empty chunk.
@@ -369,29 +415,6 @@ impl Run {
                 }
             }
         }
-    }
-
-    /// The next page, through a connection that rests after it as every API read does while
-    /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
-    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
-        let candidates = {
-            let mut client = self.pool.get().await?;
-            let candidates = db::candidates(
-                &**client,
-                &self.prepared.scope,
-                Order::Newest,
-                self.after.as_ref(),
-                PAGE_ROWS,
-                self.few,
-            )
-            .await;
-            if !IngestContext::busy(self.ingest.as_ref()) {
-                client.skip_rest();
-            }
-            candidates?
-        };
-        // The connection is given back before the candidates are checked.
-        matches(&self.prepared, candidates).await
     }
 }
 
@@ -587,6 +610,74 @@ mod tests {
             "its own stalled place, asked again, is renewed"
         );
         assert!(!slot.reading());
+    }
+
+    /// Pages of `each` apiece in which nothing matches, `left` of them.
+    struct Slow {
+        each: Duration,
+        left: usize,
+    }
+
+    impl Pages for Slow {
+        async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            tokio::time::sleep(self.each).await;
+            let last = After {
+                rank: 0.0,
+                created_at: chrono::Utc::now(),
+                id: "p".into(),
+            };
+            Ok(Some((Vec::new(), last)))
+        }
+    }
+
+    /// An export reading page after page in which nothing matched looked unread: after a minute
+    /// its place went to the same caller's next export while it read on, so one caller could
+    /// run any number of scans of the whole store at once, a minute apart.
+    #[actix_rt::test]
+    async fn an_export_at_work_keeps_its_place_and_one_that_lost_it_ends() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_millis(200)));
+        let mut run = Run {
+            pages: Slow {
+                each: Duration::from_millis(20),
+                left: 40,
+            },
+            header: true,
+            jsonl: false,
+            done: false,
+            slot: exports.take("a").unwrap(),
+        };
+        let again = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            exports.take("a").map(drop)
+        };
+        let (chunk, again) = futures::join!(run.next(), again);
+        assert!(again.is_err(), "the export at work kept its place");
+        assert_eq!(chunk.expect("a chunk").expect("not cut"), csv_header());
+        assert!(run.next().await.is_none());
+
+        // A page longer than a place stays unread: the place goes, and the scan ends at the
+        // page's end instead of reading the rest.
+        let mut lost = Run {
+            pages: Slow {
+                each: Duration::from_millis(400),
+                left: 3,
+            },
+            header: false,
+            jsonl: true,
+            done: false,
+            slot: exports.take("b").unwrap(),
+        };
+        let again = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            exports.take("b")
+        };
+        let (chunk, again) = futures::join!(lost.next(), again);
+        let _taken = again.expect("the unread place is given to the caller");
+        assert!(chunk.expect("an end").is_err(), "the scan ended");
     }
 
     fn cell(s: &str) -> String {
