@@ -10,9 +10,7 @@
 //!   finished batch of a few entries freed room for another of a few), thousands of tiny
 //!   batches each paid a full statement and its rollup upserts, and throughput stayed at a
 //!   fraction of what large batches reach.
-//! - On its first start it re-reads this consumer's own pending entries (id `0`), then new
-//!   ones. An ingester restarted after a crash does not: the batches it dispatched live on and
-//!   commit their entries, and an entry it read but never dispatched is claimed once idle.
+//! - On start it first re-reads this consumer's own pending entries (id `0`), then new ones.
 //! - At start and every `claim_interval_ms` it XAUTOCLAIMs entries idle on other consumers
 //!   (a dead process) and dead-letters those delivered more than `max_deliveries` times.
 //! - Every quarter of `claim_idle_ms` it resets the idle time of the entries it still holds
@@ -37,7 +35,7 @@ mod turns;
 pub mod waits;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -102,8 +100,6 @@ pub struct IngestContext {
     story_turns: turns::Turns,
     subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
-    /// An ingester has started on this context: a later one is a restart.
-    started: AtomicBool,
 }
 
 impl IngestContext {
@@ -146,7 +142,6 @@ impl IngestContext {
             story_turns: turns::Turns::default(),
             subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
-            started: AtomicBool::new(false),
         }
     }
 
@@ -271,12 +266,7 @@ impl Actor for Ingester {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let shared = self.ctx.clone();
-        let restarted = shared.started.swap(true, Ordering::AcqRel);
-        ctx.spawn(
-            read::read_loop(shared, !restarted)
-                .into_actor(self)
-                .map(|_, _, _| ()),
-        );
+        ctx.spawn(read::read_loop(shared).into_actor(self).map(|_, _, _| ()));
         let shared = self.ctx.clone();
         ctx.spawn(
             claim::heartbeat_loop(shared)

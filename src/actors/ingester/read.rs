@@ -15,9 +15,8 @@ use crate::streams::group::{self, ensure_group};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
-/// Reads until the ingester stops running; a failed read is retried with backoff. Re-reads this
-/// consumer's own pending entries first when `own_pending` (see below).
-pub(super) async fn read_loop(ctx: Arc<IngestContext>, own_pending: bool) {
+/// Reads until the ingester stops running; a failed read is retried with backoff.
+pub(super) async fn read_loop(ctx: Arc<IngestContext>) {
     let mut failures = 0u32;
     while ctx.running() {
         match ensure_group(&ctx.redis, ctx.stream(), ctx.group()).await {
@@ -31,14 +30,9 @@ pub(super) async fn read_loop(ctx: Arc<IngestContext>, own_pending: bool) {
     }
     tracing::info!(consumer = %ctx.consumer, stream = %ctx.stream(), group = %ctx.group(), "ingester reading");
 
-    // Our own pending entries first: a consumer named in the settings finds those a process
-    // of that name read before it stopped and never acknowledged. Not after a restart of the
-    // ingester in this process: its pending entries are those of the batches still in flight,
-    // which commit and acknowledge them; read again, each would be analysed and stored a
-    // second time beside its batch and counted as delivered once more (a few restarts, and a
-    // valid post takes the lone trials of an entry that brings processes down). An entry the
-    // ingester read and never dispatched before it crashed is claimed once idle.
-    let mut own_pending_from: Option<String> = own_pending.then(|| "0".into());
+    // Our own pending entries first: they were read by an earlier incarnation of this
+    // consumer and never acknowledged.
+    let mut own_pending_from: Option<String> = Some("0".into());
     let claim_every = Duration::from_millis(ctx.settings.ingest.claim_interval_ms.max(1));
     let mut next_claim = Instant::now();
     let mut failures = 0u32;
