@@ -1,6 +1,8 @@
 //! Topical terms of a post's text: hashtags and content words, counted for trending terms and
 //! for the evidence of alerts and viral posts.
 
+use std::collections::HashSet;
+
 /// Words that say nothing about a topic.
 const STOPWORDS: &[&str] = &[
     "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with", "have",
@@ -18,6 +20,9 @@ const STOPWORDS: &[&str] = &[
 /// Hashtags (kept with their `#`) and topical words of a text, lowercased, each once.
 pub fn extract_terms(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // A 20,000-byte post holds up to 5,000 distinct words: looked up in `out` itself, that was
+    // 12.5 million comparisons, on the thread the ingester commits on.
+    let mut seen: HashSet<String> = HashSet::new();
     for raw in text.split_whitespace() {
         if raw.starts_with('@') || raw.contains("://") || raw.starts_with("www.") {
             continue;
@@ -50,7 +55,7 @@ pub fn extract_terms(text: &str) -> Vec<String> {
             }
             body
         };
-        if !out.contains(&term) {
+        if seen.insert(term.clone()) {
             out.push(term);
         }
     }
@@ -95,6 +100,32 @@ mod tests {
         let terms =
             extract_terms("Loving the #PulsePhone camera!! @bob the CAMERA rocks https://x.y/z #a");
         assert_eq!(terms, vec!["loving", "#pulsephone", "camera", "rocks"]);
+    }
+
+    /// Distinct words cost a post's terms in proportion to their number: 60,000 of them took
+    /// seconds when each new term was compared with every term before it.
+    #[test]
+    fn many_distinct_words_are_extracted_in_linear_time() {
+        let letters = |mut n: usize| {
+            let mut word = String::new();
+            for _ in 0..4 {
+                word.push(char::from(b'a' + (n % 26) as u8));
+                n /= 26;
+            }
+            word
+        };
+        let words: Vec<String> = (0..60_000).map(letters).collect();
+        let text = words.join(" ");
+        let started = std::time::Instant::now();
+        let terms = extract_terms(&text);
+        let took = started.elapsed();
+        assert_eq!(terms, words);
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+        // Repeats still count once, in the order they first appear.
+        assert_eq!(
+            extract_terms("zebra apple zebra #b2b apple #B2B"),
+            ["zebra", "apple", "#b2b"]
+        );
     }
 
     #[test]
