@@ -1,5 +1,6 @@
 //! The transformer backend: one or more model bundles run in process with ONNX Runtime, one
-//! session per worker thread. A batch is tokenised, sorted by length and cut into sub-batches
+//! session per worker thread. A batch is tokenised (each text first cut to the bytes its token
+//! limit can use, [`MAX_BYTES_PER_TOKEN`]), sorted by length and cut into sub-batches
 //! of at most `batch_size` texts, each padded only to its own longest text, so short posts do
 //! not pay for long ones. Every head's logits become Pulse fields as the bundle's manifest
 //! says; a field no bundle provides comes from the lexicon, and churn risk always combines the
@@ -19,6 +20,7 @@ use super::bundle::{Activation, Bundle, Field, Head, Preprocess, MODEL_FILE, TOK
 use super::lexicon::{churn_risk, LexiconAnalyzer};
 use super::{runtime, Analyzer, DecisionThresholds};
 use crate::config::AnalyzerSettings;
+use crate::models::text::prefix_bytes;
 use crate::models::{
     Analysis, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
     SentimentScore, ShippedSentiment,
@@ -161,11 +163,12 @@ impl TransformerAnalyzer {
         let mut encoded: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
         let prefix = bundle.bundle.manifest.text_prefix.as_deref();
         for text in texts {
-            let text = preprocess(bundle.bundle.manifest.preprocess, text);
-            let text = match prefix {
-                Some(prefix) => Cow::Owned(format!("{prefix}{text}")),
-                None => text,
-            };
+            let text = tokenizer_input(
+                bundle.bundle.manifest.preprocess,
+                prefix,
+                text,
+                bundle.max_length,
+            );
             let enc = bundle
                 .tokenizer
                 .encode_fast(text.as_ref(), true)
@@ -648,6 +651,38 @@ fn positive_probability(head: &Head, probs: &[f32]) -> f32 {
     }
 }
 
+/// Bytes of text kept per token of a bundle's limit. The tokenizer reads all it is given before
+/// it truncates, and a word it can only split letter by letter costs it the square of its
+/// length (a 20,000-byte post of 100-letter words was a million vocabulary lookups for the 128
+/// tokens kept), so the text is cut first. Ordinary text takes 4 to 13 bytes a token (English
+/// about 5, Thai, written without spaces, the most); only text whose tokens are longer than
+/// this can lose tokens it would have kept: words of over 100 letters, marks stacked on a
+/// letter, long runs of characters the vocabulary does not have.
+pub const MAX_BYTES_PER_TOKEN: usize = 32;
+
+/// What the tokenizer of a bundle is given for `text`: its normalisation, cut at a character
+/// boundary to the bytes `max_length` tokens can take, after the bundle's prefix.
+pub fn tokenizer_input<'a>(
+    rule: Preprocess,
+    prefix: Option<&str>,
+    text: &'a str,
+    max_length: usize,
+) -> Cow<'a, str> {
+    let budget = max_length.saturating_mul(MAX_BYTES_PER_TOKEN);
+    let text = match preprocess(rule, text) {
+        Cow::Borrowed(text) => Cow::Borrowed(prefix_bytes(text, budget)),
+        Cow::Owned(mut text) => {
+            let kept = prefix_bytes(&text, budget).len();
+            text.truncate(kept);
+            Cow::Owned(text)
+        }
+    };
+    match prefix {
+        Some(prefix) => Cow::Owned(format!("{prefix}{text}")),
+        None => text,
+    }
+}
+
 /// Applies the bundle's normalisation.
 pub fn preprocess(rule: Preprocess, text: &str) -> Cow<'_, str> {
     match rule {
@@ -714,6 +749,87 @@ mod tests {
             Cow::Borrowed(_)
         ));
         assert_eq!(preprocess(Preprocess::None, "@bob"), "@bob");
+    }
+
+    /// A WordPiece tokenizer in the shipped English bundle's configuration, with a vocabulary of
+    /// a few pieces.
+    const WORDPIECE: &str = r###"{"version":"1.0","truncation":null,"padding":null,
+        "added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,
+        "rstrip":false,"normalized":false,"special":true},{"id":1,"content":"[PAD]",
+        "single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
+        {"id":2,"content":"[CLS]","single_word":false,"lstrip":false,"rstrip":false,
+        "normalized":false,"special":true},{"id":3,"content":"[SEP]","single_word":false,
+        "lstrip":false,"rstrip":false,"normalized":false,"special":true}],
+        "normalizer":{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,
+        "strip_accents":null,"lowercase":true},"pre_tokenizer":{"type":"BertPreTokenizer"},
+        "post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"[CLS]",
+        "type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]",
+        "type_id":0}}],"pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B",
+        "type_id":1}}],"special_tokens":{"[CLS]":{"id":"[CLS]","ids":[2],"tokens":["[CLS]"]},
+        "[SEP]":{"id":"[SEP]","ids":[3],"tokens":["[SEP]"]}}},"decoder":null,
+        "model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##",
+        "max_input_chars_per_word":100,"vocab":{"[UNK]":0,"[PAD]":1,"[CLS]":2,"[SEP]":3,
+        "z":4,"q":5,"##z":6,"##q":7,"the":8,"battery":9,"died":10,"again":11,".":12,
+        "support":13,"never":14,"answered":15,"@":16,"user":17,"http":18}}}"###;
+
+    fn wordpiece(
+        max_length: usize,
+    ) -> std::sync::Arc<crate::analysis::shared_tokenizers::TextTokenizer> {
+        let dir = std::env::temp_dir().join(format!("pulse-transformer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokenizer.json");
+        std::fs::write(&file, WORDPIECE).unwrap();
+        crate::analysis::shared_tokenizers::load(&file, max_length).unwrap()
+    }
+
+    fn ids(tokenizer: &crate::analysis::shared_tokenizers::TextTokenizer, text: &str) -> Vec<u32> {
+        tokenizer
+            .encode_fast(text, true)
+            .unwrap()
+            .get_ids()
+            .to_vec()
+    }
+
+    /// A post of 100-letter words the vocabulary splits letter by letter: the tokenizer is given
+    /// no more than the bytes 128 tokens can take, and ordinary text reads the same tokens.
+    #[test]
+    fn the_tokenizer_reads_only_what_the_token_limit_can_use() {
+        let max_length = 128;
+        let budget = max_length * MAX_BYTES_PER_TOKEN;
+        let word = "zq".repeat(50);
+        let attack = format!("{word} ").repeat(198);
+        assert!(attack.len() > 19_000);
+        let given = tokenizer_input(Preprocess::Tweet, None, &attack, max_length);
+        assert!(given.len() <= budget, "{} bytes", given.len());
+        // What is left still fills the model's window: the first word's 100 tokens, then the
+        // second's.
+        let tokenizer = wordpiece(max_length);
+        let kept = ids(&tokenizer, &given);
+        assert_eq!(kept.len(), max_length);
+        assert_eq!(kept[1..5], [4, 7, 6, 7]);
+
+        // Ordinary text keeps every token the limit allows, links and handles normalised first.
+        let post =
+            "@acme the battery died again. support never answered https://x.co/a ".repeat(200);
+        let given = tokenizer_input(Preprocess::Tweet, None, &post, max_length);
+        assert!(
+            given.len() <= budget && given.starts_with("@user the battery"),
+            "{given}"
+        );
+        let full = preprocess(Preprocess::Tweet, &post);
+        assert_eq!(ids(&tokenizer, &given), ids(&tokenizer, &full));
+
+        // Cut on a character boundary (the budget's last byte is inside an `é`), and the
+        // prefix is kept whole.
+        let wide = format!("a{}", "é".repeat(budget));
+        let given = tokenizer_input(Preprocess::None, Some("query: "), &wide, max_length);
+        assert!(given.starts_with("query: aé"));
+        assert_eq!(given.len(), "query: ".len() + budget - 1);
+        // Short texts pass untouched.
+        assert!(matches!(
+            tokenizer_input(Preprocess::Tweet, None, "plain", max_length),
+            Cow::Borrowed("plain")
+        ));
     }
 
     #[test]
