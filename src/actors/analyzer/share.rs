@@ -2,13 +2,15 @@
 //! runs on the pipeline's own pool (a second pool would hold a second copy of every model),
 //! so it gets a share the pipeline can always take back:
 //!
-//! - one request analyses at a time per process; the others wait their turn, at most
-//!   `analyzer.api_wait_ms`, then are answered 503 `busy`; a caller has at most one request
-//!   waiting or analysing (a second is refused at once), so one caller's loop cannot queue
-//!   ahead of everyone else's;
-//! - a request's texts go to the pool in chunks of [`CHUNK_TEXTS`], so a pipeline batch waits
-//!   behind at most one chunk;
-//! - after a chunk that took `t`, the next one (this request's or the next request's) waits
+//! - a request's texts go to the pool in chunks of [`CHUNK_TEXTS`], one chunk at a time per
+//!   process, so a pipeline batch waits behind at most one chunk;
+//! - the turn passes chunk by chunk, in the order the callers asked for it: a request waits at
+//!   most `analyzer.api_wait_ms` for its first chunk's turn, then is answered 503 `busy`; once
+//!   under way, its later chunks queue behind the chunks of the requests that came meanwhile, so
+//!   a request of many chunks does not keep the others waiting until it ends;
+//! - a caller has at most one request waiting or analysing (a second is refused at once), so
+//!   one caller's loop cannot queue ahead of everyone else's;
+//! - after a chunk that took `t`, the next one (whichever request's) waits
 //!   `t × (1/share − 1)` (`analyzer.api_share`), so the API takes at most that share of one
 //!   worker however hard it is called;
 //! - no chunk starts while the pipeline is behind (the lexicon fallback is on, or the batch it
@@ -50,7 +52,7 @@ pub enum ShareError {
 /// See the module documentation.
 #[derive(Debug)]
 pub struct AnalyzerShare {
-    /// One request at a time; held through the rest its last chunk owes.
+    /// One chunk at a time, in the order asked; held through the rest the chunk owes.
     turn: Arc<Semaphore>,
     /// Callers with a request waiting or analysing.
     callers: Callers,
@@ -128,16 +130,21 @@ impl AnalyzerShare {
         let Some(_slot) = self.callers.take(caller) else {
             return Err(ShareError::CallerBusy);
         };
-        let deadline = Instant::now() + self.wait;
-        let turn = tokio::time::timeout_at(deadline, self.turn.clone().acquire_owned())
-            .await
-            .map_err(|_| ShareError::Busy)?
-            .map_err(|_| ShareError::Unavailable)?;
+        // Only the first turn is refused after the wait: a request under way is finished.
+        let mut deadline = Some(Instant::now() + self.wait);
         let mut out: Option<AnalyzedTexts> = None;
-        let mut rest = Duration::ZERO;
         for chunk in texts.chunks(CHUNK_TEXTS) {
-            // The rest the previous chunk owes, then the pipeline's own work.
-            tokio::time::sleep(rest).await;
+            // Taken again for every chunk (the semaphore serves its waiters in order), so the
+            // callers that asked while this request ran take their turns between its chunks;
+            // it comes after the rest the previous chunk, whoever's, owes.
+            let asked = self.turn.clone().acquire_owned();
+            let turn = match deadline.take() {
+                Some(deadline) => tokio::time::timeout_at(deadline, asked)
+                    .await
+                    .map_err(|_| ShareError::Busy)?,
+                None => asked.await,
+            }
+            .map_err(|_| ShareError::Unavailable)?;
             let patience = Instant::now() + self.wait;
             while route.behind(BEHIND_AFTER) {
                 if Instant::now() >= patience {
@@ -147,7 +154,7 @@ impl AnalyzerShare {
             }
             let started = Instant::now();
             let reply = pool.addr().send(AnalyzeTexts(chunk.to_vec())).await;
-            rest = self.rest_after(started.elapsed());
+            let rest = self.rest_after(started.elapsed());
             let reply = match reply {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(e)) => {
@@ -156,6 +163,8 @@ impl AnalyzerShare {
                 }
                 Err(_) => return Err(ShareError::Unavailable),
             };
+            // The rest is served by whoever takes the turn next, without keeping this caller.
+            hold(turn, rest);
             match &mut out {
                 None => out = Some(reply),
                 Some(all) => {
@@ -164,8 +173,6 @@ impl AnalyzerShare {
                 }
             }
         }
-        // The last chunk's rest is served by whoever comes next, not by this caller.
-        hold(turn, rest);
         out.ok_or(ShareError::Failed(AnalyzeError("no texts".into())))
     }
 
@@ -190,6 +197,7 @@ fn hold(turn: OwnedSemaphorePermit, rest: Duration) {
 mod tests {
     use super::*;
     use actix::SyncArbiter;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn settings(share: f64, wait_ms: u64) -> AnalyzerSettings {
         AnalyzerSettings {
@@ -260,6 +268,32 @@ mod tests {
         share.analyze(&pool, &route, "a", long).await.unwrap();
         let refused = share.analyze(&pool, &route, "b", vec!["hi".into()]).await;
         assert!(matches!(refused, Err(ShareError::Busy)), "{refused:?}");
+    }
+
+    #[actix_rt::test]
+    async fn a_long_request_takes_turns_with_the_requests_behind_it() {
+        // Nothing is refused, however slow the machine: a minute's wait.
+        let share = AnalyzerShare::new(&settings(1.0, 60_000));
+        let route = AdaptiveRoute::new(&AnalyzerSettings::default(), false);
+        let pool = lexicon_pool();
+        let long: Vec<String> = (0..CHUNK_TEXTS * 3)
+            .map(|_| "word ".repeat(4_000))
+            .collect();
+        let finished = AtomicUsize::new(0);
+        let done = || finished.fetch_add(1, Ordering::SeqCst);
+        let ((long_answer, long_rank), (short_answer, short_rank)) = futures::join!(
+            async { (share.analyze(&pool, &route, "a", long).await, done()) },
+            async {
+                tokio::task::yield_now().await;
+                let answer = share.analyze(&pool, &route, "b", vec!["hi".into()]).await;
+                (answer, done())
+            },
+        );
+        assert!(long_answer.is_ok(), "{long_answer:?}");
+        assert_eq!(short_answer.unwrap().analyses.len(), 1);
+        // One text, asked during the first of three chunks, is answered before the last: it
+        // waited for one chunk, not for the whole request.
+        assert_eq!((short_rank, long_rank), (0, 1));
     }
 
     #[actix_rt::test]
