@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alertInView, filtersToSearch, labelFilters, liveFilter, parseFilters, topicId, trendScope } from "./filters";
+import { alertInView, filtersToSearch, isLabel, labelFilters, liveFilter, parseFilters, topicId, trendScope } from "./filters";
 
 describe("filters in the URL", () => {
   it("round-trips", () => {
@@ -10,6 +10,18 @@ describe("filters in the URL", () => {
     expect(filtersToSearch({ window: "5m" })).toBe("");
     expect(parseFilters("?platform=myspace&window=2y&product=&channel=%20")).toEqual({ window: "5m" });
     expect(parseFilters(`?country=${"x".repeat(129)}`)).toEqual({ window: "5m" });
+  });
+  it("drops labels no post holds, which would show as another", () => {
+    // A zero-width space, a right-to-left override, an isolate, a byte order mark, a bell.
+    for (const bad of ["pulse\u200Bphone", "\u202Eenohp-eslup", "pulse\u2066phone", "pulse\uFEFFphone", "pulse\u0007phone", "pulse\u0085phone"]) {
+      expect(isLabel(bad), JSON.stringify(bad)).toBe(false);
+      expect(parseFilters(`?product=${encodeURIComponent(bad)}&city=Lyon`), JSON.stringify(bad)).toEqual({ window: "5m", city: "Lyon" });
+    }
+    // Counted in bytes, as the API and the socket count: 43 three-byte characters are 129.
+    expect(parseFilters(`?city=${encodeURIComponent("東".repeat(43))}`)).toEqual({ window: "5m" });
+    expect(parseFilters(`?city=${encodeURIComponent("東".repeat(42))}`).city).toBe("東".repeat(42));
+    expect(isLabel("São Paulo")).toBe(true);
+    expect(isLabel("القاهرة")).toBe(true);
   });
   it("encodes labels safely", () => {
     const s = filtersToSearch({ city: "São Paulo & co", window: "5m" });

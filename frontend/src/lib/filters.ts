@@ -34,6 +34,24 @@ export function topicId(value: string | null | undefined): string | undefined {
   return Number.isSafeInteger(n) && n > 0 ? String(n) : undefined;
 }
 
+/**
+ * Characters no stored label holds: the server refuses a post whose product, channel, city or
+ * country has one, and a live subscription whose filter names one (`models::printable` there).
+ * Controls, and those that are not seen or that reorder the text around them. A filter holding
+ * one matches nothing yet shows as a real label ("pulse\u200bphone" reads "pulsephone"), so a
+ * link or a shared view could pass an empty dashboard off as a product's, with the live feed
+ * refused behind it.
+ */
+const UNSHOWABLE = /[\p{Cc}\u200B-\u200F\u202A-\u202E\u2028\u2029\u2060-\u2064\u2066-\u2069\uFEFF]/u;
+/** The longest label a post holds, in bytes of UTF-8 (as the API counts). */
+const MAX_LABEL_BYTES = 128;
+const utf8 = new TextEncoder();
+
+/** Whether `v` could be a stored label: not empty, at most 128 bytes, nothing unshowable. */
+export function isLabel(v: string | null | undefined): v is string {
+  return !!v && utf8.encode(v).length <= MAX_LABEL_BYTES && !UNSHOWABLE.test(v);
+}
+
 /** Reads filters from a query string, ignoring values the API would refuse. */
 export function parseFilters(search: string): Filters {
   const q = new URLSearchParams(search);
@@ -46,7 +64,7 @@ export function parseFilters(search: string): Filters {
   if (p && (platforms as readonly string[]).includes(p)) out.platform = p as Platform;
   for (const key of ["product", "city", "country", "channel"] as const) {
     const v = q.get(key)?.trim();
-    if (v && v.length <= 128) out[key] = v;
+    if (isLabel(v)) out[key] = v;
   }
   const since = q.get("since");
   const until = q.get("until");

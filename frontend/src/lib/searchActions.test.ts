@@ -26,6 +26,13 @@ describe("a saved search", () => {
   });
 });
 
+describe("a saved search's labels", () => {
+  it("are left out when no post holds them", () => {
+    const saved = { query: "x", filters: { product: "pulse\u200Bphone", channel: "support", city: "Ly\u202Eon" } };
+    expect(fromSaved(saved, "5m").filters).toEqual({ window: "5m", channel: "support" });
+  });
+});
+
 describe("a topic made of a search", () => {
   it("is the query with the label filters and the language as fields", () => {
     expect(topicQueryOf({ q: "refund*" })).toEqual({ query: "refund*", left: [] });

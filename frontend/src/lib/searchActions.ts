@@ -4,7 +4,7 @@
 import { ApiError } from "../api/errors";
 import { platforms } from "../api/constants";
 import type { Platform, SavedSearch } from "../api/schemas";
-import { filterKeys, topicId, type Filters } from "./filters";
+import { filterKeys, isLabel, topicId, type Filters } from "./filters";
 import { topicErrorText } from "./topics";
 import {
   defaultSearch, isLang, isTime, searchFilters, searchOrders, sentiments, type ExportFormat, type SavedFilters, type SearchFilters,
@@ -37,7 +37,7 @@ export function fromSaved(saved: Pick<SavedSearch, "query" | "filters">, window:
   if (platform && (platforms as readonly string[]).includes(platform)) filters.platform = platform as Platform;
   for (const k of ["product", "channel", "country", "city"] as const) {
     const v = str(k);
-    if (v) filters[k] = v;
+    if (isLabel(v)) filters[k] = v;
   }
   const state: SearchState = { ...defaultSearch, q: saved.query };
   const order = str("order");

@@ -28,6 +28,13 @@ describe("saved views", () => {
     expect(unchanged({ ...f, platform: "reddit" }, state)).toBe(false);
   });
 
+  it("leave out a shared view's labels that no post holds", () => {
+    // Anyone who may read may share a view: one filtered on "pulse\u200bphone" would show an
+    // empty dashboard under a filter that reads "pulsephone".
+    const state = { filters: { product: "pulse\u200Bphone", channel: "\u202Etroppus", city: "Lyon" }, window: "1h" as const, panels: [] };
+    expect(filtersOf(5, state)).toEqual({ window: "1h", city: "Lyon", savedView: "5" });
+  });
+
   it("ignore periods and panels the API would refuse", () => {
     const f = parseFilters("?since=2026-11-09T00:00:00Z&until=2026-11-02T00:00:00Z&panels=Overall,<x>,trend,trend&saved_view=abc");
     expect(f.since).toBeUndefined();

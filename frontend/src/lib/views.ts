@@ -1,7 +1,7 @@
 // Saved views: the dashboard's state (the filters, the window or a fixed period, the panels
 // shown) as the server keeps it, and back.
 import type { Platform, ViewState } from "../api/schemas";
-import { defaultFilters, type Filters } from "./filters";
+import { defaultFilters, isLabel, type Filters } from "./filters";
 
 /** The dashboard's panels, in page order: the ids a view's `panels` name. */
 export const PANELS = [
@@ -57,7 +57,11 @@ export function filtersOf(id: number, state: ViewState, period?: { since: string
   if (state.topic) out.topic = String(state.topic);
   const f = state.filters;
   if (f.platform) out.platform = f.platform as Platform;
-  for (const key of ["product", "channel", "country", "city"] as const) if (f[key]) out[key] = f[key];
+  // A shared view is anyone's writing: a label no post holds is left out, not shown as another.
+  for (const key of ["product", "channel", "country", "city"] as const) {
+    const v = f[key];
+    if (isLabel(v)) out[key] = v;
+  }
   if (state.window) out.window = state.window;
   if (state.from && state.to) {
     out.since = state.from;

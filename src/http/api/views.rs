@@ -109,10 +109,16 @@ fn state_problem(state: &ViewState) -> Option<String> {
         ("city", &f.city),
     ] {
         if let Some(v) = value {
-            // A label longer than a post's label can be would match nothing.
-            if v.trim().is_empty() || v.len() > MAX_LABEL_BYTES || v.contains('\0') {
+            // A label no post can hold would match nothing. One with an unseen or reordering
+            // character would also show as another ("pulse\u{200B}phone" reads "pulsephone"),
+            // and a shared view is opened by every reader and linked from digests.
+            if v.trim().is_empty()
+                || v.len() > MAX_LABEL_BYTES
+                || crate::models::printable::has_unshowable(v)
+            {
                 return Some(format!(
-                    "filters.{name} must be 1 to {MAX_LABEL_BYTES} bytes"
+                    "filters.{name} must be 1 to {MAX_LABEL_BYTES} bytes, without control, \
+                     zero-width or direction-changing characters"
                 ));
             }
         }
@@ -348,6 +354,10 @@ mod tests {
             serde_json::json!({"panels": [""]}),
             serde_json::json!({"filters": {"city": " "}}),
             serde_json::json!({"filters": {"product": "x".repeat(129)}}),
+            serde_json::json!({"filters": {"product": "pulse\u{200B}phone"}}),
+            serde_json::json!({"filters": {"channel": "\u{202E}troppus"}}),
+            serde_json::json!({"filters": {"country": "F\u{2066}R"}}),
+            serde_json::json!({"filters": {"city": "Ly\ton"}}),
         ];
         for b in bad {
             assert!(state_problem(&state(b.clone()).unwrap()).is_some(), "{b}");
