@@ -1,12 +1,23 @@
 import { memo, useMemo } from "react";
 import type { FacetCount, SearchFacets as Facets } from "../api/schemas";
 import { compact, percent } from "../lib/format";
+import { sentiments } from "../lib/search";
 import { fillBuckets } from "../lib/searchResults";
 import { SentimentBar } from "./Panel";
 import { niceMax, useWidth } from "./TrendChart";
 
 /** Keys shown per facet. */
 const TOP = 8;
+
+/**
+ * The class of a key's bar: the sentiment facet's three keys have their colour, every other key
+ * none. Those keys are labels a post's producer chose (a product, a language), and as class
+ * names they would give the bar any style of the page: `panel-chooser-list` lifts it out of its
+ * track as an opaque box over the rest of the column, where a click picks the key.
+ */
+export function barClass(facet: string, key: string): string {
+  return facet === "sentiment" && (sentiments as readonly string[]).includes(key) ? `bar-fill facet-sentiment-${key}` : "bar-fill";
+}
 
 /**
  * One facet's keys by count, as bars of their share of the matches. With `onPick`, a key is a
@@ -38,7 +49,7 @@ export function FacetBars(props: {
             <>
               <span className="facet-key">{label}</span>
               <span className="bar-track" aria-hidden="true">
-                <span className={`bar-fill facet-${props.facet}-${item.key}`} style={{ width: `${(item.count / max) * 100}%` }} />
+                <span className={barClass(props.facet, item.key)} style={{ width: `${(item.count / max) * 100}%` }} />
               </span>
               <span className="bar-num">
                 {compact(item.count)} <span className="muted">· {percent(item.count / (total || 1))}</span>
