@@ -40,7 +40,13 @@ const ViralRow = memo(function ViralRow({ v, text }: { v: PostVirality; text: st
         </span>
       </div>
       <div className="small">
-        <span className="muted">{v.platform ?? "?"}</span> · <span title={v.post_id}>{text ?? v.post_id}</span>
+        {/* Isolated: the text is the producer's, and a direction override left open in it
+            would run on over the product and hashtags after it ("enohpeslup" shown as
+            "pulsephone"), which no label may do. It wraps anywhere, as a post's text does. */}
+        <span className="muted">{v.platform ?? "?"}</span> ·{" "}
+        <bdi className="viral-text" title={v.post_id}>
+          {text ?? v.post_id}
+        </bdi>
         {v.product && <span className="tag">{v.product}</span>}
         {v.hashtags.slice(0, 3).map((h) => (
           <span key={h} className="tag">{h}</span>
