@@ -449,3 +449,34 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     );
     app.shutdown().await;
 }
+
+/// A platform's viral threshold is the quantile of its finished cascades' shares; a cascade
+/// without feedback counted as ten times its shares and a hundred more, so every platform's
+/// learned bar stood some ten times too high and hardly a post was ever classified viral.
+#[actix_rt::test]
+async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold() {
+    let app = scoring_app().await;
+    let pg = app.env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
+             model_name, model_version, params_hash) \
+         SELECT 't' || g, 'twitter', now(), now(), 'finished', g, 'm', '1', 'h' \
+         FROM generate_series(1, 600) g; \
+         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
+             model_name, model_version, params_hash) \
+         SELECT 'r' || g, 'reddit', now(), now(), 'finished', 5, 'm', '1', 'h' \
+         FROM generate_series(1, 600) g; \
+         INSERT INTO virality_feedback (post_id, final_shares) \
+         SELECT 'r' || g, 7 FROM generate_series(1, 600) g;",
+    )
+    .await
+    .unwrap();
+    let learned = pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
+        .await
+        .unwrap();
+    // The 594th of 1..=600.
+    assert_eq!(learned["twitter"], 594.0, "{learned:?}");
+    // Feedback within its bound still wins over what was observed.
+    assert_eq!(learned["reddit"], 7.0, "{learned:?}");
+    app.shutdown().await;
+}

@@ -351,7 +351,10 @@ pub async fn learned_thresholds(
                     percentile_disc($1::float8) WITHIN GROUP (ORDER BY h.shares)
              FROM unnest($2::text[]) AS pl(platform)
              CROSS JOIN LATERAL (
-                 SELECT COALESCE(LEAST(f.final_shares, c.shares * $4 + $5), c.shares) AS shares
+                 -- LEAST skips a NULL: without feedback it would answer the bound, not the
+                 -- shares observed.
+                 SELECT CASE WHEN f.final_shares IS NULL THEN c.shares
+                             ELSE LEAST(f.final_shares, c.shares * $4 + $5) END AS shares
                  FROM virality_cascades c
                  LEFT JOIN LATERAL (
                      SELECT final_shares FROM virality_feedback
