@@ -404,19 +404,83 @@ struct Candidate<'a> {
     evidence: serde_json::Value,
 }
 
-/// Fires `alert` unless one is open for its scope or the scope is cooling down; an open alert
-/// whose condition still holds is not clearing.
+/// How many more alerts one rule may open in an evaluation: producers name the keys a rule on
+/// a whole dimension watches, so its alerts are bounded, not its keys.
+struct Budget {
+    open: i64,
+    cap: i64,
+    /// Keys whose condition held that were not fired for want of room.
+    held_back: usize,
+}
+
+impl Budget {
+    async fn of(
+        client: &tokio_postgres::Client,
+        rule: &AlertRule,
+        settings: &Settings,
+    ) -> anyhow::Result<Budget> {
+        Ok(Budget {
+            open: db::open_alerts(client, rule.id).await?,
+            cap: i64::try_from(settings.alerts.max_open_per_rule.max(1)).unwrap_or(i64::MAX),
+            held_back: 0,
+        })
+    }
+
+    /// Whether one more alert may open; counts the key held back when not.
+    fn allows(&mut self) -> bool {
+        if self.open < self.cap {
+            true
+        } else {
+            self.held_back += 1;
+            false
+        }
+    }
+
+    fn opened(&mut self) {
+        self.open += 1;
+    }
+
+    fn report(&self, rule: &AlertRule) {
+        if self.held_back > 0 {
+            pulse_core::warn_repeated!(rule = ?rule.name, held_back = self.held_back, open = self.open,
+                "an alert rule has as many open alerts as alerts.max_open_per_rule allows; further keys wait");
+        }
+    }
+}
+
+/// How far past its threshold an observation is, for firing the worst first when a rule has
+/// no room for all.
+fn excess(kind: RuleKind, value: f64, threshold: f64) -> f64 {
+    let excess = match kind {
+        RuleKind::SentimentDip => threshold - value,
+        _ => value - threshold,
+    };
+    if excess.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        excess
+    }
+}
+
+/// Fires `alert` unless one is open for its scope, the scope is cooling down, or the rule has
+/// no room; an open alert whose condition still holds is not clearing.
 async fn fire_unless_open(
     client: &tokio_postgres::Client,
     rule: &AlertRule,
     alert: Candidate<'_>,
+    budget: &mut Budget,
 ) -> anyhow::Result<Option<Fired>> {
     if db::keep_open(client, rule, alert.key).await?
         || db::cooling_down(client, rule, alert.key).await?
+        || !budget.allows()
     {
         return Ok(None);
     }
-    fire(client, rule, alert).await
+    let fired = fire(client, rule, alert).await?;
+    if fired.is_some() {
+        budget.opened();
+    }
+    Ok(fired)
 }
 
 /// Stores an alert (the database lets one process of a group fire it) and answers what to
@@ -472,6 +536,7 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
     for rule in rules {
         let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
         let from = minute - TimeDelta::minutes(i64::from(rule.window_minutes.max(1)) - 1);
+        let mut budget = Budget::of(&client, &rule, settings).await?;
         if rule.kind.watches_stories() {
             let mut holding = Vec::new();
             for c in crate::db::stories::alert_candidates(&client, &rule, from).await? {
@@ -487,21 +552,27 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
                     threshold: c.threshold,
                     evidence,
                 };
-                fired.extend(fire_unless_open(&client, &rule, alert).await?);
+                fired.extend(fire_unless_open(&client, &rule, alert, &mut budget).await?);
             }
+            budget.report(&rule);
             db::clear(&client, rule.id, &holding, resolve_after).await?;
             continue;
         }
         let observations = observe(&client, &rule, now).await?;
+        let mut breaching: Vec<_> = observations
+            .iter()
+            .map(|o| (o, check(&rule, o)))
+            .filter(|(_, (holds, ..))| *holds)
+            .collect();
+        breaching.sort_by(|(_, (_, va, ta, _)), (_, (_, vb, tb, _))| {
+            excess(rule.kind, *vb, *tb).total_cmp(&excess(rule.kind, *va, *ta))
+        });
         let mut holding = Vec::new();
-        for o in &observations {
-            let (holds, value, threshold, baseline) = check(&rule, o);
-            if !holds {
-                continue;
-            }
+        for (o, (_, value, threshold, baseline)) in breaching {
             holding.push(o.key.clone());
             if db::keep_open(&client, &rule, &o.key).await?
                 || db::cooling_down(&client, &rule, &o.key).await?
+                || !budget.allows()
             {
                 continue;
             }
@@ -524,10 +595,14 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
                 threshold,
                 evidence,
             };
-            fired.extend(fire(&client, &rule, alert).await?);
+            if let Some(alert) = fire(&client, &rule, alert).await? {
+                budget.opened();
+                fired.push(alert);
+            }
         }
+        budget.report(&rule);
         // Open alerts whose condition no longer holds start (or continue) clearing, and
-        // resolve once clear for long enough.
+        // resolve once clear for long enough. Keys held back for want of room hold too.
         db::clear(&client, rule.id, &holding, resolve_after).await?;
     }
     Ok(fired)
@@ -623,6 +698,18 @@ mod tests {
         assert!((center - 1_520.0).abs() < 1e-9, "{center}");
         let limit = center + 3.0 * spread.max(center.sqrt());
         assert!(3_500.0 > limit && 1_600.0 < limit, "limit {limit}");
+    }
+
+    #[test]
+    fn the_furthest_past_the_threshold_comes_first_whichever_way_the_rule_looks() {
+        assert!(excess(RuleKind::Negativity, 0.9, 0.5) > excess(RuleKind::Negativity, 0.6, 0.5));
+        assert!(
+            excess(RuleKind::SentimentDip, -0.8, -0.2) > excess(RuleKind::SentimentDip, -0.3, -0.2)
+        );
+        assert_eq!(
+            excess(RuleKind::VolumeSpike, 10.0, f64::NAN),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]

@@ -630,6 +630,94 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     app.shutdown().await;
 }
 
+/// A rule on every product fired one alert per product the stream named, each into every
+/// channel: a producer naming a thousand new products fired a thousand alerts at once. The
+/// rule keeps `alerts.max_open_per_rule` open, the furthest past its threshold first, and a
+/// product held back fires once one of them resolves.
+#[actix_rt::test]
+async fn a_rule_on_every_key_keeps_a_bounded_number_of_alerts_open_the_worst_first() {
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.2);
+        s.alerts.max_open_per_rule = 3;
+    })
+    .await;
+    app.remove_rules().await;
+    // Ten invented products, two in three of their posts angry, and the phone, all angry.
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let product = format!("storm-{i}");
+        for (j, text) in [
+            "This is terrible, I hate it",
+            "The update bricked it again, terrible",
+            "I love the new phone, great camera",
+        ]
+        .iter()
+        .enumerate()
+        {
+            events.push(
+                PostEvent::new(&format!("{product}-{j}"), &format!("{text} #{i}"))
+                    .product(&product)
+                    .author(&format!("u{i}-{j}"), 10)
+                    .without(&["geo", "channel"])
+                    .to_string(),
+            );
+        }
+    }
+    events.extend(
+        complaints("phone", 3, "The update bricked it again, terrible").map(|p| p.to_string()),
+    );
+    app.send_events(&events).await;
+    assert!(app.env.stored_exactly(33, Duration::from_secs(30)).await);
+
+    // The rule comes once every post is stored, so its first evaluation sees them all.
+    let rule = app
+        .create_rule(
+            &json!({"name": "Any product negativity", "kind": "negativity", "dimension": "product",
+                    "threshold": 0.5, "min_volume": 3}),
+        )
+        .await;
+    let open = || async {
+        let (_, list) = app
+            .get(&format!("/api/v1/alerts?rule_id={}&limit=100", rule["id"]))
+            .await;
+        let all = items(&list["items"]).to_vec();
+        let open: Vec<String> = all
+            .iter()
+            .filter(|a| a["status"] != "resolved")
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect();
+        (all.len(), open)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async { open().await.0 >= 3 }).await,
+        "the rule fired nothing"
+    );
+    // Further evaluations fire no more while three are open.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (fired, keys) = open().await;
+    assert_eq!((fired, keys.len()), (3, 3), "{keys:?}");
+    assert!(keys.contains(&"pulse-phone".to_string()), "{keys:?}");
+
+    // One resolved by hand makes room for one product held back.
+    let (_, list) = app
+        .get(&format!("/api/v1/alerts?rule_id={}", rule["id"]))
+        .await;
+    let phone = item_where(&list["items"], |a| a["key"] == "pulse-phone")["id"].clone();
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/alerts/{phone}/resolve"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        wait_until(Duration::from_secs(30), || async { open().await.0 == 4 }).await,
+        "no product held back fired"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (fired, keys) = open().await;
+    assert_eq!((fired, keys.len()), (4, 3), "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("storm-")), "{keys:?}");
+    app.shutdown().await;
+}
+
 pub mod channels;
 mod email;
 mod rules;

@@ -508,6 +508,12 @@ pub struct AlertSettings {
     pub evaluate_every_secs: f64,
     /// An open alert whose condition stays clear this long resolves itself, in seconds.
     pub resolve_after_secs: u64,
+    /// Most alerts of one rule open at once (at least 1). A rule that watches every key of a
+    /// dimension fires one alert per key, and producers name the keys: without a bound, a
+    /// stream naming a thousand new products fires a thousand alerts into every channel.
+    /// Further keys whose condition holds fire once alerts of the rule resolve, the furthest
+    /// past the threshold first.
+    pub max_open_per_rule: usize,
 }
 
 /// Webhook delivery of alerts.
@@ -598,6 +604,7 @@ impl Default for AlertSettings {
             enabled: true,
             evaluate_every_secs: 10.0,
             resolve_after_secs: 300,
+            max_open_per_rule: 20,
         }
     }
 }

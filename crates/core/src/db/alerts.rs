@@ -391,6 +391,17 @@ pub async fn keep_open(client: &Client, rule: &AlertRule, key: &str) -> Result<b
         > 0)
 }
 
+/// Alerts of rule `rule_id` open now (firing or acknowledged).
+pub async fn open_alerts(client: &Client, rule_id: i64) -> Result<i64> {
+    client
+        .query_one(
+            "SELECT count(*) FROM alerts WHERE rule_id = $1 AND status <> 'resolved'",
+            &[&rule_id],
+        )
+        .await?
+        .try_get(0)
+}
+
 /// Whether `rule` fired on `key` within its cooldown.
 pub async fn cooling_down(client: &Client, rule: &AlertRule, key: &str) -> Result<bool> {
     client
