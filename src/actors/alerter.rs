@@ -37,7 +37,7 @@ use crate::db::alerts::{self as db, NewAlert};
 use crate::models::alerts::{AlertRule, RuleKind};
 use crate::models::deletion::DeletedPost;
 use crate::models::live::{FilterKeys, Topic};
-use crate::models::metrics::{Dimension, Stats};
+use crate::models::metrics::{share, ChurnStats, Dimension, SentimentStats, Stats};
 use crate::models::Platform;
 
 /// The alerter actor.
@@ -247,10 +247,55 @@ fn robust_center_spread(values: &[f64]) -> (f64, f64) {
     (center, 1.4826 * median(&deviations))
 }
 
+/// The figures of the posts a model scored. Under the `language` and `support` dimensions the
+/// posts no model reads (every non-English post while the lexicon fallback takes the backlog)
+/// count in `posts` with no label and no scores: a share or a mean of all posts there is
+/// diluted by them, so a flood that sets off the fallback hid a language's negativity and
+/// dragged its mean sentiment to zero (a dip, for a language that leans positive). Elsewhere
+/// every post counted is scored, and this is `stats` itself.
+fn scored(stats: &Stats) -> Stats {
+    let sentiment = &stats.sentiment;
+    let n = sentiment.negative + sentiment.neutral + sentiment.positive;
+    if n == stats.posts {
+        return stats.clone();
+    }
+    // The means are sums over the scored posts divided by all of them.
+    let mean = |m: f64| {
+        if n > 0 {
+            m * stats.posts as f64 / n as f64
+        } else {
+            0.0
+        }
+    };
+    Stats {
+        posts: n,
+        sentiment: SentimentStats {
+            mean: mean(sentiment.mean),
+            negative_share: share(sentiment.negative, n),
+            neutral_share: share(sentiment.neutral, n),
+            positive_share: share(sentiment.positive, n),
+            ..sentiment.clone()
+        },
+        toxicity_mean: mean(stats.toxicity_mean),
+        churn: ChurnStats {
+            mean: mean(stats.churn.mean),
+            high: stats.churn.high,
+            high_share: share(stats.churn.high, n),
+        },
+        emotions: stats.emotions.clone(),
+        engagement: stats.engagement.clone(),
+    }
+}
+
 /// Whether the rule's condition holds, with the observed value, the effective threshold and
 /// the baseline used.
 fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Value) {
-    let s = &o.stats;
+    // Volume is every post; shares and means are of the posts a model scored.
+    let scored = scored(&o.stats);
+    let s = match rule.kind {
+        RuleKind::VolumeSpike => &o.stats,
+        _ => &scored,
+    };
     // A window without posts has no share, mean or volume to cross a threshold with, whatever
     // `min_volume` says (with a threshold of 0 it would fire on an empty stream).
     let enough = s.posts >= rule.min_volume.max(1);
@@ -698,6 +743,62 @@ mod tests {
         assert!((center - 1_520.0).abs() < 1e-9, "{center}");
         let limit = center + 3.0 * spread.max(center.sqrt());
         assert!(3_500.0 > limit && 1_600.0 < limit, "limit {limit}");
+    }
+
+    fn rule(kind: &str, min_volume: i64) -> AlertRule {
+        serde_json::from_value(json!({
+            "id": 1, "name": "German", "kind": kind, "dimension": "language", "key": "de",
+            "window_minutes": 5, "threshold": 0.5, "min_volume": min_volume,
+            "baseline_minutes": 60, "k": 3.0, "min_baseline_points": 6, "severity": "warning",
+            "cooldown_secs": 900, "enabled": true, "channels": null,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    /// A window of `posts` posts: those labelled (`negative`, `neutral`, `positive`) scored,
+    /// summing `sentiment_sum`, 6.0 of toxicity and 8.0 of churn, 4 of high churn; the rest no
+    /// model read.
+    fn window(posts: i64, labels: [i64; 3], sentiment_sum: f64) -> Stats {
+        let mut ints = [0i64; 16];
+        ints[0] = posts;
+        ints[2..5].copy_from_slice(&labels);
+        ints[7] = 4;
+        let mut floats = [0f64; 16];
+        floats[1] = sentiment_sum;
+        floats[5] = 6.0;
+        floats[6] = 8.0;
+        Stats::from_sums(|i| ints[i], |i| floats[i])
+    }
+
+    #[test]
+    fn posts_no_model_read_neither_hide_a_language_s_negativity_nor_fake_a_dip() {
+        let o = |stats| Observation {
+            key: "de".into(),
+            stats,
+            baseline: vec![(50, 0.3); 12],
+        };
+        // 20 posts scored, three in four negative, and 30 unread: a share of 0.3 of all posts.
+        let angry = o(window(50, [15, 3, 2], -10.0));
+        let (holds, value, ..) = check(&rule("negativity", 20), &angry);
+        assert!(holds && (value - 0.75).abs() < 1e-9, "{value}");
+        let too_few = check(&rule("negativity", 21), &angry);
+        assert!(!too_few.0, "only 20 were scored");
+        let (_, toxicity, ..) = check(&rule("toxicity", 20), &angry);
+        assert!((toxicity - 0.3).abs() < 1e-9, "{toxicity}");
+        let (_, churn, ..) = check(&rule("churn", 20), &angry);
+        assert!((churn - 0.2).abs() < 1e-9, "{churn}");
+        // Scored posts as positive as the baseline: a mean of 0.12 of all posts, below the
+        // baseline's 0.3 - 3 x 0.05.
+        let calm = o(window(50, [2, 8, 10], 6.0));
+        let (dips, mean, ..) = check(&rule("sentiment_dip", 20), &calm);
+        assert!(!dips && (mean - 0.3).abs() < 1e-9, "{mean}");
+        // Volume is every post.
+        let (_, volume, ..) = check(&rule("volume_spike", 20), &calm);
+        assert_eq!(volume, 50.0);
+        // Where every post is scored, nothing changes.
+        let all = window(20, [15, 3, 2], -10.0);
+        assert_eq!(scored(&all), all);
     }
 
     #[test]

@@ -298,7 +298,8 @@ pub async fn window_stats(
 
 /// Posts and mean sentiment of each earlier window of `window_minutes` between
 /// `baseline_from` and `from`, by its distance from `from` in windows (0 the latest);
-/// windows without posts are absent.
+/// windows without posts are absent. The mean is of the posts a model scored (those with a
+/// label), as the alerter reads the window itself.
 pub async fn baseline_windows(
     client: &Client,
     dimension: Dimension,
@@ -310,7 +311,8 @@ pub async fn baseline_windows(
     let rows = client
         .query(
             "SELECT floor(extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 / $4::float8)::int8 AS w, \
-             sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
+             sum(posts)::int8, \
+             (sum(sentiment_sum) / NULLIF(sum(negative + neutral + positive), 0))::float8 \
              FROM metric_rollups WHERE dimension = $1 AND key = $2 \
              AND minute >= $5 AND minute < $3 GROUP BY 1 ORDER BY 1 DESC",
             &[&dimension, &key, &from, &(window_minutes as f64), &baseline_from],
@@ -358,10 +360,17 @@ pub async fn evidence_posts(
         Dimension::Language => "COALESCE(lang, 'und') = $2".to_string(),
         d => super::query::holds("", d.post_column(), "$2"),
     };
+    // Only the posts the rule counted: the rollups leave out those no model read (their
+    // scores are not sentiment) but for the volume of their language and support class.
+    let counted = match (kind, dimension) {
+        _ if kind.watches_stories() => "",
+        (RuleKind::VolumeSpike, Dimension::Language | Dimension::Support) => "",
+        _ => "AND language_support <> 'unsupported'",
+    };
     let sql = format!(
         "SELECT id, platform, text, sentiment_label, sentiment_score, churn_risk, toxicity, created_at \
          FROM posts WHERE created_at >= $1 AND created_at <= $3 AND deleted_at IS NULL AND {scope} \
-         ORDER BY {order} LIMIT 200"
+         {counted} ORDER BY {order} LIMIT 200"
     );
     let rows = client.query(&sql, &[&from, &key, &to]).await?;
     Ok(rows
