@@ -533,7 +533,8 @@ async fn an_engagement_released_while_its_post_is_deleted_never_stays_in_the_rol
     let mut client = env.pg().await;
     let settling = actix_rt::spawn(async move {
         let trust = pulse::models::producer::Trust::new(&pulse::models::producer::default_trust());
-        pulse::db::deletions::settle_held(&mut client, trust.pairs(), 3_600.0).await
+        let start = pulse::db::deletions::HeldCursor::default();
+        pulse::db::deletions::settle_held(&mut client, trust.pairs(), 3_600.0, &start).await
     });
     // The pass either runs now, or waits for the deleting batch.
     assert!(
@@ -544,7 +545,7 @@ async fn an_engagement_released_while_its_post_is_deleted_never_stays_in_the_rol
     );
     holder.batch_execute("COMMIT").await.unwrap();
     deleting.await.unwrap().expect("the deletion is stored");
-    let pass = settling.await.unwrap().expect("the pass runs");
+    let (pass, _) = settling.await.unwrap().expect("the pass runs");
     assert_eq!(pass.released, 1, "{pass:?}");
 
     assert!(deleted_posts_reach(&pg, 1).await);
