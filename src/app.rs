@@ -316,12 +316,6 @@ impl Application {
             demo.abort();
         }
         self.sources.stop().await;
-        for task in [&self.key_refresher, &self.revocations]
-            .into_iter()
-            .flatten()
-        {
-            task.abort();
-        }
         // One deadline for the runners, the drain and the flush, so that the whole stop stays
         // within `shutdown_timeout_secs` plus the fixed steps after it (the deployment's grace
         // period is sized on that sum).
@@ -356,6 +350,13 @@ impl Application {
             );
         }
         self.hub.shutdown().await;
+        // Only now: a key revoked during the drain still closes the sessions it opened.
+        for task in [&self.key_refresher, &self.revocations]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+        }
         if let Some(fanout) = self.fanout {
             fanout.shutdown().await;
         }
