@@ -102,10 +102,10 @@ mod tests {
         assert_eq!(terms, vec!["loving", "#pulsephone", "camera", "rocks"]);
     }
 
-    /// Distinct words cost a post's terms in proportion to their number: 60,000 of them took
-    /// seconds when each new term was compared with every term before it.
+    /// 60,000 distinct words, each kept once in order (compared each with every term before it,
+    /// as terms once were, they took minutes here; the speed lives in no assert).
     #[test]
-    fn many_distinct_words_are_extracted_in_linear_time() {
+    fn many_distinct_words_are_each_extracted_once_in_order() {
         let letters = |mut n: usize| {
             let mut word = String::new();
             for _ in 0..4 {
@@ -116,11 +116,7 @@ mod tests {
         };
         let words: Vec<String> = (0..60_000).map(letters).collect();
         let text = words.join(" ");
-        let started = std::time::Instant::now();
-        let terms = extract_terms(&text);
-        let took = started.elapsed();
-        assert_eq!(terms, words);
-        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+        assert_eq!(extract_terms(&text), words);
         // Repeats still count once, in the order they first appear.
         assert_eq!(
             extract_terms("zebra apple zebra #b2b apple #B2B"),
