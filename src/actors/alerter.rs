@@ -727,6 +727,7 @@ mod tests {
             };
             assert!(!check(&rule, &o).0, "{kind} fired on an empty window");
             o.stats.posts = 1;
+            o.stats.sentiment.negative = 1;
             if kind == "negativity" {
                 assert!(check(&rule, &o).0, "one post reaches a threshold of 0");
             }
