@@ -1,9 +1,9 @@
 //! Export jobs on the real store: a job whose process is killed part way is finished by
 //! another from its last committed chunk, with nothing twice and nothing missed; a download
 //! leaves out posts deleted since; a job cancelled part way stops and leaves nothing; the
-//! budgets per caller and in the group and the link's token are enforced; a caller with a key
-//! sees only its own jobs; 500 exports at once get clear answers; a streaming export the client
-//! drops gives its place back.
+//! budgets per caller and in the group, the jobs a caller keeps and the link's token are
+//! enforced; a caller with a key sees only its own jobs; 500 exports at once get clear
+//! answers; a streaming export the client drops gives its place back.
 
 use crate::common;
 use std::time::Duration;
@@ -424,6 +424,55 @@ async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage
         status, 202,
         "deleting a file frees the caller's share: {body}"
     );
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_caller_keeps_as_many_jobs_as_its_listing_shows_until_their_links_expire() {
+    let app = serving_only().await;
+    let create = || app.post_empty("/api/v1/exports?q=nomatch&format=jsonl");
+
+    let (status, body) = create().await;
+    assert_eq!(status, 202, "{body}");
+    let queued = body["id"].as_i64().unwrap();
+    // Jobs that matched nothing finish at once and stay until their links expire: 99 more,
+    // as a caller repeating the request would leave them.
+    let pg = app.env.pg().await;
+    pg.execute(
+        "INSERT INTO export_jobs \
+           (owner, params, format, state, token, range_end, finished_at, expires_at) \
+         SELECT owner, params, format, 'done', md5(n::text), range_end, now(), \
+                now() + interval '1 hour' \
+         FROM export_jobs, generate_series(1, 99) AS n WHERE id = $1",
+        &[&queued],
+    )
+    .await
+    .unwrap();
+    let (status, body) = create().await;
+    assert_error(status, &body, 409, "limit_reached", &body);
+    let listed = app.get_ok("/api/v1/exports").await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        100,
+        "the listing shows every job kept"
+    );
+
+    // A link that has expired frees its place before the sweep removes its job.
+    pg.execute(
+        "UPDATE export_jobs SET expires_at = now() - interval '1 second' \
+         WHERE id = (SELECT max(id) FROM export_jobs WHERE state = 'done')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let (status, body) = create().await;
+    assert_eq!(status, 202, "an expired link's place is free: {body}");
+    let (status, body) = create().await;
+    assert_error(status, &body, 409, "limit_reached", &body);
+    // So does a deleted job.
+    assert_eq!(app.delete(&format!("/api/v1/exports/{queued}")).await, 204);
+    let (status, body) = create().await;
+    assert_eq!(status, 202, "a deleted job's place is free: {body}");
     app.shutdown().await;
 }
 

@@ -73,6 +73,10 @@ pub struct NewJob<'a> {
 /// What a new job may not pass.
 pub struct Budget {
     pub per_caller: i64,
+    /// Jobs one caller keeps, in any state, until their links expire: a job that finishes at
+    /// once is cheap to make, and every job stays in the table that each create and each chunk
+    /// written sums over.
+    pub kept_per_caller: i64,
     pub in_all: i64,
     pub stored_bytes: i64,
     pub stored_bytes_per_caller: i64,
@@ -81,6 +85,8 @@ pub struct Budget {
 /// Why a job was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
+    #[error("this caller keeps {0} exports")]
+    CallerKeeps(i64),
     #[error("this caller has {0} exports queued or running")]
     CallerBusy(i64),
     #[error("{0} exports are queued or running")]
@@ -106,13 +112,18 @@ pub async fn create(
         "SELECT count(*) FILTER (WHERE state IN ('queued', 'running') AND owner = $1), \
                 count(*) FILTER (WHERE state IN ('queued', 'running')), \
                 COALESCE(sum(bytes) FILTER (WHERE state <> 'failed'), 0)::int8, \
-                COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8 \
+                COALESCE(sum(bytes) FILTER (WHERE state <> 'failed' AND owner = $1), 0)::int8, \
+                count(*) FILTER (WHERE owner = $1 AND (expires_at IS NULL OR expires_at > now())) \
          FROM export_jobs",
         &[&new.owner],
     )
     .await?;
-    let (mine, all, bytes, my_bytes): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (mine, all, bytes, my_bytes, kept): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    // Before the running ones: ending one would not make room for another.
+    if kept >= budget.kept_per_caller {
+        return Err(CreateError::CallerKeeps(kept));
+    }
     if mine >= budget.per_caller {
         return Err(CreateError::CallerBusy(mine));
     }

@@ -31,7 +31,8 @@ error_responses! {
     NoJob: 404 = "No job of this caller with this id",
 }
 
-/// Jobs a listing shows, newest first.
+/// Jobs a listing shows, newest first; also the jobs one caller may keep until their links
+/// expire, so the listing shows every one.
 const LISTED: i64 = 100;
 /// Characters of a download token (32 random bytes, hex).
 const TOKEN_CHARS: usize = 64;
@@ -108,12 +109,14 @@ pub struct ExportJobList {
             in the query string. Follow it with `GET /api/v1/exports/{id}`; once `done`, its \
             `download_url` serves the file without a key until `expires_at` \
             (`export.link_hours`). At most `export.max_jobs_per_caller` queued or running per \
-            caller and `export.max_jobs` in all.",
+            caller and `export.max_jobs` in all, and 100 per caller in any state until their \
+            links expire.",
     params(SearchQuery),
     responses(
         (status = 202, description = "Queued", body = ExportJob),
         (status = 409, description = "The stored exports hold `export.max_stored_mb`, or this \
-            caller's `export.max_stored_mb_per_caller` (`limit_reached`)", body = ErrorBody),
+            caller's `export.max_stored_mb_per_caller`, or this caller keeps 100 jobs whose \
+            links have not expired (`limit_reached`)", body = ErrorBody),
         (status = 429, description = "This caller has as many jobs queued or running as it may", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unavailable, or the group has as many jobs \
             as it may", body = ErrorBody),
@@ -152,12 +155,22 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     };
     let budget = Budget {
         per_caller: settings.max_jobs_per_caller,
+        kept_per_caller: LISTED,
         in_all: settings.max_jobs,
         stored_bytes: settings.max_stored_mb.saturating_mul(1 << 20),
         stored_bytes_per_caller: settings.max_stored_mb_per_caller.saturating_mul(1 << 20),
     };
     let job = match db::create(&mut client, &new, &budget).await {
         Ok(job) => job,
+        Err(CreateError::CallerKeeps(n)) => {
+            return Err(ApiError::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "this caller keeps {n} exports, as many as one caller may ({LISTED}); \
+                     delete some or wait until their links expire"
+                ),
+            ))
+        }
         Err(CreateError::CallerBusy(n)) => {
             return Err(ApiError::rate_limited(
                 "export_jobs",
@@ -217,7 +230,8 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
 /// Lists the caller's export jobs.
 #[utoipa::path(
     tag = "search", operation_id = "list_exports", summary = "List export jobs",
-    description = "The caller's newest 100 export jobs, newest first.",
+    description = "The caller's newest 100 export jobs, newest first: every one whose link \
+            has not expired, since a caller keeps at most 100.",
     responses((status = 200, description = "The jobs", body = ExportJobList), PostgresUnavailable)
 )]
 #[get("/api/v1/exports")]
