@@ -1,8 +1,9 @@
 //! Every active topic's query compiled into one index, so a post is matched against all of them
 //! in one pass: its tokens are looked up once among every topic's words (exact words by hash,
-//! wildcards by their first characters), phrases are checked from their first word, fields by
-//! value, and only the topics one of whose required parts was found are evaluated. The cost of
-//! a post grows with the topics it could match, not with how many topics there are.
+//! wildcards by their whole text, at each length a wildcard sharing the token's first
+//! characters has), phrases are checked from their first word, fields by value, and only the
+//! topics one of whose required parts was found are evaluated. The cost of a post grows with
+//! the topics it could match, not with how many topics there are.
 
 use std::cell::{Cell, RefCell};
 
@@ -132,8 +133,13 @@ pub struct TopicSet {
     atoms: Vec<Atom>,
     /// Exact patterns by their text.
     exact: FxHashMap<Box<str>, Vec<u32>>,
-    /// Wildcard patterns by their first [`MIN_WILDCARD_CHARS`] characters.
+    /// Wildcard patterns by their whole text (what a token must start with).
     prefixes: FxHashMap<Box<str>, Vec<u32>>,
+    /// For the first [`MIN_WILDCARD_CHARS`] characters of some wildcard, the lengths in bytes
+    /// of the wildcards that start with them, shortest first: a token is looked up at each of
+    /// those lengths it reaches, so thousands of wildcards sharing its first characters cost
+    /// it no more than their distinct lengths do.
+    prefix_lengths: FxHashMap<Box<str>, Vec<u32>>,
     /// Phrases by the pattern they start with.
     phrases: FxHashMap<u32, Vec<u32>>,
     /// Field atoms by field, then by folded value; only the fields some topic names, so the
@@ -287,6 +293,10 @@ impl TopicSet {
     /// Finds every atom the post holds and the topics they may make match.
     fn find_atoms(&self, post: &PostFields, s: &mut Scratch) {
         s.next_stamp(self.atoms.len(), self.topics.len());
+        #[cfg(test)]
+        {
+            s.wildcard_checks = 0;
+        }
         s.tokens.read_into(post.text);
         s.hits.clear();
         s.true_atoms.clear();
@@ -304,14 +314,34 @@ impl TopicSet {
                     }
                 }
             }
-            if !self.prefixes.is_empty() {
-                if let Some(head) = prefix_key(text) {
-                    if let Some(atoms) = self.prefixes.get(head) {
-                        for &a in atoms {
-                            if let Atom::Pattern(pattern) = &self.atoms[a as usize] {
-                                if pattern.finds(kind, text) {
-                                    s.hits.push((a, p, p));
-                                }
+            let lengths = if self.prefix_lengths.is_empty() {
+                None
+            } else {
+                prefix_key(text).and_then(|head| self.prefix_lengths.get(head))
+            };
+            for &length in lengths.into_iter().flatten() {
+                let length = length as usize;
+                if length > text.len() {
+                    break;
+                }
+                // A wildcard's text is whole characters: where the token has no boundary, no
+                // wildcard of this length can start it.
+                if !text.is_char_boundary(length) {
+                    continue;
+                }
+                #[cfg(test)]
+                {
+                    s.wildcard_checks += 1;
+                }
+                if let Some(atoms) = self.prefixes.get(&text[..length]) {
+                    for &a in atoms {
+                        #[cfg(test)]
+                        {
+                            s.wildcard_checks += 1;
+                        }
+                        if let Atom::Pattern(pattern) = &self.atoms[a as usize] {
+                            if pattern.finds(kind, text) {
+                                s.hits.push((a, p, p));
                             }
                         }
                     }
@@ -507,7 +537,12 @@ impl TopicSet {
                 .sum::<usize>()
         };
         let anchors: usize = self.anchors.iter().map(|a| 16 + a.len() * 4).sum();
-        atoms + nodes + index(&self.exact) + index(&self.prefixes) + anchors
+        atoms
+            + nodes
+            + index(&self.exact)
+            + index(&self.prefixes)
+            + index(&self.prefix_lengths)
+            + anchors
     }
 }
 
@@ -566,8 +601,8 @@ fn near(
     out
 }
 
-/// The key wildcard patterns are filed under: a token's first [`MIN_WILDCARD_CHARS`]
-/// characters; `None` for a shorter token.
+/// The key the lengths of wildcard patterns are filed under: a token's first
+/// [`MIN_WILDCARD_CHARS`] characters; `None` for a shorter token.
 fn prefix_key(text: &str) -> Option<&str> {
     if text.len() < MIN_WILDCARD_CHARS {
         return None;
@@ -601,6 +636,9 @@ struct Scratch {
     /// What the last post left of its [`PHRASE_STEPS_PER_POST`].
     #[cfg(test)]
     phrase_steps: u32,
+    /// Lookups of the last post's tokens among the wildcards, and wildcards tried.
+    #[cfg(test)]
+    wildcard_checks: u32,
 }
 
 impl Scratch {
@@ -708,7 +746,18 @@ impl Builder {
                     _ => None,
                 };
                 match key {
-                    Some(head) => self.set.prefixes.entry(head.into()).or_default().push(id),
+                    Some(head) => {
+                        self.set
+                            .prefixes
+                            .entry(p.text.as_str().into())
+                            .or_default()
+                            .push(id);
+                        let lengths = self.set.prefix_lengths.entry(head.into()).or_default();
+                        let length = p.text.len() as u32;
+                        if let Err(at) = lengths.binary_search(&length) {
+                            lengths.insert(at, length);
+                        }
+                    }
                     None => self
                         .set
                         .exact
@@ -833,6 +882,7 @@ impl Builder {
             .collect();
         self.set.exact.shrink_to_fit();
         self.set.prefixes.shrink_to_fit();
+        self.set.prefix_lengths.shrink_to_fit();
         self.set
     }
 }

@@ -217,3 +217,59 @@ fn a_long_phrase_over_a_repeated_word_stops_at_the_budget() {
     assert_eq!(ids("a b c a"), [2]);
     SCRATCH.with(|s| assert!(s.borrow().phrase_steps > PHRASE_STEPS_PER_POST - 10));
 }
+
+/// Wildcards are looked up by their whole text at each length those sharing a token's first
+/// characters have: 30,000 of them starting `abc` cost a token starting `abc` four lookups (their
+/// lengths) and a try of each it does start with, where it was once a comparison with every one.
+#[test]
+fn wildcards_sharing_first_characters_cost_a_token_their_lengths_not_their_number() {
+    // `abc` then `n` in bijective base 26 (a, b, ..., z, aa, ab, ...): 30,000 distinct wildcards
+    // of 4 to 7 characters.
+    let word = |mut n: usize| {
+        let mut tail = Vec::new();
+        loop {
+            tail.push(b'a' + (n % 26) as u8);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+            n -= 1;
+        }
+        tail.reverse();
+        format!("abc{}", String::from_utf8(tail).unwrap())
+    };
+    let words: Vec<Vec<String>> = (0..100)
+        .map(|t| (0..300).map(|j| word(t * 300 + j)).collect())
+        .collect();
+    let queries: Vec<String> = words
+        .iter()
+        .map(|topic| {
+            topic
+                .iter()
+                .map(|w| format!("{w}*"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        })
+        .collect();
+    let (set, refused) = TopicSet::build(TopicDef::numbered(&queries));
+    assert!(refused.is_empty(), "{refused:?}");
+
+    let tokens = ["abcqqqq", "abcaaaaaaaa", "abcж", "xyz"];
+    let text = "abcqqqq #abcaaaaaaaa abcж xyz";
+    let found: Vec<i64> = set.matches(&post(text)).iter().map(|m| m.id).collect();
+    let starts = |w: &String| tokens.iter().filter(|t| t.starts_with(w.as_str())).count();
+    let expected: Vec<i64> = (0..words.len())
+        .filter(|&t| words[t].iter().any(|w| starts(w) > 0))
+        .map(|t| t as i64 + 1)
+        .collect();
+    assert_eq!(found, expected);
+    assert!(expected.len() > 3, "{expected:?}");
+
+    // Three tokens start `abc`; the wildcards have four lengths.
+    let pairs: usize = words.iter().flatten().map(starts).sum();
+    let checks = SCRATCH.with(|s| s.borrow().wildcard_checks) as usize;
+    assert!(
+        checks <= 3 * 4 + pairs,
+        "{checks} lookups and tries for {pairs} wildcards found"
+    );
+}
