@@ -2,13 +2,14 @@
 //!
 //! Every `topics.relevance_every_ms` the learner takes the next topic whose labels changed
 //! (given or undone) since it was trained (one process at a time: an advisory lock, so labelling
-//! never waits on a training), trains a model on them and
-//! compares it, out of fold, with the adopted one ([`assess`]): it is adopted only when it gets
-//! more right. The newest models trained are kept with their figures. An adopted model (or a
-//! new threshold) re-scores the topic's stored posts, newest first, a chunk per transaction with
-//! the cursor committed beside it, so another process resumes where one stopped; posts with a
-//! relevance label of their own follow their label, not the model. New posts are scored at
-//! analysis once the topic watcher loads the model (the adoption moves the topics' revision).
+//! never waits on a training), trains a model on its newest `topics.relevance_training_labels`
+//! labels and compares it, out of fold, with the adopted one ([`assess`]): it is adopted only
+//! when it gets more right. The newest models trained are kept with their figures. An adopted
+//! model (or a new threshold) re-scores the topic's stored posts, newest first, a chunk per
+//! transaction with the cursor committed beside it, so another process resumes where one
+//! stopped; posts with a relevance label of their own follow their label, not the model. New
+//! posts are scored at analysis once the topic watcher loads the model (the adoption moves the
+//! topics' revision).
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub struct RelevanceLearner {
     pool: Pool,
     every: Duration,
     chunk: i64,
+    labels: i64,
     high_churn: f32,
 }
 
@@ -35,14 +37,16 @@ impl RelevanceLearner {
             pool,
             every: Duration::from_millis(settings.relevance_every_ms),
             chunk: settings.relevance_rescore_chunk as i64,
+            labels: settings.relevance_training_labels as i64,
             high_churn,
         }
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {
-        let (pool, chunk, high_churn) = (self.pool.clone(), self.chunk, self.high_churn);
+        let (pool, chunk, labels, high_churn) =
+            (self.pool.clone(), self.chunk, self.labels, self.high_churn);
         wrap_future::<_, Self>(async move {
-            let trained = train_once(&pool).await;
+            let trained = train_once(&pool, labels).await;
             let rescored = rescore_once(&pool, chunk, high_churn).await;
             (trained, rescored)
         })
@@ -70,8 +74,9 @@ impl Actor for RelevanceLearner {
     }
 }
 
-/// Trains the next topic with new labels, if one has; whether one had.
-pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
+/// Trains the next topic with new labels, if one has, on its `labels` newest labelled posts;
+/// whether one had.
+pub async fn train_once(pool: &Pool, labels: i64) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // The training runs between two statements of this transaction and grows with the topic's
@@ -83,7 +88,7 @@ pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
     let Some((topic, changes, newest)) = db::claim_training(&tx).await? else {
         return Ok(false);
     };
-    let trained = train_claimed(tx, topic, changes, newest).await;
+    let trained = train_claimed(tx, topic, changes, newest, labels).await;
     if trained.is_err() {
         // Behind the topics waiting after it, which a training failing over and over would
         // otherwise hold up for good.
@@ -96,15 +101,17 @@ pub async fn train_once(pool: &Pool) -> anyhow::Result<bool> {
     trained.map(|()| true)
 }
 
-/// Trains `topic`, claimed in `tx`, on its labels, and records the model in `tx`.
+/// Trains `topic`, claimed in `tx`, on its `limit` newest labels, and records the model in
+/// `tx`.
 async fn train_claimed(
     tx: deadpool_postgres::Transaction<'_>,
     topic: i64,
     changes: i64,
     newest: i64,
+    limit: i64,
 ) -> anyhow::Result<()> {
     let state = db::state(&*tx, topic).await?;
-    let posts = db::labelled_posts(&*tx, topic).await?;
+    let posts = db::labelled_posts(&*tx, topic, limit).await?;
     let (outcome, trained) = tokio::task::spawn_blocking(move || {
         let labels: Vec<Labelled> = posts
             .iter()

@@ -611,18 +611,19 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
     let app = spawn_app_tuned(|s| {
         s.database.idle_transaction_timeout_ms = 500;
         s.topics.relevance_every_ms = 200;
+        s.topics.label_burst = 1_000;
     })
     .await;
     let topic = app.create_topic("Jaguar cars", "jaguar").await;
     assert!(matcher_holds(&app, 1).await);
-    // Posts near the largest a post may be, of words no other post has: thousands of features
-    // each, which a training passes over forty times in each fold.
+    // Posts near the largest a post may be, of words no other post has: as many features as
+    // the model reads of a post, which a training passes over forty times in each fold.
     let long = |class: char, i: usize, gist: &str| {
         let words: Vec<String> = (0..2_000).map(|j| format!("{class}{i}q{j}")).collect();
         format!("jaguar {gist} {}", words.join(" "))
     };
     let mut events = Vec::new();
-    for i in 0..20 {
+    for i in 0..80 {
         events.push(post_json(
             &format!("long-car-{i}"),
             &long('a', i, "engine dealer service"),
@@ -633,8 +634,8 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
         ));
     }
     app.send_events(&events).await;
-    assert!(app.wait_for_posts(40, WAIT).await);
-    for i in 0..20 {
+    assert!(app.wait_for_posts(160, WAIT).await);
+    for i in 0..80 {
         for (id, value) in [
             (format!("long-car-{i}"), "related"),
             (format!("long-cat-{i}"), "unrelated"),
@@ -650,10 +651,62 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
     // The newest model was trained on every label.
     let relevance = app
         .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {
-            b["models"][0]["labels"] == 40
+            b["models"][0]["labels"] == 160
         })
         .await;
-    assert_eq!(relevance["models"][0]["related"], 20, "{relevance}");
+    assert_eq!(relevance["models"][0]["related"], 80, "{relevance}");
+    app.shutdown().await;
+}
+
+/// A topic's training read every labelled post it had: its time and memory grew with the
+/// topic's labels for as long as reviewers labelled.
+#[actix_rt::test]
+async fn a_topic_is_trained_on_its_newest_labelled_posts_only() {
+    let app = spawn_app_tuned(|s| {
+        s.topics.relevance_every_ms = 100;
+        s.topics.relevance_training_labels = 12;
+    })
+    .await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    let mut events: Vec<String> = (0..6)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..16).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(22, WAIT).await);
+    // Ten older labels, all unrelated; then the newest twelve, six of each class.
+    let mut labels: Vec<(String, &str)> =
+        (0..10).map(|i| (format!("cat-{i}"), "unrelated")).collect();
+    for i in 0..6 {
+        labels.push((format!("car-{i}"), "related"));
+        labels.push((format!("cat-{}", 10 + i), "unrelated"));
+    }
+    let mut last = Value::Null;
+    for (id, value) in labels {
+        let (status, body) = label(
+            &app,
+            json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        last = body["id"].clone();
+    }
+    let relevance = app
+        .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {
+            b["models"][0]["through_label"] == last
+        })
+        .await;
+    let newest = &relevance["models"][0];
+    assert_eq!(newest["labels"], 12, "{relevance}");
+    assert_eq!(newest["related"], 6, "{relevance}");
+    // Every label still counts on the topic's page and keeps its post out.
+    assert_eq!(relevance["related"], 6, "{relevance}");
+    assert_eq!(relevance["unrelated"], 16, "{relevance}");
+    assert_eq!(
+        ids(&post(&app, "cat-0").await["filtered_topics"]),
+        vec![topic]
+    );
     app.shutdown().await;
 }
 

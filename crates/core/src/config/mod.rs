@@ -23,7 +23,7 @@ pub use sources::{
     FeedSettings, JetstreamSettings, MastodonSettings, RedditSettings, SourceKind, SourceSettings,
     PUBLIC_JETSTREAMS,
 };
-pub use topics::TopicSettings;
+pub use topics::{TopicSettings, MIN_TRAINING_LABELS};
 
 /// Which backend the analyzer pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

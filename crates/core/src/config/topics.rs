@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Fewest labelled posts a topic's relevance may be trained on: fewer could never hold the
+/// labels of each class a model needs (`MIN_PER_CLASS` of the relevance model, which checks
+/// that the two agree).
+pub const MIN_TRAINING_LABELS: usize = 10;
+
 /// Topics: what a team listens for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -36,6 +41,9 @@ pub struct TopicSettings {
     pub relevance_every_ms: u64,
     /// Stored posts a re-scoring under a newly adopted model reads and moves per transaction.
     pub relevance_rescore_chunk: usize,
+    /// The newest labelled posts a topic's relevance is trained on: training time and memory
+    /// grow with the labels read, and a topic's labels only grow.
+    pub relevance_training_labels: usize,
 }
 
 impl Default for TopicSettings {
@@ -53,6 +61,7 @@ impl Default for TopicSettings {
             review_claim_secs: 300,
             relevance_every_ms: 1_000,
             relevance_rescore_chunk: 500,
+            relevance_training_labels: 5_000,
         }
     }
 }
@@ -77,6 +86,13 @@ impl TopicSettings {
                  topics.relevance_every_ms and topics.relevance_rescore_chunk must be above 0"
                     .into(),
             );
+        }
+        if self.relevance_training_labels < MIN_TRAINING_LABELS {
+            return Err(format!(
+                "topics.relevance_training_labels must be at least {MIN_TRAINING_LABELS}, the \
+                 labels a model needs, not {}",
+                self.relevance_training_labels
+            ));
         }
         if self.retag_chunk == 0 || self.retag_busy_chunk == 0 || self.refresh_ms == 0 {
             return Err(

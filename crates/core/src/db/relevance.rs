@@ -15,6 +15,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use utoipa::ToSchema;
 
 use super::retags::{returned_for_topic, topic_deltas, DROP_TOPIC};
+use crate::topics::relevance::TEXT_BYTES;
 
 static MOVE: LazyLock<String> = LazyLock::new(|| {
     let returned = returned_for_topic();
@@ -216,7 +217,8 @@ pub async fn postpone_training(
 }
 
 /// A topic's labelled posts as the trainer reads them: the newest undone-free relevance label
-/// of each live post, with the post's text, author and language.
+/// of each live post, with the opening of the post's text (what the model reads of it,
+/// [`TEXT_BYTES`]), author and language.
 pub struct LabelledPost {
     pub post_id: String,
     pub label_id: i64,
@@ -226,18 +228,26 @@ pub struct LabelledPost {
     pub lang: Option<String>,
 }
 
+/// The `limit` labelled posts of topic `topic_id` with the newest labels, oldest label first.
 pub async fn labelled_posts(
     client: &impl GenericClient,
     topic_id: i64,
+    limit: i64,
 ) -> Result<Vec<LabelledPost>, tokio_postgres::Error> {
+    // The newest are chosen before the texts are read, so a topic's older labelled posts cost
+    // their label rows and no more. A character is one byte or more: the first TEXT_BYTES
+    // characters hold every byte the model reads.
     Ok(client
         .query(
-            "SELECT l.post_id, l.id, l.value = 'related', p.text, p.author_id, p.lang \
-             FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
-                   WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) l \
-             JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
+            "SELECT l.post_id, l.id, l.value = 'related', left(p.text, $3), p.author_id, p.lang \
+             FROM (SELECT l.post_id, l.id, l.value \
+                   FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
+                         WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) l \
+                   JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
+                   ORDER BY l.id DESC LIMIT $2) l \
+             JOIN posts p ON p.id = l.post_id \
              ORDER BY l.id",
-            &[&topic_id],
+            &[&topic_id, &limit, &TEXT_CHARS],
         )
         .await?
         .iter()
@@ -251,6 +261,9 @@ pub async fn labelled_posts(
         })
         .collect())
 }
+
+/// Characters of a post's text read for its features: as many as the bytes the model reads.
+const TEXT_CHARS: i32 = TEXT_BYTES as i32;
 
 /// What a training round produced.
 pub struct Trained<'a> {
@@ -381,6 +394,7 @@ pub struct RescoreChunk {
 pub struct RescorePost {
     pub id: String,
     pub created_at: DateTime<Utc>,
+    /// The opening of its text, as [`labelled_posts`] reads it.
     pub text: String,
     pub author: String,
     pub lang: Option<String>,
@@ -410,7 +424,7 @@ pub async fn claim_rescore(
     let id: Option<String> = row.get(3);
     let rows = tx
         .query(
-            "SELECT p.id, p.created_at, p.text, p.author_id, p.lang, \
+            "SELECT p.id, p.created_at, left(p.text, $5), p.author_id, p.lang, \
                     COALESCE(p.topics @> ARRAY[$1::int8], false) \
              FROM posts p \
              WHERE (p.topics @> ARRAY[$1::int8] OR p.filtered_topics @> ARRAY[$1::int8]) \
@@ -419,7 +433,7 @@ pub async fn claim_rescore(
                AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
                                AND l.topic_id = $1 AND l.undone_at IS NULL) \
              ORDER BY p.created_at DESC, p.id DESC LIMIT $4",
-            &[&topic_id, &at, &id, &limit],
+            &[&topic_id, &at, &id, &limit, &TEXT_CHARS],
         )
         .await?;
     Ok(Some(RescoreChunk {

@@ -9,6 +9,7 @@
 use rustc_hash::FxHashMap;
 
 use super::text::{TokenKind, Tokens};
+use crate::models::text::prefix_bytes;
 use crate::models::topic::TopicMatch;
 
 /// Hashed feature space: 2^18 weights (1 MiB a topic).
@@ -21,6 +22,10 @@ const EPOCHS: usize = 40;
 pub const SEED_LABELS: usize = 10;
 /// Posts chosen per round once the model picks.
 pub const BATCH: usize = 10;
+/// Bytes of a post's text the model reads: what a post is about shows in its opening, and a
+/// bound keeps a training on thousands of labelled posts from holding each whole. Training and
+/// scoring both read it through [`Features::of`], so a model scores the text it was trained on.
+pub const TEXT_BYTES: usize = 4_096;
 
 /// What the model reads of a post.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,9 +56,9 @@ fn bucket(kind: u8, parts: &[&str]) -> u32 {
 }
 
 impl Features {
-    /// Reads `post`.
+    /// Reads `post`, its text up to [`TEXT_BYTES`].
     pub fn of(post: &Post) -> Features {
-        let mut out = words_of(post.text);
+        let mut out = words_of(prefix_bytes(post.text, TEXT_BYTES));
         if let Some(a) = post.author {
             out.push(bucket(5, &[a]));
         }
@@ -345,6 +350,7 @@ pub const FOLDS: u64 = 5;
 /// Labels of each class a topic needs before a model is trained: with fewer, one class would be
 /// learned from a handful of posts and could filter out everything.
 pub const MIN_PER_CLASS: usize = 5;
+const _: () = assert!(crate::config::MIN_TRAINING_LABELS == 2 * MIN_PER_CLASS);
 
 /// A labelled post, as the trainer reads it.
 #[derive(Debug, Clone)]
@@ -488,6 +494,17 @@ mod tests {
             "repeatable"
         );
         assert_eq!(choose(&pool, &keys, 100, |_| true).len(), 60);
+    }
+
+    #[test]
+    fn only_the_opening_of_a_long_text_is_read() {
+        let opening = "jaguar engine dealer ".repeat(TEXT_BYTES / 21 + 1);
+        assert!(opening.len() > TEXT_BYTES);
+        assert_eq!(f(&format!("{opening}rainforest river cub")), f(&opening));
+        // Cut on a character boundary, however wide the characters.
+        let wide = "日本".repeat(TEXT_BYTES);
+        assert_eq!(f(&format!("{wide} rainforest")), f(&wide));
+        assert_ne!(f("jaguar engine"), f("jaguar engine rainforest"));
     }
 
     fn labelled(n: usize, noise: bool) -> Vec<Labelled> {
