@@ -559,6 +559,69 @@ async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() 
     app.shutdown().await;
 }
 
+/// A topic's page counted the relevance labels of deleted posts, which training leaves out: it
+/// said a model had the labels it needs while training found too few.
+#[actix_rt::test]
+async fn a_deleted_posts_relevance_label_counts_neither_in_training_nor_on_the_topics_page() {
+    let app = spawn_app_tuned(|s| s.topics.relevance_every_ms = 100).await;
+    let pg = app.env.pg().await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    let mut events: Vec<String> = (0..5)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..5).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(10, WAIT).await);
+    let give = |id: String, value: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = label(
+                app,
+                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    // Five related and four unrelated: too few for a model yet.
+    for i in 0..5 {
+        give(format!("car-{i}"), "related").await;
+    }
+    for i in 0..4 {
+        give(format!("cat-{i}"), "unrelated").await;
+    }
+    let deletion = super::deletions::deletion("car-0", chrono::Utc::now());
+    app.send_events(&[deletion.to_string()]).await;
+    app.wait_for("/api/v1/posts/car-0", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+    // Five of each, one of them on the deleted post.
+    give("cat-4".to_string(), "unrelated").await;
+    assert!(
+        wait_until(WAIT, || async {
+            pg.scalar::<bool>(
+                "SELECT trained_changes = changes FROM topic_relevance WHERE topic_id = $1",
+                &[&topic],
+            )
+            .await
+        })
+        .await,
+        "the topic is trained on its last label"
+    );
+    let relevance = app
+        .get_ok(&format!("/api/v1/topics/{topic}/relevance"))
+        .await;
+    assert_eq!(relevance["models"], json!([]), "{relevance}");
+    assert_eq!(relevance["model_id"], Value::Null, "{relevance}");
+    assert_eq!(relevance["related"], 4, "{relevance}");
+    assert_eq!(relevance["unrelated"], 5, "{relevance}");
+    let waiting = relevance["waiting_for"].as_str().unwrap_or_default();
+    assert!(waiting.contains("4 related and 5 unrelated"), "{relevance}");
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_out_of_a_post() {
     let app = review_app(1_000, 1_000.0).await;

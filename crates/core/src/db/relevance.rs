@@ -216,6 +216,15 @@ pub async fn postpone_training(
     Ok(())
 }
 
+/// The labels of topic `$1` that count, as `l`: the latest relevance label (not undone) of each
+/// live post, its post's id, its id and its value. The trainer learns from them and the topic's
+/// page counts them: counted apart, a deleted post's label let the page say a model had enough
+/// labels while the trainer found too few.
+const LIVE_LABELS: &str = "SELECT l.post_id, l.id, l.value \
+    FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
+          WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) l \
+    JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL";
+
 /// A topic's labelled posts as the trainer reads them: the newest undone-free relevance label
 /// of each live post, with the opening of the post's text (what the model reads of it,
 /// [`TEXT_BYTES`]), author and language.
@@ -239,14 +248,13 @@ pub async fn labelled_posts(
     // characters hold every byte the model reads.
     Ok(client
         .query(
-            "SELECT l.post_id, l.id, l.value = 'related', left(p.text, $3), p.author_id, p.lang \
-             FROM (SELECT l.post_id, l.id, l.value \
-                   FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
-                         WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) l \
-                   JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
-                   ORDER BY l.id DESC LIMIT $2) l \
-             JOIN posts p ON p.id = l.post_id \
-             ORDER BY l.id",
+            &format!(
+                "SELECT l.post_id, l.id, l.value = 'related', left(p.text, $3), p.author_id, \
+                        p.lang \
+                 FROM ({LIVE_LABELS} ORDER BY l.id DESC LIMIT $2) l \
+                 JOIN posts p ON p.id = l.post_id \
+                 ORDER BY l.id"
+            ),
             &[&topic_id, &limit, &TEXT_CHARS],
         )
         .await?
@@ -471,21 +479,23 @@ pub async fn advance_rescore(
     Ok(())
 }
 
-/// A topic's posts with a relevance label that counts, related and unrelated, and its posts
-/// counted and filtered.
+/// A topic's live posts with a relevance label that counts (`LIVE_LABELS`), related and
+/// unrelated, and its posts counted and filtered.
 pub async fn counts(
     client: &impl GenericClient,
     topic_id: i64,
 ) -> Result<(i64, i64, i64, i64), tokio_postgres::Error> {
     let r = client
         .query_one(
-            "WITH l AS (SELECT DISTINCT ON (post_id) value FROM post_labels \
-                        WHERE topic_id = $1 AND undone_at IS NULL ORDER BY post_id, id DESC) \
-             SELECT (SELECT count(*) FROM l WHERE value = 'related'), \
-                    (SELECT count(*) FROM l WHERE value = 'unrelated'), \
-                    (SELECT count(*) FROM posts WHERE topics @> ARRAY[$1::int8] AND deleted_at IS NULL), \
-                    (SELECT count(*) FROM posts WHERE filtered_topics @> ARRAY[$1::int8] \
-                     AND deleted_at IS NULL)",
+            &format!(
+                "WITH l AS ({LIVE_LABELS}) \
+                 SELECT (SELECT count(*) FROM l WHERE value = 'related'), \
+                        (SELECT count(*) FROM l WHERE value = 'unrelated'), \
+                        (SELECT count(*) FROM posts WHERE topics @> ARRAY[$1::int8] \
+                         AND deleted_at IS NULL), \
+                        (SELECT count(*) FROM posts WHERE filtered_topics @> ARRAY[$1::int8] \
+                         AND deleted_at IS NULL)"
+            ),
             &[&topic_id],
         )
         .await?;

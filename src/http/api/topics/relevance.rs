@@ -21,7 +21,8 @@ pub struct Relevance {
     pub threshold: f32,
     /// The adopted model's id; null while the query alone decides.
     pub model_id: Option<i64>,
-    /// Posts with a relevance label that counts, by what it says.
+    /// Posts not deleted with a relevance label that counts, by what it says: a deleted post's
+    /// label trains no model.
     pub related: i64,
     pub unrelated: i64,
     /// Posts counted in the topic, and filtered out of it.
