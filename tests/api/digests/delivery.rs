@@ -1,5 +1,6 @@
 //! Digests delivered: scheduled periods made once across processes (late ones say so, one
-//! whose sender is killed mid-send arrives once), and the e-mail as Chromium renders it.
+//! whose sender is killed mid-send arrives once), none of those a paused schedule was paused
+//! through, and the e-mail as Chromium renders it.
 
 use super::*;
 
@@ -137,6 +138,83 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
     slack_handle.stop(true).await;
     hook_handle.stop(true).await;
     teams_handle.stop(true).await;
+    app.shutdown().await;
+}
+
+/// Resuming a paused schedule made the periods that ended while it was paused, up to
+/// `digests.catch_up` of them, and sent each to every channel as late, saying Pulse was not
+/// running.
+#[actix_rt::test]
+async fn a_resumed_schedule_sends_nothing_of_the_periods_it_was_paused_through() {
+    let app = spawn_app_tuned(|s| {
+        s.digests.poll_secs = 1;
+        quick_webhooks(s);
+    })
+    .await;
+    let pg = app.env.pg().await;
+    let (hook_addr, hook, hook_handle) = stand_in(|_| Ok(()), 0);
+    let hook_id = app
+        .create_channel(&json!({"kind": "webhook", "url": format!("http://{hook_addr}/digests")}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Daily at the minute before this one, UTC, made three days ago and paused since: four of
+    // its periods ended while it was paused.
+    let now = Utc::now();
+    let at = (now - TimeDelta::minutes(1)).format("%H:%M").to_string();
+    let id: i64 = pg
+        .scalar(
+            "INSERT INTO digest_schedules (name, cadence, at, timezone, channels, enabled, \
+             created_at) VALUES ('paused', 'daily', $1::text::time, 'UTC', ARRAY[$2::int8], \
+             false, now() - interval '3 days 1 hour') RETURNING id",
+            &[&at, &hook_id],
+        )
+        .await;
+    let (status, resumed) = app
+        .patch(
+            &format!("/api/v1/digests/schedules/{id}"),
+            &json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, &resumed["enabled"]),
+        (200, &json!(true)),
+        "{resumed}"
+    );
+    let made = || {
+        let pg = &pg;
+        async move {
+            pg.scalar::<i64>(
+                "SELECT count(*) FROM digests WHERE schedule_id = $1",
+                &[&id],
+            )
+            .await
+        }
+    };
+    // Rounds of the runner after the resumption make nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(made().await, 0);
+    assert!(bodies(&hook).is_empty(), "{:#?}", bodies(&hook));
+
+    // Its next period ends after the resumption: made, on time, and sent.
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    pulse::http::api::digests::runner::round(&app.env.settings(), &pool, now + TimeDelta::days(1))
+        .await
+        .unwrap();
+    assert_eq!(made().await, 1);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !bodies(&hook).is_empty()
+        })
+        .await,
+        "the next period is sent"
+    );
+    let sent = bodies(&hook);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["late"], false, "{sent:#?}");
+    let to: DateTime<Utc> = serde_json::from_value(sent[0]["to"].clone()).unwrap();
+    assert!(to > now, "{sent:#?}");
+    hook_handle.stop(true).await;
     app.shutdown().await;
 }
 

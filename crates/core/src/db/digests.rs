@@ -33,6 +33,18 @@ pub struct Schedule {
     pub enabled: bool,
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When it was last turned back on after a pause.
+    #[serde(skip)]
+    pub resumed_at: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    /// Its periods that ended by then are never made: they ended before it existed, or while
+    /// it was paused, so nothing was due.
+    pub fn makes_from(&self) -> DateTime<Utc> {
+        self.resumed_at
+            .map_or(self.created_at, |r| r.max(self.created_at))
+    }
 }
 
 /// A schedule as it is written.
@@ -50,7 +62,7 @@ pub struct NewSchedule {
 }
 
 const COLUMNS: &str = "id, name, topic_id, cadence, weekday, at, timezone, channels, view_id, \
-    enabled, created_by, created_at";
+    enabled, created_by, created_at, resumed_at";
 
 fn schedule(r: &Row) -> Schedule {
     let at: NaiveTime = r.get(5);
@@ -67,6 +79,7 @@ fn schedule(r: &Row) -> Schedule {
         enabled: r.get(9),
         created_by: r.get(10),
         created_at: r.get(11),
+        resumed_at: r.get(12),
     }
 }
 
@@ -141,13 +154,23 @@ pub async fn get(
         .map(schedule))
 }
 
-/// Turns a schedule on or off; whether it exists.
+/// Turns a schedule on or off; whether it exists. Turned back on from a pause, it is resumed
+/// now ([`Schedule::makes_from`]); turned on while on, it is not, so a period that has just
+/// ended and is not made yet stays due.
 pub async fn set_enabled(
     client: &impl GenericClient,
     id: i64,
     enabled: bool,
 ) -> Result<bool, tokio_postgres::Error> {
-    set(client, id, "enabled", &enabled).await
+    Ok(client
+        .execute(
+            "UPDATE digest_schedules SET enabled = $2, \
+                 resumed_at = CASE WHEN $2 AND NOT enabled THEN now() ELSE resumed_at END \
+             WHERE id = $1",
+            &[&id, &enabled],
+        )
+        .await?
+        == 1)
 }
 
 /// Points a schedule's link at a saved view (or at its scope and period alone); whether the

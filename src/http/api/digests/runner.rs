@@ -3,7 +3,8 @@
 //! its deliveries in one statement that a unique index lets only one process win
 //! ([`db::store`]); the deliveries then go through the alert channels' outbox (claimed by one
 //! process at a time, retried with backoff). A period that ended while no process ran is made
-//! when one is back, marked late, up to [`crate::config::DigestSettings::catch_up`] periods.
+//! when one is back, marked late, up to [`crate::config::DigestSettings::catch_up`] periods; one
+//! that ended while the schedule was paused is never made ([`Schedule::makes_from`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,11 +76,9 @@ async fn due(
 ) -> anyhow::Result<()> {
     let pg: &tokio_postgres::Client = client;
     let periods = db::periods(pg, s, now, settings.digests.catch_up as i32 - 1).await?;
-    // Periods that ended after the schedule was made, oldest first.
-    let mut due: Vec<Span> = periods
-        .into_iter()
-        .filter(|(_, to)| *to > s.created_at)
-        .collect();
+    // Periods that ended after the schedule was made or last resumed, oldest first.
+    let from = s.makes_from();
+    let mut due: Vec<Span> = periods.into_iter().filter(|(_, to)| *to > from).collect();
     due.reverse();
     let ends: Vec<DateTime<Utc>> = due.iter().map(|(_, to)| *to).collect();
     let made = db::made(pg, s.id, &ends).await?;

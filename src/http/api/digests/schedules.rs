@@ -105,6 +105,8 @@ pub struct NewDigestSchedule {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleChange {
+    /// `false` pauses it; `true` resumes it, and the periods that ended while it was paused are
+    /// never sent.
     #[serde(default)]
     pub enabled: Option<bool>,
     /// A shared saved view the link opens; `null`: the scope and period alone.
