@@ -176,7 +176,7 @@ async fn observe(
     let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let window = i64::from(rule.window_minutes.max(1));
     let from = minute - TimeDelta::minutes(window - 1);
-    let scopes = db::window_stats(client, rule, from).await?;
+    let scopes = db::window_stats(client, rule, from, now).await?;
     let mut out = Vec::with_capacity(scopes.len());
     let baseline_minutes = i64::from(rule.baseline_minutes.max(1));
     let baseline_from = from - TimeDelta::minutes(baseline_minutes);
@@ -584,7 +584,7 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
         let mut budget = Budget::of(&client, &rule, settings).await?;
         if rule.kind.watches_stories() {
             let mut holding = Vec::new();
-            for c in crate::db::stories::alert_candidates(&client, &rule, from).await? {
+            for c in crate::db::stories::alert_candidates(&client, &rule, from, now).await? {
                 holding.push(c.key.clone());
                 let evidence = json!({
                     "window": {"minutes": rule.window_minutes, "from": from, "to": now},

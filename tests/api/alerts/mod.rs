@@ -718,6 +718,59 @@ async fn a_rule_on_every_key_keeps_a_bounded_number_of_alerts_open_the_worst_fir
     app.shutdown().await;
 }
 
+/// Posts may be dated up to five minutes ahead of the clock. A window read every minute from
+/// its start onwards, with no end, so such posts counted in every window from the moment they
+/// were stored until their minute left it: for the window's length and five minutes more. The
+/// window ends now; a product whose posts are all dated ahead has nothing in it yet.
+#[actix_rt::test]
+async fn posts_dated_ahead_of_the_clock_are_not_in_the_window_before_their_time() {
+    let app = spawn_app_tuned(|s| quick_alerts(s, 0.2)).await;
+    app.remove_rules().await;
+    let ahead = chrono::Utc::now() + chrono::TimeDelta::seconds(270);
+    // Every post of the product dated ahead is angry, so had they counted its alert would be
+    // the worst and fire first; three in four of the other's, dated now, are.
+    let mut events: Vec<String> = complaints("ahead", 8, "This is terrible, I hate it")
+        .map(|p| p.product("pulse-ahead").at(ahead).to_string())
+        .collect();
+    events.extend(
+        complaints("now", 6, "The update bricked it again, terrible")
+            .map(|p| p.product("pulse-now").to_string()),
+    );
+    events.extend(
+        complaints("now-glad", 2, "I love the new phone, great camera")
+            .map(|p| p.product("pulse-now").to_string()),
+    );
+    app.send_events(&events).await;
+    assert!(app.env.stored_exactly(16, Duration::from_secs(30)).await);
+
+    let rule = app
+        .create_rule(
+            &json!({"name": "Any product negativity", "kind": "negativity", "dimension": "product",
+                    "threshold": 0.5, "min_volume": 5}),
+        )
+        .await;
+    let keys = || async {
+        let (_, list) = app
+            .get(&format!("/api/v1/alerts?rule_id={}", rule["id"]))
+            .await;
+        let mut keys: Vec<String> = items(&list["items"])
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            keys().await.contains(&"pulse-now".to_string())
+        })
+        .await,
+        "the product dated now fired nothing"
+    );
+    assert_eq!(keys().await, ["pulse-now"]);
+    app.shutdown().await;
+}
+
 pub mod channels;
 mod email;
 mod rules;

@@ -272,11 +272,14 @@ pub async fn transition(
     Ok(client.execute(sql, &[&id]).await? > 0)
 }
 
-/// The stats of each key of `rule`'s scope over the window starting at `from`.
+/// The stats of each key of `rule`'s scope over the window from `from` to `now`. Posts may
+/// be dated a few minutes ahead of the clock: the minutes after `now` are left out, so such a
+/// post counts in a window only once its minute has come, and for no longer than any other.
 pub async fn window_stats(
     client: &Client,
     rule: &AlertRule,
     from: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<(String, Stats)>> {
     let key_filter = if rule.key.is_some() {
         "AND key = $3"
@@ -284,11 +287,11 @@ pub async fn window_stats(
         "AND $3::text IS NULL"
     };
     let sql = format!(
-        "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 {key_filter} \
-         GROUP BY key"
+        "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 \
+         AND minute <= $4 {key_filter} GROUP BY key"
     );
     let rows = client
-        .query(&sql, &[&rule.dimension, &from, &rule.key])
+        .query(&sql, &[&rule.dimension, &from, &rule.key, &now])
         .await?;
     Ok(rows
         .iter()

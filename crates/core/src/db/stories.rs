@@ -475,12 +475,19 @@ pub struct StoryCandidate {
 }
 
 /// Stories a story rule fires for at this evaluation: born in the window with `min_volume`
-/// posts (`new_story`), or with `threshold` (and `min_volume`) posts written since `from`
-/// (`story_surge`). A rule with a dimension and a key watches the stories with a post of it.
+/// posts (`new_story`), or with `threshold` (and `min_volume`) posts written between `from`
+/// and `now` (`story_surge`). A rule with a dimension and a key watches the stories with a
+/// post of it.
+///
+/// Posts dated ahead of the clock count in the window only once their time has come, as in
+/// the rollup rules. A story's birth is not bounded so: the tracker dates it by the newest
+/// post it has seen, so one post dated ahead would hold back the alert of every story born
+/// after it until the clock caught up.
 pub async fn alert_candidates(
     client: &Client,
     rule: &crate::models::alerts::AlertRule,
     from: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<StoryCandidate>, tokio_postgres::Error> {
     use crate::models::alerts::RuleKind;
     use crate::models::metrics::Dimension;
@@ -494,11 +501,13 @@ pub async fn alert_candidates(
         _ => String::new(),
     };
     let from_at = conditions.bind(from);
+    let now_at = conditions.bind(now);
     let min_volume = conditions.bind(rule.min_volume);
     let sql = match rule.kind {
         RuleKind::NewStory => format!(
             "SELECT {SUMMARY_COLUMNS}, s.size::float8 AS value,
-                (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}) AS recent
+                (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}
+                    AND p.created_at <= {now_at}) AS recent
              FROM stories s {} AND s.born_at >= {from_at} AND s.size >= {min_volume}
                AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id {scoped})
              ORDER BY s.born_at DESC LIMIT 50",
@@ -510,7 +519,8 @@ pub async fn alert_candidates(
                 "SELECT {SUMMARY_COLUMNS}, w.n::float8 AS value, w.n AS recent
                  FROM stories s JOIN (
                     SELECT p.story_id, count(*) AS n FROM posts p
-                    WHERE p.story_id IS NOT NULL AND p.created_at >= {from_at} AND p.deleted_at IS NULL {scoped}
+                    WHERE p.story_id IS NOT NULL AND p.created_at >= {from_at} AND p.created_at <= {now_at}
+                      AND p.deleted_at IS NULL {scoped}
                     GROUP BY 1
                  ) w ON w.story_id = s.id
                  {} AND w.n >= {min_volume} AND w.n::float8 >= {threshold}
