@@ -15,7 +15,8 @@
 //!   (at least `min_baseline_points` of them);
 //! - `sentiment_dip`: mean sentiment below the baseline mean - `k` standard deviations;
 //! - `new_story`: a story born in the window with at least `min_volume` posts (one alert per
-//!   story, keyed by its id, the story as evidence);
+//!   story, keyed by its id, the story as evidence; the largest of the stories not alerted on
+//!   yet first);
 //! - `story_surge`: a story with at least `threshold` posts written in the window (and
 //!   `min_volume`).
 //!
@@ -584,6 +585,14 @@ async fn evaluate(pool: &Pool, settings: &Settings) -> anyhow::Result<Vec<Fired>
         let mut budget = Budget::of(&client, &rule, settings).await?;
         if rule.kind.watches_stories() {
             let mut holding = Vec::new();
+            if matches!(rule.kind, RuleKind::NewStory) {
+                // A story alerted on is no candidate again; its open alert holds while the
+                // story is still new.
+                for key in crate::db::stories::still_new(&client, &rule, from).await? {
+                    db::keep_open(&client, &rule, &key).await?;
+                    holding.push(key);
+                }
+            }
             for c in crate::db::stories::alert_candidates(&client, &rule, from, now).await? {
                 holding.push(c.key.clone());
                 let evidence = json!({

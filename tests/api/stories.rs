@@ -2,7 +2,8 @@
 //! stories with their posts' `story_id`, shown by the API and published live; posts of nothing
 //! stay in none; a live stream and an import of the same posts give the same stories; a post
 //! sent again counts once in its story's size; another producer's copy of a post never moves
-//! the stored one into a story.
+//! the stored one into a story; a flood of fresh stories does not keep a real one from a
+//! `new_story` rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -490,4 +491,71 @@ async fn another_producers_copy_of_a_post_never_moves_the_stored_one_into_its_st
         );
     }
     second.shutdown().await;
+}
+
+/// A `new_story` rule took the 50 stories born last: a producer that kept more than 50 fresh
+/// stories in the window, each barely at `min_volume` or alerted on already, kept a story many
+/// wrote about out of the list, and it never alerted. The rule takes the largest stories it
+/// has not alerted on; those it has keep their open alerts while they are new.
+#[actix_rt::test]
+async fn a_flood_of_fresh_stories_does_not_keep_a_real_one_from_new_story_rules() {
+    use pulse::db::alerts as rules;
+    use pulse::db::stories::{alert_candidates, still_new};
+    use pulse::models::alerts::RuleKind;
+
+    let env = TestEnv::new().await;
+    pulse::db::migrate(&env.database_url).await.unwrap();
+    let pg = env.pg().await;
+    let id = rules::create_rule(&pg, "New stories", RuleKind::NewStory)
+        .await
+        .unwrap();
+    pg.execute(
+        "UPDATE alert_rules SET min_volume = 3, window_minutes = 30 WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let rule = rules::rule(&pg, id).await.unwrap().unwrap();
+    // The real story, born ten minutes ago with 40 posts; 60 stories of 3 posts born since, a
+    // second apart; and 60 larger ones born since that the rule alerted on, the alerts of half
+    // of them resolved.
+    pg.batch_execute(&format!(
+        "INSERT INTO stories (id, label, terms, born_at, first_at, last_at, size, status)
+         SELECT id, 'story ' || id, ARRAY['w' || id], born, born, born, size, 'live' FROM (
+             SELECT 1 AS id, now() - interval '10 minutes' AS born, 40 AS size
+             UNION ALL SELECT g, now() - make_interval(secs => g - 1000), 3
+                 FROM generate_series(1000, 1059) g
+             UNION ALL SELECT g, now() - make_interval(secs => g - 2000), 100
+                 FROM generate_series(2000, 2059) g
+         ) s;
+         INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
+             sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id,
+             story_id)
+         SELECT 'p-' || s.id || '-' || g, 'twitter', 'a', 1, 'text', s.born_at, 'neutral', 0,
+             '{{}}', 0, 0, 'seed', '0-0', s.id
+         FROM stories s, generate_series(1, 3) g;
+         INSERT INTO alerts (rule_id, rule_name, kind, severity, dimension, key, value,
+             threshold, evidence, status)
+         SELECT {id}, 'New stories', 'new_story', 'warning', 'overall', g::text, 100, 3, '{{}}',
+             CASE WHEN g < 2030 THEN 'firing' ELSE 'resolved' END
+         FROM generate_series(2000, 2059) g;"
+    ))
+    .await
+    .unwrap();
+
+    let now = Utc::now();
+    let from = now - chrono::TimeDelta::minutes(29);
+    let candidates = alert_candidates(&pg, &rule, from, now).await.unwrap();
+    let keys: Vec<i64> = candidates.iter().map(|c| c.key.parse().unwrap()).collect();
+    assert_eq!(keys.len(), 50, "{keys:?}");
+    assert_eq!(keys[0], 1, "the real story comes first: {keys:?}");
+    assert!(
+        keys[1..].iter().all(|k| (1000..1060).contains(k)),
+        "a story alerted on is a candidate again: {keys:?}"
+    );
+
+    let mut held = still_new(&pg, &rule, from).await.unwrap();
+    held.sort();
+    let open: Vec<String> = (2000..2030).map(|k: i64| k.to_string()).collect();
+    assert_eq!(held, open);
 }

@@ -474,10 +474,29 @@ pub struct StoryCandidate {
     pub terms: serde_json::Value,
 }
 
+/// The keys of the open alerts of `rule`, a `new_story` rule, whose story is still born in the
+/// window from `from` with `min_volume` posts: no longer candidates (see
+/// [`alert_candidates`]), their alerts hold while their story is new.
+pub async fn still_new(
+    client: &Client,
+    rule: &crate::models::alerts::AlertRule,
+    from: DateTime<Utc>,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.key FROM alerts a JOIN stories s ON s.id::text = a.key
+             WHERE a.rule_id = $1 AND a.status <> 'resolved' AND s.status <> 'merged'
+               AND s.born_at >= $2 AND s.size >= $3",
+            &[&rule.id, &from, &rule.min_volume],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Stories a story rule fires for at this evaluation: born in the window with `min_volume`
-/// posts (`new_story`), or with `threshold` (and `min_volume`) posts written between `from`
-/// and `now` (`story_surge`). A rule with a dimension and a key watches the stories with a
-/// post of it.
+/// posts and never alerted on by the rule, the 50 largest (`new_story`), or with `threshold`
+/// (and `min_volume`) posts written between `from` and `now` (`story_surge`). A rule with a
+/// dimension and a key watches the stories with a post of it.
 ///
 /// Posts dated ahead of the clock count in the window only once their time has come, as in
 /// the rollup rules. A story's birth is not bounded so: the tracker dates it by the newest
@@ -504,15 +523,24 @@ pub async fn alert_candidates(
     let now_at = conditions.bind(now);
     let min_volume = conditions.bind(rule.min_volume);
     let sql = match rule.kind {
-        RuleKind::NewStory => format!(
-            "SELECT {SUMMARY_COLUMNS}, s.size::float8 AS value,
-                (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}
-                    AND p.created_at <= {now_at}) AS recent
-             FROM stories s {} AND s.born_at >= {from_at} AND s.size >= {min_volume}
-               AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id {scoped})
-             ORDER BY s.born_at DESC LIMIT 50",
-            conditions.where_sql()
-        ),
+        RuleKind::NewStory => {
+            // A story the rule alerted on, open or resolved, is never a candidate again, and
+            // the largest come first: a producer that keeps founding stories cannot fill the
+            // list ahead of one that many write about, neither with stories already alerted
+            // on nor with stories barely at `min_volume`, however recently born.
+            let rule_id = conditions.bind(rule.id);
+            format!(
+                "SELECT {SUMMARY_COLUMNS}, s.size::float8 AS value,
+                    (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}
+                        AND p.created_at <= {now_at}) AS recent
+                 FROM stories s {} AND s.born_at >= {from_at} AND s.size >= {min_volume}
+                   AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id {scoped})
+                   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.rule_id = {rule_id}
+                       AND a.key = s.id::text)
+                 ORDER BY s.size DESC, s.born_at DESC, s.id LIMIT 50",
+                conditions.where_sql()
+            )
+        }
         RuleKind::StorySurge => {
             let threshold = conditions.bind(rule.threshold);
             format!(
