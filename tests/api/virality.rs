@@ -480,3 +480,29 @@ async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold(
     assert_eq!(learned["reddit"], 7.0, "{learned:?}");
     app.shutdown().await;
 }
+
+/// Momentum rows are written when a key moves: one engagement counted a million times on a
+/// post tagged `#junk` left the tag at 200,000 a minute, first in the list until retention
+/// deleted its row. A row not updated within the momentum window is of a key with no
+/// engagement in it: the list leaves it out, whether or not a tracker zeroed it.
+#[actix_rt::test]
+async fn a_key_without_engagement_in_the_momentum_window_leaves_the_momentum_list() {
+    let app = scoring_app().await;
+    app.env
+        .pg()
+        .await
+        .batch_execute(
+            "INSERT INTO virality_momentum (dimension, key, velocity, acceleration, posts, updated_at) \
+             VALUES ('hashtag', 'junk', 200000, 40000, 0, now() - interval '1 hour'), \
+                    ('hashtag', 'launch', 3, 0.5, 0, now()), \
+                    ('product', 'pulse-phone', 2, 0, 0, now() - interval '6 minutes')",
+        )
+        .await
+        .unwrap();
+    let (status, tags) = app.get("/api/v1/trending/momentum?dimension=hashtag").await;
+    assert_eq!(status, 200, "{tags}");
+    assert_eq!(strings(&tags["items"], "key"), ["launch"], "{tags}");
+    let (_, products) = app.get("/api/v1/trending/momentum?dimension=product").await;
+    assert_eq!(products["items"], json!([]), "{products}");
+    app.shutdown().await;
+}

@@ -248,6 +248,7 @@ impl Cascades {
         let window = self.window_min();
         let max_shares = self.cfg.max_tracked_shares;
         let mut applied = 0u64;
+        let clock = unix_seconds(Utc::now());
         for r in rows {
             let post_id = r.post_id.as_str();
             if !self.entries.contains_key(post_id) {
@@ -265,14 +266,20 @@ impl Cascades {
             applied += 1;
             let now = Instant::now();
             entry.last_activity = now;
+            // A key's windows end at the latest minute it has seen: one engagement dated ahead
+            // of the clock (producers may be minutes ahead) would move them forward and count
+            // the engagements of now in the window before. (A NaN time stays NaN: not counted.)
+            let at = if r.at > clock { clock } else { r.at };
             if let Some(meta) = &entry.tracker.meta {
                 if let Some(product) = &meta.product {
-                    bump(&mut self.products, product, r.at, r.count, window, now);
-                    self.momentum_dirty.insert(("product", product.clone()));
+                    if bump(&mut self.products, product, at, r.count, window, now) {
+                        self.momentum_dirty.insert(("product", product.clone()));
+                    }
                 }
                 for tag in &meta.hashtags {
-                    bump(&mut self.hashtags, tag, r.at, r.count, window, now);
-                    self.momentum_dirty.insert(("hashtag", tag.clone()));
+                    if bump(&mut self.hashtags, tag, at, r.count, window, now) {
+                        self.momentum_dirty.insert(("hashtag", tag.clone()));
+                    }
                 }
             }
             if !self.dirty.contains(post_id) {
@@ -284,11 +291,19 @@ impl Cascades {
 
     /// Finishes cascades that went quiet and, past the cap, the least recently active.
     pub fn expire(&mut self) {
+        self.expire_at(Instant::now());
+    }
+
+    /// [`Cascades::expire`] as of `now`. Product and hashtag momentum keys that went quiet
+    /// leave memory too, each with a last row of zero momentum: its table row is written only
+    /// when the key moves, and would otherwise keep the key's last rates, a burst of one
+    /// engagement counted a million times included, until retention deleted it.
+    fn expire_at(&mut self, now: Instant) {
         let expiry = Duration::from_secs(self.cfg.inactive_expiry_secs.max(1));
         let quiet: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.last_activity.elapsed() >= expiry)
+            .filter(|(_, e)| now.saturating_duration_since(e.last_activity) >= expiry)
             .map(|(id, _)| id.clone())
             .collect();
         for id in quiet {
@@ -307,8 +322,19 @@ impl Cascades {
                 self.finish(&id, "evicted");
             }
         }
-        self.products.retain(|_, (_, at)| at.elapsed() < expiry);
-        self.hashtags.retain(|_, (_, at)| at.elapsed() < expiry);
+        let dirty = &mut self.momentum_dirty;
+        for (dimension, keys) in [
+            ("product", &mut self.products),
+            ("hashtag", &mut self.hashtags),
+        ] {
+            keys.retain(|key, (_, at)| {
+                let live = now.saturating_duration_since(*at) < expiry;
+                if !live {
+                    dirty.insert((dimension, key.clone()));
+                }
+                live
+            });
+        }
         metrics::gauge!(names::VIRALITY_CASCADES).set(self.entries.len() as f64);
     }
 
@@ -415,16 +441,18 @@ impl Cascades {
             } else {
                 &self.hashtags
             };
-            if let Some((m, _)) = map.get(&key) {
-                let r = m.rates(window);
-                momentum.push(MomentumRow {
-                    dimension,
-                    key,
-                    velocity: r.velocity,
-                    acceleration: r.acceleration,
-                    posts: 0,
-                });
-            }
+            // A key no longer in memory expired (only tracked keys are marked): nothing moves it.
+            let r = map
+                .get(&key)
+                .map(|(m, _)| m.rates(window))
+                .unwrap_or_default();
+            momentum.push(MomentumRow {
+                dimension,
+                key,
+                velocity: r.velocity,
+                acceleration: r.acceleration,
+                posts: 0,
+            });
         }
         Pending {
             rows: self.pending_rows.drain().map(|(_, r)| r).collect(),
@@ -555,6 +583,8 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
     })
 }
 
+/// Counts an engagement in `key`'s momentum; false when the key is not tracked (the map is
+/// full), so it has no row to write.
 fn bump(
     map: &mut HashMap<String, (Momentum, Instant)>,
     key: &str,
@@ -562,15 +592,16 @@ fn bump(
     count: u32,
     window: i64,
     now: Instant,
-) {
+) -> bool {
     if !map.contains_key(key) && map.len() >= MAX_MOMENTUM_KEYS {
-        return;
+        return false;
     }
     let slot = map
         .entry(key.to_string())
         .or_insert_with(|| (Momentum::default(), now));
     slot.0.add(at, u64::from(count), window);
     slot.1 = now;
+    true
 }
 
 #[cfg(test)]
@@ -744,6 +775,61 @@ mod tests {
         assert_eq!((row("quiet").shares, row("quiet").depth), (3, 3));
         assert_eq!(row("quiet").status, "active");
         assert_eq!(row("live").shares, 1, "a live cascade is left as it is");
+    }
+
+    /// `(dimension, key, velocity, acceleration)` of each momentum row, by dimension and key.
+    fn momentum_rows(c: &mut Cascades) -> Vec<(&'static str, String, f64, f64)> {
+        let mut rows: Vec<_> = c
+            .take_pending()
+            .momentum
+            .into_iter()
+            .map(|m| (m.dimension, m.key, m.velocity, m.acceleration))
+            .collect();
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        rows
+    }
+
+    #[test]
+    fn a_quiet_momentum_key_leaves_with_a_row_of_zero_momentum() {
+        let mut c = Cascades::new(&settings());
+        c.remember_post("p", meta("junk"));
+        let now = unix_seconds(Utc::now());
+        c.apply(&[FeedRow {
+            count: 1_000_000,
+            ..share("p", "s1", now, None)
+        }]);
+        let burst = momentum_rows(&mut c);
+        assert_eq!(burst.len(), 2, "{burst:?}");
+        assert!(burst.iter().all(|m| m.2 == 200_000.0), "{burst:?}");
+
+        let quiet = Duration::from_secs(settings().inactive_expiry_secs + 1);
+        c.expire_at(Instant::now() + quiet);
+        assert_eq!(
+            momentum_rows(&mut c),
+            [
+                ("hashtag", "launch".to_string(), 0.0, 0.0),
+                ("product", "junk".to_string(), 0.0, 0.0)
+            ]
+        );
+        c.expire_at(Instant::now() + quiet);
+        assert!(momentum_rows(&mut c).is_empty(), "written once");
+    }
+
+    #[test]
+    fn an_engagement_dated_ahead_leaves_the_engagements_of_now_in_the_window() {
+        let mut c = Cascades::new(&settings());
+        c.remember_post("p", meta("buds"));
+        let now = unix_seconds(Utc::now());
+        // Five minutes ahead, as far as a producer may be: a window's length.
+        let mut rows = vec![share("p", "ahead", now + 300.0, None)];
+        rows.extend((0..10).map(|i| share("p", &format!("s{i}"), now, None)));
+        c.apply(&rows);
+        let momentum = momentum_rows(&mut c);
+        let (_, _, velocity, _) = momentum
+            .iter()
+            .find(|m| m.0 == "product")
+            .expect("the product's row");
+        assert!((velocity - 11.0 / 5.0).abs() < 1e-9, "{momentum:?}");
     }
 
     #[test]

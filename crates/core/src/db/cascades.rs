@@ -254,17 +254,23 @@ pub async fn history(
         .collect())
 }
 
-/// The `limit` fastest keys of `dimension` (`product` or `hashtag`).
+/// The `limit` fastest keys of `dimension` (`product` or `hashtag`) among those updated in
+/// the last `window_secs`. A row is written when its key moves, and once more at zero when the
+/// tracker lets the key go; a row older than the window is of a key that has not moved in it,
+/// whatever rates it last stored (the tracker that would have zeroed it may have stopped, or
+/// handed over to one that never knew the key).
 pub async fn momentum(
     client: &Client,
     dimension: &str,
     limit: i64,
+    window_secs: f64,
 ) -> Result<Vec<MomentumItem>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT key, velocity, acceleration, updated_at FROM virality_momentum
-             WHERE dimension = $1 ORDER BY velocity DESC, key LIMIT $2",
-            &[&dimension, &limit],
+             WHERE dimension = $1 AND updated_at > now() - make_interval(secs => $3)
+             ORDER BY velocity DESC, key LIMIT $2",
+            &[&dimension, &limit, &window_secs],
         )
         .await?;
     Ok(rows

@@ -270,7 +270,8 @@ pub async fn momentum(
 ) -> Result<HttpResponse, ApiError> {
     let dimension = query.dimension.unwrap_or_default();
     let limit = crate::http::filters::page_limit(query.limit, 20, MAX_TRENDING)?;
+    let window_secs = (state.settings.virality.momentum_window_secs / 60).max(1) * 60;
     let client = state.db().await?;
-    let items = cascades::momentum(&client, dimension.as_str(), limit).await?;
+    let items = cascades::momentum(&client, dimension.as_str(), limit, window_secs as f64).await?;
     Ok(HttpResponse::Ok().json(MomentumList { dimension, items }))
 }
