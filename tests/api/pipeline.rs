@@ -306,6 +306,43 @@ async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {
     app.shutdown().await;
 }
 
+/// A post that makes the analysis panic every time, in a full batch: the batch is analysed
+/// twice (a transient fault would pass the second time), then split down to the post, each
+/// half that holds it analysed once, since the split is what isolates it. Every panic rebuilds
+/// the backend, which for the model means reloading it.
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_post_that_always_panics_the_analysis_is_split_out_without_a_retry_per_half() {
+    use pulse::actors::analyzer::faults;
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let poison_text = format!("{} {}", faults::PANIC_MARKER, unique("poison"));
+    // Appended before Pulse starts, so that its first read takes all 32 as one batch.
+    let mut poison = String::new();
+    for i in 0..32 {
+        if i == 20 {
+            poison = env.xadd_post(&redis, "poison", &poison_text).await;
+        } else {
+            env.xadd_post(&redis, &format!("fine-{i}"), "a fine post")
+                .await;
+        }
+    }
+    let app = env.serve(|s| s.ingest.read_batch = 32).await;
+    let env = &app.env;
+
+    assert!(env.stored_exactly(31, Duration::from_secs(20)).await);
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
+    // Twice on the 32, then once on each half of 16, 8, 4, 2 and 1 that holds it.
+    assert_eq!(faults::panics_on(&poison_text), 7);
+    let dead: Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    let text = format!("{dead:?}");
+    assert!(text.contains(&poison), "{text}");
+    app.shutdown().await;
+}
+
 /// Raw posts are kept for `store.retention_days` after they reached Pulse: a post that
 /// arrived long ago goes, a backfilled post created long ago but just arrived stays.
 #[actix_rt::test]

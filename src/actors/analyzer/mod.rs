@@ -80,6 +80,8 @@ impl AnalyzerWorker {
 
     /// Analyses posts given as (text, producer's language tag), calibrated.
     fn analyze_posts(&mut self, posts: &[(&str, Option<&str>)]) -> Vec<Analysis> {
+        #[cfg(feature = "fault-injection")]
+        faults::panic_on_marked(posts);
         let mut analyses = self.analyzer.analyze_posts(posts);
         if let Some(c) = self.calibration.as_ref().and_then(|live| live.get()) {
             let adapted = c.apply(&mut analyses, posts);
@@ -272,6 +274,42 @@ impl Handler<super::messages::InjectFault> for AnalyzerWorker {
 
     fn handle(&mut self, _: super::messages::InjectFault, _: &mut Self::Context) {
         self.fail_next = true;
+    }
+}
+
+/// A poison text for tests: one that makes the analysis panic every time it is analysed, as a
+/// post that trips a bug in a backend would. Only compiled with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod faults {
+    use std::sync::{Mutex, PoisonError};
+
+    /// What a text holds to make every analysis it is part of panic.
+    pub const PANIC_MARKER: &str = "pulse-injected-analyzer-panic";
+
+    /// The marked text of each analysis that panicked, one per panic: tests run side by side
+    /// in one process, so each counts the panics of its own text.
+    static PANICKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// Panics when one of `texts` holds [`PANIC_MARKER`].
+    pub(super) fn panic_on_marked(texts: &[(&str, Option<&str>)]) {
+        if let Some((text, _)) = texts.iter().find(|(t, _)| t.contains(PANIC_MARKER)) {
+            PANICKED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(text.to_string());
+            panic!("injected analyzer panic");
+        }
+    }
+
+    /// How many analyses `text` made panic.
+    pub fn panics_on(text: &str) -> usize {
+        PANICKED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|t| *t == text)
+            .count()
     }
 }
 

@@ -55,12 +55,13 @@ pub(super) async fn commit_entries(
                 tracing::info!(entry = %entry.id, deliveries = entry.deliveries, "trying an often redelivered entry on its own");
                 metrics::counter!(names::ENTRY_TRIALS).increment(1);
                 let id = entry.id.clone();
-                commit_batch(ctx.clone(), vec![entry], Vec::new(), trace.clone(), turn).await;
+                let lone = vec![entry];
+                commit_batch(ctx.clone(), lone, Vec::new(), trace.clone(), turn, false).await;
                 group::forget_trials(&ctx.redis, ctx.stream(), &id).await;
             }
         }
     }
-    commit_batch(ctx, fresh, rejected, trace, turn).await;
+    commit_batch(ctx, fresh, rejected, trace, turn, false).await;
 }
 
 /// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
@@ -70,17 +71,23 @@ const TRIAL_TTL_SECS: i64 = 86_400;
 
 /// Analyses, stores, dead-letters and acknowledges `entries` with `rejected`, retrying while
 /// stages are unavailable and splitting batches a stage refuses.
+///
+/// A failed analysis is tried once more, unless `retried_analysis` says the batch this one
+/// was split from had that retry already. Each try after an analyzer panic rebuilds the
+/// backend (with the model, reloading its sessions), so a poison entry must not earn a retry
+/// at every level of the split: the split is what isolates it, and a transient fault had its
+/// second chance on the whole batch.
 fn commit_batch(
     ctx: Arc<IngestContext>,
     entries: Vec<RawEntry>,
     mut rejected: Vec<Rejected>,
     trace: Trace,
     turn: u64,
+    mut retried_analysis: bool,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(async move {
         let entries = Arc::new(entries);
         let mut attempt = 0u32;
-        let mut retried_analysis = false;
         loop {
             if ctx.abandoned() {
                 return;
@@ -132,8 +139,10 @@ fn commit_batch(
                     tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
                     let mut left = Arc::unwrap_or_clone(entries);
                     let right = left.split_off(left.len() / 2);
-                    commit_batch(ctx.clone(), left, Vec::new(), trace.clone(), turn).await;
-                    commit_batch(ctx.clone(), right, Vec::new(), trace.clone(), turn).await;
+                    for half in [left, right] {
+                        let (ctx, trace) = (ctx.clone(), trace.clone());
+                        commit_batch(ctx, half, Vec::new(), trace, turn, retried_analysis).await;
+                    }
                     if !rejected.is_empty() {
                         commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
                     }
