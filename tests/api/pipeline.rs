@@ -343,6 +343,39 @@ async fn a_post_that_always_panics_the_analysis_is_split_out_without_a_retry_per
     app.shutdown().await;
 }
 
+/// A text that makes the analysis panic, sent to `POST /api/v1/analyze`: the backend is
+/// rebuilt and counted as a restart of the analyzer, as a panic on a pipeline batch is, and the
+/// next request is answered.
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_panic_on_direct_texts_is_counted_as_an_analyzer_restart() {
+    use pulse::actors::analyzer::faults;
+    let app = spawn_app().await;
+    let poison_text = format!("{} {}", faults::PANIC_MARKER, unique("direct"));
+    let (status, body) = app
+        .post(
+            "/api/v1/analyze",
+            &serde_json::json!({"texts": [poison_text]}),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(faults::panics_on(&poison_text), 1);
+    // Counted from 0 when the pool starts: the series is there, and no longer 0.
+    let restarts = "pulse_actor_restarts_total{actor=\"analyzer\"}";
+    let metrics = metrics_text(&app).await;
+    assert!(metrics.contains(restarts), "{metrics}");
+    assert!(!metrics.contains(&format!("{restarts} 0")), "{metrics}");
+
+    let (status, body) = app
+        .post(
+            "/api/v1/analyze",
+            &serde_json::json!({"texts": ["a fine day"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.shutdown().await;
+}
+
 /// Raw posts are kept for `store.retention_days` after they reached Pulse: a post that
 /// arrived long ago goes, a backfilled post created long ago but just arrived stays.
 #[actix_rt::test]

@@ -92,10 +92,19 @@ impl AnalyzerWorker {
         analyses
     }
 
-    /// Replaces a backend that panicked (it may hold broken state) with a fresh one.
+    /// Replaces a backend that panicked (it may hold broken state) with a fresh one, counted
+    /// as a restart of the analyzer whichever message it panicked on.
     fn rebuild(&mut self) {
-        if let Ok(fresh) = analysis::build_router(self.backend, &self.settings) {
-            self.analyzer = fresh;
+        metrics::counter!(names::ACTOR_RESTARTS, "actor" => "analyzer").increment(1);
+        match analysis::build_router(self.backend, &self.settings) {
+            Ok(fresh) => self.analyzer = fresh,
+            // The backend loaded at start-up, so its files or the memory went away since; the
+            // worker goes on with the backend that panicked rather than with none.
+            Err(e) => tracing::error!(
+                error = %format_args!("{e:#}"),
+                backend = ?self.backend,
+                "rebuilding the analyzer backend after a panic failed; keeping the old one"
+            ),
         }
     }
 
@@ -232,7 +241,6 @@ impl Handler<AnalyzeBatch> for AnalyzerWorker {
             Err(panic) => {
                 let reason = panic_message(&panic);
                 tracing::error!(%reason, entries = msg.entries.len(), "analyzer panicked; restarting its backend");
-                metrics::counter!(names::ACTOR_RESTARTS, "actor" => "analyzer").increment(1);
                 self.rebuild();
                 Err(AnalyzeError(reason))
             }
@@ -260,7 +268,7 @@ impl Handler<AnalyzeTexts> for AnalyzerWorker {
             }),
             Err(panic) => {
                 let reason = panic_message(&panic);
-                tracing::error!(%reason, texts = texts.len(), "analyzer panicked on direct texts");
+                tracing::error!(%reason, texts = texts.len(), "analyzer panicked on direct texts; restarting its backend");
                 self.rebuild();
                 Err(AnalyzeError(reason))
             }

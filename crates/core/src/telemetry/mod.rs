@@ -123,7 +123,8 @@ pub mod names {
         counter DIGEST_ERRORS = "pulse_digest_errors_total";
         /// Seconds to compute, render and store one scheduled digest.
         histogram DIGEST_SECONDS = "pulse_digest_seconds";
-        /// Actor restarts after a crash, by `actor`.
+        /// Actor restarts after a crash, by `actor`; for `analyzer`, also analyzer backends
+        /// rebuilt after a panic.
         counter ACTOR_RESTARTS = "pulse_actor_restarts_total";
         /// Entries in the stream not yet delivered to the group.
         gauge CONSUMER_LAG = "pulse_consumer_lag_entries";
