@@ -51,6 +51,8 @@ pub enum Stage {
     Ingester,
     Analyzer,
     Store,
+    /// Dead-lettering: the reply to the next one is lost after Redis applied it.
+    DeadLetters,
 }
 
 /// Where the pipeline's live output goes: the live service's broadcaster, when this process
@@ -365,7 +367,8 @@ impl Pipeline {
         &self.ingest.traces
     }
 
-    /// Makes one stage panic, to prove supervision in tests.
+    /// Makes one stage fail, to prove supervision and retries in tests: a stage panics, or
+    /// dead-lettering loses its reply.
     #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn inject_fault(&self, stage: Stage) {
@@ -374,6 +377,7 @@ impl Pipeline {
             Stage::Ingester => self.ingester.addr().do_send(InjectFault),
             Stage::Analyzer => self.analyzer.addr().do_send(InjectFault),
             Stage::Store => self.ingest.store.inject_fault(),
+            Stage::DeadLetters => self.ingest.lose_next_dead_letter_reply(),
         }
     }
 }

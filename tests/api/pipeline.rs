@@ -261,6 +261,58 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     app.shutdown().await;
 }
 
+/// Dead-lettering whose reply is lost after Redis applied it (the letter appended, the entry
+/// acknowledged), as a broken connection would leave it: the commit is tried again, and the
+/// retry writes no second letter.
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    app.pipeline().inject_fault(Stage::DeadLetters);
+    let malformed = Value::Bytes(b"{\"type\": \"post\", ".to_vec().into());
+    let bad = xadd_fields(&redis, &env.stream, vec![("event", malformed)]).await;
+    env.xadd_post(&redis, "after-lost-reply", "the pipeline goes on")
+        .await;
+
+    assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
+    // Both entries were read by then; their batches, the retry included, are done once
+    // nothing is in flight.
+    let ingest = &app.pipeline().ingest;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            ingest.in_flight() == 0
+        })
+        .await
+    );
+    assert_eq!(env.pending(&redis).await, 0);
+    let metrics = metrics_text(&app).await;
+    assert!(
+        !metrics.contains("pulse_pipeline_batch_retries_total{stage=\"ack\"} 0"),
+        "the lost reply was retried: {metrics}"
+    );
+    let dead: Value = redis
+        .xrange(format!("{}:dead", env.stream), "-", "+", None)
+        .await
+        .unwrap();
+    let dead = pulse::streams::reply::parse_read_reply(Value::Array(vec![Value::Array(vec![
+        Value::String("dead".into()),
+        dead,
+    ])]));
+    let letters = dead
+        .iter()
+        .filter(|d| {
+            d.fields
+                .iter()
+                .any(|(k, v)| k == "dead_entry_id" && v == bad.as_bytes())
+        })
+        .count();
+    assert_eq!(letters, 1, "{dead:?}");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    app.shutdown().await;
+}
+
 #[cfg(feature = "fault-injection")]
 #[actix_rt::test]
 async fn a_crashed_stage_is_restarted_and_the_process_keeps_serving() {

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(feature = "fault-injection")]
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -340,8 +342,8 @@ async fn retry_pause(ctx: &IngestContext, attempt: &mut u32, stage: &'static str
     }
 }
 
-/// Writes dead letters, then acknowledges every id. Dead letters are written first so a
-/// crash in between re-delivers the entry rather than losing it.
+/// Writes dead letters and acknowledges every id, in one step Redis applies whole (see
+/// [`group::dead_letter_and_ack`]): a retry after a reply that was lost writes no letter twice.
 async fn finish(
     ctx: &IngestContext,
     rejected: &[Rejected],
@@ -369,13 +371,24 @@ async fn dead_letter_and_ack(
         .collect();
     let dead = ctx.settings.dead_letter_stream();
     let cap = ctx.settings.redis.dead_letter_max_len;
-    group::dead_letter(&ctx.redis, ctx.member(), &dead, cap, &letters).await?;
-    for r in rejected {
-        tracing::warn!(entry = %r.entry.id, reason = %r.reason, "entry dead-lettered");
-        metrics::counter!(names::DEAD_LETTERS, "reason" => r.reason.class()).increment(1);
+    let written =
+        group::dead_letter_and_ack(&ctx.redis, ctx.member(), &dead, cap, &letters, ids).await?;
+    #[cfg(feature = "fault-injection")]
+    if !letters.is_empty() && ctx.lose_dead_letter_reply.swap(false, Ordering::AcqRel) {
+        return Err(Error::new(
+            ErrorKind::IO,
+            "injected fault: the reply to dead-lettering was lost",
+        ));
+    }
+    for (r, written) in rejected.iter().zip(written) {
+        if written {
+            tracing::warn!(entry = %r.entry.id, reason = %r.reason, "entry dead-lettered");
+            metrics::counter!(names::DEAD_LETTERS, "reason" => r.reason.class()).increment(1);
+        } else {
+            tracing::info!(entry = %r.entry.id, reason = %r.reason, "entry no longer pending (dead-lettered by an earlier try, or finished by another consumer); no second letter written");
+        }
     }
     if !ids.is_empty() {
-        group::ack(&ctx.redis, ctx.member(), ids).await?;
         metrics::counter!(names::ENTRIES_ACKED).increment(ids.len() as u64);
     }
     Ok(())

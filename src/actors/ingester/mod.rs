@@ -100,6 +100,9 @@ pub struct IngestContext {
     story_turns: turns::Turns,
     subscribers: RwLock<Vec<Recipient<Committed>>>,
     state: AtomicU8,
+    /// Makes the next dead-lettering fail after Redis applied it, as a lost reply would.
+    #[cfg(feature = "fault-injection")]
+    lose_dead_letter_reply: std::sync::atomic::AtomicBool,
 }
 
 impl IngestContext {
@@ -142,7 +145,15 @@ impl IngestContext {
             story_turns: turns::Turns::default(),
             subscribers: RwLock::new(Vec::new()),
             state: AtomicU8::new(RUNNING),
+            #[cfg(feature = "fault-injection")]
+            lose_dead_letter_reply: Default::default(),
         }
+    }
+
+    /// Makes the next dead-lettering fail after Redis applied it, as a lost reply would.
+    #[cfg(feature = "fault-injection")]
+    pub fn lose_next_dead_letter_reply(&self) {
+        self.lose_dead_letter_reply.store(true, Ordering::Release);
     }
 
     fn member(&self) -> Member<'_> {

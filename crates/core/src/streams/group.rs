@@ -133,43 +133,107 @@ pub struct DeadLetter<'a> {
     pub class: &'static str,
 }
 
-/// Appends `letters` to `dead_stream` (capped at about `max_len` entries) in one pipeline:
-/// each with its reason, where it came from, its size and its original fields verbatim.
-pub async fn dead_letter(
+/// Appends `letters` to `dead_stream` (capped at about `max_len` entries) and acknowledges
+/// `ids` for `member`'s group, in one script: Redis applies all of it or none. Each letter
+/// carries its reason, where it came from, its size and its original fields verbatim.
+///
+/// A letter is appended only by the call whose XACK took its entry off the group's pending
+/// list, so it is written once, however often the call is made: a call retried because its
+/// reply was lost (a broken connection, a timeout) after Redis had run it, or a call for an
+/// entry another consumer has finished meanwhile, writes none. Returns, for each letter in
+/// order, whether this call wrote it.
+pub async fn dead_letter_and_ack(
     redis: &Client,
     member: Member<'_>,
     dead_stream: &str,
     max_len: i64,
     letters: &[DeadLetter<'_>],
-) -> Result<(), Error> {
+    ids: &[&str],
+) -> Result<Vec<bool>, Error> {
     if letters.is_empty() {
-        return Ok(());
-    }
-    let pipeline = redis.pipeline();
-    for letter in letters {
-        let entry = letter.entry;
-        let (size, count) = entry.cut.map_or_else(
-            || (entry_bytes(entry) as i64, entry.fields.len() as i64),
-            |cut| (cut.bytes as i64, cut.fields as i64),
-        );
-        let mut fields: Vec<(String, Value)> = vec![
-            ("dead_reason".into(), letter.reason.clone().into()),
-            ("dead_reason_class".into(), letter.class.into()),
-            ("dead_entry_id".into(), entry.id.clone().into()),
-            ("dead_stream".into(), member.stream.to_string().into()),
-            ("dead_deliveries".into(), (entry.deliveries as i64).into()),
-            ("dead_consumer".into(), member.consumer.to_string().into()),
-            ("dead_entry_bytes".into(), size.into()),
-            ("dead_entry_fields".into(), count.into()),
-        ];
-        for (name, value) in &entry.fields {
-            fields.push((name.clone(), Value::Bytes(value.clone().into())));
+        if !ids.is_empty() {
+            ack(redis, member, ids).await?;
         }
-        let cap = ("MAXLEN", "~", max_len);
-        let _: () = pipeline.xadd(dead_stream, false, cap, "*", fields).await?;
+        return Ok(Vec::new());
     }
-    let _: Vec<Value> = pipeline.all().await?;
-    Ok(())
+    let mut args: Vec<Value> = vec![
+        member.group.into(),
+        max_len.into(),
+        (letters.len() as i64).into(),
+    ];
+    for letter in letters {
+        let fields = letter_fields(member, letter);
+        args.push(letter.entry.id.as_str().into());
+        args.push((2 * fields.len() as i64).into());
+        for (name, value) in fields {
+            args.push(name.into());
+            args.push(value);
+        }
+    }
+    let lettered: std::collections::HashSet<&str> =
+        letters.iter().map(|l| l.entry.id.as_str()).collect();
+    args.extend(
+        ids.iter()
+            .filter(|id| !lettered.contains(**id))
+            .map(|id| Value::from(*id)),
+    );
+    let written: Vec<i64> = redis
+        .eval(DEAD_LETTER_SCRIPT, vec![member.stream, dead_stream], args)
+        .await?;
+    Ok(written.into_iter().map(|w| w == 1).collect())
+}
+
+/// The script of [`dead_letter_and_ack`]: `KEYS[1]` the stream, `KEYS[2]` the dead-letter
+/// stream; `ARGV[1]` the group, `ARGV[2]` the dead-letter stream's cap, `ARGV[3]` the number
+/// of letters, then each letter as its entry's id, the number of its field arguments and those
+/// arguments, then the other ids to acknowledge. Returns 1 for each letter written, 0 for each
+/// whose entry was no longer pending. (A letter's arguments are unpacked onto Lua's stack,
+/// which holds some 8,000: an entry past `ingest.max_entry_fields` arrives cut to a few fields,
+/// so a letter holds that many at most.)
+const DEAD_LETTER_SCRIPT: &str = r#"
+local group, cap = ARGV[1], ARGV[2]
+local at = 4
+local written = {}
+for letter = 1, tonumber(ARGV[3]) do
+  local id, n = ARGV[at], tonumber(ARGV[at + 1])
+  local first, last = at + 2, at + 1 + n
+  at = last + 1
+  if redis.call('XACK', KEYS[1], group, id) == 1 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*', unpack(ARGV, first, last))
+    written[letter] = 1
+  else
+    written[letter] = 0
+  end
+end
+while at <= #ARGV do
+  local last = math.min(at + 999, #ARGV)
+  redis.call('XACK', KEYS[1], group, unpack(ARGV, at, last))
+  at = last + 1
+end
+return written
+"#;
+
+/// A letter's fields: its reason, where it came from, its size, then the entry's own fields.
+fn letter_fields(member: Member<'_>, letter: &DeadLetter<'_>) -> Vec<(String, Value)> {
+    let entry = letter.entry;
+    let (size, count) = entry.cut.map_or_else(
+        || (entry_bytes(entry) as i64, entry.fields.len() as i64),
+        |cut| (cut.bytes as i64, cut.fields as i64),
+    );
+    let mut fields: Vec<(String, Value)> = vec![
+        ("dead_reason".into(), letter.reason.clone().into()),
+        ("dead_reason_class".into(), letter.class.into()),
+        ("dead_entry_id".into(), entry.id.clone().into()),
+        ("dead_stream".into(), member.stream.to_string().into()),
+        ("dead_deliveries".into(), (entry.deliveries as i64).into()),
+        ("dead_consumer".into(), member.consumer.to_string().into()),
+        ("dead_entry_bytes".into(), size.into()),
+        ("dead_entry_fields".into(), count.into()),
+    ];
+    for (name, value) in &entry.fields {
+        fields.push((name.clone(), Value::Bytes(value.clone().into())));
+    }
+    fields
 }
 
 /// Counts one more lone trial of the entry `id` (remembered for `ttl_secs`); returns the
