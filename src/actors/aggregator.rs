@@ -56,8 +56,10 @@ pub const SNAPSHOT_KEYS_PER_DIMENSION: usize = 10;
 /// Most distinct terms kept per minute; the lightest are dropped first (see the module
 /// documentation).
 pub const MAX_TERMS_PER_MINUTE: usize = 500;
-/// Distinct terms of a minute counted in memory before the lightest are forgotten.
-pub const MAX_TRACKED_TERMS_PER_MINUTE: usize = 10 * MAX_TERMS_PER_MINUTE;
+/// Distinct terms of a minute counted in memory before the lightest are forgotten. With
+/// [`MAX_PENDING_MINUTES`] minutes (a backfill opens past ones) this bounds what one producer's
+/// posts of many distinct words hold between two flushes: 120,000 terms, some 20 MB.
+pub const MAX_TRACKED_TERMS_PER_MINUTE: usize = 4 * MAX_TERMS_PER_MINUTE;
 /// Distinct authors of a term told apart in its weight: past them, posts decide.
 pub const AUTHORS_COUNTED: usize = 32;
 /// How long after it began a minute's counts stay in memory, for its late posts to count with
