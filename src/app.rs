@@ -99,7 +99,16 @@ impl Application {
         // What can refuse to start is checked before any actor runs: an actor dropped before
         // its first poll, when the runtime ends, panics in its own start.
         let auth = match (&settings.auth.open, settings.auth.jwt_secret.is_empty()) {
-            (true, _) => {
+            // A secret says keys are wanted. An `open` left from a demo (pulse.toml, the
+            // environment, `serve --open`) won silently: the server took every request as an
+            // admin's while the keys made for it seemed to work.
+            (true, false) => anyhow::bail!(
+                "auth.open and auth.jwt_secret are both set: refusing to serve without \
+                 authentication while a token secret says it is wanted; unset \
+                 PULSE_AUTH__OPEN (auth.open, `serve --open`) to require keys, or the secret \
+                 to run open"
+            ),
+            (true, true) => {
                 announce_open();
                 None
             }

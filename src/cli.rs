@@ -31,7 +31,8 @@ pub enum Command {
         #[arg(long, default_value_t = 5.0)]
         demo_rate: f64,
         /// Serve without authentication (as `auth.open = true`): everyone is an admin.
-        /// `--demo` implies it unless `auth.jwt_secret` is set.
+        /// `--demo` implies it unless `auth.jwt_secret` is set; with a secret set, `serve`
+        /// refuses to start open.
         #[arg(long)]
         open: bool,
     },

@@ -40,6 +40,12 @@ fn serve_that_cannot_start_says_why_and_exits_cleanly() {
             with(&[("PULSE_LISTEN", &taken_at)]),
             "binding the HTTP listener",
         ),
+        // A secret beside an `open` left from a demo: refused, not served open with every
+        // key ignored.
+        (
+            with(&[("PULSE_AUTH__JWT_SECRET", SECRET)]),
+            "auth.open and auth.jwt_secret are both set",
+        ),
         (
             with(&[
                 ("PULSE_ANALYZER__BACKEND", "onnx"),
@@ -108,6 +114,22 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
         said.contains("PULSE_AUTH__JWT_SECRET") && said.contains("PULSE_AUTH__OPEN"),
         "{said}"
     );
+
+    // Told to run open on the command line while a secret is set: refused as well.
+    let mut both = vars.clone();
+    both.push(("PULSE_AUTH__JWT_SECRET".into(), SECRET.into()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(["serve", "--open"])
+        .envs(both.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("auth.open and auth.jwt_secret are both set"),
+        "{said}"
+    );
+    assert!(!said.contains(SECRET), "the secret was quoted: {said}");
 
     // Told explicitly: it runs open and says so loudly, and the dashboard is told.
     let mut open = vars.clone();

@@ -553,8 +553,10 @@ pub(crate) fn bench_settings(settings: &Settings, db_url: &str, stream: &str) ->
     s.redis.group = "pulse".into();
     s.http.listen = "127.0.0.1:0".into();
     s.migrate_on_start = false;
-    // The benchmark's own servers listen on loopback for the benchmark alone.
+    // The benchmark's own servers listen on loopback for the benchmark alone. A secret from
+    // the environment would make the open server refuse to start.
     s.auth.open = true;
+    s.auth.jwt_secret = crate::config::Secret::default();
     s
 }
 

@@ -336,6 +336,7 @@ async fn pipeline(
     let mut child = ServeChild(
         command
             .args(["serve", "--open"])
+            .env_remove("PULSE_AUTH__JWT_SECRET")
             .env("PULSE_LIMITS__RATE_LIMITS", "false")
             .env("DATABASE_URL", db_url)
             .env("REDIS_URL", &settings.redis.url)

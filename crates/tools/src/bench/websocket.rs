@@ -106,6 +106,9 @@ impl Server {
             .env("PULSE_LISTEN", "127.0.0.1:0")
             .env("PULSE_LOG", "warn,pulse::app=info")
             .env("PULSE_LOG_FORMAT", "text")
+            // The caller's secret, if its environment holds one, would make `serve --open`
+            // refuse to start; a server that needs one is given it in `extra`.
+            .env_remove("PULSE_AUTH__JWT_SECRET")
             .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
