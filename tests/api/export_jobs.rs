@@ -2,8 +2,9 @@
 //! another from its last committed chunk, with nothing twice and nothing missed; a download
 //! leaves out posts deleted since; a job cancelled part way stops and leaves nothing; the
 //! budgets per caller and in the group, the jobs a caller keeps and the link's token are
-//! enforced; a caller with a key sees only its own jobs; 500 exports at once get clear
-//! answers; a streaming export the client drops gives its place back.
+//! enforced; a caller with a key sees only its own jobs, and its links end with its line of
+//! keys; 500 exports at once get clear answers; a streaming export the client drops gives its
+//! place back.
 
 use crate::common;
 use std::time::Duration;
@@ -558,4 +559,95 @@ async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_ow
             &[],
         ).await;
     assert_eq!(audited, 4, "three jobs made, one deleted");
+}
+
+/// A download link reaches no further than the keys that made it: once the last key of the
+/// line whose job it is has been revoked, the link is the same 404 as a wrong token, while a
+/// key rotated from the first keeps the line's links working.
+#[actix_rt::test]
+async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
+    use pulse::auth::Role;
+    let server = SecuredServer::start(|_| {}).await;
+    seed(&server, 3, 0).await;
+    let exporter = server.create_key(Role::Analyst, "exporter").await;
+    let admin = server.key(Role::Admin).key.clone();
+    let call = |method: reqwest::Method, path: String, key: &str| {
+        let request = server
+            .http
+            .request(method, server.url(&path))
+            .header("x-api-key", key.to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, created) = call(
+        reqwest::Method::POST,
+        "/api/v1/exports?q=refund".into(),
+        &exporter.key,
+    )
+    .await;
+    assert_eq!(status, 202, "{created}");
+    let path = format!("/api/v1/exports/{}", created["id"]);
+    let written = wait_until(WAIT, || async {
+        call(reqwest::Method::GET, path.clone(), &exporter.key)
+            .await
+            .1["state"]
+            == "done"
+    })
+    .await;
+    assert!(written, "the job is written");
+    let (_, done) = call(reqwest::Method::GET, path.clone(), &exporter.key).await;
+    let link = done["download_url"].as_str().unwrap().to_string();
+    // Without credentials, as whoever holds the link; read to its end.
+    let download = || async {
+        let response = reqwest::get(server.url(&link)).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        (status, body)
+    };
+    // Waited for: a download answered a moment ago may hold the client's place a little
+    // longer (429).
+    let served = wait_until(WAIT, || async { download().await.0 == 200 }).await;
+    assert!(served, "the link serves its file");
+
+    // Rotated, and the first key revoked: the line goes on, and so does its link.
+    let rotate = format!("/api/v1/admin/keys/{}/rotate", exporter.info.id);
+    let (status, rotated) = call(reqwest::Method::POST, rotate, &admin).await;
+    assert_eq!(status, 201, "{rotated}");
+    let revoke = |id: String| {
+        call(
+            reqwest::Method::DELETE,
+            format!("/api/v1/admin/keys/{id}"),
+            &admin,
+        )
+    };
+    assert_eq!(revoke(exporter.info.id.clone()).await.0, 204);
+    let served = wait_until(WAIT, || async { download().await.0 == 200 }).await;
+    assert!(served, "a rotated key keeps its line's links");
+
+    // The line's last key revoked: the link is gone with it.
+    let successor = rotated["id"].as_str().unwrap().to_string();
+    assert_eq!(revoke(successor).await.0, 204);
+    let (status, body) = download().await;
+    assert_eq!(
+        status, 404,
+        "a revoked line's link still serves its file: {body}"
+    );
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refused["error"]["code"], "not_found");
+    let pg = server.env.pg().await;
+    let downloads: i64 = pg
+        .scalar(
+            "SELECT count(*) FROM audit_log WHERE action = 'search.export_download'",
+            &[],
+        )
+        .await;
+    assert_eq!(downloads, 2, "the refused download is not one");
+    server.app.shutdown().await;
 }

@@ -177,28 +177,39 @@ pub async fn get(
     id: i64,
     owner: &str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
-    job_where(client, id, "owner", owner).await
+    job_where(client, id, "owner", owner, "").await
 }
 
-/// Job `id` if `token` is its token.
+/// A job made with a key (owner `key:<first key of its line>`) is served by its link only
+/// while a key of that line is in force. The link is as much the key's reach as a token is:
+/// revoking a line's last key (a leaked one, a departed user's) would otherwise leave every
+/// file it had exported downloadable by whoever copied the links, until they expire. A key
+/// made by rotation keeps the line, and its links, alive.
+const LINE_IN_FORCE: &str = "AND (export_jobs.owner NOT LIKE 'key:%' OR EXISTS (\
+    SELECT 1 FROM api_keys k WHERE k.revoked_at IS NULL \
+    AND COALESCE(k.speaks_as, k.id) = substr(export_jobs.owner, 5)))";
+
+/// Job `id` if `token` is its token and the caller who made it may still use the API (see
+/// `LINE_IN_FORCE`).
 pub async fn by_token(
     client: &impl GenericClient,
     id: i64,
     token: &str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
-    job_where(client, id, "token", token).await
+    job_where(client, id, "token", token, LINE_IN_FORCE).await
 }
 
-/// Job `id` if its text column `column` holds `value`.
+/// Job `id` if its text column `column` holds `value` and the condition `also` holds.
 async fn job_where(
     client: &impl GenericClient,
     id: i64,
     column: &'static str,
     value: &str,
+    also: &'static str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND {column} = $2"),
+            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND {column} = $2 {also}"),
             &[&id, &value],
         )
         .await?;
