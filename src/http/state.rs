@@ -81,6 +81,14 @@ impl State {
         client_of(self.caller.as_ref(), req)
     }
 
+    /// The address the request came from, as the gate read it: what the audit log records as
+    /// `ip` (`unknown` when the gate did not run).
+    pub fn client_address(&self, req: &HttpRequest) -> String {
+        req.extensions()
+            .get::<super::middleware::peer::ClientAddress>()
+            .map_or_else(|| "unknown".to_string(), |a| a.0.clone())
+    }
+
     /// The caller's place for a costly read ([`super::AppState::costly_reads`]): a read asked
     /// while the caller's previous one runs waits for it (a dashboard asks again before the
     /// last answer came), up to [`COSTLY_READ_WAIT`], then is a 429.

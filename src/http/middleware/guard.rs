@@ -273,6 +273,8 @@ pub async fn guard(
     let ip = client.address.clone();
     req.extensions_mut()
         .insert(peer::ClientNetwork(client.network.clone()));
+    req.extensions_mut()
+        .insert(peer::ClientAddress(client.address.clone()));
 
     if req.conn_data::<OverConnectionCap>().is_some() {
         let error = ApiError::rate_limited(

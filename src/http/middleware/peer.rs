@@ -88,6 +88,11 @@ pub fn network_of(ip: IpAddr) -> String {
 #[derive(Debug, Clone)]
 pub struct ClientNetwork(pub String);
 
+/// The address a request came from, as the gate found it (through the trusted proxies only):
+/// kept in the request's extensions for handlers that write the audit log themselves.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
 /// The client a budget is kept for: the API key when the caller has one, else its network.
 pub fn client_id(key_id: Option<&str>, network: &str) -> String {
     match key_id {

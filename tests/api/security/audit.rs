@@ -141,3 +141,58 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     assert_eq!(code, 200, "{log}");
     assert_eq!(log["items"][0]["action"], "rule.create");
 }
+
+/// Records that handlers write themselves (an export job made with a key, its file taken
+/// through the link without one) name the request and the client as the gate's records do:
+/// the id the response carried, not whatever the client put in `x-request-id`, and the
+/// client's address, not its key or its network.
+#[actix_rt::test]
+async fn export_records_name_the_request_and_the_address_as_the_gates_do() {
+    let s = Secure::start(|_| {}).await;
+    let forged = "forged by the client, spaces and all";
+    let send = |request: reqwest::RequestBuilder| async move {
+        let res = request.header("x-request-id", forged).send().await.unwrap();
+        let status = res.status().as_u16();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (status, id, body)
+    };
+    let create = s
+        .app
+        .http
+        .post(s.url("/api/v1/exports?q=nothing"))
+        .header("x-api-key", s.key(Role::Analyst));
+    let (status, created_as, job) = send(create).await;
+    assert_eq!(status, 202, "{job}");
+    assert_ne!(created_as, forged, "a request id with spaces is replaced");
+
+    let analyst = s.token(Role::Analyst).await;
+    let path = format!("/api/v1/exports/{}", job["id"]);
+    let done = wait_until(Duration::from_secs(120), || async {
+        s.call("GET", &path, Some(&analyst), None).await.2["state"] == "done"
+    })
+    .await;
+    assert!(done, "a job that matches nothing finishes");
+    let (_, _, job) = s.call("GET", &path, Some(&analyst), None).await;
+    let link = job["download_url"].as_str().unwrap().to_string();
+    let (status, downloaded_as, _) = send(s.app.http.get(s.url(&link))).await;
+    assert_eq!(status, 200);
+
+    let admin = s.token(Role::Admin).await;
+    for (action, request_id) in [
+        ("search.export_job", created_as),
+        ("search.export_download", downloaded_as),
+    ] {
+        let listing = format!("/api/v1/admin/audit?action={action}");
+        let (code, _, log) = s.call("GET", &listing, Some(&admin), None).await;
+        assert_eq!(code, 200, "{log}");
+        let record = &log["items"][0];
+        assert_eq!(
+            record["request_id"],
+            request_id.as_str(),
+            "{action}: {record}"
+        );
+        assert_eq!(record["ip"], "127.0.0.1", "{action}: {record}");
+        assert!(!log.to_string().contains(forged), "{action}: {log}");
+    }
+}

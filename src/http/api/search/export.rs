@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 
 use tokio_postgres::GenericClient;
 
@@ -19,6 +19,7 @@ use crate::db::search::{self as db, After, Order};
 use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
 use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::middleware::request_id::RequestId;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::views::PostView;
@@ -229,7 +230,10 @@ pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError
     Ok((query, prepared, jsonl))
 }
 
-/// The audit log's record of `action` by the caller of `req` on `target`.
+/// The audit log's record of `action` by the caller of `req` on `target`, named as the gate's
+/// records are: the request id the response carries (the header as sent may be any text, and
+/// a refused one is answered under a new id) and the client's address (a download through a
+/// link has no key, and its network alone does not say who took the file).
 pub fn audit_entry(
     state: &State,
     req: &HttpRequest,
@@ -243,12 +247,8 @@ pub fn audit_entry(
         action: action.into(),
         target: Some(target),
         payload,
-        request_id: req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        ip: Some(state.client_id(req)),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+        ip: Some(state.client_address(req)),
     }
 }
 
