@@ -103,13 +103,7 @@ impl Aggregator {
     }
 
     fn count_terms(&mut self, msg: &Committed) {
-        let new = msg.new_post_ids();
-        for post in msg
-            .batch
-            .posts
-            .iter()
-            .filter(|p| new.contains(p.post.id.as_str()))
-        {
+        for post in msg.new_posts() {
             let minute = post
                 .post
                 .created_at

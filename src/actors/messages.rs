@@ -164,13 +164,22 @@ pub struct Committed {
 }
 
 impl Committed {
-    /// The ids of the batch's posts that were new to the database.
-    pub fn new_post_ids(&self) -> HashSet<&str> {
-        self.outcome
-            .inserted_posts
+    /// The batch's posts that were new to the database, each once: the copy the store wrote.
+    /// A batch may hold one post id several times (a producer sending it twice, another
+    /// producer's copy the store refused), and the copies' texts, authors and keys differ; a
+    /// copy that was not stored must count nowhere, or a producer could count one post as many
+    /// (terms that no deletion takes back out) or lend its keys to another producer's post.
+    pub fn new_posts(&self) -> impl Iterator<Item = &AnalyzedPost> {
+        let stored: HashSet<&str> = self
+            .outcome
+            .inserted_entries
             .iter()
             .map(String::as_str)
-            .collect()
+            .collect();
+        self.batch
+            .posts
+            .iter()
+            .filter(move |p| stored.contains(p.entry_id.as_str()))
     }
 }
 

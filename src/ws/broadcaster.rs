@@ -286,16 +286,13 @@ impl Broadcaster {
         if msg.outcome.inserted_posts.is_empty() || (!local && !remote) {
             return;
         }
-        // Only posts new to the database, once each, in the batch's (stream) order: a
-        // replayed entry was broadcast when it was first committed.
-        let mut new_ids = msg.new_post_ids();
+        // Only posts new to the database, as the store wrote them, in the batch's (stream)
+        // order: a replayed entry was broadcast when it was first committed, and a copy of
+        // the same id the store did not write is not the post.
         let acked_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
             .unwrap_or_else(chrono::Utc::now);
         let posts: Vec<NewPost<'_>> = msg
-            .batch
-            .posts
-            .iter()
-            .filter(|p| new_ids.remove(p.post.id.as_str()))
+            .new_posts()
             // Backfill is stored and counted where it belongs, never pushed as live.
             .filter(|p| !p.post.is_backfill(p.received_at().unwrap_or(acked_at)))
             .map(|p| NewPost {
@@ -337,13 +334,8 @@ fn trace_publish(
     remote: bool,
 ) {
     use opentelemetry::KeyValue;
-    let new = msg.new_post_ids();
-    let posts: std::collections::HashMap<&str, &str> = msg
-        .batch
-        .posts
-        .iter()
-        .map(|p| (p.entry_id.as_str(), p.post.id.as_str()))
-        .collect();
+    let new: std::collections::HashSet<&str> =
+        msg.new_posts().map(|p| p.entry_id.as_str()).collect();
     let ids = msg.batch.posts.iter().map(|p| p.entry_id.as_str());
     trace.stage(
         "publish",
@@ -353,10 +345,7 @@ fn trace_publish(
         |id| {
             vec![
                 // A replayed post was published when it was first committed.
-                KeyValue::new(
-                    "pulse.publish.new",
-                    posts.get(id).is_some_and(|post| new.contains(post)),
-                ),
+                KeyValue::new("pulse.publish.new", new.contains(id)),
                 KeyValue::new("pulse.publish.local_subscribers", local),
                 KeyValue::new("pulse.publish.fanout", remote),
             ]

@@ -211,11 +211,7 @@ impl Cascades {
     /// Remembers the metadata of the posts this process committed, so cascades of local
     /// posts need no lookup.
     pub fn remember_posts(&mut self, msg: &Committed) {
-        let new_posts = msg.new_post_ids();
-        for p in &msg.batch.posts {
-            if !new_posts.contains(p.post.id.as_str()) {
-                continue;
-            }
+        for p in msg.new_posts() {
             let meta = PostMeta {
                 platform: Some(p.post.platform),
                 product: p.post.product.clone(),

@@ -301,6 +301,105 @@ async fn a_post_leaves_every_surface_once_deleted() {
     app.shutdown().await;
 }
 
+/// How many posts `terms` (a trending terms answer) counts `term` in, if it lists it.
+fn term_posts(terms: &Value, term: &str) -> Option<i64> {
+    terms["terms"]
+        .as_array()?
+        .iter()
+        .find(|x| x["term"] == term)
+        .and_then(|x| x["posts"].as_i64())
+}
+
+/// A producer may send one post id several times in one request, each copy by another author
+/// with other words. The store writes one copy; the live surfaces must see that one, once:
+/// counted, the others were trending weight that no stored post carried, by authors who never
+/// wrote it, and that deleting the post did not take back out.
+#[actix_rt::test]
+async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let mut live = Subscriber::posts(&app).await;
+    let words = ["zeblit", "wombrac", "flindor"];
+    let created = Utc::now() - TimeDelta::seconds(30);
+    let mut events: Vec<Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            PostEvent::new("dup", &format!("quxvorn {word}"))
+                .author(&format!("copy-{i}"), 10)
+                .at(created)
+                .json()
+        })
+        .collect();
+    events.push(post_at("after", "an ordinary post after the copies", created));
+    // One request is one transaction: the copies reach the pipeline in one batch.
+    let (status, body) = app.post("/api/v1/events", &Value::Array(events)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(settled(&app.env, &redis).await);
+    let stored = app.get_ok("/api/v1/posts/dup").await;
+    let text = stored["text"].as_str().unwrap_or_default().to_string();
+    let kept = words
+        .iter()
+        .copied()
+        .find(|w| text.contains(w))
+        .expect("one copy is stored");
+
+    // Pushed live once, as stored.
+    let pushed = live
+        .until(|m| m["type"] == "message:new" && m["data"]["id"] == "after")
+        .await;
+    let copies: Vec<&Value> = pushed
+        .iter()
+        .filter(|m| m["type"] == "message:new" && m["data"]["id"] == "dup")
+        .collect();
+    assert_eq!(copies.len(), 1, "{pushed:?}");
+    assert_eq!(copies[0]["data"]["text"], stored["text"], "{pushed:?}");
+    assert_eq!(copies[0]["data"]["author"], stored["author"], "{pushed:?}");
+
+    // Trending: the stored copy's words, in one post; the other copies' in none.
+    let terms = || {
+        let app = &app;
+        async move {
+            app.aggregator()
+                .send(pulse::actors::aggregator::FlushTerms)
+                .await
+                .unwrap();
+            app.get("/api/v1/trending/terms?window=1h&limit=200").await.1
+        }
+    };
+    assert!(
+        wait_until(WAIT, || async { has_term(&terms().await, kept) }).await,
+        "{}",
+        terms().await
+    );
+    let seen = terms().await;
+    assert_eq!(term_posts(&seen, "quxvorn"), Some(1), "{seen}");
+    assert_eq!(term_posts(&seen, kept), Some(1), "{seen}");
+    for word in words.iter().filter(|w| **w != kept) {
+        assert!(!has_term(&seen, word), "{word}, of a copy not stored: {seen}");
+    }
+
+    // Deleted, the post takes out everything it was counted for.
+    let (status, body) = app
+        .post("/api/v1/events", &deletion("dup", Utc::now()))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_for("/api/v1/posts/dup", WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+    assert!(
+        wait_until(WAIT, || async {
+            let now = terms().await;
+            !has_term(&now, "quxvorn") && !has_term(&now, kept)
+        })
+        .await,
+        "{}",
+        terms().await
+    );
+    app.shutdown().await;
+}
+
 pub(crate) type Keyed = BTreeMap<(String, String), Vec<i64>>;
 
 /// Rows of (dimension, key, figures...) by dimension and key, leaving out all-zero ones.

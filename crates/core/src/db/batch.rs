@@ -355,7 +355,7 @@ WITH dl AS MATERIALIZED (
     FROM UNNEST({posts}) AS u ({posts.*})
     LEFT JOIN pt ON pt.post_id = u.id
     ON CONFLICT (id) DO NOTHING
-    RETURNING id, producer, deleted_at, [POST_COLUMNS]
+    RETURNING id, producer, deleted_at, stream_id, [POST_COLUMNS]
 ), taken AS (
     -- Posts of this batch whose id belongs to another producer (stored before, or by an
     -- earlier post of this batch). Only the posts not stored now are looked up.
@@ -442,10 +442,11 @@ WITH dl AS MATERIALIZED (
 ), r AS (";
 
 /// What the batch statement returns: one row per change, its kind, key and, for a deleted
-/// post, what the live stages need of it.
+/// post, what the live stages need of it; for a new post, the stream entry of the copy it
+/// wrote (a batch may hold an id more than once, and only one copy is the post).
 const RESULT: &str = "
 )
-SELECT 'p'::text AS kind, id, NULL::jsonb FROM p WHERE deleted_at IS NULL
+SELECT 'p'::text AS kind, id, to_jsonb(stream_id) FROM p WHERE deleted_at IS NULL
 UNION ALL
 SELECT 'x', id, NULL FROM p WHERE deleted_at IS NOT NULL
 UNION ALL
@@ -499,6 +500,10 @@ static STATEMENT: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Default, Clone)]
 pub struct StoreOutcome {
     pub inserted_posts: Vec<String>,
+    /// The stream entries of the copies stored as `inserted_posts`. A batch may hold a post
+    /// id several times (a producer sending it twice, two producers sending the same id): the
+    /// store writes one of them, and only that copy's text, author and keys are the post's.
+    pub inserted_entries: Vec<String>,
     pub inserted_engagements: u64,
     /// Keys of the engagements that were new (see `producer::engagement_key`).
     pub inserted_engagement_keys: Vec<String>,
@@ -631,7 +636,13 @@ pub async fn write<'a>(
     for row in rows {
         let kind: &str = row.get(0);
         match kind {
-            "p" => outcome.inserted_posts.push(row.get(1)),
+            "p" => {
+                outcome.inserted_posts.push(row.get(1));
+                let entry: Option<serde_json::Value> = row.get(2);
+                if let Some(serde_json::Value::String(entry)) = entry {
+                    outcome.inserted_entries.push(entry);
+                }
+            }
             "x" => outcome.inserted_deleted_posts.push(row.get(1)),
             "e" | "l" => {
                 outcome.inserted_engagements += 1;
