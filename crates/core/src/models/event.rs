@@ -540,6 +540,35 @@ mod tests {
         }
     }
 
+    /// An id or a label that reads as another is another post, author or key: refused like one
+    /// with a zero-width space, whichever unseen or direction-changing character makes it.
+    #[test]
+    fn ids_and_labels_that_read_as_others_are_refused() {
+        for (field, value) in [
+            ("id", "p1\u{061C}"),
+            ("product", "phone\u{AD}"),
+            ("channel", "organic\u{3164}"),
+            ("parent_id", "p0\u{E0020}"),
+        ] {
+            let mut p = post_json();
+            p[field] = serde_json::json!(value);
+            let err = Event::from_slice(p.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err.class(), "invalid_field", "{field} {value:?}: {err}");
+        }
+        let mut author = post_json();
+        author["author"]["id"] = serde_json::json!("a1\u{34F}");
+        let err = Event::from_slice(author.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.class(), "invalid_field", "{err}");
+        let like = r#"{"type":"engagement","post_id":"p1\u061c","kind":"like",
+            "at":"2026-01-01T00:00:00Z"}"#;
+        let err = Event::from_slice(like.as_bytes()).unwrap_err();
+        assert_eq!(err.class(), "invalid_field", "{err}");
+        // Texts keep them: they are what people wrote.
+        let mut text = post_json();
+        text["text"] = serde_json::json!("so\u{AD}ft hy\u{AD}phens and \u{2764}\u{FE0F}");
+        assert!(Event::from_slice(text.to_string().as_bytes()).is_ok());
+    }
+
     #[test]
     fn timestamps_are_bounded_by_the_epoch_and_a_little_skew() {
         let received: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();

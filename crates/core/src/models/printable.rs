@@ -4,11 +4,21 @@
 //! a line of a log.
 
 /// Characters that are not seen or that change the direction of the text around them:
-/// zero-width spaces and joiners, direction marks, embeddings, overrides and isolates, line
-/// and paragraph separators, invisible operators and the byte order mark.
+/// zero-width spaces and joiners, direction marks (the Arabic letter mark among them: it is
+/// one of Unicode's bidirectional controls, and `char::is_control` knows only the C0 and C1
+/// ones), embeddings, overrides and isolates, line and paragraph separators, invisible
+/// operators and the byte order mark; and the format and filler characters that are drawn as
+/// nothing: the soft hyphen, the combining grapheme joiner, the Hangul fillers, the Khmer
+/// inherent vowels, the Mongolian vowel separator, the interlinear annotation marks, the
+/// musical formatting controls and the tag characters. ("pulse-phone" and
+/// "pulse-phone\u{AD}" are two product keys that read the same.) Variation selectors are
+/// left alone: emoji carry them.
 pub fn hides_or_reorders(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2028}' | '\u{2029}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        | '\u{061C}' | '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180E}' | '\u{3164}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// Whether `s` holds a control character or one that [`hides_or_reorders`].
@@ -60,10 +70,26 @@ mod tests {
             "\u{FEFF}bom",
             "tab\t",
             "nul\0",
+            // Read as "tw:123" and "pulse-phone", each is another id or key.
+            "tw:123\u{061C}",
+            "pulse\u{AD}-phone",
+            "pulse-phone\u{3164}",
+            "pulse-phone\u{E0020}",
+            "p\u{34F}ulse",
+            "\u{180E}pulse",
         ] {
             assert!(has_unshowable(s), "{s:?}");
         }
-        for s in ["pulse-phone", "Zürich", "東京", "café ☕", "São Paulo"] {
+        for s in [
+            "pulse-phone",
+            "Zürich",
+            "東京",
+            "café ☕",
+            "São Paulo",
+            "I \u{2764}\u{FE0F} NY",
+            "서울",
+            "القاهرة",
+        ] {
             assert!(!has_unshowable(s), "{s:?}");
         }
     }
