@@ -331,7 +331,11 @@ async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
                 .json()
         })
         .collect();
-    events.push(post_at("after", "an ordinary post after the copies", created));
+    events.push(post_at(
+        "after",
+        "an ordinary post after the copies",
+        created,
+    ));
     // One request is one transaction: the copies reach the pipeline in one batch.
     let (status, body) = app.post("/api/v1/events", &Value::Array(events)).await;
     assert_eq!(status, 202, "{body}");
@@ -364,7 +368,9 @@ async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
                 .send(pulse::actors::aggregator::FlushTerms)
                 .await
                 .unwrap();
-            app.get("/api/v1/trending/terms?window=1h&limit=200").await.1
+            app.get("/api/v1/trending/terms?window=1h&limit=200")
+                .await
+                .1
         }
     };
     assert!(
@@ -376,7 +382,10 @@ async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
     assert_eq!(term_posts(&seen, "quxvorn"), Some(1), "{seen}");
     assert_eq!(term_posts(&seen, kept), Some(1), "{seen}");
     for word in words.iter().filter(|w| **w != kept) {
-        assert!(!has_term(&seen, word), "{word}, of a copy not stored: {seen}");
+        assert!(
+            !has_term(&seen, word),
+            "{word}, of a copy not stored: {seen}"
+        );
     }
 
     // Deleted, the post takes out everything it was counted for.
