@@ -491,18 +491,7 @@ async fn each_caller_sees_only_its_own_jobs_and_the_group_has_a_budget_of_its_ow
             .await,
     );
     let call = |method: reqwest::Method, path: String, key: &str| {
-        let request = server
-            .http
-            .request(method, server.url(&path))
-            .header("x-api-key", key.to_string());
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        server.with_key(method, path, key.to_string())
     };
     let create = |key: &str| {
         call(
@@ -572,18 +561,7 @@ async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
     let exporter = server.create_key(Role::Analyst, "exporter").await;
     let admin = server.key(Role::Admin).key.clone();
     let call = |method: reqwest::Method, path: String, key: &str| {
-        let request = server
-            .http
-            .request(method, server.url(&path))
-            .header("x-api-key", key.to_string());
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        server.with_key(method, path, key.to_string())
     };
 
     let (status, created) = call(

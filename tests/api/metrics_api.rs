@@ -245,6 +245,19 @@ async fn rollups_of_two_processes_sharing_a_group_equal_those_of_one() {
     assert_eq!(one_eng, two_eng);
 }
 
+/// The likes the rollups count, every post together.
+async fn likes_counted(env: &TestEnv) -> i64 {
+    env.pg()
+        .await
+        .query_one(
+            "SELECT coalesce(sum(likes), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Likes of one post, `count` of them, each with an id of its own under `prefix`.
 fn likes_of(post: &str, prefix: &str, count: usize) -> Vec<String> {
     let at = chrono::Utc::now().to_rfc3339();
@@ -287,17 +300,7 @@ async fn engagements_of_posts_that_never_come_do_not_hold_back_the_others() {
         held(ghosts).await,
         "every like of the awaited post is released while the ghosts' hold goes on"
     );
-    let counted: i64 = env
-        .pg()
-        .await
-        .query_one(
-            "SELECT coalesce(sum(likes), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(counted, waiting as i64);
+    assert_eq!(likes_counted(env).await, waiting as i64);
     app.shutdown().await;
 }
 
@@ -321,15 +324,6 @@ async fn many_engagements_held_for_one_post_are_all_counted_once_it_comes() {
     app.send_events(&[post_json("awaited", "worth the wait")])
         .await;
     assert!(settled(env, &redis, 1).await);
-    let pg = env.pg().await;
-    let counted: i64 = pg
-        .query_one(
-            "SELECT coalesce(sum(likes), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(counted, waiting as i64);
+    assert_eq!(likes_counted(env).await, waiting as i64);
     app.shutdown().await;
 }

@@ -223,14 +223,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
 
     assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
     assert!(env.drained(&redis, Duration::from_secs(10)).await);
-    let dead: Value = redis
-        .xrange(format!("{}:dead", env.stream), "-", "+", None)
-        .await
-        .unwrap();
-    let dead = pulse::streams::reply::parse_read_reply(Value::Array(vec![Value::Array(vec![
-        Value::String("dead".into()),
-        dead,
-    ])]));
+    let dead = env.dead_letters(&redis).await;
     assert_eq!(dead.len(), cases.len(), "one dead letter per bad entry");
     for ((fields, class), id) in cases.iter().zip(&ids) {
         let letter = dead
@@ -292,14 +285,7 @@ async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
         !metrics.contains("pulse_pipeline_batch_retries_total{stage=\"ack\"} 0"),
         "the lost reply was retried: {metrics}"
     );
-    let dead: Value = redis
-        .xrange(format!("{}:dead", env.stream), "-", "+", None)
-        .await
-        .unwrap();
-    let dead = pulse::streams::reply::parse_read_reply(Value::Array(vec![Value::Array(vec![
-        Value::String("dead".into()),
-        dead,
-    ])]));
+    let dead = env.dead_letters(&redis).await;
     let letters = dead
         .iter()
         .filter(|d| {
@@ -386,11 +372,7 @@ async fn a_post_that_always_panics_the_analysis_is_split_out_without_a_retry_per
     assert!(env.drained(&redis, Duration::from_secs(10)).await);
     // Twice on the 32, then once on each half of 16, 8, 4, 2 and 1 that holds it.
     assert_eq!(faults::panics_on(&poison_text), 7);
-    let dead: Value = redis
-        .xrange(format!("{}:dead", env.stream), "-", "+", None)
-        .await
-        .unwrap();
-    let text = format!("{dead:?}");
+    let text = env.dead_letters_text(&redis).await;
     assert!(text.contains(&poison), "{text}");
     app.shutdown().await;
 }
@@ -451,17 +433,7 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     .await
     .unwrap();
 
-    let pool = pulse::db::pool(&env.database_url, 2).unwrap();
-    let policy = pulse::actors::retention::RetentionPolicy {
-        raw_days: 7,
-        history_days: 0,
-        audit_days: 0,
-        rollup_days: 0,
-        batch: 1,
-    };
-    let deleted = pulse::actors::retention::sweep(&pool, &policy)
-        .await
-        .unwrap();
+    let deleted = env.sweep_raw(7).await;
     assert_eq!(deleted, 1);
     let mut left: Vec<String> = pg.column("SELECT id FROM posts", &[]).await;
     left.sort();
@@ -516,11 +488,7 @@ async fn an_often_redelivered_entry_is_tried_alone_and_dead_lettered_only_if_its
     let env = &app.env;
 
     assert!(env.drained(&redis, Duration::from_secs(20)).await);
-    let dead: Value = redis
-        .xrange(format!("{}:dead", env.stream), "-", "+", None)
-        .await
-        .unwrap();
-    let text = format!("{dead:?}");
+    let text = env.dead_letters_text(&redis).await;
     assert!(text.contains("max_deliveries"), "{text}");
     assert!(text.contains(&poison), "{text}");
     assert!(!text.contains(&good), "{text}");

@@ -72,6 +72,45 @@ async fn label(app: &TestApp, body: Value) -> (u16, Value) {
     app.post("/api/v1/labels", &body).await
 }
 
+/// A Pulse tuned by `tweak` with the topic "Jaguar cars" (`jaguar`) matched; the topic's id.
+async fn jaguar_app(tweak: impl FnOnce(&mut pulse::config::Settings)) -> (TestApp, i64) {
+    let app = spawn_app_tuned(tweak).await;
+    let topic = app.create_topic("Jaguar cars", "jaguar").await;
+    assert!(matcher_holds(&app, 1).await);
+    (app, topic)
+}
+
+/// Labels post `id` `value` (`related` or `unrelated`) to `topic`; the label as stored.
+async fn relevance_label(app: &TestApp, topic: i64, id: &str, value: &str) -> Value {
+    let body = json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value});
+    let (status, body) = label(app, body).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// Sends `cars` posts about the car (`car-0`...) and `cats` about the animal (`cat-0`...) and
+/// waits for them all.
+async fn cars_and_cats(app: &TestApp, cars: usize, cats: usize) {
+    let mut events: Vec<String> = (0..cars)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..cats).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts((cars + cats) as i64, WAIT).await);
+}
+
+/// Whether the topic's training has caught up with its labels, within the wait.
+async fn trained(pg: &tokio_postgres::Client, topic: i64) -> bool {
+    wait_until(WAIT, || async {
+        pg.scalar::<bool>(
+            "SELECT trained_changes = changes FROM topic_relevance WHERE topic_id = $1",
+            &[&topic],
+        )
+        .await
+    })
+    .await
+}
+
 #[actix_rt::test]
 async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_posts() {
     let app = spawn_app().await;
@@ -206,12 +245,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
             (format!("car-{i}"), "related"),
             (format!("cat-{i}"), "unrelated"),
         ] {
-            let (status, body) = label(
-                &app,
-                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
-            )
-            .await;
-            assert_eq!(status, 201, "{body}");
+            relevance_label(&app, topic, &id, value).await;
         }
     }
     let relevance = app
@@ -529,17 +563,7 @@ async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() 
     )
     .await
     .unwrap();
-    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
-    let policy = pulse::actors::retention::RetentionPolicy {
-        raw_days: 7,
-        history_days: 0,
-        audit_days: 0,
-        rollup_days: 0,
-        batch: 1,
-    };
-    pulse::actors::retention::sweep(&pool, &policy)
-        .await
-        .unwrap();
+    app.env.sweep_raw(7).await;
     let stored: i64 = pg.scalar("SELECT count(*) FROM posts", &[]).await;
     assert_eq!(stored, 0);
 
@@ -563,33 +587,15 @@ async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() 
 /// said a model had the labels it needs while training found too few.
 #[actix_rt::test]
 async fn a_deleted_posts_relevance_label_counts_neither_in_training_nor_on_the_topics_page() {
-    let app = spawn_app_tuned(|s| s.topics.relevance_every_ms = 100).await;
+    let (app, topic) = jaguar_app(|s| s.topics.relevance_every_ms = 100).await;
     let pg = app.env.pg().await;
-    let topic = app.create_topic("Jaguar cars", "jaguar").await;
-    assert!(matcher_holds(&app, 1).await);
-    let mut events: Vec<String> = (0..5)
-        .map(|i| post_json(&format!("car-{i}"), &car(i)))
-        .collect();
-    events.extend((0..5).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(10, WAIT).await);
-    let give = |id: String, value: &'static str| {
-        let app = &app;
-        async move {
-            let (status, body) = label(
-                app,
-                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
-            )
-            .await;
-            assert_eq!(status, 201, "{body}");
-        }
-    };
+    cars_and_cats(&app, 5, 5).await;
     // Five related and four unrelated: too few for a model yet.
     for i in 0..5 {
-        give(format!("car-{i}"), "related").await;
+        relevance_label(&app, topic, &format!("car-{i}"), "related").await;
     }
     for i in 0..4 {
-        give(format!("cat-{i}"), "unrelated").await;
+        relevance_label(&app, topic, &format!("cat-{i}"), "unrelated").await;
     }
     let deletion = super::deletions::deletion("car-0", chrono::Utc::now());
     app.send_events(&[deletion.to_string()]).await;
@@ -598,16 +604,9 @@ async fn a_deleted_posts_relevance_label_counts_neither_in_training_nor_on_the_t
     })
     .await;
     // Five of each, one of them on the deleted post.
-    give("cat-4".to_string(), "unrelated").await;
+    relevance_label(&app, topic, "cat-4", "unrelated").await;
     assert!(
-        wait_until(WAIT, || async {
-            pg.scalar::<bool>(
-                "SELECT trained_changes = changes FROM topic_relevance WHERE topic_id = $1",
-                &[&topic],
-            )
-            .await
-        })
-        .await,
+        trained(&pg, topic).await,
         "the topic is trained on its last label"
     );
     let relevance = app
@@ -671,14 +670,12 @@ async fn one_reviewer_labelling_and_undoing_over_and_over_does_not_lock_others_o
 /// every round, was never trained again.
 #[actix_rt::test]
 async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded() {
-    let app = spawn_app_tuned(|s| {
+    let (app, topic) = jaguar_app(|s| {
         s.database.idle_transaction_timeout_ms = 500;
         s.topics.relevance_every_ms = 200;
         s.topics.label_burst = 1_000;
     })
     .await;
-    let topic = app.create_topic("Jaguar cars", "jaguar").await;
-    assert!(matcher_holds(&app, 1).await);
     // Posts near the largest a post may be, of words no other post has: as many features as
     // the model reads of a post, which a training passes over forty times in each fold.
     let long = |class: char, i: usize, gist: &str| {
@@ -703,12 +700,7 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
             (format!("long-car-{i}"), "related"),
             (format!("long-cat-{i}"), "unrelated"),
         ] {
-            let (status, body) = label(
-                &app,
-                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
-            )
-            .await;
-            assert_eq!(status, 201, "{body}");
+            relevance_label(&app, topic, &id, value).await;
         }
     }
     // The newest model was trained on every label.
@@ -725,19 +717,12 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
 /// topic's labels for as long as reviewers labelled.
 #[actix_rt::test]
 async fn a_topic_is_trained_on_its_newest_labelled_posts_only() {
-    let app = spawn_app_tuned(|s| {
+    let (app, topic) = jaguar_app(|s| {
         s.topics.relevance_every_ms = 100;
         s.topics.relevance_training_labels = 12;
     })
     .await;
-    let topic = app.create_topic("Jaguar cars", "jaguar").await;
-    assert!(matcher_holds(&app, 1).await);
-    let mut events: Vec<String> = (0..6)
-        .map(|i| post_json(&format!("car-{i}"), &car(i)))
-        .collect();
-    events.extend((0..16).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(22, WAIT).await);
+    cars_and_cats(&app, 6, 16).await;
     // Ten older labels, all unrelated; then the newest twelve, six of each class.
     let mut labels: Vec<(String, &str)> =
         (0..10).map(|i| (format!("cat-{i}"), "unrelated")).collect();
@@ -747,12 +732,7 @@ async fn a_topic_is_trained_on_its_newest_labelled_posts_only() {
     }
     let mut last = Value::Null;
     for (id, value) in labels {
-        let (status, body) = label(
-            &app,
-            json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
+        let body = relevance_label(&app, topic, &id, value).await;
         last = body["id"].clone();
     }
     let relevance = app
@@ -777,37 +757,18 @@ async fn a_topic_is_trained_on_its_newest_labelled_posts_only() {
 /// deleted: one caller giving labels one after another had a model stored for each.
 #[actix_rt::test]
 async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
-    let app = spawn_app_tuned(|s| s.topics.relevance_every_ms = 50).await;
+    let (app, topic) = jaguar_app(|s| s.topics.relevance_every_ms = 50).await;
     let pg = app.env.pg().await;
-    let topic = app.create_topic("Jaguar cars", "jaguar").await;
-    assert!(matcher_holds(&app, 1).await);
-    let mut events: Vec<String> = (0..20)
-        .map(|i| post_json(&format!("car-{i}"), &car(i)))
-        .collect();
-    events.extend((0..20).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(40, WAIT).await);
+    cars_and_cats(&app, 20, 20).await;
     // Each label waits for the training it causes, so each is trained on by itself.
     for i in 0..20 {
         for (id, value) in [
             (format!("car-{i}"), "related"),
             (format!("cat-{i}"), "unrelated"),
         ] {
-            let (status, body) = label(
-                &app,
-                json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value}),
-            )
-            .await;
-            assert_eq!(status, 201, "{body}");
+            relevance_label(&app, topic, &id, value).await;
             assert!(
-                wait_until(WAIT, || async {
-                    pg.scalar::<bool>(
-                        "SELECT trained_changes = changes FROM topic_relevance WHERE topic_id = $1",
-                        &[&topic],
-                    )
-                    .await
-                })
-                .await,
+                trained(&pg, topic).await,
                 "the topic is trained on label {id}"
             );
         }

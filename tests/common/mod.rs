@@ -206,6 +206,52 @@ impl TestEnv {
             .unwrap_or(-1)
     }
 
+    /// Runs retention once over raw posts and engagements older than `raw_days` (every other
+    /// family kept); the rows deleted.
+    pub async fn sweep_raw(&self, raw_days: u32) -> u64 {
+        let pool = pulse::db::pool(&self.database_url, 2).unwrap();
+        let policy = pulse::actors::retention::RetentionPolicy {
+            raw_days,
+            history_days: 0,
+            audit_days: 0,
+            rollup_days: 0,
+            batch: 1,
+        };
+        pulse::actors::retention::sweep(&pool, &policy)
+            .await
+            .unwrap()
+    }
+
+    /// Every entry of the dead-letter stream, oldest first.
+    pub async fn dead_letters(&self, redis: &Client) -> Vec<pulse::streams::entry::RawEntry> {
+        let dead: Value = redis
+            .xrange(format!("{}:dead", self.stream), "-", "+", None)
+            .await
+            .unwrap();
+        pulse::streams::reply::parse_read_reply(Value::Array(vec![Value::Array(vec![
+            Value::String("dead".into()),
+            dead,
+        ])]))
+    }
+
+    /// The dead-letter stream as text (each letter's fields as `name=value`, one letter a
+    /// line), to look for a reason or an id in.
+    pub async fn dead_letters_text(&self, redis: &Client) -> String {
+        let letters = self.dead_letters(redis).await;
+        let lines: Vec<String> = letters
+            .iter()
+            .map(|letter| {
+                let fields: Vec<String> = letter
+                    .fields
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value)))
+                    .collect();
+                format!("{} {}", letter.id, fields.join(" "))
+            })
+            .collect();
+        lines.join("\n")
+    }
+
     /// Entries the group has still to read or acknowledge (-1 when Redis does not answer):
     /// `pending` alone reads 0 between two reads while entries wait unread.
     pub async fn unfinished(&self, redis: &Client) -> i64 {

@@ -70,6 +70,28 @@ impl SecuredServer {
         raw_request(self.app.address(), method, path, &headers, body.as_deref()).await
     }
 
+    /// `method path` with the key `key` (its secret) presented directly: the status and the
+    /// body as JSON (`Null` when it is not).
+    pub async fn with_key(
+        &self,
+        method: reqwest::Method,
+        path: String,
+        key: String,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, self.url(&path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    }
+
     /// `GET path` with the key `key` (its secret) presented directly, not exchanged.
     pub async fn get_with_key(&self, path: &str, key: &str) -> RawResponse {
         raw_request(self.app.address(), "GET", path, &[("x-api-key", key)], None).await

@@ -3,7 +3,6 @@
 
 use super::*;
 use common::secured::SecuredServer as Server;
-use fred::prelude::*;
 use serde_json::Value;
 
 use super::sessions::ws_connect;
@@ -99,11 +98,7 @@ async fn timestamps_far_ahead_or_before_1970_are_refused_and_backfill_is_never_l
     })
     .await;
     assert_eq!(live_ids, vec!["live".to_string()]);
-    let dead: fred::types::Value = redis
-        .xrange(format!("{}:dead", s.env.stream), "-", "+", None)
-        .await
-        .unwrap();
-    let dead = format!("{dead:?}");
+    let dead = s.env.dead_letters_text(&redis).await;
     assert!(
         dead.contains("future") && dead.contains("in the future"),
         "{dead}"
