@@ -380,7 +380,7 @@ pub async fn guard(
     };
 
     // Rate limits: per key for callers with one, per address otherwise.
-    let metered = if pattern == "/health" && method == Method::GET {
+    let metered = if pattern == "/health" && matches!(method, Method::GET | Method::HEAD) {
         None
     } else {
         let spent = match &principal {
@@ -459,6 +459,13 @@ pub async fn guard(
             }
         }
         _charge = Some(charge);
+    }
+
+    // Handlers are routed by GET alone; a HEAD is answered by the GET handler and the server
+    // leaves out the body (it remembers the request was a HEAD). A WebSocket handshake is a
+    // GET and nothing else.
+    if method == Method::HEAD && pattern != WS_PATTERN {
+        req.head_mut().method = Method::GET;
     }
 
     let Some(principal) = principal else {

@@ -122,6 +122,38 @@ async fn each_role_can_do_exactly_what_it_may() {
     }
 }
 
+// Failed while HEAD had no rule of its own: every HEAD to a route needed an admin.
+#[actix_rt::test]
+async fn head_may_go_where_get_may() {
+    let s = Secure::start(|_| {}).await;
+    let head = |path: &str, key: Option<&str>| {
+        let mut req = s.app.http.head(s.url(path));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.bytes().await.unwrap().len())
+        }
+    };
+    for public in ["/health", "/api/docs", "/api/openapi.json", "/"] {
+        assert_eq!(
+            head(public, None).await,
+            (200, 0),
+            "HEAD {public} without a key"
+        );
+    }
+    let analyst = s.key(Role::Analyst).to_string();
+    assert_eq!(head("/api/v1/posts", Some(&analyst)).await, (200, 0));
+    assert_eq!(head("/api/v1/posts", None).await.0, 401);
+    assert_eq!(head("/api/v1/admin/audit", Some(&analyst)).await.0, 403);
+    assert_eq!(head("/api/v1/admin/audit", None).await.0, 401);
+    let admin = s.key(Role::Admin).to_string();
+    assert_eq!(head("/api/v1/admin/audit", Some(&admin)).await, (200, 0));
+    s.app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn wrong_expired_forged_and_revoked_credentials_are_refused() {
     let s = Secure::start(|s| s.auth.token_ttl_secs = 2).await;

@@ -66,8 +66,14 @@ impl RoutePolicy {
 
     /// The access `method` on the route matched as `pattern` needs; `None` (no route matched)
     /// for paths outside the API and the WebSocket is public (the dashboard's files and its
-    /// client-side routes), and the API's own unmatched paths need the strictest role.
+    /// client-side routes), and the API's own unmatched paths need the strictest role. `HEAD`
+    /// is a `GET` without its body, so it needs what `GET` needs.
     pub fn required(&self, method: &Method, pattern: Option<&str>, path: &str) -> Access {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         match pattern {
             Some(pattern) => self.rule_for(method, pattern).map_or(ADMIN, |r| r.access),
             None if is_api_path(path) => ADMIN,
@@ -131,15 +137,26 @@ mod tests {
         let policy = policy();
         // A listed pattern with an unlisted method.
         assert_eq!(needs(&policy, Method::PUT, "/api/v1/posts/{id}"), ADMIN);
-        assert_eq!(needs(&policy, Method::HEAD, "/api/v1/posts"), ADMIN);
         // A pattern no rule names.
         assert_eq!(needs(&policy, Method::GET, "/api/v1/whatever"), ADMIN);
+        assert_eq!(needs(&policy, Method::HEAD, "/api/v1/whatever"), ADMIN);
         // No route matched: inside the API, the strictest; outside, the dashboard's files.
         for path in ["/api", "/api/v1/nothing", "/api.json", "/ws/x", "/wsx"] {
             assert_eq!(policy.required(&Method::GET, None, path), ADMIN, "{path}");
         }
         for path in ["/", "/assets/index.js", "/alerts", "/w"] {
             assert_eq!(policy.required(&Method::GET, None, path), PUBLIC, "{path}");
+        }
+    }
+
+    // Failed before HEAD borrowed GET's rule: every HEAD needed an admin.
+    #[test]
+    fn head_needs_what_get_needs() {
+        let policy = policy();
+        for rule in policy.rules().iter().filter(|r| r.method == Method::GET) {
+            let head = needs(&policy, Method::HEAD, &rule.pattern);
+            assert_eq!(head, rule.access, "HEAD {}", rule.pattern);
+            assert!(!policy.audited(&Method::HEAD, &rule.pattern));
         }
     }
 
