@@ -22,8 +22,6 @@ error_responses! {
     AuditUnavailable: 503 = "PostgreSQL or the audit log is unavailable",
 }
 
-/// Longest key name accepted.
-const MAX_NAME_BYTES: usize = 128;
 /// Most audit records per page.
 const MAX_AUDIT_PAGE: i64 = 500;
 
@@ -159,16 +157,8 @@ pub async fn create_key(
             "role must be ingest, analyst or admin",
         )
     })?;
-    let name = input.name.as_deref().unwrap_or("").trim();
-    if name.len() > MAX_NAME_BYTES || crate::models::printable::has_unshowable(name) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidKey,
-            format!(
-                "name must be at most {MAX_NAME_BYTES} bytes without control, zero-width or \
-                 direction-changing characters"
-            ),
-        ));
-    }
+    let name = keys::checked_name(input.name.as_deref().unwrap_or(""))
+        .map_err(|problem| ApiError::bad_request(ErrorCode::InvalidKey, problem))?;
     let scope = input.scope.as_ref().map(valid_scope).transpose()?;
     let client = state.db().await?;
     let key = keys::create(&**client, role, name, scope, &state.actor())

@@ -260,6 +260,53 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown platform"));
 }
 
+// Failed while `keys create` took any name: each of these keys was created.
+#[test]
+fn keys_create_refuses_names_that_hide_or_reorder_text() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(TestEnv::new());
+    let vars = env.env();
+    let pulse = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .args(args)
+            .envs(vars.iter().cloned())
+            .output()
+            .unwrap()
+    };
+    for name in [
+        "ops\u{7}",
+        "ops\nadmin",
+        "pulse\u{200B}ops",
+        "ops\u{061C}",
+        "ops\u{202E}nimda",
+    ] {
+        let out = pulse(&["keys", "create", "--role", "admin", "--name", name]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {said}");
+        assert!(
+            said.contains("without control, zero-width"),
+            "{name:?}: {said}"
+        );
+        assert!(out.stdout.is_empty(), "{name:?}: a key was printed");
+    }
+    let listed = pulse(&["keys", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed, json!([]), "no key was created");
+    let made = pulse(&[
+        "keys",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "Zürich ops ☕",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// The compose demo published an open server on every interface, and the example
 /// secret of the Kubernetes manifests passed the length check.
 #[test]

@@ -106,9 +106,10 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             scope,
             json,
         } => {
+            let name = super::keys::checked_name(&name).map_err(anyhow::Error::msg)?;
             let scope = scope.scope()?;
             let tx = client.transaction().await?;
-            let key = super::keys::create(&*tx, role, &name, Some(&scope), &actor).await?;
+            let key = super::keys::create(&*tx, role, name, Some(&scope), &actor).await?;
             commit_audited(
                 tx,
                 &actor,
@@ -121,7 +122,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 "created {} key {} ({}); this is the only time the key is shown",
                 role,
                 key.info.id,
-                if name.is_empty() { "no name" } else { &name }
+                if name.is_empty() { "no name" } else { name }
             );
             show_new_key(&key, json, &note)?;
         }

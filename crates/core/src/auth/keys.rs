@@ -63,6 +63,23 @@ pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing a key: {e}"))
 }
 
+/// Longest key name accepted.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// `name` as a key's name, without its outer whitespace, or why it cannot be one: names are
+/// shown in listings and the audit log, where a control, zero-width or direction-changing
+/// character could pass one key for another.
+pub fn checked_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.len() > MAX_NAME_BYTES || crate::models::printable::has_unshowable(name) {
+        return Err(format!(
+            "name must be at most {MAX_NAME_BYTES} bytes without control, zero-width or \
+             direction-changing characters"
+        ));
+    }
+    Ok(name)
+}
+
 /// Creates a key with `role`, limited to `scope` when one is given, recorded as made by
 /// `actor`.
 pub async fn create(
