@@ -173,9 +173,10 @@ impl Cascades {
             self.dirty.insert(c.post_id.clone());
             self.entries.insert(c.post_id, entry);
         }
+        let clock = unix_seconds(now);
         for r in engagements {
             if let Some(entry) = self.entries.get_mut(&r.post_id) {
-                add_engagement(&mut entry.tracker, r, window);
+                add_engagement(&mut entry.tracker, r, clock, window);
             }
         }
     }
@@ -256,16 +257,13 @@ impl Cascades {
             let Some(entry) = self.entries.get_mut(post_id) else {
                 continue;
             };
-            if !add_engagement(&mut entry.tracker, r, window) {
+            if !add_engagement(&mut entry.tracker, r, clock, window) {
                 continue;
             }
             applied += 1;
             let now = Instant::now();
             entry.last_activity = now;
-            // A key's windows end at the latest minute it has seen: one engagement dated ahead
-            // of the clock (producers may be minutes ahead) would move them forward and count
-            // the engagements of now in the window before. (A NaN time stays NaN: not counted.)
-            let at = if r.at > clock { clock } else { r.at };
+            let at = not_ahead(r.at, clock);
             if let Some(meta) = &entry.tracker.meta {
                 if let Some(product) = &meta.product {
                     if bump(&mut self.products, product, at, r.count, window, now) {
@@ -469,12 +467,25 @@ impl Cascades {
     }
 }
 
-/// Adds a committed engagement to its cascade; false for a share seen before.
-fn add_engagement(tracker: &mut Tracker, r: &FeedRow, window: i64) -> bool {
+/// `at`, or `clock` when `at` is later. Momentum windows end at the latest minute seen: one
+/// engagement dated ahead of the clock (producers may be minutes ahead) would move them
+/// forward and count the engagements of now in the window before, so it counts as now. (A NaN
+/// time stays NaN: not counted.)
+fn not_ahead(at: f64, clock: f64) -> f64 {
+    if at > clock {
+        clock
+    } else {
+        at
+    }
+}
+
+/// Adds a committed engagement to its cascade, dated no later than `clock`; false for a share
+/// seen before.
+fn add_engagement(tracker: &mut Tracker, r: &FeedRow, clock: f64, window: i64) -> bool {
     tracker.add(
         Some(&r.share_id),
         r.kind,
-        r.at,
+        not_ahead(r.at, clock),
         r.followers,
         r.via.as_deref(),
         r.count,
@@ -811,21 +822,46 @@ mod tests {
         assert!(momentum_rows(&mut c).is_empty(), "written once");
     }
 
-    #[test]
-    fn an_engagement_dated_ahead_leaves_the_engagements_of_now_in_the_window() {
+    /// Cascades that took one share of post `p` (of product `buds`) dated five minutes ahead,
+    /// as far as a producer may be (a window's length), then ten dated now.
+    fn ten_shares_now_after_one_ahead() -> Cascades {
         let mut c = Cascades::new(&settings());
         c.remember_post("p", meta("buds"));
         let now = unix_seconds(Utc::now());
-        // Five minutes ahead, as far as a producer may be: a window's length.
         let mut rows = vec![share("p", "ahead", now + 300.0, None)];
         rows.extend((0..10).map(|i| share("p", &format!("s{i}"), now, None)));
         c.apply(&rows);
+        c
+    }
+
+    #[test]
+    fn an_engagement_dated_ahead_leaves_the_engagements_of_now_in_the_window() {
+        let mut c = ten_shares_now_after_one_ahead();
         let momentum = momentum_rows(&mut c);
         let (_, _, velocity, _) = momentum
             .iter()
             .find(|m| m.0 == "product")
             .expect("the product's row");
         assert!((velocity - 11.0 / 5.0).abs() < 1e-9, "{momentum:?}");
+    }
+
+    // Failed while the post's own momentum took the engagement's time as sent: its window
+    // ended five minutes ahead and held one engagement, not eleven.
+    #[test]
+    fn an_engagement_dated_ahead_counts_as_now_in_its_posts_velocity() {
+        let mut c = ten_shares_now_after_one_ahead();
+        c.score_changed();
+        let rows = c.take_pending().rows;
+        let row = rows
+            .iter()
+            .find(|r| r.post_id == "p")
+            .expect("the post's row");
+        assert!((row.velocity - 11.0 / 5.0).abs() < 1e-9, "{}", row.velocity);
+        assert!(
+            row.observed_at <= Utc::now(),
+            "observed at {}, ahead of the clock",
+            row.observed_at
+        );
     }
 
     #[test]
