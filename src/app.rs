@@ -142,7 +142,8 @@ impl Application {
         } else {
             (None, None)
         };
-        let hub = Hub::start_with(settings.ws.clone(), fanout_sender);
+        let session_lifetime = std::time::Duration::from_secs(settings.auth.token_ttl_secs);
+        let hub = Hub::start_with(settings.ws.clone(), fanout_sender, session_lifetime);
         let fanout = fanout_queue
             .map(|queue| Fanout::start(&settings, queue, hub.broadcaster().recipient()));
         let live = LiveOutput {

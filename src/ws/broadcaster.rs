@@ -9,9 +9,9 @@
 
 pub use crate::actors::messages::MetricsUpdate;
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, Handler};
 use bytestring::ByteString;
@@ -53,10 +53,14 @@ pub struct Broadcaster {
     write_timeout: Duration,
     /// A session that has not run for this long is closed: its client stopped reading.
     idle_timeout: Duration,
-    /// Keys found revoked while this process runs. A session's upgrade checks its credential
-    /// before the session registers here, so a revocation can reach the broadcaster in between;
-    /// such a session is closed as it registers.
-    revoked: HashSet<Arc<str>>,
+    /// Keys found revoked while this process runs, with when. A session's upgrade checks its
+    /// credential before the session registers here, so a revocation can reach the broadcaster
+    /// in between; such a session is closed as it registers.
+    revoked: HashMap<Arc<str>, Instant>,
+    /// How long a revocation is remembered: the longest a session lives (one token lifetime,
+    /// see `api::live`). Every session authenticated before the revocation has ended by then,
+    /// and later upgrades are refused by the credential check itself.
+    session_lifetime: Duration,
 }
 
 impl Broadcaster {
@@ -71,8 +75,25 @@ impl Broadcaster {
                 crate::config::WsSettings::default().write_timeout_secs,
             ),
             idle_timeout: Duration::MAX,
-            revoked: HashSet::new(),
+            revoked: HashMap::new(),
+            session_lifetime: Duration::from_secs(
+                crate::config::AuthSettings::default().token_ttl_secs,
+            ),
         }
+    }
+
+    /// Remembers revoked keys for `lifetime`, the longest a session lives.
+    pub fn with_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// Forgets the revocations older than a session's lifetime at `now`: no session opened
+    /// before them can still register.
+    fn forget_old_revocations(&mut self, now: Instant) {
+        let lifetime = self.session_lifetime;
+        self.revoked
+            .retain(|_, at| now.saturating_duration_since(*at) < lifetime);
     }
 
     /// Also offers every message this process produces to the other processes.
@@ -146,7 +167,10 @@ impl Actor for Broadcaster {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(STALL_CHECK, |this, _| this.close_stalled());
+        ctx.run_interval(STALL_CHECK, |this, _| {
+            this.close_stalled();
+            this.forget_old_revocations(Instant::now());
+        });
     }
 }
 
@@ -163,7 +187,7 @@ impl Handler<Register> for Broadcaster {
         if let Some(key_id) = session
             .key_id
             .as_deref()
-            .filter(|key| self.revoked.contains(*key))
+            .filter(|key| self.revoked.contains_key(*key))
         {
             metrics::counter!(names::WS_CLOSED_REVOKED).increment(1);
             tracing::info!(%key_id, "closed a live session of a revoked key as it registered");
@@ -450,7 +474,7 @@ impl Handler<KeyRevoked> for Broadcaster {
                 closed += 1;
             }
         }
-        self.revoked.insert(msg.0.clone());
+        self.revoked.insert(msg.0.clone(), Instant::now());
         if closed > 0 {
             metrics::counter!(names::WS_CLOSED_REVOKED).increment(closed as u64);
             tracing::info!(key_id = %msg.0, sessions = closed, "closed the live sessions of a revoked key");
@@ -527,6 +551,33 @@ mod tests {
             socket: None,
         };
         (register, outbox, revoked)
+    }
+
+    // Failed while every revocation was kept for the life of the process: the set held all
+    // thousand keys.
+    #[test]
+    fn revocations_are_forgotten_once_no_session_of_theirs_can_register() {
+        let lifetime = Duration::from_secs(60);
+        let mut broadcaster = Broadcaster::new(Arc::default()).with_session_lifetime(lifetime);
+        let start = Instant::now();
+        for i in 0..1_000u32 {
+            let at = start + Duration::from_secs(u64::from(i));
+            broadcaster.revoked.insert(format!("k{i}").into(), at);
+            broadcaster.forget_old_revocations(at);
+            assert!(
+                broadcaster.revoked.len() <= 60,
+                "{}",
+                broadcaster.revoked.len()
+            );
+        }
+        let last = start + Duration::from_secs(999);
+        assert!(
+            broadcaster.revoked.contains_key("k940"),
+            "within a lifetime"
+        );
+        assert!(!broadcaster.revoked.contains_key("k939"));
+        broadcaster.forget_old_revocations(last + lifetime);
+        assert!(broadcaster.revoked.is_empty());
     }
 
     async fn told(count: &AtomicUsize) -> bool {

@@ -65,12 +65,18 @@ fn seed_series() {
 impl Hub {
     /// Starts the broadcaster on a new arbiter. Must run inside an actix system.
     pub fn start(settings: WsSettings) -> Hub {
-        Self::start_with(settings, None)
+        let token_ttl = crate::config::AuthSettings::default().token_ttl_secs;
+        Self::start_with(settings, None, Duration::from_secs(token_ttl))
     }
 
     /// [`Hub::start`], offering every message this process produces to `fanout` for the other
-    /// processes of the group.
-    pub fn start_with(settings: WsSettings, fanout: Option<fanout::FanoutSender>) -> Hub {
+    /// processes of the group, for sessions that live at most `session_lifetime` (one token
+    /// lifetime).
+    pub fn start_with(
+        settings: WsSettings,
+        fanout: Option<fanout::FanoutSender>,
+        session_lifetime: Duration,
+    ) -> Hub {
         seed_series();
         let arbiter = Arbiter::new().handle();
         let latest_metrics = Arc::new(RwLock::new(None));
@@ -81,6 +87,7 @@ impl Hub {
             Broadcaster::new(cache)
                 .with_fanout(fanout)
                 .with_write_timeout(write_timeout, heartbeat)
+                .with_session_lifetime(session_lifetime)
         });
         Hub {
             broadcaster,

@@ -112,6 +112,31 @@ async fn a_session_that_registers_after_its_key_was_revoked_is_closed_at_once() 
     s.app.shutdown().await;
 }
 
+// Passes with or without the trim: after it (one token lifetime) the key's credential check
+// alone must keep it out.
+#[actix_rt::test]
+async fn a_revoked_key_opens_no_session_after_the_broadcaster_forgets_its_revocation() {
+    let s = Server::start(|s| s.auth.token_ttl_secs = 2).await;
+    let analyst = s.key(Role::Analyst);
+    let path = format!("/api/v1/admin/keys/{}", analyst.info.id);
+    let res = s.call("DELETE", &path, Some(Role::Admin), None).await;
+    assert_eq!(res.status, 204);
+    // A session's lifetime and the broadcaster's next check (every second) later.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let addr = s.app.address();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-api-key", analyst.key.parse().unwrap());
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match tokio_tungstenite::client_async(request, stream).await {
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status().as_u16(), 401),
+        Ok(_) => panic!("a revoked key opened a live session"),
+        Err(e) => panic!("websocket handshake failed: {e}"),
+    }
+    s.app.shutdown().await;
+}
+
 /// An unknown key id answered at once and a known one after Argon2.
 #[actix_rt::test]
 async fn an_unknown_key_id_costs_the_same_argon2_check_as_a_known_one() {
