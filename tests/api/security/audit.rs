@@ -14,7 +14,8 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     let admin = s.token(Role::Admin).await;
     let analyst = s.token(Role::Analyst).await;
 
-    let new_rule = json!({"name": "neg", "kind": "negativity", "threshold": 0.5});
+    let new_rule = json!({"name": "neg", "kind": "negativity", "threshold": 0.5,
+        "dimension": "product", "key": "pulse-phone"});
     let (code, rule) = post_as(&s, &admin, "/api/v1/alert-rules", new_rule).await;
     assert_eq!(code, 201, "{rule}");
     let rule_path = format!("/api/v1/alert-rules/{}", rule["id"]);
@@ -91,6 +92,8 @@ async fn admin_changes_are_audited_with_actor_and_payload() {
     let created_rule = &items[6];
     assert_eq!(created_rule["target"], rule_path.as_str());
     assert_eq!(created_rule["payload"]["threshold"], 0.5);
+    // Failed while every field named `key` was redacted: the rule's key read "[redacted]".
+    assert_eq!(created_rule["payload"]["key"], "pulse-phone");
     assert_eq!(created_rule["status"], 201);
     assert!(created_rule["at"].is_string() && created_rule["ip"].is_string());
     // The id each response carried in `x-request-id`, whether or not the client sent one.

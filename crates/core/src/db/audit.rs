@@ -12,17 +12,11 @@ use tokio_postgres::GenericClient;
 
 use crate::telemetry::names;
 
-/// Payload fields whose values are never stored.
 /// Fields holding URLs, kept without their user information and query values.
 const URL_FIELDS: [&str; 2] = ["url", "webhook_url"];
-const SECRET_FIELDS: [&str; 6] = [
-    "secret",
-    "password",
-    "api_key",
-    "key",
-    "token",
-    "jwt_secret",
-];
+/// Payload fields whose values are never stored. Not `key`: an alert rule's key is the
+/// product, channel or place it watches, and an API key is redacted wherever it appears.
+const SECRET_FIELDS: [&str; 5] = ["secret", "password", "api_key", "token", "jwt_secret"];
 /// Largest payload kept, in bytes of JSON; larger ones are replaced by a note.
 const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
@@ -115,7 +109,7 @@ pub fn action_for(method: &str, path: &str) -> String {
     format!("{resource}.{verb}")
 }
 
-/// `value` with every secret field's value replaced, and bounded in size.
+/// `value` with every secret field's value and every API key replaced, and bounded in size.
 pub fn redact(value: Value) -> Value {
     fn storable(s: &str) -> String {
         // PostgreSQL's jsonb cannot hold U+0000.
@@ -149,6 +143,9 @@ pub fn redact(value: Value) -> Value {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::String(s) if crate::auth::keys::parse(s.trim()).is_some() => {
+                *s = "[redacted]".into()
+            }
             Value::String(s) if s.contains('\0') => *s = storable(s),
             _ => {}
         }
@@ -325,6 +322,14 @@ mod tests {
         }
     }
 
+    // Failed while every field named `key` was taken for a secret: the rule's key was lost.
+    #[test]
+    fn an_alert_rules_key_is_kept() {
+        let rule = json!({"name": "phone", "kind": "negativity", "dimension": "product",
+            "key": "pulse-phone", "k": 3.0});
+        assert_eq!(redact(rule.clone()), rule);
+    }
+
     #[test]
     fn secrets_never_reach_the_log() {
         let v = redact(
@@ -337,6 +342,11 @@ mod tests {
         assert_eq!(
             redact(json!({"kind": "slack", "url": "https://hooks.slack.com/services/T/B/s3cret"})),
             json!({"kind": "slack", "url": "https://hooks.slack.com/***"})
+        );
+        let api_key = format!("pulse_{}_{}", "1a".repeat(6), "2b".repeat(32));
+        assert_eq!(
+            redact(json!({"key": api_key, "note": [format!(" {api_key}")]})),
+            json!({"key": "[redacted]", "note": ["[redacted]"]})
         );
         let nul = redact(json!({"a\u{0}": ["b\u{0}"]}));
         assert_eq!(
