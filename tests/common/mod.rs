@@ -17,7 +17,9 @@ pub mod app;
 pub mod event;
 pub mod http_standin;
 pub mod jetstream;
+pub mod lists;
 pub mod secured;
+pub mod sql;
 pub mod tuning;
 #[allow(unused_imports)]
 pub use app::{
@@ -25,6 +27,9 @@ pub use app::{
     spawn_app_with_options, TestApp,
 };
 pub use event::PostEvent;
+#[allow(unused_imports)]
+pub use lists::*;
+pub use sql::SqlValues;
 #[allow(unused_imports)]
 pub use tuning::{address_budget, authenticated, quick_alerts, quick_scores, quick_webhooks};
 
@@ -95,6 +100,14 @@ impl TestEnv {
             stream,
             group: "pulse".into(),
         }
+    }
+
+    /// A fresh environment whose database has Pulse's schema, for a test of the store
+    /// without a server.
+    pub async fn migrated() -> TestEnv {
+        let env = Self::new().await;
+        pulse::db::migrate(&env.database_url).await.unwrap();
+        env
     }
 
     /// Settings pointing a Pulse at this environment, listening on a free port.
@@ -377,52 +390,6 @@ async fn create_database(server_url: &str, db: &str) {
         .expect("create test database");
 }
 
-/// The values the tests read back: one of the one row a query returns (a count, a sum), or
-/// the first column of every row.
-pub trait SqlValues {
-    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> T;
-
-    async fn column<T: tokio_postgres::types::FromSqlOwned>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Vec<T>;
-
-    /// The one value of `sql`, a query that takes no parameters.
-    async fn value_of<T: tokio_postgres::types::FromSqlOwned>(&self, sql: &str) -> T {
-        self.scalar(sql, &[]).await
-    }
-}
-
-impl SqlValues for tokio_postgres::Client {
-    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> T {
-        self.query_one(sql, params)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    async fn column<T: tokio_postgres::types::FromSqlOwned>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Vec<T> {
-        let rows = self
-            .query(sql, params)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.iter().map(|r| r.get(0)).collect()
-    }
-}
-
 /// The JSON body of a request that must be answered with one.
 pub trait FetchJson {
     async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T;
@@ -463,57 +430,6 @@ pub fn content_type(response: &reqwest::Response) -> &str {
     response.headers()["content-type"]
         .to_str()
         .expect("a content type in ASCII")
-}
-
-/// The items of the array `list`; panics with `list` when it is not an array.
-pub fn items(list: &serde_json::Value) -> &[serde_json::Value] {
-    list.as_array()
-        .unwrap_or_else(|| panic!("an array: {list}"))
-}
-
-/// The first item of the array `list` that `matches`; panics with `list` when none does.
-pub fn item_where(
-    list: &serde_json::Value,
-    matches: impl Fn(&serde_json::Value) -> bool,
-) -> &serde_json::Value {
-    items(list)
-        .iter()
-        .find(|&item| matches(item))
-        .unwrap_or_else(|| panic!("no item sought in {list}"))
-}
-
-/// The sum of `each` over the items of the array `list` (a total of counts or shares).
-pub fn sum_of<T: std::iter::Sum>(
-    list: &serde_json::Value,
-    each: impl Fn(&serde_json::Value) -> T,
-) -> T {
-    items(list).iter().map(each).sum()
-}
-
-/// Each item of the array `list` as its `key` string and its `posts` count, in order, as the
-/// metrics breakdowns list them.
-pub fn posts_by_key(list: &serde_json::Value) -> Vec<(String, i64)> {
-    items(list)
-        .iter()
-        .map(|i| {
-            (
-                i["key"].as_str().unwrap().to_string(),
-                i["posts"].as_i64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The `key` string of each object in the array `list`, in order.
-pub fn strings<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
-    items(list)
-        .iter()
-        .map(|item| {
-            item[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("{key} in {item}"))
-        })
-        .collect()
 }
 
 /// Polls `check` until it returns true or `timeout` passes; returns whether it did.

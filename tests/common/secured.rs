@@ -118,7 +118,7 @@ impl SecuredServer {
 
     /// The first column of the first row of `sql` (a count).
     pub async fn count(&self, sql: &str) -> i64 {
-        self.app.env.pg().await.scalar(sql, &[]).await
+        self.app.env.value_of(sql).await
     }
 
     /// Waits up to `timeout` until the count `sql` reads is `n`; whether it came to be.
