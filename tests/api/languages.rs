@@ -108,12 +108,7 @@ async fn twitter_language_tags_name_the_language_pulse_stores_and_filters_by() {
     for filter in ["in", "id", "ind"] {
         let (status, page) = t.get(&format!("/api/v1/posts?lang={filter}")).await;
         assert_eq!(status, 200, "{page}");
-        let ids: Vec<&str> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap())
-            .collect();
+        let ids = strings(&page["items"], "id");
         assert_eq!(ids, ["tw-in"], "lang={filter}: {page}");
         assert_eq!(page["items"][0]["lang"], "id");
     }

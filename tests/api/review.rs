@@ -13,6 +13,7 @@ use common::*;
 use pulse::auth::Role;
 use serde_json::{json, Value};
 
+use super::deletions::delete_post;
 use super::topics::{matcher_holds, topic_recount, topic_rollups};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -72,6 +73,13 @@ async fn label(app: &TestApp, body: Value) -> (u16, Value) {
     app.post("/api/v1/labels", &body).await
 }
 
+/// Gives the label `body`, which must be created; the label as stored.
+async fn created_label(app: &TestApp, body: Value) -> Value {
+    let (status, given) = label(app, body).await;
+    assert_eq!(status, 201, "{given}");
+    given
+}
+
 /// A Pulse tuned by `tweak` with the topic "Jaguar cars" (`jaguar`) matched; the topic's id.
 async fn jaguar_app(tweak: impl FnOnce(&mut pulse::config::Settings)) -> (TestApp, i64) {
     let app = spawn_app_tuned(tweak).await;
@@ -83,9 +91,37 @@ async fn jaguar_app(tweak: impl FnOnce(&mut pulse::config::Settings)) -> (TestAp
 /// Labels post `id` `value` (`related` or `unrelated`) to `topic`; the label as stored.
 async fn relevance_label(app: &TestApp, topic: i64, id: &str, value: &str) -> Value {
     let body = json!({"post_id": id, "topic_id": topic, "kind": "relevance", "value": value});
-    let (status, body) = label(app, body).await;
-    assert_eq!(status, 201, "{body}");
-    body
+    created_label(app, body).await
+}
+
+/// Labels `{related}-{i}` related and then `{unrelated}-{i}` unrelated to `topic`, for each `i`
+/// of `range` in turn.
+async fn label_both_classes(
+    app: &TestApp,
+    topic: i64,
+    (related, unrelated): (&str, &str),
+    range: std::ops::Range<usize>,
+) {
+    for i in range {
+        relevance_label(app, topic, &format!("{related}-{i}"), "related").await;
+        relevance_label(app, topic, &format!("{unrelated}-{i}"), "unrelated").await;
+    }
+}
+
+/// Sends two posts about the car, `ids`, waits for them, and gives each every label of
+/// `labels` (a kind and a value).
+async fn labelled_posts(app: &TestApp, ids: [&str; 2], labels: &[(&str, &str)]) {
+    let events: Vec<String> = (1..)
+        .zip(ids)
+        .map(|(part, id)| post_json(id, &car(part)))
+        .collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(2, WAIT).await);
+    for post in ids {
+        for (kind, value) in labels {
+            created_label(app, json!({"post_id": post, "kind": kind, "value": value})).await;
+        }
+    }
 }
 
 /// Sends `cars` posts about the car (`car-0`...) and `cats` about the animal (`cat-0`...) and
@@ -152,12 +188,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
 
     // Not about the topic: out of its figures at once, kept and listed as filtered.
-    let (status, first) = label(
-        &app,
-        json!({"post_id": "cat-0", "topic_id": topic, "kind": "relevance", "value": "unrelated"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{first}");
+    let first = relevance_label(&app, topic, "cat-0", "unrelated").await;
     assert_eq!(first["reviewer"], "anonymous (open server)", "{first}");
     assert_eq!(counted(&pg, topic).await, 39);
     let p = post(&app, "cat-0").await;
@@ -165,12 +196,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(ids(&p["filtered_topics"]), vec![topic]);
 
     // A contradicting label: the latest wins, both are kept.
-    let (status, second) = label(
-        &app,
-        json!({"post_id": "cat-0", "topic_id": topic, "kind": "relevance", "value": "related"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{second}");
+    let second = relevance_label(&app, topic, "cat-0", "related").await;
     assert_eq!(counted(&pg, topic).await, 40);
     assert_eq!(ids(&post(&app, "cat-0").await["topics"]), vec![topic]);
     let listed = app.get_ok("/api/v1/labels?post_id=cat-0").await;
@@ -228,26 +254,18 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
         ("tag", "dealer"),
         ("note", "check the recall"),
     ] {
-        let (status, body) = label(
+        created_label(
             &app,
             json!({"post_id": "car-1", "kind": kind, "value": value}),
         )
         .await;
-        assert_eq!(status, 201, "{body}");
     }
     let on_post = app.get_ok("/api/v1/labels?post_id=car-1&kind=tag").await;
     assert_eq!(on_post["items"][0]["value"], "dealer");
 
     // Five of each class: a model is trained, beats the query alone out of fold, is adopted,
     // and the stored posts are re-scored under it.
-    for i in 1..6 {
-        for (id, value) in [
-            (format!("car-{i}"), "related"),
-            (format!("cat-{i}"), "unrelated"),
-        ] {
-            relevance_label(&app, topic, &id, value).await;
-        }
-    }
+    label_both_classes(&app, topic, ("car", "cat"), 1..6).await;
     let relevance = app
         .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {
             b["model_id"].is_i64() && b["filtered_posts"] == 20
@@ -315,12 +333,7 @@ async fn labels_move_posts_at_once_and_a_learned_relevance_filters_old_and_new_p
     assert_eq!(ids(&new_cat["filtered_topics"]), vec![topic]);
 
     // A reviewer brings a filtered post back.
-    let (status, _) = label(
-        &app,
-        json!({"post_id": "cat-new", "topic_id": topic, "kind": "relevance", "value": "related"}),
-    )
-    .await;
-    assert_eq!(status, 201);
+    relevance_label(&app, topic, "cat-new", "related").await;
     assert_eq!(ids(&post(&app, "cat-new").await["topics"]), vec![topic]);
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
 
@@ -492,36 +505,15 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
 #[actix_rt::test]
 async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {
     let app = spawn_app().await;
-    app.send_events(&[
-        post_json("said-then-deleted", &car(1)),
-        post_json("kept", &car(2)),
-    ])
-    .await;
-    assert!(app.wait_for_posts(2, WAIT).await);
-    for post in ["said-then-deleted", "kept"] {
-        for (kind, value) in [
-            ("sentiment", "negative"),
-            ("note", "they wrote: the engine died"),
-        ] {
-            let (status, given) =
-                label(&app, json!({"post_id": post, "kind": kind, "value": value})).await;
-            assert_eq!(status, 201, "{given}");
-        }
-    }
-    let deletion = super::deletions::deletion("said-then-deleted", chrono::Utc::now());
-    app.send_events(&[deletion.to_string()]).await;
-    app.wait_for("/api/v1/posts/said-then-deleted", WAIT, |post| {
-        post["deleted_at"].is_string()
-    })
-    .await;
+    let labels = [
+        ("sentiment", "negative"),
+        ("note", "they wrote: the engine died"),
+    ];
+    labelled_posts(&app, ["said-then-deleted", "kept"], &labels).await;
+    delete_post(&app, "said-then-deleted").await;
 
     let listed = app.get_ok("/api/v1/labels?include_undone=true").await;
-    let posts: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["post_id"].as_str().unwrap())
-        .collect();
+    let posts = strings(&listed["items"], "post_id");
     assert_eq!(posts, ["kept", "kept"], "{listed}");
     let of_deleted = app.get_ok("/api/v1/labels?post_id=said-then-deleted").await;
     assert_eq!(of_deleted["items"], json!([]), "{of_deleted}");
@@ -534,26 +526,9 @@ async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {
 #[actix_rt::test]
 async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() {
     let app = spawn_app().await;
-    app.send_events(&[
-        post_json("quoted-then-deleted", &car(1)),
-        post_json("expired", &car(2)),
-    ])
-    .await;
-    assert!(app.wait_for_posts(2, WAIT).await);
-    for post in ["quoted-then-deleted", "expired"] {
-        let (status, given) = label(
-            &app,
-            json!({"post_id": post, "kind": "note", "value": "they wrote: the engine died"}),
-        )
-        .await;
-        assert_eq!(status, 201, "{given}");
-    }
-    let deletion = super::deletions::deletion("quoted-then-deleted", chrono::Utc::now());
-    app.send_events(&[deletion.to_string()]).await;
-    app.wait_for("/api/v1/posts/quoted-then-deleted", WAIT, |post| {
-        post["deleted_at"].is_string()
-    })
-    .await;
+    let note = ("note", "they wrote: the engine died");
+    labelled_posts(&app, ["quoted-then-deleted", "expired"], &[note]).await;
+    delete_post(&app, "quoted-then-deleted").await;
 
     // Both posts reached Pulse before the retention limit: their rows go.
     let pg = app.env.pg().await;
@@ -569,12 +544,7 @@ async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() 
 
     // The expired post's label stays on record; the deleted one's is listed nowhere.
     let listed = app.get_ok("/api/v1/labels?include_undone=true").await;
-    let posts: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["post_id"].as_str().unwrap())
-        .collect();
+    let posts = strings(&listed["items"], "post_id");
     assert_eq!(posts, ["expired"], "{listed}");
     let of_deleted = app
         .get_ok("/api/v1/labels?post_id=quoted-then-deleted&include_undone=true")
@@ -597,12 +567,7 @@ async fn a_deleted_posts_relevance_label_counts_neither_in_training_nor_on_the_t
     for i in 0..4 {
         relevance_label(&app, topic, &format!("cat-{i}"), "unrelated").await;
     }
-    let deletion = super::deletions::deletion("car-0", chrono::Utc::now());
-    app.send_events(&[deletion.to_string()]).await;
-    app.wait_for("/api/v1/posts/car-0", WAIT, |post| {
-        post["deleted_at"].is_string()
-    })
-    .await;
+    delete_post(&app, "car-0").await;
     // Five of each, one of them on the deleted post.
     relevance_label(&app, topic, "cat-4", "unrelated").await;
     assert!(
@@ -695,14 +660,7 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
     }
     app.send_events(&events).await;
     assert!(app.wait_for_posts(160, WAIT).await);
-    for i in 0..80 {
-        for (id, value) in [
-            (format!("long-car-{i}"), "related"),
-            (format!("long-cat-{i}"), "unrelated"),
-        ] {
-            relevance_label(&app, topic, &id, value).await;
-        }
-    }
+    label_both_classes(&app, topic, ("long-car", "long-cat"), 0..80).await;
     // The newest model was trained on every label.
     let relevance = app
         .wait_for(&format!("/api/v1/topics/{topic}/relevance"), WAIT, |b| {

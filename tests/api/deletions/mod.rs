@@ -31,6 +31,16 @@ pub(crate) fn deletion(post: &str, at: DateTime<Utc>) -> Value {
     json!({"type": "delete", "post_id": post, "at": at.to_rfc3339()})
 }
 
+/// Sends the deletion of post `id` and waits until its page says it is deleted.
+pub(crate) async fn delete_post(app: &TestApp, id: &str) {
+    app.send_events(&[deletion(id, Utc::now()).to_string()])
+        .await;
+    app.wait_for(&format!("/api/v1/posts/{id}"), WAIT, |post| {
+        post["deleted_at"].is_string()
+    })
+    .await;
+}
+
 pub(crate) async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
     let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
     pulse::streams::producer::xadd_events(redis, stream, &encoded)
@@ -257,11 +267,7 @@ async fn a_post_leaves_every_surface_once_deleted() {
     );
 
     // The deletion.
-    xadd_all(&redis, &env.stream, &[deletion("walk", Utc::now())]).await;
-    app.wait_for("/api/v1/posts/walk", WAIT, |post| {
-        post["deleted_at"].is_string()
-    })
-    .await;
+    delete_post(&app, "walk").await;
 
     // After: gone from every surface but the post's own page, which says it is deleted.
     let gone = live
