@@ -728,12 +728,7 @@ async fn posts_whose_vectors_are_not_exact_are_checked_only_where_they_could_mat
     assert!(app.wait_for_posts(302, WAIT).await);
 
     let found = app.get_ok("/api/v1/search?q=refund&facets=true").await;
-    let ids: Vec<&str> = found["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["post"]["id"].as_str())
-        .collect();
+    let ids = post_ids(&found);
     assert_eq!(ids, ["refund-1", "refund-2"], "{found}");
     assert_eq!(
         found["checked"], 1,

@@ -728,12 +728,7 @@ async fn a_chain_of_near_over_a_post_of_one_repeated_word_is_answered() {
         ))
         .await;
     assert_eq!(status, 200, "{found}");
-    let ids: Vec<&str> = found["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["post"]["id"].as_str())
-        .collect();
+    let ids = post_ids(&found);
     assert_eq!(ids, ["plain"], "{found}");
 
     // A live topic of the chain: the pipeline goes on and tags the plain post.
