@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// `pulse` run to its end with `args` and the environment `vars`.
+fn run_pulse(args: &[&str], vars: &[(String, String)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(args)
+        .envs(vars.iter().cloned())
+        .output()
+        .unwrap()
+}
+
+/// What `pulse` run with `args` and `vars` says as it fails.
+fn refusal(args: &[&str], vars: &[(String, String)]) -> String {
+    let out = run_pulse(args, vars);
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Whatever stops `serve` from starting, it says why in one error and exits 1, without the
 /// panics of actors torn down before they ran.
 #[test]
@@ -83,11 +99,7 @@ fn serve_that_cannot_start_says_why_and_exits_cleanly() {
         ),
     ];
     for (vars, reason) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-            .arg("serve")
-            .envs(vars.iter().cloned())
-            .output()
-            .unwrap();
+        let out = run_pulse(&["serve"], &vars);
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{reason}: {said}");
         assert!(said.contains(reason), "{reason}: {said}");
@@ -103,13 +115,7 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     vars.retain(|(k, _)| k != "PULSE_AUTH__OPEN");
 
     // Neither a secret nor an explicit open: refused, with the fix.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-        .arg("serve")
-        .envs(vars.iter().cloned())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = refusal(&["serve"], &vars);
     assert!(
         said.contains("PULSE_AUTH__JWT_SECRET") && said.contains("PULSE_AUTH__OPEN"),
         "{said}"
@@ -118,13 +124,7 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     // Told to run open on the command line while a secret is set: refused as well.
     let mut both = vars.clone();
     both.push(("PULSE_AUTH__JWT_SECRET".into(), SECRET.into()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-        .args(["serve", "--open"])
-        .envs(both.iter().cloned())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = refusal(&["serve", "--open"], &both);
     assert!(
         said.contains("auth.open and auth.jwt_secret are both set"),
         "{said}"
@@ -159,13 +159,12 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     // With a secret: keys from the command line, used over HTTP; nothing secret is logged.
     let mut secure = vars.clone();
     secure.push(("PULSE_AUTH__JWT_SECRET".into(), SECRET.into()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-        .args([
+    let out = run_pulse(
+        &[
             "keys", "create", "--role", "analyst", "--name", "cli", "--json",
-        ])
-        .envs(secure.iter().cloned())
-        .output()
-        .unwrap();
+        ],
+        &secure,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -199,11 +198,7 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
         assert_eq!(res.status().as_u16(), 401);
         token
     });
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-        .args(["keys", "list", "--json"])
-        .envs(secure.iter().cloned())
-        .output()
-        .unwrap();
+    let listed = run_pulse(&["keys", "list", "--json"], &secure);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["id"], created["id"]);
     assert!(listed[0]["last_used_at"].is_string());
@@ -221,13 +216,7 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     }
 
     // Scopes from the command line: set, listed, and refused when they name no platform.
-    let pulse = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-            .args(args)
-            .envs(secure.iter().cloned())
-            .output()
-            .unwrap()
-    };
+    let pulse = |args: &[&str]| run_pulse(args, &secure);
     let id = created["id"].as_str().unwrap();
     let scoped = pulse(&[
         "keys",
@@ -248,16 +237,18 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
         listed[0]["scope"],
         json!({"platforms": ["twitter"], "products": [], "id_prefixes": ["tw:"]})
     );
-    let refused = pulse(&[
-        "keys",
-        "create",
-        "--role",
-        "ingest",
-        "--platform",
-        "myspace",
-    ]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown platform"));
+    let refused = refusal(
+        &[
+            "keys",
+            "create",
+            "--role",
+            "ingest",
+            "--platform",
+            "myspace",
+        ],
+        &secure,
+    );
+    assert!(refused.contains("unknown platform"));
 }
 
 // Failed while `keys create` took any name: each of these keys was created.
