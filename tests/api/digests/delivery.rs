@@ -4,13 +4,15 @@
 
 use super::*;
 
+/// Schedules looked at every second, and their deliveries polled for and retried every 50 ms.
+fn quick_digests(s: &mut pulse::config::Settings) {
+    s.digests.poll_secs = 1;
+    quick_webhooks(s);
+}
+
 #[actix_rt::test]
 async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so() {
-    let app = spawn_app_tuned(|s| {
-        s.digests.poll_secs = 1;
-        quick_webhooks(s);
-    })
-    .await;
+    let app = spawn_app_tuned(quick_digests).await;
     let replicas = [
         app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
         app.spawn_replica_with(|s| s.digests.poll_secs = 1).await,
@@ -146,11 +148,7 @@ async fn scheduled_periods_are_made_once_across_processes_and_late_ones_say_so()
 /// running.
 #[actix_rt::test]
 async fn a_resumed_schedule_sends_nothing_of_the_periods_it_was_paused_through() {
-    let app = spawn_app_tuned(|s| {
-        s.digests.poll_secs = 1;
-        quick_webhooks(s);
-    })
-    .await;
+    let app = spawn_app_tuned(quick_digests).await;
     let pg = app.env.pg().await;
     let (hook_addr, hook, hook_handle) = stand_in(|_| Ok(()), 0);
     let hook_id = app
