@@ -12,6 +12,38 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A Pulse that scores cascades on request only: scores every 100 ms, the tracker off.
+/// `count` finished cascades of `platform` (`{prefix}1`...), each of `shares` (SQL over `g`,
+/// the cascade's number), as SQL that stores them.
+pub(crate) fn finished_cascades(prefix: &str, platform: &str, shares: &str, count: u32) -> String {
+    format!(
+        "INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
+             model_name, model_version, params_hash) \
+         SELECT '{prefix}' || g, '{platform}', now(), now(), 'finished', {shares}, 'm', '1', 'h' \
+         FROM generate_series(1, {count}) g;"
+    )
+}
+
+/// Analyst feedback of `shares` on the first `count` cascades `{prefix}1`..., as SQL that
+/// stores it.
+pub(crate) fn final_shares(prefix: &str, shares: i64, count: u32) -> String {
+    format!(
+        "INSERT INTO virality_feedback (post_id, final_shares) \
+         SELECT '{prefix}' || g, {shares} FROM generate_series(1, {count}) g;"
+    )
+}
+
+/// The viral thresholds learned (the 0.99 quantile of platforms with 500 finished cascades)
+/// once `rows` (SQL) are stored.
+pub(crate) async fn thresholds_learned_after(
+    pg: &tokio_postgres::Client,
+    rows: &[String],
+) -> std::collections::BTreeMap<String, f64> {
+    pg.batch_execute(&rows.join(" ")).await.unwrap();
+    pulse::db::virality::learned_thresholds(pg, 0.99, 500)
+        .await
+        .unwrap()
+}
+
 async fn scoring_app() -> TestApp {
     spawn_app_tuned(|s| {
         quick_scores(s);
@@ -457,23 +489,15 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
 async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold() {
     let app = scoring_app().await;
     let pg = app.env.pg().await;
-    pg.batch_execute(
-        "INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
-             model_name, model_version, params_hash) \
-         SELECT 't' || g, 'twitter', now(), now(), 'finished', g, 'm', '1', 'h' \
-         FROM generate_series(1, 600) g; \
-         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
-             model_name, model_version, params_hash) \
-         SELECT 'r' || g, 'reddit', now(), now(), 'finished', 5, 'm', '1', 'h' \
-         FROM generate_series(1, 600) g; \
-         INSERT INTO virality_feedback (post_id, final_shares) \
-         SELECT 'r' || g, 7 FROM generate_series(1, 600) g;",
+    let learned = thresholds_learned_after(
+        &pg,
+        &[
+            finished_cascades("t", "twitter", "g", 600),
+            finished_cascades("r", "reddit", "5", 600),
+            final_shares("r", 7, 600),
+        ],
     )
-    .await
-    .unwrap();
-    let learned = pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
-        .await
-        .unwrap();
+    .await;
     // The 594th of 1..=600.
     assert_eq!(learned["twitter"], 594.0, "{learned:?}");
     // Feedback within its bound still wins over what was observed.

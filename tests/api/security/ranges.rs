@@ -6,6 +6,7 @@ use common::secured::SecuredServer as Server;
 use serde_json::Value;
 
 use super::sessions::ws_connect;
+use crate::virality::{final_shares, finished_cascades, thresholds_learned_after};
 
 /// Timestamps were unbounded at both entry points.
 #[actix_rt::test]
@@ -127,19 +128,14 @@ async fn out_of_range_times_are_bad_requests() {
 async fn feedback_moves_the_viral_threshold_only_within_bounds() {
     let app = spawn_app().await;
     let pg = app.env.pg().await;
-    pg.batch_execute(
-        "INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
-             model_name, model_version, params_hash) \
-         SELECT 'c' || g, 'twitter', now(), now(), 'finished', 10, 'm', '1', 'h' \
-         FROM generate_series(1, 600) g; \
-         INSERT INTO virality_feedback (post_id, final_shares) \
-         SELECT 'c' || g, 1000000000 FROM generate_series(1, 60) g;",
+    let learned = thresholds_learned_after(
+        &pg,
+        &[
+            finished_cascades("c", "twitter", "10", 600),
+            final_shares("c", 1_000_000_000, 60),
+        ],
     )
-    .await
-    .unwrap();
-    let learned = pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
-        .await
-        .unwrap();
+    .await;
     let bound =
         (10 * pulse::db::virality::FEEDBACK_FACTOR + pulse::db::virality::FEEDBACK_SLACK) as f64;
     assert!(learned["twitter"] <= bound, "{learned:?}");
