@@ -21,14 +21,12 @@ async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
     xadd_event(&redis, &env.stream, &json).await;
 
     assert!(env.stored_exactly(1, Duration::from_secs(20)).await);
-    let pg = env.pg().await;
-    let row = pg
-        .query_one(
+    let row = env
+        .row(
             "SELECT sentiment_label, sentiment_score, model, city, product FROM posts WHERE id = 'p-1'",
             &[],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(row.get::<_, String>(0), "positive");
     assert!(row.get::<_, f32>(1) > 0.3);
     assert_eq!(row.get::<_, String>(2), "lexicon-vader@1");
@@ -582,8 +580,7 @@ async fn consumers_of_processes_that_are_gone_are_removed_from_the_group() {
 /// (its key columns), once.
 #[actix_rt::test]
 async fn a_store_table_that_doubled_since_its_last_analysis_is_analysed_once() {
-    let env = TestEnv::new().await;
-    pulse::db::migrate(&env.database_url).await.unwrap();
+    let env = TestEnv::migrated().await;
     let pg = env.pg().await;
     pg.batch_execute(
         "INSERT INTO post_deletions (post_id, at, stream_id, producer) \

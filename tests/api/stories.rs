@@ -503,8 +503,7 @@ async fn a_flood_of_fresh_stories_does_not_keep_a_real_one_from_new_story_rules(
     use pulse::db::stories::{alert_candidates, still_new};
     use pulse::models::alerts::RuleKind;
 
-    let env = TestEnv::new().await;
-    pulse::db::migrate(&env.database_url).await.unwrap();
+    let env = TestEnv::migrated().await;
     let pg = env.pg().await;
     let id = rules::create_rule(&pg, "New stories", RuleKind::NewStory)
         .await

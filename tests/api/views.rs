@@ -275,8 +275,8 @@ async fn a_digest_links_to_a_shared_view_and_forgets_a_deleted_one() {
         .post_empty(&format!("/api/v1/digests/schedules/{id}/send"))
         .await;
     assert_eq!(status, 202, "{sent}");
-    let pg = app.env.pg().await;
-    let link: String = pg
+    let link: String = app
+        .env
         .scalar(
             "SELECT content->>'link' FROM digests WHERE schedule_id = $1",
             &[&id],

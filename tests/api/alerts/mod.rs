@@ -487,8 +487,7 @@ async fn a_receiver_that_never_answers_does_not_hold_back_the_other_channels() {
 #[actix_rt::test]
 async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
     use pulse::db::webhooks::{claim_due, Sending};
-    let env = TestEnv::new().await;
-    pulse::db::migrate(&env.database_url).await.unwrap();
+    let env = TestEnv::migrated().await;
     let mut pg = env.pg().await;
     pg.batch_execute(
         "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \

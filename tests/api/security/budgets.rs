@@ -492,8 +492,7 @@ async fn a_batch_spread_over_many_days_asks_about_a_bounded_number_of_them() {
             "the batch must name more days than are asked about"
         )
     };
-    let env = TestEnv::new().await;
-    pulse::db::migrate(&env.database_url).await.unwrap();
+    let env = TestEnv::migrated().await;
     let pg = env.pg().await;
     let admission = KeyAdmission::new(1_000);
     let start = NaiveDate::from_ymd_opt(1971, 1, 1).unwrap();
@@ -551,8 +550,7 @@ fn keys_by_day(
 async fn processes_admitting_keys_of_the_same_days_at_once_finish_within_the_cap() {
     const CAP: usize = 3;
     const DAYS: i64 = 6;
-    let env = TestEnv::new().await;
-    pulse::db::migrate(&env.database_url).await.unwrap();
+    let env = TestEnv::migrated().await;
     let (pg_a, pg_b) = (env.pg().await, env.pg().await);
     let (a, b) = (KeyAdmission::new(CAP), KeyAdmission::new(CAP));
     let start = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap();

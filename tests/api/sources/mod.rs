@@ -174,12 +174,11 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     assert_eq!(env.post_count().await, 3, "each post stored once");
     assert_eq!(engagements().await, 3, "each repost and like stored once");
     let reply = pg
-        .query_one(
+        .row(
             "SELECT platform, lang, parent_id, author_followers, product, url FROM posts WHERE id = $1",
             &[&BOB_REPLY],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(reply.get::<_, String>(0), "bluesky");
     assert_eq!(reply.get::<_, Option<String>>(1).as_deref(), Some("de"));
     assert_eq!(

@@ -111,12 +111,11 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
     assert_eq!(shares().await, 2);
 
     let reply = pg
-        .query_one(
+        .row(
             "SELECT text, lang, parent_id, author_id, author_followers, channel FROM posts WHERE id = 'localhost:110000000000000002' OR id LIKE '%:110000000000000002'",
             &[],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         reply.get::<_, String>(0),
         "@ann Meine auch, seit 14 Tagen kaputt. Furchtbar"
@@ -298,15 +297,13 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.post_count().await, 3);
-    let pg = env.pg().await;
     // Its id, a `urn:`, names no site: the post's id is the feed's own.
-    let row = pg
-        .query_one(
+    let row = env
+        .row(
             "SELECT text, lang, channel, author_id, url, id FROM posts WHERE url = 'https://blog.example/2026/11/pulse-buds'",
             &[],
         )
-        .await
-        .unwrap();
+        .await;
     let id: String = row.get(5);
     assert!(id.starts_with("feed:127.0.0.1/"), "{id}");
     assert_eq!(
@@ -378,19 +375,13 @@ async fn a_feed_cannot_take_the_id_of_another_sites_entry() {
     );
     let pg = env.pg().await;
     let a_id = format!("feed:{a_entry}");
-    let a = pg
-        .query_one("SELECT text FROM posts WHERE id = $1", &[&a_id])
-        .await
-        .unwrap();
-    assert_eq!(a.get::<_, String>(0), "Pulse Buds recalled");
-    let b = pg
-        .query_one(
-            "SELECT id FROM posts WHERE text = 'Pulse Buds recall was a hoax'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let b_id: String = b.get(0);
+    let a: String = pg
+        .scalar("SELECT text FROM posts WHERE id = $1", &[&a_id])
+        .await;
+    assert_eq!(a, "Pulse Buds recalled");
+    let b_id: String = pg
+        .value_of("SELECT id FROM posts WHERE text = 'Pulse Buds recall was a hoax'")
+        .await;
     assert!(b_id.starts_with("feed:127.0.0.1/"), "{b_id}");
     app.shutdown().await;
 }
@@ -619,14 +610,12 @@ async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     assert_stores(env, 3, &requests).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.post_count().await, 3, "the removed comment is left out");
-    let pg = env.pg().await;
-    let comment = pg
-        .query_one(
+    let comment = env
+        .row(
             "SELECT text, parent_id, channel, likes, url FROM posts WHERE id = 'reddit:t1_c1'",
             &[],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         comment.get::<_, String>(0),
         "Same, support told me to wait 14 days >:("
