@@ -77,11 +77,11 @@ async fn posts_no_model_understands_are_kept_flagged_and_counted_apart() {
     let (status, bad) = t.get("/api/v1/posts?language_support=maybe").await;
     assert_eq!(status, 400, "{bad}");
     assert_eq!(bad["error"]["code"], "invalid_query");
-    let metrics = metrics_text(&t.app).await;
-    assert!(
-        metrics.contains("pulse_analyzer_language_support_posts_total{support=\"unsupported\"} 2"),
-        "{metrics}"
-    );
+    assert_metrics_hold(
+        &t.app,
+        &["pulse_analyzer_language_support_posts_total{support=\"unsupported\"} 2"],
+    )
+    .await;
     t.app.shutdown().await;
 }
 

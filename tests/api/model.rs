@@ -270,13 +270,15 @@ async fn the_pipeline_records_the_model_and_falls_back_to_the_lexicon_under_a_ba
         .await;
     assert_eq!(labels, vec!["negative".to_string()]);
 
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains("pulse_analyzer_switches_total{to=\"lexicon\"} 1"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("pulse_analyzer_switches_total{to=\"model\"} 1"));
-    assert!(metrics.contains("pulse_analyzer_fallback_active 0"));
+    assert_metrics_hold(
+        &app,
+        &[
+            "pulse_analyzer_switches_total{to=\"lexicon\"} 1",
+            "pulse_analyzer_switches_total{to=\"model\"} 1",
+            "pulse_analyzer_fallback_active 0",
+        ],
+    )
+    .await;
     app.shutdown().await;
 }
 

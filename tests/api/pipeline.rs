@@ -247,8 +247,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
             assert_eq!(&field(name), value);
         }
     }
-    let metrics = metrics_text(&app).await;
-    assert!(metrics.contains("pulse_dead_letters_total{reason=\"invalid_utf8\"}"));
+    assert_metrics_hold(&app, &["pulse_dead_letters_total{reason=\"invalid_utf8\"}"]).await;
     app.shutdown().await;
 }
 

@@ -375,6 +375,26 @@ pub async fn metrics_text(app: &Application) -> String {
         .expect("the metrics are text")
 }
 
+/// Asserts the text of `app`'s `GET /metrics` holds each of `series` (a series as the text
+/// shows it, with its value where that matters); the whole text is the failure's message.
+pub async fn assert_metrics_hold(app: &Application, series: &[impl AsRef<str>]) {
+    let metrics = metrics_text(app).await;
+    for series in series.iter().map(AsRef::as_ref) {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+}
+
+/// Asserts some line of `app`'s `GET /metrics` that starts with `series` does not end in 0.
+pub async fn assert_metric_counted(app: &Application, series: &str) {
+    let metrics = metrics_text(app).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(series) && !l.ends_with(" 0")),
+        "{series} not counted:\n{metrics}"
+    );
+}
+
 /// The ids `GET /api/v1/posts` (with `query`) lists on its first page, newest first.
 pub async fn listed_post_ids(app: &Application, query: &str) -> Vec<String> {
     let (status, listed) = http_get(app, &format!("/api/v1/posts{query}")).await;

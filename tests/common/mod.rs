@@ -23,8 +23,8 @@ pub mod sql;
 pub mod tuning;
 #[allow(unused_imports)]
 pub use app::{
-    http_get, http_post, listed_post_ids, metrics_text, spawn_app, spawn_app_tuned, spawn_app_with,
-    spawn_app_with_options, TestApp,
+    assert_metric_counted, assert_metrics_hold, http_get, http_post, listed_post_ids, metrics_text,
+    spawn_app, spawn_app_tuned, spawn_app_with, spawn_app_with_options, TestApp,
 };
 pub use event::PostEvent;
 #[allow(unused_imports)]

@@ -719,10 +719,10 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     assert!(settled(env, &redis).await);
     let dead = env.dead_letters_text(&redis).await;
     assert!(dead.contains("count"), "{dead}");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains("pulse_dead_letters_total{reason=\"invalid_field\"} 1"),
-        "{metrics}"
-    );
+    assert_metrics_hold(
+        &app,
+        &["pulse_dead_letters_total{reason=\"invalid_field\"} 1"],
+    )
+    .await;
     app.shutdown().await;
 }

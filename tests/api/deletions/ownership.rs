@@ -251,11 +251,11 @@ async fn a_producer_is_named_by_pulse_or_the_stream_never_by_the_event() {
             ("by-source".to_string(), "source:forum".to_string()),
         ]
     );
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains("pulse_dead_letters_total{reason=\"invalid_field\"} 2"),
-        "{metrics}"
-    );
+    assert_metrics_hold(
+        &app,
+        &["pulse_dead_letters_total{reason=\"invalid_field\"} 2"],
+    )
+    .await;
     app.shutdown().await;
 }
 

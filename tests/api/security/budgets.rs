@@ -344,13 +344,7 @@ async fn sockets_that_stop_reading_are_closed_and_capped_per_client() {
         closed,
         "sessions whose client stopped reading were never closed"
     );
-    let metrics = metrics_text(&s.app).await;
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("pulse_ws_sessions_stalled_total") && !l.ends_with(" 0")),
-        "{metrics}"
-    );
+    assert_metric_counted(&s.app, "pulse_ws_sessions_stalled_total").await;
 }
 
 /// Posts with made-up labels made one rollup row each, which every aggregate read.

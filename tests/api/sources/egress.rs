@@ -304,9 +304,11 @@ async fn mastodon_reaches_no_internal_address_through_its_streaming_host_or_a_re
             && reason.contains("allowed_private_networks"),
         "{reason}"
     );
-    let metrics = metrics_text(&app).await;
-    let refused = r#"pulse_source_errors_total{source="masto-egress",reason="not_allowed"}"#;
-    assert!(metrics.contains(refused), "{refused} missing:\n{metrics}");
+    assert_metrics_hold(
+        &app,
+        &[r#"pulse_source_errors_total{source="masto-egress",reason="not_allowed"}"#],
+    )
+    .await;
     assert_eq!(*inside_seen.lock().unwrap(), 0, "the source reached inside");
     app.shutdown().await;
 }

@@ -118,6 +118,13 @@ pub(crate) async fn store_position(env: &TestEnv, source: &str, cursor: &str) {
     .unwrap();
 }
 
+/// Asserts `app` counted `errors` errors of source `source` for `reason`.
+pub(crate) async fn assert_source_errors(app: &TestApp, source: &str, reason: &str, errors: u32) {
+    let series =
+        format!(r#"pulse_source_errors_total{{source="{source}",reason="{reason}"}} {errors}"#);
+    assert_metrics_hold(app, &[series]).await;
+}
+
 /// Asserts that `env` stores at least `n` posts within 30 s; what the stand-in was asked is
 /// printed when it does not.
 pub(crate) async fn assert_stores(env: &TestEnv, n: i64, asked: &Mutex<impl Debug>) {
@@ -260,15 +267,16 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
         "{pipeline}"
     );
     assert!(state["lag_seconds"].as_f64().unwrap() > 0.0, "{pipeline}");
-    let metrics = metrics_text(&app).await;
-    for series in [
-        r#"pulse_source_skipped_total{source="bsky",reason="malformed"}"#,
-        r#"pulse_source_skipped_total{source="bsky",reason="empty_text"}"#,
-        r#"pulse_source_reconnects_total{source="bsky"}"#,
-        r#"pulse_source_events_total{source="bsky",event="share"}"#,
-    ] {
-        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
-    }
+    assert_metrics_hold(
+        &app,
+        &[
+            r#"pulse_source_skipped_total{source="bsky",reason="malformed"}"#,
+            r#"pulse_source_skipped_total{source="bsky",reason="empty_text"}"#,
+            r#"pulse_source_reconnects_total{source="bsky"}"#,
+            r#"pulse_source_events_total{source="bsky",event="share"}"#,
+        ],
+    )
+    .await;
     app.shutdown().await;
 }
 
@@ -294,9 +302,11 @@ async fn a_jetstream_message_too_large_to_read_is_passed_over_not_read_for_ever(
             .all(|u| u.contains("maxMessageSizeBytes=1048576")),
         "{uris:?}"
     );
-    let metrics = metrics_text(&app).await;
-    let skipped = r#"pulse_source_skipped_total{source="bsky-huge",reason="too_large"}"#;
-    assert!(metrics.contains(skipped), "{skipped} missing:\n{metrics}");
+    assert_metrics_hold(
+        &app,
+        &[r#"pulse_source_skipped_total{source="bsky-huge",reason="too_large"}"#],
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.env.post_count().await, 10, "each post stored once");
     app.shutdown().await;
