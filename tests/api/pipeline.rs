@@ -518,11 +518,8 @@ async fn entries_left_by_a_dead_consumer_beyond_the_in_flight_limit_are_all_clai
         })
         .await;
     let env = &app.env;
-    assert!(
-        env.stored(12, Duration::from_secs(30)).await,
-        "{} of 12 stored",
-        env.post_count().await
-    );
+    env.assert_stored(12, Duration::from_secs(30), "posts")
+        .await;
     assert!(env.drained(&redis, Duration::from_secs(20)).await);
     app.shutdown().await;
 }

@@ -195,6 +195,16 @@ impl TestEnv {
         wait_until(timeout, || async { self.post_count().await >= posts }).await
     }
 
+    /// Asserts at least `posts` posts are stored within `timeout`; how many were, and `what`
+    /// (the posts meant), make the failure's message.
+    pub async fn assert_stored(&self, posts: i64, timeout: Duration, what: &str) {
+        assert!(
+            self.stored(posts, timeout).await,
+            "{} of {posts} {what} stored",
+            self.post_count().await
+        );
+    }
+
     /// Waits up to `timeout` until exactly `posts` posts are stored (more would be one twice).
     pub async fn stored_exactly(&self, posts: i64, timeout: Duration) -> bool {
         wait_until(timeout, || async { self.post_count().await == posts }).await

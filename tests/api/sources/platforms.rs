@@ -145,14 +145,15 @@ async fn a_mastodon_stream_backs_off_on_429_and_fills_the_gap_after_a_cut() {
         "{requests:?}"
     );
 
-    let metrics = metrics_text(&app).await;
-    for series in [
-        r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
-        r#"pulse_source_events_total{source="masto",event="delete"} 1"#,
-        r#"pulse_source_skipped_total{source="masto",reason="malformed"}"#,
-    ] {
-        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
-    }
+    assert_metrics_hold(
+        &app,
+        &[
+            r#"pulse_source_errors_total{source="masto",reason="rate_limited"}"#,
+            r#"pulse_source_events_total{source="masto",event="delete"} 1"#,
+            r#"pulse_source_skipped_total{source="masto",reason="malformed"}"#,
+        ],
+    )
+    .await;
     app.shutdown().await;
 }
 
@@ -317,11 +318,7 @@ async fn feeds_are_polled_conditionally_and_a_failing_feed_recovers() {
         row.get::<_, Option<String>>(4).as_deref(),
         Some("https://blog.example/2026/11/pulse-buds")
     );
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="news",reason="http"} 1"#),
-        "{metrics}"
-    );
+    assert_source_errors(&app, "news", "http", 1).await;
     app.shutdown().await;
 }
 
@@ -462,17 +459,13 @@ async fn a_feed_its_parser_panics_on_is_malformed_and_the_next_feed_is_still_rea
     ))
     .await;
     let env = &app.env;
-    assert!(
-        env.stored(2, Duration::from_secs(30)).await,
-        "{} of news.rss's 2 posts stored",
-        env.post_count().await
-    );
-    let metrics = metrics_text(&app).await;
-    let malformed = r#"pulse_source_errors_total{source="podcasts",reason="malformed"}"#;
-    assert!(
-        metrics.contains(malformed),
-        "{malformed} missing:\n{metrics}"
-    );
+    env.assert_stored(2, Duration::from_secs(30), "posts of news.rss")
+        .await;
+    assert_metrics_hold(
+        &app,
+        &[r#"pulse_source_errors_total{source="podcasts",reason="malformed"}"#],
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.post_count().await, 2, "nothing of the podcast stored");
     app.shutdown().await;
@@ -586,11 +579,7 @@ async fn a_private_subreddit_does_not_hold_up_the_others() {
         asked.lock().unwrap()
     );
     assert_eq!(count("/r/private/new"), 1, "left alone after its 403");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(r#"pulse_source_errors_total{source="reddit",reason="unavailable"} 1"#),
-        "{metrics}"
-    );
+    assert_source_errors(&app, "reddit", "unavailable", 1).await;
     app.shutdown().await;
 }
 
