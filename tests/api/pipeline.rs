@@ -422,17 +422,9 @@ async fn retention_removes_posts_that_arrived_before_the_limit_and_keeps_backfil
     env.xadd_post(&redis, "arrived-long-ago", "old news").await;
     env.xadd_post(&redis, "new", "fresh news").await;
     assert!(env.stored_exactly(3, Duration::from_secs(20)).await);
-    let pg = env.pg().await;
-    pg.execute(
-        "UPDATE posts SET ingested_at = now() - interval '9 days' WHERE id = 'arrived-long-ago'",
-        &[],
-    )
-    .await
-    .unwrap();
-
-    let deleted = env.sweep_raw(7).await;
+    let deleted = env.sweep_arrived_long_ago("id = 'arrived-long-ago'").await;
     assert_eq!(deleted, 1);
-    let mut left: Vec<String> = pg.column("SELECT id FROM posts", &[]).await;
+    let mut left: Vec<String> = env.column("SELECT id FROM posts", &[]).await;
     left.sort();
     assert_eq!(left, vec!["backfill".to_string(), "new".to_string()]);
     app.shutdown().await;

@@ -531,15 +531,10 @@ async fn a_deleted_posts_labels_stay_unlisted_once_retention_removes_the_post() 
     delete_post(&app, "quoted-then-deleted").await;
 
     // Both posts reached Pulse before the retention limit: their rows go.
-    let pg = app.env.pg().await;
-    pg.execute(
-        "UPDATE posts SET ingested_at = now() - interval '9 days'",
-        &[],
-    )
-    .await
-    .unwrap();
-    app.env.sweep_raw(7).await;
-    let stored: i64 = pg.scalar("SELECT count(*) FROM posts", &[]).await;
+    app.env
+        .sweep_arrived_long_ago("id IN ('quoted-then-deleted', 'expired')")
+        .await;
+    let stored: i64 = app.env.value_of("SELECT count(*) FROM posts").await;
     assert_eq!(stored, 0);
 
     // The expired post's label stays on record; the deleted one's is listed nowhere.

@@ -245,6 +245,15 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// Marks the posts `which` (an SQL condition) as having reached Pulse nine days ago, then
+    /// runs retention once over raw posts older than seven days; the rows deleted.
+    pub async fn sweep_arrived_long_ago(&self, which: &str) -> u64 {
+        let backdate =
+            format!("UPDATE posts SET ingested_at = now() - interval '9 days' WHERE {which}");
+        self.pg().await.execute(&backdate, &[]).await.unwrap();
+        self.sweep_raw(7).await
+    }
+
     /// Every entry of the dead-letter stream, oldest first.
     pub async fn dead_letters(&self, redis: &Client) -> Vec<pulse::streams::entry::RawEntry> {
         let dead: Value = redis
