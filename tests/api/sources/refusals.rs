@@ -127,13 +127,23 @@ fn assert_waited_out(requests: &[Seen]) -> usize {
 
 /// Asserts that `source` counted two refusals for its rate and the time it waited them out.
 async fn assert_rate_limited_twice(app: &TestApp, source: &str) {
-    let metrics = metrics_text(app).await;
-    for series in [
-        format!(r#"pulse_source_errors_total{{source="{source}",reason="rate_limited"}} 2"#),
-        format!(r#"pulse_source_rate_limit_wait_seconds_total{{source="{source}"}}"#),
-    ] {
-        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
-    }
+    assert_metrics_hold(
+        app,
+        &[
+            format!(r#"pulse_source_errors_total{{source="{source}",reason="rate_limited"}} 2"#),
+            format!(r#"pulse_source_rate_limit_wait_seconds_total{{source="{source}"}}"#),
+        ],
+    )
+    .await;
+}
+
+/// Asserts `app` stored `posts` posts, its source having waited out the refusals of the first
+/// two of the first three requests for `route`, and counted both.
+async fn assert_waited_out_twice(app: &TestApp, log: &Log, posts: i64, route: &str, source: &str) {
+    assert_stores(&app.env, posts, log).await;
+    let asked = seen(log, route);
+    assert_eq!(assert_waited_out(&asked[..3]), 2, "{asked:?}");
+    assert_rate_limited_twice(app, source).await;
 }
 
 fn retry_after_2s(_: SystemTime) -> Vec<(&'static str, String)> {
@@ -269,6 +279,14 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
     (format!("http://{address}/"), log)
 }
 
+/// A Pulse reading the Mastodon stand-in at `base` as source `name`, from the position an
+/// earlier run left (110000000000000000): the connection backfills from it.
+async fn serve_mastodon_resumed(name: &str, base: String) -> TestApp {
+    let env = TestEnv::new().await;
+    store_position(&env, name, "110000000000000000").await;
+    serve_with(env, mastodon_source(name, base)).await
+}
+
 fn mastodon_source(name: &str, instance: String) -> SourceSettings {
     named(
         name,
@@ -328,17 +346,9 @@ async fn a_refused_mastodon_timeline_leaves_the_stream_open_and_reports_the_gap(
         vec![Timeline::Refuse("404 Not Found", no_headers)],
     )
     .await;
-    let env = TestEnv::new().await;
-    // A position from an earlier run: the connection backfills from it.
-    store_position(&env, "masto-gap", "110000000000000000").await;
-    let app = serve_with(env, mastodon_source("masto-gap", base)).await;
+    let app = serve_mastodon_resumed("masto-gap", base).await;
     let env = &app.env;
-    assert!(
-        env.stored(N as i64, Duration::from_secs(30)).await,
-        "{} of {N} statuses stored: {:?}",
-        env.post_count().await,
-        log.lock().unwrap()
-    );
+    assert_stores(env, N as i64, &log).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.post_count().await, N as i64);
     assert_eq!(
@@ -362,11 +372,11 @@ async fn a_refused_mastodon_timeline_leaves_the_stream_open_and_reports_the_gap(
         chrono::DateTime::parse_from_rfc3339(gap["at"].as_str().unwrap()).is_ok(),
         "{pipeline}"
     );
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains(r#"pulse_source_backfill_failures_total{source="masto-gap"} 1"#),
-        "{metrics}"
-    );
+    assert_metrics_hold(
+        &app,
+        &[r#"pulse_source_backfill_failures_total{source="masto-gap"} 1"#],
+    )
+    .await;
     app.shutdown().await;
 }
 
@@ -390,9 +400,7 @@ async fn a_rate_limited_mastodon_timeline_is_not_asked_again_before_its_retry_af
         ],
     )
     .await;
-    let env = TestEnv::new().await;
-    store_position(&env, "masto-rest", "110000000000000000").await;
-    let app = serve_with(env, mastodon_source("masto-rest", base)).await;
+    let app = serve_mastodon_resumed("masto-rest", base).await;
     let env = &app.env;
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -484,11 +492,7 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
         },
     ))
     .await;
-    let env = &app.env;
-    assert_stores(env, 2, &log).await;
-    let listings = seen(&log, "/r/pulsebuds/new");
-    assert_eq!(assert_waited_out(&listings[..3]), 2, "{listings:?}");
-    assert_rate_limited_twice(&app, "reddit-limited").await;
+    assert_waited_out_twice(&app, &log, 2, "/r/pulsebuds/new", "reddit-limited").await;
     app.shutdown().await;
 }
 
@@ -527,10 +531,6 @@ async fn news_limited() -> (String, Log) {
 async fn feeds_wait_out_retry_after_in_seconds_and_as_a_date() {
     let (site, log) = news_limited().await;
     let app = serve_source(feeds("news-limited", vec![format!("{site}/news.rss")])).await;
-    let env = &app.env;
-    assert_stores(env, 2, &log).await;
-    let polls = seen(&log, "/news.rss");
-    assert_eq!(assert_waited_out(&polls[..3]), 2, "{polls:?}");
-    assert_rate_limited_twice(&app, "news-limited").await;
+    assert_waited_out_twice(&app, &log, 2, "/news.rss", "news-limited").await;
     app.shutdown().await;
 }
