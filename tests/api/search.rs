@@ -160,6 +160,23 @@ fn random_query(rng: &mut StdRng, depth: u32) -> String {
 }
 
 /// Every hit of `query` over every page.
+/// `count` posts `{prefix}-0`, `{prefix}-1`... a second apart back from `now`: post `n` says
+/// `even(n)` when `n` is even, `odd(n)` when it is odd.
+fn alternating_posts(
+    prefix: &str,
+    count: i64,
+    now: DateTime<Utc>,
+    even: impl Fn(i64) -> String,
+    odd: impl Fn(i64) -> String,
+) -> Vec<Value> {
+    (0..count)
+        .map(|n| {
+            let text = if n % 2 == 0 { even(n) } else { odd(n) };
+            super::deletions::post_at(&format!("{prefix}-{n}"), &text, now - TimeDelta::seconds(n))
+        })
+        .collect()
+}
+
 async fn search_all(app: &TestApp, query: &str, extra: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
@@ -554,16 +571,13 @@ async fn hits_carry_highlights_and_hostile_searches_get_clear_errors() {
 async fn exports_stream_every_match_as_csv_or_json_lines() {
     let app = spawn_app().await;
     let now = Utc::now();
-    let mut posts: Vec<Value> = (0..2_500)
-        .map(|n| {
-            let text = if n % 2 == 0 {
-                format!("refund {n}, \"quoted\"\nsecond line")
-            } else {
-                format!("=cmd() other {n}")
-            };
-            super::deletions::post_at(&format!("e-{n}"), &text, now - TimeDelta::seconds(n))
-        })
-        .collect();
+    let mut posts = alternating_posts(
+        "e",
+        2_500,
+        now,
+        |n| format!("refund {n}, \"quoted\"\nsecond line"),
+        |n| format!("=cmd() other {n}"),
+    );
     posts.push(super::deletions::post_at("e-x", "@refund", now));
     xadd_all(&app.redis().await, &app.env.stream, &posts).await;
     assert!(app.wait_for_posts(2_501, WAIT).await);
@@ -706,16 +720,13 @@ async fn searches_are_saved_listed_and_deleted_and_bad_ones_refused() {
 async fn posts_whose_vectors_are_not_exact_are_checked_only_where_they_could_match() {
     let app = spawn_app().await;
     let now = Utc::now();
-    let mut posts: Vec<Value> = (0..300)
-        .map(|n| {
-            let text = if n % 2 == 0 {
-                "late ".repeat(300)
-            } else {
-                format!("{} late", "x".repeat(2_100))
-            };
-            super::deletions::post_at(&format!("u-{n}"), &text, now - TimeDelta::seconds(n))
-        })
-        .collect();
+    let mut posts = alternating_posts(
+        "u",
+        300,
+        now,
+        |_| "late ".repeat(300),
+        |_| format!("{} late", "x".repeat(2_100)),
+    );
     let older = |minutes: i64| now - TimeDelta::minutes(minutes);
     posts.push(super::deletions::post_at(
         "refund-1",
