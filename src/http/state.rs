@@ -77,8 +77,8 @@ impl State {
     }
 
     /// The client the request is budgeted to (see [`super::middleware::peer::client_id`]).
-    pub fn client_id(&self, req: &HttpRequest) -> String {
-        client_of(self.caller.as_ref(), req)
+    pub fn client_id(&self) -> String {
+        self.client.clone()
     }
 
     /// The address the request came from, as the gate read it: what the audit log records as
@@ -94,12 +94,11 @@ impl State {
     /// last answer came), up to [`COSTLY_READ_WAIT`], then is a 429.
     pub async fn costly_read(
         &self,
-        req: &HttpRequest,
     ) -> Result<crate::actors::analyzer::share::CallerSlot<'_>, ApiError> {
-        let caller = self.client_id(req);
+        let caller = &self.client;
         let started = std::time::Instant::now();
         loop {
-            if let Some(slot) = self.costly_reads.take(&caller) {
+            if let Some(slot) = self.costly_reads.take(caller) {
                 return Ok(slot);
             }
             if started.elapsed() >= COSTLY_READ_WAIT {
@@ -132,8 +131,8 @@ impl State {
     /// Who owns what the caller has run for it (export jobs): as [`Self::owner`] with a key,
     /// so a rotated key keeps its jobs and their budget; without one, its network, as its
     /// budgets are counted ([`Self::client_id`]).
-    pub fn job_owner(&self, req: &HttpRequest) -> String {
-        self.key_line().unwrap_or_else(|| self.client_id(req))
+    pub fn job_owner(&self) -> String {
+        self.key_line().unwrap_or_else(|| self.client_id())
     }
 
     /// Whether the caller is an administrator (everyone, on an open server).

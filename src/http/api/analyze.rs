@@ -4,7 +4,7 @@
 //! leaves it (see [`crate::actors::analyzer::share`]); past it, 503 `busy`.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -129,7 +129,6 @@ pub struct AnalyzeResponse {
 #[post("/api/v1/analyze")]
 pub async fn analyze(
     state: State,
-    req: HttpRequest,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let texts = body.into_inner().texts;
@@ -164,7 +163,7 @@ pub async fn analyze(
         return Err(ApiError::unavailable("this process runs no analyzer"));
     };
     let n = texts.len();
-    let caller = state.client_id(&req);
+    let caller = state.client_id();
     let reply = ingest
         .api_share
         .analyze_tagged(&ingest.analyzer, &ingest.route, &caller, texts)

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -166,7 +166,6 @@ pub struct ForecastResponse {
 #[post("/api/v1/forecast")]
 pub async fn forecast(
     state: State,
-    req: HttpRequest,
     body: web::Json<ForecastRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let posts = body.into_inner().posts;
@@ -180,12 +179,7 @@ pub async fn forecast(
         .collect();
     let analysed = ingest
         .api_share
-        .analyze_tagged(
-            &ingest.analyzer,
-            &ingest.route,
-            &state.client_id(&req),
-            texts,
-        )
+        .analyze_tagged(&ingest.analyzer, &ingest.route, &state.client_id(), texts)
         .await
         .map_err(share_error)?;
 

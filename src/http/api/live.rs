@@ -50,7 +50,7 @@ pub async fn connect(
         ApiError::bad_request(ErrorCode::BadHandshake, e.to_string())
     })?;
     let caller = state.caller();
-    let client = state.client_id(&req);
+    let client = state.client_id();
     let permit = hub.admit(&client).map_err(|refused| match refused {
         Refused::Full => {
             metrics::counter!(names::WS_REJECTED, "reason" => "too_many_sessions").increment(1);

@@ -6,7 +6,7 @@
 //! where it starts. Queries with filters read the stored posts of the same window.
 
 use crate::models::errors::ErrorCode;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -612,7 +612,6 @@ pub struct TrendingTerms {
 #[get("/api/v1/trending/terms")]
 pub async fn trending_terms(
     state: State,
-    req: HttpRequest,
     query: web::Query<TermsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (period, span) = WindowSpan::of(
@@ -625,7 +624,7 @@ pub async fn trending_terms(
     let limit = crate::http::filters::page_limit(query.limit, 20, MAX_ITEMS)?;
     // A topic's terms are counted from its posts' texts: a costly read, one at a time a caller.
     let _slot = match query.topic {
-        Some(_) => Some(state.costly_read(&req).await?),
+        Some(_) => Some(state.costly_read().await?),
         None => None,
     };
     let client = state.db().await?;

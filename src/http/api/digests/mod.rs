@@ -9,7 +9,7 @@ pub mod render;
 pub mod runner;
 pub mod schedules;
 
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -182,11 +182,10 @@ pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), 
 pub async fn preview(
     state: State,
     input: web::Json<DigestPreviewRequest>,
-    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let input = input.into_inner();
     let period = digest_period(input.from, input.to)?;
-    let _costly = state.costly_read(&req).await?;
+    let _costly = state.costly_read().await?;
     let client = state.db().await?;
     let scope = scope_of(&client, &input.scope).await?;
     let digest =

@@ -140,7 +140,7 @@ pub async fn create(
     ApiError::check_batch(split.received, max, "events", ErrorCode::TooManyEvents)?;
     let items = split.items;
     // Before any event is checked: a refused request costs the server no more than its split.
-    let mut admitted = admit(&state, &req, items.len()).await?;
+    let mut admitted = admit(&state, items.len()).await?;
 
     let principal = req.extensions().get::<crate::auth::Principal>().cloned();
     let scope = principal.as_ref().and_then(|p| p.scope.clone());
@@ -248,11 +248,7 @@ impl Drop for Admitted<'_> {
 /// Whether `n` more events may be appended now: the group's backlog (in entries, then in
 /// time), what the caller already has waiting (its window), its events budget, then its fair
 /// share while the group is behind (see the module documentation).
-async fn admit<'a>(
-    state: &'a State,
-    req: &HttpRequest,
-    n: usize,
-) -> Result<Admitted<'a>, ApiError> {
+async fn admit(state: &State, n: usize) -> Result<Admitted<'_>, ApiError> {
     let ingest = &state.settings.ingest;
     let needs_backlog = ingest.max_backlog > 0
         || ingest.max_backlog_secs > 0.0
@@ -292,7 +288,7 @@ async fn admit<'a>(
             ));
         }
     }
-    let caller = state.client_id(req);
+    let caller = state.client_id();
     // From here, a refusal gives the window's reservation back as `admitted` is dropped.
     let mut admitted = Admitted {
         state,

@@ -142,7 +142,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
         let bytes: [u8; 32] = rand::rng().random();
         crate::models::hex::hex(&bytes)
     };
-    let owner = state.job_owner(&req);
+    let owner = state.job_owner();
     let actor = state.actor();
     let new = NewJob {
         owner: &owner,
@@ -235,9 +235,9 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     responses((status = 200, description = "The jobs", body = ExportJobList), PostgresUnavailable)
 )]
 #[get("/api/v1/exports")]
-pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    let jobs = db::list(&**client, &state.job_owner(&req), LISTED).await?;
+    let jobs = db::list(&**client, &state.job_owner(), LISTED).await?;
     Ok(HttpResponse::Ok().json(ExportJobList {
         items: jobs.into_iter().map(ExportJob::from).collect(),
     }))
@@ -250,13 +250,9 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, ApiErr
     responses((status = 200, description = "The job", body = ExportJob), NoJob, PostgresUnavailable)
 )]
 #[get("/api/v1/exports/{id}")]
-pub async fn get_one(
-    state: State,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    match db::get(&**client, *id, &state.job_owner(&req)).await? {
+    match db::get(&**client, *id, &state.job_owner()).await? {
         Some(job) => Ok(HttpResponse::Ok().json(ExportJob::from(job))),
         None => Err(ApiError::not_found(format!("no export {id}"))),
     }
@@ -277,7 +273,7 @@ pub async fn remove(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !db::remove(&**client, *id, &state.job_owner(&req)).await? {
+    if !db::remove(&**client, *id, &state.job_owner()).await? {
         return Err(ApiError::not_found(format!("no export {id}")));
     }
     let entry = job_audit(&state, &req, "search.export_delete", *id);
@@ -349,7 +345,7 @@ pub async fn download(
             ),
         ));
     }
-    let slot = state.downloads.take(&state.client_id(&req))?;
+    let slot = state.downloads.take(&state.client_id())?;
     {
         let client = state.db().await?;
         let entry = job_audit(&state, &req, "search.export_download", job.id);

@@ -272,7 +272,7 @@ pub fn audit_entry(
 #[get("/api/v1/search/export")]
 pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
-    let slot = state.exports.take(&state.client_id(&req))?;
+    let slot = state.exports.take(&state.client_id())?;
     let entry = audit_entry(
         &state,
         &req,

@@ -11,7 +11,7 @@ pub mod export;
 
 use std::sync::Arc;
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -289,11 +289,10 @@ fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
 pub async fn search(
     state: State,
     query: web::Query<SearchQuery>,
-    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let _costly = match q.facets {
-        Some(true) => Some(state.costly_read(&req).await?),
+        Some(true) => Some(state.costly_read().await?),
         _ => None,
     };
     let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;

@@ -3,7 +3,7 @@
 
 pub mod relevance;
 
-use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -345,7 +345,6 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
 #[post("/api/v1/topic-preview")]
 pub async fn preview(
     state: State,
-    req: HttpRequest,
     input: web::Json<PreviewRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let hours = input.hours.unwrap_or(24);
@@ -359,7 +358,7 @@ pub async fn preview(
         )));
     }
     let expr = parsed(&input.query)?;
-    let caller = state.client_id(&req);
+    let caller = state.client_id();
     let Some(_slot) = state.previews.take(&caller) else {
         return Err(ApiError::rate_limited(
             "preview",
