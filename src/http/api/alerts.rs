@@ -11,8 +11,8 @@ use crate::db::alerts::{self as db, AlertFilter};
 use crate::db::query as sql;
 use crate::http::documented::{error_responses, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
-use crate::http::filters;
 use crate::http::state::State;
+use crate::http::{cursor, filters};
 pub use crate::models::alerts::{AlertRule, AlertStatus, AlertView, RuleInput, RuleKind, Severity};
 
 error_responses! {
@@ -328,13 +328,7 @@ pub async fn list_alerts(
     };
     let client = state.db().await?;
     let mut items = db::alerts(&client, filter, limit + 1).await?;
-    let has_more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_before = if has_more {
-        items.last().map(|a| a.id)
-    } else {
-        None
-    };
+    let next_before = cursor::trim_to_page(&mut items, limit, |a| a.id);
     Ok(HttpResponse::Ok().json(AlertPage { items, next_before }))
 }
 

@@ -313,9 +313,7 @@ pub async fn audit_log(
         },
     )
     .await?;
-    let next_before = (items.len() as i64 == limit)
-        .then(|| items.last().map(|r| r.id))
-        .flatten();
+    let next_before = crate::http::cursor::after_full_page(&items, limit, |r| r.id);
     Ok(HttpResponse::Ok().json(AuditPage { items, next_before }))
 }
 

@@ -347,8 +347,6 @@ pub async fn list(state: State, q: web::Query<LabelQuery>) -> Result<HttpRespons
         },
     )
     .await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|l| l.id))
-        .flatten();
+    let next_after = crate::http::cursor::after_full_page(&items, limit, |l| l.id);
     Ok(HttpResponse::Ok().json(LabelPage { items, next_after }))
 }

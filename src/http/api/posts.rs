@@ -116,13 +116,8 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
         },
     )
     .await?;
-    let has_more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if has_more {
-        items.last().map(|p| encode_cursor(p.created_at, &p.id))
-    } else {
-        None
-    };
+    let next_cursor =
+        cursor::trim_to_page(&mut items, limit, |p| encode_cursor(p.created_at, &p.id));
     Ok(HttpResponse::Ok().json(PostPage { items, next_cursor }))
 }
 
