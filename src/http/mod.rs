@@ -7,6 +7,7 @@
 //! checks the matched route's policy again after routing; [`middleware::security_headers`] sets browser
 //! protections.
 
+pub mod answer;
 pub mod api;
 pub mod bounded;
 pub mod cursor;

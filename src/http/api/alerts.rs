@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::alerts::{self as db, AlertFilter};
 use crate::db::query as sql;
+use crate::http::answer;
 use crate::http::documented::{error_responses, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -95,10 +96,8 @@ async fn known_channels(
     Ok(())
 }
 
-async fn fetch_rule(client: &tokio_postgres::Client, id: i64) -> Result<AlertRule, ApiError> {
-    db::rule(client, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no alert rule {id}")))
+fn no_rule(id: i64) -> ApiError {
+    ApiError::not_found(format!("no alert rule {id}"))
 }
 
 /// Writes the given fields of `input` to rule `id`.
@@ -109,7 +108,7 @@ async fn apply(
 ) -> Result<AlertRule, ApiError> {
     db::update_rule(client, id, input)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no alert rule {id}")))
+        .ok_or_else(|| no_rule(id))
 }
 
 /// Every alert rule.
@@ -177,7 +176,7 @@ pub async fn create_rule(
 #[get("/api/v1/alert-rules/{id}")]
 pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    Ok(HttpResponse::Ok().json(fetch_rule(&client, *id).await?))
+    answer::found(db::rule(&**client, *id).await?, || no_rule(*id))
 }
 
 /// Updates the given fields of a rule.
@@ -213,10 +212,7 @@ pub async fn update_rule(
 #[delete("/api/v1/alert-rules/{id}")]
 pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !db::delete_rule(&client, *id).await? {
-        return Err(ApiError::not_found(format!("no alert rule {id}")));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer::deleted(db::delete_rule(&client, *id).await?, || no_rule(*id))
 }
 
 /// Enables a rule.

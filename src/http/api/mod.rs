@@ -5,8 +5,8 @@
 //! A path below another's is a module below it (`/search/export` is [`search::export`]), and
 //! what one endpoint alone uses lives beside it (the intake's admission in [`events`], the export
 //! jobs' runner in [`exports`]). What every request passes through is in
-//! [`super::middleware`]; what handlers share (state, the error shape, filters, cursors, the
-//! route table and the OpenAPI document) is in [`super`].
+//! [`super::middleware`]; what handlers share (state, the error shape, common answers, filters,
+//! cursors, the route table and the OpenAPI document) is in [`super`].
 
 pub mod alerts;
 pub mod analyze;

@@ -8,10 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::posts::{self, PostSelection};
 use crate::db::query as sql;
-use crate::http::cursor;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
+use crate::http::{answer, cursor};
 pub use crate::models::views::PostView;
 
 /// Page size when the caller does not ask for one.
@@ -136,10 +136,9 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
 pub async fn get_one(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     check_post_id(&id)?;
     let client = state.db().await?;
-    match posts::get(&client, &id).await? {
-        Some(post) => Ok(HttpResponse::Ok().json(post)),
-        None => Err(ApiError::not_found(format!("no post with id `{id}`"))),
-    }
+    answer::found(posts::get(&client, &id).await?, || {
+        ApiError::not_found(format!("no post with id `{id}`"))
+    })
 }
 
 #[cfg(test)]

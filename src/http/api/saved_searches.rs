@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
+use crate::http::answer;
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
 use crate::http::documented::error_responses;
@@ -79,6 +80,10 @@ pub struct NewSavedSearch {
 pub struct SavedSearchList {
     /// By name.
     pub items: Vec<SavedSearch>,
+}
+
+fn no_saved_search(id: i64) -> ApiError {
+    ApiError::not_found(format!("no saved search {id}"))
 }
 
 /// Lists the saved searches.
@@ -180,10 +185,7 @@ pub async fn create(
 #[get("/api/v1/saved-searches/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    match db::get(&**client, *id).await? {
-        Some(saved) => Ok(HttpResponse::Ok().json(saved)),
-        None => Err(ApiError::not_found(format!("no saved search {id}"))),
-    }
+    answer::found(db::get(&**client, *id).await?, || no_saved_search(*id))
 }
 
 /// Deletes a saved search.
@@ -195,8 +197,5 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
 #[delete("/api/v1/saved-searches/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !db::delete(&**client, *id).await? {
-        return Err(ApiError::not_found(format!("no saved search {id}")));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer::deleted(db::delete(&**client, *id).await?, || no_saved_search(*id))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stories::{self, StoryDetail, StoryOrder, StorySelection, StorySummary};
+use crate::http::answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
@@ -148,8 +149,7 @@ pub async fn get_one(
     })?;
     let window = window(query.window_secs)?;
     let client = state.db().await?;
-    match stories::detail(&client, id, window).await? {
-        Some(story) => Ok(HttpResponse::Ok().json(story)),
-        None => Err(ApiError::not_found(format!("no story with id {id}"))),
-    }
+    answer::found(stories::detail(&client, id, window).await?, || {
+        ApiError::not_found(format!("no story with id {id}"))
+    })
 }

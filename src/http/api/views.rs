@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
+use crate::http::answer;
 use crate::http::api::topics::name_problem;
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -251,10 +252,10 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let owner = state.owner();
     let client = state.db().await?;
-    match db::get(&**client, *id, reader(&state, &owner)).await? {
-        Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(not_found(*id)),
-    }
+    answer::found(
+        db::get(&**client, *id, reader(&state, &owner)).await?,
+        || not_found(*id),
+    )
 }
 
 /// Replaces a view's name, state and sharing.

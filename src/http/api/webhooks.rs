@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::db::query as sql;
 use crate::db::webhooks;
+use crate::http::answer;
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -253,6 +254,10 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WebhookList { items }))
 }
 
+fn no_webhook(id: i64) -> ApiError {
+    ApiError::not_found(format!("no webhook {id}"))
+}
+
 /// Removes a subscription and its delivery log.
 #[utoipa::path(
     tag = "webhooks", operation_id = "delete_webhook", summary = "Remove a webhook subscription",
@@ -265,10 +270,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 #[delete("/api/v1/webhooks/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !webhooks::delete(&client, *id).await? {
-        return Err(ApiError::not_found(format!("no webhook {id}")));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer::deleted(webhooks::delete(&client, *id).await?, || no_webhook(*id))
 }
 
 /// The newest deliveries of a subscription with their status, attempts and last error.
@@ -285,7 +287,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
 pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
     if !webhooks::exists(&client, *id).await? {
-        return Err(ApiError::not_found(format!("no webhook {id}")));
+        return Err(no_webhook(*id));
     }
     let items = webhooks::deliveries(&client, *id, DELIVERY_PAGE).await?;
     Ok(HttpResponse::Ok().json(DeliveryList { items }))
@@ -336,7 +338,7 @@ pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiE
 
     let client = state.db().await?;
     let Some((kind, url, secret)) = webhooks::target(&client, *id).await? else {
-        return Err(ApiError::not_found(format!("no webhook {id}")));
+        return Err(no_webhook(*id));
     };
     drop(client);
     let settings = &state.settings.webhooks;

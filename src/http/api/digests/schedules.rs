@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
+use crate::http::answer;
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -287,10 +288,12 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(ScheduleList { items }))
 }
 
+fn no_schedule(id: i64) -> ApiError {
+    ApiError::not_found(format!("no digest schedule {id}"))
+}
+
 async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, ApiError> {
-    db::get(client, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no digest schedule {id}")))
+    db::get(client, id).await?.ok_or_else(|| no_schedule(id))
 }
 
 /// One schedule with its newest digests and how their deliveries went.
@@ -344,15 +347,14 @@ pub async fn update(
     if let Some(Some(view)) = input.view {
         linkable_view(&client, &state, view).await?;
     }
-    let gone = || ApiError::not_found(format!("no digest schedule {id}"));
     if let Some(enabled) = input.enabled {
         if !db::set_enabled(&**client, schedule.id, enabled).await? {
-            return Err(gone());
+            return Err(no_schedule(*id));
         }
     }
     if let Some(view) = input.view {
         if !db::set_view(&**client, schedule.id, view).await? {
-            return Err(gone());
+            return Err(no_schedule(*id));
         }
     }
     Ok(HttpResponse::Ok().json(found(&client, *id).await?))
@@ -367,10 +369,7 @@ pub async fn update(
 #[delete("/api/v1/digests/schedules/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !db::remove(&**client, *id).await? {
-        return Err(ApiError::not_found(format!("no digest schedule {id}")));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer::deleted(db::remove(&**client, *id).await?, || no_schedule(*id))
 }
 
 /// Sends the schedule's digest of the period that ends now (a day or a week up to the end of

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::export_jobs::{self as db, Budget, CreateError, Job, NewJob};
+use crate::http::answer;
 use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
 use crate::http::api::search::SearchQuery;
 use crate::http::documented::{error_responses, BadExportQuery};
@@ -243,6 +244,10 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     }))
 }
 
+fn no_export(id: i64) -> ApiError {
+    ApiError::not_found(format!("no export {id}"))
+}
+
 /// Reads one of the caller's export jobs.
 #[utoipa::path(
     tag = "search", operation_id = "get_export", summary = "Read an export job",
@@ -252,10 +257,8 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
 #[get("/api/v1/exports/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    match db::get(&**client, *id, &state.job_owner()).await? {
-        Some(job) => Ok(HttpResponse::Ok().json(ExportJob::from(job))),
-        None => Err(ApiError::not_found(format!("no export {id}"))),
-    }
+    let job = db::get(&**client, *id, &state.job_owner()).await?;
+    answer::found(job.map(ExportJob::from), || no_export(*id))
 }
 
 /// Cancels an export job, or removes its file.
@@ -274,7 +277,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
     if !db::remove(&**client, *id, &state.job_owner()).await? {
-        return Err(ApiError::not_found(format!("no export {id}")));
+        return Err(no_export(*id));
     }
     let entry = job_audit(&state, &req, "search.export_delete", *id);
     audit::record(&**client, &entry, Outcome::Succeeded, Some(204)).await?;

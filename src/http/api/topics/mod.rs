@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
+use crate::http::answer;
 use crate::http::documented::{error_responses, PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -186,6 +187,10 @@ fn no_topic(id: i64) -> ApiError {
     ApiError::not_found(format!("no topic {id}"))
 }
 
+fn no_retag(id: i64, job: i64) -> ApiError {
+    ApiError::not_found(format!("no re-tagging {job} of topic {id}"))
+}
+
 /// Every live topic.
 #[utoipa::path(
     tag = "topics", summary = "List topics",
@@ -246,10 +251,7 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
 #[get("/api/v1/topics/{id}")]
 pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    let topic = db::get(&**client, *id)
-        .await?
-        .ok_or_else(|| no_topic(*id))?;
-    Ok(HttpResponse::Ok().json(topic))
+    answer::found(db::get(&**client, *id).await?, || no_topic(*id))
 }
 
 /// Changes a topic's name, query or status; a changed query is a new version, which new posts
@@ -302,10 +304,7 @@ pub async fn update(
 #[delete("/api/v1/topics/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.db().await?;
-    if !db::delete(&**client, *id).await? {
-        return Err(no_topic(*id));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer::deleted(db::delete(&**client, *id).await?, || no_topic(*id))
 }
 
 /// The versions of a topic's query, the newest 500.
@@ -524,10 +523,7 @@ pub async fn retag_one(
 ) -> Result<HttpResponse, ApiError> {
     let (id, job) = *path;
     let client = state.db().await?;
-    let found = retags::get(&**client, id, job)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no re-tagging {job} of topic {id}")))?;
-    Ok(HttpResponse::Ok().json(found))
+    answer::found(retags::get(&**client, id, job).await?, || no_retag(id, job))
 }
 
 /// Cancels an open re-tagging; what it changed stays.
@@ -550,7 +546,7 @@ pub async fn cancel_retag(
     let cancelled = retags::cancel(&**client, id, job).await?;
     let found = retags::get(&**client, id, job)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no re-tagging {job} of topic {id}")))?;
+        .ok_or_else(|| no_retag(id, job))?;
     if !cancelled {
         return Err(ApiError::new(
             ErrorCode::InvalidTransition,
