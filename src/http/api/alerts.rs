@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::alerts::{self as db, AlertFilter};
 use crate::db::query as sql;
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::documented::{error_responses, BadFilter};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -127,7 +127,7 @@ pub struct RuleList {
     )
 )]
 #[get("/api/v1/alert-rules")]
-pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list_rules(state: State) -> Answer {
     let client = state.db().await?;
     let rules = db::rules(&client, false).await?;
     Ok(HttpResponse::Ok().json(RuleList { items: rules }))
@@ -144,10 +144,7 @@ pub async fn list_rules(state: State) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[post("/api/v1/alert-rules")]
-pub async fn create_rule(
-    state: State,
-    input: web::Json<RuleInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create_rule(state: State, input: web::Json<RuleInput>) -> Answer {
     let input = input.into_inner();
     validate(&input)?;
     let (Some(name), Some(kind)) = (&input.name, input.kind) else {
@@ -174,7 +171,7 @@ pub async fn create_rule(
     )
 )]
 #[get("/api/v1/alert-rules/{id}")]
-pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_rule(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::found(db::rule(&**client, *id).await?, || no_rule(*id))
 }
@@ -192,11 +189,7 @@ pub async fn get_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
     )
 )]
 #[patch("/api/v1/alert-rules/{id}")]
-pub async fn update_rule(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<RuleInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn update_rule(state: State, id: web::Path<i64>, input: web::Json<RuleInput>) -> Answer {
     validate(&input)?;
     let client = state.db().await?;
     known_channels(&client, &input).await?;
@@ -210,7 +203,7 @@ pub async fn update_rule(
     responses((status = 204, description = "Deleted"), NoRule, PostgresUnavailable)
 )]
 #[delete("/api/v1/alert-rules/{id}")]
-pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_rule(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::deleted(db::delete_rule(&client, *id).await?, || no_rule(*id))
 }
@@ -225,7 +218,7 @@ pub async fn delete_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
     )
 )]
 #[post("/api/v1/alert-rules/{id}/enable")]
-pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn enable_rule(state: State, id: web::Path<i64>) -> Answer {
     set_enabled(&state, *id, true).await
 }
 
@@ -239,11 +232,11 @@ pub async fn enable_rule(state: State, id: web::Path<i64>) -> Result<HttpRespons
     )
 )]
 #[post("/api/v1/alert-rules/{id}/disable")]
-pub async fn disable_rule(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn disable_rule(state: State, id: web::Path<i64>) -> Answer {
     set_enabled(&state, *id, false).await
 }
 
-async fn set_enabled(state: &State, id: i64, enabled: bool) -> Result<HttpResponse, ApiError> {
+async fn set_enabled(state: &State, id: i64, enabled: bool) -> Answer {
     let client = state.db().await?;
     let input = RuleInput {
         enabled: Some(enabled),
@@ -297,10 +290,7 @@ pub struct AlertPage {
     )
 )]
 #[get("/api/v1/alerts")]
-pub async fn list_alerts(
-    state: State,
-    query: web::Query<AlertQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_alerts(state: State, query: web::Query<AlertQuery>) -> Answer {
     let q = query.into_inner();
     let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
     if let Some(name) = sql::unstorable([
@@ -339,7 +329,7 @@ pub async fn list_alerts(
     )
 )]
 #[post("/api/v1/alerts/{id}/ack")]
-pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn acknowledge(state: State, id: web::Path<i64>) -> Answer {
     transition(&state, *id, AlertStatus::Acknowledged).await
 }
 
@@ -355,11 +345,11 @@ pub async fn acknowledge(state: State, id: web::Path<i64>) -> Result<HttpRespons
     )
 )]
 #[post("/api/v1/alerts/{id}/resolve")]
-pub async fn resolve(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn resolve(state: State, id: web::Path<i64>) -> Answer {
     transition(&state, *id, AlertStatus::Resolved).await
 }
 
-async fn transition(state: &State, id: i64, to: AlertStatus) -> Result<HttpResponse, ApiError> {
+async fn transition(state: &State, id: i64, to: AlertStatus) -> Answer {
     let client = state.db().await?;
     let key_id = state.caller().and_then(|c| c.key_id.as_deref());
     let moved = db::transition(&client, id, to, key_id).await?;

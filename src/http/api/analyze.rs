@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::actors::analyzer::share::ShareError;
 use crate::analysis::language::is_language_tag;
 use crate::analysis::DecisionThresholds;
+use crate::http::answer::Answer;
 use crate::http::api::virality::{field_error, invalid_request};
 use crate::http::bounded::Bounded;
 use crate::http::documented::AnalysisBusy;
@@ -127,10 +128,7 @@ pub struct AnalyzeResponse {
     )
 )]
 #[post("/api/v1/analyze")]
-pub async fn analyze(
-    state: State,
-    body: web::Json<AnalyzeRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn analyze(state: State, body: web::Json<AnalyzeRequest>) -> Answer {
     let texts = body.into_inner().texts;
     ApiError::check_batch(texts.received, MAX_TEXTS, "texts", ErrorCode::TooManyTexts)?;
     let texts: Vec<(String, Option<String>)> =

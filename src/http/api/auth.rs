@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{keys, Role};
+use crate::http::answer::Answer;
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -84,7 +85,7 @@ pub struct TokenRequest {
     )
 )]
 #[post("/api/v1/auth/token")]
-pub async fn token(state: State, input: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn token(state: State, input: web::Json<TokenRequest>) -> Answer {
     let Some(auth) = &state.auth else {
         return Err(ApiError::bad_request(
             ErrorCode::AuthDisabled,
@@ -119,7 +120,7 @@ pub struct KeyList {
     )
 )]
 #[get("/api/v1/admin/keys")]
-pub async fn list_keys(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list_keys(state: State) -> Answer {
     let client = state.db().await?;
     let items = keys::list(&**client).await.map_err(ApiError::from_store)?;
     Ok(HttpResponse::Ok().json(KeyList { items }))
@@ -147,10 +148,7 @@ pub struct NewKeyRequest {
     )
 )]
 #[post("/api/v1/admin/keys")]
-pub async fn create_key(
-    state: State,
-    input: web::Json<NewKeyRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create_key(state: State, input: web::Json<NewKeyRequest>) -> Answer {
     let role = Role::parse(&input.role).ok_or_else(|| {
         ApiError::bad_request(
             ErrorCode::InvalidKey,
@@ -180,7 +178,7 @@ pub async fn create_key(
     )
 )]
 #[delete("/api/v1/admin/keys/{id}")]
-pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_key(state: State, id: web::Path<String>) -> Answer {
     let client = state.db().await?;
     if !keys::revoke(&**client, &id, &state.actor())
         .await
@@ -208,7 +206,7 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Result<HttpRespo
     )
 )]
 #[post("/api/v1/admin/keys/{id}/rotate")]
-pub async fn rotate_key(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn rotate_key(state: State, id: web::Path<String>) -> Answer {
     let client = state.db().await?;
     let key = keys::rotate(&**client, &id, &state.actor())
         .await
@@ -234,7 +232,7 @@ pub async fn set_key_scope(
     state: State,
     id: web::Path<String>,
     input: web::Json<KeyScope>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let scope = valid_scope(&input)?;
     let client = state.db().await?;
     let key = keys::set_scope(&**client, &id, scope)
@@ -294,10 +292,7 @@ pub struct AuditPage {
     )
 )]
 #[get("/api/v1/admin/audit")]
-pub async fn audit_log(
-    state: State,
-    query: web::Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn audit_log(state: State, query: web::Query<AuditQuery>) -> Answer {
     let q = query.into_inner();
     let limit = crate::http::filters::page_limit(q.limit, 100, MAX_AUDIT_PAGE)?;
     let client = state.db().await?;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::db::calibration::{self as db, CalibrationState, Refused};
 use crate::db::ApiConnection;
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -35,7 +36,7 @@ pub struct CalibrationChoice {
     )
 )]
 #[get("/api/v1/calibration")]
-pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn get_state(state: State) -> Answer {
     in_use(state.db().await?).await
 }
 
@@ -52,10 +53,7 @@ pub async fn get_state(state: State) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[put("/api/v1/calibration")]
-pub async fn choose(
-    state: State,
-    input: actix_web::web::Json<CalibrationChoice>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn choose(state: State, input: actix_web::web::Json<CalibrationChoice>) -> Answer {
     let who = state.owner();
     let mut client = state.db().await?;
     let tx = client.transaction().await?;
@@ -81,6 +79,6 @@ pub async fn choose(
 }
 
 /// Both endpoints' answer: what is in use and the newest calibrations.
-async fn in_use(client: ApiConnection) -> Result<HttpResponse, ApiError> {
+async fn in_use(client: ApiConnection) -> Answer {
     Ok(HttpResponse::Ok().json(db::state(&**client).await?))
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::analysis::language::is_language_tag;
 use crate::db::forecast::{author_entries, percentile_of, platform_models, share_history};
+use crate::http::answer::Answer;
 use crate::http::api::analyze::{share_error, SentimentView};
 use crate::http::api::virality::{field_error, invalid_request, live_model};
 use crate::http::documented::AnalysisBusy;
@@ -164,10 +165,7 @@ pub struct ForecastResponse {
     )
 )]
 #[post("/api/v1/forecast")]
-pub async fn forecast(
-    state: State,
-    body: web::Json<ForecastRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn forecast(state: State, body: web::Json<ForecastRequest>) -> Answer {
     let posts = body.into_inner().posts;
     let platforms = validate(&posts)?;
     let Some(ingest) = state.ingest.as_ref() else {

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::config::TopicSettings;
 use crate::db::labels::{self, NewLabel, Target};
 use crate::db::relevance;
+use crate::http::answer::Answer;
 use crate::http::documented::BadFilter;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::middleware::rate_limit::Buckets;
@@ -113,7 +114,7 @@ pub struct LabelInput {
     )
 )]
 #[post("/api/v1/labels")]
-pub async fn create(state: State, input: web::Json<LabelInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<LabelInput>) -> Answer {
     let input = input.into_inner();
     if input.post_id.is_empty()
         || input.post_id.len() > MAX_ID_BYTES
@@ -243,7 +244,7 @@ async fn settle(
     )
 )]
 #[delete("/api/v1/labels/{id}")]
-pub async fn undo(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn undo(state: State, id: web::Path<i64>) -> Answer {
     let id = id.into_inner();
     let who = state.owner();
     let mut client = state.db().await?;
@@ -319,7 +320,7 @@ pub struct LabelPage {
     )
 )]
 #[get("/api/v1/labels")]
-pub async fn list(state: State, q: web::Query<LabelQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State, q: web::Query<LabelQuery>) -> Answer {
     let limit = crate::http::filters::page_limit(q.limit, 100, MAX_PAGE)?;
     for (name, value) in [("post_id", &q.post_id), ("reviewer", &q.reviewer)] {
         if value

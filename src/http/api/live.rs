@@ -4,9 +4,10 @@
 use crate::models::errors::ErrorCode;
 use std::sync::Arc;
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest};
 use actix_web_actors::ws;
 
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::telemetry::names;
@@ -35,11 +36,7 @@ use crate::ws::WsSession;
     )
 )]
 #[get("/ws")]
-pub async fn connect(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: State,
-) -> Result<HttpResponse, ApiError> {
+pub async fn connect(req: HttpRequest, payload: web::Payload, state: State) -> Answer {
     let Some(hub) = state.ws.as_ref() else {
         return Err(ApiError::unavailable(
             "live subscriptions are not running in this process",

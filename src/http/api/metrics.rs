@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::rollups::{self, by_dimension, MAX_ITEMS};
+use crate::http::answer::Answer;
 use crate::http::documented::{error_responses, CostlyReadBusy};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::{self, with_post_filters};
@@ -211,11 +212,7 @@ async fn two_dimensions(
 }
 
 /// One dimension's stats, every key.
-async fn dimension_metrics(
-    state: &State,
-    query: &WindowQuery,
-    dimension: Dimension,
-) -> Result<HttpResponse, ApiError> {
+async fn dimension_metrics(state: &State, query: &WindowQuery, dimension: Dimension) -> Answer {
     let (span, items) = items(state, query, dimension).await?;
     Ok(HttpResponse::Ok().json(DimensionMetrics { span, items }))
 }
@@ -229,10 +226,7 @@ async fn dimension_metrics(
     )
 )]
 #[get("/api/v1/metrics/overall")]
-pub async fn overall(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn overall(state: State, query: web::Query<WindowQuery>) -> Answer {
     let (span, items) = items(&state, &query, Dimension::Overall).await?;
     let stats = items
         .into_iter()
@@ -251,10 +245,7 @@ pub async fn overall(
     )
 )]
 #[get("/api/v1/metrics/platforms")]
-pub async fn platforms(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn platforms(state: State, query: web::Query<WindowQuery>) -> Answer {
     dimension_metrics(&state, &query, Dimension::Platform).await
 }
 
@@ -267,10 +258,7 @@ pub async fn platforms(
     )
 )]
 #[get("/api/v1/metrics/channels")]
-pub async fn channels(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn channels(state: State, query: web::Query<WindowQuery>) -> Answer {
     dimension_metrics(&state, &query, Dimension::Channel).await
 }
 
@@ -298,10 +286,7 @@ pub struct LanguageMetrics {
     )
 )]
 #[get("/api/v1/metrics/languages")]
-pub async fn languages(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn languages(state: State, query: web::Query<WindowQuery>) -> Answer {
     let (span, languages, support) =
         two_dimensions(&state, &query, Dimension::Language, Dimension::Support).await?;
     Ok(HttpResponse::Ok().json(LanguageMetrics {
@@ -320,7 +305,7 @@ pub async fn languages(
     )
 )]
 #[get("/api/v1/metrics/geo")]
-pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Answer {
     let (span, cities, countries) =
         two_dimensions(&state, &query, Dimension::City, Dimension::Country).await?;
     Ok(HttpResponse::Ok().json(GeoMetrics {
@@ -340,10 +325,7 @@ pub async fn geo(state: State, query: web::Query<WindowQuery>) -> Result<HttpRes
     )
 )]
 #[get("/api/v1/metrics/products")]
-pub async fn products(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn products(state: State, query: web::Query<WindowQuery>) -> Answer {
     let (span, items) = items(&state, &query, Dimension::Product).await?;
     let shares = ShareOfVoice::each(items.iter().map(|i| &i.stats));
     let items: Vec<ProductStats> = items
@@ -386,10 +368,7 @@ pub struct TopicMetrics {
     )
 )]
 #[get("/api/v1/metrics/topics")]
-pub async fn topics(
-    state: State,
-    query: web::Query<WindowQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn topics(state: State, query: web::Query<WindowQuery>) -> Answer {
     let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
     let client = state.db().await?;
@@ -514,10 +493,7 @@ pub struct TimeSeries {
     )
 )]
 #[get("/api/v1/metrics/timeseries")]
-pub async fn timeseries(
-    state: State,
-    query: web::Query<SeriesQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn timeseries(state: State, query: web::Query<SeriesQuery>) -> Answer {
     let q = query.into_inner();
     let dimension = q.dimension.unwrap_or(Dimension::Overall);
     let key = match (dimension, q.key) {
@@ -610,10 +586,7 @@ pub struct TrendingTerms {
     )
 )]
 #[get("/api/v1/trending/terms")]
-pub async fn trending_terms(
-    state: State,
-    query: web::Query<TermsQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn trending_terms(state: State, query: web::Query<TermsQuery>) -> Answer {
     let (period, span) = WindowSpan::of(
         query.window,
         query.from,

@@ -8,8 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::actors::ingester::waits::ProducerWait;
+use crate::http::answer::Answer;
 use crate::http::api::events::fair_share::ProducerShare;
-use crate::http::error::{ApiError, PostgresUnavailable};
+use crate::http::error::PostgresUnavailable;
 use crate::http::state::State;
 use crate::sources::SourceState;
 use crate::streams::group::{self, GroupStats};
@@ -80,7 +81,7 @@ pub struct GroupMemberSettings {
     )
 )]
 #[get("/api/v1/pipeline")]
-pub async fn pipeline(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn pipeline(state: State) -> Answer {
     let now = Utc::now();
     let from = now - TimeDelta::seconds(WINDOW_SECS);
     let client = state.db().await?;

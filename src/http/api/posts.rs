@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::posts::{self, PostSelection};
 use crate::db::query as sql;
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
@@ -89,7 +90,7 @@ pub fn check_post_id(id: &str) -> Result<(), ApiError> {
     )
 )]
 #[get("/api/v1/posts")]
-pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State, query: web::Query<PostQuery>) -> Answer {
     let q = query.into_inner();
     let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let filters = q.post_filters()?;
@@ -133,7 +134,7 @@ pub async fn list(state: State, query: web::Query<PostQuery>) -> Result<HttpResp
     )
 )]
 #[get("/api/v1/posts/{id}")]
-pub async fn get_one(state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<String>) -> Answer {
     check_post_id(&id)?;
     let client = state.db().await?;
     answer::found(posts::get(&client, &id).await?, || {

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::analysis::lexicon::LexiconAnalyzer;
 use crate::db::review::{self as db, Candidate};
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -98,7 +99,7 @@ static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
     )
 )]
 #[post("/api/v1/review/next")]
-pub async fn next(state: State, input: web::Json<NextInput>) -> Result<HttpResponse, ApiError> {
+pub async fn next(state: State, input: web::Json<NextInput>) -> Answer {
     let count = input.count.unwrap_or(5);
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(ApiError::bad_request(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
 use crate::http::documented::error_responses;
@@ -95,7 +95,7 @@ fn no_saved_search(id: i64) -> ApiError {
     )
 )]
 #[get("/api/v1/saved-searches")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let client = state.db().await?;
     Ok(HttpResponse::Ok().json(SavedSearchList {
         items: db::list(&**client).await?,
@@ -117,10 +117,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[post("/api/v1/saved-searches")]
-pub async fn create(
-    state: State,
-    input: web::Json<NewSavedSearch>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<NewSavedSearch>) -> Answer {
     let input = input.into_inner();
     if let Some(why) = name_problem(&input.name) {
         return Err(ApiError::bad_request(ErrorCode::InvalidRequest, why));
@@ -183,7 +180,7 @@ pub async fn create(
     )
 )]
 #[get("/api/v1/saved-searches/{id}")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::found(db::get(&**client, *id).await?, || no_saved_search(*id))
 }
@@ -195,7 +192,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     responses((status = 204, description = "Deleted"), NoSavedSearch, PostgresUnavailable)
 )]
 #[delete("/api/v1/saved-searches/{id}")]
-pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::deleted(db::delete(&**client, *id).await?, || no_saved_search(*id))
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stories::{self, StoryDetail, StoryOrder, StorySelection, StorySummary};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::with_post_filters;
 use crate::http::state::State;
@@ -107,7 +107,7 @@ impl StoryQuery {
     )
 )]
 #[get("/api/v1/stories")]
-pub async fn list(state: State, query: web::Query<StoryQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State, query: web::Query<StoryQuery>) -> Answer {
     let selection = query.selection()?;
     let client = state.db().await?;
     let items = stories::list(&client, selection).await?;
@@ -143,7 +143,7 @@ pub async fn get_one(
     state: State,
     id: web::Path<String>,
     query: web::Query<StoryViewQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(ErrorCode::InvalidPath, "a story id is a whole number")
     })?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::api::topics::name_problem;
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -182,7 +182,7 @@ fn not_found(id: i64) -> ApiError {
     )
 )]
 #[get("/api/v1/views")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let owner = state.owner();
     let client = state.db().await?;
     let items = db::list(&**client, reader(&state, &owner)).await?;
@@ -209,7 +209,7 @@ fn reader<'a>(state: &State, owner: &'a str) -> Reader<'a> {
     )
 )]
 #[post("/api/v1/views")]
-pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<ViewInput>) -> Answer {
     let owner = state.owner();
     let mut client = state.db().await?;
     checked(&client, &input).await?;
@@ -249,7 +249,7 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Result<HttpRes
     )
 )]
 #[get("/api/v1/views/{id}")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let owner = state.owner();
     let client = state.db().await?;
     answer::found(
@@ -269,11 +269,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     )
 )]
 #[put("/api/v1/views/{id}")]
-pub async fn update(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<ViewInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn update(state: State, id: web::Path<i64>, input: web::Json<ViewInput>) -> Answer {
     let owner = state.owner();
     let who = reader(&state, &owner);
     let client = state.db().await?;
@@ -307,7 +303,7 @@ async fn refused(
     responses((status = 204, description = "Deleted"), NotOwner, NoView, PostgresUnavailable)
 )]
 #[delete("/api/v1/views/{id}")]
-pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Answer {
     let owner = state.owner();
     let who = reader(&state, &owner);
     let client = state.db().await?;

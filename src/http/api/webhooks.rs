@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::db::query as sql;
 use crate::db::webhooks;
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -92,10 +92,7 @@ pub struct DeliveryList {
     )
 )]
 #[post("/api/v1/webhooks")]
-pub async fn create(
-    state: State,
-    input: web::Json<WebhookInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<WebhookInput>) -> Answer {
     let input = input.into_inner();
     let kind = input.kind.unwrap_or(ChannelKind::Webhook);
     let name = input.name.as_deref().unwrap_or("").trim();
@@ -241,7 +238,7 @@ fn distinct(kinds: Vec<RuleKind>) -> Vec<RuleKind> {
     )
 )]
 #[get("/api/v1/webhooks")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let client = state.db().await?;
     let mut items = webhooks::list(&client).await?;
     for webhook in &mut items {
@@ -268,7 +265,7 @@ fn no_webhook(id: i64) -> ApiError {
     )
 )]
 #[delete("/api/v1/webhooks/{id}")]
-pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::deleted(webhooks::delete(&client, *id).await?, || no_webhook(*id))
 }
@@ -284,7 +281,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     )
 )]
 #[get("/api/v1/webhooks/{id}/deliveries")]
-pub async fn deliveries(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn deliveries(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     if !webhooks::exists(&client, *id).await? {
         return Err(no_webhook(*id));
@@ -330,7 +327,7 @@ fn sample_alert() -> serde_json::Value {
     )
 )]
 #[post("/api/v1/webhooks/{id}/test")]
-pub async fn test(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn test(state: State, id: web::Path<i64>) -> Answer {
     use crate::actors::webhooks::channels::render;
     use crate::actors::webhooks::mailer::Mailer;
     use crate::actors::webhooks::{deliver, Target};

@@ -22,7 +22,8 @@ mod files;
 
 pub use files::Files;
 
-use crate::http::error::{self, ApiError};
+use crate::http::answer::Answer;
+use crate::http::error;
 use crate::http::state::State;
 
 /// `Cache-Control` of content-hashed assets: their name changes whenever their bytes do.
@@ -143,7 +144,7 @@ async fn file_response(
 }
 
 /// Serves the dashboard for every GET the API does not route, and the API's 404 otherwise.
-pub async fn fallback(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn fallback(req: HttpRequest, state: State) -> Answer {
     let path = req.path();
     let is_page = req.method() == Method::GET || req.method() == Method::HEAD;
     if !is_page || API_PREFIXES.iter().any(|p| path.starts_with(p)) {

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use self::content::{equal_periods_before, Digest, DigestInput, DigestScope, HISTORY};
 use self::render::Rendered;
+use crate::http::answer::Answer;
 use crate::http::documented::CostlyReadBusy;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -179,10 +180,7 @@ pub async fn rendered(digest: Digest, late: bool) -> Result<(Digest, Rendered), 
     )
 )]
 #[post("/api/v1/digests/preview")]
-pub async fn preview(
-    state: State,
-    input: web::Json<DigestPreviewRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn preview(state: State, input: web::Json<DigestPreviewRequest>) -> Answer {
     let input = input.into_inner();
     let period = digest_period(input.from, input.to)?;
     let _costly = state.costly_read().await?;

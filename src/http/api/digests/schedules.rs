@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::documented::error_responses;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -236,10 +236,7 @@ async fn checked(
     )
 )]
 #[post("/api/v1/digests/schedules")]
-pub async fn create(
-    state: State,
-    input: web::Json<NewDigestSchedule>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<NewDigestSchedule>) -> Answer {
     let mut client = state.db().await?;
     let (at, topic) = checked(&client, &input).await?;
     if let Some(view) = input.view {
@@ -282,7 +279,7 @@ pub async fn create(
     )
 )]
 #[get("/api/v1/digests/schedules")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let client = state.db().await?;
     let items = db::list(&**client).await?;
     Ok(HttpResponse::Ok().json(ScheduleList { items }))
@@ -306,7 +303,7 @@ async fn found(client: &tokio_postgres::Client, id: i64) -> Result<Schedule, Api
     )
 )]
 #[get("/api/v1/digests/schedules/{id}")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     let schedule = found(&client, *id).await?;
     let present = db::channel_kinds(&**client, &schedule.channels).await?;
@@ -337,11 +334,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     )
 )]
 #[patch("/api/v1/digests/schedules/{id}")]
-pub async fn update(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<ScheduleChange>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn update(state: State, id: web::Path<i64>, input: web::Json<ScheduleChange>) -> Answer {
     let client = state.db().await?;
     let schedule = found(&client, *id).await?;
     if let Some(Some(view)) = input.view {
@@ -367,7 +360,7 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), NoSchedule, PostgresUnavailable)
 )]
 #[delete("/api/v1/digests/schedules/{id}")]
-pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::deleted(db::remove(&**client, *id).await?, || no_schedule(*id))
 }
@@ -386,7 +379,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     )
 )]
 #[post("/api/v1/digests/schedules/{id}/send")]
-pub async fn send_now(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn send_now(state: State, id: web::Path<i64>) -> Answer {
     let _costly = state.costly_read().await?;
     let client = state.db().await?;
     let schedule = found(&client, *id).await?;

@@ -38,6 +38,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::http::answer::Answer;
 use crate::http::bounded::Bounded;
 use crate::http::error::{payload_error, ApiError, ErrorBody};
 use crate::http::state::State;
@@ -117,11 +118,7 @@ pub struct EventsAccepted {
     )
 )]
 #[post("/api/v1/events")]
-pub async fn create(
-    state: State,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, req: HttpRequest, body: web::Payload) -> Answer {
     if !declares_json(&req) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,

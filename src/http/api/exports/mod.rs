@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::export_jobs::{self as db, Budget, CreateError, Job, NewJob};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
 use crate::http::api::search::SearchQuery;
 use crate::http::documented::{error_responses, BadExportQuery};
@@ -125,7 +125,7 @@ pub struct ExportJobList {
     )
 )]
 #[post("/api/v1/exports")]
-pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, req: HttpRequest) -> Answer {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
     let settings = &state.settings.export;
     let mut client = state.db().await?;
@@ -236,7 +236,7 @@ pub async fn create(state: State, req: HttpRequest) -> Result<HttpResponse, ApiE
     responses((status = 200, description = "The jobs", body = ExportJobList), PostgresUnavailable)
 )]
 #[get("/api/v1/exports")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let client = state.db().await?;
     let jobs = db::list(&**client, &state.job_owner(), LISTED).await?;
     Ok(HttpResponse::Ok().json(ExportJobList {
@@ -255,7 +255,7 @@ fn no_export(id: i64) -> ApiError {
     responses((status = 200, description = "The job", body = ExportJob), NoJob, PostgresUnavailable)
 )]
 #[get("/api/v1/exports/{id}")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     let job = db::get(&**client, *id, &state.job_owner()).await?;
     answer::found(job.map(ExportJob::from), || no_export(*id))
@@ -270,11 +270,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     responses((status = 204, description = "Cancelled or deleted"), NoJob, PostgresUnavailable)
 )]
 #[delete("/api/v1/exports/{id}")]
-pub async fn remove(
-    state: State,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, req: HttpRequest, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     if !db::remove(&**client, *id, &state.job_owner()).await? {
         return Err(no_export(*id));
@@ -321,11 +317,7 @@ pub struct DownloadQuery {
     )
 )]
 #[get("/api/v1/exports/{id}/download")]
-pub async fn download(
-    state: State,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Answer {
     let unknown = || ApiError::not_found("no such export, or its link has expired");
     let query = web::Query::<DownloadQuery>::from_query(req.query_string())
         .map_err(|_| unknown())?

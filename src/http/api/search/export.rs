@@ -16,6 +16,7 @@ use tokio_postgres::GenericClient;
 use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::search::{self as db, After, Order};
+use crate::http::answer::Answer;
 use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
 use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
@@ -270,7 +271,7 @@ pub fn audit_entry(
     )
 )]
 #[get("/api/v1/search/export")]
-pub async fn export(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn export(state: State, req: HttpRequest) -> Answer {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
     let slot = state.exports.take(&state.client_id())?;
     let entry = audit_entry(

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::config::SearchSettings;
 use crate::db::search::{self as db, After, Order, Scope};
+use crate::http::answer::Answer;
 use crate::http::api::topics::parsed;
 use crate::http::cursor;
 use crate::http::documented::{CostlyReadBusy, PostgresBusy, ReadTimedOut};
@@ -286,10 +287,7 @@ fn decode_cursor(fingerprint: &str, encoded: &str) -> Result<After, ApiError> {
     )
 )]
 #[get("/api/v1/search")]
-pub async fn search(
-    state: State,
-    query: web::Query<SearchQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
     let q = query.into_inner();
     let _costly = match q.facets {
         Some(true) => Some(state.costly_read().await?),

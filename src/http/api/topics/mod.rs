@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
-use crate::http::answer;
+use crate::http::answer::{self, Answer};
 use crate::http::documented::{error_responses, PostgresBusy, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
@@ -200,7 +200,7 @@ fn no_retag(id: i64, job: i64) -> ApiError {
     )
 )]
 #[get("/api/v1/topics")]
-pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: State) -> Answer {
     let client = state.db().await?;
     Ok(HttpResponse::Ok().json(TopicList {
         items: db::list(&**client).await?,
@@ -221,7 +221,7 @@ pub async fn list(state: State) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[post("/api/v1/topics")]
-pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: State, input: web::Json<NewTopic>) -> Answer {
     check_name(&input.name)?;
     parsed(&input.query)?;
     let actor = state.actor();
@@ -249,7 +249,7 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Result<HttpResp
     )
 )]
 #[get("/api/v1/topics/{id}")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::found(db::get(&**client, *id).await?, || no_topic(*id))
 }
@@ -269,11 +269,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     )
 )]
 #[patch("/api/v1/topics/{id}")]
-pub async fn update(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<TopicPatch>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn update(state: State, id: web::Path<i64>, input: web::Json<TopicPatch>) -> Answer {
     if let Some(name) = &input.name {
         check_name(name)?;
     }
@@ -302,7 +298,7 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), NoTopic, PostgresUnavailable)
 )]
 #[delete("/api/v1/topics/{id}")]
-pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     answer::deleted(db::delete(&**client, *id).await?, || no_topic(*id))
 }
@@ -317,7 +313,7 @@ pub async fn remove(state: State, id: web::Path<i64>) -> Result<HttpResponse, Ap
     )
 )]
 #[get("/api/v1/topics/{id}/versions")]
-pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn versions(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     let items = db::versions(&**client, *id).await?;
     if items.is_empty() {
@@ -342,10 +338,7 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Result<HttpResponse, 
     )
 )]
 #[post("/api/v1/topic-preview")]
-pub async fn preview(
-    state: State,
-    input: web::Json<PreviewRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn preview(state: State, input: web::Json<PreviewRequest>) -> Answer {
     let hours = input.hours.unwrap_or(24);
     if !(1..=MAX_PREVIEW_HOURS).contains(&hours) {
         return Err(invalid(format!("hours must be 1 to {MAX_PREVIEW_HOURS}")));
@@ -465,11 +458,7 @@ impl Tally {
     )
 )]
 #[post("/api/v1/topics/{id}/retags")]
-pub async fn retag(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<RetagRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn retag(state: State, id: web::Path<i64>, input: web::Json<RetagRequest>) -> Answer {
     let max_days = i64::from(state.settings.topics.retag_max_days);
     if !(1..=max_days).contains(&input.days) {
         return Err(invalid(format!(
@@ -500,7 +489,7 @@ pub async fn retag(
     )
 )]
 #[get("/api/v1/topics/{id}/retags")]
-pub async fn retags_of(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn retags_of(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     Ok(HttpResponse::Ok().json(RetagList {
         items: retags::of_topic(&**client, *id).await?,
@@ -517,10 +506,7 @@ pub async fn retags_of(state: State, id: web::Path<i64>) -> Result<HttpResponse,
     )
 )]
 #[get("/api/v1/topics/{id}/retags/{job}")]
-pub async fn retag_one(
-    state: State,
-    path: web::Path<(i64, i64)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn retag_one(state: State, path: web::Path<(i64, i64)>) -> Answer {
     let (id, job) = *path;
     let client = state.db().await?;
     answer::found(retags::get(&**client, id, job).await?, || no_retag(id, job))
@@ -537,10 +523,7 @@ pub async fn retag_one(
     )
 )]
 #[post("/api/v1/topics/{id}/retags/{job}/cancel")]
-pub async fn cancel_retag(
-    state: State,
-    path: web::Path<(i64, i64)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cancel_retag(state: State, path: web::Path<(i64, i64)>) -> Answer {
     let (id, job) = *path;
     let client = state.db().await?;
     let cancelled = retags::cancel(&**client, id, job).await?;

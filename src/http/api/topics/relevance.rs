@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::NoTopic;
 use crate::db::relevance::{self as db, ModelRecord};
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -77,7 +78,7 @@ fn no_topic(id: i64) -> ApiError {
     )
 )]
 #[get("/api/v1/topics/{id}/relevance")]
-pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     let client = state.db().await?;
     if crate::db::topics::get(&**client, *id).await?.is_none() {
         return Err(no_topic(*id));
@@ -97,11 +98,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Result<HttpResponse, A
     )
 )]
 #[put("/api/v1/topics/{id}/relevance")]
-pub async fn update(
-    state: State,
-    id: web::Path<i64>,
-    input: web::Json<RelevanceInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn update(state: State, id: web::Path<i64>, input: web::Json<RelevanceInput>) -> Answer {
     let threshold = input.threshold;
     if !(threshold > 0.0 && threshold < 1.0) {
         return Err(ApiError::bad_request(

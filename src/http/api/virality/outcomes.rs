@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{field_error, invalid_request};
 use crate::db::cascades::{self, NewFeedback};
 use crate::db::query as sql;
+use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::SentimentLabel;
@@ -62,7 +63,7 @@ pub struct FeedbackRecord {
     )
 )]
 #[post("/api/v1/feedback")]
-pub async fn feedback(state: State, body: web::Json<Feedback>) -> Result<HttpResponse, ApiError> {
+pub async fn feedback(state: State, body: web::Json<Feedback>) -> Answer {
     let f = body.into_inner();
     let mut errors = Vec::new();
     if f.post_id.is_empty() || f.post_id.len() > crate::models::event::MAX_ID_BYTES {

@@ -15,7 +15,8 @@ use crate::config::ViralitySettings;
 use crate::db::cascades::ViralityView;
 
 use crate::db::virality::learned_thresholds;
-use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
+use crate::http::answer::Answer;
+use crate::http::error::{ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::http::AppState;
 use crate::models::{EngagementKind, Platform};
@@ -84,7 +85,7 @@ pub struct ScoreRequest {
     )
 )]
 #[post("/api/v1/score")]
-pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Answer {
     let req = body.into_inner();
     let mut errors = Vec::new();
     let platform = match &req.post.platform {

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{invalid_query, MAX_HISTORY, MAX_TRENDING};
 use crate::db::cascades::{self, MomentumItem, Prediction, ViralityView};
 use crate::db::query::{self as sql, Conditions};
+use crate::http::answer::Answer;
 use crate::http::documented::BadFilter;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters;
@@ -151,10 +152,7 @@ pub struct TrendingPosts {
     )
 )]
 #[get("/api/v1/trending/posts")]
-pub async fn trending_posts(
-    state: State,
-    query: web::Query<TrendingQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn trending_posts(state: State, query: web::Query<TrendingQuery>) -> Answer {
     let q = query.into_inner();
     let (c, limit) = q.conditions()?;
     let client = state.db().await?;
@@ -198,7 +196,7 @@ pub async fn post_virality(
     state: State,
     id: web::Path<String>,
     query: web::Query<HistoryQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     crate::http::api::posts::check_post_id(&id)?;
     let limit = crate::http::filters::page_limit(query.limit, 200, MAX_HISTORY)?;
     let client = state.db().await?;
@@ -264,10 +262,7 @@ pub struct MomentumList {
     )
 )]
 #[get("/api/v1/trending/momentum")]
-pub async fn momentum(
-    state: State,
-    query: web::Query<MomentumQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn momentum(state: State, query: web::Query<MomentumQuery>) -> Answer {
     let dimension = query.dimension.unwrap_or_default();
     let limit = crate::http::filters::page_limit(query.limit, 20, MAX_TRENDING)?;
     let window_secs = (state.settings.virality.momentum_window_secs / 60).max(1) * 60;
