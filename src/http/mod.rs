@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod documented;
 pub mod error;
 pub mod filters;
+pub mod locks;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

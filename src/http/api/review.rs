@@ -15,7 +15,7 @@
 //! of one queue is serialised (a transaction-scoped advisory lock), so two reviewers asking at
 //! once get different posts.
 
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex};
 
 use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ use crate::analysis::lexicon::LexiconAnalyzer;
 use crate::db::review::{self as db, Candidate};
 use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
+use crate::http::locks::lock;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::label::Label;
@@ -207,7 +208,7 @@ fn rank(
                 },
                 (None, _) => {
                     let lexicon = (c.model != "lexicon").then(|| {
-                        let mut lexicon = LEXICON.lock().unwrap_or_else(PoisonError::into_inner);
+                        let mut lexicon = lock(&LEXICON);
                         lexicon
                             .analyze(&c.text)
                             .sentiment_label

@@ -8,9 +8,10 @@
 //! [`crate::http::middleware::peer::network_of`]): a host cannot multiply its share by using more addresses.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::config::LimitSettings;
+use crate::http::locks::lock;
 use crate::telemetry::names;
 
 /// Why a body may not be read (further).
@@ -64,7 +65,7 @@ impl BodyBudget {
 
     /// Starts one body of `client`, or says why it may not be read.
     pub fn start(self: &Arc<Self>, client: &str) -> Result<BodyCharge, Refusal> {
-        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut usage = lock(&self.usage);
         let entry = usage.clients.entry(client.to_string()).or_default();
         if entry.0 >= self.bodies_per_client {
             return Err(refused(Refusal::ClientBodies));
@@ -79,19 +80,12 @@ impl BodyBudget {
 
     /// Bytes held by every body now.
     pub fn held(&self) -> usize {
-        self.usage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
+        lock(&self.usage).total
     }
 
     /// Clients with a body in flight now.
     pub fn clients(&self) -> usize {
-        self.usage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clients
-            .len()
+        lock(&self.usage).clients.len()
     }
 }
 
@@ -112,7 +106,7 @@ impl BodyCharge {
     /// Charges `n` more bytes, all or nothing.
     pub fn grow(&mut self, n: usize) -> Result<(), Refusal> {
         let budget = &self.budget;
-        let mut usage = budget.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut usage = lock(&budget.usage);
         if usage.total + n > budget.total {
             return Err(refused(Refusal::TotalMemory));
         }
@@ -137,11 +131,7 @@ impl BodyCharge {
 
 impl Drop for BodyCharge {
     fn drop(&mut self) {
-        let mut usage = self
-            .budget
-            .usage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut usage = lock(&self.budget.usage);
         usage.total -= self.bytes;
         let total = usage.total;
         if let Some(entry) = usage.clients.get_mut(&self.client) {

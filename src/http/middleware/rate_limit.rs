@@ -9,10 +9,11 @@
 //! fresh addresses costs a fixed amount of memory and gets one budget between them.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::LimitSettings;
+use crate::http::locks::lock;
 
 use crate::http::middleware::callers::key_for;
 
@@ -68,7 +69,7 @@ impl Buckets {
     /// nothing: `Ok` holds the whole requests left, `Err` how long until `n` are available.
     pub fn take_n_at(&self, who: &str, n: f64, now: Instant) -> Result<u64, Duration> {
         let n = n.clamp(0.0, self.burst);
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = lock(&self.table);
         let Table {
             buckets,
             last_sweep,
@@ -102,7 +103,7 @@ impl Buckets {
     /// bucket: for a cost known only once the work is done, paid back before `who` may start
     /// the next.
     pub fn charge_at(&self, who: &str, n: f64, now: Instant) {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = lock(&self.table);
         // A caller taken past the table's size shares the overflow bucket, and pays there.
         let who = if table.buckets.contains_key(who) {
             who
@@ -135,11 +136,7 @@ impl Buckets {
 
     /// Callers with a bucket now.
     pub fn tracked(&self) -> usize {
-        self.table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .buckets
-            .len()
+        lock(&self.table).buckets.len()
     }
 
     /// Requests a full bucket holds.

@@ -4,12 +4,13 @@
 //! Successive reads also give the rate at which the group drains its stream, which the fair
 //! share of [`crate::http::api::events::fair_share`] divides.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fred::clients::Client;
 
 use crate::config::Settings;
+use crate::http::locks::lock;
 use crate::streams::group::group_stats;
 
 use crate::http::api::events::fair_share::STALLED_PER_SEC;
@@ -130,6 +131,6 @@ impl Backlog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
-        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.memory)
     }
 }

@@ -16,12 +16,13 @@
 //! producers, idle lanes are dropped, and new producers share one overflow lane.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::http::locks::lock;
 use crate::http::middleware::callers::key_for;
 
 /// Seconds over which a producer's demand and admitted rate are averaged.
@@ -115,7 +116,7 @@ impl FairShare {
         now: Instant,
     ) -> Result<(), Duration> {
         let n = n as f64;
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lanes = lock(&self.lanes);
         let who = key_for(&mut lanes, who, MAX_LANES, MAX_LANES, |lanes| {
             lanes.retain(|_, lane| lane.asked.at(now) >= 0.01)
         });
@@ -167,7 +168,7 @@ impl FairShare {
     /// [`crate::http::api::events::outstanding`]), told to wait `wait`, so the pipeline API shows them with the
     /// rest.
     pub fn refused_elsewhere(&self, who: &str, n: usize, wait: Duration, now: Instant) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lanes = lock(&self.lanes);
         let Some(lane) = lanes.get_mut(who) else {
             return;
         };
@@ -178,7 +179,7 @@ impl FairShare {
 
     /// Every producer seen lately, busiest first; `capacity` as for [`FairShare::admit`].
     pub fn shares(&self, capacity: Option<f64>, now: Instant) -> Vec<ProducerShare> {
-        let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let lanes = lock(&self.lanes);
         let demands: Vec<f64> = lanes.values().map(|lane| lane.asked.at(now)).collect();
         let level = capacity.map(|capacity| fair_level(capacity, &demands));
         let admitted_total: f64 = lanes.values().map(|lane| lane.admitted.at(now)).sum();
@@ -262,7 +263,7 @@ impl Controller {
     /// What the group may take a second from this process now (`None`: no sharing), under
     /// the set point `target_secs` (0: never share).
     pub fn capacity(&self, load: Load, target_secs: f64) -> Option<f64> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.state);
         let capacity = next_capacity(&mut state.engaged, load, target_secs);
         state.capacity = capacity;
         capacity
@@ -270,10 +271,7 @@ impl Controller {
 
     /// The capacity last decided.
     pub fn last(&self) -> Option<f64> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .capacity
+        lock(&self.state).capacity
     }
 }
 

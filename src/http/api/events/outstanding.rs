@@ -20,9 +20,10 @@
 //! reservation is forgotten after [`FORGET_AFTER`] whatever happens.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::http::locks::lock;
 use crate::http::middleware::callers::{key_for, OVERFLOW};
 
 /// Fewest entries a producer may keep waiting, whatever the drained rate says (unknown in the
@@ -226,7 +227,7 @@ impl Outstanding {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

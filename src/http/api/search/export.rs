@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -20,6 +20,7 @@ use crate::http::answer::Answer;
 use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
 use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::locks::lock;
 use crate::http::middleware::request_id::RequestId;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -122,7 +123,7 @@ impl Exports {
     /// `caller`'s place, or why it has none. Places unread past `stalled_after` are taken
     /// back when they are wanted: the caller's own, or any when every place is taken.
     pub fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut running = lock(&self.running);
         let stalled = |lease: &Arc<Lease>| lease.stalled(self.stalled_after);
         if running.get(caller).is_some_and(stalled) || running.len() >= MAX_EXPORTS {
             running.retain(|_, lease| {
@@ -176,11 +177,7 @@ impl ExportSlot {
 
 impl Drop for ExportSlot {
     fn drop(&mut self) {
-        let mut running = self
-            .exports
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut running = lock(&self.exports.running);
         // A place taken back may have been given to the same caller again since.
         if running
             .get(&self.caller)
