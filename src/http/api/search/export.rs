@@ -284,19 +284,14 @@ pub async fn export(state: State, req: HttpRequest) -> Answer {
         crate::http::api::search::few(&**client, &prepared.scope).await?
     };
     metrics::counter!(names::SEARCHES, "kind" => "export").increment(1);
-    let run = Run {
-        pages: Store {
-            pool: state.pool.clone(),
-            ingest: state.ingest.clone(),
-            prepared: Arc::new(prepared),
-            few,
-            after: None,
-        },
-        header: !jsonl,
-        jsonl,
-        done: false,
-        slot,
+    let pages = Store {
+        pool: state.pool.clone(),
+        ingest: state.ingest.clone(),
+        prepared: Arc::new(prepared),
+        few,
+        after: None,
     };
+    let run = Run::new(pages, jsonl, slot);
     let body = futures::stream::unfold(run, |mut run| async move {
         let chunk = run.next().await;
         chunk.map(|c| (c, run))
@@ -370,6 +365,17 @@ struct Run<P> {
 }
 
 impl<P: Pages> Run<P> {
+    /// A run from its start: a CSV body opens with its header line, JSON lines have none.
+    fn new(pages: P, jsonl: bool, slot: ExportSlot) -> Self {
+        Run {
+            pages,
+            header: !jsonl,
+            jsonl,
+            done: false,
+            slot,
+        }
+    }
+
     /// The next chunk of the body; `None` at the end. A failure part way ends the body
     /// early (the client sees a truncated download, and the error is logged).
     async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
@@ -638,16 +644,11 @@ mod tests {
     #[actix_rt::test]
     async fn an_export_at_work_keeps_its_place_and_one_that_lost_it_ends() {
         let exports = Arc::new(Exports::stalling_after(Duration::from_millis(200)));
-        let mut run = Run {
-            pages: Slow {
-                each: Duration::from_millis(20),
-                left: 40,
-            },
-            header: true,
-            jsonl: false,
-            done: false,
-            slot: exports.take("a").unwrap(),
+        let pages = Slow {
+            each: Duration::from_millis(20),
+            left: 40,
         };
+        let mut run = Run::new(pages, false, exports.take("a").unwrap());
         let again = async {
             tokio::time::sleep(Duration::from_millis(500)).await;
             exports.take("a").map(drop)
@@ -659,16 +660,11 @@ mod tests {
 
         // A page longer than a place stays unread: the place goes, and the scan ends at the
         // page's end instead of reading the rest.
-        let mut lost = Run {
-            pages: Slow {
-                each: Duration::from_millis(400),
-                left: 3,
-            },
-            header: false,
-            jsonl: true,
-            done: false,
-            slot: exports.take("b").unwrap(),
+        let pages = Slow {
+            each: Duration::from_millis(400),
+            left: 3,
         };
+        let mut lost = Run::new(pages, true, exports.take("b").unwrap());
         let again = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             exports.take("b")
