@@ -9,6 +9,7 @@ use pulse::{http, search, stories, telemetry, topics, virality};
 
 pub mod bench;
 pub mod eval;
+mod machine;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -28,6 +28,9 @@ pub mod websocket;
 pub use self::ceilings::Ceilings;
 use self::ceilings::{analyze_all, ceilings};
 pub(crate) use self::ceilings::{generate_posts, raw_xadd};
+pub(crate) use crate::machine::{
+    load_average, machine_description, peak_rss_mb, peak_rss_mb_in, rss_mb_of,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -465,44 +468,6 @@ async fn pipeline(
     Ok(())
 }
 
-/// The 1-minute load average (`/proc/loadavg`), to record how busy the machine was during a
-/// run on a shared host; 0 when unreadable.
-pub(crate) fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// This machine for a report: CPU model, cores, and the vector extensions model speed
-/// depends on (from `/proc/cpuinfo`).
-pub(crate) fn machine_description() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let flags = field("flags");
-    // Every extension is named, present or not, so two reports from different machines line
-    // up at a glance.
-    let extensions: Vec<String> = ["avx2", "avx512f", "avx512_vnni", "avx_vnni"]
-        .into_iter()
-        .map(|f| {
-            let have = flags.split_whitespace().any(|x| x == f);
-            format!("{f} {}", if have { "yes" } else { "no" })
-        })
-        .collect();
-    format!(
-        "{}, {} cores, {}",
-        field("model name"),
-        Settings::threads_or_cores(0),
-        extensions.join(", ")
-    )
-}
-
 /// Collects XADD-to-acknowledged latency of every committed post.
 struct LatencyRecorder {
     histogram: Arc<Mutex<Histogram<u64>>>,
@@ -735,35 +700,6 @@ async fn latency(
     report.latency_p99_ms = h.value_at_quantile(0.99) as f64;
     report.latency_max_ms = h.max() as f64;
     Ok(())
-}
-
-fn peak_rss_mb() -> f64 {
-    peak_rss_mb_in("/proc/self/status")
-}
-
-/// Resident memory (VmRSS) of process `pid` now, in MB; 0 when unreadable.
-pub(crate) fn rss_mb_of(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Peak resident memory (VmHWM) from a `/proc/<pid>/status` file, in MB; 0 when unreadable.
-pub(crate) fn peak_rss_mb_in(status: &str) -> f64 {
-    std::fs::read_to_string(status)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn admin(url: &str) -> anyhow::Result<tokio_postgres::Client> {

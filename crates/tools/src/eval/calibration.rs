@@ -217,7 +217,7 @@ pub fn run(args: CalibrationEvalArgs) -> anyhow::Result<()> {
     let test = analyse(&mut router, test);
     let model_us = started.elapsed().as_secs_f64() * 1e6 / test.len().max(1) as f64;
     let general = analyse(&mut router, general);
-    println!("machine: {}", crate::bench::machine_description());
+    println!("machine: {}", crate::machine::machine_description());
     println!(
         "{} train posts, {} test posts, {} general posts; {} labels a draw, {} draws",
         train.len(),

@@ -494,7 +494,7 @@ pub fn run(args: StoriesEvalArgs) -> anyhow::Result<()> {
         report.labelled,
         report.events,
         report.replay_days,
-        peak_rss_kb() / 1024
+        crate::machine::peak_rss_mb() as u64
     );
     println!(
         "{:<22} {:>6} {:>6} {:>8} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8} {:>9}",
@@ -553,16 +553,4 @@ pub fn run(args: StoriesEvalArgs) -> anyhow::Result<()> {
         println!("  {name:<32} {size:>5} {:>6} {:>6}", show(p), show(b));
     }
     Ok(())
-}
-
-/// The process's peak resident memory in KiB (Linux), 0 where unknown.
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
