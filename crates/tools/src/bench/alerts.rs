@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::websocket::Server;
-use crate::sources::demo::{self as producer, ProduceOptions};
+use crate::sources::demo as producer;
 
 /// Options of the alert benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -112,15 +112,8 @@ pub async fn run(
     let total_secs = 3.0 + trial_secs * args.alert_trials as f64 + 5.0;
     let background = {
         let (redis, stream) = (redis.clone(), stream.clone());
-        let options = ProduceOptions {
-            rate: args.alert_rate,
-            total: None,
-            duration: Some(Duration::from_secs_f64(total_secs)),
-            seed: 13,
-            engagements: false,
-            id_prefix: format!("bg-{run_id}-"),
-            scenarios: false,
-        };
+        let duration = Some(Duration::from_secs_f64(total_secs));
+        let options = super::posts_only(args.alert_rate, duration, 13, format!("bg-{run_id}-"));
         tokio::spawn(async move { producer::produce(&redis, &stream, options).await })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;

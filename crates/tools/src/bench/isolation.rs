@@ -22,7 +22,6 @@ use crate::actors::messages::{AnalyzedBatch, StreamedEngagement};
 use crate::analysis;
 use crate::config::Settings;
 use crate::models::{Engagement, EngagementKind};
-use crate::sources::demo::ProduceOptions;
 use crate::telemetry::names;
 
 /// Options of the isolation part.
@@ -316,8 +315,7 @@ pub(super) async fn seed_batch(
 }
 
 async fn seed_cascades(db_url: &str, n: u64) -> anyhow::Result<u64> {
-    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = super::connect(db_url).await?;
     let n = i64::try_from(n)?;
     let inserted = client
         .execute(
@@ -338,8 +336,7 @@ async fn seed_cascades(db_url: &str, n: u64) -> anyhow::Result<u64> {
 /// Vacuums, analyses and checkpoints the seeded database, so neither run pays for the
 /// seeding's aftermath (autovacuum, a checkpoint) and the planner knows the tables.
 async fn settle(db_url: &str) -> anyhow::Result<()> {
-    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = super::connect(db_url).await?;
     for statement in ["VACUUM ANALYZE", "CHECKPOINT"] {
         client
             .batch_execute(statement)
@@ -434,15 +431,12 @@ async fn ingest_run(
     let sent = super::produce_beside(
         &settings.redis.url,
         &stream,
-        ProduceOptions {
-            rate: args.isolation_rate,
-            total: None,
-            duration: Some(Duration::from_secs_f64(args.isolation_secs)),
-            seed: 13,
-            engagements: false,
-            id_prefix: format!("iso-{name}-{run_id}-"),
-            scenarios: false,
-        },
+        super::posts_only(
+            args.isolation_rate,
+            Some(Duration::from_secs_f64(args.isolation_secs)),
+            13,
+            format!("iso-{name}-{run_id}-"),
+        ),
     )
     .await?;
     stop.store(true, Ordering::Release);

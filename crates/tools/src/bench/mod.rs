@@ -638,6 +638,25 @@ pub(crate) async fn produce_beside(
     report.await?
 }
 
+/// Generated posts without engagements or scenarios, `rate` a second for `duration` (or
+/// until stopped), their ids starting with `id_prefix`.
+pub(crate) fn posts_only(
+    rate: f64,
+    duration: Option<Duration>,
+    seed: u64,
+    id_prefix: String,
+) -> ProduceOptions {
+    ProduceOptions {
+        rate,
+        total: None,
+        duration,
+        seed,
+        engagements: false,
+        id_prefix,
+        scenarios: false,
+    }
+}
+
 /// Seconds the latency run offers its rate before it starts recording.
 pub(crate) const LATENCY_WARM_UP_SECS: f64 = 3.0;
 
@@ -663,14 +682,14 @@ async fn latency(
     let stream = format!("pulse:bench:{run_id}:latency");
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let app = start_recorded(settings, db_url, &stream, &histogram).await?;
-    let offer = |secs: f64, prefix: &str| ProduceOptions {
-        rate: args.latency_rate,
-        total: None,
-        duration: Some(Duration::from_secs_f64(secs)),
-        seed: 11,
-        engagements: false,
-        id_prefix: format!("{prefix}-{run_id}-"),
-        scenarios: false,
+    let offer = |secs: f64, prefix: &str| {
+        let duration = Some(Duration::from_secs_f64(secs));
+        posts_only(
+            args.latency_rate,
+            duration,
+            11,
+            format!("{prefix}-{run_id}-"),
+        )
     };
     // The first seconds of a new process on new tables open connections, prepare and plan
     // statements and analyse the tables as they grow: their latency is a start-up cost, not
@@ -703,12 +722,9 @@ async fn latency(
 }
 
 async fn admin(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) =
-        tokio_postgres::connect(&replace_database(url, "postgres"), tokio_postgres::NoTls)
-            .await
-            .context("connecting to PostgreSQL")?;
-    tokio::spawn(conn);
-    Ok(client)
+    connect(&replace_database(url, "postgres"))
+        .await
+        .context("connecting to PostgreSQL")
 }
 
 async fn create_database(url: &str, name: &str) -> anyhow::Result<()> {
@@ -727,19 +743,26 @@ async fn drop_database(url: &str, name: &str) {
     }
 }
 
-pub(crate) async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
+/// A client of the database at `db_url`, its connection driven on a task of its own.
+pub(crate) async fn connect(db_url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
-    Ok(client
+    Ok(client)
+}
+
+pub(crate) async fn count_posts(db_url: &str) -> anyhow::Result<i64> {
+    Ok(connect(db_url)
+        .await?
         .query_one("SELECT count(*) FROM posts", &[])
         .await?
         .get(0))
 }
 
 pub(crate) async fn truncate(db_url: &str) -> anyhow::Result<()> {
-    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    client.batch_execute("TRUNCATE posts, engagements").await?;
+    connect(db_url)
+        .await?
+        .batch_execute("TRUNCATE posts, engagements")
+        .await?;
     Ok(())
 }
 

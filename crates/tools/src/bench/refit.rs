@@ -53,8 +53,7 @@ pub struct RefitReport {
 }
 
 pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitReport> {
-    let (mut client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+    let mut client = super::connect(db_url).await?;
     eprintln!("refit: seeding {} finished cascades", args.refit_cascades);
     // 500 authors posting every 8 minutes over about two months, so each posts every three
     // days and a post's record holds cascades still growing when it went out; reach follows

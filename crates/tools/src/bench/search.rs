@@ -200,8 +200,7 @@ async fn seed(
     args: &SearchBenchArgs,
     report: &mut SearchReport,
 ) -> anyhow::Result<()> {
-    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = super::connect(db_url).await?;
     let texts: Vec<&str> = distinct.iter().map(|p| p.post.text.as_str()).collect();
     let platforms: Vec<&str> = distinct.iter().map(|p| p.post.platform.as_str()).collect();
     let authors: Vec<&str> = distinct.iter().map(|p| p.post.author.id.as_str()).collect();

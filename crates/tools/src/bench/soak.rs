@@ -417,15 +417,7 @@ async fn produce(
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) -> anyhow::Result<u64> {
-    let mut generator = crate::sources::demo::generator(&crate::sources::demo::ProduceOptions {
-        rate,
-        total: None,
-        duration: None,
-        seed: 23,
-        engagements: false,
-        id_prefix: prefix,
-        scenarios: false,
-    });
+    let mut generator = crate::sources::demo::generator(&super::posts_only(rate, None, 23, prefix));
     let started = Instant::now();
     let mut batch = Vec::new();
     while !stop.load(Ordering::Acquire) {

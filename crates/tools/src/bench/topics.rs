@@ -24,13 +24,13 @@ use serde::Serialize;
 
 use super::ceilings::generate_posts;
 use super::{
-    end_to_end, produce_beside, rss_mb_of, start_recorded, wait_recorded, LATENCY_WARM_UP_SECS,
+    connect, end_to_end, posts_only, produce_beside, rss_mb_of, start_recorded, wait_recorded,
+    LATENCY_WARM_UP_SECS,
 };
 use crate::analysis::{lexicon::LexiconAnalyzer, Analyzer};
 use crate::config::Settings;
 use crate::models::event::{Event, Post};
 use crate::models::topic::TopicStatus;
-use crate::sources::demo::ProduceOptions;
 use crate::topics::text::Tokens;
 use crate::topics::{PostFields, TopicDef, TopicSet};
 
@@ -416,12 +416,6 @@ fn micros_per(started: Instant, n: usize) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
 }
 
-async fn connect(db_url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 /// Makes `queries` the only live topics.
 async fn set_topics(db_url: &str, queries: &[String]) -> anyhow::Result<()> {
     let client = connect(db_url).await?;
@@ -516,14 +510,9 @@ async fn retag(
     eprintln!("retag alone: {:.0} posts/s", report.idle_posts_per_sec);
 
     // The latency of the pipeline at the rate, without and with a re-tagging.
-    let offer = |secs: f64, prefix: &str| ProduceOptions {
-        rate: 2_000.0,
-        total: None,
-        duration: Some(Duration::from_secs_f64(secs)),
-        seed: 13,
-        engagements: false,
-        id_prefix: format!("{prefix}-{run_id}-"),
-        scenarios: false,
+    let offer = |secs: f64, prefix: &str| {
+        let duration = Some(Duration::from_secs_f64(secs));
+        posts_only(2_000.0, duration, 13, format!("{prefix}-{run_id}-"))
     };
     let measure = |prefix: &'static str| {
         let (histogram, url, stream) = (

@@ -429,15 +429,7 @@ pub async fn run(
 }
 
 fn posts_only(rate: f64, duration: Duration, run_id: &str, tag: &str) -> ProduceOptions {
-    ProduceOptions {
-        rate,
-        total: None,
-        duration: Some(duration),
-        seed: 5,
-        engagements: false,
-        id_prefix: format!("ws-{tag}-{run_id}-"),
-        scenarios: false,
-    }
+    super::posts_only(rate, Some(duration), 5, format!("ws-{tag}-{run_id}-"))
 }
 
 /// The report as the rows of `docs/benchmarks.md`.

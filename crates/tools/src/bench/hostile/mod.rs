@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::scrape;
 use super::websocket::Server;
 use crate::auth::{keys, Role};
-use crate::sources::demo::{self as producer, ProduceOptions};
+use crate::sources::demo as producer;
 
 /// Options of the hostile part.
 #[derive(Debug, Clone, clap::Args)]
@@ -373,7 +373,7 @@ pub async fn run(
         Some(path) => path.clone(),
         None => crate::server_binary()?,
     };
-    let pg = connect(db_url).await?;
+    let pg = super::connect(db_url).await?;
     let mut made = Vec::new();
     for role in [Role::Admin, Role::Analyst, Role::Analyst, Role::Ingest] {
         made.push(keys::create(&pg, role, "hostile", None, "bench").await?.key);
@@ -510,12 +510,6 @@ async fn cleanup(redis: &Client, stream: &str) {
     let _: Result<i64, _> = redis.del(format!("{stream}:dead")).await;
 }
 
-async fn connect(db_url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
 /// Settings naming the stream and group the server reads, for the drain checks.
 fn group_settings(stream: &str) -> crate::config::Settings {
     let mut s = crate::config::Settings::default();
@@ -544,15 +538,12 @@ async fn legit_posts(t: &Target, rate: f64, duration: Duration, tag: &str) -> an
     let sent = producer::produce(
         &t.redis,
         &t.stream,
-        ProduceOptions {
+        super::posts_only(
             rate,
-            total: None,
-            duration: Some(duration),
-            seed: 17,
-            engagements: false,
-            id_prefix: format!("legit-{tag}-{}-", t.run_id),
-            scenarios: false,
-        },
+            Some(duration),
+            17,
+            format!("legit-{tag}-{}-", t.run_id),
+        ),
     )
     .await?;
     Ok(sent.posts)
