@@ -208,3 +208,22 @@ pub async fn run(
         bare_count_ms,
     })
 }
+
+/// The report as a Markdown table.
+pub fn markdown(d: &DigestReport) -> String {
+    format!(
+        "\n| weekly digest over {} posts ({} in the topic, {} cascades), {} runs each | median / slowest |\n|---|---|\n| the whole stream's digest: every figure, eight weeks of history | {:.0} / {:.0} ms |\n| the topic's digest | {:.0} / {:.0} ms |\n| drawing its chart and rendering every form | {:.0} ms |\n| bare read of the nine weeks' overall rollups | {:.0} ms |\n| bare count of the week's stored posts | {:.0} ms |\n| machine | {} |",
+        d.posts,
+        d.topic_posts,
+        d.cascades,
+        d.runs,
+        d.all_median_ms,
+        d.all_max_ms,
+        d.topic_median_ms,
+        d.topic_max_ms,
+        d.render_ms,
+        d.bare_rollups_ms,
+        d.bare_count_ms,
+        super::machine_description()
+    )
+}

@@ -626,11 +626,5 @@ pub fn markdown(r: &IsolationReport) -> String {
 
 /// Writes `isolation.md` and `isolation.json` to `out_dir`.
 pub fn write_files(report: &IsolationReport, out_dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    std::fs::write(out_dir.join("isolation.md"), markdown(report))?;
-    std::fs::write(
-        out_dir.join("isolation.json"),
-        serde_json::to_vec_pretty(report)?,
-    )?;
-    Ok(())
+    super::output::write_report(out_dir, "isolation", report, markdown)
 }

@@ -14,6 +14,7 @@ pub mod digests;
 pub mod hostile;
 pub mod isolation;
 pub mod model;
+mod output;
 mod plot;
 pub mod refit;
 pub mod scale;
@@ -337,78 +338,23 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     if runs(Part::Pipeline) {
         println!("{}", markdown(&report));
     }
-    if let Some(m) = &report.model {
-        println!("{}", model::markdown(m));
-    }
-    if let Some(ws) = &report.websocket {
-        println!("{}", websocket::markdown(ws));
-    }
-    if let Some(a) = &report.alerts {
-        println!("{}", alerts::markdown(a));
-    }
-    if let Some(s) = &report.scale {
-        println!("{}", scale::markdown(s));
+    print_markdown(&report.model, model::markdown);
+    print_markdown(&report.websocket, websocket::markdown);
+    print_markdown(&report.alerts, alerts::markdown);
+    if print_markdown(&report.scale, scale::markdown) {
         eprintln!("scale results written to {}", args.out_dir.display());
     }
-    if let Some(s) = &report.soak {
-        println!("{}", soak::markdown(s));
+    if print_markdown(&report.soak, soak::markdown) {
         eprintln!("soak results written to {}", args.out_dir.display());
     }
-    if let Some(i) = &report.isolation {
-        println!("{}", isolation::markdown(i));
-    }
-    if let Some(s) = &report.sources {
-        println!("{}", sources::markdown(s));
-    }
-    if let Some(s) = &report.stories {
-        println!(
-            "\n| stories | figure |\n|---|---|\n| posts (event time {} /s) | {} |\n| placing one post | {:.1} µs |\n| analysing one post (lexicon, same run) | {:.1} µs |\n| stories born / live at the end | {} / {} |\n| tracker memory after a tenth / peak / end | {:.1} / {:.1} / {:.1} MB |",
-            s.posts_per_sec_event_time,
-            s.posts,
-            s.micros_per_post,
-            s.analysis_micros_per_post,
-            s.stories_born,
-            s.live_stories_at_end,
-            s.memory_at_tenth_mb,
-            s.peak_memory_mb,
-            s.end_memory_mb
-        );
-    }
-    if let Some(r) = &report.refit {
-        println!(
-            "\n| forecast refit | figure |\n|---|---|\n| finished cascades | {} |\n| reading them with their authors' records | {:.0} ms |\n| a bare read of the same posts | {:.0} ms |\n| the fit, one core | {:.0} ms |\n| a whole pass (read, fit, store) | {:.0} ms |\n| Spearman out of fold: refit / shipped | {:.3} / {:.3} |\n| adopted | {} |\n| the check for new platforms between passes | {:.1} ms |\n| growing cascades recorded in one pass | {} |\n| that pass / again, nothing changed | {:.0} / {:.0} ms |\n| a bare read of the same cascades and authors | {:.0} ms |",
-            r.cascades, r.read_ms, r.bare_read_ms, r.fit_ms, r.pass_ms, r.spearman,
-            r.shipped_spearman, r.adopted, r.new_platform_check_ms, r.growing, r.growing_pass_ms,
-            r.growing_unchanged_ms,
-            r.growing_bare_read_ms
-        );
-    }
-    if let Some(h) = &report.hostile {
-        println!("{}", hostile::markdown(h));
-    }
-    if let Some(t) = &report.topics {
-        println!("{}", topics::markdown(t));
-    }
-    if let Some(s) = &report.search {
-        println!("{}", search::markdown(s));
-    }
-    if let Some(d) = &report.digests {
-        println!(
-            "\n| weekly digest over {} posts ({} in the topic, {} cascades), {} runs each | median / slowest |\n|---|---|\n| the whole stream's digest: every figure, eight weeks of history | {:.0} / {:.0} ms |\n| the topic's digest | {:.0} / {:.0} ms |\n| drawing its chart and rendering every form | {:.0} ms |\n| bare read of the nine weeks' overall rollups | {:.0} ms |\n| bare count of the week's stored posts | {:.0} ms |\n| machine | {} |",
-            d.posts,
-            d.topic_posts,
-            d.cascades,
-            d.runs,
-            d.all_median_ms,
-            d.all_max_ms,
-            d.topic_median_ms,
-            d.topic_max_ms,
-            d.render_ms,
-            d.bare_rollups_ms,
-            d.bare_count_ms,
-            machine_description()
-        );
-    }
+    print_markdown(&report.isolation, isolation::markdown);
+    print_markdown(&report.sources, sources::markdown);
+    print_markdown(&report.stories, stories::markdown);
+    print_markdown(&report.refit, refit::markdown);
+    print_markdown(&report.hostile, hostile::markdown);
+    print_markdown(&report.topics, topics::markdown);
+    print_markdown(&report.search, search::markdown);
+    print_markdown(&report.digests, digests::markdown);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
@@ -420,6 +366,14 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", compare(&saved, &serde_json::to_value(&report)?, path));
     }
     Ok(())
+}
+
+/// Prints a part's table when the part ran; whether it did.
+fn print_markdown<R>(part: &Option<R>, markdown: fn(&R) -> String) -> bool {
+    if let Some(r) = part {
+        println!("{}", markdown(r));
+    }
+    part.is_some()
 }
 
 async fn pipeline(

@@ -191,3 +191,14 @@ pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitRep
         growing_bare_read_ms,
     })
 }
+
+/// The report as a Markdown table.
+pub fn markdown(r: &RefitReport) -> String {
+    format!(
+        "\n| forecast refit | figure |\n|---|---|\n| finished cascades | {} |\n| reading them with their authors' records | {:.0} ms |\n| a bare read of the same posts | {:.0} ms |\n| the fit, one core | {:.0} ms |\n| a whole pass (read, fit, store) | {:.0} ms |\n| Spearman out of fold: refit / shipped | {:.3} / {:.3} |\n| adopted | {} |\n| the check for new platforms between passes | {:.1} ms |\n| growing cascades recorded in one pass | {} |\n| that pass / again, nothing changed | {:.0} / {:.0} ms |\n| a bare read of the same cascades and authors | {:.0} ms |",
+        r.cascades, r.read_ms, r.bare_read_ms, r.fit_ms, r.pass_ms, r.spearman,
+        r.shipped_spearman, r.adopted, r.new_platform_check_ms, r.growing, r.growing_pass_ms,
+        r.growing_unchanged_ms,
+        r.growing_bare_read_ms
+    )
+}

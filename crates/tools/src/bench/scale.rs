@@ -12,7 +12,7 @@
 //! and an SVG and PNG chart of throughput and p99 against offered load.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,8 @@ use anyhow::Context as _;
 use fred::prelude::*;
 use serde::Serialize;
 
-use super::plot::{self, Panel, Rule, Series};
+use super::output;
+use super::plot::{Panel, Rule, Series};
 use super::scrape;
 use super::websocket::Server;
 use super::Ceilings;
@@ -271,25 +272,12 @@ async fn offer(
 
 /// Writes `scale.md`, `scale.json`, `scale.svg` and (when Chromium is there) `scale.png`.
 pub fn write_files(report: &ScaleReport, out_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let path = |name: &str| -> PathBuf { out_dir.join(name) };
-    std::fs::write(path("scale.md"), markdown(report))?;
-    std::fs::write(path("scale.json"), serde_json::to_vec_pretty(report)?)?;
-    let panels = panels(report);
-    std::fs::write(
-        path("scale.svg"),
-        plot::svg(
-            &format!(
-                "Pulse pipeline, 1–3 processes in one group ({} cores, lexicon analyzer)",
-                report.cores
-            ),
-            &panels,
-        ),
-    )?;
-    if let Err(e) = plot::render_png(&path("scale.svg"), &path("scale.png"), plot::size(2)) {
-        eprintln!("scale.png not written: {e:#}");
-    }
-    Ok(())
+    output::write_report(out_dir, "scale", report, markdown)?;
+    let title = format!(
+        "Pulse pipeline, 1–3 processes in one group ({} cores, lexicon analyzer)",
+        report.cores
+    );
+    output::write_charts(out_dir, "scale", &title, &panels(report))
 }
 
 fn panels(report: &ScaleReport) -> [Panel; 2] {

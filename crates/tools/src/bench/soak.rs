@@ -25,7 +25,8 @@ use anyhow::Context as _;
 use fred::prelude::*;
 use serde::Serialize;
 
-use super::plot::{self, Panel, Series};
+use super::output;
+use super::plot::{Panel, Series};
 use super::scrape::{self, Reading};
 use super::websocket::Server;
 use crate::config::Settings;
@@ -506,28 +507,13 @@ async fn model_of(address: SocketAddr) -> Option<String> {
 /// Writes `soak.md` and `soak.json`; when the soak is over, also `soak.svg` and (when
 /// Chromium is there) `soak.png`.
 pub fn write_files(report: &SoakReport, out_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    std::fs::write(out_dir.join("soak.md"), markdown(report))?;
-    std::fs::write(
-        out_dir.join("soak.json"),
-        serde_json::to_vec_pretty(report)?,
-    )?;
+    output::write_report(out_dir, "soak", report, markdown)?;
     if report.verdict != "running" {
-        let panels = panels(report);
-        let (svg, png) = (out_dir.join("soak.svg"), out_dir.join("soak.png"));
-        std::fs::write(
-            &svg,
-            plot::svg(
-                &format!(
-                    "Soak: pulse serve with {} at {:.0} posts/s for {} min",
-                    report.model, report.rate, report.minutes
-                ),
-                &panels,
-            ),
-        )?;
-        if let Err(e) = plot::render_png(&svg, &png, plot::size(panels.len())) {
-            eprintln!("soak.png not written: {e:#}");
-        }
+        let title = format!(
+            "Soak: pulse serve with {} at {:.0} posts/s for {} min",
+            report.model, report.rate, report.minutes
+        );
+        output::write_charts(out_dir, "soak", &title, &panels(report))?;
     }
     Ok(())
 }

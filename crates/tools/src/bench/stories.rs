@@ -95,3 +95,19 @@ pub fn run(args: &StoriesBenchArgs) -> anyhow::Result<StoriesReport> {
         memory_at_tenth_mb: at_tenth as f64 / 1e6,
     })
 }
+
+/// The report as a Markdown table.
+pub fn markdown(s: &StoriesReport) -> String {
+    format!(
+        "\n| stories | figure |\n|---|---|\n| posts (event time {} /s) | {} |\n| placing one post | {:.1} µs |\n| analysing one post (lexicon, same run) | {:.1} µs |\n| stories born / live at the end | {} / {} |\n| tracker memory after a tenth / peak / end | {:.1} / {:.1} / {:.1} MB |",
+        s.posts_per_sec_event_time,
+        s.posts,
+        s.micros_per_post,
+        s.analysis_micros_per_post,
+        s.stories_born,
+        s.live_stories_at_end,
+        s.memory_at_tenth_mb,
+        s.peak_memory_mb,
+        s.end_memory_mb
+    )
+}
