@@ -518,9 +518,12 @@ pub fn write_files(report: &SoakReport, out_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A line of a chart: its label, and the figure of a sample it draws.
+type Line = (&'static str, fn(&SoakSample) -> f64);
+
 /// Memory, latency and throughput against the minutes of the soak.
 fn panels(r: &SoakReport) -> [Panel; 3] {
-    let line = |label: &str, f: fn(&SoakSample) -> f64| Series {
+    let line = |(label, f): Line| Series {
         label: label.to_string(),
         points: r
             .samples
@@ -528,38 +531,32 @@ fn panels(r: &SoakReport) -> [Panel; 3] {
             .map(|s| (s.elapsed_secs / 60.0, f(s)))
             .collect(),
     };
-    let panel = |title: &str, y_label: &str, series: Vec<Series>| Panel {
+    let panel = |title: &str, y_label: &str, lines: [Line; 2]| Panel {
         title: title.to_string(),
         x_label: "minutes".into(),
         y_label: y_label.to_string(),
         log_y: false,
         diagonal: false,
-        series,
+        series: lines.into_iter().map(line).collect(),
         rules: Vec::new(),
     };
     [
         panel(
             "Resident memory",
             "MB",
-            vec![
-                line("resident", |s| s.rss_mb),
-                line("peak", |s| s.peak_rss_mb),
-            ],
+            [("resident", |s| s.rss_mb), ("peak", |s| s.peak_rss_mb)],
         ),
         panel(
             "Latency, XADD to commit",
             "ms",
-            vec![
-                line("p50", |s| s.latency_p50_ms),
-                line("p99", |s| s.latency_p99_ms),
-            ],
+            [("p50", |s| s.latency_p50_ms), ("p99", |s| s.latency_p99_ms)],
         ),
         panel(
             "Throughput",
             "posts/s",
-            vec![
-                line("offered", |s| s.offered_per_sec),
-                line("acknowledged", |s| s.throughput_per_sec),
+            [
+                ("offered", |s| s.offered_per_sec),
+                ("acknowledged", |s| s.throughput_per_sec),
             ],
         ),
     ]
