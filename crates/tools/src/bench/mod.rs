@@ -220,11 +220,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                         | Part::Search
                 ))
     };
+    let mut lexicon = settings.clone();
+    lexicon.analyzer.backend = analysis::Backend::Lexicon;
     let result = async {
         if runs(Part::Pipeline) {
             // The pipeline figures are the lexicon's: the plumbing's own ceiling.
-            let mut lexicon = settings.clone();
-            lexicon.analyzer.backend = analysis::Backend::Lexicon;
             pipeline(&lexicon, &db_url, &redis, &run_id, &args, &mut report).await?;
         }
         if runs(Part::Model) {
@@ -282,8 +282,6 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if runs(Part::Sources) {
             eprintln!("source runs");
-            let mut lexicon = settings.clone();
-            lexicon.analyzer.backend = analysis::Backend::Lexicon;
             report.sources =
                 Some(sources::run(&lexicon, &db_url, &redis, &run_id, &args.sources).await?);
         }
@@ -297,8 +295,6 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if runs(Part::Digests) {
             eprintln!("digest runs");
-            let mut lexicon = settings.clone();
-            lexicon.analyzer.backend = analysis::Backend::Lexicon;
             report.digests = Some(digests::run(&lexicon, &db_url, &run_id, &args.digests).await?);
         }
         if runs(Part::Topics) {
