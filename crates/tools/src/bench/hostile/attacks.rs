@@ -55,6 +55,23 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long a client that holds bodies waits after an answer before it opens another.
 const HOLD_RETRY: Duration = Duration::from_secs(1);
 
+/// Runs `clients` clients at once, client `i` being `client(i, tally)`, until each has ended;
+/// what they were answered, summed up.
+async fn tallied<C, F>(clients: usize, client: C) -> String
+where
+    C: Fn(usize, Arc<Tally>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tally = Arc::new(Tally::default());
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(client(i, tally.clone())))
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    tally.summary()
+}
+
 /// Zeros sent as body bytes.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -73,49 +90,43 @@ pub async fn slow_bodies(
     connections: usize,
     deadline: Instant,
 ) -> String {
-    let tally = Arc::new(Tally::default());
-    let tasks: Vec<_> = (0..connections)
-        .map(|i| {
-            let (tally, headers) = (tally.clone(), headers.clone());
-            let source = sources[i % sources.len()];
-            tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let Ok(mut stream) = connect_from(source, server).await else {
-                        tally.add("connect failed");
-                        tokio::time::sleep(HOLD_RETRY).await;
-                        continue;
-                    };
-                    let pairs: Vec<(&str, &str)> =
-                        headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    let head = head("POST", path, server, &pairs, Some(declared));
-                    let mut answer = None;
-                    if stream.write_all(&head).await.is_ok() {
-                        answer = read_status(&mut stream, Duration::from_millis(50)).await;
-                    }
-                    if answer.is_none() {
-                        let mut left = declared.saturating_sub(1);
-                        let mut sent = true;
-                        while sent && left > 0 && Instant::now() < deadline {
-                            let n = left.min(ZEROS.len());
-                            sent = stream.write_all(&ZEROS[..n]).await.is_ok();
-                            left -= n;
-                        }
-                        let wait = deadline.saturating_duration_since(Instant::now());
-                        answer = read_status(&mut stream, wait).await;
-                    }
-                    match answer {
-                        Some(status) => tally.status(status),
-                        None => tally.add("held"),
-                    }
+    tallied(connections, |i, tally| {
+        let headers = headers.clone();
+        let source = sources[i % sources.len()];
+        async move {
+            while Instant::now() < deadline {
+                let Ok(mut stream) = connect_from(source, server).await else {
+                    tally.add("connect failed");
                     tokio::time::sleep(HOLD_RETRY).await;
+                    continue;
+                };
+                let pairs: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let head = head("POST", path, server, &pairs, Some(declared));
+                let mut answer = None;
+                if stream.write_all(&head).await.is_ok() {
+                    answer = read_status(&mut stream, Duration::from_millis(50)).await;
                 }
-            })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    tally.summary()
+                if answer.is_none() {
+                    let mut left = declared.saturating_sub(1);
+                    let mut sent = true;
+                    while sent && left > 0 && Instant::now() < deadline {
+                        let n = left.min(ZEROS.len());
+                        sent = stream.write_all(&ZEROS[..n]).await.is_ok();
+                        left -= n;
+                    }
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    answer = read_status(&mut stream, wait).await;
+                }
+                match answer {
+                    Some(status) => tally.status(status),
+                    None => tally.add("held"),
+                }
+                tokio::time::sleep(HOLD_RETRY).await;
+            }
+        }
+    })
+    .await
 }
 
 /// `entries` stream entries of `fields` one-byte fields each (plus an `event`), XADDed
@@ -144,47 +155,38 @@ pub async fn key_guessing(
     loops: usize,
     deadline: Instant,
 ) -> String {
-    let tally = Arc::new(Tally::default());
-    let tasks: Vec<_> = (0..loops)
-        .map(|i| {
-            let tally = tally.clone();
-            let sources = sources.clone();
-            tokio::spawn(async move {
-                let mut n = i;
-                while Instant::now() < deadline {
-                    let key = {
-                        let mut rng = rand::rng();
-                        let hex = |len: usize, rng: &mut rand::rngs::ThreadRng| -> String {
-                            (0..len)
-                                .map(|_| {
-                                    char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')
-                                })
-                                .collect()
-                        };
-                        format!("pulse_{}_{}", hex(12, &mut rng), hex(64, &mut rng))
+    tallied(loops, |i, tally| {
+        let sources = sources.clone();
+        async move {
+            let mut n = i;
+            while Instant::now() < deadline {
+                let key = {
+                    let mut rng = rand::rng();
+                    let hex = |len: usize, rng: &mut rand::rngs::ThreadRng| -> String {
+                        (0..len)
+                            .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+                            .collect()
                     };
-                    let source = sources[n % sources.len()];
-                    n += loops;
-                    let status = raw::request(
-                        source,
-                        server,
-                        "GET",
-                        "/api/v1/posts",
-                        &[("X-API-Key", &key)],
-                        b"",
-                        Duration::from_secs(30),
-                    )
-                    .await;
-                    tally.status(status);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    tally.summary()
+                    format!("pulse_{}_{}", hex(12, &mut rng), hex(64, &mut rng))
+                };
+                let source = sources[n % sources.len()];
+                n += loops;
+                let status = raw::request(
+                    source,
+                    server,
+                    "GET",
+                    "/api/v1/posts",
+                    &[("X-API-Key", &key)],
+                    b"",
+                    Duration::from_secs(30),
+                )
+                .await;
+                tally.status(status);
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    })
+    .await
 }
 
 /// A body of `size` bytes made of empty gzip members.
@@ -206,44 +208,33 @@ pub async fn repeated_posts(
     body: Arc<Vec<u8>>,
     deadline: Instant,
 ) -> String {
-    let tally = Arc::new(Tally::default());
-    let tasks: Vec<_> = (0..loops)
-        .map(|i| {
-            let (tally, sources, headers, body) = (
-                tally.clone(),
-                sources.clone(),
-                headers.clone(),
-                body.clone(),
-            );
-            tokio::spawn(async move {
-                let mut n = i;
-                while Instant::now() < deadline {
-                    let source = sources[n % sources.len()];
-                    n += loops;
-                    let pairs: Vec<(&str, &str)> =
-                        headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    let status = raw::request(
-                        source,
-                        server,
-                        "POST",
-                        path,
-                        &pairs,
-                        &body,
-                        Duration::from_secs(60),
-                    )
-                    .await;
-                    tally.status(status);
-                    if status != 202 && status != 200 {
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
+    tallied(loops, |i, tally| {
+        let (sources, headers, body) = (sources.clone(), headers.clone(), body.clone());
+        async move {
+            let mut n = i;
+            while Instant::now() < deadline {
+                let source = sources[n % sources.len()];
+                n += loops;
+                let pairs: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let status = raw::request(
+                    source,
+                    server,
+                    "POST",
+                    path,
+                    &pairs,
+                    &body,
+                    Duration::from_secs(60),
+                )
+                .await;
+                tally.status(status);
+                if status != 202 && status != 200 {
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
-            })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    tally.summary()
+            }
+        }
+    })
+    .await
 }
 
 /// `sessions` WebSocket sessions subscribed to every post, whose client never reads, held

@@ -436,17 +436,7 @@ pub async fn run(
     super::wait_drained(redis, &group_settings(&target.stream), "settling").await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = server.rss_mb();
-    let baseline = phase(
-        &mut server,
-        &target,
-        idle,
-        None,
-        "none",
-        "no attack",
-        secs,
-        async { Ok("—".to_string()) },
-    )
-    .await?;
+    let baseline = quiet_phase(&mut server, &target, idle, "none", "no attack", secs).await?;
     report.idle_rss_mb = idle;
     let mut reference = baseline.p99_ms;
     report.phases.push(baseline);
@@ -474,15 +464,14 @@ pub async fn run(
 
     eprintln!("hostile: no attack, again");
     let (mut server, target, idle) = fresh("none-after").await?;
-    let after = phase(
+    let description = "no attack, after the attacks";
+    let after = quiet_phase(
         &mut server,
         &target,
         idle,
-        None,
         "none (again)",
-        "no attack, after the attacks",
+        description,
         secs,
-        async { Ok("—".to_string()) },
     )
     .await?;
     reference = (reference + after.p99_ms) / 2.0;
@@ -547,6 +536,29 @@ async fn legit_posts(t: &Target, rate: f64, duration: Duration, tag: &str) -> an
     )
     .await?;
     Ok(sent.posts)
+}
+
+/// A [`phase`] of the legitimate load alone.
+async fn quiet_phase(
+    server: &mut Server,
+    t: &Target,
+    idle: f64,
+    name: &str,
+    description: &str,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let no_attack = async { Ok("—".to_string()) };
+    phase(
+        server,
+        t,
+        idle,
+        None,
+        name,
+        description,
+        duration,
+        no_attack,
+    )
+    .await
 }
 
 /// One phase: legitimate load for `duration` beside `attack`, on a server whose idle memory
