@@ -23,6 +23,7 @@ use super::ceilings::{analyze_all, generate_posts};
 use super::{bench_settings, machine_description, rss_mb_of};
 use crate::config::Settings;
 use crate::db::search::TsVector;
+use crate::models::text::prefix_chars;
 use crate::search::vector::encode;
 use crate::topics::text::{is_spaceless, TokenKind, Tokens};
 use crate::topics::PostFields;
@@ -179,7 +180,7 @@ fn distinct_posts(
         let real: Vec<&str> = texts.lines().filter(|l| !l.trim().is_empty()).collect();
         for (i, text) in real.iter().take(events.len() / 3).enumerate() {
             let e = &mut events[i * 3];
-            e["text"] = serde_json::json!(text.chars().take(2_000).collect::<String>());
+            e["text"] = serde_json::json!(prefix_chars(text, 2_000));
             if let Some(o) = e.as_object_mut() {
                 o.remove("lang");
             }

@@ -30,6 +30,7 @@ use super::{
 use crate::analysis::{lexicon::LexiconAnalyzer, Analyzer};
 use crate::config::Settings;
 use crate::models::event::{Event, Post};
+use crate::models::text::prefix_chars;
 use crate::models::topic::TopicStatus;
 use crate::topics::text::Tokens;
 use crate::topics::{PostFields, TopicDef, TopicSet};
@@ -197,7 +198,7 @@ fn bench_posts(args: &TopicsBenchArgs) -> anyhow::Result<Vec<Post>> {
         for (i, text) in real.iter().take(posts.len() / 3).enumerate() {
             let slot = &mut posts[i * 3];
             slot.id = format!("real-{i}");
-            slot.text = text.chars().take(2_000).collect();
+            slot.text = prefix_chars(text, 2_000).to_string();
             slot.lang = None;
         }
     }
@@ -450,20 +451,15 @@ async fn end_to_end_counting(
     let client = connect(db_url).await?;
     client.batch_execute("DELETE FROM metric_rollups").await?;
     let rate = end_to_end(settings, db_url, redis, run_id, events).await?;
-    let overall: i64 = client
+    let sums = client
         .query_one(
-            "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
+            "SELECT COALESCE(sum(posts) FILTER (WHERE dimension = 'overall'), 0)::int8, \
+                 COALESCE(sum(posts) FILTER (WHERE dimension = 'topic'), 0)::int8 \
+             FROM metric_rollups",
             &[],
         )
-        .await?
-        .get(0);
-    let topics: i64 = client
-        .query_one(
-            "SELECT COALESCE(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'topic'",
-            &[],
-        )
-        .await?
-        .get(0);
+        .await?;
+    let (overall, topics): (i64, i64) = (sums.get(0), sums.get(1));
     Ok((rate, topics as f64 / overall.max(1) as f64))
 }
 
