@@ -12,7 +12,6 @@
 //! general_change=D` (macro-recall in points, means over the draws; the general figures 0 without
 //! `--general`).
 
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -165,20 +164,21 @@ pub fn run(args: CalibrationEvalArgs) -> anyhow::Result<()> {
         return write_reference(from, to);
     }
     let data = args.data.as_ref().context("--data is needed")?;
-    let file = std::fs::File::open(data).with_context(|| format!("reading {}", data.display()))?;
     let (mut train, mut test) = (Vec::new(), Vec::new());
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
-        let label = label_of(&l.label, n + 1)?;
-        let item = (l.id.unwrap_or_else(|| n.to_string()), l.text, l.lang, label);
+    for line in super::json_lines(data, |n| format!("line {n}"))? {
+        let (n, l): (usize, Line) = line?;
+        let label = label_of(&l.label, n)?;
+        // Without an id, a post is named by its line's index from 0.
+        let item = (
+            l.id.unwrap_or_else(|| (n - 1).to_string()),
+            l.text,
+            l.lang,
+            label,
+        );
         match l.split.as_deref() {
             None | Some("train") => train.push(item),
             Some("test") => test.push(item),
-            Some(other) => anyhow::bail!("line {}: split `{other}` is not train or test", n + 1),
+            Some(other) => anyhow::bail!("line {n}: split `{other}` is not train or test"),
         }
     }
     anyhow::ensure!(

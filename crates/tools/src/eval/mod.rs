@@ -1,9 +1,11 @@
 //! `pulse eval`: scores on labelled data, each printed beside a simple baseline measured in
 //! the same run.
 
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::de::DeserializeOwned;
 
 use crate::config::{AnalyzerSettings, Backend};
 
@@ -54,4 +56,26 @@ impl AnalyzerArgs {
         }
         Ok((backend, settings))
     }
+}
+
+/// The lines of the JSON-lines file at `path` that are not blank, read one at a time, each
+/// parsed with its line number (from 1); `at` says where a line that does not parse stands.
+pub(crate) fn json_lines<T: DeserializeOwned>(
+    path: &Path,
+    at: impl Fn(usize) -> String,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, T)>>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let lines = std::io::BufReader::new(file).lines().enumerate();
+    Ok(lines.filter_map(move |(n, line)| {
+        let line = match line {
+            Ok(line) if line.trim().is_empty() => return None,
+            Ok(line) => line,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(
+            serde_json::from_str(&line)
+                .map(|parsed| (n + 1, parsed))
+                .with_context(|| at(n + 1)),
+        )
+    }))
 }

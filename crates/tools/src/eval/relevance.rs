@@ -12,10 +12,8 @@
 //! every entity's test posts).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use crate::topics::relevance::{choose, key_of, Features, Model, Post};
@@ -151,23 +149,17 @@ struct EntityScores {
 /// Each entity's `train` and `test` posts, by name.
 type Entities = BTreeMap<String, (Vec<Labelled>, Vec<Labelled>)>;
 
-fn read(path: &PathBuf) -> anyhow::Result<Entities> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+fn read(path: &Path) -> anyhow::Result<Entities> {
     let mut entities = Entities::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}", path.display(), n + 1))?;
+    for line in super::json_lines(path, |n| format!("{} line {n}", path.display()))? {
+        let (n, l): (usize, Line) = line?;
         let related = match l.label.as_str() {
             "related" => true,
             "unrelated" => false,
             other => anyhow::bail!(
                 "{} line {}: label must be `related` or `unrelated`, not `{other}`",
                 path.display(),
-                n + 1
+                n
             ),
         };
         let fields = PostFields {
@@ -180,7 +172,7 @@ fn read(path: &PathBuf) -> anyhow::Result<Entities> {
             anyhow::anyhow!(
                 "{} line {}: the query of `{}` does not parse: {e}",
                 path.display(),
-                n + 1,
+                n,
                 l.entity
             )
         })?;
@@ -202,7 +194,7 @@ fn read(path: &PathBuf) -> anyhow::Result<Entities> {
             Some(other) => anyhow::bail!(
                 "{} line {}: split must be `train` or `test`, not `{other}`",
                 path.display(),
-                n + 1
+                n
             ),
         }
     }

@@ -11,7 +11,6 @@ pub mod baseline;
 pub mod scores;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -127,16 +126,11 @@ struct Outcome {
 
 /// Reads the posts, sorted by time (ties in file order), with the event names.
 pub fn read(path: &std::path::Path) -> anyhow::Result<(Vec<ReplayPost>, Vec<String>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut names: Vec<String> = Vec::new();
     let mut posts = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a post", path.display(), n + 1))?;
+    let located = |n| format!("{}:{n}: not a post", path.display());
+    for line in crate::eval::json_lines(path, located)? {
+        let (_, l): (usize, Line) = line?;
         let label = l
             .label
             .map(|name| match names.iter().position(|x| *x == name) {

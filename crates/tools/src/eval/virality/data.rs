@@ -2,7 +2,6 @@
 //! Twitter propagation trees (the Twitter15/16 format of Ma, Gao and Wong, ACL 2017).
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -138,15 +137,10 @@ pub fn read_json_lines(path: &Path) -> anyhow::Result<Vec<TrueCascade>> {
 
 /// [`read_json_lines`], keeping each line's `author` and `text` (both optional).
 pub fn read_authored_json_lines(path: &Path) -> anyhow::Result<Vec<AuthoredLine>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let c: FileCascade = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a cascade", path.display(), n + 1))?;
+    let located = |n| format!("{}:{n}: not a cascade", path.display());
+    for line in crate::eval::json_lines(path, located)? {
+        let (_, c): (usize, FileCascade) = line?;
         let created_at = c.created_at.unwrap_or(0.0);
         let len = c.shares.len();
         let shares = c
@@ -396,21 +390,14 @@ pub fn set_priors(cascades: &mut [TrueCascade], path: &Path) -> anyhow::Result<u
         id: String,
         forecast: f64,
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut priors = HashMap::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let l: Line = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a prior", path.display(), n + 1))?;
+    let located = |n| format!("{} line {n}: not a prior", path.display());
+    for line in crate::eval::json_lines(path, located)? {
+        let (n, l): (usize, Line) = line?;
         anyhow::ensure!(
             l.forecast.is_finite(),
-            "{} line {}: forecast is not finite",
-            path.display(),
-            n + 1
+            "{} line {n}: forecast is not finite",
+            path.display()
         );
         priors.insert(l.id, l.forecast);
     }
