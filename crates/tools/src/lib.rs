@@ -76,35 +76,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(args) => return bench::run(settings, *args).await,
         Command::Eval(eval) => *eval,
     };
-    match command {
-        EvalCommand {
-            what: Some(EvalWhat::Virality(args)),
-            ..
-        } => eval::virality::run(args),
-        EvalCommand {
-            what: Some(EvalWhat::Language(args)),
-            ..
-        } => eval::language::run(args),
-        EvalCommand {
-            what: Some(EvalWhat::Stories(args)),
-            ..
-        } => eval::stories::run(args),
-        EvalCommand {
-            what: Some(EvalWhat::Forecast(args)),
-            ..
-        } => eval::forecast::run(args),
-        EvalCommand {
-            what: Some(EvalWhat::Relevance(args)),
-            ..
-        } => eval::relevance::run(args),
-        EvalCommand {
-            what: Some(EvalWhat::Calibration(args)),
-            ..
-        } => eval::calibration::run(args),
-        EvalCommand {
-            text: Some(args), ..
-        } => eval::sentiment::run(args),
-        _ => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
+    match (command.what, command.text) {
+        (Some(EvalWhat::Virality(args)), _) => eval::virality::run(args),
+        (Some(EvalWhat::Language(args)), _) => eval::language::run(args),
+        (Some(EvalWhat::Stories(args)), _) => eval::stories::run(args),
+        (Some(EvalWhat::Forecast(args)), _) => eval::forecast::run(args),
+        (Some(EvalWhat::Relevance(args)), _) => eval::relevance::run(args),
+        (Some(EvalWhat::Calibration(args)), _) => eval::calibration::run(args),
+        (None, Some(args)) => eval::sentiment::run(args),
+        (None, None) => anyhow::bail!("pulse eval needs --task and --data, or `virality`"),
     }
 }
 
