@@ -138,32 +138,36 @@ pub fn ari(truth: &[usize], predicted: &[usize]) -> f64 {
 mod tests {
     use super::*;
 
+    /// Asserts the AMI and ARI of `predicted` against `truth`, within `tolerance`.
+    fn assert_scores(truth: &[usize], predicted: &[usize], expected: (f64, f64), tolerance: f64) {
+        let (ami, ari) = (ami(truth, predicted), ari(truth, predicted));
+        assert!(
+            (ami - expected.0).abs() < tolerance,
+            "AMI {ami} of {predicted:?}"
+        );
+        assert!(
+            (ari - expected.1).abs() < tolerance,
+            "ARI {ari} of {predicted:?}"
+        );
+    }
+
     #[test]
     fn identical_partitions_score_one_whatever_the_names() {
-        let a = [0, 0, 1, 1, 2, 2];
-        let b = [5, 5, 3, 3, 9, 9];
-        assert!((ami(&a, &b) - 1.0).abs() < 1e-9);
-        assert!((ari(&a, &b) - 1.0).abs() < 1e-9);
+        assert_scores(&[0, 0, 1, 1, 2, 2], &[5, 5, 3, 3, 9, 9], (1.0, 1.0), 1e-9);
     }
 
     #[test]
     fn matches_scikit_learn_on_a_small_case() {
         // scikit-learn 1.x adjusted_mutual_info_score and adjusted_rand_score of the same.
-        let truth = [0, 0, 0, 1, 1, 1];
-        let predicted = [0, 0, 1, 1, 2, 2];
-        assert!((ami(&truth, &predicted) - 0.298_792_458).abs() < 1e-6);
-        assert!((ari(&truth, &predicted) - 0.242_424_242).abs() < 1e-6);
+        let (truth, predicted) = ([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]);
+        assert_scores(&truth, &predicted, (0.298_792_458, 0.242_424_242), 1e-6);
         let truth = [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3];
         let predicted = [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5];
-        assert!((ami(&truth, &predicted) - 0.366_180_245).abs() < 1e-6);
-        assert!((ari(&truth, &predicted) - 0.271_646_859).abs() < 1e-6);
+        assert_scores(&truth, &predicted, (0.366_180_245, 0.271_646_859), 1e-6);
     }
 
     #[test]
     fn singletons_earn_nothing() {
-        let truth = [0, 0, 0, 1, 1, 1];
-        let predicted = [0, 1, 2, 3, 4, 5];
-        assert!(ami(&truth, &predicted).abs() < 1e-9);
-        assert!(ari(&truth, &predicted).abs() < 1e-9);
+        assert_scores(&[0, 0, 0, 1, 1, 1], &[0, 1, 2, 3, 4, 5], (0.0, 0.0), 1e-9);
     }
 }
