@@ -126,7 +126,8 @@ async fn read_bounded(ctx: &IngestContext, count: u64, id: &str) -> Result<Vec<R
 /// doubling up to `ingest.idle_poll_ms`, so an idle stream costs Redis a cheap script call
 /// every few tens of milliseconds.
 struct IdlePause {
-    next: Duration,
+    /// Pauses since the last entries, past the busy spell.
+    idle: u32,
     max: Duration,
     entries_at: Option<Instant>,
 }
@@ -137,7 +138,7 @@ impl IdlePause {
 
     fn new(max: Duration) -> IdlePause {
         IdlePause {
-            next: Self::FIRST,
+            idle: 0,
             max: max.max(Self::FIRST),
             entries_at: None,
         }
@@ -154,14 +155,14 @@ impl IdlePause {
         {
             return Self::FIRST;
         }
-        let pause = self.next.min(self.max);
-        self.next = (self.next * 2).min(self.max);
+        let pause = crate::models::backoff::ceiling(Self::FIRST, self.max, self.idle);
+        self.idle = self.idle.saturating_add(1);
         pause
     }
 
     /// A read returned entries at `now`.
     fn entries(&mut self, now: Instant) {
-        self.next = Self::FIRST;
+        self.idle = 0;
         self.entries_at = Some(now);
     }
 }

@@ -41,7 +41,7 @@ use super::sink::{Sink, FLUSH_EVERY};
 use super::SourceContext;
 use crate::config::JetstreamSettings;
 use crate::egress::redact_url;
-use crate::models::backoff::Backoff;
+use crate::models::backoff::{self, Backoff};
 use crate::models::Event;
 use crate::telemetry::names;
 
@@ -232,7 +232,8 @@ impl TooLarge {
             _ => 1,
         };
         self.at = Some((cursor, times));
-        let floor = cursor.saturating_add(1_000_000i64 << (times - 1).min(20));
+        let skip = backoff::ceiling(Duration::from_secs(1), Duration::MAX, times - 1);
+        let floor = cursor.saturating_add(skip.as_micros() as i64);
         self.floor = Some(self.floor.map_or(floor, |f| f.max(floor)));
         true
     }

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, watch};
 pub use self::wire::FanoutItem;
 use self::wire::{own_prefix, parse, payloads};
 use crate::config::Settings;
+use crate::models::backoff;
 use crate::telemetry::names;
 
 /// Payloads the subscriber's client buffers before it counts the subscriber as behind.
@@ -54,7 +55,9 @@ const SUBSCRIBER_BUFFER: usize = 256;
 const ORIGIN_TTL: Duration = Duration::from_secs(600);
 /// How long shutdown waits for queued messages to be published.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
-/// Longest pause between attempts to connect the subscriber.
+/// Pause after the first failed attempt to connect the fan-out's clients.
+const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between attempts to connect the fan-out's clients.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 /// Least time between two warnings about the same kind of loss.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -258,7 +261,7 @@ async fn connect(
     what: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Client> {
-    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0;
     loop {
         let attempt = async {
             let c = client(url, buffer)?;
@@ -269,11 +272,12 @@ async fn connect(
             Ok(c) => return Some(c),
             Err(e) => {
                 tracing::warn!(error = %format_args!("{e:#}"), what, "fan-out cannot reach Redis; retrying");
+                let wait = backoff::ceiling(FIRST_CONNECT_BACKOFF, MAX_CONNECT_BACKOFF, failures);
+                failures = failures.saturating_add(1);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return None,
                 }
-                backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
             }
         }
     }
