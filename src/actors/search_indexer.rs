@@ -52,10 +52,10 @@ impl SearchIndexer {
         .map(|(worked, took), actor: &mut Self, ctx| {
             let pause = match worked {
                 Ok(0) => IDLE,
-                Ok(_) if actor.pipeline_busy() => {
-                    took.mul_f64(1.0 / actor.settings.retag_busy_share - 1.0)
+                Ok(_) => {
+                    let share = actor.settings.retag_busy_share;
+                    IngestContext::rest_after(actor.ingest.as_ref(), took, share)
                 }
-                Ok(_) => Duration::ZERO,
                 Err(e) => {
                     pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing search vectors failed; trying again");
                     IDLE

@@ -168,11 +168,8 @@ impl Retagger {
         .map(|(worked, took), actor: &mut Self, ctx| {
             let pause = match worked {
                 Ok(true) => {
-                    if actor.pipeline_busy() {
-                        took.mul_f64(1.0 / actor.settings.retag_busy_share - 1.0)
-                    } else {
-                        Duration::ZERO
-                    }
+                    let share = actor.settings.retag_busy_share;
+                    IngestContext::rest_after(actor.ingest.as_ref(), took, share)
                 }
                 Ok(false) => IDLE,
                 Err(e) => {

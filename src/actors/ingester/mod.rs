@@ -235,6 +235,16 @@ impl IngestContext {
         ingest.is_some_and(|i| i.in_flight() > 0)
     }
 
+    /// The rest after a piece of such work that took `took`: while the pipeline of `ingest` is
+    /// busy, enough for the work to take `share` of the time; none while it is idle.
+    pub fn rest_after(ingest: Option<&Arc<IngestContext>>, took: Duration, share: f64) -> Duration {
+        if Self::busy(ingest) {
+            took.mul_f64(1.0 / share - 1.0)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Ids of every entry held here (read or claimed, not yet acknowledged).
     pub fn held_ids(&self) -> Vec<String> {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
