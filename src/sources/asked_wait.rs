@@ -131,104 +131,82 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_in_seconds_and_as_an_http_date_on_429_and_503() {
-        assert_eq!(
-            asked(429, &[("retry-after", "3")]),
-            Some((3, "retry-after"))
-        );
-        assert_eq!(
-            asked(503, &[("retry-after", " 2 ")]),
-            Some((2, "retry-after"))
-        );
-        assert_eq!(
-            asked(429, &[("retry-after", "Fri, 20 Nov 2026 10:00:42 GMT")]),
-            Some((42, "retry-after"))
-        );
-        // The two obsolete date forms HTTP still accepts.
-        assert_eq!(
-            asked(503, &[("retry-after", "Friday, 20-Nov-26 10:01:00 GMT")]),
-            Some((60, "retry-after"))
-        );
-        assert_eq!(
-            asked(503, &[("retry-after", "Fri Nov 20 10:00:05 2026")]),
-            Some((5, "retry-after"))
-        );
-        // A date already past: no wait beyond the ordinary backoff.
-        assert_eq!(
-            asked(429, &[("retry-after", "Fri, 20 Nov 2026 09:00:00 GMT")]),
-            Some((0, "retry-after"))
-        );
-        // Capped, so a garbled header cannot stop a source for good.
-        assert_eq!(
-            asked(429, &[("retry-after", "99999999999")]),
-            Some((MAX_ASKED_WAIT.as_secs(), "retry-after"))
-        );
-        // A 429 naming no time waits a minute; a 503 naming none backs off as usual.
-        assert_eq!(
-            asked(429, &[("retry-after", "soon")]),
-            Some((60, "unspecified"))
-        );
+        let max = MAX_ASKED_WAIT.as_secs();
+        let cases = [
+            (429, "3", Some((3, "retry-after"))),
+            (503, " 2 ", Some((2, "retry-after"))),
+            (
+                429,
+                "Fri, 20 Nov 2026 10:00:42 GMT",
+                Some((42, "retry-after")),
+            ),
+            // The two obsolete date forms HTTP still accepts.
+            (
+                503,
+                "Friday, 20-Nov-26 10:01:00 GMT",
+                Some((60, "retry-after")),
+            ),
+            (503, "Fri Nov 20 10:00:05 2026", Some((5, "retry-after"))),
+            // A date already past: no wait beyond the ordinary backoff.
+            (
+                429,
+                "Fri, 20 Nov 2026 09:00:00 GMT",
+                Some((0, "retry-after")),
+            ),
+            // Capped, so a garbled header cannot stop a source for good.
+            (429, "99999999999", Some((max, "retry-after"))),
+            // A 429 naming no time waits a minute.
+            (429, "soon", Some((60, "unspecified"))),
+            // Other answers do not carry Retry-After's meaning.
+            (500, "30", None),
+            (200, "30", None),
+        ];
+        for (status, value, expected) in cases {
+            let got = asked(status, &[("retry-after", value)]);
+            assert_eq!(got, expected, "{status} with Retry-After {value:?}");
+        }
+        // A 503 naming no time backs off as usual.
         assert_eq!(asked(503, &[]), None);
-        // Other answers do not carry Retry-After's meaning.
-        assert_eq!(asked(500, &[("retry-after", "30")]), None);
-        assert_eq!(asked(200, &[("retry-after", "30")]), None);
+    }
+
+    /// [`asked`] of an answer with an `X-RateLimit-*` window, and a `Retry-After` when given.
+    fn asked_window(
+        status: u16,
+        retry_after: Option<&str>,
+        remaining: &str,
+        reset: &str,
+    ) -> Option<(u64, &'static str)> {
+        let mut pairs = vec![
+            ("x-ratelimit-remaining", remaining),
+            ("x-ratelimit-reset", reset),
+        ];
+        pairs.extend(retry_after.map(|r| ("retry-after", r)));
+        asked(status, &pairs)
     }
 
     #[test]
     fn rate_limit_windows_are_waited_out_when_spent_whatever_their_reset_format() {
+        let reset = "x-ratelimit-reset";
         // Reddit: seconds to the reset, the remaining count a float.
-        let reddit = [
-            ("x-ratelimit-remaining", "1.0"),
-            ("x-ratelimit-reset", "120"),
-        ];
-        assert_eq!(asked(200, &reddit), Some((120, "x-ratelimit-reset")));
-        let plenty = [
-            ("x-ratelimit-remaining", "57.0"),
-            ("x-ratelimit-reset", "120"),
-        ];
-        assert_eq!(asked(200, &plenty), None);
+        assert_eq!(asked_window(200, None, "1.0", "120"), Some((120, reset)));
+        assert_eq!(asked_window(200, None, "57.0", "120"), None);
         // Mastodon: a timestamp.
-        let mastodon = [
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "2026-11-20T10:05:00.000Z"),
-        ];
-        assert_eq!(asked(200, &mastodon), Some((300, "x-ratelimit-reset")));
-        assert_eq!(asked(429, &mastodon), Some((300, "x-ratelimit-reset")));
+        let mastodon = "2026-11-20T10:05:00.000Z";
+        assert_eq!(asked_window(200, None, "0", mastodon), Some((300, reset)));
+        assert_eq!(asked_window(429, None, "0", mastodon), Some((300, reset)));
         // Unix seconds.
-        let unix = [
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1795168810"),
-        ];
-        assert_eq!(asked(200, &unix), Some((10, "x-ratelimit-reset")));
-        // A 429 waits for the later of Retry-After and a spent window's reset.
-        let both = [
-            ("retry-after", "5"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "30"),
-        ];
-        assert_eq!(asked(429, &both), Some((30, "x-ratelimit-reset")));
-        let sooner = [
-            ("retry-after", "50"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "30"),
-        ];
-        assert_eq!(asked(429, &sooner), Some((50, "retry-after")));
-        // A window that is not spent does not lengthen a 503's wait.
-        let open = [
-            ("retry-after", "5"),
-            ("x-ratelimit-remaining", "80"),
-            ("x-ratelimit-reset", "30"),
-        ];
-        assert_eq!(asked(503, &open), Some((5, "retry-after")));
         assert_eq!(
-            asked(
-                200,
-                &[
-                    ("x-ratelimit-reset", "nonsense"),
-                    ("x-ratelimit-remaining", "0")
-                ]
-            ),
-            None
+            asked_window(200, None, "0", "1795168810"),
+            Some((10, reset))
         );
+        // A 429 waits for the later of Retry-After and a spent window's reset.
+        assert_eq!(asked_window(429, Some("5"), "0", "30"), Some((30, reset)));
+        let sooner = asked_window(429, Some("50"), "0", "30");
+        assert_eq!(sooner, Some((50, "retry-after")));
+        // A window that is not spent does not lengthen a 503's wait.
+        let open = asked_window(503, Some("5"), "80", "30");
+        assert_eq!(open, Some((5, "retry-after")));
+        assert_eq!(asked_window(200, None, "0", "nonsense"), None);
     }
 
     #[test]

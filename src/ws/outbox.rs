@@ -358,16 +358,20 @@ mod tests {
         )
     }
 
+    /// An outbox of `capacity` messages whose session is subscribed to `to`, unfiltered.
+    fn subscribed(capacity: usize, to: &[Topic]) -> Outbox {
+        let outbox = Outbox::new(capacity);
+        outbox.subscribe(topics(to), None, 4).expect("subscribe");
+        outbox
+    }
+
     fn texts(out: &[Outgoing]) -> Vec<String> {
         out.iter().map(|o| o.text.to_string()).collect()
     }
 
     #[test]
     fn a_full_outbox_drops_the_oldest_posts_and_reports_them_before_the_rest() {
-        let outbox = Outbox::new(3);
-        outbox
-            .subscribe(topics(&[Topic::Posts]), None, 4)
-            .expect("subscribe");
+        let outbox = subscribed(3, &[Topic::Posts]);
         let pushed = push_posts(&outbox, Platform::Reddit, 0..5);
         assert_eq!(
             pushed,
@@ -415,8 +419,7 @@ mod tests {
 
     #[test]
     fn the_outbox_knows_how_long_its_session_has_taken_nothing() {
-        let outbox = Outbox::new(10);
-        outbox.subscribe(topics(&[Topic::Posts]), None, 4).unwrap();
+        let outbox = subscribed(10, &[Topic::Posts]);
         assert_eq!(outbox.waiting_for(), Duration::ZERO);
         push_posts(&outbox, Platform::Reddit, 0..3);
         std::thread::sleep(Duration::from_millis(50));
@@ -450,10 +453,7 @@ mod tests {
 
     #[test]
     fn other_messages_survive_while_posts_can_be_dropped() {
-        let outbox = Outbox::new(2);
-        outbox
-            .subscribe(topics(&[Topic::Posts, Topic::Alerts]), None, 4)
-            .unwrap();
+        let outbox = subscribed(2, &[Topic::Posts, Topic::Alerts]);
         let global = Arc::default();
         outbox.push(Topic::Alerts, [(&global, || ByteString::from("alert"))]);
         push_posts(&outbox, Platform::Reddit, 0..3);
@@ -467,10 +467,7 @@ mod tests {
 
     #[test]
     fn metrics_are_coalesced_to_the_latest_and_never_lost() {
-        let outbox = Outbox::new(4);
-        outbox
-            .subscribe(topics(&[Topic::Metrics]), None, 4)
-            .unwrap();
+        let outbox = subscribed(4, &[Topic::Metrics]);
         assert!(outbox.set_metrics(&"m1".into()).wake);
         for n in 2..=50 {
             assert!(!outbox.set_metrics(&format!("m{n}").into()).wake);
@@ -502,8 +499,7 @@ mod tests {
 
     #[test]
     fn drains_in_bounded_chunks() {
-        let outbox = Outbox::new(100);
-        outbox.subscribe(topics(&[Topic::Posts]), None, 4).unwrap();
+        let outbox = subscribed(100, &[Topic::Posts]);
         push_posts(&outbox, Platform::Reddit, 0..10);
         let mut out = Vec::new();
         assert!(outbox.drain(4, &mut out));
@@ -515,10 +511,7 @@ mod tests {
 
     #[test]
     fn subscription_changes_discard_what_no_longer_matches() {
-        let outbox = Outbox::new(10);
-        outbox
-            .subscribe(topics(&[Topic::Posts, Topic::Metrics]), None, 4)
-            .unwrap();
+        let outbox = subscribed(10, &[Topic::Posts, Topic::Metrics]);
         push_posts(&outbox, Platform::Reddit, 0..1);
         push_posts(&outbox, Platform::Twitter, 1..2);
         outbox.set_metrics(&"m".into());

@@ -356,18 +356,24 @@ mod tests {
 <item><title></title><guid>empty</guid></item>
 </channel></rss>"#;
 
-    #[test]
-    fn entries_newer_than_the_last_poll_become_news_posts() {
-        let feed = feed_rs::parser::parse(RSS.as_bytes()).unwrap();
+    /// Tags naming no product or channel, texts cut at `max_text_chars`, and a filter that
+    /// keeps every text.
+    fn untagged(max_text_chars: usize) -> (Tags, TextFilter) {
         let tags = Tags {
             product: None,
             channel: None,
-            max_text_chars: 20,
+            max_text_chars,
         };
+        (tags, TextFilter::new(Default::default(), &[], 10))
+    }
+
+    #[test]
+    fn entries_newer_than_the_last_poll_become_news_posts() {
+        let feed = feed_rs::parser::parse(RSS.as_bytes()).unwrap();
+        let (tags, mut filter) = untagged(20);
         let newest = DateTime::parse_from_rfc3339("2026-11-05T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let mut filter = TextFilter::new(Default::default(), &[], 10);
         let (events, skipped, latest) = events(
             feed,
             "https://news.example/rss",
@@ -432,12 +438,7 @@ mod tests {
         let now = Utc::now();
         let hour_ago = now - TimeDelta::hours(1);
         let ahead = now + TimeDelta::days(365 * 70);
-        let tags = Tags {
-            product: None,
-            channel: None,
-            max_text_chars: 100,
-        };
-        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let (tags, mut filter) = untagged(100);
         let url = "https://daily.example/rss";
         let first = [
             item(Some("1"), "one", Some(hour_ago)),
@@ -492,12 +493,7 @@ mod tests {
 <item><guid>https://news.example/2</guid><title>two</title></item>
 </channel></rss>"#;
         let feed = parser().parse(doc.as_bytes()).unwrap();
-        let tags = Tags {
-            product: None,
-            channel: None,
-            max_text_chars: 100,
-        };
-        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let (tags, mut filter) = untagged(100);
         let (events, _, _) = events(
             feed,
             "u",
@@ -654,12 +650,7 @@ mod tests {
     fn an_entry_handled_before_its_id_was_scoped_is_not_sent_again() {
         let now = Utc::now();
         let hour_ago = now - TimeDelta::hours(1);
-        let tags = Tags {
-            product: None,
-            channel: None,
-            max_text_chars: 100,
-        };
-        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let (tags, mut filter) = untagged(100);
         let handled = "https://elsewhere.example/1";
         // The position an earlier version stored: the digest of the id it gave the entry.
         let position = Position {
