@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod shared;
 pub mod shared_initializers;
 pub mod shared_tokenizers;
+pub mod stopwords;
 pub mod terms;
 pub mod transformer;
 pub mod unigram;

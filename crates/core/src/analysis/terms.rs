@@ -3,18 +3,12 @@
 
 use std::collections::HashSet;
 
-/// Words that say nothing about a topic.
+use super::stopwords::ENGLISH;
+
+/// Words that say nothing about a topic, besides [`ENGLISH`].
 const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with", "have",
-    "has", "had", "not", "but", "just", "all", "any", "can", "could", "would", "should", "will",
-    "they", "them", "their", "there", "what", "when", "where", "which", "who", "why", "how",
-    "from", "about", "into", "out", "our", "ours", "its", "it's", "i'm", "im", "ive", "i've",
-    "dont", "don't", "didnt", "didn't", "cant", "can't", "won't", "wont", "isn't", "isnt", "been",
-    "being", "than", "then", "too", "very", "more", "most", "some", "such", "only", "own", "same",
-    "also", "got", "get", "gets", "one", "two", "out", "over", "again", "still", "even", "really",
-    "much", "many", "like", "now", "today", "her", "him", "his", "she", "he's", "she's", "let",
-    "lets", "let's", "yet", "does", "did", "doing", "done", "way", "these", "those", "because",
-    "after", "before", "while", "here", "off", "via", "new", "amp", "http", "https", "www", "com",
+    "im", "ive", "i've", "didnt", "didn't", "cant", "won't", "wont", "isn't", "isnt", "such",
+    "own", "same", "gets", "two", "he's", "she's", "lets", "doing", "done", "way",
 ];
 
 /// Hashtags (kept with their `#`) and topical words of a text, lowercased, each once.
@@ -49,6 +43,7 @@ pub fn extract_terms(text: &str) -> Vec<String> {
                 || !body
                     .chars()
                     .all(|c| c.is_alphabetic() || c == '\'' || c == '-')
+                || ENGLISH.contains(&body.as_str())
                 || STOPWORDS.contains(&body.as_str())
             {
                 continue;

@@ -2,6 +2,8 @@
 //! how rare they have been lately (tf-idf with document frequencies that decay in event time, so
 //! last month's news does not make today's words look common).
 
+use crate::analysis::stopwords::ENGLISH;
+
 /// One weighted term of a post or a story centre.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weighted {
@@ -41,22 +43,14 @@ impl PostVector {
     }
 }
 
-/// Words that say nothing about a story, in the languages posts about one event mix most
-/// (English, Spanish, Portuguese, Italian, French, German), and the platforms' own tokens.
+/// Words that say nothing about a story besides [`ENGLISH`], in the languages posts about one
+/// event mix most (English, Spanish, Portuguese, Italian, French, German), and the platforms'
+/// own tokens.
 const STOPWORDS: &[&str] = &[
-    // English
-    "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with", "have", "has",
-    "had", "not", "but", "just", "all", "any", "can", "could", "would", "should", "will", "they",
-    "them", "their", "there", "what", "when", "where", "which", "who", "why", "how", "from",
-    "about", "into", "out", "our", "its", "it's", "i'm", "dont", "don't", "been", "being", "than",
-    "then", "too", "very", "more", "most", "some", "only", "also", "get", "got", "one", "over",
-    "again", "still", "even", "really", "much", "many", "like", "now", "her", "him", "his", "she",
-    "let", "yet", "does", "did", "these", "those", "because", "after", "before", "while", "here",
-    "off", "via", "amp", "http", "https", "www", "com", "just", "know", "see", "say", "says",
-    "said", "people", "today", "new", "via", "our", "ours", "let's", "can't", "gonna", "lol",
-    "omg", "yes", "thanks", "thank", "please", "going", "want", "think", "need", "make", "good",
-    "great", "day", "time", "every", "everyone", "thoughts", "prayers", "pray",
-    // Spanish and Portuguese
+    // English, besides the words every text leaves out
+    "know", "see", "say", "says", "said", "people", "gonna", "lol", "omg", "yes", "thanks", "thank",
+    "please", "going", "want", "think", "need", "make", "good", "great", "day", "time", "every",
+    "everyone", "thoughts", "prayers", "pray", // Spanish and Portuguese
     "que", "los", "las", "del", "por", "para", "con", "una", "uno", "como", "más", "mas", "pero",
     "sus", "este", "esta", "está", "son", "hay", "fue", "ser", "muy", "todo", "todos", "sin",
     "sobre", "entre", "desde", "hasta", "nos", "les", "ese", "esa", "eso", "ya", "el", "la", "não",
@@ -69,9 +63,9 @@ const STOPWORDS: &[&str] = &[
     "der", "die", "das", "ist", "nicht", "mit", "ein", "eine", "auf", "für", "von", "den",
 ];
 
-/// [`STOPWORDS`] as a set: every word of every post is looked up.
+/// [`ENGLISH`] and [`STOPWORDS`] as a set: every word of every post is looked up.
 static STOP: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
-    std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+    std::sync::LazyLock::new(|| ENGLISH.iter().chain(STOPWORDS).copied().collect());
 
 /// Splits a text into the lowercase words and hashtags (without `#`) that can name a story;
 /// mentions, links, numbers and stop words are left out.
