@@ -20,7 +20,7 @@ use super::bundle::{Activation, Bundle, Field, Head, Preprocess, MODEL_FILE, TOK
 use super::lexicon::{churn_risk, LexiconAnalyzer};
 use super::{runtime, Analyzer, DecisionThresholds};
 use crate::config::AnalyzerSettings;
-use crate::models::text::prefix_bytes;
+use crate::models::text::{prefix_bytes, truncate_bytes};
 use crate::models::{
     Analysis, Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
     SentimentScore, ShippedSentiment,
@@ -672,8 +672,7 @@ pub fn tokenizer_input<'a>(
     let text = match preprocess(rule, text) {
         Cow::Borrowed(text) => Cow::Borrowed(prefix_bytes(text, budget)),
         Cow::Owned(mut text) => {
-            let kept = prefix_bytes(&text, budget).len();
-            text.truncate(kept);
+            truncate_bytes(&mut text, budget);
             Cow::Owned(text)
         }
     };

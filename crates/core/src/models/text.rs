@@ -32,13 +32,18 @@ pub fn ellipsized_chars(text: &str, max: usize) -> String {
     out
 }
 
+/// Cuts `text` in place to [`prefix_bytes`] of it.
+pub fn truncate_bytes(text: &mut String, max: usize) {
+    let end = prefix_bytes(text, max).len();
+    text.truncate(end);
+}
+
 /// Cuts `text` in place to at most `max` bytes, ending in an ellipsis when it was longer.
 pub fn ellipsize_bytes(text: &mut String, max: usize) {
     if text.len() <= max {
         return;
     }
-    let end = prefix_bytes(text, max.saturating_sub('…'.len_utf8())).len();
-    text.truncate(end);
+    truncate_bytes(text, max.saturating_sub('…'.len_utf8()));
     text.push('…');
 }
 

@@ -49,7 +49,7 @@ mod words;
 
 use self::words::*;
 use super::Analyzer;
-use crate::models::text::prefix_bytes;
+use crate::models::text::{prefix_bytes, prefix_chars};
 use crate::models::{
     Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
     SentimentScore,
@@ -636,7 +636,7 @@ impl Lexicon {
 fn unspaced_churn(text: &str, totals: &mut CueTotals) {
     for &(cue, weight) in UNSPACED_CHURN_CUES {
         let stated = text.match_indices(cue).any(|(at, _)| {
-            let after: String = text[at + cue.len()..].chars().take(6).collect();
+            let after = prefix_chars(&text[at + cue.len()..], 6);
             !UNSPACED_NEGATIONS.iter().any(|n| after.contains(n))
         });
         if stated {

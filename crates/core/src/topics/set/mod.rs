@@ -611,11 +611,8 @@ fn prefix_key(text: &str) -> Option<&str> {
     {
         return Some(&text[..MIN_WILDCARD_CHARS]);
     }
-    let end = text
-        .char_indices()
-        .nth(MIN_WILDCARD_CHARS)
-        .map_or(text.len(), |(i, _)| i);
-    (text[..end].chars().count() == MIN_WILDCARD_CHARS).then_some(&text[..end])
+    let head = crate::models::text::prefix_chars(text, MIN_WILDCARD_CHARS);
+    (head.chars().count() == MIN_WILDCARD_CHARS).then_some(head)
 }
 
 /// Per-thread working memory, so matching allocates nothing once warm.
