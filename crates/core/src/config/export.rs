@@ -51,12 +51,7 @@ impl Default for ExportSettings {
 impl ExportSettings {
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.busy_share > 0.0 && self.busy_share <= 1.0) {
-            return Err(format!(
-                "export.busy_share must be above 0 and at most 1, not {}",
-                self.busy_share
-            ));
-        }
+        super::check_share("export.busy_share", self.busy_share)?;
         if self.link_hours == 0
             || self.chunk_rows <= 0
             || self.lease_secs == 0

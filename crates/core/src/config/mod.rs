@@ -1068,6 +1068,15 @@ fn shown(error: figment::Error) -> String {
     )
 }
 
+/// Refuses a share of a process's time that is not above 0 and at most 1 (NaN included).
+fn check_share(name: &str, value: f64) -> Result<(), String> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(format!("{name} must be above 0 and at most 1, not {value}"))
+    }
+}
+
 impl Settings {
     /// Refuses rates, bursts and shares that are not positive numbers: a rate of 0 asked a
     /// caller to wait forever (a wait too long for a `Duration`), and a NaN share made every

@@ -237,14 +237,7 @@ impl std::fmt::Debug for MastodonSettings {
             .field("timeline", &self.timeline)
             .field("tag", &self.tag)
             .field("list", &self.list)
-            .field(
-                "access_token",
-                &if self.access_token.is_empty() {
-                    ""
-                } else {
-                    "<set>"
-                },
-            )
+            .field("access_token", &set_or_not(&self.access_token))
             .field("keywords", &self.keywords)
             .field("languages", &self.languages)
             .field("allowed_private_networks", &self.allowed_private_networks)
@@ -351,14 +344,7 @@ impl std::fmt::Debug for RedditSettings {
             .field("subreddits", &self.subreddits)
             .field("comments", &self.comments)
             .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &if self.client_secret.is_empty() {
-                    ""
-                } else {
-                    "<set>"
-                },
-            )
+            .field("client_secret", &set_or_not(&self.client_secret))
             .field("poll_secs", &self.poll_secs)
             .field("allowed_private_networks", &self.allowed_private_networks)
             .finish_non_exhaustive()
@@ -379,5 +365,14 @@ impl Default for RedditSettings {
             api_url: "https://oauth.reddit.com".into(),
             allowed_private_networks: Vec::new(),
         }
+    }
+}
+
+/// A secret setting as `Debug` shows it: whether it is set, never its value.
+fn set_or_not(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<set>"
     }
 }

@@ -69,12 +69,7 @@ impl Default for TopicSettings {
 impl TopicSettings {
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.retag_busy_share > 0.0 && self.retag_busy_share <= 1.0) {
-            return Err(format!(
-                "topics.retag_busy_share must be above 0 and at most 1, not {}",
-                self.retag_busy_share
-            ));
-        }
+        super::check_share("topics.retag_busy_share", self.retag_busy_share)?;
         if !(self.label_rate_per_sec > 0.0 && self.label_rate_per_sec.is_finite())
             || self.label_burst == 0
             || self.review_claim_secs == 0
