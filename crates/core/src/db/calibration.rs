@@ -63,24 +63,22 @@ pub async fn labelled_posts(
     client: &impl GenericClient,
     limit: i64,
 ) -> Result<Vec<LabelledPost>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT l.post_id, l.value, p.text, p.lang \
-             FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
-                   WHERE kind = 'sentiment' AND undone_at IS NULL ORDER BY post_id, id DESC) l \
-             JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
-             ORDER BY l.id DESC LIMIT $1",
-            &[&limit],
-        )
-        .await?
-        .iter()
-        .map(|r| LabelledPost {
+    super::read_rows(
+        client,
+        "SELECT l.post_id, l.value, p.text, p.lang \
+         FROM (SELECT DISTINCT ON (post_id) post_id, id, value FROM post_labels \
+               WHERE kind = 'sentiment' AND undone_at IS NULL ORDER BY post_id, id DESC) l \
+         JOIN posts p ON p.id = l.post_id AND p.deleted_at IS NULL \
+         ORDER BY l.id DESC LIMIT $1",
+        &[&limit],
+        |r| LabelledPost {
             post_id: r.get(0),
             value: r.get(1),
             text: r.get(2),
             lang: r.get(3),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// What a training produced.

@@ -91,15 +91,15 @@ pub async fn create(
     max: i64,
 ) -> Result<Option<Schedule>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let count: i64 = super::count_in_turns(
+    if super::full_in_turns(
         &tx,
         "digest_schedules/create",
         "SELECT count(*) FROM digest_schedules",
-        &[],
+        max,
     )
     .await?
-    .get(0);
-    if count >= max {
+    .is_some()
+    {
         return Ok(None);
     }
     let row = tx
@@ -128,15 +128,13 @@ pub async fn create(
 
 /// Every schedule, oldest first.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<Schedule>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!("SELECT {COLUMNS} FROM digest_schedules ORDER BY id"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(schedule)
-        .collect())
+    super::read_rows(
+        client,
+        &format!("SELECT {COLUMNS} FROM digest_schedules ORDER BY id"),
+        &[],
+        schedule,
+    )
+    .await
 }
 
 /// One schedule.
@@ -144,14 +142,13 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<Schedule>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM digest_schedules WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(schedule))
+    super::read_opt(
+        client,
+        &format!("SELECT {COLUMNS} FROM digest_schedules WHERE id = $1"),
+        &[&id],
+        schedule,
+    )
+    .await
 }
 
 /// Turns a schedule on or off; whether it exists. Turned back on from a pause, it is resumed
@@ -226,15 +223,13 @@ pub async fn channel_kinds(
     client: &impl GenericClient,
     ids: &[i64],
 ) -> Result<Vec<(i64, String)>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT id, kind FROM webhooks WHERE id = ANY($1) ORDER BY id",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT id, kind FROM webhooks WHERE id = ANY($1) ORDER BY id",
+        &[&ids],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
 }
 
 /// A period: `[from, to)`.
@@ -249,16 +244,14 @@ pub async fn periods(
     back: i32,
 ) -> Result<Vec<Span>, tokio_postgres::Error> {
     let at = NaiveTime::parse_from_str(&s.at, "%H:%M").unwrap_or_default();
-    Ok(client
-        .query(
-            "SELECT p.period_from, p.period_to FROM generate_series(0, $6::int4) AS b, \
-             LATERAL pulse_digest_period($1, $2, $3, $4, $5, b) AS p ORDER BY b",
-            &[&s.cadence, &s.weekday, &at, &s.timezone, &now, &back],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT p.period_from, p.period_to FROM generate_series(0, $6::int4) AS b, \
+         LATERAL pulse_digest_period($1, $2, $3, $4, $5, b) AS p ORDER BY b",
+        &[&s.cadence, &s.weekday, &at, &s.timezone, &now, &back],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
 }
 
 /// The ends of the periods of schedule `id` already made (scheduled ones, not `send now`).
@@ -267,16 +260,14 @@ pub async fn made(
     id: i64,
     ends: &[DateTime<Utc>],
 ) -> Result<Vec<DateTime<Utc>>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT period_to FROM digests WHERE schedule_id = $1 AND NOT manual \
-             AND period_to = ANY($2)",
-            &[&id, &ends],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT period_to FROM digests WHERE schedule_id = $1 AND NOT manual \
+         AND period_to = ANY($2)",
+        &[&id, &ends],
+        |r| r.get(0),
+    )
+    .await
 }
 
 /// A digest to store with its deliveries.
@@ -376,17 +367,14 @@ pub async fn recent(
     id: i64,
     limit: i64,
 ) -> Result<Vec<DigestRecord>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT g.id, g.schedule_id, g.period_from, g.period_to, g.late, g.manual, g.created_at, \
-                    COALESCE((SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n \
-                        FROM webhook_deliveries WHERE digest_id = g.id GROUP BY status) s), '{}') \
-             FROM digests g WHERE g.schedule_id = $1 ORDER BY g.period_to DESC, g.id DESC LIMIT $2",
-            &[&id, &limit],
-        )
-        .await?
-        .iter()
-        .map(|r| DigestRecord {
+    super::read_rows(
+        client,
+        "SELECT g.id, g.schedule_id, g.period_from, g.period_to, g.late, g.manual, g.created_at, \
+                COALESCE((SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n \
+                    FROM webhook_deliveries WHERE digest_id = g.id GROUP BY status) s), '{}') \
+         FROM digests g WHERE g.schedule_id = $1 ORDER BY g.period_to DESC, g.id DESC LIMIT $2",
+        &[&id, &limit],
+        |r| DigestRecord {
             id: r.get(0),
             schedule: r.get(1),
             from: r.get(2),
@@ -395,6 +383,7 @@ pub async fn recent(
             manual: r.get(5),
             created_at: r.get(6),
             deliveries: r.get(7),
-        })
-        .collect())
+        },
+    )
+    .await
 }

@@ -108,29 +108,27 @@ pub async fn set_scope(
     scope: &KeyScope,
 ) -> anyhow::Result<Option<KeyInfo>> {
     let scope = stored_scope(Some(scope))?;
-    Ok(client
-        .query_opt(
-            &format!(
-                "UPDATE api_keys SET scope = $2 WHERE id = $1 AND revoked_at IS NULL \
-                 RETURNING {COLUMNS}"
-            ),
-            &[&id, &scope],
-        )
-        .await?
-        .as_ref()
-        .map(info))
+    Ok(super::read_opt(
+        client,
+        &format!(
+            "UPDATE api_keys SET scope = $2 WHERE id = $1 AND revoked_at IS NULL \
+             RETURNING {COLUMNS}"
+        ),
+        &[&id, &scope],
+        info,
+    )
+    .await?)
 }
 
 /// Key `id` as listed, if it exists.
 pub async fn get(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<KeyInfo>> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(info))
+    Ok(super::read_opt(
+        client,
+        &format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"),
+        &[&id],
+        info,
+    )
+    .await?)
 }
 
 /// Revokes key `id`; `false` when there is no such key or it was already revoked.
@@ -151,28 +149,24 @@ pub async fn active_made_by(
     client: &impl GenericClient,
     creator: &str,
 ) -> anyhow::Result<Vec<String>> {
-    Ok(client
-        .query(
-            "SELECT id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL ORDER BY id",
-            &[&creator],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    Ok(super::read_rows(
+        client,
+        "SELECT id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL ORDER BY id",
+        &[&creator],
+        |r| r.get(0),
+    )
+    .await?)
 }
 
 /// Every key, newest first.
 pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
-    Ok(client
-        .query(
-            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(info)
-        .collect())
+    Ok(super::read_rows(
+        client,
+        &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
+        &[],
+        info,
+    )
+    .await?)
 }
 
 /// What verification needs of one key.

@@ -112,14 +112,13 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<Label>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM post_labels WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(label))
+    super::read_opt(
+        client,
+        &format!("SELECT {COLUMNS} FROM post_labels WHERE id = $1"),
+        &[&id],
+        label,
+    )
+    .await
 }
 
 /// Marks label `id` undone by `by`; `None` when it does not exist or is undone already.
@@ -128,17 +127,16 @@ pub async fn undo(
     id: i64,
     by: &str,
 ) -> Result<Option<Label>, tokio_postgres::Error> {
-    Ok(tx
-        .query_opt(
-            &format!(
-                "UPDATE post_labels SET undone_at = now(), undone_by = $2 \
-                 WHERE id = $1 AND undone_at IS NULL RETURNING {COLUMNS}"
-            ),
-            &[&id, &by],
-        )
-        .await?
-        .as_ref()
-        .map(label))
+    super::read_opt(
+        tx,
+        &format!(
+            "UPDATE post_labels SET undone_at = now(), undone_by = $2 \
+             WHERE id = $1 AND undone_at IS NULL RETURNING {COLUMNS}"
+        ),
+        &[&id, &by],
+        label,
+    )
+    .await
 }
 
 /// The newest relevance label of `post_id` for `topic_id` that is not undone: whether it says
@@ -179,17 +177,15 @@ pub async fn list(
     q: &Query<'_>,
 ) -> Result<Vec<Label>, tokio_postgres::Error> {
     let kind = q.kind.map(LabelKind::as_str);
-    Ok(client
-        .query(
-            &format!(
+    super::read_rows(client, &format!(
                 "SELECT {COLUMNS} FROM post_labels \
-                 WHERE id > $1 AND ($2::text IS NULL OR post_id = $2) \
-                   AND ($3::int8 IS NULL OR topic_id = $3) AND ($4::text IS NULL OR reviewer = $4) \
-                   AND ($5::text IS NULL OR kind = $5) AND ($6::timestamptz IS NULL OR created_at >= $6) \
-                   AND ($7 OR undone_at IS NULL) \
-                   AND NOT EXISTS (SELECT 1 FROM posts p \
-                       WHERE p.id = post_labels.post_id AND p.deleted_at IS NOT NULL) \
-                 ORDER BY id LIMIT $8"
+             WHERE id > $1 AND ($2::text IS NULL OR post_id = $2) \
+               AND ($3::int8 IS NULL OR topic_id = $3) AND ($4::text IS NULL OR reviewer = $4) \
+               AND ($5::text IS NULL OR kind = $5) AND ($6::timestamptz IS NULL OR created_at >= $6) \
+               AND ($7 OR undone_at IS NULL) \
+               AND NOT EXISTS (SELECT 1 FROM posts p \
+                   WHERE p.id = post_labels.post_id AND p.deleted_at IS NOT NULL) \
+             ORDER BY id LIMIT $8"
             ),
             &[
                 &q.after,
@@ -200,12 +196,7 @@ pub async fn list(
                 &q.since,
                 &q.undone,
                 &q.limit,
-            ],
-        )
-        .await?
-        .iter()
-        .map(label)
-        .collect())
+            ], label).await
 }
 
 /// The labels of each of `posts` that count (not undone, the newest of each kind and topic),
@@ -214,21 +205,19 @@ pub async fn current_of(
     client: &impl GenericClient,
     posts: &[&str],
 ) -> Result<Vec<Label>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM (
-                   SELECT *, row_number() OVER (
-                       PARTITION BY post_id, kind, COALESCE(topic_id, 0),
-                                    CASE WHEN kind IN ('tag', 'note') THEN id END
-                       ORDER BY id DESC) AS n
-                   FROM post_labels WHERE post_id = ANY($1) AND undone_at IS NULL) l
-                 WHERE n = 1 ORDER BY post_id, id"
-            ),
-            &[&posts],
-        )
-        .await?
-        .iter()
-        .map(label)
-        .collect())
+    super::read_rows(
+        client,
+        &format!(
+            "SELECT {COLUMNS} FROM (
+               SELECT *, row_number() OVER (
+                   PARTITION BY post_id, kind, COALESCE(topic_id, 0),
+                                CASE WHEN kind IN ('tag', 'note') THEN id END
+                   ORDER BY id DESC) AS n
+               FROM post_labels WHERE post_id = ANY($1) AND undone_at IS NULL) l
+             WHERE n = 1 ORDER BY post_id, id"
+        ),
+        &[&posts],
+        label,
+    )
+    .await
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, NoTls, Row};
 
 use crate::config::DatabaseSettings;
 
@@ -55,6 +56,38 @@ pub(crate) async fn count_in_turns(
     let take = format!("SELECT pg_advisory_xact_lock(hashtext('{lock}'))");
     tx.execute(&take, &[]).await?;
     tx.query_one(counts, params).await
+}
+
+/// [`count_in_turns`] of one count against `max`: the count once it has reached `max`, so
+/// nothing more may be created; `None` while there is room.
+pub(crate) async fn full_in_turns(
+    tx: &tokio_postgres::Transaction<'_>,
+    lock: &'static str,
+    count: &str,
+    max: i64,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let count: i64 = count_in_turns(tx, lock, count, &[]).await?.get(0);
+    Ok((count >= max).then_some(count))
+}
+
+/// The rows `sql` answers, each read with `read`.
+pub(crate) async fn read_rows<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    read: impl FnMut(&Row) -> T,
+) -> Result<Vec<T>, tokio_postgres::Error> {
+    Ok(client.query(sql, params).await?.iter().map(read).collect())
+}
+
+/// The row `sql` answers, if any, read with `read`.
+pub(crate) async fn read_opt<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    read: impl FnOnce(&Row) -> T,
+) -> Result<Option<T>, tokio_postgres::Error> {
+    Ok(client.query_opt(sql, params).await?.as_ref().map(read))
 }
 
 mod embedded {

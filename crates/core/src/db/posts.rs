@@ -61,11 +61,7 @@ pub async fn list(
 /// One post by id.
 pub async fn get(client: &Client, id: &str) -> Result<Option<PostView>, tokio_postgres::Error> {
     let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
-    Ok(client
-        .query_opt(&sql, &[&id])
-        .await?
-        .as_ref()
-        .map(post_view))
+    super::read_opt(client, &sql, &[&id], post_view).await
 }
 
 /// The live posts of `ids`, newest first.
@@ -80,12 +76,7 @@ pub async fn by_ids(
         "SELECT {POST_COLUMNS} FROM posts WHERE id = ANY($1) AND deleted_at IS NULL \
          ORDER BY created_at DESC, id DESC"
     );
-    Ok(client
-        .query(&sql, &[&ids])
-        .await?
-        .iter()
-        .map(post_view)
-        .collect())
+    super::read_rows(client, &sql, &[&ids], post_view).await
 }
 
 /// A post row selected with [`POST_COLUMNS`].
@@ -150,14 +141,12 @@ pub async fn by_model_since(
     client: &Client,
     from: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT model, count(*)::int8 FROM posts WHERE created_at >= $1 \
-             GROUP BY model ORDER BY 2 DESC, model",
-            &[&from],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT model, count(*)::int8 FROM posts WHERE created_at >= $1 \
+         GROUP BY model ORDER BY 2 DESC, model",
+        &[&from],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
 }

@@ -246,28 +246,26 @@ pub async fn labelled_posts(
     // The newest are chosen before the texts are read, so a topic's older labelled posts cost
     // their label rows and no more. A character is one byte or more: the first TEXT_BYTES
     // characters hold every byte the model reads.
-    Ok(client
-        .query(
-            &format!(
-                "SELECT l.post_id, l.id, l.value = 'related', left(p.text, $3), p.author_id, \
-                        p.lang \
-                 FROM ({LIVE_LABELS} ORDER BY l.id DESC LIMIT $2) l \
-                 JOIN posts p ON p.id = l.post_id \
-                 ORDER BY l.id"
-            ),
-            &[&topic_id, &limit, &TEXT_CHARS],
-        )
-        .await?
-        .iter()
-        .map(|r| LabelledPost {
+    super::read_rows(
+        client,
+        &format!(
+            "SELECT l.post_id, l.id, l.value = 'related', left(p.text, $3), p.author_id, \
+                    p.lang \
+             FROM ({LIVE_LABELS} ORDER BY l.id DESC LIMIT $2) l \
+             JOIN posts p ON p.id = l.post_id \
+             ORDER BY l.id"
+        ),
+        &[&topic_id, &limit, &TEXT_CHARS],
+        |r| LabelledPost {
             post_id: r.get(0),
             label_id: r.get(1),
             related: r.get(2),
             text: r.get(3),
             author: r.get(4),
             lang: r.get(5),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// Characters of a post's text read for its features: as many as the bytes the model reads.
@@ -358,18 +356,16 @@ pub async fn models(
     client: &impl GenericClient,
     topic_id: i64,
 ) -> Result<Vec<ModelRecord>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!(
-                "SELECT {MODEL_COLUMNS} FROM relevance_models WHERE topic_id = $1 \
-                 ORDER BY id DESC LIMIT $2"
-            ),
-            &[&topic_id, &KEPT_MODELS],
-        )
-        .await?
-        .iter()
-        .map(model_record)
-        .collect())
+    super::read_rows(
+        client,
+        &format!(
+            "SELECT {MODEL_COLUMNS} FROM relevance_models WHERE topic_id = $1 \
+             ORDER BY id DESC LIMIT $2"
+        ),
+        &[&topic_id, &KEPT_MODELS],
+        model_record,
+    )
+    .await
 }
 
 /// The adopted model and threshold of every live topic that has one: topic, model id,
@@ -377,17 +373,15 @@ pub async fn models(
 pub async fn adopted(
     client: &impl GenericClient,
 ) -> Result<Vec<(i64, i64, f32, f32, Vec<u8>)>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT r.topic_id, m.id, r.threshold, m.bias, m.weights FROM topic_relevance r \
-             JOIN relevance_models m ON m.id = r.model_id \
-             JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT r.topic_id, m.id, r.threshold, m.bias, m.weights FROM topic_relevance r \
+         JOIN relevance_models m ON m.id = r.model_id \
+         JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL",
+        &[],
+        |r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)),
+    )
+    .await
 }
 
 /// A chunk of a topic's stored posts to re-score, held by this transaction (an advisory lock):

@@ -108,17 +108,15 @@ pub async fn of_topic(
     client: &impl GenericClient,
     topic_id: i64,
 ) -> Result<Vec<RetagJob>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 ORDER BY id DESC LIMIT 50"
-            ),
-            &[&topic_id],
-        )
-        .await?
-        .iter()
-        .map(job)
-        .collect())
+    super::read_rows(
+        client,
+        &format!(
+            "SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 ORDER BY id DESC LIMIT 50"
+        ),
+        &[&topic_id],
+        job,
+    )
+    .await
 }
 
 /// One re-tagging of a topic.
@@ -127,14 +125,13 @@ pub async fn get(
     topic_id: i64,
     id: i64,
 ) -> Result<Option<RetagJob>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 AND id = $2"),
-            &[&topic_id, &id],
-        )
-        .await?
-        .as_ref()
-        .map(job))
+    super::read_opt(
+        client,
+        &format!("SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 AND id = $2"),
+        &[&topic_id, &id],
+        job,
+    )
+    .await
 }
 
 /// Cancels an open re-tagging; whether one was open. What it changed stays.

@@ -55,15 +55,14 @@ pub async fn create(
     max: i64,
 ) -> Result<SavedSearch, SaveError> {
     let tx = client.transaction().await?;
-    let count: i64 = super::count_in_turns(
+    if let Some(count) = super::full_in_turns(
         &tx,
         "saved_searches/create",
         "SELECT count(*) FROM saved_searches",
-        &[],
+        max,
     )
     .await?
-    .get(0);
-    if count >= max {
+    {
         return Err(SaveError::TooMany(count));
     }
     let row = tx
@@ -88,15 +87,13 @@ pub async fn create(
 
 /// Every saved search, by name.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<SavedSearch>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!("SELECT {COLUMNS} FROM saved_searches ORDER BY lower(name), id"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(saved)
-        .collect())
+    super::read_rows(
+        client,
+        &format!("SELECT {COLUMNS} FROM saved_searches ORDER BY lower(name), id"),
+        &[],
+        saved,
+    )
+    .await
 }
 
 /// One saved search.
@@ -104,14 +101,13 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<SavedSearch>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM saved_searches WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(saved))
+    super::read_opt(
+        client,
+        &format!("SELECT {COLUMNS} FROM saved_searches WHERE id = $1"),
+        &[&id],
+        saved,
+    )
+    .await
 }
 
 /// Deletes a saved search; whether it existed.

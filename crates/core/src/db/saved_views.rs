@@ -102,19 +102,17 @@ pub async fn list(
     client: &impl GenericClient,
     reader: Reader<'_>,
 ) -> Result<Vec<SavedView>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!(
-                "SELECT {} FROM saved_views WHERE $2 OR shared OR owner = $1 \
-                 ORDER BY lower(name), id",
-                columns("$1", "$2")
-            ),
-            &[&reader.owner, &reader.all],
-        )
-        .await?
-        .iter()
-        .map(view)
-        .collect())
+    super::read_rows(
+        client,
+        &format!(
+            "SELECT {} FROM saved_views WHERE $2 OR shared OR owner = $1 \
+             ORDER BY lower(name), id",
+            columns("$1", "$2")
+        ),
+        &[&reader.owner, &reader.all],
+        view,
+    )
+    .await
 }
 
 /// One view, if `reader` may see it.
@@ -123,17 +121,16 @@ pub async fn get(
     id: i64,
     reader: Reader<'_>,
 ) -> Result<Option<SavedView>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!(
-                "SELECT {} FROM saved_views WHERE id = $1 AND ($3 OR shared OR owner = $2)",
-                columns("$2", "$3")
-            ),
-            &[&id, &reader.owner, &reader.all],
-        )
-        .await?
-        .as_ref()
-        .map(view))
+    super::read_opt(
+        client,
+        &format!(
+            "SELECT {} FROM saved_views WHERE id = $1 AND ($3 OR shared OR owner = $2)",
+            columns("$2", "$3")
+        ),
+        &[&id, &reader.owner, &reader.all],
+        view,
+    )
+    .await
 }
 
 /// Replaces a view's name, state and sharing, if `reader` owns it (or sees every view).
@@ -145,18 +142,17 @@ pub async fn update(
     state: &serde_json::Value,
     shared: bool,
 ) -> Result<Option<SavedView>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!(
-                "UPDATE saved_views SET name = $4, state = $5, shared = $6, updated_at = now() \
-                 WHERE id = $1 AND ($3 OR owner = $2) RETURNING {}",
-                columns("$2", "$3")
-            ),
-            &[&id, &reader.owner, &reader.all, &name, state, &shared],
-        )
-        .await?
-        .as_ref()
-        .map(view))
+    super::read_opt(
+        client,
+        &format!(
+            "UPDATE saved_views SET name = $4, state = $5, shared = $6, updated_at = now() \
+             WHERE id = $1 AND ($3 OR owner = $2) RETURNING {}",
+            columns("$2", "$3")
+        ),
+        &[&id, &reader.owner, &reader.all, &name, state, &shared],
+        view,
+    )
+    .await
 }
 
 /// Deletes a view `reader` owns (or sees every view of); whether it did. A digest pointing at

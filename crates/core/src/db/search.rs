@@ -318,12 +318,7 @@ pub async fn to_check(
         "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
         c.where_sql()
     );
-    Ok(client
-        .query(&sql, &c.params())
-        .await?
-        .iter()
-        .map(post_view)
-        .collect())
+    super::read_rows(client, &sql, &c.params(), post_view).await
 }
 
 /// Up to `limit` live posts without a vector, newest first.

@@ -38,16 +38,14 @@ pub async fn revision(client: &impl GenericClient) -> Result<i64, tokio_postgres
 pub async fn active(
     client: &impl GenericClient,
 ) -> Result<Vec<(i64, i32, String)>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT id, version, query FROM topics WHERE status = 'active' AND deleted_at IS NULL \
-             ORDER BY id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT id, version, query FROM topics WHERE status = 'active' AND deleted_at IS NULL \
+         ORDER BY id",
+        &[],
+        |r| (r.get(0), r.get(1), r.get(2)),
+    )
+    .await
 }
 
 /// Why a change was refused.
@@ -79,15 +77,14 @@ pub async fn create(
     max_topics: i64,
 ) -> Result<TopicView, TopicError> {
     let tx = client.transaction().await?;
-    let live: i64 = super::count_in_turns(
+    if let Some(live) = super::full_in_turns(
         &tx,
         "topics/create",
         "SELECT count(*) FROM topics WHERE deleted_at IS NULL",
-        &[],
+        max_topics,
     )
     .await?
-    .get(0);
-    if live >= max_topics {
+    {
         return Err(TopicError::TooMany(live));
     }
     let row = tx
@@ -109,15 +106,13 @@ pub async fn create(
 
 /// Live topics, by id.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<TopicView>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE deleted_at IS NULL ORDER BY id"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(topic_view)
-        .collect())
+    super::read_rows(
+        client,
+        &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE deleted_at IS NULL ORDER BY id"),
+        &[],
+        topic_view,
+    )
+    .await
 }
 
 /// A live topic.
@@ -125,14 +120,13 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<TopicView>, tokio_postgres::Error> {
-    Ok(client
-        .query_opt(
-            &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE id = $1 AND deleted_at IS NULL"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(topic_view))
+    super::read_opt(
+        client,
+        &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE id = $1 AND deleted_at IS NULL"),
+        &[&id],
+        topic_view,
+    )
+    .await
 }
 
 /// What an edit changes; `None` keeps the field.
@@ -197,22 +191,20 @@ pub async fn versions(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Vec<TopicVersionView>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT v.version, v.query, v.created_at, v.created_by FROM topic_versions v \
-             JOIN topics t ON t.id = v.topic_id AND t.deleted_at IS NULL \
-             WHERE v.topic_id = $1 ORDER BY v.version DESC LIMIT $2",
-            &[&id, &MAX_VERSIONS_LISTED],
-        )
-        .await?
-        .iter()
-        .map(|r| TopicVersionView {
+    super::read_rows(
+        client,
+        "SELECT v.version, v.query, v.created_at, v.created_by FROM topic_versions v \
+         JOIN topics t ON t.id = v.topic_id AND t.deleted_at IS NULL \
+         WHERE v.topic_id = $1 ORDER BY v.version DESC LIMIT $2",
+        &[&id, &MAX_VERSIONS_LISTED],
+        |r| TopicVersionView {
             version: r.get(0),
             query: r.get(1),
             created_at: r.get(2),
             created_by: r.get(3),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// The ids of the live topics among `ids`.
@@ -220,15 +212,13 @@ pub async fn live_ids(
     client: &impl GenericClient,
     ids: &[i64],
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id",
+        &[&ids],
+        |r| r.get(0),
+    )
+    .await
 }
 
 /// What a query can look at of a stored post, and what a preview shows of it.
@@ -366,16 +356,14 @@ pub async fn scored_texts(
     period: crate::models::metrics::Period,
     limit: i64,
 ) -> Result<Vec<(String, f64)>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT left(text, $5), sentiment_score::float8 FROM posts \
-             WHERE topics @> ARRAY[$1::int8] AND created_at >= $2 \
-             AND ($4::timestamptz IS NULL OR created_at < $4) AND deleted_at IS NULL \
-             ORDER BY created_at DESC LIMIT $3",
-            &[&id, &period.from, &limit, &period.to, &SCORED_TEXT_CHARS],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT left(text, $5), sentiment_score::float8 FROM posts \
+         WHERE topics @> ARRAY[$1::int8] AND created_at >= $2 \
+         AND ($4::timestamptz IS NULL OR created_at < $4) AND deleted_at IS NULL \
+         ORDER BY created_at DESC LIMIT $3",
+        &[&id, &period.from, &limit, &period.to, &SCORED_TEXT_CHARS],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
 }

@@ -495,22 +495,44 @@ pub async fn active_cascades(
     client: &tokio_postgres::Client,
     limit: i64,
 ) -> anyhow::Result<Vec<StoredCascade>> {
-    rows_of(
+    stored_cascades(
         client,
-        &format!(
-            "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades WHERE status = 'active'
-             ORDER BY last_activity_at DESC LIMIT $1"
-        ),
+        "status = 'active' ORDER BY last_activity_at DESC LIMIT $1",
         &[&limit],
-        stored_cascade,
     )
     .await
 }
 
-const STORED_CASCADE_COLUMNS: &str =
-    "post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
-     platform, product, channel, city, country, sentiment, hashtags, author_followers,
-     created_at";
+/// The finished cascades among `post_ids` whose last engagement is less than `window_secs`
+/// old: those an engagement arriving now takes up again.
+pub async fn finished_cascades(
+    client: &tokio_postgres::Client,
+    post_ids: &[String],
+    window_secs: f64,
+) -> anyhow::Result<Vec<StoredCascade>> {
+    stored_cascades(
+        client,
+        "post_id = ANY($1) AND status = 'finished'
+           AND last_activity_at > now() - make_interval(secs => $2)",
+        &[&post_ids, &window_secs],
+    )
+    .await
+}
+
+/// The stored cascades `filter` (a `WHERE` condition, and what follows it) selects.
+async fn stored_cascades(
+    client: &tokio_postgres::Client,
+    filter: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> anyhow::Result<Vec<StoredCascade>> {
+    let sql = format!(
+        "SELECT post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
+                platform, product, channel, city, country, sentiment, hashtags, author_followers,
+                created_at
+         FROM virality_cascades WHERE {filter}"
+    );
+    Ok(super::read_rows(client, &sql, params, stored_cascade).await?)
+}
 
 fn stored_cascade(row: &tokio_postgres::Row) -> StoredCascade {
     StoredCascade {
@@ -522,26 +544,6 @@ fn stored_cascade(row: &tokio_postgres::Row) -> StoredCascade {
     }
 }
 
-/// The finished cascades among `post_ids` whose last engagement is less than `window_secs`
-/// old: those an engagement arriving now takes up again.
-pub async fn finished_cascades(
-    client: &tokio_postgres::Client,
-    post_ids: &[String],
-    window_secs: f64,
-) -> anyhow::Result<Vec<StoredCascade>> {
-    rows_of(
-        client,
-        &format!(
-            "SELECT {STORED_CASCADE_COLUMNS} FROM virality_cascades
-             WHERE post_id = ANY($1) AND status = 'finished'
-               AND last_activity_at > now() - make_interval(secs => $2)"
-        ),
-        &[&post_ids, &window_secs],
-        stored_cascade,
-    )
-    .await
-}
-
 /// The engagements of `post_ids` committed before the feed position `cursor` (rows without a
 /// transaction id predate the feed, so all of them are before it), oldest first.
 pub async fn engagements_before(
@@ -549,27 +551,12 @@ pub async fn engagements_before(
     post_ids: &[String],
     cursor: u64,
 ) -> anyhow::Result<Vec<FeedRow>> {
-    rows_of(
-        client,
-        &format!(
-            "SELECT {FEED_COLUMNS} FROM engagements
-             WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
-             ORDER BY at, key"
-        ),
-        &[&post_ids, &cursor.to_string()],
-        feed_row,
-    )
-    .await
-}
-
-/// The rows `sql` answers, each read with `read`.
-async fn rows_of<T>(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    read: fn(&tokio_postgres::Row) -> T,
-) -> anyhow::Result<Vec<T>> {
-    Ok(client.query(sql, params).await?.iter().map(read).collect())
+    let sql = format!(
+        "SELECT {FEED_COLUMNS} FROM engagements
+         WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
+         ORDER BY at, key"
+    );
+    Ok(super::read_rows(client, &sql, &[&post_ids, &cursor.to_string()], feed_row).await?)
 }
 
 #[cfg(test)]

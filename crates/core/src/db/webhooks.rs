@@ -58,20 +58,17 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
 
 /// Every subscription, oldest first, with its URL as stored.
 pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
-    Ok(client
-        .query(
-            "SELECT w.id, w.kind, w.name, w.min_severity, w.url, w.kinds, w.enabled, w.created_at, \
-             w.quiet_from, w.quiet_to, w.quiet_timezone, \
-             d.alert_id, d.event, d.status, d.attempts, d.last_status, d.last_error, \
-             COALESCE(d.delivered_at, d.created_at), d.digest_id, d.id \
-             FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries x \
-                 WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 1) d ON true \
-             ORDER BY w.id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| Webhook {
+    super::read_rows(
+        client,
+        "SELECT w.id, w.kind, w.name, w.min_severity, w.url, w.kinds, w.enabled, w.created_at, \
+         w.quiet_from, w.quiet_to, w.quiet_timezone, \
+         d.alert_id, d.event, d.status, d.attempts, d.last_status, d.last_error, \
+         COALESCE(d.delivered_at, d.created_at), d.digest_id, d.id \
+         FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries x \
+             WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 1) d ON true \
+         ORDER BY w.id",
+        &[],
+        |r| Webhook {
             id: r.get(0),
             kind: r.get(1),
             name: r.get(2),
@@ -94,8 +91,9 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
                 last_error: r.get(16),
                 at: r.get(17),
             }),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 fn quiet_hours(from: chrono::NaiveTime, to: chrono::NaiveTime, timezone: String) -> QuietHours {
@@ -116,16 +114,14 @@ pub async fn known_timezone(client: &Client, name: &str) -> Result<bool> {
 
 /// Which of `ids` are not channels.
 pub async fn unknown(client: &Client, ids: &[i64]) -> Result<Vec<i64>> {
-    Ok(client
-        .query(
-            "SELECT u.id FROM unnest($1::bigint[]) AS u(id) WHERE NOT EXISTS \
-             (SELECT 1 FROM webhooks w WHERE w.id = u.id)",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT u.id FROM unnest($1::bigint[]) AS u(id) WHERE NOT EXISTS \
+         (SELECT 1 FROM webhooks w WHERE w.id = u.id)",
+        &[&ids],
+        |r| r.get(0),
+    )
+    .await
 }
 
 /// One subscription's target: (kind, url, secret).
@@ -156,15 +152,9 @@ pub async fn exists(client: &Client, id: i64) -> Result<bool> {
 
 /// The `limit` newest deliveries of subscription `id`, newest first.
 pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Delivery>> {
-    Ok(client
-        .query(
-            "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event, digest_id \
-             FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
-            &[&id, &limit],
-        )
-        .await?
-        .iter()
-        .map(|r| Delivery {
+    super::read_rows(client, "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event, digest_id \
+         FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
+            &[&id, &limit], |r| Delivery {
             id: r.get(0),
             alert_id: r.get(1),
             status: DeliveryStatus::parse(r.get(2)).unwrap_or(DeliveryStatus::Pending),
@@ -176,8 +166,7 @@ pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Deli
             next_attempt_at: r.get(8),
             event: r.get(9),
             digest_id: r.get(10),
-        })
-        .collect())
+        }).await
 }
 
 /// A delivery due now, claimed by this process.
