@@ -290,13 +290,13 @@ pub async fn window_stats(
         "SELECT key, {SUMS} FROM metric_rollups WHERE dimension = $1 AND minute >= $2 \
          AND minute <= $4 {key_filter} GROUP BY key"
     );
-    let rows = client
-        .query(&sql, &[&rule.dimension, &from, &rule.key, &now])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| (row.get(0), stats_at(row, 1)))
-        .collect())
+    super::read_rows(
+        client,
+        &sql,
+        &[&rule.dimension, &from, &rule.key, &now],
+        |row| (row.get(0), stats_at(row, 1)),
+    )
+    .await
 }
 
 /// Posts and mean sentiment of each earlier window of `window_minutes` between
@@ -311,20 +311,17 @@ pub async fn baseline_windows(
     window_minutes: i64,
     baseline_from: DateTime<Utc>,
 ) -> Result<Vec<(i64, i64, Option<f64>)>> {
-    let rows = client
-        .query(
-            "SELECT floor(extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 / $4::float8)::int8 AS w, \
-             sum(posts)::int8, \
-             (sum(sentiment_sum) / NULLIF(sum(negative + neutral + positive), 0))::float8 \
-             FROM metric_rollups WHERE dimension = $1 AND key = $2 \
-             AND minute >= $5 AND minute < $3 GROUP BY 1 ORDER BY 1 DESC",
-            &[&dimension, &key, &from, &(window_minutes as f64), &baseline_from],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    super::read_rows(
+        client,
+        "SELECT floor(extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 / $4::float8)::int8 AS w, \
+         sum(posts)::int8, \
+         (sum(sentiment_sum) / NULLIF(sum(negative + neutral + positive), 0))::float8 \
+         FROM metric_rollups WHERE dimension = $1 AND key = $2 \
+         AND minute >= $5 AND minute < $3 GROUP BY 1 ORDER BY 1 DESC",
+        &[&dimension, &key, &from, &(window_minutes as f64), &baseline_from],
+        |r| (r.get(0), r.get(1), r.get(2)),
+    )
+    .await
 }
 
 /// A post offered as evidence of an alert.
@@ -375,20 +372,17 @@ pub async fn evidence_posts(
          FROM posts WHERE created_at >= $1 AND created_at <= $3 AND deleted_at IS NULL AND {scope} \
          {counted} ORDER BY {order} LIMIT 200"
     );
-    let rows = client.query(&sql, &[&from, &key, &to]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| EvidencePost {
-            id: r.get(0),
-            platform: r.get(1),
-            text: r.get(2),
-            sentiment: r.get(3),
-            sentiment_score: r.get(4),
-            churn_risk: r.get(5),
-            toxicity: r.get(6),
-            created_at: r.get(7),
-        })
-        .collect())
+    super::read_rows(client, &sql, &[&from, &key, &to], |r| EvidencePost {
+        id: r.get(0),
+        platform: r.get(1),
+        text: r.get(2),
+        sentiment: r.get(3),
+        sentiment_score: r.get(4),
+        churn_risk: r.get(5),
+        toxicity: r.get(6),
+        created_at: r.get(7),
+    })
+    .await
 }
 
 /// Marks the open alert of `rule` on `key` as not clearing; whether one is open.

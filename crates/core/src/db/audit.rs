@@ -238,27 +238,23 @@ pub async fn list(
     client: &impl GenericClient,
     query: &Query,
 ) -> Result<Vec<Record>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT id, at, actor, actor_role, action, target, outcome, status, payload::text, request_id, ip \
-             FROM audit_log \
-             WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR actor = $2) \
-               AND ($3::text IS NULL OR outcome = $3) AND ($4::timestamptz IS NULL OR at >= $4) \
-               AND ($5::bigint IS NULL OR id < $5) \
-             ORDER BY id DESC LIMIT $6",
-            &[
-                &query.action,
-                &query.actor,
-                &query.outcome,
-                &query.since,
-                &query.before,
-                &query.limit,
-            ],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Record {
+    super::read_rows(
+        client,
+        "SELECT id, at, actor, actor_role, action, target, outcome, status, payload::text, request_id, ip \
+         FROM audit_log \
+         WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR actor = $2) \
+           AND ($3::text IS NULL OR outcome = $3) AND ($4::timestamptz IS NULL OR at >= $4) \
+           AND ($5::bigint IS NULL OR id < $5) \
+         ORDER BY id DESC LIMIT $6",
+        &[
+            &query.action,
+            &query.actor,
+            &query.outcome,
+            &query.since,
+            &query.before,
+            &query.limit,
+        ],
+        |r| Record {
             id: r.get(0),
             at: r.get(1),
             actor: r.get(2),
@@ -270,8 +266,9 @@ pub async fn list(
             payload: readable(r.get(8)),
             request_id: r.get(9),
             ip: r.get(10),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -54,8 +54,7 @@ pub async fn list(
         "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
         conditions.where_sql()
     );
-    let rows = client.query(&sql, &conditions.params()).await?;
-    Ok(rows.iter().map(post_view).collect())
+    super::read_rows(client, &sql, &conditions.params(), post_view).await
 }
 
 /// One post by id.

@@ -269,13 +269,13 @@ pub async fn series(
          GROUP BY 1 ORDER BY 1"
     );
     let bucket = bucket_minutes as i32;
-    let rows = client
-        .query(&sql, &[&dimension.as_str(), &key, &from, &bucket, &to])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| (row.get(0), stats_at(row, 1)))
-        .collect())
+    super::read_rows(
+        client,
+        &sql,
+        &[&dimension.as_str(), &key, &from, &bucket, &to],
+        |row| (row.get(0), stats_at(row, 1)),
+    )
+    .await
 }
 
 /// The `limit` terms in the most posts of `period`, with their mean sentiment.
@@ -284,17 +284,13 @@ pub async fn trending_terms(
     period: Period,
     limit: i64,
 ) -> Result<Vec<TermStats>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT term, sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
-             FROM term_rollups WHERE minute >= $1 AND ($3::timestamptz IS NULL OR minute < $3) \
-             GROUP BY term HAVING sum(posts) > 0 ORDER BY 2 DESC, term LIMIT $2",
-            &[&period.from, &limit, &period.to],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
+    super::read_rows(
+        client,
+        "SELECT term, sum(posts)::int8, (sum(sentiment_sum) / NULLIF(sum(posts), 0))::float8 \
+         FROM term_rollups WHERE minute >= $1 AND ($3::timestamptz IS NULL OR minute < $3) \
+         GROUP BY term HAVING sum(posts) > 0 ORDER BY 2 DESC, term LIMIT $2",
+        &[&period.from, &limit, &period.to],
+        |r| {
             let term: String = r.get(0);
             TermStats {
                 hashtag: term.starts_with('#'),
@@ -302,8 +298,9 @@ pub async fn trending_terms(
                 posts: r.get(1),
                 sentiment_mean: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
             }
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// Applies per-minute term deltas (posts and sentiment sums) to `term_rollups`: additions

@@ -202,15 +202,12 @@ pub async fn candidates(
     } else {
         format!("{select} ORDER BY {order_by} LIMIT {limit}")
     };
-    let rows = client.query(&sql, &c.params()).await?;
-    Ok(rows
-        .iter()
-        .map(|r| Candidate {
-            post: post_view(r),
-            unsure: r.get("unsure"),
-            rank: r.get("rank"),
-        })
-        .collect())
+    super::read_rows(client, &sql, &c.params(), |r| Candidate {
+        post: post_view(r),
+        unsure: r.get("unsure"),
+        rank: r.get("rank"),
+    })
+    .await
 }
 
 /// Counts of a facet by key.

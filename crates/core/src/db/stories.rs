@@ -80,24 +80,21 @@ pub async fn live_centres(
     client: &Client,
     limit: i64,
 ) -> Result<Vec<StoredCentre>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT id, terms, weights, born_at, first_at, last_at FROM stories
-             WHERE status = 'live' ORDER BY last_at DESC, id LIMIT $1",
-            &[&limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| StoredCentre {
+    super::read_rows(
+        client,
+        "SELECT id, terms, weights, born_at, first_at, last_at FROM stories
+         WHERE status = 'live' ORDER BY last_at DESC, id LIMIT $1",
+        &[&limit],
+        |r| StoredCentre {
             id: r.get("id"),
             terms: r.get("terms"),
             weights: r.get("weights"),
             born_at: r.get("born_at"),
             first_at: r.get("first_at"),
             last_at: r.get("last_at"),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// Applies story changes in one transaction; answers how many founders each story gained. A
@@ -332,8 +329,7 @@ pub async fn list(
          FROM stories s {} ORDER BY {order} LIMIT {limit}",
         conditions.where_sql()
     );
-    let rows = client.query(&sql, &conditions.params()).await?;
-    Ok(rows.iter().map(summary).collect())
+    super::read_rows(client, &sql, &conditions.params(), summary).await
 }
 
 /// A share of a story's posts with one value.
@@ -482,15 +478,15 @@ pub async fn still_new(
     rule: &crate::models::alerts::AlertRule,
     from: DateTime<Utc>,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT a.key FROM alerts a JOIN stories s ON s.id::text = a.key
-             WHERE a.rule_id = $1 AND a.status <> 'resolved' AND s.status <> 'merged'
-               AND s.born_at >= $2 AND s.size >= $3",
-            &[&rule.id, &from, &rule.min_volume],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    super::read_rows(
+        client,
+        "SELECT a.key FROM alerts a JOIN stories s ON s.id::text = a.key
+         WHERE a.rule_id = $1 AND a.status <> 'resolved' AND s.status <> 'merged'
+           AND s.born_at >= $2 AND s.size >= $3",
+        &[&rule.id, &from, &rule.min_volume],
+        |r| r.get(0),
+    )
+    .await
 }
 
 /// Stories a story rule fires for at this evaluation: born in the window with `min_volume`

@@ -407,17 +407,13 @@ pub fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
 
 pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(String, PostMeta)>> {
     let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, platform, product, channel, city, country, sentiment_label, text,
-                    author_followers, created_at, COALESCE(topics, '{}')
-             FROM posts WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
+    Ok(super::read_rows(
+        &**client,
+        "SELECT id, platform, product, channel, city, country, sentiment_label, text,
+                author_followers, created_at, COALESCE(topics, '{}')
+         FROM posts WHERE id = ANY($1)",
+        &[&ids],
+        |row| {
             let platform: String = row.get(1);
             let sentiment: String = row.get(6);
             let text: String = row.get(7);
@@ -437,8 +433,9 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
                     topics: row.get(10),
                 },
             )
-        })
-        .collect())
+        },
+    )
+    .await?)
 }
 
 /// The feed position stored with the cascades, if any.
