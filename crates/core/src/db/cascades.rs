@@ -11,7 +11,7 @@ use crate::models::{Platform, SentimentLabel};
 use crate::virality::cascade::Structure;
 use crate::virality::dynamics::Dynamics;
 use crate::virality::momentum::Rates;
-use crate::virality::{Counts, Interval, Lineage, Virality};
+use crate::virality::{viral_classification, Counts, Interval, Lineage, Virality};
 
 const CASCADE_COLUMNS: &str = "post_id, platform, product, channel, city, country, sentiment, \
     hashtags, status, observed_at, created_at, shares, likes, comments, views, reach, depth, \
@@ -106,11 +106,7 @@ fn cascade_view(row: &Row) -> Result<ViralityView, ReadError> {
             },
             virality_score: row.get("virality_score"),
             virality_probability: row.get("virality_probability"),
-            viral_classification: if row.get::<_, bool>("viral") {
-                "yes"
-            } else {
-                "no"
-            },
+            viral_classification: viral_classification(row.get("viral")),
             confidence_interval: Interval {
                 lower: row.get("ci_lower"),
                 upper: row.get("ci_upper"),
@@ -212,32 +208,23 @@ pub async fn history(
     id: &str,
     limit: i64,
 ) -> Result<Vec<Prediction>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT * FROM (
-                 SELECT id, recorded_at, observed_at, age_secs, shares, virality_score,
-                        virality_probability, viral, predicted_final_shares, ci_lower, ci_upper,
-                        dynamics, structural_virality, velocity, acceleration, params_hash
-                 FROM virality_predictions WHERE post_id = $1 ORDER BY id DESC LIMIT $2) h
-             ORDER BY id",
-            &[&id, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Prediction {
+    super::read_rows(
+        client,
+        "SELECT * FROM (
+             SELECT id, recorded_at, observed_at, age_secs, shares, virality_score,
+                    virality_probability, viral, predicted_final_shares, ci_lower, ci_upper,
+                    dynamics, structural_virality, velocity, acceleration, params_hash
+             FROM virality_predictions WHERE post_id = $1 ORDER BY id DESC LIMIT $2) h
+         ORDER BY id",
+        &[&id, &limit],
+        |r| Prediction {
             recorded_at: r.get("recorded_at"),
             observed_at: r.get("observed_at"),
             age_secs: r.get("age_secs"),
             shares: r.get("shares"),
             virality_score: r.get("virality_score"),
             virality_probability: r.get("virality_probability"),
-            viral_classification: if r.get::<_, bool>("viral") {
-                "yes"
-            } else {
-                "no"
-            }
-            .into(),
+            viral_classification: viral_classification(r.get("viral")).into(),
             predicted_final_shares: r.get("predicted_final_shares"),
             confidence_interval: Bounds {
                 lower: r.get("ci_lower"),
@@ -250,8 +237,9 @@ pub async fn history(
                 acceleration: r.get("acceleration"),
             },
             params_hash: r.get("params_hash"),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// The `limit` fastest keys of `dimension` (`product` or `hashtag`) among those updated in
@@ -265,23 +253,20 @@ pub async fn momentum(
     limit: i64,
     window_secs: f64,
 ) -> Result<Vec<MomentumItem>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT key, velocity, acceleration, updated_at FROM virality_momentum
-             WHERE dimension = $1 AND updated_at > now() - make_interval(secs => $3)
-             ORDER BY velocity DESC, key LIMIT $2",
-            &[&dimension, &limit, &window_secs],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| MomentumItem {
+    super::read_rows(
+        client,
+        "SELECT key, velocity, acceleration, updated_at FROM virality_momentum
+         WHERE dimension = $1 AND updated_at > now() - make_interval(secs => $3)
+         ORDER BY velocity DESC, key LIMIT $2",
+        &[&dimension, &limit, &window_secs],
+        |r| MomentumItem {
             key: r.get(0),
             velocity: r.get(1),
             acceleration: r.get(2),
             updated_at: r.get(3),
-        })
-        .collect())
+        },
+    )
+    .await
 }
 
 /// An outcome or corrected label reported for a post.

@@ -225,6 +225,15 @@ pub struct Virality {
     pub branching: f64,
 }
 
+/// [`Virality::viral_classification`] of a cascade classified viral or not.
+pub fn viral_classification(viral: bool) -> &'static str {
+    if viral {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 fn round_to(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
@@ -356,11 +365,7 @@ impl Model {
             },
             virality_score: round_to(score, 2),
             virality_probability: round_to(c.probability, 4),
-            viral_classification: if c.probability >= self.classify_probability {
-                "yes"
-            } else {
-                "no"
-            },
+            viral_classification: viral_classification(c.probability >= self.classify_probability),
             confidence_interval: Interval {
                 lower: round_to(c.lower, 2),
                 upper: round_to(c.upper, 2),
