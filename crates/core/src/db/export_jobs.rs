@@ -222,15 +222,13 @@ pub async fn list(
     owner: &str,
     limit: i64,
 ) -> Result<Vec<Job>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM export_jobs WHERE owner = $1 ORDER BY id DESC LIMIT $2"
-            ),
-            &[&owner, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(job).collect())
+    super::read_rows(
+        client,
+        &format!("SELECT {COLUMNS} FROM export_jobs WHERE owner = $1 ORDER BY id DESC LIMIT $2"),
+        &[&owner, &limit],
+        job,
+    )
+    .await
 }
 
 /// Removes `owner`'s job `id` and its file, running or not; whether there was one. A process
@@ -324,18 +322,8 @@ pub async fn write_step(
             ],
         )
         .await?;
-    if held == 0 {
-        return Ok(false);
-    }
-    if let Some(c) = step.chunk {
-        tx.execute(
-            "INSERT INTO export_chunks (job_id, seq, data, ids, ends) VALUES ($1, $2, $3, $4, $5)",
-            &[&step.job, &step.seq, &c.data, &c.ids, &c.ends],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    let chunk = step.chunk.map(|c| (&c.data[..], &c.ids[..], &c.ends[..]));
+    add_chunk(tx, held, step.job, step.seq, chunk).await
 }
 
 /// Writes the header chunk of a job that has none yet; `false` when `worker` does not hold it.
@@ -353,16 +341,29 @@ pub async fn write_header(
             &[&(header.len() as i64), &job, &worker],
         )
         .await?;
+    add_chunk(tx, held, job, 0, Some((header, &[], &[]))).await
+}
+
+/// Once the statement that moved the job on found it held (`held` rows), adds its chunk
+/// `seq` (data, post ids and row ends), if any, and commits; `false`, with nothing written,
+/// when it was not held.
+async fn add_chunk(
+    tx: deadpool_postgres::Transaction<'_>,
+    held: u64,
+    job: i64,
+    seq: i32,
+    chunk: Option<(&[u8], &[String], &[i32])>,
+) -> Result<bool, tokio_postgres::Error> {
     if held == 0 {
         return Ok(false);
     }
-    let none: Vec<String> = Vec::new();
-    let no_ends: Vec<i32> = Vec::new();
-    tx.execute(
-        "INSERT INTO export_chunks (job_id, seq, data, ids, ends) VALUES ($1, 0, $2, $3, $4)",
-        &[&job, &header, &none, &no_ends],
-    )
-    .await?;
+    if let Some((data, ids, ends)) = chunk {
+        tx.execute(
+            "INSERT INTO export_chunks (job_id, seq, data, ids, ends) VALUES ($1, $2, $3, $4, $5)",
+            &[&job, &seq, &data, &ids, &ends],
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
