@@ -13,12 +13,10 @@ mod templates;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use templates::{
-    ANGER, BRAND_MENTIONS, CHURN, CHURN_TAGS, COMPETITORS, CURSES, FUTURE_TIMES, HOURS, INSULTS,
-    JOY, LOCAL_TEXTS, NEGATIVE_ADJECTIVES, NEGATIVE_CLOSERS, NEGATIVE_EMOJI, NEGATIVE_OPENERS,
-    NEGATIVE_TAGS, NEUTRAL, NEUTRAL_CLOSERS, NEUTRAL_EMOJI, NEUTRAL_OPENERS, NEUTRAL_TAGS, NEWS,
-    OPTIMISM, PAST_TIMES, POSITIVE_ADJECTIVES, POSITIVE_CLOSERS, POSITIVE_EMOJI, POSITIVE_OPENERS,
-    POSITIVE_TAGS, PRICES, PROGRESS, SADNESS, SERVICE_DESKS, SINCE_TIMES, SPONSORED_TAGS, TOXIC,
-    UNPLACED_LANGUAGES, VERSIONS,
+    ToneWords, ANGER, BRAND_MENTIONS, CHURN, CHURN_TAGS, COMPETITORS, CURSES, FUTURE_TIMES, HOURS,
+    INSULTS, JOY, LOCAL_TEXTS, NEGATIVE_ADJECTIVES, NEGATIVE_WORDS, NEUTRAL, NEUTRAL_WORDS, NEWS,
+    OPTIMISM, PAST_TIMES, POSITIVE_ADJECTIVES, POSITIVE_WORDS, PRICES, PROGRESS, SADNESS,
+    SERVICE_DESKS, SINCE_TIMES, SPONSORED_TAGS, TOXIC, UNPLACED_LANGUAGES, VERSIONS,
 };
 
 use super::world::{Channel, Product, PRODUCTS};
@@ -29,6 +27,16 @@ pub(crate) enum Tone {
     Positive,
     Negative,
     Neutral,
+}
+
+impl Tone {
+    fn words(self) -> &'static ToneWords {
+        match self {
+            Tone::Positive => &POSITIVE_WORDS,
+            Tone::Negative => &NEGATIVE_WORDS,
+            Tone::Neutral => &NEUTRAL_WORDS,
+        }
+    }
 }
 
 /// The sets of short texts in other languages.
@@ -251,7 +259,7 @@ pub(crate) fn compose(
     let body_start = out.len();
     let mut continues = false;
     if rng.random_bool(OPENER_PROB) {
-        let openers = openers_for(tone);
+        let openers = tone.words().openers;
         let (opener, lower) = openers[rng.random_range(0..openers.len())];
         out.push_str(opener);
         continues = lower;
@@ -266,7 +274,7 @@ pub(crate) fn compose(
         if !out.ends_with(['.', '!', '?']) {
             out.push('.');
         }
-        out.push_str(pick(rng, closers_for(tone)));
+        out.push_str(pick(rng, tone.words().closers));
     }
     if rng.random_bool(LOWERCASE_PROB) {
         let lowered = out[body_start..].to_lowercase();
@@ -288,7 +296,7 @@ pub(crate) fn compose(
         }
         let tags = match request.flavor {
             Flavor::Churn => &CHURN_TAGS[..],
-            _ => tags_for(tone),
+            _ => tone.words().tags,
         };
         // Distinct tags: consecutive entries from a random starting point.
         let first = rng.random_range(0..tags.len());
@@ -320,42 +328,10 @@ fn push_topic(request: &TextRequest<'_>, out: &mut String) {
 fn push_emoji(rng: &mut SmallRng, tone: Tone, out: &mut String) {
     if rng.random_bool(EMOJI_PROB) {
         out.push(' ');
-        out.push_str(pick(rng, emoji_for(tone)));
+        out.push_str(pick(rng, tone.words().emoji));
         if rng.random_bool(DOUBLE_EMOJI_PROB) {
-            out.push_str(pick(rng, emoji_for(tone)));
+            out.push_str(pick(rng, tone.words().emoji));
         }
-    }
-}
-
-fn openers_for(tone: Tone) -> &'static [(&'static str, bool)] {
-    match tone {
-        Tone::Positive => &POSITIVE_OPENERS,
-        Tone::Negative => &NEGATIVE_OPENERS,
-        Tone::Neutral => &NEUTRAL_OPENERS,
-    }
-}
-
-fn closers_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_CLOSERS,
-        Tone::Negative => &NEGATIVE_CLOSERS,
-        Tone::Neutral => &NEUTRAL_CLOSERS,
-    }
-}
-
-fn emoji_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_EMOJI,
-        Tone::Negative => &NEGATIVE_EMOJI,
-        Tone::Neutral => &NEUTRAL_EMOJI,
-    }
-}
-
-fn tags_for(tone: Tone) -> &'static [&'static str] {
-    match tone {
-        Tone::Positive => &POSITIVE_TAGS,
-        Tone::Negative => &NEGATIVE_TAGS,
-        Tone::Neutral => &NEUTRAL_TAGS,
     }
 }
 

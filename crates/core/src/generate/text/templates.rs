@@ -223,77 +223,91 @@ pub(super) const CURSES: [&str; 4] = ["damn", "freaking", "bloody", "crappy"];
 pub(super) const PRICES: [&str; 6] = ["$99", "$199", "$349", "$499", "$899", "$1,199"];
 pub(super) const VERSIONS: [&str; 6] = ["2.1", "3.0.4", "4.2", "1.9.7", "5.0", "3.3.1"];
 
-/// Sentence openers per tone, and whether the sentence after them continues in lower case.
+/// What a text of one tone may open and close with, and its emoji and hashtags.
+pub(super) struct ToneWords {
+    /// Sentence openers, and whether the sentence after them continues in lower case.
+    pub openers: &'static [(&'static str, bool)],
+    pub closers: &'static [&'static str],
+    pub emoji: &'static [&'static str],
+    pub tags: &'static [&'static str],
+}
+
 /// Only positive texts get the openers a lexicon reads as positive ("honestly", "lol").
-pub(super) const POSITIVE_OPENERS: [(&str, bool); 6] = [
-    ("Honestly, ", true),
-    ("Ngl ", true),
-    ("Okay so ", true),
-    ("lol ", true),
-    ("Update: ", false),
-    ("Real talk: ", false),
-];
-pub(super) const NEGATIVE_OPENERS: [(&str, bool); 6] = [
-    ("Ugh, ", true),
-    ("Ngl ", true),
-    ("Welp. ", false),
-    ("Update: ", false),
-    ("PSA: ", false),
-    ("Real talk: ", false),
-];
-pub(super) const NEUTRAL_OPENERS: [(&str, bool); 5] = [
-    ("Update: ", false),
-    ("PSA: ", false),
-    ("So... ", false),
-    ("Quick one: ", false),
-    ("Ngl ", true),
-];
-pub(super) const POSITIVE_CLOSERS: [&str; 6] = [
-    " Highly recommend!",
-    " 10/10.",
-    " Best purchase this year.",
-    " Love it!",
-    " So good.",
-    " Happy customer here.",
-];
-pub(super) const NEGATIVE_CLOSERS: [&str; 6] = [
-    " Never again.",
-    " So disappointed.",
-    " Fix it!",
-    " Terrible.",
-    " Awful.",
-    " Ugh.",
-];
-pub(super) const NEUTRAL_CLOSERS: [&str; 5] = [
-    " Thoughts?",
-    " Pics later.",
-    " More soon.",
-    " Details below.",
-    " Specs below.",
-];
-pub(super) const POSITIVE_EMOJI: [&str; 8] = ["😍", "💯", "🙌", "❤️", "😊", "🎉", "👍", "✨"];
-pub(super) const NEGATIVE_EMOJI: [&str; 8] = ["😡", "🤬", "😤", "😞", "😢", "💔", "👎", "🙄"];
-pub(super) const NEUTRAL_EMOJI: [&str; 5] = ["🤔", "📦", "👀", "📱", "📰"];
-pub(super) const POSITIVE_TAGS: [&str; 6] = [
-    "#love", "#happy", "#tech", "#gadgets", "#review", "#winning",
-];
-pub(super) const NEGATIVE_TAGS: [&str; 6] = [
-    "#fail",
-    "#customerservice",
-    "#fixit",
-    "#disappointed",
-    "#brokenpromises",
-    "#tech",
-];
+pub(super) const POSITIVE_WORDS: ToneWords = ToneWords {
+    openers: &[
+        ("Honestly, ", true),
+        ("Ngl ", true),
+        ("Okay so ", true),
+        ("lol ", true),
+        ("Update: ", false),
+        ("Real talk: ", false),
+    ],
+    closers: &[
+        " Highly recommend!",
+        " 10/10.",
+        " Best purchase this year.",
+        " Love it!",
+        " So good.",
+        " Happy customer here.",
+    ],
+    emoji: &["😍", "💯", "🙌", "❤️", "😊", "🎉", "👍", "✨"],
+    tags: &[
+        "#love", "#happy", "#tech", "#gadgets", "#review", "#winning",
+    ],
+};
+pub(super) const NEGATIVE_WORDS: ToneWords = ToneWords {
+    openers: &[
+        ("Ugh, ", true),
+        ("Ngl ", true),
+        ("Welp. ", false),
+        ("Update: ", false),
+        ("PSA: ", false),
+        ("Real talk: ", false),
+    ],
+    closers: &[
+        " Never again.",
+        " So disappointed.",
+        " Fix it!",
+        " Terrible.",
+        " Awful.",
+        " Ugh.",
+    ],
+    emoji: &["😡", "🤬", "😤", "😞", "😢", "💔", "👎", "🙄"],
+    tags: &[
+        "#fail",
+        "#customerservice",
+        "#fixit",
+        "#disappointed",
+        "#brokenpromises",
+        "#tech",
+    ],
+};
+pub(super) const NEUTRAL_WORDS: ToneWords = ToneWords {
+    openers: &[
+        ("Update: ", false),
+        ("PSA: ", false),
+        ("So... ", false),
+        ("Quick one: ", false),
+        ("Ngl ", true),
+    ],
+    closers: &[
+        " Thoughts?",
+        " Pics later.",
+        " More soon.",
+        " Details below.",
+        " Specs below.",
+    ],
+    emoji: &["🤔", "📦", "👀", "📱", "📰"],
+    tags: &[
+        "#tech",
+        "#news",
+        "#unboxing",
+        "#gadgets",
+        "#launch",
+        "#specs",
+    ],
+};
 pub(super) const CHURN_TAGS: [&str; 3] = ["#cancelled", "#switching", "#refund"];
-pub(super) const NEUTRAL_TAGS: [&str; 6] = [
-    "#tech",
-    "#news",
-    "#unboxing",
-    "#gadgets",
-    "#launch",
-    "#specs",
-];
 pub(super) const SPONSORED_TAGS: [&str; 2] = ["#ad", "#sponsored"];
 pub(super) const BRAND_MENTIONS: [&str; 3] = ["@Pulse", "@PulseSupport", "@PulseTech"];
 
