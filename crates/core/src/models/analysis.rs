@@ -13,11 +13,7 @@ pub struct SentimentScore(f32);
 impl SentimentScore {
     /// Clamps into -1..=1; NaN becomes 0 (neutral) so a model glitch cannot poison aggregates.
     pub fn new(value: f32) -> Self {
-        if value.is_nan() {
-            Self(0.0)
-        } else {
-            Self(value.clamp(-1.0, 1.0))
-        }
+        Self(clamped(value, -1.0, 1.0))
     }
 
     /// The raw value, always in -1..=1.
@@ -34,16 +30,21 @@ pub struct Probability(f32);
 impl Probability {
     /// Clamps into 0..=1; NaN becomes 0.
     pub fn new(value: f32) -> Self {
-        if value.is_nan() {
-            Self(0.0)
-        } else {
-            Self(value.clamp(0.0, 1.0))
-        }
+        Self(clamped(value, 0.0, 1.0))
     }
 
     /// The raw value, always in 0..=1.
     pub fn get(self) -> f32 {
         self.0
+    }
+}
+
+/// `value` within `min..=max`, 0 for NaN: the rule of the range-carrying newtypes above.
+fn clamped(value: f32, min: f32, max: f32) -> f32 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(min, max)
     }
 }
 
