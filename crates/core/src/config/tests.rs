@@ -12,6 +12,19 @@ fn deployed_toml() -> String {
         .join("\n")
 }
 
+/// Runs `test` in a jail whose `pulse.toml` holds `toml`.
+fn with_pulse_toml(toml: &str, test: impl FnOnce(&mut figment::Jail) -> figment::Result<()>) {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("pulse.toml", toml)?;
+        test(jail)
+    });
+}
+
+/// The settings the jail's `pulse.toml` and environment give.
+fn in_jail() -> figment::Result<Settings> {
+    Settings::figment("pulse.toml".into()).extract()
+}
+
 /// Every key of `have` is a key of `known`, recursively; returns the unknown ones.
 fn unknown_keys(
     have: &figment::value::Dict,
@@ -62,51 +75,49 @@ fn the_kubernetes_config_map_holds_valid_known_settings() {
 
 #[test]
 fn sources_come_from_the_file_or_the_environment() {
-    figment::Jail::expect_with(|jail| {
-        jail.create_file(
-            "pulse.toml",
-            "[[sources]]\nkind = \"jetstream\"\nkeywords = [\"buds\"]\nchannel = \"social\"\n",
-        )?;
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
-        assert_eq!(s.sources.len(), 1);
-        assert_eq!(s.sources[0].name(), "jetstream");
-        assert_eq!(s.sources[0].channel.as_deref(), Some("social"));
-        let SourceKind::Jetstream(j) = &s.sources[0].kind else {
-            panic!("not jetstream")
-        };
-        assert_eq!(j.keywords, ["buds"]);
-        assert_eq!(
-            j.endpoints.len(),
-            PUBLIC_JETSTREAMS.len(),
-            "defaults fill the rest"
-        );
+    with_pulse_toml(
+        "[[sources]]\nkind = \"jetstream\"\nkeywords = [\"buds\"]\nchannel = \"social\"\n",
+        |jail| {
+            let s = in_jail()?;
+            assert_eq!(s.sources.len(), 1);
+            assert_eq!(s.sources[0].name(), "jetstream");
+            assert_eq!(s.sources[0].channel.as_deref(), Some("social"));
+            let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+                panic!("not jetstream")
+            };
+            assert_eq!(j.keywords, ["buds"]);
+            assert_eq!(
+                j.endpoints.len(),
+                PUBLIC_JETSTREAMS.len(),
+                "defaults fill the rest"
+            );
 
-        jail.set_env(
-            "PULSE_SOURCES",
-            r#"[{kind="jetstream", name="bsky-de", languages=["de"]}]"#,
-        );
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
-        assert_eq!(s.sources[0].name(), "bsky-de");
-        let SourceKind::Jetstream(j) = &s.sources[0].kind else {
-            panic!("not jetstream")
-        };
-        assert_eq!(j.languages, ["de"]);
-        assert!(j.keywords.is_empty());
-        Ok(())
-    });
+            jail.set_env(
+                "PULSE_SOURCES",
+                r#"[{kind="jetstream", name="bsky-de", languages=["de"]}]"#,
+            );
+            let s = in_jail()?;
+            assert_eq!(s.sources[0].name(), "bsky-de");
+            let SourceKind::Jetstream(j) = &s.sources[0].kind else {
+                panic!("not jetstream")
+            };
+            assert_eq!(j.languages, ["de"]);
+            assert!(j.keywords.is_empty());
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn a_former_name_is_read_unless_the_new_one_is_given() {
-    figment::Jail::expect_with(|jail| {
-        jail.create_file("pulse.toml", "[ingest]\nblock_ms = 35\n")?;
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+    with_pulse_toml("[ingest]\nblock_ms = 35\n", |jail| {
+        let s = in_jail()?;
         assert_eq!(s.ingest.idle_poll_ms, 35);
         jail.set_env("PULSE_INGEST__BLOCK_MS", "45");
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        let s = in_jail()?;
         assert_eq!(s.ingest.idle_poll_ms, 45);
         jail.set_env("PULSE_INGEST__IDLE_POLL_MS", "55");
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
+        let s = in_jail()?;
         assert_eq!(s.ingest.idle_poll_ms, 55, "the new name wins");
         Ok(())
     });
@@ -114,47 +125,45 @@ fn a_former_name_is_read_unless_the_new_one_is_given() {
 
 #[test]
 fn layers_file_then_environment() {
-    figment::Jail::expect_with(|jail| {
-        jail.create_file(
-            "pulse.toml",
-            "[redis]\nstream = \"from-file\"\ngroup = \"g\"\n[ingest]\nread_batch = 7\n",
-        )?;
-        jail.set_env("PULSE_STREAM", "from-env");
-        jail.set_env("PULSE_INGEST__MAX_IN_FLIGHT", "99");
-        jail.set_env("DATABASE_URL", "postgres://x@y/z");
-        jail.set_env("PULSE_LISTEN", "127.0.0.1:0");
-        jail.set_env("PULSE_WS__QUEUE_CAPACITY", "16");
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
-        assert_eq!(s.redis.stream, "from-env");
-        assert_eq!(s.redis.group, "g");
-        assert_eq!(s.ingest.read_batch, 7);
-        assert_eq!(s.ingest.max_in_flight, 99);
-        assert_eq!(s.database.url, "postgres://x@y/z");
-        assert_eq!(s.http.listen, "127.0.0.1:0");
-        assert_eq!(s.ws.queue_capacity, 16);
-        assert_eq!(s.ws.max_sessions, DEFAULT_MAX_SESSIONS);
-        Ok(())
-    });
+    with_pulse_toml(
+        "[redis]\nstream = \"from-file\"\ngroup = \"g\"\n[ingest]\nread_batch = 7\n",
+        |jail| {
+            jail.set_env("PULSE_STREAM", "from-env");
+            jail.set_env("PULSE_INGEST__MAX_IN_FLIGHT", "99");
+            jail.set_env("DATABASE_URL", "postgres://x@y/z");
+            jail.set_env("PULSE_LISTEN", "127.0.0.1:0");
+            jail.set_env("PULSE_WS__QUEUE_CAPACITY", "16");
+            let s = in_jail()?;
+            assert_eq!(s.redis.stream, "from-env");
+            assert_eq!(s.redis.group, "g");
+            assert_eq!(s.ingest.read_batch, 7);
+            assert_eq!(s.ingest.max_in_flight, 99);
+            assert_eq!(s.database.url, "postgres://x@y/z");
+            assert_eq!(s.http.listen, "127.0.0.1:0");
+            assert_eq!(s.ws.queue_capacity, 16);
+            assert_eq!(s.ws.max_sessions, DEFAULT_MAX_SESSIONS);
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn an_empty_secret_in_the_environment_leaves_the_files_in_place() {
-    figment::Jail::expect_with(|jail| {
-        jail.create_file(
-            "pulse.toml",
-            "[auth]\njwt_secret = \"from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a\"\n",
-        )?;
-        jail.set_env("PULSE_AUTH__JWT_SECRET", "");
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
-        assert_eq!(
-            s.auth.jwt_secret.expose(),
-            "from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a"
-        );
-        jail.set_env("PULSE_AUTH__JWT_SECRET", "from-the-environment");
-        let s: Settings = Settings::figment("pulse.toml".into()).extract()?;
-        assert_eq!(s.auth.jwt_secret.expose(), "from-the-environment");
-        Ok(())
-    });
+    with_pulse_toml(
+        "[auth]\njwt_secret = \"from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a\"\n",
+        |jail| {
+            jail.set_env("PULSE_AUTH__JWT_SECRET", "");
+            let s = in_jail()?;
+            assert_eq!(
+                s.auth.jwt_secret.expose(),
+                "from-the-file-b81e4f27ac093d5e6f1a2c48d79e0b3a"
+            );
+            jail.set_env("PULSE_AUTH__JWT_SECRET", "from-the-environment");
+            let s = in_jail()?;
+            assert_eq!(s.auth.jwt_secret.expose(), "from-the-environment");
+            Ok(())
+        },
+    );
 }
 
 #[test]
