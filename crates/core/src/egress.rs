@@ -503,23 +503,19 @@ mod tests {
     fn urls_are_checked_for_scheme_host_and_literal_addresses() {
         let strict = TargetPolicy::default();
         assert!(strict.check_url("https://hooks.example.com/x").is_ok());
-        assert_eq!(
-            strict.check_url("http://127.0.0.1:6379/").unwrap_err(),
-            TargetError::NotAllowed
-        );
-        assert_eq!(
-            strict.check_url("http://[::1]/").unwrap_err(),
-            TargetError::NotAllowed
-        );
-        // Other spellings of loopback are parsed to the same address.
-        assert_eq!(
-            strict.check_url("http://2130706433/").unwrap_err(),
-            TargetError::NotAllowed
-        );
-        assert_eq!(
-            strict.check_url("http://0x7f.1/").unwrap_err(),
-            TargetError::NotAllowed
-        );
+        for loopback in [
+            "http://127.0.0.1:6379/",
+            "http://[::1]/",
+            // Other spellings of loopback are parsed to the same address.
+            "http://2130706433/",
+            "http://0x7f.1/",
+        ] {
+            assert_eq!(
+                strict.check_url(loopback).unwrap_err(),
+                TargetError::NotAllowed,
+                "{loopback}"
+            );
+        }
         for bad in [
             "ftp://example.com/",
             "file:///etc/passwd",
