@@ -256,23 +256,26 @@ pub async fn write_rows(
 ) -> anyhow::Result<()> {
     let mut client = conn.lock().await;
     let tx = client.transaction().await?;
-    for chunk in rows.chunks(WRITE_CHUNK) {
-        tx.execute(UPSERT_CASCADES, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
-    for chunk in history.chunks(WRITE_CHUNK) {
-        tx.execute(INSERT_HISTORY, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
-    for chunk in momentum.chunks(WRITE_CHUNK) {
-        tx.execute(UPSERT_MOMENTUM, &[&serde_json::to_value(chunk)?])
-            .await?;
-    }
+    write_json(&tx, UPSERT_CASCADES, rows).await?;
+    write_json(&tx, INSERT_HISTORY, history).await?;
+    write_json(&tx, UPSERT_MOMENTUM, momentum).await?;
     if let Some(cursor) = cursor {
         tx.execute(UPSERT_FEED_POSITION, &[&cursor.to_string(), &holder])
             .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Runs `sql` on `rows`, [`WRITE_CHUNK`] at a time, each chunk a JSON array.
+async fn write_json<T: Serialize>(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    rows: &[T],
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        tx.execute(sql, &[&serde_json::to_value(chunk)?]).await?;
+    }
     Ok(())
 }
 
