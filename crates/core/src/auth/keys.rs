@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 use super::Role;
 use crate::db;
 use crate::db::keys::NewKeyRow;
-pub use crate::db::keys::{find, list, revoke, set_scope, touch, KeyInfo, StoredKey};
+pub use crate::db::keys::{find, list, revoke, set_scope, touch, KeyInfo, Standing, StoredKey};
 use crate::models::key_scope::KeyScope;
 
 /// Every key starts with this, so secret scanners and people recognise one.

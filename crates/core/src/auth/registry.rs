@@ -42,6 +42,12 @@ struct KeyState {
     scope: Option<Arc<KeyScope>>,
 }
 
+impl From<keys::Standing> for KeyState {
+    fn from(s: keys::Standing) -> Self {
+        KeyState::new(s.role, s.revoked, s.speaks_as, s.scope)
+    }
+}
+
 impl KeyState {
     fn new(role: Role, revoked: bool, speaks_as: Option<String>, scope: Option<KeyScope>) -> Self {
         KeyState {
@@ -153,10 +159,7 @@ impl Authenticator {
         let mut fresh: HashMap<String, KeyState> = crate::db::keys::states(&**client)
             .await?
             .into_iter()
-            .map(|k| {
-                let state = KeyState::new(k.role, k.revoked, k.speaks_as, k.scope);
-                (k.id, state)
-            })
+            .map(|k| (k.id, KeyState::from(k.standing)))
             .collect();
         metrics::gauge!(names::AUTH_ACTIVE_KEYS)
             .set(fresh.values().filter(|k| !k.revoked).count() as f64);
@@ -269,7 +272,7 @@ impl Authenticator {
         }
         let changes_before = self.local_changes().count;
         let stored = self.stored(id).await?;
-        let state = stored.map(|k| KeyState::new(k.role, k.revoked, k.speaks_as, k.scope));
+        let state = stored.map(|k| KeyState::from(k.standing));
         if let Some(state) = state.clone() {
             let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
             // Remembered only when no change made here since the read could be older than it.
@@ -374,10 +377,10 @@ impl Authenticator {
             self.remember_failure(digest);
             return Err(AuthError::InvalidKey);
         };
-        if stored.revoked {
+        if stored.standing.revoked {
             return Err(AuthError::Revoked);
         }
-        Ok((parsed.id.to_string(), stored.role))
+        Ok((parsed.id.to_string(), stored.standing.role))
     }
 
     /// The caller behind an API key presented directly. A verified key is remembered (by

@@ -169,32 +169,46 @@ pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
     .await?)
 }
 
-/// What verification needs of one key.
+/// What authentication keeps of a key: its role, whether it is revoked, whom it speaks as and
+/// what it may send.
 #[derive(Debug, Clone)]
-pub struct StoredKey {
+pub struct Standing {
     pub role: Role,
-    pub hash: String,
     pub revoked: bool,
     pub speaks_as: Option<String>,
     pub scope: Option<KeyScope>,
 }
 
-/// The stored hash and state of key `id`.
+/// The columns [`standing`] reads.
+const STANDING_COLUMNS: &str = "role, revoked_at IS NOT NULL, speaks_as, scope";
+
+/// The standing read from [`STANDING_COLUMNS`] at `at` of `row`; a role this version does not
+/// know is `unknown_role`, or no standing when that is `None`.
+fn standing(row: &tokio_postgres::Row, at: usize, unknown_role: Option<Role>) -> Option<Standing> {
+    Some(Standing {
+        role: Role::parse(row.get(at)).or(unknown_role)?,
+        revoked: row.get(at + 1),
+        speaks_as: row.get(at + 2),
+        scope: scope(row.get(at + 3)),
+    })
+}
+
+/// What verification needs of one key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub hash: String,
+    pub standing: Standing,
+}
+
+/// The stored hash and standing of key `id`.
 pub async fn find(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<StoredKey>> {
-    Ok(client
-        .query_opt(
-            "SELECT role, hash, revoked_at IS NOT NULL, speaks_as, scope FROM api_keys \
-             WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .map(|row| StoredKey {
-            role: Role::parse(row.get(0)).unwrap_or(Role::Ingest),
-            hash: row.get(1),
-            revoked: row.get(2),
-            speaks_as: row.get(3),
-            scope: scope(row.get(4)),
-        }))
+    let sql = format!("SELECT hash, {STANDING_COLUMNS} FROM api_keys WHERE id = $1");
+    Ok(client.query_opt(&sql, &[&id]).await?.and_then(|row| {
+        Some(StoredKey {
+            hash: row.get(0),
+            standing: standing(&row, 1, Some(Role::Ingest))?,
+        })
+    }))
 }
 
 /// Notes that key `id` was just exchanged for a token.
@@ -208,34 +222,24 @@ pub async fn touch(client: &impl GenericClient, id: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// One key's state as authentication keeps it.
+/// One key's standing, by id.
 #[derive(Debug, Clone)]
 pub struct KeyStatus {
     pub id: String,
-    pub role: Role,
-    pub revoked: bool,
-    pub speaks_as: Option<String>,
-    pub scope: Option<KeyScope>,
+    pub standing: Standing,
 }
 
-/// Every key's role, whether it is revoked, whom it speaks as and its scope; keys with a
-/// role this version does not know are left out.
+/// Every key's standing; keys with a role this version does not know are left out.
 pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<KeyStatus>> {
-    let rows = client
-        .query(
-            "SELECT id, role, revoked_at IS NOT NULL, speaks_as, scope FROM api_keys",
-            &[],
-        )
-        .await?;
-    Ok(rows
+    let sql = format!("SELECT id, {STANDING_COLUMNS} FROM api_keys");
+    Ok(client
+        .query(&sql, &[])
+        .await?
         .iter()
         .filter_map(|r| {
             Some(KeyStatus {
                 id: r.get(0),
-                role: Role::parse(r.get(1))?,
-                revoked: r.get(2),
-                speaks_as: r.get(3),
-                scope: scope(r.get(4)),
+                standing: standing(r, 1, None)?,
             })
         })
         .collect())
