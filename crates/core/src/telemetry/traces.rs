@@ -26,6 +26,7 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 
 use crate::config::TraceSettings;
+use crate::models::text::prefix_bytes;
 use crate::telemetry::causes::causes;
 
 /// The HTTP header and the stream entry field that name a caller's trace (W3C Trace Context).
@@ -137,7 +138,7 @@ impl Traces {
         let route = request.route.unwrap_or("unmatched");
         let mut attributes = vec![
             KeyValue::new("http.request.method", request.method.to_string()),
-            KeyValue::new("url.path", truncated(request.path, 512)),
+            KeyValue::new("url.path", prefix_bytes(request.path, 512).to_string()),
             KeyValue::new("pulse.request_id", request.request_id.to_string()),
         ];
         if let Some(route) = request.route {
@@ -369,10 +370,6 @@ fn resource(instance: &str) -> Resource {
     builder.build()
 }
 
-fn truncated(text: &str, max: usize) -> String {
-    crate::models::text::prefix_bytes(text, max).to_string()
-}
-
 /// A stream entry's fields read as a trace carrier.
 struct EntryFields<'a>(&'a [(String, Vec<u8>)]);
 
@@ -441,11 +438,5 @@ mod tests {
         let junk = vec![("traceparent".to_string(), b"00-zz-\xff".to_vec())];
         let context = TraceContextPropagator::new().extract(&EntryFields(&junk));
         assert!(!context.span().span_context().is_valid());
-    }
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncated("héllo", 2), "h");
-        assert_eq!(truncated("abc", 10), "abc");
     }
 }
