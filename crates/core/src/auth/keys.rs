@@ -14,12 +14,8 @@ use crate::db::keys::NewKeyRow;
 pub use crate::db::keys::{find, list, revoke, set_scope, touch, KeyInfo, Standing, StoredKey};
 use crate::models::key_scope::KeyScope;
 
-/// Every key starts with this, so secret scanners and people recognise one.
-pub const KEY_PREFIX: &str = "pulse_";
-/// Hex digits of the public id.
-const ID_HEX: usize = 12;
-/// Hex digits of the secret (32 bytes).
-const SECRET_HEX: usize = 64;
+pub use crate::models::key_text::{parse, ParsedKey, KEY_PREFIX};
+use crate::models::key_text::{ID_HEX, SECRET_HEX};
 
 /// A freshly created key: the one time its full text exists outside the caller's hands.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -28,22 +24,6 @@ pub struct NewKey {
     pub info: KeyInfo,
     /// The key itself; not stored, not shown again.
     pub key: String,
-}
-
-/// The parts of a presented key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParsedKey<'a> {
-    pub id: &'a str,
-    pub secret: &'a str,
-}
-
-/// Splits a presented key, refusing anything not shaped like one of ours (before any
-/// database or hashing work is spent on it).
-pub fn parse(key: &str) -> Option<ParsedKey<'_>> {
-    let rest = key.strip_prefix(KEY_PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(id, ID_HEX) && hex(secret, SECRET_HEX)).then_some(ParsedKey { id, secret })
 }
 
 fn random_hex(bytes: usize) -> String {

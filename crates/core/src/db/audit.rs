@@ -143,7 +143,7 @@ pub fn redact(value: Value) -> Value {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(walk),
-            Value::String(s) if crate::auth::keys::parse(s.trim()).is_some() => {
+            Value::String(s) if crate::models::key_text::parse(s.trim()).is_some() => {
                 *s = "[redacted]".into()
             }
             Value::String(s) if s.contains('\0') => *s = storable(s),

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod event;
 pub mod hex;
 pub mod key_scope;
+pub mod key_text;
 pub mod label;
 pub mod live;
 pub mod metrics;
