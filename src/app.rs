@@ -178,42 +178,25 @@ impl Application {
         )?;
         let digest_runner =
             crate::http::api::digests::runner::DigestRunner::start(settings.clone(), pool.clone());
-        let state = web::Data::new(AppState {
-            settings: settings.clone(),
-            pool: crate::db::ApiPool::new(&settings.database)?,
-            pipeline_pool: pool,
-            redis: redis.clone(),
+        let mut state = AppState::new(
+            settings.clone(),
+            pool,
+            redis.clone(),
             metrics,
-            consumer: pipeline.consumer().to_string(),
-            ingest: Some(pipeline.ingest.clone()),
-            ws: Some(hub.clone()),
-            auth,
-            limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
-                &settings.limits,
-                crate::db::api_pool_size(&settings.database),
-            )),
-            bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
-            backlog: Default::default(),
-            fair: Default::default(),
-            outstanding: Default::default(),
-            sharing: Default::default(),
-            proxies: proxies.clone(),
-            thresholds: Default::default(),
-            sources: sources.statuses(),
-            traces: pipeline.traces().clone(),
-            policy: crate::http::routes::policy(),
-            previews: Default::default(),
-            costly_reads: Default::default(),
-            review: crate::http::api::labels::Review::new(
-                &settings.topics,
-                Some(pipeline.topics().clone()),
-            ),
-            exports: Default::default(),
-            downloads: Default::default(),
-            export_wake: export_wake.clone(),
-            readiness: Default::default(),
-            dashboard: Default::default(),
-        });
+            pipeline.consumer().to_string(),
+        )?;
+        state.ingest = Some(pipeline.ingest.clone());
+        state.ws = Some(hub.clone());
+        state.auth = auth;
+        state.proxies = proxies.clone();
+        state.sources = sources.statuses();
+        state.traces = pipeline.traces().clone();
+        state.review = crate::http::api::labels::Review::new(
+            &settings.topics,
+            Some(pipeline.topics().clone()),
+        );
+        state.export_wake = export_wake.clone();
+        let state = web::Data::new(state);
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
         let connections =

@@ -92,6 +92,51 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of an API over `settings` and its connections, with nothing else running in
+    /// the process: no pipeline (intake, topics, traces), live subscriptions, sources, trusted
+    /// proxies or authentication (an open server). A serving process sets those it has.
+    pub fn new(
+        settings: Arc<Settings>,
+        pipeline_pool: Pool,
+        redis: fred::clients::Client,
+        metrics: PrometheusHandle,
+        consumer: String,
+    ) -> anyhow::Result<AppState> {
+        Ok(AppState {
+            pool: crate::db::ApiPool::new(&settings.database)?,
+            pipeline_pool,
+            redis,
+            metrics,
+            consumer,
+            ingest: None,
+            ws: None,
+            auth: None,
+            limiter: Arc::new(middleware::rate_limit::RateLimiter::new(
+                &settings.limits,
+                crate::db::api_pool_size(&settings.database),
+            )),
+            bodies: middleware::body_budget::BodyBudget::new(&settings.limits),
+            backlog: Default::default(),
+            fair: Default::default(),
+            outstanding: Default::default(),
+            sharing: Default::default(),
+            proxies: Default::default(),
+            thresholds: Default::default(),
+            sources: Vec::new(),
+            traces: Default::default(),
+            policy: routes::policy(),
+            previews: Default::default(),
+            costly_reads: Default::default(),
+            review: api::labels::Review::new(&settings.topics, None),
+            exports: Default::default(),
+            downloads: Default::default(),
+            export_wake: Default::default(),
+            readiness: Default::default(),
+            dashboard: Default::default(),
+            settings,
+        })
+    }
+
     /// Entries this process has read and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
         self.ingest.as_ref().map_or(0, |i| i.in_flight())

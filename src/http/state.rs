@@ -230,42 +230,21 @@ mod tests {
     /// An application state whose connections are never opened (nothing here queries).
     fn app_state() -> web::Data<AppState> {
         let settings = Settings::default();
+        let pipeline_pool = crate::db::pool(&settings.database.url, 1).unwrap();
         let redis = fred::types::Builder::default_centralized()
             .build()
             .expect("a client that is never connected");
-        web::Data::new(AppState {
-            pool: crate::db::ApiPool::new(&settings.database).unwrap(),
-            pipeline_pool: crate::db::pool(&settings.database.url, 1).unwrap(),
-            redis,
-            metrics: crate::telemetry::metrics_handle(),
-            consumer: "test".into(),
-            ingest: None,
-            ws: None,
-            auth: None,
-            limiter: Arc::new(crate::http::middleware::rate_limit::RateLimiter::new(
-                &settings.limits,
-                crate::db::api_pool_size(&settings.database),
-            )),
-            bodies: crate::http::middleware::body_budget::BodyBudget::new(&settings.limits),
-            backlog: Default::default(),
-            fair: Default::default(),
-            outstanding: Default::default(),
-            sharing: Default::default(),
-            proxies: Default::default(),
-            thresholds: Default::default(),
-            sources: Vec::new(),
-            traces: Default::default(),
-            policy: crate::http::routes::policy(),
-            previews: Default::default(),
-            costly_reads: Default::default(),
-            review: crate::http::api::labels::Review::new(&settings.topics, None),
-            exports: Default::default(),
-            downloads: Default::default(),
-            export_wake: Default::default(),
-            readiness: Default::default(),
-            dashboard: Default::default(),
-            settings: Arc::new(settings),
-        })
+        let metrics = crate::telemetry::metrics_handle();
+        web::Data::new(
+            AppState::new(
+                Arc::new(settings),
+                pipeline_pool,
+                redis,
+                metrics,
+                "test".into(),
+            )
+            .unwrap(),
+        )
     }
 
     async fn handler(state: State) -> HttpResponse {
