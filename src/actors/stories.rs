@@ -567,44 +567,21 @@ impl Handler<Committed> for StoryKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::fixtures::{self, OUTAGE};
     use crate::models::{
-        Analysis, Author, EmotionScores, LanguageSource, LanguageSupport, Platform, Post,
-        Probability, SentimentLabel, SentimentScore,
+        Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
+        SentimentScore,
     };
 
     const MINUTE: i64 = 60_000;
     const START_MS: i64 = 1_700_000_000_000;
-
-    const OUTAGE: [&str; 5] = [
-        "pulse-buds outage in Lyon, nothing connects",
-        "Lyon outage again, pulse-buds dead since noon",
-        "is the pulse-buds outage in Lyon fixed yet?",
-        "panne pulse-buds à Lyon, outage total",
-        "Lyon pulse-buds outage day two",
-    ];
 
     /// An analysed post `key` written `minute` minutes after the start.
     fn post(key: &str, minute: i64, text: &str) -> AnalyzedPost {
         AnalyzedPost {
             entry_id: "0-0".into(),
             producer: crate::models::producer::STREAM.into(),
-            post: Post {
-                id: key.into(),
-                platform: Platform::Twitter,
-                author: Author {
-                    id: "author".into(),
-                    followers: 1,
-                },
-                text: text.into(),
-                created_at: at(START_MS + minute * MINUTE),
-                lang: None,
-                geo: None,
-                product: None,
-                channel: None,
-                parent_id: None,
-                url: None,
-                metrics: None,
-            },
+            post: fixtures::post(key, text, at(START_MS + minute * MINUTE)),
             analysis: Analysis {
                 sentiment_label: SentimentLabel::Neutral,
                 sentiment_score: SentimentScore::new(0.0),

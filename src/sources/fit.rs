@@ -86,25 +86,20 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::models::{Author, Platform, Post};
+    use crate::models::{fixtures, Author, Platform, Post};
 
     fn post(id: &str, author: &str, text: String) -> Event {
         Event::Post(Post {
-            id: id.into(),
             platform: Platform::Reddit,
             author: Author {
                 id: author.into(),
                 followers: 0,
             },
-            text,
-            created_at: Utc::now(),
             lang: Some("\n  de \n".into()),
-            geo: None,
-            product: None,
             channel: Some("\u{200B}".into()),
             parent_id: Some(" reddit:t3_a\u{200F}".into()),
             url: Some(format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES))),
-            metrics: None,
+            ..fixtures::post(id, text, Utc::now())
         })
     }
 

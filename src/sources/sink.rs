@@ -213,26 +213,10 @@ mod tests {
 
     use super::*;
     use crate::models::event::MAX_TEXT_BYTES;
-    use crate::models::{Author, Platform, Post};
+    use crate::models::fixtures;
 
     fn post(text: String) -> Event {
-        Event::Post(Post {
-            id: "p1".into(),
-            platform: Platform::Other,
-            author: Author {
-                id: "a".into(),
-                followers: 0,
-            },
-            text,
-            created_at: Utc::now(),
-            lang: None,
-            geo: None,
-            product: None,
-            channel: None,
-            parent_id: None,
-            url: None,
-            metrics: None,
-        })
+        Event::Post(fixtures::post("p1", text, Utc::now()))
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod backoff;
 pub mod deletion;
 pub mod errors;
 pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod hex;
 pub mod key_scope;
 pub mod key_text;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::models::fixtures::OUTAGE;
 
 const MINUTE: i64 = 60_000;
 
@@ -55,13 +56,6 @@ fn replay_counting_departures(
     (story, departures)
 }
 
-const OUTAGE: [&str; 5] = [
-    "pulse-buds outage in Lyon, nothing connects",
-    "Lyon outage again, pulse-buds dead since noon",
-    "is the pulse-buds outage in Lyon fixed yet?",
-    "panne pulse-buds à Lyon, outage total",
-    "Lyon pulse-buds outage day two",
-];
 const PRICE: [&str; 4] = [
     "pulsephone price rise announced, 20% more",
     "that pulsephone price rise is a joke",

@@ -1,0 +1,36 @@
+//! Posts for tests, here and in the server's unit tests (which enable the `fixtures` feature).
+
+use chrono::{DateTime, Utc};
+
+use super::{Author, Platform, Post};
+
+/// Five posts of one conversation (an outage in Lyon), in the words people would use.
+pub const OUTAGE: [&str; 5] = [
+    "pulse-buds outage in Lyon, nothing connects",
+    "Lyon outage again, pulse-buds dead since noon",
+    "is the pulse-buds outage in Lyon fixed yet?",
+    "panne pulse-buds à Lyon, outage total",
+    "Lyon pulse-buds outage day two",
+];
+
+/// A post `id` of `text` written at `created_at` by an author without followers, with
+/// nothing else known (platform `other`).
+pub fn post(id: &str, text: impl Into<String>, created_at: DateTime<Utc>) -> Post {
+    Post {
+        id: id.into(),
+        platform: Platform::Other,
+        author: Author {
+            id: "author".into(),
+            followers: 0,
+        },
+        text: text.into(),
+        created_at,
+        lang: None,
+        geo: None,
+        product: None,
+        channel: None,
+        parent_id: None,
+        url: None,
+        metrics: None,
+    }
+}
