@@ -10,7 +10,7 @@
 
 use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
 use crate::models::printable::{has_unshowable, hides_or_reorders};
-use crate::models::text::prefix_bytes;
+use crate::models::text::truncate_bytes;
 use crate::models::Event;
 
 pub fn fit(event: &mut Event) {
@@ -19,7 +19,7 @@ pub fn fit(event: &mut Event) {
             label(&mut p.id, MAX_ID_BYTES);
             label(&mut p.author.id, MAX_ID_BYTES);
             p.text.retain(|c| !dropped_from_text(c));
-            cut(&mut p.text, MAX_TEXT_BYTES);
+            truncate_bytes(&mut p.text, MAX_TEXT_BYTES);
             for (value, max) in [
                 (&mut p.parent_id, MAX_ID_BYTES),
                 (&mut p.lang, MAX_LABEL_BYTES),
@@ -63,7 +63,7 @@ fn label(value: &mut String, max: usize) {
             .filter(|c| !c.is_control() && !hides_or_reorders(*c))
             .collect();
     }
-    cut(value, max);
+    truncate_bytes(value, max);
 }
 
 /// A label that is empty once fitted is left out.
@@ -74,11 +74,6 @@ fn optional_label(value: &mut Option<String>, max: usize) {
             *value = None;
         }
     }
-}
-
-fn cut(value: &mut String, max: usize) {
-    let end = prefix_bytes(value, max).len();
-    value.truncate(end);
 }
 
 #[cfg(test)]

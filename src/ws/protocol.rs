@@ -15,6 +15,7 @@ pub use crate::models::live::{
     FilterKeys, Topic, ALERT_PREFIX, MESSAGE_DELETED, MESSAGE_NEW, METRICS_INITIAL, METRICS_UPDATE,
     STORY_NEW, STORY_UPDATE, VIRALITY_UPDATE,
 };
+use crate::models::text::prefix_chars;
 use crate::models::{Platform, SentimentLabel};
 
 /// The class of `topic`'s messages.
@@ -254,7 +255,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientError> {
             ErrorCode::UnknownType,
             format!(
                 "unknown message type `{}`; expected one of {}",
-                truncate(kind),
+                prefix_chars(kind, ECHOED_CHARS),
                 CLIENT_TYPES.join(", ")
             ),
         ));
@@ -281,7 +282,7 @@ fn parse_topics(names: &[String]) -> Result<TopicSet, ClientError> {
                 ErrorCode::UnknownTopic,
                 format!(
                     "unknown topic `{}`; expected one of {}",
-                    truncate(name),
+                    prefix_chars(name, ECHOED_CHARS),
                     Topic::ALL.map(Topic::as_str).join(", ")
                 ),
             )
@@ -296,8 +297,12 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
     let platform = wire
         .platform
         .map(|p| {
-            Platform::parse(&p)
-                .ok_or_else(|| invalid(format!("unknown platform `{}`", truncate(&p))))
+            Platform::parse(&p).ok_or_else(|| {
+                invalid(format!(
+                    "unknown platform `{}`",
+                    prefix_chars(&p, ECHOED_CHARS)
+                ))
+            })
         })
         .transpose()?;
     let sentiment = wire
@@ -345,10 +350,9 @@ fn parse_filter(wire: WireFilter) -> Result<Filter, ClientError> {
     }))
 }
 
-/// Client-supplied text echoed in an error, cut so an error is never larger than a label.
-fn truncate(s: &str) -> &str {
-    crate::models::text::prefix_chars(s, MAX_LABEL_BYTES / 4)
-}
+/// Characters of client-supplied text echoed in an error, so an error is never larger than a
+/// label.
+const ECHOED_CHARS: usize = MAX_LABEL_BYTES / 4;
 
 /// Server messages that are answers or notices to one session (not fan-out).
 #[derive(Serialize)]

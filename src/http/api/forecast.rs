@@ -19,6 +19,7 @@ use crate::http::documented::AnalysisBusy;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
 use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES};
+use crate::models::text::prefix_chars;
 use crate::models::{Emotion, Platform};
 use crate::telemetry::names;
 use crate::virality::forecast::{AuthorRecord, Draft, Driver, ForecastModel, INTERVAL_LEVEL};
@@ -287,7 +288,10 @@ fn validate(posts: &[DraftPost]) -> Result<Vec<Platform>, ApiError> {
             Some(platform) => platforms.push(platform),
             None => errors.push(field_error(
                 format!("posts[{i}].platform"),
-                format!("unknown platform `{}`", truncated(&p.platform)),
+                format!(
+                    "unknown platform `{}`",
+                    prefix_chars(&p.platform, ECHOED_CHARS)
+                ),
             )),
         }
         if !is_stored_id(&p.author.id) {
@@ -350,7 +354,5 @@ fn is_stored_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.contains('\0')
 }
 
-/// At most 64 characters of a value echoed in an error.
-fn truncated(s: &str) -> String {
-    crate::models::text::prefix_chars(s, 64).to_string()
-}
+/// Characters of a value echoed in an error.
+const ECHOED_CHARS: usize = 64;
