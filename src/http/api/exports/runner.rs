@@ -310,12 +310,14 @@ async fn run(shared: &Shared, worker: &str, job: Job) -> anyhow::Result<()> {
             metrics::counter!(names::EXPORTED_ROWS).increment(c.ids.len() as u64);
         }
         after = Some(last);
-        if IngestContext::busy(shared.ingest.as_ref()) {
-            // Never so long that the lease runs out between two chunks.
-            let rest = started
-                .elapsed()
-                .mul_f64(1.0 / settings.busy_share - 1.0)
-                .min(Duration::from_secs(settings.lease_secs) / 3);
+        // Never so long that the lease runs out between two chunks.
+        let rest = IngestContext::rest_after(
+            shared.ingest.as_ref(),
+            started.elapsed(),
+            settings.busy_share,
+        )
+        .min(Duration::from_secs(settings.lease_secs) / 3);
+        if !rest.is_zero() {
             tokio::time::sleep(rest).await;
         }
     }
