@@ -317,7 +317,8 @@ fn term_posts(terms: &Value, term: &str) -> Option<i64> {
 }
 
 /// A producer may send one post id several times in one request, each copy by another author
-/// with other words. The store writes one copy; the live surfaces must see that one, once:
+/// with other words. The store writes one copy; its row (which held every copy's topics) and
+/// the live surfaces must see that one, once:
 /// counted, the others were trending weight that no stored post carried, by authors who never
 /// wrote it, and that deleting the post did not take back out.
 #[actix_rt::test]
@@ -326,6 +327,11 @@ async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
     let redis = app.redis().await;
     let mut live = Subscriber::posts(&app).await;
     let words = ["zeblit", "wombrac", "flindor"];
+    let mut topic_of = std::collections::HashMap::new();
+    for word in words {
+        topic_of.insert(word, app.create_topic(word, word).await);
+    }
+    assert!(crate::topics::matcher_holds(&app, words.len()).await);
     let created = Utc::now() - TimeDelta::seconds(30);
     let mut events: Vec<Value> = words
         .iter()
@@ -353,6 +359,8 @@ async fn copies_of_one_post_id_in_one_request_count_as_the_copy_stored() {
         .copied()
         .find(|w| text.contains(w))
         .expect("one copy is stored");
+    // The stored row names the stored copy's topic only.
+    assert_eq!(stored["topics"], json!([topic_of[kept]]), "{stored}");
 
     // Pushed live once, as stored.
     let pushed = live

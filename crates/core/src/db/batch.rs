@@ -241,6 +241,9 @@ const INPUTS: &[Input] = &[
     input("post_topics", "post_id", "text", |s| {
         s.topics(|p, _, _| p.post.id.as_str())
     }),
+    input("post_topics", "stream_id", "text", |s| {
+        s.topics(|p, _, _| p.entry_id.as_str())
+    }),
     input("post_topics", "topic_id", "int8", |s| {
         s.topics(|_, t, _| t.id)
     }),
@@ -341,19 +344,22 @@ WITH dl AS MATERIALIZED (
     SELECT u.*, false FROM UNNEST({deletions.post_id}, {deletions.at}, {deletions.producer})
         AS u (post_id, at, producer)
 ), pt AS (
-    SELECT post_id, array_agg(topic_id ORDER BY topic_id) FILTER (WHERE kept) AS topics,
+    -- Each copy's own topics, by its stream entry: of copies of one id in one batch, the row
+    -- stored holds the topics of the copy stored, not every copy's.
+    SELECT post_id, stream_id,
+           array_agg(topic_id ORDER BY topic_id) FILTER (WHERE kept) AS topics,
            array_agg(version ORDER BY topic_id) FILTER (WHERE kept) AS versions,
            array_agg(topic_id ORDER BY topic_id) FILTER (WHERE NOT kept) AS filtered
-    FROM (SELECT DISTINCT ON (post_id, topic_id) *
+    FROM (SELECT DISTINCT ON (post_id, stream_id, topic_id) *
           FROM UNNEST({post_topics}) AS u ({post_topics.*})) AS u
-    GROUP BY post_id
+    GROUP BY post_id, stream_id
 ), p AS (
     INSERT INTO posts AS t ({posts.*}, topics, topic_versions, filtered_topics, deleted_at)
     SELECT u.*, pt.topics, pt.versions, pt.filtered,
            (SELECT min(dl.at) FROM dl
             WHERE dl.post_id = u.id AND may_act(dl.producer, u.producer, {trust}))
     FROM UNNEST({posts}) AS u ({posts.*})
-    LEFT JOIN pt ON pt.post_id = u.id
+    LEFT JOIN pt ON pt.post_id = u.id AND pt.stream_id = u.stream_id
     ON CONFLICT (id) DO NOTHING
     RETURNING id, producer, deleted_at, stream_id, [POST_COLUMNS]
 ), taken AS (
