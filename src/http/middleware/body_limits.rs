@@ -10,9 +10,9 @@
 //! and a gzip body may hold at most [`MAX_GZIP_MEMBERS`] members (each costs a decoder set-up
 //! whatever it holds: a megabyte of empty members took half a second of a worker).
 //!
-//! The body's buffer is charged to its client's [`BodyCharge`] before it is taken (the declared
-//! length, or what arrives when none is declared), and the body must arrive whole within
-//! `limits.body_timeout_secs`.
+//! The body's buffer is charged to its client's [`BodyCharge`] before it is taken, as it grows
+//! with what arrives (doubling, up to the declared length), and the body must arrive whole
+//! within `limits.body_timeout_secs`.
 
 use crate::models::errors::ErrorCode;
 use actix_web::dev::ServiceRequest;
@@ -33,7 +33,7 @@ use crate::telemetry::names;
 pub const MAX_GZIP_MEMBERS: usize = 64;
 /// Bodies decoded at once by one process.
 const DECODE_CONCURRENCY: usize = 1;
-/// Bytes reserved for a body sent without `Content-Length` before any arrive.
+/// Bytes reserved for a body before any arrive (fewer when it declares fewer).
 const INITIAL_CAPACITY: usize = 16 * 1024;
 
 /// The decoders' turn, shared by every worker of the process.
@@ -201,9 +201,11 @@ pub async fn check(
     }
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let mut payload = std::mem::replace(req.parts_mut().1, actix_web::dev::Payload::None);
-    // The declared length is reserved (and charged) at once, so the buffer never grows by
-    // copies; without one, it grows as bytes come, each growth charged first.
-    let reserve = declared.map_or(INITIAL_CAPACITY, |n| n as usize);
+    // The buffer grows as bytes come, each growth charged first and never past what was
+    // declared: a length promised but not sent holds no more than the first step, so a few
+    // callers declaring the largest bodies and sending nothing cannot fill the process's budget.
+    let ceiling = declared.map_or(limit, |n| n as usize);
+    let reserve = INITIAL_CAPACITY.min(ceiling);
     charge.grow(reserve).map_err(budget_refusal)?;
     let mut body = BytesMut::with_capacity(reserve);
     loop {
@@ -219,7 +221,7 @@ pub async fn check(
             return Err(too_large(limit));
         }
         if needed > body.capacity() {
-            let grown = needed.max(body.capacity() * 2).min(limit);
+            let grown = needed.max(body.capacity() * 2).min(ceiling.max(needed));
             charge
                 .grow(grown - body.capacity())
                 .map_err(budget_refusal)?;

@@ -120,6 +120,66 @@ async fn slow_bodies_are_cut_off_and_few_per_client() {
     assert!(end.is_ok(), "the connection stays open");
 }
 
+/// The length a body declared was charged whole before a byte of it came: four keys
+/// declaring the largest bodies and sending nothing held the process's whole budget until
+/// the body timeout, and every other caller's body was refused 503 meanwhile.
+#[actix_rt::test]
+async fn promised_lengths_hold_no_memory_they_were_not_sent() {
+    let s = SecuredServer::start(|s| {
+        s.limits.body_timeout_secs = 30;
+        s.limits.body_memory_per_client_bytes = 1024 * 1024;
+        s.limits.body_memory_bytes = 2_000_000;
+    })
+    .await;
+    let addr = s.app.address();
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let key = s
+            .app
+            .create_key(Role::Ingest, &format!("promiser-{i}"))
+            .await;
+        let head = format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n[",
+            key.key
+        );
+        let mut stream = connect_from("127.0.0.1", addr).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    // Every promised body has started before the honest caller comes.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            metrics_text(&s.app).await.lines().any(|l| {
+                l.starts_with("pulse_http_body_bytes ")
+                    && l["pulse_http_body_bytes ".len()..]
+                        .trim()
+                        .parse::<f64>()
+                        .is_ok_and(|v| v >= 4.0 * 16_000.0)
+            })
+        })
+        .await,
+        "the four bodies were never charged"
+    );
+    let honest = ingest(&s, "honest", 3).await;
+    assert_eq!(honest.status, 202, "{}", honest.body);
+    let charged = metrics_text(&s.app)
+        .await
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("pulse_http_body_bytes ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(f64::MAX);
+    assert!(
+        charged < 1_000_000.0,
+        "{charged} bytes held for bodies that sent one byte each"
+    );
+    drop(held);
+}
+
 /// The size bound cut each value but kept every field, and an idle reader read its
 /// first entry whole: 500,000 tiny fields cost Pulse 68 times their bytes.
 #[actix_rt::test]
