@@ -70,6 +70,9 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
     if let Some(age) = stats.oldest_age_secs {
         metrics::gauge!(names::CONSUMER_OLDEST_AGE_SECONDS).set(age);
     }
+    if let Some(bytes) = stats.stream_bytes {
+        metrics::gauge!(names::STREAM_BYTES).set(bytes as f64);
+    }
     // A live consumer reads at least every `ingest.idle_poll_ms`, and one that comes back
     // later is recreated by its next read; removing the others keeps consumer lists readable
     // after many restarts.

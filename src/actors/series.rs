@@ -32,7 +32,14 @@ pub fn seed() {
     for operation in ["lookup", "revive", "rebuild", "feed", "write"] {
         metrics::counter!(names::VIRALITY_ERRORS, "operation" => operation).increment(0);
     }
-    for reason in ["backlog", "backlog_age", "rate", "share", "out_of_scope"] {
+    for reason in [
+        "backlog",
+        "backlog_age",
+        "backlog_bytes",
+        "rate",
+        "share",
+        "out_of_scope",
+    ] {
         metrics::counter!(names::EVENTS_REFUSED, "reason" => reason).increment(0);
     }
     // Through the recorder itself: these names come from the list, not from a literal the

@@ -151,6 +151,8 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
         settings: std::sync::Arc::new(settings.clone()),
         max_entries: args.max_backlog,
         max_age_secs: args.max_backlog_secs,
+        // Redis's memory is the deployment's, whoever appends: the intake's bound holds.
+        max_bytes: settings.ingest.max_backlog_bytes,
     };
     let stream = settings.redis.stream.as_str();
     let key = position_key(stream, &args.file);

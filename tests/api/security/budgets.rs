@@ -673,6 +673,46 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
     assert!(refused, "the intake never pushed back");
 }
 
+/// The backlog was bounded in entries alone, and an entry may be 64 KiB or a hundred bytes:
+/// while PostgreSQL is away, 50,000 large entries held gigabytes of Redis's memory before the
+/// intake said no. The bytes the stream holds bound it too.
+#[actix_rt::test]
+async fn the_intake_refuses_once_the_stream_holds_its_bytes() {
+    let s = SecuredServer::start(|s| {
+        s.ingest.max_backlog = 0;
+        s.ingest.max_backlog_secs = 0.0;
+        s.ingest.fair_share_after_secs = 0.0;
+        s.ingest.max_backlog_bytes = 1024 * 1024;
+    })
+    .await;
+    let redis = s.env.redis().await;
+    let text = "a long complaint about the late train ".repeat(400);
+    let prefix = unique("large");
+    let appended = std::sync::atomic::AtomicUsize::new(0);
+    let refused = wait_until(Duration::from_secs(60), || async {
+        let pipeline = redis.pipeline();
+        for _ in 0..50 {
+            let n = appended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let json = post_json(&format!("{prefix}-{n}"), &text);
+            let _: () = pipeline
+                .xadd(&s.env.stream, false, None::<()>, "*", vec![("event", json)])
+                .await
+                .unwrap();
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await.unwrap();
+        let res = ingest(&s, &unique("small"), 1).await;
+        res.status == 503 && res.json()["error"]["details"]["reason"] == "backlog_bytes"
+    })
+    .await;
+    assert!(refused, "the intake never counted the stream's bytes");
+    let pipeline = s
+        .call("GET", "/api/v1/pipeline", Some(Role::Admin), None)
+        .await
+        .json();
+    let bytes = pipeline["consumer_group"]["stream_bytes"].as_i64();
+    assert!(bytes.is_some_and(|b| b > 0), "{pipeline}");
+}
+
 /// A 16 MiB JSON line was read as two, and the event after its padding accepted;
 /// one quoted CSV field of 300 MB was held whole.
 #[actix_rt::test]

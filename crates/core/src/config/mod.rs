@@ -339,6 +339,11 @@ pub struct IngestSettings {
     /// `pulse import` pause (0: never). Long enough for Redis to hold a short PostgreSQL
     /// outage.
     pub max_backlog_secs: f64,
+    /// Bytes the stream may hold in Redis (its entries and the group's pending list, by
+    /// `MEMORY USAGE`) before `POST /api/v1/events` answers 503 `busy` and sources and `pulse
+    /// import` pause (0: never). `max_backlog` counts entries, and an entry may be 64 KiB or a
+    /// hundred bytes: while PostgreSQL is away, this is what bounds Redis's memory.
+    pub max_backlog_bytes: u64,
     /// The delay, in seconds, past which the HTTP intake shares what the group drains between
     /// the producers that ask, and that it then holds the delay near (0: never): each may
     /// append at most its max-min fair share, and one asking more gets 503 `busy` (`reason`
@@ -789,6 +794,7 @@ impl Default for IngestSettings {
             max_entry_fields: 16,
             max_backlog: 50_000,
             max_backlog_secs: 300.0,
+            max_backlog_bytes: 512 * 1024 * 1024,
             fair_share_after_secs: 1.0,
             producer_trust: crate::models::producer::default_trust(),
             unknown_post_hold_secs: 300,

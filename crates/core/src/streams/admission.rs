@@ -1,6 +1,6 @@
 //! Appending only while the consumer group keeps up: what sources and `pulse import` wait on,
-//! by the same two limits as `POST /api/v1/events` (entries to read or acknowledge, and the
-//! age of the oldest of them).
+//! by the same three limits as `POST /api/v1/events` (entries to read or acknowledge, the age
+//! of the oldest of them, and the bytes the stream holds in Redis).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ pub struct Gate {
     pub max_entries: i64,
     /// Longest the oldest of them may have waited, in seconds.
     pub max_age_secs: f64,
+    /// Most bytes the stream may hold in Redis.
+    pub max_bytes: u64,
 }
 
 impl Gate {
@@ -32,13 +34,14 @@ impl Gate {
         Gate {
             max_entries: settings.ingest.max_backlog as i64,
             max_age_secs: settings.ingest.max_backlog_secs,
+            max_bytes: settings.ingest.max_backlog_bytes,
             settings,
         }
     }
 
     /// Why the group is behind, or `None` when a producer may append.
     pub async fn behind(&self, redis: &Client) -> Result<Option<String>, Error> {
-        if self.max_entries <= 0 && self.max_age_secs <= 0.0 {
+        if self.max_entries <= 0 && self.max_age_secs <= 0.0 && self.max_bytes == 0 {
             return Ok(None);
         }
         let stats = group_stats(redis, &self.settings).await?;
@@ -47,6 +50,12 @@ impl Gate {
                 "{} entries to read or acknowledge (at most {})",
                 stats.backlog(),
                 self.max_entries
+            )));
+        }
+        if let Some(bytes) = over_bytes(&stats, self.max_bytes) {
+            return Ok(Some(format!(
+                "the stream holds {bytes} bytes in Redis (at most {})",
+                self.max_bytes
             )));
         }
         match stats.oldest_age_secs {
@@ -80,4 +89,11 @@ impl Gate {
         }
         Ok(())
     }
+}
+
+/// The stream's bytes when they are more than `max` (0: no limit).
+pub fn over_bytes(stats: &super::group::GroupStats, max: u64) -> Option<i64> {
+    stats
+        .stream_bytes
+        .filter(|bytes| max > 0 && *bytes > 0 && *bytes as u64 > max)
 }

@@ -133,6 +133,9 @@ pub mod names {
         /// Seconds the oldest entry the group has not acknowledged has waited (what
         /// `ingest.max_backlog_secs` and `ingest.fair_share_after_secs` are measured against).
         gauge CONSUMER_OLDEST_AGE_SECONDS = "pulse_consumer_oldest_age_seconds";
+        /// Bytes the stream holds in Redis, its group's pending list included (what
+        /// `ingest.max_backlog_bytes` is measured against).
+        gauge STREAM_BYTES = "pulse_stream_bytes";
         /// 1 while another process of the group publishes a different fingerprint of the
         /// settings that decide entries (`GET /api/v1/pipeline`, `group_settings`), else 0.
         gauge GROUP_SETTINGS_DIFFER = "pulse_group_settings_differ";

@@ -27,6 +27,8 @@ pub struct Reading {
     pub entries: u64,
     /// Seconds since the oldest of them was appended (None: Redis cannot tell).
     pub oldest_age_secs: Option<f64>,
+    /// Bytes the stream holds in Redis (None: Redis cannot tell).
+    pub stream_bytes: Option<i64>,
     /// Entries the whole group acknowledged a second over the last span (None until a span
     /// was measured, or where Redis does not report `entries-read`).
     pub drained_per_sec: Option<f64>,
@@ -106,6 +108,7 @@ impl Backlog {
         let reading = Reading {
             entries,
             oldest_age_secs: stats.oldest_age_secs,
+            stream_bytes: stats.stream_bytes,
             drained_per_sec: memory.drained_per_sec,
             consumers: stats.consumers,
             acknowledged: entries_read

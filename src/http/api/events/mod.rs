@@ -11,8 +11,9 @@
 //! - each key (each network on an open server) may append `limits.per_key_events_per_sec`
 //!   events (a token bucket counted in events; past it 429 with `Retry-After`);
 //! - no request is appended while the consumer group has more than `ingest.max_backlog`
-//!   entries to read or acknowledge, or while its oldest unacknowledged entry has waited more
-//!   than `ingest.max_backlog_secs` (503 `busy` with `Retry-After`, as sources and `pulse
+//!   entries to read or acknowledge, while its oldest unacknowledged entry has waited more
+//!   than `ingest.max_backlog_secs`, or while the stream holds more than
+//!   `ingest.max_backlog_bytes` in Redis (503 `busy` with `Retry-After`, as sources and `pulse
 //!   import` pause);
 //! - once the group is `ingest.fair_share_after_secs` behind (its oldest unacknowledged entry,
 //!   and the delay a new entry faces), what it drains is shared between the producers asking
@@ -112,7 +113,8 @@ pub struct EventsAccepted {
             `details.scope` `events`; `Retry-After`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the consumer group is behind: \
             more than `ingest.max_backlog` entries (`busy`, `details.reason` `backlog`), its \
-            oldest entry older than `ingest.max_backlog_secs` (`backlog_age`), or this producer \
+            oldest entry older than `ingest.max_backlog_secs` (`backlog_age`), the stream holding \
+            more than `ingest.max_backlog_bytes` in Redis (`backlog_bytes`), or this producer \
             over its share of what the group drains or with its window of entries not yet taken \
             (`share`); `Retry-After`", body = ErrorBody),
     )
@@ -249,6 +251,7 @@ async fn admit(state: &State, n: usize) -> Result<Admitted<'_>, ApiError> {
     let ingest = &state.settings.ingest;
     let needs_backlog = ingest.max_backlog > 0
         || ingest.max_backlog_secs > 0.0
+        || ingest.max_backlog_bytes > 0
         || ingest.fair_share_after_secs > 0.0;
     let backlog = if needs_backlog {
         Some(state.backlog.read(&state.redis, &state.settings).await?)
@@ -265,6 +268,22 @@ async fn admit(state: &State, n: usize) -> Result<Admitted<'_>, ApiError> {
                     "the pipeline is {} entries behind (ingest.max_backlog is {max}); \
                      retry shortly",
                     backlog.entries
+                ),
+                1,
+            ));
+        }
+        let max_bytes = ingest.max_backlog_bytes;
+        if let Some(bytes) = backlog
+            .stream_bytes
+            .filter(|b| max_bytes > 0 && *b as u64 > max_bytes)
+        {
+            metrics::counter!(names::EVENTS_REFUSED, "reason" => "backlog_bytes")
+                .increment(n as u64);
+            return Err(ApiError::busy_for(
+                "backlog_bytes",
+                format!(
+                    "the stream the pipeline has not drained holds {bytes} bytes in Redis \
+                     (ingest.max_backlog_bytes is {max_bytes}); retry shortly"
                 ),
                 1,
             ));
