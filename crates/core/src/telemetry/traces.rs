@@ -33,6 +33,9 @@ use crate::telemetry::causes::causes;
 pub const TRACEPARENT: &str = "traceparent";
 /// Vendor state that travels with [`TRACEPARENT`].
 pub const TRACESTATE: &str = "tracestate";
+/// Longest `tracestate` copied into stream entries: what W3C Trace Context asks every
+/// vendor to carry at least.
+pub const MAX_TRACESTATE_BYTES: usize = 512;
 
 /// Longest wait for one export request to the collector.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,8 +219,11 @@ impl Traces {
         self.0.as_deref()
     }
 
-    /// The `traceparent` (and `tracestate`) a producer writes into the entries it appends on
-    /// behalf of `request`, so their posts continue its trace.
+    /// The `traceparent` (and `tracestate`, up to [`MAX_TRACESTATE_BYTES`]) a producer writes
+    /// into the entries it appends on behalf of `request`, so their posts continue its trace.
+    /// The caller chose the request's `tracestate`: a longer one is left out, or a 100 KiB
+    /// header would be copied into each of a request's thousand entries, and an event accepted
+    /// at its size would be read back too large and dead-lettered.
     pub fn entry_fields(&self, request: Option<&RequestSpan>) -> Vec<(&'static str, String)> {
         let (Some(_), Some(request)) = (self.exporting(), request) else {
             return Vec::new();
@@ -231,7 +237,7 @@ impl Traces {
             .into_iter()
             .filter_map(|name| {
                 let value = carrier.remove(name).filter(|v| !v.is_empty())?;
-                Some((name, value))
+                (name != TRACESTATE || value.len() <= MAX_TRACESTATE_BYTES).then_some((name, value))
             })
             .collect()
     }
@@ -416,6 +422,57 @@ mod tests {
             ..TraceSettings::default()
         };
         assert!(Traces::start(&settings, source()).is_err());
+    }
+
+    /// A request's `tracestate` went into each of its entries whatever its length: a 100 KiB
+    /// header made every accepted event too large to read back.
+    #[test]
+    fn a_long_tracestate_is_not_copied_into_entries() {
+        let settings = TraceSettings {
+            otlp_endpoint: "http://127.0.0.1:9".into(),
+            sample_ratio: 1.0,
+            follow_incoming: true,
+            ..TraceSettings::default()
+        };
+        let source = Source {
+            stream: "s",
+            group: "g",
+            consumer: "c",
+        };
+        let traces = Traces::start(&settings, source).unwrap();
+        let fields_for = |state: String| {
+            let headers: HashMap<String, String> = HashMap::from([
+                (
+                    TRACEPARENT.to_string(),
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+                ),
+                (TRACESTATE.to_string(), state),
+            ]);
+            let request = traces.request(HttpRequest {
+                method: "POST",
+                route: Some("/api/v1/events"),
+                path: "/api/v1/events",
+                request_id: "r",
+                headers: &headers,
+            });
+            traces.entry_fields(request.as_ref())
+        };
+        let short = fields_for("vendor=abc".to_string());
+        assert!(
+            short
+                .iter()
+                .any(|(n, v)| *n == TRACESTATE && v == "vendor=abc"),
+            "{short:?}"
+        );
+        let members: Vec<String> = (0..30)
+            .map(|i| format!("k{i}={}", "x".repeat(250)))
+            .collect();
+        let long = fields_for(members.join(","));
+        assert!(long.iter().any(|(n, _)| *n == TRACEPARENT), "{long:?}");
+        assert!(
+            long.iter().all(|(n, _)| *n != TRACESTATE),
+            "the long state was copied"
+        );
     }
 
     #[test]
