@@ -5,19 +5,24 @@
 //! control characters but tab and line breaks, and are cut at the limit; ids and labels lose
 //! surrounding whitespace and the characters a label may not hold (control, zero-width and
 //! direction-changing ones), the same way wherever they appear, so a reply still names its
-//! parent; a URL that does not fit is left out. What is still refused after this (an id that
-//! was nothing but such characters) is counted as `invalid`.
+//! parent; a URL that does not fit is left out; a follower count past the store's integer
+//! (what a profile API answered) is kept as its largest. What is still refused after this (an
+//! id that was nothing but such characters) is counted as `invalid`.
 
 use crate::models::event::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
 use crate::models::printable::{has_unshowable, hides_or_reorders};
 use crate::models::text::truncate_bytes;
 use crate::models::Event;
 
+/// Largest follower count the store holds.
+const MAX_FOLLOWERS: u64 = i64::MAX as u64;
+
 pub fn fit(event: &mut Event) {
     match event {
         Event::Post(p) => {
             label(&mut p.id, MAX_ID_BYTES);
             label(&mut p.author.id, MAX_ID_BYTES);
+            p.author.followers = p.author.followers.min(MAX_FOLLOWERS);
             p.text.retain(|c| !dropped_from_text(c));
             truncate_bytes(&mut p.text, MAX_TEXT_BYTES);
             for (value, max) in [
@@ -42,6 +47,7 @@ pub fn fit(event: &mut Event) {
         Event::Engagement(e) => {
             label(&mut e.post_id, MAX_ID_BYTES);
             optional_label(&mut e.id, MAX_ID_BYTES);
+            e.actor_followers = e.actor_followers.map(|n| n.min(MAX_FOLLOWERS));
         }
         Event::Delete(d) => label(&mut d.post_id, MAX_ID_BYTES),
     }
@@ -119,6 +125,29 @@ mod tests {
         assert_eq!(p.channel, None, "nothing left of it");
         assert_eq!(p.parent_id.as_deref(), Some("reddit:t3_a"));
         assert_eq!(p.url, None);
+    }
+
+    /// A profile API answering a follower count past `i64::MAX` made every post and like of
+    /// the account invalid for as long as its count was cached.
+    #[test]
+    fn follower_counts_past_the_stores_integer_are_kept_as_its_largest() {
+        let mut event = post("p", "a", "hello".into());
+        if let Event::Post(p) = &mut event {
+            p.author.followers = u64::MAX;
+        }
+        fit(&mut event);
+        event.validate().expect("fits");
+        let mut like = Event::Engagement(crate::models::Engagement {
+            id: None,
+            post_id: "p".into(),
+            kind: crate::models::EngagementKind::Like,
+            at: Utc::now(),
+            actor_followers: Some(u64::MAX),
+            via: None,
+            count: None,
+        });
+        fit(&mut like);
+        like.validate().expect("fits");
     }
 
     #[test]
