@@ -15,11 +15,17 @@ pub fn redact_url(url: &str) -> String {
         let _ = parsed.set_password(None);
     }
     if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, _)| (k.into_owned(), "***".to_string()))
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        // A bare word (`?s3cr3t`) is a key with no value, and may be the token itself: then
+        // the whole query goes.
+        if parsed.query_pairs().any(|(_, v)| v.is_empty()) {
+            parsed.set_query(Some("***"));
+        } else {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, _)| (k.into_owned(), "***".to_string()))
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
     }
     parsed.set_fragment(None);
     parsed.to_string()
@@ -65,5 +71,26 @@ pub fn origin_only(url: &str) -> String {
     match Url::parse(url) {
         Ok(parsed) => format!("{}/***", parsed.origin().ascii_serialization()),
         Err(_) => "[unparseable URL]".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `?s3cr3t` became `?s3cr3t=***`: the bare word was taken for a key and kept.
+    #[test]
+    fn a_bare_query_word_is_hidden_with_the_values() {
+        let redacted = redact_url("https://recv.example/hook?s3cr3t");
+        assert!(!redacted.contains("s3cr3t"), "{redacted}");
+        let redacted = redact_url("https://u:p@recv.example/hook?a=1&s3cr3t#f");
+        assert!(
+            !redacted.contains("s3cr3t") && !redacted.contains(":p@"),
+            "{redacted}"
+        );
+        assert_eq!(
+            redact_url("https://recv.example/hook?token=abc"),
+            "https://recv.example/hook?token=***"
+        );
     }
 }
