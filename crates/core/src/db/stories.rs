@@ -312,7 +312,8 @@ pub async fn list(
             inner.push(super::query::holds("p", column, &at));
         }
         conditions.clause(format!(
-            "EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND {})",
+            "EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND p.deleted_at IS NULL \
+             AND {})",
             inner.join(" AND ")
         ));
     }
