@@ -758,3 +758,55 @@ async fn posts_whose_vectors_are_not_exact_are_checked_only_where_they_could_mat
     assert!(!phrase.contains(&"u-1".to_string()));
     app.shutdown().await;
 }
+
+/// Facets and rollups name a post of no detected language `und`, and the dashboard's facet
+/// asks for `lang=und`: the filters compared the stored NULL with it and found nothing.
+#[actix_rt::test]
+async fn a_post_of_no_language_is_found_by_the_und_it_is_shown_as() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let post = PostEvent::new("nolang", "12345 67890 !!!").json();
+    xadd_all(&redis, &app.env.stream, &[post]).await;
+    assert!(app.wait_for_posts(1, WAIT).await);
+    let stored = app.get_ok("/api/v1/posts/nolang").await;
+    assert!(stored["lang"].is_null(), "{stored}");
+    let listed = app.get_ok("/api/v1/posts?lang=und").await;
+    assert_eq!(listed["items"][0]["id"], "nolang", "{listed}");
+    assert_eq!(search_all(&app, "12345", "&lang=und").await, ["nolang"]);
+    assert!(search_all(&app, "12345", "&lang=en").await.is_empty());
+}
+
+/// A producer may give each post a product of its own; the product facet listed every one,
+/// built whole in memory (half a million of them made a 75 MB body for one request). Each free
+/// facet answers its most common keys.
+#[actix_rt::test]
+async fn a_facet_of_free_labels_answers_its_most_common_keys() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let keys = pulse::db::search::MAX_FACET_KEYS;
+    let mut posts: Vec<Value> = (0..keys + 50)
+        .map(|n| {
+            PostEvent::new(&format!("prod-{n}"), "zorbling gadgets")
+                .product(&format!("product-{n}"))
+                .json()
+        })
+        .collect();
+    posts.extend((0..5).map(|n| {
+        PostEvent::new(&format!("common-{n}"), "zorbling gadgets")
+            .product("the-common-one")
+            .json()
+    }));
+    xadd_all(&redis, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    for exact in ["", "&exact=true"] {
+        let body = app
+            .get_ok(&format!("/api/v1/search?q=zorbling&facets=true{exact}"))
+            .await;
+        let facets = &body["facets"];
+        assert_eq!(facets["total"], posts.len(), "{exact}");
+        let products = facets["product"].as_array().unwrap();
+        assert_eq!(products.len(), keys, "{exact}");
+        assert_eq!(products[0]["key"], "the-common-one", "{exact}");
+        assert_eq!(products[0]["count"], 5, "{exact}");
+    }
+}

@@ -57,6 +57,11 @@ pub fn holds(alias: &str, column: &str, value: &str) -> String {
             "{alias}{dot}{column} @> ARRAY[CASE WHEN {value}::text ~ '^[0-9]{{1,18}}$' \
              THEN {value}::text::int8 END]"
         ),
+        // A post whose language was not told nor detected holds none; the rollups and facets
+        // name it `und`, and a filter on `und` must find it.
+        "lang" => format!(
+            "({alias}{dot}lang = {value} OR ({alias}{dot}lang IS NULL AND {value}::text = 'und'))"
+        ),
         _ => format!("{alias}{dot}{column} = {value}"),
     }
 }

@@ -219,6 +219,11 @@ pub type Counts = Vec<(String, i64)>;
 /// visiting any other post.
 pub const SAMPLE_BUCKETS: i32 = 256;
 
+/// Most keys a facet of free labels (language, product, topic) answers: the most common. A
+/// producer may give every post a product of its own, and a facet of half a million of them
+/// was a body of 75 MB built in memory for one request.
+pub const MAX_FACET_KEYS: usize = 200;
+
 /// The facets of the posts a search finds among exact vectors (its exact part): counts by
 /// sentiment, platform, language, product and topic, and per `day` or `hour`.
 #[derive(Debug, Default, Clone)]
@@ -263,10 +268,12 @@ pub async fn exact_facets(
          SELECT 'total', NULL::text, NULL::timestamptz, count(*)::int8 FROM m
          UNION ALL SELECT 'sentiment', sentiment_label, NULL, count(*) FROM m GROUP BY 2
          UNION ALL SELECT 'platform', platform, NULL, count(*) FROM m GROUP BY 2
-         UNION ALL SELECT 'lang', COALESCE(lang, 'und'), NULL, count(*) FROM m GROUP BY 2
-         UNION ALL SELECT 'product', product, NULL, count(*) FROM m
-             WHERE product IS NOT NULL GROUP BY 2
-         UNION ALL SELECT 'topic', t::text, NULL, count(*) FROM m, unnest(topics) t GROUP BY 2
+         UNION ALL (SELECT 'lang', COALESCE(lang, 'und'), NULL, count(*) FROM m GROUP BY 2
+             ORDER BY 4 DESC, 2 LIMIT {MAX_FACET_KEYS})
+         UNION ALL (SELECT 'product', product, NULL, count(*) FROM m
+             WHERE product IS NOT NULL GROUP BY 2 ORDER BY 4 DESC, 2 LIMIT {MAX_FACET_KEYS})
+         UNION ALL (SELECT 'topic', t::text, NULL, count(*) FROM m, unnest(topics) t GROUP BY 2
+             ORDER BY 4 DESC, 2 LIMIT {MAX_FACET_KEYS})
          UNION ALL SELECT 'bucket', NULL, at, count(*) FROM m GROUP BY 3",
         c.where_sql()
     );

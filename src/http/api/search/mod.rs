@@ -608,6 +608,7 @@ impl Tally {
                 .map(|(key, count)| FacetCount { key, count })
                 .collect();
             v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            v.truncate(db::MAX_FACET_KEYS);
             v
         };
         SearchFacets {
