@@ -13,7 +13,7 @@ use actix::{fut::wrap_future, Actor, AsyncContext, Context};
 use fred::prelude::{Client, Error};
 
 use crate::config::Settings;
-use crate::streams::group::group_stats;
+use crate::streams::group::detailed_group_stats;
 use crate::streams::upkeep;
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
@@ -62,7 +62,7 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
     if let Err(e) = compare_settings(settings, redis, consumer).await {
         tracing::debug!(error = %causes(&e), "comparing the group's settings failed");
     }
-    let stats = group_stats(redis, settings).await?;
+    let stats = detailed_group_stats(redis, settings).await?;
     if let Some(lag) = stats.lag {
         metrics::gauge!(names::CONSUMER_LAG).set(lag as f64);
     }

@@ -91,7 +91,9 @@ pub async fn pipeline(state: State) -> Answer {
         .map(|(model, posts)| ModelUse { model, posts })
         .collect();
     let posts: i64 = models.iter().map(|m| m.posts).sum();
-    let group = group::group_stats(&state.redis, &state.settings).await.ok();
+    let group = group::detailed_group_stats(&state.redis, &state.settings)
+        .await
+        .ok();
     let sharing = state.sharing.last();
     let mut producers = state.fair.shares(sharing, std::time::Instant::now());
     if let Some(auth) = &state.auth {

@@ -713,6 +713,35 @@ async fn the_intake_refuses_once_the_stream_holds_its_bytes() {
     assert!(bytes.is_some_and(|b| b > 0), "{pipeline}");
 }
 
+/// The stream keeps what the group acknowledged where `redis.trim_acknowledged` is off (other
+/// groups read it): its whole memory counted as backlog, the intake would refuse for good
+/// once history filled the bound, with nothing left to drain.
+#[actix_rt::test]
+async fn acknowledged_history_is_not_counted_as_backlog_bytes() {
+    let s = SecuredServer::start(|s| {
+        s.redis.trim_acknowledged = false;
+        s.ingest.max_backlog_bytes = 1024 * 1024;
+    })
+    .await;
+    let redis = s.env.redis().await;
+    let text = "a long complaint about the late train ".repeat(400);
+    let prefix = unique("history");
+    let events: Vec<Value> = (0..100)
+        .map(|i| serde_json::from_str(&post_json(&format!("{prefix}-{i}"), &text)).unwrap())
+        .collect();
+    crate::deletions::xadd_all(&redis, &s.env.stream, &events).await;
+    let stored = format!("SELECT count(*) FROM posts WHERE id LIKE '{prefix}-%'");
+    assert!(s.count_reaches(&stored, 100, Duration::from_secs(60)).await);
+    let admitted = wait_until(Duration::from_secs(30), || async {
+        ingest(&s, &unique("after"), 1).await.status == 202
+    })
+    .await;
+    let last = ingest(&s, &unique("after"), 1).await;
+    assert!(admitted, "{}", last.body);
+    let length: i64 = redis.xlen(&s.env.stream).await.unwrap();
+    assert!(length >= 100, "the history was trimmed: {length} entries");
+}
+
 /// A 16 MiB JSON line was read as two, and the event after its padding accepted;
 /// one quoted CSV field of 300 MB was held whole.
 #[actix_rt::test]

@@ -339,8 +339,8 @@ pub struct IngestSettings {
     /// `pulse import` pause (0: never). Long enough for Redis to hold a short PostgreSQL
     /// outage.
     pub max_backlog_secs: f64,
-    /// Bytes the stream may hold in Redis (its entries and the group's pending list, by
-    /// `MEMORY USAGE`) before `POST /api/v1/events` answers 503 `busy` and sources and `pulse
+    /// Bytes the entries the group has to read or acknowledge may hold in Redis (the stream's
+    /// `MEMORY USAGE` in the share of its entries that are backlog) before `POST /api/v1/events` answers 503 `busy` and sources and `pulse
     /// import` pause (0: never). `max_backlog` counts entries, and an entry may be 64 KiB or a
     /// hundred bytes: while PostgreSQL is away, this is what bounds Redis's memory.
     pub max_backlog_bytes: u64,

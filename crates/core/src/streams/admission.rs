@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::*;
 
-use super::group::group_stats;
+use super::group::detailed_group_stats;
 use crate::config::Settings;
 use crate::telemetry::names;
 
@@ -44,7 +44,7 @@ impl Gate {
         if self.max_entries <= 0 && self.max_age_secs <= 0.0 && self.max_bytes == 0 {
             return Ok(None);
         }
-        let stats = group_stats(redis, &self.settings).await?;
+        let stats = detailed_group_stats(redis, &self.settings).await?;
         if self.max_entries > 0 && stats.backlog() > self.max_entries {
             return Ok(Some(format!(
                 "{} entries to read or acknowledge (at most {})",
@@ -54,7 +54,7 @@ impl Gate {
         }
         if let Some(bytes) = over_bytes(&stats, self.max_bytes) {
             return Ok(Some(format!(
-                "the stream holds {bytes} bytes in Redis (at most {})",
+                "its entries hold about {bytes} bytes in Redis (at most {})",
                 self.max_bytes
             )));
         }
@@ -91,9 +91,9 @@ impl Gate {
     }
 }
 
-/// The stream's bytes when they are more than `max` (0: no limit).
+/// The backlog's bytes when they are more than `max` (0: no limit).
 pub fn over_bytes(stats: &super::group::GroupStats, max: u64) -> Option<i64> {
     stats
-        .stream_bytes
+        .backlog_bytes()
         .filter(|bytes| max > 0 && *bytes > 0 && *bytes as u64 > max)
 }

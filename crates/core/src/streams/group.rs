@@ -282,9 +282,14 @@ pub struct GroupStats {
     /// Seconds since the oldest entry the group has not acknowledged (read or not) was
     /// appended, by Redis's clock; 0 when there is none, None when Redis cannot tell.
     pub oldest_age_secs: Option<f64>,
-    /// Bytes the stream holds in Redis, its group's pending list included (`MEMORY USAGE`
-    /// over every node; None where Redis does not answer it).
+    /// Bytes the stream holds in Redis, its group's pending list included (`MEMORY USAGE`;
+    /// None where Redis does not answer it).
     pub stream_bytes: Option<i64>,
+    /// Consumers that read within [`LIVE_WITHIN_MS`]: the processes there are now. A
+    /// process that stopped leaves its consumer listed until the monitor removes it an hour
+    /// later; counted, every share divided between the processes shrank after each restart.
+    /// None where not asked.
+    pub live_consumers: Option<i64>,
 }
 
 impl GroupStats {
@@ -293,7 +298,25 @@ impl GroupStats {
     pub fn backlog(&self) -> i64 {
         self.lag.unwrap_or(self.length) + self.pending
     }
+
+    /// The stream's bytes in the share of its entries that are backlog: the stream keeps
+    /// acknowledged entries until they are trimmed (for good where `redis.trim_acknowledged`
+    /// is off, and behind an entry still pending where it is on), and those are not the
+    /// pipeline's to drain.
+    pub fn backlog_bytes(&self) -> Option<i64> {
+        let bytes = self.stream_bytes?;
+        if self.length <= 0 {
+            return Some(0);
+        }
+        let share = (self.backlog() as f64 / self.length as f64).clamp(0.0, 1.0);
+        Some((bytes as f64 * share) as i64)
+    }
 }
+
+/// Entries of a stream whose memory is counted node by node.
+const EXACT_UP_TO_ENTRIES: i64 = 200_000;
+/// Nodes a longer stream's memory is estimated from.
+const LONG_STREAM_SAMPLES: u32 = 1_000;
 
 /// Reads the group's lag and pending count from XINFO GROUPS.
 pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupStats, Error> {
@@ -346,15 +369,48 @@ pub async fn group_stats(redis: &Client, settings: &Settings) -> Result<GroupSta
         stats.entries_read = int(field("entries-read"));
     }
     stats.oldest_age_secs = oldest_age_secs(redis, settings, &stats).await?;
-    stats.stream_bytes = stream_bytes(redis, stream).await;
     Ok(stats)
 }
 
-/// The stream's memory by `MEMORY USAGE` with every node counted (`SAMPLES 0`): the default
-/// estimate from the oldest few nodes would miss large entries appended after small ones. It
-/// reads each node's size from its header, so it costs microseconds a thousand nodes.
-async fn stream_bytes(redis: &Client, stream: &str) -> Option<i64> {
-    match redis.memory_usage::<Option<i64>, _>(stream, Some(0)).await {
+/// [`group_stats`] with the stream's bytes (`stream_bytes`) and the consumers alive
+/// (`live_consumers`): what the producers' limits and the operators' figures need, two more
+/// commands that the drain checks do without.
+pub async fn detailed_group_stats(
+    redis: &Client,
+    settings: &Settings,
+) -> Result<GroupStats, Error> {
+    let mut stats = group_stats(redis, settings).await?;
+    let stream = settings.redis.stream.as_str();
+    stats.stream_bytes = stream_bytes(redis, stream, stats.length).await;
+    if stats.consumers > 0 {
+        let group = settings.redis.group.as_str();
+        stats.live_consumers = super::upkeep::consumers(redis, stream, group)
+            .await
+            .ok()
+            .map(|all| all.iter().filter(|c| c.idle_ms < LIVE_WITHIN_MS).count() as i64);
+    }
+    Ok(stats)
+}
+
+/// How lately a consumer read to count as a process that is there: a live one reads at
+/// least every `ingest.idle_poll_ms` (20 ms by default), or is busy committing what it read.
+pub const LIVE_WITHIN_MS: i64 = 30_000;
+
+/// The stream's memory by `MEMORY USAGE`, every node counted (`SAMPLES 0`) up to
+/// [`EXACT_UP_TO_ENTRIES`]: the default estimate from the oldest five nodes would miss large
+/// entries appended after small ones. Redis reads each node's size from its header, so a
+/// thousand nodes cost it microseconds; a longer stream (history kept) is estimated from
+/// [`LONG_STREAM_SAMPLES`] nodes.
+async fn stream_bytes(redis: &Client, stream: &str, length: i64) -> Option<i64> {
+    let samples = if length <= EXACT_UP_TO_ENTRIES {
+        0
+    } else {
+        LONG_STREAM_SAMPLES
+    };
+    match redis
+        .memory_usage::<Option<i64>, _>(stream, Some(samples))
+        .await
+    {
         Ok(bytes) => Some(bytes.unwrap_or(0)),
         Err(e) => {
             tracing::debug!(error = %e, "MEMORY USAGE of the stream was not answered");

@@ -66,12 +66,35 @@ pub async fn remove_stale_consumers(
     own: &str,
     stale_ms: i64,
 ) -> Result<Vec<String>, Error> {
-    let consumers: Value = redis.xinfo_consumers(stream, group).await?;
-    let Value::Array(consumers) = consumers else {
+    let mut removed = Vec::new();
+    for c in consumers(redis, stream, group).await? {
+        if c.name != own && c.pending == 0 && c.idle_ms >= stale_ms {
+            let _: i64 = redis
+                .xgroup_delconsumer(stream, group, c.name.as_str())
+                .await?;
+            removed.push(c.name);
+        }
+    }
+    Ok(removed)
+}
+
+/// One consumer of a group as `XINFO CONSUMERS` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub name: String,
+    pub pending: i64,
+    /// Milliseconds since it last read (or tried to).
+    pub idle_ms: i64,
+}
+
+/// The consumers of `group` on `stream`.
+pub async fn consumers(redis: &Client, stream: &str, group: &str) -> Result<Vec<Consumer>, Error> {
+    let listed: Value = redis.xinfo_consumers(stream, group).await?;
+    let Value::Array(listed) = listed else {
         return Ok(Vec::new());
     };
-    let mut removed = Vec::new();
-    for consumer in consumers {
+    let mut found = Vec::new();
+    for consumer in listed {
         let fields: Vec<Value> = match consumer {
             Value::Array(fields) => fields,
             Value::Map(map) => map
@@ -94,18 +117,17 @@ pub async fn remove_stale_consumers(
             })
         };
         let name = value("name").and_then(|v| v.as_string());
-        let (Some(name), Some(pending), Some(idle)) = (name, number("pending"), number("idle"))
-        else {
-            continue;
-        };
-        if name != own && pending == 0 && idle >= stale_ms {
-            let _: i64 = redis
-                .xgroup_delconsumer(stream, group, name.as_str())
-                .await?;
-            removed.push(name);
+        if let (Some(name), Some(pending), Some(idle_ms)) =
+            (name, number("pending"), number("idle"))
+        {
+            found.push(Consumer {
+                name,
+                pending,
+                idle_ms,
+            });
         }
     }
-    Ok(removed)
+    Ok(found)
 }
 
 /// Publishes `consumer`'s settings `fingerprint` at `now_ms` in the hash beside `stream`, and

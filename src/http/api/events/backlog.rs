@@ -11,7 +11,7 @@ use fred::clients::Client;
 
 use crate::config::Settings;
 use crate::http::locks::lock;
-use crate::streams::group::group_stats;
+use crate::streams::group::detailed_group_stats;
 
 use crate::http::api::events::fair_share::STALLED_PER_SEC;
 
@@ -27,8 +27,8 @@ pub struct Reading {
     pub entries: u64,
     /// Seconds since the oldest of them was appended (None: Redis cannot tell).
     pub oldest_age_secs: Option<f64>,
-    /// Bytes the stream holds in Redis (None: Redis cannot tell).
-    pub stream_bytes: Option<i64>,
+    /// Bytes the entries to read or acknowledge hold in Redis (None: Redis cannot tell).
+    pub backlog_bytes: Option<i64>,
     /// Entries the whole group acknowledged a second over the last span (None until a span
     /// was measured, or where Redis does not report `entries-read`).
     pub drained_per_sec: Option<f64>,
@@ -60,15 +60,31 @@ struct Memory {
 #[derive(Debug, Default)]
 pub struct Backlog {
     memory: Mutex<Memory>,
+    /// One read from Redis at a time: requests that find the reading stale while one is
+    /// under way wait for it rather than each asking Redis again.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Backlog {
+    /// The last reading, when it is younger than [`REFRESH`].
+    fn fresh(&self) -> Option<Reading> {
+        let memory = self.lock();
+        memory
+            .reading
+            .filter(|(at, _)| at.elapsed() < REFRESH)
+            .map(|(_, reading)| reading)
+    }
+
     /// The backlog as of at most [`REFRESH`] ago.
     pub async fn read(
         &self,
         redis: &Client,
         settings: &Settings,
     ) -> Result<Reading, fred::error::Error> {
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let _turn = self.refreshing.lock().await;
         let seq = {
             let mut memory = self.lock();
             if let Some((at, reading)) = memory.reading {
@@ -79,7 +95,7 @@ impl Backlog {
             memory.asked += 1;
             memory.asked
         };
-        let stats = group_stats(redis, settings).await?;
+        let stats = detailed_group_stats(redis, settings).await?;
         let now = Instant::now();
         let mut memory = self.lock();
         // Reads run side by side: one that a later-asked read overtook is older than it.
@@ -108,9 +124,13 @@ impl Backlog {
         let reading = Reading {
             entries,
             oldest_age_secs: stats.oldest_age_secs,
-            stream_bytes: stats.stream_bytes,
+            backlog_bytes: stats.backlog_bytes(),
             drained_per_sec: memory.drained_per_sec,
-            consumers: stats.consumers,
+            // A consumer left by a process that stopped is not one that shares the work.
+            consumers: stats
+                .live_consumers
+                .filter(|n| *n > 0)
+                .unwrap_or(stats.consumers),
             acknowledged: entries_read
                 .filter(|_| stats.lag.is_some())
                 .map(|read| read - stats.pending),

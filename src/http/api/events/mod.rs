@@ -274,7 +274,7 @@ async fn admit(state: &State, n: usize) -> Result<Admitted<'_>, ApiError> {
         }
         let max_bytes = ingest.max_backlog_bytes;
         if let Some(bytes) = backlog
-            .stream_bytes
+            .backlog_bytes
             .filter(|b| max_bytes > 0 && *b as u64 > max_bytes)
         {
             metrics::counter!(names::EVENTS_REFUSED, "reason" => "backlog_bytes")
@@ -282,7 +282,7 @@ async fn admit(state: &State, n: usize) -> Result<Admitted<'_>, ApiError> {
             return Err(ApiError::busy_for(
                 "backlog_bytes",
                 format!(
-                    "the stream the pipeline has not drained holds {bytes} bytes in Redis \
+                    "the entries the pipeline has not drained hold about {bytes} bytes in Redis \
                      (ingest.max_backlog_bytes is {max_bytes}); retry shortly"
                 ),
                 1,
