@@ -197,8 +197,12 @@ fn admit(req: &HttpRequest) -> Result<State, ApiError> {
         }),
         Access::Role(needed) => match caller {
             Some(p) if p.role.allows(needed) => Ok(State {
+                reserved: change
+                    && p.role == crate::auth::Role::Admin
+                    && pattern
+                        .as_deref()
+                        .is_some_and(|pattern| app.policy.audited(req.method(), pattern)),
                 app,
-                reserved: change && p.role == crate::auth::Role::Admin,
                 caller: Some(p),
                 client,
             }),
@@ -293,5 +297,51 @@ mod tests {
             .to_request();
         req.extensions_mut().insert(caller(Role::Analyst));
         assert_eq!(test::call_service(&app, req).await.status().as_u16(), 403);
+    }
+
+    async fn reserved(state: State) -> HttpResponse {
+        HttpResponse::Ok().body(state.reserved.to_string())
+    }
+
+    /// Every admin `POST` took the one connection kept for admins' changes, unbudgeted and
+    /// without rest: a loop of digest previews kept another admin from revoking a key.
+    #[actix_web::test]
+    async fn only_an_admins_audited_change_takes_the_reserved_connection() {
+        let app = test::init_service(
+            App::new()
+                .app_data(app_state())
+                .route("/api/v1/digests/preview", web::post().to(reserved))
+                .route("/api/v1/topic-preview", web::post().to(reserved))
+                .route("/api/v1/admin/keys/{id}", web::delete().to(reserved)),
+        )
+        .await;
+        let admin = Principal {
+            key_id: Some(Arc::from("k1")),
+            producer: Some(Arc::from("k1")),
+            role: Role::Admin,
+            scope: None,
+            expires_at: None,
+        };
+        for (req, expected) in [
+            (
+                test::TestRequest::post().uri("/api/v1/digests/preview"),
+                "false",
+            ),
+            (
+                test::TestRequest::post().uri("/api/v1/topic-preview"),
+                "false",
+            ),
+            (
+                test::TestRequest::delete().uri("/api/v1/admin/keys/7"),
+                "true",
+            ),
+        ] {
+            let req = req.to_request();
+            req.extensions_mut().insert(admin.clone());
+            let res = test::call_service(&app, req).await;
+            assert_eq!(res.status().as_u16(), 200);
+            let body = test::read_body(res).await;
+            assert_eq!(body, expected.as_bytes());
+        }
     }
 }
