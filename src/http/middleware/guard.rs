@@ -396,9 +396,12 @@ pub async fn guard(
         }
     };
 
-    // Browsers send their page's Origin on WebSocket handshakes; only the dashboard's own
-    // origin and the configured ones may open one.
-    if pattern == WS_PATTERN {
+    // Browsers send their page's Origin on WebSocket handshakes and on every request that
+    // changes something. A page elsewhere needs no preflight for a change without a JSON body
+    // (a form, or `fetch` in `no-cors` mode: enabling a rule, sending a digest), which an open
+    // server would run; only the dashboard's own origin and the configured ones may.
+    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if pattern == WS_PATTERN || changes {
         if let Some(origin) = req
             .headers()
             .get(header::ORIGIN)
@@ -410,11 +413,14 @@ pub async fn guard(
                     origin,
                 )
             {
-                metrics::counter!(names::WS_REJECTED, "reason" => "origin").increment(1);
-                let error = ApiError::new(
-                    ErrorCode::OriginNotAllowed,
-                    "WebSocket connections from this origin are not allowed (http.cors_origins)",
-                );
+                let message = if pattern == WS_PATTERN {
+                    metrics::counter!(names::WS_REJECTED, "reason" => "origin").increment(1);
+                    "WebSocket connections from this origin are not allowed (http.cors_origins)"
+                } else {
+                    "requests that change something are not accepted from this origin \
+                     (http.cors_origins)"
+                };
+                let error = ApiError::new(ErrorCode::OriginNotAllowed, message);
                 return Ok(refuse(req, &state, &client, error));
             }
         }

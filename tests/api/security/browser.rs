@@ -214,23 +214,34 @@ async fn a_cross_site_text_plain_post_appends_no_events() {
         Some("multipart/form-data; boundary=x"),
         None,
     ] {
-        let mut req = http
-            .post(&url)
-            .header("origin", "https://evil.example")
-            .body(event.clone());
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
+        // From another site's page (the browser names it), refused for its origin; without
+        // one (a client that is no browser), for its type.
+        for origin in [Some("https://evil.example"), None] {
+            let mut req = http.post(&url).body(event.clone());
+            if let Some(origin) = origin {
+                req = req.header("origin", origin);
+            }
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let res = req.send().await.unwrap();
+            let body: Value = res.json().await.unwrap();
+            let code = if origin.is_some() {
+                "origin_not_allowed"
+            } else {
+                "unsupported_media_type"
+            };
+            assert_eq!(body["error"]["code"], code, "{content_type:?} {origin:?}");
+            if origin.is_none() {
+                assert_eq!(
+                    body,
+                    json!({"error": {"code": "unsupported_media_type",
+                                     "message": "expected Content-Type: application/json",
+                                     "details": {}}}),
+                    "{content_type:?}"
+                );
+            }
         }
-        let res = req.send().await.unwrap();
-        assert_eq!(res.status(), 415, "{content_type:?}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(
-            body,
-            json!({"error": {"code": "unsupported_media_type",
-                             "message": "expected Content-Type: application/json",
-                             "details": {}}}),
-            "{content_type:?}"
-        );
     }
     let appended: i64 = redis.xlen(&env.stream).await.unwrap_or(0);
     assert_eq!(appended, 0, "a refused request appended events");
@@ -246,5 +257,55 @@ async fn a_cross_site_text_plain_post_appends_no_events() {
     assert_eq!(res.status(), 202);
     let appended: i64 = redis.xlen(&env.stream).await.unwrap();
     assert_eq!(appended, 1);
+    app.shutdown().await;
+}
+
+/// A change that takes no JSON body needs no preflight: a page elsewhere could make the
+/// browser of anyone on an open server's network disable an alert rule with a form.
+#[actix_rt::test]
+async fn another_sites_page_cannot_change_anything_on_an_open_server() {
+    let app = spawn_app().await;
+    assert!(
+        app.env.settings().auth.open,
+        "the attack is on an open server"
+    );
+    let rule = app
+        .create_rule(
+            &json!({"name": "negativity", "kind": "negativity", "dimension": "overall",
+                             "threshold": 0.5, "min_volume": 5, "window_minutes": 60}),
+        )
+        .await;
+    let path = format!("/api/v1/alert-rules/{}/disable", rule["id"]);
+    let forged = app
+        .http
+        .post(app.url(&path))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let body: Value = forged.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed", "{body}");
+    let (_, rules) = app.get("/api/v1/alert-rules").await;
+    let stored = rules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == rule["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(stored["enabled"], true, "{stored}");
+    // The dashboard's own page (its origin is the server's) still may.
+    let own = format!("http://{}", app.address());
+    let res = app
+        .http
+        .post(app.url(&path))
+        .header("origin", own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     app.shutdown().await;
 }
