@@ -158,6 +158,38 @@ impl Deref for State {
     }
 }
 
+/// Whether the caller a long answer (a streamed export) was started for may still read it:
+/// its key not revoked and its token not expired. Checked as the answer goes on, as the
+/// WebSocket's sessions are closed, so a revoked key does not read on for hours at the pace
+/// its client chooses.
+#[derive(Clone, Default)]
+pub struct Standing {
+    pub(crate) auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
+    pub(crate) key_id: Option<std::sync::Arc<str>>,
+    pub(crate) expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Standing {
+    pub fn holds(&self) -> bool {
+        let revoked = match (&self.auth, &self.key_id) {
+            (Some(auth), Some(id)) => auth.is_revoked(id),
+            _ => false,
+        };
+        !revoked && self.expires_at.is_none_or(|at| chrono::Utc::now() < at)
+    }
+}
+
+impl State {
+    /// The caller's standing, to check again as a long answer goes on.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            auth: self.app.auth.clone(),
+            key_id: self.caller.as_ref().and_then(|c| c.key_id.clone()),
+            expires_at: self.caller.as_ref().and_then(|c| c.expires_at),
+        }
+    }
+}
+
 /// Refusal of a request that got past the guard without the caller its route needs: a bug
 /// somewhere before the handler, so it is logged and counted as one.
 fn unguarded(req: &HttpRequest, code: ErrorCode) -> ApiError {

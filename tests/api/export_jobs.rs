@@ -609,9 +609,16 @@ async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
     let served = wait_until(WAIT, || async { download().await.0 == 200 }).await;
     assert!(served, "a rotated key keeps its line's links");
 
-    // The line's last key revoked: the link is gone with it.
+    // The line's last key revoked: the link is gone with it, and so is a download under way
+    // (each chunk is read under the link's rule, not only the first).
+    let pg = server.env.pg().await;
+    let job_id = created["id"].as_i64().unwrap();
+    let chunk = pulse::db::export_jobs::chunk(&pg, job_id, 0).await.unwrap();
+    assert!(chunk.is_some(), "the line stands: its chunks are read");
     let successor = rotated["id"].as_str().unwrap().to_string();
     assert_eq!(revoke(successor).await.0, 204);
+    let chunk = pulse::db::export_jobs::chunk(&pg, job_id, 0).await.unwrap();
+    assert!(chunk.is_none(), "a revoked line's chunk is still read");
     let (status, body) = download().await;
     assert_eq!(
         status, 404,
@@ -619,7 +626,6 @@ async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
     );
     let refused: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(refused["error"]["code"], "not_found");
-    let pg = server.env.pg().await;
     let downloads: i64 = pg
         .scalar(
             "SELECT count(*) FROM audit_log WHERE action = 'search.export_download'",

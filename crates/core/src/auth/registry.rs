@@ -200,6 +200,16 @@ impl Authenticator {
         self.revocations.subscribe()
     }
 
+    /// Whether key `id` is known to be revoked (here at once, by another process within
+    /// `auth.key_refresh_secs`): what ends a long answer started with it.
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|k| k.revoked)
+    }
+
     /// Every key known to be revoked (for a listener that lagged behind [`Self::revocations`]).
     pub fn revoked_ids(&self) -> Vec<Arc<str>> {
         self.keys
@@ -441,6 +451,57 @@ mod tests {
         }
         assert_eq!(local.since(before), None, "more changed than is kept");
         assert_eq!(local.since(local.count).map(|c| c.len()), Some(0));
+    }
+
+    /// A flood of made-up keys past what the checks can take asked PostgreSQL for each key's
+    /// hash first (through the pipeline's pool), and only then was told the checks were busy.
+    #[tokio::test]
+    async fn a_key_check_without_a_turn_asks_nothing_of_postgresql() {
+        let settings = AuthSettings {
+            jwt_secret: crate::config::Secret(
+                "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
+            ),
+            ..AuthSettings::default()
+        };
+        // Nothing listens here: a lookup would fail as unavailable, not as busy.
+        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
+        let auth = Authenticator::new(&settings, pool).unwrap();
+        let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
+        let mut turns = Vec::new();
+        while let Ok(turn) = auth.verifier.turn() {
+            turns.push(turn);
+        }
+        match auth.authenticate_key(&key).await {
+            Err(AuthError::Unavailable(why)) => assert!(why.contains("busy"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        drop(turns);
+        match auth.authenticate_key(&key).await {
+            Err(AuthError::Unavailable(why)) => assert!(!why.contains("busy"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What a long answer started with a key asks as it goes on.
+    #[tokio::test]
+    async fn a_key_revoked_here_is_known_revoked_at_once() {
+        let settings = AuthSettings {
+            jwt_secret: crate::config::Secret(
+                "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
+            ),
+            ..AuthSettings::default()
+        };
+        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
+        let auth = Authenticator::new(&settings, pool).unwrap();
+        for id in ["0123456789ab", "ba9876543210"] {
+            let state = KeyState::new(Role::Analyst, false, None, None);
+            auth.keys.write().unwrap().insert(id.into(), state);
+        }
+        assert!(!auth.is_revoked("0123456789ab"));
+        auth.revoked("0123456789ab");
+        assert!(auth.is_revoked("0123456789ab"));
+        assert!(!auth.is_revoked("ba9876543210"), "another key stands");
+        assert!(!auth.is_revoked("unknown"), "unknown is not revoked");
     }
 
     /// A key in use stays verified however long PostgreSQL is away: its check is remembered

@@ -450,15 +450,21 @@ pub async fn sweep(client: &impl GenericClient) -> Result<u64, tokio_postgres::E
         .await
 }
 
-/// Chunk `seq` of job `job`.
+/// Chunk `seq` of job `job`, while its link is in force (`LINE_IN_FORCE`).
 pub async fn chunk(
     client: &impl GenericClient,
     job: i64,
     seq: i32,
 ) -> Result<Option<Chunk>, tokio_postgres::Error> {
+    // Read under the link's rule at every chunk, not only at the download's start: revoking
+    // the line's last key ends a download under way too.
     let row = client
         .query_opt(
-            "SELECT data, ids, ends FROM export_chunks WHERE job_id = $1 AND seq = $2",
+            &format!(
+                "SELECT c.data, c.ids, c.ends FROM export_chunks c \
+                 JOIN export_jobs ON export_jobs.id = c.job_id \
+                 WHERE c.job_id = $1 AND c.seq = $2 {LINE_IN_FORCE}"
+            ),
             &[&job, &seq],
         )
         .await?;

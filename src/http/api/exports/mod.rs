@@ -412,9 +412,11 @@ impl Download {
     /// Chunk `seq` without the rows of posts deleted (or removed) since it was written.
     async fn read(&mut self, seq: i32) -> anyhow::Result<Bytes> {
         let mut client = self.pool.get().await?;
-        let chunk = db::chunk(&**client, self.job, seq)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the export was deleted during its download"))?;
+        let chunk = db::chunk(&**client, self.job, seq).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the export was deleted during its download, or the last key of its line revoked"
+            )
+        })?;
         let live = if chunk.ids.is_empty() {
             None
         } else {

@@ -22,6 +22,7 @@ use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::locks::lock;
 use crate::http::middleware::request_id::RequestId;
+use crate::http::state::Standing;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::views::PostView;
@@ -291,7 +292,7 @@ pub async fn export(state: State, req: HttpRequest) -> Answer {
         few,
         after: None,
     };
-    let run = Run::new(pages, jsonl, slot);
+    let run = Run::new(pages, jsonl, slot).for_caller(state.standing());
     let body = futures::stream::unfold(run, |mut run| async move {
         let chunk = run.next().await;
         chunk.map(|c| (c, run))
@@ -362,6 +363,7 @@ struct Run<P> {
     jsonl: bool,
     done: bool,
     slot: ExportSlot,
+    caller: Standing,
 }
 
 impl<P: Pages> Run<P> {
@@ -373,7 +375,14 @@ impl<P: Pages> Run<P> {
             jsonl,
             done: false,
             slot,
+            caller: Standing::default(),
         }
+    }
+
+    /// The run ends once `caller` no longer stands (its key revoked, its token expired).
+    fn for_caller(mut self, caller: Standing) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The next chunk of the body; `None` at the end. A failure part way ends the body
@@ -394,6 +403,15 @@ impl<P: Pages> Run<P> {
             if !self.slot.reading() {
                 self.done = true;
                 return Some(Err(taken_back()));
+            }
+            if !self.caller.holds() {
+                self.done = true;
+                tracing::info!(
+                    "an export ended part way: its key was revoked or its token expired"
+                );
+                return Some(Err(actix_web::error::ErrorForbidden(
+                    "the key this export was started with was revoked, or its token expired",
+                )));
             }
             match self.pages.page().await {
                 Ok(Some((posts, _))) => {
@@ -672,6 +690,27 @@ mod tests {
         let (chunk, again) = futures::join!(lost.next(), again);
         let _taken = again.expect("the unread place is given to the caller");
         assert!(chunk.expect("an end").is_err(), "the scan ended");
+    }
+
+    /// A streamed export read on, at its client's pace, after the key that started it was
+    /// revoked or its token expired: only WebSocket sessions were ended.
+    #[actix_rt::test]
+    async fn an_export_ends_once_its_caller_no_longer_stands() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_secs(60)));
+        let pages = || Slow {
+            each: Duration::ZERO,
+            left: 3,
+        };
+        let mut standing = Run::new(pages(), true, exports.take("a").unwrap());
+        assert!(standing.next().await.is_none(), "read to its end");
+        drop(standing);
+        let expired = Standing {
+            expires_at: Some(chrono::Utc::now() - chrono::TimeDelta::seconds(1)),
+            ..Standing::default()
+        };
+        let mut ended = Run::new(pages(), true, exports.take("a").unwrap()).for_caller(expired);
+        assert!(ended.next().await.expect("an end").is_err(), "cut short");
+        assert!(ended.next().await.is_none());
     }
 
     fn cell(s: &str) -> String {
