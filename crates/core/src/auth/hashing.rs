@@ -6,6 +6,7 @@
 //! The threads run at the lowest priority (nice 19): checks take the CPU the pipeline leaves,
 //! never the pipeline's.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,6 +31,19 @@ struct Job {
 /// The verification threads.
 pub struct Verifier {
     jobs: SyncSender<Job>,
+    /// Checks given a turn and not yet answered (see [`Verifier::turn`]).
+    admitted: Arc<AtomicUsize>,
+}
+
+/// One check's place, held from before its key is looked up until it is answered.
+pub struct Turn {
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Why a check was not made.
@@ -59,7 +73,24 @@ impl Verifier {
                     }
                 })?;
         }
-        Ok(Verifier { jobs })
+        Ok(Verifier {
+            jobs,
+            admitted: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// A place for one check, taken before anything is read for it: a flood of guesses past
+    /// what the threads can check is answered busy before each one costs a read of the key's
+    /// hash from PostgreSQL, not after.
+    pub fn turn(&self) -> Result<Turn, Busy> {
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let turn = Turn {
+            admitted: self.admitted.clone(),
+        };
+        if before >= QUEUE {
+            return Err(Busy);
+        }
+        Ok(turn)
     }
 
     /// Whether `secret` matches the PHC string `hash`; `Err` when every thread is busy and the
@@ -158,5 +189,14 @@ mod tests {
         let hash = super::super::keys::hash_secret("k").unwrap();
         assert_eq!(verifier.verify("k".into(), hash.clone()).await, Ok(true));
         assert_eq!(verifier.verify("j".into(), hash).await, Ok(false));
+    }
+
+    #[test]
+    fn turns_are_as_many_as_the_queue_and_come_back() {
+        let verifier = Verifier::start().unwrap();
+        let turns: Vec<Turn> = (0..QUEUE).map(|_| verifier.turn().unwrap()).collect();
+        assert!(verifier.turn().is_err(), "a turn past the queue");
+        drop(turns);
+        assert!(verifier.turn().is_ok(), "the turns came back");
     }
 }

@@ -370,6 +370,8 @@ impl Authenticator {
             metrics::counter!(names::AUTH_REMEMBERED_FAILURES).increment(1);
             return Err(AuthError::InvalidKey);
         }
+        let busy = || AuthError::Unavailable("every key check is busy; retry shortly".into());
+        let _turn = self.verifier.turn().map_err(|_| busy())?;
         // An unknown id costs the same Argon2 check as a known one, so the answer's timing
         // does not tell which key ids exist.
         let stored = self.stored(parsed.id).await?;
@@ -377,10 +379,11 @@ impl Authenticator {
         let hash = stored
             .as_ref()
             .map_or_else(|| self.decoy_hash.clone(), |k| k.hash.clone());
-        let matches =
-            self.verifier.verify(secret, hash).await.map_err(|_| {
-                AuthError::Unavailable("every key check is busy; retry shortly".into())
-            })?;
+        let matches = self
+            .verifier
+            .verify(secret, hash)
+            .await
+            .map_err(|_| busy())?;
         metrics::counter!(names::AUTH_KEY_VERIFICATIONS, "result" => if matches { "match" } else { "mismatch" })
             .increment(1);
         let Some(stored) = stored.filter(|_| matches) else {
