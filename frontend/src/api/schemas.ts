@@ -431,7 +431,7 @@ export const ChannelList = z.strictObject({ items: z.array(Channel) });
 /** `POST /api/v1/webhooks/{id}/test`. */
 export const TestOutcome = z.strictObject({ delivered: z.boolean(), status: count.nullable(), error: z.string().nullable() });
 
-/** `GroupStats` in src/actors/ingester.rs. */
+/** `GroupStats` in crates/core/src/streams/group.rs. */
 export const GroupStats = z.strictObject({
   lag: count.nullable(),
   pending: count,
@@ -440,6 +440,10 @@ export const GroupStats = z.strictObject({
   dead_letters: count,
   /** Seconds the oldest entry not yet acknowledged has waited; null when Redis cannot tell. */
   oldest_age_secs: z.number().nullable(),
+  /** Bytes the stream holds in Redis; null when Redis does not answer `MEMORY USAGE`. */
+  stream_bytes: count.nullable(),
+  /** Consumers that read within the last 30 s: the processes there are now. */
+  live_consumers: count.nullable(),
 });
 /** `GET /api/v1/pipeline` (src/http/api/pipeline.rs). */
 export const PipelineResponse = z.strictObject({
