@@ -9,7 +9,9 @@ export default defineConfig({
   build: { outDir: "dist", sourcemap: false, chunkSizeWarningLimit: 800 },
   server: {
     proxy: {
-      "/api": target,
+      // The page's Host kept, so the server sees the page's own origin in its Origin header:
+      // changes from any other origin are refused.
+      "/api": { target, changeOrigin: false },
       "/ws": { target: target.replace(/^http/, "ws"), ws: true },
     },
   },
