@@ -384,12 +384,64 @@ pub async fn detailed_group_stats(
     stats.stream_bytes = stream_bytes(redis, stream, stats.length).await;
     if stats.consumers > 0 {
         let group = settings.redis.group.as_str();
-        stats.live_consumers = super::upkeep::consumers(redis, stream, group)
+        stats.live_consumers = consumers(redis, stream, group)
             .await
             .ok()
             .map(|all| all.iter().filter(|c| c.idle_ms < LIVE_WITHIN_MS).count() as i64);
     }
     Ok(stats)
+}
+
+/// One consumer of a group as `XINFO CONSUMERS` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub name: String,
+    pub pending: i64,
+    /// Milliseconds since it last read (or tried to).
+    pub idle_ms: i64,
+}
+
+/// The consumers of `group` on `stream`.
+pub async fn consumers(redis: &Client, stream: &str, group: &str) -> Result<Vec<Consumer>, Error> {
+    let listed: Value = redis.xinfo_consumers(stream, group).await?;
+    let Value::Array(listed) = listed else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for consumer in listed {
+        let fields: Vec<Value> = match consumer {
+            Value::Array(fields) => fields,
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .flat_map(|(k, v)| [Value::from(k), v])
+                .collect(),
+            _ => continue,
+        };
+        let value = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|kv| kv[0].as_string().as_deref() == Some(name))
+                .and_then(|kv| kv.get(1))
+        };
+        let number = |name: &str| {
+            value(name).and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
+            })
+        };
+        let name = value("name").and_then(|v| v.as_string());
+        if let (Some(name), Some(pending), Some(idle_ms)) =
+            (name, number("pending"), number("idle"))
+        {
+            found.push(Consumer {
+                name,
+                pending,
+                idle_ms,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// How lately a consumer read to count as a process that is there: a live one reads at

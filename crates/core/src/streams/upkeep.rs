@@ -67,7 +67,7 @@ pub async fn remove_stale_consumers(
     stale_ms: i64,
 ) -> Result<Vec<String>, Error> {
     let mut removed = Vec::new();
-    for c in consumers(redis, stream, group).await? {
+    for c in super::group::consumers(redis, stream, group).await? {
         if c.name != own && c.pending == 0 && c.idle_ms >= stale_ms {
             let _: i64 = redis
                 .xgroup_delconsumer(stream, group, c.name.as_str())
@@ -76,58 +76,6 @@ pub async fn remove_stale_consumers(
         }
     }
     Ok(removed)
-}
-
-/// One consumer of a group as `XINFO CONSUMERS` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consumer {
-    pub name: String,
-    pub pending: i64,
-    /// Milliseconds since it last read (or tried to).
-    pub idle_ms: i64,
-}
-
-/// The consumers of `group` on `stream`.
-pub async fn consumers(redis: &Client, stream: &str, group: &str) -> Result<Vec<Consumer>, Error> {
-    let listed: Value = redis.xinfo_consumers(stream, group).await?;
-    let Value::Array(listed) = listed else {
-        return Ok(Vec::new());
-    };
-    let mut found = Vec::new();
-    for consumer in listed {
-        let fields: Vec<Value> = match consumer {
-            Value::Array(fields) => fields,
-            Value::Map(map) => map
-                .inner()
-                .into_iter()
-                .flat_map(|(k, v)| [Value::from(k), v])
-                .collect(),
-            _ => continue,
-        };
-        let value = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|kv| kv[0].as_string().as_deref() == Some(name))
-                .and_then(|kv| kv.get(1))
-        };
-        let number = |name: &str| {
-            value(name).and_then(|v| {
-                v.as_i64()
-                    .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
-            })
-        };
-        let name = value("name").and_then(|v| v.as_string());
-        if let (Some(name), Some(pending), Some(idle_ms)) =
-            (name, number("pending"), number("idle"))
-        {
-            found.push(Consumer {
-                name,
-                pending,
-                idle_ms,
-            });
-        }
-    }
-    Ok(found)
 }
 
 /// Publishes `consumer`'s settings `fingerprint` at `now_ms` in the hash beside `stream`, and

@@ -54,6 +54,9 @@ struct Memory {
     stalled: bool,
     /// Reads asked for so far.
     asked: u64,
+    /// When the last read failed, and why: the requests that waited for it are answered the
+    /// same for [`REFRESH`], rather than each asking a Redis that does not answer in turn.
+    failed: Option<(Instant, String)>,
 }
 
 /// See the module documentation.
@@ -92,10 +95,26 @@ impl Backlog {
                     return Ok(reading);
                 }
             }
+            if let Some((_, why)) = memory
+                .failed
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < REFRESH)
+            {
+                return Err(fred::error::Error::new(
+                    fred::error::ErrorKind::IO,
+                    why.clone(),
+                ));
+            }
             memory.asked += 1;
             memory.asked
         };
-        let stats = detailed_group_stats(redis, settings).await?;
+        let stats = match detailed_group_stats(redis, settings).await {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.lock().failed = Some((Instant::now(), e.details().to_string()));
+                return Err(e);
+            }
+        };
         let now = Instant::now();
         let mut memory = self.lock();
         // Reads run side by side: one that a later-asked read overtook is older than it.
