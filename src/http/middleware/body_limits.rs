@@ -205,9 +205,11 @@ pub async fn check(
     // declared: a length promised but not sent holds no more than the first step, so a few
     // callers declaring the largest bodies and sending nothing cannot fill the process's budget.
     let ceiling = declared.map_or(limit, |n| n as usize);
-    let reserve = INITIAL_CAPACITY.min(ceiling);
-    charge.grow(reserve).map_err(budget_refusal)?;
-    let mut body = BytesMut::with_capacity(reserve);
+    // `charged` is the buffer's size as charged; each growth is a buffer of exactly that size
+    // (`reserve` would round it up to double, past what was charged).
+    let mut charged = INITIAL_CAPACITY.min(ceiling);
+    charge.grow(charged).map_err(budget_refusal)?;
+    let mut body = BytesMut::with_capacity(charged);
     loop {
         let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
             Ok(Some(chunk)) => chunk,
@@ -220,12 +222,13 @@ pub async fn check(
         if needed > limit {
             return Err(too_large(limit));
         }
-        if needed > body.capacity() {
-            let grown = needed.max(body.capacity() * 2).min(ceiling.max(needed));
-            charge
-                .grow(grown - body.capacity())
-                .map_err(budget_refusal)?;
-            body.reserve(grown - body.len());
+        if needed > charged {
+            let grown = needed.max(charged * 2).min(ceiling.max(needed));
+            charge.grow(grown - charged).map_err(budget_refusal)?;
+            let mut bigger = BytesMut::with_capacity(grown);
+            bigger.extend_from_slice(&body);
+            body = bigger;
+            charged = grown;
         }
         body.extend_from_slice(&chunk);
     }
