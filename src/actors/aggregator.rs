@@ -25,7 +25,9 @@
 //! push out the terms several people use. Terms tied at the cap are left out together (which
 //! of them to keep would be arbitrary), which is also what keeps a flood of one author's words,
 //! all tied, out whole. A minute of very many distinct words forgets the lightest of those it
-//! has written nothing of past [`MAX_TRACKED_TERMS_PER_MINUTE`], so its memory stays bounded.
+//! has written nothing of past [`MAX_TRACKED_TERMS_PER_MINUTE`], so its memory stays bounded;
+//! the terms of deleted posts it does not hold become removals only up to that bound, and
+//! each is forgotten once written.
 //! Posts of a minute no longer open (late or backfilled) are written flush by flush, each
 //! flush's terms cut on their own. Each process keeps its own cap.
 
@@ -45,6 +47,7 @@ use crate::config::Settings;
 use crate::db::rollups::by_dimension;
 use crate::models::deletion::DeletedPost;
 use crate::models::metrics::{Dimension, KeyedStats, Period, Window};
+use crate::telemetry::names;
 
 /// How often counted terms are written to PostgreSQL.
 pub const TERM_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -323,13 +326,25 @@ impl TermCounts {
         self.bound();
     }
 
-    /// Takes the `terms` of a deleted post of `minute` back out.
+    /// Takes the `terms` of a deleted post of `minute` back out. A term the minute does not
+    /// hold becomes a removal to write, while the minute holds fewer than
+    /// [`MAX_TRACKED_TERMS_PER_MINUTE`] terms; past that the removal is dropped (the term
+    /// stays counted): a producer sending posts of thousands of distinct words and deleting
+    /// them held thousands of removals a pair until the minute closed, gigabytes in minutes.
     fn uncount(&mut self, minute: DateTime<Utc>, score: f64, terms: Vec<String>) {
         let bucket = self.minutes.entry(minute).or_default();
+        let mut dropped = 0u64;
         for term in terms {
+            if !bucket.contains_key(&term) && bucket.len() >= MAX_TRACKED_TERMS_PER_MINUTE {
+                dropped += 1;
+                continue;
+            }
             let tally = bucket.entry(term).or_default();
             tally.posts -= 1;
             tally.sentiment -= score;
+        }
+        if dropped > 0 {
+            metrics::counter!(names::TERM_REMOVALS_DROPPED).increment(dropped);
         }
         self.bound();
     }
@@ -369,6 +384,9 @@ impl TermCounts {
             if !writes.is_empty() {
                 deltas.insert(*minute, writes);
             }
+            // Removals written, and terms whose posts were all deleted, hold nothing more to
+            // write: forgotten, a later post of theirs counts from nothing, as it should.
+            bucket.retain(|_, t| t.posts > 0 || t.written.0 != t.posts);
         }
         // A post dated ahead of this clock is not waited for past its minute's start.
         let (first_open, last_open) = (now - MINUTE_OPEN_FOR, now + TimeDelta::minutes(1));
@@ -653,6 +671,26 @@ mod tests {
         counts.uncount(old, 0.5, words("refund"));
         let deleted = counts.take_writes(start + TimeDelta::seconds(15));
         assert_eq!(deleted[&old]["refund"], (-1, -0.5));
+    }
+
+    /// Each post of thousands of distinct words, deleted at once, left a removal of each word
+    /// its minute had already forgotten, held until the minute closed: 200 pairs held 800,000.
+    #[test]
+    fn deleting_posts_of_many_distinct_words_holds_a_bounded_number_of_removals() {
+        let start = minute();
+        let mut counts = TermCounts::default();
+        for pair in 0..200 {
+            let words: Vec<String> = (0..4_000).map(|i| format!("w{pair}x{i}")).collect();
+            counts.count(start, by("x"), 0.0, words.clone());
+            counts.uncount(start, 0.0, words);
+            assert!(counts.minutes[&start].len() <= 2 * MAX_TRACKED_TERMS_PER_MINUTE);
+        }
+        counts.take_writes(start + TimeDelta::seconds(5));
+        assert!(counts.minutes[&start].len() <= MAX_TRACKED_TERMS_PER_MINUTE);
+        // What was written stays taken back: nothing more is written for it.
+        assert!(counts
+            .take_writes(start + TimeDelta::seconds(10))
+            .is_empty());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub mod names {
         counter DEAD_LETTERS = "pulse_dead_letters_total";
         /// Dead letters trimmed because the dead-letter stream was over its byte cap.
         counter DEAD_LETTERS_TRIMMED = "pulse_dead_letters_trimmed_total";
+        /// Terms of deleted posts not taken back out of trending terms because their minute
+        /// already held as many terms as it may (they stay counted).
+        counter TERM_REMOVALS_DROPPED = "pulse_term_removals_dropped_total";
         /// Often redelivered entries tried again on their own before any is dead-lettered.
         counter ENTRY_TRIALS = "pulse_ingest_entry_trials_total";
         /// Entries read and not yet acknowledged.
