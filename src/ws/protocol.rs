@@ -127,6 +127,15 @@ impl Serialize for TopicSet {
 #[serde(transparent)]
 pub struct Filter(FilterKeys);
 
+/// A post of no language is `und` to a filter, as facets and rollups show it.
+fn lang_ok(want: &Option<String>, have: &Option<String>) -> bool {
+    match (want.as_deref(), have.as_deref()) {
+        (None, _) => true,
+        (Some("und"), None) => true,
+        (want, have) => want == have,
+    }
+}
+
 impl Filter {
     /// Whether an event with `keys` passes.
     pub fn matches(&self, keys: &FilterKeys) -> bool {
@@ -140,7 +149,7 @@ impl Filter {
             && ok(&f.city, &keys.city)
             && ok(&f.country, &keys.country)
             && ok(&f.channel, &keys.channel)
-            && ok(&f.lang, &keys.lang)
+            && lang_ok(&f.lang, &keys.lang)
             && (f.topics.is_empty() || f.topics.iter().any(|t| keys.topics.contains(t)))
     }
 
@@ -561,6 +570,17 @@ mod tests {
             !product.matches(&keys),
             "an event without the key does not pass"
         );
+        // A post of no language is `und`, as the facets name it.
+        let und = Filter(FilterKeys {
+            lang: Some("und".into()),
+            ..FilterKeys::default()
+        });
+        assert!(und.matches(&keys));
+        let tagged = FilterKeys {
+            lang: Some("de".into()),
+            ..keys.clone()
+        };
+        assert!(!und.matches(&tagged));
     }
 
     #[test]

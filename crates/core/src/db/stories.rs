@@ -529,9 +529,10 @@ pub async fn alert_candidates(
             format!(
                 "SELECT {SUMMARY_COLUMNS}, s.size::float8 AS value,
                     (SELECT count(*) FROM posts p WHERE p.story_id = s.id AND p.created_at >= {from_at}
-                        AND p.created_at <= {now_at}) AS recent
+                        AND p.created_at <= {now_at} AND p.deleted_at IS NULL) AS recent
                  FROM stories s {} AND s.born_at >= {from_at} AND s.size >= {min_volume}
-                   AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id {scoped})
+                   AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id
+                       AND p.deleted_at IS NULL {scoped})
                    AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.rule_id = {rule_id}
                        AND a.key = s.id::text)
                  ORDER BY s.size DESC, s.born_at DESC, s.id LIMIT 50",
