@@ -456,19 +456,25 @@ mod tests {
         assert_eq!(local.since(local.count).map(|c| c.len()), Some(0));
     }
 
-    /// A flood of made-up keys past what the checks can take asked PostgreSQL for each key's
-    /// hash first (through the pipeline's pool), and only then was told the checks were busy.
-    #[tokio::test]
-    async fn a_key_check_without_a_turn_asks_nothing_of_postgresql() {
+    /// An authenticator whose PostgreSQL never answers: nothing listens at its address, so
+    /// every read of it fails as unavailable.
+    fn without_postgresql() -> Arc<Authenticator> {
         let settings = AuthSettings {
             jwt_secret: crate::config::Secret(
                 "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
             ),
             ..AuthSettings::default()
         };
-        // Nothing listens here: a lookup would fail as unavailable, not as busy.
         let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
-        let auth = Authenticator::new(&settings, pool).unwrap();
+        Authenticator::new(&settings, pool).unwrap()
+    }
+
+    /// A flood of made-up keys past what the checks can take asked PostgreSQL for each key's
+    /// hash first (through the pipeline's pool), and only then was told the checks were busy.
+    #[tokio::test]
+    async fn a_key_check_without_a_turn_asks_nothing_of_postgresql() {
+        // A lookup would fail as unavailable, not as busy.
+        let auth = without_postgresql();
         let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
         let mut turns = Vec::new();
         while let Ok(turn) = auth.verifier.turn() {
@@ -488,14 +494,7 @@ mod tests {
     /// What a long answer started with a key asks as it goes on.
     #[tokio::test]
     async fn a_key_revoked_here_is_known_revoked_at_once() {
-        let settings = AuthSettings {
-            jwt_secret: crate::config::Secret(
-                "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
-            ),
-            ..AuthSettings::default()
-        };
-        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
-        let auth = Authenticator::new(&settings, pool).unwrap();
+        let auth = without_postgresql();
         for id in ["0123456789ab", "ba9876543210"] {
             let state = KeyState::new(Role::Analyst, false, None, None);
             auth.keys.write().unwrap().insert(id.into(), state);
@@ -512,15 +511,7 @@ mod tests {
     /// of outage).
     #[tokio::test]
     async fn a_key_in_use_is_remembered_from_its_last_use() {
-        let settings = AuthSettings {
-            jwt_secret: crate::config::Secret(
-                "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
-            ),
-            ..AuthSettings::default()
-        };
-        // Nothing listens here: every read of PostgreSQL fails.
-        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
-        let auth = Authenticator::new(&settings, pool).unwrap();
+        let auth = without_postgresql();
         let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
         let key = key.as_str();
         assert!(keys::parse(key).is_some());
