@@ -227,6 +227,73 @@ async fn predictions_survive_a_restart() {
     app.shutdown().await;
 }
 
+/// A cascade past its tracked tree, with thousands of likes, is rebuilt from a number of rows
+/// bounded by the tree and the momentum's minutes, and keeps every count. Failed while every
+/// engagement row of every active cascade was read at a takeover: a post of millions of likes
+/// held them all in memory at once.
+#[actix_rt::test]
+async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
+    let tuned = |s: &mut pulse::config::Settings| {
+        quick_scores(s);
+        s.virality.max_tracked_shares = 10;
+    };
+    let app = spawn_app_tuned(tuned).await;
+    let created = Utc::now() - TimeDelta::minutes(3);
+    app.send_events(&cascade("heavy", 30, true, created)).await;
+    let before = virality_with(&app, "heavy", 30).await;
+    let env = app.shutdown().await;
+
+    // Likes from before the feed began (rows without a transaction id count for rebuilds
+    // only): 6,000 rows of 1 to 3 likes each, 12,000 likes over two minutes.
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO engagements (key, post_id, kind, at, count, stream_id, tx) \
+         SELECT 'like-' || g, 'heavy', 'like', \
+                now() - interval '170 seconds' + g * interval '20 milliseconds', \
+                1 + g % 3, '0-' || g, NULL \
+         FROM generate_series(1, 6000) g",
+    )
+    .await
+    .unwrap();
+    let bounds = pulse::db::virality::RebuildBounds {
+        max_shares: 10,
+        recent_minutes: 4,
+    };
+    let rows =
+        pulse::db::virality::engagements_before(&pg, &["heavy".to_string()], u64::MAX, bounds)
+            .await
+            .unwrap();
+    let count_of = |kind: pulse::models::EngagementKind| -> u64 {
+        rows.iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| u64::from(r.count))
+            .sum()
+    };
+    assert_eq!(count_of(pulse::models::EngagementKind::Like), 12_000);
+    assert_eq!(count_of(pulse::models::EngagementKind::Share), 30);
+    assert!(rows.len() <= 40, "{} rows read for 6,030", rows.len());
+    let tracked = rows.iter().filter(|r| !r.share_id.is_empty()).count();
+    assert_eq!(
+        tracked, 10,
+        "the shares of the tracked tree are read one by one"
+    );
+
+    let app = env.serve(tuned).await;
+    let after = app
+        .wait_for(
+            "/api/v1/posts/heavy/virality",
+            Duration::from_secs(30),
+            |body| body["current"]["counts"]["likes"] == json!(12_000),
+        )
+        .await;
+    assert_eq!(after["current"]["counts"]["shares"], 30, "{after}");
+    assert_eq!(
+        before["current"]["structure"], after["current"]["structure"],
+        "the tracked tree is the one before the restart"
+    );
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree() {
     let app = spawn_app_tuned(|s| {

@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::actors::messages::{Committed, Publish};
 use crate::config::ViralitySettings;
-use crate::db::virality::{CascadeRow, FeedRow, HistoryRow, MomentumRow, StoredCascade};
+use crate::db::virality::{
+    CascadeRow, FeedRow, HistoryRow, MomentumRow, RebuildBounds, StoredCascade,
+};
 use crate::models::live::{FilterKeys, Topic, VIRALITY_UPDATE};
 use crate::models::views::saturating_i64;
 use crate::models::{Platform, SentimentLabel};
@@ -122,7 +124,7 @@ impl Cascades {
     }
 
     fn window_min(&self) -> i64 {
-        (self.cfg.momentum_window_secs / 60).max(1) as i64
+        window_minutes(&self.cfg)
     }
 
     pub fn len(&self) -> usize {
@@ -467,6 +469,20 @@ impl Cascades {
     }
 }
 
+/// The momentum window, in whole minutes.
+fn window_minutes(cfg: &ViralitySettings) -> i64 {
+    (cfg.momentum_window_secs / 60).max(1) as i64
+}
+
+/// What a rebuild reads of a cascade row by row: the shares its tree tracks, and the minutes
+/// its momentum still counts (two windows, and one minute either side of them).
+pub fn rebuild_bounds(cfg: &ViralitySettings) -> RebuildBounds {
+    RebuildBounds {
+        max_shares: cfg.max_tracked_shares,
+        recent_minutes: 2 * window_minutes(cfg) + 2,
+    }
+}
+
 /// `at`, or `clock` when `at` is later. Momentum windows end at the latest minute seen: one
 /// engagement dated ahead of the clock (producers may be minutes ahead) would move them
 /// forward and count the engagements of now in the window before, so it counts as now. (A NaN
@@ -482,8 +498,9 @@ fn not_ahead(at: f64, clock: f64) -> f64 {
 /// Adds a committed engagement to its cascade, dated no later than `clock`; false for a share
 /// seen before.
 fn add_engagement(tracker: &mut Tracker, r: &FeedRow, clock: f64, window: i64) -> bool {
+    // A summed row of shares past the tracked tree has no id to dedupe by.
     tracker.add(
-        Some(&r.share_id),
+        Some(r.share_id.as_str()).filter(|id| !id.is_empty()),
         r.kind,
         not_ahead(r.at, clock),
         r.followers,

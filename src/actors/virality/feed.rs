@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
+use super::cascades::rebuild_bounds;
 use super::ViralityTracker;
 use crate::db::forecast::{
     finished_posts, platforms_to_refit, record_finished_cascades, record_growing_cascades,
@@ -15,7 +16,7 @@ use crate::db::forecast::{
 };
 use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
-    FeedRow, StoredCascade,
+    FeedRow, RebuildBounds, StoredCascade,
 };
 use crate::telemetry::names;
 use crate::virality::forecast::ForecastModel;
@@ -66,11 +67,14 @@ impl ViralityTracker {
         }
         let pool = self.pool.clone();
         let (window, cursor) = (self.cfg().revive_window_secs, self.cursor);
+        let bounds = rebuild_bounds(self.cfg());
         ctx.spawn(
             wrap_future::<_, Self>(async move {
                 let metas = load_meta(&pool, &unknown).await;
                 let revived = match cursor {
-                    Some(cursor) if window > 0 => revivable(&pool, &unknown, window, cursor).await,
+                    Some(cursor) if window > 0 => {
+                        revivable(&pool, &unknown, window, cursor, bounds).await
+                    }
                     _ => Ok(Revived::default()),
                 };
                 (metas, revived)
@@ -287,6 +291,7 @@ async fn revivable(
     ids: &[String],
     window_secs: u64,
     cursor: u64,
+    bounds: RebuildBounds,
 ) -> anyhow::Result<Revived> {
     let client = pool.get().await?;
     let cascades = finished_cascades(&client, ids, window_secs as f64).await?;
@@ -294,7 +299,7 @@ async fn revivable(
         return Ok(Revived::default());
     }
     let found: Vec<String> = cascades.iter().map(|c| c.post_id.clone()).collect();
-    let engagements = engagements_before(&client, &found, cursor).await?;
+    let engagements = engagements_before(&client, &found, cursor, bounds).await?;
     Ok(Revived {
         cascades,
         engagements,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
 
+use super::cascades::rebuild_bounds;
 use super::ViralityTracker;
 use crate::config::Settings;
 use crate::db::lock::{try_advisory_lock, Conn, PgSession};
@@ -189,7 +190,7 @@ async fn load_state(conn: &Conn, settings: &Settings) -> anyhow::Result<Rebuilt>
     let ids: Vec<String> = active.iter().map(|c| c.post_id.clone()).collect();
     let mut engagements = Vec::new();
     for chunk in ids.chunks(REBUILD_CHUNK) {
-        engagements.extend(engagements_before(&client, chunk, cursor).await?);
+        engagements.extend(engagements_before(&client, chunk, cursor, rebuild_bounds(v)).await?);
     }
     let thresholds =
         learned_thresholds(&client, v.threshold_quantile, v.threshold_min_history).await?;

@@ -112,16 +112,20 @@ pub fn feed_row(row: &tokio_postgres::Row) -> FeedRow {
     FeedRow {
         post_id: row.get(0),
         share_id: share_id(&key, row.get(7)),
-        kind: match kind.as_str() {
-            "share" => EngagementKind::Share,
-            "like" => EngagementKind::Like,
-            "comment" => EngagementKind::Comment,
-            _ => EngagementKind::View,
-        },
+        kind: engagement_kind(&kind),
         at: unix_seconds(at),
         followers: followers.and_then(|f| u64::try_from(f).ok()),
         via: row.get(5),
         count: u32::try_from(count).unwrap_or(1),
+    }
+}
+
+fn engagement_kind(kind: &str) -> EngagementKind {
+    match kind {
+        "share" => EngagementKind::Share,
+        "like" => EngagementKind::Like,
+        "comment" => EngagementKind::Comment,
+        _ => EngagementKind::View,
     }
 }
 
@@ -544,19 +548,91 @@ fn stored_cascade(row: &tokio_postgres::Row) -> StoredCascade {
     }
 }
 
+/// How much of a cascade's past a rebuild reads row by row. A tracker keeps at most
+/// `max_shares` shares as nodes and per-minute momentum over a few windows; everything else
+/// of a cascade is counts, so the rest is read summed: a post of ten million likes is rebuilt
+/// from a few rows a minute, not ten million.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildBounds {
+    /// The shares of a cascade its tree tracks (`virality.max_tracked_shares`).
+    pub max_shares: usize,
+    /// Before this many minutes ahead of a cascade's last engagement, its engagements are
+    /// summed into one group per kind (momentum forgets them anyway).
+    pub recent_minutes: i64,
+}
+
 /// The engagements of `post_ids` committed before the feed position `cursor` (rows without a
-/// transaction id predate the feed, so all of them are before it), oldest first.
+/// transaction id predate the feed, so all of them are before it), oldest first: each
+/// cascade's first `max_shares` shares one by one, the rest summed by kind and minute (see
+/// [`RebuildBounds`]). A sum comes as two rows, at its first and its last engagement, so a
+/// cascade's first and last activity stay what they were; a summed share carries no id (it is
+/// past the tracked tree) and the mean of its group's followers.
 pub async fn engagements_before(
     client: &tokio_postgres::Client,
     post_ids: &[String],
     cursor: u64,
+    bounds: RebuildBounds,
 ) -> anyhow::Result<Vec<FeedRow>> {
-    let sql = format!(
-        "SELECT {FEED_COLUMNS} FROM engagements
-         WHERE post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held
-         ORDER BY at, key"
+    let max_shares = i64::try_from(bounds.max_shares).unwrap_or(i64::MAX);
+    let cursor = cursor.to_string();
+    let before = "post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held";
+    let shares = format!(
+        "SELECT {FEED_COLUMNS} FROM (
+             SELECT *, row_number() OVER (PARTITION BY post_id ORDER BY at, key) AS rank
+             FROM engagements WHERE {before} AND kind = 'share') s
+         WHERE rank <= $3"
     );
-    Ok(super::read_rows(client, &sql, &[&post_ids, &cursor.to_string()], feed_row).await?)
+    let mut rows = super::read_rows(
+        client,
+        &shares,
+        &[&post_ids, &cursor, &max_shares],
+        feed_row,
+    )
+    .await?;
+    let summed = format!(
+        "WITH e AS (
+             SELECT post_id, kind, at, actor_followers, count,
+                    CASE WHEN kind = 'share'
+                         THEN row_number() OVER (PARTITION BY post_id, kind ORDER BY at, key) END
+                        AS rank,
+                    max(at) OVER (PARTITION BY post_id) AS last_at
+             FROM engagements WHERE {before})
+         SELECT post_id, kind, min(at), max(at), sum(count)::int8,
+                LEAST(sum(COALESCE(actor_followers, 0)::numeric * count)
+                      / sum(count), 9223372036854775807)::int8
+         FROM e WHERE kind <> 'share' OR rank > $3
+         GROUP BY post_id, kind,
+                  CASE WHEN at > last_at - make_interval(mins => $4::int4)
+                       THEN date_trunc('minute', at) END"
+    );
+    let recent = i32::try_from(bounds.recent_minutes.max(1)).unwrap_or(i32::MAX);
+    for group in client
+        .query(&summed, &[&post_ids, &cursor, &max_shares, &recent])
+        .await?
+    {
+        let (first, last): (DateTime<Utc>, DateTime<Utc>) = (group.get(2), group.get(3));
+        let count: i64 = group.get(4);
+        let followers: i64 = group.get(5);
+        let row = |at: DateTime<Utc>, count: u32| FeedRow {
+            post_id: group.get(0),
+            share_id: String::new(),
+            kind: engagement_kind(group.get(1)),
+            at: unix_seconds(at),
+            followers: u64::try_from(followers).ok(),
+            via: None,
+            count,
+        };
+        rows.push(row(first, 1));
+        let mut rest = u64::try_from(count).unwrap_or(0).saturating_sub(1);
+        while rest > 0 {
+            let part = u32::try_from(rest).unwrap_or(u32::MAX);
+            rows.push(row(last, part));
+            rest -= u64::from(part);
+        }
+    }
+    // Stable: at one time, the shares read one by one stay ahead of the sums past them.
+    rows.sort_by(|a, b| a.at.total_cmp(&b.at));
+    Ok(rows)
 }
 
 #[cfg(test)]
