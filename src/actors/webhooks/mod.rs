@@ -12,6 +12,12 @@
 //! id), `x-pulse-timestamp` (Unix seconds) and `x-pulse-signature`:
 //! `sha256=` + hex(HMAC-SHA256(secret, "<timestamp>.<body>")). Receivers recompute it and
 //! reject old timestamps to stop replays.
+//!
+//! A receiver that asks for a wait (`429` or `503` with `Retry-After`, or a spent rate-limit
+//! window, read as the sources read them: [`crate::sources::asked_wait`]) gets it: the
+//! delivery is tried again no sooner, and the channel's other deliveries wait with it, so an
+//! alert burst against a rate-limited receiver neither hammers it nor spends every delivery's
+//! attempts inside its window.
 
 pub mod channels;
 pub mod mailer;
@@ -28,6 +34,7 @@ use crate::config::Settings;
 use crate::db::webhooks;
 use crate::models::backoff;
 use crate::models::webhooks::{ChannelKind, DeliveryEvent};
+use crate::sources::asked_wait::asked_wait;
 use crate::telemetry::names;
 use channels::render;
 use mailer::Mailer;
@@ -68,6 +75,26 @@ pub fn retry_delay(attempt: i32, base: Duration, max: Duration) -> Duration {
     backoff::spread(backoff::ceiling(base, max, attempt.max(0) as u32))
 }
 
+/// What a receiver (or the way to it) refused a message with.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The receiver's status (or the relay's reply code), when it answered.
+    pub status: Option<u16>,
+    pub error: String,
+    /// How long the receiver asked the channel to wait before its next request.
+    pub asked: Option<Duration>,
+}
+
+impl From<(Option<u16>, String)> for Refusal {
+    fn from((status, error): (Option<u16>, String)) -> Self {
+        Refusal {
+            status,
+            error,
+            asked: None,
+        }
+    }
+}
+
 /// Where a message goes.
 pub struct Target<'a> {
     pub channel: ChannelKind,
@@ -86,11 +113,11 @@ pub async fn send(
     event: &str,
     delivery: i64,
     body: String,
-) -> Result<u16, (Option<u16>, String)> {
+) -> Result<u16, Refusal> {
     // IP literals are not resolved, so the resolver cannot refuse them: checked here, on
     // every delivery, against the policy in force now.
     if policy.check_url(target.url).is_err() {
-        return Err((None, "target not allowed".to_string()));
+        return Err((None, "target not allowed".to_string()).into());
     }
     let mut request = http
         .post(target.url)
@@ -112,12 +139,17 @@ pub async fn send(
         Ok(res) if res.status().is_redirection() => Err((
             Some(res.status().as_u16()),
             "receiver answered a redirect, which is not followed".to_string(),
-        )),
-        Ok(res) => Err((
-            Some(res.status().as_u16()),
-            format!("receiver answered {}", res.status()),
-        )),
-        Err(e) => Err((None, crate::egress::describe(&e).to_string())),
+        )
+            .into()),
+        Ok(res) => {
+            let status = res.status().as_u16();
+            Err(Refusal {
+                status: Some(status),
+                error: format!("receiver answered {}", res.status()),
+                asked: asked_wait(status, res.headers(), chrono::Utc::now()).map(|a| a.wait),
+            })
+        }
+        Err(e) => Err((None, crate::egress::describe(&e).to_string()).into()),
     }
 }
 
@@ -130,11 +162,15 @@ pub async fn deliver(
     event: &str,
     delivery: i64,
     body: serde_json::Value,
-) -> Result<u16, (Option<u16>, String)> {
+) -> Result<u16, Refusal> {
     if target.channel == ChannelKind::Email {
         return match mailer {
-            Some(mailer) => mailer.send(target.url, &body).await,
-            None => Err((None, "email is not configured (email.smtp_host)".into())),
+            Some(mailer) => mailer.send(target.url, &body).await.map_err(Refusal::from),
+            None => Err((
+                None,
+                "email is not configured (email.smtp_host)".to_string(),
+            )
+                .into()),
         };
     }
     send(http, policy, target, event, delivery, body.to_string()).await
@@ -275,7 +311,7 @@ async fn deliver_one(
         deliver(http, &policy, mailer, &target, &event, d.id, body),
     )
     .await
-    .unwrap_or_else(|_| Err((None, format!("no answer within {} s", limit.as_secs()))));
+    .unwrap_or_else(|_| Err((None, format!("no answer within {} s", limit.as_secs())).into()));
 
     let (id, attempts) = (d.id, d.attempts + 1);
     // The receiver has answered: its outcome is worth a wait for a connection, or it is sent
@@ -297,14 +333,22 @@ async fn deliver_one(
             metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => "delivered").increment(1);
             webhooks::mark_delivered(&client, id, attempts, status).await?;
         }
-        Err((status, error)) => {
+        Err(Refusal {
+            status,
+            error,
+            asked,
+        }) => {
             let dead = attempts >= settings.webhooks.max_attempts as i32;
             let outcome = if dead { "dead" } else { "retry" };
             metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
             let base = Duration::from_millis(settings.webhooks.base_delay_ms.max(1));
             let max = Duration::from_secs(settings.webhooks.max_delay_secs.max(1));
-            let delay = retry_delay(attempts - 1, base, max).as_secs_f64();
+            let delay = retry_delay(attempts - 1, base, max).max(asked.unwrap_or_default());
+            let delay = delay.as_secs_f64();
             webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
+            if let Some(wait) = asked {
+                webhooks::hold_channel(&client, d.webhook_id, wait.as_secs_f64()).await?;
+            }
             if dead {
                 // The error may quote a receiver or relay: logged escaped.
                 tracing::warn!(

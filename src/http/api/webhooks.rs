@@ -370,10 +370,10 @@ pub async fn test(state: State, id: web::Path<i64>) -> Answer {
             status: Some(status),
             error: None,
         },
-        Err((status, error)) => TestOutcome {
+        Err(refusal) => TestOutcome {
             delivered: false,
-            status,
-            error: Some(error),
+            status: refusal.status,
+            error: Some(refusal.error),
         },
     }))
 }

@@ -411,6 +411,99 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
     app.shutdown().await;
 }
 
+/// A receiver answering `429` with `Retry-After: 2` was asked again after the ordinary
+/// backoff (50 ms here, a second by default): a rate-limited Slack or Teams channel spent every
+/// attempt inside its window and the alert was dead-lettered. The wait it asks for is kept.
+#[actix_rt::test]
+async fn a_receiver_that_asks_for_a_wait_is_not_asked_again_sooner() {
+    use actix_web::{HttpRequest, HttpResponse};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let app = spawn_app_tuned(|s| {
+        quick_alerts(s, 0.3);
+        s.webhooks.base_delay_ms = 50;
+        s.webhooks.max_attempts = 3;
+        s.webhooks.poll_ms = 50;
+    })
+    .await;
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Default::default();
+    let seen = arrivals.clone();
+    let (addr, handle) = http_standin::receiver(move |_: HttpRequest, _: String| {
+        let seen = seen.clone();
+        async move {
+            let mut seen = seen.lock().unwrap();
+            seen.push(Instant::now());
+            if seen.len() == 1 {
+                HttpResponse::TooManyRequests()
+                    .insert_header(("retry-after", "2"))
+                    .finish()
+            } else {
+                HttpResponse::Ok().finish()
+            }
+        }
+    });
+    let channel = app
+        .create_channel(&json!({"url": format!("http://{addr}/hook"), "kinds": ["negativity"]}))
+        .await;
+    let angry: Vec<String> = (0..30)
+        .map(|i| post_at(&format!("limited-{i}"), "This is terrible, I hate it", 0))
+        .collect();
+    app.send_events(&angry).await;
+
+    let (delivered, delivery) = app
+        .await_delivery(&channel, "delivered", Duration::from_secs(30))
+        .await;
+    assert!(delivered, "{delivery}");
+    assert_eq!(delivery["attempts"], 2, "{delivery}");
+    let at = arrivals.lock().unwrap().clone();
+    assert_eq!(at.len(), 2);
+    let gap = at[1] - at[0];
+    assert!(gap >= Duration::from_secs(2), "asked again after {gap:?}");
+    handle.stop(false).await;
+    app.shutdown().await;
+}
+
+/// Deliveries queued for a channel after its receiver asked for a wait were sent inside it,
+/// each refused again and spending an attempt. The channel's deliveries now wait with it.
+#[actix_rt::test]
+async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
+    use pulse::db::webhooks::{claim_due, hold_channel, Sending};
+    let env = TestEnv::migrated().await;
+    let mut pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
+         FROM generate_series(1, 2) AS i; \
+         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, '{}' FROM generate_series(1, 3); \
+         INSERT INTO webhook_deliveries \
+             (webhook_id, alert_id, payload, attempts, last_status, next_attempt_at) \
+         VALUES (1, 1, '{}', 1, 429, now() + interval '1 hour'); \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
+         VALUES (1, 2, '{}'), (2, 3, '{}');",
+    )
+    .await
+    .unwrap();
+    async fn claim(pg: &mut tokio_postgres::Client) -> Vec<i64> {
+        let due = claim_due(pg, 32, 60.0, 4, &Sending::default()).await;
+        due.unwrap().iter().map(|d| d.webhook_id).collect()
+    }
+    assert_eq!(
+        claim(&mut pg).await,
+        [2],
+        "the waiting channel's new delivery waits"
+    );
+
+    // A channel told to wait now: its queued deliveries wait with it.
+    pg.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE webhook_id = 2",
+        &[],
+    )
+    .await
+    .unwrap();
+    hold_channel(&pg, 2, 3600.0).await.unwrap();
+    assert!(claim(&mut pg).await.is_empty());
+}
+
 /// A receiver that takes the connection and never answers held every other channel's
 /// deliveries: they were sent beside it but recorded only once its request ended (the
 /// receiver's timeout), and the next ones waited for the whole round. Each delivery is now
