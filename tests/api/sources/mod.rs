@@ -538,6 +538,33 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
     app.shutdown().await;
 }
 
+/// A source's position went in the pipeline of its appends, so Redis stored it even after
+/// refusing an append before it (at `maxmemory` with `noeviction`): the resume skipped the
+/// refused events. A key of another type refuses every append while `SET` still works.
+#[actix_rt::test]
+async fn a_sources_position_is_not_stored_past_an_append_redis_refused() {
+    use fred::prelude::*;
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let _: () = redis
+        .set(&env.stream, "not a stream", None, None, false)
+        .await
+        .unwrap();
+    let key = format!("{}:position", env.stream);
+    let appended = pulse::streams::producer::append_with_cursor(
+        &redis,
+        &env.stream,
+        &[r#"{"type":"post"}"#],
+        &[],
+        &key,
+        Some("42"),
+    )
+    .await;
+    assert!(appended.is_err());
+    let stored: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(stored, None, "the position passed the refused append");
+}
+
 #[actix_rt::test]
 async fn the_demo_feed_goes_on_when_redis_drops_its_connection() {
     use fred::prelude::*;

@@ -60,11 +60,12 @@ async fn queue_xadds<Q: StreamsInterface + Sync, S: AsRef<str>>(
     Ok(())
 }
 
-/// Appends encoded events to `stream` and then stores `cursor` under `cursor_key`, in one
-/// pipelined round trip on one connection: Redis runs them in order, so the stored position
-/// never passes an event that was not appended. A failure part way leaves the old position,
-/// and the events after it are appended again on resume (their ids make that harmless).
-/// `fields` (the producer's name) go with every entry, as in [`xadd_events_with`].
+/// Appends encoded events to `stream` (pipelined) and, once Redis has taken every one, stores
+/// `cursor` under `cursor_key`: the stored position never passes an event that was not
+/// appended. (Sent in the same pipeline, the position was stored even when Redis refused an
+/// append before it, at `maxmemory` with `noeviction`.) A failure part way leaves the old
+/// position, and the events after it are appended again on resume (their ids make that
+/// harmless). `fields` (the producer's name) go with every entry, as in [`xadd_events_with`].
 pub async fn append_with_cursor<S: AsRef<str>>(
     redis: &Client,
     stream: &str,
@@ -73,12 +74,12 @@ pub async fn append_with_cursor<S: AsRef<str>>(
     cursor_key: &str,
     cursor: Option<&str>,
 ) -> Result<(), Error> {
-    let pipeline = redis.pipeline();
-    queue_xadds(&pipeline, stream, events, fields).await?;
-    if let Some(cursor) = cursor {
-        let _: () = pipeline.set(cursor_key, cursor, None, None, false).await?;
+    if !events.is_empty() {
+        xadd_events_with(redis, stream, events, fields).await?;
     }
-    let _: Vec<Value> = pipeline.all().await?;
+    if let Some(cursor) = cursor {
+        let _: () = redis.set(cursor_key, cursor, None, None, false).await?;
+    }
     Ok(())
 }
 
