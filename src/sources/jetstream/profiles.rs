@@ -1,8 +1,9 @@
 //! Follower counts of Bluesky accounts, which Jetstream does not carry, from the public
 //! profile API (`app.bsky.actor.getProfiles`, 25 accounts a request), cached for six hours
-//! and rate-limited. A batch of events waits for at most [`REQUESTS_PER_BATCH`] requests;
-//! accounts still unknown after them (or while the API fails) are sent as 0 and looked up
-//! with a later batch, so a slow or absent API never holds up the source. After a failure,
+//! and rate-limited. A batch of events waits for at most [`REQUESTS_PER_BATCH`] requests and
+//! [`LOOKUP_TIME_PER_BATCH`] for all of them; accounts still unknown after that (or while the
+//! API fails) are sent as 0 and looked up with a later batch, so a slow or absent API never
+//! holds up the source. An API too slow for that time counts as failed. After a failure,
 //! lookups pause for a minute, or for as long as the API asked ([`asked_wait`]: a 429's or
 //! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer; a lookup that
 //! succeeds with its window nearly spent (`RateLimit-Remaining` below 2) pauses them until
@@ -28,6 +29,8 @@ use crate::sources::asked_wait::{asked_wait, AskedWait};
 const ACCOUNTS_PER_REQUEST: usize = 25;
 /// Requests one batch of events waits for.
 pub const REQUESTS_PER_BATCH: usize = 4;
+/// How long one batch of events waits for its lookups, all of them together.
+pub const LOOKUP_TIME_PER_BATCH: Duration = Duration::from_secs(2);
 /// How long a follower count is used.
 const TTL: Duration = Duration::from_secs(6 * 3_600);
 /// How long lookups pause after a failure, at least.
@@ -155,13 +158,24 @@ impl ProfileCache {
             }
         }
         let mut result = Ok(());
+        let deadline = Instant::now() + LOOKUP_TIME_PER_BATCH;
         for chunk in wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH) {
-            if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            if self.paused_until.is_some_and(|t| Instant::now() < t)
+                || self.next_request >= deadline
+            {
                 break;
             }
             tokio::time::sleep_until(self.next_request).await;
             self.next_request = Instant::now() + self.interval;
-            if let Err(e) = self.look_up(chunk).await {
+            let looked_up = tokio::time::timeout_at(deadline, self.look_up(chunk))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(LookupError::from(anyhow::anyhow!(
+                        "the profile API gave no answer within {} s",
+                        LOOKUP_TIME_PER_BATCH.as_secs()
+                    )))
+                });
+            if let Err(e) = looked_up {
                 self.paused_until = Some(Instant::now() + pause_after(&e));
                 result = Err(e);
                 break;

@@ -458,8 +458,8 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
 
 /// A Bluesky AppView stand-in answering `app.bsky.actor.getProfiles` with made-up follower
 /// counts (the response shape of the lexicon `app.bsky.actor.getProfiles`: `{"profiles":
-/// [{"did", "handle", "followersCount", ...}]}`); counts the requests.
-async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
+/// [{"did", "handle", "followersCount", ...}]}`), each after `delay`; counts the requests.
+async fn profiles(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
     let requests: Arc<Mutex<Vec<String>>> = Default::default();
     let seen = requests.clone();
     let address = serve(move |req, mut tcp| {
@@ -479,6 +479,7 @@ async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
             .collect();
         let body = json!({ "profiles": profiles }).to_string();
         async move {
+            tokio::time::sleep(delay).await;
             let json = [("Content-Type", "application/json")];
             respond(&mut tcp, "200 OK", &json, &body).await;
         }
@@ -487,11 +488,11 @@ async fn profiles() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{address}"), requests)
 }
 
-#[actix_rt::test]
-async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
+/// A Pulse reading the Jetstream stand-in's replay with follower counts looked up at
+/// `appview`.
+async fn with_followers_from(appview: String) -> TestApp {
     let lines = common::jetstream::replay_lines();
     let standin = JetstreamStandIn::start(lines, None, Duration::ZERO).await;
-    let (appview, requests) = profiles().await;
     let env = TestEnv::new().await;
     let mut settings = env.settings();
     let mut source = source(standin.endpoint);
@@ -501,7 +502,33 @@ async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
         j.allowed_private_networks = loopback();
     }
     settings.sources = vec![source];
-    let app = spawn_app_with(env, settings).await;
+    spawn_app_with(env, settings).await
+}
+
+/// An AppView that answers, but slowly (5 s a request, under the client's 10 s timeout), held
+/// each batch of the firehose for four such answers: the source fell behind without bound.
+/// A batch now waits for lookups a bounded time in all, and goes with what is known.
+#[actix_rt::test]
+async fn a_slow_profile_api_does_not_hold_up_the_firehose() {
+    let (appview, requests) = profiles(Duration::from_secs(5)).await;
+    let app = with_followers_from(appview).await;
+    assert!(app.env.stored(3, Duration::from_secs(30)).await);
+    let pg = app.env.pg().await;
+    let unknown: i64 = pg
+        .scalar(
+            "SELECT count(*) FROM posts WHERE author_followers = 0 AND id = ANY($1)",
+            &[&vec![BOB_REPLY, ALICE_POST]],
+        )
+        .await;
+    assert_eq!(unknown, 2, "the batch waited for the slow answer");
+    assert!(!requests.lock().unwrap().is_empty(), "no lookup was tried");
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn bluesky_follower_counts_are_looked_up_in_batches_when_asked() {
+    let (appview, requests) = profiles(Duration::ZERO).await;
+    let app = with_followers_from(appview).await;
     let env = &app.env;
     assert!(env.stored(3, Duration::from_secs(30)).await);
     let pg = env.pg().await;
