@@ -333,6 +333,33 @@ pub struct Sources {
     statuses: Vec<Arc<SourceStatus>>,
 }
 
+/// Refuses sources that would not run as configured: two of one name (they would share a
+/// stored position), a name no producer may carry (every entry would be dead-lettered), a
+/// source that listens for nothing.
+fn check(settings: &[SourceSettings]) -> anyhow::Result<()> {
+    let mut names = std::collections::HashSet::new();
+    for s in settings {
+        if !names.insert(s.name()) {
+            anyhow::bail!(
+                "two sources are named {:?}: give each its own `name` (it keys its stored position)",
+                s.name()
+            );
+        }
+        if !crate::models::producer::valid(&crate::models::producer::source(s.name())) {
+            anyhow::bail!(
+                "source {:?}: a name must be printable, without `=`, and at most {} bytes \
+                 (it names the source's posts as their producer)",
+                s.name(),
+                crate::models::producer::MAX_PRODUCER_BYTES - "source:".len()
+            );
+        }
+        if let Err(e) = listening(s, None) {
+            anyhow::bail!("source {:?}: {e}", s.name());
+        }
+    }
+    Ok(())
+}
+
 impl Sources {
     /// Starts one actor per configured source. Must run inside an actix system.
     pub fn start(
@@ -343,18 +370,7 @@ impl Sources {
         gate: Option<crate::streams::admission::Gate>,
     ) -> anyhow::Result<Sources> {
         use actix::Actor;
-        let mut names = std::collections::HashSet::new();
-        for s in settings {
-            if !names.insert(s.name()) {
-                anyhow::bail!(
-                    "two sources are named {:?}: give each its own `name` (it keys its stored position)",
-                    s.name()
-                );
-            }
-            if let Err(e) = listening(s, None) {
-                anyhow::bail!("source {:?}: {e}", s.name());
-            }
-        }
+        check(settings)?;
         let mut sources = Sources::default();
         for s in settings {
             let mut actor =
@@ -383,5 +399,35 @@ impl Sources {
         for actor in &self.actors {
             let _ = actor.send(runner::StopSource).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::config::SourceSettings;
+
+    fn feed(name: &str) -> SourceSettings {
+        let mut s = SourceSettings::of_kind("feed").unwrap();
+        s.name = name.to_string();
+        if let crate::config::SourceKind::Feed(f) = &mut s.kind {
+            f.urls = vec!["https://example.com/feed.xml".into()];
+        }
+        s
+    }
+
+    // A source named `a=b` started, and every entry it wrote was dead-lettered: the name is
+    // its posts' producer, where `=` separates the trust setting's pairs.
+    #[test]
+    fn a_source_whose_name_no_producer_may_carry_is_refused() {
+        check(&[feed("news")]).expect("a plain name");
+        for bad in ["a=b", "tab\there", &"x".repeat(200)] {
+            let refused = check(&[feed(bad)]).expect_err(bad).to_string();
+            assert!(refused.contains("a name must be"), "{refused}");
+        }
+        let twice = check(&[feed("news"), feed("news")])
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("two sources are named"), "{twice}");
     }
 }
