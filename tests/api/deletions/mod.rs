@@ -734,3 +734,43 @@ async fn engagements_wait_for_their_post_and_are_dropped_when_it_never_comes() {
     .await;
     app.shutdown().await;
 }
+
+/// A deletion looks up the alerts quoting its posts among those fired since the posts' own
+/// date, which their producer chose: a post dated 1970, then deleted, read the evidence of
+/// every alert kept, once per deletion. The lookup goes by the quoted ids' index.
+#[actix_rt::test]
+async fn the_alerts_quoting_a_deleted_post_are_found_by_its_id() {
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, \
+                jsonb_build_object('top_posts', jsonb_build_array( \
+                    jsonb_build_object('id', 'p' || g), jsonb_build_object('id', 'q' || g))) \
+         FROM generate_series(1, 5000) g; \
+         ANALYZE alerts;",
+    )
+    .await
+    .unwrap();
+    let ids = vec!["q4321"];
+    let long_ago = DateTime::<Utc>::UNIX_EPOCH;
+    let plan: Vec<String> = pg
+        .query(
+            &format!("EXPLAIN {}", pulse::db::alerts::QUOTING),
+            &[&ids, &long_ago],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("alerts_quoted_posts_idx")),
+        "{plan:#?}"
+    );
+    let found = pulse::db::alerts::quoting(&pg, &ids, long_ago)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence["top_posts"][1]["id"], "q4321");
+}

@@ -512,19 +512,16 @@ pub struct Quoting {
     pub evidence: serde_json::Value,
 }
 
+/// The query of [`quoting`]: `$1` the post ids, `$2` the date they were created.
+pub const QUOTING: &str = "SELECT a.id, a.kind, a.dimension, a.key, a.evidence FROM alerts a \
+     WHERE a.fired_at >= $2 \
+     AND jsonb_path_query_array(a.evidence, '$.top_posts[*].id') ?| $1::text[]";
+
 /// The alerts whose `top_posts` quote any of `ids`, among those fired since `since` (an alert
-/// fired before a post was created cannot quote it).
+/// fired before a post was created cannot quote it), found through the index of quoted ids
+/// (`alerts_quoted_posts_idx`): `since` is the posts' own date, which their producer chose.
 pub async fn quoting(client: &Client, ids: &[&str], since: DateTime<Utc>) -> Result<Vec<Quoting>> {
-    let rows = client
-        .query(
-            "SELECT a.id, a.kind, a.dimension, a.key, a.evidence FROM alerts a \
-             WHERE a.fired_at >= $2 AND EXISTS ( \
-                 SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(a.evidence->'top_posts') \
-                     WHEN 'array' THEN a.evidence->'top_posts' ELSE '[]' END) AS q \
-                 WHERE q->>'id' = ANY($1))",
-            &[&ids, &since],
-        )
-        .await?;
+    let rows = client.query(QUOTING, &[&ids, &since]).await?;
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get(1)?;
