@@ -3,11 +3,11 @@
 //! Every `analyzer.calibration_every_ms` the calibrator loads the calibration in use when the
 //! state's revision moved (the analyzer workers read it from [`LiveCalibration`]), and, when
 //! sentiment labels were given or undone since the last training, takes the training lease (one
-//! process trains at a time), has the analyzer pool read the labelled posts again within the
-//! share `POST /api/v1/analyze` has (the shipped models' own outputs are not stored), trains an
-//! adapter for each model with enough labels and records it with its out-of-fold figures
-//! ([`calibration::assess`]). One that beats the shipped models is put in use while the state is
-//! automatic; stored posts keep the analysis they were stored with.
+//! process trains at a time; extended while it trains), has the analyzer pool read the labelled
+//! posts again within the share `POST /api/v1/analyze` has (the shipped models' own outputs are
+//! not stored), trains an adapter for each model with enough labels and records it with its
+//! out-of-fold figures ([`calibration::assess`]). One that beats the shipped models is put in
+//! use while the state is automatic; stored posts keep the analysis they were stored with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,11 +108,40 @@ pub async fn train_once(pool: &Pool, ingest: &IngestContext, limit: i64) -> anyh
     let Some((changes, newest)) = db::claim_training(&**client).await? else {
         return Ok(false);
     };
-    let outcome = train(&mut client, ingest, limit, changes, newest).await;
+    let outcome = tokio::select! {
+        outcome = train(&mut client, ingest, limit, changes, newest) => outcome,
+        never = keep_lease(pool) => match never {},
+    };
     if outcome.is_err() {
         db::release_training(&**client).await?;
     }
     outcome
+}
+
+/// Extends the training lease four times a lease, for as long as it is polled: the labels read
+/// again and the trainings of thousands of them can take longer than one lease.
+async fn keep_lease(pool: &Pool) -> std::convert::Infallible {
+    let every = Duration::from_secs_f64(db::LEASE_SECS / 4.0);
+    loop {
+        tokio::time::sleep(every).await;
+        let extended = match pool.get().await {
+            Ok(client) => db::extend_training(&**client)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match extended {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "the sentiment training's lease lapsed before it could be extended; another \
+                 process may train the same labels, and only one records it"
+            ),
+            Err(e) => pulse_core::warn_repeated!(
+                error = %format_args!("{e:#}"),
+                "could not extend the sentiment training's lease; trying again"
+            ),
+        }
+    }
 }
 
 async fn train(

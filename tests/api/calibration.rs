@@ -207,3 +207,51 @@ async fn reviewers_labels_calibrate_sentiment_only_when_it_beats_the_shipped_mod
         .await;
     assert_eq!(audited, 2);
 }
+
+/// The training lease was set once, for 2 minutes, and never extended: 2,000 labelled posts of
+/// 20 KB outlasted it and another process started the same training. A lease held is extended;
+/// one that lapsed is not, and another process takes it.
+#[actix_rt::test]
+async fn a_training_lease_is_extended_while_held_and_taken_over_once_lapsed() {
+    use pulse::db::calibration::{claim_training, extend_training, LEASE_SECS};
+    let app = spawn_app_tuned(|s| s.analyzer.calibration_every_ms = 0).await;
+    let pg = app.env.pg().await;
+    pg.execute(
+        "UPDATE sentiment_calibration_state SET changes = trained_changes + 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(claim_training(&pg).await.unwrap().is_some());
+    let left = || async {
+        pg.query_one(
+            "SELECT extract(epoch FROM training_until - now())::float8 \
+             FROM sentiment_calibration_state",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, f64>(0)
+    };
+
+    pg.execute(
+        "UPDATE sentiment_calibration_state SET training_until = now() + interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(extend_training(&pg).await.unwrap());
+    let extended = left().await;
+    assert!(extended > LEASE_SECS - 30.0, "{extended} s left");
+    assert!(claim_training(&pg).await.unwrap().is_none());
+
+    pg.execute(
+        "UPDATE sentiment_calibration_state SET training_until = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(!extend_training(&pg).await.unwrap());
+    assert!(left().await < 0.0);
+    assert!(claim_training(&pg).await.unwrap().is_some());
+}

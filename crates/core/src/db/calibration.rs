@@ -17,8 +17,10 @@ pub async fn count_change(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Er
     Ok(())
 }
 
-/// How long a training's lease lasts before another process may take it over.
-const LEASE_SECS: f64 = 120.0;
+/// How long a training's lease lasts, from its taking or its last extension, before another
+/// process may take it over: the trainer extends it while it trains ([`extend_training`]), so
+/// it lapses only when the trainer stopped.
+pub const LEASE_SECS: f64 = 120.0;
 
 /// Whether sentiment labels changed since the last training; if so, takes the training lease
 /// (one process trains at a time) and returns the count of changes and the newest sentiment
@@ -39,6 +41,21 @@ pub async fn claim_training(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
+/// Extends the training lease, while one is held, to [`LEASE_SECS`] from now; whether one was.
+/// A training of thousands of labelled posts can outlast one lease, and another process taking
+/// it over would start the same training.
+pub async fn extend_training(client: &impl GenericClient) -> Result<bool, tokio_postgres::Error> {
+    let extended = client
+        .execute(
+            "UPDATE sentiment_calibration_state \
+             SET training_until = now() + make_interval(secs => $1) \
+             WHERE training_until > now()",
+            &[&LEASE_SECS],
+        )
+        .await?;
+    Ok(extended > 0)
+}
+
 /// Gives the training lease back without recording (the training failed).
 pub async fn release_training(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
     client
@@ -54,6 +71,8 @@ pub async fn release_training(client: &impl GenericClient) -> Result<(), tokio_p
 pub struct LabelledPost {
     pub post_id: String,
     pub value: String,
+    /// Whole: the shipped models read it again as they read it when it was stored; the
+    /// adaptation's features read only its opening.
     pub text: String,
     pub lang: Option<String>,
 }

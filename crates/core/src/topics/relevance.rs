@@ -27,6 +27,12 @@ pub const BATCH: usize = 10;
 /// scoring both read it through [`Features::of`], so a model scores the text it was trained on.
 pub const TEXT_BYTES: usize = 4_096;
 
+/// What the features of `text` are read from: its first [`TEXT_BYTES`] (whole characters), so
+/// a long post costs no more than that, to relevance and to sentiment calibration alike.
+pub fn opening(text: &str) -> &str {
+    prefix_bytes(text, TEXT_BYTES)
+}
+
 /// What the model reads of a post.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Post<'a> {
@@ -56,9 +62,9 @@ fn bucket(kind: u8, parts: &[&str]) -> u32 {
 }
 
 impl Features {
-    /// Reads `post`, its text up to [`TEXT_BYTES`].
+    /// Reads `post`, its text's [`opening`].
     pub fn of(post: &Post) -> Features {
-        let mut out = words_of(prefix_bytes(post.text, TEXT_BYTES));
+        let mut out = words_of(opening(post.text));
         if let Some(a) = post.author {
             out.push(bucket(5, &[a]));
         }
@@ -69,10 +75,10 @@ impl Features {
         Features::scaled(out)
     }
 
-    /// The features of what `text` says alone: its words and word pairs, hashtags, mentions and
-    /// links' hosts.
+    /// The features of what `text` says alone (its [`opening`]): its words and word pairs,
+    /// hashtags, mentions and links' hosts.
     pub fn words(text: &str) -> Features {
-        Features::scaled(words_of(text))
+        Features::scaled(words_of(opening(text)))
     }
 
     fn scaled(mut out: Vec<u32>) -> Features {
@@ -88,10 +94,10 @@ impl Features {
     }
 }
 
-/// The distinct buckets of `text`'s words, hashtags and mentions alone (no pairs, no hosts),
-/// sorted: what a text shares with another's vocabulary.
+/// The distinct buckets of the words, hashtags and mentions alone (no pairs, no hosts) of
+/// `text`'s [`opening`], sorted: what a text shares with another's vocabulary.
 pub fn word_buckets(text: &str) -> Vec<u32> {
-    let tokens = Tokens::read(text);
+    let tokens = Tokens::read(opening(text));
     let mut out: Vec<u32> = (0..tokens.tokens.len())
         .map(|i| bucket(kind_of(tokens.tokens[i].kind), &[tokens.text(i)]))
         .collect();

@@ -10,7 +10,7 @@
 //! | `viral_posts`, `negative_posts` | `GET /api/v1/trending/posts?status=all&from&to[&sentiment=negative]` |
 //! | `emerging_terms` | `GET /api/v1/trending/terms?from&to[&topic]`, this period and the previous |
 //! | `alerts` | `GET /api/v1/alerts?from&to` (a topic's: `dimension=topic&key=`) |
-//! | `share_of_voice` | `GET /api/v1/metrics/topics?from&to` |
+//! | `share_of_voice`, `other_topics` | `GET /api/v1/metrics/topics?from&to`: its first ten, the rest summed |
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -20,7 +20,9 @@ use crate::db::alerts::{self as alerts_db, AlertFilter};
 use crate::db::cascades::{self, ViralityView};
 use crate::db::rollups;
 use crate::db::stories::{self, StorySummary};
-use crate::http::api::metrics::{self as metrics_api, Bucket, SeriesPoint, TopicStats};
+use crate::http::api::metrics::{
+    self as metrics_api, Bucket, SeriesPoint, ShareOfVoice, TopicStats,
+};
 use crate::http::api::stories::StoryQuery;
 use crate::http::api::virality::TrendingQuery;
 use crate::http::error::ApiError;
@@ -38,6 +40,10 @@ const EMERGING: usize = 10;
 const EMERGING_MIN_POSTS: i64 = 3;
 /// Alerts listed at most.
 const ALERTS: i64 = 20;
+/// Topics the share of voice lists at most, most posts first; the others are summed. Listed
+/// whole, a few hundred topics made a Teams card past the 28 KB Teams takes, and every
+/// whole-stream digest to Teams failed.
+pub const SHARE_OF_VOICE_TOPICS: usize = 10;
 /// Earlier periods a change is weighed against.
 pub const HISTORY: usize = 8;
 
@@ -122,10 +128,45 @@ pub struct Digest {
     pub emerging_terms: Vec<EmergingTerm>,
     /// Alerts fired in the period, newest first.
     pub alerts: Vec<AlertView>,
-    /// Each live topic's share of the period (the whole stream's digest only).
+    /// The live topics' shares of the period, the ten with the most posts (the whole stream's
+    /// digest only).
     pub share_of_voice: Vec<TopicStats>,
+    /// The live topics past those listed, summed; null when every one is listed.
+    pub other_topics: Option<OtherTopics>,
     /// The dashboard showing this period and scope.
     pub link: String,
+}
+
+/// The live topics a digest's share of voice does not list, together: with the listed ones,
+/// their shares add up to the whole.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OtherTopics {
+    /// How many topics.
+    pub topics: usize,
+    /// Their posts (a post that matched two of them counts in both).
+    pub posts: i64,
+    /// Their shares summed.
+    pub share_of_voice: ShareOfVoice,
+}
+
+/// `items` (most posts first) as a digest lists them: the first [`SHARE_OF_VOICE_TOPICS`], and
+/// the rest summed.
+fn share_of_voice(mut items: Vec<TopicStats>) -> (Vec<TopicStats>, Option<OtherTopics>) {
+    if items.len() <= SHARE_OF_VOICE_TOPICS {
+        return (items, None);
+    }
+    let rest = items.split_off(SHARE_OF_VOICE_TOPICS);
+    let sum = |f: fn(&ShareOfVoice) -> f64| rest.iter().map(|t| f(&t.share_of_voice)).sum();
+    let other = OtherTopics {
+        topics: rest.len(),
+        posts: rest.iter().map(|t| t.stats.posts).sum(),
+        share_of_voice: ShareOfVoice {
+            volume: sum(|s| s.volume),
+            positive: sum(|s| s.positive),
+            negative: sum(|s| s.negative),
+        },
+    };
+    (items, Some(other))
 }
 
 /// The inputs of one digest.
@@ -259,9 +300,9 @@ pub async fn compute(
     )
     .await?;
 
-    let share_of_voice = match topic {
-        Some(_) => Vec::new(),
-        None => metrics_api::topic_items(client, period, &[], high_churn).await?,
+    let (share_of_voice, other_topics) = match topic {
+        Some(_) => (Vec::new(), None),
+        None => share_of_voice(metrics_api::topic_items(client, period, &[], high_churn).await?),
     };
 
     Ok(Digest {
@@ -282,6 +323,7 @@ pub async fn compute(
         emerging_terms,
         alerts,
         share_of_voice,
+        other_topics,
     })
 }
 

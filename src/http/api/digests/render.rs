@@ -15,6 +15,7 @@ use crate::actors::webhooks::channels::{
     html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
     SLACK_HEADER_CHARS,
 };
+use crate::http::api::metrics::ShareOfVoice;
 use crate::models::text::ellipsized_chars;
 
 /// Every form of one digest.
@@ -159,21 +160,31 @@ fn sections(d: &Digest) -> Vec<(&'static str, Vec<String>)> {
         },
     ));
     if !d.share_of_voice.is_empty() {
-        out.push((
-            "Share of voice by topic",
-            d.share_of_voice
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}: {} of posts ({}), {} of negative",
-                        t.name,
-                        percent(t.share_of_voice.volume),
-                        t.stats.posts,
-                        percent(t.share_of_voice.negative)
-                    )
-                })
-                .collect(),
-        ));
+        out.push(("Share of voice by topic", share_of_voice_lines(d)));
+    }
+    out
+}
+
+/// A line per topic listed, and one for the others together.
+fn share_of_voice_lines(d: &Digest) -> Vec<String> {
+    let line = |name: &str, share: &ShareOfVoice, posts: i64| {
+        format!(
+            "{name}: {} of posts ({posts}), {} of negative",
+            percent(share.volume),
+            percent(share.negative)
+        )
+    };
+    let mut out: Vec<String> = d
+        .share_of_voice
+        .iter()
+        .map(|t| line(&t.name, &t.share_of_voice, t.stats.posts))
+        .collect();
+    if let Some(other) = &d.other_topics {
+        let name = match other.topics {
+            1 => "1 other topic".to_string(),
+            n => format!("{n} other topics"),
+        };
+        out.push(line(&name, &other.share_of_voice, other.posts));
     }
     out
 }

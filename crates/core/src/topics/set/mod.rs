@@ -85,7 +85,7 @@ enum Atom {
     Field(Field, Box<str>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Node {
     Atom(u32),
     And(Box<[u32]>),
@@ -110,11 +110,12 @@ struct Compiled {
 /// A span of token positions, both ends included.
 type Span = (u32, u32);
 
-/// Pairs of spans one post's `NEAR`s may visit, every topic together. A text of thousands of one
-/// word gives a `NEAR` of it thousands of spans on each side, and a chain of them millions: a
-/// 20 KB post and four `NEAR/100`s of `the` held gigabytes and a core without end. Past the
-/// budget a `NEAR` finds no more spans, so such a post may miss a topic it would match; a
-/// post of ordinary text spends a few hundred.
+/// Spans one post's `NEAR`s may gather for their operands and pairs of them they may visit,
+/// every topic together. A text of thousands of one word gives a `NEAR` of it thousands of spans
+/// on each side, and a chain of them millions: a 20 KB post and four `NEAR/100`s of `the` held
+/// gigabytes and a core without end; an `OR` of `the` written 299 times gathered a million and
+/// a half spans of it before visiting one pair. Past the budget a `NEAR` finds no more spans, so
+/// such a post may miss a topic it would match; a post of ordinary text spends a few hundred.
 pub const NEAR_STEPS_PER_POST: u32 = 50_000;
 
 /// Parts of phrases one post's phrases may check, every topic together. A phrase is checked
@@ -296,6 +297,7 @@ impl TopicSet {
         #[cfg(test)]
         {
             s.wildcard_checks = 0;
+            s.spans_built.set(0);
         }
         s.tokens.read_into(post.text);
         s.hits.clear();
@@ -467,19 +469,28 @@ impl TopicSet {
         }
     }
 
-    /// Where node `at` (a positional one) stands in the text, sorted.
+    /// Where node `at` (a positional one) stands in the text, sorted. Each span an atom or an
+    /// `OR` gathers spends one of the post's [`NEAR_STEPS_PER_POST`], as each pair a `NEAR`
+    /// visits does: an `OR` of words a flood of one word holds gathers thousands of spans per
+    /// word before any pair is visited. None left, it gathers no more.
     fn spans(&self, topic: &Compiled, at: u32, s: &Scratch) -> Vec<Span> {
-        match &topic.nodes[at as usize] {
+        let out = match &topic.nodes[at as usize] {
             Node::Atom(a) => {
                 let from = s.hits.partition_point(|h| h.0 < *a);
                 let to = s.hits.partition_point(|h| h.0 <= *a);
+                let to = from + spend(&s.near_steps, to - from);
                 s.hits[from..to].iter().map(|h| (h.1, h.2)).collect()
             }
             Node::Or(items) => {
-                let mut out: Vec<Span> = items
-                    .iter()
-                    .flat_map(|&i| self.spans(topic, i, s))
-                    .collect();
+                let mut out: Vec<Span> = Vec::new();
+                for &i in items.iter() {
+                    let spans = self.spans(topic, i, s);
+                    let kept = spend(&s.near_steps, spans.len());
+                    out.extend_from_slice(&spans[..kept]);
+                    if kept < spans.len() {
+                        break;
+                    }
+                }
                 out.sort_unstable();
                 out.dedup();
                 out
@@ -498,7 +509,10 @@ impl TopicSet {
                 near(&left, &right, *distance, *ordered, &s.near_steps)
             }
             Node::And(_) | Node::Not(_) => Vec::new(),
-        }
+        };
+        #[cfg(test)]
+        s.spans_built.set(s.spans_built.get() + out.len() as u32);
+        out
     }
 
     /// A rough count of the bytes the set holds, for the benchmark's memory figure.
@@ -601,6 +615,13 @@ fn near(
     out
 }
 
+/// Spends up to `wanted` of `steps`; how many it could.
+fn spend(steps: &Cell<u32>, wanted: usize) -> usize {
+    let granted = steps.get().min(u32::try_from(wanted).unwrap_or(u32::MAX));
+    steps.set(steps.get() - granted);
+    granted as usize
+}
+
 /// The key the lengths of wildcard patterns are filed under: a token's first
 /// [`MIN_WILDCARD_CHARS`] characters; `None` for a shorter token.
 fn prefix_key(text: &str) -> Option<&str> {
@@ -636,6 +657,9 @@ struct Scratch {
     /// Lookups of the last post's tokens among the wildcards, and wildcards tried.
     #[cfg(test)]
     wildcard_checks: u32,
+    /// Spans the last post's `NEAR`s and their operands gathered, every topic together.
+    #[cfg(test)]
+    spans_built: Cell<u32>,
 }
 
 impl Scratch {
@@ -728,6 +752,8 @@ struct Builder {
     set: TopicSet,
     ids: FxHashMap<Atom, u32>,
     anchors: Vec<Vec<u32>>,
+    /// The nodes of the topic being compiled, so a part written twice is one node.
+    nodes: FxHashMap<Node, u32>,
 }
 
 impl Builder {
@@ -783,6 +809,7 @@ impl Builder {
 
     fn add(&mut self, id: i64, version: i32, expr: &Expr) {
         let slot = self.set.topics.len() as u32;
+        self.nodes.clear();
         let mut topic = Compiled {
             id,
             version,
@@ -829,8 +856,10 @@ impl Builder {
                 )
             }
             Expr::And(items) => {
-                let (nodes, required): (Vec<u32>, Vec<Option<Required>>) =
-                    items.iter().map(|i| self.node(topic, i)).unzip();
+                let (nodes, mut required) = self.items(topic, items);
+                if nodes.len() == 1 {
+                    return (nodes[0], required.pop().flatten());
+                }
                 // Every item must hold, so any one item's requirement will do: the cheapest.
                 let cheapest = required
                     .into_iter()
@@ -839,8 +868,10 @@ impl Builder {
                 (Node::And(nodes.into()), cheapest)
             }
             Expr::Or(items) => {
-                let (nodes, required): (Vec<u32>, Vec<Option<Required>>) =
-                    items.iter().map(|i| self.node(topic, i)).unzip();
+                let (nodes, mut required) = self.items(topic, items);
+                if nodes.len() == 1 {
+                    return (nodes[0], required.pop().flatten());
+                }
                 // One item holds, whichever: every item must bring its requirement.
                 let all: Option<Vec<Required>> = required.into_iter().collect();
                 (Node::Or(nodes.into()), all.map(Required::union))
@@ -867,8 +898,30 @@ impl Builder {
                 (node, cheapest)
             }
         };
-        topic.nodes.push(node);
-        ((topic.nodes.len() - 1) as u32, required)
+        (self.push(topic, node), required)
+    }
+
+    /// Compiles the items of an `AND` or an `OR`, each distinct one once (`the OR the` gathered
+    /// the same spans twice), with what each requires.
+    fn items(&mut self, topic: &mut Compiled, items: &[Expr]) -> (Vec<u32>, Vec<Option<Required>>) {
+        let mut nodes = Vec::with_capacity(items.len());
+        let mut required = Vec::with_capacity(items.len());
+        for item in items {
+            let (node, r) = self.node(topic, item);
+            if !nodes.contains(&node) {
+                nodes.push(node);
+                required.push(r);
+            }
+        }
+        (nodes, required)
+    }
+
+    /// The index of `node` in `topic`, added unless the topic has it already.
+    fn push(&mut self, topic: &mut Compiled, node: Node) -> u32 {
+        *self.nodes.entry(node).or_insert_with_key(|node| {
+            topic.nodes.push(node.clone());
+            (topic.nodes.len() - 1) as u32
+        })
     }
 
     fn finish(mut self) -> TopicSet {

@@ -273,3 +273,55 @@ fn wildcards_sharing_first_characters_cost_a_token_their_lengths_not_their_numbe
         "{checks} lookups and tries for {pairs} wildcards found"
     );
 }
+
+/// An `OR` of one word written 299 times (the most a query holds beside one more word) compiled
+/// to 299 nodes, each gathering the thousands of places a flood of the word holds it: a million
+/// and a half spans before the `NEAR` visited a pair. Written once, it gathers them once, and
+/// the post still matches.
+#[test]
+fn a_word_written_many_times_in_an_or_is_one_operand() {
+    let query = format!("({}) NEAR/0 zz", vec!["the"; 299].join(" OR "));
+    let set = TopicSet::of(1, 1, &syntax::parse(&query).unwrap());
+    assert!(set.topics[0].nodes.len() <= 3, "{:?}", set.topics[0].nodes);
+    let flood = format!("{}zz", "the ".repeat(4_999));
+    assert_eq!(set.verdict(&post(&flood)), Verdict::Matches);
+    let built = SCRATCH.with(|s| s.borrow().spans_built.get());
+    assert!(built <= 2 * 5_000, "{built} spans gathered");
+}
+
+/// Different operands over the same words (`the OR the*`) gather the same places each: fifty
+/// topics of them over a flood gathered a million spans, whatever the `NEAR` budget. Every span
+/// gathered now spends it, and ordinary posts still match.
+#[test]
+fn spans_gathered_for_near_operands_stop_at_the_budget() {
+    let queries: Vec<String> = (0..50)
+        .map(|i| format!("(the OR the* OR \"the the\") NEAR/{i} zz"))
+        .collect();
+    let (set, refused) = TopicSet::build(TopicDef::numbered(&queries));
+    assert!(refused.is_empty(), "{refused:?}");
+    let flood = format!("{}zz", "the ".repeat(4_999));
+    set.matches(&post(&flood));
+    let built = SCRATCH.with(|s| s.borrow().spans_built.get());
+    assert!(built <= NEAR_STEPS_PER_POST, "{built} spans gathered");
+    SCRATCH.with(|s| assert_eq!(s.borrow().near_steps.get(), 0));
+
+    let ids = |text: &str| -> Vec<i64> { set.matches(&post(text)).iter().map(|m| m.id).collect() };
+    assert_eq!(ids("the zz"), (1..=50).collect::<Vec<i64>>());
+    assert_eq!(ids("theory a b zz"), (3..=50).collect::<Vec<i64>>());
+    assert_eq!(ids("zz and so the"), (3..=50).collect::<Vec<i64>>());
+    assert_eq!(ids("the cat"), Vec::<i64>::new());
+    let one = TopicSet::of(
+        1,
+        1,
+        &syntax::parse("(refund OR money OR refund) NEAR/3 \"customer service\"").unwrap(),
+    );
+    assert_eq!(
+        one.verdict(&post("customer service never gave my money back")),
+        Verdict::Matches
+    );
+    assert_eq!(
+        one.verdict(&post("money, after weeks and weeks, from customer service")),
+        Verdict::Other
+    );
+    SCRATCH.with(|s| assert!(s.borrow().near_steps.get() > NEAR_STEPS_PER_POST - 100));
+}
