@@ -58,13 +58,17 @@ impl Tokens {
             let mut end = start + c.len_utf8();
             let after_word = previous.is_some_and(is_word_char);
             if (c == '#' || c == '@') && !after_word {
-                if let Some(body_end) = handle_end(text, end, c == '@') {
-                    if c == '@' {
-                        self.push(text, TokenKind::Mention, start, end, body_end);
-                    } else {
-                        self.push_hashtag(text, start, end, body_end);
+                match handle_end(text, end, c == '@') {
+                    Ok(body_end) => {
+                        if c == '@' {
+                            self.push(text, TokenKind::Mention, start, end, body_end);
+                        } else {
+                            self.push_hashtag(text, start, end, body_end);
+                        }
+                        end = body_end;
                     }
-                    end = body_end;
+                    // A run of `.`, `-` and `@` with no body: none of it starts a handle.
+                    Err(run_end) => end = run_end,
                 }
             } else if let Some(link_end) = (!after_word).then(|| link_end(text, start)).flatten() {
                 if let Some(host) = host_of(&text[start..link_end]) {
@@ -248,10 +252,11 @@ fn word_end(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// The end of a hashtag's or handle's body starting at `at`, if it has one. A hashtag holds
-/// letters, digits, `_` and characters of spaceless scripts; a handle also `.`, `-` and a
-/// second `@` (`@name@instance`), but does not end on `.` or `-`.
-fn handle_end(text: &str, at: usize, handle: bool) -> Option<usize> {
+/// The end of a hashtag's or handle's body starting at `at`, if it has one, else the end of
+/// what was read looking for it (so a text of ten thousand `@` is read once, not once per `@`).
+/// A hashtag holds letters, digits, `_` and characters of spaceless scripts; a handle also
+/// `.`, `-` and a second `@` (`@name@instance`), but does not end on `.` or `-`.
+fn handle_end(text: &str, at: usize, handle: bool) -> Result<usize, usize> {
     let mut end = at;
     let mut last_body = at;
     for c in text[at..].chars() {
@@ -265,7 +270,11 @@ fn handle_end(text: &str, at: usize, handle: bool) -> Option<usize> {
             last_body = end;
         }
     }
-    (last_body > at).then_some(last_body)
+    if last_body > at {
+        Ok(last_body)
+    } else {
+        Err(end)
+    }
 }
 
 /// The end of the link starting at `start`, if one does (`http://`, `https://` or `www.`).
@@ -333,6 +342,17 @@ mod tests {
             ["strasse", "strasse", "tokyo", "fine"]
         );
         assert_eq!(words("Ça ÉTÉ İstanbul"), ["ca", "ete", "istanbul"]);
+    }
+
+    // Each `@` of a run without a handle's body read the whole rest of the run: two million
+    // `@` took about two million squared steps, on every read of such a post.
+    #[test]
+    fn a_run_of_at_signs_without_a_handle_is_read_once() {
+        for filler in ["@", "@.", "@-", ".@"] {
+            let text = filler.repeat(1_000_000);
+            assert!(words(&text).is_empty(), "{filler}");
+        }
+        assert_eq!(words("@.-@ @bob -@- #x @@carol"), ["@bob", "#x", "@@carol"]);
     }
 
     #[test]
