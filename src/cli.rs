@@ -204,7 +204,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             // not all UTF-8 (another encoding, read in part) is a failure a script must notice.
             if summary.refused_by_reason.contains_key("invalid_utf8") {
                 anyhow::bail!(
-                    "records of {} are not UTF-8 and were refused: save the file as UTF-8 and import it again",
+                    "records of {} are not UTF-8 and were refused: save the file as UTF-8 and import it again (it resumes at the first of them)",
                     summary.file
                 );
             }

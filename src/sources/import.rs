@@ -258,6 +258,10 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     let started = Instant::now();
     let mut progress = Progress::new(size, args.quiet);
     let mut batch: Vec<String> = Vec::with_capacity(MAX_PIPELINE);
+    // The position of the first record refused as not UTF-8, stored in place of the run's
+    // own: the file saved as UTF-8 and imported again is read from that record on (what
+    // follows it is appended again and stored once), not from past its converted records.
+    let mut pinned: Option<(At, u64)> = None;
     let mut records = Records::open(&mut file, format, at, args.complete)?;
     if let (Records::Csv { headers, .. }, Some(mapping)) = (&records, &mapping) {
         mapping.check_headers(headers)?;
@@ -274,6 +278,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
                 true
             }
             Some(Next { body, line, end }) => {
+                let before = (at, ordinal);
                 (at, ordinal) = (end, ordinal + 1);
                 summary.lines += 1;
                 match judge(&body, ordinal, mapping.as_ref()) {
@@ -281,14 +286,20 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
                         summary.accepted += 1;
                         batch.push(String::from_utf8(json).unwrap_or_default());
                     }
-                    Err((class, reason)) => summary.refuse(class, line, reason),
+                    Err((class, reason)) => {
+                        if class == "invalid_utf8" {
+                            pinned.get_or_insert(before);
+                        }
+                        summary.refuse(class, line, reason);
+                    }
                 }
                 false
             }
         };
         if batch.len() >= MAX_PIPELINE || (done && ordinal > 0) {
             gate.wait(&redis, producer::IMPORT).await?;
-            let position = format_position(at, ordinal, head_len, &head);
+            let (stop, stop_ordinal) = pinned.unwrap_or((at, ordinal));
+            let position = format_position(stop, stop_ordinal, head_len, &head);
             append_with_cursor(
                 &redis,
                 stream,

@@ -457,6 +457,112 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     app.shutdown().await;
 }
 
+/// Windows-1252 bytes of `text` (as Excel's "CSV" on Windows writes it): é, the only letter
+/// these tests write outside ASCII, is the byte 0xE9.
+fn cp1252(text: &str) -> Vec<u8> {
+    text.replace('é', "\u{1}")
+        .bytes()
+        .map(|b| if b == 1 { 0xE9 } else { b })
+        .collect()
+}
+
+/// `bytes` read as Windows-1252 and written as UTF-8 (without a byte order mark), as
+/// `iconv -f cp1252 -t utf-8` writes them; for 0xE9 and ASCII Latin-1 agrees with it.
+fn as_utf8(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .map(|&b| b as char)
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The run that refused a record as not UTF-8 stored the file's end as its position, so the
+/// file saved as UTF-8 (as the error says to) and imported again was read from past the
+/// converted records: they were never imported, and the run exited 0.
+#[actix_rt::test]
+async fn a_file_saved_as_utf8_after_its_refusal_is_read_again_from_the_first_refused_record() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let settings = env.settings();
+    let dir = std::env::temp_dir().join(unique("pulse-import-cp1252"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A CSV whose first 4 KiB are ASCII (the resume checks them) and a later row in
+    // Windows-1252.
+    let csv = dir.join("export.csv");
+    let mut text = String::from("id,text,created_at\n");
+    for i in 0..200 {
+        text += &format!("a{i},An ASCII row about the Pulse Phone,1700000000\n");
+    }
+    text += "c9,Café au lait,1700000000\nc10,After it,1700000000\nc11,And on,1700000000\n";
+    std::fs::write(&csv, cp1252(&text)).unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
+    assert_eq!((first.accepted, first.refused), (202, 1), "{first:?}");
+    std::fs::write(&csv, as_utf8(&cp1252(&text))).unwrap();
+    let again = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!(again.started_at_line, 202, "{again:?}");
+    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+
+    // JSON lines alike, with a like without an id after the refused line: it is appended
+    // again under the same id, so counted once.
+    let jsonl = dir.join("backfill.jsonl");
+    let mut lines: Vec<String> = (0..100)
+        .map(|i| post_json(&format!("j-{i}"), "An ASCII post about the Pulse Phone"))
+        .collect();
+    lines.push(post_json("j9", "Café au lait"));
+    lines.push(
+        json!({"type": "engagement", "post_id": "j-0", "kind": "like",
+            "at": chrono::Utc::now().to_rfc3339()})
+        .to_string(),
+    );
+    lines.push(post_json("j10", "Plain after it"));
+    let text = lines.join("\n") + "\n";
+    std::fs::write(&jsonl, cp1252(&text)).unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
+    assert_eq!((first.accepted, first.refused), (102, 1), "{first:?}");
+    std::fs::write(&jsonl, as_utf8(&cp1252(&text))).unwrap();
+    let again = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(again.started_at_line, 101, "{again:?}");
+    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+
+    let posts = 203 + 102;
+    assert!(env.stored(posts, Duration::from_secs(60)).await);
+    let redis = env.redis().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.unfinished(&redis).await == 0
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, posts, "each post stored once");
+    let pg = env.pg().await;
+    for id in ["c9", "j9"] {
+        let text: Option<String> = pg
+            .scalar("SELECT text FROM posts WHERE id = $1", &[&id])
+            .await;
+        assert_eq!(text.as_deref(), Some("Café au lait"), "{id}");
+    }
+    let likes: i64 = pg
+        .scalar(
+            "SELECT COALESCE(sum(count), 0)::int8 FROM engagements WHERE post_id = 'j-0'",
+            &[],
+        )
+        .await;
+    assert_eq!(likes, 1);
+    std::fs::remove_dir_all(&dir).ok();
+    app.shutdown().await;
+}
+
 /// Appends `text` to the file at `path`, as a writer finishing its line would.
 fn append(path: &std::path::Path, text: &str) {
     use std::io::Write;
