@@ -192,11 +192,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Import(args) => {
             let summary = crate::sources::import::run(&settings, args).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+            if let Some(line) = summary.held_back_line {
+                eprintln!(
+                    "warning: line {line} of {} has no line end and was held back, as its writer \
+                     may be part way through it: importing the file again reads it once it is \
+                     complete; if the file ends there, add a line end or pass --complete",
+                    summary.file
+                );
+            }
             // A file of which nothing could be read (another delimiter) or whose records are
             // not all UTF-8 (another encoding, read in part) is a failure a script must notice.
             if summary.refused_by_reason.contains_key("invalid_utf8") {
                 anyhow::bail!(
-                    "records of {} are not UTF-8 and were refused: save the file as UTF-8 and import it again",
+                    "records of {} are not UTF-8 and were refused: save the file as UTF-8 and import it again (it resumes at the first of them)",
                     summary.file
                 );
             }

@@ -2,13 +2,14 @@
 //! elsewhere. JSON lines in Pulse's event format, or CSV with a column mapping (`--map
 //! id=tweet_id,text=content,...`), each line checked as the ingester checks it; a refused line
 //! is counted with its reason (the first few quoted with their line numbers) and the rest go
-//! on. The position (byte offset and line) is stored in Redis with each batch, so an
+//! on. The position (byte offset, record and line) is stored in Redis with each batch, so an
 //! interrupted import resumes where it stopped; what it appends twice is stored once because
-//! posts carry their ids. A backlog ceiling keeps the stream from growing far ahead of the
+//! posts carry their ids. A last record with no line end is held back, as its writer may be
+//! part way through it. A backlog ceiling keeps the stream from growing far ahead of the
 //! pipeline.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::records::{CsvRecords, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES};
+use super::records::{
+    count_newlines, At, CsvRecords, Found, Lines, Record, MAX_CSV_FIELDS, MAX_RECORD_BYTES,
+};
 use crate::config::Settings;
 use crate::models::event::MAX_EVENT_BYTES;
 use crate::models::producer;
@@ -54,6 +57,10 @@ pub struct ImportArgs {
     /// Start from the beginning even if an earlier import of this file stopped part way.
     #[arg(long)]
     pub restart: bool,
+    /// The file is complete: its last record is read even with no line end after it (by
+    /// default such a record is held back, as the writer may be part way through it).
+    #[arg(long)]
+    pub complete: bool,
     /// Pause while the consumer group has more than this many entries to read or
     /// acknowledge (0: never pause).
     #[arg(long, default_value_t = 200_000)]
@@ -74,13 +81,18 @@ pub struct ImportSummary {
     pub file: String,
     /// The line it started from (1 unless it resumed).
     pub started_at_line: u64,
+    /// Records read.
     pub lines: u64,
     pub accepted: u64,
     pub refused: u64,
     /// Refused lines by reason.
     pub refused_by_reason: BTreeMap<String, u64>,
-    /// The first refused lines: `line N: reason`.
+    /// The first refused records: `line N: reason`, N the line the record starts on.
     pub examples: Vec<String>,
+    /// The line of the file's last record when no line end follows it: held back, not read,
+    /// as the writer may be part way through it. The next run reads it once its line end is
+    /// there; `--complete` reads it now.
+    pub held_back_line: Option<u64>,
     pub seconds: f64,
     pub lines_per_sec: f64,
 }
@@ -97,24 +109,42 @@ pub fn position_key(stream: &str, file: &Path) -> String {
 /// was read from (another export written over the same path starts otherwise).
 const HEAD_BYTES: u64 = 4096;
 
-/// A stored position: `offset:line:head length:head digest` (`offset:line` when written
-/// before the head was kept).
+/// A stored position: `offset:record:head length:head digest:line ends`, the record being
+/// how many records come before `offset` (an engagement without an id is named by its
+/// number) and the line ends how many `\n` (`offset:record:head length:head digest` and
+/// `offset:record` when written before they were kept).
 struct Position {
     offset: u64,
-    line: u64,
+    record: u64,
     head: Option<(u64, String)>,
+    newlines: Option<u64>,
 }
 
 fn parse_position(stored: &str) -> Option<Position> {
-    let mut parts = stored.splitn(4, ':');
+    let mut parts = stored.splitn(5, ':');
     let offset = parts.next()?.parse().ok()?;
-    let line = parts.next()?.parse().ok()?;
+    let record = parts.next()?.parse().ok()?;
     let head = match (parts.next(), parts.next()) {
         (Some(len), Some(digest)) => Some((len.parse().ok()?, digest.to_string())),
         (None, _) => None,
         _ => return None,
     };
-    Some(Position { offset, line, head })
+    let newlines = match parts.next() {
+        Some(newlines) => Some(newlines.parse().ok()?),
+        None => None,
+    };
+    Some(Position {
+        offset,
+        record,
+        head,
+        newlines,
+    })
+}
+
+/// The stored form of a position at `at`, after `record` records, in a file whose first
+/// `head_len` bytes have the digest `head`.
+fn format_position(at: At, record: u64, head_len: u64, head: &str) -> String {
+    format!("{}:{record}:{head_len}:{head}:{}", at.offset, at.newlines)
 }
 
 /// The digest of the first `len` bytes of `path`; `None` when it holds fewer.
@@ -130,6 +160,60 @@ fn head_digest(path: &Path, len: u64) -> Option<String> {
     }
     let digest = Sha256::digest(&head);
     Some(crate::models::hex::hex(&digest[..16]))
+}
+
+/// The line ends in the first `offset` bytes of `path`, for a position stored without them.
+fn newlines_before(path: &Path, offset: u64) -> std::io::Result<u64> {
+    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?.take(offset));
+    let mut newlines = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(newlines);
+        }
+        newlines += count_newlines(chunk);
+        let n = chunk.len();
+        input.consume(n);
+    }
+}
+
+/// Where this run starts and how many records come before it: where an earlier import of
+/// this file stopped, unless `--restart`, the file is shorter than that, or it starts
+/// otherwise (another file written over the same path); else the file's start.
+async fn resume_from(
+    redis: &fred::prelude::Client,
+    key: &str,
+    args: &ImportArgs,
+    size: u64,
+) -> anyhow::Result<(At, u64)> {
+    let start = (At::default(), 0);
+    if args.restart {
+        return Ok(start);
+    }
+    let stored = read_cursor(redis, key).await?;
+    let Some(p) = stored.as_deref().and_then(parse_position) else {
+        return Ok(start);
+    };
+    if p.offset > size || p.record == 0 {
+        return Ok(start);
+    }
+    if let Some((len, digest)) = &p.head {
+        if head_digest(&args.file, *len).as_ref() != Some(digest) {
+            tracing::warn!(
+                "the file starts otherwise than the one an earlier import of this path read: imported from its start"
+            );
+            return Ok(start);
+        }
+    }
+    let newlines = match p.newlines {
+        Some(newlines) => newlines,
+        None => newlines_before(&args.file, p.offset)?,
+    };
+    let at = At {
+        offset: p.offset,
+        newlines,
+    };
+    Ok((at, p.record))
 }
 
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<ImportSummary> {
@@ -158,88 +242,64 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     let key = position_key(stream, &args.file);
     let head_len = size.min(HEAD_BYTES);
     let head = head_digest(&args.file, head_len).unwrap_or_default();
-    let (mut offset, mut line) = match (args.restart, read_cursor(&redis, &key).await?) {
-        (false, Some(stored)) => match parse_position(&stored) {
-            Some(p) if p.offset > size => (0, 0),
-            Some(p) => match &p.head {
-                Some((len, digest)) if head_digest(&args.file, *len).as_ref() != Some(digest) => {
-                    tracing::warn!(
-                        "the file starts otherwise than the one an earlier import of this path read: imported from its start"
-                    );
-                    (0, 0)
-                }
-                _ => (p.offset, p.line),
-            },
-            None => (0, 0),
-        },
-        _ => (0, 0),
-    };
+    // `at` is just past the last record read, `ordinal` the number of records read.
+    let (mut at, mut ordinal) = resume_from(&redis, &key, &args, size).await?;
     let mut summary = ImportSummary {
         file: args.file.display().to_string(),
-        started_at_line: line + 1,
+        started_at_line: if ordinal == 0 { 1 } else { at.newlines + 1 },
         ..ImportSummary::default()
     };
-    if offset > 0 {
-        tracing::info!(line = line + 1, "resuming an earlier import of this file");
+    if ordinal > 0 {
+        tracing::info!(
+            line = summary.started_at_line,
+            "resuming an earlier import of this file"
+        );
     }
     let started = Instant::now();
     let mut progress = Progress::new(size, args.quiet);
     let mut batch: Vec<String> = Vec::with_capacity(MAX_PIPELINE);
-    let mut records = Records::open(&mut file, format, offset)?;
+    // The position of the first record refused as not UTF-8, stored in place of the run's
+    // own: the file saved as UTF-8 and imported again is read from that record on (what
+    // follows it is appended again and stored once), not from past its converted records.
+    let mut pinned: Option<(At, u64)> = None;
+    let mut records = Records::open(&mut file, format, at, args.complete)?;
     if let (Records::Csv { headers, .. }, Some(mapping)) = (&records, &mapping) {
         mapping.check_headers(headers)?;
     }
     loop {
-        let next = records.next_record()?;
-        let done = next.is_none();
-        if let Some((body, end)) = next {
-            line += 1;
-            offset = end;
-            summary.lines += 1;
-            let event = match (&body, &mapping) {
-                (Body::Line(bytes), _) => Event::from_slice(bytes)
-                    .and_then(|event| match with_record_id(event, line, bytes) {
-                        Some(named) => encode(&named),
-                        None => Ok(bytes.clone()),
-                    })
-                    .map_err(|e| (e.class(), e.to_string())),
-                (Body::Csv(row), Some(m)) => m
-                    .event(row)
-                    .and_then(|e| encode(&e))
-                    .map_err(|e| (e.class(), e.to_string())),
-                (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
-                (Body::NotUtf8, _) => Err((
-                    "invalid_utf8",
-                    "the record is not UTF-8 text; save the file as CSV UTF-8".to_string(),
-                )),
-                (Body::TooLong, _) => Err((
-                    "record_too_long",
-                    format!(
-                        "the record is longer than {MAX_RECORD_BYTES} bytes or {MAX_CSV_FIELDS} \
-                         fields; skipped whole"
-                    ),
-                )),
-            };
-            match event {
-                Ok(json) => {
-                    summary.accepted += 1;
-                    batch.push(String::from_utf8(json).unwrap_or_default());
-                }
-                Err((class, reason)) => {
-                    summary.refused += 1;
-                    *summary
-                        .refused_by_reason
-                        .entry(class.to_string())
-                        .or_default() += 1;
-                    if summary.examples.len() < EXAMPLES {
-                        summary.examples.push(format!("line {line}: {reason}"));
+        let done = match records.next_record()? {
+            None => true,
+            Some(Next {
+                body: Body::Unterminated,
+                line,
+                ..
+            }) => {
+                summary.held_back_line = Some(line);
+                true
+            }
+            Some(Next { body, line, end }) => {
+                let before = (at, ordinal);
+                (at, ordinal) = (end, ordinal + 1);
+                summary.lines += 1;
+                match judge(&body, ordinal, mapping.as_ref()) {
+                    Ok(json) => {
+                        summary.accepted += 1;
+                        batch.push(String::from_utf8(json).unwrap_or_default());
+                    }
+                    Err((class, reason)) => {
+                        if class == "invalid_utf8" {
+                            pinned.get_or_insert(before);
+                        }
+                        summary.refuse(class, line, reason);
                     }
                 }
+                false
             }
-        }
-        if batch.len() >= MAX_PIPELINE || (done && (line > 0)) {
+        };
+        if batch.len() >= MAX_PIPELINE || (done && ordinal > 0) {
             gate.wait(&redis, producer::IMPORT).await?;
-            let position = format!("{offset}:{line}:{head_len}:{head}");
+            let (stop, stop_ordinal) = pinned.unwrap_or((at, ordinal));
+            let position = format_position(stop, stop_ordinal, head_len, &head);
             append_with_cursor(
                 &redis,
                 stream,
@@ -250,7 +310,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
             )
             .await?;
             batch.clear();
-            progress.show(offset, &summary, started);
+            progress.show(at.offset, &summary, started);
         }
         if done {
             break;
@@ -260,6 +320,51 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     summary.seconds = started.elapsed().as_secs_f64();
     summary.lines_per_sec = summary.lines as f64 / summary.seconds.max(1e-9);
     Ok(summary)
+}
+
+impl ImportSummary {
+    /// Counts a refused record starting on `line`.
+    fn refuse(&mut self, class: &str, line: u64, reason: String) {
+        self.refused += 1;
+        *self.refused_by_reason.entry(class.to_string()).or_default() += 1;
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(format!("line {line}: {reason}"));
+        }
+    }
+}
+
+/// The stream entry of a record, the `ordinal`-th of its file, or the class and reason it is
+/// refused for.
+fn judge(
+    body: &Body,
+    ordinal: u64,
+    mapping: Option<&CsvMapping>,
+) -> Result<Vec<u8>, (&'static str, String)> {
+    match (body, mapping) {
+        (Body::Line(bytes), _) => Event::from_slice(bytes)
+            .and_then(|event| match with_record_id(event, ordinal, bytes) {
+                Some(named) => encode(&named),
+                None => Ok(bytes.clone()),
+            })
+            .map_err(|e| (e.class(), e.to_string())),
+        (Body::Csv(row), Some(m)) => m
+            .event(row)
+            .and_then(|e| encode(&e))
+            .map_err(|e| (e.class(), e.to_string())),
+        (Body::Csv(_), None) => unreachable!("CSV rows come with a mapping"),
+        (Body::NotUtf8, _) => Err((
+            "invalid_utf8",
+            "the record is not UTF-8 text; save the file as CSV UTF-8".to_string(),
+        )),
+        (Body::TooLong, _) => Err((
+            "record_too_long",
+            format!(
+                "the record is longer than {MAX_RECORD_BYTES} bytes or {MAX_CSV_FIELDS} \
+                 fields; skipped whole"
+            ),
+        )),
+        (Body::Unterminated, _) => unreachable!("a record held back is not judged"),
+    }
 }
 
 /// The stream entry of an event read from the file, refused as the ingester would refuse it
@@ -273,12 +378,13 @@ fn encode(event: &Event) -> Result<Vec<u8>, EventError> {
     Ok(json)
 }
 
-/// An engagement without an id, given one made of its line's number and bytes; `None` for
-/// every other event. An engagement without an id is known by the stream entry it came in, so
-/// importing a file again (or after Redis lost the import's position) would count it twice;
-/// with this id it is the same engagement each time. Two identical lines of a file are two
-/// engagements (their numbers differ).
-fn with_record_id(event: Event, line: u64, bytes: &[u8]) -> Option<Event> {
+/// An engagement without an id, given one made of its record's number (`ordinal`: blank lines
+/// are not counted, so it is not its line's) and bytes; `None` for every other event. An
+/// engagement without an id is known by the stream entry it came in, so importing a file
+/// again (or after Redis lost the import's position) would count it twice; with this id it is
+/// the same engagement each time. Two identical lines of a file are two engagements (their
+/// numbers differ).
+fn with_record_id(event: Event, ordinal: u64, bytes: &[u8]) -> Option<Event> {
     let Event::Engagement(mut engagement) = event else {
         return None;
     };
@@ -286,10 +392,10 @@ fn with_record_id(event: Event, line: u64, bytes: &[u8]) -> Option<Event> {
         return None;
     }
     let mut hash = Sha256::new();
-    hash.update(line.to_le_bytes());
+    hash.update(ordinal.to_le_bytes());
     hash.update(bytes);
     let digest = crate::models::hex::hex(&hash.finalize()[..12]);
-    engagement.id = Some(format!("import:{line}:{digest}"));
+    engagement.id = Some(format!("import:{ordinal}:{digest}"));
     Some(Event::Engagement(engagement))
 }
 
@@ -328,46 +434,53 @@ enum Body {
     Csv(BTreeMap<String, String>),
     TooLong,
     NotUtf8,
+    /// The last record, with no line end after it: held back.
+    Unterminated,
+}
+
+/// One record, the line it starts on and the position just past it.
+struct Next {
+    body: Body,
+    line: u64,
+    end: At,
 }
 
 impl<'a> Records<'a> {
+    /// Records from `at` on; `complete`: the last one is read even with no line end after it.
     fn open(
         file: &'a mut std::fs::File,
         format: ImportFormat,
-        offset: u64,
+        at: At,
+        complete: bool,
     ) -> anyhow::Result<Self> {
+        let bom = bom_len(file)?;
+        let from_start = At {
+            offset: bom,
+            newlines: 0,
+        };
         match format {
             ImportFormat::Jsonl => {
-                let offset = offset.max(bom_len(file)?);
-                file.seek(SeekFrom::Start(offset))?;
+                let at = if at.offset > bom { at } else { from_start };
+                file.seek(SeekFrom::Start(at.offset))?;
                 let reader = BufReader::with_capacity(1 << 20, file);
-                Ok(Records::Lines(Lines::new(reader, offset)))
+                Ok(Records::Lines(Lines::new(reader, at, complete)))
             }
             ImportFormat::Csv => {
-                let bom = bom_len(file)?;
                 file.seek(SeekFrom::Start(bom))?;
-                let mut records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), bom);
-                let headers: Vec<String> = match records.next_record()? {
-                    // `id, text` names the columns `id` and `text`.
-                    Some((Record::Fields(headers), _)) => {
-                        headers.iter().map(|h| h.trim().to_string()).collect()
-                    }
-                    Some((Record::TooLong, _)) => {
-                        anyhow::bail!("the CSV header is longer than its limits")
-                    }
-                    Some((Record::NotUtf8, _)) => {
-                        anyhow::bail!(
-                            "the CSV header is not UTF-8 text; save the file as CSV UTF-8"
-                        )
-                    }
-                    _ => Vec::new(),
+                // A header alone is no record to hold back: none is read after it.
+                let input = BufReader::with_capacity(1 << 20, file);
+                let mut records = CsvRecords::new(input, from_start, true);
+                let headers = read_headers(&mut records)?;
+                let header_end = records.at();
+                let at = if at.offset > header_end.offset {
+                    at
+                } else {
+                    header_end
                 };
-
-                let header_end = records.offset();
-                let start = offset.max(header_end);
                 let file = records.into_inner().into_inner();
-                file.seek(SeekFrom::Start(start))?;
-                let records = CsvRecords::new(BufReader::with_capacity(1 << 20, file), start);
+                file.seek(SeekFrom::Start(at.offset))?;
+                let input = BufReader::with_capacity(1 << 20, file);
+                let records = CsvRecords::new(input, at, complete);
                 Ok(Records::Csv {
                     records: Box::new(records),
                     headers,
@@ -376,22 +489,20 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// The next record and the byte offset just past it.
-    fn next_record(&mut self) -> anyhow::Result<Option<(Body, u64)>> {
-        let (record, end) = match self {
-            Records::Lines(lines) => match lines.next_record()? {
-                Some(next) => next,
-                None => return Ok(None),
-            },
-            Records::Csv { records, .. } => match records.next_record()? {
-                Some(next) => next,
-                None => return Ok(None),
-            },
+    /// The next record.
+    fn next_record(&mut self) -> anyhow::Result<Option<Next>> {
+        let read = match self {
+            Records::Lines(lines) => lines.next_record()?,
+            Records::Csv { records, .. } => records.next_record()?,
+        };
+        let Some(Found { record, line, end }) = read else {
+            return Ok(None);
         };
         let body = match record {
             Record::Line(line) => Body::Line(line),
             Record::TooLong => Body::TooLong,
             Record::NotUtf8 => Body::NotUtf8,
+            Record::Unterminated => Body::Unterminated,
             Record::Fields(fields) => {
                 let Records::Csv { headers, .. } = self else {
                     unreachable!("only CSV records have fields")
@@ -399,7 +510,20 @@ impl<'a> Records<'a> {
                 Body::Csv(headers.iter().cloned().zip(fields).collect())
             }
         };
-        Ok(Some((body, end)))
+        Ok(Some(Next { body, line, end }))
+    }
+}
+
+/// The column names of a CSV header; none in an empty file.
+fn read_headers<R: BufRead>(records: &mut CsvRecords<R>) -> anyhow::Result<Vec<String>> {
+    match records.next_record()?.map(|read| read.record) {
+        // `id, text` names the columns `id` and `text`.
+        Some(Record::Fields(headers)) => Ok(headers.iter().map(|h| h.trim().to_string()).collect()),
+        Some(Record::TooLong) => anyhow::bail!("the CSV header is longer than its limits"),
+        Some(Record::NotUtf8) => {
+            anyhow::bail!("the CSV header is not UTF-8 text; save the file as CSV UTF-8")
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -730,10 +854,18 @@ mod tests {
             let path = dir.join(name);
             std::fs::write(&path, [&[0xEF, 0xBB, 0xBF][..], body].concat()).unwrap();
             let mut file = std::fs::File::open(&path).unwrap();
-            let mut records = Records::open(&mut file, format, 0).unwrap();
+            let mut records = Records::open(&mut file, format, At::default(), false).unwrap();
             match records.next_record().unwrap() {
-                Some((Body::Line(line), end)) => (String::from_utf8(line).unwrap(), end),
-                Some((Body::Csv(row), end)) => (format!("{row:?}"), end),
+                Some(Next {
+                    body: Body::Line(line),
+                    end,
+                    ..
+                }) => (String::from_utf8(line).unwrap(), end.offset),
+                Some(Next {
+                    body: Body::Csv(row),
+                    end,
+                    ..
+                }) => (format!("{row:?}"), end.offset),
                 _ => panic!("no record"),
             }
         };
@@ -747,11 +879,20 @@ mod tests {
     #[test]
     fn positions_round_trip_and_keys_differ_per_file() {
         let old = parse_position("120:7").unwrap();
-        assert_eq!((old.offset, old.line, old.head), (120, 7, None));
-        let new = parse_position("120:7:4096:ab12").unwrap();
+        assert_eq!((old.offset, old.record, old.head), (120, 7, None));
+        let headed = parse_position("120:7:4096:ab12").unwrap();
+        assert_eq!(headed.head, Some((4096, "ab12".to_string())));
+        assert_eq!(headed.newlines, None);
+        let at = At {
+            offset: 120,
+            newlines: 9,
+        };
+        let new = parse_position(&format_position(at, 7, 4096, "ab12")).unwrap();
+        assert_eq!((new.offset, new.record, new.newlines), (120, 7, Some(9)));
         assert_eq!(new.head, Some((4096, "ab12".to_string())));
         assert!(parse_position("garbage").is_none());
         assert!(parse_position("1:2:x:y").is_none());
+        assert!(parse_position("1:2:3:y:z").is_none());
         assert_ne!(
             position_key("s", Path::new("/tmp/a.jsonl")),
             position_key("s", Path::new("/tmp/b.jsonl"))

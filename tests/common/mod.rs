@@ -480,6 +480,7 @@ pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs
         map: String::new(),
         platform: "other".into(),
         restart: false,
+        complete: false,
         max_backlog: 0,
         max_backlog_secs: 0.0,
         quiet: true,

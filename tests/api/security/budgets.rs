@@ -775,6 +775,7 @@ async fn import_refuses_an_overlong_record_whole() {
                 map: String::new(),
                 platform: "other".into(),
                 restart: true,
+                complete: false,
                 max_backlog: 0,
                 max_backlog_secs: 0.0,
                 quiet: true,

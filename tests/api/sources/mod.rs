@@ -360,7 +360,8 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     let second = pulse::sources::import::run(&settings, import_args(&file))
         .await
         .unwrap();
-    assert_eq!(second.started_at_line, first.lines + 1, "{second:?}");
+    // It starts on the line after the last one read, the blank line counted.
+    assert_eq!(second.started_at_line, lines.len() as u64 + 1, "{second:?}");
     assert_eq!((second.lines, second.accepted), (220, 220));
 
     // From the start again: appended twice, stored once.
@@ -454,6 +455,272 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     assert!(error.contains("\"id\" twice"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
     app.shutdown().await;
+}
+
+/// Windows-1252 bytes of `text` (as Excel's "CSV" on Windows writes it): é, the only letter
+/// these tests write outside ASCII, is the byte 0xE9.
+fn cp1252(text: &str) -> Vec<u8> {
+    text.replace('é', "\u{1}")
+        .bytes()
+        .map(|b| if b == 1 { 0xE9 } else { b })
+        .collect()
+}
+
+/// `bytes` read as Windows-1252 and written as UTF-8 (without a byte order mark), as
+/// `iconv -f cp1252 -t utf-8` writes them; for 0xE9 and ASCII Latin-1 agrees with it.
+fn as_utf8(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .map(|&b| b as char)
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The run that refused a record as not UTF-8 stored the file's end as its position, so the
+/// file saved as UTF-8 (as the error says to) and imported again was read from past the
+/// converted records: they were never imported, and the run exited 0.
+#[actix_rt::test]
+async fn a_file_saved_as_utf8_after_its_refusal_is_read_again_from_the_first_refused_record() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let settings = env.settings();
+    let dir = std::env::temp_dir().join(unique("pulse-import-cp1252"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A CSV whose first 4 KiB are ASCII (the resume checks them) and a later row in
+    // Windows-1252.
+    let csv = dir.join("export.csv");
+    let mut text = String::from("id,text,created_at\n");
+    for i in 0..200 {
+        text += &format!("a{i},An ASCII row about the Pulse Phone,1700000000\n");
+    }
+    text += "c9,Café au lait,1700000000\nc10,After it,1700000000\nc11,And on,1700000000\n";
+    std::fs::write(&csv, cp1252(&text)).unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
+    assert_eq!((first.accepted, first.refused), (202, 1), "{first:?}");
+    std::fs::write(&csv, as_utf8(&cp1252(&text))).unwrap();
+    let again = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!(again.started_at_line, 202, "{again:?}");
+    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+
+    // JSON lines alike, with a like without an id after the refused line: it is appended
+    // again under the same id, so counted once.
+    let jsonl = dir.join("backfill.jsonl");
+    let mut lines: Vec<String> = (0..100)
+        .map(|i| post_json(&format!("j-{i}"), "An ASCII post about the Pulse Phone"))
+        .collect();
+    lines.push(post_json("j9", "Café au lait"));
+    lines.push(
+        json!({"type": "engagement", "post_id": "j-0", "kind": "like",
+            "at": chrono::Utc::now().to_rfc3339()})
+        .to_string(),
+    );
+    lines.push(post_json("j10", "Plain after it"));
+    let text = lines.join("\n") + "\n";
+    std::fs::write(&jsonl, cp1252(&text)).unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
+    assert_eq!((first.accepted, first.refused), (102, 1), "{first:?}");
+    std::fs::write(&jsonl, as_utf8(&cp1252(&text))).unwrap();
+    let again = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(again.started_at_line, 101, "{again:?}");
+    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+
+    let posts = 203 + 102;
+    assert!(env.stored(posts, Duration::from_secs(60)).await);
+    let redis = env.redis().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.unfinished(&redis).await == 0
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, posts, "each post stored once");
+    let pg = env.pg().await;
+    for id in ["c9", "j9"] {
+        let text: Option<String> = pg
+            .scalar("SELECT text FROM posts WHERE id = $1", &[&id])
+            .await;
+        assert_eq!(text.as_deref(), Some("Café au lait"), "{id}");
+    }
+    let likes: i64 = pg
+        .scalar(
+            "SELECT COALESCE(sum(count), 0)::int8 FROM engagements WHERE post_id = 'j-0'",
+            &[],
+        )
+        .await;
+    assert_eq!(likes, 1);
+    std::fs::remove_dir_all(&dir).ok();
+    app.shutdown().await;
+}
+
+/// Appends `text` to the file at `path`, as a writer finishing its line would.
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// A last record with no line end was read as whole: a JSON line cut by its writer was
+/// refused and the position moved past it, so its completed line was read from its middle; a
+/// CSV row cut in its text was stored cut, and the completed row could never replace it.
+#[actix_rt::test]
+async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let settings = env.settings();
+    let dir = std::env::temp_dir().join(unique("pulse-import-cut"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let jsonl = dir.join("growing.jsonl");
+    let whole = post_json("p9", "Broke after a day");
+    let (done, rest) = whole.split_at(whole.find("after").unwrap());
+    let mut text: String = (0..5)
+        .map(|i| post_json(&format!("p{i}"), "A whole line") + "\n")
+        .collect();
+    text += done;
+    std::fs::write(&jsonl, &text).unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!((first.accepted, first.refused), (5, 0), "{first:?}");
+    assert_eq!(first.held_back_line, Some(6), "{first:?}");
+    append(&jsonl, &format!("{rest}\n"));
+    let second = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(second.started_at_line, 6, "{second:?}");
+    assert_eq!((second.accepted, second.refused), (1, 0), "{second:?}");
+    assert_eq!(second.held_back_line, None);
+
+    let csv = dir.join("growing.csv");
+    std::fs::write(
+        &csv,
+        "id,created_at,text\nc8,1700000000,Fine\nc9,1700000000,Broke aft",
+    )
+    .unwrap();
+    let first = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!((first.accepted, first.refused), (1, 0), "{first:?}");
+    assert_eq!(first.held_back_line, Some(3), "{first:?}");
+    append(&csv, "er a day\n");
+    let second = pulse::sources::import::run(&settings, import_args(&csv))
+        .await
+        .unwrap();
+    assert_eq!((second.accepted, second.refused), (1, 0), "{second:?}");
+
+    // A complete file that ends without a line end: a whole JSON object is read; a CSV row is
+    // held back (it may be cut in its text) and read with --complete.
+    let hand = dir.join("hand.jsonl");
+    let two = [post_json("h0", "By hand"), post_json("h1", "No line end")];
+    std::fs::write(&hand, two.join("\n")).unwrap();
+    let read = pulse::sources::import::run(&settings, import_args(&hand))
+        .await
+        .unwrap();
+    assert_eq!((read.accepted, read.held_back_line), (2, None), "{read:?}");
+    let hand = dir.join("hand.csv");
+    std::fs::write(
+        &hand,
+        "id,text,created_at\nh2,By hand,1700000000\nh3,No line end,1700000000",
+    )
+    .unwrap();
+    let held = pulse::sources::import::run(&settings, import_args(&hand))
+        .await
+        .unwrap();
+    assert_eq!(
+        (held.accepted, held.held_back_line),
+        (1, Some(3)),
+        "{held:?}"
+    );
+    let mut complete = import_args(&hand);
+    complete.complete = true;
+    let read = pulse::sources::import::run(&settings, complete)
+        .await
+        .unwrap();
+    assert_eq!(read.started_at_line, 3, "{read:?}");
+    assert_eq!((read.accepted, read.held_back_line), (1, None), "{read:?}");
+
+    let posts = 6 + 2 + 2 + 2;
+    assert!(env.stored(posts, Duration::from_secs(30)).await);
+    let redis = env.redis().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.unfinished(&redis).await == 0
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, posts);
+    let pg = env.pg().await;
+    for id in ["p9", "c9"] {
+        let text: Option<String> = pg
+            .scalar("SELECT text FROM posts WHERE id = $1", &[&id])
+            .await;
+        assert_eq!(text.as_deref(), Some("Broke after a day"), "{id}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    app.shutdown().await;
+}
+
+/// Refused records were quoted with their number among the records: the CSV header, blank
+/// lines and the lines of a quoted field were not counted.
+#[actix_rt::test]
+async fn refused_records_are_quoted_with_the_line_they_start_on() {
+    let env = TestEnv::new().await;
+    let settings = env.settings();
+    let dir = std::env::temp_dir().join(unique("pulse-import-lines"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first_example = |path: std::path::PathBuf, text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let settings = &settings;
+        async move {
+            let summary = pulse::sources::import::run(settings, import_args(&path))
+                .await
+                .unwrap();
+            summary.examples.first().cloned().unwrap_or_default()
+        }
+    };
+    let example = first_example(
+        dir.join("a.csv"),
+        "id,text,created_at\nl1,Fine,1700000000\nl2,,1700000000\n",
+    )
+    .await;
+    assert!(example.starts_with("line 3:"), "{example}");
+    let example = first_example(
+        dir.join("b.csv"),
+        "id,text,created_at\r\nl3,\"Two\nlines\",1700000000\r\n\r\nl4,,1700000000\r\n",
+    )
+    .await;
+    assert!(example.starts_with("line 5:"), "{example}");
+    let good = post_json("l5", "Fine");
+    let jsonl = dir.join("c.jsonl");
+    let example = first_example(
+        jsonl.clone(),
+        &format!("{good}\n\n{{\"type\": \"post\", \"id\": \n"),
+    )
+    .await;
+    assert!(example.starts_with("line 3:"), "{example}");
+    // A resumed run counts on from the stored position.
+    append(&jsonl, "\n{\"type\": \n");
+    let resumed = pulse::sources::import::run(&settings, import_args(&jsonl))
+        .await
+        .unwrap();
+    assert_eq!(resumed.started_at_line, 4, "{resumed:?}");
+    assert!(
+        resumed.examples[0].starts_with("line 5:"),
+        "{:?}",
+        resumed.examples
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A Bluesky AppView stand-in answering `app.bsky.actor.getProfiles` with made-up follower

@@ -224,6 +224,7 @@ pub async fn run(
             map: String::new(),
             platform: "other".into(),
             restart: true,
+            complete: false,
             max_backlog: 0,
             max_backlog_secs: 0.0,
             quiet: true,
