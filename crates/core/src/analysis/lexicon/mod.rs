@@ -290,6 +290,27 @@ struct OpenToken {
     elongated: bool,
 }
 
+/// The length of the link or `@handle` that `rest` starts with: what the models read as
+/// `http` and `@user` (see `analysis::transformer::preprocess`), and so no words of the post's
+/// own. Read as words, a link's slug (`/why-advertisers-are-leaving-x`) or a handle
+/// (`@refund_bot`) gave churn intent and toxicity to posts that only shared or named them.
+fn unread_span(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    let starts = |prefix: &str| {
+        bytes
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if starts("http://") || starts("https://") || starts("www.") {
+        return Some(rest.find(char::is_whitespace).unwrap_or(rest.len()));
+    }
+    let handle = rest.strip_prefix('@')?;
+    let body = handle
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(handle.len());
+    (body > 0).then_some(1 + body)
+}
+
 impl Scratch {
     /// Lowercases and splits `text` into `self.tokens`.
     fn tokenize(&mut self, text: &str) {
@@ -300,6 +321,12 @@ impl Scratch {
         let mut i = 0;
         while let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) {
             let width = c.len_utf8();
+            if open.is_none() {
+                if let Some(len) = unread_span(&text[i..]) {
+                    i += len;
+                    continue;
+                }
+            }
             if c.is_alphanumeric() {
                 let token = open.get_or_insert(OpenToken {
                     start: self.norm.len(),

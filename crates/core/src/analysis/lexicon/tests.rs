@@ -304,6 +304,26 @@ fn intent_to_leave_counts_in_other_languages() {
     }
 }
 
+// A post sharing an article whose link's slug says "leaving", or thanking `@refund_bot`, read
+// as churn intent (0.6, the default high-churn threshold): the models read neither.
+#[test]
+fn links_and_handles_give_no_cues() {
+    for text in [
+        "Good read https://www.example.com/2023/11/17/why-advertisers-are-leaving-x",
+        "see www.example.com/switching-to-annual-billing for details",
+        "thanks @refund_bot, sorted",
+        "HTTPS://example.com/i-hate-this-stupid-idiot-thing",
+    ] {
+        let cues = LexiconAnalyzer::new().cues(text);
+        assert_eq!(cues.intent, 0.0, "{text}");
+        assert_eq!(cues.toxicity, 0.0, "{text}");
+    }
+    for text in ["I'm leaving acme", "@acme I want a refund, cancelling now"] {
+        let cues = LexiconAnalyzer::new().cues(text);
+        assert!(cues.intent >= INTENT, "{text}: intent {}", cues.intent);
+    }
+}
+
 #[test]
 fn negated_intent_does_not_count_in_other_languages() {
     for text in [
