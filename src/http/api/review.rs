@@ -207,7 +207,10 @@ fn rank(
                     id: c.id,
                 },
                 (None, _) => {
-                    let lexicon = (c.model != "lexicon").then(|| {
+                    // The lexicon reads English: a German post's "die" is a negative word to
+                    // it. A post the lexicon analysed has nothing to disagree with.
+                    let english = c.lang.as_deref().is_none_or(|l| l == "en");
+                    let lexicon = (english && !c.model.starts_with("lexicon")).then(|| {
                         let mut lexicon = lock(&LEXICON);
                         lexicon
                             .analyze(&c.text)
@@ -240,4 +243,56 @@ fn rank(
     });
     ranked.truncate(count);
     ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: &str, text: &str, lang: &str, model: &str, label: &str) -> Candidate {
+        Candidate {
+            id: id.into(),
+            text: text.into(),
+            author: "a".into(),
+            lang: Some(lang.into()),
+            topic: None,
+            model: model.into(),
+            sentiment_label: label.into(),
+            sentiment_score: 0.5,
+            evidence: false,
+        }
+    }
+
+    // A German post the model read as positive ranked first as a disagreement: the English
+    // lexicon reads "die" as a negative word. And posts the lexicon analysed were analysed
+    // again, to agree with themselves.
+    #[test]
+    fn the_lexicon_is_asked_only_of_english_posts_a_model_analysed() {
+        let ranked = rank(
+            vec![
+                candidate(
+                    "de",
+                    "Die Lieferung kam pünktlich, danke!",
+                    "de",
+                    "e5",
+                    "positive",
+                ),
+                candidate("lex", "I hate it", "en", "lexicon-vader@1", "positive"),
+                candidate(
+                    "en",
+                    "I hate it, awful",
+                    "en",
+                    "twitter-roberta",
+                    "positive",
+                ),
+            ],
+            None,
+            3,
+        );
+        let of = |id: &str| ranked.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(of("de").lexicon, None);
+        assert_eq!(of("lex").lexicon, None);
+        assert_eq!(of("en").lexicon.as_deref(), Some("negative"));
+        assert_eq!(ranked[0].id, "en", "the English disagreement comes first");
+    }
 }
