@@ -693,12 +693,16 @@ impl LexiconAnalyzer {
     /// Analyses one text; the batch API is a loop over this.
     pub fn analyze(&mut self, text: &str) -> Analysis {
         let text = prefix_bytes(text, MAX_ANALYZED_BYTES);
-        let compound = self
-            .vader
-            .polarity_scores(text)
-            .get("compound")
-            .copied()
-            .unwrap_or(0.0) as f32;
+        let scores = self.vader.polarity_scores(text);
+        let score = |name: &str| scores.get(name).copied().unwrap_or(0.0);
+        // The crate adds the emphasis of `!` and `?` to a sum of zero as if it were negative
+        // (VADER itself leaves zero alone): "Launch day tomorrow!!!" read as negative. No word
+        // that carries sentiment, no sentiment.
+        let compound = if score("pos") == 0.0 && score("neg") == 0.0 {
+            0.0
+        } else {
+            score("compound") as f32
+        };
         let compound = if compound.is_finite() { compound } else { 0.0 };
 
         self.scratch.tokenize(text);

@@ -349,3 +349,19 @@ fn truncation_respects_char_boundaries() {
     assert_eq!(cut.len() % 'é'.len_utf8(), 0);
     assert_eq!(prefix_bytes("short", MAX_ANALYZED_BYTES), "short");
 }
+
+// The VADER crate took the emphasis of `!!` or `??` on a text of no sentiment word as
+// negative: questions and announcements read as complaints.
+#[test]
+fn emphasis_alone_carries_no_sentiment() {
+    for text in ["Who is watching the game tonight??", "Launch day tomorrow!!!", "Really?!"] {
+        let a = LexiconAnalyzer::new().analyze(text);
+        assert_eq!(a.sentiment_score.get(), 0.0, "{text}");
+        assert_eq!(a.sentiment_label, SentimentLabel::Neutral, "{text}");
+    }
+    let plain = LexiconAnalyzer::new().analyze("I love it").sentiment_score.get();
+    let loud = LexiconAnalyzer::new().analyze("I love it!!!").sentiment_score.get();
+    assert!(loud > plain, "{loud} <= {plain}");
+    let angry = LexiconAnalyzer::new().analyze("I hate it!!!").sentiment_score.get();
+    assert!(angry < LexiconAnalyzer::new().analyze("I hate it").sentiment_score.get());
+}
