@@ -1,14 +1,23 @@
-//! HTML fragments (Mastodon statuses, feed entries) to the plain text Pulse analyses:
-//! paragraphs and line breaks become newlines, tags go, entities are decoded. Text hidden
-//! for display (Mastodon's `invisible` spans hold the parts of long links) is kept, so links
-//! come out whole.
+//! HTML fragments (Mastodon statuses, feed entries) to the plain text Pulse analyses: block
+//! elements (paragraphs, divisions, list items, table cells, headings...) and line breaks
+//! become newlines, other tags go without a trace, entities are decoded. Text hidden for
+//! display (Mastodon's `invisible` spans hold the parts of long links) is kept, so links come
+//! out whole.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-static BREAKS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)<br\s*/?>|</p\s*>|</li\s*>|</h[1-6]\s*>").unwrap());
+/// The tags, opening or closing, of elements laid out as blocks, and line breaks: each
+/// becomes a newline, so the words of two blocks (`<div>Buds</div><div>recall</div>`) stay
+/// two words. Any other tag is inline (`<b>Pul</b>se`) and goes without a trace, since a word
+/// may run across it.
+static BREAKS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)<\s*/?\s*(?:p|div|br|hr|li|ul|ol|dl|dd|dt|h[1-6]|table|caption|thead|tbody|tfoot|tr|td|th|blockquote|pre|section|article|aside|nav|main|header|footer|address|figure|figcaption|details|summary)\b[^>]*>",
+    )
+    .unwrap()
+});
 static TAGS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<[^>]*>").unwrap());
 static SCRIPTS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?is)<(script|style)\b.*?</(script|style)\s*>").unwrap());
@@ -137,6 +146,47 @@ mod tests {
         assert_eq!(
             decode_entities("a & b &bogus; &#xZZ; &"),
             "a & b &bogus; &#xZZ; &"
+        );
+    }
+
+    /// Block elements other than paragraphs and list items used to vanish without a trace,
+    /// running the last word of one into the first of the next.
+    #[test]
+    fn block_elements_separate_their_text() {
+        assert_eq!(
+            to_text("<div>Pulse Buds</div><div>recall announced</div>"),
+            "Pulse Buds\nrecall announced"
+        );
+        assert_eq!(
+            to_text("<table><tr><td>Pulse</td><td>Buds</td></tr><tr><th>recall</th></tr></table>"),
+            "Pulse\nBuds\nrecall"
+        );
+        assert_eq!(
+            to_text("Lead<blockquote>quoted</blockquote><pre>code</pre><ul><li>one</li></ul>end"),
+            "Lead\nquoted\ncode\none\nend"
+        );
+        assert_eq!(
+            to_text("<section><header>Title</header><article><p>Body</article><footer>Foot</footer></section>"),
+            "Title\nBody\nFoot"
+        );
+        assert_eq!(
+            to_text("a<hr/>b<dl><dt>term</dt><dd>definition</dd></dl><figure><img src=x><figcaption>cap</figcaption></figure>"),
+            "a\nb\nterm\ndefinition\ncap"
+        );
+        assert_eq!(to_text("before<P CLASS=\"x\">after"), "before\nafter");
+    }
+
+    /// Inline tags (and tags merely starting like a block's: `<param>`, `<track>`) leave no
+    /// space, so a word split by markup stays one word.
+    #[test]
+    fn inline_tags_do_not_split_words() {
+        assert_eq!(
+            to_text("<b>Pul</b>se <i>Buds</i> <a href=\"/r\">re<em>ca</em>ll</a><span>ed</span>"),
+            "Pulse Buds recalled"
+        );
+        assert_eq!(
+            to_text("Pu<strong>l</strong>se<param name=x>Bu<track>ds"),
+            "PulseBuds"
         );
     }
 

@@ -72,19 +72,27 @@ pub async fn read_request(tcp: &mut TcpStream) -> Request {
 
 /// Writes an answer with `status` (`"200 OK"`), extra header lines and a body of known length.
 pub async fn respond(tcp: &mut TcpStream, status: &str, headers: &[(&str, &str)], body: &str) {
+    respond_bytes(tcp, status, headers, body.as_bytes()).await;
+}
+
+/// [`respond`] with a body that need not be UTF-8 (a document in another encoding).
+pub async fn respond_bytes(
+    tcp: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let _ = tcp
-        .write_all(
-            format!(
-                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await;
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    let _ = tcp.write_all(&answer).await;
 }
 
 /// Writes the head of an answer whose body follows until the connection closes.

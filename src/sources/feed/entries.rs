@@ -3,6 +3,9 @@
 //! the entry's author (else the feed's, else its title) as the author, the entry's link as
 //! the URL.
 //!
+//! An entry without an id is named by its page link, so that editing its title does not make
+//! it a new post (see `own_id`).
+//!
 //! An entry keeps its own id only where that id names the feed's own site: a feed may list
 //! any id, and the first post stored under an id keeps it, so a feed that could use another
 //! site's ids could publish its own text under the id of that site's next entry.
@@ -44,21 +47,21 @@ pub struct Position {
     /// The newest entry date handled, never ahead of the time it was read.
     pub newest: Option<DateTime<Utc>>,
     /// Digests of the last document's entries' own ids (as their posts' ids were before
-    /// those were checked against the feed's site), handled or left out; empty in a position
-    /// stored before they were kept (then `newest` alone decides, as it did).
+    /// those were checked against the feed's site; for an entry without one, its link, see
+    /// `own_id`), handled or left out; empty in a position stored before they were kept (then
+    /// `newest` alone decides, as it did).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<u64>,
 }
 
-/// The parser Pulse reads feeds with: an entry without an id or a link gets none (`feed-rs`
-/// would give it a random one, a new post at every poll), so [`events`] names it by its
-/// text.
-pub fn parser() -> feed_rs::parser::Parser {
+/// The parser Pulse reads feeds with, resolving relative links against `base` (the URL the
+/// document came from). An entry without an id gets none here: `feed-rs` would make one of
+/// its link and its title (a new post when the title is edited), or a random one (a new post
+/// at every poll); [`events`] names it (see `own_id`).
+pub fn parser(base: Option<&str>) -> feed_rs::parser::Parser {
     feed_rs::parser::Builder::new()
-        .id_generator(|links, title, uri| match links.first() {
-            Some(_) => feed_rs::parser::generate_id(links, title, uri),
-            None => String::new(),
-        })
+        .base_uri(base)
+        .id_generator(|_, _, _| String::new())
         .build()
 }
 
@@ -89,6 +92,7 @@ pub fn events(
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let mut latest = newest;
+    let shared = shared_links(&feed.entries);
     for (index, entry) in feed.entries.into_iter().enumerate() {
         let at = entry.published.or(entry.updated);
         let title = entry
@@ -113,8 +117,9 @@ pub fn events(
             (false, true) => title,
             (true, _) => body,
         };
-        let id = entry_id(url, &entry.id, &text);
-        let digest = digest64(&entry_key(url, &entry.id, &text));
+        let own = own_id(&entry, &shared);
+        let id = entry_id(url, &own, &text);
+        let digest = digest64(&entry_key(url, &own, &text));
         if next_seen.len() < MAX_SEEN {
             next_seen.push(digest);
         }
@@ -123,6 +128,9 @@ pub fn events(
         // was then sent at every poll: it has been).
         let by_date = seen.is_empty() || index >= MAX_SEEN;
         let handled = seen.contains(&digest)
+            || earlier_ids(&entry)
+                .iter()
+                .any(|earlier| seen.contains(&digest64(&entry_key(url, earlier, &text))))
             || match (at, newest) {
                 (Some(at), Some(newest)) if by_date => at <= newest,
                 (Some(at), Some(newest)) => at < newest - LOOKBACK,
@@ -170,13 +178,7 @@ pub fn events(
             product: tags.product.clone(),
             channel: Some(tags.channel.clone().unwrap_or_else(|| "news".into())),
             parent_id: None,
-            // The page itself: Blogger and others list the comments feed and the edit link
-            // first.
-            url: entry
-                .links
-                .iter()
-                .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-                .or(entry.links.first())
+            url: page_link(&entry)
                 .map(|l| l.href.clone())
                 .filter(|h| h.len() <= 2_048),
             metrics: None,
@@ -191,6 +193,81 @@ pub fn events(
         },
     };
     (out, skipped, next)
+}
+
+/// An entry's link to its page: Blogger and others list the comments feed and the edit link
+/// first.
+fn page_link(entry: &feed_rs::model::Entry) -> Option<&feed_rs::model::Link> {
+    entry
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .or(entry.links.first())
+}
+
+/// The page links that two entries without an id or more share in one document (a feed
+/// that links every item to its front page): such entries are told apart by title too.
+fn shared_links(entries: &[feed_rs::model::Entry]) -> HashSet<String> {
+    let mut once = HashSet::new();
+    let mut twice = HashSet::new();
+    let links = entries
+        .iter()
+        .filter(|e| e.id.trim().is_empty())
+        .filter_map(page_link);
+    for link in links {
+        if !once.insert(link.href.as_str()) {
+            twice.insert(link.href.clone());
+        }
+    }
+    twice
+}
+
+/// What names an entry: its own id; without one (RSS 1.0 and 0.9x have none, RSS 2.0 only a
+/// `<guid>`), its page link, which stays when its title is edited, unless another entry of
+/// the document shares it ([`shared_links`]): then that link and the title, as `feed-rs`
+/// names them. Nothing for an entry with neither id nor link ([`entry_id`] then names it
+/// by its text).
+fn own_id(entry: &feed_rs::model::Entry, shared: &HashSet<String>) -> String {
+    let id = entry.id.trim();
+    if !id.is_empty() {
+        return id.to_string();
+    }
+    match page_link(entry) {
+        Some(link) if !shared.contains(&link.href) => link.href.clone(),
+        Some(_) => link_and_title(entry.links[0].href.clone(), entry),
+        None => String::new(),
+    }
+}
+
+/// The names an entry without an id had before [`own_id`], which positions stored then
+/// remember it by: `feed-rs`'s digest of its first link and its title, that link being as
+/// now or, where the feed writes it relative, as it was then kept (the path on, as
+/// `/2026/11/recall`). None for an entry with an id or without a link.
+fn earlier_ids(entry: &feed_rs::model::Entry) -> Vec<String> {
+    let Some(first) = entry.links.first().filter(|_| entry.id.trim().is_empty()) else {
+        return Vec::new();
+    };
+    let mut hrefs = vec![first.href.clone()];
+    if let Some(path) = url::Url::parse(&first.href)
+        .ok()
+        .filter(url::Url::has_host)
+        .map(|u| u[url::Position::BeforePath..].to_string())
+    {
+        hrefs.push(path);
+    }
+    hrefs
+        .into_iter()
+        .map(|href| link_and_title(href, entry))
+        .collect()
+}
+
+/// `feed-rs`'s name for an entry of link `href` (its first) and its title.
+fn link_and_title(href: String, entry: &feed_rs::model::Entry) -> String {
+    let link = feed_rs::model::Link {
+        href,
+        ..entry.links[0].clone()
+    };
+    feed_rs::parser::generate_id_from_link_and_title(&link, &entry.title)
 }
 
 /// How a person of a feed is named. RSS 2.0's `<author>` and `<managingEditor>` hold an
@@ -410,7 +487,7 @@ mod tests {
             r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>{}</channel></rss>"#,
             items.concat()
         );
-        parser().parse(doc.as_bytes()).unwrap()
+        parser(None).parse(doc.as_bytes()).unwrap()
     }
 
     fn item(guid: Option<&str>, title: &str, at: Option<DateTime<Utc>>) -> String {
@@ -492,7 +569,7 @@ mod tests {
 <item><guid>https://news.example/1</guid><title>one</title><author>jane@news.example (Jane Doe)</author></item>
 <item><guid>https://news.example/2</guid><title>two</title></item>
 </channel></rss>"#;
-        let feed = parser().parse(doc.as_bytes()).unwrap();
+        let feed = parser(None).parse(doc.as_bytes()).unwrap();
         let (tags, mut filter) = untagged(100);
         let (events, _, _) = events(
             feed,
@@ -668,5 +745,104 @@ mod tests {
             unreachable!()
         };
         assert!(p.id.starts_with("feed:daily.example/"), "{}", p.id);
+    }
+
+    /// An RSS 1.0 document (whose items have no id) listing `(link, title)` items.
+    fn rdf(items: &[(&str, &str)]) -> feed_rs::model::Feed {
+        let items: String = items
+            .iter()
+            .map(|(link, title)| {
+                format!(
+                    r#"<item rdf:about="{link}"><title>{title}</title><link>{link}</link></item>"#
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"><channel rdf:about="https://news.example/"><title>Desk</title><link>https://news.example/</link></channel>{items}</rdf:RDF>"#
+        );
+        parser(Some("https://news.example/rss"))
+            .parse(doc.as_bytes())
+            .unwrap()
+    }
+
+    /// An entry without an id was named by its link and its title together: an edited
+    /// headline came back as a new post.
+    #[test]
+    fn an_entry_without_an_id_keeps_its_post_when_its_title_is_edited() {
+        let (tags, mut filter) = untagged(100);
+        let url = "https://news.example/rss";
+        let link = "https://news.example/2026/11/recall";
+        let now = Utc::now();
+        let (first, _, position) = events(
+            rdf(&[(link, "Pulse Buds recall")]),
+            url,
+            &Position::default(),
+            &mut filter,
+            &tags,
+            now,
+        );
+        assert_eq!(ids(&first), ["Pulse Buds recall"]);
+        let Event::Post(p) = &first[0] else {
+            unreachable!()
+        };
+        assert_eq!(p.id, format!("feed:{link}"));
+        let edited = rdf(&[(link, "Pulse Buds recall widened to all colours")]);
+        let (second, _, _) = events(edited, url, &position, &mut filter, &tags, now);
+        assert!(second.is_empty(), "{:?}", ids(&second));
+    }
+
+    /// A feed linking every item to one page: its entries are told apart by title, as before.
+    #[test]
+    fn entries_without_an_id_that_share_a_link_stay_apart() {
+        let (tags, mut filter) = untagged(100);
+        let front = "https://news.example/";
+        let doc = rdf(&[
+            (front, "one"),
+            (front, "two"),
+            ("https://news.example/3", "three"),
+        ]);
+        let (posts, _, _) = events(
+            doc,
+            "https://news.example/rss",
+            &Position::default(),
+            &mut filter,
+            &tags,
+            Utc::now(),
+        );
+        assert_eq!(ids(&posts), ["one", "two", "three"]);
+    }
+
+    /// Positions stored when entries without an id were named by link and title hold those
+    /// names' digests: the entries they had handled are not sent again under their new names,
+    /// nor those whose link the feed writes relative.
+    #[test]
+    fn an_entry_handled_before_it_was_named_by_its_link_is_not_sent_again() {
+        let (tags, mut filter) = untagged(100);
+        let url = "https://news.example/rss";
+        let doc = rdf(&[
+            ("https://news.example/1", "handled"),
+            ("/2", "handled, linked relative"),
+            ("https://news.example/3", "new"),
+        ]);
+        // What the earlier version named an entry, from the link as the feed wrote it.
+        let earlier = |index: usize, written: &str| {
+            let entry = &doc.entries[index];
+            let link = feed_rs::model::Link {
+                href: written.into(),
+                ..entry.links[0].clone()
+            };
+            let id = feed_rs::parser::generate_id_from_link_and_title(&link, &entry.title);
+            digest64(&hashed_id(url, &id, ""))
+        };
+        let position = Position {
+            newest: None,
+            seen: vec![earlier(0, "https://news.example/1"), earlier(1, "/2")],
+        };
+        let (posts, _, next) = events(doc, url, &position, &mut filter, &tags, Utc::now());
+        assert_eq!(ids(&posts), ["new"]);
+        assert!(
+            !next.seen.contains(&position.seen[0]),
+            "named anew from now on"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! credentials (user information, a token in the query): it is shown and logged only
 //! through [`redact_url`].
 
+pub mod charset;
 pub mod entries;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{HeaderMap, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{
+    HeaderMap, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -278,6 +281,8 @@ async fn poll(
         header(response.headers(), ETAG),
         header(response.headers(), LAST_MODIFIED),
     );
+    let content_type = header(response.headers(), CONTENT_TYPE);
+    let base = link_base(response.url());
     let body = super::body::bytes(response, MAX_FEED_BYTES)
         .await
         .map_err(|e| match e {
@@ -290,7 +295,8 @@ async fn poll(
                 anyhow::Error::new(e).context(format!("feed {shown}")),
             ),
         })?;
-    let parsed = parse(body.as_slice())
+    let http_charset = content_type.as_deref().and_then(charset::http_charset);
+    let parsed = parse(&body, http_charset, &base)
         .map_err(|e| failed("malformed", anyhow::anyhow!("feed {shown} {e}")))?;
     feed.state.etag = etag;
     feed.state.last_modified = modified;
@@ -298,19 +304,53 @@ async fn poll(
     Ok(Some((parsed, ttl, asked)))
 }
 
-/// Reads a feed document, or says why it cannot be read. `feed-rs` panics on some values
-/// it does not expect (an `itunes:duration` past `u64`, or in digits of another script;
-/// media RSS `start`, `end` and `time` alike): such a document is malformed like any other,
-/// and must not stop the task, which would fetch it again once restarted and stop again.
-fn parse(body: &[u8]) -> Result<feed_rs::model::Feed, String> {
-    let parser = entries::parser();
-    match catch_unwind(AssertUnwindSafe(|| parser.parse(body))) {
-        Ok(Ok(feed)) => Ok(feed),
+/// The URL a feed's relative links are read against: the one its document came from (after
+/// redirects), without the user information and query that may hold its credentials (a
+/// `#comments` link would carry them into the post) or a fragment.
+fn link_base(url: &url::Url) -> url::Url {
+    let mut base = url.clone();
+    let _ = base.set_username("");
+    let _ = base.set_password(None);
+    base.set_query(None);
+    base.set_fragment(None);
+    base
+}
+
+/// Reads a feed document (decoded by [`charset::to_utf8`], its entries' links made absolute
+/// against `base`), or says why it cannot be read. `feed-rs` panics on some values it does
+/// not expect (an `itunes:duration` past `u64`, or in digits of another script; media RSS
+/// `start`, `end` and `time` alike): such a document is malformed like any other, and must
+/// not stop the task, which would fetch it again once restarted and stop again.
+fn parse(
+    body: &[u8],
+    http_charset: Option<&str>,
+    base: &url::Url,
+) -> Result<feed_rs::model::Feed, String> {
+    let text = charset::to_utf8(body, http_charset);
+    let parser = entries::parser(Some(base.as_str()));
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(text.as_bytes()))) {
+        Ok(Ok(mut feed)) => {
+            absolute_links(&mut feed, base);
+            Ok(feed)
+        }
         Ok(Err(e)) => Err(format!("is not RSS or Atom: {e}")),
         Err(panic) => Err(format!(
             "holds a value the feed parser fails on: {}",
             crate::actors::analyzer::panic_message(&panic)
         )),
+    }
+}
+
+/// Resolves against `base` the entry links the parser left relative: it resolves those of
+/// RSS and Atom, not a JSON Feed's.
+fn absolute_links(feed: &mut feed_rs::model::Feed, base: &url::Url) {
+    let links = feed.entries.iter_mut().flat_map(|e| e.links.iter_mut());
+    for link in links {
+        if let Err(url::ParseError::RelativeUrlWithoutBase) = url::Url::parse(&link.href) {
+            if let Ok(absolute) = base.join(&link.href) {
+                link.href = absolute.into();
+            }
+        }
     }
 }
 
@@ -326,15 +366,106 @@ mod tests {
         )
     }
 
+    fn read(body: &[u8]) -> Result<feed_rs::model::Feed, String> {
+        parse(body, None, &"https://news.example/rss".parse().unwrap())
+    }
+
     #[test]
     fn a_value_the_feed_parser_panics_on_makes_the_feed_malformed() {
         for duration in ["99999999999999999999", "\u{661}\u{662}"] {
-            let error = parse(podcast(duration).as_bytes()).expect_err(duration);
+            let error = read(podcast(duration).as_bytes()).expect_err(duration);
             assert!(error.starts_with("holds a value"), "{error}");
         }
-        let feed = parse(podcast("1:02:03").as_bytes()).expect("an ordinary duration");
+        let feed = read(podcast("1:02:03").as_bytes()).expect("an ordinary duration");
         assert_eq!(feed.entries.len(), 1);
-        let error = parse(b"not a feed").expect_err("not XML");
+        let error = read(b"not a feed").expect_err("not XML");
         assert!(error.starts_with("is not RSS or Atom"), "{error}");
+    }
+
+    /// One Windows-1252 quote (`\x92`) in a feed that says UTF-8 made the whole document
+    /// unreadable: its other entries were lost with it.
+    #[test]
+    fn a_byte_outside_the_encoding_costs_one_character_not_the_feed() {
+        let doc = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>Desk</title>
+<item><guid>https://news.example/1</guid><title>Pulse Buds</title><description>It\x92s recalled</description></item>
+<item><guid>https://news.example/2</guid><title>Pulse Phone</title><description>Caf\xC3\xA9 review</description></item>
+</channel></rss>";
+        let feed = read(doc).expect("read despite the stray byte");
+        let summaries: Vec<&str> = feed
+            .entries
+            .iter()
+            .map(|e| e.summary.as_ref().unwrap().content.as_str())
+            .collect();
+        assert_eq!(summaries, ["It\u{fffd}s recalled", "Caf\u{e9} review"]);
+    }
+
+    /// A feed in Latin-1 that said so only in its HTTP answer was read as UTF-8 and refused.
+    #[test]
+    fn the_http_charset_decodes_a_feed_that_declares_none() {
+        let doc = b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Desk</title>
+<item><guid>https://news.example/1</guid><title>Caf\xE9</title></item></channel></rss>";
+        let base = "https://news.example/rss".parse().unwrap();
+        let feed = parse(doc, Some("ISO-8859-1"), &base).expect("read as Latin-1");
+        assert_eq!(feed.entries[0].title.as_ref().unwrap().content, "Caf\u{e9}");
+    }
+
+    /// A relative link was kept as written, and stored as the post's URL.
+    #[test]
+    fn relative_links_resolve_against_the_feed_url() {
+        let base = link_base(
+            &"https://user:secret@news.example/feeds/rss?token=t#top"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(base.as_str(), "https://news.example/feeds/rss");
+        let rss = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title>
+<item><title>Recall</title><link>/2026/11/recall</link></item>
+<item><title>Review</title><link>review</link></item>
+<item><title>Comments</title><link>#comments</link></item>
+<item><title>Elsewhere</title><link>https://other.example/x</link></item>
+</channel></rss>"#;
+        let json = br#"{"version": "https://jsonfeed.org/version/1.1", "title": "Desk",
+"items": [{"id": "1", "url": "/2026/11/recall", "content_text": "Recall"}]}"#;
+        let links = |body: &[u8]| -> Vec<String> {
+            parse(body, None, &base)
+                .unwrap()
+                .entries
+                .iter()
+                .map(|e| e.links[0].href.clone())
+                .collect()
+        };
+        assert_eq!(
+            links(rss),
+            [
+                "https://news.example/2026/11/recall",
+                "https://news.example/feeds/review",
+                "https://news.example/feeds/rss#comments",
+                "https://other.example/x",
+            ]
+        );
+        assert_eq!(links(json), ["https://news.example/2026/11/recall"]);
+        // The post's URL, and the id of an entry named by its link, are the absolute link.
+        let tags = entries::Tags {
+            product: None,
+            channel: None,
+            max_text_chars: 100,
+        };
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let (events, _, _) = entries::events(
+            parse(rss, None, &base).unwrap(),
+            "https://news.example/feeds/rss",
+            &entries::Position::default(),
+            &mut filter,
+            &tags,
+            Utc::now(),
+        );
+        let crate::models::Event::Post(post) = &events[0] else {
+            panic!("not a post")
+        };
+        assert_eq!(
+            post.url.as_deref(),
+            Some("https://news.example/2026/11/recall")
+        );
+        assert_eq!(post.id, "feed:https://news.example/2026/11/recall");
     }
 }

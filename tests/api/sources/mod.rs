@@ -9,7 +9,9 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::http_standin::{listen, read_request, respond, respond_streaming, serve};
+use common::http_standin::{
+    listen, read_request, respond, respond_bytes, respond_streaming, serve,
+};
 use common::jetstream::JetstreamStandIn;
 use common::*;
 use pulse::config::{FeedSettings, JetstreamSettings, RedditSettings, SourceKind, SourceSettings};

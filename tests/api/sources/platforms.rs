@@ -471,6 +471,28 @@ async fn a_feed_its_parser_panics_on_is_malformed_and_the_next_feed_is_still_rea
     app.shutdown().await;
 }
 
+/// A feed in Latin-1 that names its encoding only in its HTTP answer
+/// (`charset=ISO-8859-1`), its XML declaration naming none: it was read as UTF-8, its `é`
+/// refused, and the whole feed lost with it.
+#[actix_rt::test]
+async fn a_feed_in_the_charset_its_answer_names_is_read_in_it() {
+    let site = serve(move |_req, mut tcp| async move {
+        let doc = b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Gadget Desk</title>
+<item><guid isPermaLink=\"false\">cafe-1</guid><title>Caf\xE9</title><description>Pulse Buds at the caf\xE9</description></item>
+</channel></rss>";
+        let latin1 = [("Content-Type", "application/rss+xml; charset=ISO-8859-1")];
+        respond_bytes(&mut tcp, "200 OK", &latin1, doc).await;
+    })
+    .await;
+    let app = serve_source(feeds("latin", vec![format!("http://{site}/latin.rss")])).await;
+    let env = &app.env;
+    env.assert_stored(1, Duration::from_secs(30), "the Latin-1 feed's post")
+        .await;
+    let text: String = env.pg().await.value_of("SELECT text FROM posts").await;
+    assert_eq!(text, "Caf\u{e9}\nPulse Buds at the caf\u{e9}");
+    app.shutdown().await;
+}
+
 /// A Reddit stand-in: the token endpoint (checking the application's credentials) and the
 /// two listings of r/pulsebuds from tests/fixtures/reddit. The first listing request is
 /// refused 401 (an expired token); every listing answers that the request budget is spent
