@@ -2,7 +2,8 @@
 //! document's XML declaration alone (never the charset of the HTTP answer) and refuses a
 //! whole document for one byte its encoding does not allow, as a Windows-1252 quote in a
 //! feed that says UTF-8. So the encoding is chosen here (the byte order mark, then the XML
-//! declaration, then the HTTP charset, then UTF-8), a byte that does not decode becomes
+//! declaration, then UTF-8 where the text decodes as such, then the HTTP charset, then UTF-8),
+//! a byte that does not decode becomes
 //! U+FFFD, and the declaration no longer names another encoding than the UTF-8 handed on.
 
 use std::borrow::Cow;
@@ -28,7 +29,8 @@ pub fn to_utf8<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a, str> {
 
 /// The encoding a document is read in, and the length of its byte order mark: the mark's,
 /// else UTF-16 where the document begins with `<` in UTF-16, else the one its declaration
-/// names, else the one the HTTP answer names, else UTF-8. A declaration or header naming
+/// names, else UTF-8 when the document decodes as UTF-8, else the one the HTTP answer names,
+/// else UTF-8. A declaration or header naming
 /// UTF-16 for a document whose first bytes are not UTF-16 is mistaken and not followed (the
 /// declaration could not have been read otherwise); a name no encoding has counts as none.
 fn encoding_of(body: &[u8], http_charset: Option<&str>) -> (&'static Encoding, usize) {
@@ -42,6 +44,12 @@ fn encoding_of(body: &[u8], http_charset: Option<&str>) -> (&'static Encoding, u
         return (UTF_16BE, 0);
     }
     let declared = declared_encoding(body).map(|(_, label)| label);
+    // A server's default charset (Apache's ISO-8859-1) often mislabels UTF-8 feeds that
+    // declare nothing; text that decodes as UTF-8 with any byte past ASCII almost never is
+    // Latin-1, so it is read as UTF-8.
+    if declared.is_none() && std::str::from_utf8(body).is_ok() {
+        return (UTF_8, 0);
+    }
     let named = declared
         .into_iter()
         .chain(http_charset.map(str::as_bytes))
@@ -97,6 +105,11 @@ mod tests {
         assert_eq!(
             to_utf8(b"<rss>Caf\xE9</rss>", charset),
             "<rss>Caf\u{e9}</rss>"
+        );
+        // A UTF-8 feed that declares nothing, behind a server whose default says Latin-1.
+        assert_eq!(
+            to_utf8("<rss>Café</rss>".as_bytes(), charset),
+            "<rss>Café</rss>"
         );
     }
 

@@ -354,14 +354,33 @@ fn truncation_respects_char_boundaries() {
 // negative: questions and announcements read as complaints.
 #[test]
 fn emphasis_alone_carries_no_sentiment() {
-    for text in ["Who is watching the game tonight??", "Launch day tomorrow!!!", "Really?!"] {
+    for text in [
+        "Who is watching the game tonight??",
+        "Launch day tomorrow!!!",
+        "Really?!",
+    ] {
         let a = LexiconAnalyzer::new().analyze(text);
         assert_eq!(a.sentiment_score.get(), 0.0, "{text}");
         assert_eq!(a.sentiment_label, SentimentLabel::Neutral, "{text}");
     }
-    let plain = LexiconAnalyzer::new().analyze("I love it").sentiment_score.get();
-    let loud = LexiconAnalyzer::new().analyze("I love it!!!").sentiment_score.get();
+    let plain = LexiconAnalyzer::new()
+        .analyze("I love it")
+        .sentiment_score
+        .get();
+    let loud = LexiconAnalyzer::new()
+        .analyze("I love it!!!")
+        .sentiment_score
+        .get();
     assert!(loud > plain, "{loud} <= {plain}");
-    let angry = LexiconAnalyzer::new().analyze("I hate it!!!").sentiment_score.get();
-    assert!(angry < LexiconAnalyzer::new().analyze("I hate it").sentiment_score.get());
+    let angry = LexiconAnalyzer::new()
+        .analyze("I hate it!!!")
+        .sentiment_score
+        .get();
+    assert!(
+        angry
+            < LexiconAnalyzer::new()
+                .analyze("I hate it")
+                .sentiment_score
+                .get()
+    );
 }
