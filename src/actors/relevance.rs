@@ -19,7 +19,7 @@ use deadpool_postgres::Pool;
 use crate::db::relevance::{self as db, Trained};
 use crate::telemetry::names;
 use crate::topics::relevance::{
-    assess, key_of, not_ready, Features, Filter, Labelled, Model, Post,
+    assess, counts, key_of, not_ready, Features, Filter, Labelled, Model, Post,
 };
 
 /// Trains and re-scores topics' relevance.
@@ -192,11 +192,7 @@ pub async fn rescore_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::R
     };
     let filter = db::adopted_of(&*tx, work.topic_id).await?.and_then(
         |(model_id, threshold, bias, weights)| {
-            Model::from_stored(bias, &weights).map(|model| Filter {
-                model_id,
-                model,
-                threshold,
-            })
+            Filter::from_stored(model_id, threshold, bias, &weights)
         },
     );
     let topic = work.topic_id;
@@ -205,13 +201,14 @@ pub async fn rescore_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::R
     let (filter_ids, restore_ids) = tokio::task::spawn_blocking(move || {
         let (mut out, mut back) = (Vec::new(), Vec::new());
         for p in work.posts {
-            let keeps = filter.as_ref().is_none_or(|f| {
-                f.keeps(&Features::of(&Post {
+            // The chunk holds no post with a label of its own.
+            let keeps = counts(None, filter.as_ref(), || {
+                Features::of(&Post {
                     text: &p.text,
                     author: Some(&p.author),
                     lang: p.lang.as_deref(),
                     matched: true,
-                }))
+                })
             });
             match (keeps, p.kept) {
                 (false, true) => out.push(p.id),

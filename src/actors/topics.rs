@@ -21,7 +21,7 @@ use super::ingester::IngestContext;
 use crate::config::TopicSettings;
 use crate::db::{retags, topics as db};
 use crate::telemetry::names;
-use crate::topics::relevance::{Filter, Filters, Model};
+use crate::topics::relevance::{Filter, Filters};
 use crate::topics::{LiveTopics, TopicDef, TopicSet};
 
 /// Loads the active topics into `live` when their revision differs from the one it holds.
@@ -46,7 +46,7 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
     }
     let filters = Filters::new(adopted.into_iter().filter_map(
         |(topic, model_id, threshold, bias, weights)| {
-            let Some(model) = Model::from_stored(bias, &weights) else {
+            let Some(filter) = Filter::from_stored(model_id, threshold, bias, &weights) else {
                 tracing::error!(
                     topic,
                     model_id,
@@ -54,14 +54,7 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
                 );
                 return None;
             };
-            Some((
-                topic,
-                Filter {
-                    model_id,
-                    model,
-                    threshold,
-                },
-            ))
+            Some((topic, filter))
         },
     ));
     metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);

@@ -2,7 +2,8 @@
 //! into) the topic's figures at once, the latest label wins and both stay on record, an undo
 //! puts the post back where the labels left standing say; a topic's learned relevance, once it
 //! beats the query alone out of fold, filters the stored posts and new ones at analysis, while
-//! the topic's rollups stay equal to a recount; bad labels get clear answers; the queue hands
+//! the topic's rollups stay equal to a recount; a re-scoring never moves a post against a label
+//! given meanwhile; bad labels get clear answers; the queue hands
 //! two reviewers different posts and never one the same post twice in a row; a flood of labels
 //! from one caller is refused with `Retry-After`.
 
@@ -12,6 +13,8 @@ use std::time::Duration;
 use common::*;
 use pulse::auth::Role;
 use serde_json::{json, Value};
+
+use pulse::topics::relevance::{counts, Features, Filter, Post};
 
 use super::deletions::delete_post;
 use super::topics::{matcher_holds, topic_recount, topic_rollups};
@@ -746,5 +749,119 @@ async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
         "{relevance}"
     );
     assert_eq!(relevance["models"][0]["labels"], 40, "{relevance}");
+    app.shutdown().await;
+}
+
+/// Whether the topic's adopted model has re-scored every stored post, within the wait.
+async fn rescored(pg: &tokio_postgres::Client, topic: i64) -> bool {
+    wait_until(WAIT, || async {
+        pg.scalar::<bool>(
+            "SELECT model_id IS NOT NULL AND rescore_done FROM topic_relevance \
+             WHERE topic_id = $1",
+            &[&topic],
+        )
+        .await
+    })
+    .await
+}
+
+/// A Pulse with the topic "Jaguar cars" (`jaguar`) whose adopted model filters the animal: 20
+/// posts about the car, 20 about the animal and `others` (id and text) stored, five of each
+/// class labelled, the model adopted and the stored posts re-scored under it.
+async fn filtering_jaguar(others: &[(&str, &str)]) -> (TestApp, i64) {
+    let (app, topic) = jaguar_app(|s| s.topics.relevance_every_ms = 100).await;
+    let pg = app.env.pg().await;
+    let mut events: Vec<String> = (0..20)
+        .map(|i| post_json(&format!("car-{i}"), &car(i)))
+        .collect();
+    events.extend((0..20).map(|i| post_json(&format!("cat-{i}"), &cat(i))));
+    events.extend(others.iter().map(|(id, text)| post_json(id, text)));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(events.len() as i64, WAIT).await);
+    label_both_classes(&app, topic, ("car", "cat"), 1..6).await;
+    assert!(
+        trained(&pg, topic).await,
+        "the topic is trained on its labels"
+    );
+    assert!(rescored(&pg, topic).await, "a model is adopted and applied");
+    for i in 0..20 {
+        let (car, cat) = (format!("car-{i}"), format!("cat-{i}"));
+        assert_eq!(ids(&post(&app, &car).await["topics"]), vec![topic]);
+        assert_eq!(ids(&post(&app, &cat).await["filtered_topics"]), vec![topic]);
+    }
+    (app, topic)
+}
+
+/// Where post `id` stands for the topics: those it counts in, and those that filter it.
+async fn place(app: &TestApp, id: &str) -> (Vec<i64>, Vec<i64>) {
+    let p = post(app, id).await;
+    (ids(&p["topics"]), ids(&p["filtered_topics"]))
+}
+
+/// A re-scoring chunk read its posts and moved them later: a post labelled `related` in
+/// between, which the label left where it was (it counted), was filtered by the chunk all the
+/// same, against its label, and stayed so.
+#[actix_rt::test]
+async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
+    let (app, topic) = filtering_jaguar(&[("unsure", "jaguar engine")]).await;
+    let pg = app.env.pg().await;
+    // This connection holds the topic's re-scoring, as a process working it does: the app's
+    // learner leaves it alone.
+    let mut scorer = app.env.pg().await;
+    scorer
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.rescore:' || $1::int8, 0))",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    let (status, body) = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/topics/{topic}/relevance"),
+            Some(&json!({"threshold": 0.99})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A chunk under the new threshold, and a post it filters out of the topic.
+    let tx = scorer.transaction().await.unwrap();
+    let chunk = pulse::db::relevance::claim_rescore(&tx, 1_000)
+        .await
+        .unwrap()
+        .expect("the topic is to be re-scored");
+    assert_eq!(chunk.topic_id, topic);
+    let (model, threshold, bias, weights) = pulse::db::relevance::adopted_of(&tx, topic)
+        .await
+        .unwrap()
+        .expect("a model is adopted");
+    let filter = Filter::from_stored(model, threshold, bias, &weights).expect("it reads back");
+    let decided = chunk.posts.iter().find(|p| {
+        p.kept
+            && !counts(None, Some(&filter), || {
+                Features::of(&Post {
+                    text: &p.text,
+                    author: Some(&p.author),
+                    lang: p.lang.as_deref(),
+                    matched: true,
+                })
+            })
+    });
+    let id = decided
+        .expect("the chunk filters a post the topic counts")
+        .id
+        .clone();
+
+    // The reviewer's label, then the chunk's move as it decided.
+    relevance_label(&app, topic, &id, "related").await;
+    let high_churn = app.env.settings().metrics.high_churn_threshold;
+    pulse::db::relevance::move_posts(&tx, topic, chunk.version, &[id.as_str()], &[], high_churn)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(place(&app, &id).await, (vec![topic], Vec::new()), "{id}");
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
     app.shutdown().await;
 }

@@ -61,6 +61,22 @@ pub async fn target(
         }))
 }
 
+/// Locks the posts `ids` until the transaction ends, in the order of their ids, as labelling
+/// locks its post ([`target`]). A statement that moves them after it sees every label given
+/// before: one that waited on a labelling's lock without it would go on with what it read
+/// before that label.
+pub async fn lock(tx: &Transaction<'_>, ids: &[&str]) -> Result<(), tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "SELECT 1 FROM posts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        &[&ids],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Labels on a post, undone ones included: all of them, and those `reviewer` gave.
 pub async fn count_on_post(
     tx: &Transaction<'_>,

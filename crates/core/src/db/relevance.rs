@@ -14,35 +14,24 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Transaction};
 use utoipa::ToSchema;
 
-use super::retags::{returned_for_topic, topic_deltas, DROP_TOPIC};
+use super::retags::{filtered_cte, restored_cte, topic_deltas};
 use crate::topics::relevance::TEXT_BYTES;
 
 static MOVE: LazyLock<String> = LazyLock::new(|| {
-    let returned = returned_for_topic();
     format!(
-        "WITH filtered AS (
-    UPDATE posts AS t SET {DROP_TOPIC},
-        filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
-    WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
-    RETURNING t.id, {returned}
-), restored AS (
-    UPDATE posts AS t SET
-        topics = COALESCE(t.topics, '{{}}') || $1::int8,
-        topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4,
-        filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
-    WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL
-      AND t.filtered_topics @> ARRAY[$1::int8]
-      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
-    RETURNING t.id, {returned}
-), {deltas}
+        "WITH {filtered}, {restored}, {deltas}
 SELECT (SELECT count(*) FROM filtered)::int8, (SELECT count(*) FROM restored)::int8",
+        filtered = filtered_cte("$3"),
+        restored = restored_cte("$4"),
         deltas = topic_deltas("restored", "filtered"),
     )
 });
 
 /// Moves the posts `filter` out of topic `topic_id` into its filtered posts, and the posts
 /// `restore` back (at the topic's `version`), with the topic's rollups; how many of each moved.
-/// A post already where it is asked to go is left alone.
+/// A post already where it is asked to go is left alone, and so is one whose own relevance
+/// label says otherwise: the posts are locked first, as labelling locks them, so a label given
+/// after the move was decided, and before it is written, is seen and wins.
 pub async fn move_posts(
     tx: &Transaction<'_>,
     topic_id: i64,
@@ -51,6 +40,10 @@ pub async fn move_posts(
     restore: &[&str],
     high_churn: f32,
 ) -> Result<(i64, i64), tokio_postgres::Error> {
+    if filter.is_empty() && restore.is_empty() {
+        return Ok((0, 0));
+    }
+    super::labels::lock(tx, &[filter, restore].concat()).await?;
     let row = tx
         .query_one(
             MOVE.as_str(),

@@ -220,6 +220,47 @@ pub(super) const DROP_TOPIC: &str = "\
         topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
                         || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{}')";
 
+/// The newest relevance label of post `t` for topic `$1` that is not undone (`''` with none).
+/// A move into the topic requires it not to say `unrelated`, a move out of it not `related`:
+/// a move decided before a label was given never goes against the label.
+const LABEL_OF_T: &str = "COALESCE((SELECT l.value FROM post_labels l \
+    WHERE l.post_id = t.id AND l.topic_id = $1::int8 AND l.undone_at IS NULL \
+    ORDER BY l.id DESC LIMIT 1), '')";
+
+/// The common table expression `filtered`: the posts of `ids` (a `text[]` parameter) that count
+/// in topic `$1` move to its filtered posts.
+pub(super) fn filtered_cte(ids: &str) -> String {
+    format!(
+        "filtered AS (
+    UPDATE posts AS t SET {DROP_TOPIC},
+        filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
+    WHERE t.id = ANY({ids}::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
+      AND {LABEL_OF_T} <> 'related'
+    RETURNING t.id, {returned}
+)",
+        returned = returned_for_topic(),
+    )
+}
+
+/// The common table expression `restored`: the filtered posts of `ids` (a `text[]` parameter)
+/// move back into topic `$1` at version `$2`.
+pub(super) fn restored_cte(ids: &str) -> String {
+    format!(
+        "restored AS (
+    UPDATE posts AS t SET
+        topics = COALESCE(t.topics, '{{}}') || $1::int8,
+        topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4,
+        filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
+    WHERE t.id = ANY({ids}::text[]) AND t.deleted_at IS NULL
+      AND t.filtered_topics @> ARRAY[$1::int8]
+      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+      AND {LABEL_OF_T} <> 'unrelated'
+    RETURNING t.id, {returned}
+)",
+        returned = returned_for_topic(),
+    )
+}
+
 /// The `deltas` of the dimension `topic` for the posts of the relation `gained` (added, with
 /// their engagements) and of `lost` (taken away), and their upsert into the rollups (`r`), as
 /// common table expressions; `$5` is the high-churn threshold.
