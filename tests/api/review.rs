@@ -2,8 +2,8 @@
 //! into) the topic's figures at once, the latest label wins and both stay on record, an undo
 //! puts the post back where the labels left standing say; a topic's learned relevance, once it
 //! beats the query alone out of fold, filters the stored posts and new ones at analysis, while
-//! the topic's rollups stay equal to a recount; a re-scoring never moves a post against a label
-//! given meanwhile; bad labels get clear answers; the queue hands
+//! the topic's rollups stay equal to a recount; a re-tagging and a re-scoring put posts where
+//! the model and the posts' own labels say; bad labels get clear answers; the queue hands
 //! two reviewers different posts and never one the same post twice in a row; a flood of labels
 //! from one caller is refused with `Retry-After`.
 
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use pulse::topics::relevance::{counts, Features, Filter, Post};
 
 use super::deletions::delete_post;
-use super::topics::{matcher_holds, topic_recount, topic_rollups};
+use super::topics::{matcher_holds, retags_done, topic_recount, topic_rollups};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "4f1c9e2a7b3d5f6a8c0e1b2d3f4a5b6c7d8e9f0a1b2c3d4e";
@@ -752,6 +752,10 @@ async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
     app.shutdown().await;
 }
 
+fn leopard(i: usize) -> String {
+    format!("a leopard cub seen in the rainforest by the river, photo {i}")
+}
+
 /// Whether the topic's adopted model has re-scored every stored post, within the wait.
 async fn rescored(pg: &tokio_postgres::Client, topic: i64) -> bool {
     wait_until(WAIT, || async {
@@ -792,10 +796,92 @@ async fn filtering_jaguar(others: &[(&str, &str)]) -> (TestApp, i64) {
     (app, topic)
 }
 
+/// Holds the training of `topic` on a connection of its own, as a process training it does,
+/// so labels given meanwhile leave the adopted model as it is; the connection holding it.
+async fn hold_training(app: &TestApp, topic: i64) -> tokio_postgres::Client {
+    let holder = app.env.pg().await;
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.train:' || $1::int8, 0))",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    holder
+}
+
+/// Edits `topic`'s query to `query` and re-tags the stored posts of the last week; the job,
+/// done.
+async fn retag(app: &TestApp, pg: &tokio_postgres::Client, topic: i64, query: &str) -> Value {
+    let path = format!("/api/v1/topics/{topic}");
+    let (status, edited) = app.patch(&path, &json!({ "query": query })).await;
+    assert_eq!(status, 200, "{edited}");
+    let (status, job) = app
+        .post(&format!("{path}/retags"), &json!({"days": 7}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(retags_done(pg).await);
+    let job = app.get_ok(&format!("{path}/retags/{}", job["id"])).await;
+    assert_eq!(job["status"], "done", "{job}");
+    job
+}
+
 /// Where post `id` stands for the topics: those it counts in, and those that filter it.
 async fn place(app: &TestApp, id: &str) -> (Vec<i64>, Vec<i64>) {
     let p = post(app, id).await;
     (ids(&p["topics"]), ids(&p["filtered_topics"]))
+}
+
+/// A re-tagging matched the topic's new query alone: the posts newly matched that its adopted
+/// model filters were put in the topic and counted in its figures, and a filtered post the new
+/// query no longer matched stayed among its filtered posts for good.
+#[actix_rt::test]
+async fn a_retagging_puts_the_posts_the_topics_relevance_leaves_out_among_its_filtered_posts() {
+    let leopards: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("leopard-{i}"), leopard(i)))
+        .collect();
+    let others: Vec<(&str, &str)> = leopards
+        .iter()
+        .map(|(id, text)| (id.as_str(), text.as_str()))
+        .collect();
+    let (app, topic) = filtering_jaguar(&others).await;
+    let pg = app.env.pg().await;
+    let _training = hold_training(&app, topic).await;
+    assert_eq!(counted(&pg, topic).await, 20);
+    let none = Vec::<i64>::new();
+
+    // The query widened to the leopards: matched, and filtered as the model says.
+    let job = retag(&app, &pg, topic, "jaguar OR leopard").await;
+    assert_eq!(job["matched"], 45, "{job}");
+    assert_eq!(job["added"], 0, "{job}");
+    for (id, _) in &leopards {
+        assert_eq!(place(&app, id).await, (none.clone(), vec![topic]), "{id}");
+    }
+    assert_eq!(counted(&pg, topic).await, 20);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // A reviewer says one of them is about the topic.
+    relevance_label(&app, topic, "leopard-0", "related").await;
+    assert_eq!(place(&app, "leopard-0").await, (vec![topic], none.clone()));
+    assert_eq!(counted(&pg, topic).await, 21);
+
+    // A query that no longer matches them: they leave the topic and its filtered posts alike.
+    retag(&app, &pg, topic, "jaguar").await;
+    for (id, _) in &leopards {
+        assert_eq!(place(&app, id).await, (none.clone(), none.clone()), "{id}");
+    }
+    assert_eq!(counted(&pg, topic).await, 20);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+
+    // Matched again: the label decides its post, the model the others.
+    retag(&app, &pg, topic, "jaguar OR leopard").await;
+    assert_eq!(place(&app, "leopard-0").await, (vec![topic], none.clone()));
+    for (id, _) in &leopards[1..] {
+        assert_eq!(place(&app, id).await, (none.clone(), vec![topic]), "{id}");
+    }
+    assert_eq!(counted(&pg, topic).await, 21);
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+    app.shutdown().await;
 }
 
 /// A re-scoring chunk read its posts and moved them later: a post labelled `related` in

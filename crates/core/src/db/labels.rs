@@ -172,6 +172,27 @@ pub async fn relevance_of(
         .map(|r| r.get(0)))
 }
 
+/// The posts among `ids` with a relevance label for `topic_id` that counts (the newest not
+/// undone): each id and whether its label says related.
+pub async fn relevance_of_posts(
+    client: &impl GenericClient,
+    topic_id: i64,
+    ids: &[&str],
+) -> Result<Vec<(String, bool)>, tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::read_rows(
+        client,
+        "SELECT DISTINCT ON (post_id) post_id, value = 'related' FROM post_labels \
+         WHERE post_id = ANY($2::text[]) AND topic_id = $1 AND undone_at IS NULL \
+         ORDER BY post_id, id DESC",
+        &[&topic_id, &ids],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
+}
+
 /// Which labels a listing returns.
 #[derive(Debug, Default)]
 pub struct Query<'a> {
