@@ -15,6 +15,7 @@ use pulse::auth::Role;
 use serde_json::{json, Value};
 
 use pulse::topics::relevance::{counts, Features, Filter, Post};
+use pulse::topics::TopicSet;
 
 use super::deletions::delete_post;
 use super::topics::{matcher_holds, retags_done, topic_recount, topic_rollups};
@@ -756,12 +757,14 @@ fn leopard(i: usize) -> String {
     format!("a leopard cub seen in the rainforest by the river, photo {i}")
 }
 
-/// Whether the topic's adopted model has re-scored every stored post, within the wait.
-async fn rescored(pg: &tokio_postgres::Client, topic: i64) -> bool {
+/// Whether the topic has adopted a model and its re-scoring filtered every post about the
+/// animal, within the wait.
+async fn cats_filtered(pg: &tokio_postgres::Client, topic: i64) -> bool {
     wait_until(WAIT, || async {
         pg.scalar::<bool>(
-            "SELECT model_id IS NOT NULL AND rescore_done FROM topic_relevance \
-             WHERE topic_id = $1",
+            "SELECT r.model_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM posts p \
+                 WHERE p.id LIKE 'cat-%' AND p.topics @> ARRAY[$1::int8]) \
+             FROM topic_relevance r WHERE r.topic_id = $1",
             &[&topic],
         )
         .await
@@ -769,11 +772,18 @@ async fn rescored(pg: &tokio_postgres::Client, topic: i64) -> bool {
     .await
 }
 
-/// A Pulse with the topic "Jaguar cars" (`jaguar`) whose adopted model filters the animal: 20
-/// posts about the car, 20 about the animal and `others` (id and text) stored, five of each
-/// class labelled, the model adopted and the stored posts re-scored under it.
-async fn filtering_jaguar(others: &[(&str, &str)]) -> (TestApp, i64) {
-    let (app, topic) = jaguar_app(|s| s.topics.relevance_every_ms = 100).await;
+/// A Pulse tuned by `tweak` with the topic "Jaguar cars" (`jaguar`) whose adopted model filters
+/// the animal: 20 posts about the car, 20 about the animal and `others` (id and text) stored,
+/// five of each class labelled, the model adopted and the stored posts re-scored under it.
+async fn filtering_jaguar(
+    tweak: impl FnOnce(&mut pulse::config::Settings),
+    others: &[(&str, &str)],
+) -> (TestApp, i64) {
+    let (app, topic) = jaguar_app(|s| {
+        s.topics.relevance_every_ms = 100;
+        tweak(s);
+    })
+    .await;
     let pg = app.env.pg().await;
     let mut events: Vec<String> = (0..20)
         .map(|i| post_json(&format!("car-{i}"), &car(i)))
@@ -787,7 +797,10 @@ async fn filtering_jaguar(others: &[(&str, &str)]) -> (TestApp, i64) {
         trained(&pg, topic).await,
         "the topic is trained on its labels"
     );
-    assert!(rescored(&pg, topic).await, "a model is adopted and applied");
+    assert!(
+        cats_filtered(&pg, topic).await,
+        "a model is adopted and applied"
+    );
     for i in 0..20 {
         let (car, cat) = (format!("car-{i}"), format!("cat-{i}"));
         assert_eq!(ids(&post(&app, &car).await["topics"]), vec![topic]);
@@ -803,6 +816,20 @@ async fn hold_training(app: &TestApp, topic: i64) -> tokio_postgres::Client {
     holder
         .execute(
             "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.train:' || $1::int8, 0))",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    holder
+}
+
+/// Holds the re-scoring of `topic` on a connection of its own, as a process working it does,
+/// so the app's learner leaves it alone; the connection holding it.
+async fn hold_rescoring(app: &TestApp, topic: i64) -> tokio_postgres::Client {
+    let holder = app.env.pg().await;
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.rescore:' || $1::int8, 0))",
             &[&topic],
         )
         .await
@@ -844,7 +871,7 @@ async fn a_retagging_puts_the_posts_the_topics_relevance_leaves_out_among_its_fi
         .iter()
         .map(|(id, text)| (id.as_str(), text.as_str()))
         .collect();
-    let (app, topic) = filtering_jaguar(&others).await;
+    let (app, topic) = filtering_jaguar(|_| {}, &others).await;
     let pg = app.env.pg().await;
     let _training = hold_training(&app, topic).await;
     assert_eq!(counted(&pg, topic).await, 20);
@@ -889,18 +916,11 @@ async fn a_retagging_puts_the_posts_the_topics_relevance_leaves_out_among_its_fi
 /// same, against its label, and stayed so.
 #[actix_rt::test]
 async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
-    let (app, topic) = filtering_jaguar(&[("unsure", "jaguar engine")]).await;
+    let (app, topic) = filtering_jaguar(|_| {}, &[("unsure", "jaguar engine")]).await;
     let pg = app.env.pg().await;
     // This connection holds the topic's re-scoring, as a process working it does: the app's
     // learner leaves it alone.
-    let mut scorer = app.env.pg().await;
-    scorer
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.rescore:' || $1::int8, 0))",
-            &[&topic],
-        )
-        .await
-        .unwrap();
+    let mut scorer = hold_rescoring(&app, topic).await;
     let (status, body) = app
         .request(
             reqwest::Method::PUT,
@@ -913,7 +933,7 @@ async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
 
     // A chunk under the new threshold, and a post it filters out of the topic.
     let tx = scorer.transaction().await.unwrap();
-    let chunk = pulse::db::relevance::claim_rescore(&tx, 1_000)
+    let chunk = pulse::db::relevance::claim_rescore(&tx, 1_000, Duration::ZERO)
         .await
         .unwrap()
         .expect("the topic is to be re-scored");
@@ -948,6 +968,57 @@ async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
     tx.commit().await.unwrap();
 
     assert_eq!(place(&app, &id).await, (vec![topic], Vec::new()), "{id}");
+    assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
+    app.shutdown().await;
+}
+
+/// A re-scoring read the stored posts once, from the newest at its start: the posts a process
+/// stored after it began with the matcher it held before loading the adopted model were newer
+/// than where it began, and kept for good what that matcher gave them.
+#[actix_rt::test]
+async fn posts_stored_before_a_process_loads_an_adopted_model_are_rescored_once_it_has() {
+    let (app, topic) = filtering_jaguar(|_| {}, &[]).await;
+    let pg = app.env.pg().await;
+    // The first pass is over; the last waits for the processes to load the model
+    // (`topics.relevance_settle_ms` past `topics.refresh_ms`), and for this connection, which
+    // holds the re-scoring while the posts below are stored.
+    let scorer = hold_rescoring(&app, topic).await;
+
+    // This process matches as one that has not loaded the model yet: with the query alone.
+    let live = app.pipeline().topics();
+    assert!(wait_until(WAIT, || async { !live.with_filters().1.is_empty() }).await);
+    let query = pulse::topics::parse("jaguar").unwrap();
+    live.replace(live.revision(), TopicSet::of(topic, 1, &query));
+    let late: Vec<String> = (0..5).map(|i| format!("late-cat-{i}")).collect();
+    let events: Vec<String> = (0..5).map(|i| post_json(&late[i], &cat(100 + i))).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(45, WAIT).await);
+    for id in &late {
+        assert_eq!(place(&app, id).await, (vec![topic], Vec::new()), "{id}");
+    }
+
+    // The process loads the model, as its watcher does; the re-scoring goes on.
+    live.replace(0, TopicSet::default());
+    assert!(wait_until(WAIT, || async { !live.with_filters().1.is_empty() }).await);
+    scorer
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended('pulse.relevance.rescore:' || $1::int8, 0))",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    let rescored = wait_until(WAIT, || async {
+        pg.scalar::<i64>(
+            "SELECT count(*) FROM posts WHERE id LIKE 'late-cat-%' \
+             AND filtered_topics @> ARRAY[$1::int8]",
+            &[&topic],
+        )
+        .await
+            == 5
+    })
+    .await;
+    assert!(rescored, "the posts stored meanwhile are re-scored");
+    assert_eq!(counted(&pg, topic).await, 20);
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
     app.shutdown().await;
 }
