@@ -9,7 +9,8 @@
 //! transaction with the cursor committed beside it, so another process resumes where one
 //! stopped; posts with a relevance label of their own follow their label, not the model. New
 //! posts are scored at analysis once the topic watcher loads the model (the adoption moves the
-//! topics' revision).
+//! topics' revision); those stored before every process had loaded it are read once more by a
+//! last pass, `topics.refresh_ms` plus `topics.relevance_settle_ms` after the adoption.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use deadpool_postgres::Pool;
 use crate::db::relevance::{self as db, Trained};
 use crate::telemetry::names;
 use crate::topics::relevance::{
-    assess, key_of, not_ready, Features, Filter, Labelled, Model, Post,
+    assess, counts, key_of, not_ready, Features, Filter, Labelled, Model, Post,
 };
 
 /// Trains and re-scores topics' relevance.
@@ -27,6 +28,8 @@ pub struct RelevanceLearner {
     pool: Pool,
     every: Duration,
     chunk: i64,
+    /// How long after its start a re-scoring reads the posts stored since once more.
+    settle: Duration,
     labels: i64,
     high_churn: f32,
 }
@@ -37,6 +40,11 @@ impl RelevanceLearner {
             pool,
             every: Duration::from_millis(settings.relevance_every_ms),
             chunk: settings.relevance_rescore_chunk as i64,
+            settle: Duration::from_millis(
+                settings
+                    .refresh_ms
+                    .saturating_add(settings.relevance_settle_ms),
+            ),
             labels: settings.relevance_training_labels as i64,
             high_churn,
         }
@@ -45,9 +53,10 @@ impl RelevanceLearner {
     fn step(&mut self, ctx: &mut Context<Self>) {
         let (pool, chunk, labels, high_churn) =
             (self.pool.clone(), self.chunk, self.labels, self.high_churn);
+        let settle = self.settle;
         wrap_future::<_, Self>(async move {
             let trained = train_once(&pool, labels).await;
-            let rescored = rescore_once(&pool, chunk, high_churn).await;
+            let rescored = rescore_once(&pool, chunk, settle, high_churn).await;
             (trained, rescored)
         })
         .map(|(trained, rescored), actor: &mut Self, ctx| {
@@ -180,23 +189,25 @@ async fn train_claimed(
 }
 
 /// Re-scores one chunk of the next topic whose stored posts are not all scored under its
-/// adopted model and threshold; whether there was one.
-pub async fn rescore_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::Result<bool> {
+/// adopted model and threshold (its last pass once `settle` has passed since it began,
+/// [`db::claim_rescore`]); whether its pass goes on.
+pub async fn rescore_once(
+    pool: &Pool,
+    chunk: i64,
+    settle: Duration,
+    high_churn: f32,
+) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // A chunk lost in a crash is done again from the cursor, which commits with it.
     tx.batch_execute("SET LOCAL synchronous_commit = off")
         .await?;
-    let Some(work) = db::claim_rescore(&tx, chunk).await? else {
+    let Some(work) = db::claim_rescore(&tx, chunk, settle).await? else {
         return Ok(false);
     };
     let filter = db::adopted_of(&*tx, work.topic_id).await?.and_then(
         |(model_id, threshold, bias, weights)| {
-            Model::from_stored(bias, &weights).map(|model| Filter {
-                model_id,
-                model,
-                threshold,
-            })
+            Filter::from_stored(model_id, threshold, bias, &weights)
         },
     );
     let topic = work.topic_id;
@@ -205,13 +216,14 @@ pub async fn rescore_once(pool: &Pool, chunk: i64, high_churn: f32) -> anyhow::R
     let (filter_ids, restore_ids) = tokio::task::spawn_blocking(move || {
         let (mut out, mut back) = (Vec::new(), Vec::new());
         for p in work.posts {
-            let keeps = filter.as_ref().is_none_or(|f| {
-                f.keeps(&Features::of(&Post {
+            // The chunk holds no post with a label of its own.
+            let keeps = counts(None, filter.as_ref(), || {
+                Features::of(&Post {
                     text: &p.text,
                     author: Some(&p.author),
                     lang: p.lang.as_deref(),
                     matched: true,
-                }))
+                })
             });
             match (keeps, p.kept) {
                 (false, true) => out.push(p.id),

@@ -11,6 +11,7 @@
 //!   pipeline's batches wait behind little and come first; with nothing in flight it works in
 //!   chunks of `topics.retag_chunk` without rest.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,10 @@ use deadpool_postgres::Pool;
 
 use super::ingester::IngestContext;
 use crate::config::TopicSettings;
-use crate::db::{retags, topics as db};
+use crate::db::topics::StoredText;
+use crate::db::{labels, relevance, retags, topics as db};
 use crate::telemetry::names;
-use crate::topics::relevance::{Filter, Filters, Model};
+use crate::topics::relevance::{counts as relevance_counts, Features, Filter, Filters, Post};
 use crate::topics::{LiveTopics, TopicDef, TopicSet};
 
 /// Loads the active topics into `live` when their revision differs from the one it holds.
@@ -46,7 +48,7 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
     }
     let filters = Filters::new(adopted.into_iter().filter_map(
         |(topic, model_id, threshold, bias, weights)| {
-            let Some(model) = Model::from_stored(bias, &weights) else {
+            let Some(filter) = Filter::from_stored(model_id, threshold, bias, &weights) else {
                 tracing::error!(
                     topic,
                     model_id,
@@ -54,14 +56,7 @@ pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
                 );
                 return None;
             };
-            Some((
-                topic,
-                Filter {
-                    model_id,
-                    model,
-                    threshold,
-                },
-            ))
+            Some((topic, filter))
         },
     ));
     metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);
@@ -262,22 +257,29 @@ async fn work_chunk(
     let after = job.cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
     let posts = db::texts_before(&**tx, job.from, job.to, after, chunk).await?;
     let (topic_id, version) = (job.topic_id, job.version);
-    // Matching a chunk takes milliseconds: not on the event loop the pipeline shares. Only
-    // the posts whose topics change are written: those that match and do not hold the topic at
-    // this version, those that hold it and no longer match.
-    let (posts, matched, [adding, keeping, others]) = tokio::task::spawn_blocking(move || {
+    // A matched post goes where analysis would put it: the topic's adopted filter, or the
+    // post's own relevance label, decides whether it counts.
+    let filter = relevance::adopted_of(&**tx, topic_id).await?.and_then(
+        |(model_id, threshold, bias, weights)| {
+            Filter::from_stored(model_id, threshold, bias, &weights)
+        },
+    );
+    let ids: Vec<&str> = posts.iter().map(|p| p.id.as_str()).collect();
+    let labelled: HashMap<String, bool> = labels::relevance_of_posts(&**tx, topic_id, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    // Matching and scoring a chunk take milliseconds: not on the event loop the pipeline
+    // shares. Only the posts whose place changes are written.
+    let (posts, matched, [counted, filtered, unmatched]) = tokio::task::spawn_blocking(move || {
         let set = TopicSet::of(topic_id, version, &expr);
         let (mut matched, mut lists) = (0, [Vec::new(), Vec::new(), Vec::new()]);
         for p in &posts {
             let matches = !set.matches(&p.fields()).is_empty();
             matched += usize::from(matches);
-            let list = match (matches, p.version_of(topic_id)) {
-                (true, None) => 0,
-                (true, Some(held)) if held != version => 1,
-                (false, Some(_)) => 2,
-                _ => continue,
-            };
-            lists[list].push(p.id.clone());
+            if let Some(list) = place(p, matches, topic_id, version, &labelled, filter.as_ref()) {
+                lists[list as usize].push(p.id.clone());
+            }
         }
         (posts, matched, lists)
     })
@@ -285,15 +287,15 @@ async fn work_chunk(
     fn refs(ids: &[String]) -> Vec<&str> {
         ids.iter().map(String::as_str).collect()
     }
-    let (adding, keeping, others) = (refs(&adding), refs(&keeping), refs(&others));
+    let (counted, filtered, unmatched) = (refs(&counted), refs(&filtered), refs(&unmatched));
     let changes = retags::write_chunk(
         tx,
         &retags::ChunkWrite {
             topic_id,
             version,
-            adding: &adding,
-            keeping: &keeping,
-            others: &others,
+            counted: &counted,
+            filtered: &filtered,
+            unmatched: &unmatched,
             high_churn,
         },
     )
@@ -312,4 +314,43 @@ async fn work_chunk(
     )
     .await?;
     Ok((posts.len() as i64, changes))
+}
+
+/// Where a re-tagged post belongs, in the order of [`retags::ChunkWrite`]'s lists.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Counted,
+    Filtered,
+    Unmatched,
+}
+
+/// Where post `p` goes under version `version` of topic `topic`, when that is not where it is.
+fn place(
+    p: &StoredText,
+    matches: bool,
+    topic: i64,
+    version: i32,
+    labels: &HashMap<String, bool>,
+    filter: Option<&Filter>,
+) -> Option<Place> {
+    let goes = if !matches {
+        Place::Unmatched
+    } else if relevance_counts(labels.get(&p.id).copied(), filter, || {
+        Features::of(&Post {
+            text: &p.text,
+            author: Some(&p.author),
+            lang: p.lang.as_deref(),
+            matched: true,
+        })
+    }) {
+        Place::Counted
+    } else {
+        Place::Filtered
+    };
+    let there = match goes {
+        Place::Counted => p.version_of(topic) == Some(version),
+        Place::Filtered => p.filtered_by(topic),
+        Place::Unmatched => p.version_of(topic).is_none() && !p.filtered_by(topic),
+    };
+    (!there).then_some(goes)
 }

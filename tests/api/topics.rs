@@ -282,7 +282,7 @@ pub(super) async fn topic_recount(pg: &tokio_postgres::Client) -> Keyed {
 }
 
 /// Waits until every re-tagging has ended; whether they all finished.
-async fn retags_done(pg: &tokio_postgres::Client) -> bool {
+pub(super) async fn retags_done(pg: &tokio_postgres::Client) -> bool {
     wait_until(WAIT, || async {
         pg.scalar::<i64>(
             "SELECT count(*) FROM topic_retags WHERE status IN ('queued', 'running')",

@@ -28,7 +28,7 @@ use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_ID_BYTES;
 use crate::models::label::{Label, LabelKind};
 use crate::telemetry::names;
-use crate::topics::relevance::{Features, Post};
+use crate::topics::relevance::{counts, Features, Post};
 use crate::topics::LiveTopics;
 
 /// Labels one post may hold, undone ones included: past it, a post is being fought over, not
@@ -60,19 +60,18 @@ impl Review {
         self.topics.as_ref()
     }
 
-    /// Whether the topic's learned relevance keeps `target` (true with no model).
-    fn model_keeps(&self, topic: i64, target: &Target) -> bool {
-        let Some(live) = &self.topics else {
-            return true;
-        };
-        let (_, filters) = live.with_filters();
-        filters.get(topic).is_none_or(|f| {
-            f.keeps(&Features::of(&Post {
+    /// Whether `target` counts in `topic`: as its relevance label that counts (`label`) says,
+    /// or, with none, as the topic's learned relevance does (it counts with no model).
+    fn counts(&self, topic: i64, label: Option<bool>, target: &Target) -> bool {
+        let filters = self.topics.as_ref().map(|live| live.with_filters().1);
+        let filter = filters.as_ref().and_then(|f| f.get(topic));
+        counts(label, filter, || {
+            Features::of(&Post {
                 text: &target.text,
                 author: Some(&target.author),
                 lang: target.lang.as_deref(),
                 matched: true,
-            }))
+            })
         })
     }
 }
@@ -209,10 +208,8 @@ async fn settle(
     topic: i64,
     target: &Target,
 ) -> Result<(), ApiError> {
-    let keep = match labels::relevance_of(tx, post_id, topic).await? {
-        Some(related) => related,
-        None => state.review.model_keeps(topic, target),
-    };
+    let label = labels::relevance_of(tx, post_id, topic).await?;
+    let keep = state.review.counts(topic, label, target);
     let Some(version) = crate::db::topics::get(tx, topic).await?.map(|t| t.version) else {
         return Ok(());
     };

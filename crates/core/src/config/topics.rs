@@ -41,6 +41,10 @@ pub struct TopicSettings {
     pub relevance_every_ms: u64,
     /// Stored posts a re-scoring under a newly adopted model reads and moves per transaction.
     pub relevance_rescore_chunk: usize,
+    /// How long after `topics.refresh_ms` a re-scoring waits, from its start, before it reads
+    /// once more the posts stored since it began, in milliseconds: the time a batch matched
+    /// before a process loaded the change takes to be stored.
+    pub relevance_settle_ms: u64,
     /// The newest labelled posts a topic's relevance is trained on: training time and memory
     /// grow with the labels read, and a topic's labels only grow.
     pub relevance_training_labels: usize,
@@ -61,6 +65,7 @@ impl Default for TopicSettings {
             review_claim_secs: 300,
             relevance_every_ms: 1_000,
             relevance_rescore_chunk: 500,
+            relevance_settle_ms: 10_000,
             relevance_training_labels: 5_000,
         }
     }

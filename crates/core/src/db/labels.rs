@@ -61,6 +61,22 @@ pub async fn target(
         }))
 }
 
+/// Locks the posts `ids` until the transaction ends, in the order of their ids, as labelling
+/// locks its post ([`target`]). A statement that moves them after it sees every label given
+/// before: one that waited on a labelling's lock without it would go on with what it read
+/// before that label.
+pub async fn lock(tx: &Transaction<'_>, ids: &[&str]) -> Result<(), tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "SELECT 1 FROM posts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        &[&ids],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Labels on a post, undone ones included: all of them, and those `reviewer` gave.
 pub async fn count_on_post(
     tx: &Transaction<'_>,
@@ -154,6 +170,27 @@ pub async fn relevance_of(
         )
         .await?
         .map(|r| r.get(0)))
+}
+
+/// The posts among `ids` with a relevance label for `topic_id` that counts (the newest not
+/// undone): each id and whether its label says related.
+pub async fn relevance_of_posts(
+    client: &impl GenericClient,
+    topic_id: i64,
+    ids: &[&str],
+) -> Result<Vec<(String, bool)>, tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::read_rows(
+        client,
+        "SELECT DISTINCT ON (post_id) post_id, value = 'related' FROM post_labels \
+         WHERE post_id = ANY($2::text[]) AND topic_id = $1 AND undone_at IS NULL \
+         ORDER BY post_id, id DESC",
+        &[&topic_id, &ids],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
 }
 
 /// Which labels a listing returns.

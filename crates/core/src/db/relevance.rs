@@ -14,35 +14,24 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Transaction};
 use utoipa::ToSchema;
 
-use super::retags::{returned_for_topic, topic_deltas, DROP_TOPIC};
+use super::retags::{filtered_cte, restored_cte, topic_deltas};
 use crate::topics::relevance::TEXT_BYTES;
 
 static MOVE: LazyLock<String> = LazyLock::new(|| {
-    let returned = returned_for_topic();
     format!(
-        "WITH filtered AS (
-    UPDATE posts AS t SET {DROP_TOPIC},
-        filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
-    WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
-    RETURNING t.id, {returned}
-), restored AS (
-    UPDATE posts AS t SET
-        topics = COALESCE(t.topics, '{{}}') || $1::int8,
-        topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4,
-        filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
-    WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL
-      AND t.filtered_topics @> ARRAY[$1::int8]
-      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
-    RETURNING t.id, {returned}
-), {deltas}
+        "WITH {filtered}, {restored}, {deltas}
 SELECT (SELECT count(*) FROM filtered)::int8, (SELECT count(*) FROM restored)::int8",
+        filtered = filtered_cte("$3"),
+        restored = restored_cte("$4"),
         deltas = topic_deltas("restored", "filtered"),
     )
 });
 
 /// Moves the posts `filter` out of topic `topic_id` into its filtered posts, and the posts
 /// `restore` back (at the topic's `version`), with the topic's rollups; how many of each moved.
-/// A post already where it is asked to go is left alone.
+/// A post already where it is asked to go is left alone, and so is one whose own relevance
+/// label says otherwise: the posts are locked first, as labelling locks them, so a label given
+/// after the move was decided, and before it is written, is seen and wins.
 pub async fn move_posts(
     tx: &Transaction<'_>,
     topic_id: i64,
@@ -51,6 +40,10 @@ pub async fn move_posts(
     restore: &[&str],
     high_churn: f32,
 ) -> Result<(i64, i64), tokio_postgres::Error> {
+    if filter.is_empty() && restore.is_empty() {
+        return Ok((0, 0));
+    }
+    super::labels::lock(tx, &[filter, restore].concat()).await?;
     let row = tx
         .query_one(
             MOVE.as_str(),
@@ -146,7 +139,8 @@ pub async fn set_threshold(
     tx.execute(
         "INSERT INTO topic_relevance (topic_id, threshold) VALUES ($1, $2) \
          ON CONFLICT (topic_id) DO UPDATE SET threshold = $2, updated_at = now(), \
-             rescore_done = false, rescore_at = NULL, rescore_id = NULL",
+             rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
+             rescore_since = now(), rescore_last = false",
         &[&topic_id, &threshold],
     )
     .await?;
@@ -324,7 +318,8 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     if t.adopted {
         tx.execute(
             "UPDATE topic_relevance SET model_id = $2, trained_through = $3, trained_changes = $4, \
-             updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL \
+             updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
+             rescore_since = now(), rescore_last = false \
              WHERE topic_id = $1",
             &[&t.topic_id, &model_id, &t.through_label, &t.changes],
         )
@@ -385,8 +380,16 @@ pub async fn adopted(
 }
 
 /// A chunk of a topic's stored posts to re-score, held by this transaction (an advisory lock):
-/// the next topic whose re-scoring is not done, its current version, and up to `limit` of its posts (matched
-/// or filtered, newest first after its cursor) with no relevance label of their own.
+/// the next topic whose re-scoring is not done, its current version, and up to `limit` of its
+/// posts (matched or filtered, newest first after its cursor) with no relevance label of their
+/// own.
+///
+/// A re-scoring makes two passes. The first reads every stored post; the processes go on
+/// matching with what they held until each loads the change (`topics.refresh_ms`), so posts
+/// stored meanwhile may be newer than where it began and are never reached. The last pass reads
+/// again the posts stored since the re-scoring began, once `settle` has passed since then, and
+/// those stored up to `settle` before it too: a batch's transaction may have begun before and
+/// committed after the first pass read its posts.
 pub struct RescoreChunk {
     pub topic_id: i64,
     pub version: i32,
@@ -407,15 +410,27 @@ pub struct RescorePost {
 pub async fn claim_rescore(
     tx: &Transaction<'_>,
     limit: i64,
+    settle: std::time::Duration,
 ) -> Result<Option<RescoreChunk>, tokio_postgres::Error> {
+    // The lock is tried outside the sorted subquery, as `claim_training` tries its own: beside
+    // the sort it would be taken on every topic waiting.
+    let settle_ms = settle.as_millis().min(i64::MAX as u128) as i64;
     let Some(row) = tx
         .query_opt(
-            "SELECT r.topic_id, t.version, r.rescore_at, r.rescore_id FROM topic_relevance r \
-             JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
-             WHERE NOT r.rescore_done \
-               AND pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.rescore:' || r.topic_id, 0)) \
-             ORDER BY r.updated_at LIMIT 1",
-            &[],
+            "SELECT w.topic_id, w.version, w.rescore_at, w.rescore_id, w.since \
+             FROM (SELECT r.topic_id, t.version, r.rescore_at, r.rescore_id, \
+                          CASE WHEN r.rescore_last \
+                               THEN r.rescore_since - $1::float8 * interval '1 millisecond' \
+                          END AS since \
+                   FROM topic_relevance r \
+                   JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
+                   WHERE NOT r.rescore_done \
+                     AND (NOT r.rescore_last \
+                          OR now() >= r.rescore_since + $1::float8 * interval '1 millisecond') \
+                   ORDER BY r.updated_at) w \
+             WHERE pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.rescore:' || w.topic_id, 0)) \
+             LIMIT 1",
+            &[&(settle_ms as f64)],
         )
         .await?
     else {
@@ -424,6 +439,7 @@ pub async fn claim_rescore(
     let (topic_id, version): (i64, i32) = (row.get(0), row.get(1));
     let at: Option<DateTime<Utc>> = row.get(2);
     let id: Option<String> = row.get(3);
+    let since: Option<DateTime<Utc>> = row.get(4);
     let rows = tx
         .query(
             "SELECT p.id, p.created_at, left(p.text, $5), p.author_id, p.lang, \
@@ -432,10 +448,11 @@ pub async fn claim_rescore(
              WHERE (p.topics @> ARRAY[$1::int8] OR p.filtered_topics @> ARRAY[$1::int8]) \
                AND p.deleted_at IS NULL \
                AND ($2::timestamptz IS NULL OR (p.created_at, p.id) < ($2, $3)) \
+               AND ($6::timestamptz IS NULL OR p.ingested_at >= $6) \
                AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
                                AND l.topic_id = $1 AND l.undone_at IS NULL) \
              ORDER BY p.created_at DESC, p.id DESC LIMIT $4",
-            &[&topic_id, &at, &id, &limit, &TEXT_CHARS],
+            &[&topic_id, &at, &id, &limit, &TEXT_CHARS, &since],
         )
         .await?;
     Ok(Some(RescoreChunk {
@@ -455,7 +472,9 @@ pub async fn claim_rescore(
     }))
 }
 
-/// Moves a topic's re-scoring cursor past `last` (done when the chunk was short).
+/// Moves a topic's re-scoring cursor past `last`; at the end of a pass (`done`: the chunk was
+/// short) the first pass gives way to the last, from the newest post again, and the last ends
+/// the re-scoring.
 pub async fn advance_rescore(
     tx: &Transaction<'_>,
     topic_id: i64,
@@ -464,8 +483,11 @@ pub async fn advance_rescore(
 ) -> Result<(), tokio_postgres::Error> {
     let (at, id) = last.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     tx.execute(
-        "UPDATE topic_relevance SET rescore_at = COALESCE($2, rescore_at), \
-         rescore_id = COALESCE($3, rescore_id), rescore_done = $4, updated_at = now() \
+        "UPDATE topic_relevance SET \
+         rescore_at = CASE WHEN $4 THEN NULL ELSE COALESCE($2, rescore_at) END, \
+         rescore_id = CASE WHEN $4 THEN NULL ELSE COALESCE($3, rescore_id) END, \
+         rescore_done = $4 AND rescore_last, rescore_last = rescore_last OR $4, \
+         updated_at = now() \
          WHERE topic_id = $1",
         &[&topic_id, &at, &id, &done],
     )

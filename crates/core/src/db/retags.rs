@@ -7,8 +7,10 @@
 //! committed together. A post gains or loses only this topic (its array is changed in place
 //! under its row lock, so jobs of different topics never undo each other), and the rollups of
 //! the dimension `topic` change with it through `post_rollup_deltas` and
-//! `engagement_rollup_deltas`, the functions the store adds posts with. A post the topic's
-//! relevance filtered stays filtered: matching again does not put it back.
+//! `engagement_rollup_deltas`, the functions the store adds posts with. A post that matches
+//! goes where the topic's learned relevance puts it, as analysis puts a new post: into the
+//! topic, or into its filtered posts (`filtered_topics`, in none of its rollups); a post that no
+//! longer matches leaves either.
 
 use std::sync::LazyLock;
 
@@ -35,7 +37,8 @@ pub struct RetagJob {
     pub total: Option<i64>,
     /// Posts that match the topic, among those read.
     pub matched: i64,
-    /// Posts that gained the topic, and lost it.
+    /// Posts that came to count in the topic, and that ceased to (a matched post its relevance
+    /// filters is neither).
     pub added: i64,
     pub removed: i64,
     /// Why it was cancelled or failed.
@@ -179,23 +182,25 @@ pub async fn claim(
     Ok(Some((job, topic)))
 }
 
-/// What a chunk changed.
+/// What a chunk changed: posts that came to count in the topic, and that ceased to (a post
+/// its relevance filters is matched, but neither).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ChunkChanges {
     pub added: i64,
     pub removed: i64,
 }
 
-/// The posts of a chunk by what they become.
+/// The posts of a chunk by what they become; only posts not there already.
 pub struct ChunkWrite<'a> {
     pub topic_id: i64,
     pub version: i32,
-    /// Posts that match and do not hold the topic: they gain it.
-    pub adding: &'a [&'a str],
-    /// Posts that match and hold the topic at another version: they keep it, at this one.
-    pub keeping: &'a [&'a str],
-    /// Posts that hold the topic and no longer match: they lose it.
-    pub others: &'a [&'a str],
+    /// Posts that match and count in the topic: they gain it, or keep it at this version.
+    pub counted: &'a [&'a str],
+    /// Posts that match and that the topic's relevance leaves out: they become its filtered
+    /// posts.
+    pub filtered: &'a [&'a str],
+    /// Posts that hold the topic, counted or filtered, and no longer match: they lose it.
+    pub unmatched: &'a [&'a str],
     pub high_churn: f32,
 }
 
@@ -219,6 +224,47 @@ pub(super) const DROP_TOPIC: &str = "\
                         || t.topics[array_position(t.topics, $1::int8) + 1:], '{}'),
         topic_versions = NULLIF(t.topic_versions[:array_position(t.topics, $1::int8) - 1]
                         || t.topic_versions[array_position(t.topics, $1::int8) + 1:], '{}')";
+
+/// The newest relevance label of post `t` for topic `$1` that is not undone (`''` with none).
+/// A move into the topic requires it not to say `unrelated`, a move out of it not `related`:
+/// a move decided before a label was given never goes against the label.
+const LABEL_OF_T: &str = "COALESCE((SELECT l.value FROM post_labels l \
+    WHERE l.post_id = t.id AND l.topic_id = $1::int8 AND l.undone_at IS NULL \
+    ORDER BY l.id DESC LIMIT 1), '')";
+
+/// The common table expression `filtered`: the posts of `ids` (a `text[]` parameter) that count
+/// in topic `$1` move to its filtered posts.
+pub(super) fn filtered_cte(ids: &str) -> String {
+    format!(
+        "filtered AS (
+    UPDATE posts AS t SET {DROP_TOPIC},
+        filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
+    WHERE t.id = ANY({ids}::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
+      AND {LABEL_OF_T} <> 'related'
+    RETURNING t.id, {returned}
+)",
+        returned = returned_for_topic(),
+    )
+}
+
+/// The common table expression `restored`: the filtered posts of `ids` (a `text[]` parameter)
+/// move back into topic `$1` at version `$2`.
+pub(super) fn restored_cte(ids: &str) -> String {
+    format!(
+        "restored AS (
+    UPDATE posts AS t SET
+        topics = COALESCE(t.topics, '{{}}') || $1::int8,
+        topic_versions = COALESCE(t.topic_versions, '{{}}') || $2::int4,
+        filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
+    WHERE t.id = ANY({ids}::text[]) AND t.deleted_at IS NULL
+      AND t.filtered_topics @> ARRAY[$1::int8]
+      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+      AND {LABEL_OF_T} <> 'unrelated'
+    RETURNING t.id, {returned}
+)",
+        returned = returned_for_topic(),
+    )
+}
 
 /// The `deltas` of the dimension `topic` for the posts of the relation `gained` (added, with
 /// their engagements) and of `lost` (taken away), and their upsert into the rollups (`r`), as
@@ -246,6 +292,11 @@ pub(super) fn topic_deltas(gained: &str, lost: &str) -> String {
     )
 }
 
+/// A chunk's writes: `$3` the posts that count (`added` from outside the topic, `kept` at
+/// another version, `restored` from its filtered posts), `$6` those it filters (`filtered` out
+/// of the topic, `held_out` from outside it), `$4` those that no longer match (`removed` from
+/// the topic, `forgotten` from its filtered posts). Each case reads the post as it is, so a post
+/// is written by one of them at most.
 static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
     let returned = returned_for_topic();
     format!(
@@ -255,38 +306,74 @@ static WRITE_CHUNK: LazyLock<String> = LazyLock::new(|| {
     WHERE t.id = ANY($3::text[]) AND t.deleted_at IS NULL
       AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
       AND NOT COALESCE(t.filtered_topics @> ARRAY[$1::int8], false)
+      AND {LABEL_OF_T} <> 'unrelated'
     RETURNING t.id, {returned}
 ), kept AS (
     UPDATE posts AS t SET topic_versions[array_position(t.topics, $1::int8)] = $2::int4
-    WHERE t.id = ANY($6::text[]) AND t.topics @> ARRAY[$1::int8]
+    WHERE t.id = ANY($3::text[]) AND t.topics @> ARRAY[$1::int8]
       AND t.topic_versions[array_position(t.topics, $1::int8)] IS DISTINCT FROM $2::int4
+    RETURNING t.id
+), {restored}, {filtered}, held_out AS (
+    UPDATE posts AS t SET filtered_topics = COALESCE(t.filtered_topics, '{{}}') || $1::int8
+    WHERE t.id = ANY($6::text[]) AND t.deleted_at IS NULL
+      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+      AND NOT COALESCE(t.filtered_topics @> ARRAY[$1::int8], false)
+      AND {LABEL_OF_T} <> 'related'
     RETURNING t.id
 ), removed AS (
     UPDATE posts AS t SET {DROP_TOPIC}
     WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL AND t.topics @> ARRAY[$1::int8]
     RETURNING t.id, {returned}
+), forgotten AS (
+    UPDATE posts AS t SET filtered_topics = NULLIF(array_remove(t.filtered_topics, $1::int8), '{{}}')
+    WHERE t.id = ANY($4::text[]) AND t.deleted_at IS NULL
+      AND t.filtered_topics @> ARRAY[$1::int8]
+      AND NOT COALESCE(t.topics @> ARRAY[$1::int8], false)
+    RETURNING t.id
+), gained AS (
+    SELECT * FROM added UNION ALL SELECT * FROM restored
+), lost AS (
+    SELECT * FROM removed UNION ALL SELECT * FROM filtered
 ), {deltas}
-SELECT (SELECT count(*) FROM added)::int8, (SELECT count(*) FROM removed)::int8,
-       (SELECT count(*) FROM kept)::int8",
-        deltas = topic_deltas("added", "removed"),
+SELECT (SELECT count(*) FROM gained)::int8, (SELECT count(*) FROM lost)::int8",
+        restored = restored_cte("$3"),
+        filtered = filtered_cte("$6"),
+        deltas = topic_deltas("gained", "lost"),
     )
 });
+
+/// Locks, in the order of their ids as labelling locks posts ([`super::labels::lock`]), the
+/// posts of a chunk that move between topic `$1` and its filtered posts (`$2` those that count,
+/// `$3` those it filters): the only ones a label given meanwhile may be about, since a label is
+/// for a post the topic matched. The chunk's statement after it sees those labels.
+const LOCK_CROSSING: &str = "SELECT 1 FROM posts \
+    WHERE (id = ANY($2::text[]) AND filtered_topics @> ARRAY[$1::int8]) \
+       OR (id = ANY($3::text[]) AND topics @> ARRAY[$1::int8]) \
+    ORDER BY id FOR UPDATE";
 
 /// Writes a chunk's changes and their rollups.
 pub async fn write_chunk(
     tx: &Transaction<'_>,
     chunk: &ChunkWrite<'_>,
 ) -> Result<ChunkChanges, tokio_postgres::Error> {
+    if chunk.counted.is_empty() && chunk.filtered.is_empty() && chunk.unmatched.is_empty() {
+        return Ok(ChunkChanges::default());
+    }
+    tx.execute(
+        LOCK_CROSSING,
+        &[&chunk.topic_id, &chunk.counted, &chunk.filtered],
+    )
+    .await?;
     let row = tx
         .query_one(
             WRITE_CHUNK.as_str(),
             &[
                 &chunk.topic_id,
                 &chunk.version,
-                &chunk.adding,
-                &chunk.others,
+                &chunk.counted,
+                &chunk.unmatched,
                 &chunk.high_churn,
-                &chunk.keeping,
+                &chunk.filtered,
             ],
         )
         .await?;

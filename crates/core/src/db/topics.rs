@@ -238,6 +238,8 @@ pub struct StoredText {
     pub topics: Vec<i64>,
     /// The version of each of `topics` that matched, in the same order.
     pub topic_versions: Vec<i32>,
+    /// The topics that matched it and whose learned relevance leaves it out.
+    pub filtered_topics: Vec<i64>,
     pub language_support: String,
 }
 
@@ -247,12 +249,18 @@ impl StoredText {
         let at = self.topics.iter().position(|&t| t == topic)?;
         self.topic_versions.get(at).copied()
     }
+
+    /// Whether `topic` matched it and filters it out.
+    pub fn filtered_by(&self, topic: i64) -> bool {
+        self.filtered_topics.contains(&topic)
+    }
 }
 
 /// The columns [`StoredText`] reads.
 pub const STORED_TEXT_COLUMNS: &str = "id, created_at, text, author_id, platform, lang, country, \
     city, product, channel, url, COALESCE(topics, '{}') AS topics, language_support, \
-    COALESCE(topic_versions, '{}') AS topic_versions";
+    COALESCE(topic_versions, '{}') AS topic_versions, \
+    COALESCE(filtered_topics, '{}') AS filtered_topics";
 
 impl StoredText {
     /// What a query can see of it.
@@ -287,6 +295,7 @@ pub fn stored_text(r: &Row) -> StoredText {
         topics: r.get(11),
         language_support: r.get(12),
         topic_versions: r.get(13),
+        filtered_topics: r.get(14),
     }
 }
 

@@ -311,6 +311,33 @@ impl Filter {
     pub fn keeps(&self, f: &Features) -> bool {
         self.model.probability(f) >= self.threshold
     }
+
+    /// The filter of a model as stored (`Model::to_stored`); `None` when its weights do not
+    /// read back.
+    pub fn from_stored(model_id: i64, threshold: f32, bias: f32, weights: &[u8]) -> Option<Filter> {
+        Model::from_stored(bias, weights).map(|model| Filter {
+            model_id,
+            model,
+            threshold,
+        })
+    }
+}
+
+/// Whether a post a topic's query matched counts in the topic (or is filtered): its own
+/// relevance label for the topic decides when it has one (`Some(related)`, the newest not
+/// undone), the topic's filter otherwise, and with neither it counts. Every path that puts a
+/// matched post in or out of a topic (analysis, labels, re-scoring, re-tagging) decides here.
+/// `features` reads the post, only when the filter decides.
+pub fn counts<F: std::borrow::Borrow<Features>>(
+    label: Option<bool>,
+    filter: Option<&Filter>,
+    features: impl FnOnce() -> F,
+) -> bool {
+    match (label, filter) {
+        (Some(related), _) => related,
+        (None, Some(f)) => f.keeps(features().borrow()),
+        (None, None) => true,
+    }
 }
 
 /// The filters of every topic that has adopted a model.
@@ -344,10 +371,11 @@ impl Filters {
         if self.0.is_empty() || !matched.iter().any(|m| self.0.contains_key(&m.id)) {
             return (matched, Vec::new());
         }
+        // A post being analysed is new: it has no label of its own.
         let features = Features::of(post);
         matched
             .into_iter()
-            .partition(|m| self.0.get(&m.id).is_none_or(|f| f.keeps(&features)))
+            .partition(|m| counts(None, self.0.get(&m.id), || &features))
     }
 }
 
@@ -473,6 +501,23 @@ mod tests {
         let a = f("anything");
         assert!(Model::train(&[(&a, true)]).keeps(&f("other")));
         assert!(!Model::train(&[(&a, false)]).keeps(&f("other")));
+    }
+
+    #[test]
+    fn a_posts_own_label_decides_before_the_filter_and_with_neither_it_counts() {
+        let filter = |keep: bool| Filter {
+            model_id: 1,
+            model: Model::Constant(keep),
+            threshold: 0.5,
+        };
+        let (keeps, drops) = (filter(true), filter(false));
+        let read = || f("anything");
+        assert!(counts(Some(true), Some(&drops), read));
+        assert!(!counts(Some(false), Some(&keeps), read));
+        assert!(!counts(None, Some(&drops), read));
+        assert!(counts(None, None, || -> Features {
+            unreachable!("no filter reads the post")
+        }));
     }
 
     #[test]
