@@ -139,6 +139,12 @@ impl TextFilter {
         if !(lang_ok && text_ok) {
             return false;
         }
+        self.remember(id);
+        true
+    }
+
+    /// Remembers post `id` as kept, forgetting the oldest past the capacity.
+    fn remember(&mut self, id: &str) {
         if self.capacity > 0 && self.kept.insert(id.to_string()) {
             self.order.push_back(id.to_string());
             while self.order.len() > self.capacity {
@@ -147,13 +153,36 @@ impl TextFilter {
                 }
             }
         }
-        true
+    }
+
+    /// How many posts are remembered when a filter is set; 0 when none is, as then every
+    /// engagement and deletion passes without them.
+    pub fn remembers(&self) -> usize {
+        if self.is_active() {
+            self.capacity
+        } else {
+            0
+        }
+    }
+
+    /// Remembers posts kept before (by an earlier run), oldest first, as if kept now.
+    pub fn remember_kept(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.remember(&id);
+        }
     }
 
     /// Whether an engagement with post `id` passes: every one without filters, else only
     /// those with a remembered post.
     pub fn keeps_engagement(&self, post_id: &str) -> bool {
         !self.is_active() || self.kept.contains(post_id)
+    }
+
+    /// Whether the deletion of post `id` passes: as an engagement with it does. A source
+    /// with keywords hears every deletion of its platform; those of posts it never kept
+    /// would each be stored, for nothing.
+    pub fn keeps_deletion(&self, post_id: &str) -> bool {
+        self.keeps_engagement(post_id)
     }
 }
 

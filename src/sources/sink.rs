@@ -14,7 +14,9 @@ use crate::models::event::MAX_EVENT_BYTES;
 use crate::models::producer;
 use crate::models::{Event, EventError};
 use crate::streams::admission::Gate;
-use crate::streams::producer::{append_with_cursor, read_cursor, MAX_PIPELINE};
+use crate::streams::producer::{
+    append_with_cursor, read_cursor, remember_ids, remembered_ids, MAX_PIPELINE,
+};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
@@ -32,6 +34,17 @@ pub struct Sink {
     kinds: Vec<&'static str>,
     cursor: Option<String>,
     oldest: Option<Instant>,
+    /// Where the ids of the posts appended are remembered, when they are.
+    kept: Option<Kept>,
+}
+
+/// The ids of the last posts a source appended, kept in Redis so that a restarted source
+/// still knows which posts passed its filters (see [`Sink::remembering`]).
+struct Kept {
+    key: String,
+    capacity: usize,
+    /// Posts pushed since the last flush.
+    new: Vec<String>,
 }
 
 impl Sink {
@@ -46,6 +59,44 @@ impl Sink {
             kinds: Vec::new(),
             cursor: None,
             oldest: None,
+            kept: None,
+        }
+    }
+
+    /// The same sink, remembering the ids of the last `capacity` posts it appends in Redis
+    /// (`<stream>:source:<name>:kept`), written before the posts themselves; 0 remembers
+    /// none. A source whose filters keep the engagements and deletions of the posts they
+    /// kept reads them back at start ([`Sink::remembered_retrying`]), so a restart does not
+    /// lose those of posts kept before it.
+    pub fn remembering(mut self, capacity: usize) -> Sink {
+        self.kept = (capacity > 0).then(|| Kept {
+            key: format!("{}:source:{}:kept", self.stream, self.source),
+            capacity,
+            new: Vec::new(),
+        });
+        self
+    }
+
+    /// The ids of the posts remembered by earlier runs ([`Sink::remembering`]), oldest
+    /// first, retried with backoff while Redis does not answer (each failure logged and
+    /// counted against `ctx`); none when the sink remembers none.
+    pub async fn remembered_retrying(&self, ctx: &SourceContext) -> Vec<String> {
+        let Some(kept) = &self.kept else {
+            return Vec::new();
+        };
+        let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+        loop {
+            match remembered_ids(&self.redis, &kept.key, kept.capacity).await {
+                Ok(mut ids) => {
+                    ids.reverse();
+                    return ids;
+                }
+                Err(e) => {
+                    let e = anyhow::Error::new(e).context("reading the posts remembered");
+                    ctx.error("cursor", &e);
+                    tokio::time::sleep(backoff.next_wait()).await;
+                }
+            }
         }
     }
 
@@ -96,11 +147,19 @@ impl Sink {
     /// takes; one it would still refuse is left out and counted, so the stream holds only
     /// what Pulse can store.
     pub fn push(&mut self, mut event: Event, cursor: Option<String>) {
+        // As the source's filter saw it, before fitting.
+        let post_id = match (&self.kept, &event) {
+            (Some(_), Event::Post(post)) => Some(post.id.clone()),
+            _ => None,
+        };
         super::fit::fit(&mut event);
         match encode(&event) {
             Ok(json) => {
                 self.encoded.push(json);
                 self.kinds.push(kind_of(&event));
+                if let (Some(kept), Some(id)) = (self.kept.as_mut(), post_id) {
+                    kept.new.push(id);
+                }
             }
             Err(e) => {
                 tracing::debug!(source = %self.source, error = %causes(&e), "platform record refused");
@@ -149,6 +208,12 @@ impl Sink {
         if let Some(gate) = &self.gate {
             gate.wait(&self.redis, &producer::source(&self.source))
                 .await?;
+        }
+        // Before the posts: a failure here appends none of them, and the batch is tried
+        // again; remembered and then not appended, a post is read again after a restart.
+        if let Some(kept) = self.kept.as_mut() {
+            remember_ids(&self.redis, &kept.key, &kept.new, kept.capacity).await?;
+            kept.new.clear();
         }
         loop {
             let n = self.encoded.len().min(MAX_PIPELINE);

@@ -66,8 +66,16 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
     if settings.endpoints.is_empty() {
         anyhow::bail!("source {}: no Jetstream endpoint configured", ctx.name);
     }
+    let mut filter = Filter::new(
+        &settings,
+        ctx.listening()?,
+        ctx.product.clone(),
+        ctx.channel.clone(),
+    );
+    let sink = Sink::for_source(&ctx).remembering(filter.remembers());
+    filter.remember_kept(sink.remembered_retrying(&ctx).await);
     let mut out = Output {
-        sink: Sink::for_source(&ctx),
+        sink,
         pending: Vec::new(),
         since: None,
         profiles: settings
@@ -78,12 +86,6 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
             })
             .transpose()?,
     };
-    let mut filter = Filter::new(
-        &settings,
-        ctx.listening()?,
-        ctx.product.clone(),
-        ctx.channel.clone(),
-    );
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     let connector = Connector::Rustls(Arc::new(tls_config()));
     let mut cursor: Option<i64> = out

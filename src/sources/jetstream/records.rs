@@ -110,6 +110,16 @@ impl Filter {
             channel,
         }
     }
+
+    /// See [`TextFilter::remembers`].
+    pub fn remembers(&self) -> usize {
+        self.text.remembers()
+    }
+
+    /// See [`TextFilter::remember_kept`].
+    pub fn remember_kept(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.text.remember_kept(ids);
+    }
 }
 
 /// Reads one message received at `now`.
@@ -199,6 +209,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
             };
             Outcome::Event(Box::new(Event::Engagement(engagement)))
         }
+        ("delete", POST) if !filter.text.keeps_deletion(&uri) => Outcome::Skipped("filtered"),
         ("delete", POST) => Outcome::Event(Box::new(Event::Delete(Deletion {
             post_id: uri,
             at: seen.min(now),
@@ -417,6 +428,39 @@ mod tests {
         };
         assert_eq!(d.post_id, "at://did:plc:a/app.bsky.feed.post/3mp1");
         assert_eq!(d.at.timestamp_micros(), 1783175888090631);
+    }
+
+    /// A source with keywords forwarded every post deletion of the network, each stored
+    /// for a post it never kept.
+    #[test]
+    fn with_keywords_only_the_deletion_of_a_kept_post_is_forwarded() {
+        let mut f = filter(&["buds"], &[]);
+        let delete = |rkey: &str| {
+            format!(
+                r#"{{"did":"did:plc:a","time_us":1783175888090631,"kind":"commit","commit":{{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"{rkey}"}}}}"#
+            )
+        };
+        assert_eq!(
+            read(&delete("k1"), &mut f, now()).outcome,
+            Outcome::Skipped("filtered"),
+            "a post never kept"
+        );
+        let kept = post_line("did:plc:a", "k1", "my buds died", "[]", "");
+        assert!(matches!(
+            read(&kept, &mut f, now()).outcome,
+            Outcome::Event(_)
+        ));
+        let Event::Delete(d) = event(read(&delete("k1"), &mut f, now())) else {
+            panic!("not a deletion")
+        };
+        assert_eq!(d.post_id, "at://did:plc:a/app.bsky.feed.post/k1");
+        // Kept by an earlier run.
+        let mut restarted = filter(&["buds"], &[]);
+        restarted.remember_kept(["at://did:plc:a/app.bsky.feed.post/k1".to_string()]);
+        assert!(matches!(
+            read(&delete("k1"), &mut restarted, now()).outcome,
+            Outcome::Event(_)
+        ));
     }
 
     #[test]

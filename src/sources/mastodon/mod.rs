@@ -184,14 +184,16 @@ pub async fn run(ctx: SourceContext, settings: MastodonSettings) -> anyhow::Resu
         .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
-    let sink = Sink::for_source(&ctx);
+    let mut filter = TextFilter::new(
+        ctx.listening()?,
+        &settings.languages,
+        settings.remembered_posts,
+    );
+    let sink = Sink::for_source(&ctx).remembering(filter.remembers());
+    filter.remember_kept(sink.remembered_retrying(&ctx).await);
     let cursor = sink.stored_cursor_retrying(&ctx).await;
     let mut reader = Reader {
-        filter: TextFilter::new(
-            ctx.listening()?,
-            &settings.languages,
-            settings.remembered_posts,
-        ),
+        filter,
         tags: Tags {
             host,
             product: ctx.product.clone(),
@@ -526,18 +528,14 @@ impl Reader {
                 Ok(status) => self.status(status),
                 Err(_) => self.sink.skipped("malformed"),
             },
-            "delete" => {
-                let id = data.trim().trim_matches('"');
-                if id.is_empty() {
-                    self.sink.skipped("malformed");
-                } else {
-                    let deletion = crate::models::Deletion {
-                        post_id: format!("{}:{id}", self.tags.host),
-                        at: Utc::now(),
-                    };
-                    self.sink.push(crate::models::Event::Delete(deletion), None);
+            "delete" => match statuses::deletion(data, &self.filter, &self.tags, Utc::now()) {
+                Mapped::Events(events) => {
+                    for event in events {
+                        self.sink.push(event, None);
+                    }
                 }
-            }
+                Mapped::Skipped(reason) => self.sink.skipped(reason),
+            },
             "status.update" => self.sink.skipped("edited"),
             _ => self.sink.skipped("unsupported"),
         }

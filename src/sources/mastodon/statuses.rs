@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::models::event::MAX_FUTURE_SKEW;
-use crate::models::{Author, Engagement, EngagementKind, Event, Platform, Post, PostMetrics};
+use crate::models::{
+    Author, Deletion, Engagement, EngagementKind, Event, Platform, Post, PostMetrics,
+};
 use crate::sources::filter::TextFilter;
 use crate::sources::html;
 
@@ -146,6 +148,20 @@ fn post(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<Utc>
     })])
 }
 
+/// The deletion of status `id` (a stream's `delete` payload, quoted or not), or why none:
+/// with filters, only that of a status kept (see [`TextFilter::keeps_deletion`]).
+pub fn deletion(id: &str, filter: &TextFilter, tags: &Tags, now: DateTime<Utc>) -> Mapped {
+    let id = id.trim().trim_matches('"');
+    if id.is_empty() {
+        return Mapped::Skipped("malformed");
+    }
+    let post_id = format!("{}:{id}", tags.host);
+    if !filter.keeps_deletion(&post_id) {
+        return Mapped::Skipped("filtered");
+    }
+    Mapped::Events(vec![Event::Delete(Deletion { post_id, at: now })])
+}
+
 /// The status's time unless it is missing or ahead of the present (remote servers' clocks).
 fn plausible(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
     match at {
@@ -242,6 +258,44 @@ mod tests {
         assert_eq!(e.id.as_deref(), Some("mastodon.example:200"));
         assert_eq!(e.post_id, "mastodon.example:109348699525106378");
         assert_eq!(e.actor_followers, Some(40));
+    }
+
+    /// A public timeline with keywords forwarded every deletion on the instance, each
+    /// stored for a status it never kept.
+    #[test]
+    fn with_keywords_only_the_deletion_of_a_kept_status_is_forwarded() {
+        let listening =
+            crate::sources::filter::Listening::new(&["buds".into()], None, None).expect("keywords");
+        let mut filter = TextFilter::new(listening, &[], 10);
+        let now = Utc::now();
+        let kept = STATUS.replace("any image", "my buds");
+        let never = "109348699525106379";
+        assert!(matches!(
+            deletion(never, &filter, &tags(), now),
+            Mapped::Skipped("filtered")
+        ));
+        let status: Status = serde_json::from_str(&kept).unwrap();
+        assert!(matches!(
+            map(status, &mut filter, &tags(), now),
+            Mapped::Events(_)
+        ));
+        let Mapped::Events(events) = deletion("\"109348699525106378\"", &filter, &tags(), now)
+        else {
+            panic!("not forwarded")
+        };
+        let [Event::Delete(d)] = events.as_slice() else {
+            panic!("not a deletion: {events:?}")
+        };
+        assert_eq!(d.post_id, "mastodon.example:109348699525106378");
+        assert!(matches!(
+            deletion(" ", &filter, &tags(), now),
+            Mapped::Skipped("malformed")
+        ));
+        let open = TextFilter::new(Default::default(), &[], 10);
+        assert!(
+            matches!(deletion(never, &open, &tags(), now), Mapped::Events(_)),
+            "without filters every deletion passes"
+        );
     }
 
     #[test]

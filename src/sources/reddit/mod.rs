@@ -6,9 +6,11 @@
 //! `X-Ratelimit-Reset`): when it is nearly spent the source waits for the reset, and a 429 or
 //! 503 waits for its `Retry-After` or that reset, whichever is later (the decision is
 //! [`asked_wait`]'s, shared by every source). The position
-//! is, per listing, the newest creation time handled (never ahead of now), stored with the
-//! events; things at or after it are sent after a restart (those of its own second again,
-//! stored once). A listing holds the latest 100 things, so a subreddit
+//! is, per listing, the newest creation time handled (never ahead of now) and the names of
+//! the things handled within a day before it (see [`things`]), stored with the events: a
+//! thing approved from the moderation queue after newer ones were handled is sent when it
+//! appears, and nothing handled is sent again after a restart. A listing holds the latest
+//! 100 things, so a subreddit
 //! busier than 100 per `poll_secs` loses the surplus between polls: a full listing of new
 //! things is logged, counted (`pulse_source_errors_total{reason="overflow"}`) and reported
 //! as a gap in `GET /api/v1/pipeline`, telling the operator to poll more often.
@@ -20,7 +22,7 @@
 
 pub mod things;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,7 +30,7 @@ use reqwest::header::{AUTHORIZATION, USER_AGENT};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use self::things::{Listing, Tags};
+use self::things::{Listing, Position, Tags};
 use super::asked_wait::{asked_wait, AskedWait};
 use super::body;
 use super::filter::TextFilter;
@@ -232,7 +234,7 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
         }
     }
     let mut sink = Sink::for_source(&ctx);
-    let mut positions: BTreeMap<String, f64> = sink
+    let mut positions: BTreeMap<String, Position> = sink
         .stored_cursor_retrying(&ctx)
         .await
         .and_then(|c| serde_json::from_str(&c).ok())
@@ -253,9 +255,6 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
     let mut failures = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
     // Listings left alone until then (a private or banned subreddit).
     let mut resting: BTreeMap<String, Instant> = BTreeMap::new();
-    // Per listing, the things handled in its position's second (kept in memory: after a
-    // restart that second's things are sent once more, and stored once).
-    let mut at_position: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     loop {
         let round = Instant::now();
         let mut failed = false;
@@ -270,10 +269,8 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
             match client.listing(path).await {
                 Ok((listing, pause)) => {
                     answered = true;
-                    let after = positions.get(path).copied().unwrap_or(0.0);
-                    let handled = at_position.remove(path).unwrap_or_default();
-                    let read =
-                        things::events(listing, after, &handled, &mut filter, &tags, Utc::now());
+                    let position = positions.remove(path).unwrap_or_default();
+                    let read = things::events(listing, &position, &mut filter, &tags, Utc::now());
                     if read.overflowed {
                         let error = anyhow::anyhow!(
                             "{path}: every thing of the listing was new, so some may have been missed; lower poll_secs"
@@ -287,12 +284,11 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                     for event in read.events {
                         sink.push(event, None);
                     }
-                    let newest = read.newest;
+                    let newest = read.position.newest;
                     if newest > 0.0 {
                         ctx.set_lag(((Utc::now().timestamp() as f64 - newest) * 1e6) as i64);
                     }
-                    positions.insert(path.clone(), newest);
-                    at_position.insert(path.clone(), read.at_newest);
+                    positions.insert(path.clone(), read.position);
                     sink.advance(Some(serde_json::to_string(&positions)?));
                     if let Some(asked) = pause {
                         ctx.budget_wait(asked, path);

@@ -282,6 +282,84 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     app.shutdown().await;
 }
 
+/// The delete of the post `rkey` of `did`, `n` seconds after the start of
+/// [`common::jetstream::post_message`]'s posts.
+fn delete_message(did: &str, rkey: &str, n: i64) -> String {
+    json!({
+        "did": did, "time_us": 1_783_175_888_000_000i64 + n * 1_000_000, "kind": "commit",
+        "commit": {"rev": "3mptbypcq373f", "operation": "delete",
+            "collection": "app.bsky.feed.post", "rkey": rkey}
+    })
+    .to_string()
+}
+
+/// A Jetstream source with keywords forwarded the delete of every post of the network, each
+/// stored as the deletion of a post never stored; and had it remembered the posts it kept in
+/// memory only, a restart would have lost the deletes of those kept before it.
+#[actix_rt::test]
+async fn a_jetstream_source_with_keywords_forwards_only_the_deletes_of_its_posts_across_a_restart()
+{
+    const KEPT: &str = "at://did:plc:author00000000000000000001/app.bsky.feed.post/3mp1";
+    let with_keywords = |endpoint: String| {
+        let settings = JetstreamSettings {
+            endpoints: vec![endpoint],
+            keywords: vec!["pulse buds".into()],
+            ..JetstreamSettings::default()
+        };
+        named("bsky-keywords", SourceKind::Jetstream(settings))
+    };
+    let weather = common::jetstream::post_message(2).replace("the Pulse Buds", "the weather");
+    let first = JetstreamStandIn::start(
+        vec![common::jetstream::post_message(1), weather],
+        None,
+        Duration::ZERO,
+    )
+    .await;
+    let app = serve_source(with_keywords(first.endpoint.clone())).await;
+    assert_stores(&app.env, 1, &first.uris).await;
+    let env = app.shutdown().await;
+
+    // After the restart: the deletes of the post left out, of a post never heard of, and of
+    // the post kept, in that order.
+    let second = JetstreamStandIn::start(
+        vec![
+            delete_message("did:plc:author00000000000000000002", "3mp2", 10),
+            delete_message("did:plc:elsewhere000000000000000", "3mx9", 11),
+            delete_message("did:plc:author00000000000000000001", "3mp1", 12),
+        ],
+        None,
+        Duration::ZERO,
+    )
+    .await;
+    let app = serve_with(env, with_keywords(second.endpoint.clone())).await;
+    let pg = app.env.pg().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            pg.scalar::<bool>(
+                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
+                &[&KEPT],
+            )
+            .await
+        })
+        .await,
+        "the delete of the post kept before the restart was lost: {:?}",
+        second.uris.lock().unwrap()
+    );
+    // Whatever the source appended before that delete has been read and written.
+    let redis = app.env.redis().await;
+    assert!(crate::deletions::read_all(&app.env, &redis).await);
+    let deletions: Vec<String> = pg
+        .column("SELECT post_id FROM post_deletions ORDER BY post_id", &[])
+        .await;
+    assert_eq!(deletions, [KEPT]);
+    assert_metric_counted(
+        &app,
+        r#"pulse_source_skipped_total{source="bsky-keywords",reason="filtered"}"#,
+    )
+    .await;
+    app.shutdown().await;
+}
+
 /// A service that sends a message over the 1 MiB limit though asked not to: the connection
 /// ends on it at every resume unless Pulse passes over it.
 #[actix_rt::test]

@@ -87,3 +87,35 @@ pub async fn append_with_cursor<S: AsRef<str>>(
 pub async fn read_cursor(redis: &Client, key: &str) -> Result<Option<String>, Error> {
     redis.get(key).await
 }
+
+/// Puts `ids` at the head of the list `key` (the last of them first), keeping its first
+/// `capacity`, in one round trip.
+pub async fn remember_ids(
+    redis: &Client,
+    key: &str,
+    ids: &[String],
+    capacity: usize,
+) -> Result<(), Error> {
+    if ids.is_empty() || capacity == 0 {
+        return Ok(());
+    }
+    let pipeline = redis.pipeline();
+    let _: () = pipeline.lpush(key, ids.to_vec()).await?;
+    let last = i64::try_from(capacity).unwrap_or(i64::MAX) - 1;
+    let _: () = pipeline.ltrim(key, 0, last).await?;
+    let _: Vec<Value> = pipeline.all().await?;
+    Ok(())
+}
+
+/// The first `capacity` ids of the list `key`, the last remembered first.
+pub async fn remembered_ids(
+    redis: &Client,
+    key: &str,
+    capacity: usize,
+) -> Result<Vec<String>, Error> {
+    if capacity == 0 {
+        return Ok(Vec::new());
+    }
+    let last = i64::try_from(capacity).unwrap_or(i64::MAX) - 1;
+    redis.lrange(key, 0, last).await
+}
