@@ -977,7 +977,9 @@ async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
 /// than where it began, and kept for good what that matcher gave them.
 #[actix_rt::test]
 async fn posts_stored_before_a_process_loads_an_adopted_model_are_rescored_once_it_has() {
-    let (app, topic) = filtering_jaguar(|_| {}, &[]).await;
+    // A settle long enough that this test holds the re-scoring before the last pass however
+    // slow the machine.
+    let (app, topic) = filtering_jaguar(|s| s.topics.relevance_settle_ms = 20_000, &[]).await;
     let pg = app.env.pg().await;
     // The first pass is over; the last waits for the processes to load the model
     // (`topics.relevance_settle_ms` past `topics.refresh_ms`), and for this connection, which
