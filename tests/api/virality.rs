@@ -294,6 +294,48 @@ async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
     app.shutdown().await;
 }
 
+/// Shares committed after the tree was full but dated before its shares: live, the tree kept
+/// the first it read; a rebuild took the first by date, a chain instead of the broadcast, and
+/// predicted another structure and another final count after every restart.
+#[actix_rt::test]
+async fn a_rebuild_tracks_the_shares_the_live_tree_tracked() {
+    let tuned = |s: &mut pulse::config::Settings| {
+        quick_scores(s);
+        s.virality.max_tracked_shares = 10;
+    };
+    let app = spawn_app_tuned(tuned).await;
+    let created = Utc::now() - TimeDelta::minutes(5);
+    let mut broadcast = vec![post("late", "twitter", 1_000, created)];
+    broadcast.extend((0..10).map(|i| {
+        share(
+            "late",
+            i,
+            created + TimeDelta::seconds(100 + i as i64),
+            None,
+        )
+    }));
+    app.send_events(&broadcast).await;
+    virality_with(&app, "late", 10).await;
+    let chain: Vec<String> = (10..15)
+        .map(|i| {
+            let via = (i > 10).then(|| format!("late:s{}", i - 1));
+            share("late", i, created + TimeDelta::seconds(40 + i as i64), via)
+        })
+        .collect();
+    app.send_events(&chain).await;
+    let before = virality_with(&app, "late", 15).await;
+    assert_eq!(before["current"]["structure"]["depth"], 1, "{before}");
+    let env = app.shutdown().await;
+
+    let app = env.serve(tuned).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = virality_with(&app, "late", 15).await;
+    for field in ["structure", "predicted_final_shares", "confidence_interval"] {
+        assert_eq!(before["current"][field], after["current"][field], "{field}");
+    }
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn a_cascade_engaged_again_after_it_finished_goes_on_with_its_whole_tree() {
     let app = spawn_app_tuned(|s| {

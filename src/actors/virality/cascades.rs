@@ -167,6 +167,9 @@ impl Cascades {
             let mut tracker = Tracker::new(self.cfg.max_tracked_shares);
             tracker.meta = c.meta;
             let mut entry = Entry::new(tracker);
+            // Stored cascades keep no topics: read once more with the post, or the live
+            // updates of a restored cascade never reach a subscriber filtering by topic.
+            entry.meta_pending = true;
             entry.last_activity = Instant::now()
                 .checked_sub(idle)
                 .unwrap_or_else(Instant::now);
@@ -768,6 +771,13 @@ mod tests {
         let pending = c.take_pending();
         assert_eq!(pending.rows[0].shares, 2);
         assert!(pending.rows[0].depth >= 2);
+        // Its topics, which stored cascades do not keep, are read again with its post: a
+        // restored cascade's updates never reached a subscriber filtering by topic.
+        assert_eq!(c.posts_to_look_up(10), ["p"]);
+        let mut with_topics = meta("buds");
+        with_topics.topics = vec![7];
+        c.found_meta(vec![("p".to_string(), with_topics)]);
+        assert!(c.posts_to_look_up(10).is_empty());
     }
 
     #[test]

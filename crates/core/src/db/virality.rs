@@ -100,6 +100,11 @@ pub struct FeedRow {
     pub count: u32,
 }
 
+/// The order the feed reads engagements in, and the order a rebuild takes a cascade's tracked
+/// shares in: the same, so a rebuilt tree tracks the shares the live one did. Rows without a
+/// transaction id predate the feed.
+const FEED_ORDER: &str = "tx NULLS FIRST, at, key";
+
 /// The columns [`feed_row`] reads, in order.
 pub const FEED_COLUMNS: &str = "post_id, key, kind, at, actor_followers, via, count, producer";
 
@@ -320,7 +325,7 @@ pub async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
                  WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 AND NOT held
                    AND NOT EXISTS (SELECT 1 FROM posts p
                                    WHERE p.id = engagements.post_id AND p.deleted_at IS NOT NULL)
-                 ORDER BY at, key"
+                 ORDER BY {FEED_ORDER}"
             ),
             &[&cursor.to_string(), &upper.to_string()],
         )
@@ -562,9 +567,10 @@ pub struct RebuildBounds {
 }
 
 /// The engagements of `post_ids` committed before the feed position `cursor` (rows without a
-/// transaction id predate the feed, so all of them are before it), oldest first: each
-/// cascade's first `max_shares` shares one by one, the rest summed by kind and minute (see
-/// [`RebuildBounds`]). A sum comes as two rows, at its first and its last engagement, so a
+/// transaction id predate the feed, so all of them are before it): each cascade's first
+/// `max_shares` shares one by one, in the order the feed read them (by transaction, then time
+/// and key: the shares the live tree tracked), then the rest summed by kind and minute (see
+/// [`RebuildBounds`]), oldest first. A sum comes as two rows, at its first and its last engagement, so a
 /// cascade's first and last activity stay what they were; a summed share carries no id (it is
 /// past the tracked tree) and the mean of its group's followers.
 pub async fn engagements_before(
@@ -578,9 +584,9 @@ pub async fn engagements_before(
     let before = "post_id = ANY($1) AND (tx IS NULL OR tx < $2::text::xid8) AND NOT held";
     let shares = format!(
         "SELECT {FEED_COLUMNS} FROM (
-             SELECT *, row_number() OVER (PARTITION BY post_id ORDER BY at, key) AS rank
+             SELECT *, row_number() OVER (PARTITION BY post_id ORDER BY {FEED_ORDER}) AS rank
              FROM engagements WHERE {before} AND kind = 'share') s
-         WHERE rank <= $3"
+         WHERE rank <= $3 ORDER BY rank"
     );
     let mut rows = super::read_rows(
         client,
@@ -589,11 +595,13 @@ pub async fn engagements_before(
         feed_row,
     )
     .await?;
+    let mut sums = Vec::new();
     let summed = format!(
         "WITH e AS (
              SELECT post_id, kind, at, actor_followers, count,
                     CASE WHEN kind = 'share'
-                         THEN row_number() OVER (PARTITION BY post_id, kind ORDER BY at, key) END
+                         THEN row_number() OVER (PARTITION BY post_id, kind ORDER BY {FEED_ORDER})
+                    END
                         AS rank,
                     max(at) OVER (PARTITION BY post_id) AS last_at
              FROM engagements WHERE {before})
@@ -622,16 +630,17 @@ pub async fn engagements_before(
             via: None,
             count,
         };
-        rows.push(row(first, 1));
+        sums.push(row(first, 1));
         let mut rest = u64::try_from(count).unwrap_or(0).saturating_sub(1);
         while rest > 0 {
             let part = u32::try_from(rest).unwrap_or(u32::MAX);
-            rows.push(row(last, part));
+            sums.push(row(last, part));
             rest -= u64::from(part);
         }
     }
-    // Stable: at one time, the shares read one by one stay ahead of the sums past them.
-    rows.sort_by(|a, b| a.at.total_cmp(&b.at));
+    // After the tracked shares, so none of the sums takes a place in a tree.
+    sums.sort_by(|a, b| a.at.total_cmp(&b.at));
+    rows.extend(sums);
     Ok(rows)
 }
 
