@@ -486,14 +486,65 @@ fn announced(
 }
 
 /// Writes the story changes each committed batch carries and publishes them, in commit order.
+///
+/// A write that fails is tried again, with backoff, until it passes or PostgreSQL refuses the
+/// write itself: its transaction rolled back, and its changes exist nowhere else (the desk
+/// handed them over). Changes that commit meanwhile wait behind it folded into one write, so
+/// what waits grows with the stories changed, not with the batches: and while PostgreSQL is
+/// away no batch commits, so nothing new arrives.
 pub struct StoryKeeper {
     pool: Pool,
     publish: Option<Recipient<Publish>>,
+    /// Changes that committed while a write was under way, for the next write.
+    waiting: Option<StoryChanges>,
+    writing: bool,
 }
+
+/// The first wait before a failed story write is tried again; it doubles up to
+/// [`WRITE_RETRY_MAX`].
+const WRITE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+const WRITE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl StoryKeeper {
     pub fn new(pool: Pool, publish: Option<Recipient<Publish>>) -> Self {
-        StoryKeeper { pool, publish }
+        StoryKeeper {
+            pool,
+            publish,
+            waiting: None,
+            writing: false,
+        }
+    }
+
+    /// Starts writing what waits, unless a write is under way (its end starts the next).
+    fn write_next(&mut self, ctx: &mut Context<Self>) {
+        if self.writing {
+            return;
+        }
+        let Some(changes) = self.waiting.take() else {
+            return;
+        };
+        self.writing = true;
+        let pool = self.pool.clone();
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(async move {
+                let written = write_until_done(&pool, &changes.write).await;
+                (changes, written)
+            })
+            .map(|(changes, written), this, ctx| {
+                this.writing = false;
+                match written {
+                    Ok(joined) => {
+                        metrics::counter!(names::STORIES_BORN)
+                            .increment(changes.born.len() as u64);
+                        this.announce(&changes, &joined);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format_args!("{e:#}"), "PostgreSQL refused the story changes; they are dropped, the stories of these posts stand and their counts lag");
+                    }
+                }
+                this.write_next(ctx);
+            }),
+        );
     }
 
     /// Publishes each written story; `joined` holds the founders the write moved into each.
@@ -526,6 +577,35 @@ impl StoryKeeper {
     }
 }
 
+/// Applies `write`, trying again after each failure that rolled it back, until it passes or
+/// PostgreSQL refuses the write itself (that error is answered). Each failure counts.
+async fn write_until_done(
+    pool: &Pool,
+    write: &StoryWrite,
+) -> anyhow::Result<HashMap<StoryId, i64>> {
+    let mut backoff = crate::models::backoff::Backoff::new(WRITE_RETRY_FIRST, WRITE_RETRY_MAX);
+    loop {
+        let failed = match write_once(pool, write).await {
+            Ok(joined) => return Ok(joined),
+            Err(e) => e,
+        };
+        metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
+        let refused = failed
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(crate::db::refused);
+        if refused {
+            return Err(failed);
+        }
+        pulse_core::warn_repeated!(error = %format_args!("{failed:#}"), "writing story changes failed; trying again, later changes wait behind it");
+        tokio::time::sleep(backoff.next_wait()).await;
+    }
+}
+
+async fn write_once(pool: &Pool, write: &StoryWrite) -> anyhow::Result<HashMap<StoryId, i64>> {
+    let mut client = pool.get().await?;
+    Ok(crate::db::stories::apply(&mut client, write).await?)
+}
+
 impl Actor for StoryKeeper {
     type Context = Context<Self>;
 }
@@ -540,27 +620,12 @@ impl Handler<Committed> for StoryKeeper {
         if changes.write.is_empty() {
             return;
         }
-        let pool = self.pool.clone();
-        let write = changes.clone();
-        // One write at a time, in the order batches committed.
-        ctx.wait(
-            actix::fut::wrap_future::<_, Self>(async move {
-                let mut client = pool.get().await.map_err(anyhow::Error::from)?;
-                crate::db::stories::apply(&mut client, &write.write)
-                    .await
-                    .map_err(anyhow::Error::from)
-            })
-            .map(move |result, this, _| match result {
-                Ok(joined) => {
-                    metrics::counter!(names::STORIES_BORN).increment(changes.born.len() as u64);
-                    this.announce(&changes, &joined);
-                }
-                Err(e) => {
-                    metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
-                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of these posts stand, their counts lag");
-                }
-            }),
-        );
+        let changes = Arc::unwrap_or_clone(changes);
+        match &mut self.waiting {
+            Some(waiting) => waiting.append(changes),
+            None => self.waiting = Some(changes),
+        }
+        self.write_next(ctx);
     }
 }
 
