@@ -37,6 +37,9 @@ pub struct StoryDesk {
     /// Stories the other processes announced, taken in before the next batch is placed (so
     /// the fan-out never waits for a batch being placed).
     announced: Mutex<VecDeque<AnnouncedStory>>,
+    /// The live stories stored by earlier processes, taken in before the first batch, and never
+    /// merged with each other (see [`StoryTracker::restore`]).
+    stored: Mutex<Vec<AnnouncedStory>>,
     /// What placements and stores changed that no committed batch has carried out yet, by
     /// the turn (read order) of the batch that made it.
     unpublished: Mutex<BTreeMap<u64, Unpublished>>,
@@ -74,6 +77,7 @@ impl StoryDesk {
         StoryDesk {
             tracker: Mutex::new(StoryTracker::new(settings.clone())),
             announced: Mutex::new(VecDeque::new()),
+            stored: Mutex::new(Vec::new()),
             unpublished: Mutex::new(BTreeMap::new()),
         }
     }
@@ -97,15 +101,9 @@ impl StoryDesk {
     /// Holds the live stories stored by earlier processes (oldest first) for the first batch,
     /// so a process that starts or restarts goes on with the group's stories under their ids.
     pub fn take_in_stored(&self, stored: Vec<StoredCentre>) {
-        let mut queue = self
-            .announced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for s in stored.into_iter().rev() {
-            if queue.len() >= MAX_ANNOUNCED {
-                queue.pop_front();
-            }
-            queue.push_back(announced(
+        let mut held = lock(&self.stored);
+        for s in stored.into_iter().take(MAX_ANNOUNCED).rev() {
+            held.push(announced(
                 s.id,
                 s.terms,
                 &s.weights,
@@ -155,8 +153,15 @@ impl StoryDesk {
         metrics::histogram!(names::STORY_PLACEMENT_SECONDS).record(started.elapsed().as_secs_f64());
     }
 
-    /// Takes in the stories the other processes announced since the last batch.
+    /// Takes in the stories stored by earlier processes, then those the other processes
+    /// announced since the last batch.
     fn adopt_announced(&self, tracker: &mut StoryTracker<PlacedPost>) {
+        let stored: Vec<AnnouncedStory> = lock(&self.stored).drain(..).collect();
+        for story in &stored {
+            if tracker.restore(story) {
+                metrics::counter!(names::STORIES_ADOPTED).increment(1);
+            }
+        }
         let announced: Vec<AnnouncedStory> = lock(&self.announced).drain(..).collect();
         for story in &announced {
             if tracker.adopt(story) {
@@ -759,6 +764,34 @@ mod tests {
         let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(row.added, 5);
         assert!(changes.write.grown.is_empty());
+    }
+
+    /// A stored live story whose eight heaviest words share two with any other such story.
+    fn stored_story(id: StoryId, own: &str) -> StoredCentre {
+        let mut terms = vec!["shared".to_string(), "words".to_string()];
+        terms.extend((0..6).map(|i| format!("{own}{i}")));
+        let mut weights = vec![1.0, 1.0];
+        weights.extend([0.8; 6]);
+        StoredCentre {
+            id,
+            terms,
+            weights,
+            born_at: at(START_MS),
+            first_at: at(START_MS),
+            last_at: at(START_MS + MINUTE),
+        }
+    }
+
+    /// The live stories read at start were taken in as if announced, and so compared on their
+    /// few stored words: two that the process which stored them kept apart were merged.
+    #[test]
+    fn stories_read_at_start_are_not_merged_with_each_other() {
+        let desk = desk();
+        desk.take_in_stored(vec![stored_story(2, "south"), stored_story(1, "north")]);
+        let mut batch = vec![post("q0", 1, "made pancakes for breakfast")];
+        desk.place(&mut batch, 1);
+        let changes = desk.take_unpublished(1);
+        assert_eq!(changes.write.merges, vec![]);
     }
 
     #[test]
