@@ -3,7 +3,8 @@
 //! stay in none; a live stream and an import of the same posts give the same stories; a post
 //! sent again counts once in its story's size; another producer's copy of a post never moves
 //! the stored one into a story; a flood of fresh stories does not keep a real one from a
-//! `new_story` rule; a story write cut off by a lost session is written when tried again.
+//! `new_story` rule; a story write cut off by a lost session is written when tried again; a
+//! deleted post no longer counts in its story.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -630,5 +631,44 @@ async fn a_story_write_whose_session_ended_is_written_when_tried_again() {
         .filter_map(Value::as_i64)
         .collect();
     assert_eq!(named, listed, "every story a post names is stored");
+    app.shutdown().await;
+}
+
+/// A story's size kept counting its deleted posts: deletions never touched it.
+#[actix_rt::test]
+async fn a_deleted_post_no_longer_counts_in_its_storys_size() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let prefix = unique("shrink");
+    let posts = conversation(&prefix);
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    let stories = stories_of_posts(&app).await;
+    let id = stories[&format!("{prefix}-outage-7")]
+        .as_i64()
+        .expect("the outage is a story");
+    let path = format!("/api/v1/stories/{id}");
+    app.wait_for(&path, WAIT, |d| d["size"] == 8).await;
+
+    let delete = |post: &str| {
+        json!({"type": "delete", "post_id": format!("{prefix}-outage-{post}"), "at": Utc::now().to_rfc3339()})
+            .to_string()
+    };
+    app.send_events(&[delete("1"), delete("5")]).await;
+    app.wait_for(&path, WAIT, |d| d["size"] == 6).await;
+
+    // Deleted again, a post is taken out once.
+    app.send_events(&[delete("1")]).await;
+    assert!(wait_until(WAIT, || async { app.env.unfinished(&redis).await == 0 }).await);
+    let detail = app.get_ok(&path).await;
+    assert_eq!(detail["size"], 6, "{detail}");
+    let list = app.get_ok("/api/v1/stories").await;
+    let listed = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id);
+    assert_eq!(listed.map(|s| s["size"].clone()), Some(json!(6)), "{list}");
     app.shutdown().await;
 }

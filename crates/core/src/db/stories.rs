@@ -216,6 +216,15 @@ pub async fn apply(
     Ok(joined)
 }
 
+/// Takes the posts `$1`, marked deleted earlier in the same transaction, out of their stories'
+/// sizes, never below zero. Only posts the transaction marked are named (a post deleted before
+/// is not marked again), and one stored in no story is in no size.
+pub const TAKE_OUT_DELETED: &str = "
+UPDATE stories AS s SET size = GREATEST(s.size - g.n, 0), updated_at = now()
+FROM (SELECT story_id, count(*) AS n FROM posts
+      WHERE id = ANY($1::text[]) AND story_id IS NOT NULL GROUP BY 1) AS g
+WHERE s.id = g.story_id";
+
 /// Adds `$2` posts to story `$1`'s size (takes them away when negative).
 const ADD_TO_SIZE: &str =
     "UPDATE stories SET size = GREATEST(size + $2, 0), updated_at = now() WHERE id = $1";
