@@ -85,11 +85,21 @@ pub fn oldest_age_secs(entries: &[RawEntry]) -> Option<f64> {
 
 /// What placements in stories and stores changed that a committed batch carries out: written
 /// and published by the story keeper.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StoryChanges {
     pub write: crate::db::stories::StoryWrite,
     /// Stories born since the last changes went out.
     pub born: Vec<crate::stories::StoryId>,
+}
+
+impl StoryChanges {
+    /// Adds `later`'s changes after its own (see [`crate::db::stories::StoryWrite::append`]).
+    pub fn append(&mut self, later: StoryChanges) {
+        self.write.append(later.write);
+        self.born.extend(later.born);
+        self.born.sort_unstable();
+        self.born.dedup();
+    }
 }
 
 /// The analyzer pool's answer: what to store and what to dead-letter.

@@ -37,6 +37,9 @@ pub struct StoryDesk {
     /// Stories the other processes announced, taken in before the next batch is placed (so
     /// the fan-out never waits for a batch being placed).
     announced: Mutex<VecDeque<AnnouncedStory>>,
+    /// The live stories stored by earlier processes, taken in before the first batch, and never
+    /// merged with each other (see [`StoryTracker::restore`]).
+    stored: Mutex<Vec<AnnouncedStory>>,
     /// What placements and stores changed that no committed batch has carried out yet, by
     /// the turn (read order) of the batch that made it.
     unpublished: Mutex<BTreeMap<u64, Unpublished>>,
@@ -74,6 +77,7 @@ impl StoryDesk {
         StoryDesk {
             tracker: Mutex::new(StoryTracker::new(settings.clone())),
             announced: Mutex::new(VecDeque::new()),
+            stored: Mutex::new(Vec::new()),
             unpublished: Mutex::new(BTreeMap::new()),
         }
     }
@@ -97,15 +101,9 @@ impl StoryDesk {
     /// Holds the live stories stored by earlier processes (oldest first) for the first batch,
     /// so a process that starts or restarts goes on with the group's stories under their ids.
     pub fn take_in_stored(&self, stored: Vec<StoredCentre>) {
-        let mut queue = self
-            .announced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for s in stored.into_iter().rev() {
-            if queue.len() >= MAX_ANNOUNCED {
-                queue.pop_front();
-            }
-            queue.push_back(announced(
+        let mut held = lock(&self.stored);
+        for s in stored.into_iter().take(MAX_ANNOUNCED).rev() {
+            held.push(announced(
                 s.id,
                 s.terms,
                 &s.weights,
@@ -155,8 +153,15 @@ impl StoryDesk {
         metrics::histogram!(names::STORY_PLACEMENT_SECONDS).record(started.elapsed().as_secs_f64());
     }
 
-    /// Takes in the stories the other processes announced since the last batch.
+    /// Takes in the stories stored by earlier processes, then those the other processes
+    /// announced since the last batch.
     fn adopt_announced(&self, tracker: &mut StoryTracker<PlacedPost>) {
+        let stored: Vec<AnnouncedStory> = lock(&self.stored).drain(..).collect();
+        for story in &stored {
+            if tracker.restore(story) {
+                metrics::counter!(names::STORIES_ADOPTED).increment(1);
+            }
+        }
         let announced: Vec<AnnouncedStory> = lock(&self.announced).drain(..).collect();
         for story in &announced {
             if tracker.adopt(story) {
@@ -486,14 +491,65 @@ fn announced(
 }
 
 /// Writes the story changes each committed batch carries and publishes them, in commit order.
+///
+/// A write that fails is tried again, with backoff, until it passes or PostgreSQL refuses the
+/// write itself: its transaction rolled back, and its changes exist nowhere else (the desk
+/// handed them over). Changes that commit meanwhile wait behind it folded into one write, so
+/// what waits grows with the stories changed, not with the batches: and while PostgreSQL is
+/// away no batch commits, so nothing new arrives.
 pub struct StoryKeeper {
     pool: Pool,
     publish: Option<Recipient<Publish>>,
+    /// Changes that committed while a write was under way, for the next write.
+    waiting: Option<StoryChanges>,
+    writing: bool,
 }
+
+/// The first wait before a failed story write is tried again; it doubles up to
+/// [`WRITE_RETRY_MAX`].
+const WRITE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+const WRITE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl StoryKeeper {
     pub fn new(pool: Pool, publish: Option<Recipient<Publish>>) -> Self {
-        StoryKeeper { pool, publish }
+        StoryKeeper {
+            pool,
+            publish,
+            waiting: None,
+            writing: false,
+        }
+    }
+
+    /// Starts writing what waits, unless a write is under way (its end starts the next).
+    fn write_next(&mut self, ctx: &mut Context<Self>) {
+        if self.writing {
+            return;
+        }
+        let Some(changes) = self.waiting.take() else {
+            return;
+        };
+        self.writing = true;
+        let pool = self.pool.clone();
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(async move {
+                let written = write_until_done(&pool, &changes.write).await;
+                (changes, written)
+            })
+            .map(|(changes, written), this, ctx| {
+                this.writing = false;
+                match written {
+                    Ok(joined) => {
+                        metrics::counter!(names::STORIES_BORN)
+                            .increment(changes.born.len() as u64);
+                        this.announce(&changes, &joined);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format_args!("{e:#}"), "PostgreSQL refused the story changes; they are dropped, the stories of these posts stand and their counts lag");
+                    }
+                }
+                this.write_next(ctx);
+            }),
+        );
     }
 
     /// Publishes each written story; `joined` holds the founders the write moved into each.
@@ -526,6 +582,35 @@ impl StoryKeeper {
     }
 }
 
+/// Applies `write`, trying again after each failure that rolled it back, until it passes or
+/// PostgreSQL refuses the write itself (that error is answered). Each failure counts.
+async fn write_until_done(
+    pool: &Pool,
+    write: &StoryWrite,
+) -> anyhow::Result<HashMap<StoryId, i64>> {
+    let mut backoff = crate::models::backoff::Backoff::new(WRITE_RETRY_FIRST, WRITE_RETRY_MAX);
+    loop {
+        let failed = match write_once(pool, write).await {
+            Ok(joined) => return Ok(joined),
+            Err(e) => e,
+        };
+        metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
+        let refused = failed
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(crate::db::refused);
+        if refused {
+            return Err(failed);
+        }
+        pulse_core::warn_repeated!(error = %format_args!("{failed:#}"), "writing story changes failed; trying again, later changes wait behind it");
+        tokio::time::sleep(backoff.next_wait()).await;
+    }
+}
+
+async fn write_once(pool: &Pool, write: &StoryWrite) -> anyhow::Result<HashMap<StoryId, i64>> {
+    let mut client = pool.get().await?;
+    Ok(crate::db::stories::apply(&mut client, write).await?)
+}
+
 impl Actor for StoryKeeper {
     type Context = Context<Self>;
 }
@@ -540,27 +625,12 @@ impl Handler<Committed> for StoryKeeper {
         if changes.write.is_empty() {
             return;
         }
-        let pool = self.pool.clone();
-        let write = changes.clone();
-        // One write at a time, in the order batches committed.
-        ctx.wait(
-            actix::fut::wrap_future::<_, Self>(async move {
-                let mut client = pool.get().await.map_err(anyhow::Error::from)?;
-                crate::db::stories::apply(&mut client, &write.write)
-                    .await
-                    .map_err(anyhow::Error::from)
-            })
-            .map(move |result, this, _| match result {
-                Ok(joined) => {
-                    metrics::counter!(names::STORIES_BORN).increment(changes.born.len() as u64);
-                    this.announce(&changes, &joined);
-                }
-                Err(e) => {
-                    metrics::counter!(names::STORY_ERRORS, "operation" => "write").increment(1);
-                    pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "writing story changes failed; the stories of these posts stand, their counts lag");
-                }
-            }),
-        );
+        let changes = Arc::unwrap_or_clone(changes);
+        match &mut self.waiting {
+            Some(waiting) => waiting.append(changes),
+            None => self.waiting = Some(changes),
+        }
+        self.write_next(ctx);
     }
 }
 
@@ -694,6 +764,34 @@ mod tests {
         let row = changes.write.rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(row.added, 5);
         assert!(changes.write.grown.is_empty());
+    }
+
+    /// A stored live story whose eight heaviest words share two with any other such story.
+    fn stored_story(id: StoryId, own: &str) -> StoredCentre {
+        let mut terms = vec!["shared".to_string(), "words".to_string()];
+        terms.extend((0..6).map(|i| format!("{own}{i}")));
+        let mut weights = vec![1.0, 1.0];
+        weights.extend([0.8; 6]);
+        StoredCentre {
+            id,
+            terms,
+            weights,
+            born_at: at(START_MS),
+            first_at: at(START_MS),
+            last_at: at(START_MS + MINUTE),
+        }
+    }
+
+    /// The live stories read at start were taken in as if announced, and so compared on their
+    /// few stored words: two that the process which stored them kept apart were merged.
+    #[test]
+    fn stories_read_at_start_are_not_merged_with_each_other() {
+        let desk = desk();
+        desk.take_in_stored(vec![stored_story(2, "south"), stored_story(1, "north")]);
+        let mut batch = vec![post("q0", 1, "made pancakes for breakfast")];
+        desk.place(&mut batch, 1);
+        let changes = desk.take_unpublished(1);
+        assert_eq!(changes.write.merges, vec![]);
     }
 
     #[test]

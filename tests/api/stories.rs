@@ -3,7 +3,8 @@
 //! stay in none; a live stream and an import of the same posts give the same stories; a post
 //! sent again counts once in its story's size; another producer's copy of a post never moves
 //! the stored one into a story; a flood of fresh stories does not keep a real one from a
-//! `new_story` rule.
+//! `new_story` rule; a story write cut off by a lost session is written when tried again; a
+//! deleted post no longer counts in its story.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -557,4 +558,117 @@ async fn a_flood_of_fresh_stories_does_not_keep_a_real_one_from_new_story_rules(
     held.sort();
     let open: Vec<String> = (2000..2030).map(|k: i64| k.to_string()).collect();
     assert_eq!(held, open);
+}
+
+/// The sessions of the test database waiting for a lock to write the stories: the keeper's.
+const STORY_WRITERS: &str = "SELECT pid FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+      AND (query ILIKE 'INSERT INTO stories%' OR query ILIKE '%FROM stories%FOR UPDATE%')";
+
+/// A story write whose session ended (as PostgreSQL's do when it restarts or fails over) was
+/// dropped: the conversation's stories were never written, or written short, while their posts
+/// named them.
+#[actix_rt::test]
+async fn a_story_write_whose_session_ended_is_written_when_tried_again() {
+    let app = spawn_app().await;
+    let lock = app.env.pg().await;
+    lock.batch_execute("BEGIN; LOCK TABLE stories IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let prefix = unique("cut");
+    let posts = conversation(&prefix);
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+
+    let admin = &app.env.pg().await;
+    let writers = || async move {
+        let rows = admin.query(STORY_WRITERS, &[]).await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, i32>(0))
+            .collect::<Vec<i32>>()
+    };
+    let waiting = wait_until(WAIT, || async { !writers().await.is_empty() }).await;
+    assert!(waiting, "no story write waited for the lock");
+    let cut = &writers().await;
+    for pid in cut {
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[pid])
+            .await
+            .unwrap();
+    }
+    let tried_again = wait_until(WAIT, || async {
+        writers().await.iter().any(|pid| !cut.contains(pid))
+    })
+    .await;
+    lock.batch_execute("COMMIT").await.unwrap();
+    assert!(
+        tried_again,
+        "no story write waited again once the first was cut off"
+    );
+
+    let list = app
+        .wait_for("/api/v1/stories", WAIT, |b| {
+            b["items"].as_array().is_some_and(|items| {
+                items.len() == 2
+                    && items
+                        .iter()
+                        .map(|s| s["size"].as_i64().unwrap_or(0))
+                        .sum::<i64>()
+                        == 16
+            })
+        })
+        .await;
+    let listed: BTreeSet<i64> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    let named: BTreeSet<i64> = stories_of_posts(&app)
+        .await
+        .values()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(named, listed, "every story a post names is stored");
+    app.shutdown().await;
+}
+
+/// A story's size kept counting its deleted posts: deletions never touched it.
+#[actix_rt::test]
+async fn a_deleted_post_no_longer_counts_in_its_storys_size() {
+    let app = spawn_app().await;
+    let redis = app.redis().await;
+    let prefix = unique("shrink");
+    let posts = conversation(&prefix);
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    let stories = stories_of_posts(&app).await;
+    let id = stories[&format!("{prefix}-outage-7")]
+        .as_i64()
+        .expect("the outage is a story");
+    let path = format!("/api/v1/stories/{id}");
+    app.wait_for(&path, WAIT, |d| d["size"] == 8).await;
+
+    let delete = |post: &str| {
+        json!({"type": "delete", "post_id": format!("{prefix}-outage-{post}"), "at": Utc::now().to_rfc3339()})
+            .to_string()
+    };
+    app.send_events(&[delete("1"), delete("5")]).await;
+    app.wait_for(&path, WAIT, |d| d["size"] == 6).await;
+
+    // Deleted again, a post is taken out once.
+    app.send_events(&[delete("1")]).await;
+    assert!(wait_until(WAIT, || async { app.env.unfinished(&redis).await == 0 }).await);
+    let detail = app.get_ok(&path).await;
+    assert_eq!(detail["size"], 6, "{detail}");
+    let list = app.get_ok("/api/v1/stories").await;
+    let listed = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id);
+    assert_eq!(listed.map(|s| s["size"].clone()), Some(json!(6)), "{list}");
+    app.shutdown().await;
 }

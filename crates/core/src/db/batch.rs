@@ -634,6 +634,16 @@ pub async fn write<'a>(
             .await
             .map_err(classify)?;
         let rows = tx.query(&statement, &params).await.map_err(classify)?;
+        let gone: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.get::<_, &str>(0) == "g")
+            .map(|r| r.get(1))
+            .collect();
+        if !gone.is_empty() {
+            tx.execute(super::stories::TAKE_OUT_DELETED, &[&gone])
+                .await
+                .map_err(classify)?;
+        }
         tx.commit().await.map_err(classify)?;
         rows
     };

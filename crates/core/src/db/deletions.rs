@@ -7,7 +7,8 @@
 //! deletions of those minutes) and marks them, taking them and the engagements that counted
 //! with them back out of the rollups through the same `post_rollup_deltas` and
 //! `engagement_rollup_deltas` the store adds them with, once (a post already marked is
-//! skipped, and two processes running it at once are serialised by the row lock). It takes
+//! skipped, and two processes running it at once are serialised by the row lock), and out of
+//! their stories' sizes ([`super::stories::TAKE_OUT_DELETED`]). It takes
 //! the posts' locks as a deleting batch does ([`super::batch::LOCK_POSTS`]), so an engagement
 //! committed meanwhile is either seen and taken out, or sees the post deleted.
 //!
@@ -45,7 +46,7 @@ static MARK_RACED: LazyLock<String> = LazyLock::new(|| {
     CROSS JOIN LATERAL {gone_engagements} d
 ), r AS ({ADD_DELTAS}
 )
-SELECT summary FROM gone",
+SELECT summary, id FROM gone",
         returned = qualified("t", &POST_DELTA_COLUMNS),
         gone_posts = post_deltas("-1", "gone", "$1::float4"),
         gone_engagements = engagement_deltas("-1", "x", "gone"),
@@ -79,6 +80,11 @@ pub async fn mark_raced(
     let rows = tx
         .query(MARK_RACED.as_str(), &[&high_churn, &trust, &ids])
         .await?;
+    let gone: Vec<&str> = rows.iter().map(|r| r.get(1)).collect();
+    if !gone.is_empty() {
+        tx.execute(super::stories::TAKE_OUT_DELETED, &[&gone])
+            .await?;
+    }
     tx.commit().await?;
     Ok(rows
         .iter()

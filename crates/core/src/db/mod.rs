@@ -153,6 +153,18 @@ fn api_pool_of(settings: &DatabaseSettings, size: usize) -> anyhow::Result<Pool>
     build(pg, size, Duration::from_millis(settings.api_wait_ms.max(1)))
 }
 
+/// Whether PostgreSQL refused the statement itself (a data exception, an integrity violation,
+/// a statement it cannot run, a limit exceeded), so that the same statement would be refused
+/// again; any other failure (a lost connection, a shutdown, a deadlock, a read-only standby
+/// after a failover) rolled the transaction back and may pass when tried again.
+pub fn refused(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        ["22", "23", "42", "54"]
+            .iter()
+            .any(|class| c.code().starts_with(class))
+    })
+}
+
 /// `e` with its cause: PostgreSQL's own message and code, or the error beneath a connection
 /// failure (a bare "db error" says neither).
 pub fn describe(e: &tokio_postgres::Error) -> String {

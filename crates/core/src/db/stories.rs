@@ -1,7 +1,7 @@
 //! Stories in PostgreSQL: what the story tracker found (written after each commit), and the
 //! story views the API reads, with their mixes computed from the stories' posts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,41 @@ impl StoryWrite {
             && self.faded.is_empty()
             && self.grown.is_empty()
     }
+
+    /// Adds `later`'s changes after its own, so that applying the one write does what applying
+    /// both in turn would: a story's later row replaces its earlier one and adds its count to
+    /// it, and a story that faded and was seen again later is live.
+    pub fn append(&mut self, later: StoryWrite) {
+        let mut rows: HashMap<i64, StoryRow> = self.rows.drain(..).map(|r| (r.id, r)).collect();
+        for mut row in later.rows {
+            if let Some(earlier) = rows.remove(&row.id) {
+                row.added += earlier.added;
+            }
+            rows.insert(row.id, row);
+        }
+        self.faded.retain(|id| !rows.contains_key(id));
+        self.rows = rows.into_values().collect();
+        self.rows.sort_by_key(|r| r.id);
+        self.grown.extend(later.grown);
+        self.founders.extend(later.founders);
+        self.left.extend(later.left);
+        self.merges.extend(later.merges);
+        self.faded.extend(later.faded);
+    }
+
+    /// Every story the write updates: those of its rows, the stories its founders join and
+    /// leave, those it merges, fades or grows.
+    fn stories(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.rows.iter().map(|r| r.id).collect();
+        ids.extend(self.grown.iter().map(|&(id, _)| id));
+        ids.extend(self.founders.iter().map(|&(id, _)| id));
+        ids.extend(&self.left);
+        ids.extend(self.merges.iter().flat_map(|&(from, into)| [from, into]));
+        ids.extend(&self.faded);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// A live story as stored: what a starting process needs to take it in.
@@ -108,6 +143,13 @@ pub async fn apply(
     write: &StoryWrite,
 ) -> Result<HashMap<i64, i64>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    // Every stored story the write updates is locked first, in id order, so two processes'
+    // writes wait for each other instead of each holding a story the other needs next.
+    tx.execute(
+        "SELECT id FROM stories WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&write.stories()],
+    )
+    .await?;
     for row in &write.rows {
         tx.execute(
             "INSERT INTO stories AS s (id, label, terms, born_at, first_at, last_at, size, status, representatives, weights)
@@ -174,6 +216,15 @@ pub async fn apply(
     Ok(joined)
 }
 
+/// Takes the posts `$1`, marked deleted earlier in the same transaction, out of their stories'
+/// sizes, never below zero. Only posts the transaction marked are named (a post deleted before
+/// is not marked again), and one stored in no story is in no size.
+pub const TAKE_OUT_DELETED: &str = "
+UPDATE stories AS s SET size = GREATEST(s.size - g.n, 0), updated_at = now()
+FROM (SELECT story_id, count(*) AS n FROM posts
+      WHERE id = ANY($1::text[]) AND story_id IS NOT NULL GROUP BY 1) AS g
+WHERE s.id = g.story_id";
+
 /// Adds `$2` posts to story `$1`'s size (takes them away when negative).
 const ADD_TO_SIZE: &str =
     "UPDATE stories SET size = GREATEST(size + $2, 0), updated_at = now() WHERE id = $1";
@@ -209,7 +260,7 @@ async fn move_founders(
             &[&story, &ids, &left, &producers],
         )
         .await?;
-    let mut departures: HashMap<i64, i64> = HashMap::new();
+    let mut departures: BTreeMap<i64, i64> = BTreeMap::new();
     for row in &moved {
         let before: Option<i64> = row.get(0);
         if let Some(before) = before {

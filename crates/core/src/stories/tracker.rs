@@ -270,8 +270,25 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
     /// that turns out to be the same merges with it the same way in both processes (the older
     /// birth stays). Answers whether it was new here.
     pub fn adopt(&mut self, story: &AnnouncedStory) -> bool {
-        if self.by_id.contains_key(&story.id) || story.terms.is_empty() {
+        let Some(slot) = self.take_in(story) else {
             return false;
+        };
+        self.maybe_merge(slot);
+        true
+    }
+
+    /// Takes in a live story stored by an earlier process, as a process starts. It is never
+    /// compared with the others taken in: the process that stored them kept them apart with
+    /// their whole centres, and the few heaviest words stored of each can look alike where the
+    /// centres did not. Answers whether it was new here.
+    pub fn restore(&mut self, story: &AnnouncedStory) -> bool {
+        self.take_in(story).is_some()
+    }
+
+    /// Gives `story` a slot with its centre; `None` when it is here already or has no terms.
+    fn take_in(&mut self, story: &AnnouncedStory) -> Option<usize> {
+        if self.by_id.contains_key(&story.id) || story.terms.is_empty() {
+            return None;
         }
         if self.by_id.len() >= self.settings.max_stories {
             self.fade_quietest();
@@ -292,7 +309,7 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         terms.sort_by_key(|t| t.0);
         let norm = terms.iter().map(|t| t.1 * t.1).sum::<f32>().sqrt();
         if norm <= 0.0 {
-            return false;
+            return None;
         }
         let mut vector = PostVector::default();
         for (term, weight, word) in terms {
@@ -322,8 +339,7 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         });
         self.by_id.insert(story.id, slot);
         self.add_to_centre(slot, &vector);
-        self.maybe_merge(slot);
-        true
+        Some(slot)
     }
 
     /// Live stories now.

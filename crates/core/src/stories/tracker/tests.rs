@@ -222,6 +222,55 @@ fn two_processes_that_found_one_story_at_once_settle_on_one_id() {
     assert_eq!(here, there);
 }
 
+/// A story of another process, born at minute 0, whose centre shares its two heaviest words
+/// `shared` with any other such story and holds eighteen words of its own, `own0`, `own1`...
+fn wide_story(id: StoryId, own: &str) -> AnnouncedStory {
+    let mut terms = vec![("shared".to_string(), 1.0), ("words".to_string(), 1.0)];
+    terms.extend((0..18).map(|i| (format!("{own}{i}"), 0.8)));
+    AnnouncedStory {
+        id,
+        born_ms: 0,
+        first_ms: 0,
+        last_ms: MINUTE,
+        terms,
+    }
+}
+
+/// Merge events among `t`'s events since the last call.
+fn merges(t: &mut StoryTracker<String>) -> Vec<StoryEvent<String>> {
+    t.drain_events()
+        .into_iter()
+        .filter(|e| matches!(e, StoryEvent::Merged { .. }))
+        .collect()
+}
+
+/// Two live stories kept apart by their whole centres were merged when a restarted process
+/// took them in: each came back with only its eight heaviest words, on which they look alike.
+#[test]
+fn stories_kept_apart_stay_apart_when_taken_in_at_a_restart() {
+    let mut running = tracker();
+    assert!(running.adopt(&wide_story(1, "north")));
+    assert!(running.adopt(&wide_story(2, "south")));
+    assert_eq!(merges(&mut running), vec![], "apart on their whole centres");
+    assert_eq!(running.live(), 2);
+    let stored = [announcement(&running, 1), announcement(&running, 2)];
+    assert_eq!(stored[0].terms.len(), SNAPSHOT_TERMS);
+
+    let mut restarted = tracker();
+    for story in &stored {
+        assert!(restarted.restore(story));
+    }
+    assert_eq!(merges(&mut restarted), vec![]);
+    assert_eq!(restarted.live(), 2);
+
+    // Announced by another process, the same words are compared and merged.
+    let mut announced = tracker();
+    for story in &stored {
+        announced.adopt(story);
+    }
+    assert_eq!(merges(&mut announced).len(), 1);
+}
+
 #[test]
 fn a_quiet_story_fades_and_a_late_post_does_not_join_it() {
     let mut t = tracker();
