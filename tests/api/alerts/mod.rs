@@ -29,6 +29,23 @@ fn complaints(prefix: &str, n: usize, text: &str) -> impl Iterator<Item = PostEv
     })
 }
 
+/// Sends `n` posts `{prefix}-{i}` saying `text`, created now.
+async fn send_posts(app: &TestApp, prefix: &str, n: usize, text: &str) {
+    let posts: Vec<String> = (0..n)
+        .map(|i| post_at(&format!("{prefix}-{i}"), text, 0))
+        .collect();
+    app.send_events(&posts).await;
+}
+
+/// Alerts as [`quick_alerts`] fires them at 30% negative, and webhooks polled every 50 ms that
+/// try a delivery three times at most, 50 ms apart at first.
+fn quick_retries(s: &mut pulse::config::Settings) {
+    quick_alerts(s, 0.3);
+    s.webhooks.base_delay_ms = 50;
+    s.webhooks.max_attempts = 3;
+    s.webhooks.poll_ms = 50;
+}
+
 /// The `fields` of each item of `list`, joined by spaces (an absent one empty), sorted: what a
 /// listing holds whatever its order.
 fn sorted_summaries(list: &Value, fields: &[&str]) -> Vec<String> {
@@ -313,13 +330,7 @@ fn receiver(failures: usize) -> (std::net::SocketAddr, Seen, actix_web::dev::Ser
 
 #[actix_rt::test]
 async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
-    let app = spawn_app_tuned(|s| {
-        quick_alerts(s, 0.3);
-        s.webhooks.base_delay_ms = 50;
-        s.webhooks.max_attempts = 3;
-        s.webhooks.poll_ms = 50;
-    })
-    .await;
+    let app = spawn_app_tuned(quick_retries).await;
 
     let (flaky_addr, seen, receiver_handle) = receiver(2);
     let flaky = app
@@ -340,16 +351,13 @@ async fn alerts_reach_webhooks_signed_retried_and_dead_lettered() {
         .await;
     assert_eq!(bad, 400);
 
-    let angry: Vec<String> = (0..30)
-        .map(|i| {
-            post_at(
-                &format!("hook-{i}"),
-                "This is terrible, I hate it, worst phone ever",
-                0,
-            )
-        })
-        .collect();
-    app.send_events(&angry).await;
+    send_posts(
+        &app,
+        "hook",
+        30,
+        "This is terrible, I hate it, worst phone ever",
+    )
+    .await;
 
     // The flaky receiver fails twice, then takes the delivery on the third attempt.
     assert!(
@@ -419,13 +427,7 @@ async fn a_receiver_that_asks_for_a_wait_is_not_asked_again_sooner() {
     use actix_web::{HttpRequest, HttpResponse};
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
-    let app = spawn_app_tuned(|s| {
-        quick_alerts(s, 0.3);
-        s.webhooks.base_delay_ms = 50;
-        s.webhooks.max_attempts = 3;
-        s.webhooks.poll_ms = 50;
-    })
-    .await;
+    let app = spawn_app_tuned(quick_retries).await;
     let arrivals: Arc<Mutex<Vec<Instant>>> = Default::default();
     let seen = arrivals.clone();
     let (addr, handle) = http_standin::receiver(move |_: HttpRequest, _: String| {
@@ -445,10 +447,7 @@ async fn a_receiver_that_asks_for_a_wait_is_not_asked_again_sooner() {
     let channel = app
         .create_channel(&json!({"url": format!("http://{addr}/hook"), "kinds": ["negativity"]}))
         .await;
-    let angry: Vec<String> = (0..30)
-        .map(|i| post_at(&format!("limited-{i}"), "This is terrible, I hate it", 0))
-        .collect();
-    app.send_events(&angry).await;
+    send_posts(&app, "limited", 30, "This is terrible, I hate it").await;
 
     let (delivered, delivery) = app
         .await_delivery(&channel, "delivered", Duration::from_secs(30))
@@ -463,29 +462,59 @@ async fn a_receiver_that_asks_for_a_wait_is_not_asked_again_sooner() {
     app.shutdown().await;
 }
 
+/// A migrated database (kept while the environment lives) and a client of it, holding
+/// `channels` webhooks (ids 1 to `channels`), `alerts` alerts (ids 1 to `alerts`), and the
+/// deliveries the SQL `deliveries` queues between them.
+async fn with_deliveries(
+    channels: u32,
+    alerts: u32,
+    deliveries: &str,
+) -> (TestEnv, tokio_postgres::Client) {
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
+    pg.batch_execute(&format!(
+        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
+         FROM generate_series(1, {channels}) AS i; \
+         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, '{{}}' \
+         FROM generate_series(1, {alerts}); \
+         {deliveries}"
+    ))
+    .await
+    .unwrap();
+    (env, pg)
+}
+
+/// The deliveries a claim takes now, beside those `sending` holds: 32 at most, leased for a
+/// minute, `per_channel` of a channel at once.
+async fn claim_now(
+    pg: &mut tokio_postgres::Client,
+    per_channel: usize,
+    sending: &pulse::db::webhooks::Sending,
+) -> Vec<pulse::db::webhooks::Due> {
+    pulse::db::webhooks::claim_due(pg, 32, 60.0, per_channel, sending)
+        .await
+        .unwrap()
+}
+
 /// Deliveries queued for a channel after its receiver asked for a wait were sent inside it,
 /// each refused again and spending an attempt. The channel's deliveries now wait with it.
 #[actix_rt::test]
 async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
-    use pulse::db::webhooks::{claim_due, hold_channel, Sending};
-    let env = TestEnv::migrated().await;
-    let mut pg = env.pg().await;
-    pg.batch_execute(
-        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
-         FROM generate_series(1, 2) AS i; \
-         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
-         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, '{}' FROM generate_series(1, 3); \
-         INSERT INTO webhook_deliveries \
+    use pulse::db::webhooks::{hold_channel, Sending};
+    let (_env, mut pg) = with_deliveries(
+        2,
+        3,
+        "INSERT INTO webhook_deliveries \
              (webhook_id, alert_id, payload, attempts, last_status, next_attempt_at) \
          VALUES (1, 1, '{}', 1, 429, now() + interval '1 hour'); \
          INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
          VALUES (1, 2, '{}'), (2, 3, '{}');",
     )
-    .await
-    .unwrap();
+    .await;
     async fn claim(pg: &mut tokio_postgres::Client) -> Vec<i64> {
-        let due = claim_due(pg, 32, 60.0, 4, &Sending::default()).await;
-        due.unwrap().iter().map(|d| d.webhook_id).collect()
+        let due = claim_now(pg, 4, &Sending::default()).await;
+        due.iter().map(|d| d.webhook_id).collect()
     }
     assert_eq!(
         claim(&mut pg).await,
@@ -539,16 +568,13 @@ async fn a_receiver_that_never_answers_does_not_hold_back_the_other_channels() {
         )
         .await;
 
-    let angry: Vec<String> = (0..30)
-        .map(|i| {
-            post_at(
-                &format!("held-{i}"),
-                "This is terrible, I hate it, worst phone ever",
-                0,
-            )
-        })
-        .collect();
-    app.send_events(&angry).await;
+    send_posts(
+        &app,
+        "held",
+        30,
+        "This is terrible, I hate it, worst phone ever",
+    )
+    .await;
 
     assert!(
         wait_until(Duration::from_secs(60), || async {
@@ -579,26 +605,19 @@ async fn a_receiver_that_never_answers_does_not_hold_back_the_other_channels() {
 /// channel's first rows, and never one the process is still sending.
 #[actix_rt::test]
 async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
-    use pulse::db::webhooks::{claim_due, Sending};
-    let env = TestEnv::migrated().await;
-    let mut pg = env.pg().await;
-    pg.batch_execute(
-        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
-         FROM generate_series(1, 3) AS i; \
-         INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
-         SELECT 'r', 'negativity', 'warning', 'all', 'all', 1, 1, '{}' FROM generate_series(1, 200); \
-         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at) \
+    use pulse::db::webhooks::Sending;
+    let (_env, mut pg) = with_deliveries(
+        3,
+        200,
+        "INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at) \
          SELECT 1, id, '{}', now() - interval '1 hour' + id * interval '1 ms' FROM alerts; \
          INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
          SELECT w, 1, '{}' FROM generate_series(2, 3) AS w;",
     )
-    .await
-    .unwrap();
+    .await;
     let per_channel = pulse::actors::webhooks::PER_CHANNEL;
 
-    let first = claim_due(&mut pg, 32, 60.0, per_channel, &Sending::default())
-        .await
-        .unwrap();
+    let first = claim_now(&mut pg, per_channel, &Sending::default()).await;
     let channels = |due: &[pulse::db::webhooks::Due]| {
         let mut by = std::collections::BTreeMap::<i64, usize>::new();
         due.iter()
@@ -616,9 +635,7 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
         .await
         .unwrap();
     let mut sending = Sending(first.iter().map(|d| (d.id, d.webhook_id)).collect());
-    let again = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
-        .await
-        .unwrap();
+    let again = claim_now(&mut pg, per_channel, &sending).await;
     assert!(
         again.is_empty(),
         "claimed beside themselves: {:?}",
@@ -641,9 +658,7 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
     for id in &ended {
         sending.0.remove(id);
     }
-    let more = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
-        .await
-        .unwrap();
+    let more = claim_now(&mut pg, per_channel, &sending).await;
     assert_eq!(channels(&more), [(1, per_channel - 1)].into());
     assert!(more.iter().all(|d| first.iter().all(|f| f.id != d.id)));
 
@@ -658,9 +673,7 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
     )
     .await
     .unwrap();
-    let failing = claim_due(&mut pg, 32, 60.0, per_channel, &Sending::default())
-        .await
-        .unwrap();
+    let failing = claim_now(&mut pg, per_channel, &Sending::default()).await;
     assert_eq!(failing.len(), 1, "{:?}", channels(&failing));
     let sending = Sending(failing.iter().map(|d| (d.id, d.webhook_id)).collect());
     pg.execute(
@@ -669,9 +682,7 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
     )
     .await
     .unwrap();
-    let beside = claim_due(&mut pg, 32, 60.0, per_channel, &sending)
-        .await
-        .unwrap();
+    let beside = claim_now(&mut pg, per_channel, &sending).await;
     assert!(beside.is_empty(), "{:?}", channels(&beside));
 }
 
@@ -689,10 +700,7 @@ async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
         )
         .await;
     let rule_id = rule["id"].as_i64().unwrap();
-    let angry: Vec<String> = (0..10)
-        .map(|i| post_at(&format!("r-{i}"), "This is terrible, I hate it", 0))
-        .collect();
-    app.send_events(&angry).await;
+    send_posts(&app, "r", 10, "This is terrible, I hate it").await;
     let status = || async {
         app.get(&format!("/api/v1/alerts?rule_id={rule_id}"))
             .await
