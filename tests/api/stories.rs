@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::app::spawn_app_with;
-use crate::common::{import_args, quick_alerts, spawn_app_tuned, strings, sum_of, unique};
-use crate::common::{spawn_app, wait_until};
+use crate::common::{fresh_dir, spawn_app, wait_until};
+use crate::common::{import_file, quick_alerts, spawn_app_tuned, strings, sum_of, unique};
 use crate::common::{xadd_fields, PostEvent, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -98,6 +98,30 @@ async fn stories_of_posts(app: &crate::common::app::TestApp) -> BTreeMap<String,
         .collect()
 }
 
+/// Sends the conversation of `prefix` and waits until its posts are stored.
+async fn send_conversation(app: &crate::common::app::TestApp, prefix: &str) {
+    let posts = conversation(prefix);
+    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+}
+
+/// The listing at `path` once it shows the conversation's two stories with their sixteen
+/// posts.
+async fn two_stories(app: &crate::common::app::TestApp, path: &str) -> Value {
+    app.wait_for(path, WAIT, |b| {
+        b["items"].as_array().is_some_and(|items| {
+            items.len() == 2
+                && items
+                    .iter()
+                    .map(|s| s["size"].as_i64().unwrap_or(0))
+                    .sum::<i64>()
+                    == 16
+        })
+    })
+    .await
+}
+
 /// The posts of each story, as sets of post-id kinds (`outage`, `price`, `nothing`).
 fn partition(stories: &BTreeMap<String, Value>, prefix: &str) -> BTreeSet<BTreeSet<String>> {
     let mut by_story: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -128,23 +152,9 @@ async fn two_conversations_become_two_stories_shown_with_their_posts_and_publish
     .await;
 
     let prefix = unique("story");
-    let posts = conversation(&prefix);
-    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    send_conversation(&app, &prefix).await;
 
-    let list = app
-        .wait_for("/api/v1/stories?sort=growing", WAIT, |b| {
-            b["items"].as_array().is_some_and(|items| {
-                items.len() == 2
-                    && items
-                        .iter()
-                        .map(|s| s["size"].as_i64().unwrap_or(0))
-                        .sum::<i64>()
-                        == 16
-            })
-        })
-        .await;
+    let list = two_stories(&app, "/api/v1/stories?sort=growing").await;
     let items = list["items"].as_array().unwrap();
     let labels: Vec<&str> = items.iter().map(|s| s["label"].as_str().unwrap()).collect();
     assert!(
@@ -327,13 +337,10 @@ async fn a_live_stream_and_an_import_of_the_same_posts_give_the_same_stories() {
     assert!(live.wait_for_posts(posts.len() as i64, WAIT).await);
 
     let imported = one_at_a_time().await;
-    let dir = std::env::temp_dir().join(unique("pulse-story-import"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("pulse-story-import");
     let file = dir.join("posts.jsonl");
     std::fs::write(&file, events.join("\n") + "\n").unwrap();
-    let summary = pulse::sources::import::run(&imported.env.settings(), import_args(&file))
-        .await
-        .unwrap();
+    let summary = import_file(&imported.env.settings(), &file).await;
     assert_eq!(summary.accepted, posts.len() as u64);
     assert!(imported.wait_for_posts(posts.len() as i64, WAIT).await);
 
@@ -576,10 +583,7 @@ async fn a_story_write_whose_session_ended_is_written_when_tried_again() {
         .await
         .unwrap();
     let prefix = unique("cut");
-    let posts = conversation(&prefix);
-    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    send_conversation(&app, &prefix).await;
 
     let admin = &app.env.pg().await;
     let writers = || async move {
@@ -607,18 +611,7 @@ async fn a_story_write_whose_session_ended_is_written_when_tried_again() {
         "no story write waited again once the first was cut off"
     );
 
-    let list = app
-        .wait_for("/api/v1/stories", WAIT, |b| {
-            b["items"].as_array().is_some_and(|items| {
-                items.len() == 2
-                    && items
-                        .iter()
-                        .map(|s| s["size"].as_i64().unwrap_or(0))
-                        .sum::<i64>()
-                        == 16
-            })
-        })
-        .await;
+    let list = two_stories(&app, "/api/v1/stories").await;
     let listed: BTreeSet<i64> = list["items"]
         .as_array()
         .unwrap()
@@ -640,10 +633,7 @@ async fn a_deleted_post_no_longer_counts_in_its_storys_size() {
     let app = spawn_app().await;
     let redis = app.redis().await;
     let prefix = unique("shrink");
-    let posts = conversation(&prefix);
-    let events: Vec<String> = posts.iter().map(|(_, e)| e.clone()).collect();
-    app.send_events(&events).await;
-    assert!(app.wait_for_posts(posts.len() as i64, WAIT).await);
+    send_conversation(&app, &prefix).await;
     let stories = stories_of_posts(&app).await;
     let id = stories[&format!("{prefix}-outage-7")]
         .as_i64()

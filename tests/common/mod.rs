@@ -77,6 +77,13 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A new directory under the system's temporary one, named by [`unique`] of `prefix`.
+pub fn fresh_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// One test's private database and stream.
 pub struct TestEnv {
     pub database: String,
@@ -485,6 +492,16 @@ pub fn import_args(file: &std::path::Path) -> pulse::sources::import::ImportArgs
         max_backlog_secs: 0.0,
         quiet: true,
     }
+}
+
+/// The summary of `pulse import` of `file` with [`import_args`], which must succeed.
+pub async fn import_file(
+    settings: &Settings,
+    file: &std::path::Path,
+) -> pulse::sources::import::ImportSummary {
+    pulse::sources::import::run(settings, import_args(file))
+        .await
+        .unwrap()
 }
 
 /// Resident memory of process `pid`, in bytes.

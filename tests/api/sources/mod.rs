@@ -392,12 +392,36 @@ async fn a_jetstream_message_too_large_to_read_is_passed_over_not_read_for_ever(
     app.shutdown().await;
 }
 
+/// Waits until `posts` posts are stored and the stream is read to its end, then asserts that
+/// no more were: every post an import appended more than once is stored once.
+async fn assert_stored_once(env: &TestEnv, posts: i64) {
+    assert!(env.stored(posts, Duration::from_secs(60)).await);
+    let redis = env.redis().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            env.unfinished(&redis).await == 0
+        })
+        .await
+    );
+    assert_eq!(env.post_count().await, posts, "each post stored once");
+}
+
+/// Asserts that each post of `ids` is stored with the text `text`.
+async fn assert_text_of(env: &TestEnv, ids: &[&str], text: &str) {
+    let pg = env.pg().await;
+    for id in ids {
+        let stored: Option<String> = pg
+            .scalar("SELECT text FROM posts WHERE id = $1", &[id])
+            .await;
+        assert_eq!(stored.as_deref(), Some(text), "{id}");
+    }
+}
+
 #[actix_rt::test]
 async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each_post_once() {
     let app = spawn_app().await;
     let env = &app.env;
-    let dir = std::env::temp_dir().join(unique("pulse-import"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("pulse-import");
     let file = dir.join("backfill.jsonl");
     let mut lines: Vec<String> = (0..1_000)
         .map(|i| post_json(&format!("imp-{i}"), "Imported post about the Pulse Phone"))
@@ -408,9 +432,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
     let settings = env.settings();
-    let first = pulse::sources::import::run(&settings, import_args(&file))
-        .await
-        .unwrap();
+    let first = import_file(&settings, &file).await;
     assert_eq!(first.started_at_line, 1);
     assert_eq!((first.accepted, first.refused), (1_000, 2), "{first:?}");
     assert_eq!(first.refused_by_reason.get("malformed"), Some(&1));
@@ -437,9 +459,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(&(more.join("\n") + "\n"));
     std::fs::write(&file, text).unwrap();
-    let second = pulse::sources::import::run(&settings, import_args(&file))
-        .await
-        .unwrap();
+    let second = import_file(&settings, &file).await;
     // It starts on the line after the last one read, the blank line counted.
     assert_eq!(second.started_at_line, lines.len() as u64 + 1, "{second:?}");
     assert_eq!((second.lines, second.accepted), (220, 220));
@@ -449,15 +469,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     again.restart = true;
     let third = pulse::sources::import::run(&settings, again).await.unwrap();
     assert_eq!(third.accepted, 1_220);
-    assert!(env.stored(1_200, Duration::from_secs(60)).await);
-    let redis = env.redis().await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.unfinished(&redis).await == 0
-        })
-        .await
-    );
-    assert_eq!(env.post_count().await, 1_200);
+    assert_stored_once(env, 1_200).await;
     // The likes were appended twice too, and are counted once each.
     let likes: i64 = env
         .pg()
@@ -475,9 +487,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         .map(|i| post_json(&format!("other-{i}"), "Another export of the Pulse Phone"))
         .collect();
     std::fs::write(&file, other.join("\n") + "\n").unwrap();
-    let replaced = pulse::sources::import::run(&settings, import_args(&file))
-        .await
-        .unwrap();
+    let replaced = import_file(&settings, &file).await;
     assert_eq!(
         (replaced.started_at_line, replaced.accepted),
         (1, 1_300),
@@ -524,9 +534,7 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
         "id, text, created_at, author_followers,,\ns1,Spaced header,2026-11-20 10:00:00,\"1,200\",,\n",
     )
     .unwrap();
-    let summary = pulse::sources::import::run(&settings, import_args(&spaced))
-        .await
-        .unwrap();
+    let summary = import_file(&settings, &spaced).await;
     assert_eq!((summary.accepted, summary.refused), (1, 0), "{summary:?}");
     let twice = dir.join("twice.csv");
     std::fs::write(&twice, "id,text,created_at,id\nt1,x,1700000000,u1\n").unwrap();
@@ -535,6 +543,20 @@ async fn an_import_counts_refused_lines_resumes_where_it_stopped_and_stores_each
     assert!(error.contains("\"id\" twice"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
     app.shutdown().await;
+}
+
+/// The summaries of an import of `file`, and of another once `change` has changed it.
+async fn import_before_and_after(
+    settings: &pulse::config::Settings,
+    file: &std::path::Path,
+    change: impl FnOnce(),
+) -> (
+    pulse::sources::import::ImportSummary,
+    pulse::sources::import::ImportSummary,
+) {
+    let before = import_file(settings, file).await;
+    change();
+    (before, import_file(settings, file).await)
 }
 
 /// Windows-1252 bytes of `text` (as Excel's "CSV" on Windows writes it): é, the only letter
@@ -556,6 +578,25 @@ fn as_utf8(bytes: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Imports `text` written to `file` in Windows-1252, and again once the file is saved as
+/// UTF-8; asserts that the first run refused one record as not UTF-8 and took `accepted`, and
+/// that the second read the three records from `refused_line` on.
+async fn assert_read_from_the_refused_line_once_utf8(
+    settings: &pulse::config::Settings,
+    file: &std::path::Path,
+    text: &str,
+    accepted: u64,
+    refused_line: u64,
+) {
+    std::fs::write(file, cp1252(text)).unwrap();
+    let saved_as_utf8 = || std::fs::write(file, as_utf8(&cp1252(text))).unwrap();
+    let (first, again) = import_before_and_after(settings, file, saved_as_utf8).await;
+    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
+    assert_eq!((first.accepted, first.refused), (accepted, 1), "{first:?}");
+    assert_eq!(again.started_at_line, refused_line, "{again:?}");
+    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+}
+
 /// The run that refused a record as not UTF-8 stored the file's end as its position, so the
 /// file saved as UTF-8 (as the error says to) and imported again was read from past the
 /// converted records: they were never imported, and the run exited 0.
@@ -564,8 +605,7 @@ async fn a_file_saved_as_utf8_after_its_refusal_is_read_again_from_the_first_ref
     let app = spawn_app().await;
     let env = &app.env;
     let settings = env.settings();
-    let dir = std::env::temp_dir().join(unique("pulse-import-cp1252"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("pulse-import-cp1252");
 
     // A CSV whose first 4 KiB are ASCII (the resume checks them) and a later row in
     // Windows-1252.
@@ -575,18 +615,7 @@ async fn a_file_saved_as_utf8_after_its_refusal_is_read_again_from_the_first_ref
         text += &format!("a{i},An ASCII row about the Pulse Phone,1700000000\n");
     }
     text += "c9,Café au lait,1700000000\nc10,After it,1700000000\nc11,And on,1700000000\n";
-    std::fs::write(&csv, cp1252(&text)).unwrap();
-    let first = pulse::sources::import::run(&settings, import_args(&csv))
-        .await
-        .unwrap();
-    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
-    assert_eq!((first.accepted, first.refused), (202, 1), "{first:?}");
-    std::fs::write(&csv, as_utf8(&cp1252(&text))).unwrap();
-    let again = pulse::sources::import::run(&settings, import_args(&csv))
-        .await
-        .unwrap();
-    assert_eq!(again.started_at_line, 202, "{again:?}");
-    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+    assert_read_from_the_refused_line_once_utf8(&settings, &csv, &text, 202, 202).await;
 
     // JSON lines alike, with a like without an id after the refused line: it is appended
     // again under the same id, so counted once.
@@ -602,37 +631,13 @@ async fn a_file_saved_as_utf8_after_its_refusal_is_read_again_from_the_first_ref
     );
     lines.push(post_json("j10", "Plain after it"));
     let text = lines.join("\n") + "\n";
-    std::fs::write(&jsonl, cp1252(&text)).unwrap();
-    let first = pulse::sources::import::run(&settings, import_args(&jsonl))
-        .await
-        .unwrap();
-    assert_eq!(first.refused_by_reason.get("invalid_utf8"), Some(&1));
-    assert_eq!((first.accepted, first.refused), (102, 1), "{first:?}");
-    std::fs::write(&jsonl, as_utf8(&cp1252(&text))).unwrap();
-    let again = pulse::sources::import::run(&settings, import_args(&jsonl))
-        .await
-        .unwrap();
-    assert_eq!(again.started_at_line, 101, "{again:?}");
-    assert_eq!((again.accepted, again.refused), (3, 0), "{again:?}");
+    assert_read_from_the_refused_line_once_utf8(&settings, &jsonl, &text, 102, 101).await;
 
-    let posts = 203 + 102;
-    assert!(env.stored(posts, Duration::from_secs(60)).await);
-    let redis = env.redis().await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.unfinished(&redis).await == 0
-        })
+    assert_stored_once(env, 203 + 102).await;
+    assert_text_of(env, &["c9", "j9"], "Café au lait").await;
+    let likes: i64 = env
+        .pg()
         .await
-    );
-    assert_eq!(env.post_count().await, posts, "each post stored once");
-    let pg = env.pg().await;
-    for id in ["c9", "j9"] {
-        let text: Option<String> = pg
-            .scalar("SELECT text FROM posts WHERE id = $1", &[&id])
-            .await;
-        assert_eq!(text.as_deref(), Some("Café au lait"), "{id}");
-    }
-    let likes: i64 = pg
         .scalar(
             "SELECT COALESCE(sum(count), 0)::int8 FROM engagements WHERE post_id = 'j-0'",
             &[],
@@ -658,8 +663,7 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
     let app = spawn_app().await;
     let env = &app.env;
     let settings = env.settings();
-    let dir = std::env::temp_dir().join(unique("pulse-import-cut"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("pulse-import-cut");
 
     let jsonl = dir.join("growing.jsonl");
     let whole = post_json("p9", "Broke after a day");
@@ -669,15 +673,10 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
         .collect();
     text += done;
     std::fs::write(&jsonl, &text).unwrap();
-    let first = pulse::sources::import::run(&settings, import_args(&jsonl))
-        .await
-        .unwrap();
+    let finished = || append(&jsonl, &format!("{rest}\n"));
+    let (first, second) = import_before_and_after(&settings, &jsonl, finished).await;
     assert_eq!((first.accepted, first.refused), (5, 0), "{first:?}");
     assert_eq!(first.held_back_line, Some(6), "{first:?}");
-    append(&jsonl, &format!("{rest}\n"));
-    let second = pulse::sources::import::run(&settings, import_args(&jsonl))
-        .await
-        .unwrap();
     assert_eq!(second.started_at_line, 6, "{second:?}");
     assert_eq!((second.accepted, second.refused), (1, 0), "{second:?}");
     assert_eq!(second.held_back_line, None);
@@ -688,15 +687,10 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
         "id,created_at,text\nc8,1700000000,Fine\nc9,1700000000,Broke aft",
     )
     .unwrap();
-    let first = pulse::sources::import::run(&settings, import_args(&csv))
-        .await
-        .unwrap();
+    let finished = || append(&csv, "er a day\n");
+    let (first, second) = import_before_and_after(&settings, &csv, finished).await;
     assert_eq!((first.accepted, first.refused), (1, 0), "{first:?}");
     assert_eq!(first.held_back_line, Some(3), "{first:?}");
-    append(&csv, "er a day\n");
-    let second = pulse::sources::import::run(&settings, import_args(&csv))
-        .await
-        .unwrap();
     assert_eq!((second.accepted, second.refused), (1, 0), "{second:?}");
 
     // A complete file that ends without a line end: a whole JSON object is read; a CSV row is
@@ -704,9 +698,7 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
     let hand = dir.join("hand.jsonl");
     let two = [post_json("h0", "By hand"), post_json("h1", "No line end")];
     std::fs::write(&hand, two.join("\n")).unwrap();
-    let read = pulse::sources::import::run(&settings, import_args(&hand))
-        .await
-        .unwrap();
+    let read = import_file(&settings, &hand).await;
     assert_eq!((read.accepted, read.held_back_line), (2, None), "{read:?}");
     let hand = dir.join("hand.csv");
     std::fs::write(
@@ -714,9 +706,7 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
         "id,text,created_at\nh2,By hand,1700000000\nh3,No line end,1700000000",
     )
     .unwrap();
-    let held = pulse::sources::import::run(&settings, import_args(&hand))
-        .await
-        .unwrap();
+    let held = import_file(&settings, &hand).await;
     assert_eq!(
         (held.accepted, held.held_back_line),
         (1, Some(3)),
@@ -730,23 +720,8 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
     assert_eq!(read.started_at_line, 3, "{read:?}");
     assert_eq!((read.accepted, read.held_back_line), (1, None), "{read:?}");
 
-    let posts = 6 + 2 + 2 + 2;
-    assert!(env.stored(posts, Duration::from_secs(30)).await);
-    let redis = env.redis().await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            env.unfinished(&redis).await == 0
-        })
-        .await
-    );
-    assert_eq!(env.post_count().await, posts);
-    let pg = env.pg().await;
-    for id in ["p9", "c9"] {
-        let text: Option<String> = pg
-            .scalar("SELECT text FROM posts WHERE id = $1", &[&id])
-            .await;
-        assert_eq!(text.as_deref(), Some("Broke after a day"), "{id}");
-    }
+    assert_stored_once(env, 6 + 2 + 2 + 2).await;
+    assert_text_of(env, &["p9", "c9"], "Broke after a day").await;
     std::fs::remove_dir_all(&dir).ok();
     app.shutdown().await;
 }
@@ -757,15 +732,12 @@ async fn a_last_record_its_writer_has_not_finished_is_held_back_until_it_is() {
 async fn refused_records_are_quoted_with_the_line_they_start_on() {
     let env = TestEnv::new().await;
     let settings = env.settings();
-    let dir = std::env::temp_dir().join(unique("pulse-import-lines"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("pulse-import-lines");
     let first_example = |path: std::path::PathBuf, text: &str| {
         std::fs::write(&path, text).unwrap();
         let settings = &settings;
         async move {
-            let summary = pulse::sources::import::run(settings, import_args(&path))
-                .await
-                .unwrap();
+            let summary = import_file(settings, &path).await;
             summary.examples.first().cloned().unwrap_or_default()
         }
     };
@@ -791,9 +763,7 @@ async fn refused_records_are_quoted_with_the_line_they_start_on() {
     assert!(example.starts_with("line 3:"), "{example}");
     // A resumed run counts on from the stored position.
     append(&jsonl, "\n{\"type\": \n");
-    let resumed = pulse::sources::import::run(&settings, import_args(&jsonl))
-        .await
-        .unwrap();
+    let resumed = import_file(&settings, &jsonl).await;
     assert_eq!(resumed.started_at_line, 4, "{resumed:?}");
     assert!(
         resumed.examples[0].starts_with("line 5:"),
