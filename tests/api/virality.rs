@@ -11,7 +11,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A Pulse that scores cascades on request only: scores every 100 ms, the tracker off.
 /// `count` finished cascades of `platform` (`{prefix}1`...), each of `shares` (SQL over `g`,
 /// the cascade's number), as SQL that stores them.
 pub(crate) fn finished_cascades(prefix: &str, platform: &str, shares: &str, count: u32) -> String {
@@ -44,6 +43,7 @@ pub(crate) async fn thresholds_learned_after(
         .unwrap()
 }
 
+/// A Pulse that scores cascades on request only: scores every 100 ms, the tracker off.
 async fn scoring_app() -> TestApp {
     spawn_app_tuned(|s| {
         quick_scores(s);
@@ -184,6 +184,33 @@ async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     app.shutdown().await;
 }
 
+/// Scores as [`quick_scores`] does, and tracks a tree of ten shares at most, which the
+/// rebuild tests fill.
+fn ten_tracked_shares(s: &mut pulse::config::Settings) {
+    quick_scores(s);
+    s.virality.max_tracked_shares = 10;
+}
+
+/// Serves `env` again, tuned by `tune`, and waits until the post `before` describes has
+/// `shares` shares there; asserts that each of `fields` of its current object is the one
+/// `before` had. The app, and the post's virality in it.
+async fn restarted_as_before(
+    env: TestEnv,
+    tune: fn(&mut pulse::config::Settings),
+    before: &Value,
+    shares: u64,
+    fields: &[&str],
+) -> (TestApp, Value) {
+    let app = env.serve(tune).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let id = before["post_id"].as_str().expect("the post's id");
+    let after = virality_with(&app, id, shares).await;
+    for field in fields {
+        assert_eq!(before["current"][field], after["current"][field], "{field}");
+    }
+    (app, after)
+}
+
 #[actix_rt::test]
 async fn predictions_survive_a_restart() {
     let app = spawn_app_tuned(quick_scores).await;
@@ -197,11 +224,8 @@ async fn predictions_survive_a_restart() {
     let before = virality_with(&app, "kept", 35).await;
     let env = app.shutdown().await;
 
-    let app = env.serve(quick_scores).await;
     // Rebuilt from PostgreSQL: the same prediction, and no new history row for it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = virality_with(&app, "kept", 35).await;
-    for field in [
+    let fields = [
         "virality_score",
         "virality_probability",
         "predicted_final_shares",
@@ -210,9 +234,8 @@ async fn predictions_survive_a_restart() {
         "structure",
         "model_lineage",
         "observed_at",
-    ] {
-        assert_eq!(before["current"][field], after["current"][field], "{field}");
-    }
+    ];
+    let (app, after) = restarted_as_before(env, quick_scores, &before, 35, &fields).await;
     assert_eq!(before["history"], after["history"]);
     // The live tree was rebuilt too: a share through the chain's tip deepens it.
     let more = vec![share(
@@ -233,11 +256,7 @@ async fn predictions_survive_a_restart() {
 /// held them all in memory at once.
 #[actix_rt::test]
 async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
-    let tuned = |s: &mut pulse::config::Settings| {
-        quick_scores(s);
-        s.virality.max_tracked_shares = 10;
-    };
-    let app = spawn_app_tuned(tuned).await;
+    let app = spawn_app_tuned(ten_tracked_shares).await;
     let created = Utc::now() - TimeDelta::minutes(3);
     app.send_events(&cascade("heavy", 30, true, created)).await;
     let before = virality_with(&app, "heavy", 30).await;
@@ -278,7 +297,7 @@ async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
         "the shares of the tracked tree are read one by one"
     );
 
-    let app = env.serve(tuned).await;
+    let app = env.serve(ten_tracked_shares).await;
     let after = app
         .wait_for(
             "/api/v1/posts/heavy/virality",
@@ -299,11 +318,7 @@ async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
 /// predicted another structure and another final count after every restart.
 #[actix_rt::test]
 async fn a_rebuild_tracks_the_shares_the_live_tree_tracked() {
-    let tuned = |s: &mut pulse::config::Settings| {
-        quick_scores(s);
-        s.virality.max_tracked_shares = 10;
-    };
-    let app = spawn_app_tuned(tuned).await;
+    let app = spawn_app_tuned(ten_tracked_shares).await;
     let created = Utc::now() - TimeDelta::minutes(5);
     let mut broadcast = vec![post("late", "twitter", 1_000, created)];
     broadcast.extend((0..10).map(|i| {
@@ -327,12 +342,8 @@ async fn a_rebuild_tracks_the_shares_the_live_tree_tracked() {
     assert_eq!(before["current"]["structure"]["depth"], 1, "{before}");
     let env = app.shutdown().await;
 
-    let app = env.serve(tuned).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = virality_with(&app, "late", 15).await;
-    for field in ["structure", "predicted_final_shares", "confidence_interval"] {
-        assert_eq!(before["current"][field], after["current"][field], "{field}");
-    }
+    let fields = ["structure", "predicted_final_shares", "confidence_interval"];
+    let (app, _) = restarted_as_before(env, ten_tracked_shares, &before, 15, &fields).await;
     app.shutdown().await;
 }
 
