@@ -809,31 +809,15 @@ async fn filtering_jaguar(
     (app, topic)
 }
 
-/// Holds the training of `topic` on a connection of its own, as a process training it does,
-/// so labels given meanwhile leave the adopted model as it is; the connection holding it.
-async fn hold_training(app: &TestApp, topic: i64) -> tokio_postgres::Client {
+/// Holds the `work` (`train` or `rescore`) of `topic` on a connection of its own, as a process
+/// doing it does, so the app's learner leaves it alone (labels given meanwhile leave the
+/// adopted model as it is); the connection holding it.
+async fn hold_relevance_work(app: &TestApp, work: &str, topic: i64) -> tokio_postgres::Client {
     let holder = app.env.pg().await;
-    holder
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.train:' || $1::int8, 0))",
-            &[&topic],
-        )
-        .await
-        .unwrap();
-    holder
-}
-
-/// Holds the re-scoring of `topic` on a connection of its own, as a process working it does,
-/// so the app's learner leaves it alone; the connection holding it.
-async fn hold_rescoring(app: &TestApp, topic: i64) -> tokio_postgres::Client {
-    let holder = app.env.pg().await;
-    holder
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.rescore:' || $1::int8, 0))",
-            &[&topic],
-        )
-        .await
-        .unwrap();
+    let lock = format!(
+        "SELECT pg_advisory_lock(hashtextextended('pulse.relevance.{work}:' || $1::int8, 0))"
+    );
+    holder.execute(&lock, &[&topic]).await.unwrap();
     holder
 }
 
@@ -873,7 +857,7 @@ async fn a_retagging_puts_the_posts_the_topics_relevance_leaves_out_among_its_fi
         .collect();
     let (app, topic) = filtering_jaguar(|_| {}, &others).await;
     let pg = app.env.pg().await;
-    let _training = hold_training(&app, topic).await;
+    let _training = hold_relevance_work(&app, "train", topic).await;
     assert_eq!(counted(&pg, topic).await, 20);
     let none = Vec::<i64>::new();
 
@@ -920,7 +904,7 @@ async fn a_label_given_while_a_rescoring_chunk_is_worked_wins_over_the_chunk() {
     let pg = app.env.pg().await;
     // This connection holds the topic's re-scoring, as a process working it does: the app's
     // learner leaves it alone.
-    let mut scorer = hold_rescoring(&app, topic).await;
+    let mut scorer = hold_relevance_work(&app, "rescore", topic).await;
     let (status, body) = app
         .request(
             reqwest::Method::PUT,
@@ -984,7 +968,7 @@ async fn posts_stored_before_a_process_loads_an_adopted_model_are_rescored_once_
     // The first pass is over; the last waits for the processes to load the model
     // (`topics.relevance_settle_ms` past `topics.refresh_ms`), and for this connection, which
     // holds the re-scoring while the posts below are stored.
-    let scorer = hold_rescoring(&app, topic).await;
+    let scorer = hold_relevance_work(&app, "rescore", topic).await;
 
     // This process matches as one that has not loaded the model yet: with the query alone.
     let live = app.pipeline().topics();
