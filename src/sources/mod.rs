@@ -431,3 +431,20 @@ mod tests {
         assert!(twice.contains("two sources are named"), "{twice}");
     }
 }
+
+/// What the sources' tests read the events they make with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::models::{Event, Post};
+
+    /// The posts of `events`, which must all be posts.
+    pub(crate) fn posts(events: &[Event]) -> Vec<&Post> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Post(p) => p,
+                _ => panic!("not a post"),
+            })
+            .collect()
+    }
+}

@@ -426,6 +426,7 @@ fn digest64(id: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::posts;
 
     const RSS: &str = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Gadget News</title><language>en-us</language>
 <item><title>Pulse Buds recall</title><link>https://news.example/recall</link><description>&lt;p&gt;Batteries &amp;amp; chargers affected.&lt;/p&gt;</description><pubDate>Tue, 10 Nov 2026 09:00:00 GMT</pubDate><guid>https://news.example/recall</guid></item>
@@ -500,14 +501,24 @@ mod tests {
         )
     }
 
+    /// The texts of `events`' posts, which name these tests' entries.
     fn ids(events: &[Event]) -> Vec<String> {
+        posts(events).into_iter().map(|p| p.text.clone()).collect()
+    }
+
+    /// The events of a first poll of `feed` at `url`, now, tagged and filtered as [`untagged`]
+    /// makes them (texts of 100 characters at most).
+    fn first_poll(feed: feed_rs::model::Feed, url: &str) -> Vec<Event> {
+        let (tags, mut filter) = untagged(100);
+        let (events, _, _) = events(
+            feed,
+            url,
+            &Position::default(),
+            &mut filter,
+            &tags,
+            Utc::now(),
+        );
         events
-            .iter()
-            .map(|e| match e {
-                Event::Post(p) => p.text.clone(),
-                _ => panic!("not a post"),
-            })
-            .collect()
     }
 
     #[test]
@@ -570,21 +581,10 @@ mod tests {
 <item><guid>https://news.example/2</guid><title>two</title></item>
 </channel></rss>"#;
         let feed = parser(None).parse(doc.as_bytes()).unwrap();
-        let (tags, mut filter) = untagged(100);
-        let (events, _, _) = events(
-            feed,
-            "u",
-            &Position::default(),
-            &mut filter,
-            &tags,
-            Utc::now(),
-        );
-        let authors: Vec<&str> = events
-            .iter()
-            .map(|e| match e {
-                Event::Post(p) => p.author.id.as_str(),
-                _ => panic!("not a post"),
-            })
+        let events = first_poll(feed, "u");
+        let authors: Vec<&str> = posts(&events)
+            .into_iter()
+            .map(|p| p.author.id.as_str())
             .collect();
         assert_eq!(authors, ["Jane Doe", "T"], "else the feed's title");
     }
@@ -794,21 +794,13 @@ mod tests {
     /// A feed linking every item to one page: its entries are told apart by title, as before.
     #[test]
     fn entries_without_an_id_that_share_a_link_stay_apart() {
-        let (tags, mut filter) = untagged(100);
         let front = "https://news.example/";
         let doc = rdf(&[
             (front, "one"),
             (front, "two"),
             ("https://news.example/3", "three"),
         ]);
-        let (posts, _, _) = events(
-            doc,
-            "https://news.example/rss",
-            &Position::default(),
-            &mut filter,
-            &tags,
-            Utc::now(),
-        );
+        let posts = first_poll(doc, "https://news.example/rss");
         assert_eq!(ids(&posts), ["one", "two", "three"]);
     }
 

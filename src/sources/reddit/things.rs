@@ -288,6 +288,7 @@ fn remembered(listed: &[(String, f64)], newest: f64, before: &[String]) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::posts;
 
     /// A position at `newest` without names, as stored before they were kept.
     fn at(newest: f64) -> Position {
@@ -314,14 +315,7 @@ mod tests {
         assert_eq!(read.skipped, ["deleted"]);
         assert_eq!(read.position.newest, 1763600300.0);
         assert!(!read.overflowed);
-        let posts: Vec<&Post> = read
-            .events
-            .iter()
-            .map(|e| match e {
-                Event::Post(p) => p,
-                _ => panic!("not a post"),
-            })
-            .collect();
+        let posts = posts(&read.events);
         assert_eq!(posts[0].id, "reddit:t3_a1");
         assert_eq!(posts[0].metrics.unwrap().likes, 12);
         assert_eq!(posts[1].text, "Same here & support ignores me");
@@ -352,13 +346,9 @@ mod tests {
         let mut skipped = read.skipped.clone();
         skipped.sort_unstable();
         assert_eq!(skipped, ["deleted", "malformed"]);
-        let ids: Vec<&str> = read
-            .events
-            .iter()
-            .map(|e| match e {
-                Event::Post(p) => p.id.as_str(),
-                _ => panic!("not a post"),
-            })
+        let ids: Vec<&str> = posts(&read.events)
+            .into_iter()
+            .map(|p| p.id.as_str())
             .collect();
         assert_eq!(
             ids,
@@ -450,12 +440,9 @@ mod tests {
     }
 
     fn ids(read: &Read) -> Vec<&str> {
-        read.events
-            .iter()
-            .map(|e| match e {
-                Event::Post(p) => p.id.as_str(),
-                _ => panic!("not a post"),
-            })
+        posts(&read.events)
+            .into_iter()
+            .map(|p| p.id.as_str())
             .collect()
     }
 
