@@ -3,7 +3,8 @@
 //! and rate-limited. A batch of events waits for at most [`REQUESTS_PER_BATCH`] requests and
 //! [`LOOKUP_TIME_PER_BATCH`] for all of them; accounts still unknown after that (or while the
 //! API fails) are sent as 0 and looked up with a later batch, so a slow or absent API never
-//! holds up the source. An API too slow for that time counts as failed. After a failure,
+//! holds up the source. An API that answers none of a batch's requests in that time counts as
+//! failed. After a failure,
 //! lookups pause for a minute, or for as long as the API asked ([`asked_wait`]: a 429's or
 //! 503's `Retry-After`, a spent rate-limit window's reset), whichever is longer; a lookup that
 //! succeeds with its window nearly spent (`RateLimit-Remaining` below 2) pauses them until
@@ -159,7 +160,8 @@ impl ProfileCache {
         }
         let mut result = Ok(());
         let deadline = Instant::now() + LOOKUP_TIME_PER_BATCH;
-        for chunk in wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH) {
+        let chunks = wanted.chunks(ACCOUNTS_PER_REQUEST).take(REQUESTS_PER_BATCH);
+        for (answered, chunk) in chunks.enumerate() {
             if self.paused_until.is_some_and(|t| Instant::now() < t)
                 || self.next_request >= deadline
             {
@@ -167,14 +169,15 @@ impl ProfileCache {
             }
             tokio::time::sleep_until(self.next_request).await;
             self.next_request = Instant::now() + self.interval;
-            let looked_up = tokio::time::timeout_at(deadline, self.look_up(chunk))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(LookupError::from(anyhow::anyhow!(
-                        "the profile API gave no answer within {} s",
-                        LOOKUP_TIME_PER_BATCH.as_secs()
-                    )))
-                });
+            let looked_up = match tokio::time::timeout_at(deadline, self.look_up(chunk)).await {
+                Ok(result) => result,
+                // The batch's time ran out after answers came: the rest wait for a later batch.
+                Err(_) if answered > 0 => break,
+                Err(_) => Err(LookupError::from(anyhow::anyhow!(
+                    "the profile API gave no answer within {} s",
+                    LOOKUP_TIME_PER_BATCH.as_secs()
+                ))),
+            };
             if let Err(e) = looked_up {
                 self.paused_until = Some(Instant::now() + pause_after(&e));
                 result = Err(e);

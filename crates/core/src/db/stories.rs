@@ -67,6 +67,10 @@ impl StoryWrite {
     /// both in turn would: a story's later row replaces its earlier one and adds its count to
     /// it, and a story that faded and was seen again later is live.
     pub fn append(&mut self, later: StoryWrite) {
+        // Only a row of the later write brings a faded story back: the earlier write's own
+        // rows came before its fades.
+        let seen_again: Vec<i64> = later.rows.iter().map(|r| r.id).collect();
+        self.faded.retain(|id| !seen_again.contains(id));
         let mut rows: HashMap<i64, StoryRow> = self.rows.drain(..).map(|r| (r.id, r)).collect();
         for mut row in later.rows {
             if let Some(earlier) = rows.remove(&row.id) {
@@ -74,7 +78,6 @@ impl StoryWrite {
             }
             rows.insert(row.id, row);
         }
-        self.faded.retain(|id| !rows.contains_key(id));
         self.rows = rows.into_values().collect();
         self.rows.sort_by_key(|r| r.id);
         self.grown.extend(later.grown);
@@ -639,4 +642,45 @@ pub async fn alert_candidates(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoryRow, StoryWrite};
+    use chrono::Utc;
+
+    fn row(id: i64) -> StoryRow {
+        StoryRow {
+            id,
+            label: String::new(),
+            terms: Vec::new(),
+            weights: Vec::new(),
+            born_at: Utc::now(),
+            first_at: Utc::now(),
+            last_at: Utc::now(),
+            added: 1,
+            representatives: Vec::new(),
+        }
+    }
+
+    // A waiting write holding story 7's row and then its fade lost the fade when any other
+    // write was folded in after it: the story stayed live with no tracker to fade it again.
+    #[test]
+    fn a_fade_stays_unless_a_later_write_sees_the_story_again() {
+        let mut waiting = StoryWrite {
+            rows: vec![row(7)],
+            faded: vec![7],
+            ..StoryWrite::default()
+        };
+        waiting.append(StoryWrite {
+            rows: vec![row(8)],
+            ..StoryWrite::default()
+        });
+        assert_eq!(waiting.faded, [7]);
+        waiting.append(StoryWrite {
+            rows: vec![row(7)],
+            ..StoryWrite::default()
+        });
+        assert!(waiting.faded.is_empty(), "seen again later: live");
+    }
 }

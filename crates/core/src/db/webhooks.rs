@@ -207,8 +207,8 @@ impl Sending {
 /// now: how many by channel id, and which), so a slow receiver holds only its own places and a
 /// channel's backlog hides no other's; a channel that is failing (a delivery of it due again
 /// after a failed attempt) gets one, so receivers that time out hold a place each, not four.
-/// A channel whose receiver asked for a wait (a delivery refused with `429` or `503`, not due
-/// yet) gets none: what was queued for it meanwhile waits with it (see [`hold_channel`]).
+/// A channel whose receiver asked for a wait (a delivery refused with `429`, not due yet) gets
+/// none: what was queued for it meanwhile waits with it (see [`hold_channel`]).
 pub async fn claim_due(
     client: &mut Client,
     limit: usize,
@@ -229,7 +229,7 @@ pub async fn claim_due(
             "WITH failing AS (SELECT DISTINCT webhook_id FROM webhook_deliveries \
                  WHERE status = 'pending' AND attempts > 0), \
              held AS (SELECT DISTINCT webhook_id FROM webhook_deliveries \
-                 WHERE status = 'pending' AND last_status IN (429, 503) \
+                 WHERE status = 'pending' AND last_status = 429 \
                  AND next_attempt_at > now()) \
              SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event, \
              d.webhook_id, q.failing \
