@@ -59,9 +59,7 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
     let held = env.read_as(&redis, "stopped-cold", 3).await;
     assert!(format!("{held:?}").contains("an old entry"), "{held:?}");
     let s = SecuredServer::start_in(env, |s| {
-        s.ingest.max_backlog = 0;
-        s.ingest.max_backlog_secs = 30.0;
-        s.ingest.fair_share_after_secs = 0.0;
+        backlog_limits(s, 0, 30.0, 0.0);
         s.ingest.claim_idle_ms = 3_600_000;
     })
     .await;
@@ -106,9 +104,7 @@ async fn slow_server(
 ) -> (Arc<SecuredServer>, String, String) {
     let s = SecuredServer::start(|s| {
         s.limits.rate_limits = false;
-        s.ingest.max_backlog = 0;
-        s.ingest.max_backlog_secs = 0.0;
-        s.ingest.fair_share_after_secs = fair_share_after_secs;
+        backlog_limits(s, 0, 0.0, fair_share_after_secs);
         s.ingest.read_batch = batch;
         s.ingest.max_in_flight = batch;
         s.ingest.max_batches_in_flight = 1;
@@ -174,10 +170,7 @@ async fn while_the_pipeline_is_behind_a_flooding_key_waits_and_a_quiet_one_does_
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let status = s
-        .call("GET", "/api/v1/pipeline", Some(Role::Analyst), None)
-        .await
-        .json();
+    let status = s.analyst("GET", "/api/v1/pipeline", None).await.json();
     stop.store(true, Ordering::Relaxed);
     let flooded = flood.await.unwrap();
     assert!(

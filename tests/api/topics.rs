@@ -525,21 +525,14 @@ async fn editors_write_topics_analysts_read_them_and_every_change_is_audited() {
     let server = common::secured::SecuredServer::start(|_| {}).await;
     let body = json!({"name": "Brand", "query": "brand"});
     let refused = server
-        .call(
-            "POST",
-            "/api/v1/topics",
-            Some(Role::Analyst),
-            Some(body.clone()),
-        )
+        .analyst("POST", "/api/v1/topics", Some(body.clone()))
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     let created = server
         .call("POST", "/api/v1/topics", Some(Role::Editor), Some(body))
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let listed = server
-        .call("GET", "/api/v1/topics", Some(Role::Analyst), None)
-        .await;
+    let listed = server.analyst("GET", "/api/v1/topics", None).await;
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json()["items"].as_array().unwrap().len(), 1);
     // An editor reads what an analyst reads, and no more.

@@ -36,7 +36,10 @@ pub use private_servers::{PrivatePostgres, PrivateRedis};
 pub use raw_http::{raw_request, RawResponse, WS_UPGRADE};
 pub use sql::SqlValues;
 #[allow(unused_imports)]
-pub use tuning::{address_budget, authenticated, quick_alerts, quick_scores, quick_webhooks};
+pub use tuning::{
+    address_budget, authenticated, backlog_limits, database_share, key_event_budget,
+    network_budget, quick_alerts, quick_scores, quick_webhooks, stalled_sockets_shut,
+};
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {

@@ -53,6 +53,11 @@ impl SecuredServer {
         &self.keys.iter().find(|k| k.0 == role).unwrap().1
     }
 
+    /// `call` with an analyst's key.
+    pub async fn analyst(&self, method: &str, path: &str, body: Option<Value>) -> RawResponse {
+        self.call(method, path, Some(Role::Analyst), body).await
+    }
+
     /// Sends `method path` with `role`'s key and an optional JSON body.
     pub async fn call(
         &self,

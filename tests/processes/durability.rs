@@ -13,31 +13,80 @@ async fn dead_letters(env: &TestEnv, redis: &fred::prelude::Client) -> i64 {
     redis.xlen(format!("{}:dead", env.stream)).await.unwrap()
 }
 
+/// Starts a process with `vars`, kills it (SIGKILL) once `progress` posts are stored, and
+/// returns how many were stored then, fewer than `total`.
+async fn kill_once_stored(
+    env: &TestEnv,
+    vars: &[(String, String)],
+    progress: i64,
+    total: usize,
+    timeout: Duration,
+) -> i64 {
+    let first = PulseProcess::start(vars);
+    assert!(
+        env.stored(progress, timeout).await,
+        "the first process makes progress\n{}",
+        first.log_text()
+    );
+    first.signal(libc::SIGKILL);
+    drop(first);
+    let at_kill = env.post_count().await;
+    assert!(
+        at_kill < total as i64,
+        "killed mid-stream ({at_kill} stored)"
+    );
+    at_kill
+}
+
+/// Starts a second process with `vars` and asserts it stores all `total` posts and leaves
+/// nothing pending.
+async fn restart_and_work_off(
+    env: &TestEnv,
+    redis: &fred::prelude::Client,
+    vars: &[(String, String)],
+    total: usize,
+    timeout: Duration,
+) {
+    let second = PulseProcess::start(vars);
+    assert!(
+        env.worked_off(redis, total as i64, timeout).await,
+        "all {total} posts stored and nothing pending (stored {}, pending {})\n{}",
+        env.post_count().await,
+        env.pending(redis).await,
+        second.log_text()
+    );
+}
+
+/// A test's services and a Jetstream stand-in replaying `posts` posts, `pace` apart.
+async fn replayed(
+    posts: usize,
+    pace: Duration,
+) -> (TestEnv, fred::prelude::Client, jetstream::JetstreamStandIn) {
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    let standin = jetstream::JetstreamStandIn::replaying(posts, pace).await;
+    (env, redis, standin)
+}
+
+/// `PULSE_SOURCES` naming one Jetstream source `bsky` on the stand-in, with `more` settings.
+fn bsky_source(standin: &jetstream::JetstreamStandIn, more: &str) -> (String, String) {
+    (
+        "PULSE_SOURCES".into(),
+        format!(
+            r#"[{{kind="jetstream", name="bsky", endpoints=["{}"]{more}}}]"#,
+            standin.endpoint
+        ),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
     let env = TestEnv::new().await;
     let redis = env.redis().await;
     xadd_posts(&redis, &env.stream, "kill", 0..BIG).await;
 
-    let first = PulseProcess::start(&env.env());
-    assert!(
-        env.stored(5_000, Duration::from_secs(120)).await,
-        "the first process makes progress"
-    );
-    first.signal(libc::SIGKILL);
-    drop(first);
-    let at_kill = env.post_count().await;
-    assert!(at_kill < BIG as i64, "killed mid-stream ({at_kill} stored)");
-
-    let second = PulseProcess::start(&env.env());
-    assert!(
-        env.worked_off(&redis, BIG as i64, Duration::from_secs(240))
-            .await,
-        "all {BIG} posts stored and nothing pending (stored {}, pending {})\n{}",
-        env.post_count().await,
-        env.pending(&redis).await,
-        second.log_text()
-    );
+    kill_once_stored(&env, &env.env(), 5_000, BIG, Duration::from_secs(120)).await;
+    restart_and_work_off(&env, &redis, &env.env(), BIG, Duration::from_secs(240)).await;
     assert_eq!(env.post_count().await, BIG as i64);
     assert_eq!(dead_letters(&env, &redis).await, 0);
 }
@@ -45,40 +94,12 @@ async fn a_process_killed_mid_stream_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_once() {
     const POSTS: usize = 600;
-    let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let standin = jetstream::JetstreamStandIn::replaying(POSTS, Duration::from_millis(5)).await;
+    let (env, redis, standin) = replayed(POSTS, Duration::from_millis(5)).await;
     let mut vars = env.env();
-    vars.push((
-        "PULSE_SOURCES".into(),
-        format!(
-            r#"[{{kind="jetstream", name="bsky", endpoints=["{}"], max_backoff_secs=1}}]"#,
-            standin.endpoint
-        ),
-    ));
+    vars.push(bsky_source(&standin, ", max_backoff_secs=1"));
 
-    let first = PulseProcess::start(&vars);
-    assert!(
-        env.stored(150, Duration::from_secs(60)).await,
-        "the source makes progress\n{}",
-        first.log_text()
-    );
-    first.signal(libc::SIGKILL);
-    drop(first);
-    let stored_at_kill = env.post_count().await;
-    assert!(
-        stored_at_kill < POSTS as i64,
-        "killed before the replay ended"
-    );
-
-    let second = PulseProcess::start(&vars);
-    assert!(
-        env.worked_off(&redis, POSTS as i64, Duration::from_secs(60))
-            .await,
-        "all {POSTS} posts stored (stored {}, {stored_at_kill} at the kill)\n{}",
-        env.post_count().await,
-        second.log_text()
-    );
+    kill_once_stored(&env, &vars, 150, POSTS, Duration::from_secs(60)).await;
+    restart_and_work_off(&env, &redis, &vars, POSTS, Duration::from_secs(60)).await;
     // The restarted source resumed from its stored position, not from the start.
     let uris = standin.uris.lock().unwrap().clone();
     let resumed = uris.last().unwrap();
@@ -90,21 +111,13 @@ async fn a_process_killed_while_its_source_replays_resumes_and_stores_each_post_
 async fn pulse_ingest_runs_one_source_alone_and_stops_on_sigterm() {
     use fred::prelude::*;
     const POSTS: usize = 200;
-    let env = TestEnv::new().await;
-    let redis = env.redis().await;
-    let standin = jetstream::JetstreamStandIn::replaying(POSTS, Duration::ZERO).await;
+    let (env, redis, standin) = replayed(POSTS, Duration::ZERO).await;
     let metrics_port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args(["ingest", "bsky", "--metrics-listen"])
         .arg(format!("127.0.0.1:{metrics_port}"))
         .envs(env.env())
-        .env(
-            "PULSE_SOURCES",
-            format!(
-                r#"[{{kind="jetstream", name="bsky", endpoints=["{}"]}}]"#,
-                standin.endpoint
-            ),
-        )
+        .envs([bsky_source(&standin, "")])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn pulse ingest");

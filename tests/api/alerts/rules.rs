@@ -135,12 +135,7 @@ async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() 
     // The phone's alert is resolved by hand while its condition still holds; the watch's
     // condition clears (its bar is raised above what the window shows).
     let alerts = s
-        .call(
-            "GET",
-            "/api/v1/alerts?status=firing",
-            Some(Role::Analyst),
-            None,
-        )
+        .analyst("GET", "/api/v1/alerts?status=firing", None)
         .await
         .json();
     let phone = alerts["items"]
@@ -152,12 +147,7 @@ async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() 
         .as_i64()
         .unwrap();
     let resolved = s
-        .call(
-            "POST",
-            &format!("/api/v1/alerts/{phone}/resolve"),
-            Some(Role::Analyst),
-            None,
-        )
+        .analyst("POST", &format!("/api/v1/alerts/{phone}/resolve"), None)
         .await;
     assert_eq!(resolved.status, 200, "{}", resolved.body);
     let patched = s

@@ -30,7 +30,7 @@ async fn observed(server: &common::secured::SecuredServer) -> Observed {
     for i in 0..10 {
         let id = format!("v-{i}");
         let path = format!("/api/v1/posts/{id}/virality");
-        let res = server.call("GET", &path, Some(Role::Analyst), None).await;
+        let res = server.analyst("GET", &path, None).await;
         let n = match res.status {
             200 => res.json()["current"]["counts"]["shares"]
                 .as_i64()
@@ -40,12 +40,7 @@ async fn observed(server: &common::secured::SecuredServer) -> Observed {
         shares.push((id, n));
     }
     let trending = server
-        .call(
-            "GET",
-            "/api/v1/trending/posts?limit=50",
-            Some(Role::Analyst),
-            None,
-        )
+        .analyst("GET", "/api/v1/trending/posts?limit=50", None)
         .await;
     let mut trending = trending_ids(&trending.json());
     trending.sort();
@@ -58,7 +53,7 @@ async fn finish_run(server: common::secured::SecuredServer, shared: &str) -> (Ob
     let path = format!("/api/v1/posts/{shared}/virality");
     assert!(
         wait_until(WAIT, || async {
-            let res = server.call("GET", &path, Some(Role::Analyst), None).await;
+            let res = server.analyst("GET", &path, None).await;
             res.status == 200 && res.json()["current"]["counts"]["shares"] == 1
         })
         .await
@@ -522,9 +517,7 @@ async fn key_scopes_are_listed_changed_and_kept_by_rotation() {
         )
         .await;
     assert_eq!(missing.status, 404, "{}", missing.body);
-    let analyst = s
-        .call("PUT", &path, Some(Role::Analyst), Some(json!({})))
-        .await;
+    let analyst = s.analyst("PUT", &path, Some(json!({}))).await;
     assert_eq!(analyst.status, 403, "{}", analyst.body);
 
     let scope = json!({"platforms": ["reddit"], "products": ["phone"], "id_prefixes": ["rd:"]});
@@ -546,10 +539,7 @@ async fn key_scopes_are_listed_changed_and_kept_by_rotation() {
     let ok = s.post_events_as(&key.key, &post("rd:1", "reddit")).await;
     assert_eq!(ok.status, 202, "{}", ok.body);
     // The pipeline's producers (and the dashboard's panel) show what each key may send.
-    let pipeline = s
-        .call("GET", "/api/v1/pipeline", Some(Role::Analyst), None)
-        .await
-        .json();
+    let pipeline = s.analyst("GET", "/api/v1/pipeline", None).await.json();
     let lane = item_where(&pipeline["producers"], |p| {
         p["producer"] == format!("key:{}", key.info.id)
     });

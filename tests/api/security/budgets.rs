@@ -315,22 +315,12 @@ async fn direct_analysis_takes_only_its_share() {
         .map(|i| format!("text {i} ") + &"the app keeps crashing ".repeat(200))
         .collect();
     let first = s
-        .call(
-            "POST",
-            "/api/v1/analyze",
-            Some(Role::Analyst),
-            Some(json!({ "texts": texts })),
-        )
+        .analyst("POST", "/api/v1/analyze", Some(json!({ "texts": texts })))
         .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.json()["analyses"].as_array().unwrap().len(), 16);
     let second = s
-        .call(
-            "POST",
-            "/api/v1/analyze",
-            Some(Role::Analyst),
-            Some(json!({"texts": ["hello"]})),
-        )
+        .analyst("POST", "/api/v1/analyze", Some(json!({"texts": ["hello"]})))
         .await;
     second.assert_error(503, "busy", "");
     assert_eq!(second.json()["error"]["details"]["reason"], "analyzer");
@@ -341,11 +331,8 @@ async fn direct_analysis_takes_only_its_share() {
 #[actix_rt::test]
 async fn sockets_that_stop_reading_are_closed_and_capped_per_client() {
     let s = SecuredServer::start(|s| {
-        s.ws.write_timeout_secs = 1;
+        stalled_sockets_shut(s, 1);
         s.ws.max_sessions_per_client = 2;
-        s.ws.send_buffer_bytes = 4096;
-        // Only the write timeout may end these sessions.
-        s.ws.client_timeout_secs = 600;
     })
     .await;
     let addr = s.app.address();
@@ -423,12 +410,7 @@ async fn made_up_labels_beyond_the_days_keys_count_under_other() {
     assert!(s.env.stored(10, Duration::from_secs(60)).await);
     let cities = || async {
         let res = s
-            .call(
-                "GET",
-                "/api/v1/metrics/geo?window=1h",
-                Some(Role::Analyst),
-                None,
-            )
+            .analyst("GET", "/api/v1/metrics/geo?window=1h", None)
             .await;
         posts_by_key(&res.json()["cities"])
     };
@@ -648,9 +630,7 @@ async fn processes_admitting_keys_of_the_same_days_at_once_finish_within_the_cap
 #[actix_rt::test]
 async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backlog() {
     let s = SecuredServer::start(|s| {
-        s.limits.rate_limits = true;
-        s.limits.per_key_events_per_sec = 1.0;
-        s.limits.per_key_events_burst = 20.0;
+        key_event_budget(s, 20.0, 1.0);
         s.ingest.max_backlog = 100;
     })
     .await;
@@ -679,9 +659,7 @@ async fn the_http_intake_holds_each_key_to_its_events_and_the_group_to_its_backl
 #[actix_rt::test]
 async fn the_intake_refuses_once_the_stream_holds_its_bytes() {
     let s = SecuredServer::start(|s| {
-        s.ingest.max_backlog = 0;
-        s.ingest.max_backlog_secs = 0.0;
-        s.ingest.fair_share_after_secs = 0.0;
+        backlog_limits(s, 0, 0.0, 0.0);
         s.ingest.max_backlog_bytes = 1024 * 1024;
     })
     .await;
@@ -841,10 +819,8 @@ async fn inputs_the_database_cannot_hold_are_bad_requests() {
 #[actix_rt::test]
 async fn the_addresses_of_one_network_share_its_budget() {
     let s = SecuredServer::start(|s| {
-        s.limits.rate_limits = true;
+        network_budget(s, 5.0, 0.01);
         s.limits.per_ip_burst = 20.0;
-        s.limits.per_network_burst = 5.0;
-        s.limits.per_network_per_sec = 0.01;
     })
     .await;
     let mut statuses = Vec::new();

@@ -353,10 +353,9 @@ async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connect
         .await
         .unwrap();
     let res = s
-        .call(
+        .analyst(
             "GET",
             "/api/v1/metrics/geo?window=24h&sentiment=negative",
-            Some(Role::Analyst),
             None,
         )
         .await;
@@ -384,13 +383,9 @@ async fn the_api_answers_busy_or_timed_out_and_never_takes_the_pipelines_connect
         s.database.api_wait_ms = 1;
     })
     .await;
-    let first = s
-        .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
-        .await;
+    let first = s.analyst("GET", "/api/v1/alert-rules", None).await;
     assert_eq!(first.status, 200);
-    let second = s
-        .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
-        .await;
+    let second = s.analyst("GET", "/api/v1/alert-rules", None).await;
     second.assert_error(503, "busy", "");
     assert_eq!(
         second.headers.get("retry-after").map(String::as_str),
@@ -424,10 +419,9 @@ async fn forbidden_floods_hit_the_rate_limit_and_write_a_bounded_audit() {
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..150 {
         let res = s
-            .call(
+            .analyst(
                 "POST",
                 "/api/v1/alert-rules",
-                Some(Role::Analyst),
                 Some(json!({"name": "x", "kind": "negativity"})),
             )
             .await;
@@ -673,22 +667,10 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
 /// is told to wait (429, scope `database`) while another caller is answered.
 #[actix_rt::test]
 async fn a_caller_past_its_share_of_the_database_waits_and_others_are_answered() {
-    let s = Server::start(|s| {
-        s.limits.rate_limits = true;
-        // Only the database's budget may refuse these.
-        s.limits.per_key_per_sec = 1e6;
-        s.limits.per_key_burst = 1e6;
-        s.database.api_busy_share = 1.0;
-        s.database.api_pool_size = 1;
-        s.limits.per_caller_db_share = 0.000_1;
-        s.limits.per_caller_db_burst_secs = 0.05;
-    })
-    .await;
+    let s = Server::start(|s| database_share(s, 0.000_1, 0.05)).await;
     let mut refused = None;
     for _ in 0..2_000 {
-        let res = s
-            .call("GET", "/api/v1/alert-rules", Some(Role::Analyst), None)
-            .await;
+        let res = s.analyst("GET", "/api/v1/alert-rules", None).await;
         if res.status == 429 {
             refused = Some(res);
             break;

@@ -18,16 +18,14 @@ async fn a_second_spelling_of_a_path_reaches_nothing() {
         )
         .await;
     created.assert_error(400, "non_canonical_path", "");
-    let audit = s
-        .call("GET", "/api/v1/%61dmin/audit", Some(Role::Analyst), None)
-        .await;
+    let audit = s.analyst("GET", "/api/v1/%61dmin/audit", None).await;
     assert_eq!(audit.status, 400);
     for path in [
         "/api/v1/posts/%2e%2e/admin/keys",
         "/api/v1//admin/keys",
         "/api/./v1/admin/keys",
     ] {
-        let res = s.call("GET", path, Some(Role::Analyst), None).await;
+        let res = s.analyst("GET", path, None).await;
         res.assert_error(400, "non_canonical_path", path);
     }
     let upgrade = raw_request(

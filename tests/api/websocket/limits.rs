@@ -313,10 +313,8 @@ async fn a_client_that_stops_reading_the_answers_to_its_own_messages_is_shut() {
     let env = TestEnv::new().await;
     let app = env
         .serve(|s| {
+            stalled_sockets_shut(s, 2);
             s.ws.heartbeat_secs = 1;
-            s.ws.client_timeout_secs = 3_600;
-            s.ws.write_timeout_secs = 2;
-            s.ws.send_buffer_bytes = 4_096;
             s.ws.max_sessions_per_client = 1;
         })
         .await;
