@@ -23,6 +23,11 @@ const POST_CHARS: usize = 280;
 const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
 /// Slack refuses a header longer than this.
 pub const SLACK_HEADER_CHARS: usize = 150;
+/// Slack refuses a section whose text is longer than this, in characters.
+pub const SLACK_SECTION_CHARS: usize = 3_000;
+/// Teams refuses an incoming-webhook message over 28 KB, taken as 28,000 bytes of JSON (the
+/// stricter reading).
+pub const TEAMS_MESSAGE_BYTES: usize = 28_000;
 
 /// The parts of an alert a message shows, read from the alert's webhook payload.
 struct Alert<'a> {
@@ -380,6 +385,69 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
         "text": slack_escape(&text),
         "blocks": blocks,
     })
+}
+
+/// A list a message shows: its heading and its items, in order, each plain text.
+pub type Listing<'a> = (&'a str, Vec<String>);
+
+/// The line that ends a list of which `n` items were left out.
+pub fn left_out_line(n: usize) -> String {
+    format!("… and {n} more, left out for length (open Pulse for every one)")
+}
+
+/// The message `render` makes of as much of `lists` as lets it `fit` a channel's hard limit.
+/// While it does not fit, the last item of the list whose items hold the most text goes, and
+/// each list that lost some ends with [`left_out_line`]: what a reader misses is whole items,
+/// and said, never a line cut midway (nor an escape, once escaped). With every item gone, what
+/// is left (headings and the message's own words, bounded) is sent as it is.
+pub fn fit_lists(
+    lists: &[Listing<'_>],
+    fits: impl Fn(&Value) -> bool,
+    render: impl Fn(&[Listing<'_>]) -> Value,
+) -> Value {
+    let mut kept: Vec<Listing<'_>> = lists.to_vec();
+    let mut left_out = vec![0; lists.len()];
+    loop {
+        let shown: Vec<Listing<'_>> = kept
+            .iter()
+            .zip(&left_out)
+            .map(|((heading, items), &n)| {
+                let mut items = items.clone();
+                if n > 0 {
+                    items.push(left_out_line(n));
+                }
+                (*heading, items)
+            })
+            .collect();
+        let message = render(&shown);
+        if fits(&message) {
+            return message;
+        }
+        let longest = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, items))| !items.is_empty())
+            .max_by_key(|(i, (_, items))| (items.iter().map(String::len).sum::<usize>(), *i))
+            .map(|(i, _)| i);
+        let Some(i) = longest else {
+            return message;
+        };
+        kept[i].1.pop();
+        left_out[i] += 1;
+    }
+}
+
+/// Whether Teams takes `message`.
+pub fn teams_fits(message: &Value) -> bool {
+    message.to_string().len() <= TEAMS_MESSAGE_BYTES
+}
+
+/// Whether Slack takes `section` (a section block) as its text goes.
+pub fn slack_section_fits(section: &Value) -> bool {
+    section["text"]["text"]
+        .as_str()
+        .map_or(0, |t| t.chars().count())
+        <= SLACK_SECTION_CHARS
 }
 
 /// A block of plain text: a `TextRun` is never read as Markdown, where a `TextBlock` or a
@@ -788,6 +856,31 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("by ops &lt;!channel&gt; (key:k1)"));
+    }
+
+    /// An alert's card and message hold no list that grows: at their longest (a rule name of
+    /// 200 bytes, a key of 128, all escaped in JSON; posts at their cut, of four-byte
+    /// characters; long words) they stay within what Teams and Slack take, with nothing left
+    /// out.
+    #[test]
+    fn an_alert_at_its_longest_fits_teams_and_slack() {
+        let mut alert = payload();
+        alert["rule_name"] = json!("\"".repeat(200));
+        alert["key"] = json!("<".repeat(128));
+        alert["evidence"]["top_posts"] = json!((0..EXAMPLE_POSTS)
+            .map(|i| json!({"id": format!("p{i}"), "text": "🔥".repeat(1_000)}))
+            .collect::<Vec<_>>());
+        alert["evidence"]["top_terms"] = json!((0..5)
+            .map(|i| json!({"term": format!("{i}{}", "&".repeat(100)), "posts": 3}))
+            .collect::<Vec<_>>());
+        for event in [DeliveryEvent::Fire, DeliveryEvent::Resolve] {
+            let card = render(ChannelKind::Teams, event, &alert, "https://p.example", "");
+            assert!(teams_fits(&card), "{} bytes", card.to_string().len());
+            let slack = render(ChannelKind::Slack, event, &alert, "https://p.example", "");
+            for block in slack["blocks"].as_array().unwrap() {
+                assert!(slack_section_fits(block), "{block}");
+            }
+        }
     }
 
     #[test]

@@ -14,10 +14,12 @@
 //! reject old timestamps to stop replays.
 //!
 //! A receiver that asks for a wait (`429` or `503` with `Retry-After`, or a spent rate-limit
-//! window, read as the sources read them: [`crate::sources::asked_wait`]) gets it: the
-//! delivery is tried again no sooner, and the channel's other deliveries wait with it, so an
-//! alert burst against a rate-limited receiver neither hammers it nor spends every delivery's
-//! attempts inside its window.
+//! window, read as the sources read them: [`crate::sources::asked_wait`]) gets it: the channel
+//! is held for that long ([`crate::db::webhooks::hold_channel`]), so the refused delivery and
+//! every other one of the channel, queued before the refusal or during the wait, goes no
+//! sooner, and an alert burst against a rate-limited receiver neither hammers it nor spends
+//! every delivery's attempts inside its window. The hold ends with the wait, not with the
+//! refused delivery's own backoff, which may be much longer.
 
 pub mod channels;
 pub mod mailer;
@@ -345,10 +347,12 @@ async fn deliver_one(
             let max = Duration::from_secs(settings.webhooks.max_delay_secs.max(1));
             let delay = retry_delay(attempts - 1, base, max).max(asked.unwrap_or_default());
             let delay = delay.as_secs_f64();
-            webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
+            // Held before the refusal is recorded: a claim between the two would send the
+            // channel's next delivery inside the wait.
             if let Some(wait) = asked {
                 webhooks::hold_channel(&client, d.webhook_id, wait.as_secs_f64()).await?;
             }
+            webhooks::mark_failed(&client, id, attempts, status, &error, dead, delay).await?;
             if dead {
                 // The error may quote a receiver or relay: logged escaped.
                 tracing::warn!(

@@ -498,28 +498,35 @@ async fn claim_now(
 }
 
 /// Deliveries queued for a channel after its receiver asked for a wait were sent inside it,
-/// each refused again and spending an attempt. The channel's deliveries now wait with it.
+/// each refused again and spending an attempt. The channel's deliveries now wait with it, those
+/// queued during the wait as well, and a shorter wait asked meanwhile does not cut it.
 #[actix_rt::test]
 async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
     use pulse::db::webhooks::{hold_channel, Sending};
     let (_env, mut pg) = with_deliveries(
         2,
         3,
-        "INSERT INTO webhook_deliveries \
-             (webhook_id, alert_id, payload, attempts, last_status, next_attempt_at) \
-         VALUES (1, 1, '{}', 1, 429, now() + interval '1 hour'); \
-         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) \
-         VALUES (1, 2, '{}'), (2, 3, '{}');",
+        "INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) VALUES (2, 3, '{}');",
     )
     .await;
     async fn claim(pg: &mut tokio_postgres::Client) -> Vec<i64> {
         let due = claim_now(pg, 4, &Sending::default()).await;
         due.iter().map(|d| d.webhook_id).collect()
     }
+    // Channel 1 asked for an hour; then its refused delivery (due again by its own backoff)
+    // and a new one are queued.
+    hold_channel(&pg, 1, 3600.0).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, attempts, last_status) \
+         VALUES (1, 1, '{}', 1, 429); \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) VALUES (1, 2, '{}');",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         claim(&mut pg).await,
         [2],
-        "the waiting channel's new delivery waits"
+        "the waiting channel's deliveries wait"
     );
 
     // A channel told to wait now: its queued deliveries wait with it.
@@ -530,7 +537,158 @@ async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
     .await
     .unwrap();
     hold_channel(&pg, 2, 3600.0).await.unwrap();
+    hold_channel(&pg, 2, 0.0).await.unwrap();
     assert!(claim(&mut pg).await.is_empty());
+}
+
+/// A channel's wait was kept as its refused delivery's next attempt, and the channel sent
+/// nothing while that delivery was not due: the wait lasted the refused delivery's backoff
+/// (here a minute or more), not the second its receiver asked for, and an alert fired during
+/// it waited as long. The hold is the channel's now: a delivery queued during the wait goes
+/// once the wait is over, before the refused one is due again.
+#[actix_rt::test]
+async fn a_wait_holds_what_is_queued_during_it_and_ends_when_the_receiver_asked() {
+    use actix_web::{HttpRequest, HttpResponse};
+    use pulse::db::alerts::{create_rule, fire, rule, NewAlert};
+    use std::sync::{Arc, Mutex};
+    let app = spawn_app_tuned(|s| {
+        quick_webhooks(s);
+        // A refused delivery is due again one to three minutes later.
+        s.webhooks.base_delay_ms = 120_000;
+    })
+    .await;
+    let pg = app.env.pg().await;
+    // The deliveries the receiver was asked to take, in the order they came.
+    let arrivals: Arc<Mutex<Vec<i64>>> = Default::default();
+    let seen = arrivals.clone();
+    let (addr, handle) = http_standin::receiver(move |req: HttpRequest, _: String| {
+        let seen = seen.clone();
+        async move {
+            let delivery = req
+                .headers()
+                .get("x-pulse-delivery")
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let mut seen = seen.lock().unwrap();
+            seen.push(delivery.unwrap_or(-1));
+            if seen.len() == 1 {
+                HttpResponse::TooManyRequests()
+                    .insert_header(("retry-after", "1"))
+                    .finish()
+            } else {
+                HttpResponse::Ok().finish()
+            }
+        }
+    });
+    let channel = app
+        .create_channel(&json!({"url": format!("http://{addr}/hook")}))
+        .await;
+    let channel_id = channel["id"].as_i64().unwrap();
+    let rule_id = create_rule(
+        &pg,
+        "Held channel",
+        pulse::models::alerts::RuleKind::Negativity,
+    )
+    .await
+    .unwrap();
+    let rule = rule(&pg, rule_id).await.unwrap().unwrap();
+    let fire_on = |key: &'static str| {
+        let (pg, rule) = (&pg, &rule);
+        async move {
+            let (alert, _) = fire(
+                pg,
+                NewAlert {
+                    rule,
+                    key,
+                    value: 0.9,
+                    threshold: 0.5,
+                    evidence: &json!({}),
+                    payload: &json!({"kind": "negativity", "key": key}),
+                },
+            )
+            .await
+            .unwrap()
+            .expect("the alert fires");
+            let row = pg
+                .query_one(
+                    "SELECT id FROM webhook_deliveries WHERE alert_id = $1 AND webhook_id = $2",
+                    &[&alert, &channel_id],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+
+    let refused = fire_on("first").await;
+    // The refusal is read from the database as soon as it is recorded, so the next alert
+    // fires inside the second the receiver asked for.
+    let mut recorded = false;
+    for _ in 0..3_000 {
+        let row = pg
+            .query_one(
+                "SELECT last_status FROM webhook_deliveries WHERE id = $1",
+                &[&refused],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, Option<i32>>(0) == Some(429) {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(recorded, "the receiver got {:?}", arrivals.lock().unwrap());
+    let queued = fire_on("second").await;
+    let during: bool = pg
+        .query_one(
+            "SELECT d.created_at < w.held_until FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+            &[&queued],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(during, "the second alert was queued during the wait");
+
+    let (delivered, delivery) = app
+        .await_delivery(&channel, "delivered", Duration::from_secs(30))
+        .await;
+    assert!(delivered, "{delivery}");
+    assert_eq!(delivery["id"], queued, "{delivery}");
+    assert_eq!(
+        delivery["attempts"], 1,
+        "sent once, after the wait: {delivery}"
+    );
+    assert_eq!(
+        *arrivals.lock().unwrap(),
+        [refused, queued],
+        "nothing was sent inside the wait"
+    );
+    // Sent once the hold was over, and before the refused delivery is due again.
+    let row = pg
+        .query_one(
+            "SELECT q.delivered_at >= w.held_until, r.status, r.attempts, \
+                    r.next_attempt_at > q.delivered_at \
+             FROM webhook_deliveries q JOIN webhooks w ON w.id = q.webhook_id, \
+                  webhook_deliveries r WHERE q.id = $1 AND r.id = $2",
+            &[&queued, &refused],
+        )
+        .await
+        .unwrap();
+    assert!(
+        row.get::<_, bool>(0),
+        "the queued delivery went inside the wait"
+    );
+    assert_eq!(
+        (row.get::<_, String>(1).as_str(), row.get::<_, i32>(2)),
+        ("pending", 1)
+    );
+    assert!(
+        row.get::<_, bool>(3),
+        "the refused delivery's own backoff ends later"
+    );
+    handle.stop(false).await;
+    app.shutdown().await;
 }
 
 /// A receiver that takes the connection and never answers held every other channel's

@@ -207,8 +207,8 @@ impl Sending {
 /// now: how many by channel id, and which), so a slow receiver holds only its own places and a
 /// channel's backlog hides no other's; a channel that is failing (a delivery of it due again
 /// after a failed attempt) gets one, so receivers that time out hold a place each, not four.
-/// A channel whose receiver asked for a wait (a delivery refused with `429`, not due yet) gets
-/// none: what was queued for it meanwhile waits with it (see [`hold_channel`]).
+/// A channel whose receiver asked for a wait gets none until the wait is over, whatever was
+/// queued for it and whenever (see [`hold_channel`]).
 pub async fn claim_due(
     client: &mut Client,
     limit: usize,
@@ -228,9 +228,7 @@ pub async fn claim_due(
         .query(
             "WITH failing AS (SELECT DISTINCT webhook_id FROM webhook_deliveries \
                  WHERE status = 'pending' AND attempts > 0), \
-             held AS (SELECT DISTINCT webhook_id FROM webhook_deliveries \
-                 WHERE status = 'pending' AND last_status = 429 \
-                 AND next_attempt_at > now()) \
+             held AS (SELECT id FROM webhooks WHERE held_until > now()) \
              SELECT d.id, w.url, w.secret, d.payload, d.attempts, d.payload->>'kind', w.kind, d.event, \
              d.webhook_id, q.failing \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
@@ -239,7 +237,7 @@ pub async fn claim_due(
                      e.webhook_id IN (SELECT webhook_id FROM failing) AS failing \
                  FROM webhook_deliveries e WHERE e.status = 'pending' \
                  AND e.next_attempt_at <= now() AND NOT (e.webhook_id = ANY($2)) \
-                 AND e.webhook_id NOT IN (SELECT webhook_id FROM held) \
+                 AND e.webhook_id NOT IN (SELECT id FROM held) \
                  AND NOT (e.id = ANY($3))) firsts \
                  WHERE place <= CASE WHEN failing THEN 1 ELSE $4::int8 END) q ON q.id = d.id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
@@ -300,14 +298,16 @@ pub async fn mark_delivered(client: &Client, id: i64, attempts: i32, status: u16
     Ok(())
 }
 
-/// Makes every pending delivery of channel `webhook_id` wait `wait_secs` at least: its receiver
-/// asked for that before its next request.
+/// Holds channel `webhook_id` for `wait_secs` from now at least (a hold that ends later
+/// stands): its receiver asked for that before its next request. The hold is the channel's,
+/// not its deliveries': it ends when the wait does, however long the refused delivery's own
+/// backoff, and covers deliveries queued after it began.
 pub async fn hold_channel(client: &Client, webhook_id: i64, wait_secs: f64) -> Result<()> {
     client
         .execute(
-            "UPDATE webhook_deliveries \
-             SET next_attempt_at = GREATEST(next_attempt_at, now() + make_interval(secs => $2)) \
-             WHERE webhook_id = $1 AND status = 'pending'",
+            "UPDATE webhooks \
+             SET held_until = GREATEST(held_until, now() + make_interval(secs => $2)) \
+             WHERE id = $1",
             &[&webhook_id, &wait_secs],
         )
         .await?;

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 use super::content::Digest;
 use crate::actors::webhooks::channels::{
-    html_escape, slack_escape, teams_card, teams_text, DIGEST_CHART_CID as CHART_CID,
-    SLACK_HEADER_CHARS,
+    fit_lists, html_escape, slack_escape, slack_section_fits, teams_card, teams_fits, teams_text,
+    Listing, DIGEST_CHART_CID as CHART_CID, SLACK_HEADER_CHARS,
 };
 use crate::http::api::metrics::ShareOfVoice;
 use crate::models::text::ellipsized_chars;
@@ -253,15 +253,23 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
     if let Some(note) = late_note {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(note))}}));
     }
-    for (heading, items) in &sections {
-        let body: Vec<String> = items
-            .iter()
-            .map(|i| format!("• {}", slack_escape(i)))
-            .collect();
-        blocks.push(json!({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": ellipsized_chars(&format!("*{}*\n{}", slack_escape(heading), body.join("\n")), 3000)},
-        }));
+    // Each section within Slack's limit on its own, whole items left out and said.
+    for section in &sections {
+        blocks.push(fit_lists(
+            std::slice::from_ref(section),
+            slack_section_fits,
+            |kept| {
+                let (heading, items) = &kept[0];
+                let body: Vec<String> = items
+                    .iter()
+                    .map(|i| format!("• {}", slack_escape(i)))
+                    .collect();
+                json!({
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": format!("*{}*\n{}", slack_escape(heading), body.join("\n"))},
+                })
+            },
+        ));
     }
     blocks.push(json!({
         "type": "actions",
@@ -269,7 +277,7 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
     }));
     let slack = json!({"text": slack_escape(&subject), "blocks": blocks});
 
-    let mut body = vec![
+    let mut head = vec![
         teams_text(
             subject.clone(),
             json!({"weight": "Bolder", "size": "Medium"}),
@@ -277,18 +285,23 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
         teams_text(period.clone(), json!({"isSubtle": true})),
     ];
     if let Some(note) = late_note {
-        body.push(teams_text(note.to_string(), json!({"color": "Warning"})));
+        head.push(teams_text(note.to_string(), json!({"color": "Warning"})));
     }
     // The chart stays out of the card: Teams refuses a message over 28 KB, which the image
-    // alone can reach; the card links to the dashboard's chart instead.
+    // alone can reach; the card links to the dashboard's chart instead. Twenty alerts of long
+    // rule names, ten topics of long names and long post ids can reach it too: the card drops
+    // items until it fits, and says how many.
     let chart_png = base64::engine::general_purpose::STANDARD.encode(png);
-    for (heading, items) in &sections {
-        body.push(teams_text(heading.to_string(), json!({"weight": "Bolder"})));
-        for item in items {
-            body.push(teams_text(format!("• {item}"), json!({})));
+    let teams = fit_lists(&sections, teams_fits, |kept: &[Listing<'_>]| {
+        let mut body = head.clone();
+        for (heading, items) in kept {
+            body.push(teams_text(heading.to_string(), json!({"weight": "Bolder"})));
+            for item in items {
+                body.push(teams_text(format!("• {item}"), json!({})));
+            }
         }
-    }
-    let teams = teams_card(body, &d.link);
+        teams_card(body, &d.link)
+    });
 
     Rendered {
         subject,
@@ -297,5 +310,136 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
         slack,
         teams,
         chart_png,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::webhooks::channels::{
+        left_out_line, SLACK_SECTION_CHARS, TEAMS_MESSAGE_BYTES,
+    };
+    use crate::http::api::digests::content::{Change, DigestScope, DigestSeries, PeriodFigures};
+    use crate::http::api::metrics::Bucket;
+    use crate::models::alerts::{AlertStatus, AlertView, RuleKind, Severity};
+    use crate::models::metrics::{Dimension, Stats};
+
+    /// A digest of the whole stream whose alerts are `alerts`, each named `name` and its number.
+    fn digest_with_alerts(alerts: usize, name: &str) -> Digest {
+        let now = Utc::now();
+        let figures = PeriodFigures {
+            from: now,
+            to: now,
+            posts: 0,
+            negative_share: 0.0,
+        };
+        Digest {
+            scope: DigestScope {
+                topic: None,
+                name: "All posts".into(),
+            },
+            from: now,
+            to: now,
+            posts: 10,
+            negative_share: 0.5,
+            stats: Stats::default(),
+            previous: figures,
+            history: Vec::new(),
+            change: Change {
+                posts: None,
+                negative_share: 0.0,
+                posts_z: None,
+                negative_share_z: None,
+                verdict: "not enough history".into(),
+            },
+            series: DigestSeries {
+                bucket: Bucket::OneHour,
+                points: Vec::new(),
+            },
+            stories: Vec::new(),
+            viral_posts: Vec::new(),
+            negative_posts: Vec::new(),
+            emerging_terms: Vec::new(),
+            alerts: (0..alerts)
+                .map(|i| AlertView {
+                    id: i as i64,
+                    rule_id: Some(1),
+                    rule_name: format!("{name} {i}"),
+                    kind: RuleKind::Negativity,
+                    severity: Severity::Warning,
+                    dimension: Dimension::Overall,
+                    key: String::new(),
+                    status: AlertStatus::Firing,
+                    value: 0.9,
+                    threshold: 0.5,
+                    evidence: json!({}),
+                    fired_at: now,
+                    acknowledged_at: None,
+                    resolved_at: None,
+                })
+                .collect(),
+            share_of_voice: Vec::new(),
+            other_topics: None,
+            link: "https://pulse.example/".into(),
+        }
+    }
+
+    /// The Teams card and Slack sections had no hard size check: alerts of long rule names
+    /// (quotes, escaped twice over in the card's JSON, and four-byte characters) made a card
+    /// Teams refuses whole, and Slack's sections were cut midway through a line. Items are
+    /// now left out, whole, until each fits, and the message says how many.
+    #[test]
+    fn a_digest_of_many_long_rule_names_fits_teams_and_slack_and_says_what_it_left_out() {
+        // 196 bytes of name before the number: the API takes 200.
+        let name = format!("{}{}", "\"🔥".repeat(39), "x");
+        let d = digest_with_alerts(200, &name);
+        let unfitted: usize = d.alerts.iter().map(|a| a.rule_name.len() * 2).sum();
+        assert!(
+            unfitted > TEAMS_MESSAGE_BYTES,
+            "the alerts alone would not fit"
+        );
+        let rendered = render(&d, &[], false);
+
+        let card = rendered.teams.to_string();
+        assert!(card.len() <= TEAMS_MESSAGE_BYTES, "{} bytes", card.len());
+        let runs: Vec<&str> = rendered.teams["attachments"][0]["content"]["body"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["inlines"][0]["text"].as_str())
+            .collect();
+        let shown = runs.iter().filter(|r| r.contains(&name)).count();
+        assert!(shown > 0 && shown < 200, "{shown} alerts shown");
+        assert!(
+            runs.contains(&format!("• {}", left_out_line(200 - shown)).as_str()),
+            "{runs:?}"
+        );
+        // Alerts are listed newest first: those left out are the oldest.
+        assert!(runs.iter().any(|r| r.starts_with(&format!("• {name} 0 "))));
+        assert!(!runs
+            .iter()
+            .any(|r| r.starts_with(&format!("• {name} 199 "))));
+
+        let sections = rendered.slack["blocks"].as_array().unwrap();
+        let alerts = sections
+            .iter()
+            .find(|b| {
+                b["text"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("*Alerts fired*"))
+            })
+            .unwrap();
+        let text = alerts["text"]["text"].as_str().unwrap();
+        assert!(text.chars().count() <= SLACK_SECTION_CHARS, "{text}");
+        let listed = text.lines().filter(|l| l.contains("🔥")).count();
+        assert!(listed > 0 && listed < 200, "{listed} alerts listed");
+        assert!(text.ends_with(&left_out_line(200 - listed)), "{text}");
+
+        // A digest within the limits keeps every item and says nothing of any left out.
+        let short = render(&digest_with_alerts(20, "Negativity"), &[], false);
+        for form in [short.teams.to_string(), short.slack.to_string()] {
+            assert!(form.contains("Negativity 19 (negativity"), "{form}");
+            assert!(!form.contains("left out"), "{form}");
+        }
     }
 }
