@@ -543,7 +543,7 @@ async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
 
 /// A channel's wait was kept as its refused delivery's next attempt, and the channel sent
 /// nothing while that delivery was not due: the wait lasted the refused delivery's backoff
-/// (here a minute or more), not the second its receiver asked for, and an alert fired during
+/// (here a minute or more), not the seconds its receiver asked for, and an alert fired during
 /// it waited as long. The hold is the channel's now: a delivery queued during the wait goes
 /// once the wait is over, before the refused one is due again.
 #[actix_rt::test]
@@ -572,7 +572,7 @@ async fn a_wait_holds_what_is_queued_during_it_and_ends_when_the_receiver_asked(
             seen.push(delivery.unwrap_or(-1));
             if seen.len() == 1 {
                 HttpResponse::TooManyRequests()
-                    .insert_header(("retry-after", "1"))
+                    .insert_header(("retry-after", "5"))
                     .finish()
             } else {
                 HttpResponse::Ok().finish()
@@ -621,7 +621,7 @@ async fn a_wait_holds_what_is_queued_during_it_and_ends_when_the_receiver_asked(
 
     let refused = fire_on("first").await;
     // The refusal is read from the database as soon as it is recorded, so the next alert
-    // fires inside the second the receiver asked for.
+    // fires inside the five seconds the receiver asked for.
     let mut recorded = false;
     for _ in 0..3_000 {
         let row = pg
