@@ -212,6 +212,12 @@ impl<'a> Alert<'a> {
     }
 }
 
+/// A Slack mrkdwn text object of `text` (escaped already), verbatim: Slack turns no bare URL
+/// or `#channel` of it into a link, so a post, rule name or product can add none.
+pub fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+}
+
 /// Escapes the three characters Slack's mrkdwn gives a meaning to.
 pub fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -343,26 +349,25 @@ fn slack(alert: &Alert, event: DeliveryEvent, dashboard_url: &str) -> Value {
     }
     blocks.push(json!({
         "type": "section",
-        "text": {"type": "mrkdwn", "text": summary},
+        "text": mrkdwn(summary),
         "fields": [
-            {"type": "mrkdwn", "text": format!("*Kind*\n{}", alert.kind)},
-            {"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity)},
-            {"type": "mrkdwn", "text": format!("*Scope*\n{}", slack_escape(&alert.scope()))},
-            {"type": "mrkdwn", "text": format!("*Fired*\n{}", alert.fired_at)},
+            mrkdwn(format!("*Kind*\n{}", alert.kind)),
+            mrkdwn(format!("*Severity*\n{}", alert.severity)),
+            mrkdwn(format!("*Scope*\n{}", slack_escape(&alert.scope()))),
+            mrkdwn(format!("*Fired*\n{}", alert.fired_at)),
         ],
     }));
     if event == DeliveryEvent::Fire {
         if !alert.terms.is_empty() {
             blocks.push(json!({
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": format!("Words: {}", slack_escape(&alert.terms.join(", ")))}],
+                "elements": [mrkdwn(format!("Words: {}", slack_escape(&alert.terms.join(", "))))],
             }));
         }
         for post in &alert.examples {
             blocks.push(json!({
                 "type": "section",
-                // Verbatim: Slack links no bare URL or channel name of a post it quotes.
-                "text": {"type": "mrkdwn", "text": format!("> {}", slack_escape(post).replace('\n', "\n> ")), "verbatim": true},
+                "text": mrkdwn(format!("> {}", slack_escape(post).replace('\n', "\n> "))),
             }));
         }
     }
@@ -568,6 +573,29 @@ fn pagerduty(alert: &Alert, event: DeliveryEvent, dashboard_url: &str, routing_k
     })
 }
 
+/// The mrkdwn texts of a Slack message that Slack would preprocess (linking bare URLs and
+/// `#channel` names): every one Pulse writes is verbatim.
+#[cfg(test)]
+pub fn linkable_mrkdwn(message: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if o.get("type") == Some(&json!("mrkdwn"))
+                    && o.get("verbatim") != Some(&json!(true))
+                {
+                    out.push(o["text"].as_str().unwrap_or("").to_string());
+                }
+                o.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&message["blocks"], &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,6 +740,19 @@ mod tests {
         assert!(quote.lines().all(|l| l.starts_with("> ")), "{quote:?}");
         let email = fired(ChannelKind::Email, &alert);
         assert!(!email.to_string().contains("\\r"), "{email}");
+    }
+
+    /// Only the quoted posts were verbatim: a bare URL or `#channel` in a product key, a
+    /// trending word or a resolution note became a link in Slack.
+    #[test]
+    fn slack_links_nothing_an_alert_carries() {
+        let mut alert = payload();
+        alert["key"] = json!("https://login.evil.example/ #general");
+        alert["resolved_at"] = json!("2026-11-24T11:00:00Z");
+        for event in [DeliveryEvent::Fire, DeliveryEvent::Resolve] {
+            let slack = render(ChannelKind::Slack, event, &alert, "https://p.example", "");
+            assert_eq!(linkable_mrkdwn(&slack), Vec::<String>::new(), "{slack}");
+        }
     }
 
     /// `alert`'s firing as `kind` renders it, with the dashboard at `https://p.example`.

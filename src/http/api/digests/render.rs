@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 use super::content::Digest;
 use crate::actors::webhooks::channels::{
-    fit_lists, html_escape, slack_escape, slack_section_fits, teams_card, teams_fits, teams_text,
-    Listing, DIGEST_CHART_CID as CHART_CID, SLACK_HEADER_CHARS,
+    fit_lists, html_escape, mrkdwn, slack_escape, slack_section_fits, teams_card, teams_fits,
+    teams_text, Listing, DIGEST_CHART_CID as CHART_CID, SLACK_HEADER_CHARS,
 };
 use crate::http::api::metrics::ShareOfVoice;
 use crate::models::text::ellipsized_chars;
@@ -248,10 +248,11 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
 
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": ellipsized_chars(&subject, SLACK_HEADER_CHARS), "emoji": true}}),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&period)}]}),
+        json!({"type": "context", "elements": [mrkdwn(slack_escape(&period))]}),
     ];
     if let Some(note) = late_note {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(note))}}));
+        blocks
+            .push(json!({"type": "section", "text": mrkdwn(format!("*{}*", slack_escape(note)))}));
     }
     // Each section within Slack's limit on its own, whole items left out and said.
     for section in &sections {
@@ -266,7 +267,7 @@ pub fn render(d: &Digest, png: &[u8], late: bool) -> Rendered {
                     .collect();
                 json!({
                     "type": "section",
-                    "text": {"type": "mrkdwn", "text": format!("*{}*\n{}", slack_escape(heading), body.join("\n"))},
+                    "text": mrkdwn(format!("*{}*\n{}", slack_escape(heading), body.join("\n"))),
                 })
             },
         ));
@@ -382,6 +383,20 @@ mod tests {
             other_topics: None,
             link: "https://pulse.example/".into(),
         }
+    }
+
+    /// The digest's Slack sections were not verbatim, so a post id or rule name holding a bare
+    /// URL or `#channel` became a link there (the alerts' quotes already were).
+    #[test]
+    fn slack_links_nothing_a_digest_carries() {
+        let d = digest_with_alerts(3, "Outage https://login.evil.example/ #general");
+        let rendered = render(&d, &[], false);
+        let text = rendered.slack.to_string();
+        assert!(text.contains("https://login.evil.example/"), "{text}");
+        assert_eq!(
+            crate::actors::webhooks::channels::linkable_mrkdwn(&rendered.slack),
+            Vec::<String>::new()
+        );
     }
 
     /// The Teams card and Slack sections had no hard size check: alerts of long rule names
