@@ -9,7 +9,6 @@
 
 pub mod answer;
 pub mod api;
-pub mod bounded;
 pub mod cursor;
 pub mod documented;
 pub mod error;

@@ -9,14 +9,17 @@
 //! Conventions applied to every operation here rather than repeated on each handler: the
 //! security schemes (`bearer` JWT or `apiKey` header) are required everywhere except on
 //! operations that declare `security(())`; those others also document 401, 403, 429 and 500 (one
-//! shared response each); an operation that queries PostgreSQL (its 503 is the shared
-//! [`PostgresUnavailable`], or names PostgreSQL) also documents 504 `query_timeout`,
+//! shared response each); an operation whose requests the guard checks the `Origin` of (one
+//! that changes something, and the WebSocket upgrade: [`checks_origin`]) names 403
+//! `origin_not_allowed` in that shared 403, in a shared one of its own where it is public, or
+//! at the end of the 403 it describes itself; an operation that queries PostgreSQL (its 503 is
+//! the shared [`PostgresUnavailable`], or names PostgreSQL) also documents 504 `query_timeout`,
 //! since every query of the API runs under `database.api_statement_timeout_ms`; one with a JSON
 //! body documents 413 and 415 (the JSON extractor's limit and content type), and one with an
 //! integer in its path a 400 `invalid_path`, unless the operation describes its own; and every
 //! response documents the `x-request-id` header.
 
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
@@ -28,6 +31,7 @@ use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, Schema
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::{ErrorBody, PostgresUnavailable};
+use super::middleware::guard::checks_origin;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/openapi.json";
@@ -78,12 +82,22 @@ pub struct ApiDoc;
 /// Names of the reusable responses every protected operation refers to.
 const UNAUTHORIZED: &str = "Unauthorized";
 const FORBIDDEN: &str = "Forbidden";
+const FORBIDDEN_OR_ORIGIN: &str = "ForbiddenOrOriginNotAllowed";
+const ORIGIN_NOT_ALLOWED: &str = "OriginNotAllowed";
 const TOO_MANY_REQUESTS: &str = "TooManyRequests";
 const QUERY_TIMEOUT: &str = "QueryTimeout";
 const INTERNAL_ERROR: &str = "InternalError";
 const JSON_TOO_LARGE: &str = "JsonTooLarge";
 const NOT_JSON: &str = "NotJson";
 const BAD_PATH: &str = "BadPath";
+
+/// The refusal of a browser's request from another page, as each 403 that may be it says.
+macro_rules! foreign_origin {
+    () => {
+        "a browser sent the request from a page whose origin is neither this server's nor one \
+         of `http.cors_origins` (`origin_not_allowed`)"
+    };
+}
 
 /// Applies the conventions described in the module documentation.
 struct Conventions;
@@ -114,6 +128,14 @@ impl Modify for Conventions {
                 "No valid credentials: neither a valid bearer token nor a valid API key",
             ),
             (FORBIDDEN, "The credentials do not allow this operation"),
+            (
+                FORBIDDEN_OR_ORIGIN,
+                concat!(
+                    "The credentials do not allow this operation (`forbidden`), or ",
+                    foreign_origin!()
+                ),
+            ),
+            (ORIGIN_NOT_ALLOWED, concat!("Refused: ", foreign_origin!())),
             (
                 TOO_MANY_REQUESTS,
                 "Too many requests; retry after the number of seconds in `Retry-After`",
@@ -151,12 +173,24 @@ impl Modify for Conventions {
             components.responses.insert(name.into(), response.into());
         }
 
-        for item in openapi.paths.paths.values_mut() {
-            for (_, operation) in operations_mut(item) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, operation) in operations_mut(item) {
+                let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+                let origin_checked = checks_origin(&method, path);
+                if origin_checked {
+                    if let Some(RefOr::T(own)) = operation.responses.responses.get_mut("403") {
+                        own.description = format!("{}; or {}", own.description, foreign_origin!());
+                    }
+                }
+                let forbidden = if origin_checked {
+                    FORBIDDEN_OR_ORIGIN
+                } else {
+                    FORBIDDEN
+                };
                 if !is_public(operation) {
                     for (status, name) in [
                         ("401", UNAUTHORIZED),
-                        ("403", FORBIDDEN),
+                        ("403", forbidden),
                         ("429", TOO_MANY_REQUESTS),
                         ("500", INTERNAL_ERROR),
                     ] {
@@ -168,6 +202,9 @@ impl Modify for Conventions {
                     }
                 }
                 let mut conventional = Vec::new();
+                if origin_checked {
+                    conventional.push(("403", ORIGIN_NOT_ALLOWED));
+                }
                 if takes_json(operation) {
                     conventional.extend([("413", JSON_TOO_LARGE), ("415", NOT_JSON)]);
                 }
@@ -565,6 +602,65 @@ mod tests {
                 "{name}: a query may run past the statement timeout"
             );
         }
+    }
+
+    /// The guard refuses a browser's change (and WebSocket handshake) from a page of another
+    /// origin with 403 `origin_not_allowed`: every operation it may refuse so says it, through
+    /// the shared 403, the public operations' own shared one, or the end of its own 403; no
+    /// other operation does.
+    #[test]
+    fn operations_whose_origin_is_checked_list_403_origin_not_allowed() {
+        let doc = document_value();
+        let forbidden_says = |op: &Value| -> String {
+            let response = &op["responses"]["403"];
+            let response = match response["$ref"].as_str() {
+                Some(shared) => {
+                    let name = shared.strip_prefix("#/components/responses/").unwrap();
+                    &doc["components"]["responses"][name]
+                }
+                None => response,
+            };
+            response["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut refusing = 0;
+        for (method, path, op) in operations(&doc) {
+            let checked = checks_origin(&Method::from_bytes(method.as_bytes()).unwrap(), &path);
+            let says = forbidden_says(&op);
+            assert_eq!(
+                says.contains("(`origin_not_allowed`)"),
+                checked,
+                "{method} {path}: {says}"
+            );
+            refusing += usize::from(checked);
+        }
+        assert!(refusing >= 30, "{refusing} operations");
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        for (path, method, says) in [
+            (
+                "/api/v1/alert-rules/{id}/disable",
+                "post",
+                "The credentials do not allow",
+            ),
+            ("/api/v1/auth/token", "post", "Refused: a browser sent"),
+            (
+                "/api/v1/views/{id}",
+                "delete",
+                "A shared view the caller does not own",
+            ),
+            ("/api/v1/events", "post", "Events outside the key's scope"),
+            ("/ws", "get", "The credentials do not allow"),
+        ] {
+            let described = forbidden_says(&op(path, method));
+            assert!(described.starts_with(says), "{method} {path}: {described}");
+            assert!(described.contains("origin_not_allowed"), "{method} {path}");
+        }
+        assert_eq!(
+            forbidden_says(&op("/api/v1/views/{id}", "get")),
+            "The credentials do not allow this operation"
+        );
     }
 
     #[test]

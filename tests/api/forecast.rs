@@ -443,8 +443,16 @@ async fn forecast_requests_name_each_wrong_field() {
         .map(|i| draft(&format!("a{i}"), "twitter"))
         .collect();
     let (status, body) = app.post("/api/v1/forecast", &json!({"posts": many})).await;
-    assert_eq!(status, 400, "{body}");
+    assert_refused(status, &body, "invalid_request", "invalid");
     assert_eq!(error_fields(&body), ["posts"]);
+    // Past the 65th, elements are not read as posts: however long the list, no more than 65
+    // are built, and it is refused for its length whatever follows.
+    let longer = past_its_bound(many, 10_000);
+    let (status, body) = app
+        .post("/api/v1/forecast", &json!({"posts": longer}))
+        .await;
+    assert_refused(status, &body, "invalid_request", "invalid");
+    assert_eq!(error_fields(&body), ["posts"], "{body}");
     // Each platform and product pair reads up to 10,000 finished cascades: 9 are refused.
     let spread: Vec<Value> = (0..9)
         .map(|i| {

@@ -164,6 +164,15 @@ async fn the_document_and_its_page_are_served() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
+    // A change a browser sends from another site's page is refused, 403 `origin_not_allowed`
+    // (tests/api/security/browser.rs): the operation's 403 says so.
+    let refused = &doc["paths"]["/api/v1/alert-rules/{id}/disable"]["post"]["responses"]["403"];
+    let shared = refused["$ref"].as_str().expect("the shared 403");
+    let name = shared.strip_prefix("#/components/responses/").unwrap();
+    let said = doc["components"]["responses"][name]["description"]
+        .as_str()
+        .unwrap();
+    assert!(said.contains("(`origin_not_allowed`)"), "{said}");
 
     // The service map lists what the document lists.
     let map: Value = http.get(format!("{base}/api/v1")).fetch_json().await;

@@ -197,6 +197,14 @@ async fn a_view_is_its_owners_until_shared_and_only_its_owner_changes_it() {
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
     }
+    // 41 panels are refused for their number, and past the 41st, elements are not even read
+    // as panels: however long the list, the server builds no more than 41 of them.
+    let panels: Vec<Value> = (0..41).map(|i| json!(format!("p{i}"))).collect();
+    for listed in [json!(panels), past_its_bound(panels.clone(), 10_000)] {
+        let body = json!({"name": "every panel", "state": {"panels": listed}});
+        let (status, answer) = call(&app, &bob, "POST", "/api/v1/views", Some(&body)).await;
+        assert_refused(status, &answer, "invalid_view", "at most 40 panels");
+    }
 
     // One caller holds at most 200 views; the others are not held back by it.
     let pg = app.env.pg().await;

@@ -459,6 +459,24 @@ pub fn assert_error_says(body: &serde_json::Value, code: &str, said: &str) {
     assert!(message.contains(said), "{body}");
 }
 
+/// Asserts an answer of `status` and `body` is a 400 in the API's error shape (a code, a
+/// message, details) with `code` and a message that says `said`.
+pub fn assert_refused(status: u16, body: &serde_json::Value, code: &str, said: &str) {
+    assert_error(status, body, 400, code, body);
+    assert_error_says(body, code, said);
+    assert!(body["error"]["details"].is_object(), "{body}");
+}
+
+/// A request's array past its bound: `items` (one more than the bound) and then `tail`
+/// elements that are no request's elements (objects with a field nothing takes). A server that
+/// builds every element refuses it as JSON of the wrong shape (`invalid_json`); one that stops
+/// building one element past the bound refuses it for its length, with the endpoint's own
+/// error.
+pub fn past_its_bound(items: Vec<serde_json::Value>, tail: usize) -> serde_json::Value {
+    let unread = std::iter::repeat_n(serde_json::json!({"unread": true}), tail);
+    serde_json::Value::Array(items.into_iter().chain(unread).collect())
+}
+
 /// The `content-type` of `response`.
 pub fn content_type(response: &reqwest::Response) -> &str {
     response.headers()["content-type"]

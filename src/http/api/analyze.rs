@@ -14,10 +14,10 @@ use crate::analysis::language::is_language_tag;
 use crate::analysis::DecisionThresholds;
 use crate::http::answer::Answer;
 use crate::http::api::virality::{field_error, invalid_request};
-use crate::http::bounded::Bounded;
 use crate::http::documented::AnalysisBusy;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::State;
+use crate::models::bounded::Bounded;
 use crate::models::event::{MAX_LABEL_BYTES, MAX_TEXT_BYTES};
 use crate::models::{
     Emotion, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,

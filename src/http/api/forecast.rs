@@ -76,6 +76,7 @@ pub struct DraftPost {
 pub struct ForecastRequest {
     /// 1 to 64 posts, of at most 8 distinct `platform` and `product` pairs.
     #[schema(min_items = 1, max_items = 64)]
+    #[serde(deserialize_with = "crate::models::bounded::at_most::<_, _, MAX_DRAFTS>")]
     pub posts: Vec<DraftPost>,
 }
 

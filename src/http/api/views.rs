@@ -77,7 +77,11 @@ pub struct ViewState {
     )]
     pub to: Option<DateTime<Utc>>,
     /// The panels shown, by the dashboard's panel ids; empty: every panel.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::models::bounded::at_most::<_, _, MAX_PANELS>"
+    )]
+    #[schema(max_items = 40)]
     pub panels: Vec<String>,
 }
 

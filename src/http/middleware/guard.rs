@@ -49,6 +49,13 @@ pub const TOKEN_QUERY: &str = "access_token";
 /// The route pattern of the WebSocket upgrade.
 pub const WS_PATTERN: &str = "/ws";
 
+/// Whether the guard checks the `Origin` of a request of `method` to the route `pattern`: on
+/// the WebSocket handshake and on every request that changes something. The OpenAPI document
+/// lists 403 `origin_not_allowed` on the operations it holds for.
+pub fn checks_origin(method: &Method, pattern: &str) -> bool {
+    pattern == WS_PATTERN || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// The route whose bodies may be as large as `limits.max_events_body_bytes`.
 const EVENTS_PATTERN: &str = "/api/v1/events";
 
@@ -400,8 +407,7 @@ pub async fn guard(
     // changes something. A page elsewhere needs no preflight for a change without a JSON body
     // (a form, or `fetch` in `no-cors` mode: enabling a rule, sending a digest), which an open
     // server would run; only the dashboard's own origin and the configured ones may.
-    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if pattern == WS_PATTERN || changes {
+    if checks_origin(&method, &pattern) {
         if let Some(origin) = req
             .headers()
             .get(header::ORIGIN)

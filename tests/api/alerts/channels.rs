@@ -438,6 +438,18 @@ async fn rules_route_to_their_channels_quiet_hours_hold_and_test_messages_arrive
         )
         .await;
     assert_eq!(status, 400);
+    // So is one naming more than 50, and past the 51st, elements are not read as ids at all:
+    // however long the list, the server builds no more than 51 of them.
+    let ids = vec![routed_channel["id"].clone(); 51];
+    for listed in [json!(ids), past_its_bound(ids.clone(), 10_000)] {
+        let (status, answer) = app
+            .post(
+                "/api/v1/alert-rules",
+                &json!({"name": "x", "kind": "negativity", "channels": listed}),
+            )
+            .await;
+        assert_refused(status, &answer, "invalid_rule", "at most 50 channel ids");
+    }
     let rule = app
         .create_rule(
             &json!({"name": "Routed negativity", "kind": "negativity", "threshold": 0.5,

@@ -508,6 +508,31 @@ async fn key_scopes_are_listed_changed_and_kept_by_rotation() {
             .await;
         assert_eq!(res.status, 400, "{bad}: {}", res.body);
     }
+    // 65 prefixes are refused for their number, and past the 65th, elements are not even read
+    // as prefixes: however long the list, the server builds no more than 65 of them.
+    let prefixes: Vec<Value> = (0..65).map(|i| json!(format!("p{i}:"))).collect();
+    for listed in [json!(prefixes), past_its_bound(prefixes.clone(), 10_000)] {
+        let scope = json!({"id_prefixes": listed});
+        let set = s
+            .call("PUT", &path, Some(Role::Admin), Some(scope.clone()))
+            .await;
+        assert_refused(
+            set.status,
+            &set.json(),
+            "invalid_key",
+            "more than 64 values",
+        );
+        let body = json!({"role": "ingest", "name": "wide", "scope": scope});
+        let made = s
+            .call("POST", "/api/v1/admin/keys", Some(Role::Admin), Some(body))
+            .await;
+        assert_refused(
+            made.status,
+            &made.json(),
+            "invalid_key",
+            "more than 64 values",
+        );
+    }
     let missing = s
         .call(
             "PUT",

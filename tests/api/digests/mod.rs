@@ -455,6 +455,15 @@ async fn previews_and_schedules_refuse_what_cannot_work() {
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
     }
+    // The bound is on the list as sent: 21 ids are refused even when they name one channel,
+    // and past the 21st, elements are not read as ids at all.
+    let ids = vec![json!(slack); 21];
+    for listed in [json!(ids), past_its_bound(ids.clone(), 10_000)] {
+        let (status, answer) = app
+            .post("/api/v1/digests/schedules", &with("channels", listed))
+            .await;
+        assert_refused(status, &answer, "invalid_digest", "1 to 20 channels");
+    }
     let (status, made) = app.post("/api/v1/digests/schedules", &good).await;
     assert_eq!(status, 201, "{made}");
     assert_eq!(made["weekday"], 1);

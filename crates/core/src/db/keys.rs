@@ -30,9 +30,15 @@ const COLUMNS: &str =
     "id, name, role, created_at, created_by, revoked_at, last_used_at, speaks_as, scope";
 
 /// A stored scope: `None` for null; one this version cannot read (written by a newer one)
-/// admits nothing, rather than everything.
+/// admits nothing, rather than everything. A list longer than this version allows is read
+/// only in part, so it makes the scope one that cannot be read.
 fn scope(value: Option<serde_json::Value>) -> Option<KeyScope> {
-    value.map(|v| serde_json::from_value(v).unwrap_or_else(|_| KeyScope::unreadable()))
+    value.map(|v| {
+        serde_json::from_value::<KeyScope>(v)
+            .ok()
+            .filter(|s| s.overlong_list().is_none())
+            .unwrap_or_else(KeyScope::unreadable)
+    })
 }
 
 fn info(row: &tokio_postgres::Row) -> KeyInfo {
@@ -243,4 +249,21 @@ pub async fn states(client: &impl GenericClient) -> anyhow::Result<Vec<KeyStatus
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::key_scope::MAX_SCOPE_VALUES;
+
+    #[test]
+    fn a_stored_scope_with_a_list_longer_than_allowed_admits_nothing() {
+        let prefixes = |n: usize| (0..n).map(|i| format!("p{i}:")).collect::<Vec<_>>();
+        let fits = scope(Some(
+            serde_json::json!({"id_prefixes": prefixes(MAX_SCOPE_VALUES)}),
+        ));
+        assert_eq!(fits.unwrap().id_prefixes.len(), MAX_SCOPE_VALUES);
+        let longer = scope(Some(serde_json::json!({"id_prefixes": prefixes(1_000)})));
+        assert!(longer.unwrap().is_unreadable());
+    }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::bounded::AtMost;
 use super::metrics::Dimension;
 
 use super::named::named_enum;
@@ -172,7 +173,20 @@ pub struct RuleInput {
     pub enabled: Option<bool>,
     /// Ids of the channels (webhook subscriptions) to notify, at most 50; null or absent on
     /// create: every channel.
+    #[serde(default, deserialize_with = "rule_channels")]
     pub channels: Option<Option<Vec<i64>>>,
+}
+
+/// Channels one rule may name.
+pub const MAX_RULE_CHANNELS: usize = 50;
+
+/// A rule's channels as serde reads an `Option<Option<Vec<i64>>>` (null: `None`), holding at
+/// most one id past [`MAX_RULE_CHANNELS`] ([`super::bounded::at_most`]).
+fn rule_channels<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<i64>>>, D::Error> {
+    let channels = Option::<Option<AtMost<i64, MAX_RULE_CHANNELS>>>::deserialize(d)?;
+    Ok(channels.map(|c| c.map(AtMost::into_inner)))
 }
 
 impl RuleInput {
@@ -232,8 +246,10 @@ impl RuleInput {
             }
         }
         if let Some(Some(channels)) = &self.channels {
-            if channels.len() > 50 {
-                return Err("channels must be at most 50 channel ids".into());
+            if channels.len() > MAX_RULE_CHANNELS {
+                return Err(format!(
+                    "channels must be at most {MAX_RULE_CHANNELS} channel ids"
+                ));
             }
             if channels.iter().any(|&id| id < 1) {
                 return Err("channel ids are positive".into());

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::bounded::at_most;
 use super::event::{Event, Platform, MAX_ID_BYTES, MAX_LABEL_BYTES};
 
 /// Most values in each list of a scope.
@@ -20,16 +21,16 @@ pub const MAX_SCOPE_VALUES: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct KeyScope {
     /// Platforms whose posts the key may create.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most::<_, _, MAX_SCOPE_VALUES>")]
     #[schema(max_items = 64)]
     pub platforms: Vec<Platform>,
     /// Products the key's posts must name (a post without `product` is then refused).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most::<_, _, MAX_SCOPE_VALUES>")]
     #[schema(max_items = 64)]
     pub products: Vec<String>,
     /// Prefixes one of which every post id the key creates, deletes or engages with must
     /// start with (e.g. `tw:` for a feed that sends `tw:<tweet id>`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most::<_, _, MAX_SCOPE_VALUES>")]
     #[schema(max_items = 64)]
     pub id_prefixes: Vec<String>,
     /// Shown, never taken: the stored scope was written by a newer version and cannot be read
@@ -72,19 +73,26 @@ impl KeyScope {
             && self.id_prefixes.is_empty()
     }
 
-    /// Checks the scope's own limits: lists of at most [`MAX_SCOPE_VALUES`] values; products
-    /// as long as a post's product may be, id prefixes as long as an id, each printable.
-    pub fn validate(&self) -> Result<(), String> {
-        for (field, len) in [
+    /// The first of its lists that holds more than [`MAX_SCOPE_VALUES`] values. One read from
+    /// JSON holds at most one value past it, the rest unread ([`super::bounded::at_most`]).
+    pub fn overlong_list(&self) -> Option<&'static str> {
+        [
             ("platforms", self.platforms.len()),
             ("products", self.products.len()),
             ("id_prefixes", self.id_prefixes.len()),
-        ] {
-            if len > MAX_SCOPE_VALUES {
-                return Err(format!(
-                    "scope.{field} holds {len} values; at most {MAX_SCOPE_VALUES}"
-                ));
-            }
+        ]
+        .into_iter()
+        .find(|(_, len)| *len > MAX_SCOPE_VALUES)
+        .map(|(field, _)| field)
+    }
+
+    /// Checks the scope's own limits: lists of at most [`MAX_SCOPE_VALUES`] values; products
+    /// as long as a post's product may be, id prefixes as long as an id, each printable.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(field) = self.overlong_list() {
+            return Err(format!(
+                "scope.{field} holds more than {MAX_SCOPE_VALUES} values"
+            ));
         }
         for (field, values, max) in [
             ("products", &self.products, MAX_LABEL_BYTES),
@@ -154,6 +162,17 @@ mod tests {
             v["product"] = json!(p);
         }
         event(v)
+    }
+
+    #[test]
+    fn a_list_past_the_limit_is_read_one_value_past_it_and_refused() {
+        let many: Vec<String> = (0..1_000).map(|i| format!("p{i}:")).collect();
+        let scope: KeyScope = serde_json::from_value(json!({"id_prefixes": many})).unwrap();
+        assert_eq!(scope.id_prefixes.len(), MAX_SCOPE_VALUES + 1);
+        assert_eq!(
+            scope.validate().unwrap_err(),
+            format!("scope.id_prefixes holds more than {MAX_SCOPE_VALUES} values")
+        );
     }
 
     #[test]

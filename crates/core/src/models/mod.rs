@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod analysis;
 pub mod backoff;
+pub mod bounded;
 pub mod deletion;
 pub mod errors;
 pub mod event;

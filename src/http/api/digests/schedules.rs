@@ -94,7 +94,10 @@ pub struct NewDigestSchedule {
     /// An IANA time zone, such as `Europe/Paris`.
     #[schema(example = "Europe/Paris")]
     pub timezone: String,
-    /// Channels (`GET /api/v1/webhooks`) to send to: e-mail, Slack, Teams or webhook.
+    /// Channels (`GET /api/v1/webhooks`) to send to: e-mail, Slack, Teams or webhook; 1 to 20
+    /// ids.
+    #[serde(deserialize_with = "crate::models::bounded::at_most::<_, _, MAX_CHANNELS>")]
+    #[schema(min_items = 1, max_items = 20)]
     pub channels: Vec<i64>,
     /// A shared saved view (`GET /api/v1/views`) the digest's link opens, with the digest's
     /// period.
@@ -192,14 +195,15 @@ async fn checked(
             "timezone must be an IANA time zone, such as Europe/Paris",
         ));
     }
-    let mut channels = input.channels.clone();
-    channels.sort_unstable();
-    channels.dedup();
-    if channels.is_empty() || channels.len() > MAX_CHANNELS {
+    // The list as sent is what the bound is on: read, it holds at most one id past it.
+    if input.channels.is_empty() || input.channels.len() > MAX_CHANNELS {
         return Err(invalid(format!(
             "channels must name 1 to {MAX_CHANNELS} channels"
         )));
     }
+    let mut channels = input.channels.clone();
+    channels.sort_unstable();
+    channels.dedup();
     let found = db::channel_kinds(client, &channels).await?;
     for id in &channels {
         match found.iter().find(|(c, _)| c == id) {

@@ -40,9 +40,9 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::http::answer::Answer;
-use crate::http::bounded::Bounded;
 use crate::http::error::{payload_error, ApiError, ErrorBody};
 use crate::http::state::State;
+use crate::models::bounded::Bounded;
 use crate::models::{producer, Event};
 use crate::telemetry::names;
 use crate::telemetry::traces::RequestSpan;

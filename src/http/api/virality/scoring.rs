@@ -64,7 +64,10 @@ pub struct ScoreEngagement {
 pub struct ScoreRequest {
     pub post: ScorePost,
     /// At most 50,000.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::models::bounded::at_most::<_, _, MAX_SCORE_ENGAGEMENTS>"
+    )]
     #[schema(max_items = 50000)]
     pub engagements: Vec<ScoreEngagement>,
     /// Observation time (not before the post's `created_at`); default the latest engagement
