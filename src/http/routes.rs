@@ -147,10 +147,19 @@ endpoints! {
     auth::audit_log => ADMIN,
 }
 
-/// Every endpoint's operations and the schemas they use, merged into one document.
+/// Every endpoint's operations and the schemas they use, merged into one document. A public
+/// endpoint's operations declare the empty security requirement from the table, so the
+/// document cannot ask for credentials the policy does not.
 fn documented() -> utoipa::openapi::OpenApi {
     let mut merged = utoipa::openapi::OpenApi::default();
-    for (document, _) in declared() {
+    for (mut document, access) in declared() {
+        if access == PUBLIC {
+            for item in document.paths.paths.values_mut() {
+                for (_, operation) in openapi::operations_mut(item) {
+                    operation.security = Some(vec![Default::default()]);
+                }
+            }
+        }
         merged.merge(document);
     }
     merged

@@ -47,7 +47,7 @@ pub struct AuthStatus {
 /// Whether this server asks for credentials, so the dashboard knows to show a sign-in or
 /// the open-server warning.
 #[utoipa::path(
-    tag = "auth", summary = "Whether the server requires credentials", security(()),
+    tag = "auth", summary = "Whether the server requires credentials",
     responses(
         (status = 200, description = "The authentication mode", body = AuthStatus),
         AddressLimited,
@@ -74,7 +74,7 @@ pub struct TokenRequest {
 
 /// Exchanges an API key for an access token (`Authorization: Bearer <token>`).
 #[utoipa::path(
-    tag = "auth", summary = "Exchange an API key for an access token", security(()),
+    tag = "auth", summary = "Exchange an API key for an access token",
     request_body = TokenRequest,
     responses(
         (status = 200, description = "A bearer token for the key's role", body = crate::auth::token::Issued),

@@ -18,7 +18,7 @@ pub struct Health {
 
 /// Alive: the process answers HTTP. Load balancers restart a process that stops answering.
 #[utoipa::path(
-    tag = "service", summary = "Liveness", security(()),
+    tag = "service", summary = "Liveness",
     responses((status = 200, description = "The process answers", body = Health))
 )]
 #[get("/health")]
@@ -92,7 +92,7 @@ pub struct SourcesReadiness {
 /// Ready: PostgreSQL and Redis answer and the store's writes succeed; 503 when one does not
 /// (the body says which, the log why).
 #[utoipa::path(
-    tag = "service", summary = "Readiness", security(()),
+    tag = "service", summary = "Readiness",
     responses(
         (status = 200, description = "PostgreSQL and Redis answer, and the store's writes have \
             not kept failing for want of the database", body = Readiness),
@@ -169,7 +169,6 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 /// Prometheus text exposition of every Pulse metric.
 #[utoipa::path(
     tag = "service", operation_id = "prometheus_metrics", summary = "Prometheus metrics",
-    security(()),
     responses(
         (status = 200, description = "Every Pulse metric in the Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
     )
