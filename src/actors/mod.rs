@@ -101,6 +101,7 @@ impl Pipeline {
         live: LiveOutput,
     ) -> anyhow::Result<Pipeline> {
         series::seed();
+        settings.ingest.validate().map_err(anyhow::Error::msg)?;
         settings.stories.validate()?;
         settings.topics.validate().map_err(anyhow::Error::msg)?;
         settings.export.validate().map_err(anyhow::Error::msg)?;

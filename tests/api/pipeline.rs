@@ -252,8 +252,8 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
 }
 
 /// Dead-lettering whose reply is lost after Redis applied it (the letter appended, the entry
-/// acknowledged), as a broken connection would leave it: the commit is tried again, and the
-/// retry writes no second letter.
+/// acknowledged), as a broken connection would leave it: the dead-lettering is tried again,
+/// and the retry writes no second letter.
 #[cfg(feature = "fault-injection")]
 #[actix_rt::test]
 async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
@@ -293,6 +293,71 @@ async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
         .count();
     assert_eq!(letters, 1, "{dead:?}");
     assert_eq!(dead.len(), 1, "{dead:?}");
+    app.shutdown().await;
+}
+
+/// Appends `events` in one transaction, so that one read takes them all: one batch. The
+/// first is a truncated JSON, dead-lettered, so that the batch's dead-lettering is the step
+/// whose reply the injected fault loses.
+#[cfg(feature = "fault-injection")]
+async fn xadd_beside_a_dead_letter(redis: &Client, stream: &str, events: &[serde_json::Value]) {
+    let mut encoded = vec!["{\"type\": \"post\", ".to_string()];
+    encoded.extend(events.iter().map(serde_json::Value::to_string));
+    pulse::streams::producer::xadd_events_atomically(redis, stream, &encoded, &[])
+        .await
+        .expect("xadd");
+}
+
+/// The lost reply of the dead-lettering comes after the store committed the batch's post:
+/// the retry acknowledges again without storing again (which would find the post written and
+/// report nothing new), so the post still reaches the live subscribers.
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_post_whose_batch_lost_its_dead_letter_reply_is_still_pushed_live() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    let mut live = super::deletions::Subscriber::posts(&app).await;
+    app.pipeline().inject_fault(Stage::DeadLetters);
+    let post = serde_json::from_str(&post_json("beside-lost-reply", "a fine phone")).unwrap();
+    xadd_beside_a_dead_letter(&redis, &env.stream, &[post]).await;
+
+    live.until(|m| m["type"] == "message:new" && m["data"]["id"] == "beside-lost-reply")
+        .await;
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
+    assert_metric_counted(&app, "pulse_pipeline_batch_retries_total{stage=\"ack\"}").await;
+    assert_eq!(env.dead_letters(&redis).await.len(), 1);
+    app.shutdown().await;
+}
+
+/// [`a_post_whose_batch_lost_its_dead_letter_reply_is_still_pushed_live`] for a deletion:
+/// the retry does not mark the post deleted again (which would find it deleted already), so
+/// the subscribers are told it is gone.
+#[cfg(feature = "fault-injection")]
+#[actix_rt::test]
+async fn a_deletion_whose_batch_lost_its_dead_letter_reply_is_still_pushed_live() {
+    let app = spawn_app().await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    let mut live = super::deletions::Subscriber::posts(&app).await;
+    env.xadd_post(&redis, "deleted-beside-lost-reply", "a fine phone")
+        .await;
+    live.until(|m| m["type"] == "message:new" && m["data"]["id"] == "deleted-beside-lost-reply")
+        .await;
+    app.pipeline().inject_fault(Stage::DeadLetters);
+    let deletion = super::deletions::deletion("deleted-beside-lost-reply", chrono::Utc::now());
+    xadd_beside_a_dead_letter(&redis, &env.stream, &[deletion]).await;
+
+    let gone = live
+        .until(|m| m["type"] == "message:deleted" && m["data"]["id"] == "deleted-beside-lost-reply")
+        .await;
+    assert!(
+        gone.last().unwrap()["data"]["deleted_at"].is_string(),
+        "{gone:?}"
+    );
+    assert!(env.drained(&redis, Duration::from_secs(10)).await);
+    assert_metric_counted(&app, "pulse_pipeline_batch_retries_total{stage=\"ack\"}").await;
+    assert_eq!(env.dead_letters(&redis).await.len(), 1);
     app.shutdown().await;
 }
 

@@ -101,34 +101,14 @@ fn commit_batch(
             };
             match outcome {
                 Attempt::Done(batch, outcome) => {
-                    let refused = batch.rejected.clone();
-                    // Worn-out entries are not in `entries`; the analyzer's rejects are.
-                    let worn_out: Vec<&str> =
-                        rejected.iter().map(|r| r.entry.id.as_str()).collect();
-                    let ids: Vec<&str> = entries
-                        .iter()
-                        .map(|e| e.id.as_str())
-                        .chain(worn_out)
-                        .collect();
-                    let mut dead = rejected.clone();
-                    dead.extend(refused);
-                    match finish(&ctx, &dead, &ids, trace.as_deref()).await {
-                        Ok(()) => {
-                            record_latency(&ctx, &entries);
-                            ctx.publish(Committed {
-                                batch,
-                                outcome: Arc::new(outcome),
-                                stories: story_changes(&ctx, turn),
-                                acked_at_ms: chrono::Utc::now().timestamp_millis(),
-                                trace: trace.clone(),
-                            });
-                            return;
-                        }
-                        Err(e) => {
-                            pulse_core::warn_repeated!(error = %causes(&e), "dead-lettering or acknowledging failed; retrying");
-                            retry_pause(&ctx, &mut attempt, "ack").await;
-                        }
-                    }
+                    let done = Stored {
+                        entries: &entries,
+                        worn_out: rejected,
+                        batch,
+                        outcome,
+                    };
+                    acknowledge_stored(&ctx, done, trace, turn, &mut attempt).await;
+                    return;
                 }
                 // A panicking backend was rebuilt; a transient fault passes on a second try,
                 // a poison entry fails again and is isolated below.
@@ -160,6 +140,59 @@ fn commit_batch(
             }
         }
     })
+}
+
+/// A batch the store committed, with the entries to dead-letter beside it.
+struct Stored<'a> {
+    entries: &'a [RawEntry],
+    /// Worn-out entries, not in `entries`, to dead-letter with those the analyzer rejected.
+    worn_out: Vec<Rejected>,
+    batch: Arc<AnalyzedBatch>,
+    outcome: StoreOutcome,
+}
+
+/// Dead-letters and acknowledges a stored batch, then publishes what the store wrote.
+///
+/// Only this step is retried while Redis fails: the batch is not analysed and stored again,
+/// since a second store finds everything written already and reports nothing new, and the
+/// live stages (sockets, trending, alerts, virality) would never hear of the batch's posts
+/// and deletions. A batch abandoned before its acknowledgement went through is not
+/// published; its entries stay pending for another consumer.
+async fn acknowledge_stored(
+    ctx: &IngestContext,
+    stored: Stored<'_>,
+    trace: Trace,
+    turn: u64,
+    attempt: &mut u32,
+) {
+    let Stored {
+        entries,
+        worn_out,
+        batch,
+        outcome,
+    } = stored;
+    let ids: Vec<&str> = entries
+        .iter()
+        .chain(worn_out.iter().map(|r| &r.entry))
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut dead = worn_out.clone();
+    dead.extend(batch.rejected.iter().cloned());
+    while let Err(e) = finish(ctx, &dead, &ids, trace.as_deref()).await {
+        pulse_core::warn_repeated!(error = %causes(&e), "dead-lettering or acknowledging failed; retrying");
+        retry_pause(ctx, attempt, "ack").await;
+        if ctx.abandoned() {
+            return;
+        }
+    }
+    record_latency(ctx, entries);
+    ctx.publish(Committed {
+        batch,
+        outcome: Arc::new(outcome),
+        stories: story_changes(ctx, turn),
+        acked_at_ms: chrono::Utc::now().timestamp_millis(),
+        trace,
+    });
 }
 
 /// Dead-letters and acknowledges entries that were already rejected.
@@ -265,8 +298,9 @@ async fn try_once(
     let stored = ctx.store.store(&analyzed).await;
     traced::store(trace, &entries, &analyzed, &stored, started);
     if let (Some(desk), Ok(outcome)) = (&ctx.stories, &stored) {
-        // Counted as soon as the store commits: a retry after a failed acknowledgement
-        // stores the posts again, and then finds none of them new.
+        // Counted as soon as the store commits, whether or not the acknowledgement goes
+        // through: the posts are written, and whoever stores them again (the entries
+        // redelivered after an abandoned batch) finds none of them new.
         desk.stored(&analyzed.posts, &outcome.inserted_posts, turn);
     }
     match stored {

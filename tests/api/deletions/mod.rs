@@ -88,14 +88,14 @@ async fn deleted_posts_reach(pg: &tokio_postgres::Client, n: i64) -> bool {
 }
 
 /// A WebSocket subscriber of every post.
-struct Subscriber {
+pub(crate) struct Subscriber {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
 }
 
 impl Subscriber {
-    async fn posts(app: &TestApp) -> Subscriber {
+    pub(crate) async fn posts(app: &TestApp) -> Subscriber {
         let ws = app.subscribe_ws(&["posts"]).await;
         let mut s = Subscriber { ws };
         assert_eq!(s.next().await["type"], "subscribed");
@@ -119,7 +119,7 @@ impl Subscriber {
     }
 
     /// Every `posts` message up to and including the first that `last` matches.
-    async fn until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub(crate) async fn until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
             let m = self.next().await;

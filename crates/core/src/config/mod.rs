@@ -780,6 +780,30 @@ impl Default for LimitSettings {
     }
 }
 
+/// Values Redis's Lua holds on its stack at most (`LUAI_MAXCSTACK`).
+pub const LUA_STACK_VALUES: usize = 8_000;
+
+/// The most `ingest.max_entry_fields` may be. A dead letter carries its entry's fields, a name
+/// and a value each, beside eight of its own, and the dead-letter script (in
+/// `streams::group`) unpacks them onto Lua's stack at once: past about 3,990 fields the
+/// script fails on every try, and the batch holding such an entry is never acknowledged. A
+/// quarter of the stack leaves the letter's own fields and the command's words ample room.
+pub const MAX_ENTRY_FIELDS_CEILING: usize = LUA_STACK_VALUES / 4;
+
+impl IngestSettings {
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_entry_fields > MAX_ENTRY_FIELDS_CEILING {
+            return Err(format!(
+                "ingest.max_entry_fields must be at most {MAX_ENTRY_FIELDS_CEILING}, not {}: \
+                 a dead letter holds the entry's fields, and Redis's Lua cannot take more",
+                self.max_entry_fields
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for IngestSettings {
     fn default() -> Self {
         Self {

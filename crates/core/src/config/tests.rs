@@ -167,6 +167,18 @@ fn an_empty_secret_in_the_environment_leaves_the_files_in_place() {
 }
 
 #[test]
+fn entry_fields_past_what_a_dead_letter_can_carry_are_refused() {
+    assert!(IngestSettings::default().validate().is_ok());
+    let fields = |max_entry_fields| IngestSettings {
+        max_entry_fields,
+        ..Default::default()
+    };
+    assert!(fields(MAX_ENTRY_FIELDS_CEILING).validate().is_ok());
+    let refused = fields(MAX_ENTRY_FIELDS_CEILING + 1).validate().unwrap_err();
+    assert!(refused.contains("ingest.max_entry_fields"), "{refused}");
+}
+
+#[test]
 fn rates_and_shares_must_be_positive_numbers() {
     assert!(Settings::default().check_rates().is_ok());
     let mut zero = Settings::default();

@@ -188,8 +188,9 @@ pub async fn dead_letter_and_ack(
 /// of letters, then each letter as its entry's id, the number of its field arguments and those
 /// arguments, then the other ids to acknowledge. Returns 1 for each letter written, 0 for each
 /// whose entry was no longer pending. (A letter's arguments are unpacked onto Lua's stack,
-/// which holds some 8,000: an entry past `ingest.max_entry_fields` arrives cut to a few fields,
-/// so a letter holds that many at most.)
+/// which holds [`crate::config::LUA_STACK_VALUES`]: an entry past `ingest.max_entry_fields` arrives cut to a
+/// few fields, so a letter holds that many at most, and the setting may be no more than
+/// [`crate::config::MAX_ENTRY_FIELDS_CEILING`].)
 const DEAD_LETTER_SCRIPT: &str = r#"
 local group, cap = ARGV[1], ARGV[2]
 local at = 4
@@ -539,4 +540,36 @@ async fn oldest_age_secs(
     Ok(Some(
         oldest.map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LUA_STACK_VALUES, MAX_ENTRY_FIELDS_CEILING};
+
+    /// The letter of the largest entry read whole, unpacked by the dead-letter script beside
+    /// `redis.call` and the XADD's six words, takes no more than half of Lua's stack.
+    #[test]
+    fn the_letter_of_the_largest_entry_read_whole_fits_on_luas_stack() {
+        let entry = RawEntry {
+            id: "1-0".into(),
+            fields: (0..MAX_ENTRY_FIELDS_CEILING)
+                .map(|i| (format!("f{i}"), vec![b'x']))
+                .collect(),
+            deliveries: 1,
+            cut: None,
+        };
+        let letter = DeadLetter {
+            entry: &entry,
+            reason: "malformed".into(),
+            class: "malformed",
+        };
+        let member = Member {
+            stream: "s",
+            group: "g",
+            consumer: "c",
+        };
+        let values = 2 * letter_fields(member, &letter).len() + 7;
+        assert!(values <= LUA_STACK_VALUES / 2, "{values}");
+    }
 }
