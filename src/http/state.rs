@@ -50,25 +50,18 @@ impl State {
     ///
     /// [`RateLimiter::db_time`]: super::middleware::rate_limit::RateLimiter::db_time
     pub async fn db(&self) -> Result<crate::db::ApiConnection, ApiError> {
-        if self.reserved {
-            return Ok(self.app.pool.get_reserved().await?);
+        self.caller_db().get().await
+    }
+
+    /// The API's connections as [`State::db`] gives them to this caller, for reads that go on
+    /// after the handler has returned (a streamed body's pages and chunks).
+    pub fn caller_db(&self) -> CallerDb {
+        CallerDb {
+            pool: self.app.pool.clone(),
+            limiter: self.app.limiter.clone(),
+            client: self.client.clone(),
+            reserved: self.reserved,
         }
-        if !self.app.limiter.enabled() {
-            return Ok(self.app.pool.get().await?);
-        }
-        let limiter = self.app.limiter.clone();
-        if let Err(wait) = limiter.db_time.take_n(&self.client, DB_TIME_TO_START) {
-            return Err(ApiError::rate_limited(
-                "database",
-                "this caller's queries took more of the API's database connections than \
-                 limits.per_caller_db_share allows; wait for Retry-After",
-                wait,
-            ));
-        }
-        let client = self.client.clone();
-        Ok(self.app.pool.get().await?.on_release(Box::new(move |took| {
-            limiter.db_time.charge(&client, took.as_secs_f64());
-        })))
     }
 
     /// The admitted caller; `None` only on public routes.
@@ -147,6 +140,66 @@ impl State {
         self.caller
             .as_ref()
             .map_or_else(|| "anonymous".into(), Principal::actor)
+    }
+}
+
+/// The API's connections as one caller takes them: its budget of their time
+/// (`limits.per_caller_db_share`) asked before each use and charged after it. A streamed
+/// answer's reads, made long after its handler returned, are one caller's reads like any
+/// other: left to the pool alone, four streams at full speed held the API's connections with
+/// nothing charged.
+#[derive(Clone)]
+pub struct CallerDb {
+    pool: crate::db::ApiPool,
+    limiter: std::sync::Arc<crate::http::middleware::rate_limit::RateLimiter>,
+    client: String,
+    reserved: bool,
+}
+
+impl CallerDb {
+    /// A connection charged to the caller, or how long until its debt is paid back.
+    async fn take(
+        &self,
+    ) -> Result<Result<crate::db::ApiConnection, std::time::Duration>, deadpool_postgres::PoolError>
+    {
+        if self.reserved {
+            return Ok(Ok(self.pool.get_reserved().await?));
+        }
+        if !self.limiter.enabled() {
+            return Ok(Ok(self.pool.get().await?));
+        }
+        if let Err(wait) = self.limiter.db_time.take_n(&self.client, DB_TIME_TO_START) {
+            return Ok(Err(wait));
+        }
+        let (limiter, client) = (self.limiter.clone(), self.client.clone());
+        Ok(Ok(self.pool.get().await?.on_release(Box::new(
+            move |took| {
+                limiter.db_time.charge(&client, took.as_secs_f64());
+            },
+        ))))
+    }
+
+    /// A connection; a caller in debt is refused (429, `details.scope` `database`).
+    pub async fn get(&self) -> Result<crate::db::ApiConnection, ApiError> {
+        self.take().await?.map_err(|wait| {
+            ApiError::rate_limited(
+                "database",
+                "this caller's queries took more of the API's database connections than \
+                 limits.per_caller_db_share allows; wait for Retry-After",
+                wait,
+            )
+        })
+    }
+
+    /// A connection once the caller's debt is paid back: a streamed answer already under
+    /// way goes on at the pace its caller's share allows rather than end part way.
+    pub async fn paced(&self) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
+        loop {
+            match self.take().await? {
+                Ok(connection) => return Ok(connection),
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
     }
 }
 
@@ -254,7 +307,7 @@ impl FromRequest for State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use actix_web::{test, web, App, HttpMessage, HttpResponse};
@@ -264,7 +317,7 @@ mod tests {
     use crate::config::Settings;
 
     /// An application state whose connections are never opened (nothing here queries).
-    fn app_state() -> web::Data<AppState> {
+    pub(crate) fn app_state() -> web::Data<AppState> {
         let settings = Settings::default();
         let pipeline_pool = crate::db::pool(&settings.database.url, 1).unwrap();
         let redis = fred::types::Builder::default_centralized()

@@ -635,3 +635,75 @@ async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
     assert_eq!(downloads, 2, "the refused download is not one");
     server.app.shutdown().await;
 }
+
+/// A HEAD was answered by the GET handler: it took a place, was audited and counted as a
+/// download, and its body, which the server leaves out of a HEAD's answer, was read to its end
+/// all the same, a query a chunk, as fast as PostgreSQL answered (nothing reads a HEAD, so
+/// nothing slowed it), and compressed for nothing. Sent to a process of its own, whose
+/// `/metrics` nothing else moves.
+#[actix_rt::test]
+async fn a_head_answers_headers_and_reads_takes_and_records_nothing() {
+    let app = spawn_app_tuned(|s| s.export.chunk_rows = 50).await;
+    seed(&app, 300, 0).await;
+    let (status, created) = app.post_empty("/api/v1/exports?q=refund").await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert!(wait_until(WAIT, || async { job(&app, id).await["state"] == "done" }).await);
+    let link = job(&app, id).await["download_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut vars = app.env.env();
+    vars.push(("PULSE_EXPORT__WORKERS".into(), "0".into()));
+    let server = PulseProcess::start(&vars);
+    let addr = server.address;
+    let export = "/api/v1/search/export?q=refund";
+
+    let pg = app.env.pg().await;
+    let audited = || async {
+        pg.scalar::<i64>(
+            "SELECT count(*) FROM audit_log WHERE action IN ('search.export', 'search.export_download')",
+            &[],
+        )
+        .await
+    };
+    let counted = || async {
+        (
+            metric_at(addr, "pulse_export_jobs_total", "downloaded").await,
+            metric_at(addr, "pulse_search_exported_rows_total", "").await,
+            metric_at(addr, "pulse_search_requests_total", "export").await,
+        )
+    };
+    let audited_before = audited().await;
+    let brotli = [("Accept-Encoding", "br")];
+    for target in [link.as_str(), export] {
+        let head = raw_request(addr, "HEAD", target, &brotli, None).await;
+        assert_eq!(head.status, 200, "HEAD {target}: {head:?}");
+        assert!(
+            head.headers["content-type"].starts_with("text/csv"),
+            "{head:?}"
+        );
+        assert!(head.body.is_empty(), "{head:?}");
+    }
+    assert_eq!(audited().await, audited_before, "a HEAD is no download");
+    assert_eq!(
+        counted().await,
+        (0.0, 0.0, 0.0),
+        "a HEAD reads and counts nothing"
+    );
+
+    // It held no place: the same client's GETs right after are served, whole.
+    let header = pulse::http::api::search::export::CSV_COLUMNS.join(",");
+    for target in [link.as_str(), export] {
+        let get = raw_request(addr, "GET", target, &[], None).await;
+        assert_eq!(get.status, 200, "GET {target}: {}", get.body);
+        assert!(get.body.starts_with(&header), "GET {target}");
+        assert_eq!(get.body.matches("refund ").count(), 300, "GET {target}");
+    }
+    assert_eq!(audited().await, audited_before + 2, "each GET is audited");
+    let (downloaded, rows, exports) = counted().await;
+    assert_eq!((downloaded, exports), (1.0, 1.0));
+    assert_eq!(rows, 300.0, "the streamed export's rows");
+    drop(server);
+    app.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! The gate every request passes before its handler, in this order: one spelling per path
-//! ([`crate::http::middleware::canonical`]), a `Host` this server answers to ([`crate::http::middleware::peer`]), the route the
+//! ([`crate::http::middleware::canonical`]), a `Host` this server answers to ([`crate::http::middleware::peer`]), CORS
+//! preflights (answered here, [`crate::http::middleware::security_headers::preflight`]), the route the
 //! router will match and the role it needs ([`crate::auth::policy`]), authentication, rate
 //! limits, the WebSocket's Origin check, body limits, and the audit record of admin changes.
 //!
@@ -36,6 +37,7 @@ use crate::http::error::ApiError;
 use crate::http::middleware::connections::OverConnectionCap;
 use crate::http::middleware::rate_limit::{retry_after_secs, Buckets};
 use crate::http::middleware::request_id::RequestId;
+use crate::http::middleware::security_headers;
 use crate::http::{middleware::canonical, middleware::peer, AppState};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
@@ -335,6 +337,24 @@ pub async fn guard(
         return Ok(refuse(req, &state, &client, error));
     }
 
+    // A CORS preflight: browsers send it without credentials, so it is answered here, before
+    // any route's role is asked for, and paid for from the address's budget as every request
+    // without a key is (a refused one as a refusal).
+    if security_headers::is_preflight(&req) {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        let answer = security_headers::preflight(&state.settings.http.cors_origins, origin);
+        return Ok(match answer {
+            Ok(grant) => match spend_address(&state, &client) {
+                Ok(metered) => with_rate_headers(req.into_response(grant), metered),
+                Err(limited) => respond(req, limited),
+            },
+            Err(error) => refuse(req, &state, &client, error),
+        });
+    }
+
     // The route the router will match, on the path the router matches.
     let pattern = req.resource_map().match_pattern(req.match_info().as_str());
     let Some(pattern) = pattern else {
@@ -413,11 +433,8 @@ pub async fn guard(
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
         {
-            if !crate::http::middleware::security_headers::same_origin(origin, host.as_deref())
-                && !crate::http::middleware::security_headers::origin_allowed(
-                    &state.settings.http.cors_origins,
-                    origin,
-                )
+            if !security_headers::same_origin(origin, host.as_deref())
+                && !security_headers::origin_allowed(&state.settings.http.cors_origins, origin)
             {
                 let message = if pattern == WS_PATTERN {
                     metrics::counter!(names::WS_REJECTED, "reason" => "origin").increment(1);
@@ -473,21 +490,23 @@ pub async fn guard(
         _charge = Some(charge);
     }
 
-    // Handlers are routed by GET alone; a HEAD is answered by the GET handler and the server
-    // leaves out the body (it remembers the request was a HEAD). A WebSocket handshake is a
-    // GET and nothing else.
-    if method == Method::HEAD && pattern != WS_PATTERN {
+    // Handlers are routed by GET alone; a HEAD is answered by the GET handler, which can
+    // tell ([`is_head`]), with its body dropped unread. A WebSocket handshake is a GET and
+    // nothing else.
+    let head = method == Method::HEAD && pattern != WS_PATTERN;
+    if head {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(Head);
     }
 
     let Some(principal) = principal else {
         let res = next.call(req).await?.map_into_boxed_body();
-        return Ok(with_rate_headers(res, metered));
+        return Ok(with_rate_headers(headers_only(res, head), metered));
     };
     req.extensions_mut().insert(principal.clone());
     if !state.policy.audited(&method, &pattern) {
         let res = next.call(req).await?.map_into_boxed_body();
-        return Ok(with_rate_headers(res, metered));
+        return Ok(with_rate_headers(headers_only(res, head), metered));
     }
 
     // Admin changes: recorded before they run; no record, no change.
@@ -524,7 +543,47 @@ pub async fn guard(
     {
         tracing::error!(error = %causes(e.as_ref()), audit_id, "could not complete an audit record");
     }
-    Ok(with_rate_headers(res, metered))
+    Ok(with_rate_headers(headers_only(res, head), metered))
+}
+
+/// Marks a `HEAD` the guard hands to a `GET` handler ([`is_head`]).
+#[derive(Clone, Copy)]
+struct Head;
+
+/// Whether the request is a `HEAD` answered by its route's `GET` handler: such a handler
+/// answers with the headers alone, and starts nothing a body would need (a place, an audit
+/// record, a read).
+pub fn is_head(req: &actix_web::HttpRequest) -> bool {
+    req.extensions().get::<Head>().is_some()
+}
+
+/// For a `HEAD` (`head`), `res` with its body dropped unread, its headers and announced size
+/// kept. The server leaves a HEAD's body out, but only after polling it to its end, and a body
+/// no one reads is polled as fast as it is made: a streamed export read whole from PostgreSQL
+/// and compressed, for nothing.
+fn headers_only(res: ServiceResponse<BoxBody>, head: bool) -> ServiceResponse<BoxBody> {
+    if !head {
+        return res;
+    }
+    res.map_body(|_, body| BoxBody::new(Unread(body.size())))
+}
+
+/// A body of the given size that ends before its first byte: a HEAD's.
+struct Unread(BodySize);
+
+impl MessageBody for Unread {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        self.0
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
 }
 
 /// How many times an audit write waits for a connection. The API's connections rest (the duty
@@ -673,4 +732,68 @@ async fn created_id(
         });
     let response = head.set_body(BoxBody::new(bytes));
     (ServiceResponse::new(req, response), id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, App, HttpRequest, HttpResponse};
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// What the handler saw and how much of its body was read.
+    #[derive(Default)]
+    struct Probe {
+        polls: AtomicUsize,
+        saw_head: AtomicBool,
+    }
+
+    /// A GET handler whose streamed body of ten chunks counts the chunks asked for.
+    async fn streamed(req: HttpRequest, probe: web::Data<Arc<Probe>>) -> HttpResponse {
+        probe.saw_head.store(is_head(&req), Ordering::Relaxed);
+        let probe = Arc::clone(&probe);
+        let body = futures::stream::iter(0..10).map(move |_| {
+            probe.polls.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, actix_web::Error>(web::Bytes::from_static(b"chunk"))
+        });
+        HttpResponse::Ok().content_type("text/csv").streaming(body)
+    }
+
+    /// The server leaves a HEAD's body out only after reading it to its end, as fast as it is
+    /// made: the guard drops it unread, its headers kept, and tells the handler.
+    #[actix_web::test]
+    async fn a_head_is_answered_by_the_get_handler_with_its_body_unread() {
+        let probe = Arc::new(Probe::default());
+        let app = test::init_service(
+            App::new()
+                .app_data(crate::http::state::tests::app_state())
+                .app_data(web::Data::new(probe.clone()))
+                .wrap(from_fn(guard))
+                .route("/api/v1/probe", web::get().to(streamed)),
+        )
+        .await;
+
+        let req = test::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/api/v1/probe")
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), "text/csv");
+        assert_eq!(res.response().body().size(), BodySize::Stream);
+        assert!(test::read_body(res).await.is_empty());
+        assert!(probe.saw_head.load(Ordering::Relaxed));
+        assert_eq!(probe.polls.load(Ordering::Relaxed), 0, "no chunk was made");
+
+        // The same route as a GET is read whole, as the server reads every body.
+        let req = test::TestRequest::get().uri("/api/v1/probe").to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(test::read_body(res).await.len(), 50);
+        assert!(!probe.saw_head.load(Ordering::Relaxed));
+        assert_eq!(probe.polls.load(Ordering::Relaxed), 10);
+    }
 }

@@ -1,8 +1,9 @@
 //! Browser-facing protections on every response: a Content-Security-Policy (configurable),
 //! no MIME sniffing, no framing, no referrer, and CORS for the origins configured in
 //! `http.cors_origins` (none by default: only the dashboard's own origin may call the API).
-//! Preflight requests are answered here, before authentication, as browsers send them
-//! without credentials.
+//! Preflight requests are answered by the [guard](crate::http::middleware::guard) with
+//! [`preflight`], after its path, Host and address-budget checks and before authentication,
+//! as browsers send them without credentials.
 
 use crate::models::errors::ErrorCode;
 use actix_web::body::{BoxBody, MessageBody};
@@ -10,8 +11,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 
+use crate::http::error::ApiError;
 use crate::http::AppState;
 
 /// Methods the API accepts cross-origin.
@@ -37,6 +39,31 @@ pub fn same_origin(origin: &str, host: Option<&str>) -> bool {
         .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
 }
 
+/// Whether `req` is a CORS preflight: an `OPTIONS` that names the method it asks for.
+pub fn is_preflight(req: &ServiceRequest) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The answer to a preflight from `origin`: the grant when `allowed` (`http.cors_origins`)
+/// lists it, else the refusal (403 `origin_not_allowed`). The grant's
+/// `Access-Control-Allow-Origin` is added with every other response's.
+pub fn preflight(allowed: &[String], origin: Option<&str>) -> Result<HttpResponse, ApiError> {
+    if origin.is_some_and(|o| origin_allowed(allowed, o)) {
+        return Ok(HttpResponse::NoContent()
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, CORS_METHODS))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, CORS_HEADERS))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "3600"))
+            .finish());
+    }
+    Err(ApiError::new(
+        ErrorCode::OriginNotAllowed,
+        "this origin may not call the API (http.cors_origins)",
+    ))
+}
+
 fn set_default(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
     if !headers.contains_key(&name) {
         headers.insert(name, HeaderValue::from_static(value));
@@ -59,34 +86,8 @@ pub async fn security_headers(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let cors_origin = origin.filter(|o| origin_allowed(&cors, o));
-    // A connection past its network's cap goes on to the guard, which answers and closes it:
-    // answered here, a preflight would keep it open.
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-        && req
-            .conn_data::<crate::http::middleware::connections::OverConnectionCap>()
-            .is_none();
     let api = req.path().starts_with("/api/");
-
-    let mut res = if preflight {
-        let response = match &cors_origin {
-            Some(_) => HttpResponse::NoContent()
-                .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, CORS_METHODS))
-                .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, CORS_HEADERS))
-                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "3600"))
-                .finish(),
-            None => crate::http::error::ApiError::new(
-                ErrorCode::OriginNotAllowed,
-                "this origin may not call the API (http.cors_origins)",
-            )
-            .error_response(),
-        };
-        req.into_response(response)
-    } else {
-        next.call(req).await?.map_into_boxed_body()
-    };
+    let mut res = next.call(req).await?.map_into_boxed_body();
 
     let csp = state
         .as_ref()

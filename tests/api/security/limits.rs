@@ -641,7 +641,7 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     );
     let answer = read_until_closed(&mut refused, "the refused connection").await;
     assert!(answer.contains("\"scope\":\"connections\""), "{answer}");
-    // A CORS preflight, answered before the guard, is refused alike rather than kept open.
+    // A CORS preflight, which the guard answers too, is refused alike rather than kept open.
     let (mut preflight, status) = asked(
         addr,
         "OPTIONS /api/v1/posts HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://elsewhere.example\r\n\

@@ -1,5 +1,6 @@
 //! A path or a host named a second way reaches nothing: encoded letters, dot segments and
-//! doubled slashes before an admin path, and Host names the server does not answer to.
+//! doubled slashes before an admin path, and Host names the server does not answer to, CORS
+//! preflights included.
 
 use super::*;
 use common::secured::SecuredServer as Server;
@@ -79,5 +80,52 @@ async fn foreign_host_names_are_refused() {
         let res = posts_on_host(&s, &host, &key).await;
         assert_eq!(res.status, 200, "{host}");
     }
+    s.app.shutdown().await;
+}
+
+/// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) from `origin`, for
+/// `target` and naming `host`.
+async fn preflight(s: &Server, target: &str, host: &str, origin: &str) -> RawResponse {
+    let headers = [
+        ("Host", host),
+        ("Origin", origin),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    raw_request(s.app.address(), "OPTIONS", target, &headers, None).await
+}
+
+/// Preflights were answered in front of the gate: no path spelling, Host or budget was
+/// checked, so a loop of them from one address was answered for ever.
+#[actix_rt::test]
+async fn preflights_pass_the_gate_and_spend_the_addresses_budget() {
+    let s = Server::start(|s| address_budget(s, 20.0, 0.01)).await;
+    let key = s.key(Role::Analyst).key.clone();
+    let port = s.app.address().port();
+    let evil = format!("evil.example:{port}");
+
+    // Refused as a GET naming that Host is.
+    let get = posts_on_host(&s, &evil, &key).await;
+    get.assert_error(400, "host_not_allowed", "a GET");
+    let asked = preflight(&s, "/api/v1/posts", &evil, "https://x").await;
+    asked.assert_error(400, "host_not_allowed", "a preflight");
+    let own = format!("127.0.0.1:{port}");
+    let asked = preflight(&s, "/api/v1/%61dmin/keys", &own, "https://x").await;
+    asked.assert_error(400, "non_canonical_path", "a preflight");
+
+    // Every refusal spends the address's budget, and an empty budget answers 429.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(
+            preflight(&s, "/anything/%zz", "evil.example", "https://x")
+                .await
+                .status,
+        );
+    }
+    let refused = statuses.iter().take_while(|s| **s == 400).count();
+    assert!(refused > 0 && refused < 20, "{statuses:?}");
+    assert!(
+        statuses[refused..].iter().all(|s| *s == 429),
+        "refused until the budget is spent, then 429: {statuses:?}"
+    );
     s.app.shutdown().await;
 }

@@ -24,7 +24,8 @@ use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
 use crate::http::api::search::SearchQuery;
 use crate::http::documented::{error_responses, BadExportQuery};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
-use crate::http::state::State;
+use crate::http::middleware::guard::is_head;
+use crate::http::state::{CallerDb, State};
 use crate::models::errors::ErrorCode;
 use crate::telemetry::names;
 
@@ -306,7 +307,8 @@ pub struct DownloadQuery {
     tag = "search", operation_id = "download_export", summary = "Download an export",
     description = "The file of a finished export job, for whoever holds its link (no key), \
             until the job's `expires_at`. Posts deleted since the file was written are left out. \
-            One download at a time per client, four per process; each is audited.",
+            One download at a time per client, four per process; each is audited. A `HEAD` \
+            answers with the headers alone, taking no place and leaving no audit record.",
     params(("id" = i64, Path, description = "The job's id"), DownloadQuery),
     responses(
         (status = 200, description = "The file, streamed", content_type = "text/csv"),
@@ -340,6 +342,23 @@ pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Ans
             ),
         ));
     }
+    let (content_type, extension) = if job.format == "jsonl" {
+        ("application/x-ndjson; charset=utf-8", "jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type).insert_header((
+        "Content-Disposition",
+        format!(
+            "attachment; filename=\"pulse-export-{}.{extension}\"",
+            job.id
+        ),
+    ));
+    // A HEAD is answered with the headers alone: no place, no audit record, no chunk read.
+    if is_head(&req) {
+        return Ok(response.streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>()));
+    }
     let slot = state.downloads.take(&state.client_id())?;
     {
         let client = state.db().await?;
@@ -347,13 +366,8 @@ pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Ans
         audit::record(&**client, &entry, Outcome::Succeeded, Some(200)).await?;
     }
     metrics::counter!(names::EXPORT_JOBS, "event" => "downloaded").increment(1);
-    let (content_type, extension) = if job.format == "jsonl" {
-        ("application/x-ndjson; charset=utf-8", "jsonl")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
     let read = Download {
-        pool: state.pool.clone(),
+        db: state.caller_db(),
         ingest: state.ingest.clone(),
         job: job.id,
         seq: 0,
@@ -364,21 +378,13 @@ pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Ans
         let chunk = read.next().await;
         chunk.map(|c| (c, read))
     });
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"pulse-export-{}.{extension}\"",
-                job.id
-            ),
-        ))
-        .streaming(body))
+    Ok(response.streaming(body))
 }
 
 /// A download under way, a chunk at a time.
 struct Download {
-    pool: crate::db::ApiPool,
+    /// The caller's connections: each chunk is charged to its share of their time.
+    db: CallerDb,
     ingest: Option<Arc<IngestContext>>,
     job: i64,
     seq: i32,
@@ -411,7 +417,7 @@ impl Download {
 
     /// Chunk `seq` without the rows of posts deleted (or removed) since it was written.
     async fn read(&mut self, seq: i32) -> anyhow::Result<Bytes> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.db.paced().await?;
         let chunk = db::chunk(&**client, self.job, seq).await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "the export was deleted during its download, or the last key of its line revoked"

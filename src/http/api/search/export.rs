@@ -21,9 +21,9 @@ use crate::http::api::search::{fields, prepare, Prepared, SearchQuery};
 use crate::http::documented::BadExportQuery;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::locks::lock;
+use crate::http::middleware::guard::is_head;
 use crate::http::middleware::request_id::RequestId;
-use crate::http::state::Standing;
-use crate::http::state::State;
+use crate::http::state::{CallerDb, Standing, State};
 use crate::models::errors::ErrorCode;
 use crate::models::views::PostView;
 use crate::telemetry::names;
@@ -257,7 +257,8 @@ pub fn audit_entry(
     description = "Every post the search matches, newest first, as CSV (UTF-8, a header row, \
             the columns of docs/search.md) or JSON lines (one post as `GET /api/v1/posts/{id}` \
             answers it per line), streamed. Takes the search's parameters (`limit`, `cursor`, \
-            `order` and `facets` aside) and `format`. One export at a time per caller. For an \
+            `order` and `facets` aside) and `format`. One export at a time per caller. A `HEAD` \
+            answers with the headers alone, taking no place and leaving no audit record. For an \
             export that should outlive the connection, see `POST /api/v1/exports`.",
     params(SearchQuery),
     responses(
@@ -271,6 +272,20 @@ pub fn audit_entry(
 #[get("/api/v1/search/export")]
 pub async fn export(state: State, req: HttpRequest) -> Answer {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
+    let (content_type, extension) = if jsonl {
+        ("application/x-ndjson; charset=utf-8", "jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type).insert_header((
+        "Content-Disposition",
+        format!("attachment; filename=\"pulse-search.{extension}\""),
+    ));
+    // A HEAD is answered with the headers alone: no place, no audit record, no page read.
+    if is_head(&req) {
+        return Ok(response.streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>()));
+    }
     let slot = state.exports.take(&state.client_id())?;
     let entry = audit_entry(
         &state,
@@ -286,7 +301,7 @@ pub async fn export(state: State, req: HttpRequest) -> Answer {
     };
     metrics::counter!(names::SEARCHES, "kind" => "export").increment(1);
     let pages = Store {
-        pool: state.pool.clone(),
+        db: state.caller_db(),
         ingest: state.ingest.clone(),
         prepared: Arc::new(prepared),
         few,
@@ -297,18 +312,7 @@ pub async fn export(state: State, req: HttpRequest) -> Answer {
         let chunk = run.next().await;
         chunk.map(|c| (c, run))
     });
-    let (content_type, extension) = if jsonl {
-        ("application/x-ndjson; charset=utf-8", "jsonl")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"pulse-search.{extension}\""),
-        ))
-        .streaming(body))
+    Ok(response.streaming(body))
 }
 
 /// Where a streamed export's pages come from.
@@ -320,7 +324,8 @@ trait Pages {
 
 /// The pages of a search, read from the store.
 struct Store {
-    pool: crate::db::ApiPool,
+    /// The caller's connections: each page is charged to its share of their time.
+    db: CallerDb,
     ingest: Option<Arc<IngestContext>>,
     prepared: Arc<Prepared>,
     few: bool,
@@ -332,7 +337,7 @@ impl Pages for Store {
     /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
     async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
         let candidates = {
-            let mut client = self.pool.get().await?;
+            let mut client = self.db.paced().await?;
             let candidates = db::candidates(
                 &**client,
                 &self.prepared.scope,
