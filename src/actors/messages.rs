@@ -76,9 +76,10 @@ pub struct AnalyzeBatch {
     pub hand_back_after_secs: Option<f64>,
 }
 
-/// Seconds since the oldest of `entries` was added to the stream, if any carries its time.
+/// Seconds since the oldest of `entries` arrived in the stream, if any carries its time (see
+/// [`RawEntry::arrived_at_ms`]).
 pub fn oldest_age_secs(entries: &[RawEntry]) -> Option<f64> {
-    let oldest = entries.iter().filter_map(RawEntry::added_at_ms).min()?;
+    let oldest = entries.iter().filter_map(RawEntry::arrived_at_ms).min()?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     Some((now_ms - oldest).max(0) as f64 / 1000.0)
 }

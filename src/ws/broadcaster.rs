@@ -318,7 +318,7 @@ impl Broadcaster {
         let posts: Vec<NewPost<'_>> = msg
             .new_posts()
             // Backfill is stored and counted where it belongs, never pushed as live.
-            .filter(|p| !p.post.is_backfill(p.received_at().unwrap_or(acked_at)))
+            .filter(|p| !p.post.is_backfill(p.received_at(acked_at)))
             .map(|p| NewPost {
                 post: p,
                 keys: Arc::new(post_keys(p)),

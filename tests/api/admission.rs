@@ -96,6 +96,90 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
     let _: i64 = redis.del(&settings.redis.stream).await.unwrap();
 }
 
+/// Appends `n` posts with ids a producer set itself far ahead of the clock (microseconds
+/// taken for milliseconds), as Redis then numbers every later entry of the stream.
+async fn xadd_ahead(redis: &Client, stream: &str, n: usize) {
+    for seq in 1..=n {
+        let json = post_json(&unique("ahead"), "an entry ahead of the clock");
+        let _: String = redis
+            .xadd(
+                stream,
+                false,
+                None::<()>,
+                format!("{}-{seq}", 99_999_999_999_999u64),
+                vec![("event", json)],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn entries_whose_ids_are_ahead_of_the_clock_still_age_past_the_backlog_limit() {
+    // Held by a consumer that never acknowledges them, entries whose ids claim a time far
+    // ahead: read off their ids they would be 0 s old for ever, and no backlog limit would
+    // ever engage. They count as waiting from when the server first saw them.
+    let env = TestEnv::new().await;
+    let redis = env.redis().await;
+    xadd_ahead(&redis, &env.stream, 3).await;
+    let held = env.read_as(&redis, "stopped-cold", 3).await;
+    assert!(
+        format!("{held:?}").contains("ahead of the clock"),
+        "{held:?}"
+    );
+    let s = SecuredServer::start_in(env, |s| {
+        s.limits.rate_limits = false;
+        backlog_limits(s, 0, 1.0, 0.0);
+        s.ingest.claim_idle_ms = 3_600_000;
+    })
+    .await;
+    let key = s.key(Role::Ingest).key.clone();
+    // Until they have waited past the limit, producers are let in, with ids past theirs.
+    let accepted = std::sync::Mutex::new(Vec::new());
+    let refused = wait_until(Duration::from_secs(120), || async {
+        let res = s.post_events_as(&key, &posts(&unique("late"), 1)).await;
+        if res.status == 202 {
+            let id = res.json()["ids"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            accepted.lock().unwrap().push(id);
+        }
+        res.status == 503 && res.json()["error"]["details"]["reason"] == "backlog_age"
+    })
+    .await;
+    assert!(refused, "the backlog's age never passed the limit");
+    for id in accepted.lock().unwrap().iter() {
+        assert!(id.starts_with("99999999999999-"), "{id}");
+    }
+
+    // Sources and imports wait on the same limit: on a stream of their own that nothing
+    // reads, so the entries stay unread.
+    let mut settings = s.env.settings();
+    settings.redis.stream = format!("{}:unread", s.env.stream);
+    settings.ingest.max_backlog = 0;
+    settings.ingest.max_backlog_secs = 1.0;
+    pulse::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
+        .await
+        .unwrap();
+    xadd_ahead(&redis, &settings.redis.stream, 10).await;
+    let gate = pulse::streams::admission::Gate::of_intake(Arc::new(settings.clone()));
+    let engaged = wait_until(Duration::from_secs(120), || async {
+        let why = gate.behind(&redis).await.unwrap();
+        why.is_some_and(|w| w.contains("waited"))
+    })
+    .await;
+    assert!(engaged, "the gate never saw the unread entries wait");
+    let stats = pulse::streams::group::group_stats(&redis, &settings)
+        .await
+        .unwrap();
+    assert!(
+        stats.oldest_age_secs.is_some_and(|age| age > 1.0),
+        "{stats:?}"
+    );
+    let _: i64 = redis.del(&settings.redis.stream).await.unwrap();
+}
+
 /// A server without budgets or backlog limits whose pipeline takes `batch` entries at a time,
 /// so a flood puts it behind; its ingest key and a second one, "quiet".
 async fn slow_server(

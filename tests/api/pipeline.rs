@@ -768,6 +768,7 @@ async fn claimed_entries_learn_their_delivery_counts_past_the_claimers_own() {
             fields: Vec::new(),
             deliveries: 1,
             cut: None,
+            seen_at_ms: None,
         })
         .collect();
     let member = pulse::streams::group::Member {

@@ -381,6 +381,7 @@ mod tests {
             )],
             deliveries: 1,
             cut: None,
+            seen_at_ms: None,
         }
     }
 

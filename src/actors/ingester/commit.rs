@@ -433,7 +433,7 @@ fn record_latency(ctx: &IngestContext, entries: &[RawEntry]) {
     ctx.waits.committed(entries, now_ms);
     let histogram = metrics::histogram!(names::PIPELINE_LATENCY_SECONDS);
     for entry in entries {
-        if let Some(added) = entry.added_at_ms() {
+        if let Some(added) = entry.arrived_at_ms() {
             histogram.record((now_ms - added).max(0) as f64 / 1000.0);
         }
     }

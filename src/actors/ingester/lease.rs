@@ -65,13 +65,14 @@ pub(super) async fn take_lease(ctx: &IngestContext) -> Option<Lease> {
 /// unused credits at once.
 pub(super) fn dispatch(
     ctx: &Arc<IngestContext>,
-    entries: Vec<RawEntry>,
+    mut entries: Vec<RawEntry>,
     mut lease: Lease,
     read_started: SystemTime,
 ) {
     if entries.is_empty() {
         return;
     }
+    crate::streams::future_ids::stamp(ctx.stream(), &mut entries);
     let unused = lease.credits.num_permits().saturating_sub(entries.len());
     if unused > 0 {
         drop(lease.credits.split(unused));
@@ -86,7 +87,7 @@ pub(super) fn dispatch(
     let trace = ctx.traces.batch(
         entries.iter().map(|e| traces::Entry {
             id: &e.id,
-            added_at_ms: e.added_at_ms(),
+            added_at_ms: e.arrived_at_ms(),
             deliveries: e.deliveries,
             fields: &e.fields,
         }),

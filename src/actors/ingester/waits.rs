@@ -71,7 +71,7 @@ impl ProducerWaits {
     pub fn committed(&self, entries: &[RawEntry], now_ms: i64) {
         let mut batch: HashMap<String, Tally> = HashMap::new();
         for entry in entries {
-            let Some(added) = entry.added_at_ms() else {
+            let Some(added) = entry.arrived_at_ms() else {
                 continue;
             };
             let producer = entry.producer().unwrap_or_else(|_| OTHERS.to_string());
@@ -146,6 +146,7 @@ mod tests {
             fields,
             deliveries: 1,
             cut: None,
+            seen_at_ms: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::models::errors::ErrorCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{get, web, HttpRequest};
 use actix_web_actors::ws;
@@ -88,18 +89,18 @@ pub async fn connect(req: HttpRequest, payload: web::Payload, state: State) -> A
         .for_key(caller.and_then(|p| p.key_id.clone()))
         .with_socket(socket);
     // A session lives no longer than the credential it was opened with: a token's own expiry,
-    // or for an API key presented directly, one token lifetime, after which the client
+    // or for an API key presented directly, about one token lifetime, after which the client
     // reconnects and the key is checked again.
-    let expires_at = caller.and_then(|p| {
-        p.expires_at.or_else(|| {
-            p.key_id.as_ref().map(|_| {
-                chrono::Utc::now()
-                    + chrono::TimeDelta::seconds(state.settings.auth.token_ttl_secs as i64)
-            })
-        })
+    let left = caller.and_then(|p| match p.expires_at {
+        Some(at) => Some((at - chrono::Utc::now()).to_std().unwrap_or_default()),
+        None => p.key_id.as_ref().map(|_| {
+            key_session_lifetime(
+                Duration::from_secs(state.settings.auth.token_ttl_secs),
+                &mut rand::rng(),
+            )
+        }),
     });
-    if let Some(at) = expires_at {
-        let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    if let Some(left) = left {
         session = session.expiring_after(left);
     }
     let max_frame = hub.settings().max_frame_bytes;
@@ -108,4 +109,49 @@ pub async fn connect(req: HttpRequest, payload: web::Payload, state: State) -> A
     let payload = FrameGuard::new(payload, max_frame, intake);
     let codec = actix_http::ws::Codec::new().max_size(max_frame);
     Ok(response.streaming(ws::WebsocketContext::with_codec(session, payload, codec)))
+}
+
+/// How long a session opened with an API key lives: drawn for each session between 90% and
+/// all of one token lifetime (`ttl`). Never more, as it bounds how long the session of a key
+/// revoked or expired meanwhile lasts; not always all of it, or the clients that connected
+/// together (all of them, after a deploy) would be closed together every `ttl` and reconnect
+/// in one storm.
+fn key_session_lifetime(ttl: Duration, rng: &mut impl rand::Rng) -> Duration {
+    let most = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.random_range(most - most / 10..=most))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_session_lives_between_nine_tenths_and_all_of_a_token_lifetime() {
+        let mut rng = rand::rng();
+        for ttl in [
+            Duration::from_secs(3_600),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        ] {
+            let lifetimes: Vec<Duration> = (0..1_000)
+                .map(|_| key_session_lifetime(ttl, &mut rng))
+                .collect();
+            for lifetime in &lifetimes {
+                assert!(*lifetime <= ttl, "{lifetime:?} past {ttl:?}");
+                assert!(
+                    lifetime.as_secs_f64() >= 0.9 * ttl.as_secs_f64() - 1e-9,
+                    "{lifetime:?} short of {ttl:?}"
+                );
+            }
+            assert!(
+                lifetimes.iter().any(|l| *l != lifetimes[0]),
+                "every draw was {:?} for {ttl:?}",
+                lifetimes[0]
+            );
+        }
+        assert_eq!(
+            key_session_lifetime(Duration::ZERO, &mut rng),
+            Duration::ZERO
+        );
+    }
 }

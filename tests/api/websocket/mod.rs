@@ -284,6 +284,40 @@ async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_ord
 }
 
 #[actix_rt::test]
+async fn a_post_made_now_is_pushed_live_after_an_entry_whose_id_is_far_ahead() {
+    // A producer that sets entry ids itself (from its own clock, or microseconds taken for
+    // milliseconds) appended one far ahead: Redis gives every later entry an id past it,
+    // those of Pulse's own intake included, so no later id tells when its post arrived.
+    let app = spawn_app_tuned(|_| {}).await;
+    let env = &app.env;
+    let redis = env.redis().await;
+    let mut client = WsClient::subscribed(app.address(), &["posts"]).await;
+    let ahead: String = redis
+        .xadd(
+            env.stream.as_str(),
+            false,
+            None::<()>,
+            "99999999999999-0",
+            vec![("event", post("ahead-set", "reddit", "FR", NEUTRAL))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ahead, "99999999999999-0");
+
+    let now = PostEvent::new("ahead-now", POSITIVE).json();
+    let (status, body) = app.post("/api/v1/events", &now).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["ids"][0].as_str().unwrap_or_default();
+    assert!(id.starts_with("99999999999999-"), "{body}");
+
+    // Both posts were created now: live, not backfill received thousands of years later.
+    let received = client.posts_until("ahead-now").await;
+    assert!(ids(&received).contains(&"ahead-now".to_string()));
+    assert_metric_counted(&app.app, "pulse_ingest_future_id_entries_total").await;
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn unsubscribing_stops_delivery() {
     let app = spawn_app_tuned(|_| {}).await;
     let env = &app.env;

@@ -204,9 +204,19 @@ pub struct AnalyzedPost {
 }
 
 impl AnalyzedPost {
-    /// When the post reached Pulse: its stream entry's XADD time.
-    pub fn received_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let ms = self.entry_id.split_once('-')?.0.parse().ok()?;
-        chrono::DateTime::from_timestamp_millis(ms)
+    /// When the post reached Pulse: its stream entry's XADD time, read off its id, but never
+    /// after `acked_at`, when its batch was acknowledged (which it is when the id carries no
+    /// time). An id can claim a time ahead of the clock (a producer that sets ids itself puts
+    /// every later entry's after its own), and a post received in the future would look
+    /// created long before it arrived.
+    pub fn received_at(
+        &self,
+        acked_at: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        self.entry_id
+            .split_once('-')
+            .and_then(|(ms, _)| ms.parse().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or(acked_at, |at| at.min(acked_at))
     }
 }

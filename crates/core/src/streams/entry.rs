@@ -32,6 +32,10 @@ pub struct RawEntry {
     /// `ingest.max_entry_fields`: it was read as a truncated copy (see
     /// [`crate::streams::bounded`]) and goes to the dead letters.
     pub cut: Option<Cut>,
+    /// For an entry whose id is ahead of the clock, when this process first saw its stream
+    /// hold it (Unix ms, this process's clock): what its age is counted from instead (see
+    /// [`crate::streams::future_ids`]).
+    pub seen_at_ms: Option<i64>,
 }
 
 impl RawEntry {
@@ -81,6 +85,12 @@ impl RawEntry {
     pub fn added_at_ms(&self) -> Option<i64> {
         self.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
     }
+
+    /// When the entry arrived, in Unix milliseconds, what its age is counted from: its XADD
+    /// time, or when its id is ahead of the clock, when it was first seen.
+    pub fn arrived_at_ms(&self) -> Option<i64> {
+        self.seen_at_ms.or_else(|| self.added_at_ms())
+    }
 }
 
 /// Bytes of an entry's field names and values.
@@ -101,6 +111,7 @@ mod tests {
                 .collect(),
             deliveries: 1,
             cut: None,
+            seen_at_ms: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use fred::prelude::*;
 
 use super::entry::{entry_bytes, RawEntry};
+use super::future_ids;
 use super::reply::as_string;
 use crate::config::Settings;
 
@@ -281,7 +282,8 @@ pub struct GroupStats {
     #[serde(skip)]
     pub entries_read: Option<i64>,
     /// Seconds since the oldest entry the group has not acknowledged (read or not) was
-    /// appended, by Redis's clock; 0 when there is none, None when Redis cannot tell.
+    /// appended, by Redis's clock (for an id ahead of that clock, since this process first
+    /// saw it); 0 when there is none, None when Redis cannot tell.
     pub oldest_age_secs: Option<f64>,
     /// Bytes the stream holds in Redis, its group's pending list included (`MEMORY USAGE`;
     /// None where Redis does not answer it).
@@ -475,6 +477,11 @@ async fn stream_bytes(redis: &Client, stream: &str, length: i64) -> Option<i64> 
 /// The age of the oldest entry the group has not acknowledged: the first pending one, or
 /// else the first not yet delivered, read off its id against Redis's `TIME`. Entry ids carry
 /// Redis's own clock, so a skewed clock here cannot make the backlog look older or younger.
+///
+/// Unless the id is ahead of that clock (a producer set an id of its own, and Redis gives
+/// every later entry one past it): such an entry's age is how long this process has seen the
+/// stream hold it ([`super::future_ids`]), which grows while it waits, where its id would
+/// read 0 s for ever.
 async fn oldest_age_secs(
     redis: &Client,
     settings: &Settings,
@@ -493,6 +500,7 @@ async fn oldest_age_secs(
         _ => "-".to_string(),
     };
     let _: () = pipeline.xrange(stream, after, "+", Some(1)).await?;
+    let _: () = pipeline.xrevrange(stream, "+", "-", Some(1)).await?;
     let time =
         fred::types::CustomCommand::new_static("TIME", fred::types::ClusterHash::Random, false);
     let _: () = pipeline.custom(time, Vec::<Value>::new()).await?;
@@ -501,17 +509,10 @@ async fn oldest_age_secs(
         Err(e) if e.details().contains("NOGROUP") => return Ok(None),
         Err(e) => return Err(e),
     };
-    let [pending, unread, time] = <[Value; 3]>::try_from(replies)
+    let [pending, unread, newest, time] = <[Value; 4]>::try_from(replies)
         .map_err(|_| Error::new(ErrorKind::Protocol, "unexpected reply to the backlog's age"))?;
     let pending_first = match pending {
         Value::Array(summary) => summary.get(1).and_then(as_string),
-        _ => None,
-    };
-    let unread_first = match unread {
-        Value::Array(entries) => entries.into_iter().next().and_then(|entry| match entry {
-            Value::Array(parts) => parts.first().and_then(as_string),
-            _ => None,
-        }),
         _ => None,
     };
     let now_ms = match time {
@@ -529,17 +530,35 @@ async fn oldest_age_secs(
         }
         _ => return Ok(None),
     };
-    let oldest = [pending_first, unread_first]
+    match first_id(newest) {
+        Some(newest) if future_ids::is_ahead(&newest, now_ms) => future_ids::sight(stream, &newest),
+        _ => future_ids::forget(stream),
+    }
+    let oldest = [pending_first, first_id(unread)]
         .into_iter()
         .flatten()
-        .filter_map(|id| {
-            id.split_once('-')
-                .and_then(|(ms, _)| ms.parse::<i64>().ok())
-        })
-        .min();
+        .min_by(|a, b| compare_ids(a, b));
+    let Some(oldest) = oldest else {
+        return Ok(Some(0.0));
+    };
+    if future_ids::is_ahead(&oldest, now_ms) {
+        future_ids::warn(stream, &oldest, now_ms);
+        return Ok(Some(future_ids::held_for(stream, &oldest).as_secs_f64()));
+    }
     Ok(Some(
-        oldest.map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0),
+        future_ids::id_ms(&oldest).map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0),
     ))
+}
+
+/// The id of the first entry of an XRANGE or XREVRANGE reply.
+fn first_id(reply: Value) -> Option<String> {
+    match reply {
+        Value::Array(entries) => entries.into_iter().next().and_then(|entry| match entry {
+            Value::Array(parts) => parts.first().and_then(as_string),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -558,6 +577,7 @@ mod tests {
                 .collect(),
             deliveries: 1,
             cut: None,
+            seen_at_ms: None,
         };
         let letter = DeadLetter {
             entry: &entry,

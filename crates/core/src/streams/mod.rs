@@ -12,11 +12,13 @@
 //! - [`upkeep`]: the group monitor's commands (trimming acknowledged entries and dead letters,
 //!   removing stale consumers).
 //! - [`admission`]: waiting while the group is behind, for sources and imports.
+//! - [`future_ids`]: the ages of entries whose ids are ahead of the clock.
 
 pub mod admission;
 pub mod bounded;
 pub mod connect;
 pub mod entry;
+pub mod future_ids;
 pub mod group;
 pub mod producer;
 pub mod reply;

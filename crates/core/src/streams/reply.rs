@@ -78,6 +78,7 @@ fn parse_entry(value: Value) -> Option<RawEntry> {
         cut: take_cut_marks(&mut fields),
         fields,
         deliveries: 1,
+        seen_at_ms: None,
     })
 }
 

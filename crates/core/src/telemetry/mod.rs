@@ -40,6 +40,10 @@ pub mod names {
     metric_names! {
         /// Entries read from the stream (first deliveries and claims).
         counter ENTRIES_READ = "pulse_ingest_entries_read_total";
+        /// Entries read whose ids claim a time ahead of the clock (a producer set them, and
+        /// Redis gives every later entry an id past them): their ages are counted from when
+        /// this process first saw them.
+        counter FUTURE_ID_ENTRIES = "pulse_ingest_future_id_entries_total";
         /// Entries claimed from consumers that stopped.
         counter ENTRIES_CLAIMED = "pulse_ingest_entries_claimed_total";
         /// Entries acknowledged after commit (or dead-lettering).

@@ -257,7 +257,8 @@ impl Exporting {
 pub struct Entry<'a> {
     /// The stream entry id.
     pub id: &'a str,
-    /// Its XADD time in Unix milliseconds, when its id carries one.
+    /// Its XADD time in Unix milliseconds, when its id carries one (for an id ahead of the
+    /// clock, when it was first seen: [`crate::streams::entry::RawEntry::arrived_at_ms`]).
     pub added_at_ms: Option<i64>,
     pub deliveries: u64,
     /// The entry's fields, where a producer's `traceparent` is.

@@ -1,0 +1,239 @@
+//! Entry ids ahead of the clock.
+//!
+//! An entry's id is its XADD time by Redis's clock, and the age of an entry (the backlog's,
+//! a batch's on its way to the analyzer) is read off it. A producer may set ids itself,
+//! though: from its own clock, or with microseconds taken for milliseconds. Once one such
+//! entry is in a stream, Redis gives every later entry, Pulse's own intake and sources
+//! included, an id just past it: read off its id, each would look appended in the future,
+//! 0 s old however long it waited.
+//!
+//! So the age of an entry whose id is ahead of the clock is counted instead from when this
+//! process first saw its stream hold it. A sighting notes that the stream held the entry of a
+//! given id at a given instant, which holds for every entry before it too: the age it gives
+//! is a lower bound, that of an entry appended before this process first looked starting
+//! from that look, which grows while the entry waits. Entries read with such ids are counted
+//! in `pulse_ingest_future_id_entries_total`, and a warning says so at most once a minute.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::entry::RawEntry;
+use crate::telemetry::names;
+use crate::telemetry::repeated::Repeated;
+
+/// How far an id may run ahead of the clock it is compared with and still be taken for its
+/// entry's time: what two hosts' clocks may differ by, and what Redis's own may step back.
+pub const MARGIN_MS: i64 = 5_000;
+
+/// How often the warning about ids ahead of the clock is written at most.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Sightings kept per stream; past that, every other one is let go (the first kept), which
+/// only makes the ages given younger.
+const MAX_SIGHTINGS: usize = 256;
+/// Sightings closer together than this are not kept: the later one adds little.
+const MIN_GAP: Duration = Duration::from_millis(100);
+/// Streams whose sightings are kept.
+const MAX_STREAMS: usize = 64;
+
+/// The time of an entry id (`<ms>-<seq>`), in Unix milliseconds.
+pub fn id_ms(id: &str) -> Option<i64> {
+    id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
+/// Whether the entry `id` claims a time more than [`MARGIN_MS`] after `now_ms`.
+pub fn is_ahead(id: &str, now_ms: i64) -> bool {
+    id_ms(id).is_some_and(|ms| ms > now_ms.saturating_add(MARGIN_MS))
+}
+
+/// An id in the stream's order.
+type Id = (u64, u64);
+
+fn parse(id: &str) -> Option<Id> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Each stream's sightings, in the order they were made, which is also their ids' order.
+#[derive(Debug, Default)]
+struct Sightings {
+    streams: HashMap<String, Vec<(Instant, Id)>>,
+}
+
+impl Sightings {
+    /// Notes that `stream` held the entry `id` at `now`.
+    fn sight(&mut self, stream: &str, id: Id, now: Instant) {
+        if !self.streams.contains_key(stream) && self.streams.len() >= MAX_STREAMS {
+            let stalest = self
+                .streams
+                .iter()
+                .min_by_key(|(_, seen)| seen.last().map(|(at, _)| *at))
+                .map(|(name, _)| name.clone());
+            if let Some(name) = stalest {
+                self.streams.remove(&name);
+            }
+        }
+        let seen = self.streams.entry(stream.to_string()).or_default();
+        if let Some(&(at, last)) = seen.last() {
+            if last >= id || now.saturating_duration_since(at) < MIN_GAP {
+                return;
+            }
+        }
+        if seen.len() >= MAX_SIGHTINGS {
+            let mut n = 0;
+            seen.retain(|_| {
+                n += 1;
+                n % 2 == 1
+            });
+        }
+        seen.push((now, id));
+    }
+
+    /// How long, as of `now`, `stream` is known to have held the entry `id`: since the first
+    /// sighting of it or of an entry after it; zero when there is none.
+    fn held_for(&self, stream: &str, id: Id, now: Instant) -> Duration {
+        let Some(seen) = self.streams.get(stream) else {
+            return Duration::ZERO;
+        };
+        let first = seen.partition_point(|(_, sighted)| *sighted < id);
+        seen.get(first)
+            .map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at))
+    }
+}
+
+fn sightings() -> std::sync::MutexGuard<'static, Sightings> {
+    static SIGHTINGS: OnceLock<Mutex<Sightings>> = OnceLock::new();
+    SIGHTINGS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Notes that `stream` holds the entry `newest` now (an id ahead of the clock).
+pub fn sight(stream: &str, newest: &str) {
+    if let Some(id) = parse(newest) {
+        sightings().sight(stream, id, Instant::now());
+    }
+}
+
+/// How long `stream` is known to have held the entry `id`, by what was sighted (zero when
+/// nothing sighted covers it).
+pub fn held_for(stream: &str, id: &str) -> Duration {
+    parse(id).map_or(Duration::ZERO, |id| {
+        sightings().held_for(stream, id, Instant::now())
+    })
+}
+
+/// Lets `stream`'s sightings go: its newest entry is no longer ahead of the clock (the stream
+/// was trimmed, or deleted and made again).
+pub fn forget(stream: &str) {
+    sightings().streams.remove(stream);
+}
+
+/// Says, at most once a minute for the whole process, that `stream` holds the entry `id`
+/// ahead of the clock (`now_ms`).
+pub fn warn(stream: &str, id: &str, now_ms: i64) {
+    static REPEATED: Repeated = Repeated::new();
+    if let Some(left_out) = REPEATED.check_at(Instant::now(), WARN_EVERY) {
+        let ahead_secs = id_ms(id).map_or(0, |ms| ms.saturating_sub(now_ms) / 1_000);
+        tracing::warn!(
+            left_out,
+            stream,
+            entry = id,
+            ahead_secs,
+            "the stream holds entries whose ids are ahead of the clock (a producer set them): \
+             Redis gives every later entry an id past them, so their ages are counted from \
+             when this process first saw them; trim or rename the stream (see the operations \
+             guide)"
+        );
+    }
+}
+
+/// Gives each of `entries`, just read from `stream`, whose id is ahead of this process's
+/// clock the time from which its age is counted ([`RawEntry::seen_at_ms`]); counts them and
+/// warns.
+pub fn stamp(stream: &str, entries: &mut [RawEntry]) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let Some(newest) = entries
+        .iter()
+        .filter(|e| is_ahead(&e.id, now_ms))
+        .filter_map(|e| parse(&e.id).map(|id| (id, e.id.as_str())))
+        .max()
+    else {
+        return;
+    };
+    let newest_text = newest.1.to_string();
+    let now = Instant::now();
+    let mut count = 0u64;
+    {
+        let mut sightings = sightings();
+        sightings.sight(stream, newest.0, now);
+        for entry in entries.iter_mut().filter(|e| is_ahead(&e.id, now_ms)) {
+            let Some(id) = parse(&entry.id) else { continue };
+            let held = sightings.held_for(stream, id, now).as_millis() as i64;
+            entry.seen_at_ms = Some(now_ms - held);
+            count += 1;
+        }
+    }
+    metrics::counter!(names::FUTURE_ID_ENTRIES).increment(count);
+    warn(stream, &newest_text, now_ms);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_as_old_as_the_first_sighting_of_it_or_of_a_later_one() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut s = Sightings::default();
+        assert_eq!(
+            s.held_for("s", (9, 0), at(0)),
+            Duration::ZERO,
+            "nothing seen"
+        );
+        s.sight("s", (9, 5), at(0));
+        s.sight("s", (9, 9), at(1_000));
+        // An entry before the first sighting was there at least as long, one between the two
+        // since the second, one after both not known to be there at all.
+        assert_eq!(s.held_for("s", (9, 1), at(3_000)), Duration::from_secs(3));
+        assert_eq!(s.held_for("s", (9, 5), at(3_000)), Duration::from_secs(3));
+        assert_eq!(s.held_for("s", (9, 7), at(3_000)), Duration::from_secs(2));
+        assert_eq!(s.held_for("s", (9, 10), at(3_000)), Duration::ZERO);
+        assert_eq!(s.held_for("other", (9, 1), at(3_000)), Duration::ZERO);
+        // A sighting of an earlier id, or one too soon after the last, adds nothing.
+        s.sight("s", (9, 2), at(2_000));
+        s.sight("s", (9, 12), at(1_050));
+        assert_eq!(s.held_for("s", (9, 12), at(3_000)), Duration::ZERO);
+    }
+
+    #[test]
+    fn many_sightings_are_thinned_keeping_the_first() {
+        let start = Instant::now();
+        let mut s = Sightings::default();
+        for i in 0..(MAX_SIGHTINGS as u64 * 4) {
+            s.sight("s", (1, i), start + MIN_GAP * i as u32);
+        }
+        let seen = &s.streams["s"];
+        assert!(seen.len() <= MAX_SIGHTINGS, "{}", seen.len());
+        assert_eq!(seen[0].1, (1, 0));
+        let now = start + MIN_GAP * (MAX_SIGHTINGS as u32 * 4);
+        assert_eq!(s.held_for("s", (1, 0), now), now - start);
+        for pair in seen.windows(2) {
+            assert!(pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1);
+        }
+    }
+
+    #[test]
+    fn an_id_is_ahead_only_past_the_margin() {
+        assert!(!is_ahead("1000-0", 1_000));
+        assert!(!is_ahead(&format!("{}-0", 1_000 + MARGIN_MS), 1_000));
+        assert!(is_ahead(&format!("{}-3", 1_001 + MARGIN_MS), 1_000));
+        assert!(is_ahead(
+            "99999999999999-0",
+            chrono::Utc::now().timestamp_millis()
+        ));
+        assert!(!is_ahead("garbage", 0));
+    }
+}
