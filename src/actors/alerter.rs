@@ -186,26 +186,7 @@ async fn observe(
             let windows =
                 db::baseline_windows(client, rule.dimension, &key, from, window, baseline_from)
                     .await?;
-            // Quiet windows count as zero volume (and carry no sentiment), but windows from
-            // before the first post of the scope are not history: they are skipped, so a new
-            // installation warms up instead of calling its first posts a spike.
-            let n = (baseline_minutes / window).max(1);
-            let all: Vec<(i64, f64)> = (0..n)
-                .rev()
-                .map(|w| {
-                    windows
-                        .iter()
-                        .find(|(at, _, _)| *at == w)
-                        .map_or((0, f64::NAN), |(_, posts, mean)| {
-                            (*posts, mean.unwrap_or(f64::NAN))
-                        })
-                })
-                .collect();
-            let first = all
-                .iter()
-                .position(|(posts, _)| *posts > 0)
-                .unwrap_or(all.len());
-            all[first..].to_vec()
+            baseline_series(&windows, baseline_minutes / window)
         } else {
             Vec::new()
         };
@@ -216,6 +197,33 @@ async fn observe(
         });
     }
     Ok(out)
+}
+
+/// The `n` (at least one) windows of a baseline, oldest first, as posts and mean sentiment, from
+/// the rows of `db::baseline_windows` (distance from the evaluated window, posts, mean; the
+/// first row of a distance counts, rows beyond the baseline do not). Quiet windows count as
+/// zero volume (and carry no sentiment), but windows from before the first post of the scope
+/// are not history: they are skipped, so a new installation warms up instead of calling its
+/// first posts a spike. The rows are placed by distance in one pass: a rule of one-minute
+/// windows over a week's baseline has 10,080 of each, and looking each window up among the
+/// rows would cost 10,080² comparisons per scope on every evaluation, on the pipeline's thread.
+fn baseline_series(rows: &[(i64, i64, Option<f64>)], n: i64) -> Vec<(i64, f64)> {
+    let n = usize::try_from(n).unwrap_or(0).max(1);
+    let mut by_distance: Vec<Option<(i64, f64)>> = vec![None; n];
+    for (at, posts, mean) in rows {
+        if let Some(slot) = usize::try_from(*at)
+            .ok()
+            .and_then(|w| by_distance.get_mut(w))
+        {
+            slot.get_or_insert((*posts, mean.unwrap_or(f64::NAN)));
+        }
+    }
+    by_distance
+        .into_iter()
+        .rev()
+        .map(|w| w.unwrap_or((0, f64::NAN)))
+        .skip_while(|(posts, _)| *posts <= 0)
+        .collect()
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -710,6 +718,91 @@ mod tests {
         assert!(!log.contains('\r') && !log.contains('\u{1b}'), "{log:?}");
         assert!(log.contains(&format!("rule={name:?}")), "{log}");
         assert!(log.contains(r#"key="pulse\nphone""#), "{log}");
+    }
+
+    /// The baseline as defined: each window looked up among the rows, oldest first, from the
+    /// first window with posts.
+    fn baseline_by_lookup(rows: &[(i64, i64, Option<f64>)], n: i64) -> Vec<(i64, f64)> {
+        let all: Vec<(i64, f64)> = (0..n.max(1))
+            .rev()
+            .map(|w| {
+                rows.iter()
+                    .find(|(at, _, _)| *at == w)
+                    .map_or((0, f64::NAN), |(_, posts, mean)| {
+                        (*posts, mean.unwrap_or(f64::NAN))
+                    })
+            })
+            .collect();
+        let first = all
+            .iter()
+            .position(|(posts, _)| *posts > 0)
+            .unwrap_or(all.len());
+        all[first..].to_vec()
+    }
+
+    /// Compares baselines bit for bit (a window without sentiment is NaN in both).
+    fn same(a: &[(i64, f64)], b: &[(i64, f64)]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
+    }
+
+    #[test]
+    fn a_baseline_is_its_windows_by_distance_oldest_first_from_the_first_post() {
+        // Rows as PostgreSQL returns them (latest first), with a gap, a window of posts none
+        // scored, one beyond the baseline (a baseline that is not a whole number of windows),
+        // and quiet windows at the old end.
+        let rows = [
+            (0, 4, Some(0.5)),
+            (2, 3, None),
+            (3, 7, Some(-0.25)),
+            (5, 9, Some(1.0)),
+        ];
+        let got = baseline_series(&rows, 5);
+        assert!(same(&got, &baseline_by_lookup(&rows, 5)), "{got:?}");
+        assert_eq!(
+            got.len(),
+            4,
+            "the window before the first post is skipped: {got:?}"
+        );
+        assert_eq!((got[0], got[1].0, got[3]), ((7, -0.25), 3, (4, 0.5)));
+        assert!(got[1].1.is_nan() && got[2].0 == 0 && got[2].1.is_nan());
+        for n in [0, 1, 3, 6, 8] {
+            assert!(
+                same(&baseline_series(&rows, n), &baseline_by_lookup(&rows, n)),
+                "{n}"
+            );
+        }
+        assert!(baseline_series(&[], 10).is_empty());
+        assert!(baseline_series(&[(1, 0, None), (4, 0, Some(0.1))], 10).is_empty());
+    }
+
+    #[test]
+    fn a_week_of_one_minute_windows_gives_the_baseline_as_defined() {
+        // The largest baseline a rule may ask for: 10,080 one-minute windows, every seventh
+        // quiet, in the order PostgreSQL returns them, plus rows out of its range.
+        let n = 10_080;
+        let mut rows: Vec<(i64, i64, Option<f64>)> = (0..n)
+            .rev()
+            .filter(|w| w % 7 != 3)
+            .map(|w| {
+                (
+                    w,
+                    w % 50 + 1,
+                    (w % 11 != 0).then(|| (w % 13) as f64 / 13.0 - 0.5),
+                )
+            })
+            .collect();
+        rows.extend([(n, 99, Some(0.9)), (-1, 99, Some(0.9))]);
+        let got = baseline_series(&rows, n);
+        assert_eq!(got.len(), n as usize);
+        assert!(same(&got, &baseline_by_lookup(&rows, n)));
+        // With the oldest thousand windows quiet, the baseline starts after them.
+        rows.retain(|(w, _, _)| *w < n - 1_000);
+        let got = baseline_series(&rows, n);
+        assert_eq!(got.len(), n as usize - 1_000);
+        assert!(same(&got, &baseline_by_lookup(&rows, n)));
     }
 
     #[test]

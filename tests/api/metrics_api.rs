@@ -327,3 +327,98 @@ async fn many_engagements_held_for_one_post_are_all_counted_once_it_comes() {
     assert_eq!(likes_counted(env).await, waiting as i64);
     app.shutdown().await;
 }
+
+/// Hourly buckets, of the time series and of a story's growth, are hours of UTC whatever the
+/// database's time zone: on a server in India they fell at :30, one post of 10:10 and one of
+/// 10:40 landing in two buckets (09:30 and 10:30).
+#[actix_rt::test]
+async fn hourly_buckets_are_hours_of_utc_on_a_server_in_another_time_zone() {
+    let env = TestEnv::new().await;
+    let admin = env.pg().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET timezone = 'Asia/Kolkata'",
+            env.database
+        ))
+        .await
+        .unwrap();
+    let kolkata = env.pg().await;
+    let zone: String = kolkata.scalar("SHOW timezone", &[]).await;
+    assert_eq!(
+        zone, "Asia/Kolkata",
+        "sessions start in the database's zone"
+    );
+    let app = env.serve(|s| s.stories.enabled = false).await;
+
+    let day = (chrono::Utc::now() - chrono::TimeDelta::days(1)).date_naive();
+    let at = |h: u32, m: u32| day.and_hms_opt(h, m, 0).unwrap().and_utc();
+    let posts: Vec<String> = [("tz-1", at(10, 10)), ("tz-2", at(10, 40))]
+        .into_iter()
+        .map(|(id, created)| {
+            PostEvent::new(id, "the new pulse-phone camera is great")
+                .lang("en")
+                .at(created)
+                .to_string()
+        })
+        .collect();
+    app.send_events(&posts).await;
+    let path = format!(
+        "/api/v1/metrics/timeseries?dimension=overall&bucket=1h&from={}&to={}",
+        at(8, 0).format("%Y-%m-%dT%H:%M:%SZ"),
+        at(13, 0).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let series = app
+        .wait_for(&path, Duration::from_secs(60), |body| {
+            sum_of(&body["points"], |p| p["posts"].as_i64().unwrap()) == 2
+        })
+        .await;
+    let points: Vec<(chrono::DateTime<chrono::Utc>, i64)> = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                serde_json::from_value(p["at"].clone()).unwrap(),
+                p["posts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(points, [(at(10, 0), 2)], "{series}");
+
+    // The statements themselves name UTC: on a session in India (not a pool's) too.
+    let own = pulse::db::rollups::series(
+        &kolkata,
+        pulse::models::metrics::Dimension::Overall,
+        "",
+        at(8, 0),
+        at(13, 0),
+        60,
+    )
+    .await
+    .unwrap();
+    let own: Vec<_> = own.iter().map(|(at, s)| (*at, s.posts)).collect();
+    assert_eq!(own, [(at(10, 0), 2)]);
+    kolkata
+        .batch_execute(&format!(
+            "INSERT INTO stories (id, label, terms, born_at, first_at, last_at, size, status) \
+             VALUES (7, 'pulse-phone camera', '{{camera}}', '{0}', '{0}', '{1}', 2, 'live'); \
+             UPDATE posts SET story_id = 7 WHERE id IN ('tz-1', 'tz-2');",
+            at(10, 10).to_rfc3339(),
+            at(10, 40).to_rfc3339()
+        ))
+        .await
+        .unwrap();
+    let story = pulse::db::stories::detail(&kolkata, 7, 3_600)
+        .await
+        .unwrap()
+        .expect("the story");
+    let growth: Vec<_> = story.growth.iter().map(|g| (g.at, g.posts)).collect();
+    assert_eq!(growth, [(at(10, 0), 2)]);
+    let (status, body) = app.get("/api/v1/stories/7").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["growth"],
+        serde_json::json!([{"at": at(10, 0), "posts": 2}])
+    );
+    app.shutdown().await;
+}

@@ -625,6 +625,95 @@ async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold(
     app.shutdown().await;
 }
 
+/// Every feedback report added a row: one analyst repeating a label with a note of 2,000 bytes
+/// on a live post grew `virality_feedback` without bound, and retention never removed a row.
+/// A post has one feedback record: a later report replaces the values it gives and keeps the
+/// others (the final shares the thresholds read). The record goes with its deleted post's row,
+/// and once no cascade of its post is left and its latest report is older than the history kept.
+#[actix_rt::test]
+async fn feedback_is_one_record_per_post_and_retention_removes_it() {
+    let app = scoring_app().await;
+    let pg = app.env.pg().await;
+    let posts: Vec<String> = ["fb-kept", "fb-deleted", "fb-aged"]
+        .map(|id| PostEvent::new(id, "Look at the new #PulsePhone camera").to_string())
+        .to_vec();
+    app.send_events(&posts).await;
+    assert!(app.wait_for_posts(3, Duration::from_secs(60)).await);
+
+    let (status, first) = app
+        .post(
+            "/api/v1/feedback",
+            &json!({"post_id": "fb-kept", "final_shares": 120}),
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    let repeated = json!({"post_id": "fb-kept", "sentiment_label": "neutral",
+        "note": "n".repeat(2_000)});
+    let mut last = Value::Null;
+    for _ in 0..1_000 {
+        let (status, body) = app.post("/api/v1/feedback", &repeated).await;
+        assert_eq!(status, 201, "{body}");
+        last = body;
+    }
+    let rows: i64 = pg
+        .scalar("SELECT count(*) FROM virality_feedback", &[])
+        .await;
+    assert_eq!(rows, 1, "a thousand reports on one post");
+    assert_eq!(last["id"], first["id"]);
+    assert_eq!(last["created_at"], first["created_at"]);
+    assert_eq!(last["final_shares"], 120, "{last}");
+    assert_eq!(last["sentiment_label"], "neutral", "{last}");
+    assert_eq!(last["note"].as_str().map(str::len), Some(2_000));
+    let shares: Option<i64> = pg
+        .scalar(
+            "SELECT final_shares FROM virality_feedback WHERE post_id = 'fb-kept'",
+            &[],
+        )
+        .await;
+    assert_eq!(shares, Some(120), "a later label keeps the final shares");
+
+    for id in ["fb-deleted", "fb-aged"] {
+        let (status, body) = app
+            .post(
+                "/api/v1/feedback",
+                &json!({"post_id": id, "final_shares": 5, "note": "quoting the post"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The deleted post's record goes with its row.
+    super::deletions::delete_post(&app, "fb-deleted").await;
+    app.env.sweep_arrived_long_ago("id = 'fb-deleted'").await;
+    let left: Vec<String> = pg
+        .column(
+            "SELECT post_id FROM virality_feedback ORDER BY post_id",
+            &[],
+        )
+        .await;
+    assert_eq!(left, ["fb-aged", "fb-kept"]);
+    // Both remaining records were last reported longer ago than the history is kept; only
+    // one post still has a cascade, which its record corrects.
+    pg.batch_execute(
+        "UPDATE virality_feedback SET updated_at = now() - interval '100 days'; \
+         INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, \
+             shares, model_name, model_version, params_hash) \
+         VALUES ('fb-kept', 'twitter', now(), now(), 'finished', 3, 'm', '1', 'h');",
+    )
+    .await
+    .unwrap();
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let policy =
+        pulse::actors::retention::RetentionPolicy::of(&pulse::config::Settings::default().store);
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    let left: Vec<String> = pg
+        .column("SELECT post_id FROM virality_feedback", &[])
+        .await;
+    assert_eq!(left, ["fb-kept"]);
+    app.shutdown().await;
+}
+
 /// Momentum rows are written when a key moves: one engagement counted a million times on a
 /// post tagged `#junk` left the tag at 200,000 a minute, first in the list until retention
 /// deleted its row. A row not updated within the momentum window is of a key with no

@@ -549,7 +549,9 @@ async fn retention_bounds_every_history_table() {
              virality_probability, viral, predicted_final_shares, ci_lower, ci_upper, dynamics, \
              structural_virality, velocity, acceleration, params_hash) VALUES \
              ('old', now() - interval '100 days', now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h'), \
-             ('new', now(), now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h');",
+             ('new', now(), now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h'); \
+         INSERT INTO virality_feedback (post_id, final_shares, updated_at) VALUES \
+             ('old', 1, now() - interval '100 days'), ('new', 1, now());",
     )
     .await
     .unwrap();
@@ -563,6 +565,7 @@ async fn retention_bounds_every_history_table() {
         "alerts",
         "virality_cascades",
         "virality_predictions",
+        "virality_feedback",
     ] {
         let column = match table {
             "audit_log" => "actor",

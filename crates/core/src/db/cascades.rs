@@ -280,19 +280,47 @@ pub struct NewFeedback<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Records feedback on a stored, live post; returns its id and time, or `None` when there is
-/// no such post.
-pub async fn insert_feedback(
+/// A post's feedback as stored: the latest value reported of each field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFeedback {
+    pub id: i64,
+    pub post_id: String,
+    pub final_shares: Option<i64>,
+    pub final_likes: Option<i64>,
+    pub final_comments: Option<i64>,
+    pub final_views: Option<i64>,
+    pub sentiment_label: Option<String>,
+    pub note: Option<String>,
+    /// When the post's first feedback came.
+    pub created_at: DateTime<Utc>,
+    /// When its latest came.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Records feedback on a stored, live post, and answers the post's feedback as stored; `None`
+/// when there is no such post. A post has one feedback row: a later report replaces each value
+/// it gives and keeps those it leaves out (a corrected label does not drop the final shares
+/// reported before), so reporting again and again on one post grows nothing.
+pub async fn record_feedback(
     client: &Client,
     f: &NewFeedback<'_>,
-) -> Result<Option<(i64, DateTime<Utc>)>, tokio_postgres::Error> {
+) -> Result<Option<StoredFeedback>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "INSERT INTO virality_feedback (post_id, final_shares, final_likes, final_comments,
-                 final_views, sentiment_label, note)
+            "INSERT INTO virality_feedback AS v (post_id, final_shares, final_likes,
+                 final_comments, final_views, sentiment_label, note)
              SELECT $1, $2, $3, $4, $5, $6, $7
              WHERE EXISTS (SELECT 1 FROM posts WHERE id = $1 AND deleted_at IS NULL)
-             RETURNING id, created_at",
+             ON CONFLICT (post_id) DO UPDATE SET
+                 final_shares = COALESCE(EXCLUDED.final_shares, v.final_shares),
+                 final_likes = COALESCE(EXCLUDED.final_likes, v.final_likes),
+                 final_comments = COALESCE(EXCLUDED.final_comments, v.final_comments),
+                 final_views = COALESCE(EXCLUDED.final_views, v.final_views),
+                 sentiment_label = COALESCE(EXCLUDED.sentiment_label, v.sentiment_label),
+                 note = COALESCE(EXCLUDED.note, v.note),
+                 updated_at = now()
+             RETURNING id, post_id, final_shares, final_likes, final_comments, final_views,
+                 sentiment_label, note, created_at, updated_at",
             &[
                 &f.post_id,
                 &f.final_shares,
@@ -304,5 +332,16 @@ pub async fn insert_feedback(
             ],
         )
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(row.map(|r| StoredFeedback {
+        id: r.get(0),
+        post_id: r.get(1),
+        final_shares: r.get(2),
+        final_likes: r.get(3),
+        final_comments: r.get(4),
+        final_views: r.get(5),
+        sentiment_label: r.get(6),
+        note: r.get(7),
+        created_at: r.get(8),
+        updated_at: r.get(9),
+    }))
 }

@@ -22,8 +22,9 @@ impl PgSession {
     pub async fn open(url: &str) -> anyhow::Result<PgSession> {
         let mut config: tokio_postgres::Config = url.parse()?;
         let options = format!(
-            "{} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
-            config.get_options().unwrap_or_default()
+            "{} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 {}",
+            config.get_options().unwrap_or_default(),
+            super::SESSION_OPTIONS
         );
         config
             .options(options.trim())

@@ -306,7 +306,14 @@ pub fn api_pool_size(settings: &DatabaseSettings) -> usize {
     }
 }
 
-fn build(pg: tokio_postgres::Config, size: usize, wait: Duration) -> anyhow::Result<Pool> {
+/// The session settings every connection of Pulse's starts with, after any the URL gave: times
+/// in UTC. A bucket of the time series, an hour of a story's growth or a day of rollup keys is
+/// then the same whatever the server's `TimeZone` (one in India put hourly buckets at :30), and
+/// the statements that cut time name UTC as well, so neither alone has to hold.
+pub const SESSION_OPTIONS: &str = "-c TimeZone=UTC";
+
+fn build(mut pg: tokio_postgres::Config, size: usize, wait: Duration) -> anyhow::Result<Pool> {
+    add_options(&mut pg, SESSION_OPTIONS);
     let manager = deadpool_postgres::Manager::from_config(
         pg,
         NoTls,

@@ -39,19 +39,22 @@ struct Sweep {
     days: u32,
 }
 
-fn sweeps(policy: &RetentionPolicy) -> [Sweep; 12] {
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 13] {
     let raw = policy.raw_days;
     let history = policy.history_days;
     [
-        // A deleted post's labels go with its row: while the row says the post is deleted they
-        // are listed nowhere (a note may quote it), and with the row gone nothing would say so.
+        // A deleted post's labels and feedback go with its row: while the row says the post is
+        // deleted they are listed nowhere (a note may quote it), and with the row gone nothing
+        // would say so.
         Sweep {
             table: "posts",
             sql: "WITH gone AS (DELETE FROM posts WHERE id IN (SELECT id FROM posts \
                       WHERE ingested_at < now() - make_interval(days => $1) LIMIT $2) \
                       RETURNING id, deleted_at IS NOT NULL AS deleted), \
                   labels AS (DELETE FROM post_labels l USING gone \
-                      WHERE l.post_id = gone.id AND gone.deleted) \
+                      WHERE l.post_id = gone.id AND gone.deleted), \
+                  feedback AS (DELETE FROM virality_feedback f USING gone \
+                      WHERE f.post_id = gone.id AND gone.deleted) \
                   SELECT 1 FROM gone",
             days: raw,
         },
@@ -100,6 +103,16 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 12] {
                   WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)",
             days: history,
         },
+        // Feedback corrects a cascade's outcome for as long as the cascade is kept (a finished
+        // one, the history's days after its last share, however long after the post went), so
+        // a post's row goes once no cascade of it is left and its latest report is as old.
+        Sweep {
+            table: "virality_feedback",
+            sql: "DELETE FROM virality_feedback WHERE id IN (SELECT f.id FROM virality_feedback f \
+                  WHERE f.updated_at < now() - make_interval(days => $1) AND NOT EXISTS \
+                  (SELECT 1 FROM virality_cascades c WHERE c.post_id = f.post_id) LIMIT $2)",
+            days: history,
+        },
         Sweep {
             table: "virality_momentum",
             sql: "DELETE FROM virality_momentum WHERE (dimension, key) IN (SELECT dimension, key \
@@ -118,7 +131,7 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 12] {
             table: "rollup_keys",
             sql: "DELETE FROM rollup_keys WHERE (day, dimension, key) IN \
                   (SELECT day, dimension, key FROM rollup_keys \
-                  WHERE day < (now() - make_interval(days => $1))::date LIMIT $2)",
+                  WHERE day < ((now() - make_interval(days => $1)) AT TIME ZONE 'UTC')::date LIMIT $2)",
             days: policy.rollup_days,
         },
         Sweep {

@@ -254,7 +254,8 @@ async fn stats_by_key(
 }
 
 /// Stats of one key of `dimension` per bucket of `bucket_minutes` over `[from, to)`, oldest
-/// first; buckets without posts are absent.
+/// first; buckets without posts are absent. Buckets are counted from midnight UTC, whatever the
+/// session's time zone (an origin without a zone is read in it: hours at :30 in India).
 pub async fn series(
     client: &tokio_postgres::Client,
     dimension: Dimension,
@@ -264,7 +265,7 @@ pub async fn series(
     bucket_minutes: i64,
 ) -> Result<Vec<(DateTime<Utc>, Stats)>, tokio_postgres::Error> {
     let sql = format!(
-        "SELECT date_bin(make_interval(mins => $4), minute, TIMESTAMPTZ '2000-01-01') AS bucket, {SUMS} \
+        "SELECT date_bin(make_interval(mins => $4), minute, TIMESTAMPTZ '2000-01-01 00:00+00') AS bucket, {SUMS} \
          FROM metric_rollups WHERE dimension = $1 AND key = $2 AND minute >= $3 AND minute < $5 \
          GROUP BY 1 ORDER BY 1"
     );

@@ -461,7 +461,7 @@ pub async fn detail(
     let places = shares("COALESCE(city, country)").await?;
     let growth = client
         .query(
-            "SELECT date_trunc('hour', created_at) AS at, count(*) AS posts FROM posts
+            "SELECT date_trunc('hour', created_at, 'UTC') AS at, count(*) AS posts FROM posts
              WHERE story_id = $1 AND deleted_at IS NULL GROUP BY 1 ORDER BY 1 DESC LIMIT 72",
             &[&id],
         )

@@ -368,10 +368,8 @@ pub async fn learned_thresholds(
                  SELECT CASE WHEN f.final_shares IS NULL THEN c.shares
                              ELSE LEAST(f.final_shares, c.shares * $4 + $5) END AS shares
                  FROM virality_cascades c
-                 LEFT JOIN LATERAL (
-                     SELECT final_shares FROM virality_feedback
-                     WHERE post_id = c.post_id AND final_shares IS NOT NULL
-                     ORDER BY id DESC LIMIT 1) f ON true
+                 -- One feedback row per post, holding the latest final shares reported.
+                 LEFT JOIN virality_feedback f ON f.post_id = c.post_id
                  WHERE c.status = 'finished' AND c.platform = pl.platform
                  ORDER BY c.last_activity_at DESC
                  LIMIT $3) h
@@ -611,7 +609,7 @@ pub async fn engagements_before(
          FROM e WHERE kind <> 'share' OR rank > $3
          GROUP BY post_id, kind,
                   CASE WHEN at > last_at - make_interval(mins => $4::int4)
-                       THEN date_trunc('minute', at) END"
+                       THEN date_trunc('minute', at, 'UTC') END"
     );
     let recent = i32::try_from(bounds.recent_minutes.max(1)).unwrap_or(i32::MAX);
     for group in client

@@ -36,7 +36,8 @@ pub struct Feedback {
     pub note: Option<String>,
 }
 
-/// Feedback as recorded.
+/// A post's feedback as stored: one record per post, holding the latest value reported of
+/// each field.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeedbackRecord {
     pub id: i64,
@@ -48,14 +49,18 @@ pub struct FeedbackRecord {
     #[schema(value_type = Option<SentimentLabel>)]
     pub sentiment_label: Option<String>,
     pub note: Option<String>,
+    /// When the post's first feedback came.
     pub created_at: DateTime<Utc>,
+    /// When its latest came (this one).
+    pub updated_at: DateTime<Utc>,
 }
 
-/// Records feedback.
+/// Records feedback. A post has one feedback record: a later report on it replaces the values it
+/// gives and keeps the others.
 #[utoipa::path(
     tag = "virality", summary = "Record an outcome or a corrected label", request_body = Feedback,
     responses(
-        (status = 201, description = "The feedback as recorded", body = FeedbackRecord),
+        (status = 201, description = "The post's feedback as stored", body = FeedbackRecord),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
@@ -111,7 +116,7 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Answer {
         return Err(invalid_request(errors));
     }
     let client = state.db().await?;
-    let Some((id, created_at)) = cascades::insert_feedback(
+    let Some(stored) = cascades::record_feedback(
         &client,
         &NewFeedback {
             post_id: &f.post_id,
@@ -131,14 +136,15 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Answer {
         )));
     };
     Ok(HttpResponse::Created().json(FeedbackRecord {
-        id,
-        post_id: f.post_id,
-        final_shares: f.final_shares,
-        final_likes: f.final_likes,
-        final_comments: f.final_comments,
-        final_views: f.final_views,
-        sentiment_label: f.sentiment_label,
-        note: f.note,
-        created_at,
+        id: stored.id,
+        post_id: stored.post_id,
+        final_shares: stored.final_shares,
+        final_likes: stored.final_likes,
+        final_comments: stored.final_comments,
+        final_views: stored.final_views,
+        sentiment_label: stored.sentiment_label,
+        note: stored.note,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
     }))
 }
