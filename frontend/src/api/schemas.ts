@@ -409,6 +409,8 @@ export const Channel = z.strictObject({
   name: z.string(),
   min_severity: z.enum(["info", "warning", "critical"]),
   quiet_hours: z.strictObject({ from: z.string(), to: z.string(), timezone: z.string().nullable().optional() }).nullable(),
+  // Until when the channel sends nothing (its receiver asked for a wait); null when not held.
+  held_until: time.nullable(),
   last_delivery: z
     .strictObject({
       alert_id: count.nullable(),

@@ -1,6 +1,6 @@
 import { memo, useState } from "react";
 import type { Channel, ChannelList, TestOutcome } from "../api/schemas";
-import { ago } from "../lib/format";
+import { ago, clock } from "../lib/format";
 import { Empty, Panel } from "./Panel";
 
 const kindLabel: Record<Channel["kind"], string> = {
@@ -72,6 +72,11 @@ export const ChannelsPanel = memo(function ChannelsPanel(props: {
                 {c.quiet_hours && (
                   <span className="tag" title={`Only critical alerts go at once from ${c.quiet_hours.from} to ${c.quiet_hours.to}`}>
                     quiet {c.quiet_hours.from}–{c.quiet_hours.to}
+                  </span>
+                )}
+                {c.held_until && (
+                  <span className="tag" title="Its receiver asked for a wait: nothing is sent to it until then">
+                    held until {clock(c.held_until)}
                   </span>
                 )}
                 {!c.enabled && <span className="tag">off</span>}

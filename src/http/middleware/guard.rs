@@ -14,7 +14,8 @@
 //! 404 for an API path no route serves, 413/400/408 for oversize, too deep or too slow bodies),
 //! and each one spends a request of the caller's address's budget and of its network's (/24,
 //! /64): refusals are what guessing and probing are made of, so they are never free, and an
-//! empty budget answers 429 with `Retry-After`. A key that would cost an Argon2 check is paid
+//! empty budget answers 429 with `Retry-After`. A granted CORS preflight is the one request
+//! that spends no budget. A key that would cost an Argon2 check is paid
 //! for the same way before it is checked. Bodies are charged to their client's share of memory
 //! as they arrive ([`crate::http::middleware::body_budget`]). Metered responses carry `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Scope` (`key` or `ip`).
@@ -338,8 +339,11 @@ pub async fn guard(
     }
 
     // A CORS preflight: browsers send it without credentials, so it is answered here, before
-    // any route's role is asked for, and paid for from the address's budget as every request
-    // without a key is (a refused one as a refusal).
+    // any route's role is asked for. A refused one is paid for as every refusal is; a granted
+    // one is free: a browser preflights each URL a key-using page calls (`Authorization` is
+    // not a simple header), so an office behind one address using an allowed app would
+    // otherwise spend its budget on them and see its calls fail as opaque CORS errors, and a
+    // grant costs no database work.
     if security_headers::is_preflight(&req) {
         let origin = req
             .headers()
@@ -347,10 +351,7 @@ pub async fn guard(
             .and_then(|v| v.to_str().ok());
         let answer = security_headers::preflight(&state.settings.http.cors_origins, origin);
         return Ok(match answer {
-            Ok(grant) => match spend_address(&state, &client) {
-                Ok(metered) => with_rate_headers(req.into_response(grant), metered),
-                Err(limited) => respond(req, limited),
-            },
+            Ok(grant) => req.into_response(grant),
             Err(error) => refuse(req, &state, &client, error),
         });
     }

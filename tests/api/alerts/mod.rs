@@ -541,6 +541,81 @@ async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
     assert!(claim(&mut pg).await.is_empty());
 }
 
+/// A channel's hold was nowhere to be seen: the listing did not show it, and a delivery queued
+/// during it showed a `next_attempt_at` in the past yet did not go. The listing shows the hold
+/// now, and the delivery log the time a pending delivery goes, no sooner than the hold ends.
+#[actix_rt::test]
+async fn a_held_channel_shows_its_hold_and_its_pending_deliveries_wait_for_it() {
+    use chrono::{DateTime, Utc};
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let held = app
+        .create_channel(&json!({"kind": "slack", "url": "http://127.0.0.1:9/services/held"}))
+        .await;
+    let free = app
+        .create_channel(&json!({"kind": "slack", "url": "http://127.0.0.1:9/services/free"}))
+        .await;
+    let channel_of = |list: &Value, channel: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == channel["id"])
+            .unwrap()
+            .clone()
+    };
+    let (_, listed) = app.get("/api/v1/webhooks").await;
+    assert_eq!(
+        channel_of(&listed, &held)["held_until"],
+        Value::Null,
+        "{listed}"
+    );
+
+    let (held_id, free_id) = (held["id"].as_i64().unwrap(), free["id"].as_i64().unwrap());
+    pulse::db::webhooks::hold_channel(&pg, held_id, 3600.0)
+        .await
+        .unwrap();
+    // A delivery queued during the hold, due now by its own schedule; another to a channel
+    // not held, due an hour ago (never claimed: its receiver does not listen, and it is read
+    // before any attempt could change it).
+    pg.batch_execute(&format!(
+        "INSERT INTO alerts (rule_name, kind, severity, dimension, key, value, threshold, evidence) \
+         VALUES ('r', 'negativity', 'warning', 'all', 'all', 1, 1, '{{}}'); \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at) \
+         SELECT {held_id}, max(id), '{{}}', now() FROM alerts; \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload, next_attempt_at, status) \
+         SELECT {free_id}, max(id), '{{}}', now() - interval '1 hour', 'dead' FROM alerts;"
+    ))
+    .await
+    .unwrap();
+
+    let (status, listed) = app.get("/api/v1/webhooks").await;
+    assert_eq!(status, 200, "{listed}");
+    let time = |v: &Value| serde_json::from_value::<DateTime<Utc>>(v.clone()).unwrap();
+    let until = time(&channel_of(&listed, &held)["held_until"]);
+    let ahead = (until - Utc::now()).num_seconds();
+    assert!(
+        (3000..=3600).contains(&ahead),
+        "held for {ahead} s more: {listed}"
+    );
+    assert_eq!(
+        channel_of(&listed, &free)["held_until"],
+        Value::Null,
+        "{listed}"
+    );
+
+    let pending = app.deliveries(&held).await["items"][0].clone();
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert!(
+        time(&pending["next_attempt_at"]) >= until,
+        "due no sooner than the hold ends ({until}): {pending}"
+    );
+    // A delivery that is not pending, or of a channel not held, keeps its own time.
+    let dead = app.deliveries(&free).await["items"][0].clone();
+    assert!(time(&dead["next_attempt_at"]) < Utc::now(), "{dead}");
+    app.shutdown().await;
+}
+
 /// A channel's wait was kept as its refused delivery's next attempt, and the channel sent
 /// nothing while that delivery was not due: the wait lasted the refused delivery's backoff
 /// (here a minute or more), not the seconds its receiver asked for, and an alert fired during

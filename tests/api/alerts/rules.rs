@@ -200,3 +200,44 @@ async fn a_manual_resolve_is_announced_as_manual_and_a_clear_as_the_condition() 
     slack_handle.stop(false).await;
     s.app.shutdown().await;
 }
+
+/// `"channels": null` in a PATCH was read as absent: a rule sent to one channel could not be
+/// sent to every channel again, though the API says null means every channel. `"key": null`
+/// (every key) was ignored alike.
+#[actix_rt::test]
+async fn a_patch_with_null_channels_or_key_sets_them_back_to_every_one() {
+    let app = spawn_app().await;
+    let channel = app
+        .create_channel(&json!({"kind": "slack", "url": "http://127.0.0.1:9/services/n"}))
+        .await;
+    let rule = app
+        .create_rule(&json!({"name": "Phone negativity", "kind": "negativity",
+            "dimension": "product", "key": "pulse-phone", "channels": [channel["id"]]}))
+        .await;
+    assert_eq!(rule["channels"], json!([channel["id"]]), "{rule}");
+    let path = format!("/api/v1/alert-rules/{}", rule["id"]);
+
+    // Absent fields stay as they are.
+    let (status, kept) = app.patch(&path, &json!({"threshold": 0.6})).await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["channels"], json!([channel["id"]]), "{kept}");
+    assert_eq!(kept["key"], "pulse-phone", "{kept}");
+
+    let (status, patched) = app
+        .patch(&path, &json!({"channels": null, "key": null}))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["channels"], Value::Null, "{patched}");
+    assert_eq!(patched["key"], Value::Null, "{patched}");
+    let (_, listed) = app.get("/api/v1/alert-rules").await;
+    let stored = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == rule["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(stored["channels"], Value::Null, "{stored}");
+    assert_eq!(stored["key"], Value::Null, "{stored}");
+    app.shutdown().await;
+}

@@ -95,37 +95,61 @@ async fn preflight(s: &Server, target: &str, host: &str, origin: &str) -> RawRes
 }
 
 /// Preflights were answered in front of the gate: no path spelling, Host or budget was
-/// checked, so a loop of them from one address was answered for ever.
+/// checked, so a loop of them from one address was answered for ever. A granted preflight,
+/// though, is free: a browser sends one for each URL a page using a key calls, and an office
+/// behind one address whose budget was spent saw 429s, which browsers report as opaque CORS
+/// failures.
 #[actix_rt::test]
-async fn preflights_pass_the_gate_and_spend_the_addresses_budget() {
-    let s = Server::start(|s| address_budget(s, 20.0, 0.01)).await;
+async fn refused_preflights_spend_the_addresses_budget_and_granted_ones_do_not() {
+    const APP: &str = "https://app.example";
+    let s = Server::start(|s| {
+        address_budget(s, 20.0, 0.01);
+        s.http.cors_origins = vec![APP.into()];
+    })
+    .await;
     let key = s.key(Role::Analyst).key.clone();
     let port = s.app.address().port();
     let evil = format!("evil.example:{port}");
+    let own = format!("127.0.0.1:{port}");
 
-    // Refused as a GET naming that Host is.
+    // Refused as a GET naming that Host is, even from an allowed origin.
     let get = posts_on_host(&s, &evil, &key).await;
     get.assert_error(400, "host_not_allowed", "a GET");
-    let asked = preflight(&s, "/api/v1/posts", &evil, "https://x").await;
+    let asked = preflight(&s, "/api/v1/posts", &evil, APP).await;
     asked.assert_error(400, "host_not_allowed", "a preflight");
-    let own = format!("127.0.0.1:{port}");
-    let asked = preflight(&s, "/api/v1/%61dmin/keys", &own, "https://x").await;
+    let asked = preflight(&s, "/api/v1/%61dmin/keys", &own, APP).await;
     asked.assert_error(400, "non_canonical_path", "a preflight");
 
     // Every refusal spends the address's budget, and an empty budget answers 429.
     let mut statuses = Vec::new();
     for _ in 0..30 {
         statuses.push(
-            preflight(&s, "/anything/%zz", "evil.example", "https://x")
+            preflight(&s, "/api/v1/posts", &own, "https://x.example")
                 .await
                 .status,
         );
     }
-    let refused = statuses.iter().take_while(|s| **s == 400).count();
+    let refused = statuses.iter().take_while(|s| **s == 403).count();
     assert!(refused > 0 && refused < 20, "{statuses:?}");
     assert!(
         statuses[refused..].iter().all(|s| *s == 429),
         "refused until the budget is spent, then 429: {statuses:?}"
     );
+
+    // The same address, its budget spent, is still granted every preflight from the origin
+    // listed in `http.cors_origins`, for as many URLs as a page calls.
+    for i in 0..30 {
+        let target = format!("/api/v1/posts/{i}");
+        let granted = preflight(&s, &target, &own, APP).await;
+        assert_eq!(granted.status, 204, "{target}: {}", granted.body);
+        assert_eq!(
+            granted
+                .headers
+                .get("access-control-allow-origin")
+                .map(String::as_str),
+            Some(APP),
+            "{target}"
+        );
+    }
     s.app.shutdown().await;
 }

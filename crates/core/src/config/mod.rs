@@ -785,10 +785,11 @@ pub const LUA_STACK_VALUES: usize = 8_000;
 
 /// The most `ingest.max_entry_fields` may be. A dead letter carries its entry's fields, a name
 /// and a value each, beside eight of its own, and the dead-letter script (in
-/// `streams::group`) unpacks them onto Lua's stack at once: past about 3,990 fields the
-/// script fails on every try, and the batch holding such an entry is never acknowledged. A
-/// quarter of the stack leaves the letter's own fields and the command's words ample room.
-pub const MAX_ENTRY_FIELDS_CEILING: usize = LUA_STACK_VALUES / 4;
+/// `streams::group`) unpacks them onto Lua's stack at once with `redis.call` and the XADD's
+/// six words: past about 3,990 fields the script fails on every try, and the batch holding
+/// such an entry is never acknowledged. The largest letter, 2 × (1,900 + 8) + 7 = 3,823
+/// values, keeps within half the stack.
+pub const MAX_ENTRY_FIELDS_CEILING: usize = 1_900;
 
 impl IngestSettings {
     /// Refuses settings that cannot work.

@@ -48,6 +48,7 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
         name: new.name.to_string(),
         min_severity: new.min_severity,
         quiet_hours: new.quiet.map(|(from, to, tz)| quiet_hours(from, to, tz)),
+        held_until: None,
         last_delivery: None,
         url: new.url.to_string(),
         kinds: new.kinds,
@@ -56,14 +57,16 @@ pub async fn insert(client: &Client, new: NewWebhook<'_>) -> Result<Webhook> {
     })
 }
 
-/// Every subscription, oldest first, with its URL as stored.
+/// Every subscription, oldest first, with its URL as stored and its hold while one lasts (a
+/// past `held_until` holds nothing and reads null).
 pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
     super::read_rows(
         client,
         "SELECT w.id, w.kind, w.name, w.min_severity, w.url, w.kinds, w.enabled, w.created_at, \
          w.quiet_from, w.quiet_to, w.quiet_timezone, \
          d.alert_id, d.event, d.status, d.attempts, d.last_status, d.last_error, \
-         COALESCE(d.delivered_at, d.created_at), d.digest_id, d.id \
+         COALESCE(d.delivered_at, d.created_at), d.digest_id, d.id, \
+         CASE WHEN w.held_until > now() THEN w.held_until END \
          FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries x \
              WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 1) d ON true \
          ORDER BY w.id",
@@ -81,6 +84,7 @@ pub async fn list(client: &Client) -> Result<Vec<Webhook>> {
                 (Some(from), Some(to)) => Some(quiet_hours(from, to, r.get(10))),
                 _ => None,
             },
+            held_until: r.get(20),
             last_delivery: r.get::<_, Option<i64>>(19).map(|_| LastDelivery {
                 alert_id: r.get(11),
                 digest_id: r.get(18),
@@ -150,10 +154,16 @@ pub async fn exists(client: &Client, id: i64) -> Result<bool> {
         .is_some())
 }
 
-/// The `limit` newest deliveries of subscription `id`, newest first.
+/// The `limit` newest deliveries of subscription `id`, newest first. A pending one is due no
+/// sooner than its channel's hold ends ([`claim_due`] skips a held channel), so that is the
+/// time it reports.
 pub async fn deliveries(client: &Client, id: i64, limit: i64) -> Result<Vec<Delivery>> {
-    super::read_rows(client, "SELECT id, alert_id, status, attempts, last_status, last_error, created_at, delivered_at, next_attempt_at, event, digest_id \
-         FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
+    super::read_rows(client, "SELECT d.id, d.alert_id, d.status, d.attempts, d.last_status, d.last_error, d.created_at, d.delivered_at, \
+         CASE WHEN d.status = 'pending' AND w.held_until > now() \
+             THEN GREATEST(d.next_attempt_at, w.held_until) ELSE d.next_attempt_at END, \
+         d.event, d.digest_id \
+         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2",
             &[&id, &limit], |r| Delivery {
             id: r.get(0),
             alert_id: r.get(1),

@@ -147,6 +147,7 @@ pub struct RuleInput {
     /// Default `overall`.
     pub dimension: Option<Dimension>,
     /// The key watched within the dimension; null watches every key.
+    #[serde(default, deserialize_with = "given")]
     pub key: Option<Option<String>>,
     /// 1 to 1440 (default 5).
     #[schema(minimum = 1, maximum = 1440)]
@@ -171,8 +172,8 @@ pub struct RuleInput {
     #[schema(minimum = 0)]
     pub cooldown_secs: Option<i32>,
     pub enabled: Option<bool>,
-    /// Ids of the channels (webhook subscriptions) to notify, at most 50; null or absent on
-    /// create: every channel.
+    /// Ids of the channels (webhook subscriptions) to notify, at most 50; null (or absent on
+    /// create): every channel.
     #[serde(default, deserialize_with = "rule_channels")]
     pub channels: Option<Option<Vec<i64>>>,
 }
@@ -180,12 +181,21 @@ pub struct RuleInput {
 /// Channels one rule may name.
 pub const MAX_RULE_CHANNELS: usize = 50;
 
-/// A rule's channels as serde reads an `Option<Option<Vec<i64>>>` (null: `None`), holding at
-/// most one id past [`MAX_RULE_CHANNELS`] ([`super::bounded::at_most`]).
+/// A field present in the body, null included: `Some(None)` for null, which an update writes
+/// (serde alone reads null into `Option<Option<_>>` as `None`, the same as absent, and the
+/// update left the field as it was); absent is `None` through `#[serde(default)]`.
+fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A rule's channels as [`given`] reads them, holding at most one id past
+/// [`MAX_RULE_CHANNELS`] ([`super::bounded::at_most`]).
 fn rule_channels<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<Vec<i64>>>, D::Error> {
-    let channels = Option::<Option<AtMost<i64, MAX_RULE_CHANNELS>>>::deserialize(d)?;
+    let channels = given::<D, AtMost<i64, MAX_RULE_CHANNELS>>(d)?;
     Ok(channels.map(|c| c.map(AtMost::into_inner)))
 }
 
@@ -281,6 +291,20 @@ mod tests {
         assert!(input(serde_json::json!({"key": null})).check().is_ok());
         let negative = input(serde_json::json!({"channels": [-1]}));
         assert_eq!(negative.check().unwrap_err(), "channel ids are positive");
+    }
+
+    /// `"channels": null` and `"key": null` were read as absent, so a PATCH meant to send a
+    /// rule's alerts to every channel again, or to watch every key, left it as it was.
+    #[test]
+    fn null_is_given_and_absent_is_not() {
+        let input = |body: serde_json::Value| serde_json::from_value::<RuleInput>(body).unwrap();
+        let absent = input(serde_json::json!({}));
+        assert_eq!((absent.channels, absent.key), (None, None));
+        let null = input(serde_json::json!({"channels": null, "key": null}));
+        assert_eq!((null.channels, null.key), (Some(None), Some(None)));
+        let listed = input(serde_json::json!({"channels": [3, 4], "key": "pulse-phone"}));
+        assert_eq!(listed.channels, Some(Some(vec![3, 4])));
+        assert_eq!(listed.key, Some(Some("pulse-phone".into())));
     }
 
     #[test]

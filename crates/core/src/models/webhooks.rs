@@ -86,6 +86,10 @@ pub struct Webhook {
     pub min_severity: Severity,
     /// Null: none.
     pub quiet_hours: Option<QuietHours>,
+    /// Until when the channel sends nothing, because its receiver asked for a wait (a 429 or
+    /// 503 with `Retry-After`, or a spent rate-limit window); null when it is not held. Its
+    /// pending deliveries, whenever queued, wait for it.
+    pub held_until: Option<DateTime<Utc>>,
     /// The newest delivery, or null before the first.
     pub last_delivery: Option<LastDelivery>,
     /// The receiver; in listings its user information and query values are hidden, like the
@@ -122,5 +126,9 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// When a pending delivery goes next, at the earliest: its own schedule (backoff, quiet
+    /// hours) or its channel's `held_until`, whichever is later, since a held channel sends
+    /// nothing, however long ago a delivery queued during the hold was due. For a delivered or
+    /// dead one, when it was last due.
     pub next_attempt_at: DateTime<Utc>,
 }
