@@ -157,8 +157,10 @@ pub struct CallerDb {
 }
 
 impl CallerDb {
-    /// A connection charged to the caller, or how long until its debt is paid back.
-    async fn take(
+    /// A connection charged to the caller, or, without waiting, how long until its debt is
+    /// paid back. A stream under way waits that long itself, and checks its place and its
+    /// caller again before it reads (see [`crate::http::api::search::export::Pacing`]).
+    pub async fn try_get(
         &self,
     ) -> Result<Result<crate::db::ApiConnection, std::time::Duration>, deadpool_postgres::PoolError>
     {
@@ -181,7 +183,7 @@ impl CallerDb {
 
     /// A connection; a caller in debt is refused (429, `details.scope` `database`).
     pub async fn get(&self) -> Result<crate::db::ApiConnection, ApiError> {
-        self.take().await?.map_err(|wait| {
+        self.try_get().await?.map_err(|wait| {
             ApiError::rate_limited(
                 "database",
                 "this caller's queries took more of the API's database connections than \
@@ -189,17 +191,6 @@ impl CallerDb {
                 wait,
             )
         })
-    }
-
-    /// A connection once the caller's debt is paid back: a streamed answer already under
-    /// way goes on at the pace its caller's share allows rather than end part way.
-    pub async fn paced(&self) -> Result<crate::db::ApiConnection, deadpool_postgres::PoolError> {
-        loop {
-            match self.take().await? {
-                Ok(connection) => return Ok(connection),
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
-        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! budgets per caller and in the group, the jobs a caller keeps and the link's token are
 //! enforced; a caller with a key sees only its own jobs, and its links end with its line of
 //! keys; 500 exports at once get clear answers; a streaming export the client drops gives its
-//! place back.
+//! place back; a key revoked while its export waits for its share of the database ends the
+//! export before another page is read.
 
 use crate::common;
 use std::time::Duration;
@@ -633,6 +634,78 @@ async fn a_revoked_line_of_keys_takes_its_download_links_with_it() {
         )
         .await;
     assert_eq!(downloads, 2, "the refused download is not one");
+    server.app.shutdown().await;
+}
+
+/// A streamed export whose caller is in debt for the database waits for its share. The wait
+/// was inside the page's read, after the checks of the caller: a key revoked during it (up to
+/// a minute at the defaults) still had its next page read and sent once the wait was over.
+#[actix_rt::test]
+async fn a_key_revoked_while_its_export_waits_for_its_share_reads_no_further_page() {
+    use pulse::auth::Role;
+    // One connection, a share of 5% of it and the least burst (1 s): a caller a second in
+    // debt waits 20 s.
+    let server = SecuredServer::start(|s| {
+        database_share(s, 0.05, 1.0);
+        s.limits.per_ip_per_sec = 1e6;
+        s.limits.per_ip_burst = 1e6;
+        s.limits.per_network_per_sec = 1e6;
+        s.limits.per_network_burst = 1e6;
+    })
+    .await;
+    seed(&server, 3, 0).await;
+    let exporter = server.create_key(Role::Analyst, "exporter").await;
+    let admin = server.key(Role::Admin).key.clone();
+    let paced = || metric_at(server.address(), "pulse_search_exports_paced_total", "");
+    let paced_before = paced().await;
+
+    // The export's first read of the posts waits behind a lock for 2 s, charged to the
+    // exporter: its first page finds it in debt.
+    let mut pg = server.env.pg().await;
+    let lock = pg.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let request = server
+        .http
+        .get(server.url("/api/v1/search/export?q=refund&format=jsonl"))
+        .header("x-api-key", exporter.key.clone());
+    let body = tokio::spawn(async move {
+        // Whatever came before the body ended, cut or not.
+        let Ok(mut response) = request.send().await else {
+            return Vec::new();
+        };
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+        }
+        body
+    });
+    assert!(
+        waits_for_lock(&server, "SELECT count(*)::int8 FROM (SELECT 1 FROM posts").await,
+        "the export's first read waits for the lock"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    lock.commit().await.unwrap();
+
+    // The first page waits for the exporter's share; revoked meanwhile.
+    let waits = wait_until(WAIT, || async { paced().await > paced_before }).await;
+    assert!(waits, "the export waits for its caller's share");
+    let (status, revoked) = server
+        .with_key(
+            reqwest::Method::DELETE,
+            format!("/api/v1/admin/keys/{}", exporter.info.id),
+            admin,
+        )
+        .await;
+    assert_eq!(status, 204, "{revoked}");
+
+    let body = body.await.unwrap();
+    assert!(
+        body.is_empty(),
+        "a page was read and sent for the revoked key: {}",
+        String::from_utf8_lossy(&body)
+    );
     server.app.shutdown().await;
 }
 

@@ -530,6 +530,7 @@ async fn oldest_age_secs(
         }
         _ => return Ok(None),
     };
+    future_ids::redis_clock(now_ms);
     match first_id(newest) {
         Some(newest) if future_ids::is_ahead(&newest, now_ms) => future_ids::sight(stream, &newest),
         _ => future_ids::forget(stream),

@@ -40,9 +40,9 @@ pub mod names {
     metric_names! {
         /// Entries read from the stream (first deliveries and claims).
         counter ENTRIES_READ = "pulse_ingest_entries_read_total";
-        /// Entries read whose ids claim a time ahead of the clock (a producer set them, and
-        /// Redis gives every later entry an id past them): their ages are counted from when
-        /// this process first saw them.
+        /// Entries read whose ids claim a time ahead of Redis's clock (a producer set them, or
+        /// Redis's clock stepped back, and Redis gives every later entry an id past them):
+        /// their ages are counted from when this process first saw them.
         counter FUTURE_ID_ENTRIES = "pulse_ingest_future_id_entries_total";
         /// Entries claimed from consumers that stopped.
         counter ENTRIES_CLAIMED = "pulse_ingest_entries_claimed_total";
@@ -109,6 +109,9 @@ pub mod names {
         /// Exports and downloads whose place was given to another caller after they went
         /// unread too long.
         counter EXPORTS_TAKEN_BACK = "pulse_search_exports_taken_back_total";
+        /// Pages of streamed exports and chunks of downloads that waited for their caller's
+        /// share of the API's connections before they were read.
+        counter EXPORTS_PACED = "pulse_search_exports_paced_total";
         /// Export jobs by `event` (`created`, `done`, `failed`, `deleted`, `downloaded`).
         counter EXPORT_JOBS = "pulse_export_jobs_total";
         /// Rows inserted (replays excluded), by `table`.

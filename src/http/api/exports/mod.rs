@@ -20,7 +20,7 @@ use crate::actors::ingester::IngestContext;
 use crate::db::audit::{self, Outcome};
 use crate::db::export_jobs::{self as db, Budget, CreateError, Job, NewJob};
 use crate::http::answer::{self, Answer};
-use crate::http::api::search::export::{audit_entry, export_query, ExportSlot};
+use crate::http::api::search::export::{audit_entry, export_query, ExportSlot, Pacing, Read};
 use crate::http::api::search::SearchQuery;
 use crate::http::documented::{error_responses, BadExportQuery};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -373,6 +373,7 @@ pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Ans
         seq: 0,
         chunks: job.chunks,
         slot,
+        pacing: Pacing::default(),
     };
     let body = futures::stream::unfold(read, |mut read| async move {
         let chunk = read.next().await;
@@ -390,34 +391,47 @@ struct Download {
     seq: i32,
     chunks: i32,
     slot: ExportSlot,
+    pacing: Pacing,
 }
 
 impl Download {
     async fn next(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
-        if self.seq >= self.chunks {
-            return None;
-        }
-        if !self.slot.reading() {
-            self.seq = self.chunks;
-            return Some(Err(crate::http::api::search::export::taken_back()));
-        }
-        let seq = self.seq;
-        self.seq += 1;
-        match self.read(seq).await {
-            Ok(bytes) => Some(Ok(bytes)),
-            Err(e) => {
-                tracing::warn!(error = %format_args!("{e:#}"), job = self.job, "a download stopped part way");
+        loop {
+            if self.seq >= self.chunks {
+                return None;
+            }
+            // Before every chunk and after every wait for the client's share of the database
+            // ([`Pacing`]): the wait renews the place, and a place given away ends the
+            // download before another chunk is read.
+            if !self.slot.reading() {
                 self.seq = self.chunks;
-                Some(Err(actix_web::error::ErrorInternalServerError(
-                    "the download stopped part way",
-                )))
+                return Some(Err(crate::http::api::search::export::taken_back()));
+            }
+            match self.read(self.seq).await {
+                Ok(Read::Paced(wait)) => self.pacing.wait(wait).await,
+                Ok(Read::Got(bytes)) => {
+                    self.pacing.read();
+                    self.seq += 1;
+                    return Some(Ok(bytes));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format_args!("{e:#}"), job = self.job, "a download stopped part way");
+                    self.seq = self.chunks;
+                    return Some(Err(actix_web::error::ErrorInternalServerError(
+                        "the download stopped part way",
+                    )));
+                }
             }
         }
     }
 
-    /// Chunk `seq` without the rows of posts deleted (or removed) since it was written.
-    async fn read(&mut self, seq: i32) -> anyhow::Result<Bytes> {
-        let mut client = self.db.paced().await?;
+    /// Chunk `seq` without the rows of posts deleted (or removed) since it was written, or
+    /// how long until the client may read it ([`Pacing`]).
+    async fn read(&mut self, seq: i32) -> anyhow::Result<Read<Bytes>> {
+        let mut client = match self.db.try_get().await? {
+            Ok(client) => client,
+            Err(wait) => return Ok(Read::Paced(wait)),
+        };
         let chunk = db::chunk(&**client, self.job, seq).await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "the export was deleted during its download, or the last key of its line revoked"
@@ -432,7 +446,7 @@ impl Download {
             client.skip_rest();
         }
         let Some(live) = live.filter(|l| l.len() < chunk.ids.len()) else {
-            return Ok(Bytes::from(chunk.data));
+            return Ok(Read::Got(Bytes::from(chunk.data)));
         };
         let mut kept = Vec::with_capacity(chunk.data.len());
         let mut start = 0usize;
@@ -443,6 +457,6 @@ impl Download {
             }
             start = end;
         }
-        Ok(Bytes::from(kept))
+        Ok(Read::Got(Bytes::from(kept)))
     }
 }

@@ -75,6 +75,54 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// lasts. A slow reader keeps its place while no one else waits for one.
 pub const STALLED_AFTER: Duration = Duration::from_secs(60);
 
+/// The longest a stream waiting for its caller's share of the database sleeps before it looks
+/// at its place and its caller again ([`Pacing`]): well under [`STALLED_AFTER`], so a stream
+/// that waits is never taken for one unread, and a key revoked during a wait of up to a minute
+/// ends the stream about this soon rather than when the wait is over.
+pub const PACE_STEP: Duration = Duration::from_secs(1);
+const _: () = assert!(PACE_STEP.as_millis() * 10 <= STALLED_AFTER.as_millis());
+
+/// What a stream's read of a page or a chunk gave: the page, or, its caller being in debt for
+/// the API's connections, how long until it is paid back (and nothing was read).
+pub enum Read<T> {
+    Got(T),
+    Paced(Duration),
+}
+
+/// A stream's waits for its caller's share of the API's connections
+/// (`limits.per_caller_db_share`): a stream under way whose caller is in debt waits until it
+/// is paid back rather than end part way.
+///
+/// The wait is apart from the read, which never waits for the share itself: after each step
+/// of at most [`PACE_STEP`] the stream checks its place and its caller again, as before every
+/// read, and only then tries to read. A wait inside the read (up to
+/// `per_caller_db_burst_secs` over the share, a minute at the defaults) would come after those
+/// checks, and a page be read and sent for a key revoked, or a place given away, meanwhile.
+///
+/// Waiting counts as reading: the client has asked for the next chunk and is waiting for it,
+/// so each look renews the stream's place, and a stream paced at its caller's share is not
+/// taken for a stalled one and cut.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    waiting: bool,
+}
+
+impl Pacing {
+    /// Waits up to [`PACE_STEP`] of `wait`, what a read answered ([`Read::Paced`]); the
+    /// first wait before a read is counted.
+    pub async fn wait(&mut self, wait: Duration) {
+        if !std::mem::replace(&mut self.waiting, true) {
+            metrics::counter!(names::EXPORTS_PACED).increment(1);
+        }
+        tokio::time::sleep(wait.min(PACE_STEP)).await;
+    }
+
+    /// Notes a read: a wait after it is another.
+    pub fn read(&mut self) {
+        self.waiting = false;
+    }
+}
+
 /// The callers with an export running, and how many run.
 #[derive(Debug)]
 pub struct Exports {
@@ -315,11 +363,14 @@ pub async fn export(state: State, req: HttpRequest) -> Answer {
     Ok(response.streaming(body))
 }
 
+/// A page of a streamed export: its matches (none when no candidate of the page matched) and
+/// where it ended; `None` past the last.
+type Page = Option<(Vec<PostView>, After)>;
+
 /// Where a streamed export's pages come from.
 trait Pages {
-    /// The next page's matches (none when no candidate of the page matched); `None` past the
-    /// last.
-    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>>;
+    /// The next page, or how long until the caller may read it ([`Pacing`]).
+    async fn page(&mut self) -> anyhow::Result<Read<Page>>;
 }
 
 /// The pages of a search, read from the store.
@@ -335,9 +386,12 @@ struct Store {
 impl Pages for Store {
     /// The next page, through a connection that rests after it as every API read does while
     /// the pipeline has entries in flight, and not otherwise (it has nothing to give way to).
-    async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+    async fn page(&mut self) -> anyhow::Result<Read<Page>> {
         let candidates = {
-            let mut client = self.db.paced().await?;
+            let mut client = match self.db.try_get().await? {
+                Ok(client) => client,
+                Err(wait) => return Ok(Read::Paced(wait)),
+            };
             let candidates = db::candidates(
                 &**client,
                 &self.prepared.scope,
@@ -357,7 +411,7 @@ impl Pages for Store {
         if let Some((_, last)) = &page {
             self.after = Some(last.clone());
         }
-        Ok(page)
+        Ok(Read::Got(page))
     }
 }
 
@@ -369,6 +423,7 @@ struct Run<P> {
     done: bool,
     slot: ExportSlot,
     caller: Standing,
+    pacing: Pacing,
 }
 
 impl<P: Pages> Run<P> {
@@ -381,6 +436,7 @@ impl<P: Pages> Run<P> {
             done: false,
             slot,
             caller: Standing::default(),
+            pacing: Pacing::default(),
         }
     }
 
@@ -401,10 +457,12 @@ impl<P: Pages> Run<P> {
             out.push_str(&csv_header());
         }
         loop {
-            // Before every page, not only every chunk: an export reading on through pages
-            // where nothing matched is at work, not unread, and keeps its place; and one whose
-            // place was given away ends here, rather than read on beside the export that took
-            // it (one caller could otherwise hold any number of scans, a minute apart).
+            // Before every page, not only every chunk, and after every wait for the caller's
+            // share of the database ([`Pacing`]): an export reading on through pages where
+            // nothing matched, or waiting for its share, is at work, not unread, and keeps its
+            // place; and one whose place was given away ends here, rather than read on beside
+            // the export that took it (one caller could otherwise hold any number of scans, a
+            // minute apart).
             if !self.slot.reading() {
                 self.done = true;
                 return Some(Err(taken_back()));
@@ -418,7 +476,18 @@ impl<P: Pages> Run<P> {
                     "the key this export was started with was revoked, or its token expired",
                 )));
             }
-            match self.pages.page().await {
+            let page = match self.pages.page().await {
+                Ok(Read::Paced(wait)) => {
+                    self.pacing.wait(wait).await;
+                    continue;
+                }
+                Ok(Read::Got(page)) => {
+                    self.pacing.read();
+                    Ok(page)
+                }
+                Err(e) => Err(e),
+            };
+            match page {
                 Ok(Some((posts, _))) => {
                     if posts.is_empty() {
                         // A page of candidates none of which matched: read on, without an
@@ -646,9 +715,9 @@ mod tests {
     }
 
     impl Pages for Slow {
-        async fn page(&mut self) -> anyhow::Result<Option<(Vec<PostView>, After)>> {
+        async fn page(&mut self) -> anyhow::Result<Read<Page>> {
             if self.left == 0 {
-                return Ok(None);
+                return Ok(Read::Got(None));
             }
             self.left -= 1;
             tokio::time::sleep(self.each).await;
@@ -657,8 +726,100 @@ mod tests {
                 created_at: chrono::Utc::now(),
                 id: "p".into(),
             };
-            Ok(Some((Vec::new(), last)))
+            Ok(Read::Got(Some((Vec::new(), last))))
         }
+    }
+
+    /// A caller in debt for the database `waits` times, `each` apiece, then an end; with
+    /// `meanwhile`, something done during the first wait.
+    struct InDebt {
+        waits: usize,
+        each: Duration,
+        meanwhile: Option<Box<dyn FnOnce() + Send>>,
+        read: usize,
+    }
+
+    impl InDebt {
+        fn new(waits: usize, each: Duration) -> Self {
+            InDebt {
+                waits,
+                each,
+                meanwhile: None,
+                read: 0,
+            }
+        }
+    }
+
+    impl Pages for InDebt {
+        async fn page(&mut self) -> anyhow::Result<Read<Page>> {
+            if self.waits > 0 {
+                self.waits -= 1;
+                if let Some(meanwhile) = self.meanwhile.take() {
+                    meanwhile();
+                }
+                return Ok(Read::Paced(self.each));
+            }
+            self.read += 1;
+            Ok(Read::Got(None))
+        }
+    }
+
+    /// The wait for the caller's share of the database was inside the read, after the checks
+    /// of the place and the caller: a page was read and sent for a place given away (or a key
+    /// revoked) during a wait of up to a minute.
+    #[actix_rt::test]
+    async fn a_paced_export_checks_its_place_after_the_wait_before_it_reads() {
+        // Every place is unread as soon as it is taken: the caller's next export takes it.
+        let exports = Arc::new(Exports::stalling_after(Duration::ZERO));
+        let mut pages = InDebt::new(1, Duration::from_millis(1));
+        let (again, taken) = (exports.clone(), Arc::new(Mutex::new(None)));
+        let keep = taken.clone();
+        pages.meanwhile = Some(Box::new(move || {
+            *lock(&keep) = Some(again.take("a").expect("the place is given away"));
+        }));
+        let mut run = Run::new(pages, true, exports.take("a").unwrap());
+        let chunk = run.next().await.expect("an end");
+        assert!(lock(&taken).is_some());
+        assert!(chunk.is_err(), "the export whose place went ends, cut");
+        assert_eq!(run.pages.read, 0, "nothing read after the place went");
+        assert!(run.next().await.is_none());
+    }
+
+    /// As above, for a caller whose token expires while the export waits for its share.
+    #[actix_rt::test]
+    async fn a_paced_export_checks_its_caller_after_the_wait_before_it_reads() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_secs(60)));
+        let expiring = Standing {
+            expires_at: Some(chrono::Utc::now() + chrono::TimeDelta::milliseconds(300)),
+            ..Standing::default()
+        };
+        // Waits of a second in all, far past the token.
+        let pages = InDebt::new(4, Duration::from_millis(250));
+        let mut run = Run::new(pages, true, exports.take("a").unwrap()).for_caller(expiring);
+        let chunk = run.next().await.expect("an end");
+        assert!(chunk.is_err(), "the export of an expired token ends, cut");
+        assert_eq!(run.pages.read, 0, "nothing read for the expired token");
+    }
+
+    /// A paced stream did not renew its place while it waited: at full debt (a minute at the
+    /// defaults) it looked stalled, and could be cut for waiting at the pace its share allows.
+    #[actix_rt::test]
+    async fn an_export_waiting_for_its_share_keeps_its_place() {
+        let exports = Arc::new(Exports::stalling_after(Duration::from_millis(300)));
+        // A second of waiting in all, far past a place's 300 ms unread.
+        let pages = InDebt::new(20, Duration::from_millis(50));
+        let mut run = Run::new(pages, true, exports.take("a").unwrap());
+        let again = async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            exports.take("a").map(drop)
+        };
+        let (chunk, again) = futures::join!(run.next(), again);
+        assert!(
+            again.is_err(),
+            "the export waiting for its share kept its place"
+        );
+        assert!(chunk.is_none(), "and read to its end");
+        assert_eq!(run.pages.read, 1);
     }
 
     /// An export reading page after page in which nothing matched looked unread: after a minute
