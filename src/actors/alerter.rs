@@ -35,7 +35,7 @@ use super::messages::{Committed, Publish};
 use crate::analysis::terms::extract_terms;
 use crate::config::Settings;
 use crate::db::alerts::{self as db, NewAlert};
-use crate::models::alerts::{AlertRule, RuleKind};
+use crate::models::alerts::{quoted_text, AlertRule, RuleKind};
 use crate::models::deletion::DeletedPost;
 use crate::models::live::{FilterKeys, Topic};
 use crate::models::metrics::{share, ChurnStats, Dimension, SentimentStats, Stats};
@@ -405,7 +405,16 @@ async fn examples(
         .take(10)
         .map(|(term, posts)| json!({"term": term, "posts": posts}))
         .collect();
-    let top: Vec<&db::EvidencePost> = posts.iter().take(5).collect();
+    // The terms are read from whole texts; the posts are quoted cut, so an alert's evidence
+    // is bounded whatever its posts hold.
+    let top: Vec<db::EvidencePost> = posts
+        .into_iter()
+        .take(5)
+        .map(|mut post| {
+            post.text = quoted_text(&post.text);
+            post
+        })
+        .collect();
     Ok((json!(top), json!(terms)))
 }
 

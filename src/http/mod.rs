@@ -69,7 +69,7 @@ pub struct AppState {
     pub traces: crate::telemetry::traces::Traces,
     /// The access each route needs ([`routes::policy`]).
     pub policy: &'static crate::auth::policy::RoutePolicy,
-    /// Callers with a topic preview running (one each).
+    /// Callers with a topic preview running (one each, `topics.preview_max_running` in all).
     pub previews: crate::actors::analyzer::share::Callers,
     /// Callers with a costly read running (a search counting facets, a digest previewed or
     /// sent on request), one each: each holds an API connection for many statements, and

@@ -788,3 +788,129 @@ async fn a_long_phrase_over_posts_of_one_repeated_word_is_answered_in_time() {
     assert_eq!(topics_of(&app, "flood-live-9").await, vec![topic]);
     assert_eq!(topics_of(&app, "plain-live").await, Vec::<i64>::new());
 }
+
+/// A preview read 5,000 posts a page whatever they held: 100 MB of posts of 20,000 bytes, held
+/// through the page's matching. A page now also stops at a budget of bytes, taking one post at
+/// least, and the pages together read every post of the stretch once, newest first; the
+/// preview reads them all as before.
+#[actix_rt::test]
+async fn a_preview_page_of_long_posts_stops_at_its_bytes() {
+    let app = spawn_app().await;
+    let (env, redis) = (&app.env, app.redis().await);
+    let now = Utc::now();
+    let long = "coke ".repeat(3_800);
+    let events: Vec<Value> = (0..8)
+        .map(|n| post_at(&format!("long-{n}"), &long, now - TimeDelta::minutes(n + 1)))
+        .collect();
+    xadd_all(&redis, &env.stream, &events).await;
+    assert!(app.wait_for_posts(8, WAIT).await);
+    let newest_first: Vec<String> = (0..8).map(|n| format!("long-{n}")).collect();
+
+    let pg = env.pg().await;
+    let stretch = (now - TimeDelta::hours(1), now + TimeDelta::minutes(1));
+    for (budget, per_page) in [(50_000_i64, 2_usize), (1_000, 1)] {
+        let (mut read, mut pages) = (Vec::new(), 0);
+        let mut after: Option<(chrono::DateTime<Utc>, String)> = None;
+        loop {
+            let keyset = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let page = pulse::db::topics::text_page(&pg, stretch, keyset, 5_000, budget)
+                .await
+                .unwrap();
+            pages += 1;
+            let bytes: usize = page.posts.iter().map(|p| p.text.len()).sum();
+            assert!(
+                !page.posts.is_empty() || page.last,
+                "page {pages} of {budget}"
+            );
+            if page.posts.len() > 1 {
+                assert!(bytes as i64 <= budget, "page {pages}: {bytes} bytes");
+            }
+            if !page.last {
+                assert_eq!(page.posts.len(), per_page, "page {pages} of {budget}");
+            }
+            read.extend(page.posts.iter().map(|p| p.id.clone()));
+            if let Some(p) = page.posts.last() {
+                after = Some((p.created_at, p.id.clone()));
+            }
+            if page.last {
+                break;
+            }
+            assert!(pages <= 9, "pages never end");
+        }
+        assert_eq!(read, newest_first, "a budget of {budget} bytes");
+    }
+
+    let (status, preview) = app
+        .post(
+            "/api/v1/topic-preview",
+            &json!({"query": "coke", "hours": 1, "samples": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        (
+            &preview["scanned"],
+            &preview["complete"],
+            &preview["matches"]["count"]
+        ),
+        (&json!(8), &json!(true), &json!(8)),
+        "{preview}"
+    );
+}
+
+/// The sessions of the test database whose preview page waits for a lock on the posts.
+const PREVIEW_READS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+      AND query LIKE '%octet_length(text)%'";
+
+/// Previews were one per caller with none for the process: N analyst keys held N pages of
+/// posts at once. Past `topics.preview_max_running` another caller's preview is answered 503
+/// `busy` with `Retry-After` while the running one holds its place, and gets one once it ends.
+#[actix_rt::test]
+async fn a_preview_past_the_process_places_is_busy_until_one_ends() {
+    let s = common::secured::SecuredServer::start(|s| {
+        s.topics.preview_max_running = 1;
+        // The first preview waits on a lock held by the test for as long as the test needs.
+        s.database.api_statement_timeout_ms = 600_000;
+    })
+    .await;
+    let pg = s.env.pg().await;
+    let other = pulse::auth::keys::create(&pg, Role::Analyst, "other", None, "test")
+        .await
+        .unwrap();
+    let body = json!({"query": "coke", "hours": 1});
+    let as_other = || async {
+        let body = body.to_string();
+        raw_request(
+            s.address(),
+            "POST",
+            "/api/v1/topic-preview",
+            &[("x-api-key", other.key.as_str())],
+            Some(&body),
+        )
+        .await
+    };
+    let lock = s.env.pg().await;
+    lock.batch_execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let first = s.analyst("POST", "/api/v1/topic-preview", Some(body.clone()));
+    let meanwhile = async {
+        let waiting = wait_until(WAIT, || async { s.count(PREVIEW_READS_WAITING).await > 0 }).await;
+        let refused = as_other().await;
+        lock.batch_execute("COMMIT").await.unwrap();
+        (waiting, refused)
+    };
+    let (first, (waiting, refused)) = tokio::join!(first, meanwhile);
+    assert!(waiting, "the first preview never read a page");
+    refused.assert_error(503, "busy", "a second caller while the first previews");
+    assert_eq!(refused.json()["error"]["details"]["reason"], "preview");
+    assert!(
+        refused.headers.contains_key("retry-after"),
+        "{:?}",
+        refused.headers
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    let after = as_other().await;
+    assert_eq!(after.status, 200, "once the first ended: {}", after.body);
+}

@@ -64,17 +64,36 @@ pub struct AnalyzerShare {
 #[derive(Debug, Default)]
 pub struct Callers(Mutex<HashSet<String>>);
 
+/// Why a caller was given no place.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoPlace {
+    /// The caller holds one already.
+    Caller,
+    /// Every place of the process is held, by other callers.
+    Full,
+}
+
 impl Callers {
     /// `caller`'s place, given back when dropped; `None` while it holds one.
     pub fn take(&self, caller: &str) -> Option<CallerSlot<'_>> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(caller.to_string())
-            .then(|| CallerSlot {
-                callers: self,
-                caller: caller.to_string(),
-            })
+        self.take_within(caller, usize::MAX).ok()
+    }
+
+    /// `caller`'s place while fewer than `most` are held in all (at least one is always
+    /// allowed), given back when dropped.
+    pub fn take_within(&self, caller: &str, most: usize) -> Result<CallerSlot<'_>, NoPlace> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.contains(caller) {
+            return Err(NoPlace::Caller);
+        }
+        if held.len() >= most.max(1) {
+            return Err(NoPlace::Full);
+        }
+        held.insert(caller.to_string());
+        Ok(CallerSlot {
+            callers: self,
+            caller: caller.to_string(),
+        })
     }
 }
 
@@ -198,6 +217,19 @@ mod tests {
     use super::*;
     use actix::SyncArbiter;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_process_holds_at_most_its_places_and_a_caller_one() {
+        let callers = Callers::default();
+        let first = callers.take_within("a", 2).unwrap();
+        assert_eq!(callers.take_within("a", 2).err(), Some(NoPlace::Caller));
+        let second = callers.take_within("b", 2).unwrap();
+        assert_eq!(callers.take_within("c", 2).err(), Some(NoPlace::Full));
+        drop(first);
+        let third = callers.take_within("c", 2).unwrap();
+        drop((second, third));
+        assert!(callers.take_within("a", 0).is_ok(), "one place at least");
+    }
 
     fn settings(share: f64, wait_ms: u64) -> AnalyzerSettings {
         AnalyzerSettings {

@@ -23,7 +23,12 @@ error_responses! {
 
 /// Page size of the alert list when the caller does not ask for one.
 const DEFAULT_PAGE: i64 = 50;
-/// Largest page of the alert list.
+/// Largest page of the alert list. It needs no bound in bytes besides: an alert's evidence
+/// quotes five posts at most, each cut to [`EVIDENCE_TEXT_CHARS`](crate::models::alerts::EVIDENCE_TEXT_CHARS)
+/// characters (at most 4,000 bytes stored, 6,000 as JSON, where a control character takes six),
+/// with ids of at most 256 bytes, ten terms of at most 30 letters and a story's summary: about
+/// 36 KB of JSON an alert at worst, so a full page is about 12 MB read and 18 MB written, less
+/// than a full page of posts (500 whole texts of 20,000 bytes).
 const MAX_PAGE: i64 = 500;
 
 /// The body of `POST /api/v1/alert-rules`: a [`RuleInput`] whose `name` and `kind` are

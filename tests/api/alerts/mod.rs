@@ -919,6 +919,52 @@ async fn a_claim_reaches_every_channel_whatever_one_channels_backlog() {
     assert!(beside.is_empty(), "{:?}", channels(&beside));
 }
 
+/// A post may hold 20,000 bytes and an alert quotes five: quoted whole, a page of 500 alerts
+/// held 2,500 such texts (300 MB of JSON when they are control characters). Evidence quotes
+/// each cut to its first `EVIDENCE_TEXT_CHARS` characters, the last an ellipsis, as stored and
+/// as listed.
+#[actix_rt::test]
+async fn evidence_quotes_long_posts_cut_to_a_bound() {
+    use pulse::models::alerts::EVIDENCE_TEXT_CHARS;
+    let app = spawn_app_tuned(|s| quick_alerts(s, 0.2)).await;
+    only_phone_negativity(&app, "Long complaints", "warning").await;
+    let long = "This is terrible, I hate it. \u{1}".repeat(666);
+    assert!((19_000..=pulse::models::event::MAX_TEXT_BYTES).contains(&long.len()));
+    send_posts(&app, "long", 6, &long).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !items(&app.get("/api/v1/alerts").await.1).is_empty()
+        })
+        .await
+    );
+    let list = app.get("/api/v1/alerts").await.1;
+    let alert = &items(&list)[0];
+    let quoted = alert["evidence"]["top_posts"].as_array().unwrap();
+    assert!(!quoted.is_empty(), "{alert}");
+    for post in quoted {
+        let text = post["text"].as_str().unwrap();
+        assert_eq!(text.chars().count(), EVIDENCE_TEXT_CHARS, "{text:?}");
+        assert!(text.ends_with('…'), "{text:?}");
+        assert!(long.starts_with(text.trim_end_matches('…')), "{text:?}");
+    }
+    // The terms are still read from the whole texts.
+    assert!(strings(&alert["evidence"]["top_terms"], "term").contains(&"terrible"));
+    let longest: Option<i32> = app
+        .env
+        .pg()
+        .await
+        .query_one(
+            "SELECT max(length(p.post->>'text')) FROM alerts a, \
+             jsonb_array_elements(a.evidence->'top_posts') AS p (post)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(longest, Some(EVIDENCE_TEXT_CHARS as i32));
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn an_alert_resolves_itself_once_its_condition_stays_clear() {
     let app = spawn_app_tuned(|s| {

@@ -19,6 +19,9 @@ pub struct TopicSettings {
     pub max_topics: usize,
     /// Most stored posts a preview reads, newest first.
     pub preview_max_posts: usize,
+    /// Most previews a process runs at once, whoever asks (each caller runs one at a time):
+    /// each holds a page of stored posts, up to 4 MiB of them, while it matches it.
+    pub preview_max_running: usize,
     /// Stored posts a re-tagging reads, matches and writes in one transaction.
     pub retag_chunk: usize,
     /// The same, while the pipeline has entries in flight: smaller, so its batches wait
@@ -56,6 +59,7 @@ impl Default for TopicSettings {
             refresh_ms: 1_000,
             max_topics: 10_000,
             preview_max_posts: 100_000,
+            preview_max_running: 4,
             retag_chunk: 2_000,
             retag_busy_chunk: 500,
             retag_max_days: 90,
@@ -94,9 +98,14 @@ impl TopicSettings {
                 self.relevance_training_labels
             ));
         }
-        if self.retag_chunk == 0 || self.retag_busy_chunk == 0 || self.refresh_ms == 0 {
+        if self.retag_chunk == 0
+            || self.retag_busy_chunk == 0
+            || self.refresh_ms == 0
+            || self.preview_max_running == 0
+        {
             return Err(
-                "topics.retag_chunk, topics.retag_busy_chunk and topics.refresh_ms must be above 0"
+                "topics.retag_chunk, topics.retag_busy_chunk, topics.refresh_ms and \
+                 topics.preview_max_running must be above 0"
                     .into(),
             );
         }

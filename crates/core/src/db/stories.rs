@@ -631,7 +631,8 @@ pub async fn alert_candidates(
             posts: serde_json::json!(posts
                 .iter()
                 .map(|p| serde_json::json!({
-                    "id": p.id, "platform": p.platform, "text": p.text,
+                    "id": p.id, "platform": p.platform,
+                    "text": crate::models::alerts::quoted_text(&p.text),
                     "sentiment": p.analysis.sentiment.label,
                     "sentiment_score": p.analysis.sentiment.score,
                     "churn_risk": p.analysis.churn_risk, "toxicity": p.analysis.toxicity,

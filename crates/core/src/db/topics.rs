@@ -337,6 +337,68 @@ pub async fn texts_before(
     Ok(rows.iter().map(stored_text).collect())
 }
 
+/// What a post read as a [`StoredText`] holds, in bytes: its text, its labels and the topic
+/// ids of its three lists (at 8 bytes each). Measured without reading the text (the length
+/// of a stored value is known without decompressing it).
+const STORED_TEXT_BYTES: &str = "octet_length(text) \
+    + octet_length(concat(id, author_id, platform, lang, country, city, product, channel, url, \
+                          language_support)) \
+    + 8 * (COALESCE(cardinality(topics), 0) + COALESCE(cardinality(topic_versions), 0) \
+           + COALESCE(cardinality(filtered_topics), 0))";
+
+/// A page of stored posts bounded in rows and in bytes ([`text_page`]).
+#[derive(Debug)]
+pub struct TextPage {
+    /// Newest first.
+    pub posts: Vec<StoredText>,
+    /// Whether no post of the stretch is left past the page.
+    pub last: bool,
+}
+
+/// The live posts created in `[from, to)` before the keyset `after` (newest first), as many as
+/// fit in `rows` posts and `max_bytes` bytes (as [`StoredText`] holds them); the first always
+/// does, so a page moves on whatever the bound. Rows alone let a page of 5,000 posts of 20,000
+/// bytes hold 100 MB.
+pub async fn text_page(
+    client: &impl GenericClient,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: Option<(DateTime<Utc>, &str)>,
+    rows: i64,
+    max_bytes: i64,
+) -> Result<TextPage, tokio_postgres::Error> {
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&from, &to, &rows, &max_bytes];
+    let before = match &after {
+        Some((at, id)) => {
+            params.push(at);
+            params.push(id);
+            "AND (created_at, id) < ($5, $6)"
+        }
+        None => "",
+    };
+    // The page's bounds are read from the sizes alone; only the posts within them are read
+    // whole. `listed` is how many the rows bound let in, so a page cut by bytes is not taken
+    // for the last.
+    let sql = format!(
+        "WITH page (page_id, page_bytes, page_row) AS (
+            SELECT id, sum({STORED_TEXT_BYTES}) OVER w, row_number() OVER w FROM posts
+            WHERE created_at >= $1 AND created_at < $2 AND deleted_at IS NULL {before}
+            WINDOW w AS (ORDER BY created_at DESC, id DESC)
+            ORDER BY created_at DESC, id DESC LIMIT $3)
+         SELECT {STORED_TEXT_COLUMNS}, (SELECT count(*) FROM page) AS listed
+         FROM page JOIN posts ON posts.id = page.page_id
+         WHERE page.page_bytes <= $4 OR page.page_row = 1
+         ORDER BY page.page_row"
+    );
+    let read = client.query(&sql, &params).await?;
+    let listed: i64 = read.first().map_or(0, |r| r.get("listed"));
+    let posts: Vec<StoredText> = read.into_iter().map(|r| stored_text(&r)).collect();
+    Ok(TextPage {
+        last: listed < rows && posts.len() as i64 == listed,
+        posts,
+    })
+}
+
 /// Live posts created in `[from, to)`, the number a preview or a re-tagging would read.
 pub async fn count_between(
     client: &impl GenericClient,

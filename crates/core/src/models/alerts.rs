@@ -178,6 +178,23 @@ pub struct RuleInput {
     pub channels: Option<Option<Vec<i64>>>,
 }
 
+/// Longest text of a post an alert's evidence quotes, in characters, as many as a topic's
+/// scored texts keep (`SCORED_TEXT_CHARS`); a longer one is cut, its last character an
+/// ellipsis. A post may hold 20,000 bytes and an alert quotes five: whole, the 500 alerts of a
+/// page of the list held 2,500 of them, 50 MB as read and up to 300 MB as JSON (a control
+/// character is written as a 6-byte `\u0001`). Cut, a quoted text is at most 4,000 bytes
+/// stored and 6,000 as JSON. A webhook quotes less of each still (`POST_CHARS`).
+pub const EVIDENCE_TEXT_CHARS: usize = 1_000;
+
+/// `text` as an alert's evidence quotes it: whole when at most [`EVIDENCE_TEXT_CHARS`]
+/// characters, else its opening with an ellipsis as the last of them.
+pub fn quoted_text(text: &str) -> String {
+    // One character past the bound tells a cut text from a whole one.
+    let mut quoted = super::text::prefix_chars(text, EVIDENCE_TEXT_CHARS + 1).to_string();
+    super::text::ellipsize_chars(&mut quoted, EVIDENCE_TEXT_CHARS);
+    quoted
+}
+
 /// Channels one rule may name.
 pub const MAX_RULE_CHANNELS: usize = 50;
 
@@ -277,6 +294,22 @@ impl RuleInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_quotes_at_most_its_bound_of_a_post_and_marks_the_cut() {
+        let whole = "Awful support, I hate it";
+        assert_eq!(quoted_text(whole), whole);
+        let exact = "é".repeat(EVIDENCE_TEXT_CHARS);
+        assert_eq!(quoted_text(&exact), exact);
+        // The worst post: 20,000 bytes of a control character JSON writes in six.
+        let worst = "\u{1}".repeat(crate::models::event::MAX_TEXT_BYTES);
+        let quoted = quoted_text(&worst);
+        assert_eq!(quoted.chars().count(), EVIDENCE_TEXT_CHARS);
+        assert!(quoted.ends_with('…'));
+        assert!(worst.starts_with(quoted.trim_end_matches('…')));
+        let json = serde_json::to_string(&quoted).unwrap();
+        assert!(json.len() <= 6 * EVIDENCE_TEXT_CHARS + 2, "{}", json.len());
+    }
 
     #[test]
     fn a_key_names_a_value_and_channel_ids_are_positive() {

@@ -32,6 +32,17 @@ pub fn ellipsized_chars(text: &str, max: usize) -> String {
     out
 }
 
+/// Cuts `text` in place to at most `max` characters, the last an ellipsis when it was longer;
+/// unlike [`ellipsized_chars`] it trims nothing, so a text short enough stays as it was.
+pub fn ellipsize_chars(text: &mut String, max: usize) {
+    if text.char_indices().nth(max).is_none() {
+        return;
+    }
+    let end = prefix_chars(text, max.saturating_sub(1)).len();
+    text.truncate(end);
+    text.push('…');
+}
+
 /// Cuts `text` in place to [`prefix_bytes`] of it.
 pub fn truncate_bytes(text: &mut String, max: usize) {
     let end = prefix_bytes(text, max).len();
@@ -74,5 +85,11 @@ mod tests {
         assert_eq!(ellipsized_chars("  日本語テキスト ", 4), "日本語…");
         assert_eq!(ellipsized_chars(" four ", 4), "four");
         assert_eq!(ellipsized_chars("abcde", 4).chars().count(), 4);
+        let mut long = " 日本語テキスト".to_string();
+        ellipsize_chars(&mut long, 4);
+        assert_eq!(long, " 日本…");
+        let mut exact = " four".to_string();
+        ellipsize_chars(&mut exact, 5);
+        assert_eq!(exact, " four");
     }
 }

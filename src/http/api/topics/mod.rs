@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::actors::analyzer::share::NoPlace;
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
 use crate::http::answer::{self, Answer};
-use crate::http::documented::{error_responses, PostgresBusy, ReadTimedOut};
+use crate::http::documented::{error_responses, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -28,8 +29,13 @@ error_responses! {
 
 /// Longest topic name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Stored posts a preview reads per query.
+/// Most stored posts a preview reads per query.
 const PREVIEW_PAGE: i64 = 5_000;
+/// Most bytes of stored posts a preview reads per query (as [`db::text_page`] counts them):
+/// posts of 20,000 bytes made a page of rows alone 100 MB, held through its matching after its
+/// connection went back. A page is held about twice over at most (as read, then as matched), so
+/// the previews of a process hold about `2 × 4 MiB × topics.preview_max_running`.
+pub const PREVIEW_PAGE_BYTES: i64 = 4 << 20;
 /// Most hours a preview looks back.
 pub const MAX_PREVIEW_HOURS: i64 = 168;
 /// Most samples of each kind a preview returns.
@@ -323,8 +329,9 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Answer {
 }
 
 /// What a query would match among the stored posts of the last hours, and the near misses
-/// its `NOT`s and fields cut, before it is saved. One preview at a time per caller; it reads
-/// at most `topics.preview_max_posts` posts through the API's connections.
+/// its `NOT`s and fields cut, before it is saved. One preview at a time per caller and at most
+/// `topics.preview_max_running` in the process; it reads at most `topics.preview_max_posts`
+/// posts through the API's connections, in pages of at most 5,000 posts and 4 MiB.
 #[utoipa::path(
     tag = "topics", summary = "Preview a query", request_body = PreviewRequest,
     responses(
@@ -334,7 +341,10 @@ pub async fn versions(state: State, id: web::Path<i64>) -> Answer {
             (`invalid_json`)", body = ErrorBody),
         (status = 429, description = "This caller's previous preview is still running \
             (`rate_limited`)", body = ErrorBody),
-        PostgresBusy, ReadTimedOut,
+        (status = 503, description = "PostgreSQL is unavailable or busy, or the process runs \
+            `topics.preview_max_running` previews (`busy`, `details.reason` `preview`, \
+            `Retry-After`)", body = ErrorBody),
+        ReadTimedOut,
     )
 )]
 #[post("/api/v1/topic-preview")]
@@ -351,12 +361,25 @@ pub async fn preview(state: State, input: web::Json<PreviewRequest>) -> Answer {
     }
     let expr = parsed(&input.query)?;
     let caller = state.client_id();
-    let Some(_slot) = state.previews.take(&caller) else {
-        return Err(ApiError::rate_limited(
-            "preview",
-            "this caller's previous preview is still running; one at a time",
-            std::time::Duration::from_secs(1),
-        ));
+    let running = state.settings.topics.preview_max_running;
+    let _slot = match state.previews.take_within(&caller, running) {
+        Ok(slot) => slot,
+        Err(NoPlace::Caller) => {
+            return Err(ApiError::rate_limited(
+                "preview",
+                "this caller's previous preview is still running; one at a time",
+                std::time::Duration::from_secs(1),
+            ))
+        }
+        Err(NoPlace::Full) => {
+            return Err(ApiError::busy_for(
+                "preview",
+                format!(
+                    "{running} previews are running (topics.preview_max_running); retry shortly"
+                ),
+                1,
+            ))
+        }
     };
     let set = std::sync::Arc::new(TopicSet::of(0, 0, &expr));
     let to = Utc::now();
@@ -368,12 +391,14 @@ pub async fn preview(state: State, input: web::Json<PreviewRequest>) -> Answer {
     let mut reached = to;
     while tally.scanned < max {
         let limit = PREVIEW_PAGE.min(max - tally.scanned);
-        let page = {
+        let db::TextPage {
+            posts: page,
+            last: last_page,
+        } = {
             let client = state.db().await?;
             let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
-            db::texts_before(&**client, from, to, after, limit).await?
+            db::text_page(&**client, (from, to), after, limit, PREVIEW_PAGE_BYTES).await?
         };
-        let read = page.len() as i64;
         if let Some(last) = page.last() {
             cursor = Some((last.created_at, last.id.clone()));
             reached = last.created_at;
@@ -387,7 +412,7 @@ pub async fn preview(state: State, input: web::Json<PreviewRequest>) -> Answer {
         .await
         .map_err(ApiError::internal)?;
         tally.add(verdicts, wanted);
-        if read < limit {
+        if last_page {
             complete = true;
             break;
         }
