@@ -71,14 +71,7 @@ async fn every_producer_waits_while_the_oldest_unstored_entry_is_older_than_the_
 
     // Sources and imports wait on the same limits: on a stream of their own that nothing
     // reads, so the old entries stay unread.
-    let mut settings = s.env.settings();
-    settings.redis.stream = format!("{}:unread", s.env.stream);
-    settings.ingest.max_backlog = 0;
-    settings.ingest.max_backlog_secs = 30.0;
-    pulse::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
-        .await
-        .unwrap();
-    let gate = pulse::streams::admission::Gate::of_intake(Arc::new(settings.clone()));
+    let (settings, gate) = unread_gate(&s, &redis, 30.0).await;
     assert_eq!(gate.behind(&redis).await.unwrap(), None, "an empty stream");
     xadd_aged(
         &redis,
@@ -155,15 +148,8 @@ async fn entries_whose_ids_are_ahead_of_the_clock_still_age_past_the_backlog_lim
 
     // Sources and imports wait on the same limit: on a stream of their own that nothing
     // reads, so the entries stay unread.
-    let mut settings = s.env.settings();
-    settings.redis.stream = format!("{}:unread", s.env.stream);
-    settings.ingest.max_backlog = 0;
-    settings.ingest.max_backlog_secs = 1.0;
-    pulse::streams::group::ensure_group(&redis, &settings.redis.stream, &settings.redis.group)
-        .await
-        .unwrap();
+    let (settings, gate) = unread_gate(&s, &redis, 1.0).await;
     xadd_ahead(&redis, &settings.redis.stream, 10).await;
-    let gate = pulse::streams::admission::Gate::of_intake(Arc::new(settings.clone()));
     let engaged = wait_until(Duration::from_secs(120), || async {
         let why = gate.behind(&redis).await.unwrap();
         why.is_some_and(|w| w.contains("waited"))
@@ -178,6 +164,28 @@ async fn entries_whose_ids_are_ahead_of_the_clock_still_age_past_the_backlog_lim
         "{stats:?}"
     );
     let _: i64 = redis.del(&settings.redis.stream).await.unwrap();
+}
+
+/// The intake's gate, with `max_backlog_secs` its only limit, over a stream of its own that
+/// nothing reads: how sources and imports wait, with the entries a test adds left unread.
+async fn unread_gate(
+    s: &SecuredServer,
+    redis: &Client,
+    max_backlog_secs: f64,
+) -> (pulse::config::Settings, pulse::streams::admission::Gate) {
+    let mut settings = s.env.settings();
+    settings.redis.stream = format!("{}:unread", s.env.stream);
+    backlog_limits(
+        &mut settings,
+        0,
+        max_backlog_secs,
+        settings.ingest.fair_share_after_secs,
+    );
+    pulse::streams::group::ensure_group(redis, &settings.redis.stream, &settings.redis.group)
+        .await
+        .unwrap();
+    let gate = pulse::streams::admission::Gate::of_intake(Arc::new(settings.clone()));
+    (settings, gate)
 }
 
 /// A server without budgets or backlog limits whose pipeline takes `batch` entries at a time,

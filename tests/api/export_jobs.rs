@@ -647,10 +647,8 @@ async fn a_key_revoked_while_its_export_waits_for_its_share_reads_no_further_pag
     // debt waits 20 s.
     let server = SecuredServer::start(|s| {
         database_share(s, 0.05, 1.0);
-        s.limits.per_ip_per_sec = 1e6;
-        s.limits.per_ip_burst = 1e6;
-        s.limits.per_network_per_sec = 1e6;
-        s.limits.per_network_burst = 1e6;
+        address_budget(s, 1e6, 1e6);
+        network_budget(s, 1e6, 1e6);
     })
     .await;
     seed(&server, 3, 0).await;

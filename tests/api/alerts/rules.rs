@@ -230,13 +230,7 @@ async fn a_patch_with_null_channels_or_key_sets_them_back_to_every_one() {
     assert_eq!(patched["channels"], Value::Null, "{patched}");
     assert_eq!(patched["key"], Value::Null, "{patched}");
     let (_, listed) = app.get("/api/v1/alert-rules").await;
-    let stored = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == rule["id"])
-        .unwrap()
-        .clone();
+    let stored = item_where(&listed["items"], |r| r["id"] == rule["id"]).clone();
     assert_eq!(stored["channels"], Value::Null, "{stored}");
     assert_eq!(stored["key"], Value::Null, "{stored}");
     app.shutdown().await;

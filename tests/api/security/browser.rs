@@ -289,13 +289,7 @@ async fn another_sites_page_cannot_change_anything_on_an_open_server() {
     let body: Value = forged.json().await.unwrap();
     assert_eq!(body["error"]["code"], "origin_not_allowed", "{body}");
     let (_, rules) = app.get("/api/v1/alert-rules").await;
-    let stored = rules["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == rule["id"])
-        .cloned()
-        .unwrap();
+    let stored = item_where(&rules["items"], |r| r["id"] == rule["id"]).clone();
     assert_eq!(stored["enabled"], true, "{stored}");
     // The dashboard's own page (its origin is the server's) still may.
     let own = format!("http://{}", app.address());
