@@ -147,7 +147,7 @@ impl Application {
         let fanout = fanout_queue
             .map(|queue| Fanout::start(&settings, queue, hub.broadcaster().recipient()));
         let live = LiveOutput {
-            committed: Some(hub.broadcaster().recipient()),
+            committed: Some(hub.live_intake()),
             metrics: Some(hub.broadcaster().recipient()),
             publish: Some(hub.broadcaster().recipient()),
         };

@@ -194,6 +194,19 @@ impl Committed {
     }
 }
 
+/// A stage that committed batches are handed to: an actor's mailbox, or a hand-off of the
+/// stage's own that bounds what waits for it (see `ws::broadcaster::LiveIntake`). Handing
+/// over never waits.
+pub trait CommittedSink: Send + Sync {
+    fn take(&self, committed: Committed);
+}
+
+impl CommittedSink for actix::Recipient<Committed> {
+    fn take(&self, committed: Committed) {
+        self.do_send(committed);
+    }
+}
+
 /// A live metrics snapshot (pre-serialised JSON, shared by every subscriber).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]

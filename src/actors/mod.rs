@@ -60,7 +60,7 @@ pub enum Stage {
 #[derive(Default)]
 pub struct LiveOutput {
     /// Receives every committed batch (new posts), before the stages downstream do.
-    pub committed: Option<actix::Recipient<messages::Committed>>,
+    pub committed: Option<Arc<dyn messages::CommittedSink>>,
     /// Receives each metrics snapshot.
     pub metrics: Option<actix::Recipient<messages::MetricsUpdate>>,
     /// Receives alerts and virality updates.
@@ -241,7 +241,7 @@ impl Pipeline {
 
         // Downstream of the commit, in the order each batch reaches them.
         if let Some(committed) = live.committed {
-            ingest.subscribe(committed);
+            ingest.subscribe_sink(committed);
         }
         let mut aggregator = Aggregator::new(settings.clone(), pool.clone());
         if let Some(metrics) = live.metrics {

@@ -6,14 +6,21 @@
 //! With the cross-process fan-out on, what this process produced (new posts, alerts,
 //! virality updates) is also offered, already serialized, to the other processes of the
 //! group, and what they produced arrives as [`Remote`] and goes to the local sessions only.
+//!
+//! Committed batches reach the broadcaster through a bounded hand-off, [`LiveIntake`], not
+//! its mailbox: its work grows with sessions times posts on one thread, and a mailbox takes
+//! whatever is sent. Past `ws.max_pending_posts` waiting, the oldest batches are shed from
+//! live delivery only: their posts are stored and every other stage got them, the other
+//! processes are offered them all the same, and the local sessions subscribed to posts are
+//! told `lagged`, as when their own queue overflows, to catch up from the store.
 
 pub use crate::actors::messages::MetricsUpdate;
 use std::cell::OnceCell;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, Handler};
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use bytestring::ByteString;
 
 use super::fanout::{FanoutItem, FanoutSender, Remote};
@@ -25,7 +32,7 @@ use super::outbox::{Outbox, Pushed};
 use super::protocol::{self, FilterKeys, Topic};
 use super::socket::SocketHandle;
 pub use crate::actors::messages::Publish;
-use crate::actors::messages::{AnalyzedPost, Committed};
+use crate::actors::messages::{AnalyzedPost, Committed, CommittedSink};
 use crate::models::deletion::DeletedPost;
 use crate::models::views::PostView;
 use crate::telemetry::names;
@@ -61,6 +68,125 @@ pub struct Broadcaster {
     /// see `api::live`). Every session authenticated before the revocation has ended by then,
     /// and later upgrades are refused by the credential check itself.
     session_lifetime: Duration,
+    /// The committed batches waiting for live delivery (see [`LiveIntake`]).
+    backlog: Arc<Mutex<Backlog>>,
+}
+
+/// Committed batches waiting for live delivery, shared by the pipeline's hand-off
+/// ([`LiveIntake`]) and the broadcaster, which takes them one at a time.
+#[derive(Default)]
+pub struct Backlog {
+    batches: VecDeque<Committed>,
+    /// The weight ([`weight`]) of `batches`.
+    posts: usize,
+    /// A [`TakeLive`] is on its way to the broadcaster, or being handled.
+    wake_pending: bool,
+    /// Posts shed since the broadcaster last told its sessions.
+    shed: u64,
+}
+
+impl Backlog {
+    /// Batches waiting now.
+    pub fn batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Their weight: posts in the batches and posts deleted.
+    pub fn posts(&self) -> usize {
+        self.posts
+    }
+}
+
+/// What a waiting batch counts against `ws.max_pending_posts`: its posts (what it holds in
+/// memory, replays included) and its deletions; at least one, so batches that carry nothing
+/// to send are bounded too.
+fn weight(c: &Committed) -> usize {
+    (c.batch.posts.len() + c.outcome.deleted.len()).max(1)
+}
+
+/// What shedding a batch takes from the sessions: its new posts and deletion notices.
+fn live_messages(c: &Committed) -> u64 {
+    (c.outcome.inserted_entries.len() + c.outcome.deleted.len()) as u64
+}
+
+/// Tells the broadcaster that batches wait in its backlog.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakeLive;
+
+/// The pipeline's hand-off of committed batches to the broadcaster: it never waits, and keeps
+/// at most `max_posts` waiting (and always the newest batch). Past that, the oldest waiting
+/// batches are shed from live delivery: counted, offered to the other processes here (they
+/// lose nothing), and reported to the sessions as `lagged` by the broadcaster.
+pub struct LiveIntake {
+    backlog: Arc<Mutex<Backlog>>,
+    max_posts: usize,
+    broadcaster: Recipient<TakeLive>,
+    fanout: Option<FanoutSender>,
+}
+
+impl LiveIntake {
+    /// The hand-off to `broadcaster`, whose backlog is `backlog` (see
+    /// [`Broadcaster::with_backlog`]).
+    pub fn new(
+        backlog: Arc<Mutex<Backlog>>,
+        max_posts: usize,
+        broadcaster: Recipient<TakeLive>,
+        fanout: Option<FanoutSender>,
+    ) -> Self {
+        Self {
+            backlog,
+            max_posts: max_posts.max(1),
+            broadcaster,
+            fanout,
+        }
+    }
+
+    /// What waits now, for tests and diagnostics.
+    pub fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl CommittedSink for LiveIntake {
+    fn take(&self, committed: Committed) {
+        let mut shed = Vec::new();
+        let wake = {
+            let mut backlog = self.backlog();
+            let w = weight(&committed);
+            while !backlog.batches.is_empty() && backlog.posts + w > self.max_posts {
+                let Some(oldest) = backlog.batches.pop_front() else {
+                    break;
+                };
+                backlog.posts -= weight(&oldest);
+                backlog.shed += live_messages(&oldest);
+                shed.push(oldest);
+            }
+            backlog.posts += w;
+            backlog.batches.push_back(committed);
+            !std::mem::replace(&mut backlog.wake_pending, true)
+        };
+        if wake {
+            self.broadcaster.do_send(TakeLive);
+        }
+        // Outside the lock: what is shed may take a while to serialize for other processes.
+        for batch in shed {
+            let lost = live_messages(&batch);
+            if lost > 0 {
+                metrics::counter!(names::WS_POSTS_SHED).increment(lost);
+            }
+            let started = std::time::SystemTime::now();
+            let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
+            if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
+                let (posts, ingested_at) = new_posts_of(&batch);
+                fanout.offer(remote_posts(&posts, ingested_at));
+                fanout.offer(remote_deleted(deleted_items(&batch.outcome.deleted)));
+            }
+            if let Some(trace) = &batch.trace {
+                trace_publish(trace, &batch, started, false, remote, true);
+            }
+        }
+    }
 }
 
 impl Broadcaster {
@@ -79,7 +205,14 @@ impl Broadcaster {
             session_lifetime: Duration::from_secs(
                 crate::config::AuthSettings::default().token_ttl_secs,
             ),
+            backlog: Arc::default(),
         }
+    }
+
+    /// Takes committed batches from `backlog`, filled by a [`LiveIntake`].
+    pub fn with_backlog(mut self, backlog: Arc<Mutex<Backlog>>) -> Self {
+        self.backlog = backlog;
+        self
     }
 
     /// Remembers revoked keys for `lifetime`, the longest a session lives.
@@ -253,19 +386,105 @@ pub fn post_keys(p: &AnalyzedPost) -> FilterKeys {
     }
 }
 
-impl Handler<Committed> for Broadcaster {
+impl Handler<TakeLive> for Broadcaster {
     type Result = ();
 
-    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+    /// Delivers the oldest waiting batch, first telling the sessions what was shed; one batch
+    /// per message, so sessions registering and other events are not held up behind them all.
+    fn handle(&mut self, _: TakeLive, ctx: &mut Self::Context) {
+        let (batch, shed, more) = {
+            let mut backlog = self.backlog.lock().unwrap_or_else(PoisonError::into_inner);
+            let batch = backlog.batches.pop_front();
+            if let Some(b) = &batch {
+                backlog.posts -= weight(b);
+            }
+            let more = !backlog.batches.is_empty();
+            backlog.wake_pending = more;
+            (batch, std::mem::take(&mut backlog.shed), more)
+        };
+        if shed > 0 {
+            self.fan_out(|outbox| outbox.lag(shed));
+        }
+        if let Some(batch) = batch {
+            self.publish_committed(&batch);
+        }
+        if more {
+            ctx.notify(TakeLive);
+        }
+    }
+}
+
+impl Broadcaster {
+    /// Sends a committed batch's new posts and deletions to the sessions and the other
+    /// processes that want them.
+    fn publish_committed(&mut self, msg: &Committed) {
         let started = std::time::SystemTime::now();
         let local = self.sessions.values().any(|s| s.outbox.wants(Topic::Posts));
         let remote = self.fanout.as_ref().is_some_and(FanoutSender::wanted);
-        self.publish_posts(&msg, local, remote);
+        self.publish_posts(msg, local, remote);
         self.publish_deleted(&msg.outcome.deleted, local, remote);
         if let Some(trace) = &msg.trace {
-            trace_publish(trace, &msg, started, local, remote);
+            trace_publish(trace, msg, started, local, remote, false);
         }
     }
+}
+
+/// A committed batch's posts to send live: those new to the database, as the store wrote
+/// them, in the batch's (stream) order, with when they count as ingested. A replayed entry was
+/// broadcast when it was first committed, and a copy of the same id the store did not write
+/// is not the post. Backfill is stored and counted where it belongs, never pushed as live.
+fn new_posts_of(msg: &Committed) -> (Vec<NewPost<'_>>, chrono::DateTime<chrono::Utc>) {
+    let acked_at =
+        chrono::DateTime::from_timestamp_millis(msg.acked_at_ms).unwrap_or_else(chrono::Utc::now);
+    let posts = msg
+        .new_posts()
+        .filter(|p| !p.post.is_backfill(p.received_at(acked_at)))
+        .map(|p| NewPost {
+            post: p,
+            keys: Arc::new(post_keys(p)),
+            text: OnceCell::new(),
+        })
+        .collect();
+    (posts, acked_at)
+}
+
+/// The fan-out items of `posts`.
+fn remote_posts(
+    posts: &[NewPost<'_>],
+    ingested_at: chrono::DateTime<chrono::Utc>,
+) -> Vec<FanoutItem> {
+    posts
+        .iter()
+        .map(|p| FanoutItem {
+            topic: Topic::Posts,
+            keys: p.keys.clone(),
+            text: p.text(ingested_at),
+        })
+        .collect()
+}
+
+/// The deletion notices of `deleted`, with the keys the posts had, so the same filters let
+/// them through.
+fn deleted_items(deleted: &[DeletedPost]) -> Vec<(Arc<FilterKeys>, ByteString)> {
+    deleted
+        .iter()
+        .map(|p| {
+            let text = protocol::envelope_of(protocol::MESSAGE_DELETED, &p.notice());
+            (Arc::new(p.filter_keys()), text)
+        })
+        .collect()
+}
+
+/// The fan-out items of deletion notices.
+fn remote_deleted(items: Vec<(Arc<FilterKeys>, ByteString)>) -> Vec<FanoutItem> {
+    items
+        .into_iter()
+        .map(|(keys, text)| FanoutItem {
+            topic: Topic::Posts,
+            keys,
+            text,
+        })
+        .collect()
 }
 
 impl Broadcaster {
@@ -275,13 +494,7 @@ impl Broadcaster {
         if deleted.is_empty() || (!local && !remote) {
             return;
         }
-        let items: Vec<(Arc<FilterKeys>, ByteString)> = deleted
-            .iter()
-            .map(|p| {
-                let text = protocol::envelope_of(protocol::MESSAGE_DELETED, &p.notice());
-                (Arc::new(p.filter_keys()), text)
-            })
-            .collect();
+        let items = deleted_items(deleted);
         if local {
             self.fan_out(|outbox| {
                 outbox.push(
@@ -291,16 +504,7 @@ impl Broadcaster {
             });
         }
         if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
-            fanout.offer(
-                items
-                    .into_iter()
-                    .map(|(keys, text)| FanoutItem {
-                        topic: Topic::Posts,
-                        keys,
-                        text,
-                    })
-                    .collect(),
-            );
+            fanout.offer(remote_deleted(items));
         }
     }
 
@@ -310,22 +514,7 @@ impl Broadcaster {
         if msg.outcome.inserted_posts.is_empty() || (!local && !remote) {
             return;
         }
-        // Only posts new to the database, as the store wrote them, in the batch's (stream)
-        // order: a replayed entry was broadcast when it was first committed, and a copy of
-        // the same id the store did not write is not the post.
-        let acked_at = chrono::DateTime::from_timestamp_millis(msg.acked_at_ms)
-            .unwrap_or_else(chrono::Utc::now);
-        let posts: Vec<NewPost<'_>> = msg
-            .new_posts()
-            // Backfill is stored and counted where it belongs, never pushed as live.
-            .filter(|p| !p.post.is_backfill(p.received_at(acked_at)))
-            .map(|p| NewPost {
-                post: p,
-                keys: Arc::new(post_keys(p)),
-                text: OnceCell::new(),
-            })
-            .collect();
-        let ingested_at = acked_at;
+        let (posts, ingested_at) = new_posts_of(msg);
         if local {
             self.fan_out(|outbox| {
                 outbox.push(
@@ -335,27 +524,20 @@ impl Broadcaster {
             });
         }
         if let Some(fanout) = self.fanout.as_ref().filter(|_| remote) {
-            fanout.offer(
-                posts
-                    .iter()
-                    .map(|p| FanoutItem {
-                        topic: Topic::Posts,
-                        keys: p.keys.clone(),
-                        text: p.text(ingested_at),
-                    })
-                    .collect(),
-            );
+            fanout.offer(remote_posts(&posts, ingested_at));
         }
     }
 }
 
-/// Records the `publish` stage of a committed batch's sampled posts.
+/// Records the `publish` stage of a committed batch's sampled posts; `shed` when the batch
+/// was not delivered to the local sessions because too many waited (see [`LiveIntake`]).
 fn trace_publish(
     trace: &crate::telemetry::traces::BatchTrace,
     msg: &Committed,
     started: std::time::SystemTime,
     local: bool,
     remote: bool,
+    shed: bool,
 ) {
     use opentelemetry::KeyValue;
     let new: std::collections::HashSet<&str> =
@@ -372,6 +554,7 @@ fn trace_publish(
                 KeyValue::new("pulse.publish.new", new.contains(id)),
                 KeyValue::new("pulse.publish.local_subscribers", local),
                 KeyValue::new("pulse.publish.fanout", remote),
+                KeyValue::new("pulse.publish.shed", shed),
             ]
         },
     );
@@ -619,5 +802,177 @@ mod tests {
             (0, 0, 1)
         );
         assert_eq!(other_told.load(Ordering::SeqCst), 0);
+    }
+
+    /// Holds the broadcaster's thread, once it says so, until released: a fan-out that cannot
+    /// keep up, without timing.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Hold {
+        held: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Handler<Hold> for Broadcaster {
+        type Result = ();
+
+        fn handle(&mut self, msg: Hold, _: &mut Self::Context) {
+            let _ = msg.held.send(());
+            let _ = msg.release.recv();
+        }
+    }
+
+    /// A committed batch `n` of `posts` posts new to the database, posted now.
+    fn committed(n: usize, posts: usize) -> Committed {
+        use crate::actors::messages::{AnalyzedBatch, StoreOutcome};
+        use crate::models::{
+            Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
+            SentimentScore,
+        };
+        let now = chrono::Utc::now();
+        let posts: Vec<AnalyzedPost> = (0..posts)
+            .map(|i| AnalyzedPost {
+                entry_id: format!("{}-{}", now.timestamp_millis(), n * 100 + i),
+                producer: crate::models::producer::STREAM.into(),
+                post: crate::models::fixtures::post(&format!("p{n}-{i}"), "text", now),
+                analysis: Analysis {
+                    sentiment_label: SentimentLabel::Neutral,
+                    sentiment_score: SentimentScore::new(0.0),
+                    emotions: EmotionScores::default(),
+                    toxicity: Probability::default(),
+                    hate: Probability::default(),
+                    churn_risk: Probability::default(),
+                    model: "test".into(),
+                    lang: None,
+                    lang_source: LanguageSource::Given,
+                    language_support: LanguageSupport::default(),
+                    shipped_sentiment: None,
+                },
+                story_id: None,
+                topics: Vec::new(),
+                filtered_topics: Vec::new(),
+                search: Vec::new(),
+            })
+            .collect();
+        let outcome = StoreOutcome {
+            inserted_posts: posts.iter().map(|p| p.post.id.clone()).collect(),
+            inserted_entries: posts.iter().map(|p| p.entry_id.clone()).collect(),
+            ..Default::default()
+        };
+        Committed {
+            batch: Arc::new(AnalyzedBatch {
+                posts,
+                ..Default::default()
+            }),
+            outcome: Arc::new(outcome),
+            stories: None,
+            acked_at_ms: now.timestamp_millis(),
+            trace: None,
+        }
+    }
+
+    /// The post ids named in `texts`, sorted.
+    fn post_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut ids: Vec<String> = texts
+            .into_iter()
+            .map(|t| {
+                let v: serde_json::Value = serde_json::from_str(t).expect("json");
+                v["data"]["id"].as_str().expect("a post").to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Waits until `outbox` holds `n` messages (or a lagged notice with fewer).
+    async fn holds(outbox: &Outbox, n: usize) -> bool {
+        for _ in 0..500 {
+            if outbox.len() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Committed batches went to the broadcaster's mailbox, which takes whatever is sent: a
+    /// broadcaster slower than the pipeline (many sessions) held every batch waiting, without
+    /// bound, and its sessions' live posts fell ever further behind.
+    #[actix_rt::test]
+    async fn a_broadcaster_that_falls_behind_sheds_the_oldest_batches_and_says_so() {
+        let backlog = Arc::new(Mutex::new(Backlog::default()));
+        let (fanout, mut published) = crate::ws::fanout::queue(1_000);
+        let arbiter = actix::Arbiter::new();
+        let (theirs, their_fanout) = (backlog.clone(), fanout.clone());
+        let broadcaster = Broadcaster::start_in_arbiter(&arbiter.handle(), move |_| {
+            Broadcaster::new(Arc::default())
+                .with_backlog(theirs)
+                .with_fanout(Some(their_fanout))
+        });
+        let intake = LiveIntake::new(backlog, 10, broadcaster.clone().recipient(), Some(fanout));
+
+        let (mut register, _, _) = session_of(1, "k");
+        let outbox = Arc::new(Outbox::new(10_000));
+        let mut posts = TopicSet::default();
+        posts.insert(Topic::Posts);
+        outbox.subscribe(posts, None, 5).unwrap();
+        register.outbox = outbox.clone();
+        broadcaster.send(register).await.unwrap();
+
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel();
+        broadcaster.do_send(Hold {
+            held,
+            release: released,
+        });
+        is_held.recv().unwrap();
+
+        for n in 0..100 {
+            intake.take(committed(n, 3));
+            assert!(intake.backlog().posts() <= 10, "batch {n}");
+        }
+        {
+            let backlog = intake.backlog();
+            assert_eq!((backlog.batches(), backlog.posts()), (3, 9));
+            assert_eq!(backlog.shed, 97 * 3, "the excess is counted as shed");
+        }
+        assert!(outbox.is_empty());
+
+        release.send(()).unwrap();
+        assert!(holds(&outbox, 9).await, "the batches kept are delivered");
+        let mut out = Vec::new();
+        outbox.drain(100, &mut out);
+        assert_eq!(
+            out[0].text,
+            protocol::lagged(97 * 3),
+            "told it lagged first"
+        );
+        let expected: Vec<String> = (97..100)
+            .flat_map(|n| (0..3).map(move |i| format!("p{n}-{i}")))
+            .collect();
+        assert_eq!(post_ids(out[1..].iter().map(|o| &*o.text)), expected);
+
+        // After the release the broadcaster goes on delivering, with nothing more to report.
+        intake.take(committed(100, 2));
+        assert!(holds(&outbox, 2).await);
+        out.clear();
+        outbox.drain(100, &mut out);
+        assert_eq!(post_ids(out.iter().map(|o| &*o.text)), ["p100-0", "p100-1"]);
+        assert_eq!(intake.backlog().shed, 0);
+        // Every offer is made once the broadcaster has handled what came before this.
+        broadcaster.send(SessionCount).await.unwrap();
+
+        // The other processes were offered every post, shed or not.
+        let mut offered = Vec::new();
+        while let Some(items) = published.try_recv() {
+            offered.extend(items.into_iter().map(|i| i.text));
+        }
+        let mut all: Vec<String> = (0..100)
+            .flat_map(|n| (0..3).map(move |i| format!("p{n}-{i}")))
+            .chain(["p100-0".to_string(), "p100-1".to_string()])
+            .collect();
+        all.sort();
+        assert_eq!(post_ids(offered.iter().map(|t| &**t)), all);
+        arbiter.stop();
     }
 }

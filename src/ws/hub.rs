@@ -7,10 +7,10 @@ use crate::telemetry::names;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use bytestring::ByteString;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use super::broadcaster::Broadcaster;
+use super::broadcaster::{Backlog, Broadcaster, LiveIntake};
 use super::fanout;
 use super::messages::CloseAll;
 use super::protocol::MessageClass;
@@ -20,6 +20,8 @@ use super::protocol::MessageClass;
 #[derive(Clone)]
 pub struct Hub {
     broadcaster: Addr<Broadcaster>,
+    /// The pipeline's bounded hand-off of committed batches to the broadcaster.
+    intake: Arc<LiveIntake>,
     arbiter: ArbiterHandle,
     latest_metrics: Arc<RwLock<Option<ByteString>>>,
     sessions: Arc<AtomicUsize>,
@@ -83,14 +85,24 @@ impl Hub {
         let cache = latest_metrics.clone();
         let write_timeout = Duration::from_secs(settings.write_timeout_secs.max(1));
         let heartbeat = Duration::from_secs(settings.heartbeat_secs.max(1));
+        let backlog = Arc::new(Mutex::new(Backlog::default()));
+        let (their_backlog, their_fanout) = (backlog.clone(), fanout.clone());
         let broadcaster = Broadcaster::start_in_arbiter(&arbiter, move |_| {
             Broadcaster::new(cache)
-                .with_fanout(fanout)
+                .with_backlog(their_backlog)
+                .with_fanout(their_fanout)
                 .with_write_timeout(write_timeout, heartbeat)
                 .with_session_lifetime(session_lifetime)
         });
+        let intake = Arc::new(LiveIntake::new(
+            backlog,
+            settings.max_pending_posts,
+            broadcaster.clone().recipient(),
+            fanout,
+        ));
         Hub {
             broadcaster,
+            intake,
             arbiter,
             latest_metrics,
             sessions: Arc::new(AtomicUsize::new(0)),
@@ -104,6 +116,11 @@ impl Hub {
     /// The broadcaster, for producers of live events ([`MetricsUpdate`], [`Publish`]).
     pub fn broadcaster(&self) -> Addr<Broadcaster> {
         self.broadcaster.clone()
+    }
+
+    /// Where the pipeline hands committed batches for live delivery.
+    pub fn live_intake(&self) -> Arc<LiveIntake> {
+        self.intake.clone()
     }
 
     /// The WebSocket settings in force.

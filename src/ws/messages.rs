@@ -1,6 +1,6 @@
 //! The messages between the broadcaster and the sessions, and those the rest of the process
-//! sends the broadcaster. The pipeline's own messages (`Committed`, `MetricsUpdate`,
-//! `Publish`) live in `actors::messages`.
+//! sends the broadcaster. The pipeline's own messages (`MetricsUpdate`, `Publish`) live in
+//! `actors::messages`; committed batches come through `broadcaster::LiveIntake`.
 
 use std::sync::Arc;
 

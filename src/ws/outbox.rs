@@ -191,6 +191,26 @@ impl Outbox {
         }
     }
 
+    /// Counts `n` posts as dropped, if the session subscribes to posts, so that its next
+    /// drain starts with `lagged`: posts that were shed before reaching any outbox. Filters
+    /// are not applied (that would cost what shedding saves), so a filtered session is told
+    /// at most that many.
+    pub fn lag(&self, n: u64) -> Pushed {
+        let mut state = self.lock();
+        if n == 0 || state.closed || !state.topics.contains(Topic::Posts) {
+            return Pushed::default();
+        }
+        state.dropped += n;
+        state.waiting_since.get_or_insert_with(Instant::now);
+        let wake = !state.wake_pending;
+        state.wake_pending = true;
+        Pushed {
+            queued: 0,
+            dropped: 0,
+            wake,
+        }
+    }
+
     /// Adds `topics` and, when given, replaces the filter. Queued messages the new
     /// subscription would not let through are discarded, so once the ack is sent every
     /// message delivered matches it. Refused, changing nothing, past `max_topics`.

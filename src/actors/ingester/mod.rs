@@ -47,7 +47,7 @@ use tokio::sync::Semaphore;
 
 pub use self::commit::MAX_TRIALS;
 use super::analyzer::AnalyzerWorker;
-use super::messages::{Committed, Drain, DrainReport, RawEntry};
+use super::messages::{Committed, CommittedSink, Drain, DrainReport, RawEntry};
 use super::store::Store;
 use super::supervisor::Supervised;
 use crate::actors::analyzer::adaptive::AdaptiveRoute;
@@ -98,7 +98,7 @@ pub struct IngestContext {
     /// Batches, by the number `next_batch` gave them, take their turn at the story desk in
     /// read order.
     story_turns: turns::Turns,
-    subscribers: RwLock<Vec<Recipient<Committed>>>,
+    subscribers: RwLock<Vec<Arc<dyn CommittedSink>>>,
     state: AtomicU8,
     /// Makes the next dead-lettering fail after Redis applied it, as a lost reply would.
     #[cfg(feature = "fault-injection")]
@@ -190,16 +190,21 @@ impl IngestContext {
 
     /// Registers a stage that receives every committed batch.
     pub fn subscribe(&self, recipient: Recipient<Committed>) {
+        self.subscribe_sink(Arc::new(recipient));
+    }
+
+    /// Registers a stage that receives every committed batch through a hand-off of its own.
+    pub fn subscribe_sink(&self, sink: Arc<dyn CommittedSink>) {
         self.subscribers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(recipient);
+            .push(sink);
     }
 
     fn publish(&self, committed: Committed) {
         let subscribers = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
         for s in subscribers.iter() {
-            s.do_send(committed.clone());
+            s.take(committed.clone());
         }
     }
 

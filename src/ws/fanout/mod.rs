@@ -141,6 +141,14 @@ pub struct FanoutQueue {
     peers: Peers,
 }
 
+#[cfg(test)]
+impl FanoutQueue {
+    /// The next batch offered, if one waits.
+    pub(crate) fn try_recv(&mut self) -> Option<Vec<FanoutItem>> {
+        self.rx.try_recv().ok()
+    }
+}
+
 /// A bounded queue of at most `capacity` batches between the broadcaster and the publisher.
 pub fn queue(capacity: usize) -> (FanoutSender, FanoutQueue) {
     let (tx, rx) = mpsc::channel(capacity.max(1));

@@ -657,6 +657,11 @@ pub struct WsSettings {
     pub send_buffer_bytes: usize,
     /// Concurrent sessions per client: per key, or per network (/24, /64) without one.
     pub max_sessions_per_client: usize,
+    /// Posts of committed batches waiting for the broadcaster to deliver them live. Its work
+    /// grows with sessions times posts on one thread; past this, the oldest waiting batches
+    /// are not delivered live (the sessions get `lagged` and catch up from the store), so
+    /// what waits stays bounded whatever the post rate.
+    pub max_pending_posts: usize,
 }
 
 impl Default for Settings {
@@ -876,6 +881,7 @@ impl Default for WsSettings {
             write_timeout_secs: 30,
             send_buffer_bytes: 256 * 1024,
             max_sessions_per_client: 100,
+            max_pending_posts: 10_000,
         }
     }
 }

@@ -162,6 +162,9 @@ pub mod names {
         counter WS_MESSAGES_SENT = "pulse_ws_messages_sent_total";
         /// Messages a slow WebSocket client lost because its queue was full.
         counter WS_MESSAGES_DROPPED = "pulse_ws_messages_dropped_total";
+        /// Posts (new and deleted) of committed batches not delivered live because more than
+        /// `ws.max_pending_posts` waited for the broadcaster.
+        counter WS_POSTS_SHED = "pulse_ws_posts_shed_total";
         /// WebSocket upgrades refused, by `reason` (too_many_sessions, bad_handshake).
         counter WS_REJECTED = "pulse_ws_rejected_total";
         /// Sessions closed because the API key they were opened with was revoked.
