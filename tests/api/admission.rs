@@ -175,12 +175,8 @@ async fn unread_gate(
 ) -> (pulse::config::Settings, pulse::streams::admission::Gate) {
     let mut settings = s.env.settings();
     settings.redis.stream = format!("{}:unread", s.env.stream);
-    backlog_limits(
-        &mut settings,
-        0,
-        max_backlog_secs,
-        settings.ingest.fair_share_after_secs,
-    );
+    settings.ingest.max_backlog = 0;
+    settings.ingest.max_backlog_secs = max_backlog_secs;
     pulse::streams::group::ensure_group(redis, &settings.redis.stream, &settings.redis.group)
         .await
         .unwrap();
