@@ -638,38 +638,16 @@ impl Handler<Committed> for StoryKeeper {
 mod tests {
     use super::*;
     use crate::models::fixtures::{self, OUTAGE};
-    use crate::models::{
-        Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
-        SentimentScore,
-    };
 
     const MINUTE: i64 = 60_000;
     const START_MS: i64 = 1_700_000_000_000;
 
     /// An analysed post `key` written `minute` minutes after the start.
     fn post(key: &str, minute: i64, text: &str) -> AnalyzedPost {
-        AnalyzedPost {
-            entry_id: "0-0".into(),
-            producer: crate::models::producer::STREAM.into(),
-            post: fixtures::post(key, text, at(START_MS + minute * MINUTE)),
-            analysis: Analysis {
-                sentiment_label: SentimentLabel::Neutral,
-                sentiment_score: SentimentScore::new(0.0),
-                emotions: EmotionScores::default(),
-                toxicity: Probability::default(),
-                hate: Probability::default(),
-                churn_risk: Probability::default(),
-                model: "test".into(),
-                lang: None,
-                lang_source: LanguageSource::Given,
-                language_support: LanguageSupport::default(),
-                shipped_sentiment: None,
-            },
-            story_id: None,
-            topics: Vec::new(),
-            filtered_topics: Vec::new(),
-            search: Vec::new(),
-        }
+        fixtures::analyzed(
+            fixtures::post(key, text, at(START_MS + minute * MINUTE)),
+            "0-0",
+        )
     }
 
     /// A desk that has placed an hour of unrelated chatter, so word weights are those of a

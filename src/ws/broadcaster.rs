@@ -825,33 +825,12 @@ mod tests {
     /// A committed batch `n` of `posts` posts new to the database, posted now.
     fn committed(n: usize, posts: usize) -> Committed {
         use crate::actors::messages::{AnalyzedBatch, StoreOutcome};
-        use crate::models::{
-            Analysis, EmotionScores, LanguageSource, LanguageSupport, Probability, SentimentLabel,
-            SentimentScore,
-        };
         let now = chrono::Utc::now();
         let posts: Vec<AnalyzedPost> = (0..posts)
-            .map(|i| AnalyzedPost {
-                entry_id: format!("{}-{}", now.timestamp_millis(), n * 100 + i),
-                producer: crate::models::producer::STREAM.into(),
-                post: crate::models::fixtures::post(&format!("p{n}-{i}"), "text", now),
-                analysis: Analysis {
-                    sentiment_label: SentimentLabel::Neutral,
-                    sentiment_score: SentimentScore::new(0.0),
-                    emotions: EmotionScores::default(),
-                    toxicity: Probability::default(),
-                    hate: Probability::default(),
-                    churn_risk: Probability::default(),
-                    model: "test".into(),
-                    lang: None,
-                    lang_source: LanguageSource::Given,
-                    language_support: LanguageSupport::default(),
-                    shipped_sentiment: None,
-                },
-                story_id: None,
-                topics: Vec::new(),
-                filtered_topics: Vec::new(),
-                search: Vec::new(),
+            .map(|i| {
+                let post = crate::models::fixtures::post(&format!("p{n}-{i}"), "text", now);
+                let entry = format!("{}-{}", now.timestamp_millis(), n * 100 + i);
+                crate::models::fixtures::analyzed(post, entry)
             })
             .collect();
         let outcome = StoreOutcome {

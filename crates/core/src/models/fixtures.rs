@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Author, Platform, Post};
+use super::{
+    Analysis, AnalyzedPost, Author, EmotionScores, LanguageSource, LanguageSupport, Platform, Post,
+    Probability, SentimentLabel, SentimentScore,
+};
 
 /// Five posts of one conversation (an outage in Lyon), in the words people would use.
 pub const OUTAGE: [&str; 5] = [
@@ -32,5 +35,32 @@ pub fn post(id: &str, text: impl Into<String>, created_at: DateTime<Utc>) -> Pos
         parent_id: None,
         url: None,
         metrics: None,
+    }
+}
+
+/// `post` as the pipeline stores it from stream entry `entry_id`, read as neutral by a model
+/// named `test`, in no story or topic.
+pub fn analyzed(post: Post, entry_id: impl Into<String>) -> AnalyzedPost {
+    AnalyzedPost {
+        entry_id: entry_id.into(),
+        producer: super::producer::STREAM.into(),
+        post,
+        analysis: Analysis {
+            sentiment_label: SentimentLabel::Neutral,
+            sentiment_score: SentimentScore::new(0.0),
+            emotions: EmotionScores::default(),
+            toxicity: Probability::default(),
+            hate: Probability::default(),
+            churn_risk: Probability::default(),
+            model: "test".into(),
+            lang: None,
+            lang_source: LanguageSource::Given,
+            language_support: LanguageSupport::default(),
+            shipped_sentiment: None,
+        },
+        story_id: None,
+        topics: Vec::new(),
+        filtered_topics: Vec::new(),
+        search: Vec::new(),
     }
 }
