@@ -280,8 +280,10 @@ pub struct NewFeedback<'a> {
     pub note: Option<&'a str>,
 }
 
-/// A post's feedback as stored: the latest value reported of each field.
-#[derive(Debug, Clone, PartialEq)]
+/// A post's feedback as stored: one record per post, holding the latest value reported of
+/// each field.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = FeedbackRecord)]
 pub struct StoredFeedback {
     pub id: i64,
     pub post_id: String,
@@ -289,6 +291,7 @@ pub struct StoredFeedback {
     pub final_likes: Option<i64>,
     pub final_comments: Option<i64>,
     pub final_views: Option<i64>,
+    #[schema(value_type = Option<SentimentLabel>)]
     pub sentiment_label: Option<String>,
     pub note: Option<String>,
     /// When the post's first feedback came.

@@ -10,7 +10,7 @@ mod trending;
 use crate::models::errors::ErrorCode;
 use serde_json::{json, Value};
 
-pub use self::outcomes::{__path_feedback, feedback, Feedback, FeedbackRecord};
+pub use self::outcomes::{__path_feedback, feedback, Feedback};
 pub use self::scoring::{
     __path_score, live_model, score, ScoreEngagement, ScorePost, ScoreRequest, ThresholdCache,
 };

@@ -1,12 +1,11 @@
 //! Feedback: an observed outcome or a corrected label for a post.
 
 use actix_web::{post, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{field_error, invalid_request};
-use crate::db::cascades::{self, NewFeedback};
+use crate::db::cascades::{self, NewFeedback, StoredFeedback};
 use crate::db::query as sql;
 use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -36,31 +35,12 @@ pub struct Feedback {
     pub note: Option<String>,
 }
 
-/// A post's feedback as stored: one record per post, holding the latest value reported of
-/// each field.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedbackRecord {
-    pub id: i64,
-    pub post_id: String,
-    pub final_shares: Option<i64>,
-    pub final_likes: Option<i64>,
-    pub final_comments: Option<i64>,
-    pub final_views: Option<i64>,
-    #[schema(value_type = Option<SentimentLabel>)]
-    pub sentiment_label: Option<String>,
-    pub note: Option<String>,
-    /// When the post's first feedback came.
-    pub created_at: DateTime<Utc>,
-    /// When its latest came (this one).
-    pub updated_at: DateTime<Utc>,
-}
-
 /// Records feedback. A post has one feedback record: a later report on it replaces the values it
 /// gives and keeps the others.
 #[utoipa::path(
     tag = "virality", summary = "Record an outcome or a corrected label", request_body = Feedback,
     responses(
-        (status = 201, description = "The post's feedback as stored", body = FeedbackRecord),
+        (status = 201, description = "The post's feedback as stored", body = StoredFeedback),
         (status = 400, description = "Invalid fields (`invalid_request`, `details.errors` names \
             each) or a body that is not feedback (`invalid_json`)", body = ErrorBody),
         (status = 404, description = "No stored post has this id (or it was deleted)", body = ErrorBody),
@@ -135,16 +115,5 @@ pub async fn feedback(state: State, body: web::Json<Feedback>) -> Answer {
             f.post_id
         )));
     };
-    Ok(HttpResponse::Created().json(FeedbackRecord {
-        id: stored.id,
-        post_id: stored.post_id,
-        final_shares: stored.final_shares,
-        final_likes: stored.final_likes,
-        final_comments: stored.final_comments,
-        final_views: stored.final_views,
-        sentiment_label: stored.sentiment_label,
-        note: stored.note,
-        created_at: stored.created_at,
-        updated_at: stored.updated_at,
-    }))
+    Ok(HttpResponse::Created().json(stored))
 }
