@@ -342,19 +342,8 @@ pub async fn download(state: State, req: HttpRequest, id: web::Path<i64>) -> Ans
             ),
         ));
     }
-    let (content_type, extension) = if job.format == "jsonl" {
-        ("application/x-ndjson; charset=utf-8", "jsonl")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
-    let mut response = HttpResponse::Ok();
-    response.content_type(content_type).insert_header((
-        "Content-Disposition",
-        format!(
-            "attachment; filename=\"pulse-export-{}.{extension}\"",
-            job.id
-        ),
-    ));
+    let name = format!("pulse-export-{}", job.id);
+    let mut response = crate::http::api::search::export::attachment(job.format == "jsonl", &name);
     // A HEAD is answered with the headers alone: no place, no audit record, no chunk read.
     if is_head(&req) {
         return Ok(response.streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>()));

@@ -299,6 +299,22 @@ pub fn audit_entry(
     }
 }
 
+/// A 200 whose body is a file of posts to save: JSON lines when `jsonl`, CSV otherwise,
+/// named `<name>.jsonl` or `<name>.csv`.
+pub fn attachment(jsonl: bool, name: &str) -> actix_web::HttpResponseBuilder {
+    let (content_type, extension) = if jsonl {
+        ("application/x-ndjson; charset=utf-8", "jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type).insert_header((
+        "Content-Disposition",
+        format!("attachment; filename=\"{name}.{extension}\""),
+    ));
+    response
+}
+
 /// Exports a search.
 #[utoipa::path(
     tag = "search", operation_id = "export_search", summary = "Export a search",
@@ -320,16 +336,7 @@ pub fn audit_entry(
 #[get("/api/v1/search/export")]
 pub async fn export(state: State, req: HttpRequest) -> Answer {
     let (query, prepared, jsonl) = export_query(req.query_string())?;
-    let (content_type, extension) = if jsonl {
-        ("application/x-ndjson; charset=utf-8", "jsonl")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
-    let mut response = HttpResponse::Ok();
-    response.content_type(content_type).insert_header((
-        "Content-Disposition",
-        format!("attachment; filename=\"pulse-search.{extension}\""),
-    ));
+    let mut response = attachment(jsonl, "pulse-search");
     // A HEAD is answered with the headers alone: no place, no audit record, no page read.
     if is_head(&req) {
         return Ok(response.streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>()));
