@@ -74,6 +74,15 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    /// Notes that something waits for the session (since now, if nothing did), and whether
+    /// the session must be woken for it: only the first since its last drain wakes it.
+    fn waiting(&mut self) -> bool {
+        self.waiting_since.get_or_insert_with(Instant::now);
+        !std::mem::replace(&mut self.wake_pending, true)
+    }
+}
+
 /// The bounded, shared queue of one session.
 #[derive(Debug)]
 pub struct Outbox {
@@ -164,11 +173,7 @@ impl Outbox {
             pushed.queued += 1;
         }
         if pushed.queued > 0 {
-            state.waiting_since.get_or_insert_with(Instant::now);
-            if !state.wake_pending {
-                state.wake_pending = true;
-                pushed.wake = true;
-            }
+            pushed.wake = state.waiting();
         }
         pushed
     }
@@ -181,13 +186,10 @@ impl Outbox {
             return Pushed::default();
         }
         state.metrics = Some(text.clone());
-        state.waiting_since.get_or_insert_with(Instant::now);
-        let wake = !state.wake_pending;
-        state.wake_pending = true;
         Pushed {
             queued: 1,
             dropped: 0,
-            wake,
+            wake: state.waiting(),
         }
     }
 
@@ -201,13 +203,10 @@ impl Outbox {
             return Pushed::default();
         }
         state.dropped += n;
-        state.waiting_since.get_or_insert_with(Instant::now);
-        let wake = !state.wake_pending;
-        state.wake_pending = true;
         Pushed {
             queued: 0,
             dropped: 0,
-            wake,
+            wake: state.waiting(),
         }
     }
 
