@@ -23,12 +23,8 @@ pub fn prefix_chars(text: &str, max: usize) -> &str {
 
 /// `text` trimmed and cut to at most `max` characters, the last an ellipsis when it was longer.
 pub fn ellipsized_chars(text: &str, max: usize) -> String {
-    let text = text.trim();
-    if text.chars().nth(max).is_none() {
-        return text.to_string();
-    }
-    let mut out = prefix_chars(text, max.saturating_sub(1)).to_string();
-    out.push('…');
+    let mut out = text.trim().to_string();
+    ellipsize_chars(&mut out, max);
     out
 }
 
