@@ -105,6 +105,44 @@ pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) ->
     )
 }
 
+/// A [`reddit_source`] of posts alone: no comment listing is read.
+pub(crate) fn reddit_posts(name: &str, site: &str) -> SourceSettings {
+    let settings = RedditSettings {
+        comments: false,
+        ..Default::default()
+    };
+    reddit_source(name, site, settings)
+}
+
+/// What a stand-in answers a request with: its status line, headers and body.
+pub(crate) type Answer = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// A Reddit stand-in on loopback that grants every token request and answers every other
+/// request as `answer` says for its route. Its base URL, and the routes it was asked in order.
+pub(crate) async fn reddit_site(
+    mut answer: impl FnMut(&str) -> Answer + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let site = serve(move |req, mut tcp| {
+        let route = req.route();
+        seen.lock().unwrap().push(route.to_string());
+        let (status, headers, body) = if route == "/api/v1/access_token" {
+            let token = r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#;
+            ("200 OK", vec![("Content-Type", "application/json")], token)
+        } else {
+            answer(route)
+        };
+        async move { respond(&mut tcp, status, &headers, body).await }
+    })
+    .await;
+    (format!("http://{site}"), asked)
+}
+
 /// Stores `cursor` as a source's position, as a run before this one would have.
 pub(crate) async fn store_position(env: &TestEnv, source: &str, cursor: &str) {
     let redis = env.redis().await;

@@ -13,11 +13,11 @@ use tokio::net::TcpStream;
 use common::http_standin::{pairs, respond, respond_streaming, serve};
 use common::jetstream::{post_message, JetstreamStandIn};
 use common::*;
-use pulse::config::{MastodonSettings, RedditSettings, SourceKind, SourceSettings};
+use pulse::config::{MastodonSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
 use crate::sources::{
-    assert_stores, feeds, loopback, named, reddit_source, serve_source, serve_with, source,
+    assert_stores, feeds, loopback, named, reddit_posts, serve_source, serve_with, source,
     store_position,
 };
 
@@ -482,15 +482,7 @@ async fn reddit_limited() -> (String, Log) {
 #[actix_rt::test]
 async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
     let (site, log) = reddit_limited().await;
-    let app = serve_source(reddit_source(
-        "reddit-limited",
-        &site,
-        RedditSettings {
-            comments: false,
-            ..Default::default()
-        },
-    ))
-    .await;
+    let app = serve_source(reddit_posts("reddit-limited", &site)).await;
     assert_waited_out_twice(&app, &log, 2, "/r/pulsebuds/new", "reddit-limited").await;
     app.shutdown().await;
 }
