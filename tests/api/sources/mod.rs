@@ -5,6 +5,7 @@
 //! reach in [`egress`].
 
 use crate::common::{self, import_args};
+use crate::deletions::comes_marked_deleted;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -263,16 +264,7 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     .await;
 
     // The reply was deleted on Bluesky: kept, marked, out of the listing and the metrics.
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            pg.scalar::<bool>(
-                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
-                &[&BOB_REPLY],
-            )
-            .await
-        })
-        .await
-    );
+    assert!(comes_marked_deleted(&pg, BOB_REPLY, Duration::from_secs(10)).await);
     let ids = listed_post_ids(&app, "?limit=10").await;
     assert!(
         ids.iter().any(|i| i == ALICE_POST) && !ids.iter().any(|i| i == BOB_REPLY),
@@ -372,14 +364,7 @@ async fn a_jetstream_source_with_keywords_forwards_only_the_deletes_of_its_posts
     let app = serve_with(env, with_keywords(second.endpoint.clone())).await;
     let pg = app.env.pg().await;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            pg.scalar::<bool>(
-                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
-                &[&KEPT],
-            )
-            .await
-        })
-        .await,
+        comes_marked_deleted(&pg, KEPT, Duration::from_secs(30)).await,
         "the delete of the post kept before the restart was lost: {:?}",
         second.uris.lock().unwrap()
     );
