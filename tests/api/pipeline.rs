@@ -13,6 +13,14 @@ use pulse::actors::Stage;
 /// Stream entry fields as a producer wrote them.
 type Fields = Vec<(&'static str, Vec<u8>)>;
 
+/// Whether `letter` is the dead letter of the stream entry `id`.
+fn letter_of(letter: &pulse::streams::entry::RawEntry, id: &str) -> bool {
+    letter
+        .fields
+        .iter()
+        .any(|(k, v)| k == "dead_entry_id" && v == id.as_bytes())
+}
+
 #[actix_rt::test]
 async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
     let app = spawn_app().await;
@@ -200,11 +208,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     for ((fields, class), id) in cases.iter().zip(&ids) {
         let letter = dead
             .iter()
-            .find(|d| {
-                d.fields
-                    .iter()
-                    .any(|(k, v)| k == "dead_entry_id" && v == id.as_bytes())
-            })
+            .find(|d| letter_of(d, id))
             .unwrap_or_else(|| panic!("no dead letter for {id}"));
         let field = |name: &str| {
             letter
@@ -257,14 +261,7 @@ async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
         "the lost reply was retried: {metrics}"
     );
     let dead = env.dead_letters(&redis).await;
-    let letters = dead
-        .iter()
-        .filter(|d| {
-            d.fields
-                .iter()
-                .any(|(k, v)| k == "dead_entry_id" && v == bad.as_bytes())
-        })
-        .count();
+    let letters = dead.iter().filter(|d| letter_of(d, &bad)).count();
     assert_eq!(letters, 1, "{dead:?}");
     assert_eq!(dead.len(), 1, "{dead:?}");
     app.shutdown().await;
