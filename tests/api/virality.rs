@@ -32,13 +32,15 @@ pub(crate) fn final_shares(prefix: &str, shares: i64, count: u32) -> String {
 }
 
 /// The viral thresholds learned (the 0.99 quantile of platforms with 500 finished cascades)
-/// once `rows` (SQL) are stored.
+/// once `rows` (SQL) are stored, on a database of their own: what is learned is read from the
+/// store alone, with no server running beside it.
 pub(crate) async fn thresholds_learned_after(
-    pg: &tokio_postgres::Client,
     rows: &[String],
 ) -> std::collections::BTreeMap<String, f64> {
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
     pg.batch_execute(&rows.join(" ")).await.unwrap();
-    pulse::db::virality::learned_thresholds(pg, 0.99, 500)
+    pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
         .await
         .unwrap()
 }
@@ -607,22 +609,16 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
 /// learned bar stood some ten times too high and hardly a post was ever classified viral.
 #[actix_rt::test]
 async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold() {
-    let app = scoring_app().await;
-    let pg = app.env.pg().await;
-    let learned = thresholds_learned_after(
-        &pg,
-        &[
-            finished_cascades("t", "twitter", "g", 600),
-            finished_cascades("r", "reddit", "5", 600),
-            final_shares("r", 7, 600),
-        ],
-    )
+    let learned = thresholds_learned_after(&[
+        finished_cascades("t", "twitter", "g", 600),
+        finished_cascades("r", "reddit", "5", 600),
+        final_shares("r", 7, 600),
+    ])
     .await;
     // The 594th of 1..=600.
     assert_eq!(learned["twitter"], 594.0, "{learned:?}");
     // Feedback within its bound still wins over what was observed.
     assert_eq!(learned["reddit"], 7.0, "{learned:?}");
-    app.shutdown().await;
 }
 
 /// Every feedback report added a row: one analyst repeating a label with a note of 2,000 bytes
