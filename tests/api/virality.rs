@@ -90,6 +90,22 @@ fn cascade(id: &str, n: usize, chain: bool, created: chrono::DateTime<Utc>) -> V
     events
 }
 
+/// A post and shares straight from it, the `n`th made `after_secs[n]` seconds after the post.
+fn shared_at(
+    id: &str,
+    created: chrono::DateTime<Utc>,
+    after_secs: impl IntoIterator<Item = i64>,
+) -> Vec<String> {
+    let mut events = vec![post(id, "twitter", 1_000, created)];
+    events.extend(
+        after_secs
+            .into_iter()
+            .enumerate()
+            .map(|(n, secs)| share(id, n, created + TimeDelta::seconds(secs), None)),
+    );
+    events
+}
+
 /// Waits until the post's tracked virality has `shares` shares; returns its current object.
 async fn virality_with(app: &TestApp, id: &str, shares: u64) -> Value {
     app.wait_for(
@@ -145,9 +161,7 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
 async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     let app = spawn_app_tuned(quick_scores).await;
     let created = Utc::now() - TimeDelta::minutes(2);
-    let mut events = vec![post("slow", "twitter", 1_000, created)];
-    events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
-    events.push(share("slow", 1, created + TimeDelta::seconds(100), None));
+    let mut events = shared_at("slow", created, [50, 100]);
     events.extend(cascade("fast", 60, false, created));
     app.send_events(&events).await;
     virality_with(&app, "slow", 2).await;
@@ -322,15 +336,7 @@ async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
 async fn a_rebuild_tracks_the_shares_the_live_tree_tracked() {
     let app = spawn_app_tuned(ten_tracked_shares).await;
     let created = Utc::now() - TimeDelta::minutes(5);
-    let mut broadcast = vec![post("late", "twitter", 1_000, created)];
-    broadcast.extend((0..10).map(|i| {
-        share(
-            "late",
-            i,
-            created + TimeDelta::seconds(100 + i as i64),
-            None,
-        )
-    }));
+    let broadcast = shared_at("late", created, 100..110);
     app.send_events(&broadcast).await;
     virality_with(&app, "late", 10).await;
     let chain: Vec<String> = (10..15)
