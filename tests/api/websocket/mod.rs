@@ -188,10 +188,14 @@ fn ids(posts: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A Pulse with one entry in flight at a time, so batches commit in stream order.
+async fn in_stream_order() -> TestApp {
+    spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await
+}
+
 #[actix_rt::test]
 async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_order() {
-    // One entry in flight at a time, so batches commit in stream order.
-    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
+    let app = in_stream_order().await;
     let env = &app.env;
     let redis = env.redis().await;
 
@@ -537,8 +541,7 @@ async fn live_metrics_updates_carry_the_numbers_in_the_database() {
 
 #[actix_rt::test]
 async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
-    // One entry in flight at a time, so batches commit in stream order.
-    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
+    let app = in_stream_order().await;
     let env = &app.env;
     let redis = env.redis().await;
     let id = app.create_topic("Battery", "battery").await;
