@@ -4,6 +4,7 @@
 use crate::common;
 use std::time::Duration;
 
+use super::deletions::{comes_marked_deleted, marked_deleted};
 use common::*;
 use fred::prelude::*;
 #[cfg(feature = "fault-injection")]
@@ -11,6 +12,14 @@ use pulse::actors::Stage;
 
 /// Stream entry fields as a producer wrote them.
 type Fields = Vec<(&'static str, Vec<u8>)>;
+
+/// Whether `letter` is the dead letter of the stream entry `id`.
+fn letter_of(letter: &pulse::streams::entry::RawEntry, id: &str) -> bool {
+    letter
+        .fields
+        .iter()
+        .any(|(k, v)| k == "dead_entry_id" && v == id.as_bytes())
+}
 
 #[actix_rt::test]
 async fn an_xadded_post_is_stored_once_with_its_analysis_and_acknowledged() {
@@ -49,18 +58,6 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
         serde_json::json!({"type": "delete", "post_id": id, "at": chrono::Utc::now().to_rfc3339()})
             .to_string()
     };
-    let deleted = |id: &'static str| {
-        let pg = &pg;
-        async move {
-            pg.query_opt(
-                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .unwrap()
-            .map(|r| r.get::<_, bool>(0))
-        }
-    };
     let counted = || async {
         pg.scalar::<i64>(
             "SELECT coalesce(sum(posts), 0)::int8 FROM metric_rollups WHERE dimension = 'overall'",
@@ -75,21 +72,11 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
     assert!(wait_until(Duration::from_secs(20), || async { counted().await == 2 }).await);
     xadd_event(&redis, &env.stream, &delete("del-early")).await;
     xadd_event(&redis, &env.stream, &delete("del-early")).await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            deleted("del-early").await == Some(true)
-        })
-        .await
-    );
+    assert!(comes_marked_deleted(&pg, "del-early", Duration::from_secs(20)).await);
     // The deletion came first: the post is stored deleted and never counted.
     xadd_event(&redis, &env.stream, &delete("del-late")).await;
     env.xadd_post(&redis, "del-late", "Terrible phone").await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            deleted("del-late").await == Some(true)
-        })
-        .await
-    );
+    assert!(comes_marked_deleted(&pg, "del-late", Duration::from_secs(20)).await);
     assert!(env.drained(&redis, Duration::from_secs(20)).await);
     // Two batches in flight at once can each miss the other (the post stored live, the
     // deletion finding no post); the race is repaired within seconds.
@@ -97,7 +84,7 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
         wait_until(Duration::from_secs(20), || async { counted().await == 1 }).await,
         "only the kept post counts"
     );
-    assert_eq!(deleted("kept").await, Some(false));
+    assert_eq!(marked_deleted(&pg, "kept").await, Some(false));
     assert_eq!(listed_post_ids(&app, "").await, ["kept"]);
     let (status, one) = http_get(&app, "/api/v1/posts/del-early").await;
     assert_eq!(status, 200);
@@ -119,12 +106,7 @@ async fn a_deleted_post_is_marked_and_counted_out_whichever_comes_first() {
     )
     .await
     .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            deleted("kept").await == Some(true)
-        })
-        .await
-    );
+    assert!(comes_marked_deleted(&pg, "kept", Duration::from_secs(20)).await);
     assert!(wait_until(Duration::from_secs(10), || async { counted().await == 0 }).await);
     app.shutdown().await;
 }
@@ -226,11 +208,7 @@ async fn bad_entries_go_to_the_dead_letter_stream_with_a_reason_and_the_pipeline
     for ((fields, class), id) in cases.iter().zip(&ids) {
         let letter = dead
             .iter()
-            .find(|d| {
-                d.fields
-                    .iter()
-                    .any(|(k, v)| k == "dead_entry_id" && v == id.as_bytes())
-            })
+            .find(|d| letter_of(d, id))
             .unwrap_or_else(|| panic!("no dead letter for {id}"));
         let field = |name: &str| {
             letter
@@ -283,14 +261,7 @@ async fn a_dead_letter_whose_reply_was_lost_is_written_once() {
         "the lost reply was retried: {metrics}"
     );
     let dead = env.dead_letters(&redis).await;
-    let letters = dead
-        .iter()
-        .filter(|d| {
-            d.fields
-                .iter()
-                .any(|(k, v)| k == "dead_entry_id" && v == bad.as_bytes())
-        })
-        .count();
+    let letters = dead.iter().filter(|d| letter_of(d, &bad)).count();
     assert_eq!(letters, 1, "{dead:?}");
     assert_eq!(dead.len(), 1, "{dead:?}");
     app.shutdown().await;

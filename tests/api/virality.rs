@@ -32,13 +32,15 @@ pub(crate) fn final_shares(prefix: &str, shares: i64, count: u32) -> String {
 }
 
 /// The viral thresholds learned (the 0.99 quantile of platforms with 500 finished cascades)
-/// once `rows` (SQL) are stored.
+/// once `rows` (SQL) are stored, on a database of their own: what is learned is read from the
+/// store alone, with no server running beside it.
 pub(crate) async fn thresholds_learned_after(
-    pg: &tokio_postgres::Client,
     rows: &[String],
 ) -> std::collections::BTreeMap<String, f64> {
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
     pg.batch_execute(&rows.join(" ")).await.unwrap();
-    pulse::db::virality::learned_thresholds(pg, 0.99, 500)
+    pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
         .await
         .unwrap()
 }
@@ -85,6 +87,22 @@ fn cascade(id: &str, n: usize, chain: bool, created: chrono::DateTime<Utc>) -> V
             via,
         ));
     }
+    events
+}
+
+/// A post and shares straight from it, the `n`th made `after_secs[n]` seconds after the post.
+fn shared_at(
+    id: &str,
+    created: chrono::DateTime<Utc>,
+    after_secs: impl IntoIterator<Item = i64>,
+) -> Vec<String> {
+    let mut events = vec![post(id, "twitter", 1_000, created)];
+    events.extend(
+        after_secs
+            .into_iter()
+            .enumerate()
+            .map(|(n, secs)| share(id, n, created + TimeDelta::seconds(secs), None)),
+    );
     events
 }
 
@@ -143,9 +161,7 @@ async fn a_deep_cascade_and_a_broad_one_are_classified_as_such() {
 async fn trending_ranks_a_fast_growing_post_above_a_slow_one() {
     let app = spawn_app_tuned(quick_scores).await;
     let created = Utc::now() - TimeDelta::minutes(2);
-    let mut events = vec![post("slow", "twitter", 1_000, created)];
-    events.push(share("slow", 0, created + TimeDelta::seconds(50), None));
-    events.push(share("slow", 1, created + TimeDelta::seconds(100), None));
+    let mut events = shared_at("slow", created, [50, 100]);
     events.extend(cascade("fast", 60, false, created));
     app.send_events(&events).await;
     virality_with(&app, "slow", 2).await;
@@ -320,15 +336,7 @@ async fn a_rebuild_reads_a_bounded_number_of_rows_and_keeps_every_count() {
 async fn a_rebuild_tracks_the_shares_the_live_tree_tracked() {
     let app = spawn_app_tuned(ten_tracked_shares).await;
     let created = Utc::now() - TimeDelta::minutes(5);
-    let mut broadcast = vec![post("late", "twitter", 1_000, created)];
-    broadcast.extend((0..10).map(|i| {
-        share(
-            "late",
-            i,
-            created + TimeDelta::seconds(100 + i as i64),
-            None,
-        )
-    }));
+    let broadcast = shared_at("late", created, 100..110);
     app.send_events(&broadcast).await;
     virality_with(&app, "late", 10).await;
     let chain: Vec<String> = (10..15)
@@ -607,22 +615,16 @@ async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
 /// learned bar stood some ten times too high and hardly a post was ever classified viral.
 #[actix_rt::test]
 async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold() {
-    let app = scoring_app().await;
-    let pg = app.env.pg().await;
-    let learned = thresholds_learned_after(
-        &pg,
-        &[
-            finished_cascades("t", "twitter", "g", 600),
-            finished_cascades("r", "reddit", "5", 600),
-            final_shares("r", 7, 600),
-        ],
-    )
+    let learned = thresholds_learned_after(&[
+        finished_cascades("t", "twitter", "g", 600),
+        finished_cascades("r", "reddit", "5", 600),
+        final_shares("r", 7, 600),
+    ])
     .await;
     // The 594th of 1..=600.
     assert_eq!(learned["twitter"], 594.0, "{learned:?}");
     // Feedback within its bound still wins over what was observed.
     assert_eq!(learned["reddit"], 7.0, "{learned:?}");
-    app.shutdown().await;
 }
 
 /// Every feedback report added a row: one analyst repeating a label with a note of 2,000 bytes

@@ -41,6 +41,29 @@ pub(crate) async fn delete_post(app: &TestApp, id: &str) {
     .await;
 }
 
+/// Whether the post `id` is marked deleted; `None` while it is not stored.
+pub(crate) async fn marked_deleted(pg: &tokio_postgres::Client, id: &str) -> Option<bool> {
+    pg.query_opt(
+        "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap()
+    .map(|r| r.get(0))
+}
+
+/// Waits up to `timeout` until the post `id` is stored and marked deleted.
+pub(crate) async fn comes_marked_deleted(
+    pg: &tokio_postgres::Client,
+    id: &str,
+    timeout: Duration,
+) -> bool {
+    wait_until(timeout, || async {
+        marked_deleted(pg, id).await == Some(true)
+    })
+    .await
+}
+
 pub(crate) async fn xadd_all(redis: &Client, stream: &str, events: &[Value]) {
     let encoded: Vec<String> = events.iter().map(Value::to_string).collect();
     pulse::streams::producer::xadd_events(redis, stream, &encoded)

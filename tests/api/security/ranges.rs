@@ -126,15 +126,10 @@ async fn out_of_range_times_are_bad_requests() {
 /// Analyst feedback could move the learned viral threshold without bound.
 #[actix_rt::test]
 async fn feedback_moves_the_viral_threshold_only_within_bounds() {
-    let app = spawn_app().await;
-    let pg = app.env.pg().await;
-    let learned = thresholds_learned_after(
-        &pg,
-        &[
-            finished_cascades("c", "twitter", "10", 600),
-            final_shares("c", 1_000_000_000, 60),
-        ],
-    )
+    let learned = thresholds_learned_after(&[
+        finished_cascades("c", "twitter", "10", 600),
+        final_shares("c", 1_000_000_000, 60),
+    ])
     .await;
     let bound =
         (10 * pulse::db::virality::FEEDBACK_FACTOR + pulse::db::virality::FEEDBACK_SLACK) as f64;
@@ -143,5 +138,4 @@ async fn feedback_moves_the_viral_threshold_only_within_bounds() {
         learned["twitter"] > 10.0,
         "feedback still counts: {learned:?}"
     );
-    app.shutdown().await;
 }

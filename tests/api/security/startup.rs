@@ -12,6 +12,22 @@ fn run_pulse(args: &[&str], vars: &[(String, String)]) -> std::process::Output {
         .unwrap()
 }
 
+/// `pulse` run with `args` and `vars`, asserted to succeed (what it said shown when not).
+fn succeeded(args: &[&str], vars: &[(String, String)]) -> std::process::Output {
+    let out = run_pulse(args, vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The keys `pulse keys list --json` run with `vars` lists.
+fn listed_keys(vars: &[(String, String)]) -> Value {
+    serde_json::from_slice(&succeeded(&["keys", "list", "--json"], vars).stdout).unwrap()
+}
+
 /// What `pulse` run with `args` and `vars` says as it fails.
 fn refusal(args: &[&str], vars: &[(String, String)]) -> String {
     let out = run_pulse(args, vars);
@@ -159,16 +175,11 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     // With a secret: keys from the command line, used over HTTP; nothing secret is logged.
     let mut secure = vars.clone();
     secure.push(("PULSE_AUTH__JWT_SECRET".into(), SECRET.into()));
-    let out = run_pulse(
+    let out = succeeded(
         &[
             "keys", "create", "--role", "analyst", "--name", "cli", "--json",
         ],
         &secure,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = created["key"].as_str().unwrap().to_string();
@@ -198,8 +209,7 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
         assert_eq!(res.status().as_u16(), 401);
         token
     });
-    let listed = run_pulse(&["keys", "list", "--json"], &secure);
-    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = listed_keys(&secure);
     assert_eq!(listed[0]["id"], created["id"]);
     assert!(listed[0]["last_used_at"].is_string());
     assert!(!listed.to_string().contains(&key));
@@ -216,23 +226,20 @@ fn serve_refuses_to_start_open_unless_told_and_never_logs_secrets() {
     }
 
     // Scopes from the command line: set, listed, and refused when they name no platform.
-    let pulse = |args: &[&str]| run_pulse(args, &secure);
     let id = created["id"].as_str().unwrap();
-    let scoped = pulse(&[
-        "keys",
-        "scope",
-        id,
-        "--platform",
-        "twitter",
-        "--id-prefix",
-        "tw:",
-    ]);
-    assert!(
-        scoped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&scoped.stderr)
+    succeeded(
+        &[
+            "keys",
+            "scope",
+            id,
+            "--platform",
+            "twitter",
+            "--id-prefix",
+            "tw:",
+        ],
+        &secure,
     );
-    let listed: Value = serde_json::from_slice(&pulse(&["keys", "list", "--json"]).stdout).unwrap();
+    let listed = listed_keys(&secure);
     assert_eq!(
         listed[0]["scope"],
         json!({"platforms": ["twitter"], "products": [], "id_prefixes": ["tw:"]})
@@ -257,13 +264,7 @@ fn keys_create_refuses_names_that_hide_or_reorder_text() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = rt.block_on(TestEnv::new());
     let vars = env.env();
-    let pulse = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_pulse"))
-            .args(args)
-            .envs(vars.iter().cloned())
-            .output()
-            .unwrap()
-    };
+    let pulse = |args: &[&str]| run_pulse(args, &vars);
     for name in [
         "ops\u{7}",
         "ops\nadmin",
@@ -280,21 +281,18 @@ fn keys_create_refuses_names_that_hide_or_reorder_text() {
         );
         assert!(out.stdout.is_empty(), "{name:?}: a key was printed");
     }
-    let listed = pulse(&["keys", "list", "--json"]);
-    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = listed_keys(&vars);
     assert_eq!(listed, json!([]), "no key was created");
-    let made = pulse(&[
-        "keys",
-        "create",
-        "--role",
-        "admin",
-        "--name",
-        "Zürich ops ☕",
-    ]);
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    succeeded(
+        &[
+            "keys",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "Zürich ops ☕",
+        ],
+        &vars,
     );
 }
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use common::http_standin::{pairs, read_request, respond, respond_streaming, serve};
 use common::*;
-use pulse::config::{MastodonSettings, RedditSettings, SourceKind};
+use pulse::config::{MastodonSettings, SourceKind};
 
 use crate::sources::{
-    assert_stores, feeds, loopback, named, reddit_source, serve_source, serve_with, store_position,
+    assert_stores, feeds, loopback, named, reddit_posts, reddit_site, serve_source, serve_with,
+    store_position,
 };
 
 /// Something internal: a server on another loopback address, which the sources (allowed
@@ -315,32 +316,12 @@ async fn mastodon_reaches_no_internal_address_through_its_streaming_host_or_a_re
 
 #[actix_rt::test]
 async fn a_reddit_listing_redirected_to_the_metadata_address_is_refused() {
-    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = asked.clone();
-    let site = serve(move |req, mut tcp| {
-        seen.lock().unwrap().push(req.route().to_string());
-        async move {
-            if req.route() == "/api/v1/access_token" {
-                let json = [("Content-Type", "application/json")];
-                let token = r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#;
-                respond(&mut tcp, "200 OK", &json, token).await;
-            } else {
-                let metadata = [("Location", "http://169.254.169.254/latest/meta-data/")];
-                respond(&mut tcp, "302 Found", &metadata, "").await;
-            }
-        }
+    let (site, asked) = reddit_site(|_| {
+        let metadata = vec![("Location", "http://169.254.169.254/latest/meta-data/")];
+        ("302 Found", metadata, "")
     })
     .await;
-    let settings = RedditSettings {
-        comments: false,
-        ..Default::default()
-    };
-    let app = serve_source(reddit_source(
-        "reddit-egress",
-        &format!("http://{site}"),
-        settings,
-    ))
-    .await;
+    let app = serve_source(reddit_posts("reddit-egress", &site)).await;
     let refused = r#"pulse_source_errors_total{source="reddit-egress",reason="not_allowed"}"#;
     assert!(
         wait_until(Duration::from_secs(20), || async {

@@ -5,6 +5,7 @@
 //! reach in [`egress`].
 
 use crate::common::{self, import_args};
+use crate::deletions::comes_marked_deleted;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,6 +104,44 @@ pub(crate) fn reddit_source(name: &str, site: &str, settings: RedditSettings) ->
             ..settings
         }),
     )
+}
+
+/// A [`reddit_source`] of posts alone: no comment listing is read.
+pub(crate) fn reddit_posts(name: &str, site: &str) -> SourceSettings {
+    let settings = RedditSettings {
+        comments: false,
+        ..Default::default()
+    };
+    reddit_source(name, site, settings)
+}
+
+/// What a stand-in answers a request with: its status line, headers and body.
+pub(crate) type Answer = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// A Reddit stand-in on loopback that grants every token request and answers every other
+/// request as `answer` says for its route. Its base URL, and the routes it was asked in order.
+pub(crate) async fn reddit_site(
+    mut answer: impl FnMut(&str) -> Answer + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let site = serve(move |req, mut tcp| {
+        let route = req.route();
+        seen.lock().unwrap().push(route.to_string());
+        let (status, headers, body) = if route == "/api/v1/access_token" {
+            let token = r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#;
+            ("200 OK", vec![("Content-Type", "application/json")], token)
+        } else {
+            answer(route)
+        };
+        async move { respond(&mut tcp, status, &headers, body).await }
+    })
+    .await;
+    (format!("http://{site}"), asked)
 }
 
 /// Stores `cursor` as a source's position, as a run before this one would have.
@@ -225,16 +264,7 @@ async fn a_jetstream_replay_cut_midway_lands_once_with_its_share_tree() {
     .await;
 
     // The reply was deleted on Bluesky: kept, marked, out of the listing and the metrics.
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            pg.scalar::<bool>(
-                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
-                &[&BOB_REPLY],
-            )
-            .await
-        })
-        .await
-    );
+    assert!(comes_marked_deleted(&pg, BOB_REPLY, Duration::from_secs(10)).await);
     let ids = listed_post_ids(&app, "?limit=10").await;
     assert!(
         ids.iter().any(|i| i == ALICE_POST) && !ids.iter().any(|i| i == BOB_REPLY),
@@ -334,14 +364,7 @@ async fn a_jetstream_source_with_keywords_forwards_only_the_deletes_of_its_posts
     let app = serve_with(env, with_keywords(second.endpoint.clone())).await;
     let pg = app.env.pg().await;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            pg.scalar::<bool>(
-                "SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1",
-                &[&KEPT],
-            )
-            .await
-        })
-        .await,
+        comes_marked_deleted(&pg, KEPT, Duration::from_secs(30)).await,
         "the delete of the post kept before the restart was lost: {:?}",
         second.uris.lock().unwrap()
     );

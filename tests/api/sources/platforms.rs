@@ -559,30 +559,25 @@ async fn reddit() -> (String, Arc<Mutex<Vec<String>>>) {
 /// while, and the public one is polled at its own pace meanwhile.
 #[actix_rt::test]
 async fn a_private_subreddit_does_not_hold_up_the_others() {
-    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = asked.clone();
-    let site = serve(move |req, mut tcp| {
-        seen.lock().unwrap().push(req.route().to_string());
-        let json = [("Content-Type", "application/json")];
-        async move {
-            let (status, body) = match req.route() {
-                "/api/v1/access_token" => (
-                    "200 OK",
-                    r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#,
-                ),
-                "/r/pulsebuds/new" => ("200 OK", include_str!("../../fixtures/reddit/new.json")),
-                _ => (
-                    "403 Forbidden",
-                    r#"{"reason":"private","message":"Forbidden"}"#,
-                ),
-            };
-            respond(&mut tcp, status, &json, body).await;
+    let (site, asked) = reddit_site(|route| {
+        let json = vec![("Content-Type", "application/json")];
+        match route {
+            "/r/pulsebuds/new" => (
+                "200 OK",
+                json,
+                include_str!("../../fixtures/reddit/new.json"),
+            ),
+            _ => (
+                "403 Forbidden",
+                json,
+                r#"{"reason":"private","message":"Forbidden"}"#,
+            ),
         }
     })
     .await;
     let app = serve_source(reddit_source(
         "reddit",
-        &format!("http://{site}"),
+        &site,
         RedditSettings {
             subreddits: vec!["private".into(), "pulsebuds".into()],
             comments: false,

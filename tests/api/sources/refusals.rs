@@ -13,11 +13,11 @@ use tokio::net::TcpStream;
 use common::http_standin::{pairs, respond, respond_streaming, serve};
 use common::jetstream::{post_message, JetstreamStandIn};
 use common::*;
-use pulse::config::{MastodonSettings, RedditSettings, SourceKind, SourceSettings};
+use pulse::config::{MastodonSettings, SourceKind, SourceSettings};
 use serde_json::json;
 
 use crate::sources::{
-    assert_stores, feeds, loopback, named, reddit_source, serve_source, serve_with, source,
+    assert_stores, feeds, loopback, named, reddit_posts, serve_source, serve_with, source,
     store_position,
 };
 
@@ -44,8 +44,8 @@ fn seen(log: &Log, route: &str) -> Vec<Seen> {
 
 /// A site on loopback that hands each request, with when it arrived, to `answer` (which
 /// writes the reply and returns the waiting headers it sent) and logs it. Returns the site's
-/// address and its log.
-async fn logged_site<F, Fut>(mut answer: F) -> (std::net::SocketAddr, Log)
+/// base URL and its log.
+async fn logged_site<F, Fut>(mut answer: F) -> (String, Log)
 where
     F: FnMut(String, TcpStream, SystemTime) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Vec<(&'static str, String)>> + Send,
@@ -66,7 +66,7 @@ where
         }
     })
     .await;
-    (address, log)
+    (format!("http://{address}"), log)
 }
 
 /// Until when an answer with `headers`, sent at `at`, asked the client to wait: its
@@ -227,7 +227,7 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
         Timeline(Timeline),
     }
     let (mut n_stream, mut n_timeline) = (0usize, 0usize);
-    let (address, log) = logged_site(move |route, mut tcp, at| {
+    let (site, log) = logged_site(move |route, mut tcp, at| {
         let script = match route.as_str() {
             "/api/v1/streaming/public" => {
                 n_stream += 1;
@@ -276,7 +276,7 @@ async fn instance(streams: Vec<Stream>, timelines: Vec<Timeline>) -> (String, Lo
         }
     })
     .await;
-    (format!("http://{address}/"), log)
+    (format!("{site}/"), log)
 }
 
 /// A Pulse reading the Mastodon stand-in at `base` as source `name`, from the position an
@@ -431,7 +431,7 @@ async fn a_rate_limited_mastodon_timeline_is_not_asked_again_before_its_retry_af
 /// seconds, then answered from tests/fixtures/reddit with budget to spare.
 async fn reddit_limited() -> (String, Log) {
     let mut listings = 0;
-    let (address, log) = logged_site(move |route, mut tcp, at| {
+    logged_site(move |route, mut tcp, at| {
         let listing = (route == "/r/pulsebuds/new").then(|| {
             listings += 1;
             listings
@@ -476,22 +476,13 @@ async fn reddit_limited() -> (String, Log) {
             answered
         }
     })
-    .await;
-    (format!("http://{address}"), log)
+    .await
 }
 
 #[actix_rt::test]
 async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
     let (site, log) = reddit_limited().await;
-    let app = serve_source(reddit_source(
-        "reddit-limited",
-        &site,
-        RedditSettings {
-            comments: false,
-            ..Default::default()
-        },
-    ))
-    .await;
+    let app = serve_source(reddit_posts("reddit-limited", &site)).await;
     assert_waited_out_twice(&app, &log, 2, "/r/pulsebuds/new", "reddit-limited").await;
     app.shutdown().await;
 }
@@ -501,7 +492,7 @@ async fn reddit_waits_out_retry_after_and_a_spent_rate_limit_window() {
 /// tests/fixtures/feeds.
 async fn news_limited() -> (String, Log) {
     let mut requests = 0;
-    let (address, log) = logged_site(move |_, mut tcp, at| {
+    logged_site(move |_, mut tcp, at| {
         requests += 1;
         let request = requests;
         async move {
@@ -523,8 +514,7 @@ async fn news_limited() -> (String, Log) {
             answered
         }
     })
-    .await;
-    (format!("http://{address}"), log)
+    .await
 }
 
 #[actix_rt::test]

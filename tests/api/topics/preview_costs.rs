@@ -16,6 +16,12 @@ fn numbered_posts(
         .collect()
 }
 
+/// Sends `events` through the pipeline and waits until each of them is stored as a post.
+async fn send_stored(app: &TestApp, events: &[Value]) {
+    xadd_all(&app.redis().await, &app.env.stream, events).await;
+    assert!(app.wait_for_posts(events.len() as i64, WAIT).await);
+}
+
 /// Sends `events` through the pipeline and asserts that, once settled, the post `tagged`
 /// carries `topic` alone and the post `untagged` no topic.
 async fn tagged_live(app: &TestApp, events: &[Value], topic: i64, tagged: &str, untagged: &str) {
@@ -32,7 +38,6 @@ async fn tagged_live(app: &TestApp, events: &[Value], topic: i64, tagged: &str, 
 #[actix_rt::test]
 async fn a_chain_of_near_over_a_post_of_one_repeated_word_is_answered() {
     let app = spawn_app().await;
-    let (env, redis) = (&app.env, app.redis().await);
     let now = Utc::now();
     let flood = vec!["the"; 4_999].join(" ");
     let events = vec![
@@ -43,8 +48,7 @@ async fn a_chain_of_near_over_a_post_of_one_repeated_word_is_answered() {
             now - TimeDelta::minutes(1),
         ),
     ];
-    xadd_all(&redis, &env.stream, &events).await;
-    assert!(app.wait_for_posts(2, WAIT).await);
+    send_stored(&app, &events).await;
     let chain = "the NEAR/100 the NEAR/100 the NEAR/100 the NEAR/100 the";
     for _ in 0..2 {
         // The second is refused if the first still held the caller's preview.
@@ -85,13 +89,11 @@ async fn a_chain_of_near_over_a_post_of_one_repeated_word_is_answered() {
 #[actix_rt::test]
 async fn a_long_phrase_over_posts_of_one_repeated_word_is_answered_in_time() {
     let app = spawn_app().await;
-    let (env, redis) = (&app.env, app.redis().await);
     let now = Utc::now();
     let flood = vec!["a"; 9_999].join(" ");
     let mut events = numbered_posts("flood", 20, &flood, |_| now - TimeDelta::minutes(2));
     events.push(post_at("plain", "a b a", now - TimeDelta::minutes(1)));
-    xadd_all(&redis, &env.stream, &events).await;
-    assert!(app.wait_for_posts(21, WAIT).await);
+    send_stored(&app, &events).await;
     let phrase = format!("\"{}\"", vec!["a"; 2_000].join(" "));
     let in_time = Duration::from_secs(30);
     for _ in 0..2 {
@@ -130,15 +132,13 @@ async fn a_long_phrase_over_posts_of_one_repeated_word_is_answered_in_time() {
 #[actix_rt::test]
 async fn a_preview_page_of_long_posts_stops_at_its_bytes() {
     let app = spawn_app().await;
-    let (env, redis) = (&app.env, app.redis().await);
     let now = Utc::now();
     let long = "coke ".repeat(3_800);
     let events = numbered_posts("long", 8, &long, |n| now - TimeDelta::minutes(n + 1));
-    xadd_all(&redis, &env.stream, &events).await;
-    assert!(app.wait_for_posts(8, WAIT).await);
+    send_stored(&app, &events).await;
     let newest_first: Vec<String> = (0..8).map(|n| format!("long-{n}")).collect();
 
-    let pg = env.pg().await;
+    let pg = app.env.pg().await;
     let stretch = (now - TimeDelta::hours(1), now + TimeDelta::minutes(1));
     for (budget, per_page) in [(50_000_i64, 2_usize), (1_000, 1)] {
         let (mut read, mut pages) = (Vec::new(), 0);

@@ -188,10 +188,14 @@ fn ids(posts: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A Pulse with one entry in flight at a time, so batches commit in stream order.
+async fn in_stream_order() -> TestApp {
+    spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await
+}
+
 #[actix_rt::test]
 async fn a_filtered_subscriber_gets_exactly_the_matching_new_posts_in_stream_order() {
-    // One entry in flight at a time, so batches commit in stream order.
-    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
+    let app = in_stream_order().await;
     let env = &app.env;
     let redis = env.redis().await;
 
@@ -320,15 +324,13 @@ async fn a_post_made_now_is_pushed_live_after_an_entry_whose_id_is_far_ahead() {
 #[actix_rt::test]
 async fn unsubscribing_stops_delivery() {
     let app = spawn_app_tuned(|_| {}).await;
-    let env = &app.env;
-    let redis = env.redis().await;
     let posts = json!({"type": "subscribe", "topics": ["posts"]});
     let mut client = WsClient::connect(app.address()).await;
     client.subscribe(posts.clone()).await;
     let mut witness = WsClient::connect(app.address()).await;
     witness.subscribe(posts).await;
 
-    xadd_event(&redis, &env.stream, &post("b-1", "twitter", "FR", POSITIVE)).await;
+    app.xadd(&post("b-1", "twitter", "FR", POSITIVE)).await;
     assert_eq!(ids(&client.posts_until("b-1").await), ["b-1"]);
     assert_eq!(ids(&witness.posts_until("b-1").await), ["b-1"]);
 
@@ -336,8 +338,8 @@ async fn unsubscribing_stops_delivery() {
         .subscribe(json!({"type": "unsubscribe", "topics": ["posts"]}))
         .await;
     assert_eq!(ack["topics"], json!([]));
-    xadd_event(&redis, &env.stream, &post("b-2", "twitter", "FR", POSITIVE)).await;
-    xadd_event(&redis, &env.stream, &post("b-3", "twitter", "FR", POSITIVE)).await;
+    app.xadd(&post("b-2", "twitter", "FR", POSITIVE)).await;
+    app.xadd(&post("b-3", "twitter", "FR", POSITIVE)).await;
     let mut seen = HashSet::new();
     while !(seen.contains("b-2") && seen.contains("b-3")) {
         let m = witness.next().await;
@@ -353,7 +355,7 @@ async fn unsubscribing_stops_delivery() {
     client
         .subscribe(json!({"type": "subscribe", "topics": ["posts"], "filter": {"country": "DE"}}))
         .await;
-    xadd_event(&redis, &env.stream, &post("b-4", "twitter", "DE", POSITIVE)).await;
+    app.xadd(&post("b-4", "twitter", "DE", POSITIVE)).await;
     assert_eq!(ids(&client.posts_until("b-4").await), ["b-4"]);
 
     app.shutdown().await;
@@ -537,10 +539,7 @@ async fn live_metrics_updates_carry_the_numbers_in_the_database() {
 
 #[actix_rt::test]
 async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
-    // One entry in flight at a time, so batches commit in stream order.
-    let app = spawn_app_tuned(|s| s.ingest.max_in_flight = 1).await;
-    let env = &app.env;
-    let redis = env.redis().await;
+    let app = in_stream_order().await;
     let id = app.create_topic("Battery", "battery").await;
     let live = app.pipeline().topics().clone();
     assert!(wait_until(WAIT, || async { live.get().len() == 1 }).await);
@@ -557,20 +556,12 @@ async fn a_subscriber_filtered_by_topic_gets_the_posts_of_that_topic_only() {
         "lunch",
     ];
     for (i, text) in texts.iter().enumerate() {
-        xadd_event(
-            &redis,
-            &env.stream,
-            &post(&format!("t-{i}"), "twitter", "FR", text),
-        )
-        .await;
+        app.xadd(&post(&format!("t-{i}"), "twitter", "FR", text))
+            .await;
     }
     // The last post of the topic comes last of what this subscriber gets; nothing else comes.
-    xadd_event(
-        &redis,
-        &env.stream,
-        &post("t-end", "twitter", "FR", "battery again"),
-    )
-    .await;
+    app.xadd(&post("t-end", "twitter", "FR", "battery again"))
+        .await;
     let got = client.posts_until("t-end").await;
     let mut ids = ids(&got);
     ids.sort();
