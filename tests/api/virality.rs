@@ -546,6 +546,39 @@ async fn a_virality_update_reaches_a_websocket_subscriber() {
 /// service predicts well above the count, and says exactly what `pulse eval virality` says for
 /// the same shares at the same age (the evaluation and the API are one model).
 #[actix_rt::test]
+async fn scoring_a_chain_whose_every_link_is_waited_on_links_each_share_under_its_via() {
+    let app = scoring_app().await;
+    let created = Utc::now() - TimeDelta::minutes(10);
+    let at = (created + TimeDelta::seconds(1)).to_rfc3339();
+    // Shares o<i> through s<i> first, then the chain s0 <- s1 <- ...: each link arriving
+    // re-links the share waiting on it.
+    const N: usize = 2_000;
+    let mut engagements = Vec::with_capacity(2 * N);
+    for i in 0..N {
+        engagements.push(json!({"id": format!("o{i}"), "kind": "share", "at": at,
+            "via": format!("s{i}")}));
+    }
+    for i in 0..N {
+        let via = (i > 0).then(|| format!("s{}", i - 1));
+        engagements.push(json!({"id": format!("s{i}"), "kind": "share", "at": at, "via": via}));
+    }
+    let body = json!({"post": {"id": "chain", "created_at": created.to_rfc3339()},
+        "engagements": engagements});
+    let (status, scored) = http_post(&app, "/api/v1/score", &body.to_string()).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["counts"]["shares"], 2 * N);
+    // post -> s0 -> ... -> s(N-1) -> o(N-1)
+    assert_eq!(
+        scored["structure"]["depth"],
+        N + 1,
+        "{}",
+        scored["structure"]
+    );
+    assert_eq!(scored["structure"]["breadth"], 2, "{}", scored["structure"]);
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn scoring_a_young_cascade_predicts_growth_as_the_evaluation_does() {
     use pulse::virality::calibration::Calibration;
     use pulse::virality::cascade::{ShareNode, ROOT};

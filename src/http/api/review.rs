@@ -11,9 +11,10 @@
 //!
 //! A post handed out is claimed for `topics.review_claim_secs`: no one else is handed it while
 //! the claim stands, unless its reviewer moved on (asked for more), and its reviewer is not
-//! handed it again while it stands, so nobody gets the same post twice in a row. Handing out
-//! of one queue is serialised (a transaction-scoped advisory lock), so two reviewers asking at
-//! once get different posts.
+//! handed it again while it stands, so nobody gets the same post twice in a row. The queue is
+//! read (each text only as far as ranking reads it) and ranked with no lock and no connection
+//! held; claiming from one queue is serialised (a transaction-scoped advisory lock), and under
+//! it the ranked posts are checked again, so two reviewers asking at once get different posts.
 
 use std::sync::{LazyLock, Mutex};
 
@@ -21,7 +22,7 @@ use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::analysis::lexicon::LexiconAnalyzer;
+use crate::analysis::lexicon::{self, LexiconAnalyzer};
 use crate::db::review::{self as db, Candidate};
 use crate::http::answer::Answer;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -30,7 +31,7 @@ use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::label::Label;
 use crate::models::views::PostView;
-use crate::topics::relevance::{key_of, Features, Post};
+use crate::topics::relevance::{self, key_of, Features, Post};
 
 /// Most posts handed out at once.
 pub const MAX_COUNT: usize = 20;
@@ -110,29 +111,47 @@ pub async fn next(state: State, input: web::Json<NextInput>) -> Answer {
     }
     let reviewer = state.owner();
     let claim_secs = state.settings.topics.review_claim_secs as f64;
-    let mut client = state.db().await?;
-    let tx = client.transaction().await?;
     let queue = input.topic_id.unwrap_or(0);
-    if let Some(topic) = input.topic_id {
-        if crate::db::topics::get(&*tx, topic).await?.is_none() {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidLabel,
-                format!("no live topic with id {topic}"),
-            ));
+    // Read and ranked without the queue's lock and with the connection given back: the queue
+    // is serialised, and its lock and connection held, only for the claim.
+    let candidates = {
+        let client = state.db().await?;
+        if let Some(topic) = input.topic_id {
+            if crate::db::topics::get(&**client, topic).await?.is_none() {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidLabel,
+                    format!("no live topic with id {topic}"),
+                ));
+            }
         }
-    }
-    db::lock_queue(&tx, queue).await?;
-    db::release(&tx, queue, &reviewer).await?;
-    let candidates = db::candidates(&tx, input.topic_id, &reviewer, POOL).await?;
+        let text_bytes = match input.topic_id {
+            Some(_) => relevance::TEXT_BYTES,
+            None => lexicon::MAX_ANALYZED_BYTES,
+        };
+        db::candidates(&**client, input.topic_id, &reviewer, POOL, text_bytes).await?
+    };
     let filter = input.topic_id.and_then(|topic| {
         state
             .review
             .topics()
             .and_then(|live| live.with_filters().1.get(topic).cloned())
     });
-    let chosen = tokio::task::spawn_blocking(move || rank(candidates, filter.as_ref(), count))
+    let mut ranked = tokio::task::spawn_blocking(move || rank(candidates, filter.as_ref()))
         .await
         .map_err(ApiError::internal)?;
+    let mut client = state.db().await?;
+    let tx = client.transaction().await?;
+    db::lock_queue(&tx, queue).await?;
+    db::release(&tx, queue, &reviewer).await?;
+    // Another reviewer may have claimed or labelled some of them since they were read.
+    let order: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
+    let free = db::claimable(&tx, input.topic_id, &reviewer, &order, count as i64).await?;
+    let mut chosen = Vec::with_capacity(free.len());
+    for id in &free {
+        if let Some(at) = ranked.iter().position(|r| &r.id == id) {
+            chosen.push(ranked.swap_remove(at));
+        }
+    }
     let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
     let claimed_until = db::claim(&tx, queue, &reviewer, &ids, claim_secs).await?;
     tx.commit().await?;
@@ -173,12 +192,8 @@ struct Ranked {
     order: (u8, f32, u64),
 }
 
-/// The `count` candidates most worth a look, first first.
-fn rank(
-    candidates: Vec<Candidate>,
-    filter: Option<&crate::topics::relevance::Filter>,
-    count: usize,
-) -> Vec<Ranked> {
+/// The candidates, most worth a look first.
+fn rank(candidates: Vec<Candidate>, filter: Option<&relevance::Filter>) -> Vec<Ranked> {
     let mut ranked: Vec<Ranked> = candidates
         .into_iter()
         .map(|c| {
@@ -241,7 +256,6 @@ fn rank(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.order.2.cmp(&b.order.2))
     });
-    ranked.truncate(count);
     ranked
 }
 
@@ -287,7 +301,6 @@ mod tests {
                 ),
             ],
             None,
-            3,
         );
         let of = |id: &str| ranked.iter().find(|r| r.id == id).unwrap();
         assert_eq!(of("de").lexicon, None);

@@ -507,6 +507,90 @@ async fn reviewers_never_share_a_post_nor_get_one_twice_in_a_row_and_a_flood_is_
     app.shutdown().await;
 }
 
+/// The queue was read with every candidate's whole text (up to 20,000 bytes, 2,000 posts) and
+/// ranked while holding its lock and a connection; it is read and ranked without them now, so
+/// what was read is checked again under the lock before the claim.
+#[actix_rt::test]
+async fn the_queue_reads_the_opening_of_each_text_and_claims_only_what_is_still_free() {
+    use pulse::db::review::{candidates, claim, claimable, lock_queue};
+
+    let app = spawn_app().await;
+    // Mostly ASCII with a two-byte letter every 35 bytes (at 32 and 33), so a cut at 4,093
+    // falls inside one.
+    let long = "great service at the dealer, café ".repeat(560);
+    assert!(long.len() > 19_000 && long.len() <= 20_000);
+    let mut events: Vec<String> = (0..10)
+        .map(|i| post_json(&format!("q-{i}"), &car(i)))
+        .collect();
+    events.push(post_json("long", &long));
+    app.send_events(&events).await;
+    assert!(app.wait_for_posts(11, WAIT).await);
+
+    let mut pg = app.env.pg().await;
+    for cut in [4_096, 4_093, 100] {
+        let read = candidates(&pg, None, "alice", 2_000, cut).await.unwrap();
+        assert_eq!(read.len(), 11);
+        for c in &read {
+            assert!(c.text.len() <= cut, "{}: {} bytes", c.id, c.text.len());
+        }
+        let opening = &read.iter().find(|c| c.id == "long").unwrap().text;
+        assert!(long.starts_with(opening.as_str()));
+        assert!(opening.len() + 1 >= cut, "cut short: {}", opening.len());
+    }
+
+    // Alice's candidates, ranked in some order; meanwhile bob claims three of them and a
+    // fourth is labelled.
+    let read = candidates(&pg, None, "alice", 2_000, 4_096).await.unwrap();
+    let order: Vec<&str> = read.iter().map(|c| c.id.as_str()).collect();
+    let tx = pg.transaction().await.unwrap();
+    lock_queue(&tx, 0).await.unwrap();
+    claim(&tx, 0, "bob", &order[..3], 300.0).await.unwrap();
+    tx.commit().await.unwrap();
+    created_label(
+        &app,
+        json!({"post_id": order[3], "kind": "sentiment", "value": "positive"}),
+    )
+    .await;
+
+    let tx = pg.transaction().await.unwrap();
+    lock_queue(&tx, 0).await.unwrap();
+    let free = claimable(&tx, None, "alice", &order, 100).await.unwrap();
+    assert_eq!(
+        free,
+        order[4..],
+        "bob's and the labelled post left out, the order kept"
+    );
+    let first = claimable(&tx, None, "alice", &order, 2).await.unwrap();
+    assert_eq!(first, order[4..6]);
+    // Bob is not handed back what he holds either.
+    let for_bob = claimable(&tx, None, "bob", &order, 100).await.unwrap();
+    assert_eq!(for_bob, order[4..]);
+    tx.rollback().await.unwrap();
+
+    // Through the API, requests at once (each reading the queue before any claims) are
+    // handed different posts, none of bob's nor the labelled one.
+    let handed = futures::future::join_all((0..3).map(|_| async {
+        let (status, batch) = app.post("/api/v1/review/next", &json!({"count": 2})).await;
+        assert_eq!(status, 200, "{batch}");
+        batch["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["post"]["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    }))
+    .await;
+    let all: Vec<&String> = handed.iter().flatten().collect();
+    assert_eq!(all.len(), 6, "{handed:?}");
+    let distinct: std::collections::BTreeSet<&String> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 6, "a post handed out twice: {handed:?}");
+    assert!(
+        all.iter().all(|id| !order[..4].contains(&id.as_str())),
+        "{handed:?}"
+    );
+    app.shutdown().await;
+}
+
 /// A deleted post's labels stayed listed, notes quoting it included.
 #[actix_rt::test]
 async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {

@@ -47,6 +47,11 @@ pub struct ShareTree {
     ids: HashMap<Box<str>, u32>,
     /// `via` id -> shares waiting for it.
     orphans: HashMap<Box<str>, Vec<u32>>,
+    /// The subtrees hanging directly under the post, as a union-find over the shares: a
+    /// share waiting on a later one joins it only when it is not the top of that later
+    /// share's own subtree, and asking for that top by walking parents cost a chain's
+    /// length for each link, quadratic in a chain whose every share was waited on.
+    subtrees: Subtrees,
     /// Shares past the node cap: counted, not kept.
     untracked: u64,
     untracked_reach: u64,
@@ -122,17 +127,20 @@ impl ShareTree {
             parent,
             weight,
         });
+        self.subtrees.push(parent);
         if let Some(id) = id {
             self.ids.insert(id.into(), index);
             if let Some(children) = self.orphans.remove(id) {
                 // A cycle of `via`s would cut shares off the root; a child that is this share
-                // or one of its ancestors stays under the root. The ancestors are walked once
-                // for all the children: once each, a long chain waited on by many shares cost
-                // their product.
-                let lineage = self.lineage(index);
+                // or one of its ancestors stays under the root. A waiting child hangs under
+                // the post, so it is one of those only when it is the top of this share's
+                // subtree: one look-up for all the children, and none walks the chain.
+                let top = self.subtrees.top(index);
                 for child in children {
-                    if !lineage.contains(&child) {
+                    debug_assert_eq!(self.nodes[child as usize].parent, ROOT);
+                    if child != top {
                         self.nodes[child as usize].parent = index;
+                        self.subtrees.hang(child, index);
                     }
                 }
             }
@@ -140,18 +148,82 @@ impl ShareTree {
         true
     }
 
-    /// `b` and its ancestors (the walk ends at the root, or where it would go round).
-    fn lineage(&self, mut b: u32) -> std::collections::HashSet<u32> {
-        let mut lineage = std::collections::HashSet::new();
-        while b != ROOT && lineage.insert(b) {
-            b = self.nodes[b as usize].parent;
-        }
-        lineage
-    }
-
     /// Depth, breadth and structural virality, in O(n).
     pub fn structure(&self) -> Structure {
         structure_of(&self.nodes.iter().map(|n| n.parent).collect::<Vec<_>>())
+    }
+}
+
+/// Union-find over a tree's shares, one set per subtree hanging directly under the post,
+/// each knowing that subtree's top share. Parents only ever point at shares already in the
+/// tree, and a share is re-linked only from the root and never under its own subtree, so the
+/// shares always form such subtrees and the top of a share is the last ancestor before the
+/// post. Union by size and path halving keep each operation near-constant.
+#[derive(Debug, Default, Clone)]
+struct Subtrees {
+    /// Union-find parent of each share (itself at a set's representative).
+    link: Vec<u32>,
+    /// At a representative: the shares of its set.
+    size: Vec<u32>,
+    /// At a representative: the top share of its subtree.
+    top: Vec<u32>,
+    /// Union-find steps taken, to bound them in tests.
+    #[cfg(test)]
+    steps: u64,
+}
+
+impl Subtrees {
+    /// Adds the next share, under `parent` (a share already added, or [`ROOT`]).
+    fn push(&mut self, parent: u32) {
+        let index = self.link.len() as u32;
+        self.size.push(1);
+        self.top.push(index);
+        if parent == ROOT {
+            self.link.push(index);
+        } else {
+            let set = self.find(parent);
+            self.link.push(set);
+            self.size[set as usize] += 1;
+        }
+    }
+
+    /// The top share of the subtree holding `share`.
+    fn top(&mut self, share: u32) -> u32 {
+        let set = self.find(share);
+        self.top[set as usize]
+    }
+
+    /// Moves the subtree topped by `child` under `parent`'s subtree.
+    fn hang(&mut self, child: u32, parent: u32) {
+        let (a, b) = (self.find(child), self.find(parent));
+        if a == b {
+            return;
+        }
+        let top = self.top[b as usize];
+        let (small, big) = if self.size[a as usize] < self.size[b as usize] {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        self.link[small as usize] = big;
+        self.size[big as usize] += self.size[small as usize];
+        self.top[big as usize] = top;
+    }
+
+    fn find(&mut self, mut share: u32) -> u32 {
+        loop {
+            #[cfg(test)]
+            {
+                self.steps += 1;
+            }
+            let up = self.link[share as usize];
+            if up == share {
+                return share;
+            }
+            let next = self.link[up as usize];
+            self.link[share as usize] = next;
+            share = next;
+        }
     }
 }
 
@@ -390,5 +462,126 @@ mod tests {
         assert_eq!(t.orphans(), 0);
         // post -> a0 ... a(CHAIN-1) -> z -> w*
         assert_eq!(t.structure().depth, CHAIN as u32 + 2);
+    }
+
+    /// Orphans `o<i>` waiting on `s<i>`, then the chain `s0` <- `s1` <- ...: every link of
+    /// the chain re-links a share waiting on it.
+    fn waited_chain(n: usize) -> ShareTree {
+        let mut t = ShareTree::new(2 * n);
+        for i in 0..n {
+            t.add(Some(&format!("o{i}")), Some(&format!("s{i}")), 0.0, None, 1);
+        }
+        t.add(Some("s0"), None, 1.0, None, 1);
+        for i in 1..n {
+            let (id, via) = (format!("s{i}"), format!("s{}", i - 1));
+            t.add(Some(&id), Some(&via), 1.0, None, 1);
+        }
+        t
+    }
+
+    #[test]
+    fn a_chain_whose_every_link_is_waited_on_links_in_linear_steps() {
+        const N: usize = 20_000;
+        let t = waited_chain(N);
+        assert!(
+            t.subtrees.steps < 10 * N as u64,
+            "{} ancestry steps for {N} links",
+            t.subtrees.steps
+        );
+        assert_eq!(t.orphans(), 0);
+        let nodes = t.nodes();
+        assert_eq!(nodes[N].parent, ROOT, "s0 hangs under the post");
+        for i in 0..N {
+            assert_eq!(nodes[i].parent, (N + i) as u32, "o{i} hangs under s{i}");
+            if i > 0 {
+                assert_eq!(
+                    nodes[N + i].parent,
+                    (N + i - 1) as u32,
+                    "s{i} under s{}",
+                    i - 1
+                );
+            }
+        }
+        // post -> s0 -> ... -> s(N-1) -> o(N-1); below s0 each level holds one link and one
+        // waiting share.
+        let s = t.structure();
+        assert_eq!(s.nodes, 2 * N as u64 + 1);
+        assert_eq!(s.depth, N as u32 + 1);
+        assert_eq!(s.breadth, 2);
+        assert_eq!(t.shares(), 2 * N as u64);
+    }
+
+    /// The re-linking as first written: walk the new share's ancestors for every arrival.
+    fn linked_by_walking(shares: &[(Option<String>, Option<String>)], cap: usize) -> Vec<u32> {
+        let mut parents: Vec<u32> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut orphans: HashMap<String, Vec<u32>> = HashMap::new();
+        for (id, via) in shares {
+            if id.as_ref().is_some_and(|id| ids.contains_key(id)) || parents.len() >= cap {
+                continue;
+            }
+            let index = parents.len() as u32;
+            let mut parent = ROOT;
+            if let Some(via) = via.as_ref().filter(|v| Some(*v) != id.as_ref()) {
+                match ids.get(via) {
+                    Some(&p) => parent = p,
+                    None => orphans.entry(via.clone()).or_default().push(index),
+                }
+            }
+            parents.push(parent);
+            if let Some(id) = id {
+                ids.insert(id.clone(), index);
+                for child in orphans.remove(id).unwrap_or_default() {
+                    let mut lineage = std::collections::HashSet::new();
+                    let mut b = index;
+                    while b != ROOT && lineage.insert(b) {
+                        b = parents[b as usize];
+                    }
+                    if !lineage.contains(&child) {
+                        parents[child as usize] = index;
+                    }
+                }
+            }
+        }
+        parents
+    }
+
+    #[test]
+    fn shares_link_as_walking_every_ancestor_would() {
+        // A small deterministic generator: few ids, so duplicates, orphans, chains waited on
+        // and cycles of `via`s all come up.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for round in 0..300 {
+            let ids = 2 + next(40);
+            let count = next(120) as usize;
+            let cap = if round % 5 == 0 {
+                1 + next(60) as usize
+            } else {
+                1000
+            };
+            let shares: Vec<(Option<String>, Option<String>)> = (0..count)
+                .map(|_| {
+                    let id = (next(8) != 0).then(|| format!("x{}", next(ids)));
+                    let via = (next(4) != 0).then(|| format!("x{}", next(ids)));
+                    (id, via)
+                })
+                .collect();
+            let mut t = ShareTree::new(cap);
+            for (id, via) in &shares {
+                t.add(id.as_deref(), via.as_deref(), 0.0, None, 1);
+            }
+            let parents: Vec<u32> = t.nodes().iter().map(|n| n.parent).collect();
+            assert_eq!(
+                parents,
+                linked_by_walking(&shares, cap),
+                "round {round}: {shares:?}"
+            );
+        }
     }
 }

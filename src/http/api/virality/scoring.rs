@@ -16,7 +16,7 @@ use crate::db::cascades::ViralityView;
 
 use crate::db::virality::learned_thresholds;
 use crate::http::answer::Answer;
-use crate::http::error::{ErrorBody, PostgresUnavailable};
+use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::http::AppState;
 use crate::models::{EngagementKind, Platform};
@@ -165,35 +165,42 @@ pub async fn score(state: State, body: web::Json<ScoreRequest>) -> Answer {
     let model = live_model(&state).await;
 
     let window = (v.momentum_window_secs / 60).max(1) as i64;
-    let mut tracker = Tracker::new(MAX_SCORE_ENGAGEMENTS);
-    tracker.meta = Some(PostMeta {
-        platform,
-        author_followers: req.post.author_followers,
-        created_at: unix_seconds(req.post.created_at),
-        ..PostMeta::default()
-    });
-    let observed = req.observed_at;
-    for (i, e) in req.engagements.iter().enumerate() {
-        if observed.is_some_and(|o| e.at > o) {
-            continue;
+    let post_id = req.post.id.clone().unwrap_or_default();
+    // Up to 50,000 engagements linked into a share tree and scored: off the HTTP worker, so
+    // a large body does not stall the other connections it serves.
+    let scored = web::block(move || {
+        let mut tracker = Tracker::new(MAX_SCORE_ENGAGEMENTS);
+        tracker.meta = Some(PostMeta {
+            platform,
+            author_followers: req.post.author_followers,
+            created_at: unix_seconds(req.post.created_at),
+            ..PostMeta::default()
+        });
+        let observed = req.observed_at;
+        for (i, e) in req.engagements.iter().enumerate() {
+            if observed.is_some_and(|o| e.at > o) {
+                continue;
+            }
+            let fallback = format!("#{i}");
+            tracker.add(
+                Some(e.id.as_deref().unwrap_or(&fallback)),
+                e.kind,
+                unix_seconds(e.at),
+                e.actor_followers,
+                e.via.as_deref(),
+                e.count.unwrap_or(1),
+                window,
+            );
         }
-        let fallback = format!("#{i}");
-        tracker.add(
-            Some(e.id.as_deref().unwrap_or(&fallback)),
-            e.kind,
-            unix_seconds(e.at),
-            e.actor_followers,
-            e.via.as_deref(),
-            e.count.unwrap_or(1),
-            window,
-        );
-    }
-    if let Some(o) = observed {
-        tracker.last_at = tracker.last_at.max(unix_seconds(o));
-    }
-    let scored = model.score(&tracker, window);
+        if let Some(o) = observed {
+            tracker.last_at = tracker.last_at.max(unix_seconds(o));
+        }
+        model.score(&tracker, window)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(ViralityView {
-        post_id: req.post.id.clone().unwrap_or_default(),
+        post_id,
         platform: platform.map(|p| p.as_str().to_string()),
         product: None,
         channel: None,

@@ -65,7 +65,7 @@ const POSITIVE_MIN_COMPOUND: f32 = 0.40;
 
 /// Longer texts are cut (at a character boundary) so that one huge post cannot stall a worker;
 /// the opening of a post carries its tone.
-const MAX_ANALYZED_BYTES: usize = 8 * 1024;
+pub const MAX_ANALYZED_BYTES: usize = 8 * 1024;
 
 /// How many tokens before a cue are searched for a negator.
 const NEGATION_WINDOW: usize = 3;
