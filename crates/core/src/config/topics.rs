@@ -31,7 +31,7 @@ pub struct TopicSettings {
     pub retag_max_days: u32,
     /// Share of its time a re-tagging works while the pipeline has entries in flight (it
     /// rests `t × (1/share − 1)` after a chunk that took `t`); with nothing in flight it
-    /// works without rest.
+    /// works without rest. Search indexing and the relevance learner rest by it too.
     pub retag_busy_share: f64,
     /// Labels one reviewer may give per second, on average, per process.
     pub label_rate_per_sec: f64,
