@@ -1,10 +1,11 @@
 //! Learning each topic's relevance from its labels, in every process of the group.
 //!
 //! Every `topics.relevance_every_ms` the learner takes the next topic whose labels changed
-//! (given or undone) since it was trained (one process at a time: an advisory lock, so labelling
-//! never waits on a training), trains a model on its newest `topics.relevance_training_labels`
-//! labels and compares it, out of fold, with the adopted one ([`assess`]): it is adopted only
-//! when it gets more right. The newest models trained are kept with their figures. An adopted
+//! (given or undone) since it was trained, and not trained in the last
+//! `topics.relevance_train_gap_ms` (labels given meanwhile wait for the next round), one
+//! process at a time (an advisory lock, so labelling never waits on a training), trains a model
+//! on its newest `topics.relevance_training_labels` labels and compares it, out of fold, with
+//! the adopted one ([`assess`]): it is adopted only when it gets more right. The newest models trained are kept with their figures. An adopted
 //! model (or a new threshold) re-scores the topic's stored posts, newest first, a chunk per
 //! transaction with the cursor committed beside it, so another process resumes where one
 //! stopped; posts with a relevance label of their own follow their label, not the model. While
@@ -35,6 +36,8 @@ pub struct RelevanceLearner {
     /// How long after its start a re-scoring reads the posts stored since once more.
     settle: Duration,
     labels: i64,
+    /// Shortest time between two trainings of one topic.
+    gap: Duration,
     high_churn: f32,
     /// The pipeline it gives way to, as re-tagging does (`topics.retag_busy_share`).
     ingest: Option<Arc<IngestContext>>,
@@ -58,6 +61,7 @@ impl RelevanceLearner {
                     .saturating_add(settings.relevance_settle_ms),
             ),
             labels: settings.relevance_training_labels as i64,
+            gap: Duration::from_millis(settings.relevance_train_gap_ms),
             high_churn,
             ingest,
             busy_share: settings.retag_busy_share,
@@ -67,10 +71,10 @@ impl RelevanceLearner {
     fn step(&mut self, ctx: &mut Context<Self>) {
         let (pool, chunk, labels, high_churn) =
             (self.pool.clone(), self.chunk, self.labels, self.high_churn);
-        let settle = self.settle;
+        let (settle, gap) = (self.settle, self.gap);
         wrap_future::<_, Self>(async move {
             let started = Instant::now();
-            let trained = train_once(&pool, labels).await;
+            let trained = train_once(&pool, labels, gap).await;
             let rescored = rescore_once(&pool, chunk, settle, high_churn).await;
             (trained, rescored, started.elapsed())
         })
@@ -113,9 +117,9 @@ impl Actor for RelevanceLearner {
     }
 }
 
-/// Trains the next topic with new labels, if one has, on its `labels` newest labelled posts;
-/// whether one had.
-pub async fn train_once(pool: &Pool, labels: i64) -> anyhow::Result<bool> {
+/// Trains the next topic with new labels and no training in the last `gap`, if one has, on its
+/// `labels` newest labelled posts; whether one had.
+pub async fn train_once(pool: &Pool, labels: i64, gap: Duration) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // The training runs between two statements of this transaction and grows with the topic's
@@ -124,7 +128,7 @@ pub async fn train_once(pool: &Pool, labels: i64) -> anyhow::Result<bool> {
     // Meanwhile the transaction holds no row, only the topic's advisory lock.
     tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         .await?;
-    let Some((topic, changes, newest)) = db::claim_training(&tx).await? else {
+    let Some((topic, changes, newest)) = db::claim_training(&tx, gap).await? else {
         return Ok(false);
     };
     let trained = train_claimed(tx, topic, changes, newest, labels).await;

@@ -189,26 +189,32 @@ pub async fn count_change(
     Ok(())
 }
 
-/// The next topic whose labels changed since it was trained, held by this transaction (an
-/// advisory lock, so labelling the topic meanwhile never waits on the training): its id, its
-/// count of label changes and its newest label.
+/// The next topic whose labels changed since it was trained, and that was not trained in the
+/// last `gap`, held by this transaction (an advisory lock, so labelling the topic meanwhile
+/// never waits on the training): its id, its count of label changes and its newest label. The
+/// gap is what a burst of labels costs: one round for the first, one more for all the others.
 ///
 /// The lock is tried on the waiting topics in order, outside the sorted subquery, and stops at
 /// the first taken: tried beside the sort, it would be taken on every waiting topic, and the
 /// other processes would skip them all for as long as this one trains.
 pub async fn claim_training(
     tx: &Transaction<'_>,
+    gap: std::time::Duration,
 ) -> Result<Option<(i64, i64, i64)>, tokio_postgres::Error> {
+    let gap_ms = gap.as_millis().min(i64::MAX as u128) as f64;
     let row = tx
         .query_opt(
             "SELECT w.topic_id, w.changes, \
                     COALESCE((SELECT max(l.id) FROM post_labels l WHERE l.topic_id = w.topic_id), 0) \
              FROM (SELECT r.topic_id, r.changes FROM topic_relevance r \
                    JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
-                   WHERE r.changes > r.trained_changes ORDER BY r.updated_at) w \
+                   WHERE r.changes > r.trained_changes \
+                     AND (r.trained_at IS NULL \
+                          OR now() >= r.trained_at + $1::float8 * interval '1 millisecond') \
+                   ORDER BY r.updated_at) w \
              WHERE pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.train:' || w.topic_id, 0)) \
              LIMIT 1",
-            &[],
+            &[&gap_ms],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
@@ -336,7 +342,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     if t.adopted {
         tx.execute(
             "UPDATE topic_relevance SET model_id = $2, trained_through = $3, trained_changes = $4, \
-             updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
+             trained_at = now(), updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
              rescore_since = now(), rescore_last = false \
              WHERE topic_id = $1",
             &[&t.topic_id, &model_id, &t.through_label, &t.changes],
@@ -346,7 +352,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     } else {
         tx.execute(
             "UPDATE topic_relevance SET trained_through = $2, trained_changes = $3, \
-             updated_at = now() WHERE topic_id = $1",
+             trained_at = now(), updated_at = now() WHERE topic_id = $1",
             &[&t.topic_id, &t.through_label, &t.changes],
         )
         .await?;
