@@ -265,8 +265,13 @@ impl Pipeline {
             Some(ingest.clone()),
         )
         .start();
-        let learner =
-            relevance::RelevanceLearner::new(pool.clone(), &settings.topics, high_churn).start();
+        let learner = relevance::RelevanceLearner::new(
+            pool.clone(),
+            &settings.topics,
+            high_churn,
+            Some(ingest.clone()),
+        )
+        .start();
         let calibrator = calibrating.then(|| {
             calibration::Calibrator::new(pool.clone(), ingest.clone(), live_calibration).start()
         });

@@ -1,22 +1,27 @@
 //! Learning each topic's relevance from its labels, in every process of the group.
 //!
 //! Every `topics.relevance_every_ms` the learner takes the next topic whose labels changed
-//! (given or undone) since it was trained (one process at a time: an advisory lock, so labelling
-//! never waits on a training), trains a model on its newest `topics.relevance_training_labels`
-//! labels and compares it, out of fold, with the adopted one ([`assess`]): it is adopted only
-//! when it gets more right. The newest models trained are kept with their figures. An adopted
+//! (given or undone) since it was trained, and not trained in the last
+//! `topics.relevance_train_gap_ms` (labels given meanwhile wait for the next round), one
+//! process at a time (an advisory lock, so labelling never waits on a training), trains a model
+//! on its newest `topics.relevance_training_labels` labels and compares it, out of fold, with
+//! the adopted one ([`assess`]): it is adopted only when it gets more right. The newest models trained are kept with their figures. An adopted
 //! model (or a new threshold) re-scores the topic's stored posts, newest first, a chunk per
 //! transaction with the cursor committed beside it, so another process resumes where one
-//! stopped; posts with a relevance label of their own follow their label, not the model. New
+//! stopped; posts with a relevance label of their own follow their label, not the model. While
+//! the pipeline has entries in flight the learner gives way to it as re-tagging does: after each
+//! step it rests so as to work at most `topics.retag_busy_share` of the time. New
 //! posts are scored at analysis once the topic watcher loads the model (the adoption moves the
 //! topics' revision); those stored before every process had loaded it are read once more by a
 //! last pass, `topics.refresh_ms` plus `topics.relevance_settle_ms` after the adoption.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{fut::wrap_future, Actor, ActorFutureExt, AsyncContext, Context, ContextFutureSpawner};
 use deadpool_postgres::Pool;
 
+use super::ingester::IngestContext;
 use crate::db::relevance::{self as db, Trained};
 use crate::telemetry::names;
 use crate::topics::relevance::{
@@ -31,11 +36,21 @@ pub struct RelevanceLearner {
     /// How long after its start a re-scoring reads the posts stored since once more.
     settle: Duration,
     labels: i64,
+    /// Shortest time between two trainings of one topic.
+    gap: Duration,
     high_churn: f32,
+    /// The pipeline it gives way to, as re-tagging does (`topics.retag_busy_share`).
+    ingest: Option<Arc<IngestContext>>,
+    busy_share: f64,
 }
 
 impl RelevanceLearner {
-    pub fn new(pool: Pool, settings: &crate::config::TopicSettings, high_churn: f32) -> Self {
+    pub fn new(
+        pool: Pool,
+        settings: &crate::config::TopicSettings,
+        high_churn: f32,
+        ingest: Option<Arc<IngestContext>>,
+    ) -> Self {
         Self {
             pool,
             every: Duration::from_millis(settings.relevance_every_ms),
@@ -46,32 +61,51 @@ impl RelevanceLearner {
                     .saturating_add(settings.relevance_settle_ms),
             ),
             labels: settings.relevance_training_labels as i64,
+            gap: Duration::from_millis(settings.relevance_train_gap_ms),
             high_churn,
+            ingest,
+            busy_share: settings.retag_busy_share,
         }
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {
         let (pool, chunk, labels, high_churn) =
             (self.pool.clone(), self.chunk, self.labels, self.high_churn);
-        let settle = self.settle;
+        let (settle, gap) = (self.settle, self.gap);
         wrap_future::<_, Self>(async move {
-            let trained = train_once(&pool, labels).await;
+            let started = Instant::now();
+            let trained = train_once(&pool, labels, gap).await;
             let rescored = rescore_once(&pool, chunk, settle, high_churn).await;
-            (trained, rescored)
+            (trained, rescored, started.elapsed())
         })
-        .map(|(trained, rescored), actor: &mut Self, ctx| {
+        .map(|(trained, rescored, took), actor: &mut Self, ctx| {
             for e in [trained.as_ref().err(), rescored.as_ref().err()].into_iter().flatten() {
                 pulse_core::warn_repeated!(error = %format_args!("{e:#}"), "learning a topic's relevance failed; trying again");
             }
-            // More to re-score: on at once; otherwise after the interval.
-            let pause = if matches!(rescored, Ok(true)) {
-                Duration::ZERO
-            } else {
-                actor.every
-            };
+            let busy = IngestContext::busy(actor.ingest.as_ref());
+            let more = matches!(rescored, Ok(true));
+            let pause = pause_after(more, busy, took, actor.busy_share, actor.every);
             ctx.run_later(pause, |actor, ctx| actor.step(ctx));
         })
         .spawn(ctx);
+    }
+}
+
+/// The wait before the learner's next step, after one that took `took`: with more of a
+/// re-scoring to do, at once while the pipeline is idle, and while it is `busy` a rest that
+/// leaves the step `share` of the time, as re-tagging rests (a re-scoring moves every stored
+/// post of a topic, and a new threshold or model begins one); otherwise the interval, or that
+/// rest when longer (a training is work for the same cores).
+fn pause_after(more: bool, busy: bool, took: Duration, share: f64, every: Duration) -> Duration {
+    let rest = if busy {
+        IngestContext::rest_while_busy(took, share)
+    } else {
+        Duration::ZERO
+    };
+    if more {
+        rest
+    } else {
+        every.max(rest)
     }
 }
 
@@ -83,9 +117,9 @@ impl Actor for RelevanceLearner {
     }
 }
 
-/// Trains the next topic with new labels, if one has, on its `labels` newest labelled posts;
-/// whether one had.
-pub async fn train_once(pool: &Pool, labels: i64) -> anyhow::Result<bool> {
+/// Trains the next topic with new labels and no training in the last `gap`, if one has, on its
+/// `labels` newest labelled posts; whether one had.
+pub async fn train_once(pool: &Pool, labels: i64, gap: Duration) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // The training runs between two statements of this transaction and grows with the topic's
@@ -94,7 +128,7 @@ pub async fn train_once(pool: &Pool, labels: i64) -> anyhow::Result<bool> {
     // Meanwhile the transaction holds no row, only the topic's advisory lock.
     tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         .await?;
-    let Some((topic, changes, newest)) = db::claim_training(&tx).await? else {
+    let Some((topic, changes, newest)) = db::claim_training(&tx, gap).await? else {
         return Ok(false);
     };
     let trained = train_claimed(tx, topic, changes, newest, labels).await;
@@ -259,4 +293,27 @@ pub async fn rescore_once(
         }
     }
     Ok(!done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescoring_rests_while_the_pipeline_is_busy_as_retagging_does() {
+        let (took, share, every) = (Duration::from_millis(300), 0.3, Duration::from_secs(1));
+        let rest = IngestContext::rest_while_busy(took, share);
+        assert_eq!(rest, Duration::from_millis(700));
+        // More to re-score: the share's rest while entries are in flight, none while idle.
+        assert_eq!(pause_after(true, true, took, share, every), rest);
+        assert_eq!(pause_after(true, false, took, share, every), Duration::ZERO);
+        // Nothing more: the interval, or a busy step's rest when longer.
+        assert_eq!(pause_after(false, false, took, share, every), every);
+        assert_eq!(pause_after(false, true, took, share, every), every);
+        let long = Duration::from_secs(3);
+        assert_eq!(
+            pause_after(false, true, long, share, every),
+            Duration::from_secs(7)
+        );
+    }
 }

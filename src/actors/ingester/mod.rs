@@ -244,10 +244,16 @@ impl IngestContext {
     /// busy, enough for the work to take `share` of the time; none while it is idle.
     pub fn rest_after(ingest: Option<&Arc<IngestContext>>, took: Duration, share: f64) -> Duration {
         if Self::busy(ingest) {
-            took.mul_f64(1.0 / share - 1.0)
+            Self::rest_while_busy(took, share)
         } else {
             Duration::ZERO
         }
+    }
+
+    /// The rest after a piece of work that took `took` while the pipeline is busy: enough for
+    /// the work to take `share` of the time.
+    pub fn rest_while_busy(took: Duration, share: f64) -> Duration {
+        took.mul_f64(1.0 / share - 1.0)
     }
 
     /// Ids of every entry held here (read or claimed, not yet acknowledged).

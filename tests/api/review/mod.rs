@@ -3,7 +3,8 @@
 //! puts the post back where the labels left standing say; a topic's learned relevance, once it
 //! beats the query alone out of fold, filters the stored posts and new ones at analysis, while
 //! the topic's rollups stay equal to a recount; a re-tagging and a re-scoring put posts where
-//! the model and the posts' own labels say; bad labels get clear answers; the queue hands
+//! the model and the posts' own labels say; a burst of labels costs a topic a training round
+//! a gap, not one each; bad labels get clear answers; the queue hands
 //! two reviewers different posts and never one the same post twice in a row; a flood of labels
 //! from one caller is refused with `Retry-After`.
 
@@ -727,7 +728,8 @@ async fn a_training_that_outlasts_the_idle_transaction_timeout_is_still_recorded
     })
     .await;
     // Posts near the largest a post may be, of words no other post has: as many features as
-    // the model reads of a post, which a training passes over forty times in each fold.
+    // the model reads of a post (`TEXT_FEATURES`), which a training passes over forty times in
+    // each fold.
     let long = |class: char, i: usize, gist: &str| {
         let words: Vec<String> = (0..2_000).map(|j| format!("{class}{i}q{j}")).collect();
         format!("jaguar {gist} {}", words.join(" "))
@@ -800,10 +802,15 @@ async fn a_topic_is_trained_on_its_newest_labelled_posts_only() {
 /// deleted: one caller giving labels one after another had a model stored for each.
 #[actix_rt::test]
 async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
-    let (app, topic) = jaguar_app(|s| s.topics.relevance_every_ms = 50).await;
+    let (app, topic) = jaguar_app(|s| {
+        s.topics.relevance_every_ms = 50;
+        s.topics.relevance_train_gap_ms = 0;
+    })
+    .await;
     let pg = app.env.pg().await;
     cars_and_cats(&app, 20, 20).await;
-    // Each label waits for the training it causes, so each is trained on by itself.
+    // Each label waits for the training it causes, so each is trained on by itself (no gap
+    // between two trainings).
     for i in 0..20 {
         for (id, value) in [
             (format!("car-{i}"), "related"),
@@ -837,4 +844,59 @@ async fn a_flood_of_labels_keeps_a_bounded_number_of_models() {
     );
     assert_eq!(relevance["models"][0]["labels"], 40, "{relevance}");
     app.shutdown().await;
+}
+
+/// Each label given or undone began a training round of its topic of its own, each round
+/// eleven trainings on up to thousands of labelled posts: a reviewer labelling a post a second
+/// kept a core busy. A burst of labels now costs a round for its first, and one more, once
+/// `topics.relevance_train_gap_ms` has passed, for all the others together.
+#[actix_rt::test]
+async fn a_burst_of_labels_is_trained_on_once_a_gap() {
+    use pulse::actors::relevance::train_once;
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
+    let pool = pulse::db::pool(&env.database_url, 2).unwrap();
+    let topic: i64 = pg
+        .scalar(
+            "INSERT INTO topics (name, query) VALUES ('Jaguar cars', 'jaguar') RETURNING id",
+            &[],
+        )
+        .await;
+    let change = || async {
+        let mut client = pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        pulse::db::relevance::count_change(&tx, topic)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    let gap = Duration::from_secs(3_600);
+    // Twenty changes, the learner looking for a topic to train after each.
+    let mut rounds = 0;
+    for _ in 0..20 {
+        change().await;
+        if train_once(&pool, 5_000, gap).await.unwrap() {
+            rounds += 1;
+        }
+    }
+    assert_eq!(rounds, 1, "rounds begun for twenty label changes");
+
+    // The gap over: one round for the nineteen changes since, then none.
+    pg.execute(
+        "UPDATE topic_relevance SET trained_at = trained_at - interval '2 hours' \
+         WHERE topic_id = $1",
+        &[&topic],
+    )
+    .await
+    .unwrap();
+    assert!(train_once(&pool, 5_000, gap).await.unwrap());
+    assert!(!train_once(&pool, 5_000, gap).await.unwrap());
+    let caught_up: bool = pg
+        .scalar(
+            "SELECT changes = 20 AND trained_changes = 20 FROM topic_relevance \
+             WHERE topic_id = $1",
+            &[&topic],
+        )
+        .await;
+    assert!(caught_up);
 }

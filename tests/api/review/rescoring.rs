@@ -1,7 +1,8 @@
 //! A topic's relevance at work on stored posts: a re-tagging puts the posts the learned
 //! relevance leaves out among the topic's filtered posts, a label given while a re-scoring
-//! chunk is worked wins over the chunk, and posts stored before a process loads an adopted
-//! model are re-scored once it has.
+//! chunk is worked wins over the chunk, posts stored before a process loads an adopted model
+//! are re-scored once it has, a threshold set to the one a topic has begins no re-scoring, and
+//! a chunk reads on from its cursor.
 
 use super::*;
 
@@ -259,4 +260,108 @@ async fn posts_stored_before_a_process_loads_an_adopted_model_are_rescored_once_
     assert_eq!(counted(&pg, topic).await, 20);
     assert_eq!(topic_rollups(&pg).await, topic_recount(&pg).await);
     app.shutdown().await;
+}
+
+/// Where `topic`'s re-scoring stands: whether it is done, when it began, and the topics'
+/// revision of the topic (which a change of its threshold moves).
+async fn rescoring(
+    pg: &tokio_postgres::Client,
+    topic: i64,
+) -> (bool, chrono::DateTime<chrono::Utc>, i64) {
+    let r = pg
+        .query_one(
+            "SELECT r.rescore_done, r.rescore_since, t.revision FROM topic_relevance r \
+             JOIN topics t ON t.id = r.topic_id WHERE r.topic_id = $1",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// Every `PUT` of a topic's threshold began the re-scoring of its stored posts over again,
+/// the threshold it already had included: an editor sending it again and again kept every
+/// stored post of the topic being re-scored.
+#[actix_rt::test]
+async fn setting_the_threshold_a_topic_has_leaves_its_finished_rescoring_alone() {
+    let (app, topic) = filtering_jaguar(|s| s.topics.relevance_settle_ms = 0, &[]).await;
+    let pg = app.env.pg().await;
+    let path = format!("/api/v1/topics/{topic}/relevance");
+    let put = |threshold: f64| {
+        let (app, path) = (&app, &path);
+        async move {
+            let (status, body) = app
+                .request(
+                    reqwest::Method::PUT,
+                    path,
+                    Some(&json!({ "threshold": threshold })),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    // A new threshold: a re-scoring, to its end.
+    put(0.7).await;
+    assert!(
+        wait_until(WAIT, || async { rescoring(&pg, topic).await.0 }).await,
+        "the re-scoring under the new threshold ends"
+    );
+    let finished = rescoring(&pg, topic).await;
+
+    // The same again, twice: nothing begins, nothing is reloaded.
+    for _ in 0..2 {
+        let body = put(0.7).await;
+        assert!(
+            (body["threshold"].as_f64().unwrap() - 0.7).abs() < 1e-6,
+            "{body}"
+        );
+        assert_eq!(rescoring(&pg, topic).await, finished);
+    }
+    app.shutdown().await;
+}
+
+/// A re-scoring chunk's posts are read down the index of posts by date from the chunk's
+/// cursor, whatever the plan: compared beside "or no cursor", a plan made for any cursor (as a
+/// cached statement's is) read every post from the newest on, again at each chunk.
+#[actix_rt::test]
+async fn a_rescoring_chunk_reads_on_from_its_cursor_under_any_plan() {
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO posts (id, platform, author_id, author_followers, text, created_at, \
+             sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id, \
+             topics) \
+         SELECT 'p' || g, 'x', 'a', 0, 'jaguar ' || g, now() - g * interval '1 second', \
+                'neutral', 0, '{}', 0, 0, 'm', 's', ARRAY[1::int8] \
+         FROM generate_series(1, 20000) g; \
+         ANALYZE posts;",
+    )
+    .await
+    .unwrap();
+    let prepare = format!(
+        "SET plan_cache_mode = force_generic_plan; \
+         PREPARE chunk (int8, timestamptz, text, int8, int4, timestamptz) AS {}",
+        pulse::db::relevance::RESCORE_POSTS
+    );
+    pg.batch_execute(&prepare).await.unwrap();
+    for cursor in ["now() - interval '5000 seconds', 'p5000'", "NULL, NULL"] {
+        let explain = format!("EXPLAIN EXECUTE chunk (1, {cursor}, 500, 4096, NULL)");
+        let plan: Vec<String> = pg
+            .simple_query(&explain)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("Index Cond") && l.contains("created_at")),
+            "{cursor}: {plan:#?}"
+        );
+    }
 }

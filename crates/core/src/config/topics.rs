@@ -31,7 +31,7 @@ pub struct TopicSettings {
     pub retag_max_days: u32,
     /// Share of its time a re-tagging works while the pipeline has entries in flight (it
     /// rests `t × (1/share − 1)` after a chunk that took `t`); with nothing in flight it
-    /// works without rest.
+    /// works without rest. Search indexing and the relevance learner rest by it too.
     pub retag_busy_share: f64,
     /// Labels one reviewer may give per second, on average, per process.
     pub label_rate_per_sec: f64,
@@ -51,6 +51,11 @@ pub struct TopicSettings {
     /// The newest labelled posts a topic's relevance is trained on: training time and memory
     /// grow with the labels read, and a topic's labels only grow.
     pub relevance_training_labels: usize,
+    /// Shortest time between two trainings of one topic, in milliseconds: labels given and
+    /// undone meanwhile wait for the next, which trains on them all, so a reviewer's every
+    /// label does not cost a round (up to 11 trainings) of its own. A label is trained on
+    /// within this and `relevance_every_ms` (its own post moves at once).
+    pub relevance_train_gap_ms: u64,
 }
 
 impl Default for TopicSettings {
@@ -71,6 +76,7 @@ impl Default for TopicSettings {
             relevance_rescore_chunk: 500,
             relevance_settle_ms: 10_000,
             relevance_training_labels: 5_000,
+            relevance_train_gap_ms: 5_000,
         }
     }
 }

@@ -130,21 +130,39 @@ pub async fn state(
 /// The threshold of a topic that has not set one.
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
 
-/// Sets topic `topic_id`'s threshold; the topics' revision moves so every process reloads it.
+/// Sets topic `topic_id`'s threshold; whether it changed. A change moves the topics' revision,
+/// so every process reloads it, and, under an adopted model, begins the re-scoring of the
+/// topic's stored posts again. The threshold the topic has already changes nothing: sent again
+/// and again, it restarted the re-scoring of every stored post each time.
 pub async fn set_threshold(
     tx: &Transaction<'_>,
     topic_id: i64,
     threshold: f32,
-) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "INSERT INTO topic_relevance (topic_id, threshold) VALUES ($1, $2) \
-         ON CONFLICT (topic_id) DO UPDATE SET threshold = $2, updated_at = now(), \
-             rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
-             rescore_since = now(), rescore_last = false",
-        &[&topic_id, &threshold],
-    )
-    .await?;
-    bump_revision(tx, topic_id).await
+) -> Result<bool, tokio_postgres::Error> {
+    // Without a model nothing is filtered but by the posts' own labels, which a re-scoring
+    // leaves alone: it would read every stored post for nothing.
+    let changed = tx
+        .query_opt(
+            "INSERT INTO topic_relevance (topic_id, threshold) VALUES ($1, $2) \
+             ON CONFLICT (topic_id) DO UPDATE SET threshold = $2, updated_at = now(), \
+                 rescore_done = topic_relevance.rescore_done AND topic_relevance.model_id IS NULL, \
+                 rescore_at = CASE WHEN topic_relevance.model_id IS NULL \
+                                   THEN topic_relevance.rescore_at END, \
+                 rescore_id = CASE WHEN topic_relevance.model_id IS NULL \
+                                   THEN topic_relevance.rescore_id END, \
+                 rescore_since = CASE WHEN topic_relevance.model_id IS NULL \
+                                      THEN topic_relevance.rescore_since ELSE now() END, \
+                 rescore_last = topic_relevance.rescore_last AND topic_relevance.model_id IS NULL \
+             WHERE topic_relevance.threshold <> $2 \
+             RETURNING true",
+            &[&topic_id, &threshold],
+        )
+        .await?
+        .is_some();
+    if changed {
+        bump_revision(tx, topic_id).await?;
+    }
+    Ok(changed)
 }
 
 async fn bump_revision(tx: &Transaction<'_>, topic_id: i64) -> Result<(), tokio_postgres::Error> {
@@ -171,26 +189,32 @@ pub async fn count_change(
     Ok(())
 }
 
-/// The next topic whose labels changed since it was trained, held by this transaction (an
-/// advisory lock, so labelling the topic meanwhile never waits on the training): its id, its
-/// count of label changes and its newest label.
+/// The next topic whose labels changed since it was trained, and that was not trained in the
+/// last `gap`, held by this transaction (an advisory lock, so labelling the topic meanwhile
+/// never waits on the training): its id, its count of label changes and its newest label. The
+/// gap is what a burst of labels costs: one round for the first, one more for all the others.
 ///
 /// The lock is tried on the waiting topics in order, outside the sorted subquery, and stops at
 /// the first taken: tried beside the sort, it would be taken on every waiting topic, and the
 /// other processes would skip them all for as long as this one trains.
 pub async fn claim_training(
     tx: &Transaction<'_>,
+    gap: std::time::Duration,
 ) -> Result<Option<(i64, i64, i64)>, tokio_postgres::Error> {
+    let gap_ms = gap.as_millis().min(i64::MAX as u128) as f64;
     let row = tx
         .query_opt(
             "SELECT w.topic_id, w.changes, \
                     COALESCE((SELECT max(l.id) FROM post_labels l WHERE l.topic_id = w.topic_id), 0) \
              FROM (SELECT r.topic_id, r.changes FROM topic_relevance r \
                    JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
-                   WHERE r.changes > r.trained_changes ORDER BY r.updated_at) w \
+                   WHERE r.changes > r.trained_changes \
+                     AND (r.trained_at IS NULL \
+                          OR now() >= r.trained_at + $1::float8 * interval '1 millisecond') \
+                   ORDER BY r.updated_at) w \
              WHERE pg_try_advisory_xact_lock(hashtextextended('pulse.relevance.train:' || w.topic_id, 0)) \
              LIMIT 1",
-            &[],
+            &[&gap_ms],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
@@ -318,7 +342,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     if t.adopted {
         tx.execute(
             "UPDATE topic_relevance SET model_id = $2, trained_through = $3, trained_changes = $4, \
-             updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
+             trained_at = now(), updated_at = now(), rescore_done = false, rescore_at = NULL, rescore_id = NULL, \
              rescore_since = now(), rescore_last = false \
              WHERE topic_id = $1",
             &[&t.topic_id, &model_id, &t.through_label, &t.changes],
@@ -328,7 +352,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
     } else {
         tx.execute(
             "UPDATE topic_relevance SET trained_through = $2, trained_changes = $3, \
-             updated_at = now() WHERE topic_id = $1",
+             trained_at = now(), updated_at = now() WHERE topic_id = $1",
             &[&t.topic_id, &t.through_label, &t.changes],
         )
         .await?;
@@ -407,6 +431,22 @@ pub struct RescorePost {
     pub kept: bool,
 }
 
+/// The posts of a re-scoring chunk: of topic `$1`, after the cursor `($2, $3)` (none: from
+/// the newest), `$4` at most, `$5` characters of each text, those stored since `$6` (none:
+/// all). The cursor is compared as it is, never beside "or no cursor": a plan made for any
+/// cursor (a generic plan, as a cached statement gets) then read the posts from the newest on
+/// at each chunk, every one before the cursor again, instead of going down the index from it.
+pub const RESCORE_POSTS: &str = "SELECT p.id, p.created_at, left(p.text, $5), p.author_id, \
+        p.lang, COALESCE(p.topics @> ARRAY[$1::int8], false) \
+    FROM posts p \
+    WHERE (p.topics @> ARRAY[$1::int8] OR p.filtered_topics @> ARRAY[$1::int8]) \
+      AND p.deleted_at IS NULL \
+      AND (p.created_at, p.id) < (COALESCE($2::timestamptz, 'infinity'), COALESCE($3::text, '')) \
+      AND ($6::timestamptz IS NULL OR p.ingested_at >= $6) \
+      AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
+                      AND l.topic_id = $1 AND l.undone_at IS NULL) \
+    ORDER BY p.created_at DESC, p.id DESC LIMIT $4";
+
 pub async fn claim_rescore(
     tx: &Transaction<'_>,
     limit: i64,
@@ -442,16 +482,7 @@ pub async fn claim_rescore(
     let since: Option<DateTime<Utc>> = row.get(4);
     let rows = tx
         .query(
-            "SELECT p.id, p.created_at, left(p.text, $5), p.author_id, p.lang, \
-                    COALESCE(p.topics @> ARRAY[$1::int8], false) \
-             FROM posts p \
-             WHERE (p.topics @> ARRAY[$1::int8] OR p.filtered_topics @> ARRAY[$1::int8]) \
-               AND p.deleted_at IS NULL \
-               AND ($2::timestamptz IS NULL OR (p.created_at, p.id) < ($2, $3)) \
-               AND ($6::timestamptz IS NULL OR p.ingested_at >= $6) \
-               AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.post_id = p.id \
-                               AND l.topic_id = $1 AND l.undone_at IS NULL) \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT $4",
+            RESCORE_POSTS,
             &[&topic_id, &at, &id, &limit, &TEXT_CHARS, &since],
         )
         .await?;

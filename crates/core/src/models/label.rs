@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::event::MAX_LABEL_BYTES;
 use super::named::named_enum;
+use super::printable;
 use super::SentimentLabel;
 
 named_enum! {
@@ -45,27 +46,31 @@ impl LabelKind {
                 .is_none()
                 .then(|| "a sentiment label's value is negative, neutral or positive".into()),
             LabelKind::Spam => one_of(&["spam", "bot", "not_spam"]),
-            LabelKind::Tag => text_problem(value, MAX_LABEL_BYTES, "a tag"),
-            LabelKind::Note => text_problem(value, MAX_NOTE_BYTES, "a note"),
+            LabelKind::Tag => text_problem(value, MAX_LABEL_BYTES, "a tag", false),
+            LabelKind::Note => text_problem(value, MAX_NOTE_BYTES, "a note", true),
         }
     }
 }
 
-/// Why `value` is not free text of at most `max` bytes: blank, too long, or holding control,
-/// zero-width or direction-changing characters that would make it read as something else.
-fn text_problem(value: &str, max: usize, what: &str) -> Option<String> {
+/// Why `value` is not free text of at most `max` bytes: blank, too long, or holding a control
+/// character or one that is not seen or reorders the text around it
+/// ([`printable::hides_or_reorders`], the check every name and filter value passes), so a tag
+/// cannot pass for another ("pricing" and "pricing" with a word joiner) nor a note show other
+/// than it reads. A note (`lines`) may hold new lines and tabs; a tag is one line.
+fn text_problem(value: &str, max: usize, what: &str, lines: bool) -> Option<String> {
     if value.trim().is_empty() || value.len() > max {
         return Some(format!("{what} is 1 to {max} bytes, not blank"));
     }
-    let hidden = |c: char| {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2028}' | '\u{2029}'
-                | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    let unshowable = if lines {
+        value
+            .chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || printable::hides_or_reorders(c))
+    } else {
+        printable::has_unshowable(value)
     };
-    value
-        .chars()
-        .any(hidden)
-        .then(|| format!("{what} may not hold control, zero-width or direction characters"))
+    unshowable.then(|| {
+        format!("{what} may not hold control, invisible, zero-width or direction characters")
+    })
 }
 
 /// A label as stored.
@@ -106,5 +111,26 @@ mod tests {
         assert!(LabelKind::Note
             .value_problem("two lines\nof a note")
             .is_none());
+        assert!(LabelKind::Note.value_problem("a\tb").is_none());
+        assert!(LabelKind::Tag.value_problem("two\nlines").is_some());
+    }
+
+    #[test]
+    fn tags_and_notes_hold_nothing_unseen_or_reordering() {
+        // Each reads as "pricing" (or as nothing) and is another tag.
+        for hidden in [
+            "\u{2060}",
+            "\u{061C}",
+            "\u{00AD}",
+            "\u{180E}",
+            "\u{3164}",
+            "\u{E0041}",
+        ] {
+            let tag = format!("pricing{hidden}");
+            assert!(LabelKind::Tag.value_problem(&tag).is_some(), "{tag:?}");
+            assert!(LabelKind::Tag.value_problem(hidden).is_some(), "{hidden:?}");
+            let note = format!("a note\n{tag}");
+            assert!(LabelKind::Note.value_problem(&note).is_some(), "{note:?}");
+        }
     }
 }

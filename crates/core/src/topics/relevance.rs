@@ -6,7 +6,7 @@
 //! vocabulary and trains in milliseconds. [`choose`] picks the posts worth labelling next, as
 //! the review queue asks for them: the ones the model is least sure of.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::text::{TokenKind, Tokens};
 use crate::models::text::prefix_bytes;
@@ -16,8 +16,20 @@ use crate::models::topic::TopicMatch;
 pub const BUCKETS: usize = 1 << 18;
 /// L2 penalty of the weights.
 const L2: f32 = 1e-3;
-/// Passes over the labels while training.
+/// Passes over the labels while training, when they are few enough ([`TRAINING_STEPS`]).
 const EPOCHS: usize = 40;
+/// Feature values one training passes over at most, all its passes together (labels ×
+/// features × passes): past it a training makes fewer passes than [`EPOCHS`], so it costs no
+/// more whatever the labels hold. A round is up to `2 × FOLDS + 1` trainings ([`assess`] and
+/// the model itself): at the most labels a topic is trained on by default (5,000) of the
+/// longest posts, forty passes made a round take seconds to tens of seconds of a core. The
+/// labels of up to about 2,900 tweets (about 100 features each) get every pass, those of 5,000
+/// posts of [`TEXT_FEATURES`] 9.
+pub const TRAINING_STEPS: usize = 12_000_000;
+/// Distinct features read of a post's text, the first it holds: what a post is about shows in
+/// its opening, and the bound keeps a long post from costing a training many times what a
+/// tweet costs. A tweet holds about 100; the 4,096 bytes read of a long text up to about 1,400.
+pub const TEXT_FEATURES: usize = 256;
 /// Posts chosen at random (by id) before the model picks.
 pub const SEED_LABELS: usize = 10;
 /// Posts chosen per round once the model picks.
@@ -62,9 +74,10 @@ fn bucket(kind: u8, parts: &[&str]) -> u32 {
 }
 
 impl Features {
-    /// Reads `post`, its text's [`opening`].
+    /// Reads `post`: the first [`TEXT_FEATURES`] distinct features of its text's [`opening`],
+    /// its author, language and whether the query matched it.
     pub fn of(post: &Post) -> Features {
-        let mut out = words_of(opening(post.text));
+        let mut out = first_distinct(words_of(opening(post.text)), TEXT_FEATURES);
         if let Some(a) = post.author {
             out.push(bucket(5, &[a]));
         }
@@ -92,6 +105,16 @@ impl Features {
     pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
         self.0.iter().copied()
     }
+}
+
+/// The first `n` distinct of `buckets`, in their order.
+fn first_distinct(buckets: Vec<u32>, n: usize) -> Vec<u32> {
+    let mut seen = FxHashSet::default();
+    buckets
+        .into_iter()
+        .filter(|b| seen.insert(*b))
+        .take(n)
+        .collect()
 }
 
 /// The distinct buckets of the words, hashtags and mentions alone (no pairs, no hosts) of
@@ -158,8 +181,11 @@ impl Model {
         let mut seen = vec![0.0f32; BUCKETS];
         let mut bias_seen = 0.0f32;
         let rate = 0.5;
-        for _ in 0..EPOCHS {
+        let per_pass: usize = labelled.iter().map(|(f, _)| f.0.len()).sum();
+        for _ in 0..epochs(per_pass) {
             for (f, label) in labelled {
+                #[cfg(test)]
+                steps::add(f.0.len());
                 let p = sigmoid(
                     bias + f
                         .0
@@ -233,6 +259,32 @@ impl Model {
             return None;
         }
         Some(Model::Learned { weights, bias })
+    }
+}
+
+/// Passes a training makes over labels holding `per_pass` feature values in all: [`EPOCHS`],
+/// fewer when they would pass over more than [`TRAINING_STEPS`], one at least.
+fn epochs(per_pass: usize) -> usize {
+    (TRAINING_STEPS / per_pass.max(1)).clamp(1, EPOCHS)
+}
+
+/// Feature values passed over by the trainings of this thread, counted for the tests that
+/// bound a round's cost without timing it.
+#[cfg(test)]
+mod steps {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STEPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub fn add(n: usize) {
+        STEPS.with(|s| s.set(s.get() + n as u64));
+    }
+
+    /// The count so far, set back to zero.
+    pub fn take() -> u64 {
+        STEPS.with(|s| s.replace(0))
     }
 }
 
@@ -603,6 +655,63 @@ mod tests {
             .contains("20 related and 0 unrelated"));
         assert!(not_ready(&labelled(8, false)).is_some());
         assert!(not_ready(&labelled(10, false)).is_none());
+    }
+
+    /// Post `i`, of `TEXT_BYTES`: about the car or the animal, each in words of its own (500
+    /// of them), in an order of its own, so nearly every pair of words it holds is its own.
+    fn longest(i: usize) -> String {
+        let class = if related(i) { "car" } else { "cat" };
+        let mut text = String::from("jaguar");
+        let mut j = 0;
+        while text.len() < TEXT_BYTES {
+            let word = key_of(&format!("{i}-{j}")) % 500;
+            text.push_str(&format!(" {class}{word}"));
+            j += 1;
+        }
+        text
+    }
+
+    fn related(i: usize) -> bool {
+        i.is_multiple_of(2)
+    }
+
+    #[test]
+    fn a_round_on_the_most_labels_of_the_longest_posts_has_a_bounded_cost() {
+        let labels: Vec<Labelled> = (0..5_000)
+            .map(|i| Labelled {
+                features: f(&longest(i)),
+                related: related(i),
+                label_id: i as i64 + 1,
+                key: key_of(&i.to_string()),
+            })
+            .collect();
+        // Each post's text is read for its first features only.
+        assert!(
+            first_distinct(words_of(opening(&longest(0))), usize::MAX).len() > 3 * TEXT_FEATURES
+        );
+        // (Fewer when two of a post's features share a bucket.)
+        assert!(labels
+            .iter()
+            .all(|l| l.features.0.len() <= TEXT_FEATURES + 1));
+
+        // A round: the candidate and the adopted model's training on every fold, then the
+        // model on every label, each within its budget.
+        steps::take();
+        let a = assess(&labels, Some(2_500));
+        let pairs: Vec<(&Features, bool)> =
+            labels.iter().map(|l| (&l.features, l.related)).collect();
+        let model = Model::train(&pairs);
+        let steps = steps::take();
+        let trainings = 2 * FOLDS + 1;
+        assert!(
+            steps <= trainings * TRAINING_STEPS as u64,
+            "{steps} feature values passed over in a round"
+        );
+        // Still several passes, and what they learn.
+        let per_pass = (labels.len() * (TEXT_FEATURES + 1)) as u64;
+        assert!(steps >= 5 * per_pass, "{steps}");
+        assert!(a.accuracy > 0.9, "{a:?}");
+        assert!(model.keeps(&f(&longest(5_000))) && !model.keeps(&f(&longest(5_001))));
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
     Ok(HttpResponse::Ok().json(read(&client, *id).await?))
 }
 
-/// Sets a topic's threshold; its stored posts are re-scored under it.
+/// Sets a topic's threshold; a new one re-scores its stored posts under the adopted model, the
+/// one it has changes nothing.
 #[utoipa::path(
     tag = "review", operation_id = "set_topic_relevance",
     summary = "Set a topic's relevance threshold",
