@@ -1,9 +1,9 @@
 //! Topics in a running process: the watcher keeps the matcher the analyzer pool uses in step
 //! with the topics table, and the re-tagger works through re-taggings of stored posts.
 //!
-//! - The watcher reads the topics' largest revision every `topics.refresh_ms` and, when it
-//!   moved, rebuilds the matcher from the active topics on a blocking thread and swaps it in
-//!   whole ([`LiveTopics`]): a batch is matched against one set from start to end.
+//! - The watcher reads the topics' revision ([`db::revision`]) every `topics.refresh_ms` and,
+//!   when it moved, rebuilds the matcher from the active topics on a blocking thread and swaps
+//!   it in whole ([`LiveTopics`]): a batch is matched against one set from start to end.
 //! - The re-tagger takes the oldest open re-tagging no other process works and does one chunk
 //!   of it per transaction ([`crate::db::retags`]). While the pipeline has entries in flight
 //!   it works in smaller chunks (`topics.retag_busy_chunk`) and at most

@@ -144,16 +144,7 @@ pub async fn set_threshold(
         &[&topic_id, &threshold],
     )
     .await?;
-    bump_revision(tx, topic_id).await
-}
-
-async fn bump_revision(tx: &Transaction<'_>, topic_id: i64) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "UPDATE topics SET revision = nextval('topic_revisions') WHERE id = $1",
-        &[&topic_id],
-    )
-    .await?;
-    Ok(())
+    super::topics::note_change(tx).await
 }
 
 /// Counts a relevance label given or undone for `topic_id`, so the learner trains the topic
@@ -324,7 +315,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
             &[&t.topic_id, &model_id, &t.through_label, &t.changes],
         )
         .await?;
-        bump_revision(tx, t.topic_id).await?;
+        super::topics::note_change(tx).await?;
     } else {
         tx.execute(
             "UPDATE topic_relevance SET trained_through = $2, trained_changes = $3, \

@@ -22,16 +22,25 @@ fn topic_view(row: &Row) -> TopicView {
     }
 }
 
-/// The sum of every topic's revision (0 before the first). Every change gives its row a new,
-/// larger revision, so the sum grows with each committed change, deletions included, and in
-/// whatever order changes commit (a largest revision would miss a change that took its number
-/// before another and committed after): a process that saw it unchanged holds the current
-/// topics.
+/// The topics' revision (0 before the first change): one counter every change a matcher or a
+/// relevance filter follows moves in its own transaction ([`note_change`]). Moved under its
+/// row's lock, it grows in the order changes commit: a process that saw it unchanged holds the
+/// current topics. One row, however many topics were ever made.
 pub async fn revision(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     Ok(client
-        .query_one("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
+        .query_one("SELECT revision FROM topic_changes", &[])
         .await?
         .get(0))
+}
+
+/// What moves the revision, as a statement of its own or a data-modifying CTE.
+const NOTE_CHANGE: &str = "UPDATE topic_changes SET revision = revision + 1";
+
+/// Moves the topics' revision, in the transaction of the change it announces, so every
+/// process loads the change.
+pub async fn note_change(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    client.execute(NOTE_CHANGE, &[]).await?;
+    Ok(())
 }
 
 /// Every active topic: id, version and query.
@@ -93,7 +102,8 @@ pub async fn create(
                 "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
                  VALUES ($1, $2, $3, $4) RETURNING *), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
-                 SELECT id, version, query, created_by FROM t) \
+                 SELECT id, version, query, created_by FROM t), \
+                 c AS ({NOTE_CHANGE}) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
             &[&name, &query, &status.as_str(), &by],
@@ -154,10 +164,11 @@ pub async fn update(
                      query = COALESCE($3, t.query), \
                      status = COALESCE($4, t.status), \
                      version = t.version + (COALESCE($3, t.query) <> t.query)::int, \
-                     revision = nextval('topic_revisions'), updated_at = now() \
+                     updated_at = now() \
                    FROM old WHERE t.id = old.id RETURNING t.*, old.version AS old_version), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
-                   SELECT id, version, query, $5 FROM t WHERE version <> old_version) \
+                   SELECT id, version, query, $5 FROM t WHERE version <> old_version), \
+                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t)) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
             &[&id, &edit.name, &edit.query, &edit.status.map(|s| s.as_str()), &by],
@@ -168,17 +179,74 @@ pub async fn update(
 }
 
 /// Deletes a live topic: it leaves every listing and the matcher, its id is never reused, and
-/// what was matched before stays as it was. Whether there was one.
+/// what was matched before stays as it was; its row goes once nothing names it
+/// ([`purge_deleted`]). Whether there was one.
 pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
     Ok(client
         .execute(
-            "UPDATE topics SET deleted_at = now(), status = 'paused', \
-             revision = nextval('topic_revisions'), updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL",
+            &format!(
+                "WITH t AS (UPDATE topics SET deleted_at = now(), status = 'paused', \
+                   updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id), \
+                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t)) \
+                 SELECT 1 FROM t"
+            ),
             &[&id],
         )
         .await?
         > 0)
+}
+
+/// How long a deleted topic's rows stay at least: a training or a re-tagging of it that began
+/// before its deletion ends well within it, so none writes a row of the topic after its purge.
+pub const PURGE_AFTER_SECS: f64 = 3_600.0;
+
+/// Purges up to `limit` deleted topics that nothing names any more, with their versions,
+/// re-taggings, relevance models and state and review claims; how many went. A deleted topic's
+/// row was kept for good, so creating and deleting topics in a loop grew the table without
+/// bound, however few were live. A topic stays while a stored post carries it (matched or
+/// filtered: posts go with retention), while a label or a digest schedule names it, and for
+/// [`PURGE_AFTER_SECS`] after its deletion. Its id is never given again (ids come from a
+/// sequence), and its rollups stay until retention takes them as any others.
+pub async fn purge_deleted(
+    client: &mut deadpool_postgres::ClientWrapper,
+    limit: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let ids: Vec<i64> = super::read_rows(
+        &*tx,
+        "SELECT t.id FROM topics t \
+         WHERE t.deleted_at < now() - make_interval(secs => $2) \
+           AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.topics @> ARRAY[t.id]) \
+           AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.filtered_topics @> ARRAY[t.id]) \
+           AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.topic_id = t.id) \
+           AND NOT EXISTS (SELECT 1 FROM digest_schedules d WHERE d.topic_id = t.id) \
+         ORDER BY t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
+        &[&limit, &PURGE_AFTER_SECS],
+        |r| r.get(0),
+    )
+    .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // The state names the adopted model: it goes before the models.
+    for table in [
+        "topic_relevance",
+        "relevance_models",
+        "topic_versions",
+        "topic_retags",
+        "review_claims",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE topic_id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+    }
+    let purged = tx
+        .execute("DELETE FROM topics WHERE id = ANY($1)", &[&ids])
+        .await?;
+    tx.commit().await?;
+    Ok(purged)
 }
 
 /// Versions of a topic listed at most: a topic edited without end keeps every version, and
