@@ -43,15 +43,31 @@ pub async fn note_change(client: &impl GenericClient) -> Result<(), tokio_postgr
     Ok(())
 }
 
-/// Every active topic: id, version and query.
-pub async fn active(
+/// Every active topic's id and version, by id: what a process compares with the topics it
+/// holds, reading no query.
+pub async fn active_versions(
     client: &impl GenericClient,
+) -> Result<Vec<(i64, i32)>, tokio_postgres::Error> {
+    super::read_rows(
+        client,
+        "SELECT id, version FROM topics WHERE status = 'active' AND deleted_at IS NULL \
+         ORDER BY id",
+        &[],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
+}
+
+/// The active topics among `ids`: id, version and query.
+pub async fn active_queries(
+    client: &impl GenericClient,
+    ids: &[i64],
 ) -> Result<Vec<(i64, i32, String)>, tokio_postgres::Error> {
     super::read_rows(
         client,
-        "SELECT id, version, query FROM topics WHERE status = 'active' AND deleted_at IS NULL \
-         ORDER BY id",
-        &[],
+        "SELECT id, version, query FROM topics WHERE id = ANY($1) AND status = 'active' \
+         AND deleted_at IS NULL ORDER BY id",
+        &[&ids],
         |r| (r.get(0), r.get(1), r.get(2)),
     )
     .await
@@ -148,7 +164,8 @@ pub struct TopicEdit<'a> {
 }
 
 /// Applies `edit` to a live topic: a query unlike the current one makes a new version. `None`
-/// when there is no such topic.
+/// when there is no such topic. Only a new version or status moves the topics' revision: the
+/// matchers hold no names, and a rename had every process load its topics again.
 pub async fn update(
     client: &impl GenericClient,
     id: i64,
@@ -165,10 +182,12 @@ pub async fn update(
                      status = COALESCE($4, t.status), \
                      version = t.version + (COALESCE($3, t.query) <> t.query)::int, \
                      updated_at = now() \
-                   FROM old WHERE t.id = old.id RETURNING t.*, old.version AS old_version), \
+                   FROM old WHERE t.id = old.id \
+                   RETURNING t.*, old.version AS old_version, old.status AS old_status), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
                    SELECT id, version, query, $5 FROM t WHERE version <> old_version), \
-                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t)) \
+                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t \
+                   WHERE version <> old_version OR status <> old_status)) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
             &[&id, &edit.name, &edit.query, &edit.status.map(|s| s.as_str()), &by],

@@ -381,7 +381,7 @@ fn relevance_filter(posts: &[Post], report: &mut TopicsReport) {
         1,
         Filter {
             model_id: 1,
-            model,
+            model: Arc::new(model),
             threshold: 0.5,
         },
     )]);
