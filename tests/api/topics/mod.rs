@@ -521,6 +521,61 @@ async fn a_topic_deleted_while_posts_are_matched_loses_nothing() {
     app.shutdown().await;
 }
 
+/// Every edit of a query kept its version for good: an editor alternating two long queries
+/// grew `topic_versions` without bound. A topic keeps its newest versions, as many as are
+/// listed.
+#[actix_rt::test]
+async fn a_topic_keeps_its_newest_versions_however_often_its_query_changes() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let id = app.create_topic("Flip", "flip").await;
+    let other = app.create_topic("Other", "other").await;
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let client = pool.get().await.unwrap();
+    let kept = pulse::db::topics::MAX_VERSIONS_LISTED;
+    let (one, two) = (format!("flip {}", "a".repeat(4_000)), "flop".to_string());
+    let edits = kept as usize + 10;
+    for i in 0..edits {
+        let query = if i % 2 == 0 { &one } else { &two };
+        let edit = pulse::db::topics::TopicEdit {
+            query: Some(query),
+            ..Default::default()
+        };
+        let edited = pulse::db::topics::update(&**client, id, &edit, Some("editor"))
+            .await
+            .unwrap()
+            .expect("the topic is live");
+        assert_eq!(edited.version as usize, i + 2);
+    }
+    let versions: Vec<i32> = pg
+        .column(
+            "SELECT version FROM topic_versions WHERE topic_id = $1 ORDER BY version DESC",
+            &[&id],
+        )
+        .await;
+    let newest = edits as i32 + 1;
+    let expected: Vec<i32> = (newest - kept as i32 + 1..=newest).rev().collect();
+    assert_eq!(versions, expected);
+    let listed = app.get_ok(&format!("/api/v1/topics/{id}/versions")).await;
+    let listed: Vec<i64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed.len() as i64, kept);
+    assert_eq!(listed[0], newest as i64);
+    // Another topic's versions are its own.
+    let others: i64 = pg
+        .scalar(
+            "SELECT count(*) FROM topic_versions WHERE topic_id = $1",
+            &[&other],
+        )
+        .await;
+    assert_eq!(others, 1);
+    app.shutdown().await;
+}
+
 /// Rows of `topic` in each table that holds a topic's own rows.
 async fn rows_of_topic(pg: &tokio_postgres::Client, topic: i64) -> Vec<(&'static str, i64)> {
     let mut rows = Vec::new();

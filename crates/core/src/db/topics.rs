@@ -163,9 +163,11 @@ pub struct TopicEdit<'a> {
     pub status: Option<TopicStatus>,
 }
 
-/// Applies `edit` to a live topic: a query unlike the current one makes a new version. `None`
-/// when there is no such topic. Only a new version or status moves the topics' revision: the
-/// matchers hold no names, and a rename had every process load its topics again.
+/// Applies `edit` to a live topic; `None` when there is no such topic. A query unlike the
+/// current one makes a new version, and the versions past the newest [`MAX_VERSIONS_LISTED`]
+/// go (versions are numbered one after another: those numbered that far below the new one).
+/// Only a new version or status moves the topics' revision: the matchers hold no names, and a
+/// rename had every process load its topics again.
 pub async fn update(
     client: &impl GenericClient,
     id: i64,
@@ -186,11 +188,20 @@ pub async fn update(
                    RETURNING t.*, old.version AS old_version, old.status AS old_status), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
                    SELECT id, version, query, $5 FROM t WHERE version <> old_version), \
+                 p AS (DELETE FROM topic_versions WHERE topic_id = $1 AND version <= \
+                   (SELECT version FROM t WHERE version <> old_version) - $6::int), \
                  c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t \
                    WHERE version <> old_version OR status <> old_status)) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
-            &[&id, &edit.name, &edit.query, &edit.status.map(|s| s.as_str()), &by],
+            &[
+                &id,
+                &edit.name,
+                &edit.query,
+                &edit.status.map(|s| s.as_str()),
+                &by,
+                &(MAX_VERSIONS_LISTED as i32),
+            ],
         )
         .await
         .map_err(|e| name_taken(e, edit.name.unwrap_or("")))?;
@@ -268,12 +279,12 @@ pub async fn purge_deleted(
     Ok(purged)
 }
 
-/// Versions of a topic listed at most: a topic edited without end keeps every version, and
-/// one listing must not grow with them.
+/// Versions of a topic kept, and so listed at most: every edit of a query kept its version for
+/// good, so an editor alternating two queries of 4,096 characters grew the table without bound.
 pub const MAX_VERSIONS_LISTED: i64 = 500;
 
-/// The newest [`MAX_VERSIONS_LISTED`] versions of a topic's query, newest first; empty for no
-/// live topic.
+/// The versions of a topic's query (the newest [`MAX_VERSIONS_LISTED`], all that are kept),
+/// newest first; empty for no live topic.
 pub async fn versions(
     client: &impl GenericClient,
     id: i64,
