@@ -7,6 +7,7 @@
 //! - History, `store.history_retention_days` after it ended: resolved alerts, delivered and
 //!   dead webhook deliveries, finished cascades and their predictions.
 //! - The audit log, `store.audit_retention_days` after each record.
+//! - Deleted topics, once nothing names them ([`crate::db::topics::purge_deleted`]).
 //!
 //! Per-minute metric rollups are small and kept, so long-range time series stay available.
 //! A setting of 0 days keeps that family forever.

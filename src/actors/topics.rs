@@ -1,9 +1,10 @@
 //! Topics in a running process: the watcher keeps the matcher the analyzer pool uses in step
 //! with the topics table, and the re-tagger works through re-taggings of stored posts.
 //!
-//! - The watcher reads the topics' largest revision every `topics.refresh_ms` and, when it
-//!   moved, rebuilds the matcher from the active topics on a blocking thread and swaps it in
-//!   whole ([`LiveTopics`]): a batch is matched against one set from start to end.
+//! - The watcher reads the topics' revision ([`db::revision`]) every `topics.refresh_ms` and,
+//!   when it moved, reads what changed ([`refresh`]), rebuilds the matcher on a blocking thread
+//!   when the active topics' queries changed, and swaps it in whole with the relevance filters
+//!   ([`LiveTopics`]): a batch is matched against one set from start to end.
 //! - The re-tagger takes the oldest open re-tagging no other process works and does one chunk
 //!   of it per transaction ([`crate::db::retags`]). While the pipeline has entries in flight
 //!   it works in smaller chunks (`topics.retag_busy_chunk`) and at most
@@ -23,46 +24,162 @@ use crate::config::TopicSettings;
 use crate::db::topics::StoredText;
 use crate::db::{labels, relevance, retags, topics as db};
 use crate::telemetry::names;
-use crate::topics::relevance::{counts as relevance_counts, Features, Filter, Filters, Post};
-use crate::topics::{LiveTopics, TopicDef, TopicSet};
+use crate::topics::relevance::{
+    counts as relevance_counts, Features, Filter, Filters, Model, Post,
+};
+use crate::topics::{Expr, LiveTopics, Loaded, ParsedTopics, TopicSet};
 
-/// Loads the active topics into `live` when their revision differs from the one it holds.
-/// Whether it changed.
-pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<bool> {
+/// What one load read and built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// Whether the matcher was built again: an active topic came, went or changed its query.
+    pub rebuilt: bool,
+    /// Queries read and parsed: those of the topics the process did not hold at their version.
+    pub queries: usize,
+    /// Relevance models read and decoded: those the process did not hold.
+    pub models: usize,
+}
+
+/// Loads the active topics into `live` when their revision differs from the one it holds;
+/// what it read, when it did.
+///
+/// Only what changed is read. The active topics' versions are compared with those held: the
+/// matcher is kept when they are the same, and otherwise built again from the queries held,
+/// parsed, and those of the topics new or edited, read and parsed. The adopted models are
+/// compared by id: only the weights of a model not held are read and decoded. Every process
+/// read every query, compiled it and decoded every adopted model (up to 2 MiB each) again at
+/// any change, an adoption or a threshold of one topic included.
+pub async fn refresh(pool: &Pool, live: &LiveTopics) -> anyhow::Result<Option<Reload>> {
     let client = pool.get().await?;
     let revision = db::revision(&**client).await?;
     // A process starts with no topics at revision 0, the revision of a table with none.
     if revision as u64 == live.revision() {
-        return Ok(false);
+        return Ok(None);
     }
-    let active = db::active(&**client).await?;
-    let adopted = crate::db::relevance::adopted(&**client).await?;
+    let held = live.loaded();
+    let mut reload = Reload::default();
+    let listed = db::active_versions(&**client).await?;
+    let held_parsed = held.parsed.clone().unwrap_or_default();
+    let (mut kept, mut wanted) = (Vec::new(), Vec::new());
+    for &(id, version) in &listed {
+        match held_parsed.get(&id) {
+            Some((at, expr)) if *at == version => kept.push((id, version, expr.clone())),
+            _ => wanted.push(id),
+        }
+    }
+    let (set, parsed) =
+        if held.parsed.is_some() && wanted.is_empty() && kept.len() == held_parsed.len() {
+            (held.set.clone(), held_parsed)
+        } else {
+            let read = db::active_queries(&**client, &wanted).await?;
+            reload.rebuilt = true;
+            reload.queries = read.len();
+            tokio::task::spawn_blocking(move || build(kept, read)).await?
+        };
+    let (filters, models) = load_filters(&**client, &held.filters).await?;
+    reload.models = models;
     drop(client);
-    let defs: Vec<TopicDef> = active
-        .into_iter()
-        .map(|(id, version, query)| TopicDef { id, version, query })
-        .collect();
-    let (set, refused) = tokio::task::spawn_blocking(move || TopicSet::build(defs)).await?;
-    for (id, error) in refused {
-        tracing::error!(topic = id, %error, "a stored topic's query no longer parses; it is not matched");
-    }
-    let filters = Filters::new(adopted.into_iter().filter_map(
-        |(topic, model_id, threshold, bias, weights)| {
-            let Some(filter) = Filter::from_stored(model_id, threshold, bias, &weights) else {
-                tracing::error!(
-                    topic,
-                    model_id,
-                    "a stored relevance model does not read back; the topic is not filtered"
-                );
-                return None;
-            };
-            Some((topic, filter))
-        },
-    ));
     metrics::gauge!(names::TOPICS_ACTIVE).set(set.len() as f64);
     metrics::gauge!(names::TOPICS_FILTERED).set(filters.len() as f64);
-    live.replace_with(revision as u64, set, filters);
-    Ok(true)
+    live.install(
+        revision as u64,
+        Loaded {
+            set,
+            filters,
+            parsed: Some(parsed),
+        },
+    );
+    Ok(Some(reload))
+}
+
+/// The relevance filters of the live topics with an adopted model, and how many models were
+/// read: the models of `held` are kept, and `held` itself when no topic's model or threshold
+/// changed.
+async fn load_filters(
+    client: &impl tokio_postgres::GenericClient,
+    held: &Arc<Filters>,
+) -> anyhow::Result<(Arc<Filters>, usize)> {
+    let adopted = relevance::adopted(client).await?;
+    let unchanged = held.len() == adopted.len()
+        && adopted.iter().all(|&(topic, model_id, threshold)| {
+            held.get(topic)
+                .is_some_and(|f| f.model_id == model_id && f.threshold == threshold)
+        });
+    if unchanged {
+        return Ok((held.clone(), 0));
+    }
+    let mut models: HashMap<i64, Arc<Model>> = held
+        .iter()
+        .map(|(_, f)| (f.model_id, f.model.clone()))
+        .collect();
+    let mut missing: Vec<i64> = adopted
+        .iter()
+        .map(|&(_, model_id, _)| model_id)
+        .filter(|id| !models.contains_key(id))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let stored = if missing.is_empty() {
+        Vec::new()
+    } else {
+        relevance::weights_of(client, &missing).await?
+    };
+    let read = stored.len();
+    for (model_id, bias, weights) in stored {
+        match Model::from_stored(bias, &weights) {
+            Some(model) => {
+                models.insert(model_id, Arc::new(model));
+            }
+            None => tracing::error!(
+                model_id,
+                "a stored relevance model does not read back; its topic is not filtered"
+            ),
+        }
+    }
+    let filters = Filters::new(
+        adopted
+            .into_iter()
+            .filter_map(|(topic, model_id, threshold)| {
+                let model = models.get(&model_id)?.clone();
+                Some((
+                    topic,
+                    Filter {
+                        model_id,
+                        model,
+                        threshold,
+                    },
+                ))
+            }),
+    );
+    Ok((Arc::new(filters), read))
+}
+
+/// The matcher of the topics `kept` (parsed, held already) and `read` (just read), by id.
+fn build(
+    kept: Vec<(i64, i32, Option<Arc<Expr>>)>,
+    read: Vec<(i64, i32, String)>,
+) -> (Arc<TopicSet>, Arc<ParsedTopics>) {
+    let mut parsed = ParsedTopics::default();
+    for (id, version, expr) in kept {
+        parsed.insert(id, (version, expr));
+    }
+    for (id, version, query) in read {
+        let expr = match crate::topics::parse(&query) {
+            Ok(expr) => Some(Arc::new(expr)),
+            Err(error) => {
+                tracing::error!(topic = id, %error, "a stored topic's query no longer parses; it is not matched");
+                None
+            }
+        };
+        parsed.insert(id, (version, expr));
+    }
+    let mut topics: Vec<(i64, i32, &Expr)> = parsed
+        .iter()
+        .filter_map(|(&id, (version, expr))| Some((id, *version, expr.as_deref()?)))
+        .collect();
+    topics.sort_unstable_by_key(|t| t.0);
+    let set = TopicSet::from_parsed(topics);
+    (Arc::new(set), Arc::new(parsed))
 }
 
 /// Keeps a process's matcher in step with the topics table.
@@ -91,15 +208,18 @@ impl TopicWatcher {
         let (pool, live) = (self.pool.clone(), self.live.clone());
         wrap_future::<_, Self>(async move {
             match refresh(&pool, &live).await {
-                Ok(true) => {
+                Ok(Some(reload)) => {
                     metrics::counter!(names::TOPIC_RELOADS, "outcome" => "reloaded").increment(1);
                     tracing::info!(
                         revision = live.revision(),
                         topics = live.get().len(),
+                        rebuilt = reload.rebuilt,
+                        queries_read = reload.queries,
+                        models_read = reload.models,
                         "topics reloaded"
                     );
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => {
                     metrics::counter!(names::TOPIC_RELOADS, "outcome" => "failed").increment(1);
                     tracing::debug!(error = %format_args!("{e:#}"), "looking for changed topics failed");

@@ -255,3 +255,48 @@ async fn a_training_lease_is_extended_while_held_and_taken_over_once_lapsed() {
     assert!(left().await < 0.0);
     assert!(claim_training(&pg).await.unwrap().is_some());
 }
+
+/// Every training stored a calibration with its adapters and none was ever deleted, while each
+/// sentiment label given or undone can be followed by a training. The newest are kept, as many
+/// as are listed, and the one in use however old; one deleted can no longer be chosen.
+#[actix_rt::test]
+async fn trainings_keep_the_newest_calibrations_and_the_one_in_use() {
+    use pulse::db::calibration::{record, Trained, KEPT_CALIBRATIONS};
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let trainings = KEPT_CALIBRATIONS + 5;
+    let mut ids = Vec::new();
+    for i in 0..trainings {
+        // The first beats the shipped models and is put in use; the others do not.
+        let trained = Trained {
+            changes: i + 1,
+            labels: 10,
+            through_label: i,
+            macro_recall: 0.5,
+            shipped: 0.4,
+            better: i == 0,
+            reason: "trained",
+            models: vec!["model".to_string()],
+            adapters: b"[]".to_vec(),
+        };
+        let tx = client.transaction().await.unwrap();
+        let (id, used) = record(&tx, &trained).await.unwrap().expect("recorded");
+        tx.commit().await.unwrap();
+        assert_eq!(used, i == 0);
+        ids.push(id);
+    }
+    let kept: Vec<i64> = pg
+        .column("SELECT id FROM sentiment_calibrations ORDER BY id", &[])
+        .await;
+    let newest = &ids[ids.len() - KEPT_CALIBRATIONS as usize..];
+    assert_eq!(kept, [&ids[..1], newest].concat());
+    let state = app.get_ok("/api/v1/calibration").await;
+    assert_eq!(state["active_id"], ids[0], "{state}");
+    let listed = state["calibrations"].as_array().unwrap();
+    assert_eq!(listed.len() as i64, KEPT_CALIBRATIONS, "{state}");
+    let (status, body) = put(&app, json!({"active_id": ids[1]})).await;
+    assert_error(status, &body, 400, "invalid_calibration", "a deleted one");
+    app.shutdown().await;
+}

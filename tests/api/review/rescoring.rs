@@ -263,15 +263,15 @@ async fn posts_stored_before_a_process_loads_an_adopted_model_are_rescored_once_
 }
 
 /// Where `topic`'s re-scoring stands: whether it is done, when it began, and the topics'
-/// revision of the topic (which a change of its threshold moves).
+/// revision (which a change of its threshold moves).
 async fn rescoring(
     pg: &tokio_postgres::Client,
     topic: i64,
 ) -> (bool, chrono::DateTime<chrono::Utc>, i64) {
     let r = pg
         .query_one(
-            "SELECT r.rescore_done, r.rescore_since, t.revision FROM topic_relevance r \
-             JOIN topics t ON t.id = r.topic_id WHERE r.topic_id = $1",
+            "SELECT r.rescore_done, r.rescore_since, c.revision FROM topic_relevance r \
+             CROSS JOIN topic_changes c WHERE r.topic_id = $1",
             &[&topic],
         )
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::*;
 use pulse::auth::Role;
+use pulse::config::Settings;
 use serde_json::{json, Value};
 
 use super::deletions::{deletion, engagement, keyed, post_at, settled, xadd_all, Keyed};
@@ -21,9 +22,7 @@ const WAIT: Duration = Duration::from_secs(60);
 pub(super) async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
     let pg = app.env.pg().await;
     wait_until(WAIT, || async {
-        let revision: i64 = pg
-            .scalar("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
-            .await;
+        let revision = pulse::db::topics::revision(&pg).await.unwrap();
         let live = app.pipeline().topics();
         live.revision() == revision as u64 && live.get().len() == topics
     })
@@ -519,6 +518,275 @@ async fn a_topic_deleted_while_posts_are_matched_loses_nothing() {
     xadd_all(&redis, &env.stream, &after).await;
     assert!(settled(env, &redis).await);
     assert_eq!(topics_of(&app, "d-last").await, Vec::<i64>::new());
+    app.shutdown().await;
+}
+
+/// Every edit of a query kept its version for good: an editor alternating two long queries
+/// grew `topic_versions` without bound. A topic keeps its newest versions, as many as are
+/// listed.
+#[actix_rt::test]
+async fn a_topic_keeps_its_newest_versions_however_often_its_query_changes() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let id = app.create_topic("Flip", "flip").await;
+    let other = app.create_topic("Other", "other").await;
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let client = pool.get().await.unwrap();
+    let kept = pulse::db::topics::MAX_VERSIONS_LISTED;
+    let (one, two) = (format!("flip {}", "a".repeat(4_000)), "flop".to_string());
+    let edits = kept as usize + 10;
+    for i in 0..edits {
+        let query = if i % 2 == 0 { &one } else { &two };
+        let edit = pulse::db::topics::TopicEdit {
+            query: Some(query),
+            ..Default::default()
+        };
+        let edited = pulse::db::topics::update(&**client, id, &edit, Some("editor"))
+            .await
+            .unwrap()
+            .expect("the topic is live");
+        assert_eq!(edited.version as usize, i + 2);
+    }
+    let versions: Vec<i32> = pg
+        .column(
+            "SELECT version FROM topic_versions WHERE topic_id = $1 ORDER BY version DESC",
+            &[&id],
+        )
+        .await;
+    let newest = edits as i32 + 1;
+    let expected: Vec<i32> = (newest - kept as i32 + 1..=newest).rev().collect();
+    assert_eq!(versions, expected);
+    let listed = app.get_ok(&format!("/api/v1/topics/{id}/versions")).await;
+    let listed: Vec<i64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed.len() as i64, kept);
+    assert_eq!(listed[0], newest as i64);
+    // Another topic's versions are its own.
+    let others: i64 = pg
+        .scalar(
+            "SELECT count(*) FROM topic_versions WHERE topic_id = $1",
+            &[&other],
+        )
+        .await;
+    assert_eq!(others, 1);
+    app.shutdown().await;
+}
+
+/// Rows of `topic` in each table that holds a topic's own rows.
+async fn rows_of_topic(pg: &tokio_postgres::Client, topic: i64) -> Vec<(&'static str, i64)> {
+    let mut rows = Vec::new();
+    for (table, column) in [
+        ("topics", "id"),
+        ("topic_versions", "topic_id"),
+        ("topic_relevance", "topic_id"),
+        ("topic_retags", "topic_id"),
+    ] {
+        let n: i64 = pg
+            .scalar(
+                &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
+                &[&topic],
+            )
+            .await;
+        rows.push((table, n));
+    }
+    rows
+}
+
+/// A deleted topic's rows were kept for good, so creating and deleting topics in a loop grew
+/// the table past `topics.max_topics` however few were live, and every process read all of
+/// them each second for their revision. Retention purges a deleted topic once nothing names
+/// it, while a stored post that carries it keeps it, and the revision processes poll neither
+/// moves with the purge nor misses a change after it.
+#[actix_rt::test]
+async fn a_deleted_topics_rows_go_once_nothing_names_it() {
+    let app = spawn_app().await;
+    let pg = app.env.pg().await;
+    let carried = app.create_topic("Phone", "phone").await;
+    let bare = app.create_topic("Tablet", "tablet").await;
+    assert!(matcher_holds(&app, 2).await);
+    app.send_events(&[post_json("p-1", "a new phone")]).await;
+    assert!(app.wait_for_posts(1, WAIT).await);
+    assert_eq!(topics_of(&app, "p-1").await, vec![carried]);
+    // The bare topic gets rows of every kind a topic has: versions, relevance, a re-tagging.
+    let path = format!("/api/v1/topics/{bare}");
+    assert_eq!(app.patch(&path, &json!({"query": "tablets"})).await.0, 200);
+    let threshold = json!({"threshold": 0.7});
+    let put = reqwest::Method::PUT;
+    let (status, body) = app
+        .request(put, &format!("{path}/relevance"), Some(&threshold), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(&format!("{path}/retags"), &json!({"days": 1}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    for topic in [carried, bare] {
+        assert_eq!(app.delete(&format!("/api/v1/topics/{topic}")).await, 204);
+    }
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let policy = pulse::actors::retention::RetentionPolicy::of(&Settings::default().store);
+
+    // Just deleted, both stay: a training or a re-tagging begun before may still write.
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    assert_eq!(rows_of_topic(&pg, bare).await[0], ("topics", 1));
+    pg.execute(
+        "UPDATE topics SET deleted_at = deleted_at - make_interval(secs => $1::float8 + 60)",
+        &[&pulse::db::topics::PURGE_AFTER_SECS],
+    )
+    .await
+    .unwrap();
+    let revision = pulse::db::topics::revision(&pg).await.unwrap();
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    let none: Vec<(&str, i64)> = [
+        "topics",
+        "topic_versions",
+        "topic_relevance",
+        "topic_retags",
+    ]
+    .into_iter()
+    .map(|t| (t, 0))
+    .collect();
+    assert_eq!(rows_of_topic(&pg, bare).await, none, "nothing names it");
+    assert_eq!(
+        rows_of_topic(&pg, carried).await[0],
+        ("topics", 1),
+        "a stored post carries it"
+    );
+    assert_eq!(
+        pulse::db::topics::revision(&pg).await.unwrap(),
+        revision,
+        "a purge changes nothing a process holds"
+    );
+
+    // The post gone (as retention takes it), the topic goes too.
+    pg.execute("DELETE FROM posts WHERE id = 'p-1'", &[])
+        .await
+        .unwrap();
+    pulse::actors::retention::sweep(&pool, &policy)
+        .await
+        .unwrap();
+    assert_eq!(rows_of_topic(&pg, carried).await, none);
+
+    // A change after the purges reaches the matcher, under an id never given before.
+    let next = app.create_topic("Phone", "phone").await;
+    assert!(next > bare);
+    assert!(matcher_holds(&app, 1).await);
+    app.shutdown().await;
+}
+
+/// Adopts a model for `topic` as training does, with a threshold of 0.5.
+async fn adopt_model(pool: &deadpool_postgres::Pool, topic: i64) {
+    let mut client = pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    pulse::db::relevance::set_threshold(&tx, topic, 0.5)
+        .await
+        .unwrap();
+    let weights: Vec<u8> = [(3u32, 0.5f32), (9, -0.25)]
+        .iter()
+        .flat_map(|(i, w)| i.to_le_bytes().into_iter().chain(w.to_le_bytes()))
+        .collect();
+    let trained = pulse::db::relevance::Trained {
+        topic_id: topic,
+        changes: 1,
+        labels: 10,
+        related: 5,
+        through_label: 0,
+        accuracy: 1.0,
+        incumbent: 0.5,
+        adopted: true,
+        reason: "adopted",
+        weights: Some((0.1, weights)),
+    };
+    pulse::db::relevance::record(&tx, &trained).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Any change of one topic (a rename, a threshold, an adoption) had every process read every
+/// active query and compile it, and read and decode every adopted model, weights and all. A
+/// process reads only what it does not hold: a rename nothing, an edited query that query
+/// alone, an adoption that model alone; the other topics' models and parsed queries are the
+/// ones it held.
+#[actix_rt::test]
+async fn a_process_reads_only_the_topics_and_models_that_changed() {
+    use pulse::actors::topics::{refresh, Reload};
+    use std::sync::Arc;
+    let app = spawn_app().await;
+    let pool = pulse::db::pool(&app.env.database_url, 2).unwrap();
+    let (a, b) = (
+        app.create_topic("Apple", "apple").await,
+        app.create_topic("Banana", "banana").await,
+    );
+    adopt_model(&pool, a).await;
+    adopt_model(&pool, b).await;
+    // A process of its own, loading as its watcher would.
+    let live = pulse::topics::LiveTopics::new();
+    let loaded = refresh(&pool, &live).await.unwrap();
+    let all = Reload {
+        rebuilt: true,
+        queries: 2,
+        models: 2,
+    };
+    assert_eq!(loaded, Some(all));
+    let before = live.loaded();
+    let model = |l: &pulse::topics::Loaded, topic: i64| l.filters.get(topic).unwrap().model.clone();
+    let parsed = |l: &pulse::topics::Loaded, topic: i64| {
+        l.parsed.as_ref().unwrap()[&topic].1.clone().unwrap()
+    };
+
+    let path = format!("/api/v1/topics/{a}");
+    assert_eq!(app.patch(&path, &json!({"name": "Apples"})).await.0, 200);
+    assert_eq!(refresh(&pool, &live).await.unwrap(), None, "a rename");
+    assert!(Arc::ptr_eq(&live.get(), &before.set));
+
+    assert_eq!(app.patch(&path, &json!({"query": "apples"})).await.0, 200);
+    let edited = Reload {
+        rebuilt: true,
+        queries: 1,
+        models: 0,
+    };
+    assert_eq!(refresh(&pool, &live).await.unwrap(), Some(edited));
+    let after = live.loaded();
+    let versions: Vec<(i64, i32)> = after.set.topics().map(|t| (t.id, t.version)).collect();
+    assert_eq!(versions, [(a, 2), (b, 1)]);
+    assert!(Arc::ptr_eq(&parsed(&after, b), &parsed(&before, b)));
+    for topic in [a, b] {
+        assert!(Arc::ptr_eq(&model(&after, topic), &model(&before, topic)));
+    }
+
+    let threshold = json!({"threshold": 0.7});
+    let put = reqwest::Method::PUT;
+    let relevance = format!("/api/v1/topics/{b}/relevance");
+    assert_eq!(
+        app.request(put, &relevance, Some(&threshold), None).await.0,
+        200
+    );
+    assert_eq!(
+        refresh(&pool, &live).await.unwrap(),
+        Some(Reload::default())
+    );
+    let held = live.loaded();
+    assert!(Arc::ptr_eq(&held.set, &after.set));
+    assert_eq!(held.filters.get(b).unwrap().threshold, 0.7);
+    assert!(Arc::ptr_eq(&model(&held, b), &model(&before, b)));
+
+    adopt_model(&pool, a).await;
+    let adopted = Reload {
+        rebuilt: false,
+        queries: 0,
+        models: 1,
+    };
+    assert_eq!(refresh(&pool, &live).await.unwrap(), Some(adopted));
+    let held = live.loaded();
+    assert!(!Arc::ptr_eq(&model(&held, a), &model(&before, a)));
+    assert!(Arc::ptr_eq(&model(&held, b), &model(&before, b)));
     app.shutdown().await;
 }
 

@@ -1,6 +1,6 @@
-//! Sentiment calibrations as stored: every one trained (in use or not, with what it was measured
-//! against), and the one row of state: which is in use, whether a better one is put in use as it
-//! is trained, and the count of sentiment label changes that says when to train again.
+//! Sentiment calibrations as stored: the newest trained and the one in use (each with what it was
+//! measured against), and the one row of state: which is in use, whether a better one is put in
+//! use as it is trained, and the count of sentiment label changes that says when to train again.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -114,8 +114,14 @@ pub struct Trained<'a> {
     pub adapters: Vec<u8>,
 }
 
+/// Calibrations kept: the newest, as many as the state lists, and the one in use however old.
+/// Every training stored one with its adapters, and each sentiment label given or undone can be
+/// followed by a training.
+pub const KEPT_CALIBRATIONS: i64 = 20;
+
 /// Records a training in `tx` and gives the lease back; a better one is put in use when the
-/// state is automatic. Its id and whether it was put in use; `None` when another process
+/// state is automatic. The calibrations past the newest [`KEPT_CALIBRATIONS`], other than the
+/// one in use, are deleted. Its id and whether it was put in use; `None` when another process
 /// recorded a training of as many changes meanwhile (its lease had expired).
 pub async fn record(
     tx: &Transaction<'_>,
@@ -159,6 +165,16 @@ pub async fn record(
     tx.execute(
         "UPDATE sentiment_calibration_state SET trained_changes = $1, training_until = NULL",
         &[&t.changes],
+    )
+    .await?;
+    // The state's row is held since the first statement: no choice of a calibration can name
+    // one of these between the check and the delete (`choose` takes the row first too).
+    tx.execute(
+        "DELETE FROM sentiment_calibrations c \
+         WHERE c.id < (SELECT min(k.id) FROM (SELECT id FROM sentiment_calibrations \
+                       ORDER BY id DESC LIMIT $1) k) \
+           AND NOT EXISTS (SELECT 1 FROM sentiment_calibration_state s WHERE s.active_id = c.id)",
+        &[&KEPT_CALIBRATIONS],
     )
     .await?;
     Ok(Some((id, used)))
@@ -219,7 +235,7 @@ pub struct CalibrationState {
     pub updated_at: DateTime<Utc>,
     /// Who last changed what is in use: `training`, or the key that chose.
     pub updated_by: Option<String>,
-    /// The newest calibrations first (at most 20).
+    /// The newest calibrations first (at most 20, all that are kept besides the one in use).
     pub calibrations: Vec<CalibrationRecord>,
 }
 
@@ -235,8 +251,8 @@ pub async fn state(client: &impl GenericClient) -> Result<CalibrationState, toki
     let calibrations = client
         .query(
             "SELECT id, labels, through_label, macro_recall, shipped, better, reason, models, \
-             created_at FROM sentiment_calibrations ORDER BY id DESC LIMIT 20",
-            &[],
+             created_at FROM sentiment_calibrations ORDER BY id DESC LIMIT $1",
+            &[&KEPT_CALIBRATIONS],
         )
         .await?
         .iter()
@@ -277,6 +293,10 @@ pub async fn choose(
     automatic: bool,
     who: &str,
 ) -> Result<Result<(), Refused>, tokio_postgres::Error> {
+    // Held before the calibration is looked up, as a training's record holds it before
+    // deleting old calibrations: the one chosen is not deleted between the two.
+    tx.execute("SELECT 1 FROM sentiment_calibration_state FOR UPDATE", &[])
+        .await?;
     if let Some(id) = id {
         let better: Option<bool> = tx
             .query_opt(

@@ -160,18 +160,9 @@ pub async fn set_threshold(
         .await?
         .is_some();
     if changed {
-        bump_revision(tx, topic_id).await?;
+        super::topics::note_change(tx).await?;
     }
     Ok(changed)
-}
-
-async fn bump_revision(tx: &Transaction<'_>, topic_id: i64) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "UPDATE topics SET revision = nextval('topic_revisions') WHERE id = $1",
-        &[&topic_id],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Counts a relevance label given or undone for `topic_id`, so the learner trains the topic
@@ -348,7 +339,7 @@ pub async fn record(tx: &Transaction<'_>, t: &Trained<'_>) -> Result<(), tokio_p
             &[&t.topic_id, &model_id, &t.through_label, &t.changes],
         )
         .await?;
-        bump_revision(tx, t.topic_id).await?;
+        super::topics::note_change(tx).await?;
     } else {
         tx.execute(
             "UPDATE topic_relevance SET trained_through = $2, trained_changes = $3, \
@@ -388,17 +379,32 @@ pub async fn models(
 }
 
 /// The adopted model and threshold of every live topic that has one: topic, model id,
-/// threshold, bias, weights.
+/// threshold. No weights: a process reads those only of the models it does not hold
+/// ([`weights_of`]).
 pub async fn adopted(
     client: &impl GenericClient,
-) -> Result<Vec<(i64, i64, f32, f32, Vec<u8>)>, tokio_postgres::Error> {
+) -> Result<Vec<(i64, i64, f32)>, tokio_postgres::Error> {
     super::read_rows(
         client,
-        "SELECT r.topic_id, m.id, r.threshold, m.bias, m.weights FROM topic_relevance r \
-         JOIN relevance_models m ON m.id = r.model_id \
-         JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL",
+        "SELECT r.topic_id, r.model_id, r.threshold FROM topic_relevance r \
+         JOIN topics t ON t.id = r.topic_id AND t.deleted_at IS NULL \
+         WHERE r.model_id IS NOT NULL",
         &[],
-        |r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)),
+        |r| (r.get(0), r.get(1), r.get(2)),
+    )
+    .await
+}
+
+/// The bias and weights of the models `ids`: id, bias, weights.
+pub async fn weights_of(
+    client: &impl GenericClient,
+    ids: &[i64],
+) -> Result<Vec<(i64, f32, Vec<u8>)>, tokio_postgres::Error> {
+    super::read_rows(
+        client,
+        "SELECT id, bias, weights FROM relevance_models WHERE id = ANY($1)",
+        &[&ids],
+        |r| (r.get(0), r.get(1), r.get(2)),
     )
     .await
 }

@@ -1,4 +1,5 @@
-//! Retention's deletes: per table family, rows older than its days, in batches.
+//! Retention's deletes: per table family, rows older than its days, in batches; and deleted
+//! topics once nothing names them, whatever their age.
 
 use std::time::Duration;
 
@@ -162,6 +163,16 @@ pub async fn sweep(pool: &Pool, policy: &RetentionPolicy) -> anyhow::Result<u64>
             }
             tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
         }
+    }
+    let mut client = client;
+    loop {
+        let purged = super::topics::purge_deleted(&mut client, policy.batch).await?;
+        total += purged;
+        metrics::counter!(names::RETENTION_DELETED, "table" => "topics").increment(purged);
+        if purged < policy.batch as u64 {
+            break;
+        }
+        tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
     }
     Ok(total)
 }

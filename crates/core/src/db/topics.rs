@@ -22,27 +22,52 @@ fn topic_view(row: &Row) -> TopicView {
     }
 }
 
-/// The sum of every topic's revision (0 before the first). Every change gives its row a new,
-/// larger revision, so the sum grows with each committed change, deletions included, and in
-/// whatever order changes commit (a largest revision would miss a change that took its number
-/// before another and committed after): a process that saw it unchanged holds the current
-/// topics.
+/// The topics' revision (0 before the first change): one counter every change a matcher or a
+/// relevance filter follows moves in its own transaction ([`note_change`]). Moved under its
+/// row's lock, it grows in the order changes commit: a process that saw it unchanged holds the
+/// current topics. One row, however many topics were ever made.
 pub async fn revision(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     Ok(client
-        .query_one("SELECT COALESCE(sum(revision), 0)::int8 FROM topics", &[])
+        .query_one("SELECT revision FROM topic_changes", &[])
         .await?
         .get(0))
 }
 
-/// Every active topic: id, version and query.
-pub async fn active(
+/// What moves the revision, as a statement of its own or a data-modifying CTE.
+const NOTE_CHANGE: &str = "UPDATE topic_changes SET revision = revision + 1";
+
+/// Moves the topics' revision, in the transaction of the change it announces, so every
+/// process loads the change.
+pub async fn note_change(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    client.execute(NOTE_CHANGE, &[]).await?;
+    Ok(())
+}
+
+/// Every active topic's id and version, by id: what a process compares with the topics it
+/// holds, reading no query.
+pub async fn active_versions(
     client: &impl GenericClient,
+) -> Result<Vec<(i64, i32)>, tokio_postgres::Error> {
+    super::read_rows(
+        client,
+        "SELECT id, version FROM topics WHERE status = 'active' AND deleted_at IS NULL \
+         ORDER BY id",
+        &[],
+        |r| (r.get(0), r.get(1)),
+    )
+    .await
+}
+
+/// The active topics among `ids`: id, version and query.
+pub async fn active_queries(
+    client: &impl GenericClient,
+    ids: &[i64],
 ) -> Result<Vec<(i64, i32, String)>, tokio_postgres::Error> {
     super::read_rows(
         client,
-        "SELECT id, version, query FROM topics WHERE status = 'active' AND deleted_at IS NULL \
-         ORDER BY id",
-        &[],
+        "SELECT id, version, query FROM topics WHERE id = ANY($1) AND status = 'active' \
+         AND deleted_at IS NULL ORDER BY id",
+        &[&ids],
         |r| (r.get(0), r.get(1), r.get(2)),
     )
     .await
@@ -93,7 +118,8 @@ pub async fn create(
                 "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
                  VALUES ($1, $2, $3, $4) RETURNING *), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
-                 SELECT id, version, query, created_by FROM t) \
+                 SELECT id, version, query, created_by FROM t), \
+                 c AS ({NOTE_CHANGE}) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
             &[&name, &query, &status.as_str(), &by],
@@ -137,8 +163,11 @@ pub struct TopicEdit<'a> {
     pub status: Option<TopicStatus>,
 }
 
-/// Applies `edit` to a live topic: a query unlike the current one makes a new version. `None`
-/// when there is no such topic.
+/// Applies `edit` to a live topic; `None` when there is no such topic. A query unlike the
+/// current one makes a new version, and the versions past the newest [`MAX_VERSIONS_LISTED`]
+/// go (versions are numbered one after another: those numbered that far below the new one).
+/// Only a new version or status moves the topics' revision: the matchers hold no names, and a
+/// rename had every process load its topics again.
 pub async fn update(
     client: &impl GenericClient,
     id: i64,
@@ -154,13 +183,25 @@ pub async fn update(
                      query = COALESCE($3, t.query), \
                      status = COALESCE($4, t.status), \
                      version = t.version + (COALESCE($3, t.query) <> t.query)::int, \
-                     revision = nextval('topic_revisions'), updated_at = now() \
-                   FROM old WHERE t.id = old.id RETURNING t.*, old.version AS old_version), \
+                     updated_at = now() \
+                   FROM old WHERE t.id = old.id \
+                   RETURNING t.*, old.version AS old_version, old.status AS old_status), \
                  v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
-                   SELECT id, version, query, $5 FROM t WHERE version <> old_version) \
+                   SELECT id, version, query, $5 FROM t WHERE version <> old_version), \
+                 p AS (DELETE FROM topic_versions WHERE topic_id = $1 AND version <= \
+                   (SELECT version FROM t WHERE version <> old_version) - $6::int), \
+                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t \
+                   WHERE version <> old_version OR status <> old_status)) \
                  SELECT {TOPIC_COLUMNS} FROM t"
             ),
-            &[&id, &edit.name, &edit.query, &edit.status.map(|s| s.as_str()), &by],
+            &[
+                &id,
+                &edit.name,
+                &edit.query,
+                &edit.status.map(|s| s.as_str()),
+                &by,
+                &(MAX_VERSIONS_LISTED as i32),
+            ],
         )
         .await
         .map_err(|e| name_taken(e, edit.name.unwrap_or("")))?;
@@ -168,25 +209,82 @@ pub async fn update(
 }
 
 /// Deletes a live topic: it leaves every listing and the matcher, its id is never reused, and
-/// what was matched before stays as it was. Whether there was one.
+/// what was matched before stays as it was; its row goes once nothing names it
+/// ([`purge_deleted`]). Whether there was one.
 pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
     Ok(client
         .execute(
-            "UPDATE topics SET deleted_at = now(), status = 'paused', \
-             revision = nextval('topic_revisions'), updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL",
+            &format!(
+                "WITH t AS (UPDATE topics SET deleted_at = now(), status = 'paused', \
+                   updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id), \
+                 c AS ({NOTE_CHANGE} WHERE EXISTS (SELECT 1 FROM t)) \
+                 SELECT 1 FROM t"
+            ),
             &[&id],
         )
         .await?
         > 0)
 }
 
-/// Versions of a topic listed at most: a topic edited without end keeps every version, and
-/// one listing must not grow with them.
+/// How long a deleted topic's rows stay at least: a training or a re-tagging of it that began
+/// before its deletion ends well within it, so none writes a row of the topic after its purge.
+pub const PURGE_AFTER_SECS: f64 = 3_600.0;
+
+/// Purges up to `limit` deleted topics that nothing names any more, with their versions,
+/// re-taggings, relevance models and state and review claims; how many went. A deleted topic's
+/// row was kept for good, so creating and deleting topics in a loop grew the table without
+/// bound, however few were live. A topic stays while a stored post carries it (matched or
+/// filtered: posts go with retention), while a label or a digest schedule names it, and for
+/// [`PURGE_AFTER_SECS`] after its deletion. Its id is never given again (ids come from a
+/// sequence), and its rollups stay until retention takes them as any others.
+pub async fn purge_deleted(
+    client: &mut deadpool_postgres::ClientWrapper,
+    limit: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let ids: Vec<i64> = super::read_rows(
+        &*tx,
+        "SELECT t.id FROM topics t \
+         WHERE t.deleted_at < now() - make_interval(secs => $2) \
+           AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.topics @> ARRAY[t.id]) \
+           AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.filtered_topics @> ARRAY[t.id]) \
+           AND NOT EXISTS (SELECT 1 FROM post_labels l WHERE l.topic_id = t.id) \
+           AND NOT EXISTS (SELECT 1 FROM digest_schedules d WHERE d.topic_id = t.id) \
+         ORDER BY t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
+        &[&limit, &PURGE_AFTER_SECS],
+        |r| r.get(0),
+    )
+    .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // The state names the adopted model: it goes before the models.
+    for table in [
+        "topic_relevance",
+        "relevance_models",
+        "topic_versions",
+        "topic_retags",
+        "review_claims",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE topic_id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+    }
+    let purged = tx
+        .execute("DELETE FROM topics WHERE id = ANY($1)", &[&ids])
+        .await?;
+    tx.commit().await?;
+    Ok(purged)
+}
+
+/// Versions of a topic kept, and so listed at most: every edit of a query kept its version for
+/// good, so an editor alternating two queries of 4,096 characters grew the table without bound.
 pub const MAX_VERSIONS_LISTED: i64 = 500;
 
-/// The newest [`MAX_VERSIONS_LISTED`] versions of a topic's query, newest first; empty for no
-/// live topic.
+/// The versions of a topic's query (the newest [`MAX_VERSIONS_LISTED`], all that are kept),
+/// newest first; empty for no live topic.
 pub async fn versions(
     client: &impl GenericClient,
     id: i64,

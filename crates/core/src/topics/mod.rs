@@ -17,8 +17,15 @@ pub mod text;
 
 use std::sync::{Arc, RwLock};
 
+use rustc_hash::FxHashMap;
+
 pub use set::{PostFields, TopicDef, TopicMatch, TopicSet, Verdict};
 pub use syntax::{parse, Expr, Field, QueryError};
+
+/// Each topic a set was built from, by id: the version of its query and the query parsed
+/// (`None`: a query that no longer parses, left out of the set). A load of changed topics reads
+/// and parses again only the queries whose version it does not hold.
+pub type ParsedTopics = FxHashMap<i64, (i32, Option<Arc<Expr>>)>;
 
 /// The set of active topics a process matches posts with, their relevance filters, and the
 /// revision they were built from.
@@ -30,8 +37,17 @@ pub struct LiveTopics {
 #[derive(Debug, Default)]
 struct Current {
     revision: u64,
-    set: Arc<TopicSet>,
-    filters: Arc<relevance::Filters>,
+    loaded: Loaded,
+}
+
+/// What a process holds of its topics.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub set: Arc<TopicSet>,
+    pub filters: Arc<relevance::Filters>,
+    /// What `set` was built from; `None` for a set not built from the stored topics (put in
+    /// whole by [`LiveTopics::replace`]), which the next load builds again from every query.
+    pub parsed: Option<Arc<ParsedTopics>>,
 }
 
 impl LiveTopics {
@@ -47,13 +63,18 @@ impl LiveTopics {
 
     /// The set to match with now.
     pub fn get(&self) -> Arc<TopicSet> {
-        self.read().set.clone()
+        self.read().loaded.set.clone()
     }
 
     /// The set and the relevance filters to match with now, read together.
     pub fn with_filters(&self) -> (Arc<TopicSet>, Arc<relevance::Filters>) {
         let current = self.read();
-        (current.set.clone(), current.filters.clone())
+        (current.loaded.set.clone(), current.loaded.filters.clone())
+    }
+
+    /// Everything held now, read together: what a load of changed topics starts from.
+    pub fn loaded(&self) -> Loaded {
+        self.read().loaded.clone()
     }
 
     /// The revision of the topics the set was built from (0 before the first).
@@ -68,13 +89,21 @@ impl LiveTopics {
 
     /// Replaces the set and the filters with ones built from topics at `revision`.
     pub fn replace_with(&self, revision: u64, set: TopicSet, filters: relevance::Filters) {
+        self.install(
+            revision,
+            Loaded {
+                set: Arc::new(set),
+                filters: Arc::new(filters),
+                parsed: None,
+            },
+        );
+    }
+
+    /// Replaces everything held with `loaded`, loaded from topics at `revision`.
+    pub fn install(&self, revision: u64, loaded: Loaded) {
         *self
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Current {
-            revision,
-            set: Arc::new(set),
-            filters: Arc::new(filters),
-        };
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Current { revision, loaded };
     }
 }

@@ -6,6 +6,8 @@
 //! vocabulary and trains in milliseconds. [`choose`] picks the posts worth labelling next, as
 //! the review queue asks for them: the ones the model is least sure of.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::text::{TokenKind, Tokens};
@@ -355,7 +357,9 @@ pub fn key_of(id: &str) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub model_id: i64,
-    pub model: Model,
+    /// Shared: a process loading its topics again keeps the models it holds (up to 2 MiB of
+    /// weights each) rather than read and decode them again.
+    pub model: Arc<Model>,
     pub threshold: f32,
 }
 
@@ -369,7 +373,7 @@ impl Filter {
     pub fn from_stored(model_id: i64, threshold: f32, bias: f32, weights: &[u8]) -> Option<Filter> {
         Model::from_stored(bias, weights).map(|model| Filter {
             model_id,
-            model,
+            model: Arc::new(model),
             threshold,
         })
     }
@@ -411,6 +415,11 @@ impl Filters {
 
     pub fn get(&self, topic: i64) -> Option<&Filter> {
         self.0.get(&topic)
+    }
+
+    /// Each topic and its filter, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &Filter)> {
+        self.0.iter().map(|(&topic, filter)| (topic, filter))
     }
 
     /// `matched` split into the topics that keep `post` and those whose filter leaves it out;
@@ -559,7 +568,7 @@ mod tests {
     fn a_posts_own_label_decides_before_the_filter_and_with_neither_it_counts() {
         let filter = |keep: bool| Filter {
             model_id: 1,
-            model: Model::Constant(keep),
+            model: Arc::new(Model::Constant(keep)),
             threshold: 0.5,
         };
         let (keeps, drops) = (filter(true), filter(false));

@@ -381,7 +381,7 @@ fn relevance_filter(posts: &[Post], report: &mut TopicsReport) {
         1,
         Filter {
             model_id: 1,
-            model,
+            model: Arc::new(model),
             threshold: 0.5,
         },
     )]);
@@ -421,7 +421,7 @@ fn micros_per(started: Instant, n: usize) -> f64 {
 async fn set_topics(db_url: &str, queries: &[String]) -> anyhow::Result<()> {
     let client = connect(db_url).await?;
     client
-        .batch_execute("UPDATE topics SET deleted_at = now(), revision = nextval('topic_revisions') WHERE deleted_at IS NULL")
+        .batch_execute("UPDATE topics SET deleted_at = now() WHERE deleted_at IS NULL")
         .await?;
     for (i, query) in queries.iter().enumerate() {
         client
@@ -435,6 +435,7 @@ async fn set_topics(db_url: &str, queries: &[String]) -> anyhow::Result<()> {
             )
             .await?;
     }
+    crate::db::topics::note_change(&client).await?;
     Ok(())
 }
 

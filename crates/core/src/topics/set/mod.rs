@@ -168,6 +168,15 @@ impl TopicSet {
         (builder.finish(), refused)
     }
 
+    /// Compiles topics already parsed: `(id, version, query)`, in the order the set holds them.
+    pub fn from_parsed<'a>(topics: impl IntoIterator<Item = (i64, i32, &'a Expr)>) -> TopicSet {
+        let mut builder = Builder::default();
+        for (id, version, expr) in topics {
+            builder.add(id, version, expr);
+        }
+        builder.finish()
+    }
+
     /// The set of one parsed query (for previews and checks).
     pub fn of(id: i64, version: i32, expr: &Expr) -> TopicSet {
         let mut builder = Builder::default();
