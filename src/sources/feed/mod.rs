@@ -14,6 +14,7 @@
 
 pub mod charset;
 pub mod entries;
+pub mod shape;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -295,8 +296,15 @@ async fn poll(
                 anyhow::Error::new(e).context(format!("feed {shown}")),
             ),
         })?;
-    let http_charset = content_type.as_deref().and_then(charset::http_charset);
-    let parsed = parse(&body, http_charset, &base)
+    let http_charset = content_type
+        .as_deref()
+        .and_then(charset::http_charset)
+        .map(str::to_string);
+    // Off the task's thread: a document of 10 MiB takes its time to read, and the task shares
+    // its thread with the other sources and the actors started beside them.
+    let parsed = tokio::task::spawn_blocking(move || parse(&body, http_charset.as_deref(), &base))
+        .await
+        .unwrap_or_else(|e| Err(format!("could not be read: {e}")))
         .map_err(|e| failed("malformed", anyhow::anyhow!("feed {shown} {e}")))?;
     feed.state.etag = etag;
     feed.state.last_modified = modified;
@@ -316,17 +324,19 @@ fn link_base(url: &url::Url) -> url::Url {
     base
 }
 
-/// Reads a feed document (decoded by [`charset::to_utf8`], its entries' links made absolute
-/// against `base`), or says why it cannot be read. `feed-rs` panics on some values it does
-/// not expect (an `itunes:duration` past `u64`, or in digits of another script; media RSS
-/// `start`, `end` and `time` alike): such a document is malformed like any other, and must
-/// not stop the task, which would fetch it again once restarted and stop again.
+/// Reads a feed document (decoded by [`charset::to_utf8`], bounded by [`shape::bounded`], its
+/// entries' links made absolute against `base`), or says why it cannot be read. `feed-rs`
+/// panics on some values it does not expect (an `itunes:duration` past `u64`, or in digits of
+/// another script; media RSS `start`, `end` and `time` alike): such a document is malformed
+/// like any other, and must not stop the task, which would fetch it again once restarted and
+/// stop again.
 fn parse(
     body: &[u8],
     http_charset: Option<&str>,
     base: &url::Url,
 ) -> Result<feed_rs::model::Feed, String> {
     let text = charset::to_utf8(body, http_charset);
+    let text = shape::bounded(&text)?;
     let parser = entries::parser(Some(base.as_str()));
     match catch_unwind(AssertUnwindSafe(|| parser.parse(text.as_bytes()))) {
         Ok(Ok(mut feed)) => {
@@ -380,6 +390,31 @@ mod tests {
         assert_eq!(feed.entries.len(), 1);
         let error = read(b"not a feed").expect_err("not XML");
         assert!(error.starts_with("is not RSS or Atom"), "{error}");
+    }
+
+    /// The parser is handed a document only once [`shape::bounded`] has walked it: nested
+    /// `xml:base` values it kept resolved against each other, and a JSON Feed's authors it
+    /// copied into every item, ran the process out of memory.
+    #[test]
+    fn a_document_built_to_exhaust_memory_is_refused_or_cut() {
+        let nested = format!(
+            r#"<rss version="2.0"><channel><title>t</title>{}<item><title>i</title></item></channel></rss>"#,
+            r#"<x xml:base="a/">"#.repeat(5_000)
+        );
+        let error = read(nested.as_bytes()).expect_err("nested 5,000 deep");
+        assert!(error.starts_with("nests elements deeper"), "{error}");
+        let authors: Vec<String> = (0..500).map(|i| format!(r#"{{"name":"a{i}"}}"#)).collect();
+        let json = format!(
+            r#"{{"version":"https://jsonfeed.org/version/1.1","title":"t","authors":[{}],"items":[{}]}}"#,
+            authors.join(","),
+            vec!["{}"; 500].join(",")
+        );
+        let feed = read(json.as_bytes()).expect("read with fewer authors");
+        let records: usize = feed.entries.iter().map(|e| e.authors.len()).sum();
+        assert!(
+            records <= 500 * shape::MAX_PEOPLE,
+            "{records} author records"
+        );
     }
 
     /// One Windows-1252 quote (`\x92`) in a feed that says UTF-8 made the whole document

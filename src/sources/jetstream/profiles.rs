@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::config::JetstreamSettings;
 use crate::egress::{redact_url, TargetPolicy};
+use crate::models::bounded::First;
 use crate::models::Event;
 use crate::sources::asked_wait::{asked_wait, AskedWait};
 
@@ -59,8 +60,10 @@ fn pause_after(failure: &LookupError) -> Duration {
 
 #[derive(Deserialize)]
 struct Profiles {
+    /// A request's worth at most: an API answering with more does not make Pulse build (or
+    /// cache) them.
     #[serde(default)]
-    profiles: Vec<Profile>,
+    profiles: First<Profile, ACCOUNTS_PER_REQUEST>,
 }
 
 #[derive(Deserialize)]
@@ -221,8 +224,9 @@ impl ProfileCache {
         let profiles: Profiles = crate::sources::body::json(response)
             .await
             .map_err(anyhow::Error::new)?;
-        let found: HashSet<String> = profiles.profiles.iter().map(|p| p.did.clone()).collect();
-        for p in profiles.profiles {
+        let profiles = profiles.profiles.into_inner();
+        let found: HashSet<String> = profiles.iter().map(|p| p.did.clone()).collect();
+        for p in profiles {
             self.remember(p.did, p.followers_count);
         }
         // Accounts the API does not know (deleted, taken down) are not asked for again soon.
@@ -249,6 +253,16 @@ mod tests {
         assert_eq!(pause_after(&failure(None)), PAUSE_AFTER_FAILURE);
         assert_eq!(pause_after(&failure(Some(5))), PAUSE_AFTER_FAILURE);
         assert_eq!(pause_after(&failure(Some(600))), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn an_answer_keeps_a_requests_worth_of_profiles() {
+        let listed: Vec<String> = (0..10_000)
+            .map(|i| format!(r#"{{"did":"did:plc:{i}","followersCount":{i}}}"#))
+            .collect();
+        let answer = format!(r#"{{"profiles":[{}]}}"#, listed.join(","));
+        let profiles: Profiles = serde_json::from_str(&answer).unwrap();
+        assert_eq!(profiles.profiles.len(), ACCOUNTS_PER_REQUEST);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::config::JetstreamSettings;
 use crate::models::event::MAX_FUTURE_SKEW;
@@ -26,21 +27,23 @@ const POST_PATH: &str = "/app.bsky.feed.post/";
 const REPOST_PATH: &str = "/app.bsky.feed.repost/";
 
 #[derive(Deserialize)]
-struct Message {
+struct Message<'a> {
     did: String,
     time_us: i64,
     kind: String,
-    #[serde(default)]
-    commit: Option<Commit>,
+    #[serde(default, borrow)]
+    commit: Option<Commit<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Commit {
+struct Commit<'a> {
     operation: String,
     collection: String,
     rkey: String,
-    #[serde(default)]
-    record: Option<serde_json::Value>,
+    /// As written, read as the collection's record once the collection is known: built as a
+    /// tree of values, a message of 1 MiB could take a hundred times that.
+    #[serde(default, borrow)]
+    record: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +138,7 @@ pub fn read(text: &str, filter: &mut Filter, now: DateTime<Utc>) -> Read {
     Read { time_us, outcome }
 }
 
-fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome {
+fn outcome(message: Message<'_>, filter: &mut Filter, now: DateTime<Utc>) -> Outcome {
     let Some(commit) = message.commit.filter(|_| message.kind == "commit") else {
         return Outcome::Skipped("unsupported");
     };
@@ -145,7 +148,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
         ("create", POST) => {
             let Some(record) = commit
                 .record
-                .and_then(|r| serde_json::from_value::<PostRecord>(r).ok())
+                .and_then(|r| serde_json::from_str::<PostRecord>(r.get()).ok())
             else {
                 return Outcome::Skipped("malformed");
             };
@@ -180,7 +183,7 @@ fn outcome(message: Message, filter: &mut Filter, now: DateTime<Utc>) -> Outcome
         ("create", REPOST | LIKE) => {
             let Some(record) = commit
                 .record
-                .and_then(|r| serde_json::from_value::<SubjectRecord>(r).ok())
+                .and_then(|r| serde_json::from_str::<SubjectRecord>(r.get()).ok())
             else {
                 return Outcome::Skipped("malformed");
             };

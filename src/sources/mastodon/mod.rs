@@ -29,6 +29,9 @@ use chrono::Utc;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use url::Url;
 
 use self::statuses::{Mapped, Status, Tags};
@@ -40,6 +43,7 @@ use super::SourceContext;
 use crate::config::MastodonSettings;
 use crate::egress::{redact_url, FetchError, TargetPolicy};
 use crate::models::backoff::Backoff;
+use crate::models::bounded::First;
 
 /// Statuses per page of the REST timeline (the API's maximum).
 const PAGE: usize = 40;
@@ -48,6 +52,55 @@ const IDLE: Duration = Duration::from_secs(90);
 
 /// Where the streaming API lives on an instance and on its streaming host.
 const STREAMING_PATH: &str = "/api/v1/streaming";
+
+/// A page of the REST timeline: each status kept as written and read on its own, so one odd
+/// status does not lose the page, and a page's worth at most (an answer of 10,000 small
+/// objects was built into a tree of values a hundred times its size).
+type Page = First<Box<RawValue>, PAGE>;
+
+/// What Pulse reads of `/api/v2/instance`: its streaming URL, and nothing else is built.
+#[derive(Deserialize)]
+struct InstanceV2 {
+    #[serde(default)]
+    configuration: Option<ConfigurationV2>,
+}
+
+#[derive(Deserialize)]
+struct ConfigurationV2 {
+    #[serde(default)]
+    urls: Option<UrlsV2>,
+}
+
+#[derive(Deserialize)]
+struct UrlsV2 {
+    #[serde(default)]
+    streaming: Option<String>,
+}
+
+/// What Pulse reads of `/api/v1/instance`.
+#[derive(Deserialize)]
+struct InstanceV1 {
+    #[serde(default)]
+    urls: Option<UrlsV1>,
+}
+
+#[derive(Deserialize)]
+struct UrlsV1 {
+    #[serde(default)]
+    streaming_api: Option<String>,
+}
+
+/// The host and port a declared streaming URL names, the port its scheme's where it names
+/// none.
+fn streaming_host(declared: &str) -> Option<(String, u16)> {
+    let declared = Url::parse(declared).ok()?;
+    let port = declared.port().or(match declared.scheme() {
+        "wss" | "https" => Some(443),
+        "ws" | "http" => Some(80),
+        _ => None,
+    })?;
+    Some((declared.host_str()?.to_string(), port))
+}
 
 /// Where a timeline streams from and is read back from.
 struct Timeline {
@@ -289,43 +342,34 @@ impl Reader {
     /// `/api/v1/instance`), as the stream's scheme reaches it. Asked under the policy like
     /// every request, without the token.
     async fn declared_streaming_host(&self, stream: &Url) -> Option<(String, u16)> {
-        for (path, pointer) in [
-            ("/api/v2/instance", "/configuration/urls/streaming"),
-            ("/api/v1/instance", "/urls/streaming_api"),
-        ] {
-            let Ok(url) = stream.join(path) else {
-                continue;
-            };
-            let asked = self
-                .policy
-                .get_following_redirects(&self.client, &url, |r| r);
-            let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(30), asked).await
-            else {
-                continue;
-            };
-            if !response.status().is_success() {
-                continue;
-            }
-            let Ok(instance) = crate::sources::body::json::<serde_json::Value>(response).await
-            else {
-                continue;
-            };
-            let declared = instance
-                .pointer(pointer)
-                .and_then(|v| v.as_str())
-                .and_then(|s| Url::parse(s).ok());
-            if let Some(declared) = declared {
-                let port = declared.port().or(match declared.scheme() {
-                    "wss" | "https" => Some(443),
-                    "ws" | "http" => Some(80),
-                    _ => None,
-                });
-                if let (Some(host), Some(port)) = (declared.host_str(), port) {
-                    return Some((host.to_string(), port));
-                }
-            }
+        let v2 = self
+            .instance_document::<InstanceV2>(stream, "/api/v2/instance")
+            .await
+            .and_then(|i| i.configuration?.urls?.streaming);
+        if let Some(found) = v2.as_deref().and_then(streaming_host) {
+            return Some(found);
         }
-        None
+        self.instance_document::<InstanceV1>(stream, "/api/v1/instance")
+            .await
+            .and_then(|i| i.urls?.streaming_api)
+            .as_deref()
+            .and_then(streaming_host)
+    }
+
+    /// What Pulse reads of the instance document at `path`, or `None` when it cannot be had.
+    async fn instance_document<T: DeserializeOwned>(&self, stream: &Url, path: &str) -> Option<T> {
+        let url = stream.join(path).ok()?;
+        let asked = self
+            .policy
+            .get_following_redirects(&self.client, &url, |r| r);
+        let response = tokio::time::timeout(Duration::from_secs(30), asked)
+            .await
+            .ok()?
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        crate::sources::body::json(response).await.ok()
     }
 
     /// `request` with the access token, when there is one.
@@ -489,14 +533,15 @@ impl Reader {
                 .fetch(&url, Duration::from_secs(30), "the timeline")
                 .await?;
             let budget = asked_wait(response.status().as_u16(), response.headers(), Utc::now());
-            let page: Vec<serde_json::Value> = crate::sources::body::json(response)
+            let page: Page = crate::sources::body::json(response)
                 .await
                 .map_err(|e| Failure::Other(anyhow::Error::new(e).context("the timeline")))?;
             let n = page.len();
             let mut statuses: Vec<Status> = page
+                .into_inner()
                 .into_iter()
-                .filter_map(|v| {
-                    serde_json::from_value(v)
+                .filter_map(|raw| {
+                    serde_json::from_str(raw.get())
                         .map_err(|_| self.sink.skipped("malformed"))
                         .ok()
                 })
@@ -570,6 +615,49 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timeline page is read a page's worth at most: 10,000 small objects were each built
+    /// into a tree of values.
+    #[test]
+    fn a_timeline_page_keeps_a_pages_worth_of_statuses() {
+        let long = format!("[{}]", vec![r#"{"":0}"#; 10_000].join(","));
+        let page: Page = serde_json::from_str(&long).unwrap();
+        assert_eq!(page.len(), PAGE);
+        let status = r#"{"id":"1","content":"<p>Pulse</p>","account":{"acct":"a"}}"#;
+        let page: Page = serde_json::from_str(&format!("[{status}, 7]")).unwrap();
+        let read: Vec<serde_json::Result<Status>> = page
+            .into_inner()
+            .iter()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .collect();
+        assert_eq!(read[0].as_ref().unwrap().id, "1");
+        assert!(read[1].is_err(), "one odd status, not the page");
+    }
+
+    /// What the instance documents declare is read from the members Pulse reads alone.
+    #[test]
+    fn the_declared_streaming_host_is_read_from_either_instance_document() {
+        let v2: InstanceV2 = serde_json::from_str(
+            r#"{"domain":"m.example","configuration":{"urls":{"streaming":"wss://s.m.example"},"statuses":{}},"rules":[{"id":"1"}]}"#,
+        )
+        .unwrap();
+        let declared = v2.configuration.and_then(|c| c.urls?.streaming);
+        assert_eq!(
+            declared.as_deref().and_then(streaming_host),
+            Some(("s.m.example".to_string(), 443))
+        );
+        let v1: InstanceV1 =
+            serde_json::from_str(r#"{"urls":{"streaming_api":"ws://m.example:4000"},"stats":{}}"#)
+                .unwrap();
+        let declared = v1.urls.and_then(|u| u.streaming_api);
+        assert_eq!(
+            declared.as_deref().and_then(streaming_host),
+            Some(("m.example".to_string(), 4000))
+        );
+        assert!(streaming_host("ftp://m.example").is_none());
+        let none: InstanceV2 = serde_json::from_str(r#"{"configuration":null}"#).unwrap();
+        assert!(none.configuration.is_none());
+    }
 
     #[test]
     fn timelines_map_to_stream_and_rest_urls() {

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
+use crate::models::bounded::First;
 use crate::models::event::MAX_FUTURE_SKEW;
 use crate::models::{Author, Event, Platform, Post, PostMetrics};
 use crate::sources::filter::TextFilter;
@@ -27,9 +29,11 @@ pub struct Listing {
 
 #[derive(Deserialize)]
 struct ListingData {
-    /// Each read on its own, so one odd thing does not lose the listing.
+    /// Each read on its own, so one odd thing does not lose the listing; kept as written, not
+    /// as a tree of values (a 32 MiB listing of small objects was 3 GB of them), and a full
+    /// listing's worth at most.
     #[serde(default)]
-    children: Vec<serde_json::Value>,
+    children: First<Box<RawValue>, LISTING_SIZE>,
 }
 
 #[derive(Deserialize)]
@@ -148,8 +152,9 @@ pub fn events(
     let parsed: Vec<Child> = listing
         .data
         .children
+        .into_inner()
         .into_iter()
-        .filter_map(|value| match serde_json::from_value::<Child>(value) {
+        .filter_map(|raw| match serde_json::from_str::<Child>(raw.get()) {
             Ok(child) => Some(child),
             Err(_) => {
                 skipped.push("malformed");
@@ -378,6 +383,24 @@ mod tests {
             now,
         );
         assert_eq!(stored_ahead.position.newest, now.timestamp() as f64);
+    }
+
+    /// A listing is read a hundred things at most: 10,000 small objects were each built into a
+    /// tree of values, about a hundred times the bytes they came in.
+    #[test]
+    fn a_listing_keeps_a_full_listings_worth_of_things() {
+        let doc = format!(
+            r#"{{"kind":"Listing","data":{{"children":[{}]}}}}"#,
+            vec![r#"{"":0}"#; 10_000].join(",")
+        );
+        let listing: Listing = serde_json::from_str(&doc).unwrap();
+        let mut filter = TextFilter::new(Default::default(), &[], 10);
+        let tags = Tags {
+            product: None,
+            channel: None,
+        };
+        let read = events(listing, &at(0.0), &mut filter, &tags, Utc::now());
+        assert_eq!(read.skipped.len(), LISTING_SIZE, "malformed things read");
     }
 
     #[test]

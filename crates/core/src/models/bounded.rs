@@ -4,7 +4,8 @@
 //! strings was 350,000 values and 20 MB before its length was looked at.
 //!
 //! [`Bounded`] keeps the count for an answer that says how many came; [`at_most`] is for a
-//! field of a request type that stays a `Vec`, refused by its own length check.
+//! field of a request type that stays a `Vec`, refused by its own length check; [`First`] is
+//! for a platform's answer that lists more than the page it was asked for.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -38,6 +39,38 @@ impl<T, const N: usize> AtMost<T, N> {
 impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for AtMost<T, N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Bounded::read(deserializer, N.saturating_add(1)).map(|b| AtMost(b.items))
+    }
+}
+
+/// An array's first `N` elements, the rest read as JSON and dropped unbuilt: a page a
+/// platform was asked for holds at most `N`, and one that holds more costs no more than that.
+/// Built whole first, 32 MiB of `{"":0}` elements was 3 GB.
+#[derive(Debug)]
+pub struct First<T, const N: usize>(Vec<T>);
+
+impl<T, const N: usize> First<T, N> {
+    pub fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T, const N: usize> Default for First<T, N> {
+    fn default() -> Self {
+        First(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for First<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Bounded::read(deserializer, N).map(|b| First(b.items))
     }
 }
 
@@ -159,5 +192,17 @@ mod tests {
         assert_eq!(some.unwrap().into_inner(), [1, 2]);
         let none: Option<AtMost<u8, 1>> = serde_json::from_str("null").unwrap();
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn first_builds_its_bound_and_no_more() {
+        BUILT.with(|b| b.set(0));
+        let long = format!("[{}]", vec!["7"; 10_000].join(","));
+        let first: First<Counted, 3> = serde_json::from_str(&long).unwrap();
+        assert_eq!((first.len(), BUILT.with(|b| b.get())), (3, 3));
+        let short: First<u8, 3> = serde_json::from_str("[1, 2]").unwrap();
+        assert_eq!(short.into_inner(), [1, 2]);
+        assert!(serde_json::from_str::<First<u8, 3>>("[1, 2, 3, 4, }").is_err());
+        assert!(serde_json::from_str::<First<u8, 3>>("null").is_err());
     }
 }
