@@ -208,9 +208,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     summary.file
                 );
             }
+            if let Some(why) = &summary.started_over {
+                eprintln!("warning: {why}");
+            }
             if summary.accepted == 0 && summary.refused > 0 && summary.started_at_line == 1 {
                 anyhow::bail!(
-                    "no line of {} was accepted ({} refused); see refused_by_reason",
+                    "no line of {} was accepted ({} refused); see refused_by_reason. None is \
+                     marked as read: correct --map, --format or --platform (or the file) and \
+                     import it again, and it is read from its start (--restart always starts \
+                     there)",
                     summary.file,
                     summary.refused
                 );

@@ -4,7 +4,9 @@
 //! is counted with its reason (the first few quoted with their line numbers) and the rest go
 //! on. The position (byte offset, record and line) is stored in Redis with each batch, so an
 //! interrupted import resumes where it stopped; what it appends twice is stored once because
-//! posts carry their ids. A last record with no line end is held back, as its writer may be
+//! posts carry their ids. A position is kept only for the same reading of the file (format and
+//! mapping), and a run that accepted nothing keeps none past its first refused record, so the
+//! corrected command reads what a wrong one refused. A last record with no line end is held back, as its writer may be
 //! part way through it. A backlog ceiling keeps the stream from growing far ahead of the
 //! pipeline.
 
@@ -81,6 +83,11 @@ pub struct ImportSummary {
     pub file: String,
     /// The line it started from (1 unless it resumed).
     pub started_at_line: u64,
+    /// Why the position an earlier import of this path stored was not resumed from: the file
+    /// starts otherwise, or it was read with another `--format`, `--map` or `--platform`, so
+    /// its lines meant other posts then. `null` when it resumed, there was none, or
+    /// `--restart` was given.
+    pub started_over: Option<String>,
     /// Records read.
     pub lines: u64,
     pub accepted: u64,
@@ -109,19 +116,21 @@ pub fn position_key(stream: &str, file: &Path) -> String {
 /// was read from (another export written over the same path starts otherwise).
 const HEAD_BYTES: u64 = 4096;
 
-/// A stored position: `offset:record:head length:head digest:line ends`, the record being
-/// how many records come before `offset` (an engagement without an id is named by its
-/// number) and the line ends how many `\n` (`offset:record:head length:head digest` and
-/// `offset:record` when written before they were kept).
+/// A stored position: `offset:record:head length:head digest:line ends:reading`, the record
+/// being how many records come before `offset` (an engagement without an id is named by its
+/// number), the line ends how many `\n` and the reading the digest of what made its records
+/// posts ([`reading_digest`]); the fields at the end are missing when written before they
+/// were kept.
 struct Position {
     offset: u64,
     record: u64,
     head: Option<(u64, String)>,
     newlines: Option<u64>,
+    reading: Option<String>,
 }
 
 fn parse_position(stored: &str) -> Option<Position> {
-    let mut parts = stored.splitn(5, ':');
+    let mut parts = stored.splitn(6, ':');
     let offset = parts.next()?.parse().ok()?;
     let record = parts.next()?.parse().ok()?;
     let head = match (parts.next(), parts.next()) {
@@ -133,18 +142,40 @@ fn parse_position(stored: &str) -> Option<Position> {
         Some(newlines) => Some(newlines.parse().ok()?),
         None => None,
     };
+    let reading = parts.next().map(str::to_string);
     Some(Position {
         offset,
         record,
         head,
         newlines,
+        reading,
     })
 }
 
 /// The stored form of a position at `at`, after `record` records, in a file whose first
-/// `head_len` bytes have the digest `head`.
-fn format_position(at: At, record: u64, head_len: u64, head: &str) -> String {
-    format!("{}:{record}:{head_len}:{head}:{}", at.offset, at.newlines)
+/// `head_len` bytes have the digest `head`, read as `reading` says.
+fn format_position(at: At, record: u64, head_len: u64, head: &str, reading: &str) -> String {
+    format!(
+        "{}:{record}:{head_len}:{head}:{}:{reading}",
+        at.offset, at.newlines
+    )
+}
+
+/// The digest of what makes the file's records posts: its format and, for CSV, the columns
+/// each field is read from and the platform of rows without one (JSON lines name their own).
+/// Stored with the position, so that a run with another `--format`, `--map` or `--platform`
+/// (the corrected command after one that read the wrong column) reads the file from its start
+/// rather than from where a reading that meant other posts stopped.
+fn reading_digest(format: ImportFormat, mapping: Option<&CsvMapping>) -> String {
+    let reading = match (format, mapping) {
+        (ImportFormat::Csv, Some(m)) => {
+            serde_json::json!(["csv", m.columns, m.platform.as_str()])
+        }
+        (ImportFormat::Csv, None) => serde_json::json!(["csv"]),
+        (ImportFormat::Jsonl, _) => serde_json::json!(["jsonl"]),
+    };
+    let digest = Sha256::digest(reading.to_string().as_bytes());
+    crate::models::hex::hex(&digest[..8])
 }
 
 /// The digest of the first `len` bytes of `path`; `None` when it holds fewer.
@@ -177,33 +208,54 @@ fn newlines_before(path: &Path, offset: u64) -> std::io::Result<u64> {
     }
 }
 
+/// Where a run starts.
+struct Resume {
+    at: At,
+    /// The records before `at`.
+    record: u64,
+    /// Why an earlier import's position was not resumed from (see [`ImportSummary`]).
+    started_over: Option<String>,
+}
+
 /// Where this run starts and how many records come before it: where an earlier import of
-/// this file stopped, unless `--restart`, the file is shorter than that, or it starts
-/// otherwise (another file written over the same path); else the file's start.
+/// this file stopped, unless `--restart`, the file is shorter than that, it starts otherwise
+/// (another file written over the same path), or it was read otherwise (`reading`, another
+/// format or mapping); else the file's start.
 async fn resume_from(
     redis: &fred::prelude::Client,
     key: &str,
     args: &ImportArgs,
     size: u64,
-) -> anyhow::Result<(At, u64)> {
-    let start = (At::default(), 0);
+    reading: &str,
+) -> anyhow::Result<Resume> {
+    let start = |why: Option<&str>| Resume {
+        at: At::default(),
+        record: 0,
+        started_over: why.map(str::to_string),
+    };
     if args.restart {
-        return Ok(start);
+        return Ok(start(None));
     }
     let stored = read_cursor(redis, key).await?;
     let Some(p) = stored.as_deref().and_then(parse_position) else {
-        return Ok(start);
+        return Ok(start(None));
     };
     if p.offset > size || p.record == 0 {
-        return Ok(start);
+        return Ok(start(None));
     }
     if let Some((len, digest)) = &p.head {
         if head_digest(&args.file, *len).as_ref() != Some(digest) {
-            tracing::warn!(
-                "the file starts otherwise than the one an earlier import of this path read: imported from its start"
-            );
-            return Ok(start);
+            return Ok(start(Some(
+                "the file starts otherwise than the one an earlier import of this path read: \
+                 read from its start",
+            )));
         }
+    }
+    if p.reading.as_deref().is_some_and(|r| r != reading) {
+        return Ok(start(Some(
+            "an earlier import of this file read it with another --format, --map or \
+             --platform: read from its start",
+        )));
     }
     let newlines = match p.newlines {
         Some(newlines) => newlines,
@@ -213,7 +265,11 @@ async fn resume_from(
         offset: p.offset,
         newlines,
     };
-    Ok((at, p.record))
+    Ok(Resume {
+        at,
+        record: p.record,
+        started_over: None,
+    })
 }
 
 pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<ImportSummary> {
@@ -242,13 +298,19 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     let key = position_key(stream, &args.file);
     let head_len = size.min(HEAD_BYTES);
     let head = head_digest(&args.file, head_len).unwrap_or_default();
+    let reading = reading_digest(format, mapping.as_ref());
+    let resume = resume_from(&redis, &key, &args, size, &reading).await?;
     // `at` is just past the last record read, `ordinal` the number of records read.
-    let (mut at, mut ordinal) = resume_from(&redis, &key, &args, size).await?;
+    let (mut at, mut ordinal) = (resume.at, resume.record);
     let mut summary = ImportSummary {
         file: args.file.display().to_string(),
         started_at_line: if ordinal == 0 { 1 } else { at.newlines + 1 },
+        started_over: resume.started_over,
         ..ImportSummary::default()
     };
+    if let Some(why) = &summary.started_over {
+        tracing::warn!("{why}");
+    }
     if ordinal > 0 {
         tracing::info!(
             line = summary.started_at_line,
@@ -262,6 +324,11 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
     // own: the file saved as UTF-8 and imported again is read from that record on (what
     // follows it is appended again and stored once), not from past its converted records.
     let mut pinned: Option<(At, u64)> = None;
+    // The position of this run's first refused record, stored in place of the run's own while
+    // it has accepted nothing: a run that refused everything (the wrong column mapped, the
+    // wrong format, posts from a clock ahead) leaves its records to the corrected run rather
+    // than marking them read. From the file's start that stores no record read at all.
+    let mut first_refused: Option<(At, u64)> = None;
     let mut records = Records::open(&mut file, format, at, args.complete)?;
     if let (Records::Csv { headers, .. }, Some(mapping)) = (&records, &mapping) {
         mapping.check_headers(headers)?;
@@ -287,6 +354,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
                         batch.push(String::from_utf8(json).unwrap_or_default());
                     }
                     Err((class, reason)) => {
+                        first_refused.get_or_insert(before);
                         if class == "invalid_utf8" {
                             pinned.get_or_insert(before);
                         }
@@ -298,8 +366,13 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Import
         };
         if batch.len() >= MAX_PIPELINE || (done && ordinal > 0) {
             gate.wait(&redis, producer::IMPORT).await?;
-            let (stop, stop_ordinal) = pinned.unwrap_or((at, ordinal));
-            let position = format_position(stop, stop_ordinal, head_len, &head);
+            let kept = if summary.accepted == 0 {
+                first_refused
+            } else {
+                pinned
+            };
+            let (stop, stop_ordinal) = kept.unwrap_or((at, ordinal));
+            let position = format_position(stop, stop_ordinal, head_len, &head, &reading);
             append_with_cursor(
                 &redis,
                 stream,
@@ -887,12 +960,23 @@ mod tests {
             offset: 120,
             newlines: 9,
         };
-        let new = parse_position(&format_position(at, 7, 4096, "ab12")).unwrap();
+        let new = parse_position(&format_position(at, 7, 4096, "ab12", "cd34")).unwrap();
         assert_eq!((new.offset, new.record, new.newlines), (120, 7, Some(9)));
         assert_eq!(new.head, Some((4096, "ab12".to_string())));
+        assert_eq!(new.reading.as_deref(), Some("cd34"));
+        let unread = parse_position("120:7:4096:ab12:9").unwrap();
+        assert_eq!((unread.newlines, unread.reading), (Some(9), None));
         assert!(parse_position("garbage").is_none());
         assert!(parse_position("1:2:x:y").is_none());
         assert!(parse_position("1:2:3:y:z").is_none());
+        let csv = |map: &str, platform: &str| {
+            let mapping = CsvMapping::parse(map, platform).unwrap();
+            reading_digest(ImportFormat::Csv, Some(&mapping))
+        };
+        assert_eq!(csv("", "other"), csv("id=id, text = text", "other"));
+        assert_ne!(csv("", "other"), csv("text=body", "other"));
+        assert_ne!(csv("", "other"), csv("", "twitter"));
+        assert_ne!(csv("", "other"), reading_digest(ImportFormat::Jsonl, None));
         assert_ne!(
             position_key("s", Path::new("/tmp/a.jsonl")),
             position_key("s", Path::new("/tmp/b.jsonl"))

@@ -292,6 +292,9 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                     sink.advance(Some(serde_json::to_string(&positions)?));
                     if let Some(asked) = pause {
                         ctx.budget_wait(asked, path);
+                        // What was read goes out before the wait (up to the hour a reset may
+                        // name), not after it, and a stop meanwhile does not lose its position.
+                        sink.flush_retrying(&ctx).await;
                         tokio::time::sleep(asked.wait).await;
                     }
                 }
@@ -307,6 +310,8 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
                         }
                         _ => ctx.error(failure.reason, &failure.error),
                     }
+                    // The listings read before this one go out before the wait, as above.
+                    sink.flush_retrying(&ctx).await;
                     tokio::time::sleep(failures.next_wait_at_least(failure.at_least)).await;
                 }
             }

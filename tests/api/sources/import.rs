@@ -385,3 +385,90 @@ async fn refused_records_are_quoted_with_the_line_they_start_on() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A run that accepted nothing stored the file's end as its position, and a position was
+/// resumed from whatever `--map` read the file before: the command corrected after a wrong
+/// column, or run again once its posts were no longer ahead of the clock, resumed at the end
+/// and read nothing, exiting 0.
+#[actix_rt::test]
+async fn a_run_that_accepted_nothing_or_read_the_file_otherwise_leaves_it_to_the_next() {
+    let env = TestEnv::new().await;
+    let settings = env.settings();
+    let dir = fresh_dir("pulse-import-remap");
+    let csv = dir.join("export.csv");
+    std::fs::write(
+        &csv,
+        "id,content,body_html,created_at\n\
+         r1,Love it,<p>Love it</p>,1700000000\n\
+         r2,Broke after a day,<p>Broke after a day</p>,1700000000\n\
+         r3,Fine,<p>Fine</p>,1700000000\n",
+    )
+    .unwrap();
+    let mapped = |map: &str| {
+        let mut args = import_args(&csv);
+        args.map = map.into();
+        pulse::sources::import::run(&settings, args)
+    };
+
+    // The wrong column: every row refused, none marked as read.
+    let wrong = mapped("text=body").await.unwrap();
+    assert_eq!((wrong.accepted, wrong.refused), (0, 3), "{wrong:?}");
+    let right = mapped("text=content").await.unwrap();
+    assert_eq!(right.started_at_line, 1, "{right:?}");
+    assert_eq!((right.accepted, right.refused), (3, 0), "{right:?}");
+
+    // Another column that is there: the file read so means other posts, so it is read again
+    // from its start, and the summary says why.
+    let other = mapped("text=body_html").await.unwrap();
+    assert_eq!(other.started_at_line, 1, "{other:?}");
+    assert_eq!(other.accepted, 3, "{other:?}");
+    let why = other.started_over.unwrap_or_default();
+    assert!(why.contains("--map"), "{why}");
+    let again = mapped("text=body_html").await.unwrap();
+    assert_eq!(
+        (again.lines, again.started_over.as_deref()),
+        (0, None),
+        "{again:?}"
+    );
+
+    // Lines appended with times ahead of the clock, all refused, then written again with
+    // their times corrected (the file's first 4 KiB as they were): the same command reads
+    // them from the first refused one.
+    let jsonl = dir.join("growing.jsonl");
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            post_json(
+                &format!("g-{i}"),
+                "A post about the Pulse Phone, long enough",
+            )
+        })
+        .collect();
+    let head = lines.join("\n") + "\n";
+    assert!(head.len() > 4096);
+    std::fs::write(&jsonl, &head).unwrap();
+    assert_eq!(import_file(&settings, &jsonl).await.accepted, 50);
+    let appended = |at: chrono::DateTime<chrono::Utc>| -> String {
+        (0..3)
+            .map(|i| {
+                PostEvent::new(&format!("late-{i}"), "Written later")
+                    .at(at)
+                    .to_string()
+                    + "\n"
+            })
+            .collect()
+    };
+    let ahead = chrono::Utc::now() + chrono::Duration::days(2);
+    std::fs::write(&jsonl, head.clone() + &appended(ahead)).unwrap();
+    let refused = import_file(&settings, &jsonl).await;
+    assert_eq!(refused.started_at_line, 51, "{refused:?}");
+    assert_eq!((refused.accepted, refused.refused), (0, 3), "{refused:?}");
+    std::fs::write(&jsonl, head + &appended(chrono::Utc::now())).unwrap();
+    let corrected = import_file(&settings, &jsonl).await;
+    assert_eq!(corrected.started_at_line, 51, "{corrected:?}");
+    assert_eq!(
+        (corrected.accepted, corrected.refused),
+        (3, 0),
+        "{corrected:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -600,6 +600,68 @@ async fn a_private_subreddit_does_not_hold_up_the_others() {
     app.shutdown().await;
 }
 
+/// A listing whose answer says the request budget is spent until a reset ten minutes away:
+/// its posts were held in the batch through the wait and appended, with the position, only
+/// after it, so a stop meanwhile lost them and the position both.
+#[actix_rt::test]
+async fn a_listing_read_before_a_budget_wait_is_appended_before_the_wait() {
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let site = serve(move |req, mut tcp| {
+        seen.lock().unwrap().push(req.route().to_string());
+        async move {
+            let json = ("Content-Type", "application/json");
+            match req.route() {
+                "/api/v1/access_token" => {
+                    let token = r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#;
+                    respond(&mut tcp, "200 OK", &[json], token).await
+                }
+                "/r/pulsebuds/new" => {
+                    let spent = [
+                        json,
+                        ("x-ratelimit-remaining", "0.0"),
+                        ("x-ratelimit-used", "100"),
+                        ("x-ratelimit-reset", "600"),
+                    ];
+                    let body = include_str!("../../fixtures/reddit/new.json");
+                    respond(&mut tcp, "200 OK", &spent, body).await
+                }
+                _ => respond(&mut tcp, "404 Not Found", &[json], "{}").await,
+            }
+        }
+    })
+    .await;
+    let app = serve_source(reddit_source(
+        "reddit-spent",
+        &format!("http://{site}"),
+        RedditSettings {
+            comments: false,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let env = &app.env;
+    assert_stores(env, 2, &asked).await;
+    let key = format!("{}:source:reddit-spent:cursor", env.stream);
+    let cursor: Option<String> = fred::prelude::KeysInterface::get(&env.redis().await, &key)
+        .await
+        .unwrap();
+    assert!(
+        cursor
+            .as_deref()
+            .is_some_and(|c| c.contains("/r/pulsebuds/new")),
+        "{cursor:?}"
+    );
+    let listings = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| *r == "/r/pulsebuds/new")
+        .count();
+    assert_eq!(listings, 1, "still waiting for the reset");
+    app.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn reddit_posts_and_comments_arrive_within_the_request_budget() {
     let (site, requests) = reddit().await;
