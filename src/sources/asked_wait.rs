@@ -82,6 +82,31 @@ pub fn asked_wait(status: u16, headers: &HeaderMap, now: DateTime<Utc>) -> Optio
     })
 }
 
+/// What a source makes of an answer that is not a success, the same in every source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsuccessful {
+    /// The answer asked for a wait ([`asked_wait`]): counted as `rate_limited`, and the
+    /// service is not asked again before it ends.
+    Wait(AskedWait),
+    /// A `401` or `403` asking no wait: the platform refused the credentials or the access.
+    Refused,
+    /// Anything else: the ordinary backoff.
+    Failed,
+}
+
+/// The decision on an answer with `status` that is not a success, `asked` being what
+/// [`asked_wait`] read from it. A wait asked for comes before the status: a `401` or `403`
+/// sent with a spent rate-limit window (Reddit answers so when its budget is spent) waits
+/// for the reset like any other answer, rather than being retried after the backoff, which
+/// spends the next window too, and logged as refused credentials.
+pub fn unsuccessful(status: u16, asked: Option<AskedWait>) -> Unsuccessful {
+    match (status, asked) {
+        (_, Some(asked)) => Unsuccessful::Wait(asked),
+        (401 | 403, None) => Unsuccessful::Refused,
+        _ => Unsuccessful::Failed,
+    }
+}
+
 /// A `Retry-After` value: delay-seconds, or an HTTP date (zero when it has passed).
 fn until_retry(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
@@ -207,6 +232,38 @@ mod tests {
         let open = asked_window(503, Some("5"), "80", "30");
         assert_eq!(open, Some((5, "retry-after")));
         assert_eq!(asked_window(200, None, "0", "nonsense"), None);
+    }
+
+    #[test]
+    fn a_refusal_with_a_spent_window_waits_for_its_reset() {
+        let now = Utc::now();
+        for status in [401, 403] {
+            let spent = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "600")]);
+            match unsuccessful(status, asked_wait(status, &spent, now)) {
+                Unsuccessful::Wait(asked) => {
+                    assert!(
+                        asked.wait >= Duration::from_secs(600),
+                        "{status}: {asked:?}"
+                    )
+                }
+                other => panic!("{status} with a spent window: {other:?}"),
+            }
+            let open = headers(&[
+                ("x-ratelimit-remaining", "80"),
+                ("x-ratelimit-reset", "600"),
+            ]);
+            let decided = unsuccessful(status, asked_wait(status, &open, now));
+            assert_eq!(decided, Unsuccessful::Refused, "{status}");
+        }
+        assert_eq!(unsuccessful(500, None), Unsuccessful::Failed);
+        let limited = asked_wait(429, &headers(&[]), now);
+        assert!(matches!(
+            unsuccessful(429, limited),
+            Unsuccessful::Wait(AskedWait {
+                by: "unspecified",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::entries::Tags;
-use super::asked_wait::{asked_wait, AskedWait};
+use super::asked_wait::{asked_wait, unsuccessful, AskedWait, Unsuccessful};
 use super::body::BodyError;
 use super::filter::TextFilter;
 use super::sink::Sink;
@@ -214,6 +214,21 @@ fn failed(reason: &'static str, error: anyhow::Error) -> PollError {
     }
 }
 
+/// The failure of an answer with `status` and `headers` that is not a success, as every
+/// source decides it ([`unsuccessful`]): a wait the server asked for first, whatever the
+/// status.
+fn poll_error(status: u16, headers: &HeaderMap, error: anyhow::Error) -> PollError {
+    match unsuccessful(status, asked_wait(status, headers, Utc::now())) {
+        Unsuccessful::Wait(asked) => PollError {
+            reason: "rate_limited",
+            error,
+            asked: Some(asked),
+        },
+        Unsuccessful::Refused => failed("refused", error),
+        Unsuccessful::Failed => failed("http", error),
+    }
+}
+
 /// A parsed feed, its `ttl`, and a wait its server asked for.
 type Fetched = (feed_rs::model::Feed, Duration, Option<AskedWait>);
 
@@ -258,19 +273,7 @@ async fn poll(
     }
     if !status.is_success() {
         let error = anyhow::anyhow!("feed {shown} answered {status}");
-        if matches!(status.as_u16(), 401 | 403) {
-            return Err(failed("refused", error));
-        }
-        return Err(
-            match asked_wait(status.as_u16(), response.headers(), Utc::now()) {
-                Some(asked) => PollError {
-                    reason: "rate_limited",
-                    error,
-                    asked: Some(asked),
-                },
-                None => failed("http", error),
-            },
-        );
+        return Err(poll_error(status.as_u16(), response.headers(), error));
     }
     let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
     let header = |h: &HeaderMap, name| {
@@ -367,6 +370,20 @@ fn absolute_links(feed: &mut feed_rs::model::Feed, base: &url::Url) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_whose_window_is_spent_waits_for_the_reset() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset", "600".parse().unwrap());
+        let spent = poll_error(403, &headers, anyhow::anyhow!("403"));
+        assert_eq!(spent.reason, "rate_limited");
+        assert!(spent
+            .asked
+            .is_some_and(|a| a.wait >= Duration::from_secs(600)));
+        let refused = poll_error(403, &HeaderMap::new(), anyhow::anyhow!("403"));
+        assert_eq!((refused.reason, refused.asked), ("refused", None));
+    }
 
     fn podcast(duration: &str) -> String {
         format!(

@@ -36,7 +36,7 @@ use url::Url;
 
 use self::profiles::ProfileCache;
 use self::records::{Filter, Outcome};
-use super::asked_wait::asked_wait;
+use super::asked_wait::{asked_wait, unsuccessful, Unsuccessful};
 use super::sink::{Sink, FLUSH_EVERY};
 use super::SourceContext;
 use crate::config::JetstreamSettings;
@@ -154,13 +154,14 @@ pub async fn run(ctx: SourceContext, settings: JetstreamSettings) -> anyhow::Res
                     "Jetstream {} answered the upgrade with {status}",
                     redact_url(&settings.endpoints[endpoint])
                 );
-                match asked_wait(status.as_u16(), response.headers(), Utc::now()) {
-                    _ if matches!(status.as_u16(), 401 | 403) => ctx.error("refused", &error),
-                    Some(asked) => {
+                let code = status.as_u16();
+                match unsuccessful(code, asked_wait(code, response.headers(), Utc::now())) {
+                    Unsuccessful::Wait(asked) => {
                         ctx.rate_limited(asked, &error);
                         not_before[endpoint] = Some(tokio::time::Instant::now() + asked.wait);
                     }
-                    None => ctx.error("connect", &error),
+                    Unsuccessful::Refused => ctx.error("refused", &error),
+                    Unsuccessful::Failed => ctx.error("connect", &error),
                 }
             }
             Ok(Err(e)) => ctx.error("connect", &anyhow::Error::new(e)),

@@ -35,7 +35,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use self::statuses::{Mapped, Status, Tags};
-use super::asked_wait::{asked_wait, AskedWait};
+use super::asked_wait::{asked_wait, unsuccessful, AskedWait, Unsuccessful};
 use super::filter::TextFilter;
 use super::sink::{Sink, FLUSH_EVERY};
 use super::sse::SseParser;
@@ -168,14 +168,15 @@ enum Failure {
     Other(anyhow::Error),
 }
 
+/// The failure of an answer that is not a success, as every source decides it
+/// ([`unsuccessful`]): a wait the instance asked for first, whatever the status.
 fn failure_of(status: StatusCode, headers: &HeaderMap, what: &str) -> Failure {
     let error = anyhow::anyhow!("{what} answered {status}");
-    match status.as_u16() {
-        401 | 403 => Failure::Refused(error),
-        code => match asked_wait(code, headers, Utc::now()) {
-            Some(asked) => Failure::RetryAfter(asked, error),
-            None => Failure::Other(error),
-        },
+    let code = status.as_u16();
+    match unsuccessful(code, asked_wait(code, headers, Utc::now())) {
+        Unsuccessful::Wait(asked) => Failure::RetryAfter(asked, error),
+        Unsuccessful::Refused => Failure::Refused(error),
+        Unsuccessful::Failed => Failure::Other(error),
     }
 }
 
@@ -657,6 +658,19 @@ mod tests {
         assert!(streaming_host("ftp://m.example").is_none());
         let none: InstanceV2 = serde_json::from_str(r#"{"configuration":null}"#).unwrap();
         assert!(none.configuration.is_none());
+    }
+
+    #[test]
+    fn a_403_whose_window_is_spent_waits_for_the_reset() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset", "600".parse().unwrap());
+        match failure_of(StatusCode::FORBIDDEN, &headers, "the stream") {
+            Failure::RetryAfter(asked, _) => assert!(asked.wait >= Duration::from_secs(600)),
+            _ => panic!("a spent window's 403 taken for a refusal"),
+        }
+        let refused = failure_of(StatusCode::FORBIDDEN, &HeaderMap::new(), "the stream");
+        assert!(matches!(refused, Failure::Refused(_)));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use self::things::{Listing, Position, Tags};
-use super::asked_wait::{asked_wait, AskedWait};
+use super::asked_wait::{asked_wait, unsuccessful, AskedWait, Unsuccessful};
 use super::body;
 use super::filter::TextFilter;
 use super::sink::Sink;
@@ -56,7 +56,7 @@ struct Client {
 }
 
 /// Why a request failed, and how long to wait at least: the wait Reddit asked for, when it
-/// asked for one (a 429 or 503).
+/// asked for one (a 429 or 503, or any answer whose rate-limit window is spent).
 struct Failure {
     reason: &'static str,
     error: anyhow::Error,
@@ -76,22 +76,22 @@ fn fail(reason: &'static str, error: anyhow::Error, at_least: Duration) -> Failu
 /// How long a listing that answered 403 or 404 is left alone: the others go on at their pace.
 const UNAVAILABLE_REST: Duration = Duration::from_secs(600);
 
-/// The failure of an answer that is not a success (and not a refused token).
+/// The failure of an answer that is not a success, as every source decides it
+/// ([`unsuccessful`]): a wait Reddit asked for first, whatever the status.
 fn failure_of(
     status: reqwest::StatusCode,
     asked: Option<AskedWait>,
     error: anyhow::Error,
 ) -> Failure {
-    match (status.as_u16(), asked) {
-        (403, _) => fail("refused", error, Duration::from_secs(60)),
-        (429 | 503, Some(asked)) => Failure {
+    match unsuccessful(status.as_u16(), asked) {
+        Unsuccessful::Wait(asked) => Failure {
             reason: "rate_limited",
             error,
             at_least: asked.wait,
             asked: Some(asked),
         },
-        // Another failure whose answer says the budget is spent waits for its reset too.
-        (_, asked) => fail("http", error, asked.map_or(Duration::ZERO, |a| a.wait)),
+        Unsuccessful::Refused => fail("refused", error, Duration::from_secs(60)),
+        Unsuccessful::Failed => fail("http", error, Duration::ZERO),
     }
 }
 
@@ -137,10 +137,11 @@ impl Client {
         let status = response.status();
         if !status.is_success() {
             let error = anyhow::anyhow!("the token endpoint answered {status}");
-            if matches!(status.as_u16(), 400 | 401 | 403) {
+            let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
+            // OAuth answers refused credentials with a 400 too.
+            if status.as_u16() == 400 && asked.is_none() {
                 return Err(fail("refused", error, Duration::from_secs(60)));
             }
-            let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
             return Err(failure_of(status, asked, error));
         }
         let token: Token = body::json(response)
@@ -169,11 +170,13 @@ impl Client {
         let asked = asked_wait(status.as_u16(), response.headers(), Utc::now());
         if status.as_u16() == 401 {
             self.token = None;
-            return Err(fail(
-                "refused",
-                anyhow::anyhow!("{path}: the token was refused; renewing it"),
-                Duration::ZERO,
-            ));
+            if asked.is_none() {
+                return Err(fail(
+                    "refused",
+                    anyhow::anyhow!("{path}: the token was refused; renewing it"),
+                    Duration::ZERO,
+                ));
+            }
         }
         if matches!(status.as_u16(), 403 | 404) && asked.is_none() {
             return Err(fail(
@@ -330,6 +333,21 @@ pub async fn run(ctx: SourceContext, settings: RedditSettings) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_whose_window_is_spent_waits_for_the_reset_and_is_no_refusal() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset", "600".parse().unwrap());
+        let forbidden = reqwest::StatusCode::FORBIDDEN;
+        let asked = asked_wait(403, &headers, Utc::now());
+        let failure = failure_of(forbidden, asked, anyhow::anyhow!("403"));
+        assert_eq!(failure.reason, "rate_limited");
+        assert!(failure.at_least >= Duration::from_secs(600));
+        assert!(failure.asked.is_some());
+        let refused = failure_of(forbidden, None, anyhow::anyhow!("403"));
+        assert_eq!(refused.reason, "refused");
+    }
 
     #[test]
     fn a_token_is_renewed_a_minute_early_and_at_least_daily() {
