@@ -340,6 +340,14 @@ fn parse(
 ) -> Result<feed_rs::model::Feed, String> {
     let text = charset::to_utf8(body, http_charset);
     let text = shape::bounded(&text)?;
+    if matches!(text, std::borrow::Cow::Owned(_)) {
+        // A feed listed oldest first loses its newest entries here: said, so it can be seen.
+        tracing::warn!(
+            feed = %base,
+            max_entries = shape::MAX_ENTRIES,
+            "feed document cut to its first entries or shorter lists"
+        );
+    }
     let parser = entries::parser(Some(base.as_str()));
     match catch_unwind(AssertUnwindSafe(|| parser.parse(text.as_bytes()))) {
         Ok(Ok(mut feed)) => {

@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use quick_xml::errors::IllFormedError;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -120,6 +121,11 @@ fn xml(text: &str) -> Result<Cow<'_, str>, String> {
                 }
             }
             Ok(Event::Eof) => return Ok(Cow::Borrowed(text)),
+            // The reader closed its element as it refused the end tag (unescaped HTML in a
+            // description, `<br>` left open): the walk closes it too, or its depth would only grow.
+            Err(quick_xml::Error::IllFormed(IllFormedError::MismatchedEndTag { .. })) => {
+                open.pop();
+            }
             // An error the reader cannot read past ends the document for the parser too.
             Err(_) if position(&reader) == before && stuck => return Ok(Cow::Borrowed(text)),
             Err(_) => {
@@ -364,6 +370,17 @@ mod tests {
         assert!(is_as_it_came(
             "<rss><channel><title></b></title></channel></rss><"
         ));
+    }
+
+    /// The reader closes an element as it refuses a mismatched end tag; the walk kept it open,
+    /// so a feed of descriptions holding an unclosed `<br>` grew two levels an item in the walk
+    /// where the reader grows one (each `</item>` then closes the description), and 40 items
+    /// were refused as nesting past the limit the reader had not reached.
+    #[test]
+    fn mismatched_end_tags_do_not_deepen_the_walk() {
+        let items = "<item><title>t</title><description>a<br>b</description></item>".repeat(40);
+        let doc = format!("<rss version=\"2.0\"><channel><title>c</title>{items}</channel></rss>");
+        assert!(bounded(&doc).is_ok(), "{:?}", bounded(&doc).err());
     }
 
     /// A JSON Feed with every member the parser reads, its second item with `tags` tags.

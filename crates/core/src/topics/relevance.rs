@@ -139,9 +139,14 @@ fn kind_of(kind: TokenKind) -> u8 {
     }
 }
 
+/// Links' hosts come first, so that a long post's cut to [`TEXT_FEATURES`] keeps them: a
+/// topic whose signal is "links to our domain" keeps it however long the post.
 fn words_of(text: &str) -> Vec<u32> {
     let tokens = Tokens::read(text);
     let mut out: Vec<u32> = Vec::with_capacity(tokens.len() * 2 + 4);
+    for host in &tokens.hosts {
+        out.push(bucket(4, &[host]));
+    }
     let mut previous: Option<&str> = None;
     for (i, t) in tokens.tokens.iter().enumerate() {
         let word = tokens.text(i);
@@ -150,9 +155,6 @@ fn words_of(text: &str) -> Vec<u32> {
             out.push(bucket(3, &[p, word]));
         }
         previous = Some(word);
-    }
-    for host in &tokens.hosts {
-        out.push(bucket(4, &[host]));
     }
     out
 }
@@ -682,6 +684,18 @@ mod tests {
 
     fn related(i: usize) -> bool {
         i.is_multiple_of(2)
+    }
+
+    /// A long post's link came after its words and fell past the cut: a topic learning
+    /// "links to our domain" lost that on every long post.
+    #[test]
+    fn a_long_posts_link_host_is_kept_past_the_cut() {
+        let mut text = longest(0);
+        text.truncate(TEXT_BYTES - 40);
+        text.push_str(" https://shop.example/x");
+        let host = bucket(4, &["shop.example"]);
+        assert!(first_distinct(words_of(opening(&text)), usize::MAX).len() > TEXT_FEATURES);
+        assert!(f(&text).0.iter().any(|(b, _)| *b == host));
     }
 
     #[test]
