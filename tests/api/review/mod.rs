@@ -381,6 +381,11 @@ async fn next(app: &TestApp, who: &Reviewer, body: Value) -> Vec<String> {
         )
         .await;
     assert_eq!(status, 200, "{batch}");
+    handed_ids(&batch)
+}
+
+/// The ids of the posts a review batch hands out, in its order.
+fn handed_ids(batch: &Value) -> Vec<String> {
     batch["items"]
         .as_array()
         .unwrap()
@@ -573,12 +578,7 @@ async fn the_queue_reads_the_opening_of_each_text_and_claims_only_what_is_still_
     let handed = futures::future::join_all((0..3).map(|_| async {
         let (status, batch) = app.post("/api/v1/review/next", &json!({"count": 2})).await;
         assert_eq!(status, 200, "{batch}");
-        batch["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["post"]["id"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        handed_ids(&batch)
     }))
     .await;
     let all: Vec<&String> = handed.iter().flatten().collect();
