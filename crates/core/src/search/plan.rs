@@ -9,15 +9,16 @@
 //! `NOT`, the subset is needed instead, and a `NEAR` there contributes nothing.
 //!
 //! A vector that is not exact still holds every token but those too long for a lexeme, each
-//! at its first places, so the same translation, read as a superset where places or long
-//! tokens may be missing, tells which of those posts can match at all: only they are checked
-//! one by one, rather than every such post whatever the query.
+//! at its first places, and every field but the `site:` and `links:` domains past its size,
+//! so the same translation, read as a superset where places, long tokens or domains may be
+//! missing, tells which of those posts can match at all: only they are checked one by one,
+//! rather than every such post whatever the query.
 
 use super::vector::{field_lexeme, token_lexeme, MAX_LEXEME_BYTES, MAX_POSITION};
 use crate::models::event::MAX_TEXT_BYTES;
 use crate::topics::syntax::Pattern;
 use crate::topics::text::TokenKind;
-use crate::topics::Expr;
+use crate::topics::{Expr, Field};
 
 // A token takes a byte and so does what separates it from the next, so a stored text holds at
 // most half as many tokens as bytes: each has a place in its vector, and a vector that is not
@@ -85,7 +86,10 @@ fn bound(expr: &Expr, upper: bool, vectors: Vectors, exact: &mut bool) -> Bound 
         Expr::Words(patterns) => words(patterns, upper, vectors),
         Expr::Field(field, value) => {
             let lexeme = field_lexeme(*field, value);
-            if lexeme.len() <= MAX_LEXEME_BYTES {
+            if upper && vectors == Vectors::Unsure && matches!(field, Field::Site | Field::Links) {
+                // A vector that is not exact may lack a link's domains past its size.
+                Bound::All
+            } else if lexeme.len() <= MAX_LEXEME_BYTES {
                 Bound::Query(quote(&lexeme, false))
             } else if upper && vectors == Vectors::Unsure {
                 // A vector that is not exact may lack it because it is too long.
@@ -264,6 +268,12 @@ mod tests {
         );
         // A wildcard may find a token too long to keep, and so may a long word's hashtag.
         assert_eq!(q("cancel*").unsure, None);
+        // Domains of links may be past what a vector that is not exact holds.
+        assert_eq!(q("links:x.org").unsure, None);
+        assert_eq!(
+            q("site:x.org late").unsure.unwrap(),
+            "('late' | '#late' | '@late')"
+        );
         assert_eq!(
             q("cancel* late").unsure.unwrap(),
             "('late' | '#late' | '@late')"

@@ -5,8 +5,8 @@
 //! Lexemes: a word as folded (`cafe`), a hashtag as `#tag`, a handle as `@handle`, a field as
 //! `=field:value` (no query word can start with `=`, so a wildcard never reaches a field).
 //! Where a text cannot be held exactly (a token longer than a lexeme may be, a token more
-//! often than positions are kept), the vector also holds [`UNSURE`], and searches check the
-//! post itself.
+//! often than positions are kept, the domains of links past [`MAX_VECTOR_BYTES`]), the vector
+//! also holds [`UNSURE`], and searches check the post itself.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,11 @@ pub const MAX_LEXEME_BYTES: usize = 2_046;
 pub const MAX_POSITIONS: usize = 256;
 /// Highest position PostgreSQL keeps.
 pub const MAX_POSITION: usize = 16_383;
+/// Most bytes a vector's lexemes and positions take: PostgreSQL refuses a vector past 1 MiB,
+/// and would refuse the whole batch with it. A post's tokens stay far below this (its text is
+/// at most [`MAX_TEXT_BYTES`](crate::models::event::MAX_TEXT_BYTES)), as do its fields but `site:` and `links:`: only domains of
+/// many long links can reach it, and those past it are left to the check of the post.
+pub const MAX_VECTOR_BYTES: usize = 256 * 1024;
 
 /// The lexeme a field's folded value is held under.
 pub fn field_lexeme(field: Field, value: &str) -> String {
@@ -41,25 +46,35 @@ pub fn lexemes(post: &PostFields) -> BTreeMap<Vec<u8>, Vec<u16>> {
     let tokens = Tokens::read(post.text);
     let mut out: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
     let mut unsure = false;
+    // PostgreSQL's count: each lexeme's bytes, and its positions with their count.
+    let mut bytes = 0usize;
     for (i, token) in tokens.tokens.iter().enumerate() {
         let lexeme = token_lexeme(token.kind, tokens.text(i));
         if lexeme.len() > MAX_LEXEME_BYTES || i + 1 > MAX_POSITION {
             unsure = true;
             continue;
         }
-        let positions = out.entry(lexeme.into_bytes()).or_default();
+        let positions = out.entry(lexeme.into_bytes()).or_insert_with_key(|lexeme| {
+            bytes += lexeme.len() + 2;
+            Vec::new()
+        });
         if positions.len() < MAX_POSITIONS {
             positions.push((i + 1) as u16);
+            bytes += 2;
         } else {
             unsure = true;
         }
     }
     let mut field = |field: Field, value: &str| {
-        let lexeme = field_lexeme(field, value);
-        if lexeme.len() > MAX_LEXEME_BYTES {
+        let length = field.as_str().len() + value.len() + 2;
+        let room = MAX_VECTOR_BYTES - UNSURE.len();
+        if length > MAX_LEXEME_BYTES || bytes + length > room {
             unsure = true;
-        } else {
-            out.entry(lexeme.into_bytes()).or_default();
+        } else if let std::collections::btree_map::Entry::Vacant(entry) =
+            out.entry(field_lexeme(field, value).into_bytes())
+        {
+            entry.insert(Vec::new());
+            bytes += length;
         }
     };
     let fold = crate::topics::text::fold;
@@ -186,6 +201,23 @@ mod tests {
         assert_eq!(l[b"lol".as_slice()].len(), MAX_POSITIONS);
         assert!(l.contains_key(UNSURE.as_bytes()));
         assert!(!keys(&"lol ".repeat(MAX_POSITIONS)).contains(&UNSURE.to_string()));
+    }
+
+    #[test]
+    fn many_long_links_stay_within_what_postgresql_takes() {
+        // Hosts near the longest DNS allows, each under 122 domains of its own: about 1.2 MB
+        // of lexemes.
+        let text: String = (0..76)
+            .map(|i| format!("https://{}c{i:02}/ ", "a.".repeat(122)))
+            .collect();
+        assert!(text.len() <= 20_000);
+        let l = lexemes(&post(&text));
+        // As PostgreSQL counts: a lexeme's bytes, and its positions with their count.
+        let positions = |p: &Vec<u16>| if p.is_empty() { 0 } else { 2 + 2 * p.len() };
+        let bytes: usize = l.iter().map(|(k, p)| k.len() + positions(p)).sum();
+        assert!(bytes <= MAX_VECTOR_BYTES, "{bytes} bytes");
+        assert!(l.contains_key(UNSURE.as_bytes()));
+        assert!(l.contains_key(b"=author:u1".as_slice()));
     }
 
     #[test]

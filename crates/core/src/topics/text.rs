@@ -306,12 +306,20 @@ pub fn host_of(link: &str) -> Option<String> {
     let host = fold(host.trim_end_matches('.'));
     let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
     let valid = !host.is_empty()
+        && host.len() <= MAX_HOST_BYTES
         && host.contains('.')
+        && host.split('.').all(|label| label.len() <= MAX_LABEL_BYTES)
         && host
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-'));
     valid.then_some(host)
 }
+
+/// Longest name DNS resolves, in bytes: each host is indexed under every domain it is under,
+/// so a longer "host" would cost the square of its length.
+const MAX_HOST_BYTES: usize = 253;
+/// Longest label of a name DNS resolves, in bytes.
+const MAX_LABEL_BYTES: usize = 63;
 
 #[cfg(test)]
 mod tests {
@@ -373,6 +381,15 @@ mod tests {
         );
         let t = Tokens::read("https://www.Pulse.example/x and www.other.org/a http://1.2.3.4:80/");
         assert_eq!(t.hosts, ["pulse.example", "other.org", "1.2.3.4"]);
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}.com", "b".repeat(57));
+        assert_eq!(longest.len(), 253);
+        let t = Tokens::read(&format!(
+            "https://{longest}/ https://x{longest}/ https://{}.com/ www.{}com",
+            "c".repeat(64),
+            "a.".repeat(200)
+        ));
+        assert_eq!(t.hosts, [longest]);
     }
 
     #[test]
