@@ -171,19 +171,23 @@ impl AnalyzerShare {
                 }
                 tokio::time::sleep(YIELD_POLL).await;
             }
-            let started = Instant::now();
-            let reply = pool.addr().send(AnalyzeTexts(chunk.to_vec())).await;
-            let rest = self.rest_after(started.elapsed());
+            // A task of its own, so that a caller who goes away (its connection closed, its
+            // handler dropped) still leaves the turn held through the rest its chunk owes,
+            // which the worker runs to its end regardless.
+            let (addr, chunk, share) = (pool.addr(), chunk.to_vec(), self.share);
+            let reply = tokio::spawn(async move {
+                let started = Instant::now();
+                let reply = addr.send(AnalyzeTexts(chunk)).await;
+                // Served by whoever takes the turn next, without keeping this caller.
+                hold(turn, rest_after(share, started.elapsed()));
+                reply
+            })
+            .await;
             let reply = match reply {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(e)) => {
-                    hold(turn, rest);
-                    return Err(ShareError::Failed(e));
-                }
-                Err(_) => return Err(ShareError::Unavailable),
+                Ok(Ok(Ok(reply))) => reply,
+                Ok(Ok(Err(e))) => return Err(ShareError::Failed(e)),
+                Ok(Err(_)) | Err(_) => return Err(ShareError::Unavailable),
             };
-            // The rest is served by whoever takes the turn next, without keeping this caller.
-            hold(turn, rest);
             match &mut out {
                 None => out = Some(reply),
                 Some(all) => {
@@ -194,11 +198,11 @@ impl AnalyzerShare {
         }
         out.ok_or(ShareError::Failed(AnalyzeError("no texts".into())))
     }
+}
 
-    /// What a chunk that took `took` of a worker owes before the next may start.
-    fn rest_after(&self, took: Duration) -> Duration {
-        took.mul_f64(1.0 / self.share - 1.0)
-    }
+/// What a chunk that took `took` of a worker owes before the next may start, at `share`.
+fn rest_after(share: f64, took: Duration) -> Duration {
+    took.mul_f64(1.0 / share - 1.0)
 }
 
 /// Gives the turn back after `rest`, without keeping the caller waiting for it.
@@ -298,6 +302,20 @@ mod tests {
         let pool = lexicon_pool();
         let long: Vec<String> = (0..CHUNK_TEXTS).map(|_| "word ".repeat(2_000)).collect();
         share.analyze(&pool, &route, "a", long).await.unwrap();
+        let refused = share.analyze(&pool, &route, "b", vec!["hi".into()]).await;
+        assert!(matches!(refused, Err(ShareError::Busy)), "{refused:?}");
+    }
+
+    #[actix_rt::test]
+    async fn a_request_given_up_during_its_chunk_still_owes_its_rest() {
+        let share = AnalyzerShare::new(&settings(0.001, 50));
+        let route = AdaptiveRoute::new(&AnalyzerSettings::default(), false);
+        let pool = lexicon_pool();
+        let long: Vec<String> = (0..CHUNK_TEXTS).map(|_| "word ".repeat(2_000)).collect();
+        // Given up (as a closed connection drops its handler) once its chunk is sent.
+        let mut given_up = Box::pin(share.analyze(&pool, &route, "a", long));
+        assert!(futures::poll!(&mut given_up).is_pending());
+        drop(given_up);
         let refused = share.analyze(&pool, &route, "b", vec!["hi".into()]).await;
         assert!(matches!(refused, Err(ShareError::Busy)), "{refused:?}");
     }
