@@ -235,10 +235,9 @@ impl DocumentFrequencies {
             kept.truncate(MAX_POST_TERMS);
             kept.sort_by_key(|k| k.0.term);
             norm = kept.iter().map(|k| k.0.weight * k.0.weight).sum();
-            for (t, w) in kept {
-                vector.terms.push(t);
-                vector.words.push(w);
-            }
+            // New vectors: the drained ones keep room for every word read, and a waiting post
+            // keeps its vector for a while.
+            (vector.terms, vector.words) = kept.into_iter().unzip();
         }
         let norm = norm.sqrt();
         if norm > 0.0 {
@@ -308,6 +307,11 @@ mod tests {
         let mut df = DocumentFrequencies::new(86_400.0);
         let v = df.vector(0, w);
         assert_eq!(v.terms.len(), MAX_POST_TERMS);
+        assert!(
+            v.terms.capacity() <= 2 * MAX_POST_TERMS,
+            "no room kept for every word"
+        );
+        assert!(v.words.capacity() <= 2 * MAX_POST_TERMS);
         assert!(v.terms.windows(2).all(|p| p[0].term < p[1].term));
         assert!((v.dot(&v) - 1.0).abs() < 1e-4);
     }
