@@ -11,6 +11,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 
+use super::table::Table;
+
 /// A schedule as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Schedule {
@@ -83,6 +85,12 @@ fn schedule(r: &Row) -> Schedule {
     }
 }
 
+const SCHEDULES: Table<Schedule> = Table {
+    name: "digest_schedules",
+    columns: COLUMNS,
+    read: schedule,
+};
+
 /// Stores a schedule unless `max` exist (`None` then); creations take turns, so the cap holds
 /// for requests of every process at once.
 pub async fn create(
@@ -90,51 +98,35 @@ pub async fn create(
     s: &NewSchedule,
     max: i64,
 ) -> Result<Option<Schedule>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    if super::full_in_turns(
-        &tx,
+    let row = super::insert_in_turns(
+        client,
         "digest_schedules/create",
         "SELECT count(*) FROM digest_schedules",
         max,
+        &format!(
+            "INSERT INTO digest_schedules (name, topic_id, cadence, weekday, at, timezone, \
+             channels, view_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {COLUMNS}"
+        ),
+        &[
+            &s.name,
+            &s.topic,
+            &s.cadence,
+            &s.weekday,
+            &s.at,
+            &s.timezone,
+            &s.channels,
+            &s.view,
+            &s.created_by,
+        ],
     )
-    .await?
-    .is_some()
-    {
-        return Ok(None);
-    }
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO digest_schedules (name, topic_id, cadence, weekday, at, timezone, \
-                 channels, view_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 RETURNING {COLUMNS}"
-            ),
-            &[
-                &s.name,
-                &s.topic,
-                &s.cadence,
-                &s.weekday,
-                &s.at,
-                &s.timezone,
-                &s.channels,
-                &s.view,
-                &s.created_by,
-            ],
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(Some(schedule(&row)))
+    .await?;
+    Ok(row.ok().map(|row| schedule(&row)))
 }
 
 /// Every schedule, oldest first.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<Schedule>, tokio_postgres::Error> {
-    super::read_rows(
-        client,
-        &format!("SELECT {COLUMNS} FROM digest_schedules ORDER BY id"),
-        &[],
-        schedule,
-    )
-    .await
+    SCHEDULES.rows(client, "ORDER BY id", &[]).await
 }
 
 /// One schedule.
@@ -142,13 +134,7 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<Schedule>, tokio_postgres::Error> {
-    super::read_opt(
-        client,
-        &format!("SELECT {COLUMNS} FROM digest_schedules WHERE id = $1"),
-        &[&id],
-        schedule,
-    )
-    .await
+    SCHEDULES.row(client, "WHERE id = $1", &[&id]).await
 }
 
 /// Turns a schedule on or off; whether it exists. Turned back on from a pause, it is resumed

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row};
 
+use super::table::Table;
+
 /// A job as stored.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -58,6 +60,12 @@ fn job(r: &Row) -> Job {
         attempts: r.get(18),
     }
 }
+
+const JOBS: Table<Job> = Table {
+    name: "export_jobs",
+    columns: COLUMNS,
+    read: job,
+};
 
 /// A job to store.
 pub struct NewJob<'a> {
@@ -207,13 +215,12 @@ async fn job_where(
     value: &str,
     also: &'static str,
 ) -> Result<Option<Job>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM export_jobs WHERE id = $1 AND {column} = $2 {also}"),
-            &[&id, &value],
-        )
-        .await?;
-    Ok(row.as_ref().map(job))
+    JOBS.row(
+        client,
+        &format!("WHERE id = $1 AND {column} = $2 {also}"),
+        &[&id, &value],
+    )
+    .await
 }
 
 /// `owner`'s newest jobs.
@@ -222,11 +229,10 @@ pub async fn list(
     owner: &str,
     limit: i64,
 ) -> Result<Vec<Job>, tokio_postgres::Error> {
-    super::read_rows(
+    JOBS.rows(
         client,
-        &format!("SELECT {COLUMNS} FROM export_jobs WHERE owner = $1 ORDER BY id DESC LIMIT $2"),
+        "WHERE owner = $1 ORDER BY id DESC LIMIT $2",
         &[&owner, &limit],
-        job,
     )
     .await
 }

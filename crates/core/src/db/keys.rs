@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use super::table::Table;
 use crate::models::key_scope::KeyScope;
 use crate::models::role::Role;
 
@@ -54,6 +55,12 @@ fn info(row: &tokio_postgres::Row) -> KeyInfo {
         scope: scope(row.get(8)),
     }
 }
+
+const KEYS: Table<KeyInfo> = Table {
+    name: "api_keys",
+    columns: COLUMNS,
+    read: info,
+};
 
 /// What a key is stored with besides its id and hash.
 #[derive(Debug, Clone, Copy)]
@@ -128,13 +135,7 @@ pub async fn set_scope(
 
 /// Key `id` as listed, if it exists.
 pub async fn get(client: &impl GenericClient, id: &str) -> anyhow::Result<Option<KeyInfo>> {
-    Ok(super::read_opt(
-        client,
-        &format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"),
-        &[&id],
-        info,
-    )
-    .await?)
+    Ok(KEYS.row(client, "WHERE id = $1", &[&id]).await?)
 }
 
 /// Revokes key `id`; `false` when there is no such key or it was already revoked.
@@ -166,13 +167,9 @@ pub async fn active_made_by(
 
 /// Every key, newest first.
 pub async fn list(client: &impl GenericClient) -> anyhow::Result<Vec<KeyInfo>> {
-    Ok(super::read_rows(
-        client,
-        &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
-        &[],
-        info,
-    )
-    .await?)
+    Ok(KEYS
+        .rows(client, "ORDER BY created_at DESC, id", &[])
+        .await?)
 }
 
 /// What authentication keeps of a key: its role, whether it is revoked, whom it speaks as and

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
+use super::table::Table;
 use crate::models::label::{Label, LabelKind};
 
 const COLUMNS: &str =
@@ -23,6 +24,12 @@ fn label(r: &Row) -> Label {
         undone_by: r.get("undone_by"),
     }
 }
+
+const LABELS: Table<Label> = Table {
+    name: "post_labels",
+    columns: COLUMNS,
+    read: label,
+};
 
 /// The live post a label is for, locked until the transaction ends so labels of one post are
 /// applied one after another.
@@ -128,13 +135,7 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<Label>, tokio_postgres::Error> {
-    super::read_opt(
-        client,
-        &format!("SELECT {COLUMNS} FROM post_labels WHERE id = $1"),
-        &[&id],
-        label,
-    )
-    .await
+    LABELS.row(client, "WHERE id = $1", &[&id]).await
 }
 
 /// Marks label `id` undone by `by`; `None` when it does not exist or is undone already.
@@ -214,16 +215,16 @@ pub async fn list(
     q: &Query<'_>,
 ) -> Result<Vec<Label>, tokio_postgres::Error> {
     let kind = q.kind.map(LabelKind::as_str);
-    super::read_rows(client, &format!(
-                "SELECT {COLUMNS} FROM post_labels \
-             WHERE id > $1 AND ($2::text IS NULL OR post_id = $2) \
+    LABELS
+        .rows(
+            client,
+            "WHERE id > $1 AND ($2::text IS NULL OR post_id = $2) \
                AND ($3::int8 IS NULL OR topic_id = $3) AND ($4::text IS NULL OR reviewer = $4) \
                AND ($5::text IS NULL OR kind = $5) AND ($6::timestamptz IS NULL OR created_at >= $6) \
                AND ($7 OR undone_at IS NULL) \
                AND NOT EXISTS (SELECT 1 FROM posts p \
                    WHERE p.id = post_labels.post_id AND p.deleted_at IS NOT NULL) \
-             ORDER BY id LIMIT $8"
-            ),
+             ORDER BY id LIMIT $8",
             &[
                 &q.after,
                 &q.post_id,
@@ -233,7 +234,9 @@ pub async fn list(
                 &q.since,
                 &q.undone,
                 &q.limit,
-            ], label).await
+            ],
+        )
+        .await
 }
 
 /// The labels of each of `posts` that count (not undone, the newest of each kind and topic),

@@ -34,6 +34,7 @@ pub mod saved_views;
 pub mod search;
 pub mod statistics;
 pub mod stories;
+mod table;
 mod text;
 pub mod topics;
 pub mod virality;
@@ -58,16 +59,25 @@ pub(crate) async fn count_in_turns(
     tx.query_one(counts, params).await
 }
 
-/// [`count_in_turns`] of one count against `max`: the count once it has reached `max`, so
-/// nothing more may be created; `None` while there is room.
-pub(crate) async fn full_in_turns(
-    tx: &tokio_postgres::Transaction<'_>,
+/// Runs `insert` in a transaction once [`count_in_turns`] of one count has found room below
+/// `max`: the row it answers, or, when the count has reached `max`, the count (nothing is
+/// written then).
+pub(crate) async fn insert_in_turns(
+    client: &mut deadpool_postgres::ClientWrapper,
     lock: &'static str,
     count: &str,
     max: i64,
-) -> Result<Option<i64>, tokio_postgres::Error> {
-    let count: i64 = count_in_turns(tx, lock, count, &[]).await?.get(0);
-    Ok((count >= max).then_some(count))
+    insert: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Result<Row, i64>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let count: i64 = count_in_turns(&tx, lock, count, &[]).await?.get(0);
+    if count >= max {
+        return Ok(Err(count));
+    }
+    let row = tx.query_one(insert, params).await?;
+    tx.commit().await?;
+    Ok(Ok(row))
 }
 
 /// The rows `sql` answers, each read with `read`.

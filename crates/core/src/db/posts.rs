@@ -1,9 +1,10 @@
 //! Stored posts as the API reads them.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, GenericClient, Row};
 
 use super::query::Conditions;
+use super::table::Table;
 use crate::models::views::{
     analysis_view, author_view, geo_view, metrics_view, topics_view, AnalysisColumns, PostView,
 };
@@ -16,6 +17,13 @@ pub const POST_COLUMNS: &str =
     sentiment_label, sentiment_score, emotions, emotion, toxicity, hate, churn_risk, model, \
     lang_source, language_support, story_id, topics, topic_versions, filtered_topics, ingested_at, \
     deleted_at";
+
+/// Stored posts as [`post_view`] reads them.
+pub(crate) const POSTS: Table<PostView> = Table {
+    name: "posts",
+    columns: POST_COLUMNS,
+    read: post_view,
+};
 
 /// A page of the post listing: equality filters on columns, a time range and a keyset cursor.
 pub struct PostSelection {
@@ -45,22 +53,32 @@ pub async fn list(
     if let Some(to) = selection.to {
         conditions.push("created_at <", to);
     }
-    if let Some((created, id)) = selection.after {
+    newest_after(client, conditions, selection.after, selection.rows).await
+}
+
+/// Up to `rows` posts that meet `conditions`, newest first, from the one after the keyset
+/// cursor `after` (`created_at`, id) on.
+pub(crate) async fn newest_after(
+    client: &impl GenericClient,
+    mut conditions: Conditions,
+    after: Option<(DateTime<Utc>, String)>,
+    rows: i64,
+) -> Result<Vec<PostView>, tokio_postgres::Error> {
+    if let Some((created, id)) = after {
         let (created, id) = (conditions.bind(created), conditions.bind(id));
         conditions.clause(format!("(created_at, id) < ({created}, {id})"));
     }
-    let limit = conditions.bind(selection.rows);
-    let sql = format!(
-        "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
+    let limit = conditions.bind(rows);
+    let rest = format!(
+        "{} ORDER BY created_at DESC, id DESC LIMIT {limit}",
         conditions.where_sql()
     );
-    super::read_rows(client, &sql, &conditions.params(), post_view).await
+    POSTS.rows(client, &rest, &conditions.params()).await
 }
 
 /// One post by id.
 pub async fn get(client: &Client, id: &str) -> Result<Option<PostView>, tokio_postgres::Error> {
-    let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
-    super::read_opt(client, &sql, &[&id], post_view).await
+    POSTS.row(client, "WHERE id = $1", &[&id]).await
 }
 
 /// The live posts of `ids`, newest first.
@@ -71,11 +89,13 @@ pub async fn by_ids(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE id = ANY($1) AND deleted_at IS NULL \
-         ORDER BY created_at DESC, id DESC"
-    );
-    super::read_rows(client, &sql, &[&ids], post_view).await
+    POSTS
+        .rows(
+            client,
+            "WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY created_at DESC, id DESC",
+            &[&ids],
+        )
+        .await
 }
 
 /// A post row selected with [`POST_COLUMNS`].

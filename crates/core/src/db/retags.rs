@@ -20,6 +20,7 @@ use tokio_postgres::{GenericClient, Row, Transaction};
 use utoipa::ToSchema;
 
 use super::rollups::{engagement_deltas, post_deltas, ADD_DELTAS, POST_DELTA_COLUMNS};
+use super::table::Table;
 
 /// A re-tagging and how far it got.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -79,6 +80,12 @@ fn job(r: &Row) -> RetagJob {
     }
 }
 
+const JOBS: Table<RetagJob> = Table {
+    name: "topic_retags",
+    columns: JOB_COLUMNS,
+    read: job,
+};
+
 /// Queues a re-tagging of the live topic `topic_id` at its current version over
 /// `[from, to)`, cancelling the topic's earlier open ones (this one supersedes them). `None`
 /// when there is no such topic.
@@ -111,13 +118,10 @@ pub async fn of_topic(
     client: &impl GenericClient,
     topic_id: i64,
 ) -> Result<Vec<RetagJob>, tokio_postgres::Error> {
-    super::read_rows(
+    JOBS.rows(
         client,
-        &format!(
-            "SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 ORDER BY id DESC LIMIT 50"
-        ),
+        "WHERE topic_id = $1 ORDER BY id DESC LIMIT 50",
         &[&topic_id],
-        job,
     )
     .await
 }
@@ -128,13 +132,8 @@ pub async fn get(
     topic_id: i64,
     id: i64,
 ) -> Result<Option<RetagJob>, tokio_postgres::Error> {
-    super::read_opt(
-        client,
-        &format!("SELECT {JOB_COLUMNS} FROM topic_retags WHERE topic_id = $1 AND id = $2"),
-        &[&topic_id, &id],
-        job,
-    )
-    .await
+    JOBS.row(client, "WHERE topic_id = $1 AND id = $2", &[&topic_id, &id])
+        .await
 }
 
 /// Cancels an open re-tagging; whether one was open. What it changed stays.

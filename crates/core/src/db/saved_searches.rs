@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 
+use super::table::Table;
+
 /// A saved search as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SavedSearch {
@@ -34,6 +36,12 @@ fn saved(r: &Row) -> SavedSearch {
     }
 }
 
+const SAVED_SEARCHES: Table<SavedSearch> = Table {
+    name: "saved_searches",
+    columns: COLUMNS,
+    read: saved,
+};
+
 /// Why a saved search was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
@@ -54,46 +62,33 @@ pub async fn create(
     by: Option<&str>,
     max: i64,
 ) -> Result<SavedSearch, SaveError> {
-    let tx = client.transaction().await?;
-    if let Some(count) = super::full_in_turns(
-        &tx,
+    let row = super::insert_in_turns(
+        client,
         "saved_searches/create",
         "SELECT count(*) FROM saved_searches",
         max,
+        &format!(
+            "INSERT INTO saved_searches (name, query, filters, created_by) \
+             VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+        ),
+        &[&name, &query, filters, &by],
     )
-    .await?
-    {
-        return Err(SaveError::TooMany(count));
-    }
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO saved_searches (name, query, filters, created_by) \
-                 VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-            ),
-            &[&name, &query, filters, &by],
-        )
-        .await
-        .map_err(|e| {
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                SaveError::NameTaken(name.to_string())
-            } else {
-                SaveError::Db(e)
-            }
-        })?;
-    tx.commit().await?;
-    Ok(saved(&row))
+    .await
+    .map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            SaveError::NameTaken(name.to_string())
+        } else {
+            SaveError::Db(e)
+        }
+    })?;
+    row.map(|row| saved(&row)).map_err(SaveError::TooMany)
 }
 
 /// Every saved search, by name.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<SavedSearch>, tokio_postgres::Error> {
-    super::read_rows(
-        client,
-        &format!("SELECT {COLUMNS} FROM saved_searches ORDER BY lower(name), id"),
-        &[],
-        saved,
-    )
-    .await
+    SAVED_SEARCHES
+        .rows(client, "ORDER BY lower(name), id", &[])
+        .await
 }
 
 /// One saved search.
@@ -101,13 +96,7 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<SavedSearch>, tokio_postgres::Error> {
-    super::read_opt(
-        client,
-        &format!("SELECT {COLUMNS} FROM saved_searches WHERE id = $1"),
-        &[&id],
-        saved,
-    )
-    .await
+    SAVED_SEARCHES.row(client, "WHERE id = $1", &[&id]).await
 }
 
 /// Deletes a saved search; whether it existed.

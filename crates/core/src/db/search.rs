@@ -313,16 +313,8 @@ pub async fn to_check(
 ) -> Result<Vec<PostView>, tokio_postgres::Error> {
     let mut c = scope.conditions();
     scope.lookup(&mut c, all, true);
-    if let Some(after) = after {
-        let (at, id) = (c.bind(after.created_at), c.bind(after.id.clone()));
-        c.clause(format!("(created_at, id) < ({at}, {id})"));
-    }
-    let limit = c.bind(rows);
-    let sql = format!(
-        "SELECT {POST_COLUMNS} FROM posts {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
-        c.where_sql()
-    );
-    super::read_rows(client, &sql, &c.params(), post_view).await
+    let after = after.map(|a| (a.created_at, a.id.clone()));
+    super::posts::newest_after(client, c, after, rows).await
 }
 
 /// Up to `limit` live posts without a vector, newest first.

@@ -492,24 +492,27 @@ async fn representatives(
     id: i64,
     wanted: &[String],
 ) -> Result<Vec<PostView>, tokio_postgres::Error> {
-    use super::posts::{post_view, POST_COLUMNS};
-    let sql = format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE id = ANY($1) AND story_id = $2 AND deleted_at IS NULL"
-    );
-    let rows = client.query(&sql, &[&wanted, &id]).await?;
-    let mut found: Vec<PostView> = rows.iter().map(post_view).collect();
+    use super::posts::POSTS;
+    let mut found = POSTS
+        .rows(
+            client,
+            "WHERE id = ANY($1) AND story_id = $2 AND deleted_at IS NULL",
+            &[&wanted, &id],
+        )
+        .await?;
     found.sort_by_key(|p| wanted.iter().position(|w| *w == p.id));
     found.truncate(3);
     if found.len() < 3 {
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE story_id = $1 AND deleted_at IS NULL
-             AND NOT (id = ANY($2)) ORDER BY created_at, id LIMIT $3"
-        );
         let have: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
-        let more = client
-            .query(&sql, &[&id, &have, &(3 - found.len() as i64)])
+        let more = POSTS
+            .rows(
+                client,
+                "WHERE story_id = $1 AND deleted_at IS NULL AND NOT (id = ANY($2)) \
+                 ORDER BY created_at, id LIMIT $3",
+                &[&id, &have, &(3 - found.len() as i64)],
+            )
             .await?;
-        found.extend(more.iter().map(post_view));
+        found.extend(more);
     }
     Ok(found)
 }

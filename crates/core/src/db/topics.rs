@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row};
 
+use super::table::Table;
 use crate::models::topic::{TopicStatus, TopicVersionView, TopicView};
 use crate::topics::PostFields;
 
@@ -21,6 +22,12 @@ fn topic_view(row: &Row) -> TopicView {
         created_by: row.get("created_by"),
     }
 }
+
+const TOPICS: Table<TopicView> = Table {
+    name: "topics",
+    columns: TOPIC_COLUMNS,
+    read: topic_view,
+};
 
 /// The topics' revision (0 before the first change): one counter every change a matcher or a
 /// relevance filter follows moves in its own transaction ([`note_change`]). Moved under its
@@ -101,44 +108,31 @@ pub async fn create(
     by: Option<&str>,
     max_topics: i64,
 ) -> Result<TopicView, TopicError> {
-    let tx = client.transaction().await?;
-    if let Some(live) = super::full_in_turns(
-        &tx,
+    let row = super::insert_in_turns(
+        client,
         "topics/create",
         "SELECT count(*) FROM topics WHERE deleted_at IS NULL",
         max_topics,
+        &format!(
+            "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
+             VALUES ($1, $2, $3, $4) RETURNING *), \
+             v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
+             SELECT id, version, query, created_by FROM t), \
+             c AS ({NOTE_CHANGE}) \
+             SELECT {TOPIC_COLUMNS} FROM t"
+        ),
+        &[&name, &query, &status.as_str(), &by],
     )
-    .await?
-    {
-        return Err(TopicError::TooMany(live));
-    }
-    let row = tx
-        .query_one(
-            &format!(
-                "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
-                 VALUES ($1, $2, $3, $4) RETURNING *), \
-                 v AS (INSERT INTO topic_versions (topic_id, version, query, created_by) \
-                 SELECT id, version, query, created_by FROM t), \
-                 c AS ({NOTE_CHANGE}) \
-                 SELECT {TOPIC_COLUMNS} FROM t"
-            ),
-            &[&name, &query, &status.as_str(), &by],
-        )
-        .await
-        .map_err(|e| name_taken(e, name))?;
-    tx.commit().await?;
-    Ok(topic_view(&row))
+    .await
+    .map_err(|e| name_taken(e, name))?;
+    row.map(|row| topic_view(&row)).map_err(TopicError::TooMany)
 }
 
 /// Live topics, by id.
 pub async fn list(client: &impl GenericClient) -> Result<Vec<TopicView>, tokio_postgres::Error> {
-    super::read_rows(
-        client,
-        &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE deleted_at IS NULL ORDER BY id"),
-        &[],
-        topic_view,
-    )
-    .await
+    TOPICS
+        .rows(client, "WHERE deleted_at IS NULL ORDER BY id", &[])
+        .await
 }
 
 /// A live topic.
@@ -146,13 +140,9 @@ pub async fn get(
     client: &impl GenericClient,
     id: i64,
 ) -> Result<Option<TopicView>, tokio_postgres::Error> {
-    super::read_opt(
-        client,
-        &format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE id = $1 AND deleted_at IS NULL"),
-        &[&id],
-        topic_view,
-    )
-    .await
+    TOPICS
+        .row(client, "WHERE id = $1 AND deleted_at IS NULL", &[&id])
+        .await
 }
 
 /// What an edit changes; `None` keeps the field.
