@@ -132,21 +132,17 @@ impl std::str::FromStr for Network {
 impl Network {
     /// Whether `ip` is in the network (an IPv4-mapped IPv6 address as its IPv4 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        let (net, ip, bits) = match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => (u32::from(net).into(), u32::from(ip).into(), 32),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => (u128::from(net), u128::from(ip), 128),
+            _ => return false,
+        };
+        // The bits in which the two differ, shifted down to those of the prefix: none left
+        // means the same network (a /0 keeps none to compare).
+        (net ^ ip)
+            .checked_shr(bits - u32::from(self.prefix))
+            .unwrap_or(0)
+            == 0
     }
 }
 
@@ -589,6 +585,9 @@ mod tests {
         assert!(!v6.contains("fe80::1".parse().unwrap()));
         let all: Network = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("169.254.169.254".parse().unwrap()));
+        let every_v6: Network = "::/0".parse().unwrap();
+        assert!(every_v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(!every_v6.contains("10.0.0.1".parse().unwrap()));
         for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
             assert!(bad.parse::<Network>().is_err(), "{bad}");
         }

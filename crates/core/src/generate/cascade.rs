@@ -7,6 +7,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use rand::distr::Distribution;
@@ -14,7 +15,8 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use rand_distr::{LogNormal, Poisson};
 
-use super::world::{World, ACTOR_FOLLOWERS_SIGMA};
+use super::log_normal::{mean_one, LogNormalParams};
+use super::world::{World, ACTOR_FOLLOWERS};
 use super::{virtual_time, MICROS_PER_SEC};
 use crate::models::{Engagement, EngagementKind};
 
@@ -29,18 +31,18 @@ const QUALITY_SIGMA: f64 = 0.8;
 /// Branching factor (mean children per share) of ordinary posts: subcritical, so most shares
 /// come straight from the post, as in real share trees (85% direct in the median Twitter15
 /// cascade of 50 or more, depth 3).
-const BRANCHING_MIN: f64 = 0.02;
-const BRANCHING_MAX: f64 = 0.25;
+const BRANCHING: Range<f64> = 0.02..0.25;
 /// Share of posts whose content "catches on". In real trees a large cascade is a broad one:
 /// many direct shares, reshares a minority, so catching on multiplies the direct shares and
 /// raises the branching only moderately.
 const VIRAL_PROB: f64 = 0.025;
-const VIRAL_BRANCHING_MIN: f64 = 0.1;
-const VIRAL_BRANCHING_MAX: f64 = 0.4;
-/// Catching on multiplies the expected direct shares by a log-normal factor (median and
-/// spread of its logarithm), at least to the minimum, at most to the ceiling.
-const VIRAL_DIRECT_BOOST_MEDIAN: f64 = 120.0;
-const VIRAL_DIRECT_BOOST_SIGMA: f64 = 1.2;
+const VIRAL_BRANCHING: Range<f64> = 0.1..0.4;
+/// Catching on multiplies the expected direct shares by a log-normal factor, at least to the
+/// minimum, at most to the ceiling.
+const VIRAL_DIRECT_BOOST: LogNormalParams = LogNormalParams {
+    median: 120.0,
+    sigma: 1.2,
+};
 const VIRAL_DIRECT_MIN: f64 = 100.0;
 const MAX_VIRAL_DIRECT_MEAN: f64 = 3_000.0;
 /// Expected direct shares, at least, of a cascade made viral on purpose (a demo scenario's):
@@ -75,13 +77,15 @@ const REACTION_DELAY: Lomax = Lomax {
     scale_s: 20.0,
     shape: 1.5,
 };
-/// Spread of a cascade's own pace (log-normal, median 1) multiplying all of its delays: real
-/// cascades differ in tempo, half of one arriving within minutes and of another within hours
-/// (Twitter15: 10% / 50% / 90% of cascades reach half their final size in 11 / 40 / 282
-/// minutes).
-const PACE_SIGMA: f64 = 1.0;
+/// A cascade's own pace, multiplying all of its delays: real cascades differ in tempo, half of
+/// one arriving within minutes and of another within hours (Twitter15: 10% / 50% / 90% of
+/// cascades reach half their final size in 11 / 40 / 282 minutes).
+const PACE: LogNormalParams = LogNormalParams {
+    median: 1.0,
+    sigma: 1.0,
+};
 /// A cascade made viral on purpose unfolds at the pace of the fastest tenth of real ones:
-/// its pace is drawn below the log-normal's 10th percentile, `exp(-1.2816 * PACE_SIGMA)`.
+/// its pace is drawn below the log-normal's 10th percentile, `exp(-1.2816 * PACE.sigma)`.
 const FORCED_VIRAL_PACE_Z: f64 = -1.2816;
 /// Nobody reacts faster than this.
 const MIN_REACTION_DELAY_S: f64 = 0.5;
@@ -224,13 +228,12 @@ impl Cascades {
             },
             slots: Vec::new(),
             free: Vec::new(),
-            quality: mean_one_log_normal(QUALITY_SIGMA),
-            pace: LogNormal::new(0.0, PACE_SIGMA).expect("valid log-normal"),
-            viral_boost: LogNormal::new(VIRAL_DIRECT_BOOST_MEDIAN.ln(), VIRAL_DIRECT_BOOST_SIGMA)
-                .expect("valid log-normal"),
-            noise: mean_one_log_normal(REACTION_NOISE_SIGMA),
+            quality: mean_one(QUALITY_SIGMA),
+            pace: PACE.distribution(),
+            viral_boost: VIRAL_DIRECT_BOOST.distribution(),
+            noise: mean_one(REACTION_NOISE_SIGMA),
             // E[(F / median) ^ k] for log-normal F is exp((k * sigma) ^ 2 / 2).
-            influence_norm: ((INFLUENCE_EXPONENT * ACTOR_FOLLOWERS_SIGMA).powi(2) / 2.0).exp(),
+            influence_norm: ((INFLUENCE_EXPONENT * ACTOR_FOLLOWERS.sigma).powi(2) / 2.0).exp(),
         }
     }
 
@@ -263,7 +266,7 @@ impl Cascades {
     ) -> bool {
         let quality = self.quality.sample(rng);
         let pace = if viral {
-            let fastest_tenth = (FORCED_VIRAL_PACE_Z * PACE_SIGMA).exp();
+            let fastest_tenth = (FORCED_VIRAL_PACE_Z * PACE.sigma).exp();
             // Rejection from the log-normal keeps the tail's shape; one draw in ten passes.
             loop {
                 let pace = self.pace.sample(rng);
@@ -283,9 +286,9 @@ impl Cascades {
             if viral {
                 direct_mean = direct_mean.max(FORCED_VIRAL_DIRECT_MIN);
             }
-            rng.random_range(VIRAL_BRANCHING_MIN..VIRAL_BRANCHING_MAX)
+            rng.random_range(VIRAL_BRANCHING)
         } else {
-            rng.random_range(BRANCHING_MIN..BRANCHING_MAX)
+            rng.random_range(BRANCHING)
         };
 
         let slot = match self.free.pop() {
@@ -370,7 +373,7 @@ impl Cascades {
             Action::Share => {
                 cascade.shares_emitted += 1;
                 let followers = world.actor_followers(rng);
-                let influence = (followers as f64 / super::world::ACTOR_FOLLOWERS_MEDIAN)
+                let influence = (followers as f64 / ACTOR_FOLLOWERS.median)
                     .powf(INFLUENCE_EXPONENT)
                     / self.influence_norm;
                 let children = poisson(rng, cascade.branching * influence.min(MAX_INFLUENCE));
@@ -544,11 +547,6 @@ pub(crate) fn poisson(rng: &mut SmallRng, mean: f64) -> u64 {
         return k;
     }
     Poisson::new(mean).map_or(0, |d| d.sample(rng) as u64)
-}
-
-/// A log-normal with mean 1, for multiplicative noise that does not shift averages.
-fn mean_one_log_normal(sigma: f64) -> LogNormal<f64> {
-    LogNormal::new(-sigma * sigma / 2.0, sigma).expect("finite sigma")
 }
 
 /// `<post_id>:e<number>`, the id every engagement carries so `via` can point at it.

@@ -56,6 +56,7 @@
 //! or platforms, because `SmallRng`'s algorithm is not guaranteed to stay the same.
 
 mod cascade;
+mod log_normal;
 mod scenarios;
 mod text;
 mod world;

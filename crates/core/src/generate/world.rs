@@ -10,6 +10,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{LogNormal, Zipf};
 
+use super::log_normal::LogNormalParams;
 use crate::models::Platform;
 
 /// Relative posting volume per platform, in `Platform::ALL` order.
@@ -239,12 +240,16 @@ const NOTABLE_AUTHORS: usize = 40;
 /// Follower range of notable accounts, drawn log-uniformly.
 const NOTABLE_FOLLOWERS_MIN: f64 = 50_000.0;
 const NOTABLE_FOLLOWERS_MAX: f64 = 20_000_000.0;
-/// Log-normal audience of ordinary authors: median 120, so about 90% stay below 1,000.
-const AUTHOR_FOLLOWERS_MEDIAN: f64 = 120.0;
-const AUTHOR_FOLLOWERS_SIGMA: f64 = 1.7;
-/// Log-normal audience of people who engage: median 150, a long tail of big accounts.
-pub(crate) const ACTOR_FOLLOWERS_MEDIAN: f64 = 150.0;
-pub(crate) const ACTOR_FOLLOWERS_SIGMA: f64 = 1.8;
+/// Audience of ordinary authors: median 120, so about 90% stay below 1,000.
+const AUTHOR_FOLLOWERS: LogNormalParams = LogNormalParams {
+    median: 120.0,
+    sigma: 1.7,
+};
+/// Audience of people who engage: median 150, a long tail of big accounts.
+pub(crate) const ACTOR_FOLLOWERS: LogNormalParams = LogNormalParams {
+    median: 150.0,
+    sigma: 1.8,
+};
 /// No sampled audience exceeds this; keeps arithmetic and influence bounded.
 const MAX_FOLLOWERS: f64 = 50_000_000.0;
 /// Zipf exponent of posting activity across the pool: a few authors post a lot, the most
@@ -296,10 +301,8 @@ impl World {
         let cities = WeightedIndex::new(CITIES.iter().map(|c| c.weight)).expect("city weights");
         let products =
             WeightedIndex::new(PRODUCTS.iter().map(|p| p.weight)).expect("product weights");
-        let author_followers =
-            LogNormal::new(AUTHOR_FOLLOWERS_MEDIAN.ln(), AUTHOR_FOLLOWERS_SIGMA).expect("sigma");
-        let actor_followers =
-            LogNormal::new(ACTOR_FOLLOWERS_MEDIAN.ln(), ACTOR_FOLLOWERS_SIGMA).expect("sigma");
+        let author_followers = AUTHOR_FOLLOWERS.distribution();
+        let actor_followers = ACTOR_FOLLOWERS.distribution();
         let ordinary = (AUTHOR_POOL_SIZE - NOTABLE_AUTHORS) as f64;
         let activity = Zipf::new(ordinary, AUTHOR_ACTIVITY_EXPONENT).expect("zipf params");
 

@@ -58,19 +58,23 @@ pub fn ellipsize_bytes(text: &mut String, max: usize) {
 mod tests {
     use super::*;
 
+    /// `text` as an in-place cut to `max` leaves it.
+    fn cut(cut: fn(&mut String, usize), text: &str, max: usize) -> String {
+        let mut text = text.to_string();
+        cut(&mut text, max);
+        text
+    }
+
     #[test]
     fn byte_cuts_never_split_a_character() {
         assert_eq!(prefix_bytes("héllo", 2), "h");
         assert_eq!(prefix_bytes("héllo", 3), "hé");
         assert_eq!(prefix_bytes("hé", 10), "hé");
         assert_eq!(prefix_bytes("日本", 5), "日");
-        let mut s = "日本語のテキスト".to_string();
-        ellipsize_bytes(&mut s, 10);
+        let s = cut(ellipsize_bytes, "日本語のテキスト", 10);
         assert!(s.len() <= 10 && s.ends_with('…'), "{s}");
         assert_eq!(s, "日本…");
-        let mut short = "ok".to_string();
-        ellipsize_bytes(&mut short, 10);
-        assert_eq!(short, "ok");
+        assert_eq!(cut(ellipsize_bytes, "ok", 10), "ok");
     }
 
     #[test]
@@ -81,11 +85,7 @@ mod tests {
         assert_eq!(ellipsized_chars("  日本語テキスト ", 4), "日本語…");
         assert_eq!(ellipsized_chars(" four ", 4), "four");
         assert_eq!(ellipsized_chars("abcde", 4).chars().count(), 4);
-        let mut long = " 日本語テキスト".to_string();
-        ellipsize_chars(&mut long, 4);
-        assert_eq!(long, " 日本…");
-        let mut exact = " four".to_string();
-        ellipsize_chars(&mut exact, 5);
-        assert_eq!(exact, " four");
+        assert_eq!(cut(ellipsize_chars, " 日本語テキスト", 4), " 日本…");
+        assert_eq!(cut(ellipsize_chars, " four", 5), " four");
     }
 }

@@ -316,6 +316,16 @@ impl ForecastModel {
             .eq(feature_names())
     }
 
+    /// The weight of feature `name`.
+    pub fn weight(&self, name: &str) -> Option<&Weight> {
+        self.weights.iter().find(|w| w.name == name)
+    }
+
+    /// The held-out effect of feature group `group`.
+    pub fn effect(&self, group: &str) -> Option<&HeldOutEffect> {
+        self.effects.iter().find(|e| e.group == group)
+    }
+
     /// `<version>:<first 12 hex digits of the SHA-256 of its JSON>`.
     pub fn id(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -386,11 +396,7 @@ impl ForecastModel {
                 Driver {
                     group: group.to_string(),
                     factor: sum.exp(),
-                    spearman_loss_without: self
-                        .effects
-                        .iter()
-                        .find(|e| e.group == *group)
-                        .map(|e| e.spearman_loss_without),
+                    spearman_loss_without: self.effect(group).map(|e| e.spearman_loss_without),
                 }
             })
             .collect();

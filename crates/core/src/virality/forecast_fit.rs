@@ -244,19 +244,9 @@ mod tests {
         assert!(r.better(), "{} against {}", r.spearman, r.replaced_spearman);
         assert_eq!(r.cascades, 600);
         assert!(r.model.version.ends_with("+bluesky"), "{}", r.model.version);
-        let audience = r
-            .model
-            .weights
-            .iter()
-            .find(|w| w.name == "log_followers")
-            .unwrap();
+        let audience = r.model.weight("log_followers").unwrap();
         assert!(audience.weight > 0.5, "{audience:?}");
-        let effect = r
-            .model
-            .effects
-            .iter()
-            .find(|e| e.group == "audience")
-            .unwrap();
+        let effect = r.model.effect("audience").unwrap();
         assert!(effect.spearman_loss_without > 0.5, "{effect:?}");
         // Forecasts with the refitted model follow the audience.
         let mut small = posts[0].clone();

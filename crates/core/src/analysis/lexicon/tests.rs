@@ -5,6 +5,14 @@ fn analyze(text: &str) -> Analysis {
     LexiconAnalyzer::new().analyze(text)
 }
 
+fn churn_of(text: &str) -> f32 {
+    analyze(text).churn_risk.get()
+}
+
+fn cues_of(text: &str) -> Cues {
+    LexiconAnalyzer::new().cues(text)
+}
+
 fn words(text: &str) -> Vec<String> {
     let mut scratch = Scratch::default();
     scratch.tokenize(text);
@@ -78,13 +86,9 @@ fn label_thresholds_split_the_compound_range() {
 
 #[test]
 fn churn_intent_scores_high_and_praise_scores_near_zero() {
-    let churn = analyze("I'm cancelling my subscription and switching to X")
-        .churn_risk
-        .get();
+    let churn = churn_of("I'm cancelling my subscription and switching to X");
     assert!(churn >= 0.6, "churn {churn}");
-    let praise = analyze("Loving the new update, great job team!")
-        .churn_risk
-        .get();
+    let praise = churn_of("Loving the new update, great job team!");
     assert!(praise < 0.05, "praise churn {praise}");
 }
 
@@ -104,21 +108,17 @@ fn every_intent_phrase_alone_reaches_the_floor() {
         "please close my account",
         "returning it",
     ] {
-        let churn = analyze(text).churn_risk.get();
+        let churn = churn_of(text);
         assert!(churn >= INTENT, "{text}: churn {churn}");
     }
 }
 
 #[test]
 fn negativity_and_anger_raise_churn_above_intent_alone() {
-    let plain = analyze("switching to another provider").churn_risk.get();
-    let angry = analyze("This is the worst service, I'm furious, switching to another provider")
-        .churn_risk
-        .get();
+    let plain = churn_of("switching to another provider");
+    let angry = churn_of("This is the worst service, I'm furious, switching to another provider");
     assert!(angry > plain, "angry {angry} <= plain {plain}");
-    let complaint = analyze("This is the worst service, I'm furious")
-        .churn_risk
-        .get();
+    let complaint = churn_of("This is the worst service, I'm furious");
     assert!(complaint <= NO_INTENT_SCALE, "complaint {complaint}");
 }
 
@@ -130,12 +130,10 @@ fn negated_or_unrelated_intent_does_not_count() {
         "leaving for work now",
         "I can't wait, leaving for school",
     ] {
-        let churn = analyze(text).churn_risk.get();
+        let churn = churn_of(text);
         assert!(churn < INTENT, "{text}: churn {churn}");
     }
-    let eager = analyze("can't wait to switch to the new plan")
-        .churn_risk
-        .get();
+    let eager = churn_of("can't wait to switch to the new plan");
     assert!(eager >= INTENT, "eager switch {eager}");
 }
 
@@ -299,7 +297,7 @@ fn intent_to_leave_counts_in_other_languages() {
         "Pulse Phoneの解約を考えています。がっかりしました",
         "サポートがひどい。返金してほしい",
     ] {
-        let cues = LexiconAnalyzer::new().cues(text);
+        let cues = cues_of(text);
         assert!(cues.intent >= INTENT, "{text}: intent {}", cues.intent);
     }
 }
@@ -314,12 +312,12 @@ fn links_and_handles_give_no_cues() {
         "thanks @refund_bot, sorted",
         "HTTPS://example.com/i-hate-this-stupid-idiot-thing",
     ] {
-        let cues = LexiconAnalyzer::new().cues(text);
+        let cues = cues_of(text);
         assert_eq!(cues.intent, 0.0, "{text}");
         assert_eq!(cues.toxicity, 0.0, "{text}");
     }
     for text in ["I'm leaving acme", "@acme I want a refund, cancelling now"] {
-        let cues = LexiconAnalyzer::new().cues(text);
+        let cues = cues_of(text);
         assert!(cues.intent >= INTENT, "{text}: intent {}", cues.intent);
     }
 }
@@ -336,7 +334,7 @@ fn negated_intent_does_not_count_in_other_languages() {
         "Mi Pulse Phone no funciona desde ayer. Qué desastre",
         "Le Pulse Phone plante sans arrêt, c'est insupportable",
     ] {
-        let cues = LexiconAnalyzer::new().cues(text);
+        let cues = cues_of(text);
         assert!(cues.intent < INTENT, "{text}: intent {}", cues.intent);
     }
 }

@@ -498,14 +498,14 @@ mod tests {
 
     #[test]
     fn continuing_openers_lowercase_only_ordinary_words() {
-        let mut s = "Ngl The thing".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl the thing");
-        let mut s = "Ngl I'm done".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl I'm done");
-        let mut s = "Ngl Pulse devs".to_string();
-        lowercase_first_word(&mut s, 4);
-        assert_eq!(s, "Ngl Pulse devs");
+        for (opened, continued) in [
+            ("Ngl The thing", "Ngl the thing"),
+            ("Ngl I'm done", "Ngl I'm done"),
+            ("Ngl Pulse devs", "Ngl Pulse devs"),
+        ] {
+            let mut s = opened.to_string();
+            lowercase_first_word(&mut s, 4);
+            assert_eq!(s, continued);
+        }
     }
 }
