@@ -37,6 +37,11 @@ error_responses! {
     CostlyReadBusy: 429 = "The caller's previous costly read (a search counting facets, a digest previewed or sent, a topic's trending terms) ran on for 10 s after this one came (`rate_limited`, `details.scope` `costly_read`)",
 }
 
+/// The 204 of a deletion, which has no body.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 204, description = "Deleted")]
+pub struct Deleted;
+
 /// The response `status`, so described, with the one error body.
 pub fn with_error_body(status: u16, description: &str) -> BTreeMap<String, RefOr<Response>> {
     BTreeMap::from([(status.to_string(), error_body(description).into())])

@@ -67,6 +67,11 @@ impl ApiError {
         Self::new(code, message)
     }
 
+    /// A 400 `invalid_query`: a query parameter the endpoint cannot take.
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        Self::bad_request(ErrorCode::InvalidQuery, message)
+    }
+
     /// A 404 for a missing resource.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
@@ -236,8 +241,7 @@ impl From<tokio_postgres::Error> for ApiError {
                 error = %crate::db::describe(&e),
                 "a request parameter was refused by the database"
             );
-            ApiError::bad_request(
-                ErrorCode::InvalidQuery,
+            ApiError::invalid_query(
                 "a value in the request is outside what the server can store or compare",
             )
         } else {
@@ -306,7 +310,7 @@ pub fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error
 
 /// Maps query-string errors into the error shape.
 pub fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
-    ApiError::bad_request(ErrorCode::InvalidQuery, err.to_string()).into()
+    ApiError::invalid_query(err.to_string()).into()
 }
 
 /// Maps path errors into the error shape.

@@ -3,7 +3,6 @@
 
 use super::error::ApiError;
 use crate::db::query as sql;
-use crate::models::errors::ErrorCode;
 use crate::models::event::MAX_LABEL_BYTES;
 use crate::models::named::Named;
 use crate::models::{LanguageSupport, Platform, SentimentLabel};
@@ -76,15 +75,13 @@ pub struct PostFilters<'a> {
 impl PostFilters<'_> {
     /// The `posts` columns to match and their values, or a 400 naming the bad value.
     pub fn columns(&self) -> Result<Vec<(&'static str, String)>, ApiError> {
-        if let Some(name) = sql::unstorable([
+        no_nul_in_query([
             ("product", self.product.as_deref()),
             ("city", self.city.as_deref()),
             ("country", self.country.as_deref()),
             ("channel", self.channel.as_deref()),
             ("lang", self.lang.as_deref()),
-        ]) {
-            return Err(nul_in_query(name));
-        }
+        ])?;
         let values = [
             ("product", self.product),
             ("city", self.city),
@@ -94,9 +91,9 @@ impl PostFilters<'_> {
         ];
         for (name, value) in values {
             if value.as_ref().is_some_and(|v| v.len() > MAX_LABEL_BYTES) {
-                return Err(ApiError::bad_request(ErrorCode::InvalidQuery,
-                    format!("{name} is longer than {MAX_LABEL_BYTES} bytes; no stored post has such a value"),
-                ));
+                return Err(ApiError::invalid_query(format!(
+                    "{name} is longer than {MAX_LABEL_BYTES} bytes; no stored post has such a value"
+                )));
             }
         }
         let owned = |value: Option<&str>| value.map(str::to_owned);
@@ -133,10 +130,9 @@ impl PostFilters<'_> {
 pub fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     let limit = given.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {max}"),
-        ));
+        return Err(ApiError::invalid_query(format!(
+            "limit must be between 1 and {max}"
+        )));
     }
     Ok(limit)
 }
@@ -146,20 +142,24 @@ pub fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, Api
 pub fn enumerated<T: Named>(name: &str, value: Option<String>) -> Result<Option<T>, ApiError> {
     value
         .map(|v| {
-            T::parse(&v).ok_or_else(|| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    format!("{name}: {}", T::unknown(&v)),
-                )
-            })
+            T::parse(&v)
+                .ok_or_else(|| ApiError::invalid_query(format!("{name}: {}", T::unknown(&v))))
         })
         .transpose()
 }
 
+/// The 400 of the first of `params` (a query parameter's name and value) that contains NUL,
+/// if one does.
+pub fn no_nul_in_query<'a>(
+    params: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<(), ApiError> {
+    match sql::unstorable(params) {
+        Some(name) => Err(nul_in_query(name)),
+        None => Ok(()),
+    }
+}
+
 /// The 400 for a query parameter that contains NUL, which no stored text can.
 pub fn nul_in_query(name: &str) -> ApiError {
-    ApiError::bad_request(
-        ErrorCode::InvalidQuery,
-        format!("{name} must not contain NUL characters"),
-    )
+    ApiError::invalid_query(format!("{name} must not contain NUL characters"))
 }

@@ -327,6 +327,17 @@ pub(crate) mod tests {
         )
     }
 
+    /// The caller of key `k1`, unscoped, with `role`.
+    fn caller(role: Role) -> Principal {
+        Principal {
+            key_id: Some(Arc::from("k1")),
+            producer: Some(Arc::from("k1")),
+            role,
+            scope: None,
+            expires_at: None,
+        }
+    }
+
     async fn handler(state: State) -> HttpResponse {
         HttpResponse::Ok().body(state.actor())
     }
@@ -343,13 +354,6 @@ pub(crate) mod tests {
                 .route("/health", web::get().to(handler)),
         )
         .await;
-        let caller = |role| Principal {
-            key_id: Some(Arc::from("k1")),
-            producer: Some(Arc::from("k1")),
-            role,
-            scope: None,
-            expires_at: None,
-        };
         let cases = [
             ("/api/v1/admin/keys", None, 401),
             ("/api/v1/admin/keys", Some(caller(Role::Analyst)), 403),
@@ -391,13 +395,7 @@ pub(crate) mod tests {
                 .route("/api/v1/admin/keys/{id}", web::delete().to(reserved)),
         )
         .await;
-        let admin = Principal {
-            key_id: Some(Arc::from("k1")),
-            producer: Some(Arc::from("k1")),
-            role: Role::Admin,
-            scope: None,
-            expires_at: None,
-        };
+        let admin = caller(Role::Admin);
         for (req, expected) in [
             (
                 test::TestRequest::post().uri("/api/v1/digests/preview"),

@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::alerts::{self as db, AlertFilter};
-use crate::db::query as sql;
 use crate::http::answer::{self, Answer};
-use crate::http::documented::{error_responses, BadFilter};
+use crate::http::documented::{error_responses, BadFilter, Deleted};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::http::{cursor, filters};
@@ -205,7 +204,7 @@ pub async fn update_rule(state: State, id: web::Path<i64>, input: web::Json<Rule
 #[utoipa::path(
     tag = "alerts", summary = "Delete an alert rule",
     params(("id" = i64, Path, description = "The rule's id")),
-    responses((status = 204, description = "Deleted"), NoRule, PostgresUnavailable)
+    responses(Deleted, NoRule, PostgresUnavailable)
 )]
 #[delete("/api/v1/alert-rules/{id}")]
 pub async fn delete_rule(state: State, id: web::Path<i64>) -> Answer {
@@ -297,15 +296,13 @@ pub struct AlertPage {
 #[get("/api/v1/alerts")]
 pub async fn list_alerts(state: State, query: web::Query<AlertQuery>) -> Answer {
     let q = query.into_inner();
-    let limit = crate::http::filters::page_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    if let Some(name) = sql::unstorable([
+    let limit = filters::page_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    filters::no_nul_in_query([
         ("kind", q.kind.as_deref()),
         ("severity", q.severity.as_deref()),
         ("dimension", q.dimension.as_deref()),
         ("key", q.key.as_deref()),
-    ]) {
-        return Err(filters::nul_in_query(name));
-    }
+    ])?;
     let filter = AlertFilter {
         status: q.status,
         kind: q.kind,

@@ -173,8 +173,7 @@ pub async fn create_key(state: State, input: web::Json<NewKeyRequest>) -> Answer
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No active key with this id", body = ErrorBody),
-        BadKeyId, AuditUnavailable,
+        BadKeyId, NoKey, AuditUnavailable,
     )
 )]
 #[delete("/api/v1/admin/keys/{id}")]
@@ -184,7 +183,7 @@ pub async fn revoke_key(state: State, id: web::Path<String>) -> Answer {
         .await
         .map_err(ApiError::from_store)?
     {
-        return Err(ApiError::not_found("no such active key"));
+        return Err(no_key());
     }
     if let Some(auth) = &state.auth {
         auth.revoked(&id);
@@ -211,7 +210,7 @@ pub async fn rotate_key(state: State, id: web::Path<String>) -> Answer {
     let key = keys::rotate(&**client, &id, &state.actor())
         .await
         .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::not_found("no such active key"))?;
+        .ok_or_else(no_key)?;
     tracing::info!(key_id = %key.info.id, replaces = %id, "API key rotated");
     Ok(secret(HttpResponse::Created()).json(key))
 }
@@ -238,12 +237,16 @@ pub async fn set_key_scope(
     let key = keys::set_scope(&**client, &id, scope)
         .await
         .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::not_found("no such active key"))?;
+        .ok_or_else(no_key)?;
     if let Some(auth) = &state.auth {
         auth.rescoped(&id, key.scope.clone());
     }
     tracing::info!(key_id = %id, "API key scope set");
     Ok(HttpResponse::Ok().json(key))
+}
+
+fn no_key() -> ApiError {
+    ApiError::not_found("no such active key")
 }
 
 fn valid_scope(scope: &KeyScope) -> Result<&KeyScope, ApiError> {

@@ -324,10 +324,9 @@ pub async fn list(state: State, q: web::Query<LabelQuery>) -> Answer {
             .as_ref()
             .is_some_and(|v| v.is_empty() || v.len() > MAX_ID_BYTES || v.contains('\0'))
         {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("{name} must be 1 to {MAX_ID_BYTES} bytes"),
-            ));
+            return Err(ApiError::invalid_query(format!(
+                "{name} must be 1 to {MAX_ID_BYTES} bytes"
+            )));
         }
     }
     let client = state.db().await?;

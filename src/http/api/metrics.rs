@@ -5,7 +5,6 @@
 //! `5m` covers the current minute and the four before it; the response's `from` says exactly
 //! where it starts. Queries with filters read the stored posts of the same window.
 
-use crate::models::errors::ErrorCode;
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -79,7 +78,7 @@ impl WindowSpan {
         default: Window,
         now: DateTime<Utc>,
     ) -> Result<(Period, WindowSpan), ApiError> {
-        let bad = |message: &str| Err(ApiError::bad_request(ErrorCode::InvalidQuery, message));
+        let bad = |message: &str| Err(ApiError::invalid_query(message));
         match (window, from, to) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 bad("give either window or from and to, not both")
@@ -371,14 +370,9 @@ pub struct TopicMetrics {
 pub async fn topics(state: State, query: web::Query<WindowQuery>) -> Answer {
     let filters = query.post_filters()?;
     let (period, span) = query.span(Utc::now())?;
+    let high_churn = state.settings.metrics.high_churn_threshold;
     let client = state.db().await?;
-    let items = topic_items(
-        &client,
-        period,
-        &filters,
-        state.settings.metrics.high_churn_threshold,
-    )
-    .await?;
+    let items = topic_items(&client, period, &filters, high_churn).await?;
     Ok(HttpResponse::Ok().json(TopicMetrics { span, items }))
 }
 
@@ -503,8 +497,7 @@ pub async fn timeseries(state: State, query: web::Query<SeriesQuery>) -> Answer 
         }
         (_, Some(k)) => k,
         (_, None) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
+            return Err(ApiError::invalid_query(
                 "key is required for this dimension",
             ))
         }
@@ -515,16 +508,12 @@ pub async fn timeseries(state: State, query: web::Query<SeriesQuery>) -> Answer 
     let to = q.to.unwrap_or(now);
     let from = q.from.unwrap_or(to - TimeDelta::hours(1));
     if from >= to {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            "from must be before to",
-        ));
+        return Err(ApiError::invalid_query("from must be before to"));
     }
     if (to - from).num_minutes() / bucket_minutes > MAX_POINTS {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("more than {MAX_POINTS} points; use a larger bucket or a shorter range"),
-        ));
+        return Err(ApiError::invalid_query(format!(
+            "more than {MAX_POINTS} points; use a larger bucket or a shorter range"
+        )));
     }
     let client = state.db().await?;
     let points: Vec<SeriesPoint> =
@@ -564,6 +553,13 @@ pub struct TermsQuery {
     pub topic: Option<i64>,
 }
 
+impl TermsQuery {
+    /// What the query covers at `now` (default: the last hour).
+    pub fn span(&self, now: DateTime<Utc>) -> Result<(Period, WindowSpan), ApiError> {
+        WindowSpan::of(self.window, self.from, self.to, Window::OneHour, now)
+    }
+}
+
 /// Posts of a topic whose terms are counted, the newest of the window.
 pub const MAX_TOPIC_TERM_POSTS: i64 = 20_000;
 
@@ -587,14 +583,8 @@ pub struct TrendingTerms {
 )]
 #[get("/api/v1/trending/terms")]
 pub async fn trending_terms(state: State, query: web::Query<TermsQuery>) -> Answer {
-    let (period, span) = WindowSpan::of(
-        query.window,
-        query.from,
-        query.to,
-        Window::OneHour,
-        Utc::now(),
-    )?;
-    let limit = crate::http::filters::page_limit(query.limit, 20, MAX_ITEMS)?;
+    let (period, span) = query.span(Utc::now())?;
+    let limit = filters::page_limit(query.limit, 20, MAX_ITEMS)?;
     // A topic's terms are counted from its posts' texts: a costly read, one at a time a caller.
     let _slot = match query.topic {
         Some(_) => Some(state.costly_read().await?),

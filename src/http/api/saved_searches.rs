@@ -12,7 +12,7 @@ use crate::db::saved_searches::{self as db, SaveError, SavedSearch};
 use crate::http::answer::{self, Answer};
 use crate::http::api::search::{prepare, SearchQuery};
 use crate::http::api::topics::name_problem;
-use crate::http::documented::error_responses;
+use crate::http::documented::{error_responses, Deleted};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::filters::enumerated;
 use crate::http::state::State;
@@ -189,7 +189,7 @@ pub async fn get_one(state: State, id: web::Path<i64>) -> Answer {
 #[utoipa::path(
     tag = "search", operation_id = "delete_saved_search", summary = "Delete a saved search",
     params(("id" = i64, Path, description = "The saved search's id")),
-    responses((status = 204, description = "Deleted"), NoSavedSearch, PostgresUnavailable)
+    responses(Deleted, NoSavedSearch, PostgresUnavailable)
 )]
 #[delete("/api/v1/saved-searches/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Answer {

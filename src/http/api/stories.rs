@@ -53,14 +53,10 @@ pub struct StoryList {
     pub items: Vec<StorySummary>,
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(ErrorCode::InvalidQuery, message)
-}
-
 fn window(secs: Option<i64>) -> Result<i64, ApiError> {
     let secs = secs.unwrap_or(DEFAULT_WINDOW_SECS);
     if !(60..=MAX_WINDOW_SECS).contains(&secs) {
-        return Err(bad(format!(
+        return Err(ApiError::invalid_query(format!(
             "window_secs must be between 60 and {MAX_WINDOW_SECS}"
         )));
     }
@@ -75,11 +71,15 @@ impl StoryQuery {
         let order = match q.sort.as_deref() {
             None | Some("newest") => StoryOrder::Newest,
             Some("growing") => StoryOrder::Growing,
-            Some(_) => return Err(bad("sort must be `newest` or `growing`")),
+            Some(_) => {
+                return Err(ApiError::invalid_query(
+                    "sort must be `newest` or `growing`",
+                ))
+            }
         };
         if let Some(status) = q.status.as_deref() {
             if !matches!(status, "live" | "faded") {
-                return Err(bad("status must be `live` or `faded`"));
+                return Err(ApiError::invalid_query("status must be `live` or `faded`"));
             }
         }
         let filters = q.post_filters()?;

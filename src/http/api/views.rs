@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
 use crate::http::answer::{self, Answer};
 use crate::http::api::topics::name_problem;
-use crate::http::documented::error_responses;
+use crate::http::documented::{error_responses, Deleted};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -304,7 +304,7 @@ async fn refused(
 #[utoipa::path(
     tag = "views", operation_id = "delete_view", summary = "Delete a saved view",
     params(("id" = i64, Path, description = "The view's id")),
-    responses((status = 204, description = "Deleted"), NotOwner, NoView, PostgresUnavailable)
+    responses(Deleted, NotOwner, NoView, PostgresUnavailable)
 )]
 #[delete("/api/v1/views/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Answer {

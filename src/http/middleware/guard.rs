@@ -331,10 +331,7 @@ pub async fn guard(
     // No text Pulse stores or compares can hold NUL (PostgreSQL's text cannot).
     if has_encoded_nul(req.query_string()) {
         metrics::counter!(names::INPUT_REFUSED, "reason" => "nul").increment(1);
-        let error = ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            "the query string holds a NUL (%00)",
-        );
+        let error = ApiError::invalid_query("the query string holds a NUL (%00)");
         return Ok(refuse(req, &state, &client, error));
     }
 

@@ -20,7 +20,6 @@ use crate::http::answer::Answer;
 use crate::http::documented::CostlyReadBusy;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
-use crate::models::errors::ErrorCode;
 use crate::models::metrics::Period;
 
 /// The name of the whole stream's scope.
@@ -84,10 +83,9 @@ pub async fn scope_of(
                 topic: Some(t.id),
                 name: t.name,
             }),
-            None => Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("no live topic with id {topic}"),
-            )),
+            None => Err(ApiError::invalid_query(format!(
+                "no live topic with id {topic}"
+            ))),
         },
     }
 }
@@ -117,16 +115,14 @@ pub fn digest_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Period, A
     let period = Period::between(from, to);
     let end = period.to.unwrap_or(period.from);
     if period.from >= end {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
+        return Err(ApiError::invalid_query(
             "from must be at least a minute before to",
         ));
     }
     if end - period.from > TimeDelta::days(MAX_DIGEST_DAYS) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("a digest covers at most {MAX_DIGEST_DAYS} days"),
-        ));
+        return Err(ApiError::invalid_query(format!(
+            "a digest covers at most {MAX_DIGEST_DAYS} days"
+        )));
     }
     Ok(period)
 }

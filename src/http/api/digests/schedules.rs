@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{runner, scope_of, ScopeInput};
 use crate::db::digests::{self as db, DigestRecord, NewSchedule, Schedule};
 use crate::http::answer::{self, Answer};
-use crate::http::documented::error_responses;
+use crate::http::documented::{error_responses, Deleted};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -361,7 +361,7 @@ pub async fn update(state: State, id: web::Path<i64>, input: web::Json<ScheduleC
 #[utoipa::path(
     tag = "digests", operation_id = "delete_digest_schedule", summary = "Delete a digest schedule",
     params(("id" = i64, Path, description = "The schedule's id")),
-    responses((status = 204, description = "Deleted"), NoSchedule, PostgresUnavailable)
+    responses(Deleted, NoSchedule, PostgresUnavailable)
 )]
 #[delete("/api/v1/digests/schedules/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Answer {

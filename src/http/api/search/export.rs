@@ -247,16 +247,15 @@ pub fn taken_back() -> actix_web::Error {
 /// take, and `format`; whether the format is JSON lines.
 pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError> {
     let query = web::Query::<SearchQuery>::from_query(raw)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?
+        .map_err(|e| ApiError::invalid_query(e.to_string()))?
         .into_inner();
     let jsonl = match query.format.as_deref() {
         None | Some("csv") => false,
         Some("jsonl") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("format must be csv or jsonl, not `{other}`"),
-            ))
+            return Err(ApiError::invalid_query(format!(
+                "format must be csv or jsonl, not `{other}`"
+            )))
         }
     };
     for (name, given) in [
@@ -267,10 +266,9 @@ pub fn export_query(raw: &str) -> Result<(SearchQuery, Prepared, bool), ApiError
         ("order", query.order.is_some()),
     ] {
         if given {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("an export takes every match, newest first: `{name}` does not apply"),
-            ));
+            return Err(ApiError::invalid_query(format!(
+                "an export takes every match, newest first: `{name}` does not apply"
+            )));
         }
     }
     let prepared = prepare(&query)?;

@@ -163,20 +163,16 @@ pub fn prepare(q: &SearchQuery) -> Result<Prepared, ApiError> {
     let filters = q.post_filters()?;
     if let (Some(from), Some(to)) = (q.from, q.to) {
         if from >= to {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "from must be before to",
-            ));
+            return Err(ApiError::invalid_query("from must be before to"));
         }
     }
     let order = match q.order.as_deref() {
         None | Some("newest") => Order::Newest,
         Some("relevance") => Order::Relevance,
         Some(other) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("order must be newest or relevance, not `{other}`"),
-            ))
+            return Err(ApiError::invalid_query(format!(
+                "order must be newest or relevance, not `{other}`"
+            )))
         }
     };
     let plan = plan(&expr);
@@ -299,15 +295,13 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
         Some("hour") => Some("hour"),
         Some("day") => Some("day"),
         Some(other) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                format!("interval must be hour or day, not `{other}`"),
-            ))
+            return Err(ApiError::invalid_query(format!(
+                "interval must be hour or day, not `{other}`"
+            )))
         }
     };
     if q.format.is_some() {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
+        return Err(ApiError::invalid_query(
             "format applies to exports (GET /api/v1/search/export)",
         ));
     }

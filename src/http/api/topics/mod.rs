@@ -13,7 +13,7 @@ use crate::actors::analyzer::share::NoPlace;
 use crate::db::retags::{self, RetagJob};
 use crate::db::topics::{self as db, TopicEdit, TopicError};
 use crate::http::answer::{self, Answer};
-use crate::http::documented::{error_responses, ReadTimedOut};
+use crate::http::documented::{error_responses, Deleted, ReadTimedOut};
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
@@ -301,7 +301,7 @@ pub async fn update(state: State, id: web::Path<i64>, input: web::Json<TopicPatc
 #[utoipa::path(
     tag = "topics", summary = "Delete a topic",
     params(("id" = i64, Path, description = "The topic's id")),
-    responses((status = 204, description = "Deleted"), NoTopic, PostgresUnavailable)
+    responses(Deleted, NoTopic, PostgresUnavailable)
 )]
 #[delete("/api/v1/topics/{id}")]
 pub async fn remove(state: State, id: web::Path<i64>) -> Answer {

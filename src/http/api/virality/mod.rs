@@ -31,10 +31,6 @@ pub const MAX_COUNT: u32 = crate::models::event::MAX_ENGAGEMENT_COUNT;
 /// Most history rows returned for a post.
 pub const MAX_HISTORY: i64 = 1_000;
 
-pub(super) fn invalid_query(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(ErrorCode::InvalidQuery, message)
-}
-
 pub(super) fn invalid_request(errors: Vec<Value>) -> ApiError {
     ApiError::bad_request(
         ErrorCode::InvalidRequest,

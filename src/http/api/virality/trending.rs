@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{invalid_query, MAX_HISTORY, MAX_TRENDING};
+use super::{MAX_HISTORY, MAX_TRENDING};
 use crate::db::cascades::{self, MomentumItem, Prediction, ViralityView};
-use crate::db::query::{self as sql, Conditions};
+use crate::db::query::Conditions;
 use crate::http::answer::Answer;
 use crate::http::documented::BadFilter;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
@@ -57,16 +57,14 @@ pub struct TrendingQuery {
 impl TrendingQuery {
     /// The query's filters as SQL conditions on the cascades, and its limit.
     pub fn conditions(&self) -> Result<(Conditions, i64), ApiError> {
-        let limit = crate::http::filters::page_limit(self.limit, 20, MAX_TRENDING)?;
-        if let Some(name) = sql::unstorable([
+        let limit = filters::page_limit(self.limit, 20, MAX_TRENDING)?;
+        filters::no_nul_in_query([
             ("product", self.product.as_deref()),
             ("channel", self.channel.as_deref()),
             ("city", self.city.as_deref()),
             ("country", self.country.as_deref()),
             ("hashtag", self.hashtag.as_deref()),
-        ]) {
-            return Err(filters::nul_in_query(name));
-        }
+        ])?;
         let mut c = Conditions::default();
         if let Some(p) = self.platform {
             c.push("platform =", p.as_str().to_string());
@@ -107,18 +105,24 @@ impl TrendingQuery {
             None => {}
             Some("yes") => c.clause("viral".into()),
             Some("no") => c.clause("NOT viral".into()),
-            Some(_) => return Err(invalid_query("viral must be yes or no")),
+            Some(_) => return Err(ApiError::invalid_query("viral must be yes or no")),
         }
         if let Some(min) = self.min_score {
             if !(0.0..=100.0).contains(&min) {
-                return Err(invalid_query("min_score must be between 0 and 100"));
+                return Err(ApiError::invalid_query(
+                    "min_score must be between 0 and 100",
+                ));
             }
             c.push("virality_score >=", min);
         }
         match self.status.as_deref().unwrap_or("active") {
             "all" => {}
             s @ ("active" | "finished") => c.push("status =", s.to_string()),
-            _ => return Err(invalid_query("status must be active, finished or all")),
+            _ => {
+                return Err(ApiError::invalid_query(
+                    "status must be active, finished or all",
+                ))
+            }
         }
         if let Some(secs) = self.active_within_secs {
             let secs = secs.min(10 * 365 * 86_400) as f64;
