@@ -71,16 +71,22 @@ try {
   let shares = "";
   let badges = 0;
   const viral = await until(withinMs - (Date.now() - started), async () => {
-    const el = page.locator(row).first();
-    const id = (await el.count()) > 0 && (await el.getAttribute("data-id"));
-    if (!id) return false;
-    // The row may be re-rendered away between two reads: then try again.
-    const text = await el.locator('[data-testid="viral-shares"]').textContent({ timeout: 2000 }).catch(() => null);
-    if (text === null) return false;
-    shares = text.trim();
-    badges = await el.locator('[data-testid="viral-classified"]').count();
-    v = (await api(`/api/v1/posts/${encodeURIComponent(id)}/virality`)).current;
-    return v.viral_classification === "yes" && id;
+    // One read of the row in the page: the panel re-renders as predictions move, and reads
+    // one after another may each meet a different row (a row classified viral, then none).
+    const seen = await page
+      .locator(row)
+      .first()
+      .evaluate((el) => ({
+        id: el.getAttribute("data-id"),
+        shares: el.querySelector('[data-testid="viral-shares"]')?.textContent ?? null,
+        badges: el.querySelectorAll('[data-testid="viral-classified"]').length,
+      }), null, { timeout: 2000 })
+      .catch(() => null);
+    if (!seen?.id || seen.shares === null) return false;
+    shares = seen.shares.trim();
+    badges = seen.badges;
+    v = (await api(`/api/v1/posts/${encodeURIComponent(seen.id)}/virality`)).current;
+    return v.viral_classification === "yes" && seen.id;
   }, 1000);
   check(viral, `no post was classified viral in both the viral panel and the API within ${withinMs / 1000} s`);
   check(v.virality_probability >= 0.5, `${viral}: probability ${v.virality_probability}`);
