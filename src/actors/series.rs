@@ -20,7 +20,7 @@ pub fn seed() {
     for stage in ["analyzer", "store", "ack"] {
         metrics::counter!(names::BATCH_RETRIES, "stage" => stage).increment(0);
     }
-    for kind in ["unavailable", "refused", "panicked"] {
+    for kind in ["unavailable", "refused", "failed", "panicked"] {
         metrics::counter!(names::STORE_ERRORS, "error_type" => kind).increment(0);
     }
     for kind in ["redis", "nogroup"] {

@@ -1,6 +1,7 @@
 //! The store: writes each analysed batch with [`crate::db::batch`], counting what it wrote
 //! and refused. The commit calls it directly (see [`Store`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ pub struct Store {
     trust: Arc<Trust>,
     /// Writes failing for want of the database since a write last succeeded.
     failing: Mutex<Option<Failing>>,
+    /// Batches committed since the start: a batch that keeps failing while this grows fails
+    /// for its own data, not for the database's.
+    commits: AtomicU64,
     /// Makes the next write panic, to prove the panic is contained.
     #[cfg(feature = "fault-injection")]
     fault: std::sync::atomic::AtomicBool,
@@ -64,6 +68,7 @@ impl Store {
             admission,
             trust,
             failing: Mutex::new(None),
+            commits: AtomicU64::new(0),
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
         }
@@ -99,7 +104,7 @@ impl Store {
         for _ in 0..2 {
             let written = std::panic::AssertUnwindSafe(async {
                 #[cfg(feature = "fault-injection")]
-                if self.fault.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                if self.fault.swap(false, Ordering::AcqRel) {
                     panic!("injected store fault");
                 }
                 write(&self.pool, &options, batch).await
@@ -128,6 +133,7 @@ impl Store {
         match &result {
             Ok(outcome) => {
                 *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                self.commits.fetch_add(1, Ordering::AcqRel);
                 metrics::histogram!(names::STORE_BATCH_SECONDS).record(started.elapsed());
                 metrics::counter!(names::STORED_ROWS, "table" => "posts").increment(
                     (outcome.inserted_posts.len() + outcome.inserted_deleted_posts.len()) as u64,
@@ -143,7 +149,7 @@ impl Store {
             }
             Err(e) => {
                 let kind = match e {
-                    StoreError::Unavailable(why) => {
+                    StoreError::Unavailable(why) | StoreError::Suspect(why) => {
                         let now = Instant::now();
                         let mut failing =
                             self.failing.lock().unwrap_or_else(PoisonError::into_inner);
@@ -153,7 +159,11 @@ impl Store {
                             last: now,
                             why: why.clone(),
                         });
-                        "unavailable"
+                        if matches!(e, StoreError::Suspect(_)) {
+                            "failed"
+                        } else {
+                            "unavailable"
+                        }
                     }
                     StoreError::Refused(_) => "refused",
                 };
@@ -163,10 +173,15 @@ impl Store {
         result
     }
 
+    /// Batches committed since the start.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
+    }
+
     /// Makes the next write panic.
     #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&self) {
-        self.fault.store(true, std::sync::atomic::Ordering::Release);
+        self.fault.store(true, Ordering::Release);
     }
 }
 

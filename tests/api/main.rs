@@ -26,6 +26,7 @@ mod review;
 mod search;
 mod security;
 mod sources;
+mod store_failures;
 mod stories;
 mod topics;
 mod traces;

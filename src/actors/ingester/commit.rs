@@ -1,8 +1,10 @@
 //! Committing a batch: analysis, storage, dead letters, then the acknowledgement, retried
 //! while a stage is unavailable and split when a stage refuses it.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 #[cfg(feature = "fault-injection")]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,12 +60,13 @@ pub(super) async fn commit_entries(
                 metrics::counter!(names::ENTRY_TRIALS).increment(1);
                 let id = entry.id.clone();
                 let lone = vec![entry];
-                commit_batch(ctx.clone(), lone, Vec::new(), trace.clone(), turn, false).await;
+                let (lone_ctx, trace) = (ctx.clone(), trace.clone());
+                commit_batch(lone_ctx, lone, Vec::new(), trace, turn, false, None).await;
                 group::forget_trials(&ctx.redis, ctx.stream(), &id).await;
             }
         }
     }
-    commit_batch(ctx, fresh, rejected, trace, turn, false).await;
+    commit_batch(ctx, fresh, rejected, trace, turn, false, None).await;
 }
 
 /// Lone trials of an often redelivered entry that may be cut short before it is dead-lettered.
@@ -79,6 +82,14 @@ const TRIAL_TTL_SECS: i64 = 86_400;
 /// backend (with the model, reloading its sessions), so a poison entry must not earn a retry
 /// at every level of the split: the split is what isolates it, and a transient fault had its
 /// second chance on the whole batch.
+///
+/// A write PostgreSQL fails [`SUSPECT_TRIES`] times in a row with an error that may be the
+/// data's or the database's ([`StoreError::Suspect`]) is split like a refused one. An entry
+/// alone is dead-lettered only when another batch committed since the failures began, which
+/// the database's own fault would not let happen; without one it goes back to `suspects`,
+/// the batch it was split from, which tries such entries again once its other halves had
+/// their chance to commit, and splits no more while nothing commits (the database's own fault:
+/// a batch waits as it does while PostgreSQL is down).
 fn commit_batch(
     ctx: Arc<IngestContext>,
     entries: Vec<RawEntry>,
@@ -86,10 +97,12 @@ fn commit_batch(
     trace: Trace,
     turn: u64,
     mut retried_analysis: bool,
+    suspects: Option<Suspects>,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(async move {
-        let entries = Arc::new(entries);
+        let mut entries = Arc::new(entries);
         let mut attempt = 0u32;
+        let mut suspect = SuspectState::default();
         loop {
             if ctx.abandoned() {
                 return;
@@ -119,12 +132,14 @@ fn commit_batch(
                 }
                 Attempt::Refused(reason) if entries.len() > 1 => {
                     tracing::info!(%reason, entries = entries.len(), "batch refused; splitting it");
-                    let mut left = Arc::unwrap_or_clone(entries);
-                    let right = left.split_off(left.len() / 2);
-                    for half in [left, right] {
-                        let (ctx, trace) = (ctx.clone(), trace.clone());
-                        commit_batch(ctx, half, Vec::new(), trace, turn, retried_analysis).await;
-                    }
+                    let halves = Halves {
+                        turn,
+                        retried_analysis,
+                        suspects: suspects.clone(),
+                    };
+                    halves
+                        .commit(&ctx, std::mem::take(&mut entries), &trace)
+                        .await;
                     if !rejected.is_empty() {
                         commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
                     }
@@ -137,9 +152,114 @@ fn commit_batch(
                     return;
                 }
                 Attempt::Unavailable(stage) => retry_pause(&ctx, &mut attempt, stage).await,
+                Attempt::Suspect(reason) => {
+                    pulse_core::warn_repeated!(%reason, entries = entries.len(), "store failed a batch");
+                    let since = *suspect.since.get_or_insert(ctx.store.commits());
+                    suspect.tries += 1;
+                    let vouched = ctx.store.commits() > since;
+                    if suspect.tries < SUSPECT_TRIES
+                        || (suspects.is_none() && suspect.split && !vouched)
+                    {
+                        retry_pause(&ctx, &mut attempt, "store").await;
+                        continue;
+                    }
+                    if entries.len() == 1 {
+                        if vouched {
+                            let entry = entries[0].clone();
+                            let reason = RejectReason::Storage(reason);
+                            rejected.push(Rejected { entry, reason });
+                            commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
+                            return;
+                        }
+                        if let Some(suspects) = &suspects {
+                            suspects.borrow_mut().push(entries[0].clone());
+                            if !rejected.is_empty() {
+                                commit_entries_rejected(&ctx, rejected, trace.as_deref()).await;
+                            }
+                            return;
+                        }
+                        retry_pause(&ctx, &mut attempt, "store").await;
+                        continue;
+                    }
+                    tracing::info!(%reason, entries = entries.len(), "batch failed alike; splitting it");
+                    let own = suspects.clone().unwrap_or_default();
+                    let halves = Halves {
+                        turn,
+                        retried_analysis,
+                        suspects: Some(own.clone()),
+                    };
+                    halves
+                        .commit(&ctx, std::mem::take(&mut entries), &trace)
+                        .await;
+                    if !rejected.is_empty() {
+                        let done = std::mem::take(&mut rejected);
+                        commit_entries_rejected(&ctx, done, trace.as_deref()).await;
+                    }
+                    if suspects.is_some() {
+                        return;
+                    }
+                    let left = std::mem::take(&mut *own.borrow_mut());
+                    if left.is_empty() {
+                        return;
+                    }
+                    // Tried again as one batch, keeping when the failures began: a half that
+                    // committed since vouches for the database, and each entry failing again
+                    // is then dead-lettered.
+                    entries = Arc::new(left);
+                    suspect.tries = 0;
+                    suspect.split = true;
+                }
             }
         }
     })
+}
+
+/// How many times in a row a write may fail with [`StoreError::Suspect`] before its batch is
+/// split: a fault of the database's that passes (a plan invalidated by a migration) passes on
+/// a retry, a datum PostgreSQL's own checks refuse does not.
+pub const SUSPECT_TRIES: u32 = 3;
+
+/// Entries a split batch's parts handed back: each failed alone with no commit since to tell
+/// whether the fault was its own.
+type Suspects = Rc<RefCell<Vec<RawEntry>>>;
+
+/// A batch's failures of [`StoreError::Suspect`].
+#[derive(Default)]
+struct SuspectState {
+    /// The store's commits when they began.
+    since: Option<u64>,
+    /// In a row, since the last split.
+    tries: u32,
+    /// Whether the batch was split once already.
+    split: bool,
+}
+
+/// How the halves of a split batch are committed, one after the other.
+struct Halves {
+    turn: u64,
+    retried_analysis: bool,
+    suspects: Option<Suspects>,
+}
+
+impl Halves {
+    async fn commit(self, ctx: &Arc<IngestContext>, entries: Arc<Vec<RawEntry>>, trace: &Trace) {
+        let mut left = Arc::unwrap_or_clone(entries);
+        let right = left.split_off(left.len() / 2);
+        for half in [left, right] {
+            let (ctx, trace) = (ctx.clone(), trace.clone());
+            let suspects = self.suspects.clone();
+            commit_batch(
+                ctx,
+                half,
+                Vec::new(),
+                trace,
+                self.turn,
+                self.retried_analysis,
+                suspects,
+            )
+            .await;
+        }
+    }
 }
 
 /// A batch the store committed, with the entries to dead-letter beside it.
@@ -220,6 +340,7 @@ enum Attempt {
     Done(Arc<AnalyzedBatch>, StoreOutcome),
     Refused(RejectReason),
     Unavailable(&'static str),
+    Suspect(String),
 }
 
 /// The pool for a batch: the model, or the lexicon while entries arrive too old.
@@ -310,6 +431,7 @@ async fn try_once(
             pulse_core::warn_repeated!(%reason, "store unavailable");
             Attempt::Unavailable("store")
         }
+        Err(StoreError::Suspect(reason)) => Attempt::Suspect(reason),
     }
 }
 

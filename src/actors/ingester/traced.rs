@@ -90,6 +90,7 @@ pub(super) fn store(
         Ok(_) => "committed",
         Err(StoreError::Refused(_)) => "refused",
         Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::Suspect(_)) => "failed",
     };
     trace.stage("store", ids, started, SystemTime::now(), |_| {
         vec![

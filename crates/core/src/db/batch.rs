@@ -8,7 +8,6 @@
 
 use std::sync::LazyLock;
 
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::rollup_keys::{KeyAdmission, PostKeys};
@@ -563,6 +562,11 @@ pub enum StoreError {
     /// The database refused the data itself; retrying the whole batch cannot succeed.
     #[error("database refused the batch: {0}")]
     Refused(String),
+    /// The database answered with an error that may be the data's or its own (an internal
+    /// error a datum's own check raised, a table missing): only other writes succeeding
+    /// while this one keeps failing can tell which.
+    #[error("database failed the batch: {0}")]
+    Suspect(String),
 }
 
 /// What a batch writes.
@@ -717,22 +721,20 @@ fn post_locks<'a>(batch: &'a Batch<'a>) -> (Vec<&'a str>, Vec<bool>) {
     engaged.chain(deleted).unzip()
 }
 
-/// Data errors (classes 22 and 23) mean the batch itself is bad and must be split; anything
-/// else (connection loss, shutdown, serialization) is worth retrying as is.
+/// Data errors (classes 22 and 23, and the limits of class 54 that data reaches) mean the
+/// batch itself is bad and must be split; a connection lost, a transaction rolled back, a
+/// server short of resources, shutting down, read-only or holding a lock is worth retrying as
+/// is; any other error PostgreSQL answers is [`StoreError::Suspect`].
 fn classify(e: tokio_postgres::Error) -> StoreError {
-    let detail = match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => format!("{e:#}"),
+    let Some(db) = e.as_db_error() else {
+        return StoreError::Unavailable(format!("{e:#}"));
     };
-    match e.code() {
-        Some(code)
-            if code.code().starts_with("22")
-                || code.code().starts_with("23")
-                || *code == SqlState::PROGRAM_LIMIT_EXCEEDED =>
-        {
-            StoreError::Refused(detail)
-        }
-        _ => StoreError::Unavailable(detail),
+    let code = db.code().code();
+    let detail = format!("{code}: {}", db.message());
+    match code.get(..2).unwrap_or_default() {
+        "22" | "23" | "54" => StoreError::Refused(detail),
+        "08" | "25" | "40" | "53" | "55" | "57" | "58" => StoreError::Unavailable(detail),
+        _ => StoreError::Suspect(detail),
     }
 }
 
