@@ -832,3 +832,45 @@ async fn a_facet_of_free_labels_answers_its_most_common_keys() {
         assert_eq!(products[0]["count"], 5, "{exact}");
     }
 }
+
+/// A page that must check its candidates one by one ends once it has read for
+/// `search.page_time_ms`, with a cursor where it stopped (here 0: one batch a page), and the
+/// pages after it find every hit.
+#[actix_rt::test]
+async fn a_page_that_reads_past_its_time_ends_with_a_cursor_and_the_walk_finds_all() {
+    let app = spawn_app_tuned(|s| s.search.page_time_ms = 0).await;
+    let now = Utc::now();
+    // Every post holds both words, few of them near each other and those the oldest: the
+    // index reads each post as a candidate, and only a check tells them apart.
+    let mut posts = alternating_posts(
+        "far",
+        1_200,
+        now,
+        |_| format!("refund {} delay", "word ".repeat(20)),
+        |_| format!("delay {} refund", "other ".repeat(20)),
+    );
+    for n in 0..3 {
+        let at = now - TimeDelta::hours(2 + n);
+        posts.push(super::deletions::post_at(
+            &format!("near-{n}"),
+            "refund delay",
+            at,
+        ));
+    }
+    xadd_all(&app.redis().await, &app.env.stream, &posts).await;
+    assert!(app.wait_for_posts(1_203, WAIT).await);
+
+    let query = urlencoding("refund NEAR/3 delay");
+    let first = app.get_ok(&format!("/api/v1/search?q={query}")).await;
+    assert_eq!(post_ids(&first), Vec::<String>::new(), "{first}");
+    assert_eq!(
+        first["checked"], 500,
+        "one batch before the page ends: {first}"
+    );
+    assert!(first["next_cursor"].is_string(), "{first}");
+
+    let mut found = search_all(&app, "refund NEAR/3 delay", "").await;
+    found.sort();
+    assert_eq!(found, ["near-0", "near-1", "near-2"]);
+    app.shutdown().await;
+}

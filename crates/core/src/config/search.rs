@@ -12,6 +12,11 @@ pub struct SearchSettings {
     pub exact_facets_up_to: i64,
     /// About how many matches a sampled facet count reads.
     pub facet_sample: i64,
+    /// How long a page reads candidates, in milliseconds, before it ends early with a cursor:
+    /// each statement has the API's statement timeout, and a page that must check its
+    /// candidates one by one could otherwise run 40 of them on one connection. 0 reads one
+    /// batch a page.
+    pub page_time_ms: u64,
 }
 
 impl Default for SearchSettings {
@@ -19,6 +24,7 @@ impl Default for SearchSettings {
         SearchSettings {
             exact_facets_up_to: 50_000,
             facet_sample: 10_000,
+            page_time_ms: 5_000,
         }
     }
 }

@@ -322,6 +322,8 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
         .start()
         .await?;
     let few = prepared.order == Order::Newest && few(&*client, &prepared.scope).await?;
+    let page_time = std::time::Duration::from_millis(state.settings.search.page_time_ms);
+    let deadline = std::time::Instant::now() + page_time;
     let mut items: Vec<SearchHit> = Vec::new();
     let mut checked = 0usize;
     let mut more = false;
@@ -394,7 +396,7 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
         if read < rows {
             break;
         }
-        if checked >= MAX_CHECKED {
+        if checked >= MAX_CHECKED || std::time::Instant::now() >= deadline {
             more = true;
             break;
         }
