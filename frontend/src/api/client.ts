@@ -88,8 +88,17 @@ export function createApi(credentials: Credentials, fetchFn: typeof fetch = (i, 
     /** Alert channels (admins only). */
     channelList: () => request<ChannelList>(`/api/v1/webhooks`),
     testChannel: (id: number) => request<TestOutcome>(`/api/v1/webhooks/${id}/test`, { method: "POST" }),
-    /** Every live topic, by id. */
-    topics: () => request<TopicList>(`/api/v1/topics`),
+    /** Every live topic, by id, read a page at a time. */
+    topics: async (): Promise<TopicList> => {
+      const items: TopicList["items"] = [];
+      let after: number | null = null;
+      do {
+        const page: TopicList = await request<TopicList>(`/api/v1/topics${query({ after: after ?? undefined })}`);
+        items.push(...page.items);
+        after = page.next_after ?? null;
+      } while (after !== null);
+      return { items, next_after: null };
+    },
     /** Editors and admins; a refused query rejects with `invalid_topic_query` and its position. */
     createTopic: (topic: NewTopic) => request<Topic>(`/api/v1/topics`, json("POST", topic)),
     updateTopic: (id: number, patch: TopicPatch) => request<Topic>(`/api/v1/topics/${id}`, json("PATCH", patch)),

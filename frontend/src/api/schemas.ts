@@ -154,8 +154,8 @@ export const Topic = z.strictObject({
   updated_at: time,
   created_by: z.string().nullable(),
 });
-/** `GET /api/v1/topics`: every live topic, by id. */
-export const TopicList = z.strictObject({ items: z.array(Topic) });
+/** `GET /api/v1/topics`: a page of live topics, by id; `next_after` is the next page's `after`. */
+export const TopicList = z.strictObject({ items: z.array(Topic), next_after: z.number().int().nullable() });
 /** Posts of a preview (`PreviewPosts` in src/http/api/topics/mod.rs): how many, and the newest. */
 const PreviewPosts = z.strictObject({ count, per_hour: z.number(), samples: z.array(Post) });
 /** `POST /api/v1/topic-preview`: what a query matches among recent stored posts. */

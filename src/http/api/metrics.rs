@@ -383,9 +383,9 @@ pub async fn topic_items(
     filters: &[(&'static str, String)],
     high_churn: f32,
 ) -> Result<Vec<TopicStats>, ApiError> {
-    let live = crate::db::topics::list(client).await?;
+    let live = crate::db::topics::names(client).await?;
     // Every live topic's figures, however many topics there are.
-    let ids: Vec<String> = live.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<String> = live.iter().map(|(id, _)| id.to_string()).collect();
     let items =
         rollups::of_keys(client, Dimension::Topic, &ids, period, filters, high_churn).await?;
     let mut by_id: std::collections::HashMap<i64, Stats> = items
@@ -394,7 +394,7 @@ pub async fn topic_items(
         .collect();
     let stats: Vec<(i64, String, Stats)> = live
         .into_iter()
-        .map(|t| (t.id, t.name, by_id.remove(&t.id).unwrap_or_default()))
+        .map(|(id, name)| (id, name, by_id.remove(&id).unwrap_or_default()))
         .collect();
     let shares = ShareOfVoice::each(stats.iter().map(|(_, _, s)| s));
     let mut items: Vec<TopicStats> = stats

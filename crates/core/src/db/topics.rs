@@ -128,11 +128,33 @@ pub async fn create(
     row.map(|row| topic_view(&row)).map_err(TopicError::TooMany)
 }
 
-/// Live topics, by id.
-pub async fn list(client: &impl GenericClient) -> Result<Vec<TopicView>, tokio_postgres::Error> {
+/// Up to `limit` live topics after id `after`, by id.
+pub async fn list(
+    client: &impl GenericClient,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<TopicView>, tokio_postgres::Error> {
     TOPICS
-        .rows(client, "WHERE deleted_at IS NULL ORDER BY id", &[])
+        .rows(
+            client,
+            "WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+            &[&after, &limit],
+        )
         .await
+}
+
+/// Every live topic's id and name, by id: what a listing of all of them needs, without their
+/// queries (up to 4,096 characters each).
+pub async fn names(
+    client: &impl GenericClient,
+) -> Result<Vec<(i64, String)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, name FROM topics WHERE deleted_at IS NULL ORDER BY id",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// A live topic.

@@ -7,7 +7,7 @@ use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::actors::analyzer::share::NoPlace;
 use crate::db::retags::{self, RetagJob};
@@ -65,12 +65,30 @@ pub struct TopicPatch {
     pub status: Option<TopicStatus>,
 }
 
-/// Every live topic.
+/// A page of live topics.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicList {
     /// By id.
     pub items: Vec<TopicView>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_after: Option<i64>,
 }
+
+/// Which page of topics.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TopicListQuery {
+    /// Topics after this id: the previous page's `next_after`.
+    pub after: Option<i64>,
+    /// 1 to 1,000 (default 1,000).
+    pub limit: Option<i64>,
+}
+
+/// Most topics a page of `GET /api/v1/topics` holds: with queries of up to 4,096 characters,
+/// a page is at most about 17 MB, where every topic of a full deployment in one answer was
+/// 170 MB a request.
+pub const MAX_TOPIC_PAGE: i64 = 1_000;
 
 /// The versions of a topic's query.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -197,20 +215,22 @@ fn no_retag(id: i64, job: i64) -> ApiError {
     ApiError::not_found(format!("no re-tagging {job} of topic {id}"))
 }
 
-/// Every live topic.
+/// Live topics, a page at a time.
 #[utoipa::path(
-    tag = "topics", summary = "List topics",
+    tag = "topics", summary = "List topics", params(TopicListQuery),
     responses(
-        (status = 200, description = "Every live topic, by id", body = TopicList),
+        (status = 200, description = "Live topics by id, up to `limit`", body = TopicList),
+        (status = 400, description = "A limit out of range (`invalid_query`)", body = ErrorBody),
         PostgresUnavailable,
     )
 )]
 #[get("/api/v1/topics")]
-pub async fn list(state: State) -> Answer {
+pub async fn list(state: State, q: web::Query<TopicListQuery>) -> Answer {
+    let limit = crate::http::filters::page_limit(q.limit, MAX_TOPIC_PAGE, MAX_TOPIC_PAGE)?;
     let client = state.db().await?;
-    Ok(HttpResponse::Ok().json(TopicList {
-        items: db::list(&**client).await?,
-    }))
+    let items = db::list(&**client, q.after.unwrap_or(0), limit).await?;
+    let next_after = crate::http::cursor::after_full_page(&items, limit, |t| t.id);
+    Ok(HttpResponse::Ok().json(TopicList { items, next_after }))
 }
 
 /// Creates a topic; new posts are matched against it within `topics.refresh_ms`.
