@@ -218,6 +218,42 @@ mod tests {
         assert_eq!(needs(Method::GET, "/api/v1/alert-rules"), ANALYST);
     }
 
+    /// docs/SECURITY.md names, in the row of the role, every route an analyst or an editor may
+    /// change something through: a route given to a role and not written there is one a
+    /// reader of the roles table would not expect that role to reach.
+    #[test]
+    fn the_security_roles_table_names_every_change_an_analyst_or_editor_may_make() {
+        let doc = include_str!("../../docs/SECURITY.md");
+        let row = |role: &str| {
+            doc.lines()
+                .find(|l| l.starts_with(&format!("| `{role}` |")))
+                .unwrap_or_else(|| panic!("no row for {role}"))
+                .to_string()
+        };
+        let (analyst, editor) = (row("analyst"), row("editor"));
+        for rule in policy().rules() {
+            if rule.method == Method::GET || rule.pattern == "/ws" {
+                continue;
+            }
+            let written = format!("`{} {}`", rule.method, rule.pattern);
+            let row = match rule.access {
+                ANALYST => &analyst,
+                EDITOR => &editor,
+                _ => continue,
+            };
+            assert!(row.contains(&written), "{written} is not in its role's row");
+            let other = if rule.access == ANALYST {
+                &editor
+            } else {
+                &analyst
+            };
+            assert!(
+                !other.contains(&written),
+                "{written} is in another role's row"
+            );
+        }
+    }
+
     /// One rule per operation the table declares: the handlers' own methods and paths, each
     /// endpoint with one method.
     #[test]
