@@ -10,15 +10,26 @@ use crate::app::{Application, ServeOptions};
 use crate::config::Settings;
 use crate::sources::demo::{self as producer, ProduceOptions};
 
-/// Real-time social-media sentiment and virality event server.
+/// The command line of a Pulse binary (`pulse`, or `pulse-tools` behind `pulse bench` and
+/// `pulse eval`): the binary's subcommands `C` under what both share.
 #[derive(Debug, Parser)]
-#[command(name = "pulse", version, about)]
-pub struct Cli {
+#[command(name = "pulse", version, about = C::ABOUT)]
+pub struct Cli<C: Commands> {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: C,
 }
 
-/// The subcommands.
+/// The subcommands of one binary.
+pub trait Commands: Subcommand {
+    /// The first line of the binary's help: its crate's description.
+    const ABOUT: &'static str;
+}
+
+impl Commands for Command {
+    const ABOUT: &'static str = env!("CARGO_PKG_DESCRIPTION");
+}
+
+/// The subcommands of `pulse`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline and the HTTP API until SIGTERM/SIGINT.
@@ -96,7 +107,7 @@ pub enum Command {
 
 /// Parses arguments, runs the command, maps failures to exit code 1 with the whole error chain.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::<Command>::parse();
     match cli.command {
         Command::Bench { args } => return tool("bench", args),
         Command::Eval { args } => return tool("eval", args),

@@ -19,12 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 
 /// Benchmarks and evaluations of Pulse (run as `pulse bench` and `pulse eval`).
-#[derive(Debug, Parser)]
-#[command(name = "pulse", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
+pub type Cli = pulse::cli::Cli<Command>;
 
 /// The tools.
 #[derive(Debug, Subcommand)]
@@ -34,6 +29,10 @@ pub enum Command {
     Eval(Box<EvalCommand>),
     /// Measure this machine's ceilings and Pulse end to end against the real services.
     Bench(Box<bench::BenchArgs>),
+}
+
+impl pulse::cli::Commands for Command {
+    const ABOUT: &'static str = env!("CARGO_PKG_DESCRIPTION");
 }
 
 /// `pulse eval`: the text analyzers by default, or a subcommand.

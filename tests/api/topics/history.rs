@@ -86,11 +86,8 @@ async fn rows_of_topic(pg: &tokio_postgres::Client, topic: i64) -> Vec<(&'static
 /// moves with the purge nor misses a change after it.
 #[actix_rt::test]
 async fn a_deleted_topics_rows_go_once_nothing_names_it() {
-    let app = spawn_app().await;
+    let (app, [carried, bare]) = app_with_topics([("Phone", "phone"), ("Tablet", "tablet")]).await;
     let pg = app.env.pg().await;
-    let carried = app.create_topic("Phone", "phone").await;
-    let bare = app.create_topic("Tablet", "tablet").await;
-    assert!(matcher_holds(&app, 2).await);
     app.send_events(&[post_json("p-1", "a new phone")]).await;
     assert!(app.wait_for_posts(1, WAIT).await);
     assert_eq!(topics_of(&app, "p-1").await, vec![carried]);

@@ -22,6 +22,19 @@ pub(super) use rollups::{retags_done, topic_recount, topic_rollups};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A Pulse with `topics` (name, query) created and held by its matcher; their ids.
+pub(super) async fn app_with_topics<const N: usize>(
+    topics: [(&str, &str); N],
+) -> (TestApp, [i64; N]) {
+    let app = spawn_app().await;
+    let mut ids = [0; N];
+    for (id, (name, query)) in ids.iter_mut().zip(topics) {
+        *id = app.create_topic(name, query).await;
+    }
+    assert!(matcher_holds(&app, N).await);
+    (app, ids)
+}
+
 /// Waits until this process's matcher holds exactly the topics at the current revision.
 pub(super) async fn matcher_holds(app: &TestApp, topics: usize) -> bool {
     let pg = app.env.pg().await;

@@ -63,12 +63,10 @@ pub(crate) async fn retags_done(pg: &tokio_postgres::Client) -> bool {
 
 #[actix_rt::test]
 async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and_retagging() {
-    let app = spawn_app().await;
+    let topics = [("Phone", "phone"), ("Battery", "battery OR screen")];
+    let (app, [phone, battery]) = app_with_topics(topics).await;
     let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
-    let phone = app.create_topic("Phone", "phone").await;
-    let battery = app.create_topic("Battery", "battery OR screen").await;
-    assert!(matcher_holds(&app, 2).await);
     let now = Utc::now();
     let texts = [
         "This phone is the worst, it broke after a day",
@@ -200,11 +198,9 @@ async fn per_topic_figures_equal_a_recount_through_additions_deletions_edits_and
 
 #[actix_rt::test]
 async fn a_topic_deleted_while_posts_are_matched_loses_nothing() {
-    let app = spawn_app().await;
+    let (app, [id]) = app_with_topics([("Phone", "phone")]).await;
     let (env, redis) = (&app.env, app.redis().await);
     let pg = env.pg().await;
-    let id = app.create_topic("Phone", "phone").await;
-    assert!(matcher_holds(&app, 1).await);
     let now = Utc::now();
     let first: Vec<Value> = (0..200)
         .map(|i| post_at(&format!("d-{i}"), "a phone", now))

@@ -47,18 +47,12 @@ const SPIKE_POSTS: usize = 60;
 const MIN_VOLUME: i64 = 40;
 
 /// Runs the trials against a fresh server.
-pub async fn run(
-    db_url: &str,
-    redis: &fred::clients::Client,
-    redis_url: &str,
-    run_id: &str,
-    args: &AlertBenchArgs,
-) -> anyhow::Result<AlertReport> {
+pub async fn run(run: &super::Run, args: &AlertBenchArgs) -> anyhow::Result<AlertReport> {
+    let (redis, run_id) = (&run.redis, &run.id);
     let stream = format!("pulse:bench:{run_id}:alerts");
     let tick = format!("{}", args.alert_tick_secs);
     let server = Server::start(
-        db_url,
-        redis_url,
+        run,
         &stream,
         &[
             ("PULSE_ALERTS__ENABLED", "true"),

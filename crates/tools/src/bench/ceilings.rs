@@ -31,16 +31,12 @@ pub struct Ceilings {
     pub copy_rows_per_sec: f64,
 }
 
-/// Measures the raw ceilings with `n` generated posts: pipelined XADD, XREADGROUP+XACK, the
-/// configured analyzer on as many threads as Pulse would use, and batched inserts with
-/// Pulse's own statement into the tables of `db_url` (emptied afterwards).
-pub(crate) async fn ceilings(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    n: u64,
-) -> anyhow::Result<Ceilings> {
+/// Measures the raw ceilings with `--events` generated posts: pipelined XADD,
+/// XREADGROUP+XACK, the lexicon on as many threads as Pulse would use, and batched inserts with
+/// Pulse's own statement into the tables of the run's database (emptied afterwards).
+pub(crate) async fn ceilings(run: &super::Run) -> anyhow::Result<Ceilings> {
+    let (settings, db_url, redis, run_id, n) =
+        (&run.lexicon, &run.db_url, &run.redis, &run.id, run.events);
     eprintln!("preparing {n} posts");
     let events = generate_posts(n, &format!("raw-{run_id}-"));
     let raw_stream = format!("pulse:bench:{run_id}:raw");

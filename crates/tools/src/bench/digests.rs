@@ -10,7 +10,6 @@ use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 
 use super::{analyze_all, generate_posts};
-use crate::config::Settings;
 use crate::http::api::digests::content::{self, equal_periods_before, DigestInput, DigestScope};
 use crate::models::metrics::{minute_of, Period};
 use crate::models::topic::TopicMatch;
@@ -51,12 +50,9 @@ pub struct DigestReport {
 /// Posts written per batch while seeding.
 const SEED_CHUNK: u64 = 50_000;
 
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    run_id: &str,
-    args: &DigestBenchArgs,
-) -> anyhow::Result<DigestReport> {
+/// Runs the part with the lexicon.
+pub async fn run(run: &super::Run, args: &DigestBenchArgs) -> anyhow::Result<DigestReport> {
+    let (settings, db_url, run_id) = (&run.lexicon, &run.db_url, &run.id);
     let pool = crate::db::pool(db_url, 4)?;
     let mut client = pool.get().await?;
     let topic = crate::db::topics::create(

@@ -19,7 +19,6 @@ use serde::Serialize;
 
 use super::{analyze_all, generate_posts, start_recorded};
 use crate::actors::messages::{AnalyzedBatch, StreamedEngagement};
-use crate::analysis;
 use crate::config::Settings;
 use crate::models::{Engagement, EngagementKind};
 use crate::telemetry::names;
@@ -159,16 +158,10 @@ fn queries() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     ]
 }
 
-/// Runs the part against the database `db_url` (migrated and empty).
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &IsolationArgs,
-) -> anyhow::Result<IsolationReport> {
-    let mut settings = settings.clone();
-    settings.analyzer.backend = analysis::Backend::Lexicon;
+/// Runs the part against the run's database (migrated and empty).
+pub async fn run(run: &super::Run, args: &IsolationArgs) -> anyhow::Result<IsolationReport> {
+    let db_url = &run.db_url;
+    let mut settings = run.lexicon.clone();
     settings.limits.rate_limits = false;
     settings.alerts.enabled = false;
     let mut report = IsolationReport {
@@ -183,39 +176,23 @@ pub async fn run(
         ..Default::default()
     };
     eprintln!("isolation: seeding {} posts", args.isolation_posts);
-    report.seeded_posts = seed_posts(&settings, db_url, run_id, args.isolation_posts).await?;
+    report.seeded_posts = seed_posts(&settings, db_url, &run.id, args.isolation_posts).await?;
     report.seeded_finished_cascades = seed_cascades(db_url, args.isolation_posts).await?;
     settle(db_url).await?;
 
     let (mut alone, mut loaded) = (Measured::new(), Measured::new());
     for round in 1..=args.isolation_rounds.max(1) {
         eprintln!("isolation: round {round}, ingest alone");
-        let run = ingest_run(
-            &settings,
-            db_url,
-            redis,
-            run_id,
-            &format!("alone-{round}"),
-            args,
-            0,
-        )
-        .await?;
-        alone.add(run);
+        let measured = ingest_run(run, &settings, &format!("alone-{round}"), args, 0).await?;
+        alone.add(measured);
         eprintln!(
             "isolation: round {round}, with {} API clients",
             args.isolation_clients
         );
-        let run = ingest_run(
-            &settings,
-            db_url,
-            redis,
-            run_id,
-            &format!("loaded-{round}"),
-            args,
-            args.isolation_clients,
-        )
-        .await?;
-        loaded.add(run);
+        let clients = args.isolation_clients;
+        let measured =
+            ingest_run(run, &settings, &format!("loaded-{round}"), args, clients).await?;
+        loaded.add(measured);
     }
     report.alone = alone.summary();
     report.with_api_load = loaded.summary();
@@ -389,16 +366,16 @@ impl Measured {
     }
 }
 
-/// One ingest run, with `clients` API clients calling the expensive queries meanwhile.
+/// One ingest run on the run's services with `settings`, with `clients` API clients calling
+/// the expensive queries meanwhile.
 async fn ingest_run(
+    run: &super::Run,
     settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
     name: &str,
     args: &IsolationArgs,
     clients: usize,
 ) -> anyhow::Result<Measured> {
+    let (db_url, redis, run_id) = (&run.db_url, &run.redis, &run.id);
     let stream = format!("pulse:bench:{run_id}:isolation-{name}");
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let app = start_recorded(settings, db_url, &stream, &histogram).await?;

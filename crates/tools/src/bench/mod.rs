@@ -188,10 +188,34 @@ pub struct BenchReport {
     pub search: Option<search::SearchReport>,
 }
 
+/// What every part of one run works against: the services, the run's own database and the
+/// options all parts share.
+pub struct Run {
+    /// The settings as loaded, their analyzer included.
+    pub settings: Settings,
+    /// `settings` with the lexicon analyzer: the plumbing's own figures, whatever the model.
+    pub lexicon: Settings,
+    /// The run's own database, migrated.
+    pub db_url: String,
+    pub redis: Client,
+    /// Eight hex digits that name the run's database, streams and post ids.
+    pub id: String,
+    /// `--events`: posts for each ceiling and each end-to-end run.
+    pub events: u64,
+    /// `--out-dir`.
+    pub out_dir: std::path::PathBuf,
+}
+
+impl Run {
+    pub fn redis_url(&self) -> &str {
+        &self.settings.redis.url
+    }
+}
+
 /// Runs every measurement and prints a Markdown table (and JSON when asked).
 pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let database = format!("pulse_bench_{run_id}");
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let database = format!("pulse_bench_{id}");
     let admin_url = settings.database.url.clone();
     create_database(&admin_url, &database).await?;
     let db_url = replace_database(&admin_url, &database);
@@ -222,68 +246,48 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     };
     let mut lexicon = settings.clone();
     lexicon.analyzer.backend = analysis::Backend::Lexicon;
+    let run = Run {
+        settings,
+        lexicon,
+        db_url,
+        redis,
+        id,
+        events: args.events,
+        out_dir: args.out_dir.clone(),
+    };
     let result = async {
         if runs(Part::Pipeline) {
-            // The pipeline figures are the lexicon's: the plumbing's own ceiling.
-            pipeline(&lexicon, &db_url, &redis, &run_id, &args, &mut report).await?;
+            pipeline(&run, &args, &mut report).await?;
         }
         if runs(Part::Model) {
             eprintln!("model runs");
-            report.model =
-                Some(model::run(&settings, &db_url, &redis, &run_id, &args.model).await?);
+            report.model = Some(model::run(&run, &args.model).await?);
         }
         if runs(Part::Websocket) {
             eprintln!("websocket runs");
-            report.websocket = Some(
-                websocket::run(&db_url, &redis, &settings.redis.url, &run_id, &args.ws).await?,
-            );
+            report.websocket = Some(websocket::run(&run, &args.ws).await?);
         }
         if runs(Part::Alerts) {
             eprintln!("alert runs");
-            report.alerts = Some(
-                alerts::run(&db_url, &redis, &settings.redis.url, &run_id, &args.alerts).await?,
-            );
+            report.alerts = Some(alerts::run(&run, &args.alerts).await?);
         }
         if runs(Part::Scale) {
             eprintln!("scale runs");
-            report.scale = Some(
-                scale::run(
-                    &settings,
-                    &db_url,
-                    &redis,
-                    &run_id,
-                    args.events,
-                    &args.scale,
-                    &args.out_dir,
-                )
-                .await?,
-            );
+            report.scale = Some(scale::run(&run, &args.scale).await?);
         }
         if runs(Part::Soak) {
             eprintln!("soak");
-            report.soak = Some(
-                soak::run(
-                    &settings,
-                    &db_url,
-                    &redis,
-                    &run_id,
-                    &args.soak,
-                    &args.out_dir,
-                )
-                .await?,
-            );
+            report.soak = Some(soak::run(&run, &args.soak).await?);
         }
         if runs(Part::Isolation) {
             eprintln!("isolation runs");
-            let isolation =
-                isolation::run(&settings, &db_url, &redis, &run_id, &args.isolation).await?;
-            isolation::write_files(&isolation, &args.out_dir)?;
+            let isolation = isolation::run(&run, &args.isolation).await?;
+            isolation::write_files(&isolation, &run.out_dir)?;
             report.isolation = Some(isolation);
         }
         if runs(Part::Sources) {
             eprintln!("source runs");
-            report.sources =
-                Some(sources::run(&lexicon, &db_url, &redis, &run_id, &args.sources).await?);
+            report.sources = Some(sources::run(&run, &args.sources).await?);
         }
         if runs(Part::Stories) {
             eprintln!("story runs");
@@ -291,35 +295,23 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if runs(Part::Refit) {
             eprintln!("refit runs");
-            report.refit = Some(refit::run(&db_url, &args.refit).await?);
+            report.refit = Some(refit::run(&run, &args.refit).await?);
         }
         if runs(Part::Digests) {
             eprintln!("digest runs");
-            report.digests = Some(digests::run(&lexicon, &db_url, &run_id, &args.digests).await?);
+            report.digests = Some(digests::run(&run, &args.digests).await?);
         }
         if runs(Part::Topics) {
             eprintln!("topic runs");
-            report.topics = Some(
-                topics::run(
-                    &settings,
-                    &db_url,
-                    &redis,
-                    &run_id,
-                    args.events,
-                    &args.topics,
-                )
-                .await?,
-            );
+            report.topics = Some(topics::run(&run, &args.topics).await?);
         }
         if runs(Part::Search) {
             eprintln!("search runs");
-            report.search = Some(search::run(&settings, &db_url, &run_id, &args.search).await?);
+            report.search = Some(search::run(&run, &args.search).await?);
         }
         if runs(Part::Hostile) {
             eprintln!("hostile runs");
-            report.hostile = Some(
-                hostile::run(&db_url, &redis, &settings.redis.url, &run_id, &args.hostile).await?,
-            );
+            report.hostile = Some(hostile::run(&run, &args.hostile).await?);
         }
         anyhow::Ok(())
     }
@@ -372,16 +364,9 @@ fn print_markdown<R>(part: &Option<R>, markdown: fn(&R) -> String) -> bool {
     part.is_some()
 }
 
-async fn pipeline(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &BenchArgs,
-    report: &mut BenchReport,
-) -> anyhow::Result<()> {
-    let n = args.events;
-    let measured = ceilings(settings, db_url, redis, run_id, n).await?;
+/// The pipeline part. Its figures are the lexicon's: the plumbing's own ceiling.
+async fn pipeline(run: &Run, args: &BenchArgs, report: &mut BenchReport) -> anyhow::Result<()> {
+    let measured = ceilings(run).await?;
     report.xadd_per_sec = measured.xadd_per_sec;
     report.xreadgroup_xack_per_sec = measured.xreadgroup_xack_per_sec;
     report.analyzer_posts_per_sec = measured.analyzer_posts_per_sec;
@@ -404,8 +389,8 @@ async fn pipeline(
         .unwrap_or(("none", 0.0));
     report.slowest_ceiling = name.to_string();
 
-    report.end_to_end_per_sec = end_to_end(settings, db_url, redis, run_id, n).await?;
-    let (engaged, share) = end_to_end_engaged(settings, db_url, redis, run_id, n).await?;
+    report.end_to_end_per_sec = end_to_end(run, &run.id, run.events).await?;
+    let (engaged, share) = end_to_end_engaged(run).await?;
     report.end_to_end_engaged_per_sec = engaged;
     report.engaged_share = share;
     eprintln!("end to end with engagements: {engaged:.0} events/s");
@@ -413,7 +398,7 @@ async fn pipeline(
     report.end_to_end_fraction_of_copy = report.end_to_end_per_sec / report.copy_rows_per_sec;
     eprintln!("end to end: {:.0}/s", report.end_to_end_per_sec);
 
-    latency(settings, db_url, redis, run_id, args, report).await?;
+    latency(run, args, report).await?;
     report.peak_rss_mb = peak_rss_mb();
     Ok(())
 }
@@ -475,34 +460,23 @@ pub(crate) fn bench_settings(settings: &Settings, db_url: &str, stream: &str) ->
     s
 }
 
-/// Pre-fills a stream with `n` posts, starts Pulse and times it until every entry is
-/// committed and acknowledged: posts a second.
-pub(crate) async fn end_to_end(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    n: u64,
-) -> anyhow::Result<f64> {
+/// Pre-fills a stream with `n` posts, starts Pulse (the lexicon's) and times it until every
+/// entry is committed and acknowledged: posts a second. `run_id` names the stream and posts.
+pub(crate) async fn end_to_end(run: &Run, run_id: &str, n: u64) -> anyhow::Result<f64> {
     let events = generate_posts(n, &format!("e2e-{run_id}-"));
     let stream = format!("pulse:bench:{run_id}:e2e");
-    timed_run(settings, db_url, redis, &stream, events, "end-to-end run").await
+    timed_run(run, &stream, events, "end-to-end run").await
 }
 
-/// [`end_to_end`] with the generator's engagements among its `n` events: events a second, and
-/// the share of them that were engagements.
-async fn end_to_end_engaged(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    n: u64,
-) -> anyhow::Result<(f64, f64)> {
+/// [`end_to_end`] with the generator's engagements among its `--events` events: events a
+/// second, and the share of them that were engagements.
+async fn end_to_end_engaged(run: &Run) -> anyhow::Result<(f64, f64)> {
+    let (run_id, n) = (&run.id, run.events);
     let events = ceilings::generate_events(n, &format!("e2e-engaged-{run_id}-"), true);
     let posts = events.iter().filter(|e| is_post(e)).count();
     let stream = format!("pulse:bench:{run_id}:e2e-engaged");
-    let run = "end-to-end run with engagements";
-    let per_sec = timed_run(settings, db_url, redis, &stream, events, run).await?;
+    let name = "end-to-end run with engagements";
+    let per_sec = timed_run(run, &stream, events, name).await?;
     Ok((per_sec, 1.0 - posts as f64 / n.max(1) as f64))
 }
 
@@ -511,17 +485,16 @@ fn is_post(event: &str) -> bool {
     event.starts_with(r#"{"type":"post""#)
 }
 
-/// Appends `events` to `stream`, starts Pulse on it and times it until every entry is
-/// committed and acknowledged and every post stored: events a second. `run` names the run in
-/// errors.
+/// Appends `events` to `stream`, starts Pulse (the lexicon's) on it and times it until every
+/// entry is committed and acknowledged and every post stored: events a second. `name` names
+/// the run in errors.
 async fn timed_run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
+    run: &Run,
     stream: &str,
     events: Vec<String>,
-    run: &str,
+    name: &str,
 ) -> anyhow::Result<f64> {
+    let (settings, db_url, redis) = (&run.lexicon, run.db_url.as_str(), &run.redis);
     let n = events.len();
     let posts = events.iter().filter(|e| is_post(e)).count() as i64;
     raw_xadd(redis, stream, &events).await?;
@@ -529,13 +502,13 @@ async fn timed_run(
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
     let app = start_recorded(settings, db_url, stream, &histogram).await?;
-    wait_drained(redis, &bench_settings(settings, db_url, stream), run).await?;
+    wait_drained(redis, &bench_settings(settings, db_url, stream), name).await?;
     let elapsed = started.elapsed().as_secs_f64();
     app.shutdown().await;
     let stored = count_posts(db_url).await?;
     anyhow::ensure!(
         stored == posts,
-        "{run}: expected {posts} posts stored, found {stored}"
+        "{name}: expected {posts} posts stored, found {stored}"
     );
     let _: i64 = redis.del(stream).await?;
     truncate(db_url).await?;
@@ -621,14 +594,8 @@ pub(crate) async fn wait_recorded(histogram: &Mutex<Histogram<u64>>, n: u64, pat
 
 /// Offers a fixed rate for a fixed time and records XADD-to-acknowledged latency,
 /// after a warm-up at the same rate.
-async fn latency(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &BenchArgs,
-    report: &mut BenchReport,
-) -> anyhow::Result<()> {
+async fn latency(run: &Run, args: &BenchArgs, report: &mut BenchReport) -> anyhow::Result<()> {
+    let (settings, db_url, redis, run_id) = (&run.lexicon, &run.db_url, &run.redis, &run.id);
     let stream = format!("pulse:bench:{run_id}:latency");
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let app = start_recorded(settings, db_url, &stream, &histogram).await?;

@@ -117,13 +117,8 @@ fn by_language(events: Vec<String>) -> (Posts, Posts) {
 
 /// Runs the raw loops and the pipelines on generated posts: `events` in English, half as many
 /// in other languages, and `events` of the demo's mix.
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &ModelBenchArgs,
-) -> anyhow::Result<ModelReport> {
+pub async fn run(run: &super::Run, args: &ModelBenchArgs) -> anyhow::Result<ModelReport> {
+    let (settings, db_url, run_id) = (&run.settings, &run.db_url, &run.id);
     let n = args.model_events;
     let mixed = super::generate_posts(n, &format!("model-{run_id}-mix-"));
     let mixed_other = mixed
@@ -216,7 +211,7 @@ pub async fn run(
         if let (Some(dir), "english reference") = (&reference, name) {
             env.push(("PULSE_ANALYZER__BUNDLES", bundles_env(dir)?));
         }
-        let (rate, rss) = pipeline(settings, db_url, redis, &stream, &events, &env).await?;
+        let (rate, rss) = pipeline(run, &stream, &events, &env).await?;
         eprintln!("pipeline, {name} posts: {rate:.0} posts/s, peak RSS {rss:.0} MB");
         if name == "english reference" {
             if let Some(r) = reference_report.as_mut() {
@@ -323,13 +318,12 @@ fn raw_onnx(
 /// A `pulse serve` child with the configured models, `env` on top, and no fallback, fed
 /// `events` at full speed.
 async fn pipeline(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
+    run: &super::Run,
     stream: &str,
     events: &[String],
     env: &[(&str, String)],
 ) -> anyhow::Result<(f64, f64)> {
+    let (settings, db_url, redis) = (&run.settings, &run.db_url, &run.redis);
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut command = Command::new(crate::server_binary()?);
     command.envs(env.iter().map(|(k, v)| (k, v)));

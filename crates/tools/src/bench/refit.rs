@@ -52,7 +52,8 @@ pub struct RefitReport {
     pub growing_bare_read_ms: f64,
 }
 
-pub async fn run(db_url: &str, args: &RefitBenchArgs) -> anyhow::Result<RefitReport> {
+pub async fn run(run: &super::Run, args: &RefitBenchArgs) -> anyhow::Result<RefitReport> {
+    let db_url = &run.db_url;
     let mut client = super::connect(db_url).await?;
     eprintln!("refit: seeding {} finished cascades", args.refit_cascades);
     // 500 authors posting every 8 minutes over about two months, so each posts every three

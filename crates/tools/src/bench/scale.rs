@@ -103,16 +103,9 @@ impl ScaleReport {
 }
 
 /// Runs the ceilings, then every process count at every rate; writes the report files to
-/// `out_dir` (`scale.md`, `scale.json`, `scale.svg`, `scale.png`).
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    ceiling_events: u64,
-    args: &ScaleArgs,
-    out_dir: &Path,
-) -> anyhow::Result<ScaleReport> {
+/// `--out-dir` (`scale.md`, `scale.json`, `scale.svg`, `scale.png`).
+pub async fn run(run: &super::Run, args: &ScaleArgs) -> anyhow::Result<ScaleReport> {
+    let (redis, run_id) = (&run.redis, &run.id);
     anyhow::ensure!(
         args.scale_secs > args.scale_warmup_secs,
         "--scale-secs must be longer than --scale-warmup-secs"
@@ -121,13 +114,11 @@ pub async fn run(
         !args.scale_rates.is_empty() && !args.scale_processes.is_empty(),
         "give at least one rate and one process count"
     );
-    let mut lexicon = settings.clone();
-    lexicon.analyzer.backend = crate::analysis::Backend::Lexicon;
     let mut report = ScaleReport {
         cores: Settings::threads_or_cores(0),
         analyzer: "lexicon".into(),
-        ceiling_events,
-        ceilings: super::ceilings(&lexicon, db_url, redis, run_id, ceiling_events).await?,
+        ceiling_events: run.events,
+        ceilings: super::ceilings(run).await?,
         secs: args.scale_secs,
         warmup_secs: args.scale_warmup_secs,
         load_average_start: super::load_average(),
@@ -151,8 +142,7 @@ pub async fn run(
         let servers = (0..processes)
             .map(|_| {
                 Server::start(
-                    db_url,
-                    &settings.redis.url,
+                    run,
                     &stream,
                     &[
                         ("PULSE_ALERTS__ENABLED", "false"),
@@ -163,19 +153,18 @@ pub async fn run(
             .collect::<anyhow::Result<Vec<Server>>>()?;
         let addresses: Vec<SocketAddr> = servers.iter().map(|s| s.address).collect();
         for &rate in &rates {
-            let run = one_run(
-                settings, db_url, redis, &stream, &servers, &addresses, &events, processes, rate,
-                args,
+            let measured = one_run(
+                run, &stream, &servers, &addresses, &events, processes, rate, args,
             )
             .await
             .with_context(|| format!("{processes} processes at {rate} posts/s"))?;
             eprintln!(
                 "{processes} process(es), {rate:.0}/s offered: {:.0}/s sustained, p50 {:.1} ms, p99 {:.1} ms, backlog {}",
-                run.throughput_per_sec, run.latency_p50_ms, run.latency_p99_ms, run.backlog_at_end
+                measured.throughput_per_sec, measured.latency_p50_ms, measured.latency_p99_ms, measured.backlog_at_end
             );
-            report.runs.push(run);
+            report.runs.push(measured);
             report.load_average_end = super::load_average();
-            write_files(&report, out_dir)?;
+            write_files(&report, &run.out_dir)?;
         }
         drop(servers);
         let _: i64 = redis.del(&stream).await?;
@@ -185,9 +174,7 @@ pub async fn run(
 
 #[allow(clippy::too_many_arguments)]
 async fn one_run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
+    run: &super::Run,
     stream: &str,
     servers: &[Server],
     addresses: &[SocketAddr],
@@ -196,6 +183,7 @@ async fn one_run(
     rate: f64,
     args: &ScaleArgs,
 ) -> anyhow::Result<ScaleRun> {
+    let (settings, db_url, redis) = (&run.settings, &run.db_url, &run.redis);
     let n = ((rate * args.scale_secs).ceil() as usize).min(events.len());
     let producer = crate::streams::connect(&settings.redis.url, "bench-producer").await?;
     let offer = tokio::spawn(offer(producer, stream.to_string(), events.clone(), n, rate));

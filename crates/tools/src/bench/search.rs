@@ -112,15 +112,10 @@ pub struct SearchReport {
     pub export_download_rows_per_sec: f64,
 }
 
-/// Runs the part against the database `db_url` (migrated and empty).
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    run_id: &str,
-    args: &SearchBenchArgs,
-) -> anyhow::Result<SearchReport> {
-    let mut settings = settings.clone();
-    settings.analyzer.backend = crate::analysis::Backend::Lexicon;
+/// Runs the part against the run's database (migrated and empty).
+pub async fn run(run: &super::Run, args: &SearchBenchArgs) -> anyhow::Result<SearchReport> {
+    let (db_url, run_id) = (&run.db_url, &run.id);
+    let mut settings = run.lexicon.clone();
     settings.limits.rate_limits = false;
     let mut report = SearchReport {
         date: Utc::now().format("%Y-%m-%d").to_string(),

@@ -144,16 +144,10 @@ pub struct SoakReport {
     pub failures: Vec<String>,
 }
 
-/// Runs the soak; writes `soak.md` and `soak.json` to `out_dir` after every sample. Fails
+/// Runs the soak; writes `soak.md` and `soak.json` to `--out-dir` after every sample. Fails
 /// (after writing them) when a check fails.
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &SoakArgs,
-    out_dir: &Path,
-) -> anyhow::Result<SoakReport> {
+pub async fn run(run: &super::Run, args: &SoakArgs) -> anyhow::Result<SoakReport> {
+    let (settings, db_url, redis, run_id) = (&run.settings, &run.db_url, &run.redis, &run.id);
     let samples = (args.minutes * 60.0 / args.soak_sample_secs).floor() as usize;
     anyhow::ensure!(
         samples >= args.soak_warmup_samples + 2,
@@ -173,7 +167,7 @@ pub async fn run(
         if !fallback {
             env.push(("PULSE_ANALYZER__FALLBACK_LAG_SECS", "0"));
         }
-        Server::start(db_url, &settings.redis.url, &stream, &env).context(
+        Server::start(run, &stream, &env).context(
             "starting pulse serve with the model (run `eval \"$(bash scripts/models.sh)\"` first)",
         )
     };
@@ -227,17 +221,7 @@ pub async fn run(
         stop.clone(),
         sent.clone(),
     ));
-    let result = sample(
-        &server,
-        redis,
-        &group,
-        args,
-        samples,
-        &sent,
-        &mut report,
-        out_dir,
-    )
-    .await;
+    let result = sample(run, &server, &group, args, samples, &sent, &mut report).await;
     stop.store(true, Ordering::Release);
     report.posts_sent = producer.await??;
     result?;
@@ -253,7 +237,7 @@ pub async fn run(
         ));
         report.verdict = "failed".into();
     }
-    write_files(&report, out_dir)?;
+    write_files(&report, &run.out_dir)?;
     drop(server);
     let _: i64 = redis.del(&stream).await?;
     super::truncate(db_url).await?;
@@ -265,17 +249,16 @@ pub async fn run(
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn sample(
+    run: &super::Run,
     server: &Server,
-    redis: &Client,
     group: &Settings,
     args: &SoakArgs,
     samples: usize,
     sent: &AtomicU64,
     report: &mut SoakReport,
-    out_dir: &Path,
 ) -> anyhow::Result<()> {
+    let (redis, out_dir) = (&run.redis, &run.out_dir);
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.soak_sample_secs);
     let mut previous = scrape::read(server.address).await?;

@@ -17,7 +17,7 @@ use futures::SinkExt;
 use serde::Serialize;
 
 use super::{bench_settings, count_posts, generate_posts, raw_xadd, truncate, wait_drained};
-use crate::config::{JetstreamSettings, Settings, SourceKind, SourceSettings};
+use crate::config::{JetstreamSettings, SourceKind, SourceSettings};
 use crate::models::Event;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -113,13 +113,9 @@ fn source(name: &str, endpoint: String) -> SourceSettings {
     }
 }
 
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &Client,
-    run_id: &str,
-    args: &SourcesBenchArgs,
-) -> anyhow::Result<SourcesReport> {
+/// Runs the part with the lexicon.
+pub async fn run(run: &super::Run, args: &SourcesBenchArgs) -> anyhow::Result<SourcesReport> {
+    let (settings, db_url, redis, run_id) = (&run.lexicon, &run.db_url, &run.redis, &run.id);
     let n = args.source_events;
     let mut report = SourcesReport {
         machine: super::machine_description(),
@@ -166,8 +162,7 @@ pub async fn run(
     );
 
     // The pipeline fed by XADD up front, then by the source.
-    report.pipeline_end_to_end_per_sec =
-        super::end_to_end(settings, db_url, redis, run_id, n).await?;
+    report.pipeline_end_to_end_per_sec = super::end_to_end(run, run_id, n).await?;
     eprintln!(
         "pipeline end to end: {:.0}/s",
         report.pipeline_end_to_end_per_sec

@@ -28,7 +28,6 @@ use super::{
     LATENCY_WARM_UP_SECS,
 };
 use crate::analysis::{lexicon::LexiconAnalyzer, Analyzer};
-use crate::config::Settings;
 use crate::models::event::{Event, Post};
 use crate::models::text::prefix_chars;
 use crate::models::topic::TopicStatus;
@@ -123,14 +122,9 @@ pub struct RetagReport {
     pub p99_with_ms: Vec<f64>,
 }
 
-pub async fn run(
-    settings: &Settings,
-    db_url: &str,
-    redis: &fred::prelude::Client,
-    run_id: &str,
-    events: u64,
-    args: &TopicsBenchArgs,
-) -> anyhow::Result<TopicsReport> {
+/// Runs the part; the pipeline's runs, `--events` posts each, with the lexicon.
+pub async fn run(run: &super::Run, args: &TopicsBenchArgs) -> anyhow::Result<TopicsReport> {
+    let (db_url, run_id) = (&run.db_url, &run.id);
     let mut report = TopicsReport {
         machine: super::machine_description(),
         pipeline_topics: args.pipeline_topics,
@@ -143,30 +137,14 @@ pub async fn run(
     matching(&posts, &vocabulary, &mut report);
 
     eprintln!("topics: pipeline with {} topics", args.pipeline_topics);
-    let mut lexicon = settings.clone();
-    lexicon.analyzer.backend = crate::analysis::Backend::Lexicon;
     let queries = generate_topics(args.pipeline_topics, &vocabulary, 3);
     for round in 0..args.pipeline_rounds {
         set_topics(db_url, &[]).await?;
-        report.pipeline_without.push(
-            end_to_end(
-                &lexicon,
-                db_url,
-                redis,
-                &format!("{run_id}n{round}"),
-                events,
-            )
-            .await?,
-        );
+        report
+            .pipeline_without
+            .push(end_to_end(run, &format!("{run_id}n{round}"), run.events).await?);
         set_topics(db_url, &queries).await?;
-        let with = end_to_end_counting(
-            &lexicon,
-            db_url,
-            redis,
-            &format!("{run_id}t{round}"),
-            events,
-        )
-        .await?;
+        let with = end_to_end_counting(run, &format!("{run_id}t{round}")).await?;
         report.pipeline_with.push(with.0);
         report.pipeline_matched_share = with.1;
         eprintln!(
@@ -176,7 +154,7 @@ pub async fn run(
     }
     set_topics(db_url, &[]).await?;
     if args.retag_posts > 0 {
-        report.retag = Some(retag(&lexicon, db_url, redis, run_id, &posts, args).await?);
+        report.retag = Some(retag(run, &posts, args).await?);
     }
     Ok(report)
 }
@@ -439,19 +417,14 @@ async fn set_topics(db_url: &str, queries: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`end_to_end`], and the share of the posts it stored that matched a topic.
-async fn end_to_end_counting(
-    settings: &Settings,
-    db_url: &str,
-    redis: &fred::prelude::Client,
-    run_id: &str,
-    events: u64,
-) -> anyhow::Result<(f64, f64)> {
+/// [`end_to_end`] of `--events` posts, and the share of the posts it stored that matched a
+/// topic.
+async fn end_to_end_counting(run: &super::Run, run_id: &str) -> anyhow::Result<(f64, f64)> {
     // The posts are truncated at the end of the run: count what matched from the rollups,
     // which stay.
-    let client = connect(db_url).await?;
+    let client = connect(&run.db_url).await?;
     client.batch_execute("DELETE FROM metric_rollups").await?;
-    let rate = end_to_end(settings, db_url, redis, run_id, events).await?;
+    let rate = end_to_end(run, run_id, run.events).await?;
     let sums = client
         .query_one(
             "SELECT COALESCE(sum(posts) FILTER (WHERE dimension = 'overall'), 0)::int8, \
@@ -464,15 +437,14 @@ async fn end_to_end_counting(
     Ok((rate, topics as f64 / overall.max(1) as f64))
 }
 
-/// Seeds stored posts, then re-tags them for a new topic alone and beside a latency run.
+/// Seeds stored posts, then re-tags them for a new topic alone and beside a latency run of
+/// the lexicon.
 async fn retag(
-    settings: &Settings,
-    db_url: &str,
-    redis: &fred::prelude::Client,
-    run_id: &str,
+    run: &super::Run,
     posts: &[Post],
     args: &TopicsBenchArgs,
 ) -> anyhow::Result<RetagReport> {
+    let (settings, db_url, redis, run_id) = (&run.lexicon, &run.db_url, &run.redis, &run.id);
     let client = connect(db_url).await?;
     eprintln!("retag: seeding {} stored posts", args.retag_posts);
     let texts: Vec<&str> = posts.iter().map(|p| p.text.as_str()).collect();

@@ -69,8 +69,7 @@ impl Server {
     /// live layer, not the model) and `extra` settings as environment variables, which
     /// override those (the soak sets the model backend this way).
     pub(crate) fn start(
-        db_url: &str,
-        redis_url: &str,
+        run: &super::Run,
         stream: &str,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
@@ -82,26 +81,25 @@ impl Server {
         Self::start_as(
             &crate::server_binary()?,
             &["serve", "--open"],
-            db_url,
-            redis_url,
+            run,
             stream,
             &env,
         )
     }
 
-    /// `binary` run with `args` on `stream`, with `extra` settings as environment variables.
+    /// `binary` run with `args` on `stream` of the run's services, with `extra` settings as
+    /// environment variables.
     pub(crate) fn start_as(
         binary: &std::path::Path,
         args: &[&str],
-        db_url: &str,
-        redis_url: &str,
+        run: &super::Run,
         stream: &str,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
         let mut child = Command::new(binary)
             .args(args)
-            .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", redis_url)
+            .env("DATABASE_URL", &run.db_url)
+            .env("REDIS_URL", run.redis_url())
             .env("PULSE_STREAM", stream)
             .env("PULSE_LISTEN", "127.0.0.1:0")
             .env("PULSE_LOG", "warn,pulse::app=info")
@@ -310,13 +308,8 @@ fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a s
 }
 
 /// Runs both WebSocket measurements against a fresh server.
-pub async fn run(
-    db_url: &str,
-    redis: &fred::clients::Client,
-    redis_url: &str,
-    run_id: &str,
-    args: &WsBenchArgs,
-) -> anyhow::Result<WsReport> {
+pub async fn run(run: &super::Run, args: &WsBenchArgs) -> anyhow::Result<WsReport> {
+    let (redis, run_id) = (&run.redis, &run.id);
     let mut report = WsReport {
         subscribers: args.ws_subscribers,
         memory_subscribers: args.ws_memory_subscribers,
@@ -329,7 +322,7 @@ pub async fn run(
     {
         let stream = format!("pulse:bench:{run_id}:ws-latency");
         let sessions = sessions(args.ws_subscribers);
-        let server = Server::start(db_url, redis_url, &stream, &borrowed(&sessions))?;
+        let server = Server::start(run, &stream, &borrowed(&sessions))?;
         let tally = Arc::new(Tally::default());
         let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -374,7 +367,7 @@ pub async fn run(
     {
         let stream = format!("pulse:bench:{run_id}:ws-memory");
         let sessions = sessions(args.ws_memory_subscribers);
-        let server = Server::start(db_url, redis_url, &stream, &borrowed(&sessions))?;
+        let server = Server::start(run, &stream, &borrowed(&sessions))?;
         producer::produce(
             redis,
             &stream,

@@ -315,23 +315,19 @@ struct Credentials {
 
 /// A fresh server on a stream of its own, warmed up by the legitimate load: what every phase
 /// starts from, so each phase's memory is its own.
-#[allow(clippy::too_many_arguments)]
 async fn fresh_server(
     binary: &std::path::Path,
-    db_url: &str,
-    redis: &Client,
-    redis_url: &str,
-    run_id: &str,
+    run: &super::Run,
     phase: &str,
     credentials: &Credentials,
     args: &HostileArgs,
 ) -> anyhow::Result<(Server, Target, f64)> {
+    let (redis, run_id) = (&run.redis, &run.id);
     let stream = format!("pulse:bench:{run_id}:hostile:{phase}");
     let server = Server::start_as(
         binary,
         &["serve"],
-        db_url,
-        redis_url,
+        run,
         &stream,
         &[
             ("PULSE_AUTH__JWT_SECRET", credentials.secret.as_str()),
@@ -361,19 +357,14 @@ async fn fresh_server(
     Ok((server, target, idle))
 }
 
-/// Runs the part against the database `db_url` (migrated and empty).
-pub async fn run(
-    db_url: &str,
-    redis: &Client,
-    redis_url: &str,
-    run_id: &str,
-    args: &HostileArgs,
-) -> anyhow::Result<HostileReport> {
+/// Runs the part against the run's database (migrated and empty).
+pub async fn run(run: &super::Run, args: &HostileArgs) -> anyhow::Result<HostileReport> {
+    let redis = &run.redis;
     let binary = match &args.hostile_server {
         Some(path) => path.clone(),
         None => crate::server_binary()?,
     };
-    let pg = super::connect(db_url).await?;
+    let pg = super::connect(&run.db_url).await?;
     let mut made = Vec::new();
     for role in [Role::Admin, Role::Analyst, Role::Analyst, Role::Ingest] {
         made.push(keys::create(&pg, role, "hostile", None, "bench").await?.key);
@@ -415,18 +406,7 @@ pub async fn run(
     let wanted = |name: &str| {
         args.hostile_attacks.is_empty() || args.hostile_attacks.iter().any(|a| a == name)
     };
-    let fresh = |phase: &'static str| {
-        fresh_server(
-            &binary,
-            db_url,
-            redis,
-            redis_url,
-            run_id,
-            phase,
-            &credentials,
-            args,
-        )
-    };
+    let fresh = |phase: &'static str| fresh_server(&binary, run, phase, &credentials, args);
 
     // Without an attack, before and after them: the reference is their mean. The database is
     // new; the first server runs the legitimate load a while before anything is measured.
@@ -488,7 +468,7 @@ pub async fn run(
     drop(server);
     if wanted("import") {
         eprintln!("hostile: import");
-        report.imports = imports(&binary, redis, redis_url, run_id).await?;
+        report.imports = imports(&binary, run).await?;
     }
     Ok(report)
 }
@@ -719,12 +699,8 @@ async fn legit_client(address: SocketAddr, token: String, stop: Arc<AtomicBool>)
 
 /// `pulse import` of a CSV file with one quoted field of 300 MB and of a JSON-lines file
 /// whose 17 MB line hides an event after its padding, each followed by one good record.
-async fn imports(
-    binary: &std::path::Path,
-    redis: &Client,
-    redis_url: &str,
-    run_id: &str,
-) -> anyhow::Result<Vec<ImportRun>> {
+async fn imports(binary: &std::path::Path, run: &super::Run) -> anyhow::Result<Vec<ImportRun>> {
+    let (redis, run_id) = (&run.redis, &run.id);
     use std::io::Write;
     let dir = std::env::temp_dir().join(format!("pulse-hostile-{run_id}"));
     std::fs::create_dir_all(&dir)?;
@@ -758,7 +734,7 @@ async fn imports(
             .arg("import")
             .arg(&file)
             .args(["--quiet", "--restart", "--max-backlog", "0"])
-            .env("REDIS_URL", redis_url)
+            .env("REDIS_URL", run.redis_url())
             .env("PULSE_STREAM", &stream)
             .env("PULSE_LOG", "warn")
             .stdout(std::process::Stdio::piped())
