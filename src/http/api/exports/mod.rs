@@ -401,6 +401,7 @@ impl Download {
                 Ok(Read::Got(bytes)) => {
                     self.pacing.read();
                     self.seq += 1;
+                    self.slot.handed(bytes.len());
                     return Some(Ok(bytes));
                 }
                 Err(e) => {

@@ -80,6 +80,14 @@ pub const STALLED_AFTER: Duration = Duration::from_secs(60);
 /// that waits is never taken for one unread, and a key revoked during a wait of up to a minute
 /// ends the stream about this soon rather than when the wait is over.
 pub const PACE_STEP: Duration = Duration::from_secs(1);
+
+/// The slowest a client may read while others wait for a place, in bytes a second of the time
+/// the client took to take what it was handed (the server's own reads and waits for its share
+/// of the database not counted): 4 clients reading 10 KB a second held every place of a
+/// process for as long as a day's download link lasts.
+pub const MIN_READ_RATE: u64 = 64 * 1024;
+/// How much of the client's time a stream is given before its rate is judged.
+pub const SLOW_AFTER: Duration = Duration::from_secs(60);
 const _: () = assert!(PACE_STEP.as_millis() * 10 <= STALLED_AFTER.as_millis());
 
 /// What a stream's read of a page or a chunk gave: the page, or, its caller being in debt for
@@ -128,6 +136,7 @@ impl Pacing {
 pub struct Exports {
     running: Mutex<HashMap<String, Arc<Lease>>>,
     stalled_after: Duration,
+    slow_after: Duration,
 }
 
 impl Default for Exports {
@@ -136,20 +145,60 @@ impl Default for Exports {
     }
 }
 
-/// A running export's place: when its stream last asked for a chunk, and whether the place
-/// was taken back.
+/// A running export's place: when its stream last asked for a chunk, how fast its client
+/// takes what it is handed, and whether the place was taken back.
 #[derive(Debug)]
 struct Lease {
     started: Instant,
     /// Milliseconds from `started` to the last chunk asked for.
     read_at_ms: AtomicU64,
+    /// Milliseconds from `started` to the last chunk handed out, until the next is asked for
+    /// ([`NOT_HANDED`] meanwhile).
+    handed_at_ms: AtomicU64,
+    /// Milliseconds the client took to ask for the next chunk after each was handed out.
+    client_ms: AtomicU64,
+    /// Bytes handed out.
+    sent: AtomicU64,
     taken_back: AtomicBool,
 }
 
+/// No chunk handed out and not yet asked past.
+const NOT_HANDED: u64 = u64::MAX;
+
 impl Lease {
+    fn new() -> Lease {
+        Lease {
+            started: Instant::now(),
+            read_at_ms: AtomicU64::new(0),
+            handed_at_ms: AtomicU64::new(NOT_HANDED),
+            client_ms: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            taken_back: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
     fn stalled(&self, after: Duration) -> bool {
         let read_at = Duration::from_millis(self.read_at_ms.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(read_at) >= after
+    }
+
+    /// Whether its client, given at least `after` of its own time, took less than
+    /// [`MIN_READ_RATE`] a second of it (the chunk it holds now counted).
+    fn slow(&self, after: Duration) -> bool {
+        let handed = self.handed_at_ms.load(Ordering::Relaxed);
+        let holding = if handed == NOT_HANDED {
+            0
+        } else {
+            self.now_ms().saturating_sub(handed)
+        };
+        let client_ms = self.client_ms.load(Ordering::Relaxed) + holding;
+        let sent = self.sent.load(Ordering::Relaxed);
+        u128::from(client_ms) >= after.as_millis()
+            && u128::from(sent) * 1000 < u128::from(MIN_READ_RATE) * u128::from(client_ms)
     }
 }
 
@@ -163,17 +212,26 @@ pub struct ExportSlot {
 impl Exports {
     /// Places that stall after `after` unread.
     pub fn stalling_after(after: Duration) -> Self {
+        Self::with_limits(after, SLOW_AFTER)
+    }
+
+    /// Places that stall after `stalled_after` unread, and whose client's rate is judged
+    /// after `slow_after` of its time.
+    pub fn with_limits(stalled_after: Duration, slow_after: Duration) -> Self {
         Exports {
             running: Mutex::new(HashMap::new()),
-            stalled_after: after,
+            stalled_after,
+            slow_after,
         }
     }
 
-    /// `caller`'s place, or why it has none. Places unread past `stalled_after` are taken
-    /// back when they are wanted: the caller's own, or any when every place is taken.
+    /// `caller`'s place, or why it has none. Places unread past `stalled_after`, or read
+    /// slower than [`MIN_READ_RATE`], are taken back when they are wanted: the caller's own,
+    /// or any when every place is taken.
     pub fn take(self: &Arc<Self>, caller: &str) -> Result<ExportSlot, ApiError> {
         let mut running = lock(&self.running);
-        let stalled = |lease: &Arc<Lease>| lease.stalled(self.stalled_after);
+        let stalled =
+            |lease: &Arc<Lease>| lease.stalled(self.stalled_after) || lease.slow(self.slow_after);
         if running.get(caller).is_some_and(stalled) || running.len() >= MAX_EXPORTS {
             running.retain(|_, lease| {
                 let keep = !stalled(lease);
@@ -197,11 +255,7 @@ impl Exports {
                 format!("{MAX_EXPORTS} exports are running; try again when one ends"),
             ));
         }
-        let lease = Arc::new(Lease {
-            started: Instant::now(),
-            read_at_ms: AtomicU64::new(0),
-            taken_back: AtomicBool::new(false),
-        });
+        let lease = Arc::new(Lease::new());
         running.insert(caller.to_string(), lease.clone());
         Ok(ExportSlot {
             exports: self.clone(),
@@ -218,9 +272,23 @@ impl ExportSlot {
         if self.lease.taken_back.load(Ordering::Relaxed) {
             return false;
         }
-        let read_at = u64::try_from(self.lease.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.lease.read_at_ms.store(read_at, Ordering::Relaxed);
+        let now = self.lease.now_ms();
+        let handed = self.lease.handed_at_ms.swap(NOT_HANDED, Ordering::Relaxed);
+        if handed != NOT_HANDED {
+            let took = now.saturating_sub(handed);
+            self.lease.client_ms.fetch_add(took, Ordering::Relaxed);
+        }
+        self.lease.read_at_ms.store(now, Ordering::Relaxed);
         true
+    }
+
+    /// Notes a chunk of `bytes` handed to the client: the time until the next is asked for
+    /// is the client's.
+    pub fn handed(&self, bytes: usize) {
+        self.lease.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.lease
+            .handed_at_ms
+            .store(self.lease.now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -501,6 +569,7 @@ impl<P: Pages> Run<P> {
                     }
                     metrics::counter!(names::EXPORTED_ROWS).increment(posts.len() as u64);
                     encode(&posts, self.jsonl, &mut out, &mut Vec::new());
+                    self.slot.handed(out.len());
                     return Some(Ok(Bytes::from(out)));
                 }
                 Ok(None) => {
@@ -694,6 +763,37 @@ mod tests {
         assert!(exports.take("e").is_err(), "e's place stands");
         drop(e);
         assert!(exports.take("e").is_ok());
+    }
+
+    /// Four clients each taking 100 bytes over 40 ms of their own time (2.5 KB a second)
+    /// would hold every place as long as their downloads last, reading on all the while: the
+    /// one below [`MIN_READ_RATE`] gives its place to a caller who wants one, the fast ones
+    /// keep theirs.
+    #[test]
+    fn a_place_read_slower_than_the_least_rate_goes_to_a_caller_who_wants_one() {
+        let exports = Arc::new(Exports::with_limits(
+            Duration::from_secs(3600),
+            Duration::from_millis(30),
+        ));
+        let slots: Vec<ExportSlot> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|c| exports.take(c).unwrap())
+            .collect();
+        for (n, slot) in slots.iter().enumerate() {
+            assert!(slot.reading());
+            slot.handed(if n == 0 { 100 } else { 10 << 20 });
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        for slot in &slots {
+            assert!(slot.reading(), "each asks for its next chunk: none stalled");
+        }
+        let e = exports
+            .take("e")
+            .expect("the slow reader's place is given away");
+        assert!(!slots[0].reading(), "the slow stream ends");
+        assert!(slots[1].reading(), "the fast ones go on");
+        assert!(exports.take("f").is_err(), "none of the others is slow");
+        drop(e);
     }
 
     #[test]
