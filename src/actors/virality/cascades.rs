@@ -58,6 +58,11 @@ impl Entry {
             meta_pending,
         }
     }
+
+    /// Shares its tree keeps in memory (`virality.max_total_shares` counts them).
+    fn shares_kept(&self) -> usize {
+        self.tracker.tree.nodes().len()
+    }
 }
 
 /// The `virality:update` payload and the API's post virality object share this shape.
@@ -270,15 +275,14 @@ impl Cascades {
             entry.last_activity = now;
             let at = not_ahead(r.at, clock);
             if let Some(meta) = &entry.tracker.meta {
+                let dirty = &mut self.momentum_dirty;
                 if let Some(product) = &meta.product {
-                    if bump(&mut self.products, product, at, r.count, window, now) {
-                        self.momentum_dirty.insert(("product", product.clone()));
-                    }
+                    let key = MomentumKey::new("product", product, dirty);
+                    bump(&mut self.products, key, at, r.count, window, now);
                 }
                 for tag in &meta.hashtags {
-                    if bump(&mut self.hashtags, tag, at, r.count, window, now) {
-                        self.momentum_dirty.insert(("hashtag", tag.clone()));
-                    }
+                    let key = MomentumKey::new("hashtag", tag, dirty);
+                    bump(&mut self.hashtags, key, at, r.count, window, now);
                 }
             }
             if !self.dirty.contains(post_id) {
@@ -288,7 +292,8 @@ impl Cascades {
         metrics::counter!(names::VIRALITY_EVENTS).increment(applied);
     }
 
-    /// Finishes cascades that went quiet and, past the cap, the least recently active.
+    /// Finishes cascades that went quiet and, past either cap (cascades, shares kept), the
+    /// least recently active.
     pub fn expire(&mut self) {
         self.expire_at(Instant::now());
     }
@@ -309,15 +314,17 @@ impl Cascades {
             self.finish(&id, "inactive");
         }
         let cap = self.cfg.max_cascades.max(1);
-        if self.entries.len() > cap {
-            let mut by_age: Vec<(Instant, String)> = self
-                .entries
-                .iter()
-                .map(|(id, e)| (e.last_activity, id.clone()))
-                .collect();
-            by_age.sort();
-            let surplus = self.entries.len() - cap;
-            for (_, id) in by_age.into_iter().take(surplus) {
+        let shares_cap = self.cfg.max_total_shares.max(1);
+        let mut shares: usize = self.entries.values().map(Entry::shares_kept).sum();
+        if self.entries.len() > cap || shares > shares_cap {
+            let entries = self.entries.iter().map(|(id, e)| (id, e.last_activity));
+            let mut surplus = self.entries.len().saturating_sub(cap);
+            for id in least_recent_first(entries) {
+                if surplus == 0 && shares <= shares_cap {
+                    break;
+                }
+                shares -= self.entries.get(&id).map_or(0, Entry::shares_kept);
+                surplus = surplus.saturating_sub(1);
                 self.finish(&id, "evicted");
             }
         }
@@ -610,25 +617,63 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
     })
 }
 
-/// Counts an engagement in `key`'s momentum; false when the key is not tracked (the map is
-/// full), so it has no row to write.
+/// The keys, the least recently active first (ties by key).
+fn least_recent_first<'a>(items: impl Iterator<Item = (&'a String, Instant)>) -> Vec<String> {
+    let mut by_age: Vec<(Instant, &String)> = items.map(|(key, at)| (at, key)).collect();
+    by_age.sort_unstable();
+    by_age.into_iter().map(|(_, key)| key.clone()).collect()
+}
+
+/// A product or hashtag whose momentum an engagement moves, with the keys waiting to be
+/// written.
+struct MomentumKey<'a> {
+    dimension: &'static str,
+    key: &'a str,
+    dirty: &'a mut HashSet<(&'static str, String)>,
+}
+
+impl<'a> MomentumKey<'a> {
+    fn new(
+        dimension: &'static str,
+        key: &'a str,
+        dirty: &'a mut HashSet<(&'static str, String)>,
+    ) -> Self {
+        MomentumKey {
+            dimension,
+            key,
+            dirty,
+        }
+    }
+}
+
+/// Counts an engagement in a key's momentum and marks the key to be written. A new key finding
+/// the map full ([`MAX_MOMENTUM_KEYS`]) first makes room: the least recently moved eighth of
+/// the keys leave, each with a last row of zero momentum (as a quiet key leaves). Keys that
+/// filled the map once cannot shut out every product and hashtag that comes after them, and
+/// one sort pays for an eighth of the map's new keys.
 fn bump(
     map: &mut HashMap<String, (Momentum, Instant)>,
-    key: &str,
+    k: MomentumKey<'_>,
     at: f64,
     count: u32,
     window: i64,
     now: Instant,
-) -> bool {
-    if !map.contains_key(key) && map.len() >= MAX_MOMENTUM_KEYS {
-        return false;
+) {
+    if !map.contains_key(k.key) && map.len() >= MAX_MOMENTUM_KEYS {
+        let by_age = least_recent_first(map.iter().map(|(key, (_, at))| (key, *at)));
+        let leaving = (map.len() + 1 - MAX_MOMENTUM_KEYS).max(MAX_MOMENTUM_KEYS / 8);
+        for key in by_age.into_iter().take(leaving) {
+            map.remove(&key);
+            k.dirty.insert((k.dimension, key));
+        }
+        metrics::counter!(names::VIRALITY_MOMENTUM_KEYS_EVICTED).increment(leaving as u64);
     }
     let slot = map
-        .entry(key.to_string())
+        .entry(k.key.to_string())
         .or_insert_with(|| (Momentum::default(), now));
     slot.0.add(at, u64::from(count), window);
     slot.1 = now;
-    true
+    k.dirty.insert((k.dimension, k.key.to_string()));
 }
 
 #[cfg(test)]
@@ -730,6 +775,91 @@ mod tests {
             .collect();
         finished.sort();
         assert_eq!(finished, ["a", "b"]);
+    }
+
+    /// The ids of the cascades finished so far, sorted.
+    fn finished(c: &mut Cascades) -> Vec<String> {
+        let mut ids: Vec<String> = c
+            .take_pending()
+            .rows
+            .into_iter()
+            .filter(|r| r.status == "finished")
+            .map(|r| r.post_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    // Failed while only the count of cascades and each tree's shares were capped: 100,000
+    // cascades of 20,000 kept shares each could be held.
+    #[test]
+    fn past_the_total_of_kept_shares_the_least_recently_active_cascades_finish() {
+        let mut c = Cascades::new(&ViralitySettings {
+            max_cascades: 100,
+            max_total_shares: 10,
+            ..settings()
+        });
+        for post in ["a", "b", "c", "d"] {
+            let rows: Vec<FeedRow> = (0..4)
+                .map(|i| share(post, &format!("s{i}"), 1_700_000_000.0 + f64::from(i), None))
+                .collect();
+            c.apply(&rows);
+        }
+        c.expire();
+        assert_eq!(
+            c.len(),
+            2,
+            "16 kept shares, 10 allowed: two cascades of 4 remain"
+        );
+        assert_eq!(finished(&mut c), ["a", "b"]);
+        c.apply(&[share("c", "s9", 1_700_000_009.0, None)]);
+        c.expire();
+        assert_eq!(c.len(), 2, "9 kept shares are within the cap");
+    }
+
+    // Failed while a full map turned every new key away: ten thousand keys moved once kept
+    // every product and hashtag after them out of momentum until they went quiet.
+    #[test]
+    fn a_new_momentum_key_finds_room_in_a_full_map() {
+        let mut c = Cascades::new(&settings());
+        let now = unix_seconds(Utc::now());
+        let tagged = |c: &mut Cascades, post: &str, tag: &str| {
+            c.remember_post(
+                post,
+                PostMeta {
+                    hashtags: vec![tag.to_string()],
+                    ..meta("buds")
+                },
+            );
+            c.apply(&[share(post, "s", now, None)]);
+        };
+        for i in 0..MAX_MOMENTUM_KEYS {
+            tagged(&mut c, &format!("p{i}"), &format!("junk{i}"));
+        }
+        c.take_pending();
+        tagged(&mut c, "real", "launch");
+        let rows = momentum_rows(&mut c);
+        let live: Vec<&str> = rows
+            .iter()
+            .filter(|m| m.0 == "hashtag" && m.2 > 0.0)
+            .map(|m| m.1.as_str())
+            .collect();
+        assert_eq!(live, ["launch"]);
+        let gone: HashSet<&str> = rows
+            .iter()
+            .filter(|m| m.0 == "hashtag" && m.2 == 0.0)
+            .map(|m| m.1.as_str())
+            .collect();
+        assert_eq!(
+            gone.len(),
+            MAX_MOMENTUM_KEYS / 8,
+            "an eighth leaves with a zero row"
+        );
+        assert!(
+            gone.contains("junk0"),
+            "the least recently moved leave first"
+        );
+        assert!(!gone.contains(format!("junk{}", MAX_MOMENTUM_KEYS - 1).as_str()));
     }
 
     #[test]

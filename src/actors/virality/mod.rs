@@ -20,8 +20,9 @@
 //! that takes over rebuilds the active cascades from the engagements before that position and
 //! reads the feed from it, so no engagement is lost or counted twice across a takeover.
 //!
-//! Memory is bounded: at most `virality.max_cascades` cascades (the least recently active
-//! are finished first), at most `virality.max_tracked_shares` shares per tree, and a
+//! Memory is bounded: at most `virality.max_cascades` cascades and
+//! `virality.max_total_shares` shares kept in all their trees (past either, the least recently
+//! active are finished first), at most `virality.max_tracked_shares` shares per tree, and a
 //! cascade without engagement for `virality.inactive_expiry_secs` is finished (its final
 //! counts stay in `virality_cascades` as history for the thresholds).
 //!

@@ -925,6 +925,9 @@ pub struct ViralitySettings {
     pub max_cascades: usize,
     /// Most shares kept per cascade tree; further shares are counted only.
     pub max_tracked_shares: usize,
+    /// Most shares kept in every tree together: past it the least recently active cascades
+    /// are finished first, as past `max_cascades` (each cap alone allows billions of shares).
+    pub max_total_shares: usize,
     /// A `virality:update` is published when a post's score moved by at least this many
     /// points since the last one (0..100).
     pub publish_step: f64,
@@ -961,6 +964,7 @@ impl Default for ViralitySettings {
             revive_window_secs: 7 * 24 * 3_600,
             max_cascades: 100_000,
             max_tracked_shares: 20_000,
+            max_total_shares: 2_000_000,
             publish_step: 5.0,
             history_step: 1.0,
             interval_level: 0.9,

@@ -196,8 +196,10 @@ pub mod names {
         counter VIRALITY_EVENTS = "pulse_virality_events_total";
         /// Cascades held in memory.
         gauge VIRALITY_CASCADES = "pulse_virality_cascades";
-        /// Cascades finished, by `reason` (inactive, evicted).
+        /// Cascades finished, by `reason` (inactive, evicted, deleted).
         counter VIRALITY_FINISHED = "pulse_virality_cascades_finished_total";
+        /// Product and hashtag momentum keys that left memory to make room for a new key.
+        counter VIRALITY_MOMENTUM_KEYS_EVICTED = "pulse_virality_momentum_keys_evicted_total";
         /// Finished cascades taken up again because they were engaged again.
         counter VIRALITY_REVIVED = "pulse_virality_cascades_revived_total";
         /// Post predictions computed.
