@@ -2,7 +2,8 @@
 //!
 //! Every `analyzer.calibration_every_ms` the calibrator loads the calibration in use when the
 //! state's revision moved (the analyzer workers read it from [`LiveCalibration`]), and, when
-//! sentiment labels were given or undone since the last training, takes the training lease (one
+//! sentiment labels were given or undone since the last training and none began in the last
+//! `analyzer.calibration_train_gap_ms`, takes the training lease (one
 //! process trains at a time; extended while it trains), has the analyzer pool read the labelled
 //! posts again within the share `POST /api/v1/analyze` has (the shipped models' own outputs are
 //! not stored), trains an adapter for each model with enough labels and records it with its
@@ -32,6 +33,8 @@ pub struct Calibrator {
     live: Arc<LiveCalibration>,
     every: Duration,
     limit: i64,
+    /// Shortest time between the starts of two trainings.
+    gap: Duration,
 }
 
 impl Calibrator {
@@ -40,6 +43,7 @@ impl Calibrator {
         Self {
             every: Duration::from_millis(settings.calibration_every_ms.max(1)),
             limit: settings.calibration_labels.max(1) as i64,
+            gap: Duration::from_millis(settings.calibration_train_gap_ms),
             pool,
             ingest,
             live,
@@ -47,14 +51,15 @@ impl Calibrator {
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {
-        let (pool, ingest, live, limit) = (
+        let (pool, ingest, live, limit, gap) = (
             self.pool.clone(),
             self.ingest.clone(),
             self.live.clone(),
             self.limit,
+            self.gap,
         );
         wrap_future::<_, Self>(async move {
-            let trained = train_once(&pool, &ingest, limit).await;
+            let trained = train_once(&pool, &ingest, limit, gap).await;
             let loaded = refresh(&pool, &live).await;
             (trained, loaded)
         })
@@ -102,10 +107,16 @@ pub async fn refresh(pool: &Pool, live: &LiveCalibration) -> anyhow::Result<bool
     Ok(true)
 }
 
-/// Trains a calibration when sentiment labels changed since the last; whether one was recorded.
-pub async fn train_once(pool: &Pool, ingest: &IngestContext, limit: i64) -> anyhow::Result<bool> {
+/// Trains a calibration when sentiment labels changed since the last and none began in the
+/// last `gap`; whether one was recorded.
+pub async fn train_once(
+    pool: &Pool,
+    ingest: &IngestContext,
+    limit: i64,
+    gap: Duration,
+) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
-    let Some((changes, newest)) = db::claim_training(&**client).await? else {
+    let Some((changes, newest)) = db::claim_training(&**client, gap).await? else {
         return Ok(false);
     };
     let outcome = tokio::select! {

@@ -60,6 +60,7 @@ async fn reviewers_labels_calibrate_sentiment_only_when_it_beats_the_shipped_mod
         s.analyzer.bundles = vec![AnalyzerSettings::default_bundle()];
         s.analyzer.multilingual_bundles = Vec::new();
         s.analyzer.calibration_every_ms = 200;
+        s.analyzer.calibration_train_gap_ms = 0;
     })
     .await;
     let pg = app.env.pg().await;
@@ -222,7 +223,7 @@ async fn a_training_lease_is_extended_while_held_and_taken_over_once_lapsed() {
     )
     .await
     .unwrap();
-    assert!(claim_training(&pg).await.unwrap().is_some());
+    assert!(claim_training(&pg, Duration::ZERO).await.unwrap().is_some());
     let left = || async {
         pg.query_one(
             "SELECT extract(epoch FROM training_until - now())::float8 \
@@ -243,7 +244,7 @@ async fn a_training_lease_is_extended_while_held_and_taken_over_once_lapsed() {
     assert!(extend_training(&pg).await.unwrap());
     let extended = left().await;
     assert!(extended > LEASE_SECS - 30.0, "{extended} s left");
-    assert!(claim_training(&pg).await.unwrap().is_none());
+    assert!(claim_training(&pg, Duration::ZERO).await.unwrap().is_none());
 
     pg.execute(
         "UPDATE sentiment_calibration_state SET training_until = now() - interval '1 second'",
@@ -253,7 +254,56 @@ async fn a_training_lease_is_extended_while_held_and_taken_over_once_lapsed() {
     .unwrap();
     assert!(!extend_training(&pg).await.unwrap());
     assert!(left().await < 0.0);
-    assert!(claim_training(&pg).await.unwrap().is_some());
+    assert!(claim_training(&pg, Duration::ZERO).await.unwrap().is_some());
+}
+
+/// Every sentiment label given or undone was followed, within `analyzer.calibration_every_ms`,
+/// by a training that read every labelled post again through the analyzer: a reviewer's (or a
+/// script's) stream of labels kept the pool re-reading 2,000 posts. One training begins in a
+/// gap, whether it recorded or failed; the changes meanwhile are trained on once it has passed.
+#[actix_rt::test]
+async fn a_calibration_training_begins_at_most_once_a_gap() {
+    use pulse::db::calibration::{claim_training, release_training};
+    let app = spawn_app_tuned(|s| s.analyzer.calibration_every_ms = 0).await;
+    let pg = app.env.pg().await;
+    let gap = Duration::from_secs(3_600);
+    let change = || async {
+        pg.execute(
+            "UPDATE sentiment_calibration_state SET changes = changes + 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    };
+    // Twenty changes, a process looking for a training after each; each training fails and
+    // gives its lease back.
+    let mut begun = 0;
+    for _ in 0..20 {
+        change().await;
+        if claim_training(&pg, gap).await.unwrap().is_some() {
+            begun += 1;
+            release_training(&pg).await.unwrap();
+        }
+    }
+    assert_eq!(begun, 1, "trainings begun for twenty label changes");
+
+    // The gap over: one for every change since, then none until another gap.
+    pg.execute(
+        "UPDATE sentiment_calibration_state \
+         SET training_started = training_started - interval '2 hours'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let (changes, _) = claim_training(&pg, gap)
+        .await
+        .unwrap()
+        .expect("the gap passed");
+    assert_eq!(changes, 20);
+    release_training(&pg).await.unwrap();
+    change().await;
+    assert!(claim_training(&pg, gap).await.unwrap().is_none());
+    assert!(claim_training(&pg, Duration::ZERO).await.unwrap().is_some());
 }
 
 /// Every training stored a calibration with its adapters and none was ever deleted, while each

@@ -404,6 +404,9 @@ pub struct AnalyzerSettings {
     pub calibration_every_ms: u64,
     /// The newest sentiment labels a calibration is trained on.
     pub calibration_labels: usize,
+    /// Shortest time between the starts of two calibration trainings, in milliseconds: labels
+    /// given meanwhile wait for the next (a training reads every labelled post again).
+    pub calibration_train_gap_ms: u64,
 }
 
 impl AnalyzerSettings {
@@ -851,6 +854,7 @@ impl Default for AnalyzerSettings {
             api_wait_ms: 2_000,
             calibration_every_ms: 2_000,
             calibration_labels: 2_000,
+            calibration_train_gap_ms: 60_000,
         }
     }
 }

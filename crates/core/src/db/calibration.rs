@@ -22,20 +22,24 @@ pub async fn count_change(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Er
 /// it lapses only when the trainer stopped.
 pub const LEASE_SECS: f64 = 120.0;
 
-/// Whether sentiment labels changed since the last training; if so, takes the training lease
-/// (one process trains at a time) and returns the count of changes and the newest sentiment
-/// label.
+/// Whether sentiment labels changed since the last training and none began in the last `gap`;
+/// if so, takes the training lease (one process trains at a time) and returns the count of
+/// changes and the newest sentiment label. Labels given within the gap wait for the next
+/// training, whether the last one recorded or failed.
 pub async fn claim_training(
     client: &impl GenericClient,
+    gap: std::time::Duration,
 ) -> Result<Option<(i64, i64)>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             "UPDATE sentiment_calibration_state \
-             SET training_until = now() + make_interval(secs => $1) \
+             SET training_until = now() + make_interval(secs => $1), training_started = now() \
              WHERE changes > trained_changes AND (training_until IS NULL OR training_until < now()) \
+               AND (training_started IS NULL \
+                    OR training_started <= now() - make_interval(secs => $2)) \
              RETURNING changes, \
                  COALESCE((SELECT max(id) FROM post_labels WHERE kind = 'sentiment'), 0)",
-            &[&LEASE_SECS],
+            &[&LEASE_SECS, &gap.as_secs_f64()],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
