@@ -13,17 +13,52 @@ use crate::topics::Expr;
 /// few thousand.
 pub const MAX_HIGHLIGHT_STEPS: usize = 1_000_000;
 
+/// Comparisons the highlights of one page of hits may make together: a page of 100 hits each
+/// at the per-hit budget was 100 million (about a second of a worker for one request). Past
+/// it the page's later hits keep what was found so far, or no highlights.
+pub const MAX_PAGE_HIGHLIGHT_STEPS: usize = 4_000_000;
+
+/// What one page's highlights may still compare, each hit within [`MAX_HIGHLIGHT_STEPS`] and
+/// the page within [`MAX_PAGE_HIGHLIGHT_STEPS`].
+#[derive(Debug, Clone)]
+pub struct PageHighlights {
+    left: usize,
+}
+
+impl Default for PageHighlights {
+    fn default() -> Self {
+        PageHighlights {
+            left: MAX_PAGE_HIGHLIGHT_STEPS,
+        }
+    }
+}
+
+impl PageHighlights {
+    /// The highlights of one hit's `text`, within what the page has left.
+    pub fn of(&mut self, expr: &Expr, text: &str) -> Vec<[usize; 2]> {
+        let allowed = self.left.min(MAX_HIGHLIGHT_STEPS);
+        let mut steps = allowed;
+        let found = highlights_within(expr, text, &mut steps);
+        self.left -= allowed - steps;
+        found
+    }
+}
+
 /// The spans of `text` to highlight, as `[start, end)` offsets in characters (Unicode code
 /// points), sorted and merged.
 pub fn highlights(expr: &Expr, text: &str) -> Vec<[usize; 2]> {
+    highlights_within(expr, text, &mut MAX_HIGHLIGHT_STEPS.clone())
+}
+
+/// [`highlights`] within `steps` comparisons, taking those it makes off them.
+fn highlights_within(expr: &Expr, text: &str, steps: &mut usize) -> Vec<[usize; 2]> {
     let mut phrases = Vec::new();
     positive_phrases(expr, &mut phrases);
-    if phrases.is_empty() {
+    if phrases.is_empty() || *steps == 0 {
         return Vec::new();
     }
     let tokens = Tokens::read(text);
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut steps = MAX_HIGHLIGHT_STEPS;
     'phrases: for phrase in phrases {
         let n = phrase.len();
         if n == 0 || n > tokens.len() {
@@ -32,10 +67,10 @@ pub fn highlights(expr: &Expr, text: &str) -> Vec<[usize; 2]> {
         for start in 0..=tokens.len() - n {
             let mut found = true;
             for (k, p) in phrase.iter().enumerate() {
-                if steps == 0 {
+                if *steps == 0 {
                     break 'phrases;
                 }
-                steps -= 1;
+                *steps -= 1;
                 let i = start + k;
                 if !p.finds(tokens.tokens[i].kind, tokens.text(i)) {
                     found = false;
@@ -130,5 +165,23 @@ mod tests {
             "stopped before the end: {found:?}"
         );
         assert_eq!(h("\"a a\"", "b a a b"), ["a a"]);
+    }
+
+    // Failed while the budget was each hit's alone: a page of 100 such hits made 100 million
+    // comparisons.
+    #[test]
+    fn a_pages_hits_share_one_budget_of_comparisons() {
+        let phrase = parse(&format!("\"{}\"", vec!["a"; 2_000].join(" "))).unwrap();
+        let text = vec!["a"; 9_999].join(" ");
+        let mut page = PageHighlights::default();
+        let found: Vec<usize> = (0..10).map(|_| page.of(&phrase, &text).len()).collect();
+        let full = MAX_PAGE_HIGHLIGHT_STEPS / MAX_HIGHLIGHT_STEPS;
+        assert_eq!(found[..full], vec![1; full][..], "{found:?}");
+        assert!(found[full..].iter().all(|&n| n == 0), "{found:?}");
+        assert!(page.of(&parse("b").unwrap(), "a b").is_empty());
+        assert_eq!(
+            PageHighlights::default().of(&parse("b").unwrap(), "a b"),
+            [[2, 3]]
+        );
     }
 }

@@ -7,5 +7,5 @@ pub mod highlight;
 pub mod plan;
 pub mod vector;
 
-pub use highlight::highlights;
+pub use highlight::{highlights, PageHighlights};
 pub use plan::{plan, Plan};

@@ -28,7 +28,7 @@ use crate::http::filters::with_post_filters;
 use crate::http::state::State;
 use crate::models::errors::ErrorCode;
 use crate::models::views::PostView;
-use crate::search::{highlights, plan};
+use crate::search::{plan, PageHighlights};
 use crate::telemetry::names;
 use crate::topics::{Expr, PostFields, TopicSet};
 
@@ -328,6 +328,8 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
     let mut checked = 0usize;
     let mut more = false;
     let mut first = true;
+    // One budget of highlighting for the whole page, however many batches it reads.
+    let mut page_marks = PageHighlights::default();
     loop {
         // An exact plan's candidates are hits but for the unsure ones that fail their check:
         // its first read takes a page, and only a page that must read on (its unsure candidates
@@ -355,7 +357,8 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
         let wanted = (limit + 1) as usize - items.len();
         let budget = MAX_CHECKED - checked;
         let relevance = prepared.order == Order::Relevance;
-        let (hits, examined, last) = web::block(move || {
+        let mut marks = std::mem::take(&mut page_marks);
+        let (hits, examined, last, marks) = web::block(move || {
             let mut hits = Vec::new();
             let mut examined = 0;
             let mut last = None;
@@ -375,15 +378,16 @@ pub async fn search(state: State, query: web::Query<SearchQuery>) -> Answer {
                     }
                 }
                 hits.push(SearchHit {
-                    highlights: highlights(&expr, &c.post.text),
+                    highlights: marks.of(&expr, &c.post.text),
                     score: relevance.then_some(c.rank),
                     post: c.post,
                 });
             }
-            (hits, examined, last)
+            (hits, examined, last, marks)
         })
         .await
         .map_err(ApiError::internal)?;
+        page_marks = marks;
         checked += examined;
         items.extend(hits);
         if last.is_some() {
