@@ -34,7 +34,7 @@ error_responses! {
     AnalysisBusy: 429 = "The caller's previous analysis is still running (`rate_limited`, `details.scope` `analysis`)",
     PostgresBusy: 503 = "PostgreSQL is unavailable or busy",
     ReadTimedOut: 504 = "A read ran past the API's statement timeout",
-    CostlyReadBusy: 429 = "The caller's previous costly read (a search counting facets, a digest previewed or sent, a topic's trending terms) ran on for 10 s after this one came (`rate_limited`, `details.scope` `costly_read`)",
+    CostlyReadBusy: 429 = "The caller's previous costly read (a search counting facets, a digest previewed or sent, a topic's trending terms, the review queue's next posts) ran on for 10 s after this one came (`rate_limited`, `details.scope` `costly_read`)",
 }
 
 /// The 204 of a deletion, which has no body.

@@ -99,7 +99,8 @@ impl State {
                     "costly_read",
                     format!(
                         "this caller's previous costly read (a search counting facets, a \
-                         digest previewed or sent) ran on for {} s; one at a time",
+                         digest previewed or sent, a topic's trending terms, the review \
+                         queue's next posts) ran on for {} s; one at a time",
                         COSTLY_READ_WAIT.as_secs()
                     ),
                     std::time::Duration::from_secs(1),

@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use crate::analysis::lexicon::{self, LexiconAnalyzer};
 use crate::db::review::{self as db, Candidate};
 use crate::http::answer::Answer;
+use crate::http::documented::CostlyReadBusy;
 use crate::http::error::{ApiError, ErrorBody, PostgresUnavailable};
 use crate::http::locks::lock;
 use crate::http::state::State;
@@ -97,7 +98,7 @@ static LEXICON: LazyLock<Mutex<LexiconAnalyzer>> =
             (empty when the queue is)", body = ReviewBatch),
         (status = 400, description = "A count out of range or a topic that is not live \
             (`invalid_label`), or a body that is not a request (`invalid_json`)", body = ErrorBody),
-        PostgresUnavailable,
+        CostlyReadBusy, PostgresUnavailable,
     )
 )]
 #[post("/api/v1/review/next")]
@@ -109,6 +110,9 @@ pub async fn next(state: State, input: web::Json<NextInput>) -> Answer {
             format!("count must be 1 to {MAX_COUNT}"),
         ));
     }
+    // Up to 2,000 posts' openings read and ranked: one at a time a caller, as other costly
+    // reads are.
+    let _costly = state.costly_read().await?;
     let reviewer = state.owner();
     let claim_secs = state.settings.topics.review_claim_secs as f64;
     let queue = input.topic_id.unwrap_or(0);

@@ -592,6 +592,63 @@ async fn the_queue_reads_the_opening_of_each_text_and_claims_only_what_is_still_
     app.shutdown().await;
 }
 
+/// The sessions of the test database whose queue read waits for a lock on the posts.
+const QUEUE_READS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+      AND query LIKE '%newest AS (SELECT id FROM posts%'";
+
+/// Each request reads up to 2,000 posts' openings and ranks them; a caller sending many at once
+/// had as many run. A caller's second request waits for its first, and past 10 s is a 429
+/// `costly_read`, while the first is answered as ever.
+#[actix_rt::test]
+async fn a_callers_queue_requests_run_one_at_a_time() {
+    // The first request waits on a lock held by the test for as long as the test needs,
+    // holding an API connection: the API has others for the second request and its audit entry.
+    // (An editor's key: an open server's caller is an administrator, whose changes and their
+    // audit entries share the one connection kept for administrators.)
+    let s = common::secured::SecuredServer::start(|s| {
+        s.database.api_statement_timeout_ms = 600_000;
+        s.database.api_pool_size = 4;
+    })
+    .await;
+    s.app.send_events(&[post_json("q-0", &car(0))]).await;
+    assert!(s.app.wait_for_posts(1, WAIT).await);
+    let lock = s.app.env.pg().await;
+    lock.batch_execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let next = || {
+        s.call(
+            "POST",
+            "/api/v1/review/next",
+            Some(Role::Editor),
+            Some(json!({"count": 1})),
+        )
+    };
+    let first = next();
+    let meanwhile = async {
+        let pg = s.app.env.pg().await;
+        while pg.scalar::<i64>(QUEUE_READS_WAITING, &[]).await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Without the bound this one waits on the lock too: the test gives up on it.
+        let second = tokio::time::timeout(Duration::from_secs(60), next()).await;
+        lock.batch_execute("ROLLBACK").await.unwrap();
+        second.expect("the second request waited on the first's read")
+    };
+    let (first, second) = futures::join!(first, meanwhile);
+    second.assert_error(429, "rate_limited", "");
+    assert_eq!(
+        second.json()["error"]["details"]["scope"],
+        "costly_read",
+        "{}",
+        second.body
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(handed_ids(&first.json()), ["q-0"]);
+    s.app.shutdown().await;
+}
+
 /// A deleted post's labels stayed listed, notes quoting it included.
 #[actix_rt::test]
 async fn a_deleted_posts_labels_and_notes_are_no_longer_listed() {
