@@ -404,7 +404,9 @@ pub async fn guard(
         }
     };
 
-    // Rate limits: per key for callers with one, per address otherwise.
+    // Rate limits: per key for callers with one, per address otherwise. An open server's
+    // callers have no key: the key budget is their network's, or a host with a /64 of
+    // addresses would have a budget for each.
     let metered = if pattern == "/health" && matches!(method, Method::GET | Method::HEAD) {
         None
     } else {
@@ -412,7 +414,7 @@ pub async fn guard(
             Some(Principal {
                 key_id: Some(id), ..
             }) => spend(&state, &state.limiter.per_key, "key", id),
-            Some(_) => spend(&state, &state.limiter.per_key, "key", &ip),
+            Some(_) => spend(&state, &state.limiter.per_key, "key", &client.network),
             None => spend_address(&state, &client),
         };
         match spent {

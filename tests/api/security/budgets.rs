@@ -815,6 +815,45 @@ async fn inputs_the_database_cannot_hold_are_bad_requests() {
     }
 }
 
+/// An open server's callers had the key budget of their address: a host with a /64 had as many
+/// budgets as addresses.
+#[actix_rt::test]
+async fn on_an_open_server_the_addresses_of_one_network_share_the_key_budget() {
+    let app = spawn_app_tuned(|s| {
+        s.limits.rate_limits = true;
+        s.limits.per_key_burst = 5.0;
+        s.limits.per_key_per_sec = 0.01;
+    })
+    .await;
+    let get_from = |source: String| {
+        let server = app.address();
+        async move {
+            let mut stream = connect_from(&source, server).await;
+            let request = format!(
+                "GET /api/v1/topics HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            status_of(&mut stream).await
+        }
+    };
+    let mut statuses = Vec::new();
+    for i in 2..22 {
+        statuses.push(get_from(format!("127.0.0.{i}")).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(get_from("127.0.9.2".into()).await, 200, "another network");
+    app.shutdown().await;
+}
+
 /// The budgets were per address, and a host has a whole /8 (or /64) of them.
 #[actix_rt::test]
 async fn the_addresses_of_one_network_share_its_budget() {

@@ -254,7 +254,8 @@ impl std::fmt::Debug for Secret {
 pub struct LimitSettings {
     /// Apply the rate limits (size limits always apply).
     pub rate_limits: bool,
-    /// Sustained requests per second per API key (or per address on an open server).
+    /// Sustained requests per second per API key (or per client network, the address's /24 or
+    /// /64, on an open server).
     pub per_key_per_sec: f64,
     /// Requests per key allowed in a burst above the sustained rate.
     pub per_key_burst: f64,
