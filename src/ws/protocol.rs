@@ -150,7 +150,8 @@ impl Filter {
             && ok(&f.country, &keys.country)
             && ok(&f.channel, &keys.channel)
             && lang_ok(&f.lang, &keys.lang)
-            && (f.topics.is_empty() || f.topics.iter().any(|t| keys.topics.contains(t)))
+            // A filter's topics are sorted when it is parsed; a post may match many topics.
+            && (f.topics.is_empty() || keys.topics.iter().any(|t| f.topics.binary_search(t).is_ok()))
     }
 
     /// Whether the filter lets everything through.
@@ -581,6 +582,25 @@ mod tests {
             ..keys.clone()
         };
         assert!(!und.matches(&tagged));
+        let of_topics = parse_filter_topics(&[9, 1, 5]);
+        let about = |topics: Vec<i64>| FilterKeys {
+            topics,
+            ..keys.clone()
+        };
+        assert!(of_topics.matches(&about(vec![2, 3, 9])));
+        assert!(!of_topics.matches(&about(vec![2, 3, 4, 6])));
+        assert!(!of_topics.matches(&keys), "a post of no topic");
+    }
+
+    /// A filter naming `topics`, as a client's message would.
+    fn parse_filter_topics(topics: &[i64]) -> Filter {
+        let message = serde_json::json!({"type": "subscribe", "topics": ["posts"], "filter": {"topics": topics}});
+        match parse_client_message(&message.to_string()).unwrap() {
+            ClientMessage::Subscribe {
+                filter: Some(f), ..
+            } => f,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
