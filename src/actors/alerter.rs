@@ -383,7 +383,7 @@ fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Valu
 
 /// The posts and terms that drove an alert: the most negative (or most at-risk, or most
 /// toxic) live posts of the window `[from, to]` in the scope, and the terms most frequent
-/// among them.
+/// in their openings.
 async fn examples(
     client: &tokio_postgres::Client,
     kind: RuleKind,
@@ -405,8 +405,8 @@ async fn examples(
         .take(10)
         .map(|(term, posts)| json!({"term": term, "posts": posts}))
         .collect();
-    // The terms are read from whole texts; the posts are quoted cut, so an alert's evidence
-    // is bounded whatever its posts hold.
+    // The terms are read from the texts' openings as read; the posts are quoted cut, so an
+    // alert's evidence is bounded whatever its posts hold.
     let top: Vec<db::EvidencePost> = posts
         .into_iter()
         .take(5)

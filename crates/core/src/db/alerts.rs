@@ -338,7 +338,9 @@ pub struct EvidencePost {
 }
 
 /// Up to 200 live (not deleted) posts of the scope created in `[from, to]` that drove a rule
-/// of `kind`: the most negative, most at risk, most toxic or newest first.
+/// of `kind`: the most negative, most at risk, most toxic or newest first, each text cut to
+/// what [`quoted_text`](crate::models::alerts::quoted_text) needs: 200 whole texts of 20 KB
+/// were 4 MB read and scanned for terms each time an alert's evidence was chosen.
 pub async fn evidence_posts(
     client: &Client,
     kind: RuleKind,
@@ -367,8 +369,10 @@ pub async fn evidence_posts(
         (RuleKind::VolumeSpike, Dimension::Language | Dimension::Support) => "",
         _ => "AND language_support <> 'unsupported'",
     };
+    // A text is read as far as evidence uses it: the quote's opening and one character more.
+    let chars = crate::models::alerts::EVIDENCE_TEXT_CHARS + 1;
     let sql = format!(
-        "SELECT id, platform, text, sentiment_label, sentiment_score, churn_risk, toxicity, created_at \
+        "SELECT id, platform, left(text, {chars}), sentiment_label, sentiment_score, churn_risk, toxicity, created_at \
          FROM posts WHERE created_at >= $1 AND created_at <= $3 AND deleted_at IS NULL AND {scope} \
          {counted} ORDER BY {order} LIMIT 200"
     );
