@@ -199,29 +199,14 @@ impl Application {
         let state = web::Data::new(state);
         let address = listener.local_addr()?;
         let workers = Settings::threads_or_cores(settings.http.workers);
-        let connections =
-            crate::models::places::Places::new(settings.http.max_connections_per_network);
+        let admission = crate::http::middleware::connections::Admission::new(
+            settings.http.max_connections_per_network,
+            proxies,
+        );
         let server = HttpServer::new(move || http::app(state.clone()))
             .on_connect(move |connection, data| {
-                use std::os::fd::AsRawFd;
-                let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-                    return;
-                };
-                data.insert(crate::ws::socket::ConnectionFd(tcp.as_raw_fd()));
-                let Ok(peer) = tcp.peer_addr() else { return };
-                if proxies.trusts(peer.ip()) {
-                    return;
-                }
-                let network = crate::http::middleware::peer::network_of(peer.ip());
-                match connections.take(&network) {
-                    Some(place) => {
-                        data.insert(place);
-                    }
-                    None => {
-                        metrics::counter!(crate::telemetry::names::CONNECTIONS_REFUSED)
-                            .increment(1);
-                        data.insert(crate::http::middleware::connections::OverConnectionCap);
-                    }
+                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    admission.admit(tcp, data);
                 }
             })
             .workers(workers)

@@ -665,6 +665,56 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     app.shutdown().await;
 }
 
+/// Every connection past the cap waited seconds for its first request to be told 429, holding a
+/// descriptor meanwhile: a client opening connections faster than that held thousands. Past a
+/// few waiting at once, the rest are shut as they are accepted.
+#[actix_rt::test]
+async fn past_a_few_waiting_refusals_a_networks_connections_are_shut_at_once() {
+    use pulse::http::middleware::connections::NOTICES;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CAP: usize = 2;
+    const PAST: usize = 6;
+    let app = spawn_app_tuned(|s| s.http.max_connections_per_network = CAP).await;
+    let addr = app.address();
+    // All open before any asks, so each holds its place, notice or nothing meanwhile.
+    let mut streams = Vec::new();
+    for _ in 0..CAP + NOTICES + PAST {
+        streams.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut statuses = Vec::new();
+    for stream in &mut streams {
+        let _ = stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        let mut head = [0u8; 12];
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut head)).await;
+        statuses.push(match read {
+            Ok(Ok(_)) => std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap(),
+            Ok(Err(_)) => 0u16,
+            Err(_) => panic!("a connection neither answered nor shut: {statuses:?}"),
+        });
+    }
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    assert!(count(200) <= CAP, "{statuses:?}");
+    assert_eq!(count(429), NOTICES, "{statuses:?}");
+    assert!(count(0) >= PAST, "{statuses:?}");
+    assert_eq!(
+        count(200) + count(429) + count(0),
+        statuses.len(),
+        "{statuses:?}"
+    );
+    drop(streams);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            served(addr).await.1 == 200
+        })
+        .await,
+        "the network is served again once its connections are gone"
+    );
+    app.shutdown().await;
+}
+
 /// One caller's reads cannot take the API's few connections from everyone: each use of a
 /// connection (and the rest after it) is charged to its caller, and a caller past its budget
 /// is told to wait (429, scope `database`) while another caller is answered.
