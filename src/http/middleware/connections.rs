@@ -7,10 +7,11 @@
 //! first request head is the one actix times out, so such a connection lasts seconds). The place
 //! is given back when the connection's data is dropped, with it.
 //!
-//! Only [`NOTICES`] connections of a network past its cap wait for a request to be told why;
-//! the rest are shut as they are accepted. Each one waiting holds a descriptor for seconds, and
-//! a client opening hundreds a second would otherwise hold thousands, until the process could
-//! accept no connection from anyone.
+//! As many connections of a network again as its cap may wait past it for a request to be told
+//! why; the rest are shut as they are accepted. Each one waiting holds a descriptor for seconds,
+//! and a client opening hundreds a second would otherwise hold thousands, until the process
+//! could accept no connection from anyone. A burst of a few hundred requests at once (one
+//! connection each) still gets clear 429s.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -25,9 +26,6 @@ use crate::models::places::Places;
 #[derive(Debug, Clone, Copy)]
 pub struct OverConnectionCap;
 
-/// Connections past its cap a network may have waiting for their 429 at once.
-pub const NOTICES: usize = 16;
-
 /// What `HttpServer::on_connect` decides for each accepted connection.
 pub struct Admission {
     proxies: TrustedProxies,
@@ -36,12 +34,13 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// Admission with at most `cap` connections a network (0: no cap).
+    /// Admission with at most `cap` connections a network (0: no cap), and as many again
+    /// waiting for their 429.
     pub fn new(cap: usize, proxies: TrustedProxies) -> Admission {
         Admission {
             proxies,
             held: Places::new(cap),
-            noticed: Places::new(NOTICES),
+            noticed: Places::new(cap),
         }
     }
 

@@ -585,6 +585,14 @@ async fn served(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, u16) {
     asked(addr, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await
 }
 
+/// Whether `/health` is answered 200 on a fresh connection to `addr` within 30 s.
+async fn served_again(addr: std::net::SocketAddr) -> bool {
+    wait_until(Duration::from_secs(30), || async {
+        served(addr).await.1 == 200
+    })
+    .await
+}
+
 /// A fresh connection to `addr`, and the status of `request` sent on it (0: no answer).
 async fn asked(addr: std::net::SocketAddr, request: &str) -> (tokio::net::TcpStream, u16) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -655,10 +663,7 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
     read_until_closed(&mut preflight, "the preflight's connection").await;
     drop(held);
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            served(addr).await.1 == 200
-        })
-        .await,
+        served_again(addr).await,
         "places given back are taken again"
     );
     assert_metric_counted(&app.app, "pulse_http_connections_refused_total").await;
@@ -666,13 +671,14 @@ async fn a_network_holds_at_most_its_connections_and_gets_them_back() {
 }
 
 /// Every connection past the cap waited seconds for its first request to be told 429, holding a
-/// descriptor meanwhile: a client opening connections faster than that held thousands. Past a
-/// few waiting at once, the rest are shut as they are accepted.
+/// descriptor meanwhile: a client opening connections faster than that held thousands. Past as
+/// many waiting at once as the cap, the rest are shut as they are accepted.
 #[actix_rt::test]
-async fn past_a_few_waiting_refusals_a_networks_connections_are_shut_at_once() {
-    use pulse::http::middleware::connections::NOTICES;
+async fn past_the_cap_twice_a_networks_connections_are_shut_at_once() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const CAP: usize = 2;
+    const CAP: usize = 4;
+    // As many again wait for their 429.
+    const NOTICES: usize = CAP;
     const PAST: usize = 6;
     let app = spawn_app_tuned(|s| s.http.max_connections_per_network = CAP).await;
     let addr = app.address();
@@ -706,10 +712,7 @@ async fn past_a_few_waiting_refusals_a_networks_connections_are_shut_at_once() {
     );
     drop(streams);
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            served(addr).await.1 == 200
-        })
-        .await,
+        served_again(addr).await,
         "the network is served again once its connections are gone"
     );
     app.shutdown().await;
