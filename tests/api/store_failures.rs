@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use common::*;
 
-/// Makes every insert into `posts` whose text holds `marker` fail with `XX000`.
-async fn fail_posts_holding(env: &TestEnv, marker: &str) {
+/// A migrated environment on which every insert into `posts` whose text holds the returned
+/// marker (named after `name`) fails with `XX000`, and a Redis client of it.
+async fn failing_posts(name: &str) -> (TestEnv, String, fred::clients::Client) {
+    let env = TestEnv::migrated().await;
+    let marker = unique(name);
     let sql = format!(
         "CREATE FUNCTION fail_marked() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN IF strpos(NEW.text, '{marker}') > 0 THEN \
@@ -18,6 +21,8 @@ async fn fail_posts_holding(env: &TestEnv, marker: &str) {
          CREATE TRIGGER fail_marked BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION fail_marked();"
     );
     env.pg().await.batch_execute(&sql).await.unwrap();
+    let redis = env.redis().await;
+    (env, marker, redis)
 }
 
 /// The post first in its batch of 32, the half that holds it always tried first: nothing
@@ -25,10 +30,7 @@ async fn fail_posts_holding(env: &TestEnv, marker: &str) {
 /// committed.
 #[actix_rt::test]
 async fn a_post_postgresql_fails_alike_every_time_is_split_out_and_dead_lettered() {
-    let env = TestEnv::migrated().await;
-    let marker = unique("fails");
-    fail_posts_holding(&env, &marker).await;
-    let redis = env.redis().await;
+    let (env, marker, redis) = failing_posts("fails").await;
     // Appended before Pulse starts, so that its first read takes all 32 as one batch.
     let failing = env
         .xadd_post(&redis, "failing", &format!("a post {marker}"))
@@ -56,10 +58,7 @@ async fn a_post_postgresql_fails_alike_every_time_is_split_out_and_dead_lettered
 /// dead-lettered; the batch is tried again whole until the database is mended, then stored once.
 #[actix_rt::test]
 async fn a_database_failing_every_write_alike_loses_nothing_and_stores_all_once_mended() {
-    let env = TestEnv::migrated().await;
-    let marker = unique("broken");
-    fail_posts_holding(&env, &marker).await;
-    let redis = env.redis().await;
+    let (env, marker, redis) = failing_posts("broken").await;
     for i in 0..4 {
         env.xadd_post(&redis, &format!("p-{i}"), &format!("post {i} {marker}"))
             .await;

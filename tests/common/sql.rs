@@ -51,3 +51,31 @@ impl SqlValues for TestEnv {
         self.pg().await.column(sql, params).await
     }
 }
+
+/// The sessions of the test database other than the asking one that wait for a lock while
+/// running a statement that holds `$1`.
+const WAITING_ON_A_LOCK: &str = "SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+      AND strpos(query, $1) > 0";
+
+impl TestEnv {
+    /// A transaction holding every other session off the posts table until it ends: for a test
+    /// that needs a request to wait in the database for as long as the test likes.
+    pub async fn lock_posts(&self) -> tokio_postgres::Client {
+        let lock = self.pg().await;
+        lock.batch_execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        lock
+    }
+
+    /// Whether, within a minute, a statement holding `marker` waits for a lock (one
+    /// [`TestEnv::lock_posts`] holds).
+    pub async fn a_statement_waits(&self, marker: &str) -> bool {
+        let pg = self.pg().await;
+        super::wait_until(std::time::Duration::from_secs(60), || async {
+            pg.scalar::<i64>(WAITING_ON_A_LOCK, &[&marker]).await > 0
+        })
+        .await
+    }
+}

@@ -592,11 +592,6 @@ async fn the_queue_reads_the_opening_of_each_text_and_claims_only_what_is_still_
     app.shutdown().await;
 }
 
-/// The sessions of the test database whose queue read waits for a lock on the posts.
-const QUEUE_READS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity
-    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
-      AND query LIKE '%newest AS (SELECT id FROM posts%'";
-
 /// Each request reads up to 2,000 posts' openings and ranks them; a caller sending many at once
 /// had as many run. A caller's second request waits for its first, and past 10 s is a 429
 /// `costly_read`, while the first is answered as ever.
@@ -613,10 +608,7 @@ async fn a_callers_queue_requests_run_one_at_a_time() {
     .await;
     s.app.send_events(&[post_json("q-0", &car(0))]).await;
     assert!(s.app.wait_for_posts(1, WAIT).await);
-    let lock = s.app.env.pg().await;
-    lock.batch_execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = s.app.env.lock_posts().await;
     let next = || {
         s.call(
             "POST",
@@ -627,10 +619,13 @@ async fn a_callers_queue_requests_run_one_at_a_time() {
     };
     let first = next();
     let meanwhile = async {
-        let pg = s.app.env.pg().await;
-        while pg.scalar::<i64>(QUEUE_READS_WAITING, &[]).await == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // The queue read's own statement.
+        assert!(
+            s.app
+                .env
+                .a_statement_waits("newest AS (SELECT id FROM posts")
+                .await
+        );
         // Without the bound this one waits on the lock too: the test gives up on it.
         let second = tokio::time::timeout(Duration::from_secs(60), next()).await;
         lock.batch_execute("ROLLBACK").await.unwrap();

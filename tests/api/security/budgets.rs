@@ -825,32 +825,7 @@ async fn on_an_open_server_the_addresses_of_one_network_share_the_key_budget() {
         s.limits.per_key_per_sec = 0.01;
     })
     .await;
-    let get_from = |source: String| {
-        let server = app.address();
-        async move {
-            let mut stream = connect_from(&source, server).await;
-            let request = format!(
-                "GET /api/v1/topics HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(request.as_bytes()).await.unwrap();
-            status_of(&mut stream).await
-        }
-    };
-    let mut statuses = Vec::new();
-    for i in 2..22 {
-        statuses.push(get_from(format!("127.0.0.{i}")).await);
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        5,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        15,
-        "{statuses:?}"
-    );
-    assert_eq!(get_from("127.0.9.2".into()).await, 200, "another network");
+    five_of_one_networks_twenty_addresses_are_served(app.address(), "/api/v1/topics").await;
     app.shutdown().await;
 }
 
@@ -862,15 +837,15 @@ async fn the_addresses_of_one_network_share_its_budget() {
         s.limits.per_ip_burst = 20.0;
     })
     .await;
+    five_of_one_networks_twenty_addresses_are_served(s.app.address(), "/api/v1/auth/status").await;
+}
+
+/// `GET path` once from each of twenty addresses of 127.0.0.0/24, under a budget of five
+/// requests a network: five are served and fifteen refused, and another network is served.
+async fn five_of_one_networks_twenty_addresses_are_served(server: SocketAddr, path: &str) {
     let mut statuses = Vec::new();
     for i in 2..22 {
-        let mut stream = connect_from(&format!("127.0.0.{i}"), s.app.address()).await;
-        let request = format!(
-            "GET /api/v1/auth/status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            s.app.address()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        statuses.push(status_of(&mut stream).await);
+        statuses.push(get_from(&format!("127.0.0.{i}"), server, path).await);
     }
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -882,17 +857,17 @@ async fn the_addresses_of_one_network_share_its_budget() {
         15,
         "{statuses:?}"
     );
-    // Another network has its own.
-    let mut other = connect_from("127.0.9.2", s.app.address()).await;
-    other
-        .write_all(
-            format!(
-                "GET /api/v1/auth/status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                s.app.address()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status_of(&mut other).await, 200);
+    assert_eq!(
+        get_from("127.0.9.2", server, path).await,
+        200,
+        "another network has its own"
+    );
+}
+
+/// The status of `GET path` sent to `server` from the address `source`.
+async fn get_from(source: &str, server: SocketAddr, path: &str) -> u16 {
+    let mut stream = connect_from(source, server).await;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    status_of(&mut stream).await
 }

@@ -190,11 +190,6 @@ async fn a_preview_page_of_long_posts_stops_at_its_bytes() {
     );
 }
 
-/// The sessions of the test database whose preview page waits for a lock on the posts.
-const PREVIEW_READS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity
-    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
-      AND query LIKE '%octet_length(text)%'";
-
 /// Previews were one per caller with none for the process: N analyst keys held N pages of
 /// posts at once. Past `topics.preview_max_running` another caller's preview is answered 503
 /// `busy` with `Retry-After` while the running one holds its place, and gets one once it ends.
@@ -222,13 +217,11 @@ async fn a_preview_past_the_process_places_is_busy_until_one_ends() {
         )
         .await
     };
-    let lock = s.env.pg().await;
-    lock.batch_execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = s.env.lock_posts().await;
     let first = s.analyst("POST", "/api/v1/topic-preview", Some(body.clone()));
     let meanwhile = async {
-        let waiting = wait_until(WAIT, || async { s.count(PREVIEW_READS_WAITING).await > 0 }).await;
+        // A preview page's statement.
+        let waiting = s.env.a_statement_waits("octet_length(text)").await;
         let refused = as_other().await;
         lock.batch_execute("COMMIT").await.unwrap();
         (waiting, refused)
