@@ -47,7 +47,8 @@ impl PageHighlights {
 /// The spans of `text` to highlight, as `[start, end)` offsets in characters (Unicode code
 /// points), sorted and merged.
 pub fn highlights(expr: &Expr, text: &str) -> Vec<[usize; 2]> {
-    highlights_within(expr, text, &mut MAX_HIGHLIGHT_STEPS.clone())
+    let mut steps = MAX_HIGHLIGHT_STEPS;
+    highlights_within(expr, text, &mut steps)
 }
 
 /// [`highlights`] within `steps` comparisons, taking those it makes off them.
