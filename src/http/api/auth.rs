@@ -2,7 +2,7 @@
 //! API keys (`/api/v1/admin/keys`) and the audit log (`/api/v1/admin/audit`).
 
 use crate::models::errors::ErrorCode;
-use actix_web::{delete, get, post, put, web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -85,14 +85,19 @@ pub struct TokenRequest {
     )
 )]
 #[post("/api/v1/auth/token")]
-pub async fn token(state: State, input: web::Json<TokenRequest>) -> Answer {
+pub async fn token(state: State, req: HttpRequest, input: web::Json<TokenRequest>) -> Answer {
     let Some(auth) = &state.auth else {
         return Err(ApiError::bad_request(
             ErrorCode::AuthDisabled,
             "this server runs without authentication; requests need no token",
         ));
     };
-    match auth.exchange(input.api_key.trim()).await {
+    // Set by the guard, which every request passes; without it the key shares one place.
+    let network = req
+        .extensions()
+        .get::<crate::http::middleware::peer::ClientNetwork>()
+        .map_or_else(|| "unknown".to_string(), |n| n.0.clone());
+    match auth.exchange(input.api_key.trim(), &network).await {
         Ok(issued) => {
             metrics::counter!(names::AUTH_TOKENS_ISSUED).increment(1);
             tracing::info!(key_id = %issued.key_id, role = %issued.role, "access token issued");

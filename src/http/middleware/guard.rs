@@ -263,7 +263,9 @@ async fn authenticate(
             if !auth.remembers(k) {
                 spend_address(state, client).map_err(Unadmitted::Limited)?;
             }
-            auth.authenticate_key(k).await.map_err(refused)
+            auth.authenticate_key(k, &client.network)
+                .await
+                .map_err(refused)
         }
         None => Err(refused(AuthError::Missing)),
     }

@@ -4,9 +4,10 @@
 //! fixed number of threads each keep one buffer and reuse it, so verification costs
 //! [`THREADS`] buffers whatever the load, and a full queue answers at once instead of growing.
 //! The threads run at the lowest priority (nice 19): checks take the CPU the pipeline leaves,
-//! never the pipeline's.
+//! never the pipeline's. One network holds at most [`PER_NETWORK`] of the queue's places, so a
+//! flood of guesses from one network leaves the rest to everyone else's keys.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +19,9 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 pub const THREADS: usize = 1;
 /// Checks waiting for a thread; past it a check is refused as busy.
 const QUEUE: usize = 64;
+/// Places in the queue one client network may hold at once (a network's request burst is
+/// larger than the whole queue).
+pub const PER_NETWORK: usize = QUEUE / 4;
 /// Largest memory a stored hash may ask for, in KiB (Argon2's `m`): a hash with more is not
 /// ours, and checking it would allocate whatever it names.
 const MAX_MEMORY_KIB: u32 = 64 * 1024;
@@ -32,17 +36,32 @@ struct Job {
 pub struct Verifier {
     jobs: SyncSender<Job>,
     /// Checks given a turn and not yet answered (see [`Verifier::turn`]).
-    admitted: Arc<AtomicUsize>,
+    admitted: Arc<Mutex<Admitted>>,
+}
+
+/// Turns held, in all and per network (a network holding none has no entry).
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    by_network: HashMap<String, usize>,
 }
 
 /// One check's place, held from before its key is looked up until it is answered.
 pub struct Turn {
-    admitted: Arc<AtomicUsize>,
+    admitted: Arc<Mutex<Admitted>>,
+    network: String,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        admitted.total -= 1;
+        if let Some(held) = admitted.by_network.get_mut(&self.network) {
+            *held -= 1;
+            if *held == 0 {
+                admitted.by_network.remove(&self.network);
+            }
+        }
     }
 }
 
@@ -75,22 +94,26 @@ impl Verifier {
         }
         Ok(Verifier {
             jobs,
-            admitted: Arc::new(AtomicUsize::new(0)),
+            admitted: Arc::default(),
         })
     }
 
-    /// A place for one check, taken before anything is read for it: a flood of guesses past
-    /// what the threads can check is answered busy before each one costs a read of the key's
-    /// hash from PostgreSQL, not after.
-    pub fn turn(&self) -> Result<Turn, Busy> {
-        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
-        let turn = Turn {
-            admitted: self.admitted.clone(),
-        };
-        if before >= QUEUE {
+    /// A place for one check of a key presented from `network`, taken before anything is
+    /// read for it: a flood of guesses past what the threads can check is answered busy
+    /// before each one costs a read of the key's hash from PostgreSQL, not after; and one
+    /// network past [`PER_NETWORK`] places is answered busy while others still get theirs.
+    pub fn turn(&self, network: &str) -> Result<Turn, Busy> {
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = admitted.by_network.get(network).copied().unwrap_or(0);
+        if admitted.total >= QUEUE || held >= PER_NETWORK {
             return Err(Busy);
         }
-        Ok(turn)
+        admitted.total += 1;
+        *admitted.by_network.entry(network.to_string()).or_insert(0) += 1;
+        Ok(Turn {
+            admitted: self.admitted.clone(),
+            network: network.to_string(),
+        })
     }
 
     /// Whether `secret` matches the PHC string `hash`; `Err` when every thread is busy and the
@@ -194,9 +217,36 @@ mod tests {
     #[test]
     fn turns_are_as_many_as_the_queue_and_come_back() {
         let verifier = Verifier::start().unwrap();
-        let turns: Vec<Turn> = (0..QUEUE).map(|_| verifier.turn().unwrap()).collect();
-        assert!(verifier.turn().is_err(), "a turn past the queue");
+        let turns: Vec<Turn> = (0..QUEUE)
+            .map(|n| verifier.turn(&format!("net-{}", n % 8)).unwrap())
+            .collect();
+        assert!(verifier.turn("net-9").is_err(), "a turn past the queue");
         drop(turns);
-        assert!(verifier.turn().is_ok(), "the turns came back");
+        assert!(verifier.turn("net-9").is_ok(), "the turns came back");
+    }
+
+    /// One network asking for every place got them all, and every other network's keys were
+    /// answered busy until its guesses were checked.
+    #[test]
+    fn one_network_holds_a_share_of_the_queue_and_gives_it_back() {
+        let verifier = Verifier::start().unwrap();
+        let flood: Vec<Turn> = std::iter::from_fn(|| verifier.turn("203.0.113.0/24").ok())
+            .take(QUEUE + 1)
+            .collect();
+        assert_eq!(flood.len(), PER_NETWORK);
+        let others: Vec<Turn> = (0..QUEUE - PER_NETWORK)
+            .map(|n| verifier.turn(&format!("198.51.{n}.0/24")).unwrap())
+            .collect();
+        assert!(verifier.turn("192.0.2.0/24").is_err(), "the queue is full");
+        drop(flood);
+        assert!(verifier.turn("203.0.113.0/24").is_ok());
+        assert!(verifier.admitted.lock().unwrap().by_network.len() <= others.len() + 1);
+        drop(others);
+        let admitted = verifier.admitted.lock().unwrap();
+        assert_eq!(admitted.total, 0);
+        assert!(
+            admitted.by_network.is_empty(),
+            "no network is remembered holding nothing"
+        );
     }
 }

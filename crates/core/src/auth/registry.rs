@@ -361,9 +361,9 @@ impl Authenticator {
         failed.insert(digest, Instant::now());
     }
 
-    /// Checks an API key against its stored hash; returns its id and role. A key that failed
-    /// within [`FAILED_TTL`] is refused again without a check.
-    async fn verify_key(&self, key: &str) -> Result<(String, Role), AuthError> {
+    /// Checks an API key presented from `network` against its stored hash; returns its id and
+    /// role. A key that failed within [`FAILED_TTL`] is refused again without a check.
+    async fn verify_key(&self, key: &str, network: &str) -> Result<(String, Role), AuthError> {
         let parsed = keys::parse(key).ok_or(AuthError::InvalidKey)?;
         let digest = digest(key);
         if self.failed_lately(&digest) {
@@ -371,7 +371,7 @@ impl Authenticator {
             return Err(AuthError::InvalidKey);
         }
         let busy = || AuthError::Unavailable("every key check is busy; retry shortly".into());
-        let _turn = self.verifier.turn().map_err(|_| busy())?;
+        let _turn = self.verifier.turn(network).map_err(|_| busy())?;
         // An unknown id costs the same Argon2 check as a known one, so the answer's timing
         // does not tell which key ids exist.
         let stored = self.stored(parsed.id).await?;
@@ -396,15 +396,16 @@ impl Authenticator {
         Ok((parsed.id.to_string(), stored.standing.role))
     }
 
-    /// The caller behind an API key presented directly. A verified key is remembered (by
-    /// its SHA-256) while it is used, so only its first use pays for Argon2 and needs
-    /// PostgreSQL; revocation still applies at once.
-    pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
+    /// The caller behind an API key presented directly from `network` (see
+    /// [`super::hashing::PER_NETWORK`]). A verified key is remembered (by its SHA-256) while it
+    /// is used, so only its first use pays for Argon2 and needs PostgreSQL; revocation still
+    /// applies at once.
+    pub async fn authenticate_key(&self, key: &str, network: &str) -> Result<Principal, AuthError> {
         let digest = digest(key);
         let id = match self.remembered_id(&digest, true) {
             Some(id) => id,
             None => {
-                let (id, _) = self.verify_key(key).await?;
+                let (id, _) = self.verify_key(key, network).await?;
                 let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
                 if verified.len() >= VERIFIED_MAX {
                     verified.clear();
@@ -420,9 +421,9 @@ impl Authenticator {
         }
     }
 
-    /// Exchanges an API key for an access token.
-    pub async fn exchange(&self, key: &str) -> Result<Issued, AuthError> {
-        let (id, role) = self.verify_key(key).await?;
+    /// Exchanges an API key presented from `network` for an access token.
+    pub async fn exchange(&self, key: &str, network: &str) -> Result<Issued, AuthError> {
+        let (id, role) = self.verify_key(key, network).await?;
         if let Ok(client) = self.pool.get().await {
             if let Err(e) = keys::touch(&**client, &id).await {
                 tracing::debug!(error = %format_args!("{e:#}"), "could not record the key's last use");
@@ -471,21 +472,27 @@ mod tests {
 
     /// A flood of made-up keys past what the checks can take asked PostgreSQL for each key's
     /// hash first (through the pipeline's pool), and only then was told the checks were busy.
+    /// A flood from one network filled every place, and other networks' keys were busy too.
     #[tokio::test]
     async fn a_key_check_without_a_turn_asks_nothing_of_postgresql() {
         // A lookup would fail as unavailable, not as busy.
         let auth = without_postgresql();
         let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
+        let flooding = "203.0.113.0/24";
         let mut turns = Vec::new();
-        while let Ok(turn) = auth.verifier.turn() {
+        while let Ok(turn) = auth.verifier.turn(flooding) {
             turns.push(turn);
         }
-        match auth.authenticate_key(&key).await {
+        match auth.authenticate_key(&key, flooding).await {
             Err(AuthError::Unavailable(why)) => assert!(why.contains("busy"), "{why}"),
             other => panic!("{other:?}"),
         }
+        match auth.authenticate_key(&key, "198.51.100.0/24").await {
+            Err(AuthError::Unavailable(why)) => assert!(!why.contains("busy"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         drop(turns);
-        match auth.authenticate_key(&key).await {
+        match auth.authenticate_key(&key, flooding).await {
             Err(AuthError::Unavailable(why)) => assert!(!why.contains("busy"), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -526,7 +533,11 @@ mod tests {
             .unwrap()
             .insert(digest(key), ("0123456789ab".into(), checked));
         assert_eq!(
-            auth.authenticate_key(key).await.unwrap().key_id.as_deref(),
+            auth.authenticate_key(key, "127.0.0.0/24")
+                .await
+                .unwrap()
+                .key_id
+                .as_deref(),
             Some("0123456789ab")
         );
         let (_, at) = auth.verified.lock().unwrap()[&digest(key)].clone();
@@ -541,7 +552,7 @@ mod tests {
             ("0123456789ab".into(), checked - Duration::from_secs(10)),
         );
         assert!(matches!(
-            auth.authenticate_key(key).await,
+            auth.authenticate_key(key, "127.0.0.0/24").await,
             Err(AuthError::Unavailable(_))
         ));
     }
