@@ -5,7 +5,8 @@
 //!   not by their own timestamps: a backfilled post from years ago stays as long as a live
 //!   one), and per-minute term counts of that age.
 //! - History, `store.history_retention_days` after it ended: resolved alerts, delivered and
-//!   dead webhook deliveries, finished cascades and their predictions.
+//!   dead webhook deliveries, finished cascades and their predictions, digests (a scheduled
+//!   one once no process could catch up on its period again).
 //! - The audit log, `store.audit_retention_days` after each record.
 //! - Deleted topics, once nothing names them ([`crate::db::topics::purge_deleted`]).
 //!

@@ -551,7 +551,15 @@ async fn retention_bounds_every_history_table() {
              ('old', now() - interval '100 days', now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h'), \
              ('new', now(), now(), 1, 1, 1, 0.1, false, 1, 1, 1, 'broad', 0, 0, 0, 'h'); \
          INSERT INTO virality_feedback (post_id, final_shares, updated_at) VALUES \
-             ('old', 1, now() - interval '100 days'), ('new', 1, now());",
+             ('old', 1, now() - interval '100 days'), ('new', 1, now()); \
+         INSERT INTO digest_schedules (id, name, cadence, weekday, at, timezone, channels, enabled) VALUES \
+             (-1, 'daily', 'daily', NULL, '08:00', 'UTC', '{1}', false), \
+             (-2, 'weekly', 'weekly', 1, '08:00', 'UTC', '{1}', false); \
+         INSERT INTO digests (schedule_id, period_from, period_to, manual, content, created_at) VALUES \
+             (-1, now() - interval '201 days', now() - interval '200 days', false, '\"old\"', now() - interval '200 days'), \
+             (-1, now() - interval '101 days', now() - interval '100 days', true, '\"old\"', now() - interval '100 days'), \
+             (-1, now() - interval '2 days', now() - interval '1 day', false, '\"new\"', now()), \
+             (-2, now() - interval '207 days', now() - interval '200 days', false, '\"kept\"', now() - interval '200 days');",
     )
     .await
     .unwrap();
@@ -577,6 +585,11 @@ async fn retention_bounds_every_history_table() {
             .await;
         assert_eq!(left, vec!["new".to_string()], "{table}");
     }
+    // A weekly digest a process could still catch up on says its period was made.
+    let digests: Vec<String> = pg
+        .column("SELECT content #>> '{}' FROM digests ORDER BY 1", &[])
+        .await;
+    assert_eq!(digests, ["kept", "new"]);
     app.shutdown().await;
 }
 

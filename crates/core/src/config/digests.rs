@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Most periods `digests.catch_up` may name: retention keeps a scheduled digest whose period
+/// is this recent (`crate::db::retention`).
+pub const MAX_CATCH_UP: u32 = 100;
+
 /// Scheduled digests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -30,9 +34,9 @@ impl Default for DigestSettings {
 impl DigestSettings {
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=100).contains(&self.catch_up) {
+        if !(1..=MAX_CATCH_UP).contains(&self.catch_up) {
             return Err(format!(
-                "digests.catch_up must be between 1 and 100, not {}",
+                "digests.catch_up must be between 1 and {MAX_CATCH_UP}, not {}",
                 self.catch_up
             ));
         }

@@ -17,7 +17,7 @@ mod search;
 mod sources;
 mod stories;
 mod topics;
-pub use digests::DigestSettings;
+pub use digests::{DigestSettings, MAX_CATCH_UP};
 pub use export::ExportSettings;
 pub use search::SearchSettings;
 pub use sources::{

@@ -40,7 +40,7 @@ struct Sweep {
     days: u32,
 }
 
-fn sweeps(policy: &RetentionPolicy) -> [Sweep; 13] {
+fn sweeps(policy: &RetentionPolicy) -> [Sweep; 14] {
     let raw = policy.raw_days;
     let history = policy.history_days;
     [
@@ -88,6 +88,18 @@ fn sweeps(policy: &RetentionPolicy) -> [Sweep; 13] {
             sql: "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
                   WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1) \
                   LIMIT $2)",
+            days: history,
+        },
+        // A scheduled digest's row also says its period was made: one a returning process
+        // could still catch up on (`digests.catch_up`, at most 100 periods) stays, or the
+        // period would be made and sent again.
+        Sweep {
+            table: "digests",
+            sql: "DELETE FROM digests WHERE id IN (SELECT d.id FROM digests d \
+                  LEFT JOIN digest_schedules s ON s.id = d.schedule_id \
+                  WHERE d.created_at < now() - make_interval(days => $1) \
+                  AND (d.manual OR s.id IS NULL OR d.period_to < now() - CASE s.cadence \
+                  WHEN 'weekly' THEN interval '707 days' ELSE interval '101 days' END) LIMIT $2)",
             days: history,
         },
         Sweep {
@@ -175,4 +187,24 @@ pub async fn sweep(pool: &Pool, policy: &RetentionPolicy) -> anyhow::Result<u64>
         tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digests kept for a returning process are those of the longest catch-up allowed.
+    #[test]
+    fn digests_are_kept_as_long_as_the_longest_catch_up() {
+        let policy = RetentionPolicy::of(&StoreSettings::default());
+        let digests = sweeps(&policy)
+            .into_iter()
+            .find(|s| s.table == "digests")
+            .unwrap();
+        let periods = crate::config::MAX_CATCH_UP + 1;
+        for days in [7 * periods, periods] {
+            let kept = format!("interval '{days} days'");
+            assert!(digests.sql.contains(&kept), "{kept}: {}", digests.sql);
+        }
+    }
 }
