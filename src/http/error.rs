@@ -61,6 +61,23 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A 409 `limit_reached` for a creation past `limit`: `what` names the rows (plural),
+    /// `settings`, where they are set, the caps per key and per deployment.
+    pub fn limit_reached(limit: crate::db::Limit, what: &str, settings: Option<[&str; 2]>) -> Self {
+        let set_by = |i: usize| settings.map_or_else(String::new, |s| format!(" ({})", s[i]));
+        let message = match limit {
+            crate::db::Limit::Owner(n) => format!(
+                "your key holds {n} {what}, the most one key may{}; delete one first",
+                set_by(0)
+            ),
+            crate::db::Limit::Deployment(n) => format!(
+                "{n} {what} exist, the most this deployment holds{}; delete one first",
+                set_by(1)
+            ),
+        };
+        ApiError::new(ErrorCode::LimitReached, message)
+    }
+
     /// A 400 with `code` and `message`.
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         debug_assert_eq!(code.status(), 400, "{code} is not a 400");

@@ -136,6 +136,16 @@ impl State {
             .is_some_and(|c| c.role == crate::auth::Role::Admin)
     }
 
+    /// The caps of a creation by this caller, whose rows name it `actor` ([`Self::actor`]): an
+    /// administrator's rows count only towards the deployment's total.
+    pub fn caps<'a>(&self, actor: &'a str, per_key: i64, total: i64) -> crate::db::Caps<'a> {
+        crate::db::Caps {
+            owner: (!self.is_admin()).then_some(actor),
+            per_owner: per_key,
+            total,
+        }
+    }
+
     /// How the audit log and the key records name the caller.
     pub fn actor(&self) -> String {
         self.caller

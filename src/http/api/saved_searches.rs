@@ -24,6 +24,9 @@ error_responses! {
 
 /// Most saved searches a deployment holds.
 pub const MAX_SAVED_SEARCHES: i64 = 1_000;
+/// Most saved searches one key may have created (an administrator's count only towards
+/// [`MAX_SAVED_SEARCHES`]).
+pub const MAX_SAVED_SEARCHES_PER_KEY: i64 = 100;
 
 /// The filters of a search, as `GET /api/v1/search` takes them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -111,8 +114,8 @@ pub async fn list(state: State) -> Answer {
         (status = 400, description = "A query that does not parse (`invalid_topic_query`), a \
             bad filter (`invalid_query`), a bad name (`invalid_request`) or a body that is not \
             a saved search (`invalid_json`)", body = ErrorBody),
-        (status = 409, description = "The name is taken (`name_taken`) or 1,000 saved searches \
-            exist (`limit_reached`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`name_taken`), or the caller's key \
+            holds 100 saved searches or the deployment 1,000 (`limit_reached`)", body = ErrorBody),
         PostgresUnavailable,
     )
 )]
@@ -153,7 +156,7 @@ pub async fn create(state: State, input: web::Json<NewSavedSearch>) -> Answer {
         &input.query,
         &filters,
         Some(&actor),
-        MAX_SAVED_SEARCHES,
+        state.caps(&actor, MAX_SAVED_SEARCHES_PER_KEY, MAX_SAVED_SEARCHES),
     )
     .await
     .map_err(|e| match e {
@@ -161,10 +164,7 @@ pub async fn create(state: State, input: web::Json<NewSavedSearch>) -> Answer {
             ErrorCode::NameTaken,
             format!("a saved search named `{name}` exists"),
         ),
-        SaveError::TooMany(n) => ApiError::new(
-            ErrorCode::LimitReached,
-            format!("{n} saved searches exist, the most a deployment holds; delete one first"),
-        ),
+        SaveError::TooMany(limit) => ApiError::limit_reached(limit, "saved searches", None),
         SaveError::Db(e) => e.into(),
     })?;
     Ok(HttpResponse::Created().json(saved))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::saved_views::{self as db, Limit, Reader, SavedView};
+use crate::db::saved_views::{self as db, Reader, SavedView};
 use crate::http::answer::{self, Answer};
 use crate::http::api::topics::name_problem;
 use crate::http::documented::{error_responses, Deleted};
@@ -227,17 +227,7 @@ pub async fn create(state: State, input: web::Json<ViewInput>) -> Answer {
         (MAX_VIEWS_PER_OWNER, MAX_VIEWS),
     )
     .await?
-    .map_err(|limit| {
-        ApiError::new(
-            ErrorCode::LimitReached,
-            match limit {
-                Limit::Owner(n) => format!("you hold {n} saved views; delete one first"),
-                Limit::Deployment(n) => {
-                    format!("{n} saved views exist, the most a deployment holds")
-                }
-            },
-        )
-    })?;
+    .map_err(|limit| ApiError::limit_reached(limit, "saved views", None))?;
     Ok(HttpResponse::Created().json(saved))
 }
 

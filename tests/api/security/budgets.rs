@@ -871,3 +871,133 @@ async fn get_from(source: &str, server: SocketAddr, path: &str) -> u16 {
     stream.write_all(request.as_bytes()).await.unwrap();
     status_of(&mut stream).await
 }
+
+/// One editor's key could create every topic, saved search and digest schedule a deployment
+/// holds, and no other editor could create one after it. Each key holds a share; an
+/// administrator's rows count only towards the deployment's cap.
+#[actix_rt::test]
+async fn one_key_cannot_take_every_topic_saved_search_or_schedule() {
+    let s = SecuredServer::start(|s| {
+        s.topics.max_topics_per_key = 2;
+        s.topics.max_topics = 4;
+    })
+    .await;
+    let pg = s.env.pg().await;
+    let other = pulse::auth::keys::create(&pg, Role::Editor, "other", None, "test")
+        .await
+        .unwrap();
+    let editor = s.key(Role::Editor);
+    let at = s.address();
+    let refused_as = |answer: RawResponse, why: &str| {
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (409, "limit_reached"),
+            "{}",
+            answer.body
+        );
+        assert!(
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{}",
+            answer.body
+        );
+    };
+    let topic = |n: u32| json!({"name": format!("t{n}"), "query": "phone"});
+
+    for n in 0..2 {
+        assert_eq!(
+            post_as(at, &editor.key, "/api/v1/topics", topic(n))
+                .await
+                .status,
+            201
+        );
+    }
+    refused_as(
+        post_as(at, &editor.key, "/api/v1/topics", topic(2)).await,
+        "your key holds 2 topics",
+    );
+    assert_eq!(
+        post_as(at, &other.key, "/api/v1/topics", topic(3))
+            .await
+            .status,
+        201
+    );
+    let admin = &s.key(Role::Admin).key;
+    assert_eq!(
+        post_as(at, admin, "/api/v1/topics", topic(4)).await.status,
+        201,
+        "an administrator is capped by the total only"
+    );
+    refused_as(
+        post_as(at, &other.key, "/api/v1/topics", topic(5)).await,
+        "4 topics exist",
+    );
+
+    // The fixed caps: rows the editor's key created fill its share, and the other key's stays.
+    let mine = format!("key:{}", editor.info.id);
+    let per_key = pulse::http::api::saved_searches::MAX_SAVED_SEARCHES_PER_KEY as i32;
+    pg.execute(
+        "INSERT INTO saved_searches (name, query, filters, created_by) \
+         SELECT 'bulk ' || g, 'phone', '{}', $1 FROM generate_series(1, $2) g",
+        &[&mine, &per_key],
+    )
+    .await
+    .unwrap();
+    let search = json!({"name": "mine", "query": "phone"});
+    refused_as(
+        post_as(at, &editor.key, "/api/v1/saved-searches", search.clone()).await,
+        "your key holds",
+    );
+    assert_eq!(
+        post_as(at, &other.key, "/api/v1/saved-searches", search)
+            .await
+            .status,
+        201
+    );
+
+    let channel = s
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(Role::Admin),
+            Some(json!({"kind": "slack", "url": "http://127.0.0.1:9/x"})),
+        )
+        .await;
+    assert_eq!(channel.status, 201, "{}", channel.body);
+    let channel = channel.json()["id"].as_i64().unwrap();
+    let per_key = pulse::http::api::digests::schedules::MAX_SCHEDULES_PER_KEY as i32;
+    pg.execute(
+        "INSERT INTO digest_schedules (name, cadence, at, timezone, channels, created_by) \
+         SELECT 'bulk ' || g, 'daily', '08:00', 'UTC', ARRAY[$1::int8], $2 FROM generate_series(1, $3) g",
+        &[&channel, &mine, &per_key],
+    )
+    .await
+    .unwrap();
+    let schedule = json!({"name": "Daily", "scope": "all", "cadence": "daily", "at": "08:00",
+        "timezone": "UTC", "channels": [channel]});
+    refused_as(
+        post_as(
+            at,
+            &editor.key,
+            "/api/v1/digests/schedules",
+            schedule.clone(),
+        )
+        .await,
+        "your key holds",
+    );
+    assert_eq!(
+        post_as(at, &other.key, "/api/v1/digests/schedules", schedule)
+            .await
+            .status,
+        201
+    );
+    s.app.shutdown().await;
+}
+
+/// `POST path` of `body` (JSON) with `key` presented directly.
+async fn post_as(server: SocketAddr, key: &str, path: &str, body: Value) -> RawResponse {
+    let headers = [("x-api-key", key), ("content-type", "application/json")];
+    raw_request(server, "POST", path, &headers, Some(&body.to_string())).await
+}

@@ -17,6 +17,9 @@ pub struct TopicSettings {
     pub refresh_ms: u64,
     /// Most live topics (active or paused) a deployment holds.
     pub max_topics: usize,
+    /// Most live topics one key may have created (an administrator's count only towards
+    /// `max_topics`), so one key cannot take every place.
+    pub max_topics_per_key: usize,
     /// Most stored posts a preview reads, newest first.
     pub preview_max_posts: usize,
     /// Most previews a process runs at once, whoever asks (each caller runs one at a time):
@@ -63,6 +66,7 @@ impl Default for TopicSettings {
         TopicSettings {
             refresh_ms: 1_000,
             max_topics: 10_000,
+            max_topics_per_key: 1_000,
             preview_max_posts: 100_000,
             preview_max_running: 4,
             retag_chunk: 2_000,
@@ -108,10 +112,11 @@ impl TopicSettings {
             || self.retag_busy_chunk == 0
             || self.refresh_ms == 0
             || self.preview_max_running == 0
+            || self.max_topics_per_key == 0
         {
             return Err(
-                "topics.retag_chunk, topics.retag_busy_chunk, topics.refresh_ms and \
-                 topics.preview_max_running must be above 0"
+                "topics.retag_chunk, topics.retag_busy_chunk, topics.refresh_ms, \
+                 topics.preview_max_running and topics.max_topics_per_key must be above 0"
                     .into(),
             );
         }

@@ -91,18 +91,18 @@ const SCHEDULES: Table<Schedule> = Table {
     read: schedule,
 };
 
-/// Stores a schedule unless `max` exist (`None` then); creations take turns, so the cap holds
-/// for requests of every process at once.
+/// Stores a schedule unless one of `caps` is reached (the cap then); creations take turns, so
+/// the caps hold for requests of every process at once.
 pub async fn create(
     client: &mut deadpool_postgres::ClientWrapper,
     s: &NewSchedule,
-    max: i64,
-) -> Result<Option<Schedule>, tokio_postgres::Error> {
+    caps: super::Caps<'_>,
+) -> Result<Result<Schedule, super::Limit>, tokio_postgres::Error> {
     let row = super::insert_in_turns(
         client,
         "digest_schedules/create",
-        "SELECT count(*) FROM digest_schedules",
-        max,
+        "SELECT count(*) FILTER (WHERE created_by = $1), count(*) FROM digest_schedules",
+        caps,
         &format!(
             "INSERT INTO digest_schedules (name, topic_id, cadence, weekday, at, timezone, \
              channels, view_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -121,7 +121,7 @@ pub async fn create(
         ],
     )
     .await?;
-    Ok(row.ok().map(|row| schedule(&row)))
+    Ok(row.map(|row| schedule(&row)))
 }
 
 /// Every schedule, oldest first.

@@ -59,21 +59,43 @@ pub(crate) async fn count_in_turns(
     tx.query_one(counts, params).await
 }
 
-/// Runs `insert` in a transaction once [`count_in_turns`] of one count has found room below
-/// `max`: the row it answers, or, when the count has reached `max`, the count (nothing is
-/// written then).
+/// The caps a creation is checked against: the rows of the one creating (as `counts` finds
+/// them for its `$1`) and every row.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps<'a> {
+    /// Who creates, as the rows name their creator; `None` counts no rows of its own (an
+    /// administrator, capped only by the total).
+    pub owner: Option<&'a str>,
+    pub per_owner: i64,
+    pub total: i64,
+}
+
+/// Which cap a new row would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Owner(i64),
+    Deployment(i64),
+}
+
+/// Runs `insert` in a transaction once [`count_in_turns`] has found room below both `caps`:
+/// `counts` answers the owner's rows (its `$1`) and every row, in that order. The row `insert`
+/// answers, or the cap that is full (nothing is written then).
 pub(crate) async fn insert_in_turns(
     client: &mut deadpool_postgres::ClientWrapper,
     lock: &'static str,
-    count: &str,
-    max: i64,
+    counts: &str,
+    caps: Caps<'_>,
     insert: &str,
     params: &[&(dyn ToSql + Sync)],
-) -> Result<Result<Row, i64>, tokio_postgres::Error> {
+) -> Result<Result<Row, Limit>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let count: i64 = count_in_turns(&tx, lock, count, &[]).await?.get(0);
-    if count >= max {
-        return Ok(Err(count));
+    let row = count_in_turns(&tx, lock, counts, &[&caps.owner]).await?;
+    let (own, all): (i64, i64) = (row.get(0), row.get(1));
+    if own >= caps.per_owner {
+        return Ok(Err(Limit::Owner(caps.per_owner)));
+    }
+    if all >= caps.total {
+        return Ok(Err(Limit::Deployment(caps.total)));
     }
     let row = tx.query_one(insert, params).await?;
     tx.commit().await?;

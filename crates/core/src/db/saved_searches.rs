@@ -47,26 +47,26 @@ const SAVED_SEARCHES: Table<SavedSearch> = Table {
 pub enum SaveError {
     #[error("a saved search named `{0}` exists")]
     NameTaken(String),
-    #[error("{0} saved searches exist")]
-    TooMany(i64),
+    #[error("a cap on saved searches is reached: {0:?}")]
+    TooMany(super::Limit),
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),
 }
 
-/// Stores a saved search unless `max` exist.
+/// Stores a saved search unless one of `caps` is reached.
 pub async fn create(
     client: &mut deadpool_postgres::ClientWrapper,
     name: &str,
     query: &str,
     filters: &serde_json::Value,
     by: Option<&str>,
-    max: i64,
+    caps: super::Caps<'_>,
 ) -> Result<SavedSearch, SaveError> {
     let row = super::insert_in_turns(
         client,
         "saved_searches/create",
-        "SELECT count(*) FROM saved_searches",
-        max,
+        "SELECT count(*) FILTER (WHERE created_by = $1), count(*) FROM saved_searches",
+        caps,
         &format!(
             "INSERT INTO saved_searches (name, query, filters, created_by) \
              VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"

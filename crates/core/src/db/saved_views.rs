@@ -51,50 +51,34 @@ pub struct Reader<'a> {
     pub all: bool,
 }
 
-/// Stores a view unless its owner holds `per_owner` views or the deployment `max`; `None`
-/// then, with the count that was reached.
+/// Stores a view unless its owner holds `per_owner` views or the deployment `total`; the cap
+/// reached then.
 pub async fn create(
     client: &mut deadpool_postgres::ClientWrapper,
     name: &str,
     state: &serde_json::Value,
     owner: &str,
     shared: bool,
-    (per_owner, max): (i64, i64),
-) -> Result<Result<SavedView, Limit>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    let row = super::count_in_turns(
-        &tx,
+    (per_owner, total): (i64, i64),
+) -> Result<Result<SavedView, super::Limit>, tokio_postgres::Error> {
+    let row = super::insert_in_turns(
+        client,
         "saved_views/create",
         "SELECT count(*) FILTER (WHERE owner = $1), count(*) FROM saved_views",
-        &[&owner],
+        super::Caps {
+            owner: Some(owner),
+            per_owner,
+            total,
+        },
+        &format!(
+            "INSERT INTO saved_views (name, state, owner, shared) VALUES ($1, $2, $3, $4) \
+             RETURNING {}",
+            columns("$3", "true")
+        ),
+        &[&name, state, &owner, &shared],
     )
     .await?;
-    let (own, all): (i64, i64) = (row.get(0), row.get(1));
-    if own >= per_owner {
-        return Ok(Err(Limit::Owner(per_owner)));
-    }
-    if all >= max {
-        return Ok(Err(Limit::Deployment(max)));
-    }
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO saved_views (name, state, owner, shared) VALUES ($1, $2, $3, $4) \
-                 RETURNING {}",
-                columns("$3", "true")
-            ),
-            &[&name, state, &owner, &shared],
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(Ok(view(&row)))
-}
-
-/// Which cap a new view would pass.
-#[derive(Debug, Clone, Copy)]
-pub enum Limit {
-    Owner(i64),
-    Deployment(i64),
+    Ok(row.map(|row| view(&row)))
 }
 
 /// The views `reader` may see, by name.

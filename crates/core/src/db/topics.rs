@@ -85,8 +85,8 @@ pub async fn active_queries(
 pub enum TopicError {
     #[error("a topic named `{0}` exists")]
     NameTaken(String),
-    #[error("there are {0} topics already, the most a deployment may hold")]
-    TooMany(i64),
+    #[error("a cap on topics is reached: {0:?}")]
+    TooMany(super::Limit),
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),
 }
@@ -106,13 +106,14 @@ pub async fn create(
     query: &str,
     status: TopicStatus,
     by: Option<&str>,
-    max_topics: i64,
+    caps: super::Caps<'_>,
 ) -> Result<TopicView, TopicError> {
     let row = super::insert_in_turns(
         client,
         "topics/create",
-        "SELECT count(*) FROM topics WHERE deleted_at IS NULL",
-        max_topics,
+        "SELECT count(*) FILTER (WHERE created_by = $1), count(*) FROM topics \
+         WHERE deleted_at IS NULL",
+        caps,
         &format!(
             "WITH t AS (INSERT INTO topics (name, query, status, created_by) \
              VALUES ($1, $2, $3, $4) RETURNING *), \

@@ -61,7 +61,11 @@ pub async fn run(run: &super::Run, args: &DigestBenchArgs) -> anyhow::Result<Dig
         "battery",
         crate::models::topic::TopicStatus::Active,
         Some("bench"),
-        10,
+        crate::db::Caps {
+            owner: None,
+            per_owner: 1,
+            total: 10,
+        },
     )
     .await
     .map_err(|e| anyhow::anyhow!("creating the topic: {e}"))?;

@@ -26,6 +26,9 @@ const SEND_NOW_EVERY_SECS: f64 = 60.0;
 /// Schedules a deployment may hold: every process computes each one's due periods every
 /// round, so their number is what a caller could otherwise grow without bound.
 pub const MAX_SCHEDULES: i64 = 200;
+/// Schedules one key may have created (an administrator's count only towards
+/// [`MAX_SCHEDULES`]).
+pub const MAX_SCHEDULES_PER_KEY: i64 = 50;
 /// Digests of a schedule listed with it.
 const RECENT: i64 = 20;
 
@@ -235,12 +238,14 @@ async fn checked(
         (status = 201, description = "The schedule as stored", body = Schedule),
         (status = 400, description = "A bad name, cadence, weekday, time, time zone, scope or \
             channel (`invalid_digest`), or a body that is not a schedule (`invalid_json`)", body = ErrorBody),
-        (status = 409, description = "200 schedules exist (`limit_reached`)", body = ErrorBody),
+        (status = 409, description = "The caller's key holds 50 schedules or the deployment \
+            200 (`limit_reached`)", body = ErrorBody),
         PostgresUnavailable,
     )
 )]
 #[post("/api/v1/digests/schedules")]
 pub async fn create(state: State, input: web::Json<NewDigestSchedule>) -> Answer {
+    let actor = state.actor();
     let mut client = state.db().await?;
     let (at, topic) = checked(&client, &input).await?;
     if let Some(view) = input.view {
@@ -260,17 +265,12 @@ pub async fn create(state: State, input: web::Json<NewDigestSchedule>) -> Answer
             timezone: input.timezone.clone(),
             channels,
             view: input.view,
-            created_by: Some(state.actor()),
+            created_by: Some(actor.clone()),
         },
-        MAX_SCHEDULES,
+        state.caps(&actor, MAX_SCHEDULES_PER_KEY, MAX_SCHEDULES),
     )
     .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::LimitReached,
-            format!("{MAX_SCHEDULES} digest schedules exist; delete one first"),
-        )
-    })?;
+    .map_err(|limit| ApiError::limit_reached(limit, "digest schedules", None))?;
     Ok(HttpResponse::Created().json(schedule))
 }
 

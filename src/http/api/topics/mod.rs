@@ -196,12 +196,14 @@ pub fn parsed(query: &str) -> Result<topics::Expr, ApiError> {
 
 fn topic_error(e: TopicError) -> ApiError {
     match e {
-        TopicError::NameTaken(name) => {
-            ApiError::new(ErrorCode::NameTaken, format!("a topic named `{name}` exists"))
-        }
-        TopicError::TooMany(n) => ApiError::new(
-            ErrorCode::LimitReached,
-            format!("there are {n} topics, the most this deployment holds (topics.max_topics); delete one first"),
+        TopicError::NameTaken(name) => ApiError::new(
+            ErrorCode::NameTaken,
+            format!("a topic named `{name}` exists"),
+        ),
+        TopicError::TooMany(limit) => ApiError::limit_reached(
+            limit,
+            "topics",
+            Some(["topics.max_topics_per_key", "topics.max_topics"]),
         ),
         TopicError::Db(e) => e.into(),
     }
@@ -241,8 +243,9 @@ pub async fn list(state: State, q: web::Query<TopicListQuery>) -> Answer {
         (status = 400, description = "A query that does not parse (`invalid_topic_query`, with \
             `details.position` and `details.expected`), a bad name (`invalid_topic`) or a body \
             that is not a topic (`invalid_json`)", body = ErrorBody),
-        (status = 409, description = "The name is taken (`name_taken`) or the deployment holds \
-            `topics.max_topics` topics (`limit_reached`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`name_taken`), or the caller's key \
+            holds `topics.max_topics_per_key` topics or the deployment `topics.max_topics` \
+            (`limit_reached`)", body = ErrorBody),
         PostgresUnavailable,
     )
 )]
@@ -258,7 +261,11 @@ pub async fn create(state: State, input: web::Json<NewTopic>) -> Answer {
         &input.query,
         input.status.unwrap_or(TopicStatus::Active),
         Some(&actor),
-        state.settings.topics.max_topics as i64,
+        state.caps(
+            &actor,
+            state.settings.topics.max_topics_per_key as i64,
+            state.settings.topics.max_topics as i64,
+        ),
     )
     .await
     .map_err(topic_error)?;
