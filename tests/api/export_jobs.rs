@@ -375,9 +375,10 @@ async fn five_hundred_exports_at_once_get_clear_answers_and_a_dropped_one_gives_
 #[actix_rt::test]
 async fn a_job_past_its_rows_fails_with_the_reason_and_a_caller_past_its_storage_is_refused() {
     let app = spawn_app_tuned(|s| {
-        s.export.max_rows = 150;
-        s.export.chunk_rows = 100;
-        s.export.max_stored_mb_per_caller = 1;
+        let export = &mut s.export;
+        export.max_rows = 150;
+        export.chunk_rows = 100;
+        export.max_stored_mb_per_caller = 1;
     })
     .await;
     seed(&app, 300, 0).await;
