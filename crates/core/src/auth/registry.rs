@@ -122,12 +122,32 @@ pub struct Authenticator {
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     /// Presented keys that failed lately (by SHA-256): a client repeating one pays no check.
     failed: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Keys being checked now (by SHA-256): a client opening many connections with one key
+    /// pays one check, and its requests do not fill the network's share of the queue.
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     verifier: Verifier,
     refresh_every: Duration,
     /// Ids of keys as they are found revoked, here or by another process.
     revocations: broadcast::Sender<Arc<str>>,
     /// The hash checked when a presented key's id is unknown (of a secret nobody has).
     decoy_hash: String,
+}
+
+/// A request's place among those checking one key; the last to leave forgets the key.
+struct OneCheck<'a> {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    digest: [u8; 32],
+    checking: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Drop for OneCheck<'_> {
+    fn drop(&mut self) {
+        let mut checking = self.checking.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's and this one's: nobody else waits for the key.
+        if Arc::strong_count(&self.gate) <= 2 {
+            checking.remove(&self.digest);
+        }
+    }
 }
 
 impl Authenticator {
@@ -145,6 +165,7 @@ impl Authenticator {
             changed_here: Mutex::new(LocalChanges::default()),
             verified: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
             verifier: Verifier::start()?,
             refresh_every: Duration::from_secs(settings.key_refresh_secs.max(1)),
             revocations: broadcast::channel(REVOCATION_BUFFER).0,
@@ -342,6 +363,17 @@ impl Authenticator {
         Some(id.clone())
     }
 
+    /// The one check of the key with `digest` that runs at a time, shared by every request
+    /// presenting it now.
+    fn one_check(&self, digest: [u8; 32]) -> OneCheck<'_> {
+        let mut checking = self.checking.lock().unwrap_or_else(PoisonError::into_inner);
+        OneCheck {
+            gate: checking.entry(digest).or_default().clone(),
+            digest,
+            checking: &self.checking,
+        }
+    }
+
     fn failed_lately(&self, digest: &[u8; 32]) -> bool {
         self.failed
             .lock()
@@ -405,13 +437,22 @@ impl Authenticator {
         let id = match self.remembered_id(&digest, true) {
             Some(id) => id,
             None => {
-                let (id, _) = self.verify_key(key, network).await?;
-                let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-                if verified.len() >= VERIFIED_MAX {
-                    verified.clear();
+                let check = self.one_check(digest);
+                let _turn = check.gate.lock().await;
+                // Another request of this key may have checked it while this one waited.
+                match self.remembered_id(&digest, true) {
+                    Some(id) => id,
+                    None => {
+                        let (id, _) = self.verify_key(key, network).await?;
+                        let mut verified =
+                            self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                        if verified.len() >= VERIFIED_MAX {
+                            verified.clear();
+                        }
+                        verified.insert(digest, (id.clone(), Instant::now()));
+                        id
+                    }
                 }
-                verified.insert(digest, (id.clone(), Instant::now()));
-                id
             }
         };
         match self.state(&id).await? {
@@ -460,14 +501,47 @@ mod tests {
     /// An authenticator whose PostgreSQL never answers: nothing listens at its address, so
     /// every read of it fails as unavailable.
     fn without_postgresql() -> Arc<Authenticator> {
+        with_database("postgres://pulse@127.0.0.1:9/pulse")
+    }
+
+    fn with_database(url: &str) -> Arc<Authenticator> {
         let settings = AuthSettings {
             jwt_secret: crate::config::Secret(
                 "e3a91c07f5d24b68a0c1e9f37b52d8a4c6e0f1a3b5d7c9e2".into(),
             ),
             ..AuthSettings::default()
         };
-        let pool = crate::db::pool("postgres://pulse@127.0.0.1:9/pulse", 1).unwrap();
-        Authenticator::new(&settings, pool).unwrap()
+        Authenticator::new(&settings, crate::db::pool(url, 1).unwrap()).unwrap()
+    }
+
+    /// A client opening many connections at once with one key took a place in the queue for
+    /// each, and past its network's share its own requests were answered busy.
+    #[tokio::test]
+    async fn requests_presenting_one_key_at_once_share_one_check() {
+        // A PostgreSQL that takes connections and never answers: a check waits on it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("postgres://pulse@{}/pulse", silent.local_addr().unwrap());
+        let auth = with_database(&url);
+        let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "d".repeat(64));
+        let network = "198.51.100.0/24";
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..2 * super::super::hashing::PER_NETWORK {
+            let (auth, key) = (auth.clone(), key.clone());
+            requests.spawn(async move { auth.authenticate_key(&key, network).await });
+        }
+        // Every request has started and waits: on PostgreSQL, or on the one check.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            auth.verifier.turn(network).is_ok(),
+            "the requests of one key hold every place of their network"
+        );
+        assert_eq!(auth.checking.lock().unwrap().len(), 1);
+        requests.abort_all();
+        while requests.join_next().await.is_some() {}
+        assert!(
+            auth.checking.lock().unwrap().is_empty(),
+            "a key is remembered as being checked"
+        );
     }
 
     /// A flood of made-up keys past what the checks can take asked PostgreSQL for each key's
