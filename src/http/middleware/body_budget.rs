@@ -6,6 +6,9 @@
 //!
 //! The client is the API key when the request has one, else the address's network (see
 //! [`crate::http::middleware::peer::network_of`]): a host cannot multiply its share by using more addresses.
+//! Bodies without a key together hold at most a quarter of the total ([`PUBLIC_SHARE`]):
+//! networks are cheap to come by (an IPv6 allocation holds thousands), and 512 of them sending
+//! slowly would otherwise fill the total and turn every key holder's body away.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use crate::config::LimitSettings;
 use crate::http::locks::lock;
 use crate::telemetry::names;
+
+/// The part of `limits.body_memory_bytes` bodies sent without a key may hold together.
+pub const PUBLIC_SHARE: usize = 4;
 
 /// Why a body may not be read (further).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +29,8 @@ pub enum Refusal {
     ClientMemory,
     /// Every client together holds `body_memory_bytes`.
     TotalMemory,
+    /// Bodies without a key together hold their share of `body_memory_bytes`.
+    PublicMemory,
 }
 
 impl Refusal {
@@ -32,6 +40,7 @@ impl Refusal {
             Refusal::ClientBodies => "client_bodies",
             Refusal::ClientMemory => "client_memory",
             Refusal::TotalMemory => "total_memory",
+            Refusal::PublicMemory => "public_memory",
         }
     }
 }
@@ -39,6 +48,8 @@ impl Refusal {
 #[derive(Debug, Default)]
 struct Usage {
     total: usize,
+    /// Bytes held by bodies sent without a key.
+    public: usize,
     /// Per client: bodies in flight and bytes held.
     clients: HashMap<String, (usize, usize)>,
 }
@@ -63,8 +74,9 @@ impl BodyBudget {
         })
     }
 
-    /// Starts one body of `client`, or says why it may not be read.
-    pub fn start(self: &Arc<Self>, client: &str) -> Result<BodyCharge, Refusal> {
+    /// Starts one body of `client` (`public` when the request has no key), or says why it may
+    /// not be read.
+    pub fn start(self: &Arc<Self>, client: &str, public: bool) -> Result<BodyCharge, Refusal> {
         let mut usage = lock(&self.usage);
         let entry = usage.clients.entry(client.to_string()).or_default();
         if entry.0 >= self.bodies_per_client {
@@ -74,6 +86,7 @@ impl BodyBudget {
         Ok(BodyCharge {
             budget: self.clone(),
             client: client.to_string(),
+            public,
             bytes: 0,
         })
     }
@@ -99,6 +112,7 @@ fn refused(refusal: Refusal) -> Refusal {
 pub struct BodyCharge {
     budget: Arc<BodyBudget>,
     client: String,
+    public: bool,
     bytes: usize,
 }
 
@@ -110,11 +124,17 @@ impl BodyCharge {
         if usage.total + n > budget.total {
             return Err(refused(Refusal::TotalMemory));
         }
+        if self.public && usage.public + n > budget.total / PUBLIC_SHARE {
+            return Err(refused(Refusal::PublicMemory));
+        }
         let held = usage.clients.get(&self.client).map_or(0, |e| e.1);
         if held + n > budget.per_client {
             return Err(refused(Refusal::ClientMemory));
         }
         usage.total += n;
+        if self.public {
+            usage.public += n;
+        }
         if let Some(entry) = usage.clients.get_mut(&self.client) {
             entry.1 += n;
         }
@@ -133,6 +153,9 @@ impl Drop for BodyCharge {
     fn drop(&mut self) {
         let mut usage = lock(&self.budget.usage);
         usage.total -= self.bytes;
+        if self.public {
+            usage.public -= self.bytes;
+        }
         let total = usage.total;
         if let Some(entry) = usage.clients.get_mut(&self.client) {
             entry.0 -= 1;
@@ -161,21 +184,40 @@ mod tests {
     #[test]
     fn each_client_has_its_bodies_and_bytes_and_all_share_the_total() {
         let b = budget(2, 100, 150);
-        let mut a1 = b.start("a").unwrap();
-        let mut a2 = b.start("a").unwrap();
-        assert_eq!(b.start("a").unwrap_err(), Refusal::ClientBodies);
+        let mut a1 = b.start("a", false).unwrap();
+        let mut a2 = b.start("a", false).unwrap();
+        assert_eq!(b.start("a", false).unwrap_err(), Refusal::ClientBodies);
         a1.grow(60).unwrap();
         assert_eq!(a2.grow(50).unwrap_err(), Refusal::ClientMemory);
         a2.grow(40).unwrap();
-        let mut c = b.start("c").unwrap();
+        let mut c = b.start("c", false).unwrap();
         assert_eq!(c.grow(60).unwrap_err(), Refusal::TotalMemory);
         c.grow(50).unwrap();
         assert_eq!(b.held(), 150);
         drop(a1);
         assert_eq!(b.held(), 90);
-        let mut a3 = b.start("a").unwrap();
+        let mut a3 = b.start("a", false).unwrap();
         a3.grow(60).unwrap();
         drop((a2, a3, c));
+        assert_eq!((b.held(), b.clients()), (0, 0));
+    }
+
+    #[test]
+    fn bodies_without_a_key_share_a_quarter_and_leave_the_rest_to_keys() {
+        let b = budget(4, 100, 400);
+        let mut net1 = b.start("net:1", true).unwrap();
+        let mut net2 = b.start("net:2", true).unwrap();
+        net1.grow(60).unwrap();
+        assert_eq!(net2.grow(50).unwrap_err(), Refusal::PublicMemory);
+        net2.grow(40).unwrap();
+        let mut key = b.start("key:k", false).unwrap();
+        key.grow(100).unwrap();
+        let mut other = b.start("key:l", false).unwrap();
+        other.grow(100).unwrap();
+        drop(net1);
+        let mut net3 = b.start("net:3", true).unwrap();
+        net3.grow(60).unwrap();
+        drop((net2, net3, key, other));
         assert_eq!((b.held(), b.clients()), (0, 0));
     }
 }

@@ -84,7 +84,11 @@ fn too_large(limit: usize) -> ApiError {
 /// The 4xx or 503 for a body the budget refuses.
 pub fn budget_refusal(refusal: Refusal) -> ApiError {
     match refusal {
-        Refusal::TotalMemory => ApiError::busy(),
+        Refusal::TotalMemory | Refusal::PublicMemory => ApiError::busy_for(
+            "bodies",
+            "the server holds as many request bodies as it may; retry shortly",
+            1,
+        ),
         Refusal::ClientBodies | Refusal::ClientMemory => ApiError::rate_limited(
             "body",
             "this client is sending as many request bodies as it may at once; retry when one is answered",

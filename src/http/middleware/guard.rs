@@ -470,7 +470,7 @@ pub async fn guard(
         };
         let key_id = principal.as_ref().and_then(|p| p.key_id.as_deref());
         let owner = peer::client_id(key_id, &client.network);
-        let mut charge = match state.bodies.start(&owner) {
+        let mut charge = match state.bodies.start(&owner, principal.is_none()) {
             Ok(charge) => charge,
             Err(refusal) => {
                 let error = crate::http::middleware::body_limits::budget_refusal(refusal);

@@ -180,6 +180,66 @@ async fn promised_lengths_hold_no_memory_they_were_not_sent() {
     drop(held);
 }
 
+/// The value of the sample `series` (its name and labels as the text shows them), 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Networks are cheap (an IPv6 allocation holds thousands): bodies sent slowly without a key
+/// from enough of them held the whole of `limits.body_memory_bytes`, and every key holder's
+/// body was refused 503 until they timed out.
+#[actix_rt::test]
+async fn keyless_bodies_from_many_networks_leave_room_for_key_holders() {
+    let s = SecuredServer::start(|s| {
+        s.limits.body_timeout_secs = 30;
+        s.limits.body_memory_bytes = 200_000;
+    })
+    .await;
+    let addr = s.app.address();
+    let head = format!(
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 10000\r\n\r\n{{\"api_key\":"
+    );
+    // Twenty networks' bodies of 10,000 bytes would fill the 200,000 bytes.
+    let mut held = Vec::new();
+    for network in 1..=20 {
+        let mut stream = connect_from(&format!("127.0.{network}.1"), addr).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    let refused = "pulse_http_bodies_refused_total{reason=\"public_memory\"}";
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            sample(&metrics_text(&s.app).await, refused) >= 10.0
+        })
+        .await,
+        "bodies without a key were not held to their share: {}",
+        metrics_text(&s.app).await
+    );
+    let charged = sample(&metrics_text(&s.app).await, "pulse_http_body_bytes ");
+    assert!(
+        charged <= 50_000.0,
+        "{charged} bytes held for bodies without a key"
+    );
+    let honest = ingest(&s, "honest", 3).await;
+    assert_eq!(honest.status, 202, "{}", honest.body);
+    // The refused bodies were answered at once; the charged ones are still waiting.
+    let statuses = futures::future::join_all(held.iter_mut().map(|stream| async {
+        tokio::time::timeout(Duration::from_secs(5), status_of(stream))
+            .await
+            .unwrap_or(0)
+    }))
+    .await;
+    let busy = statuses.iter().filter(|&&status| status == 503).count();
+    assert!(
+        busy >= 10,
+        "{busy} refused bodies answered 503: {statuses:?}"
+    );
+}
+
 /// The size bound cut each value but kept every field, and an idle reader read its
 /// first entry whole: 500,000 tiny fields cost Pulse 68 times their bytes.
 #[actix_rt::test]

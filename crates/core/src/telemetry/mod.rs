@@ -259,7 +259,7 @@ pub mod names {
         /// Requests refused for their size or shape before any handler ran, by `reason`.
         counter INPUT_REFUSED = "pulse_http_input_refused_total";
         /// Request bodies refused for the memory they would hold, by `reason` (client_bodies,
-        /// client_memory, total_memory).
+        /// client_memory, total_memory, public_memory).
         counter BODIES_REFUSED = "pulse_http_bodies_refused_total";
         /// Bytes of request bodies held in memory now (arrived and not yet answered).
         gauge BODY_BYTES_HELD = "pulse_http_body_bytes";
