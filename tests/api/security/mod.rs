@@ -220,6 +220,7 @@ mod limits;
 mod paths;
 mod ranges;
 mod roles;
+mod rollup_keys;
 mod sessions;
 mod startup;
 mod webhooks;
