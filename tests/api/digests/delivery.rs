@@ -375,19 +375,25 @@ impl Holding {
 /// The process (among `pids`) holding the loopback connection that comes from `port`, read
 /// from /proc: the socket's inode in /proc/net/tcp, then the process whose descriptors hold it.
 fn process_of_port(port: u16, pids: &[u32]) -> Option<u32> {
+    // An earlier connection from the same port may linger in TIME_WAIT, owned by no process
+    // (inode 0): every socket on the port is a candidate, and the live one has an owner.
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let inode = table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let local = f.get(1)?;
-        let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-        (p == port).then(|| f.get(9).map(|s| s.to_string()))?
-    })?;
-    let target = format!("socket:[{inode}]");
+    let targets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let p = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let inode = f.get(9)?;
+            (p == port && *inode != "0").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
     pids.iter().copied().find(|pid| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|dir| {
                 dir.flatten().any(|e| {
-                    std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == target)
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| targets.iter().any(|t| l.to_string_lossy() == *t))
                 })
             })
             .unwrap_or(false)
