@@ -41,6 +41,16 @@ async fn status_of(stream: &mut tokio::net::TcpStream) -> u16 {
     }
 }
 
+/// The bytes request bodies hold, as the metrics text shows the gauge.
+const BODY_BYTES: &str = "pulse_http_body_bytes ";
+
+/// The value of the sample `series` (its name and labels as the text shows them) in `metrics`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+}
+
 /// `GET /metrics` sent from `source`.
 async fn metrics_from(source: &str, server: SocketAddr) -> String {
     let mut stream = connect_from(source, server).await;
@@ -96,10 +106,7 @@ async fn slow_bodies_are_cut_off_and_few_per_client() {
     // Both bodies have started (their requests were read) before the third comes.
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            metrics_text(&s.app)
-                .await
-                .lines()
-                .any(|l| l.starts_with("pulse_http_body_bytes ") && !l.ends_with(" 0"))
+            sample(&metrics_text(&s.app).await, BODY_BYTES).is_some_and(|v| v != 0.0)
         })
         .await,
         "the two bodies were never charged"
@@ -146,42 +153,19 @@ async fn promised_lengths_hold_no_memory_they_were_not_sent() {
     // Every promised body has started before the honest caller comes.
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            metrics_text(&s.app).await.lines().any(|l| {
-                l.starts_with("pulse_http_body_bytes ")
-                    && l["pulse_http_body_bytes ".len()..]
-                        .trim()
-                        .parse::<f64>()
-                        .is_ok_and(|v| v >= 4.0 * 16_000.0)
-            })
+            sample(&metrics_text(&s.app).await, BODY_BYTES).is_some_and(|v| v >= 4.0 * 16_000.0)
         })
         .await,
         "the four bodies were never charged"
     );
     let honest = ingest(&s, "honest", 3).await;
     assert_eq!(honest.status, 202, "{}", honest.body);
-    let charged = metrics_text(&s.app)
-        .await
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("pulse_http_body_bytes ")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(f64::MAX);
+    let charged = sample(&metrics_text(&s.app).await, BODY_BYTES).unwrap_or(f64::MAX);
     assert!(
         charged < 1_000_000.0,
         "{charged} bytes held for bodies that sent one byte each"
     );
     drop(held);
-}
-
-/// The value of the sample `series` (its name and labels as the text shows them), 0 when absent.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
 
 /// Networks are cheap (an IPv6 allocation holds thousands): bodies sent slowly without a key
@@ -209,13 +193,13 @@ async fn keyless_bodies_from_many_networks_leave_room_for_key_holders() {
     let refused = "pulse_http_bodies_refused_total{reason=\"public_memory\"}";
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            sample(&metrics_text(&s.app).await, refused) >= 10.0
+            sample(&metrics_text(&s.app).await, refused).is_some_and(|v| v >= 10.0)
         })
         .await,
         "bodies without a key were not held to their share: {}",
         metrics_text(&s.app).await
     );
-    let charged = sample(&metrics_text(&s.app).await, "pulse_http_body_bytes ");
+    let charged = sample(&metrics_text(&s.app).await, BODY_BYTES).unwrap_or(f64::MAX);
     assert!(
         charged <= 50_000.0,
         "{charged} bytes held for bodies without a key"
