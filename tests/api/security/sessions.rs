@@ -160,3 +160,45 @@ async fn mismatches(s: &Server) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Each token exchange paid an Argon2 check of its own, so workers exchanging one key at once
+/// queued one check each and past a network's share of the queue were answered 503.
+#[actix_rt::test]
+async fn exchanging_one_key_again_and_again_pays_one_check() {
+    let s = Server::start(|_| {}).await;
+    let made = s.app.create_key(Role::Editor, "workers").await;
+    let (key, key_id) = (made.key, made.info.id);
+    let verifications = || async {
+        metrics_text(&s.app)
+            .await
+            .lines()
+            .filter(|l| l.starts_with("pulse_auth_key_verifications_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = verifications().await;
+    let exchange = || {
+        s.call(
+            "POST",
+            "/api/v1/auth/token",
+            None,
+            Some(serde_json::json!({"api_key": key})),
+        )
+    };
+    // A network sends a few bodies without a key at once: rounds of four.
+    for _ in 0..3 {
+        for res in futures::future::join_all((0..4).map(|_| exchange())).await {
+            assert_eq!(res.status, 200, "{}", res.body);
+            assert_eq!(res.json()["role"], "editor", "{}", res.body);
+        }
+    }
+    assert_eq!(verifications().await - before, 1.0);
+
+    // Remembered, the key is still refused at once when revoked.
+    let path = format!("/api/v1/admin/keys/{key_id}");
+    let res = s.call("DELETE", &path, Some(Role::Admin), None).await;
+    assert_eq!(res.status, 204);
+    let res = exchange().await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    s.app.shutdown().await;
+}

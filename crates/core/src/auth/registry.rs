@@ -393,9 +393,9 @@ impl Authenticator {
         failed.insert(digest, Instant::now());
     }
 
-    /// Checks an API key presented from `network` against its stored hash; returns its id and
-    /// role. A key that failed within [`FAILED_TTL`] is refused again without a check.
-    async fn verify_key(&self, key: &str, network: &str) -> Result<(String, Role), AuthError> {
+    /// Checks an API key presented from `network` against its stored hash; returns its id. A
+    /// key that failed within [`FAILED_TTL`] is refused again without a check.
+    async fn verify_key(&self, key: &str, network: &str) -> Result<String, AuthError> {
         let parsed = keys::parse(key).ok_or(AuthError::InvalidKey)?;
         let digest = digest(key);
         if self.failed_lately(&digest) {
@@ -425,7 +425,7 @@ impl Authenticator {
         if stored.standing.revoked {
             return Err(AuthError::Revoked);
         }
-        Ok((parsed.id.to_string(), stored.standing.role))
+        Ok(parsed.id.to_string())
     }
 
     /// The caller behind an API key presented directly from `network` (see
@@ -443,7 +443,7 @@ impl Authenticator {
                 match self.remembered_id(&digest, true) {
                     Some(id) => id,
                     None => {
-                        let (id, _) = self.verify_key(key, network).await?;
+                        let id = self.verify_key(key, network).await?;
                         let mut verified =
                             self.verified.lock().unwrap_or_else(PoisonError::into_inner);
                         if verified.len() >= VERIFIED_MAX {
@@ -462,16 +462,19 @@ impl Authenticator {
         }
     }
 
-    /// Exchanges an API key presented from `network` for an access token.
+    /// Exchanges an API key presented from `network` for an access token. The key is checked
+    /// as a request presenting it is: a client exchanging one key from many workers at once
+    /// pays one Argon2 check, and the token carries the role the key has now.
     pub async fn exchange(&self, key: &str, network: &str) -> Result<Issued, AuthError> {
-        let (id, role) = self.verify_key(key, network).await?;
+        let principal = self.authenticate_key(key, network).await?;
+        let id = principal.key_id.as_deref().ok_or(AuthError::InvalidKey)?;
         if let Ok(client) = self.pool.get().await {
-            if let Err(e) = keys::touch(&**client, &id).await {
+            if let Err(e) = keys::touch(&**client, id).await {
                 tracing::debug!(error = %format_args!("{e:#}"), "could not record the key's last use");
             }
         }
         self.codec
-            .issue(&id, role, Utc::now())
+            .issue(id, principal.role, Utc::now())
             .map_err(|e| AuthError::Unavailable(e.to_string()))
     }
 }
