@@ -178,25 +178,39 @@ async fn observe(
     let window = i64::from(rule.window_minutes.max(1));
     let from = minute - TimeDelta::minutes(window - 1);
     let scopes = db::window_stats(client, rule, from, now).await?;
-    let mut out = Vec::with_capacity(scopes.len());
     let baseline_minutes = i64::from(rule.baseline_minutes.max(1));
     let baseline_from = from - TimeDelta::minutes(baseline_minutes);
-    for (key, stats) in scopes {
-        let baseline = if rule.kind.uses_baseline() {
-            let windows =
-                db::baseline_windows(client, rule.dimension, &key, from, window, baseline_from)
-                    .await?;
-            baseline_series(&windows, baseline_minutes / window)
-        } else {
-            Vec::new()
-        };
-        out.push(Observation {
-            key,
-            stats,
-            baseline,
-        });
-    }
-    Ok(out)
+    // Only a scope with posts enough to fire needs its history: under a dimension of a
+    // thousand keys most hold a post or two in a window.
+    let wanted: Vec<String> = if rule.kind.uses_baseline() {
+        scopes
+            .iter()
+            .filter(|(_, stats)| enough(rule, stats))
+            .map(|(key, _)| key.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut windows = if wanted.is_empty() {
+        Default::default()
+    } else {
+        db::baseline_windows(client, rule.dimension, &wanted, from, window, baseline_from).await?
+    };
+    Ok(scopes
+        .into_iter()
+        .map(|(key, stats)| {
+            // A scope without rows has no history: an empty baseline, as its series would be.
+            let baseline = windows
+                .remove(&key)
+                .map(|rows| baseline_series(&rows, baseline_minutes / window))
+                .unwrap_or_default();
+            Observation {
+                key,
+                stats,
+                baseline,
+            }
+        })
+        .collect())
 }
 
 /// The `n` (at least one) windows of a baseline, oldest first, as posts and mean sentiment, from
@@ -296,18 +310,27 @@ fn scored(stats: &Stats) -> Stats {
     }
 }
 
+/// The figures a rule judges: volume is every post; shares and means are of the posts a
+/// model scored.
+fn judged(rule: &AlertRule, stats: &Stats) -> Stats {
+    match rule.kind {
+        RuleKind::VolumeSpike => stats.clone(),
+        _ => scored(stats),
+    }
+}
+
+/// Whether a window holds posts enough for the rule to fire on. A window without posts has no
+/// share, mean or volume to cross a threshold with, whatever `min_volume` says (with a
+/// threshold of 0 it would fire on an empty stream).
+fn enough(rule: &AlertRule, stats: &Stats) -> bool {
+    judged(rule, stats).posts >= rule.min_volume.max(1)
+}
+
 /// Whether the rule's condition holds, with the observed value, the effective threshold and
 /// the baseline used.
 fn check(rule: &AlertRule, o: &Observation) -> (bool, f64, f64, serde_json::Value) {
-    // Volume is every post; shares and means are of the posts a model scored.
-    let scored = scored(&o.stats);
-    let s = match rule.kind {
-        RuleKind::VolumeSpike => &o.stats,
-        _ => &scored,
-    };
-    // A window without posts has no share, mean or volume to cross a threshold with, whatever
-    // `min_volume` says (with a threshold of 0 it would fire on an empty stream).
-    let enough = s.posts >= rule.min_volume.max(1);
+    let s = &judged(rule, &o.stats);
+    let enough = enough(rule, &o.stats);
     match rule.kind {
         RuleKind::Negativity => (
             enough && s.sentiment.negative_share >= rule.threshold,

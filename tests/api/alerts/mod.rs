@@ -525,3 +525,69 @@ pub mod channels;
 mod deliveries;
 mod email;
 mod rules;
+
+/// Each key of a dimension is judged against its own history, read for every key at once:
+/// the same burst is a spike for a quiet product and not for a busy one, and the many keys
+/// with a post or two are not judged at all. The baseline's windows are the window's length,
+/// the latest ending the minute before the window begins.
+#[actix_rt::test]
+async fn a_volume_spike_is_judged_against_each_key_s_own_history() {
+    let app = spawn_app_tuned(|s| quick_alerts(s, 0.3)).await;
+    app.remove_rules().await;
+    let mut events = Vec::new();
+    let mut post = |id: String, product: &str, minutes_ago: i64| {
+        events.push(
+            PostEvent::new(&id, &format!("Ordered one today, update {id}"))
+                .author(&format!("u-{id}"), 10)
+                .product(product)
+                .minutes_ago(minutes_ago)
+                .without(&["geo", "channel"])
+                .to_string(),
+        );
+    };
+    // Seventy minutes of history: one post a minute about the quiet product, twelve about the
+    // busy one (more than the baseline's hour, so a minute passing while the posts are stored
+    // changes no window).
+    for minute in 1..=70 {
+        post(format!("quiet-{minute}"), "quiet-phone", minute);
+        for i in 0..12 {
+            post(format!("busy-{minute}-{i}"), "busy-phone", minute);
+        }
+    }
+    // Now: twenty posts about each, and one about each of thirty other products.
+    for i in 0..20 {
+        post(format!("quiet-now-{i}"), "quiet-phone", 0);
+        post(format!("busy-now-{i}"), "busy-phone", 0);
+    }
+    for i in 0..30 {
+        post(format!("rare-{i}"), &format!("rare-{i}"), 0);
+    }
+    let total = events.len() as i64;
+    app.send_events(&events).await;
+    assert!(app.env.stored_exactly(total, Duration::from_secs(90)).await);
+    app.create_rule(&json!({
+        "name": "Product spikes", "kind": "volume_spike", "dimension": "product",
+        "window_minutes": 5, "baseline_minutes": 60, "min_baseline_points": 6, "k": 3.0,
+        "min_volume": 2,
+    }))
+    .await;
+
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            !items(&app.get("/api/v1/alerts").await.1["items"]).is_empty()
+        })
+        .await
+    );
+    // Several more evaluations fire nothing else.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts = app.get("/api/v1/alerts").await.1;
+    let fired = sorted_summaries(&alerts["items"], &["kind", "dimension", "key"]);
+    assert_eq!(fired, ["volume_spike product quiet-phone"], "{alerts}");
+    let baseline = &items(&alerts["items"])[0]["evidence"]["baseline"];
+    // Its own history, five posts in each of twelve windows of five minutes: not the busy
+    // product's sixty, nor a first window a minute short.
+    assert_eq!(baseline["points"], 12, "{baseline}");
+    assert_eq!(baseline["median"], 5.0, "{baseline}");
+    assert_eq!(baseline["mean"], 5.0, "{baseline}");
+    app.shutdown().await;
+}

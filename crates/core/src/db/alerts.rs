@@ -1,6 +1,8 @@
 //! Alert rules and alerts: the rules' CRUD, the alert list and its transitions, and what the
 //! alerter reads and writes when it evaluates the rules.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row};
@@ -300,28 +302,35 @@ pub async fn window_stats(
 }
 
 /// Posts and mean sentiment of each earlier window of `window_minutes` between
-/// `baseline_from` and `from`, by its distance from `from` in windows (0 the latest);
-/// windows without posts are absent. The mean is of the posts a model scored (those with a
-/// label), as the alerter reads the window itself.
+/// `baseline_from` and `from`, by its distance from `from` in windows (0 the latest: the
+/// `window_minutes` minutes before `from`, the minute before it included), for each
+/// of `keys`, in one statement whatever their number; windows without posts are absent. The
+/// mean is of the posts a model scored (those with a label), as the alerter reads the window
+/// itself.
 pub async fn baseline_windows(
     client: &Client,
     dimension: Dimension,
-    key: &str,
+    keys: &[String],
     from: DateTime<Utc>,
     window_minutes: i64,
     baseline_from: DateTime<Utc>,
-) -> Result<Vec<(i64, i64, Option<f64>)>> {
-    super::read_rows(
+) -> Result<HashMap<String, Vec<(i64, i64, Option<f64>)>>> {
+    let rows = super::read_rows(
         client,
-        "SELECT floor(extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 / $4::float8)::int8 AS w, \
+        "SELECT key, floor((extract(epoch FROM ($3::timestamptz - minute))::float8 / 60 - 1) / $4::float8)::int8 AS w, \
          sum(posts)::int8, \
          (sum(sentiment_sum) / NULLIF(sum(negative + neutral + positive), 0))::float8 \
-         FROM metric_rollups WHERE dimension = $1 AND key = $2 \
-         AND minute >= $5 AND minute < $3 GROUP BY 1 ORDER BY 1 DESC",
-        &[&dimension, &key, &from, &(window_minutes as f64), &baseline_from],
-        |r| (r.get(0), r.get(1), r.get(2)),
+         FROM metric_rollups WHERE dimension = $1 AND key = ANY($2) \
+         AND minute >= $5 AND minute < $3 GROUP BY 1, 2 ORDER BY 1, 2 DESC",
+        &[&dimension, &keys, &from, &(window_minutes as f64), &baseline_from],
+        |r| (r.get::<_, String>(0), (r.get(1), r.get(2), r.get(3))),
     )
-    .await
+    .await?;
+    let mut by_key: HashMap<String, Vec<(i64, i64, Option<f64>)>> = HashMap::new();
+    for (key, row) in rows {
+        by_key.entry(key).or_default().push(row);
+    }
+    Ok(by_key)
 }
 
 /// A post offered as evidence of an alert.
