@@ -375,6 +375,16 @@ pub async fn metrics_text(app: &Application) -> String {
         .expect("the metrics are text")
 }
 
+/// The sum of the samples in `metrics` (a metrics text) whose line starts with `prefix` (a
+/// metric's name, with the start of its labels to narrow it): a counter over its labels.
+pub fn summed(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Asserts the text of `app`'s `GET /metrics` holds each of `series` (a series as the text
 /// shows it, with its value where that matters); the whole text is the failure's message.
 pub async fn assert_metrics_hold(app: &Application, series: &[impl AsRef<str>]) {

@@ -25,7 +25,7 @@ pub mod tuning;
 #[allow(unused_imports)]
 pub use app::{
     assert_metric_counted, assert_metrics_hold, http_get, http_post, listed_post_ids, metrics_text,
-    spawn_app, spawn_app_tuned, spawn_app_with, spawn_app_with_options, TestApp,
+    spawn_app, spawn_app_tuned, spawn_app_with, spawn_app_with_options, summed, TestApp,
 };
 pub use event::PostEvent;
 #[allow(unused_imports)]

@@ -272,12 +272,8 @@ async fn made_up_keys_are_refused_before_any_hashing() {
     .await;
     // Read from another network than the guesses, so reading spends none of their budget.
     let verifications = || async {
-        metrics_from("127.0.7.1", s.app.address())
-            .await
-            .lines()
-            .filter(|l| l.starts_with("pulse_auth_key_verifications_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
+        let metrics = metrics_from("127.0.7.1", s.app.address()).await;
+        summed(&metrics, "pulse_auth_key_verifications_total")
     };
     let before = verifications().await;
     let mut statuses = Vec::new();

@@ -154,11 +154,10 @@ async fn an_unknown_key_id_costs_the_same_argon2_check_as_a_known_one() {
 }
 
 async fn mismatches(s: &Server) -> f64 {
-    let text = metrics_text(&s.app).await;
-    text.lines()
-        .filter(|l| l.starts_with("pulse_auth_key_verifications_total") && l.contains("mismatch"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    summed(
+        &metrics_text(&s.app).await,
+        "pulse_auth_key_verifications_total{result=\"mismatch\"}",
+    )
 }
 
 /// Each token exchange paid an Argon2 check of its own, so workers exchanging one key at once
@@ -169,12 +168,10 @@ async fn exchanging_one_key_again_and_again_pays_one_check() {
     let made = s.app.create_key(Role::Editor, "workers").await;
     let (key, key_id) = (made.key, made.info.id);
     let verifications = || async {
-        metrics_text(&s.app)
-            .await
-            .lines()
-            .filter(|l| l.starts_with("pulse_auth_key_verifications_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
+        summed(
+            &metrics_text(&s.app).await,
+            "pulse_auth_key_verifications_total",
+        )
     };
     let before = verifications().await;
     let exchange = || {
