@@ -660,6 +660,20 @@ async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold(
     assert_eq!(learned["reddit"], 7.0, "{learned:?}");
 }
 
+/// An analyst's report may raise a cascade's final count within its bound, never lower it
+/// under the shares Pulse observed: reports of 0 on a platform's hundred largest cascades
+/// pulled its bar from the 594th cascade's size to the 494th's.
+#[actix_rt::test]
+async fn a_final_count_reported_under_the_observed_shares_does_not_lower_the_threshold() {
+    let learned = thresholds_learned_after(&[
+        // Cascade g holds 601 - g shares: the first hundred are the largest.
+        finished_cascades("m", "mastodon", "601 - g", 600),
+        final_shares("m", 0, 100),
+    ])
+    .await;
+    assert_eq!(learned["mastodon"], 594.0, "{learned:?}");
+}
+
 /// Every feedback report added a row: one analyst repeating a label with a note of 2,000 bytes
 /// on a live post grew `virality_feedback` without bound, and retention never removed a row.
 /// A post has one feedback record: a later report replaces the values it gives and keeps the

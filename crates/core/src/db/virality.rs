@@ -349,8 +349,10 @@ pub const FEEDBACK_FACTOR: i64 = 10;
 pub const FEEDBACK_SLACK: i64 = 100;
 
 /// Thresholds learned from finished cascades (feedback outcomes, bounded, win over observed
-/// counts): the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most
-/// recent finished cascades, for platforms with at least `min_history` of them.
+/// counts; a reported final count below the shares Pulse observed counts as observed, since a
+/// report of 0 on a platform's largest cascades would otherwise pull its bar to the floor):
+/// the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most recent
+/// finished cascades, for platforms with at least `min_history` of them.
 pub async fn learned_thresholds(
     client: &tokio_postgres::Client,
     quantile: f64,
@@ -364,9 +366,10 @@ pub async fn learned_thresholds(
              FROM unnest($2::text[]) AS pl(platform)
              CROSS JOIN LATERAL (
                  -- LEAST skips a NULL: without feedback it would answer the bound, not the
-                 -- shares observed.
+                 -- shares observed. A report under what was observed counts as observed.
                  SELECT CASE WHEN f.final_shares IS NULL THEN c.shares
-                             ELSE LEAST(f.final_shares, c.shares * $4 + $5) END AS shares
+                             ELSE GREATEST(c.shares, LEAST(f.final_shares, c.shares * $4 + $5))
+                        END AS shares
                  FROM virality_cascades c
                  -- One feedback row per post, holding the latest final shares reported.
                  LEFT JOIN virality_feedback f ON f.post_id = c.post_id
