@@ -265,6 +265,32 @@ async fn a_channel_asked_to_wait_gets_no_delivery_until_then() {
     assert!(claim(&mut pg).await.is_empty());
 }
 
+/// A channel's deliveries went in the order they fell due, digests and alerts alike: digests
+/// sent on request, over and over, to every channel queued each alert behind them. An alert
+/// now goes first, even behind digests due an hour before it.
+#[actix_rt::test]
+async fn a_channel_s_alert_goes_before_the_digests_queued_ahead_of_it() {
+    use pulse::db::webhooks::Sending;
+    use pulse::models::webhooks::DeliveryEvent;
+    let (_env, mut pg) = with_deliveries(
+        1,
+        1,
+        "INSERT INTO digests (period_from, period_to, manual, content) \
+         SELECT now() - interval '1 day', now(), true, '{}' FROM generate_series(1, 3); \
+         INSERT INTO webhook_deliveries (webhook_id, digest_id, event, payload, next_attempt_at) \
+         SELECT 1, id, 'digest', '{}', now() - interval '1 hour' FROM digests; \
+         INSERT INTO webhook_deliveries (webhook_id, alert_id, payload) VALUES (1, 1, '{}');",
+    )
+    .await;
+    let first = claim_now(&mut pg, 1, &Sending::default()).await;
+    let events = |due: &[pulse::db::webhooks::Due]| due.iter().map(|d| d.event).collect::<Vec<_>>();
+    assert_eq!(events(&first), [DeliveryEvent::Fire]);
+    // The digests then go, each in turn.
+    let sending = Sending(std::collections::HashMap::from([(first[0].id, 1)]));
+    let next = claim_now(&mut pg, 4, &sending).await;
+    assert_eq!(events(&next), [DeliveryEvent::Digest; 3]);
+}
+
 /// A channel's hold was nowhere to be seen: the listing did not show it, and a delivery queued
 /// during it showed a `next_attempt_at` in the past yet did not go. The listing shows the hold
 /// now, and the delivery log the time a pending delivery goes, no sooner than the hold ends.

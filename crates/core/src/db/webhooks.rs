@@ -218,7 +218,9 @@ impl Sending {
 /// channel's backlog hides no other's; a channel that is failing (a delivery of it due again
 /// after a failed attempt) gets one, so receivers that time out hold a place each, not four.
 /// A channel whose receiver asked for a wait gets none until the wait is over, whatever was
-/// queued for it and whenever (see [`hold_channel`]).
+/// queued for it and whenever (see [`hold_channel`]). A channel's alerts go before its digests,
+/// however long the digests have waited: digests sent on request to every channel would
+/// otherwise queue an alert behind them, and a receiver's rate limit would hold it longer.
 pub async fn claim_due(
     client: &mut Client,
     limit: usize,
@@ -243,7 +245,7 @@ pub async fn claim_due(
              d.webhook_id, q.failing \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              JOIN (SELECT id, failing FROM (SELECT e.id, row_number() OVER \
-                     (PARTITION BY e.webhook_id ORDER BY e.next_attempt_at, e.id) AS place, \
+                     (PARTITION BY e.webhook_id ORDER BY e.event = 'digest', e.next_attempt_at, e.id) AS place, \
                      e.webhook_id IN (SELECT webhook_id FROM failing) AS failing \
                  FROM webhook_deliveries e WHERE e.status = 'pending' \
                  AND e.next_attempt_at <= now() AND NOT (e.webhook_id = ANY($2)) \
@@ -254,7 +256,7 @@ pub async fn claim_due(
              AND NOT (d.event = 'resolve' AND EXISTS (SELECT 1 FROM webhook_deliveries f \
                  WHERE f.webhook_id = d.webhook_id AND f.alert_id = d.alert_id \
                  AND f.event = 'fire' AND f.status = 'pending')) \
-             ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
+             ORDER BY d.event = 'digest', d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
             &[
                 &((limit * per_channel.max(1)) as i64),
                 &full,
