@@ -55,11 +55,81 @@ pub struct Subscription {
     pub filter: Filter,
 }
 
+/// Queued messages in arrival order, posts apart from the rest: posts are shed first, and a
+/// session behind on other messages (alerts, stories, virality) would otherwise have its whole
+/// queue walked for the oldest post at every push once it is full.
+#[derive(Debug, Default)]
+struct Queue {
+    posts: VecDeque<(u64, Queued)>,
+    others: VecDeque<(u64, Queued)>,
+    /// The arrival number of the next message.
+    next: u64,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.posts.len() + self.others.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, queued: Queued) {
+        let entry = (self.next, queued);
+        self.next += 1;
+        if entry.1.topic == Topic::Posts {
+            self.posts.push_back(entry);
+        } else {
+            self.others.push_back(entry);
+        }
+    }
+
+    /// Removes the oldest post, or the oldest message when none is a post.
+    fn shed(&mut self) -> Option<Queued> {
+        let oldest = self.posts.pop_front().or_else(|| self.others.pop_front());
+        oldest.map(|(_, q)| q)
+    }
+
+    /// Removes the message that came first.
+    fn pop_front(&mut self) -> Option<Queued> {
+        let side = match (self.posts.front(), self.others.front()) {
+            (Some((p, _)), Some((o, _))) if o < p => &mut self.others,
+            (Some(_), _) => &mut self.posts,
+            (None, _) => &mut self.others,
+        };
+        side.pop_front().map(|(_, q)| q)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Queued) -> bool) {
+        self.posts.retain(|(_, q)| keep(q));
+        self.others.retain(|(_, q)| keep(q));
+    }
+
+    /// Bytes of the queued messages' texts.
+    fn bytes(&self) -> usize {
+        let texts = self.posts.iter().chain(&self.others);
+        texts.map(|(_, q)| q.text.len()).sum()
+    }
+
+    /// Gives back what a burst grew, once drained, so idle sessions stay small however busy
+    /// they once were.
+    fn shrink_when_empty(&mut self) {
+        if self.is_empty() {
+            for side in [&mut self.posts, &mut self.others] {
+                if side.capacity() > IDLE_QUEUE_CAPACITY {
+                    side.shrink_to(IDLE_QUEUE_CAPACITY);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     topics: TopicSet,
     filter: Filter,
-    queue: VecDeque<Queued>,
+    queue: Queue,
     /// Bytes of the queued messages' texts.
     bytes: usize,
     metrics: Option<ByteString>,
@@ -107,7 +177,7 @@ impl Outbox {
             state: Mutex::new(State {
                 topics: TopicSet::default(),
                 filter: Filter::default(),
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 bytes: 0,
                 metrics: None,
                 dropped: 0,
@@ -153,12 +223,7 @@ impl Outbox {
                     || state.bytes.saturating_add(text.len()) > self.max_bytes)
             {
                 // Posts go first: they are the bulk, and `lagged` tells the client to refetch.
-                let oldest = state
-                    .queue
-                    .iter()
-                    .position(|q| q.topic == Topic::Posts)
-                    .unwrap_or(0);
-                if let Some(gone) = state.queue.remove(oldest) {
+                if let Some(gone) = state.queue.shed() {
                     state.bytes -= gone.text.len();
                 }
                 state.dropped += 1;
@@ -235,7 +300,7 @@ impl Outbox {
             state.filter = filter;
             let State { queue, filter, .. } = &mut *state;
             queue.retain(|q| filter.matches(&q.keys));
-            state.bytes = state.queue.iter().map(|q| q.text.len()).sum();
+            state.bytes = state.queue.bytes();
         }
         Ok(Subscription {
             topics: state.topics,
@@ -249,7 +314,7 @@ impl Outbox {
         state.topics = state.topics.difference(topics);
         let kept = state.topics;
         state.queue.retain(|q| kept.contains(q.topic));
-        state.bytes = state.queue.iter().map(|q| q.text.len()).sum();
+        state.bytes = state.queue.bytes();
         if !kept.contains(Topic::Metrics) {
             state.metrics = None;
         }
@@ -282,18 +347,17 @@ impl Outbox {
                 room -= 1;
             }
         }
-        let n = room.min(state.queue.len());
-        let taken: usize = state.queue.range(..n).map(|q| q.text.len()).sum();
-        state.bytes -= taken;
-        out.extend(state.queue.drain(..n).map(|q| Outgoing {
-            class: protocol::class_of(q.topic),
-            text: q.text,
-        }));
-        if state.queue.is_empty() && state.queue.capacity() > IDLE_QUEUE_CAPACITY {
-            // A burst grew the queue; give the memory back once it has drained, so idle
-            // sessions stay small however busy they once were.
-            state.queue.shrink_to(IDLE_QUEUE_CAPACITY);
+        for _ in 0..room {
+            let Some(q) = state.queue.pop_front() else {
+                break;
+            };
+            state.bytes -= q.text.len();
+            out.push(Outgoing {
+                class: protocol::class_of(q.topic),
+                text: q.text,
+            });
         }
+        state.queue.shrink_when_empty();
         let more = !state.queue.is_empty() || state.metrics.is_some() || state.dropped > 0;
         state.wake_pending = more;
         // The session took something: what is left has waited only since now.
@@ -326,7 +390,7 @@ impl Outbox {
         let mut state = self.lock();
         state.closed = true;
         state.topics = TopicSet::default();
-        state.queue = VecDeque::new();
+        state.queue = Queue::default();
         state.bytes = 0;
         state.metrics = None;
         state.waiting_since = None;
@@ -482,6 +546,43 @@ mod tests {
             texts(&out),
             [r#"{"type":"lagged","dropped":2}"#, "alert", "post-2"]
         );
+    }
+
+    #[test]
+    fn a_queue_without_posts_sheds_its_oldest_and_drains_in_arrival_order() {
+        let outbox = subscribed(4, &[Topic::Posts, Topic::Alerts]);
+        let global = Arc::default();
+        let alert = |n: usize| {
+            outbox.push(
+                Topic::Alerts,
+                [(&global, || ByteString::from(format!("alert-{n}")))],
+            )
+        };
+        (0..3).for_each(|n| {
+            alert(n);
+        });
+        push_posts(&outbox, Platform::Reddit, 0..1);
+        // Full: the post goes first, then, with no post left, the oldest alert.
+        assert_eq!(alert(3).dropped, 1);
+        assert_eq!(push_posts(&outbox, Platform::Reddit, 1..2).dropped, 1);
+        // And the newest post before any alert.
+        assert_eq!(alert(4).dropped, 1);
+        let mut out = Vec::new();
+        outbox.drain(3, &mut out);
+        assert_eq!(
+            texts(&out),
+            [r#"{"type":"lagged","dropped":3}"#, "alert-1", "alert-2"]
+        );
+        push_posts(&outbox, Platform::Reddit, 2..3);
+        alert(5);
+        out.clear();
+        assert!(!outbox.drain(10, &mut out));
+        assert_eq!(
+            texts(&out),
+            ["alert-3", "alert-4", "post-2", "alert-5"],
+            "posts and other messages leave in the order they came"
+        );
+        assert_eq!(outbox.queued_bytes(), 0);
     }
 
     #[test]
