@@ -160,6 +160,9 @@ pub struct RateLimiter {
     pub events_per_key: Buckets,
     /// Seconds of the API's connection time, by client (see [`crate::http::state::State::db`]).
     pub db_time: Buckets,
+    /// Bytes of request bodies kept in the audit log, by client. A size limit: it applies
+    /// whether rate limits do or not.
+    pub audit_payload: Buckets,
 }
 
 impl RateLimiter {
@@ -178,6 +181,10 @@ impl RateLimiter {
             db_time: Buckets::new(
                 settings.per_caller_db_share * connections,
                 settings.per_caller_db_burst_secs * connections,
+            ),
+            audit_payload: Buckets::new(
+                settings.audit_payload_bytes_per_day as f64 / 86_400.0,
+                settings.audit_payload_bytes_per_day as f64,
             ),
         }
     }

@@ -297,6 +297,11 @@ pub struct LimitSettings {
     /// Seconds of connection time, per connection of the API's pool, a caller may take in a
     /// burst above that share.
     pub per_caller_db_burst_secs: f64,
+    /// Bytes of request bodies one client's audit records keep a day (in each process); past
+    /// it a record keeps the body's size and SHA-256 instead. The log is kept for
+    /// `store.audit_retention_days`, and a key sending large bodies that fail would otherwise
+    /// add 16 KiB of it a request.
+    pub audit_payload_bytes_per_day: usize,
 }
 
 /// The stream reader.
@@ -785,6 +790,7 @@ impl Default for LimitSettings {
             body_memory_bytes: 32 * 1024 * 1024,
             per_caller_db_share: 0.5,
             per_caller_db_burst_secs: 30.0,
+            audit_payload_bytes_per_day: 4 * 1024 * 1024,
         }
     }
 }

@@ -158,6 +158,19 @@ pub fn redact(value: Value) -> Value {
     value
 }
 
+/// What a record keeps of a body past its caller's allowance
+/// (`limits.audit_payload_bytes_per_day`): its size and SHA-256, enough to tell whether a body
+/// someone holds is the one that was sent.
+pub fn withheld(body: &[u8]) -> Value {
+    use sha2::{Digest, Sha256};
+    metrics::counter!(names::AUDIT_PAYLOADS_WITHHELD).increment(1);
+    serde_json::json!({
+        "note": "payload not kept: the caller's audit allowance for the day is spent",
+        "bytes": body.len(),
+        "sha256": crate::models::hex::hex(&Sha256::digest(body)),
+    })
+}
+
 /// Writes `entry` with `outcome` and returns its id.
 pub async fn record(
     client: &impl GenericClient,

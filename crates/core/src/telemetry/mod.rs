@@ -278,6 +278,9 @@ pub mod names {
         counter AUDIT_RECORDS = "pulse_audit_records_total";
         /// Audit records that could not be written or completed.
         counter AUDIT_FAILURES = "pulse_audit_failures_total";
+        /// Audit records that kept a body's size and hash, not the body: its caller's
+        /// `limits.audit_payload_bytes_per_day` was spent.
+        counter AUDIT_PAYLOADS_WITHHELD = "pulse_audit_payloads_withheld_total";
         /// Keys counted under `(other)` in the rollups because their dimension had
         /// `metrics.max_keys_per_dimension` keys that day already, or because their batch named
         /// more dimensions and days than one batch asks about (`ASKED_GROUPS` in
