@@ -4,7 +4,8 @@
 //!
 //! Memory and work per post are bounded whatever the stream's length: at most `max_stories`
 //! live stories of at most `2 x centre_terms` terms each, at most `max_pending` waiting posts,
-//! and at most `per_term_candidates` waiting posts compared per term of a post.
+//! at most `per_term_candidates` waiting posts compared per term of a post, and at most
+//! [`COMMON_WORD_STORIES`] stories looked up per term.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -124,6 +125,12 @@ const SNAPSHOT_TERMS: usize = 8;
 
 /// A growing story looks for its duplicates at birth, as it doubles, and every this many posts.
 const MERGE_CHECK_POSTS: u64 = 32;
+
+/// Live stories holding a word past which the word finds no story: it says nothing of which
+/// one a post belongs to (a brand's name in every story of a brand's stream), and walking
+/// every story that holds it, for each post that uses it, cost up to `max_stories` lookups a
+/// word. It still counts in the similarity of a story found through the post's other words.
+const COMMON_WORD_STORIES: usize = 128;
 
 /// The story detector. One per process that places posts (the leader, in a group).
 pub struct StoryTracker<K> {
@@ -431,13 +438,19 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         Some(current)
     }
 
-    /// The live story most similar to a vector (cosine), through the term index.
+    /// The live story most similar to a vector (cosine), through the term index; a word held
+    /// by more than [`COMMON_WORD_STORIES`] stories finds none.
     fn closest_story(&self, vector: &PostVector) -> Option<(usize, f32)> {
         let mut dots: HashMap<usize, f32> = HashMap::new();
+        let mut passed_over = false;
         for t in &vector.terms {
             let Some(slots) = self.index.get(&t.term) else {
                 continue;
             };
+            if slots.len() > COMMON_WORD_STORIES {
+                passed_over = true;
+                continue;
+            }
             for &slot in slots {
                 let story = self.slot(slot);
                 if let Some(c) = story.centre.get(&t.term) {
@@ -445,9 +458,14 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
                 }
             }
         }
-        dots.into_iter()
+        let (slot, similarity) = dots
+            .into_iter()
             .map(|(slot, dot)| (slot, dot / self.slot(slot).norm.max(f32::EPSILON)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+        if passed_over {
+            return Some((slot, self.similarity(slot, vector)));
+        }
+        Some((slot, similarity))
     }
 
     fn similarity(&self, slot: usize, vector: &PostVector) -> f32 {
@@ -739,8 +757,14 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
         }
         let story = self.slot(slot);
         let mut dots: HashMap<usize, f32> = HashMap::new();
+        let mut passed_over = false;
         for (term, c) in &story.centre {
-            for &other in self.index.get(term).into_iter().flatten() {
+            let slots = self.index.get(term).map_or(&[][..], Vec::as_slice);
+            if slots.len() > COMMON_WORD_STORIES {
+                passed_over = true;
+                continue;
+            }
+            for &other in slots {
                 if other == slot {
                     continue;
                 }
@@ -749,14 +773,22 @@ impl<K: Clone + std::hash::Hash + Eq> StoryTracker<K> {
                 }
             }
         }
+        let cosine =
+            |other: usize, dot: f32| dot / (story.norm * self.slot(other).norm).max(f32::EPSILON);
         let best = dots
             .into_iter()
-            .map(|(other, dot)| {
-                let cos = dot / (story.norm * self.slot(other).norm).max(f32::EPSILON);
-                (other, cos)
-            })
+            .map(|(other, dot)| (other, cosine(other, dot)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
-        let Some((other, cos)) = best else { return };
+        let Some((other, mut cos)) = best else { return };
+        if passed_over {
+            let centre = &self.slot(other).centre;
+            let dot: f32 = story
+                .centre
+                .iter()
+                .filter_map(|(term, c)| centre.get(term).map(|o| c.weight * o.weight))
+                .sum();
+            cos = cosine(other, dot);
+        }
         if cos < self.settings.merge_similarity {
             return;
         }

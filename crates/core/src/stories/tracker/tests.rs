@@ -271,6 +271,35 @@ fn stories_kept_apart_stay_apart_when_taken_in_at_a_restart() {
     assert_eq!(merges(&mut announced).len(), 1);
 }
 
+/// Words every live story held (a brand's name in each story of its stream) were looked up in
+/// each of those stories for every post that used them. Held by more than 128 stories, such a
+/// word finds no story: a post of nothing else waits, a post naming one story's own words joins
+/// it, and a duplicate story is still found through its own words and merged.
+#[test]
+fn a_word_every_story_holds_finds_none_and_the_story_a_post_names_is_still_found() {
+    let mut t = tracker();
+    for i in 0..200 {
+        assert!(t.restore(&wide_story(1_000 + i, &format!("own{i}x"))));
+    }
+    assert_eq!(t.live(), 200);
+    assert_eq!(t.place("common".to_string(), MINUTE, "shared words"), None);
+    let joined = t.place(
+        "named".to_string(),
+        MINUTE,
+        "shared words own7x0 own7x1 own7x2 own7x3",
+    );
+    assert_eq!(joined, Some(1_007));
+    t.drain_events();
+    assert!(t.adopt(&wide_story(5_000, "own7x")));
+    assert_eq!(
+        merges(&mut t),
+        vec![StoryEvent::Merged {
+            from: 5_000,
+            into: 1_007
+        }]
+    );
+}
+
 #[test]
 fn a_quiet_story_fades_and_a_late_post_does_not_join_it() {
     let mut t = tracker();
