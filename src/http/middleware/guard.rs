@@ -512,18 +512,10 @@ pub async fn guard(
     }
 
     // Admin changes: recorded before they run; no record, no change.
-    let body = body.as_deref().filter(|b| !b.is_empty());
-    let payload = body
-        .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| json!({"note": "body is not JSON"})))
-        .map_or(Value::Null, |payload| {
-            kept_payload(
-                &state,
-                &principal,
-                &client,
-                payload,
-                body.unwrap_or_default(),
-            )
-        });
+    let payload = match body.as_deref().filter(|b| !b.is_empty()) {
+        Some(body) => kept_payload(&state, &principal, &client, body),
+        None => Value::Null,
+    };
     let entry = audit_entry(&req, &principal, &path, &pattern, payload, &ip);
     let admin = principal.role == crate::auth::Role::Admin;
     let audit_id = match audit_client(&state, admin).await {
@@ -555,16 +547,12 @@ pub async fn guard(
     Ok(with_rate_headers(headers_only(res, head), metered))
 }
 
-/// What the audit record of `body` keeps: the payload, redacted, while the caller's allowance
-/// of audit bytes lasts, then its size and hash. Records are kept a year; bodies of 16 KiB
+/// What the audit record of `body` keeps: its JSON, redacted, while the caller's allowance of
+/// audit bytes lasts, then its size and hash. Records are kept a year; bodies of 16 KiB
 /// refused by the handler, a hundred a second, would otherwise add 140 GB a day.
-fn kept_payload(
-    state: &AppState,
-    principal: &Principal,
-    client: &Client,
-    payload: Value,
-    body: &[u8],
-) -> Value {
+fn kept_payload(state: &AppState, principal: &Principal, client: &Client, body: &[u8]) -> Value {
+    let payload =
+        serde_json::from_slice(body).unwrap_or_else(|_| json!({"note": "body is not JSON"}));
     let payload = audit::redact(payload);
     let bytes = payload.to_string().len() as f64;
     let owner = peer::client_id(principal.key_id.as_deref(), &client.network);
