@@ -1,6 +1,6 @@
 //! Digests delivered: scheduled periods made once across processes (late ones say so, one
 //! whose sender is killed mid-send arrives once), none of those a paused schedule was paused
-//! through, and the e-mail as Chromium renders it.
+//! through, the e-mail as Chromium renders it, and one digest on request a minute a channel.
 
 use super::*;
 
@@ -547,4 +547,52 @@ async fn a_period_missed_while_down_arrives_once_late_though_its_sender_is_kille
         arrivals.iter().filter(|a| a.answered).count()
     );
     drop(processes);
+}
+
+/// A digest sent on request was throttled per schedule alone: an editor who made a schedule
+/// naming a channel, sent it and deleted it, again and again (or made fifty schedules), reached
+/// the channel as often. One a minute now reaches a channel, whichever schedule sends it, and a
+/// schedule whose channels are free is not held by another's.
+#[actix_rt::test]
+async fn a_channel_gets_one_digest_on_request_a_minute_whichever_schedule_sends_it() {
+    use pulse::db::digests::claim_send_on_request;
+    let env = TestEnv::migrated().await;
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO webhooks (url, secret) SELECT 'http://192.0.2.1/' || i, 's' \
+         FROM generate_series(1, 3) AS i; \
+         INSERT INTO digest_schedules (name, cadence, at, timezone, channels) VALUES \
+         ('a', 'daily', '08:00', 'UTC', '{1}'), ('b', 'daily', '08:00', 'UTC', '{2,1}'), \
+         ('c', 'daily', '08:00', 'UTC', '{2,3}'), ('d', 'daily', '08:00', 'UTC', '{3}');",
+    )
+    .await
+    .unwrap();
+    let claim = |schedule: i64| {
+        let pg = &pg;
+        async move { claim_send_on_request(pg, schedule, 60.0).await.unwrap() }
+    };
+    assert_eq!(claim(1).await, Ok(()));
+    let held = claim(2)
+        .await
+        .expect_err("channel 1 was sent a digest just now");
+    assert!(held > 55.0 && held <= 60.0, "{held}");
+    assert_eq!(claim(3).await, Ok(()), "channels 2 and 3 were free");
+    assert!(claim(4).await.is_err(), "channel 3 was just sent one");
+    // A schedule made anew for a channel is held as the channel is.
+    pg.batch_execute(
+        "DELETE FROM digest_schedules WHERE id = 1; \
+         INSERT INTO digest_schedules (name, cadence, at, timezone, channels) \
+         VALUES ('a again', 'daily', '08:00', 'UTC', '{1}');",
+    )
+    .await
+    .unwrap();
+    assert!(claim(5).await.is_err());
+    // A minute on, the channel takes one again.
+    pg.batch_execute(
+        "UPDATE webhooks SET digest_sent_on_request_at = now() - interval '61 seconds' \
+         WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(claim(5).await, Ok(()));
 }

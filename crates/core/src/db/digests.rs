@@ -268,24 +268,42 @@ pub struct NewDigest<'a> {
     pub channels: &'a [i64],
 }
 
-/// Claims a send on request of `schedule` if none was claimed in the last `every_secs`
-/// seconds (one statement, so two processes asking at once cannot both have it); otherwise
-/// the seconds until one may be. `Ok` too for no such schedule (there is nothing to send).
+/// Claims a send on request of `schedule` if neither it nor any of its channels was sent a
+/// digest on request in the last `every_secs` seconds (one statement, so two processes asking
+/// at once cannot both have it); otherwise the seconds until one may be. `Ok` too for no such
+/// schedule (there is nothing to send). A claim per schedule alone let a caller reach a channel
+/// as often as it made schedules naming it (or made, sent and deleted one again and again).
 pub async fn claim_send_on_request(
     client: &impl GenericClient,
     schedule: i64,
     every_secs: f64,
 ) -> Result<Result<(), f64>, tokio_postgres::Error> {
+    // The channels are locked first, in id order, then the schedule: two claims naming one
+    // channel wait for each other, and the later one reads the earlier one's time.
     let row = client
         .query_opt(
-            "WITH claimed AS ( \
+            "WITH channels AS ( \
+                 SELECT id, digest_sent_on_request_at AS at FROM webhooks \
+                 WHERE id IN (SELECT unnest(channels) FROM digest_schedules WHERE id = $1) \
+                 ORDER BY id FOR UPDATE), \
+             channel_wait AS ( \
+                 SELECT max(extract(epoch FROM at + make_interval(secs => $2) - now()))::float8 \
+                     AS secs FROM channels), \
+             claimed AS ( \
                  UPDATE digest_schedules SET sent_on_request_at = now() \
                  WHERE id = $1 AND (sent_on_request_at IS NULL \
                      OR sent_on_request_at <= now() - make_interval(secs => $2)) \
+                 AND coalesce((SELECT secs FROM channel_wait), 0) <= 0 \
+                 RETURNING id), \
+             marked AS ( \
+                 -- Run to its end whether read or not, as every data-modifying WITH is.
+                 UPDATE webhooks SET digest_sent_on_request_at = now() \
+                 WHERE id IN (SELECT id FROM channels) AND EXISTS (SELECT 1 FROM claimed) \
                  RETURNING id) \
-             SELECT EXISTS (SELECT 1 FROM claimed), \
+             SELECT EXISTS (SELECT 1 FROM claimed), greatest( \
                  extract(epoch FROM s.sent_on_request_at + make_interval(secs => $2) - now()) \
-                     ::float8 \
+                     ::float8, \
+                 (SELECT secs FROM channel_wait)) \
              FROM digest_schedules s WHERE s.id = $1",
             &[&schedule, &every_secs],
         )

@@ -20,8 +20,9 @@ error_responses! {
 
 /// Channels one schedule may send to.
 pub const MAX_CHANNELS: usize = 20;
-/// Seconds between two digests of one schedule sent on request, whoever asks and through
-/// whichever process: each goes to every channel, so requests repeated would flood them.
+/// Seconds between two digests sent on request of one schedule, and to one channel by any
+/// schedule, whoever asks and through whichever process: requests repeated, or schedules made
+/// anew to repeat them, would flood the channels.
 const SEND_NOW_EVERY_SECS: f64 = 60.0;
 /// Schedules a deployment may hold: every process computes each one's due periods every
 /// round, so their number is what a caller could otherwise grow without bound.
@@ -393,7 +394,8 @@ pub async fn send_now(state: State, id: web::Path<i64>) -> Answer {
         return Err(ApiError::rate_limited(
             "send_now",
             format!(
-                "digest schedule {} was sent on request less than a minute ago",
+                "digest schedule {}, or a channel of it, was sent a digest on request less \
+                 than a minute ago",
                 schedule.id
             ),
             std::time::Duration::from_secs_f64(wait.max(0.0)),
