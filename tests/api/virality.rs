@@ -8,16 +8,30 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::*;
 use futures::{SinkExt, StreamExt};
+use pulse::virality::thresholds::Learned;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// `count` finished cascades of `platform` (`{prefix}1`...), each of `shares` (SQL over `g`,
-/// the cascade's number), as SQL that stores them.
+/// the cascade's number), as SQL that stores them: the stream's, the producer of entries
+/// written straight to it.
 pub(crate) fn finished_cascades(prefix: &str, platform: &str, shares: &str, count: u32) -> String {
+    finished_cascades_of(prefix, platform, "stream", shares, count)
+}
+
+/// [`finished_cascades`] of posts `producer` stored.
+pub(crate) fn finished_cascades_of(
+    prefix: &str,
+    platform: &str,
+    producer: &str,
+    shares: &str,
+    count: u32,
+) -> String {
     format!(
-        "INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares, \
-             model_name, model_version, params_hash) \
-         SELECT '{prefix}' || g, '{platform}', now(), now(), 'finished', {shares}, 'm', '1', 'h' \
+        "INSERT INTO virality_cascades (post_id, platform, producer, post_known, created_at, \
+             observed_at, status, shares, model_name, model_version, params_hash) \
+         SELECT '{prefix}' || g, '{platform}', '{producer}', true, now(), now(), 'finished', \
+             {shares}, 'm', '1', 'h' \
          FROM generate_series(1, {count}) g;"
     )
 }
@@ -31,18 +45,23 @@ pub(crate) fn final_shares(prefix: &str, shares: i64, count: u32) -> String {
     )
 }
 
-/// The viral thresholds learned (the 0.99 quantile of platforms with 500 finished cascades)
-/// once `rows` (SQL) are stored, on a database of their own: what is learned is read from the
-/// store alone, with no server running beside it.
-pub(crate) async fn thresholds_learned_after(
-    rows: &[String],
-) -> std::collections::BTreeMap<String, f64> {
+/// The viral thresholds learned (the 0.99 quantile of each producer's cascades, for those
+/// with 500 finished on a platform) once `rows` (SQL) are stored, on a database of their own:
+/// what is learned is read from the store alone, with no server running beside it.
+pub(crate) async fn learned_after(rows: &[String]) -> Learned {
     let env = TestEnv::migrated().await;
     let pg = env.pg().await;
     pg.batch_execute(&rows.join(" ")).await.unwrap();
     pulse::db::virality::learned_thresholds(&pg, 0.99, 500)
         .await
         .unwrap()
+}
+
+/// Each platform's threshold as [`learned_after`] learns it.
+pub(crate) async fn thresholds_learned_after(
+    rows: &[String],
+) -> std::collections::BTreeMap<String, f64> {
+    learned_after(rows).await.platforms().clone()
 }
 
 /// A Pulse that scores cascades on request only: scores every 100 ms, the tracker off.
@@ -658,6 +677,87 @@ async fn cascades_without_feedback_count_their_observed_shares_in_the_threshold(
     assert_eq!(learned["twitter"], 594.0, "{learned:?}");
     // Feedback within its bound still wins over what was observed.
     assert_eq!(learned["reddit"], 7.0, "{learned:?}");
+}
+
+/// One producer's cascades set the viral threshold every producer's posts on the platform
+/// were judged by: a hundred cascades of a million shares each (one engagement of count
+/// 1,000,000 apiece) raised it until no one's post was viral, ten thousand of one share
+/// lowered it until every post was. Each producer is judged by its own cascades; a platform's
+/// threshold, for posts of producers without a history, is their median.
+#[actix_rt::test]
+async fn one_producers_cascades_do_not_move_the_threshold_of_anothers() {
+    let honest = finished_cascades_of("a", "twitter", "key:a", "g", 600);
+    let alone = learned_after(std::slice::from_ref(&honest)).await;
+    assert_eq!(
+        alone.get("twitter", Some("key:a")),
+        Some(594.0),
+        "{alone:?}"
+    );
+    let raised = learned_after(&[
+        honest.clone(),
+        finished_cascades_of("b", "twitter", "key:b", "1000000", 600),
+    ])
+    .await;
+    let lowered = learned_after(&[
+        honest.clone(),
+        finished_cascades_of("b", "twitter", "key:b", "1", 10_000),
+    ])
+    .await;
+    for learned in [&raised, &lowered] {
+        assert_eq!(
+            learned.get("twitter", Some("key:a")),
+            Some(594.0),
+            "{learned:?}"
+        );
+    }
+    assert_eq!(raised.get("twitter", Some("key:b")), Some(1_000_000.0));
+    assert_eq!(lowered.get("twitter", Some("key:b")), Some(1.0));
+    // Among three producers, the one far from the others does not set the platform's.
+    let three = learned_after(&[
+        honest,
+        finished_cascades_of("b", "twitter", "key:b", "1", 10_000),
+        finished_cascades_of("c", "twitter", "source:c", "g * 2", 600),
+    ])
+    .await;
+    assert_eq!(three.platforms()["twitter"], 594.0, "{three:?}");
+    assert_eq!(three.get("twitter", Some("key:new")), Some(594.0));
+}
+
+/// A live cascade carries the threshold it was judged by: its producer's, learned from that
+/// producer's finished cascades alone, whatever another producer's stored beside them.
+#[actix_rt::test]
+async fn a_live_cascade_is_judged_by_its_own_producers_threshold() {
+    let env = TestEnv::migrated().await;
+    env.pg()
+        .await
+        .batch_execute(
+            &[
+                finished_cascades("s", "twitter", "7", 600),
+                finished_cascades_of("b", "twitter", "key:b", "1000000", 600),
+            ]
+            .join(" "),
+        )
+        .await
+        .unwrap();
+    let app = env.serve(quick_scores).await;
+    let created = Utc::now() - TimeDelta::minutes(2);
+    app.send_events(&cascade("own", 3, false, created)).await;
+    let v = virality_with(&app, "own", 3).await;
+    // Pooled, the bar was the million of the other producer's cascades.
+    assert_eq!(v["current"]["threshold"], json!(7.0), "{v}");
+    let stored: String = app
+        .env
+        .pg()
+        .await
+        .query_one(
+            "SELECT producer FROM virality_cascades WHERE post_id = 'own'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "stream");
+    app.shutdown().await;
 }
 
 /// An analyst's report may raise a cascade's final count within its bound, never lower it

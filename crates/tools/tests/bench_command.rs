@@ -357,7 +357,11 @@ fn the_stories_benchmark_runs_small() {
 fn the_refit_benchmark_runs_small() {
     assert_part_reports(
         &["--only", "refit", "--refit-cascades", "200"],
-        &["| forecast refit | figure |", "| adopted |"],
+        &[
+            "| forecast refit | figure |",
+            "| adopted |",
+            "| viral thresholds learned for ",
+        ],
     );
 }
 

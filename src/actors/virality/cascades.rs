@@ -22,6 +22,7 @@ use crate::telemetry::names;
 use crate::virality::calibration::Calibration;
 use crate::virality::momentum::Momentum;
 use crate::virality::recent::RecentPosts;
+use crate::virality::thresholds::Learned;
 use crate::virality::{self, unix_seconds, Model, PostMeta, Tracker, Virality};
 
 /// Lookups of one post's metadata on consecutive ticks; after them, one every
@@ -112,7 +113,7 @@ impl Cascades {
             cfg.interval_level,
             cfg.classify_probability,
         );
-        model.set_thresholds(BTreeMap::new(), cfg.threshold_shares);
+        model.set_thresholds(Learned::default(), cfg.threshold_shares);
         Cascades {
             cfg: cfg.clone(),
             model,
@@ -149,7 +150,7 @@ impl Cascades {
     }
 
     /// Sets the learned thresholds; every cascade is rescored when they changed.
-    pub fn set_thresholds(&mut self, thresholds: BTreeMap<String, f64>) -> bool {
+    pub fn set_thresholds(&mut self, thresholds: Learned) -> bool {
         if thresholds == self.model.thresholds {
             return false;
         }
@@ -159,7 +160,7 @@ impl Cascades {
         true
     }
 
-    pub fn thresholds(&self) -> &BTreeMap<String, f64> {
+    pub fn thresholds(&self) -> &Learned {
         &self.model.thresholds
     }
 
@@ -234,6 +235,7 @@ impl Cascades {
                 author_followers: p.post.author.followers,
                 created_at: unix_seconds(p.post.created_at),
                 topics: p.topics.iter().map(|t| t.id).collect(),
+                producer: Some(p.producer.clone()),
             };
             self.remember_post(&p.post.id, meta);
         }
@@ -293,7 +295,7 @@ impl Cascades {
     }
 
     /// Finishes cascades that went quiet and, past either cap (cascades, shares kept), the
-    /// least recently active.
+    /// least recently active of the producer holding the most (see [`over_the_caps`]).
     pub fn expire(&mut self) {
         self.expire_at(Instant::now());
     }
@@ -315,18 +317,8 @@ impl Cascades {
         }
         let cap = self.cfg.max_cascades.max(1);
         let shares_cap = self.cfg.max_total_shares.max(1);
-        let mut shares: usize = self.entries.values().map(Entry::shares_kept).sum();
-        if self.entries.len() > cap || shares > shares_cap {
-            let entries = self.entries.iter().map(|(id, e)| (id, e.last_activity));
-            let mut surplus = self.entries.len().saturating_sub(cap);
-            for id in least_recent_first(entries) {
-                if surplus == 0 && shares <= shares_cap {
-                    break;
-                }
-                shares -= self.entries.get(&id).map_or(0, Entry::shares_kept);
-                surplus = surplus.saturating_sub(1);
-                self.finish(&id, "evicted");
-            }
+        for id in over_the_caps(&self.entries, cap, shares_cap) {
+            self.finish(&id, "evicted");
         }
         let dirty = &mut self.momentum_dirty;
         for (dimension, keys) in [
@@ -535,6 +527,7 @@ fn cascade_row(id: &str, entry: &Entry, v: &Virality, status: &'static str) -> C
         hashtags: meta.hashtags,
         author_followers: saturating_i64(meta.author_followers),
         post_known: t.meta.is_some(),
+        producer: meta.producer,
         created_at: virality::from_unix_seconds(t.origin()),
         observed_at: v.observed_at,
         last_activity_at: Utc::now() - idle,
@@ -618,6 +611,62 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
 }
 
 /// The keys, the least recently active first (ties by key).
+/// The cascades to finish so that at most `cap` stay, keeping at most `shares_cap` shares:
+/// each time the least recently active cascade of the producer holding the most cascades
+/// (then, for the shares, the most shares kept). A producer flooding the tracker with cascades
+/// or huge trees finishes its own first, not everyone's quietest; with one producer it is
+/// plain least recently active first. Cascades whose post is not known yet are one producer.
+fn over_the_caps(entries: &HashMap<String, Entry>, cap: usize, shares_cap: usize) -> Vec<String> {
+    let mut shares: usize = entries.values().map(Entry::shares_kept).sum();
+    if entries.len() <= cap && shares <= shares_cap {
+        return Vec::new();
+    }
+    struct Held<'a> {
+        /// Least recently active last, so the next to go is popped.
+        cascades: Vec<(Instant, &'a String, usize)>,
+        shares: usize,
+    }
+    let mut held: BTreeMap<&str, Held> = BTreeMap::new();
+    for (id, e) in entries {
+        let producer = e
+            .tracker
+            .meta
+            .as_ref()
+            .and_then(|m| m.producer.as_deref())
+            .unwrap_or("");
+        let h = held.entry(producer).or_insert(Held {
+            cascades: Vec::new(),
+            shares: 0,
+        });
+        h.cascades.push((e.last_activity, id, e.shares_kept()));
+        h.shares += e.shares_kept();
+    }
+    for h in held.values_mut() {
+        h.cascades
+            .sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1)));
+    }
+    let mut count = entries.len();
+    let mut out = Vec::new();
+    while count > cap || shares > shares_cap {
+        let by_count = count > cap;
+        let heaviest = held
+            .values_mut()
+            .filter(|h| !h.cascades.is_empty())
+            .max_by_key(|h| if by_count { h.cascades.len() } else { h.shares });
+        let Some((_, id, kept)) = heaviest.and_then(|h| {
+            let next = h.cascades.pop();
+            h.shares -= next.map_or(0, |n| n.2);
+            next
+        }) else {
+            break;
+        };
+        count -= 1;
+        shares -= kept;
+        out.push(id.clone());
+    }
+    out
+}
+
 fn least_recent_first<'a>(items: impl Iterator<Item = (&'a String, Instant)>) -> Vec<String> {
     let mut by_age: Vec<(Instant, &String)> = items.map(|(key, at)| (at, key)).collect();
     by_age.sort_unstable();

@@ -1,7 +1,6 @@
 //! Taking the tracker lock, rebuilding the cascades from PostgreSQL when this process takes
 //! over, and giving the tracker up when its connection is lost or the process shuts down.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::{fut::wrap_future, ActorFutureExt, AsyncContext, Context};
@@ -153,7 +152,7 @@ struct Rebuilt {
     active: Vec<StoredCascade>,
     /// The engagements of the active cascades before the position.
     engagements: Vec<FeedRow>,
-    thresholds: BTreeMap<String, f64>,
+    thresholds: crate::virality::thresholds::Learned,
     /// Where the feed resumes: the stored position, or the present on a first start.
     cursor: u64,
     /// The stored position, if any.

@@ -120,7 +120,8 @@ pub struct PostForecast {
     pub percentile_among: i64,
     /// Probability of reaching `viral_threshold_shares`.
     pub viral_probability: f64,
-    /// The platform's viral threshold, as the live predictor uses it.
+    /// The platform's viral threshold, as the live predictor uses it for a producer without
+    /// a history of its own: the median of the platform's producers' thresholds.
     pub viral_threshold_shares: f64,
     /// 0 to 100: where this forecast falls among the forecasts of the data the model was
     /// fitted on.
@@ -224,7 +225,7 @@ pub async fn forecast(state: State, body: web::Json<ForecastRequest>) -> Answer 
             .map(|entries| AuthorRecord::posted_before(entries, at))
             .unwrap_or_default();
         let draft = Draft::new(&p.text, p.author.followers, at, record, analysis);
-        let threshold = live.threshold(Some(*platform));
+        let threshold = live.threshold(Some(*platform), None);
         let model = refitted.get(platform.as_str()).unwrap_or(shipped);
         let history = &percentiles[&(*platform, p.product.clone())];
         let enough = history.cascades >= MIN_PERCENTILE_HISTORY;

@@ -932,12 +932,14 @@ pub struct ViralitySettings {
     /// cascades have one) adds to the whole tree instead of starting a new one; in seconds,
     /// 0 never.
     pub revive_window_secs: u64,
-    /// Most cascades held in memory; the least recently active are finished first.
+    /// Most cascades held in memory; past it the least recently active of the producer
+    /// holding the most are finished first.
     pub max_cascades: usize,
     /// Most shares kept per cascade tree; further shares are counted only.
     pub max_tracked_shares: usize,
-    /// Most shares kept in every tree together: past it the least recently active cascades
-    /// are finished first, as past `max_cascades` (each cap alone allows billions of shares).
+    /// Most shares kept in every tree together: past it the least recently active cascades of
+    /// the producer keeping the most are finished first (each cap alone allows billions of
+    /// shares).
     pub max_total_shares: usize,
     /// A `virality:update` is published when a post's score moved by at least this many
     /// points since the last one (0..100).
@@ -949,10 +951,12 @@ pub struct ViralitySettings {
     pub interval_level: f64,
     /// Probability at or above which a post is classified viral.
     pub classify_probability: f64,
-    /// Quantile of final share counts per platform that defines viral (0.99: top 1%).
+    /// Quantile of final share counts that defines viral (0.99: top 1%), of each producer's
+    /// finished cascades per platform.
     pub threshold_quantile: f64,
-    /// Finished cascades a platform needs before its threshold is learned from them; until
-    /// then the built-in calibration's threshold applies.
+    /// Finished cascades a producer needs on a platform before its threshold there is learned
+    /// from them; until then the platform's (the median of its producers'), else the built-in
+    /// calibration's, applies.
     pub threshold_min_history: i64,
     /// A fixed viral threshold (final shares) for every platform; 0 learns it from history.
     pub threshold_shares: f64,

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::lock::Conn;
 use crate::models::{EngagementKind, Platform, SentimentLabel};
+use crate::virality::thresholds::Learned;
 use crate::virality::{self, unix_seconds, PostMeta};
 
 /// Most transaction ids one read of the feed spans, bounding what one read returns after a
@@ -29,6 +30,7 @@ pub struct CascadeRow {
     pub hashtags: Vec<String>,
     pub author_followers: i64,
     pub post_known: bool,
+    pub producer: Option<String>,
     pub created_at: DateTime<Utc>,
     pub observed_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
@@ -150,19 +152,19 @@ fn share_id(key: &str, producer: &str) -> String {
 pub const UPSERT_CASCADES: &str = "
 INSERT INTO virality_cascades AS c (
     post_id, platform, product, channel, city, country, sentiment, hashtags, author_followers,
-    post_known, created_at, observed_at, last_activity_at, status, shares, likes, comments,
-    views, reach, depth, breadth, structural_virality, velocity, acceleration, virality_score,
-    virality_probability, viral, predicted_final_shares, ci_lower, ci_upper, ci_level,
-    threshold, branching, dynamics, model_name, model_version, params_hash, updated_at)
+    post_known, producer, created_at, observed_at, last_activity_at, status, shares, likes,
+    comments, views, reach, depth, breadth, structural_virality, velocity, acceleration,
+    virality_score, virality_probability, viral, predicted_final_shares, ci_lower, ci_upper,
+    ci_level, threshold, branching, dynamics, model_name, model_version, params_hash, updated_at)
 SELECT post_id, platform, product, channel, city, country, sentiment, hashtags,
-       author_followers, post_known, created_at, observed_at, last_activity_at, status, shares,
-       likes, comments, views, reach, depth, breadth, structural_virality, velocity,
+       author_followers, post_known, producer, created_at, observed_at, last_activity_at,
+       status, shares, likes, comments, views, reach, depth, breadth, structural_virality, velocity,
        acceleration, virality_score, virality_probability, viral, predicted_final_shares,
        ci_lower, ci_upper, ci_level, threshold, branching, dynamics, model_name,
        model_version, params_hash, now()
 FROM jsonb_to_recordset($1::jsonb) AS r(
     post_id text, platform text, product text, channel text, city text, country text,
-    sentiment text, hashtags text[], author_followers int8, post_known bool,
+    sentiment text, hashtags text[], author_followers int8, post_known bool, producer text,
     created_at timestamptz, observed_at timestamptz, last_activity_at timestamptz,
     status text, shares int8, likes int8, comments int8, views int8, reach int8, depth int4,
     breadth int8, structural_virality float8, velocity float8, acceleration float8,
@@ -175,7 +177,8 @@ ON CONFLICT (post_id) DO UPDATE SET
     platform = EXCLUDED.platform, product = EXCLUDED.product, channel = EXCLUDED.channel,
     city = EXCLUDED.city, country = EXCLUDED.country, sentiment = EXCLUDED.sentiment,
     hashtags = EXCLUDED.hashtags, author_followers = EXCLUDED.author_followers,
-    post_known = EXCLUDED.post_known, created_at = EXCLUDED.created_at,
+    post_known = EXCLUDED.post_known, producer = EXCLUDED.producer,
+    created_at = EXCLUDED.created_at,
     observed_at = EXCLUDED.observed_at, last_activity_at = EXCLUDED.last_activity_at,
     status = EXCLUDED.status, shares = EXCLUDED.shares, likes = EXCLUDED.likes,
     comments = EXCLUDED.comments, views = EXCLUDED.views, reach = EXCLUDED.reach,
@@ -337,10 +340,13 @@ pub async fn read_feed(conn: &Conn, cursor: u64) -> anyhow::Result<FeedRead> {
     })
 }
 
-/// Finished cascades per platform the thresholds are learned from: the most recent ones, so
-/// the cost of learning is bounded however long history grows, and the threshold follows
-/// what is viral now.
+/// Finished cascades per producer and platform the thresholds are learned from: the most
+/// recent ones, so the cost of learning is bounded however long history grows, and the
+/// threshold follows what is viral now.
 pub const THRESHOLD_HISTORY: i64 = 10_000;
+/// Producers whose thresholds are learned in one pass, the first in name order; the posts of
+/// any further ones are judged by their platform's threshold.
+pub const THRESHOLD_PRODUCERS: i64 = 1_000;
 /// An analyst's reported final share count counts for at most this many times the shares
 /// Pulse observed (plus [`FEEDBACK_SLACK`]): feedback corrects an outcome Pulse saw part of,
 /// it cannot move a platform's threshold without bound.
@@ -351,19 +357,34 @@ pub const FEEDBACK_SLACK: i64 = 100;
 /// Thresholds learned from finished cascades (feedback outcomes, bounded, win over observed
 /// counts; a reported final count below the shares Pulse observed counts as observed, since a
 /// report of 0 on a platform's largest cascades would otherwise pull its bar to the floor):
-/// the `quantile` of final shares per platform over its [`THRESHOLD_HISTORY`] most recent
-/// finished cascades, for platforms with at least `min_history` of them.
+/// the `quantile` of final shares of each producer's [`THRESHOLD_HISTORY`] most recent
+/// finished cascades per platform, for producers with at least `min_history` of them (see
+/// [`Learned`] for how a platform's follows). The producers are found by skipping through the
+/// index of finished cascades, one probe each, so a platform's millions of rows are not read
+/// to list its few producers.
 pub async fn learned_thresholds(
     client: &tokio_postgres::Client,
     quantile: f64,
     min_history: i64,
-) -> anyhow::Result<BTreeMap<String, f64>> {
+) -> anyhow::Result<Learned> {
     let platforms: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
     let rows = client
         .query(
-            "SELECT pl.platform, count(*),
+            "WITH RECURSIVE producers(platform, producer, n) AS (
+                 (SELECT platform, producer, 1::int8 FROM virality_cascades
+                  WHERE status = 'finished' AND platform = ANY($2) AND producer IS NOT NULL
+                  ORDER BY platform, producer LIMIT 1)
+                 UNION ALL
+                 SELECT next.platform, next.producer, pr.n + 1
+                 FROM producers pr CROSS JOIN LATERAL (
+                     SELECT platform, producer FROM virality_cascades
+                     WHERE status = 'finished' AND platform = ANY($2) AND producer IS NOT NULL
+                       AND (platform, producer) > (pr.platform, pr.producer)
+                     ORDER BY platform, producer LIMIT 1) next
+                 WHERE pr.n < $6::int8)
+             SELECT pr.platform, pr.producer, count(*),
                     percentile_disc($1::float8) WITHIN GROUP (ORDER BY h.shares)
-             FROM unnest($2::text[]) AS pl(platform)
+             FROM producers pr
              CROSS JOIN LATERAL (
                  -- LEAST skips a NULL: without feedback it would answer the bound, not the
                  -- shares observed. A report under what was observed counts as observed.
@@ -373,29 +394,30 @@ pub async fn learned_thresholds(
                  FROM virality_cascades c
                  -- One feedback row per post, holding the latest final shares reported.
                  LEFT JOIN virality_feedback f ON f.post_id = c.post_id
-                 WHERE c.status = 'finished' AND c.platform = pl.platform
+                 WHERE c.status = 'finished' AND c.platform = pr.platform
+                   AND c.producer = pr.producer
                  ORDER BY c.last_activity_at DESC
                  LIMIT $3) h
-             GROUP BY pl.platform",
+             GROUP BY pr.platform, pr.producer",
             &[
                 &quantile.clamp(0.5, 0.9999),
                 &platforms,
                 &THRESHOLD_HISTORY,
                 &FEEDBACK_FACTOR,
                 &FEEDBACK_SLACK,
+                &THRESHOLD_PRODUCERS,
             ],
         )
         .await?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let platform: String = row.get(0);
-        let n: i64 = row.get(1);
-        let value: i64 = row.get(2);
+        let n: i64 = row.get(2);
+        let value: i64 = row.get(3);
         if n >= min_history.max(1) {
-            out.insert(platform, (value as f64).max(1.0));
+            out.insert((row.get(0), row.get(1)), (value as f64).max(1.0));
         }
     }
-    Ok(out)
+    Ok(Learned::new(out))
 }
 
 pub fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
@@ -415,6 +437,7 @@ pub fn meta_of(row: &tokio_postgres::Row, offset: usize) -> PostMeta {
         // Kept cascades do not store them; live filters by topic see a restored cascade
         // once its post's metadata is read again (`load_meta`).
         topics: Vec::new(),
+        producer: row.get(offset + 9),
     }
 }
 
@@ -423,7 +446,7 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
     Ok(super::read_rows(
         &**client,
         "SELECT id, platform, product, channel, city, country, sentiment_label, text,
-                author_followers, created_at, COALESCE(topics, '{}')
+                author_followers, created_at, COALESCE(topics, '{}'), producer
          FROM posts WHERE id = ANY($1)",
         &[&ids],
         |row| {
@@ -444,6 +467,7 @@ pub async fn load_meta(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<(Strin
                     author_followers: u64::try_from(row.get::<_, i64>(8)).unwrap_or(0),
                     created_at: unix_seconds(created),
                     topics: row.get(10),
+                    producer: row.get(11),
                 },
             )
         },
@@ -538,7 +562,7 @@ async fn stored_cascades(
     let sql = format!(
         "SELECT post_id, post_known, last_activity_at, virality_score, predicted_final_shares,
                 platform, product, channel, city, country, sentiment, hashtags, author_followers,
-                created_at
+                created_at, producer
          FROM virality_cascades WHERE {filter}"
     );
     Ok(super::read_rows(client, &sql, params, stored_cascade).await?)

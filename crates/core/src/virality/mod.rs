@@ -9,7 +9,8 @@
 //! - [`seismic`]: the self-exciting point process, for the infectiousness it reports and as
 //!   the predictor of calibrations without a growth model;
 //! - [`calibration`]: residual quantiles that turn a prediction into a calibrated point,
-//!   interval and probability, plus the per-platform virality thresholds;
+//!   interval and probability, plus the built-in virality thresholds;
+//! - [`thresholds`]: the thresholds learned per producer and platform;
 //! - [`fit`]: fitting all of the above on finished cascades;
 //! - [`dynamics`]: deep / broad / hybrid from structural virality;
 //! - [`momentum`]: engagement velocity and acceleration.
@@ -29,8 +30,8 @@ pub mod rank;
 pub mod recent;
 pub mod ridge;
 pub mod seismic;
+pub mod thresholds;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -58,6 +59,9 @@ pub struct PostMeta {
     pub created_at: f64,
     /// The topics the post matched, by id.
     pub topics: Vec<i64>,
+    /// Who stored the post (see `models::producer`): its cascade is judged against the
+    /// threshold learned from that producer's cascades.
+    pub producer: Option<String>,
 }
 
 /// One post's live cascade.
@@ -163,9 +167,9 @@ impl Tracker {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub calibration: Arc<Calibration>,
-    /// Thresholds learned from this installation's history, by platform (override the
-    /// calibration's).
-    pub thresholds: BTreeMap<String, f64>,
+    /// Thresholds learned from this installation's history, by producer and platform
+    /// (override the calibration's).
+    pub thresholds: thresholds::Learned,
     /// Coverage of the confidence interval.
     pub interval_level: f64,
     /// Probability at or above which a post is classified viral.
@@ -217,7 +221,8 @@ pub struct Virality {
     pub viral_classification: &'static str,
     pub confidence_interval: Interval,
     pub predicted_final_shares: f64,
-    /// Final share count that counts as viral on this post's platform.
+    /// Final share count that counts as viral for this post: its producer's threshold on its
+    /// platform (see [`thresholds`]).
     pub threshold: f64,
     pub virality_dynamics: Dynamics,
     pub model_lineage: Lineage,
@@ -248,7 +253,7 @@ impl Model {
     ) -> Model {
         let mut model = Model {
             calibration,
-            thresholds: BTreeMap::new(),
+            thresholds: thresholds::Learned::default(),
             interval_level,
             classify_probability,
             fixed_threshold: 0.0,
@@ -264,7 +269,7 @@ impl Model {
     }
 
     /// Replaces the learned thresholds.
-    pub fn set_thresholds(&mut self, thresholds: BTreeMap<String, f64>, fixed: f64) {
+    pub fn set_thresholds(&mut self, thresholds: thresholds::Learned, fixed: f64) {
         self.thresholds = thresholds;
         self.fixed_threshold = fixed;
         self.rehash();
@@ -285,14 +290,14 @@ impl Model {
         );
     }
 
-    /// The virality threshold of a platform.
-    pub fn threshold(&self, platform: Option<Platform>) -> f64 {
+    /// The virality threshold of `producer`'s posts on a platform (the platform's, for a post
+    /// of no known producer).
+    pub fn threshold(&self, platform: Option<Platform>, producer: Option<&str>) -> f64 {
         if self.fixed_threshold > 0.0 {
             return self.fixed_threshold;
         }
         let name = platform.map(Platform::as_str);
-        name.and_then(|p| self.thresholds.get(p))
-            .copied()
+        name.and_then(|p| self.thresholds.get(p, producer))
             .unwrap_or_else(|| self.calibration.threshold(name))
             .max(1.0)
     }
@@ -326,18 +331,24 @@ impl Model {
         )
     }
 
-    /// Calibrates a raw prediction for `platform`.
-    pub fn calibrate(&self, raw: &RawPrediction, platform: Option<Platform>) -> Calibrated {
+    /// Calibrates a raw prediction for `producer`'s post on `platform`.
+    pub fn calibrate(
+        &self,
+        raw: &RawPrediction,
+        platform: Option<Platform>,
+        producer: Option<&str>,
+    ) -> Calibrated {
         self.calibration
-            .apply(raw, self.threshold(platform), self.interval_level)
+            .apply(raw, self.threshold(platform, producer), self.interval_level)
     }
 
     /// Scores a tracker at its latest event, with `momentum_window_min` for its rates.
     pub fn score(&self, tracker: &Tracker, momentum_window_min: i64) -> Virality {
         let at = tracker.observed_at();
         let platform = tracker.meta.as_ref().and_then(|m| m.platform);
+        let producer = tracker.meta.as_ref().and_then(|m| m.producer.as_deref());
         let raw = self.raw(tracker, at);
-        let c = self.calibrate(&raw, platform);
+        let c = self.calibrate(&raw, platform, producer);
         let structure = tracker.tree.structure();
         let shares = tracker.tree.shares();
         let size_part = ((1.0 + c.predicted_final).ln() / (1.0 + c.threshold).ln()).min(1.0);
@@ -421,7 +432,7 @@ mod tests {
         let mut widths = Vec::new();
         for age in [600.0, 3600.0, 6.0 * 3600.0, 24.0 * 3600.0, 96.0 * 3600.0] {
             let raw = model.raw(&t, age);
-            let c = model.calibrate(&raw, Some(Platform::Twitter));
+            let c = model.calibrate(&raw, Some(Platform::Twitter), None);
             assert!(c.lower >= 15.0 && c.lower <= c.upper, "{c:?}");
             widths.push(c.upper - c.lower);
         }

@@ -2,7 +2,8 @@
 //! platform at the size a refit reads (its 10,000 most recent finished cascades, each author
 //! with a track record, each cascade with its predictions): a refit, beside a bare read of the
 //! same posts, and a pass recording 10,000 growing cascades in their authors' records, beside
-//! a bare read of the same cascades.
+//! a bare read of the same cascades; and learning the viral thresholds, each producer's over
+//! its own most recent finished cascades, beside one bare quantile over the platform's.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use crate::db::forecast::{
     finished_posts, platforms_to_refit, record_finished_cascades, record_growing_cascades,
     RefitScope, RECORD_BATCH,
 };
+use crate::db::virality::{learned_thresholds, THRESHOLD_HISTORY};
 use crate::virality::forecast::ForecastModel;
 use crate::virality::forecast_fit;
 
@@ -50,6 +52,13 @@ pub struct RefitReport {
     pub growing_unchanged_ms: f64,
     /// A bare `SELECT` of the same cascades with their posts' authors: the floor of that pass.
     pub growing_bare_read_ms: f64,
+    /// Producers the finished cascades are spread over: one with most, the rest a few each.
+    pub threshold_producers: i64,
+    /// Learning the thresholds as the leader and the API do each minute (every producer's).
+    pub thresholds_ms: f64,
+    /// A bare `percentile_disc` over the platform's most recent finished cascades, as many
+    /// as one producer's history: the floor of that learning.
+    pub thresholds_bare_ms: f64,
 }
 
 pub async fn run(run: &super::Run, args: &RefitBenchArgs) -> anyhow::Result<RefitReport> {
@@ -74,9 +83,13 @@ pub async fn run(run: &super::Run, args: &RefitBenchArgs) -> anyhow::Result<Refi
                      'bench', '0-0'
                  FROM generate_series(1, $1::int8) g
                  RETURNING id, created_at, author_followers)
-             INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status,
-                 shares, model_name, model_version, params_hash, updated_at)
-             SELECT id, 'bluesky', created_at, created_at, 'finished',
+             INSERT INTO virality_cascades (post_id, platform, producer, created_at, observed_at,
+                 status, shares, model_name, model_version, params_hash, updated_at)
+             SELECT id, 'bluesky',
+                 -- Nine in ten from the main feed, the rest from 100 small producers.
+                 CASE WHEN hashtext(id) % 10 = 0 THEN 'key:k' || abs(hashtext(id)) % 100
+                      ELSE 'source:main' END,
+                 created_at, created_at, 'finished',
                  author_followers / 200 * (1 + abs(hashtext(id)) % 7) / 3, 'm', '1', 'h',
                  now() - interval '1 minute'
              FROM p",
@@ -131,6 +144,34 @@ pub async fn run(run: &super::Run, args: &RefitBenchArgs) -> anyhow::Result<Refi
         platforms_to_refit(&client, 500, &RefitScope::NeverFitted { except: vec![] }).await?;
     let new_platform_check_ms = started.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(unfitted.is_empty(), "the refitted platform was found again");
+
+    let threshold_producers: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT producer) FROM virality_cascades WHERE status = 'finished'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let started = Instant::now();
+    // Every producer's is learned, however few its cascades: the most work a pass can do.
+    let learned = learned_thresholds(&client, 0.99, 1).await?;
+    let thresholds_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let bare: Option<i64> = client
+        .query_one(
+            "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY shares)
+             FROM (SELECT shares FROM virality_cascades
+                   WHERE status = 'finished' AND platform = 'bluesky'
+                   ORDER BY last_activity_at DESC LIMIT $1) h",
+            &[&THRESHOLD_HISTORY],
+        )
+        .await?
+        .get(0);
+    let thresholds_bare_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        bare.is_some() && learned.get("bluesky", Some("source:main")).is_some(),
+        "no threshold learned"
+    );
 
     eprintln!("refit: seeding {RECORD_BATCH} growing cascades");
     client
@@ -190,16 +231,22 @@ pub async fn run(run: &super::Run, args: &RefitBenchArgs) -> anyhow::Result<Refi
         growing_pass_ms,
         growing_unchanged_ms,
         growing_bare_read_ms,
+        threshold_producers,
+        thresholds_ms,
+        thresholds_bare_ms,
     })
 }
 
 /// The report as a Markdown table.
 pub fn markdown(r: &RefitReport) -> String {
     format!(
-        "\n| forecast refit | figure |\n|---|---|\n| finished cascades | {} |\n| reading them with their authors' records | {:.0} ms |\n| a bare read of the same posts | {:.0} ms |\n| the fit, one core | {:.0} ms |\n| a whole pass (read, fit, store) | {:.0} ms |\n| Spearman out of fold: refit / shipped | {:.3} / {:.3} |\n| adopted | {} |\n| the check for new platforms between passes | {:.1} ms |\n| growing cascades recorded in one pass | {} |\n| that pass / again, nothing changed | {:.0} / {:.0} ms |\n| a bare read of the same cascades and authors | {:.0} ms |",
+        "\n| forecast refit | figure |\n|---|---|\n| finished cascades | {} |\n| reading them with their authors' records | {:.0} ms |\n| a bare read of the same posts | {:.0} ms |\n| the fit, one core | {:.0} ms |\n| a whole pass (read, fit, store) | {:.0} ms |\n| Spearman out of fold: refit / shipped | {:.3} / {:.3} |\n| adopted | {} |\n| the check for new platforms between passes | {:.1} ms |\n| growing cascades recorded in one pass | {} |\n| that pass / again, nothing changed | {:.0} / {:.0} ms |\n| a bare read of the same cascades and authors | {:.0} ms |\n| viral thresholds learned for {} producers / a bare quantile of the platform | {:.1} / {:.1} ms |",
         r.cascades, r.read_ms, r.bare_read_ms, r.fit_ms, r.pass_ms, r.spearman,
         r.shipped_spearman, r.adopted, r.new_platform_check_ms, r.growing, r.growing_pass_ms,
         r.growing_unchanged_ms,
-        r.growing_bare_read_ms
+        r.growing_bare_read_ms,
+        r.threshold_producers,
+        r.thresholds_ms,
+        r.thresholds_bare_ms
     )
 }

@@ -97,6 +97,59 @@ fn past_the_cap_the_least_recently_active_cascades_finish() {
     assert_eq!(finished, ["a", "b"]);
 }
 
+/// The metadata of a post `producer` stored.
+fn meta_of(producer: &str) -> PostMeta {
+    PostMeta {
+        producer: Some(producer.to_string()),
+        ..meta("buds")
+    }
+}
+
+// Failed while the least recently active cascades went first whoever held the most: one
+// producer opening cascades faster than the others finished every other producer's.
+#[test]
+fn past_the_cap_a_flooding_producer_finishes_its_own_cascades_first() {
+    let mut c = Cascades::new(&ViralitySettings {
+        max_cascades: 4,
+        ..settings()
+    });
+    for (i, post) in ["a1", "a2"].iter().enumerate() {
+        c.remember_post(post, meta_of("key:a"));
+        c.apply(&[share(post, "s", 1_700_000_000.0 + i as f64, None)]);
+    }
+    for i in 0..6 {
+        let post = format!("b{i}");
+        c.remember_post(&post, meta_of("key:b"));
+        c.apply(&[share(&post, "s", 1_700_000_100.0 + f64::from(i), None)]);
+    }
+    c.expire();
+    assert_eq!(c.len(), 4);
+    // Of b's six, its four least recent; a's two, the least recent of all, stay.
+    assert_eq!(finished(&mut c), ["b0", "b1", "b2", "b3"]);
+}
+
+#[test]
+fn past_the_total_of_kept_shares_the_producer_keeping_the_most_finishes_first() {
+    let mut c = Cascades::new(&ViralitySettings {
+        max_cascades: 100,
+        max_total_shares: 10,
+        ..settings()
+    });
+    c.remember_post("a", meta_of("key:a"));
+    c.apply(&[share("a", "s0", 1_700_000_000.0, None)]);
+    for post in ["b1", "b2", "b3"] {
+        c.remember_post(post, meta_of("key:b"));
+        let rows: Vec<FeedRow> = (0..4)
+            .map(|i| share(post, &format!("s{i}"), 1_700_000_010.0 + f64::from(i), None))
+            .collect();
+        c.apply(&rows);
+    }
+    c.expire();
+    // 13 kept, 10 allowed: b's least recent tree of 4 goes, a's single share stays.
+    assert_eq!(finished(&mut c), ["b1"]);
+    assert_eq!(c.len(), 3);
+}
+
 /// The ids of the cascades finished so far, sorted.
 fn finished(c: &mut Cascades) -> Vec<String> {
     let mut ids: Vec<String> = c
@@ -347,7 +400,10 @@ fn changed_thresholds_rescore_every_cascade() {
     c.apply(&[share("p", "s1", 1_700_000_010.0, None)]);
     c.score_changed();
     c.take_pending();
-    let learned = BTreeMap::from([("twitter".to_string(), 50.0)]);
+    let learned = Learned::new(BTreeMap::from([(
+        ("twitter".to_string(), "stream".to_string()),
+        50.0,
+    )]));
     assert!(c.set_thresholds(learned.clone()));
     assert!(!c.set_thresholds(learned));
     c.score_changed();

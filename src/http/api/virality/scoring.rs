@@ -1,8 +1,6 @@
 //! Scoring a post sent in the request with the model in force, and the learned thresholds
 //! it scores with.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
 use actix_web::{post, web, HttpResponse};
@@ -21,6 +19,7 @@ use crate::http::state::State;
 use crate::http::AppState;
 use crate::models::{EngagementKind, Platform};
 use crate::virality::calibration::Calibration;
+use crate::virality::thresholds::Learned;
 use crate::virality::{unix_seconds, Model, PostMeta, Tracker};
 
 /// The post of a scoring request.
@@ -224,17 +223,13 @@ const THRESHOLD_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// built-in calibration's threshold in force, as for a platform without enough history.
 #[derive(Default)]
 pub struct ThresholdCache {
-    cached: std::sync::RwLock<Option<(std::time::Instant, BTreeMap<String, f64>)>>,
+    cached: std::sync::RwLock<Option<(std::time::Instant, Learned)>>,
     learning: tokio::sync::Mutex<()>,
 }
 
 impl ThresholdCache {
     /// The thresholds, learned again when the cached ones are older than a minute.
-    pub async fn get(
-        &self,
-        pool: &crate::db::ApiPool,
-        settings: &ViralitySettings,
-    ) -> BTreeMap<String, f64> {
+    pub async fn get(&self, pool: &crate::db::ApiPool, settings: &ViralitySettings) -> Learned {
         let cached = self
             .cached
             .read()
@@ -242,7 +237,7 @@ impl ThresholdCache {
             .clone();
         let (fresh, previous) = match cached {
             Some((at, thresholds)) => (at.elapsed() < THRESHOLD_TTL, thresholds),
-            None => (false, BTreeMap::new()),
+            None => (false, Learned::default()),
         };
         if fresh {
             return previous;

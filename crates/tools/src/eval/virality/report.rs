@@ -137,10 +137,10 @@ pub fn predict(
         let baseline = SeenTimesC::fit(&baseline_train, *age);
         for c in test {
             let size = c.size() as f64;
-            let threshold = model.threshold(c.platform);
+            let threshold = model.threshold(c.platform, None);
             let at = c.created_at + age.seconds(c);
             let raw = calibration.raw(c.created_at, c.author_followers, &c.shares, 0, at, c.prior);
-            let p = model.calibrate(&raw, c.platform);
+            let p = model.calibrate(&raw, c.platform, None);
             let seen = raw.observed;
             rows.push(Row {
                 age: a,
