@@ -8,8 +8,13 @@ use pulse::db::forecast::{
     author_entries, finished_posts, platforms_to_refit, record_finished_cascades,
     record_growing_cascades, RefitScope, REFIT_TEXT_CHARS,
 };
+use pulse::models::producer::{default_trust, Trust};
 use pulse::virality::forecast::{AuthorRecord, RECORD_HISTORY};
 use serde_json::{json, Value};
+
+/// The `actor=owner` pairs of the default `ingest.producer_trust`, as the tracker passes them.
+static TRUST: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| Trust::new(&default_trust()).pairs().to_vec());
 
 /// `n` posts of `author` on `platform`, each with a finished cascade of `shares` final shares.
 async fn finished_cascades(
@@ -19,20 +24,36 @@ async fn finished_cascades(
     n: i64,
     shares: i64,
 ) {
+    let ids = format!("{author}-{platform}");
+    produced_cascades(pg, "stream", &ids, author, platform, n, shares).await;
+}
+
+/// As [`finished_cascades`], stored by `producer` under ids `<ids>-<i>`.
+async fn produced_cascades(
+    pg: &tokio_postgres::Client,
+    producer: &str,
+    ids: &str,
+    author: &str,
+    platform: &str,
+    n: i64,
+    shares: i64,
+) {
     pg.execute(
         "WITH p AS (
              INSERT INTO posts (id, platform, author_id, author_followers, text, created_at,
-                 sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id)
-             SELECT $1::text || '-' || $2::text || '-' || g, $2::text, $1::text, 100,
+                 sentiment_label, sentiment_score, emotions, toxicity, churn_risk, model, stream_id,
+                 producer)
+             SELECT $5::text || '-' || g, $2::text, $1::text, 100,
                  'an earlier post',
-                 now() - make_interval(days => 10 + g::int), 'neutral', 0, '{}', 0, 0, 'seed', '0-0'
+                 now() - make_interval(days => 10 + g::int), 'neutral', 0, '{}', 0, 0, 'seed', '0-0',
+                 $6::text
              FROM generate_series(1, $3::int8) g
              RETURNING id, created_at)
          INSERT INTO virality_cascades (post_id, platform, created_at, observed_at, status, shares,
-             model_name, model_version, params_hash, updated_at)
+             model_name, model_version, params_hash, updated_at, producer)
          SELECT id, $2::text, created_at, created_at, 'finished', $4::int8, 'm', '1', 'h',
-             now() - interval '1 minute' FROM p",
-        &[&author, &platform, &n, &shares],
+             now() - interval '1 minute', $6::text FROM p",
+        &[&author, &platform, &n, &shares, &ids, &producer],
     )
     .await
     .unwrap();
@@ -47,12 +68,20 @@ async fn stored(pg: &tokio_postgres::Client) -> i64 {
     .await
 }
 
-/// Everything the store records of the author `prolific`, whenever posted.
-async fn prolific(pg: &tokio_postgres::Client) -> AuthorRecord {
-    let entries = author_entries(pg, "twitter", &["prolific".to_string()])
+/// Everything the store records of `author` on twitter, whenever posted.
+async fn record_of(pg: &tokio_postgres::Client, author: &str) -> AuthorRecord {
+    let entries = author_entries(pg, "twitter", &[author.to_string()])
         .await
         .unwrap();
-    AuthorRecord::posted_before(&entries["prolific"], f64::INFINITY)
+    entries
+        .get(author)
+        .map(|e| AuthorRecord::posted_before(e, f64::INFINITY))
+        .unwrap_or_default()
+}
+
+/// Everything the store records of the author `prolific`, whenever posted.
+async fn prolific(pg: &tokio_postgres::Client) -> AuthorRecord {
+    record_of(pg, "prolific").await
 }
 
 /// When drafts go out: an hour after the tests started, after everything a test stores, and
@@ -82,7 +111,7 @@ async fn an_author_whose_cascades_spread_is_forecast_above_a_new_one_and_one_who
     // Only on another platform: on twitter this author is new.
     finished_cascades(&pg, "elsewhere", "reddit", 12, 3_000).await;
     // What the virality leader does every minute.
-    let recorded = record_finished_cascades(&mut pg).await.unwrap();
+    let recorded = record_finished_cascades(&mut pg, &TRUST).await.unwrap();
     assert_eq!(recorded, 36);
     let stored_before = stored(&pg).await;
 
@@ -278,7 +307,7 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     let app = spawn_app().await;
     let mut pg = app.env.pg().await;
     audience_driven_cascades(&pg, "bluesky").await;
-    record_finished_cascades(&mut pg).await.unwrap();
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
     let pass = refit_platforms(&mut pg, 500, &RefitScope::Every)
         .await
         .unwrap();
@@ -360,7 +389,7 @@ async fn a_refit_reads_each_post_with_the_record_its_author_had_when_it_went_out
     )
     .await
     .unwrap();
-    record_finished_cascades(&mut pg).await.unwrap();
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
     let mut posts = finished_posts(&mut pg, "youtube").await.unwrap();
     posts.sort_by(|a, b| a.at.total_cmp(&b.at));
     let records: Vec<(u64, f64, f64)> = posts
@@ -489,9 +518,12 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     )
     .await
     .unwrap();
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), many - 1);
+    assert_eq!(
+        record_finished_cascades(&mut pg, &TRUST).await.unwrap(),
+        many - 1
+    );
     // Nothing new: a second pass reads nothing and changes nothing.
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 0);
     let before = prolific(&pg).await;
     assert_eq!(before.cascades, RECORD_HISTORY as u64);
     assert!((before.sum_log - RECORD_HISTORY as f64 * 6f64.ln()).abs() < 1e-9);
@@ -505,7 +537,7 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     )
     .await
     .unwrap();
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 2);
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 2);
     let after = prolific(&pg).await;
     assert_eq!(after.cascades, RECORD_HISTORY as u64);
     let expected = (RECORD_HISTORY - 2) as f64 * 6f64.ln() + 2.0 * 100f64.ln();
@@ -520,7 +552,7 @@ async fn a_track_record_counts_each_cascade_once_and_keeps_the_most_recent_posts
     )
     .await
     .unwrap();
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 0);
     assert_eq!(prolific(&pg).await, after);
 }
 
@@ -530,7 +562,7 @@ async fn a_forecast_counts_only_the_authors_posts_from_before_its_time() {
     let mut pg = app.env.pg().await;
     // Posts 11 and 12 days ago.
     finished_cascades(&pg, "prolific", "twitter", 2, 40).await;
-    record_finished_cascades(&mut pg).await.unwrap();
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
     let posted: Vec<chrono::DateTime<chrono::Utc>> = pg
         .column("SELECT created_at FROM posts ORDER BY created_at", &[])
         .await;
@@ -564,18 +596,18 @@ async fn a_cascade_still_growing_counts_in_its_authors_record_at_its_shares_so_f
     )
     .await
     .unwrap();
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 0);
-    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 1);
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 0);
+    assert_eq!(record_growing_cascades(&pg, &TRUST).await.unwrap(), 1);
     let r = prolific(&pg).await;
     assert_eq!(r.cascades, 1);
     assert!((r.sum_log - 13f64.ln()).abs() < 1e-12, "{r:?}");
     // Unchanged since: nothing is written again.
-    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 0);
+    assert_eq!(record_growing_cascades(&pg, &TRUST).await.unwrap(), 0);
 
     pg.execute("UPDATE virality_cascades SET shares = 20", &[])
         .await
         .unwrap();
-    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 1);
+    assert_eq!(record_growing_cascades(&pg, &TRUST).await.unwrap(), 1);
     assert!((prolific(&pg).await.sum_log - 21f64.ln()).abs() < 1e-12);
 
     // It finishes: its final size replaces what was seen, still one cascade, and it is no
@@ -587,11 +619,94 @@ async fn a_cascade_still_growing_counts_in_its_authors_record_at_its_shares_so_f
     )
     .await
     .unwrap();
-    assert_eq!(record_growing_cascades(&pg).await.unwrap(), 0);
-    assert_eq!(record_finished_cascades(&mut pg).await.unwrap(), 1);
+    assert_eq!(record_growing_cascades(&pg, &TRUST).await.unwrap(), 0);
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 1);
     let r = prolific(&pg).await;
     assert_eq!(r.cascades, 1);
     assert!((r.sum_log - 26f64.ln()).abs() < 1e-12, "{r:?}");
+}
+
+#[actix_rt::test]
+async fn another_producers_posts_under_an_authors_id_do_not_move_their_record() {
+    let app = recording_by_hand().await;
+    let mut pg = app.env.pg().await;
+    // The author's own feed is recorded first, then an ingest key posts as them, with cascades
+    // of a million shares, and of one.
+    finished_cascades(&pg, "prolific", "twitter", 5, 5).await;
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
+    let own = record_of(&pg, "prolific").await;
+    assert_eq!(own.cascades, 5);
+    produced_cascades(&pg, "key:b", "b-huge", "prolific", "twitter", 5, 1_000_000).await;
+    produced_cascades(&pg, "key:b", "b-tiny", "prolific", "twitter", 50, 1).await;
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 55);
+    assert_eq!(record_of(&pg, "prolific").await, own);
+    // A forecast reads the author's own record alone.
+    let (status, body) = app
+        .post(
+            "/api/v1/forecast",
+            &json!({"posts": [draft("prolific", "twitter")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(of(&body, 0)["author"]["cascades"], 5, "{body}");
+    let typical = of(&body, 0)["author"]["typical_shares"].as_f64().unwrap();
+    assert!((typical - 5.0).abs() < 1e-6, "{body}");
+
+    // An author first recorded from the key's posts: the stream, trusted for every producer by
+    // default, still joins the record; a third key does not, unless trusted for the owner.
+    produced_cascades(&pg, "key:b", "b-first", "newcomer", "twitter", 2, 3).await;
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
+    finished_cascades(&pg, "newcomer", "twitter", 3, 8).await;
+    produced_cascades(&pg, "key:c", "c-late", "newcomer", "twitter", 4, 900).await;
+    record_finished_cascades(&mut pg, &TRUST).await.unwrap();
+    assert_eq!(record_of(&pg, "newcomer").await.cascades, 5);
+    let owner: String = pg
+        .value_of("SELECT producer FROM author_records WHERE author_id = 'newcomer'")
+        .await;
+    assert_eq!(owner, "key:b");
+    pg.batch_execute(
+        "UPDATE virality_cascades SET updated_at = now() - interval '30 seconds'
+         WHERE post_id LIKE 'c-late-%'",
+    )
+    .await
+    .unwrap();
+    let trusted = vec!["key:c=key:b".to_string()];
+    assert_eq!(
+        record_finished_cascades(&mut pg, &trusted).await.unwrap(),
+        4
+    );
+    assert_eq!(record_of(&pg, "newcomer").await.cascades, 9);
+
+    // The growing pass keeps to the same rule.
+    produced_cascades(&pg, "key:b", "b-growing", "prolific", "twitter", 1, 40).await;
+    pg.execute(
+        "UPDATE virality_cascades SET status = 'active', last_activity_at = now()
+         WHERE post_id = 'b-growing-1'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_growing_cascades(&pg, &TRUST).await.unwrap(), 0);
+    assert_eq!(record_of(&pg, "prolific").await, own);
+
+    // A record kept from before producers were recorded, its posts gone, goes to the next
+    // producer recorded in it.
+    pg.batch_execute("UPDATE author_records SET producer = NULL WHERE author_id = 'prolific'")
+        .await
+        .unwrap();
+    produced_cascades(&pg, "key:c", "c-legacy", "prolific", "twitter", 1, 2).await;
+    pg.batch_execute(
+        "UPDATE virality_cascades SET updated_at = now() - interval '10 seconds'
+         WHERE post_id = 'c-legacy-1'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(record_finished_cascades(&mut pg, &TRUST).await.unwrap(), 1);
+    assert_eq!(record_of(&pg, "prolific").await.cascades, 6);
+    let owner: String = pg
+        .value_of("SELECT producer FROM author_records WHERE author_id = 'prolific'")
+        .await;
+    assert_eq!(owner, "key:c");
 }
 
 /// An application whose tracker leaves the track-record passes to the test, which runs them

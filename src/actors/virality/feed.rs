@@ -18,6 +18,7 @@ use crate::db::virality::{
     engagements_before, finished_cascades, learned_thresholds, load_meta, read_feed, FeedRead,
     FeedRow, RebuildBounds, StoredCascade,
 };
+use crate::models::producer::Trust;
 use crate::telemetry::names;
 use crate::virality::forecast::ForecastModel;
 use crate::virality::{forecast_fit, PostMeta};
@@ -158,14 +159,15 @@ impl ViralityTracker {
         self.recording_authors = true;
         self.records_behind = false;
         let pool = self.pool.clone();
+        let trust = Trust::new(&self.settings.ingest.producer_trust);
         ctx.spawn(
             wrap_future::<_, Self>(async move {
                 let mut client = pool.get().await?;
-                let growing = record_growing_cascades(&client).await?;
+                let growing = record_growing_cascades(&client, trust.pairs()).await?;
                 let mut finished = 0;
                 // A backlog (a first start on a large store) is read in bounded passes.
                 for _ in 0..10 {
-                    let n = record_finished_cascades(&mut client).await?;
+                    let n = record_finished_cascades(&mut client, trust.pairs()).await?;
                     finished += n;
                     if n < RECORD_BATCH {
                         break;

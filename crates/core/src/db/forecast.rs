@@ -18,28 +18,45 @@ pub const SETTLE_SECS: f64 = 5.0;
 /// Finished cascades recorded in one pass (the next pass goes on from there).
 pub const RECORD_BATCH: i64 = 10_000;
 
-/// Merges the cascades of a statement's `done` CTE (post_id, shares, platform, author_id, at)
-/// into their authors' track records, keeping each author's most recent posts (`$history`
-/// of them): the one computation both recording passes share. A cascade is keyed by its post,
-/// so recording it again replaces its size instead of adding it.
-fn merge_into_records(history: &str) -> String {
+/// Merges the cascades of a statement's `done` CTE (post_id, shares, platform, author_id, at,
+/// producer) into their authors' track records, keeping each author's most recent posts
+/// (`$history` of them): the one computation both recording passes share. A cascade is keyed by
+/// its post, so recording it again replaces its size instead of adding it. A record belongs to
+/// the producer of the first post recorded in it (of a new author, the earliest posted); another
+/// producer's cascades join it only where the `actor=owner` pairs of `$trust` let that producer
+/// act for the owner, so a producer posting under someone else's author id cannot move their
+/// record. A record with no producer (kept from before producers were recorded, its posts
+/// gone) goes to the next one recorded in it. Ends with `admitted`, the cascades merged.
+fn merge_into_records(history: &str, trust: &str) -> String {
     format!(
-        "grouped AS (
-             SELECT platform, author_id,
+        "owners AS (
+             SELECT DISTINCT ON (d.platform, d.author_id) d.platform, d.author_id,
+                    coalesce(r.producer, d.producer) AS owner
+             FROM done d
+             LEFT JOIN author_records r
+                 ON r.platform = d.platform AND r.author_id = d.author_id
+             ORDER BY d.platform, d.author_id, d.at, d.post_id),
+         admitted AS (
+             SELECT d.post_id, d.shares, d.platform, d.author_id, d.at, o.owner
+             FROM done d JOIN owners o USING (platform, author_id)
+             WHERE may_act(d.producer, o.owner, {trust})),
+         grouped AS (
+             SELECT platform, author_id, min(owner) AS owner,
                     jsonb_object_agg(post_id, jsonb_build_array(shares, at)) AS finals
              FROM (SELECT *, row_number() OVER (PARTITION BY platform, author_id
                                                 ORDER BY at DESC, post_id DESC) AS k
-                   FROM done) d
+                   FROM admitted) d
              WHERE k <= {history}
              GROUP BY platform, author_id),
          written AS (
-             INSERT INTO author_records AS r (platform, author_id, finals, updated_at)
-             SELECT platform, author_id, finals, now() FROM grouped
+             INSERT INTO author_records AS r (platform, author_id, producer, finals, updated_at)
+             SELECT platform, author_id, owner, finals, now() FROM grouped
              ON CONFLICT (platform, author_id) DO UPDATE SET
                  finals = (SELECT jsonb_object_agg(key, value) FROM (
                                SELECT key, value FROM jsonb_each(r.finals || EXCLUDED.finals)
                                ORDER BY (value->>1)::float8 DESC, key DESC
                                LIMIT {history}) kept),
+                 producer = coalesce(r.producer, EXCLUDED.producer),
                  updated_at = now()
              RETURNING 1)"
     )
@@ -48,9 +65,11 @@ fn merge_into_records(history: &str) -> String {
 /// Records the finished cascades not recorded yet in their authors' track records, at most
 /// [`RECORD_BATCH`] of them, keeping each author's [`RECORD_HISTORY`] most recent posts; returns
 /// how many it read. Safe to repeat: recording a cascade again (or after it finished a second
-/// time) replaces its size. The virality tracker's leader runs it, so one process at a time.
+/// time) replaces its size. `trust` holds the `actor=owner` pairs of `ingest.producer_trust`.
+/// The virality tracker's leader runs it, so one process at a time.
 pub async fn record_finished_cascades(
     client: &mut tokio_postgres::Client,
+    trust: &[String],
 ) -> Result<i64, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let position = tx
@@ -66,7 +85,7 @@ pub async fn record_finished_cascades(
     let sql = format!(
         "WITH done AS (
              SELECT c.post_id, c.updated_at, c.shares, p.platform, p.author_id,
-                    extract(epoch FROM p.created_at)::float8 AS at
+                    extract(epoch FROM p.created_at)::float8 AS at, p.producer
              FROM virality_cascades c
              JOIN posts p ON p.id = c.post_id
              WHERE c.status = 'finished' AND (c.updated_at, c.post_id) > ($1, $2)
@@ -78,7 +97,7 @@ pub async fn record_finished_cascades(
                   ORDER BY updated_at DESC, post_id DESC LIMIT 1)
          SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM written),
                 (SELECT updated_at FROM last), (SELECT post_id FROM last)",
-        merge_into_records("$4")
+        merge_into_records("$4", "$6")
     );
     let row = tx
         .query_one(
@@ -89,6 +108,7 @@ pub async fn record_finished_cascades(
                 &RECORD_BATCH,
                 &RECORD_HISTORY,
                 &SETTLE_SECS,
+                &trust,
             ],
         )
         .await?;
@@ -109,8 +129,8 @@ pub async fn record_finished_cascades(
 }
 
 /// Records the shares so far of the [`RECORD_BATCH`] most recently active cascades still
-/// growing, where their authors' track records hold another figure for them; returns how many
-/// it wrote. An author who posted an hour ago is judged on what that post has gathered since,
+/// growing, where their authors' track records hold another figure for them (and may take
+/// them, as [`record_finished_cascades`] says); returns how many it wrote. An author who posted an hour ago is judged on what that post has gathered since,
 /// not only on cascades finished days before: on Twitter15 the record ranks final sizes at
 /// Spearman 0.27 with growing cascades in, 0.18 without. The finished pass later replaces each
 /// with its final size. Reads go through the index of active cascades by last activity, so the
@@ -118,11 +138,12 @@ pub async fn record_finished_cascades(
 /// between passes, the quieter ones wait for a pass in which they are among the most recent.
 pub async fn record_growing_cascades(
     client: &tokio_postgres::Client,
+    trust: &[String],
 ) -> Result<i64, tokio_postgres::Error> {
     let sql = format!(
         "WITH done AS (
              SELECT c.post_id, c.shares, p.platform, p.author_id,
-                    extract(epoch FROM p.created_at)::float8 AS at
+                    extract(epoch FROM p.created_at)::float8 AS at, p.producer
              FROM (SELECT post_id, shares FROM virality_cascades
                    WHERE status = 'active'
                    ORDER BY last_activity_at DESC LIMIT $1) c
@@ -132,11 +153,11 @@ pub async fn record_growing_cascades(
                  WHERE r.platform = p.platform AND r.author_id = p.author_id
                    AND (r.finals -> c.post_id ->> 0)::float8 = c.shares)),
          {}
-         SELECT count(*) FROM done",
-        merge_into_records("$2")
+         SELECT count(*) FROM admitted",
+        merge_into_records("$2", "$3")
     );
     let row = client
-        .query_one(sql.as_str(), &[&RECORD_BATCH, &RECORD_HISTORY])
+        .query_one(sql.as_str(), &[&RECORD_BATCH, &RECORD_HISTORY, &trust])
         .await?;
     Ok(row.get(0))
 }
