@@ -6,7 +6,7 @@ use crate::common::*;
 use pulse::actors::virality::refit_platforms;
 use pulse::db::forecast::{
     author_entries, finished_posts, platforms_to_refit, record_finished_cascades,
-    record_growing_cascades, RefitScope, REFIT_TEXT_CHARS,
+    record_growing_cascades, RefitScope, PERCENTILE_HISTORY, REFIT_TEXT_CHARS,
 };
 use pulse::models::producer::{default_trust, Trust};
 use pulse::virality::forecast::{AuthorRecord, RECORD_HISTORY};
@@ -353,6 +353,46 @@ async fn a_platform_whose_cascades_follow_their_audience_gets_a_forecast_refitte
     // Twitter has no cascades here: the shipped model, where followers carry no weight.
     assert_eq!(model(2), body["model"]["id"].as_str().unwrap());
     assert!((expected(2) - expected(3)).abs() < 1e-9, "{body}");
+}
+
+#[actix_rt::test]
+async fn a_refit_shares_its_cascades_between_producers_so_a_flood_takes_only_the_room_left() {
+    let app = recording_by_hand().await;
+    let mut pg = app.env.pg().await;
+    // The main feed's 300 cascades, a month old; another producer's 12,000 and a third's
+    // 6,000, all more recent.
+    produced_cascades(&pg, "source:main", "main", "m", "twitter", 300, 5).await;
+    produced_cascades(&pg, "key:b", "flood", "f", "twitter", 12_000, 1).await;
+    produced_cascades(&pg, "key:c", "third", "t", "twitter", 6_000, 2).await;
+    pg.batch_execute(
+        "UPDATE virality_cascades SET last_activity_at = now() - interval '30 days'
+         WHERE post_id LIKE 'main-%';
+         UPDATE virality_cascades SET last_activity_at = created_at WHERE post_id LIKE 'third-%'",
+    )
+    .await
+    .unwrap();
+    let posts = finished_posts(&mut pg, "twitter").await.unwrap();
+    assert_eq!(posts.len(), PERCENTILE_HISTORY as usize);
+    let of_producer = |producer: &str| posts.iter().filter(|p| p.producer == producer).count();
+    assert_eq!(of_producer("source:main"), 300);
+    assert_eq!(of_producer("key:b"), 4_850);
+    assert_eq!(of_producer("key:c"), 4_850);
+    // Each producer's most recent: the third's oldest 1,150 are left out.
+    let oldest_read = posts
+        .iter()
+        .filter(|p| p.producer == "key:c")
+        .map(|p| p.at)
+        .fold(f64::INFINITY, f64::min);
+    let newest_left_out: f64 = pg
+        .value_of(
+            "SELECT extract(epoch FROM created_at)::float8 FROM posts WHERE producer = 'key:c'
+             ORDER BY created_at DESC OFFSET 4850 LIMIT 1",
+        )
+        .await;
+    assert!(
+        oldest_read > newest_left_out,
+        "{oldest_read} {newest_left_out}"
+    );
 }
 
 #[actix_rt::test]

@@ -351,6 +351,7 @@ pub async fn refit_platforms(
             cascades = refit.cascades,
             spearman = refit.spearman,
             shipped_spearman = refit.replaced_spearman,
+            producers = ?refit.producers,
             outcome,
             "reach forecast refitted"
         );

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::db::virality::THRESHOLD_PRODUCERS;
 use crate::models::{EmotionScores, Platform};
 use crate::virality::forecast::{AuthorRecord, ForecastModel, RECENT_HALF_LIFE_S, RECORD_HISTORY};
 use crate::virality::forecast_fit::{FinishedPost, Refit, HORIZON_S};
@@ -192,7 +193,7 @@ pub async fn author_entries(
 
 /// `columns` of a platform's (the parameter `$platform`) `limit` most recently finished
 /// cascades, newest first, through the index of recent finished cascades: the one definition
-/// the percentiles, the refit and the check for one read.
+/// the percentiles and the check for one read.
 fn recent_finished(columns: &str, platform: &str, limit: &str) -> String {
     format!(
         "SELECT {columns} FROM virality_cascades
@@ -254,12 +255,50 @@ pub fn percentile_of(percentiles: &[f64], shares: f64) -> f64 {
     (below as f64 + equal as f64 / 2.0) * 100.0 / (percentiles.len() as f64 + 1.0)
 }
 
+/// `post_id, shares, producer` of a platform's (`$platform`) `limit` most recently finished
+/// cascades, shared out max-min fair between its producers (at most `producers` of them, the
+/// first in name order, and the cascades whose post was not known when they were written, as
+/// one more): each producer's most recent first, the k-th most recent of every
+/// producer before any one's (k+1)-th, so one producer's flood of cascades takes only the room
+/// the others leave. Each producer's are read through the index of its recent finished
+/// cascades, at most `limit` of them.
+fn fair_recent_finished(platform: &str, limit: &str, producers: &str) -> String {
+    format!(
+        "WITH RECURSIVE producers(producer, n) AS (
+             (SELECT producer, 1::int8 FROM virality_cascades
+              WHERE status = 'finished' AND platform = {platform} AND producer IS NOT NULL
+              ORDER BY producer LIMIT 1)
+             UNION ALL
+             SELECT next.producer, pr.n + 1
+             FROM producers pr CROSS JOIN LATERAL (
+                 SELECT producer FROM virality_cascades
+                 WHERE status = 'finished' AND platform = {platform} AND producer > pr.producer
+                 ORDER BY producer LIMIT 1) next
+             WHERE pr.n < {producers}),
+         candidates AS (
+             SELECT h.* FROM producers pr CROSS JOIN LATERAL (
+                 SELECT post_id, shares, producer, last_activity_at,
+                        row_number() OVER (ORDER BY last_activity_at DESC) AS k
+                 FROM virality_cascades
+                 WHERE status = 'finished' AND platform = {platform} AND producer = pr.producer
+                 ORDER BY last_activity_at DESC LIMIT {limit}) h
+             UNION ALL
+             SELECT *, row_number() OVER (ORDER BY last_activity_at DESC)
+             FROM (SELECT post_id, shares, producer, last_activity_at FROM virality_cascades
+                   WHERE status = 'finished' AND platform = {platform} AND producer IS NULL
+                   ORDER BY last_activity_at DESC LIMIT {limit}) unknown)
+         SELECT post_id, shares, producer FROM candidates
+         ORDER BY k, last_activity_at DESC, post_id LIMIT {limit}"
+    )
+}
+
 /// Characters of a post a refit reads: enough for its length, links, hashtags and mentions as
 /// a post of ordinary length has them, and a bound on what 10,000 posts hold in memory.
 pub const REFIT_TEXT_CHARS: i32 = 2_000;
 
-/// The posts of `platform`'s [`PERCENTILE_HISTORY`] most recently finished cascades, with what
-/// was known of each when it went out: its analysis, its author's followers and the author's
+/// The posts of `platform`'s [`PERCENTILE_HISTORY`] most recently finished cascades, shared
+/// out fairly between their producers ([`THRESHOLD_PRODUCERS`] at most), with what was known
+/// of each when it went out: its analysis, its author's followers and the author's
 /// recorded cascades posted before it, as the store had them then (summed in the database, so
 /// the answer is one row per post however long the records): those posted at least
 /// [`HORIZON_S`] before at their recorded size, those still growing at the shares of their
@@ -275,7 +314,8 @@ pub async fn finished_posts(
     let sql = format!(
         "SELECT p.author_id, left(p.text, $3), p.author_followers,
              extract(epoch FROM p.created_at)::float8, p.sentiment_score, p.toxicity,
-             p.emotions, c.shares, r.n, r.sum_log, r.max_log, r.recent_sum, r.recent_weight
+             p.emotions, c.shares, r.n, r.sum_log, r.max_log, r.recent_sum, r.recent_weight,
+             coalesce(c.producer, p.producer)
          FROM ({}) c
          JOIN posts p ON p.id = c.post_id
          LEFT JOIN LATERAL (
@@ -301,7 +341,7 @@ pub async fn finished_posts(
              WHERE a.platform = $1 AND a.author_id = p.author_id
                AND g.posted < extract(epoch FROM p.created_at)
                AND g.post_id <> p.id) r ON true",
-        recent_finished("post_id, shares", "$1", "$2")
+        fair_recent_finished("$1", "$2", "$6")
     );
     let rows = tx
         .query(
@@ -312,6 +352,7 @@ pub async fn finished_posts(
                 &REFIT_TEXT_CHARS,
                 &HORIZON_S,
                 &RECENT_HALF_LIFE_S,
+                &THRESHOLD_PRODUCERS,
             ],
         )
         .await?;
@@ -340,6 +381,7 @@ pub async fn finished_posts(
                 joy: f64::from(emotions.joy.get()),
                 sadness: f64::from(emotions.sadness.get()),
                 final_shares: u64::try_from(row.get::<_, Option<i64>>(7).unwrap_or(0)).unwrap_or(0),
+                producer: row.get(13),
             }
         })
         .collect())

@@ -14,6 +14,9 @@ use super::ridge::{level_quantiles, out_of_fold, pick_alpha, Ridge};
 pub const REFIT_FOLDS: u64 = 5;
 /// The share of cascades a model without a platform threshold calls viral: the top 10%.
 pub const VIRAL_SHARE: f64 = 0.10;
+/// Posts of one producer in a refit from which the refit must rank that producer's cascades
+/// at least as well as the model it replaces.
+pub const REFIT_PRODUCER_MIN: usize = 200;
 /// How long after a post its cascade's final size is known: a record only holds cascades
 /// posted at least this long before the post it is read for.
 pub const HORIZON_S: f64 = 7.0 * 86_400.0;
@@ -121,6 +124,8 @@ pub struct FinishedPost {
     pub joy: f64,
     pub sadness: f64,
     pub final_shares: u64,
+    /// Who sent it (`key:<id>`, `source:<name>`, ...).
+    pub producer: String,
 }
 
 impl FinishedPost {
@@ -148,13 +153,36 @@ pub struct Refit {
     pub spearman: f64,
     /// Spearman of the replaced model's forecasts (at the platform's level) on the same posts.
     pub replaced_spearman: f64,
+    /// The same two figures on each producer's posts, for every producer with at least
+    /// [`REFIT_PRODUCER_MIN`] of them.
+    pub producers: Vec<ProducerRanking>,
+}
+
+/// How a refit and the model it would replace rank one producer's cascades.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerRanking {
+    pub producer: String,
+    pub cascades: usize,
+    pub spearman: f64,
+    pub replaced_spearman: f64,
+}
+
+impl ProducerRanking {
+    /// Whether the refit ranks this producer's cascades worse than the replaced model does.
+    pub fn worse(&self) -> bool {
+        self.replaced_spearman.is_finite()
+            && !(self.spearman.is_finite() && self.spearman >= self.replaced_spearman)
+    }
 }
 
 impl Refit {
-    /// Whether it ranks the platform's cascades better than the shipped model (`replaced`) does.
+    /// Whether it ranks the platform's cascades better than the shipped model (`replaced`)
+    /// does, and no producer's worse: one producer's cascades, built to teach the model what
+    /// moves them, cannot buy a model that ranks another's worse.
     pub fn better(&self) -> bool {
         self.spearman.is_finite()
             && (!self.replaced_spearman.is_finite() || self.spearman > self.replaced_spearman)
+            && !self.producers.iter().any(ProducerRanking::worse)
     }
 }
 
@@ -204,9 +232,38 @@ pub fn refit(platform: &str, posts: &[FinishedPost], replaced: &ForecastModel) -
     Some(Refit {
         spearman: spearman(&fitted.out_of_fold, &y),
         replaced_spearman: spearman(&before, &y),
+        producers: by_producer(posts, &fitted.out_of_fold, &before, &y),
         model: fitted.model,
         cascades: posts.len(),
     })
+}
+
+/// The refit's out-of-fold forecasts (`refitted`) and the replaced model's (`replaced`) ranked
+/// against the final sizes `y` on each producer's posts, for producers with at least
+/// [`REFIT_PRODUCER_MIN`], in producer order.
+fn by_producer(
+    posts: &[FinishedPost],
+    refitted: &[f64],
+    replaced: &[f64],
+    y: &[f64],
+) -> Vec<ProducerRanking> {
+    let mut rows: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, p) in posts.iter().enumerate() {
+        rows.entry(p.producer.as_str()).or_default().push(i);
+    }
+    rows.into_iter()
+        .filter(|(_, rows)| rows.len() >= REFIT_PRODUCER_MIN)
+        .map(|(producer, rows)| {
+            let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let y = pick(y);
+            ProducerRanking {
+                producer: producer.to_string(),
+                cascades: rows.len(),
+                spearman: spearman(&pick(refitted), &y),
+                replaced_spearman: spearman(&pick(replaced), &y),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -230,6 +287,7 @@ mod tests {
                     joy: 0.0,
                     sadness: 0.0,
                     final_shares: followers / 100 + (i as u64 % 3),
+                    producer: "source:main".to_string(),
                 }
             })
             .collect()
@@ -262,6 +320,111 @@ mod tests {
         let back: ForecastModel = serde_json::from_str(&json).unwrap();
         let read = back.forecast(&large.draft(), None, None).log_shares;
         assert!((read - r.model.forecast(&large.draft(), None, None).log_shares).abs() < 1e-9);
+    }
+
+    /// `n` posts of `producer` by 60 authors, half with a link; each author's record says
+    /// their typical reach. `shares(author's typical ln, has a link)` is what became of each.
+    fn produced(producer: &str, n: usize, shares: impl Fn(f64, bool) -> u64) -> Vec<FinishedPost> {
+        (0..n)
+            .map(|i| {
+                let typical = 0.1 * (i % 60) as f64;
+                let link = (i / 60) % 2 == 0;
+                FinishedPost {
+                    author: format!("{producer}-a{}", i % 60),
+                    text: if link {
+                        format!("post number {i} https://example.com/{i}")
+                    } else {
+                        format!("post number {i} without one")
+                    },
+                    followers: Some(1_000),
+                    at: 1_700_000_000.0 + i as f64 * 600.0,
+                    record: AuthorRecord {
+                        cascades: 5,
+                        sum_log: 5.0 * typical,
+                        max_log: typical,
+                        recent_sum: 5.0 * typical,
+                        recent_weight: 5.0,
+                    },
+                    sentiment: 0.0,
+                    toxicity: 0.0,
+                    anger: 0.0,
+                    joy: 0.0,
+                    sadness: 0.0,
+                    final_shares: shares(typical, link),
+                    producer: producer.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refit_that_ranks_one_producers_cascades_worse_is_not_adopted() {
+        // The main feed's reach follows its authors' records, links aside; another producer's
+        // follows its links alone, far above: a model refitted on both weighs links, which say
+        // nothing of the main feed's posts.
+        let main = produced("source:main", 600, |typical, _| {
+            typical.exp_m1().round() as u64
+        });
+        let links = produced("key:b", 600, |_, link| if link { 5_000 } else { 1 });
+        let both: Vec<FinishedPost> = main.iter().chain(&links).cloned().collect();
+        let r = refit("twitter", &both, ForecastModel::built_in()).unwrap();
+        assert!(
+            r.spearman > r.replaced_spearman,
+            "{} against {}: {:?}",
+            r.spearman,
+            r.replaced_spearman,
+            r.producers
+        );
+        let ranking = |producer: &str| {
+            r.producers
+                .iter()
+                .find(|p| p.producer == producer)
+                .unwrap()
+                .clone()
+        };
+        assert!(
+            ranking("source:main").worse(),
+            "{} against {}: {:?}",
+            r.spearman,
+            r.replaced_spearman,
+            r.producers
+        );
+        assert!(
+            !ranking("key:b").worse(),
+            "{} against {}: {:?}",
+            r.spearman,
+            r.replaced_spearman,
+            r.producers
+        );
+        assert!(
+            !r.better(),
+            "{} against {}: {:?}",
+            r.spearman,
+            r.replaced_spearman,
+            r.producers
+        );
+        // One producer's cascades alone: its figures are the platform's, so the rule adds
+        // nothing to the platform's.
+        let alone = refit("twitter", &main, ForecastModel::built_in()).unwrap();
+        assert_eq!(alone.producers.len(), 1);
+        assert_eq!(alone.producers[0].spearman, alone.spearman);
+        assert_eq!(
+            alone.producers[0].replaced_spearman,
+            alone.replaced_spearman
+        );
+        // A producer with fewer posts than the minimum is not judged apart.
+        let few = produced(
+            "key:c",
+            REFIT_PRODUCER_MIN - 1,
+            |_, link| if link { 9 } else { 1 },
+        );
+        let r = refit(
+            "twitter",
+            &main.iter().chain(&few).cloned().collect::<Vec<_>>(),
+            ForecastModel::built_in(),
+        )
+        .unwrap();
+        assert!(r.producers.iter().all(|p| p.producer == "source:main"));
     }
 
     #[test]
