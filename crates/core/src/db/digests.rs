@@ -279,7 +279,10 @@ pub async fn claim_send_on_request(
     every_secs: f64,
 ) -> Result<Result<(), f64>, tokio_postgres::Error> {
     // The channels are locked first, in id order, then the schedule: two claims naming one
-    // channel wait for each other, and the later one reads the earlier one's time.
+    // channel wait for each other, and the later one reads the earlier one's time. The order
+    // holds because the claim's condition on `channel_wait` names no column of the schedule:
+    // PostgreSQL plans such a condition as a one-time filter above the schedule's scan (see
+    // `EXPLAIN`), so `channels` is read and locked before the schedule's row is.
     let row = client
         .query_opt(
             "WITH channels AS ( \

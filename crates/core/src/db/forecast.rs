@@ -131,7 +131,8 @@ pub async fn record_finished_cascades(
 
 /// Records the shares so far of the [`RECORD_BATCH`] most recently active cascades still
 /// growing, where their authors' track records hold another figure for them (and may take
-/// them, as [`record_finished_cascades`] says); returns how many it wrote. An author who posted an hour ago is judged on what that post has gathered since,
+/// them, as [`record_finished_cascades`] says); returns how many it wrote. An author who posted
+/// an hour ago is judged on what that post has gathered since,
 /// not only on cascades finished days before: on Twitter15 the record ranks final sizes at
 /// Spearman 0.27 with growing cascades in, 0.18 without. The finished pass later replaces each
 /// with its final size. Reads go through the index of active cascades by last activity, so the
@@ -258,10 +259,10 @@ pub fn percentile_of(percentiles: &[f64], shares: f64) -> f64 {
 /// `post_id, shares, producer` of a platform's (`$platform`) `limit` most recently finished
 /// cascades, shared out max-min fair between its producers (at most `producers` of them, the
 /// first in name order, and the cascades whose post was not known when they were written, as
-/// one more): each producer's most recent first, the k-th most recent of every
-/// producer before any one's (k+1)-th, so one producer's flood of cascades takes only the room
-/// the others leave. Each producer's are read through the index of its recent finished
-/// cascades, at most `limit` of them.
+/// one more): each producer's most recent first, the k-th most recent of every producer before
+/// any one's (k+1)-th, so one producer's flood of cascades takes only the room the others
+/// leave. Each producer's are read through the index of its recent finished cascades, at most
+/// `limit` of them.
 fn fair_recent_finished(platform: &str, limit: &str, producers: &str) -> String {
     format!(
         "WITH RECURSIVE producers(producer, n) AS (
