@@ -610,7 +610,6 @@ fn live_update(id: &str, meta: Option<&PostMeta>, v: &Virality) -> Option<Publis
     })
 }
 
-/// The keys, the least recently active first (ties by key).
 /// The cascades to finish so that at most `cap` stay, keeping at most `shares_cap` shares:
 /// each time the least recently active cascade of the producer holding the most cascades
 /// (then, for the shares, the most shares kept). A producer flooding the tracker with cascades
@@ -667,6 +666,7 @@ fn over_the_caps(entries: &HashMap<String, Entry>, cap: usize, shares_cap: usize
     out
 }
 
+/// The keys, the least recently active first (ties by key).
 fn least_recent_first<'a>(items: impl Iterator<Item = (&'a String, Instant)>) -> Vec<String> {
     let mut by_age: Vec<(Instant, &String)> = items.map(|(key, at)| (at, key)).collect();
     by_age.sort_unstable();
