@@ -224,6 +224,11 @@ pub const SAMPLE_BUCKETS: i32 = 256;
 /// was a body of 75 MB built in memory for one request.
 pub const MAX_FACET_KEYS: usize = 200;
 
+/// Most time buckets a facet answers: the newest. Matches posted one an hour since 1970 (a
+/// producer may backfill any date) were half a million buckets for one request; 1,500 is
+/// two months by the hour, four years by the day.
+pub const MAX_FACET_BUCKETS: usize = 1_500;
+
 /// The facets of the posts a search finds among exact vectors (its exact part): counts by
 /// sentiment, platform, language, product and topic, and per `day` or `hour`.
 #[derive(Debug, Default, Clone)]
@@ -274,7 +279,8 @@ pub async fn exact_facets(
              WHERE product IS NOT NULL GROUP BY 2 ORDER BY 4 DESC, 2 LIMIT {MAX_FACET_KEYS})
          UNION ALL (SELECT 'topic', t::text, NULL, count(*) FROM m, unnest(topics) t GROUP BY 2
              ORDER BY 4 DESC, 2 LIMIT {MAX_FACET_KEYS})
-         UNION ALL SELECT 'bucket', NULL, at, count(*) FROM m GROUP BY 3",
+         UNION ALL (SELECT 'bucket', NULL, at, count(*) FROM m GROUP BY 3
+             ORDER BY 3 DESC LIMIT {MAX_FACET_BUCKETS})",
         c.where_sql()
     );
     // The index finds a common word's posts across the whole store and the time index those of

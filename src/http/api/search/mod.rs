@@ -66,7 +66,8 @@ with_post_filters! {
         pub cursor: Option<String>,
         /// `true` for counts by sentiment, platform, language, product, topic and time.
         pub facets: Option<bool>,
-        /// The facets' time buckets: `hour` or `day` (default: `hour` for ranges up to three days).
+        /// The facets' time buckets: `hour` or `day` (default: `hour` for ranges up to three
+        /// days); the newest 1,500 are answered.
         pub interval: Option<String>,
         /// `true` for facets that count every match however many there are; by default, facets
         /// over more than `search.exact_facets_up_to` matches are estimated from a sample.
@@ -619,14 +620,21 @@ impl Tally {
             product: counts(self.product),
             topic: counts(self.topic),
             interval: interval.to_string(),
-            buckets: self
-                .buckets
-                .into_iter()
-                .map(|(at, count)| BucketCount { at, count })
-                .collect(),
+            buckets: newest_buckets(self.buckets),
             sample: self.sample,
         }
     }
+}
+
+/// The newest [`db::MAX_FACET_BUCKETS`] buckets, oldest first. Those the exact count answered
+/// are its newest too, so a bucket kept is never one it left out.
+fn newest_buckets(buckets: std::collections::BTreeMap<DateTime<Utc>, i64>) -> Vec<BucketCount> {
+    let skip = buckets.len().saturating_sub(db::MAX_FACET_BUCKETS);
+    buckets
+        .into_iter()
+        .skip(skip)
+        .map(|(at, count)| BucketCount { at, count })
+        .collect()
 }
 
 /// The start of `at`'s hour or day (UTC).
