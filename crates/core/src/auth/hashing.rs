@@ -4,12 +4,16 @@
 //! fixed number of threads each keep one buffer and reuse it, so verification costs
 //! [`THREADS`] buffers whatever the load, and a full queue answers at once instead of growing.
 //! The threads run at the lowest priority (nice 19): checks take the CPU the pipeline leaves,
-//! never the pipeline's. One network holds at most [`PER_NETWORK`] of the queue's places, so a
-//! flood of guesses from one network leaves the rest to everyone else's keys.
+//! never the pipeline's.
+//!
+//! The queue is shared out so that guesses cannot keep real keys out: one network holds at
+//! most [`PER_NETWORK`] of its places; keys whose id the key table does not hold (every
+//! made-up key) hold at most [`GUESSES`] of them all together, however many networks send
+//! them, and are checked only when no key of a known id waits; one known id holds at most
+//! [`PER_KEY`] (its own requests share one check, so more are guesses at its secret).
 
-use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use argon2::password_hash::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -22,9 +26,24 @@ const QUEUE: usize = 64;
 /// Places in the queue one client network may hold at once (a network's request burst is
 /// larger than the whole queue).
 pub const PER_NETWORK: usize = QUEUE / 4;
+/// Places keys of unknown ids hold together: a few networks' guesses filled the whole queue
+/// (each network within its share), and every real key was answered busy while they lasted.
+pub const GUESSES: usize = QUEUE / 2;
+/// Places one known key id holds at once.
+pub const PER_KEY: usize = 2;
 /// Largest memory a stored hash may ask for, in KiB (Argon2's `m`): a hash with more is not
 /// ours, and checking it would allocate whatever it names.
 const MAX_MEMORY_KIB: u32 = 64 * 1024;
+
+/// Whose key a check is for, as the key table in memory knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// An id the key table holds.
+    Known(&'a str),
+    /// An id it does not hold: made up, or created by another process since the table was
+    /// last read.
+    Unknown,
+}
 
 struct Job {
     secret: String,
@@ -32,35 +51,101 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<bool>,
 }
 
+/// Checks waiting: those of known ids are taken first.
+#[derive(Default)]
+struct Waiting {
+    known: VecDeque<Job>,
+    unknown: VecDeque<Job>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Mutex<Waiting>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn next(&self) -> Option<Job> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if waiting.closed {
+                return None;
+            }
+            if let Some(job) = waiting.known.pop_front() {
+                return Some(job);
+            }
+            if let Some(job) = waiting.unknown.pop_front() {
+                return Some(job);
+            }
+            waiting = self
+                .ready
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// The verification threads.
 pub struct Verifier {
-    jobs: SyncSender<Job>,
+    queue: Arc<Queue>,
     /// Checks given a turn and not yet answered (see [`Verifier::turn`]).
     admitted: Arc<Mutex<Admitted>>,
 }
 
-/// Turns held, in all and per network (a network holding none has no entry).
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .queue
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        waiting.closed = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+/// Turns held: in all, of unknown ids, per network and per known id (one holding none has no
+/// entry).
 #[derive(Default)]
 struct Admitted {
     total: usize,
+    unknown: usize,
     by_network: HashMap<String, usize>,
+    by_key: HashMap<String, usize>,
+}
+
+fn give_back(held: &mut HashMap<String, usize>, name: &str) {
+    if let Some(n) = held.get_mut(name) {
+        *n -= 1;
+        if *n == 0 {
+            held.remove(name);
+        }
+    }
 }
 
 /// One check's place, held from before its key is looked up until it is answered.
 pub struct Turn {
     admitted: Arc<Mutex<Admitted>>,
     network: String,
+    key: Option<String>,
+}
+
+impl Turn {
+    /// Whether the check is for a known id: it is queued before every unknown one.
+    pub fn known(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
         let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
         admitted.total -= 1;
-        if let Some(held) = admitted.by_network.get_mut(&self.network) {
-            *held -= 1;
-            if *held == 0 {
-                admitted.by_network.remove(&self.network);
-            }
+        give_back(&mut admitted.by_network, &self.network);
+        match &self.key {
+            Some(key) => give_back(&mut admitted.by_key, key),
+            None => admitted.unknown -= 1,
         }
     }
 }
@@ -72,8 +157,7 @@ pub struct Busy;
 impl Verifier {
     /// Starts [`THREADS`] threads.
     pub fn start() -> std::io::Result<Verifier> {
-        let (jobs, queue) = sync_channel::<Job>(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
+        let queue = Arc::new(Queue::default());
         for n in 0..THREADS {
             let queue = queue.clone();
             std::thread::Builder::new()
@@ -81,53 +165,78 @@ impl Verifier {
                 .spawn(move || {
                     lower_priority();
                     let mut memory: Vec<Block> = Vec::new();
-                    loop {
-                        let job = {
-                            let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
-                            queue.recv()
-                        };
-                        let Ok(job) = job else { return };
+                    while let Some(job) = queue.next() {
                         let matches = verify_with(&job.secret, &job.hash, &mut memory);
                         let _ = job.reply.send(matches);
                     }
                 })?;
         }
         Ok(Verifier {
-            jobs,
+            queue,
             admitted: Arc::default(),
         })
     }
 
     /// A place for one check of a key presented from `network`, taken before anything is
     /// read for it: a flood of guesses past what the threads can check is answered busy
-    /// before each one costs a read of the key's hash from PostgreSQL, not after; and one
-    /// network past [`PER_NETWORK`] places is answered busy while others still get theirs.
-    pub fn turn(&self, network: &str) -> Result<Turn, Busy> {
+    /// before each one costs a read of the key's hash from PostgreSQL, not after; and a
+    /// network past [`PER_NETWORK`] places, unknown ids past [`GUESSES`] and a known id past
+    /// [`PER_KEY`] are answered busy while others still get theirs.
+    pub fn turn(&self, network: &str, presented: Presented<'_>) -> Result<Turn, Busy> {
         let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
-        let held = admitted.by_network.get(network).copied().unwrap_or(0);
-        if admitted.total >= QUEUE || held >= PER_NETWORK {
+        let held = |map: &HashMap<String, usize>, name: &str| map.get(name).copied().unwrap_or(0);
+        let full = match presented {
+            Presented::Known(key) => held(&admitted.by_key, key) >= PER_KEY,
+            Presented::Unknown => admitted.unknown >= GUESSES,
+        };
+        if full || admitted.total >= QUEUE || held(&admitted.by_network, network) >= PER_NETWORK {
             return Err(Busy);
         }
         admitted.total += 1;
         *admitted.by_network.entry(network.to_string()).or_insert(0) += 1;
+        let key = match presented {
+            Presented::Known(key) => {
+                *admitted.by_key.entry(key.to_string()).or_insert(0) += 1;
+                Some(key.to_string())
+            }
+            Presented::Unknown => {
+                admitted.unknown += 1;
+                None
+            }
+        };
         Ok(Turn {
             admitted: self.admitted.clone(),
             network: network.to_string(),
+            key,
         })
     }
 
-    /// Whether `secret` matches the PHC string `hash`; `Err` when every thread is busy and the
-    /// queue is full.
-    pub async fn verify(&self, secret: String, hash: String) -> Result<bool, Busy> {
+    /// Whether `secret` matches the PHC string `hash`, checked before every check of an unknown
+    /// id when `known`; `Err` when the queue is full.
+    pub async fn verify(&self, secret: String, hash: String, known: bool) -> Result<bool, Busy> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.jobs.try_send(Job {
-            secret,
-            hash,
-            reply,
-        }) {
-            Ok(()) => Ok(answer.await.unwrap_or(false)),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(Busy),
+        {
+            let mut waiting = self
+                .queue
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if waiting.known.len() + waiting.unknown.len() >= QUEUE {
+                return Err(Busy);
+            }
+            let job = Job {
+                secret,
+                hash,
+                reply,
+            };
+            if known {
+                waiting.known.push_back(job);
+            } else {
+                waiting.unknown.push_back(job);
+            }
         }
+        self.queue.ready.notify_one();
+        Ok(answer.await.unwrap_or(false))
     }
 }
 
@@ -210,19 +319,28 @@ mod tests {
     async fn the_threads_answer_checks() {
         let verifier = Verifier::start().unwrap();
         let hash = super::super::keys::hash_secret("k").unwrap();
-        assert_eq!(verifier.verify("k".into(), hash.clone()).await, Ok(true));
-        assert_eq!(verifier.verify("j".into(), hash).await, Ok(false));
+        assert_eq!(
+            verifier.verify("k".into(), hash.clone(), true).await,
+            Ok(true)
+        );
+        assert_eq!(verifier.verify("j".into(), hash, false).await, Ok(false));
     }
 
     #[test]
     fn turns_are_as_many_as_the_queue_and_come_back() {
         let verifier = Verifier::start().unwrap();
-        let turns: Vec<Turn> = (0..QUEUE)
-            .map(|n| verifier.turn(&format!("net-{}", n % 8)).unwrap())
+        let ids: Vec<String> = (0..QUEUE).map(|n| format!("key-{n}")).collect();
+        let turns: Vec<Turn> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let network = format!("net-{}", n % 8);
+                verifier.turn(&network, Presented::Known(id)).unwrap()
+            })
             .collect();
-        assert!(verifier.turn("net-9").is_err(), "a turn past the queue");
+        assert!(verifier.turn("net-9", Presented::Known("key-x")).is_err());
         drop(turns);
-        assert!(verifier.turn("net-9").is_ok(), "the turns came back");
+        assert!(verifier.turn("net-9", Presented::Known("key-x")).is_ok());
     }
 
     /// One network asking for every place got them all, and every other network's keys were
@@ -230,23 +348,93 @@ mod tests {
     #[test]
     fn one_network_holds_a_share_of_the_queue_and_gives_it_back() {
         let verifier = Verifier::start().unwrap();
-        let flood: Vec<Turn> = std::iter::from_fn(|| verifier.turn("203.0.113.0/24").ok())
-            .take(QUEUE + 1)
-            .collect();
+        let flood: Vec<Turn> =
+            std::iter::from_fn(|| verifier.turn("203.0.113.0/24", Presented::Unknown).ok())
+                .take(QUEUE + 1)
+                .collect();
         assert_eq!(flood.len(), PER_NETWORK);
+        let ids: Vec<String> = (0..QUEUE).map(|n| format!("key-{n}")).collect();
         let others: Vec<Turn> = (0..QUEUE - PER_NETWORK)
-            .map(|n| verifier.turn(&format!("198.51.{n}.0/24")).unwrap())
+            .map(|n| {
+                let network = format!("198.51.{n}.0/24");
+                verifier.turn(&network, Presented::Known(&ids[n])).unwrap()
+            })
             .collect();
-        assert!(verifier.turn("192.0.2.0/24").is_err(), "the queue is full");
+        let full = verifier.turn("192.0.2.0/24", Presented::Known("key-x"));
+        assert!(full.is_err(), "the queue is full");
         drop(flood);
-        assert!(verifier.turn("203.0.113.0/24").is_ok());
+        assert!(verifier.turn("203.0.113.0/24", Presented::Unknown).is_ok());
         assert!(verifier.admitted.lock().unwrap().by_network.len() <= others.len() + 1);
         drop(others);
         let admitted = verifier.admitted.lock().unwrap();
-        assert_eq!(admitted.total, 0);
+        assert_eq!((admitted.total, admitted.unknown), (0, 0));
         assert!(
-            admitted.by_network.is_empty(),
-            "no network is remembered holding nothing"
+            admitted.by_network.is_empty() && admitted.by_key.is_empty(),
+            "no network or key is remembered holding nothing"
         );
+    }
+
+    /// Guesses from four networks, each within its share, held every place of the queue, and
+    /// every real key was answered busy until they stopped. Now they hold half of it, a known
+    /// id is checked before any of them, and one known id holds two places.
+    #[test]
+    fn guesses_from_many_networks_leave_real_keys_their_places_and_turn() {
+        let verifier = Verifier::start().unwrap();
+        let guesses: Vec<Turn> = (0..8)
+            .flat_map(|n| {
+                let network = format!("2001:db8:{n}::/64");
+                let verifier = &verifier;
+                std::iter::from_fn(move || verifier.turn(&network, Presented::Unknown).ok())
+                    .take(QUEUE)
+            })
+            .collect();
+        assert_eq!(
+            guesses.len(),
+            GUESSES,
+            "unknown ids hold their share, not more"
+        );
+        let real = verifier.turn("2001:db8:7::/64", Presented::Known("0123456789ab"));
+        assert!(
+            real.is_ok(),
+            "a known id is checked while guesses hold their share"
+        );
+        let guess = verifier.turn("2001:db8:7::/64", Presented::Unknown);
+        assert!(guess.is_err(), "one more guess from a network with none");
+        let second = verifier.turn("198.51.100.0/24", Presented::Known("0123456789ab"));
+        let third = verifier.turn("198.51.100.0/24", Presented::Known("0123456789ab"));
+        assert!(
+            second.is_ok() && third.is_err(),
+            "one id holds {PER_KEY} places"
+        );
+
+        drop(guesses);
+    }
+
+    /// Queued behind guesses, a known key's check is the next one made.
+    #[test]
+    fn a_known_keys_check_is_taken_before_every_guess() {
+        let queue = Queue::default();
+        let job = |secret: &str| Job {
+            secret: secret.into(),
+            hash: String::new(),
+            reply: tokio::sync::oneshot::channel().0,
+        };
+        {
+            let mut waiting = queue.waiting.lock().unwrap();
+            for n in 0..3 {
+                waiting.unknown.push_back(job(&format!("guess-{n}")));
+            }
+            waiting.known.push_back(job("real"));
+        }
+        let taken: Vec<String> = std::iter::from_fn(|| {
+            let waiting = queue.waiting.lock().unwrap();
+            let more = !waiting.known.is_empty() || !waiting.unknown.is_empty();
+            drop(waiting);
+            more.then(|| queue.next().unwrap().secret)
+        })
+        .collect();
+        assert_eq!(taken, ["real", "guess-0", "guess-1", "guess-2"]);
+        queue.waiting.lock().unwrap().closed = true;
+        assert!(queue.next().is_none(), "a closed queue ends its threads");
     }
 }

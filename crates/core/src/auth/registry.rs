@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use super::hashing::Verifier;
+use super::hashing::{Presented, Verifier};
 use super::keys::{self, StoredKey};
 use super::token::{Issued, TokenCodec};
 use super::{AuthError, Principal, Role};
@@ -403,9 +403,20 @@ impl Authenticator {
             return Err(AuthError::InvalidKey);
         }
         let busy = || AuthError::Unavailable("every key check is busy; retry shortly".into());
-        let _turn = self.verifier.turn(network).map_err(|_| busy())?;
+        let presented = if self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(parsed.id)
+        {
+            Presented::Known(parsed.id)
+        } else {
+            Presented::Unknown
+        };
+        let turn = self.verifier.turn(network, presented).map_err(|_| busy())?;
         // An unknown id costs the same Argon2 check as a known one, so the answer's timing
-        // does not tell which key ids exist.
+        // does not tell which key ids exist (under a flood of guesses, a known id is answered
+        // first: an id tells nothing of its key's 256-bit secret).
         let stored = self.stored(parsed.id).await?;
         let secret = parsed.secret.to_string();
         let hash = stored
@@ -413,7 +424,7 @@ impl Authenticator {
             .map_or_else(|| self.decoy_hash.clone(), |k| k.hash.clone());
         let matches = self
             .verifier
-            .verify(secret, hash)
+            .verify(secret, hash, turn.known())
             .await
             .map_err(|_| busy())?;
         metrics::counter!(names::AUTH_KEY_VERIFICATIONS, "result" => if matches { "match" } else { "mismatch" })
@@ -535,7 +546,7 @@ mod tests {
         // Every request has started and waits: on PostgreSQL, or on the one check.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
-            auth.verifier.turn(network).is_ok(),
+            auth.verifier.turn(network, Presented::Unknown).is_ok(),
             "the requests of one key hold every place of their network"
         );
         assert_eq!(auth.checking.lock().unwrap().len(), 1);
@@ -557,7 +568,7 @@ mod tests {
         let key = format!("{}0123456789ab_{}", keys::KEY_PREFIX, "c".repeat(64));
         let flooding = "203.0.113.0/24";
         let mut turns = Vec::new();
-        while let Ok(turn) = auth.verifier.turn(flooding) {
+        while let Ok(turn) = auth.verifier.turn(flooding, Presented::Unknown) {
             turns.push(turn);
         }
         match auth.authenticate_key(&key, flooding).await {
