@@ -87,12 +87,12 @@ pub struct ProfileCache {
     paused_until: Option<Instant>,
 }
 
-/// The DID an event's author or actor is: the post's author, or the account in the
-/// engagement's own AT URI.
+/// The DID an event's author or actor is: the post's author, or the account the engagement's
+/// id starts with (see `records::engagement_id`).
 fn account_of(event: &Event) -> Option<&str> {
     match event {
         Event::Post(p) => Some(p.author.id.as_str()),
-        Event::Engagement(e) => e.id.as_deref()?.strip_prefix("at://")?.split('/').next(),
+        Event::Engagement(e) => e.id.as_deref()?.split('/').next(),
         Event::Delete(_) => None,
     }
     .filter(|did| did.starts_with("did:"))

@@ -3,18 +3,20 @@
 //! "record"}}`, and the record is the AT Protocol record as written (lexicons
 //! `app.bsky.feed.post`, `.repost`, `.like`).
 //!
-//! Ids are the records' AT URIs (`at://<did>/<collection>/<rkey>`), stable across services
-//! and replays: a post is its URI, a repost or like is an engagement with its own URI as id,
-//! the subject post's URI as `post_id`, and, when the record names the repost it came through
-//! (`via`), that repost's URI as `via`, so cascades get the platform's own tree. Authors'
-//! follower counts are not in Jetstream; they are sent as 0 (unknown).
+//! Ids are stable across services and replays: a post is its AT URI
+//! (`at://<did>/<collection>/<rkey>`); a repost or like is an engagement with the subject
+//! post's URI as `post_id` and, as id, its account, collection and subject (one per account and
+//! post, whatever record key each new like of it has), and, when the record names the repost it
+//! came through (`via`), that repost's id as `via`, so cascades get the platform's own tree.
+//! Authors' follower counts are not in Jetstream; they are sent as 0 (unknown).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::config::JetstreamSettings;
-use crate::models::event::MAX_FUTURE_SKEW;
+use crate::models::event::{MAX_FUTURE_SKEW, MAX_ID_BYTES};
 use crate::models::{Author, Deletion, Engagement, EngagementKind, Event, Platform, Post};
 use crate::sources::filter::{Listening, TextFilter};
 use crate::sources::nullable::or_default;
@@ -198,16 +200,18 @@ fn outcome(message: Message<'_>, filter: &mut Filter, now: DateTime<Utc>) -> Out
             } else {
                 EngagementKind::Like
             };
+            let subject = record.subject.uri;
+            let via = record
+                .via
+                .filter(|v| v.uri.contains(REPOST_PATH))
+                .and_then(|v| Some(engagement_id(author_of(&v.uri)?, REPOST, &subject)));
             let engagement = Engagement {
-                id: Some(uri),
-                post_id: record.subject.uri,
+                id: Some(engagement_id(&message.did, &commit.collection, &subject)),
+                post_id: subject,
                 kind,
                 at: time_of(&record.created_at, seen, now),
                 actor_followers: None,
-                via: record
-                    .via
-                    .map(|v| v.uri)
-                    .filter(|v| v.contains(REPOST_PATH)),
+                via,
                 count: None,
             };
             Outcome::Event(Box::new(Event::Engagement(engagement)))
@@ -221,6 +225,28 @@ fn outcome(message: Message<'_>, filter: &mut Filter, now: DateTime<Utc>) -> Out
         ("delete", _) => Outcome::Skipped("deleted"),
         _ => Outcome::Skipped("unsupported"),
     }
+}
+
+/// The id of `did`'s like or repost (`collection`) of `subject`: one per account and post.
+/// Each like or repost is a record of a new key, and an undone one (a delete, skipped) done
+/// again is another; by the record's key, one account liking and unliking a post in a loop
+/// was counted a like each time. An id past the events' limit is its SHA-256.
+fn engagement_id(did: &str, collection: &str, subject: &str) -> String {
+    let id = format!("{did}/{collection}/{subject}");
+    if id.len() <= MAX_ID_BYTES {
+        return id;
+    }
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{collection}/sha256:{hex}")
+}
+
+/// The account of an AT URI (`at://<did>/<collection>/<rkey>`).
+fn author_of(uri: &str) -> Option<&str> {
+    uri.strip_prefix("at://")?
+        .split('/')
+        .next()
+        .filter(|did| !did.is_empty())
 }
 
 fn is_post_uri(uri: &str) -> bool {
@@ -316,13 +342,54 @@ mod tests {
         assert_eq!(e.kind, EngagementKind::Share);
         assert_eq!(
             e.id.as_deref(),
-            Some("at://did:plc:c/app.bsky.feed.repost/3mr2")
+            Some("did:plc:c/app.bsky.feed.repost/at://did:plc:a/app.bsky.feed.post/3mp1")
         );
         assert_eq!(e.post_id, "at://did:plc:a/app.bsky.feed.post/3mp1");
+        // The repost it came through, by the id that repost was given.
         assert_eq!(
             e.via.as_deref(),
-            Some("at://did:plc:b/app.bsky.feed.repost/3mr1")
+            Some("did:plc:b/app.bsky.feed.repost/at://did:plc:a/app.bsky.feed.post/3mp1")
         );
+        assert!(Event::Engagement(e).validate_at(now()).is_ok());
+    }
+
+    /// Liking, unliking and liking a post again writes a like record of a new key each time;
+    /// as engagements of those keys, one account looping on it was counted a like each time.
+    #[test]
+    fn an_account_that_likes_a_post_again_gives_the_same_like() {
+        let mut f = filter(&[], &[]);
+        let record = |did: &str, collection: &str, rkey: &str, subject: &str| {
+            format!(
+                r#"{{"did":"{did}","time_us":1783175888114190,"kind":"commit","commit":{{"rev":"r","operation":"create","collection":"{collection}","rkey":"{rkey}","record":{{"createdAt":"2026-07-04T14:38:07.594Z","subject":{{"cid":"c","uri":"{subject}"}}}},"cid":"c"}}}}"#
+            )
+        };
+        let post = "at://did:plc:a/app.bsky.feed.post/3mp1";
+        let mut id = |line: String| match event(read(&line, &mut f, now())) {
+            Event::Engagement(e) => e.id.unwrap(),
+            other => panic!("not an engagement: {other:?}"),
+        };
+        let like = "app.bsky.feed.like";
+        let first = id(record("did:plc:z", like, "3l1", post));
+        assert_eq!(first, id(record("did:plc:z", like, "3l2", post)));
+        assert_ne!(
+            first,
+            id(record("did:plc:y", like, "3l1", post)),
+            "another account"
+        );
+        let other_post = "at://did:plc:a/app.bsky.feed.post/3mp2";
+        assert_ne!(first, id(record("did:plc:z", like, "3l3", other_post)));
+        let repost = id(record("did:plc:z", "app.bsky.feed.repost", "3r1", post));
+        assert_ne!(first, repost, "a repost is not the like");
+        assert_eq!(
+            repost,
+            id(record("did:plc:z", "app.bsky.feed.repost", "3r2", post))
+        );
+        // An account of a long name still gives an id within the events' limit.
+        let long = format!("did:web:{}.example", "a".repeat(300));
+        let hashed = id(record(&long, like, "3l1", post));
+        assert!(hashed.len() <= MAX_ID_BYTES, "{hashed}");
+        assert_eq!(hashed, id(record(&long, like, "3l9", post)));
+        assert_ne!(hashed, id(record(&format!("{long}x"), like, "3l1", post)));
     }
 
     #[test]

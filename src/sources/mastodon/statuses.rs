@@ -4,7 +4,9 @@
 //!
 //! Ids are the instance's host and its status id (`mastodon.social:1093486...`): replies name
 //! their parent by the instance's id (`in_reply_to_id`), so parents and boosts resolve on the
-//! same instance. The same status seen through two instances has two ids.
+//! same instance. The same status seen through two instances has two ids. A boost's share is
+//! the host, the booster's account id and the boosted status's id
+//! (`mastodon.social:boost:9:1093486...`): one per account and status.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -81,6 +83,13 @@ pub fn map(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<U
             let booster = status.account;
             let at = plausible(status.created_at, now);
             let boosted_id = format!("{}:{}", tags.host, boosted.id);
+            // One share per account and status: a boost undone and done again is a status
+            // of a new id each time, and by its id one account looping on it counted each.
+            let account = [&booster.id, &booster.acct]
+                .into_iter()
+                .find(|a| !a.is_empty())
+                .map_or_else(|| format!("status-{}", status.id), |a| a.to_string());
+            let share_id = format!("{}:boost:{account}:{}", tags.host, boosted.id);
             let mut events = Vec::new();
             if let Mapped::Events(post) = post(*boosted, filter, tags, now) {
                 events.extend(post);
@@ -89,7 +98,7 @@ pub fn map(status: Status, filter: &mut TextFilter, tags: &Tags, now: DateTime<U
                 return Mapped::Skipped("filtered");
             }
             events.push(Event::Engagement(Engagement {
-                id: Some(format!("{}:{}", tags.host, status.id)),
+                id: Some(share_id),
                 post_id: boosted_id,
                 kind: EngagementKind::Share,
                 at,
@@ -255,9 +264,23 @@ mod tests {
             panic!("not an engagement")
         };
         assert_eq!(e.kind, EngagementKind::Share);
-        assert_eq!(e.id.as_deref(), Some("mastodon.example:200"));
+        assert_eq!(
+            e.id.as_deref(),
+            Some("mastodon.example:boost:9:109348699525106378")
+        );
         assert_eq!(e.post_id, "mastodon.example:109348699525106378");
         assert_eq!(e.actor_followers, Some(40));
+        assert!(events[1].validate_at(Utc::now()).is_ok());
+        // Undone and boosted again, it is a status of a new id: the same share. Another
+        // account's boost is another.
+        let again = boost.replace(r#""id":"200""#, r#""id":"201""#);
+        let other = boost.replace(r#""id":"9""#, r#""id":"10""#);
+        let share_id = |json: &str| match &mapped(json, Utc::now())[1] {
+            Event::Engagement(e) => e.id.clone().unwrap(),
+            other => panic!("not an engagement: {other:?}"),
+        };
+        assert_eq!(share_id(&again), share_id(&boost));
+        assert_ne!(share_id(&other), share_id(&boost));
     }
 
     /// A public timeline with keywords forwarded every deletion on the instance, each
