@@ -3,11 +3,13 @@
 //! platform's own finished cascades in the store, so that what moves reach there, followers
 //! included, gets its weight there).
 
+use std::collections::HashMap;
+
 use super::fit::{fold_of, quantile_of};
 use super::forecast::{
     feature_names, features, AuthorRecord, Draft, ForecastModel, HeldOutEffect, Residuals, GROUPS,
 };
-use super::rank::spearman;
+use super::rank::{paired_bootstrap, spearman};
 use super::ridge::{level_quantiles, out_of_fold, pick_alpha, Ridge};
 
 /// Folds of a refit from the store (by author, so no author is both fitted and judged).
@@ -165,13 +167,25 @@ pub struct ProducerRanking {
     pub cascades: usize,
     pub spearman: f64,
     pub replaced_spearman: f64,
+    /// The 97.5th percentile of `spearman - replaced_spearman` over resamples of the
+    /// producer's authors ([`REFIT_RESAMPLES`], paired): below 0, the refit ranks the
+    /// producer's cascades worse beyond what the choice of cascades moves the figures by. The
+    /// difference itself where the refit does not read lower.
+    pub upper_difference: f64,
 }
 
+/// Resamples of a producer's authors that judge whether a refit ranks its cascades worse.
+pub const REFIT_RESAMPLES: usize = 200;
+
 impl ProducerRanking {
-    /// Whether the refit ranks this producer's cascades worse than the replaced model does.
+    /// Whether the refit ranks this producer's cascades worse than the replaced model does,
+    /// surely: the whole 95% interval of the difference below 0. A refit no worse for a
+    /// producer still reads lower on its cascades by chance about half of the time, so a veto
+    /// on any drop at all kept a platform of two sizeable producers on its shipped model most
+    /// of the time, whatever the refit was worth.
     pub fn worse(&self) -> bool {
         self.replaced_spearman.is_finite()
-            && !(self.spearman.is_finite() && self.spearman >= self.replaced_spearman)
+            && !(self.spearman.is_finite() && self.upper_difference >= 0.0)
     }
 }
 
@@ -255,15 +269,44 @@ fn by_producer(
         .filter(|(_, rows)| rows.len() >= REFIT_PRODUCER_MIN)
         .map(|(producer, rows)| {
             let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-            let y = pick(y);
+            let (refitted, replaced, y) = (pick(refitted), pick(replaced), pick(y));
+            let (refit, before) = (spearman(&refitted, &y), spearman(&replaced, &y));
+            // Resampled only where the refit reads lower: otherwise nothing to be sure of.
+            let upper = if refit >= before {
+                refit - before
+            } else {
+                let authors: Vec<&str> = rows.iter().map(|&i| posts[i].author.as_str()).collect();
+                upper_difference(&authors, &refitted, &replaced, &y)
+            };
             ProducerRanking {
                 producer: producer.to_string(),
                 cascades: rows.len(),
-                spearman: spearman(&pick(refitted), &y),
-                replaced_spearman: spearman(&pick(replaced), &y),
+                spearman: refit,
+                replaced_spearman: before,
+                upper_difference: upper,
             }
         })
         .collect()
+}
+
+/// The 97.5th percentile of Spearman's of `refitted` minus that of `replaced` (both against
+/// `y`) over [`REFIT_RESAMPLES`] resamples of the authors (`authors[i]` wrote post `i`), each
+/// with all its posts and both forecasts of each.
+pub fn upper_difference(authors: &[&str], refitted: &[f64], replaced: &[f64], y: &[f64]) -> f64 {
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let groups: Vec<usize> = authors
+        .iter()
+        .map(|a| {
+            let next = ids.len();
+            *ids.entry(a).or_insert(next)
+        })
+        .collect();
+    let difference = |rows: &[usize]| {
+        let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let y = pick(y);
+        spearman(&pick(refitted), &y) - spearman(&pick(replaced), &y)
+    };
+    paired_bootstrap(&groups, REFIT_RESAMPLES, authors.len() as u64, &difference).2
 }
 
 #[cfg(test)]
@@ -425,6 +468,51 @@ mod tests {
         )
         .unwrap();
         assert!(r.producers.iter().all(|p| p.producer == "source:main"));
+    }
+
+    /// A producer vetoes a refit only when it ranks the producer's cascades worse beyond
+    /// chance: a small drop among many authors' cascades does not, a reversed ranking does.
+    #[test]
+    fn only_a_drop_beyond_chance_is_a_producers_veto() {
+        let posts = produced("key:b", 600, |typical, _| typical.exp_m1().round() as u64);
+        let y: Vec<f64> = posts
+            .iter()
+            .map(|p| (p.final_shares as f64).ln_1p())
+            .collect();
+        // The replaced model ranks by the truth with noise; the refit alike, with other noise.
+        let noisy = |seed: u64| -> Vec<f64> {
+            y.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    // splitmix64 of the post and the seed.
+                    let mut h =
+                        (i as u64 + 1).wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    h ^= h >> 31;
+                    v + ((h >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 4.0
+                })
+                .collect()
+        };
+        let replaced = noisy(1);
+        let ranking = |refitted: &[f64]| by_producer(&posts, refitted, &replaced, &y).remove(0);
+        let same = ranking(&replaced);
+        assert_eq!(same.upper_difference, 0.0);
+        assert!(!same.worse());
+        let (mut worse_by_chance, mut vetoed) = (0, 0);
+        for seed in 2..12 {
+            let r = ranking(&noisy(seed));
+            worse_by_chance += usize::from(r.spearman < r.replaced_spearman);
+            vetoed += usize::from(r.worse());
+        }
+        assert!(worse_by_chance > 0, "the noise never lowered the figure");
+        assert_eq!(
+            vetoed, 0,
+            "a refit as good as the replaced model was vetoed"
+        );
+        let reversed: Vec<f64> = replaced.iter().map(|v| -v).collect();
+        let r = ranking(&reversed);
+        assert!(r.worse() && r.upper_difference < 0.0, "{r:?}");
     }
 
     #[test]

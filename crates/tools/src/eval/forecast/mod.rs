@@ -20,9 +20,9 @@ use crate::virality::forecast::{
     GROUPS,
 };
 use crate::virality::forecast_fit::{fit_model, FitSpec};
-use crate::virality::rank::spearman;
+use crate::virality::rank::{paired_bootstrap, spearman};
 use crate::virality::ridge::{level_quantiles, out_of_fold, pick_alpha, Ridge};
-use scores::{brier, mean_abs_error, paired_bootstrap, same_author_order};
+use scores::{brier, mean_abs_error, same_author_order};
 
 /// Pseudo-cascades an author's record is shrunk by (the best of 0.5 to 16 on Twitter15).
 pub const SHRINK: f64 = 4.0;

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use rand::{Rng, SeedableRng};
-
 pub fn mean_abs_error(predicted: &[f64], truth: &[f64]) -> f64 {
     predicted
         .iter()
@@ -56,36 +54,6 @@ pub fn same_author_order(authors: &[String], predicted: &[f64], truth: &[f64]) -
     }
 }
 
-/// A paired bootstrap over groups of `metric(a) - metric(b)`: the 2.5th, 50th and 97.5th
-/// percentiles of `draws` resamples of whole groups.
-pub fn paired_bootstrap(
-    groups: &[usize],
-    draws: usize,
-    seed: u64,
-    metric: &dyn Fn(&[usize]) -> f64,
-) -> (f64, f64, f64) {
-    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, g) in groups.iter().enumerate() {
-        members.entry(*g).or_default().push(i);
-    }
-    let mut keys: Vec<usize> = members.keys().copied().collect();
-    keys.sort_unstable();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut out: Vec<f64> = (0..draws)
-        .map(|_| {
-            let mut rows = Vec::with_capacity(groups.len());
-            for _ in 0..keys.len() {
-                rows.extend(&members[&keys[rng.random_range(0..keys.len())]]);
-            }
-            metric(&rows)
-        })
-        .filter(|x| x.is_finite())
-        .collect();
-    out.sort_by(f64::total_cmp);
-    let at = |q: f64| crate::eval::virality::metrics::quantile_of(&out, q);
-    (at(0.025), at(0.5), at(0.975))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,13 +65,5 @@ mod tests {
         // a: (0,1) right, (0,2) right, (1,2) wrong; b has no pair.
         let predicted = [0.0, 5.0, 4.0, 100.0];
         assert!((same_author_order(&authors, &predicted, &truth) - 2.0 / 3.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn a_bootstrap_of_a_constant_difference_is_that_difference() {
-        let groups: Vec<usize> = (0..50).map(|i| i % 10).collect();
-        let (lo, mid, hi) =
-            paired_bootstrap(&groups, 100, 1, &|rows| rows.len() as f64 * 0.0 + 0.25);
-        assert_eq!((lo, mid, hi), (0.25, 0.25, 0.25));
     }
 }
