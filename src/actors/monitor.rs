@@ -1,12 +1,14 @@
-//! The group monitor: publishes consumer-group lag and pending counts as metrics, and trims
-//! stream entries the group has acknowledged so Redis memory stays bounded.
+//! The group monitor: publishes consumer-group lag and pending counts as metrics, trims
+//! stream entries the group has acknowledged so Redis memory stays bounded, sets the stream's
+//! ids back when an entry appended with the largest one used them up, and reports entries
+//! another client removed before the group read them.
 //!
 //! Trimming uses `XTRIM MINID ~ <id>` where `<id>` is the oldest entry still pending, or the
 //! group's last delivered id when nothing is pending: every entry below it has been
 //! acknowledged by this group. Turn it off (`redis.trim_acknowledged = false`) when other
 //! consumer groups read the same stream.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::{fut::wrap_future, Actor, AsyncContext, Context};
@@ -14,7 +16,7 @@ use fred::prelude::{Client, Error};
 
 use crate::config::Settings;
 use crate::streams::group::detailed_group_stats;
-use crate::streams::upkeep;
+use crate::streams::upkeep::{self, Ids};
 use crate::telemetry::causes::causes;
 use crate::telemetry::names;
 
@@ -28,6 +30,8 @@ pub struct GroupMonitor {
     settings: Arc<Settings>,
     redis: Client,
     consumer: String,
+    /// What the last look at the stream's ids saw.
+    ids_seen: Arc<Mutex<IdsSeen>>,
 }
 
 impl GroupMonitor {
@@ -37,6 +41,7 @@ impl GroupMonitor {
             settings,
             redis,
             consumer,
+            ids_seen: Arc::default(),
         }
     }
 }
@@ -48,7 +53,11 @@ impl Actor for GroupMonitor {
         ctx.run_interval(MONITOR_INTERVAL, |this, ctx| {
             let (settings, redis) = (this.settings.clone(), this.redis.clone());
             let consumer = this.consumer.clone();
+            let ids_seen = this.ids_seen.clone();
             ctx.spawn(wrap_future(async move {
+                if let Err(e) = check_ids(&settings, &redis, &ids_seen).await {
+                    tracing::debug!(error = %causes(&e), "checking the stream's ids failed");
+                }
                 if let Err(e) = tick(&settings, &redis, &consumer).await {
                     tracing::debug!(error = %causes(&e), "group monitor tick failed");
                 }
@@ -97,6 +106,60 @@ async fn tick(settings: &Settings, redis: &Client, consumer: &str) -> Result<(),
         let trimmed = upkeep::trim_acknowledged(redis, stream, group, &stats).await?;
         if trimmed > 0 {
             tracing::debug!(trimmed, "trimmed acknowledged entries");
+        }
+    }
+    Ok(())
+}
+
+/// The stream's last generated id at the monitor's last look, and the last one found removed
+/// unread (so one removal is counted once).
+#[derive(Default)]
+struct IdsSeen {
+    generated: Option<String>,
+    reported: Option<String>,
+}
+
+/// Sets the stream's ids back once an entry appended with the largest id has used them up
+/// (Redis refuses every append after it, Pulse's own intake and sources included), and says
+/// when entries were removed from the stream before the group read them.
+async fn check_ids(
+    settings: &Settings,
+    redis: &Client,
+    seen: &Mutex<IdsSeen>,
+) -> Result<(), Error> {
+    let (stream, group) = (&settings.redis.stream, &settings.redis.group);
+    let found = upkeep::check_ids(redis, stream, group).await?;
+    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    match found {
+        Ids::Reset(id) => {
+            *seen = IdsSeen::default();
+            metrics::counter!(names::STREAM_IDS_RESET).increment(1);
+            tracing::warn!(
+                stream = %stream,
+                id = %id,
+                "an entry appended with the largest possible id had used up the stream's ids (every append was refused); once read, it was deleted and the ids set back"
+            );
+        }
+        Ids::UsedUp => {
+            *seen = IdsSeen::default();
+            pulse_core::warn_repeated!(
+                stream = %stream,
+                "an entry appended with the largest possible id has used up the stream's ids: every append is refused until the group has read it, then the ids are set back"
+            );
+        }
+        Ids::Ok(now) => {
+            if let Some(before) = seen.generated.take() {
+                if now.removed_unread(&before) && seen.reported.as_deref() != Some(&before) {
+                    metrics::counter!(names::UNREAD_ENTRIES_REMOVED).increment(1);
+                    tracing::error!(
+                        stream = %stream,
+                        removed = %before,
+                        "entries were removed from the stream before the group read them (an XADD with MAXLEN or MINID, or an XTRIM, by another client): their producers were told they were taken, and they will not be stored"
+                    );
+                    seen.reported = Some(before);
+                }
+            }
+            seen.generated = now.generated;
         }
     }
     Ok(())

@@ -28,6 +28,7 @@ mod security;
 mod sources;
 mod store_failures;
 mod stories;
+mod stream_ids;
 mod topics;
 mod traces;
 mod views;

@@ -52,6 +52,13 @@ pub mod names {
         counter DEAD_LETTERS = "pulse_dead_letters_total";
         /// Dead letters trimmed because the dead-letter stream was over its byte cap.
         counter DEAD_LETTERS_TRIMMED = "pulse_dead_letters_trimmed_total";
+        /// Times the stream's ids were found used up (an entry appended with the largest id,
+        /// after which Redis refuses every append) and set back, once the group had read it.
+        counter STREAM_IDS_RESET = "pulse_stream_ids_reset_total";
+        /// Times entries were found removed from the stream before the group read them (a
+        /// producer's `XADD ... MAXLEN`/`MINID`, or an `XTRIM` by another client): they were
+        /// acknowledged to their producers and will never be stored.
+        counter UNREAD_ENTRIES_REMOVED = "pulse_stream_unread_entries_removed_total";
         /// Terms of deleted posts not taken back out of trending terms because their minute
         /// already held as many terms as it may (they stay counted).
         counter TERM_REMOVALS_DROPPED = "pulse_term_removals_dropped_total";
