@@ -25,6 +25,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "support/source_files.rs"]
+mod source_files;
+use source_files::files;
+
 /// Longest README.md, in lines: what Pulse is, how to run it, and where to read on.
 const README_MAX_LINES: usize = 300;
 
@@ -71,24 +75,6 @@ fn root() -> &'static Path {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// Files under `dir` (recursively) whose name ends with `.{extension}`, sorted.
-fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == extension) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The text of a Rust file without its line comments (doc comments included).

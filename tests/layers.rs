@@ -7,7 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "support/source_files.rs"]
+mod source_files;
+use source_files::files;
 
 /// Top-level modules by layer, lowest first. A module may import its own layer or lower.
 const LAYERS: &[(&str, &[&str])] = &[
@@ -68,17 +72,6 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS
         .iter()
         .position(|(_, modules)| modules.contains(&module))
-}
-
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).expect("src/ is readable") {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// The module path of a file relative to `src/`: `http/api/live.rs` is `[http, api, live]`, `http/mod.rs`
@@ -241,9 +234,7 @@ fn read_crate() -> Crate {
     let mut texts = BTreeMap::new();
     for folder in SOURCE_FOLDERS {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
-        let mut files = Vec::new();
-        sources(&root, &mut files);
-        for file in &files {
+        for file in &files(&root, "rs") {
             let relative = file.strip_prefix(&root).expect("under the folder");
             if ROOTS.iter().any(|r| relative == Path::new(r)) {
                 continue;
@@ -478,14 +469,11 @@ fn the_crate_that_embeds_the_migrations_rebuilds_when_one_is_added() {
         .iter()
         .copied()
         .filter(|folder| {
-            let mut files = Vec::new();
-            sources(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join(folder),
-                &mut files,
-            );
-            files.iter().any(|f| {
-                fs::read_to_string(f).is_ok_and(|t| t.contains("refinery::embed_migrations!"))
-            })
+            files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(folder), "rs")
+                .iter()
+                .any(|f| {
+                    fs::read_to_string(f).is_ok_and(|t| t.contains("refinery::embed_migrations!"))
+                })
         })
         .collect();
     assert_eq!(

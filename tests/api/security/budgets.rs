@@ -75,6 +75,14 @@ async fn ingest(s: &SecuredServer, prefix: &str, n: usize) -> RawResponse {
     .await
 }
 
+/// The head of a token request whose body promises `length` bytes and sends only its opening.
+fn unfinished_token_request(addr: impl std::fmt::Display, length: usize) -> String {
+    format!(
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n{{\"api_key\":"
+    )
+}
+
 /// Bodies that never finish were held whole, from what `Content-Length` promised,
 /// with no timeout, and a client could start as many as its request budget allowed.
 #[actix_rt::test]
@@ -86,17 +94,11 @@ async fn slow_bodies_are_cut_off_and_few_per_client() {
     .await;
     let addr = s.app.address();
     // A body anyone may send is small: a megabyte is refused from its length alone.
-    let huge = format!(
-        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: 1048576\r\n\r\n{{\"api_key\":"
-    );
+    let huge = unfinished_token_request(addr, 1_048_576);
     let mut stream = connect_from("127.0.0.1", addr).await;
     stream.write_all(huge.as_bytes()).await.unwrap();
     assert_eq!(status_of(&mut stream).await, 413);
-    let head = format!(
-        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: 10000\r\n\r\n{{\"api_key\":"
-    );
+    let head = unfinished_token_request(addr, 10_000);
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = connect_from("127.0.0.1", addr).await;
@@ -179,10 +181,7 @@ async fn keyless_bodies_from_many_networks_leave_room_for_key_holders() {
     })
     .await;
     let addr = s.app.address();
-    let head = format!(
-        "POST /api/v1/auth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: 10000\r\n\r\n{{\"api_key\":"
-    );
+    let head = unfinished_token_request(addr, 10_000);
     // Twenty networks' bodies of 10,000 bytes would fill the 200,000 bytes.
     let mut held = Vec::new();
     for network in 1..=20 {
