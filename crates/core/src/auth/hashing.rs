@@ -10,7 +10,8 @@
 //! most [`PER_NETWORK`] of its places; keys whose id the key table does not hold (every
 //! made-up key) hold at most [`GUESSES`] of them all together, however many networks send
 //! them, and are checked only when no key of a known id waits; one known id holds at most
-//! [`PER_KEY`] (its own requests share one check, so more are guesses at its secret).
+//! [`PER_KEY`] of the known ids' places (its own requests share one check, so more are
+//! guesses at its secret), its checks past them taken as guesses are.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -29,7 +30,7 @@ pub const PER_NETWORK: usize = QUEUE / 4;
 /// Places keys of unknown ids hold together: a few networks' guesses filled the whole queue
 /// (each network within its share), and every real key was answered busy while they lasted.
 pub const GUESSES: usize = QUEUE / 2;
-/// Places one known key id holds at once.
+/// Places of the known ids' one known id holds at once; its further checks count as guesses.
 pub const PER_KEY: usize = 2;
 /// Largest memory a stored hash may ask for, in KiB (Argon2's `m`): a hash with more is not
 /// ours, and checking it would allocate whatever it names.
@@ -180,13 +181,19 @@ impl Verifier {
     /// A place for one check of a key presented from `network`, taken before anything is
     /// read for it: a flood of guesses past what the threads can check is answered busy
     /// before each one costs a read of the key's hash from PostgreSQL, not after; and a
-    /// network past [`PER_NETWORK`] places, unknown ids past [`GUESSES`] and a known id past
-    /// [`PER_KEY`] are answered busy while others still get theirs.
+    /// network past [`PER_NETWORK`] places and unknown ids past [`GUESSES`] are answered busy
+    /// while others still get theirs (a known id past [`PER_KEY`] counts among the guesses).
     pub fn turn(&self, network: &str, presented: Presented<'_>) -> Result<Turn, Busy> {
         let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
         let held = |map: &HashMap<String, usize>, name: &str| map.get(name).copied().unwrap_or(0);
+        // A known id past its places is checked as a guess is: whoever knows an id (a token
+        // names it) could otherwise hold its places with wrong secrets and keep its holder out.
+        let presented = match presented {
+            Presented::Known(key) if held(&admitted.by_key, key) >= PER_KEY => Presented::Unknown,
+            other => other,
+        };
         let full = match presented {
-            Presented::Known(key) => held(&admitted.by_key, key) >= PER_KEY,
+            Presented::Known(_) => false,
             Presented::Unknown => admitted.unknown >= GUESSES,
         };
         if full || admitted.total >= QUEUE || held(&admitted.by_network, network) >= PER_NETWORK {
@@ -401,13 +408,14 @@ mod tests {
         let guess = verifier.turn("2001:db8:7::/64", Presented::Unknown);
         assert!(guess.is_err(), "one more guess from a network with none");
         let second = verifier.turn("198.51.100.0/24", Presented::Known("0123456789ab"));
+        assert!(second.as_ref().is_ok_and(Turn::known));
+        // Past its places, the id's checks are guesses: here, with the guesses' share full,
+        // refused; with room in it, taken after every known id's.
         let third = verifier.turn("198.51.100.0/24", Presented::Known("0123456789ab"));
-        assert!(
-            second.is_ok() && third.is_err(),
-            "one id holds {PER_KEY} places"
-        );
-
+        assert!(third.is_err(), "one id holds {PER_KEY} places");
         drop(guesses);
+        let third = verifier.turn("198.51.100.0/24", Presented::Known("0123456789ab"));
+        assert!(third.is_ok_and(|t| !t.known()), "past its places, a guess");
     }
 
     /// Queued behind guesses, a known key's check is the next one made.
