@@ -56,7 +56,9 @@ impl Actor for GroupMonitor {
             let ids_seen = this.ids_seen.clone();
             ctx.spawn(wrap_future(async move {
                 if let Err(e) = check_ids(&settings, &redis, &ids_seen).await {
-                    tracing::debug!(error = %causes(&e), "checking the stream's ids failed");
+                    // A warning: a stream whose ids are used up and cannot be set back stays
+                    // closed to every append.
+                    pulse_core::warn_repeated!(error = %causes(&e), "checking the stream's ids failed");
                 }
                 if let Err(e) = tick(&settings, &redis, &consumer).await {
                     tracing::debug!(error = %causes(&e), "group monitor tick failed");

@@ -170,10 +170,13 @@ impl IdsNow {
     /// (`XTRIM`, `XADD ... MAXLEN`), so a removal shows only this way, from one look to the
     /// next; removals between two looks that spare the newest entry do not show.
     pub fn removed_unread(&self, before: &str) -> bool {
-        let Some(delivered) = &self.delivered else {
+        let (Some(delivered), Some(generated)) = (&self.delivered, &self.generated) else {
             return false;
         };
-        id_after(before, delivered) && self.first.as_deref().is_none_or(|f| id_after(f, before))
+        // Ids that went back (the stream made anew, or its ids set back) tell nothing.
+        !id_after(before, generated)
+            && id_after(before, delivered)
+            && self.first.as_deref().is_none_or(|f| id_after(f, before))
     }
 }
 
@@ -330,6 +333,13 @@ mod tests {
         assert!(!now("20-0", Some("25-0")).removed_unread("30-0"));
         assert!(!now("20-0", Some("30-0")).removed_unread("30-0"));
         assert!(!now("30-0", None).removed_unread("30-0"));
+        // A stream made anew (Redis restarted without its data, a key deleted): its ids went
+        // back, and nothing is judged.
+        let anew = IdsNow {
+            generated: Some("5-0".into()),
+            ..now("0-0", None)
+        };
+        assert!(!anew.removed_unread("30-0"));
         // Without the group nothing is judged.
         let no_group = IdsNow {
             delivered: None,
