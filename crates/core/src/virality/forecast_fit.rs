@@ -176,6 +176,8 @@ pub struct ProducerRanking {
 
 /// Resamples of a producer's authors that judge whether a refit ranks its cascades worse.
 pub const REFIT_RESAMPLES: usize = 200;
+/// Fewest authors resampled as wholes; with fewer, cascades are resampled one by one.
+pub const MIN_RESAMPLED_AUTHORS: usize = 20;
 
 impl ProducerRanking {
     /// Whether the refit ranks this producer's cascades worse than the replaced model does,
@@ -291,16 +293,23 @@ fn by_producer(
 
 /// The 97.5th percentile of Spearman's of `refitted` minus that of `replaced` (both against
 /// `y`) over [`REFIT_RESAMPLES`] resamples of the authors (`authors[i]` wrote post `i`), each
-/// with all its posts and both forecasts of each.
+/// with all its posts and both forecasts of each (of the posts one by one, below
+/// [`MIN_RESAMPLED_AUTHORS`] authors).
 pub fn upper_difference(authors: &[&str], refitted: &[f64], replaced: &[f64], y: &[f64]) -> f64 {
     let mut ids: HashMap<&str, usize> = HashMap::new();
-    let groups: Vec<usize> = authors
+    let mut groups: Vec<usize> = authors
         .iter()
         .map(|a| {
             let next = ids.len();
             *ids.entry(a).or_insert(next)
         })
         .collect();
+    // Of a few authors, resamples repeat the same one or two and say nothing of the rest
+    // (a producer of 200 cascades by three accounts would practically never be sure): each
+    // cascade is resampled on its own instead.
+    if ids.len() < MIN_RESAMPLED_AUTHORS {
+        groups = (0..authors.len()).collect();
+    }
     let difference = |rows: &[usize]| {
         let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
         let y = pick(y);
@@ -513,6 +522,11 @@ mod tests {
         let reversed: Vec<f64> = replaced.iter().map(|v| -v).collect();
         let r = ranking(&reversed);
         assert!(r.worse() && r.upper_difference < 0.0, "{r:?}");
+        // Three accounts' cascades: resampled one by one, a reversed ranking is still sure.
+        let three: Vec<&str> = (0..posts.len()).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let noisy_truth = noisy(99);
+        assert!(upper_difference(&three, &reversed, &noisy_truth, &y) < 0.0);
+        assert!(upper_difference(&three, &noisy_truth, &noisy_truth, &y) == 0.0);
     }
 
     #[test]
