@@ -230,15 +230,22 @@ fn outcome(message: Message<'_>, filter: &mut Filter, now: DateTime<Utc>) -> Out
 /// The id of `did`'s like or repost (`collection`) of `subject`: one per account and post.
 /// Each like or repost is a record of a new key, and an undone one (a delete, skipped) done
 /// again is another; by the record's key, one account liking and unliking a post in a loop
-/// was counted a like each time. An id past the events' limit is its SHA-256.
+/// was counted a like each time. It starts with the account (the follower lookup reads it
+/// there); past the events' limit the subject is its SHA-256, and past it still, the whole.
 fn engagement_id(did: &str, collection: &str, subject: &str) -> String {
+    let sha256 = |text: &str| -> String {
+        let digest = Sha256::digest(text.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    };
     let id = format!("{did}/{collection}/{subject}");
     if id.len() <= MAX_ID_BYTES {
         return id;
     }
-    let digest = Sha256::digest(id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{collection}/sha256:{hex}")
+    let id = format!("{did}/{collection}/sha256:{}", sha256(subject));
+    if id.len() <= MAX_ID_BYTES {
+        return id;
+    }
+    format!("{collection}/sha256:{}", sha256(&id))
 }
 
 /// The account of an AT URI (`at://<did>/<collection>/<rkey>`).
@@ -384,7 +391,18 @@ mod tests {
             repost,
             id(record("did:plc:z", "app.bsky.feed.repost", "3r2", post))
         );
-        // An account of a long name still gives an id within the events' limit.
+        // A long subject is hashed, the account kept in front; an account of a long name
+        // still gives an id within the events' limit.
+        let long_post = format!(
+            "at://did:web:{}.example/app.bsky.feed.post/1",
+            "b".repeat(240)
+        );
+        let kept = id(record("did:plc:z", like, "3l1", &long_post));
+        assert!(
+            kept.starts_with("did:plc:z/app.bsky.feed.like/sha256:"),
+            "{kept}"
+        );
+        assert!(kept.len() <= MAX_ID_BYTES, "{kept}");
         let long = format!("did:web:{}.example", "a".repeat(300));
         let hashed = id(record(&long, like, "3l1", post));
         assert!(hashed.len() <= MAX_ID_BYTES, "{hashed}");
