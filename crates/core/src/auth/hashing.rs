@@ -13,11 +13,13 @@
 //! [`PER_KEY`] of the known ids' places (its own requests share one check, so more are
 //! guesses at its secret), its checks past them taken as guesses are.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use argon2::password_hash::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+
+use crate::models::places::{Place, Places};
 
 /// Threads verifying at once: each check takes tens of milliseconds of a core, and keys
 /// presented directly are checked once per five minutes, tokens never.
@@ -92,6 +94,10 @@ pub struct Verifier {
     queue: Arc<Queue>,
     /// Checks given a turn and not yet answered (see [`Verifier::turn`]).
     admitted: Arc<Mutex<Admitted>>,
+    /// Their places per client network, at most [`PER_NETWORK`] each.
+    networks: Arc<Places>,
+    /// Their places per known key id, at most [`PER_KEY`] each.
+    keys: Arc<Places>,
 }
 
 impl Drop for Verifier {
@@ -106,30 +112,18 @@ impl Drop for Verifier {
     }
 }
 
-/// Turns held: in all, of unknown ids, per network and per known id (one holding none has no
-/// entry).
+/// Turns held: in all, and of unknown ids.
 #[derive(Default)]
 struct Admitted {
     total: usize,
     unknown: usize,
-    by_network: HashMap<String, usize>,
-    by_key: HashMap<String, usize>,
-}
-
-fn give_back(held: &mut HashMap<String, usize>, name: &str) {
-    if let Some(n) = held.get_mut(name) {
-        *n -= 1;
-        if *n == 0 {
-            held.remove(name);
-        }
-    }
 }
 
 /// One check's place, held from before its key is looked up until it is answered.
 pub struct Turn {
     admitted: Arc<Mutex<Admitted>>,
-    network: String,
-    key: Option<String>,
+    _network: Place,
+    key: Option<Place>,
 }
 
 impl Turn {
@@ -143,10 +137,8 @@ impl Drop for Turn {
     fn drop(&mut self) {
         let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
         admitted.total -= 1;
-        give_back(&mut admitted.by_network, &self.network);
-        match &self.key {
-            Some(key) => give_back(&mut admitted.by_key, key),
-            None => admitted.unknown -= 1,
+        if self.key.is_none() {
+            admitted.unknown -= 1;
         }
     }
 }
@@ -175,6 +167,8 @@ impl Verifier {
         Ok(Verifier {
             queue,
             admitted: Arc::default(),
+            networks: Places::new(PER_NETWORK),
+            keys: Places::new(PER_KEY),
         })
     }
 
@@ -184,36 +178,22 @@ impl Verifier {
     /// network past [`PER_NETWORK`] places and unknown ids past [`GUESSES`] are answered busy
     /// while others still get theirs (a known id past [`PER_KEY`] counts among the guesses).
     pub fn turn(&self, network: &str, presented: Presented<'_>) -> Result<Turn, Busy> {
-        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
-        let held = |map: &HashMap<String, usize>, name: &str| map.get(name).copied().unwrap_or(0);
+        let network = self.networks.take(network).ok_or(Busy)?;
         // A known id past its places is checked as a guess is: whoever knows an id (a token
         // names it) could otherwise hold its places with wrong secrets and keep its holder out.
-        let presented = match presented {
-            Presented::Known(key) if held(&admitted.by_key, key) >= PER_KEY => Presented::Unknown,
-            other => other,
+        let key = match presented {
+            Presented::Known(key) => self.keys.take(key),
+            Presented::Unknown => None,
         };
-        let full = match presented {
-            Presented::Known(_) => false,
-            Presented::Unknown => admitted.unknown >= GUESSES,
-        };
-        if full || admitted.total >= QUEUE || held(&admitted.by_network, network) >= PER_NETWORK {
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        if admitted.total >= QUEUE || (key.is_none() && admitted.unknown >= GUESSES) {
             return Err(Busy);
         }
         admitted.total += 1;
-        *admitted.by_network.entry(network.to_string()).or_insert(0) += 1;
-        let key = match presented {
-            Presented::Known(key) => {
-                *admitted.by_key.entry(key.to_string()).or_insert(0) += 1;
-                Some(key.to_string())
-            }
-            Presented::Unknown => {
-                admitted.unknown += 1;
-                None
-            }
-        };
+        admitted.unknown += usize::from(key.is_none());
         Ok(Turn {
             admitted: self.admitted.clone(),
-            network: network.to_string(),
+            _network: network,
             key,
         })
     }
@@ -371,12 +351,12 @@ mod tests {
         assert!(full.is_err(), "the queue is full");
         drop(flood);
         assert!(verifier.turn("203.0.113.0/24", Presented::Unknown).is_ok());
-        assert!(verifier.admitted.lock().unwrap().by_network.len() <= others.len() + 1);
+        assert!(verifier.networks.keys() <= others.len() + 1);
         drop(others);
         let admitted = verifier.admitted.lock().unwrap();
         assert_eq!((admitted.total, admitted.unknown), (0, 0));
         assert!(
-            admitted.by_network.is_empty() && admitted.by_key.is_empty(),
+            verifier.networks.keys() == 0 && verifier.keys.keys() == 0,
             "no network or key is remembered holding nothing"
         );
     }
